@@ -1,0 +1,28 @@
+"""The `mmaudit` command: one click group; each area's commands live in their own module.
+
+Commands stay thin: parse arguments, call the library, print. Library errors are turned into
+click.ClickException here at the edge so users see one clear line and a non-zero exit status.
+"""
+from __future__ import annotations
+
+import click
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mmaudit")
+def cli() -> None:
+    """mmaudit: write-ahead journal, clock evidence, recovery and compliance reports.
+
+    Example: mmaudit journal verify ./journal-dir
+    """
+
+
+def _register() -> None:
+    # One line per area; each module exposes a click command or group named `command`.
+    from cli import journal_cmd
+    cli.add_command(journal_cmd.command)
+    from cli import demo_cmd
+    cli.add_command(demo_cmd.command)
+
+
+_register()

@@ -1,0 +1,193 @@
+"""The event catalogue: every journal record type, its payload layout and its numpy dtype.
+
+Owns the meaning of record payloads; the C core only knows (type, bytes). Fixed-size types have a
+packed little-endian numpy dtype so reports and replay can view a batch of records zero-copy;
+variable types (raw market data packets, JSON documents) carry their bytes as they are.
+Must not know about engines, venues or clocks beyond the enum values stored in records.
+"""
+from __future__ import annotations
+
+import enum
+import json
+
+import numpy as np
+
+
+class RecordType(enum.IntEnum):
+    """Journal record types. Values are on disk: never renumber, only append."""
+
+    SESSION_START = 1   # fixed: config hash, code version, limits version
+    SESSION_STOP = 2    # fixed: reason, counts
+    MD_PACKET = 3       # variable: the raw MoldUDP64 packet exactly as received
+    VENUE_MSG = 4       # fixed: one raw SoupBinTCP packet (OUCH outbound inside) as received
+    ORDER_SENT = 5      # fixed: raw outbound SoupBinTCP packet + ids + risk verdict
+    TX_TS = 6           # fixed: transmit timestamp (or its absence) for an ORDER_SENT
+    RISK_DECISION = 7   # fixed: a gateway decision with the failed check and its values
+    STATE_CHANGE = 8    # fixed: trading-state transition with reason
+    KILL = 9            # fixed: kill-switch activation
+    CLOCK_SAMPLE = 10   # fixed: one clock-health sample
+    RECON = 11          # variable: JSON reconciliation outcome (found, done, before, after)
+    CHECKPOINT = 12     # written by the C core: running hash of the chain
+    TIMER = 13          # fixed: timer tick fed to the engine
+    METRICS = 14        # variable: JSON desk metrics snapshot
+    OPERATOR_CMD = 15   # variable: JSON operator command (who, what, why)
+    DRILL_RESULT = 16   # variable: JSON drill result table
+    LIMITS_LOADED = 17  # variable: JSON limits document with its version id
+    SEAL = 18           # written by the C core: segment seal (hash of the segment's chain)
+
+
+class TsSource(enum.IntEnum):
+    """Where a timestamp was taken. Stored in every record header."""
+
+    NONE = 0        # no timestamp exists (e.g. a TX timestamp that never arrived)
+    HW_PHC = 1      # NIC hardware timestamp, raw PHC time (TAI unless the PHC is set to UTC)
+    SW_KERNEL = 2   # kernel software timestamp, CLOCK_REALTIME (UTC)
+    USER = 3        # user-space clock_gettime(CLOCK_REALTIME) after the syscall returned
+    REPLAY = 4      # copied from an earlier record during replay/recovery
+
+
+class ClockState(enum.IntEnum):
+    """Clock health state at the time of a record. Stored in every record header."""
+
+    UNKNOWN = 0
+    LOCKED = 1
+    HOLDOVER = 2
+    FREERUN = 3
+
+
+class Side(enum.IntEnum):
+    BUY = ord("B")
+    SELL = ord("S")
+
+
+# Header fields that batch reads return alongside each payload.
+HEADER_DTYPE = np.dtype(
+    [("seq", "<u8"), ("rtype", "<u2"), ("ts_source", "u1"), ("clock_state", "u1"), ("ts_ns", "<i8")]
+)
+
+RAW_VENUE_MAX = 128   # OUCH 4.2 outbound max is 80 bytes + 3 bytes of SoupBinTCP framing
+RAW_ORDER_MAX = 64    # OUCH 4.2 inbound max is 49 bytes + 3 bytes of SoupBinTCP framing
+
+PAYLOAD_DTYPES: dict[RecordType, np.dtype] = {
+    RecordType.SESSION_START: np.dtype([
+        ("session_id", "<u8"), ("config_sha256", "u1", (32,)), ("code_version", "S16"),
+        ("limits_version", "S16"), ("venue_session", "S10"), ("profile", "S8"),
+    ]),
+    RecordType.SESSION_STOP: np.dtype([
+        ("session_id", "<u8"), ("events", "<u8"), ("orders", "<u8"), ("reason", "S32"),
+    ]),
+    RecordType.VENUE_MSG: np.dtype([
+        ("soup_seq", "<u8"),       # SoupBinTCP sequence of a sequenced packet, 0 otherwise
+        ("packet_type", "u1"),     # SoupBinTCP packet type ('S', 'A', 'H', 'Z', ...)
+        ("msg_type", "u1"),        # OUCH message type inside 'S', 0 otherwise
+        ("raw_len", "<u2"),
+        ("raw", "u1", (RAW_VENUE_MAX,)),   # whole SoupBinTCP packet incl. its length prefix
+    ]),
+    RecordType.ORDER_SENT: np.dtype([
+        ("token", "S14"), ("orig_token", "S14"),  # orig_token: the replaced order on 'U'
+        ("msg_type", "u1"),        # OUCH inbound type 'O', 'U', 'X', 'M'
+        ("side", "u1"),            # Side
+        ("tif", "<u4"),            # OUCH time in force seconds (0 = IOC)
+        ("symbol_id", "<u4"),
+        ("price", "<i8"),          # price4 integer
+        ("qty", "<u4"),
+        ("algo_id", "<u4"), ("desk_id", "<u4"), ("trader_id", "<u4"), ("client_id", "<u4"),
+        ("risk_verdict", "u1"),    # 1 = passed the gateway (only passed orders are sent)
+        ("trading_state", "u1"),
+        ("limits_version", "<u4"),
+        ("tskey", "<u4"),          # SO_TIMESTAMPING OPT_ID key that TX_TS refers to
+        ("raw_len", "<u2"),
+        ("raw", "u1", (RAW_ORDER_MAX,)),   # whole SoupBinTCP 'U' packet incl. length prefix
+    ]),
+    RecordType.TX_TS: np.dtype([
+        ("order_seq", "<u8"),      # journal sequence of the ORDER_SENT it stamps
+        ("tskey", "<u4"),
+        ("status", "u1"),          # 0 = stamped, 1 = missing (timed out), 2 = error queue overflow
+        ("source", "u1"),          # TsSource of tx_ts_ns
+        ("tx_ts_ns", "<i8"),       # 0 when missing: never invented
+    ]),
+    RecordType.RISK_DECISION: np.dtype([
+        ("token", "S14"), ("symbol_id", "<u4"), ("side", "u1"), ("msg_type", "u1"),
+        ("allowed", "u1"), ("check_id", "<u2"), ("trading_state", "u1"),
+        ("limits_version", "<u4"), ("price", "<i8"), ("qty", "<u4"),
+        ("value", "<i8"), ("limit", "<i8"), ("detail", "S48"),
+    ]),
+    RecordType.STATE_CHANGE: np.dtype([
+        ("from_state", "u1"), ("to_state", "u1"), ("reason_code", "<u2"),
+        ("actor", "S16"), ("reason", "S64"),
+    ]),
+    RecordType.KILL: np.dtype([
+        ("scope", "u1"),           # 0 all, 1 symbol, 2 algo, 3 desk, 4 client
+        ("scope_id", "<u4"), ("orders_cancelled", "<u4"),
+        ("requested_by", "S16"), ("reason", "S64"),
+    ]),
+    RecordType.CLOCK_SAMPLE: np.dtype([
+        ("offset_ns", "<i8"), ("path_delay_ns", "<i8"), ("error_bound_ns", "<i8"),
+        ("last_sync_age_ns", "<i8"),     # -1 when unknown
+        ("gm_identity", "<u8"),
+        ("state", "u1"),                 # ClockState
+        ("port_state", "u1"),            # linuxptp port state number, 0 unknown
+        ("gm_clock_class", "u1"), ("gm_clock_accuracy", "u1"),
+        ("utc_offset", "<i2"), ("utc_offset_valid", "u1"), ("leap61", "u1"), ("leap59", "u1"),
+        ("time_traceable", "u1"), ("ptp_timescale", "u1"),
+        ("compliant_mask", "u1"),        # bit 0 eu-hft, bit 1 eu-algo, bit 2 us-cat
+        ("steps_removed", "<u2"),
+    ]),
+    RecordType.TIMER: np.dtype([("timer_id", "<u4"), ("now_ns", "<i8")]),
+}
+
+JSON_TYPES = frozenset({
+    RecordType.RECON, RecordType.METRICS, RecordType.OPERATOR_CMD,
+    RecordType.DRILL_RESULT, RecordType.LIMITS_LOADED,
+})
+
+
+class CatalogueError(ValueError):
+    """A payload does not fit its record type's layout."""
+
+
+def pack(rtype: RecordType, **fields) -> bytes:
+    """Encode one fixed-size payload; `raw` may be given as bytes and sets raw_len."""
+    dtype = PAYLOAD_DTYPES.get(RecordType(rtype))
+    if dtype is None:
+        raise CatalogueError(f"{RecordType(rtype).name} has no fixed layout")
+    rec = np.zeros((), dtype=dtype)
+    for name, value in fields.items():
+        if name not in dtype.names:
+            raise CatalogueError(f"{RecordType(rtype).name} has no field {name!r}")
+        if name == "raw" or (dtype[name].subdtype is not None and isinstance(value, (bytes, bytearray, memoryview))):
+            value = bytes(value)
+            size = dtype[name].shape[0]
+            if len(value) > size:
+                raise CatalogueError(f"{name} of {len(value)} bytes exceeds {size}")
+            rec[name][: len(value)] = np.frombuffer(value, dtype=np.uint8)
+            if name == "raw":
+                rec["raw_len"] = len(value)
+        else:
+            rec[name] = value
+    return rec.tobytes()
+
+
+def unpack(rtype: RecordType, payload: bytes) -> np.void:
+    """Decode one fixed-size payload into a numpy record (fields by name)."""
+    dtype = PAYLOAD_DTYPES.get(RecordType(rtype))
+    if dtype is None:
+        raise CatalogueError(f"{RecordType(rtype).name} has no fixed layout")
+    if len(payload) != dtype.itemsize:
+        raise CatalogueError(
+            f"{RecordType(rtype).name} payload is {len(payload)} bytes, layout needs {dtype.itemsize}")
+    return np.frombuffer(payload, dtype=dtype)[0]
+
+
+def raw_bytes(record: np.void) -> bytes:
+    """The raw wire bytes kept in a VENUE_MSG or ORDER_SENT payload."""
+    return record["raw"][: int(record["raw_len"])].tobytes()
+
+
+def pack_json(document: dict) -> bytes:
+    """Canonical JSON (sorted keys, no spaces) so the same document always gives the same bytes."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+
+
+def unpack_json(payload: bytes) -> dict:
+    return json.loads(payload)
