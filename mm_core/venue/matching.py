@@ -1,0 +1,417 @@
+"""Price-time priority matching engine of the embedded venue: commands in, events out.
+
+Owns the order books, order references, match numbers, per-owner tokens and positions. Pure and
+deterministic: it never reads clocks, sockets or files and has no randomness, so the same command
+stream always yields the same events. Must not know about OUCH/ITCH bytes or sessions' transport;
+the server turns events into wire messages.
+
+Policies (the venue's rulebook):
+- Prices are price4 integers on the symbol's tick table (mm_core.ticks); shares 1..max_shares.
+- TIF 0 is immediate-or-cancel; any other TIF is a day order (no timed expiry).
+- Cancel (OUCH 'X') carries the new intended size; a size >= the open size is a no-op.
+- Replace keeps time priority only for a pure size reduction at the same price; a price change
+  or a size increase re-enters the order behind the queue (and it may then trade). Replace to
+  zero shares cancels the order.
+- Self-match prevention (same non-blank firm on both sides): the RESTING order is canceled with
+  reason 'Q' and the incoming order continues to match deeper ("cancel oldest").
+- Tokens are unique per owner for the whole session; a duplicate token, or a cancel/replace of
+  an unknown or dead token, is ignored (as NASDAQ does) and reported as an `Ignored` event.
+"""
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from typing import Iterable
+
+from mm_core.ticks import TickTable
+
+BUY = "B"
+SELL = "S"
+SELL_SIDES = frozenset("STE")     # OUCH sell, sell short, sell short exempt
+IOC = 0                           # OUCH TIF: immediate or cancel
+DAY = 99999                       # OUCH TIF: system hours
+MAX_PRICE = 1_999_999_9900       # largest OUCH price4 that is not a special value ($199,999.99)
+DEFAULT_MAX_SHARES = 1_000_000
+
+# OUCH 4.2 cancel reasons used here.
+CANCEL_USER = "U"
+CANCEL_IOC = "I"
+CANCEL_SELF_MATCH = "Q"
+CANCEL_SYSTEM = "Z"
+# OUCH 4.2 reject reasons used here.
+REJECT_INVALID_STOCK = "S"
+REJECT_INVALID_PRICE = "X"
+REJECT_SHARES = "Z"
+REJECT_FIRM = "L"
+REJECT_CLOSED = "C"
+REJECT_OTHER = "O"
+LIQUIDITY_ADDED = "A"
+LIQUIDITY_REMOVED = "R"
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """One tradable symbol as the matching engine sees it."""
+
+    name: str          # up to 8 characters (ITCH/OUCH stock field)
+    locate: int        # ITCH stock locate code, 1..65535
+    half_penny: bool = False
+
+
+# ----------------------------------------------------------------------------- events
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    owner: str
+    token: str
+    ref: int
+    symbol: str
+    side: str
+    shares: int
+    price: int
+    tif: int
+    firm: str
+
+
+@dataclass(frozen=True, slots=True)
+class Replaced:
+    owner: str
+    token: str          # the replacement token
+    prev_token: str
+    ref: int            # new order reference (same as before when priority was kept)
+    symbol: str
+    side: str
+    shares: int         # open shares after the replace
+    price: int
+    tif: int
+    firm: str
+
+
+@dataclass(frozen=True, slots=True)
+class Executed:
+    owner: str
+    token: str
+    ref: int
+    symbol: str
+    side: str
+    shares: int
+    price: int
+    match: int
+    liquidity: str      # 'A' resting order (maker), 'R' incoming order (taker)
+
+
+@dataclass(frozen=True, slots=True)
+class Canceled:
+    owner: str
+    token: str
+    ref: int
+    symbol: str
+    shares: int         # decrement
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    owner: str
+    token: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    owner: str
+    token: str
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class BookAdd:
+    """Displayed order added to the public book (ITCH 'A')."""
+
+    ref: int
+    symbol: str
+    side: str
+    shares: int
+    price: int
+
+
+@dataclass(frozen=True, slots=True)
+class BookCancel:
+    """Displayed shares removed without a trade (ITCH 'X' partial, or 'D' when `delete`)."""
+
+    ref: int
+    symbol: str
+    shares: int
+    delete: bool
+
+
+Event = Accepted | Replaced | Executed | Canceled | Rejected | Ignored | BookAdd | BookCancel
+
+
+@dataclass(frozen=True, slots=True)
+class OrderView:
+    """A read-only snapshot of one live order, for drills and reconciliation."""
+
+    owner: str
+    token: str
+    ref: int
+    symbol: str
+    side: str
+    shares: int
+    price: int
+    firm: str
+
+
+class _Order:
+    __slots__ = ("ref", "owner", "token", "firm", "symbol", "side", "price", "remaining", "tif")
+
+    def __init__(self, ref, owner, token, firm, symbol, side, price, remaining, tif):
+        self.ref = ref
+        self.owner = owner
+        self.token = token
+        self.firm = firm
+        self.symbol = symbol
+        self.side = side
+        self.price = price
+        self.remaining = remaining
+        self.tif = tif
+
+
+class _Side:
+    """One side of one book: price -> FIFO level (insertion-ordered dict), and sorted keys.
+
+    Keys are +price for bids and -price for asks so that the best level is always keys[-1].
+    """
+
+    __slots__ = ("sign", "keys", "levels")
+
+    def __init__(self, sign: int) -> None:
+        self.sign = sign
+        self.keys: list[int] = []
+        self.levels: dict[int, dict[int, _Order]] = {}
+
+    def add(self, order: _Order) -> None:
+        key = order.price * self.sign
+        level = self.levels.get(key)
+        if level is None:
+            level = self.levels[key] = {}
+            bisect.insort(self.keys, key)
+        level[order.ref] = order
+
+    def remove(self, order: _Order) -> None:
+        key = order.price * self.sign
+        level = self.levels[key]
+        del level[order.ref]
+        if not level:
+            del self.levels[key]
+            del self.keys[bisect.bisect_left(self.keys, key)]
+
+    def best(self) -> int | None:
+        return self.keys[-1] * self.sign if self.keys else None
+
+    def depth(self) -> list[tuple[int, int]]:
+        return [(key * self.sign, sum(o.remaining for o in self.levels[key].values()))
+                for key in reversed(self.keys)]
+
+
+class _Book:
+    __slots__ = ("listing", "ticks", "bids", "asks")
+
+    def __init__(self, listing: Listing) -> None:
+        self.listing = listing
+        self.ticks = TickTable(listing.half_penny)
+        self.bids = _Side(1)
+        self.asks = _Side(-1)
+
+
+class MatchingEngine:
+    """All books of the venue. Each command returns the list of events it caused, in order."""
+
+    def __init__(self, listings: Iterable[Listing], max_shares: int = DEFAULT_MAX_SHARES) -> None:
+        self._books = {listing.name: _Book(listing) for listing in listings}
+        self._max_shares = max_shares
+        self._orders: dict[tuple[str, str], _Order] = {}       # live orders by (owner, token)
+        self._used_tokens: set[tuple[str, str]] = set()
+        self._positions: dict[str, dict[str, int]] = {}
+        self._next_ref = 1
+        self._next_match = 1
+        self.open = True
+
+    # ------------------------------------------------------------------ commands
+    def enter(self, owner: str, token: str, symbol: str, side: str, shares: int, price: int,
+              tif: int = DAY, firm: str = "") -> list[Event]:
+        """Enter a new order (OUCH 'O')."""
+        key = (owner, token)
+        if key in self._used_tokens:
+            return [Ignored(owner, token, "duplicate token")]
+        self._used_tokens.add(key)
+        book = self._books.get(symbol)
+        reason = self._check(book, side, shares, price)
+        if reason:
+            return [Rejected(owner, token, reason)]
+        side = SELL if side in SELL_SIDES else BUY
+        order = _Order(self._take_ref(), owner, token, firm, symbol, side, price, shares, tif)
+        events: list[Event] = [Accepted(owner, token, order.ref, symbol, side, shares, price, tif,
+                                        firm)]
+        self._match_and_rest(book, order, events)
+        return events
+
+    def cancel(self, owner: str, token: str, new_shares: int = 0) -> list[Event]:
+        """Reduce an order to `new_shares` open shares (OUCH 'X'); 0 cancels it."""
+        order = self._orders.get((owner, token))
+        if order is None:
+            return [Ignored(owner, token, "cancel of unknown or dead token")]
+        if new_shares < 0:
+            return [Ignored(owner, token, "negative intended size")]
+        if new_shares >= order.remaining:
+            return []
+        decrement = order.remaining - new_shares
+        events: list[Event] = []
+        self._reduce(order, decrement, CANCEL_USER, events)
+        return events
+
+    def replace(self, owner: str, token: str, new_token: str, shares: int, price: int,
+                tif: int = DAY) -> list[Event]:
+        """Replace an order (OUCH 'U'): new token, new open size and price, same side."""
+        order = self._orders.get((owner, token))
+        if order is None:
+            return [Ignored(owner, token, "replace of unknown or dead token")]
+        new_key = (owner, new_token)
+        if new_key in self._used_tokens:
+            return [Ignored(owner, new_token, "duplicate replacement token")]
+        self._used_tokens.add(new_key)
+        book = self._books[order.symbol]
+        if shares == 0:
+            events: list[Event] = []
+            self._reduce(order, order.remaining, CANCEL_USER, events)
+            return events
+        reason = self._check(book, order.side, shares, price)
+        if reason:
+            return [Rejected(owner, new_token, reason)]
+        del self._orders[(owner, token)]
+        prev_token, order.token, order.tif = order.token, new_token, tif
+        side = book.bids if order.side == BUY else book.asks
+        if price == order.price and shares <= order.remaining:
+            # Pure size reduction: keeps its place in the queue.
+            decrement = order.remaining - shares
+            order.remaining = shares
+            self._orders[new_key] = order
+            events = [Replaced(owner, new_token, prev_token, order.ref, order.symbol, order.side,
+                               shares, price, tif, order.firm)]
+            if decrement:
+                events.append(BookCancel(order.ref, order.symbol, decrement, False))
+            return events
+        side.remove(order)
+        events = [BookCancel(order.ref, order.symbol, order.remaining, True)]
+        order.ref, order.price, order.remaining = self._take_ref(), price, shares
+        events.append(Replaced(owner, new_token, prev_token, order.ref, order.symbol, order.side,
+                               shares, price, tif, order.firm))
+        self._match_and_rest(book, order, events)
+        return events
+
+    def close(self) -> list[Event]:
+        """End of session: cancel every live order (reason 'Z') and refuse new ones."""
+        self.open = False
+        events: list[Event] = []
+        for order in sorted(self._orders.values(), key=lambda o: o.ref):
+            self._reduce(order, order.remaining, CANCEL_SYSTEM, events)
+        return events
+
+    # ------------------------------------------------------------------ queries
+    def listings(self) -> list[Listing]:
+        return [book.listing for book in self._books.values()]
+
+    def bbo(self, symbol: str) -> tuple[int | None, int | None]:
+        """(best bid, best ask) price4, None for an empty side."""
+        book = self._books[symbol]
+        return book.bids.best(), book.asks.best()
+
+    def depth(self, symbol: str) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """Aggregated (price, shares) levels, best first: (bids, asks)."""
+        book = self._books[symbol]
+        return book.bids.depth(), book.asks.depth()
+
+    def live_orders(self, owner: str | None = None) -> list[OrderView]:
+        """Live orders (of one owner, or all), oldest reference first."""
+        orders = sorted(self._orders.values(), key=lambda o: o.ref)
+        return [OrderView(o.owner, o.token, o.ref, o.symbol, o.side, o.remaining, o.price, o.firm)
+                for o in orders if owner is None or o.owner == owner]
+
+    def position(self, owner: str) -> dict[str, int]:
+        """Net executed shares per symbol (buys positive) of one owner."""
+        return dict(self._positions.get(owner, {}))
+
+    # ------------------------------------------------------------------ internals
+    def _take_ref(self) -> int:
+        ref = self._next_ref
+        self._next_ref += 1
+        return ref
+
+    def _check(self, book: _Book | None, side: str, shares: int, price: int) -> str:
+        if not self.open:
+            return REJECT_CLOSED
+        if book is None:
+            return REJECT_INVALID_STOCK
+        if side != BUY and side not in SELL_SIDES:
+            return REJECT_OTHER
+        if shares <= 0 or shares > self._max_shares:
+            return REJECT_SHARES
+        if price <= 0 or price > MAX_PRICE or not book.ticks.is_valid(price):
+            return REJECT_INVALID_PRICE
+        return ""
+
+    def _reduce(self, order: _Order, decrement: int, reason: str, events: list[Event]) -> None:
+        side = self._books[order.symbol]
+        side = side.bids if order.side == BUY else side.asks
+        events.append(Canceled(order.owner, order.token, order.ref, order.symbol, decrement, reason))
+        gone = decrement >= order.remaining
+        events.append(BookCancel(order.ref, order.symbol, decrement, gone))
+        if gone:
+            side.remove(order)
+            del self._orders[(order.owner, order.token)]
+        else:
+            order.remaining -= decrement
+
+    def _match_and_rest(self, book: _Book, order: _Order, events: list[Event]) -> None:
+        buying = order.side == BUY
+        contra = book.asks if buying else book.bids
+        limit = order.price
+        while order.remaining and contra.keys:
+            best_key = contra.keys[-1]
+            best = best_key * contra.sign
+            if (best > limit) if buying else (best < limit):
+                break
+            level = contra.levels[best_key]
+            for resting in list(level.values()):
+                if not order.remaining:
+                    break
+                if order.firm and resting.firm == order.firm:
+                    self._reduce(resting, resting.remaining, CANCEL_SELF_MATCH, events)
+                    continue
+                self._trade(order, resting, best, events)
+        if not order.remaining:
+            return
+        if order.tif == IOC:
+            events.append(Canceled(order.owner, order.token, order.ref, order.symbol,
+                                   order.remaining, CANCEL_IOC))
+            return
+        (book.bids if buying else book.asks).add(order)
+        self._orders[(order.owner, order.token)] = order
+        events.append(BookAdd(order.ref, order.symbol, order.side, order.remaining, order.price))
+
+    def _trade(self, taker: _Order, maker: _Order, price: int, events: list[Event]) -> None:
+        shares = min(taker.remaining, maker.remaining)
+        match = self._next_match
+        self._next_match += 1
+        events.append(Executed(maker.owner, maker.token, maker.ref, maker.symbol, maker.side,
+                               shares, price, match, LIQUIDITY_ADDED))
+        events.append(Executed(taker.owner, taker.token, taker.ref, taker.symbol, taker.side,
+                               shares, price, match, LIQUIDITY_REMOVED))
+        taker.remaining -= shares
+        maker.remaining -= shares
+        if not maker.remaining:
+            side = self._books[maker.symbol]
+            (side.bids if maker.side == BUY else side.asks).remove(maker)
+            del self._orders[(maker.owner, maker.token)]
+        for owner, side in ((maker.owner, maker.side), (taker.owner, taker.side)):
+            book = self._positions.setdefault(owner, {})
+            book[maker.symbol] = book.get(maker.symbol, 0) + (shares if side == BUY else -shares)
