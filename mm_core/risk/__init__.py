@@ -1,0 +1,34 @@
+"""Fail-closed pre-trade risk gateway (RTS 6 Art. 15-17, SEC 15c3-5): public API.
+
+Calling contract for the engine (all sans-io; every call carries now_ns from the engine's input):
+  gw = RiskGateway(Limits.from_toml(text))          # latch_state from the document, or kwarg
+  before the first order:  gw.on_journal_health(True, t); gw.on_clock(True, t);
+                           gw.on_reconciled(True, t)  (unless start_reconciled = true);
+                           gw.on_market(sym, fair_p4, reference_p4, book_stale, t) per symbol
+  per order action:        d = gw.check(intent, t)  -> RiskDecision (allowed, check, value, limit,
+                           detail, state, limits_version); send only if d.allowed; journal denials
+  feeds:                   on_fill(sym, side, qty, price, t, token=""), on_order_done(token, t),
+                           on_order_state(open_orders | None, unknown_outcome, t), on_position,
+                           on_clock, on_journal_health, on_reconciled, on_timer, on_option_params
+  after every call:        gw.drain_events() -> [StateChange] to journal as STATE_CHANGE
+  commands:                operator_enable(actor, reason, now_ns), set_safe_mode(on, actor, reason,
+                           now_ns), kill(scope, scope_id, requested_by, reason, now_ns) -> KillOrder,
+                           replace_limits(text) -> version
+An allowed ENTER/REPLACE/MODIFY counts as a working order at once (worst case) until
+on_order_done(token) or a fill with its token removes it; cancels are always allowed.
+"""
+from mm_core.risk.checks import CHECK_UNITS, CheckId, RiskDecision
+from mm_core.risk.errors import FaultsActive, InvalidTransition, LimitsError, RiskError
+from mm_core.risk.gateway import OpenOrder, RiskGateway
+from mm_core.risk.greeks import OptionParams, bs_greeks, bs_price
+from mm_core.risk.kill import KillOrder, KillScope
+from mm_core.risk.limits import EXAMPLE_TOML, PRICE4, Limits, SymbolLimits
+from mm_core.risk.states import TRANSITIONS, StateChange, StateMachine, TradingState, Trigger
+
+__all__ = [
+    "RiskGateway", "RiskDecision", "CheckId", "CHECK_UNITS", "OpenOrder",
+    "Limits", "SymbolLimits", "EXAMPLE_TOML", "PRICE4",
+    "TradingState", "Trigger", "TRANSITIONS", "StateMachine", "StateChange",
+    "KillOrder", "KillScope", "OptionParams", "bs_price", "bs_greeks",
+    "RiskError", "LimitsError", "InvalidTransition", "FaultsActive",
+]

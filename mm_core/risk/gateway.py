@@ -1,0 +1,737 @@
+"""The fail-closed pre-trade risk gateway: every order action passes `check()` before it is sent.
+
+Owns the trading state, the inputs the checks need (market, fills, working orders, clock, journal,
+reconciliation, option parameters) with their timestamps, and the sliding windows. Sans-io: time
+arrives as `now_ns`; it never reads a clock, file or socket and knows nothing of OUCH or the journal.
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import Iterable
+
+from journal.catalogue import Side
+from mm_core.risk.checks import CheckId, RiskDecision
+from mm_core.risk.errors import FaultsActive, LimitsError, RiskError
+from mm_core.risk.greeks import OptionParams, UnitRisk, scenario_grid, underlying_risk, unit_risk
+from mm_core.risk.kill import KillOrder, KillScope, parse_scope
+from mm_core.risk.limits import PRICE4, Limits, SymbolLimits
+from mm_core.risk.states import StateChange, StateMachine, TradingState, Trigger
+from mm_core.types import OrderIntent, OrderKind
+
+__all__ = ["RiskGateway", "OpenOrder", "FAULT_CHECKS"]
+
+_BUY = Side.BUY
+_ENTER = OrderKind.ENTER
+_REPLACE = OrderKind.REPLACE
+_MODIFY = OrderKind.MODIFY
+_CANCEL = OrderKind.CANCEL
+_ACTIVE = TradingState.ACTIVE
+_SAFE = TradingState.SAFE_MODE
+_REDUCING = TradingState.REDUCING
+_HALTED = TradingState.HALTED
+
+# Fail-closed faults held as bits; a set bit denies every order until the input reports healthy.
+_F_JOURNAL = 1
+_F_CLOCK = 2
+_F_UNRECONCILED = 4
+_F_UNKNOWN_OUTCOME = 8
+_F_BOOK_STALE = 16
+FAULT_CHECKS: tuple[tuple[int, CheckId], ...] = (
+    (_F_JOURNAL, CheckId.JOURNAL_UNHEALTHY),
+    (_F_CLOCK, CheckId.CLOCK_NONCOMPLIANT),
+    (_F_UNRECONCILED, CheckId.UNRECONCILED),
+    (_F_UNKNOWN_OUTCOME, CheckId.UNKNOWN_OUTCOME),
+    (_F_BOOK_STALE, CheckId.BOOK_STALE),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenOrder:
+    """A working order as the OMS sees it, for `on_order_state` snapshots."""
+
+    token: str
+    symbol_id: int
+    side: Side
+    price: int
+    qty: int            # remaining quantity
+
+
+class _Symbol:
+    """Everything the gateway knows about one symbol; plain slots for cheap attribute access."""
+
+    __slots__ = ("symbol_id", "fair", "reference", "md_ns", "book_stale", "position", "open_buy",
+                 "open_sell", "limits", "notional", "multiplier", "option", "underlying_id",
+                 "risk", "drift_max", "drift_min")
+
+    def __init__(self, symbol_id: int, limits: SymbolLimits) -> None:
+        self.symbol_id = symbol_id
+        self.fair = 0                    # price4; 0 = never received
+        self.reference = 0
+        self.md_ns = 0
+        self.book_stale = False
+        self.position = 0
+        self.open_buy = 0
+        self.open_sell = 0
+        self.limits = limits
+        self.notional = 0                # position x fair x multiplier, price4 x shares
+        self.multiplier = 1
+        self.option: OptionParams | None = None
+        self.underlying_id = symbol_id   # an underlying or plain symbol is its own group
+        self.risk: UnitRisk | None = None
+        # monotonic deques of (ts, price) for the drift window's max and min
+        self.drift_max: deque = deque()
+        self.drift_min: deque = deque()
+
+
+class _Group:
+    """Aggregated Greeks and scenario P&L of one underlying and every option on it."""
+
+    __slots__ = ("underlying_id", "members", "delta", "gamma", "vega", "scenario", "grid")
+
+    def __init__(self, underlying_id: int) -> None:
+        self.underlying_id = underlying_id
+        self.members: list[int] = [underlying_id]
+        self.delta = 0.0
+        self.gamma = 0.0
+        self.vega = 0.0
+        self.scenario: list[float] = []
+        self.grid: tuple[tuple[float, float], ...] = ()
+
+
+class _Working:
+    __slots__ = ("symbol_id", "side", "price", "qty")
+
+    def __init__(self, symbol_id: int, side: Side, price: int, qty: int) -> None:
+        self.symbol_id = symbol_id
+        self.side = side
+        self.price = price
+        self.qty = qty
+
+
+def _latch_state(value) -> TradingState:
+    if isinstance(value, TradingState) and value in (_HALTED, _REDUCING):
+        return value
+    if isinstance(value, str) and value.upper() in ("HALTED", "REDUCING"):
+        return TradingState[value.upper()]
+    raise RiskError(f"latch_state must be HALTED or REDUCING, got {value!r}")
+
+
+class RiskGateway:
+    """Pre-trade checks plus the trading state; see mm_core.risk for the calling contract."""
+
+    def __init__(self, limits: Limits, *, latch_state: "str | TradingState | None" = None) -> None:
+        if not isinstance(limits, Limits):
+            raise RiskError("RiskGateway needs a Limits (use Limits.from_toml)")
+        self._latch_override = None if latch_state is None else _latch_state(latch_state)
+        self._fsm = StateMachine(_ACTIVE)
+        self._events: list[StateChange] = []
+        self._symbols: dict[int, _Symbol] = {}
+        self._groups: dict[int, _Group] = {}
+        self._working: dict[str, _Working] = {}
+        self._submits: deque = deque()
+        self._modifies: deque = deque()
+        self._cancels: deque = deque()
+        self._fills: deque = deque()
+        self._dup_last: dict[tuple, int] = {}
+        self._dup_order: deque = deque()
+        self._cash = 0                   # price4 x shares, from fills
+        self._gross = 0                  # sum of |notional|
+        self._net = 0                    # sum of notional
+        self._pnl_peak = 0
+        self._clock_ns = -1              # last compliant clock sample, -1 = none yet
+        self._unknown_outcome = 0
+        self._stale_books: set[int] = set()
+        self._faults = _F_CLOCK | _F_JOURNAL | (0 if limits.start_reconciled else _F_UNRECONCILED)
+        self._install_limits(limits)
+
+    # ----------------------------------------------------------------------------- properties
+    @property
+    def state(self) -> TradingState:
+        return self._fsm.state
+
+    @property
+    def limits(self) -> Limits:
+        return self._limits
+
+    @property
+    def limits_version(self) -> int:
+        return self._limits.version
+
+    @property
+    def size_multiplier(self) -> float:
+        """What the engine multiplies its quote sizes by (below 1 only in SAFE_MODE)."""
+        return self._limits.safe_size_multiplier if self._fsm.state is _SAFE else 1.0
+
+    @property
+    def spread_multiplier(self) -> float:
+        """What the engine multiplies its quoted spread by (above 1 only in SAFE_MODE)."""
+        return self._limits.safe_spread_multiplier if self._fsm.state is _SAFE else 1.0
+
+    @property
+    def faults(self) -> list[str]:
+        """Names of the fail-closed faults active now (inputs that have not reported healthy)."""
+        return [check.label for bit, check in FAULT_CHECKS if self._faults & bit]
+
+    @property
+    def pnl(self) -> int:
+        """Realised plus marked-to-fair P&L, price4."""
+        return self._cash + self._net
+
+    @property
+    def open_order_count(self) -> int:
+        return len(self._working)
+
+    def position(self, symbol_id: int) -> int:
+        sym = self._symbols.get(symbol_id)
+        return 0 if sym is None else sym.position
+
+    def greeks(self, underlying_id: int) -> tuple[float, float, float]:
+        """(delta, gamma, vega) of an underlying's group in limit units; zeros if unknown."""
+        group = self._groups.get(underlying_id)
+        return (0.0, 0.0, 0.0) if group is None else (group.delta, group.gamma, group.vega)
+
+    def scenario_worst_loss(self, underlying_id: int) -> float:
+        """Largest scenario loss of the group now, currency (positive = loss)."""
+        group = self._groups.get(underlying_id)
+        if group is None or not group.scenario:
+            return 0.0
+        return max(0.0, -min(group.scenario))
+
+    def drain_events(self) -> list[StateChange]:
+        """State changes since the last drain, oldest first, for the engine to journal."""
+        events, self._events = self._events, []
+        return events
+
+    # ------------------------------------------------------------------------ the order check
+    def check(self, intent: OrderIntent, now_ns: int) -> RiskDecision:
+        """Verdict on one order action. Never raises: a denial is the returned event."""
+        try:
+            kind = intent.kind
+            if kind is _CANCEL or (kind is _MODIFY and intent.qty == 0):
+                return self._check_cancel(now_ns)
+            return self._check_order(intent, kind, now_ns)
+        except Exception as exc:  # fail closed on any defect inside a check
+            detail = f"{type(exc).__name__}: {exc}"[:48]
+            self._latch(CheckId.INTERNAL_ERROR, detail, now_ns, "risk-gateway")
+            return self._deny(CheckId.INTERNAL_ERROR, 0, 0, detail)
+
+    def _check_cancel(self, now_ns: int) -> RiskDecision:
+        window = self._cancels
+        horizon = now_ns - self._limits.rate_window_ns
+        while window and window[0] <= horizon:
+            window.popleft()
+        window.append(now_ns)
+        count = len(window)
+        if count > self._limits.max_cancels:
+            # Cancels always pass; the breach is still reported so the engine can journal it.
+            return RiskDecision(True, CheckId.MSG_RATE_CANCEL, count, self._limits.max_cancels,
+                                "cancel rate over limit; cancels always pass",
+                                self._fsm.state, self._limits.version)
+        return self._allowed
+
+    def _deny(self, check: CheckId, value: int, limit: int, detail: str) -> RiskDecision:
+        return RiskDecision(False, check, int(value), int(limit), detail, self._fsm.state,
+                            self._limits.version)
+
+    def _deny_latched(self, check: CheckId, value: int, limit: int, detail: str,
+                      now_ns: int) -> RiskDecision:
+        self._latch(check, detail, now_ns, "risk-gateway")
+        return self._deny(check, value, limit, detail)
+
+    def _check_order(self, intent: OrderIntent, kind: OrderKind, now_ns: int) -> RiskDecision:
+        lim = self._limits
+        if not intent.algo_id or not intent.client_id or not (intent.desk_id or intent.trader_id):
+            return self._deny(CheckId.MISSING_IDS, 0, 0, "algo, desk/trader and client ids required")
+        qty = intent.qty
+        price = intent.price
+        if qty <= 0 or price <= 0:
+            return self._deny(CheckId.INVALID_ORDER, qty, price, "qty and price must be positive")
+        if self._faults:
+            return self._deny_fault(now_ns)
+        if now_ns - self._clock_ns > lim.max_clock_age_ns:
+            return self._deny_latched(CheckId.CLOCK_STALE, now_ns - self._clock_ns,
+                                      lim.max_clock_age_ns, "no recent clock sample", now_ns)
+        symbol_id = intent.symbol_id
+        if symbol_id in lim.restricted:
+            return self._deny(CheckId.RESTRICTED_SYMBOL, symbol_id, 0, "symbol is restricted")
+        sym = self._symbols.get(symbol_id)
+        if sym is None or not sym.fair:
+            return self._deny_latched(CheckId.MARKET_DATA_MISSING, symbol_id, 0,
+                                      "no market data for symbol", now_ns)
+        age = now_ns - sym.md_ns
+        if age > lim.max_market_age_ns:
+            return self._deny_latched(CheckId.MARKET_DATA_STALE, age, lim.max_market_age_ns,
+                                      "market data too old", now_ns)
+        option = sym.option
+        if option is not None:
+            under = self._symbols.get(option.underlying_id)
+            if under is None or not under.fair or sym.risk is None:
+                return self._deny_latched(CheckId.MARKET_DATA_MISSING, option.underlying_id, 0,
+                                          "no market data for the underlying", now_ns)
+            age = now_ns - under.md_ns
+            if age > lim.max_market_age_ns:
+                return self._deny_latched(CheckId.MARKET_DATA_STALE, age, lim.max_market_age_ns,
+                                          "underlying market data too old", now_ns)
+
+        fills = self._fills
+        horizon = now_ns - lim.throttle_window_ns
+        while fills and fills[0] <= horizon:
+            fills.popleft()
+        if len(fills) > lim.throttle_max_fills:
+            return self._deny_latched(CheckId.EXECUTION_THROTTLE, len(fills), lim.throttle_max_fills,
+                                      "repeated executions", now_ns)
+
+        # Worst case: every working order on this side fills, and so does this one.
+        is_buy = intent.side == _BUY
+        same_side = sym.open_buy if is_buy else sym.open_sell
+        replaced = None
+        if kind is not _ENTER:
+            replaced = self._working.get(intent.orig_token if kind is _REPLACE else intent.token)
+            if replaced is not None and replaced.symbol_id == symbol_id and \
+                    (replaced.side == _BUY) == is_buy:
+                same_side -= replaced.qty
+        signed = same_side + qty if is_buy else -(same_side + qty)
+        position = sym.position
+        post = position + signed
+        abs_pos = position if position >= 0 else -position
+        abs_post = post if post >= 0 else -post
+        reducing = abs_post < abs_pos and (post == 0 or (post > 0) == (position > 0))
+
+        state = self._fsm.state
+        if state is not _ACTIVE and state is not _SAFE:
+            if state is _HALTED:
+                return self._deny(CheckId.TRADING_HALTED, 0, 0, "trading halted")
+            if not reducing:
+                return self._deny(CheckId.REDUCE_ONLY, post, position, "only reducing orders")
+
+        if kind is _ENTER:
+            window, cap, rate_check = self._submits, lim.max_submits, CheckId.MSG_RATE_SUBMIT
+        else:
+            window, cap, rate_check = self._modifies, lim.max_modifies, CheckId.MSG_RATE_MODIFY
+        horizon = now_ns - lim.rate_window_ns
+        while window and window[0] <= horizon:
+            window.popleft()
+        if len(window) >= cap:
+            return self._deny(rate_check, len(window) + 1, cap, "message rate")
+
+        slim = sym.limits
+        max_qty = slim.max_order_qty
+        if state is _SAFE:
+            max_qty = int(max_qty * lim.safe_size_multiplier)
+        if qty > max_qty:
+            return self._deny(CheckId.MAX_ORDER_QTY, qty, max_qty, "order volume")
+        value = qty * price * sym.multiplier
+        if value > slim.max_order_value:
+            return self._deny(CheckId.MAX_ORDER_VALUE, value, slim.max_order_value, "order value")
+
+        fair = sym.fair
+        band = fair * lim.collar_fair_bps // 10_000
+        gap = price - fair if price >= fair else fair - price
+        if gap > band:
+            return self._deny(CheckId.COLLAR_FAIR, gap, band, "price away from fair value")
+        reference = sym.reference
+        band = reference * lim.collar_reference_bps // 10_000
+        gap = price - reference if price >= reference else reference - price
+        if gap > band:
+            return self._deny(CheckId.COLLAR_REFERENCE, gap, band, "price away from reference")
+        dmax = sym.drift_max
+        dmin = sym.drift_min
+        horizon = now_ns - lim.collar_drift_window_ns
+        while dmax and dmax[0][0] <= horizon:
+            dmax.popleft()
+        while dmin and dmin[0][0] <= horizon:
+            dmin.popleft()
+        if dmax:
+            high = dmax[0][1]
+            low = dmin[0][1]
+            spread = (price if price > high else high) - (price if price < low else low)
+            band = reference * lim.collar_drift_bps // 10_000
+            if spread > band:
+                return self._deny(CheckId.COLLAR_DRIFT, spread, band, "own prices drifted in window")
+
+        dup_key = None
+        if kind is not _MODIFY and lim.duplicate_window_ns:
+            dup_order = self._dup_order
+            dup_last = self._dup_last
+            horizon = now_ns - lim.duplicate_window_ns
+            while dup_order and dup_order[0][0] <= horizon:
+                ts, old_key = dup_order.popleft()
+                if dup_last.get(old_key) == ts:
+                    del dup_last[old_key]
+            dup_key = (symbol_id, is_buy, price, qty)
+            last = dup_last.get(dup_key)
+            if last is not None:
+                return self._deny(CheckId.DUPLICATE_ORDER, now_ns - last, lim.duplicate_window_ns,
+                                  "same symbol/side/price/qty")
+
+        working = self._working
+        if kind is _ENTER and len(working) >= lim.max_open_orders:
+            return self._deny(CheckId.MAX_OPEN_ORDERS, len(working) + 1, lim.max_open_orders,
+                              "working orders")
+
+        if abs_post > slim.max_position and abs_post > abs_pos:
+            return self._deny(CheckId.POSITION_LIMIT, post, slim.max_position,
+                              "position incl. working orders")
+
+        notional = sym.notional
+        post_notional = post * fair * sym.multiplier
+        gross = self._gross - (notional if notional >= 0 else -notional) + \
+            (post_notional if post_notional >= 0 else -post_notional)
+        if gross > lim.max_gross_notional and gross > self._gross:
+            return self._deny(CheckId.GROSS_NOTIONAL, gross, lim.max_gross_notional, "gross notional")
+        net = self._net - notional + post_notional
+        abs_net = net if net >= 0 else -net
+        if abs_net > lim.max_net_notional and abs_net > (self._net if self._net >= 0 else -self._net):
+            return self._deny(CheckId.NET_NOTIONAL, net, lim.max_net_notional, "net notional")
+
+        risk = sym.risk
+        if risk is not None:
+            denial = self._check_greeks(sym, risk, signed)
+            if denial is not None:
+                return denial
+
+        if not reducing and self._pnl_peak - self._cash - self._net > lim.max_drawdown:
+            return self._deny(CheckId.DRAWDOWN, self._pnl_peak - self._cash - self._net,
+                              lim.max_drawdown, "drawdown from P&L peak")
+
+        # Allowed: record it in every window before it leaves (RTS 6: include all orders sent).
+        window.append(now_ns)
+        while dmax and dmax[-1][1] <= price:
+            dmax.pop()
+        dmax.append((now_ns, price))
+        while dmin and dmin[-1][1] >= price:
+            dmin.pop()
+        dmin.append((now_ns, price))
+        if dup_key is not None:
+            self._dup_last[dup_key] = now_ns
+            self._dup_order.append((now_ns, dup_key))
+        if replaced is not None:
+            self._remove_working(intent.orig_token if kind is _REPLACE else intent.token)
+        self._add_working(intent.token, sym, intent.side, price, qty)
+        return self._allowed
+
+    def _check_greeks(self, sym: _Symbol, risk: UnitRisk, signed: int) -> RiskDecision | None:
+        lim = self._limits
+        group = self._groups[sym.underlying_id]
+        delta = group.delta
+        post = delta + signed * risk.delta
+        if abs(post) > lim.max_delta and abs(post) > abs(delta):
+            return self._deny(CheckId.DELTA_LIMIT, round(post), round(lim.max_delta), "delta")
+        gamma = group.gamma
+        post = gamma + signed * risk.gamma
+        if abs(post) > lim.max_gamma and abs(post) > abs(gamma):
+            return self._deny(CheckId.GAMMA_LIMIT, round(post), round(lim.max_gamma), "gamma")
+        vega = group.vega
+        post = vega + signed * risk.vega
+        if abs(post) > lim.max_vega and abs(post) > abs(vega):
+            return self._deny(CheckId.VEGA_LIMIT, round(post * PRICE4), round(lim.max_vega * PRICE4),
+                              "vega")
+        now_worst = min(group.scenario)
+        post_worst = min([a + signed * b for a, b in zip(group.scenario, risk.scenario_pnl)])
+        loss = -post_worst * PRICE4
+        if loss > lim.scenario_max_loss and post_worst < now_worst:
+            return self._deny(CheckId.SCENARIO_LOSS, round(loss), lim.scenario_max_loss,
+                              "scenario loss")
+        return None
+
+    def _deny_fault(self, now_ns: int) -> RiskDecision:
+        for bit, check in FAULT_CHECKS:
+            if self._faults & bit:
+                value = self._unknown_outcome if bit == _F_UNKNOWN_OUTCOME else 0
+                return self._deny_latched(check, value, 0, self._fault_detail(bit), now_ns)
+        raise AssertionError("no fault bit set")
+
+    def _fault_detail(self, bit: int) -> str:
+        if bit == _F_CLOCK:
+            return "clock not compliant" if self._clock_ns >= 0 else "no clock sample yet"
+        if bit == _F_BOOK_STALE:
+            return "stale book: symbols " + ",".join(map(str, sorted(self._stale_books)))[:28]
+        return {_F_JOURNAL: "journal cannot take records", _F_UNRECONCILED: "inventory not reconciled",
+                _F_UNKNOWN_OUTCOME: "orders with unknown outcome"}[bit]
+
+    # ------------------------------------------------------------------------- input feeds
+    def on_market(self, symbol_id: int, fair_value, reference_price, book_stale: bool,
+                  now_ns: int) -> None:
+        """Fair value and reference price (price4) of a symbol; book_stale marks a gap."""
+        sym = self._symbol(symbol_id)
+        valid = _positive_price(fair_value) and _positive_price(reference_price)
+        stale = bool(book_stale) or not valid
+        sym.md_ns = now_ns
+        if valid:
+            sym.fair = int(round(fair_value))
+            sym.reference = int(round(reference_price))
+        if stale != sym.book_stale:
+            sym.book_stale = stale
+            (self._stale_books.add if stale else self._stale_books.discard)(symbol_id)
+            if self._stale_books:
+                self._set_fault(_F_BOOK_STALE, now_ns)
+            else:
+                self._clear_fault(_F_BOOK_STALE)
+        if valid:
+            self._revalue(sym, now_ns, reprice=symbol_id in self._groups)
+
+    def on_fill(self, symbol_id: int, side: Side, qty: int, price: int, now_ns: int,
+                token: str = "") -> None:
+        """An execution of ours; `token` (if known) reduces that working order."""
+        if qty <= 0:
+            raise RiskError(f"fill quantity must be positive, got {qty}")
+        sym = self._symbol(symbol_id)
+        signed = qty if side == _BUY else -qty
+        sym.position += signed
+        self._cash -= signed * price * sym.multiplier
+        if token:
+            order = self._working.get(token)
+            if order is not None:
+                left = order.qty - qty
+                if left > 0:
+                    self._shrink_working(order, qty)
+                else:
+                    self._remove_working(token)
+        lim = self._limits
+        fills = self._fills
+        fills.append(now_ns)
+        horizon = now_ns - lim.throttle_window_ns
+        while fills and fills[0] <= horizon:
+            fills.popleft()
+        self._revalue(sym, now_ns)
+        if len(fills) > lim.throttle_max_fills:
+            # RTS 6 Art. 15(3): disabled until a designated person re-enables, whatever the config.
+            self._latch(CheckId.EXECUTION_THROTTLE, f"{len(fills)} fills in window", now_ns,
+                        "risk-gateway", halt=True)
+
+    def on_position(self, symbol_id: int, position: int, now_ns: int) -> None:
+        """Set a position outright (reconciliation after a restart)."""
+        sym = self._symbol(symbol_id)
+        sym.position = int(position)
+        self._revalue(sym, now_ns)
+
+    def on_order_state(self, open_orders: Iterable | None = None, unknown_outcome: int = 0,
+                       now_ns: int = 0) -> None:
+        """Resynchronise working orders (None keeps the gateway's own view) and the count of
+        orders whose outcome is unknown (any > 0 is a fault)."""
+        if open_orders is not None:
+            for sym in self._symbols.values():
+                sym.open_buy = sym.open_sell = 0
+            self._working.clear()
+            for order in open_orders:
+                self._add_working(order.token, self._symbol(order.symbol_id), order.side,
+                                  order.price, order.qty)
+        self._unknown_outcome = int(unknown_outcome)
+        if unknown_outcome:
+            self._set_fault(_F_UNKNOWN_OUTCOME, now_ns)
+        else:
+            self._clear_fault(_F_UNKNOWN_OUTCOME)
+
+    def on_order_done(self, token: str, now_ns: int = 0) -> None:
+        """A working order left the book (cancelled, filled, rejected, expired)."""
+        self._remove_working(token)
+
+    def on_clock(self, compliant: bool | None, now_ns: int) -> None:
+        """Clock health for the configured profile; None (unknown) counts as not compliant."""
+        if compliant is True:
+            self._clock_ns = now_ns
+            self._clear_fault(_F_CLOCK)
+        else:
+            self._set_fault(_F_CLOCK, now_ns)
+
+    def on_journal_health(self, ok: bool, now_ns: int) -> None:
+        """The journal can (True) or cannot (False: append failed, disk full) take records."""
+        if ok is True:
+            self._clear_fault(_F_JOURNAL)
+        else:
+            self._set_fault(_F_JOURNAL, now_ns)
+
+    def on_reconciled(self, ok: bool, now_ns: int) -> None:
+        """Inventory matches the venue (True) or does not (False)."""
+        if ok is True:
+            self._clear_fault(_F_UNRECONCILED)
+        else:
+            self._set_fault(_F_UNRECONCILED, now_ns)
+
+    def on_timer(self, now_ns: int) -> None:
+        """Detects a clock that has gone quiet without waiting for the next order."""
+        if not self._faults and now_ns - self._clock_ns > self._limits.max_clock_age_ns:
+            self._latch(CheckId.CLOCK_STALE, "no recent clock sample", now_ns, "risk-gateway")
+
+    def on_option_params(self, symbol_id: int, underlying_id: int, strike: int, expiry_ns: int,
+                         vol: float, rate: float, is_call: bool, multiplier: int = 1,
+                         now_ns: int = 0) -> None:
+        """Declare (or update) an option symbol; raises RiskError on bad parameters."""
+        params = OptionParams(symbol_id, underlying_id, int(strike), int(expiry_ns), float(vol),
+                              float(rate), bool(is_call), int(multiplier))
+        params.validate()
+        sym = self._symbol(symbol_id)
+        under = self._symbol(underlying_id)
+        if under.option is not None:
+            raise RiskError(f"option {symbol_id}: underlying {underlying_id} is itself an option")
+        if sym.underlying_id != symbol_id and sym.underlying_id != underlying_id:
+            self._groups[sym.underlying_id].members.remove(symbol_id)
+        group = self._groups.get(underlying_id)
+        if group is None:
+            group = self._groups[underlying_id] = _Group(underlying_id)
+        if symbol_id not in group.members:
+            group.members.append(symbol_id)
+        under.underlying_id = underlying_id
+        sym.option = params
+        sym.underlying_id = underlying_id
+        sym.multiplier = params.multiplier
+        self._revalue(under, now_ns, reprice=True)
+
+    # ------------------------------------------------------------------------ commands
+    def operator_enable(self, actor: str, reason: str, now_ns: int = 0) -> None:
+        """An authorised person re-enables trading; refused while a fault is still active."""
+        faults = self.faults
+        if now_ns and now_ns - self._clock_ns > self._limits.max_clock_age_ns:
+            faults.append(CheckId.CLOCK_STALE.label)
+        if faults:
+            raise FaultsActive(faults)
+        self._fills.clear()   # the throttle's window restarts with the operator's decision
+        self._fire(Trigger.OPERATOR_ENABLE, CheckId.OPERATOR, reason, actor, now_ns)
+
+    def set_safe_mode(self, on: bool, actor: str, reason: str, now_ns: int = 0) -> None:
+        """Enter or leave SAFE_MODE; a no-op when already there, InvalidTransition when latched."""
+        state = self._fsm.state
+        if (on and state is _SAFE) or (not on and state is _ACTIVE):
+            return
+        self._fire(Trigger.SAFE_MODE_ON if on else Trigger.SAFE_MODE_OFF, CheckId.OPERATOR, reason,
+                   actor, now_ns)
+
+    def kill(self, scope: "KillScope | str | int", scope_id: int, requested_by: str, reason: str,
+             now_ns: int) -> KillOrder:
+        """Kill switch: latches HALTED and returns what the OMS must cancel (cancels still pass)."""
+        order = KillOrder(parse_scope(scope), int(scope_id), requested_by, reason, now_ns)
+        self._fire(Trigger.KILL, CheckId.KILLED, f"kill {order.scope.name.lower()} "
+                   f"{order.scope_id}: {reason}", requested_by, now_ns)
+        return order
+
+    def replace_limits(self, new_text: str) -> int:
+        """Install a new limits document; a bad one raises LimitsError and the old stays."""
+        new = Limits.from_toml(new_text)
+        if new.version <= self._limits.version:
+            raise LimitsError("version", f"{new.version} must be greater than the version in force "
+                              f"({self._limits.version})")
+        self._install_limits(new)
+        return new.version
+
+    # ------------------------------------------------------------------------ internals
+    def _install_limits(self, limits: Limits) -> None:
+        self._limits = limits
+        self._latch_to = self._latch_override or _latch_state(limits.latch_state)
+        for symbol_id, sym in self._symbols.items():
+            sym.limits = limits.for_symbol(symbol_id)
+        for group in self._groups.values():
+            group.grid = ()       # rebuilt with the new scenario parameters
+            self._refresh_group(group, None)
+        self._refresh_allowed()
+
+    def _refresh_allowed(self) -> None:
+        self._allowed = RiskDecision(True, CheckId.OK, 0, 0, "", self._fsm.state, self._limits.version)
+
+    def _symbol(self, symbol_id: int) -> _Symbol:
+        sym = self._symbols.get(symbol_id)
+        if sym is None:
+            sym = self._symbols[symbol_id] = _Symbol(symbol_id, self._limits.for_symbol(symbol_id))
+        return sym
+
+    def _add_working(self, token: str, sym: _Symbol, side: Side, price: int, qty: int) -> None:
+        old = self._working.get(token)
+        if old is not None:
+            self._remove_working(token)
+        self._working[token] = _Working(sym.symbol_id, side, price, qty)
+        if side == _BUY:
+            sym.open_buy += qty
+        else:
+            sym.open_sell += qty
+
+    def _shrink_working(self, order: _Working, qty: int) -> None:
+        order.qty -= qty
+        sym = self._symbols[order.symbol_id]
+        if order.side == _BUY:
+            sym.open_buy -= qty
+        else:
+            sym.open_sell -= qty
+
+    def _remove_working(self, token: str) -> None:
+        order = self._working.pop(token, None)
+        if order is not None:
+            sym = self._symbols[order.symbol_id]
+            if order.side == _BUY:
+                sym.open_buy -= order.qty
+            else:
+                sym.open_sell -= order.qty
+
+    def _revalue(self, sym: _Symbol, now_ns: int, reprice: bool = False) -> None:
+        """Marks a symbol to fair value and refreshes its group's Greeks and the P&L peak;
+        `reprice` revalues the group's options too (the underlying moved or time passed)."""
+        old = sym.notional
+        new = sym.position * sym.fair * sym.multiplier
+        sym.notional = new
+        self._gross += abs(new) - abs(old)
+        self._net += new - old
+        pnl = self._cash + self._net
+        if pnl > self._pnl_peak:
+            self._pnl_peak = pnl
+        group = self._groups.get(sym.underlying_id)
+        if group is not None:
+            self._refresh_group(group, now_ns if reprice else None)
+
+    def _refresh_group(self, group: _Group, reprice_at: int | None) -> None:
+        """Re-aggregates a group; `reprice_at` (now_ns) also revalues every option in it."""
+        under = self._symbols[group.underlying_id]
+        spot = under.fair / PRICE4
+        if reprice_at is not None or not group.grid:
+            if not under.fair:
+                for symbol_id in group.members:
+                    self._symbols[symbol_id].risk = None
+            else:
+                lim = self._limits
+                vols = [self._symbols[s].option.vol for s in group.members[1:]]
+                vol_ref = max(vols) if vols else lim.scenario_default_vol
+                group.grid = scenario_grid(lim.scenario_spot_sigmas, vol_ref,
+                                           lim.scenario_horizon_days, lim.scenario_vol_shift)
+                under.risk = underlying_risk(spot, group.grid)
+                at = reprice_at if reprice_at is not None else under.md_ns
+                for symbol_id in group.members[1:]:
+                    option_sym = self._symbols[symbol_id]
+                    option_sym.risk = unit_risk(option_sym.option, spot, at, group.grid)
+        delta = gamma = vega = 0.0
+        scenario = [0.0] * len(group.grid)
+        for symbol_id in group.members:
+            member = self._symbols[symbol_id]
+            if member.risk is None or not member.position:
+                continue
+            q = member.position
+            risk = member.risk
+            delta += q * risk.delta
+            gamma += q * risk.gamma
+            vega += q * risk.vega
+            for i, pnl in enumerate(risk.scenario_pnl):
+                scenario[i] += q * pnl
+        group.delta, group.gamma, group.vega, group.scenario = delta, gamma, vega, scenario
+
+    def _set_fault(self, bit: int, now_ns: int) -> None:
+        self._faults |= bit
+        for fault_bit, check in FAULT_CHECKS:
+            if fault_bit == bit:
+                self._latch(check, self._fault_detail(bit), now_ns, "risk-gateway")
+
+    def _clear_fault(self, bit: int) -> None:
+        self._faults &= ~bit
+
+    def _latch(self, check: CheckId, reason: str, now_ns: int, actor: str, halt: bool = False) -> None:
+        trigger = Trigger.LATCH_HALT if halt or self._latch_to is _HALTED else Trigger.LATCH_REDUCE
+        self._fire(trigger, check, f"{check.label}: {reason}", actor, now_ns)
+
+    def _fire(self, trigger: Trigger, check: CheckId, reason: str, actor: str, now_ns: int) -> None:
+        before, after = self._fsm.fire(trigger)
+        if before is not after:
+            self._events.append(StateChange(before, after, trigger, reason, actor, now_ns, int(check)))
+            self._refresh_allowed()
+
+
+def _positive_price(value) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return value > 0 and math.isfinite(value)
