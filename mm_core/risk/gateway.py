@@ -257,23 +257,14 @@ class RiskGateway:
         if symbol_id in lim.restricted:
             return self._deny(CheckId.RESTRICTED_SYMBOL, symbol_id, 0, "symbol is restricted")
         sym = self._symbols.get(symbol_id)
-        if sym is None or not sym.fair:
-            return self._deny_latched(CheckId.MARKET_DATA_MISSING, symbol_id, 0,
-                                      "no market data for symbol", now_ns)
-        age = now_ns - sym.md_ns
-        if age > lim.max_market_age_ns:
-            return self._deny_latched(CheckId.MARKET_DATA_STALE, age, lim.max_market_age_ns,
-                                      "market data too old", now_ns)
+        if sym is None or not sym.fair or now_ns - sym.md_ns > lim.max_market_age_ns:
+            return self._deny_market(sym, symbol_id, now_ns)
         option = sym.option
         if option is not None:
             under = self._symbols.get(option.underlying_id)
-            if under is None or not under.fair or sym.risk is None:
-                return self._deny_latched(CheckId.MARKET_DATA_MISSING, option.underlying_id, 0,
-                                          "no market data for the underlying", now_ns)
-            age = now_ns - under.md_ns
-            if age > lim.max_market_age_ns:
-                return self._deny_latched(CheckId.MARKET_DATA_STALE, age, lim.max_market_age_ns,
-                                          "underlying market data too old", now_ns)
+            if under is None or not under.fair or sym.risk is None or \
+                    now_ns - under.md_ns > lim.max_market_age_ns:
+                return self._deny_market(under, option.underlying_id, now_ns)
 
         fills = self._fills
         horizon = now_ns - lim.throttle_window_ns
@@ -411,6 +402,17 @@ class RiskGateway:
             self._remove_working(intent.orig_token if kind is _REPLACE else intent.token)
         self._add_working(intent.token, sym, intent.side, price, qty)
         return self._allowed
+
+    def _deny_market(self, sym: _Symbol | None, symbol_id: int, now_ns: int) -> RiskDecision:
+        if sym is None or not sym.fair:
+            return self._deny_latched(CheckId.MARKET_DATA_MISSING, symbol_id, 0,
+                                      f"no market data for symbol {symbol_id}", now_ns)
+        age = now_ns - sym.md_ns
+        if age <= self._limits.max_market_age_ns:
+            return self._deny_latched(CheckId.OPTION_PARAMS_MISSING, symbol_id, 0,
+                                      "option has no valuation", now_ns)
+        return self._deny_latched(CheckId.MARKET_DATA_STALE, age, self._limits.max_market_age_ns,
+                                  f"market data of symbol {symbol_id} too old", now_ns)
 
     def _check_greeks(self, sym: _Symbol, risk: UnitRisk, signed: int) -> RiskDecision | None:
         lim = self._limits

@@ -1,0 +1,124 @@
+"""The fail-closed fault matrix as data, shared by the unit tests and the live risk drill.
+
+Owns, per fault: how to inject it into a gateway (and how the live drill injects it into the
+running system), how it clears, and the expected behaviour: the probe order is denied with
+`check`, the state latches (`latches_to` None = the configured latch state), cancels still pass,
+and after clearing plus an operator re-enable the probe order passes again.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Callable
+
+from mm_core.risk.checks import CheckId
+from mm_core.risk.states import TradingState
+from mm_core.types import OrderIntent
+
+__all__ = ["Fault", "FAULTS", "MarketFeed"]
+
+
+@dataclass(frozen=True)
+class MarketFeed:
+    """The healthy inputs a fault is injected against: one symbol's prices, price4."""
+
+    symbol_id: int
+    fair: int
+    reference: int
+
+    def refresh(self, gateway, now_ns: int) -> None:
+        """Every healthy input stamped at now_ns (clock, market)."""
+        gateway.on_clock(True, now_ns)
+        gateway.on_market(self.symbol_id, self.fair, self.reference, False, now_ns)
+
+
+# inject(gateway, feed, now_ns) -> now_ns at which the probe order is checked
+Inject = Callable[[object, MarketFeed, int], int]
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    check: CheckId                      # the check the probe order is denied by
+    inject: Inject
+    clear: Callable[[object, MarketFeed, int], None]
+    live: str                           # how the drill produces it in the running system
+    latches_to: TradingState | None = None
+    probe: Callable[[OrderIntent], OrderIntent] = lambda intent: intent
+
+
+def _nothing(gateway, feed: MarketFeed, now_ns: int) -> None:
+    return None
+
+
+def _after_clock_age(gateway, feed: MarketFeed, now_ns: int) -> int:
+    later = now_ns + gateway.limits.max_clock_age_ns + 1
+    gateway.on_market(feed.symbol_id, feed.fair, feed.reference, False, later)
+    return later
+
+
+def _after_market_age(gateway, feed: MarketFeed, now_ns: int) -> int:
+    later = now_ns + gateway.limits.max_market_age_ns + 1
+    gateway.on_clock(True, later)
+    return later
+
+
+def _throttle(gateway, feed: MarketFeed, now_ns: int) -> int:
+    from mm_core.types import Side
+    for i in range(gateway.limits.throttle_max_fills + 1):
+        gateway.on_fill(feed.symbol_id, Side.BUY if i % 2 else Side.SELL, 1, feed.fair, now_ns)
+    return now_ns
+
+
+def _call(method: str, *args) -> Inject:
+    """An injection that is one feed call stamped at now_ns."""
+    def inject(gateway, feed: MarketFeed, now_ns: int) -> int:
+        getattr(gateway, method)(*args, now_ns)
+        return now_ns
+    return inject
+
+
+def _book(stale: bool) -> Inject:
+    def inject(gateway, feed: MarketFeed, now_ns: int) -> int:
+        gateway.on_market(feed.symbol_id, feed.fair, feed.reference, stale, now_ns)
+        return now_ns
+    return inject
+
+
+def _bad_fair(gateway, feed: MarketFeed, now_ns: int) -> int:
+    gateway.on_market(feed.symbol_id, float("nan"), feed.reference, False, now_ns)
+    return now_ns
+
+
+FAULTS: tuple[Fault, ...] = (
+    Fault("journal-append-failed", CheckId.JOURNAL_UNHEALTHY, _call("on_journal_health", False),
+          _call("on_journal_health", True),
+          "journal on a small tmpfs filled to ENOSPC; the runner reports on_journal_health(False)"),
+    Fault("clock-not-compliant", CheckId.CLOCK_NONCOMPLIANT, _call("on_clock", False),
+          _call("on_clock", True),
+          "ptp4l slave in a netns with a grandmaster stepped beyond the profile's tolerance"),
+    Fault("clock-unknown", CheckId.CLOCK_NONCOMPLIANT, _call("on_clock", None),
+          _call("on_clock", True), "pmc unanswered (ptp4l killed): clock state UNKNOWN"),
+    Fault("clock-silent", CheckId.CLOCK_STALE, _after_clock_age, _call("on_clock", True),
+          "clock monitor stopped: no CLOCK_SAMPLE for longer than max_clock_age_ms"),
+    Fault("unreconciled", CheckId.UNRECONCILED, _call("on_reconciled", False),
+          _call("on_reconciled", True), "engine SIGKILLed and restarted before reconciliation"),
+    Fault("unknown-outcome", CheckId.UNKNOWN_OUTCOME, _call("on_order_state", None, 1),
+          _call("on_order_state", None, 0),
+          "SoupBinTCP session dropped after an order was sent and before its ack"),
+    Fault("book-stale", CheckId.BOOK_STALE, _book(True), _book(False),
+          "MoldUDP64 packets dropped: sequence gap marks the book stale"),
+    Fault("market-data-invalid", CheckId.BOOK_STALE, _bad_fair, _book(False),
+          "fair value model emits a non-finite price"),
+    Fault("market-data-silent", CheckId.MARKET_DATA_STALE, _after_market_age,
+          lambda gateway, feed, now_ns: feed.refresh(gateway, now_ns),
+          "ITCH feed paused longer than max_market_age_ms"),
+    Fault("check-exception", CheckId.INTERNAL_ERROR, lambda gateway, feed, now_ns: now_ns, _nothing,
+          "an order intent with a malformed field reaches the gateway",
+          probe=lambda intent: dataclasses.replace(intent, qty=str(intent.qty))),
+    Fault("execution-throttle", CheckId.EXECUTION_THROTTLE, _throttle, _nothing,
+          "venue flow that fills our quotes more than max_fills times within the window",
+          latches_to=TradingState.HALTED),
+    Fault("kill-switch", CheckId.TRADING_HALTED, _call("kill", "all", 0, "drill", "fault matrix"),
+          _nothing, "operator runs `mmaudit kill --scope all`", latches_to=TradingState.HALTED),
+)

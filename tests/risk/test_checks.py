@@ -1,0 +1,296 @@
+"""One table row per pre-trade check: an order at the edge passes, one just past it is denied
+with the check's id, value and limit."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from mm_core.risk import CheckId, TradingState
+from mm_core.risk.greeks import scenario_grid, unit_risk
+from mm_core.types import OrderKind, Side
+from tests.risk.conftest import FAIR, MS, T0, cancel, healthy, make_gateway, order
+
+DAY_NS = 86_400 * 1_000_000_000
+EXPIRY = T0 + 30 * DAY_NS
+
+
+def assert_denied(decision, check, value, limit):
+    assert not decision.allowed, decision
+    assert (decision.check, decision.value, decision.limit) == (check, value, limit), decision
+    assert decision.check_name == check.name.lower().replace("_", "-")
+
+
+def assert_allowed(decision):
+    assert decision.allowed and decision.check is CheckId.OK, decision
+
+
+def test_missing_ids():
+    gw = make_gateway()
+    assert_allowed(gw.check(order(desk_id=0, trader_id=5), T0))
+    for missing in ({"algo_id": 0}, {"client_id": 0}, {"desk_id": 0, "trader_id": 0}):
+        assert_denied(gw.check(order(price=FAIR - len(missing), **missing), T0),
+                      CheckId.MISSING_IDS, 0, 0)
+    assert gw.state is TradingState.ACTIVE      # a bad order is not a fault
+
+
+def test_invalid_order_fields():
+    gw = make_gateway()
+    assert_denied(gw.check(order(qty=0), T0), CheckId.INVALID_ORDER, 0, FAIR)
+    assert_denied(gw.check(order(price=-5), T0), CheckId.INVALID_ORDER, 100, -5)
+    assert gw.state is TradingState.ACTIVE
+
+
+def test_max_order_qty():
+    gw = make_gateway(symbols={"1": {"max_order_qty": 400}})
+    assert_allowed(gw.check(order(qty=400), T0))
+    assert_denied(gw.check(order(qty=401, price=FAIR - 1), T0), CheckId.MAX_ORDER_QTY, 401, 400)
+
+
+def test_max_order_qty_scales_in_safe_mode():
+    gw = make_gateway(defaults={"max_order_qty": 400})
+    gw.set_safe_mode(True, "ops", "toxic flow", T0)
+    assert gw.size_multiplier == 0.5 and gw.spread_multiplier == 2.0
+    assert_allowed(gw.check(order(qty=200), T0))
+    assert_denied(gw.check(order(qty=201), T0), CheckId.MAX_ORDER_QTY, 201, 200)
+
+
+def test_max_order_value():
+    gw = make_gateway(defaults={"max_order_value": 50_000})
+    assert_allowed(gw.check(order(qty=500), T0))                      # 500 x 100.0000 = 50 000
+    assert_denied(gw.check(order(qty=501, price=FAIR), T0 + 100 * MS), CheckId.MAX_ORDER_VALUE,
+                  501 * FAIR, 50_000 * 10_000)
+
+
+def test_collar_against_fair_value():
+    gw = make_gateway(collar={"fair_bps": 100})
+    assert_allowed(gw.check(order(price=FAIR + 10_000), T0))
+    assert_allowed(gw.check(order(price=FAIR - 10_000, side=Side.SELL), T0))
+    assert_denied(gw.check(order(price=FAIR + 10_001), T0), CheckId.COLLAR_FAIR, 10_001, 10_000)
+    assert_denied(gw.check(order(price=FAIR - 10_001), T0), CheckId.COLLAR_FAIR, 10_001, 10_000)
+
+
+def test_collar_against_reference_price():
+    gw = make_gateway(feeds=((1, FAIR, 980_000),), collar={"reference_bps": 200})
+    assert_allowed(gw.check(order(price=999_600), T0))                # 19 600 = 2 % of 98.0000
+    assert_denied(gw.check(order(price=999_601), T0), CheckId.COLLAR_REFERENCE, 19_601, 19_600)
+
+
+def test_collar_drift_of_own_prices_over_window():
+    gw = make_gateway(collar={"drift_bps": 300, "reference_bps": 500, "drift_window_ms": 1000})
+    assert_allowed(gw.check(order(price=990_000), T0))
+    gw.on_market(1, 1_020_000, FAIR, False, T0 + 100 * MS)            # fair moves up 2 %
+    assert_allowed(gw.check(order(price=1_020_000), T0 + 100 * MS))   # range 30 000 = 3 %
+    assert_denied(gw.check(order(price=1_020_001), T0 + 100 * MS), CheckId.COLLAR_DRIFT,
+                  30_001, 30_000)
+    # Once the first price leaves the window the range is measured afresh.
+    gw.on_market(1, 1_020_000, FAIR, False, T0 + 1000 * MS)
+    assert_allowed(gw.check(order(price=1_020_001), T0 + 1000 * MS))
+
+
+@pytest.mark.parametrize("kind,key,check", [
+    (OrderKind.ENTER, "max_submits", CheckId.MSG_RATE_SUBMIT),
+    (OrderKind.REPLACE, "max_modifies", CheckId.MSG_RATE_MODIFY),
+    (OrderKind.MODIFY, "max_modifies", CheckId.MSG_RATE_MODIFY),
+])
+def test_message_rate_sliding_window(kind, key, check):
+    gw = make_gateway(rates={key: 5, "window_ms": 1000})
+    for i in range(5):
+        assert_allowed(gw.check(order(kind=kind, price=FAIR - i), T0 + i * MS))
+    assert_denied(gw.check(order(kind=kind, price=FAIR - 9), T0 + 999 * MS), check, 6, 5)
+    # The first message falls out of the window exactly one window after it was sent.
+    assert_allowed(gw.check(order(kind=kind, price=FAIR - 9), T0 + 1000 * MS))
+
+
+def test_cancels_always_pass_but_are_counted():
+    gw = make_gateway(rates={"max_cancels": 3})
+    for i in range(3):
+        assert_allowed(gw.check(cancel(), T0 + i))
+    over = gw.check(cancel(), T0 + 3)
+    assert over.allowed and (over.check, over.value, over.limit) == (CheckId.MSG_RATE_CANCEL, 4, 3)
+    # a modify to zero shares is a cancel too
+    assert gw.check(order(kind=OrderKind.MODIFY, qty=0), T0 + 4).allowed
+
+
+def test_repeated_execution_throttle_latches_until_operator():
+    gw = make_gateway(throttle={"max_fills": 3, "window_ms": 1000}, latch_state="REDUCING")
+    for i in range(3):
+        gw.on_fill(1, Side.BUY, 1, FAIR, T0 + i * MS)
+    assert_allowed(gw.check(order(), T0 + 3 * MS))
+    gw.on_fill(1, Side.BUY, 1, FAIR, T0 + 4 * MS)
+    assert gw.state is TradingState.HALTED           # throttle halts whatever the latch config
+    assert_denied(gw.check(order(price=FAIR - 1), T0 + 5 * MS), CheckId.EXECUTION_THROTTLE, 4, 3)
+    # Still halted after the fills leave the window: only an operator re-enables.
+    healthy(gw, T0 + 2000 * MS)
+    assert_denied(gw.check(order(price=FAIR - 2), T0 + 2000 * MS), CheckId.TRADING_HALTED, 0, 0)
+    gw.operator_enable("risk-officer", "throttle reviewed", T0 + 2000 * MS)
+    assert_allowed(gw.check(order(price=FAIR - 3), T0 + 2000 * MS))
+
+
+def test_duplicate_order_window():
+    gw = make_gateway(duplicate={"window_ms": 50})
+    assert_allowed(gw.check(order(), T0))
+    assert_denied(gw.check(order(), T0 + 50 * MS - 1), CheckId.DUPLICATE_ORDER, 50 * MS - 1, 50 * MS)
+    assert_allowed(gw.check(order(), T0 + 50 * MS))
+    assert_allowed(gw.check(order(side=Side.SELL), T0 + 50 * MS))    # other side is not a duplicate
+
+
+def test_max_open_orders_counts_allowed_orders_until_done():
+    gw = make_gateway(account={"max_open_orders": 4})
+    tokens = [order(price=FAIR - i) for i in range(5)]
+    for intent in tokens[:4]:
+        assert_allowed(gw.check(intent, T0))
+    assert_denied(gw.check(tokens[4], T0), CheckId.MAX_OPEN_ORDERS, 5, 4)
+    gw.on_order_done(tokens[0].token, T0)
+    assert gw.open_order_count == 3
+    assert_allowed(gw.check(tokens[4], T0))
+
+
+def test_position_limit_counts_working_orders_worst_case():
+    gw = make_gateway(defaults={"max_position": 2000})
+    gw.on_position(1, 1500, T0)
+    assert_allowed(gw.check(order(qty=300, price=FAIR - 1), T0))      # working: +300
+    assert_allowed(gw.check(order(qty=200), T0))                      # worst case 2000
+    assert_denied(gw.check(order(qty=1, price=FAIR - 2), T0), CheckId.POSITION_LIMIT, 2001, 2000)
+    # sells do not add to the long worst case
+    assert_allowed(gw.check(order(qty=500, side=Side.SELL), T0))
+
+
+def test_position_limit_on_replace_counts_the_new_size_only():
+    gw = make_gateway(defaults={"max_position": 1000})
+    first = order(qty=1000)
+    assert_allowed(gw.check(first, T0))
+    replace = order(kind=OrderKind.REPLACE, qty=1000, price=FAIR - 1, orig_token=first.token)
+    assert_allowed(gw.check(replace, T0))
+    assert gw.open_order_count == 1
+    bigger = order(kind=OrderKind.REPLACE, qty=1001, price=FAIR - 2, orig_token=replace.token)
+    assert_denied(gw.check(bigger, T0), CheckId.POSITION_LIMIT, 1001, 1000)
+
+
+def _two_symbols(**sections):
+    gw = make_gateway(feeds=((1, FAIR, FAIR), (2, FAIR, FAIR)), **sections)
+    gw.on_position(1, 1000, T0)      # +100 000 currency
+    gw.on_position(2, -500, T0)      # -50 000 currency
+    return gw
+
+
+def test_gross_notional():
+    gw = _two_symbols(account={"max_gross_notional": 200_000})
+    assert_allowed(gw.check(order(qty=500), T0))                      # 150 000 + 50 000
+    assert_denied(gw.check(order(qty=1, price=FAIR - 1), T0), CheckId.GROSS_NOTIONAL,
+                  2_001_000_000, 2_000_000_000)
+    assert_allowed(gw.check(order(symbol_id=2, qty=400), T0))        # reduces the short
+
+
+def test_net_notional():
+    gw = _two_symbols(account={"max_net_notional": 120_000})
+    assert_allowed(gw.check(order(qty=700), T0))                      # 170 000 - 50 000
+    assert_denied(gw.check(order(qty=1, price=FAIR - 1), T0), CheckId.NET_NOTIONAL,
+                  1_201_000_000, 1_200_000_000)
+
+
+def _option_gateway(**sections):
+    gw = make_gateway(feeds=((1, FAIR, FAIR), (2, 50_000, 50_000)), **sections)
+    gw.on_option_params(2, 1, FAIR, EXPIRY, 0.25, 0.01, True, 100, T0)
+    return gw
+
+
+def _unit(spot=100.0, grid=()):
+    from mm_core.risk.greeks import OptionParams
+    return unit_risk(OptionParams(2, 1, FAIR, EXPIRY, 0.25, 0.01, True, 100), spot, T0, grid)
+
+
+@pytest.mark.parametrize("greek,check,scale", [
+    ("delta", CheckId.DELTA_LIMIT, 1), ("gamma", CheckId.GAMMA_LIMIT, 1),
+    ("vega", CheckId.VEGA_LIMIT, 10_000),
+])
+def test_greeks_limits_per_underlying(greek, check, scale):
+    per_contract = getattr(_unit(), greek)
+    limit = 40 * per_contract                     # exactly 40 contracts' worth
+    gw = _option_gateway(greeks={f"max_{greek}": limit})
+    assert_allowed(gw.check(order(symbol_id=2, price=50_000, qty=40), T0))
+    assert_denied(gw.check(order(symbol_id=2, price=50_001, qty=1), T0), check,
+                  round(41 * per_contract * scale), round(limit * scale))
+
+
+def test_delta_aggregates_underlying_shares_with_options():
+    unit = _unit()
+    gw = _option_gateway(greeks={"max_delta": 10_000.0}, defaults={"max_order_qty": 100_000})
+    gw.on_fill(2, Side.BUY, 100, 50_000, T0)                 # 100 calls
+    gw.on_position(1, -int(100 * unit.delta), T0)            # delta-hedged with shares
+    delta, gamma, vega = gw.greeks(1)
+    assert abs(delta) < 1.0
+    assert gamma == pytest.approx(100 * unit.gamma) and vega == pytest.approx(100 * unit.vega)
+    # selling shares adds short delta 1:1
+    assert 0 <= delta < 1
+    assert_allowed(gw.check(order(side=Side.SELL, qty=9_999), T0))
+    # the working sell counts in the worst case: 9 999 + 2 more would be 10 001 short
+    assert_denied(gw.check(order(side=Side.SELL, qty=2, price=FAIR - 1), T0),
+                  CheckId.DELTA_LIMIT, round(delta - 10_001), 10_000)
+
+
+def test_scenario_loss_limit_full_revaluation():
+    grid = scenario_grid(3.0, 0.25, 1.0, 0.05)
+    worst_per_short_call = -min(-p for p in _unit(grid=grid).scenario_pnl)   # loss per short
+    max_loss = 10_000
+    edge = math.floor(max_loss / worst_per_short_call)
+    gw = _option_gateway(scenario={"max_loss": max_loss})
+    sell = dict(symbol_id=2, side=Side.SELL, price=50_000)
+    assert_allowed(gw.check(order(qty=edge, **sell), T0))
+    decision = gw.check(order(qty=1, price=50_001, symbol_id=2, side=Side.SELL), T0)
+    assert_denied(decision, CheckId.SCENARIO_LOSS, round((edge + 1) * worst_per_short_call * 10_000),
+                  max_loss * 10_000)
+
+
+def test_drawdown_from_pnl_peak_allows_reducing_orders():
+    gw = make_gateway(account={"max_drawdown": 1000}, collar={"fair_bps": 500, "reference_bps": 500})
+    gw.on_position(1, 1000, T0)
+    gw.on_market(1, 990_000, 990_000, False, T0 + 1)          # -1.0000 x 1000 = -1000
+    assert_allowed(gw.check(order(price=990_000), T0 + 1))
+    gw.on_market(1, 989_999, 989_999, False, T0 + 2)
+    assert_denied(gw.check(order(price=989_990), T0 + 2), CheckId.DRAWDOWN, 10_001_000, 10_000_000)
+    assert_allowed(gw.check(order(price=989_990, side=Side.SELL, qty=100), T0 + 2))
+
+
+def test_restricted_symbol():
+    gw = make_gateway(feeds=((1, FAIR, FAIR), (7, FAIR, FAIR)), account={"restricted": [7]})
+    assert_allowed(gw.check(order(symbol_id=1), T0))
+    assert_denied(gw.check(order(symbol_id=7), T0), CheckId.RESTRICTED_SYMBOL, 7, 0)
+
+
+def test_market_data_age_edge():
+    gw = make_gateway(staleness={"max_market_age_ms": 1000})
+    assert_allowed(gw.check(order(), T0 + 1000 * MS))
+    assert_denied(gw.check(order(price=FAIR - 1), T0 + 1000 * MS + 1), CheckId.MARKET_DATA_STALE,
+                  1000 * MS + 1, 1000 * MS)
+    assert gw.state is TradingState.HALTED
+
+
+def test_clock_age_edge():
+    gw = make_gateway(staleness={"max_clock_age_ms": 3000, "max_market_age_ms": 10_000})
+    gw.on_market(1, FAIR, FAIR, False, T0 + 3000 * MS)
+    assert_allowed(gw.check(order(), T0 + 3000 * MS))
+    assert_denied(gw.check(order(price=FAIR - 1), T0 + 3000 * MS + 1), CheckId.CLOCK_STALE,
+                  3000 * MS + 1, 3000 * MS)
+    assert gw.state is TradingState.HALTED
+
+
+def test_market_data_missing_for_symbol_and_option_underlying():
+    gw = make_gateway()
+    assert_denied(gw.check(order(symbol_id=9), T0), CheckId.MARKET_DATA_MISSING, 9, 0)
+    gw = make_gateway(feeds=((2, 50_000, 50_000),))
+    gw.on_option_params(2, 1, FAIR, EXPIRY, 0.25, 0.01, True, 100, T0)
+    assert_denied(gw.check(order(symbol_id=2, price=50_000), T0), CheckId.MARKET_DATA_MISSING, 1, 0)
+
+
+def test_reduce_only_in_reducing_state():
+    gw = make_gateway(latch_state="REDUCING")
+    gw.on_position(1, 100, T0)
+    gw.on_journal_health(False, T0)
+    gw.on_journal_health(True, T0)
+    assert gw.state is TradingState.REDUCING
+    assert_allowed(gw.check(order(side=Side.SELL, qty=100), T0))
+    # the sell of 100 is working: one more share would flip the position
+    assert_denied(gw.check(order(side=Side.SELL, qty=1, price=FAIR - 1), T0), CheckId.REDUCE_ONLY,
+                  -1, 100)
+    assert_denied(gw.check(order(side=Side.BUY, qty=1), T0), CheckId.REDUCE_ONLY, 101, 100)
