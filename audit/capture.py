@@ -1,0 +1,174 @@
+"""Timestamped sockets for the engine's runner: every receive comes with its RX stamp and source.
+
+Owns SO_TIMESTAMPING setup on UDP and TCP sockets, reading RX stamps from recvmsg control data,
+draining TX stamps from the error queue (matched through OPT_ID keys) and the source preference
+NIC hardware (raw PHC) > kernel software > user-space clock_gettime.
+Must not know about journals, orders or clock health; see audit.txtrack for missing TX stamps.
+"""
+from __future__ import annotations
+
+import errno as errno_mod
+import socket
+import time
+
+from audit.errors import TimestampingError
+from audit.sotimestamping import (
+    RECVERR_TYPES, SCM_TIMESTAMPING_TYPES, SO_TIMESTAMPING_NEW, SO_TIMESTAMPING_OLD, TsFlag,
+    parse_extended_err, parse_scm_timestamping,
+)
+from journal.catalogue import TsSource
+
+ANCILLARY_BUFSIZE = 512   # room for SCM_TIMESTAMPING (64 B) + IP_RECVERR (48 B) with headers
+MAX_TX_DRAIN = 4096       # error-queue messages read per poll_tx_timestamps call (bounded loop)
+
+SOFTWARE_FLAGS = TsFlag.TX_SOFTWARE | TsFlag.RX_SOFTWARE | TsFlag.SOFTWARE
+HARDWARE_FLAGS = TsFlag.TX_HARDWARE | TsFlag.RX_HARDWARE | TsFlag.RAW_HARDWARE
+# OPT_TSONLY: the error queue returns the stamp without a copy of the packet (no payload leak,
+# less memory); OPT_ID: a per-socket key so each TX stamp names the send that caused it.
+OPTION_FLAGS = TsFlag.OPT_ID | TsFlag.OPT_TSONLY
+
+
+def timestamping_flags(hardware: bool) -> TsFlag:
+    """The SO_TIMESTAMPING flags we request: software always, NIC hardware when asked for."""
+    flags = SOFTWARE_FLAGS | OPTION_FLAGS
+    return flags | HARDWARE_FLAGS if hardware else flags
+
+
+def enable_timestamping(sock: socket.socket, flags: int) -> int:
+    """Set SO_TIMESTAMPING(_NEW) on `sock`; returns the option number that was accepted."""
+    last: OSError | None = None
+    for option in (SO_TIMESTAMPING_NEW, SO_TIMESTAMPING_OLD):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, int(flags))
+            return option
+        except OSError as exc:   # ENOPROTOOPT on kernels before 5.1 for the _NEW option
+            last = exc
+            if exc.errno not in (errno_mod.ENOPROTOOPT, errno_mod.EINVAL):
+                break
+    raise TimestampingError(f"SO_TIMESTAMPING refused: {last}") from last
+
+
+def stamp_from_ancillary(ancdata, hardware: bool) -> tuple[int, TsSource] | None:
+    """The best RX/TX stamp in recvmsg control data: raw hardware first, then kernel software."""
+    for level, ctype, data in ancdata:
+        if level == socket.SOL_SOCKET and ctype in SCM_TIMESTAMPING_TYPES:
+            stamps = parse_scm_timestamping(data)
+            if hardware and stamps.hardware_ns:
+                return stamps.hardware_ns, TsSource.HW_PHC
+            if stamps.software_ns:
+                return stamps.software_ns, TsSource.SW_KERNEL
+    return None
+
+
+class TimestampedSocket:
+    """A socket with SO_TIMESTAMPING on; subclasses define how send() numbers its TX keys."""
+
+    def __init__(self, sock: socket.socket, hardware: bool = False, extra_flags: int = 0) -> None:
+        self.sock = sock
+        self.hardware = hardware
+        self.flags = timestamping_flags(hardware) | extra_flags
+        self.option = enable_timestamping(sock, self.flags)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def recv(self, bufsize: int = 65536, flags: int = 0) -> tuple[bytes, int, TsSource]:
+        """One datagram or stream read with its RX timestamp and where it was taken."""
+        data, _addr, ts_ns, source = self.recvfrom(bufsize, flags)
+        return data, ts_ns, source
+
+    def recvfrom(self, bufsize: int = 65536, flags: int = 0):
+        """Like recv() but also returns the sender address: (bytes, addr, ts_ns, TsSource)."""
+        data, ancdata, _msg_flags, addr = self.sock.recvmsg(bufsize, ANCILLARY_BUFSIZE, flags)
+        stamp = stamp_from_ancillary(ancdata, self.hardware)
+        if stamp is None:
+            # Last resort, honestly labelled: user-space time after the syscall returned.
+            return data, addr, time.clock_gettime_ns(time.CLOCK_REALTIME), TsSource.USER
+        return data, addr, stamp[0], stamp[1]
+
+    def poll_tx_timestamps(self) -> list[tuple[int, int, TsSource]]:
+        """Drain TX stamps waiting on the error queue: [(tskey, ts_ns, TsSource)], never blocks."""
+        out: list[tuple[int, int, TsSource]] = []
+        for _ in range(MAX_TX_DRAIN):
+            try:
+                _data, ancdata, _flags, _addr = self.sock.recvmsg(
+                    0, ANCILLARY_BUFSIZE, socket.MSG_ERRQUEUE | socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                break
+            key = None
+            for level, ctype, data in ancdata:
+                if (level, ctype) in RECVERR_TYPES:
+                    err = parse_extended_err(data)
+                    if err.is_timestamp:
+                        key = err.data
+            stamp = stamp_from_ancillary(ancdata, self.hardware)
+            if key is not None and stamp is not None:
+                out.append((key, stamp[0], stamp[1]))
+        return out
+
+
+class TimestampedUdpSocket(TimestampedSocket):
+    """UDP socket (market data in, or any datagram out); TX keys count datagrams from 0."""
+
+    def __init__(self, sock: socket.socket | None = None, hardware: bool = False) -> None:
+        sock = sock or socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        if sock.type != socket.SOCK_DGRAM:
+            raise TimestampingError("TimestampedUdpSocket needs a SOCK_DGRAM socket")
+        super().__init__(sock, hardware)
+        self._next_key = 0
+
+    @classmethod
+    def bound(cls, host: str = "127.0.0.1", port: int = 0, hardware: bool = False) -> "TimestampedUdpSocket":
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind((host, port))
+        return cls(sock, hardware)
+
+    def _take_key(self) -> int:
+        key = self._next_key
+        self._next_key = (key + 1) & 0xFFFFFFFF   # the kernel's u32 counter wraps too
+        return key
+
+    def send(self, data: bytes) -> int:
+        """Send one datagram on a connected socket; returns its OPT_ID key."""
+        self.sock.send(data)
+        return self._take_key()
+
+    def sendto(self, data: bytes, address) -> int:
+        self.sock.sendto(data, address)
+        return self._take_key()
+
+
+class TimestampedTcpSocket(TimestampedSocket):
+    """Connected TCP socket (order entry); a send's TX key is the byte counter of its last byte."""
+
+    def __init__(self, sock: socket.socket, hardware: bool = False) -> None:
+        if sock.type != socket.SOCK_STREAM:
+            raise TimestampingError("TimestampedTcpSocket needs a connected SOCK_STREAM socket")
+        try:   # OPT_ID_TCP (6.2+) keys from write_seq, so keys stay right with unacked bytes
+            super().__init__(sock, hardware, TsFlag.OPT_ID_TCP)
+        except TimestampingError:
+            super().__init__(sock, hardware)
+        self._bytes_sent = 0
+
+    @classmethod
+    def connect(cls, address, timeout: float = 5.0, hardware: bool = False) -> "TimestampedTcpSocket":
+        sock = socket.create_connection(address, timeout=timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return cls(sock, hardware)
+
+    def send(self, data: bytes) -> int:
+        """Send all of `data`; returns the OPT_ID key its TX stamp will carry."""
+        if not data:
+            raise TimestampingError("an empty send has no byte to timestamp")
+        self.sock.sendall(data)
+        self._bytes_sent += len(data)
+        return (self._bytes_sent - 1) & 0xFFFFFFFF

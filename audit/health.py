@@ -1,0 +1,317 @@
+"""Clock health: LOCKED / HOLDOVER / FREERUN / UNKNOWN, an error bound, and a verdict per profile.
+
+Owns the regulatory profiles (RTS 25 HFT and other-algo rows, CAT/FINRA 4590), the error-bound
+rule (|offset| + asymmetry budget + GM accuracy, widened in holdover by drift x time since the
+last Sync, as fbclock does) and the per-sample state machine over PtpSnapshot observations.
+Sans-io: times arrive in the Observation; nothing here runs pmc or reads a clock.
+Must not know about threads, journals or how snapshots were obtained.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from audit.errors import HealthConfigError
+from audit.pmc import PORT_STATES, PtpSnapshot, clock_identity_to_int
+from journal.catalogue import ClockState, RecordType, pack
+
+UNBOUNDED = -1   # error_bound_ns when no bound can be given (FREERUN, UNKNOWN)
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    max_divergence_ns: int   # maximum divergence from UTC
+    granularity_ns: int      # coarsest timestamp granularity allowed
+    bit: int                 # bit in CLOCK_SAMPLE.compliant_mask
+
+
+PROFILES: dict[str, Profile] = {
+    # RTS 25 Table 2: high-frequency algorithmic trading technique.
+    "eu-hft": Profile("eu-hft", 100_000, 1_000, 0),
+    # RTS 25 Table 2: any other trading activity, including non-HFT algorithmic trading.
+    "eu-algo": Profile("eu-algo", 1_000_000, 1_000_000, 1),
+    # FINRA 4590 / CAT NMS Plan 6.8 industry members: 50 ms of NIST; CAT wants ms or finer stamps.
+    "us-cat": Profile("us-cat", 50_000_000, 1_000_000, 2),
+}
+
+
+def profile(name: str) -> Profile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise HealthConfigError(f"unknown profile {name!r}; known: {', '.join(PROFILES)}") from None
+
+
+# IEEE 1588 clockAccuracy enumeration -> worst-case accuracy in ns (sub-ns codes round up to 1).
+CLOCK_ACCURACY_NS: dict[int, int] = {
+    0x17: 1, 0x18: 1, 0x19: 1, 0x1A: 1, 0x1B: 1, 0x1C: 1, 0x1D: 1, 0x1E: 3, 0x1F: 10,
+    0x20: 25, 0x21: 100, 0x22: 250, 0x23: 1_000, 0x24: 2_500, 0x25: 10_000, 0x26: 25_000,
+    0x27: 100_000, 0x28: 250_000, 0x29: 1_000_000, 0x2A: 2_500_000, 0x2B: 10_000_000,
+    0x2C: 25_000_000, 0x2D: 100_000_000, 0x2E: 250_000_000, 0x2F: 1_000_000_000,
+    0x30: 10_000_000_000,
+}   # 0x31 (> 10 s) and 0xFE (unknown) give no bound
+
+
+@dataclass(frozen=True)
+class HealthConfig:
+    asymmetry_budget_ns: int = 1_000          # un-observable path asymmetry we allow for
+    holdover_drift_ppb: float = 1_000.0       # worst-case oscillator drift once Syncs stop
+    max_holdover_ns: int = 30_000_000_000     # after this long without Sync: FREERUN
+    max_sync_age_ns: int = 2_000_000_000      # a Sync older than this is stale
+    free_running: bool = False                # ptp4l is a verifier (free_running 1): it measures
+                                              # but never leaves UNCALIBRATED, so judge by stability
+    stable_samples: int = 3                   # verifier mode: consecutive steady samples to lock
+    max_offset_step_ns: int = 50_000          # verifier mode: |offset change| that counts as steady
+    allowed_clock_classes: frozenset[int] = frozenset({6, 7})   # locked to primary ref / in-spec holdover
+    timestamp_granularity_ns: int = 1         # our records carry ns
+
+    def __post_init__(self) -> None:
+        for name in ("asymmetry_budget_ns", "max_holdover_ns", "max_sync_age_ns",
+                     "max_offset_step_ns", "timestamp_granularity_ns"):
+            if getattr(self, name) < 0:
+                raise HealthConfigError(f"{name} must not be negative")
+        if self.holdover_drift_ppb < 0:
+            raise HealthConfigError("holdover_drift_ppb must not be negative")
+        if self.stable_samples < 1:
+            raise HealthConfigError("stable_samples must be at least 1")
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One look at ptp4l: its snapshot plus the times the sampler measured around it."""
+
+    snapshot: PtpSnapshot | None      # None when pmc could not be run at all
+    mono_ns: int                      # CLOCK_MONOTONIC when the snapshot was complete
+    realtime_ns: int                  # CLOCK_REALTIME at the same moment (for records)
+    sync_age_ns: int | None = None    # ptp4l clock time now - ingress_time; None if unknown
+    error: str | None = None          # why there is no snapshot (pmc missing, timeout, garbage)
+
+
+@dataclass(frozen=True)
+class Reason:
+    code: str     # offset, error_bound, state, sync_age, clock_class, accuracy, time_traceable,
+                  # utc_offset, granularity, no_data
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.text}"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    profile: str
+    compliant: bool
+    reasons: tuple[Reason, ...]
+
+
+@dataclass(frozen=True)
+class ClockSample:
+    """The health of the clock at one instant: what goes into a CLOCK_SAMPLE record."""
+
+    state: ClockState
+    realtime_ns: int
+    mono_ns: int
+    offset_ns: int
+    path_delay_ns: int
+    error_bound_ns: int
+    last_sync_age_ns: int
+    gm_identity: str | None
+    port_state: str | None
+    gm_clock_class: int
+    gm_clock_accuracy: int
+    utc_offset: int
+    utc_offset_valid: bool
+    leap61: bool
+    leap59: bool
+    time_traceable: bool
+    ptp_timescale: bool
+    steps_removed: int
+    state_reasons: tuple[Reason, ...]
+    verdicts: dict[str, Verdict] = field(default_factory=dict)
+
+    @property
+    def compliant_mask(self) -> int:
+        return sum(1 << PROFILES[v.profile].bit for v in self.verdicts.values()
+                   if v.compliant and v.profile in PROFILES)
+
+    def compliant(self, profile_name: str) -> bool:
+        verdict = self.verdicts.get(profile_name)
+        return verdict is not None and verdict.compliant
+
+    def payload(self) -> bytes:
+        """The CLOCK_SAMPLE record payload (journal.catalogue layout)."""
+        return pack(
+            RecordType.CLOCK_SAMPLE,
+            offset_ns=self.offset_ns, path_delay_ns=self.path_delay_ns,
+            error_bound_ns=self.error_bound_ns, last_sync_age_ns=self.last_sync_age_ns,
+            gm_identity=clock_identity_to_int(self.gm_identity) if self.gm_identity else 0,
+            state=int(self.state), port_state=PORT_STATES.get(self.port_state or "", 0),
+            gm_clock_class=self.gm_clock_class, gm_clock_accuracy=self.gm_clock_accuracy,
+            utc_offset=self.utc_offset, utc_offset_valid=int(self.utc_offset_valid),
+            leap61=int(self.leap61), leap59=int(self.leap59),
+            time_traceable=int(self.time_traceable), ptp_timescale=int(self.ptp_timescale),
+            compliant_mask=self.compliant_mask, steps_removed=self.steps_removed,
+        )
+
+
+def _us(ns: float) -> str:
+    return f"{ns / 1000:.3f} us"
+
+
+_REQUIRED = ("port_state", "master_offset_ns", "gm_identity", "gm_present", "gm_clock_class",
+             "gm_clock_accuracy", "time_traceable", "ptp_timescale", "utc_offset_valid", "utc_offset")
+
+
+class HealthTracker:
+    """Feeds observations through the state machine; keeps what holdover needs from the past."""
+
+    def __init__(self, config: HealthConfig | None = None, profiles: tuple[str, ...] = tuple(PROFILES)) -> None:
+        self.config = config or HealthConfig()
+        self.profiles = tuple(profile(p) for p in profiles)
+        self._streak = 0
+        self._last_offset: int | None = None
+        self._last_gm: str | None = None
+        self._last_sync_mono: int | None = None    # monotonic time of the newest Sync seen
+        self._locked_bound: int | None = None      # error bound when last LOCKED
+        self.gm_changes = 0
+
+    # -- the state machine ---------------------------------------------------------------------
+
+    def update(self, obs: Observation) -> ClockSample:
+        snap = obs.snapshot
+        problems = self._missing(obs)
+        if problems:
+            self._streak = 0
+            self._last_offset = None
+            return self._sample(obs, ClockState.UNKNOWN, UNBOUNDED, -1, problems)
+        cfg = self.config
+        reasons: list[Reason] = []
+        age = obs.sync_age_ns
+        if age is not None and age >= 0:
+            sync_mono = obs.mono_ns - age
+            if self._last_sync_mono is None or sync_mono > self._last_sync_mono:
+                self._last_sync_mono = sync_mono
+        following = snap.port_state == "SLAVE" or (cfg.free_running and snap.port_state == "UNCALIBRATED")
+        fresh = age is not None and 0 <= age <= cfg.max_sync_age_ns
+        if not following:
+            reasons.append(Reason("state", f"port is {snap.port_state}, not following a grandmaster"))
+        elif not snap.gm_present:
+            reasons.append(Reason("state", "no grandmaster present (ptp4l is its own GM)"))
+        elif not fresh:
+            reasons.append(Reason("sync_age", "no Sync ingress time" if age is None else
+                                  f"last Sync {age / 1e9:.3f} s ago > {cfg.max_sync_age_ns / 1e9:.3f} s"))
+        tracking = not reasons
+        if tracking:
+            if self._last_gm is not None and snap.gm_identity != self._last_gm:
+                self.gm_changes += 1
+                self._streak = 0
+                self._last_offset = None
+                reasons.append(Reason("gm_change", f"grandmaster changed {self._last_gm} -> {snap.gm_identity}"))
+            self._last_gm = snap.gm_identity
+            offset = snap.master_offset_ns
+            if self._last_offset is not None and abs(offset - self._last_offset) > cfg.max_offset_step_ns:
+                self._streak = 0
+                reasons.append(Reason("offset", f"offset moved {_us(offset - self._last_offset)} in one "
+                                                f"sample (> {_us(cfg.max_offset_step_ns)})"))
+            self._last_offset = offset
+            self._streak += 1
+            needed = cfg.stable_samples if cfg.free_running else 1
+            if self._streak >= needed:
+                bound = self._locked_bound_now(snap)
+                self._locked_bound = bound
+                return self._sample(obs, ClockState.LOCKED, bound, age, tuple(reasons))
+            reasons.append(Reason("state", f"settling: {self._streak}/{needed} steady samples"))
+        else:
+            self._streak = 0
+            self._last_offset = None
+        return self._holdover_or_freerun(obs, tuple(reasons))
+
+    def _holdover_or_freerun(self, obs: Observation, reasons: tuple[Reason, ...]) -> ClockSample:
+        cfg = self.config
+        if self._locked_bound is None or self._last_sync_mono is None:
+            return self._sample(obs, ClockState.FREERUN, UNBOUNDED, obs.sync_age_ns, reasons)
+        since = obs.mono_ns - self._last_sync_mono
+        if since > cfg.max_holdover_ns:
+            self._locked_bound = None     # holdover is over; only a fresh lock gives a bound again
+            return self._sample(obs, ClockState.FREERUN, UNBOUNDED, since, reasons + (
+                Reason("sync_age", f"holdover expired: {since / 1e9:.3f} s since last Sync"),))
+        drift = int(cfg.holdover_drift_ppb * since / 1e9)
+        bound = self._locked_bound + drift
+        return self._sample(obs, ClockState.HOLDOVER, bound, since, reasons + (
+            Reason("state", f"holdover {since / 1e9:.3f} s: bound widened by {_us(drift)}"),))
+
+    def _locked_bound_now(self, snap: PtpSnapshot) -> int:
+        accuracy = CLOCK_ACCURACY_NS.get(snap.gm_clock_accuracy)
+        if accuracy is None:
+            return UNBOUNDED
+        return abs(snap.master_offset_ns) + self.config.asymmetry_budget_ns + accuracy
+
+    @staticmethod
+    def _missing(obs: Observation) -> tuple[Reason, ...]:
+        snap = obs.snapshot
+        if snap is None:
+            return (Reason("no_data", obs.error or "no snapshot"),)
+        if not snap.answered:
+            why = "; ".join(snap.errors) or "no answer from ptp4l (not running, or wrong UDS path)"
+            return (Reason("no_data", why),)
+        absent = [name for name in _REQUIRED if getattr(snap, name) is None]
+        out = []
+        if absent:
+            out.append(Reason("no_data", f"ptp4l did not report {', '.join(absent)}"
+                              + (f" (missing {', '.join(snap.missing)})" if snap.missing else "")))
+        out.extend(Reason("no_data", e) for e in snap.errors)
+        return tuple(out)
+
+    # -- the verdicts --------------------------------------------------------------------------
+
+    def _sample(self, obs: Observation, state: ClockState, bound: int, age: int | None,
+                state_reasons: tuple[Reason, ...]) -> ClockSample:
+        snap = obs.snapshot or PtpSnapshot()
+        sample = ClockSample(
+            state=state, realtime_ns=obs.realtime_ns, mono_ns=obs.mono_ns,
+            offset_ns=snap.master_offset_ns or 0, path_delay_ns=int(snap.mean_path_delay_ns or 0),
+            error_bound_ns=bound, last_sync_age_ns=-1 if age is None else int(age),
+            gm_identity=snap.gm_identity, port_state=snap.port_state,
+            gm_clock_class=snap.gm_clock_class or 0,
+            gm_clock_accuracy=0xFE if snap.gm_clock_accuracy is None else snap.gm_clock_accuracy,
+            utc_offset=snap.utc_offset or 0, utc_offset_valid=bool(snap.utc_offset_valid),
+            leap61=bool(snap.leap61), leap59=bool(snap.leap59),
+            time_traceable=bool(snap.time_traceable), ptp_timescale=bool(snap.ptp_timescale),
+            steps_removed=snap.steps_removed or 0, state_reasons=state_reasons,
+        )
+        verdicts = {p.name: judge(sample, p, self.config) for p in self.profiles}
+        return replace(sample, verdicts=verdicts)
+
+
+def judge(sample: ClockSample, prof: Profile, config: HealthConfig) -> Verdict:
+    """A profile's verdict on one sample, with every reason it fails (empty when compliant)."""
+    reasons: list[Reason] = []
+    if sample.state not in (ClockState.LOCKED, ClockState.HOLDOVER):
+        reasons.append(Reason("state", f"clock is {sample.state.name}"))
+        reasons.extend(sample.state_reasons)
+    if sample.state != ClockState.UNKNOWN:
+        limit = prof.max_divergence_ns
+        if abs(sample.offset_ns) > limit and sample.state == ClockState.LOCKED:
+            reasons.append(Reason("offset", f"offset {_us(sample.offset_ns)} exceeds {_us(limit)}"))
+        if sample.error_bound_ns == UNBOUNDED:
+            if sample.state in (ClockState.LOCKED, ClockState.HOLDOVER):
+                reasons.append(Reason("accuracy", f"GM clockAccuracy 0x{sample.gm_clock_accuracy:02x} "
+                                                  "gives no bound"))
+        elif sample.error_bound_ns > limit:
+            reasons.append(Reason("error_bound", f"error bound {_us(sample.error_bound_ns)} > {_us(limit)} "
+                                                 f"(|offset| {_us(abs(sample.offset_ns))} + asymmetry "
+                                                 f"{_us(config.asymmetry_budget_ns)} + GM accuracy"
+                                                 + (" + holdover drift)" if sample.state == ClockState.HOLDOVER else ")")))
+        if sample.gm_clock_class not in config.allowed_clock_classes:
+            reasons.append(Reason("clock_class", f"GM clockClass {sample.gm_clock_class} not in "
+                                                 f"{sorted(config.allowed_clock_classes)}"))
+        if not sample.time_traceable:
+            reasons.append(Reason("time_traceable", "GM time is not traceable to a primary reference"))
+        if sample.ptp_timescale and not sample.utc_offset_valid:
+            reasons.append(Reason("utc_offset", "PTP (TAI) timescale without a valid UTC offset"))
+        if sample.ptp_timescale and sample.utc_offset_valid and sample.utc_offset < 37:
+            reasons.append(Reason("utc_offset", f"implausible TAI-UTC offset {sample.utc_offset} s"))
+    if config.timestamp_granularity_ns > prof.granularity_ns:
+        reasons.append(Reason("granularity", f"timestamps at {config.timestamp_granularity_ns} ns granularity; "
+                                             f"{prof.name} needs {prof.granularity_ns} ns or finer"))
+    return Verdict(prof.name, not reasons, tuple(reasons))

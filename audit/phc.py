@@ -1,0 +1,158 @@
+"""PTP hardware clocks: read /dev/ptpN as a dynamic POSIX clock, compare it with CLOCK_REALTIME,
+turn PHC (TAI) time into UTC, and wrap linuxptp's phc_ctl for a second opinion.
+
+Owns the FD_TO_CLOCKID rule ((~fd) << 3 | 3), the TAI->UTC conversion with the UTC offset and
+leap flags ptp4l reports, and parsing phc_ctl's `get`/`cmp` lines. Opens PHCs read-only.
+Must not know about sockets, pmc or health verdicts.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+
+from audit.errors import ParseError, PhcError, ToolMissing, ToolTimeout
+
+CLOCKFD = 3
+NS_PER_S = 1_000_000_000
+
+
+def fd_to_clockid(fd: int) -> int:
+    """linuxptp missing.h FD_TO_CLOCKID: a dynamic clock id from an open /dev/ptpN descriptor."""
+    if fd < 0:
+        raise PhcError(f"bad file descriptor {fd}")
+    return ((~fd) << 3) | CLOCKFD
+
+
+def clockid_to_fd(clockid: int) -> int:
+    """The inverse, CLOCKID_TO_FD: ~(clockid >> 3)."""
+    if clockid >= 0 or clockid & 7 != CLOCKFD:
+        raise PhcError(f"{clockid} is not a dynamic (fd-based) clock id")
+    return ~(clockid >> 3)
+
+
+@dataclass(frozen=True, slots=True)
+class PhcComparison:
+    """One PHC-vs-CLOCK_REALTIME measurement: the tightest of several sandwiched reads."""
+
+    phc_ns: int             # PHC reading
+    realtime_ns: int        # CLOCK_REALTIME at the midpoint of the sandwich
+    window_ns: int          # width of the tightest sandwich: the measurement's uncertainty
+
+    @property
+    def offset_ns(self) -> int:
+        """PHC minus CLOCK_REALTIME. About +37 s when the PHC runs TAI and the system clock UTC."""
+        return self.phc_ns - self.realtime_ns
+
+
+class PhcClock:
+    """An open PHC. Use as a context manager; read-only unless `writable` (we never adjust it)."""
+
+    def __init__(self, device: str, writable: bool = False) -> None:
+        try:
+            self.fd = os.open(device, os.O_RDWR if writable else os.O_RDONLY)
+        except OSError as exc:
+            raise PhcError(f"cannot open {device}: {exc.strerror}") from exc
+        self.device = device
+        self.clockid = fd_to_clockid(self.fd)
+        try:
+            self.gettime_ns()
+        except PhcError:
+            self.close()
+            raise
+
+    def gettime_ns(self) -> int:
+        try:
+            return time.clock_gettime_ns(self.clockid)
+        except OSError as exc:
+            raise PhcError(f"{self.device}: clock_gettime failed: {exc.strerror}") from exc
+
+    def compare_realtime(self, samples: int = 9) -> PhcComparison:
+        """Sandwich each PHC read between two CLOCK_REALTIME reads; keep the tightest pair."""
+        if samples <= 0:
+            raise PhcError("samples must be positive")
+        best: PhcComparison | None = None
+        for _ in range(samples):
+            before = time.clock_gettime_ns(time.CLOCK_REALTIME)
+            phc = self.gettime_ns()
+            after = time.clock_gettime_ns(time.CLOCK_REALTIME)
+            cand = PhcComparison(phc, (before + after) // 2, after - before)
+            if best is None or cand.window_ns < best.window_ns:
+                best = cand
+        return best
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> "PhcClock":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def tai_to_utc_ns(tai_ns: int, utc_offset_s: int, utc_offset_valid: bool,
+                  leap61: bool = False, leap59: bool = False) -> int:
+    """PHC time on the PTP (TAI) timescale to UTC ns since the Unix epoch.
+
+    Refuses when the GM has not marked its UTC offset valid: a guessed offset is an invented
+    timestamp. During the last minute before a leap, leap61/leap59 announce an inserted or
+    deleted second at midnight UTC; instants after that midnight use the new offset.
+    """
+    if not utc_offset_valid:
+        raise PhcError("UTC offset not marked valid by the grandmaster: TAI cannot become UTC")
+    if leap61 and leap59:
+        raise PhcError("leap61 and leap59 both set")
+    if not 0 <= utc_offset_s <= 1000:
+        raise PhcError(f"implausible TAI-UTC offset {utc_offset_s} s")
+    utc_ns = tai_ns - utc_offset_s * NS_PER_S
+    if leap61 or leap59:
+        day_ns = 86_400 * NS_PER_S
+        # The flags are only up in the 12 h before a leap (and briefly after it), so the leap
+        # belongs to the nearest midnight UTC (in the pre-leap scale).
+        midnight = (utc_ns + day_ns // 2) // day_ns * day_ns
+        if leap61 and utc_ns >= midnight:          # inserted second has passed: offset grew by 1
+            utc_ns -= NS_PER_S
+        elif leap59 and utc_ns >= midnight - NS_PER_S:   # 23:59:59 is skipped
+            utc_ns += NS_PER_S
+    return utc_ns
+
+
+_PHC_CTL_GET = re.compile(r"clock time is (\d+)\.(\d{9})")
+_PHC_CTL_CMP = re.compile(r"offset from CLOCK_REALTIME is (-?\d+)ns")
+
+
+def parse_phc_ctl(text: str) -> dict[str, int]:
+    """Pull `get` (time_ns) and `cmp` (offset_ns) results out of phc_ctl's output."""
+    out: dict[str, int] = {}
+    if m := _PHC_CTL_GET.search(text):
+        out["time_ns"] = int(m.group(1)) * NS_PER_S + int(m.group(2))
+    if m := _PHC_CTL_CMP.search(text):
+        out["offset_ns"] = int(m.group(1))
+    if not out:
+        raise ParseError(f"phc_ctl printed no result: {text.strip()[:200]!r}")
+    return out
+
+
+def phc_ctl(device: str, *commands: str, timeout_s: float = 5.0, binary: str = "phc_ctl") -> dict[str, int]:
+    """Run linuxptp's phc_ctl read-only (`get`, `cmp`); anything that adjusts the clock is refused."""
+    allowed = {"get", "cmp", "caps"}
+    if not commands or not set(commands) <= allowed:
+        raise PhcError(f"phc_ctl commands must be among {sorted(allowed)} (read-only)")
+    path = shutil.which(binary)
+    if path is None:
+        raise ToolMissing(f"{binary} is not installed (Debian package linuxptp)")
+    try:
+        proc = subprocess.run([path, device, *commands], capture_output=True, text=True,
+                              timeout=timeout_s)
+    except subprocess.TimeoutExpired as exc:
+        raise ToolTimeout(f"phc_ctl {device} did not answer within {timeout_s} s") from exc
+    text = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        raise PhcError(f"phc_ctl {device}: {text.strip() or f'exit {proc.returncode}'}")
+    return parse_phc_ctl(text)

@@ -1,0 +1,238 @@
+"""linuxptp's `pmc` over a ptp4l UDS socket: run the management GETs and parse what it prints.
+
+Owns the list of datasets we ask for, the text format pmc prints (one header line per response,
+then `name value` lines), and turning that into a typed PtpSnapshot. A field pmc did not deliver
+stays None; whether that is healthy is decided in audit.health (it is not).
+Must not know about thresholds, profiles, journals or threads.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+
+from audit.errors import ParseError, ToolMissing, ToolTimeout
+
+DEFAULT_UDS = "/var/run/ptp4l"
+CORE_DATASETS = (
+    "TIME_STATUS_NP", "CURRENT_DATA_SET", "PORT_DATA_SET", "PARENT_DATA_SET",
+    "TIME_PROPERTIES_DATA_SET", "PORT_PROPERTIES_NP",
+)
+OPTIONAL_DATASETS = ("PORT_SERVICE_STATS_NP",)   # linuxptp >= 3.1.1-ish builds only; probed once
+
+# linuxptp enum port_state (fsm.h); the number goes into CLOCK_SAMPLE.port_state, 0 = unknown.
+PORT_STATES = {
+    "INITIALIZING": 1, "FAULTY": 2, "DISABLED": 3, "LISTENING": 4, "PRE_MASTER": 5,
+    "MASTER": 6, "PASSIVE": 7, "UNCALIBRATED": 8, "SLAVE": 9, "GRAND_MASTER": 10,
+}
+
+_HEADER = re.compile(
+    r"^\s*(?P<source>[0-9a-fA-F]{6}\.[0-9a-fA-F]{4}\.[0-9a-fA-F]{6}-\d+)\s+seq\s+(?P<seq>\d+)\s+"
+    r"(?P<action>RESPONSE|ACKNOWLEDGE|GET|SET|COMMAND)\s+(?P<kind>MANAGEMENT_ERROR_STATUS|MANAGEMENT|unknown-tlv)\s*"
+    r"(?P<rest>.*)$")
+_CLOCK_ID = re.compile(r"^[0-9a-fA-F]{6}\.[0-9a-fA-F]{4}\.[0-9a-fA-F]{6}$")
+
+
+@dataclass
+class PmcResponse:
+    dataset: str
+    source: str
+    fields: dict[str, str] = field(default_factory=dict)
+    error: str | None = None     # MANAGEMENT_ERROR_STATUS text (e.g. NOT_SUPPORTED)
+
+
+def parse_pmc_output(text: str, asked: tuple[str, ...] = ()) -> list[PmcResponse]:
+    """Split pmc's stdout into responses. Lines pmc prints for itself ('sending: ...') are skipped;
+    any other line outside a response is garbage and raises ParseError. pmc numbers its requests
+    from seq 0 in command order, so `asked` names the dataset of an error response (pmc prints
+    MANAGEMENT_ERROR_STATUS without the management id)."""
+    responses: list[PmcResponse] = []
+    current: PmcResponse | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("sending:"):
+            continue
+        if m := _HEADER.match(raw):
+            rest = m.group("rest").split()
+            seq = int(m.group("seq"))
+            asked_name = asked[seq] if seq < len(asked) else "?"
+            if m.group("kind") != "MANAGEMENT" or (rest and rest[0] == "empty-tlv"):
+                current = PmcResponse(asked_name, m.group("source"),
+                                      error=f"{m.group('kind')} {' '.join(rest)}".strip())
+            else:
+                if not rest:
+                    raise ParseError(f"pmc response without a dataset name: {raw!r}")
+                current = PmcResponse(rest[0], m.group("source"))
+            responses.append(current)
+            continue
+        if current is None:
+            raise ParseError(f"unexpected pmc output line: {raw[:120]!r}")
+        key, _, value = line.partition(" ")
+        if current.error is not None:
+            current.error = f"{current.error} {line}".strip()
+        else:
+            current.fields[key] = value.strip()
+    return responses
+
+
+def clock_identity_to_int(identity: str) -> int:
+    """'c6a136.fffe.1e06ac' -> 64-bit integer (as stored in CLOCK_SAMPLE.gm_identity)."""
+    if not _CLOCK_ID.match(identity):
+        raise ParseError(f"bad clock identity {identity!r}")
+    return int(identity.replace(".", ""), 16)
+
+
+@dataclass(frozen=True)
+class PtpSnapshot:
+    """What ptp4l said in one pmc run. None = not delivered (missing dataset or field)."""
+
+    port_state: str | None = None
+    timestamping: str | None = None           # PORT_PROPERTIES_NP: SOFTWARE / HARDWARE / ...
+    interface: str | None = None
+    master_offset_ns: int | None = None       # TIME_STATUS_NP: measured offset (also when free-running)
+    ingress_time_ns: int | None = None        # PHC time of the last Sync ingress; None when 0
+    gm_present: bool | None = None
+    gm_identity: str | None = None
+    mean_path_delay_ns: float | None = None
+    steps_removed: int | None = None
+    log_sync_interval: int | None = None
+    gm_clock_class: int | None = None
+    gm_clock_accuracy: int | None = None
+    gm_offset_scaled_log_variance: int | None = None
+    utc_offset: int | None = None
+    utc_offset_valid: bool | None = None
+    leap61: bool | None = None
+    leap59: bool | None = None
+    ptp_timescale: bool | None = None
+    time_traceable: bool | None = None
+    frequency_traceable: bool | None = None
+    service_stats: dict[str, int] | None = None
+    missing: tuple[str, ...] = ()             # datasets that did not answer
+    errors: tuple[str, ...] = ()              # management errors and field parse errors
+
+    @property
+    def answered(self) -> bool:
+        return self.port_state is not None or self.master_offset_ns is not None
+
+
+def _int(value: str) -> int:
+    return int(value, 16) if value.lower().startswith("0x") else int(value)
+
+
+def _bool(value: str) -> bool:
+    if value in ("1", "true"):
+        return True
+    if value in ("0", "false"):
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+# (dataset, pmc field) -> (snapshot attribute, converter)
+_FIELDS = {
+    ("TIME_STATUS_NP", "master_offset"): ("master_offset_ns", _int),
+    ("TIME_STATUS_NP", "ingress_time"): ("ingress_time_ns", _int),
+    ("TIME_STATUS_NP", "gmPresent"): ("gm_present", _bool),
+    ("TIME_STATUS_NP", "gmIdentity"): ("gm_identity", str),
+    ("CURRENT_DATA_SET", "meanPathDelay"): ("mean_path_delay_ns", float),
+    ("CURRENT_DATA_SET", "stepsRemoved"): ("steps_removed", _int),
+    ("PORT_DATA_SET", "portState"): ("port_state", str),
+    ("PORT_DATA_SET", "logSyncInterval"): ("log_sync_interval", _int),
+    ("PORT_PROPERTIES_NP", "timestamping"): ("timestamping", str),
+    ("PORT_PROPERTIES_NP", "interface"): ("interface", str),
+    ("PARENT_DATA_SET", "gm.ClockClass"): ("gm_clock_class", _int),
+    ("PARENT_DATA_SET", "gm.ClockAccuracy"): ("gm_clock_accuracy", _int),
+    ("PARENT_DATA_SET", "gm.OffsetScaledLogVariance"): ("gm_offset_scaled_log_variance", _int),
+    ("TIME_PROPERTIES_DATA_SET", "currentUtcOffset"): ("utc_offset", _int),
+    ("TIME_PROPERTIES_DATA_SET", "currentUtcOffsetValid"): ("utc_offset_valid", _bool),
+    ("TIME_PROPERTIES_DATA_SET", "leap61"): ("leap61", _bool),
+    ("TIME_PROPERTIES_DATA_SET", "leap59"): ("leap59", _bool),
+    ("TIME_PROPERTIES_DATA_SET", "ptpTimescale"): ("ptp_timescale", _bool),
+    ("TIME_PROPERTIES_DATA_SET", "timeTraceable"): ("time_traceable", _bool),
+    ("TIME_PROPERTIES_DATA_SET", "frequencyTraceable"): ("frequency_traceable", _bool),
+}
+_TRACKING_STATES = ("SLAVE", "UNCALIBRATED")
+
+
+def _pick_port(responses: list[PmcResponse]) -> PmcResponse | None:
+    """On a multi-port clock the port that follows the GM speaks for it; else the first port."""
+    if not responses:
+        return None
+    for resp in responses:
+        if resp.fields.get("portState") in _TRACKING_STATES:
+            return resp
+    return responses[0]
+
+
+def snapshot_from_responses(responses: list[PmcResponse], asked: tuple[str, ...] = CORE_DATASETS) -> PtpSnapshot:
+    """Build a PtpSnapshot; a field that fails to convert is reported in `errors`, left None."""
+    by_set: dict[str, list[PmcResponse]] = {}
+    errors: list[str] = []
+    for resp in responses:
+        if resp.error is not None:
+            if resp.dataset not in OPTIONAL_DATASETS:   # an old ptp4l may lack the optional ones
+                errors.append(f"{resp.dataset}: {resp.error}")
+            continue
+        by_set.setdefault(resp.dataset, []).append(resp)
+    chosen: dict[str, PmcResponse] = {}
+    for name, resps in by_set.items():
+        picked = _pick_port(resps) if name in ("PORT_DATA_SET", "PORT_PROPERTIES_NP") else resps[0]
+        if picked is not None:
+            chosen[name] = picked
+    values: dict[str, object] = {}
+    for (dataset, key), (attr, conv) in _FIELDS.items():
+        resp = chosen.get(dataset)
+        if resp is None or key not in resp.fields:
+            continue
+        try:
+            values[attr] = conv(resp.fields[key])
+        except ValueError as exc:
+            errors.append(f"{dataset}.{key}: {exc}")
+    if values.get("ingress_time_ns") == 0:
+        values["ingress_time_ns"] = None     # ptp4l reports 0 when no Sync has been taken
+    if "gm_identity" in values and not _CLOCK_ID.match(str(values["gm_identity"])):
+        errors.append(f"TIME_STATUS_NP.gmIdentity: bad clock identity {values.pop('gm_identity')!r}")
+    stats = chosen.get("PORT_SERVICE_STATS_NP")
+    if stats is not None:
+        try:
+            values["service_stats"] = {k: _int(v) for k, v in stats.fields.items() if k != "portIdentity"}
+        except ValueError as exc:
+            errors.append(f"PORT_SERVICE_STATS_NP: {exc}")
+    missing = tuple(name for name in asked if name not in chosen)
+    return PtpSnapshot(**values, missing=missing, errors=tuple(errors))
+
+
+class PmcClient:
+    """Runs `pmc -u -b 0 -s UDS 'GET ...'` once per query. One pmc run costs ~100 ms: pmc waits
+    that long for late answers before it exits."""
+
+    def __init__(self, uds: str = DEFAULT_UDS, timeout_s: float = 3.0, domain: int = 0,
+                 binary: str = "pmc") -> None:
+        self.uds = uds
+        self.timeout_s = timeout_s
+        self.domain = domain
+        self.binary = binary
+        self._optional = list(OPTIONAL_DATASETS)   # dropped once pmc says 'bad command'
+
+    def _run(self, datasets: tuple[str, ...]) -> subprocess.CompletedProcess:
+        path = shutil.which(self.binary)
+        if path is None:
+            raise ToolMissing(f"{self.binary} is not installed (Debian package linuxptp)")
+        argv = [path, "-u", "-b", "0", "-d", str(self.domain), "-s", self.uds,
+                *(f"GET {name}" for name in datasets)]
+        try:
+            return subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout_s,
+                                  stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired as exc:
+            raise ToolTimeout(f"pmc on {self.uds} did not finish within {self.timeout_s} s") from exc
+
+    def query(self) -> PtpSnapshot:
+        """All core datasets (plus the optional ones this pmc knows) in one pmc run."""
+        asked = CORE_DATASETS + tuple(self._optional)
+        proc = self._run(asked)
+        for name in list(self._optional):
+            if f"bad command: GET {name}" in proc.stderr:
+                self._optional.remove(name)
+        if proc.returncode != 0:
+            raise ParseError(f"pmc exited {proc.returncode}: {proc.stderr.strip()[:200]}")
+        return snapshot_from_responses(parse_pmc_output(proc.stdout, asked), CORE_DATASETS)

@@ -1,0 +1,168 @@
+"""A two-namespace PTP lab for tests: a veth pair, a ptp4l grandmaster and a ptp4l client.
+
+Both run software timestamping (-S), layer-2 transport (-2, no IP addresses) and free_running 1,
+so nothing ever adjusts the machine's clock. Everything created is removed by close(), which is
+safe to call after any partial failure. Processes are killed by pid with SIGKILL.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+_counter = itertools.count()
+
+# Fast intervals so a client follows the GM within ~2 s (Sync 8/s, Announce 4/s).
+COMMON = """\
+[global]
+free_running 1
+kernel_leap 0
+logSyncInterval -3
+logAnnounceInterval -2
+logMinDelayReqInterval -3
+announceReceiptTimeout 3
+summary_interval 0
+"""
+GM_EXTRA = """\
+priority1 10
+clockClass 6
+clockAccuracy 0x21
+"""
+CLIENT_EXTRA = """\
+slaveOnly 1
+"""
+
+
+class NamespaceUnavailable(Exception):
+    """The machine cannot create network namespaces (not root, or no CAP_SYS_ADMIN)."""
+
+
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=10, check=check)
+
+
+class PtpLab:
+    def __init__(self) -> None:
+        tag = f"{os.getpid() % 100000}{next(_counter)}"
+        self.ns_gm, self.ns_client = f"mmagm{tag}", f"mmacl{tag}"
+        self.if_gm, self.if_client = f"mg{tag}"[:15], f"mc{tag}"[:15]
+        self.dir = pathlib.Path(tempfile.mkdtemp(prefix="mmaudit-ptp-"))
+        self.gm_uds = str(self.dir / "gm.sock")
+        self.client_uds = str(self.dir / "client.sock")
+        self.procs: dict[str, subprocess.Popen] = {}
+        self._namespaces: list[str] = []
+        self._log_handles: dict[str, object] = {}
+
+    # -- network -----------------------------------------------------------------------------------
+
+    def create(self) -> "PtpLab":
+        for ns in (self.ns_gm, self.ns_client):
+            res = _ip("netns", "add", ns, check=False)
+            if res.returncode != 0:
+                raise NamespaceUnavailable(f"ip netns add failed: {res.stderr.strip()}")
+            self._namespaces.append(ns)
+        _ip("link", "add", self.if_gm, "netns", self.ns_gm, "type", "veth",
+            "peer", "name", self.if_client, "netns", self.ns_client)
+        for ns, iface in ((self.ns_gm, self.if_gm), (self.ns_client, self.if_client)):
+            _ip("-n", ns, "link", "set", "lo", "up")
+            _ip("-n", ns, "link", "set", iface, "up")
+        return self
+
+    # -- ptp4l ---------------------------------------------------------------------------------------
+
+    def _start(self, role: str, ns: str, iface: str, uds: str, extra: str) -> subprocess.Popen:
+        self.stop(role)
+        cfg = self.dir / f"{role}.cfg"
+        cfg.write_text(COMMON + f"uds_address {uds}\n" + extra)
+        log = open(self.dir / f"{role}.log", "ab")
+        self._log_handles[role] = log
+        proc = subprocess.Popen(["ip", "netns", "exec", ns, "ptp4l", "-f", str(cfg), "-i", iface,
+                                 "-S", "-2", "-m", "-q"], stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+        self.procs[role] = proc
+        self._wait_socket(uds, proc)
+        return proc
+
+    def _wait_socket(self, uds: str, proc: subprocess.Popen, timeout_s: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if os.path.exists(uds):
+                return
+            if proc.poll() is not None:
+                raise RuntimeError(f"ptp4l exited {proc.returncode}: {self.log_text()}")
+            time.sleep(0.02)
+        raise RuntimeError(f"ptp4l did not create {uds} within {timeout_s} s")
+
+    def start_gm(self, extra: str = "") -> subprocess.Popen:
+        proc = self._start("gm", self.ns_gm, self.if_gm, self.gm_uds, GM_EXTRA + extra)
+        # A GM locked to a traceable reference states so; ptp4l 3.x takes these flags via pmc.
+        self.pmc(self.gm_uds, "SET GRANDMASTER_SETTINGS_NP clockClass 6 clockAccuracy 0x21 "
+                 "offsetScaledLogVariance 0xffff currentUtcOffset 37 leap61 0 leap59 0 "
+                 "currentUtcOffsetValid 1 ptpTimescale 0 timeTraceable 1 frequencyTraceable 1 "
+                 "timeSource 0x20", ns=self.ns_gm)
+        return proc
+
+    def start_client(self, extra: str = "") -> subprocess.Popen:
+        return self._start("client", self.ns_client, self.if_client, self.client_uds, CLIENT_EXTRA + extra)
+
+    def running(self, role: str) -> bool:
+        proc = self.procs.get(role)
+        return proc is not None and proc.poll() is None
+
+    def kill(self, role: str) -> None:
+        """SIGKILL, as a crashed grandmaster would vanish."""
+        proc = self.procs.pop(role, None)
+        if proc is None:
+            return
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        handle = self._log_handles.pop(role, None)
+        if handle is not None:
+            handle.close()
+
+    stop = kill
+
+    def pmc(self, uds: str, command: str, ns: str | None = None) -> str:
+        argv = ["pmc", "-u", "-b", "0", "-s", uds, command]
+        if ns is not None:
+            argv = ["ip", "netns", "exec", ns, *argv]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout
+
+    def log_text(self, role: str | None = None) -> str:
+        roles = [role] if role else ["gm", "client"]
+        parts = []
+        for r in roles:
+            path = self.dir / f"{r}.log"
+            if path.exists():
+                parts.append(f"--- {r}\n{path.read_text(errors='replace')[-3000:]}")
+        return "\n".join(parts)
+
+    def wait_until(self, predicate, timeout_s: float, interval_s: float = 0.1):
+        """Poll `predicate` (bounded in time); returns its last truthy value or raises."""
+        deadline = time.monotonic() + timeout_s
+        last = None
+        while time.monotonic() < deadline:
+            last = predicate()
+            if last:
+                return last
+            time.sleep(interval_s)
+        raise AssertionError(f"condition not met within {timeout_s} s (last: {last!r})\n{self.log_text()}")
+
+    # -- teardown -------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        for role in list(self.procs):
+            try:
+                self.kill(role)
+            except Exception:
+                pass
+        for ns in self._namespaces:
+            _ip("netns", "delete", ns, check=False)   # deleting a namespace removes its veth end
+        self._namespaces.clear()
+        shutil.rmtree(self.dir, ignore_errors=True)
