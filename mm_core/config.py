@@ -1,0 +1,226 @@
+"""Engine parameters and the symbols it trades, parsed from TOML text into frozen dataclasses.
+
+Owns the engine's own parameter document ([engine], [skew], [guard], [hedge], [fair_value])
+and the reading of the [[symbols]] / [[pairs]] / [[options]] tables of the venue's symbols file
+(mm_core/venue/default.toml documents that format). Takes text, never a path: the I/O shell reads
+files. A bad document raises ConfigError naming the field. Must not know about books or orders.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+from mm_core.guard import GuardParams
+from mm_core.hedger import HedgeParams
+from mm_core.inventory import SkewParams
+
+__all__ = ["ConfigError", "EngineConfig", "FairValueParams", "SymbolSpec", "PairSpec", "Symbols",
+           "symbols_from_toml"]
+
+TRADING_SECONDS_PER_YEAR = 252 * 6.5 * 3600
+
+
+class ConfigError(ValueError):
+    """A config document that does not parse or has a bad field ("section.field: why")."""
+
+
+@dataclass(frozen=True, slots=True)
+class FairValueParams:
+    imbalance_levels: int = 3
+    level_decay: float = 0.5
+    w_imbalance: float = 0.2      # × half spread per unit of multi-level imbalance
+    w_flow: float = 0.2           # × half spread per unit of trade-flow signal
+    flow_alpha: float = 0.1
+    lead_alpha: float = 0.05
+    lead_prior: float = 0.0
+    n_imb: int = 4
+    n_spread: int = 4
+    calibrate_every: int = 500    # book observations between micro-price recalibrations; 0 = off
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    session_prefix: str = "MM"
+    firm: str = "MMCO"
+    algo_id: int = 1
+    desk_id: int = 1
+    trader_id: int = 1
+    client_id: int = 1
+    quoted: tuple[str, ...] = ()          # symbol names to quote; empty = every stock symbol
+    quote_size: int = 200
+    position_limit: int = 2_000
+    size_skew: float = 0.5
+    withdraw_at: float = 0.8
+    vol_alpha: float = 0.05
+    min_depth_ticks: float = 0.5          # each side at least this far from fair value
+    adverse_rate_weight: float = 0.5
+    toxicity_weight: float = 1.0
+    ack_timeout_ns: int = 2_000_000_000
+    rerequest_timeout_ns: int = 500_000_000
+    metrics_interval_ns: int = 1_000_000_000
+    markout_horizons_ns: tuple[int, ...] = (100_000_000, 1_000_000_000, 5_000_000_000)
+    adverse_horizon: int = 1
+    deny_backoff_ns: int = 100_000_000
+    prune_after_ns: int = 60_000_000_000
+    skew: SkewParams = field(default_factory=SkewParams)
+    guard: GuardParams = field(default_factory=GuardParams)
+    hedge: HedgeParams = field(default_factory=HedgeParams)
+    fair_value: FairValueParams = field(default_factory=FairValueParams)
+
+    @classmethod
+    def from_toml(cls, text: str) -> "EngineConfig":
+        try:
+            doc = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"not TOML: {exc}") from None
+        known = {"engine", "skew", "guard", "hedge", "fair_value"}
+        for key in doc:
+            if key not in known:
+                raise ConfigError(f"{key}: unknown section (expected one of {sorted(known)})")
+        sub = {name: _build(kind, doc.get(name, {}), name)
+               for name, kind in (("skew", SkewParams), ("guard", GuardParams),
+                                  ("hedge", HedgeParams), ("fair_value", FairValueParams))}
+        engine = doc.get("engine", {})
+        for name in sub:
+            if name in engine:
+                raise ConfigError(f"engine.{name}: give it as its own [{name}] section")
+        return _build(cls, {**engine, **sub}, "engine")
+
+
+def _build(kind: type, values: Any, section: str) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{section}: must be a table")
+    defaults = kind()
+    names = {f.name for f in dataclasses.fields(kind)}
+    out = {}
+    for key, value in values.items():
+        if key not in names:
+            raise ConfigError(f"{section}.{key}: unknown field")
+        default = getattr(defaults, key)
+        if dataclasses.is_dataclass(default):
+            out[key] = value
+            continue
+        if isinstance(default, tuple):
+            if not isinstance(value, list):
+                raise ConfigError(f"{section}.{key}: must be a list")
+            elem = type(default[0]) if default else str
+            if not all(type(v) is elem for v in value):
+                raise ConfigError(f"{section}.{key}: every item must be {elem.__name__}")
+            value = tuple(value)
+        elif isinstance(default, bool):
+            if type(value) is not bool:
+                raise ConfigError(f"{section}.{key}: must be true or false")
+        elif isinstance(default, int):
+            if type(value) is not int:
+                raise ConfigError(f"{section}.{key}: must be an integer")
+        elif isinstance(default, float):
+            if type(value) not in (int, float) or not math.isfinite(value):
+                raise ConfigError(f"{section}.{key}: must be a finite number")
+            value = float(value)
+        elif isinstance(default, str) and type(value) is not str:
+            raise ConfigError(f"{section}.{key}: must be a string")
+        out[key] = value
+    try:
+        return kind(**out)
+    except ValueError as exc:
+        raise ConfigError(f"{section}: {exc}") from None
+
+
+# --- symbols ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class SymbolSpec:
+    name: str
+    id: int                      # ITCH stock locate; the index of every per-symbol array
+    reference_price: int         # price4
+    half_penny: bool
+    volatility: float            # annualised
+    is_option: bool = False
+
+    @property
+    def prior_sigma(self) -> float:
+        """Volatility as price4 per sqrt(second) of trading time, from the annual figure."""
+        return self.volatility * self.reference_price / math.sqrt(TRADING_SECONDS_PER_YEAR)
+
+
+@dataclass(frozen=True, slots=True)
+class PairSpec:
+    a: int          # symbol id of the factor (leader, the hedge instrument)
+    b: int          # symbol id loading on a (follower, hedged in a)
+    correlation: float
+
+
+@dataclass(frozen=True, slots=True)
+class Symbols:
+    symbols: tuple[SymbolSpec, ...]
+    pairs: tuple[PairSpec, ...]
+
+    @property
+    def n_slots(self) -> int:
+        return max(s.id for s in self.symbols) + 1
+
+    def by_name(self, name: str) -> SymbolSpec:
+        for s in self.symbols:
+            if s.name == name:
+                return s
+        raise ConfigError(f"symbols: no symbol named {name!r}")
+
+    def by_id(self) -> dict[int, SymbolSpec]:
+        return {s.id: s for s in self.symbols}
+
+
+def _field(table: dict, where: str, key: str, kind: type, default: Any = None) -> Any:
+    if key not in table:
+        if default is None:
+            raise ConfigError(f"{where}.{key}: missing")
+        return default
+    value = table[key]
+    ok = type(value) is kind or (kind is float and type(value) is int)
+    if not ok:
+        raise ConfigError(f"{where}.{key}: must be {kind.__name__}")
+    return kind(value)
+
+
+def symbols_from_toml(text: str) -> Symbols:
+    """The [[symbols]], [[options]] and [[pairs]] tables of a venue symbols file (other tables
+    belong to the venue and are ignored here)."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not TOML: {exc}") from None
+    specs: list[SymbolSpec] = []
+    for kind, is_option in (("symbols", False), ("options", True)):
+        for i, t in enumerate(doc.get(kind, [])):
+            where = f"{kind}[{i}]"
+            name = _field(t, where, "name", str)
+            sid = _field(t, where, "id", int)
+            if not 1 <= sid <= 65535:
+                raise ConfigError(f"{where}.id: must be 1..65535")
+            if is_option:
+                ref = _field(t, where, "strike", int)
+                vol = _field(t, where, "implied_vol", float)
+            else:
+                ref = _field(t, where, "reference_price", int)
+                vol = _field(t, where, "volatility", float, 0.0)
+            if ref <= 0:
+                raise ConfigError(f"{where}.reference_price: must be > 0")
+            specs.append(SymbolSpec(name, sid, ref, _field(t, where, "half_penny", bool, False),
+                                    vol, is_option))
+    if not specs:
+        raise ConfigError("symbols: no [[symbols]] table")
+    names = [s.name for s in specs]
+    ids = [s.id for s in specs]
+    if len(set(names)) != len(names) or len(set(ids)) != len(ids):
+        raise ConfigError("symbols: names and ids must be unique")
+    by_name = {s.name: s for s in specs}
+    pairs = []
+    for i, t in enumerate(doc.get("pairs", [])):
+        where = f"pairs[{i}]"
+        a, b = _field(t, where, "a", str), _field(t, where, "b", str)
+        if a not in by_name or b not in by_name or a == b:
+            raise ConfigError(f"{where}: a and b must name two different symbols")
+        pairs.append(PairSpec(by_name[a].id, by_name[b].id, _field(t, where, "correlation", float, 0.0)))
+    return Symbols(tuple(sorted(specs, key=lambda s: s.id)), tuple(pairs))

@@ -1,0 +1,706 @@
+"""The market-making engine: events in, actions out, deterministic and sans-io.
+
+Owns the order of work for one event — decode (protocol codecs) → MoldUDP64 sequencing → book →
+quote guard first → fair value → spread and inventory skew → hedger → risk gateway → OMS — and
+the one inventory all of them see. Must not read clocks, sockets, files or unseeded randomness:
+time is each event's now_ns, ids come from the session prefix, and replaying the same events
+through a fresh Engine gives the same actions and the same state_hash().
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import Callable
+
+from journal.catalogue import RecordType, pack, pack_json
+from mm_core.book import Book, BookError
+from mm_core.config import EngineConfig, Symbols
+from mm_core.events import (
+    Action, ClockSample, JournalHealth, JournalNote, MarketData, OperatorCommand, Reconciled,
+    RequestRetransmit, SendOrder, Timer, VenueMessage,
+)
+from mm_core.fairvalue import FairValueModel
+from mm_core.guard import SymbolGuard, Trip
+from mm_core.hedger import Hedger
+from mm_core.inventory import InventoryTracker, as_depths, glft_depths, quote_sizes
+from mm_core.metrics import Metrics
+from mm_core.oms import LIVE, TERMINAL, InvalidTransition, Oms, OmsError, Order, OrderState
+from mm_core.protocol import ProtocolError, itch, moldudp64, ouch, soupbintcp
+from mm_core.risk import RiskError, TradingState
+from mm_core.spread import VolEstimator, quote_prices, widen
+from mm_core.ticks import TickTable
+from mm_core.types import OrderIntent, OrderKind, Purpose, Side
+
+__all__ = ["Engine", "EngineError"]
+
+_BUY, _SELL = Side.BUY, Side.SELL
+_HALTED, _REDUCING = TradingState.HALTED, TradingState.REDUCING
+_FROM_SERVER = soupbintcp.Direction.FROM_SERVER
+
+# ITCH message classes, bound once for the dispatch in the hot loop.
+_ADD, _ADD_MPID = itch.AddOrder, itch.AddOrderMpid
+_EXEC, _EXEC_PX = itch.OrderExecuted, itch.OrderExecutedWithPrice
+_CANCEL, _DELETE, _REPLACE = itch.OrderCancel, itch.OrderDelete, itch.OrderReplace
+_TRADE, _TRADING_ACTION = itch.Trade, itch.StockTradingAction
+
+
+class EngineError(Exception):
+    """A bad engine setup (config, symbols or gateway that cannot work together)."""
+
+
+class Engine:
+    """One trading session's decisions. `on_event(event) -> list[Action]`."""
+
+    def __init__(self, config: EngineConfig, symbols: Symbols, risk_gateway) -> None:
+        if risk_gateway is None:
+            raise EngineError("an engine needs a risk gateway")
+        self.cfg = cfg = config
+        self.symbols = symbols
+        self.risk = risk_gateway
+        n = symbols.n_slots
+        self.n = n
+        specs = symbols.by_id()
+        self.specs = [specs.get(i) for i in range(n)]
+        self.ticks = [TickTable(s.half_penny if s else False) for s in self.specs]
+        if cfg.quoted:
+            self.quoted = sorted(symbols.by_name(name).id for name in cfg.quoted)
+        else:
+            self.quoted = [s.id for s in symbols.symbols if not s.is_option]
+        self.is_quoted = [False] * n
+        for s in self.quoted:
+            self.is_quoted[s] = True
+        self.book = Book(n)
+        self.tracker = moldudp64.SequenceTracker()
+        self.stale = False
+        self.gap_requested_ns = -1
+        fv = cfg.fair_value
+        ref_ticks = [self.ticks[i].tick_at(s.reference_price) if s else 1 for i, s in enumerate(self.specs)]
+        self.fv = FairValueModel(
+            n, ticks=ref_ticks, n_imb=fv.n_imb, n_spread=fv.n_spread,
+            imbalance_levels=fv.imbalance_levels, level_decay=fv.level_decay,
+            w_imbalance=fv.w_imbalance, w_flow=fv.w_flow, flow_alpha=fv.flow_alpha,
+            leaders={p.b: p.a for p in symbols.pairs}, lead_alpha=fv.lead_alpha,
+            lead_prior=fv.lead_prior, calibrate_every=fv.calibrate_every)
+        self.followers: list[list[int]] = [[] for _ in range(n)]
+        for p in symbols.pairs:
+            self.followers[p.a].append(p.b)
+        self.vol = [VolEstimator(cfg.vol_alpha, s.prior_sigma if s else 0.0) for s in self.specs]
+        self.inventory = InventoryTracker(n)
+        self.guards = [SymbolGuard(i, cfg.guard) for i in range(n)]
+        self.hedger = Hedger({p.b: p.a for p in symbols.pairs}, cfg.hedge)
+        self.hedge_of: list[list[int]] = [[] for _ in range(n)]     # hedge id -> hedged symbols
+        for p in symbols.pairs:
+            self.hedge_of[p.a].append(p.b)
+        self.hedge_tokens: dict[str, int] = {}                       # hedge IOC token -> hedged symbol
+        self.oms = Oms(cfg.session_prefix, self._encode_cancel)
+        self.metrics = Metrics(n, cfg.markout_horizons_ns, cfg.adverse_horizon)
+        self.mid2 = [0] * n
+        self.halted_symbols = [False] * n       # ITCH trading action: not trading
+        self.denied_until: dict[tuple[int, int, str], int] = {}
+        self.next_metrics_ns = -1
+        self.now = 0
+        self.venue_seq = 0                      # SoupBinTCP sequenced messages processed
+        self.counts = {"events": 0, "md_packets": 0, "md_messages": 0, "protocol_errors": 0,
+                       "book_errors": 0, "gaps": 0, "guard_trips": 0, "orders_sent": 0,
+                       "cancels_sent": 0, "denials": 0, "fills": 0, "halts": 0}
+        self._handlers: dict[type, Callable[[object], list[Action]]] = {
+            MarketData: self._on_market_data, VenueMessage: self._on_venue, Timer: self._on_timer,
+            ClockSample: self._on_clock, OperatorCommand: self._on_operator,
+            JournalHealth: self._on_journal_health, Reconciled: self._on_reconciled,
+        }
+
+    # ================================================================= the one entry point
+
+    def on_event(self, event) -> list[Action]:
+        handler = self._handlers.get(type(event))
+        if handler is None:
+            raise EngineError(f"not an engine event: {type(event).__name__}")
+        now = event.now_ns
+        if now > self.now:
+            self.now = now          # time never runs backwards inside the engine
+        self.counts["events"] += 1
+        actions = handler(event)
+        self._drain_risk(actions)
+        return actions
+
+    # ================================================================= market data
+
+    def _on_market_data(self, ev: MarketData) -> list[Action]:
+        actions: list[Action] = []
+        now = self.now
+        self.counts["md_packets"] += 1
+        try:
+            header, messages = itch.decode_mold_packet(ev.packet)
+            verdict = self.tracker.on_header(header)
+        except ProtocolError as exc:
+            self.counts["protocol_errors"] += 1
+            actions.append(self._alert("md-protocol-error", str(exc)))
+            return actions
+        if verdict.gap is not None:
+            self.counts["gaps"] += 1
+            if not self.stale:
+                self._go_stale(f"gap: expected {verdict.gap.expected} got {verdict.gap.received}", actions)
+            self._request_gap(actions)
+            return actions
+        if not verdict.new:
+            return actions
+        fresh = verdict.select(messages) if verdict.duplicates or verdict.new != len(messages) else messages
+        self.counts["md_messages"] += len(fresh)
+        touched, printed = self._apply(fresh, actions)
+        if self.stale and not self.tracker.in_gap:
+            self.stale = False
+            self.gap_requested_ns = -1
+            actions.append(self._alert("book-recovered", f"gap filled at {self.tracker.next_expected}"))
+            touched = {s: True for s in self.quoted}
+            for s in self.followers_of_all():
+                touched[s] = True
+        # The guard runs first: pulls go out ahead of every other signal's reaction.
+        for symbol_id in printed:
+            trip = self.guards[symbol_id].evaluate(now)
+            if trip is not None:
+                self._pull_on_trip(trip, actions)
+        for symbol_id in list(touched):
+            for f in self.followers[symbol_id]:
+                touched[f] = True
+        for symbol_id in touched:
+            self._reprice(symbol_id)
+        self._mature_markouts(actions)
+        for symbol_id in touched:
+            if self.is_quoted[symbol_id]:
+                self._requote(symbol_id, actions)
+            if self.hedge_of[symbol_id] or symbol_id in self.hedger.pairs:
+                self._hedge_around(symbol_id, actions)
+        return actions
+
+    def followers_of_all(self) -> list[int]:
+        return [f for fs in self.followers for f in fs]
+
+    def _apply(self, messages, actions: list[Action]) -> tuple[dict[int, bool], dict[int, bool]]:
+        """Apply ITCH messages to the book; returns (touched symbols, symbols with prints)."""
+        book = self.book
+        n = self.n
+        specs = self.specs
+        touched: dict[int, bool] = {}
+        printed: dict[int, bool] = {}
+        guards = self.guards
+        fv = self.fv
+        for m in messages:
+            t = type(m)
+            try:
+                if t is _ADD or t is _ADD_MPID:
+                    s = m.stock_locate
+                    if s < n and specs[s] is not None:
+                        book.add(m.order_ref, s, m.side == "B", m.shares, m.price)
+                        touched[s] = True
+                elif t is _EXEC or t is _EXEC_PX:
+                    ex = book.execute(m.order_ref, m.executed_shares)
+                    if ex is not None:
+                        s = ex.symbol_id
+                        touched[s] = True
+                        if t is _EXEC or m.printable == "Y":
+                            aggressor_buys = not ex.resting_is_buy
+                            guards[s].on_print(aggressor_buys, ex.qty)
+                            fv.on_trade(s, aggressor_buys, ex.qty)
+                            printed[s] = True
+                elif t is _CANCEL:
+                    s = book.cancel(m.order_ref, m.canceled_shares)
+                    if s >= 0:
+                        touched[s] = True
+                elif t is _DELETE:
+                    s = book.delete(m.order_ref)
+                    if s >= 0:
+                        touched[s] = True
+                elif t is _REPLACE:
+                    s = book.replace(m.original_order_ref, m.new_order_ref, m.shares, m.price)
+                    if s >= 0:
+                        touched[s] = True
+                elif t is _TRADE:
+                    s = m.stock_locate
+                    if s < n and specs[s] is not None:
+                        aggressor_buys = m.side != "B"    # P's side is the resting (hidden) order's
+                        guards[s].on_print(aggressor_buys, m.shares)
+                        fv.on_trade(s, aggressor_buys, m.shares)
+                        printed[s] = True
+                elif t is _TRADING_ACTION:
+                    s = m.stock_locate
+                    if s < n and specs[s] is not None:
+                        self.halted_symbols[s] = m.trading_state != "T"
+                        touched[s] = True
+            except BookError as exc:
+                self.counts["book_errors"] += 1
+                actions.append(self._alert("book-error", str(exc)))
+        return touched, printed
+
+    def _go_stale(self, reason: str, actions: list[Action]) -> None:
+        """A gap: the book cannot be trusted until it is filled. Pull every quote now."""
+        self.stale = True
+        actions.append(self._alert("book-stale", reason))
+        for symbol_id in range(self.n):
+            fair = self.fv.fair[symbol_id]
+            spec = self.specs[symbol_id]
+            if spec is not None and fair > 0:
+                self.risk.on_market(symbol_id, fair, spec.reference_price, True, self.now)
+        self._cancel_all(Purpose.QUOTE, actions, guard=False)
+
+    def _request_gap(self, actions: list[Action]) -> None:
+        now = self.now
+        if self.gap_requested_ns >= 0 and now - self.gap_requested_ns < self.cfg.rerequest_timeout_ns:
+            return
+        request = self.tracker.request()
+        if request is None:
+            return
+        self.gap_requested_ns = now
+        actions.append(RequestRetransmit(moldudp64.encode_request(request), request.sequence, request.count))
+
+    def _reprice(self, symbol_id: int) -> None:
+        """Fair value and volatility after the book changed; tell the risk gateway."""
+        book = self.book
+        b, bq, a, aq = book.top(symbol_id)
+        levels = self.cfg.fair_value.imbalance_levels
+        fair = self.fv.update(symbol_id, b, bq, a, aq, book.bids(symbol_id, levels), book.asks(symbol_id, levels))
+        if fair <= 0:
+            self.mid2[symbol_id] = 0
+            return
+        self.mid2[symbol_id] = b + a
+        self.vol[symbol_id].update((b + a) * 0.5, self.now)
+        spec = self.specs[symbol_id]
+        self.risk.on_market(symbol_id, fair, spec.reference_price, self.stale, self.now)
+        if symbol_id in self.hedger.pairs:
+            pair = self.hedger.pairs[symbol_id]
+            self.hedger.observe(symbol_id, self.fv.mids[symbol_id], self.fv.mids[pair.hedge_id])
+
+    # ================================================================= quoting
+
+    def _requote(self, symbol_id: int, actions: list[Action]) -> None:
+        bid_px, bid_qty, ask_px, ask_qty = self._quote(symbol_id)
+        oms = self.oms
+        self._work_side(symbol_id, _BUY, oms.working_order(symbol_id, _BUY), bid_px, bid_qty, actions)
+        self._work_side(symbol_id, _SELL, oms.working_order(symbol_id, _SELL), ask_px, ask_qty, actions)
+
+    def _quote(self, symbol_id: int) -> tuple[int, int, int, int]:
+        """(bid price, bid size, ask price, ask size) wanted now; a zero size pulls the side."""
+        risk = self.risk
+        state = risk.state
+        fair = self.fv.fair[symbol_id]
+        if self.stale or fair <= 0 or state is _HALTED or self.halted_symbols[symbol_id]:
+            return 0, 0, 0, 0
+        cfg = self.cfg
+        skew = cfg.skew
+        ticks = self.ticks[symbol_id]
+        tick = ticks.tick_at(int(fair))
+        sigma2 = self.vol[symbol_id].variance_per_s / (tick * tick)
+        position = self.inventory.position[symbol_id] - self._hedge_held(symbol_id)
+        q = position / skew.lot
+        bd, ad = glft_depths(q, sigma2, skew) if skew.model == "glft" else as_depths(q, sigma2, skew)
+        guard = self.guards[symbol_id]
+        toxicity = guard.toxicity()
+        m = self.metrics
+        h = m.adverse_horizon
+        mean_markout = m.markout_x2[h] / (2.0 * m.markout_qty[h]) if m.markout_qty[h] else 0.0
+        adverse_move = max(0.0, -mean_markout) / tick
+        rate = m.adverse_rate()
+        mult = risk.spread_multiplier
+        bd = widen(bd, adverse_move=adverse_move, adverse_rate=rate, toxicity=toxicity,
+                   rate_weight=cfg.adverse_rate_weight, toxicity_weight=cfg.toxicity_weight,
+                   multiplier=mult)
+        ad = widen(ad, adverse_move=adverse_move, adverse_rate=rate, toxicity=toxicity,
+                   rate_weight=cfg.adverse_rate_weight, toxicity_weight=cfg.toxicity_weight,
+                   multiplier=mult)
+        # Each side at least min_depth_ticks from fair unless the skew moved it across on purpose.
+        if bd + ad < 2 * cfg.min_depth_ticks:
+            pad = cfg.min_depth_ticks - 0.5 * (bd + ad)
+            bd += pad
+            ad += pad
+        book = self.book
+        bid_px, ask_px = quote_prices(fair, bd * tick, ad * tick, ticks,
+                                      book.best_bid(symbol_id), book.best_ask(symbol_id))
+        base = int(cfg.quote_size * risk.size_multiplier) // skew.lot * skew.lot
+        if base <= 0:
+            return 0, 0, 0, 0
+        bid_qty, ask_qty = quote_sizes(position, cfg.position_limit, base, skew.lot,
+                                       cfg.size_skew, cfg.withdraw_at)
+        if state is _REDUCING:
+            # only the side that brings the position back toward flat
+            if self.inventory.position[symbol_id] >= 0:
+                bid_qty = 0
+            if self.inventory.position[symbol_id] <= 0:
+                ask_qty = 0
+        now = self.now
+        if guard.side_blocked(True, now):
+            bid_qty = 0
+        if guard.side_blocked(False, now):
+            ask_qty = 0
+        return bid_px, bid_qty, ask_px, ask_qty
+
+    def _hedge_held(self, symbol_id: int) -> int:
+        """Shares of this symbol held as hedges for other symbols (not quoting inventory)."""
+        held = 0
+        for hedged in self.hedge_of[symbol_id]:
+            held += self.hedger.hedged(hedged)
+        return held
+
+    def _work_side(self, symbol_id: int, side: Side, order: Order | None, price: int, qty: int,
+                   actions: list[Action]) -> None:
+        if order is None:
+            if qty > 0 and price > 0:
+                self._submit(OrderIntent(OrderKind.ENTER, self.oms.new_token(), symbol_id, side,
+                                         price, qty, **self._ids()), actions)
+            return
+        state = order.fsm.state
+        if state not in LIVE:
+            return                       # an answer is pending: decide again when it arrives
+        if qty <= 0 or price <= 0:
+            self._cancel(order, Purpose.QUOTE, actions)
+        elif order.price != price or order.leaves != qty:
+            self._submit(OrderIntent(OrderKind.REPLACE, self.oms.new_token(), symbol_id, side, price,
+                                     qty, orig_token=order.token, **self._ids()), actions)
+
+    def _ids(self) -> dict:
+        cfg = self.cfg
+        return {"algo_id": cfg.algo_id, "desk_id": cfg.desk_id, "trader_id": cfg.trader_id,
+                "client_id": cfg.client_id}
+
+    def _submit(self, intent: OrderIntent, actions: list[Action]) -> bool:
+        """Risk check, then OMS, then the SoupBinTCP bytes; a denial is journaled, not raised."""
+        key = (intent.symbol_id, int(intent.side), intent.purpose.value)
+        now = self.now
+        if self.denied_until.get(key, -1) > now:
+            return False
+        decision = self.risk.check(intent, now)
+        if not decision.allowed:
+            self.counts["denials"] += 1
+            self.denied_until[key] = now + self.cfg.deny_backoff_ns
+            actions.append(self._decision_note(intent, decision))
+            return False
+        self.oms.on_sent(intent, now)
+        packet = self._encode(intent)
+        actions.append(SendOrder(intent, packet, decision, int(decision.state)))
+        self.counts["orders_sent"] += 1
+        if intent.purpose is Purpose.QUOTE:
+            self.metrics.on_quote_sent(intent.side)
+        return True
+
+    def _cancel(self, order: Order, purpose: Purpose, actions: list[Action]) -> None:
+        """Cancel the rest of an order with the bytes encoded when it was accepted."""
+        intent = OrderIntent(OrderKind.CANCEL, order.token, order.symbol_id, order.side, order.price,
+                             0, purpose=purpose, **self._ids())
+        decision = self.risk.check(intent, self.now)      # always allowed; counted for the rate
+        self.oms.on_sent(intent, self.now)
+        packet = order.cancel_packet or self._encode_cancel(order.token)
+        actions.append(SendOrder(intent, packet, decision, int(decision.state)))
+        self.counts["cancels_sent"] += 1
+
+    def _cancel_all(self, purpose: Purpose | None, actions: list[Action], guard: bool,
+                    match: Callable[[Order], bool] | None = None) -> int:
+        n = 0
+        for order in list(self.oms.orders.values()):
+            st = order.fsm.state
+            if st in TERMINAL or st is OrderState.PENDING_CANCEL or st is OrderState.PENDING_NEW:
+                continue
+            if purpose is not None and order.purpose is not purpose:
+                continue
+            if match is not None and not match(order):
+                continue
+            self._cancel(order, Purpose.GUARD_CANCEL if guard else order.purpose, actions)
+            n += 1
+        return n
+
+    def _pull_on_trip(self, trip: Trip, actions: list[Action]) -> None:
+        """Cancel our resting quotes on the side(s) at risk, before anything else reacts."""
+        self.counts["guard_trips"] += 1
+        s = trip.symbol_id
+
+        def at_risk(order: Order) -> bool:
+            return order.symbol_id == s and ((trip.bid and order.side == _BUY) or
+                                             (trip.ask and order.side == _SELL))
+        pulled = self._cancel_all(Purpose.QUOTE, actions, guard=True, match=at_risk)
+        actions.append(self._alert("guard-trip", f"symbol {s} bid={trip.bid} ask={trip.ask} "
+                                   f"{trip.reason_text} aggression={trip.aggression:.3f} "
+                                   f"vpin={trip.vpin:.3f} pulled={pulled}"))
+
+    # ================================================================= hedging
+
+    def _hedge_around(self, symbol_id: int, actions: list[Action]) -> None:
+        for hedged in ([symbol_id] if symbol_id in self.hedger.pairs else []) + self.hedge_of[symbol_id]:
+            self._hedge(hedged, actions)
+
+    def _hedge(self, symbol_id: int, actions: list[Action]) -> None:
+        if self.stale or self.risk.state is _HALTED:
+            return
+        pair = self.hedger.pairs[symbol_id]
+        h = pair.hedge_id
+        hticks = self.ticks[h]
+        decision = self.hedger.decide(
+            symbol_id, self.inventory.position[symbol_id], self.now, self.fv.mids[symbol_id],
+            self.fv.mids[h], self.book.best_bid(h), self.book.best_ask(h),
+            hticks.tick_above, hticks.tick_below)
+        if decision is None:
+            return
+        token = self.oms.new_token()
+        intent = OrderIntent(OrderKind.ENTER, token, h, decision.side, decision.price, decision.qty,
+                             tif=ouch.TIF_IOC, purpose=Purpose.HEDGE, **self._ids())
+        if self._submit(intent, actions):
+            self.hedge_tokens[token] = symbol_id
+        else:
+            self.hedger.on_done(symbol_id)
+
+    # ================================================================= venue messages
+
+    def _on_venue(self, ev: VenueMessage) -> list[Action]:
+        actions: list[Action] = []
+        try:
+            packet = soupbintcp.decode(ev.packet, _FROM_SERVER)
+            if type(packet) is soupbintcp.SequencedData:
+                self.venue_seq += 1
+                msg = ouch.decode_outbound(packet.payload)
+            elif type(packet) is soupbintcp.LoginAccepted:
+                self.venue_seq = packet.sequence - 1
+                return actions
+            elif type(packet) is soupbintcp.EndOfSession:
+                actions.append(self._alert("venue-end-of-session", "order entry session ended"))
+                return actions
+            else:
+                return actions
+        except ProtocolError as exc:
+            self.counts["protocol_errors"] += 1
+            actions.append(self._alert("venue-protocol-error", str(exc)))
+            return actions
+        try:
+            self._on_ouch(msg, actions)
+        except (OmsError, InvalidTransition) as exc:
+            self._halt(f"oms: {exc}", actions)
+        return actions
+
+    def _on_ouch(self, msg, actions: list[Action]) -> None:
+        oms, now, t = self.oms, self.now, type(msg)
+        if t is ouch.Accepted:
+            order = oms.on_accepted(msg.token, msg.order_ref, now)
+            self._after_order_change(order, actions)
+        elif t is ouch.Executed or t is ouch.ExecutedWithReferencePrice:
+            order = oms.on_executed(msg.token, msg.executed_shares, now)
+            self._on_fill(order, msg.executed_shares, msg.execution_price, actions)
+        elif t is ouch.Canceled or t is ouch.AiqCanceled:
+            order = oms.on_canceled(msg.token, msg.decrement_shares, now)
+            self._after_order_change(order, actions)
+        elif t is ouch.Replaced:
+            order = oms.on_replaced(msg.replacement_token, msg.previous_token, msg.order_ref,
+                                    msg.shares, msg.price, now)
+            self.risk.on_order_done(msg.previous_token, now)
+            self._after_order_change(order, actions)
+        elif t is ouch.Rejected:
+            order = oms.on_rejected(msg.token, now)
+            self._after_order_change(order, actions)
+        elif t is ouch.CancelReject:
+            order = oms.on_cancel_reject(msg.token, now)
+            self._after_order_change(order, actions)
+        elif t is ouch.BrokenTrade or t is ouch.TradeCorrection:
+            actions.append(self._alert("trade-break", f"{t.__name__} for {msg.token}: reconcile"))
+        # SystemEvent, CancelPending, OrderPriorityUpdate, OrderModified: nothing to decide
+
+    def _after_order_change(self, order: Order, actions: list[Action]) -> None:
+        now = self.now
+        if order.fsm.state in TERMINAL:
+            self.risk.on_order_done(order.token, now)
+            if order.purpose is Purpose.HEDGE:
+                hedged = self.hedge_tokens.pop(order.token, None)
+                if hedged is not None:
+                    self.hedger.on_done(hedged)
+        self._report_orders()
+        s = order.symbol_id
+        if self.is_quoted[s]:
+            self._requote(s, actions)
+
+    def _on_fill(self, order: Order, qty: int, price: int, actions: list[Action]) -> None:
+        self.counts["fills"] += 1
+        now = self.now
+        s, side = order.symbol_id, order.side
+        self.inventory.apply_fill(s, side, qty)
+        self.metrics.on_fill(s, side, qty, price, self.mid2[s], now)
+        self.risk.on_fill(s, side, qty, price, now, order.token)
+        if order.purpose is Purpose.HEDGE:
+            hedged = self.hedge_tokens.get(order.token)
+            if hedged is not None:
+                self.hedger.on_fill(hedged, side, qty)
+                if order.fsm.state in TERMINAL:
+                    del self.hedge_tokens[order.token]
+                    self.hedger.on_done(hedged)
+        else:
+            guard = self.guards[s]
+            guard.on_own_fill(side == _BUY, now)
+            trip = guard.evaluate(now)
+            if trip is not None:
+                self._pull_on_trip(trip, actions)
+        if order.fsm.state in TERMINAL:
+            self.risk.on_order_done(order.token, now)
+        self._report_orders()
+        if self.is_quoted[s]:
+            self._requote(s, actions)
+        self._hedge_around(s, actions)
+
+    def _report_orders(self) -> None:
+        _, unknown = self.oms.counts()
+        self.risk.on_order_state(None, unknown, self.now)
+
+    def _halt(self, reason: str, actions: list[Action]) -> None:
+        """An impossible order event: stop trading (latched), pull everything, journal why."""
+        self.counts["halts"] += 1
+        actions.append(self._alert("halt", reason))
+        kill = self.risk.kill("all", 0, "engine", reason[:64], self.now)
+        n = self._cancel_all(None, actions, guard=False)
+        actions.append(self._kill_note(kill, n))
+
+    # ================================================================= timers and feeds
+
+    def _on_timer(self, ev: Timer) -> list[Action]:
+        actions: list[Action] = []
+        now = self.now
+        late = self.oms.check_timeouts(now, self.cfg.ack_timeout_ns)
+        if late:
+            actions.append(self._alert("outcome-unknown", ",".join(o.token for o in late)[:200]))
+            self._report_orders()
+        if self.tracker.in_gap:
+            self._request_gap(actions)
+        self.risk.on_timer(now)
+        for s in range(self.n):
+            fair = self.fv.fair[s]
+            if fair > 0:
+                self.risk.on_market(s, fair, self.specs[s].reference_price, self.stale, now)
+        self._mature_markouts(actions)
+        if now >= self.next_metrics_ns:
+            self.metrics.sample_position(self.inventory.position)
+            if self.next_metrics_ns >= 0:
+                actions.append(JournalNote(RecordType.METRICS, pack_json(self.summary()), "metrics"))
+            self.next_metrics_ns = now + self.cfg.metrics_interval_ns
+        self.oms.prune(now, self.cfg.prune_after_ns)
+        for s in self.quoted:
+            self._requote(s, actions)
+        for s in self.hedger.pairs:
+            self._hedge(s, actions)
+        return actions
+
+    def _mature_markouts(self, actions: list[Action]) -> None:
+        matured = self.metrics.on_time(self.now, self.mid2)
+        if not matured:
+            return
+        adverse = self.cfg.adverse_horizon
+        tripped: dict[int, bool] = {}
+        for symbol_id, our_bid, h, per_share in matured:
+            if h == adverse:
+                self.guards[symbol_id].on_markout(our_bid, per_share)
+                tripped[symbol_id] = True
+        for symbol_id in tripped:
+            trip = self.guards[symbol_id].evaluate(self.now)
+            if trip is not None:
+                self._pull_on_trip(trip, actions)
+
+    def _on_clock(self, ev: ClockSample) -> list[Action]:
+        self.risk.on_clock(ev.compliant, self.now)
+        return []
+
+    def _on_journal_health(self, ev: JournalHealth) -> list[Action]:
+        self.risk.on_journal_health(ev.ok, self.now)
+        return []
+
+    def _on_reconciled(self, ev: Reconciled) -> list[Action]:
+        self.risk.on_reconciled(ev.ok, self.now)
+        return []
+
+    def _on_operator(self, ev: OperatorCommand) -> list[Action]:
+        actions: list[Action] = []
+        risk = self.risk
+        try:
+            if ev.command == "kill":
+                kill = risk.kill(ev.scope, ev.scope_id, ev.actor, ev.reason, self.now)
+                cfg = self.cfg
+                n = self._cancel_all(None, actions, guard=False, match=lambda o: kill.matches(
+                    o.symbol_id, cfg.algo_id, cfg.desk_id, cfg.client_id))
+                actions.append(self._kill_note(kill, n))
+            elif ev.command == "enable":
+                risk.operator_enable(ev.actor, ev.reason, self.now)
+            elif ev.command in ("safe-mode-on", "safe-mode-off"):
+                risk.set_safe_mode(ev.command == "safe-mode-on", ev.actor, ev.reason, self.now)
+            else:
+                actions.append(self._alert("operator-refused", f"unknown command {ev.command!r}"))
+                return actions
+        except RiskError as exc:
+            actions.append(self._alert("operator-refused", f"{ev.command} by {ev.actor}: {exc}"))
+            return actions
+        for s in self.quoted:
+            self._requote(s, actions)
+        return actions
+
+    def _drain_risk(self, actions: list[Action]) -> None:
+        """Journal the gateway's state changes; a latch pulls what may no longer rest."""
+        changes = self.risk.drain_events()
+        if not changes:
+            return
+        for c in changes:
+            actions.append(JournalNote(RecordType.STATE_CHANGE, pack(
+                RecordType.STATE_CHANGE, from_state=int(c.from_state), to_state=int(c.to_state),
+                reason_code=c.reason_code, actor=c.actor.encode()[:16], reason=c.reason.encode()[:64]),
+                f"{c.from_state.name} -> {c.to_state.name}: {c.reason}"))
+        for s in self.quoted:
+            self._requote(s, actions)
+
+    # ================================================================= encoding and notes
+
+    def _encode(self, intent: OrderIntent) -> bytes:
+        side = "B" if intent.side == _BUY else "S"
+        stock = self.specs[intent.symbol_id].name
+        if intent.kind is OrderKind.ENTER:
+            msg = ouch.EnterOrder(intent.token, side, intent.qty, stock, intent.price, intent.tif,
+                                  self.cfg.firm, "Y", "P", "N", 0, "N", " ")
+        elif intent.kind is OrderKind.REPLACE:
+            msg = ouch.ReplaceOrder(intent.orig_token, intent.token, intent.qty, intent.price,
+                                    intent.tif, "Y", "N", 0)
+        else:
+            msg = ouch.CancelOrder(intent.token, intent.qty)
+        return soupbintcp.encode(soupbintcp.UnsequencedData(ouch.encode(msg)))
+
+    def _encode_cancel(self, token: str) -> bytes:
+        return soupbintcp.encode(soupbintcp.UnsequencedData(ouch.encode(ouch.CancelOrder(token, 0))))
+
+    def _decision_note(self, intent: OrderIntent, d) -> JournalNote:
+        payload = pack(RecordType.RISK_DECISION, token=intent.token.encode(), symbol_id=intent.symbol_id,
+                       side=int(intent.side), msg_type=ord(intent.kind.value), allowed=int(d.allowed),
+                       check_id=int(d.check), trading_state=int(d.state),
+                       limits_version=d.limits_version, price=intent.price, qty=intent.qty,
+                       value=d.value, limit=d.limit, detail=d.detail.encode()[:48])
+        return JournalNote(RecordType.RISK_DECISION, payload, f"denied {d.check_name}: {d.detail}")
+
+    def _kill_note(self, kill, cancelled: int) -> JournalNote:
+        payload = pack(RecordType.KILL, scope=int(kill.scope), scope_id=kill.scope_id,
+                       orders_cancelled=cancelled, requested_by=kill.requested_by.encode()[:16],
+                       reason=kill.reason.encode()[:64])
+        return JournalNote(RecordType.KILL, payload, f"kill {kill.scope.name} by {kill.requested_by}")
+
+    def _alert(self, kind: str, detail: str) -> JournalNote:
+        return JournalNote(RecordType.METRICS, pack_json({"alert": kind, "detail": detail,
+                                                          "now_ns": self.now}), f"{kind}: {detail}")
+
+    # ================================================================= summaries and hashing
+
+    def summary(self) -> dict:
+        marks = [m // 2 for m in self.mid2]
+        doc = self.metrics.summary(marks)
+        doc["now_ns"] = self.now
+        doc["counts"] = dict(self.counts)
+        doc["trading_state"] = self.risk.state.name
+        doc["book_stale"] = self.stale
+        doc["unknown_refs"] = self.book.unknown_refs
+        doc["guard_trips"] = {str(g.symbol_id): g.trips for g in self.guards if g.trips}
+        return doc
+
+    def state_hash(self) -> str:
+        """SHA-256 over every piece of decision state, in a fixed order (no hash() or set order)."""
+        t = self.tracker
+        parts = (
+            self.now, self.stale, self.gap_requested_ns, t.next_expected, t.highest_announced,
+            self.book.state_items(), self.fv.state_items(),
+            [(v.m2, v.dt, v.last_mid, v.last_ns, v.n) for v in self.vol],
+            self.inventory.position, [g.state_items() for g in self.guards],
+            self.hedger.state_items(), sorted(self.hedge_tokens.items()), self.oms.state_items(),
+            self.metrics.state_items(), self.mid2, self.halted_symbols,
+            sorted(self.denied_until.items()), self.next_metrics_ns, self.venue_seq,
+            sorted(self.counts.items()), int(self.risk.state),
+        )
+        return hashlib.sha256(repr(parts).encode()).hexdigest()

@@ -1,0 +1,118 @@
+"""Engine inputs (events) and outputs (actions): frozen dataclasses, bytes kept raw.
+
+Owns the vocabulary between the sans-io engine and its I/O shell (the runner, recovery replay,
+tests). Every event carries the time it happened as an integer `now_ns` given by the caller;
+every action is complete: order actions carry the exact SoupBinTCP bytes to send.
+Must not know about sockets, files or clocks.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+from journal.catalogue import RecordType, TsSource
+from mm_core.types import OrderIntent
+
+__all__ = [
+    "MarketData", "VenueMessage", "Timer", "ClockSample", "OperatorCommand", "JournalHealth",
+    "Reconciled", "Event", "SendOrder", "RequestRetransmit", "JournalNote", "Action",
+    "OPERATOR_COMMANDS",
+]
+
+
+# --- events in --------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class MarketData:
+    """One MoldUDP64 packet exactly as received (live feed or re-request reply)."""
+
+    packet: bytes
+    now_ns: int                       # RX timestamp
+    ts_source: TsSource = TsSource.USER
+
+
+@dataclass(frozen=True, slots=True)
+class VenueMessage:
+    """One whole SoupBinTCP packet (length prefix included) from the order-entry session."""
+
+    packet: bytes
+    now_ns: int
+    ts_source: TsSource = TsSource.USER
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    now_ns: int
+    timer_id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ClockSample:
+    """Clock health as the risk gateway needs it: compliant for the profile, or None (unknown)."""
+
+    now_ns: int
+    compliant: bool | None
+
+
+OPERATOR_COMMANDS = frozenset({"kill", "enable", "safe-mode-on", "safe-mode-off"})
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorCommand:
+    """kill (scope all/symbol/algo/desk/client + scope_id), enable, safe-mode-on/off."""
+
+    now_ns: int
+    command: str
+    actor: str
+    reason: str
+    scope: str = "all"
+    scope_id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class JournalHealth:
+    now_ns: int
+    ok: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciled:
+    now_ns: int
+    ok: bool
+
+
+Event = Union[MarketData, VenueMessage, Timer, ClockSample, OperatorCommand, JournalHealth, Reconciled]
+
+
+# --- actions out ------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class SendOrder:
+    """Journal (ORDER_SENT) then send these bytes; `decision` is None for cancels (always allowed
+    by the gateway, which still counted them)."""
+
+    intent: OrderIntent
+    packet: bytes                     # SoupBinTCP 'U' frame with the OUCH message inside
+    decision: object | None           # mm_core.risk RiskDecision for ENTER / REPLACE / MODIFY
+    trading_state: int
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRetransmit:
+    """Send this MoldUDP64 request packet to the re-request server."""
+
+    packet: bytes
+    sequence: int
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class JournalNote:
+    """A record for the journal only: RISK_DECISION, STATE_CHANGE, KILL or METRICS (JSON)."""
+
+    rtype: RecordType
+    payload: bytes
+    summary: str = field(default="", compare=False)   # human-readable, for logs and tests
+
+
+Action = Union[SendOrder, RequestRetransmit, JournalNote]

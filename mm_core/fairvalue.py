@@ -1,0 +1,287 @@
+"""Fair value per symbol: mid, weighted mid, Stoikov's micro-price, multi-level imbalance,
+trade-flow and a cross-asset lead through an online beta.
+
+Owns: the signal state (micro-price table and its online calibration counts, flow EWMAs, lead
+betas) and the arithmetic combining them into one float price4. Deterministic floats only.
+Must not know about wire formats, orders, risk or time sources: the book and trades come in.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = [
+    "FairValueError", "MicroPriceTable", "MicroPriceEstimator", "EwmaBeta", "FairValueModel",
+    "mid", "weighted_mid", "imbalance", "multi_level_imbalance",
+]
+
+
+class FairValueError(ValueError):
+    """A model parameter or table of the wrong shape or range."""
+
+
+def mid(bid: int, ask: int) -> float:
+    return (bid + ask) * 0.5
+
+
+def imbalance(bid_qty: int, ask_qty: int) -> float:
+    """Stoikov's I = Qb / (Qb + Qa); 0.5 for an empty top."""
+    total = bid_qty + ask_qty
+    return bid_qty / total if total > 0 else 0.5
+
+
+def weighted_mid(bid: int, bid_qty: int, ask: int, ask_qty: int) -> float:
+    """W = I·Pa + (1 − I)·Pb: leans toward the side with less size (noisy, not a martingale)."""
+    i = imbalance(bid_qty, ask_qty)
+    return i * ask + (1.0 - i) * bid
+
+
+def multi_level_imbalance(bids: list[tuple[int, int]], asks: list[tuple[int, int]], decay: float) -> float:
+    """Depth imbalance in [-1, 1] over the given levels, level i weighted by decay**i."""
+    num = 0.0
+    den = 0.0
+    w = 1.0
+    for i in range(max(len(bids), len(asks))):
+        b = bids[i][1] if i < len(bids) else 0
+        a = asks[i][1] if i < len(asks) else 0
+        num += w * (b - a)
+        den += w * (b + a)
+        w *= decay
+    return num / den if den > 0 else 0.0
+
+
+class MicroPriceTable:
+    """G*(imbalance bucket, spread in ticks) in ticks: micro-price = mid + G·tick.
+
+    Imbalance buckets are equal-width on [0, 1] (n_imb of them); spreads 1..n_spread ticks,
+    wider spreads use the last row.
+    """
+
+    __slots__ = ("n_imb", "n_spread", "g")
+
+    def __init__(self, n_imb: int = 4, n_spread: int = 4, g: list[list[float]] | None = None) -> None:
+        if n_imb < 2 or n_spread < 1:
+            raise FairValueError("micro-price table needs n_imb >= 2 and n_spread >= 1")
+        self.n_imb = n_imb
+        self.n_spread = n_spread
+        if g is None:
+            g = [[0.0] * n_imb for _ in range(n_spread)]
+        if len(g) != n_spread or any(len(row) != n_imb for row in g):
+            raise FairValueError(f"micro-price table must be {n_spread} rows of {n_imb}")
+        self.g = [[float(x) for x in row] for row in g]
+
+    def bucket(self, imb: float) -> int:
+        b = int(imb * self.n_imb)
+        return b if b < self.n_imb else self.n_imb - 1
+
+    def spread_row(self, spread_ticks: int) -> int:
+        if spread_ticks < 1:
+            return 0
+        return spread_ticks - 1 if spread_ticks <= self.n_spread else self.n_spread - 1
+
+    def adjustment_ticks(self, imb: float, spread_ticks: int) -> float:
+        return self.g[self.spread_row(spread_ticks)][self.bucket(imb)]
+
+
+class MicroPriceEstimator:
+    """Online calibration of the micro-price table (Stoikov 2018, symmetrised).
+
+    Each book observation is a state X = (spread row, imbalance bucket). Between consecutive
+    observations the mid either stays (Q: X -> X') or moves by dM in half ticks clipped to
+    {-2,-1,+1,+2} (R1: X -> dM, R2: X -> X'). Every observation is also added mirrored (imbalance
+    bucket flipped, dM negated) so the limit is a martingale. `calibrate()` computes
+    g1 = (I − Q)^-1 R1 K, B = (I − Q)^-1 R2 and G = Σ_{i=0..5} B^i g1 (in ticks).
+    """
+
+    DM_TICKS = np.array([-1.0, -0.5, 0.5, 1.0])   # K in ticks, index by dM half-ticks -2,-1,1,2
+
+    def __init__(self, table: MicroPriceTable) -> None:
+        self.table = table
+        n = table.n_imb * table.n_spread
+        self.n_states = n
+        self.q = np.zeros((n, n))
+        self.r1 = np.zeros((n, 4))
+        self.r2 = np.zeros((n, n))
+        self.observations = 0
+        self._prev_state = -1
+        self._prev_mid2 = 0       # previous mid doubled (bid + ask), integer price4
+
+    def _state(self, imb_bucket: int, spread_row: int) -> int:
+        return spread_row * self.table.n_imb + imb_bucket
+
+    def observe(self, bid: int, bid_qty: int, ask: int, ask_qty: int, tick: int) -> None:
+        t = self.table
+        spread_row = t.spread_row((ask - bid) // tick)
+        b = t.bucket(imbalance(bid_qty, ask_qty))
+        state = self._state(b, spread_row)
+        mirror_prev = -1
+        mid2 = bid + ask
+        if self._prev_state >= 0:
+            prev = self._prev_state
+            prev_row, prev_b = divmod(prev, t.n_imb)
+            mirror_prev = self._state(t.n_imb - 1 - prev_b, prev_row)
+            mirror_state = self._state(t.n_imb - 1 - b, spread_row)
+            dm_half = round((mid2 - self._prev_mid2) / tick)   # (mid change) / (tick / 2)
+            if dm_half == 0:
+                self.q[prev, state] += 1.0
+                self.q[mirror_prev, mirror_state] += 1.0
+            else:
+                dm_half = max(-2, min(2, dm_half))
+                k = dm_half + 2 if dm_half < 0 else dm_half + 1
+                self.r1[prev, k] += 1.0
+                self.r1[mirror_prev, 3 - k] += 1.0
+                self.r2[prev, state] += 1.0
+                self.r2[mirror_prev, mirror_state] += 1.0
+            self.observations += 1
+        self._prev_state = state
+        self._prev_mid2 = mid2
+
+    def calibrate(self, min_observations: int = 100) -> bool:
+        """Recompute the table from the counts; False (table untouched) when not estimable."""
+        if self.observations < min_observations:
+            return False
+        totals = self.q.sum(axis=1) + self.r1.sum(axis=1)
+        seen = totals > 0
+        if not seen.any():
+            return False
+        denom = np.where(seen, totals, 1.0)[:, None]
+        q = self.q / denom
+        r1 = self.r1 / denom
+        r2 = self.r2 / denom
+        a = np.eye(self.n_states) - q
+        try:
+            g1 = np.linalg.solve(a, r1 @ self.DM_TICKS)
+            b = np.linalg.solve(a, r2)
+        except np.linalg.LinAlgError:
+            return False
+        g = g1.copy()
+        term = g1
+        for _ in range(5):
+            term = b @ term
+            g += term
+        if not np.all(np.isfinite(g)):
+            return False
+        t = self.table
+        t.g = [[float(g[self._state(i, row)]) for i in range(t.n_imb)] for row in range(t.n_spread)]
+        return True
+
+
+class EwmaBeta:
+    """Online zero-mean regression slope y ~ beta·x with exponentially weighted moments."""
+
+    __slots__ = ("alpha", "sxy", "sxx", "n", "prior")
+
+    def __init__(self, alpha: float, prior: float = 0.0) -> None:
+        if not 0.0 < alpha <= 1.0:
+            raise FairValueError(f"EWMA alpha {alpha} outside (0, 1]")
+        self.alpha = alpha
+        self.prior = prior
+        self.sxy = 0.0
+        self.sxx = 0.0
+        self.n = 0
+
+    def update(self, x: float, y: float) -> None:
+        a = self.alpha
+        self.sxy += a * (x * y - self.sxy)
+        self.sxx += a * (x * x - self.sxx)
+        self.n += 1
+
+    @property
+    def beta(self) -> float:
+        return self.sxy / self.sxx if self.sxx > 1e-18 else self.prior
+
+
+class FairValueModel:
+    """Per-symbol fair value. Arrays are indexed by symbol id; prices are float price4."""
+
+    def __init__(self, n_symbols: int, *, ticks: list[int], n_imb: int = 4, n_spread: int = 4,
+                 tables: dict[int, list[list[float]]] | None = None, imbalance_levels: int = 3,
+                 level_decay: float = 0.5, w_imbalance: float = 0.0, w_flow: float = 0.0,
+                 flow_alpha: float = 0.1, leaders: dict[int, int] | None = None,
+                 lead_alpha: float = 0.05, lead_prior: float = 0.0,
+                 calibrate_every: int = 0) -> None:
+        if len(ticks) != n_symbols:
+            raise FairValueError("one tick size per symbol slot is needed")
+        self.n = n_symbols
+        self.ticks = list(ticks)
+        self.tables = [MicroPriceTable(n_imb, n_spread, (tables or {}).get(s)) for s in range(n_symbols)]
+        self.estimators = [MicroPriceEstimator(t) for t in self.tables] if calibrate_every else None
+        self.calibrate_every = calibrate_every
+        self.levels = imbalance_levels
+        self.decay = level_decay
+        self.w_imbalance = w_imbalance
+        self.w_flow = w_flow
+        self.flow_alpha = flow_alpha
+        self.flow_signed = [0.0] * n_symbols
+        self.flow_abs = [0.0] * n_symbols
+        self.leaders = dict(sorted((leaders or {}).items()))     # follower -> leader
+        self.lead_beta = {f: EwmaBeta(lead_alpha, lead_prior) for f in self.leaders}
+        self.lead_ref = {f: 0.0 for f in self.leaders}           # leader mid at follower's last move
+        self.mids = [0.0] * n_symbols
+        self.micro = [0.0] * n_symbols
+        self.fair = [0.0] * n_symbols
+
+    def on_trade(self, symbol_id: int, aggressor_buys: bool, qty: int) -> None:
+        a = self.flow_alpha
+        signed = qty if aggressor_buys else -qty
+        self.flow_signed[symbol_id] += a * (signed - self.flow_signed[symbol_id])
+        self.flow_abs[symbol_id] += a * (qty - self.flow_abs[symbol_id])
+
+    def flow(self, symbol_id: int) -> float:
+        """Recent aggressor flow in [-1, 1]: +1 all buyers lifting offers."""
+        d = self.flow_abs[symbol_id]
+        return self.flow_signed[symbol_id] / d if d > 0 else 0.0
+
+    def update(self, symbol_id: int, bid: int, bid_qty: int, ask: int, ask_qty: int,
+               bids: list[tuple[int, int]] | None = None,
+               asks: list[tuple[int, int]] | None = None) -> float:
+        """Recompute fair value from the top of book (and depth); 0.0 when a side is empty."""
+        if bid <= 0 or ask <= 0 or ask <= bid:
+            self.fair[symbol_id] = 0.0
+            return 0.0
+        tick = self.ticks[symbol_id]
+        m = (bid + ask) * 0.5
+        old_mid = self.mids[symbol_id]
+        self.mids[symbol_id] = m
+        est = self.estimators
+        if est is not None:
+            e = est[symbol_id]
+            e.observe(bid, bid_qty, ask, ask_qty, tick)
+            if e.observations % self.calibrate_every == 0 and e.observations:
+                e.calibrate()
+        total = bid_qty + ask_qty
+        imb = bid_qty / total if total > 0 else 0.5
+        micro = m + self.tables[symbol_id].adjustment_ticks(imb, (ask - bid) // tick) * tick
+        self.micro[symbol_id] = micro
+        half = (ask - bid) * 0.5
+        fv = micro
+        if self.w_imbalance and bids is not None:
+            fv += self.w_imbalance * multi_level_imbalance(bids, asks, self.decay) * half
+        if self.w_flow:
+            fv += self.w_flow * self.flow(symbol_id) * half
+        if symbol_id in self.leaders:
+            fv += self._lead(symbol_id, m, old_mid)
+        self.fair[symbol_id] = fv
+        return fv
+
+    def _lead(self, follower: int, f_mid: float, f_old: float) -> float:
+        """Shift by beta × the leader's return since the follower last moved."""
+        leader_mid = self.mids[self.leaders[follower]]
+        ref = self.lead_ref[follower]
+        if leader_mid <= 0:
+            return 0.0
+        if ref <= 0:
+            self.lead_ref[follower] = leader_mid
+            return 0.0
+        beta = self.lead_beta[follower]
+        if f_mid != f_old and f_old > 0:
+            beta.update(leader_mid / ref - 1.0, f_mid / f_old - 1.0)
+            self.lead_ref[follower] = leader_mid
+            return 0.0
+        return beta.beta * (leader_mid / ref - 1.0) * f_mid
+
+    def state_items(self):
+        return (self.mids, self.micro, self.fair, self.flow_signed, self.flow_abs,
+                [t.g for t in self.tables],
+                [(f, b.sxy, b.sxx, b.n, self.lead_ref[f]) for f, b in self.lead_beta.items()])

@@ -1,0 +1,214 @@
+"""Quote guard: detects toxic flow and says which of our quote sides are at risk, per symbol.
+
+Owns: four toxicity inputs — one-sided aggression in recent prints, a spike in our fill rate on
+one side, VPIN over equal-volume buckets, and negative markouts of our own fills — and the
+per-side cool-down after a trip. Must not know about orders or wire formats: the engine turns a
+trip into the pre-encoded cancels the OMS keeps. Times are integer nanoseconds given as input.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+__all__ = ["GuardError", "GuardParams", "Vpin", "SymbolGuard", "Trip"]
+
+# Reason bits, journaled with a trip.
+AGGRESSION = 1
+FILL_SPIKE = 2
+VPIN = 4
+MARKOUT = 8
+REASON_NAMES = {AGGRESSION: "aggression", FILL_SPIKE: "fill-spike", VPIN: "vpin", MARKOUT: "markout"}
+
+
+class GuardError(ValueError):
+    """A guard parameter out of range."""
+
+
+@dataclass(frozen=True, slots=True)
+class GuardParams:
+    prints_window: int = 20            # recent prints for the aggression ratio
+    aggression_threshold: float = 0.8  # |buy − sell| / (buy + sell) over the window
+    aggression_min_volume: int = 500   # shares in the window before the ratio counts
+    fill_window_ns: int = 1_000_000_000
+    fill_spike_count: int = 4          # our fills on one side inside the window
+    vpin_bucket_volume: int = 1_000
+    vpin_buckets: int = 10
+    vpin_threshold: float = 0.7
+    markout_window: int = 5            # our recent fills per side
+    markout_threshold: float = 1.0     # mean markout per share (price4) below −threshold trips
+    cooldown_ns: int = 2_000_000_000
+
+    def __post_init__(self) -> None:
+        if self.prints_window < 1 or self.vpin_buckets < 1 or self.vpin_bucket_volume < 1:
+            raise GuardError("guard windows and bucket sizes must be >= 1")
+        if not 0.0 < self.aggression_threshold <= 1.0 or not 0.0 < self.vpin_threshold <= 1.0:
+            raise GuardError("guard thresholds must be in (0, 1]")
+
+
+@dataclass(frozen=True, slots=True)
+class Trip:
+    """The guard fired: which sides to pull, why (reason bits), and the values that decided."""
+
+    symbol_id: int
+    bid: bool
+    ask: bool
+    reasons: int
+    aggression: float
+    vpin: float
+
+    @property
+    def reason_text(self) -> str:
+        return "+".join(name for bit, name in REASON_NAMES.items() if self.reasons & bit)
+
+
+class Vpin:
+    """VPIN over equal-volume buckets with exact aggressor sides (ITCH tells us the resting side,
+    so no bulk volume classification is needed); trades straddling a bucket edge are split."""
+
+    __slots__ = ("bucket_volume", "n", "buy", "sell", "imbalances", "net")
+
+    def __init__(self, bucket_volume: int, n_buckets: int) -> None:
+        self.bucket_volume = bucket_volume
+        self.n = n_buckets
+        self.buy = 0
+        self.sell = 0
+        self.imbalances: deque[int] = deque(maxlen=n_buckets)   # |V^S − V^B| per full bucket
+        self.net: deque[int] = deque(maxlen=n_buckets)          # V^B − V^S per full bucket
+
+    def add(self, aggressor_buys: bool, qty: int) -> None:
+        while qty > 0:
+            room = self.bucket_volume - self.buy - self.sell
+            take = qty if qty < room else room
+            if aggressor_buys:
+                self.buy += take
+            else:
+                self.sell += take
+            qty -= take
+            if take == room:
+                self.imbalances.append(abs(self.buy - self.sell))
+                self.net.append(self.buy - self.sell)
+                self.buy = self.sell = 0
+
+    @property
+    def value(self) -> float:
+        """Σ|V^S − V^B| / (n·V) over the full buckets; 0 until n buckets are full."""
+        if len(self.imbalances) < self.n:
+            return 0.0
+        return sum(self.imbalances) / (self.n * self.bucket_volume)
+
+    @property
+    def direction(self) -> int:
+        s = sum(self.net)
+        return (s > 0) - (s < 0)
+
+
+class SymbolGuard:
+    """The guard state of one symbol."""
+
+    def __init__(self, symbol_id: int, params: GuardParams) -> None:
+        self.symbol_id = symbol_id
+        self.p = params
+        self.prints: deque[tuple[bool, int]] = deque()
+        self.buy_vol = 0
+        self.sell_vol = 0
+        self.vpin = Vpin(params.vpin_bucket_volume, params.vpin_buckets)
+        self.fills = (deque(), deque())          # our fill times: [0] bid side, [1] ask side
+        self.markouts = (deque(maxlen=params.markout_window), deque(maxlen=params.markout_window))
+        self.bid_until = 0                       # cool-down end per side (ns)
+        self.ask_until = 0
+        self.trips = 0
+
+    # --- inputs ------------------------------------------------------------------------
+
+    def on_print(self, aggressor_buys: bool, qty: int) -> None:
+        prints = self.prints
+        prints.append((aggressor_buys, qty))
+        if aggressor_buys:
+            self.buy_vol += qty
+        else:
+            self.sell_vol += qty
+        if len(prints) > self.p.prints_window:
+            old_buy, old_qty = prints.popleft()
+            if old_buy:
+                self.buy_vol -= old_qty
+            else:
+                self.sell_vol -= old_qty
+        self.vpin.add(aggressor_buys, qty)
+
+    def on_own_fill(self, our_side_is_bid: bool, now_ns: int) -> None:
+        self.fills[0 if our_side_is_bid else 1].append(now_ns)
+
+    def on_markout(self, our_side_is_bid: bool, markout_per_share: float) -> None:
+        """A matured markout of one of our fills: + good for us, − adverse."""
+        self.markouts[0 if our_side_is_bid else 1].append(markout_per_share)
+
+    # --- decisions ----------------------------------------------------------------------
+
+    def aggression(self) -> float:
+        """(buy − sell) / (buy + sell) over recent prints; 0 below the minimum volume."""
+        total = self.buy_vol + self.sell_vol
+        if total < self.p.aggression_min_volume:
+            return 0.0
+        return (self.buy_vol - self.sell_vol) / total
+
+    def toxicity(self) -> float:
+        """A 0..1 score for spread widening: the larger of |aggression| and VPIN."""
+        a = abs(self.aggression())
+        v = self.vpin.value
+        return a if a > v else v
+
+    def evaluate(self, now_ns: int) -> Trip | None:
+        """Check every input; a newly at-risk side starts its cool-down and is returned."""
+        p = self.p
+        bid = ask = False
+        reasons = 0
+        agg = self.aggression()
+        if agg >= p.aggression_threshold:        # buyers lifting offers: our ask gets run over
+            ask = True
+            reasons |= AGGRESSION
+        elif agg <= -p.aggression_threshold:
+            bid = True
+            reasons |= AGGRESSION
+        horizon = now_ns - p.fill_window_ns
+        for i, times in enumerate(self.fills):
+            while times and times[0] < horizon:
+                times.popleft()
+            if len(times) >= p.fill_spike_count:
+                reasons |= FILL_SPIKE
+                if i == 0:
+                    bid = True
+                else:
+                    ask = True
+        v = self.vpin.value
+        if v >= p.vpin_threshold:
+            reasons |= VPIN
+            d = self.vpin.direction
+            if d >= 0:
+                ask = True
+            if d <= 0:
+                bid = True
+        for i, marks in enumerate(self.markouts):
+            if len(marks) == marks.maxlen and sum(marks) / len(marks) < -p.markout_threshold:
+                reasons |= MARKOUT
+                if i == 0:
+                    bid = True
+                else:
+                    ask = True
+        new_bid = bid and self.bid_until <= now_ns
+        new_ask = ask and self.ask_until <= now_ns
+        if bid:
+            self.bid_until = now_ns + p.cooldown_ns
+        if ask:
+            self.ask_until = now_ns + p.cooldown_ns
+        if not (new_bid or new_ask):
+            return None
+        self.trips += 1
+        return Trip(self.symbol_id, new_bid, new_ask, reasons, agg, v)
+
+    def side_blocked(self, bid_side: bool, now_ns: int) -> bool:
+        return (self.bid_until if bid_side else self.ask_until) > now_ns
+
+    def state_items(self):
+        return (list(self.prints), self.buy_vol, self.sell_vol, self.vpin.buy, self.vpin.sell,
+                list(self.vpin.imbalances), list(self.vpin.net), [list(f) for f in self.fills],
+                [list(m) for m in self.markouts], self.bid_until, self.ask_until, self.trips)

@@ -1,0 +1,149 @@
+"""Desk metrics: realized/unrealized P&L, spread captured, fill rates, markouts, adverse selection,
+inventory turnover.
+
+Owns: FIFO lots per symbol (so realized P&L is exact in price4·shares integers), the queue of our
+fills waiting for their markout horizons, and the counters behind the METRICS snapshot.
+Must not know about orders' wire form, risk or time sources: fills, mids and now_ns come in.
+Mids are passed doubled (bid + ask) so every money figure stays an integer.
+"""
+from __future__ import annotations
+
+from collections import deque
+
+from journal.catalogue import Side
+
+__all__ = ["Metrics", "MetricsError"]
+
+
+class MetricsError(ValueError):
+    """A bad fill or horizon given to the metrics."""
+
+
+class Metrics:
+    def __init__(self, n_symbols: int, horizons_ns: tuple[int, ...], adverse_horizon: int = 0) -> None:
+        if not horizons_ns or any(h <= 0 for h in horizons_ns) or list(horizons_ns) != sorted(horizons_ns):
+            raise MetricsError("markout horizons must be positive and ascending")
+        if not 0 <= adverse_horizon < len(horizons_ns):
+            raise MetricsError("adverse_horizon must index a markout horizon")
+        self.n = n_symbols
+        self.horizons = tuple(horizons_ns)
+        self.adverse_horizon = adverse_horizon
+        self.lots = [deque() for _ in range(n_symbols)]   # [signed qty, price]
+        self.realized = [0] * n_symbols                   # price4 · shares
+        self.spread_x2 = [0] * n_symbols                  # 2 · spread captured, price4 · shares
+        self.quotes_sent = [0, 0]                         # per side: bid, ask
+        self.fills = [0, 0]
+        self.filled_qty = [0, 0]
+        self.traded = [0] * n_symbols
+        self.pending = [deque() for _ in horizons_ns]     # (fill_ns, symbol, sign, price, qty)
+        self.markout_x2 = [0] * len(horizons_ns)          # 2 · Σ markout (price4 · shares)
+        self.markout_n = [0] * len(horizons_ns)
+        self.markout_qty = [0] * len(horizons_ns)
+        self.adverse = 0                                  # fills with negative markout
+        self.abs_pos_sum = 0                              # Σ |position| over samples (turnover)
+        self.pos_samples = 0
+
+    # --- inputs ------------------------------------------------------------------------
+
+    def on_quote_sent(self, side: Side) -> None:
+        self.quotes_sent[0 if side == Side.BUY else 1] += 1
+
+    def on_fill(self, symbol_id: int, side: Side, qty: int, price: int, mid2: int, now_ns: int) -> None:
+        if qty <= 0 or price <= 0:
+            raise MetricsError(f"fill of {qty} at {price}")
+        sign = 1 if side == Side.BUY else -1
+        i = 0 if sign > 0 else 1
+        self.fills[i] += 1
+        self.filled_qty[i] += qty
+        self.traded[symbol_id] += qty
+        if mid2 > 0:
+            self.spread_x2[symbol_id] += sign * (mid2 - 2 * price) * qty
+        self._book_lots(symbol_id, sign * qty, price)
+        for q in self.pending:
+            q.append((now_ns, symbol_id, sign, price, qty))
+
+    def _book_lots(self, symbol_id: int, signed: int, price: int) -> None:
+        lots = self.lots[symbol_id]
+        while signed and lots and (lots[0][0] > 0) != (signed > 0):
+            lot = lots[0]
+            match = min(abs(signed), abs(lot[0]))
+            lot_sign = 1 if lot[0] > 0 else -1
+            self.realized[symbol_id] += lot_sign * (price - lot[1]) * match
+            lot[0] -= lot_sign * match
+            signed += lot_sign * match
+            if lot[0] == 0:
+                lots.popleft()
+        if signed:
+            lots.append([signed, price])
+
+    def on_time(self, now_ns: int, mids2: list[int]) -> list[tuple[int, bool, int, float]]:
+        """Mature the markouts due by now; returns (symbol, our side is bid, horizon index,
+        markout per share in price4) for each, so the quote guard sees them."""
+        matured = []
+        for h, q in enumerate(self.pending):
+            horizon = self.horizons[h]
+            while q and q[0][0] + horizon <= now_ns:
+                fill_ns, symbol_id, sign, price, qty = q[0]
+                m2 = mids2[symbol_id]
+                if m2 <= 0:
+                    break   # no mid to mark against yet: wait
+                q.popleft()
+                mark_x2 = sign * (m2 - 2 * price) * qty
+                self.markout_x2[h] += mark_x2
+                self.markout_n[h] += 1
+                self.markout_qty[h] += qty
+                if h == self.adverse_horizon and mark_x2 < 0:
+                    self.adverse += 1
+                matured.append((symbol_id, sign > 0, h, mark_x2 / (2.0 * qty)))
+        return matured
+
+    def sample_position(self, positions: list[int]) -> None:
+        self.abs_pos_sum += sum(abs(p) for p in positions)
+        self.pos_samples += 1
+
+    # --- outputs -----------------------------------------------------------------------
+
+    def position(self, symbol_id: int) -> int:
+        return sum(lot[0] for lot in self.lots[symbol_id])
+
+    def unrealized(self, symbol_id: int, mark: int) -> int:
+        """Open lots marked at an integer price4 (e.g. the mid rounded down)."""
+        return sum(q * (mark - p) for q, p in self.lots[symbol_id])
+
+    def adverse_rate(self) -> float:
+        n = self.markout_n[self.adverse_horizon]
+        return self.adverse / n if n else 0.0
+
+    def summary(self, marks: list[int]) -> dict:
+        """A JSON-ready snapshot; money in price4 · shares integers."""
+        per_symbol = {}
+        for s in range(self.n):
+            if self.traded[s] or self.lots[s]:
+                per_symbol[str(s)] = {
+                    "position": self.position(s),
+                    "realized": self.realized[s],
+                    "unrealized": self.unrealized(s, marks[s]) if marks[s] > 0 else None,
+                    "spread_captured": self.spread_x2[s] // 2,
+                    "traded": self.traded[s],
+                }
+        mean_abs = self.abs_pos_sum / self.pos_samples if self.pos_samples else 0.0
+        return {
+            "realized": sum(self.realized),
+            "unrealized": sum(self.unrealized(s, marks[s]) for s in range(self.n) if marks[s] > 0),
+            "spread_captured": sum(self.spread_x2) // 2,
+            "fill_rate": {side: (self.fills[i] / self.quotes_sent[i] if self.quotes_sent[i] else 0.0)
+                          for i, side in enumerate(("bid", "ask"))},
+            "fills": {"bid": self.fills[0], "ask": self.fills[1]},
+            "quotes_sent": {"bid": self.quotes_sent[0], "ask": self.quotes_sent[1]},
+            "markout_per_share": {str(h): (self.markout_x2[i] / (2.0 * self.markout_qty[i])
+                                           if self.markout_qty[i] else None)
+                                  for i, h in enumerate(self.horizons)},
+            "adverse_selection_rate": self.adverse_rate(),
+            "inventory_turnover": (sum(self.traded) / mean_abs) if mean_abs > 0 else None,
+            "symbols": per_symbol,
+        }
+
+    def state_items(self):
+        return ([list(map(tuple, l)) for l in self.lots], self.realized, self.spread_x2,
+                self.quotes_sent, self.fills, [list(q) for q in self.pending], self.markout_x2,
+                self.markout_n, self.adverse, self.abs_pos_sum)

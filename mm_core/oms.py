@@ -1,0 +1,341 @@
+"""Order management: every order's lifecycle as a `{(state, trigger): next}` table and one FSM.
+
+Owns: day-unique order tokens (session prefix + counter), the order records (leaves, fills,
+venue reference, the cancel bytes pre-encoded when an order is accepted) and which order rests
+for each (symbol, side, purpose). An impossible transition raises InvalidTransition("A -> B");
+the engine halts trading and journals it. Must not know about sockets, clocks or the codecs
+(the cancel encoder is passed in).
+"""
+from __future__ import annotations
+
+import enum
+import string
+from typing import Callable
+
+from mm_core.types import OrderIntent, OrderKind, Purpose, Side
+
+__all__ = ["OmsError", "InvalidTransition", "OrderState", "Trigger", "TRANSITIONS", "Order", "OrderFsm", "Oms"]
+
+
+class OmsError(ValueError):
+    """Bad OMS input: unknown token, bad token prefix, duplicate token."""
+
+
+class InvalidTransition(OmsError):
+    """An order event that the order's state does not allow, e.g. a fill on a canceled order."""
+
+
+class OrderState(enum.Enum):
+    PENDING_NEW = "pending-new"
+    ACCEPTED = "accepted"
+    PARTIALLY_FILLED = "partially-filled"
+    FILLED = "filled"
+    PENDING_CANCEL = "pending-cancel"
+    PENDING_REPLACE = "pending-replace"
+    CANCELED = "canceled"
+    REPLACED = "replaced"
+    REJECTED = "rejected"
+    UNKNOWN = "outcome-unknown"   # no answer within the ack timeout: fail closed until resolved
+
+
+class Trigger(enum.Enum):
+    ACCEPT = "accept"
+    REJECT = "reject"
+    PARTIAL_FILL = "partial-fill"
+    FILL = "fill"                  # the fill that leaves nothing
+    REDUCE = "reduce"              # venue canceled part of the order (shares left)
+    CANCEL_SENT = "cancel-sent"
+    CANCELED = "canceled"          # venue canceled the rest
+    CANCEL_REJECT = "cancel-reject"
+    REPLACE_SENT = "replace-sent"
+    REPLACED = "replaced"          # this (old) order was replaced by a new token
+    REPLACE_REJECT = "replace-reject"
+    TIMEOUT = "timeout"
+
+
+S, T = OrderState, Trigger
+TRANSITIONS: dict[tuple[OrderState, Trigger], OrderState] = {
+    (S.PENDING_NEW, T.ACCEPT): S.ACCEPTED,
+    (S.PENDING_NEW, T.REJECT): S.REJECTED,
+    (S.PENDING_NEW, T.TIMEOUT): S.UNKNOWN,
+    (S.ACCEPTED, T.PARTIAL_FILL): S.PARTIALLY_FILLED,
+    (S.ACCEPTED, T.FILL): S.FILLED,
+    (S.ACCEPTED, T.REDUCE): S.ACCEPTED,
+    (S.ACCEPTED, T.CANCELED): S.CANCELED,          # unsolicited: IOC remainder, venue cancel
+    (S.ACCEPTED, T.CANCEL_SENT): S.PENDING_CANCEL,
+    (S.ACCEPTED, T.REPLACE_SENT): S.PENDING_REPLACE,
+    (S.PARTIALLY_FILLED, T.PARTIAL_FILL): S.PARTIALLY_FILLED,
+    (S.PARTIALLY_FILLED, T.FILL): S.FILLED,
+    (S.PARTIALLY_FILLED, T.REDUCE): S.PARTIALLY_FILLED,
+    (S.PARTIALLY_FILLED, T.CANCELED): S.CANCELED,
+    (S.PARTIALLY_FILLED, T.CANCEL_SENT): S.PENDING_CANCEL,
+    (S.PARTIALLY_FILLED, T.REPLACE_SENT): S.PENDING_REPLACE,
+    # fill-after-cancel: the venue filled the order before our cancel reached it
+    (S.PENDING_CANCEL, T.PARTIAL_FILL): S.PENDING_CANCEL,
+    (S.PENDING_CANCEL, T.FILL): S.FILLED,
+    (S.PENDING_CANCEL, T.REDUCE): S.PENDING_CANCEL,
+    (S.PENDING_CANCEL, T.CANCELED): S.CANCELED,
+    (S.PENDING_CANCEL, T.CANCEL_SENT): S.PENDING_CANCEL,   # a guard pull repeating a cancel
+    (S.PENDING_CANCEL, T.CANCEL_REJECT): S.ACCEPTED,
+    (S.PENDING_CANCEL, T.TIMEOUT): S.UNKNOWN,
+    (S.PENDING_REPLACE, T.REPLACED): S.REPLACED,
+    (S.PENDING_REPLACE, T.REPLACE_REJECT): S.ACCEPTED,
+    (S.PENDING_REPLACE, T.PARTIAL_FILL): S.PENDING_REPLACE,
+    (S.PENDING_REPLACE, T.FILL): S.FILLED,
+    (S.PENDING_REPLACE, T.REDUCE): S.PENDING_REPLACE,
+    (S.PENDING_REPLACE, T.CANCELED): S.CANCELED,
+    (S.PENDING_REPLACE, T.CANCEL_SENT): S.PENDING_CANCEL,
+    (S.PENDING_REPLACE, T.TIMEOUT): S.UNKNOWN,
+    # outcome-unknown resolves with whatever the venue says next
+    (S.UNKNOWN, T.ACCEPT): S.ACCEPTED,
+    (S.UNKNOWN, T.REJECT): S.REJECTED,
+    (S.UNKNOWN, T.PARTIAL_FILL): S.PARTIALLY_FILLED,
+    (S.UNKNOWN, T.FILL): S.FILLED,
+    (S.UNKNOWN, T.REDUCE): S.UNKNOWN,
+    (S.UNKNOWN, T.CANCELED): S.CANCELED,
+    (S.UNKNOWN, T.REPLACED): S.REPLACED,
+    (S.UNKNOWN, T.CANCEL_SENT): S.UNKNOWN,
+    (S.UNKNOWN, T.TIMEOUT): S.UNKNOWN,
+}
+del S, T
+
+TERMINAL = frozenset({OrderState.FILLED, OrderState.CANCELED, OrderState.REPLACED, OrderState.REJECTED})
+PENDING = frozenset({OrderState.PENDING_NEW, OrderState.PENDING_CANCEL, OrderState.PENDING_REPLACE})
+LIVE = frozenset({OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED})
+
+
+class OrderFsm:
+    """The one small state machine every order uses."""
+
+    __slots__ = ("state",)
+
+    def __init__(self, state: OrderState = OrderState.PENDING_NEW) -> None:
+        self.state = state
+
+    def fire(self, trigger: Trigger) -> OrderState:
+        nxt = TRANSITIONS.get((self.state, trigger))
+        if nxt is None:
+            raise InvalidTransition(f"{self.state.value} -> {trigger.value}")
+        self.state = nxt
+        return nxt
+
+
+class Order:
+    """One order as the OMS knows it; derived fields change only after a transition succeeded."""
+
+    __slots__ = ("token", "symbol_id", "side", "price", "qty", "leaves", "filled", "purpose", "tif",
+                 "orig_token", "venue_ref", "cancel_packet", "fsm", "sent_ns", "last_ns",
+                 "fills_after_cancel")
+
+    def __init__(self, intent: OrderIntent, now_ns: int) -> None:
+        self.token = intent.token
+        self.symbol_id = intent.symbol_id
+        self.side = intent.side
+        self.price = intent.price
+        self.qty = intent.qty
+        self.leaves = intent.qty
+        self.filled = 0
+        self.purpose = intent.purpose
+        self.tif = intent.tif
+        self.orig_token = intent.orig_token
+        self.venue_ref = 0
+        self.cancel_packet = b""
+        self.fsm = OrderFsm()
+        self.sent_ns = now_ns
+        self.last_ns = now_ns
+        self.fills_after_cancel = 0
+
+    @property
+    def state(self) -> OrderState:
+        return self.fsm.state
+
+    def __repr__(self) -> str:
+        return (f"Order({self.token} {self.side.name} {self.leaves}/{self.qty}@{self.price} "
+                f"{self.state.value})")
+
+
+_TOKEN_ALPHABET = string.digits + string.ascii_uppercase
+
+
+class Oms:
+    """All orders of one session, keyed by token, and the resting order per (symbol, side, purpose)."""
+
+    def __init__(self, session_prefix: str, encode_cancel: Callable[[str], bytes], *,
+                 token_length: int = 14) -> None:
+        if not session_prefix or len(session_prefix) > 8 or not session_prefix.isalnum():
+            raise OmsError(f"token prefix {session_prefix!r} must be 1-8 letters or digits")
+        self.prefix = session_prefix.upper()
+        self.width = token_length - len(self.prefix)
+        self.counter = 0
+        self.encode_cancel = encode_cancel
+        self.orders: dict[str, Order] = {}
+        self.working: dict[tuple[int, Side, Purpose], str] = {}   # newest non-terminal order per slot
+        self.transitions = 0
+
+    # --- tokens -------------------------------------------------------------------------
+
+    def new_token(self) -> str:
+        self.counter += 1
+        n, digits = self.counter, []
+        while n:
+            n, r = divmod(n, 36)
+            digits.append(_TOKEN_ALPHABET[r])
+        body = "".join(reversed(digits)).rjust(self.width, "0")
+        if len(body) > self.width:
+            raise OmsError("order token counter exhausted for this session prefix")
+        return self.prefix + body
+
+    # --- our actions --------------------------------------------------------------------
+
+    def on_sent(self, intent: OrderIntent, now_ns: int) -> Order | None:
+        """Record an intent that passed risk and is about to be sent."""
+        if intent.kind is OrderKind.ENTER:
+            return self._add(intent, now_ns)
+        if intent.kind is OrderKind.REPLACE:
+            old = self.get(intent.orig_token)
+            self._fire(old, Trigger.REPLACE_SENT, now_ns)
+            return self._add(intent, now_ns)
+        if intent.kind is OrderKind.CANCEL or intent.kind is OrderKind.MODIFY:
+            order = self.get(intent.token)
+            self._fire(order, Trigger.CANCEL_SENT, now_ns)
+            return order
+        raise OmsError(f"unknown intent kind {intent.kind}")
+
+    def _add(self, intent: OrderIntent, now_ns: int) -> Order:
+        if intent.token in self.orders:
+            raise OmsError(f"duplicate order token {intent.token}")
+        order = Order(intent, now_ns)
+        self.orders[intent.token] = order
+        self.working[(order.symbol_id, order.side, order.purpose)] = order.token
+        return order
+
+    # --- venue events -------------------------------------------------------------------
+
+    def on_accepted(self, token: str, venue_ref: int, now_ns: int) -> Order:
+        order = self.get(token)
+        self._fire(order, Trigger.ACCEPT, now_ns)
+        order.venue_ref = venue_ref
+        order.cancel_packet = self.encode_cancel(token)   # ready before any guard needs it
+        return order
+
+    def on_rejected(self, token: str, now_ns: int) -> Order:
+        order = self.get(token)
+        if order.orig_token and order.state is OrderState.PENDING_NEW:
+            old = self.orders.get(order.orig_token)
+            if old is not None and old.state is OrderState.PENDING_REPLACE:
+                self._fire(old, Trigger.REPLACE_REJECT, now_ns)
+                self.working[(old.symbol_id, old.side, old.purpose)] = old.token
+        self._fire(order, Trigger.REJECT, now_ns)
+        return order
+
+    def on_executed(self, token: str, qty: int, now_ns: int) -> Order:
+        order = self._get_with_leaves(token, qty, "fill")
+        was_cancelling = order.state is OrderState.PENDING_CANCEL
+        self._fire(order, Trigger.FILL if qty == order.leaves else Trigger.PARTIAL_FILL, now_ns)
+        order.leaves -= qty
+        order.filled += qty
+        if was_cancelling:
+            order.fills_after_cancel += 1
+        return order
+
+    def on_canceled(self, token: str, decrement: int, now_ns: int) -> Order:
+        order = self._get_with_leaves(token, decrement, "cancel")
+        self._fire(order, Trigger.CANCELED if decrement == order.leaves else Trigger.REDUCE, now_ns)
+        order.leaves -= decrement
+        if order.leaves == 0:
+            self._abandon_replacement(order, now_ns)
+        return order
+
+    def _get_with_leaves(self, token: str, qty: int, what: str) -> Order:
+        """The order, if `qty` shares of it can still be filled or canceled."""
+        order = self.get(token)
+        if qty <= 0 or qty > order.leaves:
+            raise InvalidTransition(
+                f"{order.state.value} -> {what} of {qty} with {order.leaves} left ({token})")
+        return order
+
+    def on_cancel_reject(self, token: str, now_ns: int) -> Order:
+        order = self.get(token)
+        self._fire(order, Trigger.CANCEL_REJECT, now_ns)
+        return order
+
+    def on_replaced(self, new_token: str, prev_token: str, venue_ref: int, qty: int, price: int,
+                    now_ns: int) -> Order:
+        old = self.get(prev_token)
+        new = self.get(new_token)
+        if new.orig_token != prev_token:
+            raise InvalidTransition(f"{new.state.value} -> replaced of unrelated {prev_token}")
+        self._fire(old, Trigger.REPLACED, now_ns)
+        self._fire(new, Trigger.ACCEPT, now_ns)
+        old.leaves = 0
+        new.venue_ref = venue_ref
+        new.qty = new.leaves = qty
+        new.price = price
+        new.cancel_packet = self.encode_cancel(new_token)
+        return new
+
+    def _abandon_replacement(self, old: Order, now_ns: int) -> None:
+        """The original died while a replace was in flight: the replacement can never live."""
+        for order in self.orders.values():
+            if order.orig_token == old.token and order.state is OrderState.PENDING_NEW:
+                self._fire(order, Trigger.REJECT, now_ns)
+
+    def check_timeouts(self, now_ns: int, timeout_ns: int) -> list[Order]:
+        """Orders without an answer for timeout_ns become outcome-unknown (returned)."""
+        late = []
+        for order in self.orders.values():
+            if order.fsm.state in PENDING and now_ns - order.last_ns >= timeout_ns:
+                self._fire(order, Trigger.TIMEOUT, now_ns)
+                late.append(order)
+        return late
+
+    def _fire(self, order: Order, trigger: Trigger, now_ns: int) -> None:
+        try:
+            order.fsm.fire(trigger)
+        except InvalidTransition as exc:
+            raise InvalidTransition(f"{exc} ({order.token})") from None
+        order.last_ns = now_ns
+        self.transitions += 1
+        if order.fsm.state in TERMINAL:
+            key = (order.symbol_id, order.side, order.purpose)
+            if self.working.get(key) == order.token:
+                del self.working[key]
+
+    # --- queries ------------------------------------------------------------------------
+
+    def get(self, token: str) -> Order:
+        order = self.orders.get(token)
+        if order is None:
+            raise OmsError(f"unknown order token {token!r}")
+        return order
+
+    def working_order(self, symbol_id: int, side: Side, purpose: Purpose = Purpose.QUOTE) -> Order | None:
+        token = self.working.get((symbol_id, side, purpose))
+        return self.orders[token] if token is not None else None
+
+    def open_orders(self) -> list[Order]:
+        return [o for o in self.orders.values() if o.fsm.state not in TERMINAL]
+
+    def counts(self) -> tuple[int, int]:
+        """(open orders, orders whose outcome is unknown)."""
+        open_n = unknown = 0
+        for o in self.orders.values():
+            s = o.fsm.state
+            if s not in TERMINAL:
+                open_n += 1
+                if s is OrderState.UNKNOWN:
+                    unknown += 1
+        return open_n, unknown
+
+    def prune(self, now_ns: int, keep_ns: int) -> int:
+        """Forget orders terminal for longer than keep_ns (a late venue message for one of them
+        would be an unknown token, which the engine treats as impossible); returns how many."""
+        dead = [t for t, o in self.orders.items()
+                if o.fsm.state in TERMINAL and now_ns - o.last_ns > keep_ns]
+        for t in dead:
+            del self.orders[t]
+        return len(dead)
+
+    def state_items(self):
+        return (self.counter, [(t, o.symbol_id, int(o.side), o.price, o.qty, o.leaves, o.filled,
+                                o.state.value, o.venue_ref, o.orig_token) for t, o in self.orders.items()])
