@@ -1,0 +1,74 @@
+"""Numpy -> Arrow column builders used by every report: exact decimals from price4 integers,
+UTC timestamps with validity, dictionary-encoded codes, trimmed strings from fixed-width bytes.
+
+Owns the vectorised conversions (no per-row Python); knows nothing of record types or regulation.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+NS_PER_DAY = 86_400_000_000_000
+
+
+def decimal(scaled: np.ndarray, scale: int, precision: int = 18, valid: np.ndarray | None = None) -> pa.Array:
+    """Exact decimal128(precision, scale) from integers already multiplied by 10**scale."""
+    low = np.ascontiguousarray(scaled, dtype=np.int64)
+    words = np.empty((len(low), 2), dtype=np.int64)
+    words[:, 0] = low
+    words[:, 1] = low >> 63                      # sign-extend into the high 64 bits (little-endian)
+    return pa.Array.from_buffers(pa.decimal128(precision, scale), len(low),
+                                 [_validity(valid), pa.py_buffer(words)])
+
+
+def timestamp_utc(ns: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
+    return pa.Array.from_buffers(pa.timestamp("ns", tz="UTC"), len(ns),
+                                 [_validity(valid), pa.py_buffer(np.ascontiguousarray(ns, dtype=np.int64))])
+
+
+def date32(ns: np.ndarray) -> pa.Array:
+    return pa.array((np.asarray(ns, dtype=np.int64) // NS_PER_DAY).astype(np.int32), type=pa.date32())
+
+
+def codes(indices: np.ndarray, names: list[str], valid: np.ndarray | None = None) -> pa.Array:
+    """A dictionary-encoded string column: `names[indices[i]]`, null where not valid."""
+    idx = pa.array(np.ascontiguousarray(indices, dtype=np.int32),
+                   mask=None if valid is None else ~np.asarray(valid, dtype=bool))
+    return pa.DictionaryArray.from_arrays(idx, pa.array(names, type=pa.string()))
+
+
+def lookup_strings(indices: np.ndarray, values: list[str | None]) -> pa.Array:
+    """Plain string column taking `values[indices[i]]`; index -1 or a None value gives null."""
+    if not values:
+        return pa.nulls(len(indices), pa.string())
+    table = pa.array(values, type=pa.string())
+    idx = np.asarray(indices, dtype=np.int64)
+    return table.take(pa.array(idx, mask=idx < 0))
+
+
+def fixed_bytes(column: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
+    """Trimmed strings from an 'S<n>' or (n, w) uint8 column (OUCH alpha fields are space-padded)."""
+    if column.dtype.kind == "u":
+        width = column.shape[1]
+        column = np.ascontiguousarray(column).view(f"S{width}")[:, 0]
+    arr = pa.array(column, type=pa.binary(), mask=None if valid is None else ~np.asarray(valid, bool))
+    return pc.utf8_rtrim(arr.cast(pa.string()), characters=" \x00")
+
+
+_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype="S1")
+
+
+def hex_u64(values: np.ndarray) -> pa.Array:
+    """16 lowercase hex digits per u64 (e.g. a PTP clock identity), big-endian as printed."""
+    raw = np.ascontiguousarray(np.asarray(values, dtype=np.uint64).astype(">u8")).view(np.uint8).reshape(-1, 8)
+    out = np.empty((len(raw), 16), dtype="S1")
+    out[:, 0::2] = _HEX_DIGITS[raw >> 4]
+    out[:, 1::2] = _HEX_DIGITS[raw & 15]
+    return pa.array(out.view("S16")[:, 0], pa.binary()).cast(pa.string())
+
+
+def _validity(valid: np.ndarray | None):
+    if valid is None:
+        return None
+    return pa.py_buffer(np.packbits(np.asarray(valid, dtype=bool), bitorder="little"))

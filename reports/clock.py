@@ -1,0 +1,185 @@
+"""RTS 25 clock evidence: every clock sample with its compliance per profile, the clock state and
+error bound in force at each order event, intervals out of tolerance per profile, and a summary.
+
+Owns the tolerance profiles (EU RTS 25 HFT 100 us, EU other algorithmic 1 ms, US CAT / FINRA 4590
+50 ms) and the rule that a sample is within tolerance only when the clock is LOCKED or HOLDOVER
+and both |offset| and the error bound are inside it; UNKNOWN and FREERUN never are.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from journal.catalogue import ClockState, RecordType
+from reports import arrowcols as ac
+from reports import common, events
+from reports.output import ReportOutput
+from reports.refdata import RefData
+from reports.source import JournalSlice
+from reports.timebase import CLOCK_STATE_NAMES, TS_SOURCE_NAMES, to_utc
+from reports.validate import REJECTS_SCHEMA, mask_check, split
+
+KIND = "clock"
+SCHEMA_VERSION = "clock-1"
+
+PROFILES = (("eu_hft", 100_000), ("eu_algo", 1_000_000), ("us_cat", 50_000_000))   # (name, ns)
+MONITOR_BITS = {"eu_hft": 1, "eu_algo": 2, "us_cat": 4}     # CLOCK_SAMPLE.compliant_mask bits
+STALE_SAMPLE_NS = 2_000_000_000   # a 1 Hz monitor: older evidence does not cover an event
+
+
+def within(samples: np.ndarray, tolerance_ns: int) -> np.ndarray:
+    healthy = np.isin(samples["state"], (ClockState.LOCKED, ClockState.HOLDOVER))
+    bound = samples["error_bound_ns"]
+    return healthy & (bound >= 0) & (bound <= tolerance_ns) & (np.abs(samples["offset_ns"]) <= tolerance_ns)
+
+
+def _samples_table(samples: np.ndarray, utc) -> pa.Table:
+    cols = {
+        "seq": pa.array(samples["seq"].astype(np.uint64)),
+        "sample_time_utc": ac.timestamp_utc(utc.utc_ns, utc.valid),
+        "ts_source": ac.codes(samples["ts_source"], TS_SOURCE_NAMES),
+        "state": ac.codes(samples["state"], CLOCK_STATE_NAMES),
+        "offset_ns": pa.array(samples["offset_ns"]),
+        "path_delay_ns": pa.array(samples["path_delay_ns"]),
+        "error_bound_ns": pa.array(samples["error_bound_ns"]),
+        "last_sync_age_ns": pa.array(samples["last_sync_age_ns"], mask=samples["last_sync_age_ns"] < 0),
+        "gm_identity": ac.hex_u64(samples["gm_identity"]),
+        "port_state": pa.array(samples["port_state"]),
+        "gm_clock_class": pa.array(samples["gm_clock_class"]),
+        "gm_clock_accuracy": pa.array(samples["gm_clock_accuracy"]),
+        "utc_offset_s": pa.array(samples["utc_offset"]),
+        "utc_offset_valid": pa.array(samples["utc_offset_valid"] != 0),
+        "leap61": pa.array(samples["leap61"] != 0),
+        "leap59": pa.array(samples["leap59"] != 0),
+        "time_traceable": pa.array(samples["time_traceable"] != 0),
+        "ptp_timescale": pa.array(samples["ptp_timescale"] != 0),
+        "steps_removed": pa.array(samples["steps_removed"]),
+    }
+    for name, tol in PROFILES:
+        cols[f"within_{name}"] = pa.array(within(samples, tol))
+        cols[f"monitor_said_{name}"] = pa.array((samples["compliant_mask"] & MONITOR_BITS[name]) != 0)
+    cols["trade_date"] = common.trade_date_column(utc.utc_ns, utc.valid)
+    return pa.table(cols)
+
+
+def _event_table(ev: events.OrderEvents, sample_utc) -> tuple[pa.Table, np.ndarray]:
+    u = ev.utc
+    has = u.sample_index >= 0
+    idx = np.where(has, u.sample_index, 0)
+    s = ev.samples
+    if len(s) == 0:
+        s = np.zeros(1, dtype=s.dtype)
+        sample_time = np.zeros(1, np.int64)
+    else:
+        sample_time = sample_utc.utc_ns
+    age = u.utc_ns - sample_time[idx]
+    fresh = has & u.valid & (age >= 0) & (age <= STALE_SAMPLE_NS)
+    cols = {
+        "seq": pa.array(ev.cols["seq"].astype(np.uint64)),
+        "event_type": ac.codes(ev.cols["event"], events.EVENT_NAMES),
+        "order_id": ac.fixed_bytes(ev.cols["token"]),
+        **common.clock_columns(ev),
+        "sample_state": ac.codes(s["state"][idx], CLOCK_STATE_NAMES, has),
+        "sample_offset_ns": pa.array(s["offset_ns"][idx], mask=~has),
+        "sample_age_ns": pa.array(age, mask=~(has & u.valid)),
+        "timestamp_granularity_ns": pa.array(np.ones(len(ev), np.int64), mask=~u.valid),
+    }
+    within_by_profile = {}
+    for name, tol in PROFILES:
+        ok = fresh & within(s, tol)[idx]
+        within_by_profile[name] = ok
+        cols[f"within_{name}"] = pa.array(ok)
+    cols["trade_date"] = common.trade_date_column(u.utc_ns, u.valid)
+    return pa.table(cols), within_by_profile
+
+
+def _intervals(samples: np.ndarray, utc, event_seq: np.ndarray) -> pa.Table:
+    rows = []
+    seqs = samples["seq"].astype(np.int64)
+    for name, tol in PROFILES:
+        bad = ~within(samples, tol)
+        if not bad.any():
+            continue
+        edges = np.diff(np.r_[0, bad.astype(np.int8), 0])
+        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)   # ends: first good after
+        for a, b in zip(starts, ends):      # one iteration per interval, not per sample
+            closed = b < len(samples)
+            end_seq = int(seqs[b]) if closed else None
+            inside = np.searchsorted(event_seq, seqs[a], "right"), \
+                (np.searchsorted(event_seq, end_seq, "left") if closed else len(event_seq))
+            rows.append({
+                "profile": name, "tolerance_ns": tol, "start_seq": int(seqs[a]), "end_seq": end_seq,
+                "start_utc": int(utc.utc_ns[a]), "end_utc": int(utc.utc_ns[b]) if closed else None,
+                "duration_ns": int(utc.utc_ns[b] - utc.utc_ns[a]) if closed else None,
+                "open_at_range_end": not closed,
+                "worst_error_bound_ns": int(samples["error_bound_ns"][a:b].max()),
+                "worst_abs_offset_ns": int(np.abs(samples["offset_ns"][a:b]).max()),
+                "states": ",".join(sorted({CLOCK_STATE_NAMES[s] for s in samples["state"][a:b]})),
+                "order_events_inside": int(inside[1] - inside[0]),
+                "trade_date": dt.date(1970, 1, 1) + dt.timedelta(days=int(utc.utc_ns[a] // ac.NS_PER_DAY)),
+            })
+    schema = pa.schema([
+        ("profile", pa.string()), ("tolerance_ns", pa.int64()), ("start_seq", pa.uint64()),
+        ("end_seq", pa.uint64()), ("start_utc", pa.timestamp("ns", tz="UTC")),
+        ("end_utc", pa.timestamp("ns", tz="UTC")), ("duration_ns", pa.int64()),
+        ("open_at_range_end", pa.bool_()), ("worst_error_bound_ns", pa.int64()),
+        ("worst_abs_offset_ns", pa.int64()), ("states", pa.string()), ("order_events_inside", pa.int64()),
+        ("trade_date", pa.date32()),
+    ])
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def _summary(samples: np.ndarray, intervals: pa.Table, within_events: dict, n_events: int,
+             events_without_sample: int) -> pa.Table:
+    rows = []
+    for name, tol in PROFILES:
+        ok = within(samples, tol)
+        mine = intervals.filter(pc.equal(intervals["profile"], name)) if intervals.num_rows else intervals
+        outside = int(n_events - within_events[name].sum())
+        if len(samples) == 0:
+            verdict = "NO_EVIDENCE"
+        elif ok.all() and outside == 0:
+            verdict = "COMPLIANT"
+        else:
+            verdict = "NOT_COMPLIANT"
+        rows.append({
+            "profile": name, "tolerance_ns": tol, "samples": len(samples), "samples_within": int(ok.sum()),
+            "share_within": float(ok.mean()) if len(samples) else None,
+            "intervals_out_of_tolerance": mine.num_rows,
+            "out_of_tolerance_ns": int(np.nansum(mine["duration_ns"].to_numpy(zero_copy_only=False).astype(float)))
+            if mine.num_rows else 0,
+            "max_error_bound_ns": int(samples["error_bound_ns"].max()) if len(samples) else None,
+            "max_abs_offset_ns": int(np.abs(samples["offset_ns"]).max()) if len(samples) else None,
+            "order_events": n_events, "order_events_not_demonstrably_within": outside,
+            "order_events_without_sample": events_without_sample, "verdict": verdict,
+        })
+    return pa.Table.from_pylist(rows)
+
+
+def build(src: JournalSlice, ref: RefData) -> ReportOutput:
+    ev = common.select_trade_date(events.collect(src), src.selection.trade_date)
+    all_samples = ev.samples
+    sample_utc_all = to_utc(all_samples["seq"], all_samples["ts_ns"], all_samples["ts_source"], all_samples)
+    in_range = (all_samples["seq"] >= src.first_seq) & (all_samples["seq"] <= src.last_seq)
+    if src.selection.trade_date is not None:
+        day = (src.selection.trade_date - dt.date(1970, 1, 1)).days
+        in_range &= sample_utc_all.utc_ns // ac.NS_PER_DAY == day
+    rows = np.flatnonzero(in_range)
+    samples = all_samples[rows]
+    sample_utc = to_utc(samples["seq"], samples["ts_ns"], samples["ts_source"], all_samples)
+    samples_table = _samples_table(samples, sample_utc)
+    event_table, within_events = _event_table(ev, sample_utc_all)
+    intervals = _intervals(samples, sample_utc, ev.cols["seq"].astype(np.int64))
+    no_sample = int((ev.utc.sample_index < 0).sum())
+    summary = _summary(samples, intervals, within_events, len(ev), no_sample)
+    samples_kept, rej1 = split(samples_table, KIND, "samples", [
+        mask_check("sample_time_utc", ~sample_utc.valid, "clock sample without a UTC time")])
+    events_kept, rej2 = split(event_table, KIND, "event_clock", [
+        mask_check("event_time_utc", ~ev.utc.valid, "order event without a UTC time")])
+    rejects = pa.concat_tables([rej1, rej2]) if rej1.num_rows or rej2.num_rows else REJECTS_SCHEMA.empty_table()
+    return ReportOutput(kind=KIND, schema_version=SCHEMA_VERSION, tables={
+        "samples": samples_kept, "event_clock": events_kept, "intervals": intervals, "summary": summary,
+    }, rejects=rejects)

@@ -1,0 +1,123 @@
+"""Pieces every regulatory report shares: clock context and UTC columns of order events, the
+instrument and party joins against reference data, RTS-style text formats, and the checks that
+send rows without a UTC time, instrument or responsible algo to rejects.
+
+Owns no report layout of its own; builders pick the columns they need.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from reports import arrowcols as ac
+from reports.events import OrderEvents
+from reports.refdata import RefData
+from reports.timebase import BASIS_NAMES, CLOCK_STATE_NAMES, TS_SOURCE_NAMES
+from reports.validate import Check, mask_check, value_check
+from reports.identifiers import isin_problem, mic_problem, cfi_problem, currency_problem
+
+NS_PER_DAY = ac.NS_PER_DAY
+
+
+def select_trade_date(ev: OrderEvents, trade_date: dt.date | None) -> OrderEvents:
+    """Events whose UTC time falls on `trade_date`; events with no UTC time are kept so they can
+    be rejected with their reason rather than vanish."""
+    if trade_date is None:
+        return ev
+    day = (trade_date - dt.date(1970, 1, 1)).days
+    keep = ~ev.utc.valid | (ev.utc.utc_ns // NS_PER_DAY == day)
+    return ev.take(np.flatnonzero(keep))
+
+
+def trade_date_column(utc_ns: np.ndarray, valid: np.ndarray) -> pa.Array:
+    days = (utc_ns // NS_PER_DAY).astype(np.int32)
+    return pa.array(days, type=pa.date32(), mask=~valid)
+
+
+def rts_datetime(utc_ns: np.ndarray, valid: np.ndarray) -> pa.Array:
+    """RTS 22/24 {DATE_TIME_FORMAT}: YYYY-MM-DDThh:mm:ss.ffffffZ in UTC, microseconds."""
+    ts = ac.timestamp_utc(utc_ns, valid).cast(pa.timestamp("us", tz="UTC"), safe=False)
+    return pc.strftime(ts, format="%Y-%m-%dT%H:%M:%SZ")
+
+
+def price_text(price4: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
+    """Exact decimal text of price4 integers ('150.0000')."""
+    return ac.decimal(price4, 4, 18, valid).cast(pa.string())
+
+
+def clock_columns(ev: OrderEvents) -> dict[str, pa.Array]:
+    """Timestamp as recorded, its source, the UTC conversion and the clock state in force."""
+    u = ev.utc
+    samples = ev.samples
+    has_sample = u.sample_index >= 0
+    idx = np.where(has_sample, u.sample_index, 0)
+    bound = samples["error_bound_ns"][idx] if len(samples) else np.zeros(len(idx), np.int64)
+    sample_seq = samples["seq"][idx].astype(np.int64) if len(samples) else np.zeros(len(idx), np.int64)
+    return {
+        "event_time_utc": ac.timestamp_utc(u.utc_ns, u.valid),
+        "ts_recorded_ns": pa.array(ev.cols["ts_ns"].astype(np.int64)),
+        "ts_source": ac.codes(ev.cols["ts_source"], TS_SOURCE_NAMES),
+        "utc_basis": ac.codes(u.basis, BASIS_NAMES),
+        "utc_offset_s": pa.array(u.utc_offset_s.astype(np.int16)),
+        "clock_state": ac.codes(ev.cols["clock_state"], CLOCK_STATE_NAMES),
+        "clock_error_bound_ns": pa.array(bound.astype(np.int64), mask=~has_sample),
+        "clock_sample_seq": pa.array(sample_seq.astype(np.uint64), mask=~has_sample),
+    }
+
+
+def instrument_columns(ref: RefData, symbol_ids: np.ndarray) -> tuple[np.ndarray, dict[str, pa.Array]]:
+    idx = ref.instrument_index(symbol_ids)
+    inst = ref.sorted_values("instruments")
+    cols = {
+        "symbol": ac.lookup_strings(idx, [i.symbol for i in inst]),
+        "isin": ac.lookup_strings(idx, [i.isin for i in inst]),
+        "cfi": ac.lookup_strings(idx, [i.cfi for i in inst]),
+        "segment_mic": ac.lookup_strings(idx, [i.mic for i in inst]),
+        "currency": ac.lookup_strings(idx, [i.currency for i in inst]),
+    }
+    return idx, cols
+
+
+def party_code(ref: RefData, registry: str, ids: np.ndarray) -> tuple[np.ndarray, pa.Array]:
+    idx = ref.party_index(registry, ids)
+    return idx, ac.lookup_strings(idx, [p.code or None for p in ref.sorted_values(registry)])
+
+
+def event_checks(table: pa.Table, ev: OrderEvents, ref: RefData, inst_idx: np.ndarray,
+                 algo_idx: np.ndarray, client_idx: np.ndarray) -> list[Check]:
+    """Rejects common to order-event reports: time, order identity, instrument, responsibility."""
+    u = ev.utc
+    no_offset = u.basis == BASIS_NAMES.index("NO_UTC_OFFSET")
+
+    def no_time(rows):
+        return np.where(no_offset[rows],
+                        "PHC (TAI) timestamp with no preceding CLOCK_SAMPLE carrying a valid UTC offset",
+                        "no timestamp was recorded for this event")
+    checks = [
+        mask_check("event_time_utc", ~u.valid, no_time),
+        mask_check("order_id", ev.cols["creator"] < 0,
+                   "no ORDER_SENT in the journal created this order token"),
+        mask_check("symbol_id", (ev.cols["creator"] >= 0) & (inst_idx < 0),
+                   lambda rows: [f"symbol_id {v} not in instrument reference data"
+                                  for v in ev.cols["symbol_id"][rows]]),
+        mask_check("algo_id", (ev.cols["creator"] >= 0) & (algo_idx < 0),
+                   lambda rows: [f"algo_id {v} not in the algo registry (RTS 6 Art. 12)"
+                                  for v in ev.cols["algo_id"][rows]]),
+        mask_check("client_id", (ev.cols["creator"] >= 0) & (client_idx < 0),
+                   lambda rows: [f"client_id {v} not in the client registry"
+                                  for v in ev.cols["client_id"][rows]]),
+    ]
+    known = inst_idx >= 0
+    active = ref.active_mics
+    checks += [
+        value_check(table, "isin", isin_problem, when=known),
+        value_check(table, "segment_mic", lambda v: mic_problem(v, active), when=known),
+    ]
+    if "cfi" in table.column_names:
+        checks.append(value_check(table, "cfi", cfi_problem, when=known))
+    if "currency" in table.column_names:
+        checks.append(value_check(table, "currency", currency_problem, when=known))
+    return checks

@@ -1,0 +1,201 @@
+"""The firm's order events as numpy columns: ORDER_SENT and VENUE_MSG (OUCH inside SoupBinTCP 'S')
+merged in journal order, venue messages joined to the order that created their token, remaining
+quantity after each execution, and the UTC time and clock context of every event.
+
+Owns event classification (EVENT_NAMES) and the token join; all vectorised. The regulatory code
+mappings (RTS 24, CAT, RTS 22) live in the report modules, not here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from journal.catalogue import RecordType
+from reports import ouch
+from reports.source import JournalSlice
+from reports.timebase import UtcTimes, to_utc
+
+EVENT_NAMES = [
+    "SENT_NEW", "SENT_REPLACE", "SENT_CANCEL", "SENT_MODIFY",          # firm -> venue (ORDER_SENT)
+    "ACCEPTED", "REPLACED", "CANCELED", "EXECUTED", "REJECTED",          # venue -> firm (VENUE_MSG)
+    "AIQ_CANCELED", "BROKEN_TRADE", "CANCEL_PENDING", "CANCEL_REJECT", "PRIORITY_UPDATE",
+    "ORDER_MODIFIED", "EXECUTED_WITH_REF_PRICE", "TRADE_CORRECTION", "OTHER_VENUE_MSG",
+]
+EV = {name: i for i, name in enumerate(EVENT_NAMES)}
+_SENT = {ord("O"): EV["SENT_NEW"], ord("U"): EV["SENT_REPLACE"], ord("X"): EV["SENT_CANCEL"],
+         ord("M"): EV["SENT_MODIFY"]}
+_VENUE = {ord("A"): EV["ACCEPTED"], ord("U"): EV["REPLACED"], ord("C"): EV["CANCELED"],
+          ord("E"): EV["EXECUTED"], ord("J"): EV["REJECTED"], ord("D"): EV["AIQ_CANCELED"],
+          ord("B"): EV["BROKEN_TRADE"], ord("P"): EV["CANCEL_PENDING"], ord("I"): EV["CANCEL_REJECT"],
+          ord("T"): EV["PRIORITY_UPDATE"], ord("M"): EV["ORDER_MODIFIED"],
+          ord("G"): EV["EXECUTED_WITH_REF_PRICE"], ord("F"): EV["TRADE_CORRECTION"]}
+SOUP_SEQUENCED = ord("S")
+OUCH_SYSTEM_EVENT = ord("S")
+
+# Columns copied from the ORDER_SENT that created an order onto every event of that order.
+ORDER_FIELDS = ("symbol_id", "algo_id", "desk_id", "trader_id", "client_id", "risk_verdict",
+                "trading_state", "limits_version", "tif")
+
+
+@dataclass
+class OrderEvents:
+    """Column arrays, one entry per order event, sorted by journal sequence."""
+
+    cols: dict[str, np.ndarray]
+    utc: UtcTimes
+    samples: np.ndarray            # CLOCK_SAMPLE records used for the conversion (sorted by seq)
+
+    def __len__(self) -> int:
+        return len(self.cols["seq"])
+
+    def take(self, rows: np.ndarray) -> "OrderEvents":
+        u = self.utc
+        return OrderEvents(
+            cols={k: v[rows] for k, v in self.cols.items()},
+            utc=UtcTimes(u.utc_ns[rows], u.valid[rows], u.basis[rows], u.utc_offset_s[rows], u.sample_index[rows]),
+            samples=self.samples)
+
+
+def _join_key(tokens: np.ndarray) -> np.ndarray:
+    """Tokens as comparable fixed bytes: OUCH pads with spaces, the journal with NULs."""
+    raw = np.ascontiguousarray(tokens).view(np.uint8).reshape(len(tokens), -1).copy()
+    raw[raw == 0x20] = 0
+    return raw.view("S14")[:, 0]
+
+
+def clock_samples(src: JournalSlice) -> np.ndarray:
+    samples = src.fixed_before(RecordType.CLOCK_SAMPLE)
+    order = np.argsort(samples["seq"], kind="stable")
+    return samples[order]
+
+
+def collect(src: JournalSlice) -> OrderEvents:
+    """All order events in the slice (before any trade-date filter), in journal order."""
+    sent = src.fixed(RecordType.ORDER_SENT)
+    venue_all = src.fixed(RecordType.VENUE_MSG)
+    keep = (venue_all["packet_type"] == SOUP_SEQUENCED) & (venue_all["msg_type"] != OUCH_SYSTEM_EVENT) \
+        & (venue_all["raw_len"] > ouch.SOUP_HEADER)
+    venue = venue_all[keep]
+    n_sent, n_venue = len(sent), len(venue)
+    n = n_sent + n_venue
+
+    vcols = ouch.decode(venue["raw"], venue["msg_type"], ouch.OUTBOUND_FIELDS)
+    scols = ouch.decode(sent["raw"], sent["msg_type"], ouch.INBOUND_FIELDS, names=["side"])
+
+    cols: dict[str, np.ndarray] = {}
+    for name in ("seq", "ts_ns", "ts_source", "clock_state"):
+        cols[name] = np.concatenate([sent[name], venue[name]])
+    cols["origin"] = np.concatenate([np.zeros(n_sent, np.int8), np.ones(n_venue, np.int8)])
+    cols["msg_type"] = np.concatenate([sent["msg_type"], venue["msg_type"]]).astype(np.uint8)
+    cols["event"] = np.concatenate([_classify(sent["msg_type"], _SENT), _classify(venue["msg_type"], _VENUE)])
+    cols["token"] = np.concatenate([sent["token"].astype("S14"), vcols["token"]])
+    cols["prior_token"] = np.concatenate([sent["orig_token"].astype("S14"), vcols["previous_token"]])
+    # OUCH side on the wire (B, S, T short, E short exempt) where the message carries one.
+    wire_side = np.where(scols["side"] > 0, scols["side"], sent["side"]).astype(np.uint8)
+    cols["wire_side"] = np.concatenate([wire_side, vcols["side"].astype(np.uint8)])
+    cols["price"] = np.concatenate([sent["price"], vcols["price"]]).astype(np.int64)
+    cols["qty"] = np.concatenate([sent["qty"].astype(np.int64), vcols["shares"]])
+    for name in ("exec_qty", "exec_price", "match", "liquidity", "decrement", "reason", "order_ref", "venue_ts"):
+        source = {"exec_qty": "executed", "exec_price": "exec_price", "match": "match",
+                  "liquidity": "liquidity", "decrement": "decrement", "reason": "reason",
+                  "order_ref": "order_ref", "venue_ts": "venue_ts"}[name]
+        cols[name] = np.concatenate([np.zeros(n_sent, np.int64), vcols[source]])
+
+    order = np.argsort(cols["seq"], kind="stable")
+    cols = {k: v[order] for k, v in cols.items()}
+
+    # Join every event to the ORDER_SENT that created its token (O, or U for the replacement).
+    creators = src.fixed_before(RecordType.ORDER_SENT)
+    creators = creators[np.isin(creators["msg_type"], [ord("O"), ord("U")])]
+    keys_creators = _join_key(creators["token"].astype("S14"))
+    keys_events = _join_key(cols["token"])
+    uniq, inverse = np.unique(np.concatenate([keys_creators, keys_events]), return_inverse=True)
+    creator_of_code = np.full(len(uniq), -1, dtype=np.int64)
+    # last creator wins if a token was (wrongly) reused: later assignment overwrites
+    creator_of_code[inverse[: len(creators)]] = np.arange(len(creators))
+    event_code = inverse[len(creators):]
+    creator = creator_of_code[event_code]
+    cols["creator"] = creator
+    known = creator >= 0
+    for name in ORDER_FIELDS:
+        values = np.zeros(n, dtype=np.int64)
+        values[known] = creators[name][creator[known]]
+        cols[name] = values
+    side = np.zeros(n, dtype=np.uint8)
+    side[known] = creators["side"][creator[known]]
+    cols["side"] = side
+    order_wire_side = np.zeros(n, dtype=np.uint8)
+    order_wire_side[known] = _creator_wire_side(creators, keys_creators)[creator[known]]
+    cols["order_wire_side"] = order_wire_side
+    order_qty = np.zeros(n, dtype=np.int64)
+    order_qty[known] = creators["qty"][creator[known]]
+    cols["order_qty"] = order_qty
+    cols["leaves"] = _leaves(cols, event_code)
+
+    samples = clock_samples(src)
+    utc = to_utc(cols["seq"], cols["ts_ns"], cols["ts_source"], samples)
+    return OrderEvents(cols=cols, utc=utc, samples=samples)
+
+
+MAX_REPLACE_CHAIN = 64   # bounded walk back through replaces to the entering order's side
+
+
+def _creator_wire_side(creators: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """OUCH side (B, S, T, E) of each creating order: from the Enter bytes, or for a replacement
+    the side of the order it replaced (Replace carries no side), followed back through the chain."""
+    enter = creators["msg_type"] == ord("O")
+    side = np.where(enter, ouch.decode(creators["raw"], creators["msg_type"], ouch.INBOUND_FIELDS,
+                                       names=["side"])["side"], 0).astype(np.uint8)
+    side = np.where(side > 0, side, creators["side"]).astype(np.uint8)
+    pending = np.flatnonzero(~enter)
+    if len(pending) == 0:
+        return side
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    parent_key = _join_key(creators["orig_token"].astype("S14"))
+    current = pending
+    for _ in range(MAX_REPLACE_CHAIN):   # one vectorised step per replace generation
+        pos = np.searchsorted(sorted_keys, parent_key[current])
+        pos = np.minimum(pos, len(sorted_keys) - 1)
+        found = sorted_keys[pos] == parent_key[current]
+        parent = order[pos]
+        resolved = found & (creators["msg_type"][parent] == ord("O"))
+        side[pending[resolved]] = side[parent[resolved]]
+        keep = found & ~resolved
+        pending, current = pending[keep], parent[keep]
+        if len(pending) == 0:
+            break
+    return side
+
+
+def _classify(msg_type: np.ndarray, table: dict[int, int]) -> np.ndarray:
+    lut = np.full(256, EV["OTHER_VENUE_MSG"], dtype=np.int8)
+    for byte, code in table.items():
+        lut[byte] = code
+    return lut[np.asarray(msg_type, dtype=np.uint8)]
+
+
+def _leaves(cols: dict[str, np.ndarray], token_code: np.ndarray) -> np.ndarray:
+    """Venue-confirmed remaining quantity of the event's order after the event (-1 where unknown).
+
+    Starts from the quantity the venue accepted (A) or restated (U) and subtracts executions and
+    cancel decrements, per token, in journal order: one lexsort and one cumsum."""
+    ev = cols["event"]
+    start = np.where((ev == EV["ACCEPTED"]) | (ev == EV["REPLACED"]), cols["qty"], 0)
+    reduce = np.where((ev == EV["EXECUTED"]) | (ev == EV["EXECUTED_WITH_REF_PRICE"]), cols["exec_qty"], 0) \
+        + np.where((ev == EV["CANCELED"]) | (ev == EV["AIQ_CANCELED"]), cols["decrement"], 0)
+    order = np.lexsort((cols["seq"], token_code))
+    delta = (start - reduce)[order]
+    codes = token_code[order]
+    running = np.cumsum(delta)
+    group_start = np.r_[True, codes[1:] != codes[:-1]]
+    base = np.maximum.accumulate(np.where(group_start, np.arange(len(codes)), 0))
+    offset = running[base] - delta[base]
+    leaves_sorted = running - offset
+    started = np.cumsum(start[order] > 0)             # A/U messages so far, over all groups
+    started_in_group = started - (started[base] - (start[order][base] > 0))
+    leaves_sorted = np.where(started_in_group > 0, leaves_sorted, -1)
+    out = np.empty_like(leaves_sorted)
+    out[order] = leaves_sorted
+    return out

@@ -1,0 +1,130 @@
+"""Order records: every order event of the firm (Delegated Regulation 2017/565 Annex IV, with RTS 24
+event codes), with algo, desk, trader and client, UTC times with their source and clock state.
+
+Owns the mapping from journal events to RTS 24 codes (NEWO, REME, CAME, PARF, FILL, EXPI, CAMO)
+and the order-records table layout. Venue acknowledgements keep their own event_type and carry no
+RTS 24 code of their own (they confirm the firm's NEWO/REME/CAME).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from reports import arrowcols as ac
+from reports import common, events
+from reports.events import EV
+from reports.output import ReportOutput
+from reports.refdata import RefData
+from reports.source import JournalSlice
+from reports.validate import split
+
+KIND = "orders"
+SCHEMA_VERSION = "orders-1"
+
+RTS24_CODES = ["NEWO", "REME", "CAME", "PARF", "FILL", "EXPI", "CAMO"]
+_R = {c: i for i, c in enumerate(RTS24_CODES)}
+VALIDITY_CODES = ["DAVY", "IOCV", "GTTV"]
+SIDE_CODES = ["BUYI", "SELL"]
+# OUCH cancel reasons: U user requested (confirms CAME), I IOC remainder and T timeout expire,
+# anything else (supervisory, regulatory, self-match, system) is a cancel by market operations.
+_EXPIRY_REASONS = (ord("I"), ord("T"))
+
+
+def rts24_event(ev: events.OrderEvents) -> tuple[np.ndarray, np.ndarray]:
+    """(code index into RTS24_CODES, valid mask) per event."""
+    c = ev.cols
+    e = c["event"]
+    code = np.zeros(len(e), dtype=np.int8)
+    valid = np.zeros(len(e), dtype=bool)
+
+    def put(mask, name):
+        code[mask] = _R[name]
+        valid[mask] = True
+
+    put(e == EV["SENT_NEW"], "NEWO")
+    put(e == EV["SENT_REPLACE"], "REME")
+    reduce_or_cancel = (e == EV["SENT_CANCEL"]) | (e == EV["SENT_MODIFY"])
+    put(reduce_or_cancel & (c["qty"] == 0), "CAME")
+    put(reduce_or_cancel & (c["qty"] > 0), "REME")
+    executed = (e == EV["EXECUTED"]) | (e == EV["EXECUTED_WITH_REF_PRICE"])
+    put(executed & (c["leaves"] == 0), "FILL")
+    put(executed & (c["leaves"] != 0), "PARF")
+    canceled = e == EV["CANCELED"]
+    expired = canceled & np.isin(c["reason"], _EXPIRY_REASONS)
+    put(expired, "EXPI")
+    put((canceled & (c["reason"] != ord("U")) & ~expired) | (e == EV["AIQ_CANCELED"]), "CAMO")
+    return code, valid
+
+
+def validity(tif: np.ndarray) -> np.ndarray:
+    return np.where(tif == 0, 1, np.where(tif >= 99998, 0, 2)).astype(np.int8)
+
+
+def base_table(ev: events.OrderEvents, ref: RefData) -> tuple[pa.Table, list]:
+    """The order-records table before validation, plus the checks to run on it."""
+    c = ev.cols
+    inst_idx, inst_cols = common.instrument_columns(ref, c["symbol_id"])
+    algo_idx, algo_code = common.party_code(ref, "algos", c["algo_id"])
+    _, desk_code = common.party_code(ref, "desks", c["desk_id"])
+    _, trader_code = common.party_code(ref, "traders", c["trader_id"])
+    client_idx, client_code = common.party_code(ref, "clients", c["client_id"])
+    algos = ref.sorted_values("algos")
+    liquidity = np.array([a.liquidity_provision for a in algos] + [False], dtype=bool)[algo_idx]
+    code, code_valid = rts24_event(ev)
+    e = c["event"]
+    venue = c["origin"] == 1
+    executed = (e == EV["EXECUTED"]) | (e == EV["EXECUTED_WITH_REF_PRICE"])
+    has_price = (e == EV["SENT_NEW"]) | (e == EV["SENT_REPLACE"]) | (e == EV["ACCEPTED"]) | (e == EV["REPLACED"])
+    known = c["creator"] >= 0
+    n = len(ev)
+    columns = {
+        "seq": pa.array(c["seq"].astype(np.uint64)),
+        "event_type": ac.codes(e, events.EVENT_NAMES),
+        "rts24_event": ac.codes(code, RTS24_CODES, code_valid),
+        "origin": ac.codes(c["origin"], ["FIRM", "VENUE"]),
+        "order_id": ac.fixed_bytes(c["token"]),
+        "prior_order_id": ac.fixed_bytes(c["prior_token"], (e == EV["SENT_REPLACE"]) | (e == EV["REPLACED"])),
+        "venue_order_ref": pa.array(c["order_ref"].astype(np.uint64), mask=~(c["order_ref"] > 0)),
+        "symbol_id": pa.array(c["symbol_id"].astype(np.uint32)),
+        **inst_cols,
+        "side": ac.codes((c["side"] != ord("B")).astype(np.int8), SIDE_CODES, known),
+        "short_sale": pa.array(np.isin(c["wire_side"], (ord("T"), ord("E"))), mask=~(c["origin"] == 0)),
+        "order_type": ac.codes(np.zeros(n, np.int8), ["LMTO"]),
+        "validity_period": ac.codes(validity(c["tif"]), VALIDITY_CODES, known),
+        "limit_price": ac.decimal(c["price"], 4, 18, has_price),
+        "order_qty": pa.array(c["qty"], mask=~(has_price | (e == EV["SENT_CANCEL"]) | (e == EV["SENT_MODIFY"]))),
+        "exec_qty": pa.array(c["exec_qty"], mask=~executed),
+        "exec_price": ac.decimal(c["exec_price"], 4, 18, executed),
+        "leaves_qty": pa.array(c["leaves"], mask=~(venue & (c["leaves"] >= 0))),
+        "tvtic": pa.array(c["match"].astype(np.uint64), mask=~executed),
+        "cancel_decrement": pa.array(c["decrement"], mask=~((e == EV["CANCELED"]) | (e == EV["AIQ_CANCELED"]))),
+        "venue_reason": pa.array(c["reason"].astype(np.uint8).view("S1"), pa.binary(1),
+                                 mask=~(c["reason"] > 0)).cast(pa.string()),
+        "venue_ts_ns_since_midnight": pa.array(c["venue_ts"], mask=~venue),
+        "trading_capacity": ac.codes(np.zeros(n, np.int8), [ref.firm.trading_capacity]),
+        "liquidity_provision": pa.array(liquidity),
+        "executing_entity_lei": ac.codes(np.zeros(n, np.int8), [ref.firm.lei]),
+        "algo_id": pa.array(c["algo_id"].astype(np.uint32)),
+        "investment_decision_algo": algo_code,
+        "execution_within_firm_algo": algo_code,
+        "desk_id": pa.array(c["desk_id"].astype(np.uint32)),
+        "desk_code": desk_code,
+        "trader_id": pa.array(c["trader_id"].astype(np.uint32)),
+        "trader_code": trader_code,
+        "client_id": pa.array(c["client_id"].astype(np.uint32)),
+        "client_code": client_code,
+        "risk_verdict": pa.array(c["risk_verdict"].astype(np.uint8), mask=~(c["origin"] == 0)),
+        "trading_state": pa.array(c["trading_state"].astype(np.uint8), mask=~(c["origin"] == 0)),
+        "limits_version": pa.array(c["limits_version"].astype(np.uint32), mask=~(c["origin"] == 0)),
+        **common.clock_columns(ev),
+        "trade_date": common.trade_date_column(ev.utc.utc_ns, ev.utc.valid),
+    }
+    table = pa.table(columns)
+    return table, common.event_checks(table, ev, ref, inst_idx, algo_idx, client_idx)
+
+
+def build(src: JournalSlice, ref: RefData) -> ReportOutput:
+    ev = common.select_trade_date(events.collect(src), src.selection.trade_date)
+    table, checks = base_table(ev, ref)
+    kept, rejects = split(table, KIND, "order_events", checks)
+    return ReportOutput(kind=KIND, schema_version=SCHEMA_VERSION, tables={"order_events": kept}, rejects=rejects)

@@ -1,0 +1,129 @@
+"""Writing a report run to disk: hive-partitioned Parquet (trade_date=YYYY-MM-DD), zstd, fixed row
+groups, key-value metadata tying every file to its journal range, plus a manifest.
+
+Owns the on-disk layout `OUT/<kind>/<table>/trade_date=<d>/part-00000.parquet`, determinism (no
+wall-clock times, no random names, rows in sequence order) and the refuse-to-overwrite rule.
+Knows nothing about what the tables mean.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import pathlib
+import shutil
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from reports.errors import OutputExistsError
+
+GENERATOR = "mmaudit.reports 0.1.0"
+ROW_GROUP_ROWS = 65_536
+EPOCH = dt.date(1970, 1, 1)
+
+
+@dataclass
+class ReportOutput:
+    """What one builder produced: named Parquet tables, rejects, and extra text files (e.g. XML)."""
+
+    kind: str
+    schema_version: str
+    tables: dict[str, pa.Table]
+    rejects: pa.Table
+    extra_files: dict[str, bytes] = field(default_factory=dict)   # relative path -> bytes
+
+    @property
+    def rejected(self) -> int:
+        return self.rejects.num_rows
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    path: pathlib.Path
+    rows: int
+
+
+def prepare(out_dir: pathlib.Path, kind: str, force: bool) -> None:
+    """Refuse to overwrite an existing report of this kind unless `force`."""
+    target = out_dir / kind
+    if target.exists() and not force:
+        raise OutputExistsError(f"{target} already exists; pass --force to overwrite it")
+
+
+def write(out_dir: str | pathlib.Path, report: ReportOutput, provenance: dict[str, str],
+          force: bool = False) -> list[WrittenFile]:
+    """Write every table of `report` under OUT/<kind>; returns the files written (sorted)."""
+    out_dir = pathlib.Path(out_dir)
+    prepare(out_dir, report.kind, force)
+    staging = out_dir / f".{report.kind}.partial"
+    if staging.exists():
+        shutil.rmtree(staging)            # left by an interrupted run of ours; never a report
+    staging.mkdir(parents=True)
+    written: list[WrittenFile] = []
+    tables = dict(report.tables)
+    tables["rejects"] = report.rejects
+    base_meta = dict(provenance, report=report.kind, schema_version=report.schema_version,
+                     generator=GENERATOR)
+    for name in sorted(tables):
+        for rel, rows in _write_table(staging, name, tables[name], base_meta):
+            written.append(WrittenFile(out_dir / report.kind / rel, rows))
+    for rel, data in sorted(report.extra_files.items()):
+        path = staging / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        written.append(WrittenFile(out_dir / report.kind / rel, 0))
+    manifest = {
+        "provenance": base_meta,
+        "files": [{"path": str(w.path.relative_to(out_dir / report.kind)), "rows": w.rows,
+                   "sha256": hashlib.sha256((staging / w.path.relative_to(out_dir / report.kind)).read_bytes()).hexdigest()}
+                  for w in written],
+        "tables": {name: tables[name].num_rows for name in sorted(tables)},
+    }
+    (staging / "_manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    target = out_dir / report.kind
+    if target.exists():
+        shutil.rmtree(target)
+    staging.rename(target)
+    return written
+
+
+def _write_table(root: pathlib.Path, name: str, table: pa.Table, meta: dict[str, str]):
+    if table.num_rows == 0:
+        return
+    if "trade_date" not in table.column_names:
+        yield _write_file(root, pathlib.Path(name) / "part-00000.parquet", table, meta), table.num_rows
+        return
+    days_col = table.column("trade_date").combine_chunks()
+    days = days_col.cast(pa.int32()).fill_null(-(2**31)).to_numpy()
+    data = table.drop_columns(["trade_date"])     # hive: the partition value lives in the path
+    for day in np.unique(days):
+        part = data.filter(pa.array(days == day))
+        label = "__HIVE_DEFAULT_PARTITION__" if day == -(2**31) else \
+            (EPOCH + dt.timedelta(days=int(day))).isoformat()
+        rel = pathlib.Path(name) / f"trade_date={label}" / "part-00000.parquet"
+        yield _write_file(root, rel, part, dict(meta, table=name, trade_date=label)), part.num_rows
+
+
+def _write_file(root: pathlib.Path, rel: pathlib.Path, table: pa.Table, meta: dict[str, str]) -> pathlib.Path:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = dict(meta, table=meta.get("table", rel.parts[0]), rows=str(table.num_rows))
+    if "seq" in table.column_names and table.num_rows:
+        seq = table.column("seq")
+        meta["rows_first_seq"] = str(pc.min(seq).as_py())
+        meta["rows_last_seq"] = str(pc.max(seq).as_py())
+    existing = table.schema.metadata or {}
+    table = table.replace_schema_metadata({**existing, **{f"mmaudit.{k}": str(v) for k, v in sorted(meta.items())}})
+    pq.write_table(table, path, compression="zstd", row_group_size=ROW_GROUP_ROWS,
+                   use_dictionary=True, write_statistics=True)
+    return rel
+
+
+def read_metadata(path: str | pathlib.Path) -> dict[str, str]:
+    """The mmaudit.* key-value metadata of one report file (for verifiers and tests)."""
+    raw = pq.read_schema(path).metadata or {}
+    return {k.decode()[len("mmaudit."):]: v.decode() for k, v in raw.items() if k.startswith(b"mmaudit.")}

@@ -1,0 +1,246 @@
+"""Reference data for reports: the firm, instruments (ISIN, CFI, MIC, currency, tick table), the
+algo/desk/trader/client registry and a MIC registry, loaded from TOML files in one directory.
+
+Owns parsing and validating those files (typed RefDataError naming file and key) and the numpy
+lookup arrays report builders use to join by id without Python loops. Knows nothing of journals.
+"""
+from __future__ import annotations
+
+import pathlib
+import tomllib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from reports.errors import RefDataError
+from reports.identifiers import (
+    cfi_problem, country_problem, currency_problem, isin_problem, lei_problem, mic_problem,
+)
+
+DEFAULT_DIR = pathlib.Path(__file__).resolve().parent / "refdata"
+FILES = ("firm.toml", "instruments.toml", "parties.toml", "mics.toml")
+
+
+@dataclass(frozen=True)
+class Firm:
+    lei: str
+    name: str
+    branch_country: str
+    investment_firm: bool
+    submitting_lei: str
+    competent_authority: str
+    cat_imid: str
+    trading_capacity: str
+
+
+@dataclass(frozen=True)
+class Instrument:
+    symbol_id: int
+    symbol: str
+    isin: str
+    cfi: str
+    mic: str
+    currency: str
+    full_name: str
+    tick_table: str
+    price_multiplier: int
+    in_firds: bool
+
+
+@dataclass(frozen=True)
+class Party:
+    """An algo, desk, trader or client: the id the engine journals and the code reports carry."""
+
+    id: int
+    code: str
+    kind: str = ""                  # clients: OWN / LEI / NATIONAL_ID; traders: country in `country`
+    country: str = ""
+    liquidity_provision: bool = False
+
+
+@dataclass(frozen=True)
+class RefData:
+    firm: Firm
+    instruments: dict[int, Instrument]
+    tick_tables: dict[str, tuple[tuple[int, int], ...]]   # name -> ((from_price4, tick_price4), ...)
+    algos: dict[int, Party]
+    desks: dict[int, Party]
+    traders: dict[int, Party]
+    clients: dict[int, Party]
+    mics: dict[str, dict]
+    source: str = ""
+    _lookup: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def active_mics(self) -> frozenset[str]:
+        return frozenset(m for m, e in self.mics.items() if e.get("status") == "ACTIVE")
+
+    def instrument_index(self, symbol_ids: np.ndarray) -> np.ndarray:
+        """Row index into `instrument_table()` for each symbol id; -1 where the id is unknown."""
+        ids = self._ids("instruments", self.instruments)
+        return _index_of(ids, symbol_ids)
+
+    def party_index(self, registry: str, ids: np.ndarray) -> np.ndarray:
+        table = getattr(self, registry)
+        return _index_of(self._ids(registry, table), ids)
+
+    def _ids(self, name: str, table: dict) -> np.ndarray:
+        if name not in self._lookup:
+            self._lookup[name] = np.array(sorted(table), dtype=np.int64)
+        return self._lookup[name]
+
+    def sorted_values(self, registry: str) -> list:
+        """Registry entries in the order `instrument_index` / `party_index` refer to."""
+        table = getattr(self, registry)
+        return [table[k] for k in sorted(table)]
+
+    def tick_at(self, symbol_ids: np.ndarray, prices: np.ndarray) -> np.ndarray:
+        """Tick size (price4) in force for each (symbol, price); 0 where the symbol is unknown."""
+        out = np.zeros(len(prices), dtype=np.int64)
+        idx = self.instrument_index(symbol_ids)
+        for i, inst in enumerate(self.sorted_values("instruments")):   # loop over instruments, not rows
+            rows = idx == i
+            bands = self.tick_tables[inst.tick_table]
+            starts = np.array([b[0] for b in bands], dtype=np.int64)
+            ticks = np.array([b[1] for b in bands], dtype=np.int64)
+            band = np.searchsorted(starts, prices[rows], side="right") - 1
+            out[rows] = ticks[np.clip(band, 0, None)]
+        return out
+
+
+def _index_of(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    ids = np.asarray(ids, dtype=np.int64)
+    pos = np.searchsorted(sorted_ids, ids)
+    pos_clipped = np.minimum(pos, max(len(sorted_ids) - 1, 0))
+    found = (len(sorted_ids) > 0) & (sorted_ids[pos_clipped] == ids) if len(sorted_ids) else np.zeros(len(ids), bool)
+    return np.where(found, pos_clipped, -1)
+
+
+def _read(directory: pathlib.Path, name: str) -> dict:
+    path = directory / name
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise RefDataError(f"{path}: reference-data file missing") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise RefDataError(f"{path}: not valid TOML: {exc}") from None
+
+
+def _need(table: dict, key: str, where: str, kind: type = str):
+    if key not in table:
+        raise RefDataError(f"{where}: missing key {key!r}")
+    value = table[key]
+    if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+        raise RefDataError(f"{where}: {key!r} must be {kind.__name__}, got {value!r}")
+    return value
+
+
+def _check(problem: str | None, where: str) -> None:
+    if problem is not None:
+        raise RefDataError(f"{where}: {problem}")
+
+
+def _load_firm(doc: dict, where: str) -> Firm:
+    t = doc.get("firm")
+    if not isinstance(t, dict):
+        raise RefDataError(f"{where}: missing [firm] table")
+    firm = Firm(
+        lei=_need(t, "lei", where), name=_need(t, "name", where),
+        branch_country=_need(t, "branch_country", where),
+        investment_firm=_need(t, "investment_firm", where, bool),
+        submitting_lei=t.get("submitting_lei", t.get("lei", "")),
+        competent_authority=_need(t, "competent_authority", where),
+        cat_imid=_need(t, "cat_imid", where),
+        trading_capacity=t.get("trading_capacity", "DEAL"),
+    )
+    _check(lei_problem(firm.lei), f"{where} [firm].lei")
+    _check(lei_problem(firm.submitting_lei), f"{where} [firm].submitting_lei")
+    _check(country_problem(firm.branch_country), f"{where} [firm].branch_country")
+    if firm.trading_capacity not in ("DEAL", "MTCH", "AOTC"):
+        raise RefDataError(f"{where} [firm].trading_capacity must be DEAL, MTCH or AOTC")
+    return firm
+
+
+def _load_instruments(doc: dict, where: str, mics: frozenset[str]):
+    tables: dict[str, tuple[tuple[int, int], ...]] = {}
+    for name, spec in doc.get("tick_tables", {}).items():
+        bands = spec.get("bands") if isinstance(spec, dict) else None
+        if not bands:
+            raise RefDataError(f"{where} tick_tables.{name}: needs a non-empty `bands` list")
+        parsed = tuple((_need(b, "from_price4", f"{where} tick_tables.{name}", int),
+                        _need(b, "tick_price4", f"{where} tick_tables.{name}", int)) for b in bands)
+        starts = [b[0] for b in parsed]
+        if starts != sorted(set(starts)) or starts[0] != 0 or any(b[1] <= 0 for b in parsed):
+            raise RefDataError(f"{where} tick_tables.{name}: bands must start at 0, ascend, ticks > 0")
+        tables[name] = parsed
+    instruments: dict[int, Instrument] = {}
+    for n, t in enumerate(doc.get("instrument", [])):
+        at = f"{where} instrument[{n}]"
+        inst = Instrument(
+            symbol_id=_need(t, "symbol_id", at, int), symbol=_need(t, "symbol", at),
+            isin=_need(t, "isin", at), cfi=_need(t, "cfi", at), mic=_need(t, "mic", at),
+            currency=_need(t, "currency", at), full_name=_need(t, "full_name", at),
+            tick_table=_need(t, "tick_table", at), price_multiplier=t.get("price_multiplier", 1),
+            in_firds=t.get("in_firds", True),
+        )
+        _check(isin_problem(inst.isin), at)
+        _check(cfi_problem(inst.cfi), at)
+        _check(mic_problem(inst.mic, mics), at)
+        _check(currency_problem(inst.currency), at)
+        if inst.tick_table not in tables:
+            raise RefDataError(f"{at}: tick_table {inst.tick_table!r} is not defined")
+        if inst.symbol_id in instruments:
+            raise RefDataError(f"{at}: duplicate symbol_id {inst.symbol_id}")
+        instruments[inst.symbol_id] = inst
+    if not instruments:
+        raise RefDataError(f"{where}: no [[instrument]] entries")
+    return instruments, tables
+
+
+def _load_parties(doc: dict, where: str, kind: str) -> dict[int, Party]:
+    out: dict[int, Party] = {}
+    for n, t in enumerate(doc.get(kind, [])):
+        at = f"{where} {kind}[{n}]"
+        pid = _need(t, "id", at, int)
+        client_kind = t.get("kind", "")
+        code = t.get("code", "") if client_kind == "OWN" else _need(t, "code", at)
+        if kind == "algo" and not (0 < len(code) <= 50 and code.isalnum()):
+            raise RefDataError(f"{at}: algo code must be 1-50 alphanumerics (RTS 22 field 57/59)")
+        if kind == "client":
+            if client_kind not in ("OWN", "LEI", "NATIONAL_ID"):
+                raise RefDataError(f"{at}: kind must be OWN, LEI or NATIONAL_ID")
+            if client_kind == "LEI":
+                _check(lei_problem(code), at)
+        if pid in out:
+            raise RefDataError(f"{at}: duplicate id {pid}")
+        out[pid] = Party(id=pid, code=code, kind=client_kind, country=t.get("country", ""),
+                         liquidity_provision=bool(t.get("liquidity_provision", False)))
+    return out
+
+
+def load(directory: str | pathlib.Path | None = None) -> RefData:
+    """Load and validate every reference-data file in `directory` (default: the bundled examples)."""
+    directory = pathlib.Path(directory) if directory is not None else DEFAULT_DIR
+    if not directory.is_dir():
+        raise RefDataError(f"{directory}: reference-data directory does not exist")
+    docs = {name: _read(directory, name) for name in FILES}
+    mics: dict[str, dict] = {}
+    for n, entry in enumerate(docs["mics.toml"].get("mic", [])):
+        at = f"{directory / 'mics.toml'} mic[{n}]"
+        code = _need(entry, "mic", at)
+        _check(mic_problem(code), at)
+        mics[code] = dict(entry)
+    active = frozenset(m for m, e in mics.items() if e.get("status") == "ACTIVE")
+    firm = _load_firm(docs["firm.toml"], str(directory / "firm.toml"))
+    instruments, tick_tables = _load_instruments(
+        docs["instruments.toml"], str(directory / "instruments.toml"), active)
+    parties_at = str(directory / "parties.toml")
+    return RefData(
+        firm=firm, instruments=instruments, tick_tables=tick_tables,
+        algos=_load_parties(docs["parties.toml"], parties_at, "algo"),
+        desks=_load_parties(docs["parties.toml"], parties_at, "desk"),
+        traders=_load_parties(docs["parties.toml"], parties_at, "trader"),
+        clients=_load_parties(docs["parties.toml"], parties_at, "client"),
+        mics=mics, source=str(directory),
+    )

@@ -1,0 +1,149 @@
+"""MiFIR RTS 22 (Delegated Regulation 2017/590) transaction reports: one row per execution of the
+firm, all 65 Annex I Table 2 fields as columns (null where not applicable) in the text formats
+RTS 22 sets, and the ISO 20022 auth.016.001.01 XML export of the same rows.
+
+Owns the field list and how each field is filled for a firm dealing on own account on a venue.
+Fields 42-56 are filled only for instruments not in FIRDS, as ESMA's validation rules ask.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from reports import arrowcols as ac
+from reports import auth016, common, events
+from reports.events import EV
+from reports.identifiers import currency_problem, isin_problem, lei_problem, mic_problem, cfi_problem
+from reports.output import ReportOutput
+from reports.refdata import RefData
+from reports.source import JournalSlice
+from reports.validate import mask_check, required_check, split, value_check
+
+KIND = "rts22"
+SCHEMA_VERSION = "rts22-2017/590-auth.016.001.01-1"
+
+# (field number, column suffix) for the 65 fields of RTS 22 Annex I Table 2.
+FIELDS: tuple[tuple[int, str], ...] = (
+    (1, "report_status"), (2, "transaction_reference_number"),
+    (3, "trading_venue_transaction_id"), (4, "executing_entity_id"),
+    (5, "investment_firm_covered"), (6, "submitting_entity_id"),
+    (7, "buyer_id"), (8, "buyer_branch_country"), (9, "buyer_first_names"), (10, "buyer_surnames"),
+    (11, "buyer_birth_date"), (12, "buyer_decision_maker_id"), (13, "buyer_decision_maker_first_names"),
+    (14, "buyer_decision_maker_surnames"), (15, "buyer_decision_maker_birth_date"),
+    (16, "seller_id"), (17, "seller_branch_country"), (18, "seller_first_names"), (19, "seller_surnames"),
+    (20, "seller_birth_date"), (21, "seller_decision_maker_id"), (22, "seller_decision_maker_first_names"),
+    (23, "seller_decision_maker_surnames"), (24, "seller_decision_maker_birth_date"),
+    (25, "transmission_of_order_indicator"), (26, "transmitting_firm_id_buyer"),
+    (27, "transmitting_firm_id_seller"), (28, "trading_date_time"), (29, "trading_capacity"),
+    (30, "quantity"), (31, "quantity_currency"), (32, "derivative_notional_change"), (33, "price"),
+    (34, "price_currency"), (35, "net_amount"), (36, "venue"), (37, "branch_membership_country"),
+    (38, "up_front_payment"), (39, "up_front_payment_currency"), (40, "complex_trade_component_id"),
+    (41, "instrument_id"), (42, "instrument_full_name"), (43, "instrument_classification"),
+    (44, "notional_currency_1"), (45, "notional_currency_2"), (46, "price_multiplier"),
+    (47, "underlying_instrument_code"), (48, "underlying_index_name"), (49, "underlying_index_term"),
+    (50, "option_type"), (51, "strike_price"), (52, "strike_price_currency"), (53, "option_exercise_style"),
+    (54, "maturity_date"), (55, "expiry_date"), (56, "delivery_type"),
+    (57, "investment_decision_within_firm"), (58, "investment_decision_branch_country"),
+    (59, "execution_within_firm"), (60, "execution_branch_country"), (61, "waiver_indicator"),
+    (62, "short_selling_indicator"), (63, "otc_post_trade_indicator"),
+    (64, "commodity_derivative_indicator"), (65, "securities_financing_transaction_indicator"),
+)
+COLUMNS = {num: f"f{num:02d}_{name}" for num, name in FIELDS}
+BOOLEAN_FIELDS = frozenset({5, 25, 64, 65})
+REQUIRED = (2, 3, 4, 6, 7, 16, 28, 29, 30, 33, 34, 36, 41, 57, 59)
+
+_SHORT = {ord("T"): "SESH", ord("E"): "SSEX", ord("S"): "SELL"}
+
+
+def _constant(value, n: int) -> pa.Array:
+    return pa.array([value] * n) if n else pa.array([], type=pa.bool_() if isinstance(value, bool) else pa.string())
+
+
+def build_table(ev: events.OrderEvents, ref: RefData, journal_id: str) -> tuple[pa.Table, list]:
+    c = ev.cols
+    n = len(ev)
+    firm = ref.firm
+    inst_idx, inst_cols = common.instrument_columns(ref, c["symbol_id"])
+    algo_idx, algo_code = common.party_code(ref, "algos", c["algo_id"])
+    client_idx, _ = common.party_code(ref, "clients", c["client_id"])
+    instruments = ref.sorted_values("instruments")
+    off_firds = np.array([not i.in_firds for i in instruments] + [False], dtype=bool)[inst_idx]
+    buy = c["side"] == ord("B")
+    mic = inst_cols["segment_mic"]
+    firm_lei = pa.scalar(firm.lei)
+    # TRN {ALPHANUM-52}, uppercase alphanumerics: the journal id (32 hex) + 20-digit sequence.
+    trn = pc.binary_join_element_wise(
+        pa.scalar(journal_id[:32].upper()),
+        pc.utf8_lpad(pc.cast(pa.array(c["seq"].astype(np.uint64)), pa.string()), 20, "0"), "")
+    short = np.full(n, None, dtype=object)
+    for byte, code in _SHORT.items():            # loop over the 3 codes, not rows
+        short[(~buy) & (c["order_wire_side"] == byte)] = code
+    null = pa.nulls(n, pa.string())
+    when_off = pa.array(off_firds)
+
+    def off(arr):
+        return pc.if_else(when_off, arr, null)
+
+    values: dict[int, pa.Array] = {
+        1: _constant("NEWT", n), 2: trn,
+        3: pc.cast(pa.array(c["match"].astype(np.uint64)), pa.string()),
+        4: _constant(firm.lei, n), 5: _constant(firm.investment_firm, n), 6: _constant(firm.submitting_lei, n),
+        7: pc.if_else(pa.array(buy), firm_lei, mic), 16: pc.if_else(pa.array(buy), mic, firm_lei),
+        25: _constant(False, n),
+        28: common.rts_datetime(ev.utc.utc_ns, ev.utc.valid),
+        29: _constant(firm.trading_capacity, n),
+        30: pc.cast(pa.array(c["exec_qty"]), pa.string()),
+        33: common.price_text(c["exec_price"]),
+        34: inst_cols["currency"], 36: mic, 37: _constant(firm.branch_country, n), 41: inst_cols["isin"],
+        42: off(ac.lookup_strings(inst_idx, [i.full_name for i in instruments])),
+        43: off(inst_cols["cfi"]), 44: off(inst_cols["currency"]),
+        46: off(ac.lookup_strings(inst_idx, [str(i.price_multiplier) for i in instruments])),
+        57: algo_code, 59: algo_code,
+        62: pa.array(short, pa.string()),
+        64: _constant(False, n), 65: _constant(False, n),
+    }
+    cols = {"seq": pa.array(c["seq"].astype(np.uint64))}
+    for num, _ in FIELDS:
+        cols[COLUMNS[num]] = values.get(num, pa.nulls(n, pa.bool_() if num in BOOLEAN_FIELDS else pa.string()))
+    cols["trade_date"] = common.trade_date_column(ev.utc.utc_ns, ev.utc.valid)
+    table = pa.table(cols)
+
+    known = inst_idx >= 0
+    checks = common.event_checks(table.append_column("isin", inst_cols["isin"])
+                                 .append_column("segment_mic", mic), ev, ref, inst_idx, algo_idx, client_idx)
+    checks = [ck for ck in checks if ck[0] not in ("isin", "segment_mic")]   # re-checked as fields below
+    checks += [required_check(table, COLUMNS[num], when=known if num in (34, 36, 41) else None)
+               for num in REQUIRED]
+    active = ref.active_mics
+    checks += [
+        value_check(table, COLUMNS[4], lei_problem), value_check(table, COLUMNS[6], lei_problem),
+        value_check(table, COLUMNS[7], lambda v: _party_problem(v, active), when=known),
+        value_check(table, COLUMNS[16], lambda v: _party_problem(v, active), when=known),
+        value_check(table, COLUMNS[36], lambda v: mic_problem(v, active), when=known),
+        value_check(table, COLUMNS[41], isin_problem, when=known),
+        value_check(table, COLUMNS[34], currency_problem, when=known),
+        value_check(table, COLUMNS[43], cfi_problem, when=known & off_firds),
+    ]
+    return table, checks
+
+
+def _party_problem(value: str | None, active: frozenset[str]) -> str | None:
+    """Buyer/seller id: an LEI (20 chars) or, for an anonymous venue counterparty, a MIC."""
+    if value is not None and len(value) == 4:
+        return mic_problem(value, active)
+    return lei_problem(value)
+
+
+def executions(ev: events.OrderEvents) -> events.OrderEvents:
+    e = ev.cols["event"]
+    return ev.take(np.flatnonzero((e == EV["EXECUTED"]) | (e == EV["EXECUTED_WITH_REF_PRICE"])))
+
+
+def build(src: JournalSlice, ref: RefData) -> ReportOutput:
+    ev = executions(common.select_trade_date(events.collect(src), src.selection.trade_date))
+    table, checks = build_table(ev, ref, src.journal_id)
+    kept, rejects = split(table, KIND, "transactions", checks)
+    xml_files = auth016.export(kept, ref, src)
+    return ReportOutput(kind=KIND, schema_version=SCHEMA_VERSION, tables={"transactions": kept},
+                        rejects=rejects, extra_files=xml_files)

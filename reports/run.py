@@ -1,0 +1,68 @@
+"""Running report builders: the registry of report kinds, one run = read the journal range once,
+build each requested kind, validate, and write it (refusing to overwrite unless forced).
+
+Owns the order of work and progress callbacks; the CLI calls `run` and prints the RunResult.
+"""
+from __future__ import annotations
+
+import pathlib
+from dataclasses import dataclass
+from typing import Callable
+
+from reports import clock, controls, cat, execution, orders, output, rts22
+from reports.errors import UnknownReportError
+from reports.refdata import RefData, load
+from reports.source import JournalSlice, Selection, open_slice
+
+BUILDERS: dict[str, Callable[[JournalSlice, RefData], output.ReportOutput]] = {
+    orders.KIND: orders.build,
+    rts22.KIND: rts22.build,
+    clock.KIND: clock.build,
+    controls.KIND: controls.build,
+    cat.KIND: cat.build,
+    execution.KIND: execution.build,
+}
+KINDS = tuple(BUILDERS)
+
+
+@dataclass(frozen=True)
+class KindResult:
+    kind: str
+    files: list[output.WrittenFile]
+    rows: dict[str, int]
+    rejected: int
+
+
+@dataclass(frozen=True)
+class RunResult:
+    results: list[KindResult]
+
+    @property
+    def rejected(self) -> int:
+        return sum(r.rejected for r in self.results)
+
+
+def run(kinds: list[str], journal_dir: str | pathlib.Path, out_dir: str | pathlib.Path,
+        selection: Selection = Selection(), refdata_dir: str | pathlib.Path | None = None,
+        force: bool = False, progress: Callable[[str], None] | None = None, reader=None) -> RunResult:
+    """Build and write each report kind in `kinds` from one journal range."""
+    unknown = [k for k in kinds if k not in BUILDERS]
+    if unknown:
+        raise UnknownReportError(f"unknown report kind(s) {', '.join(unknown)}; known: {', '.join(KINDS)}")
+    out_dir = pathlib.Path(out_dir)
+    for kind in kinds:                     # refuse before doing any work, not half-way through
+        output.prepare(out_dir, kind, force)
+    say = progress or (lambda _msg: None)
+    ref = load(refdata_dir)
+    say(f"reading journal {journal_dir}")
+    src = open_slice(journal_dir, selection, reader=reader)
+    provenance = src.provenance()
+    results = []
+    for kind in kinds:
+        say(f"building {kind}")
+        report = BUILDERS[kind](src, ref)
+        say(f"writing {kind}")
+        files = output.write(out_dir, report, provenance, force=force)
+        rows = {name: t.num_rows for name, t in sorted(report.tables.items())}
+        results.append(KindResult(kind=kind, files=files, rows=rows, rejected=report.rejected))
+    return RunResult(results)

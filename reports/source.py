@@ -1,0 +1,185 @@
+"""Selecting a journal range for a report run: by sequence, by session or (after UTC conversion) by
+trade date; bulk reads of fixed-size record types as numpy structured arrays, cached per type.
+
+Owns the mapping from a user's selection to a sequence range and the provenance that goes into
+every output file (journal id, sequence range, chain hash at the last CHECKPOINT/SEAL covered).
+Must not know report layouts; builders ask it for arrays and JSON documents.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import pathlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from journal.catalogue import HEADER_DTYPE, PAYLOAD_DTYPES, RecordType, unpack_json
+from reports.errors import JournalRangeError
+
+CHAIN_HASH_BYTES = 32     # CHECKPOINT / SEAL payload: hash(32) + u64 record count (journal.h)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What the user asked for; every part optional (None = unbounded)."""
+
+    first_seq: int | None = None
+    last_seq: int | None = None
+    session_id: int | None = None
+    trade_date: dt.date | None = None
+
+
+@dataclass
+class JournalSlice:
+    """One journal range, read in bulk; builders call `fixed()` and `documents()`."""
+
+    reader: object
+    journal_id: str
+    first_seq: int
+    last_seq: int
+    selection: Selection
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def fixed(self, rtype: RecordType) -> np.ndarray:
+        """Header + payload fields of every `rtype` record in the range (numpy structured array)."""
+        rtype = RecordType(rtype)
+        if rtype not in self._cache:
+            arr = self.reader.read_fixed(rtype, first_seq=self.first_seq, last_seq=self.last_seq)
+            self._cache[rtype] = arr
+        return self._cache[rtype]
+
+    def fixed_before(self, rtype: RecordType) -> np.ndarray:
+        """`rtype` records from the journal start to the end of the range: context such as the clock
+        sample in force at the first event of a range that starts mid-journal."""
+        key = ("before", RecordType(rtype))
+        if key not in self._cache:
+            self._cache[key] = self.reader.read_fixed(RecordType(rtype), first_seq=None, last_seq=self.last_seq)
+        return self._cache[key]
+
+    def documents(self, rtype: RecordType) -> list[tuple[int, int, int, int, dict]]:
+        """(seq, ts_ns, ts_source, clock_state, JSON document) for each JSON record in the range."""
+        out = []
+        for header, payload in _blobs(self.reader, RecordType(rtype)):
+            seq = int(header["seq"])
+            if self.first_seq <= seq <= self.last_seq:
+                out.append((seq, int(header["ts_ns"]), int(header["ts_source"]),
+                            int(header["clock_state"]), unpack_json(payload)))
+        return out
+
+    def chain_evidence(self) -> tuple[int, str]:
+        """(sequence, hex hash) of the last CHECKPOINT or SEAL covering the range's end; (0, '')
+        when the range holds none (the journal was not checkpointed there)."""
+        if "chain" not in self._cache:
+            best = (0, "")
+            for rtype in (RecordType.CHECKPOINT, RecordType.SEAL):
+                try:
+                    blobs = list(_blobs(self.reader, rtype))
+                except Exception:   # a journal version without readable chain records: say so
+                    blobs = []
+                for header, payload in blobs:
+                    seq = int(header["seq"])
+                    # A control record carries the sequence the next data record gets, so the
+                    # one numbered last_seq + 1 still covers exactly up to last_seq.
+                    if self.first_seq < seq <= self.last_seq + 1 and seq >= best[0]:
+                        best = (seq, bytes(payload)[:CHAIN_HASH_BYTES].hex())
+            self._cache["chain"] = best
+        return self._cache["chain"]
+
+    def provenance(self) -> dict[str, str]:
+        chain_seq, chain_hash = self.chain_evidence()
+        return {
+            "journal_id": self.journal_id,
+            "journal_first_seq": str(self.first_seq),
+            "journal_last_seq": str(self.last_seq),
+            "chain_hash": chain_hash,
+            "chain_hash_seq": str(chain_seq),
+            "selection": _describe(self.selection),
+        }
+
+
+def _describe(sel: Selection) -> str:
+    parts = []
+    if sel.first_seq is not None or sel.last_seq is not None:
+        parts.append(f"seq={sel.first_seq or ''}..{sel.last_seq or ''}")
+    if sel.session_id is not None:
+        parts.append(f"session={sel.session_id}")
+    if sel.trade_date is not None:
+        parts.append(f"trade_date={sel.trade_date.isoformat()}")
+    return ",".join(parts) or "all"
+
+
+def _blobs(reader, rtype: RecordType):
+    """Normalise the reader's variable-record iteration to (header-like mapping, payload bytes)."""
+    for item in reader.read_blobs(rtype):
+        if isinstance(item, tuple):
+            header, payload = item
+        else:
+            header = {k: getattr(item, k) for k in ("seq", "ts_ns", "ts_source", "clock_state")}
+            payload = item.payload
+        yield header, payload
+
+
+def _session_bounds(reader, session_id: int) -> tuple[int, int | None]:
+    starts = reader.read_fixed(RecordType.SESSION_START)
+    hits = np.flatnonzero(starts["session_id"] == session_id)
+    if len(hits) == 0:
+        raise JournalRangeError(f"session {session_id} has no SESSION_START in this journal")
+    first = int(starts["seq"][hits[0]])
+    later = starts["seq"][starts["seq"] > first]
+    return first, (int(later.min()) - 1 if len(later) else None)
+
+
+def open_slice(journal_dir: str | pathlib.Path, selection: Selection = Selection(), reader=None) -> JournalSlice:
+    """Open the journal at `journal_dir` (or use `reader`) and resolve `selection` to a sequence range."""
+    if reader is None:
+        from journal import Reader
+        path = pathlib.Path(journal_dir)
+        if not path.exists():
+            raise JournalRangeError(f"{path}: no journal there")
+        try:
+            reader = Reader(path)
+        except Exception as exc:   # the journal's own error tree; translated once, here
+            raise JournalRangeError(f"{path}: cannot open journal: {exc}") from exc
+    first, last = 1, None            # data records are numbered from 1
+    if selection.session_id is not None:
+        first, last = _session_bounds(reader, selection.session_id)
+    if selection.first_seq is not None:
+        first = max(first, selection.first_seq)
+    if selection.last_seq is not None:
+        last = selection.last_seq if last is None else min(last, selection.last_seq)
+    if last is None:
+        last = _last_seq(reader)
+    if last < first:
+        raise JournalRangeError(f"empty journal range: first sequence {first} > last {last}")
+    return JournalSlice(reader=reader, journal_id=str(_journal_id(reader)), first_seq=first,
+                        last_seq=last, selection=selection)
+
+
+def _journal_id(reader) -> str:
+    jid = getattr(reader, "journal_id")
+    return jid.hex() if isinstance(jid, (bytes, bytearray)) else str(jid)
+
+
+def _last_seq(reader) -> int:
+    for attr in ("last_seq", "next_seq"):
+        value = getattr(reader, attr, None)
+        if value is not None:
+            value = value() if callable(value) else value
+            return int(value) - (1 if attr == "next_seq" else 0)
+    # No cheap accessor: the highest sequence among the record types reports read.
+    best = 0
+    for rtype in PAYLOAD_DTYPES:
+        arr = reader.read_fixed(rtype)
+        if len(arr):
+            best = max(best, int(arr["seq"].max()))
+    return best
+
+
+def empty(rtype: RecordType) -> np.ndarray:
+    """An empty batch with the layout `read_fixed` returns for `rtype`."""
+    return np.zeros(0, dtype=batch_dtype(rtype))
+
+
+def batch_dtype(rtype: RecordType) -> np.dtype:
+    descr = HEADER_DTYPE.descr + PAYLOAD_DTYPES[RecordType(rtype)].descr
+    return np.dtype(descr)

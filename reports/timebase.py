@@ -1,0 +1,67 @@
+"""Event times in UTC, with the basis of each conversion and the clock state in force.
+
+Owns the rule that NIC hardware (PHC) timestamps are TAI and become UTC only by subtracting the UTC
+offset from the nearest preceding CLOCK_SAMPLE with a valid offset; kernel and user timestamps are
+CLOCK_REALTIME (UTC) already. Vectorised over arrays; knows nothing of report layouts.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from journal.catalogue import ClockState, TsSource
+
+NS = 1_000_000_000
+
+# How a row's UTC time was obtained (the `utc_basis` column); index = code stored per row.
+BASIS_NAMES = [
+    "REALTIME_UTC",                  # SW_KERNEL / USER: CLOCK_REALTIME is UTC
+    "PHC_TAI_MINUS_UTC_OFFSET",      # HW_PHC minus currentUtcOffset of the preceding clock sample
+    "REPLAY_AS_RECORDED",            # copied from an earlier record by replay; taken as recorded
+    "NO_UTC_OFFSET",                 # HW_PHC with no preceding sample carrying a valid offset
+    "NO_TIMESTAMP",                  # TsSource.NONE: the time was never taken
+]
+BASIS_REALTIME, BASIS_PHC, BASIS_REPLAY, BASIS_NO_OFFSET, BASIS_NONE = range(5)
+
+TS_SOURCE_NAMES = [s.name for s in sorted(TsSource, key=int)]
+CLOCK_STATE_NAMES = [s.name for s in sorted(ClockState, key=int)]
+
+
+@dataclass(frozen=True)
+class UtcTimes:
+    utc_ns: np.ndarray          # int64, meaningful where `valid`
+    valid: np.ndarray           # bool
+    basis: np.ndarray           # int8 index into BASIS_NAMES
+    utc_offset_s: np.ndarray    # int16 offset applied (0 when none)
+    sample_index: np.ndarray    # int64 index of the preceding CLOCK_SAMPLE (any), -1 if none
+
+
+def preceding(sample_seq: np.ndarray, seq: np.ndarray) -> np.ndarray:
+    """Index of the last sample with sequence < seq (samples sorted by sequence), -1 if none."""
+    return np.searchsorted(sample_seq, seq, side="left") - 1
+
+
+def to_utc(seq: np.ndarray, ts_ns: np.ndarray, ts_source: np.ndarray, samples: np.ndarray) -> UtcTimes:
+    """Convert record timestamps to UTC using the journal's CLOCK_SAMPLE records (sorted by seq)."""
+    n = len(seq)
+    src = np.asarray(ts_source)
+    any_idx = preceding(samples["seq"], seq)
+    valid_rows = np.flatnonzero(samples["utc_offset_valid"] != 0)
+    off_pos = preceding(samples["seq"][valid_rows], seq)
+    has_offset = off_pos >= 0
+    offset = np.zeros(n, dtype=np.int16)
+    offset[has_offset] = samples["utc_offset"][valid_rows[off_pos[has_offset]]]
+
+    basis = np.full(n, BASIS_REALTIME, dtype=np.int8)
+    phc = src == TsSource.HW_PHC
+    basis[phc & has_offset] = BASIS_PHC
+    basis[phc & ~has_offset] = BASIS_NO_OFFSET
+    basis[src == TsSource.REPLAY] = BASIS_REPLAY
+    basis[src == TsSource.NONE] = BASIS_NONE
+    utc = np.asarray(ts_ns, dtype=np.int64).copy()
+    applied = basis == BASIS_PHC
+    utc[applied] -= offset[applied].astype(np.int64) * NS
+    offset[~applied] = 0
+    valid = (basis != BASIS_NO_OFFSET) & (basis != BASIS_NONE)
+    return UtcTimes(utc_ns=utc, valid=valid, basis=basis, utc_offset_s=offset, sample_index=any_idx)

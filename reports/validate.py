@@ -1,0 +1,101 @@
+"""Row validation for report tables: identifier checks per distinct value, required fields per
+report kind, and the split of a table into kept rows and a rejects table (one row per problem).
+
+Owns the rejects schema and the rule that a failing row is never silently dropped: it leaves the
+report and appears in rejects with its field, value and reason. Knows no regulation details beyond
+the checks it is handed.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+REJECTS_SCHEMA = pa.schema([
+    ("report", pa.string()), ("table", pa.string()), ("seq", pa.uint64()), ("field", pa.string()),
+    ("value", pa.string()), ("reason", pa.string()), ("trade_date", pa.date32()),
+])
+
+Check = tuple[str, pa.Array]   # (field name, reason per row: null where the row passes)
+
+
+def value_check(table: pa.Table, column: str, problem: Callable[[str | None], str | None],
+                when: np.ndarray | None = None) -> Check:
+    """Run `problem` once per distinct value of `column`; rows inherit their value's reason.
+    `when` limits the check to rows where it is True (e.g. only rows whose field applies)."""
+    col = table.column(column).combine_chunks()
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(col.type.value_type)
+    encoded = col.dictionary_encode()
+    reasons = [problem(v) for v in encoded.dictionary.to_pylist()]
+    null_reason = problem(None)
+    per_row = pa.array(reasons, type=pa.string()).take(encoded.indices) if reasons else \
+        pa.nulls(len(col), pa.string())
+    if null_reason is not None:
+        per_row = pc.if_else(col.is_null(), pa.scalar(null_reason), per_row)
+    if when is not None:
+        per_row = pc.if_else(pa.array(when), per_row, pa.scalar(None, pa.string()))
+    return column, per_row
+
+
+def required_check(table: pa.Table, column: str, when: np.ndarray | None = None) -> Check:
+    col = table.column(column).combine_chunks()
+    missing = col.is_null().to_numpy(zero_copy_only=False)
+    if when is not None:
+        missing &= when
+    reasons = pa.array(np.where(missing, f"required field {column} is missing", None), type=pa.string())
+    return column, reasons
+
+
+def mask_check(field: str, bad: np.ndarray, reason) -> Check:
+    """A check computed by the builder itself (e.g. an id absent from reference data). `reason` is
+    a string, an array aligned with `bad`, or a function of the bad row indices (called only when
+    some row is bad, so the happy path formats nothing)."""
+    bad = np.asarray(bad, dtype=bool)
+    if not bad.any():
+        return field, pa.nulls(len(bad), pa.string())
+    rows = np.flatnonzero(bad)
+    reasons = np.full(len(bad), None, dtype=object)
+    if callable(reason):
+        reasons[rows] = reason(rows)
+    elif isinstance(reason, str):
+        reasons[rows] = reason
+    else:
+        reasons[rows] = np.asarray(reason, dtype=object)[rows]
+    return field, pa.array(reasons, type=pa.string())
+
+
+def split(table: pa.Table, report: str, table_name: str, checks: list[Check]) -> tuple[pa.Table, pa.Table]:
+    """Rows that pass every check, and one rejects row per (row, failed check)."""
+    n = table.num_rows
+    bad_any = np.zeros(n, dtype=bool)
+    parts = []
+    seq = table.column("seq").combine_chunks()
+    trade_date = table.column("trade_date").combine_chunks() if "trade_date" in table.column_names \
+        else pa.nulls(n, pa.date32())
+    for field, reasons in checks:
+        bad = reasons.is_valid().to_numpy(zero_copy_only=False)
+        if not bad.any():
+            continue
+        bad_any |= bad
+        rows = pa.array(np.flatnonzero(bad))
+        if field in table.column_names:
+            value = table.column(field).combine_chunks()
+            if pa.types.is_dictionary(value.type):
+                value = value.cast(value.type.value_type)
+            value = value.take(rows).cast(pa.string())
+        else:
+            value = pa.nulls(len(rows), pa.string())
+        parts.append(pa.table({
+            "report": pa.array([report] * len(rows), pa.string()),
+            "table": pa.array([table_name] * len(rows), pa.string()),
+            "seq": seq.take(rows).cast(pa.uint64()),
+            "field": pa.array([field] * len(rows), pa.string()),
+            "value": value, "reason": reasons.take(rows),
+            "trade_date": trade_date.take(rows),
+        }, schema=REJECTS_SCHEMA))
+    rejects = pa.concat_tables(parts) if parts else REJECTS_SCHEMA.empty_table()
+    kept = table.filter(pa.array(~bad_any)) if bad_any.any() else table
+    return kept, rejects
