@@ -1,0 +1,47 @@
+"""Kill switch: scopes, matching of resting orders, latch to HALTED, cancels keep passing."""
+from __future__ import annotations
+
+import pytest
+
+from mm_core.risk import CheckId, KillOrder, KillScope, RiskError, TradingState
+from mm_core.risk.kill import parse_scope
+from tests.risk.conftest import T0, cancel, make_gateway, order
+
+
+@pytest.mark.parametrize("scope,scope_id,matching,other", [
+    ("all", 0, {}, None),
+    ("symbol", 5, {"symbol_id": 5}, {"symbol_id": 6}),
+    ("algo", 9, {"algo_id": 9}, {"algo_id": 8}),
+    ("desk", 4, {"desk_id": 4}, {"desk_id": 2}),
+    ("client", 77, {"client_id": 77}, {"client_id": 78}),
+])
+def test_kill_scopes_match_resting_orders(scope, scope_id, matching, other):
+    gw = make_gateway()
+    kill = gw.kill(scope, scope_id, "alice", "runaway algo", T0)
+    assert isinstance(kill, KillOrder) and kill.scope is KillScope[scope.upper()]
+    assert (kill.requested_by, kill.reason, kill.now_ns) == ("alice", "runaway algo", T0)
+    assert kill.matches_order(order(**matching))
+    if other is not None:
+        assert not kill.matches_order(order(**other))
+    assert gw.state is TradingState.HALTED
+    denied = gw.check(order(price=999_000), T0)
+    assert not denied.allowed and denied.check is CheckId.TRADING_HALTED
+    assert gw.check(cancel(), T0).allowed
+    event = gw.drain_events()[0]
+    assert (event.to_state, event.actor, event.reason_code) == (
+        TradingState.HALTED, "alice", CheckId.KILLED)
+
+
+def test_kill_scope_parsing():
+    assert parse_scope(3) is KillScope.DESK and parse_scope(" Client ") is KillScope.CLIENT
+    for bad in ("venue", 9, None, True):
+        with pytest.raises(RiskError):
+            parse_scope(bad)
+
+
+def test_kill_when_already_halted_still_returns_the_order():
+    gw = make_gateway()
+    gw.on_clock(False, T0)
+    gw.drain_events()
+    kill = gw.kill(KillScope.ALL, 0, "bob", "clock", T0)
+    assert kill.matches(1, 2, 3, 4) and gw.drain_events() == []
