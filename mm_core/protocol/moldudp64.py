@@ -221,11 +221,15 @@ class Packetiser:
 
     def add(self, message: bytes) -> list[bytes]:
         """Queue one message; returns the packet it closed, if it did not fit in the open one."""
+        if not isinstance(message, (bytes, bytearray)):
+            raise BadField("MoldUDP64", "message", message, "not bytes")
         block = len(message) + 2
         if HEADER_SIZE + block > self.max_payload:
             raise FrameTooLarge(HEADER_SIZE + block, self.max_payload, "MoldUDP64 packet")
         out: list[bytes] = []
-        if self._size + block > self.max_payload or len(self._pending) == MAX_MESSAGE_COUNT:
+        # max_payload <= 65535 caps a packet at 32757 (empty) blocks, so the 0xFFFE count
+        # limit can never be reached first
+        if self._size + block > self.max_payload:
             out.append(self._close())
         self._pending.append(bytes(message))
         self._size += block
