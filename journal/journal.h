@@ -1,0 +1,407 @@
+/* mmj — the mmaudit write-ahead journal: C API and ON-DISK FORMAT SPECIFICATION (version 1).
+ *
+ * This comment is the format spec. Changing any constant or layout below bumps
+ * MMJ_FORMAT_VERSION. All integers are little-endian. "crc32c(seed, bytes)" is CRC-32C
+ * (Castagnoli, reflected 0x82F63B78, init/xorout ~0, so crc32c(0, "123456789") = 0xE3069283)
+ * continued from a previous value `seed`. "H(x)" is unkeyed BLAKE2b with a 32-byte digest.
+ *
+ * DIRECTORY
+ *   journal.meta              64 bytes, written once at creation (temp name + rename + dir fsync)
+ *   LOCK                      lock file: the single writer holds an OFD write lock on it and
+ *                             writes "pid <pid> open\n" (or "pid <pid> closed\n" on clean close)
+ *   seg-<index %016llu>.mmj   segment files, index 0, 1, 2 ... with no gaps
+ *   tailers/<name>.pos        named tailer positions (text "mmjpos 1 <next seq>\n", atomic rename)
+ *   Files are created under "<name>.tmp" and renamed; the directory is fsynced after every
+ *   create and rename. Readers ignore *.tmp.
+ *
+ * journal.meta (64 bytes)
+ *   0   8  magic "MMJMETA\n"
+ *   8   4  format version (1)
+ *   12  4  zero
+ *   16  16 salt: 16 random bytes from getrandom(); the journal id is its hex
+ *   32  8  creation time, CLOCK_REALTIME ns (informational)
+ *   40  20 zero
+ *   60  4  crc32c(0, bytes 0..59)
+ *
+ * SEGMENT FILE: fixed size S (a multiple of 4096, at least 64 KiB), preallocated with
+ * posix_fallocate so every page is backed (a store into the mapping never SIGBUSes; a full disk
+ * is reported when the segment is created, as MMJ_E_DISK_FULL) and zero-filled. The writer maps
+ * the whole file MAP_SHARED and writes records in place.
+ *   Segment header (128 bytes at offset 0):
+ *   0   8  magic "MMJSEG1\n"
+ *   8   4  format version (1)
+ *   12  4  header size (128)
+ *   16  16 salt (must equal journal.meta's)
+ *   32  8  segment index (must equal the file name's)
+ *   40  8  first sequence: the sequence of the first data record in this segment
+ *   48  8  segment size S in bytes (must equal the file size)
+ *   56  32 previous seal hash: the SEAL hash of segment index-1; for segment 0 the genesis
+ *          hash H("mmj-genesis-v1" || salt)
+ *   88  36 zero
+ *   124 4  crc32c(0, bytes 0..123)
+ *   Records follow at offset 128, each starting on an 8-byte boundary, back to back.
+ *
+ * RECORD (32-byte header + payload + zero padding to a multiple of 8 bytes):
+ *   0   4  word: bit 31 PUBLISHED (always 1), bit 30 EOS (end-of-segment marker),
+ *          bit 29 CONTROL (written by the core: CHECKPOINT or SEAL), bit 28 zero,
+ *          bits 0..27 payload length L
+ *   4   4  crc32c(K, word || bytes 8 .. 32+pad8(L)-1), i.e. header, payload and padding
+ *   8   8  sequence
+ *   16  8  timestamp, ns (signed; meaning given by the source)
+ *   24  2  record type (catalogue.RecordType; 12 CHECKPOINT and 18 SEAL are the core's own)
+ *   26  1  timestamp source (catalogue.TsSource)
+ *   27  1  clock state (catalogue.ClockState)
+ *   28  4  salt check K = crc32c(0, salt || segment index as u64)
+ *   32  L  payload, then zero padding to the record size R = pad8(32 + L)
+ *   The writer fills bytes 4..R-1 first and then publishes the word with a release store; a
+ *   reader loads the word with an acquire load, so a reader in another process sees a whole
+ *   record or nothing. The word after the last record is zero (the file is zero-filled, and
+ *   recovery zeroes a discarded tail).
+ *
+ * SEQUENCES: data records are numbered 1, 2, 3 ... with no gaps across segments. Control
+ *   records (CHECKPOINT, SEAL) and the EOS marker carry the sequence the next data record will
+ *   get and do not consume it, so a batch always receives consecutive sequences.
+ *
+ * A RECORD AT OFFSET o OF SEGMENT i IS VALID IFF
+ *   the word has bit 31 set and bit 28 clear, o + R <= S, the salt check equals K for (salt, i),
+ *   the crc matches, the sequence equals the expected one (segment's first sequence for its first
+ *   record, then +1 after each data record), and: if EOS, L = 0 and type 0; if CONTROL, the type
+ *   is CHECKPOINT or SEAL and L = 40; otherwise the type is neither 0, CHECKPOINT nor SEAL.
+ *   Reading stops at the first zero word (end of data) or invalid record; nothing after an
+ *   invalid record is ever returned, even if it would validate.
+ *
+ * END OF SEGMENT: a segment ends with a SEAL record followed by an EOS marker (32 bytes, L = 0).
+ *   The writer keeps room for both (MMJ_SEGMENT_RESERVE bytes) before appending. On a roll it
+ *   first creates segment i+1 (header carries the seal hash), then writes SEAL and EOS in i.
+ *   Every byte after the EOS marker is zero. A clean close also seals the current segment; the
+ *   next writer starts a new segment.
+ *
+ * HASH CHAIN (tamper evidence): per segment, an anchor (offset a, value h) starts at
+ *   (0, previous seal hash), so the segment header is covered. A CHECKPOINT (or SEAL) record at
+ *   offset c carries payload { hash = H(h || bytes a .. c-1 of the segment), u64 data records in
+ *   the segment before it }, and the anchor moves to (c, hash): each link covers the previous
+ *   checkpoint record itself. A CHECKPOINT follows the first append call after which at least
+ *   checkpoint_every data records were written since the last anchor. The SEAL's hash is the
+ *   segment's seal hash, repeated in the next segment's header.
+ *
+ * WHAT A CRASH LEAVES, AND RECOVERY (on writer open, under the lock):
+ *   - a process crash: every published record is in the page cache; an unpublished record may
+ *     have bytes but a zero word (the tail past the last record is then non-zero);
+ *   - a power loss: pages reach disk in any order, so a word may be present without its payload
+ *     (crc fails) or payload without word; in `pagecache` mode recent records may be missing;
+ *   - a crash during a roll: segment i unsealed and segment i+1 present with no records.
+ *   Recovery scans segments in order and stops at the first invalid record (or bad header, or a
+ *   missing EOS in a segment that is not the last). It zeroes everything from that offset to the
+ *   end of that segment, deletes all later segments, reports what was discarded (mmj_recovery),
+ *   seals the last segment and starts a new one. Readers and tailers never repair: they stop at
+ *   the first invalid record. verify() checks everything, including the chain and zero tails.
+ *
+ * DURABILITY: pagecache (survives a process crash), group (msync after group_records records or
+ *   group_us microseconds since the last sync, whichever comes first, checked at append time),
+ *   sync (msync before append returns). A failed msync/fsync is fatal and latched: every later
+ *   append returns MMJ_E_DURABILITY; the writer never retries.
+ *
+ * API conventions: every function returns an mmj_status (or, for mmj_append, a sequence >= 1
+ * or a negative mmj_status). Outputs are marked OUT. Pointers into mapped segments returned in
+ * mmj_record are valid until the next call on the same reader/tailer.
+ */
+#ifndef MMJ_JOURNAL_H
+#define MMJ_JOURNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MMJ_FORMAT_VERSION 1
+#define MMJ_HEADER_SIZE 128
+#define MMJ_RECORD_HEADER_SIZE 32
+#define MMJ_HASH_SIZE 32
+#define MMJ_SALT_SIZE 16
+#define MMJ_MAX_PAYLOAD 268435455
+#define MMJ_CONTROL_PAYLOAD 40
+#define MMJ_SEGMENT_RESERVE 104
+#define MMJ_MIN_SEGMENT_SIZE 65536
+#define MMJ_RTYPE_CHECKPOINT 12
+#define MMJ_RTYPE_SEAL 18
+
+/* Return codes. Negative values are errors; MMJ_OK and MMJ_END/MMJ_AGAIN are not. */
+enum mmj_status {
+    MMJ_OK = 0,
+    MMJ_END = 1,               /* iteration reached the end of the readable records */
+    MMJ_AGAIN = 2,             /* a tailer found no new record before its timeout */
+    MMJ_E_ARG = -1,            /* a bad argument (null pointer, reserved type, bad option) */
+    MMJ_E_IO = -2,             /* a system call failed; see the handle's errno */
+    MMJ_E_NOT_JOURNAL = -3,    /* the directory is not a journal (no or bad journal.meta) */
+    MMJ_E_VERSION = -4,        /* written by a newer format version */
+    MMJ_E_LOCKED = -5,         /* another live process holds the writer lock */
+    MMJ_E_CORRUPT = -6,        /* an invalid record or header where a valid one must be */
+    MMJ_E_TOO_LARGE = -7,      /* the record cannot fit in an empty segment */
+    MMJ_E_CLOSED = -8,         /* the handle was closed */
+    MMJ_E_DISK_FULL = -9,      /* no space to preallocate a segment (ENOSPC/EDQUOT) */
+    MMJ_E_DURABILITY = -10,    /* an msync/fsync failed; the writer is latched failed */
+    MMJ_E_NOT_FOUND = -11,     /* no record with that sequence */
+    MMJ_E_NOMEM = -12,         /* out of memory */
+    MMJ_E_PAYLOAD_SIZE = -13,  /* payload size does not match the registered size of its type */
+    MMJ_E_EXISTS = -14         /* create requested exclusively but a journal exists */
+};
+
+/* Why a record or segment is invalid (recovery and verify reports). */
+enum mmj_reason {
+    MMJ_R_NONE = 0,            /* nothing wrong */
+    MMJ_R_TORN = 1,            /* word zero but non-zero bytes follow: an unpublished record */
+    MMJ_R_BAD_LENGTH = 2,      /* word lacks PUBLISHED, has reserved bits, or overruns the segment */
+    MMJ_R_BAD_SALT = 3,        /* salt check differs: stale bytes or bytes of another segment */
+    MMJ_R_BAD_CRC = 4,         /* checksum mismatch */
+    MMJ_R_SEQ_GAP = 5,         /* sequence differs from the expected one */
+    MMJ_R_BAD_CONTROL = 6,     /* EOS/CONTROL flags, type and length disagree */
+    MMJ_R_BAD_HEADER = 7,      /* segment header: magic, crc, salt, index, size or first seq */
+    MMJ_R_MISSING_SEGMENT = 8, /* a segment index is missing, or a sealed segment has no successor */
+    MMJ_R_NO_EOS = 9,          /* a segment that is not the last ends without SEAL + EOS */
+    MMJ_R_CHAIN = 10,          /* a CHECKPOINT/SEAL hash does not match the recomputed chain */
+    MMJ_R_PREV_SEAL = 11,      /* a header's previous seal hash differs from the seal */
+    MMJ_R_TRAILING = 12        /* non-zero bytes after the EOS marker or after the last record */
+};
+
+enum mmj_durability {
+    MMJ_DUR_PAGECACHE = 0,     /* no msync: survives a process crash, not a power loss */
+    MMJ_DUR_GROUP = 1,         /* msync after group_records records or group_us microseconds */
+    MMJ_DUR_SYNC = 2           /* msync before every append returns */
+};
+
+#define MMJ_FLAG_PUBLISHED 2147483648
+#define MMJ_FLAG_EOS 1073741824
+#define MMJ_FLAG_CONTROL 536870912
+#define MMJ_FLAG_RESERVED 268435456
+#define MMJ_LENGTH_MASK 268435455
+
+typedef struct mmj_writer mmj_writer;
+typedef struct mmj_reader mmj_reader;
+typedef struct mmj_tailer mmj_tailer;
+
+/* Writer options; zero fields take the documented defaults. */
+typedef struct mmj_options {
+    uint64_t segment_size;     /* bytes per segment file, multiple of 4096 (default 64 MiB) */
+    int32_t durability;        /* enum mmj_durability */
+    uint32_t group_records;    /* group mode: msync after this many records (default 64) */
+    uint32_t group_us;         /* group mode: or after this many microseconds (default 1000) */
+    uint32_t checkpoint_every; /* data records between CHECKPOINTs (default 4096) */
+    int32_t create;            /* 1: create the journal if the directory has none */
+} mmj_options;
+
+/* What recovery found and discarded when a writer opened the journal. */
+typedef struct mmj_recovery {
+    int32_t reason;            /* enum mmj_reason of the first invalid item, MMJ_R_NONE if clean */
+    int32_t previous_pid;      /* pid found in LOCK from the previous writer, 0 if none */
+    int32_t previous_clean;    /* 1 if the previous writer closed cleanly */
+    int32_t created;           /* 1 if this open created the journal */
+    uint64_t segment;          /* segment index of the first invalid item */
+    uint64_t offset;           /* its byte offset in that segment */
+    uint64_t seq;              /* the sequence expected there */
+    uint64_t bytes_discarded;  /* non-zero bytes zeroed in that segment from offset on */
+    uint64_t segments_removed; /* later segments deleted */
+    uint64_t records_discarded;/* valid-looking data records in the deleted segments */
+    uint64_t sealed_segment;   /* 1 + index of the unsealed segment recovery sealed, 0 if none */
+} mmj_recovery;
+
+/* One record as returned by readers and tailers. */
+typedef struct mmj_record {
+    uint64_t seq;              /* sequence */
+    int64_t ts_ns;             /* timestamp, ns */
+    uint16_t rtype;            /* record type */
+    uint8_t ts_source;         /* timestamp source */
+    uint8_t clock_state;       /* clock state */
+    uint32_t flags;            /* MMJ_FLAG_CONTROL for CHECKPOINT/SEAL records */
+    uint32_t length;           /* payload length */
+    const uint8_t *payload;    /* payload bytes inside the mapping */
+    uint64_t segment;          /* segment index */
+    uint64_t offset;           /* byte offset of the record in its segment */
+} mmj_record;
+
+/* A reader position: opaque to callers, start with mmj_reader_seek. */
+typedef struct mmj_pos {
+    uint64_t slot;             /* index into the reader's segment table */
+    uint64_t offset;           /* byte offset in that segment */
+} mmj_pos;
+
+/* Result of mmj_verify. */
+typedef struct mmj_verify_report {
+    int32_t ok;                /* 1 if nothing is wrong */
+    int32_t reason;            /* enum mmj_reason of the first problem */
+    uint64_t records;          /* data records checked */
+    uint64_t segments;         /* segments checked */
+    uint64_t checkpoints;      /* CHECKPOINT + SEAL hashes checked */
+    uint64_t bad_seq;          /* sequence at (or expected at) the first problem */
+    uint64_t bad_segment;      /* its segment index */
+    uint64_t bad_offset;       /* its offset in the segment */
+    uint64_t chain_from_seq;   /* for MMJ_R_CHAIN: first data sequence the failed link covers */
+    uint64_t last_seq;         /* last valid data sequence, 0 if none */
+    int32_t last_sealed;       /* 1 if the last segment is sealed */
+    int32_t writer_live;       /* 1 if a live writer holds the lock */
+    uint64_t unanchored;       /* data records after the last CHECKPOINT/SEAL */
+} mmj_verify_report;
+
+/* ---- status, checksums, hashes -------------------------------------------------------- */
+
+/* Static English text for a status code. */
+const char *mmj_strerror(int status /* an mmj_status */);
+/* Static English text for a reason code. */
+const char *mmj_reason_name(int reason /* an mmj_reason */);
+/* CRC-32C of buf continued from crc (0 to start); the fastest available implementation. */
+uint32_t mmj_crc32c(uint32_t crc /* previous value */, const void *buf /* bytes */, size_t len /* count */);
+/* CRC-32C in portable slicing-by-8 software. */
+uint32_t mmj_crc32c_sw(uint32_t crc /* previous value */, const void *buf /* bytes */, size_t len /* count */);
+/* CRC-32C with the SSE4.2 instruction (falls back to software where the CPU lacks it). */
+uint32_t mmj_crc32c_hw(uint32_t crc /* previous value */, const void *buf /* bytes */, size_t len /* count */);
+/* 1 if the CPU has the SSE4.2 crc32 instruction. */
+int mmj_crc32c_hw_available(void);
+
+typedef struct mmj_blake2b_ctx {
+    uint64_t h[8];             /* chained state */
+    uint64_t t[2];             /* byte counter */
+    uint8_t buf[128];          /* pending block */
+    size_t buffered;           /* bytes in buf */
+} mmj_blake2b_ctx;
+
+/* Start an unkeyed BLAKE2b-256 hash. */
+void mmj_blake2b_init(mmj_blake2b_ctx *ctx /* OUT: state */);
+/* Feed bytes. */
+void mmj_blake2b_update(mmj_blake2b_ctx *ctx /* state */, const void *data /* bytes */, size_t len /* count */);
+/* Finish; ctx must be re-initialised before reuse. */
+void mmj_blake2b_final(mmj_blake2b_ctx *ctx /* state */, uint8_t *out /* OUT: 32 bytes */);
+/* One-shot BLAKE2b-256. */
+void mmj_blake2b_256(const void *data /* bytes */, size_t len /* count */, uint8_t *out /* OUT: 32 bytes */);
+
+/* ---- writer --------------------------------------------------------------------------- */
+
+/* Open (and with opt->create, create) the journal in dir as its single writer: take the lock,
+ * run recovery, seal a crashed segment, start a new segment. */
+int mmj_writer_open(const char *dir /* journal directory */,
+                    const mmj_options *opt /* options, NULL for defaults */,
+                    mmj_writer **out /* OUT: the writer, NULL on error */,
+                    mmj_recovery *report /* OUT: what recovery did; may be NULL */,
+                    int *err /* OUT: errno of a failed system call, 0 if none; may be NULL */);
+/* Register the fixed payload size of a record type (types < 65536); appends of that type with
+ * another size fail with MMJ_E_PAYLOAD_SIZE. size 0 unregisters. */
+int mmj_writer_set_type_size(mmj_writer *w /* writer */, uint32_t rtype /* record type */,
+                             uint32_t size /* payload bytes, 0 for variable */);
+/* Append one record; returns its sequence (>= 1) or a negative mmj_status. */
+int64_t mmj_append(mmj_writer *w /* writer, NULL gives MMJ_E_CLOSED */,
+                   uint32_t rtype /* record type, not 0/CHECKPOINT/SEAL, < 65536 */,
+                   const char *payload /* payload bytes (may be NULL when len is 0) */,
+                   uint64_t len /* payload length */,
+                   int64_t ts_ns /* timestamp, ns */,
+                   uint32_t ts_source /* timestamp source, < 256 */,
+                   uint32_t clock_state /* clock state, < 256 */);
+/* Append count records of one type from a packed buffer. Record k's payload is
+ * buf[offsets[k] .. offsets[k+1]) when offsets is given (count+1 entries), otherwise
+ * buf[k*size .. (k+1)*size). Sequences are consecutive. */
+int mmj_append_batch(mmj_writer *w /* writer */, uint32_t rtype /* record type */,
+                     const char *buf /* payloads */, uint64_t size /* fixed size when offsets is NULL */,
+                     const uint64_t *offsets /* count+1 payload boundaries, or NULL */,
+                     uint64_t count /* number of records */,
+                     const int64_t *ts_ns /* count timestamps, or NULL for ts_scalar */,
+                     int64_t ts_scalar /* timestamp when ts_ns is NULL */,
+                     uint32_t ts_source /* timestamp source for all */,
+                     uint32_t clock_state /* clock state for all */,
+                     uint64_t *first_seq /* OUT: sequence of the first record */,
+                     uint64_t *written /* OUT: records written (all unless an error) */);
+/* msync everything appended so far (any durability mode). */
+int mmj_sync(mmj_writer *w /* writer */);
+/* Write a CHECKPOINT now. */
+int mmj_checkpoint(mmj_writer *w /* writer */);
+/* Seal the current segment, sync, release the lock and free the writer (always freed). */
+int mmj_writer_close(mmj_writer *w /* writer; NULL is a no-op */);
+/* The sequence the next data record will get. */
+uint64_t mmj_writer_next_seq(const mmj_writer *w /* writer */);
+/* Index of the segment being written. */
+uint64_t mmj_writer_segment(const mmj_writer *w /* writer */);
+/* Copy the journal's salt. */
+void mmj_writer_salt(const mmj_writer *w /* writer */, uint8_t *out /* OUT: 16 bytes */);
+/* errno of the last failed system call on this writer (the latched one after MMJ_E_DURABILITY). */
+int mmj_writer_errno(const mmj_writer *w /* writer */);
+
+/* ---- reader --------------------------------------------------------------------------- */
+
+/* Open a read-only snapshot: map every segment and index its valid records. Never repairs. */
+int mmj_reader_open(const char *dir /* journal directory */, mmj_reader **out /* OUT: reader */,
+                    int *err /* OUT: errno of a failed system call; may be NULL */);
+/* Pick up records and segments appended since open or the last refresh. */
+int mmj_reader_refresh(mmj_reader *r /* reader */);
+/* Unmap and free (NULL is a no-op). */
+void mmj_reader_close(mmj_reader *r /* reader */);
+/* First and last readable data sequence (last < first when empty), salt, stop state. */
+void mmj_reader_range(const mmj_reader *r /* reader */, uint64_t *first /* OUT */, uint64_t *last /* OUT */);
+void mmj_reader_salt(const mmj_reader *r /* reader */, uint8_t *out /* OUT: 16 bytes */);
+uint64_t mmj_reader_segments(const mmj_reader *r /* reader */);
+/* Where the snapshot stopped early on an invalid record (reason MMJ_R_NONE if it did not). */
+void mmj_reader_stop(const mmj_reader *r /* reader */, int32_t *reason /* OUT */,
+                     uint64_t *segment /* OUT */, uint64_t *offset /* OUT */);
+/* Describe segment slot: index, first seq, data records, sealed, size. */
+int mmj_reader_segment_info(const mmj_reader *r /* reader */, uint64_t slot /* 0..segments-1 */,
+                            uint64_t *index /* OUT */, uint64_t *first_seq /* OUT */,
+                            uint64_t *records /* OUT */, int32_t *sealed /* OUT */,
+                            uint64_t *size /* OUT */);
+/* The data record with this sequence. */
+int mmj_reader_get(const mmj_reader *r /* reader */, uint64_t seq /* sequence */,
+                   mmj_record *out /* OUT: the record */);
+/* Position at the data record with sequence seq (or the first one if seq is below it). */
+int mmj_reader_seek(const mmj_reader *r /* reader */, uint64_t seq /* sequence */,
+                    mmj_pos *pos /* OUT: position */);
+/* The record at pos and advance; MMJ_END past the snapshot. EOS markers are never returned. */
+int mmj_reader_next(const mmj_reader *r /* reader */, mmj_pos *pos /* in/OUT: position */,
+                    int include_control /* 1 to return CHECKPOINT/SEAL records too */,
+                    mmj_record *out /* OUT: the record */);
+/* Copy data records of one fixed-size type with first <= seq <= last into rows of
+ * 20 + size bytes: seq u64, rtype u16, ts_source u8, clock_state u8, ts_ns i64, payload.
+ * With out NULL only counts. A record of that type with another size gives
+ * MMJ_E_PAYLOAD_SIZE. */
+int mmj_reader_read_fixed(const mmj_reader *r /* reader */, uint32_t rtype /* record type */,
+                          uint64_t size /* payload size */, uint64_t first /* first seq */,
+                          uint64_t last /* last seq */, char *out /* OUT: rows, or NULL */,
+                          uint64_t cap /* rows that fit in out */, uint64_t *rows /* OUT: rows */);
+/* Copy data records of one type: 20-byte headers (as above), payloads concatenated into blob,
+ * and rows+1 offsets into blob. With hdr NULL only counts rows and bytes. */
+int mmj_reader_read_blobs(const mmj_reader *r /* reader */, uint32_t rtype /* record type */,
+                          uint64_t first /* first seq */, uint64_t last /* last seq */,
+                          char *hdr /* OUT: 20-byte headers, or NULL */,
+                          char *blob /* OUT: payload bytes */, uint64_t *offsets /* OUT: rows+1 */,
+                          uint64_t cap_rows /* rows that fit */, uint64_t cap_bytes /* bytes that fit */,
+                          uint64_t *rows /* OUT */, uint64_t *bytes /* OUT */);
+
+/* ---- tailer --------------------------------------------------------------------------- */
+
+/* Follow a live journal from another process. name (may be NULL) makes the tailer named: its
+ * position is loaded from tailers/<name>.pos when from_seq is 0 and saved by mmj_tailer_commit.
+ * from_seq 0 and no saved position starts at the first record. */
+int mmj_tailer_open(const char *dir /* journal directory */, const char *name /* or NULL */,
+                    uint64_t from_seq /* first sequence wanted, 0 for saved/first */,
+                    mmj_tailer **out /* OUT: tailer */, int *err /* OUT: errno; may be NULL */);
+/* The next data record, waiting up to timeout_ns (0 polls once); MMJ_AGAIN on timeout. */
+int mmj_tailer_next(mmj_tailer *t /* tailer */, int64_t timeout_ns /* wait budget */,
+                    mmj_record *out /* OUT: the record, valid until the next call */);
+/* The sequence the next mmj_tailer_next will return. */
+uint64_t mmj_tailer_position(const mmj_tailer *t /* tailer */);
+/* Atomically save the position of a named tailer. */
+int mmj_tailer_commit(mmj_tailer *t /* tailer */);
+/* Unmap and free (NULL is a no-op). */
+void mmj_tailer_close(mmj_tailer *t /* tailer */);
+
+/* ---- verify and inspection -------------------------------------------------------------- */
+
+/* Check every segment, record, checkpoint and seal; report the first problem. */
+int mmj_verify(const char *dir /* journal directory */, mmj_verify_report *out /* OUT: report */,
+               int *err /* OUT: errno; may be NULL */);
+/* Who holds the writer lock: live = 1 if a process holds it now; pid and clean from LOCK. */
+int mmj_lock_probe(const char *dir /* journal directory */, int32_t *live /* OUT */,
+                   int32_t *pid /* OUT */, int32_t *clean /* OUT */);
+/* The journal's salt from journal.meta. */
+int mmj_read_salt(const char *dir /* journal directory */, uint8_t *out /* OUT: 16 bytes */);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MMJ_JOURNAL_H */

@@ -1,0 +1,73 @@
+/* Internal declarations shared by the journal's C files; not part of the public API.
+ *
+ * Owns the in-memory record header layout and helper signatures. Callers outside these files
+ * use journal.h only.
+ */
+#ifndef MMJ_JOURNAL_INTERNAL_H
+#define MMJ_JOURNAL_INTERNAL_H
+
+#include "journal.h"
+
+#define MMJ_META_NAME "journal.meta"
+#define MMJ_LOCK_NAME "LOCK"
+#define MMJ_TAILER_DIR "tailers"
+#define MMJ_META_SIZE 64
+#define MMJ_SPARSE_EVERY 64
+#define MMJ_DEFAULT_SEGMENT_SIZE (64ull << 20)
+#define MMJ_DEFAULT_GROUP_RECORDS 64
+#define MMJ_DEFAULT_GROUP_US 1000
+#define MMJ_DEFAULT_CHECKPOINT_EVERY 4096
+#define MMJ_ROW_HEADER 20
+
+/* The 32-byte record header exactly as on disk (journal.h RECORD). */
+typedef struct mmj_rec_hdr {
+    uint32_t word;
+    uint32_t crc;
+    uint64_t seq;
+    int64_t ts_ns;
+    uint16_t rtype;
+    uint8_t ts_source;
+    uint8_t clock_state;
+    uint32_t salt_check;
+} mmj_rec_hdr;
+
+_Static_assert(sizeof(mmj_rec_hdr) == MMJ_RECORD_HEADER_SIZE, "record header is 32 bytes");
+
+/* A mapped segment file. */
+typedef struct mmj_map {
+    uint8_t *base;
+    uint64_t size;
+    uint64_t index;
+} mmj_map;
+
+uint64_t mmj_pad8(uint64_t n);
+void mmj_segment_name(char *buf, size_t cap, uint64_t index, int tmp);
+uint32_t mmj_salt_check(const uint8_t *salt, uint64_t index);
+void mmj_genesis(const uint8_t *salt, uint8_t *out);
+void mmj_chain_link(const uint8_t *anchor_hash, const uint8_t *bytes, uint64_t len, uint8_t *out);
+int mmj_fsync_dir(int dirfd);
+int mmj_open_dir(const char *dir, int *dirfd, int *err);
+int mmj_meta_read(int dirfd, uint8_t *salt, int *err);
+int mmj_meta_create(int dirfd, uint8_t *salt, int *err);
+int mmj_write_atomic(int dirfd, const char *name, const void *data, size_t len, int *err);
+int mmj_list_segments(int dirfd, uint64_t **indices, size_t *count, int *err);
+int mmj_map_segment(int dirfd, uint64_t index, int writable, mmj_map *m, int *err);
+void mmj_unmap(mmj_map *m);
+void mmj_header_build(uint8_t *h, const uint8_t *salt, uint64_t index, uint64_t first_seq,
+                      uint64_t size, const uint8_t *prev_seal);
+/* MMJ_R_NONE when the header is good; first_seq/prev_seal are filled then. */
+int mmj_header_check(const mmj_map *m, const uint8_t *salt, uint64_t *first_seq, uint8_t *prev_seal,
+                     int *version_newer);
+/* > 0: valid record of that many bytes (filled into out if non-NULL); 0: zero word (end of
+ * data); < 0: -mmj_reason. */
+int mmj_record_check(const uint8_t *base, uint64_t size, uint64_t off, uint32_t salt_check,
+                     uint64_t expect_seq, mmj_record *out);
+/* Fill out from an already validated record; returns its size. */
+uint64_t mmj_record_fill(const uint8_t *base, uint64_t off, mmj_record *out);
+/* One past the last non-zero byte in [from, size), or 0 if all zero. */
+uint64_t mmj_nonzero_end(const uint8_t *base, uint64_t from, uint64_t size);
+uint64_t mmj_first_nonzero(const uint8_t *base, uint64_t from, uint64_t size);
+int mmj_lock_read(int fd, int32_t *pid, int32_t *clean);
+int64_t mmj_now_ns(void);
+
+#endif

@@ -1,0 +1,446 @@
+/* Readers: a read-only snapshot of a journal with a sparse sequence index, iteration, random
+ * access and bulk copies of one record type into packed rows (for numpy).
+ *
+ * Never repairs and never skips a bad record: the snapshot ends at the first invalid one.
+ * Knows the on-disk format; knows nothing about payload meaning or Python.
+ */
+#define _GNU_SOURCE
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "journal_internal.h"
+
+typedef struct rseg {
+    mmj_map map;
+    uint32_t salt_check;
+    uint64_t first_seq;
+    uint64_t records;          /* data records indexed so far */
+    uint64_t data_end;         /* offset after the last indexed record (or EOS) */
+    uint64_t scan_seq;         /* the sequence expected at data_end */
+    int sealed;
+    uint64_t *sparse;          /* offset of data record first_seq + k*MMJ_SPARSE_EVERY */
+    uint64_t nsparse, capsparse;
+} rseg;
+
+struct mmj_reader {
+    int dirfd;
+    uint8_t salt[MMJ_SALT_SIZE];
+    rseg *segs;
+    size_t nsegs, cap;
+    int stop_reason;
+    uint64_t stop_segment, stop_offset;
+};
+
+static int sparse_push(rseg *s, uint64_t off)
+{
+    if (s->nsparse == s->capsparse) {
+        uint64_t cap = s->capsparse ? 2 * s->capsparse : 64;
+        uint64_t *grown = realloc(s->sparse, cap * sizeof *grown);
+        if (!grown)
+            return MMJ_E_NOMEM;
+        s->sparse = grown;
+        s->capsparse = cap;
+    }
+    s->sparse[s->nsparse++] = off;
+    return MMJ_OK;
+}
+
+/* Index records of s from data_end on until end of data, EOS or an invalid record. */
+static int scan_more(mmj_reader *r, rseg *s)
+{
+    mmj_record rec;
+    while (!s->sealed) {
+        int size = mmj_record_check(s->map.base, s->map.size, s->data_end, s->salt_check, s->scan_seq, &rec);
+        if (size == 0)
+            return MMJ_OK;
+        if (size < 0) {
+            r->stop_reason = -size;
+            r->stop_segment = s->map.index;
+            r->stop_offset = s->data_end;
+            return MMJ_OK;
+        }
+        if (rec.flags & MMJ_FLAG_EOS) {
+            s->sealed = 1;
+        } else if (!(rec.flags & MMJ_FLAG_CONTROL)) {
+            if (s->records % MMJ_SPARSE_EVERY == 0 && sparse_push(s, s->data_end) != MMJ_OK)
+                return MMJ_E_NOMEM;
+            s->records++;
+            s->scan_seq++;
+        }
+        s->data_end += (uint64_t)size;
+    }
+    return MMJ_OK;
+}
+
+/* Map segment `index` and append it to the table if its header continues the journal. */
+static int add_segment(mmj_reader *r, uint64_t index, uint64_t expect_seq, int *added, int *err)
+{
+    rseg s;
+    int newer = 0;
+    memset(&s, 0, sizeof s);
+    *added = 0;
+    int rc = mmj_map_segment(r->dirfd, index, 0, &s.map, err);
+    if (rc == MMJ_E_NOT_FOUND)
+        return MMJ_OK;
+    if (rc == MMJ_E_CORRUPT) {
+        r->stop_reason = MMJ_R_BAD_HEADER;
+        r->stop_segment = index;
+        r->stop_offset = 0;
+        return MMJ_OK;
+    }
+    if (rc != MMJ_OK)
+        return rc;
+    int bad = mmj_header_check(&s.map, r->salt, &s.first_seq, NULL, &newer);
+    if (newer) {
+        mmj_unmap(&s.map);
+        return MMJ_E_VERSION;
+    }
+    if (bad != MMJ_R_NONE || s.first_seq != expect_seq) {
+        mmj_unmap(&s.map);
+        r->stop_reason = MMJ_R_BAD_HEADER;
+        r->stop_segment = index;
+        r->stop_offset = 0;
+        return MMJ_OK;
+    }
+    if (r->nsegs == r->cap) {
+        size_t cap = r->cap ? 2 * r->cap : 16;
+        rseg *grown = realloc(r->segs, cap * sizeof *grown);
+        if (!grown) {
+            mmj_unmap(&s.map);
+            return MMJ_E_NOMEM;
+        }
+        r->segs = grown;
+        r->cap = cap;
+    }
+    s.salt_check = mmj_salt_check(r->salt, index);
+    s.data_end = MMJ_HEADER_SIZE;
+    s.scan_seq = s.first_seq;
+    r->segs[r->nsegs++] = s;
+    *added = 1;
+    return MMJ_OK;
+}
+
+int mmj_reader_refresh(mmj_reader *r)
+{
+    if (!r)
+        return MMJ_E_CLOSED;
+    if (r->nsegs == 0 && r->stop_reason == MMJ_R_NONE) {
+        /* the first segment is the lowest index present */
+        uint64_t *idx = NULL;
+        size_t n = 0;
+        int rc = mmj_list_segments(r->dirfd, &idx, &n, NULL);
+        if (rc != MMJ_OK)
+            return rc;
+        if (n == 0) {
+            free(idx);
+            return MMJ_OK;
+        }
+        mmj_map probe;
+        uint64_t first = 1;
+        int newer = 0, added = 0;
+        if (mmj_map_segment(r->dirfd, idx[0], 0, &probe, NULL) == MMJ_OK) {
+            if (mmj_header_check(&probe, r->salt, &first, NULL, &newer) != MMJ_R_NONE)
+                first = 1;
+            mmj_unmap(&probe);
+        }
+        rc = newer ? MMJ_E_VERSION : add_segment(r, idx[0], first, &added, NULL);
+        free(idx);
+        if (rc != MMJ_OK)
+            return rc;
+    }
+    while (r->nsegs && r->stop_reason == MMJ_R_NONE) {
+        rseg *s = &r->segs[r->nsegs - 1];
+        int rc = scan_more(r, s);
+        if (rc != MMJ_OK)
+            return rc;
+        if (!s->sealed || r->stop_reason != MMJ_R_NONE)
+            break;
+        int added = 0;
+        rc = add_segment(r, s->map.index + 1, s->scan_seq, &added, NULL);
+        if (rc != MMJ_OK)
+            return rc;
+        if (!added)
+            break;
+    }
+    return MMJ_OK;
+}
+
+int mmj_reader_open(const char *dir, mmj_reader **out, int *err)
+{
+    if (err)
+        *err = 0;
+    if (!dir || !out)
+        return MMJ_E_ARG;
+    *out = NULL;
+    mmj_reader *r = calloc(1, sizeof *r);
+    if (!r)
+        return MMJ_E_NOMEM;
+    int rc = mmj_open_dir(dir, &r->dirfd, err);
+    if (rc != MMJ_OK) {
+        free(r);
+        return rc;
+    }
+    rc = mmj_meta_read(r->dirfd, r->salt, err);
+    if (rc == MMJ_OK)
+        rc = mmj_reader_refresh(r);
+    if (rc != MMJ_OK) {
+        mmj_reader_close(r);
+        return rc;
+    }
+    *out = r;
+    return MMJ_OK;
+}
+
+void mmj_reader_close(mmj_reader *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->nsegs; i++) {
+        mmj_unmap(&r->segs[i].map);
+        free(r->segs[i].sparse);
+    }
+    free(r->segs);
+    close(r->dirfd);
+    free(r);
+}
+
+void mmj_reader_range(const mmj_reader *r, uint64_t *first, uint64_t *last)
+{
+    if (!r || r->nsegs == 0) {
+        *first = 1;
+        *last = 0;
+        return;
+    }
+    *first = r->segs[0].first_seq;
+    *last = r->segs[r->nsegs - 1].scan_seq - 1;
+}
+
+void mmj_reader_salt(const mmj_reader *r, uint8_t *out)
+{
+    if (r && out)
+        memcpy(out, r->salt, MMJ_SALT_SIZE);
+}
+
+uint64_t mmj_reader_segments(const mmj_reader *r)
+{
+    return r ? r->nsegs : 0;
+}
+
+void mmj_reader_stop(const mmj_reader *r, int32_t *reason, uint64_t *segment, uint64_t *offset)
+{
+    *reason = r ? r->stop_reason : MMJ_R_NONE;
+    *segment = r ? r->stop_segment : 0;
+    *offset = r ? r->stop_offset : 0;
+}
+
+int mmj_reader_segment_info(const mmj_reader *r, uint64_t slot, uint64_t *index, uint64_t *first_seq,
+                            uint64_t *records, int32_t *sealed, uint64_t *size)
+{
+    if (!r)
+        return MMJ_E_CLOSED;
+    if (slot >= r->nsegs)
+        return MMJ_E_ARG;
+    const rseg *s = &r->segs[slot];
+    *index = s->map.index;
+    *first_seq = s->first_seq;
+    *records = s->records;
+    *sealed = s->sealed;
+    *size = s->map.size;
+    return MMJ_OK;
+}
+
+/* Slot of the segment holding seq, or the first slot after it; nsegs if none. */
+static size_t slot_for(const mmj_reader *r, uint64_t seq)
+{
+    size_t lo = 0, hi = r->nsegs;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        const rseg *s = &r->segs[mid];
+        if (s->first_seq + s->records <= seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Offset of the data record seq in segment s (which holds it). */
+static uint64_t offset_of(const rseg *s, uint64_t seq)
+{
+    uint64_t k = seq - s->first_seq;
+    uint64_t off = s->sparse[k / MMJ_SPARSE_EVERY];
+    uint64_t at = s->first_seq + (k / MMJ_SPARSE_EVERY) * MMJ_SPARSE_EVERY;
+    mmj_record rec;
+    for (;;) {
+        uint64_t size = mmj_record_fill(s->map.base, off, &rec);
+        if (!(rec.flags & (MMJ_FLAG_CONTROL | MMJ_FLAG_EOS))) {
+            if (at == seq)
+                return off;
+            at++;
+        }
+        off += size;
+    }
+}
+
+int mmj_reader_get(const mmj_reader *r, uint64_t seq, mmj_record *out)
+{
+    if (!r)
+        return MMJ_E_CLOSED;
+    if (!out)
+        return MMJ_E_ARG;
+    size_t slot = slot_for(r, seq);
+    if (slot >= r->nsegs || seq < r->segs[slot].first_seq)
+        return MMJ_E_NOT_FOUND;
+    const rseg *s = &r->segs[slot];
+    mmj_record_fill(s->map.base, offset_of(s, seq), out);
+    out->segment = s->map.index;
+    return MMJ_OK;
+}
+
+int mmj_reader_seek(const mmj_reader *r, uint64_t seq, mmj_pos *pos)
+{
+    if (!r)
+        return MMJ_E_CLOSED;
+    if (!pos)
+        return MMJ_E_ARG;
+    size_t slot = slot_for(r, seq);
+    pos->slot = slot;
+    pos->offset = MMJ_HEADER_SIZE;
+    if (slot < r->nsegs && seq > r->segs[slot].first_seq)
+        pos->offset = offset_of(&r->segs[slot], seq);
+    return MMJ_OK;
+}
+
+int mmj_reader_next(const mmj_reader *r, mmj_pos *pos, int include_control, mmj_record *out)
+{
+    if (!r)
+        return MMJ_E_CLOSED;
+    if (!pos || !out)
+        return MMJ_E_ARG;
+    while (pos->slot < r->nsegs) {
+        const rseg *s = &r->segs[pos->slot];
+        if (pos->offset >= s->data_end) {
+            pos->slot++;
+            pos->offset = MMJ_HEADER_SIZE;
+            continue;
+        }
+        uint64_t size = mmj_record_fill(s->map.base, pos->offset, out);
+        out->segment = s->map.index;
+        pos->offset += size;
+        if (out->flags & MMJ_FLAG_EOS)
+            continue;
+        if ((out->flags & MMJ_FLAG_CONTROL) && !include_control)
+            continue;
+        return MMJ_OK;
+    }
+    return MMJ_END;
+}
+
+static void put_row_header(char *row, const mmj_record *rec)
+{
+    memcpy(row, &rec->seq, 8);
+    memcpy(row + 8, &rec->rtype, 2);
+    row[10] = (char)rec->ts_source;
+    row[11] = (char)rec->clock_state;
+    memcpy(row + 12, &rec->ts_ns, 8);
+}
+
+/* Walk data records with first <= seq <= last of one type, calling visit for each. */
+typedef int (*visit_fn)(void *ctx, const mmj_record *rec);
+
+static int walk_type(const mmj_reader *r, uint32_t rtype, uint64_t first, uint64_t last, visit_fn visit,
+                     void *ctx)
+{
+    mmj_pos pos;
+    mmj_record rec;
+    if (last < first)
+        return MMJ_OK;
+    mmj_reader_seek(r, first, &pos);
+    while (mmj_reader_next(r, &pos, 0, &rec) == MMJ_OK) {
+        if (rec.seq > last)
+            break;
+        if (rec.seq < first || rec.rtype != rtype)
+            continue;
+        int rc = visit(ctx, &rec);
+        if (rc != MMJ_OK)
+            return rc;
+    }
+    return MMJ_OK;
+}
+
+typedef struct fixed_ctx {
+    uint64_t size;
+    char *out;
+    uint64_t cap, rows;
+} fixed_ctx;
+
+static int visit_fixed(void *p, const mmj_record *rec)
+{
+    fixed_ctx *c = p;
+    if (rec->length != c->size)
+        return MMJ_E_PAYLOAD_SIZE;
+    if (c->out) {
+        if (c->rows >= c->cap)
+            return MMJ_E_ARG;
+        char *row = c->out + c->rows * (MMJ_ROW_HEADER + c->size);
+        put_row_header(row, rec);
+        memcpy(row + MMJ_ROW_HEADER, rec->payload, c->size);
+    }
+    c->rows++;
+    return MMJ_OK;
+}
+
+int mmj_reader_read_fixed(const mmj_reader *r, uint32_t rtype, uint64_t size, uint64_t first, uint64_t last,
+                          char *out, uint64_t cap, uint64_t *rows)
+{
+    if (!r)
+        return MMJ_E_CLOSED;
+    if (!rows)
+        return MMJ_E_ARG;
+    fixed_ctx c = {.size = size, .out = out, .cap = cap, .rows = 0};
+    int rc = walk_type(r, rtype, first, last, visit_fixed, &c);
+    *rows = c.rows;
+    return rc;
+}
+
+typedef struct blob_ctx {
+    char *hdr, *blob;
+    uint64_t *offsets;
+    uint64_t cap_rows, cap_bytes, rows, bytes;
+} blob_ctx;
+
+static int visit_blob(void *p, const mmj_record *rec)
+{
+    blob_ctx *c = p;
+    if (c->hdr) {
+        if (c->rows >= c->cap_rows || c->bytes + rec->length > c->cap_bytes)
+            return MMJ_E_ARG;
+        put_row_header(c->hdr + c->rows * MMJ_ROW_HEADER, rec);
+        memcpy(c->blob + c->bytes, rec->payload, rec->length);
+        c->offsets[c->rows] = c->bytes;
+        c->offsets[c->rows + 1] = c->bytes + rec->length;
+    }
+    c->rows++;
+    c->bytes += rec->length;
+    return MMJ_OK;
+}
+
+int mmj_reader_read_blobs(const mmj_reader *r, uint32_t rtype, uint64_t first, uint64_t last, char *hdr,
+                          char *blob, uint64_t *offsets, uint64_t cap_rows, uint64_t cap_bytes, uint64_t *rows,
+                          uint64_t *bytes)
+{
+    if (!r)
+        return MMJ_E_CLOSED;
+    if (!rows || !bytes || (hdr && (!offsets || (!blob && cap_bytes))))
+        return MMJ_E_ARG;
+    blob_ctx c = {.hdr = hdr, .blob = blob, .offsets = offsets, .cap_rows = cap_rows, .cap_bytes = cap_bytes};
+    if (hdr)
+        offsets[0] = 0;
+    int rc = walk_type(r, rtype, first, last, visit_blob, &c);
+    *rows = c.rows;
+    *bytes = c.bytes;
+    return rc;
+}

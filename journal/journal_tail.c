@@ -1,0 +1,228 @@
+/* Tailers: follow a live journal from another process, one mapped segment at a time, with an
+ * optional name whose position is saved atomically in tailers/<name>.pos.
+ *
+ * Polls the next record's word with acquire loads and short sleeps (no futex, no inotify), so it
+ * works across processes with nothing but the shared mapping. Never repairs.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "journal_internal.h"
+
+#define MMJ_TAIL_SPINS 64
+#define MMJ_TAIL_SLEEP_NS 20000
+
+struct mmj_tailer {
+    int dirfd;
+    uint8_t salt[MMJ_SALT_SIZE];
+    char name[128];            /* empty for an anonymous tailer */
+    mmj_map seg;               /* current segment, base NULL until one exists */
+    uint32_t salt_check;
+    uint64_t off;              /* next record offset in seg */
+    uint64_t seq;              /* sequence expected at off */
+    uint64_t want;             /* the next data sequence to hand out */
+};
+
+static int valid_name(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n >= 100)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+              c == '_' || c == '.'))
+            return 0;
+    }
+    return name[0] != '.';
+}
+
+static int load_position(mmj_tailer *t, uint64_t *seq)
+{
+    char path[256], buf[64] = {0};
+    unsigned long long v = 0;
+    snprintf(path, sizeof path, "%s/%s.pos", MMJ_TAILER_DIR, t->name);
+    int fd = openat(t->dirfd, path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? MMJ_OK : MMJ_E_IO;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0 || sscanf(buf, "mmjpos 1 %llu", &v) != 1 || v == 0)
+        return MMJ_E_CORRUPT;
+    *seq = v;
+    return MMJ_OK;
+}
+
+/* Map segment `index` and check its header; MMJ_E_NOT_FOUND if it does not exist (yet). */
+static int enter_segment(mmj_tailer *t, uint64_t index)
+{
+    mmj_map m;
+    uint64_t first;
+    int newer = 0;
+    int rc = mmj_map_segment(t->dirfd, index, 0, &m, NULL);
+    if (rc != MMJ_OK)
+        return rc;
+    if (mmj_header_check(&m, t->salt, &first, NULL, &newer) != MMJ_R_NONE) {
+        mmj_unmap(&m);
+        return newer ? MMJ_E_VERSION : MMJ_E_CORRUPT;
+    }
+    mmj_unmap(&t->seg);
+    t->seg = m;
+    t->salt_check = mmj_salt_check(t->salt, index);
+    t->off = MMJ_HEADER_SIZE;
+    t->seq = first;
+    return MMJ_OK;
+}
+
+/* Enter the last segment whose first sequence is <= want (or the first segment). */
+static int locate(mmj_tailer *t)
+{
+    uint64_t *idx = NULL;
+    size_t n = 0;
+    int rc = mmj_list_segments(t->dirfd, &idx, &n, NULL);
+    if (rc != MMJ_OK)
+        return rc;
+    if (n == 0) {
+        free(idx);
+        return MMJ_E_NOT_FOUND;
+    }
+    size_t pick = 0;
+    for (size_t i = 0; i < n; i++) {
+        mmj_map m;
+        uint64_t first;
+        int newer = 0;
+        if (mmj_map_segment(t->dirfd, idx[i], 0, &m, NULL) != MMJ_OK)
+            break;
+        int bad = mmj_header_check(&m, t->salt, &first, NULL, &newer);
+        mmj_unmap(&m);
+        if (bad != MMJ_R_NONE || first > t->want)
+            break;
+        pick = i;
+    }
+    rc = enter_segment(t, idx[pick]);
+    free(idx);
+    return rc;
+}
+
+int mmj_tailer_open(const char *dir, const char *name, uint64_t from_seq, mmj_tailer **out, int *err)
+{
+    if (err)
+        *err = 0;
+    if (!dir || !out || (name && !valid_name(name)))
+        return MMJ_E_ARG;
+    *out = NULL;
+    mmj_tailer *t = calloc(1, sizeof *t);
+    if (!t)
+        return MMJ_E_NOMEM;
+    int rc = mmj_open_dir(dir, &t->dirfd, err);
+    if (rc != MMJ_OK) {
+        free(t);
+        return rc;
+    }
+    rc = mmj_meta_read(t->dirfd, t->salt, err);
+    if (name)
+        snprintf(t->name, sizeof t->name, "%s", name);
+    t->want = from_seq ? from_seq : 1;
+    if (rc == MMJ_OK && name && !from_seq)
+        rc = load_position(t, &t->want);
+    if (rc == MMJ_OK) {
+        rc = locate(t);
+        if (rc == MMJ_E_NOT_FOUND)
+            rc = MMJ_OK;   /* no segment yet: next() keeps looking */
+    }
+    if (rc != MMJ_OK) {
+        mmj_tailer_close(t);
+        return rc;
+    }
+    *out = t;
+    return MMJ_OK;
+}
+
+void mmj_tailer_close(mmj_tailer *t)
+{
+    if (!t)
+        return;
+    mmj_unmap(&t->seg);
+    close(t->dirfd);
+    free(t);
+}
+
+uint64_t mmj_tailer_position(const mmj_tailer *t)
+{
+    return t ? t->want : 0;
+}
+
+/* One look at the journal: MMJ_OK with a record, MMJ_AGAIN when nothing new, or an error. */
+static int poll_once(mmj_tailer *t, mmj_record *out)
+{
+    if (!t->seg.base) {
+        int rc = locate(t);
+        return rc == MMJ_E_NOT_FOUND ? MMJ_AGAIN : rc;
+    }
+    for (;;) {
+        int size = mmj_record_check(t->seg.base, t->seg.size, t->off, t->salt_check, t->seq, out);
+        if (size == 0)
+            return MMJ_AGAIN;
+        if (size < 0)
+            return MMJ_E_CORRUPT;
+        if (out->flags & MMJ_FLAG_EOS) {
+            int rc = enter_segment(t, t->seg.index + 1);
+            return rc == MMJ_OK ? poll_once(t, out) : (rc == MMJ_E_NOT_FOUND ? MMJ_AGAIN : rc);
+        }
+        t->off += (uint64_t)size;
+        if (out->flags & MMJ_FLAG_CONTROL)
+            continue;
+        t->seq++;
+        if (out->seq < t->want)
+            continue;
+        out->segment = t->seg.index;
+        t->want = out->seq + 1;
+        return MMJ_OK;
+    }
+}
+
+int mmj_tailer_next(mmj_tailer *t, int64_t timeout_ns, mmj_record *out)
+{
+    if (!t)
+        return MMJ_E_CLOSED;
+    if (!out)
+        return MMJ_E_ARG;
+    int64_t deadline = mmj_now_ns() + (timeout_ns > 0 ? timeout_ns : 0);
+    for (int spins = 0;; spins++) {
+        int rc = poll_once(t, out);
+        if (rc != MMJ_AGAIN)
+            return rc;
+        if (mmj_now_ns() >= deadline)
+            return MMJ_AGAIN;
+        if (spins >= MMJ_TAIL_SPINS) {
+            struct timespec ts = {0, MMJ_TAIL_SLEEP_NS};
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
+int mmj_tailer_commit(mmj_tailer *t)
+{
+    if (!t)
+        return MMJ_E_CLOSED;
+    if (!t->name[0])
+        return MMJ_E_ARG;
+    char path[256], buf[64];
+    if (mkdirat(t->dirfd, MMJ_TAILER_DIR, 0755) != 0 && errno != EEXIST)
+        return MMJ_E_IO;
+    int sub = openat(t->dirfd, MMJ_TAILER_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (sub < 0)
+        return MMJ_E_IO;
+    snprintf(path, sizeof path, "%s.pos", t->name);
+    int n = snprintf(buf, sizeof buf, "mmjpos 1 %llu\n", (unsigned long long)t->want);
+    int rc = mmj_write_atomic(sub, path, buf, (size_t)n, NULL);
+    close(sub);
+    return rc;
+}

@@ -1,0 +1,763 @@
+/* The single writer: lock, recovery on open, preallocated segments, appends with release
+ * publication, checkpoints and seals, durability modes with a latched failure.
+ *
+ * Knows the on-disk format (journal.h) and POSIX; knows nothing about payload meaning or Python.
+ */
+#define _GNU_SOURCE
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "journal_internal.h"
+
+struct mmj_writer {
+    int dirfd;
+    int lockfd;
+    uint8_t salt[MMJ_SALT_SIZE];
+    mmj_options opt;
+    mmj_map seg;               /* the segment being written */
+    uint32_t salt_check;       /* K of the current segment */
+    uint64_t off;              /* where the next record goes */
+    uint64_t next_seq;
+    uint64_t seg_data;         /* data records in the current segment */
+    uint8_t anchor_hash[MMJ_HASH_SIZE];
+    uint64_t anchor_off;
+    uint64_t since_anchor;     /* data records since the anchor */
+    uint64_t synced_off;       /* bytes of the current segment known to be msynced */
+    uint64_t unsynced;         /* records since the last msync (group mode) */
+    int64_t last_sync_ns;
+    size_t page;
+    int failed_errno;          /* latched msync/fsync failure */
+    int last_errno;
+    uint32_t type_size[65536];
+};
+
+static int fail_io(mmj_writer *w, int *err)
+{
+    w->last_errno = errno;
+    if (err)
+        *err = errno;
+    return (errno == ENOSPC || errno == EDQUOT) ? MMJ_E_DISK_FULL : MMJ_E_IO;
+}
+
+/* msync [from, to) of the current segment; a failure latches the writer. */
+static int sync_range(mmj_writer *w, uint64_t from, uint64_t to)
+{
+    if (w->failed_errno)
+        return MMJ_E_DURABILITY;
+    if (to <= from)
+        return MMJ_OK;
+    uint64_t start = from & ~(uint64_t)(w->page - 1);
+    if (msync(w->seg.base + start, (size_t)(to - start), MS_SYNC) != 0) {
+        w->failed_errno = w->last_errno = errno ? errno : EIO;
+        return MMJ_E_DURABILITY;
+    }
+    if (to > w->synced_off)
+        w->synced_off = to;
+    w->unsynced = 0;
+    w->last_sync_ns = mmj_now_ns();
+    return MMJ_OK;
+}
+
+static int durable(const mmj_writer *w)
+{
+    return w->opt.durability != MMJ_DUR_PAGECACHE;
+}
+
+/* Write one record at w->off, publishing its word last. The caller checked the space. */
+static void put_record(mmj_writer *w, uint32_t flags, uint32_t rtype, const void *payload, uint64_t len,
+                       int64_t ts_ns, uint32_t ts_source, uint32_t clock_state)
+{
+    uint64_t rsize = mmj_pad8(MMJ_RECORD_HEADER_SIZE + len);
+    assert(w->off + rsize <= w->seg.size);
+    uint8_t *p = w->seg.base + w->off;
+    mmj_rec_hdr *h = (mmj_rec_hdr *)p;
+    h->seq = w->next_seq;
+    h->ts_ns = ts_ns;
+    h->rtype = (uint16_t)rtype;
+    h->ts_source = (uint8_t)ts_source;
+    h->clock_state = (uint8_t)clock_state;
+    h->salt_check = w->salt_check;
+    if (len)
+        memcpy(p + MMJ_RECORD_HEADER_SIZE, payload, len);
+    /* padding is zero: the file is zero-filled and recovery zeroes any discarded tail */
+    uint32_t word = MMJ_FLAG_PUBLISHED | flags | (uint32_t)len;
+    uint32_t crc = mmj_crc32c(w->salt_check, &word, 4);
+    h->crc = mmj_crc32c(crc, p + 8, rsize - 8);
+    __atomic_store_n(&h->word, word, __ATOMIC_RELEASE);
+    w->off += rsize;
+}
+
+/* A CHECKPOINT or SEAL: hash of the chain since the anchor; the anchor moves to this record. */
+static void put_control(mmj_writer *w, uint32_t rtype, uint8_t *hash_out)
+{
+    uint8_t payload[MMJ_CONTROL_PAYLOAD];
+    mmj_chain_link(w->anchor_hash, w->seg.base + w->anchor_off, w->off - w->anchor_off, payload);
+    memcpy(payload + MMJ_HASH_SIZE, &w->seg_data, 8);
+    w->anchor_off = w->off;
+    memcpy(w->anchor_hash, payload, MMJ_HASH_SIZE);
+    w->since_anchor = 0;
+    put_record(w, MMJ_FLAG_CONTROL, rtype, payload, sizeof payload, 0, 0, 0);
+    if (hash_out)
+        memcpy(hash_out, payload, MMJ_HASH_SIZE);
+}
+
+/* Create, preallocate and map segment `index` under a temp name, then rename it in place. */
+static int create_segment(mmj_writer *w, uint64_t index, uint64_t first_seq, const uint8_t *prev_seal,
+                          mmj_map *out, int *err)
+{
+    char tmp[64], name[64];
+    mmj_segment_name(tmp, sizeof tmp, index, 1);
+    mmj_segment_name(name, sizeof name, index, 0);
+    uint64_t size = w->opt.segment_size;
+    int fd = openat(w->dirfd, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return fail_io(w, err);
+    int rc = posix_fallocate(fd, 0, (off_t)size);
+    if (rc != 0) {
+        errno = rc;
+        int status = fail_io(w, err);
+        close(fd);
+        unlinkat(w->dirfd, tmp, 0);
+        return status;
+    }
+    void *p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) {
+        int status = fail_io(w, err);
+        close(fd);
+        unlinkat(w->dirfd, tmp, 0);
+        return status;
+    }
+    mmj_header_build(p, w->salt, index, first_seq, size, prev_seal);
+    if (durable(w) && fsync(fd) != 0) {
+        w->failed_errno = w->last_errno = errno;
+        if (err)
+            *err = errno;
+        munmap(p, (size_t)size);
+        close(fd);
+        return MMJ_E_DURABILITY;
+    }
+    close(fd);
+    if (renameat(w->dirfd, tmp, w->dirfd, name) != 0) {
+        int status = fail_io(w, err);
+        munmap(p, (size_t)size);
+        unlinkat(w->dirfd, tmp, 0);
+        return status;
+    }
+    if (fsync(w->dirfd) != 0) {
+        w->failed_errno = w->last_errno = errno;
+        if (err)
+            *err = errno;
+        munmap(p, (size_t)size);
+        return MMJ_E_DURABILITY;
+    }
+    out->base = p;
+    out->size = size;
+    out->index = index;
+    return MMJ_OK;
+}
+
+static void start_segment(mmj_writer *w, const mmj_map *m, const uint8_t *prev_seal)
+{
+    w->seg = *m;
+    w->salt_check = mmj_salt_check(w->salt, m->index);
+    w->off = MMJ_HEADER_SIZE;
+    w->seg_data = 0;
+    memcpy(w->anchor_hash, prev_seal, MMJ_HASH_SIZE);
+    w->anchor_off = 0;
+    w->since_anchor = 0;
+    w->synced_off = MMJ_HEADER_SIZE;
+    w->unsynced = 0;
+}
+
+/* Seal the current segment (SEAL + EOS) and make sure it is durable in durable modes. */
+static int seal_current(mmj_writer *w, const uint8_t *seal_hash_expected)
+{
+    uint8_t seal[MMJ_HASH_SIZE];
+    assert(w->off + MMJ_SEGMENT_RESERVE <= w->seg.size);
+    put_control(w, MMJ_RTYPE_SEAL, seal);
+    if (seal_hash_expected)
+        assert(memcmp(seal, seal_hash_expected, MMJ_HASH_SIZE) == 0);
+    put_record(w, MMJ_FLAG_EOS, 0, NULL, 0, 0, 0, 0);
+    if (durable(w))
+        return sync_range(w, w->synced_off, w->off);
+    return MMJ_OK;
+}
+
+/* End the current segment and continue in a new one. The new segment exists before the old
+ * one is sealed, so a tailer that reads EOS always finds its successor. */
+static int roll(mmj_writer *w)
+{
+    uint8_t seal[MMJ_HASH_SIZE];
+    mmj_map next;
+    mmj_chain_link(w->anchor_hash, w->seg.base + w->anchor_off, w->off - w->anchor_off, seal);
+    int rc = create_segment(w, w->seg.index + 1, w->next_seq, seal, &next, NULL);
+    if (rc != MMJ_OK)
+        return rc;
+    rc = seal_current(w, seal);
+    mmj_unmap(&w->seg);
+    start_segment(w, &next, seal);
+    return rc;
+}
+
+static int make_room(mmj_writer *w, uint64_t rsize)
+{
+    if (rsize + MMJ_SEGMENT_RESERVE > w->opt.segment_size - MMJ_HEADER_SIZE)
+        return MMJ_E_TOO_LARGE;
+    if (w->off + rsize + MMJ_SEGMENT_RESERVE > w->seg.size)
+        return roll(w);
+    return MMJ_OK;
+}
+
+static int write_checkpoint(mmj_writer *w)
+{
+    uint64_t rsize = mmj_pad8(MMJ_RECORD_HEADER_SIZE + MMJ_CONTROL_PAYLOAD);
+    if (w->off + rsize + MMJ_SEGMENT_RESERVE > w->seg.size)
+        return roll(w);   /* the SEAL anchors the chain just as well */
+    put_control(w, MMJ_RTYPE_CHECKPOINT, NULL);
+    return MMJ_OK;
+}
+
+/* After an append call: checkpoint if due, then the durability mode's msync. */
+static int after_append(mmj_writer *w, uint64_t records)
+{
+    int rc = MMJ_OK;
+    if (w->opt.checkpoint_every && w->since_anchor >= w->opt.checkpoint_every)
+        rc = write_checkpoint(w);
+    if (rc != MMJ_OK)
+        return rc;
+    switch (w->opt.durability) {
+    case MMJ_DUR_SYNC:
+        return sync_range(w, w->synced_off, w->off);
+    case MMJ_DUR_GROUP:
+        w->unsynced += records;
+        if (w->unsynced >= w->opt.group_records ||
+            mmj_now_ns() - w->last_sync_ns >= (int64_t)w->opt.group_us * 1000)
+            return sync_range(w, w->synced_off, w->off);
+        return MMJ_OK;
+    default:
+        return MMJ_OK;
+    }
+}
+
+static int check_type(const mmj_writer *w, uint32_t rtype, uint64_t len)
+{
+    if (rtype == 0 || rtype == MMJ_RTYPE_CHECKPOINT || rtype == MMJ_RTYPE_SEAL || rtype > 0xffff)
+        return MMJ_E_ARG;
+    if (len > MMJ_MAX_PAYLOAD)
+        return MMJ_E_TOO_LARGE;
+    if (w->type_size[rtype] && w->type_size[rtype] != len)
+        return MMJ_E_PAYLOAD_SIZE;
+    return MMJ_OK;
+}
+
+int64_t mmj_append(mmj_writer *w, uint32_t rtype, const char *payload, uint64_t len, int64_t ts_ns,
+                   uint32_t ts_source, uint32_t clock_state)
+{
+    if (!w)
+        return MMJ_E_CLOSED;
+    if (w->failed_errno)
+        return MMJ_E_DURABILITY;
+    int rc = check_type(w, rtype, len);
+    if (rc == MMJ_OK && ((len && !payload) || ts_source > 0xff || clock_state > 0xff))
+        rc = MMJ_E_ARG;
+    if (rc == MMJ_OK)
+        rc = make_room(w, mmj_pad8(MMJ_RECORD_HEADER_SIZE + len));
+    if (rc != MMJ_OK)
+        return rc;
+    uint64_t seq = w->next_seq;
+    put_record(w, 0, rtype, payload, len, ts_ns, ts_source, clock_state);
+    w->next_seq++;
+    w->seg_data++;
+    w->since_anchor++;
+    rc = after_append(w, 1);
+    /* the record is published; a failed msync is reported (and latched) instead of its seq */
+    return rc == MMJ_OK ? (int64_t)seq : rc;
+}
+
+int mmj_append_batch(mmj_writer *w, uint32_t rtype, const char *buf, uint64_t size, const uint64_t *offsets,
+                     uint64_t count, const int64_t *ts_ns, int64_t ts_scalar, uint32_t ts_source,
+                     uint32_t clock_state, uint64_t *first_seq, uint64_t *written)
+{
+    if (written)
+        *written = 0;
+    if (!w)
+        return MMJ_E_CLOSED;
+    if (w->failed_errno)
+        return MMJ_E_DURABILITY;
+    if ((count && !buf) || ts_source > 0xff || clock_state > 0xff)
+        return MMJ_E_ARG;
+    /* validate every record before writing any, so bad input writes nothing */
+    for (uint64_t k = 0; k < count; k++) {
+        uint64_t len = offsets ? offsets[k + 1] - offsets[k] : size;
+        if (offsets && offsets[k + 1] < offsets[k])
+            return MMJ_E_ARG;
+        int rc = check_type(w, rtype, len);
+        if (rc == MMJ_OK && mmj_pad8(MMJ_RECORD_HEADER_SIZE + len) + MMJ_SEGMENT_RESERVE >
+                                w->opt.segment_size - MMJ_HEADER_SIZE)
+            rc = MMJ_E_TOO_LARGE;
+        if (rc != MMJ_OK)
+            return rc;
+        if (!offsets)
+            break;
+    }
+    if (first_seq)
+        *first_seq = w->next_seq;
+    for (uint64_t k = 0; k < count; k++) {
+        uint64_t start = offsets ? offsets[k] : k * size;
+        uint64_t len = offsets ? offsets[k + 1] - offsets[k] : size;
+        int rc = make_room(w, mmj_pad8(MMJ_RECORD_HEADER_SIZE + len));
+        if (rc != MMJ_OK) {
+            if (k)
+                after_append(w, k);
+            return rc;
+        }
+        put_record(w, 0, rtype, buf + start, len, ts_ns ? ts_ns[k] : ts_scalar, ts_source, clock_state);
+        w->next_seq++;
+        w->seg_data++;
+        w->since_anchor++;
+        if (written)
+            *written = k + 1;
+    }
+    return count ? after_append(w, count) : MMJ_OK;
+}
+
+int mmj_sync(mmj_writer *w)
+{
+    if (!w)
+        return MMJ_E_CLOSED;
+    return sync_range(w, w->synced_off, w->off);
+}
+
+int mmj_checkpoint(mmj_writer *w)
+{
+    if (!w)
+        return MMJ_E_CLOSED;
+    if (w->failed_errno)
+        return MMJ_E_DURABILITY;
+    int rc = write_checkpoint(w);
+    if (rc == MMJ_OK && durable(w))
+        rc = sync_range(w, w->synced_off, w->off);
+    return rc;
+}
+
+int mmj_writer_set_type_size(mmj_writer *w, uint32_t rtype, uint32_t size)
+{
+    if (!w)
+        return MMJ_E_CLOSED;
+    if (rtype > 0xffff || size > MMJ_MAX_PAYLOAD)
+        return MMJ_E_ARG;
+    w->type_size[rtype] = size;
+    return MMJ_OK;
+}
+
+uint64_t mmj_writer_next_seq(const mmj_writer *w)
+{
+    return w ? w->next_seq : 0;
+}
+
+uint64_t mmj_writer_segment(const mmj_writer *w)
+{
+    return w ? w->seg.index : 0;
+}
+
+void mmj_writer_salt(const mmj_writer *w, uint8_t *out)
+{
+    if (w && out)
+        memcpy(out, w->salt, MMJ_SALT_SIZE);
+}
+
+int mmj_writer_errno(const mmj_writer *w)
+{
+    return w ? (w->failed_errno ? w->failed_errno : w->last_errno) : 0;
+}
+
+static void write_lock_state(mmj_writer *w, const char *state)
+{
+    char buf[64];
+    int n = snprintf(buf, sizeof buf, "pid %d %s\n", (int)getpid(), state);
+    if (ftruncate(w->lockfd, 0) == 0 && pwrite(w->lockfd, buf, (size_t)n, 0) == n)
+        fsync(w->lockfd);
+}
+
+int mmj_writer_close(mmj_writer *w)
+{
+    if (!w)
+        return MMJ_OK;
+    int rc = MMJ_OK;
+    if (w->seg.base) {
+        if (!w->failed_errno) {
+            rc = seal_current(w, NULL);
+            if (rc == MMJ_OK && durable(w))
+                rc = sync_range(w, MMJ_HEADER_SIZE, w->off);
+        } else {
+            rc = MMJ_E_DURABILITY;
+        }
+        mmj_unmap(&w->seg);
+    }
+    if (rc == MMJ_OK)
+        write_lock_state(w, "closed");
+    close(w->lockfd);   /* releases the OFD lock */
+    close(w->dirfd);
+    free(w);
+    return rc;
+}
+
+/* ---- open and recovery ------------------------------------------------------------------ */
+
+static int take_lock(mmj_writer *w, mmj_recovery *rep, int *err)
+{
+    w->lockfd = openat(w->dirfd, MMJ_LOCK_NAME, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (w->lockfd < 0)
+        return fail_io(w, err);
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+    if (fcntl(w->lockfd, F_OFD_SETLK, &fl) != 0) {
+        if (errno == EAGAIN || errno == EACCES)
+            return MMJ_E_LOCKED;
+        return fail_io(w, err);
+    }
+    mmj_lock_read(w->lockfd, &rep->previous_pid, &rep->previous_clean);
+    return MMJ_OK;
+}
+
+static void remove_tmp_files(mmj_writer *w, const uint64_t *idx, size_t n)
+{
+    /* a crash between create and rename leaves seg-N.mmj.tmp; it never held records */
+    char tmp[64];
+    uint64_t next = n ? idx[n - 1] + 1 : 0;
+    for (uint64_t i = 0; i <= next; i++) {
+        mmj_segment_name(tmp, sizeof tmp, i, 1);
+        unlinkat(w->dirfd, tmp, 0);
+    }
+}
+
+/* Count the valid-looking data records of a segment that recovery is about to delete. */
+static uint64_t count_records(mmj_writer *w, uint64_t index)
+{
+    mmj_map m;
+    uint64_t first, n = 0;
+    int newer;
+    if (mmj_map_segment(w->dirfd, index, 0, &m, NULL) != MMJ_OK)
+        return 0;
+    if (mmj_header_check(&m, w->salt, &first, NULL, &newer) == MMJ_R_NONE) {
+        uint32_t k = mmj_salt_check(w->salt, index);
+        uint64_t off = MMJ_HEADER_SIZE, seq = first;
+        mmj_record rec;
+        int size;
+        while ((size = mmj_record_check(m.base, m.size, off, k, seq, &rec)) > 0) {
+            if (!(rec.flags & (MMJ_FLAG_CONTROL | MMJ_FLAG_EOS))) {
+                n++;
+                seq++;
+            }
+            off += (uint64_t)size;
+        }
+    }
+    mmj_unmap(&m);
+    return n;
+}
+
+static int remove_segments(mmj_writer *w, const uint64_t *idx, size_t from, size_t n, mmj_recovery *rep,
+                           int *err)
+{
+    char name[64];
+    if (from >= n)
+        return MMJ_OK;
+    for (size_t i = from; i < n; i++) {
+        rep->records_discarded += count_records(w, idx[i]);
+        mmj_segment_name(name, sizeof name, idx[i], 0);
+        if (unlinkat(w->dirfd, name, 0) != 0)
+            return fail_io(w, err);
+        rep->segments_removed++;
+    }
+    if (fsync(w->dirfd) != 0)
+        return fail_io(w, err);
+    return MMJ_OK;
+}
+
+/* Scan segment m from its header: fills the writer's chain state; returns 1 if sealed (EOS seen),
+ * 0 if the data ended (zero word or invalid record: *bad_reason says which) at *end. */
+static int scan_segment(mmj_writer *w, const mmj_map *m, uint64_t first_seq, const uint8_t *prev_seal,
+                        uint64_t *end, int *bad_reason, uint8_t *seal_hash)
+{
+    uint32_t k = mmj_salt_check(w->salt, m->index);
+    uint64_t off = MMJ_HEADER_SIZE, seq = first_seq;
+    mmj_record rec;
+    int last_was_seal = 0;
+    w->seg_data = 0;
+    w->anchor_off = 0;
+    w->since_anchor = 0;
+    memcpy(w->anchor_hash, prev_seal, MMJ_HASH_SIZE);
+    *bad_reason = MMJ_R_NONE;
+    for (;;) {
+        int size = mmj_record_check(m->base, m->size, off, k, seq, &rec);
+        if (size <= 0) {
+            *bad_reason = size < 0 ? -size : MMJ_R_NONE;
+            break;
+        }
+        if (rec.flags & MMJ_FLAG_EOS) {
+            if (!last_was_seal) {
+                *bad_reason = MMJ_R_BAD_CONTROL;
+                break;
+            }
+            *end = off + (uint64_t)size;
+            w->next_seq = seq;
+            return 1;
+        }
+        if (rec.flags & MMJ_FLAG_CONTROL) {
+            /* trust the stored link here; verify() recomputes the whole chain */
+            memcpy(w->anchor_hash, rec.payload, MMJ_HASH_SIZE);
+            w->anchor_off = off;
+            w->since_anchor = 0;
+            if (rec.rtype == MMJ_RTYPE_SEAL)
+                memcpy(seal_hash, rec.payload, MMJ_HASH_SIZE);
+            last_was_seal = rec.rtype == MMJ_RTYPE_SEAL;
+        } else {
+            if (last_was_seal) {   /* a SEAL must be followed by the EOS marker */
+                *bad_reason = MMJ_R_BAD_CONTROL;
+                break;
+            }
+            seq++;
+            w->seg_data++;
+            w->since_anchor++;
+        }
+        off += (uint64_t)size;
+    }
+    if (last_was_seal) {
+        /* a SEAL without its EOS: drop the SEAL too, recovery seals the segment again */
+        off = w->anchor_off;
+        w->anchor_off = 0;
+    }
+    *end = off;
+    w->next_seq = seq;
+    return 0;
+}
+
+static void rescan_anchor(mmj_writer *w, const uint8_t *prev_seal)
+{
+    /* After dropping a dangling SEAL, find the last CHECKPOINT before it again. */
+    uint32_t k = w->salt_check;
+    uint64_t off = MMJ_HEADER_SIZE;
+    uint64_t seq = 0;
+    mmj_record rec;
+    memcpy(w->anchor_hash, prev_seal, MMJ_HASH_SIZE);
+    w->anchor_off = 0;
+    w->since_anchor = 0;
+    memcpy(&seq, w->seg.base + 40, 8);
+    while (off < w->off) {
+        int size = mmj_record_check(w->seg.base, w->seg.size, off, k, seq, &rec);
+        assert(size > 0);
+        if (rec.flags & MMJ_FLAG_CONTROL) {
+            memcpy(w->anchor_hash, rec.payload, MMJ_HASH_SIZE);
+            w->anchor_off = off;
+            w->since_anchor = 0;
+        } else {
+            seq++;
+            w->since_anchor++;
+        }
+        off += (uint64_t)size;
+    }
+}
+
+static int recover(mmj_writer *w, mmj_recovery *rep, int *err)
+{
+    uint64_t *idx = NULL;
+    size_t n = 0;
+    int rc = mmj_list_segments(w->dirfd, &idx, &n, err);
+    if (rc != MMJ_OK)
+        return rc;
+    remove_tmp_files(w, idx, n);
+    uint8_t prev_seal[MMJ_HASH_SIZE];
+    mmj_genesis(w->salt, prev_seal);
+    uint64_t expect_index = 0;
+    w->next_seq = 1;
+    int have_open = 0;   /* an unsealed segment stays mapped as w->seg */
+    size_t i;
+    for (i = 0; i < n; i++) {
+        mmj_map m;
+        uint64_t first_seq = 0, end = 0;
+        uint8_t hdr_prev[MMJ_HASH_SIZE], seal[MMJ_HASH_SIZE];
+        int newer = 0, bad = MMJ_R_NONE;
+        if (idx[i] != expect_index) {
+            rep->reason = MMJ_R_MISSING_SEGMENT;
+            rep->segment = expect_index;
+            rep->offset = 0;
+            rep->seq = w->next_seq;
+            break;
+        }
+        rc = mmj_map_segment(w->dirfd, idx[i], 1, &m, err);
+        if (rc == MMJ_E_CORRUPT) {
+            bad = MMJ_R_BAD_HEADER;
+        } else if (rc != MMJ_OK) {
+            free(idx);
+            return rc;
+        } else {
+            bad = mmj_header_check(&m, w->salt, &first_seq, hdr_prev, &newer);
+            if (newer) {
+                mmj_unmap(&m);
+                free(idx);
+                return MMJ_E_VERSION;
+            }
+            if (bad == MMJ_R_NONE && (first_seq != w->next_seq || memcmp(hdr_prev, prev_seal, MMJ_HASH_SIZE)))
+                bad = MMJ_R_BAD_HEADER;
+        }
+        if (bad != MMJ_R_NONE) {
+            mmj_unmap(&m);
+            rep->reason = bad;
+            rep->segment = idx[i];
+            rep->offset = 0;
+            rep->seq = w->next_seq;
+            break;
+        }
+        int sealed = scan_segment(w, &m, first_seq, prev_seal, &end, &bad, seal);
+        if (sealed) {
+            mmj_unmap(&m);
+            memcpy(prev_seal, seal, MMJ_HASH_SIZE);
+            expect_index++;
+            continue;
+        }
+        /* the data of this segment ends at `end`: zero whatever follows, keep it as current */
+        uint64_t dirty_end = mmj_nonzero_end(m.base, end, m.size);
+        if (bad != MMJ_R_NONE || dirty_end) {
+            rep->reason = bad != MMJ_R_NONE ? bad : MMJ_R_TORN;
+            rep->segment = idx[i];
+            rep->offset = end;
+            rep->seq = w->next_seq;
+            rep->bytes_discarded = dirty_end > end ? dirty_end - end : 0;
+            if (dirty_end > end) {
+                memset(m.base + end, 0, dirty_end - end);
+                if (msync(m.base, (size_t)m.size, MS_SYNC) != 0) {
+                    mmj_unmap(&m);
+                    free(idx);
+                    return fail_io(w, err);
+                }
+            }
+        } else if (i + 1 < n) {
+            rep->reason = MMJ_R_NO_EOS;
+            rep->segment = idx[i];
+            rep->offset = end;
+            rep->seq = w->next_seq;
+        }
+        uint64_t anchor_off = w->anchor_off, seg_data = w->seg_data;
+        uint8_t anchor_hash[MMJ_HASH_SIZE];
+        memcpy(anchor_hash, w->anchor_hash, MMJ_HASH_SIZE);
+        start_segment(w, &m, prev_seal);
+        w->off = end;
+        w->seg_data = seg_data;
+        if (anchor_off) {
+            w->anchor_off = anchor_off;
+            memcpy(w->anchor_hash, anchor_hash, MMJ_HASH_SIZE);
+        } else {
+            rescan_anchor(w, prev_seal);
+        }
+        have_open = 1;
+        i++;
+        break;
+    }
+    rc = remove_segments(w, idx, i, n, rep, err);
+    free(idx);
+    if (rc != MMJ_OK) {
+        if (have_open)
+            mmj_unmap(&w->seg);
+        return rc;
+    }
+    if (have_open) {
+        /* seal the crashed segment and continue in a fresh one */
+        rep->sealed_segment = w->seg.index + 1;
+        rc = roll(w);
+        if (rc != MMJ_OK)
+            mmj_unmap(&w->seg);
+        return rc;
+    }
+    mmj_map m;
+    rc = create_segment(w, expect_index, w->next_seq, prev_seal, &m, err);
+    if (rc == MMJ_OK)
+        start_segment(w, &m, prev_seal);
+    return rc;
+}
+
+static int valid_options(mmj_options *o)
+{
+    if (!o->segment_size)
+        o->segment_size = MMJ_DEFAULT_SEGMENT_SIZE;
+    if (!o->group_records)
+        o->group_records = MMJ_DEFAULT_GROUP_RECORDS;
+    if (!o->group_us)
+        o->group_us = MMJ_DEFAULT_GROUP_US;
+    if (!o->checkpoint_every)
+        o->checkpoint_every = MMJ_DEFAULT_CHECKPOINT_EVERY;
+    return o->segment_size >= MMJ_MIN_SEGMENT_SIZE && o->segment_size % 4096 == 0 &&
+           o->durability >= MMJ_DUR_PAGECACHE && o->durability <= MMJ_DUR_SYNC;
+}
+
+int mmj_writer_open(const char *dir, const mmj_options *opt, mmj_writer **out, mmj_recovery *report, int *err)
+{
+    mmj_recovery local;
+    mmj_recovery *rep = report ? report : &local;
+    memset(rep, 0, sizeof *rep);
+    if (err)
+        *err = 0;
+    if (!dir || !out)
+        return MMJ_E_ARG;
+    *out = NULL;
+    mmj_writer *w = calloc(1, sizeof *w);
+    if (!w)
+        return MMJ_E_NOMEM;
+    if (opt)
+        w->opt = *opt;
+    w->lockfd = -1;
+    w->dirfd = -1;
+    w->page = (size_t)sysconf(_SC_PAGESIZE);
+    w->last_sync_ns = mmj_now_ns();
+    int rc = MMJ_E_ARG;
+    if (!valid_options(&w->opt))
+        goto fail;
+    if (w->opt.create && mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        rc = fail_io(w, err);
+        goto fail;
+    }
+    rc = mmj_open_dir(dir, &w->dirfd, err);
+    if (rc != MMJ_OK)
+        goto fail;
+    rc = mmj_meta_read(w->dirfd, w->salt, err);
+    if (rc == MMJ_E_NOT_JOURNAL && w->opt.create) {
+        /* create only in a directory without journal files: never adopt foreign segments */
+        uint64_t *idx = NULL;
+        size_t n = 0;
+        rc = mmj_list_segments(w->dirfd, &idx, &n, err);
+        free(idx);
+        if (rc != MMJ_OK)
+            goto fail;
+        if (n || faccessat(w->dirfd, MMJ_META_NAME, F_OK, 0) == 0) {
+            rc = MMJ_E_NOT_JOURNAL;
+            goto fail;
+        }
+        rc = take_lock(w, rep, err);
+        if (rc != MMJ_OK)
+            goto fail;
+        rc = mmj_meta_create(w->dirfd, w->salt, err);
+        rep->created = 1;
+    } else if (rc == MMJ_OK) {
+        rc = take_lock(w, rep, err);
+    }
+    if (rc != MMJ_OK)
+        goto fail;
+    rc = recover(w, rep, err);
+    if (rc != MMJ_OK)
+        goto fail;
+    write_lock_state(w, "open");
+    *out = w;
+    return MMJ_OK;
+fail:
+    if (w->lockfd >= 0)
+        close(w->lockfd);
+    if (w->dirfd >= 0)
+        close(w->dirfd);
+    free(w);
+    return rc;
+}

@@ -1,0 +1,253 @@
+"""Readers and tailers: Python wrappers over mmj_reader_* and mmj_tailer_*.
+
+Owns Record, bulk numpy reads (one C scan fills the array; no per-record Python loop), and the
+tailer's blocking wait (the C call releases the GIL). Must not repair a journal, and must not
+know record meanings beyond the catalogue's dtypes.
+"""
+from __future__ import annotations
+
+import os
+from typing import Iterator, NamedTuple
+
+import numpy as np
+
+from journal._journal_cffi import ffi, lib
+from journal.catalogue import HEADER_DTYPE, PAYLOAD_DTYPES
+from journal.errors import InvalidArgument, JournalClosed, check, error_for, reason_text
+
+
+class Record(NamedTuple):
+    seq: int
+    rtype: int
+    ts_ns: int
+    ts_source: int
+    clock_state: int
+    payload: bytes
+
+
+def _record(rec) -> Record:
+    return Record(rec.seq, rec.rtype, rec.ts_ns, rec.ts_source, rec.clock_state,
+                  ffi.unpack(ffi.cast("char *", rec.payload), rec.length))
+
+
+def row_dtype(rtype: int) -> np.dtype:
+    """HEADER_DTYPE's fields followed by the type's payload fields, packed as C writes rows."""
+    payload = PAYLOAD_DTYPES.get(rtype)
+    if payload is None:
+        raise InvalidArgument(f"record type {rtype} has no fixed layout; use read_blobs")
+    clash = set(HEADER_DTYPE.names) & set(payload.names)
+    if clash:
+        raise InvalidArgument(f"payload fields {sorted(clash)} collide with header fields")
+    names, formats, offsets = [], [], []
+    for base, dtype in ((0, HEADER_DTYPE), (HEADER_DTYPE.itemsize, payload)):
+        for name in dtype.names:
+            fmt, off = dtype.fields[name][:2]
+            names.append(name)
+            formats.append(fmt)
+            offsets.append(base + off)
+    return np.dtype({"names": names, "formats": formats, "offsets": offsets,
+                     "itemsize": HEADER_DTYPE.itemsize + payload.itemsize})
+
+
+class Reader:
+    """A read-only snapshot of a journal (refresh() to see newer records). Never repairs: it
+    stops at the first invalid record (see `.stopped`)."""
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        handle = ffi.new("mmj_reader **")
+        err = ffi.new("int *")
+        check(lib.mmj_reader_open(os.fsencode(self.path), handle, err), f"open {self.path}", err[0])
+        self._r = handle[0]
+        salt = ffi.new("uint8_t[16]")
+        lib.mmj_reader_salt(self._r, salt)
+        self.journal_id = bytes(ffi.buffer(salt)).hex()
+
+    def _handle(self):
+        if self._r == ffi.NULL:
+            raise JournalClosed("reader is closed", status=lib.MMJ_E_CLOSED)
+        return self._r
+
+    def refresh(self) -> None:
+        check(lib.mmj_reader_refresh(self._handle()), "refresh")
+
+    @property
+    def first_seq(self) -> int:
+        first, _ = self._range()
+        return first
+
+    @property
+    def last_seq(self) -> int:
+        """The last readable data sequence (first_seq - 1 when empty)."""
+        _, last = self._range()
+        return last
+
+    def __len__(self) -> int:
+        first, last = self._range()
+        return max(0, last - first + 1)
+
+    def _range(self) -> tuple[int, int]:
+        first = ffi.new("uint64_t *")
+        last = ffi.new("uint64_t *")
+        lib.mmj_reader_range(self._handle(), first, last)
+        return first[0], last[0]
+
+    @property
+    def stopped(self) -> dict | None:
+        """Where the snapshot ended early on an invalid record, or None."""
+        reason = ffi.new("int32_t *")
+        seg = ffi.new("uint64_t *")
+        off = ffi.new("uint64_t *")
+        lib.mmj_reader_stop(self._handle(), reason, seg, off)
+        if not reason[0]:
+            return None
+        return {"reason": reason_text(reason[0]), "segment": seg[0], "offset": off[0], "seq": self.last_seq + 1}
+
+    def segments(self) -> list[dict]:
+        out = []
+        vals = ffi.new("uint64_t[4]")
+        sealed = ffi.new("int32_t *")
+        for slot in range(lib.mmj_reader_segments(self._handle())):
+            check(lib.mmj_reader_segment_info(self._r, slot, vals, vals + 1, vals + 2, sealed, vals + 3), "segment")
+            out.append({"index": vals[0], "first_seq": vals[1], "records": vals[2], "sealed": bool(sealed[0]),
+                        "size": vals[3]})
+        return out
+
+    def get(self, seq: int) -> Record:
+        rec = ffi.new("mmj_record *")
+        status = lib.mmj_reader_get(self._handle(), seq, rec)
+        if status < 0:
+            raise error_for(status, f"get seq {seq}")
+        return _record(rec)
+
+    def __iter__(self) -> Iterator[Record]:
+        return self.records()
+
+    def records(self, first_seq: int | None = None, last_seq: int | None = None, rtypes=None,
+                include_control: bool = False) -> Iterator[Record]:
+        """Records in sequence order; CHECKPOINT/SEAL only with include_control."""
+        wanted = None if rtypes is None else frozenset(int(t) for t in rtypes)
+        pos = ffi.new("mmj_pos *")
+        rec = ffi.new("mmj_record *")
+        check(lib.mmj_reader_seek(self._handle(), first_seq or 0, pos), "seek")
+        stop = last_seq if last_seq is not None else self.last_seq
+        nxt = lib.mmj_reader_next
+        control = 1 if include_control else 0
+        while True:
+            status = nxt(self._handle(), pos, control, rec)
+            if status == lib.MMJ_END:
+                return
+            check(status, "next")
+            if rec.seq > stop:
+                return
+            if first_seq is not None and rec.seq < first_seq:
+                continue
+            if wanted is not None and rec.rtype not in wanted:
+                continue
+            yield _record(rec)
+
+    def _bounds(self, first_seq, last_seq) -> tuple[int, int]:
+        first, last = self._range()
+        return (first if first_seq is None else first_seq), (last if last_seq is None else last_seq)
+
+    def read_fixed(self, rtype: int, first_seq: int | None = None, last_seq: int | None = None) -> np.ndarray:
+        """Every data record of a fixed-size type in [first_seq, last_seq] as one structured array
+        (HEADER_DTYPE fields + the type's payload fields), filled by one C scan."""
+        dtype = row_dtype(rtype)
+        first, last = self._bounds(first_seq, last_seq)
+        size = dtype.itemsize - HEADER_DTYPE.itemsize
+        rows = ffi.new("uint64_t *")
+        check(lib.mmj_reader_read_fixed(self._handle(), rtype, size, first, last, ffi.NULL, 0, rows), "read_fixed")
+        out = np.empty(rows[0], dtype=dtype)
+        if rows[0]:
+            check(lib.mmj_reader_read_fixed(self._r, rtype, size, first, last, ffi.from_buffer("char[]", out),
+                                            rows[0], rows), "read_fixed")
+        return out
+
+    def read_blobs(self, rtype: int, first_seq: int | None = None,
+                   last_seq: int | None = None) -> tuple[np.ndarray, bytes, np.ndarray]:
+        """(headers[HEADER_DTYPE], payload bytes concatenated, offsets[rows+1]) for one type."""
+        first, last = self._bounds(first_seq, last_seq)
+        rows = ffi.new("uint64_t *")
+        nbytes = ffi.new("uint64_t *")
+        check(lib.mmj_reader_read_blobs(self._handle(), rtype, first, last, ffi.NULL, ffi.NULL, ffi.NULL, 0, 0,
+                                        rows, nbytes), "read_blobs")
+        headers = np.empty(rows[0], dtype=HEADER_DTYPE)
+        blob = bytearray(nbytes[0])
+        offsets = np.zeros(rows[0] + 1, dtype=np.uint64)
+        if rows[0]:
+            check(lib.mmj_reader_read_blobs(
+                self._r, rtype, first, last, ffi.from_buffer("char[]", headers),
+                ffi.from_buffer("char[]", blob) if blob else ffi.NULL,
+                ffi.cast("uint64_t *", ffi.from_buffer(offsets)), rows[0], nbytes[0], rows, nbytes), "read_blobs")
+        return headers, bytes(blob), offsets
+
+    def close(self) -> None:
+        if self._r != ffi.NULL:
+            r, self._r = self._r, ffi.NULL
+            lib.mmj_reader_close(r)
+
+    def __enter__(self) -> "Reader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        if getattr(self, "_r", ffi.NULL) != ffi.NULL:
+            self.close()
+
+
+class Tailer:
+    """Follow a live journal (from any process). With a name, `commit()` saves the position and a
+    new Tailer with the same name resumes there after a restart."""
+
+    def __init__(self, path, name: str | None = None, from_seq: int | None = None):
+        self.path = os.fspath(path)
+        self.name = name
+        handle = ffi.new("mmj_tailer **")
+        err = ffi.new("int *")
+        cname = name.encode() if name is not None else ffi.NULL
+        check(lib.mmj_tailer_open(os.fsencode(self.path), cname, from_seq or 0, handle, err),
+              f"tail {self.path}", err[0])
+        self._t = handle[0]
+        self._rec = ffi.new("mmj_record *")
+
+    def next(self, timeout_s: float = 0.0) -> Record | None:
+        """The next data record, waiting up to timeout_s; None if none arrived in time."""
+        if self._t == ffi.NULL:
+            raise JournalClosed("tailer is closed", status=lib.MMJ_E_CLOSED)
+        status = lib.mmj_tailer_next(self._t, int(timeout_s * 1e9), self._rec)
+        if status == lib.MMJ_OK:
+            return _record(self._rec)
+        if status == lib.MMJ_AGAIN:
+            return None
+        raise error_for(status, f"tail {self.path} at seq {self.position}")
+
+    @property
+    def position(self) -> int:
+        """The sequence the next call to next() will return."""
+        return lib.mmj_tailer_position(self._t) if self._t != ffi.NULL else 0
+
+    def commit(self) -> None:
+        """Save the position of a named tailer atomically."""
+        if self.name is None:
+            raise InvalidArgument("only a named tailer has a position to commit")
+        if self._t == ffi.NULL:
+            raise JournalClosed("tailer is closed", status=lib.MMJ_E_CLOSED)
+        check(lib.mmj_tailer_commit(self._t), f"commit tailer {self.name}")
+
+    def close(self) -> None:
+        if self._t != ffi.NULL:
+            t, self._t = self._t, ffi.NULL
+            lib.mmj_tailer_close(t)
+
+    def __enter__(self) -> "Tailer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        if getattr(self, "_t", ffi.NULL) != ffi.NULL:
+            self.close()

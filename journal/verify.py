@@ -1,0 +1,86 @@
+"""verify() and info(): whole-journal integrity check and a summary, as plain Python values.
+
+Owns the VerifyReport shape that audit and the CLI consume. Must not repair anything.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from journal._journal_cffi import ffi, lib
+from journal.errors import check, reason_text
+from journal.reader import Reader
+
+
+@dataclasses.dataclass(frozen=True)
+class BadRecord:
+    """The first record (or segment position) that was altered or is missing."""
+
+    seq: int          # the record's sequence (the expected one when a record is missing)
+    segment: int
+    offset: int
+    reason: str
+    reason_code: int
+    chain_from_seq: int | None = None   # for a chain mismatch: first sequence the failed link covers
+
+    def __str__(self) -> str:
+        where = f"segment {self.segment} offset {self.offset} seq {self.seq}"
+        if self.chain_from_seq is not None:
+            where += f" (hash link covering seq {self.chain_from_seq}..{max(self.chain_from_seq, self.seq - 1)})"
+        return f"{self.reason} at {where}"
+
+
+@dataclasses.dataclass(frozen=True)
+class VerifyReport:
+    ok: bool
+    records: int
+    segments: int
+    checkpoints: int
+    last_seq: int
+    last_sealed: bool
+    writer_live: bool
+    unanchored: int           # records after the last CHECKPOINT/SEAL, not yet under the hash chain
+    first_bad: BadRecord | None
+
+
+def verify(path) -> VerifyReport:
+    """Check every header, record, checkpoint and seal of the journal at path."""
+    rep = ffi.new("mmj_verify_report *")
+    err = ffi.new("int *")
+    check(lib.mmj_verify(os.fsencode(os.fspath(path)), rep, err), f"verify {path}", err[0])
+    bad = None
+    if not rep.ok:
+        bad = BadRecord(seq=rep.bad_seq, segment=rep.bad_segment, offset=rep.bad_offset,
+                        reason=reason_text(rep.reason), reason_code=rep.reason,
+                        chain_from_seq=rep.chain_from_seq if rep.reason == lib.MMJ_R_CHAIN else None)
+    return VerifyReport(ok=bool(rep.ok), records=rep.records, segments=rep.segments, checkpoints=rep.checkpoints,
+                        last_seq=rep.last_seq, last_sealed=bool(rep.last_sealed), writer_live=bool(rep.writer_live),
+                        unanchored=rep.unanchored, first_bad=bad)
+
+
+def lock_state(path) -> dict:
+    """Whether a live writer holds the lock, and what the lock file says about the last one."""
+    live = ffi.new("int32_t *")
+    pid = ffi.new("int32_t *")
+    clean = ffi.new("int32_t *")
+    check(lib.mmj_lock_probe(os.fsencode(os.fspath(path)), live, pid, clean), f"lock {path}")
+    return {"writer_live": bool(live[0]), "pid": pid[0], "closed_cleanly": bool(clean[0])}
+
+
+def info(path) -> dict:
+    """A summary: id, segments, sequence range, writer lock state, where reading stopped."""
+    with Reader(path) as reader:
+        segments = reader.segments()
+        return {
+            "path": os.fspath(path),
+            "journal_id": reader.journal_id,
+            "format_version": lib.MMJ_FORMAT_VERSION,
+            "segments": len(segments),
+            "segment_list": segments,
+            "first_seq": reader.first_seq,
+            "last_seq": reader.last_seq,
+            "records": len(reader),
+            "bytes": sum(s["size"] for s in segments),
+            "stopped": reader.stopped,
+            **lock_state(path),
+        }

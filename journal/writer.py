@@ -1,0 +1,209 @@
+"""The Python face of the single journal writer: a thin wrapper over mmj_writer_* / mmj_append.
+
+Owns argument conversion (bytes, numpy arrays) and the recovery report; every C status is
+checked and raised as a typed JournalError. Must not know record meanings beyond the payload
+sizes the catalogue registers; must not add per-record Python work to the append path.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+
+from journal._journal_cffi import ffi, lib
+from journal.catalogue import PAYLOAD_DTYPES
+from journal.errors import DiskFull, InvalidArgument, JournalClosed, PayloadSizeError, check, error_for, reason_text
+
+DURABILITY = {"pagecache": lib.MMJ_DUR_PAGECACHE, "group": lib.MMJ_DUR_GROUP, "sync": lib.MMJ_DUR_SYNC}
+DEFAULT_SEGMENT_SIZE = 64 << 20
+
+_append = lib.mmj_append
+
+
+@dataclasses.dataclass(frozen=True)
+class RecoveryReport:
+    """What a writer's open found and discarded. `clean` is True when nothing was discarded."""
+
+    reason: str                 # "none" when nothing was wrong
+    reason_code: int
+    segment: int                # where the first invalid item was
+    offset: int
+    seq: int                    # the sequence expected there
+    bytes_discarded: int
+    segments_removed: int
+    records_discarded: int      # valid-looking records in the removed segments
+    sealed_segment: int | None  # the crashed segment that recovery sealed, if any
+    previous_pid: int           # the previous writer's pid from the lock file, 0 if none
+    previous_clean: bool        # whether the previous writer closed cleanly
+    created: bool               # whether this open created the journal
+
+    @property
+    def clean(self) -> bool:
+        return self.reason_code == lib.MMJ_R_NONE and self.segments_removed == 0
+
+    @classmethod
+    def from_c(cls, rep) -> "RecoveryReport":
+        return cls(
+            reason=reason_text(rep.reason) if rep.reason else "none", reason_code=rep.reason,
+            segment=rep.segment, offset=rep.offset, seq=rep.seq,
+            bytes_discarded=rep.bytes_discarded, segments_removed=rep.segments_removed,
+            records_discarded=rep.records_discarded,
+            sealed_segment=rep.sealed_segment - 1 if rep.sealed_segment else None,
+            previous_pid=rep.previous_pid, previous_clean=bool(rep.previous_clean), created=bool(rep.created),
+        )
+
+
+def _bytes_view(payload):
+    """A cffi char* view of any contiguous bytes-like object (bytes go straight through)."""
+    try:
+        return ffi.from_buffer("char[]", payload)
+    except TypeError as exc:
+        raise InvalidArgument(f"payload must be bytes-like, not {type(payload).__name__}") from exc
+
+
+class Journal:
+    """The single writer of a journal directory (a context manager).
+
+    Example:
+        with Journal("/var/mm/journal", durability="group") as j:
+            seq = j.append(RecordType.TIMER, pack(RecordType.TIMER, timer_id=1, now_ns=5), ts_ns=5)
+    """
+
+    def __init__(self, path, *, create: bool = True, segment_size: int = DEFAULT_SEGMENT_SIZE,
+                 durability: str = "pagecache", group_records: int = 64, group_us: int = 1000,
+                 checkpoint_every: int = 4096):
+        if durability not in DURABILITY:
+            raise InvalidArgument(f"durability must be one of {sorted(DURABILITY)}, not {durability!r}")
+        for name, value in (("segment_size", segment_size), ("group_records", group_records),
+                            ("group_us", group_us), ("checkpoint_every", checkpoint_every)):
+            if not isinstance(value, int) or value <= 0:
+                raise InvalidArgument(f"{name} must be a positive integer, not {value!r}")
+        if segment_size % 4096 or segment_size < lib.MMJ_MIN_SEGMENT_SIZE:
+            raise InvalidArgument(f"segment_size must be a multiple of 4096 and >= {lib.MMJ_MIN_SEGMENT_SIZE}")
+        self.path = os.fspath(path)
+        opts = ffi.new("mmj_options *", {
+            "segment_size": segment_size, "durability": DURABILITY[durability],
+            "group_records": group_records, "group_us": group_us,
+            "checkpoint_every": checkpoint_every, "create": 1 if create else 0,
+        })
+        handle = ffi.new("mmj_writer **")
+        report = ffi.new("mmj_recovery *")
+        err = ffi.new("int *")
+        check(lib.mmj_writer_open(os.fsencode(self.path), opts, handle, report, err), f"open {self.path}", err[0])
+        self._w = handle[0]
+        self.segment_size = segment_size
+        self.durability = durability
+        self.recovery = RecoveryReport.from_c(report)
+        for rtype, dtype in PAYLOAD_DTYPES.items():
+            check(lib.mmj_writer_set_type_size(self._w, int(rtype), dtype.itemsize), "register type")
+        salt = ffi.new("uint8_t[16]")
+        lib.mmj_writer_salt(self._w, salt)
+        self.journal_id = bytes(ffi.buffer(salt)).hex()
+
+    # -- appends --------------------------------------------------------------------------
+
+    def append(self, rtype: int, payload: bytes, ts_ns: int = 0, ts_source: int = 0, clock_state: int = 0) -> int:
+        """Append one record; returns its sequence once it is published (and synced in sync mode)."""
+        try:
+            seq = _append(self._w, rtype, payload, len(payload), ts_ns, ts_source, clock_state)
+        except TypeError:
+            seq = _append(self._w, rtype, _bytes_view(payload), len(memoryview(payload).cast("B")),
+                          ts_ns, ts_source, clock_state)
+        if seq > 0:
+            return seq
+        raise error_for(seq, f"append type {rtype}", lib.mmj_writer_errno(self._w) if self._w else 0)
+
+    def append_batch(self, rtype: int, payloads, ts_ns=0, ts_source: int = 0, clock_state: int = 0) -> int:
+        """Append many records of one type in one C call; returns the first of their consecutive
+        sequences. `payloads` is a numpy structured array (the type's dtype) or a list of bytes;
+        `ts_ns` is one timestamp for all or an array with one per record."""
+        if isinstance(payloads, np.ndarray):
+            arr = np.ascontiguousarray(payloads)
+            expected = PAYLOAD_DTYPES.get(rtype)
+            if expected is not None and arr.dtype.itemsize != expected.itemsize:
+                raise PayloadSizeError(f"type {rtype} rows are {arr.dtype.itemsize} bytes, layout needs "
+                                       f"{expected.itemsize}", status=lib.MMJ_E_PAYLOAD_SIZE)
+            count, size, offsets = len(arr), arr.dtype.itemsize, ffi.NULL
+            buf = ffi.from_buffer("char[]", arr) if count else ffi.NULL
+        else:
+            parts = [bytes(p) for p in payloads]
+            count, size = len(parts), 0
+            lengths = np.fromiter((len(p) for p in parts), dtype=np.uint64, count=count)
+            bounds = np.zeros(count + 1, dtype=np.uint64)
+            np.cumsum(lengths, out=bounds[1:])
+            blob = b"".join(parts)
+            buf = ffi.from_buffer("char[]", blob) if blob else ffi.new("char[1]")
+            offsets = ffi.cast("uint64_t *", ffi.from_buffer(bounds))
+        if np.ndim(ts_ns) == 0:
+            ts_array, ts_scalar = ffi.NULL, int(ts_ns)
+        else:
+            stamps = np.ascontiguousarray(ts_ns, dtype=np.int64)
+            if len(stamps) != count:
+                raise InvalidArgument(f"{len(stamps)} timestamps for {count} records")
+            ts_array, ts_scalar = ffi.cast("int64_t *", ffi.from_buffer(stamps)), 0
+        first = ffi.new("uint64_t *")
+        written = ffi.new("uint64_t *")
+        status = lib.mmj_append_batch(self._w, rtype, buf, size, offsets, count, ts_array, ts_scalar,
+                                      ts_source, clock_state, first, written)
+        if status < 0:
+            exc = error_for(status, f"append_batch type {rtype}", lib.mmj_writer_errno(self._w) if self._w else 0)
+            if isinstance(exc, DiskFull):
+                exc.written = written[0]
+            raise exc
+        return first[0]
+
+    # -- control ----------------------------------------------------------------------------
+
+    def sync(self) -> None:
+        """msync everything appended so far, whatever the durability mode."""
+        check(lib.mmj_sync(self._w), "sync", self._errno())
+
+    def checkpoint(self) -> None:
+        """Write a CHECKPOINT record (the running hash) now."""
+        check(lib.mmj_checkpoint(self._w), "checkpoint", self._errno())
+
+    def close(self) -> None:
+        """Seal the current segment, release the lock. Idempotent."""
+        if self._w == ffi.NULL:
+            return
+        w, self._w = self._w, ffi.NULL
+        err = lib.mmj_writer_errno(w)
+        check(lib.mmj_writer_close(w), "close", err)
+
+    def _errno(self) -> int:
+        return lib.mmj_writer_errno(self._w) if self._w != ffi.NULL else 0
+
+    @property
+    def closed(self) -> bool:
+        return self._w == ffi.NULL
+
+    @property
+    def next_seq(self) -> int:
+        if self.closed:
+            raise JournalClosed("journal is closed", status=lib.MMJ_E_CLOSED)
+        return lib.mmj_writer_next_seq(self._w)
+
+    @property
+    def segment(self) -> int:
+        """Index of the segment being written."""
+        if self.closed:
+            raise JournalClosed("journal is closed", status=lib.MMJ_E_CLOSED)
+        return lib.mmj_writer_segment(self._w)
+
+    def __enter__(self) -> "Journal":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        # release the lock of a forgotten writer; errors cannot be raised from here
+        w = getattr(self, "_w", ffi.NULL)
+        if w != ffi.NULL:
+            self._w = ffi.NULL
+            lib.mmj_writer_close(w)
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"next_seq={self.next_seq}"
+        return f"Journal({self.path!r}, {self.durability}, {state})"
