@@ -1,0 +1,157 @@
+"""Clock health against the real linuxptp: a ptp4l grandmaster and a ptp4l client in two network
+namespaces joined by a veth pair (software timestamping, layer 2, free_running 1 on both, so the
+machine's clock is never adjusted). One lab per module; each test brings it to the state it needs.
+"""
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from audit.health import HealthConfig, HealthTracker
+from audit.monitor import ClockMonitor
+from audit.pmc import PmcClient
+from audit.sampler import PmcSampler
+from cli.clock_cmd import command as clock_cli
+from journal.catalogue import ClockState, RecordType
+from tests.audit.ptpnet import NamespaceUnavailable, PtpLab
+
+pytestmark = pytest.mark.netns
+
+ASYMMETRY_NS = 300_000       # shifts the measured offset by ~300 us: past eu-hft, inside eu-algo
+
+
+@pytest.fixture(scope="module")
+def lab():
+    lab = PtpLab()
+    try:
+        lab.create()
+    except NamespaceUnavailable as exc:
+        lab.close()
+        pytest.skip(f"cannot create network namespaces here: {exc}")
+    try:
+        yield lab
+    finally:
+        lab.close()
+
+
+def _tracker(**kw) -> HealthTracker:
+    return HealthTracker(HealthConfig(free_running=True, **kw))
+
+
+def _ensure(lab: PtpLab, client_extra: str = "") -> None:
+    """GM running; client running with exactly `client_extra`; client following within 10 s."""
+    if not lab.running("gm"):
+        lab.start_gm()
+    if not lab.running("client") or getattr(lab, "client_extra", None) != client_extra:
+        lab.start_client(client_extra)
+        lab.client_extra = client_extra
+    sampler = PmcSampler(PmcClient(lab.client_uds))
+    tracker = _tracker()
+    lab.wait_until(lambda: tracker.update(sampler()).state == ClockState.LOCKED, timeout_s=10, interval_s=0.05)
+
+
+def _check(lab: PtpLab, profile: str):
+    return CliRunner().invoke(clock_cli, [
+        "check", "--profile", profile, "--uds", lab.client_uds, "--free-running",
+        "--samples", "3", "--interval", "0.1", "--json"])
+
+
+def test_healthy_client_passes_eu_hft(lab):
+    _ensure(lab)
+    result = _check(lab, "eu-hft")
+    assert result.exit_code == 0, result.output
+    assert '"compliant": true' in result.output and '"state": "LOCKED"' in result.output
+    # what pmc says in this mode: the port never leaves UNCALIBRATED (the servo is not run) and
+    # the measured offset between two namespaces of one host stays near zero.
+    snap = PmcClient(lab.client_uds).query()
+    assert snap.port_state == "UNCALIBRATED" and snap.timestamping == "SOFTWARE"
+    assert abs(snap.master_offset_ns) < 50_000
+
+
+def test_plain_text_check_prints_the_state_and_verdict(lab):
+    _ensure(lab)
+    result = CliRunner().invoke(clock_cli, ["check", "--profile", "us-cat", "--uds", lab.client_uds,
+                                            "--free-running", "--samples", "3", "--interval", "0.1"])
+    assert result.exit_code == 0, result.output
+    assert "LOCKED" in result.output and "us-cat: COMPLIANT" in result.output
+
+
+def test_monitor_journals_clock_samples_whose_states_match(lab, tmp_path):
+    from journal import Journal, Reader
+    _ensure(lab)
+    journal = Journal(str(tmp_path / "j"))
+    published = []
+    monitor = ClockMonitor(PmcSampler(PmcClient(lab.client_uds)), _tracker(), journal=journal, rate_hz=10)
+    try:
+        with monitor:
+            deadline = time.monotonic() + 10
+            while monitor.samples_taken < 6 and time.monotonic() < deadline:
+                published.append(monitor.current())
+                time.sleep(0.05)
+    finally:
+        journal.close()
+    assert monitor.journal_error is None and monitor.samples_taken >= 6
+    assert monitor.current().state == ClockState.LOCKED and monitor.compliant("eu-hft")
+    with Reader(str(tmp_path / "j")) as reader:
+        rows = reader.read_fixed(RecordType.CLOCK_SAMPLE)
+    assert len(rows) == monitor.samples_taken
+    # header clock_state and payload state agree, and settle on LOCKED after the steady samples
+    assert list(rows["clock_state"]) == list(rows["state"])
+    assert list(rows["state"][-3:]) == [ClockState.LOCKED] * 3
+    assert all(int(m) == 0b111 for m in rows["compliant_mask"][-3:])
+    assert all(int(p) == 8 for p in rows["port_state"])          # UNCALIBRATED
+    assert all(int(c) == 6 for c in rows["gm_clock_class"])
+    assert len(set(int(g) for g in rows["gm_identity"])) == 1 and int(rows["gm_identity"][0]) != 0
+    # the last journaled sample is the one the engine reads
+    assert int(rows["offset_ns"][-1]) == monitor.current().offset_ns
+
+
+def test_delay_asymmetry_fails_eu_hft_on_offset_but_passes_eu_algo(lab):
+    _ensure(lab, f"delayAsymmetry {ASYMMETRY_NS}\n")
+    hft = _check(lab, "eu-hft")
+    assert hft.exit_code == 1, hft.output
+    assert '"code": "offset"' in hft.output
+    algo = _check(lab, "eu-algo")
+    assert algo.exit_code == 0, algo.output
+    snap = PmcClient(lab.client_uds).query()
+    assert 250_000 < abs(snap.master_offset_ns) < 350_000
+
+
+def test_grandmaster_lost_goes_holdover_then_freerun(lab):
+    _ensure(lab)
+    config = HealthConfig(free_running=True, max_sync_age_ns=400_000_000, max_holdover_ns=2_500_000_000,
+                          holdover_drift_ppb=1_000)
+    samples = []
+    monitor = ClockMonitor(PmcSampler(PmcClient(lab.client_uds)), HealthTracker(config), rate_hz=10)
+    with monitor:
+        lab.wait_until(lambda: monitor.current().state == ClockState.LOCKED, timeout_s=10, interval_s=0.05)
+        lab.kill("gm")
+        killed_at = time.monotonic()
+        deadline = killed_at + 8
+        while time.monotonic() < deadline:
+            sample = monitor.current()
+            if not samples or samples[-1] is not sample:
+                samples.append(sample)
+            if sample.state == ClockState.FREERUN:
+                break
+            time.sleep(0.02)
+    states = [s.state for s in samples]
+    assert ClockState.HOLDOVER in states, states
+    assert states[-1] == ClockState.FREERUN, states
+    first_holdover = states.index(ClockState.HOLDOVER)
+    # order: LOCKED ... HOLDOVER ... FREERUN, never back to LOCKED without a GM
+    assert set(states[:first_holdover]) <= {ClockState.LOCKED}
+    assert set(states[first_holdover:-1]) <= {ClockState.HOLDOVER}
+    holdover = [s for s in samples if s.state == ClockState.HOLDOVER]
+    assert holdover[0].compliant("eu-hft")                    # recent Sync: bound still small
+    bounds = [s.error_bound_ns for s in holdover]
+    assert bounds == sorted(bounds) and bounds[-1] > bounds[0]   # widened by drift x time
+    assert samples[-1].compliant_mask == 0 and samples[-1].error_bound_ns == -1
+    assert not monitor.compliant("us-cat")
+
+
+def test_no_ptp4l_is_unknown_and_not_compliant(tmp_path):
+    result = CliRunner().invoke(clock_cli, ["check", "--profile", "us-cat", "--uds", str(tmp_path / "nothing"),
+                                            "--samples", "1"])
+    assert result.exit_code == 1
+    assert "UNKNOWN" in result.output and "no_data" in result.output and "NOT COMPLIANT" in result.output
