@@ -236,6 +236,8 @@ class Oms:
         order.filled += qty
         if was_cancelling:
             order.fills_after_cancel += 1
+        if order.leaves == 0:
+            self._abandon_replacement(order, now_ns)
         return order
 
     def on_canceled(self, token: str, decrement: int, now_ns: int) -> Order:

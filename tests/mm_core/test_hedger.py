@@ -1,0 +1,82 @@
+import pytest
+
+from journal.catalogue import Side
+from mm_core.hedger import HedgeError, HedgeParams, Hedger
+from mm_core.ticks import TickTable
+
+MS = 1_000_000
+T = TickTable()
+P = HedgeParams(trigger=1_000, keep=200, hold_ns=100 * MS, band=100, lot=100, cross_ticks=1,
+                beta_alpha=0.2, beta_prior=1.0, min_samples=5)
+
+
+def decide(h, position, now, s=500_000.0, hp=1_000_000.0, bid=999_900, ask=1_000_000):
+    return h.decide(2, position, now, s, hp, bid, ask, T.tick_above, T.tick_below)
+
+
+def test_ratio_and_target_by_hand():
+    h = Hedger({2: 1}, P)
+    # prior beta 1 on returns; price ratio 50/100: half a share of hedge per share
+    assert h.ratio(2, 500_000.0, 1_000_000.0) == 0.5
+    # long 1200, keep 200: hedge the excess 1000 with −500 shares of the hedge
+    assert h.target(2, 1_200, 500_000.0, 1_000_000.0) == -500
+    assert h.target(2, 150, 500_000.0, 1_000_000.0) == 0
+
+
+def test_sustained_position_sends_a_crossing_ioc_then_handles_a_partial():
+    h = Hedger({2: 1}, P)
+    assert decide(h, 1_200, 0) is None              # not sustained yet
+    assert decide(h, 1_200, 50 * MS) is None
+    order = decide(h, 1_200, 100 * MS)
+    assert (order.hedge_id, order.side, order.qty) == (1, Side.SELL, 500)
+    assert order.price == 999_800                    # one tick through the best bid
+    assert decide(h, 1_200, 110 * MS) is None        # one hedge in flight at a time
+    h.on_fill(2, Side.SELL, 200)                     # partial, the IOC rest is canceled
+    h.on_done(2)
+    again = decide(h, 1_200, 120 * MS)
+    assert (again.side, again.qty) == (Side.SELL, 300)
+    h.on_fill(2, Side.SELL, 300)
+    h.on_done(2)
+    assert h.hedged(2) == -500 and decide(h, 1_200, 130 * MS) is None
+
+
+def test_a_brief_excursion_is_left_to_the_skew():
+    h = Hedger({2: 1}, P)
+    assert decide(h, 1_200, 0) is None
+    assert decide(h, 800, 60 * MS) is None           # back under the trigger: timer resets
+    assert decide(h, 1_200, 120 * MS) is None
+
+
+def test_ratio_drift_rebalances_past_the_band():
+    h = Hedger({2: 1}, P)
+    decide(h, 1_200, 0)
+    order = decide(h, 1_200, 100 * MS)
+    h.on_fill(2, Side.SELL, order.qty)
+    h.on_done(2)
+    # the regression learns beta 2 (symbol moves twice the hedge): target doubles to −1000
+    s, hp = 500_000.0, 1_000_000.0
+    h.observe(2, s, hp)
+    for i in range(30):
+        r = 0.001 * (1 if i % 2 else -1)
+        s, hp = s * (1 + 2 * r), hp * (1 + r)
+        h.observe(2, s, hp)
+    assert h.ratio(2, 1.0, 1.0) == pytest.approx(2.0, rel=1e-6)
+    more = decide(h, 1_200, 200 * MS, s=s, hp=hp)
+    assert more.side is Side.SELL and more.qty == pytest.approx(500, abs=100)
+
+
+def test_position_back_inside_keep_unwinds_the_hedge():
+    h = Hedger({2: 1}, P)
+    decide(h, 1_200, 0)
+    order = decide(h, 1_200, 100 * MS)
+    h.on_fill(2, Side.SELL, order.qty)
+    h.on_done(2)
+    unwind = decide(h, 100, 200 * MS)
+    assert (unwind.side, unwind.qty, unwind.price) == (Side.BUY, 500, 1_000_100)
+
+
+def test_bad_pairs_and_params():
+    with pytest.raises(HedgeError):
+        Hedger({1: 1}, P)
+    with pytest.raises(HedgeError):
+        HedgeParams(trigger=100, keep=100)

@@ -1,0 +1,65 @@
+import json
+
+import pytest
+
+from journal.catalogue import Side
+from mm_core.metrics import Metrics, MetricsError
+
+MS = 1_000_000
+
+
+def test_fifo_realized_and_unrealized_pnl_in_integers():
+    m = Metrics(2, (100 * MS,))
+    m.on_fill(1, Side.BUY, 100, 10_000, 0, 0)
+    m.on_fill(1, Side.BUY, 100, 10_100, 0, 0)
+    m.on_fill(1, Side.SELL, 150, 10_200, 0, 0)
+    # FIFO: 100·(10200 − 10000) + 50·(10200 − 10100)
+    assert m.realized[1] == 25_000
+    assert m.position(1) == 50
+    assert m.unrealized(1, 10_300) == 50 * 200
+    m.on_fill(1, Side.SELL, 100, 10_000, 0, 0)      # through flat: short 50 at 10000
+    assert m.realized[1] == 25_000 + 50 * (10_000 - 10_100)
+    assert m.position(1) == -50 and m.unrealized(1, 9_900) == 50 * 100
+
+
+def test_spread_captured_against_the_mid():
+    m = Metrics(2, (100 * MS,))
+    m.on_fill(1, Side.BUY, 100, 9_990, 20_000, 0)    # mid 10000: bought 10 below
+    m.on_fill(1, Side.SELL, 100, 10_015, 20_000, 0)  # sold 15 above
+    assert m.spread_x2[1] // 2 == 100 * 10 + 100 * 15
+
+
+def test_markouts_mature_per_horizon_and_feed_the_adverse_rate():
+    m = Metrics(2, (100 * MS, 1000 * MS), adverse_horizon=0)
+    m.on_fill(1, Side.BUY, 100, 10_000, 20_000, 0)
+    m.on_fill(1, Side.SELL, 100, 10_000, 20_000, 0)
+    assert m.on_time(50 * MS, [0, 20_000]) == []
+    matured = m.on_time(100 * MS, [0, 19_980])       # mid fell 10: the buy lost, the sell won
+    assert matured == [(1, True, 0, -10.0), (1, False, 0, 10.0)]
+    assert m.adverse_rate() == 0.5
+    later = m.on_time(2000 * MS, [0, 20_100])
+    assert [x[3] for x in later] == [50.0, -50.0]
+    doc = m.summary([0, 10_050])
+    json.dumps(doc)
+    assert doc["markout_per_share"] == {str(100 * MS): 0.0, str(1000 * MS): 0.0}
+    assert doc["fills"] == {"bid": 1, "ask": 1} and doc["realized"] == 0
+
+
+def test_fill_rates_and_turnover():
+    m = Metrics(2, (MS,))
+    for _ in range(4):
+        m.on_quote_sent(Side.BUY)
+    m.on_quote_sent(Side.SELL)
+    m.on_fill(1, Side.BUY, 100, 10_000, 0, 0)
+    m.sample_position([0, 100])
+    m.sample_position([0, 300])
+    doc = m.summary([0, 10_000])
+    assert doc["fill_rate"] == {"bid": 0.25, "ask": 0.0}
+    assert doc["inventory_turnover"] == pytest.approx(100 / 200)
+
+
+def test_bad_inputs():
+    with pytest.raises(MetricsError):
+        Metrics(2, (5, 1))
+    with pytest.raises(MetricsError):
+        Metrics(2, (MS,)).on_fill(1, Side.BUY, 0, 10_000, 0, 0)

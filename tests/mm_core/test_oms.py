@@ -1,0 +1,130 @@
+import pytest
+
+from journal.catalogue import Side
+from mm_core.oms import (
+    TRANSITIONS, InvalidTransition, Oms, OmsError, OrderFsm, OrderState, Trigger,
+)
+from mm_core.types import OrderIntent, OrderKind, Purpose
+
+St, Tr = OrderState, Trigger
+
+
+def cancel_bytes(token: str) -> bytes:
+    return b"X" + token.encode()
+
+
+def oms() -> Oms:
+    return Oms("T1", cancel_bytes)
+
+
+def enter(o: Oms, side=Side.BUY, qty=300, purpose=Purpose.QUOTE):
+    return o.on_sent(OrderIntent(OrderKind.ENTER, o.new_token(), 1, side, 10_000, qty, purpose=purpose), 0)
+
+
+def test_tokens_are_day_unique_prefix_plus_counter():
+    o = oms()
+    tokens = [o.new_token() for _ in range(40)]
+    assert tokens[0] == "T1000000000001" and tokens[34] == "T100000000000Z" and tokens[35] == "T1000000000010"
+    assert len(set(tokens)) == 40 and all(len(t) == 14 for t in tokens)
+    with pytest.raises(OmsError):
+        Oms("bad prefix", cancel_bytes)
+
+
+@pytest.mark.parametrize("path, end", [
+    ([Tr.ACCEPT, Tr.PARTIAL_FILL, Tr.FILL], St.FILLED),
+    ([Tr.REJECT], St.REJECTED),
+    ([Tr.ACCEPT, Tr.CANCEL_SENT, Tr.CANCELED], St.CANCELED),
+    ([Tr.ACCEPT, Tr.CANCEL_SENT, Tr.PARTIAL_FILL, Tr.CANCELED], St.CANCELED),   # fill after cancel
+    ([Tr.ACCEPT, Tr.CANCEL_SENT, Tr.FILL], St.FILLED),
+    ([Tr.ACCEPT, Tr.CANCEL_SENT, Tr.CANCEL_REJECT], St.ACCEPTED),
+    ([Tr.ACCEPT, Tr.REPLACE_SENT, Tr.REPLACED], St.REPLACED),
+    ([Tr.ACCEPT, Tr.REPLACE_SENT, Tr.REPLACE_REJECT], St.ACCEPTED),
+    ([Tr.TIMEOUT, Tr.ACCEPT, Tr.FILL], St.FILLED),                               # outcome-unknown resolves
+    ([Tr.ACCEPT, Tr.CANCEL_SENT, Tr.TIMEOUT, Tr.CANCELED], St.CANCELED),
+    ([Tr.ACCEPT, Tr.REDUCE, Tr.CANCELED], St.CANCELED),
+])
+def test_legal_paths(path, end):
+    fsm = OrderFsm()
+    for trigger in path:
+        fsm.fire(trigger)
+    assert fsm.state is end
+
+
+@pytest.mark.parametrize("state, trigger", [
+    (St.CANCELED, Tr.FILL), (St.FILLED, Tr.PARTIAL_FILL), (St.REJECTED, Tr.ACCEPT),
+    (St.PENDING_NEW, Tr.FILL), (St.ACCEPTED, Tr.ACCEPT), (St.REPLACED, Tr.CANCELED),
+    (St.PENDING_NEW, Tr.CANCEL_SENT),
+])
+def test_impossible_transitions_raise_with_a_readable_name(state, trigger):
+    assert (state, trigger) not in TRANSITIONS
+    fsm = OrderFsm(state)
+    with pytest.raises(InvalidTransition, match=f"^{state.value} -> {trigger.value}$"):
+        fsm.fire(trigger)
+    assert fsm.state is state         # nothing changed
+
+
+def test_every_terminal_state_is_a_dead_end():
+    for (state, _), _next in TRANSITIONS.items():
+        assert state not in (St.FILLED, St.CANCELED, St.REPLACED, St.REJECTED)
+
+
+def test_accept_pre_encodes_the_cancel_and_fills_track_leaves():
+    o = oms()
+    order = enter(o)
+    assert order.cancel_packet == b""
+    o.on_accepted(order.token, 77, 5)
+    assert order.cancel_packet == cancel_bytes(order.token) and order.venue_ref == 77
+    o.on_executed(order.token, 100, 6)
+    assert (order.state, order.leaves, order.filled) == (St.PARTIALLY_FILLED, 200, 100)
+    with pytest.raises(InvalidTransition):
+        o.on_executed(order.token, 500, 7)          # more than is left: impossible
+    o.on_executed(order.token, 200, 8)
+    assert order.state is St.FILLED and o.working_order(1, Side.BUY) is None
+    with pytest.raises(InvalidTransition, match="filled -> fill"):
+        o.on_executed(order.token, 1, 9)
+
+
+def test_fill_after_cancel_is_counted():
+    o = oms()
+    order = enter(o)
+    o.on_accepted(order.token, 1, 0)
+    o.on_sent(OrderIntent(OrderKind.CANCEL, order.token, 1, Side.BUY, 10_000, 0), 1)
+    o.on_executed(order.token, 100, 2)
+    o.on_canceled(order.token, 200, 3)
+    assert order.state is St.CANCELED and order.fills_after_cancel == 1 and order.filled == 100
+
+
+def test_replace_moves_the_working_slot_to_the_new_token():
+    o = oms()
+    old = enter(o)
+    o.on_accepted(old.token, 1, 0)
+    new = o.on_sent(OrderIntent(OrderKind.REPLACE, o.new_token(), 1, Side.BUY, 10_100, 300,
+                                orig_token=old.token), 1)
+    assert old.state is St.PENDING_REPLACE and o.working_order(1, Side.BUY) is new
+    o.on_replaced(new.token, old.token, 2, 300, 10_100, 2)
+    assert old.state is St.REPLACED and new.state is St.ACCEPTED and new.cancel_packet
+
+
+def test_replacement_dies_with_its_original():
+    o = oms()
+    old = enter(o)
+    o.on_accepted(old.token, 1, 0)
+    new = o.on_sent(OrderIntent(OrderKind.REPLACE, o.new_token(), 1, Side.BUY, 10_100, 300,
+                                orig_token=old.token), 1)
+    o.on_executed(old.token, 300, 2)              # filled before the replace arrived
+    assert old.state is St.FILLED
+    assert new.state is St.REJECTED and o.counts() == (0, 0)   # the replace can never happen
+    assert o.working_order(1, Side.BUY) is None
+
+
+def test_timeouts_make_outcome_unknown_and_prune_forgets_old_terminal_orders():
+    o = oms()
+    a, b = enter(o), enter(o, side=Side.SELL)
+    o.on_accepted(b.token, 1, 0)
+    late = o.check_timeouts(1_000, 500)
+    assert late == [a] and a.state is St.UNKNOWN and o.counts() == (2, 1)
+    o.on_rejected(a.token, 1_100)
+    assert o.counts() == (1, 0)
+    assert o.prune(1_200, 500) == 0 and o.prune(2_000, 500) == 1
+    with pytest.raises(OmsError):
+        o.get(a.token)
