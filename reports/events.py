@@ -128,6 +128,10 @@ def collect(src: JournalSlice) -> OrderEvents:
     order_wire_side = np.zeros(n, dtype=np.uint8)
     order_wire_side[known] = _creator_wire_side(creators, keys_creators)[creator[known]]
     cols["order_wire_side"] = order_wire_side
+    for name, field in (("creator_seq", "seq"), ("creator_ts_ns", "ts_ns"), ("creator_ts_source", "ts_source")):
+        values = np.zeros(n, dtype=np.int64)
+        values[known] = creators[field][creator[known]]
+        cols[name] = values
     order_qty = np.zeros(n, dtype=np.int64)
     order_qty[known] = creators["qty"][creator[known]]
     cols["order_qty"] = order_qty

@@ -1,0 +1,195 @@
+"""Rule 605-style execution quality of the firm's own orders, and Rule 612 (sub-penny) and Rule
+610 (locking / crossing) checks of the firm's own quotes.
+
+Owns the spread arithmetic (exact, in doubled price4 so half-ticks stay integers), the order-type
+and size categories, and the check tables. The quote comes from nbbo.py (rebuilt from journaled
+ITCH). Size buckets and realized-spread horizons follow the amended Rule 605 as summarised in the
+reference notes, which mark the exact edges as unverified: they are module constants to adjust.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from reports import arrowcols as ac
+from reports import common, events, nbbo
+from reports.events import EV
+from reports.output import ReportOutput
+from reports.refdata import RefData
+from reports.source import JournalSlice
+from reports.timebase import to_utc
+from reports.validate import REJECTS_SCHEMA, mask_check, split
+
+KIND = "execution-quality"
+SCHEMA_VERSION = "execution-quality-1"
+NS = 1_000_000_000
+REALIZED_HORIZONS_S = (1, 15, 60)
+ROUND_LOT = 100
+# Notional edges in price4·shares (dollars × 10_000) for round-lot orders: <$20k, <$50k, <$200k, rest.
+SIZE_EDGES = (20_000 * 10_000, 50_000 * 10_000, 200_000 * 10_000)
+SIZE_NAMES = ["ODD_LOT", "RL_LT_20K", "RL_20K_50K", "RL_50K_200K", "RL_GE_200K"]
+TYPE_NAMES = ["MARKETABLE_LIMIT", "MARKETABLE_IOC", "BEYOND_MIDPOINT_LIMIT", "INSIDE_QUOTE_LIMIT",
+              "AT_QUOTE_LIMIT", "OUTSIDE_QUOTE_LIMIT", "NO_QUOTE"]
+R610_NAMES = ["OK", "LOCKS", "CROSSES", "NO_QUOTE"]
+
+
+def order_type_category(is_buy, price, bid, ask, ioc, found) -> np.ndarray:
+    mid_x2 = bid + ask
+    two_sided = found & (bid > 0) & (ask > 0)
+    marketable = two_sided & np.where(is_buy, price >= ask, price <= bid)
+    beyond_mid = two_sided & ~marketable & np.where(is_buy, 2 * price > mid_x2, 2 * price < mid_x2)
+    at_quote = two_sided & np.where(is_buy, price == bid, price == ask)
+    inside = two_sided & ~marketable & ~beyond_mid & ~at_quote & np.where(is_buy, price > bid, price < ask)
+    cat = np.full(len(price), 5, np.int8)
+    cat[inside] = 3
+    cat[at_quote] = 4
+    cat[beyond_mid] = 2
+    cat[marketable] = np.where(ioc[marketable], 1, 0)
+    cat[~two_sided] = 6
+    return cat
+
+
+def size_category(qty: np.ndarray, price: np.ndarray) -> np.ndarray:
+    notional = qty.astype(np.int64) * price
+    cat = 1 + np.searchsorted(np.array(SIZE_EDGES), notional, side="right")
+    return np.where(qty < ROUND_LOT, 0, cat).astype(np.int8)
+
+
+def _symbols(ref: RefData) -> dict[str, int]:
+    return {i.symbol: i.symbol_id for i in ref.instruments.values()}
+
+
+def _fills(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeline, quote_utc) -> pa.Table:
+    e = ev.cols["event"]
+    fx = ev.take(np.flatnonzero((e == EV["EXECUTED"]) | (e == EV["EXECUTED_WITH_REF_PRICE"])))
+    c = fx.cols
+    is_buy = c["side"] == ord("B")
+    sym = c["symbol_id"]
+    # the quote when the order was sent (just before its ORDER_SENT) and just before the fill
+    bid0, ask0, found0 = quotes.at_seq(sym, c["creator_seq"])
+    bid1, ask1, found1 = quotes.at_seq(sym, c["seq"])
+    order_utc = to_utc(c["creator_seq"], c["creator_ts_ns"], c["creator_ts_source"], ev.samples)
+    sign = np.where(is_buy, 1, -1)
+    px = c["exec_price"]
+    ok0 = found0 & (bid0 > 0) & (ask0 > 0)
+    # effective spread = 2·|P − M| signed so that paying through the mid is positive (price4)
+    eff_x2 = 2 * sign * (2 * px - (bid0 + ask0))          # 4·(P−M) in price4 → /4 for 2·(P−M)
+    order_price = np.where(c["order_qty"] > 0, c["price"], px)
+    cols = {
+        "seq": pa.array(c["seq"].astype(np.uint64)),
+        "order_id": ac.fixed_bytes(c["token"]),
+        "symbol_id": pa.array(sym.astype(np.uint32)),
+        "side": ac.codes((~is_buy).astype(np.int8), ["BUY", "SELL"]),
+        "exec_qty": pa.array(c["exec_qty"]),
+        "exec_price": ac.decimal(px, 4),
+        "order_time_utc": ac.timestamp_utc(order_utc.utc_ns, order_utc.valid),
+        "exec_time_utc": ac.timestamp_utc(fx.utc.utc_ns, fx.utc.valid),
+        "time_to_execution_ns": pa.array(fx.utc.utc_ns - order_utc.utc_ns, mask=~(fx.utc.valid & order_utc.valid)),
+        "nbb_at_order": ac.decimal(bid0, 4, valid=found0 & (bid0 > 0)),
+        "nbo_at_order": ac.decimal(ask0, 4, valid=found0 & (ask0 > 0)),
+        "nbb_at_exec": ac.decimal(bid1, 4, valid=found1 & (bid1 > 0)),
+        "nbo_at_exec": ac.decimal(ask1, 4, valid=found1 & (ask1 > 0)),
+        # 2·(P − M)·side in price4 with one extra decimal (halves of a price4 unit are exact)
+        "effective_spread": ac.decimal(eff_x2 * 10 // 4, 5, valid=ok0),
+    }
+    for h in REALIZED_HORIZONS_S:
+        bh, ah, fh = quotes.at_time(sym, fx.utc.utc_ns + h * NS, quote_utc)
+        okh = fh & (bh > 0) & (ah > 0) & fx.utc.valid
+        real_x2 = 2 * sign * (2 * px - (bh + ah))
+        cols[f"realized_spread_{h}s"] = ac.decimal(real_x2 * 10 // 4, 5, valid=okh)
+    cols["order_type_category"] = ac.codes(order_type_category(is_buy, order_price, bid0, ask0, c["tif"] == 0, found0),
+                                           TYPE_NAMES)
+    cols["size_category"] = ac.codes(size_category(c["order_qty"], order_price), SIZE_NAMES)
+    cols["quote_source"] = ac.codes(np.zeros(len(fx), np.int8), ["ITCH_MD_PACKET"])
+    cols["trade_date"] = common.trade_date_column(fx.utc.utc_ns, fx.utc.valid)
+    return pa.table(cols)
+
+
+def _summary(fills: pa.Table) -> pa.Table:
+    if fills.num_rows == 0:
+        return pa.table({"size_category": pa.array([], pa.string())})
+    qty = fills["exec_qty"].to_numpy().astype(np.float64)
+    t = fills.select(["size_category", "order_type_category"]).cast(
+        pa.schema([("size_category", pa.string()), ("order_type_category", pa.string())]))
+    weighted = {"w_tte": pc.multiply(fills["time_to_execution_ns"].cast(pa.float64()), pa.array(qty)),
+                "w_eff": pc.multiply(fills["effective_spread"].cast(pa.float64()), pa.array(qty))}
+    for h in REALIZED_HORIZONS_S:
+        weighted[f"w_real_{h}s"] = pc.multiply(fills[f"realized_spread_{h}s"].cast(pa.float64()), pa.array(qty))
+    t = t.append_column("shares", pa.array(qty))
+    for k, v in weighted.items():
+        t = t.append_column(k, v)
+    aggs = [("shares", "sum"), ("shares", "count")] + [(k, "sum") for k in weighted]
+    g = t.group_by(["size_category", "order_type_category"]).aggregate(aggs)
+    g = g.sort_by([("size_category", "ascending"), ("order_type_category", "ascending")])
+    out = {"size_category": g["size_category"], "order_type_category": g["order_type_category"],
+           "executions": g["shares_count"], "shares_executed": g["shares_sum"].cast(pa.int64())}
+    names = {"w_tte": "avg_time_to_execution_ms", "w_eff": "avg_effective_spread"}
+    names.update({f"w_real_{h}s": f"avg_realized_spread_{h}s" for h in REALIZED_HORIZONS_S})
+    for k, name in names.items():
+        value = pc.divide(g[f"{k}_sum"], g["shares_sum"])
+        out[name] = pc.divide(value, 1e6) if k == "w_tte" else value
+    return pa.table(out)
+
+
+def _quote_checks(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeline) -> tuple[pa.Table, pa.Table]:
+    e = ev.cols["event"]
+    q = ev.take(np.flatnonzero((e == EV["SENT_NEW"]) | (e == EV["SENT_REPLACE"])))
+    c = q.cols
+    tick = ref.tick_at(c["symbol_id"], c["price"])
+    known = tick > 0
+    sub_penny = known & (c["price"] % np.where(known, tick, 1) != 0)
+    base = {
+        "seq": pa.array(c["seq"].astype(np.uint64)), "order_id": ac.fixed_bytes(c["token"]),
+        "symbol_id": pa.array(c["symbol_id"].astype(np.uint32)),
+        "side": ac.codes((c["side"] != ord("B")).astype(np.int8), ["BUY", "SELL"]),
+        "price": ac.decimal(c["price"], 4), "event_time_utc": ac.timestamp_utc(q.utc.utc_ns, q.utc.valid),
+    }
+    r612 = pa.table({**base, "tick_in_force": ac.decimal(tick, 4, valid=known),
+                     "sub_penny_violation": pa.array(sub_penny, mask=~known),
+                     "trade_date": common.trade_date_column(q.utc.utc_ns, q.utc.valid)})
+    bid, ask, found = quotes.at_seq(c["symbol_id"], c["seq"])
+    is_buy = c["side"] == ord("B")
+    opposite = np.where(is_buy, ask, bid)
+    has = found & (opposite > 0)
+    locks = has & (c["price"] == opposite)
+    crosses = has & np.where(is_buy, c["price"] > opposite, c["price"] < opposite)
+    status = np.where(~has, 3, np.where(crosses, 2, np.where(locks, 1, 0))).astype(np.int8)
+    r610 = pa.table({**base, "nbb": ac.decimal(bid, 4, valid=found & (bid > 0)),
+                     "nbo": ac.decimal(ask, 4, valid=found & (ask > 0)),
+                     "status": ac.codes(status, R610_NAMES),
+                     "trade_date": common.trade_date_column(q.utc.utc_ns, q.utc.valid)})
+    return r612, r610
+
+
+def build(src: JournalSlice, ref: RefData) -> ReportOutput:
+    ev = common.select_trade_date(events.collect(src), src.selection.trade_date)
+    quotes = nbbo.build_timeline(src, _symbols(ref))
+    quote_utc = to_utc(quotes.seq, quotes.ts_ns, quotes.ts_source, ev.samples).utc_ns
+    fills = _fills(ev, ref, quotes, quote_utc)
+    r612, r610 = _quote_checks(ev, ref, quotes)
+    kept, rejected = {}, []
+    for name, table in (("fills", fills), ("rule612", r612), ("rule610", r610)):
+        time_col = "exec_time_utc" if name == "fills" else "event_time_utc"
+        no_time = ~table.column(time_col).is_valid().to_numpy(zero_copy_only=False)
+        unknown = ref.instrument_index(table.column("symbol_id").to_numpy()) < 0
+        kept[name], rej = split(table, KIND, name, [
+            mask_check(time_col, no_time, "event without a UTC time"),
+            mask_check("symbol_id", unknown, "symbol_id not in instrument reference data")])
+        rejected.append(rej)
+    kept["summary"] = _summary(kept["fills"])
+    kept["quote_coverage"] = _coverage(len(quotes), kept)
+    rejects = pa.concat_tables(rejected) if rejected else REJECTS_SCHEMA.empty_table()
+    return ReportOutput(kind=KIND, schema_version=SCHEMA_VERSION, tables=kept, rejects=rejects)
+
+
+def _coverage(n_quotes: int, kept: dict[str, pa.Table]) -> pa.Table:
+    """What the quote rebuilt from ITCH could and could not cover (documents missing inputs)."""
+    fills, r610 = kept["fills"], kept["rule610"]
+    no_quote_fills = int(fills.column("nbb_at_order").null_count) if fills.num_rows else 0
+    no_quote_orders = int(pc.sum(pc.equal(r610.column("status").cast(pa.string()), "NO_QUOTE")).as_py() or 0) \
+        if r610.num_rows else 0
+    return pa.table({
+        "measure": ["quote_updates_from_itch", "fills_without_bid_at_order", "orders_without_quote_at_send"],
+        "count": pa.array([n_quotes, no_quote_fills, no_quote_orders], pa.int64()),
+    })

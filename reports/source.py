@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from journal.catalogue import HEADER_DTYPE, PAYLOAD_DTYPES, RecordType, unpack_json
+from journal.catalogue import RecordType, unpack_json
 from reports.errors import JournalRangeError
 
 CHAIN_HASH_BYTES = 32     # CHECKPOINT / SEAL payload: hash(32) + u64 record count (journal.h)
+CHAIN_SCAN_WINDOW = 8192  # records scanned back from the range end for the covering checkpoint
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,8 @@ class JournalSlice:
     def fixed_before(self, rtype: RecordType) -> np.ndarray:
         """`rtype` records from the journal start to the end of the range: context such as the clock
         sample in force at the first event of a range that starts mid-journal."""
+        if self.first_seq <= 1:
+            return self.fixed(rtype)
         key = ("before", RecordType(rtype))
         if key not in self._cache:
             self._cache[key] = self.reader.read_fixed(RecordType(rtype), first_seq=None, last_seq=self.last_seq)
@@ -58,32 +61,32 @@ class JournalSlice:
 
     def documents(self, rtype: RecordType) -> list[tuple[int, int, int, int, dict]]:
         """(seq, ts_ns, ts_source, clock_state, JSON document) for each JSON record in the range."""
-        out = []
-        for header, payload in _blobs(self.reader, RecordType(rtype)):
-            seq = int(header["seq"])
-            if self.first_seq <= seq <= self.last_seq:
-                out.append((seq, int(header["ts_ns"]), int(header["ts_source"]),
-                            int(header["clock_state"]), unpack_json(payload)))
-        return out
+        headers, blob, offsets = self.reader.read_blobs(RecordType(rtype), self.first_seq, self.last_seq)
+        return [(int(h["seq"]), int(h["ts_ns"]), int(h["ts_source"]), int(h["clock_state"]),
+                 unpack_json(blob[int(offsets[i]):int(offsets[i + 1])]))
+                for i, h in enumerate(headers)]    # JSON records are few (limits, drills, recon)
 
     def chain_evidence(self) -> tuple[int, str]:
         """(sequence, hex hash) of the last CHECKPOINT or SEAL covering the range's end; (0, '')
-        when the range holds none (the journal was not checkpointed there)."""
-        if "chain" not in self._cache:
-            best = (0, "")
-            for rtype in (RecordType.CHECKPOINT, RecordType.SEAL):
-                try:
-                    blobs = list(_blobs(self.reader, rtype))
-                except Exception:   # a journal version without readable chain records: say so
-                    blobs = []
-                for header, payload in blobs:
-                    seq = int(header["seq"])
-                    # A control record carries the sequence the next data record gets, so the
-                    # one numbered last_seq + 1 still covers exactly up to last_seq.
-                    if self.first_seq < seq <= self.last_seq + 1 and seq >= best[0]:
-                        best = (seq, bytes(payload)[:CHAIN_HASH_BYTES].hex())
-            self._cache["chain"] = best
-        return self._cache["chain"]
+        when the range holds none. A control record carries the sequence the next data record
+        gets, so the one numbered last_seq + 1 covers exactly up to last_seq. Scans backwards
+        from the end in doubling windows, so a checkpointed journal costs one short scan."""
+        if "chain" in self._cache:
+            return self._cache["chain"]
+        best = (0, "")
+        end = self.last_seq + 1
+        window = CHAIN_SCAN_WINDOW
+        while True:
+            start = max(self.first_seq, end - window)
+            for rec in self.reader.records(first_seq=start, last_seq=end, include_control=True,
+                                           rtypes=(RecordType.CHECKPOINT, RecordType.SEAL)):
+                if rec.seq > self.first_seq and rec.seq >= best[0]:
+                    best = (int(rec.seq), bytes(rec.payload)[:CHAIN_HASH_BYTES].hex())
+            if best[0] or start <= self.first_seq:
+                break
+            window *= 4
+        self._cache["chain"] = best
+        return best
 
     def provenance(self) -> dict[str, str]:
         chain_seq, chain_hash = self.chain_evidence()
@@ -106,17 +109,6 @@ def _describe(sel: Selection) -> str:
     if sel.trade_date is not None:
         parts.append(f"trade_date={sel.trade_date.isoformat()}")
     return ",".join(parts) or "all"
-
-
-def _blobs(reader, rtype: RecordType):
-    """Normalise the reader's variable-record iteration to (header-like mapping, payload bytes)."""
-    for item in reader.read_blobs(rtype):
-        if isinstance(item, tuple):
-            header, payload = item
-        else:
-            header = {k: getattr(item, k) for k in ("seq", "ts_ns", "ts_source", "clock_state")}
-            payload = item.payload
-        yield header, payload
 
 
 def _session_bounds(reader, session_id: int) -> tuple[int, int | None]:
@@ -161,25 +153,4 @@ def _journal_id(reader) -> str:
 
 
 def _last_seq(reader) -> int:
-    for attr in ("last_seq", "next_seq"):
-        value = getattr(reader, attr, None)
-        if value is not None:
-            value = value() if callable(value) else value
-            return int(value) - (1 if attr == "next_seq" else 0)
-    # No cheap accessor: the highest sequence among the record types reports read.
-    best = 0
-    for rtype in PAYLOAD_DTYPES:
-        arr = reader.read_fixed(rtype)
-        if len(arr):
-            best = max(best, int(arr["seq"].max()))
-    return best
-
-
-def empty(rtype: RecordType) -> np.ndarray:
-    """An empty batch with the layout `read_fixed` returns for `rtype`."""
-    return np.zeros(0, dtype=batch_dtype(rtype))
-
-
-def batch_dtype(rtype: RecordType) -> np.dtype:
-    descr = HEADER_DTYPE.descr + PAYLOAD_DTYPES[RecordType(rtype)].descr
-    return np.dtype(descr)
+    return int(reader.last_seq)
