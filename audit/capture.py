@@ -64,6 +64,11 @@ class TimestampedSocket:
     """A socket with SO_TIMESTAMPING on; subclasses define how send() numbers its TX keys."""
 
     def __init__(self, sock: socket.socket, hardware: bool = False, extra_flags: int = 0) -> None:
+        timeout = sock.gettimeout()
+        if timeout is not None and timeout > 0:
+            # Python waits for POLLIN before recvmsg in timeout mode, which would block the
+            # error-queue drain: only blocking or non-blocking sockets are accepted.
+            raise TimestampingError("socket is in timeout mode; use blocking or non-blocking")
         self.sock = sock
         self.hardware = hardware
         self.flags = timestamping_flags(hardware) | extra_flags
@@ -162,6 +167,7 @@ class TimestampedTcpSocket(TimestampedSocket):
     @classmethod
     def connect(cls, address, timeout: float = 5.0, hardware: bool = False) -> "TimestampedTcpSocket":
         sock = socket.create_connection(address, timeout=timeout)
+        sock.settimeout(None)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return cls(sock, hardware)
 

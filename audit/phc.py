@@ -18,6 +18,7 @@ from audit.errors import ParseError, PhcError, ToolMissing, ToolTimeout
 
 CLOCKFD = 3
 NS_PER_S = 1_000_000_000
+LEAP_LINGER_NS = 10 * NS_PER_S   # how long after midnight leap flags may still be seen set
 
 
 def fd_to_clockid(fd: int) -> int:
@@ -113,9 +114,11 @@ def tai_to_utc_ns(tai_ns: int, utc_offset_s: int, utc_offset_valid: bool,
     utc_ns = tai_ns - utc_offset_s * NS_PER_S
     if leap61 or leap59:
         day_ns = 86_400 * NS_PER_S
-        # The flags are only up in the 12 h before a leap (and briefly after it), so the leap
-        # belongs to the nearest midnight UTC (in the pre-leap scale).
-        midnight = (utc_ns + day_ns // 2) // day_ns * day_ns
+        # The flags announce a leap at the end of the current UTC day. The GM clears them (and
+        # bumps currentUtcOffset) at the leap, but announces reach us up to a few intervals late,
+        # so just after a midnight a still-set flag belongs to the midnight that just passed.
+        start_of_day = utc_ns // day_ns * day_ns
+        midnight = start_of_day if utc_ns - start_of_day < LEAP_LINGER_NS else start_of_day + day_ns
         if leap61 and utc_ns >= midnight:          # inserted second has passed: offset grew by 1
             utc_ns -= NS_PER_S
         elif leap59 and utc_ns >= midnight - NS_PER_S:   # 23:59:59 is skipped
