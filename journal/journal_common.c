@@ -140,10 +140,13 @@ int mmj_meta_read(int dirfd, uint8_t *salt, int *err)
         return MMJ_E_NOT_JOURNAL;
     uint32_t version, crc;
     memcpy(&version, meta + 8, 4);
+    memcpy(&crc, meta + 60, 4);
+    /* a newer version is believed only with an intact checksum; a flipped bit is corruption */
+    if (crc != mmj_crc32c(0, meta, 60))
+        return MMJ_E_CORRUPT;
     if (version > MMJ_FORMAT_VERSION)
         return MMJ_E_VERSION;
-    memcpy(&crc, meta + 60, 4);
-    if (version != MMJ_FORMAT_VERSION || crc != mmj_crc32c(0, meta, 60))
+    if (version != MMJ_FORMAT_VERSION)
         return MMJ_E_CORRUPT;
     memcpy(salt, meta + 16, MMJ_SALT_SIZE);
     return MMJ_OK;
@@ -334,15 +337,17 @@ int mmj_header_check(const mmj_map *m, const uint8_t *salt, uint64_t *first_seq,
     if (memcmp(h, SEG_MAGIC, 8) != 0)
         return MMJ_R_BAD_HEADER;
     memcpy(&version, h + 8, 4);
-    if (version > MMJ_FORMAT_VERSION) {
+    memcpy(&crc, h + 124, 4);
+    if (crc != mmj_crc32c(0, h, 124))
+        return MMJ_R_BAD_HEADER;
+    if (version > MMJ_FORMAT_VERSION) {   /* believed only with an intact checksum */
         *version_newer = 1;
         return MMJ_R_BAD_HEADER;
     }
     memcpy(&hsize, h + 12, 4);
     memcpy(&index, h + 32, 8);
     memcpy(&size, h + 48, 8);
-    memcpy(&crc, h + 124, 4);
-    if (version != MMJ_FORMAT_VERSION || hsize != MMJ_HEADER_SIZE || crc != mmj_crc32c(0, h, 124) ||
+    if (version != MMJ_FORMAT_VERSION || hsize != MMJ_HEADER_SIZE ||
         memcmp(h + 16, salt, MMJ_SALT_SIZE) != 0 || index != m->index || size != m->size)
         return MMJ_R_BAD_HEADER;
     memcpy(first_seq, h + 40, 8);

@@ -138,8 +138,8 @@ class Reader:
             if status == lib.MMJ_END:
                 return
             check(status, "next")
-            if rec.seq > stop:
-                return
+            if rec.seq > stop and (not rec.flags or last_seq is not None):
+                return   # (trailing CHECKPOINT/SEAL records carry the next sequence)
             if first_seq is not None and rec.seq < first_seq:
                 continue
             if wanted is not None and rec.rtype not in wanted:

@@ -1,0 +1,65 @@
+"""Helpers for the journal tests: small journals, payload generators, raw file access.
+
+Owns nothing beyond test conveniences; uses only the public journal API and journal.h's layout.
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+import struct
+
+from journal import Journal, RecordType
+from journal._journal_cffi import lib
+
+SMALL_SEGMENT = 64 * 1024
+HEADER = lib.MMJ_HEADER_SIZE
+REC_HEADER = lib.MMJ_RECORD_HEADER_SIZE
+
+
+def payload_for(seq: int, size: int) -> bytes:
+    """A payload whose bytes depend on its sequence, so a misplaced record cannot pass."""
+    pattern = struct.pack("<Q", seq * 0x9E3779B97F4A7C15 % (1 << 64))
+    return (pattern * (size // 8 + 1))[:size]
+
+
+def write_journal(path, count: int, *, size_of=lambda i: 40 + i % 90, segment_size=SMALL_SEGMENT,
+                  checkpoint_every=16, close=True, rtype=RecordType.MD_PACKET) -> Journal:
+    """A journal with `count` MD_PACKET records (seq i has payload_for(i, size_of(i)))."""
+    j = Journal(path, segment_size=segment_size, checkpoint_every=checkpoint_every)
+    for i in range(count):
+        seq = j.next_seq
+        got = j.append(rtype, payload_for(seq, size_of(seq)), ts_ns=seq * 1000, ts_source=2, clock_state=1)
+        assert got == seq
+    if close:
+        j.close()
+    return j
+
+
+def segment_files(path) -> list[pathlib.Path]:
+    return sorted(pathlib.Path(path).glob("seg-*.mmj"))
+
+
+def record_offsets(segment: pathlib.Path) -> list[tuple[int, int, int]]:
+    """(offset, size, word) of every published record of a segment file, read raw."""
+    data = segment.read_bytes()
+    out, off = [], HEADER
+    while off + REC_HEADER <= len(data):
+        (word,) = struct.unpack_from("<I", data, off)
+        if word == 0:
+            break
+        size = (REC_HEADER + (word & lib.MMJ_LENGTH_MASK) + 7) & ~7
+        out.append((off, size, word))
+        off += size
+    return out
+
+
+def flip_byte(path: pathlib.Path, offset: int, xor: int = 0xFF) -> None:
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        b = f.read(1)
+        f.seek(offset)
+        f.write(bytes([b[0] ^ xor]))
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
