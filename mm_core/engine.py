@@ -482,7 +482,7 @@ class Engine:
             order = oms.on_canceled(msg.token, msg.decrement_shares, now)
             self._after_order_change(order, actions)
         elif t is ouch.Replaced:
-            order = oms.on_replaced(msg.replacement_token, msg.previous_token, msg.order_ref,
+            order = oms.on_replaced(msg.token, msg.previous_token, msg.order_ref,
                                     msg.shares, msg.price, now)
             self.risk.on_order_done(msg.previous_token, now)
             self._after_order_change(order, actions)

@@ -165,7 +165,13 @@ class Venue:
 def run(engine: Engine, venue: Venue, event, now: int) -> list:
     """Feed one event and every venue reply it causes (to a fixed point); returns all actions."""
     out = engine.on_event(event)
-    pending = list(out)
+    return out + settle(engine, venue, out, now)
+
+
+def settle(engine: Engine, venue: Venue, actions: list, now: int) -> list:
+    """Let the venue answer `actions` and feed the replies until nothing more is sent."""
+    out: list = []
+    pending = list(actions)
     for _ in range(20):
         replies = venue.answer(pending, now)
         if not replies:
@@ -180,3 +186,96 @@ def run(engine: Engine, venue: Venue, event, now: int) -> list:
 
 def orders(actions) -> list[SendOrder]:
     return [a for a in actions if isinstance(a, SendOrder)]
+
+
+def simulate(seed: int, steps: int, config: EngineConfig | None = None):
+    """A seeded session: random order-level flow on ACME, BOLT and CHIP around drifting prices,
+    the scripted venue answering and sometimes filling our quotes, timers every 100 ms and clock
+    samples every second. Returns (events fed to the engine in order, actions, engine)."""
+    import random
+
+    rng = random.Random(seed)
+    engine, venue, feed = make_engine(config), Venue(), Feed()
+    events: list = []
+    actions: list = []
+
+    class Recorder:
+        """Records every event on its way into the engine, and every action out."""
+
+        @staticmethod
+        def on_event(event) -> list:
+            events.append(event)
+            out = engine.on_event(event)
+            actions.extend(out)
+            return out
+
+    def feed_one(event) -> list:
+        return Recorder.on_event(event)
+
+    def feed_settled(event, now) -> None:
+        run(Recorder, venue, event, now)
+
+    books = {ACME: (1_000_000, 100), BOLT: (505_000, 50), CHIP: (8_500, 1)}
+    centre = {s: px for s, (px, _) in books.items()}
+    live: dict[int, list[int]] = {s: [] for s in books}     # our record of the venue's live refs
+    info: dict[int, tuple[int, str, int, int]] = {}         # ref -> symbol, side, price, qty
+    now = 2 * S
+    next_timer = now
+    next_clock = now
+    for _ in range(steps):
+        now += rng.randrange(100_000, 3_000_000)
+        msgs = []
+        for _ in range(rng.randrange(1, 5)):
+            s = rng.choice((ACME, BOLT, CHIP))
+            _, tick = books[s]
+            if rng.random() < 0.02:
+                centre[s] += tick * rng.choice((-1, 1))
+            r = rng.random()
+            refs = live[s]
+            if r < 0.5 or len(refs) < 6:
+                side = rng.choice("BS")
+                off = tick * rng.randrange(1, 5)
+                price = centre[s] - off if side == "B" else centre[s] + off
+                m = feed.add(s, side, 100 * rng.randrange(1, 6), price)
+                refs.append(m.order_ref)
+                info[m.order_ref] = (s, side, price, m.shares)
+            elif r < 0.7:
+                ref = refs.pop(rng.randrange(len(refs)))
+                m = Feed.delete(ref)
+                del info[ref]
+            elif r < 0.95:
+                side = rng.choice("BS")
+                same = [x for x in refs if info[x][1] == side]
+                if not same:
+                    continue
+                best = max(same, key=lambda x: info[x][2]) if side == "B" else min(same, key=lambda x: info[x][2])
+                sym, sd, price, qty = info[best]
+                take = min(qty, 100 * rng.randrange(1, 4))
+                m = Feed.execute(best, take, rng.randrange(1, 10**9))
+                if take == qty:
+                    refs.remove(best)
+                    del info[best]
+                else:
+                    info[best] = (sym, sd, price, qty - take)
+            else:
+                ref = refs.pop(rng.randrange(len(refs)))
+                sym, side, price, qty = info.pop(ref)
+                new = feed.ref()
+                price += tick if side == "S" else -tick
+                m = itch.OrderReplace(sym, 0, 0, ref, new, qty, price)
+                refs.append(new)
+                info[new] = (sym, side, price, qty)
+            msgs.append(m)
+        if msgs:
+            feed_settled(md(feed.packet(*msgs), now), now)
+        if venue.orders and rng.random() < 0.05:
+            token = sorted(venue.orders)[rng.randrange(len(venue.orders))]
+            qty = min(venue.orders[token]["qty"], 100)
+            feed_settled(venue.fill(token, qty, now), now)
+        if now >= next_clock:
+            feed_one(ClockSample(now, True))
+            next_clock += S
+        if now >= next_timer:
+            feed_settled(Timer(now), now)
+            next_timer += 100 * MS
+    return events, actions, engine

@@ -1,0 +1,260 @@
+"""Sans-io scenarios through the whole engine, built from real encoded ITCH/MoldUDP64 and
+OUCH/SoupBinTCP bytes and the real risk gateway."""
+import dataclasses
+import json
+
+import pytest
+
+from journal.catalogue import RecordType, unpack
+from mm_core.config import EngineConfig
+from mm_core.engine import Engine, EngineError
+from mm_core.events import (
+    ClockSample, JournalNote, OperatorCommand, RequestRetransmit, SendOrder, Timer, VenueMessage,
+)
+from mm_core.guard import GuardParams
+from mm_core.oms import OrderState
+from mm_core.protocol import moldudp64, ouch, soupbintcp
+from mm_core.risk import TradingState
+from mm_core.types import OrderKind, Purpose, Side
+from tests.mm_core.wire import (
+    ACME, BOLT, MS, S, SYMBOLS, LIMITS_TEXT, Feed, Venue, gateway, make_engine, md, orders, run, settle, two_sided,
+)
+
+
+def notes(actions, rtype=None):
+    return [a for a in actions if isinstance(a, JournalNote) and (rtype is None or a.rtype == rtype)]
+
+
+def alerts(actions):
+    return [json.loads(a.payload)["alert"] for a in notes(actions, RecordType.METRICS)
+            if "alert" in json.loads(a.payload)]
+
+
+def quoted_book(config=None, symbol=ACME, bid=999_900, ask=1_000_100, tick=100):
+    engine, venue, feed = make_engine(config), Venue(), Feed()
+    msgs, refs = two_sided(feed, symbol, bid, ask, tick=tick)
+    acts = run(engine, venue, md(feed.packet(*msgs), 2 * S), 2 * S)
+    return engine, venue, feed, refs, acts
+
+
+def keep_alive(engine, venue, now):
+    """Clock sample and timer, as the runner sends them every second."""
+    out = engine.on_event(ClockSample(now, True))
+    out += run(engine, venue, Timer(now), now)
+    return out
+
+
+def test_quotes_two_sided_on_the_tick_grid_through_the_gateway():
+    engine, venue, _, _, acts = quoted_book()
+    sent = orders(acts)
+    assert [(o.intent.kind, o.intent.side) for o in sent] == [(OrderKind.ENTER, Side.BUY),
+                                                              (OrderKind.ENTER, Side.SELL)]
+    bid, ask = sent[0].intent, sent[1].intent
+    assert bid.price % 100 == 0 and ask.price % 100 == 0 and bid.price < 999_950 < 1_000_050 < ask.price
+    assert bid.qty == ask.qty == 200
+    for o in sent:
+        assert o.decision.allowed and o.trading_state == TradingState.ACTIVE
+        assert (o.intent.algo_id, o.intent.desk_id, o.intent.client_id) == (1, 1, 1)
+        msg = ouch.decode_inbound(soupbintcp.decode(o.packet).payload)
+        assert (msg.token, msg.price, msg.shares, msg.stock) == (o.intent.token, o.intent.price, 200, "ACME")
+    assert all(engine.oms.get(o.intent.token).state is OrderState.ACCEPTED for o in sent)
+
+
+def test_informed_one_sided_flow_pulls_the_ask_before_it_is_hit():
+    engine, venue, feed, refs, acts = quoted_book()
+    our_ask = orders(acts)[1].intent.token
+    pre_encoded = engine.oms.get(our_ask).cancel_packet
+    assert pre_encoded            # encoded when the venue accepted the order
+    # buyers lift the 100.01 offer: 200 shares (under the guard's minimum volume) ...
+    first = run(engine, venue, md(feed.packet(Feed.execute(refs[1_000_100], 200)), 2 * S + MS), 2 * S + MS)
+    assert not [o for o in orders(first) if o.intent.kind is OrderKind.CANCEL]
+    # ... then the rest of the level: one-sided aggression trips the guard
+    trip = engine.on_event(md(feed.packet(Feed.execute(refs[1_000_100], 300)), 2 * S + 2 * MS))
+    sent = orders(trip)
+    assert sent[0].intent.kind is OrderKind.CANCEL and sent[0].intent.token == our_ask
+    assert sent[0].intent.purpose is Purpose.GUARD_CANCEL
+    assert sent[0].packet == pre_encoded                      # the bytes prepared in advance
+    assert alerts(trip)[0] == "guard-trip"
+    assert trip.index(sent[0]) == 0                           # ahead of every other reaction
+    settle(engine, venue, trip, 2 * S + 2 * MS)
+    # the informed buyer now takes the 100.02 level where our ask was: nothing of ours is there
+    assert venue.resting("ACME", "S") == []
+    later = run(engine, venue, md(feed.packet(Feed.execute(refs[1_000_200], 500)), 2 * S + 3 * MS),
+                2 * S + 3 * MS)
+    assert not [o for o in orders(later) if o.intent.side is Side.SELL and o.intent.kind is not OrderKind.CANCEL]
+    assert engine.inventory.position[ACME] == 0
+    assert engine.summary()["guard_trips"] == {str(ACME): 1}
+
+
+def test_sustained_position_is_hedged_in_the_correlated_instrument():
+    cfg = EngineConfig(guard=GuardParams(fill_spike_count=1000, aggression_min_volume=10**9,
+                                         vpin_bucket_volume=10**9))
+    engine, venue, feed = make_engine(cfg), Venue(), Feed()
+    acme, _ = two_sided(feed, ACME, 999_900, 1_000_100)
+    bolt, _ = two_sided(feed, BOLT, 504_950, 505_050, tick=50)
+    now = 2 * S
+    run(engine, venue, md(feed.packet(*acme, *bolt), now), now)
+    # our BOLT bid is hit again and again: the position builds past the hedge trigger
+    for _ in range(12):
+        token = venue.resting("BOLT", "B")
+        if not token:
+            break
+        now += 50 * MS
+        run(engine, venue, venue.fill(token[0], venue.orders[token[0]]["qty"], now), now)
+    position = engine.inventory.position[BOLT]
+    assert position >= cfg.hedge.trigger
+    hedges = []
+    for _ in range(10):
+        now += 200 * MS
+        acts = keep_alive(engine, venue, now)
+        hedges = [o for o in orders(acts) if o.intent.purpose is Purpose.HEDGE]
+        if hedges:
+            break
+    assert len(hedges) == 1
+    h = hedges[0].intent
+    assert h.symbol_id == ACME and h.side is Side.SELL and h.tif == 0      # IOC
+    assert h.price < 999_900 and hedges[0].decision.allowed                # crosses the bid
+    # prior beta 1 × price ratio 50.50/100.00 × (position − keep)
+    expected = round(0.505 * (position - cfg.hedge.keep) / 100) * 100
+    assert h.qty == expected
+    # a partial fill, the IOC remainder canceled: the shortfall is sent again
+    run(engine, venue, venue.fill(h.token, 100, now), now)
+    run(engine, venue, venue.cancel_rest(h.token, now), now)
+    assert engine.hedger.hedged(BOLT) == -100
+    now += 10 * MS
+    again = [o for o in orders(keep_alive(engine, venue, now)) if o.intent.purpose is Purpose.HEDGE]
+    assert [(o.intent.side, o.intent.qty) for o in again] == [(Side.SELL, expected - 100)]
+    # the hedge shares in ACME are not quoting inventory: ACME quotes stay unskewed
+    assert engine._hedge_held(ACME) == -100
+
+
+def test_moldudp64_gap_pulls_quotes_until_filled():
+    engine, venue, feed, refs, acts = quoted_book()
+    ours = {o.intent.token for o in orders(acts)}
+    lost = feed.packet(feed.add(ACME, "B", 100, 999_800), feed.add(ACME, "S", 100, 1_000_300))
+    del lost      # dropped on the wire: sequences 7 and 8 never arrive
+    now = 3 * S
+    acts = engine.on_event(md(feed.packet(feed.add(ACME, "B", 100, 999_700)), now))
+    pulls = [o for o in orders(acts) if o.intent.kind is OrderKind.CANCEL]
+    assert {o.intent.token for o in pulls} == ours
+    req = [a for a in acts if isinstance(a, RequestRetransmit)]
+    assert len(req) == 1 and (req[0].sequence, req[0].count) == (7, 3)
+    assert moldudp64.decode_request(req[0].packet) == moldudp64.RequestPacket(feed.session, 7, 3)
+    assert "book-stale" in alerts(acts)
+    assert engine.risk.state is TradingState.HALTED          # the gateway latched on the gap
+    settle(engine, venue, acts, now)
+    # more live data while in the gap: no quotes, no second request before the timeout
+    acts = run(engine, venue, md(feed.packet(feed.add(ACME, "S", 100, 1_000_400)), now + MS), now + MS)
+    assert not orders(acts) and not [a for a in acts if isinstance(a, RequestRetransmit)]
+    acts = engine.on_event(Timer(now + 600 * MS))
+    assert [a.sequence for a in acts if isinstance(a, RequestRetransmit)] == [7]
+    # the re-request reply fills the gap: the book is whole again
+    acts = run(engine, venue, md(feed.resend(7, 4), now + 700 * MS), now + 700 * MS)
+    assert "book-recovered" in alerts(acts) and not engine.stale
+    assert engine.book.top(ACME)[0] == 999_900 and engine.book.bids(ACME, 5)[-1] == (999_700, 600)
+    assert engine.risk.faults == []
+    # the latch holds until an operator re-enables; then quoting resumes
+    assert not [o for o in orders(acts) if o.intent.kind is OrderKind.ENTER]
+    now += S
+    engine.on_event(ClockSample(now, True))
+    acts = run(engine, venue, OperatorCommand(now, "enable", "ops1", "gap filled"), now)
+    assert engine.risk.state is TradingState.ACTIVE
+    assert sorted(o.intent.side for o in orders(acts) if o.intent.kind is OrderKind.ENTER) == [Side.BUY, Side.SELL]
+
+
+def test_impossible_transition_halts_trading_and_is_journaled():
+    engine, venue, feed, refs, acts = quoted_book()
+    bid, ask = (o.intent.token for o in orders(acts))
+    now = 3 * S
+    run(engine, venue, venue.cancel_rest(bid, now), now)      # the engine re-quotes the bid
+    resting = sorted(o.token for o in engine.oms.open_orders())
+    assert ask in resting and bid not in resting and len(resting) == 2
+    # an execution for an order the venue already canceled: impossible
+    fill = VenueMessage(Venue.frame(ouch.Executed(now, bid, 100, 999_800, "A", 99)), now)
+    acts = engine.on_event(fill)
+    assert engine.risk.state is TradingState.HALTED
+    kills = notes(acts, RecordType.KILL)
+    assert len(kills) == 1 and unpack(RecordType.KILL, kills[0].payload)["requested_by"] == b"engine"
+    changes = [unpack(RecordType.STATE_CHANGE, n.payload) for n in notes(acts, RecordType.STATE_CHANGE)]
+    assert [(c["from_state"], c["to_state"]) for c in changes] == [(TradingState.ACTIVE, TradingState.HALTED)]
+    halt = [json.loads(n.payload) for n in notes(acts, RecordType.METRICS)][0]
+    assert halt["alert"] == "halt" and "canceled -> fill" in halt["detail"]
+    assert sorted(o.intent.token for o in orders(acts) if o.intent.kind is OrderKind.CANCEL) == resting
+    assert engine.inventory.position[ACME] == 0              # the impossible fill was not booked
+    # nothing new is quoted while halted
+    assert not [o for o in orders(run(engine, venue, Timer(now + MS), now + MS))
+                if o.intent.kind is not OrderKind.CANCEL]
+
+
+def test_unanswered_orders_become_outcome_unknown_and_fail_closed():
+    engine, venue, feed = make_engine(), Venue(), Feed()
+    msgs, _ = two_sided(feed, ACME, 999_900, 1_000_100)
+    acts = engine.on_event(md(feed.packet(*msgs), 2 * S))      # the venue never answers
+    assert len(orders(acts)) == 2
+    now = 2 * S + engine.cfg.ack_timeout_ns
+    engine.on_event(ClockSample(now, True))
+    acts = engine.on_event(Timer(now))
+    assert "outcome-unknown" in alerts(acts)
+    assert engine.oms.counts() == (2, 2)
+    assert engine.risk.state is TradingState.HALTED
+    assert "unknown-outcome" in engine.risk.faults
+
+
+def test_denials_are_journaled_not_raised():
+    limits = gateway().limits
+    tight = LIMITS_TEXT.replace("max_order_qty = 5000", "max_order_qty = 100")
+    engine, venue, feed = make_engine(limits=tight), Venue(), Feed()
+    msgs, _ = two_sided(feed, ACME, 999_900, 1_000_100)
+    acts = engine.on_event(md(feed.packet(*msgs), 2 * S))
+    assert not orders(acts)
+    denials = [unpack(RecordType.RISK_DECISION, n.payload) for n in notes(acts, RecordType.RISK_DECISION)]
+    assert len(denials) == 2
+    assert all(d["allowed"] == 0 and d["check_id"] == 18 and d["value"] == 200 and d["limit"] == 100
+               for d in denials)
+    assert limits.version == 1
+    # backoff: the same denial is not retried on every packet
+    acts = engine.on_event(md(feed.packet(feed.add(ACME, "B", 100, 999_800)), 2 * S + MS))
+    assert not notes(acts, RecordType.RISK_DECISION)
+
+
+def test_protocol_garbage_is_reported_not_fatal():
+    engine, venue, feed, refs, acts = quoted_book()
+    out = engine.on_event(md(b"\x00\x01garbage", 3 * S))
+    assert alerts(out) == ["md-protocol-error"] and not engine.stale
+    out = engine.on_event(VenueMessage(b"\x00\x05Sjunk", 3 * S))
+    assert alerts(out) == ["venue-protocol-error"]
+    assert engine.counts["protocol_errors"] == 2
+    with pytest.raises(EngineError):
+        engine.on_event("not an event")
+
+
+def test_metrics_are_emitted_periodically_as_json():
+    engine, venue, feed, refs, acts = quoted_book()
+    bid = orders(acts)[0].intent.token
+    run(engine, venue, venue.fill(bid, 100, 2 * S + MS), 2 * S + MS)
+    out = keep_alive(engine, venue, 3 * S + MS)
+    docs = [json.loads(n.payload) for n in notes(out, RecordType.METRICS)]
+    doc = [d for d in docs if "realized" in d][0]
+    assert doc["fills"] == {"bid": 1, "ask": 0} and doc["symbols"]["1"]["position"] == 100
+    assert doc["trading_state"] == "ACTIVE" and doc["counts"]["fills"] == 1
+    assert doc["spread_captured"] > 0
+
+
+def test_kill_switch_cancels_every_resting_order_and_journals_who():
+    engine, venue, feed, refs, acts = quoted_book()
+    out = engine.on_event(OperatorCommand(3 * S, "kill", "risk.officer", "desk limit", "all", 0))
+    assert sorted(o.intent.token for o in orders(out)) == sorted(o.intent.token for o in orders(acts))
+    kill = unpack(RecordType.KILL, notes(out, RecordType.KILL)[0].payload)
+    assert kill["orders_cancelled"] == 2 and kill["requested_by"] == b"risk.officer"
+    assert engine.risk.state is TradingState.HALTED
+    settle(engine, venue, out, 3 * S)
+    quiet = run(engine, venue, md(feed.packet(feed.add(ACME, "B", 100, 999_800)), 3 * S + MS), 3 * S + MS)
+    assert not orders(quiet)
+    # re-enabling is refused while a fault is active (the clock went quiet) ...
+    refused = engine.on_event(OperatorCommand(10 * S, "enable", "ops1", "resume"))
+    assert alerts(refused) == ["operator-refused"] and engine.risk.state is TradingState.HALTED
+    # ... and works once it is healthy again; quoting resumes at once
+    engine.on_event(ClockSample(10 * S, True))
+    engine.on_event(md(feed.packet(feed.add(ACME, "B", 100, 999_700)), 10 * S))
+    back = engine.on_event(OperatorCommand(10 * S, "enable", "ops1", "resume"))
+    assert engine.risk.state is TradingState.ACTIVE and len(orders(back)) == 2
