@@ -59,7 +59,7 @@ class OrderEvents:
 
 def _join_key(tokens: np.ndarray) -> np.ndarray:
     """Tokens as comparable fixed bytes: OUCH pads with spaces, the journal with NULs."""
-    raw = np.ascontiguousarray(tokens).view(np.uint8).reshape(len(tokens), -1).copy()
+    raw = np.ascontiguousarray(tokens, dtype="S14").view(np.uint8).reshape(len(tokens), 14).copy()
     raw[raw == 0x20] = 0
     return raw.view("S14")[:, 0]
 
@@ -132,9 +132,10 @@ def collect(src: JournalSlice) -> OrderEvents:
         values = np.zeros(n, dtype=np.int64)
         values[known] = creators[field][creator[known]]
         cols[name] = values
-    order_qty = np.zeros(n, dtype=np.int64)
-    order_qty[known] = creators["qty"][creator[known]]
-    cols["order_qty"] = order_qty
+    for name, field in (("order_qty", "qty"), ("order_price", "price")):
+        values = np.zeros(n, dtype=np.int64)
+        values[known] = creators[field][creator[known]]
+        cols[name] = values
     cols["leaves"] = _leaves(cols, event_code)
 
     samples = clock_samples(src)

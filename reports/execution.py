@@ -73,9 +73,10 @@ def _fills(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeline, quo
     sign = np.where(is_buy, 1, -1)
     px = c["exec_price"]
     ok0 = found0 & (bid0 > 0) & (ask0 > 0)
-    # effective spread = 2·|P − M| signed so that paying through the mid is positive (price4)
-    eff_x2 = 2 * sign * (2 * px - (bid0 + ask0))          # 4·(P−M) in price4 → /4 for 2·(P−M)
-    order_price = np.where(c["order_qty"] > 0, c["price"], px)
+    # effective spread 2·(P − M) for buys, 2·(M − P) for sells: with 2·M = bid + ask it is an
+    # exact price4 integer, positive when the order paid more than the midpoint
+    effective = sign * (2 * px - (bid0 + ask0))
+    order_price = c["order_price"]
     cols = {
         "seq": pa.array(c["seq"].astype(np.uint64)),
         "order_id": ac.fixed_bytes(c["token"]),
@@ -90,14 +91,13 @@ def _fills(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeline, quo
         "nbo_at_order": ac.decimal(ask0, 4, valid=found0 & (ask0 > 0)),
         "nbb_at_exec": ac.decimal(bid1, 4, valid=found1 & (bid1 > 0)),
         "nbo_at_exec": ac.decimal(ask1, 4, valid=found1 & (ask1 > 0)),
-        # 2·(P − M)·side in price4 with one extra decimal (halves of a price4 unit are exact)
-        "effective_spread": ac.decimal(eff_x2 * 10 // 4, 5, valid=ok0),
+        "effective_spread": ac.decimal(effective, 4, valid=ok0),
     }
     for h in REALIZED_HORIZONS_S:
         bh, ah, fh = quotes.at_time(sym, fx.utc.utc_ns + h * NS, quote_utc)
         okh = fh & (bh > 0) & (ah > 0) & fx.utc.valid
-        real_x2 = 2 * sign * (2 * px - (bh + ah))
-        cols[f"realized_spread_{h}s"] = ac.decimal(real_x2 * 10 // 4, 5, valid=okh)
+        realized = sign * (2 * px - (bh + ah))
+        cols[f"realized_spread_{h}s"] = ac.decimal(realized, 4, valid=okh)
     cols["order_type_category"] = ac.codes(order_type_category(is_buy, order_price, bid0, ask0, c["tif"] == 0, found0),
                                            TYPE_NAMES)
     cols["size_category"] = ac.codes(size_category(c["order_qty"], order_price), SIZE_NAMES)

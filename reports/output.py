@@ -1,7 +1,8 @@
 """Writing a report run to disk: hive-partitioned Parquet (trade_date=YYYY-MM-DD), zstd, fixed row
 groups, key-value metadata tying every file to its journal range, plus a manifest.
 
-Owns the on-disk layout `OUT/<kind>/<table>/trade_date=<d>/part-00000.parquet`, determinism (no
+Owns the on-disk layout `OUT/<kind>/<table>/trade_date=<d>/part-00000.parquet` (rejects and
+summaries: `OUT/<kind>/<table>/part-00000.parquet`), determinism (no
 wall-clock times, no random names, rows in sequence order) and the refuse-to-overwrite rule.
 Knows nothing about what the tables mean.
 """
@@ -94,7 +95,8 @@ def write(out_dir: str | pathlib.Path, report: ReportOutput, provenance: dict[st
 def _write_table(root: pathlib.Path, name: str, table: pa.Table, meta: dict[str, str]):
     if table.num_rows == 0:
         return
-    if "trade_date" not in table.column_names:
+    # Rejects stay one file with trade_date as a column: a rejected row may have no date at all.
+    if "trade_date" not in table.column_names or name == "rejects":
         yield _write_file(root, pathlib.Path(name) / "part-00000.parquet", table, meta), table.num_rows
         return
     days_col = table.column("trade_date").combine_chunks()

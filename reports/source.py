@@ -112,12 +112,14 @@ def _describe(sel: Selection) -> str:
 
 
 def _session_bounds(reader, session_id: int) -> tuple[int, int | None]:
+    """From the session's first SESSION_START to just before the next start of another session
+    (a restarted engine may journal the same session id again)."""
     starts = reader.read_fixed(RecordType.SESSION_START)
     hits = np.flatnonzero(starts["session_id"] == session_id)
     if len(hits) == 0:
         raise JournalRangeError(f"session {session_id} has no SESSION_START in this journal")
     first = int(starts["seq"][hits[0]])
-    later = starts["seq"][starts["seq"] > first]
+    later = starts["seq"][(starts["seq"] > first) & (starts["session_id"] != session_id)]
     return first, (int(later.min()) - 1 if len(later) else None)
 
 

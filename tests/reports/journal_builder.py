@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from journal.catalogue import ClockState, RecordType, TsSource, pack, pack_json
-from mm_core.protocol import ouch, soupbintcp
+from mm_core.protocol import itch, moldudp64, ouch, soupbintcp
 
 TAI_MINUS_UTC = 37
 NS = 1_000_000_000
@@ -159,6 +159,26 @@ class DayBuilder:
     def rejected(self, token: str, reason: str = "S") -> None:
         self._venue(ouch.Rejected(timestamp=self._venue_ts(), token=token, reason=reason))
 
+    # -- market data (raw MoldUDP64 packets of ITCH 5.0, NIC hardware timestamps in TAI) -----
+    def _md(self, *messages) -> None:
+        self.md_seq = getattr(self, "md_seq", 0)
+        packet = moldudp64.encode(moldudp64.Packet(session="ITCHSESS01", sequence=self.md_seq + 1,
+                                                   messages=tuple(itch.encode(m) for m in messages)))
+        self.md_seq += len(messages)
+        self._add(RecordType.MD_PACKET, packet, source=TsSource.HW_PHC, ts=self.now + TAI_MINUS_UTC * NS)
+
+    def quote(self, symbol_id: int, bid: tuple[int, int, int] | None, ask: tuple[int, int, int] | None,
+              delete: tuple[int, ...] = ()) -> None:
+        """One packet: delete the given order refs, then add (ref, price4, shares) on each side."""
+        head = dict(stock_locate=symbol_id, tracking_number=0, timestamp=self._venue_ts())
+        msgs = [itch.OrderDelete(order_ref=ref, **head) for ref in delete]
+        for side, level in (("B", bid), ("S", ask)):
+            if level is not None:
+                ref, price, shares = level
+                msgs.append(itch.AddOrder(order_ref=ref, side=side, shares=shares, stock=SYMBOLS[symbol_id],
+                                          price=price, **head))
+        self._md(*msgs)
+
     # -- controls --------------------------------------------------------------------------
     def risk_denial(self, token: str, symbol_id: int, check_id: int, value: int, limit: int, detail: str) -> None:
         self.ledger.counts["RISK_DENIED"] += 1
@@ -190,11 +210,15 @@ class DayBuilder:
 
 
 def standard_day(builder: DayBuilder | None = None) -> DayBuilder:
-    """A small scripted day touching every order event kind, plus controls and clock trouble."""
+    """A small scripted day touching every order event kind, market data for the quote, controls
+    and a clock excursion out of the HFT tolerance."""
     b = builder or DayBuilder()
     b.session_start()
     b.clock_sample()
     b.json_record(RecordType.LIMITS_LOADED, {"version": "L1", "max_order_qty": 5000, "collar_bps": 500})
+    b.quote(1, (1, 1_499_800, 500), (2, 1_500_200, 500))     # AAPL 149.98 x 150.02
+    b.quote(2, (3, 4_099_000, 300), (4, 4_100_000, 300))     # MSFT 409.90 x 410.00
+    b.quote(3, (5, 5_120_200, 900), (6, 5_120_600, 900))     # SPY 512.02 x 512.06
     b.advance(1_000_000)
     b.enter("Q1", 1, "B", 1_500_000, 300)              # AAPL buy 300 @ 150.0000
     b.advance(40_000); b.accept("Q1")
@@ -210,18 +234,22 @@ def standard_day(builder: DayBuilder | None = None) -> DayBuilder:
     b.advance(20_000); b.canceled("Q3", 100)
     b.clock_sample(offset_ns=80)
     b.advance(1_000_000)
-    b.enter("Q4", 3, "T", 5_120_100, 500, tif=0)       # SPY short sale IOC
+    b.enter("Q4", 3, "T", 5_120_100, 500, tif=0)       # SPY short sale IOC, crosses the 512.02 bid
     b.advance(25_000); b.accept("Q4")
     b.advance(10_000); b.execute("Q4", 120, 5_120_000)
     b.advance(5_000); b.canceled("Q4", 380, reason="I")
     b.advance(1_000_000)
     b.enter("Q5", 1, "B", 1_499_900, 100, client=7, algo=2)
     b.advance(30_000); b.rejected("Q5", reason="S")
+    b.enter("Q8", 1, "B", 1_499_950, 100)              # sub-penny price on a penny stock (Rule 612)
+    b.advance(30_000); b.rejected("Q8", reason="X")
     b.risk_denial("Q6", 1, check_id=3, value=9000, limit=5000, detail="max order qty")
     b.state_change(1, 2, "clock holdover beyond bound")
     b.clock_sample(offset_ns=150_000, error_bound_ns=250_000, state=ClockState.HOLDOVER)
-    b.advance(1_500_000_000)
-    b.enter("Q7", 4, "S", 5_000_000, 100)              # sent while the clock is out of HFT tolerance
+    b.advance(1_000_000_000)
+    b.quote(1, (11, 1_500_400, 500), (12, 1_500_600, 500), delete=(1, 2))   # AAPL 150.04 x 150.06
+    b.advance(500_000_000)
+    b.enter("Q7", 4, "S", 5_000_000, 100)              # IVV: no market data, sent out of HFT tolerance
     b.advance(30_000); b.accept("Q7")
     b.advance(10_000); b.execute("Q7", 100)
     b.clock_sample(offset_ns=90, error_bound_ns=800)

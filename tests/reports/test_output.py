@@ -1,0 +1,70 @@
+import hashlib
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+from reports.errors import OutputExistsError
+from reports.output import GENERATOR, ROW_GROUP_ROWS, read_metadata
+from reports.run import KINDS, run
+from reports.source import open_slice
+
+
+def _digest_tree(root):
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_the_same_journal_gives_identical_bytes(day_journal, tmp_path):
+    run(list(KINDS), day_journal, tmp_path / "a")
+    run(list(KINDS), day_journal, tmp_path / "b")
+    a, b = _digest_tree(tmp_path / "a"), _digest_tree(tmp_path / "b")
+    assert a == b
+    assert any(name.endswith(".parquet") for name in a) and any(name.endswith(".xml") for name in a)
+
+
+def test_files_are_hive_partitioned_zstd_with_journal_metadata(all_reports, day_journal):
+    files = sorted((all_reports / "orders" / "order_events").rglob("*.parquet"))
+    assert [f.parent.name for f in files] == ["trade_date=2026-03-02"]
+    src = open_slice(day_journal)
+    meta = read_metadata(files[0])
+    assert meta["journal_id"] == src.journal_id
+    assert meta["journal_first_seq"] == "1" and meta["journal_last_seq"] == str(src.reader.last_seq)
+    assert len(meta["chain_hash"]) == 64 and int(meta["chain_hash_seq"]) == src.reader.last_seq + 1
+    assert meta["schema_version"] == "orders-1" and meta["generator"] == GENERATOR
+    assert meta["report"] == "orders" and meta["table"] == "order_events"
+    assert meta["trade_date"] == "2026-03-02"
+    first_row_seq = pq.read_table(files[0])["seq"][0].as_py()
+    assert meta["rows_first_seq"] == str(first_row_seq)
+    md = pq.ParquetFile(files[0]).metadata
+    assert md.row_group(0).column(0).compression == "ZSTD"
+    assert all(md.row_group(i).num_rows <= ROW_GROUP_ROWS for i in range(md.num_row_groups))
+
+
+def test_chain_hash_matches_the_journal_seal(all_reports, day_journal):
+    from journal import Reader
+    r = Reader(day_journal)
+    seals = [rec for rec in r.records(last_seq=r.last_seq + 1, include_control=True) if rec.rtype == 18]
+    meta = read_metadata(next((all_reports / "clock" / "samples").rglob("*.parquet")))
+    assert meta["chain_hash"] == seals[-1].payload[:32].hex()
+
+
+def test_manifest_lists_every_file_with_its_hash(all_reports):
+    manifest = json.loads((all_reports / "rts22" / "_manifest.json").read_text())
+    for entry in manifest["files"]:
+        data = (all_reports / "rts22" / entry["path"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"]
+    assert manifest["tables"]["transactions"] == 5 and manifest["tables"]["rejects"] == 0
+
+
+def test_refuses_to_overwrite_without_force(day_journal, tmp_path):
+    run(["orders"], day_journal, tmp_path)
+    before = _digest_tree(tmp_path)
+    with pytest.raises(OutputExistsError, match="--force"):
+        run(["orders", "clock"], day_journal, tmp_path)
+    assert _digest_tree(tmp_path) == before and not (tmp_path / "clock").exists()
+    stale = tmp_path / "orders" / "order_events" / "trade_date=1999-01-01"
+    stale.mkdir()
+    run(["orders"], day_journal, tmp_path, force=True)
+    assert not stale.exists()                      # --force replaces the whole kind, no leftovers
+    assert _digest_tree(tmp_path) == before

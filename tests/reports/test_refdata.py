@@ -1,0 +1,64 @@
+import shutil
+
+import numpy as np
+import pytest
+
+from reports import refdata
+from reports.errors import RefDataError
+
+
+@pytest.fixture
+def refdir(tmp_path):
+    target = tmp_path / "ref"
+    shutil.copytree(refdata.DEFAULT_DIR, target)
+    return target
+
+
+def test_bundled_reference_data_loads():
+    ref = refdata.load()
+    assert ref.firm.lei == "984500MMAUDIT0000179"
+    assert {i.symbol for i in ref.instruments.values()} >= {"AAPL", "MSFT"}
+    assert "XNGS" in ref.active_mics
+    assert list(ref.instrument_index(np.array([1, 4, 99]))) == [0, 3, -1]
+
+
+def test_tick_table_per_symbol_and_price():
+    ref = refdata.load()
+    ticks = ref.tick_at(np.array([1, 1, 2, 99]), np.array([9_999, 10_000, 20_000, 10_000]))
+    assert list(ticks) == [1, 100, 50, 0]   # below $1: 0.0001; penny; half-penny; unknown symbol
+
+
+def _edit(path, old, new):
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+@pytest.mark.parametrize("file,old,new,message", [
+    ("firm.toml", '984500MMAUDIT0000179"\nname', '984500MMAUDIT0000178"\nname', "MOD 97-10"),
+    ("instruments.toml", '"US0378331005"', '"US0373831005"', "Luhn"),
+    ("instruments.toml", 'mic = "XNGS"', 'mic = "XLON"', "registry"),
+    ("instruments.toml", 'cfi = "ESVUFR"', 'cfi = "ES"', "ISO 10962"),
+    ("instruments.toml", 'tick_table = "us_penny"', 'tick_table = "nope"', "not defined"),
+    ("instruments.toml", "symbol_id = 2", "symbol_id = 1", "duplicate symbol_id"),
+    ("parties.toml", 'code = "MMQUOTE01"', 'code = "MM QUOTE"', "alphanumerics"),
+    ("parties.toml", 'code = "5493001KJTIIGC8Y1R12"', 'code = "5493001KJTIIGC8Y1R13"', "MOD 97-10"),
+    ("firm.toml", "investment_firm = true", 'investment_firm = "yes"', "must be bool"),
+    ("mics.toml", 'mic = "XNAS"', 'mic = "X-NAS"', "4 uppercase"),
+])
+def test_bad_reference_data_is_a_typed_error_naming_file_and_problem(refdir, file, old, new, message):
+    _edit(refdir / file, old, new)
+    with pytest.raises(RefDataError) as info:
+        refdata.load(refdir)
+    assert file in str(info.value) and message in str(info.value)
+
+
+def test_missing_file_and_bad_toml(refdir):
+    (refdir / "parties.toml").write_text("[[algo]\n")
+    with pytest.raises(RefDataError, match="not valid TOML"):
+        refdata.load(refdir)
+    (refdir / "parties.toml").unlink()
+    with pytest.raises(RefDataError, match="missing"):
+        refdata.load(refdir)
+    with pytest.raises(RefDataError, match="does not exist"):
+        refdata.load(refdir / "nowhere")

@@ -1,0 +1,65 @@
+import re
+
+import pyarrow.compute as pc
+
+from reports import auth016
+from reports.rts22 import COLUMNS, FIELDS
+from tests.reports.conftest import read
+
+DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
+
+
+def test_all_65_fields_are_columns(all_reports):
+    t = read(all_reports, "rts22", "transactions")
+    assert len(FIELDS) == 65 and [n for n, _ in FIELDS] == list(range(1, 66))
+    for num in range(1, 66):
+        assert COLUMNS[num] in t.column_names, num
+    for num in (9, 10, 11, 13, 26, 32, 35, 38, 47, 50, 51, 53, 54, 55):
+        assert t[COLUMNS[num]].null_count == t.num_rows          # not applicable: null
+
+
+def test_one_row_per_execution_with_rts22_formats(all_reports, day):
+    t = read(all_reports, "rts22", "transactions").to_pylist()
+    assert len(t) == len(day.ledger.fills)
+    by_tvtic = {r[COLUMNS[3]]: r for r in t}
+    for token, symbol_id, side, qty, price, match in day.ledger.fills:
+        r = by_tvtic[str(match)]
+        assert r[COLUMNS[30]] == str(qty)
+        assert r[COLUMNS[33]] == f"{price // 10_000}.{price % 10_000:04d}"
+        assert DATETIME.fullmatch(r[COLUMNS[28]])
+        assert r[COLUMNS[1]] == "NEWT" and r[COLUMNS[29]] == "DEAL"
+        assert re.fullmatch(r"[A-Z0-9]{1,52}", r[COLUMNS[2]])
+        firm = r[COLUMNS[4]]
+        if side == "B":
+            assert r[COLUMNS[7]] == firm and r[COLUMNS[16]] == r[COLUMNS[36]]
+        else:
+            assert r[COLUMNS[16]] == firm and r[COLUMNS[7]] == r[COLUMNS[36]]
+    short = {r[COLUMNS[3]]: r[COLUMNS[62]] for r in t}
+    shorts = [short[str(f[5])] for f in day.ledger.fills if f[0] == "Q4"]
+    assert shorts == ["SESH"]
+    assert {short[str(f[5])] for f in day.ledger.fills if f[2] == "B"} == {None}
+
+
+def test_fields_42_to_56_only_for_instruments_outside_firds(all_reports):
+    t = read(all_reports, "rts22", "transactions")
+    spy = t.filter(pc.equal(t[COLUMNS[41]], "US78462F1030")).to_pylist()[0]
+    aapl = t.filter(pc.equal(t[COLUMNS[41]], "US0378331005")).to_pylist()[0]
+    assert spy[COLUMNS[43]] == "CEOGEU" and spy[COLUMNS[42]].startswith("SPDR")
+    assert aapl[COLUMNS[42]] is None and aapl[COLUMNS[43]] is None
+
+
+def test_auth016_xml_carries_the_same_rows(all_reports):
+    rows = read(all_reports, "rts22", "transactions").to_pylist()
+    xml = (all_reports / "rts22" / "auth016" / "trade_date=2026-03-02" / "auth016.xml").read_bytes()
+    news = auth016.parse_transactions(xml)
+    ns = {"a": auth016.NS_AUTH16}
+    assert len(news) == len(rows)
+    for el, row in zip(news, sorted(rows, key=lambda r: r["seq"])):
+        assert el.findtext("a:TxId", namespaces=ns) == row[COLUMNS[2]]
+        assert el.findtext("a:Tx/a:Qty/a:Unit", namespaces=ns) == row[COLUMNS[30]]
+        amt = el.find("a:Tx/a:Pric/a:Pric/a:MntryVal/a:Amt", ns)
+        assert amt.text == row[COLUMNS[33]] and amt.get("Ccy") == row[COLUMNS[34]]
+        assert el.findtext("a:Tx/a:TradDt", namespaces=ns) == row[COLUMNS[28]]
+        assert el.findtext("a:Tx/a:TradVn", namespaces=ns) == row[COLUMNS[36]]
+        assert el.findtext("a:ExctgPrsn/a:Algo", namespaces=ns) == row[COLUMNS[59]]
+    assert b"<MsgDefIdr>auth.016.001.01</MsgDefIdr>" in xml
