@@ -85,6 +85,8 @@ class Observation:
     realtime_ns: int                  # CLOCK_REALTIME at the same moment (for records)
     sync_age_ns: int | None = None    # ptp4l clock time now - ingress_time; None if unknown
     error: str | None = None          # why there is no snapshot (pmc missing, timeout, garbage)
+    phc2sys_offset_ns: int | None = None   # newest phc2sys offset (system clock vs PHC), if followed
+    phc2sys_locked: bool | None = None     # its servo state was s2/s3
 
 
 @dataclass(frozen=True)
@@ -216,11 +218,15 @@ class HealthTracker:
             self._last_offset = offset
             self._streak += 1
             needed = cfg.stable_samples if cfg.free_running else 1
-            if self._streak >= needed:
-                bound = self._locked_bound_now(snap)
+            if obs.phc2sys_locked is False:
+                reasons.append(Reason("phc2sys", "phc2sys servo is not locked: the system clock "
+                                                 "does not follow the PHC"))
+            elif self._streak >= needed:
+                bound = self._locked_bound_now(snap, obs)
                 self._locked_bound = bound
                 return self._sample(obs, ClockState.LOCKED, bound, age, tuple(reasons))
-            reasons.append(Reason("state", f"settling: {self._streak}/{needed} steady samples"))
+            else:
+                reasons.append(Reason("state", f"settling: {self._streak}/{needed} steady samples"))
         else:
             self._streak = 0
             self._last_offset = None
@@ -236,15 +242,17 @@ class HealthTracker:
             return self._sample(obs, ClockState.FREERUN, UNBOUNDED, since, reasons + (
                 Reason("sync_age", f"holdover expired: {since / 1e9:.3f} s since last Sync"),))
         drift = int(cfg.holdover_drift_ppb * since / 1e9)
-        bound = self._locked_bound + drift
+        bound = UNBOUNDED if self._locked_bound == UNBOUNDED else self._locked_bound + drift
         return self._sample(obs, ClockState.HOLDOVER, bound, since, reasons + (
             Reason("state", f"holdover {since / 1e9:.3f} s: bound widened by {_us(drift)}"),))
 
-    def _locked_bound_now(self, snap: PtpSnapshot) -> int:
+    def _locked_bound_now(self, snap: PtpSnapshot, obs: Observation) -> int:
         accuracy = CLOCK_ACCURACY_NS.get(snap.gm_clock_accuracy)
         if accuracy is None:
             return UNBOUNDED
-        return abs(snap.master_offset_ns) + self.config.asymmetry_budget_ns + accuracy
+        # The system clock sits one more hop from the GM when phc2sys copies the PHC into it.
+        system_hop = abs(obs.phc2sys_offset_ns) if obs.phc2sys_offset_ns is not None else 0
+        return abs(snap.master_offset_ns) + self.config.asymmetry_budget_ns + accuracy + system_hop
 
     @staticmethod
     def _missing(obs: Observation) -> tuple[Reason, ...]:

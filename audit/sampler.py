@@ -14,6 +14,7 @@ from audit.health import Observation
 from audit.nic import ethtool_timestamping
 from audit.phc import PhcClock
 from audit.pmc import PmcClient, PtpSnapshot
+from audit.ptplog import LogFollower
 
 SOFTWARE_MODES = ("SOFTWARE", "LEGACY")   # ptp4l disciplines CLOCK_REALTIME itself
 
@@ -21,10 +22,13 @@ SOFTWARE_MODES = ("SOFTWARE", "LEGACY")   # ptp4l disciplines CLOCK_REALTIME its
 class PmcSampler:
     """Callable: each call runs pmc once and returns an Observation (never raises AuditError)."""
 
-    def __init__(self, client: PmcClient, phc_device: str | None = None) -> None:
+    def __init__(self, client: PmcClient, phc_device: str | None = None,
+                 phc2sys_log: str | None = None) -> None:
         self.client = client
         self.phc_device = phc_device          # override; otherwise found via ethtool -T
         self._phc: PhcClock | None = None
+        # phc2sys copies the PHC into CLOCK_REALTIME; its offset is one more term of the bound.
+        self._phc2sys = LogFollower(phc2sys_log) if phc2sys_log else None
 
     def __call__(self) -> Observation:
         try:
@@ -36,11 +40,19 @@ class PmcSampler:
         # Read the clocks after pmc returned: the Sync age is over- never under-estimated.
         mono = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
         realtime = time.clock_gettime_ns(time.CLOCK_REALTIME)
+        phc2sys_offset = phc2sys_locked = None
+        if self._phc2sys is not None:
+            self._phc2sys.poll()
+            line = self._phc2sys.latest_servo("phc2sys")
+            # no line yet counts as not locked: the system clock is not shown to follow the PHC
+            phc2sys_locked = line is not None and line.servo_state >= 2
+            phc2sys_offset = line.offset_ns if line is not None else None
         try:
             age = self._sync_age(snap, realtime)
         except AuditError as exc:
-            return Observation(snap, mono, realtime, None, f"sync age unknown: {exc}")
-        return Observation(snap, mono, realtime, age)
+            return Observation(snap, mono, realtime, None, f"sync age unknown: {exc}",
+                               phc2sys_offset, phc2sys_locked)
+        return Observation(snap, mono, realtime, age, None, phc2sys_offset, phc2sys_locked)
 
     def _sync_age(self, snap: PtpSnapshot, realtime_ns: int) -> int | None:
         if snap.ingress_time_ns is None:

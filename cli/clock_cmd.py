@@ -30,16 +30,19 @@ def _health_options(fn):
                      help="Seconds one pmc run may take."),
         click.option("--phc", "phc_device", default=None, help="PHC device for hardware timestamping "
                      "(default: found with ethtool -T)."),
+        click.option("--phc2sys-log", default=None, type=click.Path(dir_okay=False),
+                     help="phc2sys log to follow: its offset joins the bound; unlocked blocks LOCKED."),
     ]
     for option in reversed(options):
         fn = option(fn)
     return fn
 
 
-def _monitor(uds, free_running, asymmetry_budget_ns, max_sync_age, pmc_timeout, phc_device) -> ClockMonitor:
+def _monitor(uds, free_running, asymmetry_budget_ns, max_sync_age, pmc_timeout, phc_device,
+             phc2sys_log) -> ClockMonitor:
     config = HealthConfig(asymmetry_budget_ns=asymmetry_budget_ns, free_running=free_running,
                           max_sync_age_ns=int(max_sync_age * 1e9))
-    sampler = PmcSampler(PmcClient(uds, timeout_s=pmc_timeout), phc_device)
+    sampler = PmcSampler(PmcClient(uds, timeout_s=pmc_timeout), phc_device, phc2sys_log)
     return ClockMonitor(sampler, HealthTracker(config), labels={"uds": uds})
 
 

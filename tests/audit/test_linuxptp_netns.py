@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from audit.health import HealthConfig, HealthTracker
 from audit.monitor import ClockMonitor
 from audit.pmc import PmcClient
+from audit.ptplog import GmSelected, LogFollower, PortTransition
 from audit.sampler import PmcSampler
 from cli.clock_cmd import command as clock_cli
 from journal.catalogue import ClockState, RecordType
@@ -66,6 +67,11 @@ def test_healthy_client_passes_eu_hft(lab):
     snap = PmcClient(lab.client_uds).query()
     assert snap.port_state == "UNCALIBRATED" and snap.timestamping == "SOFTWARE"
     assert abs(snap.master_offset_ns) < 50_000
+    # ptp4l's own log tells the same story: it chose that GM and moved to UNCALIBRATED on RS_SLAVE
+    follower = LogFollower(str(lab.dir / "client.log"))
+    follower.poll()
+    assert follower.latest[(GmSelected, "")].identity == snap.gm_identity
+    assert follower.latest[(PortTransition, "")].new == "UNCALIBRATED"
 
 
 def test_plain_text_check_prints_the_state_and_verdict(lab):
