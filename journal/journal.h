@@ -200,7 +200,7 @@ typedef struct mmj_recovery {
     uint64_t segment;          /* segment index of the first invalid item */
     uint64_t offset;           /* its byte offset in that segment */
     uint64_t seq;              /* the sequence expected there */
-    uint64_t bytes_discarded;  /* non-zero bytes zeroed in that segment from offset on */
+    uint64_t bytes_discarded;  /* bytes zeroed: from offset to the last non-zero byte after it */
     uint64_t segments_removed; /* later segments deleted */
     uint64_t records_discarded;/* valid-looking data records in the deleted segments */
     uint64_t sealed_segment;   /* 1 + index of the unsealed segment recovery sealed, 0 if none */

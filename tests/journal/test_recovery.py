@@ -1,0 +1,172 @@
+"""Recovery on writer open: stop at the first invalid record, zero everything after it, delete later
+segments, report what was discarded, never hand out or skip to a later record. Readers never
+repair."""
+from __future__ import annotations
+
+import hashlib
+
+from journal import Journal, Reader, RecordType, verify
+from journal._journal_cffi import lib
+from tests.journal.jhelpers import (SMALL_SEGMENT, flip_byte, payload_for, record_offsets, segment_files,
+                                    write_journal)
+
+
+def unseal_last(d):
+    """Make the last segment look like its writer crashed: remove its SEAL and EOS records."""
+    seg = segment_files(d)[-1]
+    recs = record_offsets(seg)
+    assert recs[-1][2] & lib.MMJ_FLAG_EOS and recs[-2][2] & lib.MMJ_FLAG_CONTROL
+    data = bytearray(seg.read_bytes())
+    start = recs[-2][0]
+    data[start:recs[-1][0] + recs[-1][1]] = bytes(recs[-1][0] + recs[-1][1] - start)
+    seg.write_bytes(bytes(data))
+    return seg, start
+
+
+def data_records(seg):
+    return [r for r in record_offsets(seg) if not r[2] & (lib.MMJ_FLAG_CONTROL | lib.MMJ_FLAG_EOS)]
+
+
+def digest(d):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in segment_files(d)}
+
+
+def test_unpublished_record_bytes_are_zeroed_and_reported(tmp_path):
+    d = tmp_path / "j"
+    write_journal(d, 50)
+    seg, end = unseal_last(d)
+    with open(seg, "r+b") as f:          # a record whose word never got published
+        f.seek(end + 4)
+        f.write(b"\x11" * 60)
+    with Journal(d) as j:
+        rep = j.recovery
+        assert (rep.reason_code, rep.segment, rep.offset, rep.seq) == (lib.MMJ_R_TORN, 0, end, 51)
+        assert rep.bytes_discarded == 64 and rep.sealed_segment == 0   # from the word to the last byte
+        assert j.append(RecordType.MD_PACKET, b"next") == 51
+    assert verify(d).ok
+    with Reader(d) as r:
+        assert r.last_seq == 51 and r.get(50).payload == payload_for(50, 40 + 50 % 90)
+
+
+def test_bad_record_in_last_segment_discards_the_rest_of_it(tmp_path):
+    d = tmp_path / "j"
+    write_journal(d, 300)
+    seg, _ = unseal_last(d)
+    recs = data_records(seg)
+    bad_off = recs[10][0]
+    first_seq = int.from_bytes(seg.read_bytes()[40:48], "little")
+    flip_byte(seg, bad_off + 40)
+    before = digest(d)
+    with Reader(d) as r:                 # a reader stops at the bad record and repairs nothing
+        assert r.last_seq == first_seq + 9
+        assert r.stopped == {"reason": "bad crc", "segment": int(seg.name[4:20]), "offset": bad_off,
+                             "seq": first_seq + 10}
+    assert digest(d) == before
+    with Journal(d) as j:
+        rep = j.recovery
+        assert (rep.reason_code, rep.offset, rep.seq) == (lib.MMJ_R_BAD_CRC, bad_off, first_seq + 10)
+        assert rep.bytes_discarded > 10 * 40
+        assert j.next_seq == first_seq + 10      # nothing after the bad record survives
+        j.append(RecordType.MD_PACKET, b"replacement")
+    with Reader(d) as r:
+        assert r.get(first_seq + 10).payload == b"replacement"
+        assert r.last_seq == first_seq + 10
+    assert verify(d).ok
+
+
+def test_bad_record_in_an_early_segment_removes_later_segments(tmp_path):
+    d = tmp_path / "j"
+    write_journal(d, 2000)
+    files = segment_files(d)
+    assert len(files) >= 4
+    victim = files[1]
+    recs = data_records(victim)
+    first_seq = int.from_bytes(victim.read_bytes()[40:48], "little")
+    flip_byte(victim, recs[5][0] + 28)   # the salt check field
+    later = sum(len(data_records(f)) for f in files[2:])
+    with Journal(d) as j:
+        rep = j.recovery
+        assert (rep.reason_code, rep.segment, rep.seq) == (lib.MMJ_R_BAD_SALT, 1, first_seq + 5)
+        assert rep.segments_removed == len(files) - 2 and rep.records_discarded == later
+        assert j.next_seq == first_seq + 5
+    names = [p.name for p in segment_files(d)]
+    assert files[2].name in names        # re-created fresh as the writer's new segment...
+    assert len(names) == 3               # ...and nothing else after the repaired one
+    assert verify(d).ok
+
+
+def test_stale_bytes_of_another_journal_never_validate(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    write_journal(a, 100)
+    write_journal(b, 50)
+    seg_b, end = unseal_last(b)
+    foreign = segment_files(a)[0].read_bytes()
+    recs = record_offsets(segment_files(a)[0])
+    start, stop = recs[50][0], recs[60][0]
+    with open(seg_b, "r+b") as f:        # valid records of journal a, pasted where b's next would go
+        f.seek(end)
+        f.write(foreign[start:stop])
+    with Reader(b) as r:
+        assert r.last_seq == 50 and r.stopped["reason"].startswith("bad salt")
+    with Journal(b) as j:
+        assert j.recovery.reason_code == lib.MMJ_R_BAD_SALT
+        assert stop - start - 8 < j.recovery.bytes_discarded <= stop - start   # up to the last padding
+
+
+def test_crash_during_roll_leaves_an_unsealed_segment_and_a_successor(tmp_path):
+    d = tmp_path / "j"
+    write_journal(d, 1200)
+    files = segment_files(d)
+    victim = files[-2]
+    recs = record_offsets(victim)
+    data = bytearray(victim.read_bytes())
+    seal_at = recs[-2][0]
+    data[seal_at:] = bytes(len(data) - seal_at)     # SEAL and EOS never written
+    victim.write_bytes(bytes(data))
+    in_last = len(data_records(files[-1]))
+    with Journal(d) as j:
+        rep = j.recovery
+        assert rep.reason_code == lib.MMJ_R_NO_EOS and rep.segments_removed == 1
+        assert rep.records_discarded == in_last and rep.bytes_discarded == 0
+        assert j.next_seq == 1201 - in_last
+    assert verify(d).ok
+
+
+def test_dangling_seal_without_eos(tmp_path):
+    d = tmp_path / "j"
+    write_journal(d, 100)
+    seg = segment_files(d)[-1]
+    recs = record_offsets(seg)
+    eos_off, eos_size, _ = recs[-1]
+    data = bytearray(seg.read_bytes())
+    data[eos_off:eos_off + eos_size] = bytes(eos_size)
+    seg.write_bytes(bytes(data))
+    with Journal(d) as j:
+        assert j.recovery.reason_code == lib.MMJ_R_TORN and j.next_seq == 101
+    assert verify(d).ok
+
+
+def test_recovery_is_idempotent_and_clean_afterwards(tmp_path):
+    d = tmp_path / "j"
+    write_journal(d, 100)
+    seg, end = unseal_last(d)
+    with open(seg, "r+b") as f:
+        f.seek(end)
+        f.write(b"\xff" * 16)
+    with Journal(d) as j:
+        assert not j.recovery.clean
+    with Journal(d) as j:
+        assert j.recovery.clean and j.recovery.previous_clean
+
+
+def test_segment_header_damage_truncates_the_journal_there(tmp_path):
+    d = tmp_path / "j"
+    write_journal(d, 2000)
+    files = segment_files(d)
+    flip_byte(files[2], 45)              # first-sequence field of segment 2's header
+    first_of_2 = int.from_bytes(bytes(files[1].read_bytes()[40:48]), "little") + len(data_records(files[1]))
+    with Journal(d, segment_size=SMALL_SEGMENT) as j:
+        rep = j.recovery
+        assert (rep.reason_code, rep.segment, rep.offset) == (lib.MMJ_R_BAD_HEADER, 2, 0)
+        assert j.next_seq == first_of_2
+    assert verify(d).ok
