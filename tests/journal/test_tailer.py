@@ -1,0 +1,115 @@
+"""Live tailing: a tailer in this process follows a writer in another process across 1,000
+segment rolls without skipping or duplicating a record and without leaking descriptors or
+mappings; named tailers resume where they committed."""
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+
+import pytest
+
+from journal import InvalidArgument, Journal, RecordType, Tailer
+from tests.journal.jhelpers import SMALL_SEGMENT, open_fds, payload_for, write_journal
+
+ROOT = str(pathlib.Path(__file__).resolve().parents[2])
+ROLLS = 1000
+PAYLOAD = 6000          # ten records fill a 64 KiB segment
+
+
+@pytest.fixture
+def shm_dir():
+    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    d = tempfile.mkdtemp(prefix="mmj-tail-", dir=base)
+    yield pathlib.Path(d)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def mapped_segments() -> int:
+    with open("/proc/self/maps") as f:
+        return sum(1 for line in f if ".mmj" in line)
+
+
+@pytest.mark.slow
+def test_tailer_in_another_process_across_1000_rolls(shm_dir):
+    d = shm_dir / "j"
+    Journal(d, segment_size=SMALL_SEGMENT).close()           # segment 0, sealed
+    records = ROLLS * 10 + 5
+    code = textwrap.dedent(f"""
+        import sys
+        from journal import Journal, RecordType
+        from tests.journal.jhelpers import payload_for
+        with Journal({str(d)!r}, segment_size={SMALL_SEGMENT}, checkpoint_every=7) as j:
+            for _ in range({records}):
+                seq = j.next_seq
+                j.append(RecordType.MD_PACKET, payload_for(seq, {PAYLOAD}), ts_ns=seq)
+            print(j.segment, flush=True)
+    """)
+    fds_before = open_fds()
+    with Tailer(d) as tailer:
+        writer = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        try:
+            seen = 0
+            max_maps = 0
+            fds_while_tailing = open_fds()      # + the tailer's directory and the writer's pipe
+            for expected in range(1, records + 1):
+                rec = tailer.next(timeout_s=20)
+                assert rec is not None, f"no record {expected} within 20 s"
+                assert rec.seq == expected and rec.ts_ns == expected
+                assert rec.payload == payload_for(expected, PAYLOAD)
+                seen += 1
+                if expected % 500 == 0:
+                    max_maps = max(max_maps, mapped_segments())
+                    assert open_fds() == fds_while_tailing
+            assert tailer.next(timeout_s=0.05) is None            # nothing extra, no duplicates
+            last_segment = int(writer.stdout.read().strip())
+        finally:
+            writer.wait(timeout=60)
+            writer.stdout.close()
+        assert writer.returncode == 0
+    assert seen == records and last_segment >= ROLLS
+    assert max_maps <= 2                                           # one segment mapped at a time
+    assert open_fds() == fds_before and mapped_segments() == 0
+
+
+def test_tailer_waits_then_sees_a_new_record(tmp_path):
+    d = tmp_path / "j"
+    with Journal(d, segment_size=SMALL_SEGMENT) as j:
+        with Tailer(d) as t:
+            assert t.next(timeout_s=0.01) is None
+            j.append(RecordType.MD_PACKET, b"one")
+            rec = t.next(timeout_s=1)
+            assert (rec.seq, rec.payload) == (1, b"one") and t.position == 2
+            assert t.next(timeout_s=0) is None
+
+
+def test_named_tailer_resumes_after_restart(tmp_path):
+    d = tmp_path / "j"
+    write_journal(d, 300)
+    with Tailer(d, name="reports") as t:
+        for expected in range(1, 121):
+            assert t.next(1).seq == expected
+        t.commit()
+        assert t.next(1).seq == 121            # read but not committed
+    assert (d / "tailers" / "reports.pos").read_text() == "mmjpos 1 121\n"
+    with Tailer(d, name="reports") as t:
+        assert t.position == 121 and t.next(1).seq == 121
+    with Tailer(d, name="reports", from_seq=250) as t:        # an explicit start wins
+        assert t.next(1).seq == 250
+    with Tailer(d, name="other") as t:                        # a new name starts at the beginning
+        assert t.next(1).seq == 1
+    with Tailer(d) as t:
+        with pytest.raises(InvalidArgument):
+            t.commit()
+
+
+def test_tailer_from_sequence_in_a_later_segment(tmp_path):
+    d = tmp_path / "j"
+    write_journal(d, 2000)
+    with Tailer(d, from_seq=1777) as t:
+        got = [t.next(1).seq for _ in range(5)]
+    assert got == [1777, 1778, 1779, 1780, 1781]
