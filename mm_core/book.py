@@ -35,12 +35,17 @@ class Execution:
 class Book:
     """All symbols' books. Order refs are day-unique across symbols (ITCH), so one order map."""
 
-    __slots__ = ("n_symbols", "bid_qty", "ask_qty", "bid_px", "ask_px", "orders", "unknown_refs")
+    __slots__ = ("n_symbols", "bid_qty", "ask_qty", "bid_px", "ask_px", "orders", "unknown_refs",
+                 "watch", "dirty")
 
-    def __init__(self, n_symbols: int) -> None:
-        if n_symbols <= 0:
-            raise BookError("a book needs at least one symbol slot")
+    def __init__(self, n_symbols: int, watch_levels: int = 3) -> None:
+        if n_symbols <= 0 or watch_levels <= 0:
+            raise BookError("a book needs at least one symbol slot and one watched level")
         self.n_symbols = n_symbols
+        self.watch = watch_levels
+        # dirty[s]: a change reached the top `watch` levels of symbol s since the caller cleared it
+        # (changes deeper in the book cannot move fair value, so the engine skips repricing)
+        self.dirty = [False] * n_symbols
         self.bid_qty: list[dict[int, int]] = [{} for _ in range(n_symbols)]   # price -> shares
         self.ask_qty: list[dict[int, int]] = [{} for _ in range(n_symbols)]
         self.bid_px: list[list[int]] = [[] for _ in range(n_symbols)]         # ascending prices
@@ -68,6 +73,13 @@ class Book:
             insort(prices, price)
         else:
             levels[price] = old + qty
+        self._mark(symbol_id, is_buy, price, prices)
+
+    def _mark(self, symbol_id: int, is_buy: bool, price: int, prices: list[int]) -> None:
+        """Flag the symbol when `price` is within the watched top levels of its side."""
+        w = self.watch
+        if len(prices) <= w or (price >= prices[-w] if is_buy else price <= prices[w - 1]):
+            self.dirty[symbol_id] = True
 
     def execute(self, ref: int, qty: int) -> Execution | None:
         """An execution of `qty` shares of a resting order (ITCH E or C)."""
@@ -115,6 +127,7 @@ class Book:
             levels, prices = self.bid_qty[symbol_id], self.bid_px[symbol_id]
         else:
             levels, prices = self.ask_qty[symbol_id], self.ask_px[symbol_id]
+        self._mark(symbol_id, is_buy, price, prices)
         rest = levels[price] - done
         if rest > 0:
             levels[price] = rest

@@ -60,6 +60,7 @@ class EngineConfig:
     toxicity_weight: float = 1.0
     ack_timeout_ns: int = 2_000_000_000
     rerequest_timeout_ns: int = 500_000_000
+    risk_refresh_ns: int = 100_000_000    # re-send an unchanged fair value to the gateway this often
     metrics_interval_ns: int = 1_000_000_000
     markout_horizons_ns: tuple[int, ...] = (100_000_000, 1_000_000_000, 5_000_000_000)
     adverse_horizon: int = 1

@@ -94,6 +94,8 @@ class Engine:
         self.oms = Oms(cfg.session_prefix, self._encode_cancel)
         self.metrics = Metrics(n, cfg.markout_horizons_ns, cfg.adverse_horizon)
         self.mid2 = [0] * n
+        self.risk_sent: list[tuple[int, bool, int]] = [(0, False, 0)] * n   # (fair, stale, ns) last told
+        self.quote_memo: list[tuple | None] = [None] * n           # last quote inputs and result
         self.halted_symbols = [False] * n       # ITCH trading action: not trading
         self.denied_until: dict[tuple[int, int, str], int] = {}
         self.next_metrics_ns = -1
@@ -146,6 +148,12 @@ class Engine:
         fresh = verdict.select(messages) if verdict.duplicates or verdict.new != len(messages) else messages
         self.counts["md_messages"] += len(fresh)
         touched, printed = self._apply(fresh, actions)
+        dirty = self.book.dirty
+        for symbol_id in list(touched):
+            if dirty[symbol_id] or symbol_id in printed:
+                dirty[symbol_id] = False
+            else:
+                del touched[symbol_id]      # the change was deeper than fair value looks
         if self.stale and not self.tracker.in_gap:
             self.stale = False
             self.gap_requested_ns = -1
@@ -236,9 +244,8 @@ class Engine:
         actions.append(self._alert("book-stale", reason))
         for symbol_id in range(self.n):
             fair = self.fv.fair[symbol_id]
-            spec = self.specs[symbol_id]
-            if spec is not None and fair > 0:
-                self.risk.on_market(symbol_id, fair, spec.reference_price, True, self.now)
+            if self.specs[symbol_id] is not None and fair > 0:
+                self._feed_risk(symbol_id, fair)
         self._cancel_all(Purpose.QUOTE, actions, guard=False)
 
     def _request_gap(self, actions: list[Action]) -> None:
@@ -262,11 +269,20 @@ class Engine:
             return
         self.mid2[symbol_id] = b + a
         self.vol[symbol_id].update((b + a) * 0.5, self.now)
-        spec = self.specs[symbol_id]
-        self.risk.on_market(symbol_id, fair, spec.reference_price, self.stale, self.now)
+        self._feed_risk(symbol_id, fair)
         if symbol_id in self.hedger.pairs:
             pair = self.hedger.pairs[symbol_id]
             self.hedger.observe(symbol_id, self.fv.mids[symbol_id], self.fv.mids[pair.hedge_id])
+
+    def _feed_risk(self, symbol_id: int, fair: float, force: bool = False) -> None:
+        """Tell the gateway a symbol's fair value when its price4 value or staleness changed, or
+        when the last report is older than risk_refresh_ns (its market-data age must stay fresh)."""
+        now = self.now
+        sent = (int(fair + 0.5), self.stale)
+        last = self.risk_sent[symbol_id]
+        if force or last[:2] != sent or now - last[2] >= self.cfg.risk_refresh_ns:
+            self.risk_sent[symbol_id] = (*sent, now)
+            self.risk.on_market(symbol_id, fair, self.specs[symbol_id].reference_price, self.stale, self.now)
 
     # ================================================================= quoting
 
@@ -277,12 +293,32 @@ class Engine:
         self._work_side(symbol_id, _SELL, oms.working_order(symbol_id, _SELL), ask_px, ask_qty, actions)
 
     def _quote(self, symbol_id: int) -> tuple[int, int, int, int]:
-        """(bid price, bid size, ask price, ask size) wanted now; a zero size pulls the side."""
+        """(bid price, bid size, ask price, ask size) wanted now; a zero size pulls the side.
+
+        Memoised on every input it reads, so an unchanged situation costs one tuple compare."""
         risk = self.risk
         state = risk.state
         fair = self.fv.fair[symbol_id]
         if self.stale or fair <= 0 or state is _HALTED or self.halted_symbols[symbol_id]:
             return 0, 0, 0, 0
+        guard = self.guards[symbol_id]
+        now = self.now
+        m = self.metrics
+        book = self.book
+        key = (fair, book.best_bid(symbol_id), book.best_ask(symbol_id), state,
+               self.inventory.position[symbol_id], self._hedge_held(symbol_id),
+               self.vol[symbol_id].n, guard.side_blocked(True, now), guard.side_blocked(False, now),
+               guard.toxicity(), m.markout_n[m.adverse_horizon])
+        memo = self.quote_memo[symbol_id]
+        if memo is not None and memo[0] == key:
+            return memo[1]
+        quote = self._price_quote(symbol_id, fair, state, guard)
+        self.quote_memo[symbol_id] = (key, quote)
+        return quote
+
+    def _price_quote(self, symbol_id: int, fair: float, state: TradingState,
+                     guard: SymbolGuard) -> tuple[int, int, int, int]:
+        risk = self.risk
         cfg = self.cfg
         skew = cfg.skew
         ticks = self.ticks[symbol_id]
@@ -291,7 +327,6 @@ class Engine:
         position = self.inventory.position[symbol_id] - self._hedge_held(symbol_id)
         q = position / skew.lot
         bd, ad = glft_depths(q, sigma2, skew) if skew.model == "glft" else as_depths(q, sigma2, skew)
-        guard = self.guards[symbol_id]
         toxicity = guard.toxicity()
         m = self.metrics
         h = m.adverse_horizon
@@ -563,7 +598,7 @@ class Engine:
         for s in range(self.n):
             fair = self.fv.fair[s]
             if fair > 0:
-                self.risk.on_market(s, fair, self.specs[s].reference_price, self.stale, now)
+                self._feed_risk(s, fair, force=True)
         self._mature_markouts(actions)
         if now >= self.next_metrics_ns:
             self.metrics.sample_position(self.inventory.position)

@@ -100,9 +100,10 @@ class MicroPriceEstimator:
         self.table = table
         n = table.n_imb * table.n_spread
         self.n_states = n
-        self.q = np.zeros((n, n))
-        self.r1 = np.zeros((n, 4))
-        self.r2 = np.zeros((n, n))
+        # counts as plain lists: one CPython list store per observation beats numpy item access
+        self.q = [[0.0] * n for _ in range(n)]
+        self.r1 = [[0.0] * 4 for _ in range(n)]
+        self.r2 = [[0.0] * n for _ in range(n)]
         self.observations = 0
         self._prev_state = -1
         self._prev_mid2 = 0       # previous mid doubled (bid + ask), integer price4
@@ -124,15 +125,15 @@ class MicroPriceEstimator:
             mirror_state = self._state(t.n_imb - 1 - b, spread_row)
             dm_half = round((mid2 - self._prev_mid2) / tick)   # (mid change) / (tick / 2)
             if dm_half == 0:
-                self.q[prev, state] += 1.0
-                self.q[mirror_prev, mirror_state] += 1.0
+                self.q[prev][state] += 1.0
+                self.q[mirror_prev][mirror_state] += 1.0
             else:
                 dm_half = max(-2, min(2, dm_half))
                 k = dm_half + 2 if dm_half < 0 else dm_half + 1
-                self.r1[prev, k] += 1.0
-                self.r1[mirror_prev, 3 - k] += 1.0
-                self.r2[prev, state] += 1.0
-                self.r2[mirror_prev, mirror_state] += 1.0
+                self.r1[prev][k] += 1.0
+                self.r1[mirror_prev][3 - k] += 1.0
+                self.r2[prev][state] += 1.0
+                self.r2[mirror_prev][mirror_state] += 1.0
             self.observations += 1
         self._prev_state = state
         self._prev_mid2 = mid2
@@ -141,14 +142,15 @@ class MicroPriceEstimator:
         """Recompute the table from the counts; False (table untouched) when not estimable."""
         if self.observations < min_observations:
             return False
-        totals = self.q.sum(axis=1) + self.r1.sum(axis=1)
+        q_counts, r1_counts, r2_counts = np.array(self.q), np.array(self.r1), np.array(self.r2)
+        totals = q_counts.sum(axis=1) + r1_counts.sum(axis=1)
         seen = totals > 0
         if not seen.any():
             return False
         denom = np.where(seen, totals, 1.0)[:, None]
-        q = self.q / denom
-        r1 = self.r1 / denom
-        r2 = self.r2 / denom
+        q = q_counts / denom
+        r1 = r1_counts / denom
+        r2 = r2_counts / denom
         a = np.eye(self.n_states) - q
         try:
             g1 = np.linalg.solve(a, r1 @ self.DM_TICKS)

@@ -169,7 +169,8 @@ class Oms:
         self.counter = 0
         self.encode_cancel = encode_cancel
         self.orders: dict[str, Order] = {}
-        self.working: dict[tuple[int, Side, Purpose], str] = {}   # newest non-terminal order per slot
+        # newest non-terminal order per (symbol, side, purpose); plain-int keys hash fast
+        self.working: dict[tuple[int, int, str], str] = {}
         self.transitions = 0
 
     # --- tokens -------------------------------------------------------------------------
@@ -206,7 +207,7 @@ class Oms:
             raise OmsError(f"duplicate order token {intent.token}")
         order = Order(intent, now_ns)
         self.orders[intent.token] = order
-        self.working[(order.symbol_id, order.side, order.purpose)] = order.token
+        self.working[(order.symbol_id, int(order.side), order.purpose.value)] = order.token
         return order
 
     # --- venue events -------------------------------------------------------------------
@@ -224,7 +225,7 @@ class Oms:
             old = self.orders.get(order.orig_token)
             if old is not None and old.state is OrderState.PENDING_REPLACE:
                 self._fire(old, Trigger.REPLACE_REJECT, now_ns)
-                self.working[(old.symbol_id, old.side, old.purpose)] = old.token
+                self.working[(old.symbol_id, int(old.side), old.purpose.value)] = old.token
         self._fire(order, Trigger.REJECT, now_ns)
         return order
 
@@ -299,7 +300,7 @@ class Oms:
         order.last_ns = now_ns
         self.transitions += 1
         if order.fsm.state in TERMINAL:
-            key = (order.symbol_id, order.side, order.purpose)
+            key = (order.symbol_id, int(order.side), order.purpose.value)
             if self.working.get(key) == order.token:
                 del self.working[key]
 
@@ -312,7 +313,7 @@ class Oms:
         return order
 
     def working_order(self, symbol_id: int, side: Side, purpose: Purpose = Purpose.QUOTE) -> Order | None:
-        token = self.working.get((symbol_id, side, purpose))
+        token = self.working.get((symbol_id, int(side), purpose.value))
         return self.orders[token] if token is not None else None
 
     def open_orders(self) -> list[Order]:
