@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno as errno_mod
 import socket
+import struct
 import time
 
 from audit.errors import TimestampingError
@@ -48,15 +49,23 @@ def enable_timestamping(sock: socket.socket, flags: int) -> int:
     raise TimestampingError(f"SO_TIMESTAMPING refused: {last}") from last
 
 
+_SCM_TS64 = struct.Struct("=qqqqqq")
+
+
 def stamp_from_ancillary(ancdata, hardware: bool) -> tuple[int, TsSource] | None:
     """The best RX/TX stamp in recvmsg control data: raw hardware first, then kernel software."""
     for level, ctype, data in ancdata:
         if level == socket.SOL_SOCKET and ctype in SCM_TIMESTAMPING_TYPES:
-            stamps = parse_scm_timestamping(data)
-            if hardware and stamps.hardware_ns:
-                return stamps.hardware_ns, TsSource.HW_PHC
-            if stamps.software_ns:
-                return stamps.software_ns, TsSource.SW_KERNEL
+            if len(data) == 48:   # hot path: 64-bit layout, decoded inline
+                sw_s, sw_ns, _, _, hw_s, hw_ns = _SCM_TS64.unpack(data)
+            else:
+                stamps = parse_scm_timestamping(data)
+                sw_s, sw_ns = divmod(stamps.software_ns, 1_000_000_000)
+                hw_s, hw_ns = divmod(stamps.hardware_ns, 1_000_000_000)
+            if hardware and (hw_s or hw_ns):
+                return hw_s * 1_000_000_000 + hw_ns, TsSource.HW_PHC
+            if sw_s or sw_ns:
+                return sw_s * 1_000_000_000 + sw_ns, TsSource.SW_KERNEL
     return None
 
 
@@ -88,8 +97,12 @@ class TimestampedSocket:
 
     def recv(self, bufsize: int = 65536, flags: int = 0) -> tuple[bytes, int, TsSource]:
         """One datagram or stream read with its RX timestamp and where it was taken."""
-        data, _addr, ts_ns, source = self.recvfrom(bufsize, flags)
-        return data, ts_ns, source
+        data, ancdata, _msg_flags, _addr = self.sock.recvmsg(bufsize, ANCILLARY_BUFSIZE, flags)
+        stamp = stamp_from_ancillary(ancdata, self.hardware) if ancdata else None
+        if stamp is None:
+            # Last resort, honestly labelled: user-space time after the syscall returned.
+            return data, time.clock_gettime_ns(time.CLOCK_REALTIME), TsSource.USER
+        return data, stamp[0], stamp[1]
 
     def recvfrom(self, bufsize: int = 65536, flags: int = 0):
         """Like recv() but also returns the sender address: (bytes, addr, ts_ns, TsSource)."""

@@ -62,8 +62,11 @@ class ClockMonitor:
         sample = self._latest
         if self.journal_error is not None or self.sampler_error is not None:
             return False
-        now = time.clock_gettime_ns(time.CLOCK_MONOTONIC) if now_mono_ns is None else now_mono_ns
-        return now - sample.mono_ns <= self.stale_after_ns and sample.compliant(profile)
+        now = time.monotonic_ns() if now_mono_ns is None else now_mono_ns   # CLOCK_MONOTONIC
+        if now - sample.mono_ns > self.stale_after_ns:
+            return False
+        verdict = sample.verdicts.get(profile)
+        return verdict is not None and verdict.compliant
 
     def prometheus(self) -> str:
         return exposition(self._latest, self.labels)
