@@ -1,0 +1,309 @@
+"""`mmaudit journal ...`: inspect, follow, dump and verify write-ahead journals, and write a demo one.
+
+Thin: parse arguments, call the journal library, print. Journal errors become ClickException
+here. Must not know the on-disk format; payload decoding comes from journal.catalogue.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import random
+import time
+
+import click
+import numpy as np
+
+import journal
+from journal.catalogue import (JSON_TYPES, PAYLOAD_DTYPES, ClockState, RecordType, Side, TsSource, pack,
+                               pack_json, unpack, unpack_json)
+
+_CONTROL_TYPES = (RecordType.CHECKPOINT, RecordType.SEAL)
+
+
+def _type_name(rtype: int) -> str:
+    try:
+        return RecordType(rtype).name
+    except ValueError:
+        return str(rtype)
+
+
+def _enum_name(enum, value: int) -> str:
+    try:
+        return enum(value).name
+    except ValueError:
+        return str(value)
+
+
+def _field_value(record, name: str):
+    value = record[name]
+    if isinstance(value, bytes):
+        return value.rstrip(b"\0").decode("ascii", "replace")
+    if isinstance(value, np.ndarray):
+        raw = value.tobytes()
+        if name == "raw" and "raw_len" in record.dtype.names:
+            raw = raw[: int(record["raw_len"])]
+        return raw.hex()
+    return value.item() if hasattr(value, "item") else value
+
+
+def decode_payload(rtype: int, payload: bytes):
+    """A JSON-friendly view of a payload: fields of fixed types, documents of JSON types, else hex."""
+    if rtype in _CONTROL_TYPES:
+        return {"hash": payload[:32].hex(), "records_in_segment": int.from_bytes(payload[32:40], "little")}
+    if rtype in PAYLOAD_DTYPES and len(payload) == PAYLOAD_DTYPES[rtype].itemsize:
+        record = unpack(rtype, payload)
+        return {name: _field_value(record, name) for name in record.dtype.names}
+    if rtype in JSON_TYPES:
+        try:
+            return unpack_json(payload)
+        except ValueError:
+            pass
+    return {"hex": payload.hex()}
+
+
+def record_dict(rec: journal.Record) -> dict:
+    return {"seq": rec.seq, "type": _type_name(rec.rtype), "ts_ns": rec.ts_ns,
+            "ts_source": _enum_name(TsSource, rec.ts_source), "clock_state": _enum_name(ClockState, rec.clock_state),
+            "length": len(rec.payload), "payload": decode_payload(rec.rtype, rec.payload)}
+
+
+def _timestamp_text(ts_ns: int, source: int) -> str:
+    if source == TsSource.NONE:
+        return "-"
+    stamp = datetime.datetime.fromtimestamp(ts_ns // 1_000_000_000, tz=datetime.timezone.utc)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S") + f".{ts_ns % 1_000_000_000:09d}Z"
+
+
+def record_line(rec: journal.Record) -> str:
+    """One human-readable line per record."""
+    decoded = decode_payload(rec.rtype, rec.payload)
+    fields = " ".join(f"{k}={v}" for k, v in decoded.items() if k not in ("raw", "hex"))
+    if "hex" in decoded:
+        shown = decoded["hex"][:64] + ("..." if len(decoded["hex"]) > 64 else "")
+        fields = f"hex={shown}"
+    return (f"{rec.seq:>10} {_type_name(rec.rtype):<14} {_timestamp_text(rec.ts_ns, rec.ts_source)} "
+            f"{_enum_name(TsSource, rec.ts_source)}/{_enum_name(ClockState, rec.clock_state)} "
+            f"len={len(rec.payload)} {fields}").rstrip()
+
+
+def _parse_types(names: tuple[str, ...]) -> list[int] | None:
+    if not names:
+        return None
+    try:
+        return [int(RecordType[n.upper().replace("-", "_")]) for n in names]
+    except KeyError as exc:
+        raise click.BadParameter(f"unknown record type {exc.args[0]}; one of "
+                                 f"{', '.join(t.name for t in RecordType)}") from exc
+
+
+@click.group(name="journal")
+def command() -> None:
+    """Inspect, follow, dump and verify write-ahead journals.
+
+    Example: mmaudit journal verify ./journal-dir
+    """
+
+
+@command.command()
+@click.argument("path", type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+def info(path: str, as_json: bool) -> None:
+    """Summarise a journal: id, segments, sequence range, writer lock and recovery state.
+
+    Example: mmaudit journal info ./journal-dir
+    """
+    try:
+        summary = journal.info(path)
+    except journal.JournalError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    writer = (f"live (pid {summary['pid']})" if summary["writer_live"] else
+              "closed cleanly" if summary["closed_cleanly"] else
+              f"not running, did not close cleanly (pid {summary['pid']}): next writer will recover"
+              if summary["pid"] else "none yet")
+    click.echo(f"journal   {summary['path']}")
+    click.echo(f"id        {summary['journal_id']}")
+    click.echo(f"format    version {summary['format_version']}")
+    click.echo(f"segments  {summary['segments']} ({summary['bytes']} bytes)")
+    click.echo(f"records   {summary['records']} (seq {summary['first_seq']}..{summary['last_seq']})")
+    click.echo(f"writer    {writer}")
+    stopped = summary["stopped"]
+    click.echo("readable  to the end" if stopped is None else
+               f"readable  up to seq {stopped['seq'] - 1}: {stopped['reason']} at segment {stopped['segment']} "
+               f"offset {stopped['offset']}")
+
+
+@command.command()
+@click.argument("path", type=click.Path(file_okay=False))
+@click.option("--from-seq", type=click.IntRange(min=1), default=None, help="First sequence to print.")
+@click.option("--count", type=click.IntRange(min=1), default=None, help="Stop after this many records.")
+@click.option("--idle-timeout", type=click.FloatRange(min=0), default=None,
+              help="Stop after this many seconds without a new record (default: follow forever).")
+@click.option("--name", default=None, help="Named tailer: resume from and commit its saved position.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def tail(path: str, from_seq: int | None, count: int | None, idle_timeout: float | None, name: str | None,
+         as_json: bool) -> None:
+    """Follow a live journal and print one line per record as it arrives.
+
+    Example: mmaudit journal tail ./journal-dir --from-seq 1 --count 10
+    """
+    printed = 0
+    try:
+        with journal.Tailer(path, name=name, from_seq=from_seq) as tailer:
+            waited = 0.0
+            while count is None or printed < count:
+                rec = tailer.next(timeout_s=0.2)
+                if rec is None:
+                    waited += 0.2
+                    if idle_timeout is not None and waited >= idle_timeout:
+                        break
+                    continue
+                waited = 0.0
+                click.echo(json.dumps(record_dict(rec)) if as_json else record_line(rec))
+                printed += 1
+            if name is not None:
+                tailer.commit()
+    except journal.JournalError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@command.command()
+@click.argument("path", type=click.Path(file_okay=False))
+@click.option("--from-seq", type=click.IntRange(min=1), default=None, help="First sequence to print.")
+@click.option("--to-seq", type=click.IntRange(min=1), default=None, help="Last sequence to print.")
+@click.option("--type", "types", multiple=True, help="Only these record types (repeatable), e.g. ORDER_SENT.")
+@click.option("--control", is_flag=True, help="Also print CHECKPOINT and SEAL records.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line, payloads decoded.")
+def dump(path: str, from_seq: int | None, to_seq: int | None, types: tuple[str, ...], control: bool,
+         as_json: bool) -> None:
+    """Print the records of a journal, decoding fixed payloads by their catalogue layout.
+
+    Example: mmaudit journal dump ./journal-dir --type ORDER_SENT --json
+    """
+    wanted = _parse_types(types)
+    if wanted is not None and control:
+        wanted += [int(t) for t in _CONTROL_TYPES]
+    try:
+        with journal.Reader(path) as reader:
+            for rec in reader.records(first_seq=from_seq, last_seq=to_seq, rtypes=wanted, include_control=control):
+                click.echo(json.dumps(record_dict(rec)) if as_json else record_line(rec))
+            stopped = reader.stopped
+    except journal.JournalError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if stopped is not None:
+        click.echo(f"stopped before seq {stopped['seq']}: {stopped['reason']} at segment {stopped['segment']} "
+                   f"offset {stopped['offset']}", err=True)
+
+
+@command.command()
+@click.argument("path", type=click.Path(file_okay=False))
+def verify(path: str) -> None:
+    """Check every record, checkpoint hash and segment seal; exit 1 naming the first bad record.
+
+    Example: mmaudit journal verify ./journal-dir
+    """
+    try:
+        report = journal.verify(path)
+    except journal.JournalError as exc:
+        raise click.ClickException(str(exc)) from exc
+    summary = (f"{report.records} records in {report.segments} segments, {report.checkpoints} hash links, "
+               f"last seq {report.last_seq}")
+    if not report.ok:
+        click.echo(f"CORRUPT: {report.first_bad} ({summary} verified before it)", err=True)
+        raise SystemExit(1)
+    tail_state = "sealed" if report.last_sealed else (
+        "open (live writer)" if report.writer_live else "unsealed: the next writer will recover it")
+    click.echo(f"OK: {summary}; last segment {tail_state}; {report.unanchored} records after the last hash link")
+
+
+def _demo_records(rng: random.Random, count: int, start_ns: int):
+    """(rtype, payload, ts_ns, ts_source, clock_state) tuples in the shape a trading session writes."""
+    now = start_ns
+    yield (RecordType.SESSION_START, pack(RecordType.SESSION_START, session_id=1, config_sha256=rng.randbytes(32),
+                                          code_version=b"0.1.0", limits_version=b"demo-1",
+                                          venue_session=b"DEMO000001", profile=b"eu-hft"),
+           now, TsSource.USER, ClockState.LOCKED)
+    yield (RecordType.LIMITS_LOADED, pack_json({"version": "demo-1", "max_order_qty": 1000}),
+           now, TsSource.USER, ClockState.LOCKED)
+    token = 0
+    for i in range(max(0, count - 3)):
+        now += rng.randrange(1_000, 200_000)
+        kind = rng.random()
+        if kind < 0.55:
+            yield (RecordType.MD_PACKET, b"DEMO000001" + rng.randbytes(rng.randrange(30, 400)),
+                   now, TsSource.HW_PHC, ClockState.LOCKED)
+        elif kind < 0.70:
+            token += 1
+            price = 1_000_000 + rng.randrange(-500, 500) * 100
+            yield (RecordType.ORDER_SENT, pack(RecordType.ORDER_SENT, token=b"T%013d" % token, msg_type=ord("O"),
+                                               side=rng.choice([Side.BUY, Side.SELL]), symbol_id=rng.randrange(4),
+                                               price=price, qty=100, algo_id=1, desk_id=1, trader_id=7, client_id=0,
+                                               risk_verdict=1, trading_state=1, limits_version=1, tskey=token,
+                                               raw=b"\x00\x31U" + rng.randbytes(46)),
+                   now, TsSource.USER, ClockState.LOCKED)
+        elif kind < 0.82:
+            yield (RecordType.TX_TS, pack(RecordType.TX_TS, order_seq=max(1, i), tskey=token, status=0,
+                                          source=TsSource.SW_KERNEL, tx_ts_ns=now + 900),
+                   now + 900, TsSource.SW_KERNEL, ClockState.LOCKED)
+        elif kind < 0.92:
+            yield (RecordType.VENUE_MSG, pack(RecordType.VENUE_MSG, soup_seq=i, packet_type=ord("S"), msg_type=ord("A"),
+                                              raw=b"\x00\x40S" + rng.randbytes(63)),
+                   now, TsSource.SW_KERNEL, ClockState.LOCKED)
+        elif kind < 0.96:
+            yield (RecordType.CLOCK_SAMPLE, pack(RecordType.CLOCK_SAMPLE, offset_ns=rng.randrange(-300, 300),
+                                                 path_delay_ns=500, error_bound_ns=1_200, last_sync_age_ns=50_000_000,
+                                                 gm_identity=0x001122FFFE334455, state=ClockState.LOCKED, port_state=9,
+                                                 gm_clock_class=6, utc_offset=37, utc_offset_valid=1,
+                                                 compliant_mask=7),
+                   now, TsSource.USER, ClockState.LOCKED)
+        elif kind < 0.98:
+            yield (RecordType.RISK_DECISION, pack(RecordType.RISK_DECISION, token=b"T%013d" % (token + 1),
+                                                  symbol_id=1, side=Side.BUY, msg_type=ord("O"), allowed=0, check_id=3,
+                                                  price=1_000_000, qty=5000, value=5000, limit=1000,
+                                                  detail=b"max order qty"),
+                   now, TsSource.USER, ClockState.LOCKED)
+        else:
+            yield (RecordType.TIMER, pack(RecordType.TIMER, timer_id=1, now_ns=now), now, TsSource.USER,
+                   ClockState.LOCKED)
+    yield (RecordType.SESSION_STOP, pack(RecordType.SESSION_STOP, session_id=1, events=count, orders=token,
+                                         reason=b"demo complete"), now, TsSource.USER, ClockState.LOCKED)
+
+
+@command.command()
+@click.option("--dir", "directory", required=True, type=click.Path(file_okay=False),
+              help="Directory for the new journal (created; must not hold a journal yet).")
+@click.option("--records", type=click.IntRange(min=3, max=50_000_000), default=10_000, show_default=True,
+              help="How many records to write.")
+@click.option("--segment-size", type=click.IntRange(min=65536), default=4 << 20, show_default=True,
+              help="Bytes per segment file.")
+@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the record generator.")
+def demo(directory: str, records: int, segment_size: int, seed: int) -> None:
+    """Write a journal with a realistic mix of record types, verify it and print a summary.
+
+    Example: mmaudit journal demo --dir ./demo-journal --records 10000
+    """
+    rng = random.Random(seed)
+    counts: dict[str, int] = {}
+    started = time.perf_counter()
+    try:
+        with journal.Journal(directory, segment_size=segment_size, durability="group", group_records=4096,
+                             group_us=20_000) as j:
+            if not j.recovery.created:
+                raise click.ClickException(f"{directory} already holds a journal; pick an empty directory")
+            for rtype, payload, ts_ns, source, state in _demo_records(rng, records, 1_767_225_600_000_000_000):
+                j.append(rtype, payload, ts_ns, source, state)
+                counts[rtype.name] = counts.get(rtype.name, 0) + 1
+            journal_id = j.journal_id
+        elapsed = time.perf_counter() - started
+        report = journal.verify(directory)
+    except journal.JournalError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"wrote {sum(counts.values())} records to {directory} (journal {journal_id}) in {elapsed:.2f} s")
+    for name, n in sorted(counts.items(), key=lambda kv: -kv[1]):
+        click.echo(f"  {name:<14} {n}")
+    if not report.ok:
+        raise click.ClickException(f"verify failed: {report.first_bad}")
+    click.echo(f"verify: OK ({report.records} records, {report.segments} segments, "
+               f"{report.checkpoints} hash links)")
