@@ -32,6 +32,18 @@ def _party(parent: ET.Element, tag: str, ident: str, branch: str | None) -> None
         _sub(owner, "CtryOfBrnch", branch)
 
 
+def _optional(parent: ET.Element, tag: str, text: str | None) -> None:
+    """Optional elements appear only when the field has a value (null fields are omitted)."""
+    if text:
+        _sub(parent, tag, text)
+
+
+def _organisation(hdr: ET.Element, tag: str, ident: str, scheme: str) -> None:
+    othr = _sub(_sub(_sub(_sub(_sub(hdr, tag), "OrgId"), "Id"), "OrgId"), "Othr")
+    _sub(othr, "Id", ident)
+    _sub(_sub(othr, "SchmeNm"), "Prtry", scheme)
+
+
 def _bool(v: bool) -> str:
     return "true" if v else "false"
 
@@ -53,21 +65,16 @@ def transaction(row: dict, col) -> ET.Element:
     _sub(_sub(t, "Qty"), "Unit", row[col(30)])
     _sub(_sub(_sub(_sub(t, "Pric"), "Pric"), "MntryVal"), "Amt", row[col(33)], Ccy=row[col(34)])
     _sub(t, "TradVn", row[col(36)])
-    if row[col(37)]:
-        _sub(t, "CtryOfBrnch", row[col(37)])
-    if row[col(3)]:
-        _sub(t, "TradPlcMtchgId", row[col(3)])
+    _optional(t, "CtryOfBrnch", row[col(37)])
+    _optional(t, "TradPlcMtchgId", row[col(3)])
     fin = _sub(new, "FinInstrm")
     if row[col(42)] or row[col(43)]:
         other = _sub(fin, "Othr")
         gen = _sub(other, "FinInstrmGnlAttrbts")
         _sub(gen, "Id", row[col(41)])
-        if row[col(42)]:
-            _sub(gen, "FullNm", row[col(42)])
-        if row[col(43)]:
-            _sub(gen, "ClssfctnTp", row[col(43)])
-        if row[col(44)]:
-            _sub(gen, "NtnlCcy", row[col(44)])
+        _optional(gen, "FullNm", row[col(42)])
+        _optional(gen, "ClssfctnTp", row[col(43)])
+        _optional(gen, "NtnlCcy", row[col(44)])
         if row[col(46)]:
             _sub(_sub(other, "DerivInstrmAttrbts"), "PricMltplr", row[col(46)])
     else:
@@ -77,12 +84,9 @@ def transaction(row: dict, col) -> ET.Element:
     if row[col(59)]:
         _sub(_sub(new, "ExctgPrsn"), "Algo", row[col(59)])
     extra = _sub(new, "AddtlAttrbts")
-    if row[col(61)]:
-        _sub(extra, "WvrInd", row[col(61)])
-    if row[col(62)]:
-        _sub(extra, "ShrtSellgInd", row[col(62)])
-    if row[col(63)]:
-        _sub(extra, "OTCPstTradInd", row[col(63)])
+    _optional(extra, "WvrInd", row[col(61)])
+    _optional(extra, "ShrtSellgInd", row[col(62)])
+    _optional(extra, "OTCPstTradInd", row[col(63)])
     _sub(extra, "RskRdcgTx", _bool(row[col(64)]))
     _sub(extra, "SctiesFincgTxInd", _bool(row[col(65)]))
     return tx
@@ -91,14 +95,8 @@ def transaction(row: dict, col) -> ET.Element:
 def document(rows: list[dict], col, submitter: str, authority: str, msg_id: str, created: str) -> bytes:
     biz = ET.Element("BizData", {"xmlns": NS_HEAD3})
     hdr = _sub(_sub(biz, "Hdr"), "AppHdr", xmlns=NS_HEAD1)
-    fr = _sub(_sub(_sub(_sub(hdr, "Fr"), "OrgId"), "Id"), "OrgId")
-    othr = _sub(fr, "Othr")
-    _sub(othr, "Id", submitter)
-    _sub(_sub(othr, "SchmeNm"), "Prtry", "LEI")
-    to = _sub(_sub(_sub(_sub(hdr, "To"), "OrgId"), "Id"), "OrgId")
-    othr = _sub(to, "Othr")
-    _sub(othr, "Id", authority)
-    _sub(_sub(othr, "SchmeNm"), "Prtry", "NCA")
+    _organisation(hdr, "Fr", submitter, "LEI")
+    _organisation(hdr, "To", authority, "NCA")
     _sub(hdr, "BizMsgIdr", msg_id)
     _sub(hdr, "MsgDefIdr", MSG_DEF)
     _sub(hdr, "CreDt", created)

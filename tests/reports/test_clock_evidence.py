@@ -1,0 +1,66 @@
+import pyarrow.compute as pc
+
+from journal.catalogue import ClockState
+from reports.run import run
+from tests.reports.conftest import read
+from tests.reports.journal_builder import DayBuilder
+
+
+def test_samples_carry_compliance_per_profile(all_reports):
+    s = read(all_reports, "clock", "samples").to_pylist()
+    assert [r["state"] for r in s] == ["LOCKED", "LOCKED", "HOLDOVER", "LOCKED"]
+    holdover = s[2]
+    assert holdover["within_eu_hft"] is False and holdover["within_eu_algo"] is True
+    assert holdover["within_us_cat"] is True
+    for r in s:      # the monitor's own verdict is kept beside ours
+        assert r["monitor_said_eu_hft"] == r["within_eu_hft"]
+    assert s[0]["gm_identity"] == "001b21fffe0a0b0c" and s[0]["utc_offset_s"] == 37
+
+
+def test_interval_out_of_tolerance_and_events_inside(all_reports):
+    iv = read(all_reports, "clock", "intervals").to_pylist()
+    assert [(r["profile"], r["order_events_inside"]) for r in iv] == [("eu_hft", 3)]
+    assert iv[0]["duration_ns"] > 1_500_000_000 and iv[0]["worst_error_bound_ns"] == 250_000
+    assert iv[0]["states"] == "HOLDOVER" and iv[0]["open_at_range_end"] is False
+
+
+def test_each_order_event_has_its_clock_context(all_reports):
+    ev = read(all_reports, "clock", "event_clock")
+    orders = read(all_reports, "orders", "order_events")
+    assert ev.num_rows == orders.num_rows
+    outside = ev.filter(pc.invert(ev["within_eu_hft"]))
+    assert set(outside["order_id"].to_pylist()) == {"Q7"}
+    assert set(outside["clock_error_bound_ns"].to_pylist()) == {250_000}
+    assert pc.all(ev["within_eu_algo"]).as_py()
+
+
+def test_summary_verdicts(all_reports):
+    summary = {r["profile"]: r for r in read(all_reports, "clock", "summary").to_pylist()}
+    assert summary["eu_hft"]["verdict"] == "NOT_COMPLIANT"
+    assert summary["eu_hft"]["order_events_not_demonstrably_within"] == 3
+    assert summary["eu_algo"]["verdict"] == "COMPLIANT" and summary["us_cat"]["verdict"] == "COMPLIANT"
+    assert summary["eu_hft"]["samples"] == 4 and summary["eu_hft"]["samples_within"] == 3
+
+
+def test_unknown_and_freerun_clocks_are_never_compliant_and_stale_samples_do_not_cover(tmp_path):
+    b = DayBuilder()
+    b.clock_sample(state=ClockState.UNKNOWN, error_bound_ns=10)
+    b.enter("A", 1, "B", 1_500_000, 100)
+    b.clock_sample(state=ClockState.LOCKED, error_bound_ns=10)
+    b.advance(5_000_000_000)                         # 5 s after the last sample: stale evidence
+    b.enter("B", 1, "B", 1_500_000, 100)
+    run(["clock"], b.write(tmp_path / "j"), tmp_path / "o")
+    ev = {r["order_id"]: r for r in read(tmp_path / "o", "clock", "event_clock").to_pylist()}
+    assert ev["A"]["within_us_cat"] is False and ev["B"]["within_us_cat"] is False
+    assert ev["B"]["sample_age_ns"] == 5_000_000_000
+    iv = read(tmp_path / "o", "clock", "intervals").to_pylist()
+    assert {r["profile"] for r in iv} == {"eu_hft", "eu_algo", "us_cat"}
+
+
+def test_no_samples_means_no_evidence(tmp_path):
+    b = DayBuilder()
+    b.enter("A", 1, "B", 1_500_000, 100)
+    run(["clock"], b.write(tmp_path / "j"), tmp_path / "o")
+    summary = read(tmp_path / "o", "clock", "summary").to_pylist()
+    assert {r["verdict"] for r in summary} == {"NO_EVIDENCE"}
+    assert summary[0]["order_events_without_sample"] == 1

@@ -1,0 +1,61 @@
+import pyarrow.compute as pc
+
+from reports.cat import CAT_TYPES
+from tests.reports.conftest import read
+
+
+def test_control_evidence_tables(all_reports):
+    denials = read(all_reports, "controls", "denials").to_pylist()
+    assert [(d["order_id"], d["check_id"], d["value"], d["limit"], d["detail"]) for d in denials] == \
+        [("Q6", 3, 9000, 5000, "max order qty")]
+    states = read(all_reports, "controls", "state_changes").to_pylist()
+    assert [(s["from_state"], s["to_state"], s["actor"]) for s in states] == [(1, 2, "gateway"), (2, 1, "operator")]
+    kills = read(all_reports, "controls", "kills").to_pylist()
+    assert kills[0]["scope"] == "ALL" and kills[0]["orders_cancelled"] == 3
+    limits = read(all_reports, "controls", "limits").to_pylist()
+    assert limits[0]["version"] == "L1" and '"max_order_qty":5000' in limits[0]["document"]
+    drills = read(all_reports, "controls", "drills").to_pylist()
+    assert drills[0]["drill"] == "kill-mid-session" and drills[0]["passed"] is True
+    summary = {r["measure"]: r["count"] for r in read(all_reports, "controls", "summary").to_pylist()}
+    assert summary["risk_denials"] == 1 and summary["kill_activations"] == 1 and summary["drills_failed"] == 0
+
+
+def test_cat_events_with_cat_field_names(all_reports, day):
+    t = read(all_reports, "cat", "order_events")
+    for name in ("type", "actionType", "firmROEID", "CATReporterIMID", "orderKeyDate", "orderID", "symbol",
+                 "eventTimestamp", "manualFlag", "side", "price", "quantity", "orderType", "timeInForce",
+                 "handlingInstructions" if False else "tradingSession", "firmDesignatedID", "accountHolderType",
+                 "destination", "routedOrderID", "priorOrderID", "cancelQty", "leavesQty"):
+        assert name in t.column_names, name
+    rows = t.to_pylist()
+    types = [r["type"] for r in rows]
+    assert set(types) <= set(CAT_TYPES)
+    assert types.count("MENO") == types.count("MEOR") == day.ledger.counts["SENT_NEW"]
+    assert types.count("MEOM") == day.ledger.counts["SENT_REPLACE"]
+    assert types.count("MEOC") == day.ledger.counts["SENT_CANCEL"]
+    assert "MEOT" not in types            # executions on an exchange are the exchange's to report
+    meno = {r["orderID"]: r for r in rows if r["type"] == "MENO"}
+    assert meno["Q1"]["eventTimestamp"] == "20260302 093000.001000000"      # Eastern Time
+    assert meno["Q4"]["side"] == "SS" and meno["Q4"]["timeInForce"] == "IOC"
+    assert meno["Q1"]["timeInForce"] == "DAY=20260302" and meno["Q1"]["accountHolderType"] == "P"
+    assert meno["Q5"]["accountHolderType"] == "I" and meno["Q5"]["firmDesignatedID"] == "5493001KJTIIGC8Y1R12"
+    meom = [r for r in rows if r["type"] == "MEOM"][0]
+    assert (meom["orderID"], meom["priorOrderID"], meom["quantity"]) == ("Q3", "Q2", 150)
+    meoc = [r for r in rows if r["type"] == "MEOC"][0]
+    assert (meoc["orderID"], meoc["cancelQty"], meoc["leavesQty"]) == ("Q3", 100, 0)
+    assert len(set(r["firmROEID"] for r in rows)) == len(rows)
+
+
+def test_cat_meot_for_executions_off_exchange(day_journal, tmp_path):
+    import shutil
+    from reports import refdata
+    from reports.run import run
+    ref = tmp_path / "ref"
+    shutil.copytree(refdata.DEFAULT_DIR, ref)
+    text = (ref / "mics.toml").read_text()
+    (ref / "mics.toml").write_text(text.replace('name = "NYSE ARCA"', 'name = "NYSE ARCA"\ncat_exchange = false'))
+    run(["cat"], day_journal, tmp_path / "o", refdata_dir=ref)
+    t = read(tmp_path / "o", "cat", "order_events")
+    meot = t.filter(pc.equal(t["type"].cast("string"), "MEOT")).to_pylist()
+    assert [(r["orderID"], r["quantity"], r["price"]) for r in meot] == [("Q4", 120, "512.0000"),
+                                                                         ("Q7", 100, "500.0000")]
