@@ -164,6 +164,10 @@ _REQUIRED = ("port_state", "master_offset_ns", "gm_identity", "gm_present", "gm_
              "gm_clock_accuracy", "time_traceable", "ptp_timescale", "utc_offset_valid", "utc_offset")
 
 
+_WATCHED_TIMEOUTS = ("announce_timeout", "sync_timeout", "delay_timeout", "sync_mismatch",
+                     "followup_mismatch")
+
+
 class HealthTracker:
     """Feeds observations through the state machine; keeps what holdover needs from the past."""
 
@@ -175,6 +179,7 @@ class HealthTracker:
         self._last_gm: str | None = None
         self._last_sync_mono: int | None = None    # monotonic time of the newest Sync seen
         self._locked_bound: int | None = None      # error bound when last LOCKED
+        self._last_stats: dict[str, int] | None = None   # PORT_SERVICE_STATS_NP counters
         self.gm_changes = 0
 
     # -- the state machine ---------------------------------------------------------------------
@@ -218,7 +223,10 @@ class HealthTracker:
             self._last_offset = offset
             self._streak += 1
             needed = cfg.stable_samples if cfg.free_running else 1
-            if obs.phc2sys_locked is False:
+            timeouts = self._new_timeouts(snap.service_stats)
+            if timeouts:
+                reasons.append(Reason("service_stats", f"timeouts increasing: {timeouts}"))
+            elif obs.phc2sys_locked is False:
                 reasons.append(Reason("phc2sys", "phc2sys servo is not locked: the system clock "
                                                  "does not follow the PHC"))
             elif self._streak >= needed:
@@ -231,6 +239,15 @@ class HealthTracker:
             self._streak = 0
             self._last_offset = None
         return self._holdover_or_freerun(obs, tuple(reasons))
+
+    def _new_timeouts(self, stats: dict[str, int] | None) -> str:
+        """Announce/Sync timeouts that grew since the last sample (ptp4l with PORT_SERVICE_STATS_NP)."""
+        previous, self._last_stats = self._last_stats, stats
+        if stats is None or previous is None:
+            return ""
+        grown = [f"{k} +{stats[k] - previous.get(k, 0)}" for k in _WATCHED_TIMEOUTS
+                 if k in stats and stats[k] > previous.get(k, 0)]
+        return ", ".join(grown)
 
     def _holdover_or_freerun(self, obs: Observation, reasons: tuple[Reason, ...]) -> ClockSample:
         cfg = self.config

@@ -175,3 +175,14 @@ def test_bad_config_is_rejected():
         HealthConfig(stable_samples=0)
     with pytest.raises(HealthConfigError):
         HealthConfig(asymmetry_budget_ns=-1)
+
+
+def test_growing_service_stats_timeouts_block_lock():
+    stats = {"announce_timeout": 0, "sync_timeout": 2, "sync_mismatch": 0}
+    tr = HealthTracker()
+    assert tr.update(obs(0, service_stats=stats)).state == ClockState.LOCKED
+    assert tr.update(obs(1, service_stats=dict(stats))).state == ClockState.LOCKED
+    s = tr.update(obs(2, service_stats={**stats, "sync_timeout": 5}))
+    assert s.state == ClockState.HOLDOVER
+    assert any(r.code == "service_stats" and "sync_timeout +3" in r.text for r in s.state_reasons)
+    assert tr.update(obs(3, service_stats={**stats, "sync_timeout": 5})).state == ClockState.LOCKED

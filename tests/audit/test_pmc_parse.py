@@ -143,3 +143,15 @@ def test_clock_identity_conversion():
     with pytest.raises(ParseError):
         clock_identity_to_int("c6a136fffe1e06ac")
     assert PORT_STATES["SLAVE"] == 9 and PORT_STATES["UNCALIBRATED"] == 8
+
+
+def test_port_service_stats_from_newer_linuxptp():
+    text = REAL + ("\tcefca3.fffe.3f55e5-1 seq 6 RESPONSE MANAGEMENT PORT_SERVICE_STATS_NP \n"
+                   "\t\tportIdentity              cefca3.fffe.3f55e5-1\n"
+                   "\t\tannounce_timeout          3\n"
+                   "\t\tsync_timeout              1\n"
+                   "\t\tsync_mismatch             0\n"
+                   "\t\tfollowup_mismatch         0\n")
+    snap = snapshot_from_responses(parse_pmc_output(text))
+    assert snap.service_stats == {"announce_timeout": 3, "sync_timeout": 1, "sync_mismatch": 0,
+                                  "followup_mismatch": 0}
