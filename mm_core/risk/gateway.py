@@ -33,6 +33,7 @@ _REDUCING = TradingState.REDUCING
 _HALTED = TradingState.HALTED
 
 # Fail-closed faults held as bits; a set bit denies every order until the input reports healthy.
+_DUP_PURGE = 4096          # duplicate-detection keys kept before old ones are purged
 _F_JOURNAL = 1
 _F_CLOCK = 2
 _F_UNRECONCILED = 4
@@ -63,7 +64,7 @@ class _Symbol:
 
     __slots__ = ("symbol_id", "fair", "reference", "md_ns", "book_stale", "position", "open_buy",
                  "open_sell", "limits", "notional", "multiplier", "option", "underlying_id",
-                 "risk", "drift_max", "drift_min")
+                 "risk", "group", "pnl_lo", "pnl_hi", "drift_max", "drift_min")
 
     def __init__(self, symbol_id: int, limits: SymbolLimits) -> None:
         self.symbol_id = symbol_id
@@ -80,6 +81,9 @@ class _Symbol:
         self.option: OptionParams | None = None
         self.underlying_id = symbol_id   # an underlying or plain symbol is its own group
         self.risk: UnitRisk | None = None
+        self.group: _Group | None = None    # set when the symbol is an option or has options
+        self.pnl_lo = 0.0                   # min and max of risk.scenario_pnl, for a cheap bound
+        self.pnl_hi = 0.0
         # monotonic deques of (ts, price) for the drift window's max and min
         self.drift_max: deque = deque()
         self.drift_min: deque = deque()
@@ -88,7 +92,7 @@ class _Symbol:
 class _Group:
     """Aggregated Greeks and scenario P&L of one underlying and every option on it."""
 
-    __slots__ = ("underlying_id", "members", "delta", "gamma", "vega", "scenario", "grid")
+    __slots__ = ("underlying_id", "members", "delta", "gamma", "vega", "scenario", "worst", "grid")
 
     def __init__(self, underlying_id: int) -> None:
         self.underlying_id = underlying_id
@@ -97,17 +101,8 @@ class _Group:
         self.gamma = 0.0
         self.vega = 0.0
         self.scenario: list[float] = []
+        self.worst = 0.0                     # min(scenario): the group's worst P&L, currency
         self.grid: tuple[tuple[float, float], ...] = ()
-
-
-class _Working:
-    __slots__ = ("symbol_id", "side", "price", "qty")
-
-    def __init__(self, symbol_id: int, side: Side, price: int, qty: int) -> None:
-        self.symbol_id = symbol_id
-        self.side = side
-        self.price = price
-        self.qty = qty
 
 
 def _latch_state(value) -> TradingState:
@@ -129,13 +124,14 @@ class RiskGateway:
         self._events: list[StateChange] = []
         self._symbols: dict[int, _Symbol] = {}
         self._groups: dict[int, _Group] = {}
-        self._working: dict[str, _Working] = {}
+        # token -> (symbol, is_buy, remaining qty): a tuple, cheaper to make than an object
+        self._working: dict[str, list] = {}
         self._submits: deque = deque()
         self._modifies: deque = deque()
         self._cancels: deque = deque()
         self._fills: deque = deque()
-        self._dup_last: dict[tuple, int] = {}
-        self._dup_order: deque = deque()
+        self._dup_last: dict[tuple, int] = {}    # (symbol, is_buy, price, qty) -> last allowed ns
+        self._dup_purge_at = _DUP_PURGE
         self._cash = 0                   # price4 x shares, from fills
         self._gross = 0                  # sum of |notional|
         self._net = 0                    # sum of notional
@@ -206,12 +202,201 @@ class RiskGateway:
 
     # ------------------------------------------------------------------------ the order check
     def check(self, intent: OrderIntent, now_ns: int) -> RiskDecision:
-        """Verdict on one order action. Never raises: a denial is the returned event."""
+        """Verdict on one order action. Never raises: a denial is the returned event.
+
+        Order of checks: identity and fields, fail-closed inputs, throttle, trading state, message
+        rate, size and value, collars, duplicates, open orders, position, notional, Greeks and
+        scenario, drawdown. One flat body with locals: this runs for every order.
+        """
         try:
             kind = intent.kind
             if kind is _CANCEL or (kind is _MODIFY and intent.qty == 0):
                 return self._check_cancel(now_ns)
-            return self._check_order(intent, kind, now_ns)
+            lim = self._limits
+            if not intent.algo_id or not intent.client_id or not (intent.desk_id or intent.trader_id):
+                return self._deny(CheckId.MISSING_IDS, 0, 0, "algo, desk/trader and client ids required")
+            qty = intent.qty
+            price = intent.price
+            if qty <= 0 or price <= 0:
+                return self._deny(CheckId.INVALID_ORDER, qty, price, "qty and price must be positive")
+            if self._faults:
+                return self._deny_fault(now_ns)
+            if now_ns - self._clock_ns > lim.max_clock_age_ns:
+                return self._deny_latched(CheckId.CLOCK_STALE, now_ns - self._clock_ns,
+                                          lim.max_clock_age_ns, "no recent clock sample", now_ns)
+            symbol_id = intent.symbol_id
+            if symbol_id in lim.restricted:
+                return self._deny(CheckId.RESTRICTED_SYMBOL, symbol_id, 0, "symbol is restricted")
+            sym = self._symbols.get(symbol_id)
+            if sym is None or not sym.fair or now_ns - sym.md_ns > lim.max_market_age_ns:
+                return self._deny_market(sym, symbol_id, now_ns)
+            option = sym.option
+            if option is not None:
+                under = self._symbols.get(option.underlying_id)
+                if under is None or not under.fair or sym.risk is None or \
+                        now_ns - under.md_ns > lim.max_market_age_ns:
+                    return self._deny_market(under, option.underlying_id, now_ns)
+
+            fills = self._fills
+            horizon = now_ns - lim.throttle_window_ns
+            while fills and fills[0] <= horizon:
+                fills.popleft()
+            if len(fills) > lim.throttle_max_fills:
+                return self._deny_latched(CheckId.EXECUTION_THROTTLE, len(fills), lim.throttle_max_fills,
+                                          "repeated executions", now_ns)
+
+            # Worst case: every working order on this side fills, and so does this one.
+            is_buy = intent.side == _BUY
+            same_side = sym.open_buy if is_buy else sym.open_sell
+            replaced = None
+            if kind is not _ENTER:
+                replaced = self._working.get(intent.orig_token if kind is _REPLACE else intent.token)
+                if replaced is not None and replaced[0] is sym and replaced[1] is is_buy:
+                    same_side -= replaced[2]
+            signed = same_side + qty if is_buy else -(same_side + qty)
+            position = sym.position
+            post = position + signed
+            abs_pos = position if position >= 0 else -position
+            abs_post = post if post >= 0 else -post
+            reducing = abs_post < abs_pos and (post == 0 or (post > 0) == (position > 0))
+
+            state = self._fsm.state
+            if state is not _ACTIVE and state is not _SAFE:
+                if state is _HALTED:
+                    return self._deny(CheckId.TRADING_HALTED, 0, 0, "trading halted")
+                if not reducing:
+                    return self._deny(CheckId.REDUCE_ONLY, post, position, "only reducing orders")
+
+            if kind is _ENTER:
+                window, cap, rate_check = self._submits, lim.max_submits, CheckId.MSG_RATE_SUBMIT
+            else:
+                window, cap, rate_check = self._modifies, lim.max_modifies, CheckId.MSG_RATE_MODIFY
+            horizon = now_ns - lim.rate_window_ns
+            while window and window[0] <= horizon:
+                window.popleft()
+            if len(window) >= cap:
+                return self._deny(rate_check, len(window) + 1, cap, "message rate")
+
+            slim = sym.limits
+            max_qty = slim.max_order_qty
+            if state is _SAFE:
+                max_qty = int(max_qty * lim.safe_size_multiplier)
+            if qty > max_qty:
+                return self._deny(CheckId.MAX_ORDER_QTY, qty, max_qty, "order volume")
+            value = qty * price * sym.multiplier
+            if value > slim.max_order_value:
+                return self._deny(CheckId.MAX_ORDER_VALUE, value, slim.max_order_value, "order value")
+
+            fair = sym.fair
+            band = fair * lim.collar_fair_bps // 10_000
+            gap = price - fair if price >= fair else fair - price
+            if gap > band:
+                return self._deny(CheckId.COLLAR_FAIR, gap, band, "price away from fair value")
+            reference = sym.reference
+            band = reference * lim.collar_reference_bps // 10_000
+            gap = price - reference if price >= reference else reference - price
+            if gap > band:
+                return self._deny(CheckId.COLLAR_REFERENCE, gap, band, "price away from reference")
+            dmax = sym.drift_max
+            dmin = sym.drift_min
+            horizon = now_ns - lim.collar_drift_window_ns
+            while dmax and dmax[0][0] <= horizon:
+                dmax.popleft()
+            while dmin and dmin[0][0] <= horizon:
+                dmin.popleft()
+            if dmax:
+                high = dmax[0][1]
+                low = dmin[0][1]
+                spread = (price if price > high else high) - (price if price < low else low)
+                band = reference * lim.collar_drift_bps // 10_000
+                if spread > band:
+                    return self._deny(CheckId.COLLAR_DRIFT, spread, band, "own prices drifted in window")
+
+            dup_key = None
+            if kind is not _MODIFY and lim.duplicate_window_ns:
+                dup_key = (symbol_id, is_buy, price, qty)
+                last = self._dup_last.get(dup_key)
+                if last is not None and now_ns - last < lim.duplicate_window_ns:
+                    return self._deny(CheckId.DUPLICATE_ORDER, now_ns - last, lim.duplicate_window_ns,
+                                      "same symbol/side/price/qty")
+
+            working = self._working
+            if kind is _ENTER and len(working) >= lim.max_open_orders:
+                return self._deny(CheckId.MAX_OPEN_ORDERS, len(working) + 1, lim.max_open_orders,
+                                  "working orders")
+
+            if abs_post > slim.max_position and abs_post > abs_pos:
+                return self._deny(CheckId.POSITION_LIMIT, post, slim.max_position,
+                                  "position incl. working orders")
+
+            notional = sym.notional
+            post_notional = post * fair * sym.multiplier
+            gross = self._gross - (notional if notional >= 0 else -notional) + \
+                (post_notional if post_notional >= 0 else -post_notional)
+            if gross > lim.max_gross_notional and gross > self._gross:
+                return self._deny(CheckId.GROSS_NOTIONAL, gross, lim.max_gross_notional, "gross notional")
+            net = self._net - notional + post_notional
+            abs_net = net if net >= 0 else -net
+            if abs_net > lim.max_net_notional and abs_net > abs(self._net):
+                return self._deny(CheckId.NET_NOTIONAL, net, lim.max_net_notional, "net notional")
+
+            group = sym.group
+            if group is not None:
+                risk = sym.risk
+                greek = group.delta
+                post_greek = greek + signed * risk.delta
+                if (post_greek > lim.max_delta or -post_greek > lim.max_delta) and \
+                        abs(post_greek) > abs(greek):
+                    return self._deny(CheckId.DELTA_LIMIT, round(post_greek), round(lim.max_delta),
+                                      "delta")
+                if risk.vega:     # shares of the underlying carry no gamma or vega
+                    greek = group.gamma
+                    post_greek = greek + signed * risk.gamma
+                    if (post_greek > lim.max_gamma or -post_greek > lim.max_gamma) and \
+                            abs(post_greek) > abs(greek):
+                        return self._deny(CheckId.GAMMA_LIMIT, round(post_greek), round(lim.max_gamma),
+                                          "gamma")
+                    greek = group.vega
+                    post_greek = greek + signed * risk.vega
+                    if (post_greek > lim.max_vega or -post_greek > lim.max_vega) and \
+                            abs(post_greek) > abs(greek):
+                        return self._deny(CheckId.VEGA_LIMIT, round(post_greek * PRICE4),
+                                          round(lim.max_vega * PRICE4), "vega")
+                # A lower bound of the post-order worst P&L; the exact grid only near the limit.
+                bound = group.worst + signed * (sym.pnl_lo if signed > 0 else sym.pnl_hi)
+                if -bound * PRICE4 > lim.scenario_max_loss:
+                    denial = self._check_scenario(group, risk, signed)
+                    if denial is not None:
+                        return denial
+
+            if not reducing and self._pnl_peak - self._cash - self._net > lim.max_drawdown:
+                return self._deny(CheckId.DRAWDOWN, self._pnl_peak - self._cash - self._net,
+                                  lim.max_drawdown, "drawdown from P&L peak")
+
+            # Allowed: record it in every window before it leaves (RTS 6: include all orders sent).
+            window.append(now_ns)
+            while dmax and dmax[-1][1] <= price:
+                dmax.pop()
+            dmax.append((now_ns, price))
+            while dmin and dmin[-1][1] >= price:
+                dmin.pop()
+            dmin.append((now_ns, price))
+            if dup_key is not None:
+                dup_last = self._dup_last
+                dup_last[dup_key] = now_ns
+                if len(dup_last) >= self._dup_purge_at:
+                    self._purge_duplicates(now_ns)
+            token = intent.token
+            if replaced is not None:
+                self._remove_working(intent.orig_token if kind is _REPLACE else token)
+            if token in working:
+                self._remove_working(token)
+            working[token] = (sym, is_buy, qty)
+            if is_buy:
+                sym.open_buy += qty
+            else:
+                sym.open_sell += qty
+            return self._allowed
         except Exception as exc:  # fail closed on any defect inside a check
             detail = f"{type(exc).__name__}: {exc}"[:48]
             self._latch(CheckId.INTERNAL_ERROR, detail, now_ns, "risk-gateway")
@@ -240,169 +425,6 @@ class RiskGateway:
         self._latch(check, detail, now_ns, "risk-gateway")
         return self._deny(check, value, limit, detail)
 
-    def _check_order(self, intent: OrderIntent, kind: OrderKind, now_ns: int) -> RiskDecision:
-        lim = self._limits
-        if not intent.algo_id or not intent.client_id or not (intent.desk_id or intent.trader_id):
-            return self._deny(CheckId.MISSING_IDS, 0, 0, "algo, desk/trader and client ids required")
-        qty = intent.qty
-        price = intent.price
-        if qty <= 0 or price <= 0:
-            return self._deny(CheckId.INVALID_ORDER, qty, price, "qty and price must be positive")
-        if self._faults:
-            return self._deny_fault(now_ns)
-        if now_ns - self._clock_ns > lim.max_clock_age_ns:
-            return self._deny_latched(CheckId.CLOCK_STALE, now_ns - self._clock_ns,
-                                      lim.max_clock_age_ns, "no recent clock sample", now_ns)
-        symbol_id = intent.symbol_id
-        if symbol_id in lim.restricted:
-            return self._deny(CheckId.RESTRICTED_SYMBOL, symbol_id, 0, "symbol is restricted")
-        sym = self._symbols.get(symbol_id)
-        if sym is None or not sym.fair or now_ns - sym.md_ns > lim.max_market_age_ns:
-            return self._deny_market(sym, symbol_id, now_ns)
-        option = sym.option
-        if option is not None:
-            under = self._symbols.get(option.underlying_id)
-            if under is None or not under.fair or sym.risk is None or \
-                    now_ns - under.md_ns > lim.max_market_age_ns:
-                return self._deny_market(under, option.underlying_id, now_ns)
-
-        fills = self._fills
-        horizon = now_ns - lim.throttle_window_ns
-        while fills and fills[0] <= horizon:
-            fills.popleft()
-        if len(fills) > lim.throttle_max_fills:
-            return self._deny_latched(CheckId.EXECUTION_THROTTLE, len(fills), lim.throttle_max_fills,
-                                      "repeated executions", now_ns)
-
-        # Worst case: every working order on this side fills, and so does this one.
-        is_buy = intent.side == _BUY
-        same_side = sym.open_buy if is_buy else sym.open_sell
-        replaced = None
-        if kind is not _ENTER:
-            replaced = self._working.get(intent.orig_token if kind is _REPLACE else intent.token)
-            if replaced is not None and replaced.symbol_id == symbol_id and \
-                    (replaced.side == _BUY) == is_buy:
-                same_side -= replaced.qty
-        signed = same_side + qty if is_buy else -(same_side + qty)
-        position = sym.position
-        post = position + signed
-        abs_pos = position if position >= 0 else -position
-        abs_post = post if post >= 0 else -post
-        reducing = abs_post < abs_pos and (post == 0 or (post > 0) == (position > 0))
-
-        state = self._fsm.state
-        if state is not _ACTIVE and state is not _SAFE:
-            if state is _HALTED:
-                return self._deny(CheckId.TRADING_HALTED, 0, 0, "trading halted")
-            if not reducing:
-                return self._deny(CheckId.REDUCE_ONLY, post, position, "only reducing orders")
-
-        if kind is _ENTER:
-            window, cap, rate_check = self._submits, lim.max_submits, CheckId.MSG_RATE_SUBMIT
-        else:
-            window, cap, rate_check = self._modifies, lim.max_modifies, CheckId.MSG_RATE_MODIFY
-        horizon = now_ns - lim.rate_window_ns
-        while window and window[0] <= horizon:
-            window.popleft()
-        if len(window) >= cap:
-            return self._deny(rate_check, len(window) + 1, cap, "message rate")
-
-        slim = sym.limits
-        max_qty = slim.max_order_qty
-        if state is _SAFE:
-            max_qty = int(max_qty * lim.safe_size_multiplier)
-        if qty > max_qty:
-            return self._deny(CheckId.MAX_ORDER_QTY, qty, max_qty, "order volume")
-        value = qty * price * sym.multiplier
-        if value > slim.max_order_value:
-            return self._deny(CheckId.MAX_ORDER_VALUE, value, slim.max_order_value, "order value")
-
-        fair = sym.fair
-        band = fair * lim.collar_fair_bps // 10_000
-        gap = price - fair if price >= fair else fair - price
-        if gap > band:
-            return self._deny(CheckId.COLLAR_FAIR, gap, band, "price away from fair value")
-        reference = sym.reference
-        band = reference * lim.collar_reference_bps // 10_000
-        gap = price - reference if price >= reference else reference - price
-        if gap > band:
-            return self._deny(CheckId.COLLAR_REFERENCE, gap, band, "price away from reference")
-        dmax = sym.drift_max
-        dmin = sym.drift_min
-        horizon = now_ns - lim.collar_drift_window_ns
-        while dmax and dmax[0][0] <= horizon:
-            dmax.popleft()
-        while dmin and dmin[0][0] <= horizon:
-            dmin.popleft()
-        if dmax:
-            high = dmax[0][1]
-            low = dmin[0][1]
-            spread = (price if price > high else high) - (price if price < low else low)
-            band = reference * lim.collar_drift_bps // 10_000
-            if spread > band:
-                return self._deny(CheckId.COLLAR_DRIFT, spread, band, "own prices drifted in window")
-
-        dup_key = None
-        if kind is not _MODIFY and lim.duplicate_window_ns:
-            dup_order = self._dup_order
-            dup_last = self._dup_last
-            horizon = now_ns - lim.duplicate_window_ns
-            while dup_order and dup_order[0][0] <= horizon:
-                ts, old_key = dup_order.popleft()
-                if dup_last.get(old_key) == ts:
-                    del dup_last[old_key]
-            dup_key = (symbol_id, is_buy, price, qty)
-            last = dup_last.get(dup_key)
-            if last is not None:
-                return self._deny(CheckId.DUPLICATE_ORDER, now_ns - last, lim.duplicate_window_ns,
-                                  "same symbol/side/price/qty")
-
-        working = self._working
-        if kind is _ENTER and len(working) >= lim.max_open_orders:
-            return self._deny(CheckId.MAX_OPEN_ORDERS, len(working) + 1, lim.max_open_orders,
-                              "working orders")
-
-        if abs_post > slim.max_position and abs_post > abs_pos:
-            return self._deny(CheckId.POSITION_LIMIT, post, slim.max_position,
-                              "position incl. working orders")
-
-        notional = sym.notional
-        post_notional = post * fair * sym.multiplier
-        gross = self._gross - (notional if notional >= 0 else -notional) + \
-            (post_notional if post_notional >= 0 else -post_notional)
-        if gross > lim.max_gross_notional and gross > self._gross:
-            return self._deny(CheckId.GROSS_NOTIONAL, gross, lim.max_gross_notional, "gross notional")
-        net = self._net - notional + post_notional
-        abs_net = net if net >= 0 else -net
-        if abs_net > lim.max_net_notional and abs_net > (self._net if self._net >= 0 else -self._net):
-            return self._deny(CheckId.NET_NOTIONAL, net, lim.max_net_notional, "net notional")
-
-        risk = sym.risk
-        if risk is not None:
-            denial = self._check_greeks(sym, risk, signed)
-            if denial is not None:
-                return denial
-
-        if not reducing and self._pnl_peak - self._cash - self._net > lim.max_drawdown:
-            return self._deny(CheckId.DRAWDOWN, self._pnl_peak - self._cash - self._net,
-                              lim.max_drawdown, "drawdown from P&L peak")
-
-        # Allowed: record it in every window before it leaves (RTS 6: include all orders sent).
-        window.append(now_ns)
-        while dmax and dmax[-1][1] <= price:
-            dmax.pop()
-        dmax.append((now_ns, price))
-        while dmin and dmin[-1][1] >= price:
-            dmin.pop()
-        dmin.append((now_ns, price))
-        if dup_key is not None:
-            self._dup_last[dup_key] = now_ns
-            self._dup_order.append((now_ns, dup_key))
-        if replaced is not None:
-            self._remove_working(intent.orig_token if kind is _REPLACE else intent.token)
-        self._add_working(intent.token, sym, intent.side, price, qty)
-        return self._allowed
-
     def _deny_market(self, sym: _Symbol | None, symbol_id: int, now_ns: int) -> RiskDecision:
         if sym is None or not sym.fair:
             return self._deny_latched(CheckId.MARKET_DATA_MISSING, symbol_id, 0,
@@ -414,27 +436,18 @@ class RiskGateway:
         return self._deny_latched(CheckId.MARKET_DATA_STALE, age, self._limits.max_market_age_ns,
                                   f"market data of symbol {symbol_id} too old", now_ns)
 
-    def _check_greeks(self, sym: _Symbol, risk: UnitRisk, signed: int) -> RiskDecision | None:
-        lim = self._limits
-        group = self._groups[sym.underlying_id]
-        delta = group.delta
-        post = delta + signed * risk.delta
-        if abs(post) > lim.max_delta and abs(post) > abs(delta):
-            return self._deny(CheckId.DELTA_LIMIT, round(post), round(lim.max_delta), "delta")
-        gamma = group.gamma
-        post = gamma + signed * risk.gamma
-        if abs(post) > lim.max_gamma and abs(post) > abs(gamma):
-            return self._deny(CheckId.GAMMA_LIMIT, round(post), round(lim.max_gamma), "gamma")
-        vega = group.vega
-        post = vega + signed * risk.vega
-        if abs(post) > lim.max_vega and abs(post) > abs(vega):
-            return self._deny(CheckId.VEGA_LIMIT, round(post * PRICE4), round(lim.max_vega * PRICE4),
-                              "vega")
-        now_worst = min(group.scenario)
+    def _purge_duplicates(self, now_ns: int) -> None:
+        """Drops keys older than the window; amortised O(1) as the next purge waits for growth."""
+        horizon = now_ns - self._limits.duplicate_window_ns
+        self._dup_last = {k: ts for k, ts in self._dup_last.items() if ts > horizon}
+        self._dup_purge_at = max(_DUP_PURGE, 2 * len(self._dup_last))
+
+    def _check_scenario(self, group: _Group, risk: UnitRisk, signed: int) -> RiskDecision | None:
+        """Full-revaluation scenario loss after the order (per-contract P&L is linear in qty)."""
         post_worst = min([a + signed * b for a, b in zip(group.scenario, risk.scenario_pnl)])
         loss = -post_worst * PRICE4
-        if loss > lim.scenario_max_loss and post_worst < now_worst:
-            return self._deny(CheckId.SCENARIO_LOSS, round(loss), lim.scenario_max_loss,
+        if loss > self._limits.scenario_max_loss and post_worst < group.worst:
+            return self._deny(CheckId.SCENARIO_LOSS, round(loss), self._limits.scenario_max_loss,
                               "scenario loss")
         return None
 
@@ -486,9 +499,12 @@ class RiskGateway:
         if token:
             order = self._working.get(token)
             if order is not None:
-                left = order.qty - qty
-                if left > 0:
-                    self._shrink_working(order, qty)
+                if order[2] > qty:
+                    self._working[token] = (order[0], order[1], order[2] - qty)
+                    if order[1]:
+                        order[0].open_buy -= qty
+                    else:
+                        order[0].open_sell -= qty
                 else:
                     self._remove_working(token)
         lim = self._limits
@@ -518,8 +534,8 @@ class RiskGateway:
                 sym.open_buy = sym.open_sell = 0
             self._working.clear()
             for order in open_orders:
-                self._add_working(order.token, self._symbol(order.symbol_id), order.side,
-                                  order.price, order.qty)
+                self._add_working(order.token, self._symbol(order.symbol_id), order.side == _BUY,
+                                  order.qty)
         self._unknown_outcome = int(unknown_outcome)
         if unknown_outcome:
             self._set_fault(_F_UNKNOWN_OUTCOME, now_ns)
@@ -569,7 +585,10 @@ class RiskGateway:
         if under.option is not None:
             raise RiskError(f"option {symbol_id}: underlying {underlying_id} is itself an option")
         if sym.underlying_id != symbol_id and sym.underlying_id != underlying_id:
-            self._groups[sym.underlying_id].members.remove(symbol_id)
+            old_group = self._groups[sym.underlying_id]     # the option moves to another underlying
+            old_group.members.remove(symbol_id)
+            sym.risk = sym.group = None
+            self._refresh_group(old_group, None)
         group = self._groups.get(underlying_id)
         if group is None:
             group = self._groups[underlying_id] = _Group(underlying_id)
@@ -637,32 +656,22 @@ class RiskGateway:
             sym = self._symbols[symbol_id] = _Symbol(symbol_id, self._limits.for_symbol(symbol_id))
         return sym
 
-    def _add_working(self, token: str, sym: _Symbol, side: Side, price: int, qty: int) -> None:
-        old = self._working.get(token)
-        if old is not None:
+    def _add_working(self, token: str, sym: _Symbol, is_buy: bool, qty: int) -> None:
+        if token in self._working:
             self._remove_working(token)
-        self._working[token] = _Working(sym.symbol_id, side, price, qty)
-        if side == _BUY:
+        self._working[token] = (sym, is_buy, qty)
+        if is_buy:
             sym.open_buy += qty
         else:
             sym.open_sell += qty
 
-    def _shrink_working(self, order: _Working, qty: int) -> None:
-        order.qty -= qty
-        sym = self._symbols[order.symbol_id]
-        if order.side == _BUY:
-            sym.open_buy -= qty
-        else:
-            sym.open_sell -= qty
-
     def _remove_working(self, token: str) -> None:
         order = self._working.pop(token, None)
         if order is not None:
-            sym = self._symbols[order.symbol_id]
-            if order.side == _BUY:
-                sym.open_buy -= order.qty
+            if order[1]:
+                order[0].open_buy -= order[2]
             else:
-                sym.open_sell -= order.qty
+                order[0].open_sell -= order[2]
 
     def _revalue(self, sym: _Symbol, now_ns: int, reprice: bool = False) -> None:
         """Marks a symbol to fair value and refreshes its group's Greeks and the P&L peak;
@@ -686,7 +695,8 @@ class RiskGateway:
         if reprice_at is not None or not group.grid:
             if not under.fair:
                 for symbol_id in group.members:
-                    self._symbols[symbol_id].risk = None
+                    member = self._symbols[symbol_id]
+                    member.risk = member.group = None
             else:
                 lim = self._limits
                 vols = [self._symbols[s].option.vol for s in group.members[1:]]
@@ -698,6 +708,11 @@ class RiskGateway:
                 for symbol_id in group.members[1:]:
                     option_sym = self._symbols[symbol_id]
                     option_sym.risk = unit_risk(option_sym.option, spot, at, group.grid)
+                for symbol_id in group.members:
+                    member = self._symbols[symbol_id]
+                    member.group = group
+                    member.pnl_lo = min(member.risk.scenario_pnl)
+                    member.pnl_hi = max(member.risk.scenario_pnl)
         delta = gamma = vega = 0.0
         scenario = [0.0] * len(group.grid)
         for symbol_id in group.members:
@@ -712,6 +727,7 @@ class RiskGateway:
             for i, pnl in enumerate(risk.scenario_pnl):
                 scenario[i] += q * pnl
         group.delta, group.gamma, group.vega, group.scenario = delta, gamma, vega, scenario
+        group.worst = min(scenario) if scenario else 0.0
 
     def _set_fault(self, bit: int, now_ns: int) -> None:
         self._faults |= bit
@@ -734,6 +750,11 @@ class RiskGateway:
 
 
 def _positive_price(value) -> bool:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    """A finite positive number (int, float or a numpy scalar); anything else is bad input."""
+    if isinstance(value, bool):
         return False
-    return value > 0 and math.isfinite(value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return False
+    return number > 0 and math.isfinite(number)

@@ -294,3 +294,26 @@ def test_reduce_only_in_reducing_state():
     assert_denied(gw.check(order(side=Side.SELL, qty=1, price=FAIR - 1), T0), CheckId.REDUCE_ONLY,
                   -1, 100)
     assert_denied(gw.check(order(side=Side.BUY, qty=1), T0), CheckId.REDUCE_ONLY, 101, 100)
+
+
+def test_working_orders_shrink_on_partial_fills_and_leave_when_done():
+    gw = make_gateway(defaults={"max_position": 1000})
+    resting = order(qty=600)
+    assert_allowed(gw.check(resting, T0))
+    gw.on_fill(1, Side.BUY, 200, FAIR, T0, token=resting.token)      # position 200, working 400
+    assert gw.position(1) == 200 and gw.open_order_count == 1
+    assert_allowed(gw.check(order(qty=400, price=FAIR - 1), T0))      # 200 + 400 + 400 = 1000
+    assert_denied(gw.check(order(qty=1, price=FAIR - 2), T0), CheckId.POSITION_LIMIT, 1001, 1000)
+    gw.on_fill(1, Side.BUY, 400, FAIR, T0, token=resting.token)      # fully filled: leaves
+    assert gw.open_order_count == 1 and gw.position(1) == 600
+    assert_denied(gw.check(order(qty=1, price=FAIR - 3), T0), CheckId.POSITION_LIMIT, 1001, 1000)
+
+
+def test_order_state_snapshot_replaces_the_working_view():
+    from mm_core.risk import OpenOrder
+    gw = make_gateway(defaults={"max_position": 1000})
+    assert_allowed(gw.check(order(qty=900), T0))
+    gw.on_order_state([OpenOrder("V1", 1, Side.BUY, FAIR, 100)], 0, T0)
+    assert gw.open_order_count == 1
+    assert_allowed(gw.check(order(qty=900, price=FAIR - 1), T0))      # 100 + 900
+    assert_denied(gw.check(order(qty=1, price=FAIR - 2), T0), CheckId.POSITION_LIMIT, 1001, 1000)
