@@ -21,8 +21,10 @@ def _register() -> None:
     # One line per area; each module exposes a click command or group named `command`.
     from cli import journal_cmd
     cli.add_command(journal_cmd.command)
-    from cli import demo_cmd
-    cli.add_command(demo_cmd.command)
+    from cli import clock_cmd
+    cli.add_command(clock_cmd.command)
+    from cli import report_cmd
+    cli.add_command(report_cmd.command)
 
 
 _register()
