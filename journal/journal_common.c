@@ -37,7 +37,7 @@ const char *mmj_strerror(int status)
     case MMJ_E_TOO_LARGE: return "record larger than a segment can hold";
     case MMJ_E_CLOSED: return "journal handle is closed";
     case MMJ_E_DISK_FULL: return "no space left to preallocate a segment";
-    case MMJ_E_DURABILITY: return "msync/fsync failed earlier; the writer is failed";
+    case MMJ_E_DURABILITY: return "msync/fsync failed; the writer refuses all further appends";
     case MMJ_E_NOT_FOUND: return "no record with that sequence";
     case MMJ_E_NOMEM: return "out of memory";
     case MMJ_E_PAYLOAD_SIZE: return "payload size does not match its record type";

@@ -1,0 +1,83 @@
+"""Durability modes against real storage: sync and group modes msync, and a failed msync/fsync
+(a real I/O error from an ext4 on a loop device whose backing tmpfs is full) is fatal and latched:
+every later append and close report it; nothing is retried or reported as success."""
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+
+import pytest
+
+from journal import DurabilityFailed, Journal, Reader, RecordType, verify
+from tests.journal.jhelpers import SMALL_SEGMENT, payload_for
+
+
+@pytest.mark.parametrize("mode", ["pagecache", "group", "sync"])
+def test_modes_round_trip(tmp_path, mode):
+    d = tmp_path / mode
+    with Journal(d, segment_size=SMALL_SEGMENT, durability=mode, group_records=5, group_us=100) as j:
+        for i in range(300):
+            j.append(RecordType.MD_PACKET, payload_for(i + 1, 200))
+        j.sync()
+        j.append_batch(RecordType.MD_PACKET, [b"a", b"b", b"c"])
+    with Reader(d) as r:
+        assert r.last_seq == 303 and r.get(300).payload == payload_for(300, 200)
+    assert verify(d).ok
+
+
+def run(*cmd):
+    return subprocess.run(list(cmd), capture_output=True, text=True)
+
+
+@pytest.fixture
+def failing_disk(tmp_path):
+    """An ext4 mount whose block device (a loop over a file on a 12 MiB tmpfs) runs out of backing
+    store after ~12 MiB of data: from then on writeback fails and msync/fsync return an error."""
+    back, mnt = tmp_path / "back", tmp_path / "mnt"
+    back.mkdir()
+    mnt.mkdir()
+    if run("mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(back)).returncode != 0:
+        pytest.skip("cannot mount tmpfs (needs root)")
+    loop = None
+    try:
+        image = back / "disk.img"
+        with open(image, "wb") as f:
+            f.truncate(256 << 20)
+        made = run("losetup", "-f", "--show", str(image))
+        if made.returncode != 0:
+            pytest.skip(f"no loop device available: {made.stderr.strip()}")
+        loop = made.stdout.strip()
+        mkfs = run("mkfs.ext4", "-q", "-E", "lazy_itable_init=1,lazy_journal_init=1", "-O", "^has_journal", loop)
+        assert mkfs.returncode == 0, mkfs.stderr
+        mounted = run("mount", loop, str(mnt))
+        if mounted.returncode != 0:
+            pytest.skip(f"cannot mount ext4 on a loop device: {mounted.stderr.strip()}")
+        try:
+            yield mnt
+        finally:
+            run("umount", "-l", str(mnt))
+    finally:
+        if loop:
+            run("losetup", "-d", loop)
+        run("umount", "-l", str(back))
+
+
+@pytest.mark.parametrize("mode", ["sync", "group"])
+def test_failed_msync_is_fatal_and_latched(failing_disk, mode):
+    j = Journal(failing_disk / "j", segment_size=4 << 20, durability=mode, group_records=8, group_us=1_000_000)
+    appended = 0
+    with pytest.raises(DurabilityFailed) as first:
+        for i in range(20_000):          # 60 MB of records: far more than the backing store holds
+            j.append(RecordType.MD_PACKET, payload_for(i + 1, 3000))
+            appended += 1
+    assert first.value.errno in (errno.ENOSPC, errno.EIO)
+    assert 1000 < appended < 4500        # it failed near the ~12 MiB the device can store
+    for attempt in (lambda: j.append(RecordType.MD_PACKET, b"again"),
+                    lambda: j.append_batch(RecordType.MD_PACKET, [b"x", b"y"]), j.sync, j.checkpoint):
+        with pytest.raises(DurabilityFailed):
+            attempt()
+    with pytest.raises(DurabilityFailed):
+        j.close()                        # close reports the failure too, and releases the lock
+    assert j.closed
+    os.sync()
