@@ -16,7 +16,7 @@ from audit.phc import PhcClock
 from audit.pmc import PmcClient, PtpSnapshot
 from audit.ptplog import LogFollower
 
-SOFTWARE_MODES = ("SOFTWARE", "LEGACY")   # ptp4l disciplines CLOCK_REALTIME itself
+SOFTWARE_MODES = ("SOFTWARE", "LEGACY_HW")   # ptp4l's clock is CLOCK_REALTIME itself
 
 
 class PmcSampler:

@@ -177,3 +177,25 @@ def test_missing_tx_stamp_on_real_socket_is_reported_missing(udp_pair):
         outcomes = tr.collect(tx.poll_tx_timestamps(), time.monotonic_ns())
     assert [(o.tskey, o.status, o.ts_ns, o.source, o.context) for o in outcomes] == [
         (key, TxStatus.MISSING, 0, TsSource.NONE, 42)]
+
+
+def test_hardware_requested_on_loopback_falls_back_to_software_stamp_honestly():
+    rx = TimestampedUdpSocket.bound("127.0.0.1", 0, hardware=True)
+    tx = TimestampedUdpSocket(hardware=True)
+    try:
+        tx.sock.connect(rx.sock.getsockname())
+        key = tx.send(b"hw?")
+        data, ts_ns, source = rx.recv()
+        assert data == b"hw?" and source == TsSource.SW_KERNEL and ts_ns > 0   # lo has no PHC
+        stamps = _poll_tx(tx, 1)
+        assert [(k, src) for k, _, src in stamps] == [(key, TsSource.SW_KERNEL)]
+    finally:
+        rx.close()
+        tx.close()
+
+
+def test_timeout_mode_sockets_are_refused():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(1.0)
+        with pytest.raises(TimestampingError, match="timeout mode"):
+            TimestampedUdpSocket(s)
