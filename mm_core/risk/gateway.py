@@ -23,6 +23,7 @@ from mm_core.types import OrderIntent, OrderKind
 __all__ = ["RiskGateway", "OpenOrder", "FAULT_CHECKS"]
 
 _BUY = Side.BUY
+_SELL = Side.SELL
 _ENTER = OrderKind.ENTER
 _REPLACE = OrderKind.REPLACE
 _MODIFY = OrderKind.MODIFY
@@ -64,7 +65,8 @@ class _Symbol:
 
     __slots__ = ("symbol_id", "fair", "reference", "md_ns", "book_stale", "position", "open_buy",
                  "open_sell", "limits", "notional", "multiplier", "option", "underlying_id",
-                 "risk", "group", "pnl_lo", "pnl_hi", "drift_max", "drift_min")
+                 "risk", "group", "pnl_lo", "pnl_hi", "drift_max", "drift_min", "fair_band",
+                 "reference_band", "drift_band")
 
     def __init__(self, symbol_id: int, limits: SymbolLimits) -> None:
         self.symbol_id = symbol_id
@@ -84,6 +86,9 @@ class _Symbol:
         self.group: _Group | None = None    # set when the symbol is an option or has options
         self.pnl_lo = 0.0                   # min and max of risk.scenario_pnl, for a cheap bound
         self.pnl_hi = 0.0
+        self.fair_band = 0                  # collar half-widths in price4, set with each price
+        self.reference_band = 0
+        self.drift_band = 0
         # monotonic deques of (ts, price) for the drift window's max and min
         self.drift_max: deque = deque()
         self.drift_min: deque = deque()
@@ -246,7 +251,15 @@ class RiskGateway:
                                           "repeated executions", now_ns)
 
             # Worst case: every working order on this side fills, and so does this one.
-            is_buy = intent.side == _BUY
+            side = intent.side
+            if side is _BUY:
+                is_buy = True
+            elif side is _SELL:
+                is_buy = False
+            elif side == _BUY or side == _SELL:     # a plain int 66/83 rather than the enum
+                is_buy = side == _BUY
+            else:
+                return self._deny(CheckId.INVALID_ORDER, 0, 0, f"side must be B or S, got {side!r}"[:48])
             same_side = sym.open_buy if is_buy else sym.open_sell
             replaced = None
             if kind is not _ENTER:
@@ -267,15 +280,12 @@ class RiskGateway:
                 if not reducing:
                     return self._deny(CheckId.REDUCE_ONLY, post, position, "only reducing orders")
 
-            if kind is _ENTER:
-                window, cap, rate_check = self._submits, lim.max_submits, CheckId.MSG_RATE_SUBMIT
-            else:
-                window, cap, rate_check = self._modifies, lim.max_modifies, CheckId.MSG_RATE_MODIFY
+            window = self._submits if kind is _ENTER else self._modifies
             horizon = now_ns - lim.rate_window_ns
             while window and window[0] <= horizon:
                 window.popleft()
-            if len(window) >= cap:
-                return self._deny(rate_check, len(window) + 1, cap, "message rate")
+            if len(window) >= (lim.max_submits if kind is _ENTER else lim.max_modifies):
+                return self._deny_rate(kind, len(window) + 1)
 
             slim = sym.limits
             max_qty = slim.max_order_qty
@@ -288,15 +298,14 @@ class RiskGateway:
                 return self._deny(CheckId.MAX_ORDER_VALUE, value, slim.max_order_value, "order value")
 
             fair = sym.fair
-            band = fair * lim.collar_fair_bps // 10_000
             gap = price - fair if price >= fair else fair - price
-            if gap > band:
-                return self._deny(CheckId.COLLAR_FAIR, gap, band, "price away from fair value")
+            if gap > sym.fair_band:
+                return self._deny(CheckId.COLLAR_FAIR, gap, sym.fair_band, "price away from fair value")
             reference = sym.reference
-            band = reference * lim.collar_reference_bps // 10_000
             gap = price - reference if price >= reference else reference - price
-            if gap > band:
-                return self._deny(CheckId.COLLAR_REFERENCE, gap, band, "price away from reference")
+            if gap > sym.reference_band:
+                return self._deny(CheckId.COLLAR_REFERENCE, gap, sym.reference_band,
+                                  "price away from reference")
             dmax = sym.drift_max
             dmin = sym.drift_min
             horizon = now_ns - lim.collar_drift_window_ns
@@ -308,9 +317,9 @@ class RiskGateway:
                 high = dmax[0][1]
                 low = dmin[0][1]
                 spread = (price if price > high else high) - (price if price < low else low)
-                band = reference * lim.collar_drift_bps // 10_000
-                if spread > band:
-                    return self._deny(CheckId.COLLAR_DRIFT, spread, band, "own prices drifted in window")
+                if spread > sym.drift_band:
+                    return self._deny(CheckId.COLLAR_DRIFT, spread, sym.drift_band,
+                                      "own prices drifted in window")
 
             dup_key = None
             if kind is not _MODIFY and lim.duplicate_window_ns:
@@ -343,25 +352,15 @@ class RiskGateway:
             group = sym.group
             if group is not None:
                 risk = sym.risk
-                greek = group.delta
-                post_greek = greek + signed * risk.delta
-                if (post_greek > lim.max_delta or -post_greek > lim.max_delta) and \
-                        abs(post_greek) > abs(greek):
-                    return self._deny(CheckId.DELTA_LIMIT, round(post_greek), round(lim.max_delta),
-                                      "delta")
-                if risk.vega:     # shares of the underlying carry no gamma or vega
-                    greek = group.gamma
-                    post_greek = greek + signed * risk.gamma
-                    if (post_greek > lim.max_gamma or -post_greek > lim.max_gamma) and \
-                            abs(post_greek) > abs(greek):
-                        return self._deny(CheckId.GAMMA_LIMIT, round(post_greek), round(lim.max_gamma),
-                                          "gamma")
-                    greek = group.vega
-                    post_greek = greek + signed * risk.vega
-                    if (post_greek > lim.max_vega or -post_greek > lim.max_vega) and \
-                            abs(post_greek) > abs(greek):
-                        return self._deny(CheckId.VEGA_LIMIT, round(post_greek * PRICE4),
-                                          round(lim.max_vega * PRICE4), "vega")
+                delta = group.delta + signed * risk.delta
+                gamma = group.gamma + signed * risk.gamma
+                vega = group.vega + signed * risk.vega
+                if delta > lim.max_delta or -delta > lim.max_delta or (risk.vega and (
+                        gamma > lim.max_gamma or -gamma > lim.max_gamma or
+                        vega > lim.max_vega or -vega > lim.max_vega)):
+                    denial = self._check_greeks(group, delta, gamma, vega)
+                    if denial is not None:
+                        return denial
                 # A lower bound of the post-order worst P&L; the exact grid only near the limit.
                 bound = group.worst + signed * (sym.pnl_lo if signed > 0 else sym.pnl_hi)
                 if -bound * PRICE4 > lim.scenario_max_loss:
@@ -375,12 +374,13 @@ class RiskGateway:
 
             # Allowed: record it in every window before it leaves (RTS 6: include all orders sent).
             window.append(now_ns)
+            stamped = (now_ns, price)
             while dmax and dmax[-1][1] <= price:
                 dmax.pop()
-            dmax.append((now_ns, price))
+            dmax.append(stamped)
             while dmin and dmin[-1][1] >= price:
                 dmin.pop()
-            dmin.append((now_ns, price))
+            dmin.append(stamped)
             if dup_key is not None:
                 dup_last = self._dup_last
                 dup_last[dup_key] = now_ns
@@ -442,6 +442,23 @@ class RiskGateway:
         self._dup_last = {k: ts for k, ts in self._dup_last.items() if ts > horizon}
         self._dup_purge_at = max(_DUP_PURGE, 2 * len(self._dup_last))
 
+    def _deny_rate(self, kind: OrderKind, count: int) -> RiskDecision:
+        if kind is _ENTER:
+            return self._deny(CheckId.MSG_RATE_SUBMIT, count, self._limits.max_submits, "message rate")
+        return self._deny(CheckId.MSG_RATE_MODIFY, count, self._limits.max_modifies, "message rate")
+
+    def _check_greeks(self, group: _Group, delta: float, gamma: float,
+                      vega: float) -> RiskDecision | None:
+        """A Greek past its limit denies only if the order makes it worse (reducing passes)."""
+        lim = self._limits
+        for check, before, after, cap, scale in (
+                (CheckId.DELTA_LIMIT, group.delta, delta, lim.max_delta, 1),
+                (CheckId.GAMMA_LIMIT, group.gamma, gamma, lim.max_gamma, 1),
+                (CheckId.VEGA_LIMIT, group.vega, vega, lim.max_vega, PRICE4)):
+            if abs(after) > cap and abs(after) > abs(before):
+                return self._deny(check, round(after * scale), round(cap * scale), check.label)
+        return None
+
     def _check_scenario(self, group: _Group, risk: UnitRisk, signed: int) -> RiskDecision | None:
         """Full-revaluation scenario loss after the order (per-contract P&L is linear in qty)."""
         post_worst = min([a + signed * b for a, b in zip(group.scenario, risk.scenario_pnl)])
@@ -477,6 +494,7 @@ class RiskGateway:
         if valid:
             sym.fair = int(round(fair_value))
             sym.reference = int(round(reference_price))
+            self._set_bands(sym)
         if stale != sym.book_stale:
             sym.book_stale = stale
             (self._stale_books.add if stale else self._stale_books.discard)(symbol_id)
@@ -642,10 +660,18 @@ class RiskGateway:
         self._latch_to = self._latch_override or _latch_state(limits.latch_state)
         for symbol_id, sym in self._symbols.items():
             sym.limits = limits.for_symbol(symbol_id)
+            self._set_bands(sym)
         for group in self._groups.values():
             group.grid = ()       # rebuilt with the new scenario parameters
             self._refresh_group(group, None)
         self._refresh_allowed()
+
+    def _set_bands(self, sym: _Symbol) -> None:
+        """Collar half-widths follow the prices and the limits, not each order."""
+        lim = self._limits
+        sym.fair_band = sym.fair * lim.collar_fair_bps // 10_000
+        sym.reference_band = sym.reference * lim.collar_reference_bps // 10_000
+        sym.drift_band = sym.reference * lim.collar_drift_bps // 10_000
 
     def _refresh_allowed(self) -> None:
         self._allowed = RiskDecision(True, CheckId.OK, 0, 0, "", self._fsm.state, self._limits.version)

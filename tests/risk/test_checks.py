@@ -317,3 +317,11 @@ def test_order_state_snapshot_replaces_the_working_view():
     assert gw.open_order_count == 1
     assert_allowed(gw.check(order(qty=900, price=FAIR - 1), T0))      # 100 + 900
     assert_denied(gw.check(order(qty=1, price=FAIR - 2), T0), CheckId.POSITION_LIMIT, 1001, 1000)
+
+
+def test_side_must_be_buy_or_sell():
+    gw = make_gateway()
+    assert_allowed(gw.check(order(side=ord("B")), T0))                 # the journal's u1 form
+    decision = gw.check(order(side=ord("Z")), T0)
+    assert_denied(decision, CheckId.INVALID_ORDER, 0, 0)
+    assert "side" in decision.detail and gw.state is TradingState.ACTIVE
