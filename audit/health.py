@@ -205,8 +205,11 @@ class HealthTracker:
         elif not snap.gm_present:
             reasons.append(Reason("state", "no grandmaster present (ptp4l is its own GM)"))
         elif not fresh:
-            reasons.append(Reason("sync_age", "no Sync ingress time" if age is None else
-                                  f"last Sync {age / 1e9:.3f} s ago > {cfg.max_sync_age_ns / 1e9:.3f} s"))
+            if age is None:
+                reasons.append(Reason("sync_age", obs.error or "no Sync ingress time"))
+            else:
+                reasons.append(Reason("sync_age", f"last Sync {age / 1e9:.3f} s ago > "
+                                                  f"{cfg.max_sync_age_ns / 1e9:.3f} s"))
         tracking = not reasons
         if tracking:
             if self._last_gm is not None and snap.gm_identity != self._last_gm:
