@@ -8,10 +8,11 @@ each call, the timer's own cost reported) and as a batch mean.
 from __future__ import annotations
 
 import gc
+import platform
 import statistics
 import time
 
-from mm_core.risk import Limits, RiskDecision, RiskGateway
+from mm_core.risk import CheckId, Limits, RiskDecision, RiskGateway, TradingState
 from mm_core.types import OrderIntent, OrderKind, Side
 
 T0 = 1_700_000_000_000_000_000
@@ -84,111 +85,105 @@ def _intents(n: int, symbol_id: int, fair: int, kind=OrderKind.ENTER) -> list[Or
             for i in range(n)]
 
 
-def _time_each(call, intents, done=None) -> list[int]:
-    """Per-call wall time in ns; `done` runs outside the timed region (order leaves the book)."""
+def _time_each(check, intents, done) -> tuple[list[int], int]:
+    """Per-call wall time in ns and how many calls were allowed; `done` (the order leaving the
+    book) runs outside the timed region so windows and working orders stay at a steady size."""
     clock = time.perf_counter_ns
     out = []
+    allowed = 0
     now = T0
     for intent in intents:
         now += STEP_NS
         start = clock()
-        call(intent, now)
+        decision = check(intent, now)
         out.append(clock() - start)
-        if done is not None:
-            done(intent.token, now)
-    return out
+        allowed += decision is None or decision.allowed
+        done(intent.token, now)
+    return out, allowed
 
 
-def _batch_mean(call, intents) -> float:
-    clock = time.perf_counter_ns
-    now = T0
-    start = clock()
-    for intent in intents:
-        now += STEP_NS
-        call(intent, now)
-    return (clock() - start) / len(intents)
-
-
-def _pct(samples: list[int], q: float) -> float:
+def _pct(samples: list[int], q: float) -> int:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def main(quick: bool = False) -> str:
-    n = 20_000 if quick else 200_000
-    allowed_singleton = RiskDecision(True, 0, 0, 0, "", 1, 1)   # what an empty check returns
+def _timer_cost(n: int) -> int:
+    clock = time.perf_counter_ns
+    samples = []
+    for _ in range(n):
+        start = clock()
+        samples.append(clock() - start)
+    return _pct(samples, 0.5)
+
+
+def _cases(n: int):
+    cached = RiskDecision(True, CheckId.OK, 0, 0, "", TradingState.ACTIVE, 1)
 
     def bare(intent, now):
         return None
 
     def empty_check(intent, now):
-        return allowed_singleton
+        return cached
 
-    timer_cost = _pct(_time_each(bare, [None] * 0 or _intents(n, 1, FAIR)), 0.5)  # noqa: F841
+    def nothing(token, now):
+        return None
+
+    def gateway(symbol_id, fair, kind=OrderKind.ENTER, halted=False):
+        gw = _gateway()
+        if halted:
+            gw.kill("all", 0, "bench", "denied path", T0)
+        return gw.check, _intents(n, symbol_id, fair, kind), gw.on_order_done
+
+    stock = _intents(n, 1, FAIR)
+    return [
+        ("bare function call", lambda: (bare, stock, nothing), True),
+        ("empty check returning a cached decision", lambda: (empty_check, stock, nothing), True),
+        ("gateway: ENTER on a stock, every check", lambda: gateway(1, FAIR), True),
+        ("gateway: ENTER on an option, every check incl. Greeks and scenario",
+         lambda: gateway(2, OPTION_FAIR), True),
+        ("gateway: CANCEL (always allowed, rate counted)",
+         lambda: gateway(1, FAIR, OrderKind.CANCEL), True),
+        ("gateway: ENTER denied while HALTED (allocates the denial)",
+         lambda: gateway(1, FAIR, halted=True), False),
+    ]
+
+
+def main(quick: bool = False) -> str:
+    n = 20_000 if quick else 200_000
     rows = []
-    baselines = {}
-    cases = [
-        ("bare function call", lambda: (bare, _intents(n, 1, FAIR), None)),
-        ("empty check (returns a cached decision)", lambda: (empty_check, _intents(n, 1, FAIR), None)),
-    ]
-    for label, setup in cases:
-        fn, intents, _ = setup()
-        baselines[label] = fn
-
-    def gateway_case(symbol_id, fair, kind=OrderKind.ENTER, deny=False):
-        def setup():
-            gw = _gateway()
-            if deny:
-                gw.kill("all", 0, "bench", "denied path", T0)
-            return gw.check, _intents(n, symbol_id, fair, kind), gw.on_order_done
-        return setup
-
-    cases += [
-        ("gateway: allowed ENTER, stock (all checks)", gateway_case(1, FAIR)),
-        ("gateway: allowed ENTER, option (all checks + Greeks + scenario)", gateway_case(2, OPTION_FAIR)),
-        ("gateway: CANCEL (always allowed, counted)", gateway_case(1, FAIR, OrderKind.CANCEL)),
-        ("gateway: denied ENTER (HALTED)", gateway_case(1, FAIR, deny=True)),
-    ]
     gc.disable()
     try:
-        for label, setup in cases:
-            fn, intents, done = setup()
-            each = _time_each(fn, intents, done)
-            fn, intents, done = setup()
-            mean = _batch_mean(fn, intents) if done is None else None
-            rows.append((label, _pct(each, 0.5), _pct(each, 0.99), statistics.fmean(each), mean))
+        timer = _timer_cost(n)
+        for label, setup, expect_allowed in _cases(n):
+            check, intents, done = setup()
+            samples, allowed = _time_each(check, intents, done)
+            # Every timed call did what the row says: no hidden denials on the allowed rows.
+            assert allowed == (n if expect_allowed else 0), (label, allowed)
+            rows.append((label, _pct(samples, 0.5), _pct(samples, 0.99), statistics.fmean(samples)))
     finally:
         gc.enable()
-
-    # sanity: the gateway really allows the stock and option orders used above
-    gw = _gateway()
-    stock, option = _intents(1, 1, FAIR)[0], _intents(1, 2, OPTION_FAIR)[0]
-    assert gw.check(stock, T0 + STEP_NS).allowed and gw.check(option, T0 + STEP_NS).allowed
-
-    clock = time.perf_counter_ns
-    timer = []
-    for _ in range(n):
-        start = clock()
-        timer.append(clock() - start)
-    timer_p50 = _pct(timer, 0.5)
-    base_p50 = rows[0][1] - timer_p50
+    bare_net = max(rows[0][1] - timer, 1)
     out = [
         "## Risk gateway: cost per order action",
         "",
-        f"{n} calls per row, CPython {__import__('platform').python_version()}, GC off while timing. "
-        f"Per-call times include the timer itself ({timer_p50:.0f} ns p50, subtracted in the "
-        "`net p50` column). Target: gateway p50 <= 2 us with all checks on.",
+        f"{n} calls per row in one process, CPython {platform.python_version()}, GC off while "
+        f"timing. Each call is timed alone with perf_counter_ns; the timer's own cost ({timer} ns "
+        "p50) is subtracted in `net p50`. Target: allowed order p50 <= 2 us with every check on.",
         "",
-        "| case | p50 ns | p99 ns | mean ns | net p50 ns | x bare call |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| case | p50 ns | p99 ns | mean ns | net p50 ns | x bare call | x empty check |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for label, p50, p99, mean, _ in rows:
-        net = max(p50 - timer_p50, 1)
-        out.append(f"| {label} | {p50:.0f} | {p99:.0f} | {mean:.0f} | {net:.0f} | "
-                   f"{net / max(base_p50, 1):.1f} |")
-    stock_p50 = rows[2][1]
-    out += ["", f"Allowed stock order p50 {stock_p50 / 1000:.2f} us: target {'met' if stock_p50 <= 2000 else 'missed'}; "
-            f"option order p50 {rows[3][1] / 1000:.2f} us."]
+    empty_net = max(rows[1][1] - timer, 1)
+    for label, p50, p99, mean in rows:
+        net = max(p50 - timer, 1)
+        out.append(f"| {label} | {p50} | {p99} | {mean:.0f} | {net} | {net / bare_net:.1f} | "
+                   f"{net / empty_net:.1f} |")
+    stock_net = rows[2][1] - timer
+    option_net = rows[3][1] - timer
+    verdict = "met" if max(stock_net, option_net) <= 2000 else "missed"
+    out += ["", f"Allowed order net p50: stock {stock_net / 1000:.2f} us, option "
+            f"{option_net / 1000:.2f} us; target {verdict}. p99 and mean include scheduler noise "
+            "from other processes on the machine."]
     return "\n".join(out)
 
 

@@ -65,7 +65,7 @@ class _Symbol:
 
     __slots__ = ("symbol_id", "fair", "reference", "md_ns", "book_stale", "position", "open_buy",
                  "open_sell", "limits", "notional", "multiplier", "option", "underlying_id",
-                 "risk", "group", "pnl_lo", "pnl_hi", "drift_max", "drift_min", "fair_band",
+                 "risk", "group", "pnl_lo", "pnl_hi", "drift_buy", "drift_sell", "fair_band",
                  "reference_band", "drift_band")
 
     def __init__(self, symbol_id: int, limits: SymbolLimits) -> None:
@@ -89,9 +89,10 @@ class _Symbol:
         self.fair_band = 0                  # collar half-widths in price4, set with each price
         self.reference_band = 0
         self.drift_band = 0
-        # monotonic deques of (ts, price) for the drift window's max and min
-        self.drift_max: deque = deque()
-        self.drift_min: deque = deque()
+        # per side, monotonic deques of (ts, price) for the drift window's max and min: bids and
+        # asks drift separately, so our own quoted spread is not mistaken for drift
+        self.drift_buy: tuple[deque, deque] = (deque(), deque())
+        self.drift_sell: tuple[deque, deque] = (deque(), deque())
 
 
 class _Group:
@@ -306,8 +307,7 @@ class RiskGateway:
             if gap > sym.reference_band:
                 return self._deny(CheckId.COLLAR_REFERENCE, gap, sym.reference_band,
                                   "price away from reference")
-            dmax = sym.drift_max
-            dmin = sym.drift_min
+            dmax, dmin = sym.drift_buy if is_buy else sym.drift_sell
             horizon = now_ns - lim.collar_drift_window_ns
             while dmax and dmax[0][0] <= horizon:
                 dmax.popleft()
@@ -322,7 +322,7 @@ class RiskGateway:
                                       "own prices drifted in window")
 
             dup_key = None
-            if kind is not _MODIFY and lim.duplicate_window_ns:
+            if kind is _ENTER and lim.duplicate_window_ns:
                 dup_key = (symbol_id, is_buy, price, qty)
                 last = self._dup_last.get(dup_key)
                 if last is not None and now_ns - last < lim.duplicate_window_ns:
@@ -400,6 +400,8 @@ class RiskGateway:
         except Exception as exc:  # fail closed on any defect inside a check
             detail = f"{type(exc).__name__}: {exc}"[:48]
             self._latch(CheckId.INTERNAL_ERROR, detail, now_ns, "risk-gateway")
+            if _is_cancel(intent):
+                return self._allowed          # a cancel is never refused, even by a defect
             return self._deny(CheckId.INTERNAL_ERROR, 0, 0, detail)
 
     def _check_cancel(self, now_ns: int) -> RiskDecision:
@@ -773,6 +775,13 @@ class RiskGateway:
         if before is not after:
             self._events.append(StateChange(before, after, trigger, reason, actor, now_ns, int(check)))
             self._refresh_allowed()
+
+
+def _is_cancel(intent) -> bool:
+    try:
+        return intent.kind is _CANCEL or (intent.kind is _MODIFY and intent.qty == 0)
+    except Exception:
+        return False
 
 
 def _positive_price(value) -> bool:

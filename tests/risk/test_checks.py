@@ -83,6 +83,8 @@ def test_collar_drift_of_own_prices_over_window():
     assert_allowed(gw.check(order(price=1_020_000), T0 + 100 * MS))   # range 30 000 = 3 %
     assert_denied(gw.check(order(price=1_020_001), T0 + 100 * MS), CheckId.COLLAR_DRIFT,
                   30_001, 30_000)
+    # Asks drift on their own: a sell far from the bids is not drift.
+    assert_allowed(gw.check(order(price=1_030_000, side=Side.SELL), T0 + 100 * MS))
     # Once the first price leaves the window the range is measured afresh.
     gw.on_market(1, 1_020_000, FAIR, False, T0 + 1000 * MS)
     assert_allowed(gw.check(order(price=1_020_001), T0 + 1000 * MS))
@@ -133,6 +135,8 @@ def test_duplicate_order_window():
     assert_denied(gw.check(order(), T0 + 50 * MS - 1), CheckId.DUPLICATE_ORDER, 50 * MS - 1, 50 * MS)
     assert_allowed(gw.check(order(), T0 + 50 * MS))
     assert_allowed(gw.check(order(side=Side.SELL), T0 + 50 * MS))    # other side is not a duplicate
+    # a replace back to recent terms is a modification, not a duplicate order
+    assert_allowed(gw.check(order(kind=OrderKind.REPLACE, orig_token="T1"), T0 + 50 * MS))
 
 
 def test_max_open_orders_counts_allowed_orders_until_done():

@@ -97,6 +97,14 @@ def test_internal_error_latches_and_names_the_exception():
     assert gw.check(cancel(), T0).allowed
 
 
+def test_a_defect_while_cancelling_latches_but_the_cancel_passes():
+    gw = make_gateway()
+    decision = gw.check(cancel(), None)       # no time: the window arithmetic fails
+    assert decision.allowed
+    assert gw.state is TradingState.HALTED
+    assert gw.drain_events()[0].reason_code == CheckId.INTERNAL_ERROR
+
+
 def test_clock_timer_latches_without_an_order():
     gw = make_gateway(staleness={"max_clock_age_ms": 3000})
     gw.on_timer(T0 + 3000 * MS)
