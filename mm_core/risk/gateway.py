@@ -64,7 +64,7 @@ class _Symbol:
     """Everything the gateway knows about one symbol; plain slots for cheap attribute access."""
 
     __slots__ = ("symbol_id", "fair", "reference", "md_ns", "book_stale", "position", "open_buy",
-                 "open_sell", "limits", "notional", "multiplier", "option", "underlying_id",
+                 "open_sell", "limits", "notional", "multiplier", "option", "underlying_id", "under",
                  "risk", "group", "pnl_lo", "pnl_hi", "drift_buy", "drift_sell", "fair_band",
                  "reference_band", "drift_band")
 
@@ -81,6 +81,7 @@ class _Symbol:
         self.notional = 0                # position x fair x multiplier, price4 x shares
         self.multiplier = 1
         self.option: OptionParams | None = None
+        self.under: _Symbol | None = None    # an option's underlying symbol
         self.underlying_id = symbol_id   # an underlying or plain symbol is its own group
         self.risk: UnitRisk | None = None
         self.group: _Group | None = None    # set when the symbol is an option or has options
@@ -127,6 +128,7 @@ class RiskGateway:
             raise RiskError("RiskGateway needs a Limits (use Limits.from_toml)")
         self._latch_override = None if latch_state is None else _latch_state(latch_state)
         self._fsm = StateMachine(_ACTIVE)
+        self._state = _ACTIVE            # mirror of self._fsm.state for the order path
         self._events: list[StateChange] = []
         self._symbols: dict[int, _Symbol] = {}
         self._groups: dict[int, _Group] = {}
@@ -236,12 +238,10 @@ class RiskGateway:
             sym = self._symbols.get(symbol_id)
             if sym is None or not sym.fair or now_ns - sym.md_ns > lim.max_market_age_ns:
                 return self._deny_market(sym, symbol_id, now_ns)
-            option = sym.option
-            if option is not None:
-                under = self._symbols.get(option.underlying_id)
-                if under is None or not under.fair or sym.risk is None or \
-                        now_ns - under.md_ns > lim.max_market_age_ns:
-                    return self._deny_market(under, option.underlying_id, now_ns)
+            under = sym.under
+            if under is not None:     # an option: its valuation needs the underlying's price too
+                if not under.fair or sym.risk is None or now_ns - under.md_ns > lim.max_market_age_ns:
+                    return self._deny_market(under, under.symbol_id, now_ns)
 
             fills = self._fills
             horizon = now_ns - lim.throttle_window_ns
@@ -270,15 +270,12 @@ class RiskGateway:
             signed = same_side + qty if is_buy else -(same_side + qty)
             position = sym.position
             post = position + signed
-            abs_pos = position if position >= 0 else -position
-            abs_post = post if post >= 0 else -post
-            reducing = abs_post < abs_pos and (post == 0 or (post > 0) == (position > 0))
 
-            state = self._fsm.state
+            state = self._state
             if state is not _ACTIVE and state is not _SAFE:
                 if state is _HALTED:
                     return self._deny(CheckId.TRADING_HALTED, 0, 0, "trading halted")
-                if not reducing:
+                if not _reduces(position, post):
                     return self._deny(CheckId.REDUCE_ONLY, post, position, "only reducing orders")
 
             window = self._submits if kind is _ENTER else self._modifies
@@ -334,7 +331,8 @@ class RiskGateway:
                 return self._deny(CheckId.MAX_OPEN_ORDERS, len(working) + 1, lim.max_open_orders,
                                   "working orders")
 
-            if abs_post > slim.max_position and abs_post > abs_pos:
+            cap = slim.max_position
+            if (post > cap or -post > cap) and abs(post) > abs(position):
                 return self._deny(CheckId.POSITION_LIMIT, post, slim.max_position,
                                   "position incl. working orders")
 
@@ -368,7 +366,8 @@ class RiskGateway:
                     if denial is not None:
                         return denial
 
-            if not reducing and self._pnl_peak - self._cash - self._net > lim.max_drawdown:
+            if self._pnl_peak - self._cash - self._net > lim.max_drawdown and \
+                    not _reduces(position, post):
                 return self._deny(CheckId.DRAWDOWN, self._pnl_peak - self._cash - self._net,
                                   lim.max_drawdown, "drawdown from P&L peak")
 
@@ -616,6 +615,7 @@ class RiskGateway:
             group.members.append(symbol_id)
         under.underlying_id = underlying_id
         sym.option = params
+        sym.under = under
         sym.underlying_id = underlying_id
         sym.multiplier = params.multiplier
         self._revalue(under, now_ns, reprice=True)
@@ -772,9 +772,15 @@ class RiskGateway:
 
     def _fire(self, trigger: Trigger, check: CheckId, reason: str, actor: str, now_ns: int) -> None:
         before, after = self._fsm.fire(trigger)
+        self._state = after
         if before is not after:
             self._events.append(StateChange(before, after, trigger, reason, actor, now_ns, int(check)))
             self._refresh_allowed()
+
+
+def _reduces(position: int, post: int) -> bool:
+    """True when the worst case after the order is smaller in size and not flipped in sign."""
+    return abs(post) < abs(position) and (post == 0 or (post > 0) == (position > 0))
 
 
 def _is_cancel(intent) -> bool:
