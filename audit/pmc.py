@@ -7,9 +7,12 @@ Must not know about thresholds, profiles, journals or threads.
 """
 from __future__ import annotations
 
+import os
 import re
+import select
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass, field
 
 from audit.errors import ParseError, ToolMissing, ToolTimeout
@@ -40,6 +43,7 @@ class PmcResponse:
     source: str
     fields: dict[str, str] = field(default_factory=dict)
     error: str | None = None     # MANAGEMENT_ERROR_STATUS text (e.g. NOT_SUPPORTED)
+    seq: int = -1                # pmc's sequence number of the request this answers
 
 
 def parse_pmc_output(text: str, asked: tuple[str, ...] = ()) -> list[PmcResponse]:
@@ -59,11 +63,11 @@ def parse_pmc_output(text: str, asked: tuple[str, ...] = ()) -> list[PmcResponse
             asked_name = asked[seq] if seq < len(asked) else "?"
             if m.group("kind") != "MANAGEMENT" or (rest and rest[0] == "empty-tlv"):
                 current = PmcResponse(asked_name, m.group("source"),
-                                      error=f"{m.group('kind')} {' '.join(rest)}".strip())
+                                      error=f"{m.group('kind')} {' '.join(rest)}".strip(), seq=seq)
             else:
                 if not rest:
                     raise ParseError(f"pmc response without a dataset name: {raw!r}")
-                current = PmcResponse(rest[0], m.group("source"))
+                current = PmcResponse(rest[0], m.group("source"), seq=seq)
             responses.append(current)
             continue
         if current is None:
@@ -236,3 +240,100 @@ class PmcClient:
         if proc.returncode != 0:
             raise ParseError(f"pmc exited {proc.returncode}: {proc.stderr.strip()[:200]}")
         return snapshot_from_responses(parse_pmc_output(proc.stdout, asked), CORE_DATASETS)
+
+
+class PmcSession:
+    """One long-lived interactive pmc: a query costs a few UDS round trips instead of a fork and
+    pmc's 100 ms linger. pmc reads one command per wakeup, so GETs go one at a time, each matched
+    to its answer by sequence number (pmc numbers what it sends from 0); late answers to earlier
+    requests are dropped. On a multi-port clock only the port answers already in are kept: use
+    PmcClient there. The optional datasets are probed once with a one-shot PmcClient."""
+
+    def __init__(self, uds: str = DEFAULT_UDS, timeout_s: float = 1.0, domain: int = 0,
+                 binary: str = "pmc") -> None:
+        self.uds = uds
+        self.timeout_s = timeout_s
+        self.domain = domain
+        self.binary = binary
+        self._proc: subprocess.Popen | None = None
+        self._seq = 0
+        self._buffer = ""
+        self._datasets: tuple[str, ...] | None = None
+
+    def _start(self) -> subprocess.Popen:
+        path = shutil.which(self.binary)
+        if path is None:
+            raise ToolMissing(f"{self.binary} is not installed (Debian package linuxptp)")
+        if self._datasets is None:
+            probe = PmcClient(self.uds, timeout_s=max(self.timeout_s, 1.0), domain=self.domain, binary=self.binary)
+            probe.query()
+            self._datasets = CORE_DATASETS + tuple(probe._optional)
+        self._proc = subprocess.Popen(
+            [path, "-u", "-b", "0", "-d", str(self.domain), "-s", self.uds],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=False)
+        os.set_blocking(self._proc.stdout.fileno(), False)
+        self._seq, self._buffer = 0, ""
+        return self._proc
+
+    def _read_available(self, wait_s: float) -> bool:
+        """Append what pmc printed within `wait_s` to the buffer; False when pmc has exited."""
+        fd = self._proc.stdout.fileno()
+        ready, _, _ = select.select([fd], [], [], max(wait_s, 0.0))
+        if not ready:
+            return True
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            return True
+        if not chunk:
+            return False
+        self._buffer += chunk.decode(errors="replace")
+        return True
+
+    def _take_responses(self, seq: int, dataset: str) -> list[PmcResponse]:
+        """Complete responses with this seq in the buffer; everything up to them is consumed."""
+        cut = self._buffer.rfind("\n")
+        if cut < 0:
+            return []
+        text, self._buffer = self._buffer[: cut + 1], self._buffer[cut + 1:]
+        asked = ("?",) * seq + (dataset,)
+        return [r for r in parse_pmc_output(text, asked) if r.seq == seq and r.dataset == dataset]
+
+    def query(self) -> PtpSnapshot:
+        if self._proc is None or self._proc.poll() is not None:
+            self.close()      # reap a dead pmc and its pipes before starting another
+            self._start()
+        deadline = time.monotonic() + self.timeout_s
+        responses: list[PmcResponse] = []
+        for dataset in self._datasets:
+            seq = self._seq
+            try:
+                self._proc.stdin.write(f"GET {dataset}\n".encode())
+                self._proc.stdin.flush()
+            except (BrokenPipeError, OSError) as exc:
+                self.close()
+                raise ParseError(f"pmc session ended: {exc}") from exc
+            self._seq += 1
+            got: list[PmcResponse] = []
+            while not got:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                if not self._read_available(remaining):
+                    self.close()
+                    raise ParseError("pmc session exited")
+                got = self._take_responses(seq, dataset)
+            responses.extend(got)
+        return snapshot_from_responses(responses, CORE_DATASETS)
+
+    def close(self) -> None:
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                self._proc.kill()
+            self._proc.wait(timeout=5)
+            for stream in (self._proc.stdin, self._proc.stdout):
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+            self._proc = None

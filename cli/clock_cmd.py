@@ -13,7 +13,7 @@ from audit.errors import AuditError, HwTimestampingUnsupported
 from audit.health import PROFILES, HealthConfig, HealthTracker
 from audit.monitor import ClockMonitor
 from audit.nic import ethtool_timestamping, get_hw_timestamping
-from audit.pmc import DEFAULT_UDS, PmcClient
+from audit.pmc import DEFAULT_UDS, PmcClient, PmcSession
 from audit.sampler import PmcSampler
 
 
@@ -30,6 +30,9 @@ def _health_options(fn):
                      help="Seconds one pmc run may take."),
         click.option("--phc", "phc_device", default=None, help="PHC device for hardware timestamping "
                      "(default: found with ethtool -T)."),
+        click.option("--pmc-session", is_flag=True,
+                     help="Keep one interactive pmc running instead of one pmc per sample (faster; "
+                          "single-port clocks)."),
         click.option("--phc2sys-log", default=None, type=click.Path(dir_okay=False),
                      help="phc2sys log to follow: its offset joins the bound; unlocked blocks LOCKED."),
     ]
@@ -38,11 +41,15 @@ def _health_options(fn):
     return fn
 
 
-def _monitor(uds, free_running, asymmetry_budget_ns, max_sync_age, pmc_timeout, phc_device,
-             phc2sys_log) -> ClockMonitor:
+def _monitor(ctx: click.Context, uds, free_running, asymmetry_budget_ns, max_sync_age, pmc_timeout,
+             phc_device, pmc_session, phc2sys_log) -> ClockMonitor:
     config = HealthConfig(asymmetry_budget_ns=asymmetry_budget_ns, free_running=free_running,
                           max_sync_age_ns=int(max_sync_age * 1e9))
-    sampler = PmcSampler(PmcClient(uds, timeout_s=pmc_timeout), phc_device, phc2sys_log)
+    client = PmcSession(uds, timeout_s=pmc_timeout) if pmc_session else PmcClient(uds, timeout_s=pmc_timeout)
+    sampler = PmcSampler(client, phc_device, phc2sys_log)
+    ctx.call_on_close(sampler.close)
+    if pmc_session:
+        ctx.call_on_close(client.close)
     return ClockMonitor(sampler, HealthTracker(config), labels={"uds": uds})
 
 
@@ -70,12 +77,13 @@ def command() -> None:
               help="Seconds between samples.")
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
 @_health_options
-def check(profile_name, samples, interval, as_json, **health) -> None:
+@click.pass_context
+def check(ctx, profile_name, samples, interval, as_json, **health) -> None:
     """Judge the clock now; exit status 1 (with the reasons) when it is not compliant.
 
     Example: mmaudit clock check --profile eu-algo --uds /var/run/ptp4l --free-running
     """
-    monitor = _monitor(**health)
+    monitor = _monitor(ctx, **health)
     sample = None
     for i in range(samples):
         if i:
@@ -104,12 +112,13 @@ def check(profile_name, samples, interval, as_json, **health) -> None:
               help="Seconds between samples.")
 @click.option("--prometheus", is_flag=True, help="Print Prometheus text exposition instead of lines.")
 @_health_options
-def watch(count, interval, prometheus, **health) -> None:
+@click.pass_context
+def watch(ctx, count, interval, prometheus, **health) -> None:
     """Live view of clock health, one line per sample, bounded by --count.
 
     Example: mmaudit clock watch --count 5 --interval 1
     """
-    monitor = _monitor(**health)
+    monitor = _monitor(ctx, **health)
     for i in range(count):
         if i:
             time.sleep(interval)

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from audit.health import HealthConfig, HealthTracker
 from audit.monitor import ClockMonitor
-from audit.pmc import PmcClient
+from audit.pmc import PmcClient, PmcSession
 from audit.ptplog import GmSelected, LogFollower, PortTransition
 from audit.sampler import PmcSampler
 from cli.clock_cmd import command as clock_cli
@@ -74,10 +74,11 @@ def test_healthy_client_passes_eu_hft(lab):
     assert follower.latest[(PortTransition, "")].new == "UNCALIBRATED"
 
 
-def test_plain_text_check_prints_the_state_and_verdict(lab):
+def test_plain_text_check_over_a_pmc_session_prints_the_state_and_verdict(lab):
     _ensure(lab)
     result = CliRunner().invoke(clock_cli, ["check", "--profile", "us-cat", "--uds", lab.client_uds,
-                                            "--free-running", "--samples", "3", "--interval", "0.1"])
+                                            "--free-running", "--pmc-session", "--samples", "3",
+                                            "--interval", "0.15"])
     assert result.exit_code == 0, result.output
     assert "LOCKED" in result.output and "us-cat: COMPLIANT" in result.output
 
@@ -110,6 +111,33 @@ def test_monitor_journals_clock_samples_whose_states_match(lab, tmp_path):
     assert len(set(int(g) for g in rows["gm_identity"])) == 1 and int(rows["gm_identity"][0]) != 0
     # the last journaled sample is the one the engine reads
     assert int(rows["offset_ns"][-1]) == monitor.current().offset_ns
+
+
+def test_pmc_session_answers_like_one_shot_pmc_and_drives_the_tracker(lab):
+    _ensure(lab)
+    one_shot = PmcClient(lab.client_uds).query()
+    session = PmcSession(lab.client_uds, timeout_s=2.0)
+    try:
+        tracker = _tracker()
+        states = []
+        for _ in range(4):
+            snap = session.query()
+            assert snap.missing == () and snap.errors == ()
+            assert (snap.gm_identity, snap.port_state, snap.gm_clock_class, snap.timestamping) == (
+                one_shot.gm_identity, one_shot.port_state, one_shot.gm_clock_class, one_shot.timestamping)
+            states.append(tracker.update(PmcSampler(_Fixed(snap))()).state)
+            time.sleep(0.15)
+        assert states[-1] == ClockState.LOCKED
+    finally:
+        session.close()
+
+
+class _Fixed:
+    def __init__(self, snap):
+        self.snap = snap
+
+    def query(self):
+        return self.snap
 
 
 def test_delay_asymmetry_fails_eu_hft_on_offset_but_passes_eu_algo(lab):
