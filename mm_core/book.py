@@ -169,6 +169,22 @@ class Book:
         levels = self.ask_qty[symbol_id]
         return [(p, levels[p]) for p in self.ask_px[symbol_id][:depth]]
 
+    def depth_imbalance(self, symbol_id: int, depth: int, decay: float) -> float:
+        """Σ w_i (bid_i − ask_i) / Σ w_i (bid_i + ask_i) over the top `depth` levels, w_i = decay^i;
+        the same number as fairvalue.multi_level_imbalance without building level lists."""
+        bp, ap = self.bid_px[symbol_id], self.ask_px[symbol_id]
+        bq, aq = self.bid_qty[symbol_id], self.ask_qty[symbol_id]
+        nb, na = len(bp), len(ap)
+        num = den = 0.0
+        w = 1.0
+        for i in range(depth if depth < max(nb, na) else max(nb, na)):
+            b = bq[bp[nb - 1 - i]] if i < nb else 0
+            a = aq[ap[i]] if i < na else 0
+            num += w * (b - a)
+            den += w * (b + a)
+            w *= decay
+        return num / den if den > 0 else 0.0
+
     def clear(self) -> None:
         """Forget every order (e.g. before rebuilding from a snapshot)."""
         for i in range(self.n_symbols):

@@ -9,6 +9,7 @@ through a fresh Engine gives the same actions and the same state_hash().
 from __future__ import annotations
 
 import hashlib
+import math
 from typing import Callable
 
 from journal.catalogue import RecordType, pack, pack_json
@@ -23,7 +24,7 @@ from mm_core.guard import SymbolGuard, Trip
 from mm_core.hedger import Hedger
 from mm_core.inventory import InventoryTracker, as_depths, glft_depths, quote_sizes
 from mm_core.metrics import Metrics
-from mm_core.oms import LIVE, TERMINAL, InvalidTransition, Oms, OmsError, Order, OrderState
+from mm_core.oms import TERMINAL, InvalidTransition, Oms, OmsError, Order, OrderState
 from mm_core.protocol import ProtocolError, itch, moldudp64, ouch, soupbintcp
 from mm_core.risk import RiskError, TradingState
 from mm_core.spread import VolEstimator, quote_prices, widen
@@ -35,6 +36,7 @@ __all__ = ["Engine", "EngineError"]
 _BUY, _SELL = Side.BUY, Side.SELL
 _HALTED, _REDUCING = TradingState.HALTED, TradingState.REDUCING
 _FROM_SERVER = soupbintcp.Direction.FROM_SERVER
+_ACCEPTED, _PARTIAL = OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED
 
 # ITCH message classes, bound once for the dispatch in the hot loop.
 _ADD, _ADD_MPID = itch.AddOrder, itch.AddOrderMpid
@@ -74,6 +76,7 @@ class Engine:
         self.gap_requested_ns = -1
         fv = cfg.fair_value
         ref_ticks = [self.ticks[i].tick_at(s.reference_price) if s else 1 for i, s in enumerate(self.specs)]
+        self.ref_ticks = ref_ticks
         self.fv = FairValueModel(
             n, ticks=ref_ticks, n_imb=fv.n_imb, n_spread=fv.n_spread,
             imbalance_levels=fv.imbalance_levels, level_decay=fv.level_decay,
@@ -92,6 +95,9 @@ class Engine:
             self.hedge_of[p.a].append(p.b)
         self.hedge_tokens: dict[str, int] = {}                       # hedge IOC token -> hedged symbol
         self.oms = Oms(cfg.session_prefix, self._encode_cancel)
+        # the OMS working-order keys of our quotes, built once (they are looked up per book update)
+        self.quote_slots = [((s, int(_BUY), Purpose.QUOTE.value), (s, int(_SELL), Purpose.QUOTE.value))
+                            for s in range(n)]
         self.metrics = Metrics(n, cfg.markout_horizons_ns, cfg.adverse_horizon)
         self.mid2 = [0] * n
         self.risk_sent: list[tuple[int, bool, int]] = [(0, False, 0)] * n   # (fair, stale, ns) last told
@@ -262,8 +268,9 @@ class Engine:
         """Fair value and volatility after the book changed; tell the risk gateway."""
         book = self.book
         b, bq, a, aq = book.top(symbol_id)
-        levels = self.cfg.fair_value.imbalance_levels
-        fair = self.fv.update(symbol_id, b, bq, a, aq, book.bids(symbol_id, levels), book.asks(symbol_id, levels))
+        fv = self.cfg.fair_value
+        depth = book.depth_imbalance(symbol_id, fv.imbalance_levels, fv.level_decay) if fv.w_imbalance else 0.0
+        fair = self.fv.update(symbol_id, b, bq, a, aq, depth)
         if fair <= 0:
             self.mid2[symbol_id] = 0
             return
@@ -289,8 +296,12 @@ class Engine:
     def _requote(self, symbol_id: int, actions: list[Action]) -> None:
         bid_px, bid_qty, ask_px, ask_qty = self._quote(symbol_id)
         oms = self.oms
-        self._work_side(symbol_id, _BUY, oms.working_order(symbol_id, _BUY), bid_px, bid_qty, actions)
-        self._work_side(symbol_id, _SELL, oms.working_order(symbol_id, _SELL), ask_px, ask_qty, actions)
+        bid_key, ask_key = self.quote_slots[symbol_id]
+        bid, ask = oms.working.get(bid_key), oms.working.get(ask_key)
+        if bid is not None or bid_qty:
+            self._work_side(symbol_id, _BUY, oms.orders[bid] if bid else None, bid_px, bid_qty, actions)
+        if ask is not None or ask_qty:
+            self._work_side(symbol_id, _SELL, oms.orders[ask] if ask else None, ask_px, ask_qty, actions)
 
     def _quote(self, symbol_id: int) -> tuple[int, int, int, int]:
         """(bid price, bid size, ask price, ask size) wanted now; a zero size pulls the side.
@@ -305,10 +316,15 @@ class Engine:
         now = self.now
         m = self.metrics
         book = self.book
-        key = (fair, book.best_bid(symbol_id), book.best_ask(symbol_id), state,
+        bp, ap = book.bid_px[symbol_id], book.ask_px[symbol_id]
+        tick = self.ref_ticks[symbol_id]
+        # Inputs quantised to what can move a quote: fair to 1/8 tick, volatility to 1/8 octave,
+        # toxicity to 0.05 (a requote threshold: smaller moves keep the resting quotes).
+        key = (int(fair * 8 / tick), bp[-1] if bp else 0, ap[0] if ap else 0, state,
                self.inventory.position[symbol_id], self._hedge_held(symbol_id),
-               self.vol[symbol_id].n, guard.side_blocked(True, now), guard.side_blocked(False, now),
-               guard.toxicity(), m.markout_n[m.adverse_horizon])
+               int(math.log2(self.vol[symbol_id].variance_per_s + 1.0) * 8),
+               guard.bid_until > now, guard.ask_until > now, int(guard.toxicity() * 20),
+               m.markout_n[m.adverse_horizon])
         memo = self.quote_memo[symbol_id]
         if memo is not None and memo[0] == key:
             return memo[1]
@@ -381,7 +397,7 @@ class Engine:
                                          price, qty, **self._ids()), actions)
             return
         state = order.fsm.state
-        if state not in LIVE:
+        if state is not _ACCEPTED and state is not _PARTIAL:
             return                       # an answer is pending: decide again when it arrives
         if qty <= 0 or price <= 0:
             self._cancel(order, Purpose.QUOTE, actions)
@@ -460,6 +476,8 @@ class Engine:
 
     def _hedge(self, symbol_id: int, actions: list[Action]) -> None:
         if self.stale or self.risk.state is _HALTED:
+            return
+        if self.hedger.idle(symbol_id, self.inventory.position[symbol_id]):
             return
         pair = self.hedger.pairs[symbol_id]
         h = pair.hedge_id

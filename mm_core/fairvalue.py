@@ -236,9 +236,9 @@ class FairValueModel:
         return self.flow_signed[symbol_id] / d if d > 0 else 0.0
 
     def update(self, symbol_id: int, bid: int, bid_qty: int, ask: int, ask_qty: int,
-               bids: list[tuple[int, int]] | None = None,
-               asks: list[tuple[int, int]] | None = None) -> float:
-        """Recompute fair value from the top of book (and depth); 0.0 when a side is empty."""
+               depth_imbalance: float = 0.0) -> float:
+        """Recompute fair value from the top of book and the multi-level depth imbalance
+        (see multi_level_imbalance); 0.0 when a side is empty or the book is locked/crossed."""
         if bid <= 0 or ask <= 0 or ask <= bid:
             self.fair[symbol_id] = 0.0
             return 0.0
@@ -258,8 +258,8 @@ class FairValueModel:
         self.micro[symbol_id] = micro
         half = (ask - bid) * 0.5
         fv = micro
-        if self.w_imbalance and bids is not None:
-            fv += self.w_imbalance * multi_level_imbalance(bids, asks, self.decay) * half
+        if self.w_imbalance:
+            fv += self.w_imbalance * depth_imbalance * half
         if self.w_flow:
             fv += self.w_flow * self.flow(symbol_id) * half
         if symbol_id in self.leaders:

@@ -65,7 +65,7 @@ class Vpin:
     """VPIN over equal-volume buckets with exact aggressor sides (ITCH tells us the resting side,
     so no bulk volume classification is needed); trades straddling a bucket edge are split."""
 
-    __slots__ = ("bucket_volume", "n", "buy", "sell", "imbalances", "net")
+    __slots__ = ("bucket_volume", "n", "buy", "sell", "imbalances", "net", "value", "direction")
 
     def __init__(self, bucket_volume: int, n_buckets: int) -> None:
         self.bucket_volume = bucket_volume
@@ -74,6 +74,10 @@ class Vpin:
         self.sell = 0
         self.imbalances: deque[int] = deque(maxlen=n_buckets)   # |V^S − V^B| per full bucket
         self.net: deque[int] = deque(maxlen=n_buckets)          # V^B − V^S per full bucket
+        # Σ|V^S − V^B| / (n·V) over the full buckets (0 until n are full) and the sign of the
+        # buckets' net flow; both recomputed only when a bucket completes
+        self.value = 0.0
+        self.direction = 0
 
     def add(self, aggressor_buys: bool, qty: int) -> None:
         while qty > 0:
@@ -88,18 +92,10 @@ class Vpin:
                 self.imbalances.append(abs(self.buy - self.sell))
                 self.net.append(self.buy - self.sell)
                 self.buy = self.sell = 0
-
-    @property
-    def value(self) -> float:
-        """Σ|V^S − V^B| / (n·V) over the full buckets; 0 until n buckets are full."""
-        if len(self.imbalances) < self.n:
-            return 0.0
-        return sum(self.imbalances) / (self.n * self.bucket_volume)
-
-    @property
-    def direction(self) -> int:
-        s = sum(self.net)
-        return (s > 0) - (s < 0)
+                if len(self.imbalances) == self.n:
+                    self.value = sum(self.imbalances) / (self.n * self.bucket_volume)
+                net = sum(self.net)
+                self.direction = (net > 0) - (net < 0)
 
 
 class SymbolGuard:

@@ -96,6 +96,15 @@ class Hedger:
         lots = int(abs(raw) / p.lot + 0.5)
         return lots * p.lot if raw > 0 else -lots * p.lot
 
+    def idle(self, symbol_id: int, position: int) -> bool:
+        """True when decide() could not act now: nothing hedged or in flight and the position is
+        under the trigger (the sustain timer is reset). Cheap enough for every book update."""
+        pair = self.pairs[symbol_id]
+        if pair.active or pair.in_flight or abs(position) >= self.p.trigger:
+            return False
+        pair.over_since = -1
+        return True
+
     def decide(self, symbol_id: int, position: int, now_ns: int, s_price: float, h_price: float,
                h_bid: int, h_ask: int, tick_above, tick_below) -> HedgeOrder | None:
         """The IOC to send now, if any. tick_above/tick_below step the hedge's tick table."""

@@ -26,6 +26,9 @@ class InvalidTransition(OmsError):
 
 
 class OrderState(enum.Enum):
+    # identity hash in C: states are dict keys and set members on every quote decision
+    __hash__ = object.__hash__
+
     PENDING_NEW = "pending-new"
     ACCEPTED = "accepted"
     PARTIALLY_FILLED = "partially-filled"
@@ -39,6 +42,8 @@ class OrderState(enum.Enum):
 
 
 class Trigger(enum.Enum):
+    __hash__ = object.__hash__
+
     ACCEPT = "accept"
     REJECT = "reject"
     PARTIAL_FILL = "partial-fill"

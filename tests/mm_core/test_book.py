@@ -88,3 +88,15 @@ def test_levels_always_equal_the_sum_of_live_orders(seq):
             assert levels == want
             assert prices == sorted(want)
     assert {r: o for r, o in b.orders.items()} == live
+
+
+def test_depth_imbalance_matches_the_reference_formula():
+    from mm_core.fairvalue import multi_level_imbalance
+    b = Book(2)
+    for ref, (is_buy, qty, px) in enumerate([(True, 300, 100), (True, 100, 99), (True, 50, 98),
+                                              (False, 100, 101), (False, 500, 102)]):
+        b.add(ref, 1, is_buy, qty, px)
+    for depth in (1, 2, 3, 5):
+        want = multi_level_imbalance(b.bids(1, depth), b.asks(1, depth), 0.5)
+        assert b.depth_imbalance(1, depth, 0.5) == want
+    assert b.depth_imbalance(0, 3, 0.5) == 0.0
