@@ -1,7 +1,7 @@
 """Fixed-width big-endian message layouts shared by the ITCH and OUCH codecs.
 
 A message is a frozen slotted dataclass whose annotations carry their wire kind
-(`stock: Alpha8`, `shares: U32`); `wire_message(b"A")` compiles one struct.Struct and a pair of
+(`stock: alpha(8)`, `shares: U32`); `wire_message("A")` compiles one struct.Struct and a pair of
 straight-line encode/decode functions for it (as dataclasses itself generates __init__).
 Knows nothing of any particular protocol's message list, of framing or of I/O.
 """
@@ -17,7 +17,7 @@ from mm_core.protocol.errors import BadField, TrailingBytes, TruncatedMessage, U
 __all__ = [
     "UInt", "Ts48", "Char", "Alpha",
     "U8", "U16", "U32", "U64", "Price4", "Timestamp48", "AnyChar",
-    "Codec", "Registry", "wire_message", "char_of", "alpha", "layout_of", "pack_text", "unpack_text",
+    "Codec", "Registry", "wire_message", "field_group", "char_of", "alpha", "layout_of", "pack_text", "unpack_text",
 ]
 
 
@@ -34,11 +34,14 @@ class UInt:
     def max_value(self) -> int:
         return (1 << (8 * struct.calcsize(self.fmt))) - 1
 
-    def decode_expr(self, v: list[str]) -> str:
+    def decode_expr(self, v: list[str], name: str) -> str:
         return v[0]
 
-    def encode_expr(self, a: str, const: str) -> str:
+    def encode_expr(self, a: str, name: str) -> str:
         return a
+
+    def bind(self, name: str) -> dict[str, Any]:
+        return {}
 
     def check(self, value: object) -> str | None:
         if type(value) is not int:
@@ -56,11 +59,14 @@ class Ts48:
     max_value: int = (1 << 48) - 1
     nitems: ClassVar[int] = 2
 
-    def decode_expr(self, v: list[str]) -> str:
+    def decode_expr(self, v: list[str], name: str) -> str:
         return f"({v[0]} << 32 | {v[1]})"
 
-    def encode_expr(self, a: str, const: str) -> str:
+    def encode_expr(self, a: str, name: str) -> str:
         return f"{a} >> 32, {a} & 0xFFFFFFFF"
+
+    def bind(self, name: str) -> dict[str, Any]:
+        return {}
 
     def check(self, value: object) -> str | None:
         return UInt.check(self, value)  # type: ignore[arg-type]  # same int range rule
@@ -74,11 +80,17 @@ class Char:
     fmt: str = "c"
     nitems: ClassVar[int] = 1
 
-    def decode_expr(self, v: list[str]) -> str:
-        return f"{v[0]}.decode('ascii')"
+    # One dict lookup converts and validates a code both ways; a miss raises KeyError.
+    def decode_expr(self, v: list[str], name: str) -> str:
+        return f"_dmap_{name}[{v[0]}]"
 
-    def encode_expr(self, a: str, const: str) -> str:
-        return f"_char({a}, {const})"
+    def encode_expr(self, a: str, name: str) -> str:
+        return f"_emap_{name}[{a}]"
+
+    def bind(self, name: str) -> dict[str, Any]:
+        codes = self.choices if self.choices is not None else [chr(c) for c in range(128)]
+        return {f"_dmap_{name}": {c.encode("ascii"): c for c in codes},
+                f"_emap_{name}": {c: c.encode("ascii") for c in codes}}
 
     def check(self, value: object) -> str | None:
         if type(value) is not str or len(value) != 1 or not value.isascii():
@@ -86,6 +98,10 @@ class Char:
         if self.choices is not None and value not in self.choices:
             return f"not one of {''.join(sorted(self.choices))}"
         return None
+
+
+MEMO_MAX_WIDTH = 8        # alpha fields this narrow are memoised (tokens are unique: not)
+MEMO_ENTRIES = 8192       # per field; beyond it values are converted each time, never evicted
 
 
 @dataclass(frozen=True)
@@ -99,11 +115,38 @@ class Alpha:
     def fmt(self) -> str:
         return f"{self.width}s"
 
-    def decode_expr(self, v: list[str]) -> str:
-        return f"{v[0]}.decode('ascii').rstrip(' ')"
+    # Short fields (stock, MPID, firm) repeat all day: a bounded memo skips the text work.
+    def decode_expr(self, v: list[str], name: str) -> str:
+        if self.width > MEMO_MAX_WIDTH:
+            return f"{v[0]}.decode('ascii').rstrip(' ')"
+        return f"(_dmemo_{name}.get({v[0]}) or _dslow_{name}({v[0]}))"
 
-    def encode_expr(self, a: str, const: str) -> str:
-        return f"_alpha({a}, {self.width})"
+    def encode_expr(self, a: str, name: str) -> str:
+        if self.width > MEMO_MAX_WIDTH:
+            return f"_alpha({a}, {self.width})"
+        return f"(_ememo_{name}.get({a}) or _eslow_{name}({a}))"
+
+    def bind(self, name: str) -> dict[str, Any]:
+        if self.width > MEMO_MAX_WIDTH:
+            return {}
+        dmemo: dict[bytes, str] = {}
+        ememo: dict[str, bytes] = {}
+        width = self.width
+
+        def dslow(raw: bytes) -> str:
+            text = raw.decode("ascii").rstrip(" ")
+            if len(dmemo) < MEMO_ENTRIES:
+                dmemo[raw] = text
+            return text
+
+        def eslow(text: str) -> bytes:
+            raw = _alpha(text, width)
+            if len(ememo) < MEMO_ENTRIES:
+                ememo[text] = raw
+            return raw
+
+        return {f"_dmemo_{name}": dmemo, f"_dslow_{name}": dslow,
+                f"_ememo_{name}": ememo, f"_eslow_{name}": eslow}
 
     def check(self, value: object) -> str | None:
         if type(value) is not str or not value.isascii():
@@ -158,12 +201,6 @@ def unpack_text(owner: str, field: str, raw: bytes) -> str:
 
 # --- helpers called from generated encoders ---------------------------------------------------
 
-def _char(value: str, choices: frozenset[str] | None) -> bytes:
-    if choices is not None and value not in choices:
-        raise ValueError("code not allowed")
-    return value.encode("ascii")   # struct's 'c' rejects anything but exactly one byte
-
-
 def _alpha(value: str, width: int) -> bytes:
     raw = value.encode("ascii")
     if len(raw) > width or raw.endswith(b" "):
@@ -187,6 +224,9 @@ class Codec:
             if len(kinds) != 1:
                 raise TypeError(f"{cls.__name__}.{f.name} needs exactly one wire kind annotation")
             layout.append((f.name, kinds[0]))
+        if set(getattr(cls, "__slots__", ())) != {name for name, _ in layout}:
+            raise TypeError(f"{cls.__name__}: every field must be a slot of the class itself "
+                            "(use @dataclass(frozen=True, slots=True); bases via field_group)")
         self.cls = cls
         self.type_byte = type_byte
         self.fields: tuple[tuple[str, Kind], ...] = tuple(layout)
@@ -195,34 +235,33 @@ class Codec:
         self.decode_at, self.encode_unchecked = self._compile()
 
     def _compile(self) -> tuple[Callable[[Any, int], Any], Callable[[Any], bytes]]:
+        # Decoding fills a mutable twin of the class (same slots, same bases, plain __setattr__)
+        # with ordinary attribute stores, then retypes it: twice as fast as calling each frozen
+        # slot's descriptor, and the object seen by callers is the frozen dataclass.
+        builder = type(f"_{self.cls.__name__}Builder", self.cls.__bases__, {
+            "__slots__": self.cls.__slots__,
+            "__setattr__": object.__setattr__, "__delattr__": object.__delattr__,
+        })
         env: dict[str, Any] = {
             "_unpack_from": self.struct.unpack_from, "_pack": self.struct.pack,
-            "_new": object.__new__, "_cls": self.cls, "_type": self.type_byte,
-            "_char": _char, "_alpha": _alpha,
+            "_new": object.__new__, "_builder": builder, "_cls": self.cls,
+            "_type": self.type_byte, "_alpha": _alpha,
         }
         items: list[str] = []
-        checks: list[str] = []
         sets: list[str] = []
         enc: list[str] = []
         for i, (name, kind) in enumerate(self.fields):
             v = [f"v{i}_{j}" for j in range(kind.nitems)]
             items += v
-            env[f"_set_{name}"] = getattr(self.cls, name).__set__   # slot descriptor: skips frozen __setattr__
-            const = f"_choices_{name}"
-            if isinstance(kind, Char) and kind.choices is not None:
-                env[const] = kind.choices
-                env[f"_raw_{name}"] = frozenset(c.encode("ascii") for c in kind.choices)
-                checks.append(f"    if {v[0]} not in _raw_{name}: raise ValueError({name!r})")
-            else:
-                env[const] = None
-            sets.append(f"    _set_{name}(o, {kind.decode_expr(v)})")
-            enc.append(kind.encode_expr(f"m.{name}", const))
+            env.update(kind.bind(name))
+            sets.append(f"    o.{name} = {kind.decode_expr(v, name)}")
+            enc.append(kind.encode_expr(f"m.{name}", name))
         src = (
             "def decode_at(buf, off):\n"
             f"    _t, {', '.join(items)}, = _unpack_from(buf, off)\n"
-            + "".join(c + "\n" for c in checks)
-            + "    o = _new(_cls)\n"
+            + "    o = _new(_builder)\n"
             + "".join(s + "\n" for s in sets)
+            + "    o.__class__ = _cls\n"
             + "    return o\n"
             "def encode_unchecked(m):\n"
             f"    return _pack(_type, {', '.join(enc)})\n"
@@ -256,6 +295,14 @@ class Codec:
         return BadField(self.cls.__name__, None, msg, f"cannot encode: {exc}")
 
 
+def field_group(cls: type) -> type:
+    """Decorator for a private base that only lends leading fields to messages. It must declare
+    `__slots__ = ()` so that every slot lives in the final message class (see Codec)."""
+    if cls.__dict__.get("__slots__") != ():
+        raise TypeError(f"{cls.__name__}: a field group declares __slots__ = ()")
+    return dataclass(frozen=True)(cls)
+
+
 def wire_message(type_code: str) -> Callable[[type], type]:
     """Class decorator (put above @dataclass(frozen=True, slots=True)): compile the layout."""
 
@@ -272,7 +319,7 @@ def layout_of(cls: type) -> Codec:
     return cls._codec   # type: ignore[attr-defined, no-any-return]
 
 
-_ENCODE_FAILURES = (struct.error, TypeError, AttributeError, ValueError, OverflowError)
+_ENCODE_FAILURES = (struct.error, TypeError, AttributeError, ValueError, KeyError, OverflowError)
 
 
 class Registry:
@@ -287,10 +334,20 @@ class Registry:
                 raise TypeError(f"{protocol}: two messages use type {codec.type_byte!r}")
             self.codecs[codec.type_byte[0]] = codec
         self.classes = frozenset(c.cls for c in self.codecs.values())
+        # type byte -> (size, unchecked decoder): for loops that check sizes themselves
+        self.fast: dict[int, tuple[int, Callable[[Any, int], Any]]] = {
+            t: (c.size, c.decode_at) for t, c in self.codecs.items()}
 
     def decode(self, buf: Any) -> Any:
-        """Decode exactly one message occupying all of `buf`."""
-        return self.decode_at(buf, 0, len(buf))
+        """Decode exactly one message occupying all of `buf` (the hot path: kept flat)."""
+        n = len(buf)
+        codec = self.codecs.get(buf[0]) if n else None
+        if codec is None or n != codec.size:
+            return self.decode_at(buf, 0, n)       # raises the precise error
+        try:
+            return codec.decode_at(buf, 0)
+        except (ValueError, KeyError):             # a disallowed code or non-ASCII text
+            raise codec.bad_field_in_bytes(buf, 0) from None
 
     def decode_at(self, buf: Any, off: int, length: int) -> Any:
         """Decode the one message in buf[off:off+length] (the length comes from the framing)."""
@@ -304,7 +361,7 @@ class Registry:
             raise cls(f"{self.protocol} {codec.cls.__name__}: {length} bytes, expected {codec.size}")
         try:
             return codec.decode_at(buf, off)
-        except ValueError:   # a disallowed code or non-ASCII text
+        except (ValueError, KeyError):
             raise codec.bad_field_in_bytes(buf, off) from None
 
     def encode(self, msg: Any) -> bytes:

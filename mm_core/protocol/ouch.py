@@ -6,10 +6,10 @@ direction-aware. Must not know about SoupBinTCP sessions, sockets, clocks or ord
 Layouts follow the OUCH 4.2 specification as dissected by Wireshark's packet-ouch.c.
 """
 from dataclasses import dataclass
-from typing import Union
+from typing import Callable, Union
 
 from mm_core.protocol._layout import (
-    U32, U64, AnyChar, Price4, Registry, alpha, char_of, wire_message,
+    U32, U64, AnyChar, Price4, Registry, alpha, char_of, field_group, wire_message,
 )
 
 Token = alpha(14)            # day-unique order token
@@ -75,17 +75,21 @@ class ModifyOrder:
 
 # --- outbound: NASDAQ -> client (SoupBinTCP sequenced data), ns-since-midnight timestamps --------
 
-@_frozen
+@field_group
 class _About:
     """Timestamp and the token of the order concerned: every outbound message but S starts so."""
+
+    __slots__ = ()
 
     timestamp: U64
     token: Token
 
 
-@_frozen
+@field_group
 class _OrderEcho(_About):
     """The order as the venue holds it: shared by Accepted and Replaced."""
+
+    __slots__ = ()
 
     side: Side
     shares: U32
@@ -102,9 +106,11 @@ class _OrderEcho(_About):
     order_state: char_of("LD")    # live, dead
 
 
-@_frozen
+@field_group
 class _Fill(_About):
     """An execution: shared by E, G and F."""
+
+    __slots__ = ()
 
     executed_shares: U32
     execution_price: Price4
@@ -112,9 +118,11 @@ class _Fill(_About):
     match_number: U64
 
 
-@_frozen
+@field_group
 class _Decrement(_About):
     """Shares taken off an order: shared by C and D."""
+
+    __slots__ = ()
 
     decrement_shares: U32
     reason: AnyChar
@@ -252,11 +260,8 @@ def encode(msg: Union[InboundMessage, OutboundMessage]) -> bytes:
     return _OUTBOUND.encode(msg)
 
 
-def decode_inbound(buf: bytes | bytearray | memoryview) -> InboundMessage:
-    """Decode one client -> NASDAQ message (what the venue receives)."""
-    return _INBOUND.decode(buf)  # type: ignore[no-any-return]
-
-
-def decode_outbound(buf: bytes | bytearray | memoryview) -> OutboundMessage:
-    """Decode one NASDAQ -> client message (what the engine receives)."""
-    return _OUTBOUND.decode(buf)  # type: ignore[no-any-return]
+# decode_inbound(buf) -> InboundMessage: one client -> NASDAQ message (what the venue receives).
+# decode_outbound(buf) -> OutboundMessage: one NASDAQ -> client message (what the engine receives).
+# Bound directly to the registry methods: one Python call per message.
+decode_inbound: Callable[[bytes | bytearray | memoryview], InboundMessage] = _INBOUND.decode
+decode_outbound: Callable[[bytes | bytearray | memoryview], OutboundMessage] = _OUTBOUND.decode

@@ -247,40 +247,45 @@ class Framer:
     """Cuts a byte stream into whole frames (length prefix included), fed in any chunking.
 
     A zero or oversized length field is a ProtocolError that is latched: a TCP stream cannot be
-    resynchronised, so every later feed() raises it again. The buffer never holds more than one
-    partial frame of at most 2 + max_length bytes beyond the chunk being fed."""
+    resynchronised, so every later feed() raises it again. Frames completed earlier in the same
+    feed() are kept in `salvaged` so that nothing received is lost. Between calls the framer holds at most
+    one partial frame (under 2 + max_length bytes)."""
 
     def __init__(self, max_length: int = DEFAULT_MAX_LENGTH) -> None:
         if not 1 <= max_length <= MAX_LENGTH_FIELD:
             raise ValueError(f"max_length must be in 1..{MAX_LENGTH_FIELD}")
         self.max_length = max_length
-        self._buf = bytearray()
+        self._rest = b""                       # the start of an incomplete frame
         self._error: ProtocolError | None = None
+        self.salvaged: list[bytes] = []        # whole frames cut before the error, to journal
 
     @property
     def buffered(self) -> int:
         """Bytes of an incomplete frame waiting for the rest."""
-        return len(self._buf)
+        return len(self._rest)
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[bytes]:
         """Append `data`; return every frame it completed, in order."""
         if self._error is not None:
             raise self._error
-        buf = self._buf
-        buf += data
+        buf = self._rest + bytes(data) if self._rest else bytes(data)
+        limit = self.max_length
         frames: list[bytes] = []
+        append = frames.append
         off = 0
         end = len(buf)
         while end - off >= 2:
             length = buf[off] << 8 | buf[off + 1]
-            if length == 0 or length > self.max_length:
-                del buf[:off]
-                self._error = (FrameTooLarge(length, self.max_length, "SoupBinTCP packet") if length
+            if length == 0 or length > limit:
+                self._rest = b""
+                self.salvaged = frames
+                self._error = (FrameTooLarge(length, limit, "SoupBinTCP packet") if length
                                else TruncatedMessage(f"{PROTOCOL}: length 0 leaves no room for a type"))
                 raise self._error
-            if end - off - 2 < length:
+            stop = off + 2 + length
+            if stop > end:
                 break
-            frames.append(bytes(buf[off:off + 2 + length]))
-            off += 2 + length
-        del buf[:off]
+            append(buf[off:stop])
+            off = stop
+        self._rest = buf[off:] if off else buf
         return frames

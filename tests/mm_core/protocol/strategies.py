@@ -8,10 +8,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable
 
+import pytest
 from hypothesis import strategies as st
 
 from mm_core.protocol._layout import Alpha, Char, Ts48, UInt, layout_of
-from mm_core.protocol.errors import ProtocolError
+from mm_core.protocol.errors import BadField, ProtocolError
 
 PRINTABLE_ASCII = "".join(chr(c) for c in range(33, 127))
 
@@ -67,5 +68,11 @@ def only_protocol_errors(decode: Callable[[bytes], Any], data: bytes) -> Any:
         return None
 
 
-def replace(msg: Any, **changes: Any) -> Any:
-    return dataclasses.replace(msg, **changes)
+def assert_encode_names_bad_field(encode: Callable[[Any], bytes], good: Any,
+                                  changes: dict[str, Any], field: str) -> None:
+    """Encoding `good` with `changes` raises BadField naming `field`; a non-message too."""
+    with pytest.raises(BadField) as err:
+        encode(dataclasses.replace(good, **changes))
+    assert err.value.field == field
+    with pytest.raises(BadField):
+        encode(object())

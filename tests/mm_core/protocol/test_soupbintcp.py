@@ -166,10 +166,12 @@ def test_oversized_length_is_rejected_at_once_and_latched() -> None:
         framer.feed(soup.encode(soup.ServerHeartbeat()))                     # stream is dead
 
 
-def test_zero_length_is_rejected_and_latched() -> None:
+def test_zero_length_is_rejected_and_latched_keeping_earlier_frames() -> None:
     framer = soup.Framer()
+    heartbeat = soup.encode(soup.ServerHeartbeat())
     with pytest.raises(TruncatedMessage):
-        framer.feed(soup.encode(soup.ServerHeartbeat()) + b"\x00\x00")
+        framer.feed(heartbeat + heartbeat + b"\x00\x00")
+    assert framer.salvaged == [heartbeat, heartbeat]
     with pytest.raises(TruncatedMessage):
         framer.feed(b"")
 
