@@ -351,17 +351,14 @@ class RiskGateway:
             if group is not None:
                 risk = sym.risk
                 delta = group.delta + signed * risk.delta
-                gamma = group.gamma + signed * risk.gamma
-                vega = group.vega + signed * risk.vega
                 if delta > lim.max_delta or -delta > lim.max_delta or (risk.vega and (
-                        gamma > lim.max_gamma or -gamma > lim.max_gamma or
-                        vega > lim.max_vega or -vega > lim.max_vega)):
-                    denial = self._check_greeks(group, delta, gamma, vega)
+                        abs(group.gamma + signed * risk.gamma) > lim.max_gamma or
+                        abs(group.vega + signed * risk.vega) > lim.max_vega)):
+                    denial = self._check_greeks(group, risk, signed)
                     if denial is not None:
                         return denial
                 # A lower bound of the post-order worst P&L; the exact grid only near the limit.
-                bound = group.worst + signed * (sym.pnl_lo if signed > 0 else sym.pnl_hi)
-                if -bound * PRICE4 > lim.scenario_max_loss:
+                if group.worst + signed * (sym.pnl_lo if signed > 0 else sym.pnl_hi) < self._loss_floor:
                     denial = self._check_scenario(group, risk, signed)
                     if denial is not None:
                         return denial
@@ -448,14 +445,14 @@ class RiskGateway:
             return self._deny(CheckId.MSG_RATE_SUBMIT, count, self._limits.max_submits, "message rate")
         return self._deny(CheckId.MSG_RATE_MODIFY, count, self._limits.max_modifies, "message rate")
 
-    def _check_greeks(self, group: _Group, delta: float, gamma: float,
-                      vega: float) -> RiskDecision | None:
+    def _check_greeks(self, group: _Group, risk: UnitRisk, signed: int) -> RiskDecision | None:
         """A Greek past its limit denies only if the order makes it worse (reducing passes)."""
         lim = self._limits
-        for check, before, after, cap, scale in (
-                (CheckId.DELTA_LIMIT, group.delta, delta, lim.max_delta, 1),
-                (CheckId.GAMMA_LIMIT, group.gamma, gamma, lim.max_gamma, 1),
-                (CheckId.VEGA_LIMIT, group.vega, vega, lim.max_vega, PRICE4)):
+        for check, before, unit, cap, scale in (
+                (CheckId.DELTA_LIMIT, group.delta, risk.delta, lim.max_delta, 1),
+                (CheckId.GAMMA_LIMIT, group.gamma, risk.gamma, lim.max_gamma, 1),
+                (CheckId.VEGA_LIMIT, group.vega, risk.vega, lim.max_vega, PRICE4)):
+            after = before + signed * unit
             if abs(after) > cap and abs(after) > abs(before):
                 return self._deny(check, round(after * scale), round(cap * scale), check.label)
         return None
@@ -660,6 +657,7 @@ class RiskGateway:
     def _install_limits(self, limits: Limits) -> None:
         self._limits = limits
         self._latch_to = self._latch_override or _latch_state(limits.latch_state)
+        self._loss_floor = -limits.scenario_max_loss / PRICE4     # currency, for the cheap bound
         for symbol_id, sym in self._symbols.items():
             sym.limits = limits.for_symbol(symbol_id)
             self._set_bands(sym)
