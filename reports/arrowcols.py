@@ -39,12 +39,30 @@ def codes(indices: np.ndarray, names: list[str], valid: np.ndarray | None = None
 
 
 def lookup_strings(indices: np.ndarray, values: list[str | None]) -> pa.Array:
-    """Plain string column taking `values[indices[i]]`; index -1 or a None value gives null."""
-    if not values:
-        return pa.nulls(len(indices), pa.string())
-    table = pa.array(values, type=pa.string())
-    idx = np.asarray(indices, dtype=np.int64)
-    return table.take(pa.array(idx, mask=idx < 0))
+    """Dictionary-encoded strings `values[indices[i]]`; index -1 or a None value gives null.
+    Nothing is materialised per row, and Parquet stores it dictionary-encoded as it is. The
+    dictionary holds each distinct value once (duplicates would make the Parquet bytes vary)."""
+    idx = np.asarray(indices, dtype=np.int32)
+    distinct = sorted({v for v in values if v is not None})
+    if not distinct:
+        return pa.nulls(len(idx), pa.dictionary(pa.int32(), pa.string()))
+    slot = {v: i for i, v in enumerate(distinct)}
+    remap = np.array([slot.get(v, -1) if v is not None else -1 for v in values] + [-1], dtype=np.int32)
+    mapped = remap[np.where(idx < 0, len(values), idx)]
+    invalid = mapped < 0
+    return pa.DictionaryArray.from_arrays(pa.array(np.where(invalid, 0, mapped), mask=invalid),
+                                          pa.array(distinct, pa.string()))
+
+
+def plain(arr: pa.Array) -> pa.Array:
+    """The values of a dictionary-encoded column as a plain array (for compute kernels)."""
+    return arr.cast(arr.type.value_type) if pa.types.is_dictionary(arr.type) else arr
+
+
+def token_strings(keys: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
+    """Strings from 'S<n>' order tokens whose padding is already NUL (no spaces inside tokens)."""
+    arr = pa.array(keys, type=pa.binary(), mask=None if valid is None else ~np.asarray(valid, bool))
+    return arr.cast(pa.string())
 
 
 def fixed_bytes(column: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:

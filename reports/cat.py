@@ -63,6 +63,7 @@ def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None)
     algo_idx, _ = common.party_code(ref, "algos", c["algo_id"])
     client_idx, client_code = common.party_code(ref, "clients", c["client_id"])
     _, desk_code = common.party_code(ref, "desks", c["desk_id"])
+    desk_code, client_code = ac.plain(desk_code), ac.plain(client_code)
     clients = ref.sorted_values("clients")
     own = np.array([p.kind == "OWN" for p in clients] + [False], dtype=bool)[client_idx]
     key_utc = to_utc(c["creator_seq"], c["creator_ts_ns"], c["creator_ts_source"], ev.samples)
@@ -79,18 +80,18 @@ def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None)
                          pc.binary_join_element_wise(pa.scalar("DAY="), day, ""))
     fdid = pc.if_else(pa.array(own), pc.binary_join_element_wise(pa.scalar("PROP-"), desk_code, ""), client_code)
     with_terms = is_new | is_mod
-    token = ac.fixed_bytes(c["token"])
+    token = ac.token_strings(c["token_key"])
     cols = {
         "seq": pa.array(c["seq"].astype(np.uint64)),
         "type": ac.codes(t, CAT_TYPES),
         "actionType": ac.codes(np.zeros(n, np.int8), ["NEW"]),
         "firmROEID": pc.binary_join_element_wise(pc.utf8_slice_codeunits(event_ts, 0, 8),
                                                  pc.cast(pa.array(c["seq"].astype(np.uint64)), pa.string()),
-                                                 ac.lookup_strings(t, CAT_TYPES), "_"),
+                                                 ac.plain(ac.lookup_strings(t, CAT_TYPES)), "_"),
         "CATReporterIMID": ac.codes(np.zeros(n, np.int8), [ref.firm.cat_imid]),
         "orderKeyDate": eastern(key_utc.utc_ns, key_utc.valid),
         "orderID": token,
-        "priorOrderID": ac.fixed_bytes(c["prior_token"], is_mod & (c["event"] == EV["SENT_REPLACE"])),
+        "priorOrderID": ac.token_strings(c["prior_token_key"], is_mod & (c["event"] == EV["SENT_REPLACE"])),
         "symbol": inst_cols["symbol"],
         "eventTimestamp": event_ts,
         "manualFlag": pa.array(np.zeros(n, bool)),
@@ -106,7 +107,7 @@ def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None)
         "accountHolderType": ac.codes(np.where(own, 0, 1), ["P", "I"], is_new),
         "representativeInd": ac.codes(np.zeros(n, np.int8), ["N"], is_new),
         "senderIMID": ac.codes(np.zeros(n, np.int8), [ref.firm.cat_imid], is_route),
-        "destination": pc.if_else(pa.array(is_route), inst_cols["segment_mic"], pa.scalar(None, pa.string())),
+        "destination": pc.if_else(pa.array(is_route), ac.plain(inst_cols["segment_mic"]), pa.scalar(None, pa.string())),
         "destinationType": ac.codes(np.zeros(n, np.int8), ["E"], is_route),
         "routedOrderID": pc.if_else(pa.array(is_route), token, pa.scalar(None, pa.string())),
         "session": pa.array([venue_session] * n if venue_session else [None] * n, pa.string()),

@@ -80,7 +80,7 @@ def _event_table(ev: events.OrderEvents, sample_utc) -> tuple[pa.Table, np.ndarr
     cols = {
         "seq": pa.array(ev.cols["seq"].astype(np.uint64)),
         "event_type": ac.codes(ev.cols["event"], events.EVENT_NAMES),
-        "order_id": ac.fixed_bytes(ev.cols["token"]),
+        "order_id": ac.token_strings(ev.cols["token_key"]),
         **common.clock_columns(ev),
         "sample_state": ac.codes(s["state"][idx], CLOCK_STATE_NAMES, has),
         "sample_offset_ns": pa.array(s["offset_ns"][idx], mask=~has),

@@ -70,73 +70,89 @@ def clock_samples(src: JournalSlice) -> np.ndarray:
     return samples[order]
 
 
+def _merge_positions(a_seq: np.ndarray, b_seq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where the rows of two sequence-sorted batches land in their merged order (sequences are
+    unique across record types, so this is exact and needs no sort)."""
+    pos_a = np.arange(len(a_seq)) + np.searchsorted(b_seq, a_seq)
+    pos_b = np.arange(len(b_seq)) + np.searchsorted(a_seq, b_seq)
+    return pos_a, pos_b
+
+
 def collect(src: JournalSlice) -> OrderEvents:
     """All order events in the slice (before any trade-date filter), in journal order."""
     sent = src.fixed(RecordType.ORDER_SENT)
     venue_all = src.fixed(RecordType.VENUE_MSG)
     keep = (venue_all["packet_type"] == SOUP_SEQUENCED) & (venue_all["msg_type"] != OUCH_SYSTEM_EVENT) \
         & (venue_all["raw_len"] > ouch.SOUP_HEADER)
-    venue = venue_all[keep]
-    n_sent, n_venue = len(sent), len(venue)
-    n = n_sent + n_venue
+    venue = venue_all if keep.all() else venue_all[keep]
+    n = len(sent) + len(venue)
+    at_sent, at_venue = _merge_positions(sent["seq"], venue["seq"])
+
+    def merged(sent_values, venue_values, dtype) -> np.ndarray:
+        out = np.zeros(n, dtype=dtype)
+        if sent_values is not None:
+            out[at_sent] = sent_values
+        if venue_values is not None:
+            out[at_venue] = venue_values
+        return out
 
     vcols = ouch.decode(venue["raw"], venue["msg_type"], ouch.OUTBOUND_FIELDS)
     scols = ouch.decode(sent["raw"], sent["msg_type"], ouch.INBOUND_FIELDS, names=["side"])
+    cols: dict[str, np.ndarray] = {
+        "seq": merged(sent["seq"], venue["seq"], np.uint64),
+        "ts_ns": merged(sent["ts_ns"], venue["ts_ns"], np.int64),
+        "ts_source": merged(sent["ts_source"], venue["ts_source"], np.uint8),
+        "clock_state": merged(sent["clock_state"], venue["clock_state"], np.uint8),
+        "origin": merged(None, 1, np.int8),
+        "msg_type": merged(sent["msg_type"], venue["msg_type"], np.uint8),
+        "event": merged(_classify(sent["msg_type"], _SENT), _classify(venue["msg_type"], _VENUE), np.int8),
+        "token": merged(sent["token"], vcols["token"], "S14"),
+        "prior_token": merged(sent["orig_token"], vcols["previous_token"], "S14"),
+        # OUCH side on the wire (B, S, T short, E short exempt) where the message carries one
+        "wire_side": merged(np.where(scols["side"] > 0, scols["side"], sent["side"]), vcols["side"], np.uint8),
+        "price": merged(sent["price"], vcols["price"], np.int64),
+        "qty": merged(sent["qty"], vcols["shares"], np.int64),
+    }
+    for name, source in (("exec_qty", "executed"), ("exec_price", "exec_price"), ("match", "match"),
+                         ("liquidity", "liquidity"), ("decrement", "decrement"), ("reason", "reason"),
+                         ("order_ref", "order_ref"), ("venue_ts", "venue_ts")):
+        cols[name] = merged(None, vcols[source], np.int64)
 
-    cols: dict[str, np.ndarray] = {}
-    for name in ("seq", "ts_ns", "ts_source", "clock_state"):
-        cols[name] = np.concatenate([sent[name], venue[name]])
-    cols["origin"] = np.concatenate([np.zeros(n_sent, np.int8), np.ones(n_venue, np.int8)])
-    cols["msg_type"] = np.concatenate([sent["msg_type"], venue["msg_type"]]).astype(np.uint8)
-    cols["event"] = np.concatenate([_classify(sent["msg_type"], _SENT), _classify(venue["msg_type"], _VENUE)])
-    cols["token"] = np.concatenate([sent["token"].astype("S14"), vcols["token"]])
-    cols["prior_token"] = np.concatenate([sent["orig_token"].astype("S14"), vcols["previous_token"]])
-    # OUCH side on the wire (B, S, T short, E short exempt) where the message carries one.
-    wire_side = np.where(scols["side"] > 0, scols["side"], sent["side"]).astype(np.uint8)
-    cols["wire_side"] = np.concatenate([wire_side, vcols["side"].astype(np.uint8)])
-    cols["price"] = np.concatenate([sent["price"], vcols["price"]]).astype(np.int64)
-    cols["qty"] = np.concatenate([sent["qty"].astype(np.int64), vcols["shares"]])
-    for name in ("exec_qty", "exec_price", "match", "liquidity", "decrement", "reason", "order_ref", "venue_ts"):
-        source = {"exec_qty": "executed", "exec_price": "exec_price", "match": "match",
-                  "liquidity": "liquidity", "decrement": "decrement", "reason": "reason",
-                  "order_ref": "order_ref", "venue_ts": "venue_ts"}[name]
-        cols[name] = np.concatenate([np.zeros(n_sent, np.int64), vcols[source]])
-
-    order = np.argsort(cols["seq"], kind="stable")
-    cols = {k: v[order] for k, v in cols.items()}
-
-    # Join every event to the ORDER_SENT that created its token (O, or U for the replacement).
+    # Join every event to the ORDER_SENT that created its token (O, or U for the replacement):
+    # one sort of the creators' tokens, one binary search per event.
     creators = src.fixed_before(RecordType.ORDER_SENT)
     creators = creators[np.isin(creators["msg_type"], [ord("O"), ord("U")])]
-    keys_creators = _join_key(creators["token"].astype("S14"))
+    keys_creators = _join_key(creators["token"])
+    by_key = np.argsort(keys_creators, kind="stable")
+    sorted_keys = keys_creators[by_key]
     keys_events = _join_key(cols["token"])
-    uniq, inverse = np.unique(np.concatenate([keys_creators, keys_events]), return_inverse=True)
-    creator_of_code = np.full(len(uniq), -1, dtype=np.int64)
-    # last creator wins if a token was (wrongly) reused: later assignment overwrites
-    creator_of_code[inverse[: len(creators)]] = np.arange(len(creators))
-    event_code = inverse[len(creators):]
-    creator = creator_of_code[event_code]
+    cols["token_key"] = keys_events
+    cols["prior_token_key"] = _join_key(cols["prior_token"])
+    pos = np.searchsorted(sorted_keys, keys_events, side="right") - 1   # a reused token: the latest
+    pos_ok = np.clip(pos, 0, None)
+    found = (pos >= 0) & (sorted_keys[pos_ok] == keys_events) if len(sorted_keys) else np.zeros(n, bool)
+    creator = np.where(found, by_key[pos_ok] if len(by_key) else 0, -1)
     cols["creator"] = creator
-    known = creator >= 0
+    known = found
+
+    def joined(values, dtype=np.int64) -> np.ndarray:
+        out = np.zeros(n, dtype=dtype)
+        out[known] = values[creator[known]]
+        return out
+
     for name in ORDER_FIELDS:
-        values = np.zeros(n, dtype=np.int64)
-        values[known] = creators[name][creator[known]]
-        cols[name] = values
-    side = np.zeros(n, dtype=np.uint8)
-    side[known] = creators["side"][creator[known]]
-    cols["side"] = side
-    order_wire_side = np.zeros(n, dtype=np.uint8)
-    order_wire_side[known] = _creator_wire_side(creators, keys_creators)[creator[known]]
-    cols["order_wire_side"] = order_wire_side
-    for name, field in (("creator_seq", "seq"), ("creator_ts_ns", "ts_ns"), ("creator_ts_source", "ts_source")):
-        values = np.zeros(n, dtype=np.int64)
-        values[known] = creators[field][creator[known]]
-        cols[name] = values
-    for name, field in (("order_qty", "qty"), ("order_price", "price")):
-        values = np.zeros(n, dtype=np.int64)
-        values[known] = creators[field][creator[known]]
-        cols[name] = values
-    cols["leaves"] = _leaves(cols, event_code)
+        cols[name] = joined(creators[name])
+    cols["side"] = joined(creators["side"], np.uint8)
+    cols["order_wire_side"] = joined(_creator_wire_side(creators, sorted_keys, by_key), np.uint8)
+    for name, field in (("creator_seq", "seq"), ("creator_ts_ns", "ts_ns"), ("creator_ts_source", "ts_source"),
+                        ("order_qty", "qty"), ("order_price", "price")):
+        cols[name] = joined(creators[field])
+    # group key per order: the creator's index, or for tokens no ORDER_SENT created, a fresh code
+    group = creator.copy()
+    if not known.all():
+        _, unknown_code = np.unique(keys_events[~known], return_inverse=True)
+        group[~known] = len(creators) + unknown_code
+    cols["leaves"] = _leaves(cols, group)
 
     samples = clock_samples(src)
     utc = to_utc(cols["seq"], cols["ts_ns"], cols["ts_source"], samples)
@@ -146,7 +162,7 @@ def collect(src: JournalSlice) -> OrderEvents:
 MAX_REPLACE_CHAIN = 64   # bounded walk back through replaces to the entering order's side
 
 
-def _creator_wire_side(creators: np.ndarray, keys: np.ndarray) -> np.ndarray:
+def _creator_wire_side(creators: np.ndarray, sorted_keys: np.ndarray, by_key: np.ndarray) -> np.ndarray:
     """OUCH side (B, S, T, E) of each creating order: from the Enter bytes, or for a replacement
     the side of the order it replaced (Replace carries no side), followed back through the chain."""
     enter = creators["msg_type"] == ord("O")
@@ -156,9 +172,8 @@ def _creator_wire_side(creators: np.ndarray, keys: np.ndarray) -> np.ndarray:
     pending = np.flatnonzero(~enter)
     if len(pending) == 0:
         return side
-    order = np.argsort(keys, kind="stable")
-    sorted_keys = keys[order]
-    parent_key = _join_key(creators["orig_token"].astype("S14"))
+    order = by_key
+    parent_key = _join_key(creators["orig_token"])
     current = pending
     for _ in range(MAX_REPLACE_CHAIN):   # one vectorised step per replace generation
         pos = np.searchsorted(sorted_keys, parent_key[current])
@@ -190,7 +205,7 @@ def _leaves(cols: dict[str, np.ndarray], token_code: np.ndarray) -> np.ndarray:
     start = np.where((ev == EV["ACCEPTED"]) | (ev == EV["REPLACED"]), cols["qty"], 0)
     reduce = np.where((ev == EV["EXECUTED"]) | (ev == EV["EXECUTED_WITH_REF_PRICE"]), cols["exec_qty"], 0) \
         + np.where((ev == EV["CANCELED"]) | (ev == EV["AIQ_CANCELED"]), cols["decrement"], 0)
-    order = np.lexsort((cols["seq"], token_code))
+    order = np.argsort(token_code, kind="stable")        # rows are in journal order already
     delta = (start - reduce)[order]
     codes = token_code[order]
     running = np.cumsum(delta)

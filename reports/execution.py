@@ -79,7 +79,7 @@ def _fills(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeline, quo
     order_price = c["order_price"]
     cols = {
         "seq": pa.array(c["seq"].astype(np.uint64)),
-        "order_id": ac.fixed_bytes(c["token"]),
+        "order_id": ac.token_strings(c["token_key"]),
         "symbol_id": pa.array(sym.astype(np.uint32)),
         "side": ac.codes((~is_buy).astype(np.int8), ["BUY", "SELL"]),
         "exec_qty": pa.array(c["exec_qty"]),
@@ -140,7 +140,7 @@ def _quote_checks(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeli
     known = tick > 0
     sub_penny = known & (c["price"] % np.where(known, tick, 1) != 0)
     base = {
-        "seq": pa.array(c["seq"].astype(np.uint64)), "order_id": ac.fixed_bytes(c["token"]),
+        "seq": pa.array(c["seq"].astype(np.uint64)), "order_id": ac.token_strings(c["token_key"]),
         "symbol_id": pa.array(c["symbol_id"].astype(np.uint32)),
         "side": ac.codes((c["side"] != ord("B")).astype(np.int8), ["BUY", "SELL"]),
         "price": ac.decimal(c["price"], 4), "event_time_utc": ac.timestamp_utc(q.utc.utc_ns, q.utc.valid),

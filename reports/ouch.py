@@ -61,15 +61,19 @@ def decode(raw: np.ndarray, msg_type: np.ndarray, fields: dict, names: list[str]
            header: int = SOUP_HEADER) -> dict[str, np.ndarray]:
     """Columns for `names` (default all) from framed messages; rows of other types get 0 / b''."""
     n = len(msg_type)
+    rows_of: dict[int, np.ndarray] = {}
+    counts = np.bincount(msg_type, minlength=256) if n else np.zeros(256, np.int64)
     out: dict[str, np.ndarray] = {}
     for name in names or list(fields):
         layouts = fields[name]
         _, width, kind = next(iter(layouts.values()))
         col = np.zeros(n, dtype=np.int64) if kind == "u" else np.zeros(n, dtype=f"S{width}")
         for mtype, (offset, w, _) in layouts.items():
-            rows = np.flatnonzero(msg_type == mtype)
-            if len(rows) == 0:
+            if counts[mtype] == 0:
                 continue
+            if mtype not in rows_of:
+                rows_of[mtype] = slice(None) if counts[mtype] == n else np.flatnonzero(msg_type == mtype)
+            rows = rows_of[mtype]
             if kind == "u":
                 col[rows] = be_uint(raw, rows, header + offset, w)
             else:

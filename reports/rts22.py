@@ -65,7 +65,9 @@ def build_table(ev: events.OrderEvents, ref: RefData, journal_id: str) -> tuple[
     n = len(ev)
     firm = ref.firm
     inst_idx, inst_cols = common.instrument_columns(ref, c["symbol_id"])
+    inst_cols = {k: ac.plain(v) for k, v in inst_cols.items()}
     algo_idx, algo_code = common.party_code(ref, "algos", c["algo_id"])
+    algo_code = ac.plain(algo_code)
     client_idx, _ = common.party_code(ref, "clients", c["client_id"])
     instruments = ref.sorted_values("instruments")
     off_firds = np.array([not i.in_firds for i in instruments] + [False], dtype=bool)[inst_idx]
@@ -96,9 +98,9 @@ def build_table(ev: events.OrderEvents, ref: RefData, journal_id: str) -> tuple[
         30: pc.cast(pa.array(c["exec_qty"]), pa.string()),
         33: common.price_text(c["exec_price"]),
         34: inst_cols["currency"], 36: mic, 37: _constant(firm.branch_country, n), 41: inst_cols["isin"],
-        42: off(ac.lookup_strings(inst_idx, [i.full_name for i in instruments])),
+        42: off(ac.plain(ac.lookup_strings(inst_idx, [i.full_name for i in instruments]))),
         43: off(inst_cols["cfi"]), 44: off(inst_cols["currency"]),
-        46: off(ac.lookup_strings(inst_idx, [str(i.price_multiplier) for i in instruments])),
+        46: off(ac.plain(ac.lookup_strings(inst_idx, [str(i.price_multiplier) for i in instruments]))),
         57: algo_code, 59: algo_code,
         62: pa.array(short, pa.string()),
         64: _constant(False, n), 65: _constant(False, n),

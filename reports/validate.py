@@ -26,9 +26,7 @@ def value_check(table: pa.Table, column: str, problem: Callable[[str | None], st
     """Run `problem` once per distinct value of `column`; rows inherit their value's reason.
     `when` limits the check to rows where it is True (e.g. only rows whose field applies)."""
     col = table.column(column).combine_chunks()
-    if pa.types.is_dictionary(col.type):
-        col = col.cast(col.type.value_type)
-    encoded = col.dictionary_encode()
+    encoded = col if pa.types.is_dictionary(col.type) else col.dictionary_encode()
     reasons = [problem(v) for v in encoded.dictionary.to_pylist()]
     null_reason = problem(None)
     per_row = pa.array(reasons, type=pa.string()).take(encoded.indices) if reasons else \

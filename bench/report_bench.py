@@ -1,0 +1,281 @@
+"""Report benchmark: journal -> Arrow -> Parquet for order records and RTS 25 clock evidence.
+
+Synthesises a journal of N events (10 million; quick: 500k) through the real journal API with real
+OUCH 4.2 bytes (enter, accept, execute, cancel request, cancel confirmation per order, and a clock
+sample every 1,000 events), then runs each report kind end to end and, side by side in the same
+run, (a) pyarrow writing the very same finished table alone (the limit), (b) a per-record Python
+decoder of the same journal (iterate records, struct-unpack, build lists) on a 200k-event prefix.
+Must not assert anything: the numbers and ratios are the result; the target is >= 2M events/s.
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import struct
+import tempfile
+import time
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from journal import Journal, Reader
+from journal.catalogue import ClockState, PAYLOAD_DTYPES, RecordType, TsSource
+from reports import clock, orders, output, refdata
+from reports.source import open_slice
+
+EVENTS_FULL = 10_000_000
+EVENTS_QUICK = 500_000
+PER_ORDER = 5                 # O sent, A, E, X sent, C
+SAMPLE_EVERY = 1_000
+BATCH_ORDERS = 2_000          # orders per append round (keeps the five record kinds interleaved)
+NAIVE_EVENTS = 200_000
+TARGET = 2_000_000
+T0 = 1_772_461_800 * 1_000_000_000     # 2026-03-02 14:30 UTC
+TAI = 37 * 1_000_000_000
+
+
+def _put(raw: np.ndarray, at: int, values: np.ndarray, width: int) -> None:
+    raw[:, at:at + width] = np.ascontiguousarray(values.astype(f">u{width}")).view(np.uint8).reshape(-1, width)
+
+
+def _soup(raw: np.ndarray, packet_type: bytes, body_len: int) -> None:
+    _put(raw, 0, np.full(len(raw), body_len + 1), 2)
+    raw[:, 2] = packet_type[0]
+
+
+def _tokens(first: int, n: int) -> np.ndarray:
+    return np.array([b"B%013d" % i for i in range(first, first + n)], dtype="S14")
+
+
+def _order_sent(tokens, msg, symbol, side, price, qty, ts):
+    n = len(tokens)
+    rec = np.zeros(n, PAYLOAD_DTYPES[RecordType.ORDER_SENT])
+    rec["token"], rec["msg_type"], rec["side"], rec["tif"] = tokens, ord(msg), side, 99999
+    rec["symbol_id"], rec["price"], rec["qty"] = symbol, price, qty
+    rec["algo_id"], rec["desk_id"], rec["trader_id"], rec["risk_verdict"], rec["trading_state"] = 1, 1, 1, 1, 1
+    raw = np.zeros((n, 64), np.uint8)
+    tok = tokens.view(np.uint8).reshape(n, 14)
+    if msg == "O":                               # Enter Order, 49 bytes
+        _soup(raw, b"U", 49)
+        raw[:, 3] = ord("O")
+        raw[:, 4:18] = np.where(tok == 0, 32, tok)
+        raw[:, 18] = side
+        _put(raw, 19, qty, 4)
+        raw[:, 23:31] = np.frombuffer(b"AAPL    ", np.uint8)
+        _put(raw, 31, price, 4)
+        _put(raw, 35, np.full(n, 99999), 4)
+        raw[:, 39:43] = np.frombuffer(b"MMAU", np.uint8)
+        raw[:, 43:46] = np.frombuffer(b"YPN", np.uint8)
+        raw[:, 50:52] = np.frombuffer(b"NR", np.uint8)
+        rec["raw_len"] = 52
+    else:                                        # Cancel Order, 19 bytes: new size 0
+        _soup(raw, b"U", 19)
+        raw[:, 3] = ord("X")
+        raw[:, 4:18] = np.where(tok == 0, 32, tok)
+        rec["raw_len"] = 22
+    rec["raw"] = raw
+    return rec, ts
+
+
+def _venue(tokens, msg, qty, price, ts, match0):
+    n = len(tokens)
+    rec = np.zeros(n, PAYLOAD_DTYPES[RecordType.VENUE_MSG])
+    raw = np.zeros((n, 128), np.uint8)
+    size = {"A": 66, "E": 40, "C": 28}[msg]
+    _soup(raw, b"S", size)
+    raw[:, 3] = ord(msg)
+    _put(raw, 4, (ts - TAI) % 86_400_000_000_000, 8)
+    tok = tokens.view(np.uint8).reshape(n, 14)
+    raw[:, 12:26] = np.where(tok == 0, 32, tok)
+    if msg == "A":
+        raw[:, 26] = ord("B")
+        _put(raw, 27, qty, 4)
+        raw[:, 31:39] = np.frombuffer(b"AAPL    ", np.uint8)
+        _put(raw, 39, price, 4)
+        _put(raw, 43, np.full(n, 99999), 4)
+        _put(raw, 52, np.arange(match0, match0 + n), 8)
+        raw[:, 67] = ord("L")
+    elif msg == "E":
+        _put(raw, 26, qty // 2, 4)
+        _put(raw, 30, price, 4)
+        raw[:, 34] = ord("A")
+        _put(raw, 35, np.arange(match0, match0 + n), 8)
+    else:
+        _put(raw, 26, qty - qty // 2, 4)
+        raw[:, 30] = ord("U")
+    rec["packet_type"], rec["msg_type"], rec["raw"], rec["raw_len"] = ord("S"), ord(msg), raw, size + 3
+    return rec, ts
+
+
+def synthesise(path: pathlib.Path, events: int) -> int:
+    """Write ~`events` records; returns the number written."""
+    n_orders = events // PER_ORDER
+    written = 0
+    sample = np.zeros(1, PAYLOAD_DTYPES[RecordType.CLOCK_SAMPLE])
+    sample["error_bound_ns"], sample["state"], sample["utc_offset"] = 900, ClockState.LOCKED, 37
+    sample["utc_offset_valid"], sample["compliant_mask"], sample["offset_ns"] = 1, 7, 120
+    with Journal(path, segment_size=256 << 20) as jr:
+        jr.append(RecordType.CLOCK_SAMPLE, sample.tobytes(), T0 - 1_000_000, TsSource.SW_KERNEL, ClockState.LOCKED)
+        written += 1
+        for first in range(0, n_orders, BATCH_ORDERS):
+            n = min(BATCH_ORDERS, n_orders - first)
+            tokens = _tokens(first, n)
+            base = T0 + np.arange(first, first + n, dtype=np.int64) * 20_000
+            qty = 100 + (np.arange(n) % 9) * 100
+            price = 1_500_000 + (np.arange(n) % 50) * 100
+            for rtype, (rec, ts), source in (
+                (RecordType.ORDER_SENT, _order_sent(tokens, "O", 1, ord("B"), price, qty, base), TsSource.USER),
+                (RecordType.VENUE_MSG, _venue(tokens, "A", qty, price, base + 40_000 + TAI, first), TsSource.HW_PHC),
+                (RecordType.VENUE_MSG, _venue(tokens, "E", qty, price, base + 60_000 + TAI, first), TsSource.HW_PHC),
+                (RecordType.ORDER_SENT, _order_sent(tokens, "X", 1, ord("B"), price, np.zeros(n, int), base + 70_000),
+                 TsSource.USER),
+                (RecordType.VENUE_MSG, _venue(tokens, "C", qty, price, base + 80_000 + TAI, first), TsSource.HW_PHC),
+            ):
+                jr.append_batch(rtype, rec, ts, ts_source=source, clock_state=ClockState.LOCKED)
+                written += n
+            if (first * PER_ORDER) // SAMPLE_EVERY != ((first + n) * PER_ORDER) // SAMPLE_EVERY:
+                jr.append(RecordType.CLOCK_SAMPLE, sample.tobytes(), int(base[-1]), TsSource.SW_KERNEL,
+                          ClockState.LOCKED)
+                written += 1
+    return written
+
+
+def _check_bytes_against_codec(path: pathlib.Path) -> None:
+    """The synthetic bytes must be real OUCH: decode a few with the project's codec."""
+    from mm_core.protocol import ouch
+    r = Reader(path)
+    sent = r.read_fixed(RecordType.ORDER_SENT, 1, 20)
+    venue = r.read_fixed(RecordType.VENUE_MSG, 1, 20)
+    for row in sent:
+        ouch.decode_inbound(row["raw"][3:row["raw_len"]].tobytes())
+    for row in venue:
+        ouch.decode_outbound(row["raw"][3:row["raw_len"]].tobytes())
+
+
+def _time(fn, repeat: int = 1):
+    best, result = None, None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        result = fn()
+        took = time.perf_counter() - t0
+        best = took if best is None else min(best, took)
+    return best, result
+
+
+def _pyarrow_alone(report: output.ReportOutput, out: pathlib.Path) -> float:
+    """pyarrow writing the finished tables with the same options: the floor for our writer."""
+    def write():
+        for name, table in report.tables.items():
+            if table.num_rows:
+                pq.write_table(table, out / f"{name}.parquet", compression="zstd",
+                               row_group_size=output.ROW_GROUP_ROWS, use_dictionary=True, write_statistics=True)
+    took, _ = _time(write)
+    return took
+
+
+def _naive(path: pathlib.Path, events: int) -> float:
+    """Per-record Python: iterate the journal, unpack OUCH with struct, build lists, write Parquet."""
+    exec_s = struct.Struct(">Q14sII")
+    r = Reader(path)
+    t0 = time.perf_counter()
+    seqs, tokens, kinds, qtys, prices, ts = [], [], [], [], [], []
+    for rec in r.records(last_seq=events):
+        if rec.rtype == RecordType.VENUE_MSG:
+            body = rec.payload[12:12 + 128]
+            kind = body[3]
+            if kind == ord("E"):
+                _, token, q, p = exec_s.unpack_from(body, 4)
+            else:
+                token, q, p = body[12:26], 0, 0
+        elif rec.rtype == RecordType.ORDER_SENT:
+            token, kind = rec.payload[:14], rec.payload[28]
+            q, p = 0, 0
+        else:
+            continue
+        seqs.append(rec.seq)
+        tokens.append(token.rstrip(b" \x00").decode())
+        kinds.append(kind)
+        qtys.append(q)
+        prices.append(p)
+        ts.append(rec.ts_ns)
+    table = pa.table({"seq": seqs, "token": tokens, "kind": kinds, "qty": qtys, "price": prices, "ts": ts})
+    with tempfile.TemporaryDirectory() as tmp:
+        pq.write_table(table, pathlib.Path(tmp) / "naive.parquet", compression="zstd")
+    return time.perf_counter() - t0
+
+
+def main(quick: bool) -> str:
+    events = EVENTS_QUICK if quick else EVENTS_FULL
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="report-bench-"))
+    try:
+        journal = tmp / "journal"
+        gen_s, written = _time(lambda: synthesise(journal, events))
+        _check_bytes_against_codec(journal)
+        ref = refdata.load()
+        rows = []
+        for name, module in (("order records", orders), ("RTS 25 clock evidence", clock)):
+            out = tmp / f"out-{module.KIND}"
+            timings = {}
+
+            def end_to_end():
+                t0 = time.perf_counter()
+                src = open_slice(journal)
+                report = module.build(src, ref)
+                timings["build"] = time.perf_counter() - t0
+                t1 = time.perf_counter()
+                output.write(out, report, src.provenance(), force=True)
+                timings["write"] = time.perf_counter() - t1
+                return report
+
+            took, report = _time(end_to_end, repeat=1 if not quick else 2)
+            alone_dir = tmp / f"alone-{module.KIND}"
+            alone_dir.mkdir()
+            alone = _pyarrow_alone(report, alone_dir)
+            out_rows = sum(t.num_rows for t in report.tables.values())
+            rows.append((name, written, out_rows, took, timings["build"], timings["write"], alone))
+        naive_events = min(NAIVE_EVENTS, written)
+        naive_s = _naive(journal, naive_events)
+        naive_rate = naive_events / naive_s
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    load = os.getloadavg()[0]
+    lines = [
+        "## Reports: journal -> Arrow -> Parquet",
+        "",
+        f"Machine: {os.cpu_count()} CPUs, load average {load:.1f} at the end of the run (other work shares "
+        "the cores, so wall-clock figures are upper bounds).",
+        "",
+        f"{written:,} journal events ({'quick' if quick else 'full'} run; {written // PER_ORDER:,} orders, "
+        f"each O sent / A / E / X sent / C, and a clock sample every {SAMPLE_EVERY:,} events); "
+        f"journal synthesised in {gen_s:.1f} s. Target: >= {TARGET / 1e6:.0f}M events/s end to end.",
+        "",
+        "| report | rows out | end to end s | events/s | build s | write s | pyarrow write alone s "
+        "| ours / pyarrow-alone | target met |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for name, n_events, out_rows, took, build_s, write_s, alone in rows:
+        rate = n_events / took
+        lines.append(f"| {name} | {out_rows:,} | {took:.2f} | {rate / 1e6:.2f}M | {build_s:.2f} | {write_s:.2f} "
+                     f"| {alone:.2f} | {took / alone:.1f}x | {'yes' if rate >= TARGET else 'no'} |")
+    lines += [
+        "",
+        "| per-record Python decoder (struct + lists + Parquet), same journal prefix | events | s | events/s "
+        "| vectorised order records / naive |",
+        "|---|---:|---:|---:|---:|",
+        f"| naive loop | {naive_events:,} | {naive_s:.2f} | {naive_rate / 1e6:.2f}M "
+        f"| {(rows[0][1] / rows[0][3]) / naive_rate:.1f}x |",
+        "",
+        "Build = bulk C scan of the journal into numpy, vectorised OUCH decode, token join, UTC conversion, "
+        "Arrow columns and validation. Write = hive-partitioned zstd Parquet with metadata and manifest. "
+        "'pyarrow write alone' writes the finished tables with the same options: the cost our writer "
+        "cannot go below.",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+    print(main(quick="--quick" in sys.argv))
