@@ -39,6 +39,9 @@ class FairValueParams:
     n_imb: int = 4
     n_spread: int = 4
     calibrate_every: int = 500    # book observations between micro-price recalibrations; 0 = off
+    # a starting micro-price table G*(imbalance bucket, spread) in ticks, row by row (n_spread rows
+    # of n_imb values), used by every symbol until online calibration replaces it; () = zeros
+    micro_table: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +98,8 @@ def _build(kind: type, values: Any, section: str) -> Any:
     if not isinstance(values, dict):
         raise ConfigError(f"{section}: must be a table")
     defaults = kind()
-    names = {f.name for f in dataclasses.fields(kind)}
+    types = {f.name: str(f.type) for f in dataclasses.fields(kind)}
+    names = set(types)
     out = {}
     for key, value in values.items():
         if key not in names:
@@ -107,7 +111,10 @@ def _build(kind: type, values: Any, section: str) -> Any:
         if isinstance(default, tuple):
             if not isinstance(value, list):
                 raise ConfigError(f"{section}.{key}: must be a list")
-            elem = type(default[0]) if default else str
+            declared = types[key]          # e.g. "tuple[float, ...]" (annotations are strings here)
+            elem = float if "float" in declared else int if "int" in declared else str
+            if elem is float and all(type(v) in (int, float) for v in value):
+                value = [float(v) for v in value]
             if not all(type(v) is elem for v in value):
                 raise ConfigError(f"{section}.{key}: every item must be {elem.__name__}")
             value = tuple(value)
@@ -124,6 +131,10 @@ def _build(kind: type, values: Any, section: str) -> Any:
         elif isinstance(default, str) and type(value) is not str:
             raise ConfigError(f"{section}.{key}: must be a string")
         out[key] = value
+    if kind is FairValueParams and out.get("micro_table"):
+        size = out.get("n_imb", 4) * out.get("n_spread", 4)
+        if len(out["micro_table"]) != size:
+            raise ConfigError(f"{section}.micro_table: needs n_spread × n_imb = {size} numbers")
     try:
         return kind(**out)
     except ValueError as exc:

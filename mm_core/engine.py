@@ -77,8 +77,12 @@ class Engine:
         fv = cfg.fair_value
         ref_ticks = [self.ticks[i].tick_at(s.reference_price) if s else 1 for i, s in enumerate(self.specs)]
         self.ref_ticks = ref_ticks
+        table = None
+        if fv.micro_table:
+            rows = [list(fv.micro_table[r * fv.n_imb:(r + 1) * fv.n_imb]) for r in range(fv.n_spread)]
+            table = {s.id: rows for s in symbols.symbols}
         self.fv = FairValueModel(
-            n, ticks=ref_ticks, n_imb=fv.n_imb, n_spread=fv.n_spread,
+            n, ticks=ref_ticks, n_imb=fv.n_imb, n_spread=fv.n_spread, tables=table,
             imbalance_levels=fv.imbalance_levels, level_decay=fv.level_decay,
             w_imbalance=fv.w_imbalance, w_flow=fv.w_flow, flow_alpha=fv.flow_alpha,
             leaders={p.b: p.a for p in symbols.pairs}, lead_alpha=fv.lead_alpha,
@@ -415,6 +419,10 @@ class Engine:
         key = (intent.symbol_id, int(intent.side), intent.purpose.value)
         now = self.now
         if self.denied_until.get(key, -1) > now:
+            return False
+        if self.risk.faults:
+            # An input is not healthy yet (e.g. no clock sample since start): asking would only
+            # latch the gateway; quoting starts once every input has reported healthy.
             return False
         decision = self.risk.check(intent, now)
         if not decision.allowed:

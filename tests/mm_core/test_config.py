@@ -39,3 +39,15 @@ def test_engine_config_sections_and_errors():
                         ("[engine]\nquoted = [1]\n", "engine.quoted")]:
         with pytest.raises(ConfigError, match=field):
             EngineConfig.from_toml(text)
+
+
+def test_micro_price_table_from_config_reaches_fair_value():
+    from mm_core.engine import Engine
+    from tests.mm_core.wire import SYMBOLS, gateway
+    cfg = EngineConfig.from_toml("[fair_value]\nn_imb = 2\nn_spread = 1\ncalibrate_every = 0\n"
+                                 "w_imbalance = 0.0\nw_flow = 0.0\nmicro_table = [-0.25, 0.25]\n")
+    engine = Engine(cfg, SYMBOLS, gateway())
+    # imbalance 0.9 -> upper bucket: mid 1000000 + 0.25 tick of 100
+    assert engine.fv.update(1, 999_950, 900, 1_000_050, 100) == 1_000_025.0
+    with pytest.raises(ConfigError, match="micro_table"):
+        EngineConfig.from_toml("[fair_value]\nmicro_table = [1, 2, 3]\n")

@@ -258,3 +258,17 @@ def test_kill_switch_cancels_every_resting_order_and_journals_who():
     engine.on_event(md(feed.packet(feed.add(ACME, "B", 100, 999_700)), 10 * S))
     back = engine.on_event(OperatorCommand(10 * S, "enable", "ops1", "resume"))
     assert engine.risk.state is TradingState.ACTIVE and len(orders(back)) == 2
+
+
+def test_no_orders_until_every_gateway_input_is_healthy():
+    engine, venue, feed = Engine(EngineConfig(), SYMBOLS, gateway()), Venue(), Feed()
+    msgs, _ = two_sided(feed, ACME, 999_900, 1_000_100)
+    acts = engine.on_event(md(feed.packet(*msgs), S))
+    assert not orders(acts) and engine.risk.state is TradingState.ACTIVE     # not latched
+    engine.on_event(ClockSample(S, True))
+    acts = run(engine, venue, Timer(S), S)
+    assert not orders(acts)                                                   # journal not yet healthy
+    from mm_core.events import JournalHealth
+    engine.on_event(JournalHealth(S, True))
+    acts = run(engine, venue, Timer(S + MS), S + MS)
+    assert len([o for o in orders(acts) if o.intent.kind is OrderKind.ENTER]) == 2
