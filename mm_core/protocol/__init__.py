@@ -1,6 +1,7 @@
 """Sans-io codecs for NASDAQ ITCH 5.0, MoldUDP64, SoupBinTCP 3.0 and OUCH 4.2: bytes in, typed
 frozen dataclasses out, and back. No sockets, clocks, files or randomness; every malformed input
-raises a ProtocolError subclass (errors.py) and nothing else.
+raises a ProtocolError subclass (errors.py) and nothing else. Message classes are frozen slotted
+dataclasses; their wire layout comes from the field annotations (_layout.py).
 
 Public API (import the modules: ``from mm_core.protocol import itch, moldudp64, soupbintcp, ouch``)
 
@@ -28,7 +29,8 @@ moldudp64
     Packetiser(session, next_sequence=1, max_payload=1400)
         .add(message) -> list[bytes]   .flush() -> bytes | None   .heartbeat() -> list[bytes]
         .end_of_session() -> list[bytes]   .next_sequence   .pending
-    SequenceTracker(next_expected=1, session=None)
+    block_spans(buf, count) -> list[(offset, length)]       message blocks of a packet
+    SequenceTracker(next_expected=1, session=None)          strict in-order delivery
         .on_packet(packet) / .on_header(header) -> SequenceVerdict(first_sequence, duplicates,
         new, gap: Gap(expected, received) | None, end_of_session); verdict.select(messages)
         .request(max_count=0xFFFE) -> RequestPacket | None   .skip_to(sequence)
@@ -41,7 +43,8 @@ soupbintcp
     LogoutRequest()
     encode(packet) -> bytes                                 length prefix included
     decode(frame, direction: Direction | None = None) -> SoupPacket
-    Framer(max_length=4096).feed(data) -> list[bytes]      whole frames; .buffered
+    Framer(max_length=4096).feed(data) -> list[bytes]      whole frames; .buffered; a zero or
+        oversized length raises (latched); frames cut before it in that call are in .salvaged
 
 ouch
     inbound: EnterOrder O, ReplaceOrder U, CancelOrder X, ModifyOrder M
@@ -49,6 +52,7 @@ ouch
       ExecutedWithReferencePrice G, BrokenTrade B, TradeCorrection F, PriceCorrection K,
       Rejected J, CancelPending P, CancelReject I, OrderPriorityUpdate T, OrderModified M
     encode(msg) -> bytes;  decode_inbound(buf);  decode_outbound(buf)
+    (Replaced.token is the replacement, now live, token; Replaced.previous_token the old one)
     INBOUND_SIZES, OUTBOUND_SIZES, MARKET_PRICE, TIF_IOC, TIF_MARKET_HOURS, TIF_SYSTEM_HOURS
 
 errors: ProtocolError > TruncatedMessage, TrailingBytes, UnknownMessageType, BadField

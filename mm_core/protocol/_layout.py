@@ -353,6 +353,8 @@ class Registry:
         """Decode the one message in buf[off:off+length] (the length comes from the framing)."""
         if length <= 0:
             raise TruncatedMessage(f"{self.protocol}: empty message")
+        if off < 0 or off + length > len(buf):
+            raise TruncatedMessage(f"{self.protocol}: {length} bytes at offset {off} overrun the buffer")
         codec = self.codecs.get(buf[off])
         if codec is None:
             raise UnknownMessageType(self.protocol, buf[off])

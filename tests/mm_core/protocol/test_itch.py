@@ -106,6 +106,12 @@ def test_every_truncation_and_trailing_byte_is_rejected(msg: itch.ItchMessage, w
             itch.decode(wire + garbage)
 
 
+@pytest.mark.parametrize("offset,length", [(0, 40), (30, 10), (-1, 5), (36, 1)])
+def test_decode_at_outside_the_buffer_is_truncated(offset: int, length: int) -> None:
+    with pytest.raises(TruncatedMessage):
+        itch.decode_at(TABLE[10][1], offset, length)
+
+
 def test_unknown_type_is_typed() -> None:
     with pytest.raises(UnknownMessageType) as err:
         itch.decode(b"z" + bytes(30))

@@ -94,6 +94,7 @@ def test_non_ascii_session_on_the_wire_is_a_bad_field() -> None:
 def test_fuzz_decoders_raise_only_protocol_errors(data: bytes) -> None:
     only_protocol_errors(mold.decode, data)
     only_protocol_errors(mold.decode_request, data)
+    only_protocol_errors(mold.decode_header, data)
 
 
 # --- packetiser -----------------------------------------------------------------------------
