@@ -52,7 +52,8 @@ class CheckId(enum.IntEnum):
     OPTION_PARAMS_MISSING = 33
     KILLED = 34              # state changes caused by the kill switch
     OPERATOR = 35            # state changes caused by an operator command
-    INVALID_ORDER = 36       # non-positive qty or price, unknown order kind
+    INVALID_ORDER = 36       # non-positive qty or price, side not B/S
+    INCONSISTENT_INPUT = 37  # a feed reported something impossible (e.g. a fill of 0 shares)
 
     @property
     def label(self) -> str:

@@ -7,6 +7,7 @@ arrives as `now_ns`; it never reads a clock, file or socket and knows nothing of
 from __future__ import annotations
 
 import math
+import operator
 from collections import deque
 from dataclasses import dataclass
 from typing import Iterable
@@ -34,6 +35,8 @@ _REDUCING = TradingState.REDUCING
 _HALTED = TradingState.HALTED
 
 # Fail-closed faults held as bits; a set bit denies every order until the input reports healthy.
+REPRICE_MOVE = 1e-4       # revalue options when the underlying moved 1 bp since the last time
+REPRICE_NS = 1_000_000_000   # ... or a second passed (time decay)
 _DUP_PURGE = 4096          # duplicate-detection keys kept before old ones are purged
 _F_JOURNAL = 1
 _F_CLOCK = 2
@@ -99,7 +102,8 @@ class _Symbol:
 class _Group:
     """Aggregated Greeks and scenario P&L of one underlying and every option on it."""
 
-    __slots__ = ("underlying_id", "members", "delta", "gamma", "vega", "scenario", "worst", "grid")
+    __slots__ = ("underlying_id", "members", "delta", "gamma", "vega", "scenario", "worst", "grid",
+                 "priced_fair", "priced_ns")
 
     def __init__(self, underlying_id: int) -> None:
         self.underlying_id = underlying_id
@@ -109,6 +113,8 @@ class _Group:
         self.vega = 0.0
         self.scenario: list[float] = []
         self.worst = 0.0                     # min(scenario): the group's worst P&L, currency
+        self.priced_fair = 0                 # underlying price4 and time of the last revaluation
+        self.priced_ns = 0
         self.grid: tuple[tuple[float, float], ...] = ()
 
 
@@ -501,13 +507,17 @@ class RiskGateway:
             else:
                 self._clear_fault(_F_BOOK_STALE)
         if valid:
-            self._revalue(sym, now_ns, reprice=symbol_id in self._groups)
+            self._revalue(sym, now_ns)
 
     def on_fill(self, symbol_id: int, side: Side, qty: int, price: int, now_ns: int,
                 token: str = "") -> None:
-        """An execution of ours; `token` (if known) reduces that working order."""
-        if qty <= 0:
-            raise RiskError(f"fill quantity must be positive, got {qty}")
+        """An execution of ours; `token` (if known) reduces that working order. A fill that makes
+        no sense (qty or price not positive, no side) cannot be booked: the state latches."""
+        qty, price = _whole(qty), _whole(price)
+        if qty is None or qty <= 0 or price is None or price <= 0 or side not in (_BUY, _SELL):
+            self._latch(CheckId.INCONSISTENT_INPUT,
+                        f"fill {symbol_id} {side!r} {qty!r}@{price!r}"[:48], now_ns, "risk-gateway")
+            return
         sym = self._symbol(symbol_id)
         signed = qty if side == _BUY else -qty
         sym.position += signed
@@ -529,7 +539,7 @@ class RiskGateway:
         horizon = now_ns - lim.throttle_window_ns
         while fills and fills[0] <= horizon:
             fills.popleft()
-        self._revalue(sym, now_ns)
+        self._revalue(sym, now_ns, positions_changed=True)
         if len(fills) > lim.throttle_max_fills:
             # RTS 6 Art. 15(3): disabled until a designated person re-enables, whatever the config.
             self._latch(CheckId.EXECUTION_THROTTLE, f"{len(fills)} fills in window", now_ns,
@@ -539,7 +549,7 @@ class RiskGateway:
         """Set a position outright (reconciliation after a restart)."""
         sym = self._symbol(symbol_id)
         sym.position = int(position)
-        self._revalue(sym, now_ns)
+        self._revalue(sym, now_ns, positions_changed=True)
 
     def on_order_state(self, open_orders: Iterable | None = None, unknown_outcome: int = 0,
                        now_ns: int = 0) -> None:
@@ -615,7 +625,7 @@ class RiskGateway:
         sym.under = under
         sym.underlying_id = underlying_id
         sym.multiplier = params.multiplier
-        self._revalue(under, now_ns, reprice=True)
+        self._revalue(under, now_ns, force_reprice=True)
 
     # ------------------------------------------------------------------------ commands
     def operator_enable(self, actor: str, reason: str, now_ns: int = 0) -> None:
@@ -699,9 +709,11 @@ class RiskGateway:
             else:
                 order[0].open_sell -= order[2]
 
-    def _revalue(self, sym: _Symbol, now_ns: int, reprice: bool = False) -> None:
-        """Marks a symbol to fair value and refreshes its group's Greeks and the P&L peak;
-        `reprice` revalues the group's options too (the underlying moved or time passed)."""
+    def _revalue(self, sym: _Symbol, now_ns: int, *, positions_changed: bool = False,
+                 force_reprice: bool = False) -> None:
+        """Marks a symbol to fair value, moves the P&L peak and keeps its group's Greeks current:
+        options are revalued when the underlying moved REPRICE_MOVE or REPRICE_NS passed (full
+        revaluation costs tens of microseconds per option), re-aggregated when positions change."""
         old = sym.notional
         new = sym.position * sym.fair * sym.multiplier
         sym.notional = new
@@ -711,8 +723,14 @@ class RiskGateway:
         if pnl > self._pnl_peak:
             self._pnl_peak = pnl
         group = self._groups.get(sym.underlying_id)
-        if group is not None:
-            self._refresh_group(group, now_ns if reprice else None)
+        if group is None:
+            return
+        if force_reprice or (sym.symbol_id == group.underlying_id and (
+                now_ns - group.priced_ns >= REPRICE_NS or
+                abs(sym.fair - group.priced_fair) >= group.priced_fair * REPRICE_MOVE)):
+            self._refresh_group(group, now_ns)
+        elif positions_changed:
+            self._refresh_group(group, None)
 
     def _refresh_group(self, group: _Group, reprice_at: int | None) -> None:
         """Re-aggregates a group; `reprice_at` (now_ns) also revalues every option in it."""
@@ -731,6 +749,8 @@ class RiskGateway:
                                            lim.scenario_horizon_days, lim.scenario_vol_shift)
                 under.risk = underlying_risk(spot, group.grid)
                 at = reprice_at if reprice_at is not None else under.md_ns
+                group.priced_fair = under.fair
+                group.priced_ns = at
                 for symbol_id in group.members[1:]:
                     option_sym = self._symbols[symbol_id]
                     option_sym.risk = unit_risk(option_sym.option, spot, at, group.grid)
@@ -779,6 +799,16 @@ class RiskGateway:
 def _reduces(position: int, post: int) -> bool:
     """True when the worst case after the order is smaller in size and not flipped in sign."""
     return abs(post) < abs(position) and (post == 0 or (post > 0) == (position > 0))
+
+
+def _whole(value) -> int | None:
+    """An integer (Python or numpy), or None for anything else (bools, floats, text)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
 
 
 def _is_cancel(intent) -> bool:
