@@ -1,0 +1,612 @@
+"""The venue's I/O shell: OUCH over SoupBinTCP (TCP), ITCH over MoldUDP64 (UDP), on 127.0.0.1.
+
+Owns the sockets, the single-threaded selectors loop (run in one background thread), SoupBinTCP
+session state (login, heartbeats, dead-link detection, replay from the durable session logs),
+the clocks (monotonic for timers, realtime for ns-since-midnight stamps) and the run limits.
+Matching, flow and encodings live in matching.py, flow.py and wire.py; this module must not
+make trading decisions.
+
+Use: `with Venue(config) as venue: ports = venue.ports` (start() binds and returns the ports;
+stop() ends the session: every live order is canceled, ITCH/OUCH end-of-day, MoldUDP64 end of
+session, SoupBinTCP 'Z'). The venue stops by itself after config.venue.duration seconds or
+max_messages ITCH messages; wait() blocks until then.
+"""
+from __future__ import annotations
+
+import collections
+import errno
+import logging
+import selectors
+import socket
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from mm_core.protocol import ouch, soupbintcp
+from mm_core.protocol.errors import BadField, ProtocolError
+from mm_core.venue import matching as m
+from mm_core.venue import wire
+from mm_core.venue.config import User, VenueConfig
+from mm_core.venue.errors import VenueStateError
+from mm_core.venue.flow import BackgroundFlow, apply
+from mm_core.venue.publisher import MoldPublisher
+from mm_core.venue.session_log import SessionLog
+
+log = logging.getLogger("mm_core.venue")
+
+NS_PER_DAY = 86_400 * 1_000_000_000
+MAX_CONNECTIONS = 64
+OUT_HIGH_WATER = 1 << 18        # bytes queued to one client before replay pauses
+OUT_LIMIT = 1 << 24             # a client this far behind is dropped (it can reconnect + replay)
+FLOW_ACTIONS_PER_TURN = 2000    # keeps the sockets served while flow catches up
+MAX_SELECT_WAIT = 0.05
+
+# Reject reasons for fields the codecs refuse, when the token can still be read.
+_FIELD_REJECTS = {"price": m.REJECT_INVALID_PRICE, "stock": m.REJECT_INVALID_STOCK,
+                  "shares": m.REJECT_SHARES, "firm": m.REJECT_FIRM}
+
+
+@dataclass(frozen=True, slots=True)
+class VenuePorts:
+    """Where to reach a running venue (all on 127.0.0.1)."""
+
+    host: str
+    ouch: int           # SoupBinTCP/OUCH TCP port
+    itch: int           # MoldUDP64 destination port the venue publishes to
+    rerequest: int      # MoldUDP64 re-request UDP port
+    session: str
+    log_dir: str
+
+    def as_dict(self) -> dict:
+        return {"host": self.host, "ouch_port": self.ouch, "itch_port": self.itch,
+                "rerequest_port": self.rerequest, "session": self.session,
+                "log_dir": self.log_dir}
+
+
+class _Conn:
+    """One SoupBinTCP connection; logged in once `user` is set."""
+
+    __slots__ = ("sock", "peer", "framer", "out", "user", "cursor", "last_rx", "last_tx",
+                 "closing", "writing")
+
+    def __init__(self, sock: socket.socket, peer: tuple, now: float) -> None:
+        self.sock = sock
+        self.peer = peer
+        self.framer = soupbintcp.Framer()
+        self.out = bytearray()
+        self.user: User | None = None
+        self.cursor = 0           # next session-log sequence to send
+        self.last_rx = now
+        self.last_tx = now
+        self.closing = False      # close once `out` is drained
+        self.writing = False      # registered for EVENT_WRITE
+
+
+class Venue:
+    """The embedded exchange. Thread-safe queries; all I/O happens on the venue's own thread."""
+
+    def __init__(self, config: VenueConfig, *, background_flow: bool = True) -> None:
+        self.config = config
+        settings = config.venue
+        self.session = settings.session or time.strftime("V%H%M%S", time.gmtime())
+        self._background = background_flow
+        self.engine = m.MatchingEngine(config.listings(), settings.max_shares)
+        self.flow = BackgroundFlow(config, settings.seed) if background_flow else None
+        self._locate = {x.name: x.locate for x in config.listings()}
+        self._users = {u.username: u for u in config.users}
+        self._echo: dict[tuple[str, str], wire.Echo] = {}
+        self.logs: dict[str, SessionLog] = {}
+        self.protocol_errors: collections.deque[str] = collections.deque(maxlen=1000)
+        self.ignored: collections.deque[m.Ignored] = collections.deque(maxlen=1000)
+        self.itch_messages = 0
+        self.ports: VenuePorts | None = None
+        self.stop_reason = ""
+        self._lock = threading.RLock()
+        self._conns: dict[int, _Conn] = {}
+        self._online: dict[str, _Conn] = {}
+        self._thread: threading.Thread | None = None
+        self._stop_requested = threading.Event()
+        self._stopped = threading.Event()
+        self._sel: selectors.DefaultSelector | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> VenuePorts:
+        """Bind the sockets, open the session logs, publish start of day; returns the ports."""
+        if self._thread is not None:
+            raise VenueStateError("venue already started")
+        settings = self.config.venue
+        log_dir = Path(settings.log_dir) if settings.log_dir else Path(
+            tempfile.mkdtemp(prefix="mmaudit-venue-"))
+        session_dir = log_dir / self.session
+        session_dir.mkdir(parents=True, exist_ok=True)
+        for user in self.config.users:
+            self.logs[user.username] = SessionLog(session_dir / f"{user.username}.soup")
+        host = settings.host
+        try:
+            self._open_sockets(host)
+        except OSError as exc:
+            self._close_sockets()
+            raise VenueStateError(f"cannot bind the venue's ports on {host}: {exc}") from exc
+        self.publisher = MoldPublisher(self.session, (host, settings.itch_port), self._udp_send,
+                                       settings.history)
+        self.ports = VenuePorts(host, self._listener.getsockname()[1], settings.itch_port,
+                                self._rerequest.getsockname()[1], self.session, str(log_dir))
+        self._start_of_day()
+        self._thread = threading.Thread(target=self._run, name=f"venue-{self.session}", daemon=True)
+        self._thread.start()
+        return self.ports
+
+    def _open_sockets(self, host: str) -> None:
+        settings = self.config.venue
+        self._sockets: list[socket.socket] = []
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sockets.append(self._listener)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind((host, settings.ouch_port))
+        self._listener.listen(16)
+        self._listener.setblocking(False)
+        self._udp_out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._sockets.append(self._udp_out)
+        self._udp_out.bind((host, 0))
+        self._rerequest = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._sockets.append(self._rerequest)
+        self._rerequest.bind((host, settings.rerequest_port))
+        self._rerequest.setblocking(False)
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._sockets += [self._wake_r, self._wake_w]
+        self._wake_r.setblocking(False)
+        self._sel = selectors.DefaultSelector()
+        self._sel.register(self._listener, selectors.EVENT_READ, "accept")
+        self._sel.register(self._rerequest, selectors.EVENT_READ, "rerequest")
+        self._sel.register(self._wake_r, selectors.EVENT_READ, "wake")
+
+    def _close_sockets(self) -> None:
+        for sock in getattr(self, "_sockets", []):
+            sock.close()
+        if self._sel is not None:
+            self._sel.close()
+        for session_log in self.logs.values():
+            session_log.close()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """End the session and close everything (idempotent)."""
+        if self._thread is None:
+            return
+        self._stop_requested.set()
+        self._wake()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise VenueStateError("venue thread did not stop in time")
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the venue has stopped (by itself or by stop()); False on timeout."""
+        return self._stopped.wait(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and not self._stopped.is_set()
+
+    def __enter__(self) -> "Venue":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ drill queries
+    def live_orders(self, username: str | None = None) -> list[m.OrderView]:
+        """Live orders of one SoupBinTCP user (or of everyone, background flow included)."""
+        with self._lock:
+            return self.engine.live_orders(username)
+
+    def position(self, username: str) -> dict[str, int]:
+        """Net executed shares per symbol of one user."""
+        with self._lock:
+            return self.engine.position(username)
+
+    def session_messages(self, username: str, first: int = 1) -> list[bytes]:
+        """The OUCH payloads of a user's session log from `first` on."""
+        with self._lock:
+            return self.logs[username].messages(first)
+
+    def withhold_itch(self, sequences) -> None:
+        """Test hook: do not send the live MoldUDP64 packets carrying these sequence numbers."""
+        with self._lock:
+            self.publisher.withhold(sequences)
+
+    def latent_price(self, symbol: str) -> float:
+        """The background flow's current latent price (float price4) of a symbol or option."""
+        with self._lock:
+            if self.flow is None:
+                raise VenueStateError("no background flow")
+            return self.flow.paths.price(symbol, time.monotonic() - self._t0)
+
+    # ------------------------------------------------------------------ loop
+    def _run(self) -> None:
+        settings = self.config.venue
+        deadline = self._t0 + settings.duration
+        next_sync = self._t0 + settings.fsync_interval
+        last_check = self._t0
+        try:
+            while not self._stop_requested.is_set():
+                now = time.monotonic()
+                wait = min(MAX_SELECT_WAIT, max(deadline - now, 0.0))
+                if self.flow is not None:
+                    wait = min(wait, max(self.flow.next_due() - (now - self._t0), 0.0))
+                ready = self._sel.select(wait)
+                with self._lock:
+                    now = time.monotonic()
+                    for key, mask in ready:
+                        self._on_ready(key, mask, now)
+                    self._run_flow(now)
+                    if now - last_check >= 0.1:
+                        self._timers(now)
+                        last_check = now
+                    self._publish_and_pump(now)
+                    if now >= next_sync:
+                        for session_log in self.logs.values():
+                            session_log.sync()
+                        next_sync = now + settings.fsync_interval
+                    if now >= deadline:
+                        self.stop_reason = "duration"
+                        break
+                    if settings.max_messages and self.itch_messages >= settings.max_messages:
+                        self.stop_reason = "max_messages"
+                        break
+            else:
+                self.stop_reason = self.stop_reason or "stopped"
+        except Exception:
+            log.exception("venue loop failed")
+            self.stop_reason = "error"
+            raise
+        finally:
+            with self._lock:
+                self._end_of_day()
+            self._stopped.set()
+
+    def _wake(self) -> None:
+        try:
+            self._wake_w.send(b"x")
+        except OSError:
+            pass
+
+    def _on_ready(self, key: selectors.SelectorKey, mask: int, now: float) -> None:
+        tag = key.data
+        if tag == "accept":
+            self._accept(now)
+        elif tag == "rerequest":
+            for _ in range(64):
+                try:
+                    data, sender = self._rerequest.recvfrom(2048)
+                except BlockingIOError:
+                    break
+                self.publisher.answer(data, sender)
+        elif tag == "wake":
+            try:
+                self._wake_r.recv(4096)
+            except BlockingIOError:
+                pass
+        else:
+            conn: _Conn = tag
+            if mask & selectors.EVENT_READ:
+                self._read(conn, now)
+            if mask & selectors.EVENT_WRITE and conn.sock.fileno() >= 0:
+                self._write(conn, now)
+
+    def _run_flow(self, now: float) -> None:
+        if self.flow is None or not self.engine.open:
+            return
+        t = now - self._t0
+        for _ in range(FLOW_ACTIONS_PER_TURN):
+            if self.flow.next_due() > t:
+                break
+            for command in self.flow.fire(self.engine.bbo):
+                events = apply(self.engine, command)
+                self.flow.on_events(events)
+                self._dispatch(events)
+
+    def _timers(self, now: float) -> None:
+        settings = self.config.venue
+        for conn in list(self._conns.values()):
+            if now - conn.last_rx > settings.heartbeat_timeout:
+                self._protocol_error(conn, f"no data for {settings.heartbeat_timeout:g} s: link dead")
+                self._close(conn)
+            elif conn.user is not None and now - conn.last_tx >= settings.heartbeat_interval:
+                conn.out += soupbintcp.encode(soupbintcp.ServerHeartbeat())
+        if now - self._last_itch_tx >= settings.heartbeat_interval:
+            self.publisher.heartbeat()
+            self._last_itch_tx = now
+
+    # ------------------------------------------------------------------ start / end of day
+    def _start_of_day(self) -> None:
+        self._t0 = time.monotonic()
+        self._last_itch_tx = self._t0
+        ts = self._stamp()
+        for session_log in self.logs.values():
+            if session_log.next_sequence == 1:
+                session_log.append(wire.ouch_system_event(ts, "S"))
+            session_log.flush()
+        self._itch(wire.itch_system_event(ts, "O"))
+        for listing in self.engine.listings():
+            for message in wire.itch_listing(ts, listing):
+                self._itch(message)
+        for code in "SQ":
+            self._itch(wire.itch_system_event(ts, code))
+        self.publisher.flush()
+
+    def _end_of_day(self) -> None:
+        if self.engine.open:
+            self._dispatch(self.engine.close())
+        ts = self._stamp()
+        for code in "MEC":
+            self._itch(wire.itch_system_event(ts, code))
+        self.publisher.end_of_session()
+        for session_log in self.logs.values():
+            session_log.append(wire.ouch_system_event(ts, "E"))
+        for conn in list(self._conns.values()):
+            if conn.user is not None:
+                self._fill(conn)
+                conn.out += soupbintcp.encode(soupbintcp.EndOfSession())
+            conn.closing = True
+            self._flush_blocking(conn)
+            self._close(conn)
+        self._close_sockets()
+        log.info("venue session %s ended (%s)", self.session, self.stop_reason)
+
+    # ------------------------------------------------------------------ events out
+    def _stamp(self) -> int:
+        return time.time_ns() % NS_PER_DAY
+
+    def _itch(self, message: bytes) -> None:
+        self.publisher.publish(message)
+        self.itch_messages += 1
+
+    def _dispatch(self, events: list[m.Event], fresh: wire.Echo | None = None) -> None:
+        """Turn engine events into session-log OUCH messages and ITCH messages. `fresh` is the
+        echo of the client command that caused them (kept for the order's later messages)."""
+        if not events:
+            return
+        ts = self._stamp()
+        booked = {ev.ref for ev in events if isinstance(ev, m.BookAdd)}
+        traded = {ev.ref for ev in events if isinstance(ev, m.Executed)}
+        for ev in events:
+            if isinstance(ev, m.Ignored):
+                self.ignored.append(ev)
+                log.info("ignored %s/%s: %s", ev.owner, ev.token, ev.why)
+                continue
+            locate = self._locate.get(getattr(ev, "symbol", ""), 0)
+            public = wire.itch_message(ev, ts, locate)
+            if public is not None:
+                self._itch(public)
+            session_log = self.logs.get(getattr(ev, "owner", ""))
+            if session_log is None:       # background flow, or a book-only event
+                continue
+            key = (ev.owner, ev.token)
+            if fresh is not None and isinstance(ev, (m.Accepted, m.Replaced)):
+                self._echo[key] = fresh
+            ref = getattr(ev, "ref", None)
+            live = ref in booked or ref in traded
+            private = wire.ouch_message(ev, ts, self._echo.get(key, wire.DEFAULT_ECHO), live)
+            if private is not None:
+                session_log.append(private)
+
+    def _publish_and_pump(self, now: float) -> None:
+        if self.publisher.flush():
+            self._last_itch_tx = now
+        for session_log in self.logs.values():
+            session_log.flush()           # durable (page cache) before any byte is sent
+        for conn in list(self._conns.values()):
+            if conn.user is not None:
+                self._fill(conn)
+            if conn.out:
+                self._write(conn, now)
+            elif conn.closing:
+                self._close(conn)
+
+    def _fill(self, conn: _Conn) -> None:
+        """Move sequenced messages the client has not been sent yet from its log to `out`."""
+        session_log = self.logs[conn.user.username]
+        while conn.cursor <= session_log.durable_sequence and len(conn.out) < OUT_HIGH_WATER:
+            frames, conn.cursor = session_log.read_frames(conn.cursor)
+            conn.out += frames
+
+    # ------------------------------------------------------------------ connections
+    def _accept(self, now: float) -> None:
+        for _ in range(16):
+            try:
+                sock, peer = self._listener.accept()
+            except BlockingIOError:
+                return
+            if len(self._conns) >= MAX_CONNECTIONS:
+                log.warning("refusing %s: %d connections open", peer, MAX_CONNECTIONS)
+                sock.close()
+                continue
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = _Conn(sock, peer, now)
+            self._conns[sock.fileno()] = conn
+            self._sel.register(sock, selectors.EVENT_READ, conn)
+
+    def _read(self, conn: _Conn, now: float) -> None:
+        try:
+            data = conn.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            log.info("connection %s: %s", conn.peer, exc)
+            self._close(conn)
+            return
+        if not data:
+            self._close(conn)
+            return
+        conn.last_rx = now
+        try:
+            frames = conn.framer.feed(data)
+        except ProtocolError as exc:
+            for frame in conn.framer.salvaged:
+                self._on_frame(conn, frame, now)
+            self._protocol_error(conn, f"framing: {exc}")
+            self._close(conn)
+            return
+        for frame in frames:
+            if conn.closing or conn.sock.fileno() < 0:
+                return
+            self._on_frame(conn, frame, now)
+
+    def _on_frame(self, conn: _Conn, frame: bytes, now: float) -> None:
+        try:
+            packet = soupbintcp.decode(frame, soupbintcp.Direction.FROM_CLIENT)
+        except ProtocolError as exc:
+            self._protocol_error(conn, f"bad SoupBinTCP packet: {exc}")
+            conn.closing = True
+            return
+        if isinstance(packet, soupbintcp.LoginRequest):
+            self._login(conn, packet)
+        elif conn.user is None:
+            self._protocol_error(conn, f"{type(packet).__name__} before login")
+            conn.closing = True
+        elif isinstance(packet, soupbintcp.UnsequencedData):
+            self._on_ouch(conn, packet.payload)
+        elif isinstance(packet, soupbintcp.LogoutRequest):
+            conn.closing = True
+        # ClientHeartbeat and Debug only refresh last_rx.
+
+    def _login(self, conn: _Conn, req: soupbintcp.LoginRequest) -> None:
+        if conn.user is not None:
+            self._protocol_error(conn, "second login on one connection")
+            conn.closing = True
+            return
+        user = self._users.get(req.username)
+        reason = ""
+        if user is None or user.password != req.password:
+            reason = "A"
+        elif req.requested_session not in ("", self.session) or req.username in self._online:
+            reason = "S"
+        if reason:
+            log.warning("login rejected (%s) for %r from %s", reason, req.username, conn.peer)
+            conn.out += soupbintcp.encode(soupbintcp.LoginRejected(reason))
+            conn.closing = True
+            return
+        session_log = self.logs[user.username]
+        next_new = session_log.next_sequence
+        first = next_new if req.requested_sequence == 0 else min(req.requested_sequence, next_new)
+        conn.user = user
+        conn.cursor = first
+        self._online[user.username] = conn
+        conn.out += soupbintcp.encode(soupbintcp.LoginAccepted(self.session, first))
+        log.info("%s logged in from %s, replay from %d", user.username, conn.peer, first)
+
+    def _on_ouch(self, conn: _Conn, payload: bytes) -> None:
+        user = conn.user
+        try:
+            msg = ouch.decode_inbound(payload)
+        except BadField as exc:
+            self._reject_malformed(conn, payload, exc)
+            return
+        except ProtocolError as exc:
+            self._protocol_error(conn, f"bad OUCH message: {exc}")
+            conn.out += soupbintcp.encode(soupbintcp.Debug(f"rejected: {exc}"[:200]))
+            return
+        owner = user.username
+        if isinstance(msg, ouch.EnterOrder):
+            if msg.firm and msg.firm != user.firm:
+                self._dispatch([m.Rejected(owner, msg.token, m.REJECT_FIRM)])
+                return
+            fresh = wire.Echo(msg.display, msg.capacity, msg.intermarket_sweep,
+                              msg.minimum_quantity, msg.cross_type)
+            events = self.engine.enter(owner, msg.token, msg.stock, msg.side, msg.shares,
+                                       msg.price, msg.time_in_force, user.firm)
+        elif isinstance(msg, ouch.ReplaceOrder):
+            previous = self._echo.get((owner, msg.existing_token), wire.DEFAULT_ECHO)
+            fresh = wire.Echo(msg.display, previous.capacity, msg.intermarket_sweep,
+                              msg.minimum_quantity, previous.cross_type)
+            events = self.engine.replace(owner, msg.existing_token, msg.replacement_token,
+                                         msg.shares, msg.price, msg.time_in_force)
+        elif isinstance(msg, ouch.CancelOrder):
+            fresh = None
+            events = self.engine.cancel(owner, msg.token, msg.shares)
+        else:
+            self._protocol_error(conn, f"{type(msg).__name__} is not supported by this venue")
+            conn.out += soupbintcp.encode(soupbintcp.Debug(
+                f"{type(msg).__name__} not supported; use Cancel (X) to reduce"))
+            return
+        self._dispatch(events, fresh)
+
+    def _reject_malformed(self, conn: _Conn, payload: bytes, exc: BadField) -> None:
+        """An order the codec refused but whose token is readable gets an OUCH Rejected."""
+        token = payload[1:15].decode("ascii", "replace").strip()
+        self._protocol_error(conn, f"malformed OUCH {payload[:1]!r}: {exc}")
+        if payload[:1] not in (b"O", b"U", b"X", b"M") or not token.isprintable() or not token:
+            conn.out += soupbintcp.encode(soupbintcp.Debug(f"rejected: {exc}"[:200]))
+            return
+        if payload[:1] == b"U":
+            token = payload[15:29].decode("ascii", "replace").strip() or token
+        reason = _FIELD_REJECTS.get(exc.field or "", m.REJECT_OTHER)
+        self._dispatch([m.Rejected(conn.user.username, token, reason)])
+
+    def _protocol_error(self, conn: _Conn, what: str) -> None:
+        who = conn.user.username if conn.user else "-"
+        text = f"{conn.peer[0]}:{conn.peer[1]} ({who}): {what}"
+        self.protocol_errors.append(text)
+        log.warning("protocol error %s", text)
+
+    def _write(self, conn: _Conn, now: float) -> None:
+        if conn.sock.fileno() < 0:
+            return
+        try:
+            sent = conn.sock.send(conn.out) if conn.out else 0
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as exc:
+            if exc.errno not in (errno.EPIPE, errno.ECONNRESET):
+                log.info("connection %s: %s", conn.peer, exc)
+            self._close(conn)
+            return
+        if sent:
+            del conn.out[:sent]
+            conn.last_tx = now
+        if conn.user is not None and not conn.out:
+            self._fill(conn)
+        if len(conn.out) > OUT_LIMIT:
+            self._protocol_error(conn, "client too slow: dropped (reconnect to replay)")
+            self._close(conn)
+            return
+        want_write = bool(conn.out)
+        if want_write != conn.writing:
+            events = selectors.EVENT_READ | (selectors.EVENT_WRITE if want_write else 0)
+            self._sel.modify(conn.sock, events, conn)
+            conn.writing = want_write
+        if conn.closing and not conn.out:
+            self._close(conn)
+
+    def _flush_blocking(self, conn: _Conn, timeout: float = 1.0) -> None:
+        """At end of session: give the client its last bytes, within a bounded time."""
+        if conn.sock.fileno() < 0:
+            return
+        end = time.monotonic() + timeout
+        try:
+            conn.sock.settimeout(timeout)
+            while conn.out and time.monotonic() < end:
+                del conn.out[:conn.sock.send(conn.out)]
+        except OSError:
+            pass
+
+    def _close(self, conn: _Conn) -> None:
+        if conn.sock.fileno() < 0:
+            return
+        try:
+            self._sel.unregister(conn.sock)
+        except (KeyError, ValueError):
+            pass
+        self._conns.pop(conn.sock.fileno(), None)
+        if conn.user is not None and self._online.get(conn.user.username) is conn:
+            del self._online[conn.user.username]
+        conn.sock.close()
+
+    def _udp_send(self, packet: bytes, addr: tuple[str, int]) -> None:
+        try:
+            self._udp_out.sendto(packet, addr)
+        except OSError as exc:   # e.g. ENOBUFS under a burst: that packet is lost, as on a wire
+            log.debug("UDP send to %s failed: %s", addr, exc)

@@ -1,0 +1,156 @@
+"""Durable, sequenced outbound log of one SoupBinTCP session (what a reconnecting client replays).
+
+Owns the on-disk format and sequence numbering. A record is the exact SoupBinTCP 'S' frame
+(length u16 BE, b"S", OUCH payload) followed by a CRC-32 (zlib, u32 BE) of that frame; message
+sequence n is the n-th record. Appends are buffered until flush() (one write() per batch, done
+before anything is sent, so the log is always ahead of the wire: survives a process crash);
+sync() fsyncs (the caller runs it on a time budget). Opening an existing file drops a torn or
+corrupt tail and reports how many bytes went. Must not know about sockets, OUCH fields or clocks.
+"""
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from array import array
+from pathlib import Path
+
+from mm_core.venue.errors import SessionLogError
+
+_CRC = struct.Struct(">I")
+_READ_CHUNK = 1 << 16
+
+
+class SessionLog:
+    """Append-only log; sequence numbers start at 1."""
+
+    def __init__(self, path: str | Path, readonly: bool = False) -> None:
+        self.path = Path(path)
+        self.readonly = readonly
+        flags = os.O_RDONLY if readonly else os.O_RDWR | os.O_CREAT | os.O_APPEND
+        try:
+            self._fd = os.open(self.path, flags, 0o644)
+        except OSError as exc:
+            raise SessionLogError(f"cannot open session log {self.path}: {exc.strerror}") from exc
+        self._ends = array("Q", [0])      # _ends[n] = file offset just past record n
+        self.discarded_bytes = self._scan()
+        self._pending = bytearray()
+        self._pending_ends: list[int] = []
+        self._unsynced = False
+
+    # ------------------------------------------------------------------ writing
+    @property
+    def next_sequence(self) -> int:
+        """Sequence number the next appended message will get."""
+        return len(self._ends) + len(self._pending_ends)
+
+    @property
+    def durable_sequence(self) -> int:
+        """Highest sequence written to the file (readable by replays)."""
+        return len(self._ends) - 1
+
+    def append(self, payload: bytes) -> int:
+        """Queue one outbound message; returns its sequence number."""
+        if self.readonly:
+            raise SessionLogError(f"session log {self.path} is open read-only")
+        frame = (len(payload) + 1).to_bytes(2, "big") + b"S" + payload
+        self._pending += frame
+        self._pending += _CRC.pack(zlib.crc32(frame))
+        end = (self._pending_ends[-1] if self._pending_ends else self._ends[-1]) + len(frame) + 4
+        self._pending_ends.append(end)
+        return self.next_sequence - 1
+
+    def flush(self) -> None:
+        """Write every queued message to the file (one write; page cache, not yet fsynced)."""
+        if not self._pending:
+            return
+        data = memoryview(self._pending)
+        try:
+            while data:
+                data = data[os.write(self._fd, data):]
+        except OSError as exc:
+            raise SessionLogError(f"cannot write session log {self.path}: {exc.strerror}") from exc
+        self._ends.extend(self._pending_ends)
+        self._pending = bytearray()
+        self._pending_ends = []
+        self._unsynced = True
+
+    def sync(self) -> None:
+        """fsync what flush() wrote, if anything."""
+        if self._unsynced:
+            try:
+                os.fsync(self._fd)
+            except OSError as exc:
+                raise SessionLogError(f"cannot fsync session log {self.path}: {exc.strerror}") from exc
+            self._unsynced = False
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            self.flush()
+            self.sync()
+            os.close(self._fd)
+            self._fd = -1
+
+    # ------------------------------------------------------------------ reading
+    def read_frames(self, first: int, max_bytes: int = _READ_CHUNK) -> tuple[bytes, int]:
+        """SoupBinTCP 'S' frames of the durable messages from `first` on, about `max_bytes`
+        of them (at least one when any exists); returns (frames, next sequence to read)."""
+        last = self.durable_sequence
+        if first > last:
+            return b"", first
+        start = self._ends[first - 1]
+        stop_seq = first
+        while stop_seq <= last and (stop_seq == first or self._ends[stop_seq] - start <= max_bytes):
+            stop_seq += 1
+        raw = os.pread(self._fd, self._ends[stop_seq - 1] - start, start)
+        out = bytearray()
+        offset = 0
+        for seq in range(first, stop_seq):
+            end = self._ends[seq] - start
+            out += raw[offset:end - 4]
+            offset = end
+        return bytes(out), stop_seq
+
+    def messages(self, first: int = 1) -> list[bytes]:
+        """The OUCH payloads of the durable messages from `first` on (for drills and tests)."""
+        out = []
+        seq = first
+        while True:
+            frames, seq = self.read_frames(seq)
+            if not frames:
+                return out
+            offset = 0
+            while offset < len(frames):
+                length = int.from_bytes(frames[offset:offset + 2], "big")
+                out.append(frames[offset + 3:offset + 2 + length])
+                offset += 2 + length
+
+    # ------------------------------------------------------------------ recovery
+    def _scan(self) -> int:
+        """Index the records already in the file; cut a torn/corrupt tail. Returns bytes cut."""
+        size = os.fstat(self._fd).st_size
+        data = os.pread(self._fd, size, 0) if size else b""
+        offset = 0
+        while offset + 3 <= size:
+            length = int.from_bytes(data[offset:offset + 2], "big")
+            end = offset + 2 + length + 4
+            if length < 1 or end > size or data[offset + 2] != ord("S"):
+                break
+            (crc,) = _CRC.unpack_from(data, end - 4)
+            if crc != zlib.crc32(data[offset:end - 4]):
+                break
+            self._ends.append(end)
+            offset = end
+        if offset < size and not self.readonly:   # a reader never cuts a writer's tail
+            os.ftruncate(self._fd, offset)
+            os.fsync(self._fd)
+        return size - offset
+
+
+def read_session_log(path: str | Path) -> list[bytes]:
+    """Every OUCH payload in a session log file, in sequence order (safe while the venue runs)."""
+    log = SessionLog(path, readonly=True)
+    try:
+        return log.messages()
+    finally:
+        log.close()

@@ -1,0 +1,82 @@
+"""Translation of matching-engine events into OUCH 4.2 and ITCH 5.0 messages (the codecs' bytes).
+
+Owns which engine event becomes which message and the echo of a client's order fields (display,
+capacity, ...) that the engine does not track. Pure: timestamps come in as arguments.
+Must not know about sockets, sessions or files.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mm_core.protocol import itch, ouch
+from mm_core.venue import matching as m
+
+
+@dataclass(frozen=True, slots=True)
+class Echo:
+    """Order fields the venue echoes back but does not act on."""
+
+    display: str = "Y"
+    capacity: str = "P"
+    intermarket_sweep: str = "N"
+    minimum_quantity: int = 0
+    cross_type: str = "N"
+
+
+DEFAULT_ECHO = Echo()
+
+
+def ouch_message(ev: m.Event, ts_ns: int, echo: Echo, live: bool) -> bytes | None:
+    """OUCH outbound bytes for an event addressed to the event's owner (None: not an OUCH event).
+    `live` is the order state for Accepted/Replaced (False: accepted but already dead)."""
+    if isinstance(ev, m.Executed):
+        return ouch.encode(ouch.Executed(ts_ns, ev.token, ev.shares, ev.price, ev.liquidity,
+                                         ev.match))
+    if isinstance(ev, m.Canceled):
+        return ouch.encode(ouch.Canceled(ts_ns, ev.token, ev.shares, ev.reason))
+    if isinstance(ev, m.Accepted):
+        return ouch.encode(ouch.Accepted(
+            ts_ns, ev.token, ev.side, ev.shares, ev.symbol, ev.price, ev.tif, ev.firm,
+            echo.display, ev.ref, echo.capacity, echo.intermarket_sweep, echo.minimum_quantity,
+            echo.cross_type, "L" if live else "D", " "))
+    if isinstance(ev, m.Replaced):
+        return ouch.encode(ouch.Replaced(
+            ts_ns, ev.token, ev.side, ev.shares, ev.symbol, ev.price, ev.tif, ev.firm,
+            echo.display, ev.ref, echo.capacity, echo.intermarket_sweep, echo.minimum_quantity,
+            echo.cross_type, "L" if live else "D", ev.prev_token, " "))
+    if isinstance(ev, m.Rejected):
+        return ouch.encode(ouch.Rejected(ts_ns, ev.token, ev.reason))
+    return None
+
+
+def ouch_system_event(ts_ns: int, code: str) -> bytes:
+    """OUCH System Event: 'S' start of day, 'E' end of day."""
+    return ouch.encode(ouch.SystemEvent(ts_ns, code))
+
+
+def itch_message(ev: m.Event, ts_ns: int, locate: int) -> bytes | None:
+    """ITCH bytes for an event that changes the public book (None: not a public event)."""
+    if isinstance(ev, m.BookAdd):
+        return itch.encode(itch.AddOrder(locate, 0, ts_ns, ev.ref, ev.side, ev.shares, ev.symbol,
+                                         ev.price))
+    if isinstance(ev, m.Executed) and ev.liquidity == m.LIQUIDITY_ADDED:
+        return itch.encode(itch.OrderExecuted(locate, 0, ts_ns, ev.ref, ev.shares, ev.match))
+    if isinstance(ev, m.BookCancel):
+        if ev.delete:
+            return itch.encode(itch.OrderDelete(locate, 0, ts_ns, ev.ref))
+        return itch.encode(itch.OrderCancel(locate, 0, ts_ns, ev.ref, ev.shares))
+    return None
+
+
+def itch_system_event(ts_ns: int, code: str) -> bytes:
+    """ITCH System Event (O, S, Q, M, E, C)."""
+    return itch.encode(itch.SystemEvent(0, 0, ts_ns, code))
+
+
+def itch_listing(ts_ns: int, listing: m.Listing) -> list[bytes]:
+    """Stock Directory and Trading Action ('T', trading) for one instrument at start of day."""
+    directory = itch.StockDirectory(
+        listing.locate, 0, ts_ns, listing.name, "Q", "N", 100, "N", "C", "Z", "P", "N", "N", "2",
+        "N", 0, "N")
+    action = itch.StockTradingAction(listing.locate, 0, ts_ns, listing.name, "T", " ", "")
+    return [itch.encode(directory), itch.encode(action)]
