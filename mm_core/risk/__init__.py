@@ -1,6 +1,6 @@
 """Fail-closed pre-trade risk gateway (RTS 6 Art. 15-17, SEC 15c3-5): public API.
 
-Calling contract for the engine (all sans-io; every call carries now_ns from the engine's input):
+Calling contract for the engine (sans-io; every call carries now_ns from the engine's input):
   gw = RiskGateway(Limits.from_toml(text))          # latch_state from the document, or kwarg
   before the first order:  gw.on_journal_health(True, t); gw.on_clock(True, t);
                            gw.on_reconciled(True, t)  (unless start_reconciled = true);
@@ -13,9 +13,12 @@ Calling contract for the engine (all sans-io; every call carries now_ns from the
   after every call:        gw.drain_events() -> [StateChange] to journal as STATE_CHANGE
   commands:                operator_enable(actor, reason, now_ns), set_safe_mode(on, actor, reason,
                            now_ns), kill(scope, scope_id, requested_by, reason, now_ns) -> KillOrder,
-                           replace_limits(text) -> version
+                           replace_limits(text) -> version (LimitsError keeps the old limits)
 An allowed ENTER/REPLACE/MODIFY counts as a working order at once (worst case) until
-on_order_done(token) or a fill with its token removes it; cancels are always allowed.
+on_order_done(token) or a fill with its token removes it; cancels are always allowed. A fault
+(an input reporting unhealthy, going quiet, or a defect in a check) denies every order and
+latches HALTED or REDUCING; only operator_enable, refused while a fault remains, re-opens.
+The fault matrix the tests and the drill share is data in mm_core.risk.faults.
 """
 from mm_core.risk.checks import CHECK_UNITS, CheckId, RiskDecision
 from mm_core.risk.errors import FaultsActive, InvalidTransition, LimitsError, RiskError
