@@ -10,9 +10,13 @@ Targets from the issue: >= 500,000 events/s, p50 <= 5 us, p99 <= 25 us (event in
 from __future__ import annotations
 
 import gc
+import os
 import statistics
 import time
 
+import numpy as np
+
+from mm_core.book import Book
 from mm_core.events import MarketData, VenueMessage
 from mm_core.protocol import itch, ouch, soupbintcp
 from tests.mm_core.wire import make_engine, simulate
@@ -54,6 +58,116 @@ def _engine(events) -> str:
     for ev in events:
         on_event(ev)
     return engine.state_hash()
+
+
+class _NumpyLevels:
+    """The alternative the engine's Book was measured against: levels in preallocated numpy
+    arrays indexed by (symbol id, tick offset from a base price), best prices kept incrementally
+    and rescanned with flatnonzero when the best level empties."""
+
+    def __init__(self, n: int, base: list[int], tick: list[int], width: int = 4096) -> None:
+        self.base, self.tick, self.width = base, tick, width
+        self.bid = np.zeros((n, width), np.int64)
+        self.ask = np.zeros((n, width), np.int64)
+        self.best_bid = [-1] * n
+        self.best_ask = [width] * n
+        self.orders: dict[int, list] = {}
+
+    def add(self, ref, s, is_buy, qty, price) -> None:
+        i = (price - self.base[s]) // self.tick[s]
+        self.orders[ref] = [s, is_buy, i, qty]
+        if is_buy:
+            self.bid[s, i] += qty
+            if i > self.best_bid[s]:
+                self.best_bid[s] = i
+        else:
+            self.ask[s, i] += qty
+            if i < self.best_ask[s]:
+                self.best_ask[s] = i
+
+    def reduce(self, ref, qty) -> None:
+        order = self.orders.get(ref)
+        if order is None:
+            return
+        s, is_buy, i, left = order
+        done = min(qty, left)
+        arr = self.bid if is_buy else self.ask
+        arr[s, i] -= done
+        if done == left:
+            del self.orders[ref]
+        else:
+            order[3] = left - done
+        if arr[s, i] == 0:
+            if is_buy and i == self.best_bid[s]:
+                nz = np.flatnonzero(arr[s, :i])
+                self.best_bid[s] = int(nz[-1]) if len(nz) else -1
+            elif not is_buy and i == self.best_ask[s]:
+                nz = np.flatnonzero(arr[s, i + 1:])
+                self.best_ask[s] = i + 1 + int(nz[0]) if len(nz) else self.width
+
+
+def _book_ops(events) -> list[tuple]:
+    """The order-level operations of the session, decoded once, for the storage comparison."""
+    ops = []
+    for ev in events:
+        if type(ev) is not MarketData:
+            continue
+        for m in itch.decode_mold_packet(ev.packet)[1]:
+            t = type(m)
+            if t is itch.AddOrder:
+                ops.append(("A", m.order_ref, m.stock_locate, m.side == "B", m.shares, m.price))
+            elif t is itch.OrderExecuted:
+                ops.append(("R", m.order_ref, m.executed_shares))
+            elif t is itch.OrderDelete:
+                ops.append(("R", m.order_ref, 1 << 40))
+            elif t is itch.OrderReplace:
+                ops.append(("U", m.original_order_ref, m.new_order_ref, m.shares, m.price))
+    return ops
+
+
+def _storage(ops, symbols) -> dict[str, float]:
+    """Seconds to apply the ops and read both best prices after each, per storage layout."""
+    n = symbols.n_slots
+    base = [0] * n
+    tick = [1] * n
+    for spec in symbols.symbols:
+        tick[spec.id] = 100 if spec.reference_price >= 10_000 and not spec.half_penny else \
+            50 if spec.reference_price >= 10_000 else 1
+        base[spec.id] = spec.reference_price - 2048 * tick[spec.id]
+    out = {}
+    book = Book(n)
+    gc.collect()
+    t0 = time.perf_counter()
+    for op in ops:
+        if op[0] == "A":
+            book.add(op[1], op[2], op[3], op[4], op[5])
+            s = op[2]
+        elif op[0] == "R":
+            s = book.orders[op[1]][0] if op[1] in book.orders else 0
+            book.execute(op[1], op[2])
+        else:
+            s = book.replace(op[1], op[2], op[3], op[4])
+        book.best_bid(s), book.best_ask(s)
+    out["lists + dicts (mm_core.book)"] = time.perf_counter() - t0
+    nb = _NumpyLevels(n, base, tick)
+    gc.collect()
+    t0 = time.perf_counter()
+    for op in ops:
+        if op[0] == "A":
+            nb.add(op[1], op[2], op[3], op[4], op[5])
+            s = op[2]
+        elif op[0] == "R":
+            s = nb.orders[op[1]][0] if op[1] in nb.orders else 0
+            nb.reduce(op[1], op[2])
+        else:
+            old = nb.orders.get(op[1])
+            s = old[0] if old else 0
+            if old:
+                nb.reduce(op[1], old[3])
+                nb.add(op[2], s, old[1], op[3], op[4])
+        nb.best_bid[s], nb.best_ask[s]
+    out["numpy arrays by tick offset"] = time.perf_counter() - t0
+    return out
 
 
 def _timed(fn, events) -> float:
@@ -119,6 +233,11 @@ def main(quick: bool) -> str:
     replay_hash = _engine(events)
     lat = _latencies(events, max(1, rounds // 2))
     overhead = _clock_overhead()
+    ops = _book_ops(events)
+    storage: dict[str, float] = {}
+    for _ in range(rounds):
+        for name, t in _storage(ops, recorded.symbols).items():
+            storage[name] = min(storage.get(name, float("inf")), t)
 
     engine_eps = n / best["whole engine (on_event)"]
     lines = [
@@ -154,18 +273,33 @@ def main(quick: bool) -> str:
         target = f"{TARGET_P50_US:g} / {TARGET_P99_US:g} us" if key.startswith("engine") else "-"
         lines.append(f"| {key} | {len(v):,} | {_pct(v, .5):.1f} | {_pct(v, .9):.1f} | {_pct(v, .99):.1f} | "
                      f"{_pct(v, .999):.1f} | {target} |")
+    lines += [
+        "",
+        "## Book storage (the same order-level operations, best bid and ask read after each)",
+        "",
+        "| layout | ops | seconds | ops/s | time vs lists |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    base_t = storage["lists + dicts (mm_core.book)"]
+    for name, t in storage.items():
+        lines.append(f"| {name} | {len(ops):,} | {t:.4f} | {len(ops) / t:,.0f} | {t / base_t:.2f}x |")
     md = lat.get("engine MarketData", [])
     dec = lat.get("decode MarketData", [])
     if md and dec:
         lines += ["", f"Market-data packet: engine p50 is {_pct(md, .5) / _pct(dec, .5):.1f}x the decode-only p50; "
                   f"p99 {_pct(md, .99) / _pct(dec, .99):.1f}x."]
+    decode_eps = n / decode_t
     met = engine_eps >= TARGET_EPS and md and _pct(md, .5) <= TARGET_P50_US and _pct(md, .99) <= TARGET_P99_US
+    load = os.getloadavg()[0]
     lines += [
         "",
-        f"Verdict: targets {'met' if met else 'NOT met'} in CPython. Decoding a MoldUDP64 packet with the "
-        "project's codecs alone costs more than the 2 us per event that 500k events/s allows, so the "
-        "throughput target is out of reach for any engine built on them in CPython; the numbers above "
-        "are what this engine achieves, with the ratio to that floor.",
+        f"Verdict: targets {'met' if met else 'NOT met'} in CPython. The codec decode alone runs at "
+        f"{decode_eps:,.0f} events/s ({'below' if decode_eps < TARGET_EPS else 'above'} the 500k target), "
+        f"the whole engine at {engine_eps:,.0f} events/s = {engine_eps / decode_eps:.3f} of that floor. "
+        "A packet that moves fair value costs a reprice, a memoised quote decision and the risk "
+        "feed per touched symbol; one that only changes deeper levels skips them. "
+        f"Load average during the run: {load:.1f} on {os.cpu_count()} CPUs (shared machine: the "
+        "p99.9 tails include scheduler preemption).",
     ]
     return "\n".join(lines)
 
