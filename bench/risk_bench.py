@@ -148,6 +148,30 @@ def _cases(n: int):
     ]
 
 
+def _feed_costs(n: int) -> list[tuple[str, float]]:
+    """Mean cost of the feeds the engine calls on every market event or fill."""
+    clock = time.perf_counter_ns
+    rows = []
+
+    def mean_of(label, call):
+        gw = _gateway()
+        start = clock()
+        for i in range(n):
+            call(gw, i)
+        rows.append((label, (clock() - start) / n))
+
+    mean_of("on_market, option symbol (mark to fair)",
+            lambda gw, i: gw.on_market(2, OPTION_FAIR + i % 2, OPTION_FAIR, False, T0 + i))
+    mean_of("on_market, underlying moving < 1 bp (no revaluation)",
+            lambda gw, i: gw.on_market(1, FAIR + i % 2, FAIR, False, T0 + i))
+    mean_of("on_market, underlying moving 10 bp (1 option revalued, 8 scenarios)",
+            lambda gw, i: gw.on_market(1, FAIR + (i % 2) * 1000, FAIR, False, T0 + i))
+    mean_of("on_fill, option (Greeks re-aggregated)",
+            lambda gw, i: gw.on_fill(2, Side.BUY if i % 2 else Side.SELL, 1, OPTION_FAIR,
+                                     T0 + i * 10_000_000))
+    return rows
+
+
 def main(quick: bool = False) -> str:
     n = 20_000 if quick else 200_000
     rows = []
@@ -184,6 +208,8 @@ def main(quick: bool = False) -> str:
     out += ["", f"Allowed order net p50: stock {stock_net / 1000:.2f} us, option "
             f"{option_net / 1000:.2f} us; target {verdict}. p99 and mean include scheduler noise "
             "from other processes on the machine."]
+    out += ["", "### Feed cost (mean per call)", "", "| feed | mean ns |", "|---|---:|"]
+    out += [f"| {label} | {mean:.0f} |" for label, mean in _feed_costs(n // 10)]
     return "\n".join(out)
 
 

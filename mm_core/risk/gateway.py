@@ -35,6 +35,8 @@ _REDUCING = TradingState.REDUCING
 _HALTED = TradingState.HALTED
 
 # Fail-closed faults held as bits; a set bit denies every order until the input reports healthy.
+_INF = math.inf
+_PLAIN = (int, float)      # types whose comparisons need no conversion on the market path
 REPRICE_MOVE = 1e-4       # revalue options when the underlying moved 1 bp since the last time
 REPRICE_NS = 1_000_000_000   # ... or a second passed (time decay)
 _DUP_PURGE = 4096          # duplicate-detection keys kept before old ones are purged
@@ -490,16 +492,22 @@ class RiskGateway:
     # ------------------------------------------------------------------------- input feeds
     def on_market(self, symbol_id: int, fair_value, reference_price, book_stale: bool,
                   now_ns: int) -> None:
-        """Fair value and reference price (price4) of a symbol; book_stale marks a gap."""
-        sym = self._symbol(symbol_id)
-        valid = _positive_price(fair_value) and _positive_price(reference_price)
-        stale = bool(book_stale) or not valid
+        """Fair value and reference price (price4) of a symbol; book_stale marks a gap. A price
+        that is not a finite positive number counts as a stale book (fail closed)."""
+        sym = self._symbols.get(symbol_id) or self._symbol(symbol_id)
+        valid = (0 < fair_value < _INF and 0 < reference_price < _INF) \
+            if type(fair_value) in _PLAIN and type(reference_price) in _PLAIN \
+            else _positive_price(fair_value) and _positive_price(reference_price)
         sym.md_ns = now_ns
         if valid:
-            sym.fair = int(round(fair_value))
-            sym.reference = int(round(reference_price))
-            self._set_bands(sym)
-        if stale != sym.book_stale:
+            fair = int(round(fair_value))
+            reference = int(round(reference_price))
+            if fair != sym.fair or reference != sym.reference:
+                sym.fair = fair
+                sym.reference = reference
+                self._set_bands(sym)
+        stale = not valid or book_stale is True or bool(book_stale)
+        if stale is not sym.book_stale:
             sym.book_stale = stale
             (self._stale_books.add if stale else self._stale_books.discard)(symbol_id)
             if self._stale_books:
