@@ -1,0 +1,62 @@
+"""Running the venue as a process: overrides from the command line, the ready line, signals.
+
+Owns the shared behaviour of `python3 -m mm_core.venue` and `mmaudit venue run`: parse a
+duration ("60s", "2m", "500ms", "1h" or plain seconds), apply overrides to the config, start the
+venue, print its ports as ONE JSON line on stdout when ready, and stop cleanly on SIGTERM/SIGINT
+or when the venue stops by itself. Must not know about click or argparse.
+"""
+from __future__ import annotations
+
+import json
+import re
+import signal
+import threading
+from typing import Callable
+
+from mm_core.venue.config import VenueConfig, load_config
+from mm_core.venue.errors import ConfigError
+from mm_core.venue.server import Venue
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "": 1.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration such as "60s", "2m", "500ms", "1.5h" or "30"."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|h|)\s*", text or "")
+    if not match or float(match.group(1)) <= 0:
+        raise ConfigError("duration", f"{text!r} is not a positive duration like 60s, 2m, 500ms")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def build_config(path: str | None = None, duration: str | None = None, seed: int | None = None,
+                 **ports: int | str | None) -> VenueConfig:
+    """Load a config (None: the shipped default) and apply command-line overrides."""
+    config = load_config(path)
+    changes = {k: v for k, v in ports.items() if v is not None}
+    if duration is not None:
+        changes["duration"] = parse_duration(duration)
+    if seed is not None:
+        changes["seed"] = seed
+    return config.with_venue(**changes) if changes else config
+
+
+def run(config: VenueConfig, emit: Callable[[str], None] = print) -> str:
+    """Run until the venue stops by itself or a SIGTERM/SIGINT arrives; returns the stop reason."""
+    venue = Venue(config)
+    stop = threading.Event()
+    previous = {}
+    in_main = threading.current_thread() is threading.main_thread()
+    if in_main:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, lambda *_: stop.set())
+    try:
+        ports = venue.start()
+        emit(json.dumps(ports.as_dict() | {"duration": config.venue.duration,
+                                           "seed": config.venue.seed}))
+        while not stop.is_set() and not venue.wait(0.1):
+            pass
+        venue.stop()
+        return "signal" if stop.is_set() and venue.stop_reason == "stopped" else venue.stop_reason
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,77 @@
+"""Config: the shipped default loads; every kind of mistake names its field."""
+from __future__ import annotations
+
+import pytest
+
+from mm_core.venue.config import load_config, parse_config
+from mm_core.venue.errors import ConfigError
+from mm_core.venue.process import build_config, parse_duration
+
+
+def test_default_config_has_pair_option_and_tiers():
+    config = load_config()
+    names = [x.name for x in config.listings()]
+    assert names[:3] == ["ACME", "BOLT", "CHIP"] and "ACME1C" in names
+    assert config.pairs[0].a == "ACME" and 0 < config.pairs[0].correlation < 1
+    assert any(s.half_penny for s in config.symbols)
+    assert config.options[0].underlying == "ACME" and config.options[0].right == "C"
+    assert config.venue.host == "127.0.0.1"
+
+
+def doc_with(**edits):
+    base = {"symbols": [{"name": "ACME", "id": 1, "reference_price": 1000000,
+                         "half_penny": False, "volatility": 0.3}]}
+    for key, value in edits.items():
+        base[key] = value
+    return base
+
+
+@pytest.mark.parametrize("doc, field", [
+    (doc_with(symbols=[{"name": "ACME", "id": 1, "reference_price": 10.5, "half_penny": False,
+                        "volatility": 0.3}]), "symbols[0].reference_price"),
+    (doc_with(symbols=[{"name": "TOOLONGNAME", "id": 1, "reference_price": 1, "half_penny": False,
+                        "volatility": 0.3}]), "symbols[0].name"),
+    (doc_with(symbols=[{"name": "ACME", "id": 1, "reference_price": 1, "half_penny": False}]),
+     "symbols[0].volatility"),
+    (doc_with(venue={"host": "0.0.0.0"}), "venue.host"),
+    (doc_with(venue={"ouch_port": 70000}), "venue.ouch_port"),
+    (doc_with(venue={"heartbeat_timout": 3}), "venue.heartbeat_timout"),
+    (doc_with(pairs=[{"a": "ACME", "b": "NOPE", "correlation": 0.5}]), "pairs[0].b"),
+    (doc_with(pairs=[{"a": "ACME", "b": "ACME", "correlation": 2.0}]), "pairs[0].correlation"),
+    (doc_with(options=[{"name": "O1", "id": 9, "underlying": "ACME", "strike": 1, "expiry_days": 1,
+                        "right": "X", "implied_vol": 0.2, "half_penny": False}]), "options[0].right"),
+    (doc_with(users=[{"username": "U1", "password": "p", "firm": "F"}] * 2), "users.username"),
+    (doc_with(symbols=[]), "symbols"),
+    (doc_with(flow={"lot": 0}), "flow.lot"),
+    (doc_with(extra={}), "extra"),
+])
+def test_bad_config_names_the_field(doc, field):
+    with pytest.raises(ConfigError) as info:
+        parse_config(doc)
+    assert info.value.field == field, str(info.value)
+
+
+def test_bad_file_and_overrides(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[venue\nseed = 1")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.toml")
+    config = build_config(None, "2m", 11, ouch_port=0, itch_port=None)
+    assert config.venue.duration == 120.0 and config.venue.seed == 11
+    with pytest.raises(ConfigError) as info:
+        load_config().with_venue(session="ELEVENCHARS")
+    assert info.value.field == "venue.session"
+
+
+@pytest.mark.parametrize("text, seconds", [("60s", 60), ("2m", 120), ("500ms", 0.5), ("1h", 3600),
+                                           ("1.5", 1.5)])
+def test_parse_duration(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "0s", "-1s", "5 days", "s"])
+def test_parse_duration_rejects(text):
+    with pytest.raises(ConfigError):
+        parse_duration(text)
