@@ -65,7 +65,7 @@ def bench_receive(rounds: int) -> list[tuple[str, float]]:
 
 
 def _lab():
-    from tests.audit.ptpnet import PtpLab
+    from audit.ptplab import PtpLab
     lab = PtpLab()
     lab.create()
     lab.start_gm()

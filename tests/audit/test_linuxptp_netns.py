@@ -14,7 +14,7 @@ from audit.ptplog import GmSelected, LogFollower, PortTransition
 from audit.sampler import PmcSampler
 from cli.clock_cmd import command as clock_cli
 from journal.catalogue import ClockState, RecordType
-from tests.audit.ptpnet import NamespaceUnavailable, PtpLab
+from audit.ptplab import NamespaceUnavailable, PtpLab
 
 pytestmark = pytest.mark.netns
 

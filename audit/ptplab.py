@@ -1,4 +1,4 @@
-"""A two-namespace PTP lab for tests: a veth pair, a ptp4l grandmaster and a ptp4l client.
+"""A two-namespace PTP lab (tests, benchmarks, drills): a veth pair, a ptp4l grandmaster and a client.
 
 Both run software timestamping (-S), layer-2 transport (-2, no IP addresses) and free_running 1,
 so nothing ever adjusts the machine's clock. Everything created is removed by close(), which is
