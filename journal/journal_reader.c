@@ -128,26 +128,24 @@ int mmj_reader_refresh(mmj_reader *r)
     if (!r)
         return MMJ_E_CLOSED;
     if (r->nsegs == 0 && r->stop_reason == MMJ_R_NONE) {
-        /* the first segment is the lowest index present */
+        /* a journal starts at segment 0 with sequence 1; anything else is missing data */
         uint64_t *idx = NULL;
         size_t n = 0;
+        int added = 0;
         int rc = mmj_list_segments(r->dirfd, &idx, &n, NULL);
         if (rc != MMJ_OK)
             return rc;
-        if (n == 0) {
-            free(idx);
+        int first_index = n ? (int)(idx[0] != 0) : -1;
+        free(idx);
+        if (first_index < 0)
+            return MMJ_OK;
+        if (first_index) {
+            r->stop_reason = MMJ_R_MISSING_SEGMENT;
+            r->stop_segment = 0;
+            r->stop_offset = 0;
             return MMJ_OK;
         }
-        mmj_map probe;
-        uint64_t first = 1;
-        int newer = 0, added = 0;
-        if (mmj_map_segment(r->dirfd, idx[0], 0, &probe, NULL) == MMJ_OK) {
-            if (mmj_header_check(&probe, r->salt, &first, NULL, &newer) != MMJ_R_NONE)
-                first = 1;
-            mmj_unmap(&probe);
-        }
-        rc = newer ? MMJ_E_VERSION : add_segment(r, idx[0], first, &added, NULL);
-        free(idx);
+        rc = add_segment(r, 0, 1, &added, NULL);
         if (rc != MMJ_OK)
             return rc;
     }

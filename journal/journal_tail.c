@@ -93,6 +93,10 @@ static int locate(mmj_tailer *t)
         free(idx);
         return MMJ_E_NOT_FOUND;
     }
+    if (idx[0] != 0) {   /* segment 0 is missing: the records before the others are lost */
+        free(idx);
+        return MMJ_E_CORRUPT;
+    }
     size_t pick = 0;
     for (size_t i = 0; i < n; i++) {
         mmj_map m;

@@ -170,3 +170,19 @@ def test_segment_header_damage_truncates_the_journal_there(tmp_path):
         assert (rep.reason_code, rep.segment, rep.offset) == (lib.MMJ_R_BAD_HEADER, 2, 0)
         assert j.next_seq == first_of_2
     assert verify(d).ok
+
+
+def test_missing_first_segment_hides_everything_after_it(tmp_path):
+    import pytest
+    from journal import JournalCorrupt, Tailer
+    d = tmp_path / "j"
+    write_journal(d, 2000)
+    segment_files(d)[0].unlink()
+    with Reader(d) as r:                 # later segments are never served without their predecessors
+        assert len(r) == 0 and r.stopped["reason"] == "missing segment"
+    with pytest.raises(JournalCorrupt):
+        Tailer(d)
+    assert verify(d).first_bad.reason_code == lib.MMJ_R_MISSING_SEGMENT
+    with Journal(d) as j:
+        assert j.recovery.reason_code == lib.MMJ_R_MISSING_SEGMENT and j.recovery.records_discarded > 1500
+        assert j.next_seq == 1
