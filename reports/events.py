@@ -135,9 +135,12 @@ def collect(src: JournalSlice) -> OrderEvents:
     cols["creator"] = creator
     known = found
 
+    at_known = np.flatnonzero(known)
+    from_creator = creator[at_known]
+
     def joined(values, dtype=np.int64) -> np.ndarray:
         out = np.zeros(n, dtype=dtype)
-        out[known] = values[creator[known]]
+        out[at_known] = np.take(values, from_creator)
         return out
 
     for name in ORDER_FIELDS:
