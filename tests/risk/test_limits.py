@@ -43,6 +43,7 @@ def _without(path: str) -> str:
     (limits_text(version=-1), "version"),
     (limits_text(version=2**32), "version"),
     (limits_text(latch_state="PANIC"), "latch_state"),
+    (limits_text(clock_profile="eu-fast"), "clock_profile"),
     (limits_text(start_reconciled="yes"), "start_reconciled"),
     (limits_text(rates={"max_submits": 0}), "rates.max_submits"),
     (limits_text(rates={"max_submits": 1.5}), "rates.max_submits"),
