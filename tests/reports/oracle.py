@@ -1,0 +1,52 @@
+"""An independent, per-record reading of a journal with the project's OUCH/SoupBinTCP codecs:
+what the vectorised reports must reconcile with. Slow on purpose (one Python step per record);
+it works on any journal, so golden engine journals can be checked the same way."""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from journal import Reader
+from journal.catalogue import RecordType, raw_bytes, unpack
+from mm_core.protocol import ouch, soupbintcp
+
+SENT_NAMES = {"EnterOrder": "SENT_NEW", "ReplaceOrder": "SENT_REPLACE", "CancelOrder": "SENT_CANCEL",
+              "ModifyOrder": "SENT_MODIFY"}
+VENUE_NAMES = {"Accepted": "ACCEPTED", "Replaced": "REPLACED", "Canceled": "CANCELED", "Executed": "EXECUTED",
+               "Rejected": "REJECTED", "AiqCanceled": "AIQ_CANCELED", "BrokenTrade": "BROKEN_TRADE",
+               "CancelPending": "CANCEL_PENDING", "CancelReject": "CANCEL_REJECT",
+               "OrderPriorityUpdate": "PRIORITY_UPDATE", "OrderModified": "ORDER_MODIFIED",
+               "ExecutedWithReferencePrice": "EXECUTED_WITH_REF_PRICE", "TradeCorrection": "TRADE_CORRECTION"}
+
+
+@dataclass
+class Totals:
+    events: Counter = field(default_factory=Counter)     # report event_type -> count
+    seqs: set = field(default_factory=set)               # journal sequences of order events
+    shares: int = 0                                      # executed shares
+    notional: int = 0                                    # Σ shares · price4
+    matches: set = field(default_factory=set)
+
+
+def journal_totals(path) -> Totals:
+    out = Totals()
+    for rec in Reader(path).records(rtypes=(RecordType.ORDER_SENT, RecordType.VENUE_MSG)):
+        frame = raw_bytes(unpack(rec.rtype, rec.payload))
+        if rec.rtype == RecordType.ORDER_SENT:
+            msg = ouch.decode_inbound(soupbintcp.decode(frame, soupbintcp.Direction.FROM_CLIENT).payload)
+            name = SENT_NAMES[type(msg).__name__]
+        else:
+            packet = soupbintcp.decode(frame, soupbintcp.Direction.FROM_SERVER)
+            if not isinstance(packet, soupbintcp.SequencedData):
+                continue
+            msg = ouch.decode_outbound(packet.payload)
+            if isinstance(msg, ouch.SystemEvent):
+                continue
+            name = VENUE_NAMES.get(type(msg).__name__, "OTHER_VENUE_MSG")
+            if isinstance(msg, (ouch.Executed, ouch.ExecutedWithReferencePrice)):
+                out.shares += msg.executed_shares
+                out.notional += msg.executed_shares * msg.execution_price
+                out.matches.add(msg.match_number)
+        out.events[name] += 1
+        out.seqs.add(rec.seq)
+    return out
