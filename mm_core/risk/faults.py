@@ -13,7 +13,7 @@ from typing import Callable
 
 from mm_core.risk.checks import CheckId
 from mm_core.risk.states import TradingState
-from mm_core.types import OrderIntent
+from mm_core.types import OrderIntent, Side
 
 __all__ = ["Fault", "FAULTS", "MarketFeed"]
 
@@ -64,7 +64,6 @@ def _after_market_age(gateway, feed: MarketFeed, now_ns: int) -> int:
 
 
 def _throttle(gateway, feed: MarketFeed, now_ns: int) -> int:
-    from mm_core.types import Side
     for i in range(gateway.limits.throttle_max_fills + 1):
         gateway.on_fill(feed.symbol_id, Side.BUY if i % 2 else Side.SELL, 1, feed.fair, now_ns)
     return now_ns
