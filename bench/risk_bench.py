@@ -143,7 +143,7 @@ def _cases(n: int):
          lambda: gateway(2, OPTION_FAIR), True),
         ("gateway: CANCEL (always allowed, rate counted)",
          lambda: gateway(1, FAIR, OrderKind.CANCEL), True),
-        ("gateway: ENTER denied while HALTED (allocates the denial)",
+        ("gateway: ENTER denied while HALTED (cached denial event)",
          lambda: gateway(1, FAIR, halted=True), False),
     ]
 

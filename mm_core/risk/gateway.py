@@ -282,7 +282,7 @@ class RiskGateway:
             state = self._state
             if state is not _ACTIVE and state is not _SAFE:
                 if state is _HALTED:
-                    return self._deny(CheckId.TRADING_HALTED, 0, 0, "trading halted")
+                    return self._halted          # the flood case while halted: no allocation
                 if not _reduces(position, post):
                     return self._deny(CheckId.REDUCE_ONLY, post, position, "only reducing orders")
 
@@ -693,6 +693,8 @@ class RiskGateway:
 
     def _refresh_allowed(self) -> None:
         self._allowed = RiskDecision(True, CheckId.OK, 0, 0, "", self._fsm.state, self._limits.version)
+        self._halted = RiskDecision(False, CheckId.TRADING_HALTED, 0, 0, "trading halted",
+                                    self._fsm.state, self._limits.version)
 
     def _symbol(self, symbol_id: int) -> _Symbol:
         sym = self._symbols.get(symbol_id)
