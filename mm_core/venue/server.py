@@ -345,6 +345,7 @@ class Venue:
         self.publisher.end_of_session()
         for session_log in self.logs.values():
             session_log.append(wire.ouch_system_event(ts, "E"))
+            session_log.flush()
         for conn in list(self._conns.values()):
             if conn.user is not None:
                 self._fill(conn)

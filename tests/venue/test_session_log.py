@@ -1,7 +1,6 @@
 """Session log: sequence numbering, replay ranges, torn and corrupt tails, reopen."""
 from __future__ import annotations
 
-
 import pytest
 
 from mm_core.venue.errors import SessionLogError
