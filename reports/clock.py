@@ -160,7 +160,7 @@ def _summary(samples: np.ndarray, intervals: pa.Table, within_events: dict, n_ev
 
 
 def build(src: JournalSlice, ref: RefData) -> ReportOutput:
-    ev = common.select_trade_date(events.collect(src), src.selection.trade_date)
+    ev = common.select_trade_date(events.collect(src, join_orders=False), src.selection.trade_date)
     all_samples = ev.samples
     sample_utc_all = to_utc(all_samples["seq"], all_samples["ts_ns"], all_samples["ts_source"], all_samples)
     in_range = (all_samples["seq"] >= src.first_seq) & (all_samples["seq"] <= src.last_seq)

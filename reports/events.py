@@ -78,8 +78,10 @@ def _merge_positions(a_seq: np.ndarray, b_seq: np.ndarray) -> tuple[np.ndarray, 
     return pos_a, pos_b
 
 
-def collect(src: JournalSlice) -> OrderEvents:
-    """All order events in the slice (before any trade-date filter), in journal order."""
+def collect(src: JournalSlice, join_orders: bool = True) -> OrderEvents:
+    """All order events in the slice (before any trade-date filter), in journal order. With
+    join_orders=False only identity, timing and clock columns are built (what clock evidence
+    needs): no OUCH field beyond the token is decoded and no order join is made."""
     sent = src.fixed(RecordType.ORDER_SENT)
     venue_all = src.fixed(RecordType.VENUE_MSG)
     keep = (venue_all["packet_type"] == SOUP_SEQUENCED) & (venue_all["msg_type"] != OUCH_SYSTEM_EVENT) \
@@ -96,23 +98,31 @@ def collect(src: JournalSlice) -> OrderEvents:
             out[at_venue] = venue_values
         return out
 
-    vcols = ouch.decode(venue["raw"], venue["msg_type"], ouch.OUTBOUND_FIELDS)
-    scols = ouch.decode(sent["raw"], sent["msg_type"], ouch.INBOUND_FIELDS, names=["side"])
+    vcols = ouch.decode(venue["raw"], venue["msg_type"], ouch.OUTBOUND_FIELDS,
+                        names=None if join_orders else ["token"])
     cols: dict[str, np.ndarray] = {
         "seq": merged(sent["seq"], venue["seq"], np.uint64),
         "ts_ns": merged(sent["ts_ns"], venue["ts_ns"], np.int64),
         "ts_source": merged(sent["ts_source"], venue["ts_source"], np.uint8),
         "clock_state": merged(sent["clock_state"], venue["clock_state"], np.uint8),
-        "origin": merged(None, 1, np.int8),
-        "msg_type": merged(sent["msg_type"], venue["msg_type"], np.uint8),
         "event": merged(_classify(sent["msg_type"], _SENT), _classify(venue["msg_type"], _VENUE), np.int8),
         "token": merged(sent["token"], vcols["token"], "S14"),
+    }
+    samples = clock_samples(src)
+    if not join_orders:
+        cols["token_key"] = _join_key(cols["token"])
+        return OrderEvents(cols=cols, utc=to_utc(cols["seq"], cols["ts_ns"], cols["ts_source"], samples),
+                           samples=samples)
+    scols = ouch.decode(sent["raw"], sent["msg_type"], ouch.INBOUND_FIELDS, names=["side"])
+    cols.update({
+        "origin": merged(None, 1, np.int8),
+        "msg_type": merged(sent["msg_type"], venue["msg_type"], np.uint8),
         "prior_token": merged(sent["orig_token"], vcols["previous_token"], "S14"),
         # OUCH side on the wire (B, S, T short, E short exempt) where the message carries one
         "wire_side": merged(np.where(scols["side"] > 0, scols["side"], sent["side"]), vcols["side"], np.uint8),
         "price": merged(sent["price"], vcols["price"], np.int64),
         "qty": merged(sent["qty"], vcols["shares"], np.int64),
-    }
+    })
     for name, source in (("exec_qty", "executed"), ("exec_price", "exec_price"), ("match", "match"),
                          ("liquidity", "liquidity"), ("decrement", "decrement"), ("reason", "reason"),
                          ("order_ref", "order_ref"), ("venue_ts", "venue_ts")):
@@ -157,7 +167,6 @@ def collect(src: JournalSlice) -> OrderEvents:
         group[~known] = len(creators) + unknown_code
     cols["leaves"] = _leaves(cols, group)
 
-    samples = clock_samples(src)
     utc = to_utc(cols["seq"], cols["ts_ns"], cols["ts_source"], samples)
     return OrderEvents(cols=cols, utc=utc, samples=samples)
 

@@ -12,7 +12,9 @@ import datetime as dt
 import hashlib
 import json
 import pathlib
+import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,6 +26,7 @@ from reports.errors import OutputExistsError
 
 GENERATOR = "mmaudit.reports 0.1.0"
 ROW_GROUP_ROWS = 65_536
+FILE_ROWS = 16 * ROW_GROUP_ROWS      # rows per Parquet file; a large trade date gets several
 EPOCH = dt.date(1970, 1, 1)
 
 
@@ -57,31 +60,32 @@ def prepare(out_dir: pathlib.Path, kind: str, force: bool) -> None:
 
 def write(out_dir: str | pathlib.Path, report: ReportOutput, provenance: dict[str, str],
           force: bool = False) -> list[WrittenFile]:
-    """Write every table of `report` under OUT/<kind>; returns the files written (sorted)."""
+    """Write every table of `report` under OUT/<kind>; returns the files written (sorted).
+    Files are independent, so they are encoded on a thread pool; each file's bytes depend only on
+    its rows, so the result is the same whatever the scheduling."""
     out_dir = pathlib.Path(out_dir)
     prepare(out_dir, report.kind, force)
     staging = out_dir / f".{report.kind}.partial"
     if staging.exists():
         shutil.rmtree(staging)            # left by an interrupted run of ours; never a report
     staging.mkdir(parents=True)
-    written: list[WrittenFile] = []
     tables = dict(report.tables)
     tables["rejects"] = report.rejects
     base_meta = dict(provenance, report=report.kind, schema_version=report.schema_version,
                      generator=GENERATOR)
-    for name in sorted(tables):
-        for rel, rows in _write_table(staging, name, tables[name], base_meta):
-            written.append(WrittenFile(out_dir / report.kind / rel, rows))
-    for rel, data in sorted(report.extra_files.items()):
-        path = staging / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        written.append(WrittenFile(out_dir / report.kind / rel, 0))
+    jobs = [job for name in sorted(tables) for job in _file_jobs(name, tables[name], base_meta)]
+    with ThreadPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1) or 1) as pool:
+        encoded = list(pool.map(_encode, jobs))
+    files: list[tuple[pathlib.Path, int, bytes]] = [(rel, rows, data) for (rel, rows), data in
+                                                    zip(((j[0], j[1].num_rows) for j in jobs), encoded)]
+    files += [(pathlib.Path(rel), 0, data) for rel, data in sorted(report.extra_files.items())]
+    for rel, _, data in files:
+        (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+        (staging / rel).write_bytes(data)
     manifest = {
         "provenance": base_meta,
-        "files": [{"path": str(w.path.relative_to(out_dir / report.kind)), "rows": w.rows,
-                   "sha256": hashlib.sha256((staging / w.path.relative_to(out_dir / report.kind)).read_bytes()).hexdigest()}
-                  for w in written],
+        "files": [{"path": str(rel), "rows": rows, "sha256": hashlib.sha256(data).hexdigest()}
+                  for rel, rows, data in files],
         "tables": {name: tables[name].num_rows for name in sorted(tables)},
     }
     (staging / "_manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
@@ -89,39 +93,45 @@ def write(out_dir: str | pathlib.Path, report: ReportOutput, provenance: dict[st
     if target.exists():
         shutil.rmtree(target)
     staging.rename(target)
-    return written
+    return [WrittenFile(target / rel, rows) for rel, rows, _ in files]
 
 
-def _write_table(root: pathlib.Path, name: str, table: pa.Table, meta: dict[str, str]):
+def _file_jobs(name: str, table: pa.Table, meta: dict[str, str]):
+    """(relative path, rows, metadata) per output file: one directory per trade date, and within
+    it files of at most FILE_ROWS rows (part-00000, part-00001, ...) in sequence order."""
     if table.num_rows == 0:
         return
     # Rejects stay one file with trade_date as a column: a rejected row may have no date at all.
     if "trade_date" not in table.column_names or name == "rejects":
-        yield _write_file(root, pathlib.Path(name) / "part-00000.parquet", table, meta), table.num_rows
+        yield from _chunks(pathlib.Path(name), table, dict(meta, table=name))
         return
-    days_col = table.column("trade_date").combine_chunks()
-    days = days_col.cast(pa.int32()).fill_null(-(2**31)).to_numpy()
+    days = table.column("trade_date").combine_chunks().cast(pa.int32()).fill_null(-(2**31)).to_numpy()
     data = table.drop_columns(["trade_date"])     # hive: the partition value lives in the path
     for day in np.unique(days):
-        part = data.filter(pa.array(days == day))
+        part = data if len(np.unique(days)) == 1 else data.filter(pa.array(days == day))
         label = "__HIVE_DEFAULT_PARTITION__" if day == -(2**31) else \
             (EPOCH + dt.timedelta(days=int(day))).isoformat()
-        rel = pathlib.Path(name) / f"trade_date={label}" / "part-00000.parquet"
-        yield _write_file(root, rel, part, dict(meta, table=name, trade_date=label)), part.num_rows
+        yield from _chunks(pathlib.Path(name) / f"trade_date={label}", part,
+                           dict(meta, table=name, trade_date=label))
 
 
-def _write_file(root: pathlib.Path, rel: pathlib.Path, table: pa.Table, meta: dict[str, str]) -> pathlib.Path:
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    meta = dict(meta, table=meta.get("table", rel.parts[0]), rows=str(table.num_rows))
+def _chunks(directory: pathlib.Path, table: pa.Table, meta: dict[str, str]):
+    for i, start in enumerate(range(0, table.num_rows, FILE_ROWS)):
+        yield directory / f"part-{i:05d}.parquet", table.slice(start, FILE_ROWS), meta
+
+
+def _encode(job) -> bytes:
+    _, table, meta = job
+    meta = dict(meta, rows=str(table.num_rows))
     if "seq" in table.column_names and table.num_rows:
         seq = table.column("seq")
         meta["rows_first_seq"] = str(pc.min(seq).as_py())
         meta["rows_last_seq"] = str(pc.max(seq).as_py())
     existing = table.schema.metadata or {}
     table = table.replace_schema_metadata({**existing, **{f"mmaudit.{k}": str(v) for k, v in sorted(meta.items())}})
-    pq.write_table(table, path, **writer_options(table.schema))
-    return rel
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, **writer_options(table.schema))
+    return sink.getvalue().to_pybytes()
 
 
 def writer_options(schema: pa.Schema) -> dict:

@@ -68,3 +68,17 @@ def test_refuses_to_overwrite_without_force(day_journal, tmp_path):
     run(["orders"], day_journal, tmp_path, force=True)
     assert not stale.exists()                      # --force replaces the whole kind, no leftovers
     assert _digest_tree(tmp_path) == before
+
+
+def test_large_partitions_split_into_numbered_files_in_sequence_order(day_journal, tmp_path, monkeypatch):
+    from reports import output
+    monkeypatch.setattr(output, "FILE_ROWS", 4)
+    monkeypatch.setattr(output, "ROW_GROUP_ROWS", 2)
+    run(["orders"], day_journal, tmp_path)
+    files = sorted((tmp_path / "orders" / "order_events" / "trade_date=2026-03-02").glob("*.parquet"))
+    assert [f.name for f in files][:2] == ["part-00000.parquet", "part-00001.parquet"]
+    seqs = [s for f in files for s in pq.read_table(f)["seq"].to_pylist()]
+    assert seqs == sorted(seqs) and len(files) == -(-len(seqs) // 4)
+    assert all(pq.ParquetFile(f).metadata.num_row_groups == (2 if pq.ParquetFile(f).metadata.num_rows > 2 else 1)
+               for f in files)
+    assert read_metadata(files[1])["rows_first_seq"] == str(seqs[4])
