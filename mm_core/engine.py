@@ -291,6 +291,8 @@ class Engine:
         now = self.now
         sent = (int(fair + 0.5), self.stale)
         last = self.risk_sent[symbol_id]
+        if self.stale and last[0] == 0:
+            return      # catching up at start: never quoted on, so nothing to fail closed about
         if force or last[:2] != sent or now - last[2] >= self.cfg.risk_refresh_ns:
             self.risk_sent[symbol_id] = (*sent, now)
             self.risk.on_market(symbol_id, fair, self.specs[symbol_id].reference_price, self.stale, self.now)
