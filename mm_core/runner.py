@@ -165,11 +165,20 @@ class Runner:
             try:
                 data, rx_ns, source = self._md.recv(65536)
             except (BlockingIOError, InterruptedError):
+                # readable for the error queue only: TX stamps of our re-requests (not evidence
+                # of any order) would keep the socket readable for ever, so drain them
+                self._md.poll_tx_timestamps()
                 return
             self._input(RecordType.MD_PACKET, data, rx_ns, source, MarketData(data, rx_ns, source))
 
     def _on_oe(self) -> bool:
-        data, rx_ns, source = self._oe.recv(65536)
+        """Readable order entry: TX stamps on the error queue (they make the socket readable too)
+        and/or venue bytes. False when the venue closed the connection."""
+        self._drain_tx(time.monotonic_ns())
+        try:
+            data, rx_ns, source = self._oe.recv(65536, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return True
         if not data:
             return False
         try:
