@@ -5,7 +5,7 @@ import socket
 import pytest
 
 from audit.health import ClockSample as HealthSample, Verdict
-from journal import Journal, Reader
+from journal import DiskFull, Journal, Reader
 from journal.catalogue import ClockState, RecordType, raw_bytes, unpack
 from mm_core.config import EngineConfig
 from mm_core.engine import Engine
@@ -35,8 +35,22 @@ def free_udp_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def session(tmp_path):
+class DiskFillsUp:
+    """Fault injector around the real journal: after `orders` ORDER_SENT records every append
+    fails with DiskFull, as the C core reports a full disk."""
+
+    def __init__(self, journal, orders: int) -> None:
+        self.journal, self.left = journal, orders
+
+    def append(self, rtype, payload, **kw):
+        if self.left <= 0:
+            raise DiskFull("no space left to preallocate a segment")
+        if rtype == RecordType.ORDER_SENT:
+            self.left -= 1
+        return self.journal.append(rtype, payload, **kw)
+
+
+def trade(tmp_path, seconds: float, wrap=None):
     port = free_udp_port()
     config = load_config().with_venue(itch_port=port, duration=30.0, log_dir=str(tmp_path / "venue"),
                                       heartbeat_timeout=5.0)
@@ -45,13 +59,19 @@ def session(tmp_path):
         settings = RunnerSettings(itch_port=port, ouch_port=ports.ouch, rerequest_port=ports.rerequest)
         engine = Engine(EngineConfig(quoted=("ACME", "BOLT")), SYMBOLS, gateway())
         with Journal(str(tmp_path / "journal")) as journal:
-            runner = Runner(engine, journal, settings, LockedClock())
-            report = runner.run(3.0)
-        yield report, engine, str(tmp_path / "journal"), venue
+            runner = Runner(engine, wrap(journal) if wrap else journal, settings, LockedClock())
+            report = runner.run(seconds)
+        answers = venue.session_messages(settings.username)
+    return report, engine, str(tmp_path / "journal"), answers
+
+
+@pytest.fixture
+def session(tmp_path):
+    return trade(tmp_path, 3.0)
 
 
 def test_runner_journals_ahead_and_replays_exactly(session):
-    report, engine, path, venue = session
+    report, engine, path, _ = session
     assert report.stop_reason == "duration" and report.journal_failures == 0
     with Reader(path) as reader:
         records = list(reader.records())
@@ -89,3 +109,21 @@ def test_runner_journals_ahead_and_replays_exactly(session):
         replayed.extend(a.packet for a in fresh.on_event(event) if isinstance(a, SendOrder))
     assert replayed == [raw_bytes(unpack(RecordType.ORDER_SENT, r.payload)) for r in sent]
     assert fresh.state_hash() == engine.state_hash()
+
+
+def test_no_order_leaves_without_its_journal_record(tmp_path):
+    report, engine, path, answers = trade(tmp_path, 2.5, wrap=lambda j: DiskFillsUp(j, orders=3))
+    assert report.journal_failures > 0
+    with Reader(path) as reader:
+        journaled = {unpack(RecordType.ORDER_SENT, r.payload)["token"].decode()
+                     for r in reader.records() if r.rtype == RecordType.ORDER_SENT}
+    assert len(journaled) <= 3
+    venue_tokens = set()
+    for payload in answers:
+        msg = ouch.decode_outbound(payload)
+        if hasattr(msg, "token"):
+            venue_tokens.add(msg.token)
+    assert venue_tokens and venue_tokens <= journaled        # the venue saw only journaled orders
+    assert "journal-unhealthy" in engine.risk.faults
+    from mm_core.risk import TradingState
+    assert engine.risk.state is TradingState.HALTED
