@@ -1,0 +1,34 @@
+"""The recovery package's exception tree: one base, a few kinds the CLI and drills tell apart.
+
+Owns only the classes. Divergences and reconciliation differences are results, not exceptions:
+they are reported and keep the engine HALTED. Exceptions here mean recovery could not proceed.
+"""
+from __future__ import annotations
+
+
+class RecoveryError(Exception):
+    """Base of every recovery error."""
+
+
+class JournalUnavailable(RecoveryError):
+    """The journal cannot be opened: missing, not a journal, or a live writer still holds it."""
+
+
+class VenueUnavailable(RecoveryError):
+    """The venue refused the login, closed the session, or did not answer in time."""
+
+
+class BadVenueMessage(RecoveryError, ValueError):
+    """A venue message handed to reconciliation does not decode as OUCH 4.2 outbound."""
+
+    def __init__(self, sequence: int, reason: str) -> None:
+        super().__init__(f"venue message {sequence}: {reason}")
+        self.sequence = sequence
+
+
+class BadRecoveryRecord(RecoveryError, ValueError):
+    """A RECON record in the journal does not describe a known resolution."""
+
+
+class RecoverySetupError(RecoveryError, ValueError):
+    """Bad recovery settings: config, symbols, limits or credentials that cannot work."""

@@ -1,0 +1,492 @@
+"""Reconciliation: the recovered engine's orders and positions against the venue's own record.
+
+Owns the sans-io comparison `reconcile(LocalView, VenueView) -> ReconResult` (typed discrepancies,
+each with the resolution that removes it or none, which keeps trading HALTED) and `apply()`, which
+performs one resolution on an engine deterministically: live during recovery, and again whenever a
+later replay meets the RECON record that journaled it. Must not read clocks, sockets or files.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Iterable, Mapping
+
+from mm_core.events import Action, SendOrder
+from mm_core.oms import TERMINAL, OrderState
+from mm_core.protocol import ProtocolError, ouch
+from mm_core.types import OrderIntent, OrderKind, Purpose, Side
+from recovery.errors import BadRecoveryRecord, BadVenueMessage
+
+__all__ = [
+    "LocalOrder", "LocalView", "local_view", "VenueOrder", "VenueView", "venue_view",
+    "MarkNotSent", "CancelAtVenue", "ResendCancel", "Deliver", "AdoptPending", "Resolution",
+    "resolution_from_json", "Discrepancy", "ReconResult", "reconcile", "apply", "KINDS",
+]
+
+# Discrepancy kinds (stable strings: they are journaled in RECON records).
+NOT_RECEIVED = "not-received"               # journaled as sent, the venue never heard of it
+UNKNOWN_LIVE = "unknown-live"               # live at the venue, unknown to the OMS
+CLOSED_LOCALLY_LIVE = "closed-locally-live" # live at the venue, closed in the OMS
+CANCEL_NOT_RECEIVED = "cancel-not-received" # our cancel is pending, the venue still shows it live
+MISSING_FILL = "missing-fill"               # an execution at the venue the journal lacks
+MISSING_MESSAGE = "missing-message"         # any other venue message the journal lacks
+QTY_MISMATCH = "qty-mismatch"
+PRICE_MISMATCH = "price-mismatch"
+POSITION_MISMATCH = "position-mismatch"
+UNKNOWN_AT_VENUE = "unknown-at-venue"       # accepted in the OMS, never seen by the venue
+CLOSED_AT_VENUE = "closed-at-venue"         # open in the OMS, dead at the venue, nothing missing
+TRADE_CORRECTION = "trade-correction"       # a broken or corrected trade: needs a person
+JOURNAL_AHEAD = "journal-ahead"             # the journal saw venue sequences the venue lacks
+KINDS = (NOT_RECEIVED, UNKNOWN_LIVE, CLOSED_LOCALLY_LIVE, CANCEL_NOT_RECEIVED, MISSING_FILL,
+         MISSING_MESSAGE, QTY_MISMATCH, PRICE_MISMATCH, POSITION_MISMATCH, UNKNOWN_AT_VENUE,
+         CLOSED_AT_VENUE, TRADE_CORRECTION, JOURNAL_AHEAD)
+
+_TERMINAL_NAMES = frozenset(s.value for s in TERMINAL)
+_UNANSWERED = frozenset({OrderState.PENDING_NEW.value, OrderState.UNKNOWN.value})
+_RESTING = frozenset({OrderState.ACCEPTED.value, OrderState.PARTIALLY_FILLED.value})
+_FILLS = (ouch.Executed, ouch.ExecutedWithReferencePrice)
+_CANCELS = (ouch.Canceled, ouch.AiqCanceled)
+
+
+# --- the two views ------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class LocalOrder:
+    token: str
+    symbol_id: int
+    side: str            # "B" or "S"
+    price: int           # price4
+    qty: int
+    leaves: int
+    filled: int
+    state: str           # mm_core.oms.OrderState value
+    orig_token: str = ""
+    purpose: str = "quote"
+
+
+@dataclass(frozen=True)
+class LocalView:
+    """What the recovered engine believes, plus which venue sequences the journal holds."""
+
+    orders: Mapping[str, LocalOrder]
+    positions: Mapping[int, int]          # symbol id -> signed shares
+    symbols: Mapping[int, str]            # symbol id -> venue stock name
+    journaled: frozenset[int]             # SoupBinTCP sequences of the journal's venue messages
+    last_venue_seq: int = 0
+
+
+def local_view(engine, journaled: Iterable[int], last_venue_seq: int | None = None) -> LocalView:
+    """Snapshot an engine's OMS and inventory as plain values."""
+    orders = {t: LocalOrder(t, o.symbol_id, chr(int(o.side)), o.price, o.qty, o.leaves, o.filled,
+                            o.state.value, o.orig_token, o.purpose.value)
+              for t, o in engine.oms.orders.items()}
+    positions = {s: p for s, p in enumerate(engine.inventory.position) if p}
+    symbols = {s.id: s.name for s in engine.symbols.symbols}
+    seqs = frozenset(journaled)
+    return LocalView(orders, positions, symbols, seqs,
+                     engine.venue_seq if last_venue_seq is None else last_venue_seq)
+
+
+@dataclass(slots=True)
+class VenueOrder:
+    """One order token as the venue's messages describe it."""
+
+    token: str
+    stock: str = ""
+    side: str = ""
+    price: int = 0
+    shares: int = 0
+    leaves: int = 0
+    executed: int = 0
+    status: str = "unseen"   # live, filled, canceled, replaced, rejected, dead
+    ref: int = 0
+    sequences: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class VenueView:
+    orders: dict[str, VenueOrder]
+    positions: dict[str, int]             # stock -> signed executed shares
+    raw: dict[int, bytes]                 # sequence -> OUCH payload
+    kinds: dict[int, type]                # sequence -> OUCH message class
+    tokens: dict[int, tuple[str, ...]]    # sequence -> tokens the message concerns
+    corrections: tuple[tuple[int, str, str], ...]   # (sequence, token, message class)
+    last_seq: int
+
+
+def venue_view(messages: Iterable[tuple[int, bytes]]) -> VenueView:
+    """Fold the venue's sequenced OUCH payloads (sequence, bytes) from sequence 1 into orders and
+    positions. Sequences must be consecutive; a message that does not decode is BadVenueMessage."""
+    orders: dict[str, VenueOrder] = {}
+    positions: dict[str, int] = {}
+    raw: dict[int, bytes] = {}
+    kinds: dict[int, type] = {}
+    tokens: dict[int, tuple[str, ...]] = {}
+    corrections = []
+    expected = 1
+    for seq, payload in messages:
+        if seq != expected:
+            raise BadVenueMessage(seq, f"expected sequence {expected}: the venue view has a gap")
+        expected += 1
+        payload = bytes(payload)
+        try:
+            msg = ouch.decode_outbound(payload)
+        except ProtocolError as exc:
+            raise BadVenueMessage(seq, str(exc)) from None
+        raw[seq] = payload
+        kinds[seq] = type(msg)
+        token = getattr(msg, "token", "")
+        tokens[seq] = (token,) if token else ()
+        if not token:
+            continue
+        order = orders.get(token)
+        if order is None:
+            order = orders[token] = VenueOrder(token)
+        order.sequences.append(seq)
+        if isinstance(msg, (ouch.Accepted, ouch.Replaced)):
+            order.stock, order.side, order.price, order.ref = msg.stock, msg.side, msg.price, msg.order_ref
+            order.shares = msg.shares
+            order.leaves = msg.shares if msg.order_state == "L" else 0
+            order.status = "live" if order.leaves else "dead"
+            if isinstance(msg, ouch.Replaced):
+                tokens[seq] = (token, msg.previous_token)
+                old = orders.get(msg.previous_token)
+                if old is None:
+                    old = orders[msg.previous_token] = VenueOrder(msg.previous_token)
+                old.sequences.append(seq)
+                old.leaves, old.status = 0, "replaced"
+        elif isinstance(msg, _FILLS):
+            order.leaves = max(0, order.leaves - msg.executed_shares)
+            order.executed += msg.executed_shares
+            signed = msg.executed_shares if order.side == "B" else -msg.executed_shares
+            positions[order.stock] = positions.get(order.stock, 0) + signed
+            if not order.leaves:
+                order.status = "filled"
+        elif isinstance(msg, _CANCELS):
+            order.leaves = max(0, order.leaves - msg.decrement_shares)
+            if not order.leaves:
+                order.status = "canceled"
+        elif isinstance(msg, ouch.Rejected):
+            order.leaves, order.status = 0, "rejected"
+        elif isinstance(msg, (ouch.BrokenTrade, ouch.TradeCorrection, ouch.PriceCorrection)):
+            corrections.append((seq, token, type(msg).__name__))
+    return VenueView(orders, {s: p for s, p in positions.items() if p}, raw, kinds, tokens,
+                     tuple(corrections), expected - 1)
+
+
+# --- resolutions (journaled as JSON in RECON records) ------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class MarkNotSent:
+    """The venue never received this entry or replacement: it never existed (REJECTED locally)."""
+
+    token: str
+    action: str = "mark-not-sent"
+
+
+@dataclass(frozen=True, slots=True)
+class CancelAtVenue:
+    """Cancel a live venue order; `adopt` first takes it into the OMS (purpose recovery) when the
+    OMS does not know it or has it closed, so the venue's answers are ordinary order events."""
+
+    token: str
+    symbol_id: int
+    side: str
+    price: int
+    leaves: int
+    ref: int
+    adopt: bool
+    action: str = "cancel"
+
+
+@dataclass(frozen=True, slots=True)
+class ResendCancel:
+    """Our journaled cancel never reached the venue: send it again."""
+
+    token: str
+    action: str = "resend-cancel"
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    """A venue message the journal lacks: journal it as VENUE_MSG and feed it to the engine
+    (the recovery shell does this; replay meets the VENUE_MSG record itself)."""
+
+    sequence: int
+    payload: bytes
+    action: str = "deliver"
+
+
+@dataclass(frozen=True, slots=True)
+class AdoptPending:
+    """An order the venue accepted that the journal never recorded: known to the OMS as pending
+    (purpose recovery) before its venue messages are delivered."""
+
+    token: str
+    symbol_id: int
+    side: str
+    price: int
+    qty: int
+    action: str = "adopt"
+
+
+Resolution = MarkNotSent | CancelAtVenue | ResendCancel | Deliver | AdoptPending
+# keyed by the field default (in a slotted dataclass the class attribute is a slot descriptor)
+_BY_ACTION = {c.__dataclass_fields__["action"].default: c
+              for c in (MarkNotSent, CancelAtVenue, ResendCancel, Deliver, AdoptPending)}
+
+
+def resolution_json(resolution: Resolution) -> dict:
+    doc = asdict(resolution)
+    if isinstance(resolution, Deliver):
+        doc["payload"] = resolution.payload.hex()
+    return doc
+
+
+def resolution_from_json(doc: Mapping) -> Resolution:
+    """The resolution a RECON record describes; BadRecoveryRecord when it describes none."""
+    kind = _BY_ACTION.get(doc.get("action", ""))
+    if kind is None:
+        raise BadRecoveryRecord(f"unknown resolution action {doc.get('action')!r}")
+    values = dict(doc)
+    try:
+        if kind is Deliver:
+            values["payload"] = bytes.fromhex(values["payload"])
+        return kind(**values)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise BadRecoveryRecord(f"bad {doc.get('action')} resolution: {exc}") from None
+
+
+# --- the comparison -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Discrepancy:
+    kind: str
+    token: str
+    detail: str
+    local: dict | None = None
+    venue: dict | None = None
+    resolution: Resolution | None = None
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "token": self.token, "detail": self.detail, "local": self.local,
+                "venue": self.venue,
+                "resolution": None if self.resolution is None else resolution_json(self.resolution)}
+
+
+@dataclass(frozen=True)
+class ReconResult:
+    discrepancies: tuple[Discrepancy, ...]
+    local_positions: dict[str, int]
+    venue_positions: dict[str, int]
+    venue_messages: int
+    live_at_venue: int
+
+    @property
+    def clean(self) -> bool:
+        return not self.discrepancies
+
+    @property
+    def resolutions(self) -> list[Resolution]:
+        return [d.resolution for d in self.discrepancies if d.resolution is not None]
+
+    @property
+    def unresolved(self) -> list[Discrepancy]:
+        return [d for d in self.discrepancies if d.resolution is None]
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for d in self.discrepancies:
+            out[d.kind] = out.get(d.kind, 0) + 1
+        return out
+
+    def to_json(self) -> dict:
+        return {"clean": self.clean, "counts": self.counts(), "venue_messages": self.venue_messages,
+                "live_at_venue": self.live_at_venue, "local_positions": self.local_positions,
+                "venue_positions": self.venue_positions,
+                "discrepancies": [d.to_json() for d in self.discrepancies]}
+
+
+def _local_doc(o: LocalOrder) -> dict:
+    return {"state": o.state, "price": o.price, "qty": o.qty, "leaves": o.leaves, "filled": o.filled}
+
+
+def _venue_doc(v: VenueOrder) -> dict:
+    return {"status": v.status, "price": v.price, "shares": v.shares, "leaves": v.leaves,
+            "executed": v.executed, "sequences": v.sequences[-8:]}
+
+
+def reconcile(local: LocalView, venue: VenueView,
+              venue_positions: Mapping[str, int] | None = None) -> ReconResult:
+    """Every difference between the engine's view and the venue's, each with its resolution (or
+    None: a person must look, trading stays HALTED). `venue_positions`, when the venue can report
+    them directly, are checked against the positions its messages imply too."""
+    found: list[Discrepancy] = []
+    ids = {name: sid for sid, name in local.symbols.items()}
+    # venue messages the journal lacks: delivered first, their orders compared on the next pass
+    pending_tokens: set[str] = set()
+    missing_fill = False
+    for seq in sorted(venue.raw):
+        if seq in local.journaled:
+            continue
+        kind = venue.kinds[seq]
+        pending_tokens.update(venue.tokens[seq])
+        is_fill = kind in _FILLS
+        missing_fill = missing_fill or is_fill
+        found.append(Discrepancy(MISSING_FILL if is_fill else MISSING_MESSAGE,
+                                 venue.tokens[seq][0] if venue.tokens[seq] else "",
+                                 f"venue sequence {seq} ({kind.__name__}) is not in the journal",
+                                 venue={"sequence": seq}, resolution=Deliver(seq, venue.raw[seq])))
+    if local.last_venue_seq > venue.last_seq:
+        found.append(Discrepancy(JOURNAL_AHEAD, "", f"journal reached venue sequence "
+                                 f"{local.last_venue_seq}, the venue only {venue.last_seq}"))
+    for seq, token, what in venue.corrections:
+        found.append(Discrepancy(TRADE_CORRECTION, token, f"{what} at venue sequence {seq}",
+                                 venue={"sequence": seq}))
+    for token in sorted(local.orders):
+        lo = local.orders[token]
+        if lo.state in _TERMINAL_NAMES or token in pending_tokens:
+            continue
+        vo = venue.orders.get(token)
+        if vo is None or vo.status == "unseen":
+            if lo.state in _UNANSWERED:
+                found.append(Discrepancy(NOT_RECEIVED, token, "journaled as sent, never received "
+                                         "by the venue (in flight at the crash)", _local_doc(lo),
+                                         resolution=MarkNotSent(token)))
+            else:
+                found.append(Discrepancy(UNKNOWN_AT_VENUE, token, f"{lo.state} locally, the venue "
+                                         "has no message about it", _local_doc(lo)))
+            continue
+        if vo.status != "live":
+            if lo.state == OrderState.PENDING_REPLACE.value:
+                continue            # its replacement's fate decides; compared on the next pass
+            found.append(Discrepancy(CLOSED_AT_VENUE, token, f"{lo.state} locally, {vo.status} at "
+                                     "the venue", _local_doc(lo), _venue_doc(vo)))
+            continue
+        if lo.state == OrderState.PENDING_CANCEL.value or (
+                lo.state == OrderState.UNKNOWN.value and lo.leaves and vo.leaves):
+            found.append(Discrepancy(CANCEL_NOT_RECEIVED, token, "our cancel never reached the "
+                                     "venue; it still rests there", _local_doc(lo), _venue_doc(vo),
+                                     ResendCancel(token)))
+        elif lo.state in _RESTING:
+            cancel = CancelAtVenue(token, lo.symbol_id, lo.side, vo.price, vo.leaves, vo.ref, False)
+            if lo.purpose == Purpose.RECOVERY.value:
+                found.append(Discrepancy(UNKNOWN_LIVE, token, "live at the venue, adopted by "
+                                         "recovery (the journal never recorded it)", _local_doc(lo),
+                                         _venue_doc(vo), cancel))
+            elif vo.leaves != lo.leaves:
+                found.append(Discrepancy(QTY_MISMATCH, token, f"{lo.leaves} shares left locally, "
+                                         f"{vo.leaves} at the venue", _local_doc(lo), _venue_doc(vo),
+                                         cancel))
+            elif vo.price != lo.price:
+                found.append(Discrepancy(PRICE_MISMATCH, token, f"price {lo.price} locally, "
+                                         f"{vo.price} at the venue", _local_doc(lo), _venue_doc(vo),
+                                         cancel))
+        elif lo.state in _UNANSWERED:
+            found.append(Discrepancy(CLOSED_AT_VENUE, token, f"{lo.state} locally but live at the "
+                                     "venue with no message missing", _local_doc(lo), _venue_doc(vo)))
+    for token in sorted(venue.orders):
+        vo = venue.orders[token]
+        if vo.status != "live" or token in pending_tokens:
+            continue
+        lo = local.orders.get(token)
+        if lo is not None and lo.state not in _TERMINAL_NAMES:
+            continue
+        sid = ids.get(vo.stock)
+        if sid is None:
+            found.append(Discrepancy(UNKNOWN_LIVE, token, f"live at the venue in {vo.stock!r}, a "
+                                     "symbol the engine does not trade", venue=_venue_doc(vo)))
+            continue
+        cancel = CancelAtVenue(token, sid, vo.side, vo.price, vo.leaves, vo.ref, True)
+        if lo is None:
+            found.append(Discrepancy(UNKNOWN_LIVE, token, "live at the venue, unknown locally",
+                                     venue=_venue_doc(vo), resolution=cancel))
+        else:
+            found.append(Discrepancy(CLOSED_LOCALLY_LIVE, token, f"{lo.state} locally, live at the "
+                                     "venue", _local_doc(lo), _venue_doc(vo), cancel))
+    local_positions = {local.symbols.get(s, str(s)): p for s, p in local.positions.items() if p}
+    if not missing_fill:
+        for stock in sorted(set(local_positions) | set(venue.positions)):
+            mine, theirs = local_positions.get(stock, 0), venue.positions.get(stock, 0)
+            if mine != theirs:
+                found.append(Discrepancy(POSITION_MISMATCH, "", f"{stock}: {mine} from the "
+                                         f"journal's fills, {theirs} from the venue's",
+                                         {"position": mine}, {"position": theirs}))
+    if venue_positions is not None:
+        for stock in sorted(set(venue_positions) | set(venue.positions)):
+            said, implied = venue_positions.get(stock, 0), venue.positions.get(stock, 0)
+            if said != implied:
+                found.append(Discrepancy(POSITION_MISMATCH, "", f"{stock}: the venue reports "
+                                         f"{said}, its own messages imply {implied}",
+                                         {"position": implied}, {"position": said}))
+    live = sum(1 for v in venue.orders.values() if v.status == "live")
+    return ReconResult(tuple(found), local_positions, dict(venue.positions), len(venue.raw), live)
+
+
+# --- performing a resolution on an engine -------------------------------------------------------
+
+def apply(engine, resolution: Resolution, now_ns: int) -> list[Action]:
+    """Perform one resolution on the engine's OMS; returns the orders to journal and send.
+    Deterministic: the same engine state and resolution give the same result on every replay."""
+    oms = engine.oms
+    actions: list[Action] = []
+    if isinstance(resolution, MarkNotSent):
+        order = oms.orders.get(resolution.token)
+        if order is not None and order.state.value in _UNANSWERED:
+            oms.on_rejected(resolution.token, now_ns)
+            engine.risk.on_order_done(resolution.token, now_ns)
+            if order.purpose is Purpose.HEDGE:
+                hedged = engine.hedge_tokens.pop(resolution.token, None)
+                if hedged is not None:
+                    engine.hedger.on_done(hedged)
+    elif isinstance(resolution, AdoptPending):
+        _skip_token(oms, resolution.token)
+        if resolution.token not in oms.orders:
+            oms.on_sent(_intent(OrderKind.ENTER, resolution.token, resolution.symbol_id,
+                                resolution.side, resolution.price, resolution.qty), now_ns)
+    elif isinstance(resolution, CancelAtVenue):
+        token = resolution.token
+        if resolution.adopt:
+            _skip_token(oms, token)
+            old = oms.orders.get(token)
+            if old is not None and old.state in TERMINAL:
+                del oms.orders[token]          # the closed record is superseded by the venue's
+            if token not in oms.orders:
+                oms.on_sent(_intent(OrderKind.ENTER, token, resolution.symbol_id, resolution.side,
+                                    resolution.price, resolution.leaves), now_ns)
+                oms.on_accepted(token, resolution.ref, now_ns)
+        order = oms.orders.get(token)
+        if order is not None and order.state.value in _RESTING:
+            actions.append(_cancel(engine, order, now_ns))
+    elif isinstance(resolution, ResendCancel):
+        order = oms.orders.get(resolution.token)
+        if order is not None and order.state not in TERMINAL:
+            actions.append(_cancel(engine, order, now_ns))
+    elif not isinstance(resolution, Deliver):
+        raise BadRecoveryRecord(f"not a resolution: {resolution!r}")
+    engine.risk.on_order_state(None, oms.counts()[1], now_ns)
+    return actions
+
+
+def _skip_token(oms, token: str) -> None:
+    """Never hand out again a token of ours the venue has already seen (tokens are day-unique)."""
+    body = token[len(oms.prefix):]
+    if token.startswith(oms.prefix) and body.isalnum():
+        oms.counter = max(oms.counter, int(body, 36))
+
+
+def _intent(kind: OrderKind, token: str, symbol_id: int, side: str, price: int, qty: int
+            ) -> OrderIntent:
+    return OrderIntent(kind, token, symbol_id, Side(ord(side)), price, qty,
+                       purpose=Purpose.RECOVERY)
+
+
+def _cancel(engine, order, now_ns: int) -> SendOrder:
+    """The cancel of the rest of an order, counted by the gateway (cancels are always allowed)."""
+    cfg = engine.cfg
+    intent = OrderIntent(OrderKind.CANCEL, order.token, order.symbol_id, order.side, order.price, 0,
+                         algo_id=cfg.algo_id, desk_id=cfg.desk_id, trader_id=cfg.trader_id,
+                         client_id=cfg.client_id, purpose=Purpose.RECOVERY)
+    decision = engine.risk.check(intent, now_ns)
+    engine.oms.on_sent(intent, now_ns)
+    packet = order.cancel_packet or engine.oms.encode_cancel(order.token)
+    return SendOrder(intent, packet, decision, int(decision.state))

@@ -1,0 +1,351 @@
+"""Crash recovery, end to end: open the journal (tail repaired and reported), replay it through a
+fresh engine, log in to the venue from the last journaled sequence + 1 and apply what was missed,
+reconcile with the venue's full view, resolve, journal every step as RECON records, and tell the
+engine it is reconciled — or leave it HALTED with the reasons.
+
+Owns the order of those steps and the write-ahead rule while recovery acts (a record before every
+input the engine sees and before every byte sent). Comparison logic lives in reconcile.py, the
+venue sessions in venue_link.py. Must not make trading decisions beyond reconciliation's.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from journal import Journal, Reader
+from journal.catalogue import RecordType, TsSource, pack, pack_json
+from journal.errors import JournalError, JournalLocked
+from mm_core.config import EngineConfig, Symbols
+from mm_core.engine import Engine
+from mm_core.events import JournalNote, Reconciled, SendOrder, VenueMessage
+from mm_core.protocol import ProtocolError, ouch, soupbintcp
+from mm_core.risk import Limits, RiskError, RiskGateway
+from recovery.errors import JournalUnavailable, RecoverySetupError
+from recovery.reconcile import (
+    AdoptPending, Deliver, ReconResult, Resolution, apply, local_view, reconcile, resolution_json,
+    venue_view,
+)
+from recovery.replay import RECON_BEGIN, RECON_FINDING, RECON_OUTCOME, RECON_RESOLUTION, ReplayResult, replay_journal
+from recovery.venue_link import SoupSession, full_view
+
+__all__ = ["RecoverySettings", "Recovery", "recover", "build_engine"]
+
+_SEQUENCED = ord("S")
+
+
+@dataclass(frozen=True)
+class RecoverySettings:
+    journal: str
+    config: EngineConfig
+    symbols: Symbols
+    limits_text: str
+    fresh_session: bool = True           # as the crashed runner was started
+    venue: tuple[str, int] | None = None
+    username: str = "MM01"
+    password: str = "mmaudit"
+    dry_run: bool = False                # reconcile and report; no journal writes, nothing sent
+    timeout: float = 5.0                 # bound of every venue wait
+    quiet: float = 0.25                  # the venue is done answering after this long silent
+    max_rounds: int = 3                  # reconcile -> resolve -> verify rounds
+
+
+@dataclass
+class Recovery:
+    """What recovery found and did. `reconciled` decides whether trading may resume."""
+
+    engine: Engine
+    replay: ReplayResult
+    tail: dict
+    rounds: list[ReconResult] = field(default_factory=list)
+    reconciled: bool = False
+    reasons: list[str] = field(default_factory=list)
+    delivered: int = 0                   # venue messages journaled and applied
+    orders_sent: int = 0                 # cancels sent to the venue
+    would_send: list[str] = field(default_factory=list)   # dry run: tokens it would cancel
+    recon_seqs: list[int] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    session: SoupSession | None = None   # the resumed venue session, when kept open
+    dry_run: bool = False
+
+    @property
+    def trading_state(self) -> str:
+        return self.engine.risk.state.name
+
+    def summary(self) -> dict:
+        return {
+            "reconciled": self.reconciled, "reasons": self.reasons, "dry_run": self.dry_run,
+            "tail": self.tail, "replay": self.replay.summary(),
+            "rounds": [r.counts() for r in self.rounds],
+            "unresolved": [d.detail for d in self.rounds[-1].unresolved] if self.rounds else [],
+            "delivered": self.delivered, "orders_sent": self.orders_sent,
+            "would_send": self.would_send, "recon_records": len(self.recon_seqs),
+            "trading_state": self.trading_state, "faults": self.engine.risk.faults,
+            "timings": {k: round(v, 6) for k, v in self.timings.items()},
+        }
+
+
+def build_engine(config: EngineConfig, symbols: Symbols, limits_text: str) -> Engine:
+    """A fresh engine with the session's parameters (what replay needs)."""
+    try:
+        return Engine(config, symbols, RiskGateway(Limits.from_toml(limits_text)))
+    except (RiskError, ValueError) as exc:
+        raise RecoverySetupError(f"cannot build the engine: {exc}") from exc
+
+
+def _noop(stage: str, detail: str) -> None:
+    pass
+
+
+class _Shell:
+    """Write-ahead while recovery acts: journal, then engine or wire. Dry run: neither."""
+
+    def __init__(self, engine: Engine, journal: Journal | None, clock: Callable[[], int],
+                 result: Recovery) -> None:
+        self.engine = engine
+        self.journal = journal
+        self.clock = clock
+        self.result = result
+        self.session: SoupSession | None = None
+        self.journaled: set[int] = set()
+
+    def record(self, rtype: RecordType, payload: bytes, now: int) -> int:
+        if self.journal is None:
+            return 0
+        return self.journal.append(rtype, payload, ts_ns=now, ts_source=int(TsSource.USER))
+
+    def recon(self, doc: dict, now: int | None = None) -> int:
+        now = self.clock() if now is None else now
+        seq = self.record(RecordType.RECON, pack_json(doc), now)
+        if seq:
+            self.result.recon_seqs.append(seq)
+        return now
+
+    def feed(self, event) -> None:
+        self.act(self.engine.on_event(event), event.now_ns)
+
+    def resolve(self, resolution: Resolution, doc: dict) -> None:
+        """Journal one resolution (RECON), then perform it on the engine and act on its orders."""
+        now = self.recon({"kind": RECON_RESOLUTION, "resolution": resolution_json(resolution), **doc})
+        self.act(apply(self.engine, resolution, now), now)
+
+    def deliver(self, sequence: int, frame: bytes) -> None:
+        """A venue frame: journaled as VENUE_MSG, then fed. An order the journal never knew (its
+        ORDER_SENT lost with a torn tail) is adopted first so its answers are ordinary events."""
+        adopt = _adoption(self.engine, frame)
+        if adopt is not None:
+            self.resolve(adopt, {"why": f"venue sequence {sequence} concerns an order the journal "
+                                        "does not have"})
+        now = self.clock()
+        is_seq = frame[2] == _SEQUENCED
+        payload = pack(RecordType.VENUE_MSG, soup_seq=sequence if is_seq else 0, packet_type=frame[2],
+                       msg_type=frame[3] if is_seq and len(frame) > 3 else 0, raw=frame[:128])
+        self.record(RecordType.VENUE_MSG, payload, now)
+        if is_seq:
+            self.journaled.add(sequence)
+            self.result.delivered += 1
+        self.feed(VenueMessage(frame, now, TsSource.USER))
+
+    def act(self, actions, now: int) -> None:
+        for action in actions:
+            if isinstance(action, JournalNote):
+                self.record(action.rtype, action.payload, now)
+            elif isinstance(action, SendOrder):
+                self.send(action)
+
+    def send(self, action: SendOrder) -> None:
+        if self.journal is None or self.session is None:
+            self.result.would_send.append(action.intent.token)
+            return
+        intent, packet = action.intent, action.packet
+        now = self.clock()
+        seq = self.record(RecordType.ORDER_SENT, pack(
+            RecordType.ORDER_SENT, token=intent.token.encode(), orig_token=intent.orig_token.encode(),
+            msg_type=packet[3], side=int(intent.side), tif=intent.tif, symbol_id=intent.symbol_id,
+            price=intent.price, qty=intent.qty, algo_id=intent.algo_id, desk_id=intent.desk_id,
+            trader_id=intent.trader_id, client_id=intent.client_id, risk_verdict=1,
+            trading_state=action.trading_state, limits_version=getattr(action.decision, "limits_version", 0),
+            tskey=0, raw=packet), now)
+        self.session.send(packet)
+        # this socket takes no TX timestamps: recorded as missing, never invented
+        self.record(RecordType.TX_TS, pack(RecordType.TX_TS, order_seq=seq, tskey=0, status=1,
+                                           source=int(TsSource.NONE), tx_ts_ns=0), now)
+        self.result.orders_sent += 1
+
+
+def _adoption(engine: Engine, frame: bytes) -> AdoptPending | None:
+    if frame[2] != _SEQUENCED:
+        return None
+    try:
+        msg = ouch.decode_outbound(frame[3:])
+    except ProtocolError:
+        return None     # the engine journals the protocol error itself
+    if not isinstance(msg, (ouch.Accepted, ouch.Rejected)) or msg.token in engine.oms.orders:
+        return None
+    if isinstance(msg, ouch.Rejected):
+        return AdoptPending(msg.token, 0, "B", 0, 0)
+    try:
+        symbol_id = engine.symbols.by_name(msg.stock).id
+    except ValueError:
+        return None     # not a symbol we trade: the engine halts on it, fail closed
+    return AdoptPending(msg.token, symbol_id, msg.side, msg.price, msg.shares)
+
+
+def _open_journal(path: str, dry_run: bool) -> tuple[Journal | None, dict]:
+    """The writer (its open repairs a torn tail), or for a dry run what a repair would discard."""
+    try:
+        if dry_run:
+            with Reader(path) as reader:
+                stopped = reader.stopped
+            return None, {"repaired": False, "would_discard_from": stopped}
+        journal = Journal(path, create=False)
+    except JournalLocked as exc:
+        raise JournalUnavailable(f"{path}: a live writer holds the journal (is the engine still "
+                                 f"running?): {exc}") from exc
+    except JournalError as exc:
+        raise JournalUnavailable(f"cannot open the journal at {path}: {exc}") from exc
+    rep = journal.recovery
+    return journal, {"repaired": True, "clean": rep.clean, "reason": rep.reason, "segment": rep.segment,
+                     "offset": rep.offset, "first_lost_seq": rep.seq if not rep.clean else None,
+                     "bytes_discarded": rep.bytes_discarded, "segments_removed": rep.segments_removed,
+                     "records_discarded": rep.records_discarded, "previous_pid": rep.previous_pid,
+                     "previous_closed_cleanly": rep.previous_clean}
+
+
+def _order_doc(engine: Engine, token: str) -> dict | None:
+    order = engine.oms.orders.get(token)
+    if order is None:
+        return None
+    return {"state": order.state.value, "leaves": order.leaves, "filled": order.filled,
+            "price": order.price}
+
+
+def recover(settings: RecoverySettings, progress: Callable[[str, str], None] = _noop,
+            clock: Callable[[], int] = time.time_ns, keep_session: bool = False) -> Recovery:
+    """Run recovery; see the module docstring. `keep_session` leaves the resumed venue session
+    open in Recovery.session for a caller (a drill, a restarted runner) to continue on."""
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    journal, tail = _open_journal(settings.journal, settings.dry_run)
+    timings["open"] = time.perf_counter() - t0
+    if tail.get("bytes_discarded") or tail.get("would_discard_from"):
+        progress("journal", f"torn tail: {tail}")
+    try:
+        engine = build_engine(settings.config, settings.symbols, settings.limits_text)
+        profile = engine.risk.limits.clock_profile
+        progress("replay", f"replaying {settings.journal} through a fresh engine")
+        t = time.perf_counter()
+        replayed = replay_journal(settings.journal, engine, profile=profile,
+                                  fresh_session=settings.fresh_session)
+        timings["replay"] = time.perf_counter() - t
+        progress("replay", f"{replayed.events} events, {replayed.orders_checked} orders checked, "
+                           f"{replayed.divergence_count} divergences, last venue sequence "
+                           f"{replayed.last_venue_seq}")
+        result = Recovery(engine, replayed, tail, timings=timings, dry_run=settings.dry_run)
+        shell = _Shell(engine, journal, clock, result)
+        shell.journaled = set(replayed.journaled_venue_seqs)
+        if not replayed.deterministic:
+            result.reasons.append(f"replay diverged from the journal ({replayed.divergence_count} "
+                                  f"orders): {replayed.divergences[0].detail}")
+        try:
+            _reconcile_with_venue(settings, shell, result, progress)
+        finally:
+            if shell.session is not None and not (keep_session and not settings.dry_run):
+                shell.session.logout()
+                shell.session = None
+            result.session = shell.session
+        halts = engine.counts["halts"]
+        if halts:
+            result.reasons.append(f"the engine halted itself {halts} time(s) (see its halt alerts)")
+        result.reconciled = not result.reasons
+        now = shell.recon({"kind": RECON_OUTCOME, "reconciled": result.reconciled,
+                           "reasons": result.reasons, "before": replayed.summary(),
+                           "after": _after(engine), "delivered": result.delivered,
+                           "orders_sent": result.orders_sent})
+        shell.feed(Reconciled(now, result.reconciled))
+        timings["total"] = time.perf_counter() - t0
+        progress("outcome", "reconciled" if result.reconciled else "NOT reconciled: " +
+                 "; ".join(result.reasons))
+        return result
+    finally:
+        if journal is not None:
+            journal.close()
+
+
+def _after(engine: Engine) -> dict:
+    open_orders, unknown = engine.oms.counts()
+    return {"open_orders": open_orders, "unknown_outcome": unknown,
+            "positions": {s.name: engine.inventory.position[s.id] for s in engine.symbols.symbols
+                          if engine.inventory.position[s.id]},
+            "venue_seq": engine.venue_seq, "state_hash": engine.state_hash()}
+
+
+def _reconcile_with_venue(settings: RecoverySettings, shell: _Shell, result: Recovery,
+                          progress: Callable[[str, str], None]) -> None:
+    timings = result.timings
+    if settings.venue is None:
+        result.reasons.append("no venue given: nothing to reconcile against")
+        if not settings.dry_run:
+            shell.recon({"kind": RECON_BEGIN, "reconciled": False, "venue": None})
+            shell.feed(Reconciled(shell.clock(), False))
+        return
+    host, port = settings.venue
+    replayed = result.replay
+    t = time.perf_counter()
+    progress("venue", f"full view of the session from sequence 1 at {host}:{port}")
+    messages = dict(full_view(host, port, settings.username, settings.password, settings.timeout))
+    timings["full_view"] = time.perf_counter() - t
+    progress("venue", f"{len(messages)} venue messages")
+    if settings.dry_run:
+        view = venue_view(sorted(messages.items()))
+        found = reconcile(local_view(shell.engine, shell.journaled, replayed.last_venue_seq), view)
+        result.rounds.append(found)
+        result.would_send += [r.token for r in found.resolutions if hasattr(r, "token")]
+        result.reasons += [d.detail for d in found.discrepancies]
+        return
+    t = time.perf_counter()
+    first = replayed.last_venue_seq + 1
+    session = shell.session = SoupSession(host, port, settings.timeout)
+    accepted = session.login(settings.username, settings.password, first)
+    progress("venue", f"logged in, requested sequence {first}, venue starts at {accepted.sequence}")
+    shell.deliver(0, session.login_frame)
+    shell.recon({"kind": RECON_BEGIN, "reconciled": False, "requested_sequence": first,
+                 "venue_sequence": accepted.sequence, "venue_messages": len(messages),
+                 "journal_tail": result.tail})
+    shell.feed(Reconciled(shell.clock(), False))
+    head = max(messages, default=0)
+    if head >= accepted.sequence:
+        _take(shell, messages, session.sequenced(head, settings.quiet, settings.timeout))
+    _take(shell, messages, session.sequenced(None, settings.quiet, settings.timeout))
+    timings["resume"] = time.perf_counter() - t
+    progress("venue", f"applied {result.delivered} venue messages the journal lacked")
+    t = time.perf_counter()
+    for round_no in range(1, settings.max_rounds + 1):
+        found = reconcile(local_view(shell.engine, shell.journaled, replayed.last_venue_seq),
+                          venue_view(sorted(messages.items())))
+        result.rounds.append(found)
+        shell.recon({"kind": RECON_FINDING, "round": round_no, **found.to_json()})
+        progress("reconcile", f"round {round_no}: " + (
+            "clean" if found.clean else ", ".join(f"{k} {n}" for k, n in found.counts().items())))
+        if found.clean or not found.resolutions:
+            break
+        for d in found.discrepancies:
+            if isinstance(d.resolution, Deliver):
+                shell.deliver(d.resolution.sequence, soupbintcp.encode(
+                    soupbintcp.SequencedData(d.resolution.payload)))
+            elif d.resolution is not None:
+                before = _order_doc(shell.engine, d.token)
+                shell.resolve(d.resolution, {"found": d.kind, "detail": d.detail, "before": before,
+                                             "venue": d.venue})
+        _take(shell, messages, session.sequenced(None, settings.quiet, settings.timeout))
+    timings["reconcile"] = time.perf_counter() - t
+    final = result.rounds[-1]
+    result.reasons += [f"{d.kind}: {d.detail}" + (f" ({d.token})" if d.token else "")
+                       for d in final.discrepancies]
+
+
+def _take(shell: _Shell, messages: dict[int, bytes], frames: list[tuple[int, bytes]]) -> None:
+    """Journal and apply venue frames read on the resumed session; they join the venue's view."""
+    for seq, frame in frames:
+        messages.setdefault(seq, frame[3:])
+        shell.deliver(seq, frame)

@@ -1,0 +1,51 @@
+"""A trading session for recovery tests: the real runner (mm_core.runner) journaling ahead of the
+engine against a venue on loopback. Run as a module it trades until killed or its time is up, so a
+test can SIGKILL it mid-session: `python3 -m tests.recovery.session JOURNAL OUCH ITCH RR SECONDS`.
+
+Also the settings recovery needs to rebuild that engine (the same config, symbols and limits).
+"""
+from __future__ import annotations
+
+import sys
+
+from audit.health import ClockSample as HealthSample, Verdict
+from journal import Journal
+from journal.catalogue import ClockState
+from mm_core.config import EngineConfig
+from mm_core.engine import Engine
+from mm_core.runner import Runner, RunnerSettings
+from recovery.recover import RecoverySettings
+from tests.mm_core.wire import LIMITS_TEXT, SYMBOLS, gateway
+
+CONFIG = EngineConfig(quoted=("ACME", "BOLT"))
+
+
+class LockedClock:
+    """Test double for audit.monitor.ClockMonitor: loopback has no PTP grandmaster, so this clock
+    declares itself LOCKED and compliant for eu-hft (the runner journals it as such)."""
+
+    def current(self):
+        return HealthSample(ClockState.LOCKED, 0, 0, 0, 0, 100, 0, None, None, 6, 0x21, 37, True,
+                            False, False, True, True, 1, (), {"eu-hft": Verdict("eu-hft", True, ())})
+
+    def compliant(self, profile, now_mono_ns=None):
+        return profile == "eu-hft"
+
+
+def settings_for(journal: str, venue=None, **overrides) -> RecoverySettings:
+    return RecoverySettings(journal=journal, config=CONFIG, symbols=SYMBOLS, limits_text=LIMITS_TEXT,
+                            venue=venue, **overrides)
+
+
+def run(journal: str, ouch_port: int, itch_port: int, rerequest_port: int, seconds: float):
+    settings = RunnerSettings(itch_port=itch_port, ouch_port=ouch_port, rerequest_port=rerequest_port)
+    engine = Engine(CONFIG, SYMBOLS, gateway())
+    with Journal(journal) as j:
+        report = Runner(engine, j, settings, LockedClock()).run(seconds)
+    return report, engine
+
+
+if __name__ == "__main__":
+    path, ouch, itch, rr, secs = sys.argv[1:6]
+    print("ready", flush=True)
+    run(path, int(ouch), int(itch), int(rr), float(secs))
