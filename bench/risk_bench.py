@@ -8,6 +8,7 @@ each call, the timer's own cost reported) and as a batch mean.
 from __future__ import annotations
 
 import gc
+import os
 import platform
 import statistics
 import time
@@ -190,7 +191,8 @@ def main(quick: bool = False) -> str:
     out = [
         "## Risk gateway: cost per order action",
         "",
-        f"{n} calls per row in one process, CPython {platform.python_version()}, GC off while "
+        f"{n} calls per row in one process, CPython {platform.python_version()}, "
+        f"{os.cpu_count()} CPUs with 1-min load average {os.getloadavg()[0]:.1f} at the end, GC off while "
         f"timing. Each call is timed alone with perf_counter_ns; the timer's own cost ({timer} ns "
         "p50) is subtracted in `net p50`. Target: allowed order p50 <= 2 us with every check on.",
         "",

@@ -71,7 +71,7 @@ class _Symbol:
     __slots__ = ("symbol_id", "fair", "reference", "md_ns", "book_stale", "position", "open_buy",
                  "open_sell", "limits", "notional", "multiplier", "option", "underlying_id", "under",
                  "risk", "group", "pnl_lo", "pnl_hi", "drift_buy", "drift_sell", "fair_band",
-                 "reference_band", "drift_band")
+                 "reference_band", "drift_band", "headroom")
 
     def __init__(self, symbol_id: int, limits: SymbolLimits) -> None:
         self.symbol_id = symbol_id
@@ -92,6 +92,8 @@ class _Symbol:
         self.group: _Group | None = None    # set when the symbol is an option or has options
         self.pnl_lo = 0.0                   # min and max of risk.scenario_pnl, for a cheap bound
         self.pnl_hi = 0.0
+        self.headroom = -1.0                # |qty| this symbol may add before any Greek or scenario
+                                            # limit could bind; below it the exact check is skipped
         self.fair_band = 0                  # collar half-widths in price4, set with each price
         self.reference_band = 0
         self.drift_band = 0
@@ -356,20 +358,11 @@ class RiskGateway:
                 return self._deny(CheckId.NET_NOTIONAL, net, lim.max_net_notional, "net notional")
 
             group = sym.group
-            if group is not None:
-                risk = sym.risk
-                delta = group.delta + signed * risk.delta
-                if delta > lim.max_delta or -delta > lim.max_delta or (risk.vega and (
-                        abs(group.gamma + signed * risk.gamma) > lim.max_gamma or
-                        abs(group.vega + signed * risk.vega) > lim.max_vega)):
-                    denial = self._check_greeks(group, risk, signed)
-                    if denial is not None:
-                        return denial
-                # A lower bound of the post-order worst P&L; the exact grid only near the limit.
-                if group.worst + signed * (sym.pnl_lo if signed > 0 else sym.pnl_hi) < self._loss_floor:
-                    denial = self._check_scenario(group, risk, signed)
-                    if denial is not None:
-                        return denial
+            if group is not None and (signed if signed >= 0 else -signed) > sym.headroom:
+                # Near a Greek or scenario limit: the exact post-order numbers decide.
+                denial = self._check_greeks(sym, group, signed)
+                if denial is not None:
+                    return denial
 
             if self._pnl_peak - self._cash - self._net > lim.max_drawdown and \
                     not _reduces(position, post):
@@ -453,9 +446,11 @@ class RiskGateway:
             return self._deny(CheckId.MSG_RATE_SUBMIT, count, self._limits.max_submits, "message rate")
         return self._deny(CheckId.MSG_RATE_MODIFY, count, self._limits.max_modifies, "message rate")
 
-    def _check_greeks(self, group: _Group, risk: UnitRisk, signed: int) -> RiskDecision | None:
-        """A Greek past its limit denies only if the order makes it worse (reducing passes)."""
+    def _check_greeks(self, sym: _Symbol, group: _Group, signed: int) -> RiskDecision | None:
+        """A Greek past its limit denies only if the order makes it worse (reducing passes);
+        then the full-revaluation scenario loss, if its cheap lower bound is past the limit."""
         lim = self._limits
+        risk = sym.risk
         for check, before, unit, cap, scale in (
                 (CheckId.DELTA_LIMIT, group.delta, risk.delta, lim.max_delta, 1),
                 (CheckId.GAMMA_LIMIT, group.gamma, risk.gamma, lim.max_gamma, 1),
@@ -463,6 +458,8 @@ class RiskGateway:
             after = before + signed * unit
             if abs(after) > cap and abs(after) > abs(before):
                 return self._deny(check, round(after * scale), round(cap * scale), check.label)
+        if group.worst + signed * (sym.pnl_lo if signed > 0 else sym.pnl_hi) < self._loss_floor:
+            return self._check_scenario(group, risk, signed)
         return None
 
     def _check_scenario(self, group: _Group, risk: UnitRisk, signed: int) -> RiskDecision | None:
@@ -784,6 +781,18 @@ class RiskGateway:
                 scenario[i] += q * pnl
         group.delta, group.gamma, group.vega, group.scenario = delta, gamma, vega, scenario
         group.worst = min(scenario) if scenario else 0.0
+        lim = self._limits
+        for symbol_id in group.members:
+            member = self._symbols[symbol_id]
+            risk = member.risk
+            if risk is None:
+                continue
+            # |after - before| <= |qty| x |unit| for each Greek, and the scenario bound moves by at
+            # most |qty| x max(|pnl_lo|, |pnl_hi|): so below this many shares nothing can bind.
+            member.headroom = (1.0 - 1e-9) * min(
+                _room(lim.max_delta, delta, risk.delta), _room(lim.max_gamma, gamma, risk.gamma),
+                _room(lim.max_vega, vega, risk.vega),
+                _room(group.worst - self._loss_floor, 0.0, max(abs(member.pnl_lo), abs(member.pnl_hi))))
 
     def _set_fault(self, bit: int, now_ns: int) -> None:
         self._faults |= bit
@@ -804,6 +813,12 @@ class RiskGateway:
         if before is not after:
             self._events.append(StateChange(before, after, trigger, reason, actor, now_ns, int(check)))
             self._refresh_allowed()
+
+
+def _room(cap: float, level: float, unit: float) -> float:
+    """How many units of `unit` fit between |level| and cap (negative when already past it)."""
+    unit = abs(unit)
+    return (cap - abs(level)) / unit if unit else _INF
 
 
 def _reduces(position: int, post: int) -> bool:
