@@ -96,6 +96,8 @@ class JournalSlice:
             "journal_last_seq": str(self.last_seq),
             "chain_hash": chain_hash,
             "chain_hash_seq": str(chain_seq),
+            # a CHECKPOINT/SEAL numbered s hashes the chain of every record before s
+            "chain_hash_covers_through_seq": str(chain_seq - 1 if chain_seq else 0),
             "selection": _describe(self.selection),
         }
 

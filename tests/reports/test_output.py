@@ -31,6 +31,7 @@ def test_files_are_hive_partitioned_zstd_with_journal_metadata(all_reports, day_
     assert meta["journal_id"] == src.journal_id
     assert meta["journal_first_seq"] == "1" and meta["journal_last_seq"] == str(src.reader.last_seq)
     assert len(meta["chain_hash"]) == 64 and int(meta["chain_hash_seq"]) == src.reader.last_seq + 1
+    assert meta["chain_hash_covers_through_seq"] == str(src.reader.last_seq)
     assert meta["schema_version"] == "orders-1" and meta["generator"] == GENERATOR
     assert meta["report"] == "orders" and meta["table"] == "order_events"
     assert meta["trade_date"] == "2026-03-02"
@@ -82,3 +83,20 @@ def test_large_partitions_split_into_numbered_files_in_sequence_order(day_journa
     assert all(pq.ParquetFile(f).metadata.num_row_groups == (2 if pq.ParquetFile(f).metadata.num_rows > 2 else 1)
                for f in files)
     assert read_metadata(files[1])["rows_first_seq"] == str(seqs[4])
+
+
+def test_chain_evidence_for_a_sub_range_is_the_last_checkpoint_covering_it(tmp_path):
+    from journal import Reader
+    from reports.source import Selection
+    from tests.reports.journal_builder import standard_day
+    b = standard_day()
+    for _ in range(3):
+        standard_day(b)
+    journal = b.write(tmp_path / "j")
+    r = Reader(journal)
+    checkpoints = [rec for rec in r.records(last_seq=r.last_seq + 1, include_control=True) if rec.rtype == 12]
+    cp = checkpoints[0]
+    inside = open_slice(journal, Selection(first_seq=2, last_seq=cp.seq + 10)).provenance()
+    assert inside["chain_hash_seq"] == str(cp.seq) and inside["chain_hash"] == cp.payload[:32].hex()
+    before = open_slice(journal, Selection(first_seq=2, last_seq=cp.seq - 5)).provenance()
+    assert before["chain_hash"] == "" and before["chain_hash_seq"] == "0"
