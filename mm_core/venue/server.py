@@ -370,28 +370,32 @@ class Venue:
         if not events:
             return
         ts = self._stamp()
-        booked = {ev.ref for ev in events if isinstance(ev, m.BookAdd)}
-        traded = {ev.ref for ev in events if isinstance(ev, m.Executed)}
+        logs, locate = self.logs, self._locate
         for ev in events:
-            if isinstance(ev, m.Ignored):
+            kind = type(ev)
+            if kind is m.Ignored:
                 self.ignored.append(ev)
                 log.info("ignored %s/%s: %s", ev.owner, ev.token, ev.why)
                 continue
-            locate = self._locate.get(getattr(ev, "symbol", ""), 0)
-            public = wire.itch_message(ev, ts, locate)
-            if public is not None:
-                self._itch(public)
-            session_log = self.logs.get(getattr(ev, "owner", ""))
-            if session_log is None:       # background flow, or a book-only event
+            if kind in wire.PUBLIC_EVENTS:
+                public = wire.itch_message(ev, ts, locate[ev.symbol])
+                if public is not None:
+                    self._itch(public)
+            if kind in wire.BOOK_ONLY_EVENTS:
+                continue
+            session_log = logs.get(ev.owner)
+            if session_log is None:       # background flow
                 continue
             key = (ev.owner, ev.token)
-            if fresh is not None and isinstance(ev, (m.Accepted, m.Replaced)):
-                self._echo[key] = fresh
-            ref = getattr(ev, "ref", None)
-            live = ref in booked or ref in traded
+            live = True
+            if kind is m.Accepted or kind is m.Replaced:
+                if fresh is not None:
+                    self._echo[key] = fresh
+                # Order state 'D': the order died at once (an IOC that found nothing to trade).
+                live = ev.tif != m.IOC or any(type(x) is m.Executed and x.ref == ev.ref
+                                              for x in events)
             private = wire.ouch_message(ev, ts, self._echo.get(key, wire.DEFAULT_ECHO), live)
-            if private is not None:
-                session_log.append(private)
+            session_log.append(private)
 
     def _publish_and_pump(self, now: float) -> None:
         if self.publisher.flush():

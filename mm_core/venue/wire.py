@@ -24,6 +24,8 @@ class Echo:
 
 
 DEFAULT_ECHO = Echo()
+PUBLIC_EVENTS = frozenset({m.BookAdd, m.BookCancel, m.Executed})   # may change the public book
+BOOK_ONLY_EVENTS = frozenset({m.BookAdd, m.BookCancel})             # no OUCH counterpart
 
 
 def ouch_message(ev: m.Event, ts_ns: int, echo: Echo, live: bool) -> bytes | None:

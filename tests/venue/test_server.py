@@ -68,12 +68,15 @@ def test_replace_keeps_or_loses_priority_over_the_wire(make_venue):
         c.order(ouch.ReplaceOrder("A1", "A2", 400, 50_5050, ouch.TIF_SYSTEM_HOURS, "Y", "N", 0))
         kept = messages(c, 1)[0]
         assert isinstance(kept, ouch.Replaced) and kept.order_ref == first.order_ref
-        assert kept.previous_token == "A1" and kept.shares == 400
+        assert kept.previous_token == "A1" and kept.shares == 400 and kept.order_state == "L"
         c.order(ouch.ReplaceOrder("A2", "A3", 400, 50_5100, ouch.TIF_SYSTEM_HOURS, "Y", "N", 0))
         moved = messages(c, 1)[0]
         assert moved.order_ref != first.order_ref and moved.price == 50_5100
         c.enter("A4", "S", 100, "BOLT", 50_5025)
         assert messages(c, 1)[0].reason == "X"                 # not on the tick table
+        c.enter("A5", "B", 100, "BOLT", 40_0000, tif=ouch.TIF_IOC)   # nothing to trade with
+        dead, gone = messages(c, 2)
+        assert dead.order_state == "D" and (gone.reason, gone.decrement_shares) == ("I", 100)
 
 
 def read_until_quiet(client, quiet=0.3):
@@ -164,7 +167,7 @@ def test_moldudp64_gaps_are_detected_and_filled_by_rerequest(make_venue, receive
     want = venue.publisher.next_sequence - 1
     server = (venue.ports.host, venue.ports.rerequest)
     receiver.run(server, lambda r: len(r.messages) >= want, 10.0)
-    assert venue.publisher.packets_dropped >= 2 and venue.publisher.requests_served >= 1
+    assert venue.publisher.packets_dropped >= 1 and venue.publisher.requests_served >= 1
     for withheld in (30, 31, 55):
         assert any(g.expected <= withheld < g.received for g in receiver.gaps), receiver.gaps
     adds = [x for x in receiver.decoded() if isinstance(x, itch.AddOrder)]
