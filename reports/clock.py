@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from journal.catalogue import ClockState, RecordType
+from journal.catalogue import ClockState
 from reports import arrowcols as ac
 from reports import common, events
 from reports.output import ReportOutput

@@ -18,7 +18,7 @@ from reports.identifiers import currency_problem, isin_problem, lei_problem, mic
 from reports.output import ReportOutput
 from reports.refdata import RefData
 from reports.source import JournalSlice
-from reports.validate import mask_check, required_check, split, value_check
+from reports.validate import required_check, split, value_check
 
 KIND = "rts22"
 SCHEMA_VERSION = "rts22-2017/590-auth.016.001.01-1"

@@ -24,7 +24,7 @@ def test_cat_events_with_cat_field_names(all_reports, day):
     t = read(all_reports, "cat", "order_events")
     for name in ("type", "actionType", "firmROEID", "CATReporterIMID", "orderKeyDate", "orderID", "symbol",
                  "eventTimestamp", "manualFlag", "side", "price", "quantity", "orderType", "timeInForce",
-                 "handlingInstructions" if False else "tradingSession", "firmDesignatedID", "accountHolderType",
+                 "tradingSession", "firmDesignatedID", "accountHolderType",
                  "destination", "routedOrderID", "priorOrderID", "cancelQty", "leavesQty"):
         assert name in t.column_names, name
     rows = t.to_pylist()
