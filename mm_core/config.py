@@ -29,6 +29,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class FairValueParams:
+    base: str = "micro"           # "micro" (Stoikov), "mid" or "weighted" (weighted mid)
     imbalance_levels: int = 3
     level_decay: float = 0.5
     w_imbalance: float = 0.2      # × half spread per unit of multi-level imbalance

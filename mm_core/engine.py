@@ -86,7 +86,7 @@ class Engine:
             imbalance_levels=fv.imbalance_levels, level_decay=fv.level_decay,
             w_imbalance=fv.w_imbalance, w_flow=fv.w_flow, flow_alpha=fv.flow_alpha,
             leaders={p.b: p.a for p in symbols.pairs}, lead_alpha=fv.lead_alpha,
-            lead_prior=fv.lead_prior, calibrate_every=fv.calibrate_every)
+            lead_prior=fv.lead_prior, calibrate_every=fv.calibrate_every, base=fv.base)
         self.followers: list[list[int]] = [[] for _ in range(n)]
         for p in symbols.pairs:
             self.followers[p.a].append(p.b)

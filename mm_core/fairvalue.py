@@ -7,7 +7,6 @@ Must not know about wire formats, orders, risk or time sources: the book and tra
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
@@ -202,9 +201,12 @@ class FairValueModel:
                  level_decay: float = 0.5, w_imbalance: float = 0.0, w_flow: float = 0.0,
                  flow_alpha: float = 0.1, leaders: dict[int, int] | None = None,
                  lead_alpha: float = 0.05, lead_prior: float = 0.0,
-                 calibrate_every: int = 0) -> None:
+                 calibrate_every: int = 0, base: str = "micro") -> None:
         if len(ticks) != n_symbols:
             raise FairValueError("one tick size per symbol slot is needed")
+        if base not in ("micro", "mid", "weighted"):
+            raise FairValueError(f"fair value base {base!r} is not micro, mid or weighted")
+        self.base = base           # the starting point the other signals adjust
         self.n = n_symbols
         self.ticks = list(ticks)
         self.tables = [MicroPriceTable(n_imb, n_spread, (tables or {}).get(s)) for s in range(n_symbols)]
@@ -257,7 +259,8 @@ class FairValueModel:
         micro = m + self.tables[symbol_id].adjustment_ticks(imb, (ask - bid) // tick) * tick
         self.micro[symbol_id] = micro
         half = (ask - bid) * 0.5
-        fv = micro
+        base = self.base
+        fv = micro if base == "micro" else m if base == "mid" else imb * ask + (1.0 - imb) * bid
         if self.w_imbalance:
             fv += self.w_imbalance * depth_imbalance * half
         if self.w_flow:

@@ -1,6 +1,5 @@
 """Sans-io scenarios through the whole engine, built from real encoded ITCH/MoldUDP64 and
 OUCH/SoupBinTCP bytes and the real risk gateway."""
-import dataclasses
 import json
 
 import pytest
@@ -9,7 +8,7 @@ from journal.catalogue import RecordType, unpack
 from mm_core.config import EngineConfig
 from mm_core.engine import Engine, EngineError
 from mm_core.events import (
-    ClockSample, JournalNote, OperatorCommand, RequestRetransmit, SendOrder, Timer, VenueMessage,
+    ClockSample, JournalNote, OperatorCommand, RequestRetransmit, Timer, VenueMessage,
 )
 from mm_core.guard import GuardParams
 from mm_core.oms import OrderState

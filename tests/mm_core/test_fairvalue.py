@@ -1,4 +1,3 @@
-import math
 
 import pytest
 
@@ -90,3 +89,11 @@ def test_fair_value_combines_micro_imbalance_flow_and_lead():
     lead = 0.5 * (10_150 / 10_050 - 1.0) * 20_050
     assert shifted == pytest.approx(20_050.0 + lead)
     assert model.update(1, 10_000, 100, 10_000, 100) == 0.0   # locked/crossed: no fair value
+
+
+def test_base_price_can_be_mid_or_weighted_mid():
+    for base, want in (("mid", 10_050.0), ("weighted", 10_090.0), ("micro", 10_150.0)):
+        model = FairValueModel(2, ticks=[1, 100], tables={1: [[0.0, 0.0, 0.5, 1.0]] * 4}, base=base)
+        assert model.update(1, 10_000, 900, 10_100, 100) == pytest.approx(want)
+    with pytest.raises(FairValueError):
+        FairValueModel(2, ticks=[1, 100], base="vwap")
