@@ -32,6 +32,7 @@ from recovery.venue_link import SoupSession, full_view
 __all__ = ["RecoverySettings", "Recovery", "recover", "build_engine"]
 
 _SEQUENCED = ord("S")
+_SEGMENT = 4 << 20     # recovery writes few records: a small segment opens fast (sizes may mix)
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,7 @@ def _open_journal(path: str, dry_run: bool) -> tuple[Journal | None, dict]:
             with Reader(path) as reader:
                 stopped = reader.stopped
             return None, {"repaired": False, "would_discard_from": stopped}
-        journal = Journal(path, create=False)
+        journal = Journal(path, create=False, segment_size=_SEGMENT)
     except JournalLocked as exc:
         raise JournalUnavailable(f"{path}: a live writer holds the journal (is the engine still "
                                  f"running?): {exc}") from exc

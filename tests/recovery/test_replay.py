@@ -1,0 +1,151 @@
+"""Replay of a journal through a fresh engine: the same orders byte for byte and the same state
+hash; a wrong setup shows as divergences; a torn tail (a process SIGKILLed, then its last record cut
+mid-way or garbage written after it) is repaired, reported, and the surviving prefix replays."""
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from journal import Journal, Reader, RecordType
+from journal._journal_cffi import lib
+from journal.catalogue import pack_json
+from mm_core.config import EngineConfig
+from mm_core.engine import Engine
+from mm_core.events import JournalHealth, Reconciled
+from recovery.errors import BadRecoveryRecord, JournalUnavailable
+from recovery.replay import replay, replay_journal
+from tests.journal.jhelpers import record_offsets, segment_files
+from tests.recovery.journaling import fresh_engine, session_events, write_session
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+INPUTS = {RecordType.MD_PACKET, RecordType.VENUE_MSG, RecordType.TIMER, RecordType.CLOCK_SAMPLE}
+
+
+@pytest.fixture(scope="module")
+def events():
+    return session_events(7, 500)
+
+
+@pytest.fixture(scope="module")
+def crashed(tmp_path_factory, events):
+    """Journals written by a process that SIGKILLed itself after its last record (no close)."""
+    def make(name: str) -> str:
+        path = str(tmp_path_factory.mktemp(name) / "j")
+        code = ("import os, signal\n"
+                "from tests.recovery.journaling import session_events, write_session\n"
+                f"write_session({path!r}, session_events(7, 500))\n"
+                "os.kill(os.getpid(), signal.SIGKILL)\n")
+        proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, timeout=120)
+        assert proc.returncode == -9, proc.stderr[-2000:]
+        return path
+    return make
+
+
+def test_replay_reproduces_every_order_and_the_state_hash(tmp_path, events):
+    shell = write_session(str(tmp_path / "j"), events)
+    shell.journal.close()
+    result = replay_journal(str(tmp_path / "j"), fresh_engine())
+    assert result.deterministic and result.divergences == []
+    assert result.orders_checked > 20 and result.unsent == []
+    assert result.events == len(events) + 2            # + journal healthy, fresh session
+    assert result.state_hash == shell.engine.state_hash()
+    assert result.last_venue_seq == shell.soup_seq > 0
+    assert result.journaled_venue_seqs == set(range(1, shell.soup_seq + 1))
+    assert result.summary()["positions"] == {
+        s.name: p for s in shell.engine.symbols.symbols if (p := shell.engine.inventory.position[s.id])}
+
+
+def test_a_different_engine_setup_diverges(tmp_path, events):
+    write_session(str(tmp_path / "j"), events).journal.close()
+    base = fresh_engine()
+    wrong = Engine(EngineConfig(quote_size=300), base.symbols, type(base.risk)(base.risk.limits))
+    result = replay_journal(str(tmp_path / "j"), wrong)
+    assert not result.deterministic and result.divergence_count >= 1
+    assert "journal" in result.divergences[0].detail
+
+
+def test_orders_decided_after_the_last_record_are_reported_unsent(tmp_path, events):
+    path = str(tmp_path / "j")
+    shell = write_session(path, events)
+    shell.journal.close()
+    with Reader(path) as reader:
+        records = list(reader.records())
+    last_order = max(i for i, r in enumerate(records) if r.rtype == RecordType.ORDER_SENT)
+    first = next(i for i in range(last_order, -1, -1) if records[i].rtype in INPUTS)
+    cut = records[:first + 1]          # the crash came after the input, before its ORDER_SENT
+    result = replay(cut, fresh_engine())
+    assert result.deterministic
+    assert result.unsent and all(a.packet for a in result.unsent)
+    tokens = {a.intent.token for a in result.unsent}
+    assert tokens <= set(result.engine.oms.orders)
+
+
+def _survivors_engine(path: str, events: list):
+    """A fresh engine fed exactly the inputs whose records survived (what replay must equal)."""
+    with Reader(path) as reader:
+        k = sum(1 for r in reader.records() if r.rtype in INPUTS)
+    engine = fresh_engine()
+    engine.on_event(JournalHealth(events[0].now_ns, True))
+    engine.on_event(Reconciled(events[0].now_ns, True))
+    for event in events[:k]:
+        engine.on_event(event)
+    return engine, k
+
+
+def _last_data_record(path: str):
+    seg = segment_files(path)[-1]
+    recs = [r for r in record_offsets(seg) if not r[2] & (lib.MMJ_FLAG_CONTROL | lib.MMJ_FLAG_EOS)]
+    return seg, recs[-1]
+
+
+def test_torn_tail_cut_mid_record_is_repaired_reported_and_replayed(crashed, events):
+    path = crashed("cut")
+    with Reader(path) as reader:
+        before = reader.last_seq
+    seg, (offset, size, _) = _last_data_record(path)
+    with open(seg, "r+b") as f:               # the record's second half never reached the disk
+        f.seek(offset + size // 2)
+        f.write(bytes(size - size // 2))
+    with Journal(path, create=False) as journal:
+        rep = journal.recovery
+    assert not rep.clean and rep.seq == before and rep.bytes_discarded > 0
+    result = replay_journal(path, fresh_engine())
+    assert result.deterministic and result.last_seq == before - 1
+    expected, k = _survivors_engine(path, events)
+    assert 0 < k < len(events)
+    assert result.state_hash == expected.state_hash()
+
+
+def test_garbage_after_the_last_record_is_discarded_and_nothing_else(crashed, events):
+    path = crashed("garbage")
+    with Reader(path) as reader:
+        before = reader.last_seq
+    seg, (offset, size, _) = _last_data_record(path)
+    with open(seg, "r+b") as f:
+        f.seek(offset + size)
+        f.write(os.urandom(200).replace(b"\0", b"\x5a"))
+    with Journal(path, create=False) as journal:
+        rep = journal.recovery
+    assert not rep.clean and rep.seq == before + 1 and rep.bytes_discarded >= 200
+    result = replay_journal(path, fresh_engine())
+    assert result.deterministic and result.last_seq == before
+    expected, _ = _survivors_engine(path, events)
+    assert result.state_hash == expected.state_hash()
+
+
+def test_a_recon_record_naming_no_resolution_is_a_typed_error(tmp_path, events):
+    path = str(tmp_path / "j")
+    shell = write_session(path, events[:50])
+    shell.journal.append(RecordType.RECON, pack_json({"kind": "resolution", "resolution": {"action": "teleport"}}))
+    shell.journal.close()
+    with pytest.raises(BadRecoveryRecord, match="teleport"):
+        replay_journal(path, fresh_engine())
+
+
+def test_a_missing_journal_is_a_typed_error(tmp_path):
+    with pytest.raises(JournalUnavailable):
+        replay_journal(str(tmp_path / "nothing"), fresh_engine())
