@@ -103,7 +103,9 @@
  *
  * API conventions: every function returns an mmj_status (or, for mmj_append, a sequence >= 1
  * or a negative mmj_status). Outputs are marked OUT. Pointers into mapped segments returned in
- * mmj_record are valid until the next call on the same reader/tailer.
+ * mmj_record are valid until the next call on the same reader/tailer. A writer may be shared by
+ * threads (appends, sync and checkpoint are serialised by a mutex) but mmj_writer_close must not
+ * race with them; a reader or tailer belongs to one thread at a time.
  */
 #ifndef MMJ_JOURNAL_H
 #define MMJ_JOURNAL_H

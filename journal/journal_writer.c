@@ -7,6 +7,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "journal_internal.h"
 
 struct mmj_writer {
+    pthread_mutex_t mutex;     /* serialises appends from several threads (cffi drops the GIL) */
     int dirfd;
     int lockfd;
     uint8_t salt[MMJ_SALT_SIZE];
@@ -259,11 +261,9 @@ static int check_type(const mmj_writer *w, uint32_t rtype, uint64_t len)
     return MMJ_OK;
 }
 
-int64_t mmj_append(mmj_writer *w, uint32_t rtype, const char *payload, uint64_t len, int64_t ts_ns,
-                   uint32_t ts_source, uint32_t clock_state)
+static int64_t append_locked(mmj_writer *w, uint32_t rtype, const char *payload, uint64_t len, int64_t ts_ns,
+                             uint32_t ts_source, uint32_t clock_state)
 {
-    if (!w)
-        return MMJ_E_CLOSED;
     if (w->failed_errno)
         return MMJ_E_DURABILITY;
     int rc = check_type(w, rtype, len);
@@ -283,14 +283,10 @@ int64_t mmj_append(mmj_writer *w, uint32_t rtype, const char *payload, uint64_t 
     return rc == MMJ_OK ? (int64_t)seq : rc;
 }
 
-int mmj_append_batch(mmj_writer *w, uint32_t rtype, const char *buf, uint64_t size, const uint64_t *offsets,
-                     uint64_t count, const int64_t *ts_ns, int64_t ts_scalar, uint32_t ts_source,
-                     uint32_t clock_state, uint64_t *first_seq, uint64_t *written)
+static int batch_locked(mmj_writer *w, uint32_t rtype, const char *buf, uint64_t size, const uint64_t *offsets,
+                        uint64_t count, const int64_t *ts_ns, int64_t ts_scalar, uint32_t ts_source,
+                        uint32_t clock_state, uint64_t *first_seq, uint64_t *written)
 {
-    if (written)
-        *written = 0;
-    if (!w)
-        return MMJ_E_CLOSED;
     if (w->failed_errno)
         return MMJ_E_DURABILITY;
     if ((count && !buf) || ts_source > 0xff || clock_state > 0xff)
@@ -330,22 +326,51 @@ int mmj_append_batch(mmj_writer *w, uint32_t rtype, const char *buf, uint64_t si
     return count ? after_append(w, count) : MMJ_OK;
 }
 
+int64_t mmj_append(mmj_writer *w, uint32_t rtype, const char *payload, uint64_t len, int64_t ts_ns,
+                   uint32_t ts_source, uint32_t clock_state)
+{
+    if (!w)
+        return MMJ_E_CLOSED;
+    pthread_mutex_lock(&w->mutex);
+    int64_t rc = append_locked(w, rtype, payload, len, ts_ns, ts_source, clock_state);
+    pthread_mutex_unlock(&w->mutex);
+    return rc;
+}
+
+int mmj_append_batch(mmj_writer *w, uint32_t rtype, const char *buf, uint64_t size, const uint64_t *offsets,
+                     uint64_t count, const int64_t *ts_ns, int64_t ts_scalar, uint32_t ts_source,
+                     uint32_t clock_state, uint64_t *first_seq, uint64_t *written)
+{
+    if (written)
+        *written = 0;
+    if (!w)
+        return MMJ_E_CLOSED;
+    pthread_mutex_lock(&w->mutex);
+    int rc = batch_locked(w, rtype, buf, size, offsets, count, ts_ns, ts_scalar, ts_source, clock_state, first_seq,
+                          written);
+    pthread_mutex_unlock(&w->mutex);
+    return rc;
+}
+
 int mmj_sync(mmj_writer *w)
 {
     if (!w)
         return MMJ_E_CLOSED;
-    return sync_range(w, w->synced_off, w->off);
+    pthread_mutex_lock(&w->mutex);
+    int rc = sync_range(w, w->synced_off, w->off);
+    pthread_mutex_unlock(&w->mutex);
+    return rc;
 }
 
 int mmj_checkpoint(mmj_writer *w)
 {
     if (!w)
         return MMJ_E_CLOSED;
-    if (w->failed_errno)
-        return MMJ_E_DURABILITY;
-    int rc = write_checkpoint(w);
+    pthread_mutex_lock(&w->mutex);
+    int rc = w->failed_errno ? MMJ_E_DURABILITY : write_checkpoint(w);
     if (rc == MMJ_OK && durable(w))
         rc = sync_range(w, w->synced_off, w->off);
+    pthread_mutex_unlock(&w->mutex);
     return rc;
 }
 
@@ -407,6 +432,7 @@ int mmj_writer_close(mmj_writer *w)
         write_lock_state(w, "closed");
     close(w->lockfd);   /* releases the OFD lock */
     close(w->dirfd);
+    pthread_mutex_destroy(&w->mutex);
     free(w);
     return rc;
 }
@@ -712,6 +738,7 @@ int mmj_writer_open(const char *dir, const mmj_options *opt, mmj_writer **out, m
         return MMJ_E_NOMEM;
     if (opt)
         w->opt = *opt;
+    pthread_mutex_init(&w->mutex, NULL);
     w->lockfd = -1;
     w->dirfd = -1;
     w->page = (size_t)sysconf(_SC_PAGESIZE);
@@ -760,6 +787,7 @@ fail:
         close(w->lockfd);
     if (w->dirfd >= 0)
         close(w->dirfd);
+    pthread_mutex_destroy(&w->mutex);
     free(w);
     return rc;
 }
