@@ -5,8 +5,6 @@ import copy
 import itertools
 import tomllib
 
-import pytest
-
 from mm_core.risk import Limits, RiskGateway
 from mm_core.types import OrderIntent, OrderKind, Side
 
@@ -105,8 +103,3 @@ def healthy(gw: RiskGateway, now: int = T0, feeds=((1, FAIR, FAIR),)) -> RiskGat
 def make_gateway(feeds=((1, FAIR, FAIR),), latch_state=None, **sections) -> RiskGateway:
     gw = RiskGateway(Limits.from_toml(limits_text(**sections)), latch_state=latch_state)
     return healthy(gw, T0, feeds)
-
-
-@pytest.fixture
-def gw() -> RiskGateway:
-    return make_gateway()
