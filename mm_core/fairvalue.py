@@ -222,6 +222,7 @@ class FairValueModel:
         self.leaders = dict(sorted((leaders or {}).items()))     # follower -> leader
         self.lead_beta = {f: EwmaBeta(lead_alpha, lead_prior) for f in self.leaders}
         self.lead_ref = {f: 0.0 for f in self.leaders}           # leader mid at follower's last move
+        self.last_top: list[tuple] = [()] * n_symbols
         self.mids = [0.0] * n_symbols
         self.micro = [0.0] * n_symbols
         self.fair = [0.0] * n_symbols
@@ -249,7 +250,10 @@ class FairValueModel:
         old_mid = self.mids[symbol_id]
         self.mids[symbol_id] = m
         est = self.estimators
-        if est is not None:
+        top = (bid, bid_qty, ask, ask_qty)
+        if est is not None and top != self.last_top[symbol_id]:
+            # the estimator's states are top-of-book states: deeper changes are not observations
+            self.last_top[symbol_id] = top
             e = est[symbol_id]
             e.observe(bid, bid_qty, ask, ask_qty, tick)
             if e.observations % self.calibrate_every == 0 and e.observations:
