@@ -65,6 +65,8 @@ static void blake2b_compress(mmj_blake2b_ctx *ctx, const uint8_t block[128], int
         v[14] = ~v[14];
     for (int i = 0; i < 16; i++)
         m[i] = load64_le(block + 8 * i);
+    /* fully unrolled, the message schedule indexes become constants and m[] stays in registers */
+#pragma GCC unroll 12
     for (int r = 0; r < 12; r++) {
         const uint8_t *s = blake2b_sigma[r % 10];
         G(v[0], v[4], v[8], v[12], m[s[0]], m[s[1]]);

@@ -63,9 +63,14 @@ def failing_disk(tmp_path):
         run("umount", "-l", str(back))
 
 
-@pytest.mark.parametrize("mode", ["sync", "group"])
-def test_failed_msync_is_fatal_and_latched(failing_disk, mode):
-    j = Journal(failing_disk / "j", segment_size=4 << 20, durability=mode, group_records=8, group_us=1_000_000)
+@pytest.mark.parametrize("mode,group_records,group_us", [
+    ("sync", 1, 1),
+    ("group", 8, 1_000_000_000),        # the record budget triggers the msync
+    ("group", 1_000_000_000, 1),        # the time budget triggers the msync
+])
+def test_failed_msync_is_fatal_and_latched(failing_disk, mode, group_records, group_us):
+    j = Journal(failing_disk / "j", segment_size=4 << 20, durability=mode, group_records=group_records,
+                group_us=group_us)
     appended = 0
     with pytest.raises(DurabilityFailed) as first:
         for i in range(20_000):          # 60 MB of records: far more than the backing store holds
