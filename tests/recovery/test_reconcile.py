@@ -1,0 +1,227 @@
+"""Reconciliation cases, one per discrepancy kind, from real encoded OUCH bytes and a real engine
+(the scripted venue of tests.mm_core.wire answers it); each resolution is applied to the engine and
+a second reconciliation must come out clean."""
+from __future__ import annotations
+
+import pytest
+
+from journal.catalogue import pack_json, unpack_json
+from mm_core.events import OperatorCommand, SendOrder, VenueMessage
+from mm_core.oms import OrderState
+from mm_core.protocol import ouch, soupbintcp
+from mm_core.types import Purpose, Side
+from recovery.errors import BadRecoveryRecord, BadVenueMessage
+from recovery.reconcile import (
+    AdoptPending, CancelAtVenue, Deliver, MarkNotSent, ResendCancel, apply, local_view, reconcile,
+    resolution_from_json, resolution_json, venue_view,
+)
+from tests.mm_core.wire import ACME, S, Feed, Venue, make_engine, md, run, two_sided
+
+NOW = 3 * S
+
+
+class LoggingVenue(Venue):
+    """The scripted venue, keeping every OUCH payload it sent in sequence order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.log: list[bytes] = []
+
+    def answer(self, actions, now, ack=True):
+        replies = super().answer(actions, now, ack)
+        self.log += [r.packet[3:] for r in replies]
+        return replies
+
+    def fill(self, token, qty, now, price=None):
+        reply = super().fill(token, qty, now, price)
+        self.log.append(reply.packet[3:])
+        return reply
+
+    def view(self, *extra: bytes, log: list[bytes] | None = None):
+        return venue_view(enumerate([*(self.log if log is None else log), *extra], 1))
+
+
+def quoting():
+    """An engine with a bid and an ask resting on ACME, both accepted."""
+    engine, venue, feed = make_engine(), LoggingVenue(), Feed()
+    msgs, _ = two_sided(feed, ACME, 999_900, 1_000_100)
+    run(engine, venue, md(feed.packet(*msgs), 2 * S), 2 * S)
+    bid = engine.oms.working_order(ACME, Side.BUY)
+    ask = engine.oms.working_order(ACME, Side.SELL)
+    assert bid.state is ask.state is OrderState.ACCEPTED
+    return engine, venue, bid, ask
+
+
+def local(engine, venue, *extra_journaled: int):
+    return local_view(engine, [*range(1, len(venue.log) + 1), *extra_journaled])
+
+
+def kinds(result) -> list[str]:
+    return sorted(d.kind for d in result.discrepancies)
+
+
+def frame(payload: bytes) -> bytes:
+    return soupbintcp.encode(soupbintcp.SequencedData(payload))
+
+
+def accepted(token: str, side="B", shares=300, price=999_000, ref=77) -> bytes:
+    return ouch.encode(ouch.Accepted(NOW, token, side, shares, "ACME", price, 99999, "MMCO", "Y", ref,
+                                     "P", "N", 0, "N", "L", " "))
+
+
+def test_a_consistent_session_is_clean():
+    engine, venue, bid, _ = quoting()
+    run(engine, venue, venue.fill(bid.token, 100, NOW), NOW)
+    result = reconcile(local(engine, venue), venue.view())
+    assert result.clean and result.discrepancies == ()
+    assert result.local_positions == result.venue_positions == {"ACME": 100}
+    assert result.live_at_venue == 2
+
+
+def test_orders_in_flight_at_the_crash_are_marked_not_sent():
+    engine, venue, feed = make_engine(), LoggingVenue(), Feed()
+    msgs, _ = two_sided(feed, ACME, 999_900, 1_000_100)
+    sent = [a for a in engine.on_event(md(feed.packet(*msgs), 2 * S)) if isinstance(a, SendOrder)]
+    assert len(sent) == 2                          # journaled, never reached the venue
+    result = reconcile(local(engine, venue), venue.view())
+    assert kinds(result) == ["not-received", "not-received"]
+    assert {r.token for r in result.resolutions} == {a.intent.token for a in sent}
+    for r in result.resolutions:
+        assert isinstance(r, MarkNotSent) and apply(engine, r, NOW) == []
+    assert all(engine.oms.get(a.intent.token).state is OrderState.REJECTED for a in sent)
+    assert engine.oms.counts() == (0, 0)
+    assert reconcile(local(engine, venue), venue.view()).clean
+
+
+def test_a_live_order_unknown_locally_is_adopted_and_cancelled():
+    engine, venue, _, _ = quoting()
+    ours = engine.oms.prefix + "0000000000ZZ"     # one of our tokens the journal lost
+    stranger = accepted(ours, shares=300, ref=77)
+    result = reconcile(local(engine, venue, len(venue.log) + 1), venue.view(stranger))
+    assert kinds(result) == ["unknown-live"]
+    cancel = result.resolutions[0]
+    assert cancel == CancelAtVenue(ours, ACME, "B", 999_000, 300, 77, True)
+    (action,) = apply(engine, cancel, NOW)
+    msg = ouch.decode_inbound(soupbintcp.decode(action.packet).payload)
+    assert msg == ouch.CancelOrder(ours, 0) and action.intent.purpose is Purpose.RECOVERY
+    order = engine.oms.get(ours)
+    assert order.state is OrderState.PENDING_CANCEL and order.leaves == 300
+    assert engine.oms.new_token() > ours             # that token is never handed out again
+    engine.on_event(VenueMessage(frame(ouch.encode(ouch.Canceled(NOW, ours, 300, "U"))), NOW))
+    done = venue.view(stranger, ouch.encode(ouch.Canceled(NOW, ours, 300, "U")))
+    assert engine.oms.get(ours).state is OrderState.CANCELED
+    assert reconcile(local(engine, venue, len(venue.log) + 1, len(venue.log) + 2), done).clean
+
+
+def test_an_order_adopted_during_recovery_is_cancelled_when_it_rests():
+    engine, venue, _, _ = quoting()
+    token = engine.oms.prefix + "000000000100"
+    apply(engine, AdoptPending(token, ACME, "S", 1_001_000, 200), NOW)
+    assert engine.oms.get(token).state is OrderState.PENDING_NEW
+    late = accepted(token, side="S", shares=200, price=1_001_000, ref=91)
+    engine.on_event(VenueMessage(frame(late), NOW))
+    result = reconcile(local(engine, venue, len(venue.log) + 1), venue.view(late))
+    assert kinds(result) == ["unknown-live"] and result.resolutions[0].adopt is False
+
+
+def test_filled_locally_but_live_at_the_venue_is_cancelled_and_the_position_flagged():
+    engine, venue, bid, _ = quoting()
+    run(engine, venue, venue.fill(bid.token, 200, NOW), NOW)
+    assert engine.oms.get(bid.token).state is OrderState.FILLED
+    index = next(i for i, p in enumerate(venue.log) if isinstance(ouch.decode_outbound(p), ouch.Executed))
+    log = list(venue.log)
+    log[index] = ouch.encode(ouch.Executed(NOW, bid.token, 100, bid.price, "A", 1))
+    result = reconcile(local(engine, venue), venue.view(log=log))
+    assert kinds(result) == ["closed-locally-live", "position-mismatch"]
+    cancel = next(d.resolution for d in result.discrepancies if d.kind == "closed-locally-live")
+    assert cancel.adopt and cancel.leaves == 100
+    position = next(d for d in result.discrepancies if d.kind == "position-mismatch")
+    assert position.resolution is None and "200" in position.detail and "100" in position.detail
+    (action,) = apply(engine, cancel, NOW)          # the closed record is superseded
+    assert engine.oms.get(bid.token).state is OrderState.PENDING_CANCEL
+
+
+@pytest.mark.parametrize("field,kind", [("shares", "qty-mismatch"), ("price", "price-mismatch")])
+def test_quantity_or_price_mismatch_is_flagged_and_the_order_cancelled(field, kind):
+    engine, venue, _, ask = quoting()
+    index = next(i for i, p in enumerate(venue.log) if ouch.decode_outbound(p).token == ask.token)
+    original = ouch.decode_outbound(venue.log[index])
+    changed = {"shares": ask.qty + 100} if field == "shares" else {"price": ask.price + 100}
+    log = list(venue.log)
+    log[index] = accepted(ask.token, "S", changed.get("shares", original.shares),
+                          changed.get("price", original.price), original.order_ref)
+    result = reconcile(local(engine, venue), venue.view(log=log))
+    assert kinds(result) == [kind]
+    cancel = result.resolutions[0]
+    assert isinstance(cancel, CancelAtVenue) and not cancel.adopt and cancel.token == ask.token
+    (action,) = apply(engine, cancel, NOW)
+    assert action.packet == engine.oms.get(ask.token).cancel_packet
+
+
+def test_a_fill_the_journal_lacks_is_delivered_and_booked():
+    engine, venue, bid, _ = quoting()
+    journaled = local(engine, venue)
+    missed = ouch.encode(ouch.Executed(NOW, bid.token, 100, bid.price, "A", 4242))
+    venue.log.append(missed)                          # the venue sent it; the journal lacks it
+    result = reconcile(journaled, venue.view())
+    assert kinds(result) == ["missing-fill"]          # positions wait for the delivery
+    deliver = result.resolutions[0]
+    assert deliver == Deliver(len(venue.log), missed)
+    assert apply(engine, deliver, NOW) == []          # the recovery shell journals and feeds it
+    run(engine, venue, VenueMessage(frame(deliver.payload), NOW), NOW)
+    after = reconcile(local(engine, venue), venue.view())
+    assert after.clean and after.local_positions == {"ACME": 100}
+
+
+def test_a_cancel_that_never_reached_the_venue_is_sent_again():
+    engine, venue, bid, ask = quoting()
+    sent = [a for a in engine.on_event(OperatorCommand(NOW, "kill", "ops", "drill"))
+            if isinstance(a, SendOrder)]
+    assert {a.intent.token for a in sent} == {bid.token, ask.token}
+    result = reconcile(local(engine, venue), venue.view())
+    assert kinds(result) == ["cancel-not-received", "cancel-not-received"]
+    assert all(isinstance(r, ResendCancel) for r in result.resolutions)
+    again = [apply(engine, r, NOW)[0].packet for r in result.resolutions]
+    assert sorted(again) == sorted(a.packet for a in sent)
+
+
+def test_an_order_the_venue_never_saw_and_a_journal_ahead_of_the_venue_need_a_person():
+    engine, venue, _, ask = quoting()
+    assert ouch.decode_outbound(venue.log[-1]).token == ask.token
+    result = reconcile(local(engine, venue), venue.view(log=venue.log[:-1]))
+    assert kinds(result) == ["journal-ahead", "unknown-at-venue"]
+    assert result.resolutions == [] and len(result.unresolved) == 2
+
+
+def test_trade_corrections_and_reported_positions_are_checked():
+    engine, venue, bid, _ = quoting()
+    run(engine, venue, venue.fill(bid.token, 100, NOW), NOW)
+    broken = ouch.encode(ouch.BrokenTrade(NOW, bid.token, venue.match, "E"))
+    result = reconcile(local(engine, venue, len(venue.log) + 1), venue.view(broken),
+                       venue_positions={"ACME": 300})
+    assert kinds(result) == ["position-mismatch", "trade-correction"]
+    assert result.resolutions == []
+
+
+def test_bad_venue_input_is_a_typed_error_naming_the_sequence():
+    with pytest.raises(BadVenueMessage, match="venue message 2"):
+        venue_view([(1, ouch.encode(ouch.SystemEvent(NOW, "S"))), (2, b"Qgarbage")])
+    with pytest.raises(BadVenueMessage, match="gap"):
+        venue_view([(1, ouch.encode(ouch.SystemEvent(NOW, "S"))), (3, ouch.encode(ouch.SystemEvent(NOW, "E")))])
+
+
+@pytest.mark.parametrize("resolution", [
+    MarkNotSent("MM0000000000001"), ResendCancel("MM000000000002"),
+    CancelAtVenue("MM000000000003", ACME, "S", 1_000_100, 200, 9, True),
+    Deliver(17, accepted("MM000000000004")), AdoptPending("MM000000000005", ACME, "B", 999_900, 100),
+])
+def test_resolutions_survive_the_journal_as_json(resolution):
+    doc = unpack_json(pack_json({"kind": "resolution", "resolution": resolution_json(resolution)}))
+    assert resolution_from_json(doc["resolution"]) == resolution
+
+
+def test_a_resolution_document_with_bad_fields_is_a_typed_error():
+    with pytest.raises(BadRecoveryRecord):
+        resolution_from_json({"action": "cancel", "token": "X"})
+    with pytest.raises(BadRecoveryRecord):
+        resolution_from_json({"action": "deliver", "sequence": 1, "payload": "zz"})
