@@ -7,6 +7,7 @@ sizes the catalogue registers; must not add per-record Python work to the append
 from __future__ import annotations
 
 import dataclasses
+import operator
 import os
 
 import numpy as np
@@ -55,10 +56,10 @@ class RecoveryReport:
 
 
 def _bytes_view(payload):
-    """A cffi char* view of any contiguous bytes-like object (bytes go straight through)."""
+    """A cffi char[] view of any contiguous bytes-like object (its len() is the byte count)."""
     try:
-        return ffi.from_buffer("char[]", payload)
-    except TypeError as exc:
+        return ffi.from_buffer("char[]", memoryview(payload).cast("B"))
+    except (TypeError, ValueError) as exc:
         raise InvalidArgument(f"payload must be bytes-like, not {type(payload).__name__}") from exc
 
 
@@ -107,12 +108,27 @@ class Journal:
         """Append one record; returns its sequence once it is published (and synced in sync mode)."""
         try:
             seq = _append(self._w, rtype, payload, len(payload), ts_ns, ts_source, clock_state)
-        except TypeError:
-            seq = _append(self._w, rtype, _bytes_view(payload), len(memoryview(payload).cast("B")),
-                          ts_ns, ts_source, clock_state)
+        except (TypeError, OverflowError):
+            seq = self._append_converted(rtype, payload, ts_ns, ts_source, clock_state)
         if seq > 0:
             return seq
         raise error_for(seq, f"append type {rtype}", lib.mmj_writer_errno(self._w) if self._w else 0)
+
+    def _append_converted(self, rtype, payload, ts_ns, ts_source, clock_state) -> int:
+        """The slow path: any bytes-like payload, and typed errors for arguments cffi rejects."""
+        view = _bytes_view(payload)
+        args = {"rtype": (rtype, 0, 0xFFFF), "ts_ns": (ts_ns, -(1 << 63), (1 << 63) - 1),
+                "ts_source": (ts_source, 0, 0xFF), "clock_state": (clock_state, 0, 0xFF)}
+        values = {}
+        for name, (value, low, high) in args.items():
+            try:
+                values[name] = operator.index(value)
+            except TypeError:
+                raise InvalidArgument(f"{name} must be an integer, not {type(value).__name__}") from None
+            if not low <= values[name] <= high:
+                raise InvalidArgument(f"{name} {values[name]} is outside {low}..{high}")
+        return _append(self._w, values["rtype"], view, len(view), values["ts_ns"], values["ts_source"],
+                       values["clock_state"])
 
     def append_batch(self, rtype: int, payloads, ts_ns=0, ts_source: int = 0, clock_state: int = 0) -> int:
         """Append many records of one type in one C call; returns the first of their consecutive

@@ -87,6 +87,9 @@ def test_reserved_types_and_bad_arguments(tmp_path):
             j.append(RecordType.MD_PACKET, b"x", ts_source=300)
         with pytest.raises(InvalidArgument):
             j.append(RecordType.MD_PACKET, 12345)
+        for bad in ({"ts_ns": 1.5}, {"ts_ns": 2**70}, {"rtype": -1}, {"clock_state": -3}):
+            with pytest.raises(InvalidArgument):
+                j.append(**{"rtype": RecordType.MD_PACKET, "payload": b"x", **bad})
         with pytest.raises(InvalidArgument):
             j.append_batch(RecordType.MD_PACKET, [b"a", b"b"], ts_ns=[1, 2, 3])
         assert j.next_seq == 1
