@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import time
 from typing import Iterator, NamedTuple
 
 import numpy as np
@@ -15,6 +16,9 @@ import numpy as np
 from journal._journal_cffi import ffi, lib
 from journal.catalogue import HEADER_DTYPE, PAYLOAD_DTYPES
 from journal.errors import InvalidArgument, JournalClosed, check, error_for, reason_text
+
+
+_WAIT_SLICE_S = 0.1
 
 
 class Record(NamedTuple):
@@ -228,12 +232,17 @@ class Tailer:
         """The next data record, waiting up to timeout_s; None if none arrived in time."""
         if self._t == ffi.NULL:
             raise JournalClosed("tailer is closed", status=lib.MMJ_E_CLOSED)
-        status = lib.mmj_tailer_next(self._t, int(timeout_s * 1e9), self._rec)
-        if status == lib.MMJ_OK:
-            return _record(self._rec)
-        if status == lib.MMJ_AGAIN:
-            return None
-        raise error_for(status, f"tail {self.path} at seq {self.position}")
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        while True:
+            # wait in short slices so Ctrl-C and other signal handlers run between them
+            left = max(0.0, min(deadline - time.monotonic(), _WAIT_SLICE_S))
+            status = lib.mmj_tailer_next(self._t, int(left * 1e9), self._rec)
+            if status == lib.MMJ_OK:
+                return _record(self._rec)
+            if status != lib.MMJ_AGAIN:
+                raise error_for(status, f"tail {self.path} at seq {self.position}")
+            if time.monotonic() >= deadline:
+                return None
 
     @property
     def position(self) -> int:
