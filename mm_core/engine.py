@@ -168,8 +168,7 @@ class Engine:
             self.stale = False
             self.gap_requested_ns = -1
             actions.append(self._alert("book-recovered", f"gap filled at {self.tracker.next_expected}"))
-            touched = {s: True for s in self.quoted}
-            for s in self.followers_of_all():
+            for s in self.quoted:       # every quote was pulled: decide all of them again
                 touched[s] = True
         # The guard runs first: pulls go out ahead of every other signal's reaction.
         for symbol_id in printed:
@@ -188,9 +187,6 @@ class Engine:
             if self.hedge_of[symbol_id] or symbol_id in self.hedger.pairs:
                 self._hedge_around(symbol_id, actions)
         return actions
-
-    def followers_of_all(self) -> list[int]:
-        return [f for fs in self.followers for f in fs]
 
     def _apply(self, messages, actions: list[Action]) -> tuple[dict[int, bool], dict[int, bool]]:
         """Apply ITCH messages to the book; returns (touched symbols, symbols with prints)."""
