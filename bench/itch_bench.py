@@ -258,7 +258,10 @@ def main(quick: bool) -> str:
     n_small = 50_000 if quick else 300_000
     repeats = 1 if quick else 3
     lines = ["## ITCH / OUCH / SoupBinTCP codecs (mm_core.protocol)", ""]
-    lines += [f"Pure Python, best of {repeats} run(s), garbage collector on.", ""]
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    lines += [f"Pure Python, best of {repeats} interleaved run(s), garbage collector on; "
+              f"{os.cpu_count()} CPUs, load average {load} when the run began (other work on the "
+              "machine slows every competitor alike; compare the ratios).", ""]
     lines += itch_section(n_itch, repeats) + [""]
     lines += ouch_section(n_small, repeats) + [""]
     lines += soup_section(n_small, repeats)

@@ -17,7 +17,8 @@ from mm_core.protocol.errors import BadField, TrailingBytes, TruncatedMessage, U
 __all__ = [
     "UInt", "Ts48", "Char", "Alpha",
     "U8", "U16", "U32", "U64", "Price4", "Timestamp48", "AnyChar",
-    "Codec", "Registry", "wire_message", "field_group", "char_of", "alpha", "layout_of", "pack_text", "unpack_text",
+    "Codec", "Registry", "wire_message", "field_group", "char_of", "alpha", "layout_of",
+    "pack_text", "unpack_text",
 ]
 
 
@@ -339,15 +340,17 @@ class Registry:
             t: (c.size, c.decode_at) for t, c in self.codecs.items()}
 
     def decode(self, buf: Any) -> Any:
-        """Decode exactly one message occupying all of `buf` (the hot path: kept flat)."""
-        n = len(buf)
-        codec = self.codecs.get(buf[0]) if n else None
-        if codec is None or n != codec.size:
-            return self.decode_at(buf, 0, n)       # raises the precise error
+        """Decode exactly one message occupying all of `buf`.
+
+        The hot path assumes the bytes are good; anything odd (empty, unknown type, wrong size,
+        bad code) falls through to decode_at, which finds and raises the precise error."""
         try:
-            return codec.decode_at(buf, 0)
-        except (ValueError, KeyError):             # a disallowed code or non-ASCII text
-            raise codec.bad_field_in_bytes(buf, 0) from None
+            size, decode_at = self.fast[buf[0]]
+            if size == len(buf):
+                return decode_at(buf, 0)
+        except (LookupError, ValueError):
+            pass
+        return self.decode_at(buf, 0, len(buf))
 
     def decode_at(self, buf: Any, off: int, length: int) -> Any:
         """Decode the one message in buf[off:off+length] (the length comes from the framing)."""

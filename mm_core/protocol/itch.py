@@ -300,13 +300,21 @@ def decode_mold_packet(buf: bytes | bytearray | memoryview
     fast = _REGISTRY.fast
     out: list[ItchMessage] = []
     append = out.append
-    for off, length in moldudp64.block_spans(buf, header.count):
-        entry = fast.get(buf[off]) if length else None
-        if entry is not None and entry[0] == length:
-            try:
-                append(entry[1](buf, off))             # fast path: exact-size known message
-                continue
-            except (ValueError, KeyError):
-                pass
-        append(_REGISTRY.decode_at(buf, off, length))  # checked path: raises the typed error
+    end = len(buf)
+    off = moldudp64.HEADER_SIZE
+    try:
+        # Hot path: walk the blocks and decode in one pass, trusting the bytes; any anomaly
+        # (IndexError, KeyError, ValueError, size mismatch) hands over to the checked path.
+        for _ in range(header.count):
+            length = buf[off] << 8 | buf[off + 1]
+            off += 2
+            size, decode_one = fast[buf[off]]
+            if size != length or off + size > end:
+                raise LookupError
+            append(decode_one(buf, off))
+            off += size
+    except (LookupError, ValueError):
+        checked = _REGISTRY.decode_at
+        return header, [checked(buf, o, n) for o, n in moldudp64.block_spans(buf, header.count)]
+    moldudp64.expect_end(buf, off)
     return header, out
