@@ -4,6 +4,7 @@ lock left by a SIGKILLed writer."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import struct
 import subprocess
@@ -124,6 +125,8 @@ def test_closed_handles(tmp_path):
 
 @pytest.fixture
 def small_tmpfs(tmp_path):
+    if shutil.which("mount") is None:
+        pytest.skip("needs mount (util-linux)")
     mnt = tmp_path / "tmpfs"
     mnt.mkdir()
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True)

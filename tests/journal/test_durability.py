@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import subprocess
 
 import pytest
@@ -34,6 +35,9 @@ def run(*cmd):
 def failing_disk(tmp_path):
     """An ext4 mount whose block device (a loop over a file on a 12 MiB tmpfs) runs out of backing
     store after ~12 MiB of data: from then on writeback fails and msync/fsync return an error."""
+    missing = [tool for tool in ("mount", "umount", "losetup", "mkfs.ext4") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)} (util-linux, e2fsprogs)")
     back, mnt = tmp_path / "back", tmp_path / "mnt"
     back.mkdir()
     mnt.mkdir()
