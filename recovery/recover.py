@@ -287,7 +287,8 @@ def _reconcile_with_venue(settings: RecoverySettings, shell: _Shell, result: Rec
     if settings.venue is None:
         result.reasons.append("no venue given: nothing to reconcile against")
         if not settings.dry_run:
-            shell.recon({"kind": RECON_BEGIN, "reconciled": False, "venue": None})
+            shell.recon({"kind": RECON_BEGIN, "reconciled": False, "venue": None,
+                         "unsent_orders": [a.intent.token for a in result.replay.unsent]})
             shell.feed(Reconciled(shell.clock(), False))
         return
     host, port = settings.venue
@@ -298,6 +299,7 @@ def _reconcile_with_venue(settings: RecoverySettings, shell: _Shell, result: Rec
     timings["full_view"] = time.perf_counter() - t
     progress("venue", f"{len(messages)} venue messages")
     if settings.dry_run:
+        shell.feed(Reconciled(shell.clock(), False))     # shows the quotes it would pull
         view = venue_view(sorted(messages.items()))
         found = reconcile(local_view(shell.engine, shell.journaled, replayed.last_venue_seq), view)
         result.rounds.append(found)
@@ -309,11 +311,13 @@ def _reconcile_with_venue(settings: RecoverySettings, shell: _Shell, result: Rec
     session = shell.session = SoupSession(host, port, settings.timeout)
     accepted = session.login(settings.username, settings.password, first)
     progress("venue", f"logged in, requested sequence {first}, venue starts at {accepted.sequence}")
-    shell.deliver(0, session.login_frame)
+    # The begin record comes first: it closes the crashed session's record (orders decided
+    # after its last ORDER_SENT were never sent) before any input of this one.
     shell.recon({"kind": RECON_BEGIN, "reconciled": False, "requested_sequence": first,
                  "venue_sequence": accepted.sequence, "venue_messages": len(messages),
-                 "journal_tail": result.tail})
+                 "journal_tail": result.tail, "unsent_orders": [a.intent.token for a in replayed.unsent]})
     shell.feed(Reconciled(shell.clock(), False))
+    shell.deliver(0, session.login_frame)
     head = max(messages, default=0)
     if head >= accepted.sequence:
         _take(shell, messages, session.sequenced(head, settings.quiet, settings.timeout))

@@ -126,6 +126,11 @@ class _Walk:
             return
         if rtype not in _INPUTS:
             return
+        doc = self.recon_doc(rec) if rtype == RecordType.RECON else None
+        if doc is not None and doc.get("kind") == RECON_BEGIN and self.expected:
+            # a recovery closed the crashed session: what it decided last was never sent
+            unsent = set(doc.get("unsent_orders") or ())
+            self.expected = collections.deque(a for a in self.expected if a.intent.token not in unsent)
         if self.expected:
             # the runner journals an event's orders before it takes the next input
             for action in self.expected:
@@ -138,9 +143,9 @@ class _Walk:
                 r.journaled_venue_seqs.add(soup_seq)
                 if soup_seq > r.last_venue_seq:
                     r.last_venue_seq = soup_seq
-        elif rtype == RecordType.RECON:
+        elif doc is not None:
             r.recon_records += 1
-            self.recon(rec)
+            self.recon(rec, doc)
 
     def check_order(self, rec) -> None:
         self.result.orders_checked += 1
@@ -155,11 +160,17 @@ class _Walk:
             self.diverge(rec.seq, f"replay sent {action.packet.hex()} ({action.intent.token}), "
                                   f"the journal has {journaled.hex()} ({token})")
 
-    def recon(self, rec) -> None:
+    @staticmethod
+    def recon_doc(rec) -> dict:
         try:
             doc = unpack_json(rec.payload)
         except ValueError as exc:
             raise BadRecoveryRecord(f"RECON record {rec.seq} is not JSON: {exc}") from None
+        if not isinstance(doc, dict):
+            raise BadRecoveryRecord(f"RECON record {rec.seq} is not a JSON object")
+        return doc
+
+    def recon(self, rec, doc: dict) -> None:
         kind = doc.get("kind")
         if kind == RECON_BEGIN:
             self.feed(Reconciled(rec.ts_ns, False))

@@ -127,9 +127,9 @@ def full_view(host: str, port: int, username: str, password: str,
               timeout: float = 5.0) -> list[tuple[int, bytes]]:
     """Every sequenced OUCH payload of the session, (sequence, payload) from 1 to the venue's head
     at the time of asking (a login with sequence 0 tells the head without a replay)."""
-    probe = SoupSession(host, port, timeout)
+    probe = _login_when_free(host, port, username, password, timeout)
     try:
-        head = probe.login(username, password, 0).sequence - 1
+        head = probe.next_sequence - 1
     finally:
         probe.logout()
     session = SoupSession(host, port, timeout)
@@ -139,3 +139,20 @@ def full_view(host: str, port: int, username: str, password: str,
     finally:
         session.logout()
     return [(seq, frame[3:]) for seq, frame in frames]
+
+
+def _login_when_free(host: str, port: int, username: str, password: str,
+                     timeout: float) -> SoupSession:
+    """A session logged in for new messages only. Right after a crash the venue may not yet have
+    seen the dead engine's connection close: "session unavailable" is retried until timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        session = SoupSession(host, port, timeout)
+        try:
+            session.login(username, password, 0)
+            return session
+        except VenueUnavailable as exc:
+            session.close()
+            if "session unavailable" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.05)

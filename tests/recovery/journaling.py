@@ -89,3 +89,23 @@ def write_session(path: str, events: list, segment_size: int = 1 << 20) -> Runne
     for event in events:
         shell.feed(event)
     return shell
+
+
+def tear(path: str, seq: int | None = None) -> int:
+    """Zero the second half of data record `seq` (default: the last one) as a torn write leaves
+    it; returns the sequence torn. Raw access through journal.h's record layout."""
+    from journal._journal_cffi import lib
+    from tests.journal.jhelpers import record_offsets, segment_files
+
+    flags = lib.MMJ_FLAG_CONTROL | lib.MMJ_FLAG_EOS
+    for seg in reversed(segment_files(path)):
+        data = seg.read_bytes()
+        records = [(off, size, int.from_bytes(data[off + 8:off + 16], "little"))
+                   for off, size, word in record_offsets(seg) if not word & flags]
+        for off, size, rec_seq in reversed(records):
+            if seq is None or rec_seq == seq:
+                with open(seg, "r+b") as f:
+                    f.seek(off + size // 2)
+                    f.write(bytes(size - size // 2))
+                return rec_seq
+    raise LookupError(f"no data record {seq} in {path}")

@@ -1,0 +1,174 @@
+"""Recovery end to end against the real embedded venue on loopback: the real runner trades in a
+subprocess and is SIGKILLed mid-session; recovery replays its journal, resumes the SoupBinTCP
+session from the last journaled sequence + 1, reconciles with the venue's full view and journals
+RECON records that a later replay re-applies exactly. Also a torn journal tail and a dry run."""
+from __future__ import annotations
+
+import hashlib
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from journal import Journal, Reader, RecordType, verify
+from journal.catalogue import unpack_json
+from mm_core.engine import Engine
+from mm_core.protocol import ouch
+from mm_core.venue.config import load_config
+from mm_core.venue.server import Venue
+from recovery.errors import JournalUnavailable, VenueUnavailable
+from recovery.recover import recover
+from recovery.replay import replay_journal
+from tests.mm_core.wire import SYMBOLS, gateway
+from tests.recovery.journaling import tear
+from tests.recovery.session import CONFIG, settings_for
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+USER = "MM01"
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def count(path: str, rtype: RecordType) -> int:
+    try:
+        with Reader(path) as reader:
+            return sum(1 for _ in reader.records(rtypes=[rtype]))
+    except Exception:
+        return 0
+
+
+@pytest.fixture
+def crashed_session(tmp_path):
+    """A venue, and the journal of a runner SIGKILLed once it had sent orders and seen fills."""
+    port = free_udp_port()
+    config = load_config().with_venue(itch_port=port, duration=40.0, log_dir=str(tmp_path / "venue"),
+                                      heartbeat_timeout=5.0)
+    with Venue(config) as venue:
+        ports = venue.ports
+        journal = str(tmp_path / "journal")
+        proc = subprocess.Popen([sys.executable, "-m", "tests.recovery.session", journal, str(ports.ouch),
+                                 str(port), str(ports.rerequest), "30"], cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and proc.poll() is None:
+                if count(journal, RecordType.ORDER_SENT) >= 12 and venue.position(USER):
+                    break
+                time.sleep(0.1)
+            assert proc.poll() is None, proc.stderr.read()[-2000:]
+            proc.send_signal(signal.SIGKILL)
+            assert proc.wait(10) == -9
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+            proc.stdout.close()
+            proc.stderr.close()
+        yield venue, journal, ("127.0.0.1", ports.ouch)
+
+
+def fresh_engine() -> Engine:
+    return Engine(CONFIG, SYMBOLS, gateway())
+
+
+def digest(path: str) -> str:
+    h = hashlib.sha256()
+    for f in sorted(pathlib.Path(path).iterdir()):
+        if f.name.startswith("seg-"):
+            h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def held_positions(engine) -> dict[str, int]:
+    return {s.name: engine.inventory.position[s.id] for s in SYMBOLS.symbols
+            if engine.inventory.position[s.id]}
+
+
+def recon_docs(path: str) -> list[dict]:
+    with Reader(path) as reader:
+        return [unpack_json(r.payload) for r in reader.records(rtypes=[RecordType.RECON])]
+
+
+def test_sigkilled_session_is_recovered_reconciled_and_replays_exactly(crashed_session):
+    venue, journal, address = crashed_session
+    live_before = {o.token for o in venue.live_orders(USER)}
+    assert live_before, "the crashed engine left quotes resting"
+    # a dry run reports and changes nothing: not the journal, not the venue's orders
+    before, logged = digest(journal), len(venue.session_messages(USER))
+    dry = recover(settings_for(journal, address, dry_run=True))
+    assert dry.dry_run and dry.replay.deterministic and dry.orders_sent == 0 and dry.recon_seqs == []
+    assert digest(journal) == before
+    since = [ouch.decode_outbound(m) for m in venue.session_messages(USER, logged + 1)]
+    assert not any(isinstance(m, ouch.Canceled) for m in since)    # background fills only
+    assert dry.would_send                                          # what it would have cancelled
+    # the real recovery
+    stages = []
+    result = recover(settings_for(journal, address), progress=lambda stage, text: stages.append(stage))
+    assert result.reconciled, result.reasons
+    assert {"replay", "venue", "reconcile", "outcome"} <= set(stages)
+    assert result.replay.deterministic and result.replay.orders_checked >= 12
+    assert result.tail["repaired"] and not result.tail["previous_closed_cleanly"]
+    assert result.rounds[-1].clean
+    # unreconciled while it ran, the engine pulled its quotes; the venue now agrees with it
+    assert result.orders_sent >= 1 and venue.live_orders(USER) == []
+    assert held_positions(result.engine) == {k: v for k, v in venue.position(USER).items() if v}
+    assert result.engine.risk.faults == []            # reconciled: the fault is cleared
+    kinds = [d["kind"] for d in recon_docs(journal)]
+    assert kinds[0] == "begin" and kinds[-1] == "outcome" and "finding" in kinds
+    outcome = recon_docs(journal)[-1]
+    assert outcome["reconciled"] is True and outcome["after"]["positions"] == held_positions(result.engine)
+    assert outcome["before"]["state_hash"] == result.replay.state_hash
+    assert verify(journal).ok
+    # the journal, RECON records included, rebuilds the recovered engine exactly
+    again = replay_journal(journal, fresh_engine())
+    assert again.deterministic and again.unsent == []
+    assert again.state_hash == result.engine.state_hash()
+
+
+def test_torn_tail_loses_records_that_the_venue_gives_back(crashed_session):
+    venue, journal, address = crashed_session
+    with Reader(journal) as reader:
+        records = list(reader.records())
+    venue_after = [i for i, r in enumerate(records) if r.rtype == RecordType.VENUE_MSG]
+    cut = next(i for i in range(len(records) - 1, -1, -1)
+               if records[i].rtype == RecordType.ORDER_SENT and any(v > i for v in venue_after))
+    lost_seq = tear(journal, records[cut].seq)        # that ORDER_SENT torn in half
+    result = recover(settings_for(journal, address))
+    assert result.tail["first_lost_seq"] == lost_seq and result.tail["bytes_discarded"] > 0
+    assert result.replay.last_seq == lost_seq - 1 and result.replay.deterministic
+    assert result.delivered >= 1                  # venue messages the torn journal lost
+    assert result.reconciled, result.reasons
+    assert held_positions(result.engine) == {k: v for k, v in venue.position(USER).items() if v}
+    assert venue.live_orders(USER) == []
+    again = replay_journal(journal, fresh_engine())
+    assert again.deterministic and again.state_hash == result.engine.state_hash()
+
+
+def test_a_live_writer_and_a_missing_venue_are_typed_errors(tmp_path):
+    path = str(tmp_path / "j")
+    with Journal(path):
+        with pytest.raises(JournalUnavailable, match="live writer"):
+            recover(settings_for(path, ("127.0.0.1", 1)))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    with pytest.raises(VenueUnavailable):
+        recover(settings_for(path, ("127.0.0.1", closed_port), timeout=0.5))
+
+
+def test_without_a_venue_the_engine_stays_unreconciled_and_says_why(tmp_path):
+    path = str(tmp_path / "j")
+    Journal(path).close()
+    result = recover(settings_for(path))
+    assert not result.reconciled and "no venue" in result.reasons[0]
+    assert result.engine.risk.state.name == "HALTED" and "unreconciled" in " ".join(result.engine.risk.faults)
+    docs = recon_docs(path)
+    assert [d["kind"] for d in docs] == ["begin", "outcome"] and docs[-1]["reasons"] == result.reasons
