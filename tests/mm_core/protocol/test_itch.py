@@ -272,3 +272,13 @@ def test_example_of_every_class_round_trips() -> None:
         assert itch.decode(itch.encode(msg)) == msg
         with pytest.raises(ProtocolError):
             itch.decode(itch.encode(msg)[:-1])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of([message_strategy(c) for c in itch.MESSAGE_CLASSES]), min_size=1, max_size=30),
+       st.integers(0, (1 << 64) - 1))
+def test_mold_packet_property_decodes_what_was_packed(messages: list, sequence: int) -> None:
+    packet = moldudp64.encode(moldudp64.Packet("PROP", sequence, tuple(itch.encode(m) for m in messages)))
+    header, decoded = itch.decode_mold_packet(packet)
+    assert (header.sequence, header.count) == (sequence, len(messages))
+    assert decoded == messages
