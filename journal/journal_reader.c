@@ -265,14 +265,15 @@ static size_t slot_for(const mmj_reader *r, uint64_t seq)
     return lo;
 }
 
-/* Offset of the data record seq in segment s (which holds it). */
+/* Offset of the data record seq in segment s (which holds it); data_end if the indexed bytes
+ * changed under the reader since the scan validated them. */
 static uint64_t offset_of(const rseg *s, uint64_t seq)
 {
     uint64_t k = seq - s->first_seq;
     uint64_t off = s->sparse[k / MMJ_SPARSE_EVERY];
     uint64_t at = s->first_seq + (k / MMJ_SPARSE_EVERY) * MMJ_SPARSE_EVERY;
     mmj_record rec;
-    for (;;) {
+    while (off < s->data_end) {
         uint64_t size = mmj_record_fill(s->map.base, off, &rec);
         if (!(rec.flags & (MMJ_FLAG_CONTROL | MMJ_FLAG_EOS))) {
             if (at == seq)
@@ -281,6 +282,7 @@ static uint64_t offset_of(const rseg *s, uint64_t seq)
         }
         off += size;
     }
+    return s->data_end;
 }
 
 int mmj_reader_get(const mmj_reader *r, uint64_t seq, mmj_record *out)
@@ -293,7 +295,10 @@ int mmj_reader_get(const mmj_reader *r, uint64_t seq, mmj_record *out)
     if (slot >= r->nsegs || seq < r->segs[slot].first_seq)
         return MMJ_E_NOT_FOUND;
     const rseg *s = &r->segs[slot];
-    mmj_record_fill(s->map.base, offset_of(s, seq), out);
+    uint64_t off = offset_of(s, seq);
+    if (off >= s->data_end)
+        return MMJ_E_CORRUPT;
+    mmj_record_fill(s->map.base, off, out);
     out->segment = s->map.index;
     return MMJ_OK;
 }
@@ -326,6 +331,8 @@ int mmj_reader_next(const mmj_reader *r, mmj_pos *pos, int include_control, mmj_
             continue;
         }
         uint64_t size = mmj_record_fill(s->map.base, pos->offset, out);
+        if (pos->offset + size > s->data_end)
+            return MMJ_E_CORRUPT;   /* bytes changed under the reader since they were validated */
         out->segment = s->map.index;
         pos->offset += size;
         if (out->flags & MMJ_FLAG_EOS)
