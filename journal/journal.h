@@ -9,7 +9,8 @@
  *   journal.meta              64 bytes, written once at creation (temp name + rename + dir fsync)
  *   LOCK                      lock file: the single writer holds an OFD write lock on it and
  *                             writes "pid <pid> open\n" (or "pid <pid> closed\n" on clean close)
- *   seg-<index %016llu>.mmj   segment files, index 0, 1, 2 ... with no gaps
+ *   seg-<index %016llu>.mmj   segment files, index 0, 1, 2 ... with no gaps; readers start at
+ *                             segment 0 and read nothing past a missing segment
  *   tailers/<name>.pos        named tailer positions (text "mmjpos 1 <next seq>\n", atomic rename)
  *   Files are created under "<name>.tmp" and renamed; the directory is fsynced after every
  *   create and rename. Readers ignore *.tmp.
@@ -99,7 +100,12 @@
  * DURABILITY: pagecache (survives a process crash), group (msync after group_records records or
  *   group_us microseconds since the last sync, whichever comes first, checked at append time),
  *   sync (msync before append returns). A failed msync/fsync is fatal and latched: every later
- *   append returns MMJ_E_DURABILITY; the writer never retries.
+ *   append returns MMJ_E_DURABILITY; the writer never retries. The append whose msync failed has
+ *   published its record (readers may see it) but reports MMJ_E_DURABILITY, not a sequence: the
+ *   caller must treat it as not durable. Segment creation fsyncs the file in group/sync modes.
+ *
+ * SPACE: every writer open starts a new segment, so each open/close cycle costs one preallocated
+ *   segment file of S bytes; choose S for the expected session length.
  *
  * API conventions: every function returns an mmj_status (or, for mmj_append, a sequence >= 1
  * or a negative mmj_status). Outputs are marked OUT. Pointers into mapped segments returned in
