@@ -89,9 +89,9 @@ class MoldPublisher:
         if first >= last:
             return 0
         window = self._history[first - self._history_base:last - self._history_base]
+        self.requests_served += 1      # counted first: the answer may be read before we return
         for packet in moldudp64.pack_messages(self.session, first, window, self._max_payload):
             self._send(packet, sender)
-        self.requests_served += 1
         return len(window)
 
     def _emit(self, packet: bytes) -> None:

@@ -324,9 +324,17 @@ class Venue:
         self._t0 = time.monotonic()
         self._last_itch_tx = self._t0
         ts = self._stamp()
-        for session_log in self.logs.values():
+        for username, session_log in self.logs.items():
             if session_log.next_sequence == 1:
                 session_log.append(wire.ouch_system_event(ts, "S"))
+            else:
+                # Same session after a venue crash: its book is gone, so say so, order by order.
+                left_open = wire.open_orders(session_log.messages())
+                for token, shares in left_open.items():
+                    session_log.append(wire.close_out(token, shares, ts))
+                if left_open:
+                    log.warning("%s: %d orders from before the restart canceled",
+                                username, len(left_open))
             session_log.flush()
         self._itch(wire.itch_system_event(ts, "O"))
         for listing in self.engine.listings():

@@ -82,3 +82,34 @@ def itch_listing(ts_ns: int, listing: m.Listing) -> list[bytes]:
         "N", 0, "N")
     action = itch.StockTradingAction(listing.locate, 0, ts_ns, listing.name, "T", " ", "")
     return [itch.encode(directory), itch.encode(action)]
+
+
+def open_orders(payloads: list[bytes]) -> dict[str, int]:
+    """Orders a session's outbound OUCH stream leaves open: token -> open shares.
+
+    What the venue told the client, replayed: Accepted (live) opens, Replaced moves the open
+    shares to the new token, Executed and Canceled reduce. Used to close out the orders of a
+    session log whose venue stopped without an end of day (and by reconciliation drills)."""
+    live: dict[str, int] = {}
+    for payload in payloads:
+        msg = ouch.decode_outbound(payload)
+        if isinstance(msg, ouch.Accepted):
+            if msg.order_state == "L":
+                live[msg.token] = msg.shares
+        elif isinstance(msg, ouch.Replaced):
+            live.pop(msg.previous_token, None)
+            if msg.order_state == "L":
+                live[msg.token] = msg.shares
+        elif isinstance(msg, (ouch.Executed, ouch.Canceled)):
+            left = live.get(msg.token, 0) - (msg.executed_shares if isinstance(msg, ouch.Executed)
+                                             else msg.decrement_shares)
+            if left > 0:
+                live[msg.token] = left
+            else:
+                live.pop(msg.token, None)
+    return live
+
+
+def close_out(token: str, shares: int, ts_ns: int) -> bytes:
+    """OUCH Canceled (reason 'Z', system) for an order a restarted venue no longer holds."""
+    return ouch.encode(ouch.Canceled(ts_ns, token, shares, m.CANCEL_SYSTEM))

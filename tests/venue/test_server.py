@@ -2,6 +2,7 @@
 bad logins and malformed input. Every wait is bounded."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -14,6 +15,8 @@ import pytest
 
 from mm_core.protocol import itch, moldudp64, ouch, soupbintcp
 from mm_core.venue.client import ClientError, SoupClient
+from mm_core.venue.config import load_config
+from mm_core.venue.server import Venue
 
 PASSWORDS = {"MM01": "mmaudit", "MM02": "mmaudit2"}
 
@@ -311,3 +314,33 @@ def test_max_messages_limit_stops_the_venue(make_venue):
     venue = make_venue(background_flow=True, max_messages=150)
     assert venue.wait(10.0) and venue.stop_reason == "max_messages"
     assert 150 <= venue.itch_messages < 150 + 5000
+
+
+def test_venue_sigkilled_and_restarted_continues_the_session_and_cancels_lost_orders(tmp_path):
+    logs = str(tmp_path / "logs")
+    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    proc = subprocess.Popen([sys.executable, "-m", "mm_core.venue", "--duration", "60s",
+                             "--itch-port", "9", "--log-dir", logs, "--session", "CRASH00001"],
+                            stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        ready = json.loads(proc.stdout.readline())
+        with SoupClient(ready["host"], ready["ouch_port"]) as c:
+            c.login("MM01", "mmaudit")
+            c.enter("LIVE1", "B", 300, "ACME", 10_0000)
+            c.enter("LIVE2", "S", 200, "ACME", 900_0000)
+            c.order(ouch.CancelOrder("LIVE2", 50))
+            before = c.sequenced(4)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(5)
+    config = load_config().with_venue(itch_port=9, log_dir=logs, session="CRASH00001")
+    with Venue(config, background_flow=False) as venue:
+        with SoupClient(venue.ports.host, venue.ports.ouch) as c:
+            c.login("MM01", "mmaudit", 5)
+            closed = c.sequenced(2)
+            assert {(s.message.token, s.message.decrement_shares, s.message.reason)
+                    for s in closed} == {("LIVE1", 300, "Z"), ("LIVE2", 50, "Z")}
+            assert [s.sequence for s in closed] == [5, 6]
+            c.enter("AFTER", "B", 100, "ACME", 10_0000)
+            assert c.sequenced(1)[0].sequence == 7
+        assert venue.session_messages("MM01")[:4] == [s.raw for s in before]
