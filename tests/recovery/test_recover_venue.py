@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import pathlib
-import signal
 import socket
-import subprocess
-import sys
-import time
 
 import pytest
 
@@ -18,8 +14,6 @@ from journal import Journal, Reader, RecordType, verify
 from journal.catalogue import unpack_json
 from mm_core.engine import Engine
 from mm_core.protocol import ouch
-from mm_core.venue.config import load_config
-from mm_core.venue.server import Venue
 from recovery.errors import JournalUnavailable, VenueUnavailable
 from recovery.recover import recover
 from recovery.replay import replay_journal
@@ -27,52 +21,7 @@ from tests.mm_core.wire import SYMBOLS, gateway
 from tests.recovery.journaling import tear
 from tests.recovery.session import CONFIG, settings_for
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 USER = "MM01"
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def count(path: str, rtype: RecordType) -> int:
-    try:
-        with Reader(path) as reader:
-            return sum(1 for _ in reader.records(rtypes=[rtype]))
-    except Exception:
-        return 0
-
-
-@pytest.fixture
-def crashed_session(tmp_path):
-    """A venue, and the journal of a runner SIGKILLed once it had sent orders and seen fills."""
-    port = free_udp_port()
-    config = load_config().with_venue(itch_port=port, duration=40.0, log_dir=str(tmp_path / "venue"),
-                                      heartbeat_timeout=5.0)
-    with Venue(config) as venue:
-        ports = venue.ports
-        journal = str(tmp_path / "journal")
-        proc = subprocess.Popen([sys.executable, "-m", "tests.recovery.session", journal, str(ports.ouch),
-                                 str(port), str(ports.rerequest), "30"], cwd=ROOT,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline and proc.poll() is None:
-                if count(journal, RecordType.ORDER_SENT) >= 12 and venue.position(USER):
-                    break
-                time.sleep(0.1)
-            assert proc.poll() is None, proc.stderr.read()[-2000:]
-            proc.send_signal(signal.SIGKILL)
-            assert proc.wait(10) == -9
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
-            proc.stdout.close()
-            proc.stderr.close()
-        yield venue, journal, ("127.0.0.1", ports.ouch)
 
 
 def fresh_engine() -> Engine:

@@ -1,0 +1,104 @@
+"""`mmaudit recover`: crash recovery of one engine session from its journal, with the venue.
+
+Thin: reads the parameter files, calls recovery.recover, prints progress and a summary. Recovery
+errors become a ClickException; an unreconciled outcome exits 1 after its summary.
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+
+import click
+
+from mm_core.config import ConfigError, EngineConfig, symbols_from_toml
+from mm_core.risk.limits import EXAMPLE_TOML
+from mm_core.venue.config import DEFAULT_PATH as DEFAULT_SYMBOLS
+from recovery.errors import RecoveryError
+from recovery.recover import RecoverySettings, recover
+
+
+def _venue(value: str | None) -> tuple[str, int] | None:
+    if value is None:
+        return None
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise click.BadParameter(f"{value!r} is not HOST:PORT", param_hint="--venue")
+    return host, int(port)
+
+
+def _read(path: str | None, default: str, what: str) -> str:
+    if path is None:
+        return default
+    try:
+        return pathlib.Path(path).read_text()
+    except OSError as exc:
+        raise click.ClickException(f"cannot read the {what} file {path}: {exc.strerror}") from exc
+
+
+@click.command(name="recover")
+@click.option("--journal", "journal", required=True, type=click.Path(file_okay=False),
+              help="Journal directory of the crashed session.")
+@click.option("--venue", help="The venue's SoupBinTCP address, HOST:PORT (without it nothing is "
+                              "reconciled and the engine stays HALTED).")
+@click.option("--username", default="MM01", show_default=True, help="SoupBinTCP username.")
+@click.option("--password", default="mmaudit", show_default=True, help="SoupBinTCP password.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Engine parameters TOML the session ran with (default: built-in defaults).")
+@click.option("--symbols", "symbols_path", type=click.Path(dir_okay=False),
+              help="Symbols TOML (default: the embedded venue's default.toml).")
+@click.option("--limits", "limits_path", type=click.Path(dir_okay=False),
+              help="Risk limits TOML the session ran with (default: the example limits).")
+@click.option("--restarted-session", is_flag=True,
+              help="The crashed runner was itself started after a recovery (not a fresh session).")
+@click.option("--dry-run", is_flag=True, help="Reconcile and report only: no journal writes, no cancels.")
+@click.option("--timeout", default=5.0, show_default=True, type=click.FloatRange(0.1, 120),
+              help="Seconds any one wait for the venue may take.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def command(journal, venue, username, password, config_path, symbols_path, limits_path,
+            restarted_session, dry_run, timeout, as_json) -> None:
+    """Recover a crashed session: replay its journal, reconcile with the venue, journal RECON records.
+
+    Example: mmaudit recover --journal /var/mm/journal --venue 127.0.0.1:15000 --dry-run
+    """
+    try:
+        config = EngineConfig.from_toml(_read(config_path, "", "engine config"))
+        symbols = symbols_from_toml(_read(symbols_path, DEFAULT_SYMBOLS.read_text(), "symbols"))
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    settings = RecoverySettings(
+        journal=journal, config=config, symbols=symbols,
+        limits_text=_read(limits_path, EXAMPLE_TOML, "limits"),
+        fresh_session=not restarted_session, venue=_venue(venue), username=username,
+        password=password, dry_run=dry_run, timeout=timeout)
+    progress = (lambda stage, text: None) if as_json else (
+        lambda stage, text: click.echo(f"[{stage}] {text}", err=True))
+    try:
+        result = recover(settings, progress=progress)
+    except RecoveryError as exc:
+        raise click.ClickException(str(exc)) from exc
+    summary = result.summary()
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, sort_keys=True, default=str))
+    else:
+        _print_summary(summary)
+    if not result.reconciled:
+        raise SystemExit(1)
+
+
+def _print_summary(s: dict) -> None:
+    replay, tail = s["replay"], s["tail"]
+    verdict = "RECONCILED" if s["reconciled"] else "NOT RECONCILED"
+    click.echo(f"{verdict}{' (dry run: nothing written, nothing sent)' if s['dry_run'] else ''}")
+    if tail.get("bytes_discarded") or tail.get("would_discard_from"):
+        click.echo(f"  journal tail: {tail}")
+    click.echo(f"  replay: {replay['events']} events, {replay['orders_checked']} orders checked, "
+               f"{replay['divergences']} divergences, last venue sequence {replay['last_venue_seq']}, "
+               f"state {replay['state_hash'][:16]}")
+    for n, counts in enumerate(s["rounds"], 1):
+        found = ", ".join(f"{k} {v}" for k, v in counts.items()) or "clean"
+        click.echo(f"  reconciliation round {n}: {found}")
+    click.echo(f"  venue messages applied {s['delivered']}, cancels sent {s['orders_sent']}"
+               + (f", would cancel {', '.join(s['would_send'])}" if s["would_send"] else ""))
+    click.echo(f"  trading state {s['trading_state']}; faults: {', '.join(s['faults']) or 'none'}")
+    for reason in s["reasons"]:
+        click.echo(f"  reason: {reason}")

@@ -1,0 +1,69 @@
+"""`mmaudit recover` through click: help text, a full recovery against the venue with its summary,
+a dry run, an unreconciled outcome (exit 1) and typed errors as clean messages."""
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from cli.recover_cmd import command
+from journal import Reader, RecordType
+from tests.mm_core.wire import LIMITS_TEXT
+from tests.recovery.journaling import session_events, write_session
+
+
+def session_files(tmp_path) -> list[str]:
+    """The parameter files of the test sessions (tests.recovery.session)."""
+    config = tmp_path / "engine.toml"
+    config.write_text('[engine]\nquoted = ["ACME", "BOLT"]\n')
+    limits = tmp_path / "limits.toml"
+    limits.write_text(LIMITS_TEXT)
+    return ["--config", str(config), "--limits", str(limits)]
+
+
+def recon_count(path: str) -> int:
+    with Reader(path) as reader:
+        return sum(1 for _ in reader.records(rtypes=[RecordType.RECON]))
+
+
+def test_help_has_a_summary_and_an_example():
+    result = CliRunner().invoke(command, ["--help"])
+    assert result.exit_code == 0
+    assert "Recover a crashed session" in result.output and "Example:" in result.output
+
+
+def test_recover_against_the_venue_prints_progress_and_a_summary(crashed_session, tmp_path):
+    venue, journal, (host, port) = crashed_session
+    args = ["--journal", journal, "--venue", f"{host}:{port}", *session_files(tmp_path)]
+    dry = CliRunner().invoke(command, args + ["--dry-run", "--json"])
+    assert dry.exit_code in (0, 1), dry.output
+    doc = json.loads(dry.stdout)
+    assert doc["dry_run"] and doc["replay"]["divergences"] == 0 and doc["recon_records"] == 0
+    assert recon_count(journal) == 0
+    real = CliRunner().invoke(command, args)
+    assert real.exit_code == 0, real.output
+    assert real.stdout.startswith("RECONCILED") and "reconciliation round 1" in real.stdout
+    assert "[replay]" in real.stderr and "[outcome] reconciled" in real.stderr
+    assert recon_count(journal) >= 3
+    assert venue.live_orders("MM01") == []
+
+
+def test_without_a_venue_it_reports_why_and_exits_1(tmp_path):
+    path = str(tmp_path / "j")
+    write_session(path, session_events(3, 60)).journal.close()
+    result = CliRunner().invoke(command, ["--journal", path, *session_files(tmp_path)])
+    assert result.exit_code == 1
+    assert "NOT RECONCILED" in result.output and "no venue given" in result.output
+    assert "trading state HALTED" in result.output
+    assert recon_count(path) == 2
+
+
+def test_bad_input_is_a_clean_error(tmp_path):
+    missing = CliRunner().invoke(command, ["--journal", str(tmp_path / "none")])
+    assert missing.exit_code == 1 and "Error:" in missing.output and "journal" in missing.output
+    bad_venue = CliRunner().invoke(command, ["--journal", str(tmp_path), "--venue", "nowhere"])
+    assert bad_venue.exit_code == 2 and "HOST:PORT" in bad_venue.output
+    bad_config = tmp_path / "bad.toml"
+    bad_config.write_text("[engine]\nquote_size = 'lots'\n")
+    bad = CliRunner().invoke(command, ["--journal", str(tmp_path), "--config", str(bad_config)])
+    assert bad.exit_code == 1 and "quote_size" in bad.output
