@@ -38,8 +38,7 @@ log = logging.getLogger("mm_core.venue")
 
 NS_PER_DAY = 86_400 * 1_000_000_000
 MAX_CONNECTIONS = 64
-OUT_HIGH_WATER = 1 << 18        # bytes queued to one client before replay pauses
-OUT_LIMIT = 1 << 24             # a client this far behind is dropped (it can reconnect + replay)
+OUT_HIGH_WATER = 1 << 18        # bytes queued to one client; the rest waits in its session log
 FLOW_ACTIONS_PER_TURN = 2000    # keeps the sockets served while flow catches up
 MAX_SELECT_WAIT = 0.05
 
@@ -196,10 +195,12 @@ class Venue:
         self.stop()
 
     # ------------------------------------------------------------------ drill queries
-    def live_orders(self, username: str | None = None) -> list[m.OrderView]:
-        """Live orders of one SoupBinTCP user (or of everyone, background flow included)."""
+    def live_orders(self, username: str | None = None, firm: str | None = None
+                    ) -> list[m.OrderView]:
+        """Live orders of one SoupBinTCP user and/or firm (None: everyone, flow included)."""
         with self._lock:
-            return self.engine.live_orders(username)
+            orders = self.engine.live_orders(username)
+        return [o for o in orders if firm is None or o.firm == firm]
 
     def position(self, username: str) -> dict[str, int]:
         """Net executed shares per symbol of one user."""
@@ -313,7 +314,8 @@ class Venue:
             if now - conn.last_rx > settings.heartbeat_timeout:
                 self._protocol_error(conn, f"no data for {settings.heartbeat_timeout:g} s: link dead")
                 self._close(conn)
-            elif conn.user is not None and now - conn.last_tx >= settings.heartbeat_interval:
+            elif (conn.user is not None and not conn.out
+                  and now - conn.last_tx >= settings.heartbeat_interval):
                 conn.out += soupbintcp.encode(soupbintcp.ServerHeartbeat())
         if now - self._last_itch_tx >= settings.heartbeat_interval:
             self.publisher.heartbeat()
@@ -582,10 +584,6 @@ class Venue:
             conn.last_tx = now
         if conn.user is not None and not conn.out:
             self._fill(conn)
-        if len(conn.out) > OUT_LIMIT:
-            self._protocol_error(conn, "client too slow: dropped (reconnect to replay)")
-            self._close(conn)
-            return
         want_write = bool(conn.out)
         if want_write != conn.writing:
             events = selectors.EVENT_READ | (selectors.EVENT_WRITE if want_write else 0)

@@ -50,6 +50,7 @@ def test_orders_are_accepted_executed_and_published(make_venue, receiver):
         assert venue.position("MM01") == {"ACME": 200} and venue.position("MM02") == {"ACME": -200}
         (live,) = venue.live_orders("MM01")
         assert (live.token, live.shares) == ("BUY1", 100)
+        assert venue.live_orders(firm="MMCO") == [live] and venue.live_orders(firm="MMC2") == []
         buyer.order(ouch.CancelOrder("BUY1", 0))
         cancel = messages(buyer, 1)[0]
         assert isinstance(cancel, ouch.Canceled) and cancel.decrement_shares == 100
