@@ -46,7 +46,16 @@ class BadField(ProtocolError):
         self.field = field
         self.value = value
         self.reason = reason
-        super().__init__(f"{message}.{field}: {reason} (value {value!r})")
+        super().__init__(f"{message}.{field}: {reason} (value {_short_repr(value)})")
+
+
+def _short_repr(value: object, limit: int = 80) -> str:
+    """repr for an error message: bounded, and never failing (huge ints refuse str())."""
+    try:
+        text = repr(value)
+    except ValueError:
+        return f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 class FrameTooLarge(ProtocolError):

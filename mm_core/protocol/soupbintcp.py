@@ -99,7 +99,7 @@ REJECT_REASONS = frozenset("AS")
 
 def _number(cls: str, field: str, value: object) -> bytes:
     """Right-justified ASCII decimal, space-padded on the left."""
-    if type(value) is not int or value < 0 or len(str(value)) > SEQUENCE_WIDTH:
+    if type(value) is not int or not 0 <= value < 10 ** SEQUENCE_WIDTH:
         raise BadField(cls, field, value, f"not a non-negative integer of <= {SEQUENCE_WIDTH} digits")
     return str(value).encode("ascii").rjust(SEQUENCE_WIDTH, b" ")
 

@@ -101,6 +101,7 @@ def test_malformed_bodies_have_typed_errors(frame: bytes, error: type) -> None:
     (soup.LoginRequest("u", "p", " S", 1), BadField),
     (soup.LoginRequest("u", "p", "", -1), BadField),
     (soup.LoginRequest("u", "p", "", 10 ** 20), BadField),
+    (soup.LoginRequest("u", "p", "", 10 ** 5000), BadField),     # too long even to print
     (soup.LoginAccepted("S", "1"), BadField),                    # type: ignore[arg-type]
     (soup.LoginRejected("X"), BadField),
     (soup.LoginRejected(["A"]), BadField),                       # type: ignore[arg-type]
