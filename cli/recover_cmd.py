@@ -48,6 +48,8 @@ def _read(path: str | None, default: str, what: str) -> str:
               help="Symbols TOML (default: the embedded venue's default.toml).")
 @click.option("--limits", "limits_path", type=click.Path(dir_okay=False),
               help="Risk limits TOML the session ran with (default: the example limits).")
+@click.option("--snapshots", type=click.Path(file_okay=False),
+              help="Directory of engine snapshots of this journal: replay resumes from the newest.")
 @click.option("--restarted-session", is_flag=True,
               help="The crashed runner was itself started after a recovery (not a fresh session).")
 @click.option("--dry-run", is_flag=True, help="Reconcile and report only: no journal writes, no cancels.")
@@ -55,7 +57,7 @@ def _read(path: str | None, default: str, what: str) -> str:
               help="Seconds any one wait for the venue may take.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def command(journal, venue, username, password, config_path, symbols_path, limits_path,
-            restarted_session, dry_run, timeout, as_json) -> None:
+            snapshots, restarted_session, dry_run, timeout, as_json) -> None:
     """Recover a crashed session: replay its journal, reconcile with the venue, journal RECON records.
 
     Example: mmaudit recover --journal /var/mm/journal --venue 127.0.0.1:15000 --dry-run
@@ -69,7 +71,7 @@ def command(journal, venue, username, password, config_path, symbols_path, limit
         journal=journal, config=config, symbols=symbols,
         limits_text=_read(limits_path, EXAMPLE_TOML, "limits"),
         fresh_session=not restarted_session, venue=_venue(venue), username=username,
-        password=password, dry_run=dry_run, timeout=timeout)
+        password=password, dry_run=dry_run, timeout=timeout, snapshots=snapshots)
     progress = (lambda stage, text: None) if as_json else (
         lambda stage, text: click.echo(f"[{stage}] {text}", err=True))
     try:

@@ -49,6 +49,7 @@ class RecoverySettings:
     timeout: float = 5.0                 # bound of every venue wait
     quiet: float = 0.25                  # the venue is done answering after this long silent
     max_rounds: int = 3                  # reconcile -> resolve -> verify rounds
+    snapshots: str | None = None         # engine snapshots of this journal (recovery.snapshot)
 
 
 @dataclass
@@ -237,8 +238,11 @@ def recover(settings: RecoverySettings, progress: Callable[[str, str], None] = _
         progress("replay", f"replaying {settings.journal} through a fresh engine")
         t = time.perf_counter()
         replayed = replay_journal(settings.journal, engine, profile=profile,
-                                  fresh_session=settings.fresh_session)
+                                  fresh_session=settings.fresh_session, snapshots=settings.snapshots)
+        engine = replayed.engine         # the snapshot's, when replay resumed from one
         timings["replay"] = time.perf_counter() - t
+        if replayed.snapshot:
+            progress("replay", f"resumed from snapshot {replayed.snapshot}")
         progress("replay", f"{replayed.events} events, {replayed.orders_checked} orders checked, "
                            f"{replayed.divergence_count} divergences, last venue sequence "
                            f"{replayed.last_venue_seq}")

@@ -9,17 +9,19 @@ Must not talk to a venue or write the journal.
 from __future__ import annotations
 
 import collections
+import itertools
 import time
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from journal import Reader
+from journal import Reader, Record
 from journal.catalogue import RecordType, raw_bytes, unpack, unpack_json
 from journal.errors import JournalError
 from mm_core.events import Reconciled, SendOrder
 from mm_core.runner import engine_events
 from recovery.errors import BadRecoveryRecord, JournalUnavailable
 from recovery.reconcile import apply, resolution_from_json
+from recovery.snapshot import Snapshot, latest_snapshot, write_snapshot
 
 __all__ = ["Divergence", "ReplayResult", "replay", "replay_journal", "RECON_BEGIN", "RECON_RESOLUTION",
            "RECON_OUTCOME", "RECON_FINDING"]
@@ -59,6 +61,9 @@ class ReplayResult:
     recon_records: int = 0
     seconds: float = 0.0
     final: dict = field(default_factory=dict)      # the engine as the replay left it
+    snapshot: str = ""                             # the snapshot it resumed from, if any
+    snapshots_skipped: list[str] = field(default_factory=list)
+    snapshots_written: int = 0
 
     @property
     def state_hash(self) -> str:
@@ -87,16 +92,23 @@ class ReplayResult:
             "positions": {s.name: engine.inventory.position[s.id] for s in engine.symbols.symbols
                           if engine.inventory.position[s.id]},
             "state_hash": engine.state_hash(), "seconds": round(self.seconds, 6),
+            "snapshot": self.snapshot, "snapshots_skipped": self.snapshots_skipped,
         }
 
 
 class _Walk:
     """The replay's bookkeeping between records (see replay())."""
 
-    def __init__(self, engine, result: ReplayResult) -> None:
+    def __init__(self, engine, result: ReplayResult, snapshot_every: int = 0, snapshot_dir=None,
+                 journal_id: str = "") -> None:
         self.engine = engine
         self.result = result
         self.expected: collections.deque[SendOrder] = collections.deque()
+        self.skipping = False          # drop the start-up events engine_events adds on resuming
+        self.every = snapshot_every
+        self.snapshot_dir = snapshot_dir
+        self.journal_id = journal_id
+        self.since_snapshot = 0
 
     def diverge(self, seq: int, detail: str) -> None:
         r = self.result
@@ -105,7 +117,10 @@ class _Walk:
             r.divergences.append(Divergence(seq, detail))
 
     def feed(self, event) -> None:
+        if self.skipping:
+            return
         self.result.events += 1
+        self.since_snapshot += 1
         self.take(self.engine.on_event(event))
 
     def take(self, actions) -> None:
@@ -115,6 +130,10 @@ class _Walk:
 
     def before(self, rec) -> None:
         """Runs as each record is pulled: every earlier record's events have been fed."""
+        if rec is _RESUME:
+            self.skipping = True
+            return
+        self.skipping = False
         r = self.result
         r.records += 1
         if not r.first_seq:
@@ -137,6 +156,12 @@ class _Walk:
                 self.diverge(rec.seq, f"replay decided {action.intent.kind.name} "
                                       f"{action.intent.token} that the journal never recorded")
             self.expected.clear()
+        if self.every and self.since_snapshot >= self.every:
+            # a safe point: every order decided so far is accounted for
+            write_snapshot(self.snapshot_dir, self.engine, rec.seq - 1, self.journal_id,
+                           r.journaled_venue_seqs, r.last_venue_seq)
+            r.snapshots_written += 1
+            self.since_snapshot = 0
         if rtype == RecordType.VENUE_MSG:
             soup_seq = int(unpack(RecordType.VENUE_MSG, rec.payload)["soup_seq"])
             if soup_seq:
@@ -180,12 +205,27 @@ class _Walk:
             self.take(apply(self.engine, resolution_from_json(doc.get("resolution") or {}), rec.ts_ns))
 
 
-def replay(records: Iterable, engine, *, profile: str = "eu-hft",
-           fresh_session: bool = True) -> ReplayResult:
+# A record no journal holds: put first when resuming from a snapshot, so the start-up events
+# engine_events adds at its first record fall on it and are dropped (the snapshot has them).
+_RESUME = Record(0, 0, 0, 0, 0, b"")
+
+
+def replay(records: Iterable, engine, *, profile: str = "eu-hft", fresh_session: bool = True,
+           resume: Snapshot | None = None, snapshot_every: int = 0, snapshot_dir=None,
+           journal_id: str = "") -> ReplayResult:
     """Feed a journal's records (journal.Record, in sequence order) through `engine`, which must be
-    fresh, built with the session's config, symbols and limits."""
+    fresh, built with the session's config, symbols and limits — or, with `resume`, the records
+    after the snapshot's sequence through the snapshot's engine. With snapshot_every, a snapshot is
+    written to snapshot_dir every that many events (at a point where no order is outstanding)."""
+    if resume is not None:
+        engine = resume.engine
     result = ReplayResult(engine)
-    walk = _Walk(engine, result)
+    walk = _Walk(engine, result, snapshot_every, snapshot_dir, journal_id)
+    if resume is not None:
+        result.snapshot = resume.path
+        result.journaled_venue_seqs = resume.venue_seqs()
+        result.last_venue_seq = resume.last_venue_seq
+        records = itertools.chain((_RESUME,), records)
 
     def tapped():
         # engine_events pulls a record only after the events of the previous one were fed, so
@@ -204,12 +244,22 @@ def replay(records: Iterable, engine, *, profile: str = "eu-hft",
 
 
 def replay_journal(path, engine, *, profile: str = "eu-hft", fresh_session: bool = True,
-                   last_seq: int | None = None) -> ReplayResult:
-    """replay() over the journal at `path` (read-only: a torn tail is where the reader stops)."""
+                   last_seq: int | None = None, snapshots=None, snapshot_every: int = 0) -> ReplayResult:
+    """replay() over the journal at `path` (read-only: a torn tail is where the reader stops).
+    With a `snapshots` directory it resumes from the newest valid snapshot of this journal, and
+    with snapshot_every it writes new ones there as it goes."""
     try:
         reader = Reader(path)
     except JournalError as exc:
         raise JournalUnavailable(f"cannot read the journal at {path}: {exc}") from exc
     with reader:
-        return replay(reader.records(last_seq=last_seq), engine, profile=profile,
-                      fresh_session=fresh_session)
+        snap, skipped = (None, [])
+        if snapshots is not None:
+            snap, skipped = latest_snapshot(snapshots, reader.journal_id,
+                                            reader.last_seq if last_seq is None else last_seq)
+        first = snap.seq + 1 if snap is not None else None
+        result = replay(reader.records(first_seq=first, last_seq=last_seq), engine, profile=profile,
+                        fresh_session=fresh_session, resume=snap, snapshot_every=snapshot_every,
+                        snapshot_dir=snapshots, journal_id=reader.journal_id)
+        result.snapshots_skipped = skipped
+        return result

@@ -149,3 +149,36 @@ def test_a_recon_record_naming_no_resolution_is_a_typed_error(tmp_path, events):
 def test_a_missing_journal_is_a_typed_error(tmp_path):
     with pytest.raises(JournalUnavailable):
         replay_journal(str(tmp_path / "nothing"), fresh_engine())
+
+
+def test_snapshots_let_replay_resume_and_reach_the_same_state(tmp_path, events):
+    path, snaps = str(tmp_path / "j"), tmp_path / "snaps"
+    shell = write_session(path, events)
+    shell.journal.close()
+    written = replay_journal(path, fresh_engine(), snapshot_every=150, snapshots=str(snaps))
+    assert written.snapshots_written >= 3 and written.state_hash == shell.engine.state_hash()
+    files = sorted(snaps.glob("engine-*.snap"))
+    assert len(files) == written.snapshots_written
+    resumed = replay_journal(path, fresh_engine(), snapshots=str(snaps))
+    assert resumed.snapshot == str(files[-1]) and resumed.deterministic
+    assert 0 < resumed.events < 150 + 50
+    assert resumed.state_hash == shell.engine.state_hash()
+    assert resumed.journaled_venue_seqs == written.journaled_venue_seqs
+    # a damaged newest snapshot is skipped with its reason; the one before it serves
+    data = bytearray(files[-1].read_bytes())
+    data[-10] ^= 0xFF
+    files[-1].write_bytes(bytes(data))
+    older = replay_journal(path, fresh_engine(), snapshots=str(snaps))
+    assert older.snapshot == str(files[-2]) and "checksum" in older.snapshots_skipped[0]
+    assert older.state_hash == shell.engine.state_hash()
+
+
+def test_a_snapshot_of_another_journal_is_never_used(tmp_path, events):
+    a, b, snaps = str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "snaps")
+    write_session(a, events[:200]).journal.close()
+    shell = write_session(b, events[:200])
+    shell.journal.close()
+    replay_journal(a, fresh_engine(), snapshot_every=50, snapshots=snaps)
+    result = replay_journal(b, fresh_engine(), snapshots=snaps)
+    assert result.snapshot == "" and all("another journal" in s for s in result.snapshots_skipped)
+    assert result.state_hash == shell.engine.state_hash()
