@@ -1,0 +1,204 @@
+"""`mmaudit run`: one trading session — venue, engine, risk gateway, journal, clock monitor.
+
+Thin: parse options, build mm_core.session settings, print a progress line a second and a summary
+table. Session errors (venue unreachable, bad config or limits, journal locked, pmc missing)
+become one ClickException line. Also holds the option and output helpers `mmaudit demo` shares.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import pathlib
+import signal
+import tempfile
+import threading
+import time
+
+import click
+
+from audit.health import PROFILES
+from mm_core.session import (
+    ClockSpec, Progress, Session, SessionError, SessionSettings, SessionSummary, VenueSpec,
+    load_inputs,
+)
+from mm_core.venue.errors import ConfigError as VenueConfigError
+from mm_core.venue.process import parse_duration
+
+
+def money(price4_shares: int | None) -> str:
+    """price4 x shares -> currency with 2 decimals, by integer arithmetic (rounded half away)."""
+    if price4_shares is None:
+        return "n/a"
+    sign = "-" if price4_shares < 0 else ""
+    cents = (abs(int(price4_shares)) + 50) // 100
+    return f"{sign}{cents // 100:,}.{cents % 100:02d}"
+
+
+def seconds(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except VenueConfigError as exc:
+        raise click.BadParameter(exc.problem, param_hint="--duration") from None
+
+
+def progress_line(p: Progress) -> str:
+    positions = " ".join(f"{name} {qty:+d}" for name, qty in p.positions.items())
+    clock = f"{p.clock_state}{'' if p.clock_compliant else ' (not compliant)'}"
+    return (f"[{p.elapsed_s:6.1f}s] events {p.events:6d}  orders {p.orders_sent:5d}  fills {p.fills:4d}  "
+            f"pos {positions}  P&L {money(p.pnl_price4)}  {p.trading_state}  clock {clock}")
+
+
+def summary_rows(s: SessionSummary) -> list[tuple[str, str]]:
+    e = s.engine
+    fills = e.get("fills", {})
+    markouts = ", ".join(f"{int(h) // 1_000_000} ms {m / 10_000:+.4f}" if m is not None else
+                         f"{int(h) // 1_000_000} ms n/a" for h, m in e.get("markout_per_share", {}).items())
+    venue = s.venue
+    where = (f"{venue['kind']} {venue['host']}:{venue['ouch_port']}"
+             + (f" session {venue['session']}" if venue.get("session") else ""))
+    rows = [
+        ("session", f"{s.session_id} ({s.seconds:.1f} s, stopped: {s.runner.stop_reason or 'error'})"),
+        ("venue", where),
+        ("clock", f"{s.clock.source}: {s.clock.state}, {s.clock.profile} "
+                  f"{'compliant' if s.clock.compliant else 'NOT compliant'}"),
+        ("clock evidence", s.clock.note),
+        ("trading state", s.trading_state + (f" (faults: {', '.join(s.faults)})" if s.faults else "")),
+        ("inputs journaled", str(s.runner.inputs)),
+        ("orders sent", f"{s.runner.orders_sent} (TX stamped {s.runner.tx_stamped}, "
+                        f"missing {s.runner.tx_missing})"),
+        ("fills", f"{fills.get('bid', 0)} bid, {fills.get('ask', 0)} ask"),
+        ("positions", " ".join(f"{k} {v:+d}" for k, v in s.positions.items()) or "none"),
+        ("P&L realized", money(e.get("realized"))),
+        ("P&L unrealized", money(e.get("unrealized"))),
+        ("spread captured", money(e.get("spread_captured"))),
+        ("markout per share", markouts or "n/a"),
+        ("journal", f"{s.journal['path']} seq {s.journal['first_seq']}..{s.journal['last_seq']} "
+                    f"({s.journal['records']} records)"),
+    ]
+    if s.runner.journal_failures or s.runner.protocol_errors:
+        rows.append(("errors", f"journal failures {s.runner.journal_failures}, "
+                               f"protocol errors {s.runner.protocol_errors}"))
+    if s.not_trading_reason:
+        rows.append(("not trading", s.not_trading_reason))
+    return rows
+
+
+def echo_table(rows: list[tuple[str, str]]) -> None:
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        click.echo(f"  {key:<{width}}  {value}")
+
+
+@contextlib.contextmanager
+def stop_on_signals():
+    """Ctrl-C / SIGTERM end the session cleanly (the lab and venue are torn down after)."""
+    stop = threading.Event()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda *_: stop.set())
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def clock_spec(ptp_uds: str | None, ptp_lab: bool | None, venue_kind: str, free_running: bool) -> ClockSpec:
+    if ptp_uds and ptp_lab:
+        raise click.UsageError("give --ptp-uds or --ptp-lab, not both")
+    if ptp_uds:
+        return ClockSpec("uds", ptp_uds, free_running=free_running, explicit=True)
+    if ptp_lab:
+        return ClockSpec("lab")
+    if ptp_lab is None and venue_kind != "external":
+        return ClockSpec("auto")         # the lab when this machine can run it
+    return ClockSpec("uds")
+
+
+def clock_notice(source: str, note: str) -> str:
+    """The plain statement of what the clock evidence is worth, for the lab or a missing ptp4l."""
+    if source == "ptp-lab":
+        return f"NOTE: {note}."
+    return f"NOTE: {note}: the gateway will not trade without a compliant clock."
+
+
+def run_session(settings: SessionSettings, inputs, quiet: bool) -> SessionSummary:
+    """Run with a progress line per second (unless quiet); SessionError -> ClickException."""
+    def show(p: Progress) -> None:
+        click.echo(progress_line(p))
+
+    with stop_on_signals() as stop:
+        session = Session(settings, inputs, progress=None if quiet else show, stop=stop,
+                          on_started=lambda s: _started(s, quiet))
+        try:
+            return session.run()
+        except SessionError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+def _started(session: Session, quiet: bool) -> None:
+    if quiet:
+        return
+    venue = session.venue
+    click.echo(clock_notice(session.clock_source, session.clock_note))
+    click.echo(f"venue {venue['kind']} at {venue['host']}:{venue['ouch_port']}; clock profile "
+               f"{session.profile}; journal {session.settings.journal_dir}")
+    sample = session.monitor.current()
+    click.echo(f"clock {sample.state.name}, "
+               f"{'compliant' if session.monitor.compliant(session.profile) else 'NOT compliant'} "
+               f"for {session.profile} at start")
+
+
+@click.command("run")
+@click.option("--venue", "venue_text", default="embedded", show_default=True,
+              help="embedded (in this process), process (a venue subprocess) or HOST:PORT (SoupBinTCP).")
+@click.option("--itch-port", type=click.IntRange(1, 65535), default=None,
+              help="MoldUDP64 port the venue publishes to (HOST:PORT default 31001; else a free port).")
+@click.option("--rerequest-port", type=click.IntRange(1, 65535), default=None,
+              help="The venue's MoldUDP64 re-request port (needed with HOST:PORT).")
+@click.option("--duration", default="60s", show_default=True, help="Trading time, e.g. 60s, 2m.")
+@click.option("--journal", "journal_dir", type=click.Path(file_okay=False), default=None,
+              help="Journal directory (default: a new directory under the system temp dir).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="Engine config TOML (default: the engine's built-in parameters).")
+@click.option("--limits", "limits_path", type=click.Path(dir_okay=False), default=None,
+              help="Risk limits TOML (default: mm_core.risk.EXAMPLE_TOML).")
+@click.option("--venue-config", "venue_config_path", type=click.Path(dir_okay=False), default=None,
+              help="Venue and symbols TOML (default: mm_core/venue/default.toml).")
+@click.option("--profile", type=click.Choice(sorted(PROFILES)), default=None,
+              help="Clock profile the gateway requires (default: the limits' clock_profile).")
+@click.option("--ptp-uds", default=None, help="Monitor the ptp4l at this UDS path (uds_address).")
+@click.option("--ptp-lab/--no-ptp-lab", default=None,
+              help="Clock from a loopback PTP lab (default for a venue started here, when root).")
+@click.option("--ptp-free-running", is_flag=True,
+              help="The --ptp-uds ptp4l is a verifier (free_running 1): judge lock by steady samples.")
+@click.option("--seed", type=int, default=None, help="Seed of the embedded venue's background flow.")
+@click.option("--busy-poll", is_flag=True, help="Spin instead of sleeping between events (uses one core).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON, without progress lines.")
+def command(venue_text, itch_port, rerequest_port, duration, journal_dir, config_path, limits_path,
+            venue_config_path, profile, ptp_uds, ptp_lab, ptp_free_running, seed, busy_poll, as_json) -> None:
+    """Trade on a venue for a while, journaling ahead, with the clock monitored.
+
+    The gateway trades only on a compliant clock: without --ptp-uds or the PTP lab the monitor
+    finds no ptp4l and the engine does not quote (the summary says why).
+
+    Example: mmaudit run --duration 30s --journal ./journal --ptp-lab
+    """
+    try:
+        venue = VenueSpec.parse(venue_text, itch_port, rerequest_port)
+        clock = clock_spec(ptp_uds, ptp_lab, venue.kind, ptp_free_running)
+        inputs = load_inputs(config_path, limits_path, venue_config_path, profile)
+        settings = SessionSettings(
+            journal_dir or str(pathlib.Path(tempfile.mkdtemp(prefix="mmaudit-run-")) / "journal"),
+            seconds(duration), venue, clock, seed=seed, busy_poll=busy_poll)
+    except SessionError as exc:
+        raise click.ClickException(str(exc)) from None
+    started = time.monotonic()
+    summary = run_session(settings, inputs, quiet=as_json)
+    if as_json:
+        click.echo(json.dumps(summary.as_dict(), indent=2, sort_keys=True, default=str))
+        return
+    click.echo(f"session summary ({time.monotonic() - started:.1f} s):")
+    echo_table(summary_rows(summary))
+    click.echo(clock_notice(summary.clock.source, summary.clock.note))

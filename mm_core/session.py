@@ -1,0 +1,642 @@
+"""One trading session from config files: the I/O shell's composition root.
+
+Owns building a session — venue (embedded in-process, a `python3 -m mm_core.venue` subprocess, or
+HOST:PORT), engine, risk gateway with its limits, journal, clock monitor (a ptp4l through pmc, or
+a loopback PTP lab) — running it through the runner, and tearing everything down on every exit.
+Must not make trading decisions (mm_core.engine) nor judge the clock (audit.health): it only wires.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import pathlib
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from audit.health import PROFILES, HealthConfig, HealthTracker
+from audit.monitor import ClockMonitor
+from audit.pmc import DEFAULT_UDS, PmcClient
+from audit.ptplab import NamespaceUnavailable, PtpLab
+from audit.sampler import PmcSampler
+from journal import Journal, JournalError, JournalLocked, Reader, lock_state
+from journal.catalogue import RecordType, TsSource, pack, pack_json
+from mm_core.config import ConfigError, EngineConfig, Symbols, symbols_from_toml
+from mm_core.engine import Engine, EngineError
+from mm_core.risk import EXAMPLE_TOML, Limits, LimitsError, RiskError, RiskGateway
+from mm_core.runner import Runner, RunnerError, RunnerReport, RunnerSettings
+from mm_core.venue.config import DEFAULT_PATH as VENUE_DEFAULT_PATH, VenueConfig, parse_config
+from mm_core.venue.errors import VenueError
+from mm_core.venue.server import Venue
+
+__all__ = [
+    "SessionError", "SessionConfigError", "VenueUnavailable", "ClockUnavailable", "JournalUnavailable",
+    "SessionInputs", "load_inputs", "with_clock_profile", "VenueSpec", "ClockSpec", "SessionSettings", "Progress", "lab_available",
+    "ClockReport", "SessionSummary", "Session", "run_session", "LAB_NOTE", "PROJECT_ROOT",
+]
+
+PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]
+LAB_NOTE = ("clock evidence comes from a loopback PTP lab: a ptp4l grandmaster and client in two "
+            "network namespaces of this host, software timestamping; the grandmaster is this "
+            "host's own clock, so it shows the monitoring path, not traceability to UTC")
+_VENUE_READY_S = 15.0                # bound on a venue subprocess printing its ports
+_VENUE_MARGIN_S = 30.0               # an embedded venue outlives the session by this much
+_PROFILE_LINE = re.compile(r"^clock_profile\s*=.*$", re.MULTILINE)   # top level only (schema)
+
+
+# ------------------------------------------------------------------------------------ errors
+
+class SessionError(Exception):
+    """A session that cannot be built or run; the message is one line for the user."""
+
+
+class SessionConfigError(SessionError):
+    """A bad engine config, limits file, venue/symbols file or setting."""
+
+
+class VenueUnavailable(SessionError):
+    """The venue cannot be started or reached."""
+
+
+class ClockUnavailable(SessionError):
+    """The clock source the user asked for cannot be monitored (pmc or ptp4l missing, no netns)."""
+
+
+class JournalUnavailable(SessionError):
+    """The journal cannot be opened for writing (locked by another writer, not a journal)."""
+
+
+# ------------------------------------------------------------------------------------ inputs
+
+@dataclass(frozen=True)
+class SessionInputs:
+    """What the engine is built from; recovery rebuilds the same engine from the same inputs."""
+
+    engine_config: EngineConfig
+    symbols: Symbols
+    limits: Limits
+    limits_text: str
+    venue_config: VenueConfig
+    venue_config_path: str | None
+    sources: dict[str, str]          # which file each part came from ("built-in ..." otherwise)
+
+    def config_sha256(self) -> bytes:
+        """Ties a journal to its inputs: engine parameters, limits document, symbols file."""
+        h = hashlib.sha256()
+        for part in (repr(self.engine_config), self.limits_text, repr(self.symbols)):
+            h.update(part.encode())
+            h.update(b"\0")
+        return h.digest()
+
+    def build_engine(self) -> Engine:
+        return Engine(self.engine_config, self.symbols, RiskGateway(self.limits))
+
+
+def _read_text(path: str | os.PathLike, what: str) -> str:
+    try:
+        return pathlib.Path(path).read_text()
+    except OSError as exc:
+        raise SessionConfigError(f"cannot read the {what} {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise SessionConfigError(f"the {what} {path} is not UTF-8 text") from None
+
+
+def with_clock_profile(limits_text: str, profile: str) -> str:
+    """The limits document with its clock_profile set to `profile`. The gateway, the runner and a
+    later replay all judge the clock by the limits' profile, so an override must live there."""
+    line = f'clock_profile = "{profile}"'
+    text, n = _PROFILE_LINE.subn(line, limits_text, count=1)
+    return text if n else f"{line}\n{limits_text}"     # a top-level key must precede the tables
+
+
+def load_inputs(config_path: str | None = None, limits_path: str | None = None,
+                venue_config_path: str | None = None, profile: str | None = None) -> SessionInputs:
+    """Engine config (None: EngineConfig's defaults), limits (None: mm_core.risk.EXAMPLE_TOML) and
+    the venue/symbols file (None: the venue's default.toml), each checked with its own parser.
+    `profile` overrides the limits' clock_profile (eu-hft, eu-algo, us-cat)."""
+    sources = {}
+    if config_path is None:
+        engine_config, sources["engine"] = EngineConfig(), "built-in defaults (mm_core.config.EngineConfig)"
+    else:
+        try:
+            engine_config = EngineConfig.from_toml(_read_text(config_path, "engine config"))
+        except ConfigError as exc:
+            raise SessionConfigError(f"engine config {config_path}: {exc}") from None
+        sources["engine"] = str(config_path)
+    if limits_path is None:
+        limits_text, sources["limits"] = EXAMPLE_TOML, "built-in example (mm_core.risk.EXAMPLE_TOML)"
+    else:
+        limits_text, sources["limits"] = _read_text(limits_path, "limits file"), str(limits_path)
+    if profile is not None:
+        if profile not in PROFILES:
+            raise SessionConfigError(f"profile {profile!r}: expected one of {', '.join(PROFILES)}")
+        limits_text = with_clock_profile(limits_text, profile)
+    try:
+        limits = Limits.from_toml(limits_text)
+    except LimitsError as exc:
+        raise SessionConfigError(f"limits {sources['limits']}: {exc}") from None
+    venue_path = venue_config_path or VENUE_DEFAULT_PATH
+    sources["venue"] = str(venue_path)
+    venue_text = _read_text(venue_path, "venue config")
+    try:
+        import tomllib
+        venue_config = parse_config(tomllib.loads(venue_text))
+        symbols = symbols_from_toml(venue_text)
+    except (VenueError, ConfigError, ValueError) as exc:
+        raise SessionConfigError(f"venue config {venue_path}: {exc}") from None
+    try:
+        Engine(engine_config, symbols, RiskGateway(limits))     # fails here, not mid-session
+    except (EngineError, ConfigError, RiskError) as exc:
+        raise SessionConfigError(f"engine config {sources['engine']}: {exc}") from None
+    return SessionInputs(engine_config, symbols, limits, limits_text, venue_config,
+                         None if venue_config_path is None else str(venue_config_path), sources)
+
+
+# ------------------------------------------------------------------------------------ settings
+
+@dataclass(frozen=True)
+class VenueSpec:
+    """embedded: in this process; process: `python3 -m mm_core.venue`; external: HOST:PORT."""
+
+    kind: str = "embedded"
+    host: str = "127.0.0.1"
+    ouch_port: int = 0
+    itch_port: int = 0               # 0: a free port (embedded/process); external: where it publishes
+    rerequest_port: int = 0
+
+    @classmethod
+    def parse(cls, text: str, itch_port: int | None = None, rerequest_port: int | None = None) -> "VenueSpec":
+        """"embedded", "process" or "HOST:PORT" (the venue's SoupBinTCP port)."""
+        if text in ("embedded", "process"):
+            return cls(text, itch_port=itch_port or 0)
+        host, sep, port = text.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise SessionConfigError(f"venue {text!r}: expected embedded, process or HOST:PORT")
+        if not rerequest_port:
+            raise SessionConfigError(f"venue {text}: give the venue's MoldUDP64 re-request port "
+                                     "(--rerequest-port) so market data gaps can be filled")
+        return cls("external", host, int(port), itch_port or 31001, rerequest_port)
+
+
+@dataclass(frozen=True)
+class ClockSpec:
+    """lab: start audit.ptplab.PtpLab and monitor its client; uds: monitor the ptp4l at `uds`;
+    auto: the lab when this machine can run it, else uds (which then most likely finds nothing).
+    `explicit` means the user named this ptp4l, so a missing pmc is an error, not UNKNOWN."""
+
+    source: str = "uds"
+    uds: str = DEFAULT_UDS
+    free_running: bool = False       # the ptp4l is a verifier (free_running 1): judge by stability
+    explicit: bool = False
+    warmup_s: float | None = None    # wait this long for a compliant clock before trading
+
+    def __post_init__(self) -> None:
+        if self.source not in ("lab", "uds", "auto"):
+            raise SessionConfigError(f"clock source {self.source!r}: expected lab, uds or auto")
+
+    @property
+    def warmup(self) -> float:
+        if self.warmup_s is not None:
+            return self.warmup_s
+        if self.source == "auto":
+            return 15.0 if not lab_available() else 0.0
+        return 15.0 if self.source == "lab" else 10.0 if self.explicit else 0.0
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    journal_dir: str
+    duration_s: float = 60.0
+    venue: VenueSpec = VenueSpec()
+    clock: ClockSpec = ClockSpec()
+    seed: int | None = None          # the embedded venue's background flow
+    busy_poll: bool = False
+    durability: str = "pagecache"
+    venue_log_dir: str | None = None
+    progress_interval_s: float = 1.0
+    clock_rate_hz: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.duration_s > 0:
+            raise SessionConfigError(f"duration must be positive, not {self.duration_s}")
+        if self.seed is not None and self.venue.kind == "external":
+            raise SessionConfigError("--seed applies to a venue this session starts, not to HOST:PORT")
+
+
+# ------------------------------------------------------------------------------------ outputs
+
+@dataclass(frozen=True)
+class Progress:
+    """A live view for a progress line (read from other threads: plain numbers only)."""
+
+    elapsed_s: float
+    events: int
+    orders_sent: int
+    fills: int
+    positions: dict[str, int]
+    pnl_price4: int                  # realised + marked to fair, the gateway's figure
+    trading_state: str
+    clock_state: str
+    clock_compliant: bool
+
+
+@dataclass(frozen=True)
+class ClockReport:
+    source: str                      # "ptp-lab" or "ptp4l at UDS"
+    note: str                        # what the evidence is worth
+    profile: str
+    state: str                       # at the end of the session
+    compliant: bool
+    reasons: tuple[str, ...]         # why not, when not compliant
+    compliant_at_start: bool
+    warmup_s: float
+
+
+@dataclass
+class SessionSummary:
+    session_id: int
+    journal_dir: str
+    venue: dict
+    clock: ClockReport
+    runner: RunnerReport
+    engine: dict                     # Engine.summary(): P&L, fills, spread captured, markouts ...
+    trading_state: str
+    faults: list[str]
+    positions: dict[str, int]
+    journal: dict                    # session sequence range, records per type, segments, bytes
+    seconds: float
+    inputs: dict[str, str]
+    not_trading_reason: str = ""     # set when no order left: why, in one line
+
+    def as_dict(self) -> dict:
+        doc = dataclasses.asdict(self)
+        doc["clock"]["reasons"] = list(self.clock.reasons)
+        return doc
+
+
+# ------------------------------------------------------------------------------------ pieces
+
+def free_udp_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _code_version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("mmaudit")
+    except Exception:      # not installed (running from a checkout): say so rather than guess
+        return "uninstalled"
+
+
+class _VenueProcess:
+    """`python3 -m mm_core.venue` with its ready line parsed; killed by pid on close."""
+
+    def __init__(self, argv: list[str]) -> None:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     stdin=subprocess.DEVNULL, env=env)
+        self.ports = self._ready()
+
+    def _ready(self) -> dict:
+        deadline = time.monotonic() + _VENUE_READY_S
+        out = self.proc.stdout
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([out], [], [], 0.1)
+            if ready:
+                line = out.readline()
+                if not line:
+                    break
+                try:
+                    return json.loads(line)
+                except ValueError:
+                    continue
+            if self.proc.poll() is not None:
+                break
+        err = b""
+        if self.proc.poll() is not None:
+            err = self.proc.stderr.read()[-500:]
+        self.close()
+        raise VenueUnavailable(f"the venue process did not start: {err.decode(errors='replace').strip() or 'no ready line'}")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)       # a clean end of session first
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            stream.close()
+
+
+def _start_venue(spec: VenueSpec, inputs: SessionInputs, settings: SessionSettings,
+                 stack: contextlib.ExitStack) -> tuple[VenueSpec, dict]:
+    """Start (or point at) the venue; returns the resolved ports and a description."""
+    if spec.kind == "external":
+        return spec, {"kind": "external", "host": spec.host, "ouch_port": spec.ouch_port,
+                      "itch_port": spec.itch_port, "rerequest_port": spec.rerequest_port, "session": ""}
+    itch = spec.itch_port or free_udp_port()
+    # The runner sends no SoupBinTCP client heartbeats, so an idle (not trading) session would be
+    # dropped after heartbeat_timeout: the venue we start waits as long as the session lasts.
+    lifetime = settings.duration_s + settings.clock.warmup + _VENUE_MARGIN_S
+    log_dir = settings.venue_log_dir or stack.enter_context(tempfile.TemporaryDirectory(prefix="mmaudit-venue-"))
+    if spec.kind == "embedded":
+        changes = dict(itch_port=itch, duration=lifetime, heartbeat_timeout=lifetime, log_dir=log_dir)
+        if settings.seed is not None:
+            changes["seed"] = settings.seed
+        try:
+            venue = Venue(inputs.venue_config.with_venue(**changes))
+            ports = venue.start()
+        except VenueError as exc:
+            raise VenueUnavailable(f"the embedded venue did not start: {exc}") from None
+        stack.callback(venue.stop)
+        doc = ports.as_dict()
+        if not settings.venue_log_dir:
+            doc.pop("log_dir", None)        # a temporary directory, gone after the session
+    else:
+        argv = [sys.executable, "-m", "mm_core.venue", "--duration", f"{lifetime}s", "--itch-port", str(itch),
+                "--heartbeat-timeout", str(lifetime), "--log-dir", log_dir]
+        if inputs.venue_config_path:
+            argv += ["--config", inputs.venue_config_path]
+        if settings.seed is not None:
+            argv += ["--seed", str(settings.seed)]
+        proc = _VenueProcess(argv)
+        stack.callback(proc.close)
+        doc = dict(proc.ports)
+        doc["pid"] = proc.proc.pid
+        if not settings.venue_log_dir:
+            doc.pop("log_dir", None)
+    resolved = VenueSpec(spec.kind, doc["host"], doc["ouch_port"], doc["itch_port"], doc["rerequest_port"])
+    return resolved, {"kind": spec.kind, **doc}
+
+
+def lab_available() -> str:
+    """"" when this machine can run the PTP lab, else why not (one line)."""
+    if os.geteuid() != 0:
+        return "not running as root: network namespaces cannot be created"
+    missing = [tool for tool in ("ip", "ptp4l", "pmc") if shutil.which(tool) is None]
+    if missing:
+        return f"{', '.join(missing)} not installed (Debian packages iproute2, linuxptp)"
+    return ""
+
+
+def _start_clock(spec: ClockSpec, stack: contextlib.ExitStack) -> tuple[ClockMonitor, str, str]:
+    """A clock monitor over pmc (not yet sampling); returns it with its source and a note."""
+    if spec.source == "auto":
+        why = lab_available()
+        if not why:
+            try:
+                return _start_clock(dataclasses.replace(spec, source="lab"), stack)
+            except ClockUnavailable as exc:
+                why = str(exc)
+        monitor, source, note = _start_clock(dataclasses.replace(spec, source="uds", explicit=False), stack)
+        return monitor, source, f"PTP lab unavailable ({why}); {note}"
+    if spec.source == "lab":
+        for tool in ("ip", "ptp4l", "pmc"):
+            if shutil.which(tool) is None:
+                raise ClockUnavailable(f"the PTP lab needs {tool} (Debian packages iproute2, linuxptp)")
+        lab = PtpLab()
+        stack.callback(lab.close)         # namespaces and processes go on every exit path
+        try:
+            lab.create()
+            lab.start_gm()
+            lab.start_client()
+        except NamespaceUnavailable as exc:
+            raise ClockUnavailable(f"cannot create network namespaces for the PTP lab: {exc}") from None
+        except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+            raise ClockUnavailable(f"the PTP lab did not start: {exc}") from None
+        uds, free_running, source, note = lab.client_uds, True, "ptp-lab", LAB_NOTE
+    else:
+        if spec.explicit and shutil.which("pmc") is None:
+            raise ClockUnavailable("pmc is not installed (Debian package linuxptp): cannot monitor "
+                                   f"the ptp4l at {spec.uds}")
+        uds, free_running, source = spec.uds, spec.free_running, f"ptp4l at {spec.uds}"
+        note = (f"clock evidence from the ptp4l at {spec.uds} through pmc" if spec.explicit else
+                f"no clock source given: looked for a ptp4l at {spec.uds}")
+    sampler = PmcSampler(PmcClient(uds, timeout_s=2.0))
+    stack.callback(sampler.close)
+    monitor = ClockMonitor(sampler, HealthTracker(HealthConfig(free_running=free_running)),
+                           labels={"uds": uds})
+    return monitor, source, note
+
+
+def _wait_for_clock(monitor: ClockMonitor, profile: str, warmup_s: float, stop: threading.Event) -> bool:
+    """Sample quickly until the clock is compliant or warmup_s passed (bounded). The gateway
+    latches on the first non-compliant sample, so trading starts only after this."""
+    deadline = time.monotonic() + warmup_s
+    while True:
+        monitor.sample_once()
+        if monitor.compliant(profile):
+            return True
+        if time.monotonic() >= deadline or stop.is_set():
+            return False
+        stop.wait(0.1)
+
+
+def _next_session_id(path: str) -> tuple[int, int]:
+    """(next session id, records already there) for the journal at path (1, 0 when new)."""
+    try:
+        with Reader(path) as reader:
+            starts = reader.read_fixed(RecordType.SESSION_START)
+            last = int(starts["session_id"].max()) if len(starts) else 0
+            return last + 1, len(reader)
+    except JournalError:
+        return 1, 0
+
+
+def _open_journal(path: str, durability: str) -> Journal:
+    try:
+        pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return Journal(path, durability=durability)
+    except OSError as exc:
+        raise JournalUnavailable(f"cannot create journal {path}: {exc.strerror or exc}") from None
+    except JournalLocked:
+        pid = lock_state(path).get("pid", 0)
+        raise JournalUnavailable(f"journal {path} is locked by another writer (pid {pid})") from None
+    except JournalError as exc:
+        raise JournalUnavailable(f"cannot open journal {path}: {exc}") from None
+
+
+def _journal_stats(path: str, first_seq: int) -> dict:
+    with Reader(path) as reader:
+        counts: dict[str, int] = {}
+        last = first_seq - 1
+        for rec in reader.records(first_seq=first_seq):
+            name = RecordType(rec.rtype).name
+            counts[name] = counts.get(name, 0) + 1
+            last = rec.seq
+        segments = reader.segments()
+        return {"path": path, "first_seq": first_seq, "last_seq": last, "records": last - first_seq + 1,
+                "by_type": dict(sorted(counts.items())), "segments": len(segments),
+                "segment_bytes": sum(s["size"] for s in segments), "journal_id": str(reader.journal_id)}
+
+
+# ------------------------------------------------------------------------------------ the session
+
+class Session:
+    """Build, run and tear down one session. `run()` returns a SessionSummary.
+
+    Example:
+        summary = Session(SessionSettings("/tmp/j", 10, clock=ClockSpec("lab"))).run()
+    `stop` (a threading.Event) ends the session early and cleanly (Ctrl-C in the CLI);
+    `progress` is called about once per progress_interval_s from a helper thread.
+    """
+
+    def __init__(self, settings: SessionSettings, inputs: SessionInputs | None = None,
+                 progress: Callable[[Progress], None] | None = None,
+                 stop: threading.Event | None = None,
+                 on_started: Callable[["Session"], None] | None = None) -> None:
+        self.settings = settings
+        self.inputs = inputs or load_inputs()
+        self.profile = self.inputs.limits.clock_profile
+        self.progress = progress
+        self.stop = stop or threading.Event()
+        self.on_started = on_started
+        self.engine: Engine | None = None
+        self.runner: Runner | None = None
+        self.monitor: ClockMonitor | None = None
+        self.venue: dict = {}
+        self.clock_source = self.clock_note = ""
+        self._started = 0.0
+
+    # -- progress ----------------------------------------------------------------------------
+    def snapshot(self) -> Progress:
+        """Plain reads of counters the runner thread updates (no engine method is called)."""
+        engine, runner, monitor = self.engine, self.runner, self.monitor
+        names = {s.id: s.name for s in self.inputs.symbols.symbols}
+        pos = engine.inventory.position
+        sample = monitor.current()
+        return Progress(
+            elapsed_s=time.monotonic() - self._started, events=engine.counts["events"],
+            orders_sent=runner.report.orders_sent, fills=sum(engine.metrics.fills),
+            positions={names[i]: pos[i] for i in engine.quoted},
+            pnl_price4=engine.risk.pnl, trading_state=engine.risk.state.name,
+            clock_state=sample.state.name, clock_compliant=monitor.compliant(self.profile))
+
+    def _progress_loop(self, done: threading.Event) -> None:
+        while not done.wait(self.settings.progress_interval_s):
+            try:
+                self.progress(self.snapshot())
+            except Exception:      # a display problem must never stop trading or teardown
+                pass
+
+    # -- the run -------------------------------------------------------------------------------
+    def run(self) -> SessionSummary:
+        s = self.settings
+        self._started = time.monotonic()
+        session_id, existing = _next_session_id(s.journal_dir)
+        with contextlib.ExitStack() as stack:
+            journal = _open_journal(s.journal_dir, s.durability)
+            stack.callback(journal.close)
+            self.monitor, source, note = _start_clock(s.clock, stack)
+            self.clock_source, self.clock_note = source, note
+            warm_at_start = _wait_for_clock(self.monitor, self.profile, s.clock.warmup, self.stop)
+            venue_spec, self.venue = _start_venue(s.venue, self.inputs, s, stack)
+            self.engine = self.inputs.build_engine()
+            # A journal that already holds another session's orders, on a venue that may still
+            # hold them, is not fresh: the gateway stays unreconciled until recovery says so.
+            fresh = existing == 0 or venue_spec.kind != "external"
+            user = self.inputs.venue_config.users[0] if venue_spec.kind != "external" else None
+            self.runner = Runner(self.engine, journal, RunnerSettings(
+                host=venue_spec.host, itch_port=venue_spec.itch_port, ouch_port=venue_spec.ouch_port,
+                rerequest_port=venue_spec.rerequest_port, clock_profile=self.profile,
+                fresh_session=fresh, busy_poll=s.busy_poll,
+                **({"username": user.username, "password": user.password} if user else {})), self.monitor)
+            first_seq = self._journal_start(journal, session_id, source, note)
+            self.monitor.start()
+            stack.callback(self.monitor.stop)
+            done = threading.Event()
+            if self.progress is not None:
+                thread = threading.Thread(target=self._progress_loop, args=(done,), name="session-progress",
+                                          daemon=True)
+                thread.start()
+                stack.callback(thread.join, 5)
+            stack.callback(done.set)
+            if self.on_started is not None:
+                self.on_started(self)
+            try:
+                report = self.runner.run(s.duration_s, self.stop)
+            except RunnerError as exc:
+                raise VenueUnavailable(str(exc)) from None
+            finally:
+                self._journal_stop(journal, session_id)
+            end_sample = self.monitor.current()
+            end_compliant = self.monitor.compliant(self.profile)
+        return self._summary(session_id, first_seq, report, source, note, end_sample, end_compliant,
+                             warm_at_start)
+
+    def _journal_start(self, journal: Journal, session_id: int, source: str, note: str) -> int:
+        """SESSION_START, the limits document in force, and a note saying where the clock
+        evidence comes from (the lab's is not traceable: it says so in the journal too)."""
+        now = time.clock_gettime_ns(time.CLOCK_REALTIME)
+        first = journal.append(RecordType.SESSION_START, pack(
+            RecordType.SESSION_START, session_id=session_id, config_sha256=self.inputs.config_sha256(),
+            code_version=_code_version().encode()[:16], limits_version=str(self.inputs.limits.version).encode(),
+            venue_session=str(self.venue.get("session", "")).encode()[:10],
+            profile=self.profile.encode()[:8]),
+            ts_ns=now, ts_source=int(TsSource.USER))
+        journal.append(RecordType.LIMITS_LOADED, pack_json({
+            "version": self.inputs.limits.version, "sha256": self.inputs.limits.digest,
+            "source": self.inputs.sources["limits"], "document": self.inputs.limits_text}),
+            ts_ns=now, ts_source=int(TsSource.USER))
+        journal.append(RecordType.METRICS, pack_json({
+            "note": "session-start", "session_id": session_id, "clock_profile": self.profile,
+            "clock_source": source, "clock_evidence": note, "venue": self.venue,
+            "inputs": self.inputs.sources}), ts_ns=now, ts_source=int(TsSource.USER))
+        return first
+
+    def _journal_stop(self, journal: Journal, session_id: int) -> None:
+        report = self.runner.report
+        try:
+            journal.append(RecordType.SESSION_STOP, pack(
+                RecordType.SESSION_STOP, session_id=session_id, events=report.inputs,
+                orders=report.orders_sent, reason=(report.stop_reason or "error").encode()[:32]),
+                ts_ns=time.clock_gettime_ns(time.CLOCK_REALTIME), ts_source=int(TsSource.USER))
+        except JournalError:
+            report.journal_failures += 1
+
+    def _summary(self, session_id, first_seq, report, source, note, sample, compliant, warm) -> SessionSummary:
+        engine = self.engine
+        names = {s.id: s.name for s in self.inputs.symbols.symbols}
+        verdict = sample.verdicts.get(self.profile)
+        reasons = tuple(str(r) for r in verdict.reasons) if verdict is not None else ("no verdict",)
+        clock = ClockReport(source, note, self.profile, sample.state.name, compliant,
+                            () if compliant else reasons, warm, self.settings.clock.warmup)
+        summary = SessionSummary(
+            session_id=session_id, journal_dir=self.settings.journal_dir, venue=self.venue, clock=clock,
+            runner=report, engine=engine.summary(), trading_state=engine.risk.state.name,
+            faults=list(engine.risk.faults), positions={names[i]: engine.inventory.position[i] for i in engine.quoted},
+            journal=_journal_stats(self.settings.journal_dir, first_seq),
+            seconds=round(time.monotonic() - self._started, 3), inputs=dict(self.inputs.sources))
+        if report.orders_sent == 0:
+            summary.not_trading_reason = self._why_idle(summary, warm, reasons)
+        return summary
+
+    def _why_idle(self, summary: SessionSummary, warm: bool, reasons: tuple[str, ...]) -> str:
+        if not warm:
+            return (f"the risk gateway refused to trade: the clock was not compliant for {self.profile} "
+                    f"({summary.clock.source}: {'; '.join(reasons[:3])})")
+        if summary.faults:
+            return f"the risk gateway is {summary.trading_state}: {', '.join(summary.faults)}"
+        return f"no order was needed (trading state {summary.trading_state}, stop: {summary.runner.stop_reason})"
+
+
+def run_session(settings: SessionSettings, inputs: SessionInputs | None = None, **kw) -> SessionSummary:
+    """Session(settings, inputs, **kw).run()"""
+    return Session(settings, inputs, **kw).run()
