@@ -468,7 +468,12 @@ class Venue:
         for frame in frames:
             if conn.closing or conn.sock.fileno() < 0:
                 return
-            self._on_frame(conn, frame, now)
+            try:
+                self._on_frame(conn, frame, now)
+            except Exception as exc:   # one client's bad luck must not stop the venue
+                log.exception("internal error on a frame from %s", conn.peer)
+                self._protocol_error(conn, f"internal error: {type(exc).__name__}: {exc}")
+                conn.closing = True
 
     def _on_frame(self, conn: _Conn, frame: bytes, now: float) -> None:
         try:

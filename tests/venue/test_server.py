@@ -345,3 +345,23 @@ def test_venue_sigkilled_and_restarted_continues_the_session_and_cancels_lost_or
             c.enter("AFTER", "B", 100, "ACME", 10_0000)
             assert c.sequenced(1)[0].sequence == 7
         assert venue.session_messages("MM01")[:4] == [s.raw for s in before]
+
+
+def test_an_internal_error_on_one_message_drops_that_client_only(make_venue, monkeypatch):
+    venue = make_venue()
+    real_enter = venue.engine.enter
+
+    def enter(owner, token, *args):
+        if token == "BOOM":
+            raise RuntimeError("injected fault")
+        return real_enter(owner, token, *args)
+
+    monkeypatch.setattr(venue.engine, "enter", enter)
+    with connect(venue) as victim, connect(venue, "MM02") as bystander:
+        victim.enter("BOOM", "B", 100, "ACME", 10_0000)
+        with pytest.raises(ClientError, match="closed"):
+            for _ in range(5):
+                victim.packet(3.0)
+        bystander.enter("FINE", "B", 100, "ACME", 10_0000)
+        assert isinstance(messages(bystander, 2)[1], ouch.Accepted)
+    assert venue.running and any("injected fault" in e for e in venue.protocol_errors)
