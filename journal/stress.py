@@ -534,18 +534,22 @@ def powerloss_case(case_seed: int, workdir, report: PowerLossReport, *,
     return None
 
 
-def powerloss_runs(seeds: int, seed: int, workdir) -> PowerLossReport:
-    """Run `seeds` simulated power cuts (case seeds derived from `seed`); report counts and first failure."""
+def powerloss_runs(seeds: int, seed: int, workdir, *, tmpfs: bool = True) -> PowerLossReport:
+    """Run `seeds` simulated power cuts (case seeds derived from `seed`); report counts and first failure.
+
+    With `tmpfs` the images live on /dev/shm when there is one (see scratch_dir), else in workdir.
+    """
     report = PowerLossReport()
     started = time.monotonic()
-    for case in range(seeds):
-        case_seed = seed * 1_000_003 + case
-        report.cases += 1
-        try:
-            problem = powerloss_case(case_seed, workdir, report)
-        except Exception as exc:   # an exception from open/read on a cut image is a failure too
-            problem = f"case {case_seed}: {type(exc).__name__}: {exc}"
-        if problem:
-            report.fail(problem)
+    with (scratch_dir(workdir) if tmpfs else contextlib.nullcontext(pathlib.Path(workdir))) as where:
+        for case in range(seeds):
+            case_seed = seed * 1_000_003 + case
+            report.cases += 1
+            try:
+                problem = powerloss_case(case_seed, where, report)
+            except Exception as exc:   # an exception from open/read on a cut image is a failure too
+                problem = f"case {case_seed}: {type(exc).__name__}: {exc}"
+            if problem:
+                report.fail(problem)
     report.seconds = time.monotonic() - started
     return report

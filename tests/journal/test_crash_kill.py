@@ -35,7 +35,7 @@ def test_sigkill_at_random_points_loses_no_acknowledged_record(tmp_path):
     report = kill_runs(200, seed=20261121, workdir=tmp_path)
     assert report.first_failure is None, report.first_failure
     assert report.failures == 0 and report.runs == 200
-    assert report.killed >= 150, report            # most runs really end by SIGKILL
+    assert report.killed >= 100, report            # most runs really end by SIGKILL
     assert report.killed_in_open >= 5, report      # some die inside open/recovery
     assert report.clean_exits >= 1, report
     assert report.acked > 10_000, report
