@@ -29,7 +29,7 @@ from mm_core.protocol.errors import BadField, ProtocolError
 from mm_core.venue import matching as m
 from mm_core.venue import wire
 from mm_core.venue.config import User, VenueConfig
-from mm_core.venue.errors import VenueStateError
+from mm_core.venue.errors import SessionLogError, VenueStateError
 from mm_core.venue.flow import BackgroundFlow, apply
 from mm_core.venue.publisher import MoldPublisher
 from mm_core.venue.session_log import SessionLog
@@ -109,6 +109,8 @@ class Venue:
         self._stop_requested = threading.Event()
         self._stopped = threading.Event()
         self._sel: selectors.DefaultSelector | None = None
+        self._syncer_stop = threading.Event()
+        self.sync_error = ""
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> VenuePorts:
@@ -133,6 +135,8 @@ class Venue:
         self.ports = VenuePorts(host, self._listener.getsockname()[1], settings.itch_port,
                                 self._rerequest.getsockname()[1], self.session, str(log_dir))
         self._start_of_day()
+        self._syncer = threading.Thread(target=self._sync_logs, name="venue-fsync", daemon=True)
+        self._syncer.start()
         self._thread = threading.Thread(target=self._run, name=f"venue-{self.session}", daemon=True)
         self._thread.start()
         return self.ports
@@ -228,7 +232,6 @@ class Venue:
     def _run(self) -> None:
         settings = self.config.venue
         deadline = self._t0 + settings.duration
-        next_sync = self._t0 + settings.fsync_interval
         last_check = self._t0
         try:
             while not self._stop_requested.is_set():
@@ -246,15 +249,14 @@ class Venue:
                         self._timers(now)
                         last_check = now
                     self._publish_and_pump(now)
-                    if now >= next_sync:
-                        for session_log in self.logs.values():
-                            session_log.sync()
-                        next_sync = now + settings.fsync_interval
                     if now >= deadline:
                         self.stop_reason = "duration"
                         break
                     if settings.max_messages and self.itch_messages >= settings.max_messages:
                         self.stop_reason = "max_messages"
+                        break
+                    if self.sync_error:
+                        self.stop_reason = "fsync failed"
                         break
             else:
                 self.stop_reason = self.stop_reason or "stopped"
@@ -263,9 +265,24 @@ class Venue:
             self.stop_reason = "error"
             raise
         finally:
+            self._syncer_stop.set()
+            self._syncer.join()
             with self._lock:
                 self._end_of_day()
             self._stopped.set()
+
+    def _sync_logs(self) -> None:
+        """The fsync budget, on its own thread so that a slow disk never stalls the loop."""
+        interval = self.config.venue.fsync_interval
+        while not self._syncer_stop.wait(interval):
+            try:
+                for session_log in list(self.logs.values()):
+                    session_log.sync()
+            except SessionLogError as exc:   # latched: a venue that cannot persist stops
+                log.error("%s", exc)
+                self.sync_error = str(exc)
+                self._wake()
+                return
 
     def _wake(self) -> None:
         try:

@@ -4,7 +4,7 @@ Owns the on-disk format and sequence numbering. A record is the exact SoupBinTCP
 (length u16 BE, b"S", OUCH payload) followed by a CRC-32 (zlib, u32 BE) of that frame; message
 sequence n is the n-th record. Appends are buffered until flush() (one write() per batch, done
 before anything is sent, so the log is always ahead of the wire: survives a process crash);
-sync() fsyncs (the caller runs it on a time budget). Opening an existing file drops a torn or
+sync() fsyncs (the caller runs it on a time budget, possibly on another thread). Opening an existing file drops a torn or
 corrupt tail and reports how many bytes went. Must not know about sockets, OUCH fields or clocks.
 """
 from __future__ import annotations
@@ -36,7 +36,7 @@ class SessionLog:
         self.discarded_bytes = self._scan()
         self._pending = bytearray()
         self._pending_ends: list[int] = []
-        self._unsynced = False
+        self.synced_sequence = self.durable_sequence   # what the last fsync covered
 
     # ------------------------------------------------------------------ writing
     @property
@@ -73,16 +73,16 @@ class SessionLog:
         self._ends.extend(self._pending_ends)
         self._pending = bytearray()
         self._pending_ends = []
-        self._unsynced = True
 
     def sync(self) -> None:
-        """fsync what flush() wrote, if anything."""
-        if self._unsynced:
+        """fsync what flush() wrote, if anything. May run on another thread than flush()."""
+        target = self.durable_sequence
+        if target > self.synced_sequence:
             try:
                 os.fsync(self._fd)
             except OSError as exc:
                 raise SessionLogError(f"cannot fsync session log {self.path}: {exc.strerror}") from exc
-            self._unsynced = False
+            self.synced_sequence = target
 
     def close(self) -> None:
         if self._fd >= 0:

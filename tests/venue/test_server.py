@@ -365,3 +365,14 @@ def test_an_internal_error_on_one_message_drops_that_client_only(make_venue, mon
         bystander.enter("FINE", "B", 100, "ACME", 10_0000)
         assert isinstance(messages(bystander, 2)[1], ouch.Accepted)
     assert venue.running and any("injected fault" in e for e in venue.protocol_errors)
+
+
+def test_session_logs_are_fsynced_on_the_budget(make_venue):
+    venue = make_venue(fsync_interval=0.05)
+    with connect(venue) as c:
+        c.enter("F1", "B", 100, "ACME", 10_0000)
+        messages(c, 2)
+        deadline = time.monotonic() + 3
+        while venue.logs["MM01"].synced_sequence < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert venue.logs["MM01"].synced_sequence >= 2

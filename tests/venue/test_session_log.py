@@ -57,3 +57,14 @@ def test_readonly_log_refuses_appends_and_missing_dir_is_typed(tmp_path):
         SessionLog(path, readonly=True).append(b"x")
     with pytest.raises(SessionLogError):
         SessionLog(tmp_path / "no" / "such" / "dir.soup")
+
+
+def test_sync_covers_what_was_flushed(tmp_path):
+    log = SessionLog(tmp_path / "u.soup")
+    log.append(b"one")
+    log.sync()
+    assert log.synced_sequence == 0          # not flushed yet: nothing to fsync
+    log.flush()
+    log.sync()
+    assert log.synced_sequence == 1
+    log.close()
