@@ -121,7 +121,11 @@ class Venue:
         log_dir = Path(settings.log_dir) if settings.log_dir else Path(
             tempfile.mkdtemp(prefix="mmaudit-venue-"))
         session_dir = log_dir / self.session
-        session_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            session_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SessionLogError(f"cannot create session log directory {session_dir}: "
+                                  f"{exc.strerror or exc}") from exc
         for user in self.config.users:
             self.logs[user.username] = SessionLog(session_dir / f"{user.username}.soup")
         host = settings.host
@@ -273,7 +277,7 @@ class Venue:
 
     def _sync_logs(self) -> None:
         """The fsync budget, on its own thread so that a slow disk never stalls the loop."""
-        interval = self.config.venue.fsync_interval
+        interval = max(self.config.venue.fsync_interval, 0.001)   # 0: as often as possible
         while not self._syncer_stop.wait(interval):
             try:
                 for session_log in list(self.logs.values()):

@@ -16,6 +16,7 @@ import pytest
 from mm_core.protocol import itch, moldudp64, ouch, soupbintcp
 from mm_core.venue.client import ClientError, SoupClient
 from mm_core.venue.config import load_config
+from mm_core.venue.errors import SessionLogError, VenueStateError
 from mm_core.venue.server import Venue
 
 PASSWORDS = {"MM01": "mmaudit", "MM02": "mmaudit2"}
@@ -376,3 +377,16 @@ def test_session_logs_are_fsynced_on_the_budget(make_venue):
         while venue.logs["MM01"].synced_sequence < 2 and time.monotonic() < deadline:
             time.sleep(0.02)
         assert venue.logs["MM01"].synced_sequence >= 2
+
+
+def test_unusable_log_dir_or_busy_port_is_a_typed_error(tmp_path, make_venue):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    config = load_config().with_venue(itch_port=9, log_dir=str(blocker))
+    with pytest.raises(SessionLogError, match="cannot create"):
+        Venue(config, background_flow=False).start()
+    running = make_venue()
+    clash = load_config().with_venue(itch_port=9, log_dir=str(tmp_path / "b"),
+                                     ouch_port=running.ports.ouch)
+    with pytest.raises(VenueStateError, match="cannot bind"):
+        Venue(clash, background_flow=False).start()
