@@ -1,0 +1,155 @@
+"""Every report kind on a real engine journal (tests.reports.golden): rows exist, counts and share
+sums reconcile with the journal's ORDER_SENT / VENUE_MSG records read one by one, nothing is
+rejected with reference data that describes the venue, nothing is silently dropped with the
+bundled reference data, and the same journal always gives the same bytes."""
+from __future__ import annotations
+
+import collections
+import hashlib
+import pathlib
+
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pytest
+
+from journal import Reader
+from journal.catalogue import RecordType, raw_bytes, unpack, unpack_json
+from mm_core.events import SendOrder
+from mm_core.runner import engine_events
+from mm_core.session import load_inputs
+from reports.run import KINDS, run
+from tests.reports.golden import golden  # noqa: F401  (the session-scoped fixture)
+
+pytestmark = pytest.mark.netns
+
+
+def table(out: pathlib.Path, kind: str, name: str):
+    return ds.dataset(out / kind / name, format="parquet", partitioning="hive").to_table()
+
+
+@pytest.fixture(scope="module")
+def reported(golden, tmp_path_factory):  # noqa: F811
+    out = tmp_path_factory.mktemp("golden-reports") / "out"
+    result = run(list(KINDS), golden.journal, out, refdata_dir=golden.refdata)
+    return out, result
+
+
+def test_every_kind_writes_rows_and_rejects_none(golden, reported):  # noqa: F811
+    out, result = reported
+    assert [r.kind for r in result.results] == list(KINDS)
+    assert result.rejected == 0, [(r.kind, r.rejected) for r in result.results]
+    main = {"orders": "order_events", "rts22": "transactions", "clock": "samples", "controls": "limits",
+            "cat": "order_events", "execution-quality": "fills"}
+    for kind, name in main.items():
+        assert table(out, kind, name).num_rows > 0, f"{kind}/{name} is empty"
+    for r in result.results:
+        for f in r.files:
+            assert f.path.exists()
+
+
+def test_order_records_are_exactly_the_journaled_order_events(golden, reported):  # noqa: F811
+    out, _ = reported
+    oracle = golden.oracle
+    orders = table(out, "orders", "order_events").sort_by("seq")
+    assert orders["seq"].to_pylist() == sorted(oracle.order_sent + oracle.venue_events)
+    kinds = collections.Counter(orders["event_type"].to_pylist())
+    by_type = oracle.order_sent_by_type
+    assert kinds["SENT_NEW"] == by_type.get("O", 0) > 0
+    assert kinds["SENT_REPLACE"] == by_type.get("U", 0)
+    assert kinds["SENT_CANCEL"] == by_type.get("X", 0)
+    assert kinds["EXECUTED"] == len(oracle.executions)
+    assert orders.num_rows == golden.summary.journal["by_type"]["ORDER_SENT"] + len(oracle.venue_events)
+    assert sum(kinds.values()) == orders.num_rows
+
+
+def test_executed_shares_reconcile_across_reports_journal_and_engine(golden, reported):  # noqa: F811
+    out, _ = reported
+    executions = golden.oracle.executions
+    assert executions, "the golden session traded nothing"
+    shares = sum(e[2] for e in executions)
+    orders = table(out, "orders", "order_events")
+    executed = orders.filter(pc.equal(orders["event_type"], "EXECUTED")).sort_by("seq")
+    assert executed["seq"].to_pylist() == [e[0] for e in executions]
+    assert executed["exec_qty"].to_pylist() == [e[2] for e in executions]
+    assert [int(p.scaleb(4)) for p in executed["exec_price"].to_pylist()] == [e[3] for e in executions]
+    fills = table(out, "execution-quality", "fills").sort_by("seq")
+    assert fills["seq"].to_pylist() == [e[0] for e in executions]
+    assert pc.sum(fills["exec_qty"]).as_py() == shares
+    rts22 = table(out, "rts22", "transactions")
+    assert rts22.num_rows == len(executions)
+    assert sum(int(q) for q in rts22["f30_quantity"].to_pylist()) == shares
+    assert len(set(rts22["f02_transaction_reference_number"].to_pylist())) == rts22.num_rows
+    engine = golden.summary.engine
+    assert engine["fills"]["bid"] + engine["fills"]["ask"] == len(executions)
+    per_symbol = sum(s["traded"] for s in engine["symbols"].values())
+    assert per_symbol == shares
+
+
+def test_cat_events_and_clock_evidence_reconcile(golden, reported):  # noqa: F811
+    out, _ = reported
+    oracle, by_type = golden.oracle, golden.oracle.order_sent_by_type
+    cat = collections.Counter(table(out, "cat", "order_events")["type"].to_pylist())
+    assert cat["MENO"] == by_type.get("O", 0) and cat["MEOM"] == by_type.get("U", 0)
+    assert cat["MEOC"] == by_type.get("X", 0)
+    samples = table(out, "clock", "samples")
+    assert samples.num_rows == oracle.clock_samples == golden.summary.journal["by_type"]["CLOCK_SAMPLE"]
+    # every sample the engine traded on was LOCKED and within eu-hft (the lab's verdict, journaled)
+    assert set(samples["state"].to_pylist()) == {"LOCKED"}
+    summary = {r["profile"]: r for r in table(out, "clock", "summary").to_pylist()}
+    assert set(summary) == {"eu_hft", "eu_algo", "us_cat"}
+    for row in summary.values():
+        assert row["samples"] == row["samples_within"] == samples.num_rows
+        assert row["order_events"] == len(oracle.order_sent) + len(oracle.venue_events)
+        assert row["order_events_without_sample"] == 0
+    events = table(out, "clock", "event_clock")
+    assert sorted(events["seq"].to_pylist()) == sorted(oracle.order_sent + oracle.venue_events)
+    limits = table(out, "controls", "limits").select(["version", "document"]).to_pylist()
+    assert len(limits) == 1 and limits[0]["version"] == str(load_inputs().limits.version)
+    assert '"document"' in limits[0]["document"]
+
+
+def test_the_same_journal_gives_identical_bytes(golden, reported, tmp_path):  # noqa: F811
+    out, _ = reported
+    again = tmp_path / "again"
+    run(list(KINDS), golden.journal, again, refdata_dir=golden.refdata)
+
+    def digests(root: pathlib.Path) -> dict[str, str]:
+        return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(root.rglob("*")) if p.is_file()}
+    first, second = digests(out), digests(again)
+    assert first and first == second
+
+
+def test_bundled_refdata_drops_nothing_silently(golden, tmp_path):  # noqa: F811
+    """With the bundled examples every order event is either kept or rejected with a reason."""
+    result = run(["orders", "rts22"], golden.journal, tmp_path / "bundled")
+    oracle = golden.oracle
+    for kind, name, expected in (("orders", "order_events", oracle.order_sent + oracle.venue_events),
+                                 ("rts22", "transactions", [e[0] for e in oracle.executions])):
+        kept = set(table(tmp_path / "bundled", kind, name)["seq"].to_pylist()) if (
+            tmp_path / "bundled" / kind / name).exists() else set()
+        rejects = table(tmp_path / "bundled", kind, "rejects") if (
+            tmp_path / "bundled" / kind / "rejects").exists() else None
+        rejected = set(rejects["seq"].to_pylist()) if rejects is not None else set()
+        assert kept | rejected == set(expected) and not kept & rejected
+        if rejects is not None:
+            assert all(r for r in rejects["reason"].to_pylist())
+    assert result.rejected == sum(r.rejected for r in result.results)
+
+
+def test_the_golden_journal_replays_exactly(golden):  # noqa: F811
+    """It is a real engine journal: a fresh engine from the same inputs decides the same orders."""
+    inputs = load_inputs()
+    engine = inputs.build_engine()
+    with Reader(golden.journal) as reader:
+        records = list(reader.records())
+    replayed = []
+    for event in engine_events(records, inputs.limits.clock_profile):
+        replayed.extend(a.packet for a in engine.on_event(event) if isinstance(a, SendOrder))
+    journaled = [raw_bytes(unpack(RecordType.ORDER_SENT, r.payload)) for r in records
+                 if r.rtype == RecordType.ORDER_SENT]
+    assert replayed == journaled and journaled
+    start = next(r for r in records if r.rtype == RecordType.SESSION_START)
+    note = next(unpack_json(r.payload) for r in records if r.rtype == RecordType.METRICS)
+    assert unpack(RecordType.SESSION_START, start.payload)["profile"] == b"eu-hft"
+    assert note["clock_source"] == "ptp-lab" and "grandmaster is this host's own clock" in note["clock_evidence"]
