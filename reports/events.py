@@ -128,20 +128,15 @@ def collect(src: JournalSlice, join_orders: bool = True) -> OrderEvents:
                          ("order_ref", "order_ref"), ("venue_ts", "venue_ts")):
         cols[name] = merged(None, vcols[source], np.int64)
 
-    # Join every event to the ORDER_SENT that created its token (O, or U for the replacement):
-    # one sort of the creators' tokens, one binary search per event.
+    # Join every event to the ORDER_SENT that created its token (O, or U for the replacement).
     creators = src.fixed_before(RecordType.ORDER_SENT)
     creators = creators[np.isin(creators["msg_type"], [ord("O"), ord("U")])]
-    keys_creators = _join_key(creators["token"])
-    by_key = np.argsort(keys_creators, kind="stable")
-    sorted_keys = keys_creators[by_key]
+    index = TokenIndex(_join_key(creators["token"]))
     keys_events = _join_key(cols["token"])
     cols["token_key"] = keys_events
     cols["prior_token_key"] = _join_key(cols["prior_token"])
-    pos = np.searchsorted(sorted_keys, keys_events, side="right") - 1   # a reused token: the latest
-    pos_ok = np.clip(pos, 0, None)
-    found = (pos >= 0) & (sorted_keys[pos_ok] == keys_events) if len(sorted_keys) else np.zeros(n, bool)
-    creator = np.where(found, by_key[pos_ok] if len(by_key) else 0, -1)
+    creator = index.lookup(keys_events)
+    found = creator >= 0
     cols["creator"] = creator
     known = found
 
@@ -156,7 +151,7 @@ def collect(src: JournalSlice, join_orders: bool = True) -> OrderEvents:
     for name in ORDER_FIELDS:
         cols[name] = joined(creators[name])
     cols["side"] = joined(creators["side"], np.uint8)
-    cols["order_wire_side"] = joined(_creator_wire_side(creators, sorted_keys, by_key), np.uint8)
+    cols["order_wire_side"] = joined(_creator_wire_side(creators, index), np.uint8)
     for name, field in (("creator_seq", "seq"), ("creator_ts_ns", "ts_ns"), ("creator_ts_source", "ts_source"),
                         ("order_qty", "qty"), ("order_price", "price")):
         cols[name] = joined(creators[field])
@@ -174,7 +169,7 @@ def collect(src: JournalSlice, join_orders: bool = True) -> OrderEvents:
 MAX_REPLACE_CHAIN = 64   # bounded walk back through replaces to the entering order's side
 
 
-def _creator_wire_side(creators: np.ndarray, sorted_keys: np.ndarray, by_key: np.ndarray) -> np.ndarray:
+def _creator_wire_side(creators: np.ndarray, index: "TokenIndex") -> np.ndarray:
     """OUCH side (B, S, T, E) of each creating order: from the Enter bytes, or for a replacement
     the side of the order it replaced (Replace carries no side), followed back through the chain."""
     enter = creators["msg_type"] == ord("O")
@@ -182,23 +177,58 @@ def _creator_wire_side(creators: np.ndarray, sorted_keys: np.ndarray, by_key: np
                                        names=["side"])["side"], 0).astype(np.uint8)
     side = np.where(side > 0, side, creators["side"]).astype(np.uint8)
     pending = np.flatnonzero(~enter)
-    if len(pending) == 0:
-        return side
-    order = by_key
     parent_key = _join_key(creators["orig_token"])
     current = pending
     for _ in range(MAX_REPLACE_CHAIN):   # one vectorised step per replace generation
-        pos = np.searchsorted(sorted_keys, parent_key[current])
-        pos = np.minimum(pos, len(sorted_keys) - 1)
-        found = sorted_keys[pos] == parent_key[current]
-        parent = order[pos]
-        resolved = found & (creators["msg_type"][parent] == ord("O"))
+        if len(pending) == 0:
+            break
+        parent = index.lookup(parent_key[current])
+        found = parent >= 0
+        resolved = found & (creators["msg_type"][np.where(found, parent, 0)] == ord("O"))
         side[pending[resolved]] = side[parent[resolved]]
         keep = found & ~resolved
         pending, current = pending[keep], parent[keep]
-        if len(pending) == 0:
-            break
     return side
+
+
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _token_hash(keys: np.ndarray) -> np.ndarray:
+    """A 64-bit mix of a 14-byte token's two big-endian words (equality only, not order)."""
+    words = np.zeros((len(keys), 16), np.uint8)
+    words[:, :14] = np.ascontiguousarray(keys, dtype="S14").view(np.uint8).reshape(len(keys), 14)
+    pair = words.view(">u8").astype(np.uint64)
+    return (pair[:, 0] * _MIX) ^ pair[:, 1]
+
+
+class TokenIndex:
+    """Exact lookup of order tokens: integer hashes sorted once, one binary search per query and
+    a full-token equality check (a sort of 14-byte strings is several times slower)."""
+
+    def __init__(self, keys: np.ndarray):
+        self.keys = keys
+        hashes = _token_hash(keys)
+        self.order = np.argsort(hashes, kind="stable")
+        self.sorted_hash = hashes[self.order]
+
+    def lookup(self, queries: np.ndarray) -> np.ndarray:
+        """Index of the latest entry equal to each query (a reused token: the last one), or -1."""
+        if len(self.keys) == 0 or len(queries) == 0:
+            return np.full(len(queries), -1, dtype=np.int64)
+        hashes = _token_hash(queries)
+        pos = np.searchsorted(self.sorted_hash, hashes, side="right") - 1
+        pos_ok = np.clip(pos, 0, None)
+        candidate = self.order[pos_ok].astype(np.int64)
+        hit = (pos >= 0) & (self.sorted_hash[pos_ok] == hashes)
+        exact = hit & (self.keys[candidate] == queries)
+        clash = np.flatnonzero(hit & ~exact)
+        if len(clash):          # two tokens sharing a hash: resolve just those rows exactly
+            latest = {k: i for i, k in enumerate(self.keys.tolist())}
+            for row in clash:
+                candidate[row] = latest.get(queries[row], -1)
+            exact[clash] = candidate[clash] >= 0
+        return np.where(exact, candidate, -1)
 
 
 def _classify(msg_type: np.ndarray, table: dict[int, int]) -> np.ndarray:

@@ -1,0 +1,43 @@
+import numpy as np
+import pyarrow.compute as pc
+
+from reports import events
+from reports.events import TokenIndex
+from reports.rts22 import COLUMNS
+from reports.run import run
+from tests.reports.conftest import read
+from tests.reports.journal_builder import DayBuilder
+
+
+def _keys(*tokens):
+    return np.array([t.encode() for t in tokens], dtype="S14")
+
+
+def test_token_index_finds_the_latest_creator_and_misses_unknown_tokens():
+    index = TokenIndex(_keys("A1", "B2", "A1", "C3"))
+    assert index.lookup(_keys("A1", "C3", "ZZ", "B2")).tolist() == [2, 3, -1, 1]
+    assert TokenIndex(_keys()).lookup(_keys("A1")).tolist() == [-1]
+
+
+def test_token_index_is_exact_when_hashes_collide(monkeypatch):
+    monkeypatch.setattr(events, "_token_hash", lambda keys: np.zeros(len(keys), np.uint64))
+    index = TokenIndex(_keys("A1", "B2", "A1", "C3"))
+    assert index.lookup(_keys("A1", "C3", "ZZ", "B2")).tolist() == [2, 3, -1, 1]
+
+
+def test_short_sale_side_follows_a_chain_of_replaces(tmp_path):
+    b = DayBuilder()
+    b.clock_sample()
+    b.enter("S1", 3, "T", 5_120_000, 300)          # sell short
+    b.accept("S1")
+    b.replace("S1", "S2", 5_120_100, 300)
+    b.replaced("S1", "S2")
+    b.replace("S2", "S3", 5_120_200, 300)
+    b.replaced("S2", "S3")
+    b.execute("S3", 100)
+    run(["rts22", "orders"], b.write(tmp_path / "j"), tmp_path / "o")
+    t = read(tmp_path / "o", "rts22", "transactions").to_pylist()
+    assert [r[COLUMNS[62]] for r in t] == ["SESH"]
+    orders = read(tmp_path / "o", "orders", "order_events")
+    fills = orders.filter(pc.equal(orders["event_type"].cast("string"), "EXECUTED")).to_pylist()
+    assert fills[0]["leaves_qty"] == 200 and fills[0]["rts24_event"] == "PARF"
