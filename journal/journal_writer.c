@@ -138,6 +138,12 @@ static int create_segment(mmj_writer *w, uint64_t index, uint64_t first_seq, con
         unlinkat(w->dirfd, tmp, 0);
         return status;
     }
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+    /* Take the write faults (page_mkwrite, block conversion) here, at roll time, rather than one
+     * per page on the append path. Kernels before 5.14 refuse it; appends then fault lazily. */
+    madvise(p, (size_t)size, MADV_POPULATE_WRITE);
     mmj_header_build(p, w->salt, index, first_seq, size, prev_seal);
     if (durable(w) && fsync(fd) != 0) {
         w->failed_errno = w->last_errno = errno;
