@@ -1,6 +1,6 @@
 """Reader fuzzing: hypothesis corrupts valid journals (bit flips, truncation, garbage, wrong
-headers, missing or swapped segments); opening, reading, recovering and verifying must either
-raise the journal's typed error or return only valid records, a prefix of what was written.
+headers, missing or swapped segments); opening, reading, tailing, recovering and verifying must
+either raise the journal's typed error or return only valid records, a prefix of what was written.
 Never a crash, a hang (a watchdog ends the run) or a corrupt payload.
 """
 from __future__ import annotations
@@ -150,6 +150,17 @@ def _read_only_paths(path: pathlib.Path) -> None:
         pass
     try:
         journal.verify(str(path))
+    except journal.JournalError:
+        pass
+    try:
+        with journal.Tailer(str(path), from_seq=1) as tailer:
+            seen = []
+            for _ in range(RECORDS + 1):      # bounded: a tailer must never loop past the end
+                rec = tailer.next(0)
+                if rec is None:
+                    break
+                seen.append(rec)
+        _assert_valid_prefix(seen)
     except journal.JournalError:
         pass
 
