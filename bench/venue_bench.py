@@ -217,7 +217,10 @@ def venue_section(quick: bool) -> str:
 
 
 def main(quick: bool) -> str:
-    return "\n\n".join(["## Embedded venue", matching_section(quick), venue_section(quick)])
+    load = "/".join(f"{x:.1f}" for x in os.getloadavg())
+    note = (f"Load average at start {load} on {os.cpu_count()} CPUs (a shared machine: absolute "
+            f"numbers move with it; the ratios are measured side by side in the same run).")
+    return "\n\n".join(["## Embedded venue", note, matching_section(quick), venue_section(quick)])
 
 
 if __name__ == "__main__":
