@@ -1,7 +1,7 @@
 """CAT (SEC Rule 613) order events for the firm's own orders, with CAT's field names: MENO (new
-order) and MEOR (route to the exchange) for each order entered, MEOM for replaces and reductions,
-MEOC for full cancels, and MEOT only for executions on venues that are not exchanges (exchanges
-report their own executions; see `cat_exchange` in mics.toml, default true).
+order) and MEOR (route to the exchange) for each order entered, MEOM for replaces and modifies,
+MEOC for cancels (full, or partial with leavesQty > 0), and MEOT only for executions on venues
+that are not exchanges (exchanges report their own; see `cat_exchange` in mics.toml, default true).
 
 Owns the event mapping and CAT text formats: Eastern-Time timestamps `YYYYMMDD HHMMSS.CCCNNNNNN`,
 dates as YYYYMMDD. Does not write the CAT JSON/bz2 submission files.
@@ -36,16 +36,14 @@ def eastern(utc_ns: np.ndarray, valid: np.ndarray) -> pa.Array:
 def _rows_for(ev: events.OrderEvents, ref: RefData) -> tuple[np.ndarray, np.ndarray]:
     """(event row index, CAT type index) pairs; an entered order yields MENO and MEOR."""
     e = ev.cols["event"]
-    q = ev.cols["qty"]
-    reduce_or_cancel = (e == EV["SENT_CANCEL"]) | (e == EV["SENT_MODIFY"])
     executed = (e == EV["EXECUTED"]) | (e == EV["EXECUTED_WITH_REF_PRICE"])
     inst_idx = ref.instrument_index(ev.cols["symbol_id"])
     off_exchange = np.array([not ref.mics.get(i.mic, {}).get("cat_exchange", True)
                              for i in ref.sorted_values("instruments")] + [False], dtype=bool)[inst_idx]
     picks = [
         (np.flatnonzero(e == EV["SENT_NEW"]), 0), (np.flatnonzero(e == EV["SENT_NEW"]), 1),
-        (np.flatnonzero((e == EV["SENT_REPLACE"]) | (reduce_or_cancel & (q > 0))), 2),
-        (np.flatnonzero(reduce_or_cancel & (q == 0)), 3),
+        (np.flatnonzero((e == EV["SENT_REPLACE"]) | (e == EV["SENT_MODIFY"])), 2),
+        (np.flatnonzero(e == EV["SENT_CANCEL"]), 3),
         (np.flatnonzero(executed & off_exchange), 4),
     ]
     rows = np.concatenate([p[0] for p in picks])
@@ -111,8 +109,9 @@ def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None)
         "destinationType": ac.codes(np.zeros(n, np.int8), ["E"], is_route),
         "routedOrderID": pc.if_else(pa.array(is_route), token, pa.scalar(None, pa.string())),
         "session": pa.array([venue_session] * n if venue_session else [None] * n, pa.string()),
-        "cancelQty": pa.array(c["leaves"], mask=~(is_cancel & (c["leaves"] >= 0))),
-        "leavesQty": pa.array(np.zeros(n, np.int64), mask=~is_cancel),
+        # OUCH Cancel carries the new intended size: cancelled = open quantity - new size
+        "cancelQty": pa.array(c["leaves"] - c["qty"], mask=~(is_cancel & (c["leaves"] >= c["qty"]))),
+        "leavesQty": pa.array(c["qty"], mask=~is_cancel),
         "initiator": ac.codes(np.zeros(n, np.int8), ["F"], is_cancel),
         "tradeID": pa.array(c["match"].astype(np.uint64), mask=~is_trade).cast(pa.string()),
         "trade_date": common.trade_date_column(ev.utc.utc_ns, ev.utc.valid),

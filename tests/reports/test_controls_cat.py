@@ -31,7 +31,7 @@ def test_cat_events_with_cat_field_names(all_reports, day):
     types = [r["type"] for r in rows]
     assert set(types) <= set(CAT_TYPES)
     assert types.count("MENO") == types.count("MEOR") == day.ledger.counts["SENT_NEW"]
-    assert types.count("MEOM") == day.ledger.counts["SENT_REPLACE"]
+    assert types.count("MEOM") == day.ledger.counts["SENT_REPLACE"] + day.ledger.counts["SENT_MODIFY"]
     assert types.count("MEOC") == day.ledger.counts["SENT_CANCEL"]
     assert "MEOT" not in types            # executions on an exchange are the exchange's to report
     meno = {r["orderID"]: r for r in rows if r["type"] == "MENO"}
@@ -59,3 +59,18 @@ def test_cat_meot_for_executions_off_exchange(day_journal, tmp_path):
     meot = t.filter(pc.equal(t["type"].cast("string"), "MEOT")).to_pylist()
     assert [(r["orderID"], r["quantity"], r["price"]) for r in meot] == [("Q4", 120, "512.0000"),
                                                                          ("Q7", 100, "500.0000")]
+
+
+def test_cat_partial_cancel_is_meoc_with_leaves(tmp_path):
+    from reports.run import run
+    from tests.reports.journal_builder import DayBuilder
+    b = DayBuilder()
+    b.clock_sample()
+    b.enter("P1", 1, "B", 1_500_000, 500)
+    b.accept("P1")
+    b.cancel("P1", new_qty=200)                       # reduce 500 -> 200
+    b.canceled("P1", 300)
+    b.cancel("P1")                                    # cancel the rest
+    run(["cat"], b.write(tmp_path / "j"), tmp_path / "o")
+    rows = [r for r in read(tmp_path / "o", "cat", "order_events").to_pylist() if r["type"] == "MEOC"]
+    assert [(r["cancelQty"], r["leavesQty"]) for r in rows] == [(300, 200), (200, 0)]
