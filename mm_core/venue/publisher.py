@@ -64,6 +64,12 @@ class MoldPublisher:
             self._emit(packet)
         self.ended = True
 
+    def retained(self, first: int = 1, count: int | None = None) -> list[bytes]:
+        """Messages kept for re-requests, from sequence `first` (at most `count` of them)."""
+        start = max(first - self._history_base, 0)
+        stop = len(self._history) if count is None else min(start + count, len(self._history))
+        return self._history[start:stop]
+
     def withhold(self, sequences: Iterable[int]) -> None:
         """Test hook: the next live packets carrying any of these sequence numbers are not sent."""
         self.drop_sequences.update(sequences)

@@ -177,7 +177,7 @@ def test_moldudp64_gaps_are_detected_and_filled_by_rerequest(make_venue, receive
         assert any(g.expected <= withheld < g.received for g in receiver.gaps), receiver.gaps
     adds = [x for x in receiver.decoded() if isinstance(x, itch.AddOrder)]
     assert [a.price for a in adds] == [9000 + i for i in range(60)]
-    assert receiver.messages == venue.publisher._history[:len(receiver.messages)]
+    assert receiver.messages == venue.publisher.retained(1, len(receiver.messages))
 
 
 def test_rerequest_for_another_session_or_garbage_is_ignored(make_venue, receiver):
@@ -197,7 +197,7 @@ def test_rerequest_for_another_session_or_garbage_is_ignored(make_venue, receive
     # the live start-of-day packet, and one answer of exactly 3 messages to the valid request
     assert sorted(len(p.messages) for p in from_one)[0] == 3 and len(from_one) == 2
     answer = min(from_one, key=lambda p: len(p.messages))
-    assert list(answer.messages) == venue.publisher._history[:3]
+    assert list(answer.messages) == venue.publisher.retained(1, 3)
 
 
 def test_market_data_heartbeats_when_idle(make_venue, receiver):
