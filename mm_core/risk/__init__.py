@@ -16,9 +16,13 @@ Calling contract for the engine (sans-io; every call carries now_ns from the eng
                            replace_limits(text) -> version (LimitsError keeps the old limits)
 An allowed ENTER/REPLACE/MODIFY counts as a working order at once (worst case) until
 on_order_done(token) or a fill with its token removes it; cancels are always allowed. A fault
-(an input reporting unhealthy, going quiet, or a defect in a check) denies every order and
-latches HALTED or REDUCING; only operator_enable, refused while a fault remains, re-opens.
-The fault matrix the tests and the drill share is data in mm_core.risk.faults.
+(an input reporting unhealthy, going quiet, or a defect in a check) denies every order it
+concerns (a stale book: orders on that symbol) while active. It latches HALTED or REDUCING per
+mm_core.risk.faults.LATCH_POLICY: on report (journal, unknown outcome, reconciliation, defects,
+throttle, kill) or, for transient inputs (stale book, market data, clock), only when an order is
+presented while it is active; an unlatched transient fault clears by itself. Once latched, only
+operator_enable, refused while a fault remains, re-opens. The fault matrix the tests and the
+drill share is data in mm_core.risk.faults.
 """
 from mm_core.risk.checks import CHECK_UNITS, CheckId, RiskDecision
 from mm_core.risk.errors import FaultsActive, InvalidTransition, LimitsError, RiskError

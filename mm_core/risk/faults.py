@@ -1,13 +1,29 @@
-"""The fail-closed fault matrix as data, shared by the unit tests and the live risk drill.
+"""The fail-closed fault policy and the fault matrix as data, shared by the gateway, the unit
+tests and the live risk drill (recovery.drills.risk).
 
-Owns, per fault: how to inject it into a gateway (and how the live drill injects it into the
-running system), how it clears, and the expected behaviour: the probe order is denied with
-`check`, the state latches (`latches_to` None = the configured latch state), cancels still pass,
-and after clearing plus an operator re-enable the probe order passes again.
+Policy (LATCH_POLICY, read by the gateway): every fault denies every order it concerns while it
+is active, and cancels always pass. What differs is when the trading state latches:
+  ON_REPORT  the moment the input reports the fault: a defect in a check, a journal that cannot
+             take records (write-ahead is broken), an order whose outcome is unknown, a failed or
+             refused reconciliation, the repeated-execution throttle (RTS 6 Art. 15(3)), a fill
+             that makes no sense, the kill switch. Only an operator re-enable re-opens.
+  ON_ORDER   transient input faults — a stale book or market data gap (per symbol), invalid or
+             silent market data, a clock not compliant, unknown or silent: denied while active,
+             trading resumes by itself once the input is healthy again; the state latches only
+             if an order is actually presented while the fault is active (the engine pulls its
+             quotes and sends nothing while an input is unhealthy, so a normal gap never latches).
+Not yet reconciled at start-up (start_reconciled = false) denies without latching: it is the
+session's starting condition, not a report; on_reconciled(False) is a report and latches.
+
+Matrix (FAULTS): per fault, how to inject it into a gateway (and how the live drill produces it),
+how it clears, the check that denies the probe order, and the latch the probe leaves behind
+(`latches_to` None = the configured latch state); after clearing, ON_ORDER faults pass the probe
+again by themselves only if no order hit them, otherwise after an operator re-enable.
 """
 from __future__ import annotations
 
 import dataclasses
+import enum
 from dataclasses import dataclass
 from typing import Callable
 
@@ -15,7 +31,30 @@ from mm_core.risk.checks import CheckId
 from mm_core.risk.states import TradingState
 from mm_core.types import OrderIntent, Side
 
-__all__ = ["Fault", "FAULTS", "MarketFeed"]
+__all__ = ["Fault", "FAULTS", "MarketFeed", "Latch", "LATCH_POLICY"]
+
+
+class Latch(enum.Enum):
+    ON_REPORT = "on-report"     # latches when the input reports the fault
+    ON_ORDER = "on-order"       # denies while active; latches only when an order hits it
+
+
+# Every check that can deny an order because an input or the gateway itself is unhealthy.
+LATCH_POLICY: dict[CheckId, Latch] = {
+    CheckId.INTERNAL_ERROR: Latch.ON_REPORT,
+    CheckId.JOURNAL_UNHEALTHY: Latch.ON_REPORT,
+    CheckId.UNKNOWN_OUTCOME: Latch.ON_REPORT,
+    CheckId.UNRECONCILED: Latch.ON_REPORT,
+    CheckId.EXECUTION_THROTTLE: Latch.ON_REPORT,
+    CheckId.INCONSISTENT_INPUT: Latch.ON_REPORT,
+    CheckId.KILLED: Latch.ON_REPORT,
+    CheckId.CLOCK_NONCOMPLIANT: Latch.ON_ORDER,
+    CheckId.CLOCK_STALE: Latch.ON_ORDER,
+    CheckId.BOOK_STALE: Latch.ON_ORDER,
+    CheckId.MARKET_DATA_MISSING: Latch.ON_ORDER,
+    CheckId.MARKET_DATA_STALE: Latch.ON_ORDER,
+    CheckId.OPTION_PARAMS_MISSING: Latch.ON_ORDER,
+}
 
 
 @dataclass(frozen=True)
@@ -45,6 +84,13 @@ class Fault:
     live: str                           # how the drill produces it in the running system
     latches_to: TradingState | None = None
     probe: Callable[[OrderIntent], OrderIntent] = lambda intent: intent
+
+    @property
+    def latch(self) -> Latch:
+        """When this fault latches; the kill switch and the throttle always on report."""
+        if self.check is CheckId.TRADING_HALTED:
+            return Latch.ON_REPORT
+        return LATCH_POLICY[self.check]
 
 
 def _nothing(gateway, feed: MarketFeed, now_ns: int) -> None:

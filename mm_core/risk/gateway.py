@@ -3,6 +3,9 @@
 Owns the trading state, the inputs the checks need (market, fills, working orders, clock, journal,
 reconciliation, option parameters) with their timestamps, and the sliding windows. Sans-io: time
 arrives as `now_ns`; it never reads a clock, file or socket and knows nothing of OUCH or the journal.
+When a fault latches the state is mm_core.risk.faults.LATCH_POLICY: on report (journal, unknown
+outcome, reconciliation, defects, throttle) or only when an order hits it (stale book per symbol,
+market data, clock), so transient inputs resume trading by themselves once healthy again.
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from typing import Iterable
 from journal.catalogue import Side
 from mm_core.risk.checks import CheckId, RiskDecision
 from mm_core.risk.errors import FaultsActive, LimitsError, RiskError
+from mm_core.risk.faults import LATCH_POLICY, Latch
 from mm_core.risk.greeks import OptionParams, UnitRisk, scenario_grid, underlying_risk, unit_risk
 from mm_core.risk.kill import KillOrder, KillScope, parse_scope
 from mm_core.risk.limits import PRICE4, Limits, SymbolLimits
@@ -34,7 +38,8 @@ _SAFE = TradingState.SAFE_MODE
 _REDUCING = TradingState.REDUCING
 _HALTED = TradingState.HALTED
 
-# Fail-closed faults held as bits; a set bit denies every order until the input reports healthy.
+# Fail-closed faults held as bits; a set bit denies orders until the input reports healthy (every
+# order for the global bits, orders on the stale symbols for _F_BOOK_STALE).
 _INF = math.inf
 _PLAIN = (int, float)      # types whose comparisons need no conversion on the market path
 REPRICE_MOVE = 1e-4       # revalue options when the underlying moved 1 bp since the last time
@@ -45,13 +50,17 @@ _F_CLOCK = 2
 _F_UNRECONCILED = 4
 _F_UNKNOWN_OUTCOME = 8
 _F_BOOK_STALE = 16
+_F_CLOCK_STALE = 32        # seen by on_timer; the order path also compares the clock's age itself
+_F_GLOBAL = _F_JOURNAL | _F_CLOCK | _F_UNRECONCILED | _F_UNKNOWN_OUTCOME | _F_CLOCK_STALE
 FAULT_CHECKS: tuple[tuple[int, CheckId], ...] = (
     (_F_JOURNAL, CheckId.JOURNAL_UNHEALTHY),
     (_F_CLOCK, CheckId.CLOCK_NONCOMPLIANT),
+    (_F_CLOCK_STALE, CheckId.CLOCK_STALE),
     (_F_UNRECONCILED, CheckId.UNRECONCILED),
     (_F_UNKNOWN_OUTCOME, CheckId.UNKNOWN_OUTCOME),
     (_F_BOOK_STALE, CheckId.BOOK_STALE),
 )
+_LATCH_ON_REPORT = {bit for bit, check in FAULT_CHECKS if LATCH_POLICY[check] is Latch.ON_REPORT}
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,7 +246,7 @@ class RiskGateway:
             price = intent.price
             if qty <= 0 or price <= 0:
                 return self._deny(CheckId.INVALID_ORDER, qty, price, "qty and price must be positive")
-            if self._faults:
+            if self._faults & _F_GLOBAL:
                 return self._deny_fault(now_ns)
             if now_ns - self._clock_ns > lim.max_clock_age_ns:
                 return self._deny_latched(CheckId.CLOCK_STALE, now_ns - self._clock_ns,
@@ -246,11 +255,13 @@ class RiskGateway:
             if symbol_id in lim.restricted:
                 return self._deny(CheckId.RESTRICTED_SYMBOL, symbol_id, 0, "symbol is restricted")
             sym = self._symbols.get(symbol_id)
-            if sym is None or not sym.fair or now_ns - sym.md_ns > lim.max_market_age_ns:
+            if sym is None or not sym.fair or now_ns - sym.md_ns > lim.max_market_age_ns \
+                    or sym.book_stale:
                 return self._deny_market(sym, symbol_id, now_ns)
             under = sym.under
             if under is not None:     # an option: its valuation needs the underlying's price too
-                if not under.fair or sym.risk is None or now_ns - under.md_ns > lim.max_market_age_ns:
+                if not under.fair or sym.risk is None or now_ns - under.md_ns > lim.max_market_age_ns \
+                        or under.book_stale:
                     return self._deny_market(under, under.symbol_id, now_ns)
 
             fills = self._fills
@@ -425,6 +436,11 @@ class RiskGateway:
         return self._deny(check, value, limit, detail)
 
     def _deny_market(self, sym: _Symbol | None, symbol_id: int, now_ns: int) -> RiskDecision:
+        """An order on a symbol whose market input is unusable: denied, and (having been presented
+        while the fault is active) it latches the state."""
+        if sym is not None and sym.book_stale:
+            return self._deny_latched(CheckId.BOOK_STALE, symbol_id, 0,
+                                      f"stale book: symbol {symbol_id}", now_ns)
         if sym is None or not sym.fair:
             return self._deny_latched(CheckId.MARKET_DATA_MISSING, symbol_id, 0,
                                       f"no market data for symbol {symbol_id}", now_ns)
@@ -472,10 +488,13 @@ class RiskGateway:
         return None
 
     def _deny_fault(self, now_ns: int) -> RiskDecision:
+        """An order presented while a global fault is active: denied, and the state latches."""
         for bit, check in FAULT_CHECKS:
-            if self._faults & bit:
-                value = self._unknown_outcome if bit == _F_UNKNOWN_OUTCOME else 0
-                return self._deny_latched(check, value, 0, self._fault_detail(bit), now_ns)
+            if self._faults & _F_GLOBAL & bit:
+                value = self._unknown_outcome if bit == _F_UNKNOWN_OUTCOME else \
+                    now_ns - self._clock_ns if bit == _F_CLOCK_STALE else 0
+                limit = self._limits.max_clock_age_ns if bit == _F_CLOCK_STALE else 0
+                return self._deny_latched(check, value, limit, self._fault_detail(bit), now_ns)
         raise AssertionError("no fault bit set")
 
     def _fault_detail(self, bit: int) -> str:
@@ -484,7 +503,8 @@ class RiskGateway:
         if bit == _F_BOOK_STALE:
             return "stale book: symbols " + ",".join(map(str, sorted(self._stale_books)))[:28]
         return {_F_JOURNAL: "journal cannot take records", _F_UNRECONCILED: "inventory not reconciled",
-                _F_UNKNOWN_OUTCOME: "orders with unknown outcome"}[bit]
+                _F_UNKNOWN_OUTCOME: "orders with unknown outcome",
+                _F_CLOCK_STALE: "no recent clock sample"}[bit]
 
     # ------------------------------------------------------------------------- input feeds
     def on_market(self, symbol_id: int, fair_value, reference_price, book_stale: bool,
@@ -581,7 +601,7 @@ class RiskGateway:
         """Clock health for the configured profile; None (unknown) counts as not compliant."""
         if compliant is True:
             self._clock_ns = now_ns
-            self._clear_fault(_F_CLOCK)
+            self._clear_fault(_F_CLOCK | _F_CLOCK_STALE)
         else:
             self._set_fault(_F_CLOCK, now_ns)
 
@@ -600,9 +620,10 @@ class RiskGateway:
             self._set_fault(_F_UNRECONCILED, now_ns)
 
     def on_timer(self, now_ns: int) -> None:
-        """Detects a clock that has gone quiet without waiting for the next order."""
-        if not self._faults and now_ns - self._clock_ns > self._limits.max_clock_age_ns:
-            self._latch(CheckId.CLOCK_STALE, "no recent clock sample", now_ns, "risk-gateway")
+        """Detects a clock that has gone quiet without waiting for the next order: a fault (listed
+        in `faults`, so the engine stops presenting orders) that latches only if an order hits it."""
+        if now_ns - self._clock_ns > self._limits.max_clock_age_ns and self._clock_ns >= 0:
+            self._set_fault(_F_CLOCK_STALE, now_ns)
 
     def on_option_params(self, symbol_id: int, underlying_id: int, strike: int, expiry_ns: int,
                          vol: float, rate: float, is_call: bool, multiplier: int = 1,
@@ -636,7 +657,8 @@ class RiskGateway:
     def operator_enable(self, actor: str, reason: str, now_ns: int = 0) -> None:
         """An authorised person re-enables trading; refused while a fault is still active."""
         faults = self.faults
-        if now_ns and now_ns - self._clock_ns > self._limits.max_clock_age_ns:
+        if now_ns and now_ns - self._clock_ns > self._limits.max_clock_age_ns \
+                and CheckId.CLOCK_STALE.label not in faults:
             faults.append(CheckId.CLOCK_STALE.label)
         if faults:
             raise FaultsActive(faults)
@@ -795,10 +817,12 @@ class RiskGateway:
                 _room(group.worst - self._loss_floor, 0.0, max(abs(member.pnl_lo), abs(member.pnl_hi))))
 
     def _set_fault(self, bit: int, now_ns: int) -> None:
+        """Marks an input unhealthy; latches now only if the policy says so for this fault."""
         self._faults |= bit
-        for fault_bit, check in FAULT_CHECKS:
-            if fault_bit == bit:
-                self._latch(check, self._fault_detail(bit), now_ns, "risk-gateway")
+        if bit in _LATCH_ON_REPORT:
+            for fault_bit, check in FAULT_CHECKS:
+                if fault_bit == bit:
+                    self._latch(check, self._fault_detail(bit), now_ns, "risk-gateway")
 
     def _clear_fault(self, bit: int) -> None:
         self._faults &= ~bit

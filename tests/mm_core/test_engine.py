@@ -140,25 +140,24 @@ def test_moldudp64_gap_pulls_quotes_until_filled():
     assert len(req) == 1 and (req[0].sequence, req[0].count) == (7, 3)
     assert moldudp64.decode_request(req[0].packet) == moldudp64.RequestPacket(feed.session, 7, 3)
     assert "book-stale" in alerts(acts)
-    assert engine.risk.state is TradingState.HALTED          # the gateway latched on the gap
+    # the gap is a fault (orders on the book are denied) but no order hit it: nothing latched
+    assert engine.risk.faults == ["book-stale"] and engine.risk.state is TradingState.ACTIVE
     settle(engine, venue, acts, now)
     # more live data while in the gap: no quotes, no second request before the timeout
     acts = run(engine, venue, md(feed.packet(feed.add(ACME, "S", 100, 1_000_400)), now + MS), now + MS)
     assert not orders(acts) and not [a for a in acts if isinstance(a, RequestRetransmit)]
-    acts = engine.on_event(Timer(now + 600 * MS))
+    acts = keep_alive(engine, venue, now + 600 * MS)          # still no quotes on the timer
     assert [a.sequence for a in acts if isinstance(a, RequestRetransmit)] == [7]
-    # the re-request reply fills the gap: the book is whole again
+    assert not orders(acts) and engine.risk.state is TradingState.ACTIVE
+    # the re-request reply fills the gap: the book is whole again and quoting resumes by itself
     acts = run(engine, venue, md(feed.resend(7, 4), now + 700 * MS), now + 700 * MS)
     assert "book-recovered" in alerts(acts) and not engine.stale
     assert engine.book.top(ACME)[0] == 999_900 and engine.book.bids(ACME, 5)[-1] == (999_700, 600)
-    assert engine.risk.faults == []
-    # the latch holds until an operator re-enables; then quoting resumes
-    assert not [o for o in orders(acts) if o.intent.kind is OrderKind.ENTER]
-    now += S
-    engine.on_event(ClockSample(now, True))
-    acts = run(engine, venue, OperatorCommand(now, "enable", "ops1", "gap filled"), now)
-    assert engine.risk.state is TradingState.ACTIVE
-    assert sorted(o.intent.side for o in orders(acts) if o.intent.kind is OrderKind.ENTER) == [Side.BUY, Side.SELL]
+    assert engine.risk.faults == [] and engine.risk.state is TradingState.ACTIVE
+    entered = [o for o in orders(acts) if o.intent.kind is OrderKind.ENTER]
+    assert sorted(o.intent.side for o in entered) == [Side.BUY, Side.SELL]
+    assert all(o.decision.allowed and o.trading_state == TradingState.ACTIVE for o in entered)
+    assert not notes(acts, RecordType.STATE_CHANGE)          # no latch, no operator needed
 
 
 def test_impossible_transition_halts_trading_and_is_journaled():

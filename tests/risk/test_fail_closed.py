@@ -1,11 +1,13 @@
 """The fail-closed matrix: every fault in mm_core.risk.faults denies the probe order, latches the
-configured state and lets cancels through; clearing it plus an operator re-enable restores trading."""
+configured state and lets cancels through; clearing it plus an operator re-enable restores trading.
+The latch policy: on-report faults latch at once; on-order faults latch only when an order hits
+them, and clear by themselves when no order did."""
 from __future__ import annotations
 
 import pytest
 
 from mm_core.risk import CheckId, FaultsActive, RiskGateway, TradingState
-from mm_core.risk.faults import FAULTS, MarketFeed
+from mm_core.risk.faults import FAULTS, LATCH_POLICY, Latch, MarketFeed
 from mm_core.types import Side
 from tests.risk.conftest import FAIR, MS, T0, cancel, make_gateway, order
 
@@ -52,15 +54,66 @@ def test_operator_cannot_enable_while_fault_active(fault):
     with pytest.raises(FaultsActive) as info:
         gw.operator_enable("risk-officer", "too early", now)
     assert fault.check.label in info.value.faults
-    assert gw.state is TradingState.HALTED
+    latched = fault.latch is Latch.ON_REPORT
+    assert gw.state is (TradingState.HALTED if latched else TradingState.ACTIVE)
+
+
+ON_ORDER = [f for f in FAULTS if f.latch is Latch.ON_ORDER]
+ON_REPORT = [f for f in FAULTS if f.latch is Latch.ON_REPORT]
+
+
+@pytest.mark.parametrize("fault", ON_ORDER, ids=[f.name for f in ON_ORDER])
+def test_transient_fault_denies_while_active_and_resumes_by_itself(fault):
+    gw = make_gateway()
+    now = fault.inject(gw, FEED, T0 + 100 * MS)
+    assert gw.state is TradingState.ACTIVE and gw.drain_events() == []     # reported: not latched
+    assert gw.check(cancel(), now).allowed
+    later = now + 100 * MS
+    fault.clear(gw, FEED, later)
+    FEED.refresh(gw, later)
+    assert gw.faults == []
+    decision = gw.check(order(price=FAIR - 5), later)
+    assert decision.allowed and decision.state is TradingState.ACTIVE
+
+
+@pytest.mark.parametrize("fault", ON_REPORT, ids=[f.name for f in ON_REPORT])
+def test_must_latch_faults_latch_on_report(fault):
+    gw = make_gateway()
+    now = fault.inject(gw, FEED, T0 + 100 * MS)
+    if fault.name == "check-exception":      # the report is the defect hit by the probe itself
+        gw.check(fault.probe(order()), now)
+    assert gw.state is (fault.latches_to or TradingState.HALTED)
+    fault.clear(gw, FEED, now + MS)
+    FEED.refresh(gw, now + MS)
+    assert not gw.check(order(price=FAIR - 6), now + MS).allowed           # still latched
+
+
+def test_every_fault_check_has_a_latch_policy():
+    from mm_core.risk.gateway import FAULT_CHECKS
+    assert {check for _, check in FAULT_CHECKS} <= set(LATCH_POLICY)
+    assert {f.check for f in FAULTS if f.check is not CheckId.TRADING_HALTED} <= set(LATCH_POLICY)
+
+
+def test_stale_book_denies_only_its_own_symbol():
+    gw = make_gateway(feeds=((1, FAIR, FAIR), (2, FAIR // 2, FAIR // 2)))
+    gw.on_market(2, FAIR // 2, FAIR // 2, True, T0 + MS)
+    assert gw.faults == ["book-stale"] and gw.state is TradingState.ACTIVE
+    assert gw.check(order(symbol_id=1), T0 + MS).allowed        # the fresh book still trades
+    decision = gw.check(order(symbol_id=2, price=FAIR // 2), T0 + MS)
+    assert not decision.allowed and decision.check is CheckId.BOOK_STALE and decision.value == 2
+    assert gw.state is TradingState.HALTED                      # an order hit the fault: latched
+    gw.on_market(2, FAIR // 2, FAIR // 2, False, T0 + 2 * MS)
+    assert gw.faults == []
+    assert not gw.check(order(symbol_id=1, price=FAIR - 7), T0 + 2 * MS).allowed
 
 
 def test_reducing_latch_allows_reducing_orders_after_fault_clears():
     gw = make_gateway(latch_state="REDUCING")
     gw.on_position(1, 300, T0)
     gw.on_clock(False, T0 + 1)
-    assert gw.state is TradingState.REDUCING
+    assert gw.state is TradingState.ACTIVE                                # transient: not yet
     assert not gw.check(order(side=Side.SELL, qty=100), T0 + 1).allowed   # fault still active
+    assert gw.state is TradingState.REDUCING                              # an order hit it
     gw.on_clock(True, T0 + 2)
     assert gw.check(order(side=Side.SELL, qty=100), T0 + 2).allowed
     assert gw.check(order(side=Side.BUY, qty=100), T0 + 2).check is CheckId.REDUCE_ONLY
@@ -105,12 +158,21 @@ def test_a_defect_while_cancelling_latches_but_the_cancel_passes():
     assert gw.drain_events()[0].reason_code == CheckId.INTERNAL_ERROR
 
 
-def test_clock_timer_latches_without_an_order():
+def test_clock_timer_reports_a_silent_clock_as_a_fault_without_latching():
     gw = make_gateway(staleness={"max_clock_age_ms": 3000})
     gw.on_timer(T0 + 3000 * MS)
-    assert gw.state is TradingState.ACTIVE
-    gw.on_timer(T0 + 3000 * MS + 1)
+    assert gw.faults == []
+    quiet = T0 + 3000 * MS + 1
+    gw.on_timer(quiet)
+    assert gw.faults == ["clock-stale"] and gw.state is TradingState.ACTIVE
+    with pytest.raises(FaultsActive) as info:
+        gw.operator_enable("ops", "clock quiet", quiet)
+    assert info.value.faults == ["clock-stale"]
+    gw.on_market(1, FAIR, FAIR, False, quiet)
+    decision = gw.check(order(), quiet)
+    assert not decision.allowed and decision.check is CheckId.CLOCK_STALE
+    assert decision.value == 3000 * MS + 1 and decision.limit == 3000 * MS
     assert gw.state is TradingState.HALTED
     assert gw.drain_events()[0].reason_code == CheckId.CLOCK_STALE
-    with pytest.raises(FaultsActive):
-        gw.operator_enable("ops", "clock quiet", T0 + 3000 * MS + 1)
+    gw.on_clock(True, quiet + 1)
+    assert gw.faults == [] and gw.state is TradingState.HALTED

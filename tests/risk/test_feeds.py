@@ -25,7 +25,9 @@ def test_numpy_prices_are_accepted_and_bad_ones_mark_the_book_stale():
     gw.on_market(1, np.float64(1_000_100.4), np.int64(FAIR), False, T0)
     assert gw.check(order(price=1_000_100), T0).allowed
     gw.on_market(1, float("inf"), FAIR, False, T0)
-    assert gw.faults == ["book-stale"] and gw.state is TradingState.HALTED
+    assert gw.faults == ["book-stale"] and gw.state is TradingState.ACTIVE    # latches on an order
+    assert gw.check(order(price=1_000_100), T0).check is CheckId.BOOK_STALE
+    assert gw.state is TradingState.HALTED
     gw.on_market(1, FAIR, FAIR, False, T0)
     assert gw.faults == []
 

@@ -41,7 +41,7 @@ def test_kill_scope_parsing():
 
 def test_kill_when_already_halted_still_returns_the_order():
     gw = make_gateway()
-    gw.on_clock(False, T0)
+    gw.on_journal_health(False, T0)          # an on-report fault: halted already
     gw.drain_events()
-    kill = gw.kill(KillScope.ALL, 0, "bob", "clock", T0)
+    kill = gw.kill(KillScope.ALL, 0, "bob", "journal", T0)
     assert kill.matches(1, 2, 3, 4) and gw.drain_events() == []

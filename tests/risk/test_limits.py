@@ -91,5 +91,5 @@ def test_replace_limits_keeps_old_limits_on_a_bad_document():
 def test_replace_limits_can_switch_the_latch_state():
     gw = make_gateway()
     gw.replace_limits(limits_text(version=2, latch_state="REDUCING"))
-    gw.on_clock(False, T0)
+    gw.on_journal_health(False, T0)          # an on-report fault latches the configured state
     assert gw.state.name == "REDUCING"

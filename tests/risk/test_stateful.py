@@ -1,8 +1,10 @@
 """Random sequences of faults, recoveries, operator commands, orders, fills and cancels.
 
-Invariants: no order is allowed while any fault is active (including inputs gone quiet); every
-cancel is allowed; a fault latches the state until an operator re-enables after it cleared; the
-operator is refused while a fault (or a silent clock) remains.
+Invariants: no order is allowed while any fault is active (including inputs gone quiet, and a
+stale book for orders on that symbol); every cancel is allowed; an on-report fault latches at once,
+an on-order fault only when an order is presented while it is active, and a latch holds until an
+operator re-enables after the faults cleared; while nothing latched, trading resumes by itself;
+the operator is refused while a fault (or a silent clock) remains.
 """
 from __future__ import annotations
 
@@ -10,25 +12,30 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from mm_core.risk import FaultsActive, InvalidTransition, TradingState
+from mm_core.risk import CheckId, FaultsActive, InvalidTransition, TradingState
 from mm_core.types import OrderKind, Side
 from tests.risk.conftest import FAIR, MS, T0, cancel, make_gateway, order
 
 FAULT_INJECTORS = {
     "journal": lambda gw, now, bad: gw.on_journal_health(not bad, now),
     "clock": lambda gw, now, bad: gw.on_clock(None if bad else True, now),
+    "clock-off": lambda gw, now, bad: gw.on_clock(not bad, now),
     "reconcile": lambda gw, now, bad: gw.on_reconciled(not bad, now),
     "unknown-outcome": lambda gw, now, bad: gw.on_order_state(None, 2 if bad else 0, now),
     "book": lambda gw, now, bad: gw.on_market(1, FAIR, FAIR, bad, now),
+    "book-2": lambda gw, now, bad: gw.on_market(2, FAIR, FAIR, bad, now),
+    "bad-price": lambda gw, now, bad: gw.on_market(1, float("nan") if bad else FAIR, FAIR, False, now),
 }
+LATCHES_ON_REPORT = {"journal", "reconcile", "unknown-outcome"}
+SYMBOL_FAULTS = {"book": 1, "bad-price": 1, "book-2": 2}      # deny only orders on their symbol
 LATCHED = (TradingState.REDUCING, TradingState.HALTED)
 
 
 class GatewayMachine(RuleBasedStateMachine):
     @initialize(latch=st.sampled_from(["HALTED", "REDUCING"]))
     def start(self, latch):
-        self.gw = make_gateway(latch_state=latch, throttle={"max_fills": 20},
-                               rates={"max_submits": 30, "max_modifies": 30},
+        self.gw = make_gateway(feeds=((1, FAIR, FAIR), (2, FAIR, FAIR)), latch_state=latch,
+                               throttle={"max_fills": 20}, rates={"max_submits": 30, "max_modifies": 30},
                                defaults={"max_position": 2000})
         self.now = T0
         self.faults: set[str] = set()
@@ -38,25 +45,40 @@ class GatewayMachine(RuleBasedStateMachine):
         self.tokens: list[str] = []
 
     def _refresh(self):
-        if "clock" not in self.faults:
+        if not {"clock", "clock-off"} & self.faults:
             self.gw.on_clock(True, self.now)
-        self.gw.on_market(1, FAIR, FAIR, "book" in self.faults, self.now)
+        self.gw.on_market(1, float("nan") if "bad-price" in self.faults else FAIR, FAIR,
+                          "book" in self.faults, self.now)
+        self.gw.on_market(2, FAIR, FAIR, "book-2" in self.faults, self.now)
         self.quiet_clock = self.quiet_market = False
+
+    def _blocking(self, symbol_id: int) -> set[str]:
+        """The faults that must deny an order on this symbol now."""
+        return {f for f in self.faults if SYMBOL_FAULTS.get(f, symbol_id) == symbol_id}
 
     @rule(fault=st.sampled_from(sorted(FAULT_INJECTORS)))
     def inject(self, fault):
         FAULT_INJECTORS[fault](self.gw, self.now, True)
         self.faults.add(fault)
-        self.must_stay_latched = True
+        if fault in LATCHES_ON_REPORT:
+            self.must_stay_latched = True
 
     @rule(fault=st.sampled_from(sorted(FAULT_INJECTORS)))
     def clear(self, fault):
-        FAULT_INJECTORS[fault](self.gw, self.now, False)
-        self.faults.discard(fault)
-        if fault == "clock":
+        # the two faults of symbol 1's market feed clear together: one on_market call says both
+        cleared = {"book", "bad-price"} if fault in ("book", "bad-price") else {fault}
+        for name in sorted(cleared & self.faults) or [fault]:
+            FAULT_INJECTORS[name](self.gw, self.now, False)
+        self.faults -= cleared
+        if fault in ("clock", "clock-off"):
+            self.faults -= {"clock", "clock-off"}
             self.quiet_clock = False
-        if fault == "book":
+        if fault in ("book", "bad-price", "book-2"):
             self.quiet_market = False
+
+    @rule()
+    def timer(self):
+        self.gw.on_timer(self.now)
 
     @rule(ms=st.integers(1, 400))
     def tick(self, ms):
@@ -69,15 +91,19 @@ class GatewayMachine(RuleBasedStateMachine):
         self.quiet_clock = self.quiet_market = True
 
     @rule(side=st.sampled_from([Side.BUY, Side.SELL]), qty=st.integers(1, 300),
-          offset=st.integers(-5000, 5000),
+          offset=st.integers(-5000, 5000), symbol_id=st.sampled_from([1, 2]),
           kind=st.sampled_from([OrderKind.ENTER, OrderKind.REPLACE, OrderKind.MODIFY]))
-    def submit(self, side, qty, offset, kind):
+    def submit(self, side, qty, offset, symbol_id, kind):
         orig = self.tokens[-1] if self.tokens and kind is not OrderKind.ENTER else ""
-        intent = order(side=side, qty=qty, price=FAIR + offset, kind=kind, orig_token=orig)
+        intent = order(symbol_id=symbol_id, side=side, qty=qty, price=FAIR + offset, kind=kind,
+                       orig_token=orig)
         decision = self.gw.check(intent, self.now)
-        if self.faults or self.quiet_clock or self.quiet_market:
+        if self._blocking(symbol_id) or self.quiet_clock or self.quiet_market:
             assert not decision.allowed, (self.faults, decision)
-            self.must_stay_latched = True
+            self.must_stay_latched = True         # an order hit an active fault: latched
+        elif not self.must_stay_latched and decision.allowed is False:
+            # nothing latched and no fault: only a limit may deny, never the trading state
+            assert decision.check not in (CheckId.TRADING_HALTED, CheckId.REDUCE_ONLY), decision
         if decision.allowed:
             assert decision.state in (TradingState.ACTIVE, TradingState.SAFE_MODE,
                                       TradingState.REDUCING)
@@ -128,7 +154,13 @@ class GatewayMachine(RuleBasedStateMachine):
     def latched_while_required(self):
         if self.must_stay_latched:
             assert self.gw.state in LATCHED
-        assert bool(self.faults) == bool(self.gw.faults)
+        elif self.gw.state is not TradingState.SAFE_MODE:
+            assert self.gw.state is TradingState.ACTIVE       # transient faults alone never latch
+        expected = set(self.faults)
+        if "clock-stale" in self.gw.faults:    # the timer saw a quiet clock
+            assert self.quiet_clock or {"clock", "clock-off"} & self.faults
+            expected.add("timer")
+        assert bool(expected) == bool(self.gw.faults)
 
     @invariant()
     def events_are_transitions(self):
