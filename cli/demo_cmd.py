@@ -91,7 +91,7 @@ def command(duration, out, seed, refdata_dir) -> None:
         tables = ", ".join(f"{name} {n}" for name, n in kind.rows.items())
         rows.append((f"report {kind.kind}", f"{tables}; rejected {kind.rejected}"))
     written = [f.path for kind in result.results for f in kind.files]
-    rows.append(("files written", f"{len(written)} under {reports_dir}"))
+    rows.append(("files written", f"{len(written)} under {reports_dir} (and a _manifest.json per kind)"))
     rows.append(("venue session logs", str(root / "venue")))
     click.echo(f"demo summary ({time.monotonic() - started:.1f} s):")
     echo_table(rows)

@@ -1,0 +1,203 @@
+"""`mmaudit run` and `mmaudit demo` end to end: the embedded venue on real loopback sockets, the
+PTP lab in real network namespaces (when this machine can make them), journals read back, reports
+read back with pyarrow, Ctrl-C and errors tearing the lab down, and one-line errors for bad input."""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from cli.demo_cmd import command as demo
+from cli.run_cmd import command as run, money
+from journal import Journal, Reader, RecordType, verify
+from journal.catalogue import unpack, unpack_json
+from mm_core.session import lab_available
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+LAB = lab_available()
+needs_lab = pytest.mark.skipif(bool(LAB), reason=f"PTP lab unavailable: {LAB}")
+
+
+def lab_namespaces(pid: int) -> set[str]:
+    """PTP lab namespaces left by process `pid` (PtpLab names them mmagm/mmacl + pid + a counter;
+    other tests on this machine may have labs of their own running meanwhile)."""
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10).stdout
+    names = {line.split()[0] for line in out.splitlines() if line.strip()}
+    return {n for n in names if re.fullmatch(rf"mma(gm|cl){pid % 100000}\d", n)}
+
+
+def invoke(cmd, args: list[str]):
+    return CliRunner().invoke(cmd, args, catch_exceptions=False)
+
+
+def records(path) -> list:
+    with Reader(path) as reader:
+        return list(reader.records())
+
+
+def test_run_with_the_lab_trades_journals_and_removes_the_lab(tmp_path):
+    journal = tmp_path / "journal"
+    result = invoke(run, ["--duration", "3s", "--journal", str(journal), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    recs = records(journal)
+    sent = [r for r in recs if r.rtype == RecordType.ORDER_SENT]
+    assert len(sent) == summary["runner"]["orders_sent"]
+    assert [r.rtype for r in recs[:3]] == [RecordType.SESSION_START, RecordType.LIMITS_LOADED, RecordType.METRICS]
+    assert recs[-1].rtype == RecordType.SESSION_STOP
+    stop = unpack(RecordType.SESSION_STOP, recs[-1].payload)
+    assert int(stop["orders"]) == len(sent) and stop["reason"] == b"duration"
+    note = unpack_json(recs[2].payload)
+    if LAB:
+        # no network namespaces here: the engine must not have traded, and say it was the clock
+        assert not sent and summary["clock"]["state"] != "LOCKED"
+        assert "clock" in summary["not_trading_reason"] and any("clock" in f for f in summary["faults"])
+        return
+    assert summary["clock"]["source"] == note["clock_source"] == "ptp-lab"
+    assert "grandmaster is this host's own clock" in note["clock_evidence"]
+    assert summary["clock"]["compliant"] and summary["clock"]["compliant_at_start"]
+    assert sent and summary["trading_state"] == "ACTIVE" and not summary["not_trading_reason"]
+    samples = [unpack(RecordType.CLOCK_SAMPLE, r.payload) for r in recs if r.rtype == RecordType.CLOCK_SAMPLE]
+    assert samples and all(int(s["state"]) == 1 and int(s["compliant_mask"]) & 1 for s in samples)
+    assert summary["journal"]["by_type"]["ORDER_SENT"] == len(sent)
+    assert not lab_namespaces(os.getpid())          # the lab's namespaces are gone
+
+
+def test_run_without_a_clock_fails_closed_and_says_why(tmp_path):
+    journal = tmp_path / "journal"
+    # without the lab the monitor looks for a ptp4l at the default UDS path and finds none here
+    result = invoke(run, ["--duration", "2s", "--journal", str(journal), "--no-ptp-lab"])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert re.search(r"orders sent\s+0 ", out) and re.search(r"trading state\s+\w+ \(faults: clock", out)
+    assert re.search(r"not trading\s+the risk gateway refused to trade: the clock was not compliant", out)
+    assert "no answer from ptp4l" in out or "pmc" in out
+    assert "[" in out and "events" in out            # progress lines were printed
+    recs = records(journal)
+    assert not [r for r in recs if r.rtype == RecordType.ORDER_SENT]
+    assert [r for r in recs if r.rtype == RecordType.MD_PACKET]     # it did listen to the market
+    samples = [unpack(RecordType.CLOCK_SAMPLE, r.payload) for r in recs if r.rtype == RecordType.CLOCK_SAMPLE]
+    assert samples and all(int(s["state"]) == 0 and int(s["compliant_mask"]) == 0 for s in samples)
+
+
+def test_run_as_a_process_is_stopped_by_ctrl_c_and_leaves_no_namespace(tmp_path):
+    journal = tmp_path / "journal"
+    code = "from cli.run_cmd import command; command()"
+    proc = subprocess.Popen([sys.executable, "-c", code, "--duration", "60s", "--journal", str(journal),
+                             "--venue", "process"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        seen = ""
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            seen += line
+            if line.startswith("[") or not line:
+                break
+        assert "events" in seen, seen + proc.stderr.read() if proc.poll() is not None else seen
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 0, err
+    assert "stopped: stopped" in out
+    stop = [r for r in records(journal) if r.rtype == RecordType.SESSION_STOP]
+    assert len(stop) == 1 and unpack(RecordType.SESSION_STOP, stop[0].payload)["reason"] == b"stopped"
+    assert verify(journal).ok
+    assert not lab_namespaces(proc.pid)
+
+
+@needs_lab
+def test_an_error_after_the_lab_started_still_removes_it(tmp_path):
+    # nothing listens on this port: the runner cannot log in once the lab is up and locked
+    result = CliRunner().invoke(run, ["--venue", "127.0.0.1:9", "--rerequest-port", "9", "--ptp-lab",
+                                      "--duration", "2s", "--journal", str(tmp_path / "j")])
+    assert result.exit_code == 1
+    assert "cannot reach the venue's order entry at 127.0.0.1:9" in result.output
+    assert not lab_namespaces(os.getpid())
+
+
+def test_demo_end_to_end_writes_what_it_says(tmp_path):
+    out = tmp_path / "demo"
+    result = invoke(demo, ["--duration", "5s", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    text = result.output
+    assert re.search(r"journal verify\s+OK", text)
+    m = re.search(r"files written\s+(\d+) under (\S+)", text)
+    assert m and pathlib.Path(m.group(2)) == out / "reports"
+    files = [p for p in (out / "reports").rglob("*") if p.is_file() and p.name != "_manifest.json"]
+    assert len(files) == int(m.group(1)) > 0
+    assert verify(out / "journal").ok
+    for kind in ("orders", "rts22", "clock", "controls", "cat", "execution-quality"):
+        assert (out / "reports" / kind / "_manifest.json").exists(), kind
+        rows = re.search(rf"report {re.escape(kind)}\s+(.*); rejected (\d+)", text)
+        assert rows, kind
+    for path in (out / "reports").rglob("*.parquet"):
+        assert pq.read_metadata(path).num_rows >= 0      # every file is real Parquet
+    samples = pq.ParquetDataset(out / "reports" / "clock" / "samples").read()
+    sent = [r for r in records(out / "journal") if r.rtype == RecordType.ORDER_SENT]
+    assert samples.num_rows == len([r for r in records(out / "journal") if r.rtype == RecordType.CLOCK_SAMPLE])
+    if LAB:
+        assert "PTP lab unavailable" in text and not sent and "not trading" in text
+    else:
+        assert "loopback PTP lab" in text and sent
+        assert re.search(rf"orders sent\s+{len(sent)} ", text)
+
+
+def test_bad_arguments_give_one_clear_line(tmp_path):
+    bad_limits = tmp_path / "limits.toml"
+    bad_limits.write_text('version = 1\nclock_profile = "eu-hft"\n')
+    bad_config = tmp_path / "engine.toml"
+    bad_config.write_text("[engine]\nquote_size = 'lots'\n")
+    cases = [
+        (["--venue", "nowhere"], "expected embedded, process or HOST:PORT"),
+        (["--venue", "127.0.0.1:9"], "--rerequest-port"),
+        (["--limits", str(bad_limits)], "staleness.max_market_age_ms: required field is missing"),
+        (["--limits", str(tmp_path / "missing.toml")], "cannot read the limits file"),
+        (["--config", str(bad_config)], "engine.quote_size: must be an integer"),
+        (["--venue", "127.0.0.1:9", "--rerequest-port", "9", "--seed", "3"], "--seed applies"),
+    ]
+    for args, expected in cases:
+        result = CliRunner().invoke(run, args + ["--journal", str(tmp_path / "j")])
+        assert result.exit_code == 1, (args, result.output)
+        assert expected in result.output and result.output.startswith("Error: "), (args, result.output)
+        assert len(result.output.strip().splitlines()) == 1, result.output
+    usage = [(["--duration", "soon"], "not a positive duration"),
+             (["--ptp-lab", "--ptp-uds", "/x"], "not both"),
+             (["--profile", "eu-fast"], "eu-fast")]
+    for args, expected in usage:
+        result = CliRunner().invoke(run, args)
+        assert result.exit_code == 2 and expected in result.output, (args, result.output)
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "x").write_text("x")
+    result = CliRunner().invoke(demo, ["--out", str(full)])
+    assert result.exit_code == 1 and "is not an empty directory" in result.output
+
+
+def test_a_locked_journal_and_a_missing_pmc_are_refused(tmp_path):
+    path = tmp_path / "journal"
+    with Journal(str(path)):
+        result = CliRunner().invoke(run, ["--journal", str(path), "--no-ptp-lab", "--duration", "1s"])
+    assert result.exit_code == 1 and f"journal {path} is locked by another writer (pid {os.getpid()})" in result.output
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    result = CliRunner(env={"PATH": str(empty)}).invoke(
+        run, ["--journal", str(tmp_path / "j2"), "--ptp-uds", "/var/run/ptp4l", "--duration", "1s"])
+    assert result.exit_code == 1 and "pmc is not installed" in result.output
+
+
+def test_money_is_integer_arithmetic():
+    assert [money(v) for v in (0, 12_345, -12_345, 5_000, -49, 10_000_000_000, None)] == \
+        ["0.00", "1.23", "-1.23", "0.50", "-0.00", "1,000,000.00", "n/a"]
