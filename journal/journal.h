@@ -27,7 +27,8 @@
  * SEGMENT FILE: fixed size S (a multiple of 4096, at least 64 KiB), preallocated with
  * posix_fallocate so every page is backed (a store into the mapping never SIGBUSes; a full disk
  * is reported when the segment is created, as MMJ_E_DISK_FULL) and zero-filled. The writer maps
- * the whole file MAP_SHARED and writes records in place.
+ * the whole file MAP_SHARED, pre-faults it (MAP_POPULATE, MADV_POPULATE_WRITE) so appends take
+ * no page faults, and writes records in place.
  *   Segment header (128 bytes at offset 0):
  *   0   8  magic "MMJSEG1\n"
  *   8   4  format version (1)
@@ -322,6 +323,9 @@ int mmj_sync(mmj_writer *w /* writer */);
 int mmj_checkpoint(mmj_writer *w /* writer */);
 /* Seal the current segment, sync, release the lock and free the writer (always freed). */
 int mmj_writer_close(mmj_writer *w /* writer; NULL is a no-op */);
+/* Free a writer inherited across fork() without touching the journal: unmap, close this
+ * process's descriptors (the parent keeps the lock), no SEAL. Call it in the child. */
+int mmj_writer_abandon(mmj_writer *w /* writer copied by fork; NULL is a no-op */);
 /* The sequence the next data record will get. */
 uint64_t mmj_writer_next_seq(const mmj_writer *w /* writer */);
 /* Index of the segment being written. */

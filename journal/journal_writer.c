@@ -443,6 +443,19 @@ int mmj_writer_close(mmj_writer *w)
     return rc;
 }
 
+int mmj_writer_abandon(mmj_writer *w)
+{
+    if (!w)
+        return MMJ_OK;
+    /* no seal, no lock-file update: the process that opened the writer still owns the journal */
+    mmj_unmap(&w->seg);
+    close(w->lockfd);
+    close(w->dirfd);
+    pthread_mutex_destroy(&w->mutex);
+    free(w);
+    return MMJ_OK;
+}
+
 /* ---- open and recovery ------------------------------------------------------------------ */
 
 static int take_lock(mmj_writer *w, mmj_recovery *rep, int *err)

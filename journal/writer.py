@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import operator
 import os
+import weakref
 
 import numpy as np
 
@@ -20,6 +21,20 @@ DURABILITY = {"pagecache": lib.MMJ_DUR_PAGECACHE, "group": lib.MMJ_DUR_GROUP, "s
 DEFAULT_SEGMENT_SIZE = 64 << 20
 
 _append = lib.mmj_append
+_OPEN_WRITERS: "weakref.WeakSet[Journal]" = weakref.WeakSet()
+
+
+def _drop_inherited_writers() -> None:
+    """In a forked child: a copied writer would be a second writer of the same journal (and its
+    lock descriptor would outlive the parent). Free every copy without touching the journal."""
+    for journal in list(_OPEN_WRITERS):
+        w, journal._w = journal._w, ffi.NULL
+        if w != ffi.NULL:
+            lib.mmj_writer_abandon(w)
+    _OPEN_WRITERS.clear()
+
+
+os.register_at_fork(after_in_child=_drop_inherited_writers)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +108,7 @@ class Journal:
         err = ffi.new("int *")
         check(lib.mmj_writer_open(os.fsencode(self.path), opts, handle, report, err), f"open {self.path}", err[0])
         self._w = handle[0]
+        _OPEN_WRITERS.add(self)
         self.segment_size = segment_size
         self.durability = durability
         self.recovery = RecoveryReport.from_c(report)

@@ -213,3 +213,36 @@ def test_two_writers_in_one_process(tmp_path):
             Journal(tmp_path / "j", segment_size=SMALL_SEGMENT)
     with Journal(tmp_path / "j", segment_size=SMALL_SEGMENT) as j:   # released on close
         assert j.recovery.previous_clean
+
+
+def test_a_forked_child_does_not_inherit_the_writer(tmp_path):
+    d = tmp_path / "j"
+    j = Journal(d, segment_size=SMALL_SEGMENT)
+    j.append(RecordType.MD_PACKET, b"parent 1")
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:   # child: the copied writer is gone, and the journal is still the parent's
+        try:
+            outcome = b"ok"
+            try:
+                j.append(RecordType.MD_PACKET, b"child")
+                outcome = b"child could append"
+            except JournalClosed:
+                pass
+            try:
+                Journal(d, segment_size=SMALL_SEGMENT)
+                outcome = b"child opened a second writer"
+            except JournalLocked:
+                pass
+            os.write(write_end, outcome)
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    assert os.read(read_end, 100) == b"ok"
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    assert j.append(RecordType.MD_PACKET, b"parent 2") == 2
+    j.close()
+    with Reader(d) as r:
+        assert [rec.payload for rec in r] == [b"parent 1", b"parent 2"]
+    assert verify(d).ok
