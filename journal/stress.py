@@ -30,6 +30,7 @@ from journal.catalogue import PAYLOAD_DTYPES, RecordType
 SECTOR = 512
 CORE_RTYPES = frozenset({int(RecordType.CHECKPOINT), int(RecordType.SEAL)})  # written by the C core
 BATCH_BLOCK = 32          # logical indexes are grouped in blocks; some blocks are written as batches
+BATCH_TS_SOURCE, BATCH_CLOCK_STATE = 1, 1   # TsSource.HW_PHC, ClockState.LOCKED
 TS_BASE_NS = 1_763_700_000_000_000_000
 _TIMER = struct.Struct("<Iq")
 assert _TIMER.size == PAYLOAD_DTYPES[RecordType.TIMER].itemsize
@@ -75,8 +76,9 @@ def expected_record(idx: int) -> Expected:
     h = _mix(idx)
     ts_ns = TS_BASE_NS + idx * 1000
     if in_batch_block(idx):
-        # append_batch takes one timestamp per record but no source/state: those are 0.
-        return Expected(int(RecordType.MD_PACKET), _variable_payload(idx, 16 + h % 200), ts_ns, 0, 0)
+        # append_batch takes a timestamp per record but one source and clock state for the batch.
+        return Expected(int(RecordType.MD_PACKET), _variable_payload(idx, 16 + h % 200), ts_ns,
+                        BATCH_TS_SOURCE, BATCH_CLOCK_STATE)
     if (h >> 40) % 7 == 0:
         payload = _TIMER.pack(idx & 0xFFFFFFFF, ts_ns)
         return Expected(int(RecordType.TIMER), payload, ts_ns, idx % 5, idx % 4)
@@ -102,7 +104,8 @@ def write_records(journal, start: int, stop: int, on_ack=None) -> None:
         if in_batch_block(idx):
             end = batch_end(idx, stop)
             recs = [expected_record(i) for i in range(idx, end)]
-            first = journal.append_batch(recs[0].rtype, [r.payload for r in recs], [r.ts_ns for r in recs])
+            first = journal.append_batch(recs[0].rtype, [r.payload for r in recs], [r.ts_ns for r in recs],
+                                         BATCH_TS_SOURCE, BATCH_CLOCK_STATE)
         else:
             end = idx + 1
             r = expected_record(idx)
