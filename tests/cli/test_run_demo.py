@@ -201,3 +201,49 @@ def test_a_locked_journal_and_a_missing_pmc_are_refused(tmp_path):
 def test_money_is_integer_arithmetic():
     assert [money(v) for v in (0, 12_345, -12_345, 5_000, -49, 10_000_000_000, None)] == \
         ["0.00", "1.23", "-1.23", "0.50", "-0.00", "1,000,000.00", "n/a"]
+
+
+def test_demo_without_root_says_so_and_does_not_trade(tmp_path):
+    """In a fresh user namespace the process is not root (euid 65534) and cannot make network
+    namespaces: the demo must run without the lab, trade nothing, say why and exit 0."""
+    probe = subprocess.run(["unshare", "--user", "true"], capture_output=True, timeout=10)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot enter a user namespace here: {probe.stderr.decode().strip()}")
+    out = tmp_path / "demo"
+    proc = subprocess.run(["unshare", "--user", sys.executable, "-c", "from cli.demo_cmd import command; command()",
+                           "--duration", "2s", "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = proc.stdout
+    assert "PTP lab unavailable: not running as root" in text and "does not trade (fail closed)" in text
+    assert re.search(r"orders sent\s+0 ", text)
+    assert re.search(r"not trading\s+the risk gateway refused to trade: the clock was not compliant", text)
+    assert re.search(r"journal verify\s+OK", text)
+    assert not [r for r in records(out / "journal") if r.rtype == RecordType.ORDER_SENT]
+
+
+def test_run_against_a_venue_given_as_host_port(tmp_path):
+    """The runner logs in to a venue this session did not start, and its market data arrives on
+    the port named with --itch-port."""
+    from mm_core.session import free_udp_port
+    from mm_core.venue.config import load_config
+    from mm_core.venue.server import Venue
+    itch = free_udp_port()
+    config = load_config().with_venue(itch_port=itch, duration=30.0, log_dir=str(tmp_path / "venue"),
+                                      heartbeat_timeout=30.0)
+    with Venue(config) as venue:
+        ports = venue.ports
+        args = ["--venue", f"127.0.0.1:{ports.ouch}", "--itch-port", str(itch), "--rerequest-port",
+                str(ports.rerequest), "--duration", "2s", "--journal", str(tmp_path / "j"), "--json"]
+        result = invoke(run, args + ([] if LAB else ["--ptp-lab"]))
+        answers = venue.session_messages("MM01")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["venue"]["kind"] == "external" and summary["venue"]["ouch_port"] == ports.ouch
+    recs = records(tmp_path / "j")
+    assert [r for r in recs if r.rtype == RecordType.MD_PACKET]
+    assert [r for r in recs if r.rtype == RecordType.VENUE_MSG]         # the login was accepted
+    sent = [r for r in recs if r.rtype == RecordType.ORDER_SENT]
+    assert len(sent) == summary["runner"]["orders_sent"]
+    if not LAB:
+        assert sent and answers       # the lab clock was asked for explicitly: it trades
