@@ -25,6 +25,8 @@ def _register() -> None:
     cli.add_command(clock_cmd.command)
     from cli import report_cmd
     cli.add_command(report_cmd.command)
+    from cli import venue_cmd
+    cli.add_command(venue_cmd.command)
 
 
 _register()
