@@ -23,7 +23,8 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+import tomllib
+from dataclasses import dataclass
 from typing import Callable
 
 from audit.health import PROFILES, HealthConfig, HealthTracker
@@ -151,7 +152,6 @@ def load_inputs(config_path: str | None = None, limits_path: str | None = None,
     sources["venue"] = str(venue_path)
     venue_text = _read_text(venue_path, "venue config")
     try:
-        import tomllib
         venue_config = parse_config(tomllib.loads(venue_text))
         symbols = symbols_from_toml(venue_text)
     except (VenueError, ConfigError, ValueError) as exc:
@@ -303,13 +303,16 @@ def _code_version() -> str:
 
 
 class _VenueProcess:
-    """`python3 -m mm_core.venue` with its ready line parsed; killed by pid on close."""
+    """`python3 -m mm_core.venue` with its ready line parsed; its log goes to a file (a pipe
+    nobody reads could fill and stall it); SIGTERM, then SIGKILL by pid, on close."""
 
-    def __init__(self, argv: list[str]) -> None:
+    def __init__(self, argv: list[str], log_path: pathlib.Path) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     stdin=subprocess.DEVNULL, env=env)
+        self.log_path = log_path
+        with open(log_path, "ab") as log:
+            self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log,
+                                         stdin=subprocess.DEVNULL, env=env)
         self.ports = self._ready()
 
     def _ready(self) -> dict:
@@ -327,11 +330,9 @@ class _VenueProcess:
                     continue
             if self.proc.poll() is not None:
                 break
-        err = b""
-        if self.proc.poll() is not None:
-            err = self.proc.stderr.read()[-500:]
         self.close()
-        raise VenueUnavailable(f"the venue process did not start: {err.decode(errors='replace').strip() or 'no ready line'}")
+        log = self.log_path.read_text(errors="replace").strip()[-300:]
+        raise VenueUnavailable(f"the venue process did not start: {log or 'no ready line'}")
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -341,8 +342,7 @@ class _VenueProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
-        for stream in (self.proc.stdout, self.proc.stderr):
-            stream.close()
+        self.proc.stdout.close()
 
 
 def _start_venue(spec: VenueSpec, inputs: SessionInputs, settings: SessionSettings,
@@ -376,7 +376,7 @@ def _start_venue(spec: VenueSpec, inputs: SessionInputs, settings: SessionSettin
             argv += ["--config", inputs.venue_config_path]
         if settings.seed is not None:
             argv += ["--seed", str(settings.seed)]
-        proc = _VenueProcess(argv)
+        proc = _VenueProcess(argv, pathlib.Path(log_dir) / "venue-process.log")
         stack.callback(proc.close)
         doc = dict(proc.ports)
         doc["pid"] = proc.proc.pid
