@@ -28,7 +28,7 @@ def timestamp_utc(ns: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
 
 
 def date32(ns: np.ndarray) -> pa.Array:
-    return pa.array((np.asarray(ns, dtype=np.int64) // NS_PER_DAY).astype(np.int32), type=pa.date32())
+    return pa.array((np.asarray(ns, dtype=np.int64) // NS_PER_DAY).astype(np.int32, copy=False), type=pa.date32())
 
 
 def codes(indices: np.ndarray, names: list[str], valid: np.ndarray | None = None) -> pa.Array:
@@ -79,7 +79,7 @@ _HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype="S1")
 
 def hex_u64(values: np.ndarray) -> pa.Array:
     """16 lowercase hex digits per u64 (e.g. a PTP clock identity), big-endian as printed."""
-    raw = np.ascontiguousarray(np.asarray(values, dtype=np.uint64).astype(">u8")).view(np.uint8).reshape(-1, 8)
+    raw = np.ascontiguousarray(np.asarray(values, dtype=np.uint64).astype(">u8", copy=False)).view(np.uint8).reshape(-1, 8)
     out = np.empty((len(raw), 16), dtype="S1")
     out[:, 0::2] = _HEX_DIGITS[raw >> 4]
     out[:, 1::2] = _HEX_DIGITS[raw & 15]

@@ -80,11 +80,11 @@ def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None)
     with_terms = is_new | is_mod
     token = ac.token_strings(c["token_key"])
     cols = {
-        "seq": pa.array(c["seq"].astype(np.uint64)),
+        "seq": pa.array(c["seq"].astype(np.uint64, copy=False)),
         "type": ac.codes(t, CAT_TYPES),
         "actionType": ac.codes(np.zeros(n, np.int8), ["NEW"]),
         "firmROEID": pc.binary_join_element_wise(pc.utf8_slice_codeunits(event_ts, 0, 8),
-                                                 pc.cast(pa.array(c["seq"].astype(np.uint64)), pa.string()),
+                                                 pc.cast(pa.array(c["seq"].astype(np.uint64, copy=False)), pa.string()),
                                                  ac.plain(ac.lookup_strings(t, CAT_TYPES)), "_"),
         "CATReporterIMID": ac.codes(np.zeros(n, np.int8), [ref.firm.cat_imid]),
         "orderKeyDate": eastern(key_utc.utc_ns, key_utc.valid),
@@ -113,7 +113,7 @@ def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None)
         "cancelQty": pa.array(c["leaves"] - c["qty"], mask=~(is_cancel & (c["leaves"] >= c["qty"]))),
         "leavesQty": pa.array(c["qty"], mask=~is_cancel),
         "initiator": ac.codes(np.zeros(n, np.int8), ["F"], is_cancel),
-        "tradeID": pa.array(c["match"].astype(np.uint64), mask=~is_trade).cast(pa.string()),
+        "tradeID": pa.array(c["match"].astype(np.uint64, copy=False), mask=~is_trade).cast(pa.string()),
         "trade_date": common.trade_date_column(ev.utc.utc_ns, ev.utc.valid),
     }
     table = pa.table(cols)

@@ -38,7 +38,7 @@ def within(samples: np.ndarray, tolerance_ns: int) -> np.ndarray:
 
 def _samples_table(samples: np.ndarray, utc) -> pa.Table:
     cols = {
-        "seq": pa.array(samples["seq"].astype(np.uint64)),
+        "seq": pa.array(samples["seq"].astype(np.uint64, copy=False)),
         "sample_time_utc": ac.timestamp_utc(utc.utc_ns, utc.valid),
         "ts_source": ac.codes(samples["ts_source"], TS_SOURCE_NAMES),
         "state": ac.codes(samples["state"], CLOCK_STATE_NAMES),
@@ -78,7 +78,7 @@ def _event_table(ev: events.OrderEvents, sample_utc) -> tuple[pa.Table, np.ndarr
     age = u.utc_ns - sample_time[idx]
     fresh = has & u.valid & (age >= 0) & (age <= STALE_SAMPLE_NS)
     cols = {
-        "seq": pa.array(ev.cols["seq"].astype(np.uint64)),
+        "seq": pa.array(ev.cols["seq"].astype(np.uint64, copy=False)),
         "event_type": ac.codes(ev.cols["event"], events.EVENT_NAMES),
         "order_id": ac.token_strings(ev.cols["token_key"]),
         **common.clock_columns(ev),
@@ -98,12 +98,12 @@ def _event_table(ev: events.OrderEvents, sample_utc) -> tuple[pa.Table, np.ndarr
 
 def _intervals(samples: np.ndarray, utc, event_seq: np.ndarray) -> pa.Table:
     rows = []
-    seqs = samples["seq"].astype(np.int64)
+    seqs = samples["seq"].astype(np.int64, copy=False)
     for name, tol in PROFILES:
         bad = ~within(samples, tol)
         if not bad.any():
             continue
-        edges = np.diff(np.r_[0, bad.astype(np.int8), 0])
+        edges = np.diff(np.r_[0, bad.astype(np.int8, copy=False), 0])
         starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)   # ends: first good after
         for a, b in zip(starts, ends):      # one iteration per interval, not per sample
             closed = b < len(samples)
@@ -172,7 +172,7 @@ def build(src: JournalSlice, ref: RefData) -> ReportOutput:
     sample_utc = to_utc(samples["seq"], samples["ts_ns"], samples["ts_source"], all_samples)
     samples_table = _samples_table(samples, sample_utc)
     event_table, within_events = _event_table(ev, sample_utc_all)
-    intervals = _intervals(samples, sample_utc, ev.cols["seq"].astype(np.int64))
+    intervals = _intervals(samples, sample_utc, ev.cols["seq"].astype(np.int64, copy=False))
     no_sample = int((ev.utc.sample_index < 0).sum())
     summary = _summary(samples, intervals, within_events, len(ev), no_sample)
     samples_kept, rej1 = split(samples_table, KIND, "samples", [

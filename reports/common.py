@@ -33,7 +33,7 @@ def select_trade_date(ev: OrderEvents, trade_date: dt.date | None) -> OrderEvent
 
 
 def trade_date_column(utc_ns: np.ndarray, valid: np.ndarray) -> pa.Array:
-    days = (utc_ns // NS_PER_DAY).astype(np.int32)
+    days = (utc_ns // NS_PER_DAY).astype(np.int32, copy=False)
     return pa.array(days, type=pa.date32(), mask=~valid)
 
 
@@ -55,16 +55,16 @@ def clock_columns(ev: OrderEvents) -> dict[str, pa.Array]:
     has_sample = u.sample_index >= 0
     idx = np.where(has_sample, u.sample_index, 0)
     bound = samples["error_bound_ns"][idx] if len(samples) else np.zeros(len(idx), np.int64)
-    sample_seq = samples["seq"][idx].astype(np.int64) if len(samples) else np.zeros(len(idx), np.int64)
+    sample_seq = samples["seq"][idx].astype(np.int64, copy=False) if len(samples) else np.zeros(len(idx), np.int64)
     return {
         "event_time_utc": ac.timestamp_utc(u.utc_ns, u.valid),
-        "ts_recorded_ns": pa.array(ev.cols["ts_ns"].astype(np.int64)),
+        "ts_recorded_ns": pa.array(ev.cols["ts_ns"].astype(np.int64, copy=False)),
         "ts_source": ac.codes(ev.cols["ts_source"], TS_SOURCE_NAMES),
         "utc_basis": ac.codes(u.basis, BASIS_NAMES),
-        "utc_offset_s": pa.array(u.utc_offset_s.astype(np.int16)),
+        "utc_offset_s": pa.array(u.utc_offset_s.astype(np.int16, copy=False)),
         "clock_state": ac.codes(ev.cols["clock_state"], CLOCK_STATE_NAMES),
-        "clock_error_bound_ns": pa.array(bound.astype(np.int64), mask=~has_sample),
-        "clock_sample_seq": pa.array(sample_seq.astype(np.uint64), mask=~has_sample),
+        "clock_error_bound_ns": pa.array(bound.astype(np.int64, copy=False), mask=~has_sample),
+        "clock_sample_seq": pa.array(sample_seq.astype(np.uint64, copy=False), mask=~has_sample),
     }
 
 

@@ -143,8 +143,8 @@ def collect(src: JournalSlice, join_orders: bool = True) -> OrderEvents:
     at_known = np.flatnonzero(known)
     from_creator = creator[at_known]
 
-    def joined(values, dtype=np.int64) -> np.ndarray:
-        out = np.zeros(n, dtype=dtype)
+    def joined(values, dtype=None) -> np.ndarray:
+        out = np.zeros(n, dtype=dtype or values.dtype)
         out[at_known] = np.take(values, from_creator)
         return out
 
@@ -154,7 +154,7 @@ def collect(src: JournalSlice, join_orders: bool = True) -> OrderEvents:
     cols["order_wire_side"] = joined(_creator_wire_side(creators, index), np.uint8)
     for name, field in (("creator_seq", "seq"), ("creator_ts_ns", "ts_ns"), ("creator_ts_source", "ts_source"),
                         ("order_qty", "qty"), ("order_price", "price")):
-        cols[name] = joined(creators[field])
+        cols[name] = joined(creators[field], np.int64)
     # group key per order: the creator's index, or for tokens no ORDER_SENT created, a fresh code
     group = creator.copy()
     if not known.all():
@@ -174,8 +174,8 @@ def _creator_wire_side(creators: np.ndarray, index: "TokenIndex") -> np.ndarray:
     the side of the order it replaced (Replace carries no side), followed back through the chain."""
     enter = creators["msg_type"] == ord("O")
     side = np.where(enter, ouch.decode(creators["raw"], creators["msg_type"], ouch.INBOUND_FIELDS,
-                                       names=["side"])["side"], 0).astype(np.uint8)
-    side = np.where(side > 0, side, creators["side"]).astype(np.uint8)
+                                       names=["side"])["side"], 0).astype(np.uint8, copy=False)
+    side = np.where(side > 0, side, creators["side"]).astype(np.uint8, copy=False)
     pending = np.flatnonzero(~enter)
     parent_key = _join_key(creators["orig_token"])
     current = pending
@@ -198,7 +198,7 @@ def _token_hash(keys: np.ndarray) -> np.ndarray:
     """A 64-bit mix of a 14-byte token's two big-endian words (equality only, not order)."""
     words = np.zeros((len(keys), 16), np.uint8)
     words[:, :14] = np.ascontiguousarray(keys, dtype="S14").view(np.uint8).reshape(len(keys), 14)
-    pair = words.view(">u8").astype(np.uint64)
+    pair = words.view(">u8").astype(np.uint64, copy=False)
     return (pair[:, 0] * _MIX) ^ pair[:, 1]
 
 
@@ -219,7 +219,7 @@ class TokenIndex:
         hashes = _token_hash(queries)
         pos = np.searchsorted(self.sorted_hash, hashes, side="right") - 1
         pos_ok = np.clip(pos, 0, None)
-        candidate = self.order[pos_ok].astype(np.int64)
+        candidate = self.order[pos_ok].astype(np.int64, copy=False)
         hit = (pos >= 0) & (self.sorted_hash[pos_ok] == hashes)
         exact = hit & (self.keys[candidate] == queries)
         clash = np.flatnonzero(hit & ~exact)

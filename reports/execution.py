@@ -51,9 +51,9 @@ def order_type_category(is_buy, price, bid, ask, ioc, found) -> np.ndarray:
 
 
 def size_category(qty: np.ndarray, price: np.ndarray) -> np.ndarray:
-    notional = qty.astype(np.int64) * price
+    notional = qty.astype(np.int64, copy=False) * price
     cat = 1 + np.searchsorted(np.array(SIZE_EDGES), notional, side="right")
-    return np.where(qty < ROUND_LOT, 0, cat).astype(np.int8)
+    return np.where(qty < ROUND_LOT, 0, cat).astype(np.int8, copy=False)
 
 
 def _symbols(ref: RefData) -> dict[str, int]:
@@ -78,10 +78,10 @@ def _fills(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeline, quo
     effective = sign * (2 * px - (bid0 + ask0))
     order_price = c["order_price"]
     cols = {
-        "seq": pa.array(c["seq"].astype(np.uint64)),
+        "seq": pa.array(c["seq"].astype(np.uint64, copy=False)),
         "order_id": ac.token_strings(c["token_key"]),
-        "symbol_id": pa.array(sym.astype(np.uint32)),
-        "side": ac.codes((~is_buy).astype(np.int8), ["BUY", "SELL"]),
+        "symbol_id": pa.array(sym.astype(np.uint32, copy=False)),
+        "side": ac.codes((~is_buy).astype(np.int8, copy=False), ["BUY", "SELL"]),
         "exec_qty": pa.array(c["exec_qty"]),
         "exec_price": ac.decimal(px, 4),
         "order_time_utc": ac.timestamp_utc(order_utc.utc_ns, order_utc.valid),
@@ -109,7 +109,7 @@ def _fills(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeline, quo
 def _summary(fills: pa.Table) -> pa.Table:
     if fills.num_rows == 0:
         return pa.table({"size_category": pa.array([], pa.string())})
-    qty = fills["exec_qty"].to_numpy().astype(np.float64)
+    qty = fills["exec_qty"].to_numpy().astype(np.float64, copy=False)
     t = fills.select(["size_category", "order_type_category"]).cast(
         pa.schema([("size_category", pa.string()), ("order_type_category", pa.string())]))
     weighted = {"w_tte": pc.multiply(fills["time_to_execution_ns"].cast(pa.float64()), pa.array(qty)),
@@ -140,9 +140,9 @@ def _quote_checks(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeli
     known = tick > 0
     sub_penny = known & (c["price"] % np.where(known, tick, 1) != 0)
     base = {
-        "seq": pa.array(c["seq"].astype(np.uint64)), "order_id": ac.token_strings(c["token_key"]),
-        "symbol_id": pa.array(c["symbol_id"].astype(np.uint32)),
-        "side": ac.codes((c["side"] != ord("B")).astype(np.int8), ["BUY", "SELL"]),
+        "seq": pa.array(c["seq"].astype(np.uint64, copy=False)), "order_id": ac.token_strings(c["token_key"]),
+        "symbol_id": pa.array(c["symbol_id"].astype(np.uint32, copy=False)),
+        "side": ac.codes((c["side"] != ord("B")).astype(np.int8, copy=False), ["BUY", "SELL"]),
         "price": ac.decimal(c["price"], 4), "event_time_utc": ac.timestamp_utc(q.utc.utc_ns, q.utc.valid),
     }
     r612 = pa.table({**base, "tick_in_force": ac.decimal(tick, 4, valid=known),
@@ -154,7 +154,7 @@ def _quote_checks(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeli
     has = found & (opposite > 0)
     locks = has & (c["price"] == opposite)
     crosses = has & np.where(is_buy, c["price"] > opposite, c["price"] < opposite)
-    status = np.where(~has, 3, np.where(crosses, 2, np.where(locks, 1, 0))).astype(np.int8)
+    status = np.where(~has, 3, np.where(crosses, 2, np.where(locks, 1, 0))).astype(np.int8, copy=False)
     r610 = pa.table({**base, "nbb": ac.decimal(bid, 4, valid=found & (bid > 0)),
                      "nbo": ac.decimal(ask, 4, valid=found & (ask > 0)),
                      "status": ac.codes(status, R610_NAMES),

@@ -57,7 +57,7 @@ def rts24_event(ev: events.OrderEvents) -> tuple[np.ndarray, np.ndarray]:
 
 
 def validity(tif: np.ndarray) -> np.ndarray:
-    return np.where(tif == 0, 1, np.where(tif >= 99998, 0, 2)).astype(np.int8)
+    return np.where(tif == 0, 1, np.where(tif >= 99998, 0, 2)).astype(np.int8, copy=False)
 
 
 def base_table(ev: events.OrderEvents, ref: RefData) -> tuple[pa.Table, list]:
@@ -78,16 +78,16 @@ def base_table(ev: events.OrderEvents, ref: RefData) -> tuple[pa.Table, list]:
     known = c["creator"] >= 0
     n = len(ev)
     columns = {
-        "seq": pa.array(c["seq"].astype(np.uint64)),
+        "seq": pa.array(c["seq"].astype(np.uint64, copy=False)),
         "event_type": ac.codes(e, events.EVENT_NAMES),
         "rts24_event": ac.codes(code, RTS24_CODES, code_valid),
         "origin": ac.codes(c["origin"], ["FIRM", "VENUE"]),
         "order_id": ac.token_strings(c["token_key"]),
         "prior_order_id": ac.token_strings(c["prior_token_key"], (e == EV["SENT_REPLACE"]) | (e == EV["REPLACED"])),
-        "venue_order_ref": pa.array(c["order_ref"].astype(np.uint64), mask=~(c["order_ref"] > 0)),
-        "symbol_id": pa.array(c["symbol_id"].astype(np.uint32)),
+        "venue_order_ref": pa.array(c["order_ref"].astype(np.uint64, copy=False), mask=~(c["order_ref"] > 0)),
+        "symbol_id": pa.array(c["symbol_id"].astype(np.uint32, copy=False)),
         **inst_cols,
-        "side": ac.codes((c["side"] != ord("B")).astype(np.int8), SIDE_CODES, known),
+        "side": ac.codes((c["side"] != ord("B")).astype(np.int8, copy=False), SIDE_CODES, known),
         "short_sale": pa.array(np.isin(c["wire_side"], (ord("T"), ord("E"))), mask=~(c["origin"] == 0)),
         "order_type": ac.codes(np.zeros(n, np.int8), ["LMTO"]),
         "validity_period": ac.codes(validity(c["tif"]), VALIDITY_CODES, known),
@@ -96,26 +96,26 @@ def base_table(ev: events.OrderEvents, ref: RefData) -> tuple[pa.Table, list]:
         "exec_qty": pa.array(c["exec_qty"], mask=~executed),
         "exec_price": ac.decimal(c["exec_price"], 4, 18, executed),
         "leaves_qty": pa.array(c["leaves"], mask=~(venue & (c["leaves"] >= 0))),
-        "tvtic": pa.array(c["match"].astype(np.uint64), mask=~executed),
+        "tvtic": pa.array(c["match"].astype(np.uint64, copy=False), mask=~executed),
         "cancel_decrement": pa.array(c["decrement"], mask=~((e == EV["CANCELED"]) | (e == EV["AIQ_CANCELED"]))),
-        "venue_reason": pa.array(c["reason"].astype(np.uint8).view("S1"), pa.binary(1),
+        "venue_reason": pa.array(c["reason"].astype(np.uint8, copy=False).view("S1"), pa.binary(1),
                                  mask=~(c["reason"] > 0)).cast(pa.string()),
         "venue_ts_ns_since_midnight": pa.array(c["venue_ts"], mask=~venue),
         "trading_capacity": ac.codes(np.zeros(n, np.int8), [ref.firm.trading_capacity]),
         "liquidity_provision": pa.array(liquidity),
         "executing_entity_lei": ac.codes(np.zeros(n, np.int8), [ref.firm.lei]),
-        "algo_id": pa.array(c["algo_id"].astype(np.uint32)),
+        "algo_id": pa.array(c["algo_id"].astype(np.uint32, copy=False)),
         "investment_decision_algo": algo_code,
         "execution_within_firm_algo": algo_code,
-        "desk_id": pa.array(c["desk_id"].astype(np.uint32)),
+        "desk_id": pa.array(c["desk_id"].astype(np.uint32, copy=False)),
         "desk_code": desk_code,
-        "trader_id": pa.array(c["trader_id"].astype(np.uint32)),
+        "trader_id": pa.array(c["trader_id"].astype(np.uint32, copy=False)),
         "trader_code": trader_code,
-        "client_id": pa.array(c["client_id"].astype(np.uint32)),
+        "client_id": pa.array(c["client_id"].astype(np.uint32, copy=False)),
         "client_code": client_code,
-        "risk_verdict": pa.array(c["risk_verdict"].astype(np.uint8), mask=~(c["origin"] == 0)),
-        "trading_state": pa.array(c["trading_state"].astype(np.uint8), mask=~(c["origin"] == 0)),
-        "limits_version": pa.array(c["limits_version"].astype(np.uint32), mask=~(c["origin"] == 0)),
+        "risk_verdict": pa.array(c["risk_verdict"].astype(np.uint8, copy=False), mask=~(c["origin"] == 0)),
+        "trading_state": pa.array(c["trading_state"].astype(np.uint8, copy=False), mask=~(c["origin"] == 0)),
+        "limits_version": pa.array(c["limits_version"].astype(np.uint32, copy=False), mask=~(c["origin"] == 0)),
         **common.clock_columns(ev),
         "trade_date": common.trade_date_column(ev.utc.utc_ns, ev.utc.valid),
     }
@@ -126,5 +126,6 @@ def base_table(ev: events.OrderEvents, ref: RefData) -> tuple[pa.Table, list]:
 def build(src: JournalSlice, ref: RefData) -> ReportOutput:
     ev = common.select_trade_date(events.collect(src), src.selection.trade_date)
     table, checks = base_table(ev, ref)
+    del ev                      # the event arrays are now in the table; free the rest early
     kept, rejects = split(table, KIND, "order_events", checks)
     return ReportOutput(kind=KIND, schema_version=SCHEMA_VERSION, tables={"order_events": kept}, rejects=rejects)

@@ -48,9 +48,9 @@ def be_uint(raw: np.ndarray, rows: np.ndarray, start: int, width: int) -> np.nda
     """Big-endian unsigned integers of `width` bytes at column `start` for the selected rows."""
     block = np.ascontiguousarray(raw[rows, start:start + width])
     if width == 1:
-        return block[:, 0].astype(np.int64)
+        return block[:, 0].astype(np.int64, copy=False)
     if width in (2, 4, 8):
-        return block.view(f">u{width}")[:, 0].astype(np.int64)
+        return block.view(f">u{width}")[:, 0].astype(np.int64, copy=False)
     out = np.zeros(len(block), dtype=np.int64)
     for i in range(width):                       # odd widths: a loop over bytes, not rows
         out = (out << 8) | block[:, i]
@@ -84,4 +84,4 @@ def decode(raw: np.ndarray, msg_type: np.ndarray, fields: dict, names: list[str]
 
 def message_type(raw: np.ndarray, header: int = SOUP_HEADER) -> np.ndarray:
     """The OUCH message type byte of each framed message."""
-    return raw[:, header].astype(np.uint8)
+    return raw[:, header].astype(np.uint8, copy=False)

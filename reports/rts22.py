@@ -77,7 +77,7 @@ def build_table(ev: events.OrderEvents, ref: RefData, journal_id: str) -> tuple[
     # TRN {ALPHANUM-52}, uppercase alphanumerics: the journal id (32 hex) + 20-digit sequence.
     trn = pc.binary_join_element_wise(
         pa.scalar(journal_id[:32].upper()),
-        pc.utf8_lpad(pc.cast(pa.array(c["seq"].astype(np.uint64)), pa.string()), 20, "0"), "")
+        pc.utf8_lpad(pc.cast(pa.array(c["seq"].astype(np.uint64, copy=False)), pa.string()), 20, "0"), "")
     short = np.full(n, None, dtype=object)
     for byte, code in _SHORT.items():            # loop over the 3 codes, not rows
         short[(~buy) & (c["order_wire_side"] == byte)] = code
@@ -89,7 +89,7 @@ def build_table(ev: events.OrderEvents, ref: RefData, journal_id: str) -> tuple[
 
     values: dict[int, pa.Array] = {
         1: _constant("NEWT", n), 2: trn,
-        3: pc.cast(pa.array(c["match"].astype(np.uint64)), pa.string()),
+        3: pc.cast(pa.array(c["match"].astype(np.uint64, copy=False)), pa.string()),
         4: _constant(firm.lei, n), 5: _constant(firm.investment_firm, n), 6: _constant(firm.submitting_lei, n),
         7: pc.if_else(pa.array(buy), firm_lei, mic), 16: pc.if_else(pa.array(buy), mic, firm_lei),
         25: _constant(False, n),
@@ -105,7 +105,7 @@ def build_table(ev: events.OrderEvents, ref: RefData, journal_id: str) -> tuple[
         62: pa.array(short, pa.string()),
         64: _constant(False, n), 65: _constant(False, n),
     }
-    cols = {"seq": pa.array(c["seq"].astype(np.uint64))}
+    cols = {"seq": pa.array(c["seq"].astype(np.uint64, copy=False))}
     for num, _ in FIELDS:
         cols[COLUMNS[num]] = values.get(num, pa.nulls(n, pa.bool_() if num in BOOLEAN_FIELDS else pa.string()))
     cols["trade_date"] = common.trade_date_column(ev.utc.utc_ns, ev.utc.valid)

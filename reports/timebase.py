@@ -61,7 +61,7 @@ def to_utc(seq: np.ndarray, ts_ns: np.ndarray, ts_source: np.ndarray, samples: n
     basis[src == TsSource.NONE] = BASIS_NONE
     utc = np.asarray(ts_ns, dtype=np.int64).copy()
     applied = basis == BASIS_PHC
-    utc[applied] -= offset[applied].astype(np.int64) * NS
+    utc[applied] -= offset[applied].astype(np.int64, copy=False) * NS
     offset[~applied] = 0
     valid = (basis != BASIS_NO_OFFSET) & (basis != BASIS_NONE)
     return UtcTimes(utc_ns=utc, valid=valid, basis=basis, utc_offset_s=offset, sample_index=any_idx)
