@@ -30,6 +30,19 @@ def _reject_reasons(reports_dir: pathlib.Path, top: int = 3) -> list[str]:
     return [f"{n} x {kind}: {reason}" for (kind, reason), n in counts.most_common(top)]
 
 
+def _clock_verdict(reports_dir: pathlib.Path, profile: str) -> str:
+    """The RTS 25 clock report's own verdict for the session's profile (read back with pyarrow)."""
+    name = profile.replace("-", "_")
+    rows = [r for path in sorted((reports_dir / "clock" / "summary").rglob("*.parquet"))
+            for r in pq.read_table(path).to_pylist() if r["profile"] == name]
+    if not rows:
+        return "no clock summary written"
+    r = rows[0]
+    return (f"{r['verdict']} for {profile}: {r['samples_within']}/{r['samples']} samples within, "
+            f"{r['order_events_not_demonstrably_within']} of {r['order_events']} order events "
+            f"not demonstrably within")
+
+
 def _out_dir(out: str | None) -> pathlib.Path:
     if out is None:
         return pathlib.Path(tempfile.mkdtemp(prefix="mmaudit-demo-"))
@@ -90,6 +103,7 @@ def command(duration, out, seed, refdata_dir) -> None:
     for kind in result.results:
         tables = ", ".join(f"{name} {n}" for name, n in kind.rows.items())
         rows.append((f"report {kind.kind}", f"{tables}; rejected {kind.rejected}"))
+    rows.append(("clock report", _clock_verdict(reports_dir, summary.clock.profile)))
     written = [f.path for kind in result.results for f in kind.files]
     rows.append(("files written", f"{len(written)} under {reports_dir} (and a _manifest.json per kind)"))
     rows.append(("venue session logs", str(root / "venue")))

@@ -134,6 +134,7 @@ def test_demo_end_to_end_writes_what_it_says(tmp_path):
     assert result.exit_code == 0, result.output
     text = result.output
     assert re.search(r"journal verify\s+OK", text)
+    assert re.search(r"clock report\s+(NOT_)?COMPLIANT for eu-hft: \d+/\d+ samples within", text)
     m = re.search(r"files written\s+(\d+) under (\S+)", text)
     assert m and pathlib.Path(m.group(2)) == out / "reports"
     files = [p for p in (out / "reports").rglob("*") if p.is_file() and p.name != "_manifest.json"]
@@ -247,3 +248,27 @@ def test_run_against_a_venue_given_as_host_port(tmp_path):
     assert len(sent) == summary["runner"]["orders_sent"]
     if not LAB:
         assert sent and answers       # the lab clock was asked for explicitly: it trades
+
+
+def test_profile_override_lives_in_the_limits_document(tmp_path):
+    """The gateway, the runner and a later replay all read the limits' clock_profile, so --profile
+    rewrites it there (and the journaled limits document says so)."""
+    from mm_core.risk import EXAMPLE_TOML
+    from mm_core.session import load_inputs, with_clock_profile
+    inputs = load_inputs(profile="us-cat")
+    assert inputs.limits.clock_profile == "us-cat" and 'clock_profile = "us-cat"' in inputs.limits_text
+    assert inputs.limits_text.count("clock_profile") == EXAMPLE_TOML.count("clock_profile")
+    assert inputs.config_sha256() != load_inputs().config_sha256()
+    bare = EXAMPLE_TOML.replace('clock_profile = "eu-hft"\n', "")
+    limits = tmp_path / "limits.toml"
+    limits.write_text(bare)
+    assert load_inputs(limits_path=str(limits)).limits.clock_profile == "eu-hft"     # the default
+    assert load_inputs(limits_path=str(limits), profile="eu-algo").limits.clock_profile == "eu-algo"
+    assert with_clock_profile(bare, "eu-algo").startswith('clock_profile = "eu-algo"\n')
+    result = invoke(run, ["--profile", "eu-algo", "--no-ptp-lab", "--duration", "1s", "--journal",
+                          str(tmp_path / "j"), "--json"])
+    assert result.exit_code == 0, result.output
+    recs = records(tmp_path / "j")
+    assert unpack(RecordType.SESSION_START, recs[0].payload)["profile"] == b"eu-algo"
+    assert 'clock_profile = \\"eu-algo\\"' in recs[1].payload.decode()
+    assert json.loads(result.output)["clock"]["profile"] == "eu-algo"
