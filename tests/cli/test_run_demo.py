@@ -272,3 +272,15 @@ def test_profile_override_lives_in_the_limits_document(tmp_path):
     assert unpack(RecordType.SESSION_START, recs[0].payload)["profile"] == b"eu-algo"
     assert 'clock_profile = \\"eu-algo\\"' in recs[1].payload.decode()
     assert json.loads(result.output)["clock"]["profile"] == "eu-algo"
+
+
+def test_busy_poll_still_serves_every_input_and_stops_on_time(tmp_path):
+    started = time.monotonic()
+    result = invoke(run, ["--busy-poll", "--no-ptp-lab", "--duration", "1500ms", "--journal",
+                          str(tmp_path / "j"), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["runner"]["stop_reason"] == "duration" and summary["runner"]["inputs"] > 0
+    kinds = summary["journal"]["by_type"]
+    assert kinds["MD_PACKET"] > 0 and kinds["TIMER"] >= 10 and kinds["CLOCK_SAMPLE"] >= 1
+    assert time.monotonic() - started < 30
