@@ -17,7 +17,7 @@ from mm_core.protocol.errors import BadField, TrailingBytes, TruncatedMessage, U
 __all__ = [
     "UInt", "Ts48", "Char", "Alpha",
     "U8", "U16", "U32", "U64", "Price4", "Timestamp48", "AnyChar",
-    "Codec", "Registry", "wire_message", "field_group", "char_of", "alpha", "layout_of",
+    "Codec", "Registry", "make_encoder", "wire_message", "field_group", "char_of", "alpha", "layout_of",
     "pack_text", "unpack_text",
 ]
 
@@ -335,6 +335,7 @@ class Registry:
                 raise TypeError(f"{protocol}: two messages use type {codec.type_byte!r}")
             self.codecs[codec.type_byte[0]] = codec
         self.classes = frozenset(c.cls for c in self.codecs.values())
+        self._encode = make_encoder(self)
         # type byte -> (size, unchecked decoder): for loops that check sizes themselves
         self.fast: dict[int, tuple[int, Callable[[Any, int], Any]]] = {
             t: (c.size, c.decode_at) for t, c in self.codecs.items()}
@@ -371,11 +372,29 @@ class Registry:
 
     def encode(self, msg: Any) -> bytes:
         """Encode one message of this registry; a bad field raises BadField naming it."""
-        cls = type(msg)
-        if cls not in self.classes:
-            raise BadField(self.protocol, None, msg, f"{cls.__name__} is not a {self.protocol} message")
-        codec: Codec = cls._codec
+        return self._encode(msg)
+
+
+def make_encoder(*registries: Registry) -> Callable[[Any], bytes]:
+    """One encode(msg) for the messages of several registries (e.g. both OUCH directions).
+
+    The hot path is a dict lookup on the class and the generated packer; any failure, including
+    an unknown class, is diagnosed afterwards into one BadField."""
+    encoders: dict[type, Callable[[Any], bytes]] = {}
+    codecs: dict[type, Codec] = {}
+    for registry in registries:
+        for codec in registry.codecs.values():
+            encoders[codec.cls] = codec.encode_unchecked
+            codecs[codec.cls] = codec
+    protocol = " / ".join(r.protocol for r in registries)
+
+    def encode(msg: Any) -> bytes:
         try:
-            return codec.encode_unchecked(msg)   # type: ignore[no-any-return]
+            return encoders[type(msg)](msg)
         except _ENCODE_FAILURES as exc:
+            codec = codecs.get(type(msg))
+            if codec is None:
+                raise BadField(protocol, None, msg, f"{type(msg).__name__} is not a {protocol} message") from None
             raise codec.bad_field_in_message(msg, exc) from None
+
+    return encode

@@ -10,7 +10,8 @@ from typing import Any, Callable, Union
 
 from mm_core.protocol import moldudp64
 from mm_core.protocol._layout import (
-    U16, U32, U64, AnyChar, Price4, Registry, Timestamp48, alpha, char_of, field_group, wire_message,
+    U16, U32, U64, AnyChar, Price4, Registry, Timestamp48, alpha, char_of, field_group, make_encoder,
+    wire_message,
 )
 
 Stock = alpha(8)
@@ -271,10 +272,9 @@ _REGISTRY = Registry("ITCH 5.0", MESSAGE_CLASSES)
 SIZES: dict[str, int] = {chr(t): c.size for t, c in _REGISTRY.codecs.items()}
 
 
-def encode(msg: ItchMessage) -> bytes:
-    """The wire bytes of one ITCH message (type byte first, no length prefix)."""
-    return _REGISTRY.encode(msg)
-
+# encode(msg) -> bytes: the wire bytes of one ITCH message (type byte first, no length prefix);
+# a bad field raises BadField naming it.
+encode: Callable[[ItchMessage], bytes] = make_encoder(_REGISTRY)
 
 # decode(buf) -> ItchMessage: exactly one message, the buffer holding it and nothing else.
 # Bound directly to the registry method: one Python call per message on the hot path.

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Callable, Union
 
 from mm_core.protocol._layout import (
-    U32, U64, AnyChar, Price4, Registry, alpha, char_of, field_group, wire_message,
+    U32, U64, AnyChar, Price4, Registry, alpha, char_of, field_group, make_encoder, wire_message,
 )
 
 Token = alpha(14)            # day-unique order token
@@ -253,12 +253,8 @@ INBOUND_SIZES: dict[str, int] = {chr(t): c.size for t, c in _INBOUND.codecs.item
 OUTBOUND_SIZES: dict[str, int] = {chr(t): c.size for t, c in _OUTBOUND.codecs.items()}
 
 
-def encode(msg: Union[InboundMessage, OutboundMessage]) -> bytes:
-    """The wire bytes of one OUCH message of either direction (type byte first)."""
-    if type(msg) in _INBOUND.classes:
-        return _INBOUND.encode(msg)
-    return _OUTBOUND.encode(msg)
-
+# encode(msg) -> bytes: the wire bytes of one OUCH message of either direction (type byte first).
+encode: Callable[[Union[InboundMessage, OutboundMessage]], bytes] = make_encoder(_INBOUND, _OUTBOUND)
 
 # decode_inbound(buf) -> InboundMessage: one client -> NASDAQ message (what the venue receives).
 # decode_outbound(buf) -> OutboundMessage: one NASDAQ -> client message (what the engine receives).
