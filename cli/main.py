@@ -27,6 +27,10 @@ def _register() -> None:
     cli.add_command(report_cmd.command)
     from cli import venue_cmd
     cli.add_command(venue_cmd.command)
+    from cli import run_cmd
+    cli.add_command(run_cmd.command)
+    from cli import demo_cmd
+    cli.add_command(demo_cmd.command)
 
 
 _register()
