@@ -1,0 +1,131 @@
+"""The live risk drill on the real embedded venue, runner and journal: the fault matrix (every
+fault alone plus two combinations), judged from the venue's session log; the DRILL_RESULT record;
+the CLI; and that the drill's venue-side count does see orders that pass when nothing stops them."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from cli.drill_cmd import command as drill_cli
+from journal import Journal, Reader
+from journal.catalogue import RecordType, unpack_json
+from mm_core.risk import CheckId
+from mm_core.risk.faults import LATCH_POLICY, Latch
+from recovery.drills import risk as drill
+from recovery.drills.risk import SINGLE_FAULTS, DrillSettings, run_risk_drill
+
+# Rows whose outcome depends on the runner and the engine beyond the gateway's policy (see the
+# drill's notes): with a full disk the runner withholds cancels it cannot journal; an order whose
+# answer is late may be left resting when its replace is still unanswered at the latch.
+BEYOND_THE_GATEWAY = {"disk-full", "unknown-outcome"}
+
+
+@pytest.fixture(scope="module")
+def matrix(tmp_path_factory):
+    journal = str(tmp_path_factory.mktemp("drill") / "journal")
+    report = run_risk_drill(DrillSettings(seed=5, combinations=2, journal_dir=journal))
+    return report, journal
+
+
+def test_every_fault_is_produced_and_no_order_reaches_the_venue_while_active(matrix):
+    report, _ = matrix
+    assert [r.faults for r in report.rows[:len(SINGLE_FAULTS)]] == [(f.name,) for f in SINGLE_FAULTS]
+    assert len(report.rows) == len(SINGLE_FAULTS) + 2
+    for row in report.rows:
+        assert row.produced, row
+        assert row.orders_at_venue == 0, row
+        assert row.state == row.expected_state, row
+    assert report.orders_during_faults == 0
+
+
+def test_rows_follow_the_latch_policy(matrix):
+    report, _ = matrix
+    rows = {r.name: r for r in report.rows}
+    for fault in SINGLE_FAULTS:
+        row = rows[fault.name]
+        latches = LATCH_POLICY.get(fault.check) is Latch.ON_REPORT
+        assert row.expected_state == ("HALTED" if latches else "ACTIVE")
+        if fault.name not in BEYOND_THE_GATEWAY:
+            assert row.passed, row
+            assert row.resumed == ("after operator enable" if latches else "by itself")
+    # the gap pulls quotes without latching and trading resumes by itself once it is filled
+    gap = rows["market-data-gap"]
+    assert gap.state == "ACTIVE" and gap.quotes_left == 0 and gap.cancels_at_venue > 0
+    assert gap.resumed == "by itself"
+    # a limit breach denies but never latches
+    for name in ("price-collar", "order-value", "message-rate", "position", "restricted-symbol",
+                 "max-open-orders"):
+        assert rows[name].state == "ACTIVE" and rows[name].quotes_left == -1
+    for row in report.rows[len(SINGLE_FAULTS):]:
+        if not BEYOND_THE_GATEWAY & set(row.faults):
+            assert row.passed, row
+
+
+def test_the_clock_is_the_ptp_lab_or_says_it_is_the_drill_clock(matrix):
+    report, _ = matrix
+    assert report.clock.startswith("PTP lab ClockMonitor") or (
+        report.clock.startswith("drill clock (no PTP lab") and "unavailable" in report.clock)
+
+
+def test_the_result_is_journaled_as_a_drill_result_record(matrix):
+    report, journal = matrix
+    with Reader(journal) as reader:
+        records = list(reader.records())
+    results = [r for r in records if r.rtype == RecordType.DRILL_RESULT]
+    assert len(results) == 1 and results[0].seq == records[-1].seq
+    doc = unpack_json(results[0].payload)
+    assert doc == json.loads(json.dumps(report.as_dict()))
+    assert doc["orders_during_faults"] == 0 and len(doc["rows"]) == len(report.rows)
+    # the drill's own trading is in the same journal: orders, venue answers, operator commands
+    kinds = {r.rtype for r in records}
+    assert {RecordType.ORDER_SENT, RecordType.VENUE_MSG, RecordType.OPERATOR_CMD} <= kinds
+
+
+def test_the_venue_side_count_sees_orders_when_nothing_stops_them(tmp_path):
+    """A 'limit' that changes nothing: the engine keeps quoting through the window, the drill
+    counts those orders from the venue's log and fails the row."""
+    harmless = drill._Fault("nothing", "no change", lambda s, st: None, lambda s, st: None,
+                            CheckId.COLLAR_FAIR)
+    clock = drill.DrillClock()
+    with Journal(str(tmp_path / "j")) as journal:
+        system = drill._System(journal, clock, 2, str(tmp_path / "venue"))
+        try:
+            assert system.steady(8)
+            row = drill._run_row(system, [harmless], hold_s=1.5)
+        finally:
+            system.close()
+    assert row.orders_at_venue > 0 and not row.produced and not row.passed
+    assert row.state == "ACTIVE" and row.resumed == "by itself"
+
+
+def test_cli_runs_chosen_faults_and_prints_json(tmp_path):
+    result = CliRunner().invoke(drill_cli, [
+        "risk", "--fault", "clock-not-compliant", "--fault", "restricted-symbol", "--combinations", "1",
+        "--clock", "drill", "--journal", str(tmp_path / "j"), "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert [r["name"] for r in doc["rows"]] == ["clock-not-compliant", "restricted-symbol",
+                                                "clock-not-compliant+restricted-symbol"]
+    assert doc["passed"] and doc["clock"].startswith("drill clock")
+
+
+def test_cli_rejects_an_unknown_fault_and_has_help():
+    result = CliRunner().invoke(drill_cli, ["risk", "--fault", "meteor", "--clock", "drill"])
+    assert result.exit_code == 1 and "unknown fault 'meteor'" in result.output
+    for args in (["--help"], ["risk", "--help"]):
+        help_result = CliRunner().invoke(drill_cli, args)
+        assert help_result.exit_code == 0 and "Example: mmaudit drill risk" in help_result.output
+
+
+def test_limits_edits_keep_the_document_valid():
+    from mm_core.risk import Limits
+    from mm_core.risk.limits import EXAMPLE_TOML
+    text = drill._edit_limits(EXAMPLE_TOML, {"version": 9, "account.restricted": [1, 2],
+                                             "collar.fair_bps": 0, "defaults.max_position": 1})
+    limits = Limits.from_toml(text)
+    assert (limits.version, limits.restricted, limits.collar_fair_bps) == (9, frozenset({1, 2}), 0)
+    assert limits.defaults.max_position == 1 and limits.max_submits == 200
+    with pytest.raises(drill.DrillError):
+        drill._edit_limits(EXAMPLE_TOML, {"nosuch.key": 1})
