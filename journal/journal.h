@@ -27,8 +27,8 @@
  * SEGMENT FILE: fixed size S (a multiple of 4096, at least 64 KiB), preallocated with
  * posix_fallocate so every page is backed (a store into the mapping never SIGBUSes; a full disk
  * is reported when the segment is created, as MMJ_E_DISK_FULL) and zero-filled. The writer maps
- * the whole file MAP_SHARED, pre-faults it (MAP_POPULATE, MADV_POPULATE_WRITE) so appends take
- * no page faults, and writes records in place.
+ * the whole file MAP_SHARED, pre-faults it a window ahead of the appends (MADV_POPULATE_WRITE)
+ * so appends rarely take a page fault, and writes records in place.
  *   Segment header (128 bytes at offset 0):
  *   0   8  magic "MMJSEG1\n"
  *   8   4  format version (1)

@@ -35,6 +35,8 @@ struct mmj_writer {
     uint64_t unsynced;         /* records since the last msync (group mode) */
     int64_t last_sync_ns;
     size_t page;
+    uint64_t prefaulted;       /* bytes of the current segment already faulted in for writing */
+    int prefault_off;          /* the kernel refused MADV_POPULATE_WRITE (before Linux 5.14) */
     int failed_errno;          /* latched msync/fsync failure */
     int last_errno;
     uint32_t type_size[65536];
@@ -129,21 +131,13 @@ static int create_segment(mmj_writer *w, uint64_t index, uint64_t first_seq, con
         unlinkat(w->dirfd, tmp, 0);
         return status;
     }
-    /* MAP_POPULATE: fault every page in now, in one go, instead of one trap per page on the
-     * append path (page faults are the dominant append cost, far more so under virtualisation) */
-    void *p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+    void *p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) {
         int status = fail_io(w, err);
         close(fd);
         unlinkat(w->dirfd, tmp, 0);
         return status;
     }
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
-    /* Take the write faults (page_mkwrite, block conversion) here, at roll time, rather than one
-     * per page on the append path. Kernels before 5.14 refuse it; appends then fault lazily. */
-    madvise(p, (size_t)size, MADV_POPULATE_WRITE);
     mmj_header_build(p, w->salt, index, first_seq, size, prev_seal);
     if (durable(w) && fsync(fd) != 0) {
         w->failed_errno = w->last_errno = errno;
@@ -173,6 +167,27 @@ static int create_segment(mmj_writer *w, uint64_t index, uint64_t first_seq, con
     return MMJ_OK;
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+#define MMJ_PREFAULT_WINDOW (256u << 10)
+
+/* Fault in the next window of the segment for writing, ahead of the appends, so that page
+ * faults (allocation, page_mkwrite) are taken a window at a time instead of one per page on the
+ * append path; the window keeps each stall short and never dirties a whole empty segment. */
+static void prefault_ahead(mmj_writer *w)
+{
+    while (!w->prefault_off && w->prefaulted < w->seg.size &&
+           w->off + MMJ_PREFAULT_WINDOW / 2 >= w->prefaulted) {
+        uint64_t len = w->seg.size - w->prefaulted;
+        if (len > MMJ_PREFAULT_WINDOW)
+            len = MMJ_PREFAULT_WINDOW;
+        if (madvise(w->seg.base + w->prefaulted, (size_t)len, MADV_POPULATE_WRITE) != 0)
+            w->prefault_off = 1;   /* older kernel: appends fault pages in as they go */
+        w->prefaulted += len;
+    }
+}
+
 static void start_segment(mmj_writer *w, const mmj_map *m, const uint8_t *prev_seal)
 {
     w->seg = *m;
@@ -184,6 +199,8 @@ static void start_segment(mmj_writer *w, const mmj_map *m, const uint8_t *prev_s
     w->since_anchor = 0;
     w->synced_off = MMJ_HEADER_SIZE;
     w->unsynced = 0;
+    w->prefaulted = 0;
+    prefault_ahead(w);
 }
 
 /* Seal the current segment (SEAL + EOS) and make sure it is durable in durable modes. */
@@ -238,6 +255,7 @@ static int write_checkpoint(mmj_writer *w)
 static int after_append(mmj_writer *w, uint64_t records)
 {
     int rc = MMJ_OK;
+    prefault_ahead(w);
     if (w->opt.checkpoint_every && w->since_anchor >= w->opt.checkpoint_every)
         rc = write_checkpoint(w);
     if (rc != MMJ_OK)
