@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Iterable, Mapping
 
 from mm_core.events import Action, SendOrder
-from mm_core.oms import TERMINAL, OrderState
+from mm_core.oms import TERMINAL, OrderState, Trigger
 from mm_core.protocol import ProtocolError, ouch
 from mm_core.types import OrderIntent, OrderKind, Purpose, Side
 from recovery.errors import BadRecoveryRecord, BadVenueMessage
@@ -226,6 +226,7 @@ class AdoptPending:
     side: str
     price: int
     qty: int
+    orig_token: str = ""       # for a replacement: the order it replaces
     action: str = "adopt"
 
 
@@ -441,8 +442,7 @@ def apply(engine, resolution: Resolution, now_ns: int) -> list[Action]:
     elif isinstance(resolution, AdoptPending):
         _skip_token(oms, resolution.token)
         if resolution.token not in oms.orders:
-            oms.on_sent(_intent(OrderKind.ENTER, resolution.token, resolution.symbol_id,
-                                resolution.side, resolution.price, resolution.qty), now_ns)
+            _adopt(oms, resolution, now_ns)
     elif isinstance(resolution, CancelAtVenue):
         token = resolution.token
         if resolution.adopt:
@@ -467,6 +467,21 @@ def apply(engine, resolution: Resolution, now_ns: int) -> list[Action]:
     return actions
 
 
+def _adopt(oms, r: AdoptPending, now_ns: int) -> None:
+    """Make the OMS expect the venue's answer to an order it never recorded sending."""
+    old = oms.orders.get(r.orig_token) if r.orig_token else None
+    if old is not None and old.state.value in _RESTING:
+        oms.on_sent(_intent(OrderKind.REPLACE, r.token, r.symbol_id, r.side, r.price, r.qty,
+                            r.orig_token), now_ns)
+        return
+    if old is not None and old.state not in TERMINAL and old.state is not OrderState.UNKNOWN:
+        # its fate is whatever the venue says next (a replace we never recorded sending)
+        old.fsm.fire(Trigger.TIMEOUT)
+        old.last_ns = now_ns
+    oms.on_sent(_intent(OrderKind.ENTER, r.token, r.symbol_id, r.side, r.price, r.qty, r.orig_token),
+                now_ns)
+
+
 def _skip_token(oms, token: str) -> None:
     """Never hand out again a token of ours the venue has already seen (tokens are day-unique)."""
     body = token[len(oms.prefix):]
@@ -474,9 +489,9 @@ def _skip_token(oms, token: str) -> None:
         oms.counter = max(oms.counter, int(body, 36))
 
 
-def _intent(kind: OrderKind, token: str, symbol_id: int, side: str, price: int, qty: int
-            ) -> OrderIntent:
-    return OrderIntent(kind, token, symbol_id, Side(ord(side)), price, qty,
+def _intent(kind: OrderKind, token: str, symbol_id: int, side: str, price: int, qty: int,
+            orig_token: str = "") -> OrderIntent:
+    return OrderIntent(kind, token, symbol_id, Side(ord(side)), price, qty, orig_token=orig_token,
                        purpose=Purpose.RECOVERY)
 
 

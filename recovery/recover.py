@@ -18,6 +18,7 @@ from journal.catalogue import RecordType, TsSource, pack, pack_json
 from journal.errors import JournalError, JournalLocked
 from mm_core.config import EngineConfig, Symbols
 from mm_core.engine import Engine
+from mm_core.oms import TERMINAL
 from mm_core.events import JournalNote, Reconciled, SendOrder, VenueMessage
 from mm_core.protocol import ProtocolError, ouch, soupbintcp
 from mm_core.risk import Limits, RiskError, RiskGateway
@@ -110,6 +111,7 @@ class _Shell:
         self.result = result
         self.session: SoupSession | None = None
         self.journaled: set[int] = set()
+        self.awaiting: set[str] = set()     # tokens we sent cancels for, not yet closed
 
     def record(self, rtype: RecordType, payload: bytes, now: int) -> int:
         if self.journal is None:
@@ -147,6 +149,9 @@ class _Shell:
             self.journaled.add(sequence)
             self.result.delivered += 1
         self.feed(VenueMessage(frame, now, TsSource.USER))
+        if self.awaiting:
+            orders = self.engine.oms.orders
+            self.awaiting = {t for t in self.awaiting if t in orders and orders[t].state not in TERMINAL}
 
     def act(self, actions, now: int) -> None:
         for action in actions:
@@ -169,6 +174,7 @@ class _Shell:
             trading_state=action.trading_state, limits_version=getattr(action.decision, "limits_version", 0),
             tskey=0, raw=packet), now)
         self.session.send(packet)
+        self.awaiting.add(intent.token)
         # this socket takes no TX timestamps: recorded as missing, never invented
         self.record(RecordType.TX_TS, pack(RecordType.TX_TS, order_seq=seq, tskey=0, status=1,
                                            source=int(TsSource.NONE), tx_ts_ns=0), now)
@@ -182,7 +188,7 @@ def _adoption(engine: Engine, frame: bytes) -> AdoptPending | None:
         msg = ouch.decode_outbound(frame[3:])
     except ProtocolError:
         return None     # the engine journals the protocol error itself
-    if not isinstance(msg, (ouch.Accepted, ouch.Rejected)) or msg.token in engine.oms.orders:
+    if not isinstance(msg, (ouch.Accepted, ouch.Replaced, ouch.Rejected)) or msg.token in engine.oms.orders:
         return None
     if isinstance(msg, ouch.Rejected):
         return AdoptPending(msg.token, 0, "B", 0, 0)
@@ -190,7 +196,8 @@ def _adoption(engine: Engine, frame: bytes) -> AdoptPending | None:
         symbol_id = engine.symbols.by_name(msg.stock).id
     except ValueError:
         return None     # not a symbol we trade: the engine halts on it, fail closed
-    return AdoptPending(msg.token, symbol_id, msg.side, msg.price, msg.shares)
+    previous = msg.previous_token if isinstance(msg, ouch.Replaced) else ""
+    return AdoptPending(msg.token, symbol_id, msg.side, msg.price, msg.shares, previous)
 
 
 def _open_journal(path: str, dry_run: bool) -> tuple[Journal | None, dict]:
@@ -325,7 +332,7 @@ def _reconcile_with_venue(settings: RecoverySettings, shell: _Shell, result: Rec
     head = max(messages, default=0)
     if head >= accepted.sequence:
         _take(shell, messages, session.sequenced(head, settings.quiet, settings.timeout))
-    _take(shell, messages, session.sequenced(None, settings.quiet, settings.timeout))
+    _settle(shell, messages, session, settings)
     timings["resume"] = time.perf_counter() - t
     progress("venue", f"applied {result.delivered} venue messages the journal lacked")
     t = time.perf_counter()
@@ -346,7 +353,7 @@ def _reconcile_with_venue(settings: RecoverySettings, shell: _Shell, result: Rec
                 before = _order_doc(shell.engine, d.token)
                 shell.resolve(d.resolution, {"found": d.kind, "detail": d.detail, "before": before,
                                              "venue": d.venue})
-        _take(shell, messages, session.sequenced(None, settings.quiet, settings.timeout))
+        _settle(shell, messages, session, settings)
     timings["reconcile"] = time.perf_counter() - t
     final = result.rounds[-1]
     result.reasons += [f"{d.kind}: {d.detail}" + (f" ({d.token})" if d.token else "")
@@ -358,3 +365,15 @@ def _take(shell: _Shell, messages: dict[int, bytes], frames: list[tuple[int, byt
     for seq, frame in frames:
         messages.setdefault(seq, frame[3:])
         shell.deliver(seq, frame)
+
+
+def _settle(shell: _Shell, messages: dict[int, bytes], session: SoupSession,
+            settings: RecoverySettings) -> None:
+    """Take the venue's answers until every order we cancelled is closed, or the venue has been
+    quiet for settings.quiet (an order it had already closed gets no answer), within timeout."""
+    deadline = time.monotonic() + settings.timeout
+    while shell.awaiting and time.monotonic() < deadline:
+        got = session.next_sequenced(settings.quiet)
+        if got is None:
+            return
+        _take(shell, messages, [got])

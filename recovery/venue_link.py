@@ -79,31 +79,37 @@ class SoupSession:
                 raise VenueUnavailable(f"bad SoupBinTCP framing from the venue: {exc}") from exc
         return self.frames.pop(0)
 
+    def next_sequenced(self, timeout: float) -> tuple[int, bytes] | None:
+        """The next (sequence, 'S' frame) within timeout, heartbeats skipped; None when none came
+        or the session ended ('Z')."""
+        deadline = time.monotonic() + timeout
+        while not self.ended:
+            frame = self.frame(max(deadline - time.monotonic(), 0.0))
+            if frame is None:
+                return None
+            if frame[2] == _SEQUENCED:
+                self.next_sequence += 1
+                return self.next_sequence - 1, frame
+            if frame[2] == _END:
+                self.ended = True
+        return None
+
     def sequenced(self, until: int | None, quiet: float, limit_s: float) -> list[tuple[int, bytes]]:
         """(sequence, 'S' frame) pairs: through sequence `until` when given (then stop), else until
-        the venue is quiet for `quiet` s; never longer than limit_s. Heartbeats are skipped."""
+        the venue is quiet for `quiet` s; never longer than limit_s."""
         out: list[tuple[int, bytes]] = []
         deadline = time.monotonic() + limit_s
         while until is None or self.next_sequence <= until:
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            got = self.next_sequenced(min(remaining, quiet) if until is None else remaining) \
+                if remaining > 0 else None
+            if got is None:
                 if until is not None:
-                    raise VenueUnavailable(f"venue replay stopped at {self.next_sequence - 1} "
-                                           f"of {until} within {limit_s:g} s")
+                    raise VenueUnavailable(f"venue replay stopped at {self.next_sequence - 1} of "
+                                           f"{until} within {limit_s:g} s"
+                                           + (" (end of session)" if self.ended else ""))
                 break
-            frame = self.frame(min(remaining, quiet if until is None else remaining))
-            if frame is None:
-                if until is None:
-                    break
-                continue
-            if frame[2] == _SEQUENCED:
-                out.append((self.next_sequence, frame))
-                self.next_sequence += 1
-            elif frame[2] == _END:
-                self.ended = True
-                if until is not None and self.next_sequence <= until:
-                    raise VenueUnavailable(f"end of session before sequence {until}")
-                break
+            out.append(got)
         return out
 
     def logout(self) -> None:

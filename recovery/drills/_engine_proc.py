@@ -1,0 +1,221 @@
+"""The engine process the recovery drills start and SIGKILL: runner + engine + journal on loopback.
+
+Owns the process's side of the drill protocol: every acknowledged journal append, the first quote,
+recovery's outcome and each reconnection are reported as one line each on an inherited pipe; kill
+hooks (MMAUDIT_DRILL_HOOK=kind:n) block the process at an exact point so the parent can SIGKILL it
+there. Must not judge anything (the drills do, from the venue's own records) nor decide trading.
+Run: python3 -m recovery.drills._engine_proc --journal DIR --ouch P --itch P --rerequest P --report-fd FD
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+import zlib
+
+from journal import Journal
+from journal.catalogue import RecordType
+from mm_core.config import EngineConfig, Symbols, symbols_from_toml
+from mm_core.engine import Engine
+from mm_core.events import OperatorCommand
+from mm_core.oms import TERMINAL
+from mm_core.protocol import soupbintcp
+from mm_core.risk import Limits, RiskGateway
+from mm_core.risk.limits import EXAMPLE_TOML
+from mm_core.runner import Runner, RunnerSettings
+from mm_core.venue.config import DEFAULT_PATH
+
+HOOK_ENV = "MMAUDIT_DRILL_HOOK"
+# Kill points the hooks can hold the process at (the n-th occurrence after the runner started):
+IN_APPEND = "in-append"              # the record is published, the append has not returned
+AFTER_APPEND = "between-append-send"  # an ORDER_SENT was acknowledged, its bytes not yet sent
+SEGMENT_ROLL = "segment-roll"        # the append that rolled the journal to a new segment
+HOOKS = (IN_APPEND, AFTER_APPEND, SEGMENT_ROLL)
+USER = "MM01"
+PASSWORD = "mmaudit"
+PROFILE = "eu-hft"
+QUOTED = ("ACME", "BOLT")
+_ENTER = ord("O")
+_LOGIN = ord("L")
+
+
+def engine_inputs() -> tuple[EngineConfig, Symbols, str]:
+    """The config, symbols and limits every drill engine (and its recovery) is built from."""
+    return EngineConfig(quoted=QUOTED), symbols_from_toml(DEFAULT_PATH.read_text()), EXAMPLE_TOML
+
+
+def new_engine() -> Engine:
+    config, symbols, limits_text = engine_inputs()
+    return Engine(config, symbols, RiskGateway(Limits.from_toml(limits_text)))
+
+
+def engine_state(engine: Engine) -> dict:
+    """Positions and every order's state, as plain values for the parent to judge."""
+    return {"venue_seq": engine.venue_seq,
+            "positions": {s.name: engine.inventory.position[s.id] for s in engine.symbols.symbols
+                          if engine.inventory.position[s.id]},
+            "orders": {t: [o.state.value, o.leaves, o.filled, o.state in TERMINAL]
+                       for t, o in engine.oms.orders.items()},
+            "trading_state": engine.risk.state.name}
+
+
+class Reporter:
+    """One line per os.write (below PIPE_BUF, so lines never interleave or tear)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def say(self, kind: str, text: str) -> None:
+        os.write(self.fd, f"{kind} {text}\n".encode())
+
+    def block(self, why: str) -> None:
+        """Tell the parent where we are and wait for its SIGKILL (bounded: exit if it never comes)."""
+        self.say("H", why)
+        time.sleep(30.0)
+        os._exit(4)
+
+
+class AckingJournal:
+    """The real journal; each append that returns is reported as `A seq rtype crc32`, and the
+    configured hook blocks the process at its n-th occurrence."""
+
+    def __init__(self, journal: Journal, reporter: Reporter, hook: str = "", nth: int = 0) -> None:
+        self.journal = journal
+        self.reporter = reporter
+        self.hook, self.nth = hook, nth
+        self.seen = 0
+
+    def _hit(self) -> bool:
+        self.seen += 1
+        return self.seen == self.nth
+
+    def append(self, rtype, payload, **kw) -> int:
+        segment = self.journal.segment
+        seq = self.journal.append(rtype, payload, **kw)
+        if self.hook == IN_APPEND and self._hit():
+            self.reporter.block(f"{IN_APPEND} seq {seq}")
+        if self.hook == SEGMENT_ROLL and self.journal.segment != segment and self._hit():
+            self.reporter.block(f"{SEGMENT_ROLL} to segment {self.journal.segment} at seq {seq}")
+        self.reporter.say("A", f"{seq} {int(rtype)} {zlib.crc32(payload)}")
+        if self.hook == AFTER_APPEND and rtype == RecordType.ORDER_SENT and self._hit():
+            self.reporter.block(f"{AFTER_APPEND} seq {seq}")
+        return seq
+
+    def close(self) -> None:
+        self.journal.close()
+
+
+class ResumingRunner(Runner):
+    """The runner, logging in from the engine's last venue sequence + 1 (1 for a fresh engine), so
+    a restarted or reconnected engine gets each venue message exactly once; reports its first quote.
+    (RunnerSettings has no requested-sequence field, hence the login is rewritten on its way out.)"""
+
+    def __init__(self, *args, reporter: Reporter, enable_when_current: bool = False, **kw) -> None:
+        super().__init__(*args, **kw)
+        self.reporter = reporter
+        self.quoted = False
+        self.pending_enable = enable_when_current
+        self.md_at_start = self.engine.counts["md_packets"]
+
+    def _send_tcp(self, data: bytes) -> int:
+        if data[2] == _LOGIN:    # the runner asks from sequence 1: ask from where the engine is
+            request = soupbintcp.decode(data, soupbintcp.Direction.FROM_CLIENT)
+            first = self.engine.venue_seq + 1
+            data = soupbintcp.encode(dataclasses.replace(request, requested_sequence=first))
+            self.reporter.say("L", str(first))
+        return super()._send_tcp(data)
+
+    def _on_md(self) -> None:
+        """After recovery the reconciliation latch holds the engine HALTED until an operator
+        enables it; the drill is that operator, once market data is current again (a packet seen
+        since the restart, no gap left, no fault active in the gateway), so the first quotes are
+        priced on a current book and the enable is not refused."""
+        super()._on_md()
+        if (self.pending_enable and not self.engine.stale and not self.engine.risk.faults
+                and self.engine.counts["md_packets"] > self.md_at_start):
+            self.pending_enable = False
+            self.operator(OperatorCommand(time.clock_gettime_ns(time.CLOCK_REALTIME), "enable",
+                                          "recovery-drill", "recovered and reconciled: resume"))
+            self.reporter.say("O", f"{time.monotonic_ns()} {self.engine.risk.state.name}")
+
+    def _send_order(self, action) -> None:
+        sent = self.report.orders_sent
+        super()._send_order(action)
+        if not self.quoted and self.report.orders_sent > sent and action.packet[3] == _ENTER:
+            self.quoted = True
+            self.reporter.say("Q", f"{time.monotonic_ns()} {action.intent.token}")
+
+
+def _recover(args, reporter: Reporter) -> Engine:
+    from recovery.recover import RecoverySettings, recover
+    config, symbols, limits_text = engine_inputs()
+    settings = RecoverySettings(journal=args.journal, config=config, symbols=symbols,
+                                limits_text=limits_text, venue=("127.0.0.1", args.ouch),
+                                username=USER, password=PASSWORD, timeout=args.timeout,
+                                quiet=args.quiet, snapshots=args.snapshots)
+    result = recover(settings)
+    found = result.rounds[0].discrepancies if result.rounds else []
+    left = result.rounds[-1].discrepancies if result.rounds else []
+    doc = {"reconciled": result.reconciled, "reasons": result.reasons,
+           "events_replayed": result.replay.events, "snapshot": result.replay.snapshot,
+           "found": len(found), "resolved": len(found) - len(left),
+           "kinds": sorted({d.kind for d in found}), "delivered": result.delivered,
+           "cancels_sent": result.orders_sent, "tail": result.tail,
+           "timings": {k: round(v, 6) for k, v in result.timings.items()},
+           "state": engine_state(result.engine)}
+    reporter.say("T", f"{time.monotonic_ns()} recovered")
+    reporter.say("R", json.dumps(doc, sort_keys=True, default=str))
+    if not result.reconciled:
+        sys.exit(2)            # HALTED: nothing to resume; the parent reads the reasons
+    return result.engine
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--journal", required=True)
+    p.add_argument("--ouch", type=int, required=True)
+    p.add_argument("--itch", type=int, required=True)
+    p.add_argument("--rerequest", type=int, required=True)
+    p.add_argument("--report-fd", type=int, required=True)
+    p.add_argument("--recover", action="store_true", help="recover from the journal, then resume")
+    p.add_argument("--segment-size", type=int, default=1 << 16)
+    p.add_argument("--seconds", type=float, default=30.0, help="bound on the process's life")
+    p.add_argument("--reconnects", type=int, default=0, help="reconnect after the venue drops us")
+    p.add_argument("--snapshots", default=None, help="engine snapshots kept by a standby replayer")
+    p.add_argument("--timeout", type=float, default=5.0)
+    p.add_argument("--quiet", type=float, default=0.1)
+    args = p.parse_args(argv)
+    reporter = Reporter(args.report_fd)
+    hook, _, nth = os.environ.get(HOOK_ENV, "").partition(":")
+    if hook and hook not in HOOKS:
+        raise SystemExit(f"{HOOK_ENV}: unknown hook {hook!r} (one of {', '.join(HOOKS)})")
+    engine = _recover(args, reporter) if args.recover else new_engine()
+    journal = AckingJournal(Journal(args.journal, segment_size=args.segment_size), reporter, hook,
+                            int(nth or 0))
+    deadline = time.monotonic() + args.seconds
+    fresh = not args.recover
+    from recovery.drills.risk import DrillClock
+    try:
+        for attempt in range(args.reconnects + 1):
+            settings = RunnerSettings(itch_port=args.itch, ouch_port=args.ouch,
+                                      rerequest_port=args.rerequest, username=USER,
+                                      password=PASSWORD, clock_profile=PROFILE, timer_ns=50_000_000,
+                                      clock_period_ns=200_000_000, fresh_session=fresh and attempt == 0)
+            runner = ResumingRunner(engine, journal, settings, DrillClock(PROFILE), reporter=reporter,
+                                    enable_when_current=args.recover and attempt == 0)
+            report = runner.run(max(0.0, deadline - time.monotonic()))
+            reporter.say("C", json.dumps({"attempt": attempt, "stop": report.stop_reason,
+                                          "venue_seq": engine.venue_seq, "orders": report.orders_sent}))
+            if report.stop_reason != "venue closed the order-entry session":
+                break
+        reporter.say("E", json.dumps(engine_state(engine), sort_keys=True))
+    finally:
+        journal.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,443 @@
+"""The crash drill: a real engine process (runner + engine + journal) trading with the embedded venue
+on loopback is SIGKILLed again and again — at random moments and at exact hook points (inside an
+append, between an order's append and its send, at a segment roll) — restarted, recovered, resumed.
+
+Owns the kill plan (deterministic from the seed), the engine processes' lifecycle, and the verdict:
+no acknowledged journal record lost, and the engine's positions and order states equal to the
+venue's own (its session log and in-process queries, never the engine's word). Also the pieces the
+other process drills share. Must not recover anything itself beyond calling recovery.recover.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import queue
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+from journal import Journal, JournalError, Reader
+from journal.catalogue import RecordType, pack_json
+from mm_core.venue.config import load_config
+from mm_core.venue.server import Venue
+from recovery.drills import _engine_proc as proc_main
+from recovery.errors import RecoveryError
+from recovery.reconcile import venue_view
+from recovery.recover import RecoverySettings, recover
+from recovery.replay import replay_journal
+
+__all__ = ["DrillError", "CrashSettings", "CrashRun", "CrashReport", "KILL_POINTS", "run_crash_drill",
+           "EngineProcess", "DrillVenue", "compare_with_venue", "journal_result", "format_table"]
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+USER = proc_main.USER
+RANDOM = "random"
+KILL_POINTS = (RANDOM,) + proc_main.HOOKS
+WAIT_S = 15.0                 # bound on every wait for an engine process (start, recovery, quote)
+HOOK_WAIT_S = 4.0             # a hook not reached by then: the kill falls back to a random moment
+
+
+class DrillError(RecoveryError):
+    """A drill could not run (the venue or an engine process failed to start or to answer)."""
+
+
+# ------------------------------------------------------------------------------ shared pieces
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def format_table(head: tuple[str, ...], rows: list[tuple]) -> str:
+    lines = [tuple(head)] + [tuple(str(c) for c in row) for row in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    return "\n".join("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths)))
+                     for line in lines)
+
+
+class DrillVenue:
+    """The embedded venue in this process (its session log and live orders are the authority)."""
+
+    def __init__(self, workdir: pathlib.Path, seed: int, duration: float) -> None:
+        self.itch_port = free_udp_port()
+        config = load_config().with_venue(itch_port=self.itch_port, duration=duration, seed=seed,
+                                          log_dir=str(workdir / "venue"), heartbeat_timeout=120.0)
+        self.venue = Venue(config)
+        self.venue.start()
+        self.ports = self.venue.ports
+
+    def messages(self, first: int = 1) -> list[bytes]:
+        return self.venue.session_messages(USER, first)
+
+    def close(self) -> None:
+        self.venue.stop()
+
+
+class EngineProcess:
+    """One `python3 -m recovery.drills._engine_proc` with its report pipe read on a thread:
+    acknowledged appends are collected in `acks`, every other line is queued for `expect`."""
+
+    def __init__(self, args: list[str], log_path: pathlib.Path, hook: str = "") -> None:
+        read_fd, write_fd = os.pipe()
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+        env.pop(proc_main.HOOK_ENV, None)
+        if hook:
+            env[proc_main.HOOK_ENV] = hook
+        self.log_path = log_path
+        self.acks: list[tuple[int, int, int]] = []       # (seq, rtype, crc32 of the payload)
+        self.lines: queue.SimpleQueue = queue.SimpleQueue()
+        self.started_ns = time.monotonic_ns()
+        with open(log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "recovery.drills._engine_proc", *args, "--report-fd", str(write_fd)],
+                cwd=ROOT, env=env, pass_fds=(write_fd,), stdin=subprocess.DEVNULL,
+                stdout=log, stderr=log)
+        os.close(write_fd)
+        self._reader = threading.Thread(target=self._read, args=(read_fd,), daemon=True,
+                                        name="drill-engine-pipe")
+        self._reader.start()
+
+    def _read(self, fd: int) -> None:
+        pending = b""
+        with os.fdopen(fd, "rb", buffering=0) as pipe:
+            while chunk := pipe.read(65536):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for raw in lines:
+                    kind, _, text = raw.decode().partition(" ")
+                    if kind == "A":
+                        seq, rtype, crc = text.split()
+                        self.acks.append((int(seq), int(rtype), int(crc)))
+                    else:
+                        self.lines.put((kind, text))
+        self.lines.put(("EOF", ""))
+
+    def expect(self, kinds: str, timeout: float = WAIT_S) -> tuple[str, str]:
+        """The next line of one of `kinds` (letters); ("EOF", "") when the process ended first,
+        ("TIMEOUT", "") when nothing came in time. Other lines are skipped."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                kind, text = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                return "TIMEOUT", ""
+            if kind in kinds or kind == "EOF":
+                return kind, text
+
+    def kill(self) -> int:
+        """SIGKILL (the pid is ours until waited for) and wait; the pipe is drained to its end."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        code = self.proc.wait(WAIT_S)
+        self._reader.join(WAIT_S)
+        return code
+
+    def log_tail(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-1500:]
+        except OSError:
+            return ""
+
+
+def engine_args(journal: str, venue: DrillVenue, *, recover_first: bool, segment_size: int,
+                seconds: float, snapshots: str | None = None, rerequest: int | None = None,
+                ouch: int | None = None, reconnects: int = 0) -> list[str]:
+    args = ["--journal", journal, "--ouch", str(ouch or venue.ports.ouch), "--itch", str(venue.itch_port),
+            "--rerequest", str(rerequest or venue.ports.rerequest), "--segment-size", str(segment_size),
+            "--seconds", str(seconds), "--reconnects", str(reconnects)]
+    if snapshots:
+        args += ["--snapshots", snapshots]
+    return args + (["--recover"] if recover_first else [])
+
+
+def lost_acks(journal: str, acks: list[tuple[int, int, int]]) -> list[str]:
+    """Acknowledged records that the journal no longer holds as acknowledged (type and CRC32)."""
+    if not acks:
+        return []
+    import zlib
+    want = {seq: (rtype, crc) for seq, rtype, crc in acks}
+    have: dict[int, tuple[int, int]] = {}
+    with Reader(journal) as reader:
+        for rec in reader.records(first_seq=min(want), last_seq=max(want)):
+            if rec.seq in want:
+                have[rec.seq] = (int(rec.rtype), zlib.crc32(bytes(rec.payload)))
+    return [f"seq {seq}: " + ("missing" if seq not in have else "changed")
+            for seq, expected in sorted(want.items()) if have.get(seq) != expected]
+
+
+def compare_with_venue(state: dict, venue_messages: list[bytes]) -> list[str]:
+    """Differences between an engine's positions and order states and the venue's session log
+    folded up to the venue sequence the engine reached. Empty when they agree."""
+    upto = state["venue_seq"]
+    if upto > len(venue_messages):
+        return [f"the engine saw venue sequence {upto}, the venue's log has {len(venue_messages)}"]
+    view = venue_view(enumerate(venue_messages[:upto], start=1))
+    diffs = []
+    held = {k: v for k, v in state["positions"].items() if v}
+    if held != view.positions:
+        diffs.append(f"positions: engine {held} venue {view.positions}")
+    for token, (status, leaves, filled, terminal) in state["orders"].items():
+        v = view.orders.get(token)
+        if v is None:
+            if not terminal or filled:
+                diffs.append(f"{token}: {status} in the engine, unknown to the venue")
+            continue
+        live = v.status == "live"
+        if live == terminal or v.executed != filled or (live and v.leaves != leaves):
+            diffs.append(f"{token}: engine {status} leaves {leaves} filled {filled}; venue {v.status} "
+                         f"leaves {v.leaves} executed {v.executed}")
+    for token, v in view.orders.items():
+        # the OMS forgets closed orders in time; their fills live on in the positions compared above
+        if token not in state["orders"] and v.status == "live":
+            diffs.append(f"{token}: live at the venue (leaves {v.leaves}), unknown to the engine")
+    return diffs
+
+
+def journal_result(path: str, doc: dict) -> int:
+    """Append the drill's result as a DRILL_RESULT record (the drill itself is evidence)."""
+    try:
+        with Journal(path, segment_size=1 << 16) as journal:
+            return journal.append(RecordType.DRILL_RESULT, pack_json(doc), ts_ns=time.time_ns())
+    except JournalError as exc:
+        raise DrillError(f"cannot journal the DRILL_RESULT at {path}: {exc}") from exc
+
+
+# ------------------------------------------------------------------------------ the crash drill
+
+@dataclass(frozen=True)
+class CrashSettings:
+    runs: int = 20
+    seed: int = 1
+    journal_dir: str | None = None    # None: a temporary directory
+    segment_size: int = 1 << 16       # small, so segment rolls happen during the drill
+    max_delay_s: float = 0.6          # random kills land up to this long after the first quote
+    snapshot_every: int = 500         # the standby replayer's snapshot interval (0: none)
+
+
+@dataclass
+class CrashRun:
+    run: int
+    kill_point: str
+    kill_detail: str = ""
+    rto_s: float = -1.0               # restart -> first quote sent (-1: none)
+    recovery_s: float = 0.0           # recovery's own total (journal open .. reconciled)
+    events_replayed: int = 0
+    found: int = 0                    # discrepancies found by the first reconciliation round
+    resolved: int = 0
+    kinds: list[str] = field(default_factory=list)
+    acked: int = 0                    # records the killed process had acknowledged
+    lost: list[str] = field(default_factory=list)
+    differences: list[str] = field(default_factory=list)
+    reconciled: bool = False
+    notes: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.reconciled and not self.lost and not self.differences and self.rto_s >= 0
+
+
+@dataclass
+class CrashReport:
+    seed: int
+    journal: str
+    runs: list[CrashRun] = field(default_factory=list)
+    final_differences: list[str] = field(default_factory=list)
+    final_lost: list[str] = field(default_factory=list)
+    final_reconciled: bool = False
+    seconds: float = 0.0
+    result_seq: int = 0
+
+    @property
+    def lost(self) -> int:
+        return sum(len(r.lost) for r in self.runs) + len(self.final_lost)
+
+    @property
+    def differences(self) -> int:
+        return sum(len(r.differences) for r in self.runs) + len(self.final_differences)
+
+    @property
+    def passed(self) -> bool:
+        return (bool(self.runs) and all(r.passed for r in self.runs) and self.final_reconciled
+                and not self.final_differences and not self.final_lost)
+
+    def rto_percentile(self, q: float) -> float:
+        values = sorted(r.rto_s for r in self.runs if r.rto_s >= 0)
+        if not values:
+            return float("nan")
+        return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+
+    def as_dict(self) -> dict:
+        return {"drill": "crash", "seed": self.seed, "journal": self.journal, "passed": self.passed,
+                "seconds": round(self.seconds, 3), "lost": self.lost, "differences": self.differences,
+                "rto_p50_s": round(self.rto_percentile(0.5), 6), "rto_p99_s": round(self.rto_percentile(0.99), 6),
+                "final": {"reconciled": self.final_reconciled, "differences": self.final_differences,
+                          "lost": self.final_lost},
+                "runs": [asdict(r) | {"passed": r.passed} for r in self.runs]}
+
+    def table(self) -> str:
+        rows = [(r.run, r.kill_point, f"{r.rto_s:.3f}" if r.rto_s >= 0 else "-", r.events_replayed,
+                 r.found, r.resolved, r.acked, len(r.lost), len(r.differences),
+                 "PASS" if r.passed else "FAIL" + (f" ({r.notes})" if r.notes else ""))
+                for r in self.runs]
+        return format_table(("run", "killed at", "RTO s", "replayed", "found", "resolved", "acked",
+                             "lost", "diffs", "result"), rows)
+
+
+def _kill_plan(rng: random.Random, runs: int) -> list[tuple[str, int, float]]:
+    """(kill point, n-th occurrence for a hook, delay after the first quote for a random kill);
+    every kill point appears in each block of four runs, in a seeded order."""
+    plan = []
+    while len(plan) < runs:
+        block = list(KILL_POINTS)
+        rng.shuffle(block)
+        for point in block:
+            nth = {proc_main.IN_APPEND: rng.randint(1, 400), proc_main.AFTER_APPEND: rng.randint(1, 6),
+                   proc_main.SEGMENT_ROLL: rng.randint(1, 2)}.get(point, 0)
+            plan.append((point, nth, rng.uniform(0.0, 1.0)))
+    return plan[:runs]
+
+
+class _CrashDrill:
+    def __init__(self, settings: CrashSettings, workdir: pathlib.Path, journal: str,
+                 progress: Callable[[CrashRun], None] | None) -> None:
+        self.settings = settings
+        self.workdir = workdir
+        self.journal = journal
+        self.snapshots = str(workdir / "snapshots") if settings.snapshot_every else None
+        if self.snapshots:
+            os.makedirs(self.snapshots, exist_ok=True)
+        self.progress = progress
+        self.venue = DrillVenue(workdir, settings.seed, duration=60.0 + 6.0 * settings.runs)
+
+    def start(self, recover_first: bool, point: str, nth: int) -> EngineProcess:
+        hook = f"{point}:{nth}" if point != RANDOM else ""
+        args = engine_args(self.journal, self.venue, recover_first=recover_first,
+                           segment_size=self.settings.segment_size, seconds=WAIT_S * 2,
+                           snapshots=self.snapshots)
+        return EngineProcess(args, self.workdir / "engine.log", hook)
+
+    def kill_as_planned(self, proc: EngineProcess, point: str, delay: float, run: CrashRun) -> None:
+        if point == RANDOM:
+            kind, text = proc.expect("", delay)       # nothing expected: a bounded sleep that
+            run.kill_detail = f"{delay:.3f} s after the first quote"  # notices an early exit
+        else:
+            kind, text = proc.expect("H", HOOK_WAIT_S)
+            if kind == "H":
+                run.kill_detail = text
+            else:
+                run.kill_detail = f"hook not reached in {HOOK_WAIT_S:g} s: killed then"
+                run.kill_point = f"{point} (fallback)"
+        if kind == "EOF":
+            raise DrillError(f"the engine process ended by itself before its kill: {proc.log_tail()}")
+        code = proc.kill()
+        if code != -signal.SIGKILL:
+            raise DrillError(f"the engine process ended with {code}, not by SIGKILL")
+
+    def standby_snapshots(self) -> None:
+        """What a standby replayer does between kills: replay the new part of the journal from
+        the newest snapshot and write snapshots as it goes, so recovery replays only a tail."""
+        if self.snapshots:
+            replay_journal(self.journal, proc_main.new_engine(), snapshots=self.snapshots,
+                           snapshot_every=self.settings.snapshot_every)
+
+    def run(self, report: CrashReport) -> None:
+        rng = random.Random(self.settings.seed)
+        plan = _kill_plan(rng, self.settings.runs + 1)
+        point, nth, delay = plan[0]
+        proc = self.start(False, point, nth)
+        warmup = CrashRun(0, point)
+        if proc.expect("Q")[0] != "Q":
+            raise DrillError(f"the engine did not quote within {WAIT_S:g} s: {proc.log_tail()}")
+        self.kill_as_planned(proc, point, delay, warmup)
+        for number in range(1, self.settings.runs + 1):
+            acked = list(proc.acks)
+            self.standby_snapshots()
+            point, nth, delay = plan[number]
+            run = CrashRun(number, point, acked=len(acked))
+            proc = self.start(True, point, nth)
+            kind, text = proc.expect("R")
+            if kind != "R":
+                proc.kill()
+                raise DrillError(f"run {number}: no recovery outcome ({kind}): {proc.log_tail()}")
+            outcome = json.loads(text)
+            run.reconciled = outcome["reconciled"]
+            run.events_replayed = outcome["events_replayed"]
+            run.found, run.resolved, run.kinds = outcome["found"], outcome["resolved"], outcome["kinds"]
+            run.recovery_s = outcome["timings"].get("total", 0.0)
+            run.lost = lost_acks(self.journal, acked)
+            run.differences = compare_with_venue(outcome["state"], self.venue.messages())
+            if not run.reconciled:
+                run.notes = "; ".join(outcome["reasons"])[:200]
+                proc.kill()
+                report.runs.append(run)
+                break
+            kind, text = proc.expect("Q")
+            if kind != "Q":
+                run.notes = f"no quote after recovery ({kind}): {proc.log_tail()[-300:]}"
+                proc.kill()
+                report.runs.append(run)
+                break
+            run.rto_s = (int(text.split()[0]) - proc.started_ns) / 1e9
+            self.kill_as_planned(proc, point, delay, run)
+            report.runs.append(run)
+            if self.progress is not None:
+                self.progress(run)
+        self.final_check(report, list(proc.acks))
+
+    def final_check(self, report: CrashReport, acked: list) -> None:
+        """Recover once more here and compare with the venue's in-process queries, which stand
+        still now: recovery pulled every quote, so nothing of ours can trade."""
+        config, symbols, limits_text = proc_main.engine_inputs()
+        result = recover(RecoverySettings(journal=self.journal, config=config, symbols=symbols,
+                                          limits_text=limits_text, venue=("127.0.0.1", self.venue.ports.ouch),
+                                          username=USER, password=proc_main.PASSWORD, quiet=0.1,
+                                          snapshots=self.snapshots))
+        report.final_reconciled = result.reconciled
+        report.final_lost = lost_acks(self.journal, acked)
+        state = proc_main.engine_state(result.engine)
+        venue = self.venue.venue
+        diffs = compare_with_venue(state, self.venue.messages())
+        held = {k: v for k, v in venue.position(USER).items() if v}
+        if state["positions"] != held:
+            diffs.append(f"positions: engine {state['positions']} venue (in-process) {held}")
+        live_venue = {o.token for o in venue.live_orders(USER)}
+        live_engine = {t for t, o in state["orders"].items() if not o[3]}
+        if live_venue != live_engine:
+            diffs.append(f"live orders: engine {sorted(live_engine)} venue {sorted(live_venue)}")
+        report.final_differences = diffs + ([] if result.reconciled else result.reasons)
+
+    def close(self) -> None:
+        self.venue.close()
+
+
+def run_crash_drill(settings: CrashSettings, progress: Callable[[CrashRun], None] | None = None) -> CrashReport:
+    """Kill, restart, recover and resume `settings.runs` times; see the module docstring. The
+    result is journaled as a DRILL_RESULT record in the engine's journal."""
+    if settings.runs < 1:
+        raise DrillError("runs must be at least 1")
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="mmaudit-crash-") as tmp:
+        workdir = pathlib.Path(tmp)
+        # the journal outlives the drill: it holds the DRILL_RESULT evidence
+        journal = settings.journal_dir or tempfile.mkdtemp(prefix="mmaudit-crash-journal-")
+        report = CrashReport(settings.seed, journal)
+        try:
+            drill = _CrashDrill(settings, workdir, journal, progress)
+        except Exception as exc:
+            raise DrillError(f"cannot start the venue: {exc}") from exc
+        try:
+            drill.run(report)
+        finally:
+            drill.close()
+        report.seconds = time.monotonic() - started
+        report.result_seq = journal_result(journal, report.as_dict())
+    return report
