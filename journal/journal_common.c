@@ -289,7 +289,7 @@ int mmj_map_segment(int dirfd, uint64_t index, int writable, mmj_map *m, int *er
         m->index = index;
         return MMJ_E_CORRUPT;
     }
-    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED | MAP_POPULATE, fd, 0);
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) {
         if (err)
             *err = errno;
