@@ -8,8 +8,11 @@ from click.testing import CliRunner
 
 from cli.recover_cmd import command
 from journal import Reader, RecordType
-from tests.mm_core.wire import LIMITS_TEXT
+from mm_core.engine import Engine
+from recovery.replay import replay_journal
+from tests.mm_core.wire import LIMITS_TEXT, SYMBOLS, gateway
 from tests.recovery.journaling import session_events, write_session
+from tests.recovery.session import CONFIG
 
 
 def session_files(tmp_path) -> list[str]:
@@ -40,8 +43,12 @@ def test_recover_against_the_venue_prints_progress_and_a_summary(crashed_session
     doc = json.loads(dry.stdout)
     assert doc["dry_run"] and doc["replay"]["divergences"] == 0 and doc["recon_records"] == 0
     assert recon_count(journal) == 0
-    real = CliRunner().invoke(command, args)
+    snaps = str(tmp_path / "snaps")      # a standby replayer's snapshots of this journal
+    assert replay_journal(journal, Engine(CONFIG, SYMBOLS, gateway()), snapshots=snaps,
+                          snapshot_every=10).snapshots_written >= 1
+    real = CliRunner().invoke(command, args + ["--snapshots", snaps])
     assert real.exit_code == 0, real.output
+    assert "resumed from snapshot" in real.stderr
     assert real.stdout.startswith("RECONCILED") and "reconciliation round 1" in real.stdout
     assert "[replay]" in real.stderr and "[outcome] reconciled" in real.stderr
     assert recon_count(journal) >= 3

@@ -225,3 +225,25 @@ def test_a_resolution_document_with_bad_fields_is_a_typed_error():
         resolution_from_json({"action": "cancel", "token": "X"})
     with pytest.raises(BadRecoveryRecord):
         resolution_from_json({"action": "deliver", "sequence": 1, "payload": "zz"})
+
+
+def replaced(token: str, previous: str, side="S", shares=200, price=1_001_000, ref=93) -> bytes:
+    return ouch.encode(ouch.Replaced(NOW, token, side, shares, "ACME", price, 99999, "MMCO", "Y", ref,
+                                     "P", "N", 0, "N", "L", previous, " "))
+
+
+@pytest.mark.parametrize("cancelling", [False, True])
+def test_a_replacement_the_journal_lost_is_adopted_before_the_venue_confirms_it(cancelling):
+    engine, venue, _, ask = quoting()
+    if cancelling:      # recovery already asked to pull it when the venue's Replaced arrives
+        engine.on_event(OperatorCommand(NOW, "kill", "ops", "drill"))
+        assert engine.oms.get(ask.token).state is OrderState.PENDING_CANCEL
+    token = engine.oms.prefix + "000000000200"
+    apply(engine, AdoptPending(token, ACME, "S", 1_001_000, 200, ask.token), NOW)
+    expected = OrderState.UNKNOWN if cancelling else OrderState.PENDING_REPLACE
+    assert engine.oms.get(ask.token).state is expected
+    engine.on_event(VenueMessage(frame(replaced(token, ask.token)), NOW))
+    assert engine.counts["halts"] == 0
+    assert engine.oms.get(ask.token).state is OrderState.REPLACED
+    new = engine.oms.get(token)
+    assert new.state is OrderState.ACCEPTED and new.purpose is Purpose.RECOVERY and new.leaves == 200
