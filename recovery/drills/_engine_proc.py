@@ -4,7 +4,8 @@ Owns the process's side of the drill protocol: every acknowledged journal append
 recovery's outcome and each reconnection are reported as one line each on an inherited pipe; kill
 hooks (MMAUDIT_DRILL_HOOK=kind:n) block the process at an exact point so the parent can SIGKILL it
 there. Must not judge anything (the drills do, from the venue's own records) nor decide trading.
-Run: python3 -m recovery.drills._engine_proc --journal DIR --ouch P --itch P --rerequest P --report-fd FD
+Run: python3 -m recovery.drills._engine_proc --journal DIR --ouch P --itch P --rerequest P --report FIFO,
+or started by a warm spare (`--spare`) that has imported everything and forks one per restart.
 """
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import argparse
 import dataclasses
 import json
 import os
+import signal
 import sys
+import threading
 import time
 import zlib
 
@@ -63,10 +66,10 @@ def engine_state(engine: Engine) -> dict:
 
 
 class Reporter:
-    """One line per os.write (below PIPE_BUF, so lines never interleave or tear)."""
+    """One line per os.write to the drill's FIFO (below PIPE_BUF: lines never interleave or tear)."""
 
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
+    def __init__(self, path: str) -> None:
+        self.fd = os.open(path, os.O_WRONLY)
 
     def say(self, kind: str, text: str) -> None:
         os.write(self.fd, f"{kind} {text}\n".encode())
@@ -80,15 +83,19 @@ class Reporter:
 
 class AckingJournal:
     """The real journal; each append that returns is reported as `A seq rtype crc32`, and the
-    configured hook blocks the process at its n-th occurrence."""
+    configured hook blocks the process at its n-th occurrence once armed (after the first quote,
+    so that every run has a recovery time to measure before its kill)."""
 
     def __init__(self, journal: Journal, reporter: Reporter, hook: str = "", nth: int = 0) -> None:
         self.journal = journal
         self.reporter = reporter
         self.hook, self.nth = hook, nth
         self.seen = 0
+        self.armed = False
 
     def _hit(self) -> bool:
+        if not self.armed:
+            return False
         self.seen += 1
         return self.seen == self.nth
 
@@ -126,7 +133,14 @@ class ResumingRunner(Runner):
             first = self.engine.venue_seq + 1
             data = soupbintcp.encode(dataclasses.replace(request, requested_sequence=first))
             self.reporter.say("L", str(first))
-        return super()._send_tcp(data)
+        try:
+            return super()._send_tcp(data)
+        except OSError as exc:
+            # the venue dropped us while this was on its way: the runner sees EOF at its next
+            # select; the order stays journaled and its missing TX stamp is journaled as missing
+            self.tcp_bytes += len(data)
+            self.reporter.say("X", f"send failed after the venue dropped the session: {exc}")
+            return (self.tcp_bytes - 1) & 0xFFFFFFFF
 
     def _on_md(self) -> None:
         """After recovery the reconciliation latch holds the engine HALTED until an operator
@@ -147,6 +161,7 @@ class ResumingRunner(Runner):
         if not self.quoted and self.report.orders_sent > sent and action.packet[3] == _ENTER:
             self.quoted = True
             self.reporter.say("Q", f"{time.monotonic_ns()} {action.intent.token}")
+            self.journal.armed = True
 
 
 def _recover(args, reporter: Reporter) -> Engine:
@@ -179,16 +194,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ouch", type=int, required=True)
     p.add_argument("--itch", type=int, required=True)
     p.add_argument("--rerequest", type=int, required=True)
-    p.add_argument("--report-fd", type=int, required=True)
+    p.add_argument("--report", required=True, help="FIFO the drill reads this process's lines from")
     p.add_argument("--recover", action="store_true", help="recover from the journal, then resume")
     p.add_argument("--segment-size", type=int, default=1 << 16)
     p.add_argument("--seconds", type=float, default=30.0, help="bound on the process's life")
     p.add_argument("--reconnects", type=int, default=0, help="reconnect after the venue drops us")
+    p.add_argument("--stop-file", default=None, help="stop trading (and report the state) once it exists")
     p.add_argument("--snapshots", default=None, help="engine snapshots kept by a standby replayer")
     p.add_argument("--timeout", type=float, default=5.0)
     p.add_argument("--quiet", type=float, default=0.1)
     args = p.parse_args(argv)
-    reporter = Reporter(args.report_fd)
+    reporter = Reporter(args.report)
     hook, _, nth = os.environ.get(HOOK_ENV, "").partition(":")
     if hook and hook not in HOOKS:
         raise SystemExit(f"{HOOK_ENV}: unknown hook {hook!r} (one of {', '.join(HOOKS)})")
@@ -196,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     journal = AckingJournal(Journal(args.journal, segment_size=args.segment_size), reporter, hook,
                             int(nth or 0))
     deadline = time.monotonic() + args.seconds
+    stop = threading.Event()
+    if args.stop_file:
+        threading.Thread(target=_watch, args=(args.stop_file, stop, deadline), daemon=True).start()
     fresh = not args.recover
     from recovery.drills.risk import DrillClock
     try:
@@ -206,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
                                       clock_period_ns=200_000_000, fresh_session=fresh and attempt == 0)
             runner = ResumingRunner(engine, journal, settings, DrillClock(PROFILE), reporter=reporter,
                                     enable_when_current=args.recover and attempt == 0)
-            report = runner.run(max(0.0, deadline - time.monotonic()))
+            report = runner.run(max(0.0, deadline - time.monotonic()), stop)
             reporter.say("C", json.dumps({"attempt": attempt, "stop": report.stop_reason,
                                           "venue_seq": engine.venue_seq, "orders": report.orders_sent}))
             if report.stop_reason != "venue closed the order-entry session":
@@ -217,5 +236,60 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _watch(path: str, stop: threading.Event, deadline: float) -> None:
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    stop.set()
+
+
+def _say(line: str) -> None:
+    os.write(1, line.encode() + b"\n")
+
+
+def spare() -> int:
+    """The warm spare: everything imported once; for each `R <json>` line on stdin it forks an
+    engine process (hook and log from the job) and says `P pid`; `K pid` SIGKILLs and reaps it and
+    says `D pid status`. Only this process may kill its children: no race with pid reuse."""
+    import recovery.recover  # noqa: F401  (imported before any fork: a restart starts warm)
+    import recovery.drills.risk  # noqa: F401
+    _say("Z")
+    for line in sys.stdin:
+        cmd, _, rest = line.strip().partition(" ")
+        if cmd == "R":
+            job = json.loads(rest)
+            pid = os.fork()
+            if pid == 0:
+                _child(job)
+            _say(f"P {pid}")
+        elif cmd == "K":
+            pid = int(rest)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            _say(f"D {pid} {os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])}")
+    return 0
+
+
+def _child(job: dict) -> None:
+    code = 1
+    try:
+        log = os.open(job["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+        os.environ.pop(HOOK_ENV, None)
+        if job.get("hook"):
+            os.environ[HOOK_ENV] = job["hook"]
+        code = main(job["argv"])
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        import traceback
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(spare() if sys.argv[1:] == ["--spare"] else main())

@@ -14,6 +14,7 @@ import os
 import pathlib
 import queue
 import random
+import select
 import signal
 import socket
 import subprocess
@@ -35,7 +36,8 @@ from recovery.recover import RecoverySettings, recover
 from recovery.replay import replay_journal
 
 __all__ = ["DrillError", "CrashSettings", "CrashRun", "CrashReport", "KILL_POINTS", "run_crash_drill",
-           "EngineProcess", "DrillVenue", "compare_with_venue", "journal_result", "format_table"]
+           "EngineProcess", "Spare", "DrillVenue", "engine_args", "compare_with_venue", "journal_result",
+           "format_table", "stop_engine"]
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 USER = proc_main.USER
@@ -82,33 +84,89 @@ class DrillVenue:
         self.venue.stop()
 
 
-class EngineProcess:
-    """One `python3 -m recovery.drills._engine_proc` with its report pipe read on a thread:
-    acknowledged appends are collected in `acks`, every other line is queued for `expect`."""
+class Spare:
+    """A warm spare engine process (`_engine_proc --spare`): Python and every module already
+    loaded, it forks a fresh engine process per restart and alone kills and reaps them."""
 
-    def __init__(self, args: list[str], log_path: pathlib.Path, hook: str = "") -> None:
-        read_fd, write_fd = os.pipe()
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-        env.pop(proc_main.HOOK_ENV, None)
-        if hook:
-            env[proc_main.HOOK_ENV] = hook
-        self.log_path = log_path
+    def __init__(self, log_path: pathlib.Path) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "recovery.drills._engine_proc", "--spare"],
+                                     cwd=ROOT, env=_child_env(), stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=open(log_path, "ab"), bufsize=0)
+        self.lock = threading.Lock()
+        if self._line(WAIT_S * 2) != "Z":
+            self.close()
+            raise DrillError("the warm spare engine process did not start")
+
+    def _line(self, timeout: float) -> str:
+        ready = select.select([self.proc.stdout], [], [], timeout)[0]
+        return self.proc.stdout.readline().decode().strip() if ready else ""
+
+    def fork(self, argv: list[str], hook: str, log_path: pathlib.Path) -> int:
+        with self.lock:
+            job = json.dumps({"argv": argv, "hook": hook, "log": str(log_path)})
+            self.proc.stdin.write(f"R {job}\n".encode())
+            reply = self._line(WAIT_S)
+        if not reply.startswith("P "):
+            raise DrillError(f"the warm spare did not fork an engine process ({reply!r})")
+        return int(reply[2:])
+
+    def kill(self, pid: int) -> int:
+        with self.lock:
+            self.proc.stdin.write(f"K {pid}\n".encode())
+            reply = self._line(WAIT_S)
+        if not reply.startswith(f"D {pid} "):
+            raise DrillError(f"the warm spare did not reap engine process {pid} ({reply!r})")
+        return int(reply.split()[2])
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(WAIT_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(WAIT_S)
+        self.proc.stdout.close()
+
+
+def _child_env() -> dict:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    env.pop(proc_main.HOOK_ENV, None)
+    return env
+
+
+class EngineProcess:
+    """One engine process (forked by a warm spare, or a cold `python3 -m ...` when spare is None),
+    with its report FIFO read on a thread: acknowledged appends are collected in `acks`, every
+    other line is queued for `expect`."""
+
+    def __init__(self, args: list[str], workdir: pathlib.Path, hook: str = "", spare: Spare | None = None) -> None:
+        self.log_path = workdir / "engine.log"
+        self.fifo = str(workdir / f"report-{time.monotonic_ns()}.fifo")
+        os.mkfifo(self.fifo)
         self.acks: list[tuple[int, int, int]] = []       # (seq, rtype, crc32 of the payload)
         self.lines: queue.SimpleQueue = queue.SimpleQueue()
-        self.started_ns = time.monotonic_ns()
-        with open(log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "recovery.drills._engine_proc", *args, "--report-fd", str(write_fd)],
-                cwd=ROOT, env=env, pass_fds=(write_fd,), stdin=subprocess.DEVNULL,
-                stdout=log, stderr=log)
-        os.close(write_fd)
-        self._reader = threading.Thread(target=self._read, args=(read_fd,), daemon=True,
-                                        name="drill-engine-pipe")
+        self._reader = threading.Thread(target=self._read, daemon=True, name="drill-engine-report")
         self._reader.start()
+        self.spare = spare
+        argv = args + ["--report", self.fifo]
+        self.started_ns = time.monotonic_ns()
+        if spare is not None:
+            self.pid, self.proc = spare.fork(argv, hook, self.log_path), None
+        else:
+            env = _child_env()
+            if hook:
+                env[proc_main.HOOK_ENV] = hook
+            with open(self.log_path, "ab") as log:
+                self.proc = subprocess.Popen([sys.executable, "-m", "recovery.drills._engine_proc", *argv],
+                                             cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+            self.pid = self.proc.pid
 
-    def _read(self, fd: int) -> None:
+    def _read(self) -> None:
         pending = b""
-        with os.fdopen(fd, "rb", buffering=0) as pipe:
+        with open(self.fifo, "rb", buffering=0) as pipe:      # blocks until the engine opens it
             while chunk := pipe.read(65536):
                 pending += chunk
                 *lines, pending = pending.split(b"\n")
@@ -134,11 +192,20 @@ class EngineProcess:
                 return kind, text
 
     def kill(self) -> int:
-        """SIGKILL (the pid is ours until waited for) and wait; the pipe is drained to its end."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-        code = self.proc.wait(WAIT_S)
-        self._reader.join(WAIT_S)
+        """SIGKILL and reap (the pid stays ours until then); the report is read to its end."""
+        if self.spare is not None:
+            code = self.spare.kill(self.pid)
+        else:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGKILL)
+            code = self.proc.wait(WAIT_S)
+        if self._reader.is_alive():
+            try:     # the engine died before opening the FIFO: open its other end to free the reader
+                os.close(os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:
+                pass
+            self._reader.join(WAIT_S)
+        os.unlink(self.fifo)
         return code
 
     def log_tail(self) -> str:
@@ -150,13 +217,26 @@ class EngineProcess:
 
 def engine_args(journal: str, venue: DrillVenue, *, recover_first: bool, segment_size: int,
                 seconds: float, snapshots: str | None = None, rerequest: int | None = None,
-                ouch: int | None = None, reconnects: int = 0) -> list[str]:
+                ouch: int | None = None, reconnects: int = 0, stop_file: str | None = None) -> list[str]:
     args = ["--journal", journal, "--ouch", str(ouch or venue.ports.ouch), "--itch", str(venue.itch_port),
             "--rerequest", str(rerequest or venue.ports.rerequest), "--segment-size", str(segment_size),
             "--seconds", str(seconds), "--reconnects", str(reconnects)]
     if snapshots:
         args += ["--snapshots", snapshots]
+    if stop_file:
+        args += ["--stop-file", stop_file]
     return args + (["--recover"] if recover_first else [])
+
+
+def stop_engine(proc: EngineProcess, stop_file: str) -> dict:
+    """Ask a running engine process to stop (its stop file) and return the state it reports."""
+    pathlib.Path(stop_file).touch()
+    kind, text = proc.expect("E", WAIT_S)
+    code = proc.kill()
+    if kind != "E":
+        raise DrillError(f"the engine did not stop and report its state ({kind}, exit {code}): "
+                         f"{proc.log_tail()}")
+    return json.loads(text)
 
 
 def lost_acks(journal: str, acks: list[tuple[int, int, int]]) -> list[str]:
@@ -185,9 +265,12 @@ def compare_with_venue(state: dict, venue_messages: list[bytes]) -> list[str]:
     held = {k: v for k, v in state["positions"].items() if v}
     if held != view.positions:
         diffs.append(f"positions: engine {held} venue {view.positions}")
+    in_flight = venue_view(enumerate(venue_messages, start=1)).orders if upto < len(venue_messages) else {}
     for token, (status, leaves, filled, terminal) in state["orders"].items():
         v = view.orders.get(token)
         if v is None:
+            if status == "pending-new" and token in in_flight:
+                continue       # sent, and answered by the venue after the engine stopped reading
             if not terminal or filled:
                 diffs.append(f"{token}: {status} in the engine, unknown to the venue")
             continue
@@ -221,6 +304,7 @@ class CrashSettings:
     segment_size: int = 1 << 16       # small, so segment rolls happen during the drill
     max_delay_s: float = 0.6          # random kills land up to this long after the first quote
     snapshot_every: int = 500         # the standby replayer's snapshot interval (0: none)
+    cold_start: bool = False          # restart as a new interpreter instead of a warm spare's fork
 
 
 @dataclass
@@ -300,7 +384,7 @@ def _kill_plan(rng: random.Random, runs: int) -> list[tuple[str, int, float]]:
         block = list(KILL_POINTS)
         rng.shuffle(block)
         for point in block:
-            nth = {proc_main.IN_APPEND: rng.randint(1, 400), proc_main.AFTER_APPEND: rng.randint(1, 6),
+            nth = {proc_main.IN_APPEND: rng.randint(1, 150), proc_main.AFTER_APPEND: rng.randint(1, 6),
                    proc_main.SEGMENT_ROLL: rng.randint(1, 2)}.get(point, 0)
             plan.append((point, nth, rng.uniform(0.0, 1.0)))
     return plan[:runs]
@@ -317,13 +401,14 @@ class _CrashDrill:
             os.makedirs(self.snapshots, exist_ok=True)
         self.progress = progress
         self.venue = DrillVenue(workdir, settings.seed, duration=60.0 + 6.0 * settings.runs)
+        self.spare = None if settings.cold_start else Spare(workdir / "engine.log")
 
     def start(self, recover_first: bool, point: str, nth: int) -> EngineProcess:
         hook = f"{point}:{nth}" if point != RANDOM else ""
         args = engine_args(self.journal, self.venue, recover_first=recover_first,
                            segment_size=self.settings.segment_size, seconds=WAIT_S * 2,
                            snapshots=self.snapshots)
-        return EngineProcess(args, self.workdir / "engine.log", hook)
+        return EngineProcess(args, self.workdir, hook, self.spare)
 
     def kill_as_planned(self, proc: EngineProcess, point: str, delay: float, run: CrashRun) -> None:
         if point == RANDOM:
@@ -416,6 +501,8 @@ class _CrashDrill:
         report.final_differences = diffs + ([] if result.reconciled else result.reasons)
 
     def close(self) -> None:
+        if self.spare is not None:
+            self.spare.close()
         self.venue.close()
 
 

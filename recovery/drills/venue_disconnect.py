@@ -1,0 +1,235 @@
+"""The venue-disconnect drill: the venue's order-entry session is dropped mid-stream (a loopback
+relay between the engine process and the venue closes both ends), the engine reconnects asking for
+its last seen sequence + 1, and every venue message must reach its journal exactly once.
+
+Owns the relay, the drop schedule (seeded) and the verdict, judged against the venue's own session
+log: the journal's sequenced venue messages are 1..N without a gap or a repeat, byte-equal to the
+venue's; each re-login asked for the right sequence; the engine's final state matches the venue's.
+Must not reconnect anything itself: the engine process does (recovery.drills._engine_proc).
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+import random
+import selectors
+import socket
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+from journal import Reader
+from journal.catalogue import RecordType, raw_bytes, unpack
+from recovery.drills.crash import (
+    WAIT_S, DrillError, DrillVenue, EngineProcess, compare_with_venue, engine_args, format_table,
+    journal_result, stop_engine,
+)
+
+__all__ = ["DisconnectSettings", "DisconnectRow", "DisconnectReport", "run_venue_disconnect_drill",
+           "exactly_once"]
+
+_SEQUENCED = ord("S")
+
+
+class DropRelay:
+    """Loopback TCP relay to the venue's SoupBinTCP port, one client connection at a time;
+    `drop()` closes both ends of the current one, as a venue dropping the session does."""
+
+    def __init__(self, venue_addr: tuple[str, int]) -> None:
+        self.venue_addr = venue_addr
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.1)
+        self.port = self.listener.getsockname()[1]
+        self.connections = 0
+        self._drop = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="drill-drop-relay", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except (socket.timeout, OSError):
+                continue
+            self.connections += 1
+            try:
+                upstream = socket.create_connection(self.venue_addr, timeout=WAIT_S)
+            except OSError:
+                client.close()
+                continue
+            self._pump(client, upstream)
+
+    def _pump(self, client: socket.socket, upstream: socket.socket) -> None:
+        with client, upstream, selectors.DefaultSelector() as sel:
+            sel.register(client, selectors.EVENT_READ, upstream)
+            sel.register(upstream, selectors.EVENT_READ, client)
+            while not (self._stop.is_set() or self._drop.is_set()):
+                for key, _ in sel.select(0.01):
+                    try:
+                        data = key.fileobj.recv(65536)
+                        if not data:
+                            return
+                        key.data.sendall(data)
+                    except OSError:
+                        return
+            self._drop.clear()
+            for sock in (upstream, client):       # the venue's side first: it ends the session
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def drop(self) -> None:
+        self._drop.set()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(WAIT_S)
+        self.listener.close()
+
+
+def exactly_once(journal: str, venue_messages: list[bytes]) -> tuple[list[int], list[int], list[int]]:
+    """(repeated, missing, different) venue sequences: the journal's sequenced VENUE_MSG records
+    against the venue's session log (up to the highest sequence the journal holds)."""
+    seen: dict[int, bytes] = {}
+    repeated = []
+    with Reader(journal) as reader:
+        for rec in reader.records(rtypes=[RecordType.VENUE_MSG]):
+            msg = unpack(RecordType.VENUE_MSG, rec.payload)
+            if int(msg["packet_type"]) != _SEQUENCED:
+                continue
+            seq = int(msg["soup_seq"])
+            if seq in seen:
+                repeated.append(seq)
+            seen[seq] = raw_bytes(msg)[3:]
+    top = max(seen, default=0)
+    missing = [s for s in range(1, top + 1) if s not in seen]
+    different = [s for s, raw in seen.items()
+                 if s > len(venue_messages) or venue_messages[s - 1][:len(raw)] != raw]
+    return repeated, missing, sorted(different)
+
+
+@dataclass(frozen=True)
+class DisconnectSettings:
+    drops: int = 3
+    seed: int = 1
+    journal_dir: str | None = None
+
+
+@dataclass
+class DisconnectRow:
+    drop: int
+    last_seen: int = -1               # the engine's last venue sequence when the session dropped
+    requested: int = -1               # the sequence its re-login asked for
+    missed: int = 0                   # venue messages sent while it was away (replayed to it)
+    reconnect_s: float = -1.0         # drop -> first quote on the new session
+    notes: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.requested == self.last_seen + 1 and self.reconnect_s >= 0
+
+
+@dataclass
+class DisconnectReport:
+    seed: int
+    journal: str
+    rows: list[DisconnectRow] = field(default_factory=list)
+    repeated: list[int] = field(default_factory=list)
+    missing: list[int] = field(default_factory=list)
+    different: list[int] = field(default_factory=list)
+    differences: list[str] = field(default_factory=list)
+    venue_messages: int = 0
+    seconds: float = 0.0
+    result_seq: int = 0
+
+    @property
+    def passed(self) -> bool:
+        return (bool(self.rows) and all(r.passed for r in self.rows) and not self.repeated
+                and not self.missing and not self.different and not self.differences)
+
+    def as_dict(self) -> dict:
+        return {"drill": "venue-disconnect", "seed": self.seed, "journal": self.journal,
+                "passed": self.passed, "seconds": round(self.seconds, 3),
+                "venue_messages": self.venue_messages, "repeated": self.repeated,
+                "missing": self.missing, "different": self.different, "differences": self.differences,
+                "rows": [asdict(r) | {"passed": r.passed} for r in self.rows]}
+
+    def table(self) -> str:
+        rows = [(r.drop, r.last_seen, r.requested, r.missed,
+                 f"{r.reconnect_s:.3f}" if r.reconnect_s >= 0 else "-",
+                 "PASS" if r.passed else "FAIL" + (f" ({r.notes})" if r.notes else "")) for r in self.rows]
+        return format_table(("drop", "last seen", "requested", "missed", "reconnect s", "result"), rows)
+
+
+def _one_drop(proc: EngineProcess, relay: DropRelay, venue: DrillVenue, row: DisconnectRow) -> None:
+    relay.drop()
+    dropped = time.monotonic_ns()
+    kind, text = proc.expect("C")
+    if kind != "C":
+        row.notes = f"the engine did not notice the drop ({kind})"
+        return
+    row.last_seen = json.loads(text)["venue_seq"]
+    kind, text = proc.expect("L")
+    if kind != "L":
+        row.notes = f"no re-login ({kind})"
+        return
+    row.requested = int(text)
+    row.missed = max(0, len(venue.messages()) - row.last_seen)
+    kind, text = proc.expect("Q")
+    if kind != "Q":
+        row.notes = f"no quote after the reconnection ({kind})"
+        return
+    row.reconnect_s = (int(text.split()[0]) - dropped) / 1e9
+
+
+def run_venue_disconnect_drill(settings: DisconnectSettings,
+                               progress: Callable[[DisconnectRow], None] | None = None) -> DisconnectReport:
+    """Drop the session `settings.drops` times mid-stream; see the module docstring. The result is
+    journaled as a DRILL_RESULT record in the engine's journal."""
+    if settings.drops < 1:
+        raise DrillError("drops must be at least 1")
+    started = time.monotonic()
+    rng = random.Random(settings.seed)
+    journal = settings.journal_dir or tempfile.mkdtemp(prefix="mmaudit-disconnect-journal-")
+    report = DisconnectReport(settings.seed, journal)
+    with tempfile.TemporaryDirectory(prefix="mmaudit-disconnect-") as tmp:
+        workdir = pathlib.Path(tmp)
+        venue = DrillVenue(workdir, settings.seed, duration=60.0 + 10.0 * settings.drops)
+        relay = DropRelay(("127.0.0.1", venue.ports.ouch))
+        stop_file = str(workdir / "stop")
+        proc = None
+        try:
+            proc = EngineProcess(engine_args(journal, venue, recover_first=False, segment_size=1 << 20,
+                                             seconds=30.0 + 10.0 * settings.drops, ouch=relay.port,
+                                             reconnects=settings.drops, stop_file=stop_file), workdir)
+            if proc.expect("Q")[0] != "Q":
+                raise DrillError(f"the engine did not quote within {WAIT_S:g} s: {proc.log_tail()}")
+            for number in range(1, settings.drops + 1):
+                # mid-stream: a while after trading (re)started, while orders and fills flow
+                if proc.expect("", rng.uniform(0.3, 0.9))[0] == "EOF":
+                    raise DrillError(f"the engine process ended by itself: {proc.log_tail()}")
+                row = DisconnectRow(number)
+                _one_drop(proc, relay, venue, row)
+                report.rows.append(row)
+                if progress is not None:
+                    progress(row)
+                if not row.passed:
+                    break
+            state = stop_engine(proc, stop_file)
+            proc = None
+            log = venue.messages()
+            report.venue_messages = len(log)
+            report.repeated, report.missing, report.different = exactly_once(journal, log)
+            report.differences = compare_with_venue(state, log)
+        finally:
+            if proc is not None:
+                proc.kill()
+            relay.close()
+            venue.close()
+    report.seconds = time.monotonic() - started
+    report.result_seq = journal_result(journal, report.as_dict())
+    return report
