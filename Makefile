@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEBS   := linuxptp iproute2 ethtool gcc
+DEBS   := linuxptp iproute2 ethtool gcc e2fsprogs util-linux
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: demo test bench debs install install-test install-bench clean
