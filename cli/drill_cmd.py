@@ -68,3 +68,4 @@ def risk(seed, combinations, journal_dir, clock, faults, as_json) -> None:
 
 
 command.add_command(risk)
+from cli.drill_recovery_cmd import register as _recovery_drills; _recovery_drills(command)  # crash, venue-disconnect, feed-gap

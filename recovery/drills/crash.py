@@ -37,7 +37,7 @@ from recovery.replay import replay_journal
 
 __all__ = ["DrillError", "CrashSettings", "CrashRun", "CrashReport", "KILL_POINTS", "run_crash_drill",
            "EngineProcess", "Spare", "DrillVenue", "engine_args", "compare_with_venue", "journal_result",
-           "format_table", "stop_engine"]
+           "format_table", "stop_engine", "LiveSession", "run_rows"]
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 USER = proc_main.USER
@@ -237,6 +237,57 @@ def stop_engine(proc: EngineProcess, stop_file: str) -> dict:
         raise DrillError(f"the engine did not stop and report its state ({kind}, exit {code}): "
                          f"{proc.log_tail()}")
     return json.loads(text)
+
+
+class LiveSession:
+    """A venue in this process, the relays a drill puts in front of it, and one fresh engine
+    process quoting on it; `close()` ends them all (engine first), whatever happened."""
+
+    def __init__(self, prefix: str, seed: int, duration: float) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix=prefix)
+        self.workdir = pathlib.Path(self._tmp.name)
+        self._closers: list[Callable[[], None]] = [self._tmp.cleanup]
+        self.venue = DrillVenue(self.workdir, seed, duration=duration)
+        self._closers.append(self.venue.close)
+        self.stop_file = str(self.workdir / "stop")
+        self.proc: EngineProcess | None = None
+
+    def closing(self, thing):
+        """Close `thing` (a relay) when the session closes; returns it."""
+        self._closers.append(thing.close)
+        return thing
+
+    def start_engine(self, journal: str, seconds: float, **engine_kw) -> EngineProcess:
+        """A fresh engine process; returns once it sent its first quote."""
+        self.proc = EngineProcess(engine_args(journal, self.venue, recover_first=False,
+                                              segment_size=1 << 20, seconds=seconds,
+                                              stop_file=self.stop_file, **engine_kw), self.workdir)
+        if self.proc.expect("Q")[0] != "Q":
+            raise DrillError(f"the engine did not quote within {WAIT_S:g} s: {self.proc.log_tail()}")
+        return self.proc
+
+    def stop_engine(self) -> dict:
+        proc, self.proc = self.proc, None
+        return stop_engine(proc, self.stop_file)
+
+    def close(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc = None
+        for close in reversed(self._closers):
+            close()
+
+
+def run_rows(count: int, one: Callable[[int], object], rows: list, progress) -> None:
+    """Rows 1..count made by `one(number)`, each reported to `progress`; stops at the first failure
+    (the system is no longer in the state the next row assumes)."""
+    for number in range(1, count + 1):
+        row = one(number)
+        rows.append(row)
+        if progress is not None:
+            progress(row)
+        if not row.passed:
+            break
 
 
 def lost_acks(journal: str, acks: list[tuple[int, int, int]]) -> list[str]:

@@ -9,7 +9,6 @@ decide the gap policy (mm_core.risk.faults) nor fill gaps itself: the engine pro
 """
 from __future__ import annotations
 
-import pathlib
 import random
 import tempfile
 import time
@@ -18,8 +17,8 @@ from typing import Callable
 
 from mm_core.protocol import ouch
 from recovery.drills.crash import (
-    WAIT_S, DrillError, DrillVenue, EngineProcess, compare_with_venue, engine_args, format_table,
-    journal_result, stop_engine,
+    WAIT_S, DrillError, DrillVenue, LiveSession, compare_with_venue, format_table, journal_result,
+    run_rows,
 )
 from recovery.drills.risk import _RerequestGate
 
@@ -98,11 +97,11 @@ def _wait(predicate: Callable[[], bool], timeout: float) -> float:
     return -1.0
 
 
-def _one_gap(venue: DrillVenue, gate: _RerequestGate, rng: random.Random, hold_s: float, row: GapRow) -> None:
+def _one_gap(venue: DrillVenue, gate: _RerequestGate, rng: random.Random, hold_s: float, row: GapRow) -> GapRow:
     live = lambda: venue.venue.live_orders(USER)  # noqa: E731
     if _wait(lambda: bool(live()), WAIT_S) < 0:
         row.notes = "no quote of ours rested at the venue before the gap"
-        return
+        return row
     gate.closed.set()
     dropped = gate.dropped
     first = venue.venue.publisher.next_sequence + 2
@@ -112,7 +111,7 @@ def _one_gap(venue: DrillVenue, gate: _RerequestGate, rng: random.Random, hold_s
     if row.pulled_s < 0:
         row.notes = "our quotes stayed live at the venue after the gap"
         gate.closed.clear()
-        return
+        return row
     logged = len(venue.messages())
     until = time.monotonic() + hold_s
     while time.monotonic() < until:
@@ -125,6 +124,7 @@ def _one_gap(venue: DrillVenue, gate: _RerequestGate, rng: random.Random, hold_s
     row.resumed_s = _wait(lambda: _accepted(venue.messages(logged + 1)) > 0, WAIT_S)
     if row.resumed_s < 0:
         row.notes = "no new order after the gap was filled"
+    return row
 
 
 def run_feed_gap_drill(settings: GapSettings, progress: Callable[[GapRow], None] | None = None) -> GapReport:
@@ -136,35 +136,18 @@ def run_feed_gap_drill(settings: GapSettings, progress: Callable[[GapRow], None]
     rng = random.Random(settings.seed)
     journal = settings.journal_dir or tempfile.mkdtemp(prefix="mmaudit-feedgap-journal-")
     report = GapReport(settings.seed, journal)
-    with tempfile.TemporaryDirectory(prefix="mmaudit-feedgap-") as tmp:
-        workdir = pathlib.Path(tmp)
-        venue = DrillVenue(workdir, settings.seed, duration=60.0 + 10.0 * settings.gaps)
-        gate = _RerequestGate(("127.0.0.1", venue.itch_port), ("127.0.0.1", venue.ports.rerequest))
-        stop_file = str(workdir / "stop")
-        proc = None
-        try:
-            proc = EngineProcess(engine_args(journal, venue, recover_first=False, segment_size=1 << 20,
-                                             seconds=30.0 + 10.0 * settings.gaps, rerequest=gate.port,
-                                             stop_file=stop_file), workdir)
-            if proc.expect("Q")[0] != "Q":
-                raise DrillError(f"the engine did not quote within {WAIT_S:g} s: {proc.log_tail()}")
-            for number in range(1, settings.gaps + 1):
-                row = GapRow(number)
-                _one_gap(venue, gate, rng, settings.hold_s, row)
-                report.rows.append(row)
-                if progress is not None:
-                    progress(row)
-                if not row.passed:
-                    break
-            state = stop_engine(proc, stop_file)
-            proc = None
-            report.trading_state = state["trading_state"]
-            report.differences = compare_with_venue(state, venue.messages())
-        finally:
-            if proc is not None:
-                proc.kill()
-            gate.close()
-            venue.close()
+    live = LiveSession("mmaudit-feedgap-", settings.seed, 60.0 + 10.0 * settings.gaps)
+    try:
+        venue = live.venue
+        gate = live.closing(_RerequestGate(("127.0.0.1", venue.itch_port), ("127.0.0.1", venue.ports.rerequest)))
+        live.start_engine(journal, 30.0 + 10.0 * settings.gaps, rerequest=gate.port)
+        run_rows(settings.gaps, lambda n: _one_gap(venue, gate, rng, settings.hold_s, GapRow(n)),
+                 report.rows, progress)
+        state = live.stop_engine()
+        report.trading_state = state["trading_state"]
+        report.differences = compare_with_venue(state, venue.messages())
+    finally:
+        live.close()
     report.seconds = time.monotonic() - started
     report.result_seq = journal_result(journal, report.as_dict())
     return report

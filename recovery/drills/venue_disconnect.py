@@ -10,7 +10,6 @@ Must not reconnect anything itself: the engine process does (recovery.drills._en
 from __future__ import annotations
 
 import json
-import pathlib
 import random
 import selectors
 import socket
@@ -23,8 +22,8 @@ from typing import Callable
 from journal import Reader
 from journal.catalogue import RecordType, raw_bytes, unpack
 from recovery.drills.crash import (
-    WAIT_S, DrillError, DrillVenue, EngineProcess, compare_with_venue, engine_args, format_table,
-    journal_result, stop_engine,
+    WAIT_S, DrillError, DrillVenue, EngineProcess, LiveSession, compare_with_venue, format_table,
+    journal_result, run_rows,
 )
 
 __all__ = ["DisconnectSettings", "DisconnectRow", "DisconnectReport", "run_venue_disconnect_drill",
@@ -165,25 +164,30 @@ class DisconnectReport:
         return format_table(("drop", "last seen", "requested", "missed", "reconnect s", "result"), rows)
 
 
-def _one_drop(proc: EngineProcess, relay: DropRelay, venue: DrillVenue, row: DisconnectRow) -> None:
+def _one_drop(proc: EngineProcess, relay: DropRelay, venue: DrillVenue, rng: random.Random,
+              row: DisconnectRow) -> DisconnectRow:
+    # mid-stream: a while after trading (re)started, while orders and fills flow
+    if proc.expect("", rng.uniform(0.3, 0.9))[0] == "EOF":
+        raise DrillError(f"the engine process ended by itself: {proc.log_tail()}")
     relay.drop()
     dropped = time.monotonic_ns()
     kind, text = proc.expect("C")
     if kind != "C":
         row.notes = f"the engine did not notice the drop ({kind})"
-        return
+        return row
     row.last_seen = json.loads(text)["venue_seq"]
     kind, text = proc.expect("L")
     if kind != "L":
         row.notes = f"no re-login ({kind})"
-        return
+        return row
     row.requested = int(text)
     row.missed = max(0, len(venue.messages()) - row.last_seen)
     kind, text = proc.expect("Q")
     if kind != "Q":
         row.notes = f"no quote after the reconnection ({kind})"
-        return
+        return row
     row.reconnect_s = (int(text.split()[0]) - dropped) / 1e9
+    return row
 
 
 def run_venue_disconnect_drill(settings: DisconnectSettings,
@@ -196,40 +200,21 @@ def run_venue_disconnect_drill(settings: DisconnectSettings,
     rng = random.Random(settings.seed)
     journal = settings.journal_dir or tempfile.mkdtemp(prefix="mmaudit-disconnect-journal-")
     report = DisconnectReport(settings.seed, journal)
-    with tempfile.TemporaryDirectory(prefix="mmaudit-disconnect-") as tmp:
-        workdir = pathlib.Path(tmp)
-        venue = DrillVenue(workdir, settings.seed, duration=60.0 + 10.0 * settings.drops)
-        relay = DropRelay(("127.0.0.1", venue.ports.ouch))
-        stop_file = str(workdir / "stop")
-        proc = None
-        try:
-            proc = EngineProcess(engine_args(journal, venue, recover_first=False, segment_size=1 << 20,
-                                             seconds=30.0 + 10.0 * settings.drops, ouch=relay.port,
-                                             reconnects=settings.drops, stop_file=stop_file), workdir)
-            if proc.expect("Q")[0] != "Q":
-                raise DrillError(f"the engine did not quote within {WAIT_S:g} s: {proc.log_tail()}")
-            for number in range(1, settings.drops + 1):
-                # mid-stream: a while after trading (re)started, while orders and fills flow
-                if proc.expect("", rng.uniform(0.3, 0.9))[0] == "EOF":
-                    raise DrillError(f"the engine process ended by itself: {proc.log_tail()}")
-                row = DisconnectRow(number)
-                _one_drop(proc, relay, venue, row)
-                report.rows.append(row)
-                if progress is not None:
-                    progress(row)
-                if not row.passed:
-                    break
-            state = stop_engine(proc, stop_file)
-            proc = None
-            log = venue.messages()
-            report.venue_messages = len(log)
-            report.repeated, report.missing, report.different = exactly_once(journal, log)
-            report.differences = compare_with_venue(state, log)
-        finally:
-            if proc is not None:
-                proc.kill()
-            relay.close()
-            venue.close()
+    live = LiveSession("mmaudit-disconnect-", settings.seed, 60.0 + 10.0 * settings.drops)
+    try:
+        venue = live.venue
+        relay = live.closing(DropRelay(("127.0.0.1", venue.ports.ouch)))
+        proc = live.start_engine(journal, 30.0 + 10.0 * settings.drops, ouch=relay.port,
+                                 reconnects=settings.drops)
+        run_rows(settings.drops, lambda n: _one_drop(proc, relay, venue, rng, DisconnectRow(n)),
+                 report.rows, progress)
+        state = live.stop_engine()
+        log = venue.messages()
+        report.venue_messages = len(log)
+        report.repeated, report.missing, report.different = exactly_once(journal, log)
+        report.differences = compare_with_venue(state, log)
+    finally:
+        live.close()
     report.seconds = time.monotonic() - started
     report.result_seq = journal_result(journal, report.as_dict())
     return report
