@@ -1,0 +1,47 @@
+"""The standby replayer: follows a live journal from its own process through its own engine, checks
+every order the trading engine journals (a live determinism check) and keeps engine snapshots
+current, so that a recovery replays only the journal written since the last snapshot.
+
+Owns the follow loop (journal.Tailer, bounded waits, stop on request or when the journal has been
+idle too long). Replay semantics are recovery.replay's; the snapshot format is recovery.snapshot's.
+Must not write the journal or talk to the venue.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+from journal import Reader, Tailer
+from journal.errors import JournalError
+from recovery.errors import JournalUnavailable
+from recovery.replay import ReplayResult, replay
+
+__all__ = ["follow"]
+
+
+def follow(path: str, engine, snapshots: str, *, every: int = 5_000, profile: str = "eu-hft",
+           fresh_session: bool = True, stop: threading.Event | None = None,
+           idle_s: float = 5.0, poll_s: float = 0.05) -> ReplayResult:
+    """Replay the journal at `path` as it grows, writing a snapshot every `every` events, until
+    `stop` is set or no record arrived for idle_s seconds; returns the replay's result."""
+    try:
+        with Reader(path) as reader:
+            journal_id = reader.journal_id
+        tailer = Tailer(path)
+    except JournalError as exc:
+        raise JournalUnavailable(f"cannot follow the journal at {path}: {exc}") from exc
+
+    def records():
+        quiet_since = time.monotonic()
+        while not (stop is not None and stop.is_set()):
+            rec = tailer.next(poll_s)
+            if rec is None:
+                if time.monotonic() - quiet_since >= idle_s:
+                    return
+                continue
+            quiet_since = time.monotonic()
+            yield rec
+
+    with tailer:
+        return replay(records(), engine, profile=profile, fresh_session=fresh_session,
+                      snapshot_every=every, snapshot_dir=snapshots, journal_id=journal_id)
