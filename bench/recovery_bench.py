@@ -179,7 +179,7 @@ def main(quick: bool) -> str:
     sizes = [3_000] if quick else [20_000, 120_000]
     rounds = 2 if quick else 3
     rto_runs = 5 if quick else 20
-    every = 5_000
+    every = 1_000 if quick else 5_000
     root = tempfile.mkdtemp(prefix="recovery-bench-")
     try:
         rows = {s: _size_rows(s, root, rounds, rto_runs, every) for s in sizes}

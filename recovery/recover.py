@@ -254,6 +254,7 @@ def recover(settings: RecoverySettings, progress: Callable[[str, str], None] = _
                            f"{replayed.divergence_count} divergences, last venue sequence "
                            f"{replayed.last_venue_seq}")
         result = Recovery(engine, replayed, tail, timings=timings, dry_run=settings.dry_run)
+        halts_before = engine.counts["halts"]
         shell = _Shell(engine, journal, clock, result)
         shell.journaled = set(replayed.journaled_venue_seqs)
         if not replayed.deterministic:
@@ -266,7 +267,7 @@ def recover(settings: RecoverySettings, progress: Callable[[str, str], None] = _
                 shell.session.logout()
                 shell.session = None
             result.session = shell.session
-        halts = engine.counts["halts"]
+        halts = engine.counts["halts"] - halts_before
         if halts:
             result.reasons.append(f"the engine halted itself {halts} time(s) (see its halt alerts)")
         result.reconciled = not result.reasons
