@@ -1,0 +1,22 @@
+"""Crash recovery: journal replay through a fresh engine, reconciliation with the venue, drills.
+
+Public API (import the modules; this file imports nothing so drills and tools load only what
+they use):
+  recovery.recover    recover(RecoverySettings, progress=None, clock=time.time_ns,
+                      keep_session=False) -> Recovery (.reconciled, .reasons, .engine, .replay,
+                      .rounds, .summary(), .session); build_engine(config, symbols, limits_text)
+  recovery.replay     replay(records, engine, *, profile, fresh_session, resume, snapshot_every,
+                      snapshot_dir, journal_id) -> ReplayResult; replay_journal(path, engine, *,
+                      profile, fresh_session, last_seq, snapshots, snapshot_every)
+  recovery.reconcile  sans-io: venue_view([(seq, ouch bytes)]) -> VenueView; local_view(engine,
+                      journaled_seqs) -> LocalView; reconcile(local, venue, venue_positions=None)
+                      -> ReconResult; apply(engine, resolution, now_ns) -> [Action]
+  recovery.snapshot   write_snapshot(...), latest_snapshot(dir, journal_id, max_seq)
+  recovery.standby    follow(path, engine, snapshots, every=5000, ...) -> ReplayResult
+  recovery.venue_link SoupSession (login, next_sequenced, sequenced, logout), full_view(...)
+  recovery.errors     RecoveryError > JournalUnavailable, VenueUnavailable, BadVenueMessage,
+                      BadRecoveryRecord, RecoverySetupError (and snapshot.SnapshotError)
+RECON records (JSON) have "kind": begin | finding | resolution | outcome; replay re-applies
+begin (not reconciled), resolution (apply) and outcome (Reconciled(ok)) so a journal that went
+through a recovery still replays to the recovered engine's exact state.
+"""
