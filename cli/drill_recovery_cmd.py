@@ -87,7 +87,8 @@ def venue_disconnect(drops, seed, journal_dir, as_json) -> None:
     settings = DisconnectSettings(drops=drops, seed=seed, journal_dir=journal_dir)
     _finish(run_venue_disconnect_drill, settings, as_json, lambda r: (
         f"venue messages: {r.venue_messages}; repeated: {len(r.repeated)}; missing: {len(r.missing)}; "
-        f"different: {len(r.different)}; state differences: {len(r.differences)}"))
+        f"different: {len(r.different)}; state differences: {len(r.differences)}; orders lost with a "
+        f"dropped connection (held unanswered by the engine): {len(r.lost_in_drops)}"))
 
 
 @click.command(name="feed-gap")

@@ -204,10 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=5.0)
     p.add_argument("--quiet", type=float, default=0.1)
     args = p.parse_args(argv)
-    reporter = Reporter(args.report)
     hook, _, nth = os.environ.get(HOOK_ENV, "").partition(":")
     if hook and hook not in HOOKS:
         raise SystemExit(f"{HOOK_ENV}: unknown hook {hook!r} (one of {', '.join(HOOKS)})")
+    reporter = Reporter(args.report)
     engine = _recover(args, reporter) if args.recover else new_engine()
     journal = AckingJournal(Journal(args.journal, segment_size=args.segment_size), reporter, hook,
                             int(nth or 0))

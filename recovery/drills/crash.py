@@ -44,7 +44,7 @@ USER = proc_main.USER
 RANDOM = "random"
 KILL_POINTS = (RANDOM,) + proc_main.HOOKS
 WAIT_S = 15.0                 # bound on every wait for an engine process (start, recovery, quote)
-HOOK_WAIT_S = 4.0             # a hook not reached by then: the kill falls back to a random moment
+HOOK_WAIT_S = 3.0             # a hook not reached by then: the kill falls back to a random moment
 
 
 class DrillError(RecoveryError):
@@ -79,6 +79,18 @@ class DrillVenue:
 
     def messages(self, first: int = 1) -> list[bytes]:
         return self.venue.session_messages(USER, first)
+
+    def settled_messages(self, quiet: float = 0.2, limit: float = 3.0) -> list[bytes]:
+        """The session log once the venue has answered what was in flight (no new message for
+        `quiet` s, at most `limit` s): an engine's last orders may still be on their way."""
+        log, deadline = self.messages(), time.monotonic() + limit
+        while time.monotonic() < deadline:
+            time.sleep(quiet)
+            now = self.messages()
+            if len(now) == len(log):
+                break
+            log = now
+        return log
 
     def close(self) -> None:
         self.venue.stop()
@@ -353,7 +365,6 @@ class CrashSettings:
     seed: int = 1
     journal_dir: str | None = None    # None: a temporary directory
     segment_size: int = 1 << 16       # small, so segment rolls happen during the drill
-    max_delay_s: float = 0.6          # random kills land up to this long after the first quote
     snapshot_every: int = 500         # the standby replayer's snapshot interval (0: none)
     cold_start: bool = False          # restart as a new interpreter instead of a warm spare's fork
 
@@ -437,7 +448,7 @@ def _kill_plan(rng: random.Random, runs: int) -> list[tuple[str, int, float]]:
         for point in block:
             nth = {proc_main.IN_APPEND: rng.randint(1, 150), proc_main.AFTER_APPEND: rng.randint(1, 6),
                    proc_main.SEGMENT_ROLL: rng.randint(1, 2)}.get(point, 0)
-            plan.append((point, nth, rng.uniform(0.0, 1.0)))
+            plan.append((point, nth, rng.uniform(0.0, 0.5)))
     return plan[:runs]
 
 

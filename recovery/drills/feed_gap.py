@@ -145,7 +145,7 @@ def run_feed_gap_drill(settings: GapSettings, progress: Callable[[GapRow], None]
                  report.rows, progress)
         state = live.stop_engine()
         report.trading_state = state["trading_state"]
-        report.differences = compare_with_venue(state, venue.messages())
+        report.differences = compare_with_venue(state, venue.settled_messages())
     finally:
         live.close()
     report.seconds = time.monotonic() - started

@@ -4,7 +4,8 @@ its last seen sequence + 1, and every venue message must reach its journal exact
 
 Owns the relay, the drop schedule (seeded) and the verdict, judged against the venue's own session
 log: the journal's sequenced venue messages are 1..N without a gap or a repeat, byte-equal to the
-venue's; each re-login asked for the right sequence; the engine's final state matches the venue's.
+venue's; each re-login asked for the right sequence; the engine's final state matches the venue's,
+except orders whose bytes died with a dropped connection, which it must hold as unanswered.
 Must not reconnect anything itself: the engine process does (recovery.drills._engine_proc).
 """
 from __future__ import annotations
@@ -21,15 +22,18 @@ from typing import Callable
 
 from journal import Reader
 from journal.catalogue import RecordType, raw_bytes, unpack
+from recovery.reconcile import venue_view
 from recovery.drills.crash import (
     WAIT_S, DrillError, DrillVenue, EngineProcess, LiveSession, compare_with_venue, format_table,
     journal_result, run_rows,
 )
 
 __all__ = ["DisconnectSettings", "DisconnectRow", "DisconnectReport", "run_venue_disconnect_drill",
-           "exactly_once"]
+           "exactly_once", "sent_at_drops", "split_lost_in_drops"]
 
 _SEQUENCED = ord("S")
+_LOGIN_ACCEPTED = ord("A")
+_UNANSWERED = ("pending-new", "outcome-unknown")
 
 
 class DropRelay:
@@ -111,6 +115,38 @@ def exactly_once(journal: str, venue_messages: list[bytes]) -> tuple[list[int], 
     return repeated, missing, sorted(different)
 
 
+def sent_at_drops(journal: str) -> set[str]:
+    """Tokens of orders journaled after the last venue message of a session that was then dropped
+    (before the next login): their bytes may have died with the connection."""
+    window: set[str] = set()
+    at_drops: set[str] = set()
+    logins = 0
+    with Reader(journal) as reader:
+        for rec in reader.records(rtypes=[RecordType.VENUE_MSG, RecordType.ORDER_SENT]):
+            msg = unpack(rec.rtype, rec.payload)
+            if rec.rtype == RecordType.ORDER_SENT:
+                window.add(bytes(msg["token"]).rstrip(b"\0 ").decode())
+            elif int(msg["packet_type"]) == _SEQUENCED:
+                window.clear()
+            elif int(msg["packet_type"]) == _LOGIN_ACCEPTED:
+                logins += 1
+                if logins > 1:
+                    at_drops |= window
+                window.clear()
+    return at_drops
+
+
+def split_lost_in_drops(state: dict, venue_messages: list[bytes], at_drops: set[str]) -> tuple[dict, list[str]]:
+    """(state without them, tokens): orders sent as a session dropped that the venue never received
+    and the engine still holds as unanswered (pending or outcome unknown: it fails closed on them,
+    it does not believe them live). Any other order the venue lacks stays a difference."""
+    known = venue_view(enumerate(venue_messages, start=1)).orders
+    lost = sorted(t for t, (status, _, filled, _) in state["orders"].items()
+                  if t in at_drops and t not in known and not filled and status in _UNANSWERED)
+    orders = {t: o for t, o in state["orders"].items() if t not in lost}
+    return dict(state, orders=orders), lost
+
+
 @dataclass(frozen=True)
 class DisconnectSettings:
     drops: int = 3
@@ -141,6 +177,7 @@ class DisconnectReport:
     missing: list[int] = field(default_factory=list)
     different: list[int] = field(default_factory=list)
     differences: list[str] = field(default_factory=list)
+    lost_in_drops: list[str] = field(default_factory=list)   # see split_lost_in_drops
     venue_messages: int = 0
     seconds: float = 0.0
     result_seq: int = 0
@@ -155,6 +192,7 @@ class DisconnectReport:
                 "passed": self.passed, "seconds": round(self.seconds, 3),
                 "venue_messages": self.venue_messages, "repeated": self.repeated,
                 "missing": self.missing, "different": self.different, "differences": self.differences,
+                "lost_in_drops": self.lost_in_drops,
                 "rows": [asdict(r) | {"passed": r.passed} for r in self.rows]}
 
     def table(self) -> str:
@@ -209,9 +247,10 @@ def run_venue_disconnect_drill(settings: DisconnectSettings,
         run_rows(settings.drops, lambda n: _one_drop(proc, relay, venue, rng, DisconnectRow(n)),
                  report.rows, progress)
         state = live.stop_engine()
-        log = venue.messages()
+        log = venue.settled_messages()
         report.venue_messages = len(log)
         report.repeated, report.missing, report.different = exactly_once(journal, log)
+        state, report.lost_in_drops = split_lost_in_drops(state, log, sent_at_drops(journal))
         report.differences = compare_with_venue(state, log)
     finally:
         live.close()
