@@ -34,6 +34,7 @@ from mm_core.types import OrderIntent, OrderKind, Purpose, Side
 __all__ = ["Engine", "EngineError"]
 
 _BUY, _SELL = Side.BUY, Side.SELL
+_log2 = math.log2
 _HALTED, _REDUCING = TradingState.HALTED, TradingState.REDUCING
 _FROM_SERVER = soupbintcp.Direction.FROM_SERVER
 _ACCEPTED, _PARTIAL = OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED
@@ -98,6 +99,12 @@ class Engine:
         for p in symbols.pairs:
             self.hedge_of[p.a].append(p.b)
         self.hedge_tokens: dict[str, int] = {}                       # hedge IOC token -> hedged symbol
+        # per symbol, the hedged symbols whose hedge decision a change of it can move (itself when
+        # it is hedged, then the symbols it hedges): built once, read per book update
+        self.hedge_targets = [([s] if s in self.hedger.pairs else []) + self.hedge_of[s] for s in range(n)]
+        self.imb_levels, self.imb_decay = fv.imbalance_levels, fv.level_decay
+        self.use_depth = bool(fv.w_imbalance)
+        self.risk_refresh_ns = cfg.risk_refresh_ns
         self.oms = Oms(cfg.session_prefix, self._encode_cancel)
         # the OMS working-order keys of our quotes, built once (they are looked up per book update)
         self.quote_slots = [((s, int(_BUY), Purpose.QUOTE.value), (s, int(_SELL), Purpose.QUOTE.value))
@@ -175,17 +182,20 @@ class Engine:
             trip = self.guards[symbol_id].evaluate(now)
             if trip is not None:
                 self._pull_on_trip(trip, actions)
+        followers = self.followers
         for symbol_id in list(touched):
-            for f in self.followers[symbol_id]:
+            for f in followers[symbol_id]:
                 touched[f] = True
+        reprice = self._reprice
         for symbol_id in touched:
-            self._reprice(symbol_id)
+            reprice(symbol_id)
         self._mature_markouts(actions)
+        is_quoted, hedge_targets = self.is_quoted, self.hedge_targets
         for symbol_id in touched:
-            if self.is_quoted[symbol_id]:
+            if is_quoted[symbol_id]:
                 self._requote(symbol_id, actions)
-            if self.hedge_of[symbol_id] or symbol_id in self.hedger.pairs:
-                self._hedge_around(symbol_id, actions)
+            for hedged in hedge_targets[symbol_id]:
+                self._hedge(hedged, actions)
         return actions
 
     def _apply(self, messages, actions: list[Action]) -> tuple[dict[int, bool], dict[int, bool]]:
@@ -267,31 +277,37 @@ class Engine:
     def _reprice(self, symbol_id: int) -> None:
         """Fair value and volatility after the book changed; tell the risk gateway."""
         book = self.book
-        b, bq, a, aq = book.top(symbol_id)
-        fv = self.cfg.fair_value
-        depth = book.depth_imbalance(symbol_id, fv.imbalance_levels, fv.level_decay) if fv.w_imbalance else 0.0
-        fair = self.fv.update(symbol_id, b, bq, a, aq, depth)
+        bp, ap = book.bid_px[symbol_id], book.ask_px[symbol_id]     # book.top(), inlined
+        b = bp[-1] if bp else 0
+        a = ap[0] if ap else 0
+        bq = book.bid_qty[symbol_id][b] if b else 0
+        aq = book.ask_qty[symbol_id][a] if a else 0
+        depth = book.depth_imbalance(symbol_id, self.imb_levels, self.imb_decay) if self.use_depth else 0.0
+        fv = self.fv
+        fair = fv.update(symbol_id, b, bq, a, aq, depth)
         if fair <= 0:
             self.mid2[symbol_id] = 0
             return
-        self.mid2[symbol_id] = b + a
-        self.vol[symbol_id].update((b + a) * 0.5, self.now)
+        mid2 = b + a
+        self.mid2[symbol_id] = mid2
+        self.vol[symbol_id].update(mid2 * 0.5, self.now)
         self._feed_risk(symbol_id, fair)
-        if symbol_id in self.hedger.pairs:
-            pair = self.hedger.pairs[symbol_id]
-            self.hedger.observe(symbol_id, self.fv.mids[symbol_id], self.fv.mids[pair.hedge_id])
+        pair = self.hedger.pairs.get(symbol_id)
+        if pair is not None:
+            self.hedger.observe(symbol_id, fv.mids[symbol_id], fv.mids[pair.hedge_id])
 
     def _feed_risk(self, symbol_id: int, fair: float, force: bool = False) -> None:
         """Tell the gateway a symbol's fair value when its price4 value or staleness changed, or
         when the last report is older than risk_refresh_ns (its market-data age must stay fresh)."""
         now = self.now
-        sent = (int(fair + 0.5), self.stale)
+        stale = self.stale
         last = self.risk_sent[symbol_id]
-        if self.stale and last[0] == 0:
+        if stale and last[0] == 0:
             return      # catching up at start: never quoted on, so nothing to fail closed about
-        if force or last[:2] != sent or now - last[2] >= self.cfg.risk_refresh_ns:
-            self.risk_sent[symbol_id] = (*sent, now)
-            self.risk.on_market(symbol_id, fair, self.specs[symbol_id].reference_price, self.stale, self.now)
+        fair_price4 = int(fair + 0.5)
+        if force or last[0] != fair_price4 or last[1] != stale or now - last[2] >= self.risk_refresh_ns:
+            self.risk_sent[symbol_id] = (fair_price4, stale, now)
+            self.risk.on_market(symbol_id, fair, self.specs[symbol_id].reference_price, stale, now)
 
     # ================================================================= quoting
 
@@ -319,12 +335,14 @@ class Engine:
         m = self.metrics
         book = self.book
         bp, ap = book.bid_px[symbol_id], book.ask_px[symbol_id]
-        tick = self.ref_ticks[symbol_id]
+        held = 0
+        for hedged in self.hedge_of[symbol_id]:     # _hedge_held(), inlined
+            held += self.hedger.hedged(hedged)
         # Inputs quantised to what can move a quote: fair to 1/8 tick, volatility to 1/8 octave,
         # toxicity to 0.05 (a requote threshold: smaller moves keep the resting quotes).
-        key = (int(fair * 8 / tick), bp[-1] if bp else 0, ap[0] if ap else 0, state,
-               self.inventory.position[symbol_id], self._hedge_held(symbol_id),
-               int(math.log2(self.vol[symbol_id].variance_per_s + 1.0) * 8),
+        key = (int(fair * 8 / self.ref_ticks[symbol_id]), bp[-1] if bp else 0, ap[0] if ap else 0, state,
+               self.inventory.position[symbol_id], held,
+               int(_log2(self.vol[symbol_id].variance_per_s + 1.0) * 8),
                guard.bid_until > now, guard.ask_until > now, int(guard.toxicity() * 20),
                m.markout_n[m.adverse_horizon])
         memo = self.quote_memo[symbol_id]
@@ -477,7 +495,7 @@ class Engine:
     # ================================================================= hedging
 
     def _hedge_around(self, symbol_id: int, actions: list[Action]) -> None:
-        for hedged in ([symbol_id] if symbol_id in self.hedger.pairs else []) + self.hedge_of[symbol_id]:
+        for hedged in self.hedge_targets[symbol_id]:
             self._hedge(hedged, actions)
 
     def _hedge(self, symbol_id: int, actions: list[Action]) -> None:

@@ -207,6 +207,7 @@ class FairValueModel:
         if base not in ("micro", "mid", "weighted"):
             raise FairValueError(f"fair value base {base!r} is not micro, mid or weighted")
         self.base = base           # the starting point the other signals adjust
+        self._base_micro, self._base_mid = base == "micro", base == "mid"
         self.n = n_symbols
         self.ticks = list(ticks)
         self.tables = [MicroPriceTable(n_imb, n_spread, (tables or {}).get(s)) for s in range(n_symbols)]
@@ -247,24 +248,30 @@ class FairValueModel:
             return 0.0
         tick = self.ticks[symbol_id]
         m = (bid + ask) * 0.5
-        old_mid = self.mids[symbol_id]
-        self.mids[symbol_id] = m
+        mids = self.mids
+        old_mid = mids[symbol_id]
+        mids[symbol_id] = m
         est = self.estimators
-        top = (bid, bid_qty, ask, ask_qty)
-        if est is not None and top != self.last_top[symbol_id]:
-            # the estimator's states are top-of-book states: deeper changes are not observations
-            self.last_top[symbol_id] = top
-            e = est[symbol_id]
-            e.observe(bid, bid_qty, ask, ask_qty, tick)
-            if e.observations % self.calibrate_every == 0 and e.observations:
-                e.calibrate()
+        if est is not None:
+            top = (bid, bid_qty, ask, ask_qty)
+            if top != self.last_top[symbol_id]:
+                # the estimator's states are top-of-book states: deeper changes are not observations
+                self.last_top[symbol_id] = top
+                e = est[symbol_id]
+                e.observe(bid, bid_qty, ask, ask_qty, tick)
+                if e.observations % self.calibrate_every == 0 and e.observations:
+                    e.calibrate()
         total = bid_qty + ask_qty
         imb = bid_qty / total if total > 0 else 0.5
-        micro = m + self.tables[symbol_id].adjustment_ticks(imb, (ask - bid) // tick) * tick
+        table = self.tables[symbol_id]          # table.adjustment_ticks(), inlined
+        n_imb, n_spread = table.n_imb, table.n_spread
+        spread_ticks = (ask - bid) // tick
+        row = 0 if spread_ticks < 1 else spread_ticks - 1 if spread_ticks <= n_spread else n_spread - 1
+        bucket = int(imb * n_imb)
+        micro = m + table.g[row][bucket if bucket < n_imb else n_imb - 1] * tick
         self.micro[symbol_id] = micro
         half = (ask - bid) * 0.5
-        base = self.base
-        fv = micro if base == "micro" else m if base == "mid" else imb * ask + (1.0 - imb) * bid
+        fv = micro if self._base_micro else m if self._base_mid else imb * ask + (1.0 - imb) * bid
         if self.w_imbalance:
             fv += self.w_imbalance * depth_imbalance * half
         if self.w_flow:
