@@ -81,7 +81,12 @@ def _merge_positions(a_seq: np.ndarray, b_seq: np.ndarray) -> tuple[np.ndarray, 
 def collect(src: JournalSlice, join_orders: bool = True) -> OrderEvents:
     """All order events in the slice (before any trade-date filter), in journal order. With
     join_orders=False only identity, timing and clock columns are built (what clock evidence
-    needs): no OUCH field beyond the token is decoded and no order join is made."""
+    needs): no OUCH field beyond the token is decoded and no order join is made. Cached on the
+    slice, so `report all` decodes the journal once for every kind."""
+    return src.memo(("order_events", join_orders), lambda: _collect(src, join_orders))
+
+
+def _collect(src: JournalSlice, join_orders: bool) -> OrderEvents:
     sent = src.fixed(RecordType.ORDER_SENT)
     venue_all = src.fixed(RecordType.VENUE_MSG)
     keep = (venue_all["packet_type"] == SOUP_SEQUENCED) & (venue_all["msg_type"] != OUCH_SYSTEM_EVENT) \
