@@ -171,7 +171,7 @@ def test_round_trip_property(cls: type) -> None:
     round_trip()
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(st.binary(max_size=60))
 def test_fuzz_decode_raises_only_protocol_errors(data: bytes) -> None:
     only_protocol_errors(itch.decode, data)
@@ -250,7 +250,7 @@ def test_mold_round_trip_through_packetiser() -> None:
     assert decoded == [m for m, _ in TABLE]
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(st.binary(max_size=120))
 def test_fuzz_decode_mold_packet_raises_only_protocol_errors(data: bytes) -> None:
     only_protocol_errors(itch.decode_mold_packet, data)

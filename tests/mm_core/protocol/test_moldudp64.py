@@ -89,7 +89,7 @@ def test_non_ascii_session_on_the_wire_is_a_bad_field() -> None:
         mold.decode(bytes(wire))
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(st.binary(max_size=80))
 def test_fuzz_decoders_raise_only_protocol_errors(data: bytes) -> None:
     only_protocol_errors(mold.decode, data)

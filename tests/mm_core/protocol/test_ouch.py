@@ -165,7 +165,7 @@ def test_round_trip_property(cls: type) -> None:
     round_trip()
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(st.binary(max_size=90))
 def test_fuzz_both_decoders_raise_only_protocol_errors(data: bytes) -> None:
     only_protocol_errors(ouch.decode_inbound, data)

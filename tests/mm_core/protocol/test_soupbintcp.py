@@ -183,7 +183,7 @@ def test_framer_limits_are_validated() -> None:
             soup.Framer(max_length=bad)
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(st.binary(max_size=64))
 def test_fuzz_decode_raises_only_protocol_errors(data: bytes) -> None:
     for direction in (None, SERVER, CLIENT):
