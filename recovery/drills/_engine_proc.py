@@ -20,7 +20,7 @@ import time
 import zlib
 
 from journal import Journal
-from journal.catalogue import RecordType
+from journal.catalogue import RecordType, unpack
 from mm_core.config import EngineConfig, Symbols, symbols_from_toml
 from mm_core.engine import Engine
 from mm_core.events import OperatorCommand
@@ -108,7 +108,8 @@ class AckingJournal:
             self.reporter.block(f"{SEGMENT_ROLL} to segment {self.journal.segment} at seq {seq}")
         self.reporter.say("A", f"{seq} {int(rtype)} {zlib.crc32(payload)}")
         if self.hook == AFTER_APPEND and rtype == RecordType.ORDER_SENT and self._hit():
-            self.reporter.block(f"{AFTER_APPEND} seq {seq}")
+            token = bytes(unpack(RecordType.ORDER_SENT, payload)["token"]).rstrip(b"\0 ").decode()
+            self.reporter.block(f"{AFTER_APPEND} seq {seq} token {token}")
         return seq
 
     def close(self) -> None:

@@ -384,11 +384,13 @@ class CrashRun:
     lost: list[str] = field(default_factory=list)
     differences: list[str] = field(default_factory=list)
     reconciled: bool = False
+    hook_check: str = ""              # "ok" when journal and venue confirm the hook's kill point
     notes: str = ""
 
     @property
     def passed(self) -> bool:
-        return self.reconciled and not self.lost and not self.differences and self.rto_s >= 0
+        return (self.reconciled and not self.lost and not self.differences and self.rto_s >= 0
+                and self.hook_check in ("", "ok"))
 
 
 @dataclass
@@ -431,11 +433,11 @@ class CrashReport:
 
     def table(self) -> str:
         rows = [(r.run, r.kill_point, f"{r.rto_s:.3f}" if r.rto_s >= 0 else "-", r.events_replayed,
-                 r.found, r.resolved, r.acked, len(r.lost), len(r.differences),
-                 "PASS" if r.passed else "FAIL" + (f" ({r.notes})" if r.notes else ""))
+                 r.found, r.resolved, r.acked, len(r.lost), len(r.differences), r.hook_check or "-",
+                 "PASS" if r.passed else "FAIL" + (f" ({r.notes or r.hook_check})"))
                 for r in self.runs]
         return format_table(("run", "killed at", "RTO s", "replayed", "found", "resolved", "acked",
-                             "lost", "diffs", "result"), rows)
+                             "lost", "diffs", "hook check", "result"), rows)
 
 
 def _kill_plan(rng: random.Random, runs: int) -> list[tuple[str, int, float]]:
@@ -488,6 +490,23 @@ class _CrashDrill:
         code = proc.kill()
         if code != -signal.SIGKILL:
             raise DrillError(f"the engine process ended with {code}, not by SIGKILL")
+        if kind == "H":
+            run.hook_check = self.check_hook(run.kill_detail)
+
+    def check_hook(self, detail: str) -> str:
+        """Proof that the process died where the hook says, from the journal and the venue:
+        "ok", or what contradicts it."""
+        words = detail.split()
+        seq = int(words[words.index("seq") + 1])
+        with Reader(self.journal) as reader:
+            published = reader.last_seq >= seq
+        if not published:
+            return f"record {seq} is not in the journal"
+        if words[0] == proc_main.AFTER_APPEND:
+            token = words[words.index("token") + 1].encode()
+            if any(token in m for m in self.venue.settled_messages(quiet=0.1, limit=1.0)):
+                return f"order {token.decode()} reached the venue although killed before its send"
+        return "ok"
 
     def standby_snapshots(self) -> None:
         """What a standby replayer does between kills: replay the new part of the journal from
