@@ -1,15 +1,17 @@
 """Reader fuzzing: hypothesis corrupts valid journals (bit flips, truncation, garbage, wrong
-headers, missing or swapped segments); opening, reading, tailing, recovering and verifying must
-either raise the journal's typed error or return only valid records, a prefix of what was written.
-Never a crash, a hang (a watchdog ends the run) or a corrupt payload.
+headers, missing, swapped or spliced segments); opening, reading, tailing, recovering and verifying
+must either raise the journal's typed error or return only valid records, a prefix of what was
+written. Never a crash, a hang (a watchdog ends the run; see WATCHDOG_LOG) or a corrupt payload.
 """
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import os
 import pathlib
 import random
 import shutil
+import tempfile
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -30,6 +32,8 @@ MUTATION = st.one_of(
     st.tuples(st.just("zero"), FILE_INDEX, OFFSET, st.integers(1, 4096)),
     st.tuples(st.just("header"), FILE_INDEX, st.integers(0, 127), st.binary(min_size=1, max_size=8)),
     st.tuples(st.just("random_file"), FILE_INDEX, st.integers(0, 2**32)),
+    st.tuples(st.just("random_body"), FILE_INDEX, st.integers(0, 2**32)),   # header kept, records garbage
+    st.tuples(st.just("splice"), FILE_INDEX, FILE_INDEX, OFFSET, st.integers(1, 8192)),  # other file's bytes
     st.tuples(st.just("delete"), FILE_INDEX),
     st.tuples(st.just("copy"), FILE_INDEX, FILE_INDEX),
 )
@@ -41,12 +45,20 @@ def scratch(tmp_path):
         yield path
 
 
-@pytest.fixture(autouse=True)
-def watchdog():
-    """A hang in C cannot be interrupted from Python: dump every stack and exit instead."""
-    faulthandler.dump_traceback_later(120, exit=True)
-    yield
-    faulthandler.cancel_dump_traceback_later()
+WATCHDOG_LOG = pathlib.Path(tempfile.gettempdir()) / "mmaudit-fuzz-watchdog.log"
+
+
+@contextlib.contextmanager
+def watchdog(seconds: float = 60):
+    """A hang in C cannot be interrupted from Python: dump every stack to WATCHDOG_LOG and exit.
+
+    (pytest captures fd 2, so a dump there would vanish with the process.)"""
+    with open(WATCHDOG_LOG, "w") as log:
+        faulthandler.dump_traceback_later(seconds, exit=True, file=log)
+        try:
+            yield
+        finally:
+            faulthandler.cancel_dump_traceback_later()
 
 
 class Images(dict):
@@ -91,6 +103,15 @@ def _mutate(files: dict[str, bytes], mutations) -> dict[str, bytes]:
             continue
         if kind == "random_file":
             files[name] = random.Random(args[0]).randbytes(len(data))
+            continue
+        if kind == "random_body":
+            files[name] = bytes(data[:128]) + random.Random(args[0]).randbytes(max(0, len(data) - 128))
+            continue
+        if kind == "splice":   # the same offset of another file: valid records, wrong segment
+            source = files[names[args[0] % len(names)]]
+            at = args[1] % max(1, min(len(data), len(source)))
+            data[at: at + args[2]] = source[at: at + args[2]]
+            files[name] = bytes(data[: len(files[name])])
             continue
         if not data:
             continue
@@ -170,14 +191,15 @@ def _read_only_paths(path: pathlib.Path) -> None:
 @given(base=st.sampled_from(["closed", "live"]), mutations=st.lists(MUTATION, min_size=1, max_size=4))
 def test_corrupted_journal_gives_typed_error_or_valid_prefix(bases, scratch, base, mutations):
     path = _image(scratch / "j", _mutate(bases[base], mutations))
-    _read_only_paths(path)
-    try:
-        back = read_back(path)     # open as writer: recovery repairs, then read everything
-    except journal.JournalError:
-        return
-    assert back.problem is None, back.problem
-    assert len(back.seqs) <= RECORDS
-    _read_only_paths(path)         # and what recovery left must read cleanly
+    with watchdog():
+        _read_only_paths(path)
+        try:
+            back = read_back(path)     # open as writer: recovery repairs, then read everything
+        except journal.JournalError:
+            return
+        assert back.problem is None, back.problem
+        assert len(back.seqs) <= RECORDS
+        _read_only_paths(path)         # and what recovery left must read cleanly
 
 
 def test_uncorrupted_bases_read_back_in_full(bases, tmp_path):
