@@ -187,7 +187,7 @@ def _read_only_paths(path: pathlib.Path) -> None:
 
 
 # MMAUDIT_FUZZ_EXAMPLES raises the count for a long local hunt; `make test` runs the default.
-@settings(max_examples=int(os.environ.get("MMAUDIT_FUZZ_EXAMPLES", "400")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=int(os.environ.get("MMAUDIT_FUZZ_EXAMPLES", "300")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(base=st.sampled_from(["closed", "live"]), mutations=st.lists(MUTATION, min_size=1, max_size=4))
 def test_corrupted_journal_gives_typed_error_or_valid_prefix(bases, scratch, base, mutations):
     path = _image(scratch / "j", _mutate(bases[base], mutations))
