@@ -92,6 +92,8 @@ class Engine:
         for p in symbols.pairs:
             self.followers[p.a].append(p.b)
         self.vol = [VolEstimator(cfg.vol_alpha, s.prior_sigma if s else 0.0) for s in self.specs]
+        # volatility quantised to 1/8 octave for the quote memo; recomputed only when the mid moves
+        self.vol_q = [int(_log2(v.variance_per_s + 1.0) * 8) for v in self.vol]
         self.inventory = InventoryTracker(n)
         self.guards = [SymbolGuard(i, cfg.guard) for i in range(n)]
         self.hedger = Hedger({p.b: p.a for p in symbols.pairs}, cfg.hedge)
@@ -290,7 +292,9 @@ class Engine:
             return
         mid2 = b + a
         self.mid2[symbol_id] = mid2
-        self.vol[symbol_id].update(mid2 * 0.5, self.now)
+        vol = self.vol[symbol_id]
+        if vol.update(mid2 * 0.5, self.now):
+            self.vol_q[symbol_id] = int(_log2(vol.variance_per_s + 1.0) * 8)
         self._feed_risk(symbol_id, fair)
         pair = self.hedger.pairs.get(symbol_id)
         if pair is not None:
@@ -342,7 +346,7 @@ class Engine:
         # toxicity to 0.05 (a requote threshold: smaller moves keep the resting quotes).
         key = (int(fair * 8 / self.ref_ticks[symbol_id]), bp[-1] if bp else 0, ap[0] if ap else 0, state,
                self.inventory.position[symbol_id], held,
-               int(_log2(self.vol[symbol_id].variance_per_s + 1.0) * 8),
+               self.vol_q[symbol_id],
                guard.bid_until > now, guard.ask_until > now, int(guard.toxicity() * 20),
                m.markout_n[m.adverse_horizon])
         memo = self.quote_memo[symbol_id]

@@ -15,6 +15,9 @@ from journal.catalogue import Side
 __all__ = ["Metrics", "MetricsError"]
 
 
+_NEVER = 1 << 62      # no markout pending
+
+
 class MetricsError(ValueError):
     """A bad fill or horizon given to the metrics."""
 
@@ -36,6 +39,9 @@ class Metrics:
         self.filled_qty = [0, 0]
         self.traded = [0] * n_symbols
         self.pending = [deque() for _ in horizons_ns]     # (fill_ns, symbol, sign, price, qty)
+        # the earliest time a pending markout can mature (never later than the true one), so the
+        # per-packet on_time call costs one compare while nothing is due
+        self.next_due_ns = _NEVER
         self.markout_x2 = [0] * len(horizons_ns)          # 2 · Σ markout (price4 · shares)
         self.markout_n = [0] * len(horizons_ns)
         self.markout_qty = [0] * len(horizons_ns)
@@ -61,6 +67,9 @@ class Metrics:
         self._book_lots(symbol_id, sign * qty, price)
         for q in self.pending:
             q.append((now_ns, symbol_id, sign, price, qty))
+        due = now_ns + self.horizons[0]
+        if due < self.next_due_ns:
+            self.next_due_ns = due
 
     def _book_lots(self, symbol_id: int, signed: int, price: int) -> None:
         lots = self.lots[symbol_id]
@@ -79,7 +88,10 @@ class Metrics:
     def on_time(self, now_ns: int, mids2: list[int]) -> list[tuple[int, bool, int, float]]:
         """Mature the markouts due by now; returns (symbol, our side is bid, horizon index,
         markout per share in price4) for each, so the quote guard sees them."""
+        if now_ns < self.next_due_ns:
+            return []
         matured = []
+        next_due = _NEVER
         for h, q in enumerate(self.pending):
             horizon = self.horizons[h]
             while q and q[0][0] + horizon <= now_ns:
@@ -95,6 +107,9 @@ class Metrics:
                 if h == self.adverse_horizon and mark_x2 < 0:
                     self.adverse += 1
                 matured.append((symbol_id, sign > 0, h, mark_x2 / (2.0 * qty)))
+            if q and q[0][0] + horizon < next_due:
+                next_due = q[0][0] + horizon
+        self.next_due_ns = next_due
         return matured
 
     def sample_position(self, positions: list[int]) -> None:

@@ -36,16 +36,19 @@ class VolEstimator:
         self.last_ns = 0
         self.n = 0
 
-    def update(self, mid: float, now_ns: int) -> None:
-        if self.last_mid > 0 and mid != self.last_mid:
+    def update(self, mid: float, now_ns: int) -> bool:
+        """Take the mid at now_ns; True when it moved (only then can variance_per_s change)."""
+        if mid == self.last_mid:
+            return False
+        if self.last_mid > 0:
             a = self.alpha
             d = mid - self.last_mid
             self.m2 += a * (d * d - self.m2)
             self.dt += a * (max(now_ns - self.last_ns, 1) / NS_PER_S - self.dt)
             self.n += 1
-        if mid != self.last_mid:
-            self.last_mid = mid
-            self.last_ns = now_ns
+        self.last_mid = mid
+        self.last_ns = now_ns
+        return True
 
     @property
     def variance_per_s(self) -> float:
