@@ -108,8 +108,9 @@ class AckingJournal:
             self.reporter.block(f"{SEGMENT_ROLL} to segment {self.journal.segment} at seq {seq}")
         self.reporter.say("A", f"{seq} {int(rtype)} {zlib.crc32(payload)}")
         if self.hook == AFTER_APPEND and rtype == RecordType.ORDER_SENT and self._hit():
-            token = bytes(unpack(RecordType.ORDER_SENT, payload)["token"]).rstrip(b"\0 ").decode()
-            self.reporter.block(f"{AFTER_APPEND} seq {seq} token {token}")
+            sent = unpack(RecordType.ORDER_SENT, payload)
+            token = bytes(sent["token"]).rstrip(b"\0 ").decode()
+            self.reporter.block(f"{AFTER_APPEND} seq {seq} token {token} type {chr(int(sent['msg_type']))}")
         return seq
 
     def close(self) -> None:

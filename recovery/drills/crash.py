@@ -503,9 +503,14 @@ class _CrashDrill:
         if not published:
             return f"record {seq} is not in the journal"
         if words[0] == proc_main.AFTER_APPEND:
-            token = words[words.index("token") + 1].encode()
-            if any(token in m for m in self.venue.settled_messages(quiet=0.1, limit=1.0)):
-                return f"order {token.decode()} reached the venue although killed before its send"
+            token, kind = words[words.index("token") + 1], words[words.index("type") + 1]
+            order = venue_view(enumerate(self.venue.settled_messages(quiet=0.1, limit=1.0), start=1)
+                               ).orders.get(token)
+            # an entry or replacement names a new token: the venue must not know it (a cancel
+            # names a known order and may repeat an earlier one: the journal's word must do)
+            if order is not None and kind in "OU":
+                return (f"{kind} for {token} reached the venue although killed before its send "
+                        f"(venue: {order.status})")
         return "ok"
 
     def standby_snapshots(self) -> None:

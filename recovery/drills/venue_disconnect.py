@@ -34,6 +34,7 @@ __all__ = ["DisconnectSettings", "DisconnectRow", "DisconnectReport", "run_venue
 _SEQUENCED = ord("S")
 _LOGIN_ACCEPTED = ord("A")
 _UNANSWERED = ("pending-new", "outcome-unknown")
+_NEW_TOKEN = (ord("O"), ord("U"))     # enter and replace: the venue's log names their tokens
 
 
 class DropRelay:
@@ -115,24 +116,25 @@ def exactly_once(journal: str, venue_messages: list[bytes]) -> tuple[list[int], 
     return repeated, missing, sorted(different)
 
 
-def sent_at_drops(journal: str) -> set[str]:
-    """Tokens of orders journaled after the last venue message of a session that was then dropped
-    (before the next login): their bytes may have died with the connection."""
-    window: set[str] = set()
+def sent_at_drops(journal: str, venue_messages: list[bytes]) -> set[str]:
+    """Tokens of orders journaled on a session that was then dropped, after the last order of that
+    session the venue received (TCP keeps order: everything before that one arrived too); their
+    bytes may have died with the connection."""
+    known = venue_view(enumerate(venue_messages, start=1)).orders
+    session: list[tuple[str, int]] = []        # (token, message type) sent on the current session
     at_drops: set[str] = set()
     logins = 0
     with Reader(journal) as reader:
         for rec in reader.records(rtypes=[RecordType.VENUE_MSG, RecordType.ORDER_SENT]):
             msg = unpack(rec.rtype, rec.payload)
             if rec.rtype == RecordType.ORDER_SENT:
-                window.add(bytes(msg["token"]).rstrip(b"\0 ").decode())
-            elif int(msg["packet_type"]) == _SEQUENCED:
-                window.clear()
+                session.append((bytes(msg["token"]).rstrip(b"\0 ").decode(), int(msg["msg_type"])))
             elif int(msg["packet_type"]) == _LOGIN_ACCEPTED:
                 logins += 1
                 if logins > 1:
-                    at_drops |= window
-                window.clear()
+                    received = [i for i, (t, kind) in enumerate(session) if kind in _NEW_TOKEN and t in known]
+                    at_drops |= {t for t, _ in session[received[-1] + 1 if received else 0:]}
+                session.clear()
     return at_drops
 
 
@@ -250,7 +252,7 @@ def run_venue_disconnect_drill(settings: DisconnectSettings,
         log = venue.settled_messages()
         report.venue_messages = len(log)
         report.repeated, report.missing, report.different = exactly_once(journal, log)
-        state, report.lost_in_drops = split_lost_in_drops(state, log, sent_at_drops(journal))
+        state, report.lost_in_drops = split_lost_in_drops(state, log, sent_at_drops(journal, log))
         report.differences = compare_with_venue(state, log)
     finally:
         live.close()

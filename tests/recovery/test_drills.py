@@ -57,7 +57,7 @@ def test_crash_drill_loses_nothing_and_agrees_with_the_venue(tmp_path):
     # send is journaled and the venue never saw it; a record killed inside its append is published)
     assert all(r.hook_check == "ok" for r in hooked), [(r.kill_detail, r.hook_check) for r in hooked]
     with Reader(journal) as reader:
-        assert reader.segments > 2                       # small segments: rolls happened
+        assert len(reader.segments()) > 2                # small segments: rolls happened
     results = drill_results(journal)
     assert results[-1]["drill"] == "crash" and results[-1]["passed"] is True
     assert len(results[-1]["runs"]) == CRASH_RUNS and results[-1]["lost"] == 0
@@ -89,8 +89,12 @@ def test_venue_disconnect_is_exactly_once_and_its_judges_catch_tampering(tmp_pat
     assert 0 < len(log) <= report.venue_messages
     state = proc_main.engine_state(replay_journal(journal, proc_main.new_engine()).engine)
     # orders whose bytes died with a dropped connection: the engine holds them unanswered
-    state, lost = split_lost_in_drops(state, log, sent_at_drops(journal))
-    assert lost == report.lost_in_drops and set(lost) <= sent_at_drops(journal)
+    at_drops = sent_at_drops(journal, log)
+    state, lost = split_lost_in_drops(state, log, at_drops)
+    assert lost == report.lost_in_drops and set(lost) <= at_drops
+    # orders still unanswered when the engine stopped are judged by the drill against the venue's
+    # settled log; the journal cannot know their answers
+    state["orders"] = {t: o for t, o in state["orders"].items() if o[0] != "pending-new"}
     assert compare_with_venue(state, log) == []
     # ... and a changed position, a closed order shown live, and a lost fill are all caught
     symbol = next(iter(state["positions"]), "ACME")
