@@ -27,7 +27,7 @@ def _finish(run, settings, as_json: bool, summary) -> None:
     """Run the drill, print its table or JSON, exit 1 unless it passed."""
     # rows number themselves in their first field (run, drop, gap)
     progress = None if as_json else (lambda row: click.echo(
-        f"  {next(iter(vars(row).items()))}: {'PASS' if row.passed else 'FAIL'}", err=True))
+        "  {} {}: {}".format(*next(iter(vars(row).items())), "PASS" if row.passed else "FAIL"), err=True))
     try:
         report = run(settings, progress)
     except DrillError as exc:

@@ -5,7 +5,8 @@ append, between an order's append and its send, at a segment roll) — restarted
 Owns the kill plan (deterministic from the seed), the engine processes' lifecycle, and the verdict:
 no acknowledged journal record lost, and the engine's positions and order states equal to the
 venue's own (its session log and in-process queries, never the engine's word). Also the pieces the
-other process drills share. Must not recover anything itself beyond calling recovery.recover.
+other process drills share. Must not recover anything itself: it calls recovery (recover, and
+replay_journal as the standby that keeps engine snapshots between kills).
 """
 from __future__ import annotations
 
