@@ -27,6 +27,26 @@ def _now():
     return time.clock_gettime_ns(time.CLOCK_REALTIME)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def kernel_rx_stamping_enabled():
+    """Linux turns RX software stamping on through a deferred static key when the first socket
+    asks for it, so the first datagrams after that may carry no stamp (and are honestly labelled
+    USER). Hold one stamping socket open for the module and wait, bounded, until the kernel stamps."""
+    rx = TimestampedUdpSocket.bound("127.0.0.1", 0)
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    deadline = time.monotonic() + WAIT_S
+    try:
+        while time.monotonic() < deadline:
+            tx.sendto(b"warm-up", rx.sock.getsockname())
+            if rx.recv()[2] == TsSource.SW_KERNEL:
+                break
+            time.sleep(0.01)
+        yield
+    finally:
+        tx.close()
+        rx.close()
+
+
 @pytest.fixture
 def udp_pair():
     rx = TimestampedUdpSocket.bound("127.0.0.1", 0)
