@@ -78,3 +78,11 @@ def test_tail_is_bounded_by_count_and_idle_timeout(tmp_path):
     named = run("tail", d, "--name", "ops", "--count", 10)
     assert named.exit_code == 0 and (d / "tailers" / "ops.pos").read_text() == "mmjpos 1 11\n"
     assert run("tail", tmp_path / "nothing", "--count", 1).exit_code != 0
+
+
+def test_stress_runs_both_campaigns_and_reports_zero_failures(tmp_path):
+    result = run("stress", "--kills", "4", "--power-cuts", "30", "--seed", "3", "--workdir", tmp_path)
+    assert result.exit_code == 0, result.output
+    kill_line, power_line = result.output.splitlines()[:2]
+    assert kill_line.startswith("SIGKILL: 4 runs") and kill_line.endswith(" s") and " 0 failures" in kill_line
+    assert power_line.startswith("power loss: 30 cuts") and " 0 failures" in power_line
