@@ -19,6 +19,8 @@ import gc
 import os
 import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -48,6 +50,24 @@ TARGET_P50_US = 5.0
 TARGET_P99_US = 25.0
 TARGET_W2W_P50_US, TARGET_W2W_P99_US = 30.0, 100.0
 TARGET_GUARD_P50_US = 5.0
+# the engine before the profile-driven work (the parent of d0700a8), timed in a subprocess on the same
+# seeded session so the speed-up is measured in the same run, on the same machine load
+BEFORE_COMMIT = "eb37d09"
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_BEFORE_SCRIPT = """
+import gc, sys, time
+from tests.mm_core.wire import make_engine, simulate
+events, _, recorded = simulate(1, int(sys.argv[1]))
+best = float("inf")
+for _ in range(int(sys.argv[2])):
+    engine = make_engine()
+    gc.collect()
+    t0 = time.perf_counter()
+    for ev in events:
+        engine.on_event(ev)
+    best = min(best, time.perf_counter() - t0)
+print(len(events), best, engine.state_hash())
+"""
 _SERVER = soupbintcp.Direction.FROM_SERVER
 
 
@@ -194,6 +214,24 @@ def _storage(ops, symbols) -> dict[str, float]:
     return out
 
 
+def _before(steps: int, rounds: int, workdir: str) -> tuple[int, float, str] | None:
+    """(events, best seconds, state hash) of the pre-optimisation engine; None outside a git checkout.
+    Its mm_core comes from git; journal, audit and the test wiring are this tree's (unchanged)."""
+    target = os.path.join(workdir, "before")
+    os.makedirs(target)
+    try:
+        archive = subprocess.run(["git", "-C", _ROOT, "archive", BEFORE_COMMIT, "mm_core"],
+                                 capture_output=True, check=True, timeout=60).stdout
+        subprocess.run(["tar", "-x", "-C", target], input=archive, check=True, timeout=60)
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([target, _ROOT]))
+        out = subprocess.run([sys.executable, "-c", _BEFORE_SCRIPT, str(steps), str(rounds)], cwd=target,
+                             env=env, capture_output=True, text=True, check=True, timeout=900).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    n, seconds, digest = out.split()
+    return int(n), float(seconds), digest
+
+
 def _timed(fn, events) -> float:
     gc.collect()
     started = time.perf_counter()
@@ -307,19 +345,19 @@ class _Drain:
 
 
 def _guard_packets(events) -> list[int]:
-    """Indexes of the market-data events on which the engine pulled quotes for the guard."""
+    """Indexes of the events (market-data prints, or our own fills in venue messages) on which the
+    engine pulled quotes for the guard."""
     engine = make_engine()
     toxic = []
     for i, ev in enumerate(events):
         actions = engine.on_event(ev)
-        if type(ev) is MarketData and any(type(a) is SendOrder and a.intent.purpose is Purpose.GUARD_CANCEL
-                                          for a in actions):
+        if any(type(a) is SendOrder and a.intent.purpose is Purpose.GUARD_CANCEL for a in actions):
             toxic.append(i)
     return toxic
 
 
 def _guard_latency(events, toxic: list[int], rounds: int, workdir: str) -> dict[str, list[int]]:
-    """Per toxic packet, ns from on_event in to: the guard cancel in the actions (in-process),
+    """Per toxic event, ns from on_event in to: the guard cancel in the actions (in-process),
     and that cancel journaled as ORDER_SENT and sent on a real loopback TCP socket (runner path,
     Runner._send_order: pack, append, send, TX-key bookkeeping). Every other event is replayed
     untimed so each toxic packet meets the state it met in the recorded session."""
@@ -403,7 +441,8 @@ def _wire_lines(wire: dict, seconds: float) -> list[str]:
             label = {"w2w": "wire-to-wire", "w2w cancels": "wire-to-wire, cancels only",
                      "rx->decided": "RX stamp -> order decided and encoded",
                      "append+send": "journal append + send -> TX stamp"}[key]
-            lines.append(f"| {mode} | {label} | " + _row("", lat[key], f" {target} |")[4:])
+            if lat[key]:
+                lines.append(f"| {mode} | {label} | " + _row("", lat[key], f" {target} |")[4:])
         lines.append(f"| {mode} | (session) | {rep['orders']:,} sent | inputs {rep['inputs']:,} | "
                      f"TX stamped {rep['tx_stamped']:,} | TX missing {rep['tx_missing']:,} | | |")
     busy, wait = wire["busy-poll"][0]["w2w"], wire["select wait"][0]["w2w"]
@@ -422,10 +461,12 @@ def _guard_lines(guard: dict, n_toxic: int, rounds: int) -> list[str]:
         "",
         "## Quote guard: toxic packet in -> cancel handed to the kernel",
         "",
-        f"The {n_toxic} market-data packets of the session that tripped the guard, {rounds} replays; "
-        "every other event replayed untimed so each toxic packet meets its recorded state.",
+        f"The {n_toxic} events of the session on which the guard pulled quotes (market-data prints "
+        f"or our own fills), {rounds} replays; every other event replayed untimed so each toxic "
+        "event meets its recorded state. The cancel goes out only after on_event returns, so the "
+        "whole event's work (reprice, requote, hedge) is on this path.",
         "",
-        "| measured | packets | p50 us | p90 us | p99 us | max us | vs decode only p50 |",
+        "| measured | events | p50 us | p90 us | p99 us | max us | vs decode only p50 |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     d50 = _pct(dec, .5) if dec else 0.0
@@ -460,6 +501,7 @@ def main(quick: bool) -> str:
     overhead = _clock_overhead()
     toxic = _guard_packets(events)
     with tempfile.TemporaryDirectory(prefix="engine-bench-") as workdir:
+        before = _before(steps, rounds, workdir)
         guard = _guard_latency(events, toxic, rounds, workdir)
         wire_s = 3.0 if quick else 8.0
         wire = {mode: _wire_session(wire_s, mode == "busy-poll", workdir) for mode in ("busy-poll", "select wait")}
@@ -486,6 +528,17 @@ def main(quick: bool) -> str:
         t = best[name]
         lines.append(f"| {name} | {t:.3f} | {n / t:,.0f} | {md_messages / t:,.0f} | "
                      f"{t / decode_t:.2f}x the time | {n / t / TARGET_EPS:.3f} |")
+    if before is not None:
+        b_n, b_t, b_hash = before
+        same = b_n == n and b_hash == replay_hash
+        lines.append(f"| whole engine before this work (git {BEFORE_COMMIT}, subprocess, same session) | {b_t:.3f} | "
+                     f"{b_n / b_t:,.0f} | {md_messages / b_t:,.0f} | {b_t / decode_t:.2f}x the time | "
+                     f"{b_n / b_t / TARGET_EPS:.3f} |")
+        lines += ["", f"Speed-up of the whole engine over the engine before this work: "
+                  f"{b_t / best['whole engine (on_event)']:.2f}x; its state hash "
+                  f"{'equals' if same else 'DIFFERS FROM'} this engine's (same decisions)."]
+    else:
+        lines += ["", "The engine before this work was not timed (no git checkout to take it from)."]
     lines += [
         "",
         f"Replay determinism: state hash of the replay {'equals' if replay_hash == recorded.state_hash() else 'DIFFERS FROM'} "
