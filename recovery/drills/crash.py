@@ -450,7 +450,7 @@ def _kill_plan(rng: random.Random, runs: int) -> list[tuple[str, int, float]]:
         rng.shuffle(block)
         for point in block:
             nth = {proc_main.IN_APPEND: rng.randint(1, 150), proc_main.AFTER_APPEND: rng.randint(1, 6),
-                   proc_main.SEGMENT_ROLL: rng.randint(1, 2)}.get(point, 0)
+                   proc_main.SEGMENT_ROLL: 1}.get(point, 0)
             plan.append((point, nth, rng.uniform(0.0, 0.5)))
     return plan[:runs]
 
@@ -480,11 +480,13 @@ class _CrashDrill:
             kind, text = proc.expect("", delay)       # nothing expected: a bounded sleep that
             run.kill_detail = f"{delay:.3f} s after the first quote"  # notices an early exit
         else:
-            kind, text = proc.expect("H", HOOK_WAIT_S)
+            # a 64 KiB segment fills in a few seconds of quoting: a roll is waited for longer
+            wait = HOOK_WAIT_S * (2 if point == proc_main.SEGMENT_ROLL else 1)
+            kind, text = proc.expect("H", wait)
             if kind == "H":
                 run.kill_detail = text
             else:
-                run.kill_detail = f"hook not reached in {HOOK_WAIT_S:g} s: killed then"
+                run.kill_detail = f"hook not reached in {wait:g} s: killed then"
                 run.kill_point = f"{point} (fallback)"
         if kind == "EOF":
             raise DrillError(f"the engine process ended by itself before its kill: {proc.log_tail()}")
