@@ -177,14 +177,18 @@ def _eps(n: int, s: float) -> str:
 
 
 def main(quick: bool) -> str:
-    sizes = [3_000] if quick else [10_000, 60_000]
+    sizes = [3_000] if quick else [6_000, 30_000]
     rounds = 2
-    rto_runs = 5 if quick else 20
-    every = 1_000 if quick else 5_000
+    rto_runs = 5 if quick else 10
+    every = 1_000 if quick else 2_500
     root = tempfile.mkdtemp(prefix="recovery-bench-")
     try:
-        rows = {s: _size_rows(s, root, rounds, rto_runs, every) for s in sizes}
-        venue = _venue_part(2 if quick else 5)
+        rows = {}
+        for steps in sizes:
+            print(f"   session of {steps:,} steps", file=sys.stderr, flush=True)
+            rows[steps] = _size_rows(steps, root, rounds, rto_runs, every)
+        print("   venue part", file=sys.stderr, flush=True)
+        venue = _venue_part(2 if quick else 4)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     lines = ["## Recovery: state rebuild by replay and recovery time", ""]
