@@ -31,6 +31,8 @@ def _register() -> None:
     cli.add_command(run_cmd.command)
     from cli import demo_cmd
     cli.add_command(demo_cmd.command)
+    from cli import recover_cmd
+    cli.add_command(recover_cmd.command)
     from cli import drill_cmd
     cli.add_command(drill_cmd.command)
 
