@@ -24,7 +24,7 @@ def command() -> None:
 @click.command(name="risk")
 @click.option("--seed", default=1, show_default=True, type=click.IntRange(0),
               help="Chooses the fault combinations and seeds the venue's flow.")
-@click.option("--combinations", default=6, show_default=True, type=click.IntRange(0, 78),
+@click.option("--combinations", default=4, show_default=True, type=click.IntRange(0, 78),
               help="Fault pairs injected together after every fault on its own.")
 @click.option("--journal", "journal_dir", type=click.Path(file_okay=False),
               help="Journal directory for the run and its DRILL_RESULT (default: a temporary one).")

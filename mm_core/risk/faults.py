@@ -138,21 +138,25 @@ def _bad_fair(gateway, feed: MarketFeed, now_ns: int) -> int:
 FAULTS: tuple[Fault, ...] = (
     Fault("journal-append-failed", CheckId.JOURNAL_UNHEALTHY, _call("on_journal_health", False),
           _call("on_journal_health", True),
-          "journal on a small tmpfs filled to ENOSPC; the runner reports on_journal_health(False)"),
+          "the journal's append raises DiskFull (drill rows journal-append-failed, disk-full); "
+          "the runner reports on_journal_health(False)"),
     Fault("clock-not-compliant", CheckId.CLOCK_NONCOMPLIANT, _call("on_clock", False),
           _call("on_clock", True),
-          "ptp4l slave in a netns with a grandmaster stepped beyond the profile's tolerance"),
+          "the PTP lab client's ptp4l SIGKILLed, or the labelled drill clock made non-compliant "
+          "(drill row clock-not-compliant)"),
     Fault("clock-unknown", CheckId.CLOCK_NONCOMPLIANT, _call("on_clock", None),
           _call("on_clock", True), "pmc unanswered (ptp4l killed): clock state UNKNOWN"),
     Fault("clock-silent", CheckId.CLOCK_STALE, _after_clock_age, _call("on_clock", True),
           "clock monitor stopped: no CLOCK_SAMPLE for longer than max_clock_age_ms"),
     Fault("unreconciled", CheckId.UNRECONCILED, _call("on_reconciled", False),
-          _call("on_reconciled", True), "engine SIGKILLed and restarted before reconciliation"),
+          _call("on_reconciled", True), "reconciliation after a restart reports a break (drill row unreconciled)"),
     Fault("unknown-outcome", CheckId.UNKNOWN_OUTCOME, _call("on_order_state", None, 1),
           _call("on_order_state", None, 0),
-          "SoupBinTCP session dropped after an order was sent and before its ack"),
+          "the venue's answers held back by a loopback relay past the ack timeout "
+          "(drill row unknown-outcome)"),
     Fault("book-stale", CheckId.BOOK_STALE, _book(True), _book(False),
-          "MoldUDP64 packets dropped: sequence gap marks the book stale"),
+          "MoldUDP64 packets dropped and re-requests held back: the gap marks the book stale "
+          "(drill row market-data-gap)"),
     Fault("market-data-invalid", CheckId.BOOK_STALE, _bad_fair, _book(False),
           "fair value model emits a non-finite price"),
     Fault("market-data-silent", CheckId.MARKET_DATA_STALE, _after_market_age,

@@ -40,7 +40,7 @@ class GatewayMachine(RuleBasedStateMachine):
         self.now = T0
         self.faults: set[str] = set()
         self.quiet_clock = False        # no clock sample for longer than its max age
-        self.quiet_market = False       # no market data for longer than its max age
+        self.quiet_market: set[int] = set()   # symbols without market data for longer than its max age
         self.must_stay_latched = False
         self.tokens: list[str] = []
 
@@ -50,7 +50,8 @@ class GatewayMachine(RuleBasedStateMachine):
         self.gw.on_market(1, float("nan") if "bad-price" in self.faults else FAIR, FAIR,
                           "book" in self.faults, self.now)
         self.gw.on_market(2, FAIR, FAIR, "book-2" in self.faults, self.now)
-        self.quiet_clock = self.quiet_market = False
+        self.quiet_clock = False
+        self.quiet_market = set()
 
     def _blocking(self, symbol_id: int) -> set[str]:
         """The faults that must deny an order on this symbol now."""
@@ -73,8 +74,8 @@ class GatewayMachine(RuleBasedStateMachine):
         if fault in ("clock", "clock-off"):
             self.faults -= {"clock", "clock-off"}
             self.quiet_clock = False
-        if fault in ("book", "bad-price", "book-2"):
-            self.quiet_market = False
+        if fault in SYMBOL_FAULTS:          # that symbol's market data arrived just now
+            self.quiet_market.discard(SYMBOL_FAULTS[fault])
 
     @rule()
     def timer(self):
@@ -88,7 +89,8 @@ class GatewayMachine(RuleBasedStateMachine):
     @rule()
     def go_quiet(self):
         self.now += 3001 * MS           # past both the clock and the market max age
-        self.quiet_clock = self.quiet_market = True
+        self.quiet_clock = True
+        self.quiet_market = {1, 2}
 
     @rule(side=st.sampled_from([Side.BUY, Side.SELL]), qty=st.integers(1, 300),
           offset=st.integers(-5000, 5000), symbol_id=st.sampled_from([1, 2]),
@@ -98,7 +100,7 @@ class GatewayMachine(RuleBasedStateMachine):
         intent = order(symbol_id=symbol_id, side=side, qty=qty, price=FAIR + offset, kind=kind,
                        orig_token=orig)
         decision = self.gw.check(intent, self.now)
-        if self._blocking(symbol_id) or self.quiet_clock or self.quiet_market:
+        if self._blocking(symbol_id) or self.quiet_clock or symbol_id in self.quiet_market:
             assert not decision.allowed, (self.faults, decision)
             self.must_stay_latched = True         # an order hit an active fault: latched
         elif not self.must_stay_latched and decision.allowed is False:
