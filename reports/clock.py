@@ -65,26 +65,48 @@ def _samples_table(samples: np.ndarray, utc) -> pa.Table:
     return pa.table(cols)
 
 
-def _event_table(ev: events.OrderEvents, sample_utc) -> tuple[pa.Table, np.ndarray]:
+def sample_in_force(sample_utc_ns: np.ndarray, sample_valid: np.ndarray, sample_seq: np.ndarray,
+                    event_utc_ns: np.ndarray, event_valid: np.ndarray, event_seq: np.ndarray) -> np.ndarray:
+    """Index of the latest sample taken at or before each event's time (-1 if none).
+
+    By time, not journal order: a venue message's receive stamp is taken before the clock sample
+    that the monitor may journal ahead of it, and that later sample is not evidence for it. At an
+    equal time, journal order decides (a sample journaled after the event does not cover it)."""
+    usable = np.flatnonzero(sample_valid)
+    order = np.lexsort((sample_seq[usable], sample_utc_ns[usable]))    # by time, then sequence
+    rows = usable[order]
+    times, seqs = sample_utc_ns[rows], sample_seq[rows]
+    left = np.searchsorted(times, event_utc_ns, side="left")
+    pos = np.searchsorted(times, event_utc_ns, side="right")
+    for e in np.flatnonzero(pos > left):       # exact ns ties only: a loop over those rare rows
+        pos[e] = left[e] + np.searchsorted(seqs[left[e]:pos[e]], event_seq[e], side="left")
+    pos -= 1
+    found = (pos >= 0) & event_valid
+    return np.where(found, rows[np.clip(pos, 0, None)] if len(rows) else -1, -1)
+
+
+def _event_table(ev: events.OrderEvents, sample_utc) -> tuple[pa.Table, dict, int]:
     u = ev.utc
-    has = u.sample_index >= 0
-    idx = np.where(has, u.sample_index, 0)
     s = ev.samples
+    in_force = sample_in_force(sample_utc.utc_ns, sample_utc.valid, s["seq"], u.utc_ns, u.valid,
+                               ev.cols["seq"])
+    has = in_force >= 0
+    idx = np.where(has, in_force, 0)
     if len(s) == 0:
         s = np.zeros(1, dtype=s.dtype)
         sample_time = np.zeros(1, np.int64)
     else:
         sample_time = sample_utc.utc_ns
     age = u.utc_ns - sample_time[idx]
-    fresh = has & u.valid & (age >= 0) & (age <= STALE_SAMPLE_NS)
+    fresh = has & (age <= STALE_SAMPLE_NS)
     cols = {
         "seq": pa.array(ev.cols["seq"].astype(np.uint64, copy=False)),
         "event_type": ac.codes(ev.cols["event"], events.EVENT_NAMES),
         "order_id": ac.token_strings(ev.cols["token_key"]),
-        **common.clock_columns(ev),
+        **common.clock_columns(ev, in_force),
         "sample_state": ac.codes(s["state"][idx], CLOCK_STATE_NAMES, has),
         "sample_offset_ns": pa.array(s["offset_ns"][idx], mask=~has),
-        "sample_age_ns": pa.array(age, mask=~(has & u.valid)),
+        "sample_age_ns": pa.array(age, mask=~has),
         "timestamp_granularity_ns": pa.array(np.ones(len(ev), np.int64), mask=~u.valid),
     }
     within_by_profile = {}
@@ -93,7 +115,7 @@ def _event_table(ev: events.OrderEvents, sample_utc) -> tuple[pa.Table, np.ndarr
         within_by_profile[name] = ok
         cols[f"within_{name}"] = pa.array(ok)
     cols["trade_date"] = common.trade_date_column(u.utc_ns, u.valid)
-    return pa.table(cols), within_by_profile
+    return pa.table(cols), within_by_profile, int((~has).sum())
 
 
 def _intervals(samples: np.ndarray, utc, event_seq: np.ndarray) -> pa.Table:
@@ -171,9 +193,8 @@ def build(src: JournalSlice, ref: RefData) -> ReportOutput:
     samples = all_samples[rows]
     sample_utc = to_utc(samples["seq"], samples["ts_ns"], samples["ts_source"], all_samples)
     samples_table = _samples_table(samples, sample_utc)
-    event_table, within_events = _event_table(ev, sample_utc_all)
+    event_table, within_events, no_sample = _event_table(ev, sample_utc_all)
     intervals = _intervals(samples, sample_utc, ev.cols["seq"].astype(np.int64, copy=False))
-    no_sample = int((ev.utc.sample_index < 0).sum())
     summary = _summary(samples, intervals, within_events, len(ev), no_sample)
     samples_kept, rej1 = split(samples_table, KIND, "samples", [
         mask_check("sample_time_utc", ~sample_utc.valid, "clock sample without a UTC time")])

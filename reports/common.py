@@ -48,12 +48,15 @@ def price_text(price4: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
     return ac.decimal(price4, 4, 18, valid).cast(pa.string())
 
 
-def clock_columns(ev: OrderEvents) -> dict[str, pa.Array]:
-    """Timestamp as recorded, its source, the UTC conversion and the clock state in force."""
+def clock_columns(ev: OrderEvents, sample_index: np.ndarray | None = None) -> dict[str, pa.Array]:
+    """Timestamp as recorded, its source, the UTC conversion and the clock state in force.
+    `sample_index` picks the clock sample whose bound is shown (default: the one preceding the
+    event in the journal, which is also the UTC conversion's basis)."""
     u = ev.utc
     samples = ev.samples
-    has_sample = u.sample_index >= 0
-    idx = np.where(has_sample, u.sample_index, 0)
+    sample_index = u.sample_index if sample_index is None else sample_index
+    has_sample = sample_index >= 0
+    idx = np.where(has_sample, sample_index, 0)
     bound = samples["error_bound_ns"][idx] if len(samples) else np.zeros(len(idx), np.int64)
     sample_seq = samples["seq"][idx].astype(np.int64, copy=False) if len(samples) else np.zeros(len(idx), np.int64)
     return {
@@ -109,6 +112,7 @@ def event_checks(table: pa.Table, ev: OrderEvents, ref: RefData, inst_idx: np.nd
         mask_check("client_id", (ev.cols["creator"] >= 0) & (client_idx < 0),
                    lambda rows: [f"client_id {v} not in the client registry"
                                   for v in ev.cols["client_id"][rows]]),
+        stock_check(ev, ref, inst_idx),
     ]
     known = inst_idx >= 0
     active = ref.active_mics
@@ -121,3 +125,27 @@ def event_checks(table: pa.Table, ev: OrderEvents, ref: RefData, inst_idx: np.nd
     if "currency" in table.column_names:
         checks.append(value_check(table, "currency", currency_problem, when=known))
     return checks
+
+
+OUCH_STOCK_WIDTH = 8     # OUCH 4.2 Stock: 8 alphanumerics, left-justified, space-padded
+
+
+def stock_check(ev: OrderEvents, ref: RefData, inst_idx: np.ndarray) -> Check:
+    """The OUCH stock of the message (Enter, Accepted, Replaced) and of the order's Enter must be
+    the symbol reference data gives for the journaled symbol_id: otherwise the row would carry
+    another instrument's ISIN."""
+    c = ev.cols
+    symbols = np.array([i.symbol.ljust(OUCH_STOCK_WIDTH).encode() for i in ref.sorted_values("instruments")]
+                       + [b""], dtype=f"S{OUCH_STOCK_WIDTH}")
+    expected = symbols[inst_idx]          # inst_idx -1 picks the trailing b"" (unknown instrument)
+    known = inst_idx >= 0
+    own_bad = (c["stock"] != b"") & (c["stock"] != expected)
+    order_bad = (c["order_stock"] != b"") & (c["order_stock"] != expected)
+    bad = known & (own_bad | order_bad)
+
+    def reason(rows):
+        wire = np.where(own_bad[rows], c["stock"][rows], c["order_stock"][rows])
+        return [f"OUCH stock {w.decode('ascii', 'replace').rstrip()!r} does not match symbol "
+                f"{s.decode().rstrip()!r} of symbol_id {i} in instrument reference data"
+                for w, s, i in zip(wire, expected[rows], c["symbol_id"][rows])]
+    return mask_check("symbol", bad, reason)

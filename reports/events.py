@@ -118,7 +118,7 @@ def _collect(src: JournalSlice, join_orders: bool) -> OrderEvents:
         cols["token_key"] = _join_key(cols["token"])
         return OrderEvents(cols=cols, utc=to_utc(cols["seq"], cols["ts_ns"], cols["ts_source"], samples),
                            samples=samples)
-    scols = ouch.decode(sent["raw"], sent["msg_type"], ouch.INBOUND_FIELDS, names=["side"])
+    scols = ouch.decode(sent["raw"], sent["msg_type"], ouch.INBOUND_FIELDS, names=["side", "stock"])
     cols.update({
         "origin": merged(None, 1, np.int8),
         "msg_type": merged(sent["msg_type"], venue["msg_type"], np.uint8),
@@ -127,6 +127,8 @@ def _collect(src: JournalSlice, join_orders: bool) -> OrderEvents:
         "wire_side": merged(np.where(scols["side"] > 0, scols["side"], sent["side"]), vcols["side"], np.uint8),
         "price": merged(sent["price"], vcols["price"], np.int64),
         "qty": merged(sent["qty"], vcols["shares"], np.int64),
+        # OUCH stock where the message carries one (Enter, Accepted, Replaced); b"" elsewhere
+        "stock": merged(scols["stock"], vcols["stock"], "S8"),
     })
     for name, source in (("exec_qty", "executed"), ("exec_price", "exec_price"), ("match", "match"),
                          ("liquidity", "liquidity"), ("decrement", "decrement"), ("reason", "reason"),
@@ -156,7 +158,9 @@ def _collect(src: JournalSlice, join_orders: bool) -> OrderEvents:
     for name in ORDER_FIELDS:
         cols[name] = joined(creators[name])
     cols["side"] = joined(creators["side"], np.uint8)
-    cols["order_wire_side"] = joined(_creator_wire_side(creators, index), np.uint8)
+    creator_side, creator_stock = _creator_side_and_stock(creators, index)
+    cols["order_wire_side"] = joined(creator_side, np.uint8)
+    cols["order_stock"] = joined(creator_stock)
     for name, field in (("creator_seq", "seq"), ("creator_ts_ns", "ts_ns"), ("creator_ts_source", "ts_source"),
                         ("order_qty", "qty"), ("order_price", "price")):
         cols[name] = joined(creators[field], np.int64)
@@ -174,13 +178,11 @@ def _collect(src: JournalSlice, join_orders: bool) -> OrderEvents:
 MAX_REPLACE_CHAIN = 64   # bounded walk back through replaces to the entering order's side
 
 
-def _creator_wire_side(creators: np.ndarray, index: "TokenIndex") -> np.ndarray:
-    """OUCH side (B, S, T, E) of each creating order: from the Enter bytes, or for a replacement
-    the side of the order it replaced (Replace carries no side), followed back through the chain."""
+def _enter_of(creators: np.ndarray, index: "TokenIndex") -> np.ndarray:
+    """Index of the Enter Order at the root of each creating order's replace chain (itself for an
+    Enter), or -1 where the chain leaves the journal or is longer than MAX_REPLACE_CHAIN."""
     enter = creators["msg_type"] == ord("O")
-    side = np.where(enter, ouch.decode(creators["raw"], creators["msg_type"], ouch.INBOUND_FIELDS,
-                                       names=["side"])["side"], 0).astype(np.uint8, copy=False)
-    side = np.where(side > 0, side, creators["side"]).astype(np.uint8, copy=False)
+    root = np.where(enter, np.arange(len(creators)), -1)
     pending = np.flatnonzero(~enter)
     parent_key = _join_key(creators["orig_token"])
     current = pending
@@ -190,10 +192,25 @@ def _creator_wire_side(creators: np.ndarray, index: "TokenIndex") -> np.ndarray:
         parent = index.lookup(parent_key[current])
         found = parent >= 0
         resolved = found & (creators["msg_type"][np.where(found, parent, 0)] == ord("O"))
-        side[pending[resolved]] = side[parent[resolved]]
+        root[pending[resolved]] = parent[resolved]
         keep = found & ~resolved
         pending, current = pending[keep], parent[keep]
-    return side
+    return root
+
+
+def _creator_side_and_stock(creators: np.ndarray, index: "TokenIndex") -> tuple[np.ndarray, np.ndarray]:
+    """OUCH side (B, S, T, E) and stock of each creating order, from the Enter bytes at the root of
+    its replace chain (Replace carries neither); where no Enter is found, the journaled side and no
+    stock (b"")."""
+    enter_fields = ouch.decode(creators["raw"], creators["msg_type"], ouch.INBOUND_FIELDS,
+                               names=["side", "stock"])
+    enter_side = np.where(enter_fields["side"] > 0, enter_fields["side"], creators["side"])
+    root = _enter_of(creators, index)
+    has_root = root >= 0
+    at_root = np.where(has_root, root, 0)
+    side = np.where(has_root, enter_side[at_root] if len(creators) else 0, creators["side"])
+    stock = np.where(has_root, enter_fields["stock"][at_root] if len(creators) else b"", b"").astype("S8")
+    return side.astype(np.uint8, copy=False), stock
 
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)

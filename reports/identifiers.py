@@ -13,6 +13,9 @@ _ISIN_FORMAT = re.compile(r"[A-Z]{2}[0-9A-Z]{9}[0-9]")
 _MIC_FORMAT = re.compile(r"[0-9A-Z]{4}")
 # ISO 10962: 6 letters; the first is one of the categories defined by the standard.
 _CFI_FORMAT = re.compile(r"[ECDROFSHIJKLTM][A-Z]{5}")
+# ISO 10962 listed options (category O): group, then exercise style, underlying, delivery, standard.
+_OPTION_CFI = ((1, "CPM", "group: call, put, other"), (2, "AEBM", "exercise style"),
+               (3, "BSDTCIOFWNM", "underlying"), (4, "PCNE", "delivery"), (5, "SN", "standardised or not"))
 _CURRENCY_FORMAT = re.compile(r"[A-Z]{3}")
 _COUNTRY_FORMAT = re.compile(r"[A-Z]{2}")
 
@@ -83,6 +86,11 @@ def cfi_problem(value: str | None) -> str | None:
         return "CFI missing"
     if not _CFI_FORMAT.fullmatch(value):
         return f"CFI {value!r} is not an ISO 10962 code (category letter + 5 letters)"
+    if value[0] == "O":
+        for position, allowed, meaning in _OPTION_CFI:
+            if value[position] not in allowed:
+                return (f"CFI {value!r} is not a valid ISO 10962 option code: position {position + 1} "
+                        f"({meaning}) must be one of {allowed}")
     return None
 
 

@@ -36,6 +36,7 @@ OUTBOUND_FIELDS: dict[str, dict[bytes, tuple[int, int, str]]] = {
 # Inbound (firm -> venue) messages, as kept in ORDER_SENT.raw.
 INBOUND_FIELDS: dict[str, dict[bytes, tuple[int, int, str]]] = {
     "side": {ord("O"): (15, 1, "u"), ord("M"): (15, 1, "u")},
+    "stock": {ord("O"): (20, 8, "s")},
     "firm": {ord("O"): (36, 4, "s")},
     "display": {ord("O"): (40, 1, "u"), ord("U"): (41, 1, "u")},
     "capacity": {ord("O"): (41, 1, "u")},

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from reports.run import run
-from tests.reports.journal_builder import DayBuilder, standard_day
+from tests.reports.journal_builder import FIXTURE_REFDATA, DayBuilder, standard_day
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +26,7 @@ def day_journal(day, tmp_path_factory) -> pathlib.Path:
 def all_reports(day_journal, tmp_path_factory) -> pathlib.Path:
     """Every report kind written once for the day (read-only for tests)."""
     out = tmp_path_factory.mktemp("reports")
-    run(["orders", "rts22", "clock", "controls", "cat", "execution-quality"], day_journal, out)
+    run(["orders", "rts22", "clock", "controls", "cat", "execution-quality"], day_journal, out, refdata_dir=FIXTURE_REFDATA)
     return out
 
 

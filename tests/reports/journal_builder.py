@@ -18,6 +18,9 @@ from mm_core.protocol import itch, moldudp64, ouch, soupbintcp
 TAI_MINUS_UTC = 37
 NS = 1_000_000_000
 SYMBOLS = {1: "AAPL", 2: "MSFT", 3: "SPY", 4: "IVV"}
+# The reference data these scripted days are written against (real US listings, clients 0 and 7);
+# the bundled reports/refdata describes the embedded venue instead.
+FIXTURE_REFDATA = pathlib.Path(__file__).resolve().parent / "refdata"
 
 
 @dataclass
@@ -92,12 +95,14 @@ class DayBuilder:
             limits_version=1, tskey=len(self.records), raw=raw))
 
     def enter(self, token: str, symbol_id: int, side: str, price: int, qty: int, tif: int = 99999,
-              algo: int = 1, desk: int = 1, trader: int = 1, client: int = 0) -> None:
-        msg = ouch.EnterOrder(token=token, side=side, shares=qty, stock=SYMBOLS.get(symbol_id, "ZZZZ"),
+              algo: int = 1, desk: int = 1, trader: int = 1, client: int = 0, stock: str | None = None) -> None:
+        """`stock` overrides the OUCH stock the symbol id maps to (to script a mismatch)."""
+        stock = stock or SYMBOLS.get(symbol_id, "ZZZZ")
+        msg = ouch.EnterOrder(token=token, side=side, shares=qty, stock=stock,
                               price=price, time_in_force=tif, firm="MMAU", display="Y", capacity="P",
                               intermarket_sweep="N", minimum_quantity=0, cross_type="N", customer_type="R")
         self.ledger.orders[token] = dict(symbol_id=symbol_id, side=side, price=price, qty=qty, tif=tif,
-                                         algo=algo, desk=desk, trader=trader, client=client)
+                                         algo=algo, desk=desk, trader=trader, client=client, stock=stock)
         self.ledger.counts["SENT_NEW"] += 1
         self._sent(msg, token, "", side, symbol_id, price, qty, tif, algo, desk, trader, client)
 
@@ -130,7 +135,7 @@ class DayBuilder:
         o = self.ledger.orders[token]
         self.order_ref += 1
         self._venue(ouch.Accepted(timestamp=self._venue_ts(), token=token, side=o["side"], shares=o["qty"],
-                                  stock=SYMBOLS.get(o["symbol_id"], "ZZZZ"), price=o["price"],
+                                  stock=o.get("stock") or SYMBOLS.get(o["symbol_id"], "ZZZZ"), price=o["price"],
                                   time_in_force=o["tif"], firm="MMAU", display="Y", order_ref=self.order_ref,
                                   capacity="P", intermarket_sweep="N", minimum_quantity=0, cross_type="N",
                                   order_state="L", bbo_weight=" "), source)
@@ -139,7 +144,7 @@ class DayBuilder:
         o = self.ledger.orders[new]
         self.order_ref += 1
         self._venue(ouch.Replaced(timestamp=self._venue_ts(), token=new, side=o["side"],
-                                  shares=o["qty"], stock=SYMBOLS.get(o["symbol_id"], "ZZZZ"), price=o["price"],
+                                  shares=o["qty"], stock=o.get("stock") or SYMBOLS.get(o["symbol_id"], "ZZZZ"), price=o["price"],
                                   time_in_force=o["tif"], firm="MMAU", display="Y", order_ref=self.order_ref,
                                   capacity="P", intermarket_sweep="N", minimum_quantity=0, cross_type="N",
                                   order_state="L", previous_token=old, bbo_weight=" "))

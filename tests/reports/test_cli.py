@@ -5,7 +5,7 @@ from click.testing import CliRunner
 
 from cli.report_cmd import EXIT_REJECTED, command
 from reports.run import KINDS
-from tests.reports.journal_builder import DayBuilder
+from tests.reports.journal_builder import FIXTURE_REFDATA, DayBuilder
 
 
 def test_every_command_has_help_with_an_example():
@@ -21,7 +21,7 @@ def test_every_command_has_help_with_an_example():
 def test_writes_reports_and_refuses_to_overwrite_without_force(day, day_journal, tmp_path):
     events = sum(n for name, n in day.ledger.counts.items() if name != "RISK_DENIED")
     runner = CliRunner()
-    args = ["orders", "--journal", str(day_journal), "--out", str(tmp_path)]
+    args = ["orders", "--journal", str(day_journal), "--out", str(tmp_path), "--refdata", str(FIXTURE_REFDATA)]
     first = runner.invoke(command, args)
     assert first.exit_code == 0, first.output
     assert "wrote" in first.output and f"order_events={events}" in first.output and "rejected=0" in first.output
@@ -35,7 +35,7 @@ def test_writes_reports_and_refuses_to_overwrite_without_force(day, day_journal,
 
 def test_all_with_date_and_progress(day_journal, tmp_path):
     result = CliRunner().invoke(command, ["all", "--journal", str(day_journal), "--out", str(tmp_path),
-                                          "--date", "2026-03-02"])
+                                          "--date", "2026-03-02", "--refdata", str(FIXTURE_REFDATA)])
     assert result.exit_code == 0, result.output
     for kind in KINDS:
         assert (tmp_path / kind / "_manifest.json").exists()
@@ -47,7 +47,8 @@ def test_rejected_rows_give_a_non_zero_exit(tmp_path):
     b.clock_sample()
     b.enter("U1", 9, "B", 1_500_000, 100)               # unknown symbol
     journal = b.write(tmp_path / "j")
-    result = CliRunner().invoke(command, ["orders", "--journal", str(journal), "--out", str(tmp_path / "o")])
+    result = CliRunner().invoke(command, ["orders", "--journal", str(journal), "--out", str(tmp_path / "o"),
+                                          "--refdata", str(FIXTURE_REFDATA)])
     assert result.exit_code == EXIT_REJECTED
     assert "rejected=1" in result.output and "rejects" in result.output
 

@@ -1,9 +1,9 @@
 import pyarrow.compute as pc
 
-from journal.catalogue import ClockState
+from journal.catalogue import ClockState, TsSource
 from reports.run import run
 from tests.reports.conftest import read
-from tests.reports.journal_builder import DayBuilder
+from tests.reports.journal_builder import FIXTURE_REFDATA, DayBuilder
 
 
 def test_samples_carry_compliance_per_profile(all_reports):
@@ -49,7 +49,7 @@ def test_unknown_and_freerun_clocks_are_never_compliant_and_stale_samples_do_not
     b.clock_sample(state=ClockState.LOCKED, error_bound_ns=10)
     b.advance(5_000_000_000)                         # 5 s after the last sample: stale evidence
     b.enter("B", 1, "B", 1_500_000, 100)
-    run(["clock"], b.write(tmp_path / "j"), tmp_path / "o")
+    run(["clock"], b.write(tmp_path / "j"), tmp_path / "o", refdata_dir=FIXTURE_REFDATA)
     ev = {r["order_id"]: r for r in read(tmp_path / "o", "clock", "event_clock").to_pylist()}
     assert ev["A"]["within_us_cat"] is False and ev["B"]["within_us_cat"] is False
     assert ev["B"]["sample_age_ns"] == 5_000_000_000
@@ -60,7 +60,27 @@ def test_unknown_and_freerun_clocks_are_never_compliant_and_stale_samples_do_not
 def test_no_samples_means_no_evidence(tmp_path):
     b = DayBuilder()
     b.enter("A", 1, "B", 1_500_000, 100)
-    run(["clock"], b.write(tmp_path / "j"), tmp_path / "o")
+    run(["clock"], b.write(tmp_path / "j"), tmp_path / "o", refdata_dir=FIXTURE_REFDATA)
     summary = read(tmp_path / "o", "clock", "summary").to_pylist()
     assert {r["verdict"] for r in summary} == {"NO_EVIDENCE"}
     assert summary[0]["order_events_without_sample"] == 1
+
+
+def test_sample_in_force_is_chosen_by_time_not_journal_order(tmp_path):
+    """A venue message stamped by the kernel 1 ms before a clock sample, but journaled after it
+    (the monitor got in first), is covered by the previous sample: age 999 ms, not -1 ms."""
+    b = DayBuilder()
+    b.clock_sample(error_bound_ns=500)
+    b.enter("R1", 1, "B", 1_500_000, 100)
+    b.advance(1_000_000_000)
+    b.clock_sample(error_bound_ns=700)
+    b.advance(-1_000_000)                  # the message's receive stamp precedes the sample's
+    b.accept("R1", source=TsSource.SW_KERNEL)
+    run(["clock"], b.write(tmp_path / "j"), tmp_path / "o", refdata_dir=FIXTURE_REFDATA)
+    ev = {r["event_type"]: r for r in read(tmp_path / "o", "clock", "event_clock").to_pylist()}
+    accepted = ev["ACCEPTED"]
+    assert accepted["sample_age_ns"] == 999_000_000 and accepted["clock_sample_seq"] == 1
+    assert accepted["clock_error_bound_ns"] == 500 and accepted["within_eu_hft"] is True
+    summary = {r["profile"]: r for r in read(tmp_path / "o", "clock", "summary").to_pylist()}
+    assert {r["verdict"] for r in summary.values()} == {"COMPLIANT"}
+    assert summary["eu_hft"]["order_events_not_demonstrably_within"] == 0

@@ -2,6 +2,7 @@ import pyarrow.compute as pc
 
 from reports.cat import CAT_TYPES
 from tests.reports.conftest import read
+from tests.reports.journal_builder import FIXTURE_REFDATA
 
 
 def test_control_evidence_tables(all_reports):
@@ -48,10 +49,9 @@ def test_cat_events_with_cat_field_names(all_reports, day):
 
 def test_cat_meot_for_executions_off_exchange(day_journal, tmp_path):
     import shutil
-    from reports import refdata
     from reports.run import run
     ref = tmp_path / "ref"
-    shutil.copytree(refdata.DEFAULT_DIR, ref)
+    shutil.copytree(FIXTURE_REFDATA, ref)
     text = (ref / "mics.toml").read_text()
     (ref / "mics.toml").write_text(text.replace('name = "NYSE ARCA"', 'name = "NYSE ARCA"\ncat_exchange = false'))
     run(["cat"], day_journal, tmp_path / "o", refdata_dir=ref)
@@ -71,6 +71,6 @@ def test_cat_partial_cancel_is_meoc_with_leaves(tmp_path):
     b.cancel("P1", new_qty=200)                       # reduce 500 -> 200
     b.canceled("P1", 300)
     b.cancel("P1")                                    # cancel the rest
-    run(["cat"], b.write(tmp_path / "j"), tmp_path / "o")
+    run(["cat"], b.write(tmp_path / "j"), tmp_path / "o", refdata_dir=FIXTURE_REFDATA)
     rows = [r for r in read(tmp_path / "o", "cat", "order_events").to_pylist() if r["type"] == "MEOC"]
     assert [(r["cancelQty"], r["leavesQty"]) for r in rows] == [(300, 200), (200, 0)]

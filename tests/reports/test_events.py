@@ -6,7 +6,7 @@ from reports.events import TokenIndex
 from reports.rts22 import COLUMNS
 from reports.run import run
 from tests.reports.conftest import read
-from tests.reports.journal_builder import DayBuilder
+from tests.reports.journal_builder import FIXTURE_REFDATA, DayBuilder
 
 
 def _keys(*tokens):
@@ -35,7 +35,7 @@ def test_short_sale_side_follows_a_chain_of_replaces(tmp_path):
     b.replace("S2", "S3", 5_120_200, 300)
     b.replaced("S2", "S3")
     b.execute("S3", 100)
-    run(["rts22", "orders"], b.write(tmp_path / "j"), tmp_path / "o")
+    run(["rts22", "orders"], b.write(tmp_path / "j"), tmp_path / "o", refdata_dir=FIXTURE_REFDATA)
     t = read(tmp_path / "o", "rts22", "transactions").to_pylist()
     assert [r[COLUMNS[62]] for r in t] == ["SESH"]
     orders = read(tmp_path / "o", "orders", "order_events")

@@ -9,7 +9,7 @@ from reports import refdata
 from reports.run import run
 from reports.source import Selection
 from tests.reports.conftest import read
-from tests.reports.journal_builder import TAI_MINUS_UTC, NS, DayBuilder, standard_day
+from tests.reports.journal_builder import FIXTURE_REFDATA, TAI_MINUS_UTC, NS, DayBuilder, standard_day
 
 
 def test_every_order_event_is_a_row(all_reports, day):
@@ -83,7 +83,7 @@ def test_phc_timestamp_without_utc_offset_is_rejected_not_dropped(tmp_path):
     b.accept("E1")                                     # PHC time, no CLOCK_SAMPLE yet
     b.clock_sample()
     b.execute("E1", 100)
-    result = run(["orders"], b.write(tmp_path / "j"), tmp_path / "out")
+    result = run(["orders"], b.write(tmp_path / "j"), tmp_path / "out", refdata_dir=FIXTURE_REFDATA)
     assert result.rejected == 1
     rej = read(tmp_path / "out", "orders", "rejects").to_pylist()
     assert rej[0]["seq"] == 2 and rej[0]["field"] == "event_time_utc"
@@ -98,7 +98,7 @@ def test_unknown_symbol_algo_and_token_are_rejected_with_reasons(tmp_path):
     b.enter("U2", 1, "B", 1_500_000, 100, algo=42)     # algo 42 is not registered
     b.ledger.orders["ZZ"] = dict(symbol_id=1, side="B", price=1, qty=1, tif=0, algo=1, desk=1, trader=1, client=0)
     b.execute("ZZ", 5, 1_500_000)                      # the venue reports a token we never sent
-    result = run(["orders"], b.write(tmp_path / "j"), tmp_path / "out")
+    result = run(["orders"], b.write(tmp_path / "j"), tmp_path / "out", refdata_dir=FIXTURE_REFDATA)
     rej = read(tmp_path / "out", "orders", "rejects").to_pylist()
     reasons = {(r["seq"], r["field"]): r["reason"] for r in rej}
     assert result.rejected == len(rej) >= 3
@@ -121,16 +121,16 @@ def _two_day_journal(path):
 
 def test_selection_by_date_session_and_sequence(tmp_path):
     j = _two_day_journal(tmp_path / "j")
-    run(["orders"], j, tmp_path / "all")
+    run(["orders"], j, tmp_path / "all", refdata_dir=FIXTURE_REFDATA)
     everything = read(tmp_path / "all", "orders", "order_events")
     dates = sorted(set(everything["trade_date"].cast("string").to_pylist()))
     assert dates == ["2026-03-02", "2026-03-03"]
-    run(["orders"], j, tmp_path / "d", Selection(trade_date=dt.date(2026, 3, 3)))
+    run(["orders"], j, tmp_path / "d", Selection(trade_date=dt.date(2026, 3, 3)), refdata_dir=FIXTURE_REFDATA)
     assert read(tmp_path / "d", "orders", "order_events")["order_id"].to_pylist() == ["D2", "D2"]
-    run(["orders"], j, tmp_path / "s", Selection(session_id=1))
+    run(["orders"], j, tmp_path / "s", Selection(session_id=1), refdata_dir=FIXTURE_REFDATA)
     assert read(tmp_path / "s", "orders", "order_events").num_rows == everything.num_rows - 2
     first = everything["seq"].to_pylist()[3]
-    run(["orders"], j, tmp_path / "q", Selection(first_seq=first, last_seq=first + 4))
+    run(["orders"], j, tmp_path / "q", Selection(first_seq=first, last_seq=first + 4), refdata_dir=FIXTURE_REFDATA)
     seqs = read(tmp_path / "q", "orders", "order_events")["seq"].to_pylist()
     assert seqs and min(seqs) >= first and max(seqs) <= first + 4
 
@@ -138,14 +138,33 @@ def test_selection_by_date_session_and_sequence(tmp_path):
 def test_unknown_session_is_a_typed_error(day_journal, tmp_path):
     from reports.errors import JournalRangeError
     with pytest.raises(JournalRangeError, match="session 77"):
-        run(["orders"], day_journal, tmp_path / "o", Selection(session_id=77))
+        run(["orders"], day_journal, tmp_path / "o", Selection(session_id=77), refdata_dir=FIXTURE_REFDATA)
 
 
 def test_clock_state_in_record_header_is_reported(tmp_path):
     b = DayBuilder(clock_state=ClockState.FREERUN)
     b.clock_sample(state=ClockState.FREERUN, error_bound_ns=-1)
     b.enter("F1", 1, "B", 1_500_000, 100)
-    run(["orders"], b.write(tmp_path / "j"), tmp_path / "o")
+    run(["orders"], b.write(tmp_path / "j"), tmp_path / "o", refdata_dir=FIXTURE_REFDATA)
     row = read(tmp_path / "o", "orders", "order_events").to_pylist()[0]
     assert row["clock_state"] == "FREERUN" and row["ts_source"] == TsSource.USER.name
-    assert refdata.load().firm.lei == row["executing_entity_lei"]
+    assert refdata.load(FIXTURE_REFDATA).firm.lei == row["executing_entity_lei"]
+
+
+def test_ouch_stock_that_disagrees_with_reference_data_is_rejected_not_mislabelled(tmp_path):
+    """symbol_id 1 is AAPL in the reference data; an order whose OUCH stock says MSFT must not be
+    reported with AAPL's ISIN: every event of it (the Enter, the venue's Accepted that echoes the
+    stock, and the execution that carries none) goes to rejects with the reason."""
+    b = DayBuilder()
+    b.clock_sample()
+    b.enter("M1", 1, "B", 1_500_000, 100, stock="MSFT")
+    b.accept("M1")
+    b.execute("M1", 100, 1_500_000)
+    b.enter("OK", 1, "B", 1_500_000, 100)
+    b.accept("OK")
+    result = run(["orders"], b.write(tmp_path / "j"), tmp_path / "out", refdata_dir=FIXTURE_REFDATA)
+    rej = [r for r in read(tmp_path / "out", "orders", "rejects").to_pylist() if r["field"] == "symbol"]
+    assert [r["seq"] for r in rej] == [2, 3, 4] and result.rejected == 3
+    assert all("OUCH stock 'MSFT' does not match symbol 'AAPL' of symbol_id 1" in r["reason"] for r in rej)
+    kept = read(tmp_path / "out", "orders", "order_events")
+    assert kept["seq"].to_pylist() == [5, 6] and set(kept["isin"].to_pylist()) == {"US0378331005"}

@@ -8,6 +8,7 @@ from reports.errors import OutputExistsError
 from reports.output import GENERATOR, ROW_GROUP_ROWS, read_metadata
 from reports.run import KINDS, run
 from reports.source import open_slice
+from tests.reports.journal_builder import FIXTURE_REFDATA
 
 
 def _digest_tree(root):
@@ -16,8 +17,8 @@ def _digest_tree(root):
 
 
 def test_the_same_journal_gives_identical_bytes(day_journal, tmp_path):
-    run(list(KINDS), day_journal, tmp_path / "a")
-    run(list(KINDS), day_journal, tmp_path / "b")
+    run(list(KINDS), day_journal, tmp_path / "a", refdata_dir=FIXTURE_REFDATA)
+    run(list(KINDS), day_journal, tmp_path / "b", refdata_dir=FIXTURE_REFDATA)
     a, b = _digest_tree(tmp_path / "a"), _digest_tree(tmp_path / "b")
     assert a == b
     assert any(name.endswith(".parquet") for name in a) and any(name.endswith(".xml") for name in a)
@@ -59,14 +60,14 @@ def test_manifest_lists_every_file_with_its_hash(all_reports):
 
 
 def test_refuses_to_overwrite_without_force(day_journal, tmp_path):
-    run(["orders"], day_journal, tmp_path)
+    run(["orders"], day_journal, tmp_path, refdata_dir=FIXTURE_REFDATA)
     before = _digest_tree(tmp_path)
     with pytest.raises(OutputExistsError, match="--force"):
-        run(["orders", "clock"], day_journal, tmp_path)
+        run(["orders", "clock"], day_journal, tmp_path, refdata_dir=FIXTURE_REFDATA)
     assert _digest_tree(tmp_path) == before and not (tmp_path / "clock").exists()
     stale = tmp_path / "orders" / "order_events" / "trade_date=1999-01-01"
     stale.mkdir()
-    run(["orders"], day_journal, tmp_path, force=True)
+    run(["orders"], day_journal, tmp_path, force=True, refdata_dir=FIXTURE_REFDATA)
     assert not stale.exists()                      # --force replaces the whole kind, no leftovers
     assert _digest_tree(tmp_path) == before
 
@@ -75,7 +76,7 @@ def test_large_partitions_split_into_numbered_files_in_sequence_order(day_journa
     from reports import output
     monkeypatch.setattr(output, "FILE_ROWS", 4)
     monkeypatch.setattr(output, "ROW_GROUP_ROWS", 2)
-    run(["orders"], day_journal, tmp_path)
+    run(["orders"], day_journal, tmp_path, refdata_dir=FIXTURE_REFDATA)
     files = sorted((tmp_path / "orders" / "order_events" / "trade_date=2026-03-02").glob("*.parquet"))
     assert [f.name for f in files][:2] == ["part-00000.parquet", "part-00001.parquet"]
     seqs = [s for f in files for s in pq.read_table(f)["seq"].to_pylist()]

@@ -11,6 +11,7 @@ import pytest
 from reports.run import run
 from tests.reports.conftest import read
 from tests.reports.oracle import journal_totals
+from tests.reports.journal_builder import FIXTURE_REFDATA
 
 GOLDEN = [pathlib.Path(p) for p in os.environ.get("MMAUDIT_GOLDEN_JOURNALS", "").split(os.pathsep) if p]
 
@@ -20,7 +21,7 @@ def journal_and_reports(request, day_journal, all_reports, tmp_path):
     if request.param == "scripted-day":
         return day_journal, all_reports
     journal = pathlib.Path(request.param)
-    run(["orders", "rts22", "cat"], journal, tmp_path)
+    run(["orders", "rts22", "cat"], journal, tmp_path, refdata_dir=FIXTURE_REFDATA)
     return journal, tmp_path
 
 

@@ -5,17 +5,18 @@ import pytest
 
 from reports import refdata
 from reports.errors import RefDataError
+from tests.reports.journal_builder import FIXTURE_REFDATA
 
 
 @pytest.fixture
 def refdir(tmp_path):
     target = tmp_path / "ref"
-    shutil.copytree(refdata.DEFAULT_DIR, target)
+    shutil.copytree(FIXTURE_REFDATA, target)
     return target
 
 
-def test_bundled_reference_data_loads():
-    ref = refdata.load()
+def test_fixture_reference_data_loads():
+    ref = refdata.load(FIXTURE_REFDATA)
     assert ref.firm.lei == "984500MMAUDIT0000179"
     assert {i.symbol for i in ref.instruments.values()} >= {"AAPL", "MSFT"}
     assert "XNGS" in ref.active_mics
@@ -23,7 +24,7 @@ def test_bundled_reference_data_loads():
 
 
 def test_tick_table_per_symbol_and_price():
-    ref = refdata.load()
+    ref = refdata.load(FIXTURE_REFDATA)
     ticks = ref.tick_at(np.array([1, 1, 2, 99]), np.array([9_999, 10_000, 20_000, 10_000]))
     assert list(ticks) == [1, 100, 50, 0]   # below $1: 0.0001; penny; half-penny; unknown symbol
 
@@ -62,3 +63,34 @@ def test_missing_file_and_bad_toml(refdir):
         refdata.load(refdir)
     with pytest.raises(RefDataError, match="does not exist"):
         refdata.load(refdir / "nowhere")
+
+
+def test_bundled_reference_data_describes_the_embedded_venue_and_the_engine():
+    """What `mmaudit demo` / `mmaudit run` trade: every venue listing by id and name, with a
+    fictitious, check-digit-valid ISIN and an option CFI for options; the engine's default parties."""
+    from mm_core.config import EngineConfig
+    from mm_core.session import load_inputs
+    from reports.identifiers import cfi_problem, isin_problem
+    ref = refdata.load()
+    venue = load_inputs().venue_config
+    listings = {s.id: s.name for s in venue.symbols} | {o.id: o.name for o in venue.options}
+    assert {i: inst.symbol for i, inst in ref.instruments.items()} == listings
+    for inst in ref.instruments.values():
+        assert isin_problem(inst.isin) is None and inst.isin.startswith("XX")
+        assert "fictitious" in inst.full_name and not inst.in_firds
+    for option in venue.options:
+        cfi = ref.instruments[option.id].cfi
+        assert cfi_problem(cfi) is None and cfi[:2] == "O" + option.right
+    half_penny = {s.id for s in venue.symbols if s.half_penny}
+    assert {i for i, inst in ref.instruments.items() if inst.tick_table == "us_half_penny"} == half_penny
+    engine = EngineConfig()
+    assert engine.algo_id in ref.algos and engine.desk_id in ref.desks
+    assert engine.trader_id in ref.traders and ref.clients[engine.client_id].kind == "OWN"
+
+
+@pytest.mark.parametrize("cfi,problem", [("OCESPS", None), ("OPASCN", None), ("OXESPS", "position 2"),
+                                         ("OCQSPS", "position 3"), ("OCESPZ", "position 6")])
+def test_option_cfi_codes_are_checked_position_by_position(cfi, problem):
+    from reports.identifiers import cfi_problem
+    found = cfi_problem(cfi)
+    assert (found is None) if problem is None else (problem in found)
