@@ -56,6 +56,7 @@ def _order_sent(tokens, msg, symbol, side, price, qty, ts):
     rec["token"], rec["msg_type"], rec["side"], rec["tif"] = tokens, ord(msg), side, 99999
     rec["symbol_id"], rec["price"], rec["qty"] = symbol, price, qty
     rec["algo_id"], rec["desk_id"], rec["trader_id"], rec["risk_verdict"], rec["trading_state"] = 1, 1, 1, 1, 1
+    rec["client_id"] = 1                         # the engine's own account in the bundled refdata
     raw = np.zeros((n, 64), np.uint8)
     tok = tokens.view(np.uint8).reshape(n, 14)
     if msg == "O":                               # Enter Order, 49 bytes
@@ -64,7 +65,7 @@ def _order_sent(tokens, msg, symbol, side, price, qty, ts):
         raw[:, 4:18] = np.where(tok == 0, 32, tok)
         raw[:, 18] = side
         _put(raw, 19, qty, 4)
-        raw[:, 23:31] = np.frombuffer(b"AAPL    ", np.uint8)
+        raw[:, 23:31] = np.frombuffer(b"ACME    ", np.uint8)
         _put(raw, 31, price, 4)
         _put(raw, 35, np.full(n, 99999), 4)
         raw[:, 39:43] = np.frombuffer(b"MMAU", np.uint8)
@@ -93,7 +94,7 @@ def _venue(tokens, msg, qty, price, ts, match0):
     if msg == "A":
         raw[:, 26] = ord("B")
         _put(raw, 27, qty, 4)
-        raw[:, 31:39] = np.frombuffer(b"AAPL    ", np.uint8)
+        raw[:, 31:39] = np.frombuffer(b"ACME    ", np.uint8)
         _put(raw, 39, price, 4)
         _put(raw, 43, np.full(n, 99999), 4)
         _put(raw, 52, np.arange(match0, match0 + n), 8)

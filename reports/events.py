@@ -86,7 +86,30 @@ def collect(src: JournalSlice, join_orders: bool = True) -> OrderEvents:
     return src.memo(("order_events", join_orders), lambda: _collect(src, join_orders))
 
 
-def _collect(src: JournalSlice, join_orders: bool) -> OrderEvents:
+CHUNK_SEQS = 1 << 19     # journal sequences per chunk of a streamed build: bounds memory
+
+
+def collect_chunks(src: JournalSlice, join_orders: bool = True, chunk_seqs: int | None = None):
+    """The slice's order events as a sequence of OrderEvents, one per range of at most
+    `chunk_seqs` journal sequences, in journal order: memory is bounded by the chunk, not the
+    journal. Orders are joined across chunks (the creating ORDER_SENTs seen so far are kept in a
+    compact index, with each order's remaining quantity carried over), so the concatenated chunks
+    hold the same rows as `collect(src)`."""
+    step = chunk_seqs or CHUNK_SEQS
+    samples = clock_samples(src)
+    book = Creators()
+    if join_orders:
+        for a in range(1, src.first_seq, step):     # orders created before a mid-journal range
+            book.add(src.reader.read_fixed(RecordType.ORDER_SENT, first_seq=a,
+                                           last_seq=min(a + step - 1, src.first_seq - 1)))
+    for a in range(src.first_seq, src.last_seq + 1, step):
+        part = JournalSlice(reader=src.reader, journal_id=src.journal_id, first_seq=a,
+                            last_seq=min(a + step - 1, src.last_seq), selection=src.selection)
+        yield _collect(part, join_orders, samples=samples, book=book if join_orders else None)
+
+
+def _collect(src: JournalSlice, join_orders: bool, samples: np.ndarray | None = None,
+             book: "Creators | None" = None) -> OrderEvents:
     sent = src.fixed(RecordType.ORDER_SENT)
     venue_all = src.fixed(RecordType.VENUE_MSG)
     keep = (venue_all["packet_type"] == SOUP_SEQUENCED) & (venue_all["msg_type"] != OUCH_SYSTEM_EVENT) \
@@ -113,7 +136,7 @@ def _collect(src: JournalSlice, join_orders: bool) -> OrderEvents:
         "event": merged(_classify(sent["msg_type"], _SENT), _classify(venue["msg_type"], _VENUE), np.int8),
         "token": merged(sent["token"], vcols["token"], "S14"),
     }
-    samples = clock_samples(src)
+    samples = clock_samples(src) if samples is None else samples
     if not join_orders:
         cols["token_key"] = _join_key(cols["token"])
         return OrderEvents(cols=cols, utc=to_utc(cols["seq"], cols["ts_ns"], cols["ts_source"], samples),
@@ -136,16 +159,18 @@ def _collect(src: JournalSlice, join_orders: bool) -> OrderEvents:
         cols[name] = merged(None, vcols[source], np.int64)
 
     # Join every event to the ORDER_SENT that created its token (O, or U for the replacement).
-    creators = src.fixed_before(RecordType.ORDER_SENT)
-    creators = creators[np.isin(creators["msg_type"], [ord("O"), ord("U")])]
-    index = TokenIndex(_join_key(creators["token"]))
+    if book is None:                     # one whole range: every creator up to the range end
+        book = Creators()
+        book.add(src.fixed_before(RecordType.ORDER_SENT))
+    else:                                # a chunk: this chunk's creators join the running index
+        book.add(sent)
+    c = book.cols
     keys_events = _join_key(cols["token"])
     cols["token_key"] = keys_events
     cols["prior_token_key"] = _join_key(cols["prior_token"])
-    creator = index.lookup(keys_events)
-    found = creator >= 0
+    creator = book.index.lookup(keys_events)
+    known = creator >= 0
     cols["creator"] = creator
-    known = found
 
     at_known = np.flatnonzero(known)
     from_creator = creator[at_known]
@@ -156,20 +181,22 @@ def _collect(src: JournalSlice, join_orders: bool) -> OrderEvents:
         return out
 
     for name in ORDER_FIELDS:
-        cols[name] = joined(creators[name])
-    cols["side"] = joined(creators["side"], np.uint8)
-    creator_side, creator_stock = _creator_side_and_stock(creators, index)
-    cols["order_wire_side"] = joined(creator_side, np.uint8)
-    cols["order_stock"] = joined(creator_stock)
+        cols[name] = joined(c[name])
+    cols["side"] = joined(c["side"], np.uint8)
+    cols["order_wire_side"] = joined(c["wire_side"], np.uint8)
+    cols["order_stock"] = joined(c["stock"])
     for name, field in (("creator_seq", "seq"), ("creator_ts_ns", "ts_ns"), ("creator_ts_source", "ts_source"),
                         ("order_qty", "qty"), ("order_price", "price")):
-        cols[name] = joined(creators[field], np.int64)
-    # group key per order: the creator's index, or for tokens no ORDER_SENT created, a fresh code
+        cols[name] = joined(c[field], np.int64)
+    # group key per order: the creator's index, or for tokens no ORDER_SENT created, a code local
+    # to this chunk (their rows are rejected, so their remaining quantity is not carried over)
     group = creator.copy()
+    n_unknown = 0
     if not known.all():
         _, unknown_code = np.unique(keys_events[~known], return_inverse=True)
-        group[~known] = len(creators) + unknown_code
-    cols["leaves"] = _leaves(cols, group)
+        group[~known] = len(book) + unknown_code
+        n_unknown = int(unknown_code.max()) + 1
+    cols["leaves"] = _leaves(cols, group, book, n_unknown)
 
     utc = to_utc(cols["seq"], cols["ts_ns"], cols["ts_source"], samples)
     return OrderEvents(cols=cols, utc=utc, samples=samples)
@@ -178,39 +205,56 @@ def _collect(src: JournalSlice, join_orders: bool) -> OrderEvents:
 MAX_REPLACE_CHAIN = 64   # bounded walk back through replaces to the entering order's side
 
 
-def _enter_of(creators: np.ndarray, index: "TokenIndex") -> np.ndarray:
-    """Index of the Enter Order at the root of each creating order's replace chain (itself for an
-    Enter), or -1 where the chain leaves the journal or is longer than MAX_REPLACE_CHAIN."""
-    enter = creators["msg_type"] == ord("O")
-    root = np.where(enter, np.arange(len(creators)), -1)
-    pending = np.flatnonzero(~enter)
-    parent_key = _join_key(creators["orig_token"])
-    current = pending
-    for _ in range(MAX_REPLACE_CHAIN):   # one vectorised step per replace generation
-        if len(pending) == 0:
-            break
-        parent = index.lookup(parent_key[current])
-        found = parent >= 0
-        resolved = found & (creators["msg_type"][np.where(found, parent, 0)] == ord("O"))
-        root[pending[resolved]] = parent[resolved]
-        keep = found & ~resolved
-        pending, current = pending[keep], parent[keep]
-    return root
+class Creators:
+    """The orders created so far (ORDER_SENT Enter and Replace), as compact columns that grow
+    chunk by chunk, a token index over them, and each order's running remaining quantity."""
 
+    FIELDS = ORDER_FIELDS + ("side", "seq", "ts_ns", "ts_source", "qty", "price", "msg_type")
 
-def _creator_side_and_stock(creators: np.ndarray, index: "TokenIndex") -> tuple[np.ndarray, np.ndarray]:
-    """OUCH side (B, S, T, E) and stock of each creating order, from the Enter bytes at the root of
-    its replace chain (Replace carries neither); where no Enter is found, the journaled side and no
-    stock (b"")."""
-    enter_fields = ouch.decode(creators["raw"], creators["msg_type"], ouch.INBOUND_FIELDS,
-                               names=["side", "stock"])
-    enter_side = np.where(enter_fields["side"] > 0, enter_fields["side"], creators["side"])
-    root = _enter_of(creators, index)
-    has_root = root >= 0
-    at_root = np.where(has_root, root, 0)
-    side = np.where(has_root, enter_side[at_root] if len(creators) else 0, creators["side"])
-    stock = np.where(has_root, enter_fields["stock"][at_root] if len(creators) else b"", b"").astype("S8")
-    return side.astype(np.uint8, copy=False), stock
+    def __init__(self):
+        self.cols: dict[str, np.ndarray] = {}
+        self.index = TokenIndex(np.zeros(0, "S14"))
+        self.leaves_sum = np.zeros(0, np.int64)       # Σ(start - reductions) per order so far
+        self.leaves_started = np.zeros(0, np.int64)   # venue A/U messages per order so far
+
+    def __len__(self) -> int:
+        return len(self.leaves_sum)
+
+    def add(self, sent: np.ndarray) -> None:
+        sent = sent[np.isin(sent["msg_type"], [ord("O"), ord("U")])]
+        if len(sent) == 0 and self.cols:
+            return
+        enter = ouch.decode(sent["raw"], sent["msg_type"], ouch.INBOUND_FIELDS, names=["side", "stock"])
+        new = {name: sent[name] for name in self.FIELDS}
+        new["token_key"] = _join_key(sent["token"])
+        new["parent_key"] = _join_key(sent["orig_token"])
+        new["wire_side"] = np.where(enter["side"] > 0, enter["side"], sent["side"]).astype(np.uint8)
+        new["stock"] = enter["stock"].astype("S8")
+        first_new = len(self)
+        self.cols = {k: np.concatenate([self.cols[k], v]) if self.cols else v for k, v in new.items()}
+        self.index = TokenIndex(self.cols["token_key"])
+        self.leaves_sum = np.concatenate([self.leaves_sum, np.zeros(len(sent), np.int64)])
+        self.leaves_started = np.concatenate([self.leaves_started, np.zeros(len(sent), np.int64)])
+        self._inherit_from_enter(np.arange(first_new, len(self)))
+
+    def _inherit_from_enter(self, rows: np.ndarray) -> None:
+        """A Replace carries no side or stock: give each new replacement those of the Enter Order
+        at the root of its replace chain (followed back, one vectorised step per generation, at
+        most MAX_REPLACE_CHAIN); where the chain leaves the journal, the journaled side, no stock."""
+        c = self.cols
+        pending = rows[c["msg_type"][rows] != ord("O")]
+        c["stock"][pending] = b""
+        current = pending
+        for _ in range(MAX_REPLACE_CHAIN):
+            if len(pending) == 0:
+                break
+            parent = self.index.lookup(c["parent_key"][current])
+            found = parent >= 0
+            resolved = found & (c["msg_type"][np.where(found, parent, 0)] == ord("O"))
+            c["wire_side"][pending[resolved]] = c["wire_side"][parent[resolved]]
+            c["stock"][pending[resolved]] = c["stock"][parent[resolved]]
+            keep = found & ~resolved
+            pending, current = pending[keep], parent[keep]
 
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
@@ -260,26 +304,35 @@ def _classify(msg_type: np.ndarray, table: dict[int, int]) -> np.ndarray:
     return lut[np.asarray(msg_type, dtype=np.uint8)]
 
 
-def _leaves(cols: dict[str, np.ndarray], token_code: np.ndarray) -> np.ndarray:
+def _leaves(cols: dict[str, np.ndarray], group: np.ndarray, book: Creators, n_unknown: int) -> np.ndarray:
     """Venue-confirmed remaining quantity of the event's order after the event (-1 where unknown).
 
     Starts from the quantity the venue accepted (A) or restated (U) and subtracts executions and
-    cancel decrements, per token, in journal order: one lexsort and one cumsum."""
+    cancel decrements, per order, in journal order: one sort and one cumsum, continuing from the
+    running totals `book` carries from earlier chunks (and updating them)."""
     ev = cols["event"]
+    if len(ev) == 0:
+        return np.zeros(0, np.int64)
     start = np.where((ev == EV["ACCEPTED"]) | (ev == EV["REPLACED"]), cols["qty"], 0)
     reduce = np.where((ev == EV["EXECUTED"]) | (ev == EV["EXECUTED_WITH_REF_PRICE"]), cols["exec_qty"], 0) \
         + np.where((ev == EV["CANCELED"]) | (ev == EV["AIQ_CANCELED"]), cols["decrement"], 0)
-    order = np.argsort(token_code, kind="stable")        # rows are in journal order already
+    order = np.argsort(group, kind="stable")             # rows are in journal order already
     delta = (start - reduce)[order]
-    codes = token_code[order]
+    codes = group[order]
     running = np.cumsum(delta)
     group_start = np.r_[True, codes[1:] != codes[:-1]]
     base = np.maximum.accumulate(np.where(group_start, np.arange(len(codes)), 0))
-    offset = running[base] - delta[base]
-    leaves_sorted = running - offset
-    started = np.cumsum(start[order] > 0)             # A/U messages so far, over all groups
-    started_in_group = started - (started[base] - (start[order][base] > 0))
-    leaves_sorted = np.where(started_in_group > 0, leaves_sorted, -1)
-    out = np.empty_like(leaves_sorted)
-    out[order] = leaves_sorted
+    within = running - (running[base] - delta[base])
+    started_flag = start[order] > 0
+    started = np.cumsum(started_flag)                     # A/U messages so far, over all groups
+    started_within = started - (started[base] - started_flag[base])
+    prior_sum = np.concatenate([book.leaves_sum, np.zeros(n_unknown, np.int64)])
+    prior_started = np.concatenate([book.leaves_started, np.zeros(n_unknown, np.int64)])
+    total = prior_sum[codes] + within
+    total_started = prior_started[codes] + started_within
+    last = np.r_[codes[1:] != codes[:-1], True] & (codes < len(book))
+    book.leaves_sum[codes[last]] = total[last]
+    book.leaves_started[codes[last]] = total_started[last]
+    out = np.empty(len(group), dtype=np.int64)
+    out[order] = np.where(total_started > 0, total, -1)
     return out
