@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gc
 import os
+import pickle
 import socket
 import statistics
 import subprocess
@@ -54,19 +55,17 @@ TARGET_GUARD_P50_US = 5.0
 # seeded session so the speed-up is measured in the same run, on the same machine load
 BEFORE_COMMIT = "eb37d09"
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_BEFORE_SCRIPT = """
-import gc, sys, time
-from tests.mm_core.wire import make_engine, simulate
-events, _, recorded = simulate(1, int(sys.argv[1]))
-best = float("inf")
-for _ in range(int(sys.argv[2])):
-    engine = make_engine()
-    gc.collect()
-    t0 = time.perf_counter()
-    for ev in events:
-        engine.on_event(ev)
-    best = min(best, time.perf_counter() - t0)
-print(len(events), best, engine.state_hash())
+_REPLAY_SCRIPT = """
+import gc, pickle, sys, time
+from tests.mm_core.wire import make_engine
+with open(sys.argv[1], "rb") as f:
+    events = pickle.load(f)
+engine = make_engine()
+gc.collect()
+wall, cpu = time.perf_counter(), time.process_time()
+for ev in events:
+    engine.on_event(ev)
+print(time.perf_counter() - wall, time.process_time() - cpu, engine.state_hash())
 """
 _SERVER = soupbintcp.Direction.FROM_SERVER
 
@@ -214,22 +213,31 @@ def _storage(ops, symbols) -> dict[str, float]:
     return out
 
 
-def _before(steps: int, rounds: int, workdir: str) -> tuple[int, float, str] | None:
-    """(events, best seconds, state hash) of the pre-optimisation engine; None outside a git checkout.
-    Its mm_core comes from git; journal, audit and the test wiring are this tree's (unchanged)."""
+def _before_after(events, rounds: int, workdir: str) -> dict[str, tuple[float, float, str]] | None:
+    """Best (wall s, CPU s, state hash) of one replay by the engine before this work and by this
+    tree's, each in a fresh subprocess, alternated round by round so load hits both alike. None
+    outside a git checkout. The old mm_core comes from git; journal, audit and tests are this tree's."""
     target = os.path.join(workdir, "before")
     os.makedirs(target)
+    pickled = os.path.join(workdir, "events.pickle")
+    with open(pickled, "wb") as f:
+        pickle.dump(events, f)
+    best: dict[str, tuple[float, float, str]] = {}
     try:
         archive = subprocess.run(["git", "-C", _ROOT, "archive", BEFORE_COMMIT, "mm_core"],
                                  capture_output=True, check=True, timeout=60).stdout
         subprocess.run(["tar", "-x", "-C", target], input=archive, check=True, timeout=60)
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([target, _ROOT]))
-        out = subprocess.run([sys.executable, "-c", _BEFORE_SCRIPT, str(steps), str(rounds)], cwd=target,
-                             env=env, capture_output=True, text=True, check=True, timeout=900).stdout
+        for _ in range(rounds):
+            for name, path in (("before", os.pathsep.join([target, _ROOT])), ("after", _ROOT)):
+                out = subprocess.run([sys.executable, "-c", _REPLAY_SCRIPT, pickled], cwd=workdir,
+                                     env=dict(os.environ, PYTHONPATH=path), capture_output=True,
+                                     text=True, check=True, timeout=900).stdout.split()
+                wall, cpu, digest = float(out[0]), float(out[1]), out[2]
+                old = best.get(name)
+                best[name] = (min(wall, old[0]), min(cpu, old[1]), digest) if old else (wall, cpu, digest)
     except (OSError, subprocess.SubprocessError):
         return None
-    n, seconds, digest = out.split()
-    return int(n), float(seconds), digest
+    return best
 
 
 def _timed(fn, events) -> float:
@@ -501,7 +509,7 @@ def main(quick: bool) -> str:
     overhead = _clock_overhead()
     toxic = _guard_packets(events)
     with tempfile.TemporaryDirectory(prefix="engine-bench-") as workdir:
-        before = _before(steps, rounds, workdir)
+        before = _before_after(events, rounds, workdir)
         guard = _guard_latency(events, toxic, rounds, workdir)
         wire_s = 3.0 if quick else 8.0
         wire = {mode: _wire_session(wire_s, mode == "busy-poll", workdir) for mode in ("busy-poll", "select wait")}
@@ -529,14 +537,14 @@ def main(quick: bool) -> str:
         lines.append(f"| {name} | {t:.3f} | {n / t:,.0f} | {md_messages / t:,.0f} | "
                      f"{t / decode_t:.2f}x the time | {n / t / TARGET_EPS:.3f} |")
     if before is not None:
-        b_n, b_t, b_hash = before
-        same = b_n == n and b_hash == replay_hash
-        lines.append(f"| whole engine before this work (git {BEFORE_COMMIT}, subprocess, same session) | {b_t:.3f} | "
-                     f"{b_n / b_t:,.0f} | {md_messages / b_t:,.0f} | {b_t / decode_t:.2f}x the time | "
-                     f"{b_n / b_t / TARGET_EPS:.3f} |")
-        lines += ["", f"Speed-up of the whole engine over the engine before this work: "
-                  f"{b_t / best['whole engine (on_event)']:.2f}x; its state hash "
-                  f"{'equals' if same else 'DIFFERS FROM'} this engine's (same decisions)."]
+        (b_wall, b_cpu, b_hash), (a_wall, a_cpu, a_hash) = before["before"], before["after"]
+        lines += ["", f"### Before / after this work (git {BEFORE_COMMIT} vs this tree), same events, "
+                  f"each replay in a fresh subprocess, alternated, best of {rounds}", "",
+                  "| engine | wall s | events/s (wall) | CPU s | events/s (CPU) |", "|---|---:|---:|---:|---:|"]
+        for name, (wall, cpu, _) in (("before", before["before"]), ("after", before["after"])):
+            lines.append(f"| {name} | {wall:.3f} | {n / wall:,.0f} | {cpu:.3f} | {n / cpu:,.0f} |")
+        lines += ["", f"Speed-up: {b_wall / a_wall:.2f}x wall, {b_cpu / a_cpu:.2f}x CPU time. State hashes "
+                  f"{'equal' if b_hash == a_hash == replay_hash else 'DIFFER'} (same decisions)."]
     else:
         lines += ["", "The engine before this work was not timed (no git checkout to take it from)."]
     lines += [
