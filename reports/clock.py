@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from journal.catalogue import ClockState
 from reports import arrowcols as ac
 from reports import common, events
-from reports.output import ReportOutput
+from reports.output import ReportOutput, TableCollector
 from reports.refdata import RefData
 from reports.source import JournalSlice
 from reports.timebase import CLOCK_STATE_NAMES, TS_SOURCE_NAMES, to_utc
@@ -119,6 +119,7 @@ def _event_table(ev: events.OrderEvents, sample_utc) -> tuple[pa.Table, dict, in
 
 
 def _intervals(samples: np.ndarray, utc, event_seq: np.ndarray) -> pa.Table:
+    """Intervals out of tolerance per profile; `event_seq` (sorted) are the order events' sequences."""
     rows = []
     seqs = samples["seq"].astype(np.int64, copy=False)
     for name, tol in PROFILES:
@@ -154,13 +155,13 @@ def _intervals(samples: np.ndarray, utc, event_seq: np.ndarray) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=schema)
 
 
-def _summary(samples: np.ndarray, intervals: pa.Table, within_events: dict, n_events: int,
+def _summary(samples: np.ndarray, intervals: pa.Table, within_events: dict[str, int], n_events: int,
              events_without_sample: int) -> pa.Table:
     rows = []
     for name, tol in PROFILES:
         ok = within(samples, tol)
         mine = intervals.filter(pc.equal(intervals["profile"], name)) if intervals.num_rows else intervals
-        outside = int(n_events - within_events[name].sum())
+        outside = int(n_events - within_events[name])
         if len(samples) == 0:
             verdict = "NO_EVIDENCE"
         elif ok.all() and outside == 0:
@@ -181,26 +182,49 @@ def _summary(samples: np.ndarray, intervals: pa.Table, within_events: dict, n_ev
     return pa.Table.from_pylist(rows)
 
 
-def build(src: JournalSlice, ref: RefData) -> ReportOutput:
-    ev = common.select_trade_date(events.collect(src, join_orders=False), src.selection.trade_date)
-    all_samples = ev.samples
-    sample_utc_all = to_utc(all_samples["seq"], all_samples["ts_ns"], all_samples["ts_source"], all_samples)
-    in_range = (all_samples["seq"] >= src.first_seq) & (all_samples["seq"] <= src.last_seq)
+def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
+    """Clock evidence with the per-event table built chunk by chunk (`sink.add("event_clock", t)`);
+    samples, intervals and summary are small and returned whole."""
+    samples_all = events.clock_samples(src)
+    sample_utc_all = to_utc(samples_all["seq"], samples_all["ts_ns"], samples_all["ts_source"], samples_all)
+    in_range = (samples_all["seq"] >= src.first_seq) & (samples_all["seq"] <= src.last_seq)
     if src.selection.trade_date is not None:
         day = (src.selection.trade_date - dt.date(1970, 1, 1)).days
         in_range &= sample_utc_all.utc_ns // ac.NS_PER_DAY == day
     rows = np.flatnonzero(in_range)
-    samples = all_samples[rows]
-    sample_utc = to_utc(samples["seq"], samples["ts_ns"], samples["ts_source"], all_samples)
-    samples_table = _samples_table(samples, sample_utc)
-    event_table, within_events, no_sample = _event_table(ev, sample_utc_all)
-    intervals = _intervals(samples, sample_utc, ev.cols["seq"].astype(np.int64, copy=False))
-    summary = _summary(samples, intervals, within_events, len(ev), no_sample)
-    samples_kept, rej1 = split(samples_table, KIND, "samples", [
+    samples = samples_all[rows]
+    sample_utc = to_utc(samples["seq"], samples["ts_ns"], samples["ts_source"], samples_all)
+    within_events = {name: 0 for name, _ in PROFILES}
+    n_events = no_sample = 0
+    event_seqs, event_rejects = [], []
+    for chunk in events.collect_chunks(src, join_orders=False):
+        ev = common.select_trade_date(chunk, src.selection.trade_date)
+        event_table, within_chunk, no_sample_chunk = _event_table(ev, sample_utc_all)
+        for name, ok in within_chunk.items():
+            within_events[name] += int(ok.sum())
+        n_events += len(ev)
+        no_sample += no_sample_chunk
+        event_seqs.append(ev.cols["seq"].astype(np.int64, copy=False))   # 8 bytes per event
+        kept, rejected = split(event_table, KIND, "event_clock", [
+            mask_check("event_time_utc", ~ev.utc.valid, "order event without a UTC time")])
+        sink.add("event_clock", kept)
+        if rejected.num_rows:
+            event_rejects.append(rejected)
+    all_event_seqs = np.concatenate(event_seqs) if event_seqs else np.zeros(0, np.int64)
+    intervals = _intervals(samples, sample_utc, all_event_seqs)
+    summary = _summary(samples, intervals, within_events, n_events, no_sample)
+    samples_kept, sample_rejects = split(_samples_table(samples, sample_utc), KIND, "samples", [
         mask_check("sample_time_utc", ~sample_utc.valid, "clock sample without a UTC time")])
-    events_kept, rej2 = split(event_table, KIND, "event_clock", [
-        mask_check("event_time_utc", ~ev.utc.valid, "order event without a UTC time")])
-    rejects = pa.concat_tables([rej1, rej2]) if rej1.num_rows or rej2.num_rows else REJECTS_SCHEMA.empty_table()
+    parts = [r for r in [sample_rejects] + event_rejects if r.num_rows]
+    rejects = pa.concat_tables(parts) if parts else REJECTS_SCHEMA.empty_table()
     return ReportOutput(kind=KIND, schema_version=SCHEMA_VERSION, tables={
-        "samples": samples_kept, "event_clock": events_kept, "intervals": intervals, "summary": summary,
+        "samples": samples_kept, "intervals": intervals, "summary": summary,
     }, rejects=rejects)
+
+
+def build(src: JournalSlice, ref: RefData) -> ReportOutput:
+    """The whole report in memory (tests, benchmarks); `run` streams it to disk instead."""
+    collector = TableCollector()
+    report = stream(src, ref, collector)
+    report.tables.update(collector.tables())
+    return report

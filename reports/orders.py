@@ -13,10 +13,10 @@ import pyarrow as pa
 from reports import arrowcols as ac
 from reports import common, events
 from reports.events import EV
-from reports.output import ReportOutput
+from reports.output import ReportOutput, TableCollector
 from reports.refdata import RefData
 from reports.source import JournalSlice
-from reports.validate import split
+from reports.validate import REJECTS_SCHEMA, split
 
 KIND = "orders"
 SCHEMA_VERSION = "orders-1"
@@ -123,9 +123,25 @@ def base_table(ev: events.OrderEvents, ref: RefData) -> tuple[pa.Table, list]:
     return table, common.event_checks(table, ev, ref, inst_idx, algo_idx, client_idx)
 
 
+def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
+    """Build the order records chunk by chunk (bounded memory), handing each chunk's kept rows to
+    `sink.add("order_events", table)`; returns the rejects (and no whole tables)."""
+    rejects = []
+    for chunk in events.collect_chunks(src):
+        ev = common.select_trade_date(chunk, src.selection.trade_date)
+        table, checks = base_table(ev, ref)
+        del ev, chunk           # the event arrays are now in the table; free the rest early
+        kept, rejected = split(table, KIND, "order_events", checks)
+        sink.add("order_events", kept)
+        if rejected.num_rows:
+            rejects.append(rejected)
+    return ReportOutput(kind=KIND, schema_version=SCHEMA_VERSION, tables={},
+                        rejects=pa.concat_tables(rejects) if rejects else REJECTS_SCHEMA.empty_table())
+
+
 def build(src: JournalSlice, ref: RefData) -> ReportOutput:
-    ev = common.select_trade_date(events.collect(src), src.selection.trade_date)
-    table, checks = base_table(ev, ref)
-    del ev                      # the event arrays are now in the table; free the rest early
-    kept, rejects = split(table, KIND, "order_events", checks)
-    return ReportOutput(kind=KIND, schema_version=SCHEMA_VERSION, tables={"order_events": kept}, rejects=rejects)
+    """The whole report in memory (tests, benchmarks); `run` streams it to disk instead."""
+    collector = TableCollector()
+    report = stream(src, ref, collector)
+    report.tables.update(collector.tables())
+    return report

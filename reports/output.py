@@ -99,20 +99,130 @@ def write(out_dir: str | pathlib.Path, report: ReportOutput, provenance: dict[st
 def _file_jobs(name: str, table: pa.Table, meta: dict[str, str]):
     """(relative path, rows, metadata) per output file: one directory per trade date, and within
     it files of at most FILE_ROWS rows (part-00000, part-00001, ...) in sequence order."""
+    for directory, part, part_meta in _partitions(name, table, meta):
+        yield from _chunks(directory, part, part_meta)
+
+
+def _partitions(name: str, table: pa.Table, meta: dict[str, str]):
+    """(directory, rows, metadata) per trade date of `table` (one directory for rejects/summaries)."""
     if table.num_rows == 0:
         return
     # Rejects stay one file with trade_date as a column: a rejected row may have no date at all.
     if "trade_date" not in table.column_names or name == "rejects":
-        yield from _chunks(pathlib.Path(name), table, dict(meta, table=name))
+        yield pathlib.Path(name), table, dict(meta, table=name)
         return
     days = table.column("trade_date").combine_chunks().cast(pa.int32()).fill_null(-(2**31)).to_numpy()
     data = table.drop_columns(["trade_date"])     # hive: the partition value lives in the path
-    for day in np.unique(days):
-        part = data if len(np.unique(days)) == 1 else data.filter(pa.array(days == day))
+    distinct = np.unique(days)
+    for day in distinct:
+        part = data if len(distinct) == 1 else data.filter(pa.array(days == day))
         label = "__HIVE_DEFAULT_PARTITION__" if day == -(2**31) else \
             (EPOCH + dt.timedelta(days=int(day))).isoformat()
-        yield from _chunks(pathlib.Path(name) / f"trade_date={label}", part,
-                           dict(meta, table=name, trade_date=label))
+        yield pathlib.Path(name) / f"trade_date={label}", part, dict(meta, table=name, trade_date=label)
+
+
+class TableCollector:
+    """Where a streamed builder puts its large tables' pieces when the caller wants whole tables
+    in memory (`build`): pieces are concatenated in arrival order."""
+
+    def __init__(self):
+        self.pieces: dict[str, list[pa.Table]] = {}
+
+    def add(self, name: str, table: pa.Table) -> None:
+        self.pieces.setdefault(name, []).append(table)
+
+    def tables(self) -> dict[str, pa.Table]:
+        return {name: pa.concat_tables(parts) for name, parts in self.pieces.items()}
+
+
+class StreamWriter:
+    """Writes one report kind whose large tables arrive in pieces, in sequence order, keeping at
+    most one file's rows per (table, trade date) in memory. Files hold exactly FILE_ROWS rows
+    except each partition's last, as `write` does; encoding overlaps the next piece's build on a
+    small thread pool with a bounded queue. `finish` writes the small tables, rejects and
+    manifest, then moves the staging directory into place (all or nothing, as `write`)."""
+
+    def __init__(self, out_dir: str | pathlib.Path, kind: str, schema_version: str,
+                 provenance: dict[str, str], force: bool = False):
+        self.out_dir = pathlib.Path(out_dir)
+        self.kind = kind
+        prepare(self.out_dir, kind, force)
+        self.staging = self.out_dir / f".{kind}.partial"
+        if self.staging.exists():
+            shutil.rmtree(self.staging)
+        self.staging.mkdir(parents=True)
+        self.meta = dict(provenance, report=kind, schema_version=schema_version, generator=GENERATOR)
+        self.buffers: dict[pathlib.Path, tuple[list[pa.Table], int, dict]] = {}
+        self.next_part: dict[pathlib.Path, int] = {}
+        self.rows: dict[str, int] = {}
+        self.files: list[tuple[pathlib.Path, int, str]] = []    # (relative path, rows, sha256)
+        self.workers = os.cpu_count() or 1
+        self.pool = ThreadPoolExecutor(max_workers=self.workers)
+        self.pending = []
+
+    def add(self, name: str, table: pa.Table) -> None:
+        self.rows[name] = self.rows.get(name, 0) + table.num_rows
+        for directory, part, meta in _partitions(name, table, self.meta):
+            pieces, count, _ = self.buffers.get(directory, ([], 0, meta))
+            pieces.append(part)
+            count += part.num_rows
+            while count >= FILE_ROWS:
+                joined = pa.concat_tables(pieces)
+                self._emit(directory, joined.slice(0, FILE_ROWS), meta)
+                rest = joined.slice(FILE_ROWS)
+                pieces, count = ([rest] if rest.num_rows else []), rest.num_rows
+            self.buffers[directory] = (pieces, count, meta)
+
+    def _emit(self, directory: pathlib.Path, table: pa.Table, meta: dict) -> None:
+        index = self.next_part.get(directory, 0)
+        self.next_part[directory] = index + 1
+        self._emit_named(directory / f"part-{index:05d}.parquet", table, meta)
+
+    def _encode_to_disk(self, rel: pathlib.Path, table: pa.Table, meta: dict):
+        data = _encode((rel, table, meta))
+        (self.staging / rel).parent.mkdir(parents=True, exist_ok=True)
+        (self.staging / rel).write_bytes(data)
+        return rel, table.num_rows, hashlib.sha256(data).hexdigest()
+
+    def _collect(self, future) -> None:
+        self.files.append(future.result())
+
+    def finish(self, report: ReportOutput) -> list[WrittenFile]:
+        """Flush the streamed tables and write `report`'s whole tables, rejects and extra files."""
+        try:
+            for directory, (pieces, count, meta) in sorted(self.buffers.items()):
+                if count:
+                    self._emit(directory, pa.concat_tables(pieces), meta)
+            whole = dict(report.tables, rejects=report.rejects)
+            for name in sorted(whole):
+                self.rows[name] = whole[name].num_rows
+                for rel, table, meta in _file_jobs(name, whole[name], self.meta):
+                    self._emit_named(rel, table, meta)
+            while self.pending:
+                self._collect(self.pending.pop(0))
+        finally:
+            self.pool.shutdown(wait=True)
+        files = sorted(self.files)
+        for rel, data in sorted(report.extra_files.items()):
+            (self.staging / rel).parent.mkdir(parents=True, exist_ok=True)
+            (self.staging / rel).write_bytes(data)
+            files.append((pathlib.Path(rel), 0, hashlib.sha256(data).hexdigest()))
+        manifest = {
+            "provenance": self.meta,
+            "files": [{"path": str(rel), "rows": rows, "sha256": digest} for rel, rows, digest in files],
+            "tables": {name: self.rows[name] for name in sorted(self.rows)},
+        }
+        (self.staging / "_manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+        target = self.out_dir / self.kind
+        if target.exists():
+            shutil.rmtree(target)
+        self.staging.rename(target)
+        return [WrittenFile(target / rel, rows) for rel, rows, _ in files]
+
+    def _emit_named(self, rel: pathlib.Path, table: pa.Table, meta: dict) -> None:
+        while len(self.pending) >= self.workers:        # bounded: at most one file per worker queued
+            self._collect(self.pending.pop(0))
+        self.pending.append(self.pool.submit(self._encode_to_disk, rel, table, meta))
 
 
 def _chunks(directory: pathlib.Path, table: pa.Table, meta: dict[str, str]):

@@ -23,6 +23,9 @@ BUILDERS: dict[str, Callable[[JournalSlice, RefData], output.ReportOutput]] = {
     execution.KIND: execution.build,
 }
 KINDS = tuple(BUILDERS)
+# Kinds whose builders hand their large tables to a sink chunk by chunk (see orders.stream).
+STREAMERS = {orders.KIND: orders.stream, clock.KIND: clock.stream}
+SCHEMA_VERSIONS = {orders.KIND: orders.SCHEMA_VERSION, clock.KIND: clock.SCHEMA_VERSION}
 
 
 @dataclass(frozen=True)
@@ -59,10 +62,17 @@ def run(kinds: list[str], journal_dir: str | pathlib.Path, out_dir: str | pathli
     provenance = src.provenance()
     results = []
     for kind in kinds:
-        say(f"building {kind}")
-        report = BUILDERS[kind](src, ref)
-        say(f"writing {kind}")
-        files = output.write(out_dir, report, provenance, force=force)
-        rows = {name: t.num_rows for name, t in sorted(report.tables.items())}
+        if kind in STREAMERS:              # large tables written chunk by chunk: bounded memory
+            say(f"building and writing {kind}")
+            writer = output.StreamWriter(out_dir, kind, SCHEMA_VERSIONS[kind], provenance, force=force)
+            report = STREAMERS[kind](src, ref, writer)
+            files = writer.finish(report)
+            rows = {name: n for name, n in sorted(writer.rows.items()) if name != "rejects"}
+        else:
+            say(f"building {kind}")
+            report = BUILDERS[kind](src, ref)
+            say(f"writing {kind}")
+            files = output.write(out_dir, report, provenance, force=force)
+            rows = {name: t.num_rows for name, t in sorted(report.tables.items())}
         results.append(KindResult(kind=kind, files=files, rows=rows, rejected=report.rejected))
     return RunResult(results)
