@@ -58,6 +58,7 @@ class RunnerSettings:
     hardware_timestamps: bool = False
     fresh_session: bool = True       # nothing to reconcile: tell the gateway so at start
     busy_poll: bool = False          # spin on a zero-timeout select: lower wake-up latency, one core
+    heartbeat_ns: int = 1_000_000_000  # SoupBinTCP client heartbeat after this much send silence
 
 
 @dataclass
@@ -69,6 +70,9 @@ class RunnerReport:
     journal_failures: int = 0
     protocol_errors: int = 0
     stop_reason: str = ""
+
+
+_CLIENT_HEARTBEAT = soupbintcp.encode(soupbintcp.ClientHeartbeat())
 
 
 def _realtime() -> int:
@@ -93,6 +97,7 @@ class Runner:
         self.journal_ok = True
         self._md: TimestampedUdpSocket | None = None
         self._oe: TimestampedTcpSocket | None = None
+        self._last_send_mono = 0
 
     # ------------------------------------------------------------------ lifecycle
     def connect(self) -> None:
@@ -106,7 +111,10 @@ class Runner:
             self._oe = TimestampedTcpSocket.connect((s.host, s.ouch_port), hardware=s.hardware_timestamps)
         except OSError as exc:
             raise RunnerError(f"cannot reach the venue's order entry at {s.host}:{s.ouch_port}: {exc}") from exc
-        login = soupbintcp.encode(soupbintcp.LoginRequest(s.username, s.password, s.session, 1))
+        # Ask for the first venue message the engine has not seen: 1 for a fresh engine, last + 1
+        # after a replay, so a restarted or reconnected engine gets every message exactly once.
+        first = self.engine.venue_seq + 1
+        login = soupbintcp.encode(soupbintcp.LoginRequest(s.username, s.password, s.session, first))
         self._send_tcp(login)
 
     def close(self) -> None:
@@ -120,7 +128,14 @@ class Runner:
     def _send_tcp(self, data: bytes) -> int:
         key = self._oe.send(data)
         self.tcp_bytes += len(data)
+        self._last_send_mono = time.monotonic_ns()
         return key
+
+    def _heartbeat_if_idle(self, mono_ns: int) -> None:
+        """A venue drops a silent client (SoupBinTCP: after 15 s by default), so keep the link alive.
+        Heartbeats are session keep-alives, not order events: their TX stamps match no ORDER_SENT."""
+        if mono_ns - self._last_send_mono >= self.settings.heartbeat_ns:
+            self._send_tcp(_CLIENT_HEARTBEAT)
 
     # ------------------------------------------------------------------ the loop
     def run(self, duration_s: float, stop: threading.Event | None = None) -> RunnerReport:
@@ -153,6 +168,7 @@ class Runner:
                 if t >= next_timer:
                     self._on_timer(t)
                     next_timer = t + s.timer_ns
+                self._heartbeat_if_idle(t)
             self.report.stop_reason = "stopped" if stop is not None and stop.is_set() else "duration"
             return self.report
         finally:

@@ -10,7 +10,6 @@ or started by a warm spare (`--spare`) that has imported everything and forks on
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import signal
@@ -118,9 +117,8 @@ class AckingJournal:
 
 
 class ResumingRunner(Runner):
-    """The runner, logging in from the engine's last venue sequence + 1 (1 for a fresh engine), so
-    a restarted or reconnected engine gets each venue message exactly once; reports its first quote.
-    (RunnerSettings has no requested-sequence field, hence the login is rewritten on its way out.)"""
+    """The runner (which logs in from the engine's last venue sequence + 1), reporting the login's
+    requested sequence and its first quote to the drill."""
 
     def __init__(self, *args, reporter: Reporter, enable_when_current: bool = False, **kw) -> None:
         super().__init__(*args, **kw)
@@ -130,11 +128,9 @@ class ResumingRunner(Runner):
         self.md_at_start = self.engine.counts["md_packets"]
 
     def _send_tcp(self, data: bytes) -> int:
-        if data[2] == _LOGIN:    # the runner asks from sequence 1: ask from where the engine is
+        if data[2] == _LOGIN:
             request = soupbintcp.decode(data, soupbintcp.Direction.FROM_CLIENT)
-            first = self.engine.venue_seq + 1
-            data = soupbintcp.encode(dataclasses.replace(request, requested_sequence=first))
-            self.reporter.say("L", str(first))
+            self.reporter.say("L", str(request.requested_sequence))
         try:
             return super()._send_tcp(data)
         except OSError as exc:
