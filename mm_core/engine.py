@@ -471,7 +471,7 @@ class Engine:
     def _cancel_all(self, purpose: Purpose | None, actions: list[Action], guard: bool,
                     match: Callable[[Order], bool] | None = None) -> int:
         n = 0
-        for order in list(self.oms.orders.values()):
+        for order in list(self.oms.live.values()):     # same order as oms.orders, terminal ones left out
             st = order.fsm.state
             if st in TERMINAL or st is OrderState.PENDING_CANCEL or st is OrderState.PENDING_NEW:
                 continue

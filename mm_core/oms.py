@@ -176,6 +176,9 @@ class Oms:
         self.orders: dict[str, Order] = {}
         # newest non-terminal order per (symbol, side, purpose); plain-int keys hash fast
         self.working: dict[tuple[int, int, str], str] = {}
+        # the non-terminal orders, in the same order as `orders` (terminal states are absorbing, so
+        # an order leaves once and never comes back): counts and sweeps cost O(open), not O(day)
+        self.live: dict[str, Order] = {}
         self.transitions = 0
 
     # --- tokens -------------------------------------------------------------------------
@@ -212,6 +215,7 @@ class Oms:
             raise OmsError(f"duplicate order token {intent.token}")
         order = Order(intent, now_ns)
         self.orders[intent.token] = order
+        self.live[intent.token] = order
         self.working[(order.symbol_id, int(order.side), order.purpose.value)] = order.token
         return order
 
@@ -284,14 +288,14 @@ class Oms:
 
     def _abandon_replacement(self, old: Order, now_ns: int) -> None:
         """The original died while a replace was in flight: the replacement can never live."""
-        for order in self.orders.values():
+        for order in list(self.live.values()):
             if order.orig_token == old.token and order.state is OrderState.PENDING_NEW:
                 self._fire(order, Trigger.REJECT, now_ns)
 
     def check_timeouts(self, now_ns: int, timeout_ns: int) -> list[Order]:
         """Orders without an answer for timeout_ns become outcome-unknown (returned)."""
         late = []
-        for order in self.orders.values():
+        for order in list(self.live.values()):
             if order.fsm.state in PENDING and now_ns - order.last_ns >= timeout_ns:
                 self._fire(order, Trigger.TIMEOUT, now_ns)
                 late.append(order)
@@ -305,6 +309,7 @@ class Oms:
         order.last_ns = now_ns
         self.transitions += 1
         if order.fsm.state in TERMINAL:
+            del self.live[order.token]
             key = (order.symbol_id, int(order.side), order.purpose.value)
             if self.working.get(key) == order.token:
                 del self.working[key]
@@ -322,18 +327,15 @@ class Oms:
         return self.orders[token] if token is not None else None
 
     def open_orders(self) -> list[Order]:
-        return [o for o in self.orders.values() if o.fsm.state not in TERMINAL]
+        return list(self.live.values())
 
     def counts(self) -> tuple[int, int]:
         """(open orders, orders whose outcome is unknown)."""
-        open_n = unknown = 0
-        for o in self.orders.values():
-            s = o.fsm.state
-            if s not in TERMINAL:
-                open_n += 1
-                if s is OrderState.UNKNOWN:
-                    unknown += 1
-        return open_n, unknown
+        unknown = 0
+        for o in self.live.values():
+            if o.fsm.state is OrderState.UNKNOWN:
+                unknown += 1
+        return len(self.live), unknown
 
     def prune(self, now_ns: int, keep_ns: int) -> int:
         """Forget orders terminal for longer than keep_ns (a late venue message for one of them
