@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 
-from journal import Reader, RecordType
+from journal import JournalError, Reader, RecordType
 from journal.catalogue import PAYLOAD_DTYPES
 from mm_core.runner import engine_events
 from recovery.recover import recover
@@ -159,7 +159,9 @@ def _venue_part(runs: int) -> list[dict]:
                 proc = subprocess.Popen([sys.executable, "-m", "tests.recovery.session", journal,
                                          str(p.ouch), str(port), str(p.rerequest), "20"], cwd=ROOT,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                time.sleep(2.5)
+                deadline = time.monotonic() + 20
+                while time.monotonic() < deadline and proc.poll() is None and _orders(journal) < 8:
+                    time.sleep(0.1)
                 proc.send_signal(signal.SIGKILL)
                 proc.wait(10)
                 t = time.perf_counter()
@@ -170,6 +172,14 @@ def _venue_part(runs: int) -> list[dict]:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _orders(path: str) -> int:
+    try:
+        with Reader(path) as reader:
+            return sum(1 for _ in reader.records(rtypes=[RecordType.ORDER_SENT]))
+    except JournalError:        # the runner has not created it yet
+        return 0
 
 
 def _eps(n: int, s: float) -> str:
@@ -217,7 +227,7 @@ def main(quick: bool) -> str:
                      f"| {_pct(r['rto_snap'], 0.99):.3f} | {snap / full:.3f}x | {r['snapshots']} "
                      f"| {r['snapshot_bytes'] / 1e6:.2f} MB |")
     lines.append("")
-    lines.append("Venue part (embedded venue, runner SIGKILLed after 2.5 s; seconds):")
+    lines.append("Venue part (embedded venue, runner SIGKILLed once it journaled 8 orders; seconds):")
     lines.append("")
     keys = ("open", "replay", "full_view", "resume", "reconcile", "total")
     lines.append("| run | events replayed | " + " | ".join(keys) + " | reconciled |")
@@ -225,7 +235,8 @@ def main(quick: bool) -> str:
     for i, v in enumerate(venue, 1):
         lines.append(f"| {i} | {v['events']:,} | " + " | ".join(f"{v.get(k, 0):.3f}" for k in keys)
                      + f" | {v['reconciled']} |")
-    venue_p99 = _pct([v["total"] - v.get("replay", 0) - v.get("open", 0) for v in venue], 0.99)
+    # everything but the replay: the crashed journal's open (tail repair, seal) and the venue work
+    venue_p99 = _pct([v["total"] - v.get("replay", 0) for v in venue], 0.99)
     largest = rows[sizes[-1]]
     full_rate = largest["events"] / largest["replay_s"]
     snap_p99 = _pct(largest["rto_snap"], 0.99)
@@ -243,8 +254,11 @@ def main(quick: bool) -> str:
                  f"{largest['inputs']:,} inputs"
                  + (f" and {_pct(rows[sizes[0]]['rto_snap'], 0.99):.3f} s at {rows[sizes[0]]['inputs']:,}"
                     if len(sizes) > 1 else "")
-                 + " (it follows the snapshot interval, not the session length); the venue part's p99 "
-                 f"is {venue_p99:.3f} s (two quiet waits of 0.25 s dominate). Estimated RTO p99 for "
+                 + " (the tail after the snapshot is bounded by the interval; what still grows with the "
+                 "session is the state hashed and pickled: book and OMS size); the crashed-journal "
+                 f"part's p99 (open with tail repair, full view, resumed session, reconciliation, cancels "
+                 f"answered) is {venue_p99:.3f} s. "
+                 "Estimated (not run) RTO p99 for "
                  f"a million-event session: {snap_p99 + venue_p99:.2f} s -> "
                  f"{'met' if snap_p99 + venue_p99 <= TARGET_RTO_S else 'NOT met'} (target 1 s), "
                  "provided a standby replayer (recovery.standby) keeps snapshots current.")
