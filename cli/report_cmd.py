@@ -30,7 +30,8 @@ _HELP = {
 def _options(fn):
     fn = click.option("--force", is_flag=True, help="Overwrite existing reports of this kind.")(fn)
     fn = click.option("--refdata", "refdata_dir", type=click.Path(file_okay=False, path_type=pathlib.Path),
-                      default=None, help="Reference-data directory (default: the bundled examples).")(fn)
+                      default=None, help="Reference-data directory (default: the bundled data, which "
+                      "describes the embedded venue with fictitious identifiers).")(fn)
     fn = click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=pathlib.Path),
                       help="Output directory; each kind writes OUT/<kind>/.")(fn)
     fn = click.option("--last-seq", type=int, default=None, help="Last journal sequence to include.")(fn)

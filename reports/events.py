@@ -1,6 +1,7 @@
 """The firm's order events as numpy columns: ORDER_SENT and VENUE_MSG (OUCH inside SoupBinTCP 'S')
 merged in journal order, venue messages joined to the order that created their token, remaining
-quantity after each execution, and the UTC time and clock context of every event.
+quantity after each execution, and the UTC time and clock context of every event; for one whole
+range, or chunk by chunk with the join and remaining quantities carried across chunks.
 
 Owns event classification (EVENT_NAMES) and the token join; all vectorised. The regulatory code
 mappings (RTS 24, CAT, RTS 22) live in the report modules, not here.

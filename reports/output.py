@@ -219,6 +219,13 @@ class StreamWriter:
         self.staging.rename(target)
         return [WrittenFile(target / rel, rows) for rel, rows, _ in files]
 
+    def abort(self) -> None:
+        """The build failed: stop encoding and remove the staging directory (nothing is published)."""
+        for future in self.pending:
+            future.cancel()
+        self.pool.shutdown(wait=True)
+        shutil.rmtree(self.staging, ignore_errors=True)
+
     def _emit_named(self, rel: pathlib.Path, table: pa.Table, meta: dict) -> None:
         while len(self.pending) >= self.workers:        # bounded: at most one file per worker queued
             self._collect(self.pending.pop(0))

@@ -220,7 +220,8 @@ def _load_parties(doc: dict, where: str, kind: str) -> dict[int, Party]:
 
 
 def load(directory: str | pathlib.Path | None = None) -> RefData:
-    """Load and validate every reference-data file in `directory` (default: the bundled examples)."""
+    """Load and validate every reference-data file in `directory` (default: the bundled data, which
+    describes the embedded venue's listings with fictitious identifiers and the engine's default parties)."""
     directory = pathlib.Path(directory) if directory is not None else DEFAULT_DIR
     if not directory.is_dir():
         raise RefDataError(f"{directory}: reference-data directory does not exist")

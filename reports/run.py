@@ -65,7 +65,11 @@ def run(kinds: list[str], journal_dir: str | pathlib.Path, out_dir: str | pathli
         if kind in STREAMERS:              # large tables written chunk by chunk: bounded memory
             say(f"building and writing {kind}")
             writer = output.StreamWriter(out_dir, kind, SCHEMA_VERSIONS[kind], provenance, force=force)
-            report = STREAMERS[kind](src, ref, writer)
+            try:
+                report = STREAMERS[kind](src, ref, writer)
+            except BaseException:
+                writer.abort()
+                raise
             files = writer.finish(report)
             rows = {name: n for name, n in sorted(writer.rows.items()) if name != "rejects"}
         else:

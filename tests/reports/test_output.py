@@ -101,3 +101,17 @@ def test_chain_evidence_for_a_sub_range_is_the_last_checkpoint_covering_it(tmp_p
     assert inside["chain_hash_seq"] == str(cp.seq) and inside["chain_hash"] == cp.payload[:32].hex()
     before = open_slice(journal, Selection(first_seq=2, last_seq=cp.seq - 5)).provenance()
     assert before["chain_hash"] == "" and before["chain_hash_seq"] == "0"
+
+
+def test_a_streamed_build_that_fails_publishes_nothing_and_leaves_no_staging(day_journal, tmp_path, monkeypatch):
+    from reports import orders
+    from reports.run import STREAMERS
+
+    def broken(src, ref, sink):
+        for _ in orders.stream(src, ref, sink).tables:
+            pass
+        raise RuntimeError("builder failed after writing")
+    monkeypatch.setitem(STREAMERS, "orders", broken)
+    with pytest.raises(RuntimeError, match="builder failed"):
+        run(["orders"], day_journal, tmp_path, refdata_dir=FIXTURE_REFDATA)
+    assert list(tmp_path.iterdir()) == []
