@@ -199,13 +199,29 @@ def _naive(path: pathlib.Path, events: int) -> tuple[float, float]:
 
 
 CHILD = """
-import json, resource, sys, time
+import json, resource, sys, threading, time
 from reports.run import run
+
+peak_anon = [0]
+done = threading.Event()
+
+def sample_anonymous_memory():   # RssAnon: memory the run allocated, not the mapped journal's pages
+    while not done.is_set():
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("RssAnon:"):
+                    peak_anon[0] = max(peak_anon[0], int(line.split()[1]))
+        done.wait(0.05)
+
+sampler = threading.Thread(target=sample_anonymous_memory, daemon=True)
+sampler.start()
 t0, c0 = time.perf_counter(), time.process_time()
 result = run([sys.argv[1]], sys.argv[2], sys.argv[3], force=True)
 wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+done.set()
+sampler.join()
 print(json.dumps({"wall": wall, "cpu": cpu, "rows": sum(sum(r.rows.values()) for r in result.results),
-                  "rejected": result.rejected,
+                  "rejected": result.rejected, "peak_anon_mb": peak_anon[0] / 1024,
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -270,15 +286,15 @@ def main(quick: bool) -> str:
         f"each O sent / A / E / X sent / C, and a clock sample every {SAMPLE_EVERY:,} events); "
         f"journal synthesised in {gen_s:.1f} s. Target: >= {TARGET / 1e6:.0f}M events/s end to end.",
         "",
-        "| report | rows out | end to end s | events/s | CPU s | events/CPU-s | peak memory MB "
-        "| pyarrow write alone s (main table) | ours / pyarrow-alone | target met (wall) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| report | rows out | end to end s | events/s | CPU s | events/CPU-s | peak anonymous MB "
+        "| peak RSS MB | pyarrow write alone s (main table) | ours / pyarrow-alone | target met (wall) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name, n_events, ours, alone in rows:
         took, cpu_s = ours["wall"], ours["cpu"]
         rate = n_events / took
         lines.append(f"| {name} | {ours['rows']:,} | {took:.2f} | {rate / 1e6:.2f}M | {cpu_s:.2f} "
-                     f"| {n_events / cpu_s / 1e6:.2f}M | {ours['peak_mb']:,.0f} "
+                     f"| {n_events / cpu_s / 1e6:.2f}M | {ours['peak_anon_mb']:,.0f} | {ours['peak_mb']:,.0f} "
                      f"| {alone:.2f} | {took / alone:.1f}x | {'yes' if rate >= TARGET else 'no'} |")
     order_wall = rows[0][2]["wall"]
     lines += [
@@ -298,8 +314,9 @@ def main(quick: bool) -> str:
         f"| ours, order records (50 columns, joined, validated) | {naive_events:,} | {ours_prefix_s:.2f} "
         f"| {ours_prefix_cpu:.2f} | {naive_events / ours_prefix_cpu / 1e6:.2f}M | {naive_cpu / ours_prefix_cpu:.1f}x |",
         "",
-        "End to end = `mmaudit report <kind>` in a fresh process (peak memory is that process's maximum "
-        "resident set): the journal is read in chunks of "
+        "End to end = `mmaudit report <kind>` in a fresh process. Peak anonymous = the most memory the "
+        "run itself held (RssAnon, sampled every 50 ms); peak RSS also counts the journal's memory-mapped "
+        "segment pages the reader touched, which the kernel can drop at will. The journal is read in chunks of "
         f"{events_module.CHUNK_SEQS:,} sequences; each chunk is decoded (vectorised OUCH), joined to the "
         "orders created so far, converted to UTC, validated and handed to a streaming Parquet writer "
         "(hive-partitioned zstd, metadata, manifest) whose encoding overlaps the next chunk. "
