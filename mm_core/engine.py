@@ -566,6 +566,10 @@ class Engine:
             order = oms.on_replaced(msg.token, msg.previous_token, msg.order_ref,
                                     msg.shares, msg.price, now)
             self.risk.on_order_done(msg.previous_token, now)
+            if order.cancel_on_accept is not None:
+                # we cancelled the original while this replace was in flight: the venue ignored
+                # that cancel, so cancel the replacement now rather than leave it resting
+                self._cancel(order, order.cancel_on_accept, actions)
             self._after_order_change(order, actions)
         elif t is ouch.Rejected:
             order = oms.on_rejected(msg.token, now)

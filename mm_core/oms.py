@@ -83,6 +83,9 @@ TRANSITIONS: dict[tuple[OrderState, Trigger], OrderState] = {
     (S.PENDING_CANCEL, T.CANCEL_SENT): S.PENDING_CANCEL,   # a guard pull repeating a cancel
     (S.PENDING_CANCEL, T.CANCEL_REJECT): S.ACCEPTED,
     (S.PENDING_CANCEL, T.TIMEOUT): S.UNKNOWN,
+    # replace-before-cancel race: the venue replaced the order before our cancel of the old
+    # token reached it (that cancel is then ignored); the replacement inherits the cancel
+    (S.PENDING_CANCEL, T.REPLACED): S.REPLACED,
     (S.PENDING_REPLACE, T.REPLACED): S.REPLACED,
     (S.PENDING_REPLACE, T.REPLACE_REJECT): S.ACCEPTED,
     (S.PENDING_REPLACE, T.PARTIAL_FILL): S.PENDING_REPLACE,
@@ -130,7 +133,7 @@ class Order:
 
     __slots__ = ("token", "symbol_id", "side", "price", "qty", "leaves", "filled", "purpose", "tif",
                  "orig_token", "venue_ref", "cancel_packet", "fsm", "sent_ns", "last_ns",
-                 "fills_after_cancel")
+                 "fills_after_cancel", "cancel_on_accept")
 
     def __init__(self, intent: OrderIntent, now_ns: int) -> None:
         self.token = intent.token
@@ -149,6 +152,7 @@ class Order:
         self.sent_ns = now_ns
         self.last_ns = now_ns
         self.fills_after_cancel = 0
+        self.cancel_on_accept: Purpose | None = None   # a cancel of the order this one replaces
 
     @property
     def state(self) -> OrderState:
@@ -206,6 +210,11 @@ class Oms:
             return self._add(intent, now_ns)
         if intent.kind is OrderKind.CANCEL or intent.kind is OrderKind.MODIFY:
             order = self.get(intent.token)
+            if order.state is OrderState.PENDING_REPLACE:
+                # whichever token the venue holds when the cancel lands, the position must end flat
+                for replacement in self.live.values():
+                    if replacement.orig_token == order.token and replacement.state is OrderState.PENDING_NEW:
+                        replacement.cancel_on_accept = intent.purpose
             self._fire(order, Trigger.CANCEL_SENT, now_ns)
             return order
         raise OmsError(f"unknown intent kind {intent.kind}")

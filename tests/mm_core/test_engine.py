@@ -270,3 +270,27 @@ def test_no_orders_until_every_gateway_input_is_healthy():
     engine.on_event(JournalHealth(S, True))
     acts = run(engine, venue, Timer(S + MS), S + MS)
     assert len([o for o in orders(acts) if o.intent.kind is OrderKind.ENTER]) == 2
+
+
+def test_kill_racing_an_unanswered_replace_cancels_the_replacement():
+    """The kill sweep cancels the original token while its replace is in flight; the venue
+    replaces first and ignores the stale cancel, so the engine must cancel the replacement."""
+    engine, venue, feed, refs, acts = quoted_book()
+    moved = []
+    for i, price in enumerate((1_000_000, 1_000_100, 1_000_200)):      # lift the market until we requote
+        moved = engine.on_event(md(feed.packet(feed.add(ACME, "B", 500, price)), 3 * S + i * MS))
+        if any(o.intent.kind is OrderKind.REPLACE for o in orders(moved)):
+            break
+    replaces = [o.intent for o in orders(moved) if o.intent.kind is OrderKind.REPLACE]
+    assert replaces, "the market move should make the engine replace a quote"
+    now = 4 * S
+    kill = engine.on_event(OperatorCommand(now, "kill", "risk.officer", "race", "all", 0))
+    # the venue sees the replace first, then the cancel of the token it no longer holds
+    after = []
+    for reply in venue.answer(orders(moved) + orders(kill), now + MS):
+        after += engine.on_event(reply)
+    follow = [o.intent for o in orders(after) if o.intent.kind is OrderKind.CANCEL]
+    assert {i.token for i in follow} >= {r.token for r in replaces}
+    settle(engine, venue, after, now + 2 * MS)
+    assert venue.resting("ACME", "B") == [] and venue.resting("ACME", "S") == []
+    assert not any(o.state.value.startswith("pending") for o in engine.oms.open_orders())

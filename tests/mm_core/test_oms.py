@@ -128,3 +128,28 @@ def test_timeouts_make_outcome_unknown_and_prune_forgets_old_terminal_orders():
     assert o.prune(1_200, 500) == 0 and o.prune(2_000, 500) == 1
     with pytest.raises(OmsError):
         o.get(a.token)
+
+
+def test_cancel_racing_a_replace_passes_to_the_replacement():
+    """Replace sent, then a sweep cancels the original before the venue answered: the venue
+    replaces first and ignores the stale cancel, so the replacement must be cancelled in turn."""
+    o = oms()
+    old = enter(o)
+    o.on_accepted(old.token, 7, 1)
+    new_token = o.new_token()
+    o.on_sent(OrderIntent(OrderKind.REPLACE, new_token, 1, Side.BUY, 10_100, 300, orig_token=old.token), 2)
+    o.on_sent(OrderIntent(OrderKind.CANCEL, old.token, 1, Side.BUY, 10_000, 0, purpose=Purpose.GUARD_CANCEL), 3)
+    assert old.state is St.PENDING_CANCEL
+    new = o.on_replaced(new_token, old.token, 8, 300, 10_100, 4)
+    assert old.state is St.REPLACED and new.state is St.ACCEPTED
+    assert new.cancel_on_accept is Purpose.GUARD_CANCEL
+    assert [order.token for order in o.open_orders()] == [new_token]
+
+
+def test_replacement_not_flagged_without_a_cancel_race():
+    o = oms()
+    old = enter(o)
+    o.on_accepted(old.token, 7, 1)
+    new_token = o.new_token()
+    o.on_sent(OrderIntent(OrderKind.REPLACE, new_token, 1, Side.BUY, 10_100, 300, orig_token=old.token), 2)
+    assert o.on_replaced(new_token, old.token, 8, 300, 10_100, 4).cancel_on_accept is None
