@@ -326,26 +326,27 @@ def stress(kills: int, power_cuts: int, seed: int, workdir: str | None) -> None:
 
     from journal import stress as campaigns
 
+    def kill_line(r) -> str:
+        return (f"SIGKILL: {r.runs} runs ({r.killed} killed, {r.killed_in_open} during recovery), {r.acked} "
+                f"acknowledged records, {r.verified} read back intact")
+
+    def power_line(r) -> str:
+        return (f"power loss: {r.cases} cuts (sectors kept {r.sectors_kept}, dropped {r.sectors_dropped}, torn "
+                f"{r.sectors_torn}; {r.files_lost} files lost), {r.durable} durable records")
+
     failed = False
     with tempfile.TemporaryDirectory(prefix="mmaudit-stress-", dir=workdir) as scratch:
-        try:
-            if kills:
-                report = campaigns.kill_runs(kills, seed, scratch)
-                click.echo(f"SIGKILL: {report.runs} runs ({report.killed} killed, {report.killed_in_open} during "
-                           f"recovery), {report.acked} acknowledged records, {report.verified} read back intact, "
-                           f"{report.failures} failures in {report.seconds:.1f} s")
-                failed |= not report.ok
-                if report.first_failure:
-                    click.echo(f"  first failure: {report.first_failure}")
-            if power_cuts:
-                report = campaigns.powerloss_runs(power_cuts, seed, scratch)
-                click.echo(f"power loss: {report.cases} cuts (sectors kept {report.sectors_kept}, dropped "
-                           f"{report.sectors_dropped}, torn {report.sectors_torn}; {report.files_lost} files lost), "
-                           f"{report.durable} durable records, {report.failures} failures in {report.seconds:.1f} s")
-                failed |= not report.ok
-                if report.first_failure:
-                    click.echo(f"  first failure: {report.first_failure}")
-        except (campaigns.StressError, journal.JournalError) as exc:
-            raise click.ClickException(str(exc)) from exc
+        for count, campaign, describe in ((kills, campaigns.kill_runs, kill_line),
+                                          (power_cuts, campaigns.powerloss_runs, power_line)):
+            if not count:
+                continue
+            try:
+                report = campaign(count, seed, scratch)
+            except (campaigns.StressError, journal.JournalError) as exc:
+                raise click.ClickException(str(exc)) from exc
+            click.echo(f"{describe(report)}, {report.failures} failures in {report.seconds:.1f} s")
+            if report.first_failure:
+                click.echo(f"  first failure: {report.first_failure}")
+            failed |= not report.ok
     if failed:
         raise SystemExit(1)
