@@ -10,6 +10,8 @@
 
 #define MMJ_META_NAME "journal.meta"
 #define MMJ_LOCK_NAME "LOCK"
+#define MMJ_RESERVE_NAME "reserve.mmj"
+#define MMJ_RESERVE_TMP "reserve.mmj.tmp"
 #define MMJ_TAILER_DIR "tailers"
 #define MMJ_META_SIZE 64
 #define MMJ_SPARSE_EVERY 64
