@@ -17,35 +17,9 @@
 #include <unistd.h>
 
 #include "journal_internal.h"
+#include "journal_writer_state.h"
 
-struct mmj_writer {
-    pthread_mutex_t mutex;     /* serialises appends from several threads (cffi drops the GIL) */
-    int dirfd;
-    int lockfd;
-    uint8_t salt[MMJ_SALT_SIZE];
-    mmj_options opt;
-    mmj_map seg;               /* the segment being written */
-    uint32_t salt_check;       /* K of the current segment */
-    uint64_t off;              /* where the next record goes */
-    uint64_t next_seq;
-    uint64_t seg_data;         /* data records in the current segment */
-    uint8_t anchor_hash[MMJ_HASH_SIZE];
-    uint64_t anchor_off;
-    uint64_t since_anchor;     /* data records since the anchor */
-    uint64_t synced_off;       /* bytes of the current segment known to be msynced */
-    uint64_t unsynced;         /* records since the last msync (group mode) */
-    int64_t last_sync_ns;
-    size_t page;
-    uint64_t prefaulted;       /* bytes of the current segment already faulted in for writing */
-    int prefault_off;          /* the kernel refused MADV_POPULATE_WRITE (before Linux 5.14) */
-    int low_space;             /* ordinary appends are refused with MMJ_E_DISK_FULL */
-    int reserve_ready;         /* RESERVE_NAME exists, preallocated to segment_size */
-    int in_reserve;            /* the current segment was the reserve file */
-    int need_roll;             /* a roll failed for lack of space: retry_space rolls */
-    int failed_errno;          /* latched msync/fsync failure */
-    int last_errno;
-    uint32_t type_size[65536];
-};
+
 
 static int fail_io(mmj_writer *w, int *err)
 {
@@ -101,16 +75,18 @@ static void put_record(mmj_writer *w, uint32_t flags, uint32_t rtype, const void
     h->crc = mmj_crc32c(crc, p + 8, rsize - 8);
     __atomic_store_n(&h->word, word, __ATOMIC_RELEASE);
     w->off += rsize;
+    __atomic_store_n(&w->pub_off, w->off, __ATOMIC_RELEASE);
 }
 
 /* A CHECKPOINT or SEAL: hash of the chain since the anchor; the anchor moves to this record. */
 static void put_control(mmj_writer *w, uint32_t rtype, uint8_t *hash_out)
 {
     uint8_t payload[MMJ_CONTROL_PAYLOAD];
-    mmj_chain_link(w->anchor_hash, w->seg.base + w->anchor_off, w->off - w->anchor_off, payload);
+    pthread_mutex_lock(&w->hash_mu);
+    mmj_ahead_hash(w, w->off, payload);   /* the helper has hashed most of it already */
+    mmj_ahead_reset(w, payload, w->off);
+    pthread_mutex_unlock(&w->hash_mu);
     memcpy(payload + MMJ_HASH_SIZE, &w->seg_data, 8);
-    w->anchor_off = w->off;
-    memcpy(w->anchor_hash, payload, MMJ_HASH_SIZE);
     w->since_anchor = 0;
     put_record(w, MMJ_FLAG_CONTROL, rtype, payload, sizeof payload, 0, 0, 0);
     if (hash_out)
@@ -273,25 +249,12 @@ static int ensure_reserve(mmj_writer *w, int *err)
     return rc;
 }
 
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
-#define MMJ_PREFAULT_WINDOW (256u << 10)
-
-/* Fault in the next window of the segment for writing, ahead of the appends, so that page
- * faults (allocation, page_mkwrite) are taken a window at a time instead of one per page on the
- * append path; the window keeps each stall short and never dirties a whole empty segment. */
+/* Without the helper thread (before it starts, or if it could not), prefault inline. */
 static void prefault_ahead(mmj_writer *w)
 {
-    while (!w->prefault_off && w->prefaulted < w->seg.size &&
-           w->off + MMJ_PREFAULT_WINDOW / 2 >= w->prefaulted) {
-        uint64_t len = w->seg.size - w->prefaulted;
-        if (len > MMJ_PREFAULT_WINDOW)
-            len = MMJ_PREFAULT_WINDOW;
-        if (madvise(w->seg.base + w->prefaulted, (size_t)len, MADV_POPULATE_WRITE) != 0)
-            w->prefault_off = 1;   /* older kernel: appends fault pages in as they go */
-        w->prefaulted += len;
-    }
+    if (!w->helper_running)
+        while (mmj_ahead_prefault(w, w->off))
+            ;
 }
 
 static void start_segment(mmj_writer *w, const mmj_map *m, const uint8_t *prev_seal)
@@ -300,12 +263,12 @@ static void start_segment(mmj_writer *w, const mmj_map *m, const uint8_t *prev_s
     w->salt_check = mmj_salt_check(w->salt, m->index);
     w->off = MMJ_HEADER_SIZE;
     w->seg_data = 0;
-    memcpy(w->anchor_hash, prev_seal, MMJ_HASH_SIZE);
-    w->anchor_off = 0;
+    mmj_ahead_reset(w, prev_seal, 0);
     w->since_anchor = 0;
     w->synced_off = MMJ_HEADER_SIZE;
     w->unsynced = 0;
     w->prefaulted = 0;
+    __atomic_store_n(&w->pub_off, w->off, __ATOMIC_RELEASE);
     prefault_ahead(w);
 }
 
@@ -329,7 +292,9 @@ static int roll(mmj_writer *w, int reserve)
 {
     uint8_t seal[MMJ_HASH_SIZE];
     mmj_map next;
-    mmj_chain_link(w->anchor_hash, w->seg.base + w->anchor_off, w->off - w->anchor_off, seal);
+    pthread_mutex_lock(&w->hash_mu);
+    mmj_ahead_hash(w, w->off, seal);
+    pthread_mutex_unlock(&w->hash_mu);
     int rc = create_segment(w, w->seg.index + 1, w->next_seq, seal, &next, NULL);
     if (rc == MMJ_E_DISK_FULL) {
         /* no ordinary space: low-space state; a risk-reducing append may take the reserve */
@@ -343,8 +308,10 @@ static int roll(mmj_writer *w, int reserve)
     if (rc != MMJ_OK)
         return rc;
     rc = seal_current(w, seal);
+    pthread_mutex_lock(&w->hash_mu);   /* the helper must not touch the old mapping any more */
     mmj_unmap(&w->seg);
     start_segment(w, &next, seal);
+    pthread_mutex_unlock(&w->hash_mu);
     return rc;
 }
 
@@ -632,6 +599,7 @@ int mmj_writer_close(mmj_writer *w)
     if (!w)
         return MMJ_OK;
     int rc = MMJ_OK;
+    mmj_ahead_stop(w);
     if (w->seg.base) {
         if (!w->failed_errno) {
             rc = seal_current(w, NULL);
@@ -647,6 +615,7 @@ int mmj_writer_close(mmj_writer *w)
     close(w->lockfd);   /* releases the OFD lock */
     close(w->dirfd);
     pthread_mutex_destroy(&w->mutex);
+    mmj_ahead_destroy(w);
     free(w);
     return rc;
 }
@@ -655,7 +624,8 @@ int mmj_writer_abandon(mmj_writer *w)
 {
     if (!w)
         return MMJ_OK;
-    /* no seal, no lock-file update: the process that opened the writer still owns the journal */
+    /* no seal, no lock-file update: the process that opened the writer still owns the journal;
+     * the helper thread was not copied by fork (its mutex may look locked: left as it is) */
     mmj_unmap(&w->seg);
     close(w->lockfd);
     close(w->dirfd);
@@ -910,6 +880,9 @@ static int recover(mmj_writer *w, mmj_recovery *rep, int *err)
         } else {
             rescan_anchor(w, prev_seal);
         }
+        mmj_ahead_reset(w, w->anchor_hash, w->anchor_off);
+        __atomic_store_n(&w->pub_off, w->off, __ATOMIC_RELEASE);
+        prefault_ahead(w);
         have_open = 1;
         i++;
         break;
@@ -970,6 +943,7 @@ int mmj_writer_open(const char *dir, const mmj_options *opt, mmj_writer **out, m
     if (opt)
         w->opt = *opt;
     pthread_mutex_init(&w->mutex, NULL);
+    mmj_ahead_init(w);
     w->lockfd = -1;
     w->dirfd = -1;
     w->page = (size_t)sysconf(_SC_PAGESIZE);
@@ -1017,6 +991,7 @@ int mmj_writer_open(const char *dir, const mmj_options *opt, mmj_writer **out, m
         goto fail;
     }
     write_lock_state(w, "open");
+    mmj_ahead_start(w);
     *out = w;
     return MMJ_OK;
 fail:
@@ -1025,6 +1000,7 @@ fail:
     if (w->dirfd >= 0)
         close(w->dirfd);
     pthread_mutex_destroy(&w->mutex);
+    mmj_ahead_destroy(w);
     free(w);
     return rc;
 }
