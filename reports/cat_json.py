@@ -80,10 +80,10 @@ class SubmissionFiles:
     """Appends each chunk's lines to the file of their Eastern-Time event date, rolling over to
     the next file number every MAX_EVENTS_PER_FILE events; `finish` writes the metadata files."""
 
-    def __init__(self, cat_imid: str, max_events: int = MAX_EVENTS_PER_FILE):
+    def __init__(self, cat_imid: str, max_events: int | None = None):
         self.crd, self.imid = split_imid(cat_imid)
         self.submitter = self.crd            # the firm submits its own events
-        self.max_events = max_events
+        self.max_events = max_events or MAX_EVENTS_PER_FILE
         self.counts: dict[int, list[int]] = {}     # YYYYMMDD -> events in file 1, 2, ...
 
     def name(self, date: int, number: int) -> str:
