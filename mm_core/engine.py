@@ -695,8 +695,22 @@ class Engine:
         return actions
 
     def _on_reconciled(self, ev: Reconciled) -> list[Action]:
-        self.risk.on_reconciled(ev.ok, self.now)
-        return []
+        """A clean reconciliation releases the restart's latch unless another latch holds."""
+        actions: list[Action] = []
+        risk = self.risk
+        latched = risk.state is _HALTED or risk.state is _REDUCING
+        risk.on_reconciled(ev.ok, self.now)
+        if not (ev.ok and latched):
+            return actions
+        if risk.state is _HALTED or risk.state is _REDUCING:
+            actions.append(self._alert("still-latched", f"reconciled; {risk.state.name} until an "
+                                       f"operator enables: {','.join(risk.latch_reasons)}"))
+        else:
+            # released: the book is as the journal left it, so quote again only once a market-data
+            # packet shows it current (no gap left), as after a feed gap
+            self.stale = True
+            actions.append(self._alert("book-stale", "reconciled: waiting for current market data"))
+        return actions
 
     def _on_operator(self, ev: OperatorCommand) -> list[Action]:
         actions: list[Action] = []

@@ -32,7 +32,7 @@ from mm_core.engine import Engine
 from mm_core.events import OperatorCommand, Reconciled
 from mm_core.protocol import ouch
 from mm_core.risk import CheckId, Limits, RiskGateway, TradingState
-from mm_core.risk.faults import LATCH_POLICY, Latch
+from mm_core.risk.faults import LATCH_POLICY, RELEASED_ON_CLEAR, Latch
 from mm_core.risk.limits import EXAMPLE_TOML
 from mm_core.runner import Runner, RunnerSettings
 from mm_core.venue.config import DEFAULT_PATH, load_config
@@ -598,6 +598,11 @@ class _Fault:
         """Whether the trading state must latch (LATCH_POLICY; a defect latches when it is hit)."""
         return LATCH_POLICY.get(self.check) is Latch.ON_REPORT
 
+    @property
+    def releases_itself(self) -> bool:
+        """Whether its latch goes when it clears, if it is the only one (RELEASED_ON_CLEAR)."""
+        return self.check in RELEASED_ON_CLEAR
+
 
 def _journal(mode: str | None):
     def inject(system: _System, state: dict) -> None:
@@ -728,9 +733,10 @@ def _expectation(faults: list[_Fault]) -> tuple[str, str, bool]:
     """(trading state while active, how trading resumes, whether quotes must be pulled). Beside an
     input fault the engine presents no order, so a planted defect is never reached and cannot latch."""
     silenced = any(f.label is not None for f in faults)
-    latched = any(f.latches and (f.label is not None or not silenced) for f in faults)
-    pull = latched or any(f.check is CheckId.BOOK_STALE for f in faults)
-    return ("HALTED" if latched else "ACTIVE", "after operator enable" if latched else "by itself", pull)
+    latching = [f for f in faults if f.latches and (f.label is not None or not silenced)]
+    held = any(not f.releases_itself for f in latching)
+    pull = bool(latching) or any(f.check is CheckId.BOOK_STALE for f in faults)
+    return ("HALTED" if latching else "ACTIVE", "after operator enable" if held else "by itself", pull)
 
 
 def _run_row(system: _System, faults: list[_Fault], hold_s: float) -> DrillRow:

@@ -367,3 +367,34 @@ def test_unsent_orders_are_forgotten_and_everything_else_pulled_on_a_journal_fau
     assert [(o.intent.kind, o.intent.token) for o in orders(acts)] == [(OrderKind.CANCEL, sent)]
     assert engine.risk.state is TradingState.HALTED
     assert {n.rtype for n in notes(acts)} >= {RecordType.STATE_CHANGE}
+
+
+def test_clean_reconciliation_resumes_trading_and_journals_why():
+    engine, venue, feed, refs, acts = quoted_book()
+    now = 3 * S
+    run(engine, venue, Reconciled(now, False), now)          # a restart: recovery begins
+    assert engine.risk.state is TradingState.HALTED and not venue.orders     # quotes pulled
+    released = engine.on_event(Reconciled(now + MS, True))
+    changes = [unpack(RecordType.STATE_CHANGE, n.payload) for n in notes(released, RecordType.STATE_CHANGE)]
+    assert [(int(c["from_state"]), int(c["to_state"])) for c in changes] == [
+        (TradingState.HALTED, TradingState.ACTIVE)]
+    assert b"reconciled" in bytes(changes[0]["reason"])
+    assert engine.risk.state is TradingState.ACTIVE
+    # the book is the journal's: no quote until market data shows it current
+    assert not orders(released) and engine.stale
+    engine.on_event(ClockSample(now + 2 * MS, True))
+    fresh = run(engine, venue, md(feed.packet(feed.add(ACME, "B", 100, 999_800)), now + 2 * MS), now + 2 * MS)
+    assert not engine.stale
+    assert [o.intent.kind for o in orders(fresh)] == [OrderKind.ENTER, OrderKind.ENTER]
+
+
+def test_clean_reconciliation_leaves_a_kill_from_before_the_restart_latched():
+    engine, venue, feed, refs, acts = quoted_book()
+    now = 3 * S
+    engine.on_event(OperatorCommand(now, "kill", "risk.officer", "before the crash", "all", 0))
+    engine.on_event(Reconciled(now + MS, False))
+    after = engine.on_event(Reconciled(now + 2 * MS, True))
+    assert engine.risk.state is TradingState.HALTED and not notes(after, RecordType.STATE_CHANGE)
+    assert "still-latched" in alerts(after)
+    back = engine.on_event(OperatorCommand(now + 3 * MS, "enable", "ops1", "looked"))
+    assert engine.risk.state is TradingState.ACTIVE and back is not None
