@@ -12,6 +12,12 @@
  *   seg-<index %016llu>.mmj   segment files, index 0, 1, 2 ... with no gaps; readers start at
  *                             segment 0 and read nothing past a missing segment
  *   tailers/<name>.pos        named tailer positions (text "mmjpos 1 <next seq>\n", atomic rename)
+ *   reserve.mmj               the reserve segment (RESERVE SEGMENT below)
+ *   notify                    4096 bytes, not journal data: u32 futex counter at 0, u32 count of
+ *                             waiting tailers at 4. A writer that publishes records and sees a
+ *                             waiter bumps the counter and FUTEX_WAKEs it; a tailer waiting with a
+ *                             timeout registers, re-checks, and FUTEX_WAITs on it (slices of at
+ *                             most 10 ms). Without write access to it tailers sleep-poll.
  *   Files are created under "<name>.tmp" and renamed; the directory is fsynced after every
  *   create and rename. Readers ignore *.tmp.
  *
@@ -27,8 +33,10 @@
  * SEGMENT FILE: fixed size S (a multiple of 4096, at least 64 KiB), preallocated with
  * posix_fallocate so every page is backed (a store into the mapping never SIGBUSes; a full disk
  * is reported when the segment is created, as MMJ_E_DISK_FULL) and zero-filled. The writer maps
- * the whole file MAP_SHARED, pre-faults it a window ahead of the appends (MADV_POPULATE_WRITE)
- * so appends rarely take a page fault, and writes records in place.
+ * the whole file MAP_SHARED and writes records in place; its helper thread pre-faults it a 1 MiB
+ * window ahead of the appends (MADV_POPULATE_WRITE) so appends do not take page faults, and
+ * hashes published bytes into the running chain state (HASH CHAIN) so a CHECKPOINT or SEAL only
+ * finishes the bytes since the helper's last step.
  *   Segment header (128 bytes at offset 0):
  *   0   8  magic "MMJSEG1\n"
  *   8   4  format version (1)

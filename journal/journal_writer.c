@@ -457,6 +457,7 @@ static int64_t append_with(mmj_writer *w, uint32_t rtype, const char *payload, u
     pthread_mutex_lock(&w->mutex);
     int64_t rc = append_locked(w, rtype, payload, len, ts_ns, ts_source, clock_state, reserve);
     pthread_mutex_unlock(&w->mutex);
+    mmj_notify_wake(w->notify);
     return rc;
 }
 
@@ -484,6 +485,7 @@ int mmj_append_batch_ex(mmj_writer *w, uint32_t rtype, const char *buf, uint64_t
     int rc = batch_locked(w, rtype, buf, size, offsets, count, ts_ns, ts_scalar, ts_source, clock_state, first_seq,
                           written, reserve);
     pthread_mutex_unlock(&w->mutex);
+    mmj_notify_wake(w->notify);
     return rc;
 }
 
@@ -610,6 +612,8 @@ int mmj_writer_close(mmj_writer *w)
         }
         mmj_unmap(&w->seg);
     }
+    mmj_notify_wake(w->notify);   /* tailers see the SEAL and EOS now */
+    mmj_notify_unmap(w->notify);
     if (rc == MMJ_OK)
         write_lock_state(w, "closed");
     close(w->lockfd);   /* releases the OFD lock */
@@ -627,6 +631,7 @@ int mmj_writer_abandon(mmj_writer *w)
     /* no seal, no lock-file update: the process that opened the writer still owns the journal;
      * the helper thread was not copied by fork (its mutex may look locked: left as it is) */
     mmj_unmap(&w->seg);
+    mmj_notify_unmap(w->notify);
     close(w->lockfd);
     close(w->dirfd);
     pthread_mutex_destroy(&w->mutex);
@@ -991,6 +996,7 @@ int mmj_writer_open(const char *dir, const mmj_options *opt, mmj_writer **out, m
         goto fail;
     }
     write_lock_state(w, "open");
+    w->notify = mmj_notify_map(w->dirfd, 1);
     mmj_ahead_start(w);
     *out = w;
     return MMJ_OK;

@@ -31,6 +31,7 @@ struct mmj_writer {
     mmj_blake2b_ctx hctx;      /* H(anchor hash || bytes anchor_off .. hashed_off-1), unfinished */
     uint64_t hashed_off;
     uint64_t pub_off;          /* end of the published bytes of the current segment (atomic) */
+    mmj_notify *notify;        /* wakes tailers waiting in other processes; NULL if none */
     uint64_t since_anchor;     /* data records since the anchor */
     uint64_t synced_off;       /* bytes of the current segment known to be msynced */
     uint64_t unsynced;         /* records since the last msync (group mode) */
