@@ -322,9 +322,11 @@ class Oms:
         return new
 
     def _abandon_replacement(self, old: Order, now_ns: int) -> None:
-        """The original died while a replace was in flight: the replacement can never live."""
+        """The original died while a replace was in flight: the venue ignores a replace of a dead
+        token, so the replacement can never live (even one already declared outcome-unknown)."""
         for order in list(self.live.values()):
-            if order.orig_token == old.token and order.state in _UNANSWERED and not order.acked:
+            if order.orig_token == old.token and not order.acked and (
+                    order.state in _UNANSWERED or order.state is OrderState.UNKNOWN):
                 self._fire(order, Trigger.REJECT, now_ns)
 
     def check_timeouts(self, now_ns: int, timeout_ns: int) -> list[Order]:

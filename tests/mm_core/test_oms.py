@@ -251,3 +251,16 @@ def test_pulled_replacement_dies_with_its_original():
     old, new = pulled_pending_replace(o)
     o.on_executed(old.token, 300, 4)             # filled before the replace arrived
     assert old.state is St.FILLED and new.state is St.REJECTED and o.counts() == (0, 0)
+
+
+def test_a_late_replacement_dies_with_its_original_even_after_its_timeout():
+    """Answers held back: original and replacement time out, the pull cancels both, then the
+    venue reports the original filled (the replace reached a dead token and was ignored)."""
+    o = oms()
+    old, new = pending_replace(o)
+    assert o.check_timeouts(10_000, 500) == [old, new]
+    o.on_sent(cancel_intent(old.token), 10_001)
+    o.on_sent(cancel_intent(new.token), 10_001)
+    assert (old.state, new.state) == (St.UNKNOWN, St.UNKNOWN)
+    o.on_executed(old.token, 300, 10_002)
+    assert (old.state, new.state) == (St.FILLED, St.REJECTED) and o.counts() == (0, 0)
