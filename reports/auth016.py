@@ -25,7 +25,10 @@ TX_DEPTH = 4          # BizData > Pyld > Document > FinInstrmRptgTxRpt > Tx
 
 
 def _escape(arr: pa.Array) -> pa.Array:
-    """XML text escaping of a string column (& first, then < > and the quote for attributes)."""
+    """XML text escaping of a string column (& first, then < > and the quote for attributes);
+    one scan when, as for identifiers, codes and numbers, nothing needs escaping."""
+    if not pc.any(pc.match_substring_regex(arr, '[&<>"]')).as_py():
+        return arr
     for raw, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;")):
         arr = pc.replace_substring(arr, raw, entity)
     return arr

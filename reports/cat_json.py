@@ -38,7 +38,9 @@ ORDER = ("actionType", "firmROEID", "CATReporterIMID", "orderKeyDate", "orderID"
 
 
 def _json_string(arr: pa.Array) -> pa.Array:
-    arr = pc.replace_substring(pc.replace_substring(ac.plain(arr), "\\", "\\\\"), '"', '\\"')
+    arr = ac.plain(arr)
+    if pc.any(pc.match_substring_regex(arr, r'["\\]')).as_py():
+        arr = pc.replace_substring(pc.replace_substring(arr, "\\", "\\\\"), '"', '\\"')
     return pc.binary_join_element_wise('"', arr, '"', "")
 
 

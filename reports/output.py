@@ -133,7 +133,7 @@ class TableCollector:
         self.pieces.setdefault(name, []).append(table)
 
     def add_text(self, rel: str, data: bytes) -> None:
-        self.text.setdefault(rel, []).append(data)
+        self.text.setdefault(rel, []).append(bytes(data))
 
     def wrap_text(self, rel: str, head: bytes, tail: bytes) -> None:
         self.text[rel] = [head] + self.text.get(rel, []) + [tail]
