@@ -1,5 +1,5 @@
-"""The market quote at any point of a journal, rebuilt from the raw ITCH 5.0 in MD_PACKET records
-(MoldUDP64 packets): top of book per symbol after each packet that changed it.
+"""Test oracle for reports.nbbo: the market quote rebuilt from the raw ITCH 5.0 in MD_PACKET records
+(MoldUDP64 packets) one message at a time, top of book per symbol after each packet that touched it.
 
 Owns a minimal order-level book (add, execute, cancel, delete, replace) keyed by order reference;
 the journal records no NBBO of its own, so this is the quote reports use for Rule 605/610. One
@@ -9,11 +9,11 @@ Python loop over variable-length records; it is not on the order-records/clock h
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 
 import numpy as np
 
 from journal.catalogue import RecordType
+from reports.nbbo import QuoteTimeline
 from reports.source import JournalSlice
 
 MOLD_HEADER = 20
@@ -23,47 +23,6 @@ _EXEC = struct.Struct(">QI")             # ref, shares (E, C, X)
 _REF = struct.Struct(">Q")
 _REPLACE = struct.Struct(">QQII")        # original ref, new ref, shares, price
 _LOCATE = struct.Struct(">H")
-
-
-@dataclass(frozen=True)
-class QuoteTimeline:
-    """Top-of-book changes sorted by journal sequence: bid/ask price4 (0 = no side)."""
-
-    seq: np.ndarray
-    ts_ns: np.ndarray
-    ts_source: np.ndarray
-    symbol_id: np.ndarray
-    bid: np.ndarray
-    ask: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.seq)
-
-    def at_seq(self, symbol_id: np.ndarray, seq: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(bid, ask, found) in force just before each journal sequence, per symbol."""
-        return self._lookup(symbol_id, seq, self.seq)
-
-    def at_time(self, symbol_id: np.ndarray, utc_ns: np.ndarray, quote_utc_ns: np.ndarray):
-        """(bid, ask, found) in force at each UTC time, given the quotes' own UTC times."""
-        return self._lookup(symbol_id, utc_ns, quote_utc_ns, side="right")
-
-    def _lookup(self, symbol_id, keys, quote_keys, side="left"):
-        bid = np.zeros(len(keys), np.int64)
-        ask = np.zeros(len(keys), np.int64)
-        found = np.zeros(len(keys), bool)
-        for sym in np.unique(symbol_id):                  # a loop over symbols, not rows
-            q = np.flatnonzero(self.symbol_id == sym)
-            rows = np.flatnonzero(symbol_id == sym)
-            if len(q) == 0:
-                continue
-            order = np.argsort(quote_keys[q], kind="stable")
-            q = q[order]
-            pos = np.searchsorted(quote_keys[q], keys[rows], side=side) - 1
-            ok = pos >= 0
-            bid[rows[ok]] = self.bid[q[pos[ok]]]
-            ask[rows[ok]] = self.ask[q[pos[ok]]]
-            found[rows[ok]] = True
-        return bid, ask, found
 
 
 class _Book:
