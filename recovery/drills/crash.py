@@ -80,6 +80,7 @@ class CrashReport(DrillReport):
     final_differences: list[str] = field(default_factory=list)
     final_lost: list[str] = field(default_factory=list)
     final_reconciled: bool = False
+    load: tuple[float, float] = (0.0, 0.0)     # 1-minute load average at the start and the end
 
     @property
     def lost(self) -> int:
@@ -102,6 +103,7 @@ class CrashReport(DrillReport):
 
     def as_dict(self) -> dict:
         return {"drill": "crash", "seed": self.seed, "journal": self.journal, "passed": self.passed,
+                "load": list(self.load),
                 "seconds": round(self.seconds, 3), "lost": self.lost, "differences": self.differences,
                 "rto_p50_s": round(self.rto_percentile(0.5), 6), "rto_p99_s": round(self.rto_percentile(0.99), 6),
                 "final": {"reconciled": self.final_reconciled, "differences": self.final_differences,
@@ -306,7 +308,7 @@ def run_crash_drill(settings: CrashSettings, progress: Callable[[CrashRun], None
         workdir = pathlib.Path(tmp)
         # the journal outlives the drill: it holds the DRILL_RESULT evidence
         journal = settings.journal_dir or tempfile.mkdtemp(prefix="mmaudit-crash-journal-")
-        report = CrashReport(settings.seed, journal)
+        report = CrashReport(settings.seed, journal, load=(os.getloadavg()[0], 0.0))
         try:
             drill = _CrashDrill(settings, workdir, journal, progress)
         except Exception as exc:
@@ -316,5 +318,6 @@ def run_crash_drill(settings: CrashSettings, progress: Callable[[CrashRun], None
         finally:
             drill.close()
         report.seconds = time.monotonic() - started
+        report.load = (report.load[0], os.getloadavg()[0])
         report.result_seq = journal_result(journal, report.as_dict())
     return report
