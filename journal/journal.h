@@ -429,6 +429,24 @@ int mmj_reader_read_blobs(const mmj_reader *r /* reader */, uint32_t rtype /* re
                           uint64_t cap_rows /* rows that fit */, uint64_t cap_bytes /* bytes that fit */,
                           uint64_t *rows /* OUT */, uint64_t *bytes /* OUT */);
 
+/* Columns of every data record (all types) with first <= seq <= last, in sequence order, in one
+ * pass over the mapped bytes; at most cap rows (data sequences have no gaps, so
+ * last - first + 1 is enough). Each column is an array of cap entries, or NULL to skip it. pos
+ * identifies a record's payload for mmj_reader_gather (valid while the reader is open). */
+int mmj_reader_scan(const mmj_reader *r /* reader */, uint64_t first /* first seq */,
+                    uint64_t last /* last seq */, uint64_t cap /* rows that fit in each column */,
+                    uint64_t *seq /* OUT: sequences, or NULL */, uint16_t *rtype /* OUT: types, or NULL */,
+                    int64_t *ts_ns /* OUT: timestamps, or NULL */, uint8_t *ts_source /* OUT: or NULL */,
+                    uint8_t *clock_state /* OUT: or NULL */, uint32_t *length /* OUT: payload lengths, or NULL */,
+                    uint64_t *pos /* OUT: payload handles, or NULL */, uint64_t *rows /* OUT: rows filled */);
+/* Copy the first `size` payload bytes of n records (pos from mmj_reader_scan) to out, record k
+ * at out + k * stride; with_header puts the 20-byte row header of mmj_reader_read_fixed before
+ * each payload. A payload shorter than size gives MMJ_E_PAYLOAD_SIZE. */
+int mmj_reader_gather(const mmj_reader *r /* reader */, const uint64_t *pos /* n payload handles */,
+                      uint64_t n /* count */, uint64_t size /* payload bytes per record */,
+                      char *out /* OUT: n rows */, uint64_t stride /* bytes between rows */,
+                      int with_header /* 1: row header, then payload */);
+
 /* ---- tailer --------------------------------------------------------------------------- */
 
 /* Follow a live journal from another process. name (may be NULL) makes the tailer named: its

@@ -22,6 +22,7 @@
 #define MMJ_DEFAULT_GROUP_US 1000
 #define MMJ_DEFAULT_CHECKPOINT_EVERY 4096
 #define MMJ_ROW_HEADER 20
+#define MMJ_PREFETCH_AHEAD 1024   /* bytes ahead of a sequential record walk to prefetch */
 
 /* The 32-byte record header exactly as on disk (journal.h RECORD). */
 typedef struct mmj_rec_hdr {
