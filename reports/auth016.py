@@ -21,6 +21,7 @@ NS_HEAD3 = "urn:iso:std:iso:20022:tech:xsd:head.003.001.01"
 NS_HEAD1 = "urn:iso:std:iso:20022:tech:xsd:head.001.001.01"
 NS_AUTH16 = "urn:iso:std:iso:20022:tech:xsd:auth.016.001.01"
 MSG_DEF = "auth.016.001.01"
+TEXT_ROWS = 16_384    # rows turned into XML text at a time
 TX_DEPTH = 4          # BizData > Pyld > Document > FinInstrmRptgTxRpt > Tx
 
 
@@ -205,7 +206,9 @@ class Exporter:
             label = day.isoformat()
             latest = pc.max(rows.column(self.col(28))).as_py()
             self.created[label] = max(self.created.get(label, latest), latest)
-            sink.add_text(self.path(label), ac.concat_text(transactions(rows, self.col)))
+            for start in range(0, rows.num_rows, TEXT_ROWS):     # ~2 KB of XML per row: bounded
+                text = transactions(rows.slice(start, TEXT_ROWS), self.col)
+                sink.add_text(self.path(label), ac.concat_text(text))
 
     def finish(self, sink) -> None:
         for label, created in sorted(self.created.items()):

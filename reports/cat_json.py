@@ -22,6 +22,7 @@ from reports import arrowcols as ac
 DIRECTORY = "submission"
 FILE_KIND = "OrderEvents"
 MAX_EVENTS_PER_FILE = 1_000_000
+TEXT_ROWS = 65_536          # rows turned into JSON text at a time
 SPEC = "CAT IM Technical Specifications 4.0.0-r18"
 # Parquet columns that go to the JSON, in this order, with their JSON type.
 STRINGS = ("actionType", "firmROEID", "CATReporterIMID", "orderKeyDate", "orderID", "priorOrderID", "symbol",
@@ -94,6 +95,10 @@ class SubmissionFiles:
     def add(self, table: pa.Table, sink) -> None:
         if table.num_rows == 0:
             return
+        for start in range(0, table.num_rows, TEXT_ROWS):       # bounded text in memory
+            self._add_rows(table.slice(start, TEXT_ROWS), sink)
+
+    def _add_rows(self, table: pa.Table, sink) -> None:
         text = lines(table)
         stamp = table.column("eventTimestamp").combine_chunks()   # ET text: first 8 characters are the date
         dates = pc.cast(pc.utf8_slice_codeunits(stamp, 0, 8), pa.int64()).to_numpy()
