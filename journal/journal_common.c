@@ -363,6 +363,9 @@ int mmj_record_check(const uint8_t *base, uint64_t size, uint64_t off, uint32_t 
     if (off + MMJ_RECORD_HEADER_SIZE > size)
         return -MMJ_R_BAD_LENGTH;
     const mmj_rec_hdr *h = (const mmj_rec_hdr *)(base + off);
+    /* scans are chains of dependent header loads: start the next lines (and pages) early */
+    __builtin_prefetch(base + off + MMJ_PREFETCH_AHEAD);
+    __builtin_prefetch(base + off + MMJ_PREFETCH_AHEAD + 64);
     uint32_t word = __atomic_load_n(&h->word, __ATOMIC_ACQUIRE);
     if (word == 0)
         return 0;
