@@ -1,7 +1,7 @@
 """The firm's order events as numpy columns: ORDER_SENT and VENUE_MSG (OUCH inside SoupBinTCP 'S')
 merged in journal order, venue messages joined to the order that created their token, remaining
-quantity after each execution, and the UTC time and clock context of every event; for one whole
-range, or chunk by chunk with the join and remaining quantities carried across chunks.
+quantity after each execution, and the UTC time and clock context of every event, chunk by chunk
+with the join and remaining quantities carried across chunks (memory bounded by the chunk).
 
 Owns event classification (EVENT_NAMES) and the token join; all vectorised. The regulatory code
 mappings (RTS 24, CAT, RTS 22) live in the report modules, not here.
@@ -79,23 +79,15 @@ def _merge_positions(a_seq: np.ndarray, b_seq: np.ndarray) -> tuple[np.ndarray, 
     return pos_a, pos_b
 
 
-def collect(src: JournalSlice, join_orders: bool = True) -> OrderEvents:
-    """All order events in the slice (before any trade-date filter), in journal order. With
-    join_orders=False only identity, timing and clock columns are built (what clock evidence
-    needs): no OUCH field beyond the token is decoded and no order join is made. Cached on the
-    slice, so `report all` decodes the journal once for every kind."""
-    return src.memo(("order_events", join_orders), lambda: _collect(src, join_orders))
-
-
 CHUNK_SEQS = 1 << 19     # journal sequences per chunk of a streamed build: bounds memory
 
 
 def collect_chunks(src: JournalSlice, join_orders: bool = True, chunk_seqs: int | None = None):
     """The slice's order events as a sequence of OrderEvents, one per range of at most
     `chunk_seqs` journal sequences, in journal order: memory is bounded by the chunk, not the
-    journal. Orders are joined across chunks (the creating ORDER_SENTs seen so far are kept in a
-    compact index, with each order's remaining quantity carried over), so the concatenated chunks
-    hold the same rows as `collect(src)`."""
+    journal. Orders are joined across chunks (the creating ORDER_SENTs seen so far, including those
+    before a mid-journal range, are kept in a compact index, with each order's remaining quantity
+    carried over), so the rows do not depend on the chunk size."""
     step = chunk_seqs or CHUNK_SEQS
     samples = clock_samples(src)
     book = Creators()
@@ -109,8 +101,7 @@ def collect_chunks(src: JournalSlice, join_orders: bool = True, chunk_seqs: int 
         yield _collect(part, join_orders, samples=samples, book=book if join_orders else None)
 
 
-def _collect(src: JournalSlice, join_orders: bool, samples: np.ndarray | None = None,
-             book: "Creators | None" = None) -> OrderEvents:
+def _collect(src: JournalSlice, join_orders: bool, samples: np.ndarray, book: "Creators | None") -> OrderEvents:
     sent = src.fixed(RecordType.ORDER_SENT)
     venue_all = src.fixed(RecordType.VENUE_MSG)
     keep = (venue_all["packet_type"] == SOUP_SEQUENCED) & (venue_all["msg_type"] != OUCH_SYSTEM_EVENT) \
@@ -142,7 +133,6 @@ def _collect(src: JournalSlice, join_orders: bool, samples: np.ndarray | None = 
         "event": merged(_classify(sent["msg_type"], _SENT), _classify(venue["msg_type"], _VENUE), np.int8),
         "token": merged(sent["token"], vcols["token"], "S14"),
     }
-    samples = clock_samples(src) if samples is None else samples
     if not join_orders:
         cols["token_key"] = _join_key(cols["token"])
         return OrderEvents(cols=cols, utc=to_utc(cols["seq"], cols["ts_ns"], cols["ts_source"], samples),
@@ -164,12 +154,9 @@ def _collect(src: JournalSlice, join_orders: bool, samples: np.ndarray | None = 
                          ("order_ref", "order_ref"), ("venue_ts", "venue_ts")):
         cols[name] = merged(None, vcols[source], np.int64)
 
-    # Join every event to the ORDER_SENT that created its token (O, or U for the replacement).
-    if book is None:                     # one whole range: every creator up to the range end
-        book = Creators()
-        book.add(src.fixed_before(RecordType.ORDER_SENT))
-    else:                                # a chunk: this chunk's creators join the running index
-        book.add(sent)
+    # Join every event to the ORDER_SENT that created its token (O, or U for the replacement):
+    # this chunk's creators join the running index first.
+    book.add(sent)
     c = book.cols
     keys_events = _join_key(cols["token"])
     cols["token_key"] = keys_events
