@@ -33,7 +33,7 @@
  * SEGMENT FILE: fixed size S (a multiple of 4096, at least 64 KiB), preallocated with
  * posix_fallocate so every page is backed (a store into the mapping never SIGBUSes; a full disk
  * is reported when the segment is created, as MMJ_E_DISK_FULL) and zero-filled. The writer maps
- * the whole file MAP_SHARED and writes records in place; its helper thread pre-faults it a 1 MiB
+ * the whole file MAP_SHARED and writes records in place; its helper thread pre-faults it a 4 MiB
  * window ahead of the appends (MADV_POPULATE_WRITE) so appends do not take page faults, and
  * hashes published bytes into the running chain state (HASH CHAIN) so a CHECKPOINT or SEAL only
  * finishes the bytes since the helper's last step.

@@ -16,7 +16,7 @@
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
-#define MMJ_PREFAULT_WINDOW (1u << 20)   /* bytes kept faulted in ahead of the write position */
+#define MMJ_PREFAULT_WINDOW (4u << 20)   /* bytes kept faulted in ahead of the write position */
 #define MMJ_AHEAD_CHUNK (64u << 10)      /* bytes hashed or prefaulted per step (bounds lock hold) */
 #define MMJ_AHEAD_IDLE_NS 200000         /* first idle wait; doubles up to the max */
 #define MMJ_AHEAD_IDLE_MAX_NS 1000000
