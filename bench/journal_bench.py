@@ -801,20 +801,12 @@ def main(quick: bool) -> str:
     out.append("")
 
     bulk = _bulk_read(200_000 if quick else 4_000_000)
-    out += ["### Bulk read into numpy (4 fixed-size types + MD_PACKET, segments in the page cache)", "",
-            "| how | records | seconds | CPU seconds | M records/s | M records per CPU-s |", "|---|---|---|---|---|---|"]
-    for how, count, secs, cpu in bulk:
-        out.append(f"| {how} | {count:,} | {secs:.3f} | {cpu:.3f} | {count / secs / 1e6:.2f} | "
-                   f"{count / max(cpu, 1e-9) / 1e6:.2f} |")
-    out.append("")
+    out += _rate_table("Bulk read into numpy (4 fixed-size types + MD_PACKET, segments in the page cache)",
+                       ("how", "records", "M records"), bulk, lambda n: f"{n:,}", 1e6)
 
     scans = _recovery_scan((64 << 20) if quick else (512 << 20))
-    out += ["### Recovery scan (segments in the page cache)", "",
-            "| operation | data | seconds | CPU seconds | GB/s | GB per CPU-s |", "|---|---|---|---|---|---|"]
-    for op, nbytes, secs, cpu in scans:
-        out.append(f"| {op} | {nbytes / 1e9:.2f} GB | {secs:.3f} | {cpu:.3f} | {nbytes / secs / 1e9:.2f} | "
-                   f"{nbytes / max(cpu, 1e-9) / 1e9:.2f} |")
-    out.append("")
+    out += _rate_table("Recovery scan (segments in the page cache)", ("operation", "data", "GB"), scans,
+                       lambda n: f"{n / 1e9:.2f} GB", 1e9)
 
     out += ["### Targets", "", "| target | wanted | measured | |", "|---|---|---|---|"]
     out += [f"| {name} | {want} | {got} | {_met(ok)} |" for name, want, got, ok in _targets(rows, batch, c_rows,
@@ -823,6 +815,17 @@ def main(quick: bool) -> str:
             f"on {os.cpu_count()} CPUs: wall-clock rates, tail latencies and tailer visibility suffer when it "
             "exceeds the CPUs (a busy-polling tailer that loses its CPU sees records milliseconds late)."]
     return "\n".join(out) + "\n"
+
+
+def _rate_table(title: str, columns: tuple[str, str, str], rows, fmt_amount, scale: float) -> list[str]:
+    """A markdown table of (what, amount, wall s, CPU s) rows with rates per second and per CPU-s."""
+    what, amount, unit = columns
+    out = [f"### {title}", "", f"| {what} | {amount} | seconds | CPU seconds | {unit}/s | {unit} per CPU-s |",
+           "|---|---|---|---|---|---|"]
+    for name, n, secs, cpu in rows:
+        out.append(f"| {name} | {fmt_amount(n)} | {secs:.3f} | {cpu:.3f} | {n / secs / scale:.2f} | "
+                   f"{n / max(cpu, 1e-9) / scale:.2f} |")
+    return out + [""]
 
 
 def _targets(rows, batch, c_rows, c_tail, scans, bulk) -> list[tuple[str, str, str, bool]]:

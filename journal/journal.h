@@ -13,6 +13,9 @@
  *                             segment 0 and read nothing past a missing segment
  *   tailers/<name>.pos        named tailer positions (text "mmjpos 1 <next seq>\n", atomic rename)
  *   reserve.mmj               the reserve segment (RESERVE SEGMENT below)
+ *   next.mmj.tmp              the next segment, preallocated by the writer's helper thread once
+ *                             the current one is half full; a roll renames it to
+ *                             seg-<i+1>.mmj.tmp and finishes it as a new segment; deleted at open
  *   notify                    4096 bytes, not journal data: u32 futex counter at 0, u32 count of
  *                             waiting tailers at 4. A writer that publishes records and sees a
  *                             waiter bumps the counter and FUTEX_WAKEs it; a tailer waiting with a

@@ -3,11 +3,16 @@
  * It hashes published bytes of the current segment into the running BLAKE2b state of the chain,
  * so a CHECKPOINT or SEAL only finishes the few bytes since the helper last ran, and it
  * prefaults (MADV_POPULATE_WRITE) the segment a window ahead of the write position, so the
- * append thread takes no page faults. It never writes the journal; knows nothing of records.
+ * append thread takes no page faults; once the segment is half full it preallocates the next
+ * segment file (next.mmj.tmp), so a roll does not wait for posix_fallocate. It never writes
+ * journal data; knows nothing of records.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/mman.h>
 #include <time.h>
 
@@ -53,11 +58,64 @@ int mmj_ahead_prefault(mmj_writer *w, uint64_t pos)
     return 1;
 }
 
+int mmj_ahead_take_next(mmj_writer *w, uint64_t index)
+{
+    if (w->next_fd >= 0 && w->next_index == index) {
+        char tmp[64];
+        int fd = w->next_fd;
+        w->next_fd = -1;
+        mmj_segment_name(tmp, sizeof tmp, index, 1);
+        if (renameat(w->dirfd, MMJ_NEXT_TMP, w->dirfd, tmp) == 0)
+            return fd;
+        close(fd);
+    }
+    mmj_ahead_drop_next(w);
+    return -1;
+}
+
+void mmj_ahead_drop_next(mmj_writer *w)
+{
+    if (w->next_fd < 0)
+        return;
+    close(w->next_fd);
+    unlinkat(w->dirfd, MMJ_NEXT_TMP, 0);
+    w->next_fd = -1;
+}
+
+/* Preallocate the next segment file without holding hash_mu (posix_fallocate takes long), then
+ * offer it if the writer is still in the same segment. Only this thread creates next.mmj.tmp,
+ * and the writer renames it away under hash_mu before using it. Called and returns with hash_mu
+ * held. */
+static int prepare_next(mmj_writer *w, uint64_t pub)
+{
+    if (w->next_fd >= 0 || w->next_failed || !w->seg.base || pub < w->seg.size / 2)
+        return 0;
+    uint64_t index = w->seg.index + 1, size = w->opt.segment_size;
+    pthread_mutex_unlock(&w->hash_mu);
+    int fd = openat(w->dirfd, MMJ_NEXT_TMP, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int ok = fd >= 0 && posix_fallocate(fd, 0, (off_t)size) == 0;
+    pthread_mutex_lock(&w->hash_mu);
+    if (ok && w->seg.base && w->seg.index + 1 == index && w->next_fd < 0 && !w->helper_stop) {
+        w->next_fd = fd;
+        w->next_index = index;
+        return 1;
+    }
+    if (fd >= 0) {
+        close(fd);
+        unlinkat(w->dirfd, MMJ_NEXT_TMP, 0);
+    }
+    if (!ok)
+        w->next_failed = 1;   /* short of space: the roll will find out and report it */
+    return 1;
+}
+
 /* One step under hash_mu: prefault first (it is what the append path waits for), then hash. */
 static int step(mmj_writer *w)
 {
     uint64_t pub = __atomic_load_n(&w->pub_off, __ATOMIC_ACQUIRE);
     if (mmj_ahead_prefault(w, pub))
+        return 1;
+    if (prepare_next(w, pub))
         return 1;
     if (w->seg.base && w->hashed_off < pub) {
         uint64_t len = pub - w->hashed_off;

@@ -13,6 +13,7 @@
 #define MMJ_RESERVE_NAME "reserve.mmj"
 #define MMJ_RESERVE_TMP "reserve.mmj.tmp"
 #define MMJ_NOTIFY_NAME "notify"
+#define MMJ_NEXT_TMP "next.mmj.tmp"
 #define MMJ_NOTIFY_SIZE 4096
 #define MMJ_TAILER_DIR "tailers"
 #define MMJ_META_SIZE 64

@@ -159,11 +159,15 @@ static int create_segment(mmj_writer *w, uint64_t index, uint64_t first_seq, con
                           mmj_map *out, int *err)
 {
     char tmp[64];
-    int fd;
     mmj_segment_name(tmp, sizeof tmp, index, 1);
-    int rc = preallocate(w, tmp, &fd, err);
-    if (rc != MMJ_OK)
-        return rc;
+    pthread_mutex_lock(&w->hash_mu);
+    int fd = mmj_ahead_take_next(w, index);   /* preallocated by the helper while we appended */
+    pthread_mutex_unlock(&w->hash_mu);
+    if (fd < 0) {
+        int rc = preallocate(w, tmp, &fd, err);
+        if (rc != MMJ_OK)
+            return rc;
+    }
     return finish_segment(w, fd, tmp, index, first_seq, prev_seal, out, err);
 }
 
@@ -224,6 +228,7 @@ static void probe_reserve(mmj_writer *w)
 {
     struct stat st;
     unlinkat(w->dirfd, MMJ_RESERVE_TMP, 0);
+    unlinkat(w->dirfd, MMJ_NEXT_TMP, 0);   /* a next segment preallocated by a crashed writer */
     if (fstatat(w->dirfd, MMJ_RESERVE_NAME, &st, AT_SYMLINK_NOFOLLOW) == 0) {
         if (S_ISREG(st.st_mode) && (uint64_t)st.st_size == w->opt.segment_size &&
             (uint64_t)st.st_blocks * 512 >= w->opt.segment_size)
@@ -268,6 +273,7 @@ static void start_segment(mmj_writer *w, const mmj_map *m, const uint8_t *prev_s
     w->synced_off = MMJ_HEADER_SIZE;
     w->unsynced = 0;
     w->prefaulted = 0;
+    w->next_failed = 0;
     __atomic_store_n(&w->pub_off, w->off, __ATOMIC_RELEASE);
     prefault_ahead(w);
 }
@@ -602,6 +608,7 @@ int mmj_writer_close(mmj_writer *w)
         return MMJ_OK;
     int rc = MMJ_OK;
     mmj_ahead_stop(w);
+    mmj_ahead_drop_next(w);
     if (w->seg.base) {
         if (!w->failed_errno) {
             rc = seal_current(w, NULL);
@@ -632,6 +639,8 @@ int mmj_writer_abandon(mmj_writer *w)
      * the helper thread was not copied by fork (its mutex may look locked: left as it is) */
     mmj_unmap(&w->seg);
     mmj_notify_unmap(w->notify);
+    if (w->next_fd >= 0)
+        close(w->next_fd);   /* next.mmj.tmp stays: it is the parent's */
     close(w->lockfd);
     close(w->dirfd);
     pthread_mutex_destroy(&w->mutex);
@@ -951,6 +960,7 @@ int mmj_writer_open(const char *dir, const mmj_options *opt, mmj_writer **out, m
     mmj_ahead_init(w);
     w->lockfd = -1;
     w->dirfd = -1;
+    w->next_fd = -1;
     w->page = (size_t)sysconf(_SC_PAGESIZE);
     w->last_sync_ns = mmj_now_ns();
     int rc = MMJ_E_ARG;
