@@ -3,21 +3,10 @@
 the appends verifies, whatever the interleaving of checkpoints and helper steps."""
 from __future__ import annotations
 
-import time
-
 from journal import Journal, Reader, RecordType, verify
-from tests.journal.jhelpers import SMALL_SEGMENT, payload_for, segment_files
+from tests.journal.jhelpers import SMALL_SEGMENT, payload_for, segment_files, wait_for
 
 NEXT = "next.mmj.tmp"
-
-
-def wait_for(predicate, seconds: float = 30.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.002)
-    return False
 
 
 def test_next_segment_is_preallocated_used_at_roll_and_removed_at_close(tmp_path):
