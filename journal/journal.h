@@ -423,6 +423,15 @@ int mmj_reader_read_fixed(const mmj_reader *r /* reader */, uint32_t rtype /* re
                           uint64_t size /* payload size */, uint64_t first /* first seq */,
                           uint64_t last /* last seq */, char *out /* OUT: rows, or NULL */,
                           uint64_t cap /* rows that fit in out */, uint64_t *rows /* OUT: rows */);
+/* mmj_reader_read_fixed for ntypes types in one pass over the range: type k's rows (20-byte
+ * header + sizes[k] payload bytes) go to outs[k], at most caps[k] of them, rows[k] filled. */
+int mmj_reader_read_fixed_many(const mmj_reader *r /* reader */, uint64_t ntypes /* number of types */,
+                               const uint32_t *rtypes /* ntypes record types */,
+                               const uint64_t *sizes /* ntypes payload sizes */,
+                               uint64_t first /* first seq */, uint64_t last /* last seq */,
+                               char *const *outs /* OUT: ntypes row buffers */,
+                               const uint64_t *caps /* ntypes capacities in rows */,
+                               uint64_t *rows /* OUT: ntypes row counts */);
 /* Copy data records of one type: 20-byte headers (as above), payloads concatenated into blob,
  * and rows+1 offsets into blob. With hdr NULL only counts rows and bytes. */
 int mmj_reader_read_blobs(const mmj_reader *r /* reader */, uint32_t rtype /* record type */,

@@ -431,6 +431,53 @@ int mmj_reader_read_fixed(const mmj_reader *r, uint32_t rtype, uint64_t size, ui
     return rc;
 }
 
+typedef struct multi_ctx {
+    uint64_t ntypes;
+    const uint32_t *rtypes;
+    const uint64_t *sizes;
+    char *const *outs;
+    const uint64_t *caps;
+    uint64_t *rows;
+} multi_ctx;
+
+static int visit_multi(void *p, const mmj_rec_hdr *h, uint64_t slot, uint64_t off)
+{
+    multi_ctx *c = p;
+    (void)slot;
+    (void)off;
+    for (uint64_t t = 0; t < c->ntypes; t++) {
+        if (h->rtype != c->rtypes[t])
+            continue;
+        if ((h->word & MMJ_LENGTH_MASK) != c->sizes[t])
+            return MMJ_E_PAYLOAD_SIZE;
+        if (c->rows[t] >= c->caps[t])
+            return MMJ_E_ARG;
+        char *row = c->outs[t] + c->rows[t] * (MMJ_ROW_HEADER + c->sizes[t]);
+        put_row_header(row, h);
+        memcpy(row + MMJ_ROW_HEADER, (const uint8_t *)h + MMJ_RECORD_HEADER_SIZE, c->sizes[t]);
+        c->rows[t]++;
+        return MMJ_OK;
+    }
+    return MMJ_OK;
+}
+
+int mmj_reader_read_fixed_many(const mmj_reader *r, uint64_t ntypes, const uint32_t *rtypes, const uint64_t *sizes,
+                               uint64_t first, uint64_t last, char *const *outs, const uint64_t *caps,
+                               uint64_t *rows)
+{
+    if (!r)
+        return MMJ_E_CLOSED;
+    if (ntypes && (!rtypes || !sizes || !outs || !caps || !rows))
+        return MMJ_E_ARG;
+    for (uint64_t t = 0; t < ntypes; t++) {
+        rows[t] = 0;
+        if (caps[t] && !outs[t])
+            return MMJ_E_ARG;
+    }
+    multi_ctx c = {.ntypes = ntypes, .rtypes = rtypes, .sizes = sizes, .outs = outs, .caps = caps, .rows = rows};
+    return walk(r, first, last, visit_multi, &c);
+}
+
 typedef struct blob_ctx {
     uint32_t rtype;
     char *hdr, *blob;

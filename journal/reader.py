@@ -65,7 +65,7 @@ class Reader:
         status = lib.mmj_reader_open(os.fsencode(self.path), handle, err)
         check(status, open_context(self.path, err[0]), err[0])
         self._r = handle[0]
-        self._types = bulk.TypeIndex()
+        self._types = bulk.TypeCounts()
         salt = ffi.new("uint8_t[16]")
         lib.mmj_reader_salt(self._r, salt)
         self.journal_id = bytes(ffi.buffer(salt)).hex()
@@ -177,13 +177,17 @@ class Reader:
 
     def read_fixed(self, rtype: int, first_seq: int | None = None, last_seq: int | None = None) -> np.ndarray:
         """Every data record of a fixed-size type in [first_seq, last_seq] as one structured array
-        (HEADER_DTYPE fields + the type's payload fields): one C scan of the range (kept for the
-        next type asked over the same range), then one C gather of that type's rows."""
-        dtype = row_dtype(rtype)
+        (HEADER_DTYPE fields + the type's payload fields): the per-type counts of the range come
+        from one scan (kept for the next type asked over the same range), then one C pass fills
+        the rows."""
+        return self.read_fixed_many([rtype], first_seq, last_seq)[int(rtype)]
+
+    def read_fixed_many(self, rtypes, first_seq: int | None = None, last_seq: int | None = None) -> dict:
+        """{rtype: read_fixed(rtype, ...)} for several fixed-size types, filled in one C pass over
+        the range (what report builders want: every type of one range)."""
         first, last = self._clamped(first_seq, last_seq)
-        size = dtype.itemsize - HEADER_DTYPE.itemsize
-        pos = self._types.positions(self._handle(), int(rtype), first, last, size)
-        return bulk.gather(self._r, pos, dtype, with_header=True, header_size=HEADER_DTYPE.itemsize)
+        rtypes = list(dict.fromkeys(int(t) for t in rtypes))
+        return bulk.read_fixed(self._handle(), self._types, rtypes, [row_dtype(t) for t in rtypes], first, last)
 
     def read_blobs(self, rtype: int, first_seq: int | None = None,
                    last_seq: int | None = None) -> tuple[np.ndarray, bytes, np.ndarray]:

@@ -92,3 +92,13 @@ def test_refresh_drops_the_kept_scan(tmp_path):
             j.append(RecordType.TX_TS, payload(RecordType.TX_TS, 2))
             r.refresh()
             assert list(r.read_fixed(RecordType.TX_TS)["seq"]) == [1, 2]
+
+
+def test_read_fixed_many_fills_every_type_in_one_pass(mixed):
+    wanted = [RecordType.TX_TS, RecordType.CLOCK_SAMPLE, RecordType.TIMER, RecordType.VENUE_MSG]
+    for first, last in ((None, None), (250, 1250)):
+        many = mixed.read_fixed_many(wanted, first, last)
+        assert set(many) == {int(t) for t in wanted} and len(many[RecordType.VENUE_MSG]) == 0
+        for rtype in wanted:
+            one = mixed.read_fixed(rtype, first, last)
+            assert many[rtype].dtype == one.dtype and many[rtype].tobytes() == one.tobytes()
