@@ -813,6 +813,16 @@ def main(quick: bool) -> str:
     out += _rate_table("Recovery scan (segments in the page cache)", ("operation", "data", "GB"), scans,
                        lambda n: f"{n / 1e9:.2f} GB", 1e9)
 
+    out += ["### Where the remaining time goes", "",
+            "- Appends: the writer's helper thread prefaults ahead, preallocates the next segment and hashes "
+            "the BLAKE2b chain ahead, so the append thread's own CPU (column 'append-thread') no longer "
+            "includes them; the process CPU still does: every byte is hashed once (BLAKE2b, about 0.8 GB/s "
+            "here) and, on tmpfs, every new page is allocated and zeroed by the kernel at preallocation. "
+            "Those two per-byte costs bound batch and C-loop throughput per CPU-second whichever thread "
+            "pays them.",
+            "- Tail latencies (p99.9 of single appends, tailer p99) follow the machine's load: with more "
+            "runnable threads than CPUs, a thread that loses its CPU for a scheduler tick shows up as a "
+            "millisecond-scale outlier.", ""]
     out += ["### Targets", "", "| target | wanted | measured | |", "|---|---|---|---|"]
     out += [f"| {name} | {want} | {got} | {_met(ok)} |" for name, want, got, ok in _targets(rows, batch, c_rows,
                                                                                              c_tail, scans, bulk)]

@@ -117,7 +117,9 @@
  *   caller must treat it as not durable. Segment creation fsyncs the file in group/sync modes.
  *
  * SPACE: every writer open starts a new segment, so each open/close cycle costs one preallocated
- *   segment file of S bytes; choose S for the expected session length.
+ *   segment file of S bytes; choose S for the expected session length. A live writer holds up to
+ *   two more preallocated files of S bytes: reserve.mmj, and next.mmj.tmp once the live segment
+ *   is half full.
  *
  * RESERVE SEGMENT (room for risk-reducing records on a full disk):
  *   reserve.mmj               S bytes, preallocated (posix_fallocate) and zero-filled, never
