@@ -200,22 +200,49 @@ MAX_REPLACE_CHAIN = 64   # bounded walk back through replaces to the entering or
 
 class Creators:
     """The orders created so far (ORDER_SENT Enter and Replace), as compact columns that grow
-    chunk by chunk, a token index over them, and each order's running remaining quantity."""
+    chunk by chunk (capacity doubling: appending a chunk copies only the chunk, amortised), a
+    token index over them that merges each chunk in, and each order's running remaining quantity."""
 
     FIELDS = ORDER_FIELDS + ("side", "seq", "ts_ns", "ts_source", "qty", "price", "msg_type")
 
     def __init__(self):
-        self.cols: dict[str, np.ndarray] = {}
+        self._store: dict[str, np.ndarray] = {}
+        self.n = 0
         self.index = TokenIndex(np.zeros(0, "S14"))
-        self.leaves_sum = np.zeros(0, np.int64)       # Σ(start - reductions) per order so far
-        self.leaves_started = np.zeros(0, np.int64)   # venue A/U messages per order so far
 
     def __len__(self) -> int:
-        return len(self.leaves_sum)
+        return self.n
+
+    @property
+    def cols(self) -> dict[str, np.ndarray]:
+        return {k: v[:self.n] for k, v in self._store.items()}
+
+    @property
+    def leaves_sum(self) -> np.ndarray:         # Σ(start - reductions) per order so far
+        return self._store["leaves_sum"][:self.n]
+
+    @property
+    def leaves_started(self) -> np.ndarray:     # venue A/U messages per order so far
+        return self._store["leaves_started"][:self.n]
+
+    def _append(self, new: dict[str, np.ndarray]) -> None:
+        m = len(new["seq"])
+        need = self.n + m
+        capacity = len(next(iter(self._store.values()))) if self._store else 0
+        if need > capacity or not self._store:
+            capacity = max(need, 2 * capacity, 1024)
+            for k, v in new.items():
+                grown = np.zeros(capacity, v.dtype)
+                if k in self._store:
+                    grown[:self.n] = self._store[k][:self.n]
+                self._store[k] = grown
+        for k, v in new.items():
+            self._store[k][self.n:need] = v
+        self.n = need
 
     def add(self, sent: np.ndarray) -> None:
         sent = sent[np.isin(sent["msg_type"], [ord("O"), ord("U")])]
-        if len(sent) == 0 and self.cols:
+        if len(sent) == 0 and self._store:
             return
         enter = ouch.decode(sent["raw"], sent["msg_type"], ouch.INBOUND_FIELDS, names=["side", "stock"])
         new = {name: sent[name] for name in self.FIELDS}
@@ -223,11 +250,11 @@ class Creators:
         new["parent_key"] = _join_key(sent["orig_token"])
         new["wire_side"] = np.where(enter["side"] > 0, enter["side"], sent["side"]).astype(np.uint8)
         new["stock"] = enter["stock"].astype("S8")
+        new["leaves_sum"] = np.zeros(len(sent), np.int64)
+        new["leaves_started"] = np.zeros(len(sent), np.int64)
         first_new = len(self)
-        self.cols = {k: np.concatenate([self.cols[k], v]) if self.cols else v for k, v in new.items()}
-        self.index = TokenIndex(self.cols["token_key"])
-        self.leaves_sum = np.concatenate([self.leaves_sum, np.zeros(len(sent), np.int64)])
-        self.leaves_started = np.concatenate([self.leaves_started, np.zeros(len(sent), np.int64)])
+        self._append(new)
+        self.index.extend(self._store["token_key"][:self.n], first_new)
         self._inherit_from_enter(np.arange(first_new, len(self)))
 
     def _inherit_from_enter(self, rows: np.ndarray) -> None:
@@ -270,6 +297,22 @@ class TokenIndex:
         hashes = _token_hash(keys)
         self.order = np.argsort(hashes, kind="stable")
         self.sorted_hash = hashes[self.order]
+
+    def extend(self, keys: np.ndarray, first_new: int) -> None:
+        """`keys` (all entries; those from `first_new` on are new) now indexed: the new hashes are
+        sorted and merged in after equal older ones, so the latest entry stays last."""
+        self.keys = keys
+        hashes = _token_hash(keys[first_new:])
+        order = np.argsort(hashes, kind="stable")
+        new_hash, new_order = hashes[order], order.astype(np.int64) + first_new
+        at = np.searchsorted(self.sorted_hash, new_hash, side="right") + np.arange(len(new_hash))
+        old = np.ones(len(self.sorted_hash) + len(new_hash), bool)
+        old[at] = False
+        merged_hash = np.empty(len(old), np.uint64)
+        merged_order = np.empty(len(old), np.int64)
+        merged_hash[at], merged_hash[old] = new_hash, self.sorted_hash
+        merged_order[at], merged_order[old] = new_order, self.order
+        self.sorted_hash, self.order = merged_hash, merged_order
 
     def lookup(self, queries: np.ndarray) -> np.ndarray:
         """Index of the latest entry equal to each query (a reused token: the last one), or -1."""
