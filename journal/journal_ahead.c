@@ -5,10 +5,14 @@
  * prefaults (MADV_POPULATE_WRITE) the segment a window ahead of the write position, so the
  * append thread takes no page faults; once the segment is half full it preallocates the next
  * segment file (next.mmj.tmp), so a roll does not wait for posix_fallocate. It never writes
- * journal data; knows nothing of records.
+ * journal data; knows nothing of records. It runs as SCHED_IDLE: on a busy machine it must
+ * never take the CPU from the append thread (its 64 KiB steps would become append latency).
+ * When it starves, appends fault their pages in one at a time (a few microseconds each, less
+ * than a chunk prefault) and checkpoints hash what is left, as if there were no helper.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -131,6 +135,10 @@ static int step(mmj_writer *w)
 static void *helper_main(void *arg)
 {
     mmj_writer *w = arg;
+#ifdef SCHED_IDLE
+    struct sched_param idle_param = {0};
+    pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle_param);   /* best effort */
+#endif
     int64_t idle = MMJ_AHEAD_IDLE_NS;
     pthread_mutex_lock(&w->hash_mu);
     while (!w->helper_stop) {
