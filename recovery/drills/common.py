@@ -343,9 +343,12 @@ def compare_with_venue(state: dict, venue_messages: list[bytes]) -> list[str]:
 
 def journal_result(path: str, doc: dict) -> int:
     """Append the drill's result as a DRILL_RESULT record (the drill itself is evidence)."""
+    payload = pack_json(doc)
+    # a segment big enough for the record (a drill of a thousand runs writes a few hundred KiB)
+    size = max(1 << 16, 1 << (2 * len(payload) + 4096).bit_length())
     try:
-        with Journal(path, segment_size=1 << 16) as journal:
-            return journal.append(RecordType.DRILL_RESULT, pack_json(doc), ts_ns=time.time_ns())
+        with Journal(path, segment_size=size) as journal:
+            return journal.append(RecordType.DRILL_RESULT, payload, ts_ns=time.time_ns())
     except JournalError as exc:
         raise DrillError(f"cannot journal the DRILL_RESULT at {path}: {exc}") from exc
 
