@@ -40,6 +40,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 TARGET_EPS = 500_000
 TARGET_RTO_S = 1.0
 MILLION = 1_000_000
+IDLE_EVERY = 1_000        # the standby's snapshot interval whenever it has caught up
 
 
 def _best(fn, rounds: int) -> float:
@@ -196,8 +197,9 @@ def _write_and_die(path: str, inputs: int) -> None:
 
 
 def _standby(path: str, snaps: str, every: int) -> None:
-    """The sidecar standby (its own process): follow the live journal, snapshot every `every`."""
-    follow(path, fresh_engine(), snaps, every=every, idle_s=600.0)
+    """The sidecar standby (its own process): follow the live journal, snapshot every `every`
+    events, or after IDLE_EVERY whenever it has caught up with the writer."""
+    follow(path, fresh_engine(), snaps, every=every, idle_every=IDLE_EVERY, idle_s=600.0)
 
 
 def _newest_snapshot_seq(snaps: str) -> int:
@@ -239,7 +241,7 @@ def _live_lines(live: dict, venue_p99: float) -> str:
     head = (f"Live session: {live['inputs']:,} inputs ({live['records']:,} journal records, "
             f"{live['bytes'] / 1e6:.0f} MB of segments) written by one process at {rate:,.0f} inputs/s "
             f"while a sidecar process (recovery.standby.follow) tailed the journal and wrote a snapshot "
-            f"every {live['every']:,} events; the writer SIGKILLed itself at the end (exit "
+            f"every {live['every']:,} events, or after {IDLE_EVERY:,} whenever it had caught up; the writer SIGKILLed itself at the end (exit "
             f"{live['writer_exit']}) and the standby was killed at that moment, so recovery had only "
             f"the snapshots written before the crash (newest at seq {live['snapshot_seq']:,} of "
             f"{live['last_seq']:,}). Recovery's local part (open with tail repair, replay, RECON records) "
@@ -265,7 +267,7 @@ def main(quick: bool) -> str:
     rounds = 2
     rto_runs = 5 if quick else 10
     every = 1_000 if quick else 2_500
-    live_inputs, live_every = (30_000, 1_000) if quick else (MILLION, 2_000)
+    live_inputs, live_every = (30_000, 5_000) if quick else (MILLION, 20_000)
     root = tempfile.mkdtemp(prefix="recovery-bench-")
     try:
         rows = {}
