@@ -13,9 +13,10 @@
  *                             segment 0 and read nothing past a missing segment
  *   tailers/<name>.pos        named tailer positions (text "mmjpos 1 <next seq>\n", atomic rename)
  *   reserve.mmj               the reserve segment (RESERVE SEGMENT below)
- *   next.mmj.tmp              the next segment, preallocated by the writer's helper thread once
- *                             the current one is half full; a roll renames it to
- *                             seg-<i+1>.mmj.tmp and finishes it as a new segment; deleted at open
+ *   next.mmj.tmp              the next segment, preallocated, mapped and faulted in by the
+ *                             writer's helper thread once the current one is half full; a roll
+ *                             renames it to seg-<i+1>.mmj.tmp and finishes it as a new segment;
+ *                             deleted at open
  *   notify                    4096 bytes, not journal data: u32 futex counter at 0, u32 count of
  *                             waiting tailers at 4. A writer that publishes records and sees a
  *                             waiter bumps the counter and FUTEX_WAKEs it; a tailer waiting with a
@@ -36,8 +37,9 @@
  * SEGMENT FILE: fixed size S (a multiple of 4096, at least 64 KiB), preallocated with
  * posix_fallocate so every page is backed (a store into the mapping never SIGBUSes; a full disk
  * is reported when the segment is created, as MMJ_E_DISK_FULL) and zero-filled. The writer maps
- * the whole file MAP_SHARED and writes records in place; its helper thread pre-faults it a 4 MiB
- * window ahead of the appends (MADV_POPULATE_WRITE) so appends do not take page faults, and
+ * the whole file MAP_SHARED and writes records in place; its helper thread (SCHED_IDLE) pre-faults
+ * the next segment whole and the current one a 4 MiB window ahead of the appends
+ * (MADV_POPULATE_WRITE) so appends do not take page faults, and
  * hashes published bytes into the running chain state (HASH CHAIN) so a CHECKPOINT or SEAL only
  * finishes the bytes since the helper's last step.
  *   Segment header (128 bytes at offset 0):

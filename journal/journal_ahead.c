@@ -3,8 +3,9 @@
  * It hashes published bytes of the current segment into the running BLAKE2b state of the chain,
  * so a CHECKPOINT or SEAL only finishes the few bytes since the helper last ran, and it
  * prefaults (MADV_POPULATE_WRITE) the segment a window ahead of the write position, so the
- * append thread takes no page faults; once the segment is half full it preallocates the next
- * segment file (next.mmj.tmp), so a roll does not wait for posix_fallocate. It never writes
+ * append thread takes no page faults; once the segment is half full it preallocates, maps and
+ * faults in the whole next segment file (next.mmj.tmp), so a roll neither waits for
+ * posix_fallocate nor leaves the appends to fault pages in. It never writes
  * journal data; knows nothing of records. It runs as SCHED_IDLE: on a busy machine it must
  * never take the CPU from the append thread (its 64 KiB steps would become append latency).
  * When it starves, appends fault their pages in one at a time (a few microseconds each, less
@@ -62,54 +63,92 @@ int mmj_ahead_prefault(mmj_writer *w, uint64_t pos)
     return 1;
 }
 
-int mmj_ahead_take_next(mmj_writer *w, uint64_t index)
+int mmj_ahead_take_next(mmj_writer *w, uint64_t index, uint8_t **mapped)
 {
     if (w->next_fd >= 0 && w->next_index == index) {
         char tmp[64];
         int fd = w->next_fd;
-        w->next_fd = -1;
         mmj_segment_name(tmp, sizeof tmp, index, 1);
-        if (renameat(w->dirfd, MMJ_NEXT_TMP, w->dirfd, tmp) == 0)
+        if (renameat(w->dirfd, MMJ_NEXT_TMP, w->dirfd, tmp) == 0) {
+            *mapped = w->next_base;
+            w->next_fd = -1;
+            w->next_base = NULL;
             return fd;
-        close(fd);
+        }
     }
     mmj_ahead_drop_next(w);
     return -1;
+}
+
+void mmj_ahead_wait_next(mmj_writer *w)
+{
+    while (w->next_busy)
+        pthread_cond_wait(&w->next_done, &w->hash_mu);
 }
 
 void mmj_ahead_drop_next(mmj_writer *w)
 {
     if (w->next_fd < 0)
         return;
+    munmap(w->next_base, (size_t)w->opt.segment_size);
     close(w->next_fd);
     unlinkat(w->dirfd, MMJ_NEXT_TMP, 0);
     w->next_fd = -1;
+    w->next_base = NULL;
 }
 
-/* Preallocate the next segment file without holding hash_mu (posix_fallocate takes long), then
- * offer it if the writer is still in the same segment. Only this thread creates next.mmj.tmp,
- * and the writer renames it away under hash_mu before using it. Called and returns with hash_mu
- * held. */
+/* Create next.mmj.tmp preallocated to the segment size, mapped, every page faulted in for
+ * writing; MAP_FAILED if it cannot (short of space, or asked to stop). No lock held: only this
+ * thread creates next.mmj.tmp, and the writer renames it away before using it. */
+static uint8_t *make_next(mmj_writer *w, int *fd)
+{
+    uint64_t size = w->opt.segment_size;
+    *fd = openat(w->dirfd, MMJ_NEXT_TMP, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (*fd < 0)
+        return MAP_FAILED;
+    uint8_t *p = MAP_FAILED;
+    if (posix_fallocate(*fd, 0, (off_t)size) == 0)
+        p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, *fd, 0);
+    for (uint64_t off = 0; p != MAP_FAILED && off < size; off += MMJ_AHEAD_CHUNK) {
+        if (__atomic_load_n(&w->helper_stop, __ATOMIC_RELAXED)) {
+            munmap(p, (size_t)size);
+            p = MAP_FAILED;
+        } else if (!w->prefault_off) {
+            madvise(p + off, (size_t)(size - off < MMJ_AHEAD_CHUNK ? size - off : MMJ_AHEAD_CHUNK),
+                    MADV_POPULATE_WRITE);
+        }
+    }
+    if (p == MAP_FAILED) {
+        close(*fd);
+        unlinkat(w->dirfd, MMJ_NEXT_TMP, 0);
+    }
+    return p;
+}
+
+/* Prepare the next segment without holding hash_mu (preallocating and faulting 64 MiB takes
+ * long), then offer it if the writer is still in the same segment. Called and returns with
+ * hash_mu held. */
 static int prepare_next(mmj_writer *w, uint64_t pub)
 {
     if (w->next_fd >= 0 || w->next_failed || !w->seg.base || pub < w->seg.size / 2)
         return 0;
-    uint64_t index = w->seg.index + 1, size = w->opt.segment_size;
+    uint64_t index = w->seg.index + 1;
+    int fd;
+    w->next_busy = 1;
     pthread_mutex_unlock(&w->hash_mu);
-    int fd = openat(w->dirfd, MMJ_NEXT_TMP, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    int ok = fd >= 0 && posix_fallocate(fd, 0, (off_t)size) == 0;
+    uint8_t *p = make_next(w, &fd);
     pthread_mutex_lock(&w->hash_mu);
-    if (ok && w->seg.base && w->seg.index + 1 == index && w->next_fd < 0 && !w->helper_stop) {
-        w->next_fd = fd;
-        w->next_index = index;
+    w->next_busy = 0;
+    pthread_cond_broadcast(&w->next_done);
+    if (p == MAP_FAILED) {
+        w->next_failed = 1;   /* short of space (or stopping): the roll will find out itself */
         return 1;
     }
-    if (fd >= 0) {
-        close(fd);
-        unlinkat(w->dirfd, MMJ_NEXT_TMP, 0);
-    }
-    if (!ok)
-        w->next_failed = 1;   /* short of space: the roll will find out and report it */
+    w->next_fd = fd;
+    w->next_base = p;
+    w->next_index = index;
+    if (!(w->seg.base && w->seg.index + 1 == index))
+        mmj_ahead_drop_next(w);   /* the writer rolled meanwhile */
     return 1;
 }
 
@@ -172,11 +211,13 @@ void mmj_ahead_init(mmj_writer *w)
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&w->wake, &attr);
     pthread_condattr_destroy(&attr);
+    pthread_cond_init(&w->next_done, NULL);
 }
 
 void mmj_ahead_destroy(mmj_writer *w)
 {
     pthread_cond_destroy(&w->wake);
+    pthread_cond_destroy(&w->next_done);
     pthread_mutex_destroy(&w->hash_mu);
 }
 

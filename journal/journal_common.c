@@ -300,6 +300,7 @@ int mmj_map_segment(int dirfd, uint64_t index, int writable, mmj_map *m, int *er
     m->base = p;
     m->size = (uint64_t)st.st_size;
     m->index = index;
+    m->populated = 0;
     return MMJ_OK;
 }
 

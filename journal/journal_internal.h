@@ -44,6 +44,7 @@ typedef struct mmj_map {
     uint8_t *base;
     uint64_t size;
     uint64_t index;
+    uint64_t populated;        /* bytes from 0 known faulted in for writing (writer only) */
 } mmj_map;
 
 uint64_t mmj_pad8(uint64_t n);
