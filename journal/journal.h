@@ -145,7 +145,9 @@
  * or a negative mmj_status). Outputs are marked OUT. Pointers into mapped segments returned in
  * mmj_record are valid until the next call on the same reader/tailer. A writer may be shared by
  * threads (appends, sync and checkpoint are serialised by a mutex) but mmj_writer_close must not
- * race with them; a reader or tailer belongs to one thread at a time.
+ * race with them; a reader or tailer belongs to one thread at a time. Each open writer runs one
+ * helper thread (SCHED_IDLE; stopped by mmj_writer_close); a child created by fork() has no
+ * helper and must free its copy with mmj_writer_abandon.
  */
 #ifndef MMJ_JOURNAL_H
 #define MMJ_JOURNAL_H
