@@ -117,7 +117,7 @@ def target_section(doc: dict) -> list[str]:
     return out
 
 
-def main(quick: bool = False, result_journal: str | None = None) -> str:
+def main(quick: bool = False, result_journals: list[str] | None = None) -> str:
     load = os.getloadavg()
     warm_runs, warm = _batches(False, 10, 0 if quick else 120.0, seed=101)
     cold_runs, cold = _batches(True, 3, 0 if quick else 40.0, seed=901)
@@ -152,13 +152,14 @@ def main(quick: bool = False, result_journal: str | None = None) -> str:
             "- RTO includes the venue part (full view, resumed login, reconciliation) and the wait for market data "
             "to be current again (the restart opens a MoldUDP64 gap that is re-requested); a clean "
             "reconciliation releases the restart's latch by itself (no operator enable)."]
-    if result_journal:
-        out += [""] + target_section(drill_result(result_journal))
+    for journal in result_journals or ():
+        out += [""] + target_section(drill_result(journal))
     return "\n".join(out) + "\n"
 
 
 if __name__ == "__main__":
-    # --result-journal DIR: add the section of a finished `mmaudit drill crash --runs N --journal DIR`
+    # --result-journal DIR (repeatable): add the section of a finished
+    # `mmaudit drill crash --runs N --journal DIR`
     args = sys.argv[1:]
-    journal = args[args.index("--result-journal") + 1] if "--result-journal" in args else None
-    print(main(quick="--quick" in args, result_journal=journal))
+    journals = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--result-journal"]
+    print(main(quick="--quick" in args, result_journals=journals))
