@@ -186,6 +186,10 @@ class SymbolGuard:
         for i, marks in enumerate(self.markouts):
             if len(marks) == marks.maxlen and sum(marks) / len(marks) < -p.markout_threshold:
                 reasons |= MARKOUT
+                # Acted on: the side sits out its cool-down, then must earn fresh markouts. Kept,
+                # the same losing fills would re-trip it for the rest of the day, since a side
+                # that never quotes never gets the new fills that could clear them.
+                marks.clear()
                 if i == 0:
                     bid = True
                 else:

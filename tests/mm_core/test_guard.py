@@ -68,6 +68,20 @@ def test_negative_markouts_trip_their_side():
     assert g.toxicity() == 0.0
 
 
+def test_a_markout_trip_lasts_its_cool_down_not_the_rest_of_the_day():
+    """No new fills arrive while the side is pulled, so the old markouts must not keep it out."""
+    p = GuardParams(markout_window=3, markout_threshold=1.0, cooldown_ns=2_000)
+    g = SymbolGuard(1, p)
+    for m in (-3.0, -2.0, -1.5):
+        g.on_markout(True, m)
+    assert g.evaluate(0).bid
+    assert g.side_blocked(True, 1_999) and g.evaluate(1_000) is None
+    assert g.evaluate(5_000) is None and not g.side_blocked(True, 5_000)
+    for m in (-3.0, -2.0, -1.5):                 # fresh adverse fills trip it again
+        g.on_markout(True, m)
+    assert g.evaluate(6_000).bid
+
+
 def test_bad_parameters():
     with pytest.raises(GuardError):
         GuardParams(aggression_threshold=1.5)
