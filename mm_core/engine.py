@@ -13,7 +13,6 @@ import math
 from typing import Callable
 
 from journal.catalogue import RecordType, pack, pack_json
-from mm_core.book import Book, BookError
 from mm_core.config import EngineConfig, Symbols
 from mm_core.events import (
     Action, ClockSample, JournalHealth, JournalNote, MarketData, OperatorCommand, Reconciled,
@@ -23,6 +22,7 @@ from mm_core.fairvalue import FairValueModel
 from mm_core.guard import SymbolGuard, Trip
 from mm_core.hedger import Hedger
 from mm_core.inventory import InventoryTracker, as_depths, glft_depths, quote_sizes
+from mm_core.mdpath import MarketDataPath
 from mm_core.metrics import Metrics
 from mm_core.oms import TERMINAL, InvalidTransition, Oms, OmsError, Order, OrderState
 from mm_core.protocol import ProtocolError, itch, moldudp64, ouch, soupbintcp
@@ -39,11 +39,7 @@ _HALTED, _REDUCING = TradingState.HALTED, TradingState.REDUCING
 _FROM_SERVER = soupbintcp.Direction.FROM_SERVER
 _ACCEPTED, _PARTIAL = OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED
 
-# ITCH message classes, bound once for the dispatch in the hot loop.
-_ADD, _ADD_MPID = itch.AddOrder, itch.AddOrderMpid
-_EXEC, _EXEC_PX = itch.OrderExecuted, itch.OrderExecutedWithPrice
-_CANCEL, _DELETE, _REPLACE = itch.OrderCancel, itch.OrderDelete, itch.OrderReplace
-_TRADE, _TRADING_ACTION = itch.Trade, itch.StockTradingAction
+_GAP = moldudp64.Gap
 
 
 class EngineError(Exception):
@@ -71,8 +67,9 @@ class Engine:
         self.is_quoted = [False] * n
         for s in self.quoted:
             self.is_quoted[s] = True
-        self.book = Book(n)
-        self.tracker = moldudp64.SequenceTracker()
+        self.md = MarketDataPath(n, [sp is not None for sp in self.specs])
+        self.book = self.md.book
+        self.tracker = self.md.tracker
         self.stale = False
         self.gap_requested_ns = -1
         fv = cfg.fair_value
@@ -150,29 +147,31 @@ class Engine:
         now = self.now
         self.counts["md_packets"] += 1
         try:
-            header, messages = itch.decode_mold_packet(ev.packet)
-            verdict = self.tracker.on_header(header)
+            update = self.md.on_packet(ev.packet)
         except ProtocolError as exc:
             self.counts["protocol_errors"] += 1
             actions.append(self._alert("md-protocol-error", str(exc)))
             return actions
-        if verdict.gap is not None:
+        if update is None:
+            return actions
+        if type(update) is _GAP:
             self.counts["gaps"] += 1
             if not self.stale:
-                self._go_stale(f"gap: expected {verdict.gap.expected} got {verdict.gap.received}", actions)
+                self._go_stale(f"gap: expected {update.expected} got {update.received}", actions)
             self._request_gap(actions)
             return actions
-        if not verdict.new:
-            return actions
-        fresh = verdict.select(messages) if verdict.duplicates or verdict.new != len(messages) else messages
-        self.counts["md_messages"] += len(fresh)
-        touched, printed = self._apply(fresh, actions)
-        dirty = self.book.dirty
-        for symbol_id in list(touched):
-            if dirty[symbol_id] or symbol_id in printed:
-                dirty[symbol_id] = False
-            else:
-                del touched[symbol_id]      # the change was deeper than fair value looks
+        self.counts["md_messages"] += update.n_messages
+        if update.errors:
+            self.counts["book_errors"] += len(update.errors)
+            for text in update.errors:
+                actions.append(self._alert("book-error", text))
+        guards, fv = self.guards, self.fv
+        for s, aggressor_buys, qty in update.prints:
+            guards[s].on_print(aggressor_buys, qty)
+            fv.on_trade(s, aggressor_buys, qty)
+        for s, halted in update.halts:
+            self.halted_symbols[s] = halted
+        touched = dict.fromkeys(update.touched, True)
         if self.stale and not self.tracker.in_gap:
             self.stale = False
             self.gap_requested_ns = -1
@@ -180,8 +179,8 @@ class Engine:
             for s in self.quoted:       # every quote was pulled: decide all of them again
                 touched[s] = True
         # The guard runs first: pulls go out ahead of every other signal's reaction.
-        for symbol_id in printed:
-            trip = self.guards[symbol_id].evaluate(now)
+        for symbol_id in update.printed:
+            trip = guards[symbol_id].evaluate(now)
             if trip is not None:
                 self._pull_on_trip(trip, actions)
         followers = self.followers
@@ -199,62 +198,6 @@ class Engine:
             for hedged in hedge_targets[symbol_id]:
                 self._hedge(hedged, actions)
         return actions
-
-    def _apply(self, messages, actions: list[Action]) -> tuple[dict[int, bool], dict[int, bool]]:
-        """Apply ITCH messages to the book; returns (touched symbols, symbols with prints)."""
-        book = self.book
-        n = self.n
-        specs = self.specs
-        touched: dict[int, bool] = {}
-        printed: dict[int, bool] = {}
-        guards = self.guards
-        fv = self.fv
-        for m in messages:
-            t = type(m)
-            try:
-                if t is _ADD or t is _ADD_MPID:
-                    s = m.stock_locate
-                    if s < n and specs[s] is not None:
-                        book.add(m.order_ref, s, m.side == "B", m.shares, m.price)
-                        touched[s] = True
-                elif t is _EXEC or t is _EXEC_PX:
-                    ex = book.execute(m.order_ref, m.executed_shares)
-                    if ex is not None:
-                        s = ex.symbol_id
-                        touched[s] = True
-                        if t is _EXEC or m.printable == "Y":
-                            aggressor_buys = not ex.resting_is_buy
-                            guards[s].on_print(aggressor_buys, ex.qty)
-                            fv.on_trade(s, aggressor_buys, ex.qty)
-                            printed[s] = True
-                elif t is _CANCEL:
-                    s = book.cancel(m.order_ref, m.canceled_shares)
-                    if s >= 0:
-                        touched[s] = True
-                elif t is _DELETE:
-                    s = book.delete(m.order_ref)
-                    if s >= 0:
-                        touched[s] = True
-                elif t is _REPLACE:
-                    s = book.replace(m.original_order_ref, m.new_order_ref, m.shares, m.price)
-                    if s >= 0:
-                        touched[s] = True
-                elif t is _TRADE:
-                    s = m.stock_locate
-                    if s < n and specs[s] is not None:
-                        aggressor_buys = m.side != "B"    # P's side is the resting (hidden) order's
-                        guards[s].on_print(aggressor_buys, m.shares)
-                        fv.on_trade(s, aggressor_buys, m.shares)
-                        printed[s] = True
-                elif t is _TRADING_ACTION:
-                    s = m.stock_locate
-                    if s < n and specs[s] is not None:
-                        self.halted_symbols[s] = m.trading_state != "T"
-                        touched[s] = True
-            except BookError as exc:
-                self.counts["book_errors"] += 1
-                actions.append(self._alert("book-error", str(exc)))
-        return touched, printed
 
     def _go_stale(self, reason: str, actions: list[Action]) -> None:
         """A gap: the book cannot be trusted until it is filled. Pull every quote now."""
@@ -279,11 +222,7 @@ class Engine:
     def _reprice(self, symbol_id: int) -> None:
         """Fair value and volatility after the book changed; tell the risk gateway."""
         book = self.book
-        bp, ap = book.bid_px[symbol_id], book.ask_px[symbol_id]     # book.top(), inlined
-        b = bp[-1] if bp else 0
-        a = ap[0] if ap else 0
-        bq = book.bid_qty[symbol_id][b] if b else 0
-        aq = book.ask_qty[symbol_id][a] if a else 0
+        b, bq, a, aq = book.top(symbol_id)
         depth = book.depth_imbalance(symbol_id, self.imb_levels, self.imb_decay) if self.use_depth else 0.0
         fv = self.fv
         fair = fv.update(symbol_id, b, bq, a, aq, depth)
@@ -337,14 +276,13 @@ class Engine:
         guard = self.guards[symbol_id]
         now = self.now
         m = self.metrics
-        book = self.book
-        bp, ap = book.bid_px[symbol_id], book.ask_px[symbol_id]
+        best_bid, _, best_ask, _ = self.book.top(symbol_id)
         held = 0
         for hedged in self.hedge_of[symbol_id]:     # _hedge_held(), inlined
             held += self.hedger.hedged(hedged)
         # Inputs quantised to what can move a quote: fair to 1/8 tick, volatility to 1/8 octave,
         # toxicity to 0.05 (a requote threshold: smaller moves keep the resting quotes).
-        key = (int(fair * 8 / self.ref_ticks[symbol_id]), bp[-1] if bp else 0, ap[0] if ap else 0, state,
+        key = (int(fair * 8 / self.ref_ticks[symbol_id]), best_bid, best_ask, state,
                self.inventory.position[symbol_id], held,
                self.vol_q[symbol_id],
                guard.bid_until > now, guard.ask_until > now, int(guard.toxicity() * 20),
@@ -352,12 +290,12 @@ class Engine:
         memo = self.quote_memo[symbol_id]
         if memo is not None and memo[0] == key:
             return memo[1]
-        quote = self._price_quote(symbol_id, fair, state, guard)
+        quote = self._price_quote(symbol_id, fair, state, guard, best_bid, best_ask)
         self.quote_memo[symbol_id] = (key, quote)
         return quote
 
-    def _price_quote(self, symbol_id: int, fair: float, state: TradingState,
-                     guard: SymbolGuard) -> tuple[int, int, int, int]:
+    def _price_quote(self, symbol_id: int, fair: float, state: TradingState, guard: SymbolGuard,
+                     best_bid: int, best_ask: int) -> tuple[int, int, int, int]:
         risk = self.risk
         cfg = self.cfg
         skew = cfg.skew
@@ -385,9 +323,7 @@ class Engine:
             pad = cfg.min_depth_ticks - 0.5 * (bd + ad)
             bd += pad
             ad += pad
-        book = self.book
-        bid_px, ask_px = quote_prices(fair, bd * tick, ad * tick, ticks,
-                                      book.best_bid(symbol_id), book.best_ask(symbol_id))
+        bid_px, ask_px = quote_prices(fair, bd * tick, ad * tick, ticks, best_bid, best_ask)
         base = int(cfg.quote_size * risk.size_multiplier) // skew.lot * skew.lot
         if base <= 0:
             return 0, 0, 0, 0

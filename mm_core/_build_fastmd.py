@@ -1,0 +1,37 @@
+"""cffi build of the compiled market-data path (API mode, out of line) into mm_core._fastmd_cffi.
+
+The cdef is read from mm_core/fastmd.h with the journal build's header stripper, so the binding
+never drifts from the header and no declaration is copied by hand.
+"""
+from __future__ import annotations
+
+import pathlib
+import sys
+
+from cffi import FFI
+
+HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parent
+if str(ROOT) not in sys.path:       # setuptools runs this file by path, not as a package module
+    sys.path.insert(0, str(ROOT))
+
+from journal._build import cdef_from_header  # noqa: E402
+
+
+def make_builder() -> FFI:
+    ffi = FFI()
+    ffi.cdef(cdef_from_header((HERE / "fastmd.h").read_text()))
+    ffi.set_source(
+        "mm_core._fastmd_cffi",
+        '#include "fastmd.h"',
+        sources=[str((HERE / "_fastmd.c").relative_to(ROOT))],
+        include_dirs=[str(HERE)],
+        extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+    )
+    return ffi
+
+
+ffibuilder = make_builder()
+
+if __name__ == "__main__":
+    ffibuilder.compile(tmpdir=str(ROOT), verbose=True)
