@@ -457,13 +457,10 @@ static void touch(fmd_book *b, fmd_summary *out, uint32_t s)
 
 static void print(fmd_book *b, fmd_summary *out, uint32_t s, int aggressor_buys, int64_t qty)
 {
-    fmd_event *e = &out->events[out->n_events++];
-    e->kind = FMD_EV_PRINT;
-    e->symbol = s;
-    e->ref = 0;
-    e->qty = qty;
-    e->price = 0;
-    e->aggressor_buys = (uint32_t)aggressor_buys;
+    uint32_t k = out->n_prints++;
+    out->print_symbol[k] = s;
+    out->print_aggressor_buys[k] = (uint8_t)aggressor_buys;
+    out->print_qty[k] = qty;
     if (b->print_gen[s] != b->gen) {
         b->print_gen[s] = b->gen;
         out->printed[out->n_printed++] = s;
@@ -474,22 +471,35 @@ static int book_error(fmd_summary *out, int rc, uint64_t ref, int64_t qty, int64
 {
     if (rc == FMD_NOMEM)
         return FMD_NOMEM;
-    fmd_event *e = &out->events[out->n_events++];
+    fmd_error *e = &out->errors[out->n_errors++];
     /* fmd_add from a packet sees known symbols only, so BAD_SYMBOL cannot occur here */
     assert(rc == FMD_DUPLICATE || rc == FMD_BAD_ORDER);
     e->kind = rc == FMD_DUPLICATE ? FMD_EV_DUPLICATE : FMD_EV_BAD_ORDER;
-    e->symbol = 0;
+    e->pad = 0;
     e->ref = ref;
     e->qty = qty;
     e->price = price;
-    e->aggressor_buys = 0;
     return FMD_OK;
+}
+
+/* Keep the touched symbols whose change reached the watched levels or that printed. */
+static void filter_touched(fmd_book *b, fmd_summary *out)
+{
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < out->n_touched; i++) {
+        uint32_t s = out->touched[i];
+        if (b->dirty[s] || b->print_gen[s] == b->gen) {
+            b->dirty[s] = 0;
+            out->touched[kept++] = s;
+        }
+    }
+    out->n_touched = kept;
 }
 
 int fmd_apply_packet(fmd_book *b, const uint8_t *buf, size_t len, const uint8_t *session,
                      uint64_t next_expected, fmd_summary *out)
 {
-    out->n_messages = out->n_touched = out->n_printed = out->n_events = 0;
+    out->n_messages = out->n_touched = out->n_printed = out->n_prints = out->n_errors = 0;
     if (len < MOLD_HEADER || memcmp(buf, session, 10) != 0 || be64(buf + 10) != next_expected)
         return FMD_FALLBACK;
     uint32_t count = be16(buf + 18);
@@ -565,6 +575,7 @@ int fmd_apply_packet(fmd_book *b, const uint8_t *buf, size_t len, const uint8_t 
             assert(0 && "validated in pass 1");
         }
     }
+    filter_touched(b, out);
     out->n_messages = count;
     return FMD_OK;
 }

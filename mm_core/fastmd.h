@@ -21,10 +21,11 @@
  *   - 1 <= count <= events capacity; the blocks fill the packet exactly;
  *   - every message is one of A F E C X D U P, of its exact ITCH 5.0 size, with valid codes
  *     (side B/S, printable Y/N) and ASCII text fields.
- * Per message it does what Engine._apply does: adds and trades for symbols outside the known set
- * are skipped; E and printable C executions and P trades become FMD_EV_PRINT events; a duplicate
- * reference or a non-positive size/price becomes an FMD_EV_DUPLICATE / FMD_EV_BAD_ORDER event
- * (the message is not applied, as Book raises BookError); unknown references are counted.
+ * Per message it does what mdpath.apply_messages does: adds and trades for symbols outside the
+ * known set are skipped; E and printable C executions and P trades become prints; a duplicate
+ * reference or a non-positive size/price becomes an fmd_error (the message is not applied, as
+ * Book raises BookError); unknown references are counted. Touched symbols are then kept only
+ * when dirty or printed, and their dirty flags cleared (MarketDataPath._filter).
  */
 #ifndef FASTMD_H
 #define FASTMD_H
@@ -47,36 +48,39 @@ enum fmd_rc {
     FMD_BAD_ORDER = 6       /* fmd_add: qty <= 0 or price <= 0 */
 };
 
-/* Kinds of fmd_event. */
-enum fmd_event_kind {
-    FMD_EV_PRINT = 1,       /* a trade print: symbol, aggressor_buys, qty */
-    FMD_EV_DUPLICATE = 2,   /* add of a live reference: ref */
-    FMD_EV_BAD_ORDER = 3    /* add with qty or price <= 0: ref, qty, price */
+/* Kinds of fmd_error. */
+enum fmd_error_kind {
+    FMD_EV_DUPLICATE = 2,   /* add of a live reference */
+    FMD_EV_BAD_ORDER = 3    /* add with qty or price <= 0 */
 };
 
 typedef struct fmd_book fmd_book;
 
-/* One entry of a packet's ordered event list (prints and book errors, in message order). */
-typedef struct fmd_event {
-    uint32_t kind;              /* enum fmd_event_kind */
-    uint32_t symbol;            /* symbol id (prints) */
-    uint64_t ref;               /* order reference (errors) */
-    int64_t qty;                /* shares printed, or the rejected add's qty */
-    int64_t price;              /* the rejected add's price */
-    uint32_t aggressor_buys;    /* prints: 1 when the aggressor bought */
+/* A message the book refused (Book raises BookError for it), in message order. */
+typedef struct fmd_error {
+    uint32_t kind;              /* enum fmd_error_kind */
     uint32_t pad;
-} fmd_event;
+    uint64_t ref;               /* the refused order reference */
+    int64_t qty;                /* its qty */
+    int64_t price;              /* its price */
+} fmd_error;
 
 /* What fmd_apply_packet did; the caller owns the arrays and their capacities. */
 typedef struct fmd_summary {
     uint32_t n_messages;        /* OUT: messages applied (the packet's count) */
     uint32_t n_touched;         /* OUT: entries in touched */
     uint32_t n_printed;         /* OUT: entries in printed */
-    uint32_t n_events;          /* OUT: entries in events */
-    uint32_t *touched;          /* symbols whose book changed, in first-touch order (n_symbols cap) */
+    uint32_t n_prints;          /* OUT: entries in the three print_ arrays */
+    uint32_t n_errors;          /* OUT: entries in errors */
+    uint32_t events_cap;        /* capacity of the print_ arrays and errors; a packet with more
+                                   messages falls back */
+    uint32_t *touched;          /* symbols whose change reached the watched levels or that printed,
+                                   in first-touch order, their dirty flag cleared (n_symbols cap) */
     uint32_t *printed;          /* symbols with prints, in first-print order (n_symbols cap) */
-    fmd_event *events;          /* prints and errors in message order */
-    uint32_t events_cap;        /* capacity of events; a packet with more messages falls back */
+    uint32_t *print_symbol;     /* trade prints in message order: symbol, */
+    uint8_t *print_aggressor_buys;  /* 1 when the aggressor bought, */
+    int64_t *print_qty;         /* shares */
+    fmd_error *errors;          /* refused adds in message order */
 } fmd_summary;
 
 /* A book for n_symbols symbols (>= 1) watching the top `watch` (>= 1) levels; NULL on failure. */

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mm_core.book import BookError
+from mm_core.book import BookError, bad_order, duplicate_ref
 from mm_core.fastbook import FastBook, ffi, lib
 from mm_core.protocol import itch, moldudp64
 
@@ -23,6 +23,7 @@ _CANCEL, _DELETE, _REPLACE = itch.OrderCancel, itch.OrderDelete, itch.OrderRepla
 _TRADE, _TRADING_ACTION = itch.Trade, itch.StockTradingAction
 _EVENTS_CAP = 4096                  # > the most blocks a 65,535-byte packet can hold
 _MAX_FAST_SEQUENCE = (1 << 63) - 1  # beyond it the tracker's ints no longer fit the C call
+unpack = ffi.unpack
 
 
 @dataclass(slots=True)
@@ -94,6 +95,13 @@ def apply_messages(book, messages, known: list[bool]) -> MdUpdate:
     return MdUpdate(len(messages), list(touched), list(printed), prints, errors, halts)
 
 
+def _error_text(e) -> str:
+    """The BookError text Book raises for the same refused add."""
+    if e.kind == lib.FMD_EV_DUPLICATE:
+        return str(duplicate_ref(e.ref))
+    return str(bad_order(e.ref, e.qty, e.price))
+
+
 class MarketDataPath:
     """One MoldUDP64 session's books. `on_packet(raw)` -> MdUpdate, a moldudp64.Gap, or None
     when the packet brought nothing new; a malformed packet raises ProtocolError."""
@@ -108,12 +116,13 @@ class MarketDataPath:
         self.fast = fast                    # False: always the Python path (tests, comparisons)
         self._session_raw: bytes | None = None
         self._b = self.book.handle
-        self._touched = ffi.new("uint32_t[]", n_symbols)
-        self._printed = ffi.new("uint32_t[]", n_symbols)
-        self._events = ffi.new("fmd_event[]", _EVENTS_CAP)
         out = self._out = ffi.new("fmd_summary *")
-        out.touched, out.printed, out.events, out.events_cap = (
-            self._touched, self._printed, self._events, _EVENTS_CAP)
+        self._keep = [out, ffi.new("uint32_t[]", n_symbols), ffi.new("uint32_t[]", n_symbols),
+                      ffi.new("uint32_t[]", _EVENTS_CAP), ffi.new("uint8_t[]", _EVENTS_CAP),
+                      ffi.new("int64_t[]", _EVENTS_CAP), ffi.new("fmd_error[]", _EVENTS_CAP)]
+        (_, out.touched, out.printed, out.print_symbol, out.print_aggressor_buys, out.print_qty,
+         out.errors) = self._keep
+        out.events_cap = _EVENTS_CAP
         self.fast_packets = 0               # packets applied by the C path (for benchmarks)
 
     def on_packet(self, packet: bytes) -> MdUpdate | moldudp64.Gap | None:
@@ -134,22 +143,16 @@ class MarketDataPath:
         tracker.next_expected = nxt = expected + n
         if nxt > tracker.highest_announced:
             tracker.highest_announced = nxt
-        printed = [self._printed[i] for i in range(out.n_printed)]
-        prints: list[tuple[int, bool, int]] = []
-        errors: list[str] = []
-        n_events = out.n_events
-        if n_events:
-            for i in range(n_events):
-                e = self._events[i]
-                kind = e.kind
-                if kind == lib.FMD_EV_PRINT:
-                    prints.append((e.symbol, bool(e.aggressor_buys), e.qty))
-                elif kind == lib.FMD_EV_DUPLICATE:
-                    errors.append(f"duplicate order reference {e.ref}")
-                else:
-                    errors.append(f"order {e.ref} has qty {e.qty} price {e.price}")
-        touched = self._filter([self._touched[i] for i in range(out.n_touched)], printed)
-        return MdUpdate(n, touched, printed, prints, errors, [])
+        n_prints = out.n_prints
+        if n_prints:
+            prints = [(s, a == 1, q) for s, a, q in zip(
+                unpack(out.print_symbol, n_prints), unpack(out.print_aggressor_buys, n_prints),
+                unpack(out.print_qty, n_prints))]
+            printed = unpack(out.printed, out.n_printed)
+        else:
+            prints, printed = [], []
+        errors = [_error_text(out.errors[i]) for i in range(out.n_errors)] if out.n_errors else []
+        return MdUpdate(n, unpack(out.touched, out.n_touched), printed, prints, errors, [])
 
     def _slow(self, packet: bytes) -> MdUpdate | moldudp64.Gap | None:
         header, messages = itch.decode_mold_packet(packet)
