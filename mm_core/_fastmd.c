@@ -247,6 +247,8 @@ uint8_t *fmd_dirty(fmd_book *b) { return b->dirty; }
 
 uint64_t fmd_unknown_refs(const fmd_book *b) { return b->unknown_refs; }
 
+void fmd_set_unknown_refs(fmd_book *b, uint64_t n) { b->unknown_refs = n; }
+
 size_t fmd_order_count(const fmd_book *b) { return b->count; }
 
 int fmd_add(fmd_book *b, uint64_t ref, int64_t symbol, int is_buy, int64_t qty, int64_t price)
@@ -367,6 +369,12 @@ double fmd_depth_imbalance(const fmd_book *b, uint32_t symbol, uint32_t depth, d
         w *= decay;
     }
     return den > 0 ? num / den : 0.0;
+}
+
+double fmd_top_depth(const fmd_book *b, uint32_t symbol, uint32_t depth, double decay, int64_t *top)
+{
+    fmd_top(b, symbol, top);
+    return fmd_depth_imbalance(b, symbol, depth, decay);
 }
 
 size_t fmd_orders(const fmd_book *b, uint64_t *refs, uint32_t *symbols, uint8_t *is_buy,

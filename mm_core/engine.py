@@ -22,6 +22,7 @@ from mm_core.fairvalue import FairValueModel
 from mm_core.guard import SymbolGuard, Trip
 from mm_core.hedger import Hedger
 from mm_core.inventory import InventoryTracker, as_depths, glft_depths, quote_sizes
+from mm_core.fastbook import ffi, lib
 from mm_core.mdpath import MarketDataPath
 from mm_core.metrics import Metrics
 from mm_core.oms import TERMINAL, InvalidTransition, Oms, OmsError, Order, OrderState
@@ -40,6 +41,7 @@ _FROM_SERVER = soupbintcp.Direction.FROM_SERVER
 _ACCEPTED, _PARTIAL = OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED
 
 _GAP = moldudp64.Gap
+_top_depth = lib.fmd_top_depth
 
 
 class EngineError(Exception):
@@ -69,6 +71,7 @@ class Engine:
             self.is_quoted[s] = True
         self.md = MarketDataPath(n, [sp is not None for sp in self.specs])
         self.book = self.md.book
+        self._bind()
         self.tracker = self.md.tracker
         self.stale = False
         self.gap_requested_ns = -1
@@ -88,6 +91,8 @@ class Engine:
         self.followers: list[list[int]] = [[] for _ in range(n)]
         for p in symbols.pairs:
             self.followers[p.a].append(p.b)
+        # a symbol and the followers to reprice with it, in order, without repeats
+        self.with_followers = [list(dict.fromkeys([s] + self.followers[s])) for s in range(n)]
         self.vol = [VolEstimator(cfg.vol_alpha, s.prior_sigma if s else 0.0) for s in self.specs]
         # volatility quantised to 1/8 octave for the quote memo; recomputed only when the mid moves
         self.vol_q = [int(_log2(v.variance_per_s + 1.0) * 8) for v in self.vol]
@@ -101,8 +106,9 @@ class Engine:
         # per symbol, the hedged symbols whose hedge decision a change of it can move (itself when
         # it is hedged, then the symbols it hedges): built once, read per book update
         self.hedge_targets = [([s] if s in self.hedger.pairs else []) + self.hedge_of[s] for s in range(n)]
-        self.imb_levels, self.imb_decay = fv.imbalance_levels, fv.level_decay
-        self.use_depth = bool(fv.w_imbalance)
+        # levels of the depth imbalance fair value reads; 0 when its weight is 0 (not computed)
+        self.imb_levels = fv.imbalance_levels if fv.w_imbalance else 0
+        self.imb_decay = fv.level_decay
         self.risk_refresh_ns = cfg.risk_refresh_ns
         self.oms = Oms(cfg.session_prefix, self._encode_cancel)
         # the OMS working-order keys of our quotes, built once (they are looked up per book update)
@@ -125,6 +131,21 @@ class Engine:
             ClockSample: self._on_clock, OperatorCommand: self._on_operator,
             JournalHealth: self._on_journal_health, Reconciled: self._on_reconciled,
         }
+
+    def _bind(self) -> None:
+        """The C book's handle and a reusable top-of-book buffer, read directly on the hot path
+        (not pickled: rebuilt when a snapshot is loaded)."""
+        self._bh = self.book.handle
+        self._top = ffi.new("int64_t[4]")
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        del state["_bh"], state["_top"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._bind()
 
     # ================================================================= the one entry point
 
@@ -165,32 +186,38 @@ class Engine:
             self.counts["book_errors"] += len(update.errors)
             for text in update.errors:
                 actions.append(self._alert("book-error", text))
-        guards, fv = self.guards, self.fv
-        for s, aggressor_buys, qty in update.prints:
-            guards[s].on_print(aggressor_buys, qty)
-            fv.on_trade(s, aggressor_buys, qty)
+        printed = update.printed
+        if printed:
+            guards, fv = self.guards, self.fv
+            for s, aggressor_buys, qty in update.prints:
+                guards[s].on_print(aggressor_buys, qty)
+                fv.on_trade(s, aggressor_buys, qty)
         for s, halted in update.halts:
             self.halted_symbols[s] = halted
-        touched = dict.fromkeys(update.touched, True)
+        touched = update.touched
         if self.stale and not self.tracker.in_gap:
             self.stale = False
             self.gap_requested_ns = -1
             actions.append(self._alert("book-recovered", f"gap filled at {self.tracker.next_expected}"))
-            for s in self.quoted:       # every quote was pulled: decide all of them again
-                touched[s] = True
+            touched = touched + self.quoted     # every quote was pulled: decide all of them again
         # The guard runs first: pulls go out ahead of every other signal's reaction.
-        for symbol_id in update.printed:
-            trip = guards[symbol_id].evaluate(now)
+        for symbol_id in printed:
+            trip = self.guards[symbol_id].evaluate(now)
             if trip is not None:
                 self._pull_on_trip(trip, actions)
-        followers = self.followers
-        for symbol_id in list(touched):
-            for f in followers[symbol_id]:
-                touched[f] = True
+        # the changed symbols, then the followers whose fair value leads from them (first seen order)
+        if len(touched) == 1:
+            touched = self.with_followers[touched[0]]
+        elif touched:
+            followers = self.followers
+            touched = list(dict.fromkeys(touched + [f for s in dict.fromkeys(touched)
+                                                                 for f in followers[s]]))
         reprice = self._reprice
         for symbol_id in touched:
             reprice(symbol_id)
-        self._mature_markouts(actions)
+        metrics = self.metrics
+        if now >= metrics.next_due_ns or metrics.blocked:
+            self._mature_markouts(actions)
         is_quoted, hedge_targets = self.is_quoted, self.hedge_targets
         for symbol_id in touched:
             if is_quoted[symbol_id]:
@@ -221,9 +248,9 @@ class Engine:
 
     def _reprice(self, symbol_id: int) -> None:
         """Fair value and volatility after the book changed; tell the risk gateway."""
-        book = self.book
-        b, bq, a, aq = book.top(symbol_id)
-        depth = book.depth_imbalance(symbol_id, self.imb_levels, self.imb_decay) if self.use_depth else 0.0
+        top = self._top
+        depth = _top_depth(self._bh, symbol_id, self.imb_levels, self.imb_decay, top)
+        b, bq, a, aq = top
         fv = self.fv
         fair = fv.update(symbol_id, b, bq, a, aq, depth)
         if fair <= 0:
@@ -276,7 +303,9 @@ class Engine:
         guard = self.guards[symbol_id]
         now = self.now
         m = self.metrics
-        best_bid, _, best_ask, _ = self.book.top(symbol_id)
+        top = self._top
+        _top_depth(self._bh, symbol_id, 0, 0.0, top)
+        best_bid, best_ask = top[0], top[2]
         held = 0
         for hedged in self.hedge_of[symbol_id]:     # _hedge_held(), inlined
             held += self.hedger.hedged(hedged)

@@ -17,7 +17,7 @@ _OK, _UNKNOWN = lib.FMD_OK, lib.FMD_UNKNOWN_REF
 class FastBook:
     """All symbols' books in C. Order refs are day-unique across symbols (ITCH), so one order map."""
 
-    __slots__ = ("n_symbols", "watch", "_b", "dirty", "_top", "_sym", "_buy", "_px", "_done")
+    __slots__ = ("n_symbols", "watch", "known", "_b", "dirty", "_top", "_sym", "_buy", "_px", "_done")
 
     def __init__(self, n_symbols: int, watch_levels: int = 3) -> None:
         if n_symbols <= 0 or watch_levels <= 0:
@@ -28,6 +28,7 @@ class FastBook:
         self._b = ffi.gc(b, lib.fmd_free)
         self.n_symbols = n_symbols
         self.watch = watch_levels
+        self.known = [True] * n_symbols
         # dirty[s]: a change reached the top `watch` levels of symbol s since the caller cleared it
         self.dirty = ffi.cast("uint8_t *", lib.fmd_dirty(self._b))
         self._top = ffi.new("int64_t[4]")
@@ -44,6 +45,13 @@ class FastBook:
     def set_known(self, symbol_id: int, known: bool) -> None:
         """Whether the packet path applies adds and trades of this symbol (the engine's specs)."""
         lib.fmd_set_known(self._b, symbol_id, known)
+        self.known[symbol_id] = bool(known)
+
+    # --- snapshots (recovery pickles the whole engine) -----------------------------------
+
+    def __reduce__(self):
+        return (_restore, (self.n_symbols, self.watch, self.known, self.state_items(),
+                           [self.dirty[s] for s in range(self.n_symbols)], self.unknown_refs))
 
     @property
     def unknown_refs(self) -> int:
@@ -141,3 +149,18 @@ class FastBook:
         buys, pxs, qtys = ffi.new("uint8_t[]", n), ffi.new("int64_t[]", n), ffi.new("int64_t[]", n)
         k = lib.fmd_orders(self._b, refs, syms, buys, pxs, qtys, n)
         return sorted((refs[i], (syms[i], bool(buys[i]), pxs[i], qtys[i])) for i in range(k))
+
+
+def _restore(n_symbols: int, watch: int, known: list[bool], orders, dirty: list[int],
+             unknown_refs: int) -> FastBook:
+    """A FastBook equal to the pickled one: levels are sums of the live orders, so re-adding
+    them in reference order rebuilds every level exactly."""
+    book = FastBook(n_symbols, watch)
+    for s, k in enumerate(known):
+        book.set_known(s, k)
+    for ref, (s, is_buy, price, qty) in orders:
+        book.add(ref, s, is_buy, qty, price)
+    for s, d in enumerate(dirty):
+        book.dirty[s] = d
+    lib.fmd_set_unknown_refs(book.handle, unknown_refs)
+    return book

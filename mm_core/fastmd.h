@@ -93,6 +93,8 @@ void fmd_set_known(fmd_book *b, uint32_t symbol, int known);
 uint8_t *fmd_dirty(fmd_book *b);
 /* Events naming references the book never saw (or no longer holds). */
 uint64_t fmd_unknown_refs(const fmd_book *b);
+/* Set the unknown-reference count (restoring a snapshot). */
+void fmd_set_unknown_refs(fmd_book *b, uint64_t n);
 /* Live orders. */
 size_t fmd_order_count(const fmd_book *b);
 
@@ -119,6 +121,8 @@ size_t fmd_levels(const fmd_book *b, uint32_t symbol, int is_buy, size_t depth, 
 /* sum w_i (bid_i - ask_i) / sum w_i (bid_i + ask_i) over the top depth levels, w_i = decay^i
  * (Book.depth_imbalance, same operation order); 0 when both sides are empty. */
 double fmd_depth_imbalance(const fmd_book *b, uint32_t symbol, uint32_t depth, double decay);
+/* fmd_top and fmd_depth_imbalance in one call (depth 0: no imbalance, returns 0). OUT top[4]. */
+double fmd_top_depth(const fmd_book *b, uint32_t symbol, uint32_t depth, double decay, int64_t *top);
 /* Every live order in no particular order, up to cap. OUT the five arrays. Returns the count. */
 size_t fmd_orders(const fmd_book *b, uint64_t *refs, uint32_t *symbols, uint8_t *is_buy,
                   int64_t *prices, int64_t *qtys, size_t cap);

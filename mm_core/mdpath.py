@@ -106,15 +106,26 @@ class MarketDataPath:
     """One MoldUDP64 session's books. `on_packet(raw)` -> MdUpdate, a moldudp64.Gap, or None
     when the packet brought nothing new; a malformed packet raises ProtocolError."""
 
-    def __init__(self, n_symbols: int, known: list[bool], watch_levels: int = 3,
-                 fast: bool = True) -> None:
+    def __init__(self, n_symbols: int, known: list[bool], watch_levels: int = 3) -> None:
         self.book = FastBook(n_symbols, watch_levels)
         self.known = list(known)
         for s, k in enumerate(self.known):
             self.book.set_known(s, k)
         self.tracker = moldudp64.SequenceTracker()
-        self.fast = fast                    # False: always the Python path (tests, comparisons)
         self._session_raw: bytes | None = None
+        self.fast_packets = 0               # packets applied by the C path (for benchmarks)
+        self._bind()
+
+    def __getstate__(self) -> dict:
+        return {k: self.__dict__[k] for k in ("book", "known", "tracker", "_session_raw", "fast_packets")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._bind()
+
+    def _bind(self) -> None:
+        """The C-side buffers of the packet call (rebuilt, not pickled)."""
+        n_symbols = self.book.n_symbols
         self._b = self.book.handle
         out = self._out = ffi.new("fmd_summary *")
         self._keep = [out, ffi.new("uint32_t[]", n_symbols), ffi.new("uint32_t[]", n_symbols),
@@ -123,7 +134,6 @@ class MarketDataPath:
         (_, out.touched, out.printed, out.print_symbol, out.print_aggressor_buys, out.print_qty,
          out.errors) = self._keep
         out.events_cap = _EVENTS_CAP
-        self.fast_packets = 0               # packets applied by the C path (for benchmarks)
 
     def on_packet(self, packet: bytes) -> MdUpdate | moldudp64.Gap | None:
         tracker = self.tracker

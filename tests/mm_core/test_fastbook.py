@@ -185,3 +185,23 @@ def test_order_level_packets_take_the_c_path():
     assert update.prints == [(0, False, 40), (2, False, 10)]
     assert update.errors == ["duplicate order reference 2"]
     assert path.book.top(0) == (10_000, 60, 0, 0) and path.tracker.next_expected == 7
+
+
+def test_a_pickled_path_carries_on_as_the_original():
+    """Recovery snapshots pickle the whole engine: the C book is rebuilt from its orders."""
+    import pickle
+    path = MarketDataPath(N, KNOWN)
+    specs = [[("A", r, r % 3, r % 2 == 0, 10 * r, 9_900 + 100 * (r % 3), False)] for r in range(1, 9)]
+    seq = 1
+    for spec in specs:
+        packet, count = _wire(spec, seq)
+        path.on_packet(packet)
+        seq += count
+    path.on_packet(_wire([("D", 99, 0, True, 0, 0, False)], seq)[0])   # an unknown ref, counted
+    seq += 1
+    copy = pickle.loads(pickle.dumps(path))
+    assert _book_state(copy.book) == _book_state(path.book) and copy.book.unknown_refs == 1
+    nxt, _ = _wire([("E", 2, 0, True, 5, 0, False), ("A", 20, 0, True, 7, 10_000, False)], seq)
+    assert copy.on_packet(nxt) == path.on_packet(nxt)
+    assert copy.fast_packets == path.fast_packets
+    assert _book_state(copy.book) == _book_state(path.book)
