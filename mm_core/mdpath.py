@@ -24,6 +24,7 @@ _TRADE, _TRADING_ACTION = itch.Trade, itch.StockTradingAction
 _EVENTS_CAP = 4096                  # > the most blocks a 65,535-byte packet can hold
 _MAX_FAST_SEQUENCE = (1 << 63) - 1  # beyond it the tracker's ints no longer fit the C call
 unpack = ffi.unpack
+_apply_packet = lib.fmd_apply_packet
 
 
 @dataclass(slots=True)
@@ -138,31 +139,29 @@ class MarketDataPath:
     def on_packet(self, packet: bytes) -> MdUpdate | moldudp64.Gap | None:
         tracker = self.tracker
         expected = tracker.next_expected
-        if self._session_raw is not None and expected <= _MAX_FAST_SEQUENCE:
-            rc = lib.fmd_apply_packet(self._b, packet, len(packet), self._session_raw, expected, self._out)
-            if rc == 0:
-                self.fast_packets += 1
-                return self._fast_update(tracker, expected)
+        if self._session_raw is None or expected > _MAX_FAST_SEQUENCE:
+            return self._slow(packet)
+        out = self._out
+        rc = _apply_packet(self._b, packet, len(packet), self._session_raw, expected, out)
+        if rc:
             if rc == lib.FMD_NOMEM:
                 raise MemoryError("fastmd: out of memory applying a packet")
-        return self._slow(packet)
-
-    def _fast_update(self, tracker, expected: int) -> MdUpdate:
-        out = self._out
+            return self._slow(packet)
+        self.fast_packets += 1
         n = out.n_messages
         tracker.next_expected = nxt = expected + n
         if nxt > tracker.highest_announced:
             tracker.highest_announced = nxt
         n_prints = out.n_prints
         if n_prints:
+            _, _, printed, symbols, aggressors, qtys, _ = self._keep
             prints = [(s, a == 1, q) for s, a, q in zip(
-                unpack(out.print_symbol, n_prints), unpack(out.print_aggressor_buys, n_prints),
-                unpack(out.print_qty, n_prints))]
-            printed = unpack(out.printed, out.n_printed)
+                unpack(symbols, n_prints), unpack(aggressors, n_prints), unpack(qtys, n_prints))]
+            printed = unpack(printed, out.n_printed)
         else:
             prints, printed = [], []
         errors = [_error_text(out.errors[i]) for i in range(out.n_errors)] if out.n_errors else []
-        return MdUpdate(n, unpack(out.touched, out.n_touched), printed, prints, errors, [])
+        return MdUpdate(n, unpack(self._keep[1], out.n_touched), printed, prints, errors, [])
 
     def _slow(self, packet: bytes) -> MdUpdate | moldudp64.Gap | None:
         header, messages = itch.decode_mold_packet(packet)
