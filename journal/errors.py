@@ -5,6 +5,7 @@ records, files or anything above the journal.
 """
 from __future__ import annotations
 
+import errno
 import os
 
 from journal._journal_cffi import ffi, lib
@@ -108,6 +109,16 @@ def error_for(status: int, context: str, err: int = 0) -> Exception:
     if cls is MemoryError:
         return MemoryError(message)
     return cls(message, status=status, errno=err)
+
+
+def open_context(path: str, err: int) -> str:
+    """The context of an open error: names the missing directory when that is the cause."""
+    if err == errno.ENOENT:
+        missing = os.path.abspath(path)
+        while not os.path.exists(os.path.dirname(missing)) and os.path.dirname(missing) != missing:
+            missing = os.path.dirname(missing)
+        return f"open {path}: directory {missing} does not exist"
+    return f"open {path}"
 
 
 def check(status: int, context: str, err: int = 0) -> int:

@@ -12,6 +12,12 @@
  *   seg-<index %016llu>.mmj   segment files, index 0, 1, 2 ... with no gaps; readers start at
  *                             segment 0 and read nothing past a missing segment
  *   tailers/<name>.pos        named tailer positions (text "mmjpos 1 <next seq>\n", atomic rename)
+ *   reserve.mmj               the reserve segment (RESERVE SEGMENT below)
+ *   notify                    4096 bytes, not journal data: u32 futex counter at 0, u32 count of
+ *                             waiting tailers at 4. A writer that publishes records and sees a
+ *                             waiter bumps the counter and FUTEX_WAKEs it; a tailer waiting with a
+ *                             timeout registers, re-checks, and FUTEX_WAITs on it (slices of at
+ *                             most 10 ms). Without write access to it tailers sleep-poll.
  *   Files are created under "<name>.tmp" and renamed; the directory is fsynced after every
  *   create and rename. Readers ignore *.tmp.
  *
@@ -27,8 +33,10 @@
  * SEGMENT FILE: fixed size S (a multiple of 4096, at least 64 KiB), preallocated with
  * posix_fallocate so every page is backed (a store into the mapping never SIGBUSes; a full disk
  * is reported when the segment is created, as MMJ_E_DISK_FULL) and zero-filled. The writer maps
- * the whole file MAP_SHARED, pre-faults it a window ahead of the appends (MADV_POPULATE_WRITE)
- * so appends rarely take a page fault, and writes records in place.
+ * the whole file MAP_SHARED and writes records in place; its helper thread pre-faults it a 1 MiB
+ * window ahead of the appends (MADV_POPULATE_WRITE) so appends do not take page faults, and
+ * hashes published bytes into the running chain state (HASH CHAIN) so a CHECKPOINT or SEAL only
+ * finishes the bytes since the helper's last step.
  *   Segment header (128 bytes at offset 0):
  *   0   8  magic "MMJSEG1\n"
  *   8   4  format version (1)
@@ -107,6 +115,24 @@
  *
  * SPACE: every writer open starts a new segment, so each open/close cycle costs one preallocated
  *   segment file of S bytes; choose S for the expected session length.
+ *
+ * RESERVE SEGMENT (room for risk-reducing records on a full disk):
+ *   reserve.mmj               S bytes, preallocated (posix_fallocate) and zero-filled, never
+ *                             written while it has this name; readers, tailers and verify ignore
+ *                             it (it is not a seg-* file). Created as reserve.mmj.tmp + rename.
+ *   The writer keeps one beside the live segment: made at open when missing (one of another size
+ *   is replaced). When a roll cannot preallocate the next segment (ENOSPC/EDQUOT) the append gets
+ *   MMJ_E_DISK_FULL and the writer enters LOW-SPACE state: ordinary appends are refused with
+ *   MMJ_E_DISK_FULL, nothing written is lost. mmj_append_reserve may then roll into the reserve:
+ *   reserve.mmj is renamed to seg-<i+1>.mmj.tmp, gets its header, is fsynced and renamed to
+ *   seg-<i+1>.mmj exactly like a new segment (the format does not change: a used reserve is an
+ *   ordinary segment). Reserve appends fill it; then MMJ_E_DISK_FULL for them too. Failing to make
+ *   a reserve at open also starts the writer in low-space state; at open, recovery's new segment
+ *   may come from the reserve when the disk is full. mmj_writer_retry_space makes a new reserve,
+ *   rolls into a new ordinary segment if needed and returns to normal.
+ *   A crash leaves: reserve.mmj (kept by the next writer if its size is S), reserve.mmj.tmp
+ *   (deleted at open), or a reserve half-way to a segment as seg-<i>.mmj.tmp (deleted like any
+ *   segment temp file; the next writer makes a new reserve).
  *
  * API conventions: every function returns an mmj_status (or, for mmj_append, a sequence >= 1
  * or a negative mmj_status). Outputs are marked OUT. Pointers into mapped segments returned in
@@ -317,6 +343,26 @@ int mmj_append_batch(mmj_writer *w /* writer */, uint32_t rtype /* record type *
                      uint32_t clock_state /* clock state for all */,
                      uint64_t *first_seq /* OUT: sequence of the first record */,
                      uint64_t *written /* OUT: records written (all unless an error) */);
+/* mmj_append for a risk-reducing record (a cancel, a kill): in low-space state it may roll into
+ * the reserve segment, and it succeeds while the current segment has room; ordinary appends
+ * are refused with MMJ_E_DISK_FULL until mmj_writer_retry_space succeeds. */
+int64_t mmj_append_reserve(mmj_writer *w /* writer */, uint32_t rtype /* record type */,
+                           const char *payload /* payload bytes */, uint64_t len /* payload length */,
+                           int64_t ts_ns /* timestamp, ns */, uint32_t ts_source /* timestamp source */,
+                           uint32_t clock_state /* clock state */);
+/* mmj_append_batch (same parameters, same meaning) plus reserve: 1 makes the batch behave as
+ * mmj_append_reserve, 0 as an ordinary batch. */
+int mmj_append_batch_ex(mmj_writer *w, uint32_t rtype, const char *buf, uint64_t size,
+                        const uint64_t *offsets, uint64_t count, const int64_t *ts_ns, int64_t ts_scalar,
+                        uint32_t ts_source, uint32_t clock_state, uint64_t *first_seq /* OUT */,
+                        uint64_t *written /* OUT */, int reserve /* 1: may use the reserve segment */);
+/* 1 while the writer is in low-space state (ordinary appends refused), else 0. */
+int mmj_writer_space_low(const mmj_writer *w /* writer */);
+/* Leave low-space state: preallocate a fresh reserve and, when the last roll failed or the
+ * reserve is being written, roll into a new ordinary segment. MMJ_OK when back to normal (or
+ * never low), MMJ_E_DISK_FULL while space is still short (a statvfs check first, so it is cheap
+ * enough for a 1 Hz timer). */
+int mmj_writer_retry_space(mmj_writer *w /* writer */);
 /* msync everything appended so far (any durability mode). */
 int mmj_sync(mmj_writer *w /* writer */);
 /* Write a CHECKPOINT now. */

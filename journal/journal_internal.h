@@ -10,6 +10,10 @@
 
 #define MMJ_META_NAME "journal.meta"
 #define MMJ_LOCK_NAME "LOCK"
+#define MMJ_RESERVE_NAME "reserve.mmj"
+#define MMJ_RESERVE_TMP "reserve.mmj.tmp"
+#define MMJ_NOTIFY_NAME "notify"
+#define MMJ_NOTIFY_SIZE 4096
 #define MMJ_TAILER_DIR "tailers"
 #define MMJ_META_SIZE 64
 #define MMJ_SPARSE_EVERY 64
@@ -68,6 +72,19 @@ uint64_t mmj_record_fill(const uint8_t *base, uint64_t off, mmj_record *out);
 uint64_t mmj_nonzero_end(const uint8_t *base, uint64_t from, uint64_t size);
 uint64_t mmj_first_nonzero(const uint8_t *base, uint64_t from, uint64_t size);
 int mmj_lock_read(int fd, int32_t *pid, int32_t *clean);
+
+/* The writer-to-tailer wake-up word (journal_notify.c). */
+typedef struct mmj_notify mmj_notify;
+/* Map the directory's notify file (create: make it); NULL if it cannot (tailers then poll). */
+mmj_notify *mmj_notify_map(int dirfd, int create);
+void mmj_notify_unmap(mmj_notify *n);
+/* Writer, after publishing: wake waiting tailers, if any. */
+void mmj_notify_wake(mmj_notify *n);
+/* Tailer: register as a waiter (returns the counter to wait on), re-check for records, then
+ * wait up to ns for a wake, then leave. */
+uint32_t mmj_notify_enter(mmj_notify *n);
+void mmj_notify_wait(mmj_notify *n, uint32_t seen, int64_t ns);
+void mmj_notify_leave(mmj_notify *n);
 int64_t mmj_now_ns(void);
 
 #endif

@@ -1,8 +1,9 @@
 /* Tailers: follow a live journal from another process, one mapped segment at a time, with an
  * optional name whose position is saved atomically in tailers/<name>.pos.
  *
- * Polls the next record's word with acquire loads and short sleeps (no futex, no inotify), so it
- * works across processes with nothing but the shared mapping. Never repairs.
+ * Polls the next record's word with acquire loads; a wait with a timeout sleeps on the writer's
+ * futex word (journal_notify.c) and falls back to short sleeps when the notify file cannot be
+ * mapped (read-only access). Never repairs.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -18,6 +19,7 @@
 
 #define MMJ_TAIL_SPINS 64
 #define MMJ_TAIL_SLEEP_NS 20000
+#define MMJ_TAIL_FUTEX_SLICE_NS 10000000   /* re-check at least this often, even without a wake */
 
 struct mmj_tailer {
     int dirfd;
@@ -28,6 +30,7 @@ struct mmj_tailer {
     uint64_t off;              /* next record offset in seg */
     uint64_t seq;              /* sequence expected at off */
     uint64_t want;             /* the next data sequence to hand out */
+    mmj_notify *notify;        /* the writer's wake-up word, NULL until it can be mapped */
 };
 
 static int valid_name(const char *name)
@@ -154,6 +157,7 @@ void mmj_tailer_close(mmj_tailer *t)
     if (!t)
         return;
     mmj_unmap(&t->seg);
+    mmj_notify_unmap(t->notify);
     close(t->dirfd);
     free(t);
 }
@@ -205,10 +209,28 @@ int mmj_tailer_next(mmj_tailer *t, int64_t timeout_ns, mmj_record *out)
             return rc;
         if (mmj_now_ns() >= deadline)
             return MMJ_AGAIN;
-        if (spins >= MMJ_TAIL_SPINS) {
+        if (spins < MMJ_TAIL_SPINS)
+            continue;
+        if (!t->notify)
+            t->notify = mmj_notify_map(t->dirfd, 0);
+        if (!t->notify) {
             struct timespec ts = {0, MMJ_TAIL_SLEEP_NS};
             nanosleep(&ts, NULL);
+            continue;
         }
+        /* register, look once more (a record published before the writer saw us), then sleep */
+        uint32_t seen = mmj_notify_enter(t->notify);
+        rc = poll_once(t, out);
+        if (rc == MMJ_AGAIN) {
+            int64_t left = deadline - mmj_now_ns();
+            if (left > MMJ_TAIL_FUTEX_SLICE_NS)
+                left = MMJ_TAIL_FUTEX_SLICE_NS;
+            if (left > 0)
+                mmj_notify_wait(t->notify, seen, left);
+        }
+        mmj_notify_leave(t->notify);
+        if (rc != MMJ_AGAIN)
+            return rc;
     }
 }
 

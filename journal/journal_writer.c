@@ -13,34 +13,13 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "journal_internal.h"
+#include "journal_writer_state.h"
 
-struct mmj_writer {
-    pthread_mutex_t mutex;     /* serialises appends from several threads (cffi drops the GIL) */
-    int dirfd;
-    int lockfd;
-    uint8_t salt[MMJ_SALT_SIZE];
-    mmj_options opt;
-    mmj_map seg;               /* the segment being written */
-    uint32_t salt_check;       /* K of the current segment */
-    uint64_t off;              /* where the next record goes */
-    uint64_t next_seq;
-    uint64_t seg_data;         /* data records in the current segment */
-    uint8_t anchor_hash[MMJ_HASH_SIZE];
-    uint64_t anchor_off;
-    uint64_t since_anchor;     /* data records since the anchor */
-    uint64_t synced_off;       /* bytes of the current segment known to be msynced */
-    uint64_t unsynced;         /* records since the last msync (group mode) */
-    int64_t last_sync_ns;
-    size_t page;
-    uint64_t prefaulted;       /* bytes of the current segment already faulted in for writing */
-    int prefault_off;          /* the kernel refused MADV_POPULATE_WRITE (before Linux 5.14) */
-    int failed_errno;          /* latched msync/fsync failure */
-    int last_errno;
-    uint32_t type_size[65536];
-};
+
 
 static int fail_io(mmj_writer *w, int *err)
 {
@@ -96,41 +75,32 @@ static void put_record(mmj_writer *w, uint32_t flags, uint32_t rtype, const void
     h->crc = mmj_crc32c(crc, p + 8, rsize - 8);
     __atomic_store_n(&h->word, word, __ATOMIC_RELEASE);
     w->off += rsize;
+    __atomic_store_n(&w->pub_off, w->off, __ATOMIC_RELEASE);
 }
 
 /* A CHECKPOINT or SEAL: hash of the chain since the anchor; the anchor moves to this record. */
 static void put_control(mmj_writer *w, uint32_t rtype, uint8_t *hash_out)
 {
     uint8_t payload[MMJ_CONTROL_PAYLOAD];
-    mmj_chain_link(w->anchor_hash, w->seg.base + w->anchor_off, w->off - w->anchor_off, payload);
+    pthread_mutex_lock(&w->hash_mu);
+    mmj_ahead_hash(w, w->off, payload);   /* the helper has hashed most of it already */
+    mmj_ahead_reset(w, payload, w->off);
+    pthread_mutex_unlock(&w->hash_mu);
     memcpy(payload + MMJ_HASH_SIZE, &w->seg_data, 8);
-    w->anchor_off = w->off;
-    memcpy(w->anchor_hash, payload, MMJ_HASH_SIZE);
     w->since_anchor = 0;
     put_record(w, MMJ_FLAG_CONTROL, rtype, payload, sizeof payload, 0, 0, 0);
     if (hash_out)
         memcpy(hash_out, payload, MMJ_HASH_SIZE);
 }
 
-/* Create, preallocate and map segment `index` under a temp name, then rename it in place. */
-static int create_segment(mmj_writer *w, uint64_t index, uint64_t first_seq, const uint8_t *prev_seal,
-                          mmj_map *out, int *err)
+/* Map the preallocated file fd (named tmp, S bytes), write the header of segment `index`, make
+ * it durable and rename it to its segment name. Closes fd; unlinks tmp on failure. */
+static int finish_segment(mmj_writer *w, int fd, const char *tmp, uint64_t index, uint64_t first_seq,
+                          const uint8_t *prev_seal, mmj_map *out, int *err)
 {
-    char tmp[64], name[64];
-    mmj_segment_name(tmp, sizeof tmp, index, 1);
+    char name[64];
     mmj_segment_name(name, sizeof name, index, 0);
     uint64_t size = w->opt.segment_size;
-    int fd = openat(w->dirfd, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return fail_io(w, err);
-    int rc = posix_fallocate(fd, 0, (off_t)size);
-    if (rc != 0) {
-        errno = rc;
-        int status = fail_io(w, err);
-        close(fd);
-        unlinkat(w->dirfd, tmp, 0);
-        return status;
-    }
     void *p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) {
         int status = fail_io(w, err);
@@ -167,25 +137,124 @@ static int create_segment(mmj_writer *w, uint64_t index, uint64_t first_seq, con
     return MMJ_OK;
 }
 
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
-#define MMJ_PREFAULT_WINDOW (256u << 10)
+/* Create file `tmp` preallocated to the segment size; the open descriptor in *fd. */
+static int preallocate(mmj_writer *w, const char *tmp, int *fd, int *err)
+{
+    *fd = openat(w->dirfd, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (*fd < 0)
+        return fail_io(w, err);
+    int rc = posix_fallocate(*fd, 0, (off_t)w->opt.segment_size);
+    if (rc != 0) {
+        errno = rc;
+        int status = fail_io(w, err);
+        close(*fd);
+        unlinkat(w->dirfd, tmp, 0);
+        return status;
+    }
+    return MMJ_OK;
+}
 
-/* Fault in the next window of the segment for writing, ahead of the appends, so that page
- * faults (allocation, page_mkwrite) are taken a window at a time instead of one per page on the
- * append path; the window keeps each stall short and never dirties a whole empty segment. */
+/* Create, preallocate and map segment `index` under a temp name, then rename it in place. */
+static int create_segment(mmj_writer *w, uint64_t index, uint64_t first_seq, const uint8_t *prev_seal,
+                          mmj_map *out, int *err)
+{
+    char tmp[64];
+    int fd;
+    mmj_segment_name(tmp, sizeof tmp, index, 1);
+    int rc = preallocate(w, tmp, &fd, err);
+    if (rc != MMJ_OK)
+        return rc;
+    return finish_segment(w, fd, tmp, index, first_seq, prev_seal, out, err);
+}
+
+/* Turn the reserve file into segment `index`: rename it to the segment's temp name, then finish
+ * it like a new segment. A crash in between leaves seg-N.mmj.tmp, which recovery deletes. */
+static int take_reserve(mmj_writer *w, uint64_t index, uint64_t first_seq, const uint8_t *prev_seal, mmj_map *out)
+{
+    char tmp[64];
+    struct stat st;
+    mmj_segment_name(tmp, sizeof tmp, index, 1);
+    w->reserve_ready = 0;
+    if (renameat(w->dirfd, MMJ_RESERVE_NAME, w->dirfd, tmp) != 0)
+        return fail_io(w, NULL);
+    int fd = openat(w->dirfd, tmp, O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        int status = fail_io(w, NULL);
+        unlinkat(w->dirfd, tmp, 0);
+        return status;
+    }
+    if (fstat(fd, &st) != 0 || (uint64_t)st.st_size != w->opt.segment_size) {
+        close(fd);
+        unlinkat(w->dirfd, tmp, 0);
+        w->last_errno = ENOSPC;
+        return MMJ_E_DISK_FULL;
+    }
+    int rc = finish_segment(w, fd, tmp, index, first_seq, prev_seal, out, NULL);
+    if (rc == MMJ_OK)
+        w->in_reserve = 1;
+    return rc;
+}
+
+/* Preallocate a fresh reserve file (temp name, then rename). */
+static int create_reserve(mmj_writer *w, int *err)
+{
+    int fd;
+    int rc = preallocate(w, MMJ_RESERVE_TMP, &fd, err);
+    if (rc != MMJ_OK)
+        return rc;
+    if (durable(w) && fsync(fd) != 0) {
+        rc = fail_io(w, err);
+        close(fd);
+        unlinkat(w->dirfd, MMJ_RESERVE_TMP, 0);
+        return rc;
+    }
+    close(fd);
+    if (renameat(w->dirfd, MMJ_RESERVE_TMP, w->dirfd, MMJ_RESERVE_NAME) != 0 || fsync(w->dirfd) != 0) {
+        rc = fail_io(w, err);
+        unlinkat(w->dirfd, MMJ_RESERVE_TMP, 0);
+        return rc;
+    }
+    w->reserve_ready = 1;
+    return MMJ_OK;
+}
+
+/* At open, before recovery: keep a reserve file of the right size (it is never written while it
+ * is the reserve, so it is still zero-filled); drop one of another size or a leftover temp. */
+static void probe_reserve(mmj_writer *w)
+{
+    struct stat st;
+    unlinkat(w->dirfd, MMJ_RESERVE_TMP, 0);
+    if (fstatat(w->dirfd, MMJ_RESERVE_NAME, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        if (S_ISREG(st.st_mode) && (uint64_t)st.st_size == w->opt.segment_size &&
+            (uint64_t)st.st_blocks * 512 >= w->opt.segment_size)
+            w->reserve_ready = 1;
+        else
+            unlinkat(w->dirfd, MMJ_RESERVE_NAME, 0);
+    }
+}
+
+/* At open, after recovery: make a reserve if there is none; without space for it the journal
+ * starts in low-space state. */
+static int ensure_reserve(mmj_writer *w, int *err)
+{
+    if (w->reserve_ready)
+        return MMJ_OK;
+    int rc = create_reserve(w, err);
+    if (rc == MMJ_E_DISK_FULL) {
+        w->low_space = 1;
+        if (err)
+            *err = 0;
+        return MMJ_OK;
+    }
+    return rc;
+}
+
+/* Without the helper thread (before it starts, or if it could not), prefault inline. */
 static void prefault_ahead(mmj_writer *w)
 {
-    while (!w->prefault_off && w->prefaulted < w->seg.size &&
-           w->off + MMJ_PREFAULT_WINDOW / 2 >= w->prefaulted) {
-        uint64_t len = w->seg.size - w->prefaulted;
-        if (len > MMJ_PREFAULT_WINDOW)
-            len = MMJ_PREFAULT_WINDOW;
-        if (madvise(w->seg.base + w->prefaulted, (size_t)len, MADV_POPULATE_WRITE) != 0)
-            w->prefault_off = 1;   /* older kernel: appends fault pages in as they go */
-        w->prefaulted += len;
-    }
+    if (!w->helper_running)
+        while (mmj_ahead_prefault(w, w->off))
+            ;
 }
 
 static void start_segment(mmj_writer *w, const mmj_map *m, const uint8_t *prev_seal)
@@ -194,12 +263,12 @@ static void start_segment(mmj_writer *w, const mmj_map *m, const uint8_t *prev_s
     w->salt_check = mmj_salt_check(w->salt, m->index);
     w->off = MMJ_HEADER_SIZE;
     w->seg_data = 0;
-    memcpy(w->anchor_hash, prev_seal, MMJ_HASH_SIZE);
-    w->anchor_off = 0;
+    mmj_ahead_reset(w, prev_seal, 0);
     w->since_anchor = 0;
     w->synced_off = MMJ_HEADER_SIZE;
     w->unsynced = 0;
     w->prefaulted = 0;
+    __atomic_store_n(&w->pub_off, w->off, __ATOMIC_RELEASE);
     prefault_ahead(w);
 }
 
@@ -219,45 +288,61 @@ static int seal_current(mmj_writer *w, const uint8_t *seal_hash_expected)
 
 /* End the current segment and continue in a new one. The new segment exists before the old
  * one is sealed, so a tailer that reads EOS always finds its successor. */
-static int roll(mmj_writer *w)
+static int roll(mmj_writer *w, int reserve)
 {
     uint8_t seal[MMJ_HASH_SIZE];
     mmj_map next;
-    mmj_chain_link(w->anchor_hash, w->seg.base + w->anchor_off, w->off - w->anchor_off, seal);
+    pthread_mutex_lock(&w->hash_mu);
+    mmj_ahead_hash(w, w->off, seal);
+    pthread_mutex_unlock(&w->hash_mu);
     int rc = create_segment(w, w->seg.index + 1, w->next_seq, seal, &next, NULL);
+    if (rc == MMJ_E_DISK_FULL) {
+        /* no ordinary space: low-space state; a risk-reducing append may take the reserve */
+        w->low_space = 1;
+        w->need_roll = 1;
+        if (reserve && w->reserve_ready)
+            rc = take_reserve(w, w->seg.index + 1, w->next_seq, seal, &next);
+    } else if (rc == MMJ_OK) {
+        w->in_reserve = 0;
+    }
     if (rc != MMJ_OK)
         return rc;
     rc = seal_current(w, seal);
+    pthread_mutex_lock(&w->hash_mu);   /* the helper must not touch the old mapping any more */
     mmj_unmap(&w->seg);
     start_segment(w, &next, seal);
+    pthread_mutex_unlock(&w->hash_mu);
     return rc;
 }
 
-static int make_room(mmj_writer *w, uint64_t rsize)
+static int make_room(mmj_writer *w, uint64_t rsize, int reserve)
 {
     if (rsize + MMJ_SEGMENT_RESERVE > w->opt.segment_size - MMJ_HEADER_SIZE)
         return MMJ_E_TOO_LARGE;
     if (w->off + rsize + MMJ_SEGMENT_RESERVE > w->seg.size)
-        return roll(w);
+        return roll(w, reserve);
     return MMJ_OK;
 }
 
-static int write_checkpoint(mmj_writer *w)
+static int write_checkpoint(mmj_writer *w, int reserve)
 {
     uint64_t rsize = mmj_pad8(MMJ_RECORD_HEADER_SIZE + MMJ_CONTROL_PAYLOAD);
     if (w->off + rsize + MMJ_SEGMENT_RESERVE > w->seg.size)
-        return roll(w);   /* the SEAL anchors the chain just as well */
+        return roll(w, reserve);   /* the SEAL anchors the chain just as well */
     put_control(w, MMJ_RTYPE_CHECKPOINT, NULL);
     return MMJ_OK;
 }
 
 /* After an append call: checkpoint if due, then the durability mode's msync. */
-static int after_append(mmj_writer *w, uint64_t records)
+static int after_append(mmj_writer *w, uint64_t records, int reserve)
 {
     int rc = MMJ_OK;
     prefault_ahead(w);
     if (w->opt.checkpoint_every && w->since_anchor >= w->opt.checkpoint_every)
-        rc = write_checkpoint(w);
+        rc = write_checkpoint(w, reserve);
+    /* the records are published: no space for the checkpoint's roll only postpones it */
+    if (rc == MMJ_E_DISK_FULL)
+        rc = MMJ_OK;
     if (rc != MMJ_OK)
         return rc;
     switch (w->opt.durability) {
@@ -285,16 +370,28 @@ static int check_type(const mmj_writer *w, uint32_t rtype, uint64_t len)
     return MMJ_OK;
 }
 
+/* Ordinary appends are refused in low-space state; a reserve append may go on. */
+static int space_refused(mmj_writer *w, int reserve)
+{
+    if (w->low_space && !reserve) {
+        w->last_errno = ENOSPC;
+        return 1;
+    }
+    return 0;
+}
+
 static int64_t append_locked(mmj_writer *w, uint32_t rtype, const char *payload, uint64_t len, int64_t ts_ns,
-                             uint32_t ts_source, uint32_t clock_state)
+                             uint32_t ts_source, uint32_t clock_state, int reserve)
 {
     if (w->failed_errno)
         return MMJ_E_DURABILITY;
+    if (space_refused(w, reserve))
+        return MMJ_E_DISK_FULL;
     int rc = check_type(w, rtype, len);
     if (rc == MMJ_OK && ((len && !payload) || ts_source > 0xff || clock_state > 0xff))
         rc = MMJ_E_ARG;
     if (rc == MMJ_OK)
-        rc = make_room(w, mmj_pad8(MMJ_RECORD_HEADER_SIZE + len));
+        rc = make_room(w, mmj_pad8(MMJ_RECORD_HEADER_SIZE + len), reserve);
     if (rc != MMJ_OK)
         return rc;
     uint64_t seq = w->next_seq;
@@ -302,17 +399,19 @@ static int64_t append_locked(mmj_writer *w, uint32_t rtype, const char *payload,
     w->next_seq++;
     w->seg_data++;
     w->since_anchor++;
-    rc = after_append(w, 1);
+    rc = after_append(w, 1, reserve);
     /* the record is published; a failed msync is reported (and latched) instead of its seq */
     return rc == MMJ_OK ? (int64_t)seq : rc;
 }
 
 static int batch_locked(mmj_writer *w, uint32_t rtype, const char *buf, uint64_t size, const uint64_t *offsets,
                         uint64_t count, const int64_t *ts_ns, int64_t ts_scalar, uint32_t ts_source,
-                        uint32_t clock_state, uint64_t *first_seq, uint64_t *written)
+                        uint32_t clock_state, uint64_t *first_seq, uint64_t *written, int reserve)
 {
     if (w->failed_errno)
         return MMJ_E_DURABILITY;
+    if (space_refused(w, reserve))
+        return MMJ_E_DISK_FULL;
     if ((count && !buf) || ts_source > 0xff || clock_state > 0xff)
         return MMJ_E_ARG;
     /* validate every record before writing any, so bad input writes nothing */
@@ -334,10 +433,10 @@ static int batch_locked(mmj_writer *w, uint32_t rtype, const char *buf, uint64_t
     for (uint64_t k = 0; k < count; k++) {
         uint64_t start = offsets ? offsets[k] : k * size;
         uint64_t len = offsets ? offsets[k + 1] - offsets[k] : size;
-        int rc = make_room(w, mmj_pad8(MMJ_RECORD_HEADER_SIZE + len));
+        int rc = make_room(w, mmj_pad8(MMJ_RECORD_HEADER_SIZE + len), reserve);
         if (rc != MMJ_OK) {
             if (k)
-                after_append(w, k);
+                after_append(w, k, reserve);
             return rc;
         }
         put_record(w, 0, rtype, buf + start, len, ts_ns ? ts_ns[k] : ts_scalar, ts_source, clock_state);
@@ -347,23 +446,36 @@ static int batch_locked(mmj_writer *w, uint32_t rtype, const char *buf, uint64_t
         if (written)
             *written = k + 1;
     }
-    return count ? after_append(w, count) : MMJ_OK;
+    return count ? after_append(w, count, reserve) : MMJ_OK;
+}
+
+static int64_t append_with(mmj_writer *w, uint32_t rtype, const char *payload, uint64_t len, int64_t ts_ns,
+                           uint32_t ts_source, uint32_t clock_state, int reserve)
+{
+    if (!w)
+        return MMJ_E_CLOSED;
+    pthread_mutex_lock(&w->mutex);
+    int64_t rc = append_locked(w, rtype, payload, len, ts_ns, ts_source, clock_state, reserve);
+    pthread_mutex_unlock(&w->mutex);
+    mmj_notify_wake(w->notify);
+    return rc;
 }
 
 int64_t mmj_append(mmj_writer *w, uint32_t rtype, const char *payload, uint64_t len, int64_t ts_ns,
                    uint32_t ts_source, uint32_t clock_state)
 {
-    if (!w)
-        return MMJ_E_CLOSED;
-    pthread_mutex_lock(&w->mutex);
-    int64_t rc = append_locked(w, rtype, payload, len, ts_ns, ts_source, clock_state);
-    pthread_mutex_unlock(&w->mutex);
-    return rc;
+    return append_with(w, rtype, payload, len, ts_ns, ts_source, clock_state, 0);
 }
 
-int mmj_append_batch(mmj_writer *w, uint32_t rtype, const char *buf, uint64_t size, const uint64_t *offsets,
-                     uint64_t count, const int64_t *ts_ns, int64_t ts_scalar, uint32_t ts_source,
-                     uint32_t clock_state, uint64_t *first_seq, uint64_t *written)
+int64_t mmj_append_reserve(mmj_writer *w, uint32_t rtype, const char *payload, uint64_t len, int64_t ts_ns,
+                           uint32_t ts_source, uint32_t clock_state)
+{
+    return append_with(w, rtype, payload, len, ts_ns, ts_source, clock_state, 1);
+}
+
+int mmj_append_batch_ex(mmj_writer *w, uint32_t rtype, const char *buf, uint64_t size, const uint64_t *offsets,
+                        uint64_t count, const int64_t *ts_ns, int64_t ts_scalar, uint32_t ts_source,
+                        uint32_t clock_state, uint64_t *first_seq, uint64_t *written, int reserve)
 {
     if (written)
         *written = 0;
@@ -371,7 +483,54 @@ int mmj_append_batch(mmj_writer *w, uint32_t rtype, const char *buf, uint64_t si
         return MMJ_E_CLOSED;
     pthread_mutex_lock(&w->mutex);
     int rc = batch_locked(w, rtype, buf, size, offsets, count, ts_ns, ts_scalar, ts_source, clock_state, first_seq,
-                          written);
+                          written, reserve);
+    pthread_mutex_unlock(&w->mutex);
+    mmj_notify_wake(w->notify);
+    return rc;
+}
+
+int mmj_append_batch(mmj_writer *w, uint32_t rtype, const char *buf, uint64_t size, const uint64_t *offsets,
+                     uint64_t count, const int64_t *ts_ns, int64_t ts_scalar, uint32_t ts_source,
+                     uint32_t clock_state, uint64_t *first_seq, uint64_t *written)
+{
+    return mmj_append_batch_ex(w, rtype, buf, size, offsets, count, ts_ns, ts_scalar, ts_source, clock_state,
+                               first_seq, written, 0);
+}
+
+int mmj_writer_space_low(const mmj_writer *w)
+{
+    return w ? w->low_space : 0;
+}
+
+/* Enough free space for what retry_space must allocate? (a cheap test before fallocate) */
+static int space_available(mmj_writer *w, uint64_t need)
+{
+    struct statvfs sv;
+    if (fstatvfs(w->dirfd, &sv) != 0)
+        return 1;   /* unknown: let fallocate decide */
+    return (uint64_t)sv.f_bavail * sv.f_frsize >= need;
+}
+
+int mmj_writer_retry_space(mmj_writer *w)
+{
+    if (!w)
+        return MMJ_E_CLOSED;
+    pthread_mutex_lock(&w->mutex);
+    int rc = w->failed_errno ? MMJ_E_DURABILITY : MMJ_OK;
+    int must_roll = w->need_roll || w->in_reserve;
+    uint64_t need = (w->reserve_ready ? 0 : w->opt.segment_size) + (must_roll ? w->opt.segment_size : 0);
+    if (rc == MMJ_OK && w->low_space && !space_available(w, need)) {
+        w->last_errno = ENOSPC;
+        rc = MMJ_E_DISK_FULL;
+    }
+    if (rc == MMJ_OK && w->low_space && !w->reserve_ready)
+        rc = create_reserve(w, NULL);
+    if (rc == MMJ_OK && w->low_space && must_roll)
+        rc = roll(w, 0);
+    if (rc == MMJ_OK && w->low_space) {
+        w->low_space = w->need_roll = w->in_reserve = 0;
+        prefault_ahead(w);
+    }
     pthread_mutex_unlock(&w->mutex);
     return rc;
 }
@@ -391,7 +550,7 @@ int mmj_checkpoint(mmj_writer *w)
     if (!w)
         return MMJ_E_CLOSED;
     pthread_mutex_lock(&w->mutex);
-    int rc = w->failed_errno ? MMJ_E_DURABILITY : write_checkpoint(w);
+    int rc = w->failed_errno ? MMJ_E_DURABILITY : write_checkpoint(w, 0);
     if (rc == MMJ_OK && durable(w))
         rc = sync_range(w, w->synced_off, w->off);
     pthread_mutex_unlock(&w->mutex);
@@ -442,6 +601,7 @@ int mmj_writer_close(mmj_writer *w)
     if (!w)
         return MMJ_OK;
     int rc = MMJ_OK;
+    mmj_ahead_stop(w);
     if (w->seg.base) {
         if (!w->failed_errno) {
             rc = seal_current(w, NULL);
@@ -452,11 +612,14 @@ int mmj_writer_close(mmj_writer *w)
         }
         mmj_unmap(&w->seg);
     }
+    mmj_notify_wake(w->notify);   /* tailers see the SEAL and EOS now */
+    mmj_notify_unmap(w->notify);
     if (rc == MMJ_OK)
         write_lock_state(w, "closed");
     close(w->lockfd);   /* releases the OFD lock */
     close(w->dirfd);
     pthread_mutex_destroy(&w->mutex);
+    mmj_ahead_destroy(w);
     free(w);
     return rc;
 }
@@ -465,8 +628,10 @@ int mmj_writer_abandon(mmj_writer *w)
 {
     if (!w)
         return MMJ_OK;
-    /* no seal, no lock-file update: the process that opened the writer still owns the journal */
+    /* no seal, no lock-file update: the process that opened the writer still owns the journal;
+     * the helper thread was not copied by fork (its mutex may look locked: left as it is) */
     mmj_unmap(&w->seg);
+    mmj_notify_unmap(w->notify);
     close(w->lockfd);
     close(w->dirfd);
     pthread_mutex_destroy(&w->mutex);
@@ -720,6 +885,9 @@ static int recover(mmj_writer *w, mmj_recovery *rep, int *err)
         } else {
             rescan_anchor(w, prev_seal);
         }
+        mmj_ahead_reset(w, w->anchor_hash, w->anchor_off);
+        __atomic_store_n(&w->pub_off, w->off, __ATOMIC_RELEASE);
+        prefault_ahead(w);
         have_open = 1;
         i++;
         break;
@@ -734,13 +902,17 @@ static int recover(mmj_writer *w, mmj_recovery *rep, int *err)
     if (have_open) {
         /* seal the crashed segment and continue in a fresh one */
         rep->sealed_segment = w->seg.index + 1;
-        rc = roll(w);
+        rc = roll(w, 1);
         if (rc != MMJ_OK)
             mmj_unmap(&w->seg);
         return rc;
     }
     mmj_map m;
     rc = create_segment(w, expect_index, w->next_seq, prev_seal, &m, err);
+    if (rc == MMJ_E_DISK_FULL && w->reserve_ready) {
+        w->low_space = w->need_roll = 1;
+        rc = take_reserve(w, expect_index, w->next_seq, prev_seal, &m);
+    }
     if (rc == MMJ_OK)
         start_segment(w, &m, prev_seal);
     return rc;
@@ -776,6 +948,7 @@ int mmj_writer_open(const char *dir, const mmj_options *opt, mmj_writer **out, m
     if (opt)
         w->opt = *opt;
     pthread_mutex_init(&w->mutex, NULL);
+    mmj_ahead_init(w);
     w->lockfd = -1;
     w->dirfd = -1;
     w->page = (size_t)sysconf(_SC_PAGESIZE);
@@ -813,10 +986,18 @@ int mmj_writer_open(const char *dir, const mmj_options *opt, mmj_writer **out, m
     }
     if (rc != MMJ_OK)
         goto fail;
+    probe_reserve(w);
     rc = recover(w, rep, err);
-    if (rc != MMJ_OK)
+    if (rc == MMJ_OK)
+        rc = ensure_reserve(w, err);
+    if (rc != MMJ_OK) {
+        if (w->seg.base)
+            mmj_unmap(&w->seg);
         goto fail;
+    }
     write_lock_state(w, "open");
+    w->notify = mmj_notify_map(w->dirfd, 1);
+    mmj_ahead_start(w);
     *out = w;
     return MMJ_OK;
 fail:
@@ -825,6 +1006,7 @@ fail:
     if (w->dirfd >= 0)
         close(w->dirfd);
     pthread_mutex_destroy(&w->mutex);
+    mmj_ahead_destroy(w);
     free(w);
     return rc;
 }

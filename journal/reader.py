@@ -15,7 +15,7 @@ import numpy as np
 
 from journal._journal_cffi import ffi, lib
 from journal.catalogue import HEADER_DTYPE, PAYLOAD_DTYPES
-from journal.errors import InvalidArgument, JournalClosed, check, error_for, reason_text
+from journal.errors import InvalidArgument, JournalClosed, check, error_for, open_context, reason_text
 
 
 _WAIT_SLICE_S = 0.1
@@ -72,7 +72,8 @@ class Reader:
         self.path = os.fspath(path)
         handle = ffi.new("mmj_reader **")
         err = ffi.new("int *")
-        check(lib.mmj_reader_open(os.fsencode(self.path), handle, err), f"open {self.path}", err[0])
+        status = lib.mmj_reader_open(os.fsencode(self.path), handle, err)
+        check(status, open_context(self.path, err[0]), err[0])
         self._r = handle[0]
         salt = ffi.new("uint8_t[16]")
         lib.mmj_reader_salt(self._r, salt)

@@ -15,12 +15,13 @@ import numpy as np
 
 from journal._journal_cffi import ffi, lib
 from journal.catalogue import PAYLOAD_DTYPES
-from journal.errors import DiskFull, InvalidArgument, JournalClosed, PayloadSizeError, check, error_for, reason_text
+from journal.errors import DiskFull, InvalidArgument, JournalClosed, PayloadSizeError, check, error_for, open_context, reason_text
 
 DURABILITY = {"pagecache": lib.MMJ_DUR_PAGECACHE, "group": lib.MMJ_DUR_GROUP, "sync": lib.MMJ_DUR_SYNC}
 DEFAULT_SEGMENT_SIZE = 64 << 20
 
 _append = lib.mmj_append
+_append_reserve = lib.mmj_append_reserve
 _OPEN_WRITERS: "weakref.WeakSet[Journal]" = weakref.WeakSet()
 
 
@@ -106,7 +107,8 @@ class Journal:
         handle = ffi.new("mmj_writer **")
         report = ffi.new("mmj_recovery *")
         err = ffi.new("int *")
-        check(lib.mmj_writer_open(os.fsencode(self.path), opts, handle, report, err), f"open {self.path}", err[0])
+        status = lib.mmj_writer_open(os.fsencode(self.path), opts, handle, report, err)
+        check(status, open_context(self.path, err[0]), err[0])
         self._w = handle[0]
         _OPEN_WRITERS.add(self)
         self.segment_size = segment_size
@@ -120,17 +122,21 @@ class Journal:
 
     # -- appends --------------------------------------------------------------------------
 
-    def append(self, rtype: int, payload: bytes, ts_ns: int = 0, ts_source: int = 0, clock_state: int = 0) -> int:
-        """Append one record; returns its sequence once it is published (and synced in sync mode)."""
+    def append(self, rtype: int, payload: bytes, ts_ns: int = 0, ts_source: int = 0, clock_state: int = 0,
+               reserve: bool = False) -> int:
+        """Append one record; returns its sequence once it is published (and synced in sync mode).
+        `reserve=True` marks a risk-reducing record (a cancel, a kill): when the disk is full it may
+        use the reserve segment, while ordinary appends fail with DiskFull (see `space_low`)."""
+        fn = _append_reserve if reserve else _append
         try:
-            seq = _append(self._w, rtype, payload, len(payload), ts_ns, ts_source, clock_state)
+            seq = fn(self._w, rtype, payload, len(payload), ts_ns, ts_source, clock_state)
         except (TypeError, OverflowError):
-            seq = self._append_converted(rtype, payload, ts_ns, ts_source, clock_state)
+            seq = self._append_converted(fn, rtype, payload, ts_ns, ts_source, clock_state)
         if seq > 0:
             return seq
         raise error_for(seq, f"append type {rtype}", lib.mmj_writer_errno(self._w) if self._w else 0)
 
-    def _append_converted(self, rtype, payload, ts_ns, ts_source, clock_state) -> int:
+    def _append_converted(self, fn, rtype, payload, ts_ns, ts_source, clock_state) -> int:
         """The slow path: any bytes-like payload, and typed errors for arguments cffi rejects."""
         view = _bytes_view(payload)
         args = {"rtype": (rtype, 0, 0xFFFF), "ts_ns": (ts_ns, -(1 << 63), (1 << 63) - 1),
@@ -143,13 +149,14 @@ class Journal:
                 raise InvalidArgument(f"{name} must be an integer, not {type(value).__name__}") from None
             if not low <= values[name] <= high:
                 raise InvalidArgument(f"{name} {values[name]} is outside {low}..{high}")
-        return _append(self._w, values["rtype"], view, len(view), values["ts_ns"], values["ts_source"],
-                       values["clock_state"])
+        return fn(self._w, values["rtype"], view, len(view), values["ts_ns"], values["ts_source"],
+                  values["clock_state"])
 
-    def append_batch(self, rtype: int, payloads, ts_ns=0, ts_source: int = 0, clock_state: int = 0) -> int:
+    def append_batch(self, rtype: int, payloads, ts_ns=0, ts_source: int = 0, clock_state: int = 0,
+                     reserve: bool = False) -> int:
         """Append many records of one type in one C call; returns the first of their consecutive
         sequences. `payloads` is a numpy structured array (the type's dtype) or a list of bytes;
-        `ts_ns` is one timestamp for all or an array with one per record."""
+        `ts_ns` is one timestamp for all or an array with one per record; `reserve` as in append."""
         if isinstance(payloads, np.ndarray):
             arr = np.ascontiguousarray(payloads)
             expected = PAYLOAD_DTYPES.get(rtype)
@@ -176,14 +183,33 @@ class Journal:
             ts_array, ts_scalar = ffi.cast("int64_t *", ffi.from_buffer(stamps)), 0
         first = ffi.new("uint64_t *")
         written = ffi.new("uint64_t *")
-        status = lib.mmj_append_batch(self._w, rtype, buf, size, offsets, count, ts_array, ts_scalar,
-                                      ts_source, clock_state, first, written)
+        status = lib.mmj_append_batch_ex(self._w, rtype, buf, size, offsets, count, ts_array, ts_scalar,
+                                         ts_source, clock_state, first, written, 1 if reserve else 0)
         if status < 0:
             exc = error_for(status, f"append_batch type {rtype}", lib.mmj_writer_errno(self._w) if self._w else 0)
             if isinstance(exc, DiskFull):
                 exc.written = written[0]
             raise exc
         return first[0]
+
+    # -- space ------------------------------------------------------------------------------
+
+    @property
+    def space_low(self) -> bool:
+        """True from the first ordinary append refused for lack of space until `retry_space`
+        succeeds; meanwhile only `append(..., reserve=True)` can write."""
+        if self.closed:
+            raise JournalClosed("journal is closed", status=lib.MMJ_E_CLOSED)
+        return bool(lib.mmj_writer_space_low(self._w))
+
+    def retry_space(self) -> bool:
+        """Try to leave low-space state (a new reserve, a new ordinary segment if needed); True
+        when appends are normal again. Cheap while the disk is still full (1 Hz timer)."""
+        status = lib.mmj_writer_retry_space(self._w)
+        if status == lib.MMJ_E_DISK_FULL:
+            return False
+        check(status, "retry space", self._errno())
+        return True
 
     # -- control ----------------------------------------------------------------------------
 

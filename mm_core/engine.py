@@ -435,10 +435,13 @@ class Engine:
 
     def _cancel_all(self, purpose: Purpose | None, actions: list[Action], guard: bool,
                     match: Callable[[Order], bool] | None = None) -> int:
+        """Cancel the orders that may rest at the venue, including those it has not answered yet:
+        a cancel by token lands after the enter (or replace) it follows. An IOC never rests."""
         n = 0
         for order in list(self.oms.live.values()):     # same order as oms.orders, terminal ones left out
             st = order.fsm.state
-            if st in TERMINAL or st is OrderState.PENDING_CANCEL or st is OrderState.PENDING_NEW:
+            if st in TERMINAL or st is OrderState.PENDING_CANCEL or (
+                    st is OrderState.PENDING_NEW and order.tif == ouch.TIF_IOC):
                 continue
             if purpose is not None and order.purpose is not purpose:
                 continue
@@ -647,12 +650,32 @@ class Engine:
         return []
 
     def _on_journal_health(self, ev: JournalHealth) -> list[Action]:
+        """A journal that refuses records: orders it refused were never sent; pull everything."""
+        actions: list[Action] = []
+        for token in ev.unsent:
+            self._forget_unsent(token)
         self.risk.on_journal_health(ev.ok, self.now)
-        return []
+        if not ev.ok:
+            self._cancel_all(None, actions, guard=False)
+        return actions
 
     def _on_reconciled(self, ev: Reconciled) -> list[Action]:
-        self.risk.on_reconciled(ev.ok, self.now)
-        return []
+        """A clean reconciliation releases the restart's latch unless another latch holds."""
+        actions: list[Action] = []
+        risk = self.risk
+        latched = risk.state is _HALTED or risk.state is _REDUCING
+        risk.on_reconciled(ev.ok, self.now)
+        if not (ev.ok and latched):
+            return actions
+        if risk.state is _HALTED or risk.state is _REDUCING:
+            actions.append(self._alert("still-latched", f"reconciled; {risk.state.name} until an "
+                                       f"operator enables: {','.join(risk.latch_reasons)}"))
+        else:
+            # released: the book is as the journal left it, so quote again only once a market-data
+            # packet shows it current (no gap left), as after a feed gap
+            self.stale = True
+            actions.append(self._alert("book-stale", "reconciled: waiting for current market data"))
+        return actions
 
     def _on_operator(self, ev: OperatorCommand) -> list[Action]:
         actions: list[Action] = []
@@ -688,6 +711,8 @@ class Engine:
                 RecordType.STATE_CHANGE, from_state=int(c.from_state), to_state=int(c.to_state),
                 reason_code=c.reason_code, actor=c.actor.encode()[:16], reason=c.reason.encode()[:64]),
                 f"{c.from_state.name} -> {c.to_state.name}: {c.reason}"))
+            if c.to_state is _HALTED or c.to_state is _REDUCING:
+                self._pull_on_latch(c.to_state, actions)
         for s in self.quoted:
             self._requote(s, actions)
 
@@ -754,3 +779,28 @@ class Engine:
             sorted(self.counts.items()), int(self.risk.state),
         )
         return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+    # ================================================================= latches and the journal
+
+    def _pull_on_latch(self, state: TradingState, actions: list[Action]) -> None:
+        """A latch pulls at once what may no longer rest, answered by the venue or not: HALTED
+        everything, REDUCING the orders on the side that would grow |position|."""
+        if state is _HALTED:
+            self._cancel_all(None, actions, guard=False)
+            return
+        position = self.inventory.position
+        self._cancel_all(None, actions, guard=False, match=lambda o: (
+            position[o.symbol_id] >= 0 if o.side == _BUY else position[o.symbol_id] <= 0))
+
+    def _forget_unsent(self, token: str) -> None:
+        """An order the journal refused was never sent (write-ahead): the venue will never answer."""
+        order = self.oms.orders.get(token)
+        if order is None or order.fsm.state not in (OrderState.PENDING_NEW, OrderState.UNKNOWN):
+            return
+        self.oms.on_rejected(token, self.now)
+        self.risk.on_order_done(token, self.now)
+        if order.purpose is Purpose.HEDGE:
+            hedged = self.hedge_tokens.pop(token, None)
+            if hedged is not None:
+                self.hedger.on_done(hedged)
+        self._report_orders()

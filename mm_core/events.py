@@ -71,8 +71,12 @@ class OperatorCommand:
 
 @dataclass(frozen=True, slots=True)
 class JournalHealth:
+    """The journal can (ok) or cannot take ordinary records; `unsent`: tokens of orders whose
+    ORDER_SENT it refused, so they never left (write-ahead) and the venue will never answer."""
+
     now_ns: int
     ok: bool
+    unsent: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,6 +63,12 @@ TRANSITIONS: dict[tuple[OrderState, Trigger], OrderState] = {
     (S.PENDING_NEW, T.ACCEPT): S.ACCEPTED,
     (S.PENDING_NEW, T.REJECT): S.REJECTED,
     (S.PENDING_NEW, T.TIMEOUT): S.UNKNOWN,
+    # a pull before the venue answered the enter (or replace): our cancel by token reaches the
+    # venue after the order it names, so the answers cross it: accepted (or refused), then the
+    # cancel lands. Only for an order never accepted (Oms checks: a second accept is impossible)
+    (S.PENDING_NEW, T.CANCEL_SENT): S.PENDING_CANCEL,
+    (S.PENDING_CANCEL, T.ACCEPT): S.PENDING_CANCEL,
+    (S.PENDING_CANCEL, T.REJECT): S.REJECTED,
     (S.ACCEPTED, T.PARTIAL_FILL): S.PARTIALLY_FILLED,
     (S.ACCEPTED, T.FILL): S.FILLED,
     (S.ACCEPTED, T.REDUCE): S.ACCEPTED,
@@ -110,6 +116,8 @@ del S, T
 TERMINAL = frozenset({OrderState.FILLED, OrderState.CANCELED, OrderState.REPLACED, OrderState.REJECTED})
 PENDING = frozenset({OrderState.PENDING_NEW, OrderState.PENDING_CANCEL, OrderState.PENDING_REPLACE})
 LIVE = frozenset({OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED})
+# states in which the venue may still answer the enter (or replace) itself, if never accepted
+_UNANSWERED = frozenset({OrderState.PENDING_NEW, OrderState.PENDING_CANCEL})
 
 
 class OrderFsm:
@@ -157,6 +165,11 @@ class Order:
     @property
     def state(self) -> OrderState:
         return self.fsm.state
+
+    @property
+    def acked(self) -> bool:
+        """The venue accepted this order (its cancel bytes are pre-encoded then)."""
+        return bool(self.cancel_packet)
 
     def __repr__(self) -> str:
         return (f"Order({self.token} {self.side.name} {self.leaves}/{self.qty}@{self.price} "
@@ -215,6 +228,8 @@ class Oms:
                 for replacement in self.live.values():
                     if replacement.orig_token == order.token and replacement.state is OrderState.PENDING_NEW:
                         replacement.cancel_on_accept = intent.purpose
+            elif order.state is OrderState.PENDING_NEW:
+                order.cancel_on_accept = None     # its own cancel follows it: nothing to inherit
             self._fire(order, Trigger.CANCEL_SENT, now_ns)
             return order
         raise OmsError(f"unknown intent kind {intent.kind}")
@@ -232,6 +247,7 @@ class Oms:
 
     def on_accepted(self, token: str, venue_ref: int, now_ns: int) -> Order:
         order = self.get(token)
+        self._unacked(order, "accept")
         self._fire(order, Trigger.ACCEPT, now_ns)
         order.venue_ref = venue_ref
         order.cancel_packet = self.encode_cancel(token)   # ready before any guard needs it
@@ -239,13 +255,22 @@ class Oms:
 
     def on_rejected(self, token: str, now_ns: int) -> Order:
         order = self.get(token)
-        if order.orig_token and order.state is OrderState.PENDING_NEW:
+        self._unacked(order, "reject")
+        if order.orig_token and order.state in _UNANSWERED:
             old = self.orders.get(order.orig_token)
             if old is not None and old.state is OrderState.PENDING_REPLACE:
                 self._fire(old, Trigger.REPLACE_REJECT, now_ns)
+            if old is not None and old.state not in TERMINAL:
+                # the original rests on (or its own cancel is on the way): it is the working order
                 self.working[(old.symbol_id, int(old.side), old.purpose.value)] = old.token
         self._fire(order, Trigger.REJECT, now_ns)
         return order
+
+    @staticmethod
+    def _unacked(order: Order, what: str) -> None:
+        """A pending-cancel order may still get the enter's answer, once: not after an accept."""
+        if order.state is OrderState.PENDING_CANCEL and order.acked:
+            raise InvalidTransition(f"pending-cancel -> {what} of an order already accepted ({order.token})")
 
     def on_executed(self, token: str, qty: int, now_ns: int) -> Order:
         order = self._get_with_leaves(token, qty, "fill")
@@ -286,6 +311,7 @@ class Oms:
         new = self.get(new_token)
         if new.orig_token != prev_token:
             raise InvalidTransition(f"{new.state.value} -> replaced of unrelated {prev_token}")
+        self._unacked(new, "replaced")
         self._fire(old, Trigger.REPLACED, now_ns)
         self._fire(new, Trigger.ACCEPT, now_ns)
         old.leaves = 0
@@ -296,9 +322,11 @@ class Oms:
         return new
 
     def _abandon_replacement(self, old: Order, now_ns: int) -> None:
-        """The original died while a replace was in flight: the replacement can never live."""
+        """The original died while a replace was in flight: the venue ignores a replace of a dead
+        token, so the replacement can never live (even one already declared outcome-unknown)."""
         for order in list(self.live.values()):
-            if order.orig_token == old.token and order.state is OrderState.PENDING_NEW:
+            if order.orig_token == old.token and not order.acked and (
+                    order.state in _UNANSWERED or order.state is OrderState.UNKNOWN):
                 self._fire(order, Trigger.REJECT, now_ns)
 
     def check_timeouts(self, now_ns: int, timeout_ns: int) -> list[Order]:

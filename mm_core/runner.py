@@ -1,14 +1,19 @@
 """The runner: the engine's I/O shell on the embedded venue (or any ITCH/OUCH venue on loopback).
 
 Owns the sockets (MoldUDP64 receive with RX timestamps, SoupBinTCP order entry with TX timestamp
-keys, the re-request socket), the clocks (timers, clock samples), and write-ahead journaling:
+keys, the re-request socket), the clocks (timers, clock samples, the 1 Hz space retry), operator
+commands from other threads (queued, run on the runner's thread), and write-ahead journaling:
 every input is appended before the engine sees it, every order before its bytes are sent, TX
-stamps (or their absence) after. Must not make trading decisions: that is mm_core.engine's job.
-`engine_events()` turns journal records back into the engine's inputs for replay and recovery.
+stamps (or their absence) after. On a full disk only risk-reducing records may use the journal's
+reserve (cancels, the venue's answers, state changes and kills, operator commands, the journal
+fault itself); market data and new orders are refused, and the engine is told (JournalHealth).
+Must not make trading decisions: that is mm_core.engine's job. `engine_events()` turns journal
+records back into the engine's inputs for replay and recovery.
 """
 from __future__ import annotations
 
 import json
+import queue
 import selectors
 import socket
 import threading
@@ -20,7 +25,7 @@ from audit.capture import TimestampedTcpSocket, TimestampedUdpSocket
 from audit.health import PROFILES
 from audit.txtrack import PendingTxTracker
 from journal.catalogue import RecordType, TsSource, pack, raw_bytes, unpack, unpack_json
-from journal.errors import JournalError
+from journal.errors import DiskFull, JournalError
 from mm_core.engine import Engine
 from mm_core.events import (
     ClockSample, JournalHealth, JournalNote, MarketData, OperatorCommand, Reconciled,
@@ -28,7 +33,7 @@ from mm_core.events import (
 )
 from mm_core.protocol import ProtocolError, soupbintcp
 
-__all__ = ["RunnerError", "RunnerSettings", "RunnerReport", "Runner", "engine_events"]
+__all__ = ["RunnerError", "RunnerSettings", "RunnerReport", "JournalStatus", "Runner", "engine_events"]
 
 
 class RunnerError(Exception):
@@ -59,6 +64,8 @@ class RunnerSettings:
     fresh_session: bool = True       # nothing to reconcile: tell the gateway so at start
     busy_poll: bool = False          # spin on a zero-timeout select: lower wake-up latency, one core
     heartbeat_ns: int = 1_000_000_000  # SoupBinTCP client heartbeat after this much send silence
+    space_retry_ns: int = 1_000_000_000  # while the disk is full, ask the journal for space this often
+    operator_queue: int = 64           # operator commands waiting for the runner's thread, at most
 
 
 @dataclass
@@ -67,12 +74,34 @@ class RunnerReport:
     orders_sent: int = 0
     tx_stamped: int = 0
     tx_missing: int = 0
-    journal_failures: int = 0
+    journal_failures: int = 0        # appends the journal refused
+    inputs_refused: int = 0          # inputs (market data...) the journal refused: never fed
+    reserve_appends: int = 0         # risk-reducing records written while the disk was full
+    cancels_withheld: int = 0        # cancels not sent: even the reserve refused their record
     protocol_errors: int = 0
     stop_reason: str = ""
 
 
+@dataclass(frozen=True)
+class JournalStatus:
+    """The journal as the runner last saw it, for an operator (Runner.journal_health())."""
+
+    ok: bool                 # the engine was last told the journal takes every record
+    space_low: bool          # ordinary space gone: only risk-reducing records are written
+    cause: str               # the last refusal, "" when healthy
+    unhealthy_since_ns: int  # when the engine was told it is not, 0 when healthy
+    failures: int            # appends refused since the runner started
+    inputs_refused: int
+    reserve_appends: int
+    cancels_withheld: int
+    retries: int             # retry_space() calls made while the disk was full
+
+
 _CLIENT_HEARTBEAT = soupbintcp.encode(soupbintcp.ClientHeartbeat())
+_CANCEL = ord("X")                   # OUCH Cancel Order: the order record may use the reserve
+_HEARTBEAT = ord("H")                # SoupBinTCP server heartbeat: not an answer, never reserved
+_RESERVED_NOTES = frozenset({RecordType.RISK_DECISION, RecordType.STATE_CHANGE, RecordType.KILL})
+_HEALTH = "journal-health"           # METRICS {"input": ...}: a JournalHealth fed to the engine
 
 
 def _realtime() -> int:
@@ -94,10 +123,25 @@ class Runner:
         self.framer = soupbintcp.Framer()
         self.soup_seq = 0
         self.tcp_bytes = 0               # bytes written to the order-entry socket (TX keys)
-        self.journal_ok = True
+        self.journal_ok = True           # what the engine was last told
         self._md: TimestampedUdpSocket | None = None
         self._oe: TimestampedTcpSocket | None = None
         self._last_send_mono = 0
+        # the journal's health: refusals seen but not yet told to the engine, orders it refused
+        self._acting = 0                 # > 0 while an event's actions are being carried out
+        self._unreported = False
+        self._unsent: list[str] = []
+        self._space_lost = False         # refused for space: retry_space() may bring it back
+        self._fatal = False              # refused for another reason: nothing brings it back
+        self._cause = ""
+        self._unhealthy_since = 0
+        self._next_retry = 0
+        self._retries = 0
+        self._reserve_seqs: set[int] = set()    # ORDER_SENT seqs whose TX_TS may use the reserve
+        # operator commands from other threads, run on the runner's thread
+        self._ops: queue.Queue = queue.Queue(maxsize=settings.operator_queue)
+        self._thread: int | None = None
+        self._wake: tuple[socket.socket, socket.socket] | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def connect(self) -> None:
@@ -118,7 +162,7 @@ class Runner:
         self._send_tcp(login)
 
     def close(self) -> None:
-        for sock in (self._md, self._oe):
+        for sock in (self._md, self._oe, *(self._wake or ())):
             if sock is not None:
                 try:
                     sock.close()
@@ -142,6 +186,10 @@ class Runner:
         """Trade until duration_s passed, `stop` is set or the venue ends the session."""
         s = self.settings
         self.connect()
+        self._wake = socket.socketpair()
+        self._wake[0].setblocking(False)
+        self._wake[1].setblocking(False)
+        self._thread = threading.get_ident()
         now = _realtime()
         self._feed_internal(JournalHealth(now, True))
         if s.fresh_session:
@@ -149,6 +197,7 @@ class Runner:
         sel = selectors.DefaultSelector()
         sel.register(self._md.sock, selectors.EVENT_READ, "md")
         sel.register(self._oe.sock, selectors.EVENT_READ, "oe")
+        sel.register(self._wake[0], selectors.EVENT_READ, "ops")
         mono = time.monotonic_ns
         deadline = mono() + int(duration_s * 1e9)
         next_timer = next_clock = mono()
@@ -158,10 +207,15 @@ class Runner:
                 for key, _ in sel.select(wait):
                     if key.data == "md":
                         self._on_md()
+                    elif key.data == "ops":
+                        self._drain_wake()
                     elif not self._on_oe():
                         self.report.stop_reason = "venue closed the order-entry session"
                         return self.report
+                self._drain_operator()
                 t = mono()
+                if not self.journal_ok and self._space_lost and not self._fatal and t >= self._next_retry:
+                    self._retry_space(t)
                 if t >= next_clock:
                     self._on_clock(t)
                     next_clock = t + s.clock_period_ns
@@ -172,6 +226,7 @@ class Runner:
             self.report.stop_reason = "stopped" if stop is not None and stop.is_set() else "duration"
             return self.report
         finally:
+            self._thread = None
             sel.close()
             self._drain_tx(mono() + s.tx_timeout_ns)
             self.close()
@@ -220,7 +275,9 @@ class Runner:
                 raise RunnerError(f"login rejected by the venue: {frame[3:]!r}")
             payload = pack(RecordType.VENUE_MSG, soup_seq=self.soup_seq if ptype == ord("S") else 0,
                            packet_type=ptype, msg_type=msg_type, raw=frame[:128])
-            self._input(RecordType.VENUE_MSG, payload, rx_ns, source, VenueMessage(frame, rx_ns, source))
+            # the venue's answers may use the reserve: the engine must know what it owns
+            self._input(RecordType.VENUE_MSG, payload, rx_ns, source, VenueMessage(frame, rx_ns, source),
+                        reserve=ptype != _HEARTBEAT)
         return True
 
     def _on_timer(self, mono_ns: int) -> None:
@@ -243,20 +300,84 @@ class Runner:
         self._input(RecordType.CLOCK_SAMPLE, record.tobytes(), now, TsSource.USER,
                     ClockSample(now, compliant), clock_state=int(sample.state))
 
-    def operator(self, command: OperatorCommand) -> None:
-        """An operator command (kill, enable, safe mode), journaled as OPERATOR_CMD first."""
+    # ------------------------------------------------------------------ operators
+    def operator(self, command: OperatorCommand) -> threading.Event:
+        """An operator command (kill, enable, safe mode), from any thread: queued for the runner's
+        thread, which journals it as OPERATOR_CMD (a kill may use the reserve) and then gives it
+        to the engine. Returns an Event set once that happened (at once on the runner's own
+        thread). RunnerError when the queue is full (the runner is not draining it)."""
+        done = threading.Event()
+        if self._thread == threading.get_ident():
+            self._operator_now(command)
+            done.set()
+            return done
+        try:
+            self._ops.put_nowait((command, done))
+        except queue.Full:
+            raise RunnerError(f"{self._ops.maxsize} operator commands already wait for the runner; "
+                              f"{command.command!r} by {command.actor} refused") from None
+        wake = self._wake
+        if wake is not None:
+            try:
+                wake[1].send(b"!")
+            except OSError:          # full (it is awake anyway) or closed (the run ended)
+                pass
+        return done
+
+    def _drain_wake(self) -> None:
+        try:
+            while self._wake[0].recv(4096):
+                pass
+        except OSError:
+            pass
+
+    def _drain_operator(self) -> None:
+        while True:
+            try:
+                command, done = self._ops.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                self._operator_now(command)
+            finally:
+                done.set()
+
+    def _operator_now(self, command: OperatorCommand) -> None:
         doc = {"command": command.command, "actor": command.actor, "reason": command.reason,
                "scope": command.scope, "scope_id": command.scope_id}
         self._input(RecordType.OPERATOR_CMD, json.dumps(doc, sort_keys=True).encode(),
-                    command.now_ns, TsSource.USER, command)
+                    command.now_ns, TsSource.USER, command, reserve=True)
+
+    def journal_health(self) -> JournalStatus:
+        """The journal's health as the runner sees it; safe to call from any thread."""
+        r = self.report
+        return JournalStatus(self.journal_ok, self._space_lost, self._cause, self._unhealthy_since,
+                             r.journal_failures, r.inputs_refused, r.reserve_appends,
+                             r.cancels_withheld, self._retries)
+
+    # ------------------------------------------------------------------ the journal
+    def _append(self, rtype: RecordType, payload: bytes, ts_ns: int, ts_source: int,
+                clock_state: int = 0, reserve: bool = False) -> int:
+        """One record; `reserve` for a risk-reducing one, which may use the journal's reserve
+        when ordinary space is gone (journal.Journal.append(reserve=True))."""
+        if not reserve:
+            return self.journal.append(rtype, payload, ts_ns=ts_ns, ts_source=ts_source,
+                                       clock_state=clock_state)
+        seq = self.journal.append(rtype, payload, ts_ns=ts_ns, ts_source=ts_source,
+                                  clock_state=clock_state, reserve=True)
+        if self._space_lost:
+            self.report.reserve_appends += 1
+        return seq
 
     def _input(self, rtype: RecordType, payload: bytes, ts_ns: int, source, event,
-               clock_state: int = 0) -> None:
-        """Write-ahead: the record first; an input the journal refused never reaches the engine."""
+               clock_state: int = 0, reserve: bool = False) -> None:
+        """Write-ahead: the record first; an input the journal refused never reaches the engine
+        (a refused market-data packet is a sequence gap to it: stale, fail closed)."""
         try:
-            self.journal.append(rtype, payload, ts_ns=ts_ns, ts_source=int(source), clock_state=clock_state)
-        except JournalError:
-            self._journal_failed(ts_ns)
+            self._append(rtype, payload, ts_ns, int(source), clock_state, reserve)
+        except JournalError as exc:
+            self.report.inputs_refused += 1
+            self._journal_failed(exc, ts_ns)
             return
         self.report.inputs += 1
         self._act(self.engine.on_event(event), ts_ns)
@@ -264,26 +385,89 @@ class Runner:
     def _feed_internal(self, event) -> None:
         self._act(self.engine.on_event(event), event.now_ns)
 
-    def _journal_failed(self, ts_ns: int) -> None:
+    def _journal_failed(self, exc: JournalError, ts_ns: int, unsent: str = "") -> None:
+        """A refused append. The engine hears of it once the current event's actions are done
+        (with every order of theirs the journal refused), so it decides on the whole picture."""
         self.report.journal_failures += 1
+        self._cause = f"{type(exc).__name__}: {exc}"[:200]
+        if isinstance(exc, DiskFull):
+            self._space_lost = True
+        else:
+            self._fatal = True           # e.g. a failed msync: latched in the journal for good
+        if unsent:
+            self._unsent.append(unsent)
+        if self.journal_ok:
+            self._unreported = True
+        if not self._acting:
+            self._report_unhealthy(ts_ns)
+
+    def _report_unhealthy(self, now: int) -> None:
+        """JournalHealth(False) to the engine (journaled first, in the reserve, so a replay sees
+        it too): the gateway latches and the engine pulls everything, cancels in the reserve."""
+        if not (self._unreported or self._unsent):
+            return
+        unsent, self._unsent = tuple(self._unsent), []
+        self._unreported = False
         if self.journal_ok:
             self.journal_ok = False
-            # the gateway latches and denies every order; cancels it asks for are still sent
-            self._act(self.engine.on_event(JournalHealth(ts_ns, False)), ts_ns)
+            self._unhealthy_since = now
+            self._next_retry = time.monotonic_ns() + self.settings.space_retry_ns
+        doc = {"input": _HEALTH, "ok": False, "unsent": list(unsent), "cause": self._cause, "now_ns": now}
+        try:
+            self._append(RecordType.METRICS, json.dumps(doc, sort_keys=True).encode(), now,
+                         int(TsSource.USER), reserve=True)
+        except JournalError:
+            self.report.journal_failures += 1    # not even the reserve: fail closed all the same
+        self._act(self.engine.on_event(JournalHealth(now, False, unsent)), now)
+
+    def _retry_space(self, mono_ns: int) -> None:
+        """The 1 Hz retry while the disk is full. Space back: an ordinary record says so, then the
+        engine hears JournalHealth(True); the gateway's latch stays until an operator re-enables."""
+        self._next_retry = mono_ns + self.settings.space_retry_ns
+        retry = getattr(self.journal, "retry_space", None)
+        if retry is None:
+            return                       # a journal that cannot tell: only a restart recovers
+        self._retries += 1
+        try:
+            if not retry():
+                return
+        except JournalError as exc:      # latched failed (msync/fsync): no retry brings it back
+            self._fatal = True
+            self._cause = f"{type(exc).__name__}: {exc}"[:200]
+            return
+        now = _realtime()
+        doc = {"input": _HEALTH, "ok": True, "unsent": [], "cause": "", "now_ns": now}
+        try:
+            self._append(RecordType.METRICS, json.dumps(doc, sort_keys=True).encode(), now, int(TsSource.USER))
+        except JournalError as exc:
+            self._journal_failed(exc, now)
+            return
+        self.journal_ok = True
+        self._space_lost = False
+        self._cause = ""
+        self._unhealthy_since = 0
+        self._act(self.engine.on_event(JournalHealth(now, True)), now)
 
     # ------------------------------------------------------------------ outputs
     def _act(self, actions: Iterable, now: int) -> None:
-        for action in actions:
-            if isinstance(action, SendOrder):
-                self._send_order(action)
-            elif isinstance(action, RequestRetransmit):
-                # from the market-data socket: the re-request server answers the sender's address
-                self._md.sock.sendto(action.packet, (self.settings.host, self.settings.rerequest_port))
-            elif isinstance(action, JournalNote):
-                try:
-                    self.journal.append(action.rtype, action.payload, ts_ns=now, ts_source=int(TsSource.USER))
-                except JournalError:
-                    self._journal_failed(now)
+        self._acting += 1
+        try:
+            for action in actions:
+                if isinstance(action, SendOrder):
+                    self._send_order(action)
+                elif isinstance(action, RequestRetransmit):
+                    # from the market-data socket: the re-request server answers the sender's address
+                    self._md.sock.sendto(action.packet, (self.settings.host, self.settings.rerequest_port))
+                elif isinstance(action, JournalNote):
+                    try:
+                        self._append(action.rtype, action.payload, now, int(TsSource.USER),
+                                     reserve=action.rtype in _RESERVED_NOTES)
+                    except JournalError as exc:
+                        self._journal_failed(exc, now)
+        finally:
+            self._acting -= 1
+        if not self._acting and (self._unreported or self._unsent):
+            self._report_unhealthy(now)
 
     def _send_order(self, action: SendOrder) -> None:
         intent, packet = action.intent, action.packet
@@ -297,12 +481,17 @@ class Runner:
             trading_state=action.trading_state,
             limits_version=getattr(decision, "limits_version", 0), tskey=tskey, raw=packet)
         now = _realtime()
+        cancel = packet[3] == _CANCEL
         try:
-            seq = self.journal.append(RecordType.ORDER_SENT, payload, ts_ns=now, ts_source=int(TsSource.USER))
-        except JournalError:
+            seq = self._append(RecordType.ORDER_SENT, payload, now, int(TsSource.USER), reserve=cancel)
+        except JournalError as exc:
             # Rule 1: an order that is not in the journal does not go out.
-            self._journal_failed(now)
+            if cancel:
+                self.report.cancels_withheld += 1
+            self._journal_failed(exc, now, "" if cancel else intent.token)
             return
+        if cancel:
+            self._reserve_seqs.add(seq)
         key = self._send_tcp(packet)
         if key != tskey:
             self._note_alert("tskey-mismatch", f"journaled {tskey}, socket says {key}", now)
@@ -321,18 +510,20 @@ class Runner:
             self.report.tx_missing += 1
         payload = pack(RecordType.TX_TS, order_seq=outcome.context, tskey=outcome.tskey,
                        status=int(outcome.status), source=int(outcome.source), tx_ts_ns=outcome.ts_ns)
+        reserve = outcome.context in self._reserve_seqs
+        if reserve:
+            self._reserve_seqs.discard(outcome.context)
         try:
-            self.journal.append(RecordType.TX_TS, payload, ts_ns=outcome.ts_ns,
-                                ts_source=int(outcome.source))
-        except JournalError:
-            self._journal_failed(_realtime())
+            self._append(RecordType.TX_TS, payload, outcome.ts_ns, int(outcome.source), reserve=reserve)
+        except JournalError as exc:
+            self._journal_failed(exc, _realtime())
 
     def _note_alert(self, kind: str, detail: str, now: int) -> None:
         doc = json.dumps({"alert": kind, "detail": detail, "now_ns": now}, sort_keys=True).encode()
         try:
-            self.journal.append(RecordType.METRICS, doc, ts_ns=now, ts_source=int(TsSource.USER))
-        except JournalError:
-            self._journal_failed(now)
+            self._append(RecordType.METRICS, doc, now, int(TsSource.USER))
+        except JournalError as exc:
+            self._journal_failed(exc, now)
 
 
 def engine_events(records: Iterable, profile: str = "eu-hft", fresh_session: bool = True) -> Iterator:
@@ -340,7 +531,8 @@ def engine_events(records: Iterable, profile: str = "eu-hft", fresh_session: boo
 
     records: journal.Reader records (seq, rtype, ts_ns, ts_source, clock_state, payload). The
     facts the runner fed without a record of their own come first: the journal was healthy (it
-    took these records) and, for a fresh session, nothing needed reconciling.
+    took these records) and, for a fresh session, nothing needed reconciling. A change of the
+    journal's health is a METRICS record {"input": "journal-health", ...} written by the runner.
     """
     bit = 1 << PROFILES[profile].bit
     started = False
@@ -366,3 +558,7 @@ def engine_events(records: Iterable, profile: str = "eu-hft", fresh_session: boo
             doc = unpack_json(rec.payload)
             yield OperatorCommand(rec.ts_ns, doc["command"], doc["actor"], doc["reason"],
                                   doc.get("scope", "all"), doc.get("scope_id", 0))
+        elif rtype == RecordType.METRICS and _HEALTH.encode() in rec.payload:
+            doc = unpack_json(rec.payload)
+            if isinstance(doc, dict) and doc.get("input") == _HEALTH:
+                yield JournalHealth(rec.ts_ns, bool(doc["ok"]), tuple(doc.get("unsent") or ()))

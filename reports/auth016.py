@@ -1,129 +1,217 @@
 """ISO 20022 auth.016.001.01 (FinInstrmRptgTxRpt) XML from RTS 22 transaction rows, wrapped in the
-head.003 BizData / head.001 AppHdr envelope; one file per trade date.
+head.003 BizData / head.001 AppHdr envelope; one file per trade date, streamed chunk by chunk.
 
-Owns the mapping of RTS 22 columns to XML elements and deterministic serialisation (xml.etree,
-fixed element order, no wall-clock: CreDt is the last trading time in the file). Knows nothing of
-journals; it reads the same rows that go to Parquet.
+Owns the mapping of RTS 22 columns to XML elements and deterministic serialisation: every row's
+<Tx> is assembled column-wise with Arrow string kernels (escaped text, fixed element order and
+indentation, optional elements left out where the field is null), never per row in Python; the
+envelope carries no wall-clock time (CreDt is the last trading time in the file). Knows nothing
+of journals; it reads the same rows that go to Parquet.
 """
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from xml.sax.saxutils import escape
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from reports import arrowcols as ac
 
 NS_HEAD3 = "urn:iso:std:iso:20022:tech:xsd:head.003.001.01"
 NS_HEAD1 = "urn:iso:std:iso:20022:tech:xsd:head.001.001.01"
 NS_AUTH16 = "urn:iso:std:iso:20022:tech:xsd:auth.016.001.01"
 MSG_DEF = "auth.016.001.01"
+TX_DEPTH = 4          # BizData > Pyld > Document > FinInstrmRptgTxRpt > Tx
 
 
-def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs) -> ET.Element:
-    el = ET.SubElement(parent, tag, attrs)
-    if text is not None:
-        el.text = text
-    return el
+def _escape(arr: pa.Array) -> pa.Array:
+    """XML text escaping of a string column (& first, then < > and the quote for attributes);
+    one scan when, as for identifiers, codes and numbers, nothing needs escaping."""
+    if not pc.any(pc.match_substring_regex(arr, '[&<>"]')).as_py():
+        return arr
+    for raw, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;")):
+        arr = pc.replace_substring(arr, raw, entity)
+    return arr
 
 
-def _party(parent: ET.Element, tag: str, ident: str, branch: str | None) -> None:
-    owner = _sub(_sub(parent, tag), "AcctOwnr")
-    _sub(_sub(owner, "Id"), "MIC" if len(ident) == 4 else "LEI", ident)
-    if branch:
-        _sub(owner, "CtryOfBrnch", branch)
+class _Rows:
+    """Fragments of every row's <Tx>, in document order; joined once at the end."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self.parts: list = []
+
+    def _pad(self, depth: int) -> str:
+        return "\n" + " " * depth
+
+    def open(self, depth: int, tag: str, when: pa.Array | None = None) -> None:
+        self._const(f"{self._pad(depth)}<{tag}>", when)
+
+    def close(self, depth: int, tag: str, when: pa.Array | None = None) -> None:
+        self._const(f"{self._pad(depth)}</{tag}>", when)
+
+    def _const(self, text: str, when: pa.Array | None) -> None:
+        self.parts.append(pa.scalar(text) if when is None else pc.if_else(when, text, pa.scalar(None, pa.string())))
+
+    def leaf(self, depth: int, tag: str, value: pa.Array, when: pa.Array | None = None, attr: str = "",
+             attr_value: pa.Array | None = None) -> None:
+        """<tag>value</tag> (with attr="attr_value" when given); left out where value is null."""
+        pad = self._pad(depth)
+        if attr_value is None:
+            frag = pc.binary_join_element_wise(f"{pad}<{tag}>", _escape(value), f"</{tag}>", "")
+        else:
+            frag = pc.binary_join_element_wise(f'{pad}<{tag} {attr}="', _escape(attr_value), '">',
+                                               _escape(value), f"</{tag}>", "")
+        if when is not None:
+            frag = pc.if_else(when, frag, pa.scalar(None, pa.string()))
+        self.parts.append(frag)
+
+    def text(self) -> pa.Array:
+        return pc.binary_join_element_wise(*self.parts, "", null_handling="skip")
 
 
-def _optional(parent: ET.Element, tag: str, text: str | None) -> None:
-    """Optional elements appear only when the field has a value (null fields are omitted)."""
-    if text:
-        _sub(parent, tag, text)
+def _bool_text(arr: pa.Array) -> pa.Array:
+    return pc.if_else(arr, "true", "false")
 
 
-def _organisation(hdr: ET.Element, tag: str, ident: str, scheme: str) -> None:
-    othr = _sub(_sub(_sub(_sub(_sub(hdr, tag), "OrgId"), "Id"), "OrgId"), "Othr")
-    _sub(othr, "Id", ident)
-    _sub(_sub(othr, "SchmeNm"), "Prtry", scheme)
+def _present(arr: pa.Array) -> pa.Array:
+    return pc.and_(arr.is_valid(), pc.not_equal(pc.fill_null(arr, ""), ""))
 
 
-def _bool(v: bool) -> str:
-    return "true" if v else "false"
+def _party(r: _Rows, depth: int, tag: str, ident: pa.Array, branch: pa.Array) -> None:
+    is_mic = pc.equal(pc.utf8_length(pc.fill_null(ident, "")), 4)
+    r.open(depth, tag)
+    r.open(depth + 1, "AcctOwnr")
+    r.open(depth + 2, "Id")
+    r.leaf(depth + 3, "MIC", ident, when=is_mic)
+    r.leaf(depth + 3, "LEI", ident, when=pc.invert(is_mic))
+    r.close(depth + 2, "Id")
+    r.leaf(depth + 2, "CtryOfBrnch", branch, when=_present(branch))
+    r.close(depth + 1, "AcctOwnr")
+    r.close(depth, tag)
 
 
-def transaction(row: dict, col) -> ET.Element:
-    """One <Tx><New> element from an RTS 22 row (col: field number -> column name)."""
-    tx = ET.Element("Tx")
-    new = _sub(tx, "New")
-    _sub(new, "TxId", row[col(2)])
-    _sub(new, "ExctgPty", row[col(4)])
-    _sub(new, "InvstmtPtyInd", _bool(row[col(5)]))
-    _sub(new, "SubmitgPty", row[col(6)])
-    _party(new, "Buyr", row[col(7)], row[col(8)])
-    _party(new, "Sellr", row[col(16)], row[col(17)])
-    _sub(_sub(new, "OrdrTrnsmssn"), "TrnsmssnInd", _bool(row[col(25)]))
-    t = _sub(new, "Tx")
-    _sub(t, "TradDt", row[col(28)])
-    _sub(t, "TradgCpcty", row[col(29)])
-    _sub(_sub(t, "Qty"), "Unit", row[col(30)])
-    _sub(_sub(_sub(_sub(t, "Pric"), "Pric"), "MntryVal"), "Amt", row[col(33)], Ccy=row[col(34)])
-    _sub(t, "TradVn", row[col(36)])
-    _optional(t, "CtryOfBrnch", row[col(37)])
-    _optional(t, "TradPlcMtchgId", row[col(3)])
-    fin = _sub(new, "FinInstrm")
-    if row[col(42)] or row[col(43)]:
-        other = _sub(fin, "Othr")
-        gen = _sub(other, "FinInstrmGnlAttrbts")
-        _sub(gen, "Id", row[col(41)])
-        _optional(gen, "FullNm", row[col(42)])
-        _optional(gen, "ClssfctnTp", row[col(43)])
-        _optional(gen, "NtnlCcy", row[col(44)])
-        if row[col(46)]:
-            _sub(_sub(other, "DerivInstrmAttrbts"), "PricMltplr", row[col(46)])
-    else:
-        _sub(fin, "Id", row[col(41)])
-    if row[col(57)]:
-        _sub(_sub(new, "InvstmtDcsnPrsn"), "Algo", row[col(57)])
-    if row[col(59)]:
-        _sub(_sub(new, "ExctgPrsn"), "Algo", row[col(59)])
-    extra = _sub(new, "AddtlAttrbts")
-    _optional(extra, "WvrInd", row[col(61)])
-    _optional(extra, "ShrtSellgInd", row[col(62)])
-    _optional(extra, "OTCPstTradInd", row[col(63)])
-    _sub(extra, "RskRdcgTx", _bool(row[col(64)]))
-    _sub(extra, "SctiesFincgTxInd", _bool(row[col(65)]))
-    return tx
+def transactions(table: pa.Table, col) -> pa.Array:
+    """The <Tx><New>...</New></Tx> text of every row (col: field number -> column name)."""
+    def f(num: int) -> pa.Array:
+        return table.column(col(num)).combine_chunks()
+
+    d = TX_DEPTH
+    r = _Rows(table.num_rows)
+    r.open(d, "Tx")
+    r.open(d + 1, "New")
+    n = d + 2
+    r.leaf(n, "TxId", f(2))
+    r.leaf(n, "ExctgPty", f(4))
+    r.leaf(n, "InvstmtPtyInd", _bool_text(f(5)))
+    r.leaf(n, "SubmitgPty", f(6))
+    _party(r, n, "Buyr", f(7), f(8))
+    _party(r, n, "Sellr", f(16), f(17))
+    r.open(n, "OrdrTrnsmssn")
+    r.leaf(n + 1, "TrnsmssnInd", _bool_text(f(25)))
+    r.close(n, "OrdrTrnsmssn")
+    r.open(n, "Tx")
+    r.leaf(n + 1, "TradDt", f(28))
+    r.leaf(n + 1, "TradgCpcty", f(29))
+    r.open(n + 1, "Qty")
+    r.leaf(n + 2, "Unit", f(30))
+    r.close(n + 1, "Qty")
+    for depth, tag in enumerate(("Pric", "Pric", "MntryVal"), start=n + 1):
+        r.open(depth, tag)
+    r.leaf(n + 4, "Amt", f(33), attr="Ccy", attr_value=f(34))
+    for depth, tag in reversed(list(enumerate(("Pric", "Pric", "MntryVal"), start=n + 1))):
+        r.close(depth, tag)
+    r.leaf(n + 1, "TradVn", f(36))
+    r.leaf(n + 1, "CtryOfBrnch", f(37), when=_present(f(37)))
+    r.leaf(n + 1, "TradPlcMtchgId", f(3), when=_present(f(3)))
+    r.close(n, "Tx")
+    r.open(n, "FinInstrm")
+    other = pc.or_(_present(f(42)), _present(f(43)))
+    r.open(n + 1, "Othr", when=other)
+    r.open(n + 2, "FinInstrmGnlAttrbts", when=other)
+    r.leaf(n + 3, "Id", f(41), when=other)
+    for num, tag in ((42, "FullNm"), (43, "ClssfctnTp"), (44, "NtnlCcy")):
+        r.leaf(n + 3, tag, f(num), when=pc.and_(other, _present(f(num))))
+    r.close(n + 2, "FinInstrmGnlAttrbts", when=other)
+    deriv = pc.and_(other, _present(f(46)))
+    r.open(n + 2, "DerivInstrmAttrbts", when=deriv)
+    r.leaf(n + 3, "PricMltplr", f(46), when=deriv)
+    r.close(n + 2, "DerivInstrmAttrbts", when=deriv)
+    r.close(n + 1, "Othr", when=other)
+    r.leaf(n + 1, "Id", f(41), when=pc.invert(other))
+    r.close(n, "FinInstrm")
+    for num, tag in ((57, "InvstmtDcsnPrsn"), (59, "ExctgPrsn")):
+        has = _present(f(num))
+        r.open(n, tag, when=has)
+        r.leaf(n + 1, "Algo", f(num), when=has)
+        r.close(n, tag, when=has)
+    r.open(n, "AddtlAttrbts")
+    for num, tag in ((61, "WvrInd"), (62, "ShrtSellgInd"), (63, "OTCPstTradInd")):
+        r.leaf(n + 1, tag, f(num), when=_present(f(num)))
+    r.leaf(n + 1, "RskRdcgTx", _bool_text(f(64)))
+    r.leaf(n + 1, "SctiesFincgTxInd", _bool_text(f(65)))
+    r.close(n, "AddtlAttrbts")
+    r.close(d + 1, "New")
+    r.close(d, "Tx")
+    return r.text()
 
 
-def document(rows: list[dict], col, submitter: str, authority: str, msg_id: str, created: str) -> bytes:
-    biz = ET.Element("BizData", {"xmlns": NS_HEAD3})
-    hdr = _sub(_sub(biz, "Hdr"), "AppHdr", xmlns=NS_HEAD1)
-    _organisation(hdr, "Fr", submitter, "LEI")
-    _organisation(hdr, "To", authority, "NCA")
-    _sub(hdr, "BizMsgIdr", msg_id)
-    _sub(hdr, "MsgDefIdr", MSG_DEF)
-    _sub(hdr, "CreDt", created)
-    report = _sub(_sub(_sub(biz, "Pyld"), "Document", xmlns=NS_AUTH16), "FinInstrmRptgTxRpt")
-    for row in rows:
-        report.append(transaction(row, col))
-    ET.indent(biz, space=" ")
-    return ET.tostring(biz, encoding="UTF-8", xml_declaration=True) + b"\n"
+def _element(depth: int, tag: str, content, attrs: str = "") -> str:
+    """Indented XML for a small fixed tree: content is text or a list of (tag, content[, attrs])."""
+    pad = "\n" + " " * depth
+    if isinstance(content, str):
+        return f"{pad}<{tag}{attrs}>{escape(content)}</{tag}>"
+    inner = "".join(_element(depth + 1, *child) for child in content)
+    return f"{pad}<{tag}{attrs}>{inner}{pad}</{tag}>"
 
 
-def export(table: pa.Table, ref, src) -> dict[str, bytes]:
-    """auth016/trade_date=<d>/auth016.xml for each trade date present in the kept RTS 22 rows."""
-    from reports.rts22 import COLUMNS
-    col = COLUMNS.__getitem__
-    out: dict[str, bytes] = {}
-    if table.num_rows == 0:
-        return out
-    dates = table.column("trade_date").combine_chunks()
-    for day in pc.unique(dates).to_pylist():
-        if day is None:
-            continue
-        rows = table.filter(pc.equal(dates, pa.scalar(day, pa.date32()))).to_pylist()
-        created = max(r[col(28)] for r in rows)
-        msg_id = f"{src.journal_id[:16]}-{src.first_seq}-{src.last_seq}-{day.isoformat()}"
-        out[f"auth016/trade_date={day.isoformat()}/auth016.xml"] = document(
-            rows, col, ref.firm.submitting_lei, ref.firm.competent_authority, msg_id, created)
-    return out
+def _organisation(tag: str, ident: str, scheme: str):
+    return (tag, [("OrgId", [("Id", [("OrgId", [("Othr", [("Id", ident), ("SchmeNm", [("Prtry", scheme)])])])])])])
+
+
+def envelope(submitter: str, authority: str, msg_id: str, created: str) -> tuple[bytes, bytes]:
+    """(head, tail) around the <Tx> elements of one file."""
+    header = _element(1, "Hdr", [("AppHdr", [
+        _organisation("Fr", submitter, "LEI"), _organisation("To", authority, "NCA"),
+        ("BizMsgIdr", msg_id), ("MsgDefIdr", MSG_DEF), ("CreDt", created)], f' xmlns="{NS_HEAD1}"')])
+    head = (f'<?xml version="1.0" encoding="UTF-8"?>\n<BizData xmlns="{NS_HEAD3}">{header}'
+            f'\n <Pyld>\n  <Document xmlns="{NS_AUTH16}">\n   <FinInstrmRptgTxRpt>')
+    tail = "\n   </FinInstrmRptgTxRpt>\n  </Document>\n </Pyld>\n</BizData>\n"
+    return head.encode(), tail.encode()
+
+
+class Exporter:
+    """auth016/trade_date=<d>/auth016.xml for each trade date of the kept RTS 22 rows, fed chunk
+    by chunk to a sink (`add_text` / `wrap_text`); `finish` adds each file's envelope."""
+
+    def __init__(self, col, ref, src):
+        self.col = col
+        self.ref = ref
+        self.src = src
+        self.created: dict[str, str] = {}       # trade date -> latest trading time in its file
+
+    @staticmethod
+    def path(day: str) -> str:
+        return f"auth016/trade_date={day}/auth016.xml"
+
+    def add(self, table: pa.Table, sink) -> None:
+        if table.num_rows == 0:
+            return
+        dates = table.column("trade_date").combine_chunks()
+        for day in pc.unique(dates).to_pylist():
+            if day is None:
+                continue
+            rows = table.filter(pc.equal(dates, pa.scalar(day, pa.date32())))
+            label = day.isoformat()
+            latest = pc.max(rows.column(self.col(28))).as_py()
+            self.created[label] = max(self.created.get(label, latest), latest)
+            sink.add_text(self.path(label), ac.concat_text(transactions(rows, self.col)))
+
+    def finish(self, sink) -> None:
+        for label, created in sorted(self.created.items()):
+            msg_id = f"{self.src.journal_id[:16]}-{self.src.first_seq}-{self.src.last_seq}-{label}"
+            sink.wrap_text(self.path(label), *envelope(self.ref.firm.submitting_lei,
+                                                        self.ref.firm.competent_authority, msg_id, created))
 
 
 def parse_transactions(xml_bytes: bytes) -> list[ET.Element]:
@@ -133,4 +221,4 @@ def parse_transactions(xml_bytes: bytes) -> list[ET.Element]:
     return root.findall(".//a:FinInstrmRptgTxRpt/a:Tx/a:New", ns)
 
 
-__all__ = ["export", "document", "transaction", "parse_transactions"]
+__all__ = ["Exporter", "envelope", "transactions", "parse_transactions"]

@@ -3,8 +3,10 @@ order) and MEOR (route to the exchange) for each order entered, MEOM for replace
 MEOC for cancels (full, or partial with leavesQty > 0), and MEOT only for executions on venues
 that are not exchanges (exchanges report their own; see `cat_exchange` in mics.toml, default true).
 
-Owns the event mapping and CAT text formats: Eastern-Time timestamps `YYYYMMDD HHMMSS.CCCNNNNNN`,
-dates as YYYYMMDD. Does not write the CAT JSON/bz2 submission files.
+Owns the event mapping, CAT text formats (Eastern-Time timestamps `YYYYMMDD HHMMSS.CCCNNNNNN`,
+dates as YYYYMMDD) and the required fields per event type (a row missing one is rejected, so it
+is in neither the Parquet nor the submission files). Built chunk by chunk; the JSON submission
+files are cat_json.py's.
 """
 from __future__ import annotations
 
@@ -14,23 +16,32 @@ import pyarrow.compute as pc
 
 from journal.catalogue import RecordType
 from reports import arrowcols as ac
-from reports import common, events
+from reports import cat_json, common, events, timetext
 from reports.events import EV
-from reports.output import ReportOutput
+from reports.output import ReportOutput, TableCollector
 from reports.refdata import RefData
 from reports.source import JournalSlice
 from reports.timebase import to_utc
-from reports.validate import split
+from reports.validate import REJECTS_SCHEMA, mask_check, split
 
 KIND = "cat"
-SCHEMA_VERSION = "cat-4.0.0-r18-subset-1"
+SCHEMA_VERSION = "cat-4.0.0-r18-subset-2"
 CAT_TYPES = ["MENO", "MEOR", "MEOM", "MEOC", "MEOT"]
 SIDES = {ord("B"): "B", ord("S"): "SL", ord("T"): "SS", ord("E"): "SX"}
 
-
-def eastern(utc_ns: np.ndarray, valid: np.ndarray) -> pa.Array:
-    ts = ac.timestamp_utc(utc_ns, valid).cast(pa.timestamp("ns", tz="America/New_York"))
-    return pc.strftime(ts, format="%Y%m%d %H%M%S")
+# Fields every event carries, then the fields each event type requires (CAT IM Technical
+# Specifications 4.0.0-r18 as summarised in the reference notes; conditional fields the firm
+# never populates, e.g. handlingInstructions, are left out). A row missing one is rejected.
+COMMON_REQUIRED = ("type", "actionType", "firmROEID", "CATReporterIMID", "orderKeyDate", "orderID", "symbol",
+                   "eventTimestamp", "manualFlag")
+TERMS = ("side", "price", "quantity", "orderType", "timeInForce", "tradingSession")
+REQUIRED = {
+    "MENO": ("deptType",) + TERMS + ("firmDesignatedID", "accountHolderType", "representativeInd"),
+    "MEOR": TERMS + ("senderIMID", "destination", "destinationType", "routedOrderID", "session"),
+    "MEOM": TERMS + ("initiator",),
+    "MEOC": ("cancelQty", "leavesQty", "initiator"),
+    "MEOT": ("side", "price", "quantity", "tradeID"),
+}
 
 
 def _rows_for(ev: events.OrderEvents, ref: RefData) -> tuple[np.ndarray, np.ndarray]:
@@ -52,6 +63,10 @@ def _rows_for(ev: events.OrderEvents, ref: RefData) -> tuple[np.ndarray, np.ndar
     return rows[order], types[order]
 
 
+def _where(mask: np.ndarray, values: pa.Array) -> pa.Array:
+    return pc.if_else(pa.array(mask), values, pa.scalar(None, values.type))
+
+
 def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None) -> tuple[pa.Table, list]:
     rows, types = _rows_for(ev, ref)
     ev = ev.take(rows)
@@ -65,54 +80,51 @@ def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None)
     clients = ref.sorted_values("clients")
     own = np.array([p.kind == "OWN" for p in clients] + [False], dtype=bool)[client_idx]
     key_utc = to_utc(c["creator_seq"], c["creator_ts_ns"], c["creator_ts_source"], ev.samples)
-    event_ts = eastern(ev.utc.utc_ns, ev.utc.valid)
+    event_ts = timetext.cat_timestamp(ev.utc.utc_ns, ev.utc.valid)
     t = types
     is_new, is_route, is_mod, is_cancel, is_trade = (t == 0), (t == 1), (t == 2), (t == 3), (t == 4)
-    side = np.full(n, None, dtype=object)
-    for byte, code in SIDES.items():
-        side[c["order_wire_side"] == byte] = code
-    tif = np.where(c["tif"] == 0, "IOC", None).astype(object)
-    day = pc.strftime(ac.timestamp_utc(ev.utc.utc_ns, ev.utc.valid).cast(pa.timestamp("ns", tz="America/New_York")),
-                      format="%Y%m%d")
-    tif_col = pc.if_else(pa.array(tif == "IOC"), pa.scalar("IOC"),
-                         pc.binary_join_element_wise(pa.scalar("DAY="), day, ""))
-    fdid = pc.if_else(pa.array(own), pc.binary_join_element_wise(pa.scalar("PROP-"), desk_code, ""), client_code)
-    with_terms = is_new | is_mod
+    side_code = np.full(n, len(SIDES), np.int8)
+    for i, byte in enumerate(SIDES):
+        side_code[c["order_wire_side"] == byte] = i
+    side_names = list(SIDES.values())
+    day = pc.utf8_slice_codeunits(event_ts, 0, 8)
+    tif_col = pc.if_else(pa.array(c["tif"] == 0), pa.scalar("IOC"), pc.binary_join_element_wise("DAY=", day, ""))
+    fdid = pc.if_else(pa.array(own), pc.binary_join_element_wise("PROP-", desk_code, ""), client_code)
+    with_terms = is_new | is_route | is_mod
     token = ac.token_strings(c["token_key"])
+    seq_text = pc.cast(pa.array(c["seq"].astype(np.uint64, copy=False)), pa.string())
     cols = {
         "seq": pa.array(c["seq"].astype(np.uint64, copy=False)),
         "type": ac.codes(t, CAT_TYPES),
         "actionType": ac.codes(np.zeros(n, np.int8), ["NEW"]),
-        "firmROEID": pc.binary_join_element_wise(pc.utf8_slice_codeunits(event_ts, 0, 8),
-                                                 pc.cast(pa.array(c["seq"].astype(np.uint64, copy=False)), pa.string()),
-                                                 ac.plain(ac.lookup_strings(t, CAT_TYPES)), "_"),
+        "firmROEID": pc.binary_join_element_wise(day, seq_text, ac.plain(ac.lookup_strings(t, CAT_TYPES)), "_"),
         "CATReporterIMID": ac.codes(np.zeros(n, np.int8), [ref.firm.cat_imid]),
-        "orderKeyDate": eastern(key_utc.utc_ns, key_utc.valid),
+        "orderKeyDate": timetext.cat_timestamp(key_utc.utc_ns, key_utc.valid),
         "orderID": token,
         "priorOrderID": ac.token_strings(c["prior_token_key"], is_mod & (c["event"] == EV["SENT_REPLACE"])),
         "symbol": inst_cols["symbol"],
         "eventTimestamp": event_ts,
         "manualFlag": pa.array(np.zeros(n, bool)),
         "electronicDupFlag": pa.array(np.zeros(n, bool)),
-        "deptType": ac.codes(np.zeros(n, np.int8), ["T"], with_terms),
-        "side": pa.array(side, pa.string()),
+        "deptType": ac.codes(np.zeros(n, np.int8), ["T"], is_new),
+        "side": ac.codes(side_code, side_names + ["?"], (with_terms | is_trade) & (side_code < len(SIDES))),
         "price": common.price_text(np.where(is_trade, c["exec_price"], c["price"]), with_terms | is_trade),
         "quantity": pa.array(np.where(is_trade, c["exec_qty"], c["qty"]), mask=~(with_terms | is_trade)),
         "orderType": ac.codes(np.zeros(n, np.int8), ["LMT"], with_terms),
-        "timeInForce": pc.if_else(pa.array(with_terms), tif_col, pa.scalar(None, pa.string())),
+        "timeInForce": _where(with_terms, tif_col),
         "tradingSession": ac.codes(np.zeros(n, np.int8), ["REG"], with_terms),
-        "firmDesignatedID": pc.if_else(pa.array(is_new), fdid, pa.scalar(None, pa.string())),
+        "firmDesignatedID": _where(is_new, fdid),
         "accountHolderType": ac.codes(np.where(own, 0, 1), ["P", "I"], is_new),
         "representativeInd": ac.codes(np.zeros(n, np.int8), ["N"], is_new),
         "senderIMID": ac.codes(np.zeros(n, np.int8), [ref.firm.cat_imid], is_route),
-        "destination": pc.if_else(pa.array(is_route), ac.plain(inst_cols["segment_mic"]), pa.scalar(None, pa.string())),
+        "destination": _where(is_route, ac.plain(inst_cols["segment_mic"])),
         "destinationType": ac.codes(np.zeros(n, np.int8), ["E"], is_route),
-        "routedOrderID": pc.if_else(pa.array(is_route), token, pa.scalar(None, pa.string())),
-        "session": pa.array([venue_session] * n if venue_session else [None] * n, pa.string()),
+        "routedOrderID": _where(is_route, token),
+        "session": ac.codes(np.zeros(n, np.int8), [venue_session or ""], is_route & bool(venue_session)),
         # OUCH Cancel carries the new intended size: cancelled = open quantity - new size
         "cancelQty": pa.array(c["leaves"] - c["qty"], mask=~(is_cancel & (c["leaves"] >= c["qty"]))),
         "leavesQty": pa.array(c["qty"], mask=~is_cancel),
-        "initiator": ac.codes(np.zeros(n, np.int8), ["F"], is_cancel),
+        "initiator": ac.codes(np.zeros(n, np.int8), ["F"], is_cancel | is_mod),
         "tradeID": pa.array(c["match"].astype(np.uint64, copy=False), mask=~is_trade).cast(pa.string()),
         "trade_date": common.trade_date_column(ev.utc.utc_ns, ev.utc.valid),
     }
@@ -120,18 +132,52 @@ def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None)
     checks = common.event_checks(table.append_column("isin", inst_cols["isin"])
                                  .append_column("segment_mic", inst_cols["segment_mic"]),
                                  ev, ref, inst_idx, algo_idx, client_idx)
-    return table, checks
+    return table, checks + required_checks(table, types)
+
+
+def required_checks(table: pa.Table, types: np.ndarray) -> list:
+    """One check per field: rows of an event type that requires it and lack it are rejected."""
+    needs: dict[str, np.ndarray] = {}
+    for code, fields in REQUIRED.items():
+        of_type = types == CAT_TYPES.index(code)
+        for name in COMMON_REQUIRED + fields:
+            needs[name] = needs.get(name, np.zeros(len(types), bool)) | of_type
+    checks = []
+    for name, needed in needs.items():
+        missing = needed & ~table.column(name).is_valid().to_numpy(zero_copy_only=False)
+        checks.append(mask_check(name, missing, lambda rows, name=name: [
+            f"{CAT_TYPES[t]} requires {name}" for t in types[rows]]))
+    return checks
 
 
 def _venue_session(src: JournalSlice) -> str | None:
     starts = src.fixed_before(RecordType.SESSION_START)
     if len(starts) == 0:
         return None
-    return starts["venue_session"][-1].decode(errors="replace").strip() or None
+    return starts["venue_session"][-1].decode(errors="replace").strip("\x00 ") or None
+
+
+def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
+    """CAT events chunk by chunk (bounded memory): each chunk's kept rows go to
+    `sink.add("order_events", t)` and, as JSON lines, to the submission files of their date."""
+    session = _venue_session(src)
+    files = cat_json.SubmissionFiles(ref.firm.cat_imid)
+    rejects = []
+    for chunk in events.collect_chunks(src):
+        ev = common.select_trade_date(chunk, src.selection.trade_date)
+        del chunk
+        table, checks = build_table(ev, ref, session)
+        kept, rejected = split(table, KIND, "order_events", checks)
+        sink.add("order_events", kept)
+        files.add(kept, sink)
+        if rejected.num_rows:
+            rejects.append(rejected)
+    files.finish(sink, src.provenance())
+    return ReportOutput(kind=KIND, schema_version=SCHEMA_VERSION, tables={},
+                        rejects=pa.concat_tables(rejects) if rejects else REJECTS_SCHEMA.empty_table())
 
 
 def build(src: JournalSlice, ref: RefData) -> ReportOutput:
-    ev = common.select_trade_date(events.collect(src), src.selection.trade_date)
-    table, checks = build_table(ev, ref, _venue_session(src))
-    kept, rejects = split(table, KIND, "order_events", checks)
-    return ReportOutput(kind=KIND, schema_version=SCHEMA_VERSION, tables={"order_events": kept}, rejects=rejects)
+    """The whole report in memory (tests, benchmarks); `run` streams it to disk instead."""
+    collector = TableCollector()
+    return collector.complete(stream(src, ref, collector))

@@ -10,9 +10,8 @@ import datetime as dt
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from reports import arrowcols as ac
+from reports import arrowcols as ac, timetext
 from reports.events import OrderEvents
 from reports.refdata import RefData
 from reports.timebase import BASIS_NAMES, CLOCK_STATE_NAMES, TS_SOURCE_NAMES
@@ -39,8 +38,7 @@ def trade_date_column(utc_ns: np.ndarray, valid: np.ndarray) -> pa.Array:
 
 def rts_datetime(utc_ns: np.ndarray, valid: np.ndarray) -> pa.Array:
     """RTS 22/24 {DATE_TIME_FORMAT}: YYYY-MM-DDThh:mm:ss.ffffffZ in UTC, microseconds."""
-    ts = ac.timestamp_utc(utc_ns, valid).cast(pa.timestamp("us", tz="UTC"), safe=False)
-    return pc.strftime(ts, format="%Y-%m-%dT%H:%M:%SZ")
+    return timetext.rts_datetime(utc_ns, valid)
 
 
 def price_text(price4: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:

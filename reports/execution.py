@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from reports import arrowcols as ac
 from reports import common, events, nbbo
 from reports.events import EV
-from reports.output import ReportOutput
+from reports.output import ReportOutput, TableCollector
 from reports.refdata import RefData
 from reports.source import JournalSlice
 from reports.timebase import to_utc
@@ -106,30 +105,52 @@ def _fills(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeline, quo
     return pa.table(cols)
 
 
-def _summary(fills: pa.Table) -> pa.Table:
-    if fills.num_rows == 0:
-        return pa.table({"size_category": pa.array([], pa.string())})
-    qty = fills["exec_qty"].to_numpy().astype(np.float64, copy=False)
-    t = fills.select(["size_category", "order_type_category"]).cast(
-        pa.schema([("size_category", pa.string()), ("order_type_category", pa.string())]))
-    weighted = {"w_tte": pc.multiply(fills["time_to_execution_ns"].cast(pa.float64()), pa.array(qty)),
-                "w_eff": pc.multiply(fills["effective_spread"].cast(pa.float64()), pa.array(qty))}
-    for h in REALIZED_HORIZONS_S:
-        weighted[f"w_real_{h}s"] = pc.multiply(fills[f"realized_spread_{h}s"].cast(pa.float64()), pa.array(qty))
-    t = t.append_column("shares", pa.array(qty))
-    for k, v in weighted.items():
-        t = t.append_column(k, v)
-    aggs = [("shares", "sum"), ("shares", "count")] + [(k, "sum") for k in weighted]
-    g = t.group_by(["size_category", "order_type_category"]).aggregate(aggs)
-    g = g.sort_by([("size_category", "ascending"), ("order_type_category", "ascending")])
-    out = {"size_category": g["size_category"], "order_type_category": g["order_type_category"],
-           "executions": g["shares_count"], "shares_executed": g["shares_sum"].cast(pa.int64())}
-    names = {"w_tte": "avg_time_to_execution_ms", "w_eff": "avg_effective_spread"}
-    names.update({f"w_real_{h}s": f"avg_realized_spread_{h}s" for h in REALIZED_HORIZONS_S})
-    for k, name in names.items():
-        value = pc.divide(g[f"{k}_sum"], g["shares_sum"])
-        out[name] = pc.divide(value, 1e6) if k == "w_tte" else value
-    return pa.table(out)
+class Summary:
+    """Share-weighted averages per (size, order-type) category, accumulated chunk by chunk from
+    the kept fills (sums in numpy; each average divides by the shares whose value is known)."""
+
+    MEASURES = ["time_to_execution_ns", "effective_spread"] + [f"realized_spread_{h}s" for h in REALIZED_HORIZONS_S]
+    NAMES = ["avg_time_to_execution_ms", "avg_effective_spread"] + [f"avg_realized_spread_{h}s"
+                                                                    for h in REALIZED_HORIZONS_S]
+    SCALE = [1e6, 1.0] + [1.0] * len(REALIZED_HORIZONS_S)     # ns -> ms; decimals are already in units
+
+    def __init__(self):
+        cells = len(SIZE_NAMES) * len(TYPE_NAMES)
+        self.executions = np.zeros(cells, np.int64)
+        self.shares = np.zeros(cells, np.int64)
+        self.weighted = np.zeros((len(self.MEASURES), cells))
+        self.weight = np.zeros((len(self.MEASURES), cells))
+
+    def add(self, fills: pa.Table) -> None:
+        if fills.num_rows == 0:
+            return
+        size = fills["size_category"].combine_chunks().indices.to_numpy()
+        kind = fills["order_type_category"].combine_chunks().indices.to_numpy()
+        cell = size.astype(np.int64) * len(TYPE_NAMES) + kind
+        cells = len(self.executions)
+        qty = fills["exec_qty"].to_numpy()
+        self.executions += np.bincount(cell, minlength=cells)
+        self.shares += np.bincount(cell, weights=qty, minlength=cells).astype(np.int64)
+        for i, name in enumerate(self.MEASURES):
+            col = fills[name].combine_chunks()
+            ok = col.is_valid().to_numpy(zero_copy_only=False)
+            value = col.cast(pa.float64()).fill_null(0).to_numpy()
+            self.weighted[i] += np.bincount(cell, weights=value * qty * ok, minlength=cells)
+            self.weight[i] += np.bincount(cell, weights=qty * ok, minlength=cells)
+
+    def table(self) -> pa.Table:
+        present = np.flatnonzero(self.executions > 0)
+        labels = [(SIZE_NAMES[c // len(TYPE_NAMES)], TYPE_NAMES[c % len(TYPE_NAMES)]) for c in present]
+        order = sorted(range(len(present)), key=lambda i: labels[i])     # one entry per category pair
+        rows = present[order]
+        out = {"size_category": pa.array([labels[i][0] for i in order], pa.string()),
+               "order_type_category": pa.array([labels[i][1] for i in order], pa.string()),
+               "executions": pa.array(self.executions[rows]), "shares_executed": pa.array(self.shares[rows])}
+        for i, name in enumerate(self.NAMES):
+            w = self.weight[i][rows]
+            avg = np.divide(self.weighted[i][rows], np.where(w > 0, w, 1)) / self.SCALE[i]
+            out[name] = pa.array(avg, mask=w == 0)
+        return pa.table(out)
 
 
 def _quote_checks(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeline) -> tuple[pa.Table, pa.Table]:
@@ -162,34 +183,45 @@ def _quote_checks(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeli
     return r612, r610
 
 
-def build(src: JournalSlice, ref: RefData) -> ReportOutput:
-    ev = common.select_trade_date(events.collect(src), src.selection.trade_date)
+def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
+    """Fills and Rule 612/610 rows chunk by chunk (bounded memory, `sink.add(table, t)`); the
+    quote timeline is rebuilt once for the range, the summary and coverage accumulate."""
+    samples = events.clock_samples(src)
     quotes = nbbo.build_timeline(src, _symbols(ref))
-    quote_utc = to_utc(quotes.seq, quotes.ts_ns, quotes.ts_source, ev.samples).utc_ns
-    fills = _fills(ev, ref, quotes, quote_utc)
-    r612, r610 = _quote_checks(ev, ref, quotes)
-    kept, rejected = {}, []
-    for name, table in (("fills", fills), ("rule612", r612), ("rule610", r610)):
-        time_col = "exec_time_utc" if name == "fills" else "event_time_utc"
-        no_time = ~table.column(time_col).is_valid().to_numpy(zero_copy_only=False)
-        unknown = ref.instrument_index(table.column("symbol_id").to_numpy()) < 0
-        kept[name], rej = split(table, KIND, name, [
-            mask_check(time_col, no_time, "event without a UTC time"),
-            mask_check("symbol_id", unknown, "symbol_id not in instrument reference data")])
-        rejected.append(rej)
-    kept["summary"] = _summary(kept["fills"])
-    kept["quote_coverage"] = _coverage(len(quotes), kept)
-    rejects = pa.concat_tables(rejected) if rejected else REJECTS_SCHEMA.empty_table()
-    return ReportOutput(kind=KIND, schema_version=SCHEMA_VERSION, tables=kept, rejects=rejects)
-
-
-def _coverage(n_quotes: int, kept: dict[str, pa.Table]) -> pa.Table:
-    """What the quote rebuilt from ITCH could and could not cover (documents missing inputs)."""
-    fills, r610 = kept["fills"], kept["rule610"]
-    no_quote_fills = int(fills.column("nbb_at_order").null_count) if fills.num_rows else 0
-    no_quote_orders = int(pc.sum(pc.equal(r610.column("status").cast(pa.string()), "NO_QUOTE")).as_py() or 0) \
-        if r610.num_rows else 0
-    return pa.table({
+    quote_utc = to_utc(quotes.seq, quotes.ts_ns, quotes.ts_source, samples).utc_ns
+    summary = Summary()
+    no_quote_fills = no_quote_orders = 0
+    rejected = []
+    for chunk in events.collect_chunks(src):
+        ev = common.select_trade_date(chunk, src.selection.trade_date)
+        del chunk
+        r612, r610 = _quote_checks(ev, ref, quotes)
+        for name, table in (("fills", _fills(ev, ref, quotes, quote_utc)), ("rule612", r612), ("rule610", r610)):
+            time_col = "exec_time_utc" if name == "fills" else "event_time_utc"
+            no_time = ~table.column(time_col).is_valid().to_numpy(zero_copy_only=False)
+            unknown = ref.instrument_index(table.column("symbol_id").to_numpy()) < 0
+            kept, rej = split(table, KIND, name, [
+                mask_check(time_col, no_time, "event without a UTC time"),
+                mask_check("symbol_id", unknown, "symbol_id not in instrument reference data")])
+            sink.add(name, kept)
+            if rej.num_rows:
+                rejected.append(rej)
+            if name == "fills":
+                summary.add(kept)
+                no_quote_fills += kept.column("nbb_at_order").null_count
+            elif name == "rule610":
+                no_quote_orders += int((kept.column("status").combine_chunks().indices.to_numpy()
+                                        == R610_NAMES.index("NO_QUOTE")).sum())
+    coverage = pa.table({
         "measure": ["quote_updates_from_itch", "fills_without_bid_at_order", "orders_without_quote_at_send"],
-        "count": pa.array([n_quotes, no_quote_fills, no_quote_orders], pa.int64()),
+        "count": pa.array([len(quotes), no_quote_fills, no_quote_orders], pa.int64()),
     })
+    rejects = pa.concat_tables(rejected) if rejected else REJECTS_SCHEMA.empty_table()
+    return ReportOutput(kind=KIND, schema_version=SCHEMA_VERSION,
+                        tables={"summary": summary.table(), "quote_coverage": coverage}, rejects=rejects)
+
+
+def build(src: JournalSlice, ref: RefData) -> ReportOutput:
+    """The whole report in memory (tests, benchmarks); `run` streams it to disk instead."""
+    collector = TableCollector()
+    return collector.complete(stream(src, ref, collector))

@@ -122,17 +122,33 @@ def _partitions(name: str, table: pa.Table, meta: dict[str, str]):
 
 
 class TableCollector:
-    """Where a streamed builder puts its large tables' pieces when the caller wants whole tables
-    in memory (`build`): pieces are concatenated in arrival order."""
+    """Where a streamed builder puts its large tables' pieces (and text files' pieces) when the
+    caller wants whole tables in memory (`build`): pieces are concatenated in arrival order."""
 
     def __init__(self):
         self.pieces: dict[str, list[pa.Table]] = {}
+        self.text: dict[str, list[bytes]] = {}
 
     def add(self, name: str, table: pa.Table) -> None:
         self.pieces.setdefault(name, []).append(table)
 
+    def add_text(self, rel: str, data: bytes) -> None:
+        self.text.setdefault(rel, []).append(bytes(data))
+
+    def wrap_text(self, rel: str, head: bytes, tail: bytes) -> None:
+        self.text[rel] = [head] + self.text.get(rel, []) + [tail]
+
     def tables(self) -> dict[str, pa.Table]:
         return {name: pa.concat_tables(parts) for name, parts in self.pieces.items()}
+
+    def files(self) -> dict[str, bytes]:
+        return {rel: b"".join(parts) for rel, parts in sorted(self.text.items())}
+
+    def complete(self, report: "ReportOutput") -> "ReportOutput":
+        """`report` with the collected tables and text files added (the whole-report API)."""
+        report.tables.update(self.tables())
+        report.extra_files.update(self.files())
+        return report
 
 
 class StreamWriter:
@@ -159,6 +175,31 @@ class StreamWriter:
         self.workers = os.cpu_count() or 1
         self.pool = ThreadPoolExecutor(max_workers=self.workers)
         self.pending = []
+        self.text: dict[str, object] = {}       # relative path -> open file in staging
+        self.text_names: set[str] = set()       # every text file written (open or wrapped)
+
+    def add_text(self, rel: str, data: bytes) -> None:
+        """Append `data` to the text file `rel` (e.g. XML or JSON lines), written as it comes."""
+        fh = self.text.get(rel)
+        if fh is None:
+            path = self.staging / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fh = self.text[rel] = open(path, "ab" if rel in self.text_names else "wb")
+            self.text_names.add(rel)
+        fh.write(data)
+
+    def wrap_text(self, rel: str, head: bytes, tail: bytes) -> None:
+        """Put `head` before and `tail` after what was appended to `rel` (known only at the end,
+        e.g. an envelope carrying the last time or a record count); copies the body once."""
+        self.add_text(rel, b"")
+        self.text.pop(rel).close()
+        path = self.staging / rel
+        wrapped = path.with_name(path.name + ".wrap")
+        with open(wrapped, "wb") as out, open(path, "rb") as body:
+            out.write(head)
+            shutil.copyfileobj(body, out, 1 << 22)
+            out.write(tail)
+        wrapped.replace(path)
 
     def add(self, name: str, table: pa.Table) -> None:
         self.rows[name] = self.rows.get(name, 0) + table.num_rows
@@ -202,7 +243,10 @@ class StreamWriter:
                 self._collect(self.pending.pop(0))
         finally:
             self.pool.shutdown(wait=True)
-        files = sorted(self.files)
+        for fh in self.text.values():
+            fh.close()
+        files = sorted(self.files + [(pathlib.Path(rel), 0, _file_sha256(self.staging / rel))
+                                     for rel in self.text_names])
         for rel, data in sorted(report.extra_files.items()):
             (self.staging / rel).parent.mkdir(parents=True, exist_ok=True)
             (self.staging / rel).write_bytes(data)
@@ -223,6 +267,8 @@ class StreamWriter:
         """The build failed: stop encoding and remove the staging directory (nothing is published)."""
         for future in self.pending:
             future.cancel()
+        for fh in self.text.values():
+            fh.close()
         self.pool.shutdown(wait=True)
         shutil.rmtree(self.staging, ignore_errors=True)
 
@@ -230,6 +276,14 @@ class StreamWriter:
         while len(self.pending) >= self.workers:        # bounded: at most one file per worker queued
             self._collect(self.pending.pop(0))
         self.pending.append(self.pool.submit(self._encode_to_disk, rel, table, meta))
+
+
+def _file_sha256(path: pathlib.Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _chunks(directory: pathlib.Path, table: pa.Table, meta: dict[str, str]):

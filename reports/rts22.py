@@ -15,10 +15,10 @@ from reports import arrowcols as ac
 from reports import auth016, common, events
 from reports.events import EV
 from reports.identifiers import currency_problem, isin_problem, lei_problem, mic_problem, cfi_problem
-from reports.output import ReportOutput
+from reports.output import ReportOutput, TableCollector
 from reports.refdata import RefData
 from reports.source import JournalSlice
-from reports.validate import required_check, split, value_check
+from reports.validate import REJECTS_SCHEMA, required_check, split, value_check
 
 KIND = "rts22"
 SCHEMA_VERSION = "rts22-2017/590-auth.016.001.01-1"
@@ -57,7 +57,7 @@ _SHORT = {ord("T"): "SESH", ord("E"): "SSEX", ord("S"): "SELL"}
 
 
 def _constant(value, n: int) -> pa.Array:
-    return pa.array([value] * n) if n else pa.array([], type=pa.bool_() if isinstance(value, bool) else pa.string())
+    return pa.repeat(pa.scalar(value, pa.bool_() if isinstance(value, bool) else pa.string()), n)
 
 
 def build_table(ev: events.OrderEvents, ref: RefData, journal_id: str) -> tuple[pa.Table, list]:
@@ -142,10 +142,26 @@ def executions(ev: events.OrderEvents) -> events.OrderEvents:
     return ev.take(np.flatnonzero((e == EV["EXECUTED"]) | (e == EV["EXECUTED_WITH_REF_PRICE"])))
 
 
+def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
+    """The transactions chunk by chunk (bounded memory): each chunk's kept rows go to
+    `sink.add("transactions", t)` and their auth.016 <Tx> elements to the day's XML file."""
+    rejects = []
+    xml = auth016.Exporter(COLUMNS.__getitem__, ref, src)
+    for chunk in events.collect_chunks(src):
+        ev = executions(common.select_trade_date(chunk, src.selection.trade_date))
+        del chunk
+        table, checks = build_table(ev, ref, src.journal_id)
+        kept, rejected = split(table, KIND, "transactions", checks)
+        sink.add("transactions", kept)
+        xml.add(kept, sink)
+        if rejected.num_rows:
+            rejects.append(rejected)
+    xml.finish(sink)
+    return ReportOutput(kind=KIND, schema_version=SCHEMA_VERSION, tables={},
+                        rejects=pa.concat_tables(rejects) if rejects else REJECTS_SCHEMA.empty_table())
+
+
 def build(src: JournalSlice, ref: RefData) -> ReportOutput:
-    ev = executions(common.select_trade_date(events.collect(src), src.selection.trade_date))
-    table, checks = build_table(ev, ref, src.journal_id)
-    kept, rejects = split(table, KIND, "transactions", checks)
-    xml_files = auth016.export(kept, ref, src)
-    return ReportOutput(kind=KIND, schema_version=SCHEMA_VERSION, tables={"transactions": kept},
-                        rejects=rejects, extra_files=xml_files)
+    """The whole report in memory (tests, benchmarks); `run` streams it to disk instead."""
+    collector = TableCollector()
+    return collector.complete(stream(src, ref, collector))

@@ -24,8 +24,8 @@ BUILDERS: dict[str, Callable[[JournalSlice, RefData], output.ReportOutput]] = {
 }
 KINDS = tuple(BUILDERS)
 # Kinds whose builders hand their large tables to a sink chunk by chunk (see orders.stream).
-STREAMERS = {orders.KIND: orders.stream, clock.KIND: clock.stream}
-SCHEMA_VERSIONS = {orders.KIND: orders.SCHEMA_VERSION, clock.KIND: clock.SCHEMA_VERSION}
+STREAMERS = {m.KIND: m.stream for m in (orders, clock, rts22, cat, execution)}
+SCHEMA_VERSIONS = {m.KIND: m.SCHEMA_VERSION for m in (orders, clock, rts22, cat, execution)}
 
 
 @dataclass(frozen=True)

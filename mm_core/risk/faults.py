@@ -14,6 +14,9 @@ is active, and cancels always pass. What differs is when the trading state latch
              quotes and sends nothing while an input is unhealthy, so a normal gap never latches).
 Not yet reconciled at start-up (start_reconciled = false) denies without latching: it is the
 session's starting condition, not a report; on_reconciled(False) is a report and latches.
+Released by its own clearing (RELEASED_ON_CLEAR): a clean reconciliation after a restart releases
+the unreconciled latch and trading returns to ACTIVE by itself, but only when no other latch
+reason is in force (a throttle, a kill, a defect... from before the crash still needs the operator).
 
 Matrix (FAULTS): per fault, how to inject it into a gateway (and how the live drill produces it),
 how it clears, the check that denies the probe order, and the latch the probe leaves behind
@@ -31,7 +34,7 @@ from mm_core.risk.checks import CheckId
 from mm_core.risk.states import TradingState
 from mm_core.types import OrderIntent, Side
 
-__all__ = ["Fault", "FAULTS", "MarketFeed", "Latch", "LATCH_POLICY"]
+__all__ = ["Fault", "FAULTS", "MarketFeed", "Latch", "LATCH_POLICY", "RELEASED_ON_CLEAR"]
 
 
 class Latch(enum.Enum):
@@ -55,6 +58,9 @@ LATCH_POLICY: dict[CheckId, Latch] = {
     CheckId.MARKET_DATA_STALE: Latch.ON_ORDER,
     CheckId.OPTION_PARAMS_MISSING: Latch.ON_ORDER,
 }
+
+# Latches that the input reporting healthy again releases by itself (when it is the only reason).
+RELEASED_ON_CLEAR: frozenset[CheckId] = frozenset({CheckId.UNRECONCILED})
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,7 @@ FAULT_CHECKS: tuple[tuple[int, CheckId], ...] = (
     (_F_BOOK_STALE, CheckId.BOOK_STALE),
 )
 _LATCH_ON_REPORT = {bit for bit, check in FAULT_CHECKS if LATCH_POLICY[check] is Latch.ON_REPORT}
+_LATCHING = frozenset({Trigger.LATCH_HALT, Trigger.LATCH_REDUCE, Trigger.KILL})
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +150,9 @@ class RiskGateway:
         self._fsm = StateMachine(_ACTIVE)
         self._state = _ACTIVE            # mirror of self._fsm.state for the order path
         self._events: list[StateChange] = []
+        # why the state is latched, oldest first: every check that latched (or would have, had the
+        # state not been latched already) since the last operator enable
+        self._latch_reasons: dict[CheckId, str] = {}
         self._symbols: dict[int, _Symbol] = {}
         self._groups: dict[int, _Group] = {}
         # token -> (symbol, is_buy, remaining qty): a tuple, cheaper to make than an object
@@ -196,6 +200,11 @@ class RiskGateway:
     def faults(self) -> list[str]:
         """Names of the fail-closed faults active now (inputs that have not reported healthy)."""
         return [check.label for bit, check in FAULT_CHECKS if self._faults & bit]
+
+    @property
+    def latch_reasons(self) -> list[str]:
+        """Names of the checks holding the latch (empty when not latched)."""
+        return [check.label for check in self._latch_reasons]
 
     @property
     def pnl(self) -> int:
@@ -613,11 +622,19 @@ class RiskGateway:
             self._set_fault(_F_JOURNAL, now_ns)
 
     def on_reconciled(self, ok: bool, now_ns: int) -> None:
-        """Inventory matches the venue (True) or does not (False)."""
-        if ok is True:
-            self._clear_fault(_F_UNRECONCILED)
-        else:
+        """Inventory matches the venue (True) or does not (False). A clean reconciliation releases
+        the latch it caused and returns to ACTIVE, but only when no other latch reason is in force
+        (one from before a restart, e.g. the throttle or a kill, still needs the operator)."""
+        if ok is not True:
             self._set_fault(_F_UNRECONCILED, now_ns)
+            return
+        self._clear_fault(_F_UNRECONCILED)
+        reasons = self._latch_reasons
+        if reasons.pop(CheckId.UNRECONCILED, None) is not None and not reasons \
+                and self._fsm.state in (_HALTED, _REDUCING):
+            self._fire(Trigger.RECONCILED, CheckId.UNRECONCILED,
+                       "reconciled: inventory matches the venue, no other latch", "reconciliation",
+                       now_ns)
 
     def on_timer(self, now_ns: int) -> None:
         """Detects a clock that has gone quiet without waiting for the next order: a fault (listed
@@ -834,6 +851,10 @@ class RiskGateway:
     def _fire(self, trigger: Trigger, check: CheckId, reason: str, actor: str, now_ns: int) -> None:
         before, after = self._fsm.fire(trigger)
         self._state = after
+        if trigger in _LATCHING:
+            self._latch_reasons.setdefault(check, reason)
+        elif after is _ACTIVE:
+            self._latch_reasons.clear()
         if before is not after:
             self._events.append(StateChange(before, after, trigger, reason, actor, now_ns, int(check)))
             self._refresh_allowed()

@@ -12,6 +12,9 @@ Policies (the venue's rulebook):
 - Replace keeps time priority only for a pure size reduction at the same price; a price change
   or a size increase re-enters the order behind the queue (and it may then trade). Replace to
   zero shares cancels the order.
+- Modify (OUCH 'M') never changes priority: it may lower the open size (a larger size is ignored,
+  zero cancels) and switch a sell between sell, short and short-exempt; a buy stays a buy and a
+  sell stays a sell (such a request is ignored, as NASDAQ does).
 - Self-match prevention (same non-blank firm on both sides): the RESTING order is canceled with
   reason 'Q' and the incoming order continues to match deeper ("cancel oldest").
 - Tokens are unique per owner for the whole session; a duplicate token, or a cancel/replace of
@@ -87,6 +90,16 @@ class Replaced:
 
 
 @dataclass(frozen=True, slots=True)
+class Modified:
+    owner: str
+    token: str
+    ref: int
+    symbol: str
+    side: str           # the client's side after the modify: B, S, T or E
+    shares: int         # open shares after the modify
+
+
+@dataclass(frozen=True, slots=True)
 class Executed:
     owner: str
     token: str
@@ -144,7 +157,7 @@ class BookCancel:
     delete: bool
 
 
-Event = Accepted | Replaced | Executed | Canceled | Rejected | Ignored | BookAdd | BookCancel
+Event = Accepted | Replaced | Modified | Executed | Canceled | Rejected | Ignored | BookAdd | BookCancel
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,9 +175,11 @@ class OrderView:
 
 
 class _Order:
-    __slots__ = ("ref", "owner", "token", "firm", "symbol", "side", "price", "remaining", "tif")
+    __slots__ = ("ref", "owner", "token", "firm", "symbol", "side", "price", "remaining", "tif",
+                 "client_side")
 
-    def __init__(self, ref, owner, token, firm, symbol, side, price, remaining, tif):
+    def __init__(self, ref, owner, token, firm, symbol, side, price, remaining, tif,
+                 client_side=""):
         self.ref = ref
         self.owner = owner
         self.token = token
@@ -174,6 +189,7 @@ class _Order:
         self.price = price
         self.remaining = remaining
         self.tif = tif
+        self.client_side = client_side or side     # OUCH side as entered (S, T and E all sell)
 
 
 class _Side:
@@ -248,8 +264,9 @@ class MatchingEngine:
         reason = self._check(book, side, shares, price)
         if reason:
             return [Rejected(owner, token, reason)]
-        side = SELL if side in SELL_SIDES else BUY
-        order = _Order(self._take_ref(), owner, token, firm, symbol, side, price, shares, tif)
+        client_side, side = side, SELL if side in SELL_SIDES else BUY
+        order = _Order(self._take_ref(), owner, token, firm, symbol, side, price, shares, tif,
+                       client_side)
         events: list[Event] = [Accepted(owner, token, order.ref, symbol, side, shares, price, tif,
                                         firm)]
         self._match_and_rest(book, order, events)
@@ -306,6 +323,25 @@ class MatchingEngine:
         events.append(Replaced(owner, new_token, prev_token, order.ref, order.symbol, order.side,
                                shares, price, tif, order.firm))
         self._match_and_rest(book, order, events)
+        return events
+
+    def modify(self, owner: str, token: str, side: str, shares: int) -> list[Event]:
+        """Modify an order in place (OUCH 'M'): lower its open size and/or change its sell type."""
+        order = self._orders.get((owner, token))
+        if order is None:
+            return [Ignored(owner, token, "modify of unknown or dead token")]
+        if side != order.client_side and not (side in SELL_SIDES and order.side == SELL):
+            return [Ignored(owner, token, f"modify may not change side {order.client_side} -> {side}")]
+        events: list[Event] = []
+        if shares == 0:
+            self._reduce(order, order.remaining, CANCEL_USER, events)
+            return events
+        order.client_side = side
+        decrement = max(order.remaining - shares, 0)     # a larger size is ignored
+        order.remaining -= decrement
+        events.append(Modified(owner, token, order.ref, order.symbol, side, order.remaining))
+        if decrement:
+            events.append(BookCancel(order.ref, order.symbol, decrement, False))
         return events
 
     def close(self) -> list[Event]:

@@ -50,9 +50,9 @@ class ReferenceMatcher:
         why = self._invalid(symbol, side, shares, price)
         if why:
             return [m.Rejected(owner, token, why)]
-        side = "B" if side == "B" else "S"
-        o = dict(owner=owner, token=token, symbol=symbol, side=side, left=shares, price=price,
-                 tif=tif, firm=firm, ref=self._new_ref())
+        o = dict(owner=owner, token=token, symbol=symbol, side="B" if side == "B" else "S",
+                 client_side=side, left=shares, price=price, tif=tif, firm=firm, ref=self._new_ref())
+        side = o["side"]
         out = [m.Accepted(owner, token, o["ref"], symbol, side, shares, price, tif, firm)]
         return out + self._run(o)
 
@@ -93,6 +93,23 @@ class ReferenceMatcher:
         out.append(m.Replaced(owner, new_token, old_token, o["ref"], o["symbol"], o["side"],
                               shares, price, tif, o["firm"]))
         return out + self._run(o)
+
+    def modify(self, owner, token, side, shares):
+        o = self._find(owner, token)
+        if o is None:
+            return [m.Ignored(owner, token, "modify of unknown or dead token")]
+        sells = ("S", "T", "E")
+        if side != o["client_side"] and not (side in sells and o["client_side"] in sells):
+            return [m.Ignored(owner, token, f"modify may not change side {o['client_side']} -> {side}")]
+        if shares == 0:
+            return self._cut(o, o["left"], m.CANCEL_USER)
+        o["client_side"] = side
+        cut = o["left"] - shares if shares < o["left"] else 0
+        o["left"] -= cut
+        out = [m.Modified(owner, token, o["ref"], o["symbol"], side, o["left"])]
+        if cut:
+            out.append(m.BookCancel(o["ref"], o["symbol"], cut, False))
+        return out
 
     def close(self):
         out = []

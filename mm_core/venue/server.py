@@ -568,11 +568,9 @@ class Venue:
         elif isinstance(msg, ouch.CancelOrder):
             fresh = None
             events = self.engine.cancel(owner, msg.token, msg.shares)
-        else:
-            self._protocol_error(conn, f"{type(msg).__name__} is not supported by this venue")
-            conn.out += soupbintcp.encode(soupbintcp.Debug(
-                f"{type(msg).__name__} not supported; use Cancel (X) to reduce"))
-            return
+        else:    # ModifyOrder: the codec decodes no other inbound type
+            fresh = None
+            events = self.engine.modify(owner, msg.token, msg.side, msg.shares)
         self._dispatch(events, fresh)
 
     def _reject_malformed(self, conn: _Conn, payload: bytes, exc: BadField) -> None:

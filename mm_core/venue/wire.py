@@ -46,6 +46,8 @@ def ouch_message(ev: m.Event, ts_ns: int, echo: Echo, live: bool) -> bytes | Non
             ts_ns, ev.token, ev.side, ev.shares, ev.symbol, ev.price, ev.tif, ev.firm,
             echo.display, ev.ref, echo.capacity, echo.intermarket_sweep, echo.minimum_quantity,
             echo.cross_type, "L" if live else "D", ev.prev_token, " "))
+    if isinstance(ev, m.Modified):
+        return ouch.encode(ouch.OrderModified(ts_ns, ev.token, ev.side, ev.shares))
     if isinstance(ev, m.Rejected):
         return ouch.encode(ouch.Rejected(ts_ns, ev.token, ev.reason))
     return None
@@ -88,7 +90,7 @@ def open_orders(payloads: list[bytes]) -> dict[str, int]:
     """Orders a session's outbound OUCH stream leaves open: token -> open shares.
 
     What the venue told the client, replayed: Accepted (live) opens, Replaced moves the open
-    shares to the new token, Executed and Canceled reduce. Used to close out the orders of a
+    shares to the new token, Modified sets them, Executed and Canceled reduce. Used to close out the orders of a
     session log whose venue stopped without an end of day (and by reconciliation drills)."""
     live: dict[str, int] = {}
     for payload in payloads:
@@ -99,6 +101,9 @@ def open_orders(payloads: list[bytes]) -> dict[str, int]:
         elif isinstance(msg, ouch.Replaced):
             live.pop(msg.previous_token, None)
             if msg.order_state == "L":
+                live[msg.token] = msg.shares
+        elif isinstance(msg, ouch.OrderModified):
+            if msg.token in live:
                 live[msg.token] = msg.shares
         elif isinstance(msg, (ouch.Executed, ouch.Canceled)):
             left = live.get(msg.token, 0) - (msg.executed_shares if isinstance(msg, ouch.Executed)

@@ -449,7 +449,7 @@ def _kill_plan(rng: random.Random, runs: int) -> list[tuple[str, int, float]]:
         block = list(KILL_POINTS)
         rng.shuffle(block)
         for point in block:
-            nth = {proc_main.IN_APPEND: rng.randint(1, 150), proc_main.AFTER_APPEND: rng.randint(1, 6),
+            nth = {proc_main.IN_APPEND: rng.randint(1, 60), proc_main.AFTER_APPEND: rng.randint(1, 4),
                    proc_main.SEGMENT_ROLL: 1}.get(point, 0)
             plan.append((point, nth, rng.uniform(0.0, 0.5)))
     return plan[:runs]
@@ -467,6 +467,8 @@ class _CrashDrill:
         self.progress = progress
         self.venue = DrillVenue(workdir, settings.seed, duration=60.0 + 6.0 * settings.runs)
         self.spare = None if settings.cold_start else Spare(workdir / "engine.log")
+        self._standby: threading.Thread | None = None
+        self._standby_error: Exception | None = None
 
     def start(self, recover_first: bool, point: str, nth: int) -> EngineProcess:
         hook = f"{point}:{nth}" if point != RANDOM else ""
@@ -481,7 +483,7 @@ class _CrashDrill:
             run.kill_detail = f"{delay:.3f} s after the first quote"  # notices an early exit
         else:
             # a 64 KiB segment fills in a few seconds of quoting: a roll is waited for longer
-            wait = HOOK_WAIT_S * (2 if point == proc_main.SEGMENT_ROLL else 1)
+            wait = HOOK_WAIT_S * (4 if point == proc_main.SEGMENT_ROLL else 1)
             kind, text = proc.expect("H", wait)
             if kind == "H":
                 run.kill_detail = text
@@ -517,11 +519,29 @@ class _CrashDrill:
         return "ok"
 
     def standby_snapshots(self) -> None:
-        """What a standby replayer does between kills: replay the new part of the journal from
-        the newest snapshot and write snapshots as it goes, so recovery replays only a tail."""
+        """What a standby replayer does alongside the live engine: replay the journal written
+        since the newest snapshot and write snapshots as it goes, so recovery replays only a
+        tail. Runs on a thread while the engine trades towards its kill (overlapping the wait);
+        the next restart waits for it, so every recovery finds the snapshots it left."""
+        self.standby_done()
         if self.snapshots:
+            self._standby = threading.Thread(target=self._standby_pass, daemon=True, name="drill-standby")
+            self._standby.start()
+
+    def _standby_pass(self) -> None:
+        try:
             replay_journal(self.journal, proc_main.new_engine(), snapshots=self.snapshots,
                            snapshot_every=self.settings.snapshot_every)
+        except Exception as exc:      # noqa: BLE001 — reported by standby_done in the drill's thread
+            self._standby_error = exc
+
+    def standby_done(self) -> None:
+        if self._standby is not None:
+            self._standby.join()
+            self._standby = None
+        error, self._standby_error = self._standby_error, None
+        if error is not None:
+            raise DrillError(f"the standby replayer failed: {type(error).__name__}: {error}") from error
 
     def run(self, report: CrashReport) -> None:
         rng = random.Random(self.settings.seed)
@@ -531,10 +551,11 @@ class _CrashDrill:
         warmup = CrashRun(0, point)
         if proc.expect("Q")[0] != "Q":
             raise DrillError(f"the engine did not quote within {WAIT_S:g} s: {proc.log_tail()}")
+        self.standby_snapshots()
         self.kill_as_planned(proc, point, delay, warmup)
         for number in range(1, self.settings.runs + 1):
             acked = list(proc.acks)
-            self.standby_snapshots()
+            self.standby_done()
             point, nth, delay = plan[number]
             run = CrashRun(number, point, acked=len(acked))
             proc = self.start(True, point, nth)
@@ -561,10 +582,12 @@ class _CrashDrill:
                 report.runs.append(run)
                 break
             run.rto_s = (int(text.split()[0]) - proc.started_ns) / 1e9
+            self.standby_snapshots()
             self.kill_as_planned(proc, point, delay, run)
             report.runs.append(run)
             if self.progress is not None:
                 self.progress(run)
+        self.standby_done()
         self.final_check(report, list(proc.acks))
 
     def final_check(self, report: CrashReport, acked: list) -> None:
@@ -590,6 +613,8 @@ class _CrashDrill:
         report.final_differences = diffs + ([] if result.reconciled else result.reasons)
 
     def close(self) -> None:
+        if self._standby is not None:
+            self._standby.join()
         if self.spare is not None:
             self.spare.close()
         self.venue.close()

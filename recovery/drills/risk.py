@@ -29,10 +29,10 @@ from journal import DiskFull, Journal
 from journal.catalogue import ClockState, RecordType, TsSource, pack_json
 from mm_core.config import EngineConfig, symbols_from_toml
 from mm_core.engine import Engine
-from mm_core.events import JournalHealth, OperatorCommand, Reconciled
+from mm_core.events import OperatorCommand, Reconciled
 from mm_core.protocol import ouch
 from mm_core.risk import CheckId, Limits, RiskGateway, TradingState
-from mm_core.risk.faults import LATCH_POLICY, Latch
+from mm_core.risk.faults import LATCH_POLICY, RELEASED_ON_CLEAR, Latch
 from mm_core.risk.limits import EXAMPLE_TOML
 from mm_core.runner import Runner, RunnerSettings
 from mm_core.venue.config import DEFAULT_PATH, load_config
@@ -264,24 +264,31 @@ class _Tap:
 
 
 class _FaultyJournal:
-    """The real journal, except that appends raise the journal's own DiskFull when the drill says:
-    once (the next market-data packet's append fails) or full (every append, until space is freed;
-    the runner then withholds orders and cancels alike, which the disk-full row shows). Only a
-    packet fails "once": the runner drops any input it cannot journal, and a lost venue answer
-    would leave an order outcome-unknown, a consequence of the runner's rule, not of the gateway."""
+    """The real journal, behaving as it does on a full disk when the drill says so: ordinary
+    appends raise the journal's own DiskFull from then on, risk-reducing ones (reserve=True) still
+    write, and retry_space() says whether space is back. `once`: the next market-data packet
+    finds the disk full, and space is back at the runner's next retry; `full`: until the drill
+    frees space (mode None)."""
 
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
         self.mode: str | None = None
+        self.space_low = False
 
-    def append(self, rtype, payload, **kw):
-        mode = self.mode
-        if mode == "full":
-            raise DiskFull("drill: no space left on the journal's device")
-        if mode == "once" and rtype == RecordType.MD_PACKET:
-            self.mode = None
-            raise DiskFull("drill: one append failed")
-        return self.journal.append(rtype, payload, **kw)
+    def append(self, rtype, payload, reserve: bool = False, **kw):
+        if self.mode == "full" or (self.mode == "once" and rtype == RecordType.MD_PACKET):
+            self.space_low = True
+            if self.mode == "once":
+                self.mode = None
+        if self.space_low and not reserve:
+            raise DiskFull("drill: no space left on the journal's device (reserve only)")
+        return self.journal.append(rtype, payload, reserve=reserve, **kw)
+
+    def retry_space(self) -> bool:
+        if self.mode == "full":
+            return False
+        self.space_low = False
+        return self.journal.retry_space()
 
 
 class _AckHold:
@@ -480,12 +487,16 @@ class _System:
         self.call(lambda: self.runner._feed_internal(event))
 
     def enable(self) -> bool:
-        """Operator re-enable through the runner (journaled OPERATOR_CMD); retried while refused."""
+        """Operator re-enable through the runner (journaled OPERATOR_CMD) from the drill's own
+        thread, as an operator console would; retried while refused."""
         deadline = time.monotonic() + WAIT_S
         while time.monotonic() < deadline:
+            if not self.thread.is_alive():
+                raise DrillError(f"the runner stopped: {self.error or self.runner.report.stop_reason}")
             now = time.clock_gettime_ns(time.CLOCK_REALTIME)
-            self.call(lambda: self.runner.operator(
-                OperatorCommand(now, "enable", "risk-drill", "drill: fault cleared")))
+            done = self.runner.operator(OperatorCommand(now, "enable", "risk-drill", "drill: fault cleared"))
+            if not done.wait(WAIT_S):
+                raise DrillError("the runner did not take the operator's command")
             if self.gateway.state is TradingState.ACTIVE:
                 return True
             time.sleep(0.05)
@@ -578,7 +589,7 @@ class _Fault:
     label: str | None = None                   # its name in gateway.faults, if it is an input fault
     forbidden: Callable[[object, dict, "_VenueView"], bool] = lambda msg, state, view: True
     needs_orders: bool = False                 # needs orders flowing to appear: injected first
-    deafens: bool = False                      # the engine hears nothing while it lasts: injected last
+    deafens: bool = False                      # the engine hears no market data while it lasts: injected last
     poisons: bool = False                      # leaves state behind: the next row gets a fresh system
     also: tuple[CheckId, ...] = ()             # other checks whose denials show it took effect
 
@@ -586,6 +597,11 @@ class _Fault:
     def latches(self) -> bool:
         """Whether the trading state must latch (LATCH_POLICY; a defect latches when it is hit)."""
         return LATCH_POLICY.get(self.check) is Latch.ON_REPORT
+
+    @property
+    def releases_itself(self) -> bool:
+        """Whether its latch goes when it clears, if it is the only one (RELEASED_ON_CLEAR)."""
+        return self.check in RELEASED_ON_CLEAR
 
 
 def _journal(mode: str | None):
@@ -595,9 +611,8 @@ def _journal(mode: str | None):
 
 
 def _journal_mended(system: _System, state: dict) -> None:
+    """Space freed: the runner's own 1 Hz retry finds it and tells the engine."""
     system.faulty.mode = None
-    system.runner.journal_ok = True       # a later failure is reported again
-    system.feed(JournalHealth(time.clock_gettime_ns(time.CLOCK_REALTIME), True))
 
 
 def _gap(system: _System, state: dict) -> None:
@@ -706,11 +721,10 @@ SINGLE_FAULTS: tuple[_Fault, ...] = (
            _limits(**{"account.restricted": _QUOTED}), _restore_limits, CheckId.RESTRICTED_SYMBOL),
     _Fault("max-open-orders", "account.max_open_orders = 1, quotes pulled by a short feed gap",
            _max_open, _restore_limits, CheckId.MAX_OPEN_ORDERS, forbidden=_beyond_one(ouch.Accepted)),
-    # last: orders and cancels the runner withheld stay "sent" in the OMS and turn outcome-unknown
-    # after the ack timeout, so whatever runs next needs a fresh system
-    _Fault("disk-full", "every journal append raises DiskFull until space is freed",
-           _journal("full"), _journal_mended, CheckId.JOURNAL_UNHEALTHY, "journal-unhealthy",
-           deafens=True, poisons=True),
+    # last: the engine hears no market data while it lasts (venue answers use the reserve)
+    _Fault("disk-full", "the journal's disk is full: ordinary appends raise DiskFull, cancels and "
+           "venue answers use its reserve, until space is freed", _journal("full"), _journal_mended,
+           CheckId.JOURNAL_UNHEALTHY, "journal-unhealthy", deafens=True),
 )
 _BY_NAME = {f.name: f for f in SINGLE_FAULTS}
 
@@ -719,9 +733,10 @@ def _expectation(faults: list[_Fault]) -> tuple[str, str, bool]:
     """(trading state while active, how trading resumes, whether quotes must be pulled). Beside an
     input fault the engine presents no order, so a planted defect is never reached and cannot latch."""
     silenced = any(f.label is not None for f in faults)
-    latched = any(f.latches and (f.label is not None or not silenced) for f in faults)
-    pull = latched or any(f.check is CheckId.BOOK_STALE for f in faults)
-    return ("HALTED" if latched else "ACTIVE", "after operator enable" if latched else "by itself", pull)
+    latching = [f for f in faults if f.latches and (f.label is not None or not silenced)]
+    held = any(not f.releases_itself for f in latching)
+    pull = bool(latching) or any(f.check is CheckId.BOOK_STALE for f in faults)
+    return ("HALTED" if latching else "ACTIVE", "after operator enable" if held else "by itself", pull)
 
 
 def _run_row(system: _System, faults: list[_Fault], hold_s: float) -> DrillRow:

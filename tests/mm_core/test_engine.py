@@ -289,8 +289,112 @@ def test_kill_racing_an_unanswered_replace_cancels_the_replacement():
     after = []
     for reply in venue.answer(orders(moved) + orders(kill), now + MS):
         after += engine.on_event(reply)
-    follow = [o.intent for o in orders(after) if o.intent.kind is OrderKind.CANCEL]
+    # the replacement is cancelled by its own token in the sweep (it lands after the replace)
+    # or, had the sweep missed it, once the venue confirms the replace
+    follow = [o.intent for o in orders(kill) + orders(after) if o.intent.kind is OrderKind.CANCEL]
     assert {i.token for i in follow} >= {r.token for r in replaces}
     settle(engine, venue, after, now + 2 * MS)
     assert venue.resting("ACME", "B") == [] and venue.resting("ACME", "S") == []
     assert not any(o.state.value.startswith("pending") for o in engine.oms.open_orders())
+
+
+# --- latches pull orders the venue has not answered; the answers that cross the cancel ----------
+
+from mm_core.events import JournalHealth, Reconciled  # noqa: E402  (tests added below)
+
+def unanswered_quotes(limits=None):
+    """Two quotes sent, the venue's answers not yet back."""
+    engine = make_engine(limits=limits) if limits else make_engine()
+    venue, feed = Venue(), Feed()
+    msgs, _ = two_sided(feed, ACME, 999_900, 1_000_100)
+    enters = orders(engine.on_event(md(feed.packet(*msgs), 2 * S)))
+    assert len(enters) == 2
+    assert all(engine.oms.get(o.intent.token).state is OrderState.PENDING_NEW for o in enters)
+    return engine, venue, enters
+
+
+def test_a_latch_cancels_orders_the_venue_has_not_answered_yet():
+    engine, venue, enters = unanswered_quotes()
+    latch = engine.on_event(Reconciled(2 * S + MS, False))          # an on-report fault
+    assert engine.risk.state is TradingState.HALTED
+    assert [(o.intent.kind, o.intent.token) for o in orders(latch)] == [
+        (OrderKind.CANCEL, o.intent.token) for o in enters]
+    # the venue takes each enter before the cancel behind it: accepted, then canceled
+    after = []
+    for reply in venue.answer(enters + orders(latch), 2 * S + 2 * MS):
+        after += engine.on_event(reply)
+    assert not orders(after) and engine.counts["halts"] == 0
+    assert venue.resting("ACME", "B") == [] and venue.resting("ACME", "S") == []
+    assert [engine.oms.get(o.intent.token).state for o in enters] == [OrderState.CANCELED] * 2
+
+
+def test_a_fill_before_the_pull_lands_is_booked_without_halting():
+    engine, venue, enters = unanswered_quotes()
+    latch = engine.on_event(Reconciled(2 * S + MS, False))
+    now = 2 * S + 2 * MS
+    for reply in venue.answer(enters, now):                          # accepts cross the cancels
+        assert not orders(engine.on_event(reply))
+    bid = enters[0].intent
+    engine.on_event(venue.fill(bid.token, 50, now))                  # filled before the cancel
+    for reply in venue.answer(orders(latch), now):
+        engine.on_event(reply)
+    assert engine.inventory.position[ACME] == 50 and engine.counts["halts"] == 0
+    order = engine.oms.get(bid.token)
+    assert (order.state, order.filled, order.fills_after_cancel) == (OrderState.CANCELED, 50, 1)
+
+
+def test_reducing_latch_pulls_only_the_side_that_adds_risk():
+    reducing = LIMITS_TEXT.replace('latch_state = "HALTED"', 'latch_state = "REDUCING"')
+    engine, venue, enters = unanswered_quotes(reducing)
+    now = 2 * S + MS
+    for reply in venue.answer(enters, now):
+        engine.on_event(reply)
+    requoted = engine.on_event(venue.fill(enters[1].intent.token, 100, now))   # short 100 now
+    assert engine.inventory.position[ACME] == -100 and orders(requoted)        # left unanswered
+    latch = engine.on_event(Reconciled(now + MS, False))
+    assert engine.risk.state is TradingState.REDUCING
+    pulled = [engine.oms.get(o.intent.token) for o in orders(latch)]
+    assert pulled and all(o.side is Side.SELL for o in pulled)        # selling adds to a short
+    assert all(o.state is not OrderState.PENDING_CANCEL for o in engine.oms.open_orders()
+               if o.side is Side.BUY)                                 # buying back may rest
+
+
+def test_unsent_orders_are_forgotten_and_everything_else_pulled_on_a_journal_fault():
+    engine, venue, enters = unanswered_quotes()
+    refused, sent = enters[1].intent.token, enters[0].intent.token
+    acts = engine.on_event(JournalHealth(2 * S + MS, False, unsent=(refused,)))
+    assert engine.oms.get(refused).state is OrderState.REJECTED      # it never left
+    assert [(o.intent.kind, o.intent.token) for o in orders(acts)] == [(OrderKind.CANCEL, sent)]
+    assert engine.risk.state is TradingState.HALTED
+    assert {n.rtype for n in notes(acts)} >= {RecordType.STATE_CHANGE}
+
+
+def test_clean_reconciliation_resumes_trading_and_journals_why():
+    engine, venue, feed, refs, acts = quoted_book()
+    now = 3 * S
+    run(engine, venue, Reconciled(now, False), now)          # a restart: recovery begins
+    assert engine.risk.state is TradingState.HALTED and not venue.orders     # quotes pulled
+    released = engine.on_event(Reconciled(now + MS, True))
+    changes = [unpack(RecordType.STATE_CHANGE, n.payload) for n in notes(released, RecordType.STATE_CHANGE)]
+    assert [(int(c["from_state"]), int(c["to_state"])) for c in changes] == [
+        (TradingState.HALTED, TradingState.ACTIVE)]
+    assert b"reconciled" in bytes(changes[0]["reason"])
+    assert engine.risk.state is TradingState.ACTIVE
+    # the book is the journal's: no quote until market data shows it current
+    assert not orders(released) and engine.stale
+    engine.on_event(ClockSample(now + 2 * MS, True))
+    fresh = run(engine, venue, md(feed.packet(feed.add(ACME, "B", 100, 999_800)), now + 2 * MS), now + 2 * MS)
+    assert not engine.stale
+    assert [o.intent.kind for o in orders(fresh)] == [OrderKind.ENTER, OrderKind.ENTER]
+
+
+def test_clean_reconciliation_leaves_a_kill_from_before_the_restart_latched():
+    engine, venue, feed, refs, acts = quoted_book()
+    now = 3 * S
+    engine.on_event(OperatorCommand(now, "kill", "risk.officer", "before the crash", "all", 0))
+    engine.on_event(Reconciled(now + MS, False))
+    after = engine.on_event(Reconciled(now + 2 * MS, True))
+    assert engine.risk.state is TradingState.HALTED and not notes(after, RecordType.STATE_CHANGE)
+    assert "still-latched" in alerts(after)
+    back = engine.on_event(OperatorCommand(now + 3 * MS, "enable", "ops1", "looked"))
+    assert engine.risk.state is TradingState.ACTIVE and back is not None

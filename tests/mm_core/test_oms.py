@@ -53,7 +53,7 @@ def test_legal_paths(path, end):
 @pytest.mark.parametrize("state, trigger", [
     (St.CANCELED, Tr.FILL), (St.FILLED, Tr.PARTIAL_FILL), (St.REJECTED, Tr.ACCEPT),
     (St.PENDING_NEW, Tr.FILL), (St.ACCEPTED, Tr.ACCEPT), (St.REPLACED, Tr.CANCELED),
-    (St.PENDING_NEW, Tr.CANCEL_SENT),
+    (St.PENDING_NEW, Tr.CANCEL_REJECT),
 ])
 def test_impossible_transitions_raise_with_a_readable_name(state, trigger):
     assert (state, trigger) not in TRANSITIONS
@@ -153,3 +153,114 @@ def test_replacement_not_flagged_without_a_cancel_race():
     new_token = o.new_token()
     o.on_sent(OrderIntent(OrderKind.REPLACE, new_token, 1, Side.BUY, 10_100, 300, orig_token=old.token), 2)
     assert o.on_replaced(new_token, old.token, 8, 300, 10_100, 4).cancel_on_accept is None
+
+
+# --- a pull before the venue answered: the answers cross our cancel -------------------------
+
+def cancel_intent(token, purpose=Purpose.QUOTE):
+    return OrderIntent(OrderKind.CANCEL, token, 1, Side.BUY, 10_000, 0, purpose=purpose)
+
+
+def test_cancel_of_an_unanswered_enter_then_accepted_then_canceled():
+    o = oms()
+    order = enter(o)
+    o.on_sent(cancel_intent(order.token), 1)
+    assert order.state is St.PENDING_CANCEL and not order.acked
+    o.on_accepted(order.token, 9, 2)               # the enter's answer crosses our cancel
+    assert order.state is St.PENDING_CANCEL and order.acked and order.venue_ref == 9
+    o.on_canceled(order.token, 300, 3)
+    assert order.state is St.CANCELED and o.counts() == (0, 0)
+    assert o.working_order(1, Side.BUY) is None
+
+
+def test_cancel_of_an_unanswered_enter_filled_before_the_cancel_landed():
+    o = oms()
+    order = enter(o)
+    o.on_sent(cancel_intent(order.token), 1)
+    o.on_accepted(order.token, 9, 2)
+    o.on_executed(order.token, 100, 3)
+    assert (order.state, order.leaves, order.fills_after_cancel) == (St.PENDING_CANCEL, 200, 1)
+    o.on_executed(order.token, 200, 4)             # filled entirely: the venue ignores our cancel
+    assert order.state is St.FILLED and o.counts() == (0, 0)
+
+
+def test_cancel_of_an_unanswered_enter_that_the_venue_refused():
+    o = oms()
+    order = enter(o)
+    o.on_sent(cancel_intent(order.token), 1)
+    o.on_rejected(order.token, 2)
+    assert order.state is St.REJECTED and o.counts() == (0, 0)
+
+
+def test_a_second_accept_or_a_reject_after_an_accept_stays_impossible():
+    o = oms()
+    order = enter(o)
+    o.on_sent(cancel_intent(order.token), 1)
+    o.on_accepted(order.token, 9, 2)
+    with pytest.raises(InvalidTransition, match="already accepted"):
+        o.on_accepted(order.token, 9, 3)
+    with pytest.raises(InvalidTransition, match="already accepted"):
+        o.on_rejected(order.token, 3)
+    accepted = enter(o, side=Side.SELL)
+    o.on_accepted(accepted.token, 10, 1)
+    o.on_sent(cancel_intent(accepted.token), 2)
+    with pytest.raises(InvalidTransition, match="already accepted"):
+        o.on_accepted(accepted.token, 10, 3)
+
+
+def pending_replace(o: Oms):
+    old = enter(o)
+    o.on_accepted(old.token, 7, 1)
+    new = o.on_sent(OrderIntent(OrderKind.REPLACE, o.new_token(), 1, Side.BUY, 10_100, 300,
+                                orig_token=old.token), 2)
+    return old, new
+
+
+def pulled_pending_replace(o: Oms):
+    """A pull of a pending replace: cancels of the original and of the replacement, both sent."""
+    old, new = pending_replace(o)
+    o.on_sent(cancel_intent(old.token), 3)
+    assert new.cancel_on_accept is Purpose.QUOTE
+    o.on_sent(cancel_intent(new.token), 3)
+    return old, new
+
+
+def test_pull_of_a_pending_replace_cancels_both_tokens_replace_wins():
+    o = oms()
+    old, new = pulled_pending_replace(o)
+    assert new.cancel_on_accept is None          # its own cancel is on the way: no second one
+    assert (old.state, new.state) == (St.PENDING_CANCEL, St.PENDING_CANCEL)
+    o.on_replaced(new.token, old.token, 8, 300, 10_100, 4)   # the venue replaced first
+    assert (old.state, new.state) == (St.REPLACED, St.PENDING_CANCEL) and new.acked
+    o.on_canceled(new.token, 300, 5)            # then our cancel of the replacement landed
+    assert new.state is St.CANCELED and o.counts() == (0, 0)
+
+
+def test_pull_of_a_pending_replace_cancels_both_tokens_replace_refused():
+    o = oms()
+    old, new = pulled_pending_replace(o)
+    o.on_rejected(new.token, 4)                  # the replace was refused ...
+    assert (old.state, new.state) == (St.PENDING_CANCEL, St.REJECTED)
+    assert o.working_order(1, Side.BUY) is old   # ... the original still rests until its cancel
+    o.on_canceled(old.token, 300, 5)
+    assert old.state is St.CANCELED and o.counts() == (0, 0)
+
+
+def test_pulled_replacement_dies_with_its_original():
+    o = oms()
+    old, new = pulled_pending_replace(o)
+    o.on_executed(old.token, 300, 4)             # filled before the replace arrived
+    assert old.state is St.FILLED and new.state is St.REJECTED and o.counts() == (0, 0)
+
+
+def test_a_late_replacement_dies_with_its_original_even_after_its_timeout():
+    """Answers held back: original and replacement time out, the pull cancels both, then the
+    venue reports the original filled (the replace reached a dead token and was ignored)."""
+    o = oms()
+    old, new = pending_replace(o)
+    assert o.check_timeouts(10_000, 500) == [old, new]
+    o.on_sent(cancel_intent(old.token), 10_001)
+    o.on_sent(cancel_intent(new.token), 10_001)
+    assert (old.state, new.state) == (St.UNKNOWN, St.UNKNOWN)
+    o.on_executed(old.token, 300, 10_002)
+    assert (old.state, new.state) == (St.FILLED, St.REJECTED) and o.counts() == (0, 0)

@@ -1,19 +1,27 @@
 """The runner against the real embedded venue on loopback: write-ahead journaling of inputs and
-orders, TX stamps accounted for, and an exact replay of the journal through a fresh engine."""
+orders, TX stamps accounted for, an exact replay of the journal through a fresh engine, a full
+disk (risk-reducing records in the journal's reserve, the 1 Hz space retry) and operator commands
+from other threads."""
+import os
 import socket
+import threading
+import time
 
 import pytest
 
 from audit.health import ClockSample as HealthSample, Verdict
 from journal import DiskFull, Journal, Reader
-from journal.catalogue import ClockState, RecordType, raw_bytes, unpack
+from journal.catalogue import ClockState, RecordType, raw_bytes, unpack, unpack_json
 from mm_core.config import EngineConfig
 from mm_core.engine import Engine
-from mm_core.events import SendOrder
+from mm_core.events import OperatorCommand, SendOrder
 from mm_core.protocol import ouch, soupbintcp
-from mm_core.runner import Runner, RunnerSettings, engine_events
+from mm_core.risk import TradingState
+from mm_core.runner import Runner, RunnerError, RunnerSettings, engine_events
 from mm_core.venue.config import load_config
 from mm_core.venue.server import Venue
+from recovery.drills.risk import _wait as wait
+from tests.journal.conftest import small_tmpfs  # noqa: F401  (the 1 MiB tmpfs fixture)
 from tests.mm_core.wire import SYMBOLS, gateway
 
 
@@ -36,18 +44,21 @@ def free_udp_port() -> int:
 
 
 class DiskFillsUp:
-    """Fault injector around the real journal: after `orders` ORDER_SENT records every append
-    fails with DiskFull, as the C core reports a full disk."""
+    """The real journal as it behaves on a full disk, after `orders` ORDER_SENT records: ordinary
+    appends raise DiskFull, risk-reducing ones (reserve=True) still write, no space comes back."""
 
     def __init__(self, journal, orders: int) -> None:
         self.journal, self.left = journal, orders
 
-    def append(self, rtype, payload, **kw):
-        if self.left <= 0:
+    def append(self, rtype, payload, reserve=False, **kw):
+        if self.left <= 0 and not reserve:
             raise DiskFull("no space left to preallocate a segment")
         if rtype == RecordType.ORDER_SENT:
             self.left -= 1
-        return self.journal.append(rtype, payload, **kw)
+        return self.journal.append(rtype, payload, reserve=reserve, **kw)
+
+    def retry_space(self) -> bool:
+        return False
 
 
 def trade(tmp_path, seconds: float, wrap=None):
@@ -111,19 +122,120 @@ def test_runner_journals_ahead_and_replays_exactly(session):
     assert fresh.state_hash() == engine.state_hash()
 
 
-def test_no_order_leaves_without_its_journal_record(tmp_path):
-    report, engine, path, answers = trade(tmp_path, 2.5, wrap=lambda j: DiskFillsUp(j, orders=3))
-    assert report.journal_failures > 0
+def journaled_orders(path):
+    """(seq, token, OUCH type) of every ORDER_SENT, and the journal-health inputs (seq, ok)."""
+    sent, health = [], []
     with Reader(path) as reader:
-        journaled = {unpack(RecordType.ORDER_SENT, r.payload)["token"].decode()
-                     for r in reader.records() if r.rtype == RecordType.ORDER_SENT}
-    assert len(journaled) <= 3
-    venue_tokens = set()
-    for payload in answers:
-        msg = ouch.decode_outbound(payload)
-        if hasattr(msg, "token"):
-            venue_tokens.add(msg.token)
-    assert venue_tokens and venue_tokens <= journaled        # the venue saw only journaled orders
+        for r in reader.records():
+            if r.rtype == RecordType.ORDER_SENT:
+                rec = unpack(RecordType.ORDER_SENT, r.payload)
+                sent.append((r.seq, rec["token"].decode(), chr(int(rec["msg_type"]))))
+            elif r.rtype == RecordType.METRICS and b"journal-health" in r.payload:
+                doc = unpack_json(r.payload)
+                health.append((r.seq, doc["ok"]))
+    return sent, health
+
+
+def venue_tokens(answers, kinds) -> list[str]:
+    return [m.token for m in map(ouch.decode_outbound, answers) if isinstance(m, kinds)]
+
+
+def closed_at_venue(answers) -> set[str]:
+    """Tokens the venue canceled, replaced (the old token: a cancel of it is ignored then) or
+    executed (a fill may beat the cancel)."""
+    msgs = list(map(ouch.decode_outbound, answers))
+    return ({m.token for m in msgs if isinstance(m, (ouch.Canceled, ouch.Executed))}
+            | {m.previous_token for m in msgs if isinstance(m, ouch.Replaced)})
+
+
+def test_no_order_leaves_without_its_journal_record_and_cancels_use_the_reserve(tmp_path):
+    report, engine, path, answers = trade(tmp_path, 2.5, wrap=lambda j: DiskFillsUp(j, orders=3))
+    assert report.journal_failures > 0 and report.inputs_refused > 0 and report.reserve_appends > 0
+    sent, health = journaled_orders(path)
+    assert [ok for _, ok in health] == [False]           # told once; no space came back
+    fault = health[0][0]
+    new_orders = {token for seq, token, kind in sent if kind in "OU"}
+    assert len(new_orders) <= 3 and all(seq < fault for seq, _, kind in sent if kind in "OU")
+    pulled = {token for seq, token, kind in sent if kind == "X" and seq > fault}
+    assert pulled                                         # the pull went out, from the reserve
+    # the venue saw only journaled orders, and carried out the cancels sent after the fault
+    assert set(venue_tokens(answers, (ouch.Accepted, ouch.Replaced))) <= new_orders
+    assert pulled <= closed_at_venue(answers) and set(venue_tokens(answers, (ouch.Canceled,))) & pulled
     assert "journal-unhealthy" in engine.risk.faults
-    from mm_core.risk import TradingState
     assert engine.risk.state is TradingState.HALTED
+    assert engine.oms.counts() == (0, 0)                  # every order closed: nothing unknown
+
+
+def test_a_full_tmpfs_pulls_every_quote_and_trading_waits_for_the_operator(small_tmpfs, tmp_path):
+    """The real journal on a small tmpfs that fills up while the runner trades with the embedded
+    venue: ordinary appends refused, the cancels written in the reserve and carried out by the
+    venue, no new order until space is freed and an operator re-enables; the journal replays."""
+    port = free_udp_port()
+    config = load_config().with_venue(itch_port=port, duration=60.0, log_dir=str(tmp_path / "venue"),
+                                      heartbeat_timeout=10.0)
+    path = str(small_tmpfs / "journal")
+    filler = small_tmpfs / "filler"
+    with Venue(config) as venue:
+        ports = venue.ports
+        settings = RunnerSettings(itch_port=port, ouch_port=ports.ouch, rerequest_port=ports.rerequest)
+        user = settings.username
+        engine = Engine(EngineConfig(quoted=("ACME", "BOLT")), SYMBOLS, gateway())
+        with Journal(path, segment_size=64 * 1024) as journal:
+            runner = Runner(engine, journal, settings, LockedClock())
+            stop = threading.Event()
+            thread = threading.Thread(target=runner.run, args=(60.0, stop))
+            thread.start()
+            try:
+                assert wait(lambda: len(venue.live_orders(user)) >= 2, 10), "never quoted"
+                free = os.statvfs(small_tmpfs)
+                filler.write_bytes(bytes(free.f_bavail * free.f_frsize - 32 * 1024))
+                assert wait(lambda: not runner.journal_health().ok, 10), "the disk never filled"
+                assert wait(lambda: venue.live_orders(user) == [], 5), venue.live_orders(user)
+                full = runner.journal_health()
+                assert full.space_low and "DiskFull" in full.cause and full.unhealthy_since_ns > 0
+                assert engine.risk.state is TradingState.HALTED
+                filler.unlink()                               # space freed: the 1 Hz retry sees it
+                assert wait(lambda: runner.journal_health().ok, 5)
+                assert engine.risk.state is TradingState.HALTED   # the latch waits for an operator
+                assert runner.journal_health().retries >= 1 and not runner.journal_health().space_low
+
+                def enable() -> bool:
+                    done = runner.operator(OperatorCommand(time.time_ns(), "enable", "ops", "space freed"))
+                    return done.wait(5) and engine.risk.state is TradingState.ACTIVE
+                assert wait(enable, 10), engine.risk.faults
+                assert wait(lambda: len(venue.live_orders(user)) >= 2, 10), "never quoted again"
+            finally:
+                stop.set()
+                thread.join(10)
+        answers = venue.session_messages(user)
+    sent, health = journaled_orders(path)
+    assert [ok for _, ok in health] == [False, True]
+    (down, _), (up, _) = health
+    assert not [t for seq, t, kind in sent if down < seq < up and kind != "X"]   # no new order
+    pulled = {t for seq, t, kind in sent if down < seq < up}
+    assert pulled and pulled <= closed_at_venue(answers)
+    assert set(venue_tokens(answers, (ouch.Canceled,))) & pulled
+    journaled = {t for _, t, kind in sent if kind in "OU"}
+    assert set(venue_tokens(answers, (ouch.Accepted, ouch.Replaced))) <= journaled
+    # the refused market data never reached the engine, the health changes did: exact replay
+    with Reader(path) as reader:
+        records = list(reader.records())
+    fresh = Engine(EngineConfig(quoted=("ACME", "BOLT")), SYMBOLS, gateway())
+    replayed = [a.packet for e in engine_events(records) for a in fresh.on_event(e) if isinstance(a, SendOrder)]
+    assert replayed == [raw_bytes(unpack(RecordType.ORDER_SENT, r.payload)) for r in records
+                        if r.rtype == RecordType.ORDER_SENT]
+    assert fresh.state_hash() == engine.state_hash()
+
+
+def test_operator_commands_from_other_threads_wait_in_a_bounded_queue(tmp_path):
+    engine = Engine(EngineConfig(quoted=("ACME",)), SYMBOLS, gateway())
+    with Journal(str(tmp_path / "j")) as journal:
+        runner = Runner(engine, journal, RunnerSettings(operator_queue=2), LockedClock())
+        kill = OperatorCommand(1, "kill", "ops", "test")
+        waiting = [runner.operator(kill), runner.operator(kill)]     # not running: they wait
+        with pytest.raises(RunnerError, match="2 operator commands already wait"):
+            runner.operator(kill)
+        assert not any(done.is_set() for done in waiting)
+        assert engine.risk.state is TradingState.ACTIVE and journal.next_seq == 1   # untouched
+        health = runner.journal_health()
+        assert health.ok and not health.space_low and health.failures == 0

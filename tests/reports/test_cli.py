@@ -39,7 +39,7 @@ def test_all_with_date_and_progress(day_journal, tmp_path):
     assert result.exit_code == 0, result.output
     for kind in KINDS:
         assert (tmp_path / kind / "_manifest.json").exists()
-    assert "building rts22" in result.output          # progress lines (stderr is mixed in by CliRunner)
+    assert "building and writing rts22" in result.output          # progress lines (stderr is mixed in by CliRunner)
 
 
 def test_rejected_rows_give_a_non_zero_exit(tmp_path):

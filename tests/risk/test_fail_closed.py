@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from mm_core.risk import CheckId, FaultsActive, RiskGateway, TradingState
-from mm_core.risk.faults import FAULTS, LATCH_POLICY, Latch, MarketFeed
+from mm_core.risk.faults import FAULTS, LATCH_POLICY, RELEASED_ON_CLEAR, Latch, MarketFeed
 from mm_core.types import Side
 from tests.risk.conftest import FAIR, MS, T0, cancel, make_gateway, order
 
@@ -39,6 +39,12 @@ def test_fault_denies_latches_and_keeps_cancels(fault, latch):
     later = now + 100 * MS
     fault.clear(gw, FEED, later)
     FEED.refresh(gw, later)
+    if fault.check in RELEASED_ON_CLEAR:       # a clean reconciliation releases its own latch
+        assert gw.state is TradingState.ACTIVE and gw.latch_reasons == []
+        assert [(e.to_state, e.reason_code) for e in gw.drain_events()] == [
+            (TradingState.ACTIVE, fault.check)]
+        assert gw.check(order(price=FAIR - 3), later).allowed
+        return
     assert not gw.check(order(price=FAIR - 3), later).allowed     # still latched
     gw.operator_enable("risk-officer", f"{fault.name} cleared", later)
     assert gw.state is TradingState.ACTIVE
@@ -85,7 +91,49 @@ def test_must_latch_faults_latch_on_report(fault):
     assert gw.state is (fault.latches_to or TradingState.HALTED)
     fault.clear(gw, FEED, now + MS)
     FEED.refresh(gw, now + MS)
-    assert not gw.check(order(price=FAIR - 6), now + MS).allowed           # still latched
+    released = fault.check in RELEASED_ON_CLEAR                              # by itself, when alone
+    assert gw.check(order(price=FAIR - 6), now + MS).allowed is released     # else still latched
+
+
+@pytest.mark.parametrize("other", [f for f in ON_REPORT if f.check not in RELEASED_ON_CLEAR],
+                         ids=lambda f: f.name)
+def test_clean_reconciliation_keeps_a_latch_from_before_the_restart(other):
+    """Another latch in force (e.g. the throttle before the crash) survives a clean
+    reconciliation: the unreconciled reason goes, the state stays latched for the operator."""
+    gw = make_gateway()
+    now = other.inject(gw, FEED, T0 + 100 * MS)
+    if other.name == "check-exception":
+        gw.check(other.probe(order()), now)
+    other.clear(gw, FEED, now + MS)
+    gw.on_reconciled(False, now + 2 * MS)           # recovery begins: not reconciled
+    latched = gw.state
+    assert latched in (TradingState.HALTED, TradingState.REDUCING)
+    assert gw.latch_reasons[-1] == CheckId.UNRECONCILED.label and len(gw.latch_reasons) == 2
+    gw.drain_events()
+    gw.on_reconciled(True, now + 3 * MS)            # clean
+    assert gw.state is latched and gw.drain_events() == []
+    assert CheckId.UNRECONCILED.label not in gw.latch_reasons and gw.latch_reasons
+    FEED.refresh(gw, now + 3 * MS)
+    assert not gw.check(order(price=FAIR - 8), now + 3 * MS).allowed
+    gw.operator_enable("risk-officer", "looked at it", now + 3 * MS)
+    assert gw.state is TradingState.ACTIVE and gw.latch_reasons == []
+
+
+@pytest.mark.parametrize("latch", ["HALTED", "REDUCING"])
+def test_clean_reconciliation_after_a_restart_resumes_by_itself(latch):
+    gw = make_gateway(latch_state=latch)
+    gw.on_reconciled(False, T0 + MS)
+    assert gw.state is TradingState[latch] and gw.latch_reasons == [CheckId.UNRECONCILED.label]
+    gw.drain_events()
+    gw.on_reconciled(True, T0 + 2 * MS)
+    [change] = gw.drain_events()
+    assert (change.from_state, change.to_state, change.reason_code, change.actor) == (
+        TradingState[latch], TradingState.ACTIVE, CheckId.UNRECONCILED, "reconciliation")
+    assert "reconciled" in change.reason
+    FEED.refresh(gw, T0 + 2 * MS)
+    assert gw.check(order(), T0 + 2 * MS).allowed
+    gw.on_reconciled(True, T0 + 3 * MS)             # again: nothing more to release
+    assert gw.drain_events() == []
 
 
 def test_every_fault_check_has_a_latch_policy():

@@ -3,8 +3,9 @@
 Invariants: no order is allowed while any fault is active (including inputs gone quiet, and a
 stale book for orders on that symbol); every cancel is allowed; an on-report fault latches at once,
 an on-order fault only when an order is presented while it is active, and a latch holds until an
-operator re-enables after the faults cleared; while nothing latched, trading resumes by itself;
-the operator is refused while a fault (or a silent clock) remains.
+operator re-enables after the faults cleared — except that a clean reconciliation releases its own
+latch when no other reason latched; while nothing latched, trading resumes by itself; the operator
+is refused while a fault (or a silent clock) remains.
 """
 from __future__ import annotations
 
@@ -41,7 +42,8 @@ class GatewayMachine(RuleBasedStateMachine):
         self.faults: set[str] = set()
         self.quiet_clock = False        # no clock sample for longer than its max age
         self.quiet_market: set[int] = set()   # symbols without market data for longer than its max age
-        self.must_stay_latched = False
+        self.latched_by: set[str] = set()     # why the state must be latched now
+        self.fills: list[int] = []            # fill times since the operator last enabled
         self.tokens: list[str] = []
 
     def _refresh(self):
@@ -62,7 +64,7 @@ class GatewayMachine(RuleBasedStateMachine):
         FAULT_INJECTORS[fault](self.gw, self.now, True)
         self.faults.add(fault)
         if fault in LATCHES_ON_REPORT:
-            self.must_stay_latched = True
+            self.latched_by.add(fault)
 
     @rule(fault=st.sampled_from(sorted(FAULT_INJECTORS)))
     def clear(self, fault):
@@ -71,6 +73,8 @@ class GatewayMachine(RuleBasedStateMachine):
         for name in sorted(cleared & self.faults) or [fault]:
             FAULT_INJECTORS[name](self.gw, self.now, False)
         self.faults -= cleared
+        if fault == "reconcile":            # a clean reconciliation releases its own latch
+            self.latched_by.discard("reconcile")
         if fault in ("clock", "clock-off"):
             self.faults -= {"clock", "clock-off"}
             self.quiet_clock = False
@@ -102,8 +106,8 @@ class GatewayMachine(RuleBasedStateMachine):
         decision = self.gw.check(intent, self.now)
         if self._blocking(symbol_id) or self.quiet_clock or symbol_id in self.quiet_market:
             assert not decision.allowed, (self.faults, decision)
-            self.must_stay_latched = True         # an order hit an active fault: latched
-        elif not self.must_stay_latched and decision.allowed is False:
+            self.latched_by.add("order")          # an order hit an active fault: latched
+        elif not self.latched_by and decision.allowed is False:
             # nothing latched and no fault: only a limit may deny, never the trading state
             assert decision.check not in (CheckId.TRADING_HALTED, CheckId.REDUCE_ONLY), decision
         if decision.allowed:
@@ -119,8 +123,10 @@ class GatewayMachine(RuleBasedStateMachine):
     def fill(self, side, qty):
         token = self.tokens[-1] if self.tokens else ""
         self.gw.on_fill(1, side, qty, FAIR, self.now, token=token)
-        if self.gw.state is TradingState.HALTED:
-            self.must_stay_latched = True
+        self.fills.append(self.now)
+        lim = self.gw.limits
+        if sum(t > self.now - lim.throttle_window_ns for t in self.fills) > lim.throttle_max_fills:
+            self.latched_by.add("throttle")
 
     @precondition(lambda self: self.tokens)
     @rule()
@@ -138,7 +144,8 @@ class GatewayMachine(RuleBasedStateMachine):
             assert self.gw.state is TradingState.ACTIVE
             return
         assert not self.faults and not self.quiet_clock
-        self.must_stay_latched = False
+        self.latched_by.clear()
+        self.fills.clear()
 
     @rule(on=st.booleans())
     def safe_mode(self, on):
@@ -150,12 +157,12 @@ class GatewayMachine(RuleBasedStateMachine):
     @rule()
     def kill(self):
         self.gw.kill("all", 0, "ops", "drill", self.now)
-        self.must_stay_latched = True
+        self.latched_by.add("kill")
 
     @invariant()
     def latched_while_required(self):
-        if self.must_stay_latched:
-            assert self.gw.state in LATCHED
+        if self.latched_by:
+            assert self.gw.state in LATCHED, self.latched_by
         elif self.gw.state is not TradingState.SAFE_MODE:
             assert self.gw.state is TradingState.ACTIVE       # transient faults alone never latch
         expected = set(self.faults)

@@ -113,6 +113,25 @@ def test_close_cancels_everything_and_rejects_new_orders():
     assert e.enter("a", "3", "ACME", "B", 100, 10_0000)[0].reason == m.REJECT_CLOSED
 
 
+def test_modify_reduces_in_place_and_changes_only_the_sell_type():
+    e = engine()
+    e.enter("a", "a1", "ACME", "T", 500, 10_0100)           # sell short
+    e.enter("a", "a2", "ACME", "S", 300, 10_0100)           # behind a1 at the same price
+    e.enter("b", "b1", "ACME", "B", 200, 9_9900)
+    ev = e.modify("a", "a1", "E", 200)
+    assert kinds(ev) == ["Modified", "BookCancel"]
+    assert (ev[0].side, ev[0].shares, ev[1].shares, ev[1].delete) == ("E", 200, 300, False)
+    assert kinds(e.modify("a", "a1", "S", 900)) == ["Modified"]   # larger size ignored, side kept
+    assert kinds(e.modify("a", "a1", "B", 100)) == ["Ignored"]    # a sell never becomes a buy
+    assert kinds(e.modify("b", "b1", "S", 100)) == ["Ignored"]    # nor a buy a sell
+    # priority kept: a buyer takes a1's 200 before a2
+    fills = [x for x in e.enter("c", "c1", "ACME", "B", 250, 10_0100) if isinstance(x, m.Executed)
+             and x.liquidity == m.LIQUIDITY_ADDED]
+    assert [(x.token, x.shares) for x in fills] == [("a1", 200), ("a2", 50)]
+    assert kinds(e.modify("a", "a1", "S", 10)) == ["Ignored"]     # a1 is filled: dead token
+    assert kinds(e.modify("a", "a2", "S", 0)) == ["Canceled", "BookCancel"]   # zero cancels
+
+
 # ----------------------------------------------------------------------------- properties
 OWNERS = ["o1", "o2", "o3"]
 FIRMS = {"o1": "F1", "o2": "F2", "o3": "F1"}     # o1 and o3 share a firm: self-match prevention
@@ -123,6 +142,8 @@ command = st.one_of(
     st.tuples(st.just("cancel"), st.sampled_from(OWNERS), st.integers(0, 30), st.integers(0, 300)),
     st.tuples(st.just("replace"), st.sampled_from(OWNERS), st.integers(0, 30),
               st.integers(0, 400), prices),
+    st.tuples(st.just("modify"), st.sampled_from(OWNERS), st.integers(0, 30),
+              st.sampled_from("BSTE"), st.integers(0, 300)),
 )
 
 
@@ -139,6 +160,8 @@ def drive(target, commands):
                                     FIRMS[owner]))
         elif cmd[0] == "cancel":
             out.append(target.cancel(owner, f"T{cmd[2]}", cmd[3]))
+        elif cmd[0] == "modify":
+            out.append(target.modify(owner, f"T{cmd[2]}", cmd[3], cmd[4]))
         else:
             issued[owner] += 1
             out.append(target.replace(owner, f"T{cmd[2]}", f"T{issued[owner]}", cmd[3], cmd[4]))
@@ -165,6 +188,13 @@ def test_book_never_crossed_and_shares_conserved(commands):
             events = e.enter(owner, f"T{issued[owner]}", "ACME", *cmd[2:], FIRMS[owner])
         elif cmd[0] == "cancel":
             events = e.cancel(owner, f"T{cmd[2]}", cmd[3])
+        elif cmd[0] == "modify":
+            before = {o.token: o.shares for o in e.live_orders(owner)}.get(f"T{cmd[2]}", 0)
+            events = e.modify(owner, f"T{cmd[2]}", cmd[3], cmd[4])
+            for ev in events:
+                if isinstance(ev, m.Modified):   # a modify never adds shares
+                    assert ev.shares <= before
+                    canceled += before - ev.shares
         else:
             issued[owner] += 1
             before = {o.token: o.shares for o in e.live_orders(owner)}.get(f"T{cmd[2]}", 0)

@@ -84,6 +84,27 @@ def test_replace_keeps_or_loses_priority_over_the_wire(make_venue):
         assert dead.order_state == "D" and (gone.reason, gone.decrement_shares) == ("I", 100)
 
 
+def test_modify_over_the_wire_keeps_the_order_ref_and_shows_on_itch(make_venue, receiver):
+    venue = make_venue()
+    with connect(venue) as c:
+        messages(c, 1)
+        c.enter("M1", "T", 500, "ACME", 10_0100)            # sell short
+        accepted = messages(c, 1)[0]
+        c.order(ouch.ModifyOrder("M1", "E", 200))
+        modified = messages(c, 1)[0]
+        assert isinstance(modified, ouch.OrderModified)
+        assert (modified.token, modified.side, modified.shares) == ("M1", "E", 200)
+        c.order(ouch.ModifyOrder("M1", "B", 100))            # sell -> buy: ignored, no answer
+        c.order(ouch.ModifyOrder("M1", "S", 0))              # zero cancels what is left
+        gone = messages(c, 1)[0]
+        assert isinstance(gone, ouch.Canceled) and gone.decrement_shares == 200
+    receiver.run(None, lambda r: any(isinstance(x, itch.OrderDelete) for x in r.decoded()), 5.0)
+    public = [m for m in receiver.decoded() if getattr(m, "order_ref", None) == accepted.order_ref]
+    assert [type(m).__name__ for m in public] == ["AddOrder", "OrderCancel", "OrderDelete"]
+    assert public[1].canceled_shares == 300
+    assert any("modify may not change side" in x.why for x in venue.ignored)
+
+
 def read_until_quiet(client, quiet=0.3):
     return client.drain(quiet)
 

@@ -1,0 +1,68 @@
+/* The writer's in-memory state, shared by journal_writer.c and its helper thread
+ * (journal_ahead.c); not part of the public API.
+ */
+#ifndef MMJ_JOURNAL_WRITER_STATE_H
+#define MMJ_JOURNAL_WRITER_STATE_H
+
+#include <pthread.h>
+
+#include "journal_internal.h"
+
+struct mmj_writer {
+    pthread_mutex_t mutex;     /* serialises appends from several threads (cffi drops the GIL) */
+    int dirfd;
+    int lockfd;
+    uint8_t salt[MMJ_SALT_SIZE];
+    mmj_options opt;
+    mmj_map seg;               /* the segment being written */
+    uint32_t salt_check;       /* K of the current segment */
+    uint64_t off;              /* where the next record goes */
+    uint64_t next_seq;
+    uint64_t seg_data;         /* data records in the current segment */
+    uint8_t anchor_hash[MMJ_HASH_SIZE];
+    uint64_t anchor_off;
+    /* the chain hashed ahead by the helper thread (journal_ahead.c); hash_mu also keeps the
+     * current mapping alive while the helper reads or prefaults it */
+    pthread_mutex_t hash_mu;
+    pthread_cond_t wake;       /* wakes the helper to stop */
+    pthread_t helper;
+    int helper_running;
+    int helper_stop;
+    mmj_blake2b_ctx hctx;      /* H(anchor hash || bytes anchor_off .. hashed_off-1), unfinished */
+    uint64_t hashed_off;
+    uint64_t pub_off;          /* end of the published bytes of the current segment (atomic) */
+    mmj_notify *notify;        /* wakes tailers waiting in other processes; NULL if none */
+    uint64_t since_anchor;     /* data records since the anchor */
+    uint64_t synced_off;       /* bytes of the current segment known to be msynced */
+    uint64_t unsynced;         /* records since the last msync (group mode) */
+    int64_t last_sync_ns;
+    size_t page;
+    uint64_t prefaulted;       /* bytes of the current segment already faulted in for writing */
+    int prefault_off;          /* the kernel refused MADV_POPULATE_WRITE (before Linux 5.14) */
+    int low_space;             /* ordinary appends are refused with MMJ_E_DISK_FULL */
+    int reserve_ready;         /* RESERVE_NAME exists, preallocated to segment_size */
+    int in_reserve;            /* the current segment was the reserve file */
+    int need_roll;             /* a roll failed for lack of space: retry_space rolls */
+    int failed_errno;          /* latched msync/fsync failure */
+    int last_errno;
+    uint32_t type_size[65536];
+};
+
+/* Initialise / destroy hash_mu and the wake condition. */
+void mmj_ahead_init(mmj_writer *w);
+void mmj_ahead_destroy(mmj_writer *w);
+/* Start the helper thread that prefaults and hashes ahead of the appends (0 if it could not:
+ * the writer then does both itself). */
+int mmj_ahead_start(mmj_writer *w);
+/* Stop and join the helper thread. */
+void mmj_ahead_stop(mmj_writer *w);
+/* Restart the chain at an anchor (offset, hash) of the current segment; caller holds hash_mu
+ * or is the only thread. */
+void mmj_ahead_reset(mmj_writer *w, const uint8_t *anchor_hash, uint64_t anchor_off);
+/* The chain hash over [anchor, upto) of the current segment (caller holds hash_mu). */
+void mmj_ahead_hash(mmj_writer *w, uint64_t upto, uint8_t *out);
+/* Prefault the current segment a window ahead of `pos` (caller holds hash_mu). Returns 1 if it
+ * did some work. */
+int mmj_ahead_prefault(mmj_writer *w, uint64_t pos);
+
+#endif

@@ -1,0 +1,73 @@
+"""Waiting tailers sleep on the writer's futex word (the journal's `notify` file) and are woken
+by an append in another process; a writer with nobody waiting never bumps the word."""
+from __future__ import annotations
+
+import pathlib
+import struct
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+from journal import Journal, RecordType, Tailer
+
+ROOT = str(pathlib.Path(__file__).resolve().parents[2])
+
+
+def notify_words(d: pathlib.Path) -> tuple[int, int]:
+    """(counter, waiters) from the notify file."""
+    return struct.unpack_from("<II", (d / "notify").read_bytes())
+
+
+def wait_until(predicate, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.005)
+
+
+def test_a_waiting_tailer_is_woken_by_a_writer_in_another_process(tmp_path):
+    d = tmp_path / "j"
+    code = textwrap.dedent(f"""
+        import sys
+        from journal import Journal, RecordType
+        with Journal({str(d)!r}, segment_size=64 * 1024) as j:
+            print("open", flush=True)
+            for line in sys.stdin:
+                j.append(RecordType.MD_PACKET, line.strip().encode())
+                print("appended", flush=True)
+    """)
+    writer = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "open"
+        writer.stdin.write("before\n")
+        writer.stdin.flush()
+        assert writer.stdout.readline().strip() == "appended"
+        assert notify_words(d) == (0, 0)           # nobody waited: the writer made no wake call
+        got = []
+        with Tailer(d, from_seq=2) as tailer:
+            waiter = threading.Thread(target=lambda: got.append(tailer.next(timeout_s=60)))
+            waiter.start()
+            wait_until(lambda: notify_words(d)[1] == 1)   # the tailer sleeps on the futex word
+            writer.stdin.write("wake\n")
+            writer.stdin.flush()
+            waiter.join(60)
+            assert not waiter.is_alive()
+        assert got[0] is not None and got[0].seq == 2 and got[0].payload == b"wake"
+        counter, waiters = notify_words(d)
+        assert counter >= 1 and waiters == 0
+    finally:
+        writer.stdin.close()
+        assert writer.wait(30) == 0
+
+
+def test_wait_times_out_without_records_and_leaves_no_waiter(tmp_path):
+    d = tmp_path / "j"
+    with Journal(d, segment_size=64 * 1024) as j:
+        with Tailer(d) as tailer:
+            assert tailer.next(timeout_s=0.05) is None
+            assert notify_words(d)[1] == 0
+            j.append(RecordType.MD_PACKET, b"x")
+            assert tailer.next(timeout_s=5).payload == b"x"

@@ -1,0 +1,68 @@
+"""CAT JSON submission files: one event per line with CAT field names, CAT file naming and a
+metadata file, the same events as the Parquet, required fields enforced, identical on rerun."""
+import json
+
+import pyarrow.compute as pc
+
+from reports import cat_json
+from reports.cat import CAT_TYPES, COMMON_REQUIRED, REQUIRED
+from reports.run import run
+from tests.reports.conftest import read
+from tests.reports.journal_builder import FIXTURE_REFDATA, DayBuilder
+
+
+def _submission(out):
+    return sorted((out / "cat" / cat_json.DIRECTORY).iterdir())
+
+
+def test_json_lines_match_the_parquet_rows(all_reports):
+    files = _submission(all_reports)
+    data = [f for f in files if not f.name.endswith(".meta.json")]
+    assert [f.name for f in data] == ["123456_123456_20260302_MMAU_OrderEvents_000001.json"]
+    events = [json.loads(line) for line in data[0].read_text().splitlines()]
+    rows = read(all_reports, "cat", "order_events").to_pylist()
+    assert len(events) == len(rows)
+    for event, row in zip(events, sorted(rows, key=lambda r: (r["seq"], CAT_TYPES.index(r["type"])))):
+        assert event["type"] == row["type"] and event["firmROEID"] == row["firmROEID"]
+        assert event["eventTimestamp"] == row["eventTimestamp"] and event["orderID"] == row["orderID"]
+        for name in COMMON_REQUIRED + REQUIRED[row["type"]]:
+            assert name in event, (row["type"], name)
+        if row["price"] is not None:
+            assert event["price"] == float(row["price"])
+        assert all(row[name] is not None for name in event), row["type"]
+    meno = next(e for e in events if e["type"] == "MENO" and e["orderID"] == "Q1")
+    assert meno["timeInForce"] == {"DAY": 20260302} and meno["quantity"] == 300 and meno["manualFlag"] is False
+    assert "priorOrderID" not in meno                       # null fields are left out of the line
+    meta = json.loads(next(f for f in files if f.name.endswith(".meta.json")).read_text())
+    assert meta["recordCount"] == len(events) and meta["fileName"] == data[0].name
+    assert meta["fileGenerationDate"] == 20260302 and meta["reporterIMID"] == "MMAU"
+
+
+def test_submission_files_roll_over_and_are_identical_on_rerun(day_journal, tmp_path, monkeypatch):
+    monkeypatch.setattr(cat_json, "MAX_EVENTS_PER_FILE", 5)
+    for out in ("a", "b"):
+        run(["cat"], day_journal, tmp_path / out, refdata_dir=FIXTURE_REFDATA)
+    a, b = _submission(tmp_path / "a"), _submission(tmp_path / "b")
+    assert [f.name for f in a] == [f.name for f in b] and len(a) > 2
+    assert all(x.read_bytes() == y.read_bytes() for x, y in zip(a, b))
+    counts = [json.loads(f.read_text())["recordCount"] for f in a if f.name.endswith(".meta.json")]
+    assert all(c <= 5 for c in counts) and sum(counts) == read(tmp_path / "a", "cat", "order_events").num_rows
+    manifest = json.loads((tmp_path / "a" / "cat" / "_manifest.json").read_text())
+    assert {f"{cat_json.DIRECTORY}/{f.name}" for f in a} <= {f["path"] for f in manifest["files"]}
+
+
+def test_route_without_venue_session_is_rejected_not_submitted(tmp_path):
+    b = DayBuilder()
+    b.clock_sample()
+    b.enter("R1", 1, "B", 1_500_000, 100)
+    b.accept("R1")
+    journal = b.write(tmp_path / "j")               # no SESSION_START: the route has no session
+    result = run(["cat"], journal, tmp_path / "o", refdata_dir=FIXTURE_REFDATA)
+    assert result.rejected == 1
+    rejects = read(tmp_path / "o", "cat", "rejects").to_pylist()
+    assert [(r["field"], r["reason"]) for r in rejects] == [("session", "MEOR requires session")]
+    kept = read(tmp_path / "o", "cat", "order_events")
+    assert kept.filter(pc.equal(kept["type"].cast("string"), "MEOR")).num_rows == 0
+    lines = [json.loads(line) for f in _submission(tmp_path / "o") if not f.name.endswith(".meta.json")
+             for line in f.read_text().splitlines()]
+    assert [e["type"] for e in lines] == ["MENO"]
