@@ -18,6 +18,7 @@ cancel journaled (ORDER_SENT) and handed to the kernel on a real loopback TCP so
 from __future__ import annotations
 
 import gc
+import json
 import os
 import pickle
 import socket
@@ -284,24 +285,67 @@ def _latencies(events, rounds: int) -> dict[str, list[int]]:
     return out
 
 
-def _wire_session(seconds: float, busy_poll: bool, workdir: str) -> tuple[dict[str, list[int]], dict]:
-    """A real session: the runner against the embedded venue on loopback, journal on disk."""
+class _VenueProcess:
+    """The embedded venue in its own process (`mmaudit venue run`), as an exchange is: the runner
+    then shares no interpreter lock with the matching engine and its background flow."""
+
+    def __init__(self, itch_port: int, seconds: float, log_dir: str) -> None:
+        exe = os.path.join(os.path.dirname(sys.executable), "mmaudit")
+        self.proc = subprocess.Popen(
+            [exe, "venue", "run", "--duration", f"{int(seconds)}s", "--itch-port", str(itch_port),
+             "--log-dir", log_dir], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        line = self.proc.stdout.readline()
+        if not line:
+            self.close()
+            raise RuntimeError("the venue process did not start")
+        info = json.loads(line)
+        self.ouch, self.rerequest = info["ouch_port"], info["rerequest_port"]
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _wire_session(seconds: float, busy_poll: bool, workdir: str, venue_process: bool
+                  ) -> tuple[dict[str, list[int]], dict]:
+    """A real session: the runner against the embedded venue on loopback, journal on disk; the
+    venue on a thread of this process or in its own process."""
     port = free_udp_port()
-    tag = "busy" if busy_poll else "wait"
-    config = load_config().with_venue(itch_port=port, duration=seconds + 30.0,
-                                      log_dir=os.path.join(workdir, f"venue-{tag}"), heartbeat_timeout=5.0)
+    tag = ("busy" if busy_poll else "wait") + ("-proc" if venue_process else "-thread")
+    log_dir = os.path.join(workdir, f"venue-{tag}")
     path = os.path.join(workdir, f"journal-{tag}")
-    with Venue(config) as venue:
-        ports = venue.ports
-        settings = RunnerSettings(itch_port=port, ouch_port=ports.ouch, rerequest_port=ports.rerequest,
-                                  busy_poll=busy_poll)
-        engine = Engine(EngineConfig(quoted=("ACME", "BOLT")), SYMBOLS, gateway())
-        with Journal(path) as journal:
-            report = Runner(engine, journal, settings, LockedClock()).run(seconds)
+    engine = Engine(EngineConfig(quoted=("ACME", "BOLT")), SYMBOLS, gateway())
+    if venue_process:
+        venue = _VenueProcess(port, seconds + 30.0, log_dir)
+        try:
+            settings = RunnerSettings(itch_port=port, ouch_port=venue.ouch, rerequest_port=venue.rerequest,
+                                      busy_poll=busy_poll)
+            with Journal(path) as journal:
+                report = Runner(engine, journal, settings, LockedClock()).run(seconds)
+        finally:
+            venue.close()
+    else:
+        config = load_config().with_venue(itch_port=port, duration=seconds + 30.0, log_dir=log_dir,
+                                          heartbeat_timeout=5.0)
+        with Venue(config) as thread_venue:
+            ports = thread_venue.ports
+            settings = RunnerSettings(itch_port=port, ouch_port=ports.ouch, rerequest_port=ports.rerequest,
+                                      busy_poll=busy_poll)
+            with Journal(path) as journal:
+                report = Runner(engine, journal, settings, LockedClock()).run(seconds)
     with Reader(path) as reader:
         return _wire_latencies(reader.records()), {"orders": report.orders_sent, "inputs": report.inputs,
                                                    "tx_stamped": report.tx_stamped,
                                                    "tx_missing": report.tx_missing}
+
+
+_WIRE_MODES = {"busy-poll, venue process": (True, True), "select wait, venue process": (False, True),
+               "busy-poll, venue thread": (True, False)}
 
 
 def _wire_latencies(records) -> dict[str, list[int]]:
@@ -449,10 +493,12 @@ def _wire_lines(wire: dict, seconds: float) -> list[str]:
         "",
         "## Wire-to-wire on loopback (kernel RX stamp of the ITCH datagram -> kernel TX stamp of the OUCH message)",
         "",
-        f"Two real {seconds:g} s sessions, one after the other: the runner against the embedded venue, "
+        f"Three real {seconds:g} s sessions, one after the other: the runner against the embedded venue, "
         "journal (pagecache durability) appended before every send, software kernel timestamps; read "
         "back from each session's journal. Busy-poll spins on a zero-timeout select; select wait "
-        "sleeps in the kernel until a socket is readable.",
+        "sleeps in the kernel until a socket is readable. The venue runs in its own process (as an "
+        "exchange would) or, as before, on a thread of the runner's process, where the two share "
+        "CPython's interpreter lock (handed over every 5 ms switch interval when both are busy).",
         "",
         "| session | latency | orders | p50 us | p90 us | p99 us | max us | target p50 / p99 |",
         "|---|---|---:|---:|---:|---:|---:|---|",
@@ -467,13 +513,17 @@ def _wire_lines(wire: dict, seconds: float) -> list[str]:
                 lines.append(f"| {mode} | {label} | " + _row("", lat[key], f" {target} |")[4:])
         lines.append(f"| {mode} | (session) | {rep['orders']:,} sent | inputs {rep['inputs']:,} | "
                      f"TX stamped {rep['tx_stamped']:,} | TX missing {rep['tx_missing']:,} | | |")
-    busy, wait = wire["busy-poll"][0]["w2w"], wire["select wait"][0]["w2w"]
+    busy, wait = wire["busy-poll, venue process"][0]["w2w"], wire["select wait, venue process"][0]["w2w"]
+    thread = wire["busy-poll, venue thread"][0]["w2w"]
     if busy and wait:
         lines += ["", f"Busy-poll vs select wait: p50 {_pct(busy, .5) / _pct(wait, .5):.2f}x, "
                   f"p99 {_pct(busy, .99) / _pct(wait, .99):.2f}x the time. Target "
                   f"{'met' if _pct(busy, .5) <= TARGET_W2W_P50_US and _pct(busy, .99) <= TARGET_W2W_P99_US else 'NOT met'} "
                   "in busy-poll mode. Only orders answering a kernel-stamped MD_PACKET are counted "
                   "(orders from timers or venue answers have no market-data RX stamp)."]
+    if busy and thread:
+        lines += ["", f"Venue thread vs venue process (busy-poll): p50 {_pct(thread, .5) / _pct(busy, .5):.2f}x, "
+                  f"p99 {_pct(thread, .99) / _pct(busy, .99):.2f}x the time."]
     return lines
 
 
@@ -528,7 +578,7 @@ def main(quick: bool) -> str:
         before = _before_after(events, rounds, workdir)
         guard = _guard_latency(events, toxic, rounds, workdir)
         wire_s = 3.0 if quick else 8.0
-        wire = {mode: _wire_session(wire_s, mode == "busy-poll", workdir) for mode in ("busy-poll", "select wait")}
+        wire = {mode: _wire_session(wire_s, busy, workdir, proc) for mode, (busy, proc) in _WIRE_MODES.items()}
     ops = _book_ops(events)
     storage: dict[str, float] = {}
     for _ in range(rounds):

@@ -5,17 +5,25 @@ never drifts from the header and no declaration is copied by hand.
 """
 from __future__ import annotations
 
+import importlib.util
 import pathlib
-import sys
 
 from cffi import FFI
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
-if str(ROOT) not in sys.path:       # setuptools runs this file by path, not as a package module
-    sys.path.insert(0, str(ROOT))
 
-from journal._build import cdef_from_header  # noqa: E402
+
+def _journal_build():
+    """journal/_build.py loaded by path: importing the journal package would need numpy, which
+    the isolated build environment does not have."""
+    spec = importlib.util.spec_from_file_location("_journal_build", ROOT / "journal" / "_build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+cdef_from_header = _journal_build().cdef_from_header
 
 
 def make_builder() -> FFI:
