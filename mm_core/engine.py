@@ -28,6 +28,7 @@ from mm_core.metrics import Metrics
 from mm_core.oms import TERMINAL, InvalidTransition, Oms, OmsError, Order, OrderState
 from mm_core.protocol import ProtocolError, itch, moldudp64, ouch, soupbintcp
 from mm_core.risk import RiskError, TradingState
+from mm_core.risk.checks import CheckId
 from mm_core.spread import VolEstimator, quote_prices, widen
 from mm_core.ticks import TickTable
 from mm_core.types import OrderIntent, OrderKind, Purpose, Side
@@ -41,6 +42,7 @@ _FROM_SERVER = soupbintcp.Direction.FROM_SERVER
 _ACCEPTED, _PARTIAL = OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED
 
 _GAP = moldudp64.Gap
+_BOOK_STALE_ONLY = [CheckId.BOOK_STALE.label]     # risk.faults when only books are stale
 _top_depth = lib.fmd_top_depth
 
 
@@ -405,9 +407,11 @@ class Engine:
         now = self.now
         if self.denied_until.get(key, -1) > now:
             return False
-        if self.risk.faults:
+        faults = self.risk.faults
+        if faults and (faults != _BOOK_STALE_ONLY or self.risk_sent[intent.symbol_id][1]):
             # An input is not healthy yet (e.g. no clock sample since start): asking would only
-            # latch the gateway; quoting starts once every input has reported healthy.
+            # latch the gateway; quoting starts once every input has reported healthy. A stale
+            # book blocks only its own symbol (the gateway denies per symbol): the others quote.
             return False
         decision = self.risk.check(intent, now)
         if not decision.allowed:

@@ -398,3 +398,27 @@ def test_clean_reconciliation_leaves_a_kill_from_before_the_restart_latched():
     assert "still-latched" in alerts(after)
     back = engine.on_event(OperatorCommand(now + 3 * MS, "enable", "ops1", "looked"))
     assert engine.risk.state is TradingState.ACTIVE and back is not None
+
+
+def test_a_book_left_stale_after_a_gap_blocks_only_its_own_symbol():
+    """After a gap is filled, a symbol whose book cannot be priced (one side emptied during the
+    gap) stays stale at the gateway; the other symbols quote again (only a feed gap stops all)."""
+    engine, venue, feed = make_engine(), Venue(), Feed()
+    acme, _ = two_sided(feed, ACME, 999_900, 1_000_100)
+    bolt, bolt_refs = two_sided(feed, BOLT, 504_900, 505_100)
+    acts = run(engine, venue, md(feed.packet(*acme, *bolt), 2 * S), 2 * S)
+    assert {o.intent.symbol_id for o in orders(acts)} >= {ACME, BOLT}
+    first_lost = feed.seq
+    feed.packet(*[feed.delete(bolt_refs[px]) for px in (505_100, 505_200, 505_300)])   # lost
+    now = 3 * S
+    acts = run(engine, venue, md(feed.packet(feed.add(ACME, "B", 100, 999_700)), now), now)
+    assert engine.stale and "book-stale" in alerts(acts)
+    now += 700 * MS
+    acts = run(engine, venue, md(feed.resend(first_lost, 4), now), now)
+    assert "book-recovered" in alerts(acts) and not engine.stale
+    assert engine.book.top(BOLT)[2] == 0                     # BOLT has no asks: no fair value
+    assert engine.risk.faults == ["book-stale"] and engine.risk.state is TradingState.ACTIVE
+    entered = [o for o in orders(acts) if o.intent.kind is OrderKind.ENTER]
+    assert {o.intent.symbol_id for o in entered} == {ACME}   # ACME quotes again, BOLT does not
+    assert sorted(o.intent.side for o in entered) == [Side.BUY, Side.SELL]
+    assert not notes(acts, RecordType.STATE_CHANGE)           # nothing latched
