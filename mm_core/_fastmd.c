@@ -463,12 +463,14 @@ static void touch(fmd_book *b, fmd_summary *out, uint32_t s)
     }
 }
 
-static void print(fmd_book *b, fmd_summary *out, uint32_t s, int aggressor_buys, int64_t qty)
+static void print(fmd_book *b, fmd_summary *out, uint32_t s, int aggressor_buys, int64_t qty,
+                  uint64_t match)
 {
     uint32_t k = out->n_prints++;
     out->print_symbol[k] = s;
     out->print_aggressor_buys[k] = (uint8_t)aggressor_buys;
     out->print_qty[k] = qty;
+    out->print_match[k] = match;
     if (b->print_gen[s] != b->gen) {
         b->print_gen[s] = b->gen;
         out->printed[out->n_printed++] = s;
@@ -556,7 +558,7 @@ int fmd_apply_packet(fmd_book *b, const uint8_t *buf, size_t len, const uint8_t 
             if (fmd_execute(b, be64(m + 11), be32(m + 19), &s, &is_buy, &price, &done) == FMD_OK) {
                 touch(b, out, s);
                 if (m[0] == 'E' || m[31] == 'Y')
-                    print(b, out, s, !is_buy, done);
+                    print(b, out, s, !is_buy, done, be64(m + 23));
             }
             break;
         case 'X':
@@ -577,7 +579,7 @@ int fmd_apply_packet(fmd_book *b, const uint8_t *buf, size_t len, const uint8_t 
             break;
         case 'P':
             if (locate < b->n_symbols && b->known[locate])
-                print(b, out, locate, m[19] != 'B', be32(m + 20));
+                print(b, out, locate, m[19] != 'B', be32(m + 20), be64(m + 36));
             break;
         default:
             assert(0 && "validated in pass 1");

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections import OrderedDict
 from typing import Callable
 
 from journal.catalogue import RecordType, pack, pack_json
@@ -42,6 +43,7 @@ _FROM_SERVER = soupbintcp.Direction.FROM_SERVER
 _ACCEPTED, _PARTIAL = OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED
 
 _GAP = moldudp64.Gap
+_TRADE_LOG_MAX = 16_384     # prints a Broken Trade can still reverse (older ones are journaled as unknown)
 _BOOK_STALE_ONLY = [CheckId.BOOK_STALE.label]     # risk.faults when only books are stale
 _top_depth = lib.fmd_top_depth
 
@@ -121,6 +123,9 @@ class Engine:
         self.risk_sent: list[tuple[int, bool, int]] = [(0, False, 0)] * n   # (fair, stale, ns) last told
         self.quote_memo: list[tuple | None] = [None] * n           # last quote inputs and result
         self.halted_symbols = [False] * n       # ITCH trading action: not trading
+        self.trade_seq = [0] * n                # prints seen per symbol
+        # match number -> (symbol, aggressor buys, qty, its index in trade_seq, VPIN bucket or -1)
+        self.trade_log: OrderedDict[int, tuple] = OrderedDict()
         self.denied_until: dict[tuple[int, int, str], int] = {}
         self.next_metrics_ns = -1
         self.now = 0
@@ -190,13 +195,14 @@ class Engine:
                 actions.append(self._alert("book-error", text))
         printed = update.printed
         if printed:
-            guards, fv = self.guards, self.fv
-            for s, aggressor_buys, qty in update.prints:
-                guards[s].on_print(aggressor_buys, qty)
-                fv.on_trade(s, aggressor_buys, qty)
+            self._on_prints(update.prints)
         for s, halted in update.halts:
             self.halted_symbols[s] = halted
         touched = update.touched
+        for match in update.breaks:
+            s = self._break_trade(match, actions)
+            if s >= 0 and s not in touched:
+                touched = touched + [s]
         if self.stale and not self.tracker.in_gap:
             self.stale = False
             self.gap_requested_ns = -1
@@ -227,6 +233,40 @@ class Engine:
             for hedged in hedge_targets[symbol_id]:
                 self._hedge(hedged, actions)
         return actions
+
+    def _on_prints(self, prints) -> None:
+        """Trade prints into the quote guard and trade flow, each logged by match number so that
+        a Broken Trade can take it back out."""
+        guards, fv, seq, log = self.guards, self.fv, self.trade_seq, self.trade_log
+        for s, aggressor_buys, qty, match in prints:
+            g = guards[s]
+            before = g.vpin.completed
+            g.on_print(aggressor_buys, qty)
+            fv.on_trade(s, aggressor_buys, qty)
+            k = seq[s]
+            seq[s] = k + 1
+            # the VPIN bucket it sits in whole, or -1 when it closed one (then it is history)
+            log[match] = (s, aggressor_buys, qty, k, before if g.vpin.completed == before else -1)
+            if len(log) > _TRADE_LOG_MAX:
+                log.popitem(last=False)
+
+    def _break_trade(self, match: int, actions: list[Action]) -> int:
+        """ITCH Broken Trade: reverse the print's effect on trade flow, the guard's aggression
+        window and VPIN's open bucket, and journal what was done. Returns its symbol or -1."""
+        entry = self.trade_log.pop(match, None)
+        if entry is None:
+            actions.append(self._alert("trade-break-unknown",
+                                       f"match {match}: not among the last {_TRADE_LOG_MAX} prints"))
+            return -1
+        s, aggressor_buys, qty, k, bucket = entry
+        later = self.trade_seq[s] - 1 - k
+        self.fv.reverse_trade(s, aggressor_buys, qty, later)
+        g = self.guards[s]
+        window, vpin = g.reverse_print(aggressor_buys, qty, later, bucket >= 0 and bucket == g.vpin.completed)
+        actions.append(self._alert("trade-broken", f"match {match} symbol {s} "
+                                   f"{'buy' if aggressor_buys else 'sell'} {qty} reversed: flow=True "
+                                   f"window={window} vpin={vpin}"))
+        return s
 
     def _go_stale(self, reason: str, actions: list[Action]) -> None:
         """A gap: the book cannot be trusted until it is filled. Pull every quote now."""
@@ -778,7 +818,8 @@ class Engine:
             [(v.m2, v.dt, v.last_mid, v.last_ns, v.n) for v in self.vol],
             self.inventory.position, [g.state_items() for g in self.guards],
             self.hedger.state_items(), sorted(self.hedge_tokens.items()), self.oms.state_items(),
-            self.metrics.state_items(), self.mid2, self.halted_symbols,
+            self.metrics.state_items(), self.mid2, self.halted_symbols, self.trade_seq,
+            list(self.trade_log.items()),
             sorted(self.denied_until.items()), self.next_metrics_ns, self.venue_seq,
             sorted(self.counts.items()), int(self.risk.state),
         )

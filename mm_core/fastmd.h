@@ -79,7 +79,8 @@ typedef struct fmd_summary {
     uint32_t *printed;          /* symbols with prints, in first-print order (n_symbols cap) */
     uint32_t *print_symbol;     /* trade prints in message order: symbol, */
     uint8_t *print_aggressor_buys;  /* 1 when the aggressor bought, */
-    int64_t *print_qty;         /* shares */
+    int64_t *print_qty;         /* shares, */
+    uint64_t *print_match;      /* ITCH match number (a Broken Trade names it) */
     fmd_error *errors;          /* refused adds in message order */
 } fmd_summary;
 

@@ -20,7 +20,7 @@ __all__ = ["MarketDataPath", "MdUpdate", "apply_messages"]
 _ADD, _ADD_MPID = itch.AddOrder, itch.AddOrderMpid
 _EXEC, _EXEC_PX = itch.OrderExecuted, itch.OrderExecutedWithPrice
 _CANCEL, _DELETE, _REPLACE = itch.OrderCancel, itch.OrderDelete, itch.OrderReplace
-_TRADE, _TRADING_ACTION = itch.Trade, itch.StockTradingAction
+_TRADE, _TRADING_ACTION, _BROKEN = itch.Trade, itch.StockTradingAction, itch.BrokenTrade
 _EVENTS_CAP = 4096                  # > the most blocks a 65,535-byte packet can hold
 _MAX_FAST_SEQUENCE = (1 << 63) - 1  # beyond it the tracker's ints no longer fit the C call
 unpack = ffi.unpack
@@ -33,8 +33,9 @@ class MdUpdate:
 
     touched: symbols whose top `watch` levels changed or that printed, in first-touch order
     (changes deeper in the book cannot move fair value and are left out); printed: symbols with
-    trade prints, first-print order; prints: (symbol, aggressor_buys, qty) in message order;
-    errors: BookError texts in message order; halts: (symbol, halted) from trading actions."""
+    trade prints, first-print order; prints: (symbol, aggressor_buys, qty, match number) in
+    message order; errors: BookError texts in message order; halts: (symbol, halted) from trading
+    actions; breaks: match numbers of ITCH Broken Trade messages, in order."""
 
     n_messages: int
     touched: list[int]
@@ -42,6 +43,7 @@ class MdUpdate:
     prints: list[tuple[int, bool, int]]
     errors: list[str]
     halts: list[tuple[int, bool]]
+    breaks: list[int]
 
 
 def apply_messages(book, messages, known: list[bool]) -> MdUpdate:
@@ -53,6 +55,7 @@ def apply_messages(book, messages, known: list[bool]) -> MdUpdate:
     prints: list[tuple[int, bool, int]] = []
     errors: list[str] = []
     halts: list[tuple[int, bool]] = []
+    breaks: list[int] = []
     for m in messages:
         t = type(m)
         try:
@@ -67,7 +70,7 @@ def apply_messages(book, messages, known: list[bool]) -> MdUpdate:
                     s = ex.symbol_id
                     touched[s] = True
                     if t is _EXEC or m.printable == "Y":
-                        prints.append((s, not ex.resting_is_buy, ex.qty))
+                        prints.append((s, not ex.resting_is_buy, ex.qty, m.match_number))
                         printed[s] = True
             elif t is _CANCEL:
                 s = book.cancel(m.order_ref, m.canceled_shares)
@@ -84,16 +87,19 @@ def apply_messages(book, messages, known: list[bool]) -> MdUpdate:
             elif t is _TRADE:
                 s = m.stock_locate
                 if s < n and known[s]:
-                    prints.append((s, m.side != "B", m.shares))   # P's side is the resting order's
+                    # P's side is the resting order's
+                    prints.append((s, m.side != "B", m.shares, m.match_number))
                     printed[s] = True
             elif t is _TRADING_ACTION:
                 s = m.stock_locate
                 if s < n and known[s]:
                     halts.append((s, m.trading_state != "T"))
                     touched[s] = True
+            elif t is _BROKEN:
+                breaks.append(m.match_number)
         except BookError as exc:
             errors.append(str(exc))
-    return MdUpdate(len(messages), list(touched), list(printed), prints, errors, halts)
+    return MdUpdate(len(messages), list(touched), list(printed), prints, errors, halts, breaks)
 
 
 def _error_text(e) -> str:
@@ -131,9 +137,10 @@ class MarketDataPath:
         out = self._out = ffi.new("fmd_summary *")
         self._keep = [out, ffi.new("uint32_t[]", n_symbols), ffi.new("uint32_t[]", n_symbols),
                       ffi.new("uint32_t[]", _EVENTS_CAP), ffi.new("uint8_t[]", _EVENTS_CAP),
-                      ffi.new("int64_t[]", _EVENTS_CAP), ffi.new("fmd_error[]", _EVENTS_CAP)]
+                      ffi.new("int64_t[]", _EVENTS_CAP), ffi.new("uint64_t[]", _EVENTS_CAP),
+                      ffi.new("fmd_error[]", _EVENTS_CAP)]
         (_, out.touched, out.printed, out.print_symbol, out.print_aggressor_buys, out.print_qty,
-         out.errors) = self._keep
+         out.print_match, out.errors) = self._keep
         out.events_cap = _EVENTS_CAP
 
     def on_packet(self, packet: bytes) -> MdUpdate | moldudp64.Gap | None:
@@ -154,14 +161,15 @@ class MarketDataPath:
             tracker.highest_announced = nxt
         n_prints = out.n_prints
         if n_prints:
-            _, _, printed, symbols, aggressors, qtys, _ = self._keep
-            prints = [(s, a == 1, q) for s, a, q in zip(
-                unpack(symbols, n_prints), unpack(aggressors, n_prints), unpack(qtys, n_prints))]
+            _, _, printed, symbols, aggressors, qtys, matches, _ = self._keep
+            prints = [(s, a == 1, q, m) for s, a, q, m in zip(
+                unpack(symbols, n_prints), unpack(aggressors, n_prints), unpack(qtys, n_prints),
+                unpack(matches, n_prints))]
             printed = unpack(printed, out.n_printed)
         else:
             prints, printed = [], []
         errors = [_error_text(out.errors[i]) for i in range(out.n_errors)] if out.n_errors else []
-        return MdUpdate(n, unpack(self._keep[1], out.n_touched), printed, prints, errors, [])
+        return MdUpdate(n, unpack(self._keep[1], out.n_touched), printed, prints, errors, [], [])
 
     def _slow(self, packet: bytes) -> MdUpdate | moldudp64.Gap | None:
         header, messages = itch.decode_mold_packet(packet)

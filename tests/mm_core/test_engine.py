@@ -422,3 +422,47 @@ def test_a_book_left_stale_after_a_gap_blocks_only_its_own_symbol():
     assert {o.intent.symbol_id for o in entered} == {ACME}   # ACME quotes again, BOLT does not
     assert sorted(o.intent.side for o in entered) == [Side.BUY, Side.SELL]
     assert not notes(acts, RecordType.STATE_CHANGE)           # nothing latched
+
+
+def _trade(match, aggressor_buys, qty, symbol=ACME, price=1_000_000):
+    from mm_core.protocol import itch
+    resting = "S" if aggressor_buys else "B"         # P carries the resting (hidden) order's side
+    return itch.Trade(symbol, 0, 0, 0, resting, qty, "ACME", price, match)
+
+
+def test_itch_broken_trade_reverses_flow_guard_window_and_vpin_and_is_journaled():
+    from mm_core.protocol import itch
+    engine, venue, feed, refs, acts = quoted_book()
+    fv, guard = engine.fv, engine.guards[ACME]
+    a = fv.flow_alpha
+    now = 3 * S
+    run(engine, venue, md(feed.packet(_trade(41, True, 300), _trade(42, False, 100)), now), now)
+    assert guard.buy_vol == 300 and guard.sell_vol == 100 and guard.vpin.buy == 300
+    acts = run(engine, venue, md(feed.packet(itch.BrokenTrade(ACME, 0, 0, 41)), now + MS), now + MS)
+    broken = [json.loads(n.payload) for n in notes(acts, RecordType.METRICS)
+              if json.loads(n.payload).get("alert") == "trade-broken"]
+    assert len(broken) == 1 and "match 41 symbol 1 buy 300" in broken[0]["detail"]
+    assert "window=True vpin=True" in broken[0]["detail"]
+    # as if only the sell of 100 had printed: its own EWMA term is all that is left
+    assert fv.flow_signed[ACME] == pytest.approx(-a * 100) and fv.flow_abs[ACME] == pytest.approx(a * 100)
+    assert guard.buy_vol == 0 and guard.sell_vol == 100 and list(guard.prints) == [(False, 100)]
+    assert guard.vpin.buy == 0 and guard.vpin.sell == 100
+    # the same break again, or one of a print never seen: journaled as unknown, nothing changes
+    acts = run(engine, venue, md(feed.packet(itch.BrokenTrade(ACME, 0, 0, 41),
+                                             itch.BrokenTrade(ACME, 0, 0, 999)), now + 2 * MS), now + 2 * MS)
+    assert alerts(acts).count("trade-break-unknown") == 2
+    assert guard.sell_vol == 100 and fv.flow_abs[ACME] == pytest.approx(a * 100)
+
+
+def test_a_broken_trade_that_closed_a_vpin_bucket_leaves_the_bucket_as_history():
+    from mm_core.protocol import itch
+    engine, venue, feed, refs, acts = quoted_book()
+    guard = engine.guards[ACME]
+    size = guard.vpin.bucket_volume
+    now = 3 * S
+    run(engine, venue, md(feed.packet(_trade(7, True, size + 10)), now), now)
+    closed = guard.vpin.completed
+    assert closed == 1 and guard.vpin.buy == 10
+    acts = run(engine, venue, md(feed.packet(itch.BrokenTrade(ACME, 0, 0, 7)), now + MS), now + MS)
+    assert "trade-broken" in alerts(acts)
+    assert guard.vpin.completed == closed and guard.vpin.buy == 10 and guard.buy_vol == 0

@@ -182,7 +182,7 @@ def test_order_level_packets_take_the_c_path():
     update = path.on_packet(packet)
     assert path.fast_packets == 1
     assert update.n_messages == 5 and update.touched == [0, 2] and update.printed == [0, 2]
-    assert update.prints == [(0, False, 40), (2, False, 10)]
+    assert update.prints == [(0, False, 40, 7), (2, False, 10, 9)]
     assert update.errors == ["duplicate order reference 2"]
     assert path.book.top(0) == (10_000, 60, 0, 0) and path.tracker.next_expected == 7
 
