@@ -205,3 +205,57 @@ def test_a_pickled_path_carries_on_as_the_original():
     assert copy.on_packet(nxt) == path.on_packet(nxt)
     assert copy.fast_packets == path.fast_packets
     assert _book_state(copy.book) == _book_state(path.book)
+
+
+def test_many_orders_grow_and_shrink_the_order_map_like_the_python_book():
+    """Thousands of live orders (the C map grows past its first 1024 slots several times) and
+    deletions in random order (backward-shift deletion across wrapped probe chains)."""
+    import random
+    rng = random.Random(5)
+    ref_book, fast = Book(N), FastBook(N)
+    live: list[int] = []
+    for step in range(30_000):
+        if not live or rng.random() < 0.6:
+            ref = rng.getrandbits(64) if step % 3 else rng.randrange(1 << 20)
+            args = (ref, rng.randrange(N), rng.random() < 0.5, rng.randrange(1, 500),
+                    rng.randrange(9_000, 11_000))
+            assert _outcome(fast.add, *args) == _outcome(ref_book.add, *args)
+            if ref in ref_book.orders and ref not in live:
+                live.append(ref)
+        else:
+            ref = live.pop(rng.randrange(len(live)))
+            op = rng.randrange(3)
+            if op == 0:
+                assert fast.delete(ref) == ref_book.delete(ref)
+            elif op == 1:
+                qty = rng.randrange(1, 600)
+                assert _ex(fast.execute(ref, qty)) == _ex(ref_book.execute(ref, qty))
+                if ref in ref_book.orders:
+                    live.append(ref)
+            else:
+                new = rng.getrandbits(64)
+                args = (ref, new, rng.randrange(1, 500), rng.randrange(9_000, 11_000))
+                assert _outcome(fast.replace, *args) == _outcome(ref_book.replace, *args)
+                if new in ref_book.orders:
+                    live.append(new)
+    assert len(ref_book.orders) > 3_000
+    assert _book_state(fast) == _book_state(ref_book)
+
+
+def _home(ref: int, cap: int = 1024) -> int:
+    """The C map's first probe slot for `ref` (slot_of in _fastmd.c) at its initial capacity."""
+    return ((ref * 0x9E3779B97F4A7C15) % (1 << 64) >> 17) & (cap - 1)
+
+
+def test_deleting_from_a_probe_chain_that_wraps_round_the_table_keeps_every_order_reachable():
+    last = [r for r in range(1, 2_000_000) if _home(r) == 1023][:3]
+    first = [r for r in range(1, 2_000_000) if _home(r) == 0][:2]
+    ref_book, fast = Book(N), FastBook(N)
+    for i, ref in enumerate(last + first):          # slots 1023, 0, 1, then 2, 3
+        for b in (ref_book, fast):
+            b.add(ref, 0, True, 10 + i, 10_000 + i)
+    for gone in (last[0], first[0], last[2]):
+        assert fast.delete(gone) == ref_book.delete(gone) == 0
+        for ref in last + first:
+            assert _ex(fast.execute(ref, 0)) == _ex(ref_book.execute(ref, 0))
+        assert _book_state(fast) == _book_state(ref_book)
