@@ -73,13 +73,15 @@ class Engine:
         self.is_quoted = [False] * n
         for s in self.quoted:
             self.is_quoted[s] = True
-        self.md = MarketDataPath(n, [sp is not None for sp in self.specs])
+        fv = cfg.fair_value
+        # a book change deeper than the levels fair value reads cannot move it: those are watched
+        watch = fv.imbalance_levels if fv.w_imbalance and fv.imbalance_levels > 0 else 1
+        self.md = MarketDataPath(n, [sp is not None for sp in self.specs], watch_levels=watch)
         self.book = self.md.book
         self._bind()
         self.tracker = self.md.tracker
         self.stale = False
         self.gap_requested_ns = -1
-        fv = cfg.fair_value
         ref_ticks = [self.ticks[i].tick_at(s.reference_price) if s else 1 for i, s in enumerate(self.specs)]
         self.ref_ticks = ref_ticks
         table = None

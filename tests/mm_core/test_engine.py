@@ -466,3 +466,16 @@ def test_a_broken_trade_that_closed_a_vpin_bucket_leaves_the_bucket_as_history()
     acts = run(engine, venue, md(feed.packet(itch.BrokenTrade(ACME, 0, 0, 7)), now + MS), now + MS)
     assert "trade-broken" in alerts(acts)
     assert guard.vpin.completed == closed and guard.vpin.buy == 10 and guard.buy_vol == 0
+
+
+@pytest.mark.parametrize("levels, w_imbalance, moves", [(5, 0.2, True), (3, 0.2, False), (5, 0.0, False)])
+def test_book_changes_reprice_when_they_reach_the_levels_fair_value_reads(levels, w_imbalance, moves):
+    """A change at the 5th level moves fair value only when the depth imbalance reads 5 levels."""
+    from mm_core.config import FairValueParams
+    config = EngineConfig(fair_value=FairValueParams(imbalance_levels=levels, w_imbalance=w_imbalance))
+    engine, venue, feed = make_engine(config), Venue(), Feed()
+    msgs, refs = two_sided(feed, ACME, 999_900, 1_000_100, levels=5)
+    run(engine, venue, md(feed.packet(*msgs), 2 * S), 2 * S)
+    before = engine.fv.fair[ACME]
+    run(engine, venue, md(feed.packet(feed.delete(refs[999_500])), 3 * S), 3 * S)   # 5th bid level
+    assert (engine.fv.fair[ACME] != before) is moves
