@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections import OrderedDict
 from typing import Callable
 
 from journal.catalogue import RecordType, pack, pack_json
@@ -32,6 +31,7 @@ from mm_core.risk import RiskError, TradingState
 from mm_core.risk.checks import CheckId
 from mm_core.spread import VolEstimator, quote_prices, widen
 from mm_core.ticks import TickTable
+from mm_core.trades import TAPE_MAX, TradeTape
 from mm_core.types import OrderIntent, OrderKind, Purpose, Side
 
 __all__ = ["Engine", "EngineError"]
@@ -43,7 +43,6 @@ _FROM_SERVER = soupbintcp.Direction.FROM_SERVER
 _ACCEPTED, _PARTIAL = OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED
 
 _GAP = moldudp64.Gap
-_TRADE_LOG_MAX = 16_384     # prints a Broken Trade can still reverse (older ones are journaled as unknown)
 _BOOK_STALE_ONLY = [CheckId.BOOK_STALE.label]     # risk.faults when only books are stale
 _top_depth = lib.fmd_top_depth
 
@@ -125,9 +124,7 @@ class Engine:
         self.risk_sent: list[tuple[int, bool, int]] = [(0, False, 0)] * n   # (fair, stale, ns) last told
         self.quote_memo: list[tuple | None] = [None] * n           # last quote inputs and result
         self.halted_symbols = [False] * n       # ITCH trading action: not trading
-        self.trade_seq = [0] * n                # prints seen per symbol
-        # match number -> (symbol, aggressor buys, qty, its index in trade_seq, VPIN bucket or -1)
-        self.trade_log: OrderedDict[int, tuple] = OrderedDict()
+        self.tape = TradeTape(n)                # recent prints, for Broken Trade reversal
         self.denied_until: dict[tuple[int, int, str], int] = {}
         self.next_metrics_ns = -1
         self.now = 0
@@ -197,7 +194,7 @@ class Engine:
                 actions.append(self._alert("book-error", text))
         printed = update.printed
         if printed:
-            self._on_prints(update.prints)
+            self.tape.on_prints(update.prints, self.guards, self.fv)
         for s, halted in update.halts:
             self.halted_symbols[s] = halted
         touched = update.touched
@@ -236,39 +233,18 @@ class Engine:
                 self._hedge(hedged, actions)
         return actions
 
-    def _on_prints(self, prints) -> None:
-        """Trade prints into the quote guard and trade flow, each logged by match number so that
-        a Broken Trade can take it back out."""
-        guards, fv, seq, log = self.guards, self.fv, self.trade_seq, self.trade_log
-        for s, aggressor_buys, qty, match in prints:
-            g = guards[s]
-            before = g.vpin.completed
-            g.on_print(aggressor_buys, qty)
-            fv.on_trade(s, aggressor_buys, qty)
-            k = seq[s]
-            seq[s] = k + 1
-            # the VPIN bucket it sits in whole, or -1 when it closed one (then it is history)
-            log[match] = (s, aggressor_buys, qty, k, before if g.vpin.completed == before else -1)
-            if len(log) > _TRADE_LOG_MAX:
-                log.popitem(last=False)
-
     def _break_trade(self, match: int, actions: list[Action]) -> int:
-        """ITCH Broken Trade: reverse the print's effect on trade flow, the guard's aggression
-        window and VPIN's open bucket, and journal what was done. Returns its symbol or -1."""
-        entry = self.trade_log.pop(match, None)
-        if entry is None:
-            actions.append(self._alert("trade-break-unknown",
-                                       f"match {match}: not among the last {_TRADE_LOG_MAX} prints"))
+        """ITCH Broken Trade: the tape reverses the print; journaled either way. Returns its
+        symbol or -1."""
+        r = self.tape.break_trade(match, self.guards, self.fv)
+        if r is None:
+            actions.append(self._alert("trade-break-unknown", f"match {match}: not among the last "
+                                       f"{TAPE_MAX} prints"))
             return -1
-        s, aggressor_buys, qty, k, bucket = entry
-        later = self.trade_seq[s] - 1 - k
-        self.fv.reverse_trade(s, aggressor_buys, qty, later)
-        g = self.guards[s]
-        window, vpin = g.reverse_print(aggressor_buys, qty, later, bucket >= 0 and bucket == g.vpin.completed)
-        actions.append(self._alert("trade-broken", f"match {match} symbol {s} "
-                                   f"{'buy' if aggressor_buys else 'sell'} {qty} reversed: flow=True "
-                                   f"window={window} vpin={vpin}"))
-        return s
+        actions.append(self._alert("trade-broken", f"match {match} symbol {r.symbol_id} "
+                                   f"{'buy' if r.aggressor_buys else 'sell'} {r.qty} reversed: flow=True "
+                                   f"window={r.window} vpin={r.vpin}"))
+        return r.symbol_id
 
     def _go_stale(self, reason: str, actions: list[Action]) -> None:
         """A gap: the book cannot be trusted until it is filled. Pull every quote now."""
@@ -820,8 +796,7 @@ class Engine:
             [(v.m2, v.dt, v.last_mid, v.last_ns, v.n) for v in self.vol],
             self.inventory.position, [g.state_items() for g in self.guards],
             self.hedger.state_items(), sorted(self.hedge_tokens.items()), self.oms.state_items(),
-            self.metrics.state_items(), self.mid2, self.halted_symbols, self.trade_seq,
-            list(self.trade_log.items()),
+            self.metrics.state_items(), self.mid2, self.halted_symbols, self.tape.state_items(),
             sorted(self.denied_until.items()), self.next_metrics_ns, self.venue_seq,
             sorted(self.counts.items()), int(self.risk.state),
         )
