@@ -25,6 +25,7 @@ from mm_core.inventory import InventoryTracker, as_depths, glft_depths, quote_si
 from mm_core.fastbook import ffi, lib
 from mm_core.mdpath import MarketDataPath
 from mm_core.metrics import Metrics
+from mm_core.orderwire import OrderWire
 from mm_core.oms import TERMINAL, InvalidTransition, Oms, OmsError, Order, OrderState
 from mm_core.protocol import ProtocolError, itch, moldudp64, ouch, soupbintcp
 from mm_core.risk import RiskError, TradingState
@@ -115,6 +116,7 @@ class Engine:
         self.imb_levels = fv.imbalance_levels if fv.w_imbalance else 0
         self.imb_decay = fv.level_decay
         self.risk_refresh_ns = cfg.risk_refresh_ns
+        self.wire = OrderWire(cfg.firm)           # order bytes, fixed parts encoded once
         self.oms = Oms(cfg.session_prefix, self._encode_cancel)
         # the OMS working-order keys of our quotes, built once (they are looked up per book update)
         self.quote_slots = [((s, int(_BUY), Purpose.QUOTE.value), (s, int(_SELL), Purpose.QUOTE.value))
@@ -741,20 +743,16 @@ class Engine:
     # ================================================================= encoding and notes
 
     def _encode(self, intent: OrderIntent) -> bytes:
-        side = "B" if intent.side == _BUY else "S"
-        stock = self.specs[intent.symbol_id].name
-        if intent.kind is OrderKind.ENTER:
-            msg = ouch.EnterOrder(intent.token, side, intent.qty, stock, intent.price, intent.tif,
-                                  self.cfg.firm, "Y", "P", "N", 0, "N", " ")
-        elif intent.kind is OrderKind.REPLACE:
-            msg = ouch.ReplaceOrder(intent.orig_token, intent.token, intent.qty, intent.price,
-                                    intent.tif, "Y", "N", 0)
-        else:
-            msg = ouch.CancelOrder(intent.token, intent.qty)
-        return soupbintcp.encode(soupbintcp.UnsequencedData(ouch.encode(msg)))
+        kind, wire = intent.kind, self.wire
+        if kind is OrderKind.ENTER:
+            return wire.enter(intent.token, "B" if intent.side == _BUY else "S", intent.qty,
+                              self.specs[intent.symbol_id].name, intent.price, intent.tif)
+        if kind is OrderKind.REPLACE:
+            return wire.replace(intent.orig_token, intent.token, intent.qty, intent.price, intent.tif)
+        return wire.cancel(intent.token, intent.qty)
 
     def _encode_cancel(self, token: str) -> bytes:
-        return soupbintcp.encode(soupbintcp.UnsequencedData(ouch.encode(ouch.CancelOrder(token, 0))))
+        return self.wire.cancel(token, 0)
 
     def _decision_note(self, intent: OrderIntent, d) -> JournalNote:
         payload = pack(RecordType.RISK_DECISION, token=intent.token.encode(), symbol_id=intent.symbol_id,
