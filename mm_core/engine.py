@@ -48,6 +48,15 @@ _BOOK_STALE_ONLY = [CheckId.BOOK_STALE.label]     # risk.faults when only books 
 _top_depth = lib.fmd_top_depth
 
 
+def _needs_work(order: Order, price: int, qty: int) -> bool:
+    """Whether _work_side would do anything to this resting quote (it acts only on an answered
+    order whose price or size differs from the wanted one, or that must be pulled)."""
+    state = order.fsm.state
+    if state is not _ACCEPTED and state is not _PARTIAL:
+        return False
+    return qty <= 0 or price <= 0 or order.price != price or order.leaves != qty
+
+
 class EngineError(Exception):
     """A bad engine setup (config, symbols or gateway that cannot work together)."""
 
@@ -308,10 +317,15 @@ class Engine:
         oms = self.oms
         bid_key, ask_key = self.quote_slots[symbol_id]
         bid, ask = oms.working.get(bid_key), oms.working.get(ask_key)
+        # _work_side only when it may act: no order yet, or one resting that differs from the quote
         if bid is not None or bid_qty:
-            self._work_side(symbol_id, _BUY, oms.orders[bid] if bid else None, bid_px, bid_qty, actions)
+            order = oms.orders[bid] if bid else None
+            if order is None or _needs_work(order, bid_px, bid_qty):
+                self._work_side(symbol_id, _BUY, order, bid_px, bid_qty, actions)
         if ask is not None or ask_qty:
-            self._work_side(symbol_id, _SELL, oms.orders[ask] if ask else None, ask_px, ask_qty, actions)
+            order = oms.orders[ask] if ask else None
+            if order is None or _needs_work(order, ask_px, ask_qty):
+                self._work_side(symbol_id, _SELL, order, ask_px, ask_qty, actions)
 
     def _quote(self, symbol_id: int) -> tuple[int, int, int, int]:
         """(bid price, bid size, ask price, ask size) wanted now; a zero size pulls the side.
