@@ -228,8 +228,7 @@ class Engine:
             touched = self.with_followers[touched[0]]
         elif touched:
             followers = self.followers
-            touched = list(dict.fromkeys(touched + [f for s in dict.fromkeys(touched)
-                                                                 for f in followers[s]]))
+            touched = list(dict.fromkeys(touched + [f for s in touched for f in followers[s]]))
         reprice = self._reprice
         for symbol_id in touched:
             reprice(symbol_id)
