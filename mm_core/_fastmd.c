@@ -334,6 +334,10 @@ int fmd_replace(fmd_book *b, uint64_t old_ref, uint64_t new_ref, int64_t qty, in
 
 void fmd_top(const fmd_book *b, uint32_t symbol, int64_t *top)
 {
+    if (symbol >= b->n_symbols) {
+        top[0] = top[1] = top[2] = top[3] = 0;
+        return;
+    }
     const fmd_side *bid = &b->sides[2 * symbol], *ask = &b->sides[2 * symbol + 1];
     top[0] = bid->n ? bid->lv[bid->n - 1].price : 0;
     top[1] = bid->n ? bid->lv[bid->n - 1].qty : 0;
@@ -344,6 +348,8 @@ void fmd_top(const fmd_book *b, uint32_t symbol, int64_t *top)
 size_t fmd_levels(const fmd_book *b, uint32_t symbol, int is_buy, size_t depth, int64_t *prices,
                   int64_t *qtys)
 {
+    if (symbol >= b->n_symbols)
+        return 0;
     const fmd_side *sd = &b->sides[2 * symbol + (is_buy ? 0 : 1)];
     size_t k = 0;
     for (; k < depth && k < sd->n; k++) {
@@ -355,6 +361,8 @@ size_t fmd_levels(const fmd_book *b, uint32_t symbol, int is_buy, size_t depth, 
 
 double fmd_depth_imbalance(const fmd_book *b, uint32_t symbol, uint32_t depth, double decay)
 {
+    if (symbol >= b->n_symbols)
+        return 0.0;
     const fmd_side *bid = &b->sides[2 * symbol], *ask = &b->sides[2 * symbol + 1];
     uint32_t nb = bid->n, na = ask->n;
     uint32_t most = nb > na ? nb : na;

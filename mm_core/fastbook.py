@@ -98,23 +98,31 @@ class FastBook:
 
     # --- queries ------------------------------------------------------------------------
 
+    def _check(self, symbol_id: int) -> None:
+        if not 0 <= symbol_id < self.n_symbols:    # Book's lists raise IndexError for these too
+            raise IndexError(f"symbol id {symbol_id} outside the book (0..{self.n_symbols - 1})")
+
     def top(self, symbol_id: int) -> tuple[int, int, int, int]:
         """(bid price, bid qty, ask price, ask qty); zeros on an empty side."""
+        self._check(symbol_id)
         t = self._top
         lib.fmd_top(self._b, symbol_id, t)
         return t[0], t[1], t[2], t[3]
 
     def best_bid(self, symbol_id: int) -> int:
         """Best bid price4, 0 when the side is empty."""
+        self._check(symbol_id)
         lib.fmd_top(self._b, symbol_id, self._top)
         return self._top[0]
 
     def best_ask(self, symbol_id: int) -> int:
         """Best ask price4, 0 when the side is empty."""
+        self._check(symbol_id)
         lib.fmd_top(self._b, symbol_id, self._top)
         return self._top[2]
 
     def _levels(self, symbol_id: int, is_buy: bool, depth: int) -> list[tuple[int, int]]:
+        self._check(symbol_id)
         if depth <= 0:
             return []
         prices, qtys = ffi.new("int64_t[]", depth), ffi.new("int64_t[]", depth)
@@ -131,6 +139,7 @@ class FastBook:
 
     def depth_imbalance(self, symbol_id: int, depth: int, decay: float) -> float:
         """Σ w_i (bid_i − ask_i) / Σ w_i (bid_i + ask_i) over the top `depth` levels, w_i = decay^i."""
+        self._check(symbol_id)
         return lib.fmd_depth_imbalance(self._b, symbol_id, depth, decay)
 
     def clear(self) -> None:

@@ -114,7 +114,8 @@ int fmd_delete(fmd_book *b, uint64_t ref, uint32_t *symbol);
 int fmd_replace(fmd_book *b, uint64_t old_ref, uint64_t new_ref, int64_t qty, int64_t price,
                 uint32_t *symbol);
 
-/* OUT top[4]: bid price, bid qty, ask price, ask qty of symbol (zeros for an empty side). */
+/* Queries below take any symbol: one outside 0..n-1 reads as an empty book.
+ * OUT top[4]: bid price, bid qty, ask price, ask qty of symbol (zeros for an empty side). */
 void fmd_top(const fmd_book *b, uint32_t symbol, int64_t *top);
 /* Up to depth levels of one side, best first. OUT prices[], qtys[]. Returns the count. */
 size_t fmd_levels(const fmd_book *b, uint32_t symbol, int is_buy, size_t depth, int64_t *prices,

@@ -259,3 +259,11 @@ def test_deleting_from_a_probe_chain_that_wraps_round_the_table_keeps_every_orde
         for ref in last + first:
             assert _ex(fast.execute(ref, 0)) == _ex(ref_book.execute(ref, 0))
         assert _book_state(fast) == _book_state(ref_book)
+
+
+@pytest.mark.parametrize("query", ["top", "best_bid", "best_ask", "bids", "asks", "depth_imbalance"])
+def test_queries_outside_the_book_raise_index_error_like_the_python_book(query):
+    args = {"bids": (2,), "asks": (2,), "depth_imbalance": (3, 0.5)}.get(query, ())
+    for book in (Book(N), FastBook(N)):
+        with pytest.raises(IndexError):
+            getattr(book, query)(N, *args)
