@@ -24,8 +24,9 @@ def command() -> None:
 @click.command(name="risk")
 @click.option("--seed", default=1, show_default=True, type=click.IntRange(0),
               help="Chooses the fault combinations and seeds the venue's flow.")
-@click.option("--combinations", default=4, show_default=True, type=click.IntRange(0, 78),
-              help="Fault pairs injected together after every fault on its own.")
+@click.option("--combinations", default=4, show_default=True, type=click.IntRange(0, 57),
+              help="Fault pairs (each with at least one input fault) injected together after "
+                   "every fault on its own.")
 @click.option("--journal", "journal_dir", type=click.Path(file_okay=False),
               help="Journal directory for the run and its DRILL_RESULT (default: a temporary one).")
 @click.option("--clock", type=click.Choice(["auto", "lab", "drill"]), default="auto", show_default=True,

@@ -10,7 +10,8 @@ import json
 
 import click
 
-from recovery.drills.crash import CrashSettings, DrillError, run_crash_drill
+from recovery.drills.common import DrillError
+from recovery.drills.crash import CrashSettings, run_crash_drill
 from recovery.drills.feed_gap import GapSettings, run_feed_gap_drill
 from recovery.drills.venue_disconnect import DisconnectSettings, run_venue_disconnect_drill
 
@@ -21,6 +22,18 @@ _SEED = click.option("--seed", default=1, show_default=True, type=click.IntRange
 _JOURNAL = click.option("--journal", "journal_dir", type=click.Path(file_okay=False),
                         help="Engine journal directory (default: a new temporary one, kept).")
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+
+
+def _drill(name: str, count: str, default: int, help_text: str, *extra):
+    """A drill command: `--<count> N`, --seed, --journal, the `extra` options, --json."""
+    options = (click.option(f"--{count}", default=default, show_default=True, type=click.IntRange(1),
+                            help=help_text), _SEED, _JOURNAL, *extra, _JSON)
+
+    def wrap(fn):
+        for option in reversed(options):
+            fn = option(fn)
+        return click.command(name=name)(fn)
+    return wrap
 
 
 def _finish(run, settings, as_json: bool, summary) -> None:
@@ -44,14 +57,9 @@ def _finish(run, settings, as_json: bool, summary) -> None:
         raise SystemExit(1)
 
 
-@click.command(name="crash")
-@click.option("--runs", default=20, show_default=True, type=click.IntRange(1),
-              help="Kills, each followed by a restart, recovery and resumption.")
-@_SEED
-@_JOURNAL
-@click.option("--cold-start", is_flag=True,
-              help="Restart as a new Python interpreter instead of a warm spare's fork.")
-@_JSON
+@_drill("crash", "runs", 20, "Kills, each followed by a restart, recovery and resumption.",
+        click.option("--cold-start", is_flag=True,
+                     help="Restart as a new Python interpreter instead of a warm spare's fork."))
 def crash(runs, seed, journal_dir, cold_start, as_json) -> None:
     """SIGKILL the engine process at random moments and hook points; recover, reconcile, resume.
 
@@ -70,12 +78,7 @@ def crash(runs, seed, journal_dir, cold_start, as_json) -> None:
         f"recovery {'reconciled' if r.final_reconciled else 'NOT reconciled'}"))
 
 
-@click.command(name="venue-disconnect")
-@click.option("--drops", default=3, show_default=True, type=click.IntRange(1),
-              help="Times the venue drops the order-entry session mid-stream.")
-@_SEED
-@_JOURNAL
-@_JSON
+@_drill("venue-disconnect", "drops", 3, "Times the venue drops the order-entry session mid-stream.")
 def venue_disconnect(drops, seed, journal_dir, as_json) -> None:
     """Drop the venue session mid-stream; the engine reconnects from its last sequence + 1.
 
@@ -91,14 +94,9 @@ def venue_disconnect(drops, seed, journal_dir, as_json) -> None:
         f"dropped connection (held unanswered by the engine): {len(r.lost_in_drops)}"))
 
 
-@click.command(name="feed-gap")
-@click.option("--gaps", default=3, show_default=True, type=click.IntRange(1),
-              help="Market-data gaps opened (MoldUDP64 packets withheld).")
-@_SEED
-@_JOURNAL
-@click.option("--hold", "hold_s", default=0.6, show_default=True, type=click.FloatRange(0.05, 10.0),
-              help="Seconds each gap is held open (re-requests dropped meanwhile).")
-@_JSON
+@_drill("feed-gap", "gaps", 3, "Market-data gaps opened (MoldUDP64 packets withheld).",
+        click.option("--hold", "hold_s", default=0.6, show_default=True, type=click.FloatRange(0.05, 10.0),
+                     help="Seconds each gap is held open (re-requests dropped meanwhile)."))
 def feed_gap(gaps, seed, journal_dir, hold_s, as_json) -> None:
     """Drop market-data packets; quotes must be pulled until the gap is re-requested and filled.
 

@@ -129,6 +129,8 @@ def info(path: str, as_json: bool) -> None:
     click.echo(f"segments  {summary['segments']} ({summary['bytes']} bytes)")
     click.echo(f"records   {summary['records']} (seq {summary['first_seq']}..{summary['last_seq']})")
     click.echo(f"writer    {writer}")
+    click.echo(f"reserve   {summary['reserve_bytes']} bytes" if summary["reserve_bytes"] else
+               "reserve   none: the writer is short of disk space (only risk-reducing appends) or never opened")
     stopped = summary["stopped"]
     click.echo("readable  to the end" if stopped is None else
                f"readable  up to seq {stopped['seq'] - 1}: {stopped['reason']} at segment {stopped['segment']} "

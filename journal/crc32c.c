@@ -12,6 +12,9 @@
 #define MMJ_CRC32C_POLY 0x82F63B78u
 
 static uint32_t crc_table[8][256];
+#if defined(__x86_64__)
+static void crc_zero_tables(void);
+#endif
 static int hw_available;
 
 __attribute__((constructor)) static void mmj_crc32c_init(void)
@@ -32,6 +35,8 @@ __attribute__((constructor)) static void mmj_crc32c_init(void)
 #if defined(__x86_64__)
     __builtin_cpu_init();
     hw_available = __builtin_cpu_supports("sse4.2");
+    if (hw_available)
+        crc_zero_tables();
 #endif
 }
 
@@ -62,6 +67,52 @@ uint32_t mmj_crc32c_sw(uint32_t crc, const void *buf, size_t len)
 #if defined(__x86_64__)
 #include <nmmintrin.h>
 
+/* Three independent crc32 chains hide the instruction's 3-cycle latency: a block of 3*L bytes
+ * A||B||C gives f(c, A||B||C) = Z_2L(f(c, A)) ^ Z_L(f(0, B)) ^ f(0, C), where f is the raw
+ * (uninverted) crc32 state update and Z_n(x) = f(x, n zero bytes), which is linear in x and so
+ * a table lookup per byte of x. */
+#define MMJ_CRC_LANE_SMALL 64
+#define MMJ_CRC_LANE_BIG 128
+static uint32_t zeros_64[4][256], zeros_128[4][256], zeros_256[4][256];
+
+__attribute__((target("sse4.2"))) static uint64_t crc_zeros(uint64_t c, size_t n)
+{
+    for (size_t i = 0; i < n; i += 8)
+        c = _mm_crc32_u64(c, 0);
+    return c;
+}
+
+__attribute__((target("sse4.2"))) static void crc_zero_tables(void)
+{
+    for (int k = 0; k < 4; k++)
+        for (uint32_t b = 0; b < 256; b++) {
+            zeros_64[k][b] = (uint32_t)crc_zeros((uint64_t)b << (8 * k), 64);
+            zeros_128[k][b] = (uint32_t)crc_zeros((uint64_t)b << (8 * k), 128);
+            zeros_256[k][b] = (uint32_t)crc_zeros((uint64_t)b << (8 * k), 256);
+        }
+}
+
+static inline uint64_t shift(uint32_t t[4][256], uint64_t x)
+{
+    return t[0][x & 0xff] ^ t[1][(x >> 8) & 0xff] ^ t[2][(x >> 16) & 0xff] ^ t[3][(x >> 24) & 0xff];
+}
+
+__attribute__((target("sse4.2"))) static inline uint64_t crc3(uint64_t c, const uint8_t *p, size_t lane,
+                                                               uint32_t t1[4][256], uint32_t t2[4][256])
+{
+    uint64_t b = 0, d = 0;
+    for (size_t i = 0; i < lane; i += 8) {
+        uint64_t x, y, z;
+        memcpy(&x, p + i, 8);
+        memcpy(&y, p + lane + i, 8);
+        memcpy(&z, p + 2 * lane + i, 8);
+        c = _mm_crc32_u64(c, x);
+        b = _mm_crc32_u64(b, y);
+        d = _mm_crc32_u64(d, z);
+    }
+    return shift(t2, c) ^ shift(t1, b) ^ d;
+}
+
 __attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const void *buf, size_t len)
 {
     const uint8_t *p = buf;
@@ -70,6 +121,10 @@ __attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const 
         c = _mm_crc32_u8((uint32_t)c, *p++);
         len--;
     }
+    for (; len >= 3 * MMJ_CRC_LANE_BIG; p += 3 * MMJ_CRC_LANE_BIG, len -= 3 * MMJ_CRC_LANE_BIG)
+        c = crc3(c, p, MMJ_CRC_LANE_BIG, zeros_128, zeros_256);
+    for (; len >= 3 * MMJ_CRC_LANE_SMALL; p += 3 * MMJ_CRC_LANE_SMALL, len -= 3 * MMJ_CRC_LANE_SMALL)
+        c = crc3(c, p, MMJ_CRC_LANE_SMALL, zeros_64, zeros_128);
     while (len >= 8) {
         uint64_t word;
         memcpy(&word, p, 8);

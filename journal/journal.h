@@ -13,6 +13,10 @@
  *                             segment 0 and read nothing past a missing segment
  *   tailers/<name>.pos        named tailer positions (text "mmjpos 1 <next seq>\n", atomic rename)
  *   reserve.mmj               the reserve segment (RESERVE SEGMENT below)
+ *   next.mmj.tmp              the next segment, preallocated, mapped and faulted in by the
+ *                             writer's helper thread once the current one is half full; a roll
+ *                             renames it to seg-<i+1>.mmj.tmp and finishes it as a new segment;
+ *                             deleted at open
  *   notify                    4096 bytes, not journal data: u32 futex counter at 0, u32 count of
  *                             waiting tailers at 4. A writer that publishes records and sees a
  *                             waiter bumps the counter and FUTEX_WAKEs it; a tailer waiting with a
@@ -33,8 +37,9 @@
  * SEGMENT FILE: fixed size S (a multiple of 4096, at least 64 KiB), preallocated with
  * posix_fallocate so every page is backed (a store into the mapping never SIGBUSes; a full disk
  * is reported when the segment is created, as MMJ_E_DISK_FULL) and zero-filled. The writer maps
- * the whole file MAP_SHARED and writes records in place; its helper thread pre-faults it a 1 MiB
- * window ahead of the appends (MADV_POPULATE_WRITE) so appends do not take page faults, and
+ * the whole file MAP_SHARED and writes records in place; its helper thread (SCHED_IDLE) pre-faults
+ * the next segment whole and the current one a 4 MiB window ahead of the appends
+ * (MADV_POPULATE_WRITE) so appends do not take page faults, and
  * hashes published bytes into the running chain state (HASH CHAIN) so a CHECKPOINT or SEAL only
  * finishes the bytes since the helper's last step.
  *   Segment header (128 bytes at offset 0):
@@ -114,7 +119,9 @@
  *   caller must treat it as not durable. Segment creation fsyncs the file in group/sync modes.
  *
  * SPACE: every writer open starts a new segment, so each open/close cycle costs one preallocated
- *   segment file of S bytes; choose S for the expected session length.
+ *   segment file of S bytes; choose S for the expected session length. A live writer holds up to
+ *   two more preallocated files of S bytes: reserve.mmj, and next.mmj.tmp once the live segment
+ *   is half full.
  *
  * RESERVE SEGMENT (room for risk-reducing records on a full disk):
  *   reserve.mmj               S bytes, preallocated (posix_fallocate) and zero-filled, never
@@ -138,7 +145,9 @@
  * or a negative mmj_status). Outputs are marked OUT. Pointers into mapped segments returned in
  * mmj_record are valid until the next call on the same reader/tailer. A writer may be shared by
  * threads (appends, sync and checkpoint are serialised by a mutex) but mmj_writer_close must not
- * race with them; a reader or tailer belongs to one thread at a time.
+ * race with them; a reader or tailer belongs to one thread at a time. Each open writer runs one
+ * helper thread (SCHED_IDLE; stopped by mmj_writer_close); a child created by fork() has no
+ * helper and must free its copy with mmj_writer_abandon.
  */
 #ifndef MMJ_JOURNAL_H
 #define MMJ_JOURNAL_H
@@ -420,6 +429,15 @@ int mmj_reader_read_fixed(const mmj_reader *r /* reader */, uint32_t rtype /* re
                           uint64_t size /* payload size */, uint64_t first /* first seq */,
                           uint64_t last /* last seq */, char *out /* OUT: rows, or NULL */,
                           uint64_t cap /* rows that fit in out */, uint64_t *rows /* OUT: rows */);
+/* mmj_reader_read_fixed for ntypes types in one pass over the range: type k's rows (20-byte
+ * header + sizes[k] payload bytes) go to outs[k], at most caps[k] of them, rows[k] filled. */
+int mmj_reader_read_fixed_many(const mmj_reader *r /* reader */, uint64_t ntypes /* number of types */,
+                               const uint32_t *rtypes /* ntypes record types */,
+                               const uint64_t *sizes /* ntypes payload sizes */,
+                               uint64_t first /* first seq */, uint64_t last /* last seq */,
+                               char *const *outs /* OUT: ntypes row buffers */,
+                               const uint64_t *caps /* ntypes capacities in rows */,
+                               uint64_t *rows /* OUT: ntypes row counts */);
 /* Copy data records of one type: 20-byte headers (as above), payloads concatenated into blob,
  * and rows+1 offsets into blob. With hdr NULL only counts rows and bytes. */
 int mmj_reader_read_blobs(const mmj_reader *r /* reader */, uint32_t rtype /* record type */,
@@ -428,6 +446,24 @@ int mmj_reader_read_blobs(const mmj_reader *r /* reader */, uint32_t rtype /* re
                           char *blob /* OUT: payload bytes */, uint64_t *offsets /* OUT: rows+1 */,
                           uint64_t cap_rows /* rows that fit */, uint64_t cap_bytes /* bytes that fit */,
                           uint64_t *rows /* OUT */, uint64_t *bytes /* OUT */);
+
+/* Columns of every data record (all types) with first <= seq <= last, in sequence order, in one
+ * pass over the mapped bytes; at most cap rows (data sequences have no gaps, so
+ * last - first + 1 is enough). Each column is an array of cap entries, or NULL to skip it. pos
+ * identifies a record's payload for mmj_reader_gather (valid while the reader is open). */
+int mmj_reader_scan(const mmj_reader *r /* reader */, uint64_t first /* first seq */,
+                    uint64_t last /* last seq */, uint64_t cap /* rows that fit in each column */,
+                    uint64_t *seq /* OUT: sequences, or NULL */, uint16_t *rtype /* OUT: types, or NULL */,
+                    int64_t *ts_ns /* OUT: timestamps, or NULL */, uint8_t *ts_source /* OUT: or NULL */,
+                    uint8_t *clock_state /* OUT: or NULL */, uint32_t *length /* OUT: payload lengths, or NULL */,
+                    uint64_t *pos /* OUT: payload handles, or NULL */, uint64_t *rows /* OUT: rows filled */);
+/* Copy the first `size` payload bytes of n records (pos from mmj_reader_scan) to out, record k
+ * at out + k * stride; with_header puts the 20-byte row header of mmj_reader_read_fixed before
+ * each payload. A payload shorter than size gives MMJ_E_PAYLOAD_SIZE. */
+int mmj_reader_gather(const mmj_reader *r /* reader */, const uint64_t *pos /* n payload handles */,
+                      uint64_t n /* count */, uint64_t size /* payload bytes per record */,
+                      char *out /* OUT: n rows */, uint64_t stride /* bytes between rows */,
+                      int with_header /* 1: row header, then payload */);
 
 /* ---- tailer --------------------------------------------------------------------------- */
 

@@ -3,11 +3,21 @@
  * It hashes published bytes of the current segment into the running BLAKE2b state of the chain,
  * so a CHECKPOINT or SEAL only finishes the few bytes since the helper last ran, and it
  * prefaults (MADV_POPULATE_WRITE) the segment a window ahead of the write position, so the
- * append thread takes no page faults. It never writes the journal; knows nothing of records.
+ * append thread takes no page faults; once the segment is half full it preallocates, maps and
+ * faults in the whole next segment file (next.mmj.tmp), so a roll neither waits for
+ * posix_fallocate nor leaves the appends to fault pages in. It never writes
+ * journal data; knows nothing of records. It runs as SCHED_IDLE: on a busy machine it must
+ * never take the CPU from the append thread (its 64 KiB steps would become append latency).
+ * When it starves, appends fault their pages in one at a time (a few microseconds each, less
+ * than a chunk prefault) and checkpoints hash what is left, as if there were no helper.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/mman.h>
 #include <time.h>
 
@@ -16,7 +26,7 @@
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
-#define MMJ_PREFAULT_WINDOW (1u << 20)   /* bytes kept faulted in ahead of the write position */
+#define MMJ_PREFAULT_WINDOW (4u << 20)   /* bytes kept faulted in ahead of the write position */
 #define MMJ_AHEAD_CHUNK (64u << 10)      /* bytes hashed or prefaulted per step (bounds lock hold) */
 #define MMJ_AHEAD_IDLE_NS 200000         /* first idle wait; doubles up to the max */
 #define MMJ_AHEAD_IDLE_MAX_NS 1000000
@@ -53,11 +63,102 @@ int mmj_ahead_prefault(mmj_writer *w, uint64_t pos)
     return 1;
 }
 
+int mmj_ahead_take_next(mmj_writer *w, uint64_t index, uint8_t **mapped)
+{
+    if (w->next_fd >= 0 && w->next_index == index) {
+        char tmp[64];
+        int fd = w->next_fd;
+        mmj_segment_name(tmp, sizeof tmp, index, 1);
+        if (renameat(w->dirfd, MMJ_NEXT_TMP, w->dirfd, tmp) == 0) {
+            *mapped = w->next_base;
+            w->next_fd = -1;
+            w->next_base = NULL;
+            return fd;
+        }
+    }
+    mmj_ahead_drop_next(w);
+    return -1;
+}
+
+void mmj_ahead_wait_next(mmj_writer *w)
+{
+    while (w->next_busy)
+        pthread_cond_wait(&w->next_done, &w->hash_mu);
+}
+
+void mmj_ahead_drop_next(mmj_writer *w)
+{
+    if (w->next_fd < 0)
+        return;
+    munmap(w->next_base, (size_t)w->opt.segment_size);
+    close(w->next_fd);
+    unlinkat(w->dirfd, MMJ_NEXT_TMP, 0);
+    w->next_fd = -1;
+    w->next_base = NULL;
+}
+
+/* Create next.mmj.tmp preallocated to the segment size, mapped, every page faulted in for
+ * writing; MAP_FAILED if it cannot (short of space, or asked to stop). No lock held: only this
+ * thread creates next.mmj.tmp, and the writer renames it away before using it. */
+static uint8_t *make_next(mmj_writer *w, int *fd)
+{
+    uint64_t size = w->opt.segment_size;
+    *fd = openat(w->dirfd, MMJ_NEXT_TMP, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (*fd < 0)
+        return MAP_FAILED;
+    uint8_t *p = MAP_FAILED;
+    if (posix_fallocate(*fd, 0, (off_t)size) == 0)
+        p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, *fd, 0);
+    for (uint64_t off = 0; p != MAP_FAILED && off < size; off += MMJ_AHEAD_CHUNK) {
+        if (__atomic_load_n(&w->helper_stop, __ATOMIC_RELAXED)) {
+            munmap(p, (size_t)size);
+            p = MAP_FAILED;
+        } else if (!w->prefault_off) {
+            madvise(p + off, (size_t)(size - off < MMJ_AHEAD_CHUNK ? size - off : MMJ_AHEAD_CHUNK),
+                    MADV_POPULATE_WRITE);
+        }
+    }
+    if (p == MAP_FAILED) {
+        close(*fd);
+        unlinkat(w->dirfd, MMJ_NEXT_TMP, 0);
+    }
+    return p;
+}
+
+/* Prepare the next segment without holding hash_mu (preallocating and faulting 64 MiB takes
+ * long), then offer it if the writer is still in the same segment. Called and returns with
+ * hash_mu held. */
+static int prepare_next(mmj_writer *w, uint64_t pub)
+{
+    if (w->next_fd >= 0 || w->next_failed || !w->seg.base || pub < w->seg.size / 2)
+        return 0;
+    uint64_t index = w->seg.index + 1;
+    int fd;
+    w->next_busy = 1;
+    pthread_mutex_unlock(&w->hash_mu);
+    uint8_t *p = make_next(w, &fd);
+    pthread_mutex_lock(&w->hash_mu);
+    w->next_busy = 0;
+    pthread_cond_broadcast(&w->next_done);
+    if (p == MAP_FAILED) {
+        w->next_failed = 1;   /* short of space (or stopping): the roll will find out itself */
+        return 1;
+    }
+    w->next_fd = fd;
+    w->next_base = p;
+    w->next_index = index;
+    if (!(w->seg.base && w->seg.index + 1 == index))
+        mmj_ahead_drop_next(w);   /* the writer rolled meanwhile */
+    return 1;
+}
+
 /* One step under hash_mu: prefault first (it is what the append path waits for), then hash. */
 static int step(mmj_writer *w)
 {
     uint64_t pub = __atomic_load_n(&w->pub_off, __ATOMIC_ACQUIRE);
     if (mmj_ahead_prefault(w, pub))
+        return 1;
+    if (prepare_next(w, pub))
         return 1;
     if (w->seg.base && w->hashed_off < pub) {
         uint64_t len = pub - w->hashed_off;
@@ -73,6 +174,10 @@ static int step(mmj_writer *w)
 static void *helper_main(void *arg)
 {
     mmj_writer *w = arg;
+#ifdef SCHED_IDLE
+    struct sched_param idle_param = {0};
+    pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle_param);   /* best effort */
+#endif
     int64_t idle = MMJ_AHEAD_IDLE_NS;
     pthread_mutex_lock(&w->hash_mu);
     while (!w->helper_stop) {
@@ -106,11 +211,13 @@ void mmj_ahead_init(mmj_writer *w)
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&w->wake, &attr);
     pthread_condattr_destroy(&attr);
+    pthread_cond_init(&w->next_done, NULL);
 }
 
 void mmj_ahead_destroy(mmj_writer *w)
 {
     pthread_cond_destroy(&w->wake);
+    pthread_cond_destroy(&w->next_done);
     pthread_mutex_destroy(&w->hash_mu);
 }
 

@@ -300,6 +300,7 @@ int mmj_map_segment(int dirfd, uint64_t index, int writable, mmj_map *m, int *er
     m->base = p;
     m->size = (uint64_t)st.st_size;
     m->index = index;
+    m->populated = 0;
     return MMJ_OK;
 }
 
@@ -363,6 +364,9 @@ int mmj_record_check(const uint8_t *base, uint64_t size, uint64_t off, uint32_t 
     if (off + MMJ_RECORD_HEADER_SIZE > size)
         return -MMJ_R_BAD_LENGTH;
     const mmj_rec_hdr *h = (const mmj_rec_hdr *)(base + off);
+    /* scans are chains of dependent header loads: start the next lines (and pages) early */
+    __builtin_prefetch(base + off + MMJ_PREFETCH_AHEAD);
+    __builtin_prefetch(base + off + MMJ_PREFETCH_AHEAD + 64);
     uint32_t word = __atomic_load_n(&h->word, __ATOMIC_ACQUIRE);
     if (word == 0)
         return 0;

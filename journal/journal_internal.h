@@ -13,6 +13,7 @@
 #define MMJ_RESERVE_NAME "reserve.mmj"
 #define MMJ_RESERVE_TMP "reserve.mmj.tmp"
 #define MMJ_NOTIFY_NAME "notify"
+#define MMJ_NEXT_TMP "next.mmj.tmp"
 #define MMJ_NOTIFY_SIZE 4096
 #define MMJ_TAILER_DIR "tailers"
 #define MMJ_META_SIZE 64
@@ -22,6 +23,7 @@
 #define MMJ_DEFAULT_GROUP_US 1000
 #define MMJ_DEFAULT_CHECKPOINT_EVERY 4096
 #define MMJ_ROW_HEADER 20
+#define MMJ_PREFETCH_AHEAD 1024   /* bytes ahead of a sequential record walk to prefetch */
 
 /* The 32-byte record header exactly as on disk (journal.h RECORD). */
 typedef struct mmj_rec_hdr {
@@ -42,6 +44,7 @@ typedef struct mmj_map {
     uint8_t *base;
     uint64_t size;
     uint64_t index;
+    uint64_t populated;        /* bytes from 0 known faulted in for writing (writer only) */
 } mmj_map;
 
 uint64_t mmj_pad8(uint64_t n);

@@ -344,55 +344,75 @@ int mmj_reader_next(const mmj_reader *r, mmj_pos *pos, int include_control, mmj_
     return MMJ_END;
 }
 
-static void put_row_header(char *row, const mmj_record *rec)
+static void put_row_header(char *row, const mmj_rec_hdr *h)
 {
-    memcpy(row, &rec->seq, 8);
-    memcpy(row + 8, &rec->rtype, 2);
-    row[10] = (char)rec->ts_source;
-    row[11] = (char)rec->clock_state;
-    memcpy(row + 12, &rec->ts_ns, 8);
+    memcpy(row, &h->seq, 8);
+    memcpy(row + 8, &h->rtype, 2);
+    row[10] = (char)h->ts_source;
+    row[11] = (char)h->clock_state;
+    memcpy(row + 12, &h->ts_ns, 8);
 }
 
-/* Walk data records with first <= seq <= last of one type, calling visit for each. */
-typedef int (*visit_fn)(void *ctx, const mmj_record *rec);
+/* Visit data records with first <= seq <= last straight from the validated bytes of the mapped
+ * segments (no per-record checks beyond the snapshot's bounds: scan_more validated them). */
+typedef int (*visit_fn)(void *ctx, const mmj_rec_hdr *h, uint64_t slot, uint64_t off);
 
-static int walk_type(const mmj_reader *r, uint32_t rtype, uint64_t first, uint64_t last, visit_fn visit,
-                     void *ctx)
+static int walk(const mmj_reader *r, uint64_t first, uint64_t last, visit_fn visit, void *ctx)
 {
     mmj_pos pos;
-    mmj_record rec;
     if (last < first)
         return MMJ_OK;
     mmj_reader_seek(r, first, &pos);
-    while (mmj_reader_next(r, &pos, 0, &rec) == MMJ_OK) {
-        if (rec.seq > last)
-            break;
-        if (rec.seq < first || rec.rtype != rtype)
-            continue;
-        int rc = visit(ctx, &rec);
-        if (rc != MMJ_OK)
-            return rc;
+    for (uint64_t slot = pos.slot; slot < r->nsegs; slot++) {
+        const rseg *s = &r->segs[slot];
+        const uint8_t *base = s->map.base;
+        uint64_t off = slot == pos.slot ? pos.offset : MMJ_HEADER_SIZE, end = s->data_end;
+        while (off < end) {
+            const mmj_rec_hdr *h = (const mmj_rec_hdr *)(base + off);
+            /* the walk is a chain of dependent loads: start the next lines (and pages) early */
+            __builtin_prefetch(base + off + MMJ_PREFETCH_AHEAD);
+            __builtin_prefetch(base + off + MMJ_PREFETCH_AHEAD + 64);
+            uint32_t word = h->word;
+            uint64_t size = (MMJ_RECORD_HEADER_SIZE + (word & MMJ_LENGTH_MASK) + 7) & ~(uint64_t)7;
+            if (off + size > end)
+                return MMJ_E_CORRUPT;   /* bytes changed under the reader since they were validated */
+            if (!(word & (MMJ_FLAG_EOS | MMJ_FLAG_CONTROL))) {
+                if (h->seq > last)
+                    return MMJ_OK;
+                if (h->seq >= first) {
+                    int rc = visit(ctx, h, slot, off);
+                    if (rc != MMJ_OK)
+                        return rc;
+                }
+            }
+            off += size;
+        }
     }
     return MMJ_OK;
 }
 
 typedef struct fixed_ctx {
+    uint32_t rtype;
     uint64_t size;
     char *out;
     uint64_t cap, rows;
 } fixed_ctx;
 
-static int visit_fixed(void *p, const mmj_record *rec)
+static int visit_fixed(void *p, const mmj_rec_hdr *h, uint64_t slot, uint64_t off)
 {
+    (void)slot;
+    (void)off;
     fixed_ctx *c = p;
-    if (rec->length != c->size)
+    if (h->rtype != c->rtype)
+        return MMJ_OK;
+    if ((h->word & MMJ_LENGTH_MASK) != c->size)
         return MMJ_E_PAYLOAD_SIZE;
     if (c->out) {
         if (c->rows >= c->cap)
             return MMJ_E_ARG;
         char *row = c->out + c->rows * (MMJ_ROW_HEADER + c->size);
-        put_row_header(row, rec);
-        memcpy(row + MMJ_ROW_HEADER, rec->payload, c->size);
+        put_row_header(row, h);
+        memcpy(row + MMJ_ROW_HEADER, (const uint8_t *)h + MMJ_RECORD_HEADER_SIZE, c->size);
     }
     c->rows++;
     return MMJ_OK;
@@ -405,31 +425,84 @@ int mmj_reader_read_fixed(const mmj_reader *r, uint32_t rtype, uint64_t size, ui
         return MMJ_E_CLOSED;
     if (!rows)
         return MMJ_E_ARG;
-    fixed_ctx c = {.size = size, .out = out, .cap = cap, .rows = 0};
-    int rc = walk_type(r, rtype, first, last, visit_fixed, &c);
+    fixed_ctx c = {.rtype = rtype, .size = size, .out = out, .cap = cap, .rows = 0};
+    int rc = walk(r, first, last, visit_fixed, &c);
     *rows = c.rows;
     return rc;
 }
 
+typedef struct multi_ctx {
+    uint64_t ntypes;
+    const uint32_t *rtypes;
+    const uint64_t *sizes;
+    char *const *outs;
+    const uint64_t *caps;
+    uint64_t *rows;
+} multi_ctx;
+
+static int visit_multi(void *p, const mmj_rec_hdr *h, uint64_t slot, uint64_t off)
+{
+    multi_ctx *c = p;
+    (void)slot;
+    (void)off;
+    for (uint64_t t = 0; t < c->ntypes; t++) {
+        if (h->rtype != c->rtypes[t])
+            continue;
+        if ((h->word & MMJ_LENGTH_MASK) != c->sizes[t])
+            return MMJ_E_PAYLOAD_SIZE;
+        if (c->rows[t] >= c->caps[t])
+            return MMJ_E_ARG;
+        char *row = c->outs[t] + c->rows[t] * (MMJ_ROW_HEADER + c->sizes[t]);
+        put_row_header(row, h);
+        memcpy(row + MMJ_ROW_HEADER, (const uint8_t *)h + MMJ_RECORD_HEADER_SIZE, c->sizes[t]);
+        c->rows[t]++;
+        return MMJ_OK;
+    }
+    return MMJ_OK;
+}
+
+int mmj_reader_read_fixed_many(const mmj_reader *r, uint64_t ntypes, const uint32_t *rtypes, const uint64_t *sizes,
+                               uint64_t first, uint64_t last, char *const *outs, const uint64_t *caps,
+                               uint64_t *rows)
+{
+    if (!r)
+        return MMJ_E_CLOSED;
+    if (ntypes && (!rtypes || !sizes || !outs || !caps || !rows))
+        return MMJ_E_ARG;
+    for (uint64_t t = 0; t < ntypes; t++) {
+        rows[t] = 0;
+        if (caps[t] && !outs[t])
+            return MMJ_E_ARG;
+    }
+    multi_ctx c = {.ntypes = ntypes, .rtypes = rtypes, .sizes = sizes, .outs = outs, .caps = caps, .rows = rows};
+    return walk(r, first, last, visit_multi, &c);
+}
+
 typedef struct blob_ctx {
+    uint32_t rtype;
     char *hdr, *blob;
     uint64_t *offsets;
     uint64_t cap_rows, cap_bytes, rows, bytes;
 } blob_ctx;
 
-static int visit_blob(void *p, const mmj_record *rec)
+static int visit_blob(void *p, const mmj_rec_hdr *h, uint64_t slot, uint64_t off)
 {
+    (void)slot;
+    (void)off;
     blob_ctx *c = p;
+    if (h->rtype != c->rtype)
+        return MMJ_OK;
+    uint64_t len = h->word & MMJ_LENGTH_MASK;
     if (c->hdr) {
-        if (c->rows >= c->cap_rows || c->bytes + rec->length > c->cap_bytes)
+        if (c->rows >= c->cap_rows || c->bytes + len > c->cap_bytes)
             return MMJ_E_ARG;
-        put_row_header(c->hdr + c->rows * MMJ_ROW_HEADER, rec);
-        memcpy(c->blob + c->bytes, rec->payload, rec->length);
+        put_row_header(c->hdr + c->rows * MMJ_ROW_HEADER, h);
+        memcpy(c->blob + c->bytes, (const uint8_t *)h + MMJ_RECORD_HEADER_SIZE, len);
         c->offsets[c->rows] = c->bytes;
-        c->offsets[c->rows + 1] = c->bytes + rec->length;
+        c->offsets[c->rows + 1] = c->bytes + len;
     }
     c->rows++;
-    c->bytes += rec->length;
+    c->bytes += len;
     return MMJ_OK;
 }
 
@@ -441,11 +514,101 @@ int mmj_reader_read_blobs(const mmj_reader *r, uint32_t rtype, uint64_t first, u
         return MMJ_E_CLOSED;
     if (!rows || !bytes || (hdr && (!offsets || (!blob && cap_bytes))))
         return MMJ_E_ARG;
-    blob_ctx c = {.hdr = hdr, .blob = blob, .offsets = offsets, .cap_rows = cap_rows, .cap_bytes = cap_bytes};
+    blob_ctx c = {.rtype = rtype, .hdr = hdr, .blob = blob, .offsets = offsets, .cap_rows = cap_rows,
+                  .cap_bytes = cap_bytes};
     if (hdr)
         offsets[0] = 0;
-    int rc = walk_type(r, rtype, first, last, visit_blob, &c);
+    int rc = walk(r, first, last, visit_blob, &c);
     *rows = c.rows;
     *bytes = c.bytes;
     return rc;
+}
+
+typedef struct scan_ctx {
+    uint64_t cap, rows;
+    uint64_t *seq;
+    uint16_t *rtype;
+    int64_t *ts_ns;
+    uint8_t *ts_source, *clock_state;
+    uint32_t *length;
+    uint64_t *pos;
+} scan_ctx;
+
+static int visit_scan(void *p, const mmj_rec_hdr *h, uint64_t slot, uint64_t off)
+{
+    scan_ctx *c = p;
+    uint64_t k = c->rows;
+    if (k >= c->cap)
+        return MMJ_E_ARG;
+    if (c->seq)
+        c->seq[k] = h->seq;
+    if (c->rtype)
+        c->rtype[k] = h->rtype;
+    if (c->ts_ns)
+        c->ts_ns[k] = h->ts_ns;
+    if (c->ts_source)
+        c->ts_source[k] = h->ts_source;
+    if (c->clock_state)
+        c->clock_state[k] = h->clock_state;
+    if (c->length)
+        c->length[k] = h->word & MMJ_LENGTH_MASK;
+    if (c->pos)
+        c->pos[k] = slot << 40 | (off + MMJ_RECORD_HEADER_SIZE);
+    c->rows = k + 1;
+    return MMJ_OK;
+}
+
+int mmj_reader_scan(const mmj_reader *r, uint64_t first, uint64_t last, uint64_t cap, uint64_t *seq,
+                    uint16_t *rtype, int64_t *ts_ns, uint8_t *ts_source, uint8_t *clock_state, uint32_t *length,
+                    uint64_t *pos, uint64_t *rows)
+{
+    if (!r)
+        return MMJ_E_CLOSED;
+    if (!rows)
+        return MMJ_E_ARG;
+    scan_ctx c = {.cap = cap, .seq = seq, .rtype = rtype, .ts_ns = ts_ns, .ts_source = ts_source,
+                  .clock_state = clock_state, .length = length, .pos = pos};
+    int rc = walk(r, first, last, visit_scan, &c);
+    *rows = c.rows;
+    return rc;
+}
+
+/* The payload a scan handle points at, if it is a record of at least size bytes; else NULL. */
+static const uint8_t *payload_at(const mmj_reader *r, uint64_t pos, uint64_t size, int *rc)
+{
+    uint64_t slot = pos >> 40, off = pos & ((1ull << 40) - 1);
+    if (slot >= r->nsegs || off < MMJ_HEADER_SIZE + MMJ_RECORD_HEADER_SIZE || off > r->segs[slot].data_end) {
+        *rc = MMJ_E_ARG;
+        return NULL;
+    }
+    const uint8_t *payload = r->segs[slot].map.base + off;
+    const mmj_rec_hdr *h = (const mmj_rec_hdr *)(payload - MMJ_RECORD_HEADER_SIZE);
+    if ((h->word & MMJ_LENGTH_MASK) < size || off + size > r->segs[slot].data_end) {
+        *rc = MMJ_E_PAYLOAD_SIZE;
+        return NULL;
+    }
+    return payload;
+}
+
+int mmj_reader_gather(const mmj_reader *r, const uint64_t *pos, uint64_t n, uint64_t size, char *out,
+                      uint64_t stride, int with_header)
+{
+    if (!r)
+        return MMJ_E_CLOSED;
+    uint64_t skip = with_header ? MMJ_ROW_HEADER : 0;
+    if ((n && (!pos || !out)) || stride < size + skip)
+        return MMJ_E_ARG;
+    int rc = MMJ_OK;
+    for (uint64_t k = 0; k < n; k++) {
+        if (k + 8 < n)
+            __builtin_prefetch(r->segs[(pos[k + 8] >> 40) % r->nsegs].map.base + (pos[k + 8] & ((1ull << 40) - 1)));
+        const uint8_t *payload = payload_at(r, pos[k], size, &rc);
+        if (!payload)
+            return rc;
+        char *row = out + k * stride;
+        if (with_header)
+            put_row_header(row, (const mmj_rec_hdr *)(payload - MMJ_RECORD_HEADER_SIZE));
+        memcpy(row + skip, payload, size);
+    }
+    return MMJ_OK;
 }

@@ -96,12 +96,12 @@ static void put_control(mmj_writer *w, uint32_t rtype, uint8_t *hash_out)
 /* Map the preallocated file fd (named tmp, S bytes), write the header of segment `index`, make
  * it durable and rename it to its segment name. Closes fd; unlinks tmp on failure. */
 static int finish_segment(mmj_writer *w, int fd, const char *tmp, uint64_t index, uint64_t first_seq,
-                          const uint8_t *prev_seal, mmj_map *out, int *err)
+                          const uint8_t *prev_seal, uint8_t *mapped, mmj_map *out, int *err)
 {
     char name[64];
     mmj_segment_name(name, sizeof name, index, 0);
     uint64_t size = w->opt.segment_size;
-    void *p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    void *p = mapped ? mapped : mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) {
         int status = fail_io(w, err);
         close(fd);
@@ -134,6 +134,7 @@ static int finish_segment(mmj_writer *w, int fd, const char *tmp, uint64_t index
     out->base = p;
     out->size = size;
     out->index = index;
+    out->populated = mapped ? size : 0;
     return MMJ_OK;
 }
 
@@ -159,12 +160,25 @@ static int create_segment(mmj_writer *w, uint64_t index, uint64_t first_seq, con
                           mmj_map *out, int *err)
 {
     char tmp[64];
-    int fd;
     mmj_segment_name(tmp, sizeof tmp, index, 1);
-    int rc = preallocate(w, tmp, &fd, err);
-    if (rc != MMJ_OK)
-        return rc;
-    return finish_segment(w, fd, tmp, index, first_seq, prev_seal, out, err);
+    uint8_t *mapped = NULL;
+    pthread_mutex_lock(&w->hash_mu);
+    int fd = mmj_ahead_take_next(w, index, &mapped);   /* prepared by the helper while we appended */
+    pthread_mutex_unlock(&w->hash_mu);
+    if (fd < 0) {
+        int rc = preallocate(w, tmp, &fd, err);
+        if (rc == MMJ_E_DISK_FULL) {
+            /* the space may be in the file the helper is preparing right now: wait for it */
+            pthread_mutex_lock(&w->hash_mu);
+            mmj_ahead_wait_next(w);
+            fd = mmj_ahead_take_next(w, index, &mapped);
+            pthread_mutex_unlock(&w->hash_mu);
+            rc = fd < 0 ? MMJ_E_DISK_FULL : MMJ_OK;
+        }
+        if (rc != MMJ_OK)
+            return rc;
+    }
+    return finish_segment(w, fd, tmp, index, first_seq, prev_seal, mapped, out, err);
 }
 
 /* Turn the reserve file into segment `index`: rename it to the segment's temp name, then finish
@@ -189,7 +203,7 @@ static int take_reserve(mmj_writer *w, uint64_t index, uint64_t first_seq, const
         w->last_errno = ENOSPC;
         return MMJ_E_DISK_FULL;
     }
-    int rc = finish_segment(w, fd, tmp, index, first_seq, prev_seal, out, NULL);
+    int rc = finish_segment(w, fd, tmp, index, first_seq, prev_seal, NULL, out, NULL);
     if (rc == MMJ_OK)
         w->in_reserve = 1;
     return rc;
@@ -224,6 +238,7 @@ static void probe_reserve(mmj_writer *w)
 {
     struct stat st;
     unlinkat(w->dirfd, MMJ_RESERVE_TMP, 0);
+    unlinkat(w->dirfd, MMJ_NEXT_TMP, 0);   /* a next segment preallocated by a crashed writer */
     if (fstatat(w->dirfd, MMJ_RESERVE_NAME, &st, AT_SYMLINK_NOFOLLOW) == 0) {
         if (S_ISREG(st.st_mode) && (uint64_t)st.st_size == w->opt.segment_size &&
             (uint64_t)st.st_blocks * 512 >= w->opt.segment_size)
@@ -267,7 +282,8 @@ static void start_segment(mmj_writer *w, const mmj_map *m, const uint8_t *prev_s
     w->since_anchor = 0;
     w->synced_off = MMJ_HEADER_SIZE;
     w->unsynced = 0;
-    w->prefaulted = 0;
+    w->prefaulted = m->populated;
+    w->next_failed = 0;
     __atomic_store_n(&w->pub_off, w->off, __ATOMIC_RELEASE);
     prefault_ahead(w);
 }
@@ -602,6 +618,7 @@ int mmj_writer_close(mmj_writer *w)
         return MMJ_OK;
     int rc = MMJ_OK;
     mmj_ahead_stop(w);
+    mmj_ahead_drop_next(w);
     if (w->seg.base) {
         if (!w->failed_errno) {
             rc = seal_current(w, NULL);
@@ -632,6 +649,10 @@ int mmj_writer_abandon(mmj_writer *w)
      * the helper thread was not copied by fork (its mutex may look locked: left as it is) */
     mmj_unmap(&w->seg);
     mmj_notify_unmap(w->notify);
+    if (w->next_fd >= 0) {   /* next.mmj.tmp stays: it is the parent's */
+        munmap(w->next_base, (size_t)w->opt.segment_size);
+        close(w->next_fd);
+    }
     close(w->lockfd);
     close(w->dirfd);
     pthread_mutex_destroy(&w->mutex);
@@ -951,6 +972,7 @@ int mmj_writer_open(const char *dir, const mmj_options *opt, mmj_writer **out, m
     mmj_ahead_init(w);
     w->lockfd = -1;
     w->dirfd = -1;
+    w->next_fd = -1;
     w->page = (size_t)sysconf(_SC_PAGESIZE);
     w->last_sync_ns = mmj_now_ns();
     int rc = MMJ_E_ARG;

@@ -31,6 +31,12 @@ struct mmj_writer {
     mmj_blake2b_ctx hctx;      /* H(anchor hash || bytes anchor_off .. hashed_off-1), unfinished */
     uint64_t hashed_off;
     uint64_t pub_off;          /* end of the published bytes of the current segment (atomic) */
+    int next_fd;               /* the next segment, preallocated ahead by the helper, or -1 */
+    uint64_t next_index;       /* the segment index it is meant for */
+    uint8_t *next_base;        /* its mapping, every page already faulted in for writing */
+    int next_failed;           /* the helper could not preallocate it: the roll tries itself */
+    int next_busy;             /* the helper is preparing it now (hash_mu not held meanwhile) */
+    pthread_cond_t next_done;  /* signalled when next_busy clears */
     mmj_notify *notify;        /* wakes tailers waiting in other processes; NULL if none */
     uint64_t since_anchor;     /* data records since the anchor */
     uint64_t synced_off;       /* bytes of the current segment known to be msynced */
@@ -61,6 +67,14 @@ void mmj_ahead_stop(mmj_writer *w);
 void mmj_ahead_reset(mmj_writer *w, const uint8_t *anchor_hash, uint64_t anchor_off);
 /* The chain hash over [anchor, upto) of the current segment (caller holds hash_mu). */
 void mmj_ahead_hash(mmj_writer *w, uint64_t upto, uint8_t *out);
+/* Take the helper's preallocated file for segment `index` (caller holds hash_mu), renamed to the
+ * segment's temp name: its fd (and *mapped, its populated mapping), or -1. Drops one prepared
+ * for another index. */
+int mmj_ahead_take_next(mmj_writer *w, uint64_t index, uint8_t **mapped);
+/* Wait (hash_mu held) until the helper is not preparing a next segment. */
+void mmj_ahead_wait_next(mmj_writer *w);
+/* Close and delete an unused preallocated next segment (caller holds hash_mu or is alone). */
+void mmj_ahead_drop_next(mmj_writer *w);
 /* Prefault the current segment a window ahead of `pos` (caller holds hash_mu). Returns 1 if it
  * did some work. */
 int mmj_ahead_prefault(mmj_writer *w, uint64_t pos);

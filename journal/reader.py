@@ -6,13 +6,13 @@ know record meanings beyond the catalogue's dtypes.
 """
 from __future__ import annotations
 
-import mmap
 import os
 import time
 from typing import Iterator, NamedTuple
 
 import numpy as np
 
+from journal import bulk
 from journal._journal_cffi import ffi, lib
 from journal.catalogue import HEADER_DTYPE, PAYLOAD_DTYPES
 from journal.errors import InvalidArgument, JournalClosed, check, error_for, open_context, reason_text
@@ -33,16 +33,6 @@ class Record(NamedTuple):
 def _record(rec) -> Record:
     return Record(rec.seq, rec.rtype, rec.ts_ns, rec.ts_source, rec.clock_state,
                   ffi.unpack(ffi.cast("char *", rec.payload), rec.length))
-
-
-def _populated_empty(count: int, dtype: np.dtype) -> np.ndarray:
-    """An uninitialised array; large ones are pre-faulted in one mmap(MAP_POPULATE) call, which
-    costs a fraction of taking one page-fault trap per page while the C scan fills it."""
-    nbytes = count * dtype.itemsize
-    if nbytes < (1 << 20):
-        return np.empty(count, dtype=dtype)
-    buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0))
-    return np.frombuffer(buf, dtype=dtype, count=count)
 
 
 def row_dtype(rtype: int) -> np.dtype:
@@ -75,6 +65,7 @@ class Reader:
         status = lib.mmj_reader_open(os.fsencode(self.path), handle, err)
         check(status, open_context(self.path, err[0]), err[0])
         self._r = handle[0]
+        self._types = bulk.TypeCounts()
         salt = ffi.new("uint8_t[16]")
         lib.mmj_reader_salt(self._r, salt)
         self.journal_id = bytes(ffi.buffer(salt)).hex()
@@ -86,6 +77,7 @@ class Reader:
 
     def refresh(self) -> None:
         check(lib.mmj_reader_refresh(self._handle()), "refresh")
+        self._types.clear()
 
     @property
     def first_seq(self) -> int:
@@ -166,19 +158,36 @@ class Reader:
         first, last = self._range()
         return (first if first_seq is None else first_seq), (last if last_seq is None else last_seq)
 
+    def _clamped(self, first_seq, last_seq) -> tuple[int, int]:
+        lo, hi = self._range()
+        first, last = self._bounds(first_seq, last_seq)
+        return max(first, lo), min(last, hi)
+
+    def scan(self, first_seq: int | None = None, last_seq: int | None = None,
+             fields=tuple(bulk.COLUMN_DTYPES)) -> bulk.Columns:
+        """Header columns (seq, rtype, ts_ns, ts_source, clock_state, length, pos) of every data
+        record in [first_seq, last_seq], all types, filled by one C pass; `gather` turns the pos
+        handles of chosen rows into payload arrays."""
+        first, last = self._clamped(first_seq, last_seq)
+        return bulk.scan(self._handle(), first, last, fields)
+
+    def gather(self, pos: np.ndarray, dtype) -> np.ndarray:
+        """The payloads at `pos` (from scan) as rows of `dtype` (dtype.itemsize bytes of each)."""
+        return bulk.gather(self._handle(), pos, dtype)
+
     def read_fixed(self, rtype: int, first_seq: int | None = None, last_seq: int | None = None) -> np.ndarray:
         """Every data record of a fixed-size type in [first_seq, last_seq] as one structured array
-        (HEADER_DTYPE fields + the type's payload fields), filled by one C scan."""
-        dtype = row_dtype(rtype)
-        first, last = self._bounds(first_seq, last_seq)
-        size = dtype.itemsize - HEADER_DTYPE.itemsize
-        rows = ffi.new("uint64_t *")
-        check(lib.mmj_reader_read_fixed(self._handle(), rtype, size, first, last, ffi.NULL, 0, rows), "read_fixed")
-        out = _populated_empty(rows[0], dtype)
-        if rows[0]:
-            check(lib.mmj_reader_read_fixed(self._r, rtype, size, first, last, ffi.from_buffer("char[]", out),
-                                            rows[0], rows), "read_fixed")
-        return out
+        (HEADER_DTYPE fields + the type's payload fields): the per-type counts of the range come
+        from one scan (kept for the next type asked over the same range), then one C pass fills
+        the rows."""
+        return self.read_fixed_many([rtype], first_seq, last_seq)[int(rtype)]
+
+    def read_fixed_many(self, rtypes, first_seq: int | None = None, last_seq: int | None = None) -> dict:
+        """{rtype: read_fixed(rtype, ...)} for several fixed-size types, filled in one C pass over
+        the range (what report builders want: every type of one range)."""
+        first, last = self._clamped(first_seq, last_seq)
+        rtypes = list(dict.fromkeys(int(t) for t in rtypes))
+        return bulk.read_fixed(self._handle(), self._types, rtypes, [row_dtype(t) for t in rtypes], first, last)
 
     def read_blobs(self, rtype: int, first_seq: int | None = None,
                    last_seq: int | None = None) -> tuple[np.ndarray, bytes, np.ndarray]:
@@ -188,7 +197,7 @@ class Reader:
         nbytes = ffi.new("uint64_t *")
         check(lib.mmj_reader_read_blobs(self._handle(), rtype, first, last, ffi.NULL, ffi.NULL, ffi.NULL, 0, 0,
                                         rows, nbytes), "read_blobs")
-        headers = _populated_empty(rows[0], HEADER_DTYPE)
+        headers = bulk.populated_empty(rows[0], HEADER_DTYPE)
         blob = bytearray(nbytes[0])
         offsets = np.zeros(rows[0] + 1, dtype=np.uint64)
         if rows[0]:
@@ -201,6 +210,7 @@ class Reader:
     def close(self) -> None:
         if self._r != ffi.NULL:
             r, self._r = self._r, ffi.NULL
+            self._types.clear()
             lib.mmj_reader_close(r)
 
     def __enter__(self) -> "Reader":

@@ -67,6 +67,15 @@ def lock_state(path) -> dict:
     return {"writer_live": bool(live[0]), "pid": pid[0], "closed_cleanly": bool(clean[0])}
 
 
+def _reserve_bytes(path) -> int:
+    """Size of the reserve segment file (journal.h RESERVE SEGMENT), 0 when there is none: a
+    writer without one is in low-space state, or used it on a full disk."""
+    try:
+        return os.stat(os.path.join(os.fspath(path), "reserve.mmj")).st_size
+    except FileNotFoundError:
+        return 0
+
+
 def info(path) -> dict:
     """A summary: id, segments, sequence range, writer lock state, where reading stopped."""
     with Reader(path) as reader:
@@ -82,5 +91,6 @@ def info(path) -> dict:
             "records": len(reader),
             "bytes": sum(s["size"] for s in segments),
             "stopped": reader.stopped,
+            "reserve_bytes": _reserve_bytes(path),
             **lock_state(path),
         }

@@ -100,10 +100,11 @@ TRANSITIONS: dict[tuple[OrderState, Trigger], OrderState] = {
     (S.PENDING_REPLACE, T.CANCELED): S.CANCELED,
     (S.PENDING_REPLACE, T.CANCEL_SENT): S.PENDING_CANCEL,
     (S.PENDING_REPLACE, T.TIMEOUT): S.UNKNOWN,
-    # outcome-unknown resolves with whatever the venue says next
+    # outcome-unknown resolves with whatever the venue says next about what was pending; a partial
+    # fill says nothing about it (a replace or cancel may still be in flight behind it)
     (S.UNKNOWN, T.ACCEPT): S.ACCEPTED,
     (S.UNKNOWN, T.REJECT): S.REJECTED,
-    (S.UNKNOWN, T.PARTIAL_FILL): S.PARTIALLY_FILLED,
+    (S.UNKNOWN, T.PARTIAL_FILL): S.UNKNOWN,
     (S.UNKNOWN, T.FILL): S.FILLED,
     (S.UNKNOWN, T.REDUCE): S.UNKNOWN,
     (S.UNKNOWN, T.CANCELED): S.CANCELED,

@@ -349,7 +349,9 @@ def reconcile(local: LocalView, venue: VenueView,
             continue
         vo = venue.orders.get(token)
         if vo is None or vo.status == "unseen":
-            if lo.state in _UNANSWERED:
+            # the venue answers every entry it receives: an order it has no message about never
+            # reached it, even when our cancel (a latch pulls unanswered orders too) followed it
+            if lo.state in _UNANSWERED or lo.state == OrderState.PENDING_CANCEL.value:
                 found.append(Discrepancy(NOT_RECEIVED, token, "journaled as sent, never received "
                                          "by the venue (in flight at the crash)", _local_doc(lo),
                                          resolution=MarkNotSent(token)))
@@ -432,7 +434,8 @@ def apply(engine, resolution: Resolution, now_ns: int) -> list[Action]:
     actions: list[Action] = []
     if isinstance(resolution, MarkNotSent):
         order = oms.orders.get(resolution.token)
-        if order is not None and order.state.value in _UNANSWERED:
+        if order is not None and (order.state.value in _UNANSWERED or (
+                order.state is OrderState.PENDING_CANCEL and not order.acked)):
             oms.on_rejected(resolution.token, now_ns)
             engine.risk.on_order_done(resolution.token, now_ns)
             if order.purpose is Purpose.HEDGE:

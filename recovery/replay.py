@@ -12,7 +12,7 @@ import collections
 import itertools
 import time
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Callable, Iterable
 
 from journal import Reader, Record
 from journal.catalogue import RecordType, raw_bytes, unpack, unpack_json
@@ -156,7 +156,8 @@ class _Walk:
                 self.diverge(rec.seq, f"replay decided {action.intent.kind.name} "
                                       f"{action.intent.token} that the journal never recorded")
             self.expected.clear()
-        if self.every and self.since_snapshot >= self.every:
+        if self.every and (self.since_snapshot >= self.every if isinstance(self.every, int)
+                           else self.every(self.since_snapshot)):
             # a safe point: every order decided so far is accounted for
             write_snapshot(self.snapshot_dir, self.engine, rec.seq - 1, self.journal_id,
                            r.journaled_venue_seqs, r.last_venue_seq)
@@ -211,11 +212,12 @@ _RESUME = Record(0, 0, 0, 0, 0, b"")
 
 
 def replay(records: Iterable, engine, *, profile: str = "eu-hft", fresh_session: bool = True,
-           resume: Snapshot | None = None, snapshot_every: int = 0, snapshot_dir=None,
-           journal_id: str = "") -> ReplayResult:
+           resume: Snapshot | None = None, snapshot_every: int | Callable[[int], bool] = 0,
+           snapshot_dir=None, journal_id: str = "") -> ReplayResult:
     """Feed a journal's records (journal.Record, in sequence order) through `engine`, which must be
     fresh, built with the session's config, symbols and limits — or, with `resume`, the records
-    after the snapshot's sequence through the snapshot's engine. With snapshot_every, a snapshot is
+    after the snapshot's sequence through the snapshot's engine. With snapshot_every (a count of
+    events, or a policy called with the events since the last snapshot), a snapshot is
     written to snapshot_dir every that many events (at a point where no order is outstanding)."""
     if resume is not None:
         engine = resume.engine

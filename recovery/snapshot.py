@@ -25,6 +25,7 @@ __all__ = ["Snapshot", "write_snapshot", "latest_snapshot", "SnapshotError"]
 
 FORMAT = 1
 _SUFFIX = ".snap"
+KEEP = 3                           # snapshots kept per directory (newest first)
 
 
 class SnapshotError(RecoveryError):
@@ -66,8 +67,11 @@ def _ranges(seqs) -> list[list[int]]:
     return out
 
 
-def write_snapshot(directory, engine, seq: int, journal_id: str, venue_seqs, last_venue_seq: int) -> str:
-    """Write the engine's state at journal sequence `seq`; returns the file's path."""
+def write_snapshot(directory, engine, seq: int, journal_id: str, venue_seqs, last_venue_seq: int,
+                   keep: int = KEEP) -> str:
+    """Write the engine's state at journal sequence `seq`; returns the file's path. Only the
+    newest `keep` snapshots stay (older ones are only a fallback for a newer one that fails to
+    load): a standby writing one every few thousand events keeps the directory small."""
     buf = io.BytesIO()
     try:
         _Pickler(buf, protocol=5).dump(engine)
@@ -87,6 +91,8 @@ def write_snapshot(directory, engine, seq: int, journal_id: str, venue_seqs, las
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, final)
+    for old in sorted(directory.glob(f"engine-*{_SUFFIX}"), reverse=True)[max(keep, 1):]:
+        old.unlink(missing_ok=True)
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -19,22 +19,32 @@ from recovery.replay import ReplayResult, replay
 __all__ = ["follow"]
 
 
-def follow(path: str, engine, snapshots: str, *, every: int = 5_000, profile: str = "eu-hft",
-           fresh_session: bool = True, stop: threading.Event | None = None,
+def follow(path: str, engine, snapshots: str, *, every: int = 5_000, idle_every: int = 500,
+           profile: str = "eu-hft", fresh_session: bool = True, stop: threading.Event | None = None,
            idle_s: float = 5.0, poll_s: float = 0.05) -> ReplayResult:
-    """Replay the journal at `path` as it grows, writing a snapshot every `every` events, until
-    `stop` is set or no record arrived for idle_s seconds; returns the replay's result."""
+    """Replay the journal at `path` as it grows, until `stop` is set or no record arrived for
+    idle_s seconds; returns the replay's result. A snapshot is written every `every` events, and
+    sooner — once `idle_every` events are new — whenever the standby has caught up with the
+    writer: a snapshot then costs the standby no ground, and a crash finds one near its end."""
     try:
         with Reader(path) as reader:
             journal_id = reader.journal_id
         tailer = Tailer(path)
     except JournalError as exc:
         raise JournalUnavailable(f"cannot follow the journal at {path}: {exc}") from exc
+    caught_up = [False]
+
+    def due(since: int) -> bool:
+        idle, caught_up[0] = caught_up[0], False
+        return since >= every or (idle and since >= idle_every)
 
     def records():
         quiet_since = time.monotonic()
         while not (stop is not None and stop.is_set()):
-            rec = tailer.next(poll_s)
+            rec = tailer.next(0.0)
+            if rec is None:
+                caught_up[0] = True        # the next input is a safe point worth a snapshot
+                rec = tailer.next(poll_s)
             if rec is None:
                 if time.monotonic() - quiet_since >= idle_s:
                     return
@@ -44,4 +54,4 @@ def follow(path: str, engine, snapshots: str, *, every: int = 5_000, profile: st
 
     with tailer:
         return replay(records(), engine, profile=profile, fresh_session=fresh_session,
-                      snapshot_every=every, snapshot_dir=snapshots, journal_id=journal_id)
+                      snapshot_every=due, snapshot_dir=snapshots, journal_id=journal_id)

@@ -21,6 +21,8 @@ NS_HEAD3 = "urn:iso:std:iso:20022:tech:xsd:head.003.001.01"
 NS_HEAD1 = "urn:iso:std:iso:20022:tech:xsd:head.001.001.01"
 NS_AUTH16 = "urn:iso:std:iso:20022:tech:xsd:auth.016.001.01"
 MSG_DEF = "auth.016.001.01"
+TEXT_ROWS = 16_384    # rows turned into XML text at a time
+CREATED_PLACEHOLDER = "0000-00-00T00:00:00.000000Z"     # as wide as every {DATE_TIME_FORMAT} value
 TX_DEPTH = 4          # BizData > Pyld > Document > FinInstrmRptgTxRpt > Tx
 
 
@@ -35,7 +37,9 @@ def _escape(arr: pa.Array) -> pa.Array:
 
 
 class _Rows:
-    """Fragments of every row's <Tx>, in document order; joined once at the end."""
+    """Fragments of every row's <Tx>, in document order; joined once at the end. Constant text
+    next to constant text is merged, and a value with no nulls goes in as it is, so the join
+    takes few arguments and most elements cost no kernel call of their own."""
 
     def __init__(self, n: int):
         self.n = n
@@ -51,23 +55,35 @@ class _Rows:
         self._const(f"{self._pad(depth)}</{tag}>", when)
 
     def _const(self, text: str, when: pa.Array | None) -> None:
-        self.parts.append(pa.scalar(text) if when is None else pc.if_else(when, text, pa.scalar(None, pa.string())))
+        if when is None:
+            if self.parts and isinstance(self.parts[-1], str):
+                self.parts[-1] += text
+            else:
+                self.parts.append(text)
+        else:
+            self.parts.append(pc.if_else(when, text, pa.scalar(None, pa.string())))
 
     def leaf(self, depth: int, tag: str, value: pa.Array, when: pa.Array | None = None, attr: str = "",
              attr_value: pa.Array | None = None) -> None:
         """<tag>value</tag> (with attr="attr_value" when given); left out where value is null."""
         pad = self._pad(depth)
-        if attr_value is None:
-            frag = pc.binary_join_element_wise(f"{pad}<{tag}>", _escape(value), f"</{tag}>", "")
-        else:
-            frag = pc.binary_join_element_wise(f'{pad}<{tag} {attr}="', _escape(attr_value), '">',
-                                               _escape(value), f"</{tag}>", "")
+        values = [_escape(value)] if attr_value is None else [_escape(attr_value), _escape(value)]
+        heads = [f"{pad}<{tag}>"] if attr_value is None else [f'{pad}<{tag} {attr}="', '">']
+        if when is None and all(v.null_count == 0 for v in values):
+            for head, v in zip(heads, values):
+                self._const(head, None)
+                self.parts.append(v)
+            self._const(f"</{tag}>", None)
+            return
+        pieces = [x for pair in zip(heads, values) for x in pair] + [f"</{tag}>"]
+        frag = pc.binary_join_element_wise(*pieces, "")
         if when is not None:
             frag = pc.if_else(when, frag, pa.scalar(None, pa.string()))
         self.parts.append(frag)
 
     def text(self) -> pa.Array:
-        return pc.binary_join_element_wise(*self.parts, "", null_handling="skip")
+        parts = [pa.scalar(p) if isinstance(p, str) else p for p in self.parts]
+        return pc.binary_join_element_wise(*parts, "", null_handling="skip")
 
 
 def _bool_text(arr: pa.Array) -> pa.Array:
@@ -182,17 +198,26 @@ def envelope(submitter: str, authority: str, msg_id: str, created: str) -> tuple
 
 class Exporter:
     """auth016/trade_date=<d>/auth016.xml for each trade date of the kept RTS 22 rows, fed chunk
-    by chunk to a sink (`add_text` / `wrap_text`); `finish` adds each file's envelope."""
+    by chunk to a sink (`add_text`): the envelope's head goes first with a fixed-width CreDt
+    placeholder that `finish` patches in place with the latest trading time, then the tail."""
 
     def __init__(self, col, ref, src):
         self.col = col
         self.ref = ref
         self.src = src
         self.created: dict[str, str] = {}       # trade date -> latest trading time in its file
+        self.created_at: dict[str, int] = {}    # trade date -> byte offset of CreDt in its file
 
     @staticmethod
     def path(day: str) -> str:
         return f"auth016/trade_date={day}/auth016.xml"
+
+    def _start(self, label: str, sink) -> None:
+        msg_id = f"{self.src.journal_id[:16]}-{self.src.first_seq}-{self.src.last_seq}-{label}"
+        head, _ = envelope(self.ref.firm.submitting_lei, self.ref.firm.competent_authority, msg_id,
+                           CREATED_PLACEHOLDER)
+        self.created_at[label] = head.index(f"<CreDt>{CREATED_PLACEHOLDER}".encode()) + len("<CreDt>")
+        sink.add_text(self.path(label), head)
 
     def add(self, table: pa.Table, sink) -> None:
         if table.num_rows == 0:
@@ -203,15 +228,21 @@ class Exporter:
                 continue
             rows = table.filter(pc.equal(dates, pa.scalar(day, pa.date32())))
             label = day.isoformat()
+            if label not in self.created:
+                self._start(label, sink)
             latest = pc.max(rows.column(self.col(28))).as_py()
             self.created[label] = max(self.created.get(label, latest), latest)
-            sink.add_text(self.path(label), ac.concat_text(transactions(rows, self.col)))
+            for start in range(0, rows.num_rows, TEXT_ROWS):     # ~2 KB of XML per row: bounded
+                text = transactions(rows.slice(start, TEXT_ROWS), self.col)
+                sink.add_text(self.path(label), ac.concat_text(text))
 
     def finish(self, sink) -> None:
+        _, tail = envelope("", "", "", "")
         for label, created in sorted(self.created.items()):
-            msg_id = f"{self.src.journal_id[:16]}-{self.src.first_seq}-{self.src.last_seq}-{label}"
-            sink.wrap_text(self.path(label), *envelope(self.ref.firm.submitting_lei,
-                                                        self.ref.firm.competent_authority, msg_id, created))
+            if len(created) != len(CREATED_PLACEHOLDER):
+                raise ValueError(f"trading time {created!r} is not {{DATE_TIME_FORMAT}}")
+            sink.add_text(self.path(label), tail)
+            sink.patch_text(self.path(label), self.created_at[label], created.encode())
 
 
 def parse_transactions(xml_bytes: bytes) -> list[ET.Element]:

@@ -22,6 +22,7 @@ from reports import arrowcols as ac
 DIRECTORY = "submission"
 FILE_KIND = "OrderEvents"
 MAX_EVENTS_PER_FILE = 1_000_000
+TEXT_ROWS = 65_536          # rows turned into JSON text at a time
 SPEC = "CAT IM Technical Specifications 4.0.0-r18"
 # Parquet columns that go to the JSON, in this order, with their JSON type.
 STRINGS = ("actionType", "firmROEID", "CATReporterIMID", "orderKeyDate", "orderID", "priorOrderID", "symbol",
@@ -37,11 +38,11 @@ ORDER = ("actionType", "firmROEID", "CATReporterIMID", "orderKeyDate", "orderID"
          "initiator", "tradeID")
 
 
-def _json_string(arr: pa.Array) -> pa.Array:
+def _escaped(arr: pa.Array) -> pa.Array:
     arr = ac.plain(arr)
     if pc.any(pc.match_substring_regex(arr, r'["\\]')).as_py():
         arr = pc.replace_substring(pc.replace_substring(arr, "\\", "\\\\"), '"', '\\"')
-    return pc.binary_join_element_wise('"', arr, '"', "")
+    return arr
 
 
 def _time_in_force(arr: pa.Array) -> pa.Array:
@@ -54,22 +55,63 @@ def _time_in_force(arr: pa.Array) -> pa.Array:
     return pc.if_else(day, as_day, as_flag)
 
 
-def lines(table: pa.Table) -> pa.Array:
-    """One JSON object per row, newline-terminated; a null field is left out of its line."""
-    parts = [pc.binary_join_element_wise('{"type":', _json_string(table.column("type").combine_chunks()), "")]
-    for name in ORDER:
+def _field(name: str, col: pa.Array) -> list:
+    """The pieces of `"name":value` (a leading constant, the value, a trailing constant)."""
+    if name == "timeInForce":
+        return [f',"{name}":', _time_in_force(col), ""]
+    if name in NUMBERS:
+        return [f',"{name}":', pc.cast(col, pa.string()), ""]
+    if name in BOOLEANS:
+        return [f',"{name}":', pc.if_else(col, "true", "false"), ""]
+    return [f',"{name}":"', _escaped(col), '"']
+
+
+def _uniform_lines(table: pa.Table) -> pa.Array:
+    """Lines of rows of one event type: most fields are then present in every row or in none,
+    so they join as they are; only fields present in some rows need a fragment of their own."""
+    parts: list = []
+
+    def const(text: str) -> None:
+        if parts and isinstance(parts[-1], str):
+            parts[-1] += text
+        elif text:
+            parts.append(text)
+
+    for name in ("type",) + ORDER:
         col = table.column(name).combine_chunks()
-        if name == "timeInForce":
-            value = _time_in_force(col)
-        elif name in NUMBERS:
-            value = pc.cast(col, pa.string())
-        elif name in BOOLEANS:
-            value = pc.if_else(col, "true", "false")
+        if col.null_count == len(col):
+            continue
+        head, value, tail = _field(name, col)
+        if name == "type":
+            head = '{"type":"'
+        if col.null_count == 0:
+            const(head)
+            parts.append(value)
+            const(tail)
         else:
-            value = _json_string(col)
-        parts.append(pc.binary_join_element_wise(f',"{name}":', value, ""))
-    parts.append(pa.scalar("}\n"))
-    return pc.binary_join_element_wise(*parts, "", null_handling="skip")
+            parts.append(pc.binary_join_element_wise(head, value, tail, ""))
+    const("}\n")
+    return pc.binary_join_element_wise(*[pa.scalar(p) if isinstance(p, str) else p for p in parts], "",
+                                       null_handling="skip")
+
+
+def lines(table: pa.Table) -> pa.Array:
+    """One JSON object per row, newline-terminated, in the rows' order; a null field is left out
+    of its line. Built per event type, then put back in order."""
+    if table.num_rows == 0:
+        return pa.array([], pa.string())
+    types = table.column("type").combine_chunks()
+    codes = (types.indices if pa.types.is_dictionary(types.type) else pc.dictionary_encode(types).indices)
+    codes = codes.to_numpy(zero_copy_only=False)
+    order = np.argsort(codes, kind="stable")
+    cuts = np.flatnonzero(np.diff(codes[order])) + 1
+    groups = np.split(order, cuts)
+    text = pa.concat_arrays([_uniform_lines(table.take(pa.array(rows))) for rows in groups])
+    if len(groups) == 1:
+        return text
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(len(order))
+    return text.take(pa.array(inverse))
 
 
 def split_imid(cat_imid: str) -> tuple[str, str]:
@@ -94,6 +136,10 @@ class SubmissionFiles:
     def add(self, table: pa.Table, sink) -> None:
         if table.num_rows == 0:
             return
+        for start in range(0, table.num_rows, TEXT_ROWS):       # bounded text in memory
+            self._add_rows(table.slice(start, TEXT_ROWS), sink)
+
+    def _add_rows(self, table: pa.Table, sink) -> None:
         text = lines(table)
         stamp = table.column("eventTimestamp").combine_chunks()   # ET text: first 8 characters are the date
         dates = pc.cast(pc.utf8_slice_codeunits(stamp, 0, 8), pa.int64()).to_numpy()

@@ -1,7 +1,7 @@
 """The firm's order events as numpy columns: ORDER_SENT and VENUE_MSG (OUCH inside SoupBinTCP 'S')
 merged in journal order, venue messages joined to the order that created their token, remaining
-quantity after each execution, and the UTC time and clock context of every event; for one whole
-range, or chunk by chunk with the join and remaining quantities carried across chunks.
+quantity after each execution, and the UTC time and clock context of every event, chunk by chunk
+with the join and remaining quantities carried across chunks (memory bounded by the chunk).
 
 Owns event classification (EVENT_NAMES) and the token join; all vectorised. The regulatory code
 mappings (RTS 24, CAT, RTS 22) live in the report modules, not here.
@@ -79,23 +79,15 @@ def _merge_positions(a_seq: np.ndarray, b_seq: np.ndarray) -> tuple[np.ndarray, 
     return pos_a, pos_b
 
 
-def collect(src: JournalSlice, join_orders: bool = True) -> OrderEvents:
-    """All order events in the slice (before any trade-date filter), in journal order. With
-    join_orders=False only identity, timing and clock columns are built (what clock evidence
-    needs): no OUCH field beyond the token is decoded and no order join is made. Cached on the
-    slice, so `report all` decodes the journal once for every kind."""
-    return src.memo(("order_events", join_orders), lambda: _collect(src, join_orders))
-
-
 CHUNK_SEQS = 1 << 19     # journal sequences per chunk of a streamed build: bounds memory
 
 
 def collect_chunks(src: JournalSlice, join_orders: bool = True, chunk_seqs: int | None = None):
     """The slice's order events as a sequence of OrderEvents, one per range of at most
     `chunk_seqs` journal sequences, in journal order: memory is bounded by the chunk, not the
-    journal. Orders are joined across chunks (the creating ORDER_SENTs seen so far are kept in a
-    compact index, with each order's remaining quantity carried over), so the concatenated chunks
-    hold the same rows as `collect(src)`."""
+    journal. Orders are joined across chunks (the creating ORDER_SENTs seen so far, including those
+    before a mid-journal range, are kept in a compact index, with each order's remaining quantity
+    carried over), so the rows do not depend on the chunk size."""
     step = chunk_seqs or CHUNK_SEQS
     samples = clock_samples(src)
     book = Creators()
@@ -109,8 +101,7 @@ def collect_chunks(src: JournalSlice, join_orders: bool = True, chunk_seqs: int 
         yield _collect(part, join_orders, samples=samples, book=book if join_orders else None)
 
 
-def _collect(src: JournalSlice, join_orders: bool, samples: np.ndarray | None = None,
-             book: "Creators | None" = None) -> OrderEvents:
+def _collect(src: JournalSlice, join_orders: bool, samples: np.ndarray, book: "Creators | None") -> OrderEvents:
     sent = src.fixed(RecordType.ORDER_SENT)
     venue_all = src.fixed(RecordType.VENUE_MSG)
     keep = (venue_all["packet_type"] == SOUP_SEQUENCED) & (venue_all["msg_type"] != OUCH_SYSTEM_EVENT) \
@@ -142,7 +133,6 @@ def _collect(src: JournalSlice, join_orders: bool, samples: np.ndarray | None = 
         "event": merged(_classify(sent["msg_type"], _SENT), _classify(venue["msg_type"], _VENUE), np.int8),
         "token": merged(sent["token"], vcols["token"], "S14"),
     }
-    samples = clock_samples(src) if samples is None else samples
     if not join_orders:
         cols["token_key"] = _join_key(cols["token"])
         return OrderEvents(cols=cols, utc=to_utc(cols["seq"], cols["ts_ns"], cols["ts_source"], samples),
@@ -164,12 +154,9 @@ def _collect(src: JournalSlice, join_orders: bool, samples: np.ndarray | None = 
                          ("order_ref", "order_ref"), ("venue_ts", "venue_ts")):
         cols[name] = merged(None, vcols[source], np.int64)
 
-    # Join every event to the ORDER_SENT that created its token (O, or U for the replacement).
-    if book is None:                     # one whole range: every creator up to the range end
-        book = Creators()
-        book.add(src.fixed_before(RecordType.ORDER_SENT))
-    else:                                # a chunk: this chunk's creators join the running index
-        book.add(sent)
+    # Join every event to the ORDER_SENT that created its token (O, or U for the replacement):
+    # this chunk's creators join the running index first.
+    book.add(sent)
     c = book.cols
     keys_events = _join_key(cols["token"])
     cols["token_key"] = keys_events
@@ -213,22 +200,49 @@ MAX_REPLACE_CHAIN = 64   # bounded walk back through replaces to the entering or
 
 class Creators:
     """The orders created so far (ORDER_SENT Enter and Replace), as compact columns that grow
-    chunk by chunk, a token index over them, and each order's running remaining quantity."""
+    chunk by chunk (capacity doubling: appending a chunk copies only the chunk, amortised), a
+    token index over them that merges each chunk in, and each order's running remaining quantity."""
 
     FIELDS = ORDER_FIELDS + ("side", "seq", "ts_ns", "ts_source", "qty", "price", "msg_type")
 
     def __init__(self):
-        self.cols: dict[str, np.ndarray] = {}
+        self._store: dict[str, np.ndarray] = {}
+        self.n = 0
         self.index = TokenIndex(np.zeros(0, "S14"))
-        self.leaves_sum = np.zeros(0, np.int64)       # Σ(start - reductions) per order so far
-        self.leaves_started = np.zeros(0, np.int64)   # venue A/U messages per order so far
 
     def __len__(self) -> int:
-        return len(self.leaves_sum)
+        return self.n
+
+    @property
+    def cols(self) -> dict[str, np.ndarray]:
+        return {k: v[:self.n] for k, v in self._store.items()}
+
+    @property
+    def leaves_sum(self) -> np.ndarray:         # Σ(start - reductions) per order so far
+        return self._store["leaves_sum"][:self.n]
+
+    @property
+    def leaves_started(self) -> np.ndarray:     # venue A/U messages per order so far
+        return self._store["leaves_started"][:self.n]
+
+    def _append(self, new: dict[str, np.ndarray]) -> None:
+        m = len(new["seq"])
+        need = self.n + m
+        capacity = len(next(iter(self._store.values()))) if self._store else 0
+        if need > capacity or not self._store:
+            capacity = max(need, 2 * capacity, 1024)
+            for k, v in new.items():
+                grown = np.zeros(capacity, v.dtype)
+                if k in self._store:
+                    grown[:self.n] = self._store[k][:self.n]
+                self._store[k] = grown
+        for k, v in new.items():
+            self._store[k][self.n:need] = v
+        self.n = need
 
     def add(self, sent: np.ndarray) -> None:
         sent = sent[np.isin(sent["msg_type"], [ord("O"), ord("U")])]
-        if len(sent) == 0 and self.cols:
+        if len(sent) == 0 and self._store:
             return
         enter = ouch.decode(sent["raw"], sent["msg_type"], ouch.INBOUND_FIELDS, names=["side", "stock"])
         new = {name: sent[name] for name in self.FIELDS}
@@ -236,11 +250,11 @@ class Creators:
         new["parent_key"] = _join_key(sent["orig_token"])
         new["wire_side"] = np.where(enter["side"] > 0, enter["side"], sent["side"]).astype(np.uint8)
         new["stock"] = enter["stock"].astype("S8")
+        new["leaves_sum"] = np.zeros(len(sent), np.int64)
+        new["leaves_started"] = np.zeros(len(sent), np.int64)
         first_new = len(self)
-        self.cols = {k: np.concatenate([self.cols[k], v]) if self.cols else v for k, v in new.items()}
-        self.index = TokenIndex(self.cols["token_key"])
-        self.leaves_sum = np.concatenate([self.leaves_sum, np.zeros(len(sent), np.int64)])
-        self.leaves_started = np.concatenate([self.leaves_started, np.zeros(len(sent), np.int64)])
+        self._append(new)
+        self.index.extend(self._store["token_key"][:self.n], first_new)
         self._inherit_from_enter(np.arange(first_new, len(self)))
 
     def _inherit_from_enter(self, rows: np.ndarray) -> None:
@@ -283,6 +297,22 @@ class TokenIndex:
         hashes = _token_hash(keys)
         self.order = np.argsort(hashes, kind="stable")
         self.sorted_hash = hashes[self.order]
+
+    def extend(self, keys: np.ndarray, first_new: int) -> None:
+        """`keys` (all entries; those from `first_new` on are new) now indexed: the new hashes are
+        sorted and merged in after equal older ones, so the latest entry stays last."""
+        self.keys = keys
+        hashes = _token_hash(keys[first_new:])
+        order = np.argsort(hashes, kind="stable")
+        new_hash, new_order = hashes[order], order.astype(np.int64) + first_new
+        at = np.searchsorted(self.sorted_hash, new_hash, side="right") + np.arange(len(new_hash))
+        old = np.ones(len(self.sorted_hash) + len(new_hash), bool)
+        old[at] = False
+        merged_hash = np.empty(len(old), np.uint64)
+        merged_order = np.empty(len(old), np.int64)
+        merged_hash[at], merged_hash[old] = new_hash, self.sorted_hash
+        merged_order[at], merged_order[old] = new_order, self.order
+        self.sorted_hash, self.order = merged_hash, merged_order
 
     def lookup(self, queries: np.ndarray) -> np.ndarray:
         """Index of the latest entry equal to each query (a reused token: the last one), or -1."""

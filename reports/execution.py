@@ -3,8 +3,18 @@
 
 Owns the spread arithmetic (exact, in doubled price4 so half-ticks stay integers), the order-type
 and size categories, and the check tables. The quote comes from nbbo.py (rebuilt from journaled
-ITCH). Size buckets and realized-spread horizons follow the amended Rule 605 as summarised in the
-reference notes, which mark the exact edges as unverified: they are module constants to adjust.
+ITCH), streamed chunk by chunk with the summary accumulated.
+
+Against the reference notes (regulation.md 3.3, amended Rule 605, Release 34-99679): verified in
+summary there and followed here - size categories by notional value and odd-lot / round-lot status,
+the order-type categories marketable limit, marketable IOC, beyond-the-midpoint limit and the
+non-marketable limits (inside, at, outside the quote), times in ms or finer (ns here), share-weighted
+average time to execution, realized spreads at several horizons, and percentage effective spreads.
+Not confirmed there ([M]) and so module constants to adjust: the notional edges (SIZE_EDGES), the
+round-lot size (ROUND_LOT: 100, whereas the amended round-lot definition is tiered by price), the
+realized-spread horizons, and the new time-to-execution buckets, which are not produced (the
+fills carry time_to_execution_ns, from which any bucket edges can be derived). Fractional orders
+cannot occur (OUCH shares are integers); market and stop orders are not sent by the engine.
 """
 from __future__ import annotations
 
@@ -91,6 +101,8 @@ def _fills(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeline, quo
         "nbb_at_exec": ac.decimal(bid1, 4, valid=found1 & (bid1 > 0)),
         "nbo_at_exec": ac.decimal(ask1, 4, valid=found1 & (ask1 > 0)),
         "effective_spread": ac.decimal(effective, 4, valid=ok0),
+        # percentage effective spread: 2·|P − M| / M · 100, with 2·M = bid + ask
+        "effective_spread_pct": pa.array(200.0 * effective / np.where(ok0, bid0 + ask0, 1), mask=~ok0),
     }
     for h in REALIZED_HORIZONS_S:
         bh, ah, fh = quotes.at_time(sym, fx.utc.utc_ns + h * NS, quote_utc)
@@ -109,10 +121,11 @@ class Summary:
     """Share-weighted averages per (size, order-type) category, accumulated chunk by chunk from
     the kept fills (sums in numpy; each average divides by the shares whose value is known)."""
 
-    MEASURES = ["time_to_execution_ns", "effective_spread"] + [f"realized_spread_{h}s" for h in REALIZED_HORIZONS_S]
-    NAMES = ["avg_time_to_execution_ms", "avg_effective_spread"] + [f"avg_realized_spread_{h}s"
-                                                                    for h in REALIZED_HORIZONS_S]
-    SCALE = [1e6, 1.0] + [1.0] * len(REALIZED_HORIZONS_S)     # ns -> ms; decimals are already in units
+    MEASURES = ["time_to_execution_ns", "effective_spread", "effective_spread_pct"] + \
+        [f"realized_spread_{h}s" for h in REALIZED_HORIZONS_S]
+    NAMES = ["avg_time_to_execution_ms", "avg_effective_spread", "avg_effective_spread_pct"] + \
+        [f"avg_realized_spread_{h}s" for h in REALIZED_HORIZONS_S]
+    SCALE = [1e6, 1.0, 1.0] + [1.0] * len(REALIZED_HORIZONS_S)     # ns -> ms; decimals are in units
 
     def __init__(self):
         cells = len(SIZE_NAMES) * len(TYPE_NAMES)

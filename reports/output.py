@@ -135,8 +135,10 @@ class TableCollector:
     def add_text(self, rel: str, data: bytes) -> None:
         self.text.setdefault(rel, []).append(bytes(data))
 
-    def wrap_text(self, rel: str, head: bytes, tail: bytes) -> None:
-        self.text[rel] = [head] + self.text.get(rel, []) + [tail]
+    def patch_text(self, rel: str, offset: int, data: bytes) -> None:
+        whole = bytearray(b"".join(self.text[rel]))
+        whole[offset:offset + len(data)] = data
+        self.text[rel] = [bytes(whole)]
 
     def tables(self) -> dict[str, pa.Table]:
         return {name: pa.concat_tables(parts) for name, parts in self.pieces.items()}
@@ -176,7 +178,9 @@ class StreamWriter:
         self.pool = ThreadPoolExecutor(max_workers=self.workers)
         self.pending = []
         self.text: dict[str, object] = {}       # relative path -> open file in staging
-        self.text_names: set[str] = set()       # every text file written (open or wrapped)
+        self.text_names: set[str] = set()       # every text file written
+        self.hashers: dict[str, object] = {}    # sha256 of each text file, as it is written
+        self.patched: set[str] = set()          # text files changed in place after writing
 
     def add_text(self, rel: str, data: bytes) -> None:
         """Append `data` to the text file `rel` (e.g. XML or JSON lines), written as it comes."""
@@ -187,19 +191,16 @@ class StreamWriter:
             fh = self.text[rel] = open(path, "ab" if rel in self.text_names else "wb")
             self.text_names.add(rel)
         fh.write(data)
+        self.hashers.setdefault(rel, hashlib.sha256()).update(data)
 
-    def wrap_text(self, rel: str, head: bytes, tail: bytes) -> None:
-        """Put `head` before and `tail` after what was appended to `rel` (known only at the end,
-        e.g. an envelope carrying the last time or a record count); copies the body once."""
-        self.add_text(rel, b"")
-        self.text.pop(rel).close()
-        path = self.staging / rel
-        wrapped = path.with_name(path.name + ".wrap")
-        with open(wrapped, "wb") as out, open(path, "rb") as body:
-            out.write(head)
-            shutil.copyfileobj(body, out, 1 << 22)
-            out.write(tail)
-        wrapped.replace(path)
+    def patch_text(self, rel: str, offset: int, data: bytes) -> None:
+        """Overwrite bytes at `offset` of `rel` in place (a fixed-width field known only at the
+        end, e.g. a file's latest time); that file's digest is then taken from disk."""
+        self.text[rel].flush()
+        with open(self.staging / rel, "r+b") as fh:
+            fh.seek(offset)
+            fh.write(data)
+        self.patched.add(rel)
 
     def add(self, name: str, table: pa.Table) -> None:
         self.rows[name] = self.rows.get(name, 0) + table.num_rows
@@ -245,7 +246,8 @@ class StreamWriter:
             self.pool.shutdown(wait=True)
         for fh in self.text.values():
             fh.close()
-        files = sorted(self.files + [(pathlib.Path(rel), 0, _file_sha256(self.staging / rel))
+        files = sorted(self.files + [(pathlib.Path(rel), 0, _file_sha256(self.staging / rel)
+                                      if rel in self.patched else self.hashers[rel].hexdigest())
                                      for rel in self.text_names])
         for rel, data in sorted(report.extra_files.items()):
             (self.staging / rel).parent.mkdir(parents=True, exist_ok=True)

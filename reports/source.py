@@ -49,12 +49,6 @@ class JournalSlice:
             self._cache[rtype] = arr
         return self._cache[rtype]
 
-    def memo(self, key, build):
-        """A value derived from this slice, built once (derived values are never mutated)."""
-        if key not in self._cache:
-            self._cache[key] = build()
-        return self._cache[key]
-
     def fixed_before(self, rtype: RecordType) -> np.ndarray:
         """`rtype` records from the journal start to the end of the range: context such as the clock
         sample in force at the first event of a range that starts mid-journal."""

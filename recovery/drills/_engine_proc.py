@@ -22,7 +22,6 @@ from journal import Journal
 from journal.catalogue import RecordType, unpack
 from mm_core.config import EngineConfig, Symbols, symbols_from_toml
 from mm_core.engine import Engine
-from mm_core.events import OperatorCommand
 from mm_core.oms import TERMINAL
 from mm_core.protocol import soupbintcp
 from mm_core.risk import Limits, RiskGateway
@@ -118,14 +117,14 @@ class AckingJournal:
 
 class ResumingRunner(Runner):
     """The runner (which logs in from the engine's last venue sequence + 1), reporting the login's
-    requested sequence and its first quote to the drill."""
+    requested sequence and its first quote to the drill. After a recovery nobody enables trading:
+    a clean reconciliation releases the restart's latch and the engine quotes once market data is
+    current again, so the drill's RTO is restart -> recovery -> reconciliation -> first quote."""
 
-    def __init__(self, *args, reporter: Reporter, enable_when_current: bool = False, **kw) -> None:
+    def __init__(self, *args, reporter: Reporter, **kw) -> None:
         super().__init__(*args, **kw)
         self.reporter = reporter
         self.quoted = False
-        self.pending_enable = enable_when_current
-        self.md_at_start = self.engine.counts["md_packets"]
 
     def _send_tcp(self, data: bytes) -> int:
         if data[2] == _LOGIN:
@@ -139,19 +138,6 @@ class ResumingRunner(Runner):
             self.tcp_bytes += len(data)
             self.reporter.say("X", f"send failed after the venue dropped the session: {exc}")
             return (self.tcp_bytes - 1) & 0xFFFFFFFF
-
-    def _on_md(self) -> None:
-        """After recovery the reconciliation latch holds the engine HALTED until an operator
-        enables it; the drill is that operator, once market data is current again (a packet seen
-        since the restart, no gap left, no fault active in the gateway), so the first quotes are
-        priced on a current book and the enable is not refused."""
-        super()._on_md()
-        if (self.pending_enable and not self.engine.stale and not self.engine.risk.faults
-                and self.engine.counts["md_packets"] > self.md_at_start):
-            self.pending_enable = False
-            self.operator(OperatorCommand(time.clock_gettime_ns(time.CLOCK_REALTIME), "enable",
-                                          "recovery-drill", "recovered and reconciled: resume"))
-            self.reporter.say("O", f"{time.monotonic_ns()} {self.engine.risk.state.name}")
 
     def _send_order(self, action) -> None:
         sent = self.report.orders_sent
@@ -221,8 +207,7 @@ def main(argv: list[str] | None = None) -> int:
                                       rerequest_port=args.rerequest, username=USER,
                                       password=PASSWORD, clock_profile=PROFILE, timer_ns=50_000_000,
                                       clock_period_ns=200_000_000, fresh_session=fresh and attempt == 0)
-            runner = ResumingRunner(engine, journal, settings, DrillClock(PROFILE), reporter=reporter,
-                                    enable_when_current=args.recover and attempt == 0)
+            runner = ResumingRunner(engine, journal, settings, DrillClock(PROFILE), reporter=reporter)
             report = runner.run(max(0.0, deadline - time.monotonic()), stop)
             reporter.say("C", json.dumps({"attempt": attempt, "stop": report.stop_reason,
                                           "venue_seq": engine.venue_seq, "orders": report.orders_sent}))

@@ -10,15 +10,13 @@ decide the gap policy (mm_core.risk.faults) nor fill gaps itself: the engine pro
 from __future__ import annotations
 
 import random
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from mm_core.protocol import ouch
-from recovery.drills.crash import (
-    WAIT_S, DrillError, DrillVenue, LiveSession, compare_with_venue, format_table, journal_result,
-    run_rows,
+from recovery.drills.common import (
+    WAIT_S, DrillReport, DrillVenue, LiveSession, compare_with_venue, format_table, run_live_drill, run_rows,
 )
 from recovery.drills.risk import _RerequestGate
 
@@ -54,14 +52,10 @@ class GapRow:
 
 
 @dataclass
-class GapReport:
-    seed: int
-    journal: str
+class GapReport(DrillReport):
     rows: list[GapRow] = field(default_factory=list)
     differences: list[str] = field(default_factory=list)
     trading_state: str = ""
-    seconds: float = 0.0
-    result_seq: int = 0
 
     @property
     def passed(self) -> bool:
@@ -130,14 +124,7 @@ def _one_gap(venue: DrillVenue, gate: _RerequestGate, rng: random.Random, hold_s
 def run_feed_gap_drill(settings: GapSettings, progress: Callable[[GapRow], None] | None = None) -> GapReport:
     """Open `settings.gaps` market-data gaps; see the module docstring. The result is journaled as a
     DRILL_RESULT record in the engine's journal."""
-    if settings.gaps < 1:
-        raise DrillError("gaps must be at least 1")
-    started = time.monotonic()
-    rng = random.Random(settings.seed)
-    journal = settings.journal_dir or tempfile.mkdtemp(prefix="mmaudit-feedgap-journal-")
-    report = GapReport(settings.seed, journal)
-    live = LiveSession("mmaudit-feedgap-", settings.seed, 60.0 + 10.0 * settings.gaps)
-    try:
+    def body(live: LiveSession, journal: str, report: GapReport, rng: random.Random) -> None:
         venue = live.venue
         gate = live.closing(_RerequestGate(("127.0.0.1", venue.itch_port), ("127.0.0.1", venue.ports.rerequest)))
         live.start_engine(journal, 30.0 + 10.0 * settings.gaps, rerequest=gate.port)
@@ -146,8 +133,5 @@ def run_feed_gap_drill(settings: GapSettings, progress: Callable[[GapRow], None]
         state = live.stop_engine()
         report.trading_state = state["trading_state"]
         report.differences = compare_with_venue(state, venue.settled_messages())
-    finally:
-        live.close()
-    report.seconds = time.monotonic() - started
-    report.result_seq = journal_result(journal, report.as_dict())
-    return report
+
+    return run_live_drill("feedgap", "gaps", settings.gaps, settings, GapReport, body)

@@ -410,6 +410,13 @@ class _WatchedGateway(RiskGateway):
         if self.observer is not None:
             self.observer()
 
+    def _install_limits(self, limits: Limits) -> None:
+        super()._install_limits(limits)
+        for symbol_id in getattr(self, "_saved", ()):     # a planted defect outlives new limits
+            sym = self._symbols[symbol_id]
+            self._saved[symbol_id] = sym.limits
+            sym.limits = _Defect()
+
     def plant_defect(self, symbol_ids) -> None:
         for symbol_id in symbol_ids:
             sym = self._symbols[symbol_id]
@@ -449,6 +456,7 @@ class _System:
         self.quoted_ids = [self.symbol_ids[n] for n in QUOTED]
         self.limits_text = EXAMPLE_TOML
         self.limits_version = Limits.from_toml(EXAMPLE_TOML).version
+        self.limit_edits: dict[int, dict[str, object]] = {}
         self.gateway = _WatchedGateway(Limits.from_toml(EXAMPLE_TOML))
         self.engine = Engine(EngineConfig(quoted=QUOTED), symbols, self.gateway)
         self.prefix = self.engine.cfg.session_prefix
@@ -502,10 +510,18 @@ class _System:
             time.sleep(0.05)
         return False
 
-    def replace_limits(self, edits: dict[str, object]) -> None:
-        """On the runner's thread: the example limits with these edits, under a new version."""
+    def set_limit_edits(self, key: int, edits: dict[str, object] | None) -> None:
+        """On the runner's thread: the example limits with the edits of every limit fault in force
+        (one per key; None removes that fault's), under a new version, so limits in one row add up."""
+        if edits is None:
+            self.limit_edits.pop(key, None)
+        else:
+            self.limit_edits[key] = edits
+        merged: dict[str, object] = {}
+        for one in self.limit_edits.values():
+            merged.update(one)
         self.limits_version += 1
-        self.gateway.replace_limits(_edit_limits(EXAMPLE_TOML, {"version": self.limits_version, **edits}))
+        self.gateway.replace_limits(_edit_limits(EXAMPLE_TOML, {"version": self.limits_version, **merged}))
 
     # -- the venue's view
     def counter(self, token: str) -> int | None:
@@ -623,7 +639,8 @@ def _gap(system: _System, state: dict) -> None:
 
 def _limits(**edits) -> Callable[[_System, dict], None]:
     def inject(system: _System, state: dict) -> None:
-        system.replace_limits({k: (system.quoted_ids if v is _QUOTED else v) for k, v in edits.items()})
+        system.set_limit_edits(id(state), {k: (system.quoted_ids if v is _QUOTED else v)
+                                           for k, v in edits.items()})
     return inject
 
 
@@ -631,7 +648,7 @@ _QUOTED = object()      # stands for the quoted symbols' ids in a limits edit
 
 
 def _restore_limits(system: _System, state: dict) -> None:
-    system.replace_limits({})
+    system.set_limit_edits(id(state), None)
 
 
 class _VenueView:
@@ -746,7 +763,9 @@ def _run_row(system: _System, faults: list[_Fault], hold_s: float) -> DrillRow:
                    f"0 orders; {state_expected}; {'quotes pulled; ' if pull else ''}resumes {resume_expected}",
                    expected_state=state_expected, expected_resume=resume_expected)
     notes: list[str] = []
-    order = sorted(faults, key=lambda f: (not f.needs_orders, f.deafens))
+    # an input fault is seen active before a limit or defect beside it is put in force, so the
+    # engine (which then presents no order) cannot meet the limit in between
+    order = sorted(faults, key=lambda f: (not f.needs_orders, f.deafens, f.label is None))
     windows = {f.name: _Window() for f in order}
     states: dict[str, dict] = {f.name: {} for f in order}
     gw = system.gateway
@@ -783,6 +802,9 @@ def _run_row(system: _System, faults: list[_Fault], hold_s: float) -> DrillRow:
             if f.label is None and not silenced:
                 _wait(lambda f=f: {f.check, *f.also} & gw.denials, WAIT_S)
         row.state = gw.state.name
+        raised = _latching(also)
+        if raised:                    # the system latched by itself (e.g. venue answers late on a
+            state_expected, pull = "HALTED", True        # loaded machine): the policy applies to it
         if pull:                      # answers in flight get a moment to settle the venue's view
             _wait(lambda: system.live() == 0, 1.0)
             row.quotes_left = system.live()
@@ -830,12 +852,25 @@ def _run_row(system: _System, faults: list[_Fault], hold_s: float) -> DrillRow:
     row.also_active = tuple(sorted(also))
     if also:
         notes.append("also raised during the row: " + ",".join(sorted(also)))
+    if _latching(also):
+        resume_expected = "after operator enable"
+        notes.append(f"judged as {state_expected if raised else row.expected_state}, resumes "
+                     f"{resume_expected}: the policy for what the system raised itself")
     if row.cancel_blocked:
         notes.append(f"cancel blocked: {row.quotes_left} of our orders still live at the venue")
     row.passed = (row.produced and row.orders_at_venue == 0 and not row.cancel_blocked
                   and row.state == state_expected and row.resumed == resume_expected)
     row.notes = "; ".join(notes)
     return row
+
+
+_CHECK_BY_LABEL = {check.label: check for check in CheckId}
+
+
+def _latching(labels) -> set[str]:
+    """The faults among `labels` that latch when reported (LATCH_POLICY)."""
+    return {label for label in labels
+            if LATCH_POLICY.get(_CHECK_BY_LABEL.get(label)) is Latch.ON_REPORT}
 
 
 def _quoting_since(system: _System, first: int, after: int) -> bool:
@@ -862,7 +897,9 @@ def _plan(settings: DrillSettings) -> list[list[_Fault]]:
     if unknown:
         raise DrillError(f"unknown fault {unknown[0]!r}; known: {', '.join(_BY_NAME)}")
     pool = [f for f in SINGLE_FAULTS if not settings.only or f.name in settings.only]
-    pairs = list(itertools.combinations(pool, 2))
+    # pairs with an input fault: two limits (or a limit and a defect) together only show the
+    # gateway's check order, one shadowing the other, not what the fail-closed policy does
+    pairs = [p for p in itertools.combinations(pool, 2) if any(f.label is not None for f in p)]
     random.Random(settings.seed).shuffle(pairs)
     return [[f] for f in pool] + [list(p) for p in pairs[:max(0, settings.combinations)]]
 

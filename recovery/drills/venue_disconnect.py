@@ -14,7 +14,6 @@ import json
 import random
 import selectors
 import socket
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -23,9 +22,9 @@ from typing import Callable
 from journal import Reader
 from journal.catalogue import RecordType, raw_bytes, unpack
 from recovery.reconcile import venue_view
-from recovery.drills.crash import (
-    WAIT_S, DrillError, DrillVenue, EngineProcess, LiveSession, compare_with_venue, format_table,
-    journal_result, run_rows,
+from recovery.drills.common import (
+    WAIT_S, DrillError, DrillReport, DrillVenue, EngineProcess, LiveSession, compare_with_venue,
+    format_table, run_live_drill, run_rows,
 )
 
 __all__ = ["DisconnectSettings", "DisconnectRow", "DisconnectReport", "run_venue_disconnect_drill",
@@ -171,9 +170,7 @@ class DisconnectRow:
 
 
 @dataclass
-class DisconnectReport:
-    seed: int
-    journal: str
+class DisconnectReport(DrillReport):
     rows: list[DisconnectRow] = field(default_factory=list)
     repeated: list[int] = field(default_factory=list)
     missing: list[int] = field(default_factory=list)
@@ -181,8 +178,6 @@ class DisconnectReport:
     differences: list[str] = field(default_factory=list)
     lost_in_drops: list[str] = field(default_factory=list)   # see split_lost_in_drops
     venue_messages: int = 0
-    seconds: float = 0.0
-    result_seq: int = 0
 
     @property
     def passed(self) -> bool:
@@ -234,14 +229,7 @@ def run_venue_disconnect_drill(settings: DisconnectSettings,
                                progress: Callable[[DisconnectRow], None] | None = None) -> DisconnectReport:
     """Drop the session `settings.drops` times mid-stream; see the module docstring. The result is
     journaled as a DRILL_RESULT record in the engine's journal."""
-    if settings.drops < 1:
-        raise DrillError("drops must be at least 1")
-    started = time.monotonic()
-    rng = random.Random(settings.seed)
-    journal = settings.journal_dir or tempfile.mkdtemp(prefix="mmaudit-disconnect-journal-")
-    report = DisconnectReport(settings.seed, journal)
-    live = LiveSession("mmaudit-disconnect-", settings.seed, 60.0 + 10.0 * settings.drops)
-    try:
+    def body(live: LiveSession, journal: str, report: DisconnectReport, rng: random.Random) -> None:
         venue = live.venue
         relay = live.closing(DropRelay(("127.0.0.1", venue.ports.ouch)))
         proc = live.start_engine(journal, 30.0 + 10.0 * settings.drops, ouch=relay.port,
@@ -254,8 +242,5 @@ def run_venue_disconnect_drill(settings: DisconnectSettings,
         report.repeated, report.missing, report.different = exactly_once(journal, log)
         state, report.lost_in_drops = split_lost_in_drops(state, log, sent_at_drops(journal, log))
         report.differences = compare_with_venue(state, log)
-    finally:
-        live.close()
-    report.seconds = time.monotonic() - started
-    report.result_seq = journal_result(journal, report.as_dict())
-    return report
+
+    return run_live_drill("disconnect", "drops", settings.drops, settings, DisconnectReport, body)

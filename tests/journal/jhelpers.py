@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import pathlib
 import struct
+import time
 
 from journal import Journal, RecordType
 from journal._journal_cffi import lib
@@ -63,3 +64,13 @@ def flip_byte(path: pathlib.Path, offset: int, xor: int = 0xFF) -> None:
 
 def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
+
+
+def wait_for(predicate, seconds: float = 30.0) -> bool:
+    """Poll predicate until it holds (True) or seconds pass (False)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.002)
+    return False

@@ -38,6 +38,7 @@ def test_info_dump_and_verify(tmp_path):
         j.append(RecordType.RECON, b'{"found":1}')
     info = run("info", d)
     assert info.exit_code == 0 and "records   3 (seq 1..3)" in info.output and "closed cleanly" in info.output
+    assert "reserve   65536 bytes" in info.output
     assert json.loads(run("info", d, "--json").output)["last_seq"] == 3
     lines = [json.loads(line) for line in run("dump", d, "--json").output.splitlines()]
     assert [x["type"] for x in lines] == ["TIMER", "MD_PACKET", "RECON"]

@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 
-from journal import DiskFull, Journal, Reader, RecordType, verify
+from journal import DiskFull, Journal, Reader, RecordType, info, verify
 from journal.catalogue import PAYLOAD_DTYPES
 from tests.journal.jhelpers import payload_for, segment_files
 
@@ -70,13 +70,14 @@ def test_reserve_appends_on_a_full_disk_then_retry_space(small_tmpfs):
     reserved = append_until_full(j, reserve=True)
     assert len(reserved) > 200                       # a whole 128 KiB segment of 500-byte records
     assert not (d / RESERVE).exists() and len(segment_files(d)) == 2
+    assert info(d)["reserve_bytes"] == 0
     with pytest.raises(DiskFull):                     # ordinary appends stay refused throughout
         j.append(RecordType.MD_PACKET, b"x")
     assert_all_readable(d, j.next_seq - 1)
     # space comes back: a fresh reserve and a new ordinary segment, normal appends again
     os.unlink(filler)
     assert j.retry_space()
-    assert not j.space_low and (d / RESERVE).stat().st_size == SEG
+    assert not j.space_low and (d / RESERVE).stat().st_size == SEG == info(d)["reserve_bytes"]
     seq = j.append(RecordType.MD_PACKET, payload_for(j.next_seq, 500))
     assert seq == len(ordinary) + len(reserved) + 1
     assert j.segment == 2

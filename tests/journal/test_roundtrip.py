@@ -165,7 +165,7 @@ def test_info_and_verify_of_a_clean_journal(tmp_path):
     assert summary["segments"] == len(segment_files(d))
 
 
-@pytest.mark.parametrize("size", [0, 1, 7, 8, 9, 63, 64, 65, 1000, 4097])
+@pytest.mark.parametrize("size", [0, 1, 7, 8, 9, 63, 64, 65, 191, 192, 193, 383, 384, 385, 577, 1000, 4097])
 def test_crc32c_hardware_and_software_agree(size):
     data = os.urandom(size)
     for offset in range(min(size, 9)):   # unaligned starts exercise the byte-wise edges

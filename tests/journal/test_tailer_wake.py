@@ -8,9 +8,9 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 
 from journal import Journal, RecordType, Tailer
+from tests.journal.jhelpers import wait_for
 
 ROOT = str(pathlib.Path(__file__).resolve().parents[2])
 
@@ -18,13 +18,6 @@ ROOT = str(pathlib.Path(__file__).resolve().parents[2])
 def notify_words(d: pathlib.Path) -> tuple[int, int]:
     """(counter, waiters) from the notify file."""
     return struct.unpack_from("<II", (d / "notify").read_bytes())
-
-
-def wait_until(predicate, seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.005)
 
 
 def test_a_waiting_tailer_is_woken_by_a_writer_in_another_process(tmp_path):
@@ -50,7 +43,7 @@ def test_a_waiting_tailer_is_woken_by_a_writer_in_another_process(tmp_path):
         with Tailer(d, from_seq=2) as tailer:
             waiter = threading.Thread(target=lambda: got.append(tailer.next(timeout_s=60)))
             waiter.start()
-            wait_until(lambda: notify_words(d)[1] == 1)   # the tailer sleeps on the futex word
+            assert wait_for(lambda: notify_words(d)[1] == 1)   # the tailer sleeps on the futex word
             writer.stdin.write("wake\n")
             writer.stdin.flush()
             waiter.join(60)

@@ -264,3 +264,16 @@ def test_a_late_replacement_dies_with_its_original_even_after_its_timeout():
     assert (old.state, new.state) == (St.UNKNOWN, St.UNKNOWN)
     o.on_executed(old.token, 300, 10_002)
     assert (old.state, new.state) == (St.FILLED, St.REJECTED) and o.counts() == (0, 0)
+
+
+def test_a_partial_fill_does_not_resolve_an_unknown_replace():
+    """A replace whose answer is late: the original times out, is partly filled before the
+    replace reaches the venue, then the replace is confirmed. No impossible transition."""
+    o = oms()
+    old, new = pending_replace(o)
+    o.check_timeouts(10_000, 500)
+    o.on_executed(old.token, 100, 10_001)
+    assert old.state is St.UNKNOWN and o.counts() == (2, 2)     # still unknown: was it replaced?
+    o.on_replaced(new.token, old.token, 8, 200, 10_100, 10_002)
+    assert (old.state, new.state, new.leaves) == (St.REPLACED, St.ACCEPTED, 200)
+    assert o.counts() == (1, 0)

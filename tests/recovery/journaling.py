@@ -12,7 +12,7 @@ from mm_core.engine import Engine
 from mm_core.events import (
     ClockSample, JournalHealth, JournalNote, MarketData, Reconciled, SendOrder, Timer, VenueMessage,
 )
-from tests.mm_core.wire import S, make_engine, simulate
+from tests.mm_core.wire import ACME, BOLT, CHIP, MS, S, Feed, Venue, make_engine, md, simulate
 
 
 class RunnerLike:
@@ -91,21 +91,98 @@ def write_session(path: str, events: list, segment_size: int = 1 << 20) -> Runne
     return shell
 
 
-def tear(path: str, seq: int | None = None) -> int:
+def write_long_session(path: str, seed: int, inputs: int, segment_size: int = 64 << 20,
+                       progress=None) -> RunnerLike:
+    """Journal and run a seeded session of at least `inputs` inputs, generated as it goes (no
+    event list in memory, a bounded book: sessions of millions of inputs in linear time). Market
+    data on three symbols, the scripted venue answering every order and filling some, timers every
+    100 ms and clock samples every second. `progress(inputs)` is called every 10,000 inputs."""
+    import random
+
+    rng = random.Random(seed)
+    journal = Journal(path, segment_size=segment_size, checkpoint_every=64)
+    shell = RunnerLike(fresh_engine(), journal)
+    feed, venue = Feed(), Venue()
+    books = {ACME: [1_000_000, 100], BOLT: [505_000, 50], CHIP: [8_500, 1]}
+    live: dict[int, list[tuple[int, str, int, int]]] = {s: [] for s in books}   # ref, side, price, qty
+    now = 2 * S
+    shell.start(now)
+    next_timer = next_clock = now
+    reported = 0
+
+    def settled(event) -> None:
+        pending = shell.feed(event)
+        for _ in range(20):           # the venue answers until nothing more is sent
+            replies = venue.answer(pending, now)
+            if not replies:
+                return
+            pending = [a for reply in replies for a in shell.feed(reply)]
+
+    while shell.inputs < inputs:
+        now += rng.randrange(100_000, 3_000_000)
+        msgs = []
+        for _ in range(rng.randrange(1, 5)):
+            sym = rng.choice((ACME, BOLT, CHIP))
+            centre, tick = books[sym]
+            if rng.random() < 0.02:
+                books[sym][0] += tick * rng.choice((-1, 1))
+            refs = live[sym]
+            if len(refs) < 6 or (rng.random() < 0.5 and len(refs) < 40):
+                side = rng.choice("BS")
+                off = tick * rng.randrange(1, 5)
+                qty, price = 100 * rng.randrange(1, 6), centre - off if side == "B" else centre + off
+                m = feed.add(sym, side, qty, price)
+                refs.append((m.order_ref, side, price, qty))
+            elif rng.random() < 0.6:
+                m = Feed.delete(refs.pop(rng.randrange(len(refs)))[0])
+            else:       # the best order of one side trades in full
+                side = rng.choice("BS")
+                same = [r for r in refs if r[1] == side]
+                if not same:
+                    continue
+                best = (max if side == "B" else min)(same, key=lambda r: r[2])
+                refs.remove(best)
+                m = Feed.execute(best[0], best[3], rng.randrange(1, 10**9))
+            msgs.append(m)
+        if msgs:
+            feed.history.clear()      # nobody re-requests here: keep memory flat
+            settled(md(feed.packet(*msgs), now))
+        if venue.orders and rng.random() < 0.05:
+            token = rng.choice(list(venue.orders))
+            settled(venue.fill(token, min(venue.orders[token]["qty"], 100), now))
+        if now >= next_clock:
+            settled(ClockSample(now, True))
+            next_clock += S
+        if now >= next_timer:
+            settled(Timer(now))
+            next_timer += 100 * MS
+        if progress is not None and shell.inputs - reported >= 10_000:
+            reported = shell.inputs
+            progress(reported)
+    return shell
+
+
+def tear(path: str, seq: int | None = None, power_loss: bool = False) -> int:
     """Zero the second half of data record `seq` (default: the last one) as a torn write leaves
-    it; returns the sequence torn. Raw access through journal.h's record layout."""
+    it; returns the sequence torn. With power_loss, everything written after that point is lost
+    too (the pages the kernel had not written back: zeroed to the end of the segment, which must
+    be the last one). Raw access through journal.h's record layout."""
     from journal._journal_cffi import lib
     from tests.journal.jhelpers import record_offsets, segment_files
 
     flags = lib.MMJ_FLAG_CONTROL | lib.MMJ_FLAG_EOS
-    for seg in reversed(segment_files(path)):
+    segments = segment_files(path)
+    for seg in reversed(segments):
         data = seg.read_bytes()
         records = [(off, size, int.from_bytes(data[off + 8:off + 16], "little"))
                    for off, size, word in record_offsets(seg) if not word & flags]
         for off, size, rec_seq in reversed(records):
             if seq is None or rec_seq == seq:
+                end = len(data) if power_loss else off + size
+                if power_loss and seg != segments[-1]:
+                    raise LookupError(f"record {rec_seq} is not in the last segment")
                 with open(seg, "r+b") as f:
                     f.seek(off + size // 2)
-                    f.write(bytes(size - size // 2))
+                    f.write(bytes(end - off - size // 2))
                 return rec_seq
     raise LookupError(f"no data record {seq} in {path}")

@@ -14,7 +14,8 @@ from journal import Journal, Reader, RecordType
 from journal.catalogue import raw_bytes, unpack, unpack_json
 from cli.drill_cmd import command as drill_group
 from recovery.drills import _engine_proc as proc_main
-from recovery.drills.crash import CrashSettings, compare_with_venue, lost_acks, run_crash_drill
+from recovery.drills.common import compare_with_venue, lost_acks
+from recovery.drills.crash import CrashSettings, run_crash_drill
 from recovery.drills.venue_disconnect import (
     DisconnectSettings, exactly_once, run_venue_disconnect_drill, sent_at_drops, split_lost_in_drops,
 )

@@ -173,6 +173,23 @@ def test_a_fill_the_journal_lacks_is_delivered_and_booked():
     assert after.clean and after.local_positions == {"ACME": 100}
 
 
+def test_an_unanswered_order_already_cancelled_by_a_latch_is_marked_not_sent():
+    """Killed between an entry's append and its send; the restart's latch then pulled the order
+    (cancel sent, never answered): the venue has no message about it, so it was never received."""
+    engine, venue, feed = make_engine(), LoggingVenue(), Feed()
+    msgs, _ = two_sided(feed, ACME, 999_900, 1_000_100)
+    sent = [a for a in engine.on_event(md(feed.packet(*msgs), 2 * S)) if isinstance(a, SendOrder)]
+    pulled = [a for a in engine.on_event(OperatorCommand(NOW, "kill", "ops", "drill")) if isinstance(a, SendOrder)]
+    assert {a.intent.token for a in pulled} == {a.intent.token for a in sent}
+    assert all(engine.oms.get(a.intent.token).state is OrderState.PENDING_CANCEL for a in sent)
+    result = reconcile(local(engine, venue), venue.view())
+    assert kinds(result) == ["not-received", "not-received"]
+    for r in result.resolutions:
+        assert isinstance(r, MarkNotSent) and apply(engine, r, NOW) == []
+    assert all(engine.oms.get(a.intent.token).state is OrderState.REJECTED for a in sent)
+    assert reconcile(local(engine, venue), venue.view()).clean
+
+
 def test_a_cancel_that_never_reached_the_venue_is_sent_again():
     engine, venue, bid, ask = quoting()
     sent = [a for a in engine.on_event(OperatorCommand(NOW, "kill", "ops", "drill"))

@@ -11,7 +11,7 @@ import socket
 import pytest
 
 from journal import Journal, Reader, RecordType, verify
-from journal.catalogue import unpack_json
+from journal.catalogue import unpack, unpack_json
 from mm_core.engine import Engine
 from mm_core.protocol import ouch
 from recovery.errors import JournalUnavailable, VenueUnavailable
@@ -85,16 +85,22 @@ def test_sigkilled_session_is_recovered_reconciled_and_replays_exactly(crashed_s
     assert again.state_hash == result.engine.state_hash()
 
 
-def test_torn_tail_loses_records_that_the_venue_gives_back(crashed_session):
+@pytest.mark.parametrize("power_loss", [False, True], ids=["torn-write", "power-loss"])
+def test_torn_tail_loses_records_that_the_venue_gives_back(crashed_session, power_loss):
+    """A torn write cuts one record; a power loss also drops every record written after it (pages
+    not written back): either way recovery discards the tail, the venue gives back what it held."""
     venue, journal, address = crashed_session
     with Reader(journal) as reader:
         records = list(reader.records())
     venue_after = [i for i, r in enumerate(records) if r.rtype == RecordType.VENUE_MSG]
     cut = next(i for i in range(len(records) - 1, -1, -1)
                if records[i].rtype == RecordType.ORDER_SENT and any(v > i for v in venue_after))
-    lost_seq = tear(journal, records[cut].seq)        # that ORDER_SENT torn in half
+    lost_seq = tear(journal, records[cut].seq, power_loss)   # that ORDER_SENT torn in half
     result = recover(settings_for(journal, address))
     assert result.tail["first_lost_seq"] == lost_seq and result.tail["bytes_discarded"] > 0
+    # every venue message after the cut is gone from the journal: the venue gives each one back
+    assert result.delivered >= sum(1 for r in records[cut + 1:] if r.rtype == RecordType.VENUE_MSG
+                                   and unpack(RecordType.VENUE_MSG, r.payload)["soup_seq"])
     assert result.replay.last_seq == lost_seq - 1 and result.replay.deterministic
     assert result.delivered >= 1                  # venue messages the torn journal lost
     assert result.reconciled, result.reasons

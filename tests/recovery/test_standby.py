@@ -38,3 +38,29 @@ def test_a_stop_request_ends_the_follow_loop(tmp_path):
     stop.set()
     result = follow(path, fresh_engine(), str(tmp_path / "snaps"), stop=stop, idle_s=30.0)
     assert result.records == 0
+
+
+def test_a_standby_that_has_caught_up_snapshots_before_its_interval(tmp_path):
+    """Snapshots every million events would never come; one taken whenever the standby has caught
+    up (after at least idle_every new events) does, and recovery resumes from it."""
+    import time
+
+    path, snaps = str(tmp_path / "j"), str(tmp_path / "snaps")
+    events = session_events(7, 200)
+    live = write_session(path, events[:20])
+    outcome = {}
+    standby = threading.Thread(target=lambda: outcome.update(
+        result=follow(path, fresh_engine(), snaps, every=10**6, idle_every=30, idle_s=1.0)))
+    standby.start()
+    try:
+        for start in range(20, len(events), 60):     # bursts, with pauses the standby catches up in
+            for event in events[start:start + 60]:
+                live.feed(event)
+            time.sleep(0.3)
+    finally:
+        live.journal.close()
+        standby.join(60)
+    result = outcome["result"]
+    assert result.deterministic and result.snapshots_written >= 2
+    resumed = replay_journal(path, fresh_engine(), snapshots=snaps)
+    assert resumed.snapshot and resumed.state_hash == live.engine.state_hash()

@@ -19,6 +19,16 @@ def test_token_index_finds_the_latest_creator_and_misses_unknown_tokens():
     assert TokenIndex(_keys()).lookup(_keys("A1")).tolist() == [-1]
 
 
+def test_token_index_extended_chunk_by_chunk_equals_one_built_whole():
+    rng = np.random.default_rng(5)
+    tokens = _keys(*[f"T{v}" for v in rng.integers(0, 300, 2_000)])       # many reused tokens
+    queries = _keys(*[f"T{v}" for v in range(320)])
+    index = TokenIndex(tokens[:0])
+    for end in (1, 7, 500, 501, 1_300, 2_000):
+        index.extend(tokens[:end], first_new=len(index.order))
+        assert index.lookup(queries).tolist() == TokenIndex(tokens[:end]).lookup(queries).tolist(), end
+
+
 def test_token_index_is_exact_when_hashes_collide(monkeypatch):
     monkeypatch.setattr(events, "_token_hash", lambda keys: np.zeros(len(keys), np.uint64))
     index = TokenIndex(_keys("A1", "B2", "A1", "C3"))

@@ -15,6 +15,8 @@ def test_fills_with_quote_spreads_and_categories(all_reports, day):
     assert q1["time_to_execution_ns"] == 2_040_000
     q4 = fills[("Q4", 120)]
     assert q4["effective_spread"] == Decimal("0.0800")               # sold 0.04 below the mid
+    mid = (q4["nbb_at_order"] + q4["nbo_at_order"]) / 2
+    assert abs(q4["effective_spread_pct"] - float(Decimal("0.0800") / mid * 100)) < 1e-12
     assert q4["order_type_category"] == "MARKETABLE_IOC"
     q7 = fills[("Q7", 100)]
     assert q7["order_type_category"] == "NO_QUOTE" and q7["effective_spread"] is None
@@ -27,6 +29,8 @@ def test_summary_is_share_weighted(all_reports):
     assert inside["shares_executed"] == 300 and inside["executions"] == 2
     expected_ms = (100 * 2.04 + 200 * 3.04) / 300
     assert abs(inside["avg_time_to_execution_ms"] - expected_ms) < 1e-9
+    no_quote = next(r for (_, kind), r in rows.items() if kind == "NO_QUOTE")   # Q7: no quote, no spread
+    assert no_quote["avg_effective_spread"] is None and no_quote["avg_effective_spread_pct"] is None
 
 
 def test_rule_612_and_610_checks(all_reports):

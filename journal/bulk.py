@@ -1,0 +1,113 @@
+"""Bulk reads into numpy: one C pass over a sequence range fills header columns of every data
+record (mmj_reader_scan), and payloads of chosen records are gathered into dense arrays
+(mmj_reader_gather), so reports build per-type tables from one scan without a Python loop.
+
+Owns Columns and the array plumbing; must not know record meanings beyond the catalogue's
+dtypes. Used by reader.Reader (scan, read_fixed); knows nothing of writers or tailers.
+"""
+from __future__ import annotations
+
+import dataclasses
+import mmap
+
+import numpy as np
+
+from journal._journal_cffi import ffi, lib
+from journal.errors import check
+
+COLUMN_DTYPES = {"seq": np.uint64, "rtype": np.uint16, "ts_ns": np.int64, "ts_source": np.uint8,
+                 "clock_state": np.uint8, "length": np.uint32, "pos": np.uint64}
+_C_TYPES = {"seq": "uint64_t *", "rtype": "uint16_t *", "ts_ns": "int64_t *", "ts_source": "uint8_t *",
+            "clock_state": "uint8_t *", "length": "uint32_t *", "pos": "uint64_t *"}
+
+
+def populated_empty(count: int, dtype) -> np.ndarray:
+    """An uninitialised array; large ones are pre-faulted in one mmap(MAP_POPULATE) call, which
+    costs a fraction of taking one page-fault trap per page while the C scan fills it."""
+    dtype = np.dtype(dtype)
+    nbytes = count * dtype.itemsize
+    if nbytes < (1 << 20):
+        return np.empty(count, dtype=dtype)
+    buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0))
+    return np.frombuffer(buf, dtype=dtype, count=count)
+
+
+@dataclasses.dataclass(frozen=True)
+class Columns:
+    """Header columns of the data records of a range, in sequence order; a column not asked for
+    is None. `pos` is a handle of each payload for `gather` (valid while the reader is open)."""
+
+    seq: np.ndarray | None
+    rtype: np.ndarray | None
+    ts_ns: np.ndarray | None
+    ts_source: np.ndarray | None
+    clock_state: np.ndarray | None
+    length: np.ndarray | None
+    pos: np.ndarray | None
+
+    def __len__(self) -> int:
+        return next(len(c) for c in dataclasses.astuple(self) if c is not None)
+
+
+def scan(handle, first: int, last: int, fields=tuple(COLUMN_DTYPES)) -> Columns:
+    """Columns of every data record with first <= seq <= last (bounds inside the snapshot)."""
+    unknown = set(fields) - set(COLUMN_DTYPES)
+    if unknown or not fields:
+        raise ValueError(f"scan fields must be some of {list(COLUMN_DTYPES)}, not {sorted(unknown) or fields}")
+    cap = max(0, last - first + 1)   # data sequences have no gaps
+    arrays = {name: populated_empty(cap, dtype) if name in fields else None for name, dtype in COLUMN_DTYPES.items()}
+    ptrs = [ffi.cast(_C_TYPES[name], ffi.from_buffer(a)) if a is not None and cap else ffi.NULL
+            for name, a in arrays.items()]
+    rows = ffi.new("uint64_t *")
+    if cap:
+        check(lib.mmj_reader_scan(handle, first, last, cap, *ptrs, rows), "scan")
+    return Columns(**{name: (a[:rows[0]] if a is not None else None) for name, a in arrays.items()})
+
+
+def gather(handle, pos: np.ndarray, dtype, with_header: bool = False, header_size: int = 0) -> np.ndarray:
+    """Rows of `dtype` filled from the payloads at `pos` (a scan's handles); with_header puts the
+    read_fixed row header (header_size bytes) before each payload."""
+    dtype = np.dtype(dtype)
+    pos = np.ascontiguousarray(pos, dtype=np.uint64)
+    out = populated_empty(len(pos), dtype)
+    size = dtype.itemsize - (header_size if with_header else 0)
+    if len(pos):
+        check(lib.mmj_reader_gather(handle, ffi.cast("uint64_t *", ffi.from_buffer(pos)), len(pos), size,
+                                    ffi.from_buffer("char[]", out), dtype.itemsize, 1 if with_header else 0),
+              "gather")
+    return out
+
+
+class TypeCounts:
+    """How many data records of each type the last range asked for holds, from one scan of the
+    type column, so read_fixed of several types over one range allocates exactly and fills each
+    type in one pass (instead of a counting pass per type)."""
+
+    def __init__(self):
+        self.key = None
+        self.counts = None
+
+    def clear(self) -> None:
+        self.key = self.counts = None
+
+    def count(self, handle, rtype: int, first: int, last: int) -> int:
+        if self.key != (first, last):
+            types = scan(handle, first, last, fields=("rtype",)).rtype
+            self.counts = np.bincount(types, minlength=1 << 16)
+            self.key = (first, last)
+        return int(self.counts[rtype])
+
+
+def read_fixed(handle, counts: TypeCounts, rtypes, dtypes, first: int, last: int) -> dict:
+    """{rtype: rows} with rows (20-byte header + payload, as that type's dtype) of every record of
+    each type in [first, last]: counts come from `counts`, one C pass fills every type."""
+    rtypes = [int(t) for t in rtypes]
+    outs = {t: populated_empty(counts.count(handle, t, first, last), dtype) for t, dtype in zip(rtypes, dtypes)}
+    n = len(rtypes)
+    keep = [ffi.from_buffer("char[]", outs[t]) if len(outs[t]) else ffi.NULL for t in rtypes]
+    rows = ffi.new("uint64_t[]", max(n, 1))
+    check(lib.mmj_reader_read_fixed_many(handle, n, ffi.new("uint32_t[]", rtypes),
+                                         ffi.new("uint64_t[]", [d.itemsize - 20 for d in dtypes]), first, last,
+                                         ffi.new("char *[]", keep), ffi.new("uint64_t[]", [len(outs[t]) for t in rtypes]),
+                                         rows), "read_fixed")
+    return {t: outs[t][:rows[k]] for k, t in enumerate(rtypes)}
