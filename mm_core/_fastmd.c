@@ -538,7 +538,7 @@ int fmd_apply_packet(fmd_book *b, const uint8_t *buf, size_t len, const uint8_t 
         return FMD_FALLBACK;
     if (grow(b, b->count + count) != FMD_OK)
         return FMD_NOMEM;
-    /* pass 2: apply, as Engine._apply does */
+    /* pass 2: apply, as mdpath.apply_messages does */
     b->gen++;
     if (b->gen == 0) {          /* wrapped: restart the generations */
         memset(b->touch_gen, 0, b->n_symbols * sizeof *b->touch_gen);
