@@ -33,7 +33,7 @@ from mm_core.risk.checks import CheckId
 from mm_core.spread import VolEstimator, quote_prices, widen
 from mm_core.ticks import TickTable
 from mm_core.trades import TAPE_MAX, TradeTape
-from mm_core.types import OrderIntent, OrderKind, Purpose, Side
+from mm_core.types import OrderIntent, OrderKind, Purpose, Side, make_intent
 
 __all__ = ["Engine", "EngineError"]
 
@@ -44,6 +44,7 @@ _FROM_SERVER = soupbintcp.Direction.FROM_SERVER
 _ACCEPTED, _PARTIAL = OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED
 
 _GAP = moldudp64.Gap
+_ENTER, _REPLACE, _CANCEL = OrderKind.ENTER, OrderKind.REPLACE, OrderKind.CANCEL
 _BOOK_STALE_ONLY = [CheckId.BOOK_STALE.label]     # risk.faults when only books are stale
 _top_depth = lib.fmd_top_depth
 
@@ -126,6 +127,7 @@ class Engine:
         self.imb_decay = fv.level_decay
         self.risk_refresh_ns = cfg.risk_refresh_ns
         self.wire = OrderWire(cfg.firm)           # order bytes, fixed parts encoded once
+        self.ids = (cfg.algo_id, cfg.desk_id, cfg.trader_id, cfg.client_id)   # every intent's ids
         self.oms = Oms(cfg.session_prefix, self._encode_cancel)
         # the OMS working-order keys of our quotes, built once (they are looked up per book update)
         self.quote_slots = [((s, int(_BUY), Purpose.QUOTE.value), (s, int(_SELL), Purpose.QUOTE.value))
@@ -417,8 +419,8 @@ class Engine:
                    actions: list[Action]) -> None:
         if order is None:
             if qty > 0 and price > 0:
-                self._submit(OrderIntent(OrderKind.ENTER, self.oms.new_token(), symbol_id, side,
-                                         price, qty, **self._ids()), actions)
+                self._submit(make_intent(_ENTER, self.oms.new_token(), symbol_id, side, price, qty,
+                                         self.ids), actions)
             return
         state = order.fsm.state
         if state is not _ACCEPTED and state is not _PARTIAL:
@@ -426,13 +428,8 @@ class Engine:
         if qty <= 0 or price <= 0:
             self._cancel(order, Purpose.QUOTE, actions)
         elif order.price != price or order.leaves != qty:
-            self._submit(OrderIntent(OrderKind.REPLACE, self.oms.new_token(), symbol_id, side, price,
-                                     qty, orig_token=order.token, **self._ids()), actions)
-
-    def _ids(self) -> dict:
-        cfg = self.cfg
-        return {"algo_id": cfg.algo_id, "desk_id": cfg.desk_id, "trader_id": cfg.trader_id,
-                "client_id": cfg.client_id}
+            self._submit(make_intent(_REPLACE, self.oms.new_token(), symbol_id, side, price, qty,
+                                     self.ids, orig_token=order.token), actions)
 
     def _submit(self, intent: OrderIntent, actions: list[Action]) -> bool:
         """Risk check, then OMS, then the SoupBinTCP bytes; a denial is journaled, not raised."""
@@ -462,8 +459,8 @@ class Engine:
 
     def _cancel(self, order: Order, purpose: Purpose, actions: list[Action]) -> None:
         """Cancel the rest of an order with the bytes encoded when it was accepted."""
-        intent = OrderIntent(OrderKind.CANCEL, order.token, order.symbol_id, order.side, order.price,
-                             0, purpose=purpose, **self._ids())
+        intent = make_intent(_CANCEL, order.token, order.symbol_id, order.side, order.price, 0,
+                             self.ids, purpose=purpose)
         decision = self.risk.check(intent, self.now)      # always allowed; counted for the rate
         self.oms.on_sent(intent, self.now)
         packet = order.cancel_packet or self._encode_cancel(order.token)
@@ -522,8 +519,8 @@ class Engine:
         if decision is None:
             return
         token = self.oms.new_token()
-        intent = OrderIntent(OrderKind.ENTER, token, h, decision.side, decision.price, decision.qty,
-                             tif=ouch.TIF_IOC, purpose=Purpose.HEDGE, **self._ids())
+        intent = make_intent(_ENTER, token, h, decision.side, decision.price, decision.qty, self.ids,
+                             tif=ouch.TIF_IOC, purpose=Purpose.HEDGE)
         if self._submit(intent, actions):
             self.hedge_tokens[token] = symbol_id
         else:

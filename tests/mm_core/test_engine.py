@@ -479,3 +479,16 @@ def test_book_changes_reprice_when_they_reach_the_levels_fair_value_reads(levels
     before = engine.fv.fair[ACME]
     run(engine, venue, md(feed.packet(feed.delete(refs[999_500])), 3 * S), 3 * S)   # 5th bid level
     assert (engine.fv.fair[ACME] != before) is moves
+
+
+def test_hot_path_intents_equal_the_dataclass_built_ones():
+    import dataclasses
+    from mm_core.types import OrderIntent, make_intent
+    fast = make_intent(OrderKind.REPLACE, "T2", ACME, Side.SELL, 1_000_100, 300, (1, 2, 3, 4),
+                       orig_token="T1", tif=0, purpose=Purpose.HEDGE)
+    slow = OrderIntent(OrderKind.REPLACE, "T2", ACME, Side.SELL, 1_000_100, 300, 0, 1, 2, 3, 4, "T1",
+                       Purpose.HEDGE)
+    assert fast == slow and hash(fast) == hash(slow) and repr(fast) == repr(slow)
+    assert type(fast) is OrderIntent and dataclasses.astuple(fast) == dataclasses.astuple(slow)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.qty = 1
