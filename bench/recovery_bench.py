@@ -41,6 +41,7 @@ TARGET_EPS = 500_000
 TARGET_RTO_S = 1.0
 MILLION = 1_000_000
 IDLE_EVERY = 1_000        # the standby's snapshot interval whenever it has caught up
+LIVE_RATE = 3_000         # inputs/s of the live session (a drill's engine journals ~90 records/s)
 
 
 def _best(fn, rounds: int) -> float:
@@ -190,9 +191,9 @@ def _orders(path: str) -> int:
 
 
 def _write_and_die(path: str, inputs: int) -> None:
-    """The live session (its own process): journal and run `inputs` inputs, then SIGKILL itself
-    without closing the journal, as a crashed engine leaves it."""
-    write_long_session(path, 23, inputs)
+    """The live session (its own process): journal and run `inputs` inputs at up to LIVE_RATE a
+    second, then SIGKILL itself without closing the journal, as a crashed engine leaves it."""
+    write_long_session(path, 23, inputs, rate=LIVE_RATE)
     os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -240,6 +241,8 @@ def _live_lines(live: dict, venue_p99: float) -> str:
     rate = live["inputs"] / live["write_s"]
     head = (f"Live session: {live['inputs']:,} inputs ({live['records']:,} journal records, "
             f"{live['bytes'] / 1e6:.0f} MB of segments) written by one process at {rate:,.0f} inputs/s "
+            f"(paced to at most {LIVE_RATE:,}/s; a crash drill's engine on the embedded venue journals "
+            f"about 90 records/s) "
             f"while a sidecar process (recovery.standby.follow) tailed the journal and wrote a snapshot "
             f"every {live['every']:,} events, or after {IDLE_EVERY:,} whenever it had caught up; the writer SIGKILLed itself at the end (exit "
             f"{live['writer_exit']}) and the standby was killed at that moment, so recovery had only "

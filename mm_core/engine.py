@@ -585,6 +585,7 @@ class Engine:
 
     def _after_order_change(self, order: Order, actions: list[Action]) -> None:
         now = self.now
+        self._drain_abandoned(now)
         if order.fsm.state in TERMINAL:
             self.risk.on_order_done(order.token, now)
             if order.purpose is Purpose.HEDGE:
@@ -618,10 +619,20 @@ class Engine:
                 self._pull_on_trip(trip, actions)
         if order.fsm.state in TERMINAL:
             self.risk.on_order_done(order.token, now)
+        self._drain_abandoned(now)
         self._report_orders()
         if self.is_quoted[s]:
             self._requote(s, actions)
         self._hedge_around(s, actions)
+
+    def _drain_abandoned(self, now: int) -> None:
+        abandoned = self.oms.abandoned
+        while abandoned:
+            token = abandoned.pop()
+            self.risk.on_order_done(token, now)
+            hedged = self.hedge_tokens.pop(token, None)
+            if hedged is not None:
+                self.hedger.on_done(hedged)
 
     def _report_orders(self) -> None:
         _, unknown = self.oms.counts()

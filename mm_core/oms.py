@@ -197,6 +197,7 @@ class Oms:
         # the non-terminal orders, in the same order as `orders` (terminal states are absorbing, so
         # an order leaves once and never comes back): counts and sweeps cost O(open), not O(day)
         self.live: dict[str, Order] = {}
+        self.abandoned: list[str] = []    # replacements rejected with their original (drained by the engine)
         self.transitions = 0
 
     # --- tokens -------------------------------------------------------------------------
@@ -329,6 +330,7 @@ class Oms:
             if order.orig_token == old.token and not order.acked and (
                     order.state in _UNANSWERED or order.state is OrderState.UNKNOWN):
                 self._fire(order, Trigger.REJECT, now_ns)
+                self.abandoned.append(order.token)
 
     def check_timeouts(self, now_ns: int, timeout_ns: int) -> list[Order]:
         """Orders without an answer for timeout_ns become outcome-unknown (returned)."""

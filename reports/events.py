@@ -102,8 +102,8 @@ def collect_chunks(src: JournalSlice, join_orders: bool = True, chunk_seqs: int 
 
 
 def _collect(src: JournalSlice, join_orders: bool, samples: np.ndarray, book: "Creators | None") -> OrderEvents:
-    sent = src.fixed(RecordType.ORDER_SENT)
-    venue_all = src.fixed(RecordType.VENUE_MSG)
+    both = src.fixed_many((RecordType.ORDER_SENT, RecordType.VENUE_MSG))
+    sent, venue_all = both[RecordType.ORDER_SENT], both[RecordType.VENUE_MSG]
     keep = (venue_all["packet_type"] == SOUP_SEQUENCED) & (venue_all["msg_type"] != OUCH_SYSTEM_EVENT) \
         & (venue_all["raw_len"] > ouch.SOUP_HEADER)
     venue = venue_all if keep.all() else venue_all[keep]

@@ -116,7 +116,7 @@ class LatentPaths:
 
     def trim(self, before_s: float) -> None:
         """Forget grid points before a time nobody will ask about again."""
-        drop = int(before_s / self._step) - self._base - 1
+        drop = min(int(before_s / self._step) - self._base - 1, len(self._log[self._order[0]]) - 1)
         if drop > 1024:
             for path in self._log.values():
                 del path[:drop]

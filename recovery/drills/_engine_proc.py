@@ -111,6 +111,14 @@ class AckingJournal:
             self.reporter.block(f"{AFTER_APPEND} seq {seq} token {token} type {chr(int(sent['msg_type']))}")
         return seq
 
+    # the runner's disk-full handling asks the journal itself, so pass those through
+    @property
+    def space_low(self) -> bool:
+        return self.journal.space_low
+
+    def retry_space(self) -> bool:
+        return self.journal.retry_space()
+
     def close(self) -> None:
         self.journal.close()
 

@@ -492,3 +492,24 @@ def test_hot_path_intents_equal_the_dataclass_built_ones():
     assert type(fast) is OrderIntent and dataclasses.astuple(fast) == dataclasses.astuple(slow)
     with pytest.raises(dataclasses.FrozenInstanceError):
         fast.qty = 1
+
+
+def test_a_replacement_that_dies_with_its_filled_original_leaves_the_gateway_count():
+    """The original fills before its replace arrives: the venue ignores the replace, the OMS
+    rejects the replacement with it, and the gateway must forget the replacement's working slot
+    (a leak here denies every entry once it reaches max_open_orders)."""
+    engine, venue, feed, refs, acts = quoted_book()
+    moved = []
+    for i, price in enumerate((1_000_000, 1_000_100, 1_000_200)):
+        moved = engine.on_event(md(feed.packet(feed.add(ACME, "B", 500, price)), 3 * S + i * MS))
+        if any(o.intent.kind is OrderKind.REPLACE for o in orders(moved)):
+            break
+    replace = next(o.intent for o in orders(moved) if o.intent.kind is OrderKind.REPLACE)
+    working_before = len(engine.oms.open_orders())
+    # the original fills in full at the venue before the replace is processed
+    after = engine.on_event(venue.fill(replace.orig_token, venue.orders[replace.orig_token]["qty"],
+                                       4 * S))
+    assert engine.oms.get(replace.token).state.value == "rejected"
+    settle(engine, venue, after, 4 * S + MS)
+    assert engine.risk.open_order_count == len(engine.oms.open_orders())
+    assert len(engine.oms.open_orders()) <= working_before

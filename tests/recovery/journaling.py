@@ -92,12 +92,14 @@ def write_session(path: str, events: list, segment_size: int = 1 << 20) -> Runne
 
 
 def write_long_session(path: str, seed: int, inputs: int, segment_size: int = 64 << 20,
-                       progress=None) -> RunnerLike:
+                       progress=None, rate: float = 0.0) -> RunnerLike:
     """Journal and run a seeded session of at least `inputs` inputs, generated as it goes (no
     event list in memory, a bounded book: sessions of millions of inputs in linear time). Market
     data on three symbols, the scripted venue answering every order and filling some, timers every
-    100 ms and clock samples every second. `progress(inputs)` is called every 10,000 inputs."""
+    100 ms and clock samples every second. `progress(inputs)` is called every 10,000 inputs; with
+    `rate`, inputs are journaled at most that many per second of wall time (a live session's pace)."""
     import random
+    import time
 
     rng = random.Random(seed)
     journal = Journal(path, segment_size=segment_size, checkpoint_every=64)
@@ -109,6 +111,7 @@ def write_long_session(path: str, seed: int, inputs: int, segment_size: int = 64
     shell.start(now)
     next_timer = next_clock = now
     reported = 0
+    started = time.monotonic()
 
     def settled(event) -> None:
         pending = shell.feed(event)
@@ -156,6 +159,10 @@ def write_long_session(path: str, seed: int, inputs: int, segment_size: int = 64
         if now >= next_timer:
             settled(Timer(now))
             next_timer += 100 * MS
+        if rate and shell.inputs % 64 == 0:
+            ahead = shell.inputs / rate - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)
         if progress is not None and shell.inputs - reported >= 10_000:
             reported = shell.inputs
             progress(reported)

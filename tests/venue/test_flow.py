@@ -88,3 +88,15 @@ def test_informed_traders_profit_at_the_liquidity_providers_expense():
         return cash.get(owner, 0) + sum(q * flow.paths.price(s, flow.now) for s, q in marks.items())
     assert pnl("~INFO") > 0
     assert pnl("~LP0") + pnl("~LP1") < pnl("~INFO")
+
+
+def test_trim_past_the_grown_path_keeps_the_last_point_and_grows_on():
+    """A trim time beyond every grid point grown so far must not empty the paths (the venue's
+    flow thread would die on the next price)."""
+    config = load_config()
+    paths = LatentPaths(config, random.Random(3))
+    step = config.flow.latent_step
+    before = paths.price("ACME", 10 * step)
+    paths.trim(100_000 * step)                    # far past anything asked for
+    later = paths.price("ACME", 100_001 * step)
+    assert later > 0 and math.isfinite(later) and before > 0
