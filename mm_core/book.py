@@ -10,11 +10,24 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 
-__all__ = ["Book", "BookError", "Execution"]
+__all__ = ["Book", "BookError", "Execution", "duplicate_ref", "bad_order", "bad_symbol"]
 
 
 class BookError(ValueError):
     """An order-level event that the book cannot apply (duplicate reference, unknown symbol)."""
+
+
+# The errors an add can raise, shared with the compiled book (mm_core.fastbook) so both say the same.
+def duplicate_ref(ref: int) -> BookError:
+    return BookError(f"duplicate order reference {ref}")
+
+
+def bad_symbol(symbol_id: int, n_symbols: int) -> BookError:
+    return BookError(f"symbol id {symbol_id} outside the book (0..{n_symbols - 1})")
+
+
+def bad_order(ref: int, qty: int, price: int) -> BookError:
+    return BookError(f"order {ref} has qty {qty} price {price}")
 
 
 class Execution:
@@ -58,11 +71,11 @@ class Book:
 
     def add(self, ref: int, symbol_id: int, is_buy: bool, qty: int, price: int) -> None:
         if ref in self.orders:
-            raise BookError(f"duplicate order reference {ref}")
+            raise duplicate_ref(ref)
         if not 0 <= symbol_id < self.n_symbols:
-            raise BookError(f"symbol id {symbol_id} outside the book (0..{self.n_symbols - 1})")
+            raise bad_symbol(symbol_id, self.n_symbols)
         if qty <= 0 or price <= 0:
-            raise BookError(f"order {ref} has qty {qty} price {price}")
+            raise bad_order(ref, qty, price)
         self.orders[ref] = [symbol_id, is_buy, price, qty]
         if is_buy:
             levels, prices = self.bid_qty[symbol_id], self.bid_px[symbol_id]

@@ -13,7 +13,6 @@ import math
 from typing import Callable
 
 from journal.catalogue import RecordType, pack, pack_json
-from mm_core.book import Book, BookError
 from mm_core.config import EngineConfig, Symbols
 from mm_core.events import (
     Action, ClockSample, JournalHealth, JournalNote, MarketData, OperatorCommand, Reconciled,
@@ -23,13 +22,18 @@ from mm_core.fairvalue import FairValueModel
 from mm_core.guard import SymbolGuard, Trip
 from mm_core.hedger import Hedger
 from mm_core.inventory import InventoryTracker, as_depths, glft_depths, quote_sizes
+from mm_core.fastbook import ffi, lib
+from mm_core.mdpath import MarketDataPath
 from mm_core.metrics import Metrics
+from mm_core.orderwire import OrderWire
 from mm_core.oms import TERMINAL, InvalidTransition, Oms, OmsError, Order, OrderState
 from mm_core.protocol import ProtocolError, itch, moldudp64, ouch, soupbintcp
 from mm_core.risk import RiskError, TradingState
+from mm_core.risk.checks import CheckId
 from mm_core.spread import VolEstimator, quote_prices, widen
 from mm_core.ticks import TickTable
-from mm_core.types import OrderIntent, OrderKind, Purpose, Side
+from mm_core.trades import TAPE_MAX, TradeTape
+from mm_core.types import OrderIntent, OrderKind, Purpose, Side, make_intent
 
 __all__ = ["Engine", "EngineError"]
 
@@ -39,11 +43,19 @@ _HALTED, _REDUCING = TradingState.HALTED, TradingState.REDUCING
 _FROM_SERVER = soupbintcp.Direction.FROM_SERVER
 _ACCEPTED, _PARTIAL = OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED
 
-# ITCH message classes, bound once for the dispatch in the hot loop.
-_ADD, _ADD_MPID = itch.AddOrder, itch.AddOrderMpid
-_EXEC, _EXEC_PX = itch.OrderExecuted, itch.OrderExecutedWithPrice
-_CANCEL, _DELETE, _REPLACE = itch.OrderCancel, itch.OrderDelete, itch.OrderReplace
-_TRADE, _TRADING_ACTION = itch.Trade, itch.StockTradingAction
+_GAP = moldudp64.Gap
+_ENTER, _REPLACE, _CANCEL = OrderKind.ENTER, OrderKind.REPLACE, OrderKind.CANCEL
+_BOOK_STALE_ONLY = [CheckId.BOOK_STALE.label]     # risk.faults when only books are stale
+_top_depth = lib.fmd_top_depth
+
+
+def _needs_work(order: Order, price: int, qty: int) -> bool:
+    """Whether _work_side would do anything to this resting quote (it acts only on an answered
+    order whose price or size differs from the wanted one, or that must be pulled)."""
+    state = order.fsm.state
+    if state is not _ACCEPTED and state is not _PARTIAL:
+        return False
+    return qty <= 0 or price <= 0 or order.price != price or order.leaves != qty
 
 
 class EngineError(Exception):
@@ -71,11 +83,15 @@ class Engine:
         self.is_quoted = [False] * n
         for s in self.quoted:
             self.is_quoted[s] = True
-        self.book = Book(n)
-        self.tracker = moldudp64.SequenceTracker()
+        fv = cfg.fair_value
+        # a book change deeper than the levels fair value reads cannot move it: those are watched
+        watch = fv.imbalance_levels if fv.w_imbalance and fv.imbalance_levels > 0 else 1
+        self.md = MarketDataPath(n, [sp is not None for sp in self.specs], watch_levels=watch)
+        self.book = self.md.book
+        self._bind()
+        self.tracker = self.md.tracker
         self.stale = False
         self.gap_requested_ns = -1
-        fv = cfg.fair_value
         ref_ticks = [self.ticks[i].tick_at(s.reference_price) if s else 1 for i, s in enumerate(self.specs)]
         self.ref_ticks = ref_ticks
         table = None
@@ -91,6 +107,8 @@ class Engine:
         self.followers: list[list[int]] = [[] for _ in range(n)]
         for p in symbols.pairs:
             self.followers[p.a].append(p.b)
+        # a symbol and the followers to reprice with it, in order, without repeats
+        self.with_followers = [list(dict.fromkeys([s] + self.followers[s])) for s in range(n)]
         self.vol = [VolEstimator(cfg.vol_alpha, s.prior_sigma if s else 0.0) for s in self.specs]
         # volatility quantised to 1/8 octave for the quote memo; recomputed only when the mid moves
         self.vol_q = [int(_log2(v.variance_per_s + 1.0) * 8) for v in self.vol]
@@ -104,9 +122,12 @@ class Engine:
         # per symbol, the hedged symbols whose hedge decision a change of it can move (itself when
         # it is hedged, then the symbols it hedges): built once, read per book update
         self.hedge_targets = [([s] if s in self.hedger.pairs else []) + self.hedge_of[s] for s in range(n)]
-        self.imb_levels, self.imb_decay = fv.imbalance_levels, fv.level_decay
-        self.use_depth = bool(fv.w_imbalance)
+        # levels of the depth imbalance fair value reads; 0 when its weight is 0 (not computed)
+        self.imb_levels = fv.imbalance_levels if fv.w_imbalance else 0
+        self.imb_decay = fv.level_decay
         self.risk_refresh_ns = cfg.risk_refresh_ns
+        self.wire = OrderWire(cfg.firm)           # order bytes, fixed parts encoded once
+        self.ids = (cfg.algo_id, cfg.desk_id, cfg.trader_id, cfg.client_id)   # every intent's ids
         self.oms = Oms(cfg.session_prefix, self._encode_cancel)
         # the OMS working-order keys of our quotes, built once (they are looked up per book update)
         self.quote_slots = [((s, int(_BUY), Purpose.QUOTE.value), (s, int(_SELL), Purpose.QUOTE.value))
@@ -116,6 +137,7 @@ class Engine:
         self.risk_sent: list[tuple[int, bool, int]] = [(0, False, 0)] * n   # (fair, stale, ns) last told
         self.quote_memo: list[tuple | None] = [None] * n           # last quote inputs and result
         self.halted_symbols = [False] * n       # ITCH trading action: not trading
+        self.tape = TradeTape(n)                # recent prints, for Broken Trade reversal
         self.denied_until: dict[tuple[int, int, str], int] = {}
         self.next_metrics_ns = -1
         self.now = 0
@@ -128,6 +150,21 @@ class Engine:
             ClockSample: self._on_clock, OperatorCommand: self._on_operator,
             JournalHealth: self._on_journal_health, Reconciled: self._on_reconciled,
         }
+
+    def _bind(self) -> None:
+        """The C book's handle and a reusable top-of-book buffer, read directly on the hot path
+        (not pickled: rebuilt when a snapshot is loaded)."""
+        self._bh = self.book.handle
+        self._top = ffi.new("int64_t[4]")
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        del state["_bh"], state["_top"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._bind()
 
     # ================================================================= the one entry point
 
@@ -150,48 +187,56 @@ class Engine:
         now = self.now
         self.counts["md_packets"] += 1
         try:
-            header, messages = itch.decode_mold_packet(ev.packet)
-            verdict = self.tracker.on_header(header)
+            update = self.md.on_packet(ev.packet)
         except ProtocolError as exc:
             self.counts["protocol_errors"] += 1
             actions.append(self._alert("md-protocol-error", str(exc)))
             return actions
-        if verdict.gap is not None:
+        if update is None:
+            return actions
+        if type(update) is _GAP:
             self.counts["gaps"] += 1
             if not self.stale:
-                self._go_stale(f"gap: expected {verdict.gap.expected} got {verdict.gap.received}", actions)
+                self._go_stale(f"gap: expected {update.expected} got {update.received}", actions)
             self._request_gap(actions)
             return actions
-        if not verdict.new:
-            return actions
-        fresh = verdict.select(messages) if verdict.duplicates or verdict.new != len(messages) else messages
-        self.counts["md_messages"] += len(fresh)
-        touched, printed = self._apply(fresh, actions)
-        dirty = self.book.dirty
-        for symbol_id in list(touched):
-            if dirty[symbol_id] or symbol_id in printed:
-                dirty[symbol_id] = False
-            else:
-                del touched[symbol_id]      # the change was deeper than fair value looks
+        self.counts["md_messages"] += update.n_messages
+        if update.errors:
+            self.counts["book_errors"] += len(update.errors)
+            for text in update.errors:
+                actions.append(self._alert("book-error", text))
+        printed = update.printed
+        if printed:
+            self.tape.on_prints(update.prints, self.guards, self.fv)
+        for s, halted in update.halts:
+            self.halted_symbols[s] = halted
+        touched = update.touched
+        for match in update.breaks:
+            s = self._break_trade(match, actions)
+            if s >= 0 and s not in touched:
+                touched = touched + [s]
         if self.stale and not self.tracker.in_gap:
             self.stale = False
             self.gap_requested_ns = -1
             actions.append(self._alert("book-recovered", f"gap filled at {self.tracker.next_expected}"))
-            for s in self.quoted:       # every quote was pulled: decide all of them again
-                touched[s] = True
+            touched = touched + self.quoted     # every quote was pulled: decide all of them again
         # The guard runs first: pulls go out ahead of every other signal's reaction.
         for symbol_id in printed:
             trip = self.guards[symbol_id].evaluate(now)
             if trip is not None:
                 self._pull_on_trip(trip, actions)
-        followers = self.followers
-        for symbol_id in list(touched):
-            for f in followers[symbol_id]:
-                touched[f] = True
+        # the changed symbols, then the followers whose fair value leads from them (first seen order)
+        if len(touched) == 1:
+            touched = self.with_followers[touched[0]]
+        elif touched:
+            followers = self.followers
+            touched = list(dict.fromkeys(touched + [f for s in touched for f in followers[s]]))
         reprice = self._reprice
         for symbol_id in touched:
             reprice(symbol_id)
-        self._mature_markouts(actions)
+        metrics = self.metrics
+        if now >= metrics.next_due_ns or metrics.blocked:
+            self._mature_markouts(actions)
         is_quoted, hedge_targets = self.is_quoted, self.hedge_targets
         for symbol_id in touched:
             if is_quoted[symbol_id]:
@@ -200,61 +245,18 @@ class Engine:
                 self._hedge(hedged, actions)
         return actions
 
-    def _apply(self, messages, actions: list[Action]) -> tuple[dict[int, bool], dict[int, bool]]:
-        """Apply ITCH messages to the book; returns (touched symbols, symbols with prints)."""
-        book = self.book
-        n = self.n
-        specs = self.specs
-        touched: dict[int, bool] = {}
-        printed: dict[int, bool] = {}
-        guards = self.guards
-        fv = self.fv
-        for m in messages:
-            t = type(m)
-            try:
-                if t is _ADD or t is _ADD_MPID:
-                    s = m.stock_locate
-                    if s < n and specs[s] is not None:
-                        book.add(m.order_ref, s, m.side == "B", m.shares, m.price)
-                        touched[s] = True
-                elif t is _EXEC or t is _EXEC_PX:
-                    ex = book.execute(m.order_ref, m.executed_shares)
-                    if ex is not None:
-                        s = ex.symbol_id
-                        touched[s] = True
-                        if t is _EXEC or m.printable == "Y":
-                            aggressor_buys = not ex.resting_is_buy
-                            guards[s].on_print(aggressor_buys, ex.qty)
-                            fv.on_trade(s, aggressor_buys, ex.qty)
-                            printed[s] = True
-                elif t is _CANCEL:
-                    s = book.cancel(m.order_ref, m.canceled_shares)
-                    if s >= 0:
-                        touched[s] = True
-                elif t is _DELETE:
-                    s = book.delete(m.order_ref)
-                    if s >= 0:
-                        touched[s] = True
-                elif t is _REPLACE:
-                    s = book.replace(m.original_order_ref, m.new_order_ref, m.shares, m.price)
-                    if s >= 0:
-                        touched[s] = True
-                elif t is _TRADE:
-                    s = m.stock_locate
-                    if s < n and specs[s] is not None:
-                        aggressor_buys = m.side != "B"    # P's side is the resting (hidden) order's
-                        guards[s].on_print(aggressor_buys, m.shares)
-                        fv.on_trade(s, aggressor_buys, m.shares)
-                        printed[s] = True
-                elif t is _TRADING_ACTION:
-                    s = m.stock_locate
-                    if s < n and specs[s] is not None:
-                        self.halted_symbols[s] = m.trading_state != "T"
-                        touched[s] = True
-            except BookError as exc:
-                self.counts["book_errors"] += 1
-                actions.append(self._alert("book-error", str(exc)))
-        return touched, printed
+    def _break_trade(self, match: int, actions: list[Action]) -> int:
+        """ITCH Broken Trade: the tape reverses the print; journaled either way. Returns its
+        symbol or -1."""
+        r = self.tape.break_trade(match, self.guards, self.fv)
+        if r is None:
+            actions.append(self._alert("trade-break-unknown", f"match {match}: not among the last "
+                                       f"{TAPE_MAX} prints"))
+            return -1
+        actions.append(self._alert("trade-broken", f"match {match} symbol {r.symbol_id} "
+                                   f"{'buy' if r.aggressor_buys else 'sell'} {r.qty} reversed: flow=True "
+                                   f"window={r.window} vpin={r.vpin}"))
+        return r.symbol_id
 
     def _go_stale(self, reason: str, actions: list[Action]) -> None:
         """A gap: the book cannot be trusted until it is filled. Pull every quote now."""
@@ -278,13 +280,9 @@ class Engine:
 
     def _reprice(self, symbol_id: int) -> None:
         """Fair value and volatility after the book changed; tell the risk gateway."""
-        book = self.book
-        bp, ap = book.bid_px[symbol_id], book.ask_px[symbol_id]     # book.top(), inlined
-        b = bp[-1] if bp else 0
-        a = ap[0] if ap else 0
-        bq = book.bid_qty[symbol_id][b] if b else 0
-        aq = book.ask_qty[symbol_id][a] if a else 0
-        depth = book.depth_imbalance(symbol_id, self.imb_levels, self.imb_decay) if self.use_depth else 0.0
+        top = self._top
+        depth = _top_depth(self._bh, symbol_id, self.imb_levels, self.imb_decay, top)
+        b, bq, a, aq = top
         fv = self.fv
         fair = fv.update(symbol_id, b, bq, a, aq, depth)
         if fair <= 0:
@@ -320,10 +318,15 @@ class Engine:
         oms = self.oms
         bid_key, ask_key = self.quote_slots[symbol_id]
         bid, ask = oms.working.get(bid_key), oms.working.get(ask_key)
+        # _work_side only when it may act: no order yet, or one resting that differs from the quote
         if bid is not None or bid_qty:
-            self._work_side(symbol_id, _BUY, oms.orders[bid] if bid else None, bid_px, bid_qty, actions)
+            order = oms.orders[bid] if bid else None
+            if order is None or _needs_work(order, bid_px, bid_qty):
+                self._work_side(symbol_id, _BUY, order, bid_px, bid_qty, actions)
         if ask is not None or ask_qty:
-            self._work_side(symbol_id, _SELL, oms.orders[ask] if ask else None, ask_px, ask_qty, actions)
+            order = oms.orders[ask] if ask else None
+            if order is None or _needs_work(order, ask_px, ask_qty):
+                self._work_side(symbol_id, _SELL, order, ask_px, ask_qty, actions)
 
     def _quote(self, symbol_id: int) -> tuple[int, int, int, int]:
         """(bid price, bid size, ask price, ask size) wanted now; a zero size pulls the side.
@@ -337,14 +340,15 @@ class Engine:
         guard = self.guards[symbol_id]
         now = self.now
         m = self.metrics
-        book = self.book
-        bp, ap = book.bid_px[symbol_id], book.ask_px[symbol_id]
+        top = self._top
+        _top_depth(self._bh, symbol_id, 0, 0.0, top)
+        best_bid, best_ask = top[0], top[2]
         held = 0
         for hedged in self.hedge_of[symbol_id]:     # _hedge_held(), inlined
             held += self.hedger.hedged(hedged)
         # Inputs quantised to what can move a quote: fair to 1/8 tick, volatility to 1/8 octave,
         # toxicity to 0.05 (a requote threshold: smaller moves keep the resting quotes).
-        key = (int(fair * 8 / self.ref_ticks[symbol_id]), bp[-1] if bp else 0, ap[0] if ap else 0, state,
+        key = (int(fair * 8 / self.ref_ticks[symbol_id]), best_bid, best_ask, state,
                self.inventory.position[symbol_id], held,
                self.vol_q[symbol_id],
                guard.bid_until > now, guard.ask_until > now, int(guard.toxicity() * 20),
@@ -352,12 +356,12 @@ class Engine:
         memo = self.quote_memo[symbol_id]
         if memo is not None and memo[0] == key:
             return memo[1]
-        quote = self._price_quote(symbol_id, fair, state, guard)
+        quote = self._price_quote(symbol_id, fair, state, guard, best_bid, best_ask)
         self.quote_memo[symbol_id] = (key, quote)
         return quote
 
-    def _price_quote(self, symbol_id: int, fair: float, state: TradingState,
-                     guard: SymbolGuard) -> tuple[int, int, int, int]:
+    def _price_quote(self, symbol_id: int, fair: float, state: TradingState, guard: SymbolGuard,
+                     best_bid: int, best_ask: int) -> tuple[int, int, int, int]:
         risk = self.risk
         cfg = self.cfg
         skew = cfg.skew
@@ -385,9 +389,7 @@ class Engine:
             pad = cfg.min_depth_ticks - 0.5 * (bd + ad)
             bd += pad
             ad += pad
-        book = self.book
-        bid_px, ask_px = quote_prices(fair, bd * tick, ad * tick, ticks,
-                                      book.best_bid(symbol_id), book.best_ask(symbol_id))
+        bid_px, ask_px = quote_prices(fair, bd * tick, ad * tick, ticks, best_bid, best_ask)
         base = int(cfg.quote_size * risk.size_multiplier) // skew.lot * skew.lot
         if base <= 0:
             return 0, 0, 0, 0
@@ -417,8 +419,8 @@ class Engine:
                    actions: list[Action]) -> None:
         if order is None:
             if qty > 0 and price > 0:
-                self._submit(OrderIntent(OrderKind.ENTER, self.oms.new_token(), symbol_id, side,
-                                         price, qty, **self._ids()), actions)
+                self._submit(make_intent(_ENTER, self.oms.new_token(), symbol_id, side, price, qty,
+                                         self.ids), actions)
             return
         state = order.fsm.state
         if state is not _ACCEPTED and state is not _PARTIAL:
@@ -426,13 +428,8 @@ class Engine:
         if qty <= 0 or price <= 0:
             self._cancel(order, Purpose.QUOTE, actions)
         elif order.price != price or order.leaves != qty:
-            self._submit(OrderIntent(OrderKind.REPLACE, self.oms.new_token(), symbol_id, side, price,
-                                     qty, orig_token=order.token, **self._ids()), actions)
-
-    def _ids(self) -> dict:
-        cfg = self.cfg
-        return {"algo_id": cfg.algo_id, "desk_id": cfg.desk_id, "trader_id": cfg.trader_id,
-                "client_id": cfg.client_id}
+            self._submit(make_intent(_REPLACE, self.oms.new_token(), symbol_id, side, price, qty,
+                                     self.ids, orig_token=order.token), actions)
 
     def _submit(self, intent: OrderIntent, actions: list[Action]) -> bool:
         """Risk check, then OMS, then the SoupBinTCP bytes; a denial is journaled, not raised."""
@@ -440,9 +437,11 @@ class Engine:
         now = self.now
         if self.denied_until.get(key, -1) > now:
             return False
-        if self.risk.faults:
+        faults = self.risk.faults
+        if faults and (faults != _BOOK_STALE_ONLY or self.risk_sent[intent.symbol_id][1]):
             # An input is not healthy yet (e.g. no clock sample since start): asking would only
-            # latch the gateway; quoting starts once every input has reported healthy.
+            # latch the gateway; quoting starts once every input has reported healthy. A stale
+            # book blocks only its own symbol (the gateway denies per symbol): the others quote.
             return False
         decision = self.risk.check(intent, now)
         if not decision.allowed:
@@ -460,8 +459,8 @@ class Engine:
 
     def _cancel(self, order: Order, purpose: Purpose, actions: list[Action]) -> None:
         """Cancel the rest of an order with the bytes encoded when it was accepted."""
-        intent = OrderIntent(OrderKind.CANCEL, order.token, order.symbol_id, order.side, order.price,
-                             0, purpose=purpose, **self._ids())
+        intent = make_intent(_CANCEL, order.token, order.symbol_id, order.side, order.price, 0,
+                             self.ids, purpose=purpose)
         decision = self.risk.check(intent, self.now)      # always allowed; counted for the rate
         self.oms.on_sent(intent, self.now)
         packet = order.cancel_packet or self._encode_cancel(order.token)
@@ -520,8 +519,8 @@ class Engine:
         if decision is None:
             return
         token = self.oms.new_token()
-        intent = OrderIntent(OrderKind.ENTER, token, h, decision.side, decision.price, decision.qty,
-                             tif=ouch.TIF_IOC, purpose=Purpose.HEDGE, **self._ids())
+        intent = make_intent(_ENTER, token, h, decision.side, decision.price, decision.qty, self.ids,
+                             tif=ouch.TIF_IOC, purpose=Purpose.HEDGE)
         if self._submit(intent, actions):
             self.hedge_tokens[token] = symbol_id
         else:
@@ -765,20 +764,16 @@ class Engine:
     # ================================================================= encoding and notes
 
     def _encode(self, intent: OrderIntent) -> bytes:
-        side = "B" if intent.side == _BUY else "S"
-        stock = self.specs[intent.symbol_id].name
-        if intent.kind is OrderKind.ENTER:
-            msg = ouch.EnterOrder(intent.token, side, intent.qty, stock, intent.price, intent.tif,
-                                  self.cfg.firm, "Y", "P", "N", 0, "N", " ")
-        elif intent.kind is OrderKind.REPLACE:
-            msg = ouch.ReplaceOrder(intent.orig_token, intent.token, intent.qty, intent.price,
-                                    intent.tif, "Y", "N", 0)
-        else:
-            msg = ouch.CancelOrder(intent.token, intent.qty)
-        return soupbintcp.encode(soupbintcp.UnsequencedData(ouch.encode(msg)))
+        kind, wire = intent.kind, self.wire
+        if kind is OrderKind.ENTER:
+            return wire.enter(intent.token, "B" if intent.side == _BUY else "S", intent.qty,
+                              self.specs[intent.symbol_id].name, intent.price, intent.tif)
+        if kind is OrderKind.REPLACE:
+            return wire.replace(intent.orig_token, intent.token, intent.qty, intent.price, intent.tif)
+        return wire.cancel(intent.token, intent.qty)
 
     def _encode_cancel(self, token: str) -> bytes:
-        return soupbintcp.encode(soupbintcp.UnsequencedData(ouch.encode(ouch.CancelOrder(token, 0))))
+        return self.wire.cancel(token, 0)
 
     def _decision_note(self, intent: OrderIntent, d) -> JournalNote:
         payload = pack(RecordType.RISK_DECISION, token=intent.token.encode(), symbol_id=intent.symbol_id,
@@ -820,7 +815,7 @@ class Engine:
             [(v.m2, v.dt, v.last_mid, v.last_ns, v.n) for v in self.vol],
             self.inventory.position, [g.state_items() for g in self.guards],
             self.hedger.state_items(), sorted(self.hedge_tokens.items()), self.oms.state_items(),
-            self.metrics.state_items(), self.mid2, self.halted_symbols,
+            self.metrics.state_items(), self.mid2, self.halted_symbols, self.tape.state_items(),
             sorted(self.denied_until.items()), self.next_metrics_ns, self.venue_seq,
             sorted(self.counts.items()), int(self.risk.state),
         )

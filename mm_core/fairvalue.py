@@ -234,6 +234,14 @@ class FairValueModel:
         self.flow_signed[symbol_id] += a * (signed - self.flow_signed[symbol_id])
         self.flow_abs[symbol_id] += a * (qty - self.flow_abs[symbol_id])
 
+    def reverse_trade(self, symbol_id: int, aggressor_buys: bool, qty: int, later: int) -> None:
+        """Take a broken trade back out of the flow EWMAs: its term, decayed by the `later`
+        trades on this symbol since, is removed (the EWMAs are linear in each trade)."""
+        a = self.flow_alpha
+        w = a * (1.0 - a) ** later
+        self.flow_signed[symbol_id] -= w * (qty if aggressor_buys else -qty)
+        self.flow_abs[symbol_id] -= w * qty
+
     def flow(self, symbol_id: int) -> float:
         """Recent aggressor flow in [-1, 1]: +1 all buyers lifting offers."""
         d = self.flow_abs[symbol_id]

@@ -65,7 +65,8 @@ class Vpin:
     """VPIN over equal-volume buckets with exact aggressor sides (ITCH tells us the resting side,
     so no bulk volume classification is needed); trades straddling a bucket edge are split."""
 
-    __slots__ = ("bucket_volume", "n", "buy", "sell", "imbalances", "net", "value", "direction")
+    __slots__ = ("bucket_volume", "n", "buy", "sell", "imbalances", "net", "value", "direction",
+                 "completed")
 
     def __init__(self, bucket_volume: int, n_buckets: int) -> None:
         self.bucket_volume = bucket_volume
@@ -78,6 +79,7 @@ class Vpin:
         # buckets' net flow; both recomputed only when a bucket completes
         self.value = 0.0
         self.direction = 0
+        self.completed = 0          # buckets filled so far (a broken trade can leave only the open one)
 
     def add(self, aggressor_buys: bool, qty: int) -> None:
         while qty > 0:
@@ -92,6 +94,7 @@ class Vpin:
                 self.imbalances.append(abs(self.buy - self.sell))
                 self.net.append(self.buy - self.sell)
                 self.buy = self.sell = 0
+                self.completed += 1
                 if len(self.imbalances) == self.n:
                     self.value = sum(self.imbalances) / (self.n * self.bucket_volume)
                 net = sum(self.net)
@@ -130,6 +133,26 @@ class SymbolGuard:
             else:
                 self.sell_vol -= old_qty
         self.vpin.add(aggressor_buys, qty)
+
+    def reverse_print(self, aggressor_buys: bool, qty: int, later: int, in_open_bucket: bool) -> tuple[bool, bool]:
+        """Take a broken trade back out: from the aggression window when it is still among the
+        recent prints (`later` prints on this symbol came after it), and from VPIN when it still
+        sits whole in the open bucket (closed buckets are history). Returns (window, vpin) done."""
+        prints = self.prints
+        window = later < len(prints) and prints[len(prints) - 1 - later] == (aggressor_buys, qty)
+        if window:
+            del prints[len(prints) - 1 - later]
+            if aggressor_buys:
+                self.buy_vol -= qty
+            else:
+                self.sell_vol -= qty
+        vpin = in_open_bucket
+        if vpin:
+            if aggressor_buys:
+                self.vpin.buy -= qty
+            else:
+                self.vpin.sell -= qty
+        return window, vpin
 
     def on_own_fill(self, our_side_is_bid: bool, now_ns: int) -> None:
         self.fills[0 if our_side_is_bid else 1].append(now_ns)
@@ -210,5 +233,6 @@ class SymbolGuard:
 
     def state_items(self):
         return (list(self.prints), self.buy_vol, self.sell_vol, self.vpin.buy, self.vpin.sell,
+                self.vpin.completed,
                 list(self.vpin.imbalances), list(self.vpin.net), [list(f) for f in self.fills],
                 [list(m) for m in self.markouts], self.bid_until, self.ask_until, self.trips)

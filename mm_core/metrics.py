@@ -42,6 +42,7 @@ class Metrics:
         # the earliest time a pending markout can mature (never later than the true one), so the
         # per-packet on_time call costs one compare while nothing is due
         self.next_due_ns = _NEVER
+        self.blocked: list[int] = []     # symbols of due markouts waiting for a mid (on_time)
         self.markout_x2 = [0] * len(horizons_ns)          # 2 · Σ markout (price4 · shares)
         self.markout_n = [0] * len(horizons_ns)
         self.markout_qty = [0] * len(horizons_ns)
@@ -87,18 +88,25 @@ class Metrics:
 
     def on_time(self, now_ns: int, mids2: list[int]) -> list[tuple[int, bool, int, float]]:
         """Mature the markouts due by now; returns (symbol, our side is bid, horizon index,
-        markout per share in price4) for each, so the quote guard sees them."""
+        markout per share in price4) for each, so the quote guard sees them. A due markout whose
+        symbol has no mid yet waits (blocked) until that symbol has one."""
         if now_ns < self.next_due_ns:
-            return []
+            for s in self.blocked:
+                if mids2[s] > 0:
+                    break
+            else:
+                return []
         matured = []
         next_due = _NEVER
+        blocked: list[int] = []
         for h, q in enumerate(self.pending):
             horizon = self.horizons[h]
             while q and q[0][0] + horizon <= now_ns:
                 fill_ns, symbol_id, sign, price, qty = q[0]
                 m2 = mids2[symbol_id]
                 if m2 <= 0:
-                    break   # no mid to mark against yet: wait
+                    blocked.append(symbol_id)   # no mid to mark against yet: wait
+                    break
                 q.popleft()
                 mark_x2 = sign * (m2 - 2 * price) * qty
                 self.markout_x2[h] += mark_x2
@@ -107,9 +115,11 @@ class Metrics:
                 if h == self.adverse_horizon and mark_x2 < 0:
                     self.adverse += 1
                 matured.append((symbol_id, sign > 0, h, mark_x2 / (2.0 * qty)))
-            if q and q[0][0] + horizon < next_due:
-                next_due = q[0][0] + horizon
+            else:
+                if q and q[0][0] + horizon < next_due:
+                    next_due = q[0][0] + horizon
         self.next_due_ns = next_due
+        self.blocked = blocked
         return matured
 
     def sample_position(self, positions: list[int]) -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from journal.catalogue import Side
 
-__all__ = ["Side", "OrderKind", "Purpose", "OrderIntent"]
+__all__ = ["Side", "OrderKind", "Purpose", "OrderIntent", "make_intent"]
 
 
 class OrderKind(enum.Enum):
@@ -49,3 +49,22 @@ class OrderIntent:
     @property
     def is_cancel(self) -> bool:
         return self.kind is OrderKind.CANCEL or (self.kind is OrderKind.MODIFY and self.qty == 0)
+
+
+# OrderIntent's frozen __init__ sets each of its 13 fields through object.__setattr__; on the
+# quoting hot path the fields are stored on a builder of the same slot layout instead, which is
+# then retyped (the codecs in protocol/_layout build their frozen messages the same way).
+_IntentBuilder = type("_OrderIntentBuilder", OrderIntent.__bases__, {"__slots__": OrderIntent.__slots__})
+_new = object.__new__
+
+
+def make_intent(kind: OrderKind, token: str, symbol_id: int, side: Side, price: int, qty: int,
+                ids: tuple[int, int, int, int], orig_token: str = "", tif: int = 99999,
+                purpose: Purpose = Purpose.QUOTE) -> OrderIntent:
+    """OrderIntent(kind, token, symbol_id, side, price, qty, tif, *ids, orig_token, purpose)."""
+    o = _new(_IntentBuilder)
+    o.kind, o.token, o.symbol_id, o.side, o.price, o.qty, o.tif = kind, token, symbol_id, side, price, qty, tif
+    o.algo_id, o.desk_id, o.trader_id, o.client_id = ids
+    o.orig_token, o.purpose = orig_token, purpose
+    o.__class__ = OrderIntent
+    return o

@@ -400,6 +400,100 @@ def test_clean_reconciliation_leaves_a_kill_from_before_the_restart_latched():
     assert engine.risk.state is TradingState.ACTIVE and back is not None
 
 
+def test_a_book_left_stale_after_a_gap_blocks_only_its_own_symbol():
+    """After a gap is filled, a symbol whose book cannot be priced (one side emptied during the
+    gap) stays stale at the gateway; the other symbols quote again (only a feed gap stops all)."""
+    engine, venue, feed = make_engine(), Venue(), Feed()
+    acme, _ = two_sided(feed, ACME, 999_900, 1_000_100)
+    bolt, bolt_refs = two_sided(feed, BOLT, 504_900, 505_100)
+    acts = run(engine, venue, md(feed.packet(*acme, *bolt), 2 * S), 2 * S)
+    assert {o.intent.symbol_id for o in orders(acts)} >= {ACME, BOLT}
+    first_lost = feed.seq
+    feed.packet(*[feed.delete(bolt_refs[px]) for px in (505_100, 505_200, 505_300)])   # lost
+    now = 3 * S
+    acts = run(engine, venue, md(feed.packet(feed.add(ACME, "B", 100, 999_700)), now), now)
+    assert engine.stale and "book-stale" in alerts(acts)
+    now += 700 * MS
+    acts = run(engine, venue, md(feed.resend(first_lost, 4), now), now)
+    assert "book-recovered" in alerts(acts) and not engine.stale
+    assert engine.book.top(BOLT)[2] == 0                     # BOLT has no asks: no fair value
+    assert engine.risk.faults == ["book-stale"] and engine.risk.state is TradingState.ACTIVE
+    entered = [o for o in orders(acts) if o.intent.kind is OrderKind.ENTER]
+    assert {o.intent.symbol_id for o in entered} == {ACME}   # ACME quotes again, BOLT does not
+    assert sorted(o.intent.side for o in entered) == [Side.BUY, Side.SELL]
+    assert not notes(acts, RecordType.STATE_CHANGE)           # nothing latched
+
+
+def _trade(match, aggressor_buys, qty, symbol=ACME, price=1_000_000):
+    from mm_core.protocol import itch
+    resting = "S" if aggressor_buys else "B"         # P carries the resting (hidden) order's side
+    return itch.Trade(symbol, 0, 0, 0, resting, qty, "ACME", price, match)
+
+
+def test_itch_broken_trade_reverses_flow_guard_window_and_vpin_and_is_journaled():
+    from mm_core.protocol import itch
+    engine, venue, feed, refs, acts = quoted_book()
+    fv, guard = engine.fv, engine.guards[ACME]
+    a = fv.flow_alpha
+    now = 3 * S
+    run(engine, venue, md(feed.packet(_trade(41, True, 300), _trade(42, False, 100)), now), now)
+    assert guard.buy_vol == 300 and guard.sell_vol == 100 and guard.vpin.buy == 300
+    acts = run(engine, venue, md(feed.packet(itch.BrokenTrade(ACME, 0, 0, 41)), now + MS), now + MS)
+    broken = [json.loads(n.payload) for n in notes(acts, RecordType.METRICS)
+              if json.loads(n.payload).get("alert") == "trade-broken"]
+    assert len(broken) == 1 and "match 41 symbol 1 buy 300" in broken[0]["detail"]
+    assert "window=True vpin=True" in broken[0]["detail"]
+    # as if only the sell of 100 had printed: its own EWMA term is all that is left
+    assert fv.flow_signed[ACME] == pytest.approx(-a * 100) and fv.flow_abs[ACME] == pytest.approx(a * 100)
+    assert guard.buy_vol == 0 and guard.sell_vol == 100 and list(guard.prints) == [(False, 100)]
+    assert guard.vpin.buy == 0 and guard.vpin.sell == 100
+    # the same break again, or one of a print never seen: journaled as unknown, nothing changes
+    acts = run(engine, venue, md(feed.packet(itch.BrokenTrade(ACME, 0, 0, 41),
+                                             itch.BrokenTrade(ACME, 0, 0, 999)), now + 2 * MS), now + 2 * MS)
+    assert alerts(acts).count("trade-break-unknown") == 2
+    assert guard.sell_vol == 100 and fv.flow_abs[ACME] == pytest.approx(a * 100)
+
+
+def test_a_broken_trade_that_closed_a_vpin_bucket_leaves_the_bucket_as_history():
+    from mm_core.protocol import itch
+    engine, venue, feed, refs, acts = quoted_book()
+    guard = engine.guards[ACME]
+    size = guard.vpin.bucket_volume
+    now = 3 * S
+    run(engine, venue, md(feed.packet(_trade(7, True, size + 10)), now), now)
+    closed = guard.vpin.completed
+    assert closed == 1 and guard.vpin.buy == 10
+    acts = run(engine, venue, md(feed.packet(itch.BrokenTrade(ACME, 0, 0, 7)), now + MS), now + MS)
+    assert "trade-broken" in alerts(acts)
+    assert guard.vpin.completed == closed and guard.vpin.buy == 10 and guard.buy_vol == 0
+
+
+@pytest.mark.parametrize("levels, w_imbalance, moves", [(5, 0.2, True), (3, 0.2, False), (5, 0.0, False)])
+def test_book_changes_reprice_when_they_reach_the_levels_fair_value_reads(levels, w_imbalance, moves):
+    """A change at the 5th level moves fair value only when the depth imbalance reads 5 levels."""
+    from mm_core.config import FairValueParams
+    config = EngineConfig(fair_value=FairValueParams(imbalance_levels=levels, w_imbalance=w_imbalance))
+    engine, venue, feed = make_engine(config), Venue(), Feed()
+    msgs, refs = two_sided(feed, ACME, 999_900, 1_000_100, levels=5)
+    run(engine, venue, md(feed.packet(*msgs), 2 * S), 2 * S)
+    before = engine.fv.fair[ACME]
+    run(engine, venue, md(feed.packet(feed.delete(refs[999_500])), 3 * S), 3 * S)   # 5th bid level
+    assert (engine.fv.fair[ACME] != before) is moves
+
+
+def test_hot_path_intents_equal_the_dataclass_built_ones():
+    import dataclasses
+    from mm_core.types import OrderIntent, make_intent
+    fast = make_intent(OrderKind.REPLACE, "T2", ACME, Side.SELL, 1_000_100, 300, (1, 2, 3, 4),
+                       orig_token="T1", tif=0, purpose=Purpose.HEDGE)
+    slow = OrderIntent(OrderKind.REPLACE, "T2", ACME, Side.SELL, 1_000_100, 300, 0, 1, 2, 3, 4, "T1",
+                       Purpose.HEDGE)
+    assert fast == slow and hash(fast) == hash(slow) and repr(fast) == repr(slow)
+    assert type(fast) is OrderIntent and dataclasses.astuple(fast) == dataclasses.astuple(slow)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.qty = 1
+
+
 def test_a_replacement_that_dies_with_its_filled_original_leaves_the_gateway_count():
     """The original fills before its replace arrives: the venue ignores the replace, the OMS
     rejects the replacement with it, and the gateway must forget the replacement's working slot

@@ -1,0 +1,197 @@
+"""The market-data path: one raw MoldUDP64 packet -> sequence check -> ITCH messages -> L2 books.
+
+Owns the MoldUDP64 SequenceTracker, the compiled book (mm_core.fastbook) and the choice between
+the C fast path (a whole packet of order-level messages in one call) and the Python reference
+path (the codec's decode, the tracker, apply_messages) for everything else: gaps, duplicates,
+heartbeats, rarer message types and malformed packets, which raise the codec's ProtocolError.
+Both paths return the same MdUpdate (tests/mm_core/test_fastbook.py). Knows nothing of fair
+value, quotes or orders: the engine reads the update and decides.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mm_core.book import BookError, bad_order, duplicate_ref
+from mm_core.fastbook import FastBook, ffi, lib
+from mm_core.protocol import itch, moldudp64
+
+__all__ = ["MarketDataPath", "MdUpdate", "apply_messages"]
+
+_ADD, _ADD_MPID = itch.AddOrder, itch.AddOrderMpid
+_EXEC, _EXEC_PX = itch.OrderExecuted, itch.OrderExecutedWithPrice
+_CANCEL, _DELETE, _REPLACE = itch.OrderCancel, itch.OrderDelete, itch.OrderReplace
+_TRADE, _TRADING_ACTION, _BROKEN = itch.Trade, itch.StockTradingAction, itch.BrokenTrade
+_EVENTS_CAP = 4096                  # > the most blocks a 65,535-byte packet can hold
+_MAX_FAST_SEQUENCE = (1 << 63) - 1  # beyond it the tracker's ints no longer fit the C call
+unpack = ffi.unpack
+_apply_packet = lib.fmd_apply_packet
+
+
+@dataclass(slots=True)
+class MdUpdate:
+    """What one packet's new messages did to the books.
+
+    touched: symbols whose top `watch` levels changed or that printed, in first-touch order
+    (changes deeper in the book cannot move fair value and are left out); printed: symbols with
+    trade prints, first-print order; prints: (symbol, aggressor_buys, qty, match number) in
+    message order; errors: BookError texts in message order; halts: (symbol, halted) from trading
+    actions; breaks: match numbers of ITCH Broken Trade messages, in order."""
+
+    n_messages: int
+    touched: list[int]
+    printed: list[int]
+    prints: list[tuple[int, bool, int]]
+    errors: list[str]
+    halts: list[tuple[int, bool]]
+    breaks: list[int]
+
+
+def apply_messages(book, messages, known: list[bool]) -> MdUpdate:
+    """The reference: apply decoded ITCH messages to `book` (Book or FastBook) in order. Adds and
+    trades of symbols not `known` are skipped; touched is not yet filtered by the dirty flags."""
+    n = len(known)
+    touched: dict[int, bool] = {}
+    printed: dict[int, bool] = {}
+    prints: list[tuple[int, bool, int]] = []
+    errors: list[str] = []
+    halts: list[tuple[int, bool]] = []
+    breaks: list[int] = []
+    for m in messages:
+        t = type(m)
+        try:
+            if t is _ADD or t is _ADD_MPID:
+                s = m.stock_locate
+                if s < n and known[s]:
+                    book.add(m.order_ref, s, m.side == "B", m.shares, m.price)
+                    touched[s] = True
+            elif t is _EXEC or t is _EXEC_PX:
+                ex = book.execute(m.order_ref, m.executed_shares)
+                if ex is not None:
+                    s = ex.symbol_id
+                    touched[s] = True
+                    if t is _EXEC or m.printable == "Y":
+                        prints.append((s, not ex.resting_is_buy, ex.qty, m.match_number))
+                        printed[s] = True
+            elif t is _CANCEL:
+                s = book.cancel(m.order_ref, m.canceled_shares)
+                if s >= 0:
+                    touched[s] = True
+            elif t is _DELETE:
+                s = book.delete(m.order_ref)
+                if s >= 0:
+                    touched[s] = True
+            elif t is _REPLACE:
+                s = book.replace(m.original_order_ref, m.new_order_ref, m.shares, m.price)
+                if s >= 0:
+                    touched[s] = True
+            elif t is _TRADE:
+                s = m.stock_locate
+                if s < n and known[s]:
+                    # P's side is the resting order's
+                    prints.append((s, m.side != "B", m.shares, m.match_number))
+                    printed[s] = True
+            elif t is _TRADING_ACTION:
+                s = m.stock_locate
+                if s < n and known[s]:
+                    halts.append((s, m.trading_state != "T"))
+                    touched[s] = True
+            elif t is _BROKEN:
+                breaks.append(m.match_number)
+        except BookError as exc:
+            errors.append(str(exc))
+    return MdUpdate(len(messages), list(touched), list(printed), prints, errors, halts, breaks)
+
+
+def _error_text(e) -> str:
+    """The BookError text Book raises for the same refused add."""
+    if e.kind == lib.FMD_EV_DUPLICATE:
+        return str(duplicate_ref(e.ref))
+    return str(bad_order(e.ref, e.qty, e.price))
+
+
+class MarketDataPath:
+    """One MoldUDP64 session's books. `on_packet(raw)` -> MdUpdate, a moldudp64.Gap, or None
+    when the packet brought nothing new; a malformed packet raises ProtocolError."""
+
+    def __init__(self, n_symbols: int, known: list[bool], watch_levels: int = 3) -> None:
+        self.book = FastBook(n_symbols, watch_levels)
+        self.known = list(known)
+        for s, k in enumerate(self.known):
+            self.book.set_known(s, k)
+        self.tracker = moldudp64.SequenceTracker()
+        self._session_raw: bytes | None = None
+        self.fast_packets = 0               # packets applied by the C path (for benchmarks)
+        self._bind()
+
+    def __getstate__(self) -> dict:
+        return {k: self.__dict__[k] for k in ("book", "known", "tracker", "_session_raw", "fast_packets")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._bind()
+
+    def _bind(self) -> None:
+        """The C-side buffers of the packet call (rebuilt, not pickled)."""
+        n_symbols = self.book.n_symbols
+        self._b = self.book.handle
+        out = self._out = ffi.new("fmd_summary *")
+        self._keep = [out, ffi.new("uint32_t[]", n_symbols), ffi.new("uint32_t[]", n_symbols),
+                      ffi.new("uint32_t[]", _EVENTS_CAP), ffi.new("uint8_t[]", _EVENTS_CAP),
+                      ffi.new("int64_t[]", _EVENTS_CAP), ffi.new("uint64_t[]", _EVENTS_CAP),
+                      ffi.new("fmd_error[]", _EVENTS_CAP)]
+        (_, out.touched, out.printed, out.print_symbol, out.print_aggressor_buys, out.print_qty,
+         out.print_match, out.errors) = self._keep
+        out.events_cap = _EVENTS_CAP
+
+    def on_packet(self, packet: bytes) -> MdUpdate | moldudp64.Gap | None:
+        tracker = self.tracker
+        expected = tracker.next_expected
+        if self._session_raw is None or expected > _MAX_FAST_SEQUENCE:
+            return self._slow(packet)
+        out = self._out
+        rc = _apply_packet(self._b, packet, len(packet), self._session_raw, expected, out)
+        if rc:
+            if rc == lib.FMD_NOMEM:
+                raise MemoryError("fastmd: out of memory applying a packet")
+            return self._slow(packet)
+        self.fast_packets += 1
+        n = out.n_messages
+        tracker.next_expected = nxt = expected + n
+        if nxt > tracker.highest_announced:
+            tracker.highest_announced = nxt
+        n_prints = out.n_prints
+        if n_prints:
+            _, _, printed, symbols, aggressors, qtys, matches, _ = self._keep
+            prints = [(s, a == 1, q, m) for s, a, q, m in zip(
+                unpack(symbols, n_prints), unpack(aggressors, n_prints), unpack(qtys, n_prints),
+                unpack(matches, n_prints))]
+            printed = unpack(printed, out.n_printed)
+        else:
+            prints, printed = [], []
+        errors = [_error_text(out.errors[i]) for i in range(out.n_errors)] if out.n_errors else []
+        return MdUpdate(n, unpack(self._keep[1], out.n_touched), printed, prints, errors, [], [])
+
+    def _slow(self, packet: bytes) -> MdUpdate | moldudp64.Gap | None:
+        header, messages = itch.decode_mold_packet(packet)
+        verdict = self.tracker.on_header(header)
+        if self._session_raw is None and self.tracker.session is not None:
+            self._session_raw = bytes(packet[:moldudp64.SESSION_WIDTH])
+        if verdict.gap is not None:
+            return verdict.gap
+        if not verdict.new:
+            return None
+        fresh = verdict.select(messages) if verdict.duplicates or verdict.new != len(messages) else messages
+        update = apply_messages(self.book, fresh, self.known)
+        update.touched = self._filter(update.touched, update.printed)
+        return update
+
+    def _filter(self, touched: list[int], printed: list[int]) -> list[int]:
+        """Keep the symbols whose change reached the watched levels (clearing their flag) or
+        that printed."""
+        dirty = self.book.dirty
+        kept = []
+        for s in touched:
+            if dirty[s] or s in printed:
+                dirty[s] = 0
+                kept.append(s)
+        return kept
