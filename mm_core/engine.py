@@ -220,6 +220,9 @@ class Engine:
             self.gap_requested_ns = -1
             actions.append(self._alert("book-recovered", f"gap filled at {self.tracker.next_expected}"))
             touched = touched + self.quoted     # every quote was pulled: decide all of them again
+            recovered = True
+        else:
+            recovered = False
         # The guard runs first: pulls go out ahead of every other signal's reaction.
         for symbol_id in printed:
             trip = self.guards[symbol_id].evaluate(now)
@@ -234,6 +237,8 @@ class Engine:
         reprice = self._reprice
         for symbol_id in touched:
             reprice(symbol_id)
+        if recovered:
+            self._feed_risk_all(priced_only=True)   # every book the gap made stale is current again
         metrics = self.metrics
         if now >= metrics.next_due_ns or metrics.blocked:
             self._mature_markouts(actions)
@@ -262,11 +267,18 @@ class Engine:
         """A gap: the book cannot be trusted until it is filled. Pull every quote now."""
         self.stale = True
         actions.append(self._alert("book-stale", reason))
-        for symbol_id in range(self.n):
-            fair = self.fv.fair[symbol_id]
-            if self.specs[symbol_id] is not None and fair > 0:
-                self._feed_risk(symbol_id, fair)
+        self._feed_risk_all()
         self._cancel_all(Purpose.QUOTE, actions, guard=False)
+
+    def _feed_risk_all(self, priced_only: bool = False) -> None:
+        """The feed's staleness changed: tell the gateway for every symbol with a fair value, not
+        just the ones the packet touched (one left stale there would hold its fault open).
+        `priced_only`: skip a book that cannot be priced now (one side empty): it stays stale."""
+        fair_values, specs, mid2 = self.fv.fair, self.specs, self.mid2
+        for symbol_id in range(self.n):
+            fair = fair_values[symbol_id]
+            if specs[symbol_id] is not None and fair > 0 and (mid2[symbol_id] > 0 or not priced_only):
+                self._feed_risk(symbol_id, fair)
 
     def _request_gap(self, actions: list[Action]) -> None:
         now = self.now

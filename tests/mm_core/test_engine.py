@@ -16,7 +16,7 @@ from mm_core.protocol import moldudp64, ouch, soupbintcp
 from mm_core.risk import TradingState
 from mm_core.types import OrderKind, Purpose, Side
 from tests.mm_core.wire import (
-    ACME, BOLT, MS, S, SYMBOLS, LIMITS_TEXT, Feed, Venue, gateway, make_engine, md, orders, run, settle, two_sided,
+    ACME, BOLT, CHIP, MS, S, SYMBOLS, LIMITS_TEXT, Feed, Venue, gateway, make_engine, md, orders, run, settle, two_sided,
 )
 
 
@@ -422,6 +422,26 @@ def test_a_book_left_stale_after_a_gap_blocks_only_its_own_symbol():
     assert {o.intent.symbol_id for o in entered} == {ACME}   # ACME quotes again, BOLT does not
     assert sorted(o.intent.side for o in entered) == [Side.BUY, Side.SELL]
     assert not notes(acts, RecordType.STATE_CHANGE)           # nothing latched
+
+
+def test_a_filled_gap_clears_the_staleness_of_symbols_it_did_not_touch():
+    """The gap made every priced symbol stale at the gateway; the packets that fill it carry
+    only ACME, yet CHIP's book (priced, not quoted, no follower of ACME: not repriced here) is
+    current too and its fault must clear with the feed's: left set, the gateway reports
+    book-stale while ACME quotes again."""
+    engine, venue, feed = make_engine(EngineConfig(quoted=("ACME",))), Venue(), Feed()
+    acme, _ = two_sided(feed, ACME, 999_900, 1_000_100)
+    chip, _ = two_sided(feed, CHIP, 8_400, 8_600)
+    run(engine, venue, md(feed.packet(*acme, *chip), 2 * S), 2 * S)
+    first_lost = feed.seq
+    feed.packet(feed.add(ACME, "B", 100, 999_800))                       # lost
+    now = 3 * S
+    run(engine, venue, md(feed.packet(feed.add(ACME, "B", 100, 999_700)), now), now)
+    assert engine.stale and engine.risk.faults == ["book-stale"]
+    now += 700 * MS
+    acts = run(engine, venue, md(feed.resend(first_lost, 2), now), now)
+    assert "book-recovered" in alerts(acts) and engine.risk.faults == []
+    assert {o.intent.symbol_id for o in orders(acts) if o.intent.kind is OrderKind.ENTER} == {ACME}
 
 
 def _trade(match, aggressor_buys, qty, symbol=ACME, price=1_000_000):
