@@ -18,7 +18,7 @@ from mm_core.events import (
     Action, ClockSample, JournalHealth, JournalNote, MarketData, OperatorCommand, Reconciled,
     RequestRetransmit, SendOrder, Timer, VenueMessage,
 )
-from mm_core.fairvalue import FairValueModel
+from mm_core.fairvalue import FairValueModel, multi_level_imbalance, without_own
 from mm_core.guard import SymbolGuard, Trip
 from mm_core.hedger import Hedger
 from mm_core.inventory import InventoryTracker, as_depths, glft_depths, quote_sizes
@@ -47,6 +47,10 @@ _GAP = moldudp64.Gap
 _ENTER, _REPLACE, _CANCEL = OrderKind.ENTER, OrderKind.REPLACE, OrderKind.CANCEL
 _BOOK_STALE_ONLY = [CheckId.BOOK_STALE.label]     # risk.faults when only books are stale
 _top_depth = lib.fmd_top_depth
+_levels = lib.fmd_levels
+_MAX_LEVELS = 16                                   # book levels read when our quotes are taken out
+_lv_px, _lv_qty = ffi.new("int64_t[16]"), ffi.new("int64_t[16]")   # scratch, used within one call
+_QUOTE = Purpose.QUOTE
 
 
 def _needs_work(order: Order, price: int, qty: int) -> bool:
@@ -293,7 +297,7 @@ class Engine:
     def _reprice(self, symbol_id: int) -> None:
         """Fair value and volatility after the book changed; tell the risk gateway."""
         top = self._top
-        depth = _top_depth(self._bh, symbol_id, self.imb_levels, self.imb_decay, top)
+        depth = self._market_top(symbol_id, top)
         b, bq, a, aq = top
         fv = self.fv
         fair = fv.update(symbol_id, b, bq, a, aq, depth)
@@ -364,7 +368,7 @@ class Engine:
                self.inventory.position[symbol_id], held,
                self.vol_q[symbol_id],
                guard.bid_until > now, guard.ask_until > now, int(guard.toxicity() * 20),
-               m.markout_n[m.adverse_horizon])
+               m.markout_n[m.adverse_horizon], risk.limits_version)
         memo = self.quote_memo[symbol_id]
         if memo is not None and memo[0] == key:
             return memo[1]
@@ -379,7 +383,13 @@ class Engine:
         skew = cfg.skew
         ticks = self.ticks[symbol_id]
         tick = ticks.tick_at(int(fair))
-        sigma2 = self.vol[symbol_id].variance_per_s / (tick * tick)
+        vol = self.vol[symbol_id]
+        sigma2 = vol.variance_per_s
+        if vol.prior_var_s > 0:
+            # a burst of mid changes (a swept level refilled, a one-sided book) can put the EWMA
+            # far above any sane level: quote on at most max_vol_ratio times the prior
+            sigma2 = min(sigma2, vol.prior_var_s * cfg.max_vol_ratio * cfg.max_vol_ratio)
+        sigma2 /= tick * tick
         position = self.inventory.position[symbol_id] - self._hedge_held(symbol_id)
         q = position / skew.lot
         bd, ad = glft_depths(q, sigma2, skew) if skew.model == "glft" else as_depths(q, sigma2, skew)
@@ -401,6 +411,12 @@ class Engine:
             pad = cfg.min_depth_ticks - 0.5 * (bd + ad)
             bd += pad
             ad += pad
+        # Widen, but cap: a quote the gateway's collar would deny leaves the side unquoted.
+        cap = self._depth_cap(fair, tick)
+        if bd > cap:
+            bd = cap
+        if ad > cap:
+            ad = cap
         bid_px, ask_px = quote_prices(fair, bd * tick, ad * tick, ticks, best_bid, best_ask)
         base = int(cfg.quote_size * risk.size_multiplier) // skew.lot * skew.lot
         if base <= 0:
@@ -419,6 +435,47 @@ class Engine:
         if guard.side_blocked(False, now):
             ask_qty = 0
         return bid_px, bid_qty, ask_px, ask_qty
+
+    def _market_top(self, symbol_id: int, top) -> float:
+        """Fill `top` with everyone else's best bid and ask and return their depth imbalance: our
+        own resting quotes are taken out (fairvalue.without_own), so fair value, volatility and
+        markouts never price off them. An order of ours in any live state counts at its price
+        (clamped at what the level holds): the ITCH and OUCH answers to it may arrive in either
+        order, and a level hidden for one event only makes the next quote more cautious."""
+        own_bids = own_asks = None
+        for order in self.oms.live.values():
+            if order.symbol_id != symbol_id or order.purpose is not _QUOTE:
+                continue
+            if order.side == _BUY:
+                if own_bids is None:
+                    own_bids = {}
+                own_bids[order.price] = own_bids.get(order.price, 0) + order.leaves
+            else:
+                if own_asks is None:
+                    own_asks = {}
+                own_asks[order.price] = own_asks.get(order.price, 0) + order.leaves
+        if own_bids is None and own_asks is None:
+            return _top_depth(self._bh, symbol_id, self.imb_levels, self.imb_decay, top)
+        n = self.imb_levels
+        bids = self._levels_without(symbol_id, True, n, own_bids)
+        asks = self._levels_without(symbol_id, False, n, own_asks)
+        top[0], top[1] = bids[0] if bids else (0, 0)
+        top[2], top[3] = asks[0] if asks else (0, 0)
+        return multi_level_imbalance(bids[:n], asks[:n], self.imb_decay) if n else 0.0
+
+    def _levels_without(self, symbol_id: int, is_buy: bool, wanted: int,
+                        own: dict[int, int] | None) -> list[tuple[int, int]]:
+        """At least `wanted` (and one) levels of one side, best first, our shares taken out."""
+        depth = min(max(wanted, 1) + (len(own) if own else 0), _MAX_LEVELS)
+        k = _levels(self._bh, symbol_id, is_buy, depth, _lv_px, _lv_qty)
+        levels = [(_lv_px[i], _lv_qty[i]) for i in range(k)]
+        return without_own(levels, own) if own else levels
+
+    def _depth_cap(self, fair: float, tick: int) -> float:
+        """The deepest a side may quote, in ticks from fair value: max_depth_bps, and inside the
+        gateway's fair-value collar by one tick (prices round away from fair by up to one)."""
+        bps = min(self.cfg.max_depth_bps, self.risk.limits.collar_fair_bps)
+        return max(fair * bps / 10_000 / tick - 1.0, self.cfg.min_depth_ticks)
 
     def _hedge_held(self, symbol_id: int) -> int:
         """Shares of this symbol held as hedges for other symbols (not quoting inventory)."""
@@ -440,8 +497,12 @@ class Engine:
         if qty <= 0 or price <= 0:
             self._cancel(order, Purpose.QUOTE, actions)
         elif order.price != price or order.leaves != qty:
-            self._submit(make_intent(_REPLACE, self.oms.new_token(), symbol_id, side, price, qty,
-                                     self.ids, orig_token=order.token), actions)
+            sent = self._submit(make_intent(_REPLACE, self.oms.new_token(), symbol_id, side, price,
+                                            qty, self.ids, orig_token=order.token), actions)
+            if not sent and (order.price > price if side == _BUY else order.price < price):
+                # the move away was refused (or is backing off): the old price is now better
+                # for whoever trades against it than we want to give, so it must not rest on
+                self._cancel(order, Purpose.QUOTE, actions)
 
     def _submit(self, intent: OrderIntent, actions: list[Action]) -> bool:
         """Risk check, then OMS, then the SoupBinTCP bytes; a denial is journaled, not raised."""

@@ -12,7 +12,7 @@ import numpy as np
 
 __all__ = [
     "FairValueError", "MicroPriceTable", "MicroPriceEstimator", "EwmaBeta", "FairValueModel",
-    "mid", "weighted_mid", "imbalance", "multi_level_imbalance",
+    "mid", "weighted_mid", "imbalance", "multi_level_imbalance", "without_own",
 ]
 
 
@@ -48,6 +48,18 @@ def multi_level_imbalance(bids: list[tuple[int, int]], asks: list[tuple[int, int
         den += w * (b + a)
         w *= decay
     return num / den if den > 0 else 0.0
+
+
+def without_own(levels: list[tuple[int, int]], own: dict[int, int]) -> list[tuple[int, int]]:
+    """Book levels (best first) with our own resting shares taken out of their price levels;
+    a level left with nothing of anyone else's is dropped. Fair value priced off a book that
+    holds our own quote follows that quote, and the quote follows fair value: a ratchet."""
+    out = []
+    for price, qty in levels:
+        rest = qty - own.get(price, 0)
+        if rest > 0:
+            out.append((price, rest))
+    return out
 
 
 class MicroPriceTable:
