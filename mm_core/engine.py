@@ -48,8 +48,11 @@ _ENTER, _REPLACE, _CANCEL = OrderKind.ENTER, OrderKind.REPLACE, OrderKind.CANCEL
 _BOOK_STALE_ONLY = [CheckId.BOOK_STALE.label]     # risk.faults when only books are stale
 _top_depth = lib.fmd_top_depth
 _levels = lib.fmd_levels
-_MAX_LEVELS = 16                                   # book levels read when our quotes are taken out
-_lv_px, _lv_qty = ffi.new("int64_t[16]"), ffi.new("int64_t[16]")   # scratch, used within one call
+_unpack = ffi.unpack
+# scratch for the book levels read when our quotes are taken out, used within one call only;
+# room for the imbalance levels plus one price of ours per level (fair_value.imbalance_levels is small)
+_LV = 64
+_lv_px, _lv_qty = ffi.new(f"int64_t[{_LV}]"), ffi.new(f"int64_t[{_LV}]")
 _QUOTE = Purpose.QUOTE
 
 
@@ -68,6 +71,11 @@ class EngineError(Exception):
 
 class Engine:
     """One trading session's decisions. `on_event(event) -> list[Action]`."""
+
+    # our live quotes per symbol, derived from the OMS and rebuilt when its version moves (class
+    # defaults: only ever reassigned, so an engine pickled before they existed loads too)
+    _own_version: tuple[int, int] = (-1, -1)
+    _own: dict = {}
 
     def __init__(self, config: EngineConfig, symbols: Symbols, risk_gateway) -> None:
         if risk_gateway is None:
@@ -442,34 +450,37 @@ class Engine:
         markouts never price off them. An order of ours in any live state counts at its price
         (clamped at what the level holds): the ITCH and OUCH answers to it may arrive in either
         order, and a level hidden for one event only makes the next quote more cautious."""
-        own_bids = own_asks = None
-        for order in self.oms.live.values():
-            if order.symbol_id != symbol_id or order.purpose is not _QUOTE:
-                continue
-            if order.side == _BUY:
-                if own_bids is None:
-                    own_bids = {}
-                own_bids[order.price] = own_bids.get(order.price, 0) + order.leaves
-            else:
-                if own_asks is None:
-                    own_asks = {}
-                own_asks[order.price] = own_asks.get(order.price, 0) + order.leaves
-        if own_bids is None and own_asks is None:
+        oms = self.oms
+        version = (oms.transitions, oms.counter)
+        if version != self._own_version:
+            self._own_version = version
+            self._own = self._own_quotes()
+        own = self._own.get(symbol_id)
+        if own is None:
             return _top_depth(self._bh, symbol_id, self.imb_levels, self.imb_decay, top)
         n = self.imb_levels
-        bids = self._levels_without(symbol_id, True, n, own_bids)
-        asks = self._levels_without(symbol_id, False, n, own_asks)
+        bh, want = self._bh, n if n > 1 else 1
+        own_bids, own_asks = own
+        k = _levels(bh, symbol_id, 1, min(want + len(own_bids), _LV), _lv_px, _lv_qty)
+        bids = without_own(zip(_unpack(_lv_px, k), _unpack(_lv_qty, k)), own_bids)
+        k = _levels(bh, symbol_id, 0, min(want + len(own_asks), _LV), _lv_px, _lv_qty)
+        asks = without_own(zip(_unpack(_lv_px, k), _unpack(_lv_qty, k)), own_asks)
         top[0], top[1] = bids[0] if bids else (0, 0)
         top[2], top[3] = asks[0] if asks else (0, 0)
-        return multi_level_imbalance(bids[:n], asks[:n], self.imb_decay) if n else 0.0
+        return multi_level_imbalance(bids, asks, self.imb_decay, n) if n else 0.0
 
-    def _levels_without(self, symbol_id: int, is_buy: bool, wanted: int,
-                        own: dict[int, int] | None) -> list[tuple[int, int]]:
-        """At least `wanted` (and one) levels of one side, best first, our shares taken out."""
-        depth = min(max(wanted, 1) + (len(own) if own else 0), _MAX_LEVELS)
-        k = _levels(self._bh, symbol_id, is_buy, depth, _lv_px, _lv_qty)
-        levels = [(_lv_px[i], _lv_qty[i]) for i in range(k)]
-        return without_own(levels, own) if own else levels
+    def _own_quotes(self) -> dict[int, tuple[dict[int, int], dict[int, int]]]:
+        """symbol -> ({price: our bid shares}, {price: our ask shares}) over our live quotes."""
+        own: dict[int, tuple[dict[int, int], dict[int, int]]] = {}
+        for order in self.oms.live.values():
+            if order.purpose is not _QUOTE:
+                continue
+            sides = own.get(order.symbol_id)
+            if sides is None:
+                sides = own[order.symbol_id] = ({}, {})
+            at = sides[0] if order.side == _BUY else sides[1]
+            at[order.price] = at.get(order.price, 0) + order.leaves
+        return own
 
     def _depth_cap(self, fair: float, tick: int) -> float:
         """The deepest a side may quote, in ticks from fair value: max_depth_bps, and inside the
