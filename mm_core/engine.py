@@ -508,12 +508,24 @@ class Engine:
         if qty <= 0 or price <= 0:
             self._cancel(order, Purpose.QUOTE, actions)
         elif order.price != price or order.leaves != qty:
+            if self._can_wait(order, side, price, qty):
+                return
             sent = self._submit(make_intent(_REPLACE, self.oms.new_token(), symbol_id, side, price,
                                             qty, self.ids, orig_token=order.token), actions)
             if not sent and (order.price > price if side == _BUY else order.price < price):
                 # the move away was refused (or is backing off): the old price is now better
                 # for whoever trades against it than we want to give, so it must not rest on
                 self._cancel(order, Purpose.QUOTE, actions)
+
+    def _can_wait(self, order: Order, side: Side, price: int, qty: int) -> bool:
+        """A step of one tick toward the market, or more size at the same price, waits until the
+        quote has rested requote_rest_ns: such steps are where a fair value a hair either side of
+        a tick flips the quote back and forth (hundreds of replaces a second eat the gateway's
+        message rate). Moving away, shrinking and pulling never wait."""
+        if self.now - order.sent_ns >= self.cfg.requote_rest_ns or qty < order.leaves:
+            return False
+        step = price - order.price if side == _BUY else order.price - price
+        return 0 <= step <= self.ticks[order.symbol_id].tick_at(price if price < order.price else order.price)
 
     def _submit(self, intent: OrderIntent, actions: list[Action]) -> bool:
         """Risk check, then OMS, then the SoupBinTCP bytes; a denial is journaled, not raised."""

@@ -4,6 +4,8 @@ capped inside the gateway's collar, and a refused move away does not leave a sta
 The venue here publishes our own resting orders on the ITCH feed, as a real exchange (and the
 embedded venue) does: that is what let fair value follow our quote while the quote followed fair
 value (BOLT 'moved' 4 % in 10 ms in the demo, on nothing but our own replaces)."""
+import random
+
 import pytest
 
 from journal.catalogue import RecordType, unpack
@@ -12,7 +14,7 @@ from mm_core.events import Timer
 from mm_core.risk.checks import CheckId
 from mm_core.types import OrderKind, Side
 from tests.mm_core.wire import (
-    ACME, BOLT, LIMITS_TEXT, MS, NAMES, S, Feed, Venue, make_engine, md, orders, run, two_sided,
+    ACME, BOLT, CHIP, LIMITS_TEXT, MS, NAMES, S, Feed, Venue, make_engine, md, orders, run, two_sided,
 )
 
 
@@ -173,7 +175,7 @@ def test_a_refused_move_away_cancels_the_stale_quote():
     now = 2 * S
     run(engine, venue, md(feed.packet(*msgs), now), now)
     # the market ticks up: both quotes follow (the two replaces the rate limit allows this second)
-    now += 5 * MS
+    now += 100 * MS                     # rested long enough to step toward the market
     up = feed.add(ACME, "B", 500, 1_000_000)
     acts = run(engine, venue, md(feed.packet(Feed.delete(refs[1_000_100]), up), now), now)
     assert sorted(o.intent.kind.name for o in orders(acts)) == ["REPLACE", "REPLACE"]
@@ -196,7 +198,76 @@ def test_a_refused_move_away_cancels_the_stale_quote():
     assert venue.resting("ACME", "S") == [ask_token] and venue.orders[ask_token]["price"] == ask
 
 
-@pytest.mark.parametrize("field, value", [("max_depth_bps", 0), ("max_vol_ratio", 0.5)])
+def feed_first_session(config, symbol, seed, moves=12):
+    """Our orders reach the ITCH feed before the venue's OUCH answers reach us (the demo's usual
+    order on loopback), while the others' book changes every 5 ms. Returns replaces sent."""
+    rng = random.Random(seed)
+    engine, venue, feed = make_engine(config), Venue(), Feed()
+    mirror = Mirror(feed, venue)
+    bid, ask, tick = {BOLT: (504_950, 505_050, 50), CHIP: (8_510, 8_514, 1)}[symbol]
+    others = [feed.add(symbol, side, rng.choice([100, 200, 300, 500, 700]), px)
+              for i in range(4) for side, px in (("B", bid - i * tick), ("S", ask + i * tick))]
+    now = 2 * S
+    acts = engine.on_event(md(feed.packet(*others), now))
+    replaces = 0
+    for step in range(50 * moves):
+        if step % 50 == 10:
+            now += 5 * MS
+            if rng.random() < 0.5:
+                move = Feed.delete(others.pop(rng.randrange(len(others))).order_ref)
+            else:
+                side = rng.choice("BS")
+                px = bid - rng.randrange(3) * tick if side == "B" else ask + rng.randrange(3) * tick
+                move = feed.add(symbol, side, rng.choice([100, 200, 300]), px)
+                others.append(move)
+            acts += engine.on_event(md(feed.packet(move), now))
+        now += MS // 10
+        replies = venue.answer(acts, now)
+        shown = mirror.messages()
+        acts = engine.on_event(md(feed.packet(*shown), now)) if shown else []
+        for reply in replies:
+            acts += engine.on_event(reply)
+        replaces += sum(1 for o in orders(acts) if o.intent.kind is OrderKind.REPLACE)
+    return replaces
+
+
+@pytest.mark.parametrize("symbol", [BOLT, CHIP])
+def test_a_quote_does_not_flip_between_two_prices_while_its_replace_is_in_flight(symbol):
+    """Between the feed showing our replace and the venue confirming it, our own order is counted
+    at both prices or at neither: fair value moves a hair, and a quote that follows every hair
+    across a tick flipped back and forth (CHIP 8507/8508 at 2,500 replaces a second in the demo,
+    BOLT 505400/505450 at 2,000), until the gateway's message rate refused every replace."""
+    for seed in range(12):
+        replaces = feed_first_session(EngineConfig(), symbol, seed)
+        assert replaces <= 12 * 2, f"seed {seed}: {replaces} replaces for 12 market changes"
+
+
+def test_one_tick_steps_toward_the_market_wait_moves_away_do_not():
+    engine, venue, feed = make_engine(), Venue(), Feed()
+    msgs, refs = two_sided(feed, ACME, 999_900, 1_000_100)
+    now = 2 * S
+    run(engine, venue, md(feed.packet(*msgs), now), now)
+    bid = venue.orders[venue.resting("ACME", "B")[0]]["price"]
+    # a new best bid one tick up lifts fair value: our bid wants one tick up, but it just rested
+    now += 10 * MS
+    up = feed.add(ACME, "B", 500, 1_000_000)
+    acts = run(engine, venue, md(feed.packet(up), now), now)
+    assert not [o for o in orders(acts) if o.intent.side == Side.BUY]
+    assert venue.orders[venue.resting("ACME", "B")[0]]["price"] == bid
+    # once it has rested requote_rest_ns, the next look moves it
+    now += engine.cfg.requote_rest_ns
+    acts = run(engine, venue, Timer(now), now)
+    moved = [o.intent for o in orders(acts) if o.intent.side == Side.BUY]
+    assert [(i.kind, i.price) for i in moved] == [(OrderKind.REPLACE, bid + 100)]
+    # the market falls back at once: the move away is not delayed
+    now += MS
+    acts = run(engine, venue, md(feed.packet(Feed.delete(up.order_ref), Feed.delete(refs[999_900])), now), now)
+    away = [o.intent for o in orders(acts) if o.intent.side == Side.BUY]
+    assert away and away[0].kind is OrderKind.REPLACE and away[0].price < bid + 100
+
+
+@pytest.mark.parametrize("field, value", [("max_depth_bps", 0), ("max_vol_ratio", 0.5),
+                                          ("requote_rest_ns", -1)])
 def test_bad_caps_are_config_errors(field, value):
     with pytest.raises(ConfigError, match=f"{field} must be"):
         EngineConfig.from_toml(f"[engine]\n{field} = {value}\n")
