@@ -44,7 +44,7 @@ _FROM_SERVER = soupbintcp.Direction.FROM_SERVER
 _ACCEPTED, _PARTIAL = OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED
 
 _GAP = moldudp64.Gap
-_ENTER, _REPLACE, _CANCEL = OrderKind.ENTER, OrderKind.REPLACE, OrderKind.CANCEL
+_ENTER, _REPLACE, _CANCEL, _MODIFY = OrderKind.ENTER, OrderKind.REPLACE, OrderKind.CANCEL, OrderKind.MODIFY
 _BOOK_STALE_ONLY = [CheckId.BOOK_STALE.label]     # risk.faults when only books are stale
 _top_depth = lib.fmd_top_depth
 _levels = lib.fmd_levels
@@ -507,6 +507,10 @@ class Engine:
             return                       # an answer is pending: decide again when it arrives
         if qty <= 0 or price <= 0:
             self._cancel(order, Purpose.QUOTE, actions)
+        elif order.price == price and qty < order.leaves:
+            # a size-down at the same price: OUCH Modify keeps the token and the queue position
+            self._submit(make_intent(_MODIFY, order.token, symbol_id, side, price, qty, self.ids),
+                         actions)
         elif order.price != price or order.leaves != qty:
             if self._can_wait(order, side, price, qty):
                 return
@@ -675,9 +679,12 @@ class Engine:
         elif t is ouch.CancelReject:
             order = oms.on_cancel_reject(msg.token, now)
             self._after_order_change(order, actions)
+        elif t is ouch.OrderModified:
+            order = oms.on_modified(msg.token, msg.shares, now)
+            self._after_order_change(order, actions)
         elif t is ouch.BrokenTrade or t is ouch.TradeCorrection:
             actions.append(self._alert("trade-break", f"{t.__name__} for {msg.token}: reconcile"))
-        # SystemEvent, CancelPending, OrderPriorityUpdate, OrderModified: nothing to decide
+        # SystemEvent, CancelPending, OrderPriorityUpdate: nothing to decide
 
     def _after_order_change(self, order: Order, actions: list[Action]) -> None:
         now = self.now
@@ -866,6 +873,8 @@ class Engine:
                               self.specs[intent.symbol_id].name, intent.price, intent.tif)
         if kind is OrderKind.REPLACE:
             return wire.replace(intent.orig_token, intent.token, intent.qty, intent.price, intent.tif)
+        if kind is OrderKind.MODIFY and intent.qty:
+            return wire.modify(intent.token, "B" if intent.side == _BUY else "S", intent.qty)
         return wire.cancel(intent.token, intent.qty)
 
     def _encode_cancel(self, token: str) -> bytes:
