@@ -18,7 +18,7 @@ from mm_core.events import (
     Action, ClockSample, JournalHealth, JournalNote, MarketData, OperatorCommand, Reconciled,
     RequestRetransmit, SendOrder, Timer, VenueMessage,
 )
-from mm_core.fairvalue import FairValueModel, multi_level_imbalance, without_own
+from mm_core.fairvalue import FairValueModel
 from mm_core.guard import SymbolGuard, Trip
 from mm_core.hedger import Hedger
 from mm_core.inventory import InventoryTracker, as_depths, glft_depths, quote_sizes
@@ -47,12 +47,8 @@ _GAP = moldudp64.Gap
 _ENTER, _REPLACE, _CANCEL, _MODIFY = OrderKind.ENTER, OrderKind.REPLACE, OrderKind.CANCEL, OrderKind.MODIFY
 _BOOK_STALE_ONLY = [CheckId.BOOK_STALE.label]     # risk.faults when only books are stale
 _top_depth = lib.fmd_top_depth
-_levels = lib.fmd_levels
-_unpack = ffi.unpack
-# scratch for the book levels read when our quotes are taken out, used within one call only;
-# room for the imbalance levels plus one price of ours per level (fair_value.imbalance_levels is small)
-_LV = 64
-_lv_px, _lv_qty = ffi.new(f"int64_t[{_LV}]"), ffi.new(f"int64_t[{_LV}]")
+_top_depth_without = lib.fmd_top_depth_without
+_new_i64 = ffi.new
 _QUOTE = Purpose.QUOTE
 
 
@@ -73,7 +69,7 @@ class Engine:
     """One trading session's decisions. `on_event(event) -> list[Action]`."""
 
     # our live quotes per symbol, derived from the OMS and rebuilt when its version moves (class
-    # defaults: only ever reassigned, so an engine pickled before they existed loads too)
+    # defaults: only ever reassigned; not pickled, so a loaded engine rebuilds them)
     _own_version: tuple[int, int] = (-1, -1)
     _own: dict = {}
 
@@ -178,6 +174,8 @@ class Engine:
         state = dict(self.__dict__)
         del state["_bh"], state["_top"]
         state["urgent"] = None          # the shell's sink belongs to the process, not the state
+        state.pop("_own", None)         # C arrays derived from the OMS: rebuilt on first use
+        state.pop("_own_version", None)
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -453,10 +451,11 @@ class Engine:
 
     def _market_top(self, symbol_id: int, top) -> float:
         """Fill `top` with everyone else's best bid and ask and return their depth imbalance: our
-        own resting quotes are taken out (fairvalue.without_own), so fair value, volatility and
-        markouts never price off them. An order of ours in any live state counts at its price
-        (clamped at what the level holds): the ITCH and OUCH answers to it may arrive in either
-        order, and a level hidden for one event only makes the next quote more cautious."""
+        own resting quotes are taken out (fmd_top_depth_without; fairvalue.without_own is the
+        reference), so fair value, volatility and markouts never price off them. An order of ours
+        in any live state counts at its price (clamped at what the level holds): the ITCH and OUCH
+        answers to it may arrive in either order, and a level hidden for one event only makes
+        the next quote more cautious."""
         oms = self.oms
         version = (oms.transitions, oms.counter)
         if version != self._own_version:
@@ -465,28 +464,26 @@ class Engine:
         own = self._own.get(symbol_id)
         if own is None:
             return _top_depth(self._bh, symbol_id, self.imb_levels, self.imb_decay, top)
-        n = self.imb_levels
-        bh, want = self._bh, n if n > 1 else 1
-        own_bids, own_asks = own
-        k = _levels(bh, symbol_id, 1, min(want + len(own_bids), _LV), _lv_px, _lv_qty)
-        bids = without_own(zip(_unpack(_lv_px, k), _unpack(_lv_qty, k)), own_bids)
-        k = _levels(bh, symbol_id, 0, min(want + len(own_asks), _LV), _lv_px, _lv_qty)
-        asks = without_own(zip(_unpack(_lv_px, k), _unpack(_lv_qty, k)), own_asks)
-        top[0], top[1] = bids[0] if bids else (0, 0)
-        top[2], top[3] = asks[0] if asks else (0, 0)
-        return multi_level_imbalance(bids, asks, self.imb_decay, n) if n else 0.0
+        return _top_depth_without(self._bh, symbol_id, self.imb_levels, self.imb_decay,
+                                  own[0], own[1], own[2], own[3], top)
 
-    def _own_quotes(self) -> dict[int, tuple[dict[int, int], dict[int, int]]]:
-        """symbol -> ({price: our bid shares}, {price: our ask shares}) over our live quotes."""
-        own: dict[int, tuple[dict[int, int], dict[int, int]]] = {}
+    def _own_quotes(self) -> dict:
+        """symbol -> (prices, shares, n bid prices, n ask prices) of our live quotes, as the C
+        arrays fmd_top_depth_without reads (bid prices first)."""
+        sides: dict[int, tuple[dict[int, int], dict[int, int]]] = {}
         for order in self.oms.live.values():
             if order.purpose is not _QUOTE:
                 continue
-            sides = own.get(order.symbol_id)
-            if sides is None:
-                sides = own[order.symbol_id] = ({}, {})
-            at = sides[0] if order.side == _BUY else sides[1]
+            pair = sides.get(order.symbol_id)
+            if pair is None:
+                pair = sides[order.symbol_id] = ({}, {})
+            at = pair[0] if order.side == _BUY else pair[1]
             at[order.price] = at.get(order.price, 0) + order.leaves
+        own = {}
+        for symbol_id, (bids, asks) in sides.items():
+            own[symbol_id] = (_new_i64("int64_t[]", list(bids) + list(asks)),
+                              _new_i64("int64_t[]", list(bids.values()) + list(asks.values())),
+                              len(bids), len(asks))
         return own
 
     def _depth_cap(self, fair: float, tick: int) -> float:

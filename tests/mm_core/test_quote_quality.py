@@ -57,6 +57,60 @@ def test_without_own_takes_our_shares_out_and_drops_emptied_levels():
     assert without_own(levels, {505_000: 500}) == [(505_100, 200), (505_050, 700)]
 
 
+def test_the_compiled_book_less_ours_equals_the_reference_bit_for_bit():
+    from mm_core.fairvalue import multi_level_imbalance, without_own
+    from mm_core.fastbook import FastBook, ffi, lib
+
+    rng = random.Random(5)
+    for case in range(300):
+        book = FastBook(2)
+        ref = 0
+        for _ in range(rng.randrange(0, 14)):
+            ref += 1
+            is_buy = rng.random() < 0.5
+            price = rng.randrange(95, 100) if is_buy else rng.randrange(100, 105)
+            book.add(ref, 1, is_buy, rng.randrange(1, 6) * 100, price)
+        levels = rng.randrange(0, 5)
+        own = ({p: rng.randrange(1, 4) * 100 for p in rng.sample(range(95, 100), rng.randrange(0, 3))},
+               {p: rng.randrange(1, 4) * 100 for p in rng.sample(range(100, 105), rng.randrange(0, 3))})
+        bids = without_own(book.bids(1, 10), own[0])
+        asks = without_own(book.asks(1, 10), own[1])
+        expected_top = (*(bids[0] if bids else (0, 0)), *(asks[0] if asks else (0, 0)))
+        expected = multi_level_imbalance(bids, asks, 0.5, levels) if levels else 0.0
+        top = ffi.new("int64_t[4]")
+        got = lib.fmd_top_depth_without(
+            book.handle, 1, levels, 0.5, ffi.new("int64_t[]", [*own[0], *own[1]]),
+            ffi.new("int64_t[]", [*own[0].values(), *own[1].values()]), len(own[0]), len(own[1]), top)
+        assert (tuple(top), got) == (expected_top, expected), f"case {case}"
+        if not own[0] and not own[1]:     # nothing of ours: exactly the plain top and imbalance
+            plain = ffi.new("int64_t[4]")
+            assert lib.fmd_top_depth(book.handle, 1, levels, 0.5, plain) == got
+            assert tuple(plain) == tuple(top)
+
+
+def test_an_engine_snapshot_with_our_quotes_loads_and_decides_the_same():
+    import io
+    import pickle
+
+    from recovery.snapshot import _Pickler
+
+    engine, venue, feed = make_engine(), Venue(), Feed()
+    mirror = Mirror(feed, venue)
+    msgs, _ = two_sided(feed, BOLT, 504_950, 505_350, tick=50)
+    now = 2 * S
+    run(engine, venue, md(feed.packet(*msgs), now), now)
+    now += MS
+    run(engine, venue, md(feed.packet(*mirror.messages()), now), now)
+    assert engine._own                                    # built, with C arrays inside
+    buf = io.BytesIO()
+    _Pickler(buf, protocol=5).dump(engine)                # as recovery.snapshot writes it
+    copy = pickle.loads(buf.getvalue())
+    now += MS
+    packet = md(feed.packet(feed.add(BOLT, "B", 300, 505_000)), now)
+    assert [a.packet for a in orders(copy.on_event(packet))] == [a.packet for a in orders(engine.on_event(packet))]
+    assert copy.state_hash() == engine.state_hash() and copy.fv.fair[BOLT] == engine.fv.fair[BOLT]
+
+
 def test_our_quotes_inside_the_spread_do_not_move_fair_value():
     engine, venue, feed = make_engine(), Venue(), Feed()
     mirror = Mirror(feed, venue)
