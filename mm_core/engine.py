@@ -408,10 +408,8 @@ class Engine:
         bd, ad = glft_depths(q, sigma2, skew) if skew.model == "glft" else as_depths(q, sigma2, skew)
         toxicity = guard.toxicity()
         m = self.metrics
-        h = m.adverse_horizon
-        mean_markout = m.markout_x2[h] / (2.0 * m.markout_qty[h]) if m.markout_qty[h] else 0.0
-        adverse_move = max(0.0, -mean_markout) / tick
-        rate = m.adverse_rate()
+        adverse_move = max(0.0, -m.recent_markout[symbol_id]) / tick    # this symbol's, recent
+        rate = m.adverse_rate(symbol_id)
         mult = risk.spread_multiplier
         bd = widen(bd, adverse_move=adverse_move, adverse_rate=rate, toxicity=toxicity,
                    rate_weight=cfg.adverse_rate_weight, toxicity_weight=cfg.toxicity_weight,

@@ -320,6 +320,52 @@ def test_one_tick_steps_toward_the_market_wait_moves_away_do_not():
     assert away and away[0].kind is OrderKind.REPLACE and away[0].price < bid + 100
 
 
+def test_one_symbol_run_over_widens_its_own_quotes_not_a_cheap_stocks():
+    """BOLT ($50) loses 0.5 % after our bid is hit: that adverse move widens BOLT. A desk-wide
+    mean markout in price4 put the same $0.05 into CHIP's ($0.85, $0.0001 tick) spread as 500
+    ticks: CHIP quoted 3 % wide, the collar denied it, and the side stayed unquoted for good."""
+    engine, venue, feed = make_engine(), Venue(), Feed()
+    bolt, bolt_refs = two_sided(feed, BOLT, 504_950, 505_050, tick=50)
+    chip, _ = two_sided(feed, CHIP, 8_510, 8_514, tick=1)
+    now = 2 * S
+    run(engine, venue, md(feed.packet(*bolt, *chip), now), now)
+
+    def chip_quote():
+        return sorted(o["price"] for o in venue.orders.values() if o["stock"] == "CHIP")
+
+    calm = chip_quote()
+    bid = venue.resting("BOLT", "B")[0]
+    now += MS
+    run(engine, venue, venue.fill(bid, venue.orders[bid]["qty"], now), now)
+    # BOLT's bids fall away: the others' market is 0.5 % lower
+    now += MS
+    drop = [Feed.delete(bolt_refs[p]) for p in (504_950, 504_900, 504_850, 505_050, 505_100, 505_150)]
+    drop += [feed.add(BOLT, "B", 500, 502_400), feed.add(BOLT, "S", 500, 502_500)]
+    run(engine, venue, md(feed.packet(*drop), now), now)
+    for _ in range(12):                   # timers past the adverse horizon (1 s)
+        now += 100 * MS
+        acts = run(engine, venue, Timer(now), now)
+        assert not denials(acts)
+    assert engine.metrics.recent_markout[BOLT] < -400          # one fill, 1 s markout, EWMA 0.2
+    assert engine.metrics.recent_markout[CHIP] == 0.0
+    assert engine.metrics.adverse_rate(BOLT) == 1.0 and engine.metrics.adverse_rate(CHIP) == 0.0
+    assert chip_quote() == calm                                   # CHIP is as it was
+
+
+def test_markouts_per_symbol_hand_computed():
+    from mm_core.metrics import Metrics
+
+    m = Metrics(4, (100, 1_000), adverse_horizon=1, markout_alpha=0.5)
+    m.on_fill(BOLT, Side.BUY, 100, 505_000, 1_010_000, 0)       # bought at 50.50, mid 50.50
+    m.on_fill(CHIP, Side.SELL, 200, 8_512, 17_024, 0)           # sold at 0.8512, mid 0.8512
+    m.on_fill(BOLT, Side.SELL, 100, 505_000, 1_010_000, 10)
+    m.on_time(1_010, [0, 0, 1_009_000, 17_020])                 # BOLT mid 504500, CHIP 8510
+    # BOLT: -500 (bought) then +500 (sold): EWMA 0.5 -> -250, then -250 + 0.5 (500 + 250) = 125
+    assert m.recent_markout[BOLT] == 125.0 and m.adverse_rate(BOLT) == 0.5
+    assert m.recent_markout[CHIP] == 1.0 and m.adverse_rate(CHIP) == 0.0   # sold 8512, mid 8510: +2 x 0.5
+    assert m.adverse_rate() == 1 / 3
+
+
 @pytest.mark.parametrize("field, value", [("max_depth_bps", 0), ("max_vol_ratio", 0.5),
                                           ("requote_rest_ns", -1)])
 def test_bad_caps_are_config_errors(field, value):
