@@ -165,6 +165,8 @@ def venue_view(messages: Iterable[tuple[int, bytes]]) -> VenueView:
             order.leaves = max(0, order.leaves - msg.decrement_shares)
             if not order.leaves:
                 order.status = "canceled"
+        elif isinstance(msg, ouch.OrderModified):
+            order.leaves = msg.shares          # a size-down in place (the engine's OUCH Modify)
         elif isinstance(msg, ouch.Rejected):
             order.leaves, order.status = 0, "rejected"
         elif isinstance(msg, (ouch.BrokenTrade, ouch.TradeCorrection, ouch.PriceCorrection)):

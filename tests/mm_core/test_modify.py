@@ -241,3 +241,30 @@ def test_a_kill_while_the_modifies_are_in_flight_ends_flat_and_closed():
     drive(engine, venue, venue.ours(acts, now), now)     # Order Modified, then Canceled, each
     assert not mine(venue, "B") and not mine(venue, "S")
     assert not engine.oms.open_orders() and engine.counts["halts"] == 0
+
+
+def test_recovery_reads_order_modified_and_finds_nothing_to_fix():
+    """Recovery folds the venue's outbound stream into its view of our orders: an Order Modified
+    must set the open shares there as it does in the OMS, or a clean session shows a quantity
+    mismatch and recovery cancels a quote that was fine."""
+    from recovery.reconcile import local_view, reconcile, venue_view
+
+    engine, venue = make_engine(limits=SAFE_SIZE_ONLY), Exchange()
+    now = 2 * S
+    stream: list[bytes] = []
+    orig = venue._events
+
+    def recording(events, at):
+        out = orig(events, at)
+        stream.extend(soupbintcp.decode(e.packet, soupbintcp.Direction.FROM_SERVER).payload
+                      for e in out if isinstance(e, VenueMessage))
+        return out
+
+    venue._events = recording
+    drive(engine, venue, venue.others("B", 500, 999_900, now) + venue.others("S", 500, 1_000_100, now), now)
+    now += MS
+    drive(engine, venue, [OperatorCommand(now, "safe-mode-on", "ops", "test")], now)
+    assert sum(1 for p in stream if p[:1] == b"M") == 2            # two Order Modified
+    view = venue_view(enumerate(stream, 1))
+    assert sorted(o.leaves for o in view.orders.values() if o.status == "live") == [100, 100]
+    assert reconcile(local_view(engine, range(1, len(stream) + 1)), view).clean
