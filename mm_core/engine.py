@@ -531,7 +531,8 @@ class Engine:
         if self.now - order.sent_ns >= self.cfg.requote_rest_ns or qty < order.leaves:
             return False
         step = price - order.price if side == _BUY else order.price - price
-        return 0 <= step <= self.ticks[order.symbol_id].tick_at(price if price < order.price else order.price)
+        low = price if price < order.price else order.price
+        return 0 <= step <= self.ticks[order.symbol_id].tick_at(low)
 
     def _submit(self, intent: OrderIntent, actions: list[Action]) -> bool:
         """Risk check, then OMS, then the SoupBinTCP bytes; a denial is journaled, not raised."""

@@ -372,6 +372,12 @@ def reconcile(local: LocalView, venue: VenueView,
             found.append(Discrepancy(CANCEL_NOT_RECEIVED, token, "our cancel never reached the "
                                      "venue; it still rests there", _local_doc(lo), _venue_doc(vo),
                                      ResendCancel(token)))
+        elif lo.state == OrderState.PENDING_MODIFY.value:
+            # our size-down never reached the venue (its answer is not among the missing
+            # messages): the order rests at its old size; pull it rather than guess
+            found.append(Discrepancy(QTY_MISMATCH, token, f"our size-down never reached the venue; "
+                                     f"{vo.leaves} shares rest there", _local_doc(lo), _venue_doc(vo),
+                                     ResendCancel(token)))
         elif lo.state in _RESTING:
             cancel = CancelAtVenue(token, lo.symbol_id, lo.side, vo.price, vo.leaves, vo.ref, False)
             if lo.purpose == Purpose.RECOVERY.value:

@@ -117,6 +117,7 @@ class Exchange:
         self.seq = 1
         self.n = 0
         self.sent: list = []
+        self.stream: list[bytes] = []          # our session's sequenced OUCH payloads, in order
 
     def _events(self, events, now: int) -> list:
         itch, out = [], []
@@ -127,6 +128,7 @@ class Exchange:
             if getattr(ev, "owner", None) == self.OWNER:
                 msg = ouch_message(ev, now, DEFAULT_ECHO, True)
                 if msg is not None:
+                    self.stream.append(msg)
                     out.append(VenueMessage(soupbintcp.encode(soupbintcp.SequencedData(msg)), now))
         if itch:   # the feed first, then the order-entry answers
             out.insert(0, MarketData(moldudp64.encode(moldudp64.Packet("TEST000001", self.seq, tuple(itch))), now))
@@ -251,20 +253,31 @@ def test_recovery_reads_order_modified_and_finds_nothing_to_fix():
 
     engine, venue = make_engine(limits=SAFE_SIZE_ONLY), Exchange()
     now = 2 * S
-    stream: list[bytes] = []
-    orig = venue._events
-
-    def recording(events, at):
-        out = orig(events, at)
-        stream.extend(soupbintcp.decode(e.packet, soupbintcp.Direction.FROM_SERVER).payload
-                      for e in out if isinstance(e, VenueMessage))
-        return out
-
-    venue._events = recording
     drive(engine, venue, venue.others("B", 500, 999_900, now) + venue.others("S", 500, 1_000_100, now), now)
     now += MS
     drive(engine, venue, [OperatorCommand(now, "safe-mode-on", "ops", "test")], now)
+    stream = venue.stream
     assert sum(1 for p in stream if p[:1] == b"M") == 2            # two Order Modified
     view = venue_view(enumerate(stream, 1))
     assert sorted(o.leaves for o in view.orders.values() if o.status == "live") == [100, 100]
     assert reconcile(local_view(engine, range(1, len(stream) + 1)), view).clean
+
+
+def test_recovery_pulls_an_order_whose_size_down_never_reached_the_venue():
+    from recovery.reconcile import ResendCancel, apply, local_view, reconcile, venue_view
+
+    engine, venue = make_engine(limits=SAFE_SIZE_ONLY), Exchange()
+    now = 2 * S
+    drive(engine, venue, venue.others("B", 500, 999_900, now) + venue.others("S", 500, 1_000_100, now), now)
+    now += MS
+    lost = engine.on_event(OperatorCommand(now, "safe-mode-on", "ops", "test"))   # crash: never sent
+    assert [a.intent.kind for a in lost if isinstance(a, SendOrder)] == [OrderKind.MODIFY] * 2
+    stream = venue.stream
+    result = reconcile(local_view(engine, range(1, len(stream) + 1)), venue_view(enumerate(stream, 1)))
+    fixes = [d.resolution for d in result.discrepancies]
+    assert len(fixes) == 2 and all(isinstance(f, ResendCancel) for f in fixes)
+    pulled = {f.token for f in fixes}
+    cancels = [a for f in fixes for a in apply(engine, f, now)]
+    drive(engine, venue, venue.ours(cancels, now), now)
+    assert not pulled & {o.token for o in venue.engine.live_orders(Exchange.OWNER)}
+    assert all(engine.oms.get(t).state is St.CANCELED for t in pulled)
