@@ -37,11 +37,11 @@
  * SEGMENT FILE: fixed size S (a multiple of 4096, at least 64 KiB), preallocated with
  * posix_fallocate so every page is backed (a store into the mapping never SIGBUSes; a full disk
  * is reported when the segment is created, as MMJ_E_DISK_FULL) and zero-filled. The writer maps
- * the whole file MAP_SHARED and writes records in place; its helper thread (SCHED_IDLE) pre-faults
- * the next segment whole and the current one a 4 MiB window ahead of the appends
- * (MADV_POPULATE_WRITE) so appends do not take page faults, and
- * hashes published bytes into the running chain state (HASH CHAIN) so a CHECKPOINT or SEAL only
- * finishes the bytes since the helper's last step.
+ * the whole file MAP_SHARED and writes records in place; its helper thread pre-faults the next
+ * segment whole (as far as it gets before the roll) and the current one a 4 MiB window ahead of
+ * the appends (MADV_POPULATE_WRITE) so appends do not take page faults, and hashes published
+ * bytes into the running chain state (HASH CHAIN) so a CHECKPOINT or SEAL only finishes the
+ * bytes since the helper's last step.
  *   Segment header (128 bytes at offset 0):
  *   0   8  magic "MMJSEG1\n"
  *   8   4  format version (1)
@@ -146,8 +146,8 @@
  * mmj_record are valid until the next call on the same reader/tailer. A writer may be shared by
  * threads (appends, sync and checkpoint are serialised by a mutex) but mmj_writer_close must not
  * race with them; a reader or tailer belongs to one thread at a time. Each open writer runs one
- * helper thread (SCHED_IDLE; stopped by mmj_writer_close); a child created by fork() has no
- * helper and must free its copy with mmj_writer_abandon.
+ * helper thread (stopped by mmj_writer_close); a child created by fork() has no helper and must
+ * free its copy with mmj_writer_abandon.
  */
 #ifndef MMJ_JOURNAL_H
 #define MMJ_JOURNAL_H

@@ -96,7 +96,7 @@ static void put_control(mmj_writer *w, uint32_t rtype, uint8_t *hash_out)
 /* Map the preallocated file fd (named tmp, S bytes), write the header of segment `index`, make
  * it durable and rename it to its segment name. Closes fd; unlinks tmp on failure. */
 static int finish_segment(mmj_writer *w, int fd, const char *tmp, uint64_t index, uint64_t first_seq,
-                          const uint8_t *prev_seal, uint8_t *mapped, mmj_map *out, int *err)
+                          const uint8_t *prev_seal, uint8_t *mapped, uint64_t populated, mmj_map *out, int *err)
 {
     char name[64];
     mmj_segment_name(name, sizeof name, index, 0);
@@ -134,7 +134,7 @@ static int finish_segment(mmj_writer *w, int fd, const char *tmp, uint64_t index
     out->base = p;
     out->size = size;
     out->index = index;
-    out->populated = mapped ? size : 0;
+    out->populated = mapped ? populated : 0;
     return MMJ_OK;
 }
 
@@ -162,8 +162,9 @@ static int create_segment(mmj_writer *w, uint64_t index, uint64_t first_seq, con
     char tmp[64];
     mmj_segment_name(tmp, sizeof tmp, index, 1);
     uint8_t *mapped = NULL;
+    uint64_t populated = 0;
     pthread_mutex_lock(&w->hash_mu);
-    int fd = mmj_ahead_take_next(w, index, &mapped);   /* prepared by the helper while we appended */
+    int fd = mmj_ahead_take_next(w, index, &mapped, &populated);   /* prepared by the helper meanwhile */
     pthread_mutex_unlock(&w->hash_mu);
     if (fd < 0) {
         int rc = preallocate(w, tmp, &fd, err);
@@ -171,14 +172,14 @@ static int create_segment(mmj_writer *w, uint64_t index, uint64_t first_seq, con
             /* the space may be in the file the helper is preparing right now: wait for it */
             pthread_mutex_lock(&w->hash_mu);
             mmj_ahead_wait_next(w);
-            fd = mmj_ahead_take_next(w, index, &mapped);
+            fd = mmj_ahead_take_next(w, index, &mapped, &populated);
             pthread_mutex_unlock(&w->hash_mu);
             rc = fd < 0 ? MMJ_E_DISK_FULL : MMJ_OK;
         }
         if (rc != MMJ_OK)
             return rc;
     }
-    return finish_segment(w, fd, tmp, index, first_seq, prev_seal, mapped, out, err);
+    return finish_segment(w, fd, tmp, index, first_seq, prev_seal, mapped, populated, out, err);
 }
 
 /* Turn the reserve file into segment `index`: rename it to the segment's temp name, then finish
@@ -203,7 +204,7 @@ static int take_reserve(mmj_writer *w, uint64_t index, uint64_t first_seq, const
         w->last_errno = ENOSPC;
         return MMJ_E_DISK_FULL;
     }
-    int rc = finish_segment(w, fd, tmp, index, first_seq, prev_seal, NULL, out, NULL);
+    int rc = finish_segment(w, fd, tmp, index, first_seq, prev_seal, NULL, 0, out, NULL);
     if (rc == MMJ_OK)
         w->in_reserve = 1;
     return rc;
