@@ -1,9 +1,23 @@
-/* mmj — the mmaudit write-ahead journal: C API and ON-DISK FORMAT SPECIFICATION (version 1).
+/* mmj — the mmaudit write-ahead journal: C API and ON-DISK FORMAT SPECIFICATION (version 2;
+ * version 1 is still read, verified and, on request, written).
  *
  * This comment is the format spec. Changing any constant or layout below bumps
  * MMJ_FORMAT_VERSION. All integers are little-endian. "crc32c(seed, bytes)" is CRC-32C
  * (Castagnoli, reflected 0x82F63B78, init/xorout ~0, so crc32c(0, "123456789") = 0xE3069283)
- * continued from a previous value `seed`. "H(x)" is unkeyed BLAKE2b with a 32-byte digest.
+ * continued from a previous value `seed`. "B(x)" is unkeyed BLAKE2b with a 32-byte digest and
+ * "B[p](x)" the same with the 16-byte personalisation p (p's ASCII, zero-padded). The chain hash
+ * "H(x)" depends on the version of the segment it covers (its header's version field):
+ *   version 1: H(x) = B(x).
+ *   version 2: let k = floor(len(x) / 1024), the stripes x[1024 s .. 1024 s + 1023] for s < k
+ *     and the tail x[1024 k ..] (under 1024 bytes). Lane l (0..7) is the concatenation, over
+ *     s = 0..k-1 and j = 0..15, of the 8 bytes at 1024 s + 64 j + 8 l, and
+ *     H(x) = B["mmj-chain-root"](D0 || ... || D7 || tail || u64 len(x)),
+ *     Dl = B["mmj-chain-lane" || byte l](lane l). The eight lanes are eight BLAKE2b streams that
+ *     one AVX-512 register set computes together (5x the bytes per second of version 1 here).
+ * A segment's chain, CHECKPOINTs and SEAL use its own version's H; the genesis hash is B(...).
+ * A writer writes every new segment in its format (MMJ_FORMAT_VERSION unless the options ask for
+ * 1), so a journal may hold version-1 segments followed by version-2 ones; journal.meta keeps the
+ * version it was created with.
  *
  * DIRECTORY
  *   journal.meta              64 bytes, written once at creation (temp name + rename + dir fsync)
@@ -27,7 +41,7 @@
  *
  * journal.meta (64 bytes)
  *   0   8  magic "MMJMETA\n"
- *   8   4  format version (1)
+ *   8   4  format version (1 or 2: the version the journal was created with)
  *   12  4  zero
  *   16  16 salt: 16 random bytes from getrandom(); the journal id is its hex
  *   32  8  creation time, CLOCK_REALTIME ns (informational)
@@ -44,14 +58,14 @@
  * bytes since the helper's last step.
  *   Segment header (128 bytes at offset 0):
  *   0   8  magic "MMJSEG1\n"
- *   8   4  format version (1)
+ *   8   4  format version (1 or 2: which chain hash H this segment uses)
  *   12  4  header size (128)
  *   16  16 salt (must equal journal.meta's)
  *   32  8  segment index (must equal the file name's)
  *   40  8  first sequence: the sequence of the first data record in this segment
  *   48  8  segment size S in bytes (must equal the file size)
  *   56  32 previous seal hash: the SEAL hash of segment index-1; for segment 0 the genesis
- *          hash H("mmj-genesis-v1" || salt)
+ *          hash B("mmj-genesis-v1" || salt)
  *   88  36 zero
  *   124 4  crc32c(0, bytes 0..123)
  *   Records follow at offset 128, each starting on an 8-byte boundary, back to back.
@@ -159,7 +173,8 @@
 extern "C" {
 #endif
 
-#define MMJ_FORMAT_VERSION 1
+#define MMJ_FORMAT_VERSION 2
+#define MMJ_FORMAT_VERSION_MIN 1     /* the oldest version still read */
 #define MMJ_HEADER_SIZE 128
 #define MMJ_RECORD_HEADER_SIZE 32
 #define MMJ_HASH_SIZE 32
@@ -233,6 +248,8 @@ typedef struct mmj_options {
     uint32_t group_us;         /* group mode: or after this many microseconds (default 1000) */
     uint32_t checkpoint_every; /* data records between CHECKPOINTs (default 4096) */
     int32_t create;            /* 1: create the journal if the directory has none */
+    uint32_t format_version;   /* format of the segments written: 0 for MMJ_FORMAT_VERSION, or 1
+                                * (the version-1 chain hash) while readers are not yet upgraded */
 } mmj_options;
 
 /* What recovery found and discarded when a writer opened the journal. */
@@ -317,6 +334,12 @@ void mmj_blake2b_update(mmj_blake2b_ctx *ctx /* state */, const void *data /* by
 void mmj_blake2b_final(mmj_blake2b_ctx *ctx /* state */, uint8_t *out /* OUT: 32 bytes */);
 /* One-shot BLAKE2b-256. */
 void mmj_blake2b_256(const void *data /* bytes */, size_t len /* count */, uint8_t *out /* OUT: 32 bytes */);
+/* The chain hash H(anchor_hash || data) of format `version` (1 or 2; see HASH CHAIN). */
+void mmj_chain_hash(uint32_t version /* 1 or 2 */, const uint8_t *anchor_hash /* 32 bytes */,
+                    const void *data /* bytes */, size_t len /* count */, uint8_t *out /* OUT: 32 bytes */);
+/* Let version-2 chain hashing use AVX-512 (enable 1, where the CPU has it) or the portable code
+ * (enable 0); both give the same digests. Returns 1 if AVX-512 is now used. */
+int mmj_chain_simd(int enable /* 1: use AVX-512 if available */);
 
 /* ---- writer --------------------------------------------------------------------------- */
 

@@ -1,7 +1,7 @@
 /* The writer's helper thread: keeps the hash chain and the page faults ahead of the appends.
  *
- * It hashes published bytes of the current segment into the running BLAKE2b state of the chain,
- * so a CHECKPOINT or SEAL only finishes the few bytes since the helper last ran, and it
+ * It hashes published bytes of the current segment into the chain's running state (chain.c), so
+ * a CHECKPOINT or SEAL only finishes the few bytes since the helper last ran, and it
  * prefaults (MADV_POPULATE_WRITE) the segment a window ahead of the write position, so the
  * append thread takes no page faults; once the segment is half full it preallocates and maps
  * the next segment file (next.mmj.tmp) and then faults it in, a chunk at a time between the
@@ -34,6 +34,8 @@
 #endif
 #define MMJ_PREFAULT_WINDOW (4u << 20)   /* bytes kept faulted in ahead of the write position */
 #define MMJ_AHEAD_CHUNK (64u << 10)      /* bytes hashed or prefaulted per step (bounds lock hold) */
+#define MMJ_AHEAD_MIN_HASH (16u << 10)   /* fewer unhashed bytes are left for later (or the checkpoint):
+                                          * a slowly appending writer must not wake it every poll */
 #define MMJ_AHEAD_IDLE_NS 50000          /* first idle wait; doubles up to the max */
 #define MMJ_AHEAD_IDLE_MAX_NS 1000000
 
@@ -41,19 +43,17 @@ void mmj_ahead_reset(mmj_writer *w, const uint8_t *anchor_hash, uint64_t anchor_
 {
     memcpy(w->anchor_hash, anchor_hash, MMJ_HASH_SIZE);
     w->anchor_off = anchor_off;
-    mmj_blake2b_init(&w->hctx);
-    mmj_blake2b_update(&w->hctx, anchor_hash, MMJ_HASH_SIZE);
+    mmj_chain_init(&w->chain, w->seg.version, anchor_hash);
     w->hashed_off = anchor_off;
 }
 
 void mmj_ahead_hash(mmj_writer *w, uint64_t upto, uint8_t *out)
 {
     if (upto > w->hashed_off) {
-        mmj_blake2b_update(&w->hctx, w->seg.base + w->hashed_off, upto - w->hashed_off);
+        mmj_chain_update(&w->chain, w->seg.base + w->hashed_off, upto - w->hashed_off);
         w->hashed_off = upto;
     }
-    mmj_blake2b_ctx done = w->hctx;   /* finish a copy: the running state goes on */
-    mmj_blake2b_final(&done, out);
+    mmj_chain_final(&w->chain, out);   /* the running state goes on */
 }
 
 int mmj_ahead_prefault(mmj_writer *w, uint64_t pos)
@@ -172,11 +172,11 @@ static int step(mmj_writer *w)
     uint64_t pub = __atomic_load_n(&w->pub_off, __ATOMIC_ACQUIRE);
     if (mmj_ahead_prefault(w, pub))
         return 1;
-    if (w->seg.base && w->hashed_off < pub) {
+    if (w->seg.base && w->hashed_off + MMJ_AHEAD_MIN_HASH <= pub) {
         uint64_t len = pub - w->hashed_off;
         if (len > MMJ_AHEAD_CHUNK)
             len = MMJ_AHEAD_CHUNK;
-        mmj_blake2b_update(&w->hctx, w->seg.base + w->hashed_off, len);
+        mmj_chain_update(&w->chain, w->seg.base + w->hashed_off, len);
         w->hashed_off += len;
         return 1;
     }

@@ -108,7 +108,7 @@ static int finish_segment(mmj_writer *w, int fd, const char *tmp, uint64_t index
         unlinkat(w->dirfd, tmp, 0);
         return status;
     }
-    mmj_header_build(p, w->salt, index, first_seq, size, prev_seal);
+    mmj_header_build(p, w->opt.format_version, w->salt, index, first_seq, size, prev_seal);
     if (durable(w) && fsync(fd) != 0) {
         w->failed_errno = w->last_errno = errno;
         if (err)
@@ -135,6 +135,7 @@ static int finish_segment(mmj_writer *w, int fd, const char *tmp, uint64_t index
     out->size = size;
     out->index = index;
     out->populated = mapped ? populated : 0;
+    out->version = w->opt.format_version;
     return MMJ_OK;
 }
 
@@ -697,7 +698,7 @@ static uint64_t count_records(mmj_writer *w, uint64_t index)
     int newer;
     if (mmj_map_segment(w->dirfd, index, 0, &m, NULL) != MMJ_OK)
         return 0;
-    if (mmj_header_check(&m, w->salt, &first, NULL, &newer) == MMJ_R_NONE) {
+    if (mmj_header_check(&m, w->salt, &first, NULL, &newer, NULL) == MMJ_R_NONE) {
         uint32_t k = mmj_salt_check(w->salt, index);
         uint64_t off = MMJ_HEADER_SIZE, seq = first;
         mmj_record rec;
@@ -849,7 +850,7 @@ static int recover(mmj_writer *w, mmj_recovery *rep, int *err)
             free(idx);
             return rc;
         } else {
-            bad = mmj_header_check(&m, w->salt, &first_seq, hdr_prev, &newer);
+            bad = mmj_header_check(&m, w->salt, &first_seq, hdr_prev, &newer, &m.version);
             if (newer) {
                 mmj_unmap(&m);
                 free(idx);
@@ -950,7 +951,10 @@ static int valid_options(mmj_options *o)
         o->group_us = MMJ_DEFAULT_GROUP_US;
     if (!o->checkpoint_every)
         o->checkpoint_every = MMJ_DEFAULT_CHECKPOINT_EVERY;
+    if (!o->format_version)
+        o->format_version = MMJ_FORMAT_VERSION;
     return o->segment_size >= MMJ_MIN_SEGMENT_SIZE && o->segment_size % 4096 == 0 &&
+           o->format_version >= MMJ_FORMAT_VERSION_MIN && o->format_version <= MMJ_FORMAT_VERSION &&
            o->durability >= MMJ_DUR_PAGECACHE && o->durability <= MMJ_DUR_SYNC;
 }
 
@@ -1002,7 +1006,7 @@ int mmj_writer_open(const char *dir, const mmj_options *opt, mmj_writer **out, m
         rc = take_lock(w, rep, err);
         if (rc != MMJ_OK)
             goto fail;
-        rc = mmj_meta_create(w->dirfd, w->salt, err);
+        rc = mmj_meta_create(w->dirfd, w->salt, w->opt.format_version, err);
         rep->created = 1;
     } else if (rc == MMJ_OK) {
         rc = take_lock(w, rep, err);

@@ -28,7 +28,7 @@ struct mmj_writer {
     pthread_t helper;
     int helper_running;
     int helper_stop;
-    mmj_blake2b_ctx hctx;      /* H(anchor hash || bytes anchor_off .. hashed_off-1), unfinished */
+    mmj_chain_ctx chain;       /* H(anchor hash || bytes anchor_off .. hashed_off-1), unfinished */
     uint64_t hashed_off;
     uint64_t pub_off;          /* end of the published bytes of the current segment (atomic) */
     int next_fd;               /* the next segment, preallocated ahead by the helper, or -1 */
