@@ -36,7 +36,7 @@
 #define MMJ_AHEAD_CHUNK (64u << 10)      /* bytes hashed or prefaulted per step (bounds lock hold) */
 #define MMJ_AHEAD_MIN_HASH (16u << 10)   /* fewer unhashed bytes are left for later (or the checkpoint):
                                           * a slowly appending writer must not wake it every poll */
-#define MMJ_AHEAD_IDLE_NS 50000          /* first idle wait; doubles up to the max */
+#define MMJ_AHEAD_IDLE_NS 200000         /* first idle wait; doubles up to the max */
 #define MMJ_AHEAD_IDLE_MAX_NS 1000000
 
 void mmj_ahead_reset(mmj_writer *w, const uint8_t *anchor_hash, uint64_t anchor_off)
