@@ -482,12 +482,17 @@ def _batch_rates(size: int, seconds: float) -> list[tuple[str, str, float, float
     block = np.frombuffer(b"".join(payloads), dtype=np.dtype((np.void, size)))
 
     def timed(one_batch) -> tuple[float, float]:
-        done = 0
-        t0, c0 = time.perf_counter(), time.process_time()
-        while time.perf_counter() - t0 < seconds:
-            one_batch()
-            done += BATCH
-        return done / (time.perf_counter() - t0), done / max(time.process_time() - c0, 1e-9)
+        """The median of three rounds of `seconds` each (one round swings by 2x on a shared machine)."""
+        walls, cpus = [], []
+        for _ in range(3):
+            done = 0
+            t0, c0 = time.perf_counter(), time.process_time()
+            while time.perf_counter() - t0 < seconds:
+                one_batch()
+                done += BATCH
+            walls.append(done / (time.perf_counter() - t0))
+            cpus.append(done / max(time.process_time() - c0, 1e-9))
+        return statistics.median(walls), statistics.median(cpus)
 
     for name, version in (("journal (Python)", 0), ("journal (Python), format 1 (BLAKE2b chain)", 1)):
         with _fresh_dir(_WORK) as d:
@@ -551,11 +556,16 @@ def _build_c(workdir: pathlib.Path) -> pathlib.Path | None:
     return exe
 
 
-def _run_c(exe: pathlib.Path, *args, format_version: int = 0) -> dict[str, float]:
+def _run_c(exe: pathlib.Path, command: str, *args, format_version: int = 0, runs: int = 3) -> dict[str, float]:
+    """Each number the median of `runs` runs of the C program, each in a fresh journal."""
     env = {**os.environ, "MMJ_BENCH_FORMAT": str(format_version)}
-    out = subprocess.run([str(exe), *map(str, args)], check=True, capture_output=True, text=True, timeout=300,
-                         env=env)
-    return {k: float(v) for k, v in (line.split() for line in out.stdout.splitlines())}
+    results = []
+    for _ in range(runs):
+        with _fresh_dir(_WORK) as d:
+            out = subprocess.run([str(exe), command, str(d / "j"), *map(str, args)], check=True,
+                                 capture_output=True, text=True, timeout=300, env=env)
+        results.append({k: float(v) for k, v in (line.split() for line in out.stdout.splitlines())})
+    return {k: statistics.median(r[k] for r in results) for k in results[0]}
 
 
 def _c_tailer(exe: pathlib.Path, n: int, gap_ns: int, how: str = "poll") -> dict[str, float]:
@@ -762,14 +772,11 @@ def _c_section(quick: bool) -> tuple[dict, dict | None, list[str]]:
         c_rows = {}
         n_c = 50_000 if quick else 1_000_000
         for size in SIZES:
-            with _fresh_dir(_WORK) as d:
-                c_rows[("single", size)] = _run_c(exe, "append", d / "j", n_c, size)
-            with _fresh_dir(_WORK) as d:
-                c_rows[("batch", size)] = _run_c(exe, "batch", d / "j", n_c * 4, size, BATCH)
-        for kind, args in (("single", ("append", n_c)), ("batch", ("batch", n_c * 4))):
-            with _fresh_dir(_WORK) as d:   # the same 64-byte runs in format 1: what the lane hash changed
-                c_rows[(kind, 64, 1)] = _run_c(exe, args[0], d / "j", args[1], 64, *([BATCH] * (kind == "batch")),
-                                               format_version=1)
+            c_rows[("single", size)] = _run_c(exe, "append", n_c, size)
+            c_rows[("batch", size)] = _run_c(exe, "batch", n_c * 4, size, BATCH)
+        # the same 64-byte runs in format 1: what the lane hash changed
+        c_rows[("single", 64, 1)] = _run_c(exe, "append", n_c, 64, format_version=1)
+        c_rows[("batch", 64, 1)] = _run_c(exe, "batch", n_c * 4, 64, BATCH, format_version=1)
         n_tail = 2_000 if quick else 20_000
         return c_rows, {how: _c_tailer(exe, n_tail, 50_000, how) for how in ("poll", "yield", "wait")}, []
 
@@ -784,7 +791,9 @@ def main(quick: bool) -> str:
            f"`perf_counter_ns` pairs around each call minus the timer's own cost ({overhead} ns). "
            "Throughput comes from separate loops without timers, per wall-clock second and per CPU "
            "second of the process (the latter is what the work costs when other processes share the "
-           "CPUs; throughput targets are judged on it). Durable modes run fewer records; their ratios "
+           "CPUs; throughput targets are judged on it). Batch rates and the C program's numbers are "
+           "each the median of three runs (single runs swing by 2x here while other jobs share the "
+           "CPUs). Durable modes run fewer records; their ratios "
            "are against the journal in `sync` mode, the others against `pagecache`.", ""]
     rows = _append_rows(quick, overhead)
     out += ["### One record per call, from Python", "",
