@@ -12,8 +12,8 @@
  *   It runs at normal priority. It used to run as SCHED_IDLE so as never to take the CPU from
  * the append thread, but on a shared machine an idle-class (or niced, or sched_yield()ing)
  * thread gets almost no CPU while any other process runs: the append thread then took every
- * page fault itself (C append p99 1.4 us, p99.9 2.2 us, against 0.18 and 0.43 us at normal
- * priority in the same run; bench/results/journal_bench.md). When it does starve,
+ * page fault itself (the bench's C program, 64-byte appends, alternating runs: p99 1.4 us and
+ * p99.9 2.2 us as SCHED_IDLE, 0.18 and 0.43 us at normal priority). When it does starve,
  * appends fault their pages in one at a time (a few microseconds each, less than a chunk
  * prefault) and checkpoints hash what is left, as if there were no helper.
  */
