@@ -13,7 +13,8 @@
  *     s = 0..k-1 and j = 0..15, of the 8 bytes at 1024 s + 64 j + 8 l, and
  *     H(x) = B["mmj-chain-root"](D0 || ... || D7 || tail || u64 len(x)),
  *     Dl = B["mmj-chain-lane" || byte l](lane l). The eight lanes are eight BLAKE2b streams that
- *     one AVX-512 register set computes together (5x the bytes per second of version 1 here).
+ *     one AVX-512 register set computes together (3-4x the bytes per second of version 1 here;
+ *     AVX2 computes four at a time).
  * A segment's chain, CHECKPOINTs and SEAL use its own version's H; the genesis hash is B(...).
  * A writer writes every new segment in its format (MMJ_FORMAT_VERSION unless the options ask for
  * 1), so a journal may hold version-1 segments followed by version-2 ones; journal.meta keeps the
@@ -337,9 +338,15 @@ void mmj_blake2b_256(const void *data /* bytes */, size_t len /* count */, uint8
 /* The chain hash H(anchor_hash || data) of format `version` (1 or 2; see HASH CHAIN). */
 void mmj_chain_hash(uint32_t version /* 1 or 2 */, const uint8_t *anchor_hash /* 32 bytes */,
                     const void *data /* bytes */, size_t len /* count */, uint8_t *out /* OUT: 32 bytes */);
-/* Let version-2 chain hashing use AVX-512 (enable 1, where the CPU has it) or the portable code
- * (enable 0); both give the same digests. Returns 1 if AVX-512 is now used. */
-int mmj_chain_simd(int enable /* 1: use AVX-512 if available */);
+/* Instruction sets for version-2 chain hashing; all give the same digests. */
+enum mmj_chain_simd_level {
+    MMJ_CHAIN_PORTABLE = 0,    /* plain C, one lane at a time */
+    MMJ_CHAIN_AVX2 = 1,        /* four lanes per 256-bit register */
+    MMJ_CHAIN_AVX512 = 2       /* all eight lanes per 512-bit register */
+};
+/* Use at most `level` (an mmj_chain_simd_level; -1 for the best the CPU has) for version-2 chain
+ * hashing in this process; the default is the best. Returns the level now used. */
+int mmj_chain_simd(int level /* enum mmj_chain_simd_level, or -1 */);
 
 /* ---- writer --------------------------------------------------------------------------- */
 
