@@ -881,9 +881,11 @@ def main(quick: bool) -> str:
 
     out += ["### Where the remaining time goes", "",
             "- Appends: the writer's helper thread (normal priority: as SCHED_IDLE it got no CPU on this "
-            "shared machine) prefaults ahead, prepares the next segment and hashes the chain ahead, so the "
-            "append thread's own CPU (columns 'append thread') mostly leaves them out; the process CPU "
-            "keeps them. Per 64-byte record (96 bytes in the segment) that is, whichever thread pays: the "
+            "shared machine; it wakes once a millisecond and works in a burst, so at most about 1 in "
+            "3,000 Python appends waits for it) prefaults ahead, prepares the next segment and hashes the "
+            "chain ahead, so the append thread's own CPU (columns 'append thread') mostly leaves them out "
+            "(in a tight C loop the appends outrun it and hash part of the chain themselves at "
+            "checkpoints); the process CPU keeps them. Per 64-byte record (96 bytes in the segment) that is, whichever thread pays: the "
             "chain hash (format 2's eight AVX-512 BLAKE2b lanes, table 'Hash chain alone'; the 'format 1' "
             "rows show the same runs with the BLAKE2b stream it replaced), CRC-32C of the record, and on "
             "tmpfs the kernel's allocation and zeroing of every new 4 KiB page (perf: shmem_get_folio_gfp, "
