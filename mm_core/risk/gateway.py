@@ -686,8 +686,10 @@ class RiskGateway:
             faults.append(CheckId.CLOCK_STALE.label)
         if faults:
             raise FaultsActive(faults)
-        self._fills.clear()   # the throttle's window restarts with the operator's decision
         self._fire(Trigger.OPERATOR_ENABLE, CheckId.OPERATOR, reason, actor, now_ns)
+        # the throttle's window restarts with the operator's decision; only after the transition,
+        # so an enable refused as invalid (already trading) cannot reset the throttle
+        self._fills.clear()
 
     def set_safe_mode(self, on: bool, actor: str, reason: str, now_ns: int = 0) -> None:
         """Enter or leave SAFE_MODE; a no-op when already there, InvalidTransition when latched."""
