@@ -29,7 +29,7 @@ TX_DEPTH = 4          # BizData > Pyld > Document > FinInstrmRptgTxRpt > Tx
 def _escape(arr: pa.Array) -> pa.Array:
     """XML text escaping of a string column (& first, then < > and the quote for attributes);
     one scan when, as for identifiers, codes and numbers, nothing needs escaping."""
-    if not pc.any(pc.match_substring_regex(arr, '[&<>"]')).as_py():
+    if not ac.has_any_byte(arr, b'&<>"'):
         return arr
     for raw, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;")):
         arr = pc.replace_substring(arr, raw, entity)
@@ -217,7 +217,7 @@ class Exporter:
         head, _ = envelope(self.ref.firm.submitting_lei, self.ref.firm.competent_authority, msg_id,
                            CREATED_PLACEHOLDER)
         self.created_at[label] = head.index(f"<CreDt>{CREATED_PLACEHOLDER}".encode()) + len("<CreDt>")
-        sink.add_text(self.path(label), head)
+        sink.add_text(self.path(label), head, patched_later=True)
 
     def add(self, table: pa.Table, sink) -> None:
         if table.num_rows == 0:

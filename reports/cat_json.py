@@ -40,7 +40,7 @@ ORDER = ("actionType", "firmROEID", "CATReporterIMID", "orderKeyDate", "orderID"
 
 def _escaped(arr: pa.Array) -> pa.Array:
     arr = ac.plain(arr)
-    if pc.any(pc.match_substring_regex(arr, r'["\\]')).as_py():
+    if ac.has_any_byte(arr, b'"\\'):
         arr = pc.replace_substring(pc.replace_substring(arr, "\\", "\\\\"), '"', '\\"')
     return arr
 
