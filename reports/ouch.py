@@ -58,9 +58,21 @@ def be_uint(raw: np.ndarray, rows: np.ndarray, start: int, width: int) -> np.nda
     return out
 
 
+def _field(raw: np.ndarray, start: int, width: int, kind: str) -> np.ndarray | None:
+    """The field at byte `start` of every row as a strided view (big-endian integer or bytes),
+    without copying; None where numpy cannot view it so (odd integer widths)."""
+    if kind == "u" and width not in (1, 2, 4, 8):
+        return None
+    if raw.strides[-1] != 1 or len(raw) == 0:
+        return None
+    return raw[:, start:start + width].view(f">u{width}" if kind == "u" else f"S{width}")[:, 0]
+
+
 def decode(raw: np.ndarray, msg_type: np.ndarray, fields: dict, names: list[str] | None = None,
            header: int = SOUP_HEADER) -> dict[str, np.ndarray]:
-    """Columns for `names` (default all) from framed messages; rows of other types get 0 / b''."""
+    """Columns for `names` (default all) from framed messages; rows of other types get 0 / b''.
+    Each field is read through a strided view of the raw bytes, converted as it is copied into
+    the rows of its message types (one pass per field and type)."""
     n = len(msg_type)
     rows_of: dict[int, np.ndarray] = {}
     counts = np.bincount(msg_type, minlength=256) if n else np.zeros(256, np.int64)
@@ -75,7 +87,10 @@ def decode(raw: np.ndarray, msg_type: np.ndarray, fields: dict, names: list[str]
             if mtype not in rows_of:
                 rows_of[mtype] = slice(None) if counts[mtype] == n else np.flatnonzero(msg_type == mtype)
             rows = rows_of[mtype]
-            if kind == "u":
+            view = _field(raw, header + offset, w, kind)
+            if view is not None:
+                col[rows] = view[rows]
+            elif kind == "u":
                 col[rows] = be_uint(raw, rows, header + offset, w)
             else:
                 col[rows] = np.ascontiguousarray(raw[rows, header + offset:header + offset + w]).view(f"S{w}")[:, 0]
