@@ -142,15 +142,21 @@ def _decode(src: JournalSlice, join_orders: bool, samples: np.ndarray) -> _Decod
             out[is_venue] = venue_values
         return out
 
+    def onto(sent_values, placed, dtype) -> np.ndarray:
+        # venue fields decoded straight into their merged rows: only the ORDER_SENT rows to fill
+        out = placed.astype(dtype, copy=False)
+        out[is_sent] = sent_values
+        return out
+
     vcols = ouch.decode(venue["raw"], venue["msg_type"], ouch.OUTBOUND_FIELDS,
-                        names=None if join_orders else ["token"])
+                        names=None if join_orders else ["token"], at=at_venue, size=n)
     cols: dict[str, np.ndarray] = {
         "seq": merged(sent["seq"], venue["seq"], np.uint64),
         "ts_ns": merged(sent["ts_ns"], venue["ts_ns"], np.int64),
         "ts_source": merged(sent["ts_source"], venue["ts_source"], np.uint8),
         "clock_state": merged(sent["clock_state"], venue["clock_state"], np.uint8),
         "event": merged(_classify(sent["msg_type"], _SENT), _classify(venue["msg_type"], _VENUE), np.int8),
-        "token": merged(sent["token"], vcols["token"], "S14"),
+        "token": onto(sent["token"], vcols["token"], "S14"),
     }
     cols["token_key"] = _join_key(cols["token"])
     utc = to_utc(cols["seq"], cols["ts_ns"], cols["ts_source"], samples)
@@ -159,20 +165,20 @@ def _decode(src: JournalSlice, join_orders: bool, samples: np.ndarray) -> _Decod
     scols = ouch.decode(sent["raw"], sent["msg_type"], ouch.INBOUND_FIELDS, names=["side", "stock"])
     wire_side = np.where(scols["side"] > 0, scols["side"], sent["side"])
     cols.update({
-        "origin": merged(None, 1, np.int8),
+        "origin": is_venue.astype(np.int8),
         "msg_type": merged(sent["msg_type"], venue["msg_type"], np.uint8),
-        "prior_token": merged(sent["orig_token"], vcols["previous_token"], "S14"),
+        "prior_token": onto(sent["orig_token"], vcols["previous_token"], "S14"),
         # OUCH side on the wire (B, S, T short, E short exempt) where the message carries one
-        "wire_side": merged(wire_side, vcols["side"], np.uint8),
-        "price": merged(sent["price"], vcols["price"], np.int64),
-        "qty": merged(sent["qty"], vcols["shares"], np.int64),
+        "wire_side": onto(wire_side, vcols["side"], np.uint8),
+        "price": onto(sent["price"], vcols["price"], np.int64),
+        "qty": onto(sent["qty"], vcols["shares"], np.int64),
         # OUCH stock where the message carries one (Enter, Accepted, Replaced); b"" elsewhere
-        "stock": merged(scols["stock"], vcols["stock"], "S8"),
+        "stock": onto(scols["stock"], vcols["stock"], "S8"),
     })
     for name, source in (("exec_qty", "executed"), ("exec_price", "exec_price"), ("match", "match"),
                          ("liquidity", "liquidity"), ("decrement", "decrement"), ("reason", "reason"),
                          ("order_ref", "order_ref"), ("venue_ts", "venue_ts")):
-        cols[name] = merged(None, vcols[source], np.int64)
+        cols[name] = vcols[source]
     cols["prior_token_key"] = _join_key(cols["prior_token"])
     creates = np.flatnonzero(np.isin(sent["msg_type"], [ord("O"), ord("U")]))
     return _Decoded(OrderEvents(cols=cols, utc=utc, samples=samples),

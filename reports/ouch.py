@@ -69,31 +69,34 @@ def _field(raw: np.ndarray, start: int, width: int, kind: str) -> np.ndarray | N
 
 
 def decode(raw: np.ndarray, msg_type: np.ndarray, fields: dict, names: list[str] | None = None,
-           header: int = SOUP_HEADER) -> dict[str, np.ndarray]:
+           header: int = SOUP_HEADER, at: np.ndarray | None = None, size: int | None = None) -> dict[str, np.ndarray]:
     """Columns for `names` (default all) from framed messages; rows of other types get 0 / b''.
     Each field is read through a strided view of the raw bytes, converted as it is copied into
-    the rows of its message types (one pass per field and type)."""
+    the rows of its message types (one pass per field and type). With `at`, message i lands at
+    row at[i] of columns `size` long (e.g. its place among other records), 0 / b'' elsewhere."""
     n = len(msg_type)
+    out_rows = n if at is None else size
     rows_of: dict[int, np.ndarray] = {}
     counts = np.bincount(msg_type, minlength=256) if n else np.zeros(256, np.int64)
     out: dict[str, np.ndarray] = {}
     for name in names or list(fields):
         layouts = fields[name]
         _, width, kind = next(iter(layouts.values()))
-        col = np.zeros(n, dtype=np.int64) if kind == "u" else np.zeros(n, dtype=f"S{width}")
+        col = np.zeros(out_rows, dtype=np.int64) if kind == "u" else np.zeros(out_rows, dtype=f"S{width}")
         for mtype, (offset, w, _) in layouts.items():
             if counts[mtype] == 0:
                 continue
             if mtype not in rows_of:
-                rows_of[mtype] = slice(None) if counts[mtype] == n else np.flatnonzero(msg_type == mtype)
-            rows = rows_of[mtype]
+                rows = slice(None) if counts[mtype] == n else np.flatnonzero(msg_type == mtype)
+                rows_of[mtype] = rows, (rows if at is None else at[rows])
+            rows, dest = rows_of[mtype]
             view = _field(raw, header + offset, w, kind)
             if view is not None:
-                col[rows] = view[rows]
+                col[dest] = view[rows]
             elif kind == "u":
-                col[rows] = be_uint(raw, rows, header + offset, w)
+                col[dest] = be_uint(raw, rows, header + offset, w)
             else:
-                col[rows] = np.ascontiguousarray(raw[rows, header + offset:header + offset + w]).view(f"S{w}")[:, 0]
+                col[dest] = np.ascontiguousarray(raw[rows, header + offset:header + offset + w]).view(f"S{w}")[:, 0]
         out[name] = col
     return out
 
