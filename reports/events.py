@@ -202,6 +202,8 @@ def _join(decoded: _Decoded, book: "Creators") -> OrderEvents:
     from_creator = creator[at_known]
 
     def joined(values, dtype=None) -> np.ndarray:
+        if len(at_known) == n:                  # every event's order known: one gather
+            return np.take(values, creator).astype(dtype or values.dtype, copy=False)
         out = np.zeros(n, dtype=dtype or values.dtype)
         out[at_known] = np.take(values, from_creator)
         return out

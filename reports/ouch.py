@@ -58,46 +58,37 @@ def be_uint(raw: np.ndarray, rows: np.ndarray, start: int, width: int) -> np.nda
     return out
 
 
-def _field(raw: np.ndarray, start: int, width: int, kind: str) -> np.ndarray | None:
-    """The field at byte `start` of every row as a strided view (big-endian integer or bytes),
-    without copying; None where numpy cannot view it so (odd integer widths)."""
-    if kind == "u" and width not in (1, 2, 4, 8):
-        return None
-    if raw.strides[-1] != 1 or len(raw) == 0:
-        return None
-    return raw[:, start:start + width].view(f">u{width}" if kind == "u" else f"S{width}")[:, 0]
-
-
 def decode(raw: np.ndarray, msg_type: np.ndarray, fields: dict, names: list[str] | None = None,
            header: int = SOUP_HEADER, at: np.ndarray | None = None, size: int | None = None) -> dict[str, np.ndarray]:
     """Columns for `names` (default all) from framed messages; rows of other types get 0 / b''.
-    Each field is read through a strided view of the raw bytes, converted as it is copied into
-    the rows of its message types (one pass per field and type). With `at`, message i lands at
-    row at[i] of columns `size` long (e.g. its place among other records), 0 / b'' elsewhere."""
+    Per message type, the bytes its fields span are copied out of the wide raw rows once, and
+    each field is then read through a big-endian view of that block (one pass over the journal
+    rows per type, not per field). With `at`, message i lands at row at[i] of columns `size`
+    long (e.g. its place among other records), 0 / b'' elsewhere."""
     n = len(msg_type)
     out_rows = n if at is None else size
-    rows_of: dict[int, np.ndarray] = {}
-    counts = np.bincount(msg_type, minlength=256) if n else np.zeros(256, np.int64)
+    names = names or list(fields)
     out: dict[str, np.ndarray] = {}
-    for name in names or list(fields):
-        layouts = fields[name]
-        _, width, kind = next(iter(layouts.values()))
-        col = np.zeros(out_rows, dtype=np.int64) if kind == "u" else np.zeros(out_rows, dtype=f"S{width}")
-        for mtype, (offset, w, _) in layouts.items():
-            if counts[mtype] == 0:
-                continue
-            if mtype not in rows_of:
-                rows = slice(None) if counts[mtype] == n else np.flatnonzero(msg_type == mtype)
-                rows_of[mtype] = rows, (rows if at is None else at[rows])
-            rows, dest = rows_of[mtype]
-            view = _field(raw, header + offset, w, kind)
-            if view is not None:
-                col[dest] = view[rows]
-            elif kind == "u":
-                col[dest] = be_uint(raw, rows, header + offset, w)
+    for name in names:
+        _, width, kind = next(iter(fields[name].values()))
+        out[name] = np.zeros(out_rows, dtype=np.int64) if kind == "u" else np.zeros(out_rows, dtype=f"S{width}")
+    if n == 0:
+        return out
+    counts = np.bincount(msg_type, minlength=256)
+    types = sorted({t for name in names for t in fields[name] if counts[t]})
+    for mtype in types:
+        wanted = [(name, fields[name][mtype]) for name in names if mtype in fields[name]]
+        span = max(offset + w for _, (offset, w, _) in wanted)
+        rows = slice(None) if counts[mtype] == n else np.flatnonzero(msg_type == mtype)
+        dest = rows if at is None else at[rows]
+        block = np.ascontiguousarray(raw[rows, header:header + span])
+        for name, (offset, w, kind) in wanted:
+            if kind == "s":
+                out[name][dest] = block[:, offset:offset + w].view(f"S{w}")[:, 0]
+            elif w in (1, 2, 4, 8):
+                out[name][dest] = block[:, offset:offset + w].view(f">u{w}")[:, 0]
             else:
-                col[dest] = np.ascontiguousarray(raw[rows, header + offset:header + offset + w]).view(f"S{w}")[:, 0]
-        out[name] = col
+                out[name][dest] = be_uint(block, slice(None), offset, w)
     return out
 
 
