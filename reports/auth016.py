@@ -54,8 +54,18 @@ class _Rows:
     def close(self, depth: int, tag: str, when: pa.Array | None = None) -> None:
         self._const(f"{self._pad(depth)}</{tag}>", when)
 
-    def _const(self, text: str, when: pa.Array | None) -> None:
+    def _rows(self, when: pa.Array | None) -> str:
+        """'all', 'none' or 'some': on which rows an element guarded by `when` appears."""
         if when is None:
+            return "all"
+        hits = pc.sum(when).as_py() or 0
+        return "all" if hits == self.n and when.null_count == 0 else "none" if hits == 0 else "some"
+
+    def _const(self, text: str, when: pa.Array | None) -> None:
+        rows = self._rows(when)
+        if rows == "none":
+            return
+        if rows == "all":
             if self.parts and isinstance(self.parts[-1], str):
                 self.parts[-1] += text
             else:
@@ -65,16 +75,26 @@ class _Rows:
 
     def leaf(self, depth: int, tag: str, value: pa.Array, when: pa.Array | None = None, attr: str = "",
              attr_value: pa.Array | None = None) -> None:
-        """<tag>value</tag> (with attr="attr_value" when given); left out where value is null."""
+        """<tag>value</tag> (with attr="attr_value" when given); left out where value is null.
+        An element on every row whose values are all the same is constant text."""
+        rows = self._rows(when)
+        if rows == "none":
+            return
+        when = None if rows == "all" else when
         pad = self._pad(depth)
-        values = [_escape(value)] if attr_value is None else [_escape(attr_value), _escape(value)]
+        raw = [value] if attr_value is None else [attr_value, value]
         heads = [f"{pad}<{tag}>"] if attr_value is None else [f'{pad}<{tag} {attr}="', '">']
-        if when is None and all(v.null_count == 0 for v in values):
-            for head, v in zip(heads, values):
+        if when is None and all(v.null_count == 0 for v in raw):
+            for head, v in zip(heads, raw):
                 self._const(head, None)
-                self.parts.append(v)
+                same = _single_value(v)
+                if same is not None:
+                    self._const(escape(same, {'"': "&quot;"}), None)
+                else:
+                    self.parts.append(_escape(v))
             self._const(f"</{tag}>", None)
             return
+        values = [_escape(v) for v in raw]
         pieces = [x for pair in zip(heads, values) for x in pair] + [f"</{tag}>"]
         frag = pc.binary_join_element_wise(*pieces, "")
         if when is not None:
@@ -84,6 +104,15 @@ class _Rows:
     def text(self) -> pa.Array:
         parts = [pa.scalar(p) if isinstance(p, str) else p for p in self.parts]
         return pc.binary_join_element_wise(*parts, "", null_handling="skip")
+
+
+def _single_value(arr: pa.Array) -> str | None:
+    """The value of a string column with no nulls when every row holds the same one, else None."""
+    if len(arr) == 0:
+        return None
+    low_high = pc.min_max(arr)
+    low, high = low_high["min"].as_py(), low_high["max"].as_py()
+    return low if low is not None and low == high else None
 
 
 def _bool_text(arr: pa.Array) -> pa.Array:
