@@ -102,6 +102,8 @@ class _Rows:
         self.parts.append(frag)
 
     def text(self) -> pa.Array:
+        if all(isinstance(p, str) for p in self.parts):      # every row the same text
+            return pa.repeat(pa.scalar("".join(self.parts), pa.string()), self.n)
         parts = [pa.scalar(p) if isinstance(p, str) else p for p in self.parts]
         return pc.binary_join_element_wise(*parts, "", null_handling="skip")
 

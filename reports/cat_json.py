@@ -117,6 +117,8 @@ def _uniform_lines(table: pa.Table) -> pa.Array:
         else:
             parts.append(pc.binary_join_element_wise(head, value, tail, ""))
     const("}\n")
+    if all(isinstance(p, str) for p in parts):          # every row the same line
+        return pa.repeat(pa.scalar("".join(parts), pa.string()), table.num_rows)
     return pc.binary_join_element_wise(*[pa.scalar(p) if isinstance(p, str) else p for p in parts], "",
                                        null_handling="skip")
 
