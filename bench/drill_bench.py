@@ -11,6 +11,7 @@ journal. Must not assert anything: the numbers are the result, stated against th
 from __future__ import annotations
 
 import os
+import pathlib
 import shutil
 import statistics
 import sys
@@ -117,6 +118,9 @@ def target_section(doc: dict) -> list[str]:
     return out
 
 
+LONG_RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "drill_long.md"
+
+
 def main(quick: bool = False, result_journals: list[str] | None = None) -> str:
     load = os.getloadavg()
     warm_runs, warm = _batches(False, 10, 0 if quick else 120.0, seed=101)
@@ -152,9 +156,23 @@ def main(quick: bool = False, result_journals: list[str] | None = None) -> str:
             "- RTO includes the venue part (full view, resumed login, reconciliation) and the wait for market data "
             "to be current again (the restart opens a MoldUDP64 gap that is re-requested); a clean "
             "reconciliation releases the restart's latch by itself (no operator enable)."]
-    for journal in result_journals or ():
-        out += [""] + target_section(drill_result(journal))
+    if result_journals:
+        _write_long(result_journals)
+    if LONG_RESULTS.exists():
+        out += ["", f"The long drills' figures are in bench/results/{LONG_RESULTS.name} "
+                "(written only by --result-journal: `make bench` runs no long drill, so it keeps them)."]
     return "\n".join(out) + "\n"
+
+
+def _write_long(result_journals: list[str]) -> None:
+    """The long drills' sections, from each finished drill's DRILL_RESULT record, into their own
+    results file (a quick `make bench` must not overwrite the evidence of a 1,000-run drill)."""
+    out = ["<!-- drill_long: the long drills' own figures, read back from each drill's DRILL_RESULT record "
+           "(python -m bench.drill_bench --result-journal DIR ...); make bench leaves this file alone -->",
+           "## Long crash drills (`mmaudit drill crash --runs N`)"]
+    for journal in result_journals:
+        out += [""] + target_section(drill_result(journal))
+    LONG_RESULTS.write_text("\n".join(out) + "\n")
 
 
 if __name__ == "__main__":

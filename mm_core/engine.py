@@ -145,6 +145,11 @@ class Engine:
         self.counts = {"events": 0, "md_packets": 0, "md_messages": 0, "protocol_errors": 0,
                        "book_errors": 0, "gaps": 0, "guard_trips": 0, "orders_sent": 0,
                        "cancels_sent": 0, "denials": 0, "fills": 0, "halts": 0}
+        # The I/O shell's early sink for the guard's pulls (None in replay): called with the pull
+        # cancels the moment the guard trips, so they are journaled and sent before the rest of the
+        # event's work (reprice, requote, hedge). The pulls are the event's first orders either way,
+        # so the orders a replay produces, in order, are the ones the live session sent.
+        self.urgent: Callable[[list[Action]], None] | None = None
         self._handlers: dict[type, Callable[[object], list[Action]]] = {
             MarketData: self._on_market_data, VenueMessage: self._on_venue, Timer: self._on_timer,
             ClockSample: self._on_clock, OperatorCommand: self._on_operator,
@@ -160,10 +165,12 @@ class Engine:
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         del state["_bh"], state["_top"]
+        state["urgent"] = None          # the shell's sink belongs to the process, not the state
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+        self.urgent = None
         self._bind()
 
     # ================================================================= the one entry point
@@ -505,7 +512,15 @@ class Engine:
         def at_risk(order: Order) -> bool:
             return order.symbol_id == s and ((trip.bid and order.side == _BUY) or
                                              (trip.ask and order.side == _SELL))
-        pulled = self._cancel_all(Purpose.QUOTE, actions, guard=True, match=at_risk)
+        urgent = self.urgent
+        if urgent is None or any(type(a) is SendOrder for a in actions):
+            # no shell sink (replay), or orders of this event are already queued ahead: keep order
+            pulled = self._cancel_all(Purpose.QUOTE, actions, guard=True, match=at_risk)
+        else:
+            pulls: list[Action] = []
+            pulled = self._cancel_all(Purpose.QUOTE, pulls, guard=True, match=at_risk)
+            if pulls:
+                urgent(pulls)
         actions.append(self._alert("guard-trip", f"symbol {s} bid={trip.bid} ask={trip.ask} "
                                    f"{trip.reason_text} aggression={trip.aggression:.3f} "
                                    f"vpin={trip.vpin:.3f} pulled={pulled}"))

@@ -142,6 +142,7 @@ class Runner:
         self._ops: queue.Queue = queue.Queue(maxsize=settings.operator_queue)
         self._thread: int | None = None
         self._wake: tuple[socket.socket, socket.socket] | None = None
+        engine.urgent = self._act_urgent     # the guard's pulls go out before the event's other work
 
     # ------------------------------------------------------------------ lifecycle
     def connect(self) -> None:
@@ -468,6 +469,15 @@ class Runner:
             self._acting -= 1
         if not self._acting and (self._unreported or self._unsent):
             self._report_unhealthy(now)
+
+    def _act_urgent(self, actions: list) -> None:
+        """The guard's pulls, journaled and sent while the engine is still inside on_event. A
+        refusal by the journal is told to the engine after the event (never re-entering it)."""
+        self._acting += 1
+        try:
+            self._act(actions, _realtime())
+        finally:
+            self._acting -= 1
 
     def _send_order(self, action: SendOrder) -> None:
         intent, packet = action.intent, action.packet

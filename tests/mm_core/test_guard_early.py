@@ -1,0 +1,63 @@
+"""The guard's pulls reach the I/O shell's early sink (Engine.urgent) before the rest of the
+event's work, and a replay without the sink produces the same orders in the same order."""
+from __future__ import annotations
+
+from mm_core.events import SendOrder
+from mm_core.guard import Trip
+from mm_core.types import Purpose
+
+from tests.mm_core.wire import make_engine, simulate
+
+
+def _orders(actions) -> list[bytes]:
+    return [a.packet for a in actions if type(a) is SendOrder]
+
+
+def test_pulls_go_to_the_sink_first_and_replay_matches():
+    events, _, _ = simulate(1, 6_000)
+    live, replay = make_engine(), make_engine()
+    early: list = []
+    live.urgent = early.extend
+    sent_live, sent_replay, trips = [], [], 0
+    for ev in events:
+        before = len(early)
+        rest = live.on_event(ev)
+        pulls = early[before:]
+        assert all(type(a) is SendOrder and a.intent.purpose is Purpose.GUARD_CANCEL for a in pulls)
+        assert not any(type(a) is SendOrder and a.intent.purpose is Purpose.GUARD_CANCEL for a in rest)
+        trips += bool(pulls)
+        sent_live += _orders(pulls) + _orders(rest)    # what the runner sends, in its order
+        sent_replay += _orders(replay.on_event(ev))
+    assert trips >= 1, "the seeded session no longer trips the guard"
+    assert sent_live == sent_replay
+    assert live.state_hash() == replay.state_hash()
+
+
+def test_no_sink_when_orders_of_the_event_are_already_queued():
+    events, _, _ = simulate(1, 6_000)
+    engine = make_engine()
+    resting = []
+    for ev in events:
+        engine.on_event(ev)
+        resting = [o for o in engine.oms.live.values() if o.purpose is Purpose.QUOTE and o.venue_ref]
+        if resting:
+            break
+    assert resting, "the seeded session never has an accepted resting quote"
+    called: list = []
+    engine.urgent = called.append
+    queued = [SendOrder(None, b"queued", None, 0)]
+    trip = Trip(resting[0].symbol_id, True, True, 1, 1.0, 1.0)
+    engine._pull_on_trip(trip, queued)
+    assert called == []                        # the event's earlier order stays first
+    assert any(type(a) is SendOrder and a.intent is not None and
+               a.intent.purpose is Purpose.GUARD_CANCEL for a in queued[1:])
+
+
+def test_the_sink_is_not_part_of_the_engines_state():
+    engine = make_engine()
+    engine.urgent = print
+    state = engine.__getstate__()
+    assert state["urgent"] is None and engine.urgent is print      # snapshots never carry it
+    fresh = make_engine()
+    fresh.__setstate__(state)
+    assert fresh.urgent is None
