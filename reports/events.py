@@ -406,10 +406,15 @@ def _leaves(cols: dict[str, np.ndarray], group: np.ndarray, book: Creators, n_un
     started_flag = start[order] > 0
     started = np.cumsum(started_flag)                     # A/U messages so far, over all groups
     started_within = started - (started[base] - started_flag[base])
-    prior_sum = np.concatenate([book.leaves_sum, np.zeros(n_unknown, np.int64)])
-    prior_started = np.concatenate([book.leaves_started, np.zeros(n_unknown, np.int64)])
-    total = prior_sum[codes] + within
-    total_started = prior_started[codes] + started_within
+    if n_unknown:       # orders no ORDER_SENT created start from nothing (codes past the book)
+        in_book = codes < len(book)
+        prior_sum, prior_started = np.zeros(len(codes), np.int64), np.zeros(len(codes), np.int64)
+        prior_sum[in_book] = book.leaves_sum[codes[in_book]]
+        prior_started[in_book] = book.leaves_started[codes[in_book]]
+    else:               # gather from the running totals, without copying them whole per chunk
+        prior_sum, prior_started = book.leaves_sum[codes], book.leaves_started[codes]
+    total = prior_sum + within
+    total_started = prior_started + started_within
     last = np.r_[codes[1:] != codes[:-1], True] & (codes < len(book))
     book.leaves_sum[codes[last]] = total[last]
     book.leaves_started[codes[last]] = total_started[last]
