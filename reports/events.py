@@ -100,15 +100,22 @@ def collect_chunks(src: JournalSlice, join_orders: bool = True, chunk_seqs: int 
         for a in range(1, src.first_seq, step):     # orders created before a mid-journal range
             book.add(src.reader.read_fixed(RecordType.ORDER_SENT, first_seq=a,
                                            last_seq=min(a + step - 1, src.first_seq - 1)))
-    parts = [JournalSlice(reader=src.reader, journal_id=src.journal_id, first_seq=a,
-                          last_seq=min(a + step - 1, src.last_seq), selection=src.selection)
-             for a in range(src.first_seq, src.last_seq + 1, step)]
+    starts = list(range(src.first_seq, src.last_seq + 1, step))
+
+    def decode(a: int) -> _Decoded:
+        # a slice per chunk, dropped after decoding: its cache of raw records must not outlive it
+        part = JournalSlice(reader=src.reader, journal_id=src.journal_id, first_seq=a,
+                            last_seq=min(a + step - 1, src.last_seq), selection=src.selection)
+        return _decode(part, join_orders, samples)
+
     with ThreadPoolExecutor(max_workers=1) as ahead:
-        pending = ahead.submit(_decode, parts[0], join_orders, samples) if parts else None
-        for i in range(len(parts)):
+        pending = ahead.submit(decode, starts[0]) if starts else None
+        for i in range(len(starts)):
             decoded = pending.result()
-            pending = ahead.submit(_decode, parts[i + 1], join_orders, samples) if i + 1 < len(parts) else None
-            yield _join(decoded, book) if join_orders else decoded.events
+            pending = ahead.submit(decode, starts[i + 1]) if i + 1 < len(starts) else None
+            events = _join(decoded, book) if join_orders else decoded.events
+            del decoded
+            yield events
 
 
 @dataclass
