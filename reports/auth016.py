@@ -229,15 +229,23 @@ def envelope(submitter: str, authority: str, msg_id: str, created: str) -> tuple
 
 class Exporter:
     """auth016/trade_date=<d>/auth016.xml for each trade date of the kept RTS 22 rows, fed chunk
-    by chunk to a sink (`add_text`): the envelope's head goes first with a fixed-width CreDt
-    placeholder that `finish` patches in place with the latest trading time, then the tail."""
+    by chunk to a sink (`add_text`): the envelope's head goes first with a fixed-width CreDt (the
+    latest trading time in the file), then the <Tx> elements, then the tail.
 
-    def __init__(self, col, ref, src):
+    CreDt is known for sure only at the end. With `expected` (trade date -> the latest trading
+    time the caller foresees, e.g. of every execution in the range), the head carries that value
+    and the file is hashed as it is written; when the rows kept say otherwise (the latest
+    execution was rejected), or nothing was foreseen, `finish` patches CreDt in place and the
+    file's digest is taken from disk."""
+
+    def __init__(self, col, ref, src, expected: dict[str, str] | None = None):
         self.col = col
         self.ref = ref
         self.src = src
+        self.expected = expected or {}
         self.created: dict[str, str] = {}       # trade date -> latest trading time in its file
         self.created_at: dict[str, int] = {}    # trade date -> byte offset of CreDt in its file
+        self.head_created: dict[str, str] = {}  # trade date -> CreDt written in the head
 
     @staticmethod
     def path(day: str) -> str:
@@ -245,10 +253,13 @@ class Exporter:
 
     def _start(self, label: str, sink) -> None:
         msg_id = f"{self.src.journal_id[:16]}-{self.src.first_seq}-{self.src.last_seq}-{label}"
-        head, _ = envelope(self.ref.firm.submitting_lei, self.ref.firm.competent_authority, msg_id,
-                           CREATED_PLACEHOLDER)
-        self.created_at[label] = head.index(f"<CreDt>{CREATED_PLACEHOLDER}".encode()) + len("<CreDt>")
-        sink.add_text(self.path(label), head, patched_later=True)
+        created = self.expected.get(label, CREATED_PLACEHOLDER)
+        if len(created) != len(CREATED_PLACEHOLDER):
+            created = CREATED_PLACEHOLDER
+        head, _ = envelope(self.ref.firm.submitting_lei, self.ref.firm.competent_authority, msg_id, created)
+        self.created_at[label] = head.index(f"<CreDt>{created}".encode()) + len("<CreDt>")
+        self.head_created[label] = created
+        sink.add_text(self.path(label), head, patched_later=created == CREATED_PLACEHOLDER)
 
     def add(self, table: pa.Table, sink) -> None:
         if table.num_rows == 0:
@@ -273,7 +284,8 @@ class Exporter:
             if len(created) != len(CREATED_PLACEHOLDER):
                 raise ValueError(f"trading time {created!r} is not {{DATE_TIME_FORMAT}}")
             sink.add_text(self.path(label), tail)
-            sink.patch_text(self.path(label), self.created_at[label], created.encode())
+            if created != self.head_created[label]:
+                sink.patch_text(self.path(label), self.created_at[label], created.encode())
 
 
 def parse_transactions(xml_bytes: bytes) -> list[ET.Element]:

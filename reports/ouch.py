@@ -1,7 +1,7 @@
 """Vectorised decoding of OUCH 4.2 messages held in journal `raw` byte arrays (SoupBinTCP framed).
 
 Owns the byte offsets of OUCH fields (big-endian, by message type) and turns an (n, width) uint8
-array into numpy columns in one pass per (field, type) — never a per-record Python loop.
+array into numpy columns, one copy of the raw rows per message type — never a per-record Python loop.
 Must not know about reports or regulation; the layouts follow the OUCH 4.2 specification.
 """
 from __future__ import annotations

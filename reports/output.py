@@ -180,6 +180,7 @@ class StreamWriter:
         self.pending = []
         self.text: dict[str, object] = {}       # relative path -> open file in staging
         self.text_pool = ThreadPoolExecutor(max_workers=1)      # text files: written in order
+        self.hash_pool = ThreadPoolExecutor(max_workers=1)      # and hashed in order, alongside
         self.text_pending = []
         self.text_names: set[str] = set()       # every text file written
         self.hashers: dict[str, object] = {}    # sha256 of each text file, as it is written
@@ -187,17 +188,21 @@ class StreamWriter:
 
     def add_text(self, rel: str, data, patched_later: bool = False) -> None:
         """Append `data` (bytes or a buffer view, kept alive until written) to the text file `rel`
-        (e.g. XML or JSON lines). Writing and hashing run in order on one helper thread (both
-        release the GIL), overlapping the next piece's build; at most TEXT_QUEUE pieces wait.
+        (e.g. XML or JSON lines). Writing and hashing each run in order on a helper thread of
+        their own (both release the GIL), beside each other and the next piece's build; at most
+        TEXT_QUEUE pieces wait.
         `patched_later`: the file will be changed in place (`patch_text`), so its digest is taken
         from disk at the end instead of as it is written (hashing it twice would be wasted)."""
         if rel not in self.text_names:
             self.text_names.add(rel)
             if patched_later:
                 self.patched.add(rel)
-        while len(self.text_pending) >= TEXT_QUEUE:
+        while len(self.text_pending) >= 2 * TEXT_QUEUE:
             self.text_pending.pop(0).result()
         self.text_pending.append(self.text_pool.submit(self._write_text, rel, data))
+        if rel not in self.patched:
+            hasher = self.hashers.setdefault(rel, hashlib.sha256())
+            self.text_pending.append(self.hash_pool.submit(hasher.update, data))
 
     def _write_text(self, rel: str, data) -> None:
         fh = self.text.get(rel)
@@ -206,8 +211,6 @@ class StreamWriter:
             path.parent.mkdir(parents=True, exist_ok=True)
             fh = self.text[rel] = open(path, "wb")
         fh.write(data)
-        if rel not in self.patched:
-            self.hashers.setdefault(rel, hashlib.sha256()).update(data)
 
     def _drain_text(self) -> None:
         while self.text_pending:
@@ -252,7 +255,16 @@ class StreamWriter:
         self.files.append(future.result())
 
     def finish(self, report: ReportOutput) -> list[WrittenFile]:
-        """Flush the streamed tables and write `report`'s whole tables, rejects and extra files."""
+        """Flush the streamed tables and write `report`'s whole tables, rejects and extra files;
+        if that fails (e.g. a text piece written in the background could not be), nothing is
+        published and the staging directory is removed."""
+        try:
+            return self._finish(report)
+        except BaseException:
+            self.abort()
+            raise
+
+    def _finish(self, report: ReportOutput) -> list[WrittenFile]:
         try:
             for directory, (pieces, count, meta) in sorted(self.buffers.items()):
                 if count:
@@ -272,6 +284,7 @@ class StreamWriter:
         finally:
             self.pool.shutdown(wait=True)
             self.text_pool.shutdown(wait=True)
+            self.hash_pool.shutdown(wait=True)
         files = sorted(self.files + [(pathlib.Path(rel), 0, digests[rel] if rel in self.patched
                                       else self.hashers[rel].hexdigest()) for rel in self.text_names])
         for rel, data in sorted(report.extra_files.items()):
@@ -296,6 +309,7 @@ class StreamWriter:
             future.cancel()
         self.pool.shutdown(wait=True)
         self.text_pool.shutdown(wait=True)
+        self.hash_pool.shutdown(wait=True)
         for fh in self.text.values():
             fh.close()
         shutil.rmtree(self.staging, ignore_errors=True)
