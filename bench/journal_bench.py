@@ -32,10 +32,16 @@ C_PROGRAM = r"""
  *   mmj_bench batch  <dir> <records> <payload bytes> <batch>
  *   mmj_bench tailw  <dir> <records> <gap ns>            paced (sleeping) writer stamping CLOCK_MONOTONIC
  *                                                        (starts writing on a line on stdin)
- *   mmj_bench tailr  <dir> <records> [wait]              tailer: busy-polls, or with "wait" sleeps in
- *                                                        mmj_tailer_next with a timeout (futex wake)
- * Output: one "key value" per line.
+ *   mmj_bench tailr  <dir> <records> [poll|yield|wait]   tailer: busy-polls, busy-polls calling
+ *                                                        sched_yield() between empty polls (a writer
+ *                                                        woken on the tailer's CPU runs at once), or
+ *                                                        sleeps in mmj_tailer_next with a timeout
+ *                                                        (futex wake)
+ * Output: one "key value" per line. MMJ_BENCH_FORMAT=1 in the environment writes format-version-1
+ * segments (the BLAKE2b chain hash) instead of the current format.
  */
+#define _GNU_SOURCE
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,6 +90,7 @@ static mmj_writer *open_writer(const char *dir, uint64_t segment_size)
     opt.segment_size = segment_size;
     opt.durability = MMJ_DUR_PAGECACHE;
     opt.create = 1;
+    opt.format_version = getenv("MMJ_BENCH_FORMAT") ? (uint32_t)atoi(getenv("MMJ_BENCH_FORMAT")) : 0;
     mmj_writer *w = NULL;
     int err = 0;
     int rc = mmj_writer_open(dir, &opt, &w, NULL, &err);
@@ -173,7 +180,7 @@ static int do_tail_writer(const char *dir, uint64_t n, int64_t gap)
     return 0;
 }
 
-static int do_tail_reader(const char *dir, uint64_t n, int wait)
+static int do_tail_reader(const char *dir, uint64_t n, int wait, int yield)
 {
     mmj_tailer *t = NULL;
     int err = 0;
@@ -192,6 +199,8 @@ static int do_tail_reader(const char *dir, uint64_t n, int wait)
     for (uint64_t got = 0; got < n;) {
         rc = mmj_tailer_next(t, wait ? 1000000000 : 0, &rec);   /* futex wait or busy poll */
         if (rc == MMJ_AGAIN) {
+            if (yield)
+                sched_yield();
             if (now_ns() > deadline) {
                 fprintf(stderr, "tailer: timed out after %llu records\n", (unsigned long long)got);
                 return 2;
@@ -218,7 +227,8 @@ int main(int argc, char **argv)
     if (argc >= 5 && strcmp(argv[1], "tailw") == 0)
         return do_tail_writer(argv[2], strtoull(argv[3], 0, 10), strtoll(argv[4], 0, 10));
     if (argc >= 4 && strcmp(argv[1], "tailr") == 0)
-        return do_tail_reader(argv[2], strtoull(argv[3], 0, 10), argc >= 5 && strcmp(argv[4], "wait") == 0);
+        return do_tail_reader(argv[2], strtoull(argv[3], 0, 10), argc >= 5 && strcmp(argv[4], "wait") == 0,
+                              argc >= 5 && strcmp(argv[4], "yield") == 0);
     fprintf(stderr, "usage: mmj_bench append|batch|tailw|tailr <dir> ...\n");
     return 2;
 }
@@ -461,6 +471,14 @@ def _append_rows(quick: bool, overhead: int) -> list[Row]:
 BATCH = 1024
 
 
+def _settle() -> None:
+    """Let the kernel finish what the previous section left (writeback of the durable runs' files,
+    freeing deleted tmpfs segments) before the next measurement: measured right after the
+    single-append section, the first batch store ran at a third of its speed."""
+    os.sync()
+    time.sleep(2)
+
+
 def _batch_rates(size: int, seconds: float) -> list[tuple[str, str, float, float]]:
     """(store, how, records per wall second, per CPU second) for batch appends of `size`-byte
     records, each store for `seconds`."""
@@ -472,19 +490,25 @@ def _batch_rates(size: int, seconds: float) -> list[tuple[str, str, float, float
     block = np.frombuffer(b"".join(payloads), dtype=np.dtype((np.void, size)))
 
     def timed(one_batch) -> tuple[float, float]:
-        done = 0
-        t0, c0 = time.perf_counter(), time.process_time()
-        while time.perf_counter() - t0 < seconds:
-            one_batch()
-            done += BATCH
-        return done / (time.perf_counter() - t0), done / max(time.process_time() - c0, 1e-9)
+        """The median of three rounds of `seconds` each (one round swings by 2x on a shared machine)."""
+        walls, cpus = [], []
+        for _ in range(3):
+            done = 0
+            t0, c0 = time.perf_counter(), time.process_time()
+            while time.perf_counter() - t0 < seconds:
+                one_batch()
+                done += BATCH
+            walls.append(done / (time.perf_counter() - t0))
+            cpus.append(done / max(time.process_time() - c0, 1e-9))
+        return statistics.median(walls), statistics.median(cpus)
 
-    with _fresh_dir(_WORK) as d:
-        j = Journal(str(d / "j"), segment_size=64 << 20)
-        append_batch = j.append_batch
-        rows.append(("journal (Python)", f"append_batch, {BATCH}/call",
-                     *timed(lambda: append_batch(MD_PACKET, block, 0, TS_USER, 0))))
-        j.close()
+    for name, version in (("journal (Python)", 0), ("journal (Python), format 1 (BLAKE2b chain)", 1)):
+        with _fresh_dir(_WORK) as d:
+            j = Journal(str(d / "j"), segment_size=64 << 20, format_version=version)
+            append_batch = j.append_batch
+            rows.append((name, f"append_batch, {BATCH}/call",
+                         *timed(lambda: append_batch(MD_PACKET, block, 0, TS_USER, 0))))
+            j.close()
     with _fresh_dir(_WORK) as d:
         db = sqlite3.connect(d / "log.db", isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
@@ -540,12 +564,19 @@ def _build_c(workdir: pathlib.Path) -> pathlib.Path | None:
     return exe
 
 
-def _run_c(exe: pathlib.Path, *args) -> dict[str, float]:
-    out = subprocess.run([str(exe), *map(str, args)], check=True, capture_output=True, text=True, timeout=300)
-    return {k: float(v) for k, v in (line.split() for line in out.stdout.splitlines())}
+def _run_c(exe: pathlib.Path, command: str, *args, format_version: int = 0, runs: int = 3) -> dict[str, float]:
+    """Each number the median of `runs` runs of the C program, each in a fresh journal."""
+    env = {**os.environ, "MMJ_BENCH_FORMAT": str(format_version)}
+    results = []
+    for _ in range(runs):
+        with _fresh_dir(_WORK) as d:
+            out = subprocess.run([str(exe), command, str(d / "j"), *map(str, args)], check=True,
+                                 capture_output=True, text=True, timeout=300, env=env)
+        results.append({k: float(v) for k, v in (line.split() for line in out.stdout.splitlines())})
+    return {k: statistics.median(r[k] for r in results) for k in results[0]}
 
 
-def _c_tailer(exe: pathlib.Path, n: int, gap_ns: int, wait: bool = False) -> dict[str, float]:
+def _c_tailer(exe: pathlib.Path, n: int, gap_ns: int, how: str = "poll") -> dict[str, float]:
     with _fresh_dir(_WORK) as d:
         path = d / "j"
         procs = [subprocess.Popen([str(exe), "tailw", str(path), str(n), str(gap_ns)],
@@ -554,7 +585,7 @@ def _c_tailer(exe: pathlib.Path, n: int, gap_ns: int, wait: bool = False) -> dic
             writer = procs[0]
             if not writer.stdout.readline().startswith("open"):
                 raise RuntimeError("C tail writer did not open the journal")
-            procs.append(subprocess.Popen([str(exe), "tailr", str(path), str(n), "wait" if wait else "poll"],
+            procs.append(subprocess.Popen([str(exe), "tailr", str(path), str(n), how],
                                           stdout=subprocess.PIPE, text=True))
             if not procs[1].stdout.readline().startswith("ready"):
                 raise RuntimeError("C tailer did not start")
@@ -711,6 +742,24 @@ def _bulk_read(records: int) -> list[tuple[str, int, float, float]]:
 # the report
 
 
+def _chain_hash_rates(nbytes: int) -> list[tuple[str, int, float, float]]:
+    """(hash, bytes, seconds, CPU seconds) of the chain hash of each format version."""
+    from journal._journal_cffi import ffi, lib
+    data, anchor, out = os.urandom(nbytes), bytes(32), ffi.new("uint8_t[32]")
+    rows = []
+    for name, version, simd in (("format 1: BLAKE2b-256", 1, -1),
+                                ("format 2: 8 BLAKE2b lanes, AVX-512", 2, lib.MMJ_CHAIN_AVX512),
+                                ("format 2: 8 BLAKE2b lanes, AVX2", 2, lib.MMJ_CHAIN_AVX2),
+                                ("format 2: 8 BLAKE2b lanes, portable code", 2, lib.MMJ_CHAIN_PORTABLE)):
+        if lib.mmj_chain_simd(simd) < simd:
+            name += " (not on this CPU: a lesser path ran)"
+        t0, c0 = time.perf_counter(), time.process_time()
+        lib.mmj_chain_hash(version, anchor, data, nbytes, out)
+        rows.append((name, nbytes, time.perf_counter() - t0, time.process_time() - c0))
+    lib.mmj_chain_simd(-1)
+    return rows
+
+
 def _fs_type(path: pathlib.Path) -> str:
     best, kind = "", "?"
     with open("/proc/mounts") as mounts:
@@ -733,12 +782,13 @@ def _c_section(quick: bool) -> tuple[dict, dict | None, list[str]]:
         c_rows = {}
         n_c = 50_000 if quick else 1_000_000
         for size in SIZES:
-            with _fresh_dir(_WORK) as d:
-                c_rows[("single", size)] = _run_c(exe, "append", d / "j", n_c, size)
-            with _fresh_dir(_WORK) as d:
-                c_rows[("batch", size)] = _run_c(exe, "batch", d / "j", n_c * 4, size, BATCH)
+            c_rows[("single", size)] = _run_c(exe, "append", n_c, size)
+            c_rows[("batch", size)] = _run_c(exe, "batch", n_c * 4, size, BATCH)
+        # the same 64-byte runs in format 1: what the lane hash changed
+        c_rows[("single", 64, 1)] = _run_c(exe, "append", n_c, 64, format_version=1)
+        c_rows[("batch", 64, 1)] = _run_c(exe, "batch", n_c * 4, 64, BATCH, format_version=1)
         n_tail = 2_000 if quick else 20_000
-        return c_rows, {"poll": _c_tailer(exe, n_tail, 50_000), "wait": _c_tailer(exe, n_tail, 50_000, wait=True)}, []
+        return c_rows, {how: _c_tailer(exe, n_tail, 50_000, how) for how in ("poll", "yield", "wait")}, []
 
 
 def main(quick: bool) -> str:
@@ -751,7 +801,9 @@ def main(quick: bool) -> str:
            f"`perf_counter_ns` pairs around each call minus the timer's own cost ({overhead} ns). "
            "Throughput comes from separate loops without timers, per wall-clock second and per CPU "
            "second of the process (the latter is what the work costs when other processes share the "
-           "CPUs; throughput targets are judged on it). Durable modes run fewer records; their ratios "
+           "CPUs; throughput targets are judged on it). Batch rates and the C program's numbers are "
+           "each the median of three runs (single runs swing by 2x here while other jobs share the "
+           "CPUs). Durable modes run fewer records; their ratios "
            "are against the journal in `sync` mode, the others against `pagecache`.", ""]
     rows = _append_rows(quick, overhead)
     out += ["### One record per call, from Python", "",
@@ -765,7 +817,11 @@ def main(quick: bool) -> str:
                    f"| {r.rate:,.0f} | {r.cpu_rate:,.0f} | {r.median / ref:.3g}x |")
     out.append("")
 
-    batch = {size: _batch_rates(size, 0.2 if quick else 1.0) for size in SIZES}
+    batch = {}
+    for size in SIZES:
+        _settle()
+        batch[size] = _batch_rates(size, 0.2 if quick else 1.0)
+    _settle()
     c_rows, c_tail, notes = _c_section(quick)
     out += notes
     out += ["### Batch appends", "",
@@ -780,7 +836,11 @@ def main(quick: bool) -> str:
                       1e9 / c["batch_cpu_ns_per_record"]),
                      ("journal (C), append thread only", f"mmj_append_batch, {BATCH}/call",
                       1e9 / c["batch_ns_per_record"], 1e9 / c["batch_thread_cpu_ns_per_record"])]
-        for name, how, rate, cpu_rate in batch[size][:1] + extra + batch[size][1:]:
+            if ("batch", size, 1) in c_rows:
+                c1 = c_rows[("batch", size, 1)]
+                extra.append(("journal (C), format 1 (BLAKE2b chain)", f"mmj_append_batch, {BATCH}/call",
+                              1e9 / c1["batch_ns_per_record"], 1e9 / c1["batch_cpu_ns_per_record"]))
+        for name, how, rate, cpu_rate in batch[size][:2] + extra + batch[size][2:]:
             out.append(f"| {name} | {how} | {size} B | {rate:,.0f} | {cpu_rate:,.0f} | {cpu_rate / ref:.2f}x |")
     out.append("")
     if c_rows:
@@ -788,18 +848,21 @@ def main(quick: bool) -> str:
                 "| payload | median | p99 | p99.9 | ns/record in a loop | CPU ns/record in a loop | "
                 "append-thread CPU ns/record |",
                 "|---|---|---|---|---|---|---|"]
-        for size in SIZES:
-            c = c_rows[("single", size)]
-            out.append(f"| {size} B | {_fmt_ns(c['single_p50'])} | {_fmt_ns(c['single_p99'])} | "
+        labelled = [(f"{size} B", ("single", size)) for size in SIZES] + [("64 B, format 1 (BLAKE2b chain)", ("single", 64, 1))]
+        for label, key in labelled:
+            c = c_rows[key]
+            out.append(f"| {label} | {_fmt_ns(c['single_p50'])} | {_fmt_ns(c['single_p99'])} | "
                        f"{_fmt_ns(c['single_p999'])} | {c['loop_ns_per_record']:.1f} | "
                        f"{c['loop_cpu_ns_per_record']:.1f} | {c['loop_thread_cpu_ns_per_record']:.1f} |")
         out.append("")
 
     py_tail = _py_tailer(2_000 if quick else 20_000, 50_000)
     out += ["### Cross-process tailer visibility (writer sleeps 50 us, stamps CLOCK_MONOTONIC and appends; "
-            "the tailer busy-polls, or waits on the writer's futex word)", "",
+            "the tailer busy-polls, busy-polls with sched_yield() between empty polls, or waits on the "
+            "writer's futex word; load average " f"{os.getloadavg()[0]:.1f}" " on " f"{os.cpu_count()}" " CPUs)", "",
             "| writer -> tailer | p1 | p50 | p99 | p99.9 |", "|---|---|---|---|---|"]
-    tails = ([("C -> C, busy-poll", c_tail["poll"]), ("C -> C, futex wait", c_tail["wait"])] if c_tail else []) + \
+    tails = [(f"C -> C, {_TAIL_MODES[how]}", c_tail[how]) for how in _TAIL_MODES] if c_tail else []
+    tails += \
         [("Python -> Python, busy-poll", py_tail)]
     for name, t in tails:
         out.append(f"| {name} | " + " | ".join(_fmt_ns(t[f"visible_{q}"]) for q in ("p1", "p50", "p99", "p999")) + " |")
@@ -809,17 +872,25 @@ def main(quick: bool) -> str:
     out += _rate_table("Bulk read into numpy (4 fixed-size types + MD_PACKET, segments in the page cache)",
                        ("how", "records", "M records"), bulk, lambda n: f"{n:,}", 1e6)
 
+    out += _rate_table("Hash chain alone (mmj_chain_hash over 64 MiB in memory, one thread)",
+                       ("hash", "data", "GB"), _chain_hash_rates(64 << 20), lambda n: f"{n / 1e9:.2f} GB", 1e9)
+
     scans = _recovery_scan((64 << 20) if quick else (512 << 20))
     out += _rate_table("Recovery scan (segments in the page cache)", ("operation", "data", "GB"), scans,
                        lambda n: f"{n / 1e9:.2f} GB", 1e9)
 
     out += ["### Where the remaining time goes", "",
-            "- Appends: the writer's helper thread prefaults ahead, preallocates the next segment and hashes "
-            "the BLAKE2b chain ahead, so the append thread's own CPU (column 'append-thread') no longer "
-            "includes them; the process CPU still does: every byte is hashed once (BLAKE2b, about 0.8 GB/s "
-            "here) and, on tmpfs, every new page is allocated and zeroed by the kernel at preallocation. "
-            "Those two per-byte costs bound batch and C-loop throughput per CPU-second whichever thread "
-            "pays them.",
+            "- Appends: the writer's helper thread (normal priority: as SCHED_IDLE it got no CPU on this "
+            "shared machine; it wakes once a millisecond and works in a burst, so at most about 1 in "
+            "3,000 Python appends waits for it) prefaults ahead, prepares the next segment and hashes the "
+            "chain ahead, so the append thread's own CPU (columns 'append thread') mostly leaves them out "
+            "(in a tight C loop the appends outrun it and hash part of the chain themselves at "
+            "checkpoints); the process CPU keeps them. Per 64-byte record (96 bytes in the segment) that is, whichever thread pays: the "
+            "chain hash (format 2's eight AVX-512 BLAKE2b lanes, table 'Hash chain alone'; the 'format 1' "
+            "rows show the same runs with the BLAKE2b stream it replaced), CRC-32C of the record, and on "
+            "tmpfs the kernel's allocation and zeroing of every new 4 KiB page (perf: shmem_get_folio_gfp, "
+            "clear_page_erms; about a third of the C batch's CPU). 20 M records per CPU-second would need "
+            "all of that and the copy in 50 ns.",
             "- Tail latencies (p99.9 of single appends, tailer p99) follow the machine's load: with more "
             "runnable threads than CPUs, a thread that loses its CPU for a scheduler tick shows up as a "
             "millisecond-scale outlier.", ""]
@@ -843,6 +914,9 @@ def _rate_table(title: str, columns: tuple[str, str, str], rows, fmt_amount, sca
     return out + [""]
 
 
+_TAIL_MODES = {"poll": "busy-poll", "yield": "busy-poll + sched_yield", "wait": "futex wait"}
+
+
 def _targets(rows, batch, c_rows, c_tail, scans, bulk) -> list[tuple[str, str, str, bool]]:
     j64 = next(r for r in rows if r.name == "journal (Python)" and r.mode == "pagecache" and r.size == 64)
     py64 = next(r for r in rows if r.name.startswith("pure-Python") and r.mode == "no sync" and r.size == 64)
@@ -863,11 +937,13 @@ def _targets(rows, batch, c_rows, c_tail, scans, bulk) -> list[tuple[str, str, s
     if c_rows:
         c64 = c_rows[("single", 64)]["loop_cpu_ns_per_record"]
         targets.append(("C append (64 B, CPU ns per record in a loop)", "<= 50 ns/record", f"{c64:.1f} ns", c64 <= 50))
+        own = c_rows[("single", 64)]["loop_thread_cpu_ns_per_record"]
+        targets.append(("C append (64 B, append thread's own CPU ns per record; not the target's measure)",
+                        "<= 50 ns/record", f"{own:.1f} ns", own <= 50))
     if c_tail:
-        for mode in ("poll", "wait"):
-            p99 = c_tail[mode]["visible_p99"]
-            targets.append((f"tailer visibility p99 (C -> C, {'busy-poll' if mode == 'poll' else 'futex wait'})",
-                            "<= 5 us", _fmt_ns(p99), p99 <= 5000))
+        for how, name in _TAIL_MODES.items():
+            p99 = c_tail[how]["visible_p99"]
+            targets.append((f"tailer visibility p99 (C -> C, {name})", "<= 5 us", _fmt_ns(p99), p99 <= 5000))
     targets.append(("recovery scan on open (per CPU-s)", ">= 2 GB/s", f"{scan:.2f} GB/s", scan >= 2))
     _, count, _, cpu = bulk[0]
     rate = count / max(cpu, 1e-9)

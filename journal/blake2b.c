@@ -1,4 +1,5 @@
-/* BLAKE2b (RFC 7693), unkeyed, for the journal's hash chain, checkpoints and segment seals.
+/* BLAKE2b (RFC 7693), unkeyed (optionally personalised), for the journal's hash chain,
+ * checkpoints and segment seals.
  *
  * Owns only the hash function, written from the RFC so the C library needs no crypto dependency.
  * Knows nothing about records or files.
@@ -7,26 +8,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "blake2b_tables.h"
 #include "journal.h"
-
-static const uint64_t blake2b_iv[8] = {
-    0x6A09E667F3BCC908ull, 0xBB67AE8584CAA73Bull, 0x3C6EF372FE94F82Bull, 0xA54FF53A5F1D36F1ull,
-    0x510E527FADE682D1ull, 0x9B05688C2B3E6C1Full, 0x1F83D9ABFB41BD6Bull, 0x5BE0CD19137E2179ull,
-};
-
-/* rounds 10 and 11 reuse rows 0 and 1 (r % 10) */
-static const uint8_t blake2b_sigma[10][16] = {
-    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
-    {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3},
-    {11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4},
-    {7, 9, 3, 1, 13, 12, 11, 14, 2, 6, 5, 10, 4, 0, 15, 8},
-    {9, 0, 5, 7, 2, 4, 10, 15, 14, 1, 11, 12, 6, 8, 3, 13},
-    {2, 12, 6, 10, 0, 11, 8, 3, 4, 13, 7, 5, 15, 14, 1, 9},
-    {12, 5, 1, 15, 14, 13, 4, 10, 0, 7, 6, 3, 9, 2, 8, 11},
-    {13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10},
-    {6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5},
-    {10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0},
-};
 
 static inline uint64_t rotr64(uint64_t x, unsigned n)
 {
@@ -52,34 +35,33 @@ static inline uint64_t load64_le(const uint8_t *p)
         b = rotr64(b ^ c, 63);               \
     } while (0)
 
-static void blake2b_compress(mmj_blake2b_ctx *ctx, const uint8_t block[128], int last)
+static void compress(uint64_t h[8], const uint8_t block[128], uint64_t t0, uint64_t t1, int last)
 {
     uint64_t v[16], m[16];
     for (int i = 0; i < 8; i++) {
-        v[i] = ctx->h[i];
+        v[i] = h[i];
         v[i + 8] = blake2b_iv[i];
     }
-    v[12] ^= ctx->t[0];
-    v[13] ^= ctx->t[1];
+    v[12] ^= t0;
+    v[13] ^= t1;
     if (last)
         v[14] = ~v[14];
     for (int i = 0; i < 16; i++)
         m[i] = load64_le(block + 8 * i);
     /* fully unrolled, the message schedule indexes become constants and m[] stays in registers */
-#pragma GCC unroll 12
-    for (int r = 0; r < 12; r++) {
-        const uint8_t *s = blake2b_sigma[r % 10];
-        G(v[0], v[4], v[8], v[12], m[s[0]], m[s[1]]);
-        G(v[1], v[5], v[9], v[13], m[s[2]], m[s[3]]);
-        G(v[2], v[6], v[10], v[14], m[s[4]], m[s[5]]);
-        G(v[3], v[7], v[11], v[15], m[s[6]], m[s[7]]);
-        G(v[0], v[5], v[10], v[15], m[s[8]], m[s[9]]);
-        G(v[1], v[6], v[11], v[12], m[s[10]], m[s[11]]);
-        G(v[2], v[7], v[8], v[13], m[s[12]], m[s[13]]);
-        G(v[3], v[4], v[9], v[14], m[s[14]], m[s[15]]);
-    }
+    BLAKE2B_ROUNDS(G, v, m);
     for (int i = 0; i < 8; i++)
-        ctx->h[i] ^= v[i] ^ v[i + 8];
+        h[i] ^= v[i] ^ v[i + 8];
+}
+
+static void blake2b_compress(mmj_blake2b_ctx *ctx, const uint8_t block[128], int last)
+{
+    compress(ctx->h, block, ctx->t[0], ctx->t[1], last);
+}
+
+void mmj_blake2b_compress_block(uint64_t h[8], const uint8_t block[128], uint64_t t, int last)
+{
+    compress(h, block, t, 0, last);
 }
 
 static void counter_add(mmj_blake2b_ctx *ctx, uint64_t n)
@@ -89,14 +71,24 @@ static void counter_add(mmj_blake2b_ctx *ctx, uint64_t n)
         ctx->t[1]++;
 }
 
-void mmj_blake2b_init(mmj_blake2b_ctx *ctx)
+void mmj_blake2b_init_person(mmj_blake2b_ctx *ctx, const uint8_t *person)
 {
     for (int i = 0; i < 8; i++)
         ctx->h[i] = blake2b_iv[i];
-    /* parameter block: digest length 32, no key, fanout 1, depth 1 */
+    /* parameter block: digest length 32, no key, fanout 1, depth 1; personalisation in bytes
+     * 48..63 (words 6 and 7) */
     ctx->h[0] ^= 0x01010000u ^ MMJ_HASH_SIZE;
+    if (person) {
+        ctx->h[6] ^= load64_le(person);
+        ctx->h[7] ^= load64_le(person + 8);
+    }
     ctx->t[0] = ctx->t[1] = 0;
     ctx->buffered = 0;
+}
+
+void mmj_blake2b_init(mmj_blake2b_ctx *ctx)
+{
+    mmj_blake2b_init_person(ctx, NULL);
 }
 
 void mmj_blake2b_update(mmj_blake2b_ctx *ctx, const void *data, size_t len)

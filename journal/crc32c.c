@@ -118,6 +118,14 @@ __attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const 
     const uint8_t *p = buf;
     uint64_t c = ~crc;
     while (len && ((uintptr_t)p & 7)) {
+        if (len >= 4 && !((uintptr_t)p & 3)) {   /* e.g. a record's 4-byte word on the stack */
+            uint32_t word;
+            memcpy(&word, p, 4);
+            c = _mm_crc32_u32((uint32_t)c, word);
+            p += 4;
+            len -= 4;
+            continue;
+        }
         c = _mm_crc32_u8((uint32_t)c, *p++);
         len--;
     }

@@ -93,15 +93,6 @@ void mmj_genesis(const uint8_t *salt, uint8_t *out)
     mmj_blake2b_256(buf, sizeof buf, out);
 }
 
-void mmj_chain_link(const uint8_t *anchor_hash, const uint8_t *bytes, uint64_t len, uint8_t *out)
-{
-    mmj_blake2b_ctx ctx;
-    mmj_blake2b_init(&ctx);
-    mmj_blake2b_update(&ctx, anchor_hash, MMJ_HASH_SIZE);
-    mmj_blake2b_update(&ctx, bytes, len);
-    mmj_blake2b_final(&ctx, out);
-}
-
 int mmj_fsync_dir(int dirfd)
 {
     return fsync(dirfd) == 0 ? MMJ_OK : MMJ_E_IO;
@@ -146,7 +137,7 @@ int mmj_meta_read(int dirfd, uint8_t *salt, int *err)
         return MMJ_E_CORRUPT;
     if (version > MMJ_FORMAT_VERSION)
         return MMJ_E_VERSION;
-    if (version != MMJ_FORMAT_VERSION)
+    if (version < MMJ_FORMAT_VERSION_MIN)
         return MMJ_E_CORRUPT;
     memcpy(salt, meta + 16, MMJ_SALT_SIZE);
     return MMJ_OK;
@@ -177,7 +168,7 @@ fail:
     return (errno == ENOSPC || errno == EDQUOT) ? MMJ_E_DISK_FULL : MMJ_E_IO;
 }
 
-int mmj_meta_create(int dirfd, uint8_t *salt, int *err)
+int mmj_meta_create(int dirfd, uint8_t *salt, uint32_t version, int *err)
 {
     uint8_t meta[MMJ_META_SIZE] = {0};
     size_t have = 0;
@@ -192,7 +183,6 @@ int mmj_meta_create(int dirfd, uint8_t *salt, int *err)
         }
         have += (size_t)n;
     }
-    uint32_t version = MMJ_FORMAT_VERSION;
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     int64_t created = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
@@ -311,10 +301,10 @@ void mmj_unmap(mmj_map *m)
     m->base = NULL;
 }
 
-void mmj_header_build(uint8_t *h, const uint8_t *salt, uint64_t index, uint64_t first_seq,
+void mmj_header_build(uint8_t *h, uint32_t version, const uint8_t *salt, uint64_t index, uint64_t first_seq,
                       uint64_t size, const uint8_t *prev_seal)
 {
-    uint32_t version = MMJ_FORMAT_VERSION, hsize = MMJ_HEADER_SIZE;
+    uint32_t hsize = MMJ_HEADER_SIZE;
     memset(h, 0, MMJ_HEADER_SIZE);
     memcpy(h, SEG_MAGIC, 8);
     memcpy(h + 8, &version, 4);
@@ -329,7 +319,7 @@ void mmj_header_build(uint8_t *h, const uint8_t *salt, uint64_t index, uint64_t 
 }
 
 int mmj_header_check(const mmj_map *m, const uint8_t *salt, uint64_t *first_seq, uint8_t *prev_seal,
-                     int *version_newer)
+                     int *version_newer, uint32_t *version_out)
 {
     const uint8_t *h = m->base;
     uint32_t version, hsize, crc;
@@ -348,12 +338,14 @@ int mmj_header_check(const mmj_map *m, const uint8_t *salt, uint64_t *first_seq,
     memcpy(&hsize, h + 12, 4);
     memcpy(&index, h + 32, 8);
     memcpy(&size, h + 48, 8);
-    if (version != MMJ_FORMAT_VERSION || hsize != MMJ_HEADER_SIZE ||
+    if (version < MMJ_FORMAT_VERSION_MIN || hsize != MMJ_HEADER_SIZE ||
         memcmp(h + 16, salt, MMJ_SALT_SIZE) != 0 || index != m->index || size != m->size)
         return MMJ_R_BAD_HEADER;
     memcpy(first_seq, h + 40, 8);
     if (prev_seal)
         memcpy(prev_seal, h + 56, MMJ_HASH_SIZE);
+    if (version_out)
+        *version_out = version;
     return MMJ_R_NONE;
 }
 

@@ -45,26 +45,50 @@ typedef struct mmj_map {
     uint64_t size;
     uint64_t index;
     uint64_t populated;        /* bytes from 0 known faulted in for writing (writer only) */
+    uint32_t version;          /* the header's format version (writer only) */
 } mmj_map;
 
 uint64_t mmj_pad8(uint64_t n);
 void mmj_segment_name(char *buf, size_t cap, uint64_t index, int tmp);
 uint32_t mmj_salt_check(const uint8_t *salt, uint64_t index);
 void mmj_genesis(const uint8_t *salt, uint8_t *out);
-void mmj_chain_link(const uint8_t *anchor_hash, const uint8_t *bytes, uint64_t len, uint8_t *out);
+
+/* BLAKE2b internals for the chain's lanes (blake2b.c): a parameter block with a 16-byte
+ * personalisation, and one compression of a 128-byte block at byte counter t. */
+void mmj_blake2b_init_person(mmj_blake2b_ctx *ctx, const uint8_t *person);
+void mmj_blake2b_compress_block(uint64_t h[8], const uint8_t block[128], uint64_t t, int last);
+
+/* The chain's running hash H(anchor hash || bytes ...) of a segment of format `version`
+ * (chain.c; journal.h HASH CHAIN). */
+#define MMJ_CHAIN_LANES 8
+typedef struct mmj_chain_ctx {
+    uint32_t version;
+    uint64_t total;                            /* bytes fed, the anchor hash included */
+    mmj_blake2b_ctx v1;                        /* version 1 */
+    uint64_t lane_h[8][MMJ_CHAIN_LANES];       /* version 2: state word i of lane l at [i][l] */
+    uint64_t stripes;                          /* stripes through the lanes so far */
+    uint8_t buf[2 * MMJ_CHAIN_LANES * 128];    /* bytes not yet through the lanes */
+    size_t buffered;
+} mmj_chain_ctx;
+void mmj_chain_init(mmj_chain_ctx *c, uint32_t version, const uint8_t *anchor_hash);
+void mmj_chain_update(mmj_chain_ctx *c, const void *data, size_t len);
+/* The hash so far; the state goes on. */
+void mmj_chain_final(const mmj_chain_ctx *c, uint8_t *out);
+void mmj_chain_link(uint32_t version, const uint8_t *anchor_hash, const uint8_t *bytes, uint64_t len, uint8_t *out);
 int mmj_fsync_dir(int dirfd);
 int mmj_open_dir(const char *dir, int *dirfd, int *err);
 int mmj_meta_read(int dirfd, uint8_t *salt, int *err);
-int mmj_meta_create(int dirfd, uint8_t *salt, int *err);
+int mmj_meta_create(int dirfd, uint8_t *salt, uint32_t version, int *err);
 int mmj_write_atomic(int dirfd, const char *name, const void *data, size_t len, int *err);
 int mmj_list_segments(int dirfd, uint64_t **indices, size_t *count, int *err);
 int mmj_map_segment(int dirfd, uint64_t index, int writable, mmj_map *m, int *err);
 void mmj_unmap(mmj_map *m);
-void mmj_header_build(uint8_t *h, const uint8_t *salt, uint64_t index, uint64_t first_seq,
+void mmj_header_build(uint8_t *h, uint32_t version, const uint8_t *salt, uint64_t index, uint64_t first_seq,
                       uint64_t size, const uint8_t *prev_seal);
-/* MMJ_R_NONE when the header is good; first_seq/prev_seal are filled then. */
+/* MMJ_R_NONE when the header is good; first_seq/prev_seal/version (each may be NULL) are filled
+ * then. */
 int mmj_header_check(const mmj_map *m, const uint8_t *salt, uint64_t *first_seq, uint8_t *prev_seal,
-                     int *version_newer);
+                     int *version_newer, uint32_t *version);
 /* > 0: valid record of that many bytes (filled into out if non-NULL); 0: zero word (end of
  * data); < 0: -mmj_reason. */
 int mmj_record_check(const uint8_t *base, uint64_t size, uint64_t off, uint32_t salt_check,

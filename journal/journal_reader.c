@@ -93,7 +93,7 @@ static int add_segment(mmj_reader *r, uint64_t index, uint64_t expect_seq, int *
     }
     if (rc != MMJ_OK)
         return rc;
-    int bad = mmj_header_check(&s.map, r->salt, &s.first_seq, NULL, &newer);
+    int bad = mmj_header_check(&s.map, r->salt, &s.first_seq, NULL, &newer, NULL);
     if (newer) {
         mmj_unmap(&s.map);
         return MMJ_E_VERSION;

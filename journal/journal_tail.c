@@ -72,7 +72,7 @@ static int enter_segment(mmj_tailer *t, uint64_t index)
     int rc = mmj_map_segment(t->dirfd, index, 0, &m, NULL);
     if (rc != MMJ_OK)
         return rc;
-    if (mmj_header_check(&m, t->salt, &first, NULL, &newer) != MMJ_R_NONE) {
+    if (mmj_header_check(&m, t->salt, &first, NULL, &newer, NULL) != MMJ_R_NONE) {
         mmj_unmap(&m);
         return newer ? MMJ_E_VERSION : MMJ_E_CORRUPT;
     }
@@ -107,7 +107,7 @@ static int locate(mmj_tailer *t)
         int newer = 0;
         if (mmj_map_segment(t->dirfd, idx[i], 0, &m, NULL) != MMJ_OK)
             break;
-        int bad = mmj_header_check(&m, t->salt, &first, NULL, &newer);
+        int bad = mmj_header_check(&m, t->salt, &first, NULL, &newer, NULL);
         mmj_unmap(&m);
         if (bad != MMJ_R_NONE || first > t->want)
             break;

@@ -23,8 +23,8 @@ static int fail_at(mmj_verify_report *out, int reason, uint64_t segment, uint64_
 
 /* Check one mapped segment's records. Returns 1 when the segment ends sealed, 0 when its data
  * ended without EOS (at *end), -1 after recording a failure in out. */
-static int verify_records(const mmj_map *m, const uint8_t *salt, uint64_t *seq, uint8_t *chain,
-                          uint64_t *end, mmj_verify_report *out)
+static int verify_records(const mmj_map *m, uint32_t version, const uint8_t *salt, uint64_t *seq,
+                          uint8_t *chain, uint64_t *end, mmj_verify_report *out)
 {
     uint32_t k = mmj_salt_check(salt, m->index);
     uint64_t off = MMJ_HEADER_SIZE, anchor_off = 0, seg_data = 0, anchor_seq = *seq;
@@ -59,7 +59,7 @@ static int verify_records(const mmj_map *m, const uint8_t *salt, uint64_t *seq, 
         if (rec.flags & MMJ_FLAG_CONTROL) {
             uint8_t expect[MMJ_HASH_SIZE];
             uint64_t count;
-            mmj_chain_link(chain, m->base + anchor_off, off - anchor_off, expect);
+            mmj_chain_link(version, chain, m->base + anchor_off, off - anchor_off, expect);
             memcpy(&count, rec.payload + MMJ_HASH_SIZE, 8);
             out->checkpoints++;
             if (memcmp(expect, rec.payload, MMJ_HASH_SIZE) != 0 || count != seg_data) {
@@ -128,7 +128,8 @@ int mmj_verify(const char *dir, mmj_verify_report *out, int *err)
         if (rc != MMJ_OK)
             break;
         out->segments++;
-        int bad = mmj_header_check(&m, salt, &first, prev, &newer);
+        uint32_t version = 0;
+        int bad = mmj_header_check(&m, salt, &first, prev, &newer, &version);
         if (newer) {
             mmj_unmap(&m);
             rc = MMJ_E_VERSION;
@@ -139,7 +140,7 @@ int mmj_verify(const char *dir, mmj_verify_report *out, int *err)
         } else if (memcmp(prev, chain, MMJ_HASH_SIZE) != 0) {
             fail_at(out, MMJ_R_PREV_SEAL, idx[i], 0, seq);
         } else {
-            int sealed = verify_records(&m, salt, &seq, chain, &end, out);
+            int sealed = verify_records(&m, version, salt, &seq, chain, &end, out);
             int last = i + 1 == n;
             if (sealed == 1) {
                 uint64_t junk = mmj_first_nonzero(m.base, end, m.size);

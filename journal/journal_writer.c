@@ -96,7 +96,7 @@ static void put_control(mmj_writer *w, uint32_t rtype, uint8_t *hash_out)
 /* Map the preallocated file fd (named tmp, S bytes), write the header of segment `index`, make
  * it durable and rename it to its segment name. Closes fd; unlinks tmp on failure. */
 static int finish_segment(mmj_writer *w, int fd, const char *tmp, uint64_t index, uint64_t first_seq,
-                          const uint8_t *prev_seal, uint8_t *mapped, mmj_map *out, int *err)
+                          const uint8_t *prev_seal, uint8_t *mapped, uint64_t populated, mmj_map *out, int *err)
 {
     char name[64];
     mmj_segment_name(name, sizeof name, index, 0);
@@ -108,7 +108,7 @@ static int finish_segment(mmj_writer *w, int fd, const char *tmp, uint64_t index
         unlinkat(w->dirfd, tmp, 0);
         return status;
     }
-    mmj_header_build(p, w->salt, index, first_seq, size, prev_seal);
+    mmj_header_build(p, w->opt.format_version, w->salt, index, first_seq, size, prev_seal);
     if (durable(w) && fsync(fd) != 0) {
         w->failed_errno = w->last_errno = errno;
         if (err)
@@ -134,7 +134,8 @@ static int finish_segment(mmj_writer *w, int fd, const char *tmp, uint64_t index
     out->base = p;
     out->size = size;
     out->index = index;
-    out->populated = mapped ? size : 0;
+    out->populated = mapped ? populated : 0;
+    out->version = w->opt.format_version;
     return MMJ_OK;
 }
 
@@ -162,8 +163,9 @@ static int create_segment(mmj_writer *w, uint64_t index, uint64_t first_seq, con
     char tmp[64];
     mmj_segment_name(tmp, sizeof tmp, index, 1);
     uint8_t *mapped = NULL;
+    uint64_t populated = 0;
     pthread_mutex_lock(&w->hash_mu);
-    int fd = mmj_ahead_take_next(w, index, &mapped);   /* prepared by the helper while we appended */
+    int fd = mmj_ahead_take_next(w, index, &mapped, &populated);   /* prepared by the helper meanwhile */
     pthread_mutex_unlock(&w->hash_mu);
     if (fd < 0) {
         int rc = preallocate(w, tmp, &fd, err);
@@ -171,14 +173,14 @@ static int create_segment(mmj_writer *w, uint64_t index, uint64_t first_seq, con
             /* the space may be in the file the helper is preparing right now: wait for it */
             pthread_mutex_lock(&w->hash_mu);
             mmj_ahead_wait_next(w);
-            fd = mmj_ahead_take_next(w, index, &mapped);
+            fd = mmj_ahead_take_next(w, index, &mapped, &populated);
             pthread_mutex_unlock(&w->hash_mu);
             rc = fd < 0 ? MMJ_E_DISK_FULL : MMJ_OK;
         }
         if (rc != MMJ_OK)
             return rc;
     }
-    return finish_segment(w, fd, tmp, index, first_seq, prev_seal, mapped, out, err);
+    return finish_segment(w, fd, tmp, index, first_seq, prev_seal, mapped, populated, out, err);
 }
 
 /* Turn the reserve file into segment `index`: rename it to the segment's temp name, then finish
@@ -203,7 +205,7 @@ static int take_reserve(mmj_writer *w, uint64_t index, uint64_t first_seq, const
         w->last_errno = ENOSPC;
         return MMJ_E_DISK_FULL;
     }
-    int rc = finish_segment(w, fd, tmp, index, first_seq, prev_seal, NULL, out, NULL);
+    int rc = finish_segment(w, fd, tmp, index, first_seq, prev_seal, NULL, 0, out, NULL);
     if (rc == MMJ_OK)
         w->in_reserve = 1;
     return rc;
@@ -696,7 +698,7 @@ static uint64_t count_records(mmj_writer *w, uint64_t index)
     int newer;
     if (mmj_map_segment(w->dirfd, index, 0, &m, NULL) != MMJ_OK)
         return 0;
-    if (mmj_header_check(&m, w->salt, &first, NULL, &newer) == MMJ_R_NONE) {
+    if (mmj_header_check(&m, w->salt, &first, NULL, &newer, NULL) == MMJ_R_NONE) {
         uint32_t k = mmj_salt_check(w->salt, index);
         uint64_t off = MMJ_HEADER_SIZE, seq = first;
         mmj_record rec;
@@ -848,7 +850,7 @@ static int recover(mmj_writer *w, mmj_recovery *rep, int *err)
             free(idx);
             return rc;
         } else {
-            bad = mmj_header_check(&m, w->salt, &first_seq, hdr_prev, &newer);
+            bad = mmj_header_check(&m, w->salt, &first_seq, hdr_prev, &newer, &m.version);
             if (newer) {
                 mmj_unmap(&m);
                 free(idx);
@@ -949,7 +951,10 @@ static int valid_options(mmj_options *o)
         o->group_us = MMJ_DEFAULT_GROUP_US;
     if (!o->checkpoint_every)
         o->checkpoint_every = MMJ_DEFAULT_CHECKPOINT_EVERY;
+    if (!o->format_version)
+        o->format_version = MMJ_FORMAT_VERSION;
     return o->segment_size >= MMJ_MIN_SEGMENT_SIZE && o->segment_size % 4096 == 0 &&
+           o->format_version >= MMJ_FORMAT_VERSION_MIN && o->format_version <= MMJ_FORMAT_VERSION &&
            o->durability >= MMJ_DUR_PAGECACHE && o->durability <= MMJ_DUR_SYNC;
 }
 
@@ -1001,7 +1006,7 @@ int mmj_writer_open(const char *dir, const mmj_options *opt, mmj_writer **out, m
         rc = take_lock(w, rep, err);
         if (rc != MMJ_OK)
             goto fail;
-        rc = mmj_meta_create(w->dirfd, w->salt, err);
+        rc = mmj_meta_create(w->dirfd, w->salt, w->opt.format_version, err);
         rep->created = 1;
     } else if (rc == MMJ_OK) {
         rc = take_lock(w, rep, err);

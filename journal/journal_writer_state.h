@@ -28,14 +28,15 @@ struct mmj_writer {
     pthread_t helper;
     int helper_running;
     int helper_stop;
-    mmj_blake2b_ctx hctx;      /* H(anchor hash || bytes anchor_off .. hashed_off-1), unfinished */
+    mmj_chain_ctx chain;       /* H(anchor hash || bytes anchor_off .. hashed_off-1), unfinished */
     uint64_t hashed_off;
     uint64_t pub_off;          /* end of the published bytes of the current segment (atomic) */
     int next_fd;               /* the next segment, preallocated ahead by the helper, or -1 */
     uint64_t next_index;       /* the segment index it is meant for */
-    uint8_t *next_base;        /* its mapping, every page already faulted in for writing */
+    uint8_t *next_base;        /* its mapping */
+    uint64_t next_populated;   /* bytes of it from 0 faulted in for writing so far */
     int next_failed;           /* the helper could not preallocate it: the roll tries itself */
-    int next_busy;             /* the helper is preparing it now (hash_mu not held meanwhile) */
+    int next_busy;             /* the helper is creating it now (hash_mu not held meanwhile) */
     pthread_cond_t next_done;  /* signalled when next_busy clears */
     mmj_notify *notify;        /* wakes tailers waiting in other processes; NULL if none */
     uint64_t since_anchor;     /* data records since the anchor */
@@ -68,9 +69,9 @@ void mmj_ahead_reset(mmj_writer *w, const uint8_t *anchor_hash, uint64_t anchor_
 /* The chain hash over [anchor, upto) of the current segment (caller holds hash_mu). */
 void mmj_ahead_hash(mmj_writer *w, uint64_t upto, uint8_t *out);
 /* Take the helper's preallocated file for segment `index` (caller holds hash_mu), renamed to the
- * segment's temp name: its fd (and *mapped, its populated mapping), or -1. Drops one prepared
- * for another index. */
-int mmj_ahead_take_next(mmj_writer *w, uint64_t index, uint8_t **mapped);
+ * segment's temp name: its fd (with *mapped, its mapping, and *populated, the bytes from 0
+ * already faulted in), or -1. Drops one prepared for another index. */
+int mmj_ahead_take_next(mmj_writer *w, uint64_t index, uint8_t **mapped, uint64_t *populated);
 /* Wait (hash_mu held) until the helper is not preparing a next segment. */
 void mmj_ahead_wait_next(mmj_writer *w);
 /* Close and delete an unused preallocated next segment (caller holds hash_mu or is alone). */

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import struct
 
 from journal._journal_cffi import ffi, lib
 from journal.errors import check, reason_text
@@ -76,14 +77,27 @@ def _reserve_bytes(path) -> int:
         return 0
 
 
+def _segment_versions(path, segments) -> list[int]:
+    """The format version in each readable segment's header (journal.h: u32 at offset 8)."""
+    out = []
+    for seg in segments:
+        with open(os.path.join(os.fspath(path), f"seg-{seg['index']:016d}.mmj"), "rb") as f:
+            out.append(struct.unpack("<I", f.read(12)[8:12])[0])
+    return out
+
+
 def info(path) -> dict:
     """A summary: id, segments, sequence range, writer lock state, where reading stopped."""
     with Reader(path) as reader:
         segments = reader.segments()
+        versions = _segment_versions(path, segments)
         return {
             "path": os.fspath(path),
             "journal_id": reader.journal_id,
-            "format_version": lib.MMJ_FORMAT_VERSION,
+            # the newest format among the segments (a version-1 journal continued by a current
+            # writer has version-2 segments after its version-1 ones), and each segment's
+            "format_version": max(versions, default=lib.MMJ_FORMAT_VERSION),
+            "segment_versions": versions,
             "segments": len(segments),
             "segment_list": segments,
             "first_seq": reader.first_seq,

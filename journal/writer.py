@@ -85,17 +85,23 @@ class Journal:
     Example:
         with Journal("/var/mm/journal", durability="group") as j:
             seq = j.append(RecordType.TIMER, pack(RecordType.TIMER, timer_id=1, now_ns=5), ts_ns=5)
+
+    `format_version` 0 writes new segments in the current format; 1 in the version-1 format (the
+    BLAKE2b chain hash) for readers that are not upgraded yet.
     """
 
     def __init__(self, path, *, create: bool = True, segment_size: int = DEFAULT_SEGMENT_SIZE,
                  durability: str = "pagecache", group_records: int = 64, group_us: int = 1000,
-                 checkpoint_every: int = 4096):
+                 checkpoint_every: int = 4096, format_version: int = 0):
         if durability not in DURABILITY:
             raise InvalidArgument(f"durability must be one of {sorted(DURABILITY)}, not {durability!r}")
         for name, value in (("segment_size", segment_size), ("group_records", group_records),
                             ("group_us", group_us), ("checkpoint_every", checkpoint_every)):
             if not isinstance(value, int) or value <= 0:
                 raise InvalidArgument(f"{name} must be a positive integer, not {value!r}")
+        if format_version not in (0, *range(lib.MMJ_FORMAT_VERSION_MIN, lib.MMJ_FORMAT_VERSION + 1)):
+            raise InvalidArgument(f"format_version must be 0 (the current, {lib.MMJ_FORMAT_VERSION}) or "
+                                  f"{lib.MMJ_FORMAT_VERSION_MIN}..{lib.MMJ_FORMAT_VERSION}, not {format_version!r}")
         if segment_size % 4096 or segment_size < lib.MMJ_MIN_SEGMENT_SIZE:
             raise InvalidArgument(f"segment_size must be a multiple of 4096 and >= {lib.MMJ_MIN_SEGMENT_SIZE}")
         self.path = os.fspath(path)
@@ -103,6 +109,7 @@ class Journal:
             "segment_size": segment_size, "durability": DURABILITY[durability],
             "group_records": group_records, "group_us": group_us,
             "checkpoint_every": checkpoint_every, "create": 1 if create else 0,
+            "format_version": format_version,
         })
         handle = ffi.new("mmj_writer **")
         report = ffi.new("mmj_recovery *")

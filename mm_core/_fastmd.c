@@ -385,6 +385,57 @@ double fmd_top_depth(const fmd_book *b, uint32_t symbol, uint32_t depth, double 
     return fmd_depth_imbalance(b, symbol, depth, decay);
 }
 
+/* Walks one side from its best level, our shares taken out, levels left empty skipped. */
+typedef struct {
+    const fmd_side *sd;
+    int64_t i;                   /* next level index (levels are stored worst first) */
+    const int64_t *px, *qty;     /* our shares per price on this side */
+    uint32_t n;
+} fmd_walk;
+
+static int64_t walk_next(fmd_walk *w, int64_t *price)
+{
+    while (w->i >= 0) {
+        const fmd_level *lv = &w->sd->lv[w->i--];
+        int64_t q = lv->qty;
+        for (uint32_t j = 0; j < w->n; j++)
+            if (w->px[j] == lv->price)
+                q -= w->qty[j];
+        if (q > 0) {
+            *price = lv->price;
+            return q;
+        }
+    }
+    return 0;
+}
+
+double fmd_top_depth_without(const fmd_book *b, uint32_t symbol, uint32_t depth, double decay,
+                             const int64_t *own_px, const int64_t *own_qty, uint32_t n_bid,
+                             uint32_t n_ask, int64_t *top)
+{
+    top[0] = top[1] = top[2] = top[3] = 0;
+    if (symbol >= b->n_symbols)
+        return 0.0;
+    const fmd_side *bid = &b->sides[2 * symbol], *ask = &b->sides[2 * symbol + 1];
+    fmd_walk bw = {bid, (int64_t)bid->n - 1, own_px, own_qty, n_bid};
+    fmd_walk aw = {ask, (int64_t)ask->n - 1, own_px + n_bid, own_qty + n_bid, n_ask};
+    int64_t bp = 0, ap = 0;
+    int64_t bq = walk_next(&bw, &bp), aq = walk_next(&aw, &ap);
+    top[0] = bq ? bp : 0;
+    top[1] = bq;
+    top[2] = aq ? ap : 0;
+    top[3] = aq;
+    double num = 0.0, den = 0.0, w = 1.0;
+    for (uint32_t i = 0; i < depth && (bq || aq); i++) {
+        num += w * (double)(bq - aq);
+        den += w * (double)(bq + aq);
+        w *= decay;
+        bq = walk_next(&bw, &bp);
+        aq = walk_next(&aw, &ap);
+    }
+    return den > 0 ? num / den : 0.0;
+}
+
 size_t fmd_orders(const fmd_book *b, uint64_t *refs, uint32_t *symbols, uint8_t *is_buy,
                   int64_t *prices, int64_t *qtys, size_t cap)
 {

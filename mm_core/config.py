@@ -60,6 +60,11 @@ class EngineConfig:
     withdraw_at: float = 0.8
     vol_alpha: float = 0.05
     min_depth_ticks: float = 0.5          # each side at least this far from fair value
+    max_depth_bps: int = 100              # each side at most this far from fair value (and inside
+                                          # the risk gateway's fair-value collar)
+    max_vol_ratio: float = 10.0           # quoting volatility at most this multiple of the prior
+    requote_rest_ns: int = 50_000_000     # a quote rests this long before a one-tick step toward
+                                          # the market (moves away, size-downs, pulls: at once)
     adverse_rate_weight: float = 0.5
     toxicity_weight: float = 1.0
     ack_timeout_ns: int = 2_000_000_000
@@ -74,6 +79,14 @@ class EngineConfig:
     guard: GuardParams = field(default_factory=GuardParams)
     hedge: HedgeParams = field(default_factory=HedgeParams)
     fair_value: FairValueParams = field(default_factory=FairValueParams)
+
+    def __post_init__(self) -> None:
+        if self.max_depth_bps <= 0:
+            raise ValueError("max_depth_bps must be > 0")
+        if not self.max_vol_ratio >= 1.0:
+            raise ValueError("max_vol_ratio must be >= 1")
+        if self.requote_rest_ns < 0:
+            raise ValueError("requote_rest_ns must be >= 0")
 
     @classmethod
     def from_toml(cls, text: str) -> "EngineConfig":

@@ -44,9 +44,12 @@ _FROM_SERVER = soupbintcp.Direction.FROM_SERVER
 _ACCEPTED, _PARTIAL = OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED
 
 _GAP = moldudp64.Gap
-_ENTER, _REPLACE, _CANCEL = OrderKind.ENTER, OrderKind.REPLACE, OrderKind.CANCEL
+_ENTER, _REPLACE, _CANCEL, _MODIFY = OrderKind.ENTER, OrderKind.REPLACE, OrderKind.CANCEL, OrderKind.MODIFY
 _BOOK_STALE_ONLY = [CheckId.BOOK_STALE.label]     # risk.faults when only books are stale
 _top_depth = lib.fmd_top_depth
+_top_depth_without = lib.fmd_top_depth_without
+_new_i64 = ffi.new
+_QUOTE = Purpose.QUOTE
 
 
 def _needs_work(order: Order, price: int, qty: int) -> bool:
@@ -64,6 +67,11 @@ class EngineError(Exception):
 
 class Engine:
     """One trading session's decisions. `on_event(event) -> list[Action]`."""
+
+    # our live quotes per symbol, derived from the OMS and rebuilt when its version moves (class
+    # defaults: only ever reassigned; not pickled, so a loaded engine rebuilds them)
+    _own_version: tuple[int, int] = (-1, -1)
+    _own: dict = {}
 
     def __init__(self, config: EngineConfig, symbols: Symbols, risk_gateway) -> None:
         if risk_gateway is None:
@@ -166,6 +174,8 @@ class Engine:
         state = dict(self.__dict__)
         del state["_bh"], state["_top"]
         state["urgent"] = None          # the shell's sink belongs to the process, not the state
+        state.pop("_own", None)         # C arrays derived from the OMS: rebuilt on first use
+        state.pop("_own_version", None)
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -300,7 +310,7 @@ class Engine:
     def _reprice(self, symbol_id: int) -> None:
         """Fair value and volatility after the book changed; tell the risk gateway."""
         top = self._top
-        depth = _top_depth(self._bh, symbol_id, self.imb_levels, self.imb_decay, top)
+        depth = self._market_top(symbol_id, top)
         b, bq, a, aq = top
         fv = self.fv
         fair = fv.update(symbol_id, b, bq, a, aq, depth)
@@ -371,7 +381,7 @@ class Engine:
                self.inventory.position[symbol_id], held,
                self.vol_q[symbol_id],
                guard.bid_until > now, guard.ask_until > now, int(guard.toxicity() * 20),
-               m.markout_n[m.adverse_horizon])
+               m.markout_n[m.adverse_horizon], risk.limits_version)
         memo = self.quote_memo[symbol_id]
         if memo is not None and memo[0] == key:
             return memo[1]
@@ -386,16 +396,20 @@ class Engine:
         skew = cfg.skew
         ticks = self.ticks[symbol_id]
         tick = ticks.tick_at(int(fair))
-        sigma2 = self.vol[symbol_id].variance_per_s / (tick * tick)
+        vol = self.vol[symbol_id]
+        sigma2 = vol.variance_per_s
+        if vol.prior_var_s > 0:
+            # a burst of mid changes (a swept level refilled, a one-sided book) can put the EWMA
+            # far above any sane level: quote on at most max_vol_ratio times the prior
+            sigma2 = min(sigma2, vol.prior_var_s * cfg.max_vol_ratio * cfg.max_vol_ratio)
+        sigma2 /= tick * tick
         position = self.inventory.position[symbol_id] - self._hedge_held(symbol_id)
         q = position / skew.lot
         bd, ad = glft_depths(q, sigma2, skew) if skew.model == "glft" else as_depths(q, sigma2, skew)
         toxicity = guard.toxicity()
         m = self.metrics
-        h = m.adverse_horizon
-        mean_markout = m.markout_x2[h] / (2.0 * m.markout_qty[h]) if m.markout_qty[h] else 0.0
-        adverse_move = max(0.0, -mean_markout) / tick
-        rate = m.adverse_rate()
+        adverse_move = max(0.0, -m.recent_markout[symbol_id]) / tick    # this symbol's, recent
+        rate = m.adverse_rate(symbol_id)
         mult = risk.spread_multiplier
         bd = widen(bd, adverse_move=adverse_move, adverse_rate=rate, toxicity=toxicity,
                    rate_weight=cfg.adverse_rate_weight, toxicity_weight=cfg.toxicity_weight,
@@ -408,6 +422,12 @@ class Engine:
             pad = cfg.min_depth_ticks - 0.5 * (bd + ad)
             bd += pad
             ad += pad
+        # Widen, but cap: a quote the gateway's collar would deny leaves the side unquoted.
+        cap = self._depth_cap(fair, tick)
+        if bd > cap:
+            bd = cap
+        if ad > cap:
+            ad = cap
         bid_px, ask_px = quote_prices(fair, bd * tick, ad * tick, ticks, best_bid, best_ask)
         base = int(cfg.quote_size * risk.size_multiplier) // skew.lot * skew.lot
         if base <= 0:
@@ -426,6 +446,49 @@ class Engine:
         if guard.side_blocked(False, now):
             ask_qty = 0
         return bid_px, bid_qty, ask_px, ask_qty
+
+    def _market_top(self, symbol_id: int, top) -> float:
+        """Fill `top` with everyone else's best bid and ask and return their depth imbalance: our
+        own resting quotes are taken out (fmd_top_depth_without; fairvalue.without_own is the
+        reference), so fair value, volatility and markouts never price off them. An order of ours
+        in any live state counts at its price (clamped at what the level holds): the ITCH and OUCH
+        answers to it may arrive in either order, and a level hidden for one event only makes
+        the next quote more cautious."""
+        oms = self.oms
+        version = (oms.transitions, oms.counter)
+        if version != self._own_version:
+            self._own_version = version
+            self._own = self._own_quotes()
+        own = self._own.get(symbol_id)
+        if own is None:
+            return _top_depth(self._bh, symbol_id, self.imb_levels, self.imb_decay, top)
+        return _top_depth_without(self._bh, symbol_id, self.imb_levels, self.imb_decay,
+                                  own[0], own[1], own[2], own[3], top)
+
+    def _own_quotes(self) -> dict:
+        """symbol -> (prices, shares, n bid prices, n ask prices) of our live quotes, as the C
+        arrays fmd_top_depth_without reads (bid prices first)."""
+        sides: dict[int, tuple[dict[int, int], dict[int, int]]] = {}
+        for order in self.oms.live.values():
+            if order.purpose is not _QUOTE:
+                continue
+            pair = sides.get(order.symbol_id)
+            if pair is None:
+                pair = sides[order.symbol_id] = ({}, {})
+            at = pair[0] if order.side == _BUY else pair[1]
+            at[order.price] = at.get(order.price, 0) + order.leaves
+        own = {}
+        for symbol_id, (bids, asks) in sides.items():
+            own[symbol_id] = (_new_i64("int64_t[]", list(bids) + list(asks)),
+                              _new_i64("int64_t[]", list(bids.values()) + list(asks.values())),
+                              len(bids), len(asks))
+        return own
+
+    def _depth_cap(self, fair: float, tick: int) -> float:
+        """The deepest a side may quote, in ticks from fair value: max_depth_bps, and inside the
+        gateway's fair-value collar by one tick (prices round away from fair by up to one)."""
+        bps = min(self.cfg.max_depth_bps, self.risk.limits.collar_fair_bps)
+        return max(fair * bps / 10_000 / tick - 1.0, self.cfg.min_depth_ticks)
 
     def _hedge_held(self, symbol_id: int) -> int:
         """Shares of this symbol held as hedges for other symbols (not quoting inventory)."""
@@ -446,9 +509,30 @@ class Engine:
             return                       # an answer is pending: decide again when it arrives
         if qty <= 0 or price <= 0:
             self._cancel(order, Purpose.QUOTE, actions)
+        elif order.price == price and qty < order.leaves:
+            # a size-down at the same price: OUCH Modify keeps the token and the queue position
+            self._submit(make_intent(_MODIFY, order.token, symbol_id, side, price, qty, self.ids),
+                         actions)
         elif order.price != price or order.leaves != qty:
-            self._submit(make_intent(_REPLACE, self.oms.new_token(), symbol_id, side, price, qty,
-                                     self.ids, orig_token=order.token), actions)
+            if self._can_wait(order, side, price, qty):
+                return
+            sent = self._submit(make_intent(_REPLACE, self.oms.new_token(), symbol_id, side, price,
+                                            qty, self.ids, orig_token=order.token), actions)
+            if not sent and (order.price > price if side == _BUY else order.price < price):
+                # the move away was refused (or is backing off): the old price is now better
+                # for whoever trades against it than we want to give, so it must not rest on
+                self._cancel(order, Purpose.QUOTE, actions)
+
+    def _can_wait(self, order: Order, side: Side, price: int, qty: int) -> bool:
+        """A step of one tick toward the market, or more size at the same price, waits until the
+        quote has rested requote_rest_ns: such steps are where a fair value a hair either side of
+        a tick flips the quote back and forth (hundreds of replaces a second eat the gateway's
+        message rate). Moving away, shrinking and pulling never wait."""
+        if self.now - order.sent_ns >= self.cfg.requote_rest_ns or qty < order.leaves:
+            return False
+        step = price - order.price if side == _BUY else order.price - price
+        low = price if price < order.price else order.price
+        return 0 <= step <= self.ticks[order.symbol_id].tick_at(low)
 
     def _submit(self, intent: OrderIntent, actions: list[Action]) -> bool:
         """Risk check, then OMS, then the SoupBinTCP bytes; a denial is journaled, not raised."""
@@ -606,9 +690,12 @@ class Engine:
         elif t is ouch.CancelReject:
             order = oms.on_cancel_reject(msg.token, now)
             self._after_order_change(order, actions)
+        elif t is ouch.OrderModified:
+            order = oms.on_modified(msg.token, msg.shares, now)
+            self._after_order_change(order, actions)
         elif t is ouch.BrokenTrade or t is ouch.TradeCorrection:
             actions.append(self._alert("trade-break", f"{t.__name__} for {msg.token}: reconcile"))
-        # SystemEvent, CancelPending, OrderPriorityUpdate, OrderModified: nothing to decide
+        # SystemEvent, CancelPending, OrderPriorityUpdate: nothing to decide
 
     def _after_order_change(self, order: Order, actions: list[Action]) -> None:
         now = self.now
@@ -797,6 +884,8 @@ class Engine:
                               self.specs[intent.symbol_id].name, intent.price, intent.tif)
         if kind is OrderKind.REPLACE:
             return wire.replace(intent.orig_token, intent.token, intent.qty, intent.price, intent.tif)
+        if kind is OrderKind.MODIFY and intent.qty:
+            return wire.modify(intent.token, "B" if intent.side == _BUY else "S", intent.qty)
         return wire.cancel(intent.token, intent.qty)
 
     def _encode_cancel(self, token: str) -> bytes:

@@ -7,12 +7,13 @@ Must not know about wire formats, orders, risk or time sources: the book and tra
 """
 from __future__ import annotations
 
+from typing import Iterable
 
 import numpy as np
 
 __all__ = [
     "FairValueError", "MicroPriceTable", "MicroPriceEstimator", "EwmaBeta", "FairValueModel",
-    "mid", "weighted_mid", "imbalance", "multi_level_imbalance",
+    "mid", "weighted_mid", "imbalance", "multi_level_imbalance", "without_own",
 ]
 
 
@@ -36,18 +37,36 @@ def weighted_mid(bid: int, bid_qty: int, ask: int, ask_qty: int) -> float:
     return i * ask + (1.0 - i) * bid
 
 
-def multi_level_imbalance(bids: list[tuple[int, int]], asks: list[tuple[int, int]], decay: float) -> float:
-    """Depth imbalance in [-1, 1] over the given levels, level i weighted by decay**i."""
+def multi_level_imbalance(bids: list[tuple[int, int]], asks: list[tuple[int, int]], decay: float,
+                          levels: int | None = None) -> float:
+    """Depth imbalance in [-1, 1] over the given levels (the first `levels` of them when given),
+    level i weighted by decay**i."""
     num = 0.0
     den = 0.0
     w = 1.0
-    for i in range(max(len(bids), len(asks))):
-        b = bids[i][1] if i < len(bids) else 0
-        a = asks[i][1] if i < len(asks) else 0
+    nb, na = len(bids), len(asks)
+    n = nb if nb > na else na
+    if levels is not None and levels < n:
+        n = levels
+    for i in range(n):
+        b = bids[i][1] if i < nb else 0
+        a = asks[i][1] if i < na else 0
         num += w * (b - a)
         den += w * (b + a)
         w *= decay
     return num / den if den > 0 else 0.0
+
+
+def without_own(levels: Iterable[tuple[int, int]], own: dict[int, int]) -> list[tuple[int, int]]:
+    """Book levels (best first) with our own resting shares taken out of their price levels;
+    a level left with nothing of anyone else's is dropped. Fair value priced off a book that
+    holds our own quote follows that quote, and the quote follows fair value: a ratchet."""
+    out = []
+    for price, qty in levels:
+        rest = qty - own.get(price, 0)
+        if rest > 0:
+            out.append((price, rest))
+    return out
 
 
 class MicroPriceTable:

@@ -125,6 +125,12 @@ size_t fmd_levels(const fmd_book *b, uint32_t symbol, int is_buy, size_t depth, 
 double fmd_depth_imbalance(const fmd_book *b, uint32_t symbol, uint32_t depth, double decay);
 /* fmd_top and fmd_depth_imbalance in one call (depth 0: no imbalance, returns 0). OUT top[4]. */
 double fmd_top_depth(const fmd_book *b, uint32_t symbol, uint32_t depth, double decay, int64_t *top);
+/* fmd_top_depth over the book less our own resting shares: own_px/own_qty hold n_bid bid prices
+ * and then n_ask ask prices with our shares at each; a level left with nothing of anyone else's
+ * is skipped (fairvalue.without_own + multi_level_imbalance, same operation order). OUT top[4]. */
+double fmd_top_depth_without(const fmd_book *b, uint32_t symbol, uint32_t depth, double decay,
+                             const int64_t *own_px, const int64_t *own_qty, uint32_t n_bid,
+                             uint32_t n_ask, int64_t *top);
 /* Every live order in no particular order, up to cap. OUT the five arrays. Returns the count. */
 size_t fmd_orders(const fmd_book *b, uint64_t *refs, uint32_t *symbols, uint8_t *is_buy,
                   int64_t *prices, int64_t *qtys, size_t cap);

@@ -23,7 +23,8 @@ class MetricsError(ValueError):
 
 
 class Metrics:
-    def __init__(self, n_symbols: int, horizons_ns: tuple[int, ...], adverse_horizon: int = 0) -> None:
+    def __init__(self, n_symbols: int, horizons_ns: tuple[int, ...], adverse_horizon: int = 0,
+                 markout_alpha: float = 0.2) -> None:
         if not horizons_ns or any(h <= 0 for h in horizons_ns) or list(horizons_ns) != sorted(horizons_ns):
             raise MetricsError("markout horizons must be positive and ascending")
         if not 0 <= adverse_horizon < len(horizons_ns):
@@ -47,8 +48,26 @@ class Metrics:
         self.markout_n = [0] * len(horizons_ns)
         self.markout_qty = [0] * len(horizons_ns)
         self.adverse = 0                                  # fills with negative markout
+        # per symbol, EWMA of the markout per share (price4) at the adverse horizon: what the
+        # spread widens by is this symbol's recent adverse move, in its own price units (a
+        # desk-wide mean mixed a $50 stock's markouts into a $0.85 stock's ticks, for good)
+        if not 0.0 < markout_alpha <= 1.0:
+            raise MetricsError(f"markout alpha {markout_alpha} outside (0, 1]")
+        self.markout_alpha = markout_alpha
+        self.recent_markout = [0.0] * n_symbols
+        self.adverse_by = [0] * n_symbols                 # per symbol: adverse fills, of
+        self.marked_by = [0] * n_symbols                  # fills marked at the adverse horizon
         self.abs_pos_sum = 0                              # Σ |position| over samples (turnover)
         self.pos_samples = 0
+
+    def __setstate__(self, state: dict) -> None:
+        """A snapshot from before per-symbol markouts loads with none recorded yet."""
+        self.__dict__.update(state)
+        if "recent_markout" not in state:
+            self.markout_alpha = 0.2
+            self.recent_markout = [0.0] * self.n
+            self.adverse_by = [0] * self.n
+            self.marked_by = [0] * self.n
 
     # --- inputs ------------------------------------------------------------------------
 
@@ -112,9 +131,15 @@ class Metrics:
                 self.markout_x2[h] += mark_x2
                 self.markout_n[h] += 1
                 self.markout_qty[h] += qty
-                if h == self.adverse_horizon and mark_x2 < 0:
-                    self.adverse += 1
-                matured.append((symbol_id, sign > 0, h, mark_x2 / (2.0 * qty)))
+                per_share = mark_x2 / (2.0 * qty)
+                if h == self.adverse_horizon:
+                    self.marked_by[symbol_id] += 1
+                    if mark_x2 < 0:
+                        self.adverse += 1
+                        self.adverse_by[symbol_id] += 1
+                    self.recent_markout[symbol_id] += self.markout_alpha * (
+                        per_share - self.recent_markout[symbol_id])
+                matured.append((symbol_id, sign > 0, h, per_share))
             else:
                 if q and q[0][0] + horizon < next_due:
                     next_due = q[0][0] + horizon
@@ -135,7 +160,11 @@ class Metrics:
         """Open lots marked at an integer price4 (e.g. the mid rounded down)."""
         return sum(q * (mark - p) for q, p in self.lots[symbol_id])
 
-    def adverse_rate(self) -> float:
+    def adverse_rate(self, symbol_id: int | None = None) -> float:
+        """Share of fills marked negative at the adverse horizon: the desk's, or one symbol's."""
+        if symbol_id is not None:
+            n = self.marked_by[symbol_id]
+            return self.adverse_by[symbol_id] / n if n else 0.0
         n = self.markout_n[self.adverse_horizon]
         return self.adverse / n if n else 0.0
 
@@ -171,4 +200,5 @@ class Metrics:
     def state_items(self):
         return ([list(map(tuple, l)) for l in self.lots], self.realized, self.spread_x2,
                 self.quotes_sent, self.fills, [list(q) for q in self.pending], self.markout_x2,
-                self.markout_n, self.adverse, self.abs_pos_sum)
+                self.markout_n, self.adverse, self.abs_pos_sum, self.recent_markout,
+                self.adverse_by, self.marked_by)

@@ -35,6 +35,7 @@ class OrderState(enum.Enum):
     FILLED = "filled"
     PENDING_CANCEL = "pending-cancel"
     PENDING_REPLACE = "pending-replace"
+    PENDING_MODIFY = "pending-modify"  # OUCH Modify (size down, same token) not answered yet
     CANCELED = "canceled"
     REPLACED = "replaced"
     REJECTED = "rejected"
@@ -55,6 +56,9 @@ class Trigger(enum.Enum):
     REPLACE_SENT = "replace-sent"
     REPLACED = "replaced"          # this (old) order was replaced by a new token
     REPLACE_REJECT = "replace-reject"
+    MODIFY_SENT = "modify-sent"
+    MODIFIED = "modified"                   # Order Modified: the size is down, nothing filled yet
+    MODIFIED_PARTIAL = "modified-partial"   # Order Modified of an order partly filled before
     TIMEOUT = "timeout"
 
 
@@ -81,6 +85,22 @@ TRANSITIONS: dict[tuple[OrderState, Trigger], OrderState] = {
     (S.PARTIALLY_FILLED, T.CANCELED): S.CANCELED,
     (S.PARTIALLY_FILLED, T.CANCEL_SENT): S.PENDING_CANCEL,
     (S.PARTIALLY_FILLED, T.REPLACE_SENT): S.PENDING_REPLACE,
+    # a size-down in place (OUCH Modify keeps the token and the queue position); fills and
+    # venue cancels may cross it, a pull may follow it, its answer may cross the pull
+    (S.ACCEPTED, T.MODIFY_SENT): S.PENDING_MODIFY,
+    (S.PARTIALLY_FILLED, T.MODIFY_SENT): S.PENDING_MODIFY,
+    (S.PENDING_MODIFY, T.MODIFIED): S.ACCEPTED,
+    (S.PENDING_MODIFY, T.MODIFIED_PARTIAL): S.PARTIALLY_FILLED,
+    (S.PENDING_MODIFY, T.PARTIAL_FILL): S.PENDING_MODIFY,
+    (S.PENDING_MODIFY, T.FILL): S.FILLED,
+    (S.PENDING_MODIFY, T.REDUCE): S.PENDING_MODIFY,
+    (S.PENDING_MODIFY, T.CANCELED): S.CANCELED,
+    (S.PENDING_MODIFY, T.CANCEL_SENT): S.PENDING_CANCEL,
+    (S.PENDING_MODIFY, T.TIMEOUT): S.UNKNOWN,
+    (S.PENDING_CANCEL, T.MODIFIED): S.PENDING_CANCEL,
+    (S.PENDING_CANCEL, T.MODIFIED_PARTIAL): S.PENDING_CANCEL,
+    (S.UNKNOWN, T.MODIFIED): S.ACCEPTED,
+    (S.UNKNOWN, T.MODIFIED_PARTIAL): S.PARTIALLY_FILLED,
     # fill-after-cancel: the venue filled the order before our cancel reached it
     (S.PENDING_CANCEL, T.PARTIAL_FILL): S.PENDING_CANCEL,
     (S.PENDING_CANCEL, T.FILL): S.FILLED,
@@ -115,7 +135,8 @@ TRANSITIONS: dict[tuple[OrderState, Trigger], OrderState] = {
 del S, T
 
 TERMINAL = frozenset({OrderState.FILLED, OrderState.CANCELED, OrderState.REPLACED, OrderState.REJECTED})
-PENDING = frozenset({OrderState.PENDING_NEW, OrderState.PENDING_CANCEL, OrderState.PENDING_REPLACE})
+PENDING = frozenset({OrderState.PENDING_NEW, OrderState.PENDING_CANCEL, OrderState.PENDING_REPLACE,
+                     OrderState.PENDING_MODIFY})
 LIVE = frozenset({OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED})
 # states in which the venue may still answer the enter (or replace) itself, if never accepted
 _UNANSWERED = frozenset({OrderState.PENDING_NEW, OrderState.PENDING_CANCEL})
@@ -223,6 +244,13 @@ class Oms:
             old = self.get(intent.orig_token)
             self._fire(old, Trigger.REPLACE_SENT, now_ns)
             return self._add(intent, now_ns)
+        if intent.kind is OrderKind.MODIFY and intent.qty > 0:
+            order = self.get(intent.token)
+            if intent.qty >= order.leaves:
+                raise OmsError(f"modify of {order.token} to {intent.qty} shares: only a size-down "
+                               f"below its {order.leaves} left is a modify")
+            self._fire(order, Trigger.MODIFY_SENT, now_ns)
+            return order
         if intent.kind is OrderKind.CANCEL or intent.kind is OrderKind.MODIFY:
             order = self.get(intent.token)
             if order.state is OrderState.PENDING_REPLACE:
@@ -300,6 +328,17 @@ class Oms:
         if qty <= 0 or qty > order.leaves:
             raise InvalidTransition(
                 f"{order.state.value} -> {what} of {qty} with {order.leaves} left ({token})")
+        return order
+
+    def on_modified(self, token: str, shares: int, now_ns: int) -> Order:
+        """Order Modified: `shares` is what is left open at the venue now (never more than before:
+        fills that crossed our modify were reported ahead of it on the same session)."""
+        order = self.get(token)
+        if shares <= 0 or shares > order.leaves:
+            raise InvalidTransition(
+                f"{order.state.value} -> modified to {shares} with {order.leaves} left ({token})")
+        self._fire(order, Trigger.MODIFIED_PARTIAL if order.filled else Trigger.MODIFIED, now_ns)
+        order.leaves = shares
         return order
 
     def on_cancel_reject(self, token: str, now_ns: int) -> Order:

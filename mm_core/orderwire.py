@@ -1,4 +1,4 @@
-"""The engine's order bytes: OUCH 4.2 Enter/Replace/Cancel inside a SoupBinTCP Unsequenced Data
+"""The engine's order bytes: OUCH 4.2 Enter/Replace/Cancel/Modify inside a SoupBinTCP Unsequenced Data
 packet, packed in one struct call with the parts fixed for a session (stock, firm, flags)
 encoded once.
 
@@ -19,6 +19,7 @@ __all__ = ["OrderWire"]
 _ENTER = struct.Struct(">Hcc14scI8sII4scccIcc")
 _REPLACE = struct.Struct(">Hcc14s14sIIIccI")
 _CANCEL = struct.Struct(">Hcc14sI")
+_MODIFY = struct.Struct(">Hcc14scI")
 _U, _SIDES = b"U", {"B": b"B", "S": b"S"}
 _TOKEN_WIDTH = 14
 
@@ -76,3 +77,12 @@ class OrderWire:
             except struct.error:
                 pass
         return _framed(ouch.CancelOrder(token, shares))
+
+    def modify(self, token: str, side: str, shares: int) -> bytes:
+        raw_token, raw_side = _token(token), _SIDES.get(side)
+        if raw_token is not None and raw_side is not None:
+            try:
+                return _MODIFY.pack(21, _U, b"M", raw_token, raw_side, shares)
+            except struct.error:
+                pass
+        return _framed(ouch.ModifyOrder(token, side, shares))

@@ -165,6 +165,8 @@ def venue_view(messages: Iterable[tuple[int, bytes]]) -> VenueView:
             order.leaves = max(0, order.leaves - msg.decrement_shares)
             if not order.leaves:
                 order.status = "canceled"
+        elif isinstance(msg, ouch.OrderModified):
+            order.leaves = msg.shares          # a size-down in place (the engine's OUCH Modify)
         elif isinstance(msg, ouch.Rejected):
             order.leaves, order.status = 0, "rejected"
         elif isinstance(msg, (ouch.BrokenTrade, ouch.TradeCorrection, ouch.PriceCorrection)):
@@ -369,6 +371,12 @@ def reconcile(local: LocalView, venue: VenueView,
                 lo.state == OrderState.UNKNOWN.value and lo.leaves and vo.leaves):
             found.append(Discrepancy(CANCEL_NOT_RECEIVED, token, "our cancel never reached the "
                                      "venue; it still rests there", _local_doc(lo), _venue_doc(vo),
+                                     ResendCancel(token)))
+        elif lo.state == OrderState.PENDING_MODIFY.value:
+            # our size-down never reached the venue (its answer is not among the missing
+            # messages): the order rests at its old size; pull it rather than guess
+            found.append(Discrepancy(QTY_MISMATCH, token, f"our size-down never reached the venue; "
+                                     f"{vo.leaves} shares rest there", _local_doc(lo), _venue_doc(vo),
                                      ResendCancel(token)))
         elif lo.state in _RESTING:
             cancel = CancelAtVenue(token, lo.symbol_id, lo.side, vo.price, vo.leaves, vo.ref, False)

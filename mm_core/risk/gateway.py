@@ -248,6 +248,13 @@ class RiskGateway:
             kind = intent.kind
             if kind is _CANCEL or (kind is _MODIFY and intent.qty == 0):
                 return self._check_cancel(now_ns)
+            if kind is _MODIFY:
+                held = self._working.get(intent.token)
+                if held is not None and 0 < intent.qty < held[2]:
+                    # a size-down in place: the price the collars judged stays, exposure only
+                    # shrinks, so it passes as a partial cancel does (and counts as one)
+                    self._add_working(intent.token, held[0], held[1], intent.qty)
+                    return self._check_cancel(now_ns)
             lim = self._limits
             if not intent.algo_id or not intent.client_id or not (intent.desk_id or intent.trader_id):
                 return self._deny(CheckId.MISSING_IDS, 0, 0, "algo, desk/trader and client ids required")
@@ -679,8 +686,10 @@ class RiskGateway:
             faults.append(CheckId.CLOCK_STALE.label)
         if faults:
             raise FaultsActive(faults)
-        self._fills.clear()   # the throttle's window restarts with the operator's decision
         self._fire(Trigger.OPERATOR_ENABLE, CheckId.OPERATOR, reason, actor, now_ns)
+        # the throttle's window restarts with the operator's decision; only after the transition,
+        # so an enable refused as invalid (already trading) cannot reset the throttle
+        self._fills.clear()
 
     def set_safe_mode(self, on: bool, actor: str, reason: str, now_ns: int = 0) -> None:
         """Enter or leave SAFE_MODE; a no-op when already there, InvalidTransition when latched."""

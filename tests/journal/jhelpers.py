@@ -54,6 +54,15 @@ def record_offsets(segment: pathlib.Path) -> list[tuple[int, int, int]]:
     return out
 
 
+def rewrite_u32(path: pathlib.Path, offset: int, value: int, crc_span: int) -> None:
+    """Overwrite the u32 at offset and refresh the CRC-32C of bytes 0..crc_span-1 stored right
+    after them (journal.meta: 60, segment header: 124), so only the field's meaning changes."""
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<I", data, offset, value)
+    struct.pack_into("<I", data, crc_span, lib.mmj_crc32c(0, bytes(data[:crc_span]), crc_span))
+    path.write_bytes(bytes(data))
+
+
 def flip_byte(path: pathlib.Path, offset: int, xor: int = 0xFF) -> None:
     with open(path, "r+b") as f:
         f.seek(offset)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import textwrap
@@ -18,7 +17,7 @@ from journal import (DiskFull, InvalidArgument, Journal, JournalClosed, JournalE
                      NotAJournal, Reader, RecordTooLarge, RecordType, Tailer, info, verify)
 from journal._journal_cffi import lib
 from journal.writer import DURABILITY
-from tests.journal.jhelpers import SMALL_SEGMENT, payload_for, segment_files, write_journal
+from tests.journal.jhelpers import SMALL_SEGMENT, payload_for, rewrite_u32, segment_files, write_journal
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -43,10 +42,8 @@ def test_not_a_journal(tmp_path):
 
 
 def rewrite_version(path, offset, crc_span, crc_at, version):
-    data = bytearray(path.read_bytes())
-    struct.pack_into("<I", data, offset, version)
-    struct.pack_into("<I", data, crc_at, lib.mmj_crc32c(0, bytes(data[:crc_span]), crc_span))
-    path.write_bytes(bytes(data))
+    assert crc_at == crc_span
+    rewrite_u32(path, offset, version, crc_span)
 
 
 def test_newer_format_version_in_meta(tmp_path):

@@ -42,6 +42,13 @@ def test_tokens_are_day_unique_prefix_plus_counter():
     ([Tr.TIMEOUT, Tr.ACCEPT, Tr.FILL], St.FILLED),                               # outcome-unknown resolves
     ([Tr.ACCEPT, Tr.CANCEL_SENT, Tr.TIMEOUT, Tr.CANCELED], St.CANCELED),
     ([Tr.ACCEPT, Tr.REDUCE, Tr.CANCELED], St.CANCELED),
+    # a size-down in place (OUCH Modify): fills, pulls and timeouts may cross it
+    ([Tr.ACCEPT, Tr.MODIFY_SENT, Tr.MODIFIED], St.ACCEPTED),
+    ([Tr.ACCEPT, Tr.PARTIAL_FILL, Tr.MODIFY_SENT, Tr.MODIFIED_PARTIAL], St.PARTIALLY_FILLED),
+    ([Tr.ACCEPT, Tr.MODIFY_SENT, Tr.PARTIAL_FILL, Tr.MODIFIED_PARTIAL], St.PARTIALLY_FILLED),
+    ([Tr.ACCEPT, Tr.MODIFY_SENT, Tr.FILL], St.FILLED),
+    ([Tr.ACCEPT, Tr.MODIFY_SENT, Tr.CANCEL_SENT, Tr.MODIFIED, Tr.CANCELED], St.CANCELED),
+    ([Tr.ACCEPT, Tr.MODIFY_SENT, Tr.TIMEOUT, Tr.MODIFIED], St.ACCEPTED),
 ])
 def test_legal_paths(path, end):
     fsm = OrderFsm()

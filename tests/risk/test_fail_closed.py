@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from mm_core.risk import CheckId, FaultsActive, RiskGateway, TradingState
+from mm_core.risk import CheckId, FaultsActive, InvalidTransition, RiskGateway, TradingState
 from mm_core.risk.faults import FAULTS, LATCH_POLICY, RELEASED_ON_CLEAR, Latch, MarketFeed
 from mm_core.types import Side
 from tests.risk.conftest import FAIR, MS, T0, cancel, make_gateway, order
@@ -224,3 +224,19 @@ def test_clock_timer_reports_a_silent_clock_as_a_fault_without_latching():
     assert gw.drain_events()[0].reason_code == CheckId.CLOCK_STALE
     gw.on_clock(True, quiet + 1)
     assert gw.faults == [] and gw.state is TradingState.HALTED
+
+
+def test_an_enable_refused_while_trading_does_not_reset_the_throttle():
+    """Found by the stateful model: operator enable cleared the fill window before the transition,
+    so an enable refused as invalid (already ACTIVE) let the next fills start a fresh window."""
+    gw = make_gateway(throttle={"max_fills": 20})
+    now = T0 + MS
+    FEED.refresh(gw, now)
+    for _ in range(20):
+        gw.on_fill(1, Side.BUY, 1, FAIR, now)
+    assert gw.state is TradingState.ACTIVE
+    with pytest.raises(InvalidTransition):
+        gw.operator_enable("ops", "already trading", now)
+    gw.on_fill(1, Side.BUY, 1, FAIR, now)            # the 21st fill in the window
+    assert gw.state in (TradingState.HALTED, TradingState.REDUCING)
+    assert CheckId.EXECUTION_THROTTLE.label in gw.latch_reasons
