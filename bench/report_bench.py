@@ -388,7 +388,7 @@ def main(quick: bool) -> str:
         f"{events_module.CHUNK_SEQS:,} sequences; each chunk is read and decoded (vectorised OUCH) on a "
         "helper thread one chunk ahead, joined to the orders created so far, converted to UTC, validated and "
         "handed to a streaming Parquet writer (hive-partitioned zstd, metadata, manifest) whose encoding "
-        "overlaps the next chunk; XML/JSON text is written and hashed in order on its own thread. "
+        "overlaps the next chunk; XML/JSON text is written and hashed in order, each on a thread of its own. "
         "'pyarrow write alone' reads our streamed tables back and writes each whole with the same options: "
         "the cost our writer cannot go below.",
         "",
