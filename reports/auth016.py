@@ -29,7 +29,7 @@ TX_DEPTH = 4          # BizData > Pyld > Document > FinInstrmRptgTxRpt > Tx
 def _escape(arr: pa.Array) -> pa.Array:
     """XML text escaping of a string column (& first, then < > and the quote for attributes);
     one scan when, as for identifiers, codes and numbers, nothing needs escaping."""
-    if not pc.any(pc.match_substring_regex(arr, '[&<>"]')).as_py():
+    if not ac.has_any_byte(arr, b'&<>"'):
         return arr
     for raw, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;")):
         arr = pc.replace_substring(arr, raw, entity)
@@ -54,8 +54,18 @@ class _Rows:
     def close(self, depth: int, tag: str, when: pa.Array | None = None) -> None:
         self._const(f"{self._pad(depth)}</{tag}>", when)
 
-    def _const(self, text: str, when: pa.Array | None) -> None:
+    def _rows(self, when: pa.Array | None) -> str:
+        """'all', 'none' or 'some': on which rows an element guarded by `when` appears."""
         if when is None:
+            return "all"
+        hits = pc.sum(when).as_py() or 0
+        return "all" if hits == self.n and when.null_count == 0 else "none" if hits == 0 else "some"
+
+    def _const(self, text: str, when: pa.Array | None) -> None:
+        rows = self._rows(when)
+        if rows == "none":
+            return
+        if rows == "all":
             if self.parts and isinstance(self.parts[-1], str):
                 self.parts[-1] += text
             else:
@@ -65,16 +75,26 @@ class _Rows:
 
     def leaf(self, depth: int, tag: str, value: pa.Array, when: pa.Array | None = None, attr: str = "",
              attr_value: pa.Array | None = None) -> None:
-        """<tag>value</tag> (with attr="attr_value" when given); left out where value is null."""
+        """<tag>value</tag> (with attr="attr_value" when given); left out where value is null.
+        An element on every row whose values are all the same is constant text."""
+        rows = self._rows(when)
+        if rows == "none":
+            return
+        when = None if rows == "all" else when
         pad = self._pad(depth)
-        values = [_escape(value)] if attr_value is None else [_escape(attr_value), _escape(value)]
+        raw = [value] if attr_value is None else [attr_value, value]
         heads = [f"{pad}<{tag}>"] if attr_value is None else [f'{pad}<{tag} {attr}="', '">']
-        if when is None and all(v.null_count == 0 for v in values):
-            for head, v in zip(heads, values):
+        if when is None and all(v.null_count == 0 for v in raw):
+            for head, v in zip(heads, raw):
                 self._const(head, None)
-                self.parts.append(v)
+                same = _single_value(v)
+                if same is not None:
+                    self._const(escape(same, {'"': "&quot;"}), None)
+                else:
+                    self.parts.append(_escape(v))
             self._const(f"</{tag}>", None)
             return
+        values = [_escape(v) for v in raw]
         pieces = [x for pair in zip(heads, values) for x in pair] + [f"</{tag}>"]
         frag = pc.binary_join_element_wise(*pieces, "")
         if when is not None:
@@ -82,8 +102,19 @@ class _Rows:
         self.parts.append(frag)
 
     def text(self) -> pa.Array:
+        if all(isinstance(p, str) for p in self.parts):      # every row the same text
+            return pa.repeat(pa.scalar("".join(self.parts), pa.string()), self.n)
         parts = [pa.scalar(p) if isinstance(p, str) else p for p in self.parts]
         return pc.binary_join_element_wise(*parts, "", null_handling="skip")
+
+
+def _single_value(arr: pa.Array) -> str | None:
+    """The value of a string column with no nulls when every row holds the same one, else None."""
+    if len(arr) == 0:
+        return None
+    low_high = pc.min_max(arr)
+    low, high = low_high["min"].as_py(), low_high["max"].as_py()
+    return low if low is not None and low == high else None
 
 
 def _bool_text(arr: pa.Array) -> pa.Array:
@@ -198,15 +229,23 @@ def envelope(submitter: str, authority: str, msg_id: str, created: str) -> tuple
 
 class Exporter:
     """auth016/trade_date=<d>/auth016.xml for each trade date of the kept RTS 22 rows, fed chunk
-    by chunk to a sink (`add_text`): the envelope's head goes first with a fixed-width CreDt
-    placeholder that `finish` patches in place with the latest trading time, then the tail."""
+    by chunk to a sink (`add_text`): the envelope's head goes first with a fixed-width CreDt (the
+    latest trading time in the file), then the <Tx> elements, then the tail.
 
-    def __init__(self, col, ref, src):
+    CreDt is known for sure only at the end. With `expected` (trade date -> the latest trading
+    time the caller foresees, e.g. of every execution in the range), the head carries that value
+    and the file is hashed as it is written; when the rows kept say otherwise (the latest
+    execution was rejected), or nothing was foreseen, `finish` patches CreDt in place and the
+    file's digest is taken from disk."""
+
+    def __init__(self, col, ref, src, expected: dict[str, str] | None = None):
         self.col = col
         self.ref = ref
         self.src = src
+        self.expected = expected or {}
         self.created: dict[str, str] = {}       # trade date -> latest trading time in its file
         self.created_at: dict[str, int] = {}    # trade date -> byte offset of CreDt in its file
+        self.head_created: dict[str, str] = {}  # trade date -> CreDt written in the head
 
     @staticmethod
     def path(day: str) -> str:
@@ -214,10 +253,13 @@ class Exporter:
 
     def _start(self, label: str, sink) -> None:
         msg_id = f"{self.src.journal_id[:16]}-{self.src.first_seq}-{self.src.last_seq}-{label}"
-        head, _ = envelope(self.ref.firm.submitting_lei, self.ref.firm.competent_authority, msg_id,
-                           CREATED_PLACEHOLDER)
-        self.created_at[label] = head.index(f"<CreDt>{CREATED_PLACEHOLDER}".encode()) + len("<CreDt>")
-        sink.add_text(self.path(label), head)
+        created = self.expected.get(label, CREATED_PLACEHOLDER)
+        if len(created) != len(CREATED_PLACEHOLDER):
+            created = CREATED_PLACEHOLDER
+        head, _ = envelope(self.ref.firm.submitting_lei, self.ref.firm.competent_authority, msg_id, created)
+        self.created_at[label] = head.index(f"<CreDt>{created}".encode()) + len("<CreDt>")
+        self.head_created[label] = created
+        sink.add_text(self.path(label), head, patched_later=created == CREATED_PLACEHOLDER)
 
     def add(self, table: pa.Table, sink) -> None:
         if table.num_rows == 0:
@@ -242,7 +284,8 @@ class Exporter:
             if len(created) != len(CREATED_PLACEHOLDER):
                 raise ValueError(f"trading time {created!r} is not {{DATE_TIME_FORMAT}}")
             sink.add_text(self.path(label), tail)
-            sink.patch_text(self.path(label), self.created_at[label], created.encode())
+            if created != self.head_created[label]:
+                sink.patch_text(self.path(label), self.created_at[label], created.encode())
 
 
 def parse_transactions(xml_bytes: bytes) -> list[ET.Element]:

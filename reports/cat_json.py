@@ -39,10 +39,32 @@ ORDER = ("actionType", "firmROEID", "CATReporterIMID", "orderKeyDate", "orderID"
 
 
 def _escaped(arr: pa.Array) -> pa.Array:
+    if not ac.has_any_byte(arr, b'"\\'):        # a code column: its (small) dictionary scanned
+        return ac.plain(arr)
     arr = ac.plain(arr)
-    if pc.any(pc.match_substring_regex(arr, r'["\\]')).as_py():
-        arr = pc.replace_substring(pc.replace_substring(arr, "\\", "\\\\"), '"', '\\"')
-    return arr
+    return pc.replace_substring(pc.replace_substring(arr, "\\", "\\\\"), '"', '\\"')
+
+
+def _constant(name: str, col: pa.Array) -> str | None:
+    """The whole `"name":value` text when every row of `col` holds the same code or flag (most
+    code columns within one event type): it then joins as constant text, with no kernel pass and
+    no per-row copy of its own. None otherwise."""
+    if col.null_count or len(col) == 0:
+        return None
+    if pa.types.is_dictionary(col.type):
+        idx = col.indices.to_numpy(zero_copy_only=False)
+        if not (idx == idx[0]).all():
+            return None
+        value = col.dictionary[int(idx[0])].as_py()
+        if name == "timeInForce" or name in NUMBERS or not isinstance(value, str):
+            return None
+        return f',"{name}":"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if name in BOOLEANS:
+        values = col.to_numpy(zero_copy_only=False)
+        if not (values == values[0]).all():
+            return None
+        return f',"{name}":' + ("true" if values[0] else "false")
+    return None
 
 
 def _time_in_force(arr: pa.Array) -> pa.Array:
@@ -81,6 +103,10 @@ def _uniform_lines(table: pa.Table) -> pa.Array:
         col = table.column(name).combine_chunks()
         if col.null_count == len(col):
             continue
+        fixed = _constant(name, col)
+        if fixed is not None:
+            const('{"type":"' + fixed[len(',"type":"'):] if name == "type" else fixed)
+            continue
         head, value, tail = _field(name, col)
         if name == "type":
             head = '{"type":"'
@@ -91,6 +117,8 @@ def _uniform_lines(table: pa.Table) -> pa.Array:
         else:
             parts.append(pc.binary_join_element_wise(head, value, tail, ""))
     const("}\n")
+    if all(isinstance(p, str) for p in parts):          # every row the same line
+        return pa.repeat(pa.scalar("".join(parts), pa.string()), table.num_rows)
     return pc.binary_join_element_wise(*[pa.scalar(p) if isinstance(p, str) else p for p in parts], "",
                                        null_handling="skip")
 

@@ -8,6 +8,7 @@ mappings (RTS 24, CAT, RTS 22) live in the report modules, not here.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,7 +88,11 @@ def collect_chunks(src: JournalSlice, join_orders: bool = True, chunk_seqs: int 
     `chunk_seqs` journal sequences, in journal order: memory is bounded by the chunk, not the
     journal. Orders are joined across chunks (the creating ORDER_SENTs seen so far, including those
     before a mid-journal range, are kept in a compact index, with each order's remaining quantity
-    carried over), so the rows do not depend on the chunk size."""
+    carried over), so the rows do not depend on the chunk size.
+
+    Reading and decoding a chunk (the C bulk read releases the GIL, and so do most numpy kernels)
+    runs on a helper thread one chunk ahead of the join and of the caller's work on the previous
+    chunk; while the generator runs, that thread is the only user of `src.reader`."""
     step = chunk_seqs or CHUNK_SEQS
     samples = clock_samples(src)
     book = Creators()
@@ -95,13 +100,34 @@ def collect_chunks(src: JournalSlice, join_orders: bool = True, chunk_seqs: int 
         for a in range(1, src.first_seq, step):     # orders created before a mid-journal range
             book.add(src.reader.read_fixed(RecordType.ORDER_SENT, first_seq=a,
                                            last_seq=min(a + step - 1, src.first_seq - 1)))
-    for a in range(src.first_seq, src.last_seq + 1, step):
+    starts = list(range(src.first_seq, src.last_seq + 1, step))
+
+    def decode(a: int) -> _Decoded:
+        # a slice per chunk, dropped after decoding: its cache of raw records must not outlive it
         part = JournalSlice(reader=src.reader, journal_id=src.journal_id, first_seq=a,
                             last_seq=min(a + step - 1, src.last_seq), selection=src.selection)
-        yield _collect(part, join_orders, samples=samples, book=book if join_orders else None)
+        return _decode(part, join_orders, samples)
+
+    with ThreadPoolExecutor(max_workers=1) as ahead:
+        pending = ahead.submit(decode, starts[0]) if starts else None
+        for i in range(len(starts)):
+            decoded = pending.result()
+            pending = ahead.submit(decode, starts[i + 1]) if i + 1 < len(starts) else None
+            events = _join(decoded, book) if join_orders else decoded.events
+            del decoded
+            yield events
 
 
-def _collect(src: JournalSlice, join_orders: bool, samples: np.ndarray, book: "Creators | None") -> OrderEvents:
+@dataclass
+class _Decoded:
+    """One chunk's events decoded and merged in journal order, before the join to the orders
+    created so far (which needs the chunks before it)."""
+
+    events: OrderEvents
+    creators: dict | None = None     # this chunk's Enter/Replace ORDER_SENTs as Creators columns
+
+
+def _decode(src: JournalSlice, join_orders: bool, samples: np.ndarray) -> _Decoded:
     both = src.fixed_many((RecordType.ORDER_SENT, RecordType.VENUE_MSG))
     sent, venue_all = both[RecordType.ORDER_SENT], both[RecordType.VENUE_MSG]
     keep = (venue_all["packet_type"] == SOUP_SEQUENCED) & (venue_all["msg_type"] != OUCH_SYSTEM_EVENT) \
@@ -123,44 +149,58 @@ def _collect(src: JournalSlice, join_orders: bool, samples: np.ndarray, book: "C
             out[is_venue] = venue_values
         return out
 
+    def onto(sent_values, placed, dtype) -> np.ndarray:
+        # venue fields decoded straight into their merged rows: only the ORDER_SENT rows to fill
+        out = placed.astype(dtype, copy=False)
+        out[is_sent] = sent_values
+        return out
+
     vcols = ouch.decode(venue["raw"], venue["msg_type"], ouch.OUTBOUND_FIELDS,
-                        names=None if join_orders else ["token"])
+                        names=None if join_orders else ["token"], at=at_venue, size=n)
     cols: dict[str, np.ndarray] = {
         "seq": merged(sent["seq"], venue["seq"], np.uint64),
         "ts_ns": merged(sent["ts_ns"], venue["ts_ns"], np.int64),
         "ts_source": merged(sent["ts_source"], venue["ts_source"], np.uint8),
         "clock_state": merged(sent["clock_state"], venue["clock_state"], np.uint8),
         "event": merged(_classify(sent["msg_type"], _SENT), _classify(venue["msg_type"], _VENUE), np.int8),
-        "token": merged(sent["token"], vcols["token"], "S14"),
+        "token": onto(sent["token"], vcols["token"], "S14"),
     }
+    cols["token_key"] = _join_key(cols["token"])
+    utc = to_utc(cols["seq"], cols["ts_ns"], cols["ts_source"], samples)
     if not join_orders:
-        cols["token_key"] = _join_key(cols["token"])
-        return OrderEvents(cols=cols, utc=to_utc(cols["seq"], cols["ts_ns"], cols["ts_source"], samples),
-                           samples=samples)
+        return _Decoded(OrderEvents(cols=cols, utc=utc, samples=samples))
     scols = ouch.decode(sent["raw"], sent["msg_type"], ouch.INBOUND_FIELDS, names=["side", "stock"])
+    wire_side = np.where(scols["side"] > 0, scols["side"], sent["side"])
     cols.update({
-        "origin": merged(None, 1, np.int8),
+        "origin": is_venue.astype(np.int8),
         "msg_type": merged(sent["msg_type"], venue["msg_type"], np.uint8),
-        "prior_token": merged(sent["orig_token"], vcols["previous_token"], "S14"),
+        "prior_token": onto(sent["orig_token"], vcols["previous_token"], "S14"),
         # OUCH side on the wire (B, S, T short, E short exempt) where the message carries one
-        "wire_side": merged(np.where(scols["side"] > 0, scols["side"], sent["side"]), vcols["side"], np.uint8),
-        "price": merged(sent["price"], vcols["price"], np.int64),
-        "qty": merged(sent["qty"], vcols["shares"], np.int64),
+        "wire_side": onto(wire_side, vcols["side"], np.uint8),
+        "price": onto(sent["price"], vcols["price"], np.int64),
+        "qty": onto(sent["qty"], vcols["shares"], np.int64),
         # OUCH stock where the message carries one (Enter, Accepted, Replaced); b"" elsewhere
-        "stock": merged(scols["stock"], vcols["stock"], "S8"),
+        "stock": onto(scols["stock"], vcols["stock"], "S8"),
     })
     for name, source in (("exec_qty", "executed"), ("exec_price", "exec_price"), ("match", "match"),
                          ("liquidity", "liquidity"), ("decrement", "decrement"), ("reason", "reason"),
                          ("order_ref", "order_ref"), ("venue_ts", "venue_ts")):
-        cols[name] = merged(None, vcols[source], np.int64)
-
-    # Join every event to the ORDER_SENT that created its token (O, or U for the replacement):
-    # this chunk's creators join the running index first.
-    book.add(sent)
-    c = book.cols
-    keys_events = _join_key(cols["token"])
-    cols["token_key"] = keys_events
+        cols[name] = vcols[source]
     cols["prior_token_key"] = _join_key(cols["prior_token"])
+    creates = np.flatnonzero(np.isin(sent["msg_type"], [ord("O"), ord("U")]))
+    return _Decoded(OrderEvents(cols=cols, utc=utc, samples=samples),
+                    Creators.columns(sent[creates], wire_side[creates], scols["stock"][creates]))
+
+
+def _join(decoded: _Decoded, book: "Creators") -> OrderEvents:
+    """Join every event to the ORDER_SENT that created its token (O, or U for the replacement):
+    this chunk's creators join the running index first."""
+    ev = decoded.events
+    cols = ev.cols
+    n = len(ev)
+    book.add_columns(decoded.creators)
+    c = book.cols
+    keys_events = cols["token_key"]
     creator = book.index.lookup(keys_events)
     known = creator >= 0
     cols["creator"] = creator
@@ -169,6 +209,8 @@ def _collect(src: JournalSlice, join_orders: bool, samples: np.ndarray, book: "C
     from_creator = creator[at_known]
 
     def joined(values, dtype=None) -> np.ndarray:
+        if len(at_known) == n:                  # every event's order known: one gather
+            return np.take(values, creator).astype(dtype or values.dtype, copy=False)
         out = np.zeros(n, dtype=dtype or values.dtype)
         out[at_known] = np.take(values, from_creator)
         return out
@@ -190,9 +232,7 @@ def _collect(src: JournalSlice, join_orders: bool, samples: np.ndarray, book: "C
         group[~known] = len(book) + unknown_code
         n_unknown = int(unknown_code.max()) + 1
     cols["leaves"] = _leaves(cols, group, book, n_unknown)
-
-    utc = to_utc(cols["seq"], cols["ts_ns"], cols["ts_source"], samples)
-    return OrderEvents(cols=cols, utc=utc, samples=samples)
+    return ev
 
 
 MAX_REPLACE_CHAIN = 64   # bounded walk back through replaces to the entering order's side
@@ -240,18 +280,29 @@ class Creators:
             self._store[k][self.n:need] = v
         self.n = need
 
-    def add(self, sent: np.ndarray) -> None:
-        sent = sent[np.isin(sent["msg_type"], [ord("O"), ord("U")])]
-        if len(sent) == 0 and self._store:
-            return
-        enter = ouch.decode(sent["raw"], sent["msg_type"], ouch.INBOUND_FIELDS, names=["side", "stock"])
-        new = {name: sent[name] for name in self.FIELDS}
+    @classmethod
+    def columns(cls, sent: np.ndarray, wire_side: np.ndarray, stock: np.ndarray) -> dict[str, np.ndarray]:
+        """Creators columns of Enter/Replace ORDER_SENT rows whose OUCH side and stock (b"" for a
+        Replace) are already decoded."""
+        new = {name: sent[name] for name in cls.FIELDS}
         new["token_key"] = _join_key(sent["token"])
         new["parent_key"] = _join_key(sent["orig_token"])
-        new["wire_side"] = np.where(enter["side"] > 0, enter["side"], sent["side"]).astype(np.uint8)
-        new["stock"] = enter["stock"].astype("S8")
+        new["wire_side"] = wire_side.astype(np.uint8)
+        new["stock"] = stock.astype("S8")
         new["leaves_sum"] = np.zeros(len(sent), np.int64)
         new["leaves_started"] = np.zeros(len(sent), np.int64)
+        return new
+
+    def add(self, sent: np.ndarray) -> None:
+        """Index the Enter and Replace orders among `sent` (ORDER_SENT rows)."""
+        sent = sent[np.isin(sent["msg_type"], [ord("O"), ord("U")])]
+        enter = ouch.decode(sent["raw"], sent["msg_type"], ouch.INBOUND_FIELDS, names=["side", "stock"])
+        self.add_columns(self.columns(sent, np.where(enter["side"] > 0, enter["side"], sent["side"]),
+                                      enter["stock"]))
+
+    def add_columns(self, new: dict[str, np.ndarray]) -> None:
+        if len(new["seq"]) == 0 and self._store:
+            return
         first_new = len(self)
         self._append(new)
         self.index.extend(self._store["token_key"][:self.n], first_new)
@@ -362,10 +413,15 @@ def _leaves(cols: dict[str, np.ndarray], group: np.ndarray, book: Creators, n_un
     started_flag = start[order] > 0
     started = np.cumsum(started_flag)                     # A/U messages so far, over all groups
     started_within = started - (started[base] - started_flag[base])
-    prior_sum = np.concatenate([book.leaves_sum, np.zeros(n_unknown, np.int64)])
-    prior_started = np.concatenate([book.leaves_started, np.zeros(n_unknown, np.int64)])
-    total = prior_sum[codes] + within
-    total_started = prior_started[codes] + started_within
+    if n_unknown:       # orders no ORDER_SENT created start from nothing (codes past the book)
+        in_book = codes < len(book)
+        prior_sum, prior_started = np.zeros(len(codes), np.int64), np.zeros(len(codes), np.int64)
+        prior_sum[in_book] = book.leaves_sum[codes[in_book]]
+        prior_started[in_book] = book.leaves_started[codes[in_book]]
+    else:               # gather from the running totals, without copying them whole per chunk
+        prior_sum, prior_started = book.leaves_sum[codes], book.leaves_started[codes]
+    total = prior_sum + within
+    total_started = prior_started + started_within
     last = np.r_[codes[1:] != codes[:-1], True] & (codes < len(book))
     book.leaves_sum[codes[last]] = total[last]
     book.leaves_started[codes[last]] = total_started[last]

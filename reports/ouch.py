@@ -1,7 +1,7 @@
 """Vectorised decoding of OUCH 4.2 messages held in journal `raw` byte arrays (SoupBinTCP framed).
 
 Owns the byte offsets of OUCH fields (big-endian, by message type) and turns an (n, width) uint8
-array into numpy columns in one pass per (field, type) — never a per-record Python loop.
+array into numpy columns, one copy of the raw rows per message type — never a per-record Python loop.
 Must not know about reports or regulation; the layouts follow the OUCH 4.2 specification.
 """
 from __future__ import annotations
@@ -59,27 +59,36 @@ def be_uint(raw: np.ndarray, rows: np.ndarray, start: int, width: int) -> np.nda
 
 
 def decode(raw: np.ndarray, msg_type: np.ndarray, fields: dict, names: list[str] | None = None,
-           header: int = SOUP_HEADER) -> dict[str, np.ndarray]:
-    """Columns for `names` (default all) from framed messages; rows of other types get 0 / b''."""
+           header: int = SOUP_HEADER, at: np.ndarray | None = None, size: int | None = None) -> dict[str, np.ndarray]:
+    """Columns for `names` (default all) from framed messages; rows of other types get 0 / b''.
+    Per message type, the bytes its fields span are copied out of the wide raw rows once, and
+    each field is then read through a big-endian view of that block (one pass over the journal
+    rows per type, not per field). With `at`, message i lands at row at[i] of columns `size`
+    long (e.g. its place among other records), 0 / b'' elsewhere."""
     n = len(msg_type)
-    rows_of: dict[int, np.ndarray] = {}
-    counts = np.bincount(msg_type, minlength=256) if n else np.zeros(256, np.int64)
+    out_rows = n if at is None else size
+    names = names or list(fields)
     out: dict[str, np.ndarray] = {}
-    for name in names or list(fields):
-        layouts = fields[name]
-        _, width, kind = next(iter(layouts.values()))
-        col = np.zeros(n, dtype=np.int64) if kind == "u" else np.zeros(n, dtype=f"S{width}")
-        for mtype, (offset, w, _) in layouts.items():
-            if counts[mtype] == 0:
-                continue
-            if mtype not in rows_of:
-                rows_of[mtype] = slice(None) if counts[mtype] == n else np.flatnonzero(msg_type == mtype)
-            rows = rows_of[mtype]
-            if kind == "u":
-                col[rows] = be_uint(raw, rows, header + offset, w)
+    for name in names:
+        _, width, kind = next(iter(fields[name].values()))
+        out[name] = np.zeros(out_rows, dtype=np.int64) if kind == "u" else np.zeros(out_rows, dtype=f"S{width}")
+    if n == 0:
+        return out
+    counts = np.bincount(msg_type, minlength=256)
+    types = sorted({t for name in names for t in fields[name] if counts[t]})
+    for mtype in types:
+        wanted = [(name, fields[name][mtype]) for name in names if mtype in fields[name]]
+        span = max(offset + w for _, (offset, w, _) in wanted)
+        rows = slice(None) if counts[mtype] == n else np.flatnonzero(msg_type == mtype)
+        dest = rows if at is None else at[rows]
+        block = np.ascontiguousarray(raw[rows, header:header + span])
+        for name, (offset, w, kind) in wanted:
+            if kind == "s":
+                out[name][dest] = block[:, offset:offset + w].view(f"S{w}")[:, 0]
+            elif w in (1, 2, 4, 8):
+                out[name][dest] = block[:, offset:offset + w].view(f">u{w}")[:, 0]
             else:
-                col[rows] = np.ascontiguousarray(raw[rows, header + offset:header + offset + w]).view(f"S{w}")[:, 0]
-        out[name] = col
+                out[name][dest] = be_uint(block, slice(None), offset, w)
     return out
 
 

@@ -7,17 +7,21 @@ Fields 42-56 are filled only for instruments not in FIRDS, as ESMA's validation 
 """
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from journal.catalogue import PAYLOAD_DTYPES, RecordType
 from reports import arrowcols as ac
-from reports import auth016, common, events
+from reports import auth016, common, events, ouch
 from reports.events import EV
 from reports.identifiers import currency_problem, isin_problem, lei_problem, mic_problem, cfi_problem
 from reports.output import ReportOutput, TableCollector
 from reports.refdata import RefData
 from reports.source import JournalSlice
+from reports.timebase import to_utc
 from reports.validate import REJECTS_SCHEMA, required_check, split, value_check
 
 KIND = "rts22"
@@ -142,11 +146,43 @@ def executions(ev: events.OrderEvents) -> events.OrderEvents:
     return ev.take(np.flatnonzero((e == EV["EXECUTED"]) | (e == EV["EXECUTED_WITH_REF_PRICE"])))
 
 
+_VENUE_HEAD = np.dtype([("soup_seq", "<u8"), ("packet_type", "u1"), ("msg_type", "u1"), ("raw_len", "<u2")])
+_EXECUTION_TYPES = (ord("E"), ord("G"))     # OUCH Executed, Executed with Reference Price
+
+
+def latest_executions(src: JournalSlice) -> dict[str, str]:
+    """Per trade date, the latest trading time ({DATE_TIME_FORMAT}) of all the range's executions,
+    rejected or not: the auth.016 CreDt foreseen before the rows are built, so the XML can be
+    hashed as it is written instead of read back. One pass over the record headers and the
+    first 12 payload bytes of each VENUE_MSG, chunk by chunk (no OUCH bytes); {} when the reader
+    offers no header scan."""
+    if not (hasattr(src.reader, "scan") and hasattr(src.reader, "gather")) \
+            or PAYLOAD_DTYPES[RecordType.VENUE_MSG].descr[:4] != _VENUE_HEAD.descr:
+        return {}
+    samples = events.clock_samples(src)
+    latest: dict[int, int] = {}
+    for a in range(src.first_seq, src.last_seq + 1, events.CHUNK_SEQS):
+        cols = src.reader.scan(a, min(a + events.CHUNK_SEQS - 1, src.last_seq),
+                               fields=("seq", "rtype", "ts_ns", "ts_source", "pos"))
+        venue = np.flatnonzero(cols.rtype == RecordType.VENUE_MSG)
+        head = src.reader.gather(cols.pos[venue], _VENUE_HEAD)
+        ex = venue[(head["packet_type"] == events.SOUP_SEQUENCED) & np.isin(head["msg_type"], _EXECUTION_TYPES)
+                   & (head["raw_len"] > ouch.SOUP_HEADER)]
+        utc = to_utc(cols.seq[ex], cols.ts_ns[ex], cols.ts_source[ex], samples)
+        ns = utc.utc_ns[utc.valid]
+        days = ns // ac.NS_PER_DAY
+        for day in np.unique(days).tolist():
+            latest[day] = max(latest.get(day, ns[0]), int(ns[days == day].max()))
+    days = sorted(latest)
+    text = common.rts_datetime(np.array([latest[d] for d in days], np.int64), np.ones(len(days), bool))
+    return {(dt.date(1970, 1, 1) + dt.timedelta(days=d)).isoformat(): t for d, t in zip(days, text.to_pylist())}
+
+
 def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
     """The transactions chunk by chunk (bounded memory): each chunk's kept rows go to
     `sink.add("transactions", t)` and their auth.016 <Tx> elements to the day's XML file."""
     rejects = []
-    xml = auth016.Exporter(COLUMNS.__getitem__, ref, src)
+    xml = auth016.Exporter(COLUMNS.__getitem__, ref, src, expected=latest_executions(src))
     for chunk in events.collect_chunks(src):
         ev = executions(common.select_trade_date(chunk, src.selection.trade_date))
         del chunk

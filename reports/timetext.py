@@ -1,5 +1,5 @@
 """Regulatory date and time text from int64 UTC nanoseconds, built as fixed-width byte arrays in
-numpy (digits by integer division; no per-row Python, no strftime through time-zone kernels).
+numpy (digits from small lookup tables; no per-row Python, no strftime through time-zone kernels).
 
 Owns the RTS 22/24 {DATE_TIME_FORMAT} (YYYY-MM-DDThh:mm:ss.ffffffZ, UTC, microseconds), CAT's
 Eastern-Time timestamp (YYYYMMDD HHMMSS.CCCNNNNNN) and YYYYMMDD dates, and the US Eastern UTC
@@ -41,26 +41,85 @@ def _digits(out: np.ndarray, at: int, value: np.ndarray, width: int) -> None:
         v //= 10
 
 
+def _digit_table(values: np.ndarray, width: int) -> np.ndarray:
+    """(len(values), width) uint8 ASCII digits of each value, zero-padded."""
+    out = np.empty((len(values), width), np.uint8)
+    _digits(out, 0, values, width)
+    return out
+
+
+def _as_bytes(digits: np.ndarray) -> np.ndarray:
+    """A (k, w) uint8 digit table as k fixed-width byte strings (one element per row: a gather
+    of them is one copy per row, not w)."""
+    return np.ascontiguousarray(digits).view(f"S{digits.shape[1]}")[:, 0]
+
+
+_THREE = _as_bytes(_digit_table(np.arange(1000), 3))            # '000' .. '999'
+_HMS = {name: _as_bytes(_digit_table(values, 2)) for name, values in (   # per second of the day
+    ("H", np.arange(86_400) // 3600), ("M", np.arange(86_400) // 60 % 60), ("S", np.arange(86_400) % 60))}
+_DAY_SPAN = 4096    # a chunk's days looked up in one table when they span at most this many
+
+
+def _slots(width: int, slots) -> np.dtype:
+    """A record dtype over a text row of `width` bytes with a byte-string field per (offset, size)."""
+    return np.dtype({"names": [f"f{i}" for i in range(len(slots))], "formats": [f"S{w}" for _, w in slots],
+                     "offsets": [at for at, _ in slots], "itemsize": width})
+
+
 def _text(out: np.ndarray, valid: np.ndarray | None) -> pa.Array:
-    width = out.shape[1]
-    fixed = np.ascontiguousarray(out).view(f"S{width}")[:, 0]
-    mask = None if valid is None else ~np.asarray(valid, dtype=bool)
-    return pa.array(fixed, pa.binary(width), mask=mask).cast(pa.binary()).cast(pa.string())
+    """A string column over the rows of `out` (ASCII digits and separators): the bytes become the
+    data buffer as they are, with fixed-step offsets (no copy, no UTF-8 validation pass)."""
+    n, width = out.shape
+    if n * width >= 2**31:
+        raise ValueError("timetext: more text than one string column holds")
+    offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32)
+    data = np.ascontiguousarray(out).reshape(-1)
+    if valid is None or np.all(valid):
+        return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
+    validity = pa.py_buffer(np.packbits(np.asarray(valid, dtype=bool), bitorder="little"))
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data), validity)
 
 
 def _layout(ns: np.ndarray, template: bytes, fields) -> np.ndarray:
-    """Fill `template` per row; `fields` = (offset, width, name) with names from the time parts."""
+    """Fill `template` per row; `fields` = (offset, width, name) with names from the time parts.
+    Digits come from lookup tables, not per-row division: the date part is laid out once per
+    distinct day (a chunk spans few) and copied, hours/minutes/seconds from a table of the 86,400
+    seconds of a day, fractions three digits at a time."""
     ns = np.asarray(ns, dtype=np.int64)
+    n = len(ns)
     days = np.floor_divide(ns, NS_PER_DAY)
     in_day = ns - days * NS_PER_DAY
-    year, month, day = civil(days)
-    secs = in_day // NS_PER_S
-    parts = {"Y": year, "m": month, "d": day, "H": secs // 3600, "M": secs // 60 % 60, "S": secs % 60,
-             "us": (in_day % NS_PER_S) // 1000, "ns": in_day % NS_PER_S}
-    out = np.empty((len(ns), len(template)), np.uint8)
-    out[:] = np.frombuffer(template, np.uint8)
+    first = int(days.min()) if n else 0
+    span = int(days.max()) - first + 1 if n else 0
+    # one template row per distinct day in the span (or per row when the days are far apart)
+    table_days = np.arange(first, first + span, dtype=np.int64) if span <= _DAY_SPAN else days
+    year, month, day = civil(table_days)
+    day_rows = np.empty((len(table_days), len(template)), np.uint8)
+    day_rows[:] = np.frombuffer(template, np.uint8)
+    date_parts = {"Y": year, "m": month, "d": day}
     for at, width, name in fields:
-        _digits(out, at, parts[name], width)
+        if name in date_parts:
+            _digits(day_rows, at, date_parts[name], width)
+    pick = days - first if span <= _DAY_SPAN else np.arange(n)
+    width = len(template)
+    out = day_rows.view(f"S{width}")[:, 0][pick].view(np.uint8).reshape(n, width)
+    secs = in_day // NS_PER_S
+    frac = in_day - secs * NS_PER_S
+    slots, values = [], []
+    for at, width_, name in fields:
+        if name in _HMS:
+            slots.append((at, width_))
+            values.append(_HMS[name][secs])
+        elif name in ("us", "ns"):
+            value = frac // 1000 if name == "us" else frac
+            for k in range(width_ - 3, -1, -3):        # three digits at a time, from the right
+                slots.append((at + k, 3))
+                values.append(_THREE[value % 1000])
+                value = value // 1000
+    if n and slots:
+        rows = out.reshape(-1).view(_slots(width, slots))
+        for i, value in enumerate(values):
+            rows[f"f{i}"] = value
     return out
 
 

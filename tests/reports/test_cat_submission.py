@@ -66,3 +66,30 @@ def test_route_without_venue_session_is_rejected_not_submitted(tmp_path):
     lines = [json.loads(line) for f in _submission(tmp_path / "o") if not f.name.endswith(".meta.json")
              for line in f.read_text().splitlines()]
     assert [e["type"] for e in lines] == ["MENO"]
+
+
+def test_lines_of_constant_and_varying_columns_escape_and_parse_back():
+    import pyarrow as pa
+    from reports import arrowcols as ac
+    n = 4
+    columns = {name: pa.nulls(n, pa.string()) for name in cat_json.ORDER}
+    columns.update({
+        "type": ac.codes([0, 0, 1, 0], ["MENO", "MEOC"]),
+        "actionType": ac.codes([0] * n, ['N"E\\W']),                    # the same on every row, escaped
+        "orderID": pa.array(['a"1', "b\\2", "c3", "d4"]),
+        "side": ac.codes([0, 1, 0, 0], ["B", 'S"L']),
+        "manualFlag": pa.array([False] * n), "electronicDupFlag": pa.array([False, True, False, False]),
+        "quantity": pa.array([100, None, 300, 400], pa.int64()),
+        "timeInForce": pa.array(["DAY=20260302", None, "IOC", "DAY=20260302"]),
+    })
+    table = pa.table({name: columns[name] for name in ("type",) + cat_json.ORDER})
+    events = [json.loads(line) for line in cat_json.lines(table).to_pylist()]
+    assert [e["type"] for e in events] == ["MENO", "MENO", "MEOC", "MENO"]
+    assert all(e["actionType"] == 'N"E\\W' for e in events)
+    assert [e["orderID"] for e in events] == ['a"1', "b\\2", "c3", "d4"]
+    assert [e["side"] for e in events] == ["B", 'S"L', "B", "B"]
+    assert [e["electronicDupFlag"] for e in events] == [False, True, False, False]
+    assert ["quantity" in e for e in events] == [True, False, True, True]
+    assert events[0]["timeInForce"] == {"DAY": 20260302} and events[2]["timeInForce"] == {"IOC": True}
+    one = cat_json.lines(table.slice(2, 1)).to_pylist()
+    assert len(one) == 1 and json.loads(one[0])["type"] == "MEOC"

@@ -51,3 +51,25 @@ def test_short_sale_side_follows_a_chain_of_replaces(tmp_path):
     orders = read(tmp_path / "o", "orders", "order_events")
     fills = orders.filter(pc.equal(orders["event_type"].cast("string"), "EXECUTED")).to_pylist()
     assert fills[0]["leaves_qty"] == 200 and fills[0]["rts24_event"] == "PARF"
+
+
+def test_a_streamed_read_frees_each_chunks_raw_records(day_journal):
+    import gc
+    import weakref
+    from reports.source import open_slice
+    src = open_slice(day_journal)
+    read = src.reader.read_fixed_many
+    alive = []
+
+    def tracked(rtypes, first_seq=None, last_seq=None):
+        got = read(rtypes, first_seq=first_seq, last_seq=last_seq)
+        alive.extend(weakref.ref(arr) for arr in got.values())
+        return got
+    src.reader.read_fixed_many = tracked
+    chunks = 0
+    for chunk in events.collect_chunks(src, chunk_seqs=5):
+        chunks += 1
+        gc.collect()
+        # at most this chunk's records and the next chunk's (read ahead) are still held
+        assert sum(ref() is not None for ref in alive) <= 4
+    assert chunks > 3 and len(alive) >= 2 * chunks

@@ -115,3 +115,26 @@ def test_a_streamed_build_that_fails_publishes_nothing_and_leaves_no_staging(day
     with pytest.raises(RuntimeError, match="builder failed"):
         run(["orders"], day_journal, tmp_path, refdata_dir=FIXTURE_REFDATA)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_row_groups_carry_min_max_of_numeric_and_time_columns_not_of_text(all_reports):
+    file = next((all_reports / "orders" / "order_events").rglob("*.parquet"))
+    md = pq.ParquetFile(file).metadata
+    names = [md.schema.column(i).name for i in range(md.num_columns)]
+    rg = md.row_group(0)
+    seq = rg.column(names.index("seq")).statistics
+    assert seq.has_min_max and seq.min == pq.read_table(file)["seq"][0].as_py()
+    assert rg.column(names.index("event_time_utc")).statistics.has_min_max
+    assert not rg.column(names.index("order_id")).is_stats_set
+    assert not rg.column(names.index("event_type")).is_stats_set
+
+
+def test_a_text_file_that_cannot_be_written_fails_the_run_and_publishes_nothing(day_journal, tmp_path, monkeypatch):
+    from reports import output
+
+    def full_disk(self, rel, data):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(output.StreamWriter, "_write_text", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        run(["rts22"], day_journal, tmp_path, refdata_dir=FIXTURE_REFDATA)
+    assert list(tmp_path.iterdir()) == []

@@ -63,3 +63,55 @@ def test_auth016_xml_carries_the_same_rows(all_reports):
         assert el.findtext("a:Tx/a:TradVn", namespaces=ns) == row[COLUMNS[36]]
         assert el.findtext("a:ExctgPrsn/a:Algo", namespaces=ns) == row[COLUMNS[59]]
     assert b"<MsgDefIdr>auth.016.001.01</MsgDefIdr>" in xml
+
+
+def test_auth016_values_the_same_on_every_row_are_escaped_and_absent_elements_left_out():
+    import pyarrow as pa
+    import xml.etree.ElementTree as ET
+    from reports.rts22 import BOOLEAN_FIELDS, COLUMNS, FIELDS
+    n = 3
+    cols = {COLUMNS[num]: pa.nulls(n, pa.bool_() if num in BOOLEAN_FIELDS else pa.string()) for num, _ in FIELDS}
+    cols.update({COLUMNS[2]: pa.array(["T1", "T2", "T3"]), COLUMNS[4]: pa.array(["A&B<C>"] * n),
+                 COLUMNS[5]: pa.array([True] * n), COLUMNS[25]: pa.array([False] * n),
+                 COLUMNS[7]: pa.array(["XNAS"] * n), COLUMNS[37]: pa.array(["", "DE", ""]),
+                 COLUMNS[64]: pa.array([False] * n), COLUMNS[65]: pa.array([False] * n)})
+    text = auth016.transactions(pa.table(cols), COLUMNS.__getitem__).to_pylist()
+    ns = {"a": auth016.NS_AUTH16}
+    wrap = f'<FinInstrmRptgTxRpt xmlns="{auth016.NS_AUTH16}">' + "".join(text) + "</FinInstrmRptgTxRpt>"
+    news = ET.fromstring(wrap).findall("a:Tx/a:New", ns)
+    assert [x.findtext("a:TxId", namespaces=ns) for x in news] == ["T1", "T2", "T3"]
+    assert all(x.findtext("a:ExctgPty", namespaces=ns) == "A&B<C>" for x in news)
+    assert all(x.findtext("a:Buyr/a:AcctOwnr/a:Id/a:MIC", namespaces=ns) == "XNAS" for x in news)
+    assert [x.find("a:Tx/a:CtryOfBrnch", ns) is not None for x in news] == [False, True, False]
+    assert all(x.find("a:InvstmtDcsnPrsn", ns) is None for x in news)     # field 57 null on every row
+    single = auth016.transactions(pa.table(cols).slice(0, 1), COLUMNS.__getitem__)
+    assert len(single) == 1 and "<TxId>T1</TxId>" in single[0].as_py()
+
+
+def test_auth016_created_time_is_the_latest_kept_trade_even_when_a_later_one_is_rejected(tmp_path):
+    import hashlib
+    import json
+    import re
+    from reports.run import run
+    from tests.reports.journal_builder import FIXTURE_REFDATA, DayBuilder
+    from tests.reports.conftest import read
+    for reject_last in (False, True):
+        b = DayBuilder()
+        b.clock_sample()
+        b.enter("K1", 1, "B", 1_500_000, 100)
+        b.accept("K1")
+        b.advance(3_000_000_000)
+        b.execute("K1", 100)
+        b.enter("R1", 9 if reject_last else 1, "B", 1_500_000, 100)   # symbol 9: not in the reference data
+        b.accept("R1")
+        b.advance(5_000_000_000)
+        b.execute("R1", 100)
+        out = tmp_path / f"o{reject_last}"
+        run(["rts22"], b.write(tmp_path / f"j{reject_last}"), out, refdata_dir=FIXTURE_REFDATA)
+        times = read(out, "rts22", "transactions")["f28_trading_date_time"].to_pylist()
+        assert len(times) == (1 if reject_last else 2)
+        rel = "auth016/trade_date=2026-03-02/auth016.xml"
+        xml = (out / "rts22" / rel).read_bytes()
+        assert re.search(rb"<CreDt>([^<]*)</CreDt>", xml).group(1).decode() == max(times)
+        manifest = json.loads((out / "rts22" / "_manifest.json").read_text())
+        assert {f["path"]: f["sha256"] for f in manifest["files"]}[rel] == hashlib.sha256(xml).hexdigest()
