@@ -693,8 +693,8 @@ def main(quick: bool) -> str:
                   "0.5 ms of sleep, before each one: a packet that sends orders then takes "
                   f"{_pct(cold, .5) / _pct(hot, .5):.1f}x the hot p50 ({_pct(cold, .5):.1f} vs "
                   f"{_pct(hot, .5):.1f} us). A live session's packets arrive that far apart, so its "
-                  "wire-to-wire latency below is set by this cold-cache cost of the Python engine more "
-                  "than by the hot figures."]
+                  "wire-to-wire latency below starts from these cold figures, not the hot ones; the "
+                  "rest of its gap (the runner's loop, the kernel's wake-ups) is not broken down here."]
     lines += _wire_lines(wire, wire_s) + _guard_lines(guard, len(toxic), rounds)
     lines += [
         "",
