@@ -267,21 +267,30 @@ def _timed(fn, events) -> float:
     return time.perf_counter() - started
 
 
+def _engine_times(events, out: dict[str, list[int]], suffix: str = "", before=None) -> None:
+    """One replay through a fresh engine: ns of each on_event into out["engine <type><suffix>"],
+    and of the market-data packets that sent orders (the events wire-to-wire measures) into
+    out["engine MarketData that sent orders<suffix>"]. `before()` runs untimed ahead of each."""
+    clock = time.perf_counter_ns
+    on_event = make_engine().on_event
+    sent = out.setdefault("engine MarketData that sent orders" + suffix, [])
+    for ev in events:
+        if before is not None:
+            before()
+        t0 = clock()
+        acts = on_event(ev)
+        t1 = clock()
+        out.setdefault("engine " + type(ev).__name__ + suffix, []).append(t1 - t0)
+        if type(ev) is MarketData and any(type(a) is SendOrder for a in acts):
+            sent.append(t1 - t0)
+
+
 def _latencies(events, rounds: int) -> dict[str, list[int]]:
     """Per-event ns of engine.on_event and of decode alone, by event type, pooled over rounds."""
     out: dict[str, list[int]] = {}
     clock = time.perf_counter_ns
     for _ in range(rounds):
-        engine = make_engine()
-        on_event = engine.on_event
-        for ev in events:
-            t0 = clock()
-            acts = on_event(ev)
-            t1 = clock()
-            out.setdefault("engine " + type(ev).__name__, []).append(t1 - t0)
-            if type(ev) is MarketData and any(type(a) is SendOrder for a in acts):
-                # the events wire-to-wire measures: a packet that made the engine send orders
-                out.setdefault("engine MarketData that sent orders", []).append(t1 - t0)
+        _engine_times(events, out)
         for ev in events:
             t = type(ev)
             if t is not MarketData and t is not VenueMessage:
@@ -302,27 +311,14 @@ def _cold_latencies(events, idle_s: float) -> dict[str, list[int]]:
     other processes run in between: (a) 16 MiB touched between events, (b) the thread sleeping
     idle_s between events. Same events and engine as the hot rows."""
     spoiler = np.zeros(_CACHE_SPOILER, np.uint8)
+
+    def spoil() -> None:
+        spoiler[::64] += 1
     out: dict[str, list[int]] = {}
-    clock = time.perf_counter_ns
-    for label, spoil, idle in (("caches spoiled between events", True, 0.0),
-                               (f"{idle_s * 1e3:g} ms idle between events", False, idle_s)):
-        engine = make_engine()
-        on_event = engine.on_event
-        sent, every = out.setdefault(f"engine MarketData that sent orders, {label}", []), \
-            out.setdefault(f"engine MarketData, {label}", [])
-        for ev in events:
-            if spoil:
-                spoiler[::64] += 1
-            elif idle:
-                time.sleep(idle)
-            t0 = clock()
-            acts = on_event(ev)
-            t1 = clock()
-            if type(ev) is MarketData:
-                every.append(t1 - t0)
-                if any(type(a) is SendOrder for a in acts):
-                    sent.append(t1 - t0)
-    return out
+    _engine_times(events, out, ", caches spoiled between events", spoil)
+    _engine_times(events, out, f", {idle_s * 1e3:g} ms idle between events", lambda: time.sleep(idle_s))
+    # only the market-data rows: the other event types are few and add nothing here
+    return {k: v for k, v in out.items() if "MarketData" in k}
 
 
 class _VenueProcess:
