@@ -364,8 +364,10 @@ static int roll(mmj_writer *w, int reserve)
         return rc;
     rc = seal_current(w, seal);
     pthread_mutex_lock(&w->hash_mu);   /* the helper must not touch the old mapping any more */
-    mmj_unmap(&w->seg);
+    pthread_mutex_lock(&w->fault_mu);
+    mmj_ahead_retire(w, &w->seg);
     start_segment(w, &next, seal);
+    pthread_mutex_unlock(&w->fault_mu);
     pthread_mutex_unlock(&w->hash_mu);
     return rc;
 }
@@ -707,6 +709,7 @@ int mmj_writer_abandon(mmj_writer *w)
     /* no seal, no lock-file update: the process that opened the writer still owns the journal;
      * the helper thread was not copied by fork (its mutex may look locked: left as it is) */
     mmj_unmap(&w->seg);
+    mmj_unmap(&w->retired);
     mmj_notify_unmap(w->notify);
     if (w->next_fd >= 0) {   /* next.mmj.tmp stays: it is the parent's */
         munmap(w->next_base, (size_t)w->opt.segment_size);
