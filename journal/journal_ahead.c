@@ -37,6 +37,8 @@
 #define MMJ_AHEAD_MIN_HASH (16u << 10)   /* fewer unhashed bytes are left for later (or the checkpoint):
                                           * a slowly appending writer must not wake it every poll */
 #define MMJ_AHEAD_IDLE_NS 1000000        /* sleep between bursts of work (see helper_main) */
+#define MMJ_AHEAD_BUSY_NS 100000         /* ... after a long burst: the appends run flat out */
+#define MMJ_AHEAD_LONG_BURST 8           /* steps (64 KiB each) that make a burst long */
 
 void mmj_ahead_reset(mmj_writer *w, const uint8_t *anchor_hash, uint64_t anchor_off)
 {
@@ -207,6 +209,7 @@ static int step(mmj_writer *w)
 static void *helper_main(void *arg)
 {
     mmj_writer *w = arg;
+    int burst = 0;   /* steps since the last sleep */
     pthread_mutex_lock(&w->hash_mu);
     while (!w->helper_stop) {
         /* the prefault window first, and without hash_mu: what the append path would otherwise
@@ -220,11 +223,13 @@ static void *helper_main(void *arg)
             if (!did)
                 break;
             faulted = 1;
+            burst++;
         }
         pthread_mutex_lock(&w->hash_mu);
         if (faulted)
             continue;
         if (step(w)) {
+            burst++;
             /* let a checkpoint or roll waiting for hash_mu in */
             pthread_mutex_unlock(&w->hash_mu);
             pthread_mutex_lock(&w->hash_mu);
@@ -232,7 +237,11 @@ static void *helper_main(void *arg)
         }
         struct timespec until;
         clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_nsec += MMJ_AHEAD_IDLE_NS;
+        /* appends flat out (a C loop, a bulk load) fill a checkpoint interval well within a
+         * millisecond: waking sooner then keeps the chain hashed before the checkpoint needs
+         * it, instead of the append thread hashing it there */
+        until.tv_nsec += burst >= MMJ_AHEAD_LONG_BURST ? MMJ_AHEAD_BUSY_NS : MMJ_AHEAD_IDLE_NS;
+        burst = 0;
         if (until.tv_nsec >= 1000000000) {
             until.tv_sec++;
             until.tv_nsec -= 1000000000;
