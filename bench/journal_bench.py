@@ -32,11 +32,13 @@ C_PROGRAM = r"""
  *   mmj_bench batch  <dir> <records> <payload bytes> <batch>
  *   mmj_bench tailw  <dir> <records> <gap ns>            paced (sleeping) writer stamping CLOCK_MONOTONIC
  *                                                        (starts writing on a line on stdin)
- *   mmj_bench tailr  <dir> <records> [poll|yield|wait]   tailer: busy-polls, busy-polls calling
- *                                                        sched_yield() between empty polls (a writer
- *                                                        woken on the tailer's CPU runs at once), or
- *                                                        sleeps in mmj_tailer_next with a timeout
- *                                                        (futex wake)
+ *   mmj_bench tailr  <dir> <records> [poll|yield|wait|sleep]   tailer: busy-polls, busy-polls
+ *                                                        calling sched_yield() between empty polls (a
+ *                                                        writer woken on the tailer's CPU runs at once),
+ *                                                        waits in mmj_tailer_next with a timeout (its
+ *                                                        bounded spin, then a futex sleep), or waits
+ *                                                        with the spin off (mmj_tailer_set_spin 0:
+ *                                                        every wait sleeps on the futex word)
  * Output: one "key value" per line. MMJ_BENCH_FORMAT=1 in the environment writes format-version-1
  * segments (the BLAKE2b chain hash) instead of the current format.
  */
@@ -180,7 +182,7 @@ static int do_tail_writer(const char *dir, uint64_t n, int64_t gap)
     return 0;
 }
 
-static int do_tail_reader(const char *dir, uint64_t n, int wait, int yield)
+static int do_tail_reader(const char *dir, uint64_t n, int wait, int yield, int nospin)
 {
     mmj_tailer *t = NULL;
     int err = 0;
@@ -192,6 +194,8 @@ static int do_tail_reader(const char *dir, uint64_t n, int wait, int yield)
             return 2;
         }
     }
+    if (nospin)
+        check(mmj_tailer_set_spin(t, 0), "tailer_set_spin");
     printf("ready 1\n");
     fflush(stdout);
     int64_t *lat = malloc(n * sizeof *lat);
@@ -227,8 +231,11 @@ int main(int argc, char **argv)
     if (argc >= 5 && strcmp(argv[1], "tailw") == 0)
         return do_tail_writer(argv[2], strtoull(argv[3], 0, 10), strtoll(argv[4], 0, 10));
     if (argc >= 4 && strcmp(argv[1], "tailr") == 0)
-        return do_tail_reader(argv[2], strtoull(argv[3], 0, 10), argc >= 5 && strcmp(argv[4], "wait") == 0,
-                              argc >= 5 && strcmp(argv[4], "yield") == 0);
+    {
+        const char *how = argc >= 5 ? argv[4] : "poll";
+        return do_tail_reader(argv[2], strtoull(argv[3], 0, 10), !strcmp(how, "wait") || !strcmp(how, "sleep"),
+                              !strcmp(how, "yield"), !strcmp(how, "sleep"));
+    }
     fprintf(stderr, "usage: mmj_bench append|batch|tailw|tailr <dir> ...\n");
     return 2;
 }
@@ -402,6 +409,21 @@ class JournalLog:
         self._j.close()
 
 
+class JournalBareCall:
+    """The floor under the Python API: lib.mmj_append called straight through cffi (no wrapper,
+    no return-code check) on the same records; what is left above it is the wrapper's."""
+
+    def __init__(self, directory: pathlib.Path):
+        from journal import Journal
+        from journal._journal_cffi import lib
+        self._j = Journal(str(directory / "j"), segment_size=64 << 20)
+        fn, w = lib.mmj_append, self._j._w
+        self.append = lambda payload: fn(w, MD_PACKET, payload, len(payload), 0, TS_USER, 0)
+
+    def close(self) -> None:
+        self._j.close()
+
+
 @contextlib.contextmanager
 def _fresh_dir(parent: pathlib.Path):
     d = pathlib.Path(tempfile.mkdtemp(dir=parent))
@@ -444,6 +466,7 @@ def _append_rows(quick: bool, overhead: int) -> list[Row]:
     for size in SIZES:
         fast = [
             ("journal (Python)", "pagecache", lambda d: JournalLog(d, "pagecache")),
+            (_FLOOR, "pagecache", JournalBareCall),
             ("pure-Python mmap+crc32c", "no sync", lambda d: PyMmapLog(d, log_bytes)),
             ("sqlite3 WAL", "synchronous=OFF", lambda d: SqliteLog(d, False)),
             ("py-lmdb", "sync=False", lambda d: LmdbLog(d, False)),
@@ -462,6 +485,9 @@ def _append_rows(quick: bool, overhead: int) -> list[Row]:
         for name, mode, factory in durable:
             rows.append(_measure(factory, name, mode, size, durable_n, overhead, _DISK))
     return rows
+
+
+_FLOOR = "floor: bare cffi call of mmj_append (no wrapper)"
 
 
 # --------------------------------------------------------------------------------------------
@@ -489,26 +515,35 @@ def _batch_rates(size: int, seconds: float) -> list[tuple[str, str, float, float
     payloads = [bytes([i % 251]) * size for i in range(BATCH)]
     block = np.frombuffer(b"".join(payloads), dtype=np.dtype((np.void, size)))
 
+    def round_rates(one_batch) -> tuple[float, float, float]:
+        """Records per wall second, per CPU second of the process and of the calling thread, of
+        one round of `seconds`."""
+        done = 0
+        t0, c0, tc0 = time.perf_counter(), time.process_time(), time.thread_time()
+        while time.perf_counter() - t0 < seconds:
+            one_batch()
+            done += BATCH
+        return (done / (time.perf_counter() - t0), done / max(time.process_time() - c0, 1e-9),
+                done / max(time.thread_time() - tc0, 1e-9))
+
     def timed(one_batch) -> tuple[float, float]:
         """The median of three rounds of `seconds` each (one round swings by 2x on a shared machine)."""
-        walls, cpus = [], []
-        for _ in range(3):
-            done = 0
-            t0, c0 = time.perf_counter(), time.process_time()
-            while time.perf_counter() - t0 < seconds:
-                one_batch()
-                done += BATCH
-            walls.append(done / (time.perf_counter() - t0))
-            cpus.append(done / max(time.process_time() - c0, 1e-9))
-        return statistics.median(walls), statistics.median(cpus)
+        rounds = [round_rates(one_batch) for _ in range(3)]
+        return statistics.median(r[0] for r in rounds), statistics.median(r[1] for r in rounds)
 
     for name, version in (("journal (Python)", 0), ("journal (Python), format 1 (BLAKE2b chain)", 1)):
-        with _fresh_dir(_WORK) as d:
-            j = Journal(str(d / "j"), segment_size=64 << 20, format_version=version)
-            append_batch = j.append_batch
-            rows.append((name, f"append_batch, {BATCH}/call",
-                         *timed(lambda: append_batch(MD_PACKET, block, 0, TS_USER, 0))))
-            j.close()
+        # like the C program's runs: each round in a fresh journal, the median of three
+        rounds = []
+        for _ in range(3):
+            with _fresh_dir(_WORK) as d:
+                j = Journal(str(d / "j"), segment_size=64 << 20, format_version=version)
+                append_batch = j.append_batch
+                rounds.append(round_rates(lambda: append_batch(MD_PACKET, block, 0, TS_USER, 0)))
+                j.close()
+        wall, cpu, thread = (statistics.median(r[k] for r in rounds) for k in range(3))
+        rows.append((name, f"append_batch, {BATCH}/call", wall, cpu))
+        if version == 0:
+            rows.append((f"{name}, append thread only", f"append_batch, {BATCH}/call", wall, thread))
     with _fresh_dir(_WORK) as d:
         db = sqlite3.connect(d / "log.db", isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
@@ -788,7 +823,11 @@ def _c_section(quick: bool) -> tuple[dict, dict | None, list[str]]:
         c_rows[("single", 64, 1)] = _run_c(exe, "append", n_c, 64, format_version=1)
         c_rows[("batch", 64, 1)] = _run_c(exe, "batch", n_c * 4, 64, BATCH, format_version=1)
         n_tail = 2_000 if quick else 20_000
-        return c_rows, {how: _c_tailer(exe, n_tail, 50_000, how) for how in ("poll", "yield", "wait")}, []
+        tails = {how: _c_tailer(exe, n_tail, _TAIL_GAP_NS, how) for how in ("poll", "yield", "wait", "sleep")}
+        # records 1 ms apart: the wait's spin is off (see mmj_tailer_set_spin), so this is the futex
+        # wake-up itself, at an hour's CPU cost of almost nothing
+        tails["wait_slow"] = _c_tailer(exe, n_tail // 10, _TAIL_SLOW_GAP_NS, "wait")
+        return c_rows, tails, []
 
 
 def main(quick: bool) -> str:
@@ -840,7 +879,7 @@ def main(quick: bool) -> str:
                 c1 = c_rows[("batch", size, 1)]
                 extra.append(("journal (C), format 1 (BLAKE2b chain)", f"mmj_append_batch, {BATCH}/call",
                               1e9 / c1["batch_ns_per_record"], 1e9 / c1["batch_cpu_ns_per_record"]))
-        for name, how, rate, cpu_rate in batch[size][:2] + extra + batch[size][2:]:
+        for name, how, rate, cpu_rate in batch[size][:3] + extra + batch[size][3:]:
             out.append(f"| {name} | {how} | {size} B | {rate:,.0f} | {cpu_rate:,.0f} | {cpu_rate / ref:.2f}x |")
     out.append("")
     if c_rows:
@@ -857,9 +896,11 @@ def main(quick: bool) -> str:
         out.append("")
 
     py_tail = _py_tailer(2_000 if quick else 20_000, 50_000)
-    out += ["### Cross-process tailer visibility (writer sleeps 50 us, stamps CLOCK_MONOTONIC and appends; "
-            "the tailer busy-polls, busy-polls with sched_yield() between empty polls, or waits on the "
-            "writer's futex word; load average " f"{os.getloadavg()[0]:.1f}" " on " f"{os.cpu_count()}" " CPUs)", "",
+    out += ["### Cross-process tailer visibility (writer sleeps 50 us (1 ms where said), stamps "
+            "CLOCK_MONOTONIC and appends; the tailer busy-polls, busy-polls with sched_yield() between "
+            "empty polls, or waits in mmj_tailer_next with a timeout: it spins up to 100 us while recent "
+            "waits averaged under 400 us, then sleeps on the writer's futex word; load average "
+            f"{os.getloadavg()[0]:.1f}" " on " f"{os.cpu_count()}" " CPUs)", "",
             "| writer -> tailer | p1 | p50 | p99 | p99.9 |", "|---|---|---|---|---|"]
     tails = [(f"C -> C, {_TAIL_MODES[how]}", c_tail[how]) for how in _TAIL_MODES] if c_tail else []
     tails += \
@@ -914,7 +955,11 @@ def _rate_table(title: str, columns: tuple[str, str, str], rows, fmt_amount, sca
     return out + [""]
 
 
-_TAIL_MODES = {"poll": "busy-poll", "yield": "busy-poll + sched_yield", "wait": "futex wait"}
+_TAIL_GAP_NS, _TAIL_SLOW_GAP_NS = 50_000, 1_000_000
+_TAIL_MODES = {"poll": "busy-poll", "yield": "busy-poll + sched_yield",
+               "wait": "wait (bounded spin, then futex sleep)",
+               "sleep": "wait with the spin off (every wait a futex sleep)",
+               "wait_slow": "wait, records 1 ms apart (spin off by itself: futex sleep)"}
 
 
 def _targets(rows, batch, c_rows, c_tail, scans, bulk) -> list[tuple[str, str, str, bool]]:
@@ -933,13 +978,24 @@ def _targets(rows, batch, c_rows, c_tail, scans, bulk) -> list[tuple[str, str, s
         (f"vs fastest peer without sync ({fastest.name}, median, 64 B)", ">= 5x faster",
          f"{fastest.median / j64.median:.1f}x", fastest.median / j64.median >= 5),
         ("Python batch append (64 B, per CPU-s)", ">= 20 M records/s", f"{batch64 / 1e6:.1f} M/s", batch64 >= 20e6),
+        ("Python batch append (64 B, per wall second, helper thread on the other CPU; not the judged measure)",
+         ">= 20 M records/s", f"{batch[64][0][2] / 1e6:.1f} M/s", batch[64][0][2] >= 20e6),
     ]
+    floor = next(r for r in rows if r.name == _FLOOR and r.size == 64)
+    targets.append((f"(floor) bare cffi call vs fastest peer ({fastest.name}, median, 64 B; not a target: what "
+                     "no wrapper could beat)", ">= 5x faster", f"{fastest.median / floor.median:.1f}x",
+                     fastest.median / floor.median >= 5))
     if c_rows:
+        cb = 1e9 / c_rows[("batch", 64)]["batch_cpu_ns_per_record"]
+        targets.append(("C batch append (64 B, per CPU-s)", ">= 20 M records/s", f"{cb / 1e6:.1f} M/s", cb >= 20e6))
         c64 = c_rows[("single", 64)]["loop_cpu_ns_per_record"]
         targets.append(("C append (64 B, CPU ns per record in a loop)", "<= 50 ns/record", f"{c64:.1f} ns", c64 <= 50))
         own = c_rows[("single", 64)]["loop_thread_cpu_ns_per_record"]
         targets.append(("C append (64 B, append thread's own CPU ns per record; not the target's measure)",
                         "<= 50 ns/record", f"{own:.1f} ns", own <= 50))
+        wall = c_rows[("single", 64)]["loop_ns_per_record"]
+        targets.append(("C append (64 B, wall ns per record in a loop, helper on the other CPU; not the "
+                        "target's measure)", "<= 50 ns/record", f"{wall:.1f} ns", wall <= 50))
     if c_tail:
         for how, name in _TAIL_MODES.items():
             p99 = c_tail[how]["visible_p99"]
