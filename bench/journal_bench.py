@@ -921,17 +921,28 @@ def main(quick: bool) -> str:
                        lambda n: f"{n / 1e9:.2f} GB", 1e9)
 
     out += ["### Where the remaining time goes", "",
-            "- Appends: the writer's helper thread (normal priority: as SCHED_IDLE it got no CPU on this "
-            "shared machine; it wakes once a millisecond and works in a burst, so at most about 1 in "
-            "3,000 Python appends waits for it) prefaults ahead, prepares the next segment and hashes the "
-            "chain ahead, so the append thread's own CPU (columns 'append thread') mostly leaves them out "
-            "(in a tight C loop the appends outrun it and hash part of the chain themselves at "
-            "checkpoints); the process CPU keeps them. Per 64-byte record (96 bytes in the segment) that is, whichever thread pays: the "
-            "chain hash (format 2's eight AVX-512 BLAKE2b lanes, table 'Hash chain alone'; the 'format 1' "
-            "rows show the same runs with the BLAKE2b stream it replaced), CRC-32C of the record, and on "
-            "tmpfs the kernel's allocation and zeroing of every new 4 KiB page (perf: shmem_get_folio_gfp, "
-            "clear_page_erms; about a third of the C batch's CPU). 20 M records per CPU-second would need "
-            "all of that and the copy in 50 ns.",
+            "- Appends: the writer's helper thread (normal priority; it wakes every millisecond, every "
+            "100 us after a long burst of work) prefaults the segment a 4 MiB window ahead under its own "
+            "lock, so it goes on while a checkpoint hashes, prepares and faults in the next segment, "
+            "unmaps the last one, and hashes the chain ahead; whatever of the chain it has not hashed "
+            "when a CHECKPOINT is due (every 4,096 records), the append thread hashes there. Per 64-byte "
+            "record (96 bytes in the segment), whichever thread pays: the chain hash, about 26 ns "
+            "(format 2's eight AVX-512 BLAKE2b lanes at 3.7 GB/s, table 'Hash chain alone', about what "
+            "the instruction count allows); the kernel's allocation and zeroing of each new tmpfs page, "
+            "25-35 ns (perf: shmem_get_folio_gfp, clear_page_erms; it swings with this VM's host memory); "
+            "the append itself (header, copy, CRC-32C, publication), about 30 ns single and 15 ns in a "
+            "batch, where records are written in runs and checksummed four at a time. The sum is what "
+            "the per-CPU-second rates show; 50 ns per record of process CPU would need the hash and the "
+            "page zeroing gone. Wall-clock rates (the helper on the other CPU) are the better of the two "
+            "only while nothing else wants that CPU.",
+            "- One Python append: the 'floor' rows call mmj_append through cffi with no wrapper at all "
+            "(seven arguments converted, the GIL released and taken back); the wrapper's return-code "
+            "check and typed errors add the rest. A batch call's Python work (argument checks, one "
+            "buffer view) is about 2 us, 2 ns per record at 1,024 records.",
+            "- Tailers: a wait spins up to 100 us (records coming often) before it sleeps on the futex "
+            "word; the rows with the spin off and with records 1 ms apart show the futex wake-up itself, "
+            "a few microseconds at the median and tens to hundreds at p99 when the woken CPU was idle "
+            "(the VM's vCPU must be woken too) or busy with another process.",
             "- Tail latencies (p99.9 of single appends, tailer p99) follow the machine's load: with more "
             "runnable threads than CPUs, a thread that loses its CPU for a scheduler tick shows up as a "
             "millisecond-scale outlier.", ""]
