@@ -517,9 +517,10 @@ def _settle() -> None:
     time.sleep(2)
 
 
-def _batch_rates(size: int, seconds: float) -> list[tuple[str, str, float, float]]:
+def _batch_rates(size: int, seconds: float, records: int) -> list[tuple[str, str, float, float]]:
     """(store, how, records per wall second, per CPU second) for batch appends of `size`-byte
-    records, each store for `seconds`."""
+    records: this journal `records` per round in a fresh journal (the C program's runs), the other
+    stores each for `seconds` a round."""
     import lmdb
     import rocksdict
     from journal import Journal
@@ -527,12 +528,12 @@ def _batch_rates(size: int, seconds: float) -> list[tuple[str, str, float, float
     payloads = [bytes([i % 251]) * size for i in range(BATCH)]
     block = np.frombuffer(b"".join(payloads), dtype=np.dtype((np.void, size)))
 
-    def round_rates(one_batch) -> tuple[float, float, float]:
+    def round_rates(one_batch, calls: int | None = None) -> tuple[float, float, float]:
         """Records per wall second, per CPU second of the process and of the calling thread, of
-        one round of `seconds`."""
+        one round of `seconds` (or of `calls` calls)."""
         done = 0
         t0, c0, tc0 = time.perf_counter(), time.process_time(), time.thread_time()
-        while time.perf_counter() - t0 < seconds:
+        while (done < calls * BATCH) if calls else (time.perf_counter() - t0 < seconds):
             one_batch()
             done += BATCH
         return (done / (time.perf_counter() - t0), done / max(time.process_time() - c0, 1e-9),
@@ -544,13 +545,13 @@ def _batch_rates(size: int, seconds: float) -> list[tuple[str, str, float, float
         return statistics.median(r[0] for r in rounds), statistics.median(r[1] for r in rounds)
 
     for name, version in (("journal (Python)", 0), ("journal (Python), format 1 (BLAKE2b chain)", 1)):
-        # like the C program's runs: each round in a fresh journal, the median of three
+        # as the C program's runs: the same number of records in a fresh journal, the median of three
         rounds = []
         for _ in range(3):
             with _fresh_dir(_WORK) as d:
                 j = Journal(str(d / "j"), segment_size=64 << 20, format_version=version)
                 append_batch = j.append_batch
-                rounds.append(round_rates(lambda: append_batch(MD_PACKET, block, 0, TS_USER, 0)))
+                rounds.append(round_rates(lambda: append_batch(MD_PACKET, block, 0, TS_USER, 0), records // BATCH))
                 j.close()
         wall, cpu, thread = (statistics.median(r[k] for r in rounds) for k in range(3))
         rows.append((name, f"append_batch, {BATCH}/call", wall, cpu))
@@ -817,6 +818,11 @@ def _fs_type(path: pathlib.Path) -> str:
     return kind
 
 
+def _c_records(quick: bool) -> int:
+    """Records per run of the C program's single appends (its batch runs write four times as many)."""
+    return 50_000 if quick else 1_000_000
+
+
 def _c_section(quick: bool) -> tuple[dict, dict | None, list[str]]:
     """Build and run the C program: per-size single/batch timings, the C tailer, and notes."""
     with _fresh_dir(_WORK) as cdir:
@@ -827,7 +833,7 @@ def _c_section(quick: bool) -> tuple[dict, dict | None, list[str]]:
         if exe is None:
             return {}, None, ["No C compiler: the C rows are left out.", ""]
         c_rows = {}
-        n_c = 50_000 if quick else 1_000_000
+        n_c = _c_records(quick)
         for size in SIZES:
             c_rows[("single", size)] = _run_c(exe, "append", n_c, size)
             c_rows[("batch", size)] = _run_c(exe, "batch", n_c * 4, size, BATCH)
@@ -871,7 +877,7 @@ def main(quick: bool) -> str:
     batch = {}
     for size in SIZES:
         _settle()
-        batch[size] = _batch_rates(size, 0.2 if quick else 1.0)
+        batch[size] = _batch_rates(size, 0.2 if quick else 1.0, _c_records(quick) * 4)
     _settle()
     c_rows, c_tail, notes = _c_section(quick)
     out += notes
