@@ -38,7 +38,9 @@
                                           * a slowly appending writer must not wake it every poll */
 #define MMJ_AHEAD_IDLE_NS 1000000        /* sleep between bursts of work (see helper_main) */
 #define MMJ_AHEAD_BUSY_NS 100000         /* ... after a long burst: the appends run flat out */
-#define MMJ_AHEAD_LONG_BURST 8           /* steps (64 KiB each) that make a burst long */
+#define MMJ_AHEAD_LONG_BURST 24          /* steps (64 KiB each) that make a burst long: more than
+                                          * a Python append loop makes in a millisecond (about 10), so
+                                          * its appends keep the 1 ms cadence (fewer wake-ups, p99.9) */
 
 void mmj_ahead_reset(mmj_writer *w, const uint8_t *anchor_hash, uint64_t anchor_off)
 {
