@@ -950,8 +950,10 @@ def main(quick: bool) -> str:
             "(format 2's eight AVX-512 BLAKE2b lanes at 3.7 GB/s, table 'Hash chain alone', about what "
             "the instruction count allows); the kernel's allocation and zeroing of each new tmpfs page, "
             "25-35 ns (perf: shmem_get_folio_gfp, clear_page_erms; it swings with this VM's host memory); "
-            "the append itself (header, copy, CRC-32C, publication), about 30 ns single and 15 ns in a "
-            "batch, where records are written in runs and checksummed four at a time. The sum is what "
+            "the append itself (header, copy, CRC-32C, publication), about 30 ns single (the C median) and "
+            "20 ns in a batch, where records are written in runs and checksummed four at a time. When the "
+            "helper loses its CPU to other processes the append thread takes the page faults (column "
+            "'page faults') and the hashing itself. The sum is what "
             "the per-CPU-second rates show; 50 ns per record of process CPU would need the hash and the "
             "page zeroing gone. Wall-clock rates (the helper on the other CPU) are the better of the two "
             "only while nothing else wants that CPU.",
