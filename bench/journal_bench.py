@@ -32,13 +32,14 @@ C_PROGRAM = r"""
  *   mmj_bench batch  <dir> <records> <payload bytes> <batch>
  *   mmj_bench tailw  <dir> <records> <gap ns>            paced (sleeping) writer stamping CLOCK_MONOTONIC
  *                                                        (starts writing on a line on stdin)
- *   mmj_bench tailr  <dir> <records> [poll|yield|wait|sleep]   tailer: busy-polls, busy-polls
- *                                                        calling sched_yield() between empty polls (a
- *                                                        writer woken on the tailer's CPU runs at once),
- *                                                        waits in mmj_tailer_next with a timeout (its
- *                                                        bounded spin, then a futex sleep), or waits
- *                                                        with the spin off (mmj_tailer_set_spin 0:
- *                                                        every wait sleeps on the futex word)
+ *   mmj_bench tailr  <dir> <records> [poll|yield|wait|spinlong|sleep]   tailer: busy-polls,
+ *                                                        busy-polls calling sched_yield() between empty
+ *                                                        polls (a writer woken on the tailer's CPU runs
+ *                                                        at once), waits in mmj_tailer_next with a
+ *                                                        timeout (its bounded spin, then a futex sleep),
+ *                                                        the same with a 250 us spin bound, or waits with
+ *                                                        the spin off (mmj_tailer_set_spin 0: every wait
+ *                                                        sleeps on the futex word)
  * Output: one "key value" per line. MMJ_BENCH_FORMAT=1 in the environment writes format-version-1
  * segments (the BLAKE2b chain hash) instead of the current format.
  */
@@ -194,7 +195,7 @@ static int do_tail_writer(const char *dir, uint64_t n, int64_t gap)
     return 0;
 }
 
-static int do_tail_reader(const char *dir, uint64_t n, int wait, int yield, int nospin)
+static int do_tail_reader(const char *dir, uint64_t n, int wait, int yield, int64_t spin)
 {
     mmj_tailer *t = NULL;
     int err = 0;
@@ -206,8 +207,8 @@ static int do_tail_reader(const char *dir, uint64_t n, int wait, int yield, int 
             return 2;
         }
     }
-    if (nospin)
-        check(mmj_tailer_set_spin(t, 0), "tailer_set_spin");
+    if (spin >= 0)
+        check(mmj_tailer_set_spin(t, spin), "tailer_set_spin");
     printf("ready 1\n");
     fflush(stdout);
     int64_t *lat = malloc(n * sizeof *lat);
@@ -245,8 +246,9 @@ int main(int argc, char **argv)
     if (argc >= 4 && strcmp(argv[1], "tailr") == 0)
     {
         const char *how = argc >= 5 ? argv[4] : "poll";
-        return do_tail_reader(argv[2], strtoull(argv[3], 0, 10), !strcmp(how, "wait") || !strcmp(how, "sleep"),
-                              !strcmp(how, "yield"), !strcmp(how, "sleep"));
+        int64_t spin = !strcmp(how, "sleep") ? 0 : !strcmp(how, "spinlong") ? 250000 : -1;   /* -1: default */
+        return do_tail_reader(argv[2], strtoull(argv[3], 0, 10), strcmp(how, "poll") && strcmp(how, "yield"),
+                              !strcmp(how, "yield"), spin);
     }
     fprintf(stderr, "usage: mmj_bench append|batch|tailw|tailr <dir> ...\n");
     return 2;
@@ -841,7 +843,7 @@ def _c_section(quick: bool) -> tuple[dict, dict | None, list[str]]:
         c_rows[("single", 64, 1)] = _run_c(exe, "append", n_c, 64, format_version=1)
         c_rows[("batch", 64, 1)] = _run_c(exe, "batch", n_c * 4, 64, BATCH, format_version=1)
         n_tail = 2_000 if quick else 20_000
-        tails = {how: _c_tailer(exe, n_tail, _TAIL_GAP_NS, how) for how in ("poll", "yield", "wait", "sleep")}
+        tails = {how: _c_tailer(exe, n_tail, _TAIL_GAP_NS, how) for how in ("poll", "yield", "wait", "spinlong", "sleep")}
         # records 1 ms apart: the wait's spin is off (see mmj_tailer_set_spin), so this is the futex
         # wake-up itself, at an hour's CPU cost of almost nothing
         tails["wait_slow"] = _c_tailer(exe, n_tail // 10, _TAIL_SLOW_GAP_NS, "wait")
@@ -962,9 +964,13 @@ def main(quick: bool) -> str:
             "check and typed errors add the rest. A batch call's Python work (argument checks, one "
             "buffer view) is about 2 us, 2 ns per record at 1,024 records.",
             "- Tailers: a wait spins up to 100 us (records coming often) before it sleeps on the futex "
-            "word; the rows with the spin off and with records 1 ms apart show the futex wake-up itself, "
-            "a few microseconds at the median and tens to hundreds at p99 when the woken CPU was idle "
-            "(the VM's vCPU must be woken too) or busy with another process.",
+            "word. The writer here sleeps 50 us with the kernel's 50 us timer slack, so records come 60 "
+            "to 100 us apart: a 100 us spin catches only some of them, a 250 us bound covers the gap (at the "
+            "cost of a CPU spinning while records flow). The rows with the spin off and with records 1 ms "
+            "apart show the futex wake-up itself: a few microseconds at the median; the p99 tail is the "
+            "woken side getting a CPU: an idle vCPU the host must wake, or a CPU busy with another "
+            "process. A spinning tailer that shares its CPU with the writer (other work on the other CPU) "
+            "sees a record only after the writer sleeps again.",
             "- Tail latencies (p99.9 of single appends, tailer p99) follow the machine's load: with more "
             "runnable threads than CPUs, a thread that loses its CPU for a scheduler tick shows up as a "
             "millisecond-scale outlier.", ""]
@@ -996,6 +1002,7 @@ def _rate_table(title: str, columns: tuple[str, str, str], rows, fmt_amount, sca
 _TAIL_GAP_NS, _TAIL_SLOW_GAP_NS = 50_000, 1_000_000
 _TAIL_MODES = {"poll": "busy-poll", "yield": "busy-poll + sched_yield",
                "wait": "wait (bounded spin, then futex sleep)",
+               "spinlong": "wait with a 250 us spin bound (mmj_tailer_set_spin)",
                "sleep": "wait with the spin off (every wait a futex sleep)",
                "wait_slow": "wait, records 1 ms apart (spin off by itself: futex sleep)"}
 
