@@ -32,14 +32,12 @@ C_PROGRAM = r"""
  *   mmj_bench batch  <dir> <records> <payload bytes> <batch>
  *   mmj_bench tailw  <dir> <records> <gap ns>            paced (sleeping) writer stamping CLOCK_MONOTONIC
  *                                                        (starts writing on a line on stdin)
- *   mmj_bench tailr  <dir> <records> [poll|yield|wait|spinlong|sleep]   tailer: busy-polls,
- *                                                        busy-polls calling sched_yield() between empty
- *                                                        polls (a writer woken on the tailer's CPU runs
- *                                                        at once), waits in mmj_tailer_next with a
- *                                                        timeout (its bounded spin, then a futex sleep),
- *                                                        the same with a 250 us spin bound, or waits with
- *                                                        the spin off (mmj_tailer_set_spin 0: every wait
- *                                                        sleeps on the futex word)
+ *   mmj_bench tailr  <dir> <records> [poll|yield|wait|spin]   tailer: busy-polls, busy-polls
+ *                                                        calling sched_yield() between empty polls (a
+ *                                                        writer woken on the tailer's CPU runs at once),
+ *                                                        waits in mmj_tailer_next with a timeout (the
+ *                                                        default: a futex sleep), or the same with a
+ *                                                        250 us spin bound (mmj_tailer_set_spin)
  * Output: one "key value" per line. MMJ_BENCH_FORMAT=1 in the environment writes format-version-1
  * segments (the BLAKE2b chain hash) instead of the current format.
  */
@@ -246,7 +244,7 @@ int main(int argc, char **argv)
     if (argc >= 4 && strcmp(argv[1], "tailr") == 0)
     {
         const char *how = argc >= 5 ? argv[4] : "poll";
-        int64_t spin = !strcmp(how, "sleep") ? 0 : !strcmp(how, "spinlong") ? 250000 : -1;   /* -1: default */
+        int64_t spin = !strcmp(how, "spin") ? 250000 : -1;   /* -1: the default */
         return do_tail_reader(argv[2], strtoull(argv[3], 0, 10), strcmp(how, "poll") && strcmp(how, "yield"),
                               !strcmp(how, "yield"), spin);
     }
@@ -843,10 +841,9 @@ def _c_section(quick: bool) -> tuple[dict, dict | None, list[str]]:
         c_rows[("single", 64, 1)] = _run_c(exe, "append", n_c, 64, format_version=1)
         c_rows[("batch", 64, 1)] = _run_c(exe, "batch", n_c * 4, 64, BATCH, format_version=1)
         n_tail = 2_000 if quick else 20_000
-        tails = {how: _c_tailer(exe, n_tail, _TAIL_GAP_NS, how) for how in ("poll", "yield", "wait", "spinlong", "sleep")}
-        # records 1 ms apart: the wait's spin is off (see mmj_tailer_set_spin), so this is the futex
-        # wake-up itself, at an hour's CPU cost of almost nothing
-        tails["wait_slow"] = _c_tailer(exe, n_tail // 10, _TAIL_SLOW_GAP_NS, "wait")
+        tails = {how: _c_tailer(exe, n_tail, _TAIL_GAP_NS, how) for how in ("poll", "yield", "wait", "spin")}
+        # records 1 ms apart: a spinning wait would spin off by itself (see mmj_tailer_set_spin)
+        tails["spin_slow"] = _c_tailer(exe, n_tail // 10, _TAIL_SLOW_GAP_NS, "spin")
         return c_rows, tails, []
 
 
@@ -920,8 +917,9 @@ def main(quick: bool) -> str:
     py_tail = _py_tailer(2_000 if quick else 20_000, 50_000)
     out += ["### Cross-process tailer visibility (writer sleeps 50 us (1 ms where said), stamps "
             "CLOCK_MONOTONIC and appends; the tailer busy-polls, busy-polls with sched_yield() between "
-            "empty polls, or waits in mmj_tailer_next with a timeout: it spins up to 100 us while recent "
-            "waits averaged under 400 us, then sleeps on the writer's futex word; load average "
+            "empty polls, or waits in mmj_tailer_next with a timeout: by default it sleeps on the writer's "
+            "futex word; with a spin bound it polls up to that long while recent waits averaged under "
+            "it, then sleeps; load average "
             f"{os.getloadavg()[0]:.1f}" " on " f"{os.cpu_count()}" " CPUs)", "",
             "| writer -> tailer | p1 | p50 | p99 | p99.9 |", "|---|---|---|---|---|"]
     tails = [(f"C -> C, {_TAIL_MODES[how]}", c_tail[how]) for how in _TAIL_MODES] if c_tail else []
@@ -963,14 +961,16 @@ def main(quick: bool) -> str:
             "(seven arguments converted, the GIL released and taken back); the wrapper's return-code "
             "check and typed errors add the rest. A batch call's Python work (argument checks, one "
             "buffer view) is about 2 us, 2 ns per record at 1,024 records.",
-            "- Tailers: a wait spins up to 100 us (records coming often) before it sleeps on the futex "
-            "word. The writer here sleeps 50 us with the kernel's 50 us timer slack, so records come 60 "
-            "to 100 us apart: a 100 us spin catches only some of them, a 250 us bound covers the gap (at the "
-            "cost of a CPU spinning while records flow). The rows with the spin off and with records 1 ms "
-            "apart show the futex wake-up itself: a few microseconds at the median; the p99 tail is the "
-            "woken side getting a CPU: an idle vCPU the host must wake, or a CPU busy with another "
-            "process. A spinning tailer that shares its CPU with the writer (other work on the other CPU) "
-            "sees a record only after the writer sleeps again.",
+            "- Tailers: by default a wait sleeps on the futex word at once (no CPU burnt while waiting). "
+            "The writer here sleeps 50 us with the kernel's 50 us timer slack, so records come 60 to 100 us "
+            "apart; a 250 us spin bound covers that gap (a CPU busy while records flow). A bound shorter "
+            "than the gap (100 us was tried) made the median worse than no spin: the record came just "
+            "after the spin gave up, and the wake-up right after a spin was slower here (p50 10-30 us "
+            "against 2.5 us). The futex rows show the wake-up itself: a few microseconds at the median; "
+            "the p99 tail is the woken side getting a CPU (an idle vCPU the host must wake, or a CPU busy "
+            "with another process). A spinning tailer that shares its CPU with the writer (other work on "
+            "the other CPU) sees a record only after the writer sleeps again: with the machine loaded, "
+            "spinning tailers did worse than sleeping ones.",
             "- Tail latencies (p99.9 of single appends, tailer p99) follow the machine's load: with more "
             "runnable threads than CPUs, a thread that loses its CPU for a scheduler tick shows up as a "
             "millisecond-scale outlier.", ""]
@@ -1001,10 +1001,9 @@ def _rate_table(title: str, columns: tuple[str, str, str], rows, fmt_amount, sca
 
 _TAIL_GAP_NS, _TAIL_SLOW_GAP_NS = 50_000, 1_000_000
 _TAIL_MODES = {"poll": "busy-poll", "yield": "busy-poll + sched_yield",
-               "wait": "wait (bounded spin, then futex sleep)",
-               "spinlong": "wait with a 250 us spin bound (mmj_tailer_set_spin)",
-               "sleep": "wait with the spin off (every wait a futex sleep)",
-               "wait_slow": "wait, records 1 ms apart (spin off by itself: futex sleep)"}
+               "wait": "wait (default: futex sleep)",
+               "spin": "wait with a 250 us spin bound (mmj_tailer_set_spin)",
+               "spin_slow": "wait with a 250 us spin bound, records 1 ms apart (no spin: futex sleep)"}
 
 
 def _targets(rows, batch, c_rows, c_tail, scans, bulk) -> list[tuple[str, str, str, bool]]:

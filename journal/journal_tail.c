@@ -18,7 +18,7 @@
 #include "journal_internal.h"
 
 #define MMJ_TAIL_SPINS 64
-#define MMJ_TAIL_SPIN_NS 100000            /* default bound of the spin before a futex sleep */
+#define MMJ_TAIL_SPIN_NS 0                 /* default bound of the spin before a futex sleep: none */
 #define MMJ_TAIL_SLEEP_NS 20000
 #define MMJ_TAIL_FUTEX_SLICE_NS 10000000   /* re-check at least this often, even without a wake */
 
@@ -213,13 +213,14 @@ int mmj_tailer_set_spin(mmj_tailer *t, int64_t max_ns)
     return MMJ_OK;
 }
 
-/* How long a wait spins before it sleeps: the bound while recent waits averaged at most four
- * times it (records come often enough that spinning catches many of them without a wake-up's
- * latency, and a spin costs at most a quarter of the time between records), else nothing beyond
- * the first few polls (records come rarely: spinning would only burn the CPU). */
+/* How long a wait spins before it sleeps: the bound while recent waits averaged at most the
+ * bound (records come often enough that the spin covers the gap and catches them without a
+ * wake-up's latency; a spin that ends just before the record arrives only adds its sleep's
+ * wake-up), else nothing beyond the first few polls (records come rarely: spinning would only
+ * burn the CPU). */
 static int64_t spin_budget(const mmj_tailer *t)
 {
-    return t->gap_avg_ns <= 4 * t->spin_max_ns ? t->spin_max_ns : 0;
+    return t->spin_max_ns && t->gap_avg_ns <= t->spin_max_ns ? t->spin_max_ns : 0;
 }
 
 /* A wait that began at `start` ended (with a record or not): update the average (1/8 weight). */

@@ -229,8 +229,9 @@ class Tailer:
     new Tailer with the same name resumes there after a restart."""
 
     def __init__(self, path, name: str | None = None, from_seq: int | None = None, spin_ns: int | None = None):
-        """`spin_ns` bounds how long a wait polls before it sleeps on the writer's wake-up word
-        (default 100 us, 0 to sleep at once; see mmj_tailer_set_spin)."""
+        """`spin_ns` lets a wait poll up to that long before it sleeps on the writer's wake-up
+        word, while records come at least that often (default: sleep at once; see
+        mmj_tailer_set_spin: for a consumer with a CPU of its own)."""
         if spin_ns is not None and (not isinstance(spin_ns, int) or spin_ns < 0):
             raise InvalidArgument(f"spin_ns must be a non-negative integer, not {spin_ns!r}")
         self.path = os.fspath(path)
