@@ -159,10 +159,12 @@ class StreamWriter:
     most one file's rows per (table, trade date) in memory. Files hold exactly FILE_ROWS rows
     except each partition's last, as `write` does; encoding overlaps the next piece's build on a
     small thread pool with a bounded queue. `finish` writes the small tables, rejects and
-    manifest, then moves the staging directory into place (all or nothing, as `write`)."""
+    manifest, then moves the staging directory into place (all or nothing, as `write`).
+    `text_omitted`: the kind's text exports were not asked for; the manifest records it (the
+    Parquet files are the same bytes either way)."""
 
     def __init__(self, out_dir: str | pathlib.Path, kind: str, schema_version: str,
-                 provenance: dict[str, str], force: bool = False):
+                 provenance: dict[str, str], force: bool = False, text_omitted: bool = False):
         self.out_dir = pathlib.Path(out_dir)
         self.kind = kind
         prepare(self.out_dir, kind, force)
@@ -171,6 +173,7 @@ class StreamWriter:
             shutil.rmtree(self.staging)
         self.staging.mkdir(parents=True)
         self.meta = dict(provenance, report=kind, schema_version=schema_version, generator=GENERATOR)
+        self.text_omitted = text_omitted
         self.buffers: dict[pathlib.Path, tuple[list[pa.Table], int, dict]] = {}
         self.next_part: dict[pathlib.Path, int] = {}
         self.rows: dict[str, int] = {}
@@ -296,6 +299,8 @@ class StreamWriter:
             "files": [{"path": str(rel), "rows": rows, "sha256": digest} for rel, rows, digest in files],
             "tables": {name: self.rows[name] for name in sorted(self.rows)},
         }
+        if self.text_omitted:
+            manifest["text_exports"] = "omitted on request"
         (self.staging / "_manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
         target = self.out_dir / self.kind
         if target.exists():

@@ -178,21 +178,24 @@ def latest_executions(src: JournalSlice) -> dict[str, str]:
     return {(dt.date(1970, 1, 1) + dt.timedelta(days=d)).isoformat(): t for d, t in zip(days, text.to_pylist())}
 
 
-def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
+def stream(src: JournalSlice, ref: RefData, sink, text: bool = True) -> ReportOutput:
     """The transactions chunk by chunk (bounded memory): each chunk's kept rows go to
-    `sink.add("transactions", t)` and their auth.016 <Tx> elements to the day's XML file."""
+    `sink.add("transactions", t)` and, unless `text` is False (Parquet only), their auth.016 <Tx>
+    elements to the day's XML file."""
     rejects = []
-    xml = auth016.Exporter(COLUMNS.__getitem__, ref, src, expected=latest_executions(src))
+    xml = auth016.Exporter(COLUMNS.__getitem__, ref, src, expected=latest_executions(src)) if text else None
     for chunk in events.collect_chunks(src):
         ev = executions(common.select_trade_date(chunk, src.selection.trade_date))
         del chunk
         table, checks = build_table(ev, ref, src.journal_id)
         kept, rejected = split(table, KIND, "transactions", checks)
         sink.add("transactions", kept)
-        xml.add(kept, sink)
+        if xml is not None:
+            xml.add(kept, sink)
         if rejected.num_rows:
             rejects.append(rejected)
-    xml.finish(sink)
+    if xml is not None:
+        xml.finish(sink)
     return ReportOutput(kind=KIND, schema_version=SCHEMA_VERSION, tables={},
                         rejects=pa.concat_tables(rejects) if rejects else REJECTS_SCHEMA.empty_table())
 
