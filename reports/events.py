@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from journal.catalogue import RecordType
+from journal.catalogue import PAYLOAD_DTYPES, RecordType
 from reports import ouch
-from reports.source import JournalSlice
+from reports.source import JournalSlice, payload_head
 from reports.timebase import UtcTimes, to_utc
 
 EVENT_NAMES = [
@@ -127,11 +127,72 @@ class _Decoded:
     creators: dict | None = None     # this chunk's Enter/Replace ORDER_SENTs as Creators columns
 
 
+def _order_event_venue(venue: np.ndarray) -> np.ndarray:
+    """Which VENUE_MSG rows are order events: sequenced OUCH messages other than System Event."""
+    return (venue["packet_type"] == SOUP_SEQUENCED) & (venue["msg_type"] != OUCH_SYSTEM_EVENT) \
+        & (venue["raw_len"] > ouch.SOUP_HEADER)
+
+
+def _merger(is_sent: np.ndarray):
+    """merged(sent_values, venue_values, dtype): one column over both record types, in journal
+    order (boolean-mask stores run in order: 2-3x faster than scattering by index positions)."""
+    is_venue = ~is_sent
+
+    def merged(sent_values, venue_values, dtype) -> np.ndarray:
+        out = np.zeros(len(is_sent), dtype=dtype)
+        if sent_values is not None:
+            out[is_sent] = sent_values
+        if venue_values is not None:
+            out[is_venue] = venue_values
+        return out
+    return merged
+
+
+_TOKEN_END = ouch.SOUP_HEADER + max(o + w for o, w, _ in ouch.OUTBOUND_FIELDS["token"].values())
+_SENT_TIMES = payload_head(RecordType.ORDER_SENT, PAYLOAD_DTYPES[RecordType.ORDER_SENT].fields["msg_type"][1] + 1)
+_VENUE_TIMES = payload_head(RecordType.VENUE_MSG, PAYLOAD_DTYPES[RecordType.VENUE_MSG].fields["raw"][1] + _TOKEN_END)
+
+
+def _decode_times(src: JournalSlice, samples: np.ndarray) -> _Decoded:
+    """The events without the order join (clock evidence): sequence, times, clock state, event
+    type and token. Header columns come from one scan of the range, already in journal order,
+    and only the payload bytes up to the token are copied (not the whole records)."""
+    head, got = src.heads({RecordType.ORDER_SENT: _SENT_TIMES, RecordType.VENUE_MSG: _VENUE_TIMES})
+    sent_at, sent = got[RecordType.ORDER_SENT]
+    venue_at, venue = got[RecordType.VENUE_MSG]
+    keep = _order_event_venue(venue)
+    if not keep.all():
+        venue_at, venue = venue_at[keep], venue[keep]
+    if len(sent_at) + len(venue_at) == len(head.seq):
+        rows = slice(None)                       # every record of the range is an order event
+        is_sent = head.rtype == RecordType.ORDER_SENT
+    else:
+        is_event = np.zeros(len(head.seq), bool)
+        is_event[sent_at] = True
+        is_event[venue_at] = True
+        rows = np.flatnonzero(is_event)
+        is_sent = head.rtype[rows] == RecordType.ORDER_SENT
+    merged = _merger(is_sent)
+    vtoken = ouch.decode(venue["raw"], venue["msg_type"], ouch.OUTBOUND_FIELDS, names=["token"])["token"]
+    cols: dict[str, np.ndarray] = {
+        "seq": head.seq[rows],
+        "ts_ns": head.ts_ns[rows],
+        "ts_source": head.ts_source[rows],
+        "clock_state": head.clock_state[rows],
+        "event": merged(_classify(sent["msg_type"], _SENT), _classify(venue["msg_type"], _VENUE), np.int8),
+        "token": merged(sent["token"], vtoken, "S14"),
+    }
+    cols["token_key"] = _join_key(cols["token"])
+    utc = to_utc(cols["seq"], cols["ts_ns"], cols["ts_source"], samples)
+    return _Decoded(OrderEvents(cols=cols, utc=utc, samples=samples))
+
+
 def _decode(src: JournalSlice, join_orders: bool, samples: np.ndarray) -> _Decoded:
+    if not join_orders:
+        return _decode_times(src, samples)
     both = src.fixed_many((RecordType.ORDER_SENT, RecordType.VENUE_MSG))
     sent, venue_all = both[RecordType.ORDER_SENT], both[RecordType.VENUE_MSG]
-    keep = (venue_all["packet_type"] == SOUP_SEQUENCED) & (venue_all["msg_type"] != OUCH_SYSTEM_EVENT) \
-        & (venue_all["raw_len"] > ouch.SOUP_HEADER)
+    keep = _order_event_venue(venue_all)
     venue = venue_all if keep.all() else venue_all[keep]
     n = len(sent) + len(venue)
     at_sent, at_venue = _merge_positions(sent["seq"], venue["seq"])
@@ -139,15 +200,7 @@ def _decode(src: JournalSlice, join_orders: bool, samples: np.ndarray) -> _Decod
     is_sent = np.zeros(n, dtype=bool)
     is_sent[at_sent] = True
     is_venue = ~is_sent
-
-    def merged(sent_values, venue_values, dtype) -> np.ndarray:
-        # boolean-mask stores run in order: 2-3x faster than scattering by index positions
-        out = np.zeros(n, dtype=dtype)
-        if sent_values is not None:
-            out[is_sent] = sent_values
-        if venue_values is not None:
-            out[is_venue] = venue_values
-        return out
+    merged = _merger(is_sent)
 
     def onto(sent_values, placed, dtype) -> np.ndarray:
         # venue fields decoded straight into their merged rows: only the ORDER_SENT rows to fill
@@ -155,8 +208,7 @@ def _decode(src: JournalSlice, join_orders: bool, samples: np.ndarray) -> _Decod
         out[is_sent] = sent_values
         return out
 
-    vcols = ouch.decode(venue["raw"], venue["msg_type"], ouch.OUTBOUND_FIELDS,
-                        names=None if join_orders else ["token"], at=at_venue, size=n)
+    vcols = ouch.decode(venue["raw"], venue["msg_type"], ouch.OUTBOUND_FIELDS, at=at_venue, size=n)
     cols: dict[str, np.ndarray] = {
         "seq": merged(sent["seq"], venue["seq"], np.uint64),
         "ts_ns": merged(sent["ts_ns"], venue["ts_ns"], np.int64),
@@ -167,8 +219,6 @@ def _decode(src: JournalSlice, join_orders: bool, samples: np.ndarray) -> _Decod
     }
     cols["token_key"] = _join_key(cols["token"])
     utc = to_utc(cols["seq"], cols["ts_ns"], cols["ts_source"], samples)
-    if not join_orders:
-        return _Decoded(OrderEvents(cols=cols, utc=utc, samples=samples))
     scols = ouch.decode(sent["raw"], sent["msg_type"], ouch.INBOUND_FIELDS, names=["side", "stock"])
     wire_side = np.where(scols["side"] > 0, scols["side"], sent["side"])
     cols.update({
