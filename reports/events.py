@@ -72,14 +72,6 @@ def clock_samples(src: JournalSlice) -> np.ndarray:
     return samples[order]
 
 
-def _merge_positions(a_seq: np.ndarray, b_seq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Where the rows of two sequence-sorted batches land in their merged order (sequences are
-    unique across record types, so this is exact and needs no sort)."""
-    pos_a = np.arange(len(a_seq)) + np.searchsorted(b_seq, a_seq)
-    pos_b = np.arange(len(b_seq)) + np.searchsorted(a_seq, b_seq)
-    return pos_a, pos_b
-
-
 CHUNK_SEQS = 1 << 19     # journal sequences per chunk of a streamed build: bounds memory
 
 
@@ -148,16 +140,29 @@ def _merger(is_sent: np.ndarray):
     return merged
 
 
-_TOKEN_END = ouch.SOUP_HEADER + max(o + w for o, w, _ in ouch.OUTBOUND_FIELDS["token"].values())
-_SENT_TIMES = payload_head(RecordType.ORDER_SENT, PAYLOAD_DTYPES[RecordType.ORDER_SENT].fields["msg_type"][1] + 1)
-_VENUE_TIMES = payload_head(RecordType.VENUE_MSG, PAYLOAD_DTYPES[RecordType.VENUE_MSG].fields["raw"][1] + _TOKEN_END)
+def _venue_bytes(fields: dict, names) -> np.dtype:
+    """VENUE_MSG payload up to the end of the last of OUCH `names` (not the whole raw packet)."""
+    end = ouch.SOUP_HEADER + max(o + w for name in names for o, w, _ in fields[name].values())
+    return payload_head(RecordType.VENUE_MSG, PAYLOAD_DTYPES[RecordType.VENUE_MSG].fields["raw"][1] + end)
 
 
-def _decode_times(src: JournalSlice, samples: np.ndarray) -> _Decoded:
-    """The events without the order join (clock evidence): sequence, times, clock state, event
-    type and token. Header columns come from one scan of the range, already in journal order,
-    and only the payload bytes up to the token are copied (not the whole records)."""
-    head, got = src.heads({RecordType.ORDER_SENT: _SENT_TIMES, RecordType.VENUE_MSG: _VENUE_TIMES})
+# Payload bytes copied per record: without the order join (clock evidence) only up to the
+# tokens and message types; with it, the whole ORDER_SENT and the OUCH fields decoded.
+_HEADS = {
+    False: {RecordType.ORDER_SENT: payload_head(
+                RecordType.ORDER_SENT, PAYLOAD_DTYPES[RecordType.ORDER_SENT].fields["msg_type"][1] + 1),
+            RecordType.VENUE_MSG: _venue_bytes(ouch.OUTBOUND_FIELDS, ["token"])},
+    True: {RecordType.ORDER_SENT: PAYLOAD_DTYPES[RecordType.ORDER_SENT],
+           RecordType.VENUE_MSG: _venue_bytes(ouch.OUTBOUND_FIELDS, ouch.OUTBOUND_FIELDS)},
+}
+_HEADER_FIELDS = ("seq", "ts_ns", "ts_source", "clock_state")
+
+
+def _decode(src: JournalSlice, join_orders: bool, samples: np.ndarray) -> _Decoded:
+    """One chunk's order events in journal order. Header columns come from one scan of the range
+    (already in journal order: no merge of the two record types), and only the payload bytes
+    the events need are copied (_HEADS), not whole records."""
+    head, got = src.heads(_HEADS[join_orders])
     sent_at, sent = got[RecordType.ORDER_SENT]
     venue_at, venue = got[RecordType.VENUE_MSG]
     keep = _order_event_venue(venue)
@@ -167,38 +172,11 @@ def _decode_times(src: JournalSlice, samples: np.ndarray) -> _Decoded:
         rows = slice(None)                       # every record of the range is an order event
         is_sent = head.rtype == RecordType.ORDER_SENT
     else:
-        is_event = np.zeros(len(head.seq), bool)
-        is_event[sent_at] = True
-        is_event[venue_at] = True
-        rows = np.flatnonzero(is_event)
+        rows = np.zeros(len(head.seq), bool)     # a mask: compressing beats gathering by index
+        rows[sent_at] = True
+        rows[venue_at] = True
         is_sent = head.rtype[rows] == RecordType.ORDER_SENT
-    merged = _merger(is_sent)
-    vtoken = ouch.decode(venue["raw"], venue["msg_type"], ouch.OUTBOUND_FIELDS, names=["token"])["token"]
-    cols: dict[str, np.ndarray] = {
-        "seq": head.seq[rows],
-        "ts_ns": head.ts_ns[rows],
-        "ts_source": head.ts_source[rows],
-        "clock_state": head.clock_state[rows],
-        "event": merged(_classify(sent["msg_type"], _SENT), _classify(venue["msg_type"], _VENUE), np.int8),
-        "token": merged(sent["token"], vtoken, "S14"),
-    }
-    cols["token_key"] = _join_key(cols["token"])
-    utc = to_utc(cols["seq"], cols["ts_ns"], cols["ts_source"], samples)
-    return _Decoded(OrderEvents(cols=cols, utc=utc, samples=samples))
-
-
-def _decode(src: JournalSlice, join_orders: bool, samples: np.ndarray) -> _Decoded:
-    if not join_orders:
-        return _decode_times(src, samples)
-    both = src.fixed_many((RecordType.ORDER_SENT, RecordType.VENUE_MSG))
-    sent, venue_all = both[RecordType.ORDER_SENT], both[RecordType.VENUE_MSG]
-    keep = _order_event_venue(venue_all)
-    venue = venue_all if keep.all() else venue_all[keep]
-    n = len(sent) + len(venue)
-    at_sent, at_venue = _merge_positions(sent["seq"], venue["seq"])
-
-    is_sent = np.zeros(n, dtype=bool)
-    is_sent[at_sent] = True
+    n = len(is_sent)
     is_venue = ~is_sent
     merged = _merger(is_sent)
 
@@ -208,17 +186,17 @@ def _decode(src: JournalSlice, join_orders: bool, samples: np.ndarray) -> _Decod
         out[is_sent] = sent_values
         return out
 
-    vcols = ouch.decode(venue["raw"], venue["msg_type"], ouch.OUTBOUND_FIELDS, at=at_venue, size=n)
-    cols: dict[str, np.ndarray] = {
-        "seq": merged(sent["seq"], venue["seq"], np.uint64),
-        "ts_ns": merged(sent["ts_ns"], venue["ts_ns"], np.int64),
-        "ts_source": merged(sent["ts_source"], venue["ts_source"], np.uint8),
-        "clock_state": merged(sent["clock_state"], venue["clock_state"], np.uint8),
+    vcols = ouch.decode(venue["raw"], venue["msg_type"], ouch.OUTBOUND_FIELDS,
+                        names=None if join_orders else ["token"], at=np.flatnonzero(is_venue), size=n)
+    cols: dict[str, np.ndarray] = {name: getattr(head, name)[rows] for name in _HEADER_FIELDS}
+    cols.update({
         "event": merged(_classify(sent["msg_type"], _SENT), _classify(venue["msg_type"], _VENUE), np.int8),
         "token": onto(sent["token"], vcols["token"], "S14"),
-    }
+    })
     cols["token_key"] = _join_key(cols["token"])
     utc = to_utc(cols["seq"], cols["ts_ns"], cols["ts_source"], samples)
+    if not join_orders:
+        return _Decoded(OrderEvents(cols=cols, utc=utc, samples=samples))
     scols = ouch.decode(sent["raw"], sent["msg_type"], ouch.INBOUND_FIELDS, names=["side", "stock"])
     wire_side = np.where(scols["side"] > 0, scols["side"], sent["side"])
     cols.update({
@@ -238,8 +216,11 @@ def _decode(src: JournalSlice, join_orders: bool, samples: np.ndarray) -> _Decod
         cols[name] = vcols[source]
     cols["prior_token_key"] = _join_key(cols["prior_token"])
     creates = np.flatnonzero(np.isin(sent["msg_type"], [ord("O"), ord("U")]))
+    created = {name: sent[name][creates] for name in Creators.FIELDS + ("token", "orig_token")
+               if name not in _HEADER_FIELDS}
+    created.update({name: getattr(head, name)[sent_at[creates]] for name in _HEADER_FIELDS})
     return _Decoded(OrderEvents(cols=cols, utc=utc, samples=samples),
-                    Creators.columns(sent[creates], wire_side[creates], scols["stock"][creates]))
+                    Creators.columns(created, wire_side[creates], scols["stock"][creates]))
 
 
 def _join(decoded: _Decoded, book: "Creators") -> OrderEvents:
@@ -332,15 +313,16 @@ class Creators:
 
     @classmethod
     def columns(cls, sent: np.ndarray, wire_side: np.ndarray, stock: np.ndarray) -> dict[str, np.ndarray]:
-        """Creators columns of Enter/Replace ORDER_SENT rows whose OUCH side and stock (b"" for a
+        """Creators columns of Enter/Replace ORDER_SENT rows (records or a dict of their columns,
+        header fields included) whose OUCH side and stock (b"" for a
         Replace) are already decoded."""
         new = {name: sent[name] for name in cls.FIELDS}
         new["token_key"] = _join_key(sent["token"])
         new["parent_key"] = _join_key(sent["orig_token"])
         new["wire_side"] = wire_side.astype(np.uint8)
         new["stock"] = stock.astype("S8")
-        new["leaves_sum"] = np.zeros(len(sent), np.int64)
-        new["leaves_started"] = np.zeros(len(sent), np.int64)
+        new["leaves_sum"] = np.zeros(len(sent["seq"]), np.int64)
+        new["leaves_started"] = np.zeros(len(sent["seq"]), np.int64)
         return new
 
     def add(self, sent: np.ndarray) -> None:

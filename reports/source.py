@@ -49,14 +49,6 @@ class JournalSlice:
             self._cache[rtype] = arr
         return self._cache[rtype]
 
-    def fixed_many(self, rtypes) -> dict:
-        """`fixed` of several types, read in one pass over the range where the reader can."""
-        wanted = [RecordType(t) for t in rtypes if RecordType(t) not in self._cache]
-        if len(wanted) > 1 and hasattr(self.reader, "read_fixed_many"):
-            got = self.reader.read_fixed_many(wanted, first_seq=self.first_seq, last_seq=self.last_seq)
-            self._cache.update({RecordType(t): arr for t, arr in got.items()})
-        return {RecordType(t): self.fixed(t) for t in rtypes}
-
     def heads(self, wanted: dict) -> tuple[object, dict]:
         """(header columns seq, rtype, ts_ns, ts_source, clock_state of every data record in the
         range, in sequence order; {rtype: (row positions in those columns, payload prefixes)}) for

@@ -58,14 +58,14 @@ def test_a_streamed_read_frees_each_chunks_raw_records(day_journal):
     import weakref
     from reports.source import open_slice
     src = open_slice(day_journal)
-    read = src.reader.read_fixed_many
+    read = src.reader.gather
     alive = []
 
-    def tracked(rtypes, first_seq=None, last_seq=None):
-        got = read(rtypes, first_seq=first_seq, last_seq=last_seq)
-        alive.extend(weakref.ref(arr) for arr in got.values())
+    def tracked(pos, dtype):
+        got = read(pos, dtype)
+        alive.append(weakref.ref(got))
         return got
-    src.reader.read_fixed_many = tracked
+    src.reader.gather = tracked
     chunks = 0
     for chunk in events.collect_chunks(src, chunk_seqs=5):
         chunks += 1
