@@ -114,7 +114,7 @@ def _partitions(name: str, table: pa.Table, meta: dict[str, str]):
         return
     days = table.column("trade_date").combine_chunks().cast(pa.int32()).fill_null(-(2**31)).to_numpy()
     data = table.drop_columns(["trade_date"])     # hive: the partition value lives in the path
-    distinct = np.unique(days)
+    distinct = days[:1] if days.min() == days.max() else np.unique(days)    # one date: no sort
     for day in distinct:
         part = data if len(distinct) == 1 else data.filter(pa.array(days == day))
         label = "__HIVE_DEFAULT_PARTITION__" if day == -(2**31) else \
