@@ -47,11 +47,11 @@ def lookup_strings(indices: np.ndarray, values: list[str | None]) -> pa.Array:
     if not distinct:
         return pa.nulls(len(idx), pa.dictionary(pa.int32(), pa.string()))
     slot = {v: i for i, v in enumerate(distinct)}
-    remap = np.array([slot.get(v, -1) if v is not None else -1 for v in values] + [-1], dtype=np.int32)
-    mapped = remap[np.where(idx < 0, len(values), idx)]
+    remap = np.array([-1] + [slot.get(v, -1) if v is not None else -1 for v in values], dtype=np.int32)
+    mapped = remap[np.maximum(idx, -1) + 1]         # index -1 picks the leading -1
     invalid = mapped < 0
-    return pa.DictionaryArray.from_arrays(pa.array(np.where(invalid, 0, mapped), mask=invalid),
-                                          pa.array(distinct, pa.string()))
+    indices = pa.array(np.where(invalid, 0, mapped), mask=invalid) if invalid.any() else pa.array(mapped)
+    return pa.DictionaryArray.from_arrays(indices, pa.array(distinct, pa.string()))
 
 
 def plain(arr: pa.Array) -> pa.Array:
