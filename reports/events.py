@@ -75,16 +75,24 @@ def clock_samples(src: JournalSlice) -> np.ndarray:
 CHUNK_SEQS = 1 << 19     # journal sequences per chunk of a streamed build: bounds memory
 
 
-def collect_chunks(src: JournalSlice, join_orders: bool = True, chunk_seqs: int | None = None):
+def collect_chunks(src: JournalSlice, join_orders: bool = True, chunk_seqs: int | None = None,
+                   only: tuple[int, ...] | None = None, leaves: bool = True):
     """The slice's order events as a sequence of OrderEvents, one per range of at most
     `chunk_seqs` journal sequences, in journal order: memory is bounded by the chunk, not the
     journal. Orders are joined across chunks (the creating ORDER_SENTs seen so far, including those
     before a mid-journal range, are kept in a compact index, with each order's remaining quantity
     carried over), so the rows do not depend on the chunk size.
 
+    `only`: keep just the events of these EV codes (e.g. executions), dropped before the join so
+    it joins only them; every Enter/Replace still joins the order index. `leaves=False` skips the
+    remaining quantities (the `leaves` column), which need every event of an order, so `only`
+    requires it.
+
     Reading and decoding a chunk (the C bulk read releases the GIL, and so do most numpy kernels)
     runs on a helper thread one chunk ahead of the join and of the caller's work on the previous
     chunk; while the generator runs, that thread is the only user of `src.reader`."""
+    if only is not None and leaves:
+        raise ValueError("remaining quantities need every event of an order: pass leaves=False with only")
     step = chunk_seqs or CHUNK_SEQS
     samples = clock_samples(src)
     book = Creators()
@@ -98,14 +106,17 @@ def collect_chunks(src: JournalSlice, join_orders: bool = True, chunk_seqs: int 
         # a slice per chunk, dropped after decoding: its cache of raw records must not outlive it
         part = JournalSlice(reader=src.reader, journal_id=src.journal_id, first_seq=a,
                             last_seq=min(a + step - 1, src.last_seq), selection=src.selection)
-        return _decode(part, join_orders, samples)
+        decoded = _decode(part, join_orders, samples)
+        if only is not None:
+            decoded.events = decoded.events.take(np.flatnonzero(np.isin(decoded.events.cols["event"], only)))
+        return decoded
 
     with ThreadPoolExecutor(max_workers=1) as ahead:
         pending = ahead.submit(decode, starts[0]) if starts else None
         for i in range(len(starts)):
             decoded = pending.result()
             pending = ahead.submit(decode, starts[i + 1]) if i + 1 < len(starts) else None
-            events = _join(decoded, book) if join_orders else decoded.events
+            events = _join(decoded, book, leaves) if join_orders else decoded.events
             del decoded
             yield events
 
@@ -223,9 +234,10 @@ def _decode(src: JournalSlice, join_orders: bool, samples: np.ndarray) -> _Decod
                     Creators.columns(created, wire_side[creates], scols["stock"][creates]))
 
 
-def _join(decoded: _Decoded, book: "Creators") -> OrderEvents:
+def _join(decoded: _Decoded, book: "Creators", leaves: bool = True) -> OrderEvents:
     """Join every event to the ORDER_SENT that created its token (O, or U for the replacement):
-    this chunk's creators join the running index first."""
+    this chunk's creators join the running index first. `leaves`: add each event's remaining
+    quantity (carried in `book` across chunks)."""
     ev = decoded.events
     cols = ev.cols
     n = len(ev)
@@ -254,6 +266,8 @@ def _join(decoded: _Decoded, book: "Creators") -> OrderEvents:
     for name, field in (("creator_seq", "seq"), ("creator_ts_ns", "ts_ns"), ("creator_ts_source", "ts_source"),
                         ("order_qty", "qty"), ("order_price", "price")):
         cols[name] = joined(c[field], np.int64)
+    if not leaves:
+        return ev
     # group key per order: the creator's index, or for tokens no ORDER_SENT created, a code local
     # to this chunk (their rows are rejected, so their remaining quantity is not carried over)
     group = creator.copy()

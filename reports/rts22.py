@@ -141,9 +141,7 @@ def _party_problem(value: str | None, active: frozenset[str]) -> str | None:
     return lei_problem(value)
 
 
-def executions(ev: events.OrderEvents) -> events.OrderEvents:
-    e = ev.cols["event"]
-    return ev.take(np.flatnonzero((e == EV["EXECUTED"]) | (e == EV["EXECUTED_WITH_REF_PRICE"])))
+EXECUTIONS = (EV["EXECUTED"], EV["EXECUTED_WITH_REF_PRICE"])     # the events RTS 22 reports
 
 
 _VENUE_HEAD = np.dtype([("soup_seq", "<u8"), ("packet_type", "u1"), ("msg_type", "u1"), ("raw_len", "<u2")])
@@ -184,8 +182,8 @@ def stream(src: JournalSlice, ref: RefData, sink, text: bool = True) -> ReportOu
     elements to the day's XML file."""
     rejects = []
     xml = auth016.Exporter(COLUMNS.__getitem__, ref, src, expected=latest_executions(src)) if text else None
-    for chunk in events.collect_chunks(src):
-        ev = executions(common.select_trade_date(chunk, src.selection.trade_date))
+    for chunk in events.collect_chunks(src, only=EXECUTIONS, leaves=False):
+        ev = common.select_trade_date(chunk, src.selection.trade_date)
         del chunk
         table, checks = build_table(ev, ref, src.journal_id)
         kept, rejected = split(table, KIND, "transactions", checks)
