@@ -79,8 +79,6 @@ def test_a_streamed_read_frees_each_chunks_raw_records(day_journal):
 def test_only_some_events_are_joined_as_in_the_full_stream(day_journal):
     """collect_chunks(only=...) gives exactly the rows of the full stream with those event codes,
     every joined column the same (the order index still learns every Enter and Replace)."""
-    import numpy as np
-    import pytest
     from reports.source import open_slice
     wanted = (events.EV["EXECUTED"], events.EV["ACCEPTED"])
     with pytest.raises(ValueError, match="leaves=False"):
