@@ -83,8 +83,8 @@ def collect_chunks(src: JournalSlice, join_orders: bool = True, chunk_seqs: int 
     before a mid-journal range, are kept in a compact index, with each order's remaining quantity
     carried over), so the rows do not depend on the chunk size.
 
-    `only`: keep just the events of these EV codes (e.g. executions), dropped before the join so
-    it joins only them; every Enter/Replace still joins the order index. `leaves=False` skips the
+    `only`: keep just the events of these EV codes (e.g. executions), dropped before their OUCH
+    decode and the join; every Enter/Replace still joins the order index. `leaves=False` skips the
     remaining quantities (the `leaves` column), which need every event of an order, so `only`
     requires it.
 
@@ -106,10 +106,7 @@ def collect_chunks(src: JournalSlice, join_orders: bool = True, chunk_seqs: int 
         # a slice per chunk, dropped after decoding: its cache of raw records must not outlive it
         part = JournalSlice(reader=src.reader, journal_id=src.journal_id, first_seq=a,
                             last_seq=min(a + step - 1, src.last_seq), selection=src.selection)
-        decoded = _decode(part, join_orders, samples)
-        if only is not None:
-            decoded.events = decoded.events.take(np.flatnonzero(np.isin(decoded.events.cols["event"], only)))
-        return decoded
+        return _decode(part, join_orders, samples, only)
 
     with ThreadPoolExecutor(max_workers=1) as ahead:
         pending = ahead.submit(decode, starts[0]) if starts else None
@@ -169,16 +166,24 @@ _HEADS = {
 _HEADER_FIELDS = ("seq", "ts_ns", "ts_source", "clock_state")
 
 
-def _decode(src: JournalSlice, join_orders: bool, samples: np.ndarray) -> _Decoded:
+def _decode(src: JournalSlice, join_orders: bool, samples: np.ndarray,
+            only: tuple[int, ...] | None = None) -> _Decoded:
     """One chunk's order events in journal order. Header columns come from one scan of the range
     (already in journal order: no merge of the two record types), and only the payload bytes
-    the events need are copied (_HEADS), not whole records."""
+    the events need are copied (_HEADS), not whole records. `only`: just the events of these EV
+    codes are decoded (the chunk's Enter/Replace orders still all become creators)."""
     head, got = src.heads(_HEADS[join_orders])
-    sent_at, sent = got[RecordType.ORDER_SENT]
+    all_sent_at, all_sent = got[RecordType.ORDER_SENT]
     venue_at, venue = got[RecordType.VENUE_MSG]
     keep = _order_event_venue(venue)
+    sent_event, venue_event = _classify(all_sent["msg_type"], _SENT), _classify(venue["msg_type"], _VENUE)
+    events_sent = slice(None)
+    if only is not None:
+        keep &= np.isin(venue_event, only)
+        events_sent = np.isin(sent_event, only)
+    sent_at, sent, sent_event = all_sent_at[events_sent], all_sent[events_sent], sent_event[events_sent]
     if not keep.all():
-        venue_at, venue = venue_at[keep], venue[keep]
+        venue_at, venue, venue_event = venue_at[keep], venue[keep], venue_event[keep]
     if len(sent_at) + len(venue_at) == len(head.seq):
         rows = slice(None)                       # every record of the range is an order event
         is_sent = head.rtype == RecordType.ORDER_SENT
@@ -201,15 +206,16 @@ def _decode(src: JournalSlice, join_orders: bool, samples: np.ndarray) -> _Decod
                         names=None if join_orders else ["token"], at=np.flatnonzero(is_venue), size=n)
     cols: dict[str, np.ndarray] = {name: getattr(head, name)[rows] for name in _HEADER_FIELDS}
     cols.update({
-        "event": merged(_classify(sent["msg_type"], _SENT), _classify(venue["msg_type"], _VENUE), np.int8),
+        "event": merged(sent_event, venue_event, np.int8),
         "token": onto(sent["token"], vcols["token"], "S14"),
     })
     cols["token_key"] = _join_key(cols["token"])
     utc = to_utc(cols["seq"], cols["ts_ns"], cols["ts_source"], samples)
     if not join_orders:
         return _Decoded(OrderEvents(cols=cols, utc=utc, samples=samples))
-    scols = ouch.decode(sent["raw"], sent["msg_type"], ouch.INBOUND_FIELDS, names=["side", "stock"])
-    wire_side = np.where(scols["side"] > 0, scols["side"], sent["side"])
+    scols = ouch.decode(all_sent["raw"], all_sent["msg_type"], ouch.INBOUND_FIELDS, names=["side", "stock"])
+    all_wire_side = np.where(scols["side"] > 0, scols["side"], all_sent["side"])
+    wire_side, stock = all_wire_side[events_sent], scols["stock"][events_sent]
     cols.update({
         "origin": is_venue.astype(np.int8),
         "msg_type": merged(sent["msg_type"], venue["msg_type"], np.uint8),
@@ -219,19 +225,19 @@ def _decode(src: JournalSlice, join_orders: bool, samples: np.ndarray) -> _Decod
         "price": onto(sent["price"], vcols["price"], np.int64),
         "qty": onto(sent["qty"], vcols["shares"], np.int64),
         # OUCH stock where the message carries one (Enter, Accepted, Replaced); b"" elsewhere
-        "stock": onto(scols["stock"], vcols["stock"], "S8"),
+        "stock": onto(stock, vcols["stock"], "S8"),
     })
     for name, source in (("exec_qty", "executed"), ("exec_price", "exec_price"), ("match", "match"),
                          ("liquidity", "liquidity"), ("decrement", "decrement"), ("reason", "reason"),
                          ("order_ref", "order_ref"), ("venue_ts", "venue_ts")):
         cols[name] = vcols[source]
     cols["prior_token_key"] = _join_key(cols["prior_token"])
-    creates = np.flatnonzero(np.isin(sent["msg_type"], [ord("O"), ord("U")]))
-    created = {name: sent[name][creates] for name in Creators.FIELDS + ("token", "orig_token")
+    creates = np.flatnonzero(np.isin(all_sent["msg_type"], [ord("O"), ord("U")]))
+    created = {name: all_sent[name][creates] for name in Creators.FIELDS + ("token", "orig_token")
                if name not in _HEADER_FIELDS}
-    created.update({name: getattr(head, name)[sent_at[creates]] for name in _HEADER_FIELDS})
+    created.update({name: getattr(head, name)[all_sent_at[creates]] for name in _HEADER_FIELDS})
     return _Decoded(OrderEvents(cols=cols, utc=utc, samples=samples),
-                    Creators.columns(created, wire_side[creates], scols["stock"][creates]))
+                    Creators.columns(created, all_wire_side[creates], scols["stock"][creates]))
 
 
 def _join(decoded: _Decoded, book: "Creators", leaves: bool = True) -> OrderEvents:
