@@ -164,6 +164,7 @@ _HEADS = {
            RecordType.VENUE_MSG: _venue_bytes(ouch.OUTBOUND_FIELDS, ouch.OUTBOUND_FIELDS)},
 }
 _HEADER_FIELDS = ("seq", "ts_ns", "ts_source", "clock_state")
+_CREATES = (ord("O"), ord("U"))     # OUCH Enter Order and Replace Order create an order token
 
 
 def _decode(src: JournalSlice, join_orders: bool, samples: np.ndarray,
@@ -172,7 +173,8 @@ def _decode(src: JournalSlice, join_orders: bool, samples: np.ndarray,
     (already in journal order: no merge of the two record types), and only the payload bytes
     the events need are copied (_HEADS), not whole records. `only`: just the events of these EV
     codes are decoded (the chunk's Enter/Replace orders still all become creators)."""
-    head, got = src.heads(_HEADS[join_orders])
+    # with `only`, the short heads pick the rows first and just their payloads are copied whole
+    head, got = src.heads(_HEADS[join_orders and only is None])
     all_sent_at, all_sent = got[RecordType.ORDER_SENT]
     venue_at, venue = got[RecordType.VENUE_MSG]
     keep = _order_event_venue(venue)
@@ -181,6 +183,13 @@ def _decode(src: JournalSlice, join_orders: bool, samples: np.ndarray,
     if only is not None:
         keep &= np.isin(venue_event, only)
         events_sent = np.isin(sent_event, only)
+        if join_orders:       # the rows the events and the order index need, read whole
+            needed = events_sent | np.isin(all_sent["msg_type"], _CREATES)
+            all_sent_at, sent_event, events_sent = all_sent_at[needed], sent_event[needed], events_sent[needed]
+            all_sent = src.reader.gather(head.pos[all_sent_at], _HEADS[True][RecordType.ORDER_SENT])
+            venue_at, venue_event = venue_at[keep], venue_event[keep]
+            venue = src.reader.gather(head.pos[venue_at], _HEADS[True][RecordType.VENUE_MSG])
+            keep = np.ones(len(venue_at), bool)
     sent_at, sent, sent_event = all_sent_at[events_sent], all_sent[events_sent], sent_event[events_sent]
     if not keep.all():
         venue_at, venue, venue_event = venue_at[keep], venue[keep], venue_event[keep]
@@ -232,7 +241,7 @@ def _decode(src: JournalSlice, join_orders: bool, samples: np.ndarray,
                          ("order_ref", "order_ref"), ("venue_ts", "venue_ts")):
         cols[name] = vcols[source]
     cols["prior_token_key"] = _join_key(cols["prior_token"])
-    creates = np.flatnonzero(np.isin(all_sent["msg_type"], [ord("O"), ord("U")]))
+    creates = np.flatnonzero(np.isin(all_sent["msg_type"], _CREATES))
     created = {name: all_sent[name][creates] for name in Creators.FIELDS + ("token", "orig_token")
                if name not in _HEADER_FIELDS}
     created.update({name: getattr(head, name)[all_sent_at[creates]] for name in _HEADER_FIELDS})
@@ -347,7 +356,7 @@ class Creators:
 
     def add(self, sent: np.ndarray) -> None:
         """Index the Enter and Replace orders among `sent` (ORDER_SENT rows)."""
-        sent = sent[np.isin(sent["msg_type"], [ord("O"), ord("U")])]
+        sent = sent[np.isin(sent["msg_type"], _CREATES)]
         enter = ouch.decode(sent["raw"], sent["msg_type"], ouch.INBOUND_FIELDS, names=["side", "stock"])
         self.add_columns(self.columns(sent, np.where(enter["side"] > 0, enter["side"], sent["side"]),
                                       enter["stock"]))
