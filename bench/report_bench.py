@@ -275,7 +275,7 @@ def _pyarrow_alone_from(out: pathlib.Path, kind: str, table: str, scratch: pathl
     written = ds.dataset(out / kind / table, format="parquet", partitioning="hive").to_table()
     scratch.mkdir(parents=True, exist_ok=True)
     took, _ = _time(lambda: pq.write_table(written, scratch / f"{table}.parquet",
-                                           **output.writer_options(written.schema)))
+                                           **output.writer_options(written)))
     return took, written.num_rows
 
 
