@@ -30,6 +30,7 @@ from mm_core.oms import TERMINAL, InvalidTransition, Oms, OmsError, Order, Order
 from mm_core.protocol import ProtocolError, itch, moldudp64, ouch, soupbintcp
 from mm_core.risk import RiskError, TradingState
 from mm_core.risk.checks import CheckId
+from mm_core.sigkernel import KernelFairValue, SignalKernel
 from mm_core.spread import VolEstimator, quote_prices, widen
 from mm_core.ticks import TickTable
 from mm_core.trades import TAPE_MAX, TradeTape
@@ -73,7 +74,7 @@ class Engine:
     _own_version: tuple[int, int] = (-1, -1)
     _own: dict = {}
 
-    def __init__(self, config: EngineConfig, symbols: Symbols, risk_gateway) -> None:
+    def __init__(self, config: EngineConfig, symbols: Symbols, risk_gateway, *, compiled: bool = True) -> None:
         if risk_gateway is None:
             raise EngineError("an engine needs a risk gateway")
         self.cfg = cfg = config
@@ -106,12 +107,21 @@ class Engine:
         if fv.micro_table:
             rows = [list(fv.micro_table[r * fv.n_imb:(r + 1) * fv.n_imb]) for r in range(fv.n_spread)]
             table = {s.id: rows for s in symbols.symbols}
-        self.fv = FairValueModel(
-            n, ticks=ref_ticks, n_imb=fv.n_imb, n_spread=fv.n_spread, tables=table,
+        fv_args = dict(
+            ticks=ref_ticks, n_imb=fv.n_imb, n_spread=fv.n_spread, tables=table,
             imbalance_levels=fv.imbalance_levels, level_decay=fv.level_decay,
-            w_imbalance=fv.w_imbalance, w_flow=fv.w_flow, flow_alpha=fv.flow_alpha,
+            w_imbalance=fv.w_imbalance, w_flow=fv.w_flow,
             leaders={p.b: p.a for p in symbols.pairs}, lead_alpha=fv.lead_alpha,
             lead_prior=fv.lead_prior, calibrate_every=fv.calibrate_every, base=fv.base)
+        # compiled: the tape, guards and flow EWMAs live in the C signal kernel (mm_core.sigkernel);
+        # otherwise on the Python reference classes (same decisions, tests/mm_core/test_sig_engine.py)
+        self.compiled = compiled
+        if compiled:
+            self.sig = SignalKernel(n, cfg.guard, fv.flow_alpha)
+            self.fv = KernelFairValue(self.sig, n, **fv_args)
+        else:
+            self.sig = None
+            self.fv = FairValueModel(n, flow_alpha=fv.flow_alpha, **fv_args)
         self.followers: list[list[int]] = [[] for _ in range(n)]
         for p in symbols.pairs:
             self.followers[p.a].append(p.b)
@@ -121,7 +131,7 @@ class Engine:
         # volatility quantised to 1/8 octave for the quote memo; recomputed only when the mid moves
         self.vol_q = [int(_log2(v.variance_per_s + 1.0) * 8) for v in self.vol]
         self.inventory = InventoryTracker(n)
-        self.guards = [SymbolGuard(i, cfg.guard) for i in range(n)]
+        self.guards = self.sig.guards if compiled else [SymbolGuard(i, cfg.guard) for i in range(n)]
         self.hedger = Hedger({p.b: p.a for p in symbols.pairs}, cfg.hedge)
         self.hedge_of: list[list[int]] = [[] for _ in range(n)]     # hedge id -> hedged symbols
         for p in symbols.pairs:
@@ -145,7 +155,7 @@ class Engine:
         self.risk_sent: list[tuple[int, bool, int]] = [(0, False, 0)] * n   # (fair, stale, ns) last told
         self.quote_memo: list[tuple | None] = [None] * n           # last quote inputs and result
         self.halted_symbols = [False] * n       # ITCH trading action: not trading
-        self.tape = TradeTape(n)                # recent prints, for Broken Trade reversal
+        self.tape = self.sig.tape if compiled else TradeTape(n)   # recent prints, for Broken Trade reversal
         self.denied_until: dict[tuple[int, int, str], int] = {}
         self.next_metrics_ns = -1
         self.now = 0
@@ -204,7 +214,7 @@ class Engine:
         now = self.now
         self.counts["md_packets"] += 1
         try:
-            update = self.md.on_packet(ev.packet)
+            update = self.md.on_packet(ev.packet, not self.compiled)
         except ProtocolError as exc:
             self.counts["protocol_errors"] += 1
             actions.append(self._alert("md-protocol-error", str(exc)))
@@ -224,7 +234,11 @@ class Engine:
                 actions.append(self._alert("book-error", text))
         printed = update.printed
         if printed:
-            self.tape.on_prints(update.prints, self.guards, self.fv)
+            prints = update.prints
+            if prints is None:          # compiled: the kernel reads the packet path's C summary
+                self.tape.on_summary(self.md.summary)
+            else:
+                self.tape.on_prints(prints, self.guards, self.fv)
         for s, halted in update.halts:
             self.halted_symbols[s] = halted
         touched = update.touched

@@ -143,7 +143,14 @@ class MarketDataPath:
          out.print_match, out.errors) = self._keep
         out.events_cap = _EVENTS_CAP
 
-    def on_packet(self, packet: bytes) -> MdUpdate | moldudp64.Gap | None:
+    @property
+    def summary(self):
+        """The C path's fmd_summary of the last packet it applied (read by the signal kernel)."""
+        return self._out
+
+    def on_packet(self, packet: bytes, prints: bool = True) -> MdUpdate | moldudp64.Gap | None:
+        """`prints=False`: an update from the C path carries prints=None, its prints left in
+        `summary` for a consumer that reads them there (the slow path always lists them)."""
         tracker = self.tracker
         expected = tracker.next_expected
         if self._session_raw is None or expected > _MAX_FAST_SEQUENCE:
@@ -160,7 +167,9 @@ class MarketDataPath:
         if nxt > tracker.highest_announced:
             tracker.highest_announced = nxt
         n_prints = out.n_prints
-        if n_prints:
+        if n_prints and not prints:
+            prints, printed = None, unpack(self._keep[2], out.n_printed)
+        elif n_prints:
             _, _, printed, symbols, aggressors, qtys, matches, _ = self._keep
             prints = [(s, a == 1, q, m) for s, a, q, m in zip(
                 unpack(symbols, n_prints), unpack(aggressors, n_prints), unpack(qtys, n_prints),

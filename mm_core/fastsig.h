@@ -1,0 +1,161 @@
+/* fastsig: the compiled signal state of the engine, stage 1 — the trade tape, the per-symbol
+ * quote guard and the trade-flow EWMAs, owned by one C struct and compiled into the same cffi
+ * module as fastmd (so one call can read a packet's fmd_summary).
+ *
+ * This header is the specification; mm_core/sigkernel.py is the one Python wrapper. The Python
+ * classes stay the reference, and every function here mirrors one of their methods line by line:
+ *   fsig_on_print        TradeTape.on_prints, one print: SymbolGuard.on_print (aggression window,
+ *                        Vpin.add with bucket splitting), FairValueModel.on_trade (flow EWMAs),
+ *                        then the tape entry (match -> symbol, side, qty, print index, the VPIN
+ *                        bucket it sits in whole or -1) with FIFO eviction beyond FSIG_TAPE_MAX;
+ *                        a match already on the tape keeps its place and takes the new entry
+ *                        (OrderedDict assignment)
+ *   fsig_on_summary      fsig_on_print for every print of an fmd_summary, in message order
+ *   fsig_break_trade     TradeTape.break_trade: FairValueModel.reverse_trade then
+ *                        SymbolGuard.reverse_print
+ *   fsig_on_own_fill     SymbolGuard.on_own_fill      fsig_on_markout  SymbolGuard.on_markout
+ *   fsig_aggression      SymbolGuard.aggression       fsig_toxicity    SymbolGuard.toxicity
+ *   fsig_evaluate        SymbolGuard.evaluate (same Trip fields, same cool-down and trip count)
+ *   fsig_reverse_print   SymbolGuard.reverse_print alone (component tests)
+ *
+ * Determinism: floats are computed with the same operations in the same order as the Python
+ * reference (sums left to right from the oldest element; int/int divisions done on doubles of
+ * exactly representable integers, which IEEE rounds as Python does; pow() from libm as Python's
+ * float ** int calls it). The module is built without -ffast-math or -march and with
+ * -ffp-contract=off, so no multiply-add is fused: results are bit-identical to the Python floats
+ * (tests/mm_core/test_sig*.py prove it on random operation streams and on whole sessions).
+ *
+ * Snapshots: fsig_save writes every piece of state as a blob of 8-byte words (little or native
+ * endian, same machine), fsig_load reads one back into a fresh fsig built with the same n and
+ * parameters. Both are one code path (a symmetric serializer), so they cannot drift.
+ */
+#ifndef FASTSIG_H
+#define FASTSIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fastmd.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Return codes. */
+enum fsig_rc {
+    FSIG_OK = 0,
+    FSIG_NOT_FOUND = 1,     /* fsig_break_trade: the match is not on the tape */
+    FSIG_NOMEM = 2,         /* allocation failed */
+    FSIG_BAD_BLOB = 3,      /* fsig_load: truncated blob or one of another shape */
+    FSIG_BAD_PARAM = 4      /* fsig_new: a parameter out of range (see fsig_new) */
+};
+
+/* Constants (TradeTape's TAPE_MAX; the guard's reason bits). */
+enum fsig_const {
+    FSIG_TAPE_MAX = 16384,
+    FSIG_AGGRESSION = 1,
+    FSIG_FILL_SPIKE = 2,
+    FSIG_VPIN = 4,
+    FSIG_MARKOUT = 8
+};
+
+typedef struct fsig fsig;
+
+/* GuardParams, field for field. */
+typedef struct fsig_guard_params {
+    int64_t prints_window;
+    double aggression_threshold;
+    int64_t aggression_min_volume;
+    int64_t fill_window_ns;
+    int64_t fill_spike_count;
+    int64_t vpin_bucket_volume;
+    int64_t vpin_buckets;
+    double vpin_threshold;
+    int64_t markout_window;
+    double markout_threshold;
+    int64_t cooldown_ns;
+} fsig_guard_params;
+
+/* A guard trip (guard.Trip). */
+typedef struct fsig_trip {
+    uint32_t symbol;
+    uint8_t bid;                /* 1: pull our bid */
+    uint8_t ask;                /* 1: pull our ask */
+    uint16_t pad;
+    int64_t reasons;            /* FSIG_AGGRESSION | ... bits */
+    double aggression;
+    double vpin;
+} fsig_trip;
+
+/* What a Broken Trade took back out (trades.Reversal). */
+typedef struct fsig_reversal {
+    uint32_t symbol;
+    uint8_t aggressor_buys;
+    uint8_t window;             /* removed from the aggression window */
+    uint8_t vpin;               /* removed from VPIN's open bucket */
+    uint8_t pad;
+    int64_t qty;
+} fsig_reversal;
+
+/* Scalars of one symbol's guard (SymbolGuard.state_items order, plus the array lengths). */
+typedef struct fsig_guard_info {
+    int64_t buy_vol, sell_vol, vpin_buy, vpin_sell, vpin_completed, vpin_direction;
+    double vpin_value;
+    int64_t bid_until, ask_until, trips;
+    int64_t n_prints, n_buckets, n_fills_bid, n_fills_ask, n_marks_bid, n_marks_ask;
+} fsig_guard_info;
+
+/* Signal state for n_symbols (>= 1) symbols with guard parameters p and trade-flow EWMA weight
+ * flow_alpha. NULL when out of memory or a parameter is out of range (windows, buckets, bucket
+ * volume, markout window and spike count must be >= 1). */
+fsig *fsig_new(uint32_t n_symbols, const fsig_guard_params *p, double flow_alpha);
+/* Free an fsig (NULL allowed). */
+void fsig_free(fsig *g);
+
+/* The n_symbols flow EWMAs (FairValueModel.flow_signed / flow_abs), owned by the fsig. */
+double *fsig_flow_signed(fsig *g);
+double *fsig_flow_abs(fsig *g);
+/* The n_symbols tape print counts (TradeTape.seq), owned by the fsig. */
+int64_t *fsig_tape_seq(fsig *g);
+/* Per symbol s: [2s] bid cool-down end, [2s+1] ask cool-down end (ns), owned by the fsig. */
+int64_t *fsig_until(fsig *g);
+
+/* One print (symbol < n_symbols, aggressor side, qty > 0, match number). FSIG_OK or FSIG_NOMEM. */
+int fsig_on_print(fsig *g, uint32_t symbol, int aggressor_buys, int64_t qty, uint64_t match);
+/* Every print of a packet's summary in order. FSIG_OK or FSIG_NOMEM. */
+int fsig_on_summary(fsig *g, const fmd_summary *s);
+/* Reverse the print with this match. OUT r. FSIG_OK or FSIG_NOT_FOUND (nothing changed). */
+int fsig_break_trade(fsig *g, uint64_t match, fsig_reversal *r);
+
+/* The guard alone (component tests; the tape calls these itself). */
+void fsig_guard_on_print(fsig *g, uint32_t symbol, int aggressor_buys, int64_t qty);
+/* Returns window | vpin << 1 (SymbolGuard.reverse_print's two booleans). */
+int fsig_reverse_print(fsig *g, uint32_t symbol, int aggressor_buys, int64_t qty, int64_t later,
+                       int in_open_bucket);
+/* Our fill on a side (bid: 1) at now_ns. FSIG_OK or FSIG_NOMEM. */
+int fsig_on_own_fill(fsig *g, uint32_t symbol, int our_side_is_bid, int64_t now_ns);
+/* A matured markout per share of one of our fills on a side. */
+void fsig_on_markout(fsig *g, uint32_t symbol, int our_side_is_bid, double markout_per_share);
+double fsig_aggression(const fsig *g, uint32_t symbol);
+double fsig_toxicity(const fsig *g, uint32_t symbol);
+/* SymbolGuard.evaluate at now_ns: 1 and OUT trip when a side newly trips, else 0. */
+int fsig_evaluate(fsig *g, uint32_t symbol, int64_t now_ns, fsig_trip *trip);
+
+/* Inspection (state_items): the scalars, then the arrays, oldest first, each sized by info. */
+void fsig_guard_info_get(const fsig *g, uint32_t symbol, fsig_guard_info *info);
+void fsig_guard_arrays(const fsig *g, uint32_t symbol, uint8_t *print_buys, int64_t *print_qty,
+                       int64_t *imbalances, int64_t *net, int64_t *fills_bid, int64_t *fills_ask,
+                       double *marks_bid, double *marks_ask);
+/* Tape entries, oldest first, up to cap. Returns the count. OUT the six arrays. */
+size_t fsig_tape_entries(const fsig *g, uint64_t *match, uint32_t *symbol, uint8_t *buys,
+                         int64_t *qty, int64_t *index, int64_t *bucket, size_t cap);
+
+/* Snapshot: fsig_save writes up to cap bytes into buf (NULL to size) and returns the size needed;
+ * fsig_load restores a blob into g (same n and parameters). FSIG_OK, FSIG_BAD_BLOB or FSIG_NOMEM. */
+size_t fsig_save(const fsig *g, uint8_t *buf, size_t cap);
+int fsig_load(fsig *g, const uint8_t *buf, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
