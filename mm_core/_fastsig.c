@@ -58,6 +58,20 @@ struct fsig {
     int32_t *hash;              /* TAPE_HASH chain heads */
     int32_t head, tail, free_list;
     size_t tape_len;
+    /* stage 1b (fsig_fv_init) */
+    int fv_ready;
+    fsig_fv_params fp;
+    size_t ns;                  /* estimator states: n_imb * n_spread */
+    double *d[FSIG_D_COUNT];
+    size_t dn[FSIG_D_COUNT];
+    int64_t *iv[FSIG_I_COUNT];
+    size_t in[FSIG_I_COUNT];
+    /* a reprice stopped for calibration (transient, not in snapshots) */
+    uint32_t pend_s;
+    int64_t pend_top[4];
+    double pend_m, pend_old_mid, pend_depth;
+    int pend_reprice;
+    int64_t pend_now;
 };
 
 /* ------------------------------------------------------------------ small containers */
@@ -165,6 +179,10 @@ void fsig_free(fsig *g) {
     free(g->until);
     free(g->nodes);
     free(g->hash);
+    for (int k = 0; k < FSIG_D_COUNT; k++)
+        free(g->d[k]);
+    for (int k = 0; k < FSIG_I_COUNT; k++)
+        free(g->iv[k]);
     free(g);
 }
 
@@ -479,6 +497,274 @@ int fsig_break_trade(fsig *g, uint64_t match, fsig_reversal *r) {
     return FSIG_OK;
 }
 
+/* ------------------------------------------------------------------ fair value, vol, hedge betas */
+
+int fsig_fv_init(fsig *g, const fsig_fv_params *p, const int64_t *ticks, const int64_t *leader,
+                 const double *prior_sigma, const int64_t *hedge) {
+    if (g->fv_ready || p->n_imb < 2 || p->n_spread < 1 || p->base < 0 || p->base > 2 ||
+        p->calibrate_every < 0)
+        return FSIG_BAD_PARAM;
+    const size_t n = g->n, ns = (size_t)(p->n_imb * p->n_spread);
+    const size_t est = p->calibrate_every ? n * ns : 0;
+    g->fp = *p;
+    g->ns = ns;
+    for (int k = 0; k < FSIG_D_COUNT; k++)
+        g->dn[k] = n;
+    g->dn[FSIG_D_TABLES] = n * ns;
+    g->dn[FSIG_D_EST_Q] = g->dn[FSIG_D_EST_R2] = est * ns;
+    g->dn[FSIG_D_EST_R1] = est * 4;
+    for (int k = 0; k < FSIG_I_COUNT; k++)
+        g->in[k] = n;
+    g->in[FSIG_I_LAST_TOP] = 4 * n;
+    for (int k = 0; k < FSIG_D_COUNT; k++)
+        if (g->dn[k] && !(g->d[k] = calloc(g->dn[k], sizeof(double))))
+            return FSIG_NOMEM;
+    for (int k = 0; k < FSIG_I_COUNT; k++)
+        if (!(g->iv[k] = calloc(g->in[k], sizeof(int64_t))))
+            return FSIG_NOMEM;
+    for (size_t s = 0; s < n; s++) {
+        g->iv[FSIG_I_TICKS][s] = ticks[s];
+        g->iv[FSIG_I_LEADER][s] = leader[s];
+        g->iv[FSIG_I_HEDGE][s] = hedge[s];
+        g->iv[FSIG_I_EST_PREV_STATE][s] = -1;
+        g->d[FSIG_D_VOL_PRIOR_VAR][s] = prior_sigma[s] * prior_sigma[s];
+        /* vol_q as the engine builds it: int(log2(variance_per_s + 1.0) * 8) */
+        g->iv[FSIG_I_VOL_Q][s] = (int64_t)(log2(fsig_variance_per_s(g, (uint32_t)s) + 1.0) * 8);
+    }
+    g->fv_ready = 1;
+    return FSIG_OK;
+}
+
+double *fsig_fv_array(fsig *g, int which) {
+    return which >= 0 && which < FSIG_D_COUNT ? g->d[which] : NULL;
+}
+
+int64_t *fsig_fv_ints(fsig *g, int which) {
+    return which >= 0 && which < FSIG_I_COUNT ? g->iv[which] : NULL;
+}
+
+/* EwmaBeta.update and .beta on (sxy, sxx, n) slots. */
+static void beta_update(double *sxy, double *sxx, int64_t *n, double alpha, double x, double y) {
+    *sxy += alpha * (x * y - *sxy);
+    *sxx += alpha * (x * x - *sxx);
+    *n += 1;
+}
+
+static double beta_of(double sxy, double sxx, double prior) { return sxx > 1e-18 ? sxy / sxx : prior; }
+
+/* MicroPriceTable.spread_row and .bucket. */
+static int64_t spread_row(const fsig *g, int64_t spread_ticks) {
+    if (spread_ticks < 1)
+        return 0;
+    return spread_ticks <= g->fp.n_spread ? spread_ticks - 1 : g->fp.n_spread - 1;
+}
+
+static int64_t imb_bucket(const fsig *g, double imb) {
+    int64_t b = (int64_t)(imb * (double)g->fp.n_imb);
+    return b < g->fp.n_imb ? b : g->fp.n_imb - 1;
+}
+
+/* MicroPriceEstimator.observe. */
+static void observe(fsig *g, uint32_t s, int64_t bid, int64_t bid_qty, int64_t ask, int64_t ask_qty,
+                    int64_t tick) {
+    const int64_t n_imb = g->fp.n_imb;
+    const size_t ns = g->ns;
+    double *q = g->d[FSIG_D_EST_Q] + (size_t)s * ns * ns;
+    double *r1 = g->d[FSIG_D_EST_R1] + (size_t)s * ns * 4;
+    double *r2 = g->d[FSIG_D_EST_R2] + (size_t)s * ns * ns;
+    int64_t *prev_state = &g->iv[FSIG_I_EST_PREV_STATE][s], *prev_mid2 = &g->iv[FSIG_I_EST_PREV_MID2][s];
+    int64_t row = spread_row(g, (ask - bid) / tick);
+    int64_t total = bid_qty + ask_qty;
+    int64_t b = imb_bucket(g, total > 0 ? (double)bid_qty / (double)total : 0.5);
+    int64_t state = row * n_imb + b;
+    int64_t mid2 = bid + ask;
+    if (*prev_state >= 0) {
+        int64_t prev = *prev_state;
+        int64_t prev_row = prev / n_imb, prev_b = prev % n_imb;
+        int64_t mirror_prev = prev_row * n_imb + (n_imb - 1 - prev_b);
+        int64_t mirror_state = row * n_imb + (n_imb - 1 - b);
+        int64_t dm_half = (int64_t)nearbyint((double)(mid2 - *prev_mid2) / (double)tick);
+        if (dm_half == 0) {
+            q[prev * (int64_t)ns + state] += 1.0;
+            q[mirror_prev * (int64_t)ns + mirror_state] += 1.0;
+        } else {
+            dm_half = dm_half < -2 ? -2 : dm_half > 2 ? 2 : dm_half;
+            int64_t k = dm_half < 0 ? dm_half + 2 : dm_half + 1;
+            r1[prev * 4 + k] += 1.0;
+            r1[mirror_prev * 4 + (3 - k)] += 1.0;
+            r2[prev * (int64_t)ns + state] += 1.0;
+            r2[mirror_prev * (int64_t)ns + mirror_state] += 1.0;
+        }
+        g->iv[FSIG_I_EST_OBS][s] += 1;
+    }
+    *prev_state = state;
+    *prev_mid2 = mid2;
+}
+
+/* FairValueModel._lead. */
+static double lead(fsig *g, uint32_t f, double f_mid, double f_old) {
+    double leader_mid = g->d[FSIG_D_MIDS][g->iv[FSIG_I_LEADER][f]];
+    double *ref = &g->d[FSIG_D_LEAD_REF][f];
+    double *sxy = &g->d[FSIG_D_LEAD_SXY][f], *sxx = &g->d[FSIG_D_LEAD_SXX][f];
+    if (leader_mid <= 0)
+        return 0.0;
+    if (*ref <= 0) {
+        *ref = leader_mid;
+        return 0.0;
+    }
+    if (f_mid != f_old && f_old > 0) {
+        beta_update(sxy, sxx, &g->iv[FSIG_I_LEAD_N][f], g->fp.lead_alpha, leader_mid / *ref - 1.0,
+                    f_mid / f_old - 1.0);
+        *ref = leader_mid;
+        return 0.0;
+    }
+    return beta_of(*sxy, *sxx, g->fp.lead_prior) * (leader_mid / *ref - 1.0) * f_mid;
+}
+
+/* The pricing half of FairValueModel.update, on the pending top. */
+static double fv_price(fsig *g) {
+    const uint32_t s = g->pend_s;
+    const int64_t bid = g->pend_top[0], bid_qty = g->pend_top[1], ask = g->pend_top[2];
+    const int64_t ask_qty = g->pend_top[3];
+    const int64_t tick = g->iv[FSIG_I_TICKS][s];
+    const double m = g->pend_m;
+    int64_t total = bid_qty + ask_qty;
+    double imb = total > 0 ? (double)bid_qty / (double)total : 0.5;
+    const double *table = g->d[FSIG_D_TABLES] + (size_t)s * g->ns;
+    int64_t row = spread_row(g, (ask - bid) / tick);
+    double micro = m + table[row * g->fp.n_imb + imb_bucket(g, imb)] * (double)tick;
+    g->d[FSIG_D_MICRO][s] = micro;
+    double half = (double)(ask - bid) * 0.5;
+    double fv = g->fp.base == 0 ? micro : g->fp.base == 1 ? m
+              : imb * (double)ask + (1.0 - imb) * (double)bid;
+    if (g->fp.w_imbalance != 0.0)
+        fv += g->fp.w_imbalance * g->pend_depth * half;
+    if (g->fp.w_flow != 0.0) {
+        double d = g->flow_abs[s];
+        fv += g->fp.w_flow * (d > 0 ? g->flow_signed[s] / d : 0.0) * half;
+    }
+    if (g->iv[FSIG_I_LEADER][s] >= 0)
+        fv += lead(g, s, m, g->pend_old_mid);
+    g->d[FSIG_D_FAIR][s] = fv;
+    return fv;
+}
+
+int fsig_fv_update(fsig *g, uint32_t symbol, int64_t bid, int64_t bid_qty, int64_t ask,
+                   int64_t ask_qty, double depth_imbalance, double *fair) {
+    assert(g->fv_ready && symbol < g->n);
+    g->pend_reprice = 0;
+    if (bid <= 0 || ask <= 0 || ask <= bid) {
+        g->d[FSIG_D_FAIR][symbol] = 0.0;
+        *fair = 0.0;
+        return FSIG_OK;
+    }
+    double m = (double)(bid + ask) * 0.5;
+    g->pend_s = symbol;
+    g->pend_top[0] = bid, g->pend_top[1] = bid_qty, g->pend_top[2] = ask, g->pend_top[3] = ask_qty;
+    g->pend_m = m;
+    g->pend_old_mid = g->d[FSIG_D_MIDS][symbol];
+    g->pend_depth = depth_imbalance;
+    g->d[FSIG_D_MIDS][symbol] = m;
+    if (g->fp.calibrate_every) {
+        int64_t *last = &g->iv[FSIG_I_LAST_TOP][4 * (size_t)symbol];
+        int64_t *has = &g->iv[FSIG_I_HAS_TOP][symbol];
+        if (!*has || memcmp(last, g->pend_top, sizeof g->pend_top) != 0) {
+            *has = 1;
+            memcpy(last, g->pend_top, sizeof g->pend_top);
+            observe(g, symbol, bid, bid_qty, ask, ask_qty, g->iv[FSIG_I_TICKS][symbol]);
+            int64_t obs = g->iv[FSIG_I_EST_OBS][symbol];
+            if (obs % g->fp.calibrate_every == 0 && obs)
+                return FSIG_CALIBRATE;
+        }
+    }
+    *fair = fv_price(g);
+    return FSIG_OK;
+}
+
+int fsig_fv_finish(fsig *g, double *fair) {
+    *fair = fv_price(g);
+    return FSIG_OK;
+}
+
+double fsig_variance_per_s(const fsig *g, uint32_t s) {
+    double dt = g->d[FSIG_D_VOL_DT][s];
+    if (g->iv[FSIG_I_VOL_N][s] < 10 || dt <= 0)
+        return g->d[FSIG_D_VOL_PRIOR_VAR][s];
+    return g->d[FSIG_D_VOL_M2][s] / dt;
+}
+
+int fsig_vol_update(fsig *g, uint32_t s, double mid, int64_t now_ns) {
+    double *last_mid = &g->d[FSIG_D_VOL_LAST_MID][s];
+    int64_t *last_ns = &g->iv[FSIG_I_VOL_LAST_NS][s];
+    if (mid == *last_mid)
+        return 0;
+    if (*last_mid > 0) {
+        double a = g->fp.vol_alpha, d = mid - *last_mid;
+        int64_t gap = now_ns - *last_ns;
+        double *m2 = &g->d[FSIG_D_VOL_M2][s], *dt = &g->d[FSIG_D_VOL_DT][s];
+        *m2 += a * (d * d - *m2);
+        *dt += a * ((double)(gap > 1 ? gap : 1) / 1e9 - *dt);
+        g->iv[FSIG_I_VOL_N][s] += 1;
+    }
+    *last_mid = mid;
+    *last_ns = now_ns;
+    return 1;
+}
+
+void fsig_hedge_observe(fsig *g, uint32_t s, double s_mid, double h_mid) {
+    if (g->iv[FSIG_I_HEDGE][s] < 0 || s_mid <= 0 || h_mid <= 0)
+        return;
+    double *last_s = &g->d[FSIG_D_HEDGE_LAST_S][s], *last_h = &g->d[FSIG_D_HEDGE_LAST_H][s];
+    if (*last_s > 0 && s_mid != *last_s)
+        beta_update(&g->d[FSIG_D_HEDGE_SXY][s], &g->d[FSIG_D_HEDGE_SXX][s], &g->iv[FSIG_I_HEDGE_N][s],
+                    g->fp.hedge_alpha, h_mid / *last_h - 1.0, s_mid / *last_s - 1.0);
+    if (s_mid != *last_s) {
+        *last_s = s_mid;
+        *last_h = h_mid;
+    }
+}
+
+/* The rest of Engine._reprice once fair value is known. */
+static void after_reprice(fsig *g, uint32_t s, double fair, int64_t now_ns) {
+    if (fair <= 0) {
+        g->iv[FSIG_I_MID2][s] = 0;
+        return;
+    }
+    int64_t mid2 = g->pend_top[0] + g->pend_top[2];
+    g->iv[FSIG_I_MID2][s] = mid2;
+    if (fsig_vol_update(g, s, (double)mid2 * 0.5, now_ns))
+        g->iv[FSIG_I_VOL_Q][s] = (int64_t)(log2(fsig_variance_per_s(g, s) + 1.0) * 8);
+    int64_t h = g->iv[FSIG_I_HEDGE][s];
+    if (h >= 0)
+        fsig_hedge_observe(g, s, g->d[FSIG_D_MIDS][s], g->d[FSIG_D_MIDS][h]);
+}
+
+int fsig_reprice(fsig *g, const fmd_book *b, uint32_t symbol, uint32_t depth, double decay,
+                 const int64_t *own_px, const int64_t *own_qty, uint32_t n_bid, uint32_t n_ask,
+                 int64_t now_ns, double *fair) {
+    int64_t top[4];
+    double d = own_px ? fmd_top_depth_without(b, symbol, depth, decay, own_px, own_qty, n_bid, n_ask, top)
+                      : fmd_top_depth(b, symbol, depth, decay, top);
+    int rc = fsig_fv_update(g, symbol, top[0], top[1], top[2], top[3], d, fair);
+    if (rc == FSIG_CALIBRATE) {
+        g->pend_reprice = 1;
+        g->pend_now = now_ns;
+        return rc;
+    }
+    g->pend_top[0] = top[0];
+    g->pend_top[2] = top[2];
+    after_reprice(g, symbol, *fair, now_ns);
+    return FSIG_OK;
+}
+
+int fsig_reprice_finish(fsig *g, double *fair) {
+    *fair = fv_price(g);
+    if (g->pend_reprice)
+        after_reprice(g, g->pend_s, *fair, g->pend_now);
+    g->pend_reprice = 0;
+    return FSIG_OK;
+}
+
 /* ------------------------------------------------------------------ inspection */
 
 void fsig_guard_info_get(const fsig *g, uint32_t symbol, fsig_guard_info *info) {
@@ -631,6 +917,16 @@ static void serialize(fsig *g, sio *io) {
                 w64(io, &m->v[(m->head + i) % mw]);
         }
     }
+    uint64_t fv = (uint64_t)g->fv_ready;
+    w64(io, &fv);
+    if (io->load && !io->err && fv != (uint64_t)g->fv_ready)
+        io->err = FSIG_BAD_BLOB;
+    for (int k = 0; k < FSIG_D_COUNT && g->fv_ready && !io->err; k++)
+        for (size_t j = 0; j < g->dn[k]; j++)
+            w64(io, &g->d[k][j]);
+    for (int k = 0; k < FSIG_I_COUNT && g->fv_ready && !io->err; k++)
+        for (size_t j = 0; j < g->in[k]; j++)
+            w64(io, &g->iv[k][j]);
     size_t count = wlen(io, g->tape_len, FSIG_TAPE_MAX);
     if (!io->load) {
         for (int32_t i = g->head; i >= 0; i = g->nodes[i].next) {

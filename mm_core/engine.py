@@ -30,7 +30,7 @@ from mm_core.oms import TERMINAL, InvalidTransition, Oms, OmsError, Order, Order
 from mm_core.protocol import ProtocolError, itch, moldudp64, ouch, soupbintcp
 from mm_core.risk import RiskError, TradingState
 from mm_core.risk.checks import CheckId
-from mm_core.sigkernel import KernelFairValue, SignalKernel
+from mm_core.sigkernel import KernelFairValue, KernelHedger, KernelVol, SignalKernel, fv_setup
 from mm_core.spread import VolEstimator, quote_prices, widen
 from mm_core.ticks import TickTable
 from mm_core.trades import TAPE_MAX, TradeTape
@@ -51,6 +51,8 @@ _top_depth = lib.fmd_top_depth
 _top_depth_without = lib.fmd_top_depth_without
 _new_i64 = ffi.new
 _QUOTE = Purpose.QUOTE
+_reprice_c = lib.fsig_reprice
+_NULL = ffi.NULL
 
 
 def _needs_work(order: Order, price: int, qty: int) -> bool:
@@ -116,8 +118,12 @@ class Engine:
         # compiled: the tape, guards and flow EWMAs live in the C signal kernel (mm_core.sigkernel);
         # otherwise on the Python reference classes (same decisions, tests/mm_core/test_sig_engine.py)
         self.compiled = compiled
+        pairs = {p.b: p.a for p in symbols.pairs}      # hedged (and follower) -> hedge (and leader)
+        vols = [VolEstimator(cfg.vol_alpha, s.prior_sigma if s else 0.0) for s in self.specs]
         if compiled:
-            self.sig = SignalKernel(n, cfg.guard, fv.flow_alpha)
+            setup = fv_setup(n, fv, ref_ticks, pairs, [s.prior_sigma if s else 0.0 for s in self.specs],
+                             pairs, cfg.vol_alpha, cfg.hedge)
+            self.sig = SignalKernel(n, cfg.guard, fv.flow_alpha, setup)
             self.fv = KernelFairValue(self.sig, n, **fv_args)
         else:
             self.sig = None
@@ -127,12 +133,12 @@ class Engine:
             self.followers[p.a].append(p.b)
         # a symbol and the followers to reprice with it, in order, without repeats
         self.with_followers = [list(dict.fromkeys([s] + self.followers[s])) for s in range(n)]
-        self.vol = [VolEstimator(cfg.vol_alpha, s.prior_sigma if s else 0.0) for s in self.specs]
+        self.vol = [KernelVol(self.sig, s, cfg.vol_alpha) for s in range(n)] if compiled else vols
         # volatility quantised to 1/8 octave for the quote memo; recomputed only when the mid moves
         self.vol_q = [int(_log2(v.variance_per_s + 1.0) * 8) for v in self.vol]
         self.inventory = InventoryTracker(n)
         self.guards = self.sig.guards if compiled else [SymbolGuard(i, cfg.guard) for i in range(n)]
-        self.hedger = Hedger({p.b: p.a for p in symbols.pairs}, cfg.hedge)
+        self.hedger = KernelHedger(self.sig, pairs, cfg.hedge) if compiled else Hedger(pairs, cfg.hedge)
         self.hedge_of: list[list[int]] = [[] for _ in range(n)]     # hedge id -> hedged symbols
         for p in symbols.pairs:
             self.hedge_of[p.a].append(p.b)
@@ -152,6 +158,7 @@ class Engine:
                             for s in range(n)]
         self.metrics = Metrics(n, cfg.markout_horizons_ns, cfg.adverse_horizon)
         self.mid2 = [0] * n
+        self._bind_sig()
         self.risk_sent: list[tuple[int, bool, int]] = [(0, False, 0)] * n   # (fair, stale, ns) last told
         self.quote_memo: list[tuple | None] = [None] * n           # last quote inputs and result
         self.halted_symbols = [False] * n       # ITCH trading action: not trading
@@ -180,9 +187,20 @@ class Engine:
         self._bh = self.book.handle
         self._top = ffi.new("int64_t[4]")
 
+    def _bind_sig(self) -> None:
+        """Compiled: mid2 and vol_q are the kernel's arrays (not pickled: the kernel's blob has them)."""
+        if self.sig is not None:
+            self.mid2 = self.sig.iarray(lib.FSIG_I_MID2)
+            self.vol_q = self.sig.iarray(lib.FSIG_I_VOL_Q)
+            self._sh = self.sig.handle
+            self._fair_out = ffi.new("double *")
+
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         del state["_bh"], state["_top"]
+        if self.sig is not None:
+            for name in ("mid2", "vol_q", "_sh", "_fair_out"):
+                del state[name]
         state["urgent"] = None          # the shell's sink belongs to the process, not the state
         state.pop("_own", None)         # C arrays derived from the OMS: rebuilt on first use
         state.pop("_own_version", None)
@@ -192,6 +210,7 @@ class Engine:
         self.__dict__.update(state)
         self.urgent = None
         self._bind()
+        self._bind_sig()
 
     # ================================================================= the one entry point
 
@@ -323,6 +342,20 @@ class Engine:
 
     def _reprice(self, symbol_id: int) -> None:
         """Fair value and volatility after the book changed; tell the risk gateway."""
+        if self.sig is not None:
+            # compiled: _market_top, fv.update, vol and hedger.observe below in one C call
+            own = self._own_for(symbol_id)
+            out = self._fair_out
+            if own is None:
+                rc = _reprice_c(self._sh, self._bh, symbol_id, self.imb_levels, self.imb_decay,
+                                _NULL, _NULL, 0, 0, self.now, out)
+            else:
+                rc = _reprice_c(self._sh, self._bh, symbol_id, self.imb_levels, self.imb_decay,
+                                own[0], own[1], own[2], own[3], self.now, out)
+            fair = self.fv.calibrate_and_finish_reprice(symbol_id) if rc else out[0]
+            if fair > 0:
+                self._feed_risk(symbol_id, fair)
+            return
         top = self._top
         depth = self._market_top(symbol_id, top)
         b, bq, a, aq = top
@@ -468,16 +501,20 @@ class Engine:
         in any live state counts at its price (clamped at what the level holds): the ITCH and OUCH
         answers to it may arrive in either order, and a level hidden for one event only makes
         the next quote more cautious."""
+        own = self._own_for(symbol_id)
+        if own is None:
+            return _top_depth(self._bh, symbol_id, self.imb_levels, self.imb_decay, top)
+        return _top_depth_without(self._bh, symbol_id, self.imb_levels, self.imb_decay,
+                                  own[0], own[1], own[2], own[3], top)
+
+    def _own_for(self, symbol_id: int):
+        """Our live quotes of one symbol as _own_quotes() gives them, or None."""
         oms = self.oms
         version = (oms.transitions, oms.counter)
         if version != self._own_version:
             self._own_version = version
             self._own = self._own_quotes()
-        own = self._own.get(symbol_id)
-        if own is None:
-            return _top_depth(self._bh, symbol_id, self.imb_levels, self.imb_decay, top)
-        return _top_depth_without(self._bh, symbol_id, self.imb_levels, self.imb_decay,
-                                  own[0], own[1], own[2], own[3], top)
+        return self._own.get(symbol_id)
 
     def _own_quotes(self) -> dict:
         """symbol -> (prices, shares, n bid prices, n ask prices) of our live quotes, as the C
@@ -926,7 +963,7 @@ class Engine:
     # ================================================================= summaries and hashing
 
     def summary(self) -> dict:
-        marks = [m // 2 for m in self.mid2]
+        marks = [m // 2 for m in self.mid2[0:self.n]]
         doc = self.metrics.summary(marks)
         doc["now_ns"] = self.now
         doc["counts"] = dict(self.counts)
@@ -945,7 +982,7 @@ class Engine:
             [(v.m2, v.dt, v.last_mid, v.last_ns, v.n) for v in self.vol],
             self.inventory.position, [g.state_items() for g in self.guards],
             self.hedger.state_items(), sorted(self.hedge_tokens.items()), self.oms.state_items(),
-            self.metrics.state_items(), self.mid2, self.halted_symbols, self.tape.state_items(),
+            self.metrics.state_items(), list(self.mid2[0:self.n]), self.halted_symbols, self.tape.state_items(),
             sorted(self.denied_until.items()), self.next_metrics_ns, self.venue_seq,
             sorted(self.counts.items()), int(self.risk.state),
         )

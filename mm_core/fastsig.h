@@ -150,6 +150,82 @@ void fsig_guard_arrays(const fsig *g, uint32_t symbol, uint8_t *print_buys, int6
 size_t fsig_tape_entries(const fsig *g, uint64_t *match, uint32_t *symbol, uint8_t *buys,
                          int64_t *qty, int64_t *index, int64_t *bucket, size_t cap);
 
+/* ---- stage 1b: fair value, micro-price estimator counts, lead betas, volatility, hedge betas ----
+ * Mirrors (same operation order):
+ *   fsig_fv_update    FairValueModel.update: mids, the estimator's observe on a new top
+ *                     (MicroPriceEstimator.observe; Python's round() is nearbyint, ties to even),
+ *                     micro-price from the table, base, imbalance and flow terms, _lead with its
+ *                     EwmaBeta; it stops with FSIG_CALIBRATE where the reference calls calibrate()
+ *                     (numpy, in Python, writing the table through fsig_fv_array(FSIG_D_TABLES));
+ *                     fsig_fv_finish then prices on the new table
+ *   fsig_reprice      Engine._reprice: the top and depth imbalance of everyone else's book
+ *                     (fmd_top_depth[_without]), fsig_fv_update, then when fair > 0 mid2,
+ *                     VolEstimator.update at mid2 * 0.5, vol_q = (int)(log2(variance_per_s + 1) * 8)
+ *                     when the mid moved, and Hedger.observe of a hedged symbol; mid2 = 0 when
+ *                     fair <= 0. After FSIG_CALIBRATE, fsig_reprice_finish does the rest.
+ * Every piece of this state is an array from fsig_fv_array / fsig_fv_ints (the Python wrappers are
+ * views on them) and is in the snapshot. fsig_fv_init must be called once, before any of these
+ * (and before fsig_load of a snapshot taken with it). */
+
+typedef struct fsig_fv_params {
+    int64_t n_imb, n_spread;    /* micro-price table shape (>= 2, >= 1) */
+    int64_t base;               /* 0 micro, 1 mid, 2 weighted mid */
+    double w_imbalance, w_flow; /* weights of the depth imbalance and flow terms (x half spread) */
+    double lead_alpha, lead_prior;
+    int64_t calibrate_every;    /* observations between calibrations; 0: no estimator */
+    double vol_alpha;           /* VolEstimator alpha */
+    double hedge_alpha, hedge_prior;    /* the hedger's EwmaBeta */
+} fsig_fv_params;
+
+/* Arrays of doubles (fsig_fv_array), sizes in brackets (n symbols, ns = n_imb * n_spread). */
+enum fsig_darray {
+    FSIG_D_MIDS, FSIG_D_MICRO, FSIG_D_FAIR,                 /* [n] */
+    FSIG_D_LEAD_REF, FSIG_D_LEAD_SXY, FSIG_D_LEAD_SXX,      /* [n], used for followers */
+    FSIG_D_VOL_M2, FSIG_D_VOL_DT, FSIG_D_VOL_LAST_MID, FSIG_D_VOL_PRIOR_VAR,    /* [n] */
+    FSIG_D_HEDGE_SXY, FSIG_D_HEDGE_SXX, FSIG_D_HEDGE_LAST_S, FSIG_D_HEDGE_LAST_H,  /* [n] */
+    FSIG_D_TABLES,              /* [n * n_spread * n_imb] G* row by row, per symbol */
+    FSIG_D_EST_Q, FSIG_D_EST_R1, FSIG_D_EST_R2,             /* [n*ns*ns], [n*ns*4], [n*ns*ns] */
+    FSIG_D_COUNT
+};
+/* Arrays of int64 (fsig_fv_ints). */
+enum fsig_iarray {
+    FSIG_I_TICKS, FSIG_I_LEADER, FSIG_I_HEDGE,              /* [n] config: tick, leader or -1,
+                                                               hedge instrument or -1 */
+    FSIG_I_MID2, FSIG_I_VOL_Q, FSIG_I_VOL_LAST_NS, FSIG_I_VOL_N,    /* [n] */
+    FSIG_I_LEAD_N, FSIG_I_HEDGE_N,                          /* [n] */
+    FSIG_I_HAS_TOP, FSIG_I_LAST_TOP,                        /* [n], [4n] the estimator's last top */
+    FSIG_I_EST_OBS, FSIG_I_EST_PREV_STATE, FSIG_I_EST_PREV_MID2,    /* [n] */
+    FSIG_I_COUNT
+};
+enum fsig_rc2 {
+    FSIG_CALIBRATE = 5          /* fsig_fv_update / fsig_reprice: calibrate, then ..._finish */
+};
+
+/* Set up stage 1b: p, and per symbol ticks[n], leader[n] (-1: none), prior_sigma[n], hedge[n]
+ * (-1: not hedged). Tables start at zero. FSIG_OK, FSIG_NOMEM or FSIG_BAD_PARAM. */
+int fsig_fv_init(fsig *g, const fsig_fv_params *p, const int64_t *ticks, const int64_t *leader,
+                 const double *prior_sigma, const int64_t *hedge);
+/* The arrays (NULL before fsig_fv_init, or for the estimator's when calibrate_every is 0). */
+double *fsig_fv_array(fsig *g, int which);
+int64_t *fsig_fv_ints(fsig *g, int which);
+/* FairValueModel.update. OUT *fair. FSIG_OK or FSIG_CALIBRATE (then fsig_fv_finish). */
+int fsig_fv_update(fsig *g, uint32_t symbol, int64_t bid, int64_t bid_qty, int64_t ask,
+                   int64_t ask_qty, double depth_imbalance, double *fair);
+int fsig_fv_finish(fsig *g, double *fair);
+/* Engine._reprice on book b: depth levels / decay of the imbalance (depth 0: none), our own
+ * resting quotes as fmd_top_depth_without takes them (own_px NULL: none). OUT *fair.
+ * FSIG_OK or FSIG_CALIBRATE (then fsig_reprice_finish). */
+int fsig_reprice(fsig *g, const fmd_book *b, uint32_t symbol, uint32_t depth, double decay,
+                 const int64_t *own_px, const int64_t *own_qty, uint32_t n_bid, uint32_t n_ask,
+                 int64_t now_ns, double *fair);
+int fsig_reprice_finish(fsig *g, double *fair);
+/* VolEstimator.variance_per_s of a symbol. */
+double fsig_variance_per_s(const fsig *g, uint32_t symbol);
+/* VolEstimator.update alone (component tests): 1 when the mid moved. */
+int fsig_vol_update(fsig *g, uint32_t symbol, double mid, int64_t now_ns);
+/* Hedger.observe alone (component tests). */
+void fsig_hedge_observe(fsig *g, uint32_t symbol, double s_mid, double h_mid);
+
 /* Snapshot: fsig_save writes up to cap bytes into buf (NULL to size) and returns the size needed;
  * fsig_load restores a blob into g (same n and parameters). FSIG_OK, FSIG_BAD_BLOB or FSIG_NOMEM. */
 size_t fsig_save(const fsig *g, uint8_t *buf, size_t cap);

@@ -81,6 +81,12 @@ def drive(seed: int, steps: int, config: EngineConfig, engines) -> dict:
             if r < 0.45 or len(refs) < 6:
                 side = rng.choice("BS")
                 price = mid + (-1 if side == "B" else 1) * tick * rng.randrange(1, 5)
+                # never crossing the other side's best: the book stays priceable as the centre drifts
+                other = [info[x][2] for x in refs if info[x][1] != side]
+                if other and side == "B":
+                    price = min(price, min(other) - tick)
+                elif other:
+                    price = max(price, max(other) + tick)
                 m = feed.add(s, side, 100 * rng.randrange(1, 6), price)
                 refs.append(m.order_ref)
                 info[m.order_ref] = (s, side, price, m.shares)
@@ -156,7 +162,9 @@ def test_the_sessions_exercise_fills_trips_and_hedges():
     drive(5, 1200, CONFIGS["calibrating-hedging"], engines)
     k = engines.kernel
     assert k.counts["orders_sent"] > 30 and k.counts["fills"] > 10
-    assert k.fv.estimators[ACME].observations > 40
+    assert k.fv.estimators[ACME].observations > 120              # calibrated (>= 100) at least once
+    assert any(x != 0.0 for row in k.fv.tables[ACME].g for x in row)
+    assert k.hedger.pairs[BOLT].beta.n > 3
     engines = Lockstep(CONFIGS["toxic-guard"])
     drive(6, 600, CONFIGS["toxic-guard"], engines)
     assert engines.kernel.counts["guard_trips"] > 3
