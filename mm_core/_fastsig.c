@@ -117,7 +117,7 @@ static void dq_push(dq *q, size_t cap, double x) {
 
 fsig *fsig_new(uint32_t n_symbols, const fsig_guard_params *p, double flow_alpha) {
     if (n_symbols < 1 || p->prints_window < 1 || p->vpin_buckets < 1 || p->vpin_bucket_volume < 1 ||
-        p->markout_window < 1 || p->fill_spike_count < 1)
+        p->markout_window < 1)
         return NULL;
     fsig *g = calloc(1, sizeof *g);
     if (!g)

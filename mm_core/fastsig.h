@@ -107,7 +107,7 @@ typedef struct fsig_guard_info {
 
 /* Signal state for n_symbols (>= 1) symbols with guard parameters p and trade-flow EWMA weight
  * flow_alpha. NULL when out of memory or a parameter is out of range (windows, buckets, bucket
- * volume, markout window and spike count must be >= 1). */
+ * volume and markout window must be >= 1). */
 fsig *fsig_new(uint32_t n_symbols, const fsig_guard_params *p, double flow_alpha);
 /* Free an fsig (NULL allowed). */
 void fsig_free(fsig *g);

@@ -13,7 +13,7 @@ import numpy as np
 
 from mm_core._fastmd_cffi import ffi, lib
 from mm_core.fairvalue import EwmaBeta, FairValueModel, MicroPriceEstimator, MicroPriceTable
-from mm_core.guard import GuardError, GuardParams, Trip
+from mm_core.guard import GuardParams, Trip
 from mm_core.hedger import Hedger, HedgeParams, _Pair
 from mm_core.spread import VolEstimator
 from mm_core.trades import TAPE_MAX, Reversal
@@ -42,8 +42,6 @@ class SignalKernel:
                  fv_setup: dict | None = None) -> None:
         """fv_setup: the fsig_fv_params fields and the per-symbol lists ticks, leader (-1: none),
         prior_sigma and hedge (-1: not hedged) for fsig_fv_init; None: tape and guards only."""
-        if params.markout_window < 1 or params.fill_spike_count < 1:
-            raise GuardError("markout_window and fill_spike_count must be >= 1")
         p = ffi.new("fsig_guard_params *", {f: getattr(params, f) for f in _PARAM_FIELDS})
         h = lib.fsig_new(n_symbols, p, flow_alpha)
         if h == ffi.NULL:
