@@ -66,6 +66,9 @@ struct fsig {
     size_t dn[FSIG_D_COUNT];
     int64_t *iv[FSIG_I_COUNT];
     size_t in[FSIG_I_COUNT];
+    uint32_t *fol, *fol_off;    /* follower lists (config, fsig_set_followers) */
+    uint32_t *seen;             /* per symbol: generation it joined p->touched */
+    uint32_t seen_gen;
     /* a reprice stopped for calibration (transient, not in snapshots) */
     uint32_t pend_s;
     int64_t pend_top[4];
@@ -183,6 +186,9 @@ void fsig_free(fsig *g) {
         free(g->d[k]);
     for (int k = 0; k < FSIG_I_COUNT; k++)
         free(g->iv[k]);
+    free(g->fol);
+    free(g->fol_off);
+    free(g->seen);
     free(g);
 }
 
@@ -762,6 +768,86 @@ int fsig_reprice_finish(fsig *g, double *fair) {
     if (g->pend_reprice)
         after_reprice(g, g->pend_s, *fair, g->pend_now);
     g->pend_reprice = 0;
+    return FSIG_OK;
+}
+
+/* ------------------------------------------------------------------ one call per packet */
+
+int fsig_set_followers(fsig *g, const uint32_t *fol, const uint32_t *fol_off) {
+    size_t total = fol_off[g->n];
+    free(g->fol);
+    free(g->fol_off);
+    free(g->seen);
+    g->fol = malloc((total ? total : 1) * sizeof *g->fol);
+    g->fol_off = malloc(((size_t)g->n + 1) * sizeof *g->fol_off);
+    g->seen = calloc(g->n, sizeof *g->seen);
+    if (!g->fol || !g->fol_off || !g->seen)
+        return FSIG_NOMEM;
+    memcpy(g->fol, fol, total * sizeof *g->fol);
+    memcpy(g->fol_off, fol_off, ((size_t)g->n + 1) * sizeof *g->fol_off);
+    g->seen_gen = 0;
+    return FSIG_OK;
+}
+
+static void touch(fsig *g, fsig_packet *p, uint32_t s) {
+    if (g->seen[s] != g->seen_gen) {
+        g->seen[s] = g->seen_gen;
+        p->fairs[p->n_touched] = 0.0;
+        p->touched[p->n_touched++] = s;
+    }
+}
+
+int fsig_on_packet(fsig *g, fmd_book *b, const uint8_t *buf, size_t len, const uint8_t *session,
+                   uint64_t next_expected, fsig_packet *p) {
+    assert(g->fv_ready && g->fol && "fsig_fv_init and fsig_set_followers first");
+    fmd_summary *sum = p->summary;
+    int rc = fmd_apply_packet(b, buf, len, session, next_expected, sum);
+    if (rc == FMD_FALLBACK)
+        return FSIG_FALLBACK;
+    if (rc != FMD_OK)
+        return FSIG_NOMEM;
+    fsig_on_summary(g, sum);
+    p->n_trips = p->n_touched = p->next = p->pending = 0;
+    for (uint32_t i = 0; i < sum->n_printed; i++)
+        p->n_trips += (uint32_t)fsig_evaluate(g, sum->printed[i], p->now_ns, &p->trips[p->n_trips]);
+    if (++g->seen_gen == 0) {             /* wrapped: forget every old mark */
+        memset(g->seen, 0, g->n * sizeof *g->seen);
+        g->seen_gen = 1;
+    }
+    for (uint32_t i = 0; i < sum->n_touched; i++)
+        touch(g, p, sum->touched[i]);
+    for (uint32_t i = 0; i < sum->n_touched; i++) {
+        uint32_t s = sum->touched[i];
+        for (uint32_t k = g->fol_off[s]; k < g->fol_off[s + 1]; k++)
+            touch(g, p, g->fol[k]);
+    }
+    if (p->n_trips)
+        return FSIG_TRIPPED;
+    return fsig_reprice_touched(g, b, p);
+}
+
+int fsig_reprice_touched(fsig *g, const fmd_book *b, fsig_packet *p) {
+    if (p->pending) {
+        fsig_reprice_finish(g, &p->fairs[p->next]);
+        p->pending = 0;
+        p->next++;
+    }
+    for (; p->next < p->n_touched; p->next++) {
+        uint32_t s = p->touched[p->next];
+        const int64_t *px = NULL, *qty = NULL;
+        uint32_t nb = 0, na = 0;
+        if (p->own_px && p->own_nb[s] + p->own_na[s]) {
+            px = p->own_px + p->own_off[s];
+            qty = p->own_qty + p->own_off[s];
+            nb = p->own_nb[s];
+            na = p->own_na[s];
+        }
+        if (fsig_reprice(g, b, s, p->depth, p->decay, px, qty, nb, na, p->now_ns,
+                         &p->fairs[p->next]) == FSIG_CALIBRATE) {
+            p->pending = 1;
+            return FSIG_CALIBRATE;
+        }
+    }
     return FSIG_OK;
 }
 

@@ -30,7 +30,7 @@ from mm_core.oms import TERMINAL, InvalidTransition, Oms, OmsError, Order, Order
 from mm_core.protocol import ProtocolError, itch, moldudp64, ouch, soupbintcp
 from mm_core.risk import RiskError, TradingState
 from mm_core.risk.checks import CheckId
-from mm_core.sigkernel import KernelFairValue, KernelHedger, KernelVol, SignalKernel, fv_setup
+from mm_core.sigkernel import KernelFairValue, KernelHedger, KernelVol, SignalKernel, fv_setup, trip_of
 from mm_core.spread import VolEstimator, quote_prices, widen
 from mm_core.ticks import TickTable
 from mm_core.trades import TAPE_MAX, TradeTape
@@ -52,6 +52,10 @@ _top_depth_without = lib.fmd_top_depth_without
 _new_i64 = ffi.new
 _QUOTE = Purpose.QUOTE
 _reprice_c = lib.fsig_reprice
+_on_packet_c, _reprice_touched_c = lib.fsig_on_packet, lib.fsig_reprice_touched
+_SIG_FALLBACK, _SIG_NOMEM, _SIG_TRIPPED = lib.FSIG_FALLBACK, lib.FSIG_NOMEM, lib.FSIG_TRIPPED
+_SIG_CALIBRATE = lib.FSIG_CALIBRATE
+unpack = ffi.unpack
 _NULL = ffi.NULL
 
 
@@ -119,18 +123,18 @@ class Engine:
         # otherwise on the Python reference classes (same decisions, tests/mm_core/test_sig_engine.py)
         self.compiled = compiled
         pairs = {p.b: p.a for p in symbols.pairs}      # hedged (and follower) -> hedge (and leader)
+        self.followers: list[list[int]] = [[] for _ in range(n)]
+        for p in symbols.pairs:
+            self.followers[p.a].append(p.b)
         vols = [VolEstimator(cfg.vol_alpha, s.prior_sigma if s else 0.0) for s in self.specs]
         if compiled:
             setup = fv_setup(n, fv, ref_ticks, pairs, [s.prior_sigma if s else 0.0 for s in self.specs],
-                             pairs, cfg.vol_alpha, cfg.hedge)
+                             pairs, cfg.vol_alpha, cfg.hedge, self.followers)
             self.sig = SignalKernel(n, cfg.guard, fv.flow_alpha, setup)
             self.fv = KernelFairValue(self.sig, n, **fv_args)
         else:
             self.sig = None
             self.fv = FairValueModel(n, flow_alpha=fv.flow_alpha, **fv_args)
-        self.followers: list[list[int]] = [[] for _ in range(n)]
-        for p in symbols.pairs:
-            self.followers[p.a].append(p.b)
         # a symbol and the followers to reprice with it, in order, without repeats
         self.with_followers = [list(dict.fromkeys([s] + self.followers[s])) for s in range(n)]
         self.vol = [KernelVol(self.sig, s, cfg.vol_alpha) for s in range(n)] if compiled else vols
@@ -158,7 +162,6 @@ class Engine:
                             for s in range(n)]
         self.metrics = Metrics(n, cfg.markout_horizons_ns, cfg.adverse_horizon)
         self.mid2 = [0] * n
-        self._bind_sig()
         self.risk_sent: list[tuple[int, bool, int]] = [(0, False, 0)] * n   # (fair, stale, ns) last told
         self.quote_memo: list[tuple | None] = [None] * n           # last quote inputs and result
         self.halted_symbols = [False] * n       # ITCH trading action: not trading
@@ -175,6 +178,7 @@ class Engine:
         # event's work (reprice, requote, hedge). The pulls are the event's first orders either way,
         # so the orders a replay produces, in order, are the ones the live session sent.
         self.urgent: Callable[[list[Action]], None] | None = None
+        self._bind_sig()
         self._handlers: dict[type, Callable[[object], list[Action]]] = {
             MarketData: self._on_market_data, VenueMessage: self._on_venue, Timer: self._on_timer,
             ClockSample: self._on_clock, OperatorCommand: self._on_operator,
@@ -194,13 +198,21 @@ class Engine:
             self.vol_q = self.sig.iarray(lib.FSIG_I_VOL_Q)
             self._sh = self.sig.handle
             self._fair_out = ffi.new("double *")
+            n = self.n
+            pkt = self._pkt = ffi.new("fsig_packet *")
+            self._pkt_keep = [ffi.new("fsig_trip[]", n), ffi.new("uint32_t[]", n), ffi.new("double[]", n)]
+            pkt.trips, pkt.touched, pkt.fairs = self._pkt_keep
+            pkt.summary = self.md.summary
+            pkt.depth, pkt.decay = self.imb_levels, self.imb_decay
+            self._pkt_own_version = None        # the own-quote table is rebuilt on first use
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         del state["_bh"], state["_top"]
         if self.sig is not None:
-            for name in ("mid2", "vol_q", "_sh", "_fair_out"):
-                del state[name]
+            for name in ("mid2", "vol_q", "_sh", "_fair_out", "_pkt", "_pkt_keep", "_pkt_own_version",
+                         "_pkt_own"):
+                state.pop(name, None)
         state["urgent"] = None          # the shell's sink belongs to the process, not the state
         state.pop("_own", None)         # C arrays derived from the OMS: rebuilt on first use
         state.pop("_own_version", None)
@@ -229,7 +241,11 @@ class Engine:
     # ================================================================= market data
 
     def _on_market_data(self, ev: MarketData) -> list[Action]:
-        actions: list[Action] = []
+        if self.sig is not None and not self.stale:
+            actions = self._on_packet_compiled(ev)
+            if actions is not None:
+                return actions
+        actions = []
         now = self.now
         self.counts["md_packets"] += 1
         try:
@@ -289,6 +305,88 @@ class Engine:
             reprice(symbol_id)
         if recovered:
             self._feed_risk_all(priced_only=True)   # every book the gap made stale is current again
+        self._react(touched, actions)
+        return actions
+
+    def _on_packet_compiled(self, ev: MarketData) -> list[Action] | None:
+        """The common case in one C call (fsig_on_packet: packet, prints, guards, reprice of the
+        touched symbols and their followers); None when the packet needs the Python path (the
+        C call then changed nothing). Same state changes, in the same order, as the path below."""
+        md = self.md
+        expected = md.fast_sequence()
+        if expected is None:
+            return None
+        oms = self.oms
+        if (oms.transitions, oms.counter) != self._pkt_own_version:
+            self._own_table()
+        pkt = self._pkt
+        pkt.now_ns = self.now
+        packet = ev.packet
+        rc = _on_packet_c(self._sh, self._bh, packet, len(packet), md.session_raw, expected, pkt)
+        if rc == _SIG_FALLBACK:
+            return None
+        if rc == _SIG_NOMEM:
+            raise MemoryError("fastsig: out of memory applying a packet")
+        summary = pkt.summary
+        n_messages = summary.n_messages
+        md.fast_applied(n_messages)
+        counts = self.counts
+        counts["md_packets"] += 1
+        counts["md_messages"] += n_messages
+        actions: list[Action] = []
+        if summary.n_errors:
+            errors = md.errors()
+            counts["book_errors"] += len(errors)
+            for text in errors:
+                actions.append(self._alert("book-error", text))
+        if rc == _SIG_TRIPPED:
+            # the guard first: pulls go out ahead of every other signal's reaction
+            trips = pkt.trips
+            for i in range(pkt.n_trips):
+                self._pull_on_trip(trip_of(trips[i]), actions)
+            self._own_table()
+            rc = _reprice_touched_c(self._sh, self._bh, pkt)
+        while rc == _SIG_CALIBRATE:
+            self.fv.estimators[pkt.touched[pkt.next]].calibrate()
+            rc = _reprice_touched_c(self._sh, self._bh, pkt)
+        n_touched = pkt.n_touched
+        touched = unpack(pkt.touched, n_touched)
+        feed = self._feed_risk
+        for symbol_id, fair in zip(touched, unpack(pkt.fairs, n_touched)):
+            if fair > 0:
+                feed(symbol_id, fair)
+        self._react(touched, actions)
+        return actions
+
+    def _own_table(self) -> None:
+        """Our live quotes of every symbol as fsig_packet's own-quote table, rebuilt when the OMS moved."""
+        oms = self.oms
+        version = (oms.transitions, oms.counter)
+        if version == self._pkt_own_version:
+            return
+        self._own_for(-1)               # refreshes self._own
+        self._pkt_own_version = version
+        n, own = self.n, self._own
+        px, qty, off, nb, na = [], [], [0] * n, [0] * n, [0] * n
+        for s in range(n):
+            o = own.get(s)
+            if o is not None:
+                k = o[2] + o[3]
+                off[s], nb[s], na[s] = len(px), o[2], o[3]
+                px.extend(o[0][0:k])
+                qty.extend(o[1][0:k])
+        pkt = self._pkt
+        if not px:
+            pkt.own_px = _NULL
+            return
+        self._pkt_own = arrays = (_new_i64("int64_t[]", px), _new_i64("int64_t[]", qty),
+                                  _new_i64("uint32_t[]", off), _new_i64("uint32_t[]", nb),
+                                  _new_i64("uint32_t[]", na))
+        pkt.own_px, pkt.own_qty, pkt.own_off, pkt.own_nb, pkt.own_na = arrays
+
+    def _react(self, touched: list[int], actions: list[Action]) -> None:
+        """After the reprice: matured markouts, then each touched symbol's requote and hedges."""
+        now = self.now
         metrics = self.metrics
         if now >= metrics.next_due_ns or metrics.blocked:
             self._mature_markouts(actions)
@@ -298,7 +396,6 @@ class Engine:
                 self._requote(symbol_id, actions)
             for hedged in hedge_targets[symbol_id]:
                 self._hedge(hedged, actions)
-        return actions
 
     def _break_trade(self, match: int, actions: list[Action]) -> int:
         """ITCH Broken Trade: the tape reverses the print; journaled either way. Returns its

@@ -226,6 +226,58 @@ int fsig_vol_update(fsig *g, uint32_t symbol, double mid, int64_t now_ns);
 /* Hedger.observe alone (component tests). */
 void fsig_hedge_observe(fsig *g, uint32_t symbol, double s_mid, double h_mid);
 
+/* ---- stage 1c: one call per market-data packet (Engine._on_market_data, its common case) ----
+ * fsig_on_packet applies the packet (fmd_apply_packet into p->summary; FSIG_FALLBACK having
+ * changed nothing when that falls back, and the caller runs its Python path), feeds its prints to
+ * the tape, guards and flow EWMAs (fsig_on_summary), evaluates the guards of the printed symbols
+ * in first-print order (fsig_evaluate, trips into p->trips), and builds p->touched: the packet's
+ * touched symbols, then each one's followers (fsig_fv_init's follower lists, in order), without
+ * repeats. When any guard tripped it returns FSIG_TRIPPED before repricing: the caller pulls the
+ * sides at risk first (the reference does, and the pulls change our own quotes that the reprice
+ * takes out of the book), refreshes p's own-quote table and calls fsig_reprice_touched.
+ * Otherwise it reprices at once. fsig_reprice_touched runs fsig_reprice for p->touched[p->next..]
+ * with each fair value into p->fairs; FSIG_CALIBRATE stops it at p->next (the caller runs the
+ * reference calibrate() of that symbol and calls it again, which finishes that symbol first).
+ * The caller then does the rest in order: the risk feed of each touched symbol with fair > 0,
+ * markouts, requotes and hedges. Never called while the engine's book is stale. */
+
+typedef struct fsig_packet {
+    /* in: our own resting quotes per symbol (own_px NULL: none): symbol s has own_nb[s] bid
+     * prices then own_na[s] ask prices at own_px[own_off[s]..], shares at own_qty[...] */
+    const int64_t *own_px;
+    const int64_t *own_qty;
+    const uint32_t *own_off;
+    const uint32_t *own_nb;
+    const uint32_t *own_na;
+    uint32_t depth;             /* depth-imbalance levels (0: none) and their decay */
+    double decay;
+    int64_t now_ns;
+    fmd_summary *summary;       /* the packet path's buffers (fmd_summary rules) */
+    /* out */
+    uint32_t n_trips;
+    fsig_trip *trips;           /* n_symbols capacity */
+    uint32_t n_touched;
+    uint32_t *touched;          /* n_symbols capacity */
+    double *fairs;              /* fair value of touched[i] (0: not priced) */
+    uint32_t next;              /* reprice progress */
+    uint32_t pending;           /* 1: touched[next] waits for fsig_reprice_finish */
+} fsig_packet;
+
+enum fsig_rc3 {
+    FSIG_FALLBACK = 6,          /* fsig_on_packet: not applied, nothing changed */
+    FSIG_TRIPPED = 7            /* fsig_on_packet: pull, then fsig_reprice_touched */
+};
+
+/* Follower lists for p->touched: symbol s's followers are fol[fol_off[s] .. fol_off[s+1]).
+ * FSIG_OK or FSIG_NOMEM. */
+int fsig_set_followers(fsig *g, const uint32_t *fol, const uint32_t *fol_off);
+/* One packet (buf, len) with the session's 10 raw bytes and the expected sequence. See above.
+ * FSIG_OK, FSIG_TRIPPED, FSIG_CALIBRATE, FSIG_FALLBACK or FSIG_NOMEM. */
+int fsig_on_packet(fsig *g, fmd_book *b, const uint8_t *buf, size_t len, const uint8_t *session,
+                   uint64_t next_expected, fsig_packet *p);
+/* The reprice half. FSIG_OK or FSIG_CALIBRATE. */
+int fsig_reprice_touched(fsig *g, const fmd_book *b, fsig_packet *p);
+
 /* Snapshot: fsig_save writes up to cap bytes into buf (NULL to size) and returns the size needed;
  * fsig_load restores a blob into g (same n and parameters). FSIG_OK, FSIG_BAD_BLOB or FSIG_NOMEM. */
 size_t fsig_save(const fsig *g, uint8_t *buf, size_t cap);

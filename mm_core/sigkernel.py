@@ -19,7 +19,7 @@ from mm_core.spread import VolEstimator
 from mm_core.trades import TAPE_MAX, Reversal
 
 __all__ = ["SignalKernel", "KernelGuard", "KernelTape", "KernelFairValue", "KernelVol", "KernelHedger",
-           "fv_setup"]
+           "fv_setup", "trip_of"]
 
 assert TAPE_MAX == lib.FSIG_TAPE_MAX, "trades.TAPE_MAX and fastsig.h disagree"
 
@@ -60,10 +60,11 @@ class SignalKernel:
         self.tape = KernelTape(self)
         self.fv_setup = fv_setup
         if fv_setup is not None:
-            lists = {k: fv_setup[k] for k in ("ticks", "leader", "prior_sigma", "hedge")}
+            lists = {k: fv_setup[k] for k in ("ticks", "leader", "prior_sigma", "hedge", "followers")}
             fp = ffi.new("fsig_fv_params *", {k: v for k, v in fv_setup.items() if k not in lists})
             _check(lib.fsig_fv_init(h, fp, lists["ticks"], lists["leader"], lists["prior_sigma"],
                                     lists["hedge"]), "fair value setup")
+            _check(lib.fsig_set_followers(h, *followers_table(fv_setup["followers"])), "followers")
 
     def darray(self, which: int):
         """One of the fsig_fv_array doubles (a cffi pointer, indexable like a list)."""
@@ -90,11 +91,25 @@ class SignalKernel:
         t = self._trip
         if not lib.fsig_evaluate(self._h, symbol_id, now_ns, t):
             return None
-        return Trip(t.symbol, bool(t.bid), bool(t.ask), t.reasons, t.aggression, t.vpin)
+        return trip_of(t)
 
     def info(self, symbol_id: int):
         lib.fsig_guard_info_get(self._h, symbol_id, self._info)
         return self._info
+
+
+def trip_of(t) -> Trip:
+    """A guard.Trip from an fsig_trip."""
+    return Trip(t.symbol, bool(t.bid), bool(t.ask), t.reasons, t.aggression, t.vpin)
+
+
+def followers_table(followers: list[list[int]]) -> tuple:
+    """fsig_set_followers' (fol, fol_off) arrays from per-symbol follower lists."""
+    flat, off = [], [0]
+    for fs in followers:
+        flat.extend(fs)
+        off.append(len(flat))
+    return ffi.new("uint32_t[]", flat or [0]), ffi.new("uint32_t[]", off)
 
 
 def _restore(n_symbols: int, params: GuardParams, flow_alpha: float, blob: bytes,
@@ -473,11 +488,14 @@ class KernelFairValue(FairValueModel):
 
 
 def fv_setup(n: int, fv, ticks: list[int], leaders: dict[int, int], prior_sigma: list[float],
-             hedges: dict[int, int], vol_alpha: float, hedge: HedgeParams) -> dict:
-    """The fsig_fv_init arguments from the engine's config (fv: config.FairValueParams)."""
+             hedges: dict[int, int], vol_alpha: float, hedge: HedgeParams,
+             followers: list[list[int]] | None = None) -> dict:
+    """The fsig_fv_init arguments from the engine's config (fv: config.FairValueParams), and the
+    follower lists the packet call reprices with each symbol (the engine's order)."""
     return dict(n_imb=fv.n_imb, n_spread=fv.n_spread, base=("micro", "mid", "weighted").index(fv.base),
                 w_imbalance=fv.w_imbalance, w_flow=fv.w_flow, lead_alpha=fv.lead_alpha,
                 lead_prior=fv.lead_prior, calibrate_every=fv.calibrate_every, vol_alpha=vol_alpha,
                 hedge_alpha=hedge.beta_alpha, hedge_prior=hedge.beta_prior, ticks=list(ticks),
                 leader=[leaders.get(s, -1) for s in range(n)], prior_sigma=list(prior_sigma),
-                hedge=[hedges.get(s, -1) for s in range(n)])
+                hedge=[hedges.get(s, -1) for s in range(n)],
+                followers=[list(f) for f in followers] if followers else [[] for _ in range(n)])

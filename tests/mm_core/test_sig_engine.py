@@ -1,6 +1,7 @@
 """The proof for the compiled signal kernel: seeded sessions run through an engine on the C kernel
-and one on the Python reference classes, in lockstep, must give identical actions after every
-event (every order's bytes, every journal note) and identical state_hash() — with guard trips,
+(one fsig_on_packet call per common market-data packet, the Python path on the kernel's state for
+the rest) and one on the Python reference classes, in lockstep, must give identical actions after
+every event (every order's bytes, every journal note) and identical state_hash() — with guard trips,
 Broken Trades (known and unknown), feed gaps and their retransmission, fills, micro-price
 calibration, lead followers and hedging. A pickled compiled engine must carry on identically."""
 import io
@@ -147,6 +148,7 @@ def test_kernel_and_reference_engines_decide_identically(name, seed):
     k, ref = engines.kernel, engines.reference
     assert seen["breaks"] > 5 and seen["trades"] > 20 and seen["gaps"] >= 1
     assert k.counts["gaps"] >= 1 and k.counts["md_packets"] > 900
+    assert k.md.fast_packets > k.counts["md_packets"] // 2        # most went through fsig_on_packet
     assert k.state_hash() == ref.state_hash()
     assert k.summary() == ref.summary()
     assert k.fv.state_items() == ref.fv.state_items()
