@@ -124,15 +124,11 @@ def _reference_engine() -> Engine:
 
 
 def _engine_reference(events) -> str:
-    engine = _reference_engine()
-    on_event = engine.on_event
-    for ev in events:
-        on_event(ev)
-    return engine.state_hash()
+    return _engine(events, _reference_engine)
 
 
-def _engine(events) -> str:
-    engine = make_engine()
+def _engine(events, factory=make_engine) -> str:
+    engine = factory()
     on_event = engine.on_event
     for ev in events:
         on_event(ev)
