@@ -455,7 +455,8 @@ static void tape_put(fsig *g, uint64_t match, uint32_t symbol, int buys, int64_t
 }
 
 int fsig_on_print(fsig *g, uint32_t symbol, int aggressor_buys, int64_t qty, uint64_t match) {
-    assert(symbol < g->n);
+    if (symbol >= g->n)
+        return FSIG_BAD_PARAM;
     guard *u = &g->guards[symbol];
     int64_t before = u->vcompleted;
     fsig_guard_on_print(g, symbol, aggressor_buys, qty);
@@ -657,7 +658,9 @@ static double fv_price(fsig *g) {
 
 int fsig_fv_update(fsig *g, uint32_t symbol, int64_t bid, int64_t bid_qty, int64_t ask,
                    int64_t ask_qty, double depth_imbalance, double *fair) {
-    assert(g->fv_ready && symbol < g->n);
+    assert(g->fv_ready);
+    if (symbol >= g->n)
+        return FSIG_BAD_PARAM;
     g->pend_reprice = 0;
     if (bid <= 0 || ask <= 0 || ask <= bid) {
         g->d[FSIG_D_FAIR][symbol] = 0.0;

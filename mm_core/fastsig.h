@@ -120,9 +120,10 @@ int64_t *fsig_tape_seq(fsig *g);
 /* Per symbol s: [2s] bid cool-down end, [2s+1] ask cool-down end (ns), owned by the fsig. */
 int64_t *fsig_until(fsig *g);
 
-/* One print (symbol < n_symbols, aggressor side, qty > 0, match number). FSIG_OK or FSIG_NOMEM. */
+/* One print (symbol, aggressor side, qty > 0, match number). FSIG_OK, or FSIG_BAD_PARAM (nothing
+ * changed) for a symbol outside 0..n-1. */
 int fsig_on_print(fsig *g, uint32_t symbol, int aggressor_buys, int64_t qty, uint64_t match);
-/* Every print of a packet's summary in order. FSIG_OK or FSIG_NOMEM. */
+/* Every print of a packet's summary in order (its symbols are the book's). FSIG_OK. */
 int fsig_on_summary(fsig *g, const fmd_summary *s);
 /* Reverse the print with this match. OUT r. FSIG_OK or FSIG_NOT_FOUND (nothing changed). */
 int fsig_break_trade(fsig *g, uint64_t match, fsig_reversal *r);
@@ -208,7 +209,8 @@ int fsig_fv_init(fsig *g, const fsig_fv_params *p, const int64_t *ticks, const i
 /* The arrays (NULL before fsig_fv_init, or for the estimator's when calibrate_every is 0). */
 double *fsig_fv_array(fsig *g, int which);
 int64_t *fsig_fv_ints(fsig *g, int which);
-/* FairValueModel.update. OUT *fair. FSIG_OK or FSIG_CALIBRATE (then fsig_fv_finish). */
+/* FairValueModel.update. OUT *fair. FSIG_OK, FSIG_CALIBRATE (then fsig_fv_finish) or FSIG_BAD_PARAM
+ * (nothing changed) for a symbol outside 0..n-1. */
 int fsig_fv_update(fsig *g, uint32_t symbol, int64_t bid, int64_t bid_qty, int64_t ask,
                    int64_t ask_qty, double depth_imbalance, double *fair);
 int fsig_fv_finish(fsig *g, double *fair);

@@ -243,7 +243,8 @@ class KernelTape:
     def on_prints(self, prints, guards=None, fv=None) -> None:
         h, on_print = self.kernel.handle, lib.fsig_on_print
         for s, aggressor_buys, qty, match in prints:
-            on_print(h, s, aggressor_buys, qty, match)
+            if on_print(h, s, aggressor_buys, qty, match):
+                raise IndexError(f"symbol id {s} outside the signal kernel (0..{self.kernel.n - 1})")
 
     def on_summary(self, summary) -> None:
         """Every print of a packet's fmd_summary (the C packet path's output), in order."""
@@ -470,9 +471,12 @@ class KernelFairValue(FairValueModel):
     def update(self, symbol_id: int, bid: int, bid_qty: int, ask: int, ask_qty: int,
                depth_imbalance: float = 0.0) -> float:
         out, h = self._fair_out, self.sig.handle
-        if lib.fsig_fv_update(h, symbol_id, bid, bid_qty, ask, ask_qty, depth_imbalance, out) == lib.FSIG_CALIBRATE:
+        rc = lib.fsig_fv_update(h, symbol_id, bid, bid_qty, ask, ask_qty, depth_imbalance, out)
+        if rc == lib.FSIG_CALIBRATE:
             self.estimators[symbol_id].calibrate()
             lib.fsig_fv_finish(h, out)
+        elif rc:
+            raise IndexError(f"symbol id {symbol_id} outside the fair value model (0..{self.n - 1})")
         return out[0]
 
     def calibrate_and_finish_reprice(self, symbol_id: int) -> float:

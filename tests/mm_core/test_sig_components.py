@@ -205,3 +205,15 @@ def test_a_blob_of_another_shape_is_refused():
     for bad in (blob[:-8], blob + b"\0" * 8, SignalKernel(3, GuardParams(), 0.1).save()):
         with pytest.raises(ValueError, match="restoring a snapshot"):
             _restore(2, GuardParams(), 0.1, bad)
+
+
+def test_a_symbol_outside_the_kernel_is_an_index_error_and_changes_nothing():
+    ref, ker = fair_values(0.2, 0.5, "micro", 7)
+    before = ker.state_items()
+    with pytest.raises(IndexError):
+        ref.update(N, 100, 1, 200, 1)
+    with pytest.raises(IndexError):
+        ker.update(N, 100, 1, 200, 1)
+    with pytest.raises(IndexError):
+        ker.sig.tape.on_prints([(N, True, 100, 1)])
+    assert ker.state_items() == before and ker.sig.tape.state_items() == ([0] * N, [])
