@@ -147,6 +147,9 @@ class Engine:
         for p in symbols.pairs:
             self.hedge_of[p.a].append(p.b)
         self.hedge_tokens: dict[str, int] = {}                       # hedge IOC token -> hedged symbol
+        # per hedge instrument: +1 while a buy hedge is worked there (our asks are not quoted),
+        # -1 for a sell hedge and our bids: no wash trade, and no quote undoing the hedge
+        self.hedge_hold = [0] * n
         # per symbol, the hedged symbols whose hedge decision a change of it can move (itself when
         # it is hedged, then the symbols it hedges): built once, read per book update
         self.hedge_targets = [([s] if s in self.hedger.pairs else []) + self.hedge_of[s] for s in range(n)]
@@ -488,18 +491,38 @@ class Engine:
 
     def _requote(self, symbol_id: int, actions: list[Action]) -> None:
         bid_px, bid_qty, ask_px, ask_qty = self._quote(symbol_id)
+        hold = self.hedge_hold[symbol_id]
+        if hold:                        # a hedge here waits for this side of our quotes to go
+            if hold > 0:
+                ask_qty = 0
+            else:
+                bid_qty = 0
         oms = self.oms
+        orders, working = oms.orders, oms.working
         bid_key, ask_key = self.quote_slots[symbol_id]
-        bid, ask = oms.working.get(bid_key), oms.working.get(ask_key)
-        # _work_side only when it may act: no order yet, or one resting that differs from the quote
-        if bid is not None or bid_qty:
-            order = oms.orders[bid] if bid else None
-            if order is None or _needs_work(order, bid_px, bid_qty):
-                self._work_side(symbol_id, _BUY, order, bid_px, bid_qty, actions)
-        if ask is not None or ask_qty:
-            order = oms.orders[ask] if ask else None
-            if order is None or _needs_work(order, ask_px, ask_qty):
-                self._work_side(symbol_id, _SELL, order, ask_px, ask_qty, actions)
+        bid, ask = working.get(bid_key), working.get(ask_key)
+        # Self-trade prevention: a side that would reach our own opposite quote works after that
+        # quote moved away, and waits (next event) if it could not move yet.
+        if ask and bid_qty and bid_px >= orders[ask].price:
+            self._requote_side(symbol_id, _SELL, ask, ask_px, ask_qty, actions)
+            ask = working.get(ask_key)
+            if not ask or bid_px < orders[ask].price:
+                self._requote_side(symbol_id, _BUY, bid, bid_px, bid_qty, actions)
+            return
+        self._requote_side(symbol_id, _BUY, bid, bid_px, bid_qty, actions)
+        bid = working.get(bid_key)
+        if bid and ask_qty and ask_px <= orders[bid].price:
+            return
+        self._requote_side(symbol_id, _SELL, ask, ask_px, ask_qty, actions)
+
+    def _requote_side(self, symbol_id: int, side: Side, token: str | None, price: int, qty: int,
+                      actions: list[Action]) -> None:
+        """_work_side only when it may act: no order yet, or one resting that differs from the quote."""
+        if token is None and not qty:
+            return
+        order = self.oms.orders[token] if token else None
+        if order is None or _needs_work(order, price, qty):
+            self._work_side(symbol_id, side, order, price, qty, actions)
 
     def _quote(self, symbol_id: int) -> tuple[int, int, int, int]:
         """(bid price, bid size, ask price, ask size) wanted now; a zero size pulls the side.
@@ -764,18 +787,35 @@ class Engine:
             self._hedge(hedged, actions)
 
     def _hedge(self, symbol_id: int, actions: list[Action]) -> None:
-        if self.stale or self.risk.state is _HALTED:
+        h = self.hedger.pairs[symbol_id].hedge_id
+        if self.stale or self.risk.state is _HALTED or \
+                self.hedger.idle(symbol_id, self.inventory.position[symbol_id]):
+            self.hedge_hold[h] = 0
             return
-        if self.hedger.idle(symbol_id, self.inventory.position[symbol_id]):
-            return
-        pair = self.hedger.pairs[symbol_id]
-        h = pair.hedge_id
         hticks = self.ticks[h]
+        top = self._top
+        self._market_top(h, top)        # cross everyone else's best, never our own quote
         decision = self.hedger.decide(
             symbol_id, self.inventory.position[symbol_id], self.now, self.fv.mids[symbol_id],
-            self.fv.mids[h], self.book.best_bid(h), self.book.best_ask(h),
-            hticks.tick_above, hticks.tick_below)
+            self.fv.mids[h], top[0], top[2], hticks.tick_above, hticks.tick_below)
         if decision is None:
+            if not self.hedger.pairs[symbol_id].in_flight:
+                self.hedge_hold[h] = 0      # nothing left to hedge now: quote that side again
+            return
+        buying = decision.side == _BUY
+        limit = decision.price
+
+        def crossed(order: Order) -> bool:      # one of our orders that can rest (not an IOC)
+            return order.symbol_id == h and order.side != decision.side and \
+                order.tif != ouch.TIF_IOC and (order.price <= limit if buying else order.price >= limit)
+        # While a hedge is worked, the side of the hedge instrument it trades against is not
+        # quoted: buying it back there would undo the hedge, and that quote is what it would hit.
+        self.hedge_hold[h] = 1 if buying else -1
+        if any(crossed(o) for o in self.oms.live.values()):
+            # the IOC would execute against our own quote (a wash trade): pull those quotes first;
+            # the hedge goes out once they are gone
+            self.hedger.on_done(symbol_id)
+            self._cancel_all(Purpose.QUOTE, actions, guard=False, match=crossed)
             return
         token = self.oms.new_token()
         intent = make_intent(_ENTER, token, h, decision.side, decision.price, decision.qty, self.ids,
@@ -1078,7 +1118,8 @@ class Engine:
             self.book.state_items(), self.fv.state_items(),
             [(v.m2, v.dt, v.last_mid, v.last_ns, v.n) for v in self.vol],
             self.inventory.position, [g.state_items() for g in self.guards],
-            self.hedger.state_items(), sorted(self.hedge_tokens.items()), self.oms.state_items(),
+            self.hedger.state_items(), sorted(self.hedge_tokens.items()), self.hedge_hold,
+            self.oms.state_items(),
             self.metrics.state_items(), list(self.mid2[0:self.n]), self.halted_symbols, self.tape.state_items(),
             sorted(self.denied_until.items()), self.next_metrics_ns, self.venue_seq,
             sorted(self.counts.items()), int(self.risk.state),

@@ -54,6 +54,7 @@ class CheckId(enum.IntEnum):
     OPERATOR = 35            # state changes caused by an operator command
     INVALID_ORDER = 36       # non-positive qty or price, side not B/S
     INCONSISTENT_INPUT = 37  # a feed reported something impossible (e.g. a fill of 0 shares)
+    SELF_TRADE = 38          # would execute against one of our own working orders (a wash trade)
 
     @property
     def label(self) -> str:
@@ -76,6 +77,7 @@ CHECK_UNITS: dict[CheckId, str] = {
     CheckId.SCENARIO_LOSS: "price4", CheckId.DRAWDOWN: "price4",
     CheckId.MARKET_DATA_STALE: "ns of age", CheckId.CLOCK_STALE: "ns of age",
     CheckId.UNKNOWN_OUTCOME: "orders", CheckId.REDUCE_ONLY: "shares",
+    CheckId.SELF_TRADE: "price4 (value: this order's price, limit: our own order's)",
 }
 
 

@@ -33,6 +33,7 @@ _ENTER = OrderKind.ENTER
 _REPLACE = OrderKind.REPLACE
 _MODIFY = OrderKind.MODIFY
 _CANCEL = OrderKind.CANCEL
+_IOC = 0                   # OrderIntent.tif of an immediate-or-cancel order (OUCH time in force 0)
 _ACTIVE = TradingState.ACTIVE
 _SAFE = TradingState.SAFE_MODE
 _REDUCING = TradingState.REDUCING
@@ -81,7 +82,7 @@ class _Symbol:
     __slots__ = ("symbol_id", "fair", "reference", "md_ns", "book_stale", "position", "open_buy",
                  "open_sell", "limits", "notional", "multiplier", "option", "underlying_id", "under",
                  "risk", "group", "pnl_lo", "pnl_hi", "drift_buy", "drift_sell", "fair_band",
-                 "reference_band", "drift_band", "headroom")
+                 "reference_band", "drift_band", "headroom", "own_buys", "own_sells")
 
     def __init__(self, symbol_id: int, limits: SymbolLimits) -> None:
         self.symbol_id = symbol_id
@@ -111,6 +112,10 @@ class _Symbol:
         # asks drift separately, so our own quoted spread is not mistaken for drift
         self.drift_buy: tuple[deque, deque] = (deque(), deque())
         self.drift_sell: tuple[deque, deque] = (deque(), deque())
+        # our working orders' prices per side, token -> price4: an order that would execute
+        # against one of them is a wash trade (self-trade prevention); a handful each
+        self.own_buys: dict[str, int] = {}
+        self.own_sells: dict[str, int] = {}
 
 
 class _Group:
@@ -155,7 +160,7 @@ class RiskGateway:
         self._latch_reasons: dict[CheckId, str] = {}
         self._symbols: dict[int, _Symbol] = {}
         self._groups: dict[int, _Group] = {}
-        # token -> (symbol, is_buy, remaining qty): a tuple, cheaper to make than an object
+        # token -> (symbol, is_buy, remaining qty, price4): a tuple, cheaper to make than an object
         self._working: dict[str, list] = {}
         self._submits: deque = deque()
         self._modifies: deque = deque()
@@ -242,7 +247,7 @@ class RiskGateway:
 
         Order of checks: identity and fields, fail-closed inputs, throttle, trading state, message
         rate, size and value, collars, duplicates, open orders, position, notional, Greeks and
-        scenario, drawdown. One flat body with locals: this runs for every order.
+        scenario, drawdown, self-trade. One flat body with locals: this runs for every order.
         """
         try:
             kind = intent.kind
@@ -253,7 +258,7 @@ class RiskGateway:
                 if held is not None and 0 < intent.qty < held[2]:
                     # a size-down in place: the price the collars judged stays, exposure only
                     # shrinks, so it passes as a partial cancel does (and counts as one)
-                    self._add_working(intent.token, held[0], held[1], intent.qty)
+                    self._add_working(intent.token, held[0], held[1], intent.qty, held[3])
                     return self._check_cancel(now_ns)
             lim = self._limits
             if not intent.algo_id or not intent.client_id or not (intent.desk_id or intent.trader_id):
@@ -396,6 +401,14 @@ class RiskGateway:
                 return self._deny(CheckId.DRAWDOWN, self._pnl_peak - self._cash - self._net,
                                   lim.max_drawdown, "drawdown from P&L peak")
 
+            # Self-trade prevention: never cross one of our own working orders (a pending cancel
+            # still counts: the venue may not have taken it out yet). A replaced order is on the
+            # same side, so it is never among those looked at.
+            for own_price in (sym.own_sells if is_buy else sym.own_buys).values():
+                if (own_price <= price) if is_buy else (own_price >= price):
+                    return self._deny(CheckId.SELF_TRADE, price, own_price,
+                                      "would trade with our own working order")
+
             # Allowed: record it in every window before it leaves (RTS 6: include all orders sent).
             window.append(now_ns)
             stamped = (now_ns, price)
@@ -415,11 +428,18 @@ class RiskGateway:
                 self._remove_working(intent.orig_token if kind is _REPLACE else token)
             if token in working:
                 self._remove_working(token)
-            working[token] = (sym, is_buy, qty)
+            working[token] = (sym, is_buy, qty, price)
+            # an IOC never rests: whatever we send after it on the session reaches the venue after
+            # it is gone, so only orders that can rest count for self-trade prevention
+            rests = intent.tif != _IOC
             if is_buy:
                 sym.open_buy += qty
+                if rests:
+                    sym.own_buys[token] = price
             else:
                 sym.open_sell += qty
+                if rests:
+                    sym.own_sells[token] = price
             return self._allowed
         except Exception as exc:  # fail closed on any defect inside a check
             detail = f"{type(exc).__name__}: {exc}"[:48]
@@ -567,7 +587,7 @@ class RiskGateway:
             order = self._working.get(token)
             if order is not None:
                 if order[2] > qty:
-                    self._working[token] = (order[0], order[1], order[2] - qty)
+                    self._working[token] = (order[0], order[1], order[2] - qty, order[3])
                     if order[1]:
                         order[0].open_buy -= qty
                     else:
@@ -599,10 +619,12 @@ class RiskGateway:
         if open_orders is not None:
             for sym in self._symbols.values():
                 sym.open_buy = sym.open_sell = 0
+                sym.own_buys.clear()
+                sym.own_sells.clear()
             self._working.clear()
             for order in open_orders:
                 self._add_working(order.token, self._symbol(order.symbol_id), order.side == _BUY,
-                                  order.qty)
+                                  order.qty, order.price)
         self._unknown_outcome = int(unknown_outcome)
         if unknown_outcome:
             self._set_fault(_F_UNKNOWN_OUTCOME, now_ns)
@@ -747,22 +769,27 @@ class RiskGateway:
             sym = self._symbols[symbol_id] = _Symbol(symbol_id, self._limits.for_symbol(symbol_id))
         return sym
 
-    def _add_working(self, token: str, sym: _Symbol, is_buy: bool, qty: int) -> None:
+    def _add_working(self, token: str, sym: _Symbol, is_buy: bool, qty: int, price: int) -> None:
         if token in self._working:
             self._remove_working(token)
-        self._working[token] = (sym, is_buy, qty)
+        self._working[token] = (sym, is_buy, qty, price)
         if is_buy:
             sym.open_buy += qty
+            sym.own_buys[token] = price
         else:
             sym.open_sell += qty
+            sym.own_sells[token] = price
 
     def _remove_working(self, token: str) -> None:
         order = self._working.pop(token, None)
         if order is not None:
+            sym = order[0]
             if order[1]:
-                order[0].open_buy -= order[2]
+                sym.open_buy -= order[2]
+                sym.own_buys.pop(token, None)
             else:
-                order[0].open_sell -= order[2]
+                sym.open_sell -= order[2]
+                sym.own_sells.pop(token, None)
 
     def _revalue(self, sym: _Symbol, now_ns: int, *, positions_changed: bool = False,
                  force_reprice: bool = False) -> None:

@@ -85,7 +85,9 @@ def test_informed_one_sided_flow_pulls_the_ask_before_it_is_hit():
     assert engine.summary()["guard_trips"] == {str(ACME): 1}
 
 
-def test_sustained_position_is_hedged_in_the_correlated_instrument():
+def long_in_bolt():
+    """ACME and BOLT books with our quotes in both (guard quiet); our BOLT bid is hit again and
+    again until the position passes the hedge trigger. Returns (engine, venue, feed, now)."""
     cfg = EngineConfig(guard=GuardParams(fill_spike_count=1000, aggression_min_volume=10**9,
                                          vpin_bucket_volume=10**9))
     engine, venue, feed = make_engine(cfg), Venue(), Feed()
@@ -93,15 +95,20 @@ def test_sustained_position_is_hedged_in_the_correlated_instrument():
     bolt, _ = two_sided(feed, BOLT, 504_950, 505_050, tick=50)
     now = 2 * S
     run(engine, venue, md(feed.packet(*acme, *bolt), now), now)
-    # our BOLT bid is hit again and again: the position builds past the hedge trigger
     for _ in range(12):
         token = venue.resting("BOLT", "B")
         if not token:
             break
         now += 50 * MS
         run(engine, venue, venue.fill(token[0], venue.orders[token[0]]["qty"], now), now)
+    assert engine.inventory.position[BOLT] >= cfg.hedge.trigger
+    return engine, venue, feed, now
+
+
+def test_sustained_position_is_hedged_in_the_correlated_instrument():
+    engine, venue, feed, now = long_in_bolt()
+    cfg = engine.cfg
     position = engine.inventory.position[BOLT]
-    assert position >= cfg.hedge.trigger
     hedges = []
     for _ in range(10):
         now += 200 * MS

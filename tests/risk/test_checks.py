@@ -64,7 +64,9 @@ def test_max_order_value():
 
 def test_collar_against_fair_value():
     gw = make_gateway(collar={"fair_bps": 100})
-    assert_allowed(gw.check(order(price=FAIR + 10_000), T0))
+    high_bid = order(price=FAIR + 10_000)
+    assert_allowed(gw.check(high_bid, T0))
+    gw.on_order_done(high_bid.token, T0)        # else the sell below would cross it (self-trade)
     assert_allowed(gw.check(order(price=FAIR - 10_000, side=Side.SELL), T0))
     assert_denied(gw.check(order(price=FAIR + 10_001), T0), CheckId.COLLAR_FAIR, 10_001, 10_000)
     assert_denied(gw.check(order(price=FAIR - 10_001), T0), CheckId.COLLAR_FAIR, 10_001, 10_000)
@@ -131,10 +133,16 @@ def test_repeated_execution_throttle_latches_until_operator():
 
 def test_duplicate_order_window():
     gw = make_gateway(duplicate={"window_ms": 50})
-    assert_allowed(gw.check(order(), T0))
+    first = order()
+    assert_allowed(gw.check(first, T0))
     assert_denied(gw.check(order(), T0 + 50 * MS - 1), CheckId.DUPLICATE_ORDER, 50 * MS - 1, 50 * MS)
-    assert_allowed(gw.check(order(), T0 + 50 * MS))
-    assert_allowed(gw.check(order(side=Side.SELL), T0 + 50 * MS))    # other side is not a duplicate
+    again = order()
+    assert_allowed(gw.check(again, T0 + 50 * MS))
+    for done in (first, again):                 # else the sell at the same price is a self-trade
+        gw.on_order_done(done.token, T0 + 50 * MS)
+    sell = order(side=Side.SELL)
+    assert_allowed(gw.check(sell, T0 + 50 * MS))    # other side is not a duplicate
+    gw.on_order_done(sell.token, T0 + 50 * MS)
     # a replace back to recent terms is a modification, not a duplicate order
     assert_allowed(gw.check(order(kind=OrderKind.REPLACE, orig_token="T1"), T0 + 50 * MS))
 
@@ -157,7 +165,7 @@ def test_position_limit_counts_working_orders_worst_case():
     assert_allowed(gw.check(order(qty=200), T0))                      # worst case 2000
     assert_denied(gw.check(order(qty=1, price=FAIR - 2), T0), CheckId.POSITION_LIMIT, 2001, 2000)
     # sells do not add to the long worst case
-    assert_allowed(gw.check(order(qty=500, side=Side.SELL), T0))
+    assert_allowed(gw.check(order(qty=500, side=Side.SELL, price=FAIR + 1), T0))
 
 
 def test_position_limit_on_replace_counts_the_new_size_only():
@@ -253,7 +261,7 @@ def test_drawdown_from_pnl_peak_allows_reducing_orders():
     assert_allowed(gw.check(order(price=990_000), T0 + 1))
     gw.on_market(1, 989_999, 989_999, False, T0 + 2)
     assert_denied(gw.check(order(price=989_990), T0 + 2), CheckId.DRAWDOWN, 10_001_000, 10_000_000)
-    assert_allowed(gw.check(order(price=989_990, side=Side.SELL, qty=100), T0 + 2))
+    assert_allowed(gw.check(order(price=990_001, side=Side.SELL, qty=100), T0 + 2))
 
 
 def test_restricted_symbol():
@@ -329,3 +337,52 @@ def test_side_must_be_buy_or_sell():
     decision = gw.check(order(side=ord("Z")), T0)
     assert_denied(decision, CheckId.INVALID_ORDER, 0, 0)
     assert "side" in decision.detail and gw.state is TradingState.ACTIVE
+
+
+def test_self_trade_prevention():
+    """An order that would execute against one of our own working orders is a wash trade: denied
+    with our order's price as the limit, until that order is done; equal prices cross too."""
+    gw = make_gateway()
+    bid = order(price=FAIR - 100)
+    ask = order(side=Side.SELL, price=FAIR + 100)
+    assert_allowed(gw.check(bid, T0))
+    assert_allowed(gw.check(ask, T0))
+    assert_denied(gw.check(order(price=FAIR + 100), T0), CheckId.SELF_TRADE, FAIR + 100, FAIR + 100)
+    assert_denied(gw.check(order(side=Side.SELL, price=FAIR - 150), T0), CheckId.SELF_TRADE,
+                  FAIR - 150, FAIR - 100)
+    # inside our own spread, and more of the same side at any price: no self-trade
+    assert_allowed(gw.check(order(price=FAIR + 99), T0))
+    assert_allowed(gw.check(order(price=FAIR - 500, qty=200), T0))
+    # a replace moves the order: the replaced price no longer counts, the new one does
+    moved = order(kind=OrderKind.REPLACE, side=Side.SELL, price=FAIR + 300, orig_token=ask.token)
+    assert_allowed(gw.check(moved, T0))
+    assert_allowed(gw.check(order(price=FAIR + 250), T0))
+    assert_denied(gw.check(order(price=FAIR + 300, qty=300), T0), CheckId.SELF_TRADE,
+                  FAIR + 300, FAIR + 300)
+    # a partial fill keeps the rest working at its price; done (filled, cancelled) frees it
+    gw.on_fill(1, Side.SELL, 50, FAIR + 300, T0, token=moved.token)
+    assert_denied(gw.check(order(price=FAIR + 301, qty=300), T0), CheckId.SELF_TRADE,
+                  FAIR + 301, FAIR + 300)
+    gw.on_order_done(moved.token, T0)
+    assert_allowed(gw.check(order(price=FAIR + 301, qty=300), T0))
+    assert gw.state is TradingState.ACTIVE        # a refused wash trade is not a fault
+
+
+def test_self_trade_prevention_after_resync():
+    """on_order_state (reconciliation) rebuilds our working prices from the OMS snapshot."""
+    from mm_core.risk import OpenOrder
+    gw = make_gateway()
+    assert_allowed(gw.check(order(side=Side.SELL, price=FAIR + 100), T0))
+    gw.on_order_state([OpenOrder("R1", 1, Side.SELL, FAIR + 50, 100)], 0, T0)
+    assert_allowed(gw.check(order(price=FAIR + 49), T0))          # the old sell at +100 is gone
+    assert_denied(gw.check(order(price=FAIR + 60), T0), CheckId.SELF_TRADE, FAIR + 60, FAIR + 50)
+
+
+def test_self_trade_prevention_ignores_our_ioc():
+    """An IOC never rests: an order sent after it reaches the venue once it is gone."""
+    gw = make_gateway()
+    assert_allowed(gw.check(order(side=Side.SELL, price=FAIR - 100, tif=0), T0))
+    assert_allowed(gw.check(order(price=FAIR - 100), T0))
+    # and a resting bid still stops a later IOC that would reach it
+    assert_denied(gw.check(order(side=Side.SELL, price=FAIR - 200, tif=0), T0), CheckId.SELF_TRADE,
+                  FAIR - 200, FAIR - 100)
