@@ -1,9 +1,14 @@
-/* fastsig: the compiled signal state of the engine, stage 1 — the trade tape, the per-symbol
- * quote guard and the trade-flow EWMAs, owned by one C struct and compiled into the same cffi
- * module as fastmd (so one call can read a packet's fmd_summary).
+/* fastsig: the compiled signal state of the engine (stage 1 of a compiled strategy) — the trade
+ * tape, the per-symbol quote guard, the trade-flow EWMAs (1a); fair value with the micro-price
+ * tables and their estimator counts, lead betas, volatility and the hedger's regressions (1b); and
+ * one call per market-data packet (1c) — owned by one C struct and compiled into the same cffi
+ * module as fastmd, so one call applies a packet to the book and reads its fmd_summary.
+ * Quote pricing, the quote memo, the risk feed and the hedge decision stay in Python (later stages).
  *
- * This header is the specification; mm_core/sigkernel.py is the one Python wrapper. The Python
- * classes stay the reference, and every function here mirrors one of their methods line by line:
+ * This header is the specification; mm_core/sigkernel.py is the one Python wrapper, and
+ * Engine(compiled=True), the default, runs on it. The Python classes stay the reference
+ * (Engine(compiled=False) runs on them), and every function here mirrors one of their methods
+ * line by line:
  *   fsig_on_print        TradeTape.on_prints, one print: SymbolGuard.on_print (aggression window,
  *                        Vpin.add with bucket splitting), FairValueModel.on_trade (flow EWMAs),
  *                        then the tape entry (match -> symbol, side, qty, print index, the VPIN
@@ -25,8 +30,8 @@
  * -ffp-contract=off, so no multiply-add is fused: results are bit-identical to the Python floats
  * (tests/mm_core/test_sig*.py prove it on random operation streams and on whole sessions).
  *
- * Snapshots: fsig_save writes every piece of state as a blob of 8-byte words (little or native
- * endian, same machine), fsig_load reads one back into a fresh fsig built with the same n and
+ * Snapshots: fsig_save writes every piece of state as a blob of 8-byte words in the machine's
+ * byte order (a snapshot is restored on the same kind of machine), fsig_load reads one back into a fresh fsig built with the same n and
  * parameters. Both are one code path (a symmetric serializer), so they cannot drift.
  */
 #ifndef FASTSIG_H
@@ -41,13 +46,17 @@
 extern "C" {
 #endif
 
-/* Return codes. */
+/* Return codes of every function that can fail or stop. */
 enum fsig_rc {
     FSIG_OK = 0,
     FSIG_NOT_FOUND = 1,     /* fsig_break_trade: the match is not on the tape */
     FSIG_NOMEM = 2,         /* allocation failed */
     FSIG_BAD_BLOB = 3,      /* fsig_load: truncated blob or one of another shape */
-    FSIG_BAD_PARAM = 4      /* fsig_new: a parameter out of range (see fsig_new) */
+    FSIG_BAD_PARAM = 4,     /* a parameter out of range, or a symbol outside 0..n-1; nothing changed */
+    FSIG_CALIBRATE = 5,     /* fsig_fv_update / fsig_reprice / fsig_on_packet: calibrate, then
+                               the matching ..._finish / fsig_reprice_touched */
+    FSIG_FALLBACK = 6,      /* fsig_on_packet: not applied, nothing changed */
+    FSIG_TRIPPED = 7        /* fsig_on_packet: pull, then fsig_reprice_touched */
 };
 
 /* Constants (TradeTape's TAPE_MAX; the guard's reason bits). */
@@ -198,9 +207,6 @@ enum fsig_iarray {
     FSIG_I_EST_OBS, FSIG_I_EST_PREV_STATE, FSIG_I_EST_PREV_MID2,    /* [n] */
     FSIG_I_COUNT
 };
-enum fsig_rc2 {
-    FSIG_CALIBRATE = 5          /* fsig_fv_update / fsig_reprice: calibrate, then ..._finish */
-};
 
 /* Set up stage 1b: p, and per symbol ticks[n], leader[n] (-1: none), prior_sigma[n], hedge[n]
  * (-1: not hedged). Tables start at zero. FSIG_OK, FSIG_NOMEM or FSIG_BAD_PARAM. */
@@ -265,10 +271,6 @@ typedef struct fsig_packet {
     uint32_t pending;           /* 1: touched[next] waits for fsig_reprice_finish */
 } fsig_packet;
 
-enum fsig_rc3 {
-    FSIG_FALLBACK = 6,          /* fsig_on_packet: not applied, nothing changed */
-    FSIG_TRIPPED = 7            /* fsig_on_packet: pull, then fsig_reprice_touched */
-};
 
 /* Follower lists for p->touched: symbol s's followers are fol[fol_off[s] .. fol_off[s+1]).
  * FSIG_OK or FSIG_NOMEM. */
