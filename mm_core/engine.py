@@ -30,7 +30,8 @@ from mm_core.oms import TERMINAL, InvalidTransition, Oms, OmsError, Order, Order
 from mm_core.protocol import ProtocolError, itch, moldudp64, ouch, soupbintcp
 from mm_core.risk import RiskError, TradingState
 from mm_core.risk.checks import CheckId
-from mm_core.sigkernel import KernelFairValue, KernelHedger, KernelVol, SignalKernel, fv_setup, trip_of
+from mm_core.sigfair import KernelFairValue, KernelHedger, KernelVol, fv_setup
+from mm_core.sigkernel import SignalKernel, trip_of
 from mm_core.spread import VolEstimator, quote_prices, widen
 from mm_core.ticks import TickTable
 from mm_core.trades import TAPE_MAX, TradeTape
@@ -119,8 +120,9 @@ class Engine:
             w_imbalance=fv.w_imbalance, w_flow=fv.w_flow,
             leaders={p.b: p.a for p in symbols.pairs}, lead_alpha=fv.lead_alpha,
             lead_prior=fv.lead_prior, calibrate_every=fv.calibrate_every, base=fv.base)
-        # compiled: the tape, guards and flow EWMAs live in the C signal kernel (mm_core.sigkernel);
-        # otherwise on the Python reference classes (same decisions, tests/mm_core/test_sig_engine.py)
+        # compiled: tape, guards, fair value, volatility and hedge regressions live in the C signal
+        # kernel (mm_core.sigkernel, mm_core.sigfair); otherwise on the Python reference classes
+        # (same decisions, tests/mm_core/test_sig_engine.py)
         self.compiled = compiled
         pairs = {p.b: p.a for p in symbols.pairs}      # hedged (and follower) -> hedge (and leader)
         self.followers: list[list[int]] = [[] for _ in range(n)]

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from mm_core.fairvalue import FairValueModel
 from mm_core.guard import GuardError, GuardParams, SymbolGuard
 from mm_core.hedger import Hedger, HedgeParams
-from mm_core.sigkernel import KernelFairValue, KernelHedger, KernelVol, SignalKernel, fv_setup
+from mm_core.sigfair import KernelFairValue, KernelHedger, KernelVol, fv_setup
+from mm_core.sigkernel import SignalKernel
 from mm_core.spread import VolEstimator
 from mm_core.trades import TAPE_MAX, TradeTape
 from mm_core.config import FairValueParams
