@@ -2,7 +2,7 @@
 (one fsig_on_packet call per common market-data packet, the Python path on the kernel's state for
 the rest) and one on the Python reference classes, in lockstep, must give identical actions after
 every event (every order's bytes, every journal note) and identical state_hash() — with guard trips,
-Broken Trades (known and unknown), feed gaps and their retransmission, fills, micro-price
+Broken Trades (known and unknown), trading halts, feed gaps and their retransmission, fills, micro-price
 calibration, lead followers and hedging. A pickled compiled engine must carry on identically."""
 import io
 import pickle
@@ -68,7 +68,8 @@ def drive(seed: int, steps: int, config: EngineConfig, engines) -> dict:
     live: dict[int, list[int]] = {s: [] for s in centre}
     info: dict[int, tuple] = {}
     matches: list[int] = []
-    seen = {"breaks": 0, "gaps": 0, "trades": 0}
+    seen = {"breaks": 0, "gaps": 0, "trades": 0, "halts": 0}
+    halted = {s: False for s in centre}
     now, next_timer, next_clock = 2 * S, 2 * S, 2 * S
     for _ in range(steps):
         now += rng.randrange(100_000, 3_000_000)
@@ -112,6 +113,10 @@ def drive(seed: int, steps: int, config: EngineConfig, engines) -> dict:
                 matches.append(match)
                 seen["trades"] += 1
                 m = itch.Trade(s, 0, 0, 0, rng.choice("BS"), 100 * rng.randrange(1, 8), NAMES[s], mid, match)
+            elif r < 0.96:
+                seen["halts"] += 1             # a trading action: halted for a while, then trading
+                halted[s] = not halted[s] if rng.random() < 0.5 else False
+                m = itch.StockTradingAction(s, 0, 0, NAMES[s], "H" if halted[s] else "T", " ", "")
             else:
                 seen["breaks"] += 1
                 known = matches and rng.random() < 0.8
@@ -146,7 +151,7 @@ def test_kernel_and_reference_engines_decide_identically(name, seed):
     engines = Lockstep(CONFIGS[name])
     seen = drive(seed, 900, CONFIGS[name], engines)
     k, ref = engines.kernel, engines.reference
-    assert seen["breaks"] > 5 and seen["trades"] > 20 and seen["gaps"] >= 1
+    assert seen["breaks"] > 5 and seen["trades"] > 20 and seen["gaps"] >= 1 and seen["halts"] >= 1
     assert k.counts["gaps"] >= 1 and k.counts["md_packets"] > 900
     assert k.md.fast_packets > k.counts["md_packets"] // 2        # most went through fsig_on_packet
     assert k.state_hash() == ref.state_hash()
