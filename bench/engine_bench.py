@@ -377,7 +377,8 @@ def _wire_session(seconds: float, busy_poll: bool, workdir: str, venue_process: 
             settings = RunnerSettings(itch_port=port, ouch_port=venue.ouch, rerequest_port=venue.rerequest,
                                       busy_poll=busy_poll)
             with Journal(path) as journal:
-                report = Runner(engine, journal, settings, LockedClock()).run(seconds)
+                runner = Runner(engine, journal, settings, LockedClock())
+                report = runner.run(seconds)
         finally:
             venue.close()
     else:
@@ -388,11 +389,33 @@ def _wire_session(seconds: float, busy_poll: bool, workdir: str, venue_process: 
             settings = RunnerSettings(itch_port=port, ouch_port=ports.ouch, rerequest_port=ports.rerequest,
                                       busy_poll=busy_poll)
             with Journal(path) as journal:
-                report = Runner(engine, journal, settings, LockedClock()).run(seconds)
+                runner = Runner(engine, journal, settings, LockedClock())
+                report = runner.run(seconds)
     with Reader(path) as reader:
-        return _wire_latencies(reader.records()), {"orders": report.orders_sent, "inputs": report.inputs,
-                                                   "tx_stamped": report.tx_stamped,
-                                                   "tx_missing": report.tx_missing}
+        latencies = _wire_latencies(reader.records())
+    latencies.update(_stage_latencies(runner.packet_stages()))
+    return latencies, {"orders": report.orders_sent, "inputs": report.inputs,
+                       "tx_stamped": report.tx_stamped, "tx_missing": report.tx_missing}
+
+
+_STAGES = {"stage rx->read": "RX stamp -> packet read by the runner",
+           "stage read->journaled": "packet read -> MD_PACKET journaled",
+           "stage journaled->decided": "journaled -> engine's decision returned (on_event)",
+           "stage decided->sent": "decision -> its orders journaled and sent (all of them)"}
+
+
+def _stage_latencies(stages) -> dict[str, list[int]]:
+    """The runner's own stage times (Runner.packet_stages) of the kernel-stamped packets that sent
+    orders: where the time between the RX stamp and the last send went."""
+    out: dict[str, list[int]] = {key: [] for key in _STAGES}
+    for st in stages:
+        if st.source != TsSource.SW_KERNEL:
+            continue
+        out["stage rx->read"].append(st.read_ns - st.rx_ns)
+        out["stage read->journaled"].append(st.journaled_ns - st.read_ns)
+        out["stage journaled->decided"].append(st.decided_ns - st.journaled_ns)
+        out["stage decided->sent"].append(st.sent_ns - st.decided_ns)
+    return out
 
 
 _WIRE_MODES = {"busy-poll, venue process": (True, True), "select wait, venue process": (False, True),
@@ -562,11 +585,11 @@ def _wire_lines(wire: dict, seconds: float) -> list[str]:
         "|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for mode, (lat, rep) in wire.items():
-        for key in ("w2w", "w2w cancels", "rx->decided", "append+send"):
+        for key in ("w2w", "w2w cancels", "rx->decided", "append+send", *_STAGES):
             target = f"{TARGET_W2W_P50_US:g} / {TARGET_W2W_P99_US:g} us" if key == "w2w" else "-"
             label = {"w2w": "wire-to-wire", "w2w cancels": "wire-to-wire, cancels only",
                      "rx->decided": "RX stamp -> order decided and encoded",
-                     "append+send": "journal append + send -> TX stamp"}[key]
+                     "append+send": "journal append + send -> TX stamp", **_STAGES}[key]
             if lat[key]:
                 lines.append(f"| {mode} | {label} | " + _row("", lat[key], f" {target} |")[4:])
         lines.append(f"| {mode} | (session) | {rep['orders']:,} sent | inputs {rep['inputs']:,} | "
@@ -578,7 +601,10 @@ def _wire_lines(wire: dict, seconds: float) -> list[str]:
                   f"p99 {_pct(busy, .99) / _pct(wait, .99):.2f}x the time. Target "
                   f"{'met' if _pct(busy, .5) <= TARGET_W2W_P50_US and _pct(busy, .99) <= TARGET_W2W_P99_US else 'NOT met'} "
                   "in busy-poll mode. Only orders answering a kernel-stamped MD_PACKET are counted "
-                  "(orders from timers or venue answers have no market-data RX stamp)."]
+                  "(orders from timers or venue answers have no market-data RX stamp). The four "
+                  "stage rows split each such packet (not each order) by the runner's own clock "
+                  "reads (Runner.packet_stages): waiting to be read, journaling the packet, the "
+                  "engine, then journaling and sending every order it decided."]
     if busy and thread:
         lines += ["", f"Venue thread vs venue process (busy-poll): p50 {_pct(thread, .5) / _pct(busy, .5):.2f}x, "
                   f"p99 {_pct(thread, .99) / _pct(busy, .99):.2f}x the time."]

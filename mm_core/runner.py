@@ -12,6 +12,7 @@ records back into the engine's inputs for replay and recovery.
 """
 from __future__ import annotations
 
+import collections
 import json
 import queue
 import selectors
@@ -33,7 +34,8 @@ from mm_core.events import (
 )
 from mm_core.protocol import ProtocolError, soupbintcp
 
-__all__ = ["RunnerError", "RunnerSettings", "RunnerReport", "JournalStatus", "Runner", "engine_events"]
+__all__ = ["RunnerError", "RunnerSettings", "RunnerReport", "PacketStages", "JournalStatus", "Runner",
+           "engine_events"]
 
 
 class RunnerError(Exception):
@@ -66,6 +68,7 @@ class RunnerSettings:
     heartbeat_ns: int = 1_000_000_000  # SoupBinTCP client heartbeat after this much send silence
     space_retry_ns: int = 1_000_000_000  # while the disk is full, ask the journal for space this often
     operator_queue: int = 64           # operator commands waiting for the runner's thread, at most
+    stage_samples: int = 4096          # market-data packets that sent orders, stage times kept (newest)
 
 
 @dataclass
@@ -80,6 +83,21 @@ class RunnerReport:
     cancels_withheld: int = 0        # cancels not sent: even the reserve refused their record
     protocol_errors: int = 0
     stop_reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PacketStages:
+    """Where the time went for one market-data packet that sent orders (CLOCK_REALTIME ns): the
+    RX stamp (kernel or hardware when `source` says so), the packet read by the runner, its record
+    journaled, the engine's decision returned, and every order of it journaled and sent."""
+
+    rx_ns: int
+    source: int
+    read_ns: int
+    journaled_ns: int
+    decided_ns: int
+    sent_ns: int
+    orders: int
 
 
 @dataclass(frozen=True)
@@ -142,6 +160,7 @@ class Runner:
         self._ops: queue.Queue = queue.Queue(maxsize=settings.operator_queue)
         self._thread: int | None = None
         self._wake: tuple[socket.socket, socket.socket] | None = None
+        self._stages: collections.deque[PacketStages] = collections.deque(maxlen=settings.stage_samples)
         engine.urgent = self._act_urgent     # the guard's pulls go out before the event's other work
 
     # ------------------------------------------------------------------ lifecycle
@@ -242,7 +261,8 @@ class Runner:
                 # of any order) would keep the socket readable for ever, so drain them
                 self._md.poll_tx_timestamps()
                 return
-            self._input(RecordType.MD_PACKET, data, rx_ns, source, MarketData(data, rx_ns, source))
+            self._input(RecordType.MD_PACKET, data, rx_ns, source, MarketData(data, rx_ns, source),
+                        read_ns=_realtime())
 
     def _on_oe(self) -> bool:
         """Readable order entry: TX stamps on the error queue (they make the socket readable too)
@@ -371,17 +391,34 @@ class Runner:
         return seq
 
     def _input(self, rtype: RecordType, payload: bytes, ts_ns: int, source, event,
-               clock_state: int = 0, reserve: bool = False) -> None:
+               clock_state: int = 0, reserve: bool = False, read_ns: int = 0) -> None:
         """Write-ahead: the record first; an input the journal refused never reaches the engine
-        (a refused market-data packet is a sequence gap to it: stale, fail closed)."""
+        (a refused market-data packet is a sequence gap to it: stale, fail closed). `read_ns`
+        (market data): when the packet was read; the stages of a packet that sends orders are kept."""
         try:
             self._append(rtype, payload, ts_ns, int(source), clock_state, reserve)
         except JournalError as exc:
             self.report.inputs_refused += 1
             self._journal_failed(exc, ts_ns)
             return
-        self.report.inputs += 1
-        self._act(self.engine.on_event(event), ts_ns)
+        report = self.report
+        report.inputs += 1
+        if not read_ns:
+            self._act(self.engine.on_event(event), ts_ns)
+            return
+        journaled_ns = _realtime()
+        actions = self.engine.on_event(event)
+        decided_ns = _realtime()
+        sent = report.orders_sent
+        self._act(actions, ts_ns)
+        if report.orders_sent != sent:
+            self._stages.append(PacketStages(ts_ns, int(source), read_ns, journaled_ns, decided_ns,
+                                             _realtime(), report.orders_sent - sent))
+
+    def packet_stages(self) -> list[PacketStages]:
+        """The newest market-data packets that sent orders, with their stage times (oldest first);
+        a guard pull the early sink sent inside on_event counts in the decision stage."""
+        return list(self._stages)
 
     def _feed_internal(self, event) -> None:
         self._act(self.engine.on_event(event), event.now_ns)

@@ -404,10 +404,12 @@ class RiskGateway:
             # Self-trade prevention: never cross one of our own working orders (a pending cancel
             # still counts: the venue may not have taken it out yet). A replaced order is on the
             # same side, so it is never among those looked at.
-            for own_price in (sym.own_sells if is_buy else sym.own_buys).values():
-                if (own_price <= price) if is_buy else (own_price >= price):
-                    return self._deny(CheckId.SELF_TRADE, price, own_price,
-                                      "would trade with our own working order")
+            own = sym.own_sells if is_buy else sym.own_buys
+            if own:
+                for own_price in own.values():
+                    if (own_price <= price) if is_buy else (own_price >= price):
+                        return self._deny(CheckId.SELF_TRADE, price, own_price,
+                                          "would trade with our own working order")
 
             # Allowed: record it in every window before it leaves (RTS 6: include all orders sent).
             window.append(now_ns)
@@ -431,14 +433,13 @@ class RiskGateway:
             working[token] = (sym, is_buy, qty, price)
             # an IOC never rests: whatever we send after it on the session reaches the venue after
             # it is gone, so only orders that can rest count for self-trade prevention
-            rests = intent.tif != _IOC
             if is_buy:
                 sym.open_buy += qty
-                if rests:
+                if intent.tif != _IOC:
                     sym.own_buys[token] = price
             else:
                 sym.open_sell += qty
-                if rests:
+                if intent.tif != _IOC:
                     sym.own_sells[token] = price
             return self._allowed
         except Exception as exc:  # fail closed on any defect inside a check
