@@ -488,11 +488,26 @@ class Runner:
 
     # ------------------------------------------------------------------ outputs
     def _act(self, actions: Iterable, now: int) -> None:
+        """Carry out one decision. Its orders are journaled one by one (write-ahead) and then
+        leave together in one send: a later order no longer waits for the kernel to deliver the
+        earlier ones (on loopback the send syscall carries the receiver's side too), and all of
+        them carry the one TX stamp of that send. While the journal refuses records, each order
+        goes alone, so a refused one never shifts the stamp key another was journaled with."""
         self._acting += 1
         try:
+            batch: list[tuple[SendOrder, int, int]] = []
+            key = -1
+            if self.journal_ok and not self._unreported:
+                planned = sum(len(a.packet) for a in actions if isinstance(a, SendOrder))
+                key = (self.tcp_bytes + planned - 1) & 0xFFFFFFFF
             for action in actions:
                 if isinstance(action, SendOrder):
-                    self._send_order(action)
+                    entry = self._journal_order(action, key)
+                    if entry is not None:
+                        batch.append(entry)
+                        if key < 0:
+                            self._send_orders(batch)
+                            batch = []
                 elif isinstance(action, RequestRetransmit):
                     # from the market-data socket: the re-request server answers the sender's address
                     self._md.sock.sendto(action.packet, (self.settings.host, self.settings.rerequest_port))
@@ -502,6 +517,8 @@ class Runner:
                                      reserve=action.rtype in _RESERVED_NOTES)
                     except JournalError as exc:
                         self._journal_failed(exc, now)
+            if batch:
+                self._send_orders(batch)
         finally:
             self._acting -= 1
         if not self._acting and (self._unreported or self._unsent):
@@ -517,9 +534,19 @@ class Runner:
             self._acting -= 1
 
     def _send_order(self, action: SendOrder) -> None:
+        """One order on its own: journaled, then sent."""
+        entry = self._journal_order(action, -1)
+        if entry is not None:
+            self._send_orders([entry])
+
+    def _journal_order(self, action: SendOrder, tskey: int) -> tuple[SendOrder, int, int] | None:
+        """The ORDER_SENT record, with the TX stamp key the order's send will carry (`tskey`; -1:
+        its own last byte, when it is sent alone). None when the journal refused it: Rule 1, an
+        order that is not in the journal does not go out."""
         intent, packet = action.intent, action.packet
         decision = action.decision
-        tskey = (self.tcp_bytes + len(packet) - 1) & 0xFFFFFFFF
+        if tskey < 0:
+            tskey = (self.tcp_bytes + len(packet) - 1) & 0xFFFFFFFF
         payload = pack(
             RecordType.ORDER_SENT, token=intent.token.encode(), orig_token=intent.orig_token.encode(),
             msg_type=packet[3], side=int(intent.side), tif=intent.tif, symbol_id=intent.symbol_id,
@@ -532,38 +559,51 @@ class Runner:
         try:
             seq = self._append(RecordType.ORDER_SENT, payload, now, int(TsSource.USER), reserve=cancel)
         except JournalError as exc:
-            # Rule 1: an order that is not in the journal does not go out.
             if cancel:
                 self.report.cancels_withheld += 1
             self._journal_failed(exc, now, "" if cancel else intent.token)
-            return
+            return None
         if cancel:
             self._reserve_seqs.add(seq)
-        key = self._send_tcp(packet)
-        if key != tskey:
-            self._note_alert("tskey-mismatch", f"journaled {tskey}, socket says {key}", now)
-        for outcome in self.tx.sent(key, time.monotonic_ns(), seq):
+        return action, seq, tskey
+
+    def _send_orders(self, batch: list[tuple[SendOrder, int, int]]) -> None:
+        """Journaled orders out in one send; each gets a TX_TS record from that send's stamp."""
+        data = batch[0][0].packet if len(batch) == 1 else b"".join(a.packet for a, _, _ in batch)
+        key = self._send_tcp(data)
+        for action, seq, tskey in batch:
+            if key != tskey:
+                self._note_alert("tskey-mismatch", f"journaled {tskey}, socket says {key} "
+                                 f"({action.intent.token})", _realtime())
+        for outcome in self.tx.sent(key, time.monotonic_ns(), tuple(seq for _, seq, _ in batch)):
             self._journal_tx(outcome)
-        self.report.orders_sent += 1
+        self.report.orders_sent += len(batch)
+        for action, _, _ in batch:
+            self._order_sent(action)
+
+    def _order_sent(self, action: SendOrder) -> None:
+        """Called for every order once its bytes went to the kernel (for subclasses)."""
 
     def _drain_tx(self, mono_ns: int) -> None:
         for outcome in self.tx.collect(self._oe.poll_tx_timestamps(), mono_ns):
             self._journal_tx(outcome)
 
     def _journal_tx(self, outcome) -> None:
-        if outcome.status == 0:
-            self.report.tx_stamped += 1
-        else:
-            self.report.tx_missing += 1
-        payload = pack(RecordType.TX_TS, order_seq=outcome.context, tskey=outcome.tskey,
-                       status=int(outcome.status), source=int(outcome.source), tx_ts_ns=outcome.ts_ns)
-        reserve = outcome.context in self._reserve_seqs
-        if reserve:
-            self._reserve_seqs.discard(outcome.context)
-        try:
-            self._append(RecordType.TX_TS, payload, outcome.ts_ns, int(outcome.source), reserve=reserve)
-        except JournalError as exc:
-            self._journal_failed(exc, _realtime())
+        """One TX_TS record per order of the send (outcome.context: their ORDER_SENT seqs)."""
+        for seq in outcome.context:
+            if outcome.status == 0:
+                self.report.tx_stamped += 1
+            else:
+                self.report.tx_missing += 1
+            payload = pack(RecordType.TX_TS, order_seq=seq, tskey=outcome.tskey,
+                           status=int(outcome.status), source=int(outcome.source), tx_ts_ns=outcome.ts_ns)
+            reserve = seq in self._reserve_seqs
+            if reserve:
+                self._reserve_seqs.discard(seq)
+            try:
+                self._append(RecordType.TX_TS, payload, outcome.ts_ns, int(outcome.source), reserve=reserve)
+            except JournalError as exc:
+                self._journal_failed(exc, _realtime())
 
     def _note_alert(self, kind: str, detail: str, now: int) -> None:
         doc = json.dumps({"alert": kind, "detail": detail, "now_ns": now}, sort_keys=True).encode()

@@ -148,6 +148,27 @@ def closed_at_venue(answers) -> set[str]:
             | {m.previous_token for m in msgs if isinstance(m, ouch.Replaced)})
 
 
+def test_a_decisions_orders_leave_in_one_send_each_with_its_tx_stamp(session):
+    """Every order of a decision is journaled first, then they all go out in one send: each
+    ORDER_SENT names the stamp key of that send, each gets its own TX_TS with that key, and the
+    orders of one send share one stamp."""
+    report, _, path, _, _ = session
+    with Reader(path) as reader:
+        records = list(reader.records())
+    keys = {r.seq: int(unpack(RecordType.ORDER_SENT, r.payload)["tskey"])
+            for r in records if r.rtype == RecordType.ORDER_SENT}
+    tx = {int(t["order_seq"]): t for t in (unpack(RecordType.TX_TS, r.payload)
+                                           for r in records if r.rtype == RecordType.TX_TS)}
+    assert sorted(tx) == sorted(keys) and len(keys) == report.orders_sent
+    sends: dict[int, set] = {}
+    for seq, key in keys.items():
+        assert int(tx[seq]["tskey"]) == key              # the key it was journaled with
+        sends.setdefault(key, set()).add(int(tx[seq]["tx_ts_ns"]))
+    assert all(len(stamps) == 1 for stamps in sends.values())
+    assert len(sends) < len(keys)                        # some decision sent several orders at once
+    assert not [r for r in records if r.rtype == RecordType.METRICS and b"tskey-mismatch" in r.payload]
+
+
 def test_packets_that_sent_orders_keep_their_stage_times(session):
     """RX stamp -> read -> journaled -> decided -> sent, in order, for each market-data packet that
     sent orders; their order counts add up to at most every order sent (timers and venue answers
