@@ -224,6 +224,9 @@ class Engine:
         return state
 
     def __setstate__(self, state: dict) -> None:
+        # a snapshot from before the signal kernel restores as an engine on the reference classes
+        state.setdefault("sig", None)
+        state.setdefault("compiled", False)
         self.__dict__.update(state)
         self.urgent = None
         self._bind()

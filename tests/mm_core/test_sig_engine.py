@@ -201,3 +201,14 @@ def test_a_pickled_kernel_engine_carries_on_identically():
     engines.kernel = copy
     drive(9, 300, CONFIGS["toxic-guard"], engines)
     assert copy.state_hash() == engines.reference.state_hash()
+
+
+def test_a_snapshot_from_before_the_kernel_restores_on_the_reference_classes():
+    engines = Lockstep(CONFIGS["default"])
+    drive(2, 200, CONFIGS["default"], engines)
+    old = engines.reference
+    state = old.__getstate__()
+    del state["sig"], state["compiled"]             # as an engine pickled before the kernel existed
+    copy = Engine.__new__(Engine)
+    copy.__setstate__(state)
+    assert not copy.compiled and copy.state_hash() == old.state_hash()
