@@ -96,7 +96,7 @@ def situations(draw) -> dict:
         variance_per_s=draw(st.one_of(st.floats(0.0, 1e6), st.just(0.0))),
         prior_var_s=draw(st.one_of(st.floats(0.0, 1e4), st.just(0.0))),
         position=draw(st.one_of(st.integers(-5_000, 5_000), st.integers(-10**7, 10**7),
-                                st.sampled_from([0, 2**60, -2**60]))),
+                                st.integers(-2**52, 2**52), st.sampled_from([0, 2**60, -2**60]))),
         held=draw(st.one_of(st.just(0), st.integers(-3_000, 3_000))),
         toxicity=draw(st.floats(0.0, 1.0)), recent_markout=draw(st.floats(-50.0, 50.0)),
         adverse_rate=draw(st.floats(0.0, 1.0)),
