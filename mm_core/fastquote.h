@@ -32,8 +32,9 @@
  * (TickError for a non-finite price to round, ValueError for math.sqrt's domain or int(nan),
  * OverflowError for float ** overflow or int(inf), ZeroDivisionError, InventoryError). Python
  * integers are unbounded and these are int64_t, so any integer input or float-to-int conversion
- * at or beyond 2^53 in magnitude returns FQ_RANGE. On any code other than FQ_OK the wrapper runs
- * the Python reference, which raises the same exception or computes the big-integer answer.
+ * at or beyond 2^53 in magnitude returns FQ_RANGE, as does float ** on a non-finite operand (an
+ * infinite γ/k: CPython's special cases are not mirrored). On any code other than FQ_OK the
+ * wrapper runs the Python reference, which raises the same exception or computes the answer.
  */
 #ifndef FASTQUOTE_H
 #define FASTQUOTE_H

@@ -262,6 +262,7 @@ def test_price_equals_engine_price_quote(cfg, s):
     q = (s["position"] - s["held"]) / cfg.skew.lot
     depths = (glft_depths if cfg.skew.model == "glft" else as_depths)(q, sigma2, cfg.skew)
     assert out.tick == tick
+    assert out.base == int(cfg.quote_size * s["size_multiplier"]) // cfg.skew.lot * cfg.skew.lot
     assert bits(out.sigma2) == bits(sigma2) and bits(out.q) == bits(q)
     assert (bits(out.model_bid), bits(out.model_ask)) == tuple(map(bits, depths))
     assert bits(out.cap) == bits(Engine._depth_cap(eng, s["fair"], tick))
