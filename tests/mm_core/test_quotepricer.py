@@ -298,14 +298,20 @@ def _c_price_quote(calls: list):
     return patched
 
 
-@pytest.mark.parametrize("seed,model", [(1, "glft"), (2, "glft"), (3, "as"), (4, "glft")])
-def test_sessions_in_lockstep(monkeypatch, seed, model):
-    """A seeded session through the C pricer: the same actions and the same final state hash."""
+@pytest.mark.parametrize("seed,model,compiled", [(1, "glft", True), (2, "glft", True),
+                                                 (3, "as", True), (4, "glft", True),
+                                                 (5, "glft", False)])
+def test_sessions_in_lockstep(monkeypatch, seed, model, compiled):
+    """A seeded session through the C pricer: the same actions and the same final state hash,
+    on the signal kernel and on the reference classes (Engine(compiled=False))."""
+    import tests.mm_core.wire as wire
+    monkeypatch.setattr(wire, "Engine", lambda *a, **k: Engine(*a, compiled=compiled, **k))
     config = EngineConfig(skew=SkewParams(model=model))
     _, want_actions, want_engine = simulate(seed, 1_500, config)
     calls: list = []
     monkeypatch.setattr(Engine, "_price_quote", _c_price_quote(calls))
     _, actions, engine = simulate(seed, 1_500, config)
+    assert (engine.sig is not None) == compiled
     assert len(calls) > 100                      # the C priced a real share of the requotes
     assert [repr(a) for a in actions] == [repr(a) for a in want_actions]
     assert engine.state_hash() == want_engine.state_hash()
