@@ -1,6 +1,6 @@
 """The C quote pricer (mm_core/fastquote.h) equals the Python bit for bit: every step against its
-reference function, the whole of fq_price against Engine._price_quote, and whole seeded sessions
-through an engine whose _price_quote runs on the C against the unpatched engine."""
+reference function, the whole of fq_price against Engine._price_quote_py, and whole seeded sessions
+through an engine pricing in C against one pricing with Engine._price_quote_py."""
 from __future__ import annotations
 
 import math
@@ -243,7 +243,7 @@ def test_price_equals_engine_price_quote(cfg, s):
     """fq_price against the engine's own method (on an object holding the same values), with the
     intermediate floats; the reference and the wrapper give the same answer or the same error."""
     eng, guard, state = fake_engine(cfg, s)
-    engine_outcome = python_outcome(Engine._price_quote, eng, 0, s["fair"], state, guard,
+    engine_outcome = python_outcome(Engine._price_quote_py, eng, 0, s["fair"], state, guard,
                                     s["best_bid"], s["best_ask"])
     args = [s[name] for name in ORDER]
     assert python_outcome(price_reference, cfg, *args) == engine_outcome
@@ -307,6 +307,7 @@ def test_sessions_in_lockstep(monkeypatch, seed, model, compiled):
     import tests.mm_core.wire as wire
     monkeypatch.setattr(wire, "Engine", lambda *a, **k: Engine(*a, compiled=compiled, **k))
     config = EngineConfig(skew=SkewParams(model=model))
+    monkeypatch.setattr(Engine, "_price_quote", Engine._price_quote_py)     # the Python reference
     _, want_actions, want_engine = simulate(seed, 1_500, config)
     calls: list = []
     monkeypatch.setattr(Engine, "_price_quote", _c_price_quote(calls))
@@ -320,6 +321,7 @@ def test_sessions_in_lockstep(monkeypatch, seed, model, compiled):
 def test_long_session_in_lockstep(monkeypatch, tmp_path):
     """The recovery benchmark's session (journaled) decides the same through the C pricer."""
     from tests.recovery.journaling import write_long_session
+    monkeypatch.setattr(Engine, "_price_quote", Engine._price_quote_py)     # the Python reference
     want = write_long_session(str(tmp_path / "py"), 7, 4_000)
     want.journal.close()
     calls: list = []
