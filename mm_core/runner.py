@@ -12,6 +12,7 @@ records back into the engine's inputs for replay and recovery.
 """
 from __future__ import annotations
 
+import collections
 import json
 import queue
 import selectors
@@ -33,7 +34,8 @@ from mm_core.events import (
 )
 from mm_core.protocol import ProtocolError, soupbintcp
 
-__all__ = ["RunnerError", "RunnerSettings", "RunnerReport", "JournalStatus", "Runner", "engine_events"]
+__all__ = ["RunnerError", "RunnerSettings", "RunnerReport", "PacketStages", "JournalStatus", "Runner",
+           "engine_events"]
 
 
 class RunnerError(Exception):
@@ -66,6 +68,7 @@ class RunnerSettings:
     heartbeat_ns: int = 1_000_000_000  # SoupBinTCP client heartbeat after this much send silence
     space_retry_ns: int = 1_000_000_000  # while the disk is full, ask the journal for space this often
     operator_queue: int = 64           # operator commands waiting for the runner's thread, at most
+    stage_samples: int = 4096          # market-data packets that sent orders, stage times kept (newest)
 
 
 @dataclass
@@ -80,6 +83,21 @@ class RunnerReport:
     cancels_withheld: int = 0        # cancels not sent: even the reserve refused their record
     protocol_errors: int = 0
     stop_reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PacketStages:
+    """Where the time went for one market-data packet that sent orders (CLOCK_REALTIME ns): the
+    RX stamp (kernel or hardware when `source` says so), the packet read by the runner, its record
+    journaled, the engine's decision returned, and every order of it journaled and sent."""
+
+    rx_ns: int
+    source: int
+    read_ns: int
+    journaled_ns: int
+    decided_ns: int
+    sent_ns: int
+    orders: int
 
 
 @dataclass(frozen=True)
@@ -142,6 +160,7 @@ class Runner:
         self._ops: queue.Queue = queue.Queue(maxsize=settings.operator_queue)
         self._thread: int | None = None
         self._wake: tuple[socket.socket, socket.socket] | None = None
+        self._stages: collections.deque[PacketStages] = collections.deque(maxlen=settings.stage_samples)
         engine.urgent = self._act_urgent     # the guard's pulls go out before the event's other work
 
     # ------------------------------------------------------------------ lifecycle
@@ -242,7 +261,8 @@ class Runner:
                 # of any order) would keep the socket readable for ever, so drain them
                 self._md.poll_tx_timestamps()
                 return
-            self._input(RecordType.MD_PACKET, data, rx_ns, source, MarketData(data, rx_ns, source))
+            self._input(RecordType.MD_PACKET, data, rx_ns, source, MarketData(data, rx_ns, source),
+                        read_ns=_realtime())
 
     def _on_oe(self) -> bool:
         """Readable order entry: TX stamps on the error queue (they make the socket readable too)
@@ -371,17 +391,34 @@ class Runner:
         return seq
 
     def _input(self, rtype: RecordType, payload: bytes, ts_ns: int, source, event,
-               clock_state: int = 0, reserve: bool = False) -> None:
+               clock_state: int = 0, reserve: bool = False, read_ns: int = 0) -> None:
         """Write-ahead: the record first; an input the journal refused never reaches the engine
-        (a refused market-data packet is a sequence gap to it: stale, fail closed)."""
+        (a refused market-data packet is a sequence gap to it: stale, fail closed). `read_ns`
+        (market data): when the packet was read; the stages of a packet that sends orders are kept."""
         try:
             self._append(rtype, payload, ts_ns, int(source), clock_state, reserve)
         except JournalError as exc:
             self.report.inputs_refused += 1
             self._journal_failed(exc, ts_ns)
             return
-        self.report.inputs += 1
-        self._act(self.engine.on_event(event), ts_ns)
+        report = self.report
+        report.inputs += 1
+        if not read_ns:
+            self._act(self.engine.on_event(event), ts_ns)
+            return
+        journaled_ns = _realtime()
+        actions = self.engine.on_event(event)
+        decided_ns = _realtime()
+        sent = report.orders_sent
+        self._act(actions, ts_ns)
+        if report.orders_sent != sent:
+            self._stages.append(PacketStages(ts_ns, int(source), read_ns, journaled_ns, decided_ns,
+                                             _realtime(), report.orders_sent - sent))
+
+    def packet_stages(self) -> list[PacketStages]:
+        """The newest market-data packets that sent orders, with their stage times (oldest first);
+        a guard pull the early sink sent inside on_event counts in the decision stage."""
+        return list(self._stages)
 
     def _feed_internal(self, event) -> None:
         self._act(self.engine.on_event(event), event.now_ns)
@@ -451,11 +488,26 @@ class Runner:
 
     # ------------------------------------------------------------------ outputs
     def _act(self, actions: Iterable, now: int) -> None:
+        """Carry out one decision. Its orders are journaled one by one (write-ahead) and then
+        leave together in one send: a later order no longer waits for the kernel to deliver the
+        earlier ones (on loopback the send syscall carries the receiver's side too), and all of
+        them carry the one TX stamp of that send. While the journal refuses records, each order
+        goes alone, so a refused one never shifts the stamp key another was journaled with."""
         self._acting += 1
         try:
+            batch: list[tuple[SendOrder, int, int]] = []
+            key = -1
+            if self.journal_ok and not self._unreported:
+                planned = sum(len(a.packet) for a in actions if isinstance(a, SendOrder))
+                key = (self.tcp_bytes + planned - 1) & 0xFFFFFFFF
             for action in actions:
                 if isinstance(action, SendOrder):
-                    self._send_order(action)
+                    entry = self._journal_order(action, key)
+                    if entry is not None:
+                        batch.append(entry)
+                        if key < 0:
+                            self._send_orders(batch)
+                            batch = []
                 elif isinstance(action, RequestRetransmit):
                     # from the market-data socket: the re-request server answers the sender's address
                     self._md.sock.sendto(action.packet, (self.settings.host, self.settings.rerequest_port))
@@ -465,6 +517,8 @@ class Runner:
                                      reserve=action.rtype in _RESERVED_NOTES)
                     except JournalError as exc:
                         self._journal_failed(exc, now)
+            if batch:
+                self._send_orders(batch)
         finally:
             self._acting -= 1
         if not self._acting and (self._unreported or self._unsent):
@@ -480,9 +534,19 @@ class Runner:
             self._acting -= 1
 
     def _send_order(self, action: SendOrder) -> None:
+        """One order on its own: journaled, then sent."""
+        entry = self._journal_order(action, -1)
+        if entry is not None:
+            self._send_orders([entry])
+
+    def _journal_order(self, action: SendOrder, tskey: int) -> tuple[SendOrder, int, int] | None:
+        """The ORDER_SENT record, with the TX stamp key the order's send will carry (`tskey`; -1:
+        its own last byte, when it is sent alone). None when the journal refused it: Rule 1, an
+        order that is not in the journal does not go out."""
         intent, packet = action.intent, action.packet
         decision = action.decision
-        tskey = (self.tcp_bytes + len(packet) - 1) & 0xFFFFFFFF
+        if tskey < 0:
+            tskey = (self.tcp_bytes + len(packet) - 1) & 0xFFFFFFFF
         payload = pack(
             RecordType.ORDER_SENT, token=intent.token.encode(), orig_token=intent.orig_token.encode(),
             msg_type=packet[3], side=int(intent.side), tif=intent.tif, symbol_id=intent.symbol_id,
@@ -495,38 +559,51 @@ class Runner:
         try:
             seq = self._append(RecordType.ORDER_SENT, payload, now, int(TsSource.USER), reserve=cancel)
         except JournalError as exc:
-            # Rule 1: an order that is not in the journal does not go out.
             if cancel:
                 self.report.cancels_withheld += 1
             self._journal_failed(exc, now, "" if cancel else intent.token)
-            return
+            return None
         if cancel:
             self._reserve_seqs.add(seq)
-        key = self._send_tcp(packet)
-        if key != tskey:
-            self._note_alert("tskey-mismatch", f"journaled {tskey}, socket says {key}", now)
-        for outcome in self.tx.sent(key, time.monotonic_ns(), seq):
+        return action, seq, tskey
+
+    def _send_orders(self, batch: list[tuple[SendOrder, int, int]]) -> None:
+        """Journaled orders out in one send; each gets a TX_TS record from that send's stamp."""
+        data = batch[0][0].packet if len(batch) == 1 else b"".join(a.packet for a, _, _ in batch)
+        key = self._send_tcp(data)
+        for action, seq, tskey in batch:
+            if key != tskey:
+                self._note_alert("tskey-mismatch", f"journaled {tskey}, socket says {key} "
+                                 f"({action.intent.token})", _realtime())
+        for outcome in self.tx.sent(key, time.monotonic_ns(), tuple(seq for _, seq, _ in batch)):
             self._journal_tx(outcome)
-        self.report.orders_sent += 1
+        self.report.orders_sent += len(batch)
+        for action, _, _ in batch:
+            self._order_sent(action)
+
+    def _order_sent(self, action: SendOrder) -> None:
+        """Called for every order once its bytes went to the kernel (for subclasses)."""
 
     def _drain_tx(self, mono_ns: int) -> None:
         for outcome in self.tx.collect(self._oe.poll_tx_timestamps(), mono_ns):
             self._journal_tx(outcome)
 
     def _journal_tx(self, outcome) -> None:
-        if outcome.status == 0:
-            self.report.tx_stamped += 1
-        else:
-            self.report.tx_missing += 1
-        payload = pack(RecordType.TX_TS, order_seq=outcome.context, tskey=outcome.tskey,
-                       status=int(outcome.status), source=int(outcome.source), tx_ts_ns=outcome.ts_ns)
-        reserve = outcome.context in self._reserve_seqs
-        if reserve:
-            self._reserve_seqs.discard(outcome.context)
-        try:
-            self._append(RecordType.TX_TS, payload, outcome.ts_ns, int(outcome.source), reserve=reserve)
-        except JournalError as exc:
-            self._journal_failed(exc, _realtime())
+        """One TX_TS record per order of the send (outcome.context: their ORDER_SENT seqs)."""
+        for seq in outcome.context:
+            if outcome.status == 0:
+                self.report.tx_stamped += 1
+            else:
+                self.report.tx_missing += 1
+            payload = pack(RecordType.TX_TS, order_seq=seq, tskey=outcome.tskey,
+                           status=int(outcome.status), source=int(outcome.source), tx_ts_ns=outcome.ts_ns)
+            reserve = seq in self._reserve_seqs
+            if reserve:
+                self._reserve_seqs.discard(seq)
+            try:
+                self._append(RecordType.TX_TS, payload, outcome.ts_ns, int(outcome.source), reserve=reserve)
+            except JournalError as exc:
+                self._journal_failed(exc, _realtime())
 
     def _note_alert(self, kind: str, detail: str, now: int) -> None:
         doc = json.dumps({"alert": kind, "detail": detail, "now_ns": now}, sort_keys=True).encode()

@@ -147,10 +147,8 @@ class ResumingRunner(Runner):
             self.reporter.say("X", f"send failed after the venue dropped the session: {exc}")
             return (self.tcp_bytes - 1) & 0xFFFFFFFF
 
-    def _send_order(self, action) -> None:
-        sent = self.report.orders_sent
-        super()._send_order(action)
-        if not self.quoted and self.report.orders_sent > sent and action.packet[3] == _ENTER:
+    def _order_sent(self, action) -> None:
+        if not self.quoted and action.packet[3] == _ENTER:
             self.quoted = True
             self.reporter.say("Q", f"{time.monotonic_ns()} {action.intent.token}")
             self.journal.armed = True

@@ -11,7 +11,7 @@ import pytest
 
 from audit.health import ClockSample as HealthSample, Verdict
 from journal import DiskFull, Journal, Reader
-from journal.catalogue import ClockState, RecordType, raw_bytes, unpack, unpack_json
+from journal.catalogue import ClockState, RecordType, TsSource, raw_bytes, unpack, unpack_json
 from mm_core.config import EngineConfig
 from mm_core.engine import Engine
 from mm_core.events import OperatorCommand, SendOrder
@@ -73,7 +73,7 @@ def trade(tmp_path, seconds: float, wrap=None):
             runner = Runner(engine, wrap(journal) if wrap else journal, settings, LockedClock())
             report = runner.run(seconds)
         answers = venue.session_messages(settings.username)
-    return report, engine, str(tmp_path / "journal"), answers
+    return report, engine, str(tmp_path / "journal"), answers, runner.packet_stages()
 
 
 @pytest.fixture
@@ -82,7 +82,7 @@ def session(tmp_path):
 
 
 def test_runner_journals_ahead_and_replays_exactly(session):
-    report, engine, path, _ = session
+    report, engine, path, _, _ = session
     assert report.stop_reason == "duration" and report.journal_failures == 0
     with Reader(path) as reader:
         records = list(reader.records())
@@ -148,8 +148,46 @@ def closed_at_venue(answers) -> set[str]:
             | {m.previous_token for m in msgs if isinstance(m, ouch.Replaced)})
 
 
+def test_a_decisions_orders_leave_in_one_send_each_with_its_tx_stamp(session):
+    """Every order of a decision is journaled first, then they all go out in one send: each
+    ORDER_SENT names the stamp key of that send, each gets its own TX_TS with that key, and the
+    orders of one send share one stamp."""
+    report, _, path, _, _ = session
+    with Reader(path) as reader:
+        records = list(reader.records())
+    keys = {r.seq: int(unpack(RecordType.ORDER_SENT, r.payload)["tskey"])
+            for r in records if r.rtype == RecordType.ORDER_SENT}
+    tx = {int(t["order_seq"]): t for t in (unpack(RecordType.TX_TS, r.payload)
+                                           for r in records if r.rtype == RecordType.TX_TS)}
+    assert sorted(tx) == sorted(keys) and len(keys) == report.orders_sent
+    sends: dict[int, set] = {}
+    for seq, key in keys.items():
+        assert int(tx[seq]["tskey"]) == key              # the key it was journaled with
+        sends.setdefault(key, set()).add(int(tx[seq]["tx_ts_ns"]))
+    assert all(len(stamps) == 1 for stamps in sends.values())
+    assert len(sends) < len(keys)                        # some decision sent several orders at once
+    assert not [r for r in records if r.rtype == RecordType.METRICS and b"tskey-mismatch" in r.payload]
+
+
+def test_packets_that_sent_orders_keep_their_stage_times(session):
+    """RX stamp -> read -> journaled -> decided -> sent, in order, for each market-data packet that
+    sent orders; their order counts add up to at most every order sent (timers and venue answers
+    send the rest)."""
+    report, _, path, _, stages = session
+    assert stages and sum(st.orders for st in stages) <= report.orders_sent
+    for st in stages:
+        assert st.orders >= 1
+        assert st.read_ns <= st.journaled_ns <= st.decided_ns <= st.sent_ns
+        if st.source == TsSource.SW_KERNEL:         # a kernel stamp is taken before the read
+            assert st.rx_ns <= st.read_ns
+    # each is a journaled MD_PACKET, by its RX stamp
+    with Reader(path) as reader:
+        rx = {r.ts_ns for r in reader.records() if r.rtype == RecordType.MD_PACKET}
+    assert {st.rx_ns for st in stages} <= rx
+
+
 def test_no_order_leaves_without_its_journal_record_and_cancels_use_the_reserve(tmp_path):
-    report, engine, path, answers = trade(tmp_path, 2.5, wrap=lambda j: DiskFillsUp(j, orders=3))
+    report, engine, path, answers, _ = trade(tmp_path, 2.5, wrap=lambda j: DiskFillsUp(j, orders=3))
     assert report.journal_failures > 0 and report.inputs_refused > 0 and report.reserve_appends > 0
     sent, health = journaled_orders(path)
     assert [ok for _, ok in health] == [False]           # told once; no space came back
