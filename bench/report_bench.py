@@ -37,6 +37,7 @@ SAMPLE_EVERY = 1_000
 BATCH_ORDERS = 2_000          # orders per append round (keeps the five record kinds interleaved)
 NAIVE_EVENTS = 500_000
 TARGET = 2_000_000
+REPEAT = 2                    # end-to-end runs and pyarrow writes per row: the best is reported
 TEXT_PIECE = 28 << 20         # bytes per text write (about what one XML/JSON piece of ours is)
 T0 = 1_772_461_800 * 1_000_000_000     # 2026-03-02 14:30 UTC
 TAI = 37 * 1_000_000_000
@@ -247,6 +248,11 @@ def _ours(kind: str, journal: pathlib.Path, out: pathlib.Path, text: bool = True
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _best(run_once, repeat: int) -> dict:
+    """The run with the shortest wall time of `repeat` (the cores are shared with other work)."""
+    return min((run_once() for _ in range(repeat)), key=lambda r: r["wall"])
+
+
 def _text_write_alone(out: pathlib.Path, kind: str, scratch: pathlib.Path) -> float:
     """Time to write and SHA-256 the same XML/JSON bytes our run wrote (read back first, not
     timed), in the same 28 MB pieces: what the disk and the manifest digest cost, whoever makes
@@ -269,13 +275,14 @@ def _text_write_alone(out: pathlib.Path, kind: str, scratch: pathlib.Path) -> fl
     return took
 
 
-def _pyarrow_alone_from(out: pathlib.Path, kind: str, table: str, scratch: pathlib.Path) -> float:
-    """Read back the table we wrote and time pyarrow writing it alone with the same options."""
+def _pyarrow_alone_from(out: pathlib.Path, kind: str, table: str, scratch: pathlib.Path, repeat: int) -> float:
+    """Read back the table we wrote and time pyarrow writing it alone with the same options (best of
+    `repeat`)."""
     import pyarrow.dataset as ds
     written = ds.dataset(out / kind / table, format="parquet", partitioning="hive").to_table()
     scratch.mkdir(parents=True, exist_ok=True)
     took, _ = _time(lambda: pq.write_table(written, scratch / f"{table}.parquet",
-                                           **output.writer_options(written)))
+                                           **output.writer_options(written)), repeat=repeat)
     return took, written.num_rows
 
 
@@ -307,6 +314,7 @@ KINDS = (("order records", None, orders, ("order_events",)),
 
 def main(quick: bool) -> str:
     events = EVENTS_QUICK if quick else EVENTS_FULL
+    repeat = 1 if quick else REPEAT
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="report-bench-"))
     try:
         journal = tmp / "journal"
@@ -318,15 +326,15 @@ def main(quick: bool) -> str:
             out = tmp / f"out-{module.KIND}"
             bare = None
             if parquet_only:         # journal -> Parquet alone first, then the full run with text
-                bare = _ours(module.KIND, journal, out, text=False)
+                bare = _best(lambda: _ours(module.KIND, journal, out, text=False), repeat)
                 bare["text_mb"] = bare["text_alone"] = 0.0
                 shutil.rmtree(out, ignore_errors=True)
-            ours = _ours(module.KIND, journal, out)
+            ours = _best(lambda: _ours(module.KIND, journal, out), repeat)
             ours["text_mb"] = sum(f.stat().st_size for f in (out / module.KIND).rglob("*")
                                   if f.suffix in (".xml", ".json") and f.name != "_manifest.json") / 1e6
             alone = main_rows = 0
             for table in tables:
-                took, table_rows = _pyarrow_alone_from(out, module.KIND, table, tmp / f"alone-{module.KIND}")
+                took, table_rows = _pyarrow_alone_from(out, module.KIND, table, tmp / f"alone-{module.KIND}", repeat)
                 alone, main_rows = alone + took, main_rows + table_rows
             ours["text_alone"] = _text_write_alone(out, module.KIND, tmp / f"alone-{module.KIND}")
             shutil.rmtree(out, ignore_errors=True)
@@ -396,7 +404,8 @@ def main(quick: bool) -> str:
         f"| ours, order records (50 columns, joined, validated) | {naive_events:,} | {ours_prefix_s:.2f} "
         f"| {ours_prefix_cpu:.2f} | {naive_events / ours_prefix_cpu / 1e6:.2f}M | {naive_cpu / ours_prefix_cpu:.1f}x |",
         "",
-        "End to end = `mmaudit report <kind>` in a fresh process. Peak anonymous = the most memory the "
+        f"End to end = `mmaudit report <kind>` in a fresh process, best wall time of {repeat} runs (its CPU "
+        f"and memory columns are that run's); pyarrow write alone is the best of {repeat} too. Peak anonymous = the most memory the "
         "run itself held (RssAnon, sampled every 50 ms); peak RSS also counts the journal's memory-mapped "
         "segment pages the reader touched, which the kernel can drop at will. The journal is read in chunks of "
         f"{events_module.CHUNK_SEQS:,} sequences; each chunk's record headers are scanned in one C "
