@@ -32,6 +32,7 @@ from mm_core.risk import RiskError, TradingState
 from mm_core.risk.checks import CheckId
 from mm_core.sigfair import KernelFairValue, KernelHedger, KernelVol, fv_setup
 from mm_core.sigkernel import SignalKernel, trip_of
+from mm_core.sigreact import ReactMirror
 from mm_core.spread import VolEstimator, quote_prices, widen
 from mm_core.ticks import TickTable
 from mm_core.trades import TAPE_MAX, TradeTape
@@ -56,6 +57,9 @@ _reprice_c = lib.fsig_reprice
 _on_packet_c, _reprice_touched_c = lib.fsig_on_packet, lib.fsig_reprice_touched
 _SIG_FALLBACK, _SIG_NOMEM, _SIG_TRIPPED = lib.FSIG_FALLBACK, lib.FSIG_NOMEM, lib.FSIG_TRIPPED
 _SIG_CALIBRATE = lib.FSIG_CALIBRATE
+_SIG_QUIET, _SIG_REACT, _SIG_FEED = lib.FSIG_QUIET, lib.FSIG_REACT, lib.FSIG_FEED
+_react_from_c = lib.fsig_react_from
+_MEMO_N, _SENT_N = lib.FSIG_M_N, lib.FSIG_S_N
 unpack = ffi.unpack
 _NULL = ffi.NULL
 
@@ -80,6 +84,10 @@ class Engine:
     # defaults: only ever reassigned; not pickled, so a loaded engine rebuilds them)
     _own_version: tuple[int, int] = (-1, -1)
     _own: dict = {}
+    # compiled: the C mirrors of the Python-owned inputs the per-packet reaction reads
+    # (mm_core.sigreact; not pickled, rebuilt from the Python state on load); None: reference
+    _rx: ReactMirror | None = None
+    quiet_packets = 0                   # compiled: packets whose whole reaction ended in C
 
     def __init__(self, config: EngineConfig, symbols: Symbols, risk_gateway, *, compiled: bool = True) -> None:
         if risk_gateway is None:
@@ -210,13 +218,16 @@ class Engine:
             pkt.summary = self.md.summary
             pkt.depth, pkt.decay = self.imb_levels, self.imb_decay
             self._pkt_own_version = None        # the own-quote table is rebuilt on first use
+            rx = self._rx = ReactMirror(self)
+            pkt.react = self._react_c = rx.r
+            self.hedger.mirror = rx.pair
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         del state["_bh"], state["_top"]
         if self.sig is not None:
             for name in ("mid2", "vol_q", "_sh", "_fair_out", "_pkt", "_pkt_keep", "_pkt_own_version",
-                         "_pkt_own"):
+                         "_pkt_own", "_rx", "_react_c"):
                 state.pop(name, None)
         state["urgent"] = None          # the shell's sink belongs to the process, not the state
         state.pop("_own", None)         # C arrays derived from the OMS: rebuilt on first use
@@ -284,6 +295,8 @@ class Engine:
                 self.tape.on_prints(prints, self.guards, self.fv)
         for s, halted in update.halts:
             self.halted_symbols[s] = halted
+            if self._rx is not None:
+                self._rx.halted[s] = int(halted)
         touched = update.touched
         for match in update.breaks:
             s = self._break_trade(match, actions)
@@ -329,6 +342,7 @@ class Engine:
             self._own_table()
         pkt = self._pkt
         pkt.now_ns = self.now
+        self._risk_to_react()
         packet = ev.packet
         rc = _on_packet_c(self._sh, self._bh, packet, len(packet), md.session_raw, expected, pkt)
         if rc == _SIG_FALLBACK:
@@ -347,24 +361,58 @@ class Engine:
             counts["book_errors"] += len(errors)
             for text in errors:
                 actions.append(self._alert("book-error", text))
+        if rc == _SIG_QUIET:            # no feed due, nothing of the reaction can act
+            self.quiet_packets += 1
+            return actions
         if rc == _SIG_TRIPPED:
             # the guard first: pulls go out ahead of every other signal's reaction
             trips = pkt.trips
             for i in range(pkt.n_trips):
                 self._pull_on_trip(trip_of(trips[i]), actions)
             self._own_table()
+            self._risk_to_react()
             rc = _reprice_touched_c(self._sh, self._bh, pkt)
         while rc == _SIG_CALIBRATE:
             self.fv.estimators[pkt.touched[pkt.next]].calibrate()
             rc = _reprice_touched_c(self._sh, self._bh, pkt)
         n_touched = pkt.n_touched
         touched = unpack(pkt.touched, n_touched)
-        feed = self._feed_risk
-        for symbol_id, fair in zip(touched, unpack(pkt.fairs, n_touched)):
-            if fair > 0:
-                feed(symbol_id, fair)
-        self._react(touched, actions)
+        react = self._react_c
+        if rc == _SIG_FEED:             # the feeds due, in order; then what of the reaction may act
+            fairs, feed = pkt.fairs, self._feed_risk
+            for i in unpack(react.feed, react.n_feed):
+                feed(touched[i], fairs[i])
+            self._own_table()
+            self._risk_to_react()
+            rc = _react_from_c(self._sh, self._bh, pkt, 0)
+        if rc == _SIG_REACT:
+            if react.markouts:
+                self._react(touched, actions)
+            else:
+                self._react_from(touched, react.work_at, actions)
         return actions
+
+    def _risk_to_react(self) -> None:
+        """The gateway's state and limits version into the reaction's mirror (read per packet)."""
+        risk, react = self.risk, self._react_c
+        react.risk_state = risk.state
+        react.limits_version = risk.limits_version
+
+    def _react_from(self, touched: list[int], i: int, actions: list[Action]) -> None:
+        """Compiled _react without due markouts: the reference code for touched[i], then the C
+        check from the next symbol on (after refreshing the mirrors the work may have moved)."""
+        n = len(touched)
+        react_one = self._react_one
+        while True:
+            react_one(touched[i], actions)
+            i += 1
+            if i >= n:
+                return
+            self._own_table()
+            self._risk_to_react()
+            if _react_from_c(self._sh, self._bh, self._pkt, i) == _SIG_QUIET:
+                return
+            i = self._react_c.work_at
 
     def _own_table(self) -> None:
         """Our live quotes of every symbol as fsig_packet's own-quote table, rebuilt when the OMS moved."""
@@ -374,6 +422,7 @@ class Engine:
             return
         self._own_for(-1)               # refreshes self._own
         self._pkt_own_version = version
+        self._rx.set_work(self)
         n, own = self.n, self._own
         px, qty, off, nb, na = [], [], [0] * n, [0] * n, [0] * n
         for s in range(n):
@@ -398,12 +447,16 @@ class Engine:
         metrics = self.metrics
         if now >= metrics.next_due_ns or metrics.blocked:
             self._mature_markouts(actions)
-        is_quoted, hedge_targets = self.is_quoted, self.hedge_targets
+        react_one = self._react_one
         for symbol_id in touched:
-            if is_quoted[symbol_id]:
-                self._requote(symbol_id, actions)
-            for hedged in hedge_targets[symbol_id]:
-                self._hedge(hedged, actions)
+            react_one(symbol_id, actions)
+
+    def _react_one(self, symbol_id: int, actions: list[Action]) -> None:
+        """One touched symbol's requote, then the hedges a change of it can move."""
+        if self.is_quoted[symbol_id]:
+            self._requote(symbol_id, actions)
+        for hedged in self.hedge_targets[symbol_id]:
+            self._hedge(hedged, actions)
 
     def _break_trade(self, match: int, actions: list[Action]) -> int:
         """ITCH Broken Trade: the tape reverses the print; journaled either way. Returns its
@@ -490,6 +543,10 @@ class Engine:
         fair_price4 = int(fair + 0.5)
         if force or last[0] != fair_price4 or last[1] != stale or now - last[2] >= self.risk_refresh_ns:
             self.risk_sent[symbol_id] = (fair_price4, stale, now)
+            rx = self._rx
+            if rx is not None:
+                b = symbol_id * _SENT_N
+                rx.sent[b:b + _SENT_N] = [fair_price4, int(stale), now]
             self.risk.on_market(symbol_id, fair, self.specs[symbol_id].reference_price, stale, now)
 
     # ================================================================= quoting
@@ -559,6 +616,10 @@ class Engine:
             return memo[1]
         quote = self._price_quote(symbol_id, fair, state, guard, best_bid, best_ask)
         self.quote_memo[symbol_id] = (key, quote)
+        rx = self._rx
+        if rx is not None:
+            b = symbol_id * _MEMO_N
+            rx.memo[b:b + _MEMO_N] = [1, *key, *quote]
         return quote
 
     def _price_quote(self, symbol_id: int, fair: float, state: TradingState, guard: SymbolGuard,
@@ -791,11 +852,18 @@ class Engine:
         for hedged in self.hedge_targets[symbol_id]:
             self._hedge(hedged, actions)
 
+    def _hold(self, h: int, hold: int) -> None:
+        """Set the hedge hold on a hedge instrument (and its C mirror)."""
+        if self.hedge_hold[h] != hold:
+            self.hedge_hold[h] = hold
+            if self._rx is not None:
+                self._rx.hold[h] = hold
+
     def _hedge(self, symbol_id: int, actions: list[Action]) -> None:
         h = self.hedger.pairs[symbol_id].hedge_id
         if self.stale or self.risk.state is _HALTED or \
                 self.hedger.idle(symbol_id, self.inventory.position[symbol_id]):
-            self.hedge_hold[h] = 0
+            self._hold(h, 0)
             return
         hticks = self.ticks[h]
         top = self._top
@@ -805,7 +873,7 @@ class Engine:
             self.fv.mids[h], top[0], top[2], hticks.tick_above, hticks.tick_below)
         if decision is None:
             if not self.hedger.pairs[symbol_id].in_flight:
-                self.hedge_hold[h] = 0      # nothing left to hedge now: quote that side again
+                self._hold(h, 0)            # nothing left to hedge now: quote that side again
             return
         buying = decision.side == _BUY
         limit = decision.price
@@ -815,7 +883,7 @@ class Engine:
                 order.tif != ouch.TIF_IOC and (order.price <= limit if buying else order.price >= limit)
         # While a hedge is worked, the side of the hedge instrument it trades against is not
         # quoted: buying it back there would undo the hedge, and that quote is what it would hit.
-        self.hedge_hold[h] = 1 if buying else -1
+        self._hold(h, 1 if buying else -1)
         if any(crossed(o) for o in self.oms.live.values()):
             # the IOC would execute against our own quote (a wash trade): pull those quotes first;
             # the hedge goes out once they are gone
@@ -908,8 +976,12 @@ class Engine:
         self.counts["fills"] += 1
         now = self.now
         s, side = order.symbol_id, order.side
-        self.inventory.apply_fill(s, side, qty)
+        position = self.inventory.apply_fill(s, side, qty)
         self.metrics.on_fill(s, side, qty, price, self.mid2[s], now)
+        rx = self._rx
+        if rx is not None:
+            rx.position[s] = position
+            rx.set_metrics(self.metrics)
         self.risk.on_fill(s, side, qty, price, now, order.token)
         if order.purpose is Purpose.HEDGE:
             hedged = self.hedge_tokens.get(order.token)
@@ -984,6 +1056,8 @@ class Engine:
 
     def _mature_markouts(self, actions: list[Action]) -> None:
         matured = self.metrics.on_time(self.now, self.mid2)
+        if self._rx is not None:
+            self._rx.set_metrics(self.metrics)
         if not matured:
             return
         adverse = self.cfg.adverse_horizon
@@ -1114,6 +1188,17 @@ class Engine:
         doc["unknown_refs"] = self.book.unknown_refs
         doc["guard_trips"] = {str(g.symbol_id): g.trips for g in self.guards if g.trips}
         return doc
+
+    def mirrors_stale(self) -> list[str]:
+        """Compiled: the names of the reaction's C mirrors that differ from the Python state they
+        mirror (empty when all agree; the lockstep tests check it after every event)."""
+        if self._rx is None:
+            return []
+        stale = self._rx.stale(self)
+        oms = self.oms
+        if "work" in stale and (oms.transitions, oms.counter) != self._pkt_own_version:
+            stale.remove("work")        # rebuilt by _own_table before C reads it (the OMS moved)
+        return stale
 
     def state_hash(self) -> str:
         """SHA-256 over every piece of decision state, in a fixed order (no hash() or set order)."""
