@@ -215,7 +215,7 @@ class Engine:
             pkt = self._pkt = ffi.new("fsig_packet *")
             self._pkt_keep = [ffi.new("fsig_trip[]", n), ffi.new("uint32_t[]", n), ffi.new("double[]", n)]
             pkt.trips, pkt.touched, pkt.fairs = self._pkt_keep
-            pkt.summary = self.md.summary
+            pkt.summary = self._summary = self.md.summary
             pkt.depth, pkt.decay = self.imb_levels, self.imb_decay
             self._pkt_own_version = None        # the own-quote table is rebuilt on first use
             rx = self._rx = ReactMirror(self)
@@ -227,7 +227,7 @@ class Engine:
         del state["_bh"], state["_top"]
         if self.sig is not None:
             for name in ("mid2", "vol_q", "_sh", "_fair_out", "_pkt", "_pkt_keep", "_pkt_own_version",
-                         "_pkt_own", "_rx", "_react_c"):
+                         "_pkt_own", "_rx", "_react_c", "_summary"):
                 state.pop(name, None)
         state["urgent"] = None          # the shell's sink belongs to the process, not the state
         state.pop("_own", None)         # C arrays derived from the OMS: rebuilt on first use
@@ -340,16 +340,17 @@ class Engine:
         oms = self.oms
         if (oms.transitions, oms.counter) != self._pkt_own_version:
             self._own_table()
-        pkt = self._pkt
+        pkt, react, risk = self._pkt, self._react_c, self.risk
         pkt.now_ns = self.now
-        self._risk_to_react()
+        react.risk_state = risk.state          # _risk_to_react(), inlined
+        react.limits_version = risk.limits_version
         packet = ev.packet
         rc = _on_packet_c(self._sh, self._bh, packet, len(packet), md.session_raw, expected, pkt)
         if rc == _SIG_FALLBACK:
             return None
         if rc == _SIG_NOMEM:
             raise MemoryError("fastsig: out of memory applying a packet")
-        summary = pkt.summary
+        summary = self._summary
         n_messages = summary.n_messages
         md.fast_applied(n_messages)
         counts = self.counts
@@ -377,7 +378,6 @@ class Engine:
             rc = _reprice_touched_c(self._sh, self._bh, pkt)
         n_touched = pkt.n_touched
         touched = unpack(pkt.touched, n_touched)
-        react = self._react_c
         if rc == _SIG_FEED:             # the feeds due, in order; then what of the reaction may act
             fairs, feed = pkt.fairs, self._feed_risk
             for i in unpack(react.feed, react.n_feed):

@@ -89,6 +89,10 @@ class ReactMirror:
         for name in _MIRRORS:
             setattr(self, name, arr(name, "int64_t", sizes[name]))
         arr("feed", "uint32_t", n)
+        # the work mirror's offset of each quote slot (OMS working key), and an empty mirror
+        self._slot_at = {slot: (2 * s + i) * lib.FSIG_W_N for s, slots in enumerate(engine.quote_slots)
+                         for i, slot in enumerate(slots)}
+        self._zero_work = ffi.new("int64_t[]", n * 2 * lib.FSIG_W_N)
         self.pull(engine)
 
     @staticmethod
@@ -124,6 +128,7 @@ class ReactMirror:
                 setattr(self.r, name, words[0])
             else:
                 getattr(self, name)[0:len(words)] = words
+        self._blocked_set = set(engine.metrics.blocked)
 
     def stale(self, engine) -> list[str]:
         """The mirrors that differ from the engine's Python state (empty: none)."""
@@ -131,13 +136,23 @@ class ReactMirror:
 
     def set_work(self, engine) -> None:
         """Our working quotes after the OMS moved (Engine._own_table calls it)."""
-        oms, work, w = engine.oms, self.work, lib.FSIG_W_N
-        for s, slots in enumerate(engine.quote_slots):
-            work[2 * s * w:(2 * s + 2) * w] = work_words(oms, slots[0]) + work_words(oms, slots[1])
+        oms, work, w, at = engine.oms, self.work, lib.FSIG_W_N, self._slot_at
+        ffi.memmove(work, self._zero_work, ffi.sizeof(self._zero_work))
+        for slot in oms.working:
+            b = at.get(slot)
+            if b is not None:
+                work[b:b + w] = work_words(oms, slot)
 
     def set_metrics(self, m) -> None:
         """The markout inputs after Metrics.on_fill / on_time."""
         r = self.r
         r.markout_n = m.markout_n[m.adverse_horizon]
         r.next_due_ns = m.next_due_ns
-        self.blocked[0:self.n] = _blocked(m, self.n)
+        blocked = set(m.blocked)
+        was = self._blocked_set
+        if blocked != was:
+            for s in was - blocked:
+                self.blocked[s] = 0
+            for s in blocked - was:
+                self.blocked[s] = 1
+            self._blocked_set = blocked
