@@ -590,37 +590,44 @@ class Engine:
         """(bid price, bid size, ask price, ask size) wanted now; a zero size pulls the side.
 
         Memoised on every input it reads, so an unchanged situation costs one tuple compare."""
-        risk = self.risk
-        state = risk.state
-        fair = self.fv.fair[symbol_id]
-        if self.stale or fair <= 0 or state is _HALTED or self.halted_symbols[symbol_id]:
+        key = self._quote_key(symbol_id)
+        if key is None:
             return 0, 0, 0, 0
-        guard = self.guards[symbol_id]
-        now = self.now
-        m = self.metrics
-        top = self._top
-        _top_depth(self._bh, symbol_id, 0, 0.0, top)
-        best_bid, best_ask = top[0], top[2]
-        held = 0
-        for hedged in self.hedge_of[symbol_id]:     # _hedge_held(), inlined
-            held += self.hedger.hedged(hedged)
-        # Inputs quantised to what can move a quote: fair to 1/8 tick, volatility to 1/8 octave,
-        # toxicity to 0.05 (a requote threshold: smaller moves keep the resting quotes).
-        key = (int(fair * 8 / self.ref_ticks[symbol_id]), best_bid, best_ask, state,
-               self.inventory.position[symbol_id], held,
-               self.vol_q[symbol_id],
-               guard.bid_until > now, guard.ask_until > now, int(guard.toxicity() * 20),
-               m.markout_n[m.adverse_horizon], risk.limits_version)
         memo = self.quote_memo[symbol_id]
         if memo is not None and memo[0] == key:
             return memo[1]
-        quote = self._price_quote(symbol_id, fair, state, guard, best_bid, best_ask)
+        quote = self._price_quote(symbol_id, self.fv.fair[symbol_id], key[3], self.guards[symbol_id],
+                                  key[1], key[2])
         self.quote_memo[symbol_id] = (key, quote)
         rx = self._rx
         if rx is not None:
             b = symbol_id * _MEMO_N
             rx.memo[b:b + _MEMO_N] = [1, *key, *quote]
         return quote
+
+    def _quote_key(self, symbol_id: int) -> tuple | None:
+        """The quote memo's key: every input of _price_quote, quantised to what can move a quote
+        (fsig_quote_key is its C mirror); None when no quote may rest (stale, unpriced, halted)."""
+        risk = self.risk
+        state = risk.state
+        fair = self.fv.fair[symbol_id]
+        if self.stale or fair <= 0 or state is _HALTED or self.halted_symbols[symbol_id]:
+            return None
+        guard = self.guards[symbol_id]
+        now = self.now
+        m = self.metrics
+        top = self._top
+        _top_depth(self._bh, symbol_id, 0, 0.0, top)
+        held = 0
+        for hedged in self.hedge_of[symbol_id]:     # _hedge_held(), inlined
+            held += self.hedger.hedged(hedged)
+        # Inputs quantised to what can move a quote: fair to 1/8 tick, volatility to 1/8 octave,
+        # toxicity to 0.05 (a requote threshold: smaller moves keep the resting quotes).
+        return (int(fair * 8 / self.ref_ticks[symbol_id]), top[0], top[2], state,
+                self.inventory.position[symbol_id], held,
+                self.vol_q[symbol_id],
+                guard.bid_until > now, guard.ask_until > now, int(guard.toxicity() * 20),
+                m.markout_n[m.adverse_horizon], risk.limits_version)
 
     def _price_quote(self, symbol_id: int, fair: float, state: TradingState, guard: SymbolGuard,
                      best_bid: int, best_ask: int) -> tuple[int, int, int, int]:

@@ -60,6 +60,10 @@ class Lockstep:
         self.events += 1
         assert fingerprint(out) == fingerprint(expected), f"actions differ at event {self.events}: {event}"
         assert not self.kernel.mirrors_stale(), f"stale mirrors at event {self.events}: {event}"
+        # what the C reaction skips must be what the Python path found nothing to do for: the
+        # risk feeds last told and the quote memos (not in state_hash) agree after every event
+        assert self.kernel.risk_sent == self.reference.risk_sent, f"risk feed differs at event {self.events}"
+        assert self.kernel.quote_memo == self.reference.quote_memo, f"quote memo differs at event {self.events}"
         return out
 
     def replace_limits(self, version: int, fair_bps: int, max_qty: int) -> None:
