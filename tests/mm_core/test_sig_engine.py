@@ -15,10 +15,11 @@ import pytest
 
 from mm_core.config import EngineConfig, FairValueParams
 from mm_core.engine import Engine
-from mm_core.events import ClockSample, JournalHealth, OperatorCommand, Timer
+from mm_core.events import ClockSample, JournalHealth, OperatorCommand, SendOrder, Timer
 from mm_core.guard import GuardParams
 from mm_core.hedger import HedgeParams
 from mm_core.protocol import itch
+from mm_core.types import Purpose
 from recovery.snapshot import _Pickler
 from tests.mm_core.test_determinism import fingerprint
 from tests.mm_core.wire import (
@@ -53,6 +54,8 @@ class Lockstep:
         self.kernel = started(config, True)
         self.reference = started(config, False)
         self.events = 0
+        self.hedges = 0             # hedge IOCs sent
+        self.held = 0               # events after which a hedge hold kept a quote side off
 
     def on_event(self, event) -> list:
         out = self.kernel.on_event(event)
@@ -64,6 +67,8 @@ class Lockstep:
         # risk feeds last told and the quote memos (not in state_hash) agree after every event
         assert self.kernel.risk_sent == self.reference.risk_sent, f"risk feed differs at event {self.events}"
         assert self.kernel.quote_memo == self.reference.quote_memo, f"quote memo differs at event {self.events}"
+        self.hedges += sum(1 for a in out if type(a) is SendOrder and a.intent.purpose is Purpose.HEDGE)
+        self.held += any(self.kernel.hedge_hold)
         return out
 
     def replace_limits(self, version: int, fair_bps: int, max_qty: int) -> None:
@@ -209,6 +214,7 @@ def test_the_sessions_exercise_fills_trips_and_hedges():
     assert k.fv.estimators[ACME].observations > 120              # calibrated (>= 100) at least once
     assert any(x != 0.0 for row in k.fv.tables[ACME].g for x in row)
     assert k.hedger.pairs[BOLT].beta.n > 3
+    assert engines.hedges >= 2 and engines.held > 10        # hedges, and self-trade holds on quotes
     engines = Lockstep(CONFIGS["toxic-guard"])
     drive(6, 600, CONFIGS["toxic-guard"], engines)
     assert engines.kernel.counts["guard_trips"] > 3
