@@ -1,10 +1,11 @@
-"""cffi build of the compiled market-data path and signal kernel (API mode, out of line) into
-mm_core._fastmd_cffi.
+"""cffi build of the compiled market-data path, signal kernel and quote pricer (API mode, out of
+line) into mm_core._fastmd_cffi.
 
-The cdef is read from mm_core/fastmd.h and mm_core/fastsig.h with the journal build's header
+The cdef is read from mm_core/fastmd.h, fastsig.h and fastquote.h with the journal build's header
 stripper, so the binding never drifts from the headers and no declaration is copied by hand. One
 module, so the signal kernel reads a packet's fmd_summary directly. No -march or -ffast-math, and
--ffp-contract=off: the signal kernel's floats must equal the Python reference's bit for bit.
+-ffp-contract=off: the signal kernel's and the quote pricer's floats must equal the Python
+reference's bit for bit.
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from cffi import FFI
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
+HEADERS = ("fastmd.h", "fastsig.h", "fastquote.h")
+SOURCES = ("_fastmd.c", "_fastsig.c", "_fastquote.c")
 
 
 def _journal_build():
@@ -31,11 +34,11 @@ cdef_from_header = _journal_build().cdef_from_header
 
 def make_builder() -> FFI:
     ffi = FFI()
-    ffi.cdef("\n".join(cdef_from_header((HERE / h).read_text()) for h in ("fastmd.h", "fastsig.h")))
+    ffi.cdef("\n".join(cdef_from_header((HERE / h).read_text()) for h in HEADERS))
     ffi.set_source(
         "mm_core._fastmd_cffi",
-        '#include "fastmd.h"\n#include "fastsig.h"',
-        sources=[str((HERE / c).relative_to(ROOT)) for c in ("_fastmd.c", "_fastsig.c")],
+        "\n".join(f'#include "{h}"' for h in HEADERS),
+        sources=[str((HERE / c).relative_to(ROOT)) for c in SOURCES],
         include_dirs=[str(HERE)],
         libraries=["m"],
         extra_compile_args=["-O2", "-std=gnu11", "-ffp-contract=off", "-Wall", "-Wextra",

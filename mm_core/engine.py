@@ -27,7 +27,8 @@ from mm_core.mdpath import MarketDataPath
 from mm_core.metrics import Metrics
 from mm_core.orderwire import OrderWire
 from mm_core.oms import TERMINAL, InvalidTransition, Oms, OmsError, Order, OrderState
-from mm_core.protocol import ProtocolError, itch, moldudp64, ouch, soupbintcp
+from mm_core.protocol import ProtocolError, moldudp64, ouch, soupbintcp
+from mm_core.quotepricer import QuotePricer, engine_price_quote
 from mm_core.risk import RiskError, TradingState
 from mm_core.risk.checks import CheckId
 from mm_core.sigfair import KernelFairValue, KernelHedger, KernelVol, fv_setup
@@ -93,6 +94,7 @@ class Engine:
         if risk_gateway is None:
             raise EngineError("an engine needs a risk gateway")
         self.cfg = cfg = config
+        self.quote_pricer = QuotePricer(cfg)   # _price_quote in C (fastquote.h)
         self.symbols = symbols
         self.risk = risk_gateway
         n = symbols.n_slots
@@ -238,6 +240,8 @@ class Engine:
         # a snapshot from before the signal kernel restores as an engine on the reference classes
         state.setdefault("sig", None)
         state.setdefault("compiled", False)
+        if state.get("quote_pricer") is None:
+            state["quote_pricer"] = QuotePricer(state["cfg"])
         self.__dict__.update(state)
         self.urgent = None
         self._bind()
@@ -631,6 +635,17 @@ class Engine:
 
     def _price_quote(self, symbol_id: int, fair: float, state: TradingState, guard: SymbolGuard,
                      best_bid: int, best_ask: int) -> tuple[int, int, int, int]:
+        """The quote wanted now: skew (GLFT or Avellaneda-Stoikov), widening, the collar cap,
+        rounding to the tick table, sizes. One C call (mm_core/fastquote.h); the reference is
+        mm_core.quotepricer.price_reference, proven equal by tests/mm_core/test_quotepricer.py."""
+        if self.compiled:
+            return engine_price_quote(self, symbol_id, fair, state, guard, best_bid, best_ask)
+        return self._price_quote_py(symbol_id, fair, state, guard, best_bid, best_ask)
+
+    def _price_quote_py(self, symbol_id: int, fair: float, state: TradingState, guard: SymbolGuard,
+                     best_bid: int, best_ask: int) -> tuple[int, int, int, int]:
+        """_price_quote in Python: the engine on the reference classes (compiled=False) runs it,
+        and it is the oracle the C pricer is proven against (tests/mm_core/test_quotepricer.py)."""
         risk = self.risk
         cfg = self.cfg
         skew = cfg.skew
