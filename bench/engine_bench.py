@@ -41,7 +41,7 @@ from mm_core.config import EngineConfig
 from mm_core.engine import Engine
 from mm_core.events import ClockSample, JournalHealth, MarketData, SendOrder, Timer, VenueMessage
 from mm_core.protocol import itch, moldudp64, ouch, soupbintcp
-from mm_core.runner import Runner, RunnerSettings
+from mm_core.runner import Runner, RunnerSettings, stage_latencies
 from mm_core.session import free_udp_port
 from mm_core.types import Purpose
 from mm_core.venue.config import load_config
@@ -401,33 +401,15 @@ def _wire_session(seconds: float, busy_poll: bool, workdir: str, venue_process: 
                 report = runner.run(seconds)
     with Reader(path) as reader:
         latencies = _wire_latencies(reader.records())
-    latencies.update(_stage_latencies(runner.packet_stages()))
+    latencies.update(stage_latencies(runner.packet_stages()))
     return latencies, {"orders": report.orders_sent, "inputs": report.inputs,
                        "tx_stamped": report.tx_stamped, "tx_missing": report.tx_missing}
 
 
-_STAGES = {"stage rx->read": "RX stamp -> packet read by the runner",
-           "stage read->journaled": "packet read -> MD_PACKET journaled",
-           "stage journaled->decided": "journaled -> engine's decision returned (on_event)",
-           "stage decided->sent": "decision -> its orders journaled and sent (all of them)"}
-
-
-def _stage_latencies(stages) -> dict[str, list[int]]:
-    """The runner's own stage times (Runner.packet_stages) of the kernel-stamped packets that sent
-    orders: where the time between the RX stamp and the last send went."""
-    out: dict[str, list[int]] = {key: [] for key in _STAGES}
-    for st in stages:
-        if st.source != TsSource.SW_KERNEL:
-            continue
-        out["stage rx->read"].append(st.read_ns - st.rx_ns)
-        out["stage read->journaled"].append(st.journaled_ns - st.read_ns)
-        out["stage journaled->decided"].append(st.decided_ns - st.journaled_ns)
-        out["stage decided->sent"].append(st.sent_ns - st.decided_ns)
-    return out
-
-
-_WIRE_MODES = {"busy-poll, venue process": (True, True), "select wait, venue process": (False, True),
-               "busy-poll, venue thread": (True, False)}
+_STAGES = {"rx->read": "RX stamp -> packet read by the runner",
+           "read->journaled": "packet read -> MD_PACKET journaled",
+           "journaled->decided": "journaled -> engine's decision returned (on_event)",
+           "decided->sent": "decision -> its orders journaled and sent (all of them)"}
 
 
 def _wire_latencies(records) -> dict[str, list[int]]:
