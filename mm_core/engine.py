@@ -335,8 +335,11 @@ class Engine:
 
     def _on_packet_compiled(self, ev: MarketData) -> list[Action] | None:
         """The common case in one C call (fsig_on_packet: packet, prints, guards, reprice of the
-        touched symbols and their followers); None when the packet needs the Python path (the
-        C call then changed nothing). Same state changes, in the same order, as the path below."""
+        touched symbols and their followers, then stage 2: which risk feeds are due and whether
+        anything of the reaction can act, on the mirrors of mm_core.sigreact); None when the packet
+        needs the Python path (the C call then changed nothing). Same state changes, in the same
+        order, as the path below: Python runs the feeds due and the reaction of exactly the
+        symbols C found may act."""
         md = self.md
         expected = md.fast_sequence()
         if expected is None:
