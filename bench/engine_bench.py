@@ -406,6 +406,9 @@ def _wire_session(seconds: float, busy_poll: bool, workdir: str, venue_process: 
                        "tx_stamped": report.tx_stamped, "tx_missing": report.tx_missing}
 
 
+_WIRE_MODES = {"busy-poll, venue process": (True, True), "select wait, venue process": (False, True),
+               "busy-poll, venue thread": (True, False)}
+
 _STAGES = {"rx->read": "RX stamp -> packet read by the runner",
            "read->journaled": "packet read -> MD_PACKET journaled",
            "journaled->decided": "journaled -> engine's decision returned (on_event)",
