@@ -771,7 +771,7 @@ def main(quick: bool) -> str:
         "reference signal classes. The signals (tape, guards, fair value, volatility, hedge "
         "regressions) and the reaction's no-action case (risk feed due, markouts due, quote memo key, "
         "requote needs-work, hedger idle) are compiled; what is left in Python is the gateway's "
-        "on_market for the feeds due, quote pricing on a memo miss, the requotes and hedges that act, "
+        "on_market for the feeds due, the call of the C quote pricer on a memo miss, the requotes and hedges that act, "
         "and per event the dispatch and risk drain. "
         f"Load average during the run: {load:.1f} on {os.cpu_count()} CPUs (shared machine: "
         "the p99.9 tails include scheduler preemption).",
