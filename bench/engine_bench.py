@@ -41,7 +41,7 @@ from mm_core.config import EngineConfig
 from mm_core.engine import Engine
 from mm_core.events import ClockSample, JournalHealth, MarketData, SendOrder, Timer, VenueMessage
 from mm_core.protocol import itch, moldudp64, ouch, soupbintcp
-from mm_core.runner import Runner, RunnerSettings
+from mm_core.runner import Runner, RunnerSettings, stage_latencies
 from mm_core.session import free_udp_port
 from mm_core.types import Purpose
 from mm_core.venue.config import load_config
@@ -125,6 +125,14 @@ def _reference_engine() -> Engine:
 
 def _engine_reference(events) -> str:
     return _engine(events, _reference_engine)
+
+
+def _quiet_share(events) -> tuple[int, int]:
+    """Packets whose whole reaction ended in C, and packets the C packet path applied."""
+    engine = make_engine()
+    for ev in events:
+        engine.on_event(ev)
+    return engine.quiet_packets, engine.md.fast_packets
 
 
 def _engine(events, factory=make_engine) -> str:
@@ -393,33 +401,18 @@ def _wire_session(seconds: float, busy_poll: bool, workdir: str, venue_process: 
                 report = runner.run(seconds)
     with Reader(path) as reader:
         latencies = _wire_latencies(reader.records())
-    latencies.update(_stage_latencies(runner.packet_stages()))
+    latencies.update(stage_latencies(runner.packet_stages()))
     return latencies, {"orders": report.orders_sent, "inputs": report.inputs,
                        "tx_stamped": report.tx_stamped, "tx_missing": report.tx_missing}
 
 
-_STAGES = {"stage rx->read": "RX stamp -> packet read by the runner",
-           "stage read->journaled": "packet read -> MD_PACKET journaled",
-           "stage journaled->decided": "journaled -> engine's decision returned (on_event)",
-           "stage decided->sent": "decision -> its orders journaled and sent (all of them)"}
-
-
-def _stage_latencies(stages) -> dict[str, list[int]]:
-    """The runner's own stage times (Runner.packet_stages) of the kernel-stamped packets that sent
-    orders: where the time between the RX stamp and the last send went."""
-    out: dict[str, list[int]] = {key: [] for key in _STAGES}
-    for st in stages:
-        if st.source != TsSource.SW_KERNEL:
-            continue
-        out["stage rx->read"].append(st.read_ns - st.rx_ns)
-        out["stage read->journaled"].append(st.journaled_ns - st.read_ns)
-        out["stage journaled->decided"].append(st.decided_ns - st.journaled_ns)
-        out["stage decided->sent"].append(st.sent_ns - st.decided_ns)
-    return out
-
-
 _WIRE_MODES = {"busy-poll, venue process": (True, True), "select wait, venue process": (False, True),
                "busy-poll, venue thread": (True, False)}
+
+_STAGES = {"rx->read": "RX stamp -> packet read by the runner",
+           "read->journaled": "packet read -> MD_PACKET journaled",
+           "journaled->decided": "journaled -> engine's decision returned (on_event)",
+           "decided->sent": "decision -> its orders journaled and sent (all of them)"}
 
 
 def _wire_latencies(records) -> dict[str, list[int]]:
@@ -660,6 +653,7 @@ def main(quick: bool) -> str:
         for name, fn in competitors:
             best[name] = min(best[name], _timed(fn, events))
     replay_hash = _engine(events)
+    quiet, fast = _quiet_share(events)
     reference_hash = _engine_reference(events)
     lat = _latencies(events, max(1, rounds // 2))
     lat.update(_cold_latencies(events, 0.0005))
@@ -719,6 +713,10 @@ def main(quick: bool) -> str:
         f"({n / best['whole engine (on_event)']:,.0f} vs {n / best[_REF]:,.0f} events/s); final state hash "
         f"{'identical' if reference_hash == replay_hash else 'DIFFERENT'}.",
         "",
+        f"Stage 2 (the reaction's no-action case in C, fsig_react_from): {quiet:,} of the {fast:,} "
+        f"packets the C packet path applied ({quiet / max(fast, 1):.0%}) ended in that one C call, with no "
+        "risk feed, markout, requote or hedge work in Python.",
+        "",
         "## Decision latency (event in -> actions out), per event type",
         "",
         f"perf_counter_ns pairs cost {overhead:.3f} us (included below).",
@@ -771,9 +769,10 @@ def main(quick: bool) -> str:
         f"{engine_eps:,.0f} events/s ({per_event_us:.1f} us per event, {engine_eps / TARGET_EPS:.3f} of "
         f"the target), {best[_REF] / best['whole engine (on_event)']:.2f}x the engine on the Python "
         "reference signal classes. The signals (tape, guards, fair value, volatility, hedge "
-        "regressions) are compiled; what is left in Python per touched symbol is the risk feed, the "
-        "memoised quote and requote, and the hedger check, and per event the dispatch and risk "
-        "drain: the next stages compile quote pricing and its memo. "
+        "regressions) and the reaction's no-action case (risk feed due, markouts due, quote memo key, "
+        "requote needs-work, hedger idle) are compiled; what is left in Python is the gateway's "
+        "on_market for the feeds due, the call of the C quote pricer on a memo miss, the requotes and hedges that act, "
+        "and per event the dispatch and risk drain. "
         f"Load average during the run: {load:.1f} on {os.cpu_count()} CPUs (shared machine: "
         "the p99.9 tails include scheduler preemption).",
     ]

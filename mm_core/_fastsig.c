@@ -776,6 +776,8 @@ int fsig_reprice_finish(fsig *g, double *fair) {
 
 /* ------------------------------------------------------------------ one call per packet */
 
+static int react_after_reprice(const fsig *g, const fmd_book *b, fsig_packet *p);
+
 int fsig_set_followers(fsig *g, const uint32_t *fol, const uint32_t *fol_off) {
     size_t total = fol_off[g->n];
     free(g->fol);
@@ -829,6 +831,139 @@ int fsig_on_packet(fsig *g, fmd_book *b, const uint8_t *buf, size_t len, const u
     return fsig_reprice_touched(g, b, p);
 }
 
+/* ------------------------------------------------------------------ stage 2: the reaction */
+
+/* The risk feeds due among the touched symbols (Engine._feed_risk, the book not stale). */
+static int react_feeds(const fsig_packet *p) {
+    fsig_react *r = p->react;
+    r->n_feed = 0;
+    for (uint32_t i = 0; i < p->n_touched; i++) {
+        double fair = p->fairs[i];
+        if (!(fair > 0))
+            continue;
+        const int64_t *sent = &r->sent[(size_t)p->touched[i] * FSIG_S_N];
+        int64_t price4 = (int64_t)(fair + 0.5);
+        if (price4 != sent[FSIG_S_PRICE4] || sent[FSIG_S_STALE] != 0 ||
+            p->now_ns - sent[FSIG_S_NS] >= r->refresh_ns)
+            r->feed[r->n_feed++] = i;
+    }
+    return r->n_feed ? FSIG_FEED : FSIG_OK;
+}
+
+int fsig_quote_key(const fsig *g, const fmd_book *b, const fsig_react *r, uint32_t s,
+                   int64_t now_ns, int64_t *key) {
+    double fair = g->d[FSIG_D_FAIR][s];
+    if (!(fair > 0) || r->risk_state == r->halted_state || r->halted[s])
+        return 1;
+    int64_t top[4];
+    fmd_top_depth(b, s, 0, 0.0, top);
+    int64_t held = 0;
+    for (uint32_t k = r->held_off[s]; k < r->held_off[s + 1]; k++)
+        held += r->pair[(size_t)r->held_of[k] * FSIG_P_N + FSIG_P_HEDGED];
+    key[0] = (int64_t)(fair * 8 / (double)r->ref_tick[s]);
+    key[1] = top[0];
+    key[2] = top[2];
+    key[3] = r->risk_state;
+    key[4] = r->position[s];
+    key[5] = held;
+    key[6] = g->iv[FSIG_I_VOL_Q][s];
+    key[7] = g->until[2 * (size_t)s] > now_ns;
+    key[8] = g->until[2 * (size_t)s + 1] > now_ns;
+    key[9] = (int64_t)(fsig_toxicity(g, s) * 20);
+    key[10] = r->markout_n;
+    key[11] = r->limits_version;
+    return 0;
+}
+
+/* engine._needs_work, or an absent order that _requote_side would hand to _work_side */
+static int side_acts(const int64_t *w, int64_t px, int64_t qty) {
+    if (!w[FSIG_W_PRESENT])
+        return qty != 0;
+    return w[FSIG_W_ANSWERED] && (qty <= 0 || px <= 0 || w[FSIG_W_PRICE] != px || w[FSIG_W_LEAVES] != qty);
+}
+
+int fsig_requote_acts(const fsig_react *r, uint32_t s, int64_t bp, int64_t bq, int64_t ap, int64_t aq) {
+    const int64_t *bid = &r->work[(size_t)s * 2 * FSIG_W_N], *ask = bid + FSIG_W_N;
+    if (ask[FSIG_W_PRESENT] && bq && bp >= ask[FSIG_W_PRICE])
+        return side_acts(ask, ap, aq);  /* the ask stays, so the bid waits (self-trade rule) */
+    if (side_acts(bid, bp, bq))
+        return 1;
+    if (bid[FSIG_W_PRESENT] && aq && ap <= bid[FSIG_W_PRICE])
+        return 0;
+    return side_acts(ask, ap, aq);
+}
+
+/* Whether Engine._requote(s) then Engine._hedge of s's hedge targets may act or change state. */
+static int symbol_acts(const fsig *g, const fmd_book *b, const fsig_react *r, uint32_t s, int64_t now_ns) {
+    if (r->quoted[s]) {
+        int64_t q[4] = {0, 0, 0, 0};
+        int64_t key[FSIG_M_NKEY];
+        if (!fsig_quote_key(g, b, r, s, now_ns, key)) {
+            const int64_t *m = &r->memo[(size_t)s * FSIG_M_N];
+            if (!m[FSIG_M_VALID] || memcmp(key, m + FSIG_M_KEY, sizeof key) != 0)
+                return 1;               /* a memo miss prices and stores a new quote */
+            memcpy(q, m + FSIG_M_QUOTE, sizeof q);
+        }
+        int64_t hold = r->hold[s];
+        if (hold > 0)
+            q[3] = 0;
+        else if (hold < 0)
+            q[1] = 0;
+        if (fsig_requote_acts(r, s, q[0], q[1], q[2], q[3]))
+            return 1;
+    }
+    for (uint32_t k = r->targets_off[s]; k < r->targets_off[s + 1]; k++) {
+        uint32_t t = r->targets[k];
+        int64_t h = r->hedge_id[t];
+        if (r->hold[h] != 0)
+            return 1;                   /* _hedge sets or clears it */
+        if (r->risk_state == r->halted_state)
+            continue;
+        const int64_t *pair = &r->pair[(size_t)t * FSIG_P_N];
+        int64_t pos = r->position[t];
+        if (pair[FSIG_P_ACTIVE] || pair[FSIG_P_IN_FLIGHT] || (pos < 0 ? -pos : pos) >= r->trigger ||
+            pair[FSIG_P_OVER_SINCE] != -1)
+            return 1;                   /* not idle, or idle() resets the sustain timer */
+    }
+    return 0;
+}
+
+/* Whether Metrics.on_time would mature anything: a markout due, or a blocked one's mid is back. */
+static int markouts_due(const fsig *g, const fsig_react *r, int64_t now_ns) {
+    if (now_ns >= r->next_due_ns)
+        return 1;
+    for (uint32_t s = 0; s < g->n; s++)
+        if (r->blocked[s] && g->iv[FSIG_I_MID2][s] > 0)
+            return 1;
+    return 0;
+}
+
+int fsig_react_from(const fsig *g, const fmd_book *b, fsig_packet *p, uint32_t from) {
+    fsig_react *r = p->react;
+    r->markouts = 0;
+    if (from == 0 && markouts_due(g, r, p->now_ns)) {
+        r->markouts = 1;
+        r->work_at = 0;
+        return FSIG_REACT;
+    }
+    for (uint32_t i = from; i < p->n_touched; i++)
+        if (symbol_acts(g, b, r, p->touched[i], p->now_ns)) {
+            r->work_at = i;
+            return FSIG_REACT;
+        }
+    r->work_at = p->n_touched;
+    return FSIG_QUIET;
+}
+
+/* After the last reprice: the feeds due, else the reaction from the first touched symbol. */
+static int react_after_reprice(const fsig *g, const fmd_book *b, fsig_packet *p) {
+    if (!p->react)
+        return FSIG_OK;
+    if (react_feeds(p) == FSIG_FEED)
+        return FSIG_FEED;
+    return fsig_react_from(g, b, p, 0);
+}
+
 int fsig_reprice_touched(fsig *g, const fmd_book *b, fsig_packet *p) {
     if (p->pending) {
         fsig_reprice_finish(g, &p->fairs[p->next]);
@@ -851,7 +986,7 @@ int fsig_reprice_touched(fsig *g, const fmd_book *b, fsig_packet *p) {
             return FSIG_CALIBRATE;
         }
     }
-    return FSIG_OK;
+    return react_after_reprice(g, b, p);
 }
 
 /* ------------------------------------------------------------------ inspection */

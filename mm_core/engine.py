@@ -33,6 +33,7 @@ from mm_core.risk import RiskError, TradingState
 from mm_core.risk.checks import CheckId
 from mm_core.sigfair import KernelFairValue, KernelHedger, KernelVol, fv_setup
 from mm_core.sigkernel import SignalKernel, trip_of
+from mm_core.sigreact import ReactMirror
 from mm_core.spread import VolEstimator, quote_prices, widen
 from mm_core.ticks import TickTable
 from mm_core.trades import TAPE_MAX, TradeTape
@@ -57,6 +58,9 @@ _reprice_c = lib.fsig_reprice
 _on_packet_c, _reprice_touched_c = lib.fsig_on_packet, lib.fsig_reprice_touched
 _SIG_FALLBACK, _SIG_NOMEM, _SIG_TRIPPED = lib.FSIG_FALLBACK, lib.FSIG_NOMEM, lib.FSIG_TRIPPED
 _SIG_CALIBRATE = lib.FSIG_CALIBRATE
+_SIG_QUIET, _SIG_REACT, _SIG_FEED = lib.FSIG_QUIET, lib.FSIG_REACT, lib.FSIG_FEED
+_react_from_c = lib.fsig_react_from
+_MEMO_N, _SENT_N = lib.FSIG_M_N, lib.FSIG_S_N
 unpack = ffi.unpack
 _NULL = ffi.NULL
 
@@ -81,6 +85,10 @@ class Engine:
     # defaults: only ever reassigned; not pickled, so a loaded engine rebuilds them)
     _own_version: tuple[int, int] = (-1, -1)
     _own: dict = {}
+    # compiled: the C mirrors of the Python-owned inputs the per-packet reaction reads
+    # (mm_core.sigreact; not pickled, rebuilt from the Python state on load); None: reference
+    _rx: ReactMirror | None = None
+    quiet_packets = 0                   # compiled: packets whose whole reaction ended in C
 
     def __init__(self, config: EngineConfig, symbols: Symbols, risk_gateway, *, compiled: bool = True) -> None:
         if risk_gateway is None:
@@ -209,16 +217,19 @@ class Engine:
             pkt = self._pkt = ffi.new("fsig_packet *")
             self._pkt_keep = [ffi.new("fsig_trip[]", n), ffi.new("uint32_t[]", n), ffi.new("double[]", n)]
             pkt.trips, pkt.touched, pkt.fairs = self._pkt_keep
-            pkt.summary = self.md.summary
+            pkt.summary = self._summary = self.md.summary
             pkt.depth, pkt.decay = self.imb_levels, self.imb_decay
             self._pkt_own_version = None        # the own-quote table is rebuilt on first use
+            rx = self._rx = ReactMirror(self)
+            pkt.react = self._react_c = rx.r
+            self.hedger.mirror = rx.pair
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         del state["_bh"], state["_top"]
         if self.sig is not None:
             for name in ("mid2", "vol_q", "_sh", "_fair_out", "_pkt", "_pkt_keep", "_pkt_own_version",
-                         "_pkt_own"):
+                         "_pkt_own", "_rx", "_react_c", "_summary"):
                 state.pop(name, None)
         state["urgent"] = None          # the shell's sink belongs to the process, not the state
         state.pop("_own", None)         # C arrays derived from the OMS: rebuilt on first use
@@ -288,6 +299,8 @@ class Engine:
                 self.tape.on_prints(prints, self.guards, self.fv)
         for s, halted in update.halts:
             self.halted_symbols[s] = halted
+            if self._rx is not None:
+                self._rx.halted[s] = int(halted)
         touched = update.touched
         for match in update.breaks:
             s = self._break_trade(match, actions)
@@ -322,8 +335,11 @@ class Engine:
 
     def _on_packet_compiled(self, ev: MarketData) -> list[Action] | None:
         """The common case in one C call (fsig_on_packet: packet, prints, guards, reprice of the
-        touched symbols and their followers); None when the packet needs the Python path (the
-        C call then changed nothing). Same state changes, in the same order, as the path below."""
+        touched symbols and their followers, then stage 2: which risk feeds are due and whether
+        anything of the reaction can act, on the mirrors of mm_core.sigreact); None when the packet
+        needs the Python path (the C call then changed nothing). Same state changes, in the same
+        order, as the path below: Python runs the feeds due and the reaction of exactly the
+        symbols C found may act."""
         md = self.md
         expected = md.fast_sequence()
         if expected is None:
@@ -331,15 +347,17 @@ class Engine:
         oms = self.oms
         if (oms.transitions, oms.counter) != self._pkt_own_version:
             self._own_table()
-        pkt = self._pkt
+        pkt, react, risk = self._pkt, self._react_c, self.risk
         pkt.now_ns = self.now
+        react.risk_state = risk.state          # _risk_to_react(), inlined
+        react.limits_version = risk.limits_version
         packet = ev.packet
         rc = _on_packet_c(self._sh, self._bh, packet, len(packet), md.session_raw, expected, pkt)
         if rc == _SIG_FALLBACK:
             return None
         if rc == _SIG_NOMEM:
             raise MemoryError("fastsig: out of memory applying a packet")
-        summary = pkt.summary
+        summary = self._summary
         n_messages = summary.n_messages
         md.fast_applied(n_messages)
         counts = self.counts
@@ -351,24 +369,57 @@ class Engine:
             counts["book_errors"] += len(errors)
             for text in errors:
                 actions.append(self._alert("book-error", text))
+        if rc == _SIG_QUIET:            # no feed due, nothing of the reaction can act
+            self.quiet_packets += 1
+            return actions
         if rc == _SIG_TRIPPED:
             # the guard first: pulls go out ahead of every other signal's reaction
             trips = pkt.trips
             for i in range(pkt.n_trips):
                 self._pull_on_trip(trip_of(trips[i]), actions)
             self._own_table()
+            self._risk_to_react()
             rc = _reprice_touched_c(self._sh, self._bh, pkt)
         while rc == _SIG_CALIBRATE:
             self.fv.estimators[pkt.touched[pkt.next]].calibrate()
             rc = _reprice_touched_c(self._sh, self._bh, pkt)
         n_touched = pkt.n_touched
         touched = unpack(pkt.touched, n_touched)
-        feed = self._feed_risk
-        for symbol_id, fair in zip(touched, unpack(pkt.fairs, n_touched)):
-            if fair > 0:
-                feed(symbol_id, fair)
-        self._react(touched, actions)
+        if rc == _SIG_FEED:             # the feeds due, in order; then what of the reaction may act
+            fairs, feed = pkt.fairs, self._feed_risk
+            for i in unpack(react.feed, react.n_feed):
+                feed(touched[i], fairs[i])
+            self._own_table()
+            self._risk_to_react()
+            rc = _react_from_c(self._sh, self._bh, pkt, 0)
+        if rc == _SIG_REACT:
+            if react.markouts:
+                self._react(touched, actions)
+            else:
+                self._react_from(touched, react.work_at, actions)
         return actions
+
+    def _risk_to_react(self) -> None:
+        """The gateway's state and limits version into the reaction's mirror (read per packet)."""
+        risk, react = self.risk, self._react_c
+        react.risk_state = risk.state
+        react.limits_version = risk.limits_version
+
+    def _react_from(self, touched: list[int], i: int, actions: list[Action]) -> None:
+        """Compiled _react without due markouts: the reference code for touched[i], then the C
+        check from the next symbol on (after refreshing the mirrors the work may have moved)."""
+        n = len(touched)
+        react_one = self._react_one
+        while True:
+            react_one(touched[i], actions)
+            i += 1
+            if i >= n:
+                return
+            self._own_table()
+            self._risk_to_react()
+            if _react_from_c(self._sh, self._bh, self._pkt, i) == _SIG_QUIET:
+                return
+            i = self._react_c.work_at
 
     def _own_table(self) -> None:
         """Our live quotes of every symbol as fsig_packet's own-quote table, rebuilt when the OMS moved."""
@@ -378,6 +429,7 @@ class Engine:
             return
         self._own_for(-1)               # refreshes self._own
         self._pkt_own_version = version
+        self._rx.set_work(self)
         n, own = self.n, self._own
         px, qty, off, nb, na = [], [], [0] * n, [0] * n, [0] * n
         for s in range(n):
@@ -402,12 +454,16 @@ class Engine:
         metrics = self.metrics
         if now >= metrics.next_due_ns or metrics.blocked:
             self._mature_markouts(actions)
-        is_quoted, hedge_targets = self.is_quoted, self.hedge_targets
+        react_one = self._react_one
         for symbol_id in touched:
-            if is_quoted[symbol_id]:
-                self._requote(symbol_id, actions)
-            for hedged in hedge_targets[symbol_id]:
-                self._hedge(hedged, actions)
+            react_one(symbol_id, actions)
+
+    def _react_one(self, symbol_id: int, actions: list[Action]) -> None:
+        """One touched symbol's requote, then the hedges a change of it can move."""
+        if self.is_quoted[symbol_id]:
+            self._requote(symbol_id, actions)
+        for hedged in self.hedge_targets[symbol_id]:
+            self._hedge(hedged, actions)
 
     def _break_trade(self, match: int, actions: list[Action]) -> int:
         """ITCH Broken Trade: the tape reverses the print; journaled either way. Returns its
@@ -494,6 +550,10 @@ class Engine:
         fair_price4 = int(fair + 0.5)
         if force or last[0] != fair_price4 or last[1] != stale or now - last[2] >= self.risk_refresh_ns:
             self.risk_sent[symbol_id] = (fair_price4, stale, now)
+            rx = self._rx
+            if rx is not None:
+                b = symbol_id * _SENT_N
+                rx.sent[b:b + _SENT_N] = [fair_price4, int(stale), now]
             self.risk.on_market(symbol_id, fair, self.specs[symbol_id].reference_price, stale, now)
 
     # ================================================================= quoting
@@ -537,33 +597,44 @@ class Engine:
         """(bid price, bid size, ask price, ask size) wanted now; a zero size pulls the side.
 
         Memoised on every input it reads, so an unchanged situation costs one tuple compare."""
+        key = self._quote_key(symbol_id)
+        if key is None:
+            return 0, 0, 0, 0
+        memo = self.quote_memo[symbol_id]
+        if memo is not None and memo[0] == key:
+            return memo[1]
+        quote = self._price_quote(symbol_id, self.fv.fair[symbol_id], key[3], self.guards[symbol_id],
+                                  key[1], key[2])
+        self.quote_memo[symbol_id] = (key, quote)
+        rx = self._rx
+        if rx is not None:
+            b = symbol_id * _MEMO_N
+            rx.memo[b:b + _MEMO_N] = [1, *key, *quote]
+        return quote
+
+    def _quote_key(self, symbol_id: int) -> tuple | None:
+        """The quote memo's key: every input of _price_quote, quantised to what can move a quote
+        (fsig_quote_key is its C mirror); None when no quote may rest (stale, unpriced, halted)."""
         risk = self.risk
         state = risk.state
         fair = self.fv.fair[symbol_id]
         if self.stale or fair <= 0 or state is _HALTED or self.halted_symbols[symbol_id]:
-            return 0, 0, 0, 0
+            return None
         guard = self.guards[symbol_id]
         now = self.now
         m = self.metrics
         top = self._top
         _top_depth(self._bh, symbol_id, 0, 0.0, top)
-        best_bid, best_ask = top[0], top[2]
         held = 0
         for hedged in self.hedge_of[symbol_id]:     # _hedge_held(), inlined
             held += self.hedger.hedged(hedged)
         # Inputs quantised to what can move a quote: fair to 1/8 tick, volatility to 1/8 octave,
         # toxicity to 0.05 (a requote threshold: smaller moves keep the resting quotes).
-        key = (int(fair * 8 / self.ref_ticks[symbol_id]), best_bid, best_ask, state,
-               self.inventory.position[symbol_id], held,
-               self.vol_q[symbol_id],
-               guard.bid_until > now, guard.ask_until > now, int(guard.toxicity() * 20),
-               m.markout_n[m.adverse_horizon], risk.limits_version)
-        memo = self.quote_memo[symbol_id]
-        if memo is not None and memo[0] == key:
-            return memo[1]
-        quote = self._price_quote(symbol_id, fair, state, guard, best_bid, best_ask)
-        self.quote_memo[symbol_id] = (key, quote)
-        return quote
+        return (int(fair * 8 / self.ref_ticks[symbol_id]), top[0], top[2], state,
+                self.inventory.position[symbol_id], held,
+                self.vol_q[symbol_id],
+                guard.bid_until > now, guard.ask_until > now, int(guard.toxicity() * 20),
+                m.markout_n[m.adverse_horizon], risk.limits_version)
 
     def _price_quote(self, symbol_id: int, fair: float, state: TradingState, guard: SymbolGuard,
                      best_bid: int, best_ask: int) -> tuple[int, int, int, int]:
@@ -806,11 +877,18 @@ class Engine:
         for hedged in self.hedge_targets[symbol_id]:
             self._hedge(hedged, actions)
 
+    def _hold(self, h: int, hold: int) -> None:
+        """Set the hedge hold on a hedge instrument (and its C mirror)."""
+        if self.hedge_hold[h] != hold:
+            self.hedge_hold[h] = hold
+            if self._rx is not None:
+                self._rx.hold[h] = hold
+
     def _hedge(self, symbol_id: int, actions: list[Action]) -> None:
         h = self.hedger.pairs[symbol_id].hedge_id
         if self.stale or self.risk.state is _HALTED or \
                 self.hedger.idle(symbol_id, self.inventory.position[symbol_id]):
-            self.hedge_hold[h] = 0
+            self._hold(h, 0)
             return
         hticks = self.ticks[h]
         top = self._top
@@ -820,7 +898,7 @@ class Engine:
             self.fv.mids[h], top[0], top[2], hticks.tick_above, hticks.tick_below)
         if decision is None:
             if not self.hedger.pairs[symbol_id].in_flight:
-                self.hedge_hold[h] = 0      # nothing left to hedge now: quote that side again
+                self._hold(h, 0)            # nothing left to hedge now: quote that side again
             return
         buying = decision.side == _BUY
         limit = decision.price
@@ -830,7 +908,7 @@ class Engine:
                 order.tif != ouch.TIF_IOC and (order.price <= limit if buying else order.price >= limit)
         # While a hedge is worked, the side of the hedge instrument it trades against is not
         # quoted: buying it back there would undo the hedge, and that quote is what it would hit.
-        self.hedge_hold[h] = 1 if buying else -1
+        self._hold(h, 1 if buying else -1)
         if any(crossed(o) for o in self.oms.live.values()):
             # the IOC would execute against our own quote (a wash trade): pull those quotes first;
             # the hedge goes out once they are gone
@@ -923,8 +1001,12 @@ class Engine:
         self.counts["fills"] += 1
         now = self.now
         s, side = order.symbol_id, order.side
-        self.inventory.apply_fill(s, side, qty)
+        position = self.inventory.apply_fill(s, side, qty)
         self.metrics.on_fill(s, side, qty, price, self.mid2[s], now)
+        rx = self._rx
+        if rx is not None:
+            rx.position[s] = position
+            rx.set_metrics(self.metrics)
         self.risk.on_fill(s, side, qty, price, now, order.token)
         if order.purpose is Purpose.HEDGE:
             hedged = self.hedge_tokens.get(order.token)
@@ -999,6 +1081,8 @@ class Engine:
 
     def _mature_markouts(self, actions: list[Action]) -> None:
         matured = self.metrics.on_time(self.now, self.mid2)
+        if self._rx is not None:
+            self._rx.set_metrics(self.metrics)
         if not matured:
             return
         adverse = self.cfg.adverse_horizon
@@ -1129,6 +1213,17 @@ class Engine:
         doc["unknown_refs"] = self.book.unknown_refs
         doc["guard_trips"] = {str(g.symbol_id): g.trips for g in self.guards if g.trips}
         return doc
+
+    def mirrors_stale(self) -> list[str]:
+        """Compiled: the names of the reaction's C mirrors that differ from the Python state they
+        mirror (empty when all agree; the lockstep tests check it after every event)."""
+        if self._rx is None:
+            return []
+        stale = self._rx.stale(self)
+        oms = self.oms
+        if "work" in stale and (oms.transitions, oms.counter) != self._pkt_own_version:
+            stale.remove("work")        # rebuilt by _own_table before C reads it (the OMS moved)
+        return stale
 
     def state_hash(self) -> str:
         """SHA-256 over every piece of decision state, in a fixed order (no hash() or set order)."""

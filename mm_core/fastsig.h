@@ -3,7 +3,8 @@
  * tables and their estimator counts, lead betas, volatility and the hedger's regressions (1b); and
  * one call per market-data packet (1c) — owned by one C struct and compiled into the same cffi
  * module as fastmd, so one call applies a packet to the book and reads its fmd_summary.
- * Quote pricing, the quote memo, the risk feed and the hedge decision stay in Python (later stages).
+ * Stage 2 decides in C when the rest of a packet's reaction (risk feed, markouts, requotes,
+ * hedges) cannot act; quote pricing and every action stay in Python.
  *
  * This header is the specification; mm_core/sigkernel.py is the one Python wrapper, and
  * Engine(compiled=True), the default, runs on it. The Python classes stay the reference
@@ -269,6 +270,7 @@ typedef struct fsig_packet {
     double *fairs;              /* fair value of touched[i] (0: not priced) */
     uint32_t next;              /* reprice progress */
     uint32_t pending;           /* 1: touched[next] waits for fsig_reprice_finish */
+    struct fsig_react *react;   /* in: stage 2's mirrors (NULL: stop after the reprice) */
 } fsig_packet;
 
 
@@ -276,11 +278,89 @@ typedef struct fsig_packet {
  * FSIG_OK or FSIG_NOMEM. */
 int fsig_set_followers(fsig *g, const uint32_t *fol, const uint32_t *fol_off);
 /* One packet (buf, len) with the session's 10 raw bytes and the expected sequence. See above.
- * FSIG_OK, FSIG_TRIPPED, FSIG_CALIBRATE, FSIG_FALLBACK or FSIG_NOMEM. */
+ * FSIG_OK (p->react NULL), FSIG_QUIET, FSIG_REACT, FSIG_FEED, FSIG_TRIPPED, FSIG_CALIBRATE,
+ * FSIG_FALLBACK or FSIG_NOMEM. */
 int fsig_on_packet(fsig *g, fmd_book *b, const uint8_t *buf, size_t len, const uint8_t *session,
                    uint64_t next_expected, fsig_packet *p);
-/* The reprice half. FSIG_OK or FSIG_CALIBRATE. */
+/* The reprice half. FSIG_OK (p->react NULL), FSIG_QUIET, FSIG_REACT, FSIG_FEED or FSIG_CALIBRATE. */
 int fsig_reprice_touched(fsig *g, const fmd_book *b, fsig_packet *p);
+
+/* ---- stage 2: the reaction's no-action case (Engine._react, after the reprice) ----
+ * With p->react set, fsig_on_packet and fsig_reprice_touched, once every touched symbol is
+ * repriced, decide what of the reaction may act, reading C mirrors of the Python-owned inputs:
+ *   the risk feed   Engine._feed_risk of touched[i] with fairs[i] > 0 (the book is never stale
+ *                   here): due when int(fair + 0.5) differs from the price4 last told, the
+ *                   staleness last told was stale, or now - last >= refresh_ns; the indices of
+ *                   the due ones go to react->feed (the caller feeds exactly those, in order)
+ *   fsig_react_from the rest, from touched[from]: FSIG_QUIET when nothing can act, else
+ *                   FSIG_REACT with react->work_at, the first touched index whose requote or
+ *                   hedges may act (the caller runs the reference code for that symbol, then
+ *                   calls again from the next one), or react->markouts = 1 (work_at 0) when
+ *                   markouts are due (now >= next_due_ns, or a blocked symbol has a mid now:
+ *                   Metrics.on_time would mature them): the caller runs the whole reaction. A symbol may act when Engine._quote would miss its memo
+ *                   (the key: int(fair * 8 / ref_tick), best bid, best ask, risk state, position,
+ *                   held hedge shares, vol_q, bid/ask cool-down running, int(toxicity * 20),
+ *                   markouts counted, limits version), when Engine._requote would call
+ *                   _work_side on a side (engine._needs_work, the self-trade rules), or when
+ *                   Engine._hedge of one of its hedge targets would change anything (the hedger
+ *                   not idle, its sustain timer running, or the hold on the hedge instrument set).
+ * When no feed is due fsig_on_packet / fsig_reprice_touched run fsig_react_from(0) themselves
+ * and return its FSIG_QUIET / FSIG_REACT; when a feed is due they return FSIG_FEED and the caller
+ * feeds, refreshes risk_state / limits_version and calls fsig_react_from(0).
+ * Mirrors are written by the engine where the Python values change (mm_core/engine.py keeps them
+ * and checks them: Engine.mirrors_stale()). */
+
+enum fsig_react_const {
+    FSIG_W_PRESENT = 0, FSIG_W_PRICE = 1, FSIG_W_LEAVES = 2, FSIG_W_ANSWERED = 3, FSIG_W_N = 4,
+    FSIG_M_VALID = 0, FSIG_M_KEY = 1, FSIG_M_NKEY = 12, FSIG_M_QUOTE = 13, FSIG_M_N = 17,
+    FSIG_P_ACTIVE = 0, FSIG_P_IN_FLIGHT = 1, FSIG_P_OVER_SINCE = 2, FSIG_P_HEDGED = 3, FSIG_P_N = 4,
+    FSIG_S_PRICE4 = 0, FSIG_S_STALE = 1, FSIG_S_NS = 2, FSIG_S_N = 3,
+    FSIG_QUIET = 8,             /* nothing of the reaction can act */
+    FSIG_REACT = 9,             /* react->work_at (or react->markouts) needs the caller */
+    FSIG_FEED = 10              /* react->n_feed risk feeds are due */
+};
+
+typedef struct fsig_react {
+    /* config (n symbols) */
+    const uint8_t *quoted;      /* [n] Engine.is_quoted */
+    const int64_t *ref_tick;    /* [n] Engine.ref_ticks */
+    const uint32_t *held_of;    /* Engine.hedge_of[s] at held_of[held_off[s] .. held_off[s+1]) */
+    const uint32_t *held_off;
+    const uint32_t *targets;    /* Engine.hedge_targets[s], the same way */
+    const uint32_t *targets_off;
+    const int64_t *hedge_id;    /* [n] the hedge instrument of a hedged symbol, else -1 */
+    int64_t refresh_ns;         /* EngineConfig.risk_refresh_ns */
+    int64_t trigger;            /* HedgeParams.trigger */
+    int64_t halted_state;       /* int(TradingState.HALTED) */
+    /* mirrors of Python-owned values */
+    int64_t *position;          /* [n] InventoryTracker.position */
+    int64_t *hold;              /* [n] Engine.hedge_hold */
+    int64_t *halted;            /* [n] Engine.halted_symbols */
+    int64_t *sent;              /* [n * FSIG_S_N] Engine.risk_sent */
+    int64_t *memo;              /* [n * FSIG_M_N] Engine.quote_memo: valid, key, quote */
+    int64_t *work;              /* [n * 2 * FSIG_W_N] the working quote of (s, buy), (s, sell) */
+    int64_t *pair;              /* [n * FSIG_P_N] the hedger's pair of a hedged symbol */
+    int64_t markout_n;          /* Metrics.markout_n[adverse_horizon] */
+    int64_t next_due_ns;        /* Metrics.next_due_ns */
+    int64_t *blocked;           /* [n] 1: s is in Metrics.blocked (a due markout waits for its mid) */
+    int64_t risk_state;         /* int(gateway.state), refreshed by the caller per packet */
+    int64_t limits_version;     /* gateway.limits_version, the same */
+    /* out */
+    uint32_t n_feed;
+    uint32_t *feed;             /* [n] indices into p->touched */
+    uint32_t work_at;
+    uint32_t markouts;
+} fsig_react;
+
+/* Engine._quote's key of a symbol into key[FSIG_M_NKEY] (no state changes; for tests). Returns 0,
+ * or 1 when _quote returns no quote before the key (fair <= 0, halted). */
+int fsig_quote_key(const fsig *g, const fmd_book *b, const fsig_react *r, uint32_t symbol,
+                   int64_t now_ns, int64_t *key);
+/* Whether Engine._requote would call _work_side for this wanted quote (before the hedge hold). */
+int fsig_requote_acts(const fsig_react *r, uint32_t symbol, int64_t bid_px, int64_t bid_qty,
+                      int64_t ask_px, int64_t ask_qty);
+/* See above: FSIG_QUIET or FSIG_REACT. */
+int fsig_react_from(const fsig *g, const fmd_book *b, fsig_packet *p, uint32_t from);
 
 /* Snapshot: fsig_save writes up to cap bytes into buf (NULL to size) and returns the size needed;
  * fsig_load restores a blob into g (same n and parameters). FSIG_OK, FSIG_BAD_BLOB or FSIG_NOMEM. */

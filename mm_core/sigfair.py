@@ -163,6 +163,9 @@ def _pair(kernel, symbol_id, hedge_id, alpha, prior, hedged, in_flight, over_sin
     return pair
 
 
+_PAIR_N = lib.FSIG_P_N
+
+
 class KernelHedger(Hedger):
     """Hedger whose pairs' regressions are the kernel's (the engine's reprice observes in C)."""
 
@@ -171,9 +174,47 @@ class KernelHedger(Hedger):
         self.sig = kernel
         self.pairs = {s: KernelPair(kernel, s, h, params) for s, h in sorted(pairs.items())}
 
+    # the engine's fsig_react pair mirror (sigreact.ReactMirror.pair), written after every change
+    # of a pair's hedged / in_flight / over_since / active; None: no mirror
+    mirror = None
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("mirror", None)
+        return state
+
+    def _mirror(self, symbol_id: int) -> None:
+        m = self.mirror
+        if m is not None:
+            p = self.pairs[symbol_id]
+            b = symbol_id * _PAIR_N
+            m[b:b + _PAIR_N] = [int(p.active), p.in_flight, p.over_since, p.hedged]
+
     def observe(self, symbol_id: int, s_mid: float, h_mid: float) -> None:
         if symbol_id in self.pairs:
             lib.fsig_hedge_observe(self.sig.handle, symbol_id, s_mid, h_mid)
+
+    def idle(self, symbol_id: int, position: int) -> bool:
+        timer = self.pairs[symbol_id].over_since
+        if super().idle(symbol_id, position):
+            if timer != -1:             # the sustain timer was reset
+                self._mirror(symbol_id)
+            return True
+        return False
+
+    def decide(self, symbol_id: int, *args):
+        order = super().decide(symbol_id, *args)
+        if symbol_id in self.pairs:
+            self._mirror(symbol_id)
+        return order
+
+    def on_fill(self, symbol_id: int, side, qty: int) -> None:
+        super().on_fill(symbol_id, side, qty)
+        self._mirror(symbol_id)
+
+    def on_done(self, symbol_id: int) -> None:
+        super().on_done(symbol_id)
+        self._mirror(symbol_id)
 
 
 _POINTERS = {"flow_signed": None, "flow_abs": None, "mids": lib.FSIG_D_MIDS,

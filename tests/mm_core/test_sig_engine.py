@@ -3,7 +3,10 @@
 the rest) and one on the Python reference classes, in lockstep, must give identical actions after
 every event (every order's bytes, every journal note) and identical state_hash() — with guard trips,
 Broken Trades (known and unknown), trading halts, feed gaps and their retransmission, fills, micro-price
-calibration, lead followers and hedging. A pickled compiled engine must carry on identically."""
+calibration, lead followers and hedging, operator kills and enables, safe mode and limits
+replacements. After every event the kernel engine's C mirrors of the Python-owned inputs of the
+per-packet reaction (stage 2) must equal the Python values. A pickled compiled engine must carry on
+identically."""
 import io
 import pickle
 import random
@@ -12,14 +15,15 @@ import pytest
 
 from mm_core.config import EngineConfig, FairValueParams
 from mm_core.engine import Engine
-from mm_core.events import ClockSample, JournalHealth, Timer
+from mm_core.events import ClockSample, JournalHealth, OperatorCommand, SendOrder, Timer
 from mm_core.guard import GuardParams
 from mm_core.hedger import HedgeParams
 from mm_core.protocol import itch
+from mm_core.types import Purpose
 from recovery.snapshot import _Pickler
 from tests.mm_core.test_determinism import fingerprint
 from tests.mm_core.wire import (
-    ACME, BOLT, CHIP, MS, NAMES, SYMBOLS, Feed, S, Venue, gateway, md, run, simulate,
+    ACME, BOLT, CHIP, LIMITS_TEXT, MS, NAMES, SYMBOLS, Feed, S, Venue, gateway, md, run, simulate,
 )
 
 TOXIC = GuardParams(prints_window=6, aggression_threshold=0.6, aggression_min_volume=200,
@@ -50,25 +54,61 @@ class Lockstep:
         self.kernel = started(config, True)
         self.reference = started(config, False)
         self.events = 0
+        self.hedges = 0             # hedge IOCs sent
+        self.held = 0               # events after which a hedge hold kept a quote side off
 
     def on_event(self, event) -> list:
         out = self.kernel.on_event(event)
         expected = self.reference.on_event(event)
         self.events += 1
         assert fingerprint(out) == fingerprint(expected), f"actions differ at event {self.events}: {event}"
+        assert not self.kernel.mirrors_stale(), f"stale mirrors at event {self.events}: {event}"
+        # what the C reaction skips must be what the Python path found nothing to do for: the
+        # risk feeds last told and the quote memos (not in state_hash) agree after every event
+        assert self.kernel.risk_sent == self.reference.risk_sent, f"risk feed differs at event {self.events}"
+        assert self.kernel.quote_memo == self.reference.quote_memo, f"quote memo differs at event {self.events}"
+        self.hedges += sum(1 for a in out if type(a) is SendOrder and a.intent.purpose is Purpose.HEDGE)
+        self.held += any(self.kernel.hedge_hold)
         return out
 
+    def replace_limits(self, version: int, fair_bps: int, max_qty: int) -> None:
+        """The same new limits document on both gateways (between events, as an operator would)."""
+        text = LIMITS_TEXT.replace("version = 1", f"version = {version}", 1).replace(
+            "fair_bps = 200", f"fair_bps = {fair_bps}", 1).replace(
+            "max_order_qty = 5000", f"max_order_qty = {max_qty}", 1)
+        for engine in (self.kernel, self.reference):
+            engine.risk.replace_limits(text)
 
-def drive(seed: int, steps: int, config: EngineConfig, engines) -> dict:
+
+def operate(rng: random.Random, engines: Lockstep, venue: Venue, now: int, seen: dict) -> None:
+    """Now and then an operator: a kill (symbol or all), an enable, safe mode on or off, new limits."""
+    r = rng.random()
+    if r < 0.004:
+        seen["kills"] += 1
+        scope, scope_id = ("symbol", rng.choice((ACME, BOLT, CHIP))) if rng.random() < 0.5 else ("all", 0)
+        run(engines, venue, OperatorCommand(now, "kill", "ops", "drill", scope, scope_id), now)
+    elif r < 0.012:
+        run(engines, venue, OperatorCommand(now, "enable", "ops", "drill"), now)
+    elif r < 0.016:
+        seen["safe"] += 1
+        cmd = "safe-mode-on" if rng.random() < 0.5 else "safe-mode-off"
+        run(engines, venue, OperatorCommand(now, cmd, "ops", "drill"), now)
+    elif r < 0.02:
+        seen["limits"] += 1
+        engines.replace_limits(seen["limits"] + 1, rng.choice((150, 200, 300)), rng.choice((2000, 5000)))
+
+
+def drive(seed: int, steps: int, config: EngineConfig, engines, operator: bool = False) -> dict:
     """A seeded session with order-level flow, executions and non-book trades, Broken Trades,
-    gaps filled by retransmission, venue fills of our quotes, timers and clock samples."""
+    gaps filled by retransmission, venue fills of our quotes, timers and clock samples (and with
+    `operator`, kills, enables, safe mode and limits replacements)."""
     rng = random.Random(seed)
     venue, feed = Venue(), Feed()
     centre = {ACME: (1_000_000, 100), BOLT: (505_000, 50), CHIP: (8_500, 1)}
     live: dict[int, list[int]] = {s: [] for s in centre}
     info: dict[int, tuple] = {}
     matches: list[int] = []
-    seen = {"breaks": 0, "gaps": 0, "trades": 0, "halts": 0}
+    seen = {"breaks": 0, "gaps": 0, "trades": 0, "halts": 0, "kills": 0, "safe": 0, "limits": 0}
     halted = {s: False for s in centre}
     now, next_timer, next_clock = 2 * S, 2 * S, 2 * S
     for _ in range(steps):
@@ -136,6 +176,8 @@ def drive(seed: int, steps: int, config: EngineConfig, engines) -> dict:
             token = sorted(venue.orders)[rng.randrange(len(venue.orders))]
             qty = min(venue.orders[token]["qty"], 100 * rng.randrange(1, 3))
             run(engines, venue, venue.fill(token, qty, now), now)
+        if operator:
+            operate(rng, engines, venue, now, seen)
         if now >= next_clock:
             engines.on_event(ClockSample(now, True))
             next_clock += S
@@ -172,6 +214,7 @@ def test_the_sessions_exercise_fills_trips_and_hedges():
     assert k.fv.estimators[ACME].observations > 120              # calibrated (>= 100) at least once
     assert any(x != 0.0 for row in k.fv.tables[ACME].g for x in row)
     assert k.hedger.pairs[BOLT].beta.n > 3
+    assert engines.hedges >= 2 and engines.held > 10        # hedges, and self-trade holds on quotes
     engines = Lockstep(CONFIGS["toxic-guard"])
     drive(6, 600, CONFIGS["toxic-guard"], engines)
     assert engines.kernel.counts["guard_trips"] > 3
@@ -212,3 +255,27 @@ def test_a_snapshot_from_before_the_kernel_restores_on_the_reference_classes():
     copy = Engine.__new__(Engine)
     copy.__setstate__(state)
     assert not copy.compiled and copy.state_hash() == old.state_hash()
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_operator_latches_and_limits_changes_in_lockstep(name):
+    """Kills latch the gateway (HALTED), enables release it, safe mode and new limits versions move
+    the quote memo's key: the C reaction must see every change as the Python path does."""
+    engines = Lockstep(CONFIGS[name])
+    seen = drive(11, 1500, CONFIGS[name], engines, operator=True)
+    k, ref = engines.kernel, engines.reference
+    assert seen["kills"] >= 2 and seen["safe"] >= 2 and seen["limits"] >= 2
+    assert k.risk.limits_version > 1
+    assert k.state_hash() == ref.state_hash()
+    assert k.summary() == ref.summary()
+
+
+def test_most_packets_end_in_the_c_reaction():
+    """The point of stage 2: a packet that changes no quote, feed, markout or hedge ends in C
+    (the wire simulation: a steady market, most packets deeper in the book or off our quotes)."""
+    _, actions, k = simulate(1, 3000)
+    assert k.compiled and k.counts["orders_sent"] > 10
+    assert k.quiet_packets > k.counts["md_packets"] // 2
+    engines = Lockstep(CONFIGS["calibrating-hedging"])       # busy lockstep sessions use it too
+    drive(3, 300, CONFIGS["calibrating-hedging"], engines)
+    assert engines.kernel.quiet_packets > 10
