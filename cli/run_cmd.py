@@ -48,6 +48,10 @@ def progress_line(p: Progress) -> str:
             f"pos {positions}  P&L {money(p.pnl_price4)}  {p.trading_state}  clock {clock}")
 
 
+_STAGE_NAMES = {"rx->read": "RX stamp to read", "read->journaled": "journal",
+                "journaled->decided": "decide", "decided->sent": "orders journaled and sent"}
+
+
 def summary_rows(s: SessionSummary) -> list[tuple[str, str]]:
     e = s.engine
     fills = e.get("fills", {})
@@ -75,6 +79,11 @@ def summary_rows(s: SessionSummary) -> list[tuple[str, str]]:
         ("journal", f"{s.journal['path']} seq {s.journal['first_seq']}..{s.journal['last_seq']} "
                     f"({s.journal['records']} records)"),
     ]
+    if s.latency:
+        n = max(v["n"] for v in s.latency.values())
+        rows.append(("latency p50/p99 µs", ", ".join(
+            f"{_STAGE_NAMES[k]} {v['p50_us']:g}/{v['p99_us']:g}" for k, v in s.latency.items())
+            + f" ({n} market-data packets that sent orders)"))
     if s.runner.journal_failures or s.runner.protocol_errors:
         rows.append(("errors", f"journal failures {s.runner.journal_failures}, "
                                f"protocol errors {s.runner.protocol_errors}"))

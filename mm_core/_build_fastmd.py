@@ -1,7 +1,11 @@
-"""cffi build of the compiled market-data path (API mode, out of line) into mm_core._fastmd_cffi.
+"""cffi build of the compiled market-data path, signal kernel and quote pricer (API mode, out of
+line) into mm_core._fastmd_cffi.
 
-The cdef is read from mm_core/fastmd.h with the journal build's header stripper, so the binding
-never drifts from the header and no declaration is copied by hand.
+The cdef is read from mm_core/fastmd.h, fastsig.h and fastquote.h with the journal build's header
+stripper, so the binding never drifts from the headers and no declaration is copied by hand. One
+module, so the signal kernel reads a packet's fmd_summary directly. No -march or -ffast-math, and
+-ffp-contract=off: the signal kernel's and the quote pricer's floats must equal the Python
+reference's bit for bit.
 """
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ from cffi import FFI
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
+HEADERS = ("fastmd.h", "fastsig.h", "fastquote.h")
+SOURCES = ("_fastmd.c", "_fastsig.c", "_fastquote.c")
 
 
 def _journal_build():
@@ -28,13 +34,15 @@ cdef_from_header = _journal_build().cdef_from_header
 
 def make_builder() -> FFI:
     ffi = FFI()
-    ffi.cdef(cdef_from_header((HERE / "fastmd.h").read_text()))
+    ffi.cdef("\n".join(cdef_from_header((HERE / h).read_text()) for h in HEADERS))
     ffi.set_source(
         "mm_core._fastmd_cffi",
-        '#include "fastmd.h"',
-        sources=[str((HERE / "_fastmd.c").relative_to(ROOT))],
+        "\n".join(f'#include "{h}"' for h in HEADERS),
+        sources=[str((HERE / c).relative_to(ROOT)) for c in SOURCES],
         include_dirs=[str(HERE)],
-        extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+        libraries=["m"],
+        extra_compile_args=["-O2", "-std=gnu11", "-ffp-contract=off", "-Wall", "-Wextra",
+                            "-Wno-unused-parameter"],
     )
     return ffi
 

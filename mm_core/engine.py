@@ -27,9 +27,13 @@ from mm_core.mdpath import MarketDataPath
 from mm_core.metrics import Metrics
 from mm_core.orderwire import OrderWire
 from mm_core.oms import TERMINAL, InvalidTransition, Oms, OmsError, Order, OrderState
-from mm_core.protocol import ProtocolError, itch, moldudp64, ouch, soupbintcp
+from mm_core.protocol import ProtocolError, moldudp64, ouch, soupbintcp
+from mm_core.quotepricer import QuotePricer, engine_price_quote
 from mm_core.risk import RiskError, TradingState
 from mm_core.risk.checks import CheckId
+from mm_core.sigfair import KernelFairValue, KernelHedger, KernelVol, fv_setup
+from mm_core.sigkernel import SignalKernel, trip_of
+from mm_core.sigreact import ReactMirror
 from mm_core.spread import VolEstimator, quote_prices, widen
 from mm_core.ticks import TickTable
 from mm_core.trades import TAPE_MAX, TradeTape
@@ -50,6 +54,15 @@ _top_depth = lib.fmd_top_depth
 _top_depth_without = lib.fmd_top_depth_without
 _new_i64 = ffi.new
 _QUOTE = Purpose.QUOTE
+_reprice_c = lib.fsig_reprice
+_on_packet_c, _reprice_touched_c = lib.fsig_on_packet, lib.fsig_reprice_touched
+_SIG_FALLBACK, _SIG_NOMEM, _SIG_TRIPPED = lib.FSIG_FALLBACK, lib.FSIG_NOMEM, lib.FSIG_TRIPPED
+_SIG_CALIBRATE = lib.FSIG_CALIBRATE
+_SIG_QUIET, _SIG_REACT, _SIG_FEED = lib.FSIG_QUIET, lib.FSIG_REACT, lib.FSIG_FEED
+_react_from_c = lib.fsig_react_from
+_MEMO_N, _SENT_N = lib.FSIG_M_N, lib.FSIG_S_N
+unpack = ffi.unpack
+_NULL = ffi.NULL
 
 
 def _needs_work(order: Order, price: int, qty: int) -> bool:
@@ -72,11 +85,16 @@ class Engine:
     # defaults: only ever reassigned; not pickled, so a loaded engine rebuilds them)
     _own_version: tuple[int, int] = (-1, -1)
     _own: dict = {}
+    # compiled: the C mirrors of the Python-owned inputs the per-packet reaction reads
+    # (mm_core.sigreact; not pickled, rebuilt from the Python state on load); None: reference
+    _rx: ReactMirror | None = None
+    quiet_packets = 0                   # compiled: packets whose whole reaction ended in C
 
-    def __init__(self, config: EngineConfig, symbols: Symbols, risk_gateway) -> None:
+    def __init__(self, config: EngineConfig, symbols: Symbols, risk_gateway, *, compiled: bool = True) -> None:
         if risk_gateway is None:
             raise EngineError("an engine needs a risk gateway")
         self.cfg = cfg = config
+        self.quote_pricer = QuotePricer(cfg)   # _price_quote in C (fastquote.h)
         self.symbols = symbols
         self.risk = risk_gateway
         n = symbols.n_slots
@@ -106,23 +124,37 @@ class Engine:
         if fv.micro_table:
             rows = [list(fv.micro_table[r * fv.n_imb:(r + 1) * fv.n_imb]) for r in range(fv.n_spread)]
             table = {s.id: rows for s in symbols.symbols}
-        self.fv = FairValueModel(
-            n, ticks=ref_ticks, n_imb=fv.n_imb, n_spread=fv.n_spread, tables=table,
+        fv_args = dict(
+            ticks=ref_ticks, n_imb=fv.n_imb, n_spread=fv.n_spread, tables=table,
             imbalance_levels=fv.imbalance_levels, level_decay=fv.level_decay,
-            w_imbalance=fv.w_imbalance, w_flow=fv.w_flow, flow_alpha=fv.flow_alpha,
+            w_imbalance=fv.w_imbalance, w_flow=fv.w_flow,
             leaders={p.b: p.a for p in symbols.pairs}, lead_alpha=fv.lead_alpha,
             lead_prior=fv.lead_prior, calibrate_every=fv.calibrate_every, base=fv.base)
+        # compiled: tape, guards, fair value, volatility and hedge regressions live in the C signal
+        # kernel (mm_core.sigkernel, mm_core.sigfair); otherwise on the Python reference classes
+        # (same decisions, tests/mm_core/test_sig_engine.py)
+        self.compiled = compiled
+        pairs = {p.b: p.a for p in symbols.pairs}      # hedged (and follower) -> hedge (and leader)
         self.followers: list[list[int]] = [[] for _ in range(n)]
         for p in symbols.pairs:
             self.followers[p.a].append(p.b)
+        vols = [VolEstimator(cfg.vol_alpha, s.prior_sigma if s else 0.0) for s in self.specs]
+        if compiled:
+            setup = fv_setup(n, fv, ref_ticks, pairs, [s.prior_sigma if s else 0.0 for s in self.specs],
+                             pairs, cfg.vol_alpha, cfg.hedge, self.followers)
+            self.sig = SignalKernel(n, cfg.guard, fv.flow_alpha, setup)
+            self.fv = KernelFairValue(self.sig, n, **fv_args)
+        else:
+            self.sig = None
+            self.fv = FairValueModel(n, flow_alpha=fv.flow_alpha, **fv_args)
         # a symbol and the followers to reprice with it, in order, without repeats
         self.with_followers = [list(dict.fromkeys([s] + self.followers[s])) for s in range(n)]
-        self.vol = [VolEstimator(cfg.vol_alpha, s.prior_sigma if s else 0.0) for s in self.specs]
+        self.vol = [KernelVol(self.sig, s, cfg.vol_alpha) for s in range(n)] if compiled else vols
         # volatility quantised to 1/8 octave for the quote memo; recomputed only when the mid moves
         self.vol_q = [int(_log2(v.variance_per_s + 1.0) * 8) for v in self.vol]
         self.inventory = InventoryTracker(n)
-        self.guards = [SymbolGuard(i, cfg.guard) for i in range(n)]
-        self.hedger = Hedger({p.b: p.a for p in symbols.pairs}, cfg.hedge)
+        self.guards = self.sig.guards if compiled else [SymbolGuard(i, cfg.guard) for i in range(n)]
+        self.hedger = KernelHedger(self.sig, pairs, cfg.hedge) if compiled else Hedger(pairs, cfg.hedge)
         self.hedge_of: list[list[int]] = [[] for _ in range(n)]     # hedge id -> hedged symbols
         for p in symbols.pairs:
             self.hedge_of[p.a].append(p.b)
@@ -148,7 +180,7 @@ class Engine:
         self.risk_sent: list[tuple[int, bool, int]] = [(0, False, 0)] * n   # (fair, stale, ns) last told
         self.quote_memo: list[tuple | None] = [None] * n           # last quote inputs and result
         self.halted_symbols = [False] * n       # ITCH trading action: not trading
-        self.tape = TradeTape(n)                # recent prints, for Broken Trade reversal
+        self.tape = self.sig.tape if compiled else TradeTape(n)   # recent prints, for Broken Trade reversal
         self.denied_until: dict[tuple[int, int, str], int] = {}
         self.next_metrics_ns = -1
         self.now = 0
@@ -161,6 +193,7 @@ class Engine:
         # event's work (reprice, requote, hedge). The pulls are the event's first orders either way,
         # so the orders a replay produces, in order, are the ones the live session sent.
         self.urgent: Callable[[list[Action]], None] | None = None
+        self._bind_sig()
         self._handlers: dict[type, Callable[[object], list[Action]]] = {
             MarketData: self._on_market_data, VenueMessage: self._on_venue, Timer: self._on_timer,
             ClockSample: self._on_clock, OperatorCommand: self._on_operator,
@@ -173,18 +206,46 @@ class Engine:
         self._bh = self.book.handle
         self._top = ffi.new("int64_t[4]")
 
+    def _bind_sig(self) -> None:
+        """Compiled: mid2 and vol_q are the kernel's arrays (not pickled: the kernel's blob has them)."""
+        if self.sig is not None:
+            self.mid2 = self.sig.iarray(lib.FSIG_I_MID2)
+            self.vol_q = self.sig.iarray(lib.FSIG_I_VOL_Q)
+            self._sh = self.sig.handle
+            self._fair_out = ffi.new("double *")
+            n = self.n
+            pkt = self._pkt = ffi.new("fsig_packet *")
+            self._pkt_keep = [ffi.new("fsig_trip[]", n), ffi.new("uint32_t[]", n), ffi.new("double[]", n)]
+            pkt.trips, pkt.touched, pkt.fairs = self._pkt_keep
+            pkt.summary = self._summary = self.md.summary
+            pkt.depth, pkt.decay = self.imb_levels, self.imb_decay
+            self._pkt_own_version = None        # the own-quote table is rebuilt on first use
+            rx = self._rx = ReactMirror(self)
+            pkt.react = self._react_c = rx.r
+            self.hedger.mirror = rx.pair
+
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         del state["_bh"], state["_top"]
+        if self.sig is not None:
+            for name in ("mid2", "vol_q", "_sh", "_fair_out", "_pkt", "_pkt_keep", "_pkt_own_version",
+                         "_pkt_own", "_rx", "_react_c", "_summary"):
+                state.pop(name, None)
         state["urgent"] = None          # the shell's sink belongs to the process, not the state
         state.pop("_own", None)         # C arrays derived from the OMS: rebuilt on first use
         state.pop("_own_version", None)
         return state
 
     def __setstate__(self, state: dict) -> None:
+        # a snapshot from before the signal kernel restores as an engine on the reference classes
+        state.setdefault("sig", None)
+        state.setdefault("compiled", False)
+        if state.get("quote_pricer") is None:
+            state["quote_pricer"] = QuotePricer(state["cfg"])
         self.__dict__.update(state)
         self.urgent = None
         self._bind()
+        self._bind_sig()
 
     # ================================================================= the one entry point
 
@@ -203,11 +264,15 @@ class Engine:
     # ================================================================= market data
 
     def _on_market_data(self, ev: MarketData) -> list[Action]:
-        actions: list[Action] = []
+        if self.sig is not None and not self.stale:
+            actions = self._on_packet_compiled(ev)
+            if actions is not None:
+                return actions
+        actions = []
         now = self.now
         self.counts["md_packets"] += 1
         try:
-            update = self.md.on_packet(ev.packet)
+            update = self.md.on_packet(ev.packet, not self.compiled)
         except ProtocolError as exc:
             self.counts["protocol_errors"] += 1
             actions.append(self._alert("md-protocol-error", str(exc)))
@@ -227,9 +292,15 @@ class Engine:
                 actions.append(self._alert("book-error", text))
         printed = update.printed
         if printed:
-            self.tape.on_prints(update.prints, self.guards, self.fv)
+            prints = update.prints
+            if prints is None:          # compiled: the kernel reads the packet path's C summary
+                self.tape.on_summary(self.md.summary)
+            else:
+                self.tape.on_prints(prints, self.guards, self.fv)
         for s, halted in update.halts:
             self.halted_symbols[s] = halted
+            if self._rx is not None:
+                self._rx.halted[s] = int(halted)
         touched = update.touched
         for match in update.breaks:
             s = self._break_trade(match, actions)
@@ -259,16 +330,140 @@ class Engine:
             reprice(symbol_id)
         if recovered:
             self._feed_risk_all(priced_only=True)   # every book the gap made stale is current again
+        self._react(touched, actions)
+        return actions
+
+    def _on_packet_compiled(self, ev: MarketData) -> list[Action] | None:
+        """The common case in one C call (fsig_on_packet: packet, prints, guards, reprice of the
+        touched symbols and their followers, then stage 2: which risk feeds are due and whether
+        anything of the reaction can act, on the mirrors of mm_core.sigreact); None when the packet
+        needs the Python path (the C call then changed nothing). Same state changes, in the same
+        order, as the path below: Python runs the feeds due and the reaction of exactly the
+        symbols C found may act."""
+        md = self.md
+        expected = md.fast_sequence()
+        if expected is None:
+            return None
+        oms = self.oms
+        if (oms.transitions, oms.counter) != self._pkt_own_version:
+            self._own_table()
+        pkt, react, risk = self._pkt, self._react_c, self.risk
+        pkt.now_ns = self.now
+        react.risk_state = risk.state          # _risk_to_react(), inlined
+        react.limits_version = risk.limits_version
+        packet = ev.packet
+        rc = _on_packet_c(self._sh, self._bh, packet, len(packet), md.session_raw, expected, pkt)
+        if rc == _SIG_FALLBACK:
+            return None
+        if rc == _SIG_NOMEM:
+            raise MemoryError("fastsig: out of memory applying a packet")
+        summary = self._summary
+        n_messages = summary.n_messages
+        md.fast_applied(n_messages)
+        counts = self.counts
+        counts["md_packets"] += 1
+        counts["md_messages"] += n_messages
+        actions: list[Action] = []
+        if summary.n_errors:
+            errors = md.errors()
+            counts["book_errors"] += len(errors)
+            for text in errors:
+                actions.append(self._alert("book-error", text))
+        if rc == _SIG_QUIET:            # no feed due, nothing of the reaction can act
+            self.quiet_packets += 1
+            return actions
+        if rc == _SIG_TRIPPED:
+            # the guard first: pulls go out ahead of every other signal's reaction
+            trips = pkt.trips
+            for i in range(pkt.n_trips):
+                self._pull_on_trip(trip_of(trips[i]), actions)
+            self._own_table()
+            self._risk_to_react()
+            rc = _reprice_touched_c(self._sh, self._bh, pkt)
+        while rc == _SIG_CALIBRATE:
+            self.fv.estimators[pkt.touched[pkt.next]].calibrate()
+            rc = _reprice_touched_c(self._sh, self._bh, pkt)
+        n_touched = pkt.n_touched
+        touched = unpack(pkt.touched, n_touched)
+        if rc == _SIG_FEED:             # the feeds due, in order; then what of the reaction may act
+            fairs, feed = pkt.fairs, self._feed_risk
+            for i in unpack(react.feed, react.n_feed):
+                feed(touched[i], fairs[i])
+            self._own_table()
+            self._risk_to_react()
+            rc = _react_from_c(self._sh, self._bh, pkt, 0)
+        if rc == _SIG_REACT:
+            if react.markouts:
+                self._react(touched, actions)
+            else:
+                self._react_from(touched, react.work_at, actions)
+        return actions
+
+    def _risk_to_react(self) -> None:
+        """The gateway's state and limits version into the reaction's mirror (read per packet)."""
+        risk, react = self.risk, self._react_c
+        react.risk_state = risk.state
+        react.limits_version = risk.limits_version
+
+    def _react_from(self, touched: list[int], i: int, actions: list[Action]) -> None:
+        """Compiled _react without due markouts: the reference code for touched[i], then the C
+        check from the next symbol on (after refreshing the mirrors the work may have moved)."""
+        n = len(touched)
+        react_one = self._react_one
+        while True:
+            react_one(touched[i], actions)
+            i += 1
+            if i >= n:
+                return
+            self._own_table()
+            self._risk_to_react()
+            if _react_from_c(self._sh, self._bh, self._pkt, i) == _SIG_QUIET:
+                return
+            i = self._react_c.work_at
+
+    def _own_table(self) -> None:
+        """Our live quotes of every symbol as fsig_packet's own-quote table, rebuilt when the OMS moved."""
+        oms = self.oms
+        version = (oms.transitions, oms.counter)
+        if version == self._pkt_own_version:
+            return
+        self._own_for(-1)               # refreshes self._own
+        self._pkt_own_version = version
+        self._rx.set_work(self)
+        n, own = self.n, self._own
+        px, qty, off, nb, na = [], [], [0] * n, [0] * n, [0] * n
+        for s in range(n):
+            o = own.get(s)
+            if o is not None:
+                k = o[2] + o[3]
+                off[s], nb[s], na[s] = len(px), o[2], o[3]
+                px.extend(o[0][0:k])
+                qty.extend(o[1][0:k])
+        pkt = self._pkt
+        if not px:
+            pkt.own_px = _NULL
+            return
+        self._pkt_own = arrays = (_new_i64("int64_t[]", px), _new_i64("int64_t[]", qty),
+                                  _new_i64("uint32_t[]", off), _new_i64("uint32_t[]", nb),
+                                  _new_i64("uint32_t[]", na))
+        pkt.own_px, pkt.own_qty, pkt.own_off, pkt.own_nb, pkt.own_na = arrays
+
+    def _react(self, touched: list[int], actions: list[Action]) -> None:
+        """After the reprice: matured markouts, then each touched symbol's requote and hedges."""
+        now = self.now
         metrics = self.metrics
         if now >= metrics.next_due_ns or metrics.blocked:
             self._mature_markouts(actions)
-        is_quoted, hedge_targets = self.is_quoted, self.hedge_targets
+        react_one = self._react_one
         for symbol_id in touched:
-            if is_quoted[symbol_id]:
-                self._requote(symbol_id, actions)
-            for hedged in hedge_targets[symbol_id]:
-                self._hedge(hedged, actions)
-        return actions
+            react_one(symbol_id, actions)
+
+    def _react_one(self, symbol_id: int, actions: list[Action]) -> None:
+        """One touched symbol's requote, then the hedges a change of it can move."""
+        if self.is_quoted[symbol_id]:
+            self._requote(symbol_id, actions)
+        for hedged in self.hedge_targets[symbol_id]:
+            self._hedge(hedged, actions)
 
     def _break_trade(self, match: int, actions: list[Action]) -> int:
         """ITCH Broken Trade: the tape reverses the print; journaled either way. Returns its
@@ -312,6 +507,20 @@ class Engine:
 
     def _reprice(self, symbol_id: int) -> None:
         """Fair value and volatility after the book changed; tell the risk gateway."""
+        if self.sig is not None:
+            # compiled: _market_top, fv.update, vol and hedger.observe below in one C call
+            own = self._own_for(symbol_id)
+            out = self._fair_out
+            if own is None:
+                rc = _reprice_c(self._sh, self._bh, symbol_id, self.imb_levels, self.imb_decay,
+                                _NULL, _NULL, 0, 0, self.now, out)
+            else:
+                rc = _reprice_c(self._sh, self._bh, symbol_id, self.imb_levels, self.imb_decay,
+                                own[0], own[1], own[2], own[3], self.now, out)
+            fair = self.fv.calibrate_and_finish_reprice(symbol_id) if rc else out[0]
+            if fair > 0:
+                self._feed_risk(symbol_id, fair)
+            return
         top = self._top
         depth = self._market_top(symbol_id, top)
         b, bq, a, aq = top
@@ -341,6 +550,10 @@ class Engine:
         fair_price4 = int(fair + 0.5)
         if force or last[0] != fair_price4 or last[1] != stale or now - last[2] >= self.risk_refresh_ns:
             self.risk_sent[symbol_id] = (fair_price4, stale, now)
+            rx = self._rx
+            if rx is not None:
+                b = symbol_id * _SENT_N
+                rx.sent[b:b + _SENT_N] = [fair_price4, int(stale), now]
             self.risk.on_market(symbol_id, fair, self.specs[symbol_id].reference_price, stale, now)
 
     # ================================================================= quoting
@@ -384,36 +597,58 @@ class Engine:
         """(bid price, bid size, ask price, ask size) wanted now; a zero size pulls the side.
 
         Memoised on every input it reads, so an unchanged situation costs one tuple compare."""
+        key = self._quote_key(symbol_id)
+        if key is None:
+            return 0, 0, 0, 0
+        memo = self.quote_memo[symbol_id]
+        if memo is not None and memo[0] == key:
+            return memo[1]
+        quote = self._price_quote(symbol_id, self.fv.fair[symbol_id], key[3], self.guards[symbol_id],
+                                  key[1], key[2])
+        self.quote_memo[symbol_id] = (key, quote)
+        rx = self._rx
+        if rx is not None:
+            b = symbol_id * _MEMO_N
+            rx.memo[b:b + _MEMO_N] = [1, *key, *quote]
+        return quote
+
+    def _quote_key(self, symbol_id: int) -> tuple | None:
+        """The quote memo's key: every input of _price_quote, quantised to what can move a quote
+        (fsig_quote_key is its C mirror); None when no quote may rest (stale, unpriced, halted)."""
         risk = self.risk
         state = risk.state
         fair = self.fv.fair[symbol_id]
         if self.stale or fair <= 0 or state is _HALTED or self.halted_symbols[symbol_id]:
-            return 0, 0, 0, 0
+            return None
         guard = self.guards[symbol_id]
         now = self.now
         m = self.metrics
         top = self._top
         _top_depth(self._bh, symbol_id, 0, 0.0, top)
-        best_bid, best_ask = top[0], top[2]
         held = 0
         for hedged in self.hedge_of[symbol_id]:     # _hedge_held(), inlined
             held += self.hedger.hedged(hedged)
         # Inputs quantised to what can move a quote: fair to 1/8 tick, volatility to 1/8 octave,
         # toxicity to 0.05 (a requote threshold: smaller moves keep the resting quotes).
-        key = (int(fair * 8 / self.ref_ticks[symbol_id]), best_bid, best_ask, state,
-               self.inventory.position[symbol_id], held,
-               self.vol_q[symbol_id],
-               guard.bid_until > now, guard.ask_until > now, int(guard.toxicity() * 20),
-               m.markout_n[m.adverse_horizon], risk.limits_version)
-        memo = self.quote_memo[symbol_id]
-        if memo is not None and memo[0] == key:
-            return memo[1]
-        quote = self._price_quote(symbol_id, fair, state, guard, best_bid, best_ask)
-        self.quote_memo[symbol_id] = (key, quote)
-        return quote
+        return (int(fair * 8 / self.ref_ticks[symbol_id]), top[0], top[2], state,
+                self.inventory.position[symbol_id], held,
+                self.vol_q[symbol_id],
+                guard.bid_until > now, guard.ask_until > now, int(guard.toxicity() * 20),
+                m.markout_n[m.adverse_horizon], risk.limits_version)
 
     def _price_quote(self, symbol_id: int, fair: float, state: TradingState, guard: SymbolGuard,
                      best_bid: int, best_ask: int) -> tuple[int, int, int, int]:
+        """The quote wanted now: skew (GLFT or Avellaneda-Stoikov), widening, the collar cap,
+        rounding to the tick table, sizes. One C call (mm_core/fastquote.h); the reference is
+        mm_core.quotepricer.price_reference, proven equal by tests/mm_core/test_quotepricer.py."""
+        if self.compiled:
+            return engine_price_quote(self, symbol_id, fair, state, guard, best_bid, best_ask)
+        return self._price_quote_py(symbol_id, fair, state, guard, best_bid, best_ask)
+
+    def _price_quote_py(self, symbol_id: int, fair: float, state: TradingState, guard: SymbolGuard,
+                     best_bid: int, best_ask: int) -> tuple[int, int, int, int]:
+        """_price_quote in Python: the engine on the reference classes (compiled=False) runs it,
+        and it is the oracle the C pricer is proven against (tests/mm_core/test_quotepricer.py)."""
         risk = self.risk
         cfg = self.cfg
         skew = cfg.skew
@@ -477,16 +712,20 @@ class Engine:
         in any live state counts at its price (clamped at what the level holds): the ITCH and OUCH
         answers to it may arrive in either order, and a level hidden for one event only makes
         the next quote more cautious."""
+        own = self._own_for(symbol_id)
+        if own is None:
+            return _top_depth(self._bh, symbol_id, self.imb_levels, self.imb_decay, top)
+        return _top_depth_without(self._bh, symbol_id, self.imb_levels, self.imb_decay,
+                                  own[0], own[1], own[2], own[3], top)
+
+    def _own_for(self, symbol_id: int):
+        """Our live quotes of one symbol as _own_quotes() gives them, or None."""
         oms = self.oms
         version = (oms.transitions, oms.counter)
         if version != self._own_version:
             self._own_version = version
             self._own = self._own_quotes()
-        own = self._own.get(symbol_id)
-        if own is None:
-            return _top_depth(self._bh, symbol_id, self.imb_levels, self.imb_decay, top)
-        return _top_depth_without(self._bh, symbol_id, self.imb_levels, self.imb_decay,
-                                  own[0], own[1], own[2], own[3], top)
+        return self._own.get(symbol_id)
 
     def _own_quotes(self) -> dict:
         """symbol -> (prices, shares, n bid prices, n ask prices) of our live quotes, as the C
@@ -638,11 +877,18 @@ class Engine:
         for hedged in self.hedge_targets[symbol_id]:
             self._hedge(hedged, actions)
 
+    def _hold(self, h: int, hold: int) -> None:
+        """Set the hedge hold on a hedge instrument (and its C mirror)."""
+        if self.hedge_hold[h] != hold:
+            self.hedge_hold[h] = hold
+            if self._rx is not None:
+                self._rx.hold[h] = hold
+
     def _hedge(self, symbol_id: int, actions: list[Action]) -> None:
         h = self.hedger.pairs[symbol_id].hedge_id
         if self.stale or self.risk.state is _HALTED or \
                 self.hedger.idle(symbol_id, self.inventory.position[symbol_id]):
-            self.hedge_hold[h] = 0
+            self._hold(h, 0)
             return
         hticks = self.ticks[h]
         top = self._top
@@ -652,7 +898,7 @@ class Engine:
             self.fv.mids[h], top[0], top[2], hticks.tick_above, hticks.tick_below)
         if decision is None:
             if not self.hedger.pairs[symbol_id].in_flight:
-                self.hedge_hold[h] = 0      # nothing left to hedge now: quote that side again
+                self._hold(h, 0)            # nothing left to hedge now: quote that side again
             return
         buying = decision.side == _BUY
         limit = decision.price
@@ -662,7 +908,7 @@ class Engine:
                 order.tif != ouch.TIF_IOC and (order.price <= limit if buying else order.price >= limit)
         # While a hedge is worked, the side of the hedge instrument it trades against is not
         # quoted: buying it back there would undo the hedge, and that quote is what it would hit.
-        self.hedge_hold[h] = 1 if buying else -1
+        self._hold(h, 1 if buying else -1)
         if any(crossed(o) for o in self.oms.live.values()):
             # the IOC would execute against our own quote (a wash trade): pull those quotes first;
             # the hedge goes out once they are gone
@@ -755,8 +1001,12 @@ class Engine:
         self.counts["fills"] += 1
         now = self.now
         s, side = order.symbol_id, order.side
-        self.inventory.apply_fill(s, side, qty)
+        position = self.inventory.apply_fill(s, side, qty)
         self.metrics.on_fill(s, side, qty, price, self.mid2[s], now)
+        rx = self._rx
+        if rx is not None:
+            rx.position[s] = position
+            rx.set_metrics(self.metrics)
         self.risk.on_fill(s, side, qty, price, now, order.token)
         if order.purpose is Purpose.HEDGE:
             hedged = self.hedge_tokens.get(order.token)
@@ -831,6 +1081,8 @@ class Engine:
 
     def _mature_markouts(self, actions: list[Action]) -> None:
         matured = self.metrics.on_time(self.now, self.mid2)
+        if self._rx is not None:
+            self._rx.set_metrics(self.metrics)
         if not matured:
             return
         adverse = self.cfg.adverse_horizon
@@ -952,7 +1204,7 @@ class Engine:
     # ================================================================= summaries and hashing
 
     def summary(self) -> dict:
-        marks = [m // 2 for m in self.mid2]
+        marks = [m // 2 for m in self.mid2[0:self.n]]
         doc = self.metrics.summary(marks)
         doc["now_ns"] = self.now
         doc["counts"] = dict(self.counts)
@@ -961,6 +1213,17 @@ class Engine:
         doc["unknown_refs"] = self.book.unknown_refs
         doc["guard_trips"] = {str(g.symbol_id): g.trips for g in self.guards if g.trips}
         return doc
+
+    def mirrors_stale(self) -> list[str]:
+        """Compiled: the names of the reaction's C mirrors that differ from the Python state they
+        mirror (empty when all agree; the lockstep tests check it after every event)."""
+        if self._rx is None:
+            return []
+        stale = self._rx.stale(self)
+        oms = self.oms
+        if "work" in stale and (oms.transitions, oms.counter) != self._pkt_own_version:
+            stale.remove("work")        # rebuilt by _own_table before C reads it (the OMS moved)
+        return stale
 
     def state_hash(self) -> str:
         """SHA-256 over every piece of decision state, in a fixed order (no hash() or set order)."""
@@ -972,7 +1235,7 @@ class Engine:
             self.inventory.position, [g.state_items() for g in self.guards],
             self.hedger.state_items(), sorted(self.hedge_tokens.items()), self.hedge_hold,
             self.oms.state_items(),
-            self.metrics.state_items(), self.mid2, self.halted_symbols, self.tape.state_items(),
+            self.metrics.state_items(), list(self.mid2[0:self.n]), self.halted_symbols, self.tape.state_items(),
             sorted(self.denied_until.items()), self.next_metrics_ns, self.venue_seq,
             sorted(self.counts.items()), int(self.risk.state),
         )

@@ -41,6 +41,9 @@ class GuardParams:
     def __post_init__(self) -> None:
         if self.prints_window < 1 or self.vpin_buckets < 1 or self.vpin_bucket_volume < 1:
             raise GuardError("guard windows and bucket sizes must be >= 1")
+        if self.markout_window < 1 or self.aggression_min_volume < 1:
+            # 0 would divide by zero: an empty markout window's mean, an empty print window's ratio
+            raise GuardError("markout_window and aggression_min_volume must be >= 1")
         if not 0.0 < self.aggression_threshold <= 1.0 or not 0.0 < self.vpin_threshold <= 1.0:
             raise GuardError("guard thresholds must be in (0, 1]")
 

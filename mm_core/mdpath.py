@@ -143,10 +143,41 @@ class MarketDataPath:
          out.print_match, out.errors) = self._keep
         out.events_cap = _EVENTS_CAP
 
-    def on_packet(self, packet: bytes) -> MdUpdate | moldudp64.Gap | None:
-        tracker = self.tracker
-        expected = tracker.next_expected
+    @property
+    def summary(self):
+        """The C path's fmd_summary of the last packet it applied (read by the signal kernel)."""
+        return self._out
+
+    @property
+    def session_raw(self) -> bytes | None:
+        return self._session_raw
+
+    def fast_sequence(self) -> int | None:
+        """The sequence the C packet call must be given for the next packet, or None when only
+        the Python path can take it (no session seen yet, or a sequence beyond int64)."""
+        expected = self.tracker.next_expected
         if self._session_raw is None or expected > _MAX_FAST_SEQUENCE:
+            return None
+        return expected
+
+    def fast_applied(self, n_messages: int) -> None:
+        """The C packet call applied a packet of n_messages at fast_sequence(): sequence on."""
+        tracker = self.tracker
+        self.fast_packets += 1
+        tracker.next_expected = nxt = tracker.next_expected + n_messages
+        if nxt > tracker.highest_announced:
+            tracker.highest_announced = nxt
+
+    def errors(self) -> list[str]:
+        """The BookError texts of the last packet the C path applied."""
+        out = self._out
+        return [_error_text(out.errors[i]) for i in range(out.n_errors)] if out.n_errors else []
+
+    def on_packet(self, packet: bytes, prints: bool = True) -> MdUpdate | moldudp64.Gap | None:
+        """`prints=False`: an update from the C path carries prints=None, its prints left in
+        `summary` for a consumer that reads them there (the slow path always lists them)."""
+        expected = self.fast_sequence()
+        if expected is None:
             return self._slow(packet)
         out = self._out
         rc = _apply_packet(self._b, packet, len(packet), self._session_raw, expected, out)
@@ -154,13 +185,12 @@ class MarketDataPath:
             if rc == lib.FMD_NOMEM:
                 raise MemoryError("fastmd: out of memory applying a packet")
             return self._slow(packet)
-        self.fast_packets += 1
         n = out.n_messages
-        tracker.next_expected = nxt = expected + n
-        if nxt > tracker.highest_announced:
-            tracker.highest_announced = nxt
+        self.fast_applied(n)
         n_prints = out.n_prints
-        if n_prints:
+        if n_prints and not prints:
+            prints, printed = None, unpack(self._keep[2], out.n_printed)
+        elif n_prints:
             _, _, printed, symbols, aggressors, qtys, matches, _ = self._keep
             prints = [(s, a == 1, q, m) for s, a, q, m in zip(
                 unpack(symbols, n_prints), unpack(aggressors, n_prints), unpack(qtys, n_prints),
@@ -168,8 +198,7 @@ class MarketDataPath:
             printed = unpack(printed, out.n_printed)
         else:
             prints, printed = [], []
-        errors = [_error_text(out.errors[i]) for i in range(out.n_errors)] if out.n_errors else []
-        return MdUpdate(n, unpack(self._keep[1], out.n_touched), printed, prints, errors, [], [])
+        return MdUpdate(n, unpack(self._keep[1], out.n_touched), printed, prints, self.errors(), [], [])
 
     def _slow(self, packet: bytes) -> MdUpdate | moldudp64.Gap | None:
         header, messages = itch.decode_mold_packet(packet)

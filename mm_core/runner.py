@@ -34,8 +34,8 @@ from mm_core.events import (
 )
 from mm_core.protocol import ProtocolError, soupbintcp
 
-__all__ = ["RunnerError", "RunnerSettings", "RunnerReport", "PacketStages", "JournalStatus", "Runner",
-           "engine_events"]
+__all__ = ["RunnerError", "RunnerSettings", "RunnerReport", "PacketStages", "STAGES", "stage_latencies",
+           "JournalStatus", "Runner", "engine_events"]
 
 
 class RunnerError(Exception):
@@ -98,6 +98,24 @@ class PacketStages:
     decided_ns: int
     sent_ns: int
     orders: int
+
+
+STAGES = ("rx->read", "read->journaled", "journaled->decided", "decided->sent")
+
+
+def stage_latencies(stages: Iterable[PacketStages]) -> dict[str, list[int]]:
+    """ns per stage over the packets: waiting to be read after the RX stamp (only where the
+    stamp is the kernel's software one, on the same clock: a user-space stand-in says nothing
+    about the wait, a NIC's PHC is another clock), journaling the packet, the engine's decision,
+    journaling and sending the orders."""
+    out: dict[str, list[int]] = {name: [] for name in STAGES}
+    for st in stages:
+        if st.source == TsSource.SW_KERNEL:
+            out["rx->read"].append(st.read_ns - st.rx_ns)
+        out["read->journaled"].append(st.journaled_ns - st.read_ns)
+        out["journaled->decided"].append(st.decided_ns - st.journaled_ns)
+        out["decided->sent"].append(st.sent_ns - st.decided_ns)
+    return out
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from journal.catalogue import RecordType, TsSource, pack, pack_json
 from mm_core.config import ConfigError, EngineConfig, Symbols, symbols_from_toml
 from mm_core.engine import Engine, EngineError
 from mm_core.risk import EXAMPLE_TOML, Limits, LimitsError, RiskError, RiskGateway
-from mm_core.runner import Runner, RunnerError, RunnerReport, RunnerSettings
+from mm_core.runner import Runner, RunnerError, RunnerReport, RunnerSettings, stage_latencies
 from mm_core.venue.config import DEFAULT_PATH as VENUE_DEFAULT_PATH, VenueConfig, parse_config
 from mm_core.venue.errors import VenueError
 from mm_core.venue.server import Venue
@@ -279,6 +279,9 @@ class SessionSummary:
     seconds: float
     inputs: dict[str, str]
     not_trading_reason: str = ""     # set when no order left: why, in one line
+    # per stage of the market-data packets that sent orders: {"n", "p50_us", "p99_us"}
+    # (mm_core.runner.stage_latencies: RX stamp -> read -> journaled -> decided -> sent)
+    latency: dict = dataclasses.field(default_factory=dict)
 
     def as_dict(self) -> dict:
         doc = dataclasses.asdict(self)
@@ -626,6 +629,12 @@ class Session:
             seconds=round(time.monotonic() - self._started, 3), inputs=dict(self.inputs.sources))
         if report.orders_sent == 0:
             summary.not_trading_reason = self._why_idle(summary, warm, reasons)
+        stages = self.runner.packet_stages() if self.runner is not None else []
+        for stage, values in stage_latencies(stages).items():
+            if values:
+                values.sort()
+                summary.latency[stage] = {"n": len(values), "p50_us": round(values[len(values) // 2] / 1e3, 1),
+                                          "p99_us": round(values[int(0.99 * (len(values) - 1))] / 1e3, 1)}
         return summary
 
     def _why_idle(self, summary: SessionSummary, warm: bool, reasons: tuple[str, ...]) -> str:

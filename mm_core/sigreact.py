@@ -1,0 +1,158 @@
+"""Stage 2 of the compiled signal kernel: the C mirrors (fsig_react) of the engine's Python-owned inputs.
+
+Owns the fsig_react struct and its arrays: the configuration the per-packet reaction reads
+(quoted symbols, reference ticks, hedge lists), and the mirrors of values the Python code owns
+(positions, hedge holds, halted symbols, the risk feed last told, the quote memo, our working
+quotes, the hedger's pairs, the adverse-horizon markout count and due time). `values()` computes
+every mirror from the engine's Python state in one place: `pull()` writes them all (setup and
+restore) and `stale()` names the ones that differ (the lockstep tests call it after every event).
+Between those, each owner writes its mirror where its value changes (mm_core/engine.py,
+sigfair.KernelHedger). Must not know about wire formats or clocks.
+"""
+from __future__ import annotations
+
+from mm_core._fastmd_cffi import ffi, lib
+from mm_core.oms import OrderState
+from mm_core.risk import TradingState
+
+__all__ = ["ReactMirror", "memo_words", "work_words"]
+
+_ANSWERED = (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED)
+_MIRRORS = ("position", "hold", "halted", "sent", "memo", "work", "pair", "blocked")
+_SCALARS = ("markout_n", "next_due_ns")
+
+
+def _flat(lists: list[list[int]]) -> tuple[list[int], list[int]]:
+    """Lists as one array and the offsets of each (off[s] .. off[s+1])."""
+    flat, off = [], [0]
+    for items in lists:
+        flat.extend(items)
+        off.append(len(flat))
+    return flat, off
+
+
+def _blocked(m, n: int) -> list[int]:
+    """Metrics.blocked as one flag per symbol."""
+    flags = [0] * n
+    for s in m.blocked:
+        flags[s] = 1
+    return flags
+
+
+def memo_words(memo) -> list[int]:
+    """Engine.quote_memo[s] as FSIG_M_N words: valid, the key, the quote."""
+    if memo is None:
+        return [0] * lib.FSIG_M_N
+    key, quote = memo
+    return [1, *(int(k) for k in key), *quote]
+
+
+def work_words(oms, slot) -> list[int]:
+    """The working order of one quote slot as FSIG_W_N words: present, price, leaves, answered."""
+    token = oms.working.get(slot)
+    if token is None:
+        return [0, 0, 0, 0]
+    order = oms.orders[token]
+    return [1, order.price, order.leaves, int(order.fsm.state in _ANSWERED)]
+
+
+class ReactMirror:
+    """One engine's fsig_react; `r` is the struct fsig_packet.react points at."""
+
+    def __init__(self, engine) -> None:
+        n = engine.n
+        self.n = n
+        r = self.r = ffi.new("fsig_react *")
+        self._keep: list = []
+
+        def arr(name: str, ctype: str, values):
+            a = ffi.new(f"{ctype}[]", values)
+            self._keep.append(a)
+            setattr(r, name, a)
+            return a
+        arr("quoted", "uint8_t", [int(q) for q in engine.is_quoted])
+        arr("ref_tick", "int64_t", engine.ref_ticks)
+        for name, lists in (("held_of", engine.hedge_of), ("targets", engine.hedge_targets)):
+            flat, off = _flat(lists)
+            arr(name, "uint32_t", flat or [0])
+            arr("held_off" if name == "held_of" else "targets_off", "uint32_t", off)
+        hedge_id = [-1] * n
+        for s, pair in engine.hedger.pairs.items():
+            hedge_id[s] = pair.hedge_id
+        arr("hedge_id", "int64_t", hedge_id)
+        r.refresh_ns = engine.risk_refresh_ns
+        r.trigger = engine.hedger.p.trigger
+        r.halted_state = int(TradingState.HALTED)
+        sizes = {"position": n, "hold": n, "halted": n, "sent": n * lib.FSIG_S_N,
+                 "memo": n * lib.FSIG_M_N, "work": n * 2 * lib.FSIG_W_N, "pair": n * lib.FSIG_P_N,
+                 "blocked": n}
+        for name in _MIRRORS:
+            setattr(self, name, arr(name, "int64_t", sizes[name]))
+        arr("feed", "uint32_t", n)
+        # the work mirror's offset of each quote slot (OMS working key), and an empty mirror
+        self._slot_at = {slot: (2 * s + i) * lib.FSIG_W_N for s, slots in enumerate(engine.quote_slots)
+                         for i, slot in enumerate(slots)}
+        self._zero_work = ffi.new("int64_t[]", n * 2 * lib.FSIG_W_N)
+        self.pull(engine)
+
+    @staticmethod
+    def values(engine) -> dict[str, list[int]]:
+        """Every mirror as the engine's Python state gives it now."""
+        oms, hedger, m = engine.oms, engine.hedger, engine.metrics
+        pairs = []
+        for s in range(engine.n):
+            p = hedger.pairs.get(s)
+            pairs.extend([0, 0, 0, 0] if p is None else [int(p.active), p.in_flight, p.over_since, p.hedged])
+        return {
+            "position": list(engine.inventory.position),
+            "hold": list(engine.hedge_hold),
+            "halted": [int(h) for h in engine.halted_symbols],
+            "sent": [int(x) for sent in engine.risk_sent for x in sent],
+            "memo": [w for memo in engine.quote_memo for w in memo_words(memo)],
+            "work": [w for slots in engine.quote_slots for slot in slots for w in work_words(oms, slot)],
+            "pair": pairs,
+            "markout_n": [m.markout_n[m.adverse_horizon]],
+            "next_due_ns": [m.next_due_ns],
+            "blocked": _blocked(m, engine.n),
+        }
+
+    def _current(self, name: str) -> list[int]:
+        if name in _SCALARS:
+            return [getattr(self.r, name)]
+        return list(getattr(self, name))
+
+    def pull(self, engine) -> None:
+        """Write every mirror from the engine's Python state."""
+        for name, words in self.values(engine).items():
+            if name in _SCALARS:
+                setattr(self.r, name, words[0])
+            else:
+                getattr(self, name)[0:len(words)] = words
+        self._blocked_set = set(engine.metrics.blocked)
+
+    def stale(self, engine) -> list[str]:
+        """The mirrors that differ from the engine's Python state (empty: none)."""
+        return [name for name, words in self.values(engine).items() if self._current(name) != words]
+
+    def set_work(self, engine) -> None:
+        """Our working quotes after the OMS moved (Engine._own_table calls it)."""
+        oms, work, w, at = engine.oms, self.work, lib.FSIG_W_N, self._slot_at
+        ffi.memmove(work, self._zero_work, ffi.sizeof(self._zero_work))
+        for slot in oms.working:
+            b = at.get(slot)
+            if b is not None:
+                work[b:b + w] = work_words(oms, slot)
+
+    def set_metrics(self, m) -> None:
+        """The markout inputs after Metrics.on_fill / on_time."""
+        r = self.r
+        r.markout_n = m.markout_n[m.adverse_horizon]
+        r.next_due_ns = m.next_due_ns
+        blocked = set(m.blocked)
+        was = self._blocked_set
+        if blocked != was:
+            for s in was - blocked:
+                self.blocked[s] = 0
+            for s in blocked - was:
+                self.blocked[s] = 1
+            self._blocked_set = blocked

@@ -1,0 +1,103 @@
+"""Stage 2 of the signal kernel against the engine's Python code, on generated inputs: the quote
+memo key (fsig_quote_key vs Engine._quote_key: the same quantisation and int() truncations of fair
+value and toxicity) and the requote decision (fsig_requote_acts vs Engine._requote: whether any
+side reaches _work_side, with every order state, price and size relation and the self-trade rules)."""
+import functools
+from types import SimpleNamespace
+
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from mm_core._fastmd_cffi import ffi, lib
+from mm_core.oms import OrderState
+from mm_core.sigreact import work_words
+from tests.mm_core.wire import ACME, BOLT, CHIP, simulate
+
+SYMBOLS = (ACME, BOLT, CHIP)
+
+
+@functools.lru_cache(maxsize=1)
+def _session():
+    """A compiled engine after a short simulated session (books, guards and quotes populated)."""
+    _, _, engine = simulate(3, 400)
+    assert engine.compiled
+    return engine
+
+
+def _fairs():
+    """Fair values anywhere, and right at / a hair off the 1/8-tick steps the key truncates at."""
+    near = st.builds(lambda k, tick, eps: k * tick / 8 + eps, st.integers(-8, 8_000_000),
+                     st.sampled_from((1, 50, 100)), st.sampled_from((0.0, 1e-9, -1e-9, 0.5, -0.5)))
+    return st.one_of(st.floats(-1e3, 1e10, allow_nan=False), near)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(s=st.sampled_from(SYMBOLS), fair=_fairs(), position=st.integers(-10**6, 10**6),
+       hedged=st.integers(-10**5, 10**5), until=st.tuples(st.integers(-2, 2), st.integers(-2, 2)),
+       prints=st.lists(st.tuples(st.booleans(), st.integers(1, 5_000)), max_size=8),
+       markouts=st.integers(0, 10**6), halted=st.booleans())
+def test_the_c_quote_key_is_the_engines(s, fair, position, hedged, until, prints, markouts, halted):
+    engine = _session()
+    rx, now = engine._rx, engine.now
+    engine.fv.fair[s] = fair
+    engine.inventory.position[s] = rx.position[s] = position
+    for t in engine.hedge_of[s]:
+        engine.hedger.pairs[t].hedged = hedged
+        engine.hedger._mirror(t)
+    engine.sig.until[2 * s] = now + until[0]
+    engine.sig.until[2 * s + 1] = now + until[1]
+    for buys, qty in prints:
+        lib.fsig_guard_on_print(engine._sh, s, buys, qty)
+    m = engine.metrics
+    m.markout_n[m.adverse_horizon] = markouts
+    rx.set_metrics(m)
+    engine.halted_symbols[s] = halted
+    rx.halted[s] = int(halted)
+    engine._risk_to_react()
+    assert not engine.mirrors_stale()
+    key = ffi.new("int64_t[]", lib.FSIG_M_NKEY)
+    rc = lib.fsig_quote_key(engine._sh, engine._bh, rx.r, s, now, key)
+    expected = engine._quote_key(s)
+    assert (rc == 1) == (expected is None)
+    if expected is not None:
+        assert list(key) == [int(x) for x in expected]
+
+
+_order = st.one_of(st.none(), st.builds(
+    lambda price, leaves, state: SimpleNamespace(price=price, leaves=leaves, fsm=SimpleNamespace(state=state)),
+    st.integers(99, 102), st.integers(0, 3), st.sampled_from(list(OrderState))))
+_side = st.tuples(st.integers(-1, 102).filter(lambda p: p <= 0 or p >= 99), st.integers(0, 3))
+
+
+@settings(max_examples=500, deadline=None)
+@given(bid=_order, ask=_order, want_bid=_side, want_ask=_side, hold=st.integers(-1, 1))
+def test_the_c_requote_decision_is_the_engines(bid, ask, want_bid, want_ask, hold):
+    engine = _session()
+    s = ACME
+    bid_key, ask_key = engine.quote_slots[s]
+    oms = SimpleNamespace(orders={}, working={})
+    for key, order, token in ((bid_key, bid, "B1"), (ask_key, ask, "A1")):
+        if order is not None:
+            oms.orders[token] = order
+            oms.working[key] = token
+    quote = (want_bid[0], want_bid[1], want_ask[0], want_ask[1])
+    calls = []
+    # the engine's own _requote with its inputs replaced: a call of _work_side is an action
+    probe = SimpleNamespace(oms=oms, quote_slots=engine.quote_slots, hedge_hold={s: hold},
+                            _quote=lambda symbol_id: quote)
+    probe._requote_side = lambda *a: type(engine)._requote_side(probe, *a)
+    probe._work_side = lambda *a: calls.append(a[:2])
+    type(engine)._requote(probe, s, [])
+    work = engine._rx.work
+    w = lib.FSIG_W_N
+    saved = list(work[2 * s * w:(2 * s + 2) * w])
+    try:
+        work[2 * s * w:(2 * s + 2) * w] = work_words(oms, bid_key) + work_words(oms, ask_key)
+        bp, bq, ap, aq = quote
+        if hold > 0:
+            aq = 0
+        elif hold < 0:
+            bq = 0
+        acts = lib.fsig_requote_acts(engine._rx.r, s, bp, bq, ap, aq)
+    finally:
+        work[2 * s * w:(2 * s + 2) * w] = saved
+    assert bool(acts) == bool(calls), (quote, hold, calls)
