@@ -61,6 +61,7 @@ _SIG_CALIBRATE = lib.FSIG_CALIBRATE
 _SIG_QUIET, _SIG_REACT, _SIG_FEED = lib.FSIG_QUIET, lib.FSIG_REACT, lib.FSIG_FEED
 _react_from_c = lib.fsig_react_from
 _MEMO_N, _SENT_N = lib.FSIG_M_N, lib.FSIG_S_N
+_STATE_OF = TradingState
 unpack = ffi.unpack
 _NULL = ffi.NULL
 
@@ -222,6 +223,7 @@ class Engine:
             self._pkt_own_version = None        # the own-quote table is rebuilt on first use
             rx = self._rx = ReactMirror(self)
             pkt.react = self._react_c = rx.r
+            self._risk_to_react()
             self.hedger.mirror = rx.pair
 
     def __getstate__(self) -> dict:
@@ -229,7 +231,7 @@ class Engine:
         del state["_bh"], state["_top"]
         if self.sig is not None:
             for name in ("mid2", "vol_q", "_sh", "_fair_out", "_pkt", "_pkt_keep", "_pkt_own_version",
-                         "_pkt_own", "_rx", "_react_c", "_summary"):
+                         "_pkt_own", "_rx", "_react_c", "_summary", "_risk_seen"):
                 state.pop(name, None)
         state["urgent"] = None          # the shell's sink belongs to the process, not the state
         state.pop("_own", None)         # C arrays derived from the OMS: rebuilt on first use
@@ -349,8 +351,8 @@ class Engine:
             self._own_table()
         pkt, react, risk = self._pkt, self._react_c, self.risk
         pkt.now_ns = self.now
-        react.risk_state = risk.state          # _risk_to_react(), inlined
-        react.limits_version = risk.limits_version
+        if risk.state is not self._risk_seen or risk.limits_version != react.limits_version:
+            self._risk_to_react()
         packet = ev.packet
         rc = _on_packet_c(self._sh, self._bh, packet, len(packet), md.session_raw, expected, pkt)
         if rc == _SIG_FALLBACK:
@@ -370,6 +372,8 @@ class Engine:
             for text in errors:
                 actions.append(self._alert("book-error", text))
         if rc == _SIG_QUIET:            # no feed due, nothing of the reaction can act
+            if react.n_memo:            # memo misses C priced (stage 3)
+                self._rx.memos_from_c(self.quote_memo, _STATE_OF)
             self.quiet_packets += 1
             return actions
         if rc == _SIG_TRIPPED:
@@ -392,6 +396,8 @@ class Engine:
             self._own_table()
             self._risk_to_react()
             rc = _react_from_c(self._sh, self._bh, pkt, 0)
+        if react.n_memo:
+            self._rx.memos_from_c(self.quote_memo, _STATE_OF)
         if rc == _SIG_REACT:
             if react.markouts:
                 self._react(touched, actions)
@@ -400,10 +406,10 @@ class Engine:
         return actions
 
     def _risk_to_react(self) -> None:
-        """The gateway's state and limits version into the reaction's mirror (read per packet)."""
-        risk, react = self.risk, self._react_c
-        react.risk_state = risk.state
-        react.limits_version = risk.limits_version
+        """The gateway's state, limits version, multipliers and collar into the reaction's mirror."""
+        risk = self.risk
+        self._risk_seen = risk.state
+        self._rx.set_risk(risk)
 
     def _react_from(self, touched: list[int], i: int, actions: list[Action]) -> None:
         """Compiled _react without due markouts: the reference code for touched[i], then the C
@@ -417,7 +423,10 @@ class Engine:
                 return
             self._own_table()
             self._risk_to_react()
-            if _react_from_c(self._sh, self._bh, self._pkt, i) == _SIG_QUIET:
+            rc = _react_from_c(self._sh, self._bh, self._pkt, i)
+            if self._react_c.n_memo:
+                self._rx.memos_from_c(self.quote_memo, _STATE_OF)
+            if rc == _SIG_QUIET:
                 return
             i = self._react_c.work_at
 
