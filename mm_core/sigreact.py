@@ -62,6 +62,7 @@ class ReactMirror:
     """One engine's fsig_react; `r` is the struct fsig_packet.react points at."""
 
     price_misses = True     # False: memo misses return to Python (the tests' stage 2 reference)
+    priced = 0              # memo misses the C reaction priced (benchmark figure)
 
     def __init__(self, engine) -> None:
         n = engine.n
@@ -159,6 +160,7 @@ class ReactMirror:
     def memos_from_c(self, quote_memo: list, states) -> None:
         """The memos fsig_react_from priced into Engine.quote_memo, as _quote would store them."""
         r, memo, w = self.r, self.memo, lib.FSIG_M_N
+        self.priced += r.n_memo
         for i in range(r.n_memo):
             s = r.memo_new[i]
             k = ffi.unpack(memo + s * w + 1, w - 1)
