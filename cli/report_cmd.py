@@ -28,6 +28,10 @@ _HELP = {
 
 
 def _options(fn):
+    fn = click.option("--no-text", "no_text", is_flag=True,
+                      help="Write the Parquet tables only, without the text exports beside them (rts22: "
+                      "auth.016 XML; cat: JSON submission files); the manifest records that they were "
+                      "omitted. Default: write them.")(fn)
     fn = click.option("--force", is_flag=True, help="Overwrite existing reports of this kind.")(fn)
     fn = click.option("--refdata", "refdata_dir", type=click.Path(file_okay=False, path_type=pathlib.Path),
                       default=None, help="Reference-data directory (default: the bundled data, which "
@@ -46,7 +50,7 @@ def _options(fn):
 
 
 def _execute(kinds: list[str], journal_dir, trade_date, session_id, first_seq, last_seq, out_dir,
-             refdata_dir, force) -> None:
+             refdata_dir, force, no_text) -> None:
     selection = Selection(first_seq=first_seq, last_seq=last_seq, session_id=session_id,
                           trade_date=trade_date.date() if isinstance(trade_date, dt.datetime) else None)
     started = time.monotonic()
@@ -55,7 +59,8 @@ def _execute(kinds: list[str], journal_dir, trade_date, session_id, first_seq, l
         click.echo(f"[{time.monotonic() - started:7.1f}s] {message}", err=True)
 
     try:
-        result = run(kinds, journal_dir, out_dir, selection, refdata_dir, force=force, progress=progress)
+        result = run(kinds, journal_dir, out_dir, selection, refdata_dir, force=force, progress=progress,
+                     text=not no_text)
     except ReportError as exc:
         raise click.ClickException(str(exc)) from exc
     for kind in result.results:

@@ -47,11 +47,11 @@ def lookup_strings(indices: np.ndarray, values: list[str | None]) -> pa.Array:
     if not distinct:
         return pa.nulls(len(idx), pa.dictionary(pa.int32(), pa.string()))
     slot = {v: i for i, v in enumerate(distinct)}
-    remap = np.array([slot.get(v, -1) if v is not None else -1 for v in values] + [-1], dtype=np.int32)
-    mapped = remap[np.where(idx < 0, len(values), idx)]
+    remap = np.array([-1] + [slot.get(v, -1) if v is not None else -1 for v in values], dtype=np.int32)
+    mapped = remap[np.maximum(idx, -1) + 1]         # index -1 picks the leading -1
     invalid = mapped < 0
-    return pa.DictionaryArray.from_arrays(pa.array(np.where(invalid, 0, mapped), mask=invalid),
-                                          pa.array(distinct, pa.string()))
+    indices = pa.array(np.where(invalid, 0, mapped), mask=invalid) if invalid.any() else pa.array(mapped)
+    return pa.DictionaryArray.from_arrays(indices, pa.array(distinct, pa.string()))
 
 
 def plain(arr: pa.Array) -> pa.Array:
@@ -86,18 +86,34 @@ def concat_text(arr: pa.Array) -> memoryview:
     return memoryview(arr.buffers()[2])[int(offsets[0]):int(offsets[-1])]
 
 
+def _value_bytes(arr: pa.Array) -> memoryview | None:
+    """The bytes of a string column's values (a dictionary column: its dictionary's), bytes
+    behind nulls included; None when there are none."""
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary
+    if len(arr) == 0 or arr.buffers()[2] is None:
+        return None
+    width = np.int64 if pa.types.is_large_string(arr.type) else np.int32
+    offsets = np.frombuffer(arr.buffers()[1], width)[arr.offset:arr.offset + len(arr) + 1]
+    return memoryview(arr.buffers()[2])[int(offsets[0]):int(offsets[-1])]
+
+
 def has_any_byte(arr: pa.Array, chars: bytes) -> bool:
     """Whether some value of a string column (a dictionary column: its dictionary) may contain one
     of `chars`: one numpy scan of the data buffer, instead of a regex kernel per value. Bytes
     behind nulls count too, so True can be a false alarm, never False a miss."""
-    if pa.types.is_dictionary(arr.type):
-        arr = arr.dictionary
-    if len(arr) == 0 or arr.buffers()[2] is None:
+    view = _value_bytes(arr)
+    if view is None:
         return False
-    width = np.int64 if pa.types.is_large_string(arr.type) else np.int32
-    offsets = np.frombuffer(arr.buffers()[1], width)[arr.offset:arr.offset + len(arr) + 1]
-    data = memoryview(arr.buffers()[2])[int(offsets[0]):int(offsets[-1])].tobytes()
+    data = view.tobytes()
     return any(bytes([c]) in data for c in chars)      # memchr per character
+
+
+def has_control_byte(arr: pa.Array) -> bool:
+    """Whether some value of a string column may hold a byte below 0x20 (a control character):
+    one numpy pass; like has_any_byte, a false alarm is possible, a miss is not."""
+    view = _value_bytes(arr)
+    return view is not None and len(view) > 0 and int(np.frombuffer(view, np.uint8).min()) < 0x20
 
 
 _HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype="S1")

@@ -157,11 +157,12 @@ def _venue_session(src: JournalSlice) -> str | None:
     return starts["venue_session"][-1].decode(errors="replace").strip("\x00 ") or None
 
 
-def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
+def stream(src: JournalSlice, ref: RefData, sink, text: bool = True) -> ReportOutput:
     """CAT events chunk by chunk (bounded memory): each chunk's kept rows go to
-    `sink.add("order_events", t)` and, as JSON lines, to the submission files of their date."""
+    `sink.add("order_events", t)` and, unless `text` is False (Parquet only), as JSON lines to the
+    submission files of their date."""
     session = _venue_session(src)
-    files = cat_json.SubmissionFiles(ref.firm.cat_imid)
+    files = cat_json.SubmissionFiles(ref.firm.cat_imid) if text else None
     rejects = []
     for chunk in events.collect_chunks(src):
         ev = common.select_trade_date(chunk, src.selection.trade_date)
@@ -169,10 +170,12 @@ def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
         table, checks = build_table(ev, ref, session)
         kept, rejected = split(table, KIND, "order_events", checks)
         sink.add("order_events", kept)
-        files.add(kept, sink)
+        if files is not None:
+            files.add(kept, sink)
         if rejected.num_rows:
             rejects.append(rejected)
-    files.finish(sink, src.provenance())
+    if files is not None:
+        files.finish(sink, src.provenance())
     return ReportOutput(kind=KIND, schema_version=SCHEMA_VERSION, tables={},
                         rejects=pa.concat_tables(rejects) if rejects else REJECTS_SCHEMA.empty_table())
 

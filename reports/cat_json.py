@@ -38,11 +38,28 @@ ORDER = ("actionType", "firmROEID", "CATReporterIMID", "orderKeyDate", "orderID"
          "initiator", "tradeID")
 
 
+# JSON (RFC 8259) escapes in a string: the backslash first, then the quote and the control
+# characters U+0000..U+001F, which may not appear raw (a tab or newline in a free-text field would
+# otherwise break the line-per-event file)
+_JSON_ESCAPES = (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t")) + tuple(
+    (chr(c), f"\\u{c:04x}") for c in range(32) if chr(c) not in "\n\r\t")
+
+
+def _json_text(value: str) -> str:
+    for raw, escape in _JSON_ESCAPES:
+        if raw in value:
+            value = value.replace(raw, escape)
+    return value
+
+
 def _escaped(arr: pa.Array) -> pa.Array:
-    if not ac.has_any_byte(arr, b'"\\'):        # a code column: its (small) dictionary scanned
-        return ac.plain(arr)
+    if not ac.has_any_byte(arr, b'"\\') and not ac.has_control_byte(arr):
+        return ac.plain(arr)         # a code column: its (small) dictionary scanned
     arr = ac.plain(arr)
-    return pc.replace_substring(pc.replace_substring(arr, "\\", "\\\\"), '"', '\\"')
+    for raw, escape in _JSON_ESCAPES:
+        if ac.has_any_byte(arr, raw.encode()):
+            arr = pc.replace_substring(arr, raw, escape)
+    return arr
 
 
 def _constant(name: str, col: pa.Array) -> str | None:
@@ -58,7 +75,7 @@ def _constant(name: str, col: pa.Array) -> str | None:
         value = col.dictionary[int(idx[0])].as_py()
         if name == "timeInForce" or name in NUMBERS or not isinstance(value, str):
             return None
-        return f',"{name}":"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return f',"{name}":"' + _json_text(value) + '"'
     if name in BOOLEANS:
         values = col.to_numpy(zero_copy_only=False)
         if not (values == values[0]).all():

@@ -76,10 +76,17 @@ def sample_in_force(sample_utc_ns: np.ndarray, sample_valid: np.ndarray, sample_
     order = np.lexsort((sample_seq[usable], sample_utc_ns[usable]))    # by time, then sequence
     rows = usable[order]
     times, seqs = sample_utc_ns[rows], sample_seq[rows]
-    left = np.searchsorted(times, event_utc_ns, side="left")
-    pos = np.searchsorted(times, event_utc_ns, side="right")
-    for e in np.flatnonzero(pos > left):       # exact ns ties only: a loop over those rare rows
-        pos[e] = left[e] + np.searchsorted(seqs[left[e]:pos[e]], event_seq[e], side="left")
+    pos = np.searchsorted(times, event_utc_ns, side="left")
+    # exact ns ties only (a sample at the event's very time): decided by sequence
+    tied = np.flatnonzero(times[np.minimum(pos, len(times) - 1)] == event_utc_ns) if len(times) else pos[:0]
+    if len(tied):
+        first = pos[tied]
+        count = np.searchsorted(times, event_utc_ns[tied], side="right") - first
+        before = np.zeros(len(tied), np.int64)
+        for k in range(int(count.max())):      # one step per sample sharing a time (rarely > 1)
+            inside = k < count
+            before += inside & (seqs[np.where(inside, first + k, 0)] < event_seq[tied])
+        pos[tied] = first + before
     pos -= 1
     found = (pos >= 0) & event_valid
     return np.where(found, rows[np.clip(pos, 0, None)] if len(rows) else -1, -1)

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from journal.catalogue import RecordType
+from journal.catalogue import PAYLOAD_DTYPES, RecordType
 from reports import ouch
-from reports.source import JournalSlice
+from reports.source import JournalSlice, payload_head
 from reports.timebase import UtcTimes, to_utc
 
 EVENT_NAMES = [
@@ -72,27 +72,27 @@ def clock_samples(src: JournalSlice) -> np.ndarray:
     return samples[order]
 
 
-def _merge_positions(a_seq: np.ndarray, b_seq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Where the rows of two sequence-sorted batches land in their merged order (sequences are
-    unique across record types, so this is exact and needs no sort)."""
-    pos_a = np.arange(len(a_seq)) + np.searchsorted(b_seq, a_seq)
-    pos_b = np.arange(len(b_seq)) + np.searchsorted(a_seq, b_seq)
-    return pos_a, pos_b
-
-
 CHUNK_SEQS = 1 << 19     # journal sequences per chunk of a streamed build: bounds memory
 
 
-def collect_chunks(src: JournalSlice, join_orders: bool = True, chunk_seqs: int | None = None):
+def collect_chunks(src: JournalSlice, join_orders: bool = True, chunk_seqs: int | None = None,
+                   only: tuple[int, ...] | None = None, leaves: bool = True):
     """The slice's order events as a sequence of OrderEvents, one per range of at most
     `chunk_seqs` journal sequences, in journal order: memory is bounded by the chunk, not the
     journal. Orders are joined across chunks (the creating ORDER_SENTs seen so far, including those
     before a mid-journal range, are kept in a compact index, with each order's remaining quantity
     carried over), so the rows do not depend on the chunk size.
 
+    `only`: keep just the events of these EV codes (e.g. executions), dropped before their OUCH
+    decode and the join; every Enter/Replace still joins the order index. `leaves=False` skips the
+    remaining quantities (the `leaves` column), which need every event of an order, so `only`
+    requires it.
+
     Reading and decoding a chunk (the C bulk read releases the GIL, and so do most numpy kernels)
     runs on a helper thread one chunk ahead of the join and of the caller's work on the previous
     chunk; while the generator runs, that thread is the only user of `src.reader`."""
+    if only is not None and leaves:
+        raise ValueError("remaining quantities need every event of an order: pass leaves=False with only")
     step = chunk_seqs or CHUNK_SEQS
     samples = clock_samples(src)
     book = Creators()
@@ -106,14 +106,14 @@ def collect_chunks(src: JournalSlice, join_orders: bool = True, chunk_seqs: int 
         # a slice per chunk, dropped after decoding: its cache of raw records must not outlive it
         part = JournalSlice(reader=src.reader, journal_id=src.journal_id, first_seq=a,
                             last_seq=min(a + step - 1, src.last_seq), selection=src.selection)
-        return _decode(part, join_orders, samples)
+        return _decode(part, join_orders, samples, only)
 
     with ThreadPoolExecutor(max_workers=1) as ahead:
         pending = ahead.submit(decode, starts[0]) if starts else None
         for i in range(len(starts)):
             decoded = pending.result()
             pending = ahead.submit(decode, starts[i + 1]) if i + 1 < len(starts) else None
-            events = _join(decoded, book) if join_orders else decoded.events
+            events = _join(decoded, book, leaves) if join_orders else decoded.events
             del decoded
             yield events
 
@@ -127,27 +127,83 @@ class _Decoded:
     creators: dict | None = None     # this chunk's Enter/Replace ORDER_SENTs as Creators columns
 
 
-def _decode(src: JournalSlice, join_orders: bool, samples: np.ndarray) -> _Decoded:
-    both = src.fixed_many((RecordType.ORDER_SENT, RecordType.VENUE_MSG))
-    sent, venue_all = both[RecordType.ORDER_SENT], both[RecordType.VENUE_MSG]
-    keep = (venue_all["packet_type"] == SOUP_SEQUENCED) & (venue_all["msg_type"] != OUCH_SYSTEM_EVENT) \
-        & (venue_all["raw_len"] > ouch.SOUP_HEADER)
-    venue = venue_all if keep.all() else venue_all[keep]
-    n = len(sent) + len(venue)
-    at_sent, at_venue = _merge_positions(sent["seq"], venue["seq"])
+def _order_event_venue(venue: np.ndarray) -> np.ndarray:
+    """Which VENUE_MSG rows are order events: sequenced OUCH messages other than System Event."""
+    return (venue["packet_type"] == SOUP_SEQUENCED) & (venue["msg_type"] != OUCH_SYSTEM_EVENT) \
+        & (venue["raw_len"] > ouch.SOUP_HEADER)
 
-    is_sent = np.zeros(n, dtype=bool)
-    is_sent[at_sent] = True
+
+def _merger(is_sent: np.ndarray):
+    """merged(sent_values, venue_values, dtype): one column over both record types, in journal
+    order (boolean-mask stores run in order: 2-3x faster than scattering by index positions)."""
     is_venue = ~is_sent
 
     def merged(sent_values, venue_values, dtype) -> np.ndarray:
-        # boolean-mask stores run in order: 2-3x faster than scattering by index positions
-        out = np.zeros(n, dtype=dtype)
+        out = np.zeros(len(is_sent), dtype=dtype)
         if sent_values is not None:
             out[is_sent] = sent_values
         if venue_values is not None:
             out[is_venue] = venue_values
         return out
+    return merged
+
+
+def _venue_bytes(fields: dict, names) -> np.dtype:
+    """VENUE_MSG payload up to the end of the last of OUCH `names` (not the whole raw packet)."""
+    end = ouch.SOUP_HEADER + max(o + w for name in names for o, w, _ in fields[name].values())
+    return payload_head(RecordType.VENUE_MSG, PAYLOAD_DTYPES[RecordType.VENUE_MSG].fields["raw"][1] + end)
+
+
+# Payload bytes copied per record: without the order join (clock evidence) only up to the
+# tokens and message types; with it, the whole ORDER_SENT and the OUCH fields decoded.
+_HEADS = {
+    False: {RecordType.ORDER_SENT: payload_head(
+                RecordType.ORDER_SENT, PAYLOAD_DTYPES[RecordType.ORDER_SENT].fields["msg_type"][1] + 1),
+            RecordType.VENUE_MSG: _venue_bytes(ouch.OUTBOUND_FIELDS, ["token"])},
+    True: {RecordType.ORDER_SENT: PAYLOAD_DTYPES[RecordType.ORDER_SENT],
+           RecordType.VENUE_MSG: _venue_bytes(ouch.OUTBOUND_FIELDS, ouch.OUTBOUND_FIELDS)},
+}
+_HEADER_FIELDS = ("seq", "ts_ns", "ts_source", "clock_state")
+_CREATES = (ord("O"), ord("U"))     # OUCH Enter Order and Replace Order create an order token
+
+
+def _decode(src: JournalSlice, join_orders: bool, samples: np.ndarray,
+            only: tuple[int, ...] | None = None) -> _Decoded:
+    """One chunk's order events in journal order. Header columns come from one scan of the range
+    (already in journal order: no merge of the two record types), and only the payload bytes
+    the events need are copied (_HEADS), not whole records. `only`: just the events of these EV
+    codes are decoded (the chunk's Enter/Replace orders still all become creators)."""
+    # with `only`, the short heads pick the rows first and just their payloads are copied whole
+    head, got = src.heads(_HEADS[join_orders and only is None])
+    all_sent_at, all_sent = got[RecordType.ORDER_SENT]
+    venue_at, venue = got[RecordType.VENUE_MSG]
+    keep = _order_event_venue(venue)
+    sent_event, venue_event = _classify(all_sent["msg_type"], _SENT), _classify(venue["msg_type"], _VENUE)
+    events_sent = slice(None)
+    if only is not None:
+        keep &= np.isin(venue_event, only)
+        events_sent = np.isin(sent_event, only)
+        if join_orders:       # the rows the events and the order index need, read whole
+            needed = events_sent | np.isin(all_sent["msg_type"], _CREATES)
+            all_sent_at, sent_event, events_sent = all_sent_at[needed], sent_event[needed], events_sent[needed]
+            all_sent = src.reader.gather(head.pos[all_sent_at], _HEADS[True][RecordType.ORDER_SENT])
+            venue_at, venue_event = venue_at[keep], venue_event[keep]
+            venue = src.reader.gather(head.pos[venue_at], _HEADS[True][RecordType.VENUE_MSG])
+            keep = np.ones(len(venue_at), bool)
+    sent_at, sent, sent_event = all_sent_at[events_sent], all_sent[events_sent], sent_event[events_sent]
+    if not keep.all():
+        venue_at, venue, venue_event = venue_at[keep], venue[keep], venue_event[keep]
+    if len(sent_at) + len(venue_at) == len(head.seq):
+        rows = slice(None)                       # every record of the range is an order event
+        is_sent = head.rtype == RecordType.ORDER_SENT
+    else:
+        rows = np.zeros(len(head.seq), bool)     # a mask: compressing beats gathering by index
+        rows[sent_at] = True
+        rows[venue_at] = True
+        is_sent = head.rtype[rows] == RecordType.ORDER_SENT
+    n = len(is_sent)
+    is_venue = ~is_sent
+    merged = _merger(is_sent)
 
     def onto(sent_values, placed, dtype) -> np.ndarray:
         # venue fields decoded straight into their merged rows: only the ORDER_SENT rows to fill
@@ -156,21 +212,19 @@ def _decode(src: JournalSlice, join_orders: bool, samples: np.ndarray) -> _Decod
         return out
 
     vcols = ouch.decode(venue["raw"], venue["msg_type"], ouch.OUTBOUND_FIELDS,
-                        names=None if join_orders else ["token"], at=at_venue, size=n)
-    cols: dict[str, np.ndarray] = {
-        "seq": merged(sent["seq"], venue["seq"], np.uint64),
-        "ts_ns": merged(sent["ts_ns"], venue["ts_ns"], np.int64),
-        "ts_source": merged(sent["ts_source"], venue["ts_source"], np.uint8),
-        "clock_state": merged(sent["clock_state"], venue["clock_state"], np.uint8),
-        "event": merged(_classify(sent["msg_type"], _SENT), _classify(venue["msg_type"], _VENUE), np.int8),
+                        names=None if join_orders else ["token"], at=np.flatnonzero(is_venue), size=n)
+    cols: dict[str, np.ndarray] = {name: getattr(head, name)[rows] for name in _HEADER_FIELDS}
+    cols.update({
+        "event": merged(sent_event, venue_event, np.int8),
         "token": onto(sent["token"], vcols["token"], "S14"),
-    }
+    })
     cols["token_key"] = _join_key(cols["token"])
     utc = to_utc(cols["seq"], cols["ts_ns"], cols["ts_source"], samples)
     if not join_orders:
         return _Decoded(OrderEvents(cols=cols, utc=utc, samples=samples))
-    scols = ouch.decode(sent["raw"], sent["msg_type"], ouch.INBOUND_FIELDS, names=["side", "stock"])
-    wire_side = np.where(scols["side"] > 0, scols["side"], sent["side"])
+    scols = ouch.decode(all_sent["raw"], all_sent["msg_type"], ouch.INBOUND_FIELDS, names=["side", "stock"])
+    all_wire_side = np.where(scols["side"] > 0, scols["side"], all_sent["side"])
+    wire_side, stock = all_wire_side[events_sent], scols["stock"][events_sent]
     cols.update({
         "origin": is_venue.astype(np.int8),
         "msg_type": merged(sent["msg_type"], venue["msg_type"], np.uint8),
@@ -180,21 +234,25 @@ def _decode(src: JournalSlice, join_orders: bool, samples: np.ndarray) -> _Decod
         "price": onto(sent["price"], vcols["price"], np.int64),
         "qty": onto(sent["qty"], vcols["shares"], np.int64),
         # OUCH stock where the message carries one (Enter, Accepted, Replaced); b"" elsewhere
-        "stock": onto(scols["stock"], vcols["stock"], "S8"),
+        "stock": onto(stock, vcols["stock"], "S8"),
     })
     for name, source in (("exec_qty", "executed"), ("exec_price", "exec_price"), ("match", "match"),
                          ("liquidity", "liquidity"), ("decrement", "decrement"), ("reason", "reason"),
                          ("order_ref", "order_ref"), ("venue_ts", "venue_ts")):
         cols[name] = vcols[source]
     cols["prior_token_key"] = _join_key(cols["prior_token"])
-    creates = np.flatnonzero(np.isin(sent["msg_type"], [ord("O"), ord("U")]))
+    creates = np.flatnonzero(np.isin(all_sent["msg_type"], _CREATES))
+    created = {name: all_sent[name][creates] for name in Creators.FIELDS + ("token", "orig_token")
+               if name not in _HEADER_FIELDS}
+    created.update({name: getattr(head, name)[all_sent_at[creates]] for name in _HEADER_FIELDS})
     return _Decoded(OrderEvents(cols=cols, utc=utc, samples=samples),
-                    Creators.columns(sent[creates], wire_side[creates], scols["stock"][creates]))
+                    Creators.columns(created, all_wire_side[creates], scols["stock"][creates]))
 
 
-def _join(decoded: _Decoded, book: "Creators") -> OrderEvents:
+def _join(decoded: _Decoded, book: "Creators", leaves: bool = True) -> OrderEvents:
     """Join every event to the ORDER_SENT that created its token (O, or U for the replacement):
-    this chunk's creators join the running index first."""
+    this chunk's creators join the running index first. `leaves`: add each event's remaining
+    quantity (carried in `book` across chunks)."""
     ev = decoded.events
     cols = ev.cols
     n = len(ev)
@@ -223,6 +281,8 @@ def _join(decoded: _Decoded, book: "Creators") -> OrderEvents:
     for name, field in (("creator_seq", "seq"), ("creator_ts_ns", "ts_ns"), ("creator_ts_source", "ts_source"),
                         ("order_qty", "qty"), ("order_price", "price")):
         cols[name] = joined(c[field], np.int64)
+    if not leaves:
+        return ev
     # group key per order: the creator's index, or for tokens no ORDER_SENT created, a code local
     # to this chunk (their rows are rejected, so their remaining quantity is not carried over)
     group = creator.copy()
@@ -282,20 +342,21 @@ class Creators:
 
     @classmethod
     def columns(cls, sent: np.ndarray, wire_side: np.ndarray, stock: np.ndarray) -> dict[str, np.ndarray]:
-        """Creators columns of Enter/Replace ORDER_SENT rows whose OUCH side and stock (b"" for a
+        """Creators columns of Enter/Replace ORDER_SENT rows (records or a dict of their columns,
+        header fields included) whose OUCH side and stock (b"" for a
         Replace) are already decoded."""
         new = {name: sent[name] for name in cls.FIELDS}
         new["token_key"] = _join_key(sent["token"])
         new["parent_key"] = _join_key(sent["orig_token"])
         new["wire_side"] = wire_side.astype(np.uint8)
         new["stock"] = stock.astype("S8")
-        new["leaves_sum"] = np.zeros(len(sent), np.int64)
-        new["leaves_started"] = np.zeros(len(sent), np.int64)
+        new["leaves_sum"] = np.zeros(len(sent["seq"]), np.int64)
+        new["leaves_started"] = np.zeros(len(sent["seq"]), np.int64)
         return new
 
     def add(self, sent: np.ndarray) -> None:
         """Index the Enter and Replace orders among `sent` (ORDER_SENT rows)."""
-        sent = sent[np.isin(sent["msg_type"], [ord("O"), ord("U")])]
+        sent = sent[np.isin(sent["msg_type"], _CREATES)]
         enter = ouch.decode(sent["raw"], sent["msg_type"], ouch.INBOUND_FIELDS, names=["side", "stock"])
         self.add_columns(self.columns(sent, np.where(enter["side"] > 0, enter["side"], sent["side"]),
                                       enter["stock"]))

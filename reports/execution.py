@@ -205,7 +205,7 @@ def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
     summary = Summary()
     no_quote_fills = no_quote_orders = 0
     rejected = []
-    for chunk in events.collect_chunks(src):
+    for chunk in events.collect_chunks(src, leaves=False):      # no remaining quantities used
         ev = common.select_trade_date(chunk, src.selection.trade_date)
         del chunk
         r612, r610 = _quote_checks(ev, ref, quotes)

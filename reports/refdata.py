@@ -108,7 +108,20 @@ class RefData:
         return out
 
 
+LUT_MAX_ID = 1 << 16      # registries whose ids are all below this are looked up by table
+
+
 def _index_of(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Position of each id in `sorted_ids`, -1 where absent: a table lookup (one gather) when the
+    registry's ids are small, else a binary search."""
+    if len(sorted_ids) and 0 <= sorted_ids[0] and sorted_ids[-1] < LUT_MAX_ID and ids.dtype.kind in "ui":
+        table = np.full(int(sorted_ids[-1]) + 2, -1, dtype=np.int64)
+        table[sorted_ids] = np.arange(len(sorted_ids))
+        last = len(table) - 1                         # ids past the largest known one land on it
+        pos = np.minimum(ids, last)
+        if ids.dtype.kind == "i":
+            pos = np.where(pos < 0, last, pos)
+        return table[pos]
     ids = np.asarray(ids, dtype=np.int64)
     pos = np.searchsorted(sorted_ids, ids)
     pos_clipped = np.minimum(pos, max(len(sorted_ids) - 1, 0))

@@ -141,9 +141,7 @@ def _party_problem(value: str | None, active: frozenset[str]) -> str | None:
     return lei_problem(value)
 
 
-def executions(ev: events.OrderEvents) -> events.OrderEvents:
-    e = ev.cols["event"]
-    return ev.take(np.flatnonzero((e == EV["EXECUTED"]) | (e == EV["EXECUTED_WITH_REF_PRICE"])))
+EXECUTIONS = (EV["EXECUTED"], EV["EXECUTED_WITH_REF_PRICE"])     # the events RTS 22 reports
 
 
 _VENUE_HEAD = np.dtype([("soup_seq", "<u8"), ("packet_type", "u1"), ("msg_type", "u1"), ("raw_len", "<u2")])
@@ -178,21 +176,24 @@ def latest_executions(src: JournalSlice) -> dict[str, str]:
     return {(dt.date(1970, 1, 1) + dt.timedelta(days=d)).isoformat(): t for d, t in zip(days, text.to_pylist())}
 
 
-def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
+def stream(src: JournalSlice, ref: RefData, sink, text: bool = True) -> ReportOutput:
     """The transactions chunk by chunk (bounded memory): each chunk's kept rows go to
-    `sink.add("transactions", t)` and their auth.016 <Tx> elements to the day's XML file."""
+    `sink.add("transactions", t)` and, unless `text` is False (Parquet only), their auth.016 <Tx>
+    elements to the day's XML file."""
     rejects = []
-    xml = auth016.Exporter(COLUMNS.__getitem__, ref, src, expected=latest_executions(src))
-    for chunk in events.collect_chunks(src):
-        ev = executions(common.select_trade_date(chunk, src.selection.trade_date))
+    xml = auth016.Exporter(COLUMNS.__getitem__, ref, src, expected=latest_executions(src)) if text else None
+    for chunk in events.collect_chunks(src, only=EXECUTIONS, leaves=False):
+        ev = common.select_trade_date(chunk, src.selection.trade_date)
         del chunk
         table, checks = build_table(ev, ref, src.journal_id)
         kept, rejected = split(table, KIND, "transactions", checks)
         sink.add("transactions", kept)
-        xml.add(kept, sink)
+        if xml is not None:
+            xml.add(kept, sink)
         if rejected.num_rows:
             rejects.append(rejected)
-    xml.finish(sink)
+    if xml is not None:
+        xml.finish(sink)
     return ReportOutput(kind=KIND, schema_version=SCHEMA_VERSION, tables={},
                         rejects=pa.concat_tables(rejects) if rejects else REJECTS_SCHEMA.empty_table())
 

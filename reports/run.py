@@ -26,6 +26,8 @@ KINDS = tuple(BUILDERS)
 # Kinds whose builders hand their large tables to a sink chunk by chunk (see orders.stream).
 STREAMERS = {m.KIND: m.stream for m in (orders, clock, rts22, cat, execution)}
 SCHEMA_VERSIONS = {m.KIND: m.SCHEMA_VERSION for m in (orders, clock, rts22, cat, execution)}
+# Kinds that write text exports (auth.016 XML, CAT JSON) beside their Parquet; `text=False` skips them.
+TEXT_EXPORTS = (rts22.KIND, cat.KIND)
 
 
 @dataclass(frozen=True)
@@ -47,8 +49,10 @@ class RunResult:
 
 def run(kinds: list[str], journal_dir: str | pathlib.Path, out_dir: str | pathlib.Path,
         selection: Selection = Selection(), refdata_dir: str | pathlib.Path | None = None,
-        force: bool = False, progress: Callable[[str], None] | None = None, reader=None) -> RunResult:
-    """Build and write each report kind in `kinds` from one journal range."""
+        force: bool = False, progress: Callable[[str], None] | None = None, reader=None,
+        text: bool = True) -> RunResult:
+    """Build and write each report kind in `kinds` from one journal range. `text=False`: the
+    Parquet tables only, without the text exports of TEXT_EXPORTS kinds (the manifest says so)."""
     unknown = [k for k in kinds if k not in BUILDERS]
     if unknown:
         raise UnknownReportError(f"unknown report kind(s) {', '.join(unknown)}; known: {', '.join(KINDS)}")
@@ -64,9 +68,12 @@ def run(kinds: list[str], journal_dir: str | pathlib.Path, out_dir: str | pathli
     for kind in kinds:
         if kind in STREAMERS:              # large tables written chunk by chunk: bounded memory
             say(f"building and writing {kind}")
-            writer = output.StreamWriter(out_dir, kind, SCHEMA_VERSIONS[kind], provenance, force=force)
+            omitted = kind in TEXT_EXPORTS and not text
+            writer = output.StreamWriter(out_dir, kind, SCHEMA_VERSIONS[kind], provenance, force=force,
+                                         text_omitted=omitted)
             try:
-                report = STREAMERS[kind](src, ref, writer)
+                report = STREAMERS[kind](src, ref, writer, text=False) if omitted else \
+                    STREAMERS[kind](src, ref, writer)
             except BaseException:
                 writer.abort()
                 raise

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from journal.catalogue import RecordType, unpack_json
+from journal.catalogue import PAYLOAD_DTYPES, RecordType, unpack_json
 from reports.errors import JournalRangeError
 
 CHAIN_HASH_BYTES = 32     # CHECKPOINT / SEAL payload: hash(32) + u64 record count (journal.h)
@@ -49,13 +49,18 @@ class JournalSlice:
             self._cache[rtype] = arr
         return self._cache[rtype]
 
-    def fixed_many(self, rtypes) -> dict:
-        """`fixed` of several types, read in one pass over the range where the reader can."""
-        wanted = [RecordType(t) for t in rtypes if RecordType(t) not in self._cache]
-        if len(wanted) > 1 and hasattr(self.reader, "read_fixed_many"):
-            got = self.reader.read_fixed_many(wanted, first_seq=self.first_seq, last_seq=self.last_seq)
-            self._cache.update({RecordType(t): arr for t, arr in got.items()})
-        return {RecordType(t): self.fixed(t) for t in rtypes}
+    def heads(self, wanted: dict) -> tuple[object, dict]:
+        """(header columns seq, rtype, ts_ns, ts_source, clock_state of every data record in the
+        range, in sequence order; {rtype: (row positions in those columns, payload prefixes)}) for
+        each rtype of `wanted` ({rtype: payload_head dtype}): one header pass over the range, then
+        only the payload bytes asked for are copied (not whole records)."""
+        cols = self.reader.scan(self.first_seq, self.last_seq,
+                                fields=("seq", "rtype", "ts_ns", "ts_source", "clock_state", "pos"))
+        got = {}
+        for rtype, dtype in wanted.items():
+            at = np.flatnonzero(cols.rtype == RecordType(rtype))
+            got[RecordType(rtype)] = (at, self.reader.gather(cols.pos[at], dtype))
+        return cols, got
 
     def fixed_before(self, rtype: RecordType) -> np.ndarray:
         """`rtype` records from the journal start to the end of the range: context such as the clock
@@ -108,6 +113,26 @@ class JournalSlice:
             "chain_hash_covers_through_seq": str(chain_seq - 1 if chain_seq else 0),
             "selection": _describe(self.selection),
         }
+
+
+def payload_head(rtype: RecordType, nbytes: int) -> np.dtype:
+    """The first `nbytes` of an `rtype` payload as a dtype (for `JournalSlice.heads`): the fields
+    that start inside it, with an array field that runs past the end (e.g. `raw`) cut to fit."""
+    full = PAYLOAD_DTYPES[RecordType(rtype)]
+    names, formats, offsets = [], [], []
+    for name in full.names:
+        dtype, offset = full.fields[name][:2]
+        if offset >= nbytes:
+            continue
+        if offset + dtype.itemsize > nbytes:
+            if dtype.subdtype is None:
+                raise ValueError(f"{RecordType(rtype).name}.{name} cannot be cut at byte {nbytes}")
+            base = dtype.subdtype[0]
+            dtype = np.dtype((base, ((nbytes - offset) // base.itemsize,)))
+        names.append(name)
+        formats.append(dtype)
+        offsets.append(offset)
+    return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": nbytes})
 
 
 def _describe(sel: Selection) -> str:

@@ -48,7 +48,7 @@ def to_utc(seq: np.ndarray, ts_ns: np.ndarray, ts_source: np.ndarray, samples: n
     src = np.asarray(ts_source)
     any_idx = preceding(samples["seq"], seq)
     valid_rows = np.flatnonzero(samples["utc_offset_valid"] != 0)
-    off_pos = preceding(samples["seq"][valid_rows], seq)
+    off_pos = any_idx if len(valid_rows) == len(samples) else preceding(samples["seq"][valid_rows], seq)
     has_offset = off_pos >= 0
     offset = np.zeros(n, dtype=np.int16)
     offset[has_offset] = samples["utc_offset"][valid_rows[off_pos[has_offset]]]

@@ -21,6 +21,12 @@ REJECTS_SCHEMA = pa.schema([
 Check = tuple[str, pa.Array]   # (field name, reason per row: null where the row passes)
 
 
+def passed(n: int) -> pa.Array:
+    """The reasons of a check every one of `n` rows passes: an all-null array with no buffers to
+    fill (nothing to allocate per row)."""
+    return pa.nulls(n)
+
+
 def value_check(table: pa.Table, column: str, problem: Callable[[str | None], str | None],
                 when: np.ndarray | None = None) -> Check:
     """Run `problem` once per distinct value of `column`; rows inherit their value's reason.
@@ -29,6 +35,8 @@ def value_check(table: pa.Table, column: str, problem: Callable[[str | None], st
     encoded = col if pa.types.is_dictionary(col.type) else col.dictionary_encode()
     reasons = [problem(v) for v in encoded.dictionary.to_pylist()]
     null_reason = problem(None)
+    if all(r is None for r in reasons) and (null_reason is None or not col.null_count):
+        return column, passed(len(col))                       # every value passes: nothing to map
     per_row = pa.array(reasons, type=pa.string()).take(encoded.indices) if reasons else \
         pa.nulls(len(col), pa.string())
     if null_reason is not None:
@@ -39,6 +47,8 @@ def value_check(table: pa.Table, column: str, problem: Callable[[str | None], st
 
 
 def required_check(table: pa.Table, column: str, when: np.ndarray | None = None) -> Check:
+    if not table.column(column).null_count:
+        return column, passed(table.num_rows)
     col = table.column(column).combine_chunks()
     missing = col.is_null().to_numpy(zero_copy_only=False)
     if when is not None:
@@ -53,7 +63,7 @@ def mask_check(field: str, bad: np.ndarray, reason) -> Check:
     some row is bad, so the happy path formats nothing)."""
     bad = np.asarray(bad, dtype=bool)
     if not bad.any():
-        return field, pa.nulls(len(bad), pa.string())
+        return field, passed(len(bad))
     rows = np.flatnonzero(bad)
     reasons = np.full(len(bad), None, dtype=object)
     if callable(reason):
@@ -74,6 +84,8 @@ def split(table: pa.Table, report: str, table_name: str, checks: list[Check]) ->
     trade_date = table.column("trade_date").combine_chunks() if "trade_date" in table.column_names \
         else pa.nulls(n, pa.date32())
     for field, reasons in checks:
+        if reasons.null_count == len(reasons):
+            continue                                # every row passed this check
         bad = reasons.is_valid().to_numpy(zero_copy_only=False)
         if not bad.any():
             continue

@@ -93,3 +93,25 @@ def test_lines_of_constant_and_varying_columns_escape_and_parse_back():
     assert events[0]["timeInForce"] == {"DAY": 20260302} and events[2]["timeInForce"] == {"IOC": True}
     one = cat_json.lines(table.slice(2, 1)).to_pylist()
     assert len(one) == 1 and json.loads(one[0])["type"] == "MEOC"
+
+
+def test_control_characters_are_escaped_so_each_event_stays_one_parseable_line():
+    import pyarrow as pa
+    from reports import arrowcols as ac
+    n = 3
+    odd = ["tab\there", "new\nline\r", "nul\x00bell\x07\x1f"]
+    columns = {name: pa.nulls(n, pa.string()) for name in cat_json.ORDER}
+    columns.update({
+        "type": ac.codes([0] * n, ["MENO"]),
+        "actionType": ac.codes([0] * n, ["N\tEW"]),                  # constant column, escaped too
+        "orderID": pa.array(odd),
+        "firmDesignatedID": ac.codes([0, 1, 0], ['q"\\', "x\x1by"]),
+        "manualFlag": pa.array([False] * n), "electronicDupFlag": pa.array([False] * n),
+    })
+    table = pa.table({name: columns[name] for name in ("type",) + cat_json.ORDER})
+    text = "".join(cat_json.lines(table).to_pylist())
+    assert text.count("\n") == n and all(ord(c) >= 0x20 for c in text.replace("\n", ""))
+    events = [json.loads(line) for line in text.splitlines()]
+    assert [e["orderID"] for e in events] == odd
+    assert [e["firmDesignatedID"] for e in events] == ['q"\\', "x\x1by", 'q"\\']
+    assert all(e["actionType"] == "N\tEW" for e in events)

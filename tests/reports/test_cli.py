@@ -67,3 +67,36 @@ def test_bad_inputs_are_one_clear_line(tmp_path):
     bad_ref = runner.invoke(command, ["orders", "--journal", str(journal), "--out", str(tmp_path / "o2"),
                                       "--refdata", str(tmp_path / "ref")])
     assert bad_ref.exit_code == 1 and "reference-data file missing" in bad_ref.output
+
+
+def test_no_text_writes_the_same_parquet_without_the_text_exports(day_journal, tmp_path):
+    """--no-text: rts22 and cat write their Parquet tables byte for byte as a full run does, but no
+    auth.016 XML / CAT JSON, and the manifest says the text exports were omitted."""
+    runner = CliRunner()
+    assert "--no-text" in runner.invoke(command, ["rts22", "--help"]).output
+    for kind, suffix in (("rts22", ".xml"), ("cat", ".json")):
+        outs = {}
+        for label, extra in (("full", []), ("parquet", ["--no-text"])):
+            out = tmp_path / label
+            result = runner.invoke(command, [kind, "--journal", str(day_journal), "--out", str(out),
+                                             "--refdata", str(FIXTURE_REFDATA)] + extra)
+            assert result.exit_code == 0, result.output
+            outs[label] = out / kind
+        texts = {label: [p for p in root.rglob(f"*{suffix}") if p.name != "_manifest.json"]
+                 for label, root in outs.items()}
+        assert texts["full"] and not texts["parquet"], kind
+        parquet = {label: {p.relative_to(root): p.read_bytes() for p in root.rglob("*.parquet")}
+                   for label, root in outs.items()}
+        assert parquet["full"] and parquet["full"] == parquet["parquet"], kind
+        manifests = {label: json.loads((root / "_manifest.json").read_text()) for label, root in outs.items()}
+        assert manifests["parquet"]["text_exports"] == "omitted on request"
+        assert "text_exports" not in manifests["full"]
+        assert manifests["full"]["tables"] == manifests["parquet"]["tables"]
+
+
+def test_no_text_is_accepted_and_changes_nothing_for_kinds_without_text(day_journal, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(command, ["clock", "--no-text", "--journal", str(day_journal), "--out", str(tmp_path),
+                                     "--refdata", str(FIXTURE_REFDATA)])
+    assert result.exit_code == 0, result.output
+    assert "text_exports" not in json.loads((tmp_path / "clock" / "_manifest.json").read_text())

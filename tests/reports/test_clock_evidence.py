@@ -1,6 +1,9 @@
+import numpy as np
 import pyarrow.compute as pc
+from hypothesis import given, settings, strategies as st
 
 from journal.catalogue import ClockState, TsSource
+from reports import clock
 from reports.run import run
 from tests.reports.conftest import read
 from tests.reports.journal_builder import FIXTURE_REFDATA, DayBuilder
@@ -84,3 +87,25 @@ def test_sample_in_force_is_chosen_by_time_not_journal_order(tmp_path):
     summary = {r["profile"]: r for r in read(tmp_path / "o", "clock", "summary").to_pylist()}
     assert {r["verdict"] for r in summary.values()} == {"COMPLIANT"}
     assert summary["eu_hft"]["order_events_not_demonstrably_within"] == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 6), st.booleans()), min_size=0, max_size=12),
+       st.lists(st.tuples(st.integers(0, 7), st.booleans()), min_size=1, max_size=20), st.randoms())
+def test_sample_in_force_matches_the_rule_with_many_equal_times(samples, events, rnd):
+    """Against the rule itself, on times drawn from a handful of values (so several samples and
+    events share a nanosecond): the latest valid sample before the event in (time, sequence)
+    order, -1 when none or when the event has no UTC time."""
+    seqs = list(range(1, len(samples) + len(events) + 1))
+    rnd.shuffle(seqs)
+    s_seq, e_seq = np.array(seqs[:len(samples)], np.int64), np.array(seqs[len(samples):], np.int64)
+    s_time = np.array([t for t, _ in samples], np.int64)
+    s_valid = np.array([v for _, v in samples], bool)
+    e_time = np.array([t for t, _ in events], np.int64)
+    e_valid = np.array([v for _, v in events], bool)
+    got = clock.sample_in_force(s_time, s_valid, s_seq, e_time, e_valid, e_seq)
+    for i in range(len(events)):
+        before = [j for j in range(len(samples))
+                  if s_valid[j] and (s_time[j], s_seq[j]) < (e_time[i], e_seq[i])]
+        want = max(before, key=lambda j: (s_time[j], s_seq[j])) if before and e_valid[i] else -1
+        assert got[i] == want

@@ -1,5 +1,6 @@
 import numpy as np
 import pyarrow.compute as pc
+import pytest
 
 from reports import events
 from reports.events import TokenIndex
@@ -58,14 +59,14 @@ def test_a_streamed_read_frees_each_chunks_raw_records(day_journal):
     import weakref
     from reports.source import open_slice
     src = open_slice(day_journal)
-    read = src.reader.read_fixed_many
+    read = src.reader.gather
     alive = []
 
-    def tracked(rtypes, first_seq=None, last_seq=None):
-        got = read(rtypes, first_seq=first_seq, last_seq=last_seq)
-        alive.extend(weakref.ref(arr) for arr in got.values())
+    def tracked(pos, dtype):
+        got = read(pos, dtype)
+        alive.append(weakref.ref(got))
         return got
-    src.reader.read_fixed_many = tracked
+    src.reader.gather = tracked
     chunks = 0
     for chunk in events.collect_chunks(src, chunk_seqs=5):
         chunks += 1
@@ -73,3 +74,22 @@ def test_a_streamed_read_frees_each_chunks_raw_records(day_journal):
         # at most this chunk's records and the next chunk's (read ahead) are still held
         assert sum(ref() is not None for ref in alive) <= 4
     assert chunks > 3 and len(alive) >= 2 * chunks
+
+
+def test_only_some_events_are_joined_as_in_the_full_stream(day_journal):
+    """collect_chunks(only=...) gives exactly the rows of the full stream with those event codes,
+    every joined column the same (the order index still learns every Enter and Replace)."""
+    from reports.source import open_slice
+    wanted = (events.EV["EXECUTED"], events.EV["ACCEPTED"])
+    with pytest.raises(ValueError, match="leaves=False"):
+        list(events.collect_chunks(open_slice(day_journal), only=wanted))
+    full = [c for c in events.collect_chunks(open_slice(day_journal), chunk_seqs=7)]
+    some = [c for c in events.collect_chunks(open_slice(day_journal), chunk_seqs=7, only=wanted, leaves=False)]
+    whole = {k: np.concatenate([c.cols[k] for c in full]) for k in full[0].cols}
+    keep = np.isin(whole["event"], wanted)
+    assert keep.any() and not keep.all()
+    assert all("leaves" not in c.cols for c in some)
+    for name in some[0].cols:
+        assert np.array_equal(np.concatenate([c.cols[name] for c in some]), whole[name][keep]), name
+    assert np.array_equal(np.concatenate([c.utc.utc_ns for c in some]),
+                          np.concatenate([c.utc.utc_ns for c in full])[keep])

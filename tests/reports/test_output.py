@@ -1,9 +1,11 @@
 import hashlib
 import json
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from reports import output
 from reports.errors import OutputExistsError
 from reports.output import GENERATOR, ROW_GROUP_ROWS, read_metadata
 from reports.run import KINDS, run
@@ -138,3 +140,23 @@ def test_a_text_file_that_cannot_be_written_fails_the_run_and_publishes_nothing(
     with pytest.raises(OSError, match="No space left"):
         run(["rts22"], day_journal, tmp_path, refdata_dir=FIXTURE_REFDATA)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_per_row_text_is_written_plain_and_codes_with_a_dictionary(tmp_path):
+    """Text mostly distinct row to row gets no dictionary (it would only be hashed and dropped),
+    repeated text does, integers are delta-encoded; the same rows give the same bytes."""
+    n = 10_000
+    table = pa.table({"seq": pa.array(range(n), pa.uint64()),
+                      "reference": pa.array([f"TRN{i:020d}" for i in range(n)]),
+                      "venue": pa.array(["XMMA", "XMMB"] * (n // 2))})
+    options = output.writer_options(table)
+    assert "reference" not in options["use_dictionary"] and "venue" in options["use_dictionary"]
+    paths = []
+    for name in ("a", "b"):
+        pq.write_table(table, tmp_path / name, **options)
+        paths.append(tmp_path / name)
+    meta = pq.ParquetFile(paths[0]).metadata.row_group(0)
+    encodings = {meta.column(i).path_in_schema: set(meta.column(i).encodings) for i in range(meta.num_columns)}
+    assert "RLE_DICTIONARY" in encodings["venue"] and "RLE_DICTIONARY" not in encodings["reference"]
+    assert "DELTA_BINARY_PACKED" in encodings["seq"]
+    assert paths[0].read_bytes() == paths[1].read_bytes()

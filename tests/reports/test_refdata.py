@@ -2,6 +2,7 @@ import shutil
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from reports import refdata
 from reports.errors import RefDataError
@@ -94,3 +95,18 @@ def test_option_cfi_codes_are_checked_position_by_position(cfi, problem):
     from reports.identifiers import cfi_problem
     found = cfi_problem(cfi)
     assert (found is None) if problem is None else (problem in found)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sets(st.integers(0, 70_000), max_size=8), st.lists(st.integers(-3, 70_005), max_size=30),
+       st.sampled_from([np.int64, np.uint32, np.uint64]))
+def test_index_of_finds_each_id_or_minus_one_by_table_or_by_search(known, ids, dtype):
+    """Small registries are looked up by table, others by binary search: both give the position
+    in the sorted ids, and -1 for unknown, negative or out-of-range ids."""
+    from reports.refdata import _index_of
+    sorted_ids = np.array(sorted(known), dtype=np.int64)
+    if np.dtype(dtype).kind == "u":
+        ids = [i for i in ids if i >= 0]
+    got = _index_of(sorted_ids, np.array(ids, dtype=dtype))
+    position = {v: i for i, v in enumerate(sorted(known))}
+    assert got.tolist() == [position.get(i, -1) for i in ids]
