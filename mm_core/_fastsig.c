@@ -926,7 +926,11 @@ static int symbol_acts(const fsig *g, const fmd_book *b, fsig_react *r, uint32_t
                 m[FSIG_M_VALID] = 1;
                 memcpy(m + FSIG_M_KEY, key, sizeof key);
                 memcpy(m + FSIG_M_QUOTE, q, sizeof q);
-                r->memo_new[r->n_memo++] = s;
+                uint32_t k = 0;
+                while (k < r->n_memo && r->memo_new[k] != s)
+                    k++;
+                if (k == r->n_memo)
+                    r->memo_new[r->n_memo++] = s;
             } else {
                 memcpy(q, m + FSIG_M_QUOTE, sizeof q);
             }
@@ -968,7 +972,6 @@ static int markouts_due(const fsig *g, const fsig_react *r, int64_t now_ns) {
 int fsig_react_from(const fsig *g, const fmd_book *b, fsig_packet *p, uint32_t from) {
     fsig_react *r = p->react;
     r->markouts = 0;
-    r->n_memo = 0;
     if (from == 0 && markouts_due(g, r, p->now_ns)) {
         r->markouts = 1;
         r->work_at = 0;
@@ -1223,4 +1226,27 @@ int fsig_load(fsig *g, const uint8_t *buf, size_t len) {
     if (!io.err && io.pos != len)
         io.err = FSIG_BAD_BLOB;
     return io.err;
+}
+
+int fsig_on_packets(fsig *g, fmd_book *b, const uint8_t *buf, const uint64_t *off,
+                    const int64_t *ts, uint32_t from, uint32_t count, const uint8_t *session,
+                    uint64_t next_expected, int64_t now, fsig_packet *p, uint32_t *done,
+                    uint64_t *messages) {
+    uint64_t n_messages = 0;
+    int rc = FSIG_QUIET;
+    uint32_t i = from;
+    for (; i < count; i++) {
+        if (ts[i] > now)
+            now = ts[i];
+        p->now_ns = now;
+        rc = fsig_on_packet(g, b, buf + off[i], (size_t)(off[i + 1] - off[i]), session,
+                            next_expected, p);
+        if (rc != FSIG_QUIET || p->summary->n_errors)
+            break;
+        next_expected += p->summary->n_messages;
+        n_messages += p->summary->n_messages;
+    }
+    *done = i - from;
+    *messages = n_messages;
+    return rc;
 }

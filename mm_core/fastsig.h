@@ -4,7 +4,9 @@
  * one call per market-data packet (1c) — owned by one C struct and compiled into the same cffi
  * module as fastmd, so one call applies a packet to the book and reads its fmd_summary.
  * Stage 2 decides in C when the rest of a packet's reaction (risk feed, markouts, requotes,
- * hedges) cannot act; quote pricing and every action stay in Python.
+ * hedges) cannot act; stage 3 prices a quote memo miss in C too (fq_price, fastquote.h), and
+ * fsig_on_packets takes a run of packets (replay) while they end quiet. Every action stays in
+ * Python.
  *
  * This header is the specification; mm_core/sigkernel.py is the one Python wrapper, and
  * Engine(compiled=True), the default, runs on it. The Python classes stay the reference
@@ -284,6 +286,17 @@ int fsig_on_packet(fsig *g, fmd_book *b, const uint8_t *buf, size_t len, const u
                    uint64_t next_expected, fsig_packet *p);
 /* The reprice half. FSIG_OK (p->react NULL), FSIG_QUIET, FSIG_REACT, FSIG_FEED or FSIG_CALIBRATE. */
 int fsig_reprice_touched(fsig *g, const fmd_book *b, fsig_packet *p);
+/* A run of packets (replay): packet i is buf[off[i] .. off[i+1]) received at ts[i], for i from
+ * `from` below `count`; each goes through fsig_on_packet at now = max(now, ts[i]) (p->now_ns),
+ * with next_expected moved on by the messages of the ones before. The run goes on while a
+ * packet ends in FSIG_QUIET without book errors (p->react must be set) and stops after the first
+ * one that does not: its code is returned (FSIG_FALLBACK: that packet was not applied) with
+ * *done the quiet packets before it, which hold *messages messages; FSIG_QUIET with *done =
+ * count - from when all were quiet. */
+int fsig_on_packets(fsig *g, fmd_book *b, const uint8_t *buf, const uint64_t *off,
+                    const int64_t *ts, uint32_t from, uint32_t count, const uint8_t *session,
+                    uint64_t next_expected, int64_t now, fsig_packet *p, uint32_t *done,
+                    uint64_t *messages);
 
 /* ---- stage 2: the reaction's no-action case (Engine._react, after the reprice) ----
  * With p->react set, fsig_on_packet and fsig_reprice_touched, once every touched symbol is
@@ -365,8 +378,8 @@ typedef struct fsig_react {
     uint32_t *feed;             /* [n] indices into p->touched */
     uint32_t work_at;
     uint32_t markouts;
-    uint32_t n_memo;            /* memos fsig_react_from priced and stored (reset per call): */
-    uint32_t *memo_new;         /* [n] their symbols, for the caller's Engine.quote_memo */
+    uint32_t n_memo;            /* memos fsig_react_from priced and stored since the caller */
+    uint32_t *memo_new;         /* [n] last reset n_memo: their symbols (each once), to copy */
 } fsig_react;
 
 /* Engine._quote's key of a symbol into key[FSIG_M_NKEY] (no state changes; for tests). Returns 0,
