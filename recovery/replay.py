@@ -289,8 +289,8 @@ def replay(records: Iterable, engine, *, profile: str = "eu-hft", fresh_session:
             yield rec
 
     # runs of MD_PACKET records go through the engine in one C call each while their packets
-    # end quiet (Engine.on_packet_run); not with snapshots (they count single events) or resuming
-    batch = batch and resume is None and not snapshot_every
+    # end quiet (Engine.on_packet_run); not when writing snapshots (they count single events)
+    batch = batch and not snapshot_every
     started = time.perf_counter()
     for event in engine_events(tapped(), profile, fresh_session):
         if batch and type(event) is MarketData and source.next_is(RecordType.MD_PACKET):

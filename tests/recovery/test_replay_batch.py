@@ -70,9 +70,9 @@ def test_a_diverging_engine_diverges_the_same_in_both(long_session):
     assert _engine_view(batched.engine) == _engine_view(one.engine)
 
 
-def test_snapshots_and_resumes_keep_the_one_by_one_path(long_session, tmp_path):
+def test_snapshots_keep_the_one_by_one_path_and_resumes_batch(long_session, tmp_path):
     """Snapshots count single events, so a replay that writes them feeds packets one by one;
-    resuming from one then batches nothing before the snapshot and ends on the same state."""
+    resuming from one batches the records after it and ends as the one-by-one resume does."""
     path, live_hash = long_session
     snaps = tmp_path / "snaps"
     snaps.mkdir()
@@ -80,6 +80,10 @@ def test_snapshots_and_resumes_keep_the_one_by_one_path(long_session, tmp_path):
     assert first.snapshots_written >= 2 and first.state_hash == live_hash
     resumed = replay_journal(path, fresh_engine(), snapshots=str(snaps))
     assert resumed.snapshot and resumed.state_hash == live_hash
+    one = replay_journal(path, fresh_engine(), snapshots=str(snaps), batch=False)
+    assert one.snapshot == resumed.snapshot
+    assert _result_view(resumed) == _result_view(one)
+    assert _engine_view(resumed.engine) == _engine_view(one.engine)
 
 
 @pytest.mark.parametrize("jitter", [0, 300_000])
