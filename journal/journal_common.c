@@ -370,8 +370,7 @@ int mmj_record_check(const uint8_t *base, uint64_t size, uint64_t off, uint32_t 
         return -MMJ_R_BAD_LENGTH;
     if (h->salt_check != salt_check)
         return -MMJ_R_BAD_SALT;
-    uint32_t crc = mmj_crc32c(salt_check, &word, 4);
-    crc = mmj_crc32c(crc, base + off + 8, rsize - 8);
+    uint32_t crc = mmj_crc32c_prefixed(salt_check, word, base + off + 8, rsize - 8);
     if (crc != h->crc)
         return -MMJ_R_BAD_CRC;
     if (h->seq != expect_seq)

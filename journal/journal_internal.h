@@ -49,6 +49,13 @@ typedef struct mmj_map {
 } mmj_map;
 
 uint64_t mmj_pad8(uint64_t n);
+/* crc32c(seed, prefix as 4 little-endian bytes || rest[0..len)): a record's CRC (journal.h RECORD),
+ * its word as the prefix; inline instructions when len % 8 == 0 and rest is 8-aligned. */
+uint32_t mmj_crc32c_prefixed(uint32_t seed, uint32_t prefix, const void *rest, size_t len);
+/* For each of n blocks at first + r * stride: store mmj_crc32c_prefixed(seed, prefix, block + skip,
+ * len) at block + crc_at (several blocks' chains interleaved). */
+void mmj_crc32c_blocks(uint32_t seed, uint32_t prefix, uint8_t *first, size_t stride, size_t skip, size_t len,
+                       size_t n, size_t crc_at);
 void mmj_segment_name(char *buf, size_t cap, uint64_t index, int tmp);
 uint32_t mmj_salt_check(const uint8_t *salt, uint64_t index);
 void mmj_genesis(const uint8_t *salt, uint8_t *out);

@@ -18,6 +18,7 @@
 #include "journal_internal.h"
 
 #define MMJ_TAIL_SPINS 64
+#define MMJ_TAIL_SPIN_NS 0                 /* default bound of the spin before a futex sleep: none */
 #define MMJ_TAIL_SLEEP_NS 20000
 #define MMJ_TAIL_FUTEX_SLICE_NS 10000000   /* re-check at least this often, even without a wake */
 
@@ -31,6 +32,8 @@ struct mmj_tailer {
     uint64_t seq;              /* sequence expected at off */
     uint64_t want;             /* the next data sequence to hand out */
     mmj_notify *notify;        /* the writer's wake-up word, NULL until it can be mapped */
+    int64_t spin_max_ns;       /* bound of the spin before sleeping (mmj_tailer_set_spin) */
+    int64_t gap_avg_ns;        /* moving average of how long waits lasted (0: none yet) */
 };
 
 static int valid_name(const char *name)
@@ -126,6 +129,8 @@ int mmj_tailer_open(const char *dir, const char *name, uint64_t from_seq, mmj_ta
         return MMJ_E_ARG;
     *out = NULL;
     mmj_tailer *t = calloc(1, sizeof *t);
+    if (t)
+        t->spin_max_ns = MMJ_TAIL_SPIN_NS;
     if (!t)
         return MMJ_E_NOMEM;
     int rc = mmj_open_dir(dir, &t->dirfd, err);
@@ -196,21 +201,71 @@ static int poll_once(mmj_tailer *t, mmj_record *out)
     }
 }
 
+static int tailer_wait(mmj_tailer *t, int64_t start, int64_t deadline, mmj_record *out);
+
+int mmj_tailer_set_spin(mmj_tailer *t, int64_t max_ns)
+{
+    if (!t)
+        return MMJ_E_CLOSED;
+    if (max_ns < 0)
+        return MMJ_E_ARG;
+    t->spin_max_ns = max_ns;
+    return MMJ_OK;
+}
+
+/* How long a wait spins before it sleeps: the bound while recent waits averaged at most the
+ * bound (records come often enough that the spin covers the gap and catches them without a
+ * wake-up's latency; a spin that ends just before the record arrives only adds its sleep's
+ * wake-up), else nothing beyond the first few polls (records come rarely: spinning would only
+ * burn the CPU). */
+static int64_t spin_budget(const mmj_tailer *t)
+{
+    return t->spin_max_ns && t->gap_avg_ns <= t->spin_max_ns ? t->spin_max_ns : 0;
+}
+
+/* A wait that began at `start` ended (with a record or not): update the average (1/8 weight). */
+static void waited(mmj_tailer *t, int64_t start)
+{
+    int64_t took = mmj_now_ns() - start;
+    if (took > 8 * t->spin_max_ns)
+        took = 8 * t->spin_max_ns;   /* one long pause should not switch spinning off for long */
+    t->gap_avg_ns = t->gap_avg_ns ? t->gap_avg_ns + (took - t->gap_avg_ns) / 8 : took;
+}
+
 int mmj_tailer_next(mmj_tailer *t, int64_t timeout_ns, mmj_record *out)
 {
     if (!t)
         return MMJ_E_CLOSED;
     if (!out)
         return MMJ_E_ARG;
-    int64_t deadline = mmj_now_ns() + (timeout_ns > 0 ? timeout_ns : 0);
+    int rc = poll_once(t, out);
+    if (rc != MMJ_AGAIN || timeout_ns <= 0)
+        return rc;
+    int64_t start = mmj_now_ns();
+    rc = tailer_wait(t, start, start + timeout_ns, out);
+    if (rc == MMJ_OK || rc == MMJ_AGAIN)
+        waited(t, start);
+    return rc;
+}
+
+/* Wait for the next record until deadline: poll, spin within the budget, then sleep on the
+ * writer's futex word. */
+static int tailer_wait(mmj_tailer *t, int64_t start, int64_t deadline, mmj_record *out)
+{
+    int64_t spin_until = start + spin_budget(t);
     for (int spins = 0;; spins++) {
         int rc = poll_once(t, out);
         if (rc != MMJ_AGAIN)
             return rc;
-        if (mmj_now_ns() >= deadline)
+        int64_t now = mmj_now_ns();
+        if (now >= deadline)
             return MMJ_AGAIN;
-        if (spins < MMJ_TAIL_SPINS)
+        if (spins < MMJ_TAIL_SPINS || now < spin_until) {
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();   /* a spinning poll that leaves the sibling thread room */
+#endif
             continue;
+        }
         if (!t->notify)
             t->notify = mmj_notify_map(t->dirfd, 0);
         if (!t->notify) {

@@ -71,11 +71,48 @@ static void put_record(mmj_writer *w, uint32_t flags, uint32_t rtype, const void
         memcpy(p + MMJ_RECORD_HEADER_SIZE, payload, len);
     /* padding is zero: the file is zero-filled and recovery zeroes any discarded tail */
     uint32_t word = MMJ_FLAG_PUBLISHED | flags | (uint32_t)len;
-    uint32_t crc = mmj_crc32c(w->salt_check, &word, 4);
-    h->crc = mmj_crc32c(crc, p + 8, rsize - 8);
+    h->crc = mmj_crc32c_prefixed(w->salt_check, word, p + 8, rsize - 8);
     __atomic_store_n(&h->word, word, __ATOMIC_RELEASE);
     w->off += rsize;
     __atomic_store_n(&w->pub_off, w->off, __ATOMIC_RELEASE);
+}
+
+#define MMJ_RUN_CHUNK 32   /* records written, checksummed and published together by put_run */
+
+/* Write n data records of one fixed payload size back to back at w->off (the caller checked the
+ * space): headers and payloads of a chunk first, then their CRCs (interleaved), then their words
+ * in order, each published with release semantics as put_record does. Until its word is stored
+ * a record is invisible (word 0), exactly as a record put_record has not finished. */
+static void put_run(mmj_writer *w, uint32_t rtype, const char *payloads, uint64_t size, uint64_t n,
+                    const int64_t *ts_ns, int64_t ts_scalar, uint32_t ts_source, uint32_t clock_state)
+{
+    uint64_t rsize = mmj_pad8(MMJ_RECORD_HEADER_SIZE + size);
+    uint32_t word = MMJ_FLAG_PUBLISHED | (uint32_t)size;
+    mmj_rec_hdr tmpl = {.rtype = (uint16_t)rtype, .ts_source = (uint8_t)ts_source,
+                        .clock_state = (uint8_t)clock_state, .salt_check = w->salt_check, .ts_ns = ts_scalar};
+    assert(w->off + n * rsize <= w->seg.size);
+    for (uint64_t done = 0; done < n;) {
+        uint64_t chunk = n - done < MMJ_RUN_CHUNK ? n - done : MMJ_RUN_CHUNK;
+        uint8_t *first = w->seg.base + w->off;
+        for (uint64_t k = 0; k < chunk; k++) {
+            uint8_t *p = first + k * rsize;
+            tmpl.seq = w->next_seq + k;
+            if (ts_ns)
+                tmpl.ts_ns = ts_ns[done + k];
+            /* all but the word (still 0 in the zero-filled file) and the CRC */
+            memcpy(p + 8, (const uint8_t *)&tmpl + 8, MMJ_RECORD_HEADER_SIZE - 8);
+            memcpy(p + MMJ_RECORD_HEADER_SIZE, payloads + (done + k) * size, size);
+        }
+        mmj_crc32c_blocks(w->salt_check, word, first, rsize, 8, rsize - 8, chunk, 4);
+        for (uint64_t k = 0; k < chunk; k++)
+            __atomic_store_n(&((mmj_rec_hdr *)(first + k * rsize))->word, word, __ATOMIC_RELEASE);
+        w->off += chunk * rsize;
+        w->next_seq += chunk;
+        w->seg_data += chunk;
+        w->since_anchor += chunk;
+        __atomic_store_n(&w->pub_off, w->off, __ATOMIC_RELEASE);
+        done += chunk;
+    }
 }
 
 /* A CHECKPOINT or SEAL: hash of the chain since the anchor; the anchor moves to this record. */
@@ -327,8 +364,10 @@ static int roll(mmj_writer *w, int reserve)
         return rc;
     rc = seal_current(w, seal);
     pthread_mutex_lock(&w->hash_mu);   /* the helper must not touch the old mapping any more */
-    mmj_unmap(&w->seg);
+    pthread_mutex_lock(&w->fault_mu);
+    mmj_ahead_retire(w, &w->seg);
     start_segment(w, &next, seal);
+    pthread_mutex_unlock(&w->fault_mu);
     pthread_mutex_unlock(&w->hash_mu);
     return rc;
 }
@@ -448,6 +487,26 @@ static int batch_locked(mmj_writer *w, uint32_t rtype, const char *buf, uint64_t
     }
     if (first_seq)
         *first_seq = w->next_seq;
+    if (!offsets) {
+        /* fixed size: as many records as the segment takes in one run, then roll */
+        uint64_t rsize = mmj_pad8(MMJ_RECORD_HEADER_SIZE + size);
+        for (uint64_t k = 0; k < count;) {
+            int rc = make_room(w, rsize, reserve);
+            if (rc != MMJ_OK) {
+                if (k)
+                    after_append(w, k, reserve);
+                return rc;
+            }
+            uint64_t fit = (w->seg.size - MMJ_SEGMENT_RESERVE - w->off) / rsize;
+            uint64_t run = count - k < fit ? count - k : fit;
+            put_run(w, rtype, buf + k * size, size, run, ts_ns ? ts_ns + k : NULL, ts_scalar, ts_source,
+                    clock_state);
+            k += run;
+            if (written)
+                *written = k;
+        }
+        return count ? after_append(w, count, reserve) : MMJ_OK;
+    }
     for (uint64_t k = 0; k < count; k++) {
         uint64_t start = offsets ? offsets[k] : k * size;
         uint64_t len = offsets ? offsets[k + 1] - offsets[k] : size;
@@ -650,6 +709,7 @@ int mmj_writer_abandon(mmj_writer *w)
     /* no seal, no lock-file update: the process that opened the writer still owns the journal;
      * the helper thread was not copied by fork (its mutex may look locked: left as it is) */
     mmj_unmap(&w->seg);
+    mmj_unmap(&w->retired);
     mmj_notify_unmap(w->notify);
     if (w->next_fd >= 0) {   /* next.mmj.tmp stays: it is the parent's */
         munmap(w->next_base, (size_t)w->opt.segment_size);

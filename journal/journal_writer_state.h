@@ -22,8 +22,13 @@ struct mmj_writer {
     uint8_t anchor_hash[MMJ_HASH_SIZE];
     uint64_t anchor_off;
     /* the chain hashed ahead by the helper thread (journal_ahead.c); hash_mu also keeps the
-     * current mapping alive while the helper reads or prefaults it */
+     * current mapping alive while the helper hashes it */
     pthread_mutex_t hash_mu;
+    /* keeps the current mapping alive while the helper prefaults it, and guards `prefaulted`;
+     * taken after hash_mu (never the other way round), so prefaulting goes on while the append
+     * thread finishes a chain hash under hash_mu at a checkpoint */
+    pthread_mutex_t fault_mu;
+    mmj_map retired;           /* a rolled-away segment's mapping for the helper to unmap */
     pthread_cond_t wake;       /* wakes the helper to stop */
     pthread_t helper;
     int helper_running;
@@ -76,8 +81,11 @@ int mmj_ahead_take_next(mmj_writer *w, uint64_t index, uint8_t **mapped, uint64_
 void mmj_ahead_wait_next(mmj_writer *w);
 /* Close and delete an unused preallocated next segment (caller holds hash_mu or is alone). */
 void mmj_ahead_drop_next(mmj_writer *w);
-/* Prefault the current segment a window ahead of `pos` (caller holds hash_mu). Returns 1 if it
- * did some work. */
+/* Prefault the current segment a window ahead of `pos` (caller holds fault_mu or is the only
+ * thread). Returns 1 if it did some work. */
 int mmj_ahead_prefault(mmj_writer *w, uint64_t pos);
+/* Hand the old segment's mapping to the helper to unmap (the munmap of 64 MiB of page tables
+ * then costs the append thread nothing); caller holds hash_mu. Unmaps at once without a helper. */
+void mmj_ahead_retire(mmj_writer *w, mmj_map *old);
 
 #endif

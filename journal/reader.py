@@ -228,7 +228,12 @@ class Tailer:
     """Follow a live journal (from any process). With a name, `commit()` saves the position and a
     new Tailer with the same name resumes there after a restart."""
 
-    def __init__(self, path, name: str | None = None, from_seq: int | None = None):
+    def __init__(self, path, name: str | None = None, from_seq: int | None = None, spin_ns: int | None = None):
+        """`spin_ns` lets a wait poll up to that long before it sleeps on the writer's wake-up
+        word, while records come at least that often (default: sleep at once; see
+        mmj_tailer_set_spin: for a consumer with a CPU of its own)."""
+        if spin_ns is not None and (not isinstance(spin_ns, int) or spin_ns < 0):
+            raise InvalidArgument(f"spin_ns must be a non-negative integer, not {spin_ns!r}")
         self.path = os.fspath(path)
         self.name = name
         handle = ffi.new("mmj_tailer **")
@@ -238,6 +243,8 @@ class Tailer:
               f"tail {self.path}", err[0])
         self._t = handle[0]
         self._rec = ffi.new("mmj_record *")
+        if spin_ns is not None:
+            check(lib.mmj_tailer_set_spin(self._t, spin_ns), f"tail {self.path}")
 
     def next(self, timeout_s: float = 0.0) -> Record | None:
         """The next data record, waiting up to timeout_s; None if none arrived in time."""

@@ -76,8 +76,12 @@ def expected_record(idx: int) -> Expected:
     h = _mix(idx)
     ts_ns = TS_BASE_NS + idx * 1000
     if in_batch_block(idx):
-        # append_batch takes a timestamp per record but one source and clock state for the batch.
-        return Expected(int(RecordType.MD_PACKET), _variable_payload(idx, 16 + h % 200), ts_ns,
+        # append_batch takes a timestamp per record but one source and clock state for the batch;
+        # half the batch blocks have one payload size throughout (written from a numpy array: the
+        # C core's fixed-size runs), the others a size per record (a list of bytes).
+        block = _mix(idx // BATCH_BLOCK ^ 0xF1ED)
+        size = 16 + (block >> 8) % 200 if block % 2 == 0 else 16 + h % 200
+        return Expected(int(RecordType.MD_PACKET), _variable_payload(idx, size), ts_ns,
                         BATCH_TS_SOURCE, BATCH_CLOCK_STATE)
     if (h >> 40) % 7 == 0:
         payload = _TIMER.pack(idx & 0xFFFFFFFF, ts_ns)
@@ -104,7 +108,10 @@ def write_records(journal, start: int, stop: int, on_ack=None) -> None:
         if in_batch_block(idx):
             end = batch_end(idx, stop)
             recs = [expected_record(i) for i in range(idx, end)]
-            first = journal.append_batch(recs[0].rtype, [r.payload for r in recs], [r.ts_ns for r in recs],
+            payloads = [r.payload for r in recs]
+            if len({len(p) for p in payloads}) == 1:   # one size: a numpy array of raw rows
+                payloads = np.frombuffer(b"".join(payloads), dtype=np.dtype((np.void, len(payloads[0]))))
+            first = journal.append_batch(recs[0].rtype, payloads, [r.ts_ns for r in recs],
                                          BATCH_TS_SOURCE, BATCH_CLOCK_STATE)
         else:
             end = idx + 1

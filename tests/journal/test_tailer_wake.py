@@ -8,8 +8,11 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 
-from journal import Journal, RecordType, Tailer
+import pytest
+
+from journal import InvalidArgument, Journal, RecordType, Tailer
 from tests.journal.jhelpers import wait_for
 
 ROOT = str(pathlib.Path(__file__).resolve().parents[2])
@@ -64,3 +67,33 @@ def test_wait_times_out_without_records_and_leaves_no_waiter(tmp_path):
             assert notify_words(d)[1] == 0
             j.append(RecordType.MD_PACKET, b"x")
             assert tailer.next(timeout_s=5).payload == b"x"
+
+
+def test_spin_bound_is_checked_and_tailers_spinning_or_not_get_every_record(tmp_path):
+    d = tmp_path / "j"
+    with Journal(d, segment_size=64 * 1024) as j:
+        with pytest.raises(InvalidArgument):
+            Tailer(d, spin_ns=-1)
+        with Tailer(d, spin_ns=0) as tailer:
+            got = []
+            waiter = threading.Thread(target=lambda: got.extend(tailer.next(timeout_s=60) for _ in range(3)))
+            waiter.start()
+            assert wait_for(lambda: notify_words(d)[1] == 1)   # asleep on the futex word at once
+            for k in range(3):
+                j.append(RecordType.MD_PACKET, b"r%d" % k)
+            waiter.join(60)
+            assert not waiter.is_alive()
+        assert [r.payload for r in got] == [b"r0", b"r1", b"r2"]
+        assert notify_words(d)[1] == 0
+        with Tailer(d, from_seq=4, spin_ns=250_000) as tailer:   # spins while records come often
+            got = []
+            waiter = threading.Thread(target=lambda: got.extend(tailer.next(timeout_s=60) for _ in range(200)))
+            waiter.start()
+            for k in range(200):
+                j.append(RecordType.MD_PACKET, b"s%d" % k)
+                if k % 50 == 0:
+                    time.sleep(0.002)   # a pause longer than the bound: it sleeps, then spins again
+            waiter.join(60)
+            assert not waiter.is_alive()
+        assert [r.payload for r in got] == [b"s%d" % k for k in range(200)]
+        assert notify_words(d)[1] == 0
