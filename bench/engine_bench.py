@@ -127,12 +127,13 @@ def _engine_reference(events) -> str:
     return _engine(events, _reference_engine)
 
 
-def _quiet_share(events) -> tuple[int, int]:
-    """Packets whose whole reaction ended in C, and packets the C packet path applied."""
+def _quiet_share(events) -> tuple[int, int, int]:
+    """Packets whose whole reaction ended in C, packets the C packet path applied, and quote
+    memo misses the C reaction priced itself (stage 3)."""
     engine = make_engine()
     for ev in events:
         engine.on_event(ev)
-    return engine.quiet_packets, engine.md.fast_packets
+    return engine.quiet_packets, engine.md.fast_packets, engine._rx.priced
 
 
 def _engine(events, factory=make_engine) -> str:
@@ -653,7 +654,7 @@ def main(quick: bool) -> str:
         for name, fn in competitors:
             best[name] = min(best[name], _timed(fn, events))
     replay_hash = _engine(events)
-    quiet, fast = _quiet_share(events)
+    quiet, fast, priced = _quiet_share(events)
     reference_hash = _engine_reference(events)
     lat = _latencies(events, max(1, rounds // 2))
     lat.update(_cold_latencies(events, 0.0005))
@@ -717,6 +718,9 @@ def main(quick: bool) -> str:
         f"packets the C packet path applied ({quiet / max(fast, 1):.0%}) ended in that one C call, with no "
         "risk feed, markout, requote or hedge work in Python.",
         "",
+        f"Stage 3 (memo misses priced in the C reaction with fq_price): {priced:,} quote memo misses "
+        "were priced and stored without returning to Python.",
+        "",
         "## Decision latency (event in -> actions out), per event type",
         "",
         f"perf_counter_ns pairs cost {overhead:.3f} us (included below).",
@@ -769,9 +773,9 @@ def main(quick: bool) -> str:
         f"{engine_eps:,.0f} events/s ({per_event_us:.1f} us per event, {engine_eps / TARGET_EPS:.3f} of "
         f"the target), {best[_REF] / best['whole engine (on_event)']:.2f}x the engine on the Python "
         "reference signal classes. The signals (tape, guards, fair value, volatility, hedge "
-        "regressions) and the reaction's no-action case (risk feed due, markouts due, quote memo key, "
-        "requote needs-work, hedger idle) are compiled; what is left in Python is the gateway's "
-        "on_market for the feeds due, the call of the C quote pricer on a memo miss, the requotes and hedges that act, "
+        "regressions), the reaction's no-action case (risk feed due, markouts due, quote memo key, "
+        "requote needs-work, hedger idle) and the pricing of a quote memo miss are compiled; what is "
+        "left in Python is the gateway's on_market for the feeds due, the requotes and hedges that act, "
         "and per event the dispatch and risk drain. "
         f"Load average during the run: {load:.1f} on {os.cpu_count()} CPUs (shared machine: "
         "the p99.9 tails include scheduler preemption).",

@@ -2,6 +2,7 @@
  * specification; the Python classes in trades.py, guard.py and fairvalue.py are the reference).
  * Knows nothing of Python, orders, wire formats or clocks. */
 #include "fastsig.h"
+#include "fastquote.h"
 
 #include <assert.h>
 #include <math.h>
@@ -893,16 +894,46 @@ int fsig_requote_acts(const fsig_react *r, uint32_t s, int64_t bp, int64_t bq, i
     return side_acts(ask, ap, aq);
 }
 
+/* Engine._price_quote of a memo miss (engine_price_quote's reads, from fsig and the mirrors; the
+ * key holds position, held shares, best bid and ask, state and cool-downs). 0 and the quote in
+ * q, or fq_price's error code. */
+static int price_miss(const fsig *g, const fsig_react *r, uint32_t s, const int64_t *key, int64_t *q) {
+    fq_quote out;
+    int rc = fq_price(r->qc, g->d[FSIG_D_FAIR][s], r->half_penny[s], fsig_variance_per_s(g, s),
+                      g->d[FSIG_D_VOL_PRIOR_VAR][s], key[4], key[5], fsig_toxicity(g, s),
+                      r->markout[s], r->adverse[s], r->spread_mult, r->size_mult, r->collar_bps,
+                      key[3] == r->reducing_state,
+                      (int)key[7], (int)key[8], key[1], key[2], &out);
+    if (rc)
+        return rc;
+    q[0] = out.bid_px;
+    q[1] = out.bid_qty;
+    q[2] = out.ask_px;
+    q[3] = out.ask_qty;
+    return 0;
+}
+
 /* Whether Engine._requote(s) then Engine._hedge of s's hedge targets may act or change state. */
-static int symbol_acts(const fsig *g, const fmd_book *b, const fsig_react *r, uint32_t s, int64_t now_ns) {
+static int symbol_acts(const fsig *g, const fmd_book *b, fsig_react *r, uint32_t s, int64_t now_ns) {
     if (r->quoted[s]) {
         int64_t q[4] = {0, 0, 0, 0};
         int64_t key[FSIG_M_NKEY];
         if (!fsig_quote_key(g, b, r, s, now_ns, key)) {
-            const int64_t *m = &r->memo[(size_t)s * FSIG_M_N];
-            if (!m[FSIG_M_VALID] || memcmp(key, m + FSIG_M_KEY, sizeof key) != 0)
-                return 1;               /* a memo miss prices and stores a new quote */
-            memcpy(q, m + FSIG_M_QUOTE, sizeof q);
+            int64_t *m = &r->memo[(size_t)s * FSIG_M_N];
+            if (!m[FSIG_M_VALID] || memcmp(key, m + FSIG_M_KEY, sizeof key) != 0) {
+                if (!r->qc || price_miss(g, r, s, key, q))
+                    return 1;           /* Python prices it (and raises what it raises) */
+                m[FSIG_M_VALID] = 1;
+                memcpy(m + FSIG_M_KEY, key, sizeof key);
+                memcpy(m + FSIG_M_QUOTE, q, sizeof q);
+                uint32_t k = 0;
+                while (k < r->n_memo && r->memo_new[k] != s)
+                    k++;
+                if (k == r->n_memo)
+                    r->memo_new[r->n_memo++] = s;
+            } else {
+                memcpy(q, m + FSIG_M_QUOTE, sizeof q);
+            }
         }
         int64_t hold = r->hold[s];
         if (hold > 0)
@@ -1195,4 +1226,27 @@ int fsig_load(fsig *g, const uint8_t *buf, size_t len) {
     if (!io.err && io.pos != len)
         io.err = FSIG_BAD_BLOB;
     return io.err;
+}
+
+int fsig_on_packets(fsig *g, fmd_book *b, const uint8_t *buf, const uint64_t *off,
+                    const int64_t *ts, uint32_t from, uint32_t count, const uint8_t *session,
+                    uint64_t next_expected, int64_t now, fsig_packet *p, uint32_t *done,
+                    uint64_t *messages) {
+    uint64_t n_messages = 0;
+    int rc = FSIG_QUIET;
+    uint32_t i = from;
+    for (; i < count; i++) {
+        if (ts[i] > now)
+            now = ts[i];
+        p->now_ns = now;
+        rc = fsig_on_packet(g, b, buf + off[i], (size_t)(off[i + 1] - off[i]), session,
+                            next_expected, p);
+        if (rc != FSIG_QUIET || p->summary->n_errors)
+            break;
+        next_expected += p->summary->n_messages;
+        n_messages += p->summary->n_messages;
+    }
+    *done = i - from;
+    *messages = n_messages;
+    return rc;
 }

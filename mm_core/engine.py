@@ -39,7 +39,7 @@ from mm_core.ticks import TickTable
 from mm_core.trades import TAPE_MAX, TradeTape
 from mm_core.types import OrderIntent, OrderKind, Purpose, Side, make_intent
 
-__all__ = ["Engine", "EngineError"]
+__all__ = ["Engine", "EngineError", "PacketRun"]
 
 _BUY, _SELL = Side.BUY, Side.SELL
 _log2 = math.log2
@@ -61,6 +61,29 @@ _SIG_CALIBRATE = lib.FSIG_CALIBRATE
 _SIG_QUIET, _SIG_REACT, _SIG_FEED = lib.FSIG_QUIET, lib.FSIG_REACT, lib.FSIG_FEED
 _react_from_c = lib.fsig_react_from
 _MEMO_N, _SENT_N = lib.FSIG_M_N, lib.FSIG_S_N
+_STATE_OF = TradingState
+_on_packets_c = lib.fsig_on_packets
+_RUN_MAX_SEQUENCE = 1 << 62     # a run's sequence stays far below the C path's int64 limit
+
+
+class PacketRun:
+    """Consecutive MarketData events as one buffer for Engine.on_packet_run (replay)."""
+
+    __slots__ = ("events", "buf", "off", "ts", "done", "messages", "_keep")
+
+    def __init__(self, events: list) -> None:
+        self.events = events
+        packets = [ev.packet for ev in events]
+        joined = b"".join(packets)
+        off = [0]
+        for p in packets:
+            off.append(off[-1] + len(p))
+        self._keep = joined
+        self.buf = ffi.from_buffer("uint8_t[]", joined)
+        self.off = ffi.new("uint64_t[]", off)
+        self.ts = ffi.new("int64_t[]", [ev.now_ns for ev in events])
+        self.done = ffi.new("uint32_t *")
+        self.messages = ffi.new("uint64_t *")
 unpack = ffi.unpack
 _NULL = ffi.NULL
 
@@ -222,6 +245,7 @@ class Engine:
             self._pkt_own_version = None        # the own-quote table is rebuilt on first use
             rx = self._rx = ReactMirror(self)
             pkt.react = self._react_c = rx.r
+            self._risk_to_react()
             self.hedger.mirror = rx.pair
 
     def __getstate__(self) -> dict:
@@ -229,7 +253,7 @@ class Engine:
         del state["_bh"], state["_top"]
         if self.sig is not None:
             for name in ("mid2", "vol_q", "_sh", "_fair_out", "_pkt", "_pkt_keep", "_pkt_own_version",
-                         "_pkt_own", "_rx", "_react_c", "_summary"):
+                         "_pkt_own", "_rx", "_react_c", "_summary", "_risk_seen"):
                 state.pop(name, None)
         state["urgent"] = None          # the shell's sink belongs to the process, not the state
         state.pop("_own", None)         # C arrays derived from the OMS: rebuilt on first use
@@ -349,14 +373,19 @@ class Engine:
             self._own_table()
         pkt, react, risk = self._pkt, self._react_c, self.risk
         pkt.now_ns = self.now
-        react.risk_state = risk.state          # _risk_to_react(), inlined
-        react.limits_version = risk.limits_version
+        if risk.state is not self._risk_seen or risk.limits_version != react.limits_version:
+            self._risk_to_react()
         packet = ev.packet
         rc = _on_packet_c(self._sh, self._bh, packet, len(packet), md.session_raw, expected, pkt)
         if rc == _SIG_FALLBACK:
             return None
+        return self._packet_applied(rc)
+
+    def _packet_applied(self, rc: int) -> list[Action]:
+        """The rest of _on_packet_compiled once fsig_on_packet applied a packet and returned rc."""
         if rc == _SIG_NOMEM:
             raise MemoryError("fastsig: out of memory applying a packet")
+        md, pkt, react = self.md, self._pkt, self._react_c
         summary = self._summary
         n_messages = summary.n_messages
         md.fast_applied(n_messages)
@@ -370,6 +399,8 @@ class Engine:
             for text in errors:
                 actions.append(self._alert("book-error", text))
         if rc == _SIG_QUIET:            # no feed due, nothing of the reaction can act
+            if react.n_memo:            # memo misses C priced (stage 3)
+                self._rx.memos_from_c(self.quote_memo, _STATE_OF)
             self.quiet_packets += 1
             return actions
         if rc == _SIG_TRIPPED:
@@ -392,6 +423,8 @@ class Engine:
             self._own_table()
             self._risk_to_react()
             rc = _react_from_c(self._sh, self._bh, pkt, 0)
+        if react.n_memo:
+            self._rx.memos_from_c(self.quote_memo, _STATE_OF)
         if rc == _SIG_REACT:
             if react.markouts:
                 self._react(touched, actions)
@@ -399,11 +432,54 @@ class Engine:
                 self._react_from(touched, react.work_at, actions)
         return actions
 
+    def on_packet_run(self, run: PacketRun, start: int) -> tuple[int, list[Action]]:
+        """run.events[start:] (MarketData only) as on_event would take them one by one, in one C
+        call (fsig_on_packets) while they end quiet: returns how many were taken (at least one)
+        and the actions of the last one taken (the ones before it had none). Replay's batch path:
+        the same state changes, counts and decisions as on_event for each."""
+        events = run.events
+        md = self.md
+        expected = md.fast_sequence() if self.sig is not None and not self.stale else None
+        if expected is None or expected > _RUN_MAX_SEQUENCE:
+            return 1, self.on_event(events[start])
+        oms, risk, react = self.oms, self.risk, self._react_c
+        if (oms.transitions, oms.counter) != self._pkt_own_version:
+            self._own_table()
+        if risk.state is not self._risk_seen or risk.limits_version != react.limits_version:
+            self._risk_to_react()
+        done, messages = run.done, run.messages
+        rc = _on_packets_c(self._sh, self._bh, run.buf, run.off, run.ts, start, len(events),
+                           md.session_raw, expected, self.now, self._pkt, done, messages)
+        taken = done[0]
+        self.now = self._pkt.now_ns     # on_event's time, up to the last packet C looked at
+        if taken:                       # the quiet ones: on_event's and the packet path's counts
+            counts = self.counts
+            counts["events"] += taken
+            counts["md_packets"] += taken
+            counts["md_messages"] += messages[0]
+            self.quiet_packets += taken
+            md.fast_packets += taken     # MarketDataPath.fast_applied, `taken` times
+            tracker = md.tracker
+            tracker.next_expected = nxt = tracker.next_expected + messages[0]
+            if nxt > tracker.highest_announced:
+                tracker.highest_announced = nxt
+            if react.n_memo:
+                self._rx.memos_from_c(self.quote_memo, _STATE_OF)
+        if start + taken == len(events):
+            return taken, []
+        ev = events[start + taken]
+        if rc == _SIG_FALLBACK:         # not applied: the one-by-one path takes it
+            return taken + 1, self.on_event(ev)
+        self.counts["events"] += 1      # on_event's prologue and epilogue around the rest
+        actions = self._packet_applied(rc)
+        self._drain_risk(actions)
+        return taken + 1, actions
+
     def _risk_to_react(self) -> None:
-        """The gateway's state and limits version into the reaction's mirror (read per packet)."""
-        risk, react = self.risk, self._react_c
-        react.risk_state = risk.state
-        react.limits_version = risk.limits_version
+        """The gateway's state, limits version, multipliers and collar into the reaction's mirror."""
+        risk = self.risk
+        self._risk_seen = risk.state
+        self._rx.set_risk(risk)
 
     def _react_from(self, touched: list[int], i: int, actions: list[Action]) -> None:
         """Compiled _react without due markouts: the reference code for touched[i], then the C
@@ -417,7 +493,10 @@ class Engine:
                 return
             self._own_table()
             self._risk_to_react()
-            if _react_from_c(self._sh, self._bh, self._pkt, i) == _SIG_QUIET:
+            rc = _react_from_c(self._sh, self._bh, self._pkt, i)
+            if self._react_c.n_memo:
+                self._rx.memos_from_c(self.quote_memo, _STATE_OF)
+            if rc == _SIG_QUIET:
                 return
             i = self._react_c.work_at
 

@@ -4,7 +4,9 @@
  * one call per market-data packet (1c) — owned by one C struct and compiled into the same cffi
  * module as fastmd, so one call applies a packet to the book and reads its fmd_summary.
  * Stage 2 decides in C when the rest of a packet's reaction (risk feed, markouts, requotes,
- * hedges) cannot act; quote pricing and every action stay in Python.
+ * hedges) cannot act; stage 3 prices a quote memo miss in C too (fq_price, fastquote.h), and
+ * fsig_on_packets takes a run of packets (replay) while they end quiet. Every action stays in
+ * Python.
  *
  * This header is the specification; mm_core/sigkernel.py is the one Python wrapper, and
  * Engine(compiled=True), the default, runs on it. The Python classes stay the reference
@@ -284,6 +286,17 @@ int fsig_on_packet(fsig *g, fmd_book *b, const uint8_t *buf, size_t len, const u
                    uint64_t next_expected, fsig_packet *p);
 /* The reprice half. FSIG_OK (p->react NULL), FSIG_QUIET, FSIG_REACT, FSIG_FEED or FSIG_CALIBRATE. */
 int fsig_reprice_touched(fsig *g, const fmd_book *b, fsig_packet *p);
+/* A run of packets (replay): packet i is buf[off[i] .. off[i+1]) received at ts[i], for i from
+ * `from` below `count`; each goes through fsig_on_packet at now = max(now, ts[i]) (p->now_ns),
+ * with next_expected moved on by the messages of the ones before. The run goes on while a
+ * packet ends in FSIG_QUIET without book errors (p->react must be set) and stops after the first
+ * one that does not: its code is returned (FSIG_FALLBACK: that packet was not applied) with
+ * *done the quiet packets before it, which hold *messages messages; FSIG_QUIET with *done =
+ * count - from when all were quiet. */
+int fsig_on_packets(fsig *g, fmd_book *b, const uint8_t *buf, const uint64_t *off,
+                    const int64_t *ts, uint32_t from, uint32_t count, const uint8_t *session,
+                    uint64_t next_expected, int64_t now, fsig_packet *p, uint32_t *done,
+                    uint64_t *messages);
 
 /* ---- stage 2: the reaction's no-action case (Engine._react, after the reprice) ----
  * With p->react set, fsig_on_packet and fsig_reprice_touched, once every touched symbol is
@@ -300,10 +313,16 @@ int fsig_reprice_touched(fsig *g, const fmd_book *b, fsig_packet *p);
  *                   Metrics.on_time would mature them): the caller runs the whole reaction. A symbol may act when Engine._quote would miss its memo
  *                   (the key: int(fair * 8 / ref_tick), best bid, best ask, risk state, position,
  *                   held hedge shares, vol_q, bid/ask cool-down running, int(toxicity * 20),
- *                   markouts counted, limits version), when Engine._requote would call
+ *                   markouts counted, limits version) and fq_price cannot price it (an exception
+ *                   or a big integer: Python prices it), when Engine._requote would call
  *                   _work_side on a side (engine._needs_work, the self-trade rules), or when
  *                   Engine._hedge of one of its hedge targets would change anything (the hedger
  *                   not idle, its sustain timer running, or the hold on the hedge instrument set).
+ * Stage 3: on a memo miss fsig_react_from prices the quote itself (fq_price on the same inputs
+ * engine_price_quote reads: fsig's fair value, variance and prior, toxicity and cool-downs; the
+ * mirrors' position, held shares, recent markout, adverse rate, multipliers and collar), stores
+ * key and quote in r->memo and the symbol in r->memo_new (the caller copies those memos into
+ * Engine.quote_memo before running any Python), then decides the requote as on a hit.
  * When no feed is due fsig_on_packet / fsig_reprice_touched run fsig_react_from(0) themselves
  * and return its FSIG_QUIET / FSIG_REACT; when a feed is due they return FSIG_FEED and the caller
  * feeds, refreshes risk_state / limits_version and calls fsig_react_from(0).
@@ -345,11 +364,22 @@ typedef struct fsig_react {
     int64_t *blocked;           /* [n] 1: s is in Metrics.blocked (a due markout waits for its mid) */
     int64_t risk_state;         /* int(gateway.state), refreshed by the caller per packet */
     int64_t limits_version;     /* gateway.limits_version, the same */
+    /* stage 3: what a memo miss prices with (fq_price's inputs that are not in fsig) */
+    const struct fq_config *qc; /* the engine's QuotePricer configuration */
+    const uint8_t *half_penny;  /* [n] the symbol's tick table has the $0.005 tier */
+    int64_t reducing_state;     /* int(TradingState.REDUCING) */
+    double *markout;            /* [n] Metrics.recent_markout */
+    double *adverse;            /* [n] Metrics.adverse_rate(s) */
+    double spread_mult;         /* gateway.spread_multiplier, size_multiplier and */
+    double size_mult;           /* limits.collar_fair_bps: written with risk_state / */
+    int64_t collar_bps;         /* limits_version when either changed */
     /* out */
     uint32_t n_feed;
     uint32_t *feed;             /* [n] indices into p->touched */
     uint32_t work_at;
     uint32_t markouts;
+    uint32_t n_memo;            /* memos fsig_react_from priced and stored since the caller */
+    uint32_t *memo_new;         /* [n] last reset n_memo: their symbols (each once), to copy */
 } fsig_react;
 
 /* Engine._quote's key of a symbol into key[FSIG_M_NKEY] (no state changes; for tests). Returns 0,

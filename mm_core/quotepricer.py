@@ -94,6 +94,11 @@ class QuotePricer:
 
     __slots__ = ("cfg", "_c", "_out", "_price")
 
+    @property
+    def config(self):
+        """The packed fq_config (the signal kernel's memo misses price with it too)."""
+        return self._c
+
     def __init__(self, cfg: EngineConfig) -> None:
         self.cfg = cfg
         self._c = pack_config(cfg)

@@ -631,6 +631,11 @@ class Runner:
             self._journal_failed(exc, now)
 
 
+def market_data_event(rec) -> MarketData:
+    """The engine input of an MD_PACKET record (engine_events' mapping; replay's batch path)."""
+    return MarketData(rec.payload, rec.ts_ns, TsSource(rec.ts_source))
+
+
 def engine_events(records: Iterable, profile: str = "eu-hft", fresh_session: bool = True) -> Iterator:
     """The engine inputs a journal holds, in journal order, for replay through a fresh engine.
 
@@ -649,7 +654,7 @@ def engine_events(records: Iterable, profile: str = "eu-hft", fresh_session: boo
             if fresh_session:
                 yield Reconciled(rec.ts_ns, True)
         if rtype == RecordType.MD_PACKET:
-            yield MarketData(rec.payload, rec.ts_ns, TsSource(rec.ts_source))
+            yield market_data_event(rec)
         elif rtype == RecordType.VENUE_MSG:
             raw = raw_bytes(unpack(RecordType.VENUE_MSG, rec.payload))
             yield VenueMessage(raw, rec.ts_ns, TsSource(rec.ts_source))

@@ -3,7 +3,8 @@
 Owns the fsig_react struct and its arrays: the configuration the per-packet reaction reads
 (quoted symbols, reference ticks, hedge lists), and the mirrors of values the Python code owns
 (positions, hedge holds, halted symbols, the risk feed last told, the quote memo, our working
-quotes, the hedger's pairs, the adverse-horizon markout count and due time). `values()` computes
+quotes, the hedger's pairs, the adverse-horizon markout count and due time, and what a memo miss
+prices with: each symbol's recent markout and adverse rate, the gateway's multipliers and collar). `values()` computes
 every mirror from the engine's Python state in one place: `pull()` writes them all (setup and
 restore) and `stale()` names the ones that differ (the lockstep tests call it after every event).
 Between those, each owner writes its mirror where its value changes (mm_core/engine.py,
@@ -20,6 +21,7 @@ __all__ = ["ReactMirror", "memo_words", "work_words"]
 _ANSWERED = (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED)
 _MIRRORS = ("position", "hold", "halted", "sent", "memo", "work", "pair", "blocked")
 _SCALARS = ("markout_n", "next_due_ns")
+_FLOATS = ("markout", "adverse")
 
 
 def _flat(lists: list[list[int]]) -> tuple[list[int], list[int]]:
@@ -59,6 +61,9 @@ def work_words(oms, slot) -> list[int]:
 class ReactMirror:
     """One engine's fsig_react; `r` is the struct fsig_packet.react points at."""
 
+    price_misses = True     # False: memo misses return to Python (the tests' stage 2 reference)
+    priced = 0              # memo misses the C reaction priced (benchmark figure)
+
     def __init__(self, engine) -> None:
         n = engine.n
         self.n = n
@@ -80,6 +85,9 @@ class ReactMirror:
         for s, pair in engine.hedger.pairs.items():
             hedge_id[s] = pair.hedge_id
         arr("hedge_id", "int64_t", hedge_id)
+        arr("half_penny", "uint8_t", [int(t.half_penny) for t in engine.ticks])
+        r.qc = engine.quote_pricer.config if self.price_misses else ffi.NULL
+        r.reducing_state = int(TradingState.REDUCING)
         r.refresh_ns = engine.risk_refresh_ns
         r.trigger = engine.hedger.p.trigger
         r.halted_state = int(TradingState.HALTED)
@@ -89,6 +97,9 @@ class ReactMirror:
         for name in _MIRRORS:
             setattr(self, name, arr(name, "int64_t", sizes[name]))
         arr("feed", "uint32_t", n)
+        arr("memo_new", "uint32_t", n)
+        for name in _FLOATS:
+            setattr(self, name, arr(name, "double", n))
         # the work mirror's offset of each quote slot (OMS working key), and an empty mirror
         self._slot_at = {slot: (2 * s + i) * lib.FSIG_W_N for s, slots in enumerate(engine.quote_slots)
                          for i, slot in enumerate(slots)}
@@ -114,6 +125,8 @@ class ReactMirror:
             "markout_n": [m.markout_n[m.adverse_horizon]],
             "next_due_ns": [m.next_due_ns],
             "blocked": _blocked(m, engine.n),
+            "markout": list(m.recent_markout),
+            "adverse": [m.adverse_rate(s) for s in range(engine.n)],
         }
 
     def _current(self, name: str) -> list[int]:
@@ -134,6 +147,27 @@ class ReactMirror:
         """The mirrors that differ from the engine's Python state (empty: none)."""
         return [name for name, words in self.values(engine).items() if self._current(name) != words]
 
+    def set_risk(self, risk) -> None:
+        """The gateway's state, limits version, multipliers and collar (read per packet: the
+        engine calls this when the state or the limits version moved, and after its own work)."""
+        r = self.r
+        r.risk_state = risk.state
+        r.limits_version = risk.limits_version
+        r.spread_mult = risk.spread_multiplier
+        r.size_mult = risk.size_multiplier
+        r.collar_bps = risk.limits.collar_fair_bps
+
+    def memos_from_c(self, quote_memo: list, states) -> None:
+        """The memos fsig_react_from priced into Engine.quote_memo, as _quote would store them."""
+        r, memo, w = self.r, self.memo, lib.FSIG_M_N
+        self.priced += r.n_memo
+        for i in range(r.n_memo):
+            s = r.memo_new[i]
+            k = ffi.unpack(memo + s * w + 1, w - 1)
+            quote_memo[s] = ((k[0], k[1], k[2], states(k[3]), k[4], k[5], k[6], bool(k[7]),
+                              bool(k[8]), k[9], k[10], k[11]), (k[12], k[13], k[14], k[15]))
+        r.n_memo = 0
+
     def set_work(self, engine) -> None:
         """Our working quotes after the OMS moved (Engine._own_table calls it)."""
         oms, work, w, at = engine.oms, self.work, lib.FSIG_W_N, self._slot_at
@@ -148,6 +182,9 @@ class ReactMirror:
         r = self.r
         r.markout_n = m.markout_n[m.adverse_horizon]
         r.next_due_ns = m.next_due_ns
+        n = self.n
+        self.markout[0:n] = m.recent_markout
+        self.adverse[0:n] = [m.adverse_rate(s) for s in range(n)]
         blocked = set(m.blocked)
         was = self._blocked_set
         if blocked != was:

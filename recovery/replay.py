@@ -17,8 +17,9 @@ from typing import Callable, Iterable
 from journal import Reader, Record
 from journal.catalogue import RecordType, raw_bytes, unpack, unpack_json
 from journal.errors import JournalError
-from mm_core.events import Reconciled, SendOrder
-from mm_core.runner import engine_events
+from mm_core.engine import PacketRun
+from mm_core.events import MarketData, Reconciled, SendOrder
+from mm_core.runner import engine_events, market_data_event
 from recovery.errors import BadRecoveryRecord, JournalUnavailable
 from recovery.reconcile import apply, resolution_from_json
 from recovery.snapshot import Snapshot, latest_snapshot, write_snapshot
@@ -35,6 +36,7 @@ RECON_FINDING = "finding"        # what reconciliation found (for the record; no
 _INPUTS = frozenset({RecordType.MD_PACKET, RecordType.VENUE_MSG, RecordType.TIMER,
                      RecordType.CLOCK_SAMPLE, RecordType.OPERATOR_CMD, RecordType.RECON})
 _MAX_DIVERGENCES = 100
+_RUN_MAX = 4096                  # MD_PACKET records gathered into one batch at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +125,30 @@ class _Walk:
         self.since_snapshot += 1
         self.take(self.engine.on_event(event))
 
+    def feed_run(self, event, source: _Lookahead) -> None:
+        """`event` (its record already pulled) and the MD_PACKET records right after it, through
+        Engine.on_packet_run: the same checks, in the same order, as feeding them one by one
+        (a packet that ends quiet has no actions, so the records after it see nothing expected)."""
+        recs = [None]
+        events = [event]
+        while len(events) < _RUN_MAX and source.next_is(RecordType.MD_PACKET):
+            rec = next(source)
+            recs.append(rec)
+            events.append(market_data_event(rec))
+        run = PacketRun(events)
+        engine, result = self.engine, self.result
+        i, n = 0, len(events)
+        while i < n:
+            taken, actions = engine.on_packet_run(run, i)
+            for j in range(i + 1, i + taken):
+                self.before(recs[j])            # after quiet packets: expected is empty
+            result.events += taken
+            self.since_snapshot += taken
+            self.take(actions)
+            i += taken
+            if i < n:
+                self.before(recs[i])
+
     def take(self, actions) -> None:
         for action in actions:
             if type(action) is SendOrder:
@@ -206,6 +232,29 @@ class _Walk:
             self.take(apply(self.engine, resolution_from_json(doc.get("resolution") or {}), rec.ts_ns))
 
 
+class _Lookahead:
+    """An iterator of records that can tell the type of the next one without taking it."""
+
+    def __init__(self, records: Iterable) -> None:
+        self._it = iter(records)
+        self._next = None
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        rec = self._next
+        if rec is not None:
+            self._next = None
+            return rec
+        return next(self._it)
+
+    def next_is(self, rtype) -> bool:
+        if self._next is None:
+            self._next = next(self._it, None)
+        return self._next is not None and self._next.rtype == rtype
+
+
 # A record no journal holds: put first when resuming from a snapshot, so the start-up events
 # engine_events adds at its first record fall on it and are dropped (the snapshot has them).
 _RESUME = Record(0, 0, 0, 0, 0, b"")
@@ -213,12 +262,13 @@ _RESUME = Record(0, 0, 0, 0, 0, b"")
 
 def replay(records: Iterable, engine, *, profile: str = "eu-hft", fresh_session: bool = True,
            resume: Snapshot | None = None, snapshot_every: int | Callable[[int], bool] = 0,
-           snapshot_dir=None, journal_id: str = "") -> ReplayResult:
+           snapshot_dir=None, journal_id: str = "", batch: bool = True) -> ReplayResult:
     """Feed a journal's records (journal.Record, in sequence order) through `engine`, which must be
     fresh, built with the session's config, symbols and limits — or, with `resume`, the records
     after the snapshot's sequence through the snapshot's engine. With snapshot_every (a count of
     events, or a policy called with the events since the last snapshot), a snapshot is
-    written to snapshot_dir every that many events (at a point where no order is outstanding)."""
+    written to snapshot_dir every that many events (at a point where no order is outstanding).
+    batch=False feeds every packet by itself (the batch path's reference)."""
     if resume is not None:
         engine = resume.engine
     result = ReplayResult(engine)
@@ -229,16 +279,24 @@ def replay(records: Iterable, engine, *, profile: str = "eu-hft", fresh_session:
         result.last_venue_seq = resume.last_venue_seq
         records = itertools.chain((_RESUME,), records)
 
+    source = _Lookahead(records)
+
     def tapped():
         # engine_events pulls a record only after the events of the previous one were fed, so
         # checks and RECON effects here happen exactly between the right two events.
-        for rec in records:
+        for rec in source:
             walk.before(rec)
             yield rec
 
+    # runs of MD_PACKET records go through the engine in one C call each while their packets
+    # end quiet (Engine.on_packet_run); not when writing snapshots (they count single events)
+    batch = batch and not snapshot_every
     started = time.perf_counter()
     for event in engine_events(tapped(), profile, fresh_session):
-        walk.feed(event)
+        if batch and type(event) is MarketData and source.next_is(RecordType.MD_PACKET):
+            walk.feed_run(event, source)
+        else:
+            walk.feed(event)
     result.unsent = list(walk.expected)
     result.seconds = time.perf_counter() - started
     result.final = result._snapshot()
@@ -246,7 +304,8 @@ def replay(records: Iterable, engine, *, profile: str = "eu-hft", fresh_session:
 
 
 def replay_journal(path, engine, *, profile: str = "eu-hft", fresh_session: bool = True,
-                   last_seq: int | None = None, snapshots=None, snapshot_every: int = 0) -> ReplayResult:
+                   last_seq: int | None = None, snapshots=None, snapshot_every: int = 0,
+                   batch: bool = True) -> ReplayResult:
     """replay() over the journal at `path` (read-only: a torn tail is where the reader stops).
     With a `snapshots` directory it resumes from the newest valid snapshot of this journal, and
     with snapshot_every it writes new ones there as it goes."""
@@ -262,6 +321,6 @@ def replay_journal(path, engine, *, profile: str = "eu-hft", fresh_session: bool
         first = snap.seq + 1 if snap is not None else None
         result = replay(reader.records(first_seq=first, last_seq=last_seq), engine, profile=profile,
                         fresh_session=fresh_session, resume=snap, snapshot_every=snapshot_every,
-                        snapshot_dir=snapshots, journal_id=reader.journal_id)
+                        snapshot_dir=snapshots, journal_id=reader.journal_id, batch=batch)
         result.snapshots_skipped = skipped
         return result

@@ -18,6 +18,7 @@ from mm_core.engine import Engine
 from mm_core.inventory import InventoryError, SkewParams, as_depths, glft_depths, quote_sizes
 from mm_core.quotepricer import QuotePricer, engine_price_quote, pack_config, price_reference
 from mm_core.risk import TradingState
+from mm_core.sigreact import ReactMirror
 from mm_core.spread import quote_prices, widen
 from mm_core.ticks import TickError, TickTable
 from tests.mm_core.wire import simulate
@@ -307,6 +308,8 @@ def test_sessions_in_lockstep(monkeypatch, seed, model, compiled):
     import tests.mm_core.wire as wire
     monkeypatch.setattr(wire, "Engine", lambda *a, **k: Engine(*a, compiled=compiled, **k))
     config = EngineConfig(skew=SkewParams(model=model))
+    # every memo miss priced in Python (not in the kernel's reaction) for the first two runs
+    monkeypatch.setattr(ReactMirror, "price_misses", False)
     monkeypatch.setattr(Engine, "_price_quote", Engine._price_quote_py)     # the Python reference
     _, want_actions, want_engine = simulate(seed, 1_500, config)
     calls: list = []
@@ -316,11 +319,22 @@ def test_sessions_in_lockstep(monkeypatch, seed, model, compiled):
     assert len(calls) > 100                      # the C priced a real share of the requotes
     assert [repr(a) for a in actions] == [repr(a) for a in want_actions]
     assert engine.state_hash() == want_engine.state_hash()
+    # and with the kernel's reaction pricing memo misses itself (fsig_react_from, stage 3)
+    monkeypatch.setattr(ReactMirror, "price_misses", True)
+    in_python: list = []
+    monkeypatch.setattr(Engine, "_price_quote", _c_price_quote(in_python))
+    _, actions, engine = simulate(seed, 1_500, config)
+    assert [repr(a) for a in actions] == [repr(a) for a in want_actions]
+    assert engine.state_hash() == want_engine.state_hash()
+    assert engine.quote_memo == want_engine.quote_memo
+    if compiled:
+        assert len(in_python) < len(calls)       # the kernel priced some misses without Python
 
 
 def test_long_session_in_lockstep(monkeypatch, tmp_path):
     """The recovery benchmark's session (journaled) decides the same through the C pricer."""
     from tests.recovery.journaling import write_long_session
+    monkeypatch.setattr(ReactMirror, "price_misses", False)     # every miss priced in Python
     monkeypatch.setattr(Engine, "_price_quote", Engine._price_quote_py)     # the Python reference
     want = write_long_session(str(tmp_path / "py"), 7, 4_000)
     want.journal.close()
@@ -331,3 +345,9 @@ def test_long_session_in_lockstep(monkeypatch, tmp_path):
     assert len(calls) > 500
     assert got.engine.state_hash() == want.engine.state_hash()
     assert got.inputs == want.inputs
+    monkeypatch.setattr(ReactMirror, "price_misses", True)      # misses priced in the kernel too
+    staged = write_long_session(str(tmp_path / "k"), 7, 4_000)
+    staged.journal.close()
+    assert staged.engine.state_hash() == want.engine.state_hash()
+    assert staged.engine.quote_memo == want.engine.quote_memo
+    assert staged.inputs == want.inputs

@@ -279,3 +279,23 @@ def test_most_packets_end_in_the_c_reaction():
     engines = Lockstep(CONFIGS["calibrating-hedging"])       # busy lockstep sessions use it too
     drive(3, 300, CONFIGS["calibrating-hedging"], engines)
     assert engines.kernel.quiet_packets > 10
+
+
+def test_memo_misses_are_priced_in_the_c_reaction(monkeypatch):
+    """Stage 3: a memo miss is priced in fsig_react_from (fq_price on the mirrors) and copied into
+    Engine.quote_memo; the lockstep sessions (memos compared after every event, safe mode and
+    new limits moving the multipliers and collar) see the kernel do it many times."""
+    from mm_core.sigreact import ReactMirror
+    copied: list[int] = []
+    original = ReactMirror.memos_from_c
+
+    def counting(self, quote_memo, states):
+        copied.append(self.r.n_memo)
+        original(self, quote_memo, states)
+    monkeypatch.setattr(ReactMirror, "memos_from_c", counting)
+    engines = Lockstep(CONFIGS["calibrating-hedging"])
+    drive(8, 900, CONFIGS["calibrating-hedging"], engines, operator=True)
+    assert sum(copied) > 50
+    assert engines.kernel.state_hash() == engines.reference.state_hash()
+    _, _, k = simulate(2, 3000)
+    assert sum(copied) > 200 and k.quiet_packets > k.counts["md_packets"] // 2
