@@ -6,8 +6,9 @@ they use):
                       keep_session=False) -> Recovery (.reconciled, .reasons, .engine, .replay,
                       .rounds, .summary(), .session); build_engine(config, symbols, limits_text)
   recovery.replay     replay(records, engine, *, profile, fresh_session, resume, snapshot_every,
-                      snapshot_dir, journal_id) -> ReplayResult; replay_journal(path, engine, *,
-                      profile, fresh_session, last_seq, snapshots, snapshot_every)
+                      snapshot_dir, journal_id, batch) -> ReplayResult; replay_journal(path, engine,
+                      *, profile, fresh_session, last_seq, snapshots, snapshot_every, batch)
+                      (batch: runs of quiet market-data packets in one C call; equal results)
   recovery.reconcile  sans-io: venue_view([(seq, ouch bytes)]) -> VenueView; local_view(engine,
                       journaled_seqs) -> LocalView; reconcile(local, venue, venue_positions=None)
                       -> ReconResult; apply(engine, resolution, now_ns) -> [Action]
