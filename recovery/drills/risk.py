@@ -657,15 +657,32 @@ class _VenueView:
     def __init__(self) -> None:
         self.orders: dict[str, tuple[str, str, int]] = {}     # token -> (stock, side, shares)
         self.position: dict[str, int] = {}
+        self.open: dict[str, int] = {}      # token -> shares still open at the venue
 
     def apply(self, msg) -> None:
         if isinstance(msg, (ouch.Accepted, ouch.Replaced)):
-            self.orders[msg.token.strip()] = (msg.stock.strip(), msg.side, msg.shares)
+            token = msg.token.strip()
+            self.orders[token] = (msg.stock.strip(), msg.side, msg.shares)
+            if isinstance(msg, ouch.Replaced):
+                self.open.pop(msg.previous_token.strip(), None)
+            if msg.shares > 0:
+                self.open[token] = msg.shares
         elif isinstance(msg, (ouch.Executed, ouch.ExecutedWithReferencePrice)):
-            order = self.orders.get(msg.token.strip())
+            token = msg.token.strip()
+            order = self.orders.get(token)
             if order is not None:
                 signed = msg.executed_shares if order[1] == "B" else -msg.executed_shares
                 self.position[order[0]] = self.position.get(order[0], 0) + signed
+            self._take(token, msg.executed_shares)
+        elif isinstance(msg, (ouch.Canceled, ouch.AiqCanceled)):
+            self._take(msg.token.strip(), msg.decrement_shares)
+
+    def _take(self, token: str, shares: int) -> None:
+        left = self.open.get(token, 0) - shares
+        if left > 0:
+            self.open[token] = left
+        else:
+            self.open.pop(token, None)
 
 
 def _increases_position(msg, state: dict, view: _VenueView) -> bool:
@@ -692,6 +709,16 @@ def _beyond_one(*kinds: type) -> Callable[[object, dict, _VenueView], bool]:
         seen[kind] = seen.get(kind, 0) + 1
         return seen[kind] > 1
     return forbidden
+
+
+def _open_beyond_one(msg, state: dict, view: _VenueView) -> bool:
+    """For a cap of one open order: an order accepted while another of ours was still open at the
+    venue (lenient by one: an order sent before the cap may land after it). Orders accepted one
+    after another, each once the last was gone, keep within the cap."""
+    if not isinstance(msg, ouch.Accepted) or not view.open:
+        return False
+    state["over"] = state.get("over", 0) + 1
+    return state["over"] > 1
 
 
 def _max_open(system: _System, state: dict) -> None:
@@ -737,7 +764,7 @@ SINGLE_FAULTS: tuple[_Fault, ...] = (
     _Fault("restricted-symbol", "the quoted symbols restricted",
            _limits(**{"account.restricted": _QUOTED}), _restore_limits, CheckId.RESTRICTED_SYMBOL),
     _Fault("max-open-orders", "account.max_open_orders = 1, quotes pulled by a short feed gap",
-           _max_open, _restore_limits, CheckId.MAX_OPEN_ORDERS, forbidden=_beyond_one(ouch.Accepted)),
+           _max_open, _restore_limits, CheckId.MAX_OPEN_ORDERS, forbidden=_open_beyond_one),
     # last: the engine hears no market data while it lasts (venue answers use the reserve)
     _Fault("disk-full", "the journal's disk is full: ordinary appends raise DiskFull, cancels and "
            "venue answers use its reserve, until space is freed", _journal("full"), _journal_mended,

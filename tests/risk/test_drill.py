@@ -142,3 +142,29 @@ def test_limits_edits_keep_the_document_valid():
     assert limits.defaults.max_position == 1 and limits.max_submits == 200
     with pytest.raises(drill.DrillError):
         drill._edit_limits(EXAMPLE_TOML, {"nosuch.key": 1})
+
+
+def test_the_open_order_cap_is_judged_by_orders_open_at_the_venue():
+    """max-open-orders forbids an order accepted while another of ours is still open at the venue
+    (after one lenient case); orders accepted one after another, each once the last is gone, keep
+    within the cap however many there are."""
+    from mm_core.protocol import ouch
+
+    def accepted(token):
+        return ouch.Accepted(1, token, "B", 100, "ACME", 1_000_000, 99999, "MMCO", "Y", 7, "P", "N",
+                             0, "N", "L", " ")
+
+    def judge(messages):
+        view, state, flagged = drill._VenueView(), {}, []
+        for msg in messages:
+            if drill._open_beyond_one(msg, state, view):
+                flagged.append(msg.token.strip())
+            view.apply(msg)
+        return flagged
+
+    one_at_a_time = [accepted("A1"), ouch.Canceled(1, "A1", 100, "U"), accepted("A2"),
+                     ouch.Canceled(1, "A2", 40, "U"), ouch.Canceled(1, "A2", 60, "U"), accepted("A3")]
+    assert judge(one_at_a_time) == []
+    overlapping = [accepted("B1"), accepted("B2"), accepted("B3"), ouch.Canceled(1, "B1", 100, "U"),
+                   accepted("B4")]
+    assert judge(overlapping) == ["B3", "B4"]      # B2 is the lenient one
