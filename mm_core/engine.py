@@ -21,20 +21,20 @@ from mm_core.events import (
 from mm_core.fairvalue import FairValueModel
 from mm_core.guard import SymbolGuard, Trip
 from mm_core.hedger import Hedger
-from mm_core.inventory import InventoryTracker, as_depths, glft_depths, quote_sizes
+from mm_core.inventory import InventoryTracker
 from mm_core.fastbook import ffi, lib
 from mm_core.mdpath import MarketDataPath
 from mm_core.metrics import Metrics
 from mm_core.orderwire import OrderWire
 from mm_core.oms import TERMINAL, InvalidTransition, Oms, OmsError, Order, OrderState
 from mm_core.protocol import ProtocolError, moldudp64, ouch, soupbintcp
-from mm_core.quotepricer import QuotePricer, engine_price_quote
+from mm_core.quotepricer import QuotePricer, engine_price_quote, engine_price_reference
 from mm_core.risk import RiskError, TradingState
 from mm_core.risk.checks import CheckId
 from mm_core.sigfair import KernelFairValue, KernelHedger, KernelVol, fv_setup
 from mm_core.sigkernel import SignalKernel, trip_of
 from mm_core.sigreact import ReactMirror
-from mm_core.spread import VolEstimator, quote_prices, widen
+from mm_core.spread import VolEstimator
 from mm_core.ticks import TickTable
 from mm_core.trades import TAPE_MAX, TradeTape
 from mm_core.types import OrderIntent, OrderKind, Purpose, Side, make_intent
@@ -725,64 +725,10 @@ class Engine:
         return self._price_quote_py(symbol_id, fair, state, guard, best_bid, best_ask)
 
     def _price_quote_py(self, symbol_id: int, fair: float, state: TradingState, guard: SymbolGuard,
-                     best_bid: int, best_ask: int) -> tuple[int, int, int, int]:
-        """_price_quote in Python: the engine on the reference classes (compiled=False) runs it,
-        and it is the oracle the C pricer is proven against (tests/mm_core/test_quotepricer.py)."""
-        risk = self.risk
-        cfg = self.cfg
-        skew = cfg.skew
-        ticks = self.ticks[symbol_id]
-        tick = ticks.tick_at(int(fair))
-        vol = self.vol[symbol_id]
-        sigma2 = vol.variance_per_s
-        if vol.prior_var_s > 0:
-            # a burst of mid changes (a swept level refilled, a one-sided book) can put the EWMA
-            # far above any sane level: quote on at most max_vol_ratio times the prior
-            sigma2 = min(sigma2, vol.prior_var_s * cfg.max_vol_ratio * cfg.max_vol_ratio)
-        sigma2 /= tick * tick
-        position = self.inventory.position[symbol_id] - self._hedge_held(symbol_id)
-        q = position / skew.lot
-        bd, ad = glft_depths(q, sigma2, skew) if skew.model == "glft" else as_depths(q, sigma2, skew)
-        toxicity = guard.toxicity()
-        m = self.metrics
-        adverse_move = max(0.0, -m.recent_markout[symbol_id]) / tick    # this symbol's, recent
-        rate = m.adverse_rate(symbol_id)
-        mult = risk.spread_multiplier
-        bd = widen(bd, adverse_move=adverse_move, adverse_rate=rate, toxicity=toxicity,
-                   rate_weight=cfg.adverse_rate_weight, toxicity_weight=cfg.toxicity_weight,
-                   multiplier=mult)
-        ad = widen(ad, adverse_move=adverse_move, adverse_rate=rate, toxicity=toxicity,
-                   rate_weight=cfg.adverse_rate_weight, toxicity_weight=cfg.toxicity_weight,
-                   multiplier=mult)
-        # Each side at least min_depth_ticks from fair unless the skew moved it across on purpose.
-        if bd + ad < 2 * cfg.min_depth_ticks:
-            pad = cfg.min_depth_ticks - 0.5 * (bd + ad)
-            bd += pad
-            ad += pad
-        # Widen, but cap: a quote the gateway's collar would deny leaves the side unquoted.
-        cap = self._depth_cap(fair, tick)
-        if bd > cap:
-            bd = cap
-        if ad > cap:
-            ad = cap
-        bid_px, ask_px = quote_prices(fair, bd * tick, ad * tick, ticks, best_bid, best_ask)
-        base = int(cfg.quote_size * risk.size_multiplier) // skew.lot * skew.lot
-        if base <= 0:
-            return 0, 0, 0, 0
-        bid_qty, ask_qty = quote_sizes(position, cfg.position_limit, base, skew.lot,
-                                       cfg.size_skew, cfg.withdraw_at)
-        if state is _REDUCING:
-            # only the side that brings the position back toward flat
-            if self.inventory.position[symbol_id] >= 0:
-                bid_qty = 0
-            if self.inventory.position[symbol_id] <= 0:
-                ask_qty = 0
-        now = self.now
-        if guard.side_blocked(True, now):
-            bid_qty = 0
-        if guard.side_blocked(False, now):
-            ask_qty = 0
-        return bid_px, bid_qty, ask_px, ask_qty
+                        best_bid: int, best_ask: int) -> tuple[int, int, int, int]:
+        """_price_quote in Python (mm_core.quotepricer.price_reference): the engine on the
+        reference classes (compiled=False) prices with it."""
+        return engine_price_reference(self, symbol_id, fair, state, guard, best_bid, best_ask)
 
     def _market_top(self, symbol_id: int, top) -> float:
         """Fill `top` with everyone else's best bid and ask and return their depth imbalance: our
@@ -824,12 +770,6 @@ class Engine:
                               _new_i64("int64_t[]", list(bids.values()) + list(asks.values())),
                               len(bids), len(asks))
         return own
-
-    def _depth_cap(self, fair: float, tick: int) -> float:
-        """The deepest a side may quote, in ticks from fair value: max_depth_bps, and inside the
-        gateway's fair-value collar by one tick (prices round away from fair by up to one)."""
-        bps = min(self.cfg.max_depth_bps, self.risk.limits.collar_fair_bps)
-        return max(fair * bps / 10_000 / tick - 1.0, self.cfg.min_depth_ticks)
 
     def _hedge_held(self, symbol_id: int) -> int:
         """Shares of this symbol held as hedges for other symbols (not quoting inventory)."""

@@ -37,6 +37,13 @@ def pack_config(cfg: EngineConfig):
     return c
 
 
+def depth_cap(cfg: EngineConfig, fair: float, tick: int, collar_fair_bps: int) -> float:
+    """The deepest a side may quote, in ticks from fair value: max_depth_bps, and inside the
+    gateway's fair-value collar by one tick (prices round away from fair by up to one)."""
+    bps = min(cfg.max_depth_bps, collar_fair_bps)
+    return max(fair * bps / 10_000 / tick - 1.0, cfg.min_depth_ticks)
+
+
 def price_reference(cfg: EngineConfig, fair: float, half_penny: bool, variance_per_s: float,
                     prior_var_s: float, position: int, held: int, toxicity: float,
                     recent_markout: float, adverse_rate: float, spread_multiplier: float,
@@ -65,8 +72,7 @@ def price_reference(cfg: EngineConfig, fair: float, half_penny: bool, variance_p
         pad = cfg.min_depth_ticks - 0.5 * (bd + ad)
         bd += pad
         ad += pad
-    bps = min(cfg.max_depth_bps, collar_fair_bps)
-    cap = max(fair * bps / 10_000 / tick - 1.0, cfg.min_depth_ticks)      # Engine._depth_cap
+    cap = depth_cap(cfg, fair, tick, collar_fair_bps)
     if bd > cap:
         bd = cap
     if ad > cap:
@@ -132,17 +138,31 @@ class QuotePricer:
         return out.bid_px, out.bid_qty, out.ask_px, out.ask_qty
 
 
-def engine_price_quote(engine, symbol_id: int, fair: float, state: TradingState, guard,
-                       best_bid: int, best_ask: int) -> tuple[int, int, int, int]:
-    """Engine._price_quote(symbol_id, fair, state, guard, best_bid, best_ask) through
-    engine.quote_pricer (a QuotePricer of engine.cfg): the same reads, one C call."""
+def quote_inputs(engine, symbol_id: int, fair: float, state: TradingState, guard,
+                 best_bid: int, best_ask: int) -> tuple:
+    """What the engine's quote for `symbol_id` depends on besides the configuration, in the
+    argument order of price_reference / QuotePricer.price (after the config)."""
     risk = engine.risk
     m = engine.metrics
     vol = engine.vol[symbol_id]
     now = engine.now
-    return engine.quote_pricer.price(
-        fair, engine.ticks[symbol_id].half_penny, vol.variance_per_s, vol.prior_var_s,
-        engine.inventory.position[symbol_id], engine._hedge_held(symbol_id), guard.toxicity(),
-        m.recent_markout[symbol_id], m.adverse_rate(symbol_id), risk.spread_multiplier,
-        risk.size_multiplier, risk.limits.collar_fair_bps, state is _REDUCING,
-        guard.side_blocked(True, now), guard.side_blocked(False, now), best_bid, best_ask)
+    return (fair, engine.ticks[symbol_id].half_penny, vol.variance_per_s, vol.prior_var_s,
+            engine.inventory.position[symbol_id], engine._hedge_held(symbol_id), guard.toxicity(),
+            m.recent_markout[symbol_id], m.adverse_rate(symbol_id), risk.spread_multiplier,
+            risk.size_multiplier, risk.limits.collar_fair_bps, state is _REDUCING,
+            guard.side_blocked(True, now), guard.side_blocked(False, now), best_bid, best_ask)
+
+
+def engine_price_quote(engine, symbol_id: int, fair: float, state: TradingState, guard,
+                       best_bid: int, best_ask: int) -> tuple[int, int, int, int]:
+    """Engine._price_quote(symbol_id, fair, state, guard, best_bid, best_ask) through
+    engine.quote_pricer (a QuotePricer of engine.cfg): the engine's reads, one C call."""
+    return engine.quote_pricer.price(*quote_inputs(engine, symbol_id, fair, state, guard,
+                                                   best_bid, best_ask))
+
+
+def engine_price_reference(engine, symbol_id: int, fair: float, state: TradingState, guard,
+                           best_bid: int, best_ask: int) -> tuple[int, int, int, int]:
+    """The same quote by price_reference, in Python (the engine on the reference classes)."""
+    return price_reference(engine.cfg, *quote_inputs(engine, symbol_id, fair, state, guard,
+                                                      best_bid, best_ask))

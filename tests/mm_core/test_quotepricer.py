@@ -1,6 +1,7 @@
 """The C quote pricer (mm_core/fastquote.h) equals the Python bit for bit: every step against its
-reference function, the whole of fq_price against Engine._price_quote_py, and whole seeded sessions
-through an engine pricing in C against one pricing with Engine._price_quote_py."""
+reference function, the whole of fq_price against quotepricer.price_reference (what the engine on
+the reference classes prices with, Engine._price_quote_py), and whole seeded sessions through an
+engine pricing in C against one pricing in Python."""
 from __future__ import annotations
 
 import math
@@ -16,7 +17,9 @@ from mm_core._fastmd_cffi import ffi, lib
 from mm_core.config import EngineConfig
 from mm_core.engine import Engine
 from mm_core.inventory import InventoryError, SkewParams, as_depths, glft_depths, quote_sizes
-from mm_core.quotepricer import QuotePricer, engine_price_quote, pack_config, price_reference
+from mm_core.quotepricer import (
+    QuotePricer, depth_cap, engine_price_quote, pack_config, price_reference, quote_inputs,
+)
 from mm_core.risk import TradingState
 from mm_core.sigreact import ReactMirror
 from mm_core.spread import quote_prices, widen
@@ -126,7 +129,6 @@ def fake_engine(cfg: EngineConfig, s: dict):
         metrics=SimpleNamespace(recent_markout=[s["recent_markout"]],
                                 adverse_rate=lambda sym: s["adverse_rate"]),
         _hedge_held=lambda sym: s["held"])
-    eng._depth_cap = lambda fair, tick: Engine._depth_cap(eng, fair, tick)
     guard = SimpleNamespace(toxicity=lambda: s["toxicity"],
                             side_blocked=lambda bid, now: s["bid_blocked"] if bid else s["ask_blocked"])
     state = TradingState.REDUCING if s["reducing"] else TradingState.ACTIVE
@@ -241,12 +243,13 @@ def test_quote_sizes(position, limit, base, lot, size_skew, withdraw_at):
 @SETTINGS
 @given(configs(), situations())
 def test_price_equals_engine_price_quote(cfg, s):
-    """fq_price against the engine's own method (on an object holding the same values), with the
-    intermediate floats; the reference and the wrapper give the same answer or the same error."""
+    """fq_price against the Python reference, with the intermediate floats; the engine's reads
+    feed both the same values; the wrapper gives the same answer or the same error."""
     eng, guard, state = fake_engine(cfg, s)
+    args = [s[name] for name in ORDER]
+    assert quote_inputs(eng, 0, s["fair"], state, guard, s["best_bid"], s["best_ask"]) == tuple(args)
     engine_outcome = python_outcome(Engine._price_quote_py, eng, 0, s["fair"], state, guard,
                                     s["best_bid"], s["best_ask"])
-    args = [s[name] for name in ORDER]
     assert python_outcome(price_reference, cfg, *args) == engine_outcome
     pricer = QuotePricer(cfg)
     assert python_outcome(pricer.price, *args) == engine_outcome
@@ -266,7 +269,7 @@ def test_price_equals_engine_price_quote(cfg, s):
     assert out.base == int(cfg.quote_size * s["size_multiplier"]) // cfg.skew.lot * cfg.skew.lot
     assert bits(out.sigma2) == bits(sigma2) and bits(out.q) == bits(q)
     assert (bits(out.model_bid), bits(out.model_ask)) == tuple(map(bits, depths))
-    assert bits(out.cap) == bits(Engine._depth_cap(eng, s["fair"], tick))
+    assert bits(out.cap) == bits(depth_cap(cfg, s["fair"], tick, s["collar_fair_bps"]))
 
 
 def test_errors_and_big_integers_come_out_as_in_python():
