@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from journal.catalogue import PAYLOAD_DTYPES, RecordType
-from reports import ouch
+from reports import orderjoin, ouch
 from reports.source import JournalSlice, payload_head
 from reports.timebase import UtcTimes, to_utc
 
@@ -291,8 +291,15 @@ def _join(decoded: _Decoded, book: "Creators", leaves: bool = True) -> OrderEven
         _, unknown_code = np.unique(keys_events[~known], return_inverse=True)
         group[~known] = len(book) + unknown_code
         n_unknown = int(unknown_code.max()) + 1
-    cols["leaves"] = _leaves(cols, group, book, n_unknown)
+    cols["leaves"] = orderjoin.leaves(group, cols["event"], cols["qty"], cols["exec_qty"], cols["decrement"],
+                                      LEAVES_CODES, book.leaves_sum, book.leaves_started, n_unknown)
     return ev
+
+
+# The event codes the remaining-quantity kernel tells apart (orderjoin.h oj_event_codes).
+LEAVES_CODES = {"accepted": EV["ACCEPTED"], "replaced": EV["REPLACED"], "executed": EV["EXECUTED"],
+                "executed_ref": EV["EXECUTED_WITH_REF_PRICE"], "canceled": EV["CANCELED"],
+                "aiq_canceled": EV["AIQ_CANCELED"]}
 
 
 MAX_REPLACE_CHAIN = 64   # bounded walk back through replaces to the entering order's side
@@ -308,7 +315,7 @@ class Creators:
     def __init__(self):
         self._store: dict[str, np.ndarray] = {}
         self.n = 0
-        self.index = TokenIndex(np.zeros(0, "S14"))
+        self.index = orderjoin.TokenTable(np.zeros(0, "S14"))
 
     def __len__(self) -> int:
         return self.n
@@ -401,8 +408,9 @@ def _token_hash(keys: np.ndarray) -> np.ndarray:
 
 
 class TokenIndex:
-    """Exact lookup of order tokens: integer hashes sorted once, one binary search per query and
-    a full-token equality check (a sort of 14-byte strings is several times slower)."""
+    """Exact lookup of order tokens, in numpy: integer hashes sorted once, one binary search per
+    query and a full-token equality check. The reference the compiled orderjoin.TokenTable (what
+    the join uses) is tested against; the same extend/lookup calls."""
 
     def __init__(self, keys: np.ndarray):
         self.keys = keys
@@ -452,8 +460,9 @@ def _classify(msg_type: np.ndarray, table: dict[int, int]) -> np.ndarray:
     return lut[np.asarray(msg_type, dtype=np.uint8)]
 
 
-def _leaves(cols: dict[str, np.ndarray], group: np.ndarray, book: Creators, n_unknown: int) -> np.ndarray:
-    """Venue-confirmed remaining quantity of the event's order after the event (-1 where unknown).
+def leaves_reference(cols: dict[str, np.ndarray], group: np.ndarray, book: Creators, n_unknown: int) -> np.ndarray:
+    """Venue-confirmed remaining quantity of the event's order after the event (-1 where unknown),
+    in numpy: the reference orderjoin.leaves (what the join uses, one C pass) is tested against.
 
     Starts from the quantity the venue accepted (A) or restated (U) and subtracts executions and
     cancel decrements, per order, in journal order: one sort and one cumsum, continuing from the

@@ -1,0 +1,84 @@
+"""The order join's compiled kernels (reports/_orderjoin.c) behind numpy-shaped calls: an exact
+hash index of 14-byte order tokens that grows with the orders created so far, and each event's
+remaining quantity computed in one pass in journal order, continuing the totals of earlier chunks.
+
+Owns buffer handling and table growth only; the rules are the C's (see orderjoin.h), and the
+numpy references they are tested against are events.TokenIndex and events.leaves_reference.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from reports._orderjoin_cffi import ffi, lib
+
+TOKEN_BYTES = 14          # OJ_TOKEN_BYTES of orderjoin.h: the OUCH 4.2 order token
+MIN_SLOTS = 1 << 12
+
+
+def _tokens(keys: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(keys, dtype=f"S{TOKEN_BYTES}")
+
+
+def _ptr(ctype: str, arr: np.ndarray):
+    return ffi.cast(ctype, ffi.from_buffer(arr)) if len(arr) else ffi.NULL
+
+
+class TokenTable:
+    """Exact lookup of order tokens: `extend(keys, first_new)` after `keys` grew (entries from
+    `first_new` on are new), `lookup(queries)` gives the latest entry equal to each query or -1.
+    The table keeps at most half its slots used (rebuilt at twice the size when it would not)."""
+
+    def __init__(self, keys: np.ndarray):
+        self.keys = _tokens(keys[:0])
+        self.slots = np.full(MIN_SLOTS, -1, np.int64)
+        self.extend(keys, 0)
+
+    def extend(self, keys: np.ndarray, first_new: int) -> None:
+        self.keys = _tokens(keys)
+        n = len(self.keys)
+        if 2 * n > len(self.slots):         # grow, and insert every entry again, in order
+            size = len(self.slots)
+            while 2 * n > size:
+                size *= 2
+            self.slots = np.full(size, -1, np.int64)
+            first_new = 0
+        lib.oj_index_insert(_ptr("int64_t *", self.slots), len(self.slots) - 1,
+                            _ptr("uint8_t *", self.keys), first_new, n)
+
+    def lookup(self, queries: np.ndarray) -> np.ndarray:
+        queries = _tokens(queries)
+        out = np.empty(len(queries), np.int64)
+        if len(queries):
+            lib.oj_index_lookup(_ptr("int64_t *", self.slots), len(self.slots) - 1,
+                                _ptr("uint8_t *", self.keys), _ptr("uint8_t *", queries), len(queries),
+                                _ptr("int64_t *", out))
+        return out
+
+
+def leaves(group: np.ndarray, event: np.ndarray, qty: np.ndarray, exec_qty: np.ndarray,
+           decrement: np.ndarray, codes: dict[str, int], book_sum: np.ndarray, book_started: np.ndarray,
+           n_unknown: int) -> np.ndarray:
+    """Remaining quantity after each event (-1 until the venue accepted the order), orders
+    `group` < len(book_sum) continuing from and updating `book_sum`/`book_started` (int64, in
+    place), the n_unknown groups past them starting from nothing. `codes`: the event codes of
+    ACCEPTED, REPLACED, EXECUTED, EXECUTED_WITH_REF_PRICE, CANCELED and AIQ_CANCELED."""
+    n = len(group)
+    out = np.empty(n, np.int64)
+    if n == 0:
+        return out
+    if book_sum.dtype != np.int64 or book_started.dtype != np.int64 or not (
+            book_sum.flags.c_contiguous and book_started.flags.c_contiguous):
+        raise ValueError("running totals must be contiguous int64 arrays (updated in place)")
+    group = np.ascontiguousarray(group, np.int64)
+    if n and (int(group.min()) < 0 or int(group.max()) >= len(book_sum) + n_unknown):
+        raise ValueError("group codes must lie in [0, len(book) + n_unknown)")
+    spec = ffi.new("oj_event_codes *", codes)
+    local_sum, local_started = np.zeros(n_unknown, np.int64), np.zeros(n_unknown, np.int64)
+    i64 = "int64_t *"
+    lib.oj_leaves(n, _ptr(i64, group), _ptr("int8_t *", np.ascontiguousarray(event, np.int8)),
+                  _ptr(i64, np.ascontiguousarray(qty, np.int64)),
+                  _ptr(i64, np.ascontiguousarray(exec_qty, np.int64)),
+                  _ptr(i64, np.ascontiguousarray(decrement, np.int64)), spec, len(book_sum),
+                  _ptr(i64, book_sum), _ptr(i64, book_started), _ptr(i64, local_sum),
+                  _ptr(i64, local_started), _ptr(i64, out))
+    return out
