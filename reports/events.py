@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from journal.catalogue import PAYLOAD_DTYPES, RecordType
+from journal.catalogue import HEADER_DTYPE, PAYLOAD_DTYPES, RecordType
+from journal import row_dtype
 from reports import orderjoin, ouch
 from reports.source import JournalSlice, payload_head
 from reports.timebase import UtcTimes, to_utc
@@ -90,11 +91,15 @@ def collect_chunks(src: JournalSlice, join_orders: bool = True, chunk_seqs: int 
 
     Reading and decoding a chunk (the C bulk read releases the GIL, and so do most numpy kernels)
     runs on a helper thread one chunk ahead of the join and of the caller's work on the previous
-    chunk; while the generator runs, that thread is the only user of `src.reader`."""
+    chunk; while the generator runs, that thread is the only user of `src.reader`.
+
+    With the join, each chunk's clock samples come from that chunk's own header scan (SampleHistory),
+    so no separate pass over the whole journal runs before the first chunk; without it (clock
+    evidence, which reads every sample anyway) the samples are read whole first."""
     if only is not None and leaves:
         raise ValueError("remaining quantities need every event of an order: pass leaves=False with only")
     step = chunk_seqs or CHUNK_SEQS
-    samples = clock_samples(src)
+    samples = SampleHistory(src) if join_orders else clock_samples(src)
     book = Creators()
     if join_orders:
         for a in range(1, src.first_seq, step):     # orders created before a mid-journal range
@@ -167,14 +172,46 @@ _HEADER_FIELDS = ("seq", "ts_ns", "ts_source", "clock_state")
 _CREATES = (ord("O"), ord("U"))     # OUCH Enter Order and Replace Order create an order token
 
 
-def _decode(src: JournalSlice, join_orders: bool, samples: np.ndarray,
+class SampleHistory:
+    """The CLOCK_SAMPLE records from the journal start to the end of the chunks decoded so far
+    (sorted by sequence), grown chunk by chunk from each chunk's own header scan: for a chunk's
+    events (and the orders they join, all created before its end) the samples preceding them are
+    the same as in the whole journal's, and at the same indices, since each is a prefix of it."""
+
+    WANTED = {RecordType.CLOCK_SAMPLE: PAYLOAD_DTYPES[RecordType.CLOCK_SAMPLE]}
+
+    def __init__(self, src: JournalSlice):
+        self.samples = np.zeros(0, row_dtype(RecordType.CLOCK_SAMPLE))
+        if src.first_seq > 1:                       # samples before a mid-journal range
+            self.samples = src.reader.read_fixed(RecordType.CLOCK_SAMPLE, first_seq=None,
+                                                 last_seq=src.first_seq - 1)
+
+    def extend(self, head, got: dict) -> np.ndarray:
+        """Add the samples of one chunk (`heads` output with WANTED asked for); the samples so far."""
+        at, payload = got[RecordType.CLOCK_SAMPLE]
+        if len(at):
+            rows = np.zeros(len(at), self.samples.dtype)
+            for name in HEADER_DTYPE.names:
+                rows[name] = getattr(head, name)[at]
+            for name in payload.dtype.names:
+                rows[name] = payload[name]
+            self.samples = np.concatenate([self.samples, rows])
+        return self.samples
+
+
+def _decode(src: JournalSlice, join_orders: bool, samples: "np.ndarray | SampleHistory",
             only: tuple[int, ...] | None = None) -> _Decoded:
     """One chunk's order events in journal order. Header columns come from one scan of the range
     (already in journal order: no merge of the two record types), and only the payload bytes
     the events need are copied (_HEADS), not whole records. `only`: just the events of these EV
     codes are decoded (the chunk's Enter/Replace orders still all become creators)."""
     # with `only`, the short heads pick the rows first and just their payloads are copied whole
-    head, got = src.heads(_HEADS[join_orders and only is None])
+    wanted = _HEADS[join_orders and only is None]
+    if isinstance(samples, SampleHistory):
+        head, got = src.heads({**wanted, **SampleHistory.WANTED})
+        samples = samples.extend(head, got)
+    else:
+        head, got = src.heads(wanted)
     all_sent_at, all_sent = got[RecordType.ORDER_SENT]
     venue_at, venue = got[RecordType.VENUE_MSG]
     keep = _order_event_venue(venue)

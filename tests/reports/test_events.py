@@ -93,3 +93,26 @@ def test_only_some_events_are_joined_as_in_the_full_stream(day_journal):
         assert np.array_equal(np.concatenate([c.cols[name] for c in some]), whole[name][keep]), name
     assert np.array_equal(np.concatenate([c.utc.utc_ns for c in some]),
                           np.concatenate([c.utc.utc_ns for c in full])[keep])
+
+
+@pytest.mark.parametrize("first_seq", [None, 9])
+def test_each_chunk_carries_the_clock_samples_up_to_its_end_as_a_prefix_of_the_journals(day_journal, first_seq):
+    """The samples a chunk's events were converted with come from the chunks' own header scans:
+    they are exactly the journal's samples up to the chunk's end (those before a mid-journal range
+    included), so the UTC times and sample indices equal a conversion with every sample."""
+    from reports.source import Selection, open_slice
+    from reports.timebase import to_utc
+    src = open_slice(day_journal, Selection(first_seq=first_seq))
+    every = events.clock_samples(src)
+    assert len(every) > 1
+    chunks = list(events.collect_chunks(src, chunk_seqs=4))
+    assert len(chunks) > 3
+    for chunk in chunks:
+        if len(chunk) == 0:
+            continue
+        k = len(chunk.samples)
+        assert np.array_equal(chunk.samples, every[:k])
+        assert k == len(every) or every["seq"][k] > chunk.cols["seq"].max()
+        full = to_utc(chunk.cols["seq"], chunk.cols["ts_ns"], chunk.cols["ts_source"], every)
+        for name in ("utc_ns", "valid", "basis", "utc_offset_s", "sample_index"):
+            assert np.array_equal(getattr(chunk.utc, name), getattr(full, name)), name
