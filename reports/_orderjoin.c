@@ -15,40 +15,57 @@ static inline uint64_t token_hash(const uint8_t *k)
     return h;
 }
 
+#define PREFETCH_BLOCK 32     /* slots fetched ahead: a large index is a cache miss per insert */
+
 void oj_index_insert(int64_t *slots, uint64_t mask, const uint8_t *keys, int64_t first, int64_t end)
 {
-    for (int64_t i = first; i < end; i++) {
-        const uint8_t *k = keys + (size_t)i * OJ_TOKEN_BYTES;
-        uint64_t s = token_hash(k) & mask;
-        for (;;) {
-            int64_t e = slots[s];
-            if (e < 0 || memcmp(keys + (size_t)e * OJ_TOKEN_BYTES, k, OJ_TOKEN_BYTES) == 0) {
-                slots[s] = i;               /* new token, or a reused one: the latest entry wins */
-                break;
+    uint64_t hashes[PREFETCH_BLOCK];
+    for (int64_t block = first; block < end; block += PREFETCH_BLOCK) {
+        int64_t count = end - block < PREFETCH_BLOCK ? end - block : PREFETCH_BLOCK;
+        for (int64_t j = 0; j < count; j++) {
+            hashes[j] = token_hash(keys + (size_t)(block + j) * OJ_TOKEN_BYTES);
+            __builtin_prefetch(&slots[hashes[j] & mask], 1);
+        }
+        for (int64_t j = 0; j < count; j++) {       /* in entry order: the latest entry wins */
+            int64_t i = block + j;
+            const uint8_t *k = keys + (size_t)i * OJ_TOKEN_BYTES;
+            for (uint64_t s = hashes[j] & mask;; s = (s + 1) & mask) {
+                int64_t e = slots[s];
+                if (e < 0 || memcmp(keys + (size_t)e * OJ_TOKEN_BYTES, k, OJ_TOKEN_BYTES) == 0) {
+                    slots[s] = i;           /* new token, or a reused one: the latest entry wins */
+                    break;
+                }
             }
-            s = (s + 1) & mask;
         }
     }
 }
 
-void oj_index_lookup(const int64_t *slots, uint64_t mask, const uint8_t *keys,
-                     const uint8_t *queries, int64_t n, int64_t *out)
+static inline int64_t probe(const int64_t *slots, uint64_t mask, const uint8_t *keys,
+                            const uint8_t *q, uint64_t h)
 {
-    for (int64_t i = 0; i < n; i++) {
-        const uint8_t *q = queries + (size_t)i * OJ_TOKEN_BYTES;
-        uint64_t s = token_hash(q) & mask;
-        int64_t found = -1;
-        for (;;) {
-            int64_t e = slots[s];
-            if (e < 0)
-                break;
-            if (memcmp(keys + (size_t)e * OJ_TOKEN_BYTES, q, OJ_TOKEN_BYTES) == 0) {
-                found = e;
-                break;
-            }
-            s = (s + 1) & mask;
+    for (uint64_t s = h & mask;; s = (s + 1) & mask) {
+        int64_t e = slots[s];
+        if (e < 0 || memcmp(keys + (size_t)e * OJ_TOKEN_BYTES, q, OJ_TOKEN_BYTES) == 0)
+            return e;
+    }
+}
+
+void oj_index_lookup2(const int64_t *recent, uint64_t recent_mask, const int64_t *slots, uint64_t mask,
+                      const uint8_t *keys, const uint8_t *queries, int64_t n, int64_t *out)
+{
+    uint64_t hashes[PREFETCH_BLOCK];
+    for (int64_t block = 0; block < n; block += PREFETCH_BLOCK) {
+        int64_t count = n - block < PREFETCH_BLOCK ? n - block : PREFETCH_BLOCK;
+        for (int64_t j = 0; j < count; j++) {
+            const uint8_t *q = queries + (size_t)(block + j) * OJ_TOKEN_BYTES;
+            hashes[j] = token_hash(q);
+            out[block + j] = probe(recent, recent_mask, keys, q, hashes[j]);
+            if (out[block + j] < 0)
+                __builtin_prefetch(&slots[hashes[j] & mask]);
         }
-        out[i] = found;
+        for (int64_t j = 0; j < count; j++)
+            if (out[block + j] < 0)
+                out[block + j] = probe(slots, mask, keys, queries + (size_t)(block + j) * OJ_TOKEN_BYTES, hashes[j]);
     }
 }
 

@@ -376,7 +376,7 @@ class Creators:
         if need > capacity or not self._store:
             capacity = max(need, 2 * capacity, 1024)
             for k, v in new.items():
-                grown = np.zeros(capacity, v.dtype)
+                grown = np.empty(capacity, v.dtype)      # rows past self.n are written before read
                 if k in self._store:
                     grown[:self.n] = self._store[k][:self.n]
                 self._store[k] = grown

@@ -4,6 +4,9 @@
  * live in a caller-owned array (entry i = bytes keys[14*i .. 14*i+13]); the slots array, of a
  * power-of-two size, holds entry numbers or -1 (empty). Inserting entry i over an equal token
  * replaces the older entry, so a lookup finds the latest entry of a reused token.
+ * oj_index_lookup2 gives the entry equal to each query, or -1; it probes a small index of the latest entries first (those from some entry on;
+ * it stays in cache, and most queries are for orders created shortly before) and the index of
+ * every entry only for the queries it misses: the answer is the same as the full index's.
  *
  * oj_leaves: remaining quantity of each event's order after the event, in journal order:
  * an Accepted/Replaced event restates the order's quantity (adds qty), an execution subtracts
@@ -23,8 +26,8 @@
 #define OJ_TOKEN_BYTES 14
 
 void oj_index_insert(int64_t *slots, uint64_t mask, const uint8_t *keys, int64_t first, int64_t end);
-void oj_index_lookup(const int64_t *slots, uint64_t mask, const uint8_t *keys,
-                     const uint8_t *queries, int64_t n, int64_t *out);
+void oj_index_lookup2(const int64_t *recent, uint64_t recent_mask, const int64_t *slots, uint64_t mask,
+                      const uint8_t *keys, const uint8_t *queries, int64_t n, int64_t *out);
 
 typedef struct {
     int8_t accepted, replaced, executed, executed_ref, canceled, aiq_canceled;
