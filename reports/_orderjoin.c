@@ -1,4 +1,5 @@
-/* Order-join kernels: token hash index and running remaining quantities (see orderjoin.h). */
+/* Order-event kernels: token hash index, running remaining quantities and OUCH field decoding
+ * (see orderjoin.h). */
 #include <string.h>
 
 #include "orderjoin.h"
@@ -88,5 +89,33 @@ void oj_leaves(int64_t n, const int64_t *group, const int8_t *event, const int64
         if (start > 0)
             (*started)++;
         out[i] = *started > 0 ? *sum : -1;
+    }
+}
+
+void oj_field_uint(int64_t n, const uint8_t *raw, int64_t stride, const uint8_t *msg_type,
+                   const int32_t *offset, const int32_t *width, const int64_t *dest, int64_t *out)
+{
+    for (int64_t i = 0; i < n; i++) {
+        uint8_t t = msg_type[i];
+        if (offset[t] < 0)
+            continue;
+        const uint8_t *p = raw + (size_t)i * (size_t)stride + offset[t];
+        uint64_t v = 0;
+        for (int32_t b = 0; b < width[t]; b++)
+            v = (v << 8) | p[b];
+        out[dest ? dest[i] : i] = (int64_t)v;
+    }
+}
+
+void oj_field_bytes(int64_t n, const uint8_t *raw, int64_t stride, const uint8_t *msg_type,
+                    const int32_t *offset, const int32_t *width, const int64_t *dest, uint8_t *out,
+                    int64_t out_width)
+{
+    for (int64_t i = 0; i < n; i++) {
+        uint8_t t = msg_type[i];
+        if (offset[t] < 0)
+            continue;
+        memcpy(out + (size_t)(dest ? dest[i] : i) * (size_t)out_width,
+               raw + (size_t)i * (size_t)stride + offset[t], (size_t)width[t]);
     }
 }

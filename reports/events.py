@@ -15,7 +15,7 @@ import numpy as np
 
 from journal.catalogue import HEADER_DTYPE, PAYLOAD_DTYPES, RecordType
 from journal import row_dtype
-from reports import orderjoin, ouch
+from reports import orderjoin, ouch, ouchcols
 from reports.source import JournalSlice, payload_head
 from reports.timebase import UtcTimes, to_utc
 
@@ -248,7 +248,7 @@ def _decode(src: JournalSlice, join_orders: bool, samples: "np.ndarray | SampleH
         out[is_sent] = sent_values
         return out
 
-    vcols = ouch.decode(venue["raw"], venue["msg_type"], ouch.OUTBOUND_FIELDS,
+    vcols = ouchcols.decode(venue["raw"], venue["msg_type"], ouch.OUTBOUND_FIELDS,
                         names=None if join_orders else ["token"], at=np.flatnonzero(is_venue), size=n)
     cols: dict[str, np.ndarray] = {name: getattr(head, name)[rows] for name in _HEADER_FIELDS}
     cols.update({
@@ -259,7 +259,7 @@ def _decode(src: JournalSlice, join_orders: bool, samples: "np.ndarray | SampleH
     utc = to_utc(cols["seq"], cols["ts_ns"], cols["ts_source"], samples)
     if not join_orders:
         return _Decoded(OrderEvents(cols=cols, utc=utc, samples=samples))
-    scols = ouch.decode(all_sent["raw"], all_sent["msg_type"], ouch.INBOUND_FIELDS, names=["side", "stock"])
+    scols = ouchcols.decode(all_sent["raw"], all_sent["msg_type"], ouch.INBOUND_FIELDS, names=["side", "stock"])
     all_wire_side = np.where(scols["side"] > 0, scols["side"], all_sent["side"])
     wire_side, stock = all_wire_side[events_sent], scols["stock"][events_sent]
     cols.update({
@@ -401,7 +401,7 @@ class Creators:
     def add(self, sent: np.ndarray) -> None:
         """Index the Enter and Replace orders among `sent` (ORDER_SENT rows)."""
         sent = sent[np.isin(sent["msg_type"], _CREATES)]
-        enter = ouch.decode(sent["raw"], sent["msg_type"], ouch.INBOUND_FIELDS, names=["side", "stock"])
+        enter = ouchcols.decode(sent["raw"], sent["msg_type"], ouch.INBOUND_FIELDS, names=["side", "stock"])
         self.add_columns(self.columns(sent, np.where(enter["side"] > 0, enter["side"], sent["side"]),
                                       enter["stock"]))
 

@@ -15,8 +15,13 @@
  * book_started across calls); g >= nbook: an order no ORDER_SENT created, local to this call
  * (local_sum/local_started[g - nbook], zeroed by the caller).
  *
- * The numpy reference of both is in reports/events.py (TokenIndex, leaves_reference); the
- * tests compare them on random inputs.
+ * oj_field_uint / oj_field_bytes: one OUCH field of framed messages held in rows of `stride`
+ * bytes: row i's message type t = msg_type[i] has the field at byte offset[t] (-1: the type does
+ * not carry it; the output is left as it is) of width[t] bytes; a big-endian unsigned integer
+ * goes to out[dest[i]], bytes to out + dest[i] * out_width (dest NULL: row i itself).
+ *
+ * The numpy references are reports/events.py (TokenIndex, leaves_reference) and reports/ouch.py
+ * (decode); the tests compare them on random inputs.
  */
 #ifndef MMAUDIT_ORDERJOIN_H
 #define MMAUDIT_ORDERJOIN_H
@@ -37,5 +42,11 @@ void oj_leaves(int64_t n, const int64_t *group, const int8_t *event, const int64
                const int64_t *exec_qty, const int64_t *decrement, const oj_event_codes *codes,
                int64_t nbook, int64_t *book_sum, int64_t *book_started,
                int64_t *local_sum, int64_t *local_started, int64_t *out);
+
+void oj_field_uint(int64_t n, const uint8_t *raw, int64_t stride, const uint8_t *msg_type,
+                   const int32_t *offset, const int32_t *width, const int64_t *dest, int64_t *out);
+void oj_field_bytes(int64_t n, const uint8_t *raw, int64_t stride, const uint8_t *msg_type,
+                    const int32_t *offset, const int32_t *width, const int64_t *dest, uint8_t *out,
+                    int64_t out_width);
 
 #endif

@@ -1,0 +1,67 @@
+"""OUCH fields of journaled messages decoded by the compiled kernels (reports/_orderjoin.c): the
+same columns as ouch.decode, its numpy reference, in one C pass per field over the rows.
+
+Owns the per-field lookup tables (offset and width by message type) built from ouch.py's field
+layouts; knows nothing of reports.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from reports import ouch
+from reports._orderjoin_cffi import ffi, lib
+
+
+@lru_cache(maxsize=None)
+def _table(layout: tuple, header: int) -> tuple[np.ndarray, np.ndarray, int, str]:
+    """(offset by type incl. the framing header, -1 where absent; width by type; width; kind)."""
+    offset = np.full(256, -1, np.int32)
+    width = np.zeros(256, np.int32)
+    widths, kinds = set(), set()
+    for mtype, (at, w, kind) in layout:
+        offset[mtype], width[mtype] = header + at, w
+        widths.add(w)
+        kinds.add(kind)
+    if len(kinds) != 1 or (kinds == {"s"} and len(widths) != 1) or max(widths) > 8 and kinds == {"u"}:
+        raise ValueError(f"a field must have one kind, and one width if it is bytes: {layout}")
+    return offset, width, max(widths), kinds.pop()
+
+
+def _address(arr: np.ndarray, ctype: str):
+    return ffi.cast(ctype, arr.__array_interface__["data"][0])
+
+
+def decode(raw: np.ndarray, msg_type: np.ndarray, fields: dict, names: list[str] | None = None,
+           header: int = ouch.SOUP_HEADER, at: np.ndarray | None = None, size: int | None = None) -> dict[str, np.ndarray]:
+    """As ouch.decode: columns for `names` (default all) of `fields`, int64 or S<width>, 0 / b''
+    for rows whose type lacks the field; with `at`, message i lands at row at[i] of `size` rows."""
+    n = len(msg_type)
+    names = names or list(fields)
+    if raw.ndim != 2 or raw.dtype != np.uint8 or (n and raw.strides[1] != 1) or len(raw) != n:
+        raise ValueError("raw must be (rows, width) uint8 with contiguous bytes per row, one row per message")
+    types = np.ascontiguousarray(msg_type, np.uint8)
+    dest = None if at is None else np.ascontiguousarray(at, np.int64)
+    if dest is not None and len(dest) != n:
+        raise ValueError("at must give one row per message")
+    if dest is not None and n and (int(dest.min()) < 0 or int(dest.max()) >= size):
+        raise ValueError("at must lie in [0, size)")
+    present = np.bincount(types, minlength=256) > 0
+    out: dict[str, np.ndarray] = {}
+    for name in names:
+        offset, width, w, kind = _table(tuple(sorted(fields[name].items())), header)
+        if n and int((offset + width)[present].max(initial=0)) > raw.shape[1]:
+            raise ValueError(f"{name} runs past the {raw.shape[1]} bytes of the rows")
+        col = np.zeros(n if at is None else size, dtype=np.int64 if kind == "u" else f"S{w}")
+        out[name] = col
+        if n == 0:
+            continue
+        args = (n, _address(raw, "uint8_t *"), raw.strides[0], ffi.from_buffer("uint8_t[]", types),
+                ffi.from_buffer("int32_t[]", offset), ffi.from_buffer("int32_t[]", width),
+                ffi.NULL if dest is None else ffi.from_buffer("int64_t[]", dest))
+        if kind == "u":
+            lib.oj_field_uint(*args, ffi.from_buffer("int64_t[]", col))
+        else:
+            lib.oj_field_bytes(*args, ffi.cast("uint8_t *", ffi.from_buffer(col)), w)
+    return out
