@@ -9,6 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from reports import orderjoin
+
 NS_PER_DAY = 86_400_000_000_000
 
 
@@ -60,9 +62,16 @@ def plain(arr: pa.Array) -> pa.Array:
 
 
 def token_strings(keys: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
-    """Strings from 'S<n>' order tokens whose padding is already NUL (no spaces inside tokens)."""
-    arr = pa.array(keys, type=pa.binary(), mask=None if valid is None else ~np.asarray(valid, bool))
-    return arr.cast(pa.string())
+    """Strings from 'S<n>' order tokens whose padding is already NUL (no spaces inside tokens):
+    each up to its first NUL, built in one compiled pass; values with bytes beyond ASCII go
+    through pyarrow's UTF-8 check instead (an invalid one raises there)."""
+    offsets, data, non_ascii = orderjoin.fixed_strings(keys, valid)
+    if non_ascii:
+        arr = pa.array(keys, type=pa.binary(), mask=None if valid is None else ~np.asarray(valid, bool))
+        return arr.cast(pa.string())
+    nulls = 0 if valid is None else len(keys) - int(np.count_nonzero(valid))
+    return pa.StringArray.from_buffers(len(keys), pa.py_buffer(offsets), pa.py_buffer(data),
+                                       _validity(valid) if nulls else None, nulls)
 
 
 def fixed_bytes(column: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:

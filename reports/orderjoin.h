@@ -20,6 +20,12 @@
  * not carry it; the output is left as it is) of width[t] bytes; a big-endian unsigned integer
  * goes to out[dest[i]], bytes to out + dest[i] * out_width (dest NULL: row i itself).
  *
+ * oj_join_keys: tokens as join keys: each 14-byte token copied from rows `stride` apart with its
+ * space padding (OUCH) turned into NULs (the journal's padding).
+ * oj_fixed_strings: Arrow string offsets and data from `width`-byte NUL-padded values (each value
+ * ends at its first NUL, as pyarrow reads numpy bytes; a row whose valid byte is 0 is empty);
+ * returns 1 if some copied byte is not ASCII (the caller then takes a path that checks UTF-8).
+ *
  * The numpy references are reports/events.py (TokenIndex, leaves_reference) and reports/ouch.py
  * (decode); the tests compare them on random inputs.
  */
@@ -48,5 +54,9 @@ void oj_field_uint(int64_t n, const uint8_t *raw, int64_t stride, const uint8_t 
 void oj_field_bytes(int64_t n, const uint8_t *raw, int64_t stride, const uint8_t *msg_type,
                     const int32_t *offset, const int32_t *width, const int64_t *dest, uint8_t *out,
                     int64_t out_width);
+
+void oj_join_keys(int64_t n, const uint8_t *tokens, int64_t stride, uint8_t *out);
+int oj_fixed_strings(int64_t n, const uint8_t *values, int64_t width, const uint8_t *valid,
+                     int32_t *offsets, uint8_t *data);
 
 #endif

@@ -68,6 +68,37 @@ class TokenTable:
         return out
 
 
+def join_keys(tokens: np.ndarray) -> np.ndarray:
+    """Tokens as comparable fixed bytes (S14): OUCH pads with spaces, the journal with NULs."""
+    tokens = np.asarray(tokens)
+    if tokens.dtype != np.dtype(f"S{TOKEN_BYTES}") or tokens.ndim != 1:
+        tokens = np.ascontiguousarray(tokens, dtype=f"S{TOKEN_BYTES}")
+    out = np.empty(len(tokens), f"S{TOKEN_BYTES}")
+    if len(tokens):
+        lib.oj_join_keys(len(tokens), _address(tokens), tokens.strides[0], _ptr("uint8_t *", out))
+    return out
+
+
+def fixed_strings(values: np.ndarray, valid: np.ndarray | None = None):
+    """(offsets int32, data uint8, whether some byte is not ASCII) of Arrow strings from an 'S<w>'
+    column: each value up to its first NUL, empty where not `valid`."""
+    values = np.ascontiguousarray(values)
+    n, width = len(values), values.dtype.itemsize
+    offsets = np.empty(n + 1, np.int32)
+    data = np.empty(max(n * width, 1), np.uint8)
+    if n * width >= 2**31:
+        raise ValueError("too many bytes for one string array: split the rows")
+    flags = None if valid is None else np.ascontiguousarray(valid, dtype=np.uint8)
+    high = lib.oj_fixed_strings(n, _address(values), width,
+                                ffi.NULL if flags is None else _ptr("uint8_t *", flags),
+                                ffi.from_buffer("int32_t[]", offsets), _ptr("uint8_t *", data))
+    return offsets, data[:offsets[-1]], bool(high)
+
+
+def _address(arr: np.ndarray):
+    return ffi.cast("uint8_t *", arr.__array_interface__["data"][0])
+
+
 def leaves(group: np.ndarray, event: np.ndarray, qty: np.ndarray, exec_qty: np.ndarray,
            decrement: np.ndarray, codes: dict[str, int], book_sum: np.ndarray, book_started: np.ndarray,
            n_unknown: int) -> np.ndarray:

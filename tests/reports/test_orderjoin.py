@@ -99,3 +99,34 @@ def test_compiled_leaves_refuse_group_codes_outside_the_book():
 def test_the_join_uses_the_compiled_index():
     assert isinstance(Creators().index, TokenTable)
     assert events.LEAVES_CODES["canceled"] == EV["CANCELED"]
+
+
+def _join_key_reference(tokens):
+    raw = np.ascontiguousarray(tokens, dtype="S14").view(np.uint8).reshape(len(tokens), 14).copy()
+    raw[raw == 0x20] = 0
+    return raw.view("S14")[:, 0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.binary(max_size=14), max_size=200), st.integers(0, 2**32 - 1))
+def test_join_keys_and_token_strings_equal_their_numpy_and_pyarrow_references(values, seed):
+    import pyarrow as pa
+    from reports import arrowcols
+    rng = np.random.default_rng(seed)
+    pool = np.array([b"A", b" ", b"\x00", b"z", b"\xc3\xa9"[:1], b"7"], dtype="S1")
+    raw = np.array([v for v in values] + [b"".join(rng.choice(pool, 14)) for _ in range(len(values))], "S14")
+    rows = np.zeros(len(raw), [("pad", "u1"), ("token", "S14"), ("more", "u4")])
+    rows["token"] = raw                      # a strided field, as the journal's records give them
+    assert np.array_equal(orderjoin.join_keys(rows["token"]), _join_key_reference(rows["token"]))
+    keys = _join_key_reference(raw)
+    valid = rng.random(len(keys)) < 0.7
+    for mask in (None, valid):
+        try:
+            want = pa.array(keys, type=pa.binary(), mask=None if mask is None else ~mask).cast(pa.string())
+        except pa.ArrowInvalid:
+            with pytest.raises(pa.ArrowInvalid):
+                arrowcols.token_strings(keys, mask)
+            continue
+        got = arrowcols.token_strings(keys, mask)
+        got.validate(full=True)
+        assert got.equals(want)
