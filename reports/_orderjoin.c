@@ -151,3 +151,48 @@ int oj_fixed_strings(int64_t n, const uint8_t *values, int64_t width, const uint
     }
     return (high & 0x80) != 0;
 }
+
+static inline int64_t floor_div(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+static void put_digits(uint8_t *at, int64_t value, int width)
+{
+    for (int k = width - 1; k >= 0; k--) {      /* floor modulo: a digit even of a negative value */
+        int64_t q = floor_div(value, 10);
+        at[k] = (uint8_t)('0' + (value - q * 10));
+        value = q;
+    }
+}
+
+void oj_cat_timestamps(int64_t n, const int64_t *ns, uint8_t *out)
+{
+    const int64_t ns_per_day = 86400LL * 1000000000LL;
+    for (int64_t i = 0; i < n; i++) {
+        uint8_t *o = out + (size_t)i * OJ_CAT_TIMESTAMP_BYTES;
+        int64_t days = floor_div(ns[i], ns_per_day);
+        int64_t in_day = ns[i] - days * ns_per_day;
+        /* civil from days (H. Hinnant), as timetext.civil */
+        int64_t z = days + 719468;
+        int64_t era = floor_div(z, 146097);
+        int64_t doe = z - era * 146097;
+        int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+        int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        int64_t mp = (5 * doy + 2) / 153;
+        int64_t day = doy - (153 * mp + 2) / 5 + 1;
+        int64_t month = mp < 10 ? mp + 3 : mp - 9;
+        int64_t year = yoe + era * 400 + (month <= 2);
+        int64_t secs = in_day / 1000000000LL;
+        put_digits(o, year, 4);
+        put_digits(o + 4, month, 2);
+        put_digits(o + 6, day, 2);
+        o[8] = ' ';
+        put_digits(o + 9, secs / 3600, 2);
+        put_digits(o + 11, secs / 60 % 60, 2);
+        put_digits(o + 13, secs % 60, 2);
+        o[15] = '.';
+        put_digits(o + 16, in_day - secs * 1000000000LL, 9);
+    }
+}

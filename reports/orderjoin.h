@@ -25,9 +25,13 @@
  * oj_fixed_strings: Arrow string offsets and data from `width`-byte NUL-padded values (each value
  * ends at its first NUL, as pyarrow reads numpy bytes; a row whose valid byte is 0 is empty);
  * returns 1 if some copied byte is not ASCII (the caller then takes a path that checks UTF-8).
+ * oj_cat_timestamps: CAT timestamps YYYYMMDD HHMMSS.CCCNNNNNN (25 bytes per row, no NUL) of local
+ * times in ns since 1970-01-01 (proleptic Gregorian; digits as floor division gives them, so any
+ * int64 formats as timetext's numpy layout does).
  *
  * The numpy references are reports/events.py (TokenIndex, leaves_reference) and reports/ouch.py
- * (decode); the tests compare them on random inputs.
+ * (decode), and reports/timetext.py (cat_timestamp_reference); the tests compare them on random
+ * inputs.
  */
 #ifndef MMAUDIT_ORDERJOIN_H
 #define MMAUDIT_ORDERJOIN_H
@@ -58,5 +62,7 @@ void oj_field_bytes(int64_t n, const uint8_t *raw, int64_t stride, const uint8_t
 void oj_join_keys(int64_t n, const uint8_t *tokens, int64_t stride, uint8_t *out);
 int oj_fixed_strings(int64_t n, const uint8_t *values, int64_t width, const uint8_t *valid,
                      int32_t *offsets, uint8_t *data);
+#define OJ_CAT_TIMESTAMP_BYTES 25
+void oj_cat_timestamps(int64_t n, const int64_t *ns, uint8_t *out);
 
 #endif

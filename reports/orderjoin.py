@@ -95,6 +95,18 @@ def fixed_strings(values: np.ndarray, valid: np.ndarray | None = None):
     return offsets, data[:offsets[-1]], bool(high)
 
 
+CAT_TIMESTAMP_BYTES = 25     # OJ_CAT_TIMESTAMP_BYTES: YYYYMMDD HHMMSS.CCCNNNNNN
+
+
+def cat_timestamps(local_ns: np.ndarray) -> np.ndarray:
+    """(n, 25) uint8 rows of CAT timestamp text for local times in ns since 1970-01-01."""
+    local_ns = np.ascontiguousarray(local_ns, dtype=np.int64)
+    out = np.empty((len(local_ns), CAT_TIMESTAMP_BYTES), np.uint8)
+    if len(local_ns):
+        lib.oj_cat_timestamps(len(local_ns), ffi.from_buffer("int64_t[]", local_ns), _ptr("uint8_t *", out))
+    return out
+
+
 def _address(arr: np.ndarray):
     return ffi.cast("uint8_t *", arr.__array_interface__["data"][0])
 

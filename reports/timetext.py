@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pyarrow as pa
 
+from reports import orderjoin
+
 NS_PER_S = 1_000_000_000
 NS_PER_HOUR = 3600 * NS_PER_S
 NS_PER_DAY = 86_400 * NS_PER_S
@@ -148,7 +150,15 @@ def eastern_offset_ns(utc_ns: np.ndarray) -> np.ndarray:
 
 
 def cat_timestamp(utc_ns: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
-    """CAT Eastern-Time timestamp YYYYMMDD HHMMSS.CCCNNNNNN (nanoseconds), null where not valid."""
+    """CAT Eastern-Time timestamp YYYYMMDD HHMMSS.CCCNNNNNN (nanoseconds), null where not valid:
+    laid out by one compiled pass (cat_timestamp_reference is the numpy layout it is tested
+    against)."""
+    local = np.ascontiguousarray(np.asarray(utc_ns, dtype=np.int64) + eastern_offset_ns(utc_ns))
+    return _text(orderjoin.cat_timestamps(local), valid)
+
+
+def cat_timestamp_reference(utc_ns: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
+    """cat_timestamp laid out by numpy lookup tables."""
     local = np.asarray(utc_ns, dtype=np.int64) + eastern_offset_ns(utc_ns)
     out = _layout(local, b"00000000 000000.000000000",
                   ((0, 4, "Y"), (4, 2, "m"), (6, 2, "d"), (9, 2, "H"), (11, 2, "M"), (13, 2, "S"), (16, 9, "ns")))
