@@ -158,8 +158,20 @@ static inline int64_t floor_div(int64_t a, int64_t b)
     return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
 }
 
+static inline void put_udigits(uint8_t *at, uint64_t value, int width)
+{
+    for (int k = width - 1; k >= 0; k--) {
+        at[k] = (uint8_t)('0' + value % 10);
+        value /= 10;
+    }
+}
+
 static void put_digits(uint8_t *at, int64_t value, int width)
 {
+    if (value >= 0) {
+        put_udigits(at, (uint64_t)value, width);
+        return;
+    }
     for (int k = width - 1; k >= 0; k--) {      /* floor modulo: a digit even of a negative value */
         int64_t q = floor_div(value, 10);
         at[k] = (uint8_t)('0' + (value - q * 10));

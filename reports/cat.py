@@ -63,13 +63,20 @@ def _rows_for(ev: events.OrderEvents, ref: RefData) -> tuple[np.ndarray, np.ndar
     return rows[order], types[order]
 
 
+# The event columns a CAT row is built and checked from (common.event_checks included): only
+# these are gathered for the chosen rows.
+_COLUMNS = ("seq", "event", "token_key", "prior_token_key", "creator", "symbol_id", "algo_id", "client_id",
+            "desk_id", "tif", "order_wire_side", "creator_seq", "creator_ts_ns", "creator_ts_source",
+            "price", "qty", "exec_price", "exec_qty", "leaves", "match", "stock", "order_stock")
+
+
 def _where(mask: np.ndarray, values: pa.Array) -> pa.Array:
     return pc.if_else(pa.array(mask), values, pa.scalar(None, values.type))
 
 
 def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None) -> tuple[pa.Table, list]:
     rows, types = _rows_for(ev, ref)
-    ev = ev.take(rows)
+    ev = ev.take(rows, _COLUMNS)
     c = ev.cols
     n = len(ev)
     inst_idx, inst_cols = common.instrument_columns(ref, c["symbol_id"])

@@ -52,10 +52,11 @@ class OrderEvents:
     def __len__(self) -> int:
         return len(self.cols["seq"])
 
-    def take(self, rows: np.ndarray) -> "OrderEvents":
+    def take(self, rows: np.ndarray, names=None) -> "OrderEvents":
+        """The events at `rows`, with every column or just those `names`."""
         u = self.utc
         return OrderEvents(
-            cols={k: v[rows] for k, v in self.cols.items()},
+            cols={k: self.cols[k][rows] for k in (self.cols if names is None else names)},
             utc=UtcTimes(u.utc_ns[rows], u.valid[rows], u.basis[rows], u.utc_offset_s[rows], u.sample_index[rows]),
             samples=self.samples)
 
