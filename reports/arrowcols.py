@@ -5,6 +5,8 @@ Owns the vectorised conversions (no per-row Python); knows nothing of record typ
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -44,16 +46,29 @@ def lookup_strings(indices: np.ndarray, values: list[str | None]) -> pa.Array:
     """Dictionary-encoded strings `values[indices[i]]`; index -1 or a None value gives null.
     Nothing is materialised per row, and Parquet stores it dictionary-encoded as it is. The
     dictionary holds each distinct value once (duplicates would make the Parquet bytes vary)."""
-    idx = np.asarray(indices, dtype=np.int32)
+    remap, dictionary = _lookup_table(tuple(values))
+    if dictionary is None:
+        return pa.nulls(len(indices), pa.dictionary(pa.int32(), pa.string()))
+    idx = np.asarray(indices)
+    mapped = remap.take(idx + 1, mode="clip")         # index -1 (or below) picks the leading -1
+    if len(mapped) and int(mapped.min()) < 0:
+        invalid = mapped < 0
+        indices = pa.array(np.where(invalid, 0, mapped), mask=invalid)
+    else:
+        indices = pa.array(mapped)
+    return pa.DictionaryArray.from_arrays(indices, dictionary)
+
+
+@lru_cache(maxsize=256)
+def _lookup_table(values: tuple) -> tuple[np.ndarray, pa.Array | None]:
+    """(int32 position in the sorted distinct values of each entry of `values`, after a leading -1
+    for index -1; the dictionary of those values, None when there are none)."""
     distinct = sorted({v for v in values if v is not None})
     if not distinct:
-        return pa.nulls(len(idx), pa.dictionary(pa.int32(), pa.string()))
+        return np.zeros(0, np.int32), None
     slot = {v: i for i, v in enumerate(distinct)}
     remap = np.array([-1] + [slot.get(v, -1) if v is not None else -1 for v in values], dtype=np.int32)
-    mapped = remap[np.maximum(idx, -1) + 1]         # index -1 picks the leading -1
-    invalid = mapped < 0
-    indices = pa.array(np.where(invalid, 0, mapped), mask=invalid) if invalid.any() else pa.array(mapped)
-    return pa.DictionaryArray.from_arrays(indices, pa.array(distinct, pa.string()))
+    return remap, pa.array(distinct, pa.string())
 
 
 def plain(arr: pa.Array) -> pa.Array:
