@@ -21,12 +21,14 @@ typedef struct rseg {
     uint64_t data_end;         /* offset after the last indexed record (or EOS) */
     uint64_t scan_seq;         /* the sequence expected at data_end */
     int sealed;
+    int unchecked;             /* opened from its summary: records not yet checked or indexed */
     uint64_t *sparse;          /* offset of data record first_seq + k*MMJ_SPARSE_EVERY */
     uint64_t nsparse, capsparse;
 } rseg;
 
 struct mmj_reader {
     int dirfd;
+    uint32_t flags;            /* MMJ_READER_* */
     uint8_t salt[MMJ_SALT_SIZE];
     rseg *segs;
     size_t nsegs, cap;
@@ -75,6 +77,58 @@ static int scan_more(mmj_reader *r, rseg *s)
     return MMJ_OK;
 }
 
+/* Take a sealed segment's extent from its summary when the summary is believed (journal.h
+ * SEGMENT SUMMARY); its records are checked by ensure_checked before anything reads them. */
+static void trust_summary(mmj_reader *r, rseg *s)
+{
+    uint8_t f[MMJ_FOOTER_SIZE];
+    mmj_footer info;
+    if (mmj_footer_read(r->dirfd, s->map.index, f) != MMJ_OK ||
+        mmj_footer_check(f, &s->map, s->salt_check, s->first_seq, &info) != MMJ_OK)
+        return;
+    s->records = info.records;
+    s->data_end = info.end;
+    s->scan_seq = s->first_seq + info.records;
+    s->sealed = 1;
+    s->unchecked = 1;
+}
+
+/* Check and index the records of an unchecked segment. If they do not lead to the SEAL its
+ * summary named, the snapshot ends where they stop, exactly as a scan at open would have ended
+ * it (later segments are dropped, mmj_reader_stop says where). The index is a cache: a const
+ * reader fills it. */
+static int ensure_checked(const mmj_reader *cr, size_t slot)
+{
+    mmj_reader *r = (mmj_reader *)cr;
+    rseg *s = &r->segs[slot];
+    if (!s->unchecked)
+        return MMJ_OK;
+    uint64_t want_end = s->data_end, want_records = s->records;
+    s->unchecked = 0;
+    s->sealed = 0;
+    s->records = 0;
+    s->nsparse = 0;
+    s->data_end = MMJ_HEADER_SIZE;
+    s->scan_seq = s->first_seq;
+    int rc = scan_more(r, s);
+    if (rc != MMJ_OK)
+        return rc;
+    if (s->sealed && s->data_end == want_end && s->records == want_records && r->stop_reason == MMJ_R_NONE)
+        return MMJ_OK;
+    if (r->stop_reason == MMJ_R_NONE) {
+        r->stop_reason = MMJ_R_NO_EOS;
+        r->stop_segment = s->map.index;
+        r->stop_offset = s->data_end;
+    }
+    s->sealed = 0;
+    for (size_t i = slot + 1; i < r->nsegs; i++) {
+        mmj_unmap(&r->segs[i].map);
+        free(r->segs[i].sparse);
+    }
+    r->nsegs = slot + 1;
+    return MMJ_OK;
+}
+
 /* Map segment `index` and append it to the table if its header continues the journal. */
 static int add_segment(mmj_reader *r, uint64_t index, uint64_t expect_seq, int *added, int *err)
 {
@@ -118,6 +172,8 @@ static int add_segment(mmj_reader *r, uint64_t index, uint64_t expect_seq, int *
     s.salt_check = mmj_salt_check(r->salt, index);
     s.data_end = MMJ_HEADER_SIZE;
     s.scan_seq = s.first_seq;
+    if (!(r->flags & MMJ_READER_FULL_SCAN))
+        trust_summary(r, &s);
     r->segs[r->nsegs++] = s;
     *added = 1;
     return MMJ_OK;
@@ -168,14 +224,30 @@ int mmj_reader_refresh(mmj_reader *r)
 
 int mmj_reader_open(const char *dir, mmj_reader **out, int *err)
 {
+    return mmj_reader_open_ex(dir, 0, out, err);
+}
+
+uint64_t mmj_reader_unchecked(const mmj_reader *r)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; r && i < r->nsegs; i++)
+        n += (uint64_t)r->segs[i].unchecked;
+    return n;
+}
+
+int mmj_reader_open_ex(const char *dir, uint32_t flags, mmj_reader **out, int *err)
+{
     if (err)
         *err = 0;
     if (!dir || !out)
         return MMJ_E_ARG;
     *out = NULL;
+    if (flags & ~(uint32_t)MMJ_READER_FULL_SCAN)
+        return MMJ_E_ARG;
     mmj_reader *r = calloc(1, sizeof *r);
     if (!r)
         return MMJ_E_NOMEM;
+    r->flags = flags;
     int rc = mmj_open_dir(dir, &r->dirfd, err);
     if (rc != MMJ_OK) {
         free(r);
@@ -294,6 +366,9 @@ int mmj_reader_get(const mmj_reader *r, uint64_t seq, mmj_record *out)
     size_t slot = slot_for(r, seq);
     if (slot >= r->nsegs || seq < r->segs[slot].first_seq)
         return MMJ_E_NOT_FOUND;
+    int rc = ensure_checked(r, slot);
+    if (rc != MMJ_OK)
+        return rc;
     const rseg *s = &r->segs[slot];
     uint64_t off = offset_of(s, seq);
     if (off >= s->data_end)
@@ -312,6 +387,11 @@ int mmj_reader_seek(const mmj_reader *r, uint64_t seq, mmj_pos *pos)
     size_t slot = slot_for(r, seq);
     pos->slot = slot;
     pos->offset = MMJ_HEADER_SIZE;
+    if (slot < r->nsegs) {
+        int rc = ensure_checked(r, slot);
+        if (rc != MMJ_OK)
+            return rc;
+    }
     if (slot < r->nsegs && seq > r->segs[slot].first_seq)
         pos->offset = offset_of(&r->segs[slot], seq);
     return MMJ_OK;
@@ -325,6 +405,11 @@ int mmj_reader_next(const mmj_reader *r, mmj_pos *pos, int include_control, mmj_
         return MMJ_E_ARG;
     while (pos->slot < r->nsegs) {
         const rseg *s = &r->segs[pos->slot];
+        if (s->unchecked) {
+            int rc = ensure_checked(r, pos->slot);
+            if (rc != MMJ_OK)
+                return rc;
+        }
         if (pos->offset >= s->data_end) {
             pos->slot++;
             pos->offset = MMJ_HEADER_SIZE;
@@ -362,8 +447,12 @@ static int walk(const mmj_reader *r, uint64_t first, uint64_t last, visit_fn vis
     mmj_pos pos;
     if (last < first)
         return MMJ_OK;
-    mmj_reader_seek(r, first, &pos);
+    int rc = mmj_reader_seek(r, first, &pos);
+    if (rc != MMJ_OK)
+        return rc;
     for (uint64_t slot = pos.slot; slot < r->nsegs; slot++) {
+        if ((rc = ensure_checked(r, slot)) != MMJ_OK)
+            return rc;
         const rseg *s = &r->segs[slot];
         const uint8_t *base = s->map.base;
         uint64_t off = slot == pos.slot ? pos.offset : MMJ_HEADER_SIZE, end = s->data_end;
@@ -577,6 +666,8 @@ int mmj_reader_scan(const mmj_reader *r, uint64_t first, uint64_t last, uint64_t
 static const uint8_t *payload_at(const mmj_reader *r, uint64_t pos, uint64_t size, int *rc)
 {
     uint64_t slot = pos >> 40, off = pos & ((1ull << 40) - 1);
+    if (slot < r->nsegs && (*rc = ensure_checked(r, slot)) != MMJ_OK)
+        return NULL;
     if (slot >= r->nsegs || off < MMJ_HEADER_SIZE + MMJ_RECORD_HEADER_SIZE || off > r->segs[slot].data_end) {
         *rc = MMJ_E_ARG;
         return NULL;
