@@ -135,7 +135,9 @@
  *   the SEAL: it checks them all (RECORD rules) the first time it reads from that segment, and
  *   if they do not lead to that SEAL the snapshot ends where they stop, as a scan at open would
  *   have ended it (mmj_reader_range shrinks, mmj_reader_stop says where); so no record is ever
- *   returned unchecked. mmj_reader_open_ex with MMJ_READER_FULL_SCAN checks everything at open. Recovery deletes the summaries of
+ *   returned unchecked. mmj_reader_open_ex with MMJ_READER_FULL_SCAN checks everything at open.
+ *   (The check runs under a lock inside the reader, so threads that read one reader at once, as
+ *   they safely could when open scanned everything, still may.) Recovery deletes the summaries of
  *   the segments it deletes or truncates; verify ignores summaries.
  *
  * WHAT A CRASH LEAVES, AND RECOVERY (on writer open, under the lock):

@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include <assert.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -32,6 +33,8 @@ struct mmj_reader {
     uint8_t salt[MMJ_SALT_SIZE];
     rseg *segs;
     size_t nsegs, cap;
+    size_t nmapped;            /* slots holding mappings: nsegs, or more after a cut (freed at close) */
+    pthread_mutex_t check_mu;  /* serialises ensure_checked */
     int stop_reason;
     uint64_t stop_segment, stop_offset;
 };
@@ -93,40 +96,56 @@ static void trust_summary(mmj_reader *r, rseg *s)
     s->unchecked = 1;
 }
 
-/* Check and index the records of an unchecked segment. If they do not lead to the SEAL its
- * summary named, the snapshot ends where they stop, exactly as a scan at open would have ended
- * it (later segments are dropped, mmj_reader_stop says where). The index is a cache: a const
- * reader fills it. */
-static int ensure_checked(const mmj_reader *cr, size_t slot)
+/* Check and index the records of unchecked segment `slot` (check_mu held). If they do not lead
+ * to the SEAL its summary named, the snapshot ends where they stop, exactly as a scan at open
+ * would have ended it (later slots leave the snapshot; their mappings stay until close, so a
+ * thread still reading them is not left with unmapped memory). */
+static int check_segment(mmj_reader *r, size_t slot)
 {
-    mmj_reader *r = (mmj_reader *)cr;
     rseg *s = &r->segs[slot];
-    if (!s->unchecked)
-        return MMJ_OK;
-    uint64_t want_end = s->data_end, want_records = s->records;
-    s->unchecked = 0;
-    s->sealed = 0;
-    s->records = 0;
-    s->nsparse = 0;
-    s->data_end = MMJ_HEADER_SIZE;
-    s->scan_seq = s->first_seq;
-    int rc = scan_more(r, s);
-    if (rc != MMJ_OK)
+    rseg t = *s;   /* scanned aside: other readers keep seeing the summary's extent meanwhile */
+    t.unchecked = 0;
+    t.sealed = 0;
+    t.records = 0;
+    t.sparse = NULL;
+    t.nsparse = t.capsparse = 0;
+    t.data_end = MMJ_HEADER_SIZE;
+    t.scan_seq = t.first_seq;
+    int rc = scan_more(r, &t);
+    if (rc != MMJ_OK) {
+        free(t.sparse);
         return rc;
-    if (s->sealed && s->data_end == want_end && s->records == want_records && r->stop_reason == MMJ_R_NONE)
+    }
+    if (t.sealed && t.data_end == s->data_end && t.records == s->records && r->stop_reason == MMJ_R_NONE) {
+        s->sparse = t.sparse;
+        s->nsparse = t.nsparse;
+        s->capsparse = t.capsparse;
+        __atomic_store_n(&s->unchecked, 0, __ATOMIC_RELEASE);
         return MMJ_OK;
+    }
     if (r->stop_reason == MMJ_R_NONE) {
         r->stop_reason = MMJ_R_NO_EOS;
         r->stop_segment = s->map.index;
-        r->stop_offset = s->data_end;
+        r->stop_offset = t.data_end;
     }
-    s->sealed = 0;
-    for (size_t i = slot + 1; i < r->nsegs; i++) {
-        mmj_unmap(&r->segs[i].map);
-        free(r->segs[i].sparse);
-    }
-    r->nsegs = slot + 1;
+    t.sealed = 0;
+    free(s->sparse);
+    *s = t;
+    __atomic_store_n(&r->nsegs, slot + 1, __ATOMIC_RELEASE);
     return MMJ_OK;
+}
+
+/* Make sure the records of `slot` were checked before anything reads them. The index is a cache:
+ * a const reader fills it. */
+static int ensure_checked(const mmj_reader *cr, size_t slot)
+{
+    mmj_reader *r = (mmj_reader *)cr;
+    if (!__atomic_load_n(&r->segs[slot].unchecked, __ATOMIC_ACQUIRE))
+        return MMJ_OK;
+    pthread_mutex_lock(&r->check_mu);
+    int rc = r->segs[slot].unchecked ? check_segment(r, slot) : MMJ_OK;
+    pthread_mutex_unlock(&r->check_mu);
+    return rc;
 }
 
 /* Map segment `index` and append it to the table if its header continues the journal. */
@@ -175,6 +194,7 @@ static int add_segment(mmj_reader *r, uint64_t index, uint64_t expect_seq, int *
     if (!(r->flags & MMJ_READER_FULL_SCAN))
         trust_summary(r, &s);
     r->segs[r->nsegs++] = s;
+    r->nmapped = r->nsegs;
     *added = 1;
     return MMJ_OK;
 }
@@ -248,8 +268,10 @@ int mmj_reader_open_ex(const char *dir, uint32_t flags, mmj_reader **out, int *e
     if (!r)
         return MMJ_E_NOMEM;
     r->flags = flags;
+    pthread_mutex_init(&r->check_mu, NULL);
     int rc = mmj_open_dir(dir, &r->dirfd, err);
     if (rc != MMJ_OK) {
+        pthread_mutex_destroy(&r->check_mu);
         free(r);
         return rc;
     }
@@ -268,12 +290,13 @@ void mmj_reader_close(mmj_reader *r)
 {
     if (!r)
         return;
-    for (size_t i = 0; i < r->nsegs; i++) {
+    for (size_t i = 0; i < r->nmapped; i++) {
         mmj_unmap(&r->segs[i].map);
         free(r->segs[i].sparse);
     }
     free(r->segs);
     close(r->dirfd);
+    pthread_mutex_destroy(&r->check_mu);
     free(r);
 }
 

@@ -185,3 +185,24 @@ def test_fuzzed_summary_is_believed_only_when_true(base, tmp_path, index, how):
     if status == lib.MMJ_OK:
         assert (index, first, records, end) == segs[index]
     same_reads(d)
+
+
+def test_threads_reading_unchecked_segments_at_once_see_the_same_records(journal_copy):
+    import threading
+    with Reader(journal_copy, full_scan=True) as full:
+        want = full.scan().seq.tolist()
+    for _ in range(5):
+        with Reader(journal_copy) as r:
+            got, gate = [None] * 4, threading.Barrier(4)
+
+            def read(k):
+                gate.wait()
+                got[k] = r.scan().seq.tolist()   # the C scan runs without the GIL
+
+            threads = [threading.Thread(target=read, args=(k,)) for k in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert r.unchecked_segments == 0
+        assert got == [want] * 4
