@@ -1,12 +1,14 @@
-/* Compiled order-join kernels of the reports (cffi module reports._orderjoin_cffi).
+/* Compiled kernels of the order-event reports (cffi module reports._orderjoin_cffi): the token
+ * join, remaining quantities, OUCH field decoding and the text the reports lay out per row.
  *
  * oj_index_*: an open-addressing hash index (linear probing) over 14-byte order tokens that
  * live in a caller-owned array (entry i = bytes keys[14*i .. 14*i+13]); the slots array, of a
  * power-of-two size, holds entry numbers or -1 (empty). Inserting entry i over an equal token
  * replaces the older entry, so a lookup finds the latest entry of a reused token.
- * oj_index_lookup2 gives the entry equal to each query, or -1; it probes a small index of the latest entries first (those from some entry on;
- * it stays in cache, and most queries are for orders created shortly before) and the index of
- * every entry only for the queries it misses: the answer is the same as the full index's.
+ * oj_index_lookup2 gives the entry equal to each query, or -1; it probes a small index of the
+ * latest entries first (those from some entry on; it stays in cache, and most queries are for
+ * orders created shortly before) and the index of every entry only for the queries it misses:
+ * the answer is the same as the full index's.
  *
  * oj_leaves: remaining quantity of each event's order after the event, in journal order:
  * an Accepted/Replaced event restates the order's quantity (adds qty), an execution subtracts
