@@ -1081,10 +1081,10 @@ class Engine:
         if self.tracker.in_gap:
             self._request_gap(actions)
         self.risk.on_timer(now)
-        for s in range(self.n):
-            fair = self.fv.fair[s]
+        feed = self._feed_risk
+        for s, fair in enumerate(self.fv.fair[0:self.n]):
             if fair > 0:
-                self._feed_risk(s, fair, force=True)
+                feed(s, fair, True)
         self._mature_markouts(actions)
         if now >= self.next_metrics_ns:
             self.metrics.sample_position(self.inventory.position)
