@@ -1228,6 +1228,30 @@ int fsig_load(fsig *g, const uint8_t *buf, size_t len) {
     return io.err;
 }
 
+/* fsig_on_packets: a packet's due feeds into the log and the sent mirror, then its reaction
+ * (FSIG_QUIET or FSIG_REACT); FSIG_FEED, nothing changed, when the log has no room. */
+static int defer_feeds(const fsig *g, const fmd_book *b, fsig_packet *p) {
+    fsig_react *r = p->react;
+    if (r->n_feed > r->flog_cap - r->n_flog)
+        return FSIG_FEED;
+    for (uint32_t k = 0; k < r->n_feed; k++) {
+        uint32_t i = r->feed[k], s = p->touched[i];
+        double fair = p->fairs[i];
+        int64_t *sent = &r->sent[(size_t)s * FSIG_S_N];
+        sent[FSIG_S_PRICE4] = (int64_t)(fair + 0.5);
+        sent[FSIG_S_STALE] = 0;
+        sent[FSIG_S_NS] = p->now_ns;
+        r->flog_sym[r->n_flog] = s;
+        r->flog_fair[r->n_flog] = fair;
+        r->flog_ns[r->n_flog++] = p->now_ns;
+    }
+    r->n_feed = 0;
+    int rc = fsig_react_from(g, b, p, 0);
+    if (rc == FSIG_QUIET)
+        r->n_fed++;
+    return rc;
+}
+
 int fsig_on_packets(fsig *g, fmd_book *b, const uint8_t *buf, const uint64_t *off,
                     const int64_t *ts, uint32_t from, uint32_t count, const uint8_t *session,
                     uint64_t next_expected, int64_t now, fsig_packet *p, uint32_t *done,
@@ -1241,6 +1265,8 @@ int fsig_on_packets(fsig *g, fmd_book *b, const uint8_t *buf, const uint64_t *of
         p->now_ns = now;
         rc = fsig_on_packet(g, b, buf + off[i], (size_t)(off[i + 1] - off[i]), session,
                             next_expected, p);
+        if (rc == FSIG_FEED && !p->summary->n_errors && p->react->flog_cap)
+            rc = defer_feeds(g, b, p);
         if (rc != FSIG_QUIET || p->summary->n_errors)
             break;
         next_expected += p->summary->n_messages;

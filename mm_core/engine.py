@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+from itertools import accumulate
+from operator import attrgetter
 from typing import Callable
 
 from journal.catalogue import RecordType, pack, pack_json
@@ -66,6 +68,9 @@ _on_packets_c = lib.fsig_on_packets
 _RUN_MAX_SEQUENCE = 1 << 62     # a run's sequence stays far below the C path's int64 limit
 
 
+_packet_of, _time_of = attrgetter("packet"), attrgetter("now_ns")
+
+
 class PacketRun:
     """Consecutive MarketData events as one buffer for Engine.on_packet_run (replay)."""
 
@@ -73,15 +78,12 @@ class PacketRun:
 
     def __init__(self, events: list) -> None:
         self.events = events
-        packets = [ev.packet for ev in events]
+        packets = list(map(_packet_of, events))
         joined = b"".join(packets)
-        off = [0]
-        for p in packets:
-            off.append(off[-1] + len(p))
         self._keep = joined
         self.buf = ffi.from_buffer("uint8_t[]", joined)
-        self.off = ffi.new("uint64_t[]", off)
-        self.ts = ffi.new("int64_t[]", [ev.now_ns for ev in events])
+        self.off = ffi.new("uint64_t[]", [0, *accumulate(map(len, packets))])
+        self.ts = ffi.new("int64_t[]", list(map(_time_of, events)))
         self.done = ffi.new("uint32_t *")
         self.messages = ffi.new("uint64_t *")
 unpack = ffi.unpack
@@ -452,12 +454,15 @@ class Engine:
                            md.session_raw, expected, self.now, self._pkt, done, messages)
         taken = done[0]
         self.now = self._pkt.now_ns     # on_event's time, up to the last packet C looked at
+        if react.n_flog:                # the feeds C deferred, before anything else runs
+            self._feeds_from_c(react)
         if taken:                       # the quiet ones: on_event's and the packet path's counts
             counts = self.counts
             counts["events"] += taken
             counts["md_packets"] += taken
             counts["md_messages"] += messages[0]
-            self.quiet_packets += taken
+            self.quiet_packets += taken - react.n_fed   # on_event counts a packet that fed apart
+            react.n_fed = 0
             md.fast_packets += taken     # MarketDataPath.fast_applied, `taken` times
             tracker = md.tracker
             tracker.next_expected = nxt = tracker.next_expected + messages[0]
@@ -474,6 +479,17 @@ class Engine:
         actions = self._packet_applied(rc)
         self._drain_risk(actions)
         return taken + 1, actions
+
+    def _feeds_from_c(self, react) -> None:
+        """The risk feeds fsig_on_packets deferred, in order, each at its packet's time: what
+        _feed_risk does for them (the book is not stale here; C already wrote the sent mirror)."""
+        n = react.n_flog
+        react.n_flog = 0
+        syms, fairs, times = self._rx.flog
+        sent, on_market, specs = self.risk_sent, self.risk.on_market, self.specs
+        for s, fair, now in zip(unpack(syms, n), unpack(fairs, n), unpack(times, n)):
+            sent[s] = (int(fair + 0.5), False, now)
+            on_market(s, fair, specs[s].reference_price, False, now)
 
     def _risk_to_react(self) -> None:
         """The gateway's state, limits version, multipliers and collar into the reaction's mirror."""

@@ -292,7 +292,15 @@ int fsig_reprice_touched(fsig *g, const fmd_book *b, fsig_packet *p);
  * packet ends in FSIG_QUIET without book errors (p->react must be set) and stops after the first
  * one that does not: its code is returned (FSIG_FALLBACK: that packet was not applied) with
  * *done the quiet packets before it, which hold *messages messages; FSIG_QUIET with *done =
- * count - from when all were quiet. */
+ * count - from when all were quiet.
+ * With react->flog_cap set, a packet ending in FSIG_FEED (no book errors) does not stop the run
+ * while the log has room: its due feeds are logged (react->flog_*) and written to react->sent as
+ * Engine._feed_risk would, then fsig_react_from(0) decides the reaction. Deferring is sound
+ * because the gateway's answer to a feed of a book that is not stale (on_market: prices, bands,
+ * P&L marks, fault bit cleared) moves nothing the reaction reads (state, limits version,
+ * multipliers, collar) and emits no state change; the caller applies the log before any Python
+ * runs. FSIG_QUIET goes on (react->n_fed counts it), FSIG_REACT stops as above (that packet's
+ * feeds are in the log). */
 int fsig_on_packets(fsig *g, fmd_book *b, const uint8_t *buf, const uint64_t *off,
                     const int64_t *ts, uint32_t from, uint32_t count, const uint8_t *session,
                     uint64_t next_expected, int64_t now, fsig_packet *p, uint32_t *done,
@@ -380,6 +388,14 @@ typedef struct fsig_react {
     uint32_t markouts;
     uint32_t n_memo;            /* memos fsig_react_from priced and stored since the caller */
     uint32_t *memo_new;         /* [n] last reset n_memo: their symbols (each once), to copy */
+    /* fsig_on_packets' deferred risk feeds (flog_cap 0: never deferred); the caller tells the
+     * gateway each logged feed, in order, at its packet's time, and resets n_flog and n_fed */
+    uint32_t flog_cap;
+    uint32_t n_flog;            /* out: feeds logged */
+    uint32_t n_fed;             /* out: packets whose feeds were logged and that then ended quiet */
+    uint32_t *flog_sym;         /* [flog_cap] the symbol (p->touched[feed[k]]) */
+    double *flog_fair;          /* [flog_cap] its fair value (p->fairs[feed[k]]) */
+    int64_t *flog_ns;           /* [flog_cap] the packet's p->now_ns */
 } fsig_react;
 
 /* Engine._quote's key of a symbol into key[FSIG_M_NKEY] (no state changes; for tests). Returns 0,

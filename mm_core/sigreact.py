@@ -22,6 +22,7 @@ _ANSWERED = (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED)
 _MIRRORS = ("position", "hold", "halted", "sent", "memo", "work", "pair", "blocked")
 _SCALARS = ("markout_n", "next_due_ns")
 _FLOATS = ("markout", "adverse")
+_FLOG_CAP = 1024        # risk feeds a run of packets may defer before it stops for Python
 
 
 def _flat(lists: list[list[int]]) -> tuple[list[int], list[int]]:
@@ -98,6 +99,10 @@ class ReactMirror:
             setattr(self, name, arr(name, "int64_t", sizes[name]))
         arr("feed", "uint32_t", n)
         arr("memo_new", "uint32_t", n)
+        # fsig_on_packets' deferred feeds (replay's batch path; Engine._feeds_from_c applies them)
+        r.flog_cap = _FLOG_CAP
+        self.flog = (arr("flog_sym", "uint32_t", _FLOG_CAP), arr("flog_fair", "double", _FLOG_CAP),
+                     arr("flog_ns", "int64_t", _FLOG_CAP))
         for name in _FLOATS:
             setattr(self, name, arr(name, "double", n))
         # the work mirror's offset of each quote slot (OMS working key), and an empty mirror
