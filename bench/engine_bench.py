@@ -38,7 +38,7 @@ from mm_core.book import Book
 from mm_core.fastbook import FastBook
 from mm_core.mdpath import MarketDataPath, apply_messages
 from mm_core.config import EngineConfig
-from mm_core.engine import Engine, PacketRun
+from mm_core.engine import Engine, feed_batched
 from mm_core.events import ClockSample, JournalHealth, MarketData, SendOrder, Timer, VenueMessage
 from mm_core.protocol import itch, moldudp64, ouch, soupbintcp
 from mm_core.runner import Runner, RunnerSettings, stage_latencies
@@ -148,24 +148,11 @@ def _engine(events, factory=make_engine) -> Engine:
 
 
 def _engine_batch(events) -> Engine:
-    """Replay's batch path (as recovery.replay runs it): each run of consecutive MarketData events
-    gathered into a PacketRun (timed too) and fed through Engine.on_packet_run, the rest through
-    on_event."""
+    """Replay's batch path (as recovery.replay runs it, mm_core.engine.feed_batched): each run of
+    consecutive MarketData events gathered into a PacketRun (timed too) and fed through
+    Engine.on_packet_run, the rest through on_event."""
     engine = make_engine()
-    on_event, on_run = engine.on_event, engine.on_packet_run
-    i, n = 0, len(events)
-    while i < n:
-        j = i
-        while j < n and type(events[j]) is MarketData:
-            j += 1
-        if j - i < 2:
-            on_event(events[i])
-            i += 1
-            continue
-        run, k, size = PacketRun(events[i:j]), 0, j - i
-        while k < size:
-            k += on_run(run, k)[0]
-        i = j
+    feed_batched(engine, events)
     return engine
 
 
@@ -811,9 +798,11 @@ def main(quick: bool) -> str:
         f"{best[_REF] / best['whole engine (on_event)']:.2f}x the engine on the Python "
         "reference signal classes. The signals (tape, guards, fair value, volatility, hedge "
         "regressions), the reaction's no-action case (risk feed due, markouts due, quote memo key, "
-        "requote needs-work, hedger idle) and the pricing of a quote memo miss are compiled; what is "
-        "left in Python is the gateway's on_market for the feeds due, the requotes and hedges that act, "
-        "and per event the dispatch and risk drain. "
+        "requote needs-work, hedger idle) and the pricing of a quote memo miss are compiled; in the "
+        "batch replay a packet whose only work is a risk feed no longer stops the run (C logs the feed, "
+        "the gateway takes the log in one call before any Python runs: RiskGateway.on_markets). What is "
+        "left in Python is the gateway's revaluation of those feeds, the requotes and hedges that act, "
+        "timers and venue messages, and per event the dispatch and risk drain. "
         f"Load average during the run: {load:.1f} on {os.cpu_count()} CPUs (shared machine: "
         "the p99.9 tails include scheduler preemption).",
     ]

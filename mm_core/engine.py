@@ -41,7 +41,7 @@ from mm_core.ticks import TickTable
 from mm_core.trades import TAPE_MAX, TradeTape
 from mm_core.types import OrderIntent, OrderKind, Purpose, Side, make_intent
 
-__all__ = ["Engine", "EngineError", "PacketRun"]
+__all__ = ["Engine", "EngineError", "PacketRun", "feed_batched"]
 
 _BUY, _SELL = Side.BUY, Side.SELL
 _log2 = math.log2
@@ -88,6 +88,26 @@ class PacketRun:
         self.messages = ffi.new("uint64_t *")
 unpack = ffi.unpack
 _NULL = ffi.NULL
+
+
+def feed_batched(engine: "Engine", events: list) -> None:
+    """Every event through `engine` as replay's batch path takes them: each run of two or more
+    consecutive MarketData events as a PacketRun through Engine.on_packet_run, the rest through
+    on_event (the actions are dropped: for benchmarks and tests of the engine alone)."""
+    on_event, on_run = engine.on_event, engine.on_packet_run
+    i, n = 0, len(events)
+    while i < n:
+        j = i
+        while j < n and type(events[j]) is MarketData:
+            j += 1
+        if j - i < 2:
+            on_event(events[i])
+            i += 1
+            continue
+        run, k, size = PacketRun(events[i:j]), 0, j - i
+        while k < size:
+            k += on_run(run, k)[0]
+        i = j
 
 
 def _needs_work(order: Order, price: int, qty: int) -> bool:
@@ -486,10 +506,12 @@ class Engine:
         n = react.n_flog
         react.n_flog = 0
         syms, fairs, times = self._rx.flog
-        sent, on_market, specs = self.risk_sent, self.risk.on_market, self.specs
-        for s, fair, now in zip(unpack(syms, n), unpack(fairs, n), unpack(times, n)):
+        syms, fairs, times = unpack(syms, n), unpack(fairs, n), unpack(times, n)
+        sent = self.risk_sent
+        for s, fair, now in zip(syms, fairs, times):
             sent[s] = (int(fair + 0.5), False, now)
-            on_market(s, fair, specs[s].reference_price, False, now)
+        specs = self.specs
+        self.risk.on_markets(syms, fairs, [specs[s].reference_price for s in syms], times)
 
     def _risk_to_react(self) -> None:
         """The gateway's state, limits version, multipliers and collar into the reaction's mirror."""

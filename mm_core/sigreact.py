@@ -63,6 +63,7 @@ class ReactMirror:
     """One engine's fsig_react; `r` is the struct fsig_packet.react points at."""
 
     price_misses = True     # False: memo misses return to Python (the tests' stage 2 reference)
+    _metrics_seen = None    # (recent markouts, adverse, marked) as set_metrics last wrote them
     priced = 0              # memo misses the C reaction priced (benchmark figure)
 
     def __init__(self, engine) -> None:
@@ -147,6 +148,7 @@ class ReactMirror:
             else:
                 getattr(self, name)[0:len(words)] = words
         self._blocked_set = set(engine.metrics.blocked)
+        self._metrics_seen = None           # set_metrics writes markout and adverse next time
 
     def stale(self, engine) -> list[str]:
         """The mirrors that differ from the engine's Python state (empty: none)."""
@@ -188,9 +190,12 @@ class ReactMirror:
         r.markout_n = m.markout_n[m.adverse_horizon]
         r.next_due_ns = m.next_due_ns
         n = self.n
-        self.markout[0:n] = m.recent_markout
-        # Metrics.adverse_rate(s) of every symbol, without a method call per symbol
-        self.adverse[0:n] = [a / k if k else 0.0 for a, k in zip(m.adverse_by, m.marked_by)]
+        seen = (m.recent_markout, m.adverse_by, m.marked_by)
+        if seen != self._metrics_seen:      # most calls find them as they were last written
+            self.markout[0:n] = m.recent_markout
+            # Metrics.adverse_rate(s) of every symbol, without a method call per symbol
+            self.adverse[0:n] = [a / k if k else 0.0 for a, k in zip(m.adverse_by, m.marked_by)]
+            self._metrics_seen = tuple(map(list, seen))
         blocked = set(m.blocked)
         was = self._blocked_set
         if blocked != was:
