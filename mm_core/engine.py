@@ -449,7 +449,7 @@ class Engine:
             self._rx.memos_from_c(self.quote_memo, _STATE_OF)
         if rc == _SIG_REACT:
             if react.markouts:
-                self._react(touched, actions)
+                self._markouts_then_react(touched, actions)
             else:
                 self._react_from(touched, react.work_at, actions)
         return actions
@@ -537,6 +537,26 @@ class Engine:
             if rc == _SIG_QUIET:
                 return
             i = self._react_c.work_at
+
+    def _markouts_then_react(self, touched: list[int], actions: list[Action]) -> None:
+        """Compiled _react when fsig_react_from found markouts due: they mature (the guard may
+        pull), then the C check, on mirrors refreshed after that, picks the touched symbols that
+        may act, as when none were due; the reference loop if markouts are still due."""
+        self._mature_markouts(actions)
+        self._own_table()
+        self._risk_to_react()
+        react = self._react_c
+        rc = _react_from_c(self._sh, self._bh, self._pkt, 0)
+        if react.n_memo:
+            self._rx.memos_from_c(self.quote_memo, _STATE_OF)
+        if rc == _SIG_QUIET:
+            return
+        if react.markouts:
+            react_one = self._react_one
+            for symbol_id in touched:
+                react_one(symbol_id, actions)
+            return
+        self._react_from(touched, react.work_at, actions)
 
     def _own_table(self) -> None:
         """Our live quotes of every symbol as fsig_packet's own-quote table, rebuilt when the OMS moved."""
