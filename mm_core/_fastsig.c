@@ -876,22 +876,38 @@ int fsig_quote_key(const fsig *g, const fmd_book *b, const fsig_react *r, uint32
     return 0;
 }
 
-/* engine._needs_work, or an absent order that _requote_side would hand to _work_side */
-static int side_acts(const int64_t *w, int64_t px, int64_t qty) {
+/* Whether Engine._work_side would act on this side: an absent order it would enter (a size and
+ * a price), or an answered one to pull, size down in place (modify), or replace
+ * unless Engine._can_wait holds it (a step of at most one tick toward the market, or more size
+ * at the same price, before it rested rest_ns). */
+static int side_acts(const fsig_react *r, uint32_t s, const int64_t *w, int is_buy, int64_t px,
+                     int64_t qty, int64_t now_ns) {
     if (!w[FSIG_W_PRESENT])
-        return qty != 0;
-    return w[FSIG_W_ANSWERED] && (qty <= 0 || px <= 0 || w[FSIG_W_PRICE] != px || w[FSIG_W_LEAVES] != qty);
+        return qty > 0 && px > 0;
+    if (!w[FSIG_W_ANSWERED])
+        return 0;
+    int64_t price = w[FSIG_W_PRICE], leaves = w[FSIG_W_LEAVES];
+    if (qty <= 0 || px <= 0 || (price == px && qty < leaves))
+        return 1;
+    if (price == px && leaves == qty)
+        return 0;
+    if (now_ns - w[FSIG_W_SENT] >= r->rest_ns || qty < leaves)
+        return 1;
+    int64_t step = is_buy ? px - price : price - px;
+    int64_t low = px < price ? px : price;
+    return !(step >= 0 && step <= fq_tick_at(r->half_penny[s], low));
 }
 
-int fsig_requote_acts(const fsig_react *r, uint32_t s, int64_t bp, int64_t bq, int64_t ap, int64_t aq) {
+int fsig_requote_acts(const fsig_react *r, uint32_t s, int64_t bp, int64_t bq, int64_t ap, int64_t aq,
+                      int64_t now_ns) {
     const int64_t *bid = &r->work[(size_t)s * 2 * FSIG_W_N], *ask = bid + FSIG_W_N;
     if (ask[FSIG_W_PRESENT] && bq && bp >= ask[FSIG_W_PRICE])
-        return side_acts(ask, ap, aq);  /* the ask stays, so the bid waits (self-trade rule) */
-    if (side_acts(bid, bp, bq))
+        return side_acts(r, s, ask, 0, ap, aq, now_ns);  /* the ask stays, so the bid waits (self-trade rule) */
+    if (side_acts(r, s, bid, 1, bp, bq, now_ns))
         return 1;
     if (bid[FSIG_W_PRESENT] && aq && ap <= bid[FSIG_W_PRICE])
         return 0;
-    return side_acts(ask, ap, aq);
+    return side_acts(r, s, ask, 0, ap, aq, now_ns);
 }
 
 /* Engine._price_quote of a memo miss (engine_price_quote's reads, from fsig and the mirrors; the
@@ -940,7 +956,7 @@ static int symbol_acts(const fsig *g, const fmd_book *b, fsig_react *r, uint32_t
             q[3] = 0;
         else if (hold < 0)
             q[1] = 0;
-        if (fsig_requote_acts(r, s, q[0], q[1], q[2], q[3]))
+        if (fsig_requote_acts(r, s, q[0], q[1], q[2], q[3], now_ns))
             return 1;
     }
     for (uint32_t k = r->targets_off[s]; k < r->targets_off[s + 1]; k++) {

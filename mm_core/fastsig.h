@@ -323,7 +323,8 @@ int fsig_on_packets(fsig *g, fmd_book *b, const uint8_t *buf, const uint64_t *of
  *                   held hedge shares, vol_q, bid/ask cool-down running, int(toxicity * 20),
  *                   markouts counted, limits version) and fq_price cannot price it (an exception
  *                   or a big integer: Python prices it), when Engine._requote would call
- *                   _work_side on a side (engine._needs_work, the self-trade rules), or when
+ *                   have _work_side act on a side (engine._needs_work, the self-trade rules,
+ *                   a replace not held back by Engine._can_wait), or when
  *                   Engine._hedge of one of its hedge targets would change anything (the hedger
  *                   not idle, its sustain timer running, or the hold on the hedge instrument set).
  * Stage 3: on a memo miss fsig_react_from prices the quote itself (fq_price on the same inputs
@@ -338,7 +339,8 @@ int fsig_on_packets(fsig *g, fmd_book *b, const uint8_t *buf, const uint64_t *of
  * and checks them: Engine.mirrors_stale()). */
 
 enum fsig_react_const {
-    FSIG_W_PRESENT = 0, FSIG_W_PRICE = 1, FSIG_W_LEAVES = 2, FSIG_W_ANSWERED = 3, FSIG_W_N = 4,
+    FSIG_W_PRESENT = 0, FSIG_W_PRICE = 1, FSIG_W_LEAVES = 2, FSIG_W_ANSWERED = 3, FSIG_W_SENT = 4,
+    FSIG_W_N = 5,
     FSIG_M_VALID = 0, FSIG_M_KEY = 1, FSIG_M_NKEY = 12, FSIG_M_QUOTE = 13, FSIG_M_N = 17,
     FSIG_P_ACTIVE = 0, FSIG_P_IN_FLIGHT = 1, FSIG_P_OVER_SINCE = 2, FSIG_P_HEDGED = 3, FSIG_P_N = 4,
     FSIG_S_PRICE4 = 0, FSIG_S_STALE = 1, FSIG_S_NS = 2, FSIG_S_N = 3,
@@ -357,6 +359,7 @@ typedef struct fsig_react {
     const uint32_t *targets_off;
     const int64_t *hedge_id;    /* [n] the hedge instrument of a hedged symbol, else -1 */
     int64_t refresh_ns;         /* EngineConfig.risk_refresh_ns */
+    int64_t rest_ns;            /* EngineConfig.requote_rest_ns (Engine._can_wait) */
     int64_t trigger;            /* HedgeParams.trigger */
     int64_t halted_state;       /* int(TradingState.HALTED) */
     /* mirrors of Python-owned values */
@@ -402,9 +405,10 @@ typedef struct fsig_react {
  * or 1 when _quote returns no quote before the key (fair <= 0, halted). */
 int fsig_quote_key(const fsig *g, const fmd_book *b, const fsig_react *r, uint32_t symbol,
                    int64_t now_ns, int64_t *key);
-/* Whether Engine._requote would call _work_side for this wanted quote (before the hedge hold). */
+/* Whether Engine._requote would have _work_side act for this wanted quote (before the hedge
+ * hold) at now_ns: send, pull, modify, or replace unless Engine._can_wait holds the quote. */
 int fsig_requote_acts(const fsig_react *r, uint32_t symbol, int64_t bid_px, int64_t bid_qty,
-                      int64_t ask_px, int64_t ask_qty);
+                      int64_t ask_px, int64_t ask_qty, int64_t now_ns);
 /* See above: FSIG_QUIET or FSIG_REACT. */
 int fsig_react_from(const fsig *g, const fmd_book *b, fsig_packet *p, uint32_t from);
 

@@ -51,12 +51,13 @@ def memo_words(memo) -> list[int]:
 
 
 def work_words(oms, slot) -> list[int]:
-    """The working order of one quote slot as FSIG_W_N words: present, price, leaves, answered."""
+    """The working order of one quote slot as FSIG_W_N words: present, price, leaves, answered,
+    sent time."""
     token = oms.working.get(slot)
     if token is None:
-        return [0, 0, 0, 0]
+        return [0, 0, 0, 0, 0]
     order = oms.orders[token]
-    return [1, order.price, order.leaves, int(order.fsm.state in _ANSWERED)]
+    return [1, order.price, order.leaves, int(order.fsm.state in _ANSWERED), order.sent_ns]
 
 
 class ReactMirror:
@@ -91,6 +92,7 @@ class ReactMirror:
         r.qc = engine.quote_pricer.config if self.price_misses else ffi.NULL
         r.reducing_state = int(TradingState.REDUCING)
         r.refresh_ns = engine.risk_refresh_ns
+        r.rest_ns = engine.cfg.requote_rest_ns
         r.trigger = engine.hedger.p.trigger
         r.halted_state = int(TradingState.HALTED)
         sizes = {"position": n, "hold": n, "halted": n, "sent": n * lib.FSIG_S_N,
