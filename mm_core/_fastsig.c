@@ -929,36 +929,38 @@ static int price_miss(const fsig *g, const fsig_react *r, uint32_t s, const int6
     return 0;
 }
 
+int fsig_requote_may_act(const fsig *g, const fmd_book *b, fsig_react *r, uint32_t s, int64_t now_ns) {
+    int64_t q[4] = {0, 0, 0, 0};
+    int64_t key[FSIG_M_NKEY];
+    if (!fsig_quote_key(g, b, r, s, now_ns, key)) {
+        int64_t *m = &r->memo[(size_t)s * FSIG_M_N];
+        if (!m[FSIG_M_VALID] || memcmp(key, m + FSIG_M_KEY, sizeof key) != 0) {
+            if (!r->qc || price_miss(g, r, s, key, q))
+                return 1;               /* Python prices it (and raises what it raises) */
+            m[FSIG_M_VALID] = 1;
+            memcpy(m + FSIG_M_KEY, key, sizeof key);
+            memcpy(m + FSIG_M_QUOTE, q, sizeof q);
+            uint32_t k = 0;
+            while (k < r->n_memo && r->memo_new[k] != s)
+                k++;
+            if (k == r->n_memo)
+                r->memo_new[r->n_memo++] = s;
+        } else {
+            memcpy(q, m + FSIG_M_QUOTE, sizeof q);
+        }
+    }
+    int64_t hold = r->hold[s];
+    if (hold > 0)
+        q[3] = 0;
+    else if (hold < 0)
+        q[1] = 0;
+    return fsig_requote_acts(r, s, q[0], q[1], q[2], q[3], now_ns);
+}
+
 /* Whether Engine._requote(s) then Engine._hedge of s's hedge targets may act or change state. */
 static int symbol_acts(const fsig *g, const fmd_book *b, fsig_react *r, uint32_t s, int64_t now_ns) {
-    if (r->quoted[s]) {
-        int64_t q[4] = {0, 0, 0, 0};
-        int64_t key[FSIG_M_NKEY];
-        if (!fsig_quote_key(g, b, r, s, now_ns, key)) {
-            int64_t *m = &r->memo[(size_t)s * FSIG_M_N];
-            if (!m[FSIG_M_VALID] || memcmp(key, m + FSIG_M_KEY, sizeof key) != 0) {
-                if (!r->qc || price_miss(g, r, s, key, q))
-                    return 1;           /* Python prices it (and raises what it raises) */
-                m[FSIG_M_VALID] = 1;
-                memcpy(m + FSIG_M_KEY, key, sizeof key);
-                memcpy(m + FSIG_M_QUOTE, q, sizeof q);
-                uint32_t k = 0;
-                while (k < r->n_memo && r->memo_new[k] != s)
-                    k++;
-                if (k == r->n_memo)
-                    r->memo_new[r->n_memo++] = s;
-            } else {
-                memcpy(q, m + FSIG_M_QUOTE, sizeof q);
-            }
-        }
-        int64_t hold = r->hold[s];
-        if (hold > 0)
-            q[3] = 0;
-        else if (hold < 0)
-            q[1] = 0;
-        if (fsig_requote_acts(r, s, q[0], q[1], q[2], q[3], now_ns))
-            return 1;
-    }
+    if (r->quoted[s] && fsig_requote_may_act(g, b, r, s, now_ns))
+        return 1;
     for (uint32_t k = r->targets_off[s]; k < r->targets_off[s + 1]; k++) {
         uint32_t t = r->targets[k];
         int64_t h = r->hedge_id[t];

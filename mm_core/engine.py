@@ -62,6 +62,7 @@ _SIG_FALLBACK, _SIG_NOMEM, _SIG_TRIPPED = lib.FSIG_FALLBACK, lib.FSIG_NOMEM, lib
 _SIG_CALIBRATE = lib.FSIG_CALIBRATE
 _SIG_QUIET, _SIG_REACT, _SIG_FEED = lib.FSIG_QUIET, lib.FSIG_REACT, lib.FSIG_FEED
 _react_from_c = lib.fsig_react_from
+_requote_may_act_c = lib.fsig_requote_may_act
 _MEMO_N, _SENT_N = lib.FSIG_M_N, lib.FSIG_S_N
 _STATE_OF = TradingState
 _on_packets_c = lib.fsig_on_packets
@@ -1150,11 +1151,28 @@ class Engine:
                 actions.append(JournalNote(RecordType.METRICS, pack_json(self.summary()), "metrics"))
             self.next_metrics_ns = now + self.cfg.metrics_interval_ns
         self.oms.prune(now, self.cfg.prune_after_ns)
-        for s in self.quoted:
-            self._requote(s, actions)
+        self._requote_quoted(actions)
         for s in self.hedger.pairs:
             self._hedge(s, actions)
         return actions
+
+    def _requote_quoted(self, actions: list[Action]) -> None:
+        """_requote of every quoted symbol (the timer's). Compiled, the book not stale: only the
+        ones fsig_requote_may_act finds may act or change state, on mirrors refreshed before each."""
+        if self._rx is None or self.stale:
+            for s in self.quoted:
+                self._requote(s, actions)
+            return
+        react, risk = self._react_c, self.risk
+        for s in self.quoted:
+            self._own_table()
+            if risk.state is not self._risk_seen or risk.limits_version != react.limits_version:
+                self._risk_to_react()
+            acts = _requote_may_act_c(self._sh, self._bh, react, s, self.now)
+            if react.n_memo:
+                self._rx.memos_from_c(self.quote_memo, _STATE_OF)
+            if acts:
+                self._requote(s, actions)
 
     def _mature_markouts(self, actions: list[Action]) -> None:
         matured = self.metrics.on_time(self.now, self.mid2)

@@ -409,6 +409,10 @@ int fsig_quote_key(const fsig *g, const fmd_book *b, const fsig_react *r, uint32
  * hold) at now_ns: send, pull, modify, or replace unless Engine._can_wait holds the quote. */
 int fsig_requote_acts(const fsig_react *r, uint32_t symbol, int64_t bid_px, int64_t bid_qty,
                       int64_t ask_px, int64_t ask_qty, int64_t now_ns);
+/* Whether Engine._requote(symbol) may act or change state (fsig_react_from's check of one quoted
+ * symbol, a memo miss priced into r->memo as there; the book must not be stale): 0 when not. */
+int fsig_requote_may_act(const fsig *g, const fmd_book *b, fsig_react *r, uint32_t symbol,
+                         int64_t now_ns);
 /* See above: FSIG_QUIET or FSIG_REACT. */
 int fsig_react_from(const fsig *g, const fmd_book *b, fsig_packet *p, uint32_t from);
 
