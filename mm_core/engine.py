@@ -1073,7 +1073,7 @@ class Engine:
         self._report_orders()
         s = order.symbol_id
         if self.is_quoted[s]:
-            self._requote(s, actions)
+            self._requote_checked((s,), actions)
 
     def _on_fill(self, order: Order, qty: int, price: int, actions: list[Action]) -> None:
         self.counts["fills"] += 1
@@ -1104,7 +1104,7 @@ class Engine:
         self._drain_abandoned(now)
         self._report_orders()
         if self.is_quoted[s]:
-            self._requote(s, actions)
+            self._requote_checked((s,), actions)
         self._hedge_around(s, actions)
 
     def _drain_abandoned(self, now: int) -> None:
@@ -1151,20 +1151,21 @@ class Engine:
                 actions.append(JournalNote(RecordType.METRICS, pack_json(self.summary()), "metrics"))
             self.next_metrics_ns = now + self.cfg.metrics_interval_ns
         self.oms.prune(now, self.cfg.prune_after_ns)
-        self._requote_quoted(actions)
+        self._requote_checked(self.quoted, actions)
         for s in self.hedger.pairs:
             self._hedge(s, actions)
         return actions
 
-    def _requote_quoted(self, actions: list[Action]) -> None:
-        """_requote of every quoted symbol (the timer's). Compiled, the book not stale: only the
-        ones fsig_requote_may_act finds may act or change state, on mirrors refreshed before each."""
+    def _requote_checked(self, symbols, actions: list[Action]) -> None:
+        """_requote of each of these quoted symbols (a timer's, or after an order of one moved).
+        Compiled, the book not stale: only the ones fsig_requote_may_act finds may act or change
+        state, on mirrors refreshed before each."""
         if self._rx is None or self.stale:
-            for s in self.quoted:
+            for s in symbols:
                 self._requote(s, actions)
             return
         react, risk = self._react_c, self.risk
-        for s in self.quoted:
+        for s in symbols:
             self._own_table()
             if risk.state is not self._risk_seen or risk.limits_version != react.limits_version:
                 self._risk_to_react()

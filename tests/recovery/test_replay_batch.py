@@ -153,3 +153,17 @@ def test_packet_runs_equal_on_event_one_by_one(jitter, flog_cap, monkeypatch):
     else:
         assert len(deferred) > 10 and max(deferred) <= (flog_cap or 1 << 30)
         assert flog_cap == 1 or max(deferred) > 1
+
+
+def test_feed_batched_equals_on_event_one_by_one():
+    """mm_core.engine.feed_batched (the benchmarks' batch path over decoded events) leaves the
+    engine on_event leaves, on a session with orders, fills, timers and guard trips."""
+    from mm_core.engine import feed_batched
+    from tests.mm_core.wire import make_engine, simulate
+    events, _, recorded = simulate(2, 3_000)
+    one, batched = make_engine(), make_engine()
+    for ev in events:
+        one.on_event(ev)
+    feed_batched(batched, events)
+    assert _engine_view(batched) == _engine_view(one)
+    assert one.state_hash() == recorded.state_hash() and recorded.counts["orders_sent"] > 20
