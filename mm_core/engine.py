@@ -1073,7 +1073,7 @@ class Engine:
         self._report_orders()
         s = order.symbol_id
         if self.is_quoted[s]:
-            self._requote_checked((s,), actions)
+            self._requote(s, actions)
 
     def _on_fill(self, order: Order, qty: int, price: int, actions: list[Action]) -> None:
         self.counts["fills"] += 1
@@ -1104,7 +1104,7 @@ class Engine:
         self._drain_abandoned(now)
         self._report_orders()
         if self.is_quoted[s]:
-            self._requote_checked((s,), actions)
+            self._requote(s, actions)
         self._hedge_around(s, actions)
 
     def _drain_abandoned(self, now: int) -> None:
@@ -1157,7 +1157,7 @@ class Engine:
         return actions
 
     def _requote_checked(self, symbols, actions: list[Action]) -> None:
-        """_requote of each of these quoted symbols (a timer's, or after an order of one moved).
+        """_requote of each of these quoted symbols (the timer's).
         Compiled, the book not stale: only the ones fsig_requote_may_act finds may act or change
         state, on mirrors refreshed before each."""
         if self._rx is None or self.stale:
