@@ -570,13 +570,14 @@ class Engine:
         self._rx.set_work(self)
         n, own = self.n, self._own
         px, qty, off, nb, na = [], [], [0] * n, [0] * n, [0] * n
-        for s in range(n):
-            o = own.get(s)
-            if o is not None:
-                k = o[2] + o[3]
-                off[s], nb[s], na[s] = len(px), o[2], o[3]
-                px.extend(o[0][0:k])
-                qty.extend(o[1][0:k])
+        for s in sorted(own):               # the symbols with quotes of ours, in id order
+            if s >= n:
+                continue
+            o = own[s]
+            k = o[2] + o[3]
+            off[s], nb[s], na[s] = len(px), o[2], o[3]
+            px.extend(o[0][0:k])
+            qty.extend(o[1][0:k])
         pkt = self._pkt
         if not px:
             pkt.own_px = _NULL
@@ -1307,7 +1308,8 @@ class Engine:
         doc["trading_state"] = self.risk.state.name
         doc["book_stale"] = self.stale
         doc["unknown_refs"] = self.book.unknown_refs
-        doc["guard_trips"] = {str(g.symbol_id): g.trips for g in self.guards if g.trips}
+        trips = self.sig.trips() if self.sig is not None else [g.trips for g in self.guards]
+        doc["guard_trips"] = {str(g.symbol_id): t for g, t in zip(self.guards, trips) if t}
         return doc
 
     def mirrors_stale(self) -> list[str]:
