@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from itertools import accumulate
+from itertools import accumulate, groupby
 from operator import attrgetter
 from typing import Callable
 
@@ -96,19 +96,19 @@ def feed_batched(engine: "Engine", events: list) -> None:
     consecutive MarketData events as a PacketRun through Engine.on_packet_run, the rest through
     on_event (the actions are dropped: for benchmarks and tests of the engine alone)."""
     on_event, on_run = engine.on_event, engine.on_packet_run
-    i, n = 0, len(events)
-    while i < n:
-        j = i
-        while j < n and type(events[j]) is MarketData:
-            j += 1
-        if j - i < 2:
-            on_event(events[i])
-            i += 1
+    for kind, group in groupby(events, type):
+        if kind is not MarketData:
+            for ev in group:
+                on_event(ev)
             continue
-        run, k, size = PacketRun(events[i:j]), 0, j - i
+        run = list(group)
+        size = len(run)
+        if size < 2:
+            on_event(run[0])
+            continue
+        run, k = PacketRun(run), 0
         while k < size:
             k += on_run(run, k)[0]
-        i = j
 
 
 def _needs_work(order: Order, price: int, qty: int) -> bool:
