@@ -576,7 +576,7 @@ class RiskGateway:
         over the feeds its batch path deferred): the common case, a symbol already known and fed,
         a finite positive float fair value, an integer reference price and no option group, is
         on_market and _revalue inlined; anything else goes through on_market itself."""
-        symbols, groups = self._symbols, self._groups
+        symbols, groups, set_bands = self._symbols, self._groups, self._set_bands
         for symbol_id, fair_value, reference, now_ns in zip(symbol_ids, fair_values, reference_prices, times):
             sym = symbols.get(symbol_id)
             if sym is None or sym.book_stale or type(fair_value) is not float or type(reference) is not int \
@@ -588,13 +588,14 @@ class RiskGateway:
             if fair != sym.fair or reference != sym.reference:
                 sym.fair = fair
                 sym.reference = reference
-                self._set_bands(sym)
+                set_bands(sym)
             old = sym.notional
             new = sym.position * fair * sym.multiplier
-            sym.notional = new
-            self._gross += abs(new) - abs(old)
-            self._net = net = self._net + (new - old)
-            pnl = self._cash + net
+            if new != old:              # else _revalue adds nothing: only the peak check below
+                sym.notional = new
+                self._gross += abs(new) - abs(old)
+                self._net += new - old
+            pnl = self._cash + self._net
             if pnl > self._pnl_peak:
                 self._pnl_peak = pnl
 
