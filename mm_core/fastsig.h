@@ -5,8 +5,9 @@
  * module as fastmd, so one call applies a packet to the book and reads its fmd_summary.
  * Stage 2 decides in C when the rest of a packet's reaction (risk feed, markouts, requotes,
  * hedges) cannot act; stage 3 prices a quote memo miss in C too (fq_price, fastquote.h), and
- * fsig_on_packets takes a run of packets (replay) while they end quiet. Every action stays in
- * Python.
+ * fsig_on_packets takes a run of packets (replay) while they end quiet, logging the risk feeds
+ * of packets whose reaction is otherwise quiet for the caller to hand over in order. Every
+ * action stays in Python.
  *
  * This header is the specification; mm_core/sigkernel.py is the one Python wrapper, and
  * Engine(compiled=True), the default, runs on it. The Python classes stay the reference
