@@ -148,8 +148,12 @@
  *   - a crash during a roll: segment i unsealed and segment i+1 present with no records.
  *   Recovery scans segments in order and stops at the first invalid record (or bad header, or a
  *   missing EOS in a segment that is not the last). It zeroes everything from that offset to the
- *   end of that segment, deletes all later segments, reports what was discarded (mmj_recovery),
- *   seals the last segment and starts a new one. Readers and tailers never repair: they stop at
+ *   end of that segment (and msyncs it), deletes all later segments, reports what was discarded
+ *   (mmj_recovery), and the writer continues appending in that last, unsealed segment right after
+ *   its last valid record (continued_segment); only a segment of a format version other than the
+ *   writer's is sealed (sealed_segment) and a new one started, so no segment mixes chain
+ *   versions. A sealed last segment (clean close) gets a new successor. Readers and tailers
+ *   never repair: they stop at
  *   the first invalid record. verify() checks everything, including the chain and zero tails.
  *
  * DURABILITY: pagecache (survives a process crash), group (msync after group_records records or
@@ -159,8 +163,9 @@
  *   published its record (readers may see it) but reports MMJ_E_DURABILITY, not a sequence: the
  *   caller must treat it as not durable. Segment creation fsyncs the file in group/sync modes.
  *
- * SPACE: every writer open starts a new segment, so each open/close cycle costs one preallocated
- *   segment file of S bytes; choose S for the expected session length. A live writer holds up to
+ * SPACE: a writer open after a crash continues in the crashed segment; after a clean close (which
+ *   seals) it starts a new segment, so each clean open/close cycle costs one preallocated segment
+ *   file of S bytes; choose S for the expected session length. A live writer holds up to
  *   two more preallocated files of S bytes: reserve.mmj, and next.mmj.tmp once the live segment
  *   is half full.
  *
@@ -292,6 +297,7 @@ typedef struct mmj_recovery {
     uint64_t segments_removed; /* later segments deleted */
     uint64_t records_discarded;/* valid-looking data records in the deleted segments */
     uint64_t sealed_segment;   /* 1 + index of the unsealed segment recovery sealed, 0 if none */
+    uint64_t continued_segment;/* 1 + index of the unsealed segment the writer continues in, 0 if none */
 } mmj_recovery;
 
 /* One record as returned by readers and tailers. */

@@ -992,8 +992,17 @@ static int recover(mmj_writer *w, mmj_recovery *rep, int *err)
             mmj_unmap(&w->seg);
         return rc;
     }
+    if (have_open && w->seg.version == w->opt.format_version) {
+        /* continue in the crashed segment: its tail is repaired (zeroed and msynced), its chain
+         * anchor found, and synced_off is back at the header, so the first msync of this writer
+         * covers the records a crashed pagecache-mode writer left only in the page cache */
+        rep->continued_segment = w->seg.index + 1;
+        return MMJ_OK;
+    }
     if (have_open) {
-        /* seal the crashed segment and continue in a fresh one */
+        /* a segment of another format version (an older writer's, or one this writer is told not
+         * to write yet) is sealed with its own chain and the journal continues in a fresh one:
+         * a segment never mixes chain versions, so verify and readers need no per-record rule */
         rep->sealed_segment = w->seg.index + 1;
         rc = roll(w, 1);
         if (rc != MMJ_OK)

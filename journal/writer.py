@@ -54,6 +54,7 @@ class RecoveryReport:
     previous_pid: int           # the previous writer's pid from the lock file, 0 if none
     previous_clean: bool        # whether the previous writer closed cleanly
     created: bool               # whether this open created the journal
+    continued_segment: int | None = None  # the crashed segment the writer appends on in, if any
 
     @property
     def clean(self) -> bool:
@@ -68,6 +69,7 @@ class RecoveryReport:
             records_discarded=rep.records_discarded,
             sealed_segment=rep.sealed_segment - 1 if rep.sealed_segment else None,
             previous_pid=rep.previous_pid, previous_clean=bool(rep.previous_clean), created=bool(rep.created),
+            continued_segment=rep.continued_segment - 1 if rep.continued_segment else None,
         )
 
 
