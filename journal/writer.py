@@ -226,6 +226,17 @@ class Journal:
         """msync everything appended so far, whatever the durability mode."""
         check(lib.mmj_sync(self._w), "sync", self._errno())
 
+    def on_sync(self, fn) -> None:
+        """Call fn(segment, start, stop) after each msync/fsync that made bytes [start, stop) of a
+        segment durable (None: stop). It runs inside the append that synced, with the writer's
+        lock held: it must not use this journal. For tracing and power-loss tests."""
+        if self.closed:
+            raise JournalClosed("journal is closed", status=lib.MMJ_E_CLOSED)
+        callback = ffi.NULL if fn is None else ffi.callback(
+            "mmj_sync_hook", lambda _ctx, segment, start, stop: fn(segment, start, stop))
+        check(lib.mmj_writer_set_sync_hook(self._w, callback, ffi.NULL), "set sync hook")
+        self._sync_callback = callback   # keeps the C function pointer alive
+
     def checkpoint(self) -> None:
         """Write a CHECKPOINT record (the running hash) now."""
         check(lib.mmj_checkpoint(self._w), "checkpoint", self._errno())
