@@ -141,7 +141,7 @@ def _party(r: _Rows, depth: int, tag: str, ident: pa.Array, branch: pa.Array) ->
 def transactions(table: pa.Table, col) -> pa.Array:
     """The <Tx><New>...</New></Tx> text of every row (col: field number -> column name)."""
     def f(num: int) -> pa.Array:
-        return table.column(col(num)).combine_chunks()
+        return ac.plain(table.column(col(num)).combine_chunks())
 
     d = TX_DEPTH
     r = _Rows(table.num_rows)
