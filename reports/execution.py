@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from reports import arrowcols as ac
-from reports import common, events, nbbo
+from reports import common, events, nbbo, numtext
 from reports.events import EV
 from reports.output import ReportOutput, TableCollector
 from reports.refdata import RefData
@@ -69,9 +69,22 @@ def _symbols(ref: RefData) -> dict[str, int]:
     return {i.symbol: i.symbol_id for i in ref.instruments.values()}
 
 
-def _fills(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeline, quote_utc) -> pa.Table:
+FILLS = (EV["EXECUTED"], EV["EXECUTED_WITH_REF_PRICE"])
+QUOTED = (EV["SENT_NEW"], EV["SENT_REPLACE"])          # the firm's quotes, checked against 612/610
+_FILL_COLUMNS = ("seq", "token_key", "symbol_id", "side", "exec_qty", "exec_price", "creator_seq",
+                 "creator_ts_ns", "creator_ts_source", "order_price", "order_qty", "tif")
+_QUOTE_COLUMNS = ("seq", "token_key", "symbol_id", "side", "price")
+
+
+def _rows(ev: events.OrderEvents, codes: tuple[int, ...], columns: tuple[str, ...]) -> events.OrderEvents:
+    """The events of `codes`, with just the columns a table needs (the others are not copied)."""
     e = ev.cols["event"]
-    fx = ev.take(np.flatnonzero((e == EV["EXECUTED"]) | (e == EV["EXECUTED_WITH_REF_PRICE"])))
+    picked = events.OrderEvents({k: ev.cols[k] for k in columns + ("event",)}, ev.utc, ev.samples)
+    return picked.take(np.flatnonzero((e == codes[0]) | (e == codes[1])))
+
+
+def _fills(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeline, quote_utc) -> pa.Table:
+    fx = _rows(ev, FILLS, _FILL_COLUMNS)
     c = fx.cols
     is_buy = c["side"] == ord("B")
     sym = c["symbol_id"]
@@ -88,7 +101,7 @@ def _fills(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeline, quo
     order_price = c["order_price"]
     cols = {
         "seq": pa.array(c["seq"].astype(np.uint64, copy=False)),
-        "order_id": ac.token_strings(c["token_key"]),
+        "order_id": numtext.token_text(c["token_key"]),
         "symbol_id": pa.array(sym.astype(np.uint32, copy=False)),
         "side": ac.codes((~is_buy).astype(np.int8, copy=False), ["BUY", "SELL"]),
         "exec_qty": pa.array(c["exec_qty"]),
@@ -167,14 +180,13 @@ class Summary:
 
 
 def _quote_checks(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeline) -> tuple[pa.Table, pa.Table]:
-    e = ev.cols["event"]
-    q = ev.take(np.flatnonzero((e == EV["SENT_NEW"]) | (e == EV["SENT_REPLACE"])))
+    q = _rows(ev, QUOTED, _QUOTE_COLUMNS)
     c = q.cols
     tick = ref.tick_at(c["symbol_id"], c["price"])
     known = tick > 0
     sub_penny = known & (c["price"] % np.where(known, tick, 1) != 0)
     base = {
-        "seq": pa.array(c["seq"].astype(np.uint64, copy=False)), "order_id": ac.token_strings(c["token_key"]),
+        "seq": pa.array(c["seq"].astype(np.uint64, copy=False)), "order_id": numtext.token_text(c["token_key"]),
         "symbol_id": pa.array(c["symbol_id"].astype(np.uint32, copy=False)),
         "side": ac.codes((c["side"] != ord("B")).astype(np.int8, copy=False), ["BUY", "SELL"]),
         "price": ac.decimal(c["price"], 4), "event_time_utc": ac.timestamp_utc(q.utc.utc_ns, q.utc.valid),
@@ -205,7 +217,9 @@ def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
     summary = Summary()
     no_quote_fills = no_quote_orders = 0
     rejected = []
-    for chunk in events.collect_chunks(src, leaves=False):      # no remaining quantities used
+    # just the fills and the quotes sent (no remaining quantities used): the other events are
+    # dropped before their OUCH decode
+    for chunk in events.collect_chunks(src, leaves=False, only=FILLS + QUOTED):
         ev = common.select_trade_date(chunk, src.selection.trade_date)
         del chunk
         r612, r610 = _quote_checks(ev, ref, quotes)

@@ -1,8 +1,9 @@
-"""Decimal text of integer columns (ids, counts, price4 amounts) as Arrow string columns, built in
-numpy: digits three at a time from a lookup table into a right-aligned byte matrix, which one
-boolean mask turns into the column's data buffer (no per-row Python, no Arrow cast kernels).
+"""Text columns laid out in numpy: decimal text of integers (ids, counts, price4 amounts) and
+order tokens from fixed-width bytes, as Arrow string columns with no per-row Python and no Arrow
+cast kernels (digits three at a time from a lookup table into a right-aligned byte matrix, which
+one boolean mask turns into the column's data buffer).
 
-Owns the text forms RTS 22 fields take from integers: plain decimals ('0', '18446744073709551615'),
+Owns the text forms report fields take from integers: plain decimals ('0', '18446744073709551615'),
 fixed-scale decimals ('150.0000', '-0.0005', as Arrow's decimal-to-string cast writes them) and
 zero-padded fixed widths. Knows nothing of reports; callers pass values and validity.
 """
@@ -52,17 +53,23 @@ def _column(matrix: np.ndarray, lengths: np.ndarray, valid: np.ndarray | None) -
     if valid is not None:
         valid = np.asarray(valid, dtype=bool)
         lengths = np.where(valid, lengths, 0)
-    offsets = np.zeros(n + 1, np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    if offsets[-1] >= 2**31:
-        raise ValueError("numtext: more text than one string column holds")
     if n and lengths.min() == width:             # every row the full width: the matrix as it is
         data = np.ascontiguousarray(matrix).reshape(-1)
     else:
         data = matrix[np.arange(width) >= (width - lengths)[:, None]]
     validity = None if valid is None or valid.all() else \
         pa.py_buffer(np.packbits(valid, bitorder="little"))
-    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data), validity)
+    return _strings(lengths, data, validity)
+
+
+def _strings(lengths: np.ndarray, data: np.ndarray, validity=None) -> pa.Array:
+    """A string column over `data` (the values back to back) cut at `lengths`."""
+    offsets = np.zeros(len(lengths) + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    if offsets[-1] >= 2**31:
+        raise ValueError("numtext: more text than one string column holds")
+    return pa.StringArray.from_buffers(len(lengths), pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data),
+                                       validity)
 
 
 def integer_text(values: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
@@ -106,3 +113,17 @@ def padded_text(values: np.ndarray, width: int, prefix: bytes = b"") -> pa.Array
     out[:, len(prefix):len(prefix) + width - used] = ord("0")     # leading zeros of every row
     out[:, len(prefix) + width - used:] = digits(mag, used)
     return _column(out, np.full(len(mag), out.shape[1]), None)
+
+
+def token_text(keys: np.ndarray) -> pa.Array:
+    """Strings from an 'S<n>' column of NUL-padded tokens, each up to its first NUL (as Arrow reads
+    numpy bytes). ASCII is checked in one numpy pass; other bytes go through Arrow's validating
+    cast, which refuses invalid UTF-8 as before."""
+    width = keys.dtype.itemsize
+    raw = np.ascontiguousarray(keys).view(np.uint8).reshape(len(keys), width)
+    nul = raw == 0
+    lengths = np.where(nul.any(axis=1), nul.argmax(axis=1), width)
+    data = raw[np.arange(width) < lengths[:, None]]
+    if len(data) and data.max() >= 0x80:
+        return pa.array(keys, type=pa.binary()).cast(pa.string())
+    return _strings(lengths, data)

@@ -58,3 +58,18 @@ def test_padded_text_refuses_values_that_do_not_fit():
 def test_empty_columns():
     assert len(numtext.scaled_text(np.zeros(0, np.int64), 4)) == 0
     assert len(numtext.padded_text(np.zeros(0, np.uint64), 20, b"X")) == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=14), max_size=40))
+def test_token_text_is_arrows_reading_of_the_bytes(tokens):
+    keys = np.array(tokens, dtype="S14")
+    try:
+        ref = pa.array(keys, type=pa.binary()).cast(pa.string())
+    except pa.ArrowInvalid:
+        with pytest.raises(pa.ArrowInvalid):
+            numtext.token_text(keys)
+        return
+    got = numtext.token_text(keys)
+    got.validate(full=True)
+    assert got.to_pylist() == ref.to_pylist()
