@@ -34,6 +34,7 @@ KIND = "execution-quality"
 SCHEMA_VERSION = "execution-quality-1"
 NS = 1_000_000_000
 REALIZED_HORIZONS_S = (1, 15, 60)
+PRICE4_UNITS = 1e-4           # price4 integer -> units, as Arrow turns a decimal(_, 4) into a double
 ROUND_LOT = 100
 # Notional edges in price4·shares (dollars × 10_000) for round-lot orders: <$20k, <$50k, <$200k, rest.
 SIZE_EDGES = (20_000 * 10_000, 50_000 * 10_000, 200_000 * 10_000)
@@ -83,7 +84,8 @@ def _rows(ev: events.OrderEvents, codes: tuple[int, ...], columns: tuple[str, ..
     return picked.take(np.flatnonzero((e == codes[0]) | (e == codes[1])))
 
 
-def _fills(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeline, quote_utc) -> pa.Table:
+def _fills(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeline, quote_utc) -> tuple[pa.Table, dict]:
+    """The fills table, and the numpy values the summary accumulates (see Summary.add)."""
     fx = _rows(ev, FILLS, _FILL_COLUMNS)
     c = fx.cols
     is_buy = c["side"] == ord("B")
@@ -117,17 +119,22 @@ def _fills(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeline, quo
         # percentage effective spread: 2·|P − M| / M · 100, with 2·M = bid + ask
         "effective_spread_pct": pa.array(200.0 * effective / np.where(ok0, bid0 + ask0, 1), mask=~ok0),
     }
+    timed = fx.utc.valid & order_utc.valid
+    measures = [(fx.utc.utc_ns - order_utc.utc_ns, timed), (effective * PRICE4_UNITS, ok0),
+                (200.0 * effective / np.where(ok0, bid0 + ask0, 1), ok0)]
     for h in REALIZED_HORIZONS_S:
         bh, ah, fh = quotes.at_time(sym, fx.utc.utc_ns + h * NS, quote_utc)
         okh = fh & (bh > 0) & (ah > 0) & fx.utc.valid
         realized = sign * (2 * px - (bh + ah))
         cols[f"realized_spread_{h}s"] = ac.decimal(realized, 4, valid=okh)
-    cols["order_type_category"] = ac.codes(order_type_category(is_buy, order_price, bid0, ask0, c["tif"] == 0, found0),
-                                           TYPE_NAMES)
-    cols["size_category"] = ac.codes(size_category(c["order_qty"], order_price), SIZE_NAMES)
+        measures.append((realized * PRICE4_UNITS, okh))
+    kind = order_type_category(is_buy, order_price, bid0, ask0, c["tif"] == 0, found0)
+    size = size_category(c["order_qty"], order_price)
+    cols["order_type_category"] = ac.codes(kind, TYPE_NAMES)
+    cols["size_category"] = ac.codes(size, SIZE_NAMES)
     cols["quote_source"] = ac.codes(np.zeros(len(fx), np.int8), ["ITCH_MD_PACKET"])
     cols["trade_date"] = common.trade_date_column(fx.utc.utc_ns, fx.utc.valid)
-    return pa.table(cols)
+    return pa.table(cols), {"size": size, "kind": kind, "qty": c["exec_qty"], "measures": measures}
 
 
 class Summary:
@@ -147,20 +154,23 @@ class Summary:
         self.weighted = np.zeros((len(self.MEASURES), cells))
         self.weight = np.zeros((len(self.MEASURES), cells))
 
-    def add(self, fills: pa.Table) -> None:
-        if fills.num_rows == 0:
+    def add(self, size: np.ndarray, kind: np.ndarray, qty: np.ndarray, measures: list, keep: np.ndarray) -> None:
+        """The kept fills (`keep`) of a chunk: their size and order-type categories, shares, and per
+        measure (values in the summary's units before SCALE, known-or-not), as _fills made them.
+        Values are those the fills table holds: a decimal column's float is value4 * 1e-4, as
+        Arrow's decimal-to-double cast computes it (the test checks the two agree bit for bit)."""
+        if not keep.all():
+            rows = np.flatnonzero(keep)
+            size, kind, qty = size[rows], kind[rows], qty[rows]
+            measures = [(value[rows], ok[rows]) for value, ok in measures]
+        if len(qty) == 0:
             return
-        size = fills["size_category"].combine_chunks().indices.to_numpy()
-        kind = fills["order_type_category"].combine_chunks().indices.to_numpy()
         cell = size.astype(np.int64) * len(TYPE_NAMES) + kind
         cells = len(self.executions)
-        qty = fills["exec_qty"].to_numpy()
         self.executions += np.bincount(cell, minlength=cells)
         self.shares += np.bincount(cell, weights=qty, minlength=cells).astype(np.int64)
-        for i, name in enumerate(self.MEASURES):
-            col = fills[name].combine_chunks()
-            ok = col.is_valid().to_numpy(zero_copy_only=False)
-            value = col.cast(pa.float64()).fill_null(0).to_numpy()
+        for i, (value, ok) in enumerate(measures):
+            value = np.where(ok, value, 0).astype(np.float64, copy=False)
             self.weighted[i] += np.bincount(cell, weights=value * qty * ok, minlength=cells)
             self.weight[i] += np.bincount(cell, weights=qty * ok, minlength=cells)
 
@@ -223,7 +233,8 @@ def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
         ev = common.select_trade_date(chunk, src.selection.trade_date)
         del chunk
         r612, r610 = _quote_checks(ev, ref, quotes)
-        for name, table in (("fills", _fills(ev, ref, quotes, quote_utc)), ("rule612", r612), ("rule610", r610)):
+        fills, accumulate = _fills(ev, ref, quotes, quote_utc)
+        for name, table in (("fills", fills), ("rule612", r612), ("rule610", r610)):
             time_col = "exec_time_utc" if name == "fills" else "event_time_utc"
             no_time = ~table.column(time_col).is_valid().to_numpy(zero_copy_only=False)
             unknown = ref.instrument_index(table.column("symbol_id").to_numpy()) < 0
@@ -234,7 +245,7 @@ def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
             if rej.num_rows:
                 rejected.append(rej)
             if name == "fills":
-                summary.add(kept)
+                summary.add(**accumulate, keep=~(no_time | unknown))     # the rows split kept
                 no_quote_fills += kept.column("nbb_at_order").null_count
             elif name == "rule610":
                 no_quote_orders += int((kept.column("status").combine_chunks().indices.to_numpy()

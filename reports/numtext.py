@@ -117,13 +117,13 @@ def padded_text(values: np.ndarray, width: int, prefix: bytes = b"") -> pa.Array
 
 def token_text(keys: np.ndarray) -> pa.Array:
     """Strings from an 'S<n>' column of NUL-padded tokens, each up to its first NUL (as Arrow reads
-    numpy bytes). ASCII is checked in one numpy pass; other bytes go through Arrow's validating
-    cast, which refuses invalid UTF-8 as before."""
+    numpy bytes). Lengths come from numpy's own string length (trailing NULs off); a token with a
+    NUL inside or a byte beyond ASCII (one numpy pass finds either) goes through Arrow's own
+    reading and validating cast instead, which refuses invalid UTF-8 as before."""
     width = keys.dtype.itemsize
     raw = np.ascontiguousarray(keys).view(np.uint8).reshape(len(keys), width)
-    nul = raw == 0
-    lengths = np.where(nul.any(axis=1), nul.argmax(axis=1), width)
+    lengths = np.strings.str_len(keys)
     data = raw[np.arange(width) < lengths[:, None]]
-    if len(data) and data.max() >= 0x80:
+    if len(data) and (data.max() >= 0x80 or data.min() == 0):
         return pa.array(keys, type=pa.binary()).cast(pa.string())
     return _strings(lengths, data)
