@@ -80,10 +80,15 @@ def build_table(ev: events.OrderEvents, ref: RefData, journal_id: str) -> tuple[
     c = ev.cols
     n = len(ev)
     firm = ref.firm
-    inst_idx, inst_cols = common.instrument_columns(ref, c["symbol_id"])
-    algo_idx, algo_code = common.party_code(ref, "algos", c["algo_id"])
-    client_idx, _ = common.party_code(ref, "clients", c["client_id"])
     instruments = ref.sorted_values("instruments")
+    inst_idx = ref.instrument_index(c["symbol_id"])
+
+    def instrument(field, rows=inst_idx):        # a reference-data field per row, as a dictionary column
+        return ac.lookup_strings(rows, [field(i) for i in instruments])
+    inst_cols = {"isin": instrument(lambda i: i.isin), "segment_mic": instrument(lambda i: i.mic),
+                 "currency": instrument(lambda i: i.currency)}
+    algo_idx, algo_code = common.party_code(ref, "algos", c["algo_id"])
+    client_idx = ref.party_index("clients", c["client_id"])
     off_firds = np.array([not i.in_firds for i in instruments] + [False], dtype=bool)[inst_idx]
     buy = c["side"] == ord("B")
     mic = inst_cols["segment_mic"]
@@ -101,7 +106,7 @@ def build_table(ev: events.OrderEvents, ref: RefData, journal_id: str) -> tuple[
     off_idx = np.where(off_firds, inst_idx, -1)
 
     def off(field):                              # fields 42-56: only for instruments not in FIRDS
-        return ac.lookup_strings(off_idx, [field(i) for i in instruments])
+        return instrument(field, off_idx)
 
     values: dict[int, pa.Array] = {
         1: _constant("NEWT", n), 2: trn,
