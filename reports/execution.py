@@ -221,9 +221,11 @@ def _quote_checks(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeli
 def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
     """Fills and Rule 612/610 rows chunk by chunk (bounded memory, `sink.add(table, t)`); the
     quote timeline is rebuilt once for the range, the summary and coverage accumulate."""
-    samples = events.clock_samples(src)
     quotes = nbbo.build_timeline(src, _symbols(ref))
-    quote_utc = to_utc(quotes.seq, quotes.ts_ns, quotes.ts_source, samples).utc_ns
+    # the quotes' UTC times need the clock samples up to them: a pass over the journal's samples
+    # only when there are quotes to convert
+    quote_utc = to_utc(quotes.seq, quotes.ts_ns, quotes.ts_source, events.clock_samples(src)).utc_ns \
+        if len(quotes) else np.zeros(0, np.int64)
     summary = Summary()
     no_quote_fills = no_quote_orders = 0
     rejected = []
