@@ -59,6 +59,9 @@ REQUIRED = (2, 3, 4, 6, 7, 16, 28, 29, 30, 33, 34, 36, 41, 57, 59)
 _SHORT = {ord("T"): "SESH", ord("E"): "SSEX", ord("S"): "SELL"}
 
 
+_TEXT_CODES = pa.dictionary(pa.int32(), pa.string())     # the type ac.codes and ac.lookup_strings give
+
+
 def _constant(value, n: int) -> pa.Array:
     """The same value on every row: booleans as such, text as a one-entry dictionary (no string
     per row to build, and the Parquet writer stores the dictionary as it is, with no hashing)."""
@@ -67,9 +70,6 @@ def _constant(value, n: int) -> pa.Array:
     if value is None:
         return pa.nulls(n, _TEXT_CODES)
     return ac.codes(np.zeros(n, np.int8), [value])
-
-
-_TEXT_CODES = pa.dictionary(pa.int32(), pa.string())
 
 
 def build_table(ev: events.OrderEvents, ref: RefData, journal_id: str) -> tuple[pa.Table, list]:
