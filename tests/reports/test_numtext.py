@@ -73,3 +73,10 @@ def test_token_text_is_arrows_reading_of_the_bytes(tokens):
     got = numtext.token_text(keys)
     got.validate(full=True)
     assert got.to_pylist() == ref.to_pylist()
+
+
+def test_scale_and_width_outside_the_kernels_range_are_refused():
+    with pytest.raises(ValueError, match="scale 19"):
+        numtext.scaled_text(np.zeros(1, np.int64), 19)
+    with pytest.raises(ValueError, match="width outside"):
+        numtext.padded_text(np.zeros(1, np.uint64), 21)
