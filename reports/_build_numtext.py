@@ -1,4 +1,4 @@
-"""cffi build of the decimal-text kernels (reports/_numtext.c, declared in reports/numtext.h)
+"""cffi build of the decimal-text and token-text kernels (reports/_numtext.c, declared in reports/numtext.h)
 into reports._numtext_cffi, for reports/numtext.py."""
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ int64_t nt_scaled_text(const uint64_t *mag, const uint8_t *neg, const uint8_t *v
                        int scale, int32_t *offsets, uint8_t *data, int64_t capacity);
 int nt_padded_text(const uint64_t *mag, int64_t n, int width, const uint8_t *prefix, int prefix_len,
                    uint8_t *data);
+int64_t nt_token_text(const uint8_t *keys, int64_t n, int width, int32_t *offsets, uint8_t *data);
 """
 
 ffibuilder = FFI()

@@ -1,5 +1,6 @@
-/* Decimal text of integer columns straight into Arrow string buffers (offsets + data): the loops
- * behind reports/numtext.py. Two digits per division from a table; no allocation, no locale. */
+/* Decimal text of integer columns, and ASCII tokens from fixed-width bytes, straight into Arrow
+ * string buffers (offsets + data): the loops behind reports/numtext.py. Two digits per division
+ * from a table; no allocation, no locale. */
 #include <stdint.h>
 #include <string.h>
 
@@ -82,4 +83,24 @@ int nt_padded_text(const uint64_t *mag, int64_t n, int width, const uint8_t *pre
         memcpy(out + prefix_len, end - width, (size_t)width);
     }
     return 0;
+}
+
+int64_t nt_token_text(const uint8_t *keys, int64_t n, int width, int32_t *offsets, uint8_t *data)
+{
+    int64_t at = 0;
+    offsets[0] = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const uint8_t *key = keys + i * (int64_t)width;
+        const uint8_t *nul = memchr(key, 0, (size_t)width);
+        int len = nul != NULL ? (int)(nul - key) : width;
+        for (int k = 0; k < len; k++)
+            if (key[k] >= 0x80)
+                return NT_NOT_ASCII;
+        memcpy(data + at, key, (size_t)len);
+        at += len;
+        if (at > INT32_MAX)
+            return NT_NO_ROOM;
+        offsets[i + 1] = (int32_t)at;
+    }
+    return at;
 }

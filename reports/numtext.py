@@ -1,6 +1,6 @@
-"""Text columns for reports: decimal text of integers (ids, counts, price4 amounts) written by a
-compiled loop straight into Arrow's string buffers (reports/_numtext.c), and order tokens from
-fixed-width bytes laid out in numpy; no per-row Python, no Arrow cast kernels.
+"""Text columns for reports: decimal text of integers (ids, counts, price4 amounts) and order
+tokens from fixed-width bytes, written by compiled loops straight into Arrow's string buffers
+(reports/_numtext.c); no per-row Python, no Arrow cast kernels.
 
 Owns the text forms report fields take from integers: plain decimals ('0', '18446744073709551615'),
 fixed-scale decimals ('150.0000', '-0.0005', as Arrow's decimal-to-string cast writes them; the
@@ -15,6 +15,7 @@ import pyarrow as pa
 from reports._numtext_cffi import ffi, lib
 
 MAX_SCALE = 18                 # NT_MAX_SCALE of numtext.h
+NOT_ASCII = -3                 # NT_NOT_ASCII
 _ROW_ROOM = 23                 # bytes a row may need beyond its scale: sign, 20 digits, point, spare
 
 
@@ -74,25 +75,18 @@ def padded_text(values: np.ndarray, width: int, prefix: bytes = b"") -> pa.Array
     return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
 
 
-def _strings(lengths: np.ndarray, data: np.ndarray, validity=None) -> pa.Array:
-    """A string column over `data` (the values back to back) cut at `lengths`."""
-    offsets = np.zeros(len(lengths) + 1, np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    if offsets[-1] >= 2**31:
-        raise ValueError("numtext: more text than one string column holds")
-    return pa.StringArray.from_buffers(len(lengths), pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data),
-                                       validity)
-
-
 def token_text(keys: np.ndarray) -> pa.Array:
     """Strings from an 'S<n>' column of NUL-padded tokens, each up to its first NUL (as Arrow reads
-    numpy bytes). Lengths come from numpy's own string length (trailing NULs off); a token with a
-    NUL inside or a byte beyond ASCII (one numpy pass finds either) goes through Arrow's own
-    reading and validating cast instead, which refuses invalid UTF-8 as before."""
+    numpy bytes). ASCII tokens are copied by the kernel; a byte beyond ASCII sends the column
+    through Arrow's own reading and validating cast instead, which refuses invalid UTF-8 as before."""
     width = keys.dtype.itemsize
-    raw = np.ascontiguousarray(keys).view(np.uint8).reshape(len(keys), width)
-    lengths = np.strings.str_len(keys)
-    data = raw[np.arange(width) < lengths[:, None]]
-    if len(data) and (data.max() >= 0x80 or data.min() == 0):
+    raw = np.ascontiguousarray(keys).view(np.uint8)
+    n = len(keys)
+    offsets = np.empty(n + 1, np.int32)
+    data = np.empty(n * width, np.uint8)
+    written = lib.nt_token_text(_ptr("uint8_t *", raw), n, width, _ptr("int32_t *", offsets), _ptr("uint8_t *", data))
+    if written == NOT_ASCII:
         return pa.array(keys, type=pa.binary()).cast(pa.string())
-    return _strings(lengths, data)
+    if written < 0:
+        raise ValueError("numtext.token_text: more text than one string column holds")
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data[:written]))
