@@ -70,7 +70,7 @@ def _symbols(ref: RefData) -> dict[str, int]:
     return {i.symbol: i.symbol_id for i in ref.instruments.values()}
 
 
-FILLS = (EV["EXECUTED"], EV["EXECUTED_WITH_REF_PRICE"])
+FILLS = (EV["EXECUTED"], EV["EXECUTED_WITH_REF_PRICE"])             # the firm's executions
 QUOTED = (EV["SENT_NEW"], EV["SENT_REPLACE"])          # the firm's quotes, checked against 612/610
 _FILL_COLUMNS = ("seq", "token_key", "symbol_id", "side", "exec_qty", "exec_price", "creator_seq",
                  "creator_ts_ns", "creator_ts_source", "order_price", "order_qty", "tif")
@@ -81,7 +81,7 @@ def _rows(ev: events.OrderEvents, codes: tuple[int, ...], columns: tuple[str, ..
     """The events of `codes`, with just the columns a table needs (the others are not copied)."""
     e = ev.cols["event"]
     picked = events.OrderEvents({k: ev.cols[k] for k in columns + ("event",)}, ev.utc, ev.samples)
-    return picked.take(np.flatnonzero((e == codes[0]) | (e == codes[1])))
+    return picked.take(np.flatnonzero(np.isin(e, codes)))
 
 
 def _fills(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeline, quote_utc) -> tuple[pa.Table, dict]:
@@ -100,6 +100,8 @@ def _fills(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeline, quo
     # effective spread 2·(P − M) for buys, 2·(M − P) for sells: with 2·M = bid + ask it is an
     # exact price4 integer, positive when the order paid more than the midpoint
     effective = sign * (2 * px - (bid0 + ask0))
+    # percentage effective spread: 2·|P − M| / M · 100, with 2·M = bid + ask
+    pct = 200.0 * effective / np.where(ok0, bid0 + ask0, 1)
     order_price = c["order_price"]
     cols = {
         "seq": pa.array(c["seq"].astype(np.uint64, copy=False)),
@@ -116,12 +118,10 @@ def _fills(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeline, quo
         "nbb_at_exec": ac.decimal(bid1, 4, valid=found1 & (bid1 > 0)),
         "nbo_at_exec": ac.decimal(ask1, 4, valid=found1 & (ask1 > 0)),
         "effective_spread": ac.decimal(effective, 4, valid=ok0),
-        # percentage effective spread: 2·|P − M| / M · 100, with 2·M = bid + ask
-        "effective_spread_pct": pa.array(200.0 * effective / np.where(ok0, bid0 + ask0, 1), mask=~ok0),
+        "effective_spread_pct": pa.array(pct, mask=~ok0),
     }
-    timed = fx.utc.valid & order_utc.valid
-    measures = [(fx.utc.utc_ns - order_utc.utc_ns, timed), (effective * PRICE4_UNITS, ok0),
-                (200.0 * effective / np.where(ok0, bid0 + ask0, 1), ok0)]
+    measures = [(fx.utc.utc_ns - order_utc.utc_ns, fx.utc.valid & order_utc.valid),
+                (effective * PRICE4_UNITS, ok0), (pct, ok0)]
     for h in REALIZED_HORIZONS_S:
         bh, ah, fh = quotes.at_time(sym, fx.utc.utc_ns + h * NS, quote_utc)
         okh = fh & (bh > 0) & (ah > 0) & fx.utc.valid
