@@ -26,6 +26,7 @@
  *                             writes "pid <pid> open\n" (or "pid <pid> closed\n" on clean close)
  *   seg-<index %016llu>.mmj   segment files, index 0, 1, 2 ... with no gaps; readers start at
  *                             segment 0 and read nothing past a missing segment
+ *   seg-<index %016llu>.sum   the summary of a sealed segment (SEGMENT SUMMARY), optional
  *   tailers/<name>.pos        named tailer positions (text "mmjpos 1 <next seq>\n", atomic rename)
  *   reserve.mmj               the reserve segment (RESERVE SEGMENT below)
  *   next.mmj.tmp              the next segment, preallocated, mapped and faulted in by the
@@ -113,6 +114,31 @@
  *   checkpoint record itself. A CHECKPOINT follows the first append call after which at least
  *   checkpoint_every data records were written since the last anchor. The SEAL's hash is the
  *   segment's seal hash, repeated in the next segment's header.
+ *
+ * SEGMENT SUMMARY (seg-<index>.sum, 96 bytes): lets a reader open a sealed segment without
+ *   scanning it. Written after the segment's SEAL and EOS (and, in group/sync modes, after their
+ *   msync) as seg-<index>.sum.tmp + rename, not fsynced. It is a hint, never an authority:
+ *   0   8  magic "MMJSUM1\n"
+ *   8   8  segment index
+ *   16  8  first sequence (must equal the segment header's)
+ *   24  8  data records in the segment
+ *   32  8  offset s of the segment's SEAL record (8-aligned, >= 128)
+ *   40  8  data end: s + 72 + 32, the offset after the EOS marker
+ *   48  32 the SEAL hash
+ *   80  12 zero
+ *   92  4  crc32c(0, bytes 0..91)
+ *   A SUMMARY IS BELIEVED IFF it is exactly 96 bytes, magic, crc, zero bytes, index and first
+ *   sequence check, and the segment itself has at offset s a valid SEAL record (RECORD rules,
+ *   sequence first + records) whose hash and count equal the summary's, followed by a valid EOS
+ *   marker. Otherwise (missing, torn, stale, from another segment) the segment is scanned as
+ *   if there were none. A reader that believed a summary has not yet checked the records before
+ *   the SEAL: it checks them all (RECORD rules) the first time it reads from that segment, and
+ *   if they do not lead to that SEAL the snapshot ends where they stop, as a scan at open would
+ *   have ended it (mmj_reader_range shrinks, mmj_reader_stop says where); so no record is ever
+ *   returned unchecked. mmj_reader_open_ex with MMJ_READER_FULL_SCAN checks everything at open.
+ *   (The check runs under a lock inside the reader, so threads that read one reader at once, as
+ *   they safely could when open scanned everything, still may.) Recovery deletes the summaries of
+ *   the segments it deletes or truncates; verify ignores summaries.
  *
  * WHAT A CRASH LEAVES, AND RECOVERY (on writer open, under the lock):
  *   - a process crash: every published record is in the page cache; an unpublished record may
@@ -422,9 +448,25 @@ int mmj_writer_errno(const mmj_writer *w /* writer */);
 
 /* ---- reader --------------------------------------------------------------------------- */
 
-/* Open a read-only snapshot: map every segment and index its valid records. Never repairs. */
+/* Open a read-only snapshot: map every segment and index its valid records (sealed segments
+ * with a believed summary are checked when first read). Never repairs. */
 int mmj_reader_open(const char *dir /* journal directory */, mmj_reader **out /* OUT: reader */,
                     int *err /* OUT: errno of a failed system call; may be NULL */);
+/* Flags of mmj_reader_open_ex. */
+#define MMJ_READER_FULL_SCAN 1      /* scan every segment at open, ignoring summaries */
+/* mmj_reader_open with flags: by default sealed segments whose summary is believed (SEGMENT
+ * SUMMARY) are opened without a scan, so the cost of an open does not grow with the journal. */
+int mmj_reader_open_ex(const char *dir /* journal directory */, uint32_t flags /* MMJ_READER_* */,
+                       mmj_reader **out /* OUT: reader */,
+                       int *err /* OUT: errno of a failed system call; may be NULL */);
+/* Segments of the snapshot opened from their summary and not yet checked record by record. */
+uint64_t mmj_reader_unchecked(const mmj_reader *r /* reader */);
+/* Check segment index's summary against the segment: MMJ_OK with its first sequence, data
+ * records and data end if it would be believed; MMJ_E_NOT_FOUND without a summary (or segment),
+ * MMJ_E_CORRUPT if it would not be believed. */
+int mmj_segment_summary(const char *dir /* journal directory */, uint64_t index /* segment index */,
+                        uint64_t *first_seq /* OUT */, uint64_t *records /* OUT */,
+                        uint64_t *end /* OUT */);
 /* Pick up records and segments appended since open or the last refresh. */
 int mmj_reader_refresh(mmj_reader *r /* reader */);
 /* Unmap and free (NULL is a no-op). */

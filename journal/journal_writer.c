@@ -331,13 +331,19 @@ static void start_segment(mmj_writer *w, const mmj_map *m, const uint8_t *prev_s
 static int seal_current(mmj_writer *w, const uint8_t *seal_hash_expected)
 {
     uint8_t seal[MMJ_HASH_SIZE];
+    uint64_t seal_off = w->off, records = w->seg_data;
     assert(w->off + MMJ_SEGMENT_RESERVE <= w->seg.size);
     put_control(w, MMJ_RTYPE_SEAL, seal);
     if (seal_hash_expected)
         assert(memcmp(seal, seal_hash_expected, MMJ_HASH_SIZE) == 0);
     put_record(w, MMJ_FLAG_EOS, 0, NULL, 0, 0, 0, 0);
-    if (durable(w))
-        return sync_range(w, w->synced_off, w->off);
+    if (durable(w)) {
+        int rc = sync_range(w, w->synced_off, w->off);
+        if (rc != MMJ_OK)
+            return rc;
+    }
+    /* the summary after the seal is durable; failing to write it only costs readers a scan */
+    mmj_footer_write(w->dirfd, w->seg.index, w->next_seq - records, records, seal_off, seal);
     return MMJ_OK;
 }
 
@@ -747,6 +753,8 @@ static void remove_tmp_files(mmj_writer *w, const uint64_t *idx, size_t n)
     for (uint64_t i = 0; i <= next; i++) {
         mmj_segment_name(tmp, sizeof tmp, i, 1);
         unlinkat(w->dirfd, tmp, 0);
+        mmj_footer_name(tmp, sizeof tmp, i, 1);
+        unlinkat(w->dirfd, tmp, 0);
     }
 }
 
@@ -783,6 +791,7 @@ static int remove_segments(mmj_writer *w, const uint64_t *idx, size_t from, size
         return MMJ_OK;
     for (size_t i = from; i < n; i++) {
         rep->records_discarded += count_records(w, idx[i]);
+        mmj_footer_remove(w->dirfd, idx[i]);
         mmj_segment_name(name, sizeof name, idx[i], 0);
         if (unlinkat(w->dirfd, name, 0) != 0)
             return fail_io(w, err);
@@ -935,6 +944,7 @@ static int recover(mmj_writer *w, mmj_recovery *rep, int *err)
             continue;
         }
         /* the data of this segment ends at `end`: zero whatever follows, keep it as current */
+        mmj_footer_remove(w->dirfd, idx[i]);
         uint64_t dirty_end = mmj_nonzero_end(m.base, end, m.size);
         if (bad != MMJ_R_NONE || dirty_end) {
             rep->reason = bad != MMJ_R_NONE ? bad : MMJ_R_TORN;
