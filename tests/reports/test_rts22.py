@@ -65,6 +65,24 @@ def test_auth016_xml_carries_the_same_rows(all_reports):
     assert b"<MsgDefIdr>auth.016.001.01</MsgDefIdr>" in xml
 
 
+def test_auth016_xml_has_no_whitespace_between_elements_and_one_line_per_transaction(all_reports):
+    import xml.etree.ElementTree as ET
+    xml = (all_reports / "rts22" / "auth016" / "trade_date=2026-03-02" / "auth016.xml").read_bytes()
+    lines = xml.split(b"\n")
+    assert lines[0].startswith(b"<?xml") and lines[1].startswith(b"<BizData") and lines[-1] == b""
+    assert lines[-2] == b"</FinInstrmRptgTxRpt></Document></Pyld></BizData>"
+    txs = lines[2:-2]
+    assert txs and all(t.startswith(b"<Tx><New>") and t.endswith(b"</New></Tx>") for t in txs)
+    assert len(txs) == len(auth016.parse_transactions(xml))
+    root = ET.fromstring(xml)
+    report = root.find(f".//{{{auth016.NS_AUTH16}}}FinInstrmRptgTxRpt")
+    blank = [(el, kind, getattr(el, kind)) for el in root.iter() for kind in ("text", "tail")
+             if getattr(el, kind) is not None and not getattr(el, kind).strip()]
+    # the only whitespace: the line breaks before the first <Tx> and after each <Tx>
+    assert [(el, kind, text) for el, kind, text in blank] == \
+        [(report, "text", "\n")] + [(tx, "tail", "\n") for tx in report]
+
+
 def test_auth016_values_the_same_on_every_row_are_escaped_and_absent_elements_left_out():
     import pyarrow as pa
     import xml.etree.ElementTree as ET
