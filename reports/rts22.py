@@ -21,7 +21,7 @@ from reports.output import ReportOutput, TableCollector
 from reports.refdata import RefData
 from reports.source import JournalSlice
 from reports.timebase import to_utc
-from reports.validate import REJECTS_SCHEMA, required_check, split, value_check
+from reports.validate import REJECTS_SCHEMA, required_check, split, value_check, xml_text_checks
 
 KIND = "rts22"
 SCHEMA_VERSION = "rts22-2017/590-auth.016.001.01-1"
@@ -148,6 +148,7 @@ def build_table(ev: events.OrderEvents, ref: RefData, journal_id: str) -> tuple[
         value_check(table, COLUMNS[34], currency_problem, when=known),
         value_check(table, COLUMNS[43], cfi_problem, when=known & off_firds),
     ]
+    checks += xml_text_checks(table)         # the auth.016 export carries every text field
     return table, checks
 
 

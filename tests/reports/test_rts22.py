@@ -133,3 +133,31 @@ def test_auth016_created_time_is_the_latest_kept_trade_even_when_a_later_one_is_
         assert re.search(rb"<CreDt>([^<]*)</CreDt>", xml).group(1).decode() == max(times)
         manifest = json.loads((out / "rts22" / "_manifest.json").read_text())
         assert {f["path"]: f["sha256"] for f in manifest["files"]}[rel] == hashlib.sha256(xml).hexdigest()
+
+
+def test_a_control_character_in_reference_text_rejects_the_row_and_the_xml_stays_valid(tmp_path):
+    import shutil
+    from reports.run import run
+    from reports.validate import XML_CONTROL_REASON
+    from tests.reports.journal_builder import FIXTURE_REFDATA, DayBuilder
+    refdata = tmp_path / "refdata"
+    shutil.copytree(FIXTURE_REFDATA, refdata)
+    instruments = refdata / "instruments.toml"
+    text = instruments.read_text()
+    assert 'full_name = "SPDR S&P 500 ETF Trust"' in text
+    instruments.write_text(text.replace('full_name = "SPDR S&P 500 ETF Trust"', 'full_name = "SPDR\\u0001 Trust"'))
+    b = DayBuilder()
+    b.clock_sample()
+    for token, symbol_id in (("S1", 3), ("A1", 1)):          # SPY is outside FIRDS: field 42 carries its name
+        b.enter(token, symbol_id, "B", 1_500_000, 100)
+        b.accept(token)
+        b.execute(token, 100)
+    out = tmp_path / "out"
+    result = run(["rts22"], b.write(tmp_path / "j"), out, refdata_dir=FIXTURE_REFDATA.parent / refdata)
+    assert result.rejected == 1
+    rejects = read(out, "rts22", "rejects").to_pylist()
+    assert [(r["field"], r["value"], r["reason"]) for r in rejects] == [(COLUMNS[42], "SPDR\x01 Trust", XML_CONTROL_REASON)]
+    kept = read(out, "rts22", "transactions")
+    assert kept[COLUMNS[41]].to_pylist() == ["US0378331005"]
+    xml = (out / "rts22" / "auth016" / "trade_date=2026-03-02" / "auth016.xml").read_bytes()
+    assert len(auth016.parse_transactions(xml)) == 1 and b"\x01" not in xml
