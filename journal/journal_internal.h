@@ -107,6 +107,29 @@ uint64_t mmj_nonzero_end(const uint8_t *base, uint64_t from, uint64_t size);
 uint64_t mmj_first_nonzero(const uint8_t *base, uint64_t from, uint64_t size);
 int mmj_lock_read(int fd, int32_t *pid, int32_t *clean);
 
+/* Segment summaries (journal_footer.c; journal.h SEGMENT SUMMARY). */
+#define MMJ_FOOTER_SIZE 96
+typedef struct mmj_footer {
+    uint64_t records;          /* data records in the segment */
+    uint64_t seal_offset;      /* offset of its SEAL record */
+    uint64_t end;              /* offset after its EOS marker */
+    uint8_t seal_hash[MMJ_HASH_SIZE];
+    int durable;               /* DURABLE flag: the segment was msynced before the summary */
+} mmj_footer;
+void mmj_footer_name(char *buf, size_t cap, uint64_t index, int tmp);
+void mmj_footer_build(uint8_t *out, uint64_t index, uint64_t first_seq, uint64_t records, uint64_t seal_off,
+                      const uint8_t *seal_hash, int durable);
+/* Write seg-<index>.sum (temp name + rename, no fsync); MMJ_E_IO if it could not. */
+int mmj_footer_write(int dirfd, uint64_t index, uint64_t first_seq, uint64_t records, uint64_t seal_off,
+                     const uint8_t *seal_hash, int durable);
+void mmj_footer_remove(int dirfd, uint64_t index);
+/* Read seg-<index>.sum: MMJ_OK, MMJ_E_NOT_FOUND, MMJ_E_CORRUPT (not exactly MMJ_FOOTER_SIZE bytes). */
+int mmj_footer_read(int dirfd, uint64_t index, uint8_t *out);
+/* MMJ_OK if summary f describes mapped segment m (header already checked: first_seq is its
+ * first sequence) and m's own SEAL and EOS records agree with it; MMJ_E_CORRUPT otherwise. */
+int mmj_footer_check(const uint8_t *f, const mmj_map *m, uint32_t salt_check, uint64_t first_seq,
+                     mmj_footer *out);
+
 /* The writer-to-tailer wake-up word (journal_notify.c). */
 typedef struct mmj_notify mmj_notify;
 /* Map the directory's notify file (create: make it); NULL if it cannot (tailers then poll). */

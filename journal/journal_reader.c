@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include <assert.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -21,15 +22,19 @@ typedef struct rseg {
     uint64_t data_end;         /* offset after the last indexed record (or EOS) */
     uint64_t scan_seq;         /* the sequence expected at data_end */
     int sealed;
+    int unchecked;             /* opened from its summary: records not yet checked or indexed */
     uint64_t *sparse;          /* offset of data record first_seq + k*MMJ_SPARSE_EVERY */
     uint64_t nsparse, capsparse;
 } rseg;
 
 struct mmj_reader {
     int dirfd;
+    uint32_t flags;            /* MMJ_READER_* */
     uint8_t salt[MMJ_SALT_SIZE];
     rseg *segs;
     size_t nsegs, cap;
+    size_t nmapped;            /* slots holding mappings: nsegs, or more after a cut (freed at close) */
+    pthread_mutex_t check_mu;  /* serialises ensure_checked */
     int stop_reason;
     uint64_t stop_segment, stop_offset;
 };
@@ -75,6 +80,74 @@ static int scan_more(mmj_reader *r, rseg *s)
     return MMJ_OK;
 }
 
+/* Take a sealed segment's extent from its summary when the summary is believed (journal.h
+ * SEGMENT SUMMARY); its records are checked by ensure_checked before anything reads them. */
+static void trust_summary(mmj_reader *r, rseg *s)
+{
+    uint8_t f[MMJ_FOOTER_SIZE];
+    mmj_footer info;
+    if (mmj_footer_read(r->dirfd, s->map.index, f) != MMJ_OK ||
+        mmj_footer_check(f, &s->map, s->salt_check, s->first_seq, &info) != MMJ_OK)
+        return;
+    s->records = info.records;
+    s->data_end = info.end;
+    s->scan_seq = s->first_seq + info.records;
+    s->sealed = 1;
+    s->unchecked = 1;
+}
+
+/* Check and index the records of unchecked segment `slot` (check_mu held). If they do not lead
+ * to the SEAL its summary named, the snapshot ends where they stop, exactly as a scan at open
+ * would have ended it (later slots leave the snapshot; their mappings stay until close, so a
+ * thread still reading them is not left with unmapped memory). */
+static int check_segment(mmj_reader *r, size_t slot)
+{
+    rseg *s = &r->segs[slot];
+    rseg t = *s;   /* scanned aside: other readers keep seeing the summary's extent meanwhile */
+    t.unchecked = 0;
+    t.sealed = 0;
+    t.records = 0;
+    t.sparse = NULL;
+    t.nsparse = t.capsparse = 0;
+    t.data_end = MMJ_HEADER_SIZE;
+    t.scan_seq = t.first_seq;
+    int rc = scan_more(r, &t);
+    if (rc != MMJ_OK) {
+        free(t.sparse);
+        return rc;
+    }
+    if (t.sealed && t.data_end == s->data_end && t.records == s->records && r->stop_reason == MMJ_R_NONE) {
+        s->sparse = t.sparse;
+        s->nsparse = t.nsparse;
+        s->capsparse = t.capsparse;
+        __atomic_store_n(&s->unchecked, 0, __ATOMIC_RELEASE);
+        return MMJ_OK;
+    }
+    if (r->stop_reason == MMJ_R_NONE) {
+        r->stop_reason = MMJ_R_NO_EOS;
+        r->stop_segment = s->map.index;
+        r->stop_offset = t.data_end;
+    }
+    t.sealed = 0;
+    free(s->sparse);
+    *s = t;
+    __atomic_store_n(&r->nsegs, slot + 1, __ATOMIC_RELEASE);
+    return MMJ_OK;
+}
+
+/* Make sure the records of `slot` were checked before anything reads them. The index is a cache:
+ * a const reader fills it. */
+static int ensure_checked(const mmj_reader *cr, size_t slot)
+{
+    mmj_reader *r = (mmj_reader *)cr;
+    if (!__atomic_load_n(&r->segs[slot].unchecked, __ATOMIC_ACQUIRE))
+        return MMJ_OK;
+    pthread_mutex_lock(&r->check_mu);
+    int rc = r->segs[slot].unchecked ? check_segment(r, slot) : MMJ_OK;
+    pthread_mutex_unlock(&r->check_mu);
+    return rc;
+}
+
 /* Map segment `index` and append it to the table if its header continues the journal. */
 static int add_segment(mmj_reader *r, uint64_t index, uint64_t expect_seq, int *added, int *err)
 {
@@ -118,7 +191,10 @@ static int add_segment(mmj_reader *r, uint64_t index, uint64_t expect_seq, int *
     s.salt_check = mmj_salt_check(r->salt, index);
     s.data_end = MMJ_HEADER_SIZE;
     s.scan_seq = s.first_seq;
+    if (!(r->flags & MMJ_READER_FULL_SCAN))
+        trust_summary(r, &s);
     r->segs[r->nsegs++] = s;
+    r->nmapped = r->nsegs;
     *added = 1;
     return MMJ_OK;
 }
@@ -168,16 +244,34 @@ int mmj_reader_refresh(mmj_reader *r)
 
 int mmj_reader_open(const char *dir, mmj_reader **out, int *err)
 {
+    return mmj_reader_open_ex(dir, 0, out, err);
+}
+
+uint64_t mmj_reader_unchecked(const mmj_reader *r)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; r && i < r->nsegs; i++)
+        n += (uint64_t)r->segs[i].unchecked;
+    return n;
+}
+
+int mmj_reader_open_ex(const char *dir, uint32_t flags, mmj_reader **out, int *err)
+{
     if (err)
         *err = 0;
     if (!dir || !out)
         return MMJ_E_ARG;
     *out = NULL;
+    if (flags & ~(uint32_t)MMJ_READER_FULL_SCAN)
+        return MMJ_E_ARG;
     mmj_reader *r = calloc(1, sizeof *r);
     if (!r)
         return MMJ_E_NOMEM;
+    r->flags = flags;
+    pthread_mutex_init(&r->check_mu, NULL);
     int rc = mmj_open_dir(dir, &r->dirfd, err);
     if (rc != MMJ_OK) {
+        pthread_mutex_destroy(&r->check_mu);
         free(r);
         return rc;
     }
@@ -196,12 +290,13 @@ void mmj_reader_close(mmj_reader *r)
 {
     if (!r)
         return;
-    for (size_t i = 0; i < r->nsegs; i++) {
+    for (size_t i = 0; i < r->nmapped; i++) {
         mmj_unmap(&r->segs[i].map);
         free(r->segs[i].sparse);
     }
     free(r->segs);
     close(r->dirfd);
+    pthread_mutex_destroy(&r->check_mu);
     free(r);
 }
 
@@ -294,6 +389,9 @@ int mmj_reader_get(const mmj_reader *r, uint64_t seq, mmj_record *out)
     size_t slot = slot_for(r, seq);
     if (slot >= r->nsegs || seq < r->segs[slot].first_seq)
         return MMJ_E_NOT_FOUND;
+    int rc = ensure_checked(r, slot);
+    if (rc != MMJ_OK)
+        return rc;
     const rseg *s = &r->segs[slot];
     uint64_t off = offset_of(s, seq);
     if (off >= s->data_end)
@@ -312,6 +410,11 @@ int mmj_reader_seek(const mmj_reader *r, uint64_t seq, mmj_pos *pos)
     size_t slot = slot_for(r, seq);
     pos->slot = slot;
     pos->offset = MMJ_HEADER_SIZE;
+    if (slot < r->nsegs) {
+        int rc = ensure_checked(r, slot);
+        if (rc != MMJ_OK)
+            return rc;
+    }
     if (slot < r->nsegs && seq > r->segs[slot].first_seq)
         pos->offset = offset_of(&r->segs[slot], seq);
     return MMJ_OK;
@@ -325,6 +428,11 @@ int mmj_reader_next(const mmj_reader *r, mmj_pos *pos, int include_control, mmj_
         return MMJ_E_ARG;
     while (pos->slot < r->nsegs) {
         const rseg *s = &r->segs[pos->slot];
+        if (s->unchecked) {
+            int rc = ensure_checked(r, pos->slot);
+            if (rc != MMJ_OK)
+                return rc;
+        }
         if (pos->offset >= s->data_end) {
             pos->slot++;
             pos->offset = MMJ_HEADER_SIZE;
@@ -362,8 +470,12 @@ static int walk(const mmj_reader *r, uint64_t first, uint64_t last, visit_fn vis
     mmj_pos pos;
     if (last < first)
         return MMJ_OK;
-    mmj_reader_seek(r, first, &pos);
+    int rc = mmj_reader_seek(r, first, &pos);
+    if (rc != MMJ_OK)
+        return rc;
     for (uint64_t slot = pos.slot; slot < r->nsegs; slot++) {
+        if ((rc = ensure_checked(r, slot)) != MMJ_OK)
+            return rc;
         const rseg *s = &r->segs[slot];
         const uint8_t *base = s->map.base;
         uint64_t off = slot == pos.slot ? pos.offset : MMJ_HEADER_SIZE, end = s->data_end;
@@ -577,6 +689,8 @@ int mmj_reader_scan(const mmj_reader *r, uint64_t first, uint64_t last, uint64_t
 static const uint8_t *payload_at(const mmj_reader *r, uint64_t pos, uint64_t size, int *rc)
 {
     uint64_t slot = pos >> 40, off = pos & ((1ull << 40) - 1);
+    if (slot < r->nsegs && (*rc = ensure_checked(r, slot)) != MMJ_OK)
+        return NULL;
     if (slot >= r->nsegs || off < MMJ_HEADER_SIZE + MMJ_RECORD_HEADER_SIZE || off > r->segs[slot].data_end) {
         *rc = MMJ_E_ARG;
         return NULL;

@@ -56,13 +56,17 @@ def row_dtype(rtype: int) -> np.dtype:
 
 class Reader:
     """A read-only snapshot of a journal (refresh() to see newer records). Never repairs: it
-    stops at the first invalid record (see `.stopped`)."""
+    stops at the first invalid record (see `.stopped`).
 
-    def __init__(self, path):
+    Sealed segments with a believed summary (journal.h SEGMENT SUMMARY) are opened without a
+    scan and checked when first read; `full_scan=True` scans every segment at open instead."""
+
+    def __init__(self, path, *, full_scan: bool = False):
         self.path = os.fspath(path)
         handle = ffi.new("mmj_reader **")
         err = ffi.new("int *")
-        status = lib.mmj_reader_open(os.fsencode(self.path), handle, err)
+        flags = lib.MMJ_READER_FULL_SCAN if full_scan else 0
+        status = lib.mmj_reader_open_ex(os.fsencode(self.path), flags, handle, err)
         check(status, open_context(self.path, err[0]), err[0])
         self._r = handle[0]
         self._types = bulk.TypeCounts()
@@ -99,6 +103,11 @@ class Reader:
         last = ffi.new("uint64_t *")
         lib.mmj_reader_range(self._handle(), first, last)
         return first[0], last[0]
+
+    @property
+    def unchecked_segments(self) -> int:
+        """Segments opened from their summary whose records have not been read (so not checked) yet."""
+        return lib.mmj_reader_unchecked(self._handle())
 
     @property
     def stopped(self) -> dict | None:
