@@ -14,6 +14,7 @@ import mmap
 import os
 import pathlib
 import shutil
+import signal
 import sqlite3
 import statistics
 import struct
@@ -782,6 +783,94 @@ def _reader_open(records: int, runs: int = 5) -> list[tuple[str, float, float, f
     return out, n, segs, unchecked
 
 
+# The journal package before the writer continued in its tail segment and trusted durable
+# summaries (main at 3d39ac6), built from git beside this one: the baseline of the reopen rows.
+_BASELINE_REV = "3d39ac6"
+
+# A writer process that opens the journal, reports the open's wall and CPU seconds, appends
+# argv[3] 64-byte events and is SIGKILLed: every open it measures is a recovery after a crash.
+_CRASH_REOPEN = """
+import os, signal, sys, time
+import numpy as np
+from journal import Journal
+t0, c0 = time.perf_counter(), time.process_time()
+j = Journal(sys.argv[1], segment_size=int(sys.argv[2]), durability="group")
+print(time.perf_counter() - t0, time.process_time() - c0, j.next_seq, flush=True)
+left = int(sys.argv[3])
+while left:
+    n = min(left, 8192)
+    j.append_batch(3, np.zeros(n, dtype=np.dtype((np.void, 64))), 0, 3, 1)
+    left -= n
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def _baseline_tree(workdir: pathlib.Path) -> pathlib.Path | None:
+    """journal/ as of _BASELINE_REV, its C core built in workdir; None without git or a compiler."""
+    tree = workdir / "baseline"
+    tree.mkdir()
+    try:
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", _BASELINE_REV, "journal"],
+                                 check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+        subprocess.run([sys.executable, "journal/_build.py"], cwd=tree, check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return tree
+
+
+def _crash_reopen(tree: pathlib.Path, path: pathlib.Path, segment_size: int, append: int) -> tuple[float, float, int]:
+    """One writer process of the journal package in `tree`: (open seconds, open CPU seconds, next seq)."""
+    proc = subprocess.run([sys.executable, "-c", _CRASH_REOPEN, str(path), str(segment_size), str(append)],
+                          cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)}, capture_output=True, text=True)
+    if proc.returncode != -signal.SIGKILL or len(proc.stdout.split()) != 3:
+        raise RuntimeError(f"writer process failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    wall, cpu, next_seq = proc.stdout.split()
+    return float(wall), float(cpu), int(next_seq)
+
+
+def _segments_on_disk(path: pathlib.Path) -> tuple[int, int]:
+    files = list(path.glob("seg-*.mmj"))
+    return len(files), sum(f.stat().st_blocks * 512 for f in files)
+
+
+def _writer_reopen(records: int, cycles: int, runs: int = 5):
+    """Writer open after a crash of a journal of `records` 64-byte events (64 MiB segments, group
+    mode): this build trusting durable summaries, this build with the summaries moved away (a scan
+    of every segment), and the baseline build; then `cycles` crash/reopen cycles of 1,000 events in
+    4 MiB segments with each build: segments and bytes left behind."""
+    with _fresh_dir(_WORK) as d:
+        base = _baseline_tree(d)
+        builds = [("this build", ROOT)] + ([("baseline " + _BASELINE_REV, base)] if base else [])
+        path = d / "big"
+        _crash_reopen(ROOT, path, 64 << 20, records)
+        hidden = d / "hidden"
+        hidden.mkdir()
+
+        def opens(tree) -> tuple[float, float, float]:
+            got = [_crash_reopen(tree, path, 64 << 20, 0) for _ in range(runs)]
+            if {seq for _, _, seq in got} != {records + 1}:
+                raise RuntimeError(f"reopened at {got}, expected next seq {records + 1}")
+            return (float(np.median([w for w, _, _ in got])), float(np.median([c for _, c, _ in got])),
+                    min(w for w, _, _ in got))
+
+        rows = [("this build, durable summaries", *opens(ROOT))]
+        for summary in path.glob("seg-*.sum"):
+            summary.rename(hidden / summary.name)
+        rows.append(("this build, summaries moved away (scans every segment)", *opens(ROOT)))
+        for summary in hidden.iterdir():
+            summary.rename(path / summary.name)
+        segments = _segments_on_disk(path)[0]
+        if base:
+            rows.append((f"baseline {_BASELINE_REV} (scans every segment, seals, starts a new one)", *opens(base)))
+        cycled = []
+        for label, tree in builds:
+            small = d / f"cycles-{len(cycled)}"
+            times = [_crash_reopen(tree, small, 4 << 20, 1000)[0] for _ in range(cycles)]
+            cycled.append((label, *_segments_on_disk(small), float(np.median(times))))
+    return rows, segments, cycled
+
+
 def _bulk_read(records: int) -> list[tuple[str, int, float, float]]:
     """(how, records covered, wall seconds, CPU seconds) for reading a journal of four fixed-size
     types plus MD_PACKET into numpy: the reports' access pattern (every fixed type of one range)."""
@@ -989,6 +1078,20 @@ def main(quick: bool) -> str:
             "| what | median | CPU | best | vs full scan at open |", "|---|---|---|---|---|"]
     out += [f"| {label} | {_fmt_s(secs)} | {_fmt_s(cpu)} | {_fmt_s(best)} | {secs / ref[label.split(': ')[0]]:.3g}x |"
             for label, secs, cpu, best in opens]
+    out.append("")
+
+    reopen, reopen_segs, cycled = _writer_reopen(200_000 if quick else 10_000_000, 20)
+    ref = reopen[-1][1]
+    out += [f"### Writer open after a crash, journal of {200_000 if quick else 10_000_000:,} 64-byte events "
+            f"({reopen_segs} segments of 64 MiB, group mode, in the page cache; each open in a fresh "
+            "process that is then SIGKILLed; median of 5)", "",
+            "| writer | median | CPU | best | vs last row |", "|---|---|---|---|---|"]
+    out += [f"| {label} | {_fmt_s(secs)} | {_fmt_s(cpu)} | {_fmt_s(best)} | {secs / ref:.3g}x |"
+            for label, secs, cpu, best in reopen]
+    out += ["", "### 20 crash/reopen cycles (1,000 events each, 4 MiB segments)", "",
+            "| writer | segment files left | bytes allocated | median open |", "|---|---|---|---|"]
+    out += [f"| {label} | {files} | {nbytes / 2**20:.0f} MiB | {_fmt_s(secs)} |"
+            for label, files, nbytes, secs in cycled]
     out.append("")
 
     scans = _recovery_scan((64 << 20) if quick else (512 << 20))

@@ -125,10 +125,12 @@
  *   32  8  offset s of the segment's SEAL record (8-aligned, >= 128)
  *   40  8  data end: s + 72 + 32, the offset after the EOS marker
  *   48  32 the SEAL hash
- *   80  12 zero
+ *   80  1  flags: bit 0 DURABLE, set iff every byte of the segment up to the end of its EOS was
+ *          msynced (or fsynced) before this summary was written
+ *   81  11 zero
  *   92  4  crc32c(0, bytes 0..91)
  *   A SUMMARY IS BELIEVED IFF it is exactly 96 bytes, magic, crc, zero bytes, index and first
- *   sequence check, and the segment itself has at offset s a valid SEAL record (RECORD rules,
+ *   sequence check, flags at most 1, and the segment itself has at offset s a valid SEAL record (RECORD rules,
  *   sequence first + records) whose hash and count equal the summary's, followed by a valid EOS
  *   marker. Otherwise (missing, torn, stale, from another segment) the segment is scanned as
  *   if there were none. A reader that believed a summary has not yet checked the records before
@@ -139,6 +141,12 @@
  *   (The check runs under a lock inside the reader, so threads that read one reader at once, as
  *   they safely could when open scanned everything, still may.) Recovery deletes the summaries of
  *   the segments it deletes or truncates; verify ignores summaries.
+ *   WRITER RECOVERY skips the scan of a sealed segment only when its summary is believed AND has
+ *   DURABLE set: the segment's bytes reached the device before the summary's name did, so a
+ *   power cut that kept the summary kept the records it describes (a summary written after no
+ *   msync, in pagecache mode, could outlive torn or lost records: such a segment is scanned).
+ *   What it does not re-check is damage after the fact (bit rot, tampering) between the header
+ *   and the SEAL: readers check those records before returning them, verify() names them.
  *
  * WHAT A CRASH LEAVES, AND RECOVERY (on writer open, under the lock):
  *   - a process crash: every published record is in the page cache; an unpublished record may
@@ -148,8 +156,12 @@
  *   - a crash during a roll: segment i unsealed and segment i+1 present with no records.
  *   Recovery scans segments in order and stops at the first invalid record (or bad header, or a
  *   missing EOS in a segment that is not the last). It zeroes everything from that offset to the
- *   end of that segment, deletes all later segments, reports what was discarded (mmj_recovery),
- *   seals the last segment and starts a new one. Readers and tailers never repair: they stop at
+ *   end of that segment (and msyncs it), deletes all later segments, reports what was discarded
+ *   (mmj_recovery), and the writer continues appending in that last, unsealed segment right after
+ *   its last valid record (continued_segment); only a segment of a format version other than the
+ *   writer's is sealed (sealed_segment) and a new one started, so no segment mixes chain
+ *   versions. A sealed last segment (clean close) gets a new successor. Readers and tailers
+ *   never repair: they stop at
  *   the first invalid record. verify() checks everything, including the chain and zero tails.
  *
  * DURABILITY: pagecache (survives a process crash), group (msync after group_records records or
@@ -159,8 +171,9 @@
  *   published its record (readers may see it) but reports MMJ_E_DURABILITY, not a sequence: the
  *   caller must treat it as not durable. Segment creation fsyncs the file in group/sync modes.
  *
- * SPACE: every writer open starts a new segment, so each open/close cycle costs one preallocated
- *   segment file of S bytes; choose S for the expected session length. A live writer holds up to
+ * SPACE: a writer open after a crash continues in the crashed segment; after a clean close (which
+ *   seals) it starts a new segment, so each clean open/close cycle costs one preallocated segment
+ *   file of S bytes; choose S for the expected session length. A live writer holds up to
  *   two more preallocated files of S bytes: reserve.mmj, and next.mmj.tmp once the live segment
  *   is half full.
  *
@@ -292,6 +305,7 @@ typedef struct mmj_recovery {
     uint64_t segments_removed; /* later segments deleted */
     uint64_t records_discarded;/* valid-looking data records in the deleted segments */
     uint64_t sealed_segment;   /* 1 + index of the unsealed segment recovery sealed, 0 if none */
+    uint64_t continued_segment;/* 1 + index of the unsealed segment the writer continues in, 0 if none */
 } mmj_recovery;
 
 /* One record as returned by readers and tailers. */
@@ -445,6 +459,14 @@ uint64_t mmj_writer_segment(const mmj_writer *w /* writer */);
 void mmj_writer_salt(const mmj_writer *w /* writer */, uint8_t *out /* OUT: 16 bytes */);
 /* errno of the last failed system call on this writer (the latched one after MMJ_E_DURABILITY). */
 int mmj_writer_errno(const mmj_writer *w /* writer */);
+/* Called after each msync or fsync that made bytes [from, to) of segment `segment` durable (an
+ * msync's range starts at a page boundary; a new segment made durable at creation, header and
+ * preallocated zeros, reports [0, S)). For tracing and for power-loss tests that must know what
+ * reached the device; runs on the appending thread with the writer's lock held, so it must not
+ * call into this writer. */
+typedef void (*mmj_sync_hook)(void *ctx, uint64_t segment, uint64_t from, uint64_t to);
+/* Install (hook NULL: remove) the sync hook. */
+int mmj_writer_set_sync_hook(mmj_writer *w /* writer */, mmj_sync_hook hook, void *ctx /* passed to hook */);
 
 /* ---- reader --------------------------------------------------------------------------- */
 

@@ -14,6 +14,8 @@
 
 #include "journal_internal.h"
 
+#define MMJ_SUM_DURABLE 1   /* flags bit: the segment was msynced through its EOS first */
+
 static const char SUM_MAGIC[8] = {'M', 'M', 'J', 'S', 'U', 'M', '1', '\n'};
 
 void mmj_footer_name(char *buf, size_t cap, uint64_t index, int tmp)
@@ -29,7 +31,7 @@ static uint64_t get64(const uint8_t *p)
 }
 
 void mmj_footer_build(uint8_t *out, uint64_t index, uint64_t first_seq, uint64_t records, uint64_t seal_off,
-                      const uint8_t *seal_hash)
+                      const uint8_t *seal_hash, int durable)
 {
     uint64_t end = seal_off + mmj_pad8(MMJ_RECORD_HEADER_SIZE + MMJ_CONTROL_PAYLOAD) + MMJ_RECORD_HEADER_SIZE;
     memset(out, 0, MMJ_FOOTER_SIZE);
@@ -40,18 +42,19 @@ void mmj_footer_build(uint8_t *out, uint64_t index, uint64_t first_seq, uint64_t
     memcpy(out + 32, &seal_off, 8);
     memcpy(out + 40, &end, 8);
     memcpy(out + 48, seal_hash, MMJ_HASH_SIZE);
+    out[80] = durable ? MMJ_SUM_DURABLE : 0;
     uint32_t crc = mmj_crc32c(0, out, MMJ_FOOTER_SIZE - 4);
     memcpy(out + MMJ_FOOTER_SIZE - 4, &crc, 4);
 }
 
 int mmj_footer_write(int dirfd, uint64_t index, uint64_t first_seq, uint64_t records, uint64_t seal_off,
-                     const uint8_t *seal_hash)
+                     const uint8_t *seal_hash, int durable)
 {
     /* no fsync: the summary is checked against the (durable) segment before it is believed, so
      * one lost or torn by a power cut costs a scan, nothing else */
     uint8_t buf[MMJ_FOOTER_SIZE];
     char name[64], tmp[64];
-    mmj_footer_build(buf, index, first_seq, records, seal_off, seal_hash);
+    mmj_footer_build(buf, index, first_seq, records, seal_off, seal_hash, durable);
     mmj_footer_name(name, sizeof name, index, 0);
     mmj_footer_name(tmp, sizeof tmp, index, 1);
     int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -94,11 +97,11 @@ int mmj_footer_read(int dirfd, uint64_t index, uint8_t *out)
 int mmj_footer_check(const uint8_t *f, const mmj_map *m, uint32_t salt_check, uint64_t first_seq,
                      mmj_footer *out)
 {
-    static const uint8_t zero[12];
+    static const uint8_t zero[11];
     uint32_t crc;
     memcpy(&crc, f + MMJ_FOOTER_SIZE - 4, 4);
     if (memcmp(f, SUM_MAGIC, 8) != 0 || crc != mmj_crc32c(0, f, MMJ_FOOTER_SIZE - 4) ||
-        memcmp(f + 80, zero, sizeof zero) != 0)
+        (f[80] & ~MMJ_SUM_DURABLE) != 0 || memcmp(f + 81, zero, sizeof zero) != 0)
         return MMJ_E_CORRUPT;
     uint64_t index = get64(f + 8), first = get64(f + 16), records = get64(f + 24);
     uint64_t seal_off = get64(f + 32), end = get64(f + 40);
@@ -123,6 +126,7 @@ int mmj_footer_check(const uint8_t *f, const mmj_map *m, uint32_t salt_check, ui
         out->seal_offset = seal_off;
         out->end = end;
         memcpy(out->seal_hash, f + 48, MMJ_HASH_SIZE);
+        out->durable = f[80] & MMJ_SUM_DURABLE;
     }
     return MMJ_OK;
 }

@@ -114,13 +114,14 @@ typedef struct mmj_footer {
     uint64_t seal_offset;      /* offset of its SEAL record */
     uint64_t end;              /* offset after its EOS marker */
     uint8_t seal_hash[MMJ_HASH_SIZE];
+    int durable;               /* DURABLE flag: the segment was msynced before the summary */
 } mmj_footer;
 void mmj_footer_name(char *buf, size_t cap, uint64_t index, int tmp);
 void mmj_footer_build(uint8_t *out, uint64_t index, uint64_t first_seq, uint64_t records, uint64_t seal_off,
-                      const uint8_t *seal_hash);
+                      const uint8_t *seal_hash, int durable);
 /* Write seg-<index>.sum (temp name + rename, no fsync); MMJ_E_IO if it could not. */
 int mmj_footer_write(int dirfd, uint64_t index, uint64_t first_seq, uint64_t records, uint64_t seal_off,
-                     const uint8_t *seal_hash);
+                     const uint8_t *seal_hash, int durable);
 void mmj_footer_remove(int dirfd, uint64_t index);
 /* Read seg-<index>.sum: MMJ_OK, MMJ_E_NOT_FOUND, MMJ_E_CORRUPT (not exactly MMJ_FOOTER_SIZE bytes). */
 int mmj_footer_read(int dirfd, uint64_t index, uint8_t *out);

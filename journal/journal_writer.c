@@ -43,6 +43,8 @@ static int sync_range(mmj_writer *w, uint64_t from, uint64_t to)
     }
     if (to > w->synced_off)
         w->synced_off = to;
+    if (w->sync_hook)
+        w->sync_hook(w->sync_ctx, w->seg.index, start, to);
     w->unsynced = 0;
     w->last_sync_ns = mmj_now_ns();
     return MMJ_OK;
@@ -168,6 +170,8 @@ static int finish_segment(mmj_writer *w, int fd, const char *tmp, uint64_t index
         munmap(p, (size_t)size);
         return MMJ_E_DURABILITY;
     }
+    if (durable(w) && w->sync_hook)   /* header and zeros fsynced, the name made durable */
+        w->sync_hook(w->sync_ctx, index, 0, size);
     out->base = p;
     out->size = size;
     out->index = index;
@@ -342,8 +346,11 @@ static int seal_current(mmj_writer *w, const uint8_t *seal_hash_expected)
         if (rc != MMJ_OK)
             return rc;
     }
-    /* the summary after the seal is durable; failing to write it only costs readers a scan */
-    mmj_footer_write(w->dirfd, w->seg.index, w->next_seq - records, records, seal_off, seal);
+    /* the summary after the seal is durable; failing to write it only costs readers a scan.
+     * DURABLE iff msyncs (all from synced_off on, the first from the header's page) covered the
+     * segment through its EOS: only then may a recovering writer skip scanning it */
+    mmj_footer_write(w->dirfd, w->seg.index, w->next_seq - records, records, seal_off, seal,
+                     w->synced_off >= w->off);
     return MMJ_OK;
 }
 
@@ -666,6 +673,17 @@ void mmj_writer_salt(const mmj_writer *w, uint8_t *out)
         memcpy(out, w->salt, MMJ_SALT_SIZE);
 }
 
+int mmj_writer_set_sync_hook(mmj_writer *w, mmj_sync_hook hook, void *ctx)
+{
+    if (!w)
+        return MMJ_E_CLOSED;
+    pthread_mutex_lock(&w->mutex);
+    w->sync_hook = hook;
+    w->sync_ctx = ctx;
+    pthread_mutex_unlock(&w->mutex);
+    return MMJ_OK;
+}
+
 int mmj_writer_errno(const mmj_writer *w)
 {
     return w ? (w->failed_errno ? w->failed_errno : w->last_errno) : 0;
@@ -886,6 +904,20 @@ static void rescan_anchor(mmj_writer *w, const uint8_t *prev_seal)
     }
 }
 
+/* A sealed segment whose summary is believed and DURABLE (journal.h WRITER RECOVERY) needs no
+ * scan: the next sequence and the seal hash (into prev_seal) come from the summary. */
+static int summary_trusted(mmj_writer *w, const mmj_map *m, uint64_t first_seq, uint8_t *prev_seal)
+{
+    uint8_t f[MMJ_FOOTER_SIZE];
+    mmj_footer info;
+    if (mmj_footer_read(w->dirfd, m->index, f) != MMJ_OK ||
+        mmj_footer_check(f, m, mmj_salt_check(w->salt, m->index), first_seq, &info) != MMJ_OK || !info.durable)
+        return 0;
+    w->next_seq = first_seq + info.records;
+    memcpy(prev_seal, info.seal_hash, MMJ_HASH_SIZE);
+    return 1;
+}
+
 static int recover(mmj_writer *w, mmj_recovery *rep, int *err)
 {
     uint64_t *idx = NULL;
@@ -935,6 +967,11 @@ static int recover(mmj_writer *w, mmj_recovery *rep, int *err)
             rep->offset = 0;
             rep->seq = w->next_seq;
             break;
+        }
+        if (summary_trusted(w, &m, first_seq, prev_seal)) {
+            mmj_unmap(&m);
+            expect_index++;
+            continue;
         }
         int sealed = scan_segment(w, &m, first_seq, prev_seal, &end, &bad, seal);
         if (sealed) {
@@ -992,8 +1029,17 @@ static int recover(mmj_writer *w, mmj_recovery *rep, int *err)
             mmj_unmap(&w->seg);
         return rc;
     }
+    if (have_open && w->seg.version == w->opt.format_version) {
+        /* continue in the crashed segment: its tail is repaired (zeroed and msynced), its chain
+         * anchor found, and synced_off is back at the header, so the first msync of this writer
+         * covers the records a crashed pagecache-mode writer left only in the page cache */
+        rep->continued_segment = w->seg.index + 1;
+        return MMJ_OK;
+    }
     if (have_open) {
-        /* seal the crashed segment and continue in a fresh one */
+        /* a segment of another format version (an older writer's, or one this writer is told not
+         * to write yet) is sealed with its own chain and the journal continues in a fresh one:
+         * a segment never mixes chain versions, so verify and readers need no per-record rule */
         rep->sealed_segment = w->seg.index + 1;
         rc = roll(w, 1);
         if (rc != MMJ_OK)

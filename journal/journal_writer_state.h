@@ -57,6 +57,8 @@ struct mmj_writer {
     int need_roll;             /* a roll failed for lack of space: retry_space rolls */
     int failed_errno;          /* latched msync/fsync failure */
     int last_errno;
+    mmj_sync_hook sync_hook;   /* told what each msync/fsync made durable, or NULL */
+    void *sync_ctx;
     uint32_t type_size[65536];
 };
 

@@ -397,7 +397,7 @@ def kill_runs(runs: int, seed: int, workdir, *, workers: int = 2, chain: int = 1
 
 
 # --------------------------------------------------------------------------------------------
-# Power loss: every write after the last sync point is kept, dropped or torn, sector by sector
+# Power loss: every write not yet msynced is kept, dropped or torn, sector by sector
 
 
 @dataclasses.dataclass
@@ -486,6 +486,35 @@ def scratch_dir(fallback):
         shutil.rmtree(path, ignore_errors=True)
 
 
+class DurableImage:
+    """What the device holds: the files at the sync point, then every range the writer's sync
+    hook reports as msynced or fsynced, copied at that moment (its later writes are not durable).
+
+    Only the file name of a segment is known here (seg-<index %016d>.mmj); a segment first
+    reported after the sync point was created with a directory fsync, so it exists, zero-filled.
+    """
+
+    def __init__(self, path: pathlib.Path, files: dict[str, bytes]) -> None:
+        self.path = path
+        self.files = {name: bytearray(data) for name, data in files.items()}
+        self.syncs = 0
+
+    def synced(self, segment: int, start: int, stop: int) -> None:
+        name = f"seg-{segment:016d}.mmj"
+        fd = os.open(self.path / name, os.O_RDONLY)
+        try:
+            size = os.fstat(fd).st_size
+            data = os.pread(fd, stop - start, start)
+        finally:
+            os.close(fd)
+        image = self.files.setdefault(name, bytearray(size))
+        image[start:start + len(data)] = data
+        self.syncs += 1
+
+    def snapshot(self) -> dict[str, bytes]:
+        return {name: bytes(data) for name, data in self.files.items()}
+
+
 def _write_image(path: pathlib.Path, files: dict[str, bytes]) -> None:
     path.mkdir(parents=True)
     for name, data in files.items():
@@ -502,7 +531,7 @@ def powerloss_case(case_seed: int, workdir, report: PowerLossReport, *,
     shutil.rmtree(live, ignore_errors=True)
     shutil.rmtree(crashed, ignore_errors=True)
     durability = rng.choice(["sync", "group", "pagecache"])
-    if durability == "sync":   # an msync per append: few records (page-cache images cannot see msync)
+    if durability == "sync":   # an msync per append: few records, each durable once acknowledged
         durable, pending = rng.choice([0, rng.randint(1, 30)]), rng.randint(1, 8)
     else:                      # up to ~2 segments, so that many cuts fall across a segment roll
         durable = rng.choice([0, rng.randint(1, 60), rng.randint(60, 400)])
@@ -511,14 +540,19 @@ def powerloss_case(case_seed: int, workdir, report: PowerLossReport, *,
         journal = Journal(str(live), segment_size=segment_size, durability=durability)
         try:
             must_have: list[int] = []
-            write_records(journal, 0, durable, lambda i, n, first: must_have.extend(range(first, first + n)))
+
+            def ack(_idx: int, count: int, first: int) -> None:
+                must_have.extend(range(first, first + count))
+            write_records(journal, 0, durable, ack)
             journal.sync()     # the sync point: everything acknowledged so far is on the platter
-            before = snapshot(live)
-            write_records(journal, durable, durable + pending)
+            device = DurableImage(live, snapshot(live))
+            journal.on_sync(device.synced)   # and from here on, whatever each msync covered
+            write_records(journal, durable, durable + pending, ack if durability == "sync" else None)
             after = snapshot(live)
+            journal.on_sync(None)
         finally:
             journal.close()
-        _write_image(crashed, cut_power(before, after, rng, report))
+        _write_image(crashed, cut_power(device.snapshot(), after, rng, report))
         report.durable += len(must_have)
         back = read_back(crashed, segment_size=segment_size)
         problem = check_prefix(back, must_have, durable + pending)

@@ -54,6 +54,7 @@ class RecoveryReport:
     previous_pid: int           # the previous writer's pid from the lock file, 0 if none
     previous_clean: bool        # whether the previous writer closed cleanly
     created: bool               # whether this open created the journal
+    continued_segment: int | None = None  # the crashed segment the writer appends on in, if any
 
     @property
     def clean(self) -> bool:
@@ -68,6 +69,7 @@ class RecoveryReport:
             records_discarded=rep.records_discarded,
             sealed_segment=rep.sealed_segment - 1 if rep.sealed_segment else None,
             previous_pid=rep.previous_pid, previous_clean=bool(rep.previous_clean), created=bool(rep.created),
+            continued_segment=rep.continued_segment - 1 if rep.continued_segment else None,
         )
 
 
@@ -223,6 +225,17 @@ class Journal:
     def sync(self) -> None:
         """msync everything appended so far, whatever the durability mode."""
         check(lib.mmj_sync(self._w), "sync", self._errno())
+
+    def on_sync(self, fn) -> None:
+        """Call fn(segment, start, stop) after each msync/fsync that made bytes [start, stop) of a
+        segment durable (None: stop). It runs inside the append that synced, with the writer's
+        lock held: it must not use this journal. For tracing and power-loss tests."""
+        if self.closed:
+            raise JournalClosed("journal is closed", status=lib.MMJ_E_CLOSED)
+        callback = ffi.NULL if fn is None else ffi.callback(
+            "mmj_sync_hook", lambda _ctx, segment, start, stop: fn(segment, start, stop))
+        check(lib.mmj_writer_set_sync_hook(self._w, callback, ffi.NULL), "set sync hook")
+        self._sync_callback = callback   # keeps the C function pointer alive
 
     def checkpoint(self) -> None:
         """Write a CHECKPOINT record (the running hash) now."""

@@ -876,22 +876,38 @@ int fsig_quote_key(const fsig *g, const fmd_book *b, const fsig_react *r, uint32
     return 0;
 }
 
-/* engine._needs_work, or an absent order that _requote_side would hand to _work_side */
-static int side_acts(const int64_t *w, int64_t px, int64_t qty) {
+/* Whether Engine._work_side would act on this side: an absent order it would enter (a size and
+ * a price), or an answered one to pull, size down in place (modify), or replace
+ * unless Engine._can_wait holds it (a step of at most one tick toward the market, or more size
+ * at the same price, before it rested rest_ns). */
+static int side_acts(const fsig_react *r, uint32_t s, const int64_t *w, int is_buy, int64_t px,
+                     int64_t qty, int64_t now_ns) {
     if (!w[FSIG_W_PRESENT])
-        return qty != 0;
-    return w[FSIG_W_ANSWERED] && (qty <= 0 || px <= 0 || w[FSIG_W_PRICE] != px || w[FSIG_W_LEAVES] != qty);
+        return qty > 0 && px > 0;
+    if (!w[FSIG_W_ANSWERED])
+        return 0;
+    int64_t price = w[FSIG_W_PRICE], leaves = w[FSIG_W_LEAVES];
+    if (qty <= 0 || px <= 0 || (price == px && qty < leaves))
+        return 1;
+    if (price == px && leaves == qty)
+        return 0;
+    if (now_ns - w[FSIG_W_SENT] >= r->rest_ns || qty < leaves)
+        return 1;
+    int64_t step = is_buy ? px - price : price - px;
+    int64_t low = px < price ? px : price;
+    return !(step >= 0 && step <= fq_tick_at(r->half_penny[s], low));
 }
 
-int fsig_requote_acts(const fsig_react *r, uint32_t s, int64_t bp, int64_t bq, int64_t ap, int64_t aq) {
+int fsig_requote_acts(const fsig_react *r, uint32_t s, int64_t bp, int64_t bq, int64_t ap, int64_t aq,
+                      int64_t now_ns) {
     const int64_t *bid = &r->work[(size_t)s * 2 * FSIG_W_N], *ask = bid + FSIG_W_N;
     if (ask[FSIG_W_PRESENT] && bq && bp >= ask[FSIG_W_PRICE])
-        return side_acts(ask, ap, aq);  /* the ask stays, so the bid waits (self-trade rule) */
-    if (side_acts(bid, bp, bq))
+        return side_acts(r, s, ask, 0, ap, aq, now_ns);  /* the ask stays, so the bid waits (self-trade rule) */
+    if (side_acts(r, s, bid, 1, bp, bq, now_ns))
         return 1;
     if (bid[FSIG_W_PRESENT] && aq && ap <= bid[FSIG_W_PRICE])
         return 0;
-    return side_acts(ask, ap, aq);
+    return side_acts(r, s, ask, 0, ap, aq, now_ns);
 }
 
 /* Engine._price_quote of a memo miss (engine_price_quote's reads, from fsig and the mirrors; the
@@ -913,36 +929,38 @@ static int price_miss(const fsig *g, const fsig_react *r, uint32_t s, const int6
     return 0;
 }
 
+int fsig_requote_may_act(const fsig *g, const fmd_book *b, fsig_react *r, uint32_t s, int64_t now_ns) {
+    int64_t q[4] = {0, 0, 0, 0};
+    int64_t key[FSIG_M_NKEY];
+    if (!fsig_quote_key(g, b, r, s, now_ns, key)) {
+        int64_t *m = &r->memo[(size_t)s * FSIG_M_N];
+        if (!m[FSIG_M_VALID] || memcmp(key, m + FSIG_M_KEY, sizeof key) != 0) {
+            if (!r->qc || price_miss(g, r, s, key, q))
+                return 1;               /* Python prices it (and raises what it raises) */
+            m[FSIG_M_VALID] = 1;
+            memcpy(m + FSIG_M_KEY, key, sizeof key);
+            memcpy(m + FSIG_M_QUOTE, q, sizeof q);
+            uint32_t k = 0;
+            while (k < r->n_memo && r->memo_new[k] != s)
+                k++;
+            if (k == r->n_memo)
+                r->memo_new[r->n_memo++] = s;
+        } else {
+            memcpy(q, m + FSIG_M_QUOTE, sizeof q);
+        }
+    }
+    int64_t hold = r->hold[s];
+    if (hold > 0)
+        q[3] = 0;
+    else if (hold < 0)
+        q[1] = 0;
+    return fsig_requote_acts(r, s, q[0], q[1], q[2], q[3], now_ns);
+}
+
 /* Whether Engine._requote(s) then Engine._hedge of s's hedge targets may act or change state. */
 static int symbol_acts(const fsig *g, const fmd_book *b, fsig_react *r, uint32_t s, int64_t now_ns) {
-    if (r->quoted[s]) {
-        int64_t q[4] = {0, 0, 0, 0};
-        int64_t key[FSIG_M_NKEY];
-        if (!fsig_quote_key(g, b, r, s, now_ns, key)) {
-            int64_t *m = &r->memo[(size_t)s * FSIG_M_N];
-            if (!m[FSIG_M_VALID] || memcmp(key, m + FSIG_M_KEY, sizeof key) != 0) {
-                if (!r->qc || price_miss(g, r, s, key, q))
-                    return 1;           /* Python prices it (and raises what it raises) */
-                m[FSIG_M_VALID] = 1;
-                memcpy(m + FSIG_M_KEY, key, sizeof key);
-                memcpy(m + FSIG_M_QUOTE, q, sizeof q);
-                uint32_t k = 0;
-                while (k < r->n_memo && r->memo_new[k] != s)
-                    k++;
-                if (k == r->n_memo)
-                    r->memo_new[r->n_memo++] = s;
-            } else {
-                memcpy(q, m + FSIG_M_QUOTE, sizeof q);
-            }
-        }
-        int64_t hold = r->hold[s];
-        if (hold > 0)
-            q[3] = 0;
-        else if (hold < 0)
-            q[1] = 0;
-        if (fsig_requote_acts(r, s, q[0], q[1], q[2], q[3]))
-            return 1;
-    }
+    if (r->quoted[s] && fsig_requote_may_act(g, b, r, s, now_ns))
+        return 1;
     for (uint32_t k = r->targets_off[s]; k < r->targets_off[s + 1]; k++) {
         uint32_t t = r->targets[k];
         int64_t h = r->hedge_id[t];
@@ -1228,6 +1246,30 @@ int fsig_load(fsig *g, const uint8_t *buf, size_t len) {
     return io.err;
 }
 
+/* fsig_on_packets: a packet's due feeds into the log and the sent mirror, then its reaction
+ * (FSIG_QUIET or FSIG_REACT); FSIG_FEED, nothing changed, when the log has no room. */
+static int defer_feeds(const fsig *g, const fmd_book *b, fsig_packet *p) {
+    fsig_react *r = p->react;
+    if (r->n_feed > r->flog_cap - r->n_flog)
+        return FSIG_FEED;
+    for (uint32_t k = 0; k < r->n_feed; k++) {
+        uint32_t i = r->feed[k], s = p->touched[i];
+        double fair = p->fairs[i];
+        int64_t *sent = &r->sent[(size_t)s * FSIG_S_N];
+        sent[FSIG_S_PRICE4] = (int64_t)(fair + 0.5);
+        sent[FSIG_S_STALE] = 0;
+        sent[FSIG_S_NS] = p->now_ns;
+        r->flog_sym[r->n_flog] = s;
+        r->flog_fair[r->n_flog] = fair;
+        r->flog_ns[r->n_flog++] = p->now_ns;
+    }
+    r->n_feed = 0;
+    int rc = fsig_react_from(g, b, p, 0);
+    if (rc == FSIG_QUIET)
+        r->n_fed++;
+    return rc;
+}
+
 int fsig_on_packets(fsig *g, fmd_book *b, const uint8_t *buf, const uint64_t *off,
                     const int64_t *ts, uint32_t from, uint32_t count, const uint8_t *session,
                     uint64_t next_expected, int64_t now, fsig_packet *p, uint32_t *done,
@@ -1241,6 +1283,8 @@ int fsig_on_packets(fsig *g, fmd_book *b, const uint8_t *buf, const uint64_t *of
         p->now_ns = now;
         rc = fsig_on_packet(g, b, buf + off[i], (size_t)(off[i + 1] - off[i]), session,
                             next_expected, p);
+        if (rc == FSIG_FEED && !p->summary->n_errors && p->react->flog_cap)
+            rc = defer_feeds(g, b, p);
         if (rc != FSIG_QUIET || p->summary->n_errors)
             break;
         next_expected += p->summary->n_messages;

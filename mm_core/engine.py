@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+from itertools import accumulate, groupby
+from operator import attrgetter
 from typing import Callable
 
 from journal.catalogue import RecordType, pack, pack_json
@@ -39,7 +41,7 @@ from mm_core.ticks import TickTable
 from mm_core.trades import TAPE_MAX, TradeTape
 from mm_core.types import OrderIntent, OrderKind, Purpose, Side, make_intent
 
-__all__ = ["Engine", "EngineError", "PacketRun"]
+__all__ = ["Engine", "EngineError", "PacketRun", "feed_batched"]
 
 _BUY, _SELL = Side.BUY, Side.SELL
 _log2 = math.log2
@@ -60,10 +62,14 @@ _SIG_FALLBACK, _SIG_NOMEM, _SIG_TRIPPED = lib.FSIG_FALLBACK, lib.FSIG_NOMEM, lib
 _SIG_CALIBRATE = lib.FSIG_CALIBRATE
 _SIG_QUIET, _SIG_REACT, _SIG_FEED = lib.FSIG_QUIET, lib.FSIG_REACT, lib.FSIG_FEED
 _react_from_c = lib.fsig_react_from
+_requote_may_act_c = lib.fsig_requote_may_act
 _MEMO_N, _SENT_N = lib.FSIG_M_N, lib.FSIG_S_N
 _STATE_OF = TradingState
 _on_packets_c = lib.fsig_on_packets
 _RUN_MAX_SEQUENCE = 1 << 62     # a run's sequence stays far below the C path's int64 limit
+
+
+_packet_of, _time_of = attrgetter("packet"), attrgetter("now_ns")
 
 
 class PacketRun:
@@ -73,19 +79,36 @@ class PacketRun:
 
     def __init__(self, events: list) -> None:
         self.events = events
-        packets = [ev.packet for ev in events]
+        packets = list(map(_packet_of, events))
         joined = b"".join(packets)
-        off = [0]
-        for p in packets:
-            off.append(off[-1] + len(p))
         self._keep = joined
         self.buf = ffi.from_buffer("uint8_t[]", joined)
-        self.off = ffi.new("uint64_t[]", off)
-        self.ts = ffi.new("int64_t[]", [ev.now_ns for ev in events])
+        self.off = ffi.new("uint64_t[]", [0, *accumulate(map(len, packets))])
+        self.ts = ffi.new("int64_t[]", list(map(_time_of, events)))
         self.done = ffi.new("uint32_t *")
         self.messages = ffi.new("uint64_t *")
 unpack = ffi.unpack
 _NULL = ffi.NULL
+
+
+def feed_batched(engine: "Engine", events: list) -> None:
+    """Every event through `engine` as replay's batch path takes them: each run of two or more
+    consecutive MarketData events as a PacketRun through Engine.on_packet_run, the rest through
+    on_event (the actions are dropped: for benchmarks and tests of the engine alone)."""
+    on_event, on_run = engine.on_event, engine.on_packet_run
+    for kind, group in groupby(events, type):
+        if kind is not MarketData:
+            for ev in group:
+                on_event(ev)
+            continue
+        run = list(group)
+        size = len(run)
+        if size < 2:
+            on_event(run[0])
+            continue
+        run, k = PacketRun(run), 0
+        while k < size:
+            k += on_run(run, k)[0]
 
 
 def _needs_work(order: Order, price: int, qty: int) -> bool:
@@ -427,7 +450,7 @@ class Engine:
             self._rx.memos_from_c(self.quote_memo, _STATE_OF)
         if rc == _SIG_REACT:
             if react.markouts:
-                self._react(touched, actions)
+                self._markouts_then_react(touched, actions)
             else:
                 self._react_from(touched, react.work_at, actions)
         return actions
@@ -452,12 +475,15 @@ class Engine:
                            md.session_raw, expected, self.now, self._pkt, done, messages)
         taken = done[0]
         self.now = self._pkt.now_ns     # on_event's time, up to the last packet C looked at
+        if react.n_flog:                # the feeds C deferred, before anything else runs
+            self._feeds_from_c(react)
         if taken:                       # the quiet ones: on_event's and the packet path's counts
             counts = self.counts
             counts["events"] += taken
             counts["md_packets"] += taken
             counts["md_messages"] += messages[0]
-            self.quiet_packets += taken
+            self.quiet_packets += taken - react.n_fed   # on_event counts a packet that fed apart
+            react.n_fed = 0
             md.fast_packets += taken     # MarketDataPath.fast_applied, `taken` times
             tracker = md.tracker
             tracker.next_expected = nxt = tracker.next_expected + messages[0]
@@ -474,6 +500,19 @@ class Engine:
         actions = self._packet_applied(rc)
         self._drain_risk(actions)
         return taken + 1, actions
+
+    def _feeds_from_c(self, react) -> None:
+        """The risk feeds fsig_on_packets deferred, in order, each at its packet's time: what
+        _feed_risk does for them (the book is not stale here; C already wrote the sent mirror)."""
+        n = react.n_flog
+        react.n_flog = 0
+        syms, fairs, times = self._rx.flog
+        syms, fairs, times = unpack(syms, n), unpack(fairs, n), unpack(times, n)
+        sent = self.risk_sent
+        for s, fair, now in zip(syms, fairs, times):
+            sent[s] = (int(fair + 0.5), False, now)
+        specs = self.specs
+        self.risk.on_markets(syms, fairs, [specs[s].reference_price for s in syms], times)
 
     def _risk_to_react(self) -> None:
         """The gateway's state, limits version, multipliers and collar into the reaction's mirror."""
@@ -500,6 +539,26 @@ class Engine:
                 return
             i = self._react_c.work_at
 
+    def _markouts_then_react(self, touched: list[int], actions: list[Action]) -> None:
+        """Compiled _react when fsig_react_from found markouts due: they mature (the guard may
+        pull), then the C check, on mirrors refreshed after that, picks the touched symbols that
+        may act, as when none were due; the reference loop if markouts are still due."""
+        self._mature_markouts(actions)
+        self._own_table()
+        self._risk_to_react()
+        react = self._react_c
+        rc = _react_from_c(self._sh, self._bh, self._pkt, 0)
+        if react.n_memo:
+            self._rx.memos_from_c(self.quote_memo, _STATE_OF)
+        if rc == _SIG_QUIET:
+            return
+        if react.markouts:
+            react_one = self._react_one
+            for symbol_id in touched:
+                react_one(symbol_id, actions)
+            return
+        self._react_from(touched, react.work_at, actions)
+
     def _own_table(self) -> None:
         """Our live quotes of every symbol as fsig_packet's own-quote table, rebuilt when the OMS moved."""
         oms = self.oms
@@ -511,13 +570,14 @@ class Engine:
         self._rx.set_work(self)
         n, own = self.n, self._own
         px, qty, off, nb, na = [], [], [0] * n, [0] * n, [0] * n
-        for s in range(n):
-            o = own.get(s)
-            if o is not None:
-                k = o[2] + o[3]
-                off[s], nb[s], na[s] = len(px), o[2], o[3]
-                px.extend(o[0][0:k])
-                qty.extend(o[1][0:k])
+        for s in sorted(own):               # the symbols with quotes of ours, in id order
+            if s >= n:
+                continue
+            o = own[s]
+            k = o[2] + o[3]
+            off[s], nb[s], na[s] = len(px), o[2], o[3]
+            px.extend(o[0][0:k])
+            qty.extend(o[1][0:k])
         pkt = self._pkt
         if not px:
             pkt.own_px = _NULL
@@ -1081,10 +1141,10 @@ class Engine:
         if self.tracker.in_gap:
             self._request_gap(actions)
         self.risk.on_timer(now)
-        for s in range(self.n):
-            fair = self.fv.fair[s]
+        feed = self._feed_risk
+        for s, fair in enumerate(self.fv.fair[0:self.n]):
             if fair > 0:
-                self._feed_risk(s, fair, force=True)
+                feed(s, fair, True)
         self._mature_markouts(actions)
         if now >= self.next_metrics_ns:
             self.metrics.sample_position(self.inventory.position)
@@ -1092,11 +1152,29 @@ class Engine:
                 actions.append(JournalNote(RecordType.METRICS, pack_json(self.summary()), "metrics"))
             self.next_metrics_ns = now + self.cfg.metrics_interval_ns
         self.oms.prune(now, self.cfg.prune_after_ns)
-        for s in self.quoted:
-            self._requote(s, actions)
+        self._requote_checked(self.quoted, actions)
         for s in self.hedger.pairs:
             self._hedge(s, actions)
         return actions
+
+    def _requote_checked(self, symbols, actions: list[Action]) -> None:
+        """_requote of each of these quoted symbols (the timer's).
+        Compiled, the book not stale: only the ones fsig_requote_may_act finds may act or change
+        state, on mirrors refreshed before each."""
+        if self._rx is None or self.stale:
+            for s in symbols:
+                self._requote(s, actions)
+            return
+        react, risk = self._react_c, self.risk
+        for s in symbols:
+            self._own_table()
+            if risk.state is not self._risk_seen or risk.limits_version != react.limits_version:
+                self._risk_to_react()
+            acts = _requote_may_act_c(self._sh, self._bh, react, s, self.now)
+            if react.n_memo:
+                self._rx.memos_from_c(self.quote_memo, _STATE_OF)
+            if acts:
+                self._requote(s, actions)
 
     def _mature_markouts(self, actions: list[Action]) -> None:
         matured = self.metrics.on_time(self.now, self.mid2)
@@ -1230,7 +1308,8 @@ class Engine:
         doc["trading_state"] = self.risk.state.name
         doc["book_stale"] = self.stale
         doc["unknown_refs"] = self.book.unknown_refs
-        doc["guard_trips"] = {str(g.symbol_id): g.trips for g in self.guards if g.trips}
+        trips = self.sig.trips() if self.sig is not None else [g.trips for g in self.guards]
+        doc["guard_trips"] = {str(g.symbol_id): t for g, t in zip(self.guards, trips) if t}
         return doc
 
     def mirrors_stale(self) -> list[str]:

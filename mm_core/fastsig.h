@@ -5,8 +5,9 @@
  * module as fastmd, so one call applies a packet to the book and reads its fmd_summary.
  * Stage 2 decides in C when the rest of a packet's reaction (risk feed, markouts, requotes,
  * hedges) cannot act; stage 3 prices a quote memo miss in C too (fq_price, fastquote.h), and
- * fsig_on_packets takes a run of packets (replay) while they end quiet. Every action stays in
- * Python.
+ * fsig_on_packets takes a run of packets (replay) while they end quiet, logging the risk feeds
+ * of packets whose reaction is otherwise quiet for the caller to hand over in order. Every
+ * action stays in Python.
  *
  * This header is the specification; mm_core/sigkernel.py is the one Python wrapper, and
  * Engine(compiled=True), the default, runs on it. The Python classes stay the reference
@@ -292,7 +293,15 @@ int fsig_reprice_touched(fsig *g, const fmd_book *b, fsig_packet *p);
  * packet ends in FSIG_QUIET without book errors (p->react must be set) and stops after the first
  * one that does not: its code is returned (FSIG_FALLBACK: that packet was not applied) with
  * *done the quiet packets before it, which hold *messages messages; FSIG_QUIET with *done =
- * count - from when all were quiet. */
+ * count - from when all were quiet.
+ * With react->flog_cap set, a packet ending in FSIG_FEED (no book errors) does not stop the run
+ * while the log has room: its due feeds are logged (react->flog_*) and written to react->sent as
+ * Engine._feed_risk would, then fsig_react_from(0) decides the reaction. Deferring is sound
+ * because the gateway's answer to a feed of a book that is not stale (on_market: prices, bands,
+ * P&L marks, fault bit cleared) moves nothing the reaction reads (state, limits version,
+ * multipliers, collar) and emits no state change; the caller applies the log before any Python
+ * runs. FSIG_QUIET goes on (react->n_fed counts it), FSIG_REACT stops as above (that packet's
+ * feeds are in the log). */
 int fsig_on_packets(fsig *g, fmd_book *b, const uint8_t *buf, const uint64_t *off,
                     const int64_t *ts, uint32_t from, uint32_t count, const uint8_t *session,
                     uint64_t next_expected, int64_t now, fsig_packet *p, uint32_t *done,
@@ -315,7 +324,8 @@ int fsig_on_packets(fsig *g, fmd_book *b, const uint8_t *buf, const uint64_t *of
  *                   held hedge shares, vol_q, bid/ask cool-down running, int(toxicity * 20),
  *                   markouts counted, limits version) and fq_price cannot price it (an exception
  *                   or a big integer: Python prices it), when Engine._requote would call
- *                   _work_side on a side (engine._needs_work, the self-trade rules), or when
+ *                   have _work_side act on a side (engine._needs_work, the self-trade rules,
+ *                   a replace not held back by Engine._can_wait), or when
  *                   Engine._hedge of one of its hedge targets would change anything (the hedger
  *                   not idle, its sustain timer running, or the hold on the hedge instrument set).
  * Stage 3: on a memo miss fsig_react_from prices the quote itself (fq_price on the same inputs
@@ -330,7 +340,8 @@ int fsig_on_packets(fsig *g, fmd_book *b, const uint8_t *buf, const uint64_t *of
  * and checks them: Engine.mirrors_stale()). */
 
 enum fsig_react_const {
-    FSIG_W_PRESENT = 0, FSIG_W_PRICE = 1, FSIG_W_LEAVES = 2, FSIG_W_ANSWERED = 3, FSIG_W_N = 4,
+    FSIG_W_PRESENT = 0, FSIG_W_PRICE = 1, FSIG_W_LEAVES = 2, FSIG_W_ANSWERED = 3, FSIG_W_SENT = 4,
+    FSIG_W_N = 5,
     FSIG_M_VALID = 0, FSIG_M_KEY = 1, FSIG_M_NKEY = 12, FSIG_M_QUOTE = 13, FSIG_M_N = 17,
     FSIG_P_ACTIVE = 0, FSIG_P_IN_FLIGHT = 1, FSIG_P_OVER_SINCE = 2, FSIG_P_HEDGED = 3, FSIG_P_N = 4,
     FSIG_S_PRICE4 = 0, FSIG_S_STALE = 1, FSIG_S_NS = 2, FSIG_S_N = 3,
@@ -349,6 +360,7 @@ typedef struct fsig_react {
     const uint32_t *targets_off;
     const int64_t *hedge_id;    /* [n] the hedge instrument of a hedged symbol, else -1 */
     int64_t refresh_ns;         /* EngineConfig.risk_refresh_ns */
+    int64_t rest_ns;            /* EngineConfig.requote_rest_ns (Engine._can_wait) */
     int64_t trigger;            /* HedgeParams.trigger */
     int64_t halted_state;       /* int(TradingState.HALTED) */
     /* mirrors of Python-owned values */
@@ -380,15 +392,28 @@ typedef struct fsig_react {
     uint32_t markouts;
     uint32_t n_memo;            /* memos fsig_react_from priced and stored since the caller */
     uint32_t *memo_new;         /* [n] last reset n_memo: their symbols (each once), to copy */
+    /* fsig_on_packets' deferred risk feeds (flog_cap 0: never deferred); the caller tells the
+     * gateway each logged feed, in order, at its packet's time, and resets n_flog and n_fed */
+    uint32_t flog_cap;
+    uint32_t n_flog;            /* out: feeds logged */
+    uint32_t n_fed;             /* out: packets whose feeds were logged and that then ended quiet */
+    uint32_t *flog_sym;         /* [flog_cap] the symbol (p->touched[feed[k]]) */
+    double *flog_fair;          /* [flog_cap] its fair value (p->fairs[feed[k]]) */
+    int64_t *flog_ns;           /* [flog_cap] the packet's p->now_ns */
 } fsig_react;
 
 /* Engine._quote's key of a symbol into key[FSIG_M_NKEY] (no state changes; for tests). Returns 0,
  * or 1 when _quote returns no quote before the key (fair <= 0, halted). */
 int fsig_quote_key(const fsig *g, const fmd_book *b, const fsig_react *r, uint32_t symbol,
                    int64_t now_ns, int64_t *key);
-/* Whether Engine._requote would call _work_side for this wanted quote (before the hedge hold). */
+/* Whether Engine._requote would have _work_side act for this wanted quote (before the hedge
+ * hold) at now_ns: send, pull, modify, or replace unless Engine._can_wait holds the quote. */
 int fsig_requote_acts(const fsig_react *r, uint32_t symbol, int64_t bid_px, int64_t bid_qty,
-                      int64_t ask_px, int64_t ask_qty);
+                      int64_t ask_px, int64_t ask_qty, int64_t now_ns);
+/* Whether Engine._requote(symbol) may act or change state (fsig_react_from's check of one quoted
+ * symbol, a memo miss priced into r->memo as there; the book must not be stale): 0 when not. */
+int fsig_requote_may_act(const fsig *g, const fmd_book *b, fsig_react *r, uint32_t symbol,
+                         int64_t now_ns);
 /* See above: FSIG_QUIET or FSIG_REACT. */
 int fsig_react_from(const fsig *g, const fmd_book *b, fsig_packet *p, uint32_t from);
 

@@ -148,7 +148,7 @@ class Metrics:
         return matured
 
     def sample_position(self, positions: list[int]) -> None:
-        self.abs_pos_sum += sum(abs(p) for p in positions)
+        self.abs_pos_sum += sum(map(abs, positions))
         self.pos_samples += 1
 
     # --- outputs -----------------------------------------------------------------------

@@ -198,11 +198,17 @@ class Order:
                 f"{self.state.value})")
 
 
+_NEVER = 1 << 62                 # later than any session time
 _TOKEN_ALPHABET = string.digits + string.ascii_uppercase
 
 
 class Oms:
     """All orders of one session, keyed by token, and the resting order per (symbol, side, purpose)."""
+
+    # a lower bound of the last transition time of every terminal order kept (a terminal order never
+    # moves again): prune() has nothing to forget before it is keep_ns old. A class default so an
+    # OMS pickled before it existed scans at its first prune.
+    terminal_since_ns: int = -_NEVER
 
     def __init__(self, session_prefix: str, encode_cancel: Callable[[str], bytes], *,
                  token_length: int = 14) -> None:
@@ -388,6 +394,8 @@ class Oms:
         order.last_ns = now_ns
         self.transitions += 1
         if order.fsm.state in TERMINAL:
+            if now_ns < self.terminal_since_ns:
+                self.terminal_since_ns = now_ns
             del self.live[order.token]
             key = (order.symbol_id, int(order.side), order.purpose.value)
             if self.working.get(key) == order.token:
@@ -418,11 +426,20 @@ class Oms:
 
     def prune(self, now_ns: int, keep_ns: int) -> int:
         """Forget orders terminal for longer than keep_ns (a late venue message for one of them
-        would be an unknown token, which the engine treats as impossible); returns how many."""
-        dead = [t for t, o in self.orders.items()
-                if o.fsm.state in TERMINAL and now_ns - o.last_ns > keep_ns]
+        would be an unknown token, which the engine treats as impossible); returns how many.
+        Scans the orders only once the oldest terminal one may have expired (terminal_since_ns)."""
+        if now_ns - self.terminal_since_ns <= keep_ns:
+            return 0
+        dead, oldest = [], _NEVER
+        for t, o in self.orders.items():
+            if o.fsm.state in TERMINAL:
+                if now_ns - o.last_ns > keep_ns:
+                    dead.append(t)
+                elif o.last_ns < oldest:
+                    oldest = o.last_ns
         for t in dead:
             del self.orders[t]
+        self.terminal_since_ns = oldest
         return len(dead)
 
     def state_items(self):

@@ -631,9 +631,13 @@ class Runner:
             self._journal_failed(exc, now)
 
 
+_TS_SOURCES = {int(s): s for s in TsSource}     # TsSource(x) without the enum call per record
+
+
 def market_data_event(rec) -> MarketData:
     """The engine input of an MD_PACKET record (engine_events' mapping; replay's batch path)."""
-    return MarketData(rec.payload, rec.ts_ns, TsSource(rec.ts_source))
+    source = _TS_SOURCES.get(rec.ts_source)
+    return MarketData(rec.payload, rec.ts_ns, source if source is not None else TsSource(rec.ts_source))
 
 
 def engine_events(records: Iterable, profile: str = "eu-hft", fresh_session: bool = True) -> Iterator:

@@ -91,6 +91,14 @@ class SignalKernel:
         lib.fsig_guard_info_get(self._h, symbol_id, self._info)
         return self._info
 
+    def trips(self) -> list[int]:
+        """Every symbol's guard trip count (KernelGuard.trips of each, in one pass)."""
+        get, h, info, out = lib.fsig_guard_info_get, self._h, self._info, []
+        for s in range(self.n):
+            get(h, s, info)
+            out.append(info.trips)
+        return out
+
 
 def trip_of(t) -> Trip:
     """A guard.Trip from an fsig_trip."""

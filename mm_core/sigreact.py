@@ -22,6 +22,7 @@ _ANSWERED = (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED)
 _MIRRORS = ("position", "hold", "halted", "sent", "memo", "work", "pair", "blocked")
 _SCALARS = ("markout_n", "next_due_ns")
 _FLOATS = ("markout", "adverse")
+_FLOG_CAP = 1024        # risk feeds a run of packets may defer before it stops for Python
 
 
 def _flat(lists: list[list[int]]) -> tuple[list[int], list[int]]:
@@ -50,18 +51,20 @@ def memo_words(memo) -> list[int]:
 
 
 def work_words(oms, slot) -> list[int]:
-    """The working order of one quote slot as FSIG_W_N words: present, price, leaves, answered."""
+    """The working order of one quote slot as FSIG_W_N words: present, price, leaves, answered,
+    sent time."""
     token = oms.working.get(slot)
     if token is None:
-        return [0, 0, 0, 0]
+        return [0, 0, 0, 0, 0]
     order = oms.orders[token]
-    return [1, order.price, order.leaves, int(order.fsm.state in _ANSWERED)]
+    return [1, order.price, order.leaves, int(order.fsm.state in _ANSWERED), order.sent_ns]
 
 
 class ReactMirror:
     """One engine's fsig_react; `r` is the struct fsig_packet.react points at."""
 
     price_misses = True     # False: memo misses return to Python (the tests' stage 2 reference)
+    _metrics_seen = None    # (recent markouts, adverse, marked) as set_metrics last wrote them
     priced = 0              # memo misses the C reaction priced (benchmark figure)
 
     def __init__(self, engine) -> None:
@@ -89,6 +92,7 @@ class ReactMirror:
         r.qc = engine.quote_pricer.config if self.price_misses else ffi.NULL
         r.reducing_state = int(TradingState.REDUCING)
         r.refresh_ns = engine.risk_refresh_ns
+        r.rest_ns = engine.cfg.requote_rest_ns
         r.trigger = engine.hedger.p.trigger
         r.halted_state = int(TradingState.HALTED)
         sizes = {"position": n, "hold": n, "halted": n, "sent": n * lib.FSIG_S_N,
@@ -98,6 +102,10 @@ class ReactMirror:
             setattr(self, name, arr(name, "int64_t", sizes[name]))
         arr("feed", "uint32_t", n)
         arr("memo_new", "uint32_t", n)
+        # fsig_on_packets' deferred feeds (replay's batch path; Engine._feeds_from_c applies them)
+        r.flog_cap = _FLOG_CAP
+        self.flog = (arr("flog_sym", "uint32_t", _FLOG_CAP), arr("flog_fair", "double", _FLOG_CAP),
+                     arr("flog_ns", "int64_t", _FLOG_CAP))
         for name in _FLOATS:
             setattr(self, name, arr(name, "double", n))
         # the work mirror's offset of each quote slot (OMS working key), and an empty mirror
@@ -142,6 +150,7 @@ class ReactMirror:
             else:
                 getattr(self, name)[0:len(words)] = words
         self._blocked_set = set(engine.metrics.blocked)
+        self._metrics_seen = None           # set_metrics writes markout and adverse next time
 
     def stale(self, engine) -> list[str]:
         """The mirrors that differ from the engine's Python state (empty: none)."""
@@ -183,8 +192,12 @@ class ReactMirror:
         r.markout_n = m.markout_n[m.adverse_horizon]
         r.next_due_ns = m.next_due_ns
         n = self.n
-        self.markout[0:n] = m.recent_markout
-        self.adverse[0:n] = [m.adverse_rate(s) for s in range(n)]
+        seen = (m.recent_markout, m.adverse_by, m.marked_by)
+        if seen != self._metrics_seen:      # most calls find them as they were last written
+            self.markout[0:n] = m.recent_markout
+            # Metrics.adverse_rate(s) of every symbol, without a method call per symbol
+            self.adverse[0:n] = [a / k if k else 0.0 for a, k in zip(m.adverse_by, m.marked_by)]
+            self._metrics_seen = tuple(map(list, seen))
         blocked = set(m.blocked)
         was = self._blocked_set
         if blocked != was:

@@ -129,25 +129,35 @@ class _Walk:
         """`event` (its record already pulled) and the MD_PACKET records right after it, through
         Engine.on_packet_run: the same checks, in the same order, as feeding them one by one
         (a packet that ends quiet has no actions, so the records after it see nothing expected)."""
-        recs = [None]
-        events = [event]
-        while len(events) < _RUN_MAX and source.next_is(RecordType.MD_PACKET):
-            rec = next(source)
-            recs.append(rec)
-            events.append(market_data_event(rec))
+        recs = [None, *source.take_run(RecordType.MD_PACKET, _RUN_MAX - 1)]
+        events = [event, *map(market_data_event, recs[1:])]
         run = PacketRun(events)
         engine, result = self.engine, self.result
         i, n = 0, len(events)
         while i < n:
             taken, actions = engine.on_packet_run(run, i)
-            for j in range(i + 1, i + taken):
-                self.before(recs[j])            # after quiet packets: expected is empty
+            if taken > 1:
+                self.before_quiet(recs[i + 1:i + taken])
             result.events += taken
             self.since_snapshot += taken
             self.take(actions)
             i += taken
             if i < n:
                 self.before(recs[i])
+
+    def before_quiet(self, recs: list) -> None:
+        """before() of MD_PACKET records that each follow a packet which ended quiet (nothing is
+        expected, and the batch path writes no snapshots): only the counts and sequence move."""
+        if self.every:
+            for rec in recs:
+                self.before(rec)
+            return
+        self.skipping = False
+        r = self.result
+        r.records += len(recs)
+        if not r.first_seq:
+            r.first_seq = recs[0].seq
+        r.last_seq = recs[-1].seq
 
     def take(self, actions) -> None:
         for action in actions:
@@ -248,6 +258,16 @@ class _Lookahead:
             self._next = None
             return rec
         return next(self._it)
+
+    def take_run(self, rtype, limit: int) -> list:
+        """Up to `limit` records of type rtype, as long as the next ones are of that type."""
+        out: list = []
+        rec = self._next if self._next is not None else next(self._it, None)
+        while rec is not None and rec.rtype == rtype and len(out) < limit:
+            out.append(rec)
+            rec = next(self._it, None)
+        self._next = rec
+        return out
 
     def next_is(self, rtype) -> bool:
         if self._next is None:

@@ -2,10 +2,12 @@
 head.003 BizData / head.001 AppHdr envelope; one file per trade date, streamed chunk by chunk.
 
 Owns the mapping of RTS 22 columns to XML elements and deterministic serialisation: every row's
-<Tx> is assembled column-wise with Arrow string kernels (escaped text, fixed element order and
-indentation, optional elements left out where the field is null), never per row in Python; the
-envelope carries no wall-clock time (CreDt is the last trading time in the file). Knows nothing
-of journals; it reads the same rows that go to Parquet.
+<Tx> is assembled column-wise with Arrow string kernels (escaped text, fixed element order,
+optional elements left out where the field is null), never per row in Python; the
+envelope carries no wall-clock time (CreDt is the last trading time in the file). No whitespace
+between elements (it carries nothing in auth.016 and was a third of the bytes): the envelope's
+head on one line, each <Tx> on a line of its own, then the tail. Knows nothing of journals; it
+reads the same rows that go to Parquet.
 """
 from __future__ import annotations
 
@@ -23,7 +25,6 @@ NS_AUTH16 = "urn:iso:std:iso:20022:tech:xsd:auth.016.001.01"
 MSG_DEF = "auth.016.001.01"
 TEXT_ROWS = 16_384    # rows turned into XML text at a time
 CREATED_PLACEHOLDER = "0000-00-00T00:00:00.000000Z"     # as wide as every {DATE_TIME_FORMAT} value
-TX_DEPTH = 4          # BizData > Pyld > Document > FinInstrmRptgTxRpt > Tx
 
 
 def _escape(arr: pa.Array) -> pa.Array:
@@ -45,14 +46,15 @@ class _Rows:
         self.n = n
         self.parts: list = []
 
-    def _pad(self, depth: int) -> str:
-        return "\n" + " " * depth
+    def open(self, tag: str, when: pa.Array | None = None) -> None:
+        self._const(f"<{tag}>", when)
 
-    def open(self, depth: int, tag: str, when: pa.Array | None = None) -> None:
-        self._const(f"{self._pad(depth)}<{tag}>", when)
+    def close(self, tag: str, when: pa.Array | None = None) -> None:
+        self._const(f"</{tag}>", when)
 
-    def close(self, depth: int, tag: str, when: pa.Array | None = None) -> None:
-        self._const(f"{self._pad(depth)}</{tag}>", when)
+    def const(self, text: str) -> None:
+        """Text on every row (e.g. the line break before each <Tx>)."""
+        self._const(text, None)
 
     def _rows(self, when: pa.Array | None) -> str:
         """'all', 'none' or 'some': on which rows an element guarded by `when` appears."""
@@ -73,7 +75,7 @@ class _Rows:
         else:
             self.parts.append(pc.if_else(when, text, pa.scalar(None, pa.string())))
 
-    def leaf(self, depth: int, tag: str, value: pa.Array, when: pa.Array | None = None, attr: str = "",
+    def leaf(self, tag: str, value: pa.Array, when: pa.Array | None = None, attr: str = "",
              attr_value: pa.Array | None = None) -> None:
         """<tag>value</tag> (with attr="attr_value" when given); left out where value is null.
         An element on every row whose values are all the same is constant text."""
@@ -81,9 +83,8 @@ class _Rows:
         if rows == "none":
             return
         when = None if rows == "all" else when
-        pad = self._pad(depth)
         raw = [value] if attr_value is None else [attr_value, value]
-        heads = [f"{pad}<{tag}>"] if attr_value is None else [f'{pad}<{tag} {attr}="', '">']
+        heads = [f"<{tag}>"] if attr_value is None else [f'<{tag} {attr}="', '">']
         if when is None and all(v.null_count == 0 for v in raw):
             for head, v in zip(heads, raw):
                 self._const(head, None)
@@ -125,91 +126,89 @@ def _present(arr: pa.Array) -> pa.Array:
     return pc.and_(arr.is_valid(), pc.not_equal(pc.fill_null(arr, ""), ""))
 
 
-def _party(r: _Rows, depth: int, tag: str, ident: pa.Array, branch: pa.Array) -> None:
+def _party(r: _Rows, tag: str, ident: pa.Array, branch: pa.Array) -> None:
     is_mic = pc.equal(pc.utf8_length(pc.fill_null(ident, "")), 4)
-    r.open(depth, tag)
-    r.open(depth + 1, "AcctOwnr")
-    r.open(depth + 2, "Id")
-    r.leaf(depth + 3, "MIC", ident, when=is_mic)
-    r.leaf(depth + 3, "LEI", ident, when=pc.invert(is_mic))
-    r.close(depth + 2, "Id")
-    r.leaf(depth + 2, "CtryOfBrnch", branch, when=_present(branch))
-    r.close(depth + 1, "AcctOwnr")
-    r.close(depth, tag)
+    r.open(tag)
+    r.open("AcctOwnr")
+    r.open("Id")
+    r.leaf("MIC", ident, when=is_mic)
+    r.leaf("LEI", ident, when=pc.invert(is_mic))
+    r.close("Id")
+    r.leaf("CtryOfBrnch", branch, when=_present(branch))
+    r.close("AcctOwnr")
+    r.close(tag)
 
 
 def transactions(table: pa.Table, col) -> pa.Array:
     """The <Tx><New>...</New></Tx> text of every row (col: field number -> column name)."""
     def f(num: int) -> pa.Array:
-        return table.column(col(num)).combine_chunks()
+        return ac.plain(table.column(col(num)).combine_chunks())
 
-    d = TX_DEPTH
     r = _Rows(table.num_rows)
-    r.open(d, "Tx")
-    r.open(d + 1, "New")
-    n = d + 2
-    r.leaf(n, "TxId", f(2))
-    r.leaf(n, "ExctgPty", f(4))
-    r.leaf(n, "InvstmtPtyInd", _bool_text(f(5)))
-    r.leaf(n, "SubmitgPty", f(6))
-    _party(r, n, "Buyr", f(7), f(8))
-    _party(r, n, "Sellr", f(16), f(17))
-    r.open(n, "OrdrTrnsmssn")
-    r.leaf(n + 1, "TrnsmssnInd", _bool_text(f(25)))
-    r.close(n, "OrdrTrnsmssn")
-    r.open(n, "Tx")
-    r.leaf(n + 1, "TradDt", f(28))
-    r.leaf(n + 1, "TradgCpcty", f(29))
-    r.open(n + 1, "Qty")
-    r.leaf(n + 2, "Unit", f(30))
-    r.close(n + 1, "Qty")
-    for depth, tag in enumerate(("Pric", "Pric", "MntryVal"), start=n + 1):
-        r.open(depth, tag)
-    r.leaf(n + 4, "Amt", f(33), attr="Ccy", attr_value=f(34))
-    for depth, tag in reversed(list(enumerate(("Pric", "Pric", "MntryVal"), start=n + 1))):
-        r.close(depth, tag)
-    r.leaf(n + 1, "TradVn", f(36))
-    r.leaf(n + 1, "CtryOfBrnch", f(37), when=_present(f(37)))
-    r.leaf(n + 1, "TradPlcMtchgId", f(3), when=_present(f(3)))
-    r.close(n, "Tx")
-    r.open(n, "FinInstrm")
+    r.const("\n")                         # one line per transaction
+    r.open("Tx")
+    r.open("New")
+    r.leaf("TxId", f(2))
+    r.leaf("ExctgPty", f(4))
+    r.leaf("InvstmtPtyInd", _bool_text(f(5)))
+    r.leaf("SubmitgPty", f(6))
+    _party(r, "Buyr", f(7), f(8))
+    _party(r, "Sellr", f(16), f(17))
+    r.open("OrdrTrnsmssn")
+    r.leaf("TrnsmssnInd", _bool_text(f(25)))
+    r.close("OrdrTrnsmssn")
+    r.open("Tx")
+    r.leaf("TradDt", f(28))
+    r.leaf("TradgCpcty", f(29))
+    r.open("Qty")
+    r.leaf("Unit", f(30))
+    r.close("Qty")
+    for tag in ("Pric", "Pric", "MntryVal"):
+        r.open(tag)
+    r.leaf("Amt", f(33), attr="Ccy", attr_value=f(34))
+    for tag in ("MntryVal", "Pric", "Pric"):
+        r.close(tag)
+    r.leaf("TradVn", f(36))
+    r.leaf("CtryOfBrnch", f(37), when=_present(f(37)))
+    r.leaf("TradPlcMtchgId", f(3), when=_present(f(3)))
+    r.close("Tx")
+    r.open("FinInstrm")
     other = pc.or_(_present(f(42)), _present(f(43)))
-    r.open(n + 1, "Othr", when=other)
-    r.open(n + 2, "FinInstrmGnlAttrbts", when=other)
-    r.leaf(n + 3, "Id", f(41), when=other)
+    r.open("Othr", when=other)
+    r.open("FinInstrmGnlAttrbts", when=other)
+    r.leaf("Id", f(41), when=other)
     for num, tag in ((42, "FullNm"), (43, "ClssfctnTp"), (44, "NtnlCcy")):
-        r.leaf(n + 3, tag, f(num), when=pc.and_(other, _present(f(num))))
-    r.close(n + 2, "FinInstrmGnlAttrbts", when=other)
+        r.leaf(tag, f(num), when=pc.and_(other, _present(f(num))))
+    r.close("FinInstrmGnlAttrbts", when=other)
     deriv = pc.and_(other, _present(f(46)))
-    r.open(n + 2, "DerivInstrmAttrbts", when=deriv)
-    r.leaf(n + 3, "PricMltplr", f(46), when=deriv)
-    r.close(n + 2, "DerivInstrmAttrbts", when=deriv)
-    r.close(n + 1, "Othr", when=other)
-    r.leaf(n + 1, "Id", f(41), when=pc.invert(other))
-    r.close(n, "FinInstrm")
+    r.open("DerivInstrmAttrbts", when=deriv)
+    r.leaf("PricMltplr", f(46), when=deriv)
+    r.close("DerivInstrmAttrbts", when=deriv)
+    r.close("Othr", when=other)
+    r.leaf("Id", f(41), when=pc.invert(other))
+    r.close("FinInstrm")
     for num, tag in ((57, "InvstmtDcsnPrsn"), (59, "ExctgPrsn")):
         has = _present(f(num))
-        r.open(n, tag, when=has)
-        r.leaf(n + 1, "Algo", f(num), when=has)
-        r.close(n, tag, when=has)
-    r.open(n, "AddtlAttrbts")
+        r.open(tag, when=has)
+        r.leaf("Algo", f(num), when=has)
+        r.close(tag, when=has)
+    r.open("AddtlAttrbts")
     for num, tag in ((61, "WvrInd"), (62, "ShrtSellgInd"), (63, "OTCPstTradInd")):
-        r.leaf(n + 1, tag, f(num), when=_present(f(num)))
-    r.leaf(n + 1, "RskRdcgTx", _bool_text(f(64)))
-    r.leaf(n + 1, "SctiesFincgTxInd", _bool_text(f(65)))
-    r.close(n, "AddtlAttrbts")
-    r.close(d + 1, "New")
-    r.close(d, "Tx")
+        r.leaf(tag, f(num), when=_present(f(num)))
+    r.leaf("RskRdcgTx", _bool_text(f(64)))
+    r.leaf("SctiesFincgTxInd", _bool_text(f(65)))
+    r.close("AddtlAttrbts")
+    r.close("New")
+    r.close("Tx")
     return r.text()
 
 
-def _element(depth: int, tag: str, content, attrs: str = "") -> str:
-    """Indented XML for a small fixed tree: content is text or a list of (tag, content[, attrs])."""
-    pad = "\n" + " " * depth
+def _element(tag: str, content, attrs: str = "") -> str:
+    """XML for a small fixed tree: content is text or a list of (tag, content[, attrs])."""
     if isinstance(content, str):
-        return f"{pad}<{tag}{attrs}>{escape(content)}</{tag}>"
-    inner = "".join(_element(depth + 1, *child) for child in content)
-    return f"{pad}<{tag}{attrs}>{inner}{pad}</{tag}>"
+        return f"<{tag}{attrs}>{escape(content)}</{tag}>"
+    inner = "".join(_element(*child) for child in content)
+    return f"<{tag}{attrs}>{inner}</{tag}>"
 
 
 def _organisation(tag: str, ident: str, scheme: str):
@@ -218,12 +217,12 @@ def _organisation(tag: str, ident: str, scheme: str):
 
 def envelope(submitter: str, authority: str, msg_id: str, created: str) -> tuple[bytes, bytes]:
     """(head, tail) around the <Tx> elements of one file."""
-    header = _element(1, "Hdr", [("AppHdr", [
+    header = _element("Hdr", [("AppHdr", [
         _organisation("Fr", submitter, "LEI"), _organisation("To", authority, "NCA"),
         ("BizMsgIdr", msg_id), ("MsgDefIdr", MSG_DEF), ("CreDt", created)], f' xmlns="{NS_HEAD1}"')])
     head = (f'<?xml version="1.0" encoding="UTF-8"?>\n<BizData xmlns="{NS_HEAD3}">{header}'
-            f'\n <Pyld>\n  <Document xmlns="{NS_AUTH16}">\n   <FinInstrmRptgTxRpt>')
-    tail = "\n   </FinInstrmRptgTxRpt>\n  </Document>\n </Pyld>\n</BizData>\n"
+            f'<Pyld><Document xmlns="{NS_AUTH16}"><FinInstrmRptgTxRpt>')
+    tail = "\n</FinInstrmRptgTxRpt></Document></Pyld></BizData>\n"
     return head.encode(), tail.encode()
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from reports import arrowcols as ac
-from reports import common, events, nbbo
+from reports import common, events, nbbo, numtext
 from reports.events import EV
 from reports.output import ReportOutput, TableCollector
 from reports.refdata import RefData
@@ -34,6 +34,7 @@ KIND = "execution-quality"
 SCHEMA_VERSION = "execution-quality-1"
 NS = 1_000_000_000
 REALIZED_HORIZONS_S = (1, 15, 60)
+PRICE4_UNITS = 1e-4           # price4 integer -> units, as Arrow turns a decimal(_, 4) into a double
 ROUND_LOT = 100
 # Notional edges in price4·shares (dollars × 10_000) for round-lot orders: <$20k, <$50k, <$200k, rest.
 SIZE_EDGES = (20_000 * 10_000, 50_000 * 10_000, 200_000 * 10_000)
@@ -69,9 +70,23 @@ def _symbols(ref: RefData) -> dict[str, int]:
     return {i.symbol: i.symbol_id for i in ref.instruments.values()}
 
 
-def _fills(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeline, quote_utc) -> pa.Table:
+FILLS = (EV["EXECUTED"], EV["EXECUTED_WITH_REF_PRICE"])             # the firm's executions
+QUOTED = (EV["SENT_NEW"], EV["SENT_REPLACE"])          # the firm's quotes, checked against 612/610
+_FILL_COLUMNS = ("seq", "token_key", "symbol_id", "side", "exec_qty", "exec_price", "creator_seq",
+                 "creator_ts_ns", "creator_ts_source", "order_price", "order_qty", "tif")
+_QUOTE_COLUMNS = ("seq", "token_key", "symbol_id", "side", "price")
+
+
+def _rows(ev: events.OrderEvents, codes: tuple[int, ...], columns: tuple[str, ...]) -> events.OrderEvents:
+    """The events of `codes`, with just the columns a table needs (the others are not copied)."""
     e = ev.cols["event"]
-    fx = ev.take(np.flatnonzero((e == EV["EXECUTED"]) | (e == EV["EXECUTED_WITH_REF_PRICE"])))
+    picked = events.OrderEvents({k: ev.cols[k] for k in columns + ("event",)}, ev.utc, ev.samples)
+    return picked.take(np.flatnonzero(np.isin(e, codes)))
+
+
+def _fills(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeline, quote_utc) -> tuple[pa.Table, dict]:
+    """The fills table, and the numpy values the summary accumulates (see Summary.add)."""
+    fx = _rows(ev, FILLS, _FILL_COLUMNS)
     c = fx.cols
     is_buy = c["side"] == ord("B")
     sym = c["symbol_id"]
@@ -85,10 +100,12 @@ def _fills(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeline, quo
     # effective spread 2·(P − M) for buys, 2·(M − P) for sells: with 2·M = bid + ask it is an
     # exact price4 integer, positive when the order paid more than the midpoint
     effective = sign * (2 * px - (bid0 + ask0))
+    # percentage effective spread: 2·|P − M| / M · 100, with 2·M = bid + ask
+    pct = 200.0 * effective / np.where(ok0, bid0 + ask0, 1)
     order_price = c["order_price"]
     cols = {
         "seq": pa.array(c["seq"].astype(np.uint64, copy=False)),
-        "order_id": ac.token_strings(c["token_key"]),
+        "order_id": numtext.token_text(c["token_key"]),
         "symbol_id": pa.array(sym.astype(np.uint32, copy=False)),
         "side": ac.codes((~is_buy).astype(np.int8, copy=False), ["BUY", "SELL"]),
         "exec_qty": pa.array(c["exec_qty"]),
@@ -101,20 +118,23 @@ def _fills(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeline, quo
         "nbb_at_exec": ac.decimal(bid1, 4, valid=found1 & (bid1 > 0)),
         "nbo_at_exec": ac.decimal(ask1, 4, valid=found1 & (ask1 > 0)),
         "effective_spread": ac.decimal(effective, 4, valid=ok0),
-        # percentage effective spread: 2·|P − M| / M · 100, with 2·M = bid + ask
-        "effective_spread_pct": pa.array(200.0 * effective / np.where(ok0, bid0 + ask0, 1), mask=~ok0),
+        "effective_spread_pct": pa.array(pct, mask=~ok0),
     }
+    measures = [(fx.utc.utc_ns - order_utc.utc_ns, fx.utc.valid & order_utc.valid),
+                (effective * PRICE4_UNITS, ok0), (pct, ok0)]
     for h in REALIZED_HORIZONS_S:
         bh, ah, fh = quotes.at_time(sym, fx.utc.utc_ns + h * NS, quote_utc)
         okh = fh & (bh > 0) & (ah > 0) & fx.utc.valid
         realized = sign * (2 * px - (bh + ah))
         cols[f"realized_spread_{h}s"] = ac.decimal(realized, 4, valid=okh)
-    cols["order_type_category"] = ac.codes(order_type_category(is_buy, order_price, bid0, ask0, c["tif"] == 0, found0),
-                                           TYPE_NAMES)
-    cols["size_category"] = ac.codes(size_category(c["order_qty"], order_price), SIZE_NAMES)
+        measures.append((realized * PRICE4_UNITS, okh))
+    kind = order_type_category(is_buy, order_price, bid0, ask0, c["tif"] == 0, found0)
+    size = size_category(c["order_qty"], order_price)
+    cols["order_type_category"] = ac.codes(kind, TYPE_NAMES)
+    cols["size_category"] = ac.codes(size, SIZE_NAMES)
     cols["quote_source"] = ac.codes(np.zeros(len(fx), np.int8), ["ITCH_MD_PACKET"])
     cols["trade_date"] = common.trade_date_column(fx.utc.utc_ns, fx.utc.valid)
-    return pa.table(cols)
+    return pa.table(cols), {"size": size, "kind": kind, "qty": c["exec_qty"], "measures": measures}
 
 
 class Summary:
@@ -134,20 +154,23 @@ class Summary:
         self.weighted = np.zeros((len(self.MEASURES), cells))
         self.weight = np.zeros((len(self.MEASURES), cells))
 
-    def add(self, fills: pa.Table) -> None:
-        if fills.num_rows == 0:
+    def add(self, size: np.ndarray, kind: np.ndarray, qty: np.ndarray, measures: list, keep: np.ndarray) -> None:
+        """The kept fills (`keep`) of a chunk: their size and order-type categories, shares, and per
+        measure (values in the summary's units before SCALE, known-or-not), as _fills made them.
+        Values are those the fills table holds: a decimal column's float is value4 * 1e-4, as
+        Arrow's decimal-to-double cast computes it (the test checks the two agree bit for bit)."""
+        if not keep.all():
+            rows = np.flatnonzero(keep)
+            size, kind, qty = size[rows], kind[rows], qty[rows]
+            measures = [(value[rows], ok[rows]) for value, ok in measures]
+        if len(qty) == 0:
             return
-        size = fills["size_category"].combine_chunks().indices.to_numpy()
-        kind = fills["order_type_category"].combine_chunks().indices.to_numpy()
         cell = size.astype(np.int64) * len(TYPE_NAMES) + kind
         cells = len(self.executions)
-        qty = fills["exec_qty"].to_numpy()
         self.executions += np.bincount(cell, minlength=cells)
         self.shares += np.bincount(cell, weights=qty, minlength=cells).astype(np.int64)
-        for i, name in enumerate(self.MEASURES):
-            col = fills[name].combine_chunks()
-            ok = col.is_valid().to_numpy(zero_copy_only=False)
-            value = col.cast(pa.float64()).fill_null(0).to_numpy()
+        for i, (value, ok) in enumerate(measures):
+            value = np.where(ok, value, 0).astype(np.float64, copy=False)
             self.weighted[i] += np.bincount(cell, weights=value * qty * ok, minlength=cells)
             self.weight[i] += np.bincount(cell, weights=qty * ok, minlength=cells)
 
@@ -167,14 +190,13 @@ class Summary:
 
 
 def _quote_checks(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeline) -> tuple[pa.Table, pa.Table]:
-    e = ev.cols["event"]
-    q = ev.take(np.flatnonzero((e == EV["SENT_NEW"]) | (e == EV["SENT_REPLACE"])))
+    q = _rows(ev, QUOTED, _QUOTE_COLUMNS)
     c = q.cols
     tick = ref.tick_at(c["symbol_id"], c["price"])
     known = tick > 0
     sub_penny = known & (c["price"] % np.where(known, tick, 1) != 0)
     base = {
-        "seq": pa.array(c["seq"].astype(np.uint64, copy=False)), "order_id": ac.token_strings(c["token_key"]),
+        "seq": pa.array(c["seq"].astype(np.uint64, copy=False)), "order_id": numtext.token_text(c["token_key"]),
         "symbol_id": pa.array(c["symbol_id"].astype(np.uint32, copy=False)),
         "side": ac.codes((c["side"] != ord("B")).astype(np.int8, copy=False), ["BUY", "SELL"]),
         "price": ac.decimal(c["price"], 4), "event_time_utc": ac.timestamp_utc(q.utc.utc_ns, q.utc.valid),
@@ -199,17 +221,22 @@ def _quote_checks(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeli
 def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
     """Fills and Rule 612/610 rows chunk by chunk (bounded memory, `sink.add(table, t)`); the
     quote timeline is rebuilt once for the range, the summary and coverage accumulate."""
-    samples = events.clock_samples(src)
     quotes = nbbo.build_timeline(src, _symbols(ref))
-    quote_utc = to_utc(quotes.seq, quotes.ts_ns, quotes.ts_source, samples).utc_ns
+    # the quotes' UTC times need the clock samples up to them: a pass over the journal's samples
+    # only when there are quotes to convert
+    quote_utc = to_utc(quotes.seq, quotes.ts_ns, quotes.ts_source, events.clock_samples(src)).utc_ns \
+        if len(quotes) else np.zeros(0, np.int64)
     summary = Summary()
     no_quote_fills = no_quote_orders = 0
     rejected = []
-    for chunk in events.collect_chunks(src, leaves=False):      # no remaining quantities used
+    # just the fills and the quotes sent (no remaining quantities used): the other events are
+    # dropped before their OUCH decode
+    for chunk in events.collect_chunks(src, leaves=False, only=FILLS + QUOTED):
         ev = common.select_trade_date(chunk, src.selection.trade_date)
         del chunk
         r612, r610 = _quote_checks(ev, ref, quotes)
-        for name, table in (("fills", _fills(ev, ref, quotes, quote_utc)), ("rule612", r612), ("rule610", r610)):
+        fills, accumulate = _fills(ev, ref, quotes, quote_utc)
+        for name, table in (("fills", fills), ("rule612", r612), ("rule610", r610)):
             time_col = "exec_time_utc" if name == "fills" else "event_time_utc"
             no_time = ~table.column(time_col).is_valid().to_numpy(zero_copy_only=False)
             unknown = ref.instrument_index(table.column("symbol_id").to_numpy()) < 0
@@ -220,7 +247,7 @@ def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
             if rej.num_rows:
                 rejected.append(rej)
             if name == "fills":
-                summary.add(kept)
+                summary.add(**accumulate, keep=~(no_time | unknown))     # the rows split kept
                 no_quote_fills += kept.column("nbb_at_order").null_count
             elif name == "rule610":
                 no_quote_orders += int((kept.column("status").combine_chunks().indices.to_numpy()

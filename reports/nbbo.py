@@ -49,7 +49,11 @@ class QuoteTimeline:
         bid = np.zeros(len(keys), np.int64)
         ask = np.zeros(len(keys), np.int64)
         found = np.zeros(len(keys), bool)
-        for sym in np.unique(symbol_id):                  # a loop over symbols, not rows
+        if len(self.seq) == 0 or len(keys) == 0:
+            return bid, ask, found
+        low, high = int(symbol_id.min()), int(symbol_id.max())
+        symbols = [low] if low == high else np.unique(symbol_id)      # one symbol: no hashing
+        for sym in symbols:                               # a loop over symbols, not rows
             q = np.flatnonzero(self.symbol_id == sym)
             rows = np.flatnonzero(symbol_id == sym)
             if len(q) == 0:

@@ -11,18 +11,17 @@ import datetime as dt
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from journal.catalogue import PAYLOAD_DTYPES, RecordType
 from reports import arrowcols as ac
-from reports import auth016, common, events, ouch
+from reports import auth016, common, events, numtext, ouch
 from reports.events import EV
 from reports.identifiers import currency_problem, isin_problem, lei_problem, mic_problem, cfi_problem
 from reports.output import ReportOutput, TableCollector
 from reports.refdata import RefData
 from reports.source import JournalSlice
 from reports.timebase import to_utc
-from reports.validate import REJECTS_SCHEMA, required_check, split, value_check
+from reports.validate import REJECTS_SCHEMA, required_check, split, value_check, xml_text_checks
 
 KIND = "rts22"
 SCHEMA_VERSION = "rts22-2017/590-auth.016.001.01-1"
@@ -60,53 +59,71 @@ REQUIRED = (2, 3, 4, 6, 7, 16, 28, 29, 30, 33, 34, 36, 41, 57, 59)
 _SHORT = {ord("T"): "SESH", ord("E"): "SSEX", ord("S"): "SELL"}
 
 
+_TEXT_CODES = pa.dictionary(pa.int32(), pa.string())     # the type ac.codes and ac.lookup_strings give
+
+
 def _constant(value, n: int) -> pa.Array:
-    return pa.repeat(pa.scalar(value, pa.bool_() if isinstance(value, bool) else pa.string()), n)
+    """The same value on every row: booleans as such, text as a one-entry dictionary (no string
+    per row to build, and the Parquet writer stores the dictionary as it is, with no hashing)."""
+    if isinstance(value, bool):
+        return pa.repeat(pa.scalar(value, pa.bool_()), n)
+    if value is None:
+        return pa.nulls(n, _TEXT_CODES)
+    return ac.codes(np.zeros(n, np.int8), [value])
 
 
 def build_table(ev: events.OrderEvents, ref: RefData, journal_id: str) -> tuple[pa.Table, list]:
+    """The chunk's transactions (one row per execution) and the checks its rows must pass. Text
+    fields with few distinct values (codes, identifiers, reference data) are dictionary columns
+    whose dictionaries come from reference data, the same for every chunk; per-row text (TRN,
+    match id, quantity, price, time) is laid out in numpy."""
     c = ev.cols
     n = len(ev)
     firm = ref.firm
-    inst_idx, inst_cols = common.instrument_columns(ref, c["symbol_id"])
-    inst_cols = {k: ac.plain(v) for k, v in inst_cols.items()}
-    algo_idx, algo_code = common.party_code(ref, "algos", c["algo_id"])
-    algo_code = ac.plain(algo_code)
-    client_idx, _ = common.party_code(ref, "clients", c["client_id"])
     instruments = ref.sorted_values("instruments")
+    inst_idx = ref.instrument_index(c["symbol_id"])
+
+    def instrument(field, rows=inst_idx):        # a reference-data field per row, as a dictionary column
+        return ac.lookup_strings(rows, [field(i) for i in instruments])
+    inst_cols = {"isin": instrument(lambda i: i.isin), "segment_mic": instrument(lambda i: i.mic),
+                 "currency": instrument(lambda i: i.currency)}
+    algo_idx, algo_code = common.party_code(ref, "algos", c["algo_id"])
+    client_idx = ref.party_index("clients", c["client_id"])
     off_firds = np.array([not i.in_firds for i in instruments] + [False], dtype=bool)[inst_idx]
     buy = c["side"] == ord("B")
     mic = inst_cols["segment_mic"]
-    firm_lei = pa.scalar(firm.lei)
+    # buyer / seller: the firm's LEI on its own side, the segment MIC (anonymous venue) on the other
+    firm_slot = len(instruments)
+    parties = [i.mic for i in instruments] + [firm.lei]
     # TRN {ALPHANUM-52}, uppercase alphanumerics: the journal id (32 hex) + 20-digit sequence.
-    trn = pc.binary_join_element_wise(
-        pa.scalar(journal_id[:32].upper()),
-        pc.utf8_lpad(pc.cast(pa.array(c["seq"].astype(np.uint64, copy=False)), pa.string()), 20, "0"), "")
-    short = np.full(n, None, dtype=object)
-    for byte, code in _SHORT.items():            # loop over the 3 codes, not rows
-        short[(~buy) & (c["order_wire_side"] == byte)] = code
-    null = pa.nulls(n, pa.string())
-    when_off = pa.array(off_firds)
+    trn = numtext.padded_text(c["seq"].astype(np.uint64, copy=False), 20, journal_id[:32].upper().encode("ascii"))
+    short = np.zeros(n, np.int8)
+    has_short = np.zeros(n, bool)
+    for k, byte in enumerate(_SHORT):            # loop over the 3 codes, not rows
+        rows = (~buy) & (c["order_wire_side"] == byte)
+        short[rows] = k
+        has_short |= rows
+    off_idx = np.where(off_firds, inst_idx, -1)
 
-    def off(arr):
-        return pc.if_else(when_off, arr, null)
+    def off(field):                              # fields 42-56: only for instruments not in FIRDS
+        return instrument(field, off_idx)
 
     values: dict[int, pa.Array] = {
         1: _constant("NEWT", n), 2: trn,
-        3: pc.cast(pa.array(c["match"].astype(np.uint64, copy=False)), pa.string()),
+        3: numtext.integer_text(c["match"].astype(np.uint64, copy=False)),
         4: _constant(firm.lei, n), 5: _constant(firm.investment_firm, n), 6: _constant(firm.submitting_lei, n),
-        7: pc.if_else(pa.array(buy), firm_lei, mic), 16: pc.if_else(pa.array(buy), mic, firm_lei),
+        7: ac.lookup_strings(np.where(buy, firm_slot, inst_idx), parties),
+        16: ac.lookup_strings(np.where(buy, inst_idx, firm_slot), parties),
         25: _constant(False, n),
         28: common.rts_datetime(ev.utc.utc_ns, ev.utc.valid),
         29: _constant(firm.trading_capacity, n),
-        30: pc.cast(pa.array(c["exec_qty"]), pa.string()),
-        33: common.price_text(c["exec_price"]),
+        30: numtext.integer_text(c["exec_qty"]),
+        33: numtext.scaled_text(c["exec_price"], 4),
         34: inst_cols["currency"], 36: mic, 37: _constant(firm.branch_country, n), 41: inst_cols["isin"],
-        42: off(ac.plain(ac.lookup_strings(inst_idx, [i.full_name for i in instruments]))),
-        43: off(inst_cols["cfi"]), 44: off(inst_cols["currency"]),
-        46: off(ac.plain(ac.lookup_strings(inst_idx, [str(i.price_multiplier) for i in instruments]))),
+        42: off(lambda i: i.full_name), 43: off(lambda i: i.cfi), 44: off(lambda i: i.currency),
+        46: off(lambda i: str(i.price_multiplier)),
         57: algo_code, 59: algo_code,
-        62: pa.array(short, pa.string()),
+        62: ac.codes(short, list(_SHORT.values()), valid=has_short),
         64: _constant(False, n), 65: _constant(False, n),
     }
     cols = {"seq": pa.array(c["seq"].astype(np.uint64, copy=False))}
@@ -131,6 +148,7 @@ def build_table(ev: events.OrderEvents, ref: RefData, journal_id: str) -> tuple[
         value_check(table, COLUMNS[34], currency_problem, when=known),
         value_check(table, COLUMNS[43], cfi_problem, when=known & off_firds),
     ]
+    checks += xml_text_checks(table)         # the auth.016 export carries every text field
     return table, checks
 
 

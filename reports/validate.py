@@ -13,6 +13,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from reports.arrowcols import has_control_byte
+
 REJECTS_SCHEMA = pa.schema([
     ("report", pa.string()), ("table", pa.string()), ("seq", pa.uint64()), ("field", pa.string()),
     ("value", pa.string()), ("reason", pa.string()), ("trade_date", pa.date32()),
@@ -73,6 +75,31 @@ def mask_check(field: str, bad: np.ndarray, reason) -> Check:
     else:
         reasons[rows] = np.asarray(reason, dtype=object)[rows]
     return field, pa.array(reasons, type=pa.string())
+
+
+# C0 controls other than tab, LF and CR: XML 1.0 forbids them even as character references.
+_XML_FORBIDDEN = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
+XML_CONTROL_REASON = "a control character (U+0000-U+001F other than tab, LF, CR) that XML 1.0 cannot carry"
+
+
+def xml_text_checks(table: pa.Table) -> list[Check]:
+    """Rows whose text an XML export could not carry. Such a row is rejected rather than written
+    into an invalid document (or silently altered). One byte scan per text column (the dictionary
+    only, for dictionary columns); rows are looked at only where a scan hits."""
+    checks = []
+    for name, col in zip(table.column_names, table.columns):
+        kind = col.type.value_type if pa.types.is_dictionary(col.type) else col.type
+        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+            continue
+        if not any(has_control_byte(chunk) for chunk in col.chunks):     # no copy on the clean path
+            continue
+        col = col.combine_chunks()
+        values = col.dictionary if pa.types.is_dictionary(col.type) else col
+        hit = pc.match_substring_regex(values, _XML_FORBIDDEN)
+        if values is not col:
+            hit = hit.take(col.indices)
+        checks.append(mask_check(name, hit.fill_null(False).to_numpy(zero_copy_only=False), XML_CONTROL_REASON))
+    return checks
 
 
 def split(table: pa.Table, report: str, table_name: str, checks: list[Check]) -> tuple[pa.Table, pa.Table]:

@@ -571,6 +571,34 @@ class RiskGateway:
         if valid:
             self._revalue(sym, now_ns)
 
+    def on_markets(self, symbol_ids, fair_values, reference_prices, times) -> None:
+        """on_market(s, fair, reference, False, now) of each, in order (the engine's replay hands
+        over the feeds its batch path deferred): the common case, a symbol already known and fed,
+        a finite positive float fair value, an integer reference price and no option group, is
+        on_market and _revalue inlined; anything else goes through on_market itself."""
+        symbols, groups, set_bands = self._symbols, self._groups, self._set_bands
+        for symbol_id, fair_value, reference, now_ns in zip(symbol_ids, fair_values, reference_prices, times):
+            sym = symbols.get(symbol_id)
+            if sym is None or sym.book_stale or type(fair_value) is not float or type(reference) is not int \
+                    or not (0 < fair_value < _INF and reference > 0) or sym.underlying_id in groups:
+                self.on_market(symbol_id, fair_value, reference, False, now_ns)
+                continue
+            sym.md_ns = now_ns
+            fair = int(round(fair_value))
+            if fair != sym.fair or reference != sym.reference:
+                sym.fair = fair
+                sym.reference = reference
+                set_bands(sym)
+            old = sym.notional
+            new = sym.position * fair * sym.multiplier
+            if new != old:              # else _revalue adds nothing: only the peak check below
+                sym.notional = new
+                self._gross += abs(new) - abs(old)
+                self._net += new - old
+            pnl = self._cash + self._net
+            if pnl > self._pnl_peak:
+                self._pnl_peak = pnl
+
     def on_fill(self, symbol_id: int, side: Side, qty: int, price: int, now_ns: int,
                 token: str = "") -> None:
         """An execution of ours; `token` (if known) reduces that working order. A fill that makes

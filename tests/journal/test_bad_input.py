@@ -183,7 +183,8 @@ def test_second_writer_and_stale_lock_of_a_killed_writer(tmp_path):
     with Journal(d) as j:
         rep = j.recovery
         assert rep.previous_pid == proc.pid and not rep.previous_clean
-        assert rep.sealed_segment is not None          # the crashed segment was sealed by recovery
+        assert rep.continued_segment is not None and rep.sealed_segment is None   # appends go on in it
+        assert j.segment == rep.continued_segment
         assert rep.bytes_discarded == 0 and rep.segments_removed == 0
         assert j.next_seq == 2501
         j.append(RecordType.MD_PACKET, b"after")

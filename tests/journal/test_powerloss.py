@@ -1,5 +1,6 @@
-"""Power loss, simulated as SQLite's crash VFS does: writes after the last sync point are kept,
-dropped or torn, 512-byte sector by sector, and the journal is opened on what is left.
+"""Power loss, simulated as SQLite's crash VFS does: writes that no msync or fsync covered yet are
+kept, dropped or torn, 512-byte sector by sector, and the journal is opened on what is left. What
+each msync covered (the writer's sync hook says which bytes, when) survives, as on a real device.
 
 The result must be exactly a valid prefix of what was written and hold every record that was
 acknowledged durable (returned in `sync` mode, or covered by an explicit sync()).

@@ -41,7 +41,8 @@ def test_unpublished_record_bytes_are_zeroed_and_reported(tmp_path):
     with Journal(d) as j:
         rep = j.recovery
         assert (rep.reason_code, rep.segment, rep.offset, rep.seq) == (lib.MMJ_R_TORN, 0, end, 51)
-        assert rep.bytes_discarded == 64 and rep.sealed_segment == 0   # from the word to the last byte
+        assert rep.bytes_discarded == 64   # from the word to the last byte
+        assert rep.continued_segment == 0 and rep.sealed_segment is None   # appends go on in place
         assert j.append(RecordType.MD_PACKET, b"next") == 51
     assert verify(d).ok
     with Reader(d) as r:
@@ -89,9 +90,9 @@ def test_bad_record_in_an_early_segment_removes_later_segments(tmp_path):
         assert (rep.reason_code, rep.segment, rep.seq) == (lib.MMJ_R_BAD_SALT, 1, first_seq + 5)
         assert rep.segments_removed == len(files) - 2 and rep.records_discarded == later
         assert j.next_seq == first_seq + 5
+        assert j.segment == 1 == rep.continued_segment   # appends go on in the repaired segment...
     names = [p.name for p in segment_files(d)]
-    assert files[2].name in names        # re-created fresh as the writer's new segment...
-    assert len(names) == 3               # ...and nothing else after the repaired one
+    assert names == [f.name for f in files[:2]]          # ...and nothing is left after it
     assert verify(d).ok
 
 
@@ -129,7 +130,11 @@ def test_crash_during_roll_leaves_an_unsealed_segment_and_a_successor(tmp_path):
         assert rep.reason_code == lib.MMJ_R_NO_EOS and rep.segments_removed == 1
         assert rep.records_discarded == in_last and rep.bytes_discarded == 0
         assert j.next_seq == 1201 - in_last
+        assert rep.continued_segment == len(files) - 2 and j.segment == len(files) - 2
+        seqs = [j.append(RecordType.MD_PACKET, b"x%d" % k) for k in range(3)]
+        assert seqs == list(range(1201 - in_last, 1204 - in_last))
     assert verify(d).ok
+    assert len(segment_files(d)) == len(files) - 1   # the empty successor is gone, none new
 
 
 def test_dangling_seal_without_eos(tmp_path):

@@ -2,7 +2,7 @@ import pytest
 
 from journal.catalogue import Side
 from mm_core.oms import (
-    TRANSITIONS, InvalidTransition, Oms, OmsError, OrderFsm, OrderState, Trigger,
+    TERMINAL, TRANSITIONS, InvalidTransition, Oms, OmsError, OrderFsm, OrderState, Trigger,
 )
 from mm_core.types import OrderIntent, OrderKind, Purpose
 
@@ -284,3 +284,41 @@ def test_a_partial_fill_does_not_resolve_an_unknown_replace():
     o.on_replaced(new.token, old.token, 8, 200, 10_100, 10_002)
     assert (old.state, new.state, new.leaves) == (St.REPLACED, St.ACCEPTED, 200)
     assert o.counts() == (1, 0)
+
+
+def _prune_reference(o: Oms, now_ns: int, keep_ns: int) -> set[str]:
+    """What prune must forget: every terminal order whose last transition is older than keep_ns."""
+    return {t for t, order in o.orders.items()
+            if order.state in TERMINAL and now_ns - order.last_ns > keep_ns}
+
+
+def test_prune_forgets_exactly_what_a_full_scan_finds():
+    """prune skips its scan until the oldest terminal order may have expired: over random
+    sessions (times that may step back, prunes at random moments, an OMS pickled mid-way) it
+    forgets the same orders as scanning every order each time."""
+    import pickle
+    import random
+    rng = random.Random(11)
+    for _ in range(40):
+        o, now, keep, forgotten = oms(), 0, rng.choice([50, 400, 2_000]), 0
+        for step in range(300):
+            now += rng.randrange(-20, 60)
+            r = rng.random()
+            live = list(o.live.values())
+            if r < 0.3 or not live:
+                o.on_sent(OrderIntent(OrderKind.ENTER, o.new_token(), 1, Side.BUY, 10_000, 100), now)
+            elif r < 0.75:
+                order = rng.choice(live)
+                if order.state is St.PENDING_NEW:
+                    o.on_accepted(order.token, 7, now) if rng.random() < 0.8 else o.on_rejected(order.token, now)
+                elif order.state is St.ACCEPTED:
+                    o.on_executed(order.token, order.leaves, now)
+            elif r < 0.95:
+                want = _prune_reference(o, now, keep)
+                before = set(o.orders)
+                assert o.prune(now, keep) == len(want)
+                assert before - set(o.orders) == want
+                forgotten += len(want)
+            else:
+                o = pickle.loads(pickle.dumps(o))
+        assert forgotten > 0 or keep == 2_000

@@ -5,7 +5,7 @@ side reaches _work_side, with every order state, price and size relation and the
 import functools
 from types import SimpleNamespace
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from mm_core._fastmd_cffi import ffi, lib
 from mm_core.oms import OrderState
@@ -62,31 +62,57 @@ def test_the_c_quote_key_is_the_engines(s, fair, position, hedged, until, prints
         assert list(key) == [int(x) for x in expected]
 
 
+# prices below $1.00 (tick $0.0001) and around it (ACME's tick is $0.01 from $1.00 up)
+_PRICES = (99, 100, 101, 102, 9_999, 10_000, 10_001, 10_100, 10_200)
+_NOW = 10_000_000_000
 _order = st.one_of(st.none(), st.builds(
-    lambda price, leaves, state: SimpleNamespace(price=price, leaves=leaves, fsm=SimpleNamespace(state=state)),
-    st.integers(99, 102), st.integers(0, 3), st.sampled_from(list(OrderState))))
-_side = st.tuples(st.integers(-1, 102).filter(lambda p: p <= 0 or p >= 99), st.integers(0, 3))
+    lambda price, leaves, state, age: SimpleNamespace(
+        price=price, leaves=leaves, fsm=SimpleNamespace(state=state), symbol_id=ACME,
+        token="T", sent_ns=_NOW - age),
+    st.sampled_from(_PRICES), st.integers(0, 3), st.sampled_from(list(OrderState)),
+    st.sampled_from((0, 1, 49_999_999, 50_000_000, 10 ** 9))))
+_side = st.tuples(st.one_of(st.integers(-1, 0), st.sampled_from(_PRICES)), st.integers(0, 3))
 
 
-@settings(max_examples=500, deadline=None)
+def _resting(price: int, leaves: int, age: int, state=OrderState.ACCEPTED) -> SimpleNamespace:
+    return SimpleNamespace(price=price, leaves=leaves, fsm=SimpleNamespace(state=state), symbol_id=ACME,
+                           token="T", sent_ns=_NOW - age)
+
+
+@settings(max_examples=800, deadline=None)
 @given(bid=_order, ask=_order, want_bid=_side, want_ask=_side, hold=st.integers(-1, 1))
+# Engine._can_wait: more size at the same price, a one-tick step toward the market, a one-tick step
+# across $1.00 (the tick below it applies), all before and after the quote rested
+@example(bid=_resting(101, 1, 1), ask=None, want_bid=(101, 2), want_ask=(0, 0), hold=0)
+@example(bid=_resting(101, 1, 50_000_000), ask=None, want_bid=(101, 2), want_ask=(0, 0), hold=0)
+@example(bid=_resting(100, 2, 1), ask=None, want_bid=(101, 2), want_ask=(0, 0), hold=0)
+@example(bid=None, ask=_resting(10_100, 2, 1), want_bid=(0, 0), want_ask=(10_000, 2), hold=0)
+@example(bid=None, ask=_resting(10_000, 2, 1), want_bid=(0, 0), want_ask=(9_999, 2), hold=0)
+@example(bid=_resting(9_999, 2, 1), ask=None, want_bid=(10_000, 2), want_ask=(0, 0), hold=0)
+@example(bid=_resting(10_000, 2, 1), ask=None, want_bid=(10_100, 2), want_ask=(0, 0), hold=0)
 def test_the_c_requote_decision_is_the_engines(bid, ask, want_bid, want_ask, hold):
     engine = _session()
     s = ACME
     bid_key, ask_key = engine.quote_slots[s]
-    oms = SimpleNamespace(orders={}, working={})
+    oms = SimpleNamespace(orders={}, working={}, new_token=lambda: "N1")
     for key, order, token in ((bid_key, bid, "B1"), (ask_key, ask, "A1")):
         if order is not None:
+            order.token = token
             oms.orders[token] = order
             oms.working[key] = token
     quote = (want_bid[0], want_bid[1], want_ask[0], want_ask[1])
     calls = []
-    # the engine's own _requote with its inputs replaced: a call of _work_side is an action
+    # the engine's own _requote and _work_side (with _can_wait) with their inputs replaced: an
+    # order submitted or cancelled is an action
+    engine_type = type(engine)
     probe = SimpleNamespace(oms=oms, quote_slots=engine.quote_slots, hedge_hold={s: hold},
-                            _quote=lambda symbol_id: quote)
-    probe._requote_side = lambda *a: type(engine)._requote_side(probe, *a)
-    probe._work_side = lambda *a: calls.append(a[:2])
-    type(engine)._requote(probe, s, [])
+                            _quote=lambda symbol_id: quote, now=_NOW, cfg=engine.cfg,
+                            ticks=engine.ticks, ids=engine.ids)
+    for name in ("_requote_side", "_work_side", "_can_wait"):
+        setattr(probe, name, functools.partial(getattr(engine_type, name), probe))
+    probe._submit = lambda intent, actions: calls.append(intent) or True
+    probe._cancel = lambda order, purpose, actions: calls.append(order)
+    engine_type._requote(probe, s, [])
     work = engine._rx.work
     w = lib.FSIG_W_N
     saved = list(work[2 * s * w:(2 * s + 2) * w])
@@ -97,7 +123,7 @@ def test_the_c_requote_decision_is_the_engines(bid, ask, want_bid, want_ask, hol
             aq = 0
         elif hold < 0:
             bq = 0
-        acts = lib.fsig_requote_acts(engine._rx.r, s, bp, bq, ap, aq)
+        acts = lib.fsig_requote_acts(engine._rx.r, s, bp, bq, ap, aq, _NOW)
     finally:
         work[2 * s * w:(2 * s + 2) * w] = saved
     assert bool(acts) == bool(calls), (quote, hold, calls)

@@ -11,9 +11,20 @@ from recovery.replay import replay_journal
 from tests.recovery.journaling import fresh_engine, write_long_session
 
 
+_SYMBOL_FIELDS = ("fair", "reference", "md_ns", "book_stale", "position", "notional", "fair_band",
+                  "reference_band", "drift_band", "headroom")
+
+
+def _gateway_view(risk) -> dict:
+    """The risk gateway's market-fed state (what on_market writes), which the state hash leaves out."""
+    return {"symbols": {s: [getattr(sym, f) for f in _SYMBOL_FIELDS] for s, sym in sorted(risk._symbols.items())},
+            "marks": (risk._gross, risk._net, risk._pnl_peak, risk._faults, sorted(risk._stale_books))}
+
+
 def _engine_view(engine) -> dict:
     """What a replay leaves in the engine, beyond the state hash."""
-    return {"hash": engine.state_hash(), "summary": engine.summary(), "counts": dict(engine.counts),
+    return {"hash": engine.state_hash(), "risk": _gateway_view(engine.risk),
+            "summary": engine.summary(), "counts": dict(engine.counts),
             "quiet": engine.quiet_packets, "memo": engine.quote_memo, "sent": engine.risk_sent,
             "now": engine.now, "next_expected": engine.tracker.next_expected,
             "fast": engine.md.fast_packets, "stale": engine.mirrors_stale()}
@@ -86,11 +97,13 @@ def test_snapshots_keep_the_one_by_one_path_and_resumes_batch(long_session, tmp_
     assert _engine_view(resumed.engine) == _engine_view(one.engine)
 
 
-@pytest.mark.parametrize("jitter", [0, 300_000])
-def test_packet_runs_equal_on_event_one_by_one(jitter):
+@pytest.mark.parametrize("jitter, flog_cap", [(0, None), (300_000, None), (0, 1), (0, 0)])
+def test_packet_runs_equal_on_event_one_by_one(jitter, flog_cap, monkeypatch):
     """Engine.on_packet_run against on_event on the same inputs, with receive times that may run
     backwards by up to `jitter` ns (the engine's clock never does): the same actions for each
-    event and the same engine at the end."""
+    event and the same engine at the end. The risk feeds a run defers (fsig_on_packets' log,
+    applied by Engine._feeds_from_c) are deferred for real, also with a log that fills after one
+    feed (flog_cap 1) or is off (0)."""
     import random
 
     from mm_core.engine import PacketRun
@@ -103,6 +116,15 @@ def test_packet_runs_equal_on_event_one_by_one(jitter):
             ev = MarketData(ev.packet, ev.now_ns - rng.randrange(jitter), ev.ts_source)
         events.append(ev)
     one, runs = fresh_engine(), fresh_engine()
+    if flog_cap is not None:
+        runs._rx.r.flog_cap = flog_cap
+    deferred: list[int] = []
+    original = Engine._feeds_from_c
+
+    def logged(self, react):
+        deferred.append(react.n_flog)
+        original(self, react)
+    monkeypatch.setattr(Engine, "_feeds_from_c", logged)
     for engine in (one, runs):
         engine.on_event(JournalHealth(events[0].now_ns, True))
         engine.on_event(Reconciled(events[0].now_ns, True))
@@ -126,3 +148,22 @@ def test_packet_runs_equal_on_event_one_by_one(jitter):
         i = j
     assert [repr(a) for a in got] == [repr(a) for a in want]
     assert _engine_view(runs) == _engine_view(one) and batched > 10
+    if flog_cap == 0:
+        assert deferred == []
+    else:
+        assert len(deferred) > 10 and max(deferred) <= (flog_cap or 1 << 30)
+        assert flog_cap == 1 or max(deferred) > 1
+
+
+def test_feed_batched_equals_on_event_one_by_one():
+    """mm_core.engine.feed_batched (the benchmarks' batch path over decoded events) leaves the
+    engine on_event leaves, on a session with orders, fills, timers and guard trips."""
+    from mm_core.engine import feed_batched
+    from tests.mm_core.wire import make_engine, simulate
+    events, _, recorded = simulate(2, 3_000)
+    one, batched = make_engine(), make_engine()
+    for ev in events:
+        one.on_event(ev)
+    feed_batched(batched, events)
+    assert _engine_view(batched) == _engine_view(one)
+    assert one.state_hash() == recorded.state_hash() and recorded.counts["orders_sent"] > 20

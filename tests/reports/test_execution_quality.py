@@ -43,3 +43,39 @@ def test_rule_612_and_610_checks(all_reports):
     coverage = {r["measure"]: r["count"] for r in read(all_reports, "execution-quality", "quote_coverage").to_pylist()}
     assert coverage == {"quote_updates_from_itch": 4, "fills_without_bid_at_order": 1,
                         "orders_without_quote_at_send": 1}
+
+
+def _summary_from_fills_table(fills):
+    """The summary's sums computed from the written fills table, as they were before the summary
+    took its values from the builder's arrays: the reference for bit-for-bit equal averages."""
+    import numpy as np
+    import pyarrow as pa
+    from reports.execution import SIZE_NAMES, TYPE_NAMES, Summary
+    cells = len(SIZE_NAMES) * len(TYPE_NAMES)
+    size = np.array([SIZE_NAMES.index(v) for v in fills["size_category"].to_pylist()], np.int64)
+    kind = np.array([TYPE_NAMES.index(v) for v in fills["order_type_category"].to_pylist()], np.int64)
+    cell = size * len(TYPE_NAMES) + kind
+    qty = fills["exec_qty"].to_numpy()
+    weighted, weight = [], []
+    for name in Summary.MEASURES:
+        col = fills[name].combine_chunks()
+        ok = col.is_valid().to_numpy(zero_copy_only=False)
+        value = col.cast(pa.float64()).fill_null(0).to_numpy()
+        weighted.append(np.bincount(cell, weights=value * qty * ok, minlength=cells))
+        weight.append(np.bincount(cell, weights=qty * ok, minlength=cells))
+    return np.bincount(cell, minlength=cells), np.array(weighted), np.array(weight)
+
+
+def test_summary_sums_are_those_of_the_fills_table_bit_for_bit(all_reports):
+    import numpy as np
+    from reports.execution import SIZE_NAMES, TYPE_NAMES, Summary
+    fills = read(all_reports, "execution-quality", "fills").sort_by("seq")
+    executions, weighted, weight = _summary_from_fills_table(fills)
+    expected = Summary()
+    expected.executions, expected.weighted, expected.weight = executions, weighted, weight
+    expected.shares = np.bincount(np.array([SIZE_NAMES.index(s) * len(TYPE_NAMES) + TYPE_NAMES.index(k) for s, k in zip(
+        fills["size_category"].to_pylist(), fills["order_type_category"].to_pylist())], np.int64),
+        weights=fills["exec_qty"].to_numpy(), minlength=len(executions)).astype(np.int64)
+    got = read(all_reports, "execution-quality", "summary")
+    assert got.to_pylist() == expected.table().to_pylist()
+    assert weight.sum() > 0 and any(v is not None for v in got["avg_realized_spread_15s"].to_pylist())

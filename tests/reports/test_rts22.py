@@ -65,6 +65,24 @@ def test_auth016_xml_carries_the_same_rows(all_reports):
     assert b"<MsgDefIdr>auth.016.001.01</MsgDefIdr>" in xml
 
 
+def test_auth016_xml_has_no_whitespace_between_elements_and_one_line_per_transaction(all_reports):
+    import xml.etree.ElementTree as ET
+    xml = (all_reports / "rts22" / "auth016" / "trade_date=2026-03-02" / "auth016.xml").read_bytes()
+    lines = xml.split(b"\n")
+    assert lines[0].startswith(b"<?xml") and lines[1].startswith(b"<BizData") and lines[-1] == b""
+    assert lines[-2] == b"</FinInstrmRptgTxRpt></Document></Pyld></BizData>"
+    txs = lines[2:-2]
+    assert txs and all(t.startswith(b"<Tx><New>") and t.endswith(b"</New></Tx>") for t in txs)
+    assert len(txs) == len(auth016.parse_transactions(xml))
+    root = ET.fromstring(xml)
+    report = root.find(f".//{{{auth016.NS_AUTH16}}}FinInstrmRptgTxRpt")
+    blank = [(el, kind, getattr(el, kind)) for el in root.iter() for kind in ("text", "tail")
+             if getattr(el, kind) is not None and not getattr(el, kind).strip()]
+    # the only whitespace: the line breaks before the first <Tx> and after each <Tx>
+    assert [(el, kind, text) for el, kind, text in blank] == \
+        [(report, "text", "\n")] + [(tx, "tail", "\n") for tx in report]
+
+
 def test_auth016_values_the_same_on_every_row_are_escaped_and_absent_elements_left_out():
     import pyarrow as pa
     import xml.etree.ElementTree as ET
@@ -115,3 +133,31 @@ def test_auth016_created_time_is_the_latest_kept_trade_even_when_a_later_one_is_
         assert re.search(rb"<CreDt>([^<]*)</CreDt>", xml).group(1).decode() == max(times)
         manifest = json.loads((out / "rts22" / "_manifest.json").read_text())
         assert {f["path"]: f["sha256"] for f in manifest["files"]}[rel] == hashlib.sha256(xml).hexdigest()
+
+
+def test_a_control_character_in_reference_text_rejects_the_row_and_the_xml_stays_valid(tmp_path):
+    import shutil
+    from reports.run import run
+    from reports.validate import XML_CONTROL_REASON
+    from tests.reports.journal_builder import FIXTURE_REFDATA, DayBuilder
+    refdata = tmp_path / "refdata"
+    shutil.copytree(FIXTURE_REFDATA, refdata)
+    instruments = refdata / "instruments.toml"
+    text = instruments.read_text()
+    assert 'full_name = "SPDR S&P 500 ETF Trust"' in text
+    instruments.write_text(text.replace('full_name = "SPDR S&P 500 ETF Trust"', 'full_name = "SPDR\\u0001 Trust"'))
+    b = DayBuilder()
+    b.clock_sample()
+    for token, symbol_id in (("S1", 3), ("A1", 1)):          # SPY is outside FIRDS: field 42 carries its name
+        b.enter(token, symbol_id, "B", 1_500_000, 100)
+        b.accept(token)
+        b.execute(token, 100)
+    out = tmp_path / "out"
+    result = run(["rts22"], b.write(tmp_path / "j"), out, refdata_dir=FIXTURE_REFDATA.parent / refdata)
+    assert result.rejected == 1
+    rejects = read(out, "rts22", "rejects").to_pylist()
+    assert [(r["field"], r["value"], r["reason"]) for r in rejects] == [(COLUMNS[42], "SPDR\x01 Trust", XML_CONTROL_REASON)]
+    kept = read(out, "rts22", "transactions")
+    assert kept[COLUMNS[41]].to_pylist() == ["US0378331005"]
+    xml = (out / "rts22" / "auth016" / "trade_date=2026-03-02" / "auth016.xml").read_bytes()
+    assert len(auth016.parse_transactions(xml)) == 1 and b"\x01" not in xml

@@ -47,3 +47,21 @@ def test_mask_check_formats_reasons_only_for_bad_rows():
     assert calls == [[1, 3]] and reasons.to_pylist() == [None, "bad 1", None, "bad 3"]
     _, none = mask_check("x", np.zeros(3, bool), reason)
     assert calls == [[1, 3]] and none.null_count == 3
+
+
+def test_text_an_xml_document_cannot_carry_is_rejected_per_row_plain_and_dictionary():
+    from reports.validate import XML_CONTROL_REASON, xml_text_checks
+    t = pa.table({
+        "seq": pa.array([1, 2, 3, 4], pa.uint64()),
+        "name": ["ok", "bell\x07", None, "tab\tline\ncr\r"],              # tab, LF and CR are allowed
+        "code": pa.array(["A", "B\x1f", "A", "B\x1f"]).dictionary_encode(),
+        "qty": pa.array([1, 2, 3, 4]),
+        "trade_date": pa.array([20514] * 4, pa.date32()),
+    })
+    kept, rejects = split(t, "demo", "rows", xml_text_checks(t))
+    assert kept["seq"].to_pylist() == [1, 3]
+    got = sorted((r["seq"], r["field"], r["value"], r["reason"]) for r in rejects.to_pylist())
+    assert got == [(2, "code", "B\x1f", XML_CONTROL_REASON), (2, "name", "bell\x07", XML_CONTROL_REASON),
+                   (4, "code", "B\x1f", XML_CONTROL_REASON)]
+    clean = t.filter(pa.array([True, False, True, False]))
+    assert all(reasons.null_count == len(reasons) for _, reasons in xml_text_checks(clean))

@@ -1,0 +1,106 @@
+/* Decimal text of integer columns, and ASCII tokens from fixed-width bytes, straight into Arrow
+ * string buffers (offsets + data): the loops behind reports/numtext.py. Two digits per division
+ * from a table; no allocation, no locale. */
+#include <stdint.h>
+#include <string.h>
+
+#include "numtext.h"
+
+static const char PAIRS[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+/* The digits of v, at least min_digits of them (zero-padded), ending just before `end`;
+ * returns how many were written. */
+static inline int put_digits(uint8_t *end, uint64_t v, int min_digits)
+{
+    uint8_t *p = end;
+    while (v >= 100) {
+        unsigned r = (unsigned)(v % 100);
+        v /= 100;
+        p -= 2;
+        memcpy(p, PAIRS + 2 * r, 2);
+    }
+    if (v >= 10) {
+        p -= 2;
+        memcpy(p, PAIRS + 2 * v, 2);
+    } else {
+        *--p = (uint8_t)('0' + v);
+    }
+    while (end - p < min_digits)
+        *--p = '0';
+    return (int)(end - p);
+}
+
+int64_t nt_scaled_text(const uint64_t *mag, const uint8_t *neg, const uint8_t *valid, int64_t n,
+                       int scale, int32_t *offsets, uint8_t *data, int64_t capacity)
+{
+    uint8_t buf[NT_MAX_SCALE + 24];
+    uint8_t *end = buf + sizeof buf;
+    int64_t at = 0;
+    if (scale < 0 || scale > NT_MAX_SCALE)
+        return NT_BAD_SCALE;
+    offsets[0] = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (valid == NULL || valid[i]) {
+            int digits = put_digits(end, mag[i], scale + 1);
+            int whole = digits - scale;
+            int64_t len = (neg != NULL && neg[i]) + digits + (scale > 0);
+            if (at + len > capacity)
+                return NT_NO_ROOM;
+            uint8_t *out = data + at;
+            if (neg != NULL && neg[i])
+                *out++ = '-';
+            memcpy(out, end - digits, (size_t)whole);
+            out += whole;
+            if (scale > 0) {
+                *out++ = '.';
+                memcpy(out, end - scale, (size_t)scale);
+            }
+            at += len;
+            if (at > INT32_MAX)
+                return NT_NO_ROOM;
+        }
+        offsets[i + 1] = (int32_t)at;
+    }
+    return at;
+}
+
+int nt_padded_text(const uint64_t *mag, int64_t n, int width, const uint8_t *prefix, int prefix_len,
+                   uint8_t *data)
+{
+    uint8_t buf[24];
+    uint8_t *end = buf + sizeof buf;
+    if (width < 1 || width > NT_MAX_DIGITS)
+        return NT_BAD_SCALE;
+    for (int64_t i = 0; i < n; i++) {
+        uint8_t *out = data + i * (int64_t)(prefix_len + width);
+        if (put_digits(end, mag[i], width) > width)
+            return NT_NO_ROOM;
+        if (prefix_len > 0)
+            memcpy(out, prefix, (size_t)prefix_len);
+        memcpy(out + prefix_len, end - width, (size_t)width);
+    }
+    return 0;
+}
+
+int64_t nt_token_text(const uint8_t *keys, int64_t n, int width, int32_t *offsets, uint8_t *data)
+{
+    int64_t at = 0;
+    offsets[0] = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const uint8_t *key = keys + i * (int64_t)width;
+        const uint8_t *nul = memchr(key, 0, (size_t)width);
+        int len = nul != NULL ? (int)(nul - key) : width;
+        for (int k = 0; k < len; k++)
+            if (key[k] >= 0x80)
+                return NT_NOT_ASCII;
+        memcpy(data + at, key, (size_t)len);
+        at += len;
+        if (at > INT32_MAX)
+            return NT_NO_ROOM;
+        offsets[i + 1] = (int32_t)at;
+    }
+    return at;
+}

@@ -1,0 +1,28 @@
+/* Decimal text of integer columns into Arrow string buffers (reports/_numtext.c). */
+#ifndef MMAUDIT_NUMTEXT_H
+#define MMAUDIT_NUMTEXT_H
+
+#include <stdint.h>
+
+#define NT_MAX_DIGITS 20      /* 2**64 - 1 */
+#define NT_MAX_SCALE 18
+#define NT_NO_ROOM (-1)       /* more text than the buffer (or one Arrow string column) holds */
+#define NT_BAD_SCALE (-2)
+#define NT_NOT_ASCII (-3)     /* a byte >= 0x80: the caller validates it as UTF-8 instead */
+
+/* Text of mag[i] / 10**scale with exactly `scale` decimals, '-' first where neg[i] (neg may be
+ * NULL); rows where valid[i] is 0 (valid may be NULL) get no text. offsets has n + 1 entries.
+ * Returns the bytes written, or NT_NO_ROOM / NT_BAD_SCALE. */
+int64_t nt_scaled_text(const uint64_t *mag, const uint8_t *neg, const uint8_t *valid, int64_t n,
+                       int scale, int32_t *offsets, uint8_t *data, int64_t capacity);
+
+/* prefix then mag[i] zero-padded to `width` digits, row after row (prefix_len + width bytes
+ * each). Returns 0, or NT_NO_ROOM when a value has more than `width` digits. */
+int nt_padded_text(const uint64_t *mag, int64_t n, int width, const uint8_t *prefix, int prefix_len,
+                   uint8_t *data);
+
+/* Each `width`-byte key up to its first NUL (all `width` bytes when there is none), back to back.
+ * Returns the bytes written, NT_NOT_ASCII at the first byte >= 0x80, or NT_NO_ROOM. */
+int64_t nt_token_text(const uint8_t *keys, int64_t n, int width, int32_t *offsets, uint8_t *data);
+
+#endif

@@ -1,0 +1,92 @@
+"""Text columns for reports: decimal text of integers (ids, counts, price4 amounts) and order
+tokens from fixed-width bytes, written by compiled loops straight into Arrow's string buffers
+(reports/_numtext.c); no per-row Python, no Arrow cast kernels.
+
+Owns the text forms report fields take from integers: plain decimals ('0', '18446744073709551615'),
+fixed-scale decimals ('150.0000', '-0.0005', as Arrow's decimal-to-string cast writes them; the
+tests hold the kernels to those casts) and zero-padded fixed widths. Knows nothing of reports;
+callers pass values and validity.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from reports._numtext_cffi import ffi, lib
+
+MAX_SCALE = 18                 # NT_MAX_SCALE of numtext.h
+NOT_ASCII = -3                 # NT_NOT_ASCII
+_ROW_ROOM = 23                 # bytes a row may need beyond its scale: sign, 20 digits, point, spare
+
+
+def _ptr(ctype: str, arr: np.ndarray | None):
+    return ffi.cast(ctype, ffi.from_buffer(arr)) if arr is not None and len(arr) else ffi.NULL
+
+
+def _magnitude(values: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(|v| as uint64, v < 0 as uint8 or None for unsigned input); |INT64_MIN| wraps to 2**63, as it should."""
+    v = np.asarray(values)
+    if v.dtype.kind == "u":
+        return np.ascontiguousarray(v, dtype=np.uint64), None
+    v = v.astype(np.int64, copy=False)
+    neg = v < 0
+    return np.where(neg, -v, v).astype(np.uint64), neg.view(np.uint8)
+
+
+def integer_text(values: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
+    """Plain decimal text of integers ('-12', '0', '4096'), as Arrow's integer-to-string cast."""
+    return scaled_text(values, 0, valid)
+
+
+def scaled_text(values: np.ndarray, scale: int, valid: np.ndarray | None = None) -> pa.Array:
+    """Text of integers already multiplied by 10**scale with exactly `scale` decimals
+    ('150.0000', '-0.0005', '0.0000'), as Arrow's decimal128(p, scale)-to-string cast."""
+    if not 0 <= scale <= MAX_SCALE:
+        raise ValueError(f"numtext.scaled_text: scale {scale} outside 0..{MAX_SCALE}")
+    mag, neg = _magnitude(values)
+    n = len(mag)
+    ok = None if valid is None else np.ascontiguousarray(valid, dtype=bool)
+    offsets = np.empty(n + 1, np.int32)
+    capacity = n * (scale + _ROW_ROOM)
+    data = np.empty(capacity, np.uint8)
+    written = lib.nt_scaled_text(_ptr("uint64_t *", mag), _ptr("uint8_t *", neg),
+                                 _ptr("uint8_t *", None if ok is None else ok.view(np.uint8)), n, scale,
+                                 _ptr("int32_t *", offsets), _ptr("uint8_t *", data), capacity)
+    if written < 0:
+        raise ValueError("numtext.scaled_text: more text than one string column holds")
+    validity = None if ok is None or ok.all() else pa.py_buffer(np.packbits(ok, bitorder="little"))
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data[:written]), validity)
+
+
+def padded_text(values: np.ndarray, width: int, prefix: bytes = b"") -> pa.Array:
+    """`prefix` then each non-negative integer zero-padded to `width` digits (width <= 20)."""
+    mag, neg = _magnitude(values)
+    if neg is not None and neg.any():
+        raise ValueError("numtext.padded_text: negative value")
+    n, row = len(mag), len(prefix) + width
+    if n * row >= 2**31:
+        raise ValueError("numtext.padded_text: more text than one string column holds")
+    data = np.empty(n * row, np.uint8)
+    raw = np.frombuffer(prefix, np.uint8) if prefix else None
+    if lib.nt_padded_text(_ptr("uint64_t *", mag), n, width, _ptr("uint8_t *", raw), len(prefix),
+                          _ptr("uint8_t *", data)) != 0:
+        raise ValueError(f"numtext.padded_text: a value has more than {width} digits (or width outside 1..20)")
+    offsets = np.arange(0, (n + 1) * row, row, dtype=np.int32)
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
+
+
+def token_text(keys: np.ndarray) -> pa.Array:
+    """Strings from an 'S<n>' column of NUL-padded tokens, each up to its first NUL (as Arrow reads
+    numpy bytes). ASCII tokens are copied by the kernel; a byte beyond ASCII sends the column
+    through Arrow's own reading and validating cast instead, which refuses invalid UTF-8 as before."""
+    width = keys.dtype.itemsize
+    raw = np.ascontiguousarray(keys).view(np.uint8)
+    n = len(keys)
+    offsets = np.empty(n + 1, np.int32)
+    data = np.empty(n * width, np.uint8)
+    written = lib.nt_token_text(_ptr("uint8_t *", raw), n, width, _ptr("int32_t *", offsets), _ptr("uint8_t *", data))
+    if written == NOT_ASCII:
+        return pa.array(keys, type=pa.binary()).cast(pa.string())
+    if written < 0:
+        raise ValueError("numtext.token_text: more text than one string column holds")
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data[:written]))
