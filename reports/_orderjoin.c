@@ -130,28 +130,6 @@ void oj_join_keys(int64_t n, const uint8_t *tokens, int64_t stride, uint8_t *out
     }
 }
 
-int oj_fixed_strings(int64_t n, const uint8_t *values, int64_t width, const uint8_t *valid,
-                     int32_t *offsets, uint8_t *data)
-{
-    int64_t at = 0;
-    uint8_t high = 0;
-    offsets[0] = 0;
-    for (int64_t i = 0; i < n; i++) {
-        if (!valid || valid[i]) {
-            const uint8_t *v = values + (size_t)i * (size_t)width;
-            const uint8_t *end = memchr(v, 0, (size_t)width);
-            int64_t len = end ? end - v : width;
-            for (int64_t b = 0; b < len; b++) {
-                data[at + b] = v[b];
-                high |= v[b];
-            }
-            at += len;
-        }
-        offsets[i + 1] = (int32_t)at;
-    }
-    return (high & 0x80) != 0;
-}
-
 static inline int64_t floor_div(int64_t a, int64_t b)
 {
     int64_t q = a / b;

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from reports import orderjoin
+from reports import numtext
 
 NS_PER_DAY = 86_400_000_000_000
 
@@ -77,16 +77,17 @@ def plain(arr: pa.Array) -> pa.Array:
 
 
 def token_strings(keys: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
-    """Strings from 'S<n>' order tokens whose padding is already NUL (no spaces inside tokens):
-    each up to its first NUL, built in one compiled pass; values with bytes beyond ASCII go
-    through pyarrow's UTF-8 check instead (an invalid one raises there)."""
-    offsets, data, non_ascii = orderjoin.fixed_strings(keys, valid)
-    if non_ascii:
-        arr = pa.array(keys, type=pa.binary(), mask=None if valid is None else ~np.asarray(valid, bool))
-        return arr.cast(pa.string())
-    nulls = 0 if valid is None else len(keys) - int(np.count_nonzero(valid))
-    return pa.StringArray.from_buffers(len(keys), pa.py_buffer(offsets), pa.py_buffer(data),
-                                       _validity(valid) if nulls else None, nulls)
+    """Strings from 'S<n>' order tokens whose padding is already NUL (no spaces inside tokens),
+    null where not `valid`: numtext's compiled token text (rows not valid are emptied first, so
+    only the valid rows' bytes are read and checked)."""
+    if valid is None:
+        return numtext.token_text(keys)
+    valid = np.asarray(valid, dtype=bool)
+    text = numtext.token_text(np.where(valid, keys, keys.dtype.type(b"")))
+    nulls = len(valid) - int(np.count_nonzero(valid))
+    if not nulls:
+        return text
+    return pa.Array.from_buffers(pa.string(), len(text), [_validity(valid)] + text.buffers()[1:], nulls)
 
 
 def fixed_bytes(column: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from journal.catalogue import RecordType
 from reports import arrowcols as ac
-from reports import cat_json, common, events, timetext
+from reports import cat_json, common, events, numtext, timetext
 from reports.events import EV
 from reports.output import ReportOutput, TableCollector
 from reports.refdata import RefData
@@ -99,7 +99,7 @@ def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None)
     fdid = pc.if_else(pa.array(own), pc.binary_join_element_wise("PROP-", desk_code, ""), client_code)
     with_terms = is_new | is_route | is_mod
     token = ac.token_strings(c["token_key"])
-    seq_text = pc.cast(pa.array(c["seq"].astype(np.uint64, copy=False)), pa.string())
+    seq_text = numtext.integer_text(c["seq"])
     cols = {
         "seq": pa.array(c["seq"].astype(np.uint64, copy=False)),
         "type": ac.codes(t, CAT_TYPES),
@@ -132,7 +132,7 @@ def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None)
         "cancelQty": pa.array(c["leaves"] - c["qty"], mask=~(is_cancel & (c["leaves"] >= c["qty"]))),
         "leavesQty": pa.array(c["qty"], mask=~is_cancel),
         "initiator": ac.codes(np.zeros(n, np.int8), ["F"], is_cancel | is_mod),
-        "tradeID": pa.array(c["match"].astype(np.uint64, copy=False), mask=~is_trade).cast(pa.string()),
+        "tradeID": numtext.integer_text(c["match"].astype(np.uint64, copy=False), is_trade),
         "trade_date": common.trade_date_column(ev.utc.utc_ns, ev.utc.valid),
     }
     table = pa.table(cols)

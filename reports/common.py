@@ -11,7 +11,7 @@ import datetime as dt
 import numpy as np
 import pyarrow as pa
 
-from reports import arrowcols as ac, timetext
+from reports import arrowcols as ac, numtext, timetext
 from reports.events import OrderEvents
 from reports.refdata import RefData
 from reports.timebase import BASIS_NAMES, CLOCK_STATE_NAMES, TS_SOURCE_NAMES
@@ -43,7 +43,7 @@ def rts_datetime(utc_ns: np.ndarray, valid: np.ndarray) -> pa.Array:
 
 def price_text(price4: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
     """Exact decimal text of price4 integers ('150.0000')."""
-    return ac.decimal(price4, 4, 18, valid).cast(pa.string())
+    return numtext.scaled_text(price4, 4, valid)
 
 
 def clock_columns(ev: OrderEvents, sample_index: np.ndarray | None = None) -> dict[str, pa.Array]:

@@ -24,9 +24,6 @@
  *
  * oj_join_keys: tokens as join keys: each 14-byte token copied from rows `stride` apart with its
  * space padding (OUCH) turned into NULs (the journal's padding).
- * oj_fixed_strings: Arrow string offsets and data from `width`-byte NUL-padded values (each value
- * ends at its first NUL, as pyarrow reads numpy bytes; a row whose valid byte is 0 is empty);
- * returns 1 if some copied byte is not ASCII (the caller then takes a path that checks UTF-8).
  * oj_cat_timestamps: CAT timestamps YYYYMMDD HHMMSS.CCCNNNNNN (25 bytes per row, no NUL) of local
  * times in ns since 1970-01-01 (proleptic Gregorian; digits as floor division gives them, so any
  * int64 formats as timetext's numpy layout does).
@@ -62,8 +59,6 @@ void oj_field_bytes(int64_t n, const uint8_t *raw, int64_t stride, const uint8_t
                     int64_t out_width);
 
 void oj_join_keys(int64_t n, const uint8_t *tokens, int64_t stride, uint8_t *out);
-int oj_fixed_strings(int64_t n, const uint8_t *values, int64_t width, const uint8_t *valid,
-                     int32_t *offsets, uint8_t *data);
 #define OJ_CAT_TIMESTAMP_BYTES 25
 void oj_cat_timestamps(int64_t n, const int64_t *ns, uint8_t *out);
 

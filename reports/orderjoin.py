@@ -79,22 +79,6 @@ def join_keys(tokens: np.ndarray) -> np.ndarray:
     return out
 
 
-def fixed_strings(values: np.ndarray, valid: np.ndarray | None = None):
-    """(offsets int32, data uint8, whether some byte is not ASCII) of Arrow strings from an 'S<w>'
-    column: each value up to its first NUL, empty where not `valid`."""
-    values = np.ascontiguousarray(values)
-    n, width = len(values), values.dtype.itemsize
-    offsets = np.empty(n + 1, np.int32)
-    data = np.empty(max(n * width, 1), np.uint8)
-    if n * width >= 2**31:
-        raise ValueError("too many bytes for one string array: split the rows")
-    flags = None if valid is None else np.ascontiguousarray(valid, dtype=np.uint8)
-    high = lib.oj_fixed_strings(n, _address(values), width,
-                                ffi.NULL if flags is None else _ptr("uint8_t *", flags),
-                                ffi.from_buffer("int32_t[]", offsets), _ptr("uint8_t *", data))
-    return offsets, data[:offsets[-1]], bool(high)
-
-
 CAT_TIMESTAMP_BYTES = 25     # OJ_CAT_TIMESTAMP_BYTES: YYYYMMDD HHMMSS.CCCNNNNNN
 
 
