@@ -17,6 +17,11 @@ class JournalRangeError(ReportError):
     """The requested journal range (date, session, sequence) is empty or cannot be read."""
 
 
+class JournalIncompleteError(JournalRangeError):
+    """Records inside the range failed their check when they were read (a sealed segment opened
+    from its summary is checked on first read), so a report built from it would miss them."""
+
+
 class OutputExistsError(ReportError):
     """A report already exists where we would write; pass force to overwrite."""
 

@@ -74,6 +74,7 @@ def run(kinds: list[str], journal_dir: str | pathlib.Path, out_dir: str | pathli
             try:
                 report = STREAMERS[kind](src, ref, writer, text=False) if omitted else \
                     STREAMERS[kind](src, ref, writer)
+                src.confirm_complete()
             except BaseException:
                 writer.abort()
                 raise
@@ -82,6 +83,7 @@ def run(kinds: list[str], journal_dir: str | pathlib.Path, out_dir: str | pathli
         else:
             say(f"building {kind}")
             report = BUILDERS[kind](src, ref)
+            src.confirm_complete()
             say(f"writing {kind}")
             files = output.write(out_dir, report, provenance, force=force)
             rows = {name: t.num_rows for name, t in sorted(report.tables.items())}

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from journal.catalogue import PAYLOAD_DTYPES, RecordType, unpack_json
-from reports.errors import JournalRangeError
+from reports.errors import JournalIncompleteError, JournalRangeError
 
 CHAIN_HASH_BYTES = 32     # CHECKPOINT / SEAL payload: hash(32) + u64 record count (journal.h)
 CHAIN_SCAN_WINDOW = 8192  # records scanned back from the range end for the covering checkpoint
@@ -40,6 +40,18 @@ class JournalSlice:
     last_seq: int
     selection: Selection
     _cache: dict = field(default_factory=dict, repr=False)
+
+    def confirm_complete(self) -> None:
+        """Raise unless every record of the range was still readable when read: damage found on
+        first read (after open believed a segment's summary) shortens the reader's snapshot, and a
+        report built over it would miss those records without a word."""
+        readable = int(self.reader.last_seq)
+        if readable < self.last_seq:
+            stop = self.reader.stopped
+            raise JournalIncompleteError(
+                f"journal records {readable + 1}..{self.last_seq} failed their check when read "
+                f"({stop['reason'] if stop else 'no reason recorded'} in segment "
+                f"{stop['segment'] if stop else '?'}); the report would miss them, so none was written")
 
     def fixed(self, rtype: RecordType) -> np.ndarray:
         """Header + payload fields of every `rtype` record in the range (numpy structured array)."""

@@ -194,3 +194,20 @@ def test_chunked_build_gives_the_rows_of_a_whole_range_build(day_journal, all_re
     whole = read(tmp_path / "mid-whole", "orders", "order_events").sort_by("seq").to_pylist()
     assert whole and whole[0]["seq"] >= first
     assert read(tmp_path / "mid-chunked", "orders", "order_events").sort_by("seq").to_pylist() == whole
+
+
+def test_a_record_damaged_behind_a_believed_segment_summary_stops_the_report_and_publishes_nothing(tmp_path):
+    from reports.errors import JournalIncompleteError
+    from tests.journal.jhelpers import record_offsets, segment_files
+    journal_dir = standard_day().write(tmp_path / "j")
+    segment = segment_files(journal_dir)[0]
+    assert segment.with_suffix(".sum").exists()          # sealed at close: a reader opens it from its summary
+    offsets = record_offsets(segment)
+    off, size, _ = offsets[len(offsets) // 2]            # a record in the middle; the SEAL at the end stays intact
+    raw = bytearray(segment.read_bytes())
+    raw[off + size - 1] ^= 0xFF
+    segment.write_bytes(bytes(raw))
+    out = tmp_path / "out"
+    with pytest.raises(JournalIncompleteError, match="failed their check when read"):
+        run(["orders"], journal_dir, out, refdata_dir=FIXTURE_REFDATA)
+    assert not (out / "orders").exists() or not any((out / "orders").rglob("*.parquet"))
