@@ -2,4 +2,4 @@
 from setuptools import setup
 
 setup(cffi_modules=["journal/_build.py:ffibuilder", "mm_core/_build_fastmd.py:ffibuilder",
-                     "reports/_build_orderjoin.py:ffibuilder", "reports/_build_numtext.py:ffibuilder"])
+                     "reports/_build_kernels.py:orderjoin_ffi", "reports/_build_kernels.py:numtext_ffi"])

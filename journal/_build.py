@@ -16,8 +16,9 @@ SOURCES = ["crc32c.c", "blake2b.c", "chain.c", "journal_common.c", "journal_foot
            "journal_notify.c", "journal_reader.c", "journal_tail.c", "journal_verify.c"]
 
 
-def cdef_from_header(text: str) -> str:
-    """The declarations of journal.h in a form cffi's parser accepts."""
+def cdef_from_header(text: str, constants: str = "MMJ_") -> str:
+    """The declarations of a header (journal.h by default) in a form cffi's parser accepts, with
+    its plain numeric #defines whose names start with `constants`."""
     text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
     text = re.sub(r"//[^\n]*", "", text)
     text = re.sub(r"#ifdef __cplusplus.*?#endif", "", text, flags=re.S)   # extern "C" wrappers
@@ -25,8 +26,10 @@ def cdef_from_header(text: str) -> str:
     for line in text.splitlines():
         stripped = line.strip()
         if stripped.startswith("#"):   # keep plain numeric constants, drop guards and includes
-            if re.fullmatch(r"#define\s+MMJ_\w+\s+\d+", stripped):
-                kept.append(stripped)
+            define = re.fullmatch(rf"#define\s+({re.escape(constants)}\w+)\s+(\d+|\(-?\d+\))", stripped)
+            if define:          # cffi takes a bare number; "..." lets the compiler give e.g. (-1)
+                name, value = define.groups()
+                kept.append(f"#define {name} {value if value.isdigit() else '...'}")
             continue
         kept.append(line)
     return "\n".join(kept)

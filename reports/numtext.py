@@ -14,8 +14,8 @@ import pyarrow as pa
 
 from reports._numtext_cffi import ffi, lib
 
-MAX_SCALE = 18                 # NT_MAX_SCALE of numtext.h
-NOT_ASCII = -3                 # NT_NOT_ASCII
+MAX_SCALE = lib.NT_MAX_SCALE
+NOT_ASCII = lib.NT_NOT_ASCII
 _ROW_ROOM = 23                 # bytes a row may need beyond its scale: sign, 20 digits, point, spare
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from reports._orderjoin_cffi import ffi, lib
 
-TOKEN_BYTES = 14          # OJ_TOKEN_BYTES of orderjoin.h: the OUCH 4.2 order token
+TOKEN_BYTES = lib.OJ_TOKEN_BYTES          # the OUCH 4.2 order token
 MIN_SLOTS = 1 << 12
 
 
@@ -79,7 +79,7 @@ def join_keys(tokens: np.ndarray) -> np.ndarray:
     return out
 
 
-CAT_TIMESTAMP_BYTES = 25     # OJ_CAT_TIMESTAMP_BYTES: YYYYMMDD HHMMSS.CCCNNNNNN
+CAT_TIMESTAMP_BYTES = lib.OJ_CAT_TIMESTAMP_BYTES     # YYYYMMDD HHMMSS.CCCNNNNNN
 
 
 def cat_timestamps(local_ns: np.ndarray) -> np.ndarray:

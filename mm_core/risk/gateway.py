@@ -575,7 +575,7 @@ class RiskGateway:
         """on_market(s, fair, reference, False, now) of each, in order (the engine's replay hands
         over the feeds its batch path deferred): the common case, a symbol already known and fed,
         a finite positive float fair value, an integer reference price and no option group, is
-        on_market and _revalue inlined; anything else goes through on_market itself."""
+        on_market inlined up to _mark; anything else goes through on_market itself."""
         symbols, groups, set_bands = self._symbols, self._groups, self._set_bands
         for symbol_id, fair_value, reference, now_ns in zip(symbol_ids, fair_values, reference_prices, times):
             sym = symbols.get(symbol_id)
@@ -589,15 +589,7 @@ class RiskGateway:
                 sym.fair = fair
                 sym.reference = reference
                 set_bands(sym)
-            old = sym.notional
-            new = sym.position * fair * sym.multiplier
-            if new != old:              # else _revalue adds nothing: only the peak check below
-                sym.notional = new
-                self._gross += abs(new) - abs(old)
-                self._net += new - old
-            pnl = self._cash + self._net
-            if pnl > self._pnl_peak:
-                self._pnl_peak = pnl
+            self._mark(sym)
 
     def on_fill(self, symbol_id: int, side: Side, qty: int, price: int, now_ns: int,
                 token: str = "") -> None:
@@ -820,19 +812,24 @@ class RiskGateway:
                 sym.open_sell -= order[2]
                 sym.own_sells.pop(token, None)
 
+    def _mark(self, sym: _Symbol) -> None:
+        """The symbol's notional at its fair value into gross and net, and the P&L peak moved."""
+        old = sym.notional
+        new = sym.position * sym.fair * sym.multiplier
+        if new != old:                  # else nothing moves but the peak check
+            sym.notional = new
+            self._gross += abs(new) - abs(old)
+            self._net += new - old
+        pnl = self._cash + self._net
+        if pnl > self._pnl_peak:
+            self._pnl_peak = pnl
+
     def _revalue(self, sym: _Symbol, now_ns: int, *, positions_changed: bool = False,
                  force_reprice: bool = False) -> None:
         """Marks a symbol to fair value, moves the P&L peak and keeps its group's Greeks current:
         options are revalued when the underlying moved REPRICE_MOVE or REPRICE_NS passed (full
         revaluation costs tens of microseconds per option), re-aggregated when positions change."""
-        old = sym.notional
-        new = sym.position * sym.fair * sym.multiplier
-        sym.notional = new
-        self._gross += abs(new) - abs(old)
-        self._net += new - old
-        pnl = self._cash + self._net
-        if pnl > self._pnl_peak:
-            self._pnl_peak = pnl
+        self._mark(sym)
         group = self._groups.get(sym.underlying_id)
         if group is None:
             return
