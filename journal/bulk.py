@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import mmap
+import threading
 
 import numpy as np
 
@@ -23,13 +24,58 @@ _C_TYPES = {"seq": "uint64_t *", "rtype": "uint16_t *", "ts_ns": "int64_t *", "t
 
 def populated_empty(count: int, dtype) -> np.ndarray:
     """An uninitialised array; large ones are pre-faulted in one mmap(MAP_POPULATE) call, which
-    costs a fraction of taking one page-fault trap per page while the C scan fills it."""
+    costs a fraction of taking one page-fault trap per page while the C scan fills it. While an
+    Arena is active on this thread, the array is carved from the arena's buffers instead."""
     dtype = np.dtype(dtype)
     nbytes = count * dtype.itemsize
+    arena = getattr(_ACTIVE, "arena", None)
+    if arena is not None:
+        return np.frombuffer(arena.take(nbytes), dtype=dtype, count=count)
     if nbytes < (1 << 20):
         return np.empty(count, dtype=dtype)
-    buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0))
-    return np.frombuffer(buf, dtype=dtype, count=count)
+    return np.frombuffer(_populated(nbytes), dtype=dtype, count=count)
+
+
+def _populated(nbytes: int) -> mmap.mmap:
+    return mmap.mmap(-1, max(nbytes, 1),
+                     flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0))
+
+
+_ACTIVE = threading.local()
+
+
+class Arena:
+    """Caller-owned buffers reused by the bulk reads of a loop over chunks. Fresh anonymous memory
+    is dear (every page is zeroed and mapped by the kernel, on some hosts backed lazily by the
+    hypervisor too), so instead of mapping new memory per chunk, while the arena is active on a
+    thread (`with arena:`) the k-th array that scan, gather or read_fixed returns there reuses the
+    arena's k-th buffer (grown, with a quarter to spare, when too small). Arrays from one `with`
+    block are overwritten in the next: copy what must outlive it."""
+
+    SPARE = 1.25
+
+    def __init__(self):
+        self.buffers: list[mmap.mmap] = []
+        self.next = 0
+
+    def __enter__(self) -> "Arena":
+        if getattr(_ACTIVE, "arena", None) is not None:
+            raise RuntimeError("an Arena is already active on this thread")
+        _ACTIVE.arena = self
+        self.next = 0
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _ACTIVE.arena = None
+
+    def take(self, nbytes: int) -> mmap.mmap:
+        k = self.next
+        self.next += 1
+        if k == len(self.buffers):
+            self.buffers.append(_populated(int(nbytes * self.SPARE)))
+        elif len(self.buffers[k]) < nbytes:
+            self.buffers[k] = _populated(int(nbytes * self.SPARE))   # arrays of earlier uses keep the old one
+        return self.buffers[k]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,7 +22,7 @@ from reports.output import ReportOutput, TableCollector
 from reports.refdata import RefData
 from reports.source import JournalSlice
 from reports.timebase import to_utc
-from reports.validate import REJECTS_SCHEMA, mask_check, split
+from reports.validate import REJECTS_SCHEMA, declare_required, mask_check, split
 
 KIND = "cat"
 SCHEMA_VERSION = "cat-4.0.0-r18-subset-2"
@@ -42,6 +42,9 @@ REQUIRED = {
     "MEOC": ("cancelQty", "leavesQty", "initiator"),
     "MEOT": ("side", "price", "quantity", "tradeID"),
 }
+# Never null in a kept row: the fields every event requires (rows lacking one are rejected), the
+# flags, the sequence and the trade date (null only without a UTC time, which is rejected too).
+NOT_NULL = ("seq",) + COMMON_REQUIRED + ("electronicDupFlag", "trade_date")
 
 
 def _rows_for(ev: events.OrderEvents, ref: RefData) -> tuple[np.ndarray, np.ndarray]:
@@ -176,6 +179,7 @@ def stream(src: JournalSlice, ref: RefData, sink, text: bool = True) -> ReportOu
         del chunk
         table, checks = build_table(ev, ref, session)
         kept, rejected = split(table, KIND, "order_events", checks)
+        kept = declare_required(kept, NOT_NULL)
         sink.add("order_events", kept)
         if files is not None:
             files.add(kept, sink)

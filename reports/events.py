@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from journal.catalogue import HEADER_DTYPE, PAYLOAD_DTYPES, RecordType
-from journal import row_dtype
+from journal import bulk, row_dtype
 from reports import orderjoin, ouch, ouchcols
 from reports.source import JournalSlice, payload_head
 from reports.timebase import UtcTimes, to_utc
@@ -106,12 +106,14 @@ def collect_chunks(src: JournalSlice, join_orders: bool = True, chunk_seqs: int 
             book.add(src.reader.read_fixed(RecordType.ORDER_SENT, first_seq=a,
                                            last_seq=min(a + step - 1, src.first_seq - 1)))
     starts = list(range(src.first_seq, src.last_seq + 1, step))
+    arena = bulk.Arena()       # the bulk reads' buffers, reused chunk after chunk by `decode`
 
     def decode(a: int) -> _Decoded:
         # a slice per chunk, dropped after decoding: its cache of raw records must not outlive it
         part = JournalSlice(reader=src.reader, journal_id=src.journal_id, first_seq=a,
                             last_seq=min(a + step - 1, src.last_seq), selection=src.selection)
-        return _decode(part, join_orders, samples, only)
+        with arena:            # nothing read here outlives the call: _decode copies what it keeps
+            return _decode(part, join_orders, samples, only)
 
     with ThreadPoolExecutor(max_workers=1) as ahead:
         pending = ahead.submit(decode, starts[0]) if starts else None
@@ -231,7 +233,7 @@ def _decode(src: JournalSlice, join_orders: bool, samples: "np.ndarray | SampleH
     if not keep.all():
         venue_at, venue, venue_event = venue_at[keep], venue[keep], venue_event[keep]
     if len(sent_at) + len(venue_at) == len(head.seq):
-        rows = slice(None)                       # every record of the range is an order event
+        rows = np.ones(len(head.seq), bool)      # every record is an order event (a mask: copies)
         is_sent = head.rtype == RecordType.ORDER_SENT
     else:
         rows = np.zeros(len(head.seq), bool)     # a mask: compressing beats gathering by index

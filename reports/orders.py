@@ -16,7 +16,7 @@ from reports.events import EV
 from reports.output import ReportOutput, TableCollector
 from reports.refdata import RefData
 from reports.source import JournalSlice
-from reports.validate import REJECTS_SCHEMA, split
+from reports.validate import REJECTS_SCHEMA, declare_required, split
 
 KIND = "orders"
 SCHEMA_VERSION = "orders-1"
@@ -28,6 +28,12 @@ SIDE_CODES = ["BUYI", "SELL"]
 # OUCH cancel reasons: U user requested (confirms CAME), I IOC remainder and T timeout expire,
 # anything else (supervisory, regulatory, self-match, system) is a cancel by market operations.
 _EXPIRY_REASONS = (ord("I"), ord("T"))
+# Never null in a kept row: built without nulls, or (time, instrument, side and validity, which
+# need the event's UTC time or its creating order) null only in rows the checks reject.
+NOT_NULL = ("seq", "event_type", "origin", "order_id", "symbol_id", "symbol", "isin", "cfi", "segment_mic",
+            "currency", "side", "order_type", "validity_period", "trading_capacity", "liquidity_provision",
+            "executing_entity_lei", "algo_id", "desk_id", "trader_id", "client_id", "event_time_utc",
+            "ts_recorded_ns", "ts_source", "utc_basis", "utc_offset_s", "clock_state", "trade_date")
 
 
 def rts24_event(ev: events.OrderEvents) -> tuple[np.ndarray, np.ndarray]:
@@ -132,7 +138,7 @@ def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
         table, checks = base_table(ev, ref)
         del ev, chunk           # the event arrays are now in the table; free the rest early
         kept, rejected = split(table, KIND, "order_events", checks)
-        sink.add("order_events", kept)
+        sink.add("order_events", declare_required(kept, NOT_NULL))
         if rejected.num_rows:
             rejects.append(rejected)
     return ReportOutput(kind=KIND, schema_version=SCHEMA_VERSION, tables={},
