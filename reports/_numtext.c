@@ -104,3 +104,35 @@ int64_t nt_token_text(const uint8_t *keys, int64_t n, int width, int32_t *offset
     }
     return at;
 }
+
+int64_t nt_join_text(int64_t n, int k, int32_t **offsets, uint8_t **data, const int64_t *const_len,
+                     const uint8_t *sep, int sep_len, const uint8_t *valid, int32_t *out_offsets,
+                     uint8_t *out, int64_t capacity)
+{
+    int64_t at = 0;
+    out_offsets[0] = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (valid == NULL || valid[i]) {
+            for (int j = 0; j < k; j++) {
+                const uint8_t *src = data[j];
+                int64_t len = const_len[j];
+                if (offsets[j] != NULL) {
+                    src += offsets[j][i];
+                    len = (int64_t)offsets[j][i + 1] - offsets[j][i];
+                }
+                if (at + len + (j > 0 ? sep_len : 0) > capacity)
+                    return NT_NO_ROOM;
+                if (j > 0 && sep_len > 0) {
+                    memcpy(out + at, sep, (size_t)sep_len);
+                    at += sep_len;
+                }
+                memcpy(out + at, src, (size_t)len);
+                at += len;
+            }
+            if (at > INT32_MAX)
+                return NT_NO_ROOM;
+        }
+        out_offsets[i + 1] = (int32_t)at;
+    }
+    return at;
+}

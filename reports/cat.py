@@ -98,8 +98,8 @@ def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None)
         side_code[c["order_wire_side"] == byte] = i
     side_names = list(SIDES.values())
     day = pc.utf8_slice_codeunits(event_ts, 0, 8)
-    tif_col = pc.if_else(pa.array(c["tif"] == 0), pa.scalar("IOC"), pc.binary_join_element_wise("DAY=", day, ""))
-    fdid = pc.if_else(pa.array(own), pc.binary_join_element_wise("PROP-", desk_code, ""), client_code)
+    tif_col = pc.if_else(pa.array(c["tif"] == 0), pa.scalar("IOC"), numtext.join_text(["DAY=", day]))
+    fdid = pc.if_else(pa.array(own), numtext.join_text(["PROP-", desk_code]), client_code)
     with_terms = is_new | is_route | is_mod
     token = ac.token_strings(c["token_key"])
     seq_text = numtext.integer_text(c["seq"])
@@ -107,7 +107,7 @@ def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None)
         "seq": pa.array(c["seq"].astype(np.uint64, copy=False)),
         "type": ac.codes(t, CAT_TYPES),
         "actionType": ac.codes(np.zeros(n, np.int8), ["NEW"]),
-        "firmROEID": pc.binary_join_element_wise(day, seq_text, ac.plain(ac.lookup_strings(t, CAT_TYPES)), "_"),
+        "firmROEID": numtext.join_text([day, seq_text, ac.plain(ac.lookup_strings(t, CAT_TYPES))], "_"),
         "CATReporterIMID": ac.codes(np.zeros(n, np.int8), [ref.firm.cat_imid]),
         "orderKeyDate": timetext.cat_timestamp(key_utc.utc_ns, key_utc.valid),
         "orderID": token,
@@ -161,9 +161,16 @@ def required_checks(table: pa.Table, types: np.ndarray) -> list:
 
 
 def _venue_session(src: JournalSlice) -> str | None:
-    starts = src.fixed_before(RecordType.SESSION_START)
-    if len(starts) == 0:
+    """The venue session of the last SESSION_START from the journal start to the range's end: one
+    scan of the record-type column finds it (data sequences have no gaps, so its row gives its
+    sequence), then that one record is read, not every SESSION_START."""
+    first = max(1, int(src.reader.first_seq))
+    types = src.reader.scan(first, src.last_seq, fields=("rtype",)).rtype
+    hits = np.flatnonzero(types == RecordType.SESSION_START)
+    if len(hits) == 0:
         return None
+    seq = first + int(hits[-1])
+    starts = src.reader.read_fixed(RecordType.SESSION_START, first_seq=seq, last_seq=seq)
     return starts["venue_session"][-1].decode(errors="replace").strip("\x00 ") or None
 
 

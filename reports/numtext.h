@@ -25,4 +25,12 @@ int nt_padded_text(const uint64_t *mag, int64_t n, int width, const uint8_t *pre
  * Returns the bytes written, NT_NOT_ASCII at the first byte >= 0x80, or NT_NO_ROOM. */
 int64_t nt_token_text(const uint8_t *keys, int64_t n, int width, int32_t *offsets, uint8_t *data);
 
+/* Row i of the result: part 0, sep, part 1, sep, ... part k-1, for rows where valid[i] (valid may
+ * be NULL); other rows get no text. Part j is a string column (offsets[j] with n + 1 entries into
+ * data[j]) or, where offsets[j] is NULL, the constant data[j] of const_len[j] bytes on every row.
+ * Returns the bytes written, or NT_NO_ROOM past `capacity` (or one Arrow string column). */
+int64_t nt_join_text(int64_t n, int k, int32_t **offsets, uint8_t **data, const int64_t *const_len,
+                     const uint8_t *sep, int sep_len, const uint8_t *valid, int32_t *out_offsets,
+                     uint8_t *out, int64_t capacity);
+
 #endif

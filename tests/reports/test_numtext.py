@@ -80,3 +80,29 @@ def test_scale_and_width_outside_the_kernels_range_are_refused():
         numtext.scaled_text(np.zeros(1, np.int64), 19)
     with pytest.raises(ValueError, match="width outside"):
         numtext.padded_text(np.zeros(1, np.uint64), 21)
+
+
+TEXT = st.one_of(st.none(), st.text(max_size=6))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(TEXT, TEXT), max_size=40), st.sampled_from(["", "_", "--"]), st.integers(0, 3),
+       st.sampled_from(["", "DAY=", "é"]))
+def test_join_text_is_arrows_binary_join(rows, sep, cut, constant):
+    """Columns (sliced, with nulls) and constants joined by the kernel as by Arrow's compute."""
+    a = pa.array([r[0] for r in rows], pa.string()).slice(min(cut, len(rows)))
+    b = pa.array([r[1] for r in rows], pa.string()).slice(min(cut, len(rows)))
+    for parts in ([a], [a, b], [constant, a], [a, constant, b]):
+        got = numtext.join_text(parts, sep)
+        got.validate(full=True)
+        ref = pa.compute.binary_join_element_wise(*parts, sep)
+        assert got.to_pylist() == ref.to_pylist()
+
+
+def test_join_text_refuses_parts_that_are_not_one_length_of_strings():
+    with pytest.raises(ValueError, match="one length"):
+        numtext.join_text([pa.array(["a"]), pa.array(["a", "b"])])
+    with pytest.raises(ValueError, match="one length"):
+        numtext.join_text([pa.array([1])])
+    with pytest.raises(ValueError, match="a column"):
+        numtext.join_text(["a", "b"])
