@@ -89,9 +89,9 @@ def collect_chunks(src: JournalSlice, join_orders: bool = True, chunk_seqs: int 
     remaining quantities (the `leaves` column), which need every event of an order, so `only`
     requires it.
 
-    Reading and decoding a chunk (the C bulk read releases the GIL, and so do most numpy kernels)
-    runs on a helper thread one chunk ahead of the join and of the caller's work on the previous
-    chunk; while the generator runs, that thread is the only user of `src.reader`.
+    Reading, decoding and joining a chunk (the C bulk read releases the GIL, and so do most numpy
+    kernels) runs on a helper thread one chunk ahead of the caller's work on the previous chunk;
+    while the generator runs, that thread is the only user of `src.reader` and of the order index.
 
     With the join, each chunk's clock samples come from that chunk's own header scan (SampleHistory),
     so no separate pass over the whole journal runs before the first chunk; without it (clock
@@ -108,20 +108,21 @@ def collect_chunks(src: JournalSlice, join_orders: bool = True, chunk_seqs: int 
     starts = list(range(src.first_seq, src.last_seq + 1, step))
     arena = bulk.Arena()       # the bulk reads' buffers, reused chunk after chunk by `decode`
 
-    def decode(a: int) -> _Decoded:
+    def decode(a: int) -> OrderEvents:
         # a slice per chunk, dropped after decoding: its cache of raw records must not outlive it
         part = JournalSlice(reader=src.reader, journal_id=src.journal_id, first_seq=a,
                             last_seq=min(a + step - 1, src.last_seq), selection=src.selection)
         with arena:            # nothing read here outlives the call: _decode copies what it keeps
-            return _decode(part, join_orders, samples, only)
+            decoded = _decode(part, join_orders, samples, only)
+        # chunks are decoded one after another on one thread, in journal order, so the join (and
+        # the remaining quantities in `book`) runs here too, off the thread that builds tables
+        return _join(decoded, book, leaves) if join_orders else decoded.events
 
     with ThreadPoolExecutor(max_workers=1) as ahead:
         pending = ahead.submit(decode, starts[0]) if starts else None
         for i in range(len(starts)):
-            decoded = pending.result()
+            events = pending.result()
             pending = ahead.submit(decode, starts[i + 1]) if i + 1 < len(starts) else None
-            events = _join(decoded, book, leaves) if join_orders else decoded.events
-            del decoded
             yield events
 
 
