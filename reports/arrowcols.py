@@ -78,16 +78,26 @@ def plain(arr: pa.Array) -> pa.Array:
 
 def token_strings(keys: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
     """Strings from 'S<n>' order tokens whose padding is already NUL (no spaces inside tokens),
-    null where not `valid`: numtext's compiled token text (rows not valid are emptied first, so
-    only the valid rows' bytes are read and checked)."""
+    null where not `valid`: numtext's compiled token text of the valid rows only (so only their
+    bytes are read and checked), spread over the column by its offsets."""
     if valid is None:
         return numtext.token_text(keys)
     valid = np.asarray(valid, dtype=bool)
-    text = numtext.token_text(np.where(valid, keys, keys.dtype.type(b"")))
-    nulls = len(valid) - int(np.count_nonzero(valid))
-    if not nulls:
-        return text
-    return pa.Array.from_buffers(pa.string(), len(text), [_validity(valid)] + text.buffers()[1:], nulls)
+    at = np.flatnonzero(valid)
+    n = len(valid)
+    if len(at) == n:
+        return numtext.token_text(keys)
+    if len(at) == 0:
+        return pa.nulls(n, pa.string())
+    text = numtext.token_text(keys[at])
+    lengths = np.zeros(n, np.int32)
+    lengths[at] = np.diff(np.frombuffer(text.buffers()[1], np.int32)[text.offset:text.offset + len(at) + 1])
+    offsets = np.zeros(n + 1, np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    start = int(np.frombuffer(text.buffers()[1], np.int32)[text.offset])
+    data = text.buffers()[2] or pa.py_buffer(b"")
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), data[start:] if start else data,
+                                       _validity(valid), n - len(at))
 
 
 def fixed_bytes(column: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:

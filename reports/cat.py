@@ -68,9 +68,9 @@ def _rows_for(ev: events.OrderEvents, ref: RefData) -> tuple[np.ndarray, np.ndar
 
 # The event columns a CAT row is built and checked from (common.event_checks included): only
 # these are gathered for the chosen rows.
-_COLUMNS = ("seq", "event", "token_key", "prior_token_key", "creator", "symbol_id", "algo_id", "client_id",
-            "desk_id", "tif", "order_wire_side", "creator_seq", "creator_ts_ns", "creator_ts_source",
-            "price", "qty", "exec_price", "exec_qty", "leaves", "match", "stock", "order_stock")
+_COLUMNS = ("seq", "ts_ns", "ts_source", "event", "token_key", "prior_token_key", "creator", "symbol_id",
+            "algo_id", "client_id", "desk_id", "tif", "order_wire_side", "creator_seq", "creator_ts_ns",
+            "creator_ts_source", "price", "qty", "exec_price", "exec_qty", "leaves", "match", "stock", "order_stock")
 
 
 def _where(mask: np.ndarray, values: pa.Array) -> pa.Array:
@@ -89,8 +89,8 @@ def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None)
     desk_code, client_code = ac.plain(desk_code), ac.plain(client_code)
     clients = ref.sorted_values("clients")
     own = np.array([p.kind == "OWN" for p in clients] + [False], dtype=bool)[client_idx]
-    key_utc = to_utc(c["creator_seq"], c["creator_ts_ns"], c["creator_ts_source"], ev.samples)
     event_ts = timetext.cat_timestamp(ev.utc.utc_ns, ev.utc.valid)
+    key_date = _order_key_dates(ev, event_ts)
     t = types
     is_new, is_route, is_mod, is_cancel, is_trade = (t == 0), (t == 1), (t == 2), (t == 3), (t == 4)
     side_code = np.full(n, len(SIDES), np.int8)
@@ -109,7 +109,7 @@ def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None)
         "actionType": ac.codes(np.zeros(n, np.int8), ["NEW"]),
         "firmROEID": numtext.join_text([day, seq_text, ac.plain(ac.lookup_strings(t, CAT_TYPES))], "_"),
         "CATReporterIMID": ac.codes(np.zeros(n, np.int8), [ref.firm.cat_imid]),
-        "orderKeyDate": timetext.cat_timestamp(key_utc.utc_ns, key_utc.valid),
+        "orderKeyDate": key_date,
         "orderID": token,
         "priorOrderID": ac.token_strings(c["prior_token_key"], is_mod & (c["event"] == EV["SENT_REPLACE"])),
         "symbol": inst_cols["symbol"],
@@ -143,6 +143,26 @@ def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None)
                                  .append_column("segment_mic", inst_cols["segment_mic"]),
                                  ev, ref, inst_idx, algo_idx, client_idx)
     return table, checks + required_checks(table, types)
+
+
+def _order_key_dates(ev: events.OrderEvents, event_ts: pa.Array) -> pa.Array:
+    """orderKeyDate: the CAT timestamp of the ORDER_SENT that created each row's order. Rows of
+    that record itself (MENO and MEOR) have it as their eventTimestamp already; only the others'
+    creators are converted and laid out, then both are put in row order by one take."""
+    c = ev.cols
+    own = (c["creator_seq"] == c["seq"]) & (c["creator_ts_ns"] == c["ts_ns"]) \
+        & (c["creator_ts_source"] == c["ts_source"])
+    others = np.flatnonzero(~own)
+    if len(others) == 0:
+        return event_ts
+    key_utc = to_utc(c["creator_seq"][others], c["creator_ts_ns"][others], c["creator_ts_source"][others],
+                     ev.samples)
+    texts = timetext.cat_timestamp(key_utc.utc_ns, key_utc.valid)
+    if len(others) == len(own):
+        return texts
+    at = np.arange(len(own), dtype=np.int64)
+    at[others] = len(own) + np.arange(len(others))
+    return pa.concat_arrays([event_ts, texts]).take(pa.array(at))
 
 
 def required_checks(table: pa.Table, types: np.ndarray) -> list:

@@ -120,7 +120,7 @@ def test_join_keys_and_token_strings_equal_their_numpy_and_pyarrow_references(va
     assert np.array_equal(orderjoin.join_keys(rows["token"]), _join_key_reference(rows["token"]))
     keys = _join_key_reference(raw)
     valid = rng.random(len(keys)) < 0.7
-    for mask in (None, valid):
+    for mask in (None, valid, rng.random(len(keys)) < 0.05, np.zeros(len(keys), bool), np.ones(len(keys), bool)):
         try:
             want = pa.array(keys, type=pa.binary(), mask=None if mask is None else ~mask).cast(pa.string())
         except pa.ArrowInvalid:
