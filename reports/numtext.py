@@ -113,8 +113,9 @@ def join_text(parts: list, sep: str = "") -> pa.Array:
             const_len.append(len(raw))
             total += n * len(raw)
             continue
-        off = np.frombuffer(part.buffers()[1], np.int32)[part.offset:part.offset + n + 1] if n else np.zeros(1, np.int32)
-        raw = np.frombuffer(part.buffers()[2], np.uint8) if n and part.buffers()[2] is not None else np.zeros(1, np.uint8)
+        _, off_buf, data_buf = part.buffers()
+        off = np.frombuffer(off_buf, np.int32)[part.offset:part.offset + n + 1] if n else np.zeros(1, np.int32)
+        raw = np.frombuffer(data_buf, np.uint8) if n and data_buf is not None else np.zeros(1, np.uint8)
         keep += [off, raw]
         offsets.append(_ptr("int32_t *", off))
         data.append(_ptr("uint8_t *", raw))
