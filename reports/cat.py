@@ -10,6 +10,8 @@ files are cat_json.py's.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -198,20 +200,21 @@ def stream(src: JournalSlice, ref: RefData, sink, text: bool = True) -> ReportOu
     """CAT events chunk by chunk (bounded memory): each chunk's kept rows go to
     `sink.add("order_events", t)` and, unless `text` is False (Parquet only), as JSON lines to the
     submission files of their date."""
-    session = _venue_session(src)
     files = cat_json.SubmissionFiles(ref.firm.cat_imid) if text else None
     rejects = []
-    for chunk in events.collect_chunks(src):
-        ev = common.select_trade_date(chunk, src.selection.trade_date)
-        del chunk
-        table, checks = build_table(ev, ref, session)
-        kept, rejected = split(table, KIND, "order_events", checks)
-        kept = declare_required(kept, NOT_NULL)
-        sink.add("order_events", kept)
-        if files is not None:
-            files.add(kept, sink)
-        if rejected.num_rows:
-            rejects.append(rejected)
+    with ThreadPoolExecutor(max_workers=1) as aside:     # the session scan beside the first decode
+        session = aside.submit(_venue_session, src)
+        for chunk in events.collect_chunks(src):
+            ev = common.select_trade_date(chunk, src.selection.trade_date)
+            del chunk
+            table, checks = build_table(ev, ref, session.result())
+            kept, rejected = split(table, KIND, "order_events", checks)
+            kept = declare_required(kept, NOT_NULL)
+            sink.add("order_events", kept)
+            if files is not None:
+                files.add(kept, sink)
+            if rejected.num_rows:
+                rejects.append(rejected)
     if files is not None:
         files.finish(sink, src.provenance())
     return ReportOutput(kind=KIND, schema_version=SCHEMA_VERSION, tables={},
