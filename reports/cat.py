@@ -24,7 +24,7 @@ from reports.output import ReportOutput, TableCollector
 from reports.refdata import RefData
 from reports.source import JournalSlice
 from reports.timebase import to_utc
-from reports.validate import REJECTS_SCHEMA, declare_required, mask_check, split
+from reports.validate import REJECTS_SCHEMA, declare_required, mask_check, passed, split
 
 KIND = "cat"
 SCHEMA_VERSION = "cat-4.0.0-r18-subset-2"
@@ -176,6 +176,9 @@ def required_checks(table: pa.Table, types: np.ndarray) -> list:
             needs[name] = needs.get(name, np.zeros(len(types), bool)) | of_type
     checks = []
     for name, needed in needs.items():
+        if not table.column(name).null_count:        # nothing missing: no mask to build
+            checks.append((name, passed(len(types))))
+            continue
         missing = needed & ~table.column(name).is_valid().to_numpy(zero_copy_only=False)
         checks.append(mask_check(name, missing, lambda rows, name=name: [
             f"{CAT_TYPES[t]} requires {name}" for t in types[rows]]))
