@@ -258,9 +258,12 @@ class Journal:
         if self._w == ffi.NULL:
             return
         w, self._w = self._w, ffi.NULL
+        # shut down now, free when this object goes: another thread may be inside a call that
+        # read the pointer before this close (it then gets JournalClosed, not freed memory)
+        self._shut = w
         self._detach_appenders()
         err = lib.mmj_writer_errno(w)
-        check(lib.mmj_writer_close(w), "close", err)
+        check(lib.mmj_writer_shutdown(w), "close", err)
 
     def _detach_appenders(self) -> None:
         for appender in getattr(self, "_fast", {}).values():
@@ -299,6 +302,10 @@ class Journal:
             self._w = ffi.NULL
             self._detach_appenders()
             lib.mmj_writer_close(w)
+        shut = getattr(self, "_shut", ffi.NULL)
+        if shut != ffi.NULL:
+            self._shut = ffi.NULL
+            lib.mmj_writer_free(shut)
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"next_seq={self.next_seq}"
