@@ -137,8 +137,9 @@ def collect_chunks(src: JournalSlice, join_orders: bool = True, chunk_seqs: int 
 def check_segments(src: JournalSlice, stop: threading.Event | None = None) -> None:
     """Have the reader check the records of each journal segment the range touches (their CRCs,
     which a reader does once, on a segment's first read), in journal order, until `stop` is set.
-    Run on a thread of its own beside the decoding one, it takes that work (about a tenth of a
-    report's CPU) off the decoding thread, which finds each segment checked when it gets there;
+    Run on a thread of its own beside the decoding one, it takes that work (a few percent of a
+    report's CPU on a journal in the page cache, far more when its pages come from disk) off the
+    decoding thread, which finds each segment checked when it gets there;
     damage found stops the reader's snapshot there exactly as the decoding thread's own first
     read would have (JournalSlice.confirm_complete reports it)."""
     for seg in src.reader.segments():
