@@ -29,6 +29,7 @@ from mm_core.mdpath import MarketDataPath
 from mm_core.metrics import Metrics
 from mm_core.orderwire import OrderWire
 from mm_core.oms import TERMINAL, InvalidTransition, Oms, OmsError, Order, OrderState
+from mm_core.ownquotes import OwnQuotes
 from mm_core.protocol import ProtocolError, moldudp64, ouch, soupbintcp
 from mm_core.quotepricer import QuotePricer, engine_price_quote, engine_price_reference
 from mm_core.risk import RiskError, TradingState
@@ -281,6 +282,7 @@ class Engine:
         state["urgent"] = None          # the shell's sink belongs to the process, not the state
         state.pop("_own", None)         # C arrays derived from the OMS: rebuilt on first use
         state.pop("_own_version", None)
+        state.pop("_own_arrays", None)
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -565,27 +567,15 @@ class Engine:
         version = (oms.transitions, oms.counter)
         if version == self._pkt_own_version:
             return
-        self._own_for(-1)               # refreshes self._own
+        self._own_for(-1)               # refreshes self._own and the arrays it points into
         self._pkt_own_version = version
         self._rx.set_work(self)
-        n, own = self.n, self._own
-        px, qty, off, nb, na = [], [], [0] * n, [0] * n, [0] * n
-        for s in sorted(own):               # the symbols with quotes of ours, in id order
-            if s >= n:
-                continue
-            o = own[s]
-            k = o[2] + o[3]
-            off[s], nb[s], na[s] = len(px), o[2], o[3]
-            px.extend(o[0][0:k])
-            qty.extend(o[1][0:k])
-        pkt = self._pkt
-        if not px:
+        table, pkt = self._own_arrays, self._pkt
+        if not table.total:
             pkt.own_px = _NULL
             return
-        self._pkt_own = arrays = (_new_i64("int64_t[]", px), _new_i64("int64_t[]", qty),
-                                  _new_i64("uint32_t[]", off), _new_i64("uint32_t[]", nb),
-                                  _new_i64("uint32_t[]", na))
-        pkt.own_px, pkt.own_qty, pkt.own_off, pkt.own_nb, pkt.own_na = arrays
+        pkt.own_px, pkt.own_qty, pkt.own_off, pkt.own_nb, pkt.own_na = (
+            table.px, table.qty, table.off, table.nb, table.na)
 
     def _react(self, touched: list[int], actions: list[Action]) -> None:
         """After the reprice: matured markouts, then each touched symbol's requote and hedges."""
@@ -814,22 +804,12 @@ class Engine:
 
     def _own_quotes(self) -> dict:
         """symbol -> (prices, shares, n bid prices, n ask prices) of our live quotes, as the C
-        arrays fmd_top_depth_without reads (bid prices first)."""
-        sides: dict[int, tuple[dict[int, int], dict[int, int]]] = {}
-        for order in self.oms.live.values():
-            if order.purpose is not _QUOTE:
-                continue
-            pair = sides.get(order.symbol_id)
-            if pair is None:
-                pair = sides[order.symbol_id] = ({}, {})
-            at = pair[0] if order.side == _BUY else pair[1]
-            at[order.price] = at.get(order.price, 0) + order.leaves
-        own = {}
-        for symbol_id, (bids, asks) in sides.items():
-            own[symbol_id] = (_new_i64("int64_t[]", list(bids) + list(asks)),
-                              _new_i64("int64_t[]", list(bids.values()) + list(asks.values())),
-                              len(bids), len(asks))
-        return own
+        arrays fmd_top_depth_without reads (bid prices first): views into mm_core.ownquotes'
+        arrays, rewritten in place (no C allocation per rebuild)."""
+        table = self.__dict__.get("_own_arrays")
+        if table is None:
+            table = self._own_arrays = OwnQuotes(self.n)
+        return table.rebuild(self.oms.live.values())
 
     def _hedge_held(self, symbol_id: int) -> int:
         """Shares of this symbol held as hedges for other symbols (not quoting inventory)."""

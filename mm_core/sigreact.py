@@ -22,6 +22,7 @@ _ANSWERED = (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED)
 _MIRRORS = ("position", "hold", "halted", "sent", "memo", "work", "pair", "blocked")
 _SCALARS = ("markout_n", "next_due_ns")
 _FLOATS = ("markout", "adverse")
+_NO_WORK = [0] * lib.FSIG_W_N
 _FLOG_CAP = 1024        # risk feeds a run of packets may defer before it stops for Python
 
 
@@ -108,10 +109,9 @@ class ReactMirror:
                      arr("flog_ns", "int64_t", _FLOG_CAP))
         for name in _FLOATS:
             setattr(self, name, arr(name, "double", n))
-        # the work mirror's offset of each quote slot (OMS working key), and an empty mirror
+        # the work mirror's offset of each quote slot (OMS working key)
         self._slot_at = {slot: (2 * s + i) * lib.FSIG_W_N for s, slots in enumerate(engine.quote_slots)
                          for i, slot in enumerate(slots)}
-        self._zero_work = ffi.new("int64_t[]", n * 2 * lib.FSIG_W_N)
         self.pull(engine)
 
     @staticmethod
@@ -150,6 +150,8 @@ class ReactMirror:
             else:
                 getattr(self, name)[0:len(words)] = words
         self._blocked_set = set(engine.metrics.blocked)
+        at = self._slot_at
+        self._work_written = [at[slot] for slot in engine.oms.working if slot in at]
         self._metrics_seen = None           # set_metrics writes markout and adverse next time
 
     def stale(self, engine) -> list[str]:
@@ -178,13 +180,17 @@ class ReactMirror:
         r.n_memo = 0
 
     def set_work(self, engine) -> None:
-        """Our working quotes after the OMS moved (Engine._own_table calls it)."""
+        """Our working quotes after the OMS moved (Engine._own_table calls it): the slots written
+        last time cleared, then the working ones written (the rest of the mirror stays zero)."""
         oms, work, w, at = engine.oms, self.work, lib.FSIG_W_N, self._slot_at
-        ffi.memmove(work, self._zero_work, ffi.sizeof(self._zero_work))
+        for b in self._work_written:
+            work[b:b + w] = _NO_WORK
+        written = self._work_written = []
         for slot in oms.working:
             b = at.get(slot)
             if b is not None:
                 work[b:b + w] = work_words(oms, slot)
+                written.append(b)
 
     def set_metrics(self, m) -> None:
         """The markout inputs after Metrics.on_fill / on_time."""
