@@ -57,6 +57,7 @@ _top_depth = lib.fmd_top_depth
 _top_depth_without = lib.fmd_top_depth_without
 _new_i64 = ffi.new
 _QUOTE = Purpose.QUOTE
+_QUOTE_VALUE = _QUOTE.value
 _reprice_c = lib.fsig_reprice
 _on_packet_c, _reprice_touched_c = lib.fsig_on_packet, lib.fsig_reprice_touched
 _SIG_FALLBACK, _SIG_NOMEM, _SIG_TRIPPED = lib.FSIG_FALLBACK, lib.FSIG_NOMEM, lib.FSIG_TRIPPED
@@ -821,7 +822,7 @@ class Engine:
     def _work_side(self, symbol_id: int, side: Side, order: Order | None, price: int, qty: int,
                    actions: list[Action]) -> None:
         if order is None:
-            if qty > 0 and price > 0:
+            if qty > 0 and price > 0 and not self._quote_denied(symbol_id, side):
                 self._submit(make_intent(_ENTER, self.oms.new_token(), symbol_id, side, price, qty,
                                          self.ids), actions)
             return
@@ -832,13 +833,15 @@ class Engine:
             self._cancel(order, Purpose.QUOTE, actions)
         elif order.price == price and qty < order.leaves:
             # a size-down at the same price: OUCH Modify keeps the token and the queue position
-            self._submit(make_intent(_MODIFY, order.token, symbol_id, side, price, qty, self.ids),
-                         actions)
+            if not self._quote_denied(symbol_id, side):
+                self._submit(make_intent(_MODIFY, order.token, symbol_id, side, price, qty, self.ids),
+                             actions)
         elif order.price != price or order.leaves != qty:
             if self._can_wait(order, side, price, qty):
                 return
-            sent = self._submit(make_intent(_REPLACE, self.oms.new_token(), symbol_id, side, price,
-                                            qty, self.ids, orig_token=order.token), actions)
+            sent = not self._quote_denied(symbol_id, side) and self._submit(
+                make_intent(_REPLACE, self.oms.new_token(), symbol_id, side, price, qty, self.ids,
+                            orig_token=order.token), actions)
             if not sent and (order.price > price if side == _BUY else order.price < price):
                 # the move away was refused (or is backing off): the old price is now better
                 # for whoever trades against it than we want to give, so it must not rest on
@@ -855,6 +858,12 @@ class Engine:
         low = price if price < order.price else order.price
         return 0 <= step <= self.ticks[order.symbol_id].tick_at(low)
 
+    def _quote_denied(self, symbol_id: int, side: Side) -> bool:
+        """A quote on this side is backing off after a gateway denial (_submit would refuse it):
+        checked before an order token is taken, so a refused attempt changes no state (the C
+        reaction's side_acts reads the same from its `denied` mirror)."""
+        return self.denied_until.get((symbol_id, int(side), _QUOTE_VALUE), -1) > self.now
+
     def _submit(self, intent: OrderIntent, actions: list[Action]) -> bool:
         """Risk check, then OMS, then the SoupBinTCP bytes; a denial is journaled, not raised."""
         key = (intent.symbol_id, int(intent.side), intent.purpose.value)
@@ -870,7 +879,9 @@ class Engine:
         decision = self.risk.check(intent, now)
         if not decision.allowed:
             self.counts["denials"] += 1
-            self.denied_until[key] = now + self.cfg.deny_backoff_ns
+            self.denied_until[key] = until = now + self.cfg.deny_backoff_ns
+            if intent.purpose is _QUOTE and self._rx is not None:
+                self._rx.denied[2 * intent.symbol_id + (intent.side != _BUY)] = until
             actions.append(self._decision_note(intent, decision))
             return False
         self.oms.on_sent(intent, now)

@@ -1,4 +1,4 @@
-"""Our live quotes as the C arrays the book-top and packet kernels read, rewritten in place when the OMS moves.
+"""Our live quotes as the C arrays the book-top and packet kernels read, rewritten in place.
 
 One flat pair of arrays (prices, shares) holds every symbol's own quotes, bid prices then ask
 prices, symbols in id order; per symbol its offset and the counts of bid and ask prices (the

@@ -2,9 +2,10 @@
 
 Owns the fsig_react struct and its arrays: the configuration the per-packet reaction reads
 (quoted symbols, reference ticks, hedge lists), and the mirrors of values the Python code owns
-(positions, hedge holds, halted symbols, the risk feed last told, the quote memo, our working
-quotes, the hedger's pairs, the adverse-horizon markout count and due time, and what a memo miss
-prices with: each symbol's recent markout and adverse rate, the gateway's multipliers and collar). `values()` computes
+(positions, hedge holds, halted symbols, the quote sides backing off after a denial, the risk
+feed last told, the quote memo, our working quotes, the hedger's pairs, the adverse-horizon
+markout count and due time, and what a memo miss prices with: each symbol's recent markout and
+adverse rate, the gateway's multipliers and collar). `values()` computes
 every mirror from the engine's Python state in one place: `pull()` writes them all (setup and
 restore) and `stale()` names the ones that differ (the lockstep tests call it after every event).
 Between those, each owner writes its mirror where its value changes (mm_core/engine.py,
@@ -15,11 +16,14 @@ from __future__ import annotations
 from mm_core._fastmd_cffi import ffi, lib
 from mm_core.oms import OrderState
 from mm_core.risk import TradingState
+from mm_core.types import Purpose, Side
 
 __all__ = ["ReactMirror", "memo_words", "work_words"]
 
 _ANSWERED = (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED)
-_MIRRORS = ("position", "hold", "halted", "sent", "memo", "work", "pair", "blocked")
+_SIDES = (Side.BUY, Side.SELL)
+_QUOTE_VALUE = Purpose.QUOTE.value
+_MIRRORS = ("position", "hold", "halted", "sent", "memo", "work", "pair", "blocked", "denied")
 _SCALARS = ("markout_n", "next_due_ns")
 _FLOATS = ("markout", "adverse")
 _NO_WORK = [0] * lib.FSIG_W_N
@@ -41,6 +45,12 @@ def _blocked(m, n: int) -> list[int]:
     for s in m.blocked:
         flags[s] = 1
     return flags
+
+
+def _denied(engine) -> list[int]:
+    """Engine.denied_until of each symbol's buy then sell quotes (0: none)."""
+    until = engine.denied_until
+    return [until.get((s, int(side), _QUOTE_VALUE), 0) for s in range(engine.n) for side in _SIDES]
 
 
 def memo_words(memo) -> list[int]:
@@ -98,7 +108,7 @@ class ReactMirror:
         r.halted_state = int(TradingState.HALTED)
         sizes = {"position": n, "hold": n, "halted": n, "sent": n * lib.FSIG_S_N,
                  "memo": n * lib.FSIG_M_N, "work": n * 2 * lib.FSIG_W_N, "pair": n * lib.FSIG_P_N,
-                 "blocked": n}
+                 "blocked": n, "denied": 2 * n}
         for name in _MIRRORS:
             setattr(self, name, arr(name, "int64_t", sizes[name]))
         arr("feed", "uint32_t", n)
@@ -133,6 +143,7 @@ class ReactMirror:
             "markout_n": [m.markout_n[m.adverse_horizon]],
             "next_due_ns": [m.next_due_ns],
             "blocked": _blocked(m, engine.n),
+            "denied": _denied(engine),
             "markout": list(m.recent_markout),
             "adverse": [m.adverse_rate(s) for s in range(engine.n)],
         }
