@@ -618,8 +618,7 @@ class Runner:
                 self.report.tx_stamped += 1
             else:
                 self.report.tx_missing += 1
-            payload = pack(RecordType.TX_TS, order_seq=seq, tskey=outcome.tskey,
-                           status=int(outcome.status), source=int(outcome.source), tx_ts_ns=outcome.ts_ns)
+            payload = _TX_TS_PACK(seq, outcome.tskey, outcome.status, outcome.source, outcome.ts_ns)
             reserve = seq in self._reserve_seqs
             if reserve:
                 self._reserve_seqs.discard(seq)
@@ -639,9 +638,17 @@ class Runner:
 _ORDER_SENT_FIELDS = ("token", "orig_token", "msg_type", "side", "tif", "symbol_id", "price", "qty",
                       "algo_id", "desk_id", "trader_id", "client_id", "risk_verdict", "trading_state",
                       "limits_version", "tskey", "raw_len", "raw")
-if PAYLOAD_DTYPES[RecordType.ORDER_SENT].names != _ORDER_SENT_FIELDS:
-    raise ImportError("the ORDER_SENT layout changed: update mm_core.runner.order_sent_payload")
-_ORDER_SENT_PACK = layout_struct(RecordType.ORDER_SENT).pack
+
+
+def _positional(rtype: RecordType, names: tuple[str, ...]):
+    """The one-call packer of a layout whose fields the caller passes in this order."""
+    if PAYLOAD_DTYPES[rtype].names != names:
+        raise ImportError(f"the {rtype.name} layout changed: update mm_core.runner's packing of it")
+    return layout_struct(rtype).pack
+
+
+_ORDER_SENT_PACK = _positional(RecordType.ORDER_SENT, _ORDER_SENT_FIELDS)
+_TX_TS_PACK = _positional(RecordType.TX_TS, ("order_seq", "tskey", "status", "source", "tx_ts_ns"))
 
 
 def order_sent_payload(action: SendOrder, tskey: int) -> bytes:

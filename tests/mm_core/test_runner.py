@@ -12,14 +12,18 @@ import pytest
 
 from audit.health import ClockSample as HealthSample, Verdict
 from journal import DiskFull, Journal, Reader
-from journal.catalogue import RAW_ORDER_MAX, CatalogueError, ClockState, RecordType, TsSource, pack, raw_bytes, unpack, unpack_json
+from journal.catalogue import (
+    RAW_ORDER_MAX, CatalogueError, ClockState, RecordType, TsSource, pack, raw_bytes, unpack, unpack_json,
+)
 from mm_core.config import EngineConfig
 from mm_core.engine import Engine
 from mm_core.events import OperatorCommand, SendOrder
 from mm_core.protocol import ouch, soupbintcp
 from mm_core.risk import TradingState
 from mm_core.types import OrderKind, Side, make_intent
-from mm_core.runner import Runner, RunnerError, RunnerSettings, engine_events, order_sent_payload
+# a module, not the name: bench/engine_bench imports this file with an older mm_core too
+from mm_core import runner as runner_module
+from mm_core.runner import Runner, RunnerError, RunnerSettings, engine_events
 from mm_core.venue.config import load_config
 from mm_core.venue.server import Venue
 from recovery.drills.risk import _wait as wait
@@ -152,17 +156,18 @@ def test_the_order_sent_payload_is_packs(session):
                              Side(int(rec["side"])), int(rec["price"]), int(rec["qty"]), (1, 2, 3, 4),
                              orig_token=rec["orig_token"].decode(), tif=int(rec["tif"]))
         action = SendOrder(intent, packet, SimpleNamespace(limits_version=7), int(rec["trading_state"]))
-        expected = pack(RecordType.ORDER_SENT, token=intent.token.encode(), orig_token=intent.orig_token.encode(),
-                        msg_type=packet[3], side=int(intent.side), tif=intent.tif, symbol_id=intent.symbol_id,
-                        price=intent.price, qty=intent.qty, algo_id=1, desk_id=2, trader_id=3, client_id=4,
-                        risk_verdict=1, trading_state=action.trading_state, limits_version=7,
-                        tskey=int(rec["tskey"]), raw=packet)
-        assert order_sent_payload(action, int(rec["tskey"])) == expected
+        expected = pack(RecordType.ORDER_SENT, token=intent.token.encode(),
+                        orig_token=intent.orig_token.encode(), msg_type=packet[3], side=int(intent.side),
+                        tif=intent.tif, symbol_id=intent.symbol_id, price=intent.price, qty=intent.qty,
+                        algo_id=1, desk_id=2, trader_id=3, client_id=4, risk_verdict=1,
+                        trading_state=action.trading_state, limits_version=7, tskey=int(rec["tskey"]),
+                        raw=packet)
+        assert runner_module.order_sent_payload(action, int(rec["tskey"])) == expected
         checked += 1
     assert checked == len(recs)
     too_long = SendOrder(intent, packet + bytes(RAW_ORDER_MAX), SimpleNamespace(limits_version=7), 1)
     with pytest.raises(CatalogueError):
-        order_sent_payload(too_long, 0)
+        runner_module.order_sent_payload(too_long, 0)
 
 
 def journaled_orders(path):
