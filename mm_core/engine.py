@@ -458,6 +458,13 @@ class Engine:
                 self._react_from(touched, react.work_at, actions)
         return actions
 
+    def prepare(self) -> None:
+        """Idle-time upkeep for the shell to call between events: the own-quote table and the
+        work mirror the next packet's C call reads, rebuilt now if the OMS moved since. A cache
+        of the OMS, so no decision and no state hash depends on whether or when it runs."""
+        if self._rx is not None and not self.stale:
+            self._own_table()
+
     def on_packet_run(self, run: PacketRun, start: int) -> tuple[int, list[Action]]:
         """run.events[start:] (MarketData only) as on_event would take them one by one, in one C
         call (fsig_on_packets) while they end quiet: returns how many were taken (at least one)

@@ -244,6 +244,7 @@ class Runner:
         deadline = mono() + int(duration_s * 1e9)
         next_timer = next_clock = mono()
         busy = s.busy_poll
+        prepare = self.engine.prepare
         self._drain_operator()              # commands queued before the wake socket existed
         try:
             while mono() < deadline and not (stop is not None and stop.is_set()):
@@ -261,6 +262,9 @@ class Runner:
                     if wake_fd in fds:
                         self._drain_wake()
                         self._drain_operator()
+                    # what the engine's next packet would rebuild first (after our orders or the
+                    # venue's answers moved the OMS), done before the loop waits again
+                    prepare()
                 t = mono()
                 if not self.journal_ok and self._space_lost and not self._fatal and t >= self._next_retry:
                     self._retry_space(t)
