@@ -371,12 +371,17 @@ def _timed(fn, events) -> float:
 
 
 def _engine_times(events, out: dict[str, list[int]], suffix: str = "", before=None,
-                  factory=make_engine) -> None:
+                  factory=make_engine, prepare: bool = False) -> None:
     """One replay through a fresh engine: ns of each on_event into out["engine <type><suffix>"],
     and of the market-data packets that sent orders (the events wire-to-wire measures) into
-    out["engine MarketData that sent orders<suffix>"]. `before()` runs untimed ahead of each."""
+    out["engine MarketData that sent orders<suffix>"]. `before()` runs untimed ahead of each, and
+    with `prepare` the engine's idle upkeep (Engine.prepare, as the runner calls it) too."""
     clock = time.perf_counter_ns
-    on_event = factory().on_event
+    engine = factory()
+    on_event = engine.on_event
+    if prepare:
+        upkeep = engine.prepare
+        before = upkeep if before is None else (lambda b=before: (b(), upkeep()))
     sent = out.setdefault("engine MarketData that sent orders" + suffix, [])
     for ev in events:
         if before is not None:
@@ -395,6 +400,7 @@ def _latencies(events, rounds: int) -> dict[str, list[int]]:
     clock = time.perf_counter_ns
     for _ in range(rounds):
         _engine_times(events, out)
+        _engine_times(events, out, ", prepare() between events (the runner's idle upkeep)", prepare=True)
         _engine_times(events, out, " (reference signal classes)", factory=_reference_engine)
         for ev in events:
             t = type(ev)
@@ -582,8 +588,11 @@ def _guard_latency(events, toxic: list[int], rounds: int, workdir: str) -> dict[
     (Runner._act_urgent: pack, append, send, TX-key bookkeeping), and the whole event with every
     other order sent (what the cancel waited for before the early sink). Every other event is
     replayed untimed so each toxic event meets the state it met in the recorded session."""
-    out: dict[str, list[int]] = {"in-process": [], "runner path": [], "whole event": [], "decode only": []}
+    out: dict[str, list[int]] = {"in-process": [], "runner path": [], "whole event": [], "decode only": [],
+                                 "to TX stamp": []}
     clock = time.perf_counter_ns
+    realtime = time.clock_gettime_ns
+    rt = time.CLOCK_REALTIME
     wanted = set(toxic)
     for r in range(rounds):
         drain = _Drain()
@@ -599,6 +608,7 @@ def _guard_latency(events, toxic: list[int], rounds: int, workdir: str) -> dict[
                 marks.append(clock())
                 runner._send_order(pulls[0])
                 marks.append(clock())
+                marks.append((runner.tcp_bytes - 1) & 0xFFFFFFFF)     # its TX stamp's key
                 early(pulls[1:])
             engine.urgent = None
             try:
@@ -608,6 +618,7 @@ def _guard_latency(events, toxic: list[int], rounds: int, workdir: str) -> dict[
                         continue
                     marks.clear()
                     engine.urgent = sink
+                    real0 = realtime(rt)
                     t0 = clock()
                     actions = engine.on_event(ev)
                     runner._act(actions, 0)
@@ -618,6 +629,9 @@ def _guard_latency(events, toxic: list[int], rounds: int, workdir: str) -> dict[
                     out["in-process"].append(marks[0] - t0)
                     out["runner path"].append(marks[1] - t0)
                     out["whole event"].append(t3 - t0)
+                    stamp = _tx_stamp(runner, marks[2])
+                    if stamp is not None:
+                        out["to TX stamp"].append(stamp - real0)
                     t0 = clock()
                     _decode_only((ev,))
                     out["decode only"].append(clock() - t0)
@@ -625,6 +639,17 @@ def _guard_latency(events, toxic: list[int], rounds: int, workdir: str) -> dict[
                 runner.close()
                 drain.close()
     return out
+
+
+def _tx_stamp(runner: Runner, key: int) -> int | None:
+    """The kernel's software TX stamp (CLOCK_REALTIME ns) of the send with this key, read off the
+    order socket's error queue (stamps of the event's other sends are read and dropped)."""
+    for _ in range(100):
+        for k, ts, source in runner._oe.poll_tx_timestamps():
+            if k == key and source == TsSource.SW_KERNEL:
+                return ts
+        time.sleep(0.0001)
+    return None
 
 
 def _pct(values: list[int], q: float) -> float:
@@ -656,8 +681,9 @@ def _wire_lines(wire: dict, seconds: float) -> list[str]:
         "",
         f"Three real {seconds:g} s sessions, one after the other: the runner against the embedded venue, "
         "journal (pagecache durability) appended before every send, software kernel timestamps; read "
-        "back from each session's journal. Busy-poll spins on a zero-timeout select; select wait "
-        "sleeps in the kernel until a socket is readable. The venue runs in its own process (as an "
+        "back from each session's journal. Busy-poll spins on a zero-timeout epoll (market data read "
+        "first on each wake-up, then the venue's answers and TX stamps); select wait sleeps in the "
+        "kernel until a socket is readable. The venue runs in its own process (as an "
         "exchange would) or, as before, on a thread of the runner's process, where the two share "
         "CPython's interpreter lock (handed over every 5 ms switch interval when both are busy).",
         "",
@@ -692,7 +718,7 @@ def _wire_lines(wire: dict, seconds: float) -> list[str]:
 
 
 def _guard_lines(guard: dict, n_toxic: int, rounds: int) -> list[str]:
-    inproc, path, dec = guard["in-process"], guard["runner path"], guard["decode only"]
+    inproc, path, dec, tx = guard["in-process"], guard["runner path"], guard["decode only"], guard["to TX stamp"]
     lines = [
         "",
         "## Quote guard: toxic packet in -> cancel handed to the kernel",
@@ -712,6 +738,7 @@ def _guard_lines(guard: dict, n_toxic: int, rounds: int) -> list[str]:
     d50 = _pct(dec, .5) if dec else 0.0
     for name, v in (("codec decode only", dec), ("on_event -> pulls at the runner's early sink", inproc),
                     ("+ first pull journaled (ORDER_SENT) + send() on loopback TCP", path),
+                    ("on_event in -> kernel TX stamp of the first pull (CLOCK_REALTIME)", tx),
                     ("whole event, every order journaled and sent", guard["whole event"])):
         ratio = f" {_pct(v, .5) / d50:.1f}x |" if v and d50 else " - |"
         lines.append(_row(name, v, ratio))
@@ -720,6 +747,11 @@ def _guard_lines(guard: dict, n_toxic: int, rounds: int) -> list[str]:
                   f"{'met' if _pct(path, .5) <= TARGET_GUARD_P50_US else 'NOT met'} "
                   f"(to the sink {_pct(inproc, .5):.1f} us, with journal + send {_pct(path, .5):.1f} us; "
                   f"the whole event {_pct(guard['whole event'], .5):.1f} us)."]
+    if tx and path:
+        lines += ["", f"The cancel reaches the kernel's TX stamp {_pct(tx, .5):.1f} us (p50) after the event "
+                  f"came in, {_pct(path, .5) - _pct(tx, .5):.1f} us before send() returns to the runner: "
+                  "on loopback the sending syscall also runs the receiver's side and wakes its "
+                  "process, which on 2 shared cores may preempt the sender."]
     return lines
 
 
@@ -907,7 +939,9 @@ def main(quick: bool) -> str:
         "batch replay a packet whose only work is a risk feed no longer stops the run (C logs the feed, "
         "the gateway takes the log in one call before any Python runs: RiskGateway.on_markets). What is "
         "left in Python is the gateway's revaluation of those feeds, the requotes and hedges that act, "
-        "timers and venue messages, and per event the dispatch and risk drain. "
+        "timers and venue messages, and per event the dispatch and risk drain. The own-quote table "
+        "the C packet path reads is rewritten in place when the OMS moved (no C allocation), and a "
+        "quote side backing off after a denial ends in C instead of taking an order token in Python. "
         f"Load average during the run: {load:.1f} on {os.cpu_count()} CPUs (shared machine: "
         "the p99.9 tails include scheduler preemption).",
     ]
