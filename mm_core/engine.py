@@ -397,10 +397,9 @@ class Engine:
         oms = self.oms
         if (oms.transitions, oms.counter) != self._pkt_own_version:
             self._own_table()
-        pkt, react, risk = self._pkt, self._react_c, self.risk
+        pkt = self._pkt
         pkt.now_ns = self.now
-        if risk.state is not self._risk_seen or risk.limits_version != react.limits_version:
-            self._risk_to_react()
+        self._risk_if_moved()
         packet = ev.packet
         rc = _on_packet_c(self._sh, self._bh, packet, len(packet), md.session_raw, expected, pkt)
         if rc == _SIG_FALLBACK:
@@ -435,7 +434,7 @@ class Engine:
             for i in range(pkt.n_trips):
                 self._pull_on_trip(trip_of(trips[i]), actions)
             self._own_table()
-            self._risk_to_react()
+            self._risk_if_moved()
             rc = _reprice_touched_c(self._sh, self._bh, pkt)
         while rc == _SIG_CALIBRATE:
             self.fv.estimators[pkt.touched[pkt.next]].calibrate()
@@ -447,7 +446,7 @@ class Engine:
             for i in unpack(react.feed, react.n_feed):
                 feed(touched[i], fairs[i])
             self._own_table()
-            self._risk_to_react()
+            self._risk_if_moved()
             rc = _react_from_c(self._sh, self._bh, pkt, 0)
         if react.n_memo:
             self._rx.memos_from_c(self.quote_memo, _STATE_OF)
@@ -475,11 +474,10 @@ class Engine:
         expected = md.fast_sequence() if self.sig is not None and not self.stale else None
         if expected is None or expected > _RUN_MAX_SEQUENCE:
             return 1, self.on_event(events[start])
-        oms, risk, react = self.oms, self.risk, self._react_c
+        oms, react = self.oms, self._react_c
         if (oms.transitions, oms.counter) != self._pkt_own_version:
             self._own_table()
-        if risk.state is not self._risk_seen or risk.limits_version != react.limits_version:
-            self._risk_to_react()
+        self._risk_if_moved()
         done, messages = run.done, run.messages
         rc = _on_packets_c(self._sh, self._bh, run.buf, run.off, run.ts, start, len(events),
                            md.session_raw, expected, self.now, self._pkt, done, messages)
@@ -524,6 +522,13 @@ class Engine:
         specs = self.specs
         self.risk.on_markets(syms, fairs, [specs[s].reference_price for s in syms], times)
 
+    def _risk_if_moved(self) -> None:
+        """_risk_to_react when the gateway's state or limits version moved: the multipliers and
+        the collar it also writes follow from those two (new limits always have a higher version)."""
+        risk = self.risk
+        if risk.state is not self._risk_seen or risk.limits_version != self._react_c.limits_version:
+            self._risk_to_react()
+
     def _risk_to_react(self) -> None:
         """The gateway's state, limits version, multipliers and collar into the reaction's mirror."""
         risk = self.risk
@@ -541,7 +546,7 @@ class Engine:
             if i >= n:
                 return
             self._own_table()
-            self._risk_to_react()
+            self._risk_if_moved()
             rc = _react_from_c(self._sh, self._bh, self._pkt, i)
             if self._react_c.n_memo:
                 self._rx.memos_from_c(self.quote_memo, _STATE_OF)
@@ -555,7 +560,7 @@ class Engine:
         may act, as when none were due; the reference loop if markouts are still due."""
         self._mature_markouts(actions)
         self._own_table()
-        self._risk_to_react()
+        self._risk_if_moved()
         react = self._react_c
         rc = _react_from_c(self._sh, self._bh, self._pkt, 0)
         if react.n_memo:
@@ -1163,11 +1168,10 @@ class Engine:
             for s in symbols:
                 self._requote(s, actions)
             return
-        react, risk = self._react_c, self.risk
+        react = self._react_c
         for s in symbols:
             self._own_table()
-            if risk.state is not self._risk_seen or risk.limits_version != react.limits_version:
-                self._risk_to_react()
+            self._risk_if_moved()
             acts = _requote_may_act_c(self._sh, self._bh, react, s, self.now)
             if react.n_memo:
                 self._rx.memos_from_c(self.quote_memo, _STATE_OF)
