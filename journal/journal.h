@@ -198,10 +198,13 @@
  * API conventions: every function returns an mmj_status (or, for mmj_append, a sequence >= 1
  * or a negative mmj_status). Outputs are marked OUT. Pointers into mapped segments returned in
  * mmj_record are valid until the next call on the same reader/tailer. A writer may be shared by
- * threads (appends, sync and checkpoint are serialised by a mutex) but mmj_writer_close must not
- * race with them; a reader or tailer belongs to one thread at a time. Each open writer runs one
- * helper thread (stopped by mmj_writer_close); a child created by fork() has no helper and must
- * free its copy with mmj_writer_abandon.
+ * threads (appends, sync and checkpoint are serialised by a mutex) but mmj_writer_close, which
+ * frees it, must not race with them. A binding that cannot rule that out (Python, where another
+ * thread may still be inside an append) calls mmj_writer_shutdown when the journal is closed, so
+ * that later and concurrent calls return MMJ_E_CLOSED, and mmj_writer_free once no thread can
+ * hold the pointer. A reader or tailer belongs to one thread at a time. Each open writer runs one
+ * helper thread (stopped by mmj_writer_shutdown); a child created by fork() has no helper and
+ * must free its copy with mmj_writer_abandon.
  */
 #ifndef MMJ_JOURNAL_H
 #define MMJ_JOURNAL_H
@@ -446,8 +449,15 @@ int mmj_writer_retry_space(mmj_writer *w /* writer */);
 int mmj_sync(mmj_writer *w /* writer */);
 /* Write a CHECKPOINT now. */
 int mmj_checkpoint(mmj_writer *w /* writer */);
-/* Seal the current segment, sync, release the lock and free the writer (always freed). */
+/* Seal the current segment, sync, release the lock and free the writer (always freed):
+ * mmj_writer_shutdown then mmj_writer_free. */
 int mmj_writer_close(mmj_writer *w /* writer; NULL is a no-op */);
+/* Everything mmj_writer_close does but the free, after any call in progress on another thread
+ * (they hold the writer mutex); from then on every call on the writer returns MMJ_E_CLOSED. A
+ * second shutdown returns MMJ_E_CLOSED. */
+int mmj_writer_shutdown(mmj_writer *w /* writer; NULL is a no-op */);
+/* Free a writer after mmj_writer_shutdown, once no thread can still call it. */
+void mmj_writer_free(mmj_writer *w /* writer that was shut down; NULL is a no-op */);
 /* Free a writer inherited across fork() without touching the journal: unmap, close this
  * process's descriptors (the parent keeps the lock), no SEAL. Call it in the child. */
 int mmj_writer_abandon(mmj_writer *w /* writer copied by fork; NULL is a no-op */);

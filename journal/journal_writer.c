@@ -545,7 +545,8 @@ static int64_t append_with(mmj_writer *w, uint32_t rtype, const char *payload, u
     if (!w)
         return MMJ_E_CLOSED;
     pthread_mutex_lock(&w->mutex);
-    int64_t rc = append_locked(w, rtype, payload, len, ts_ns, ts_source, clock_state, reserve);
+    int64_t rc = w->shut ? MMJ_E_CLOSED : append_locked(w, rtype, payload, len, ts_ns, ts_source, clock_state,
+                                                         reserve);
     pthread_mutex_unlock(&w->mutex);
     mmj_notify_wake(w->notify);
     return rc;
@@ -572,8 +573,9 @@ int mmj_append_batch_ex(mmj_writer *w, uint32_t rtype, const char *buf, uint64_t
     if (!w)
         return MMJ_E_CLOSED;
     pthread_mutex_lock(&w->mutex);
-    int rc = batch_locked(w, rtype, buf, size, offsets, count, ts_ns, ts_scalar, ts_source, clock_state, first_seq,
-                          written, reserve);
+    int rc = w->shut ? MMJ_E_CLOSED
+                     : batch_locked(w, rtype, buf, size, offsets, count, ts_ns, ts_scalar, ts_source, clock_state,
+                                    first_seq, written, reserve);
     pthread_mutex_unlock(&w->mutex);
     mmj_notify_wake(w->notify);
     return rc;
@@ -606,7 +608,7 @@ int mmj_writer_retry_space(mmj_writer *w)
     if (!w)
         return MMJ_E_CLOSED;
     pthread_mutex_lock(&w->mutex);
-    int rc = w->failed_errno ? MMJ_E_DURABILITY : MMJ_OK;
+    int rc = w->shut ? MMJ_E_CLOSED : w->failed_errno ? MMJ_E_DURABILITY : MMJ_OK;
     int must_roll = w->need_roll || w->in_reserve;
     uint64_t need = (w->reserve_ready ? 0 : w->opt.segment_size) + (must_roll ? w->opt.segment_size : 0);
     if (rc == MMJ_OK && w->low_space && !space_available(w, need)) {
@@ -630,7 +632,7 @@ int mmj_sync(mmj_writer *w)
     if (!w)
         return MMJ_E_CLOSED;
     pthread_mutex_lock(&w->mutex);
-    int rc = sync_range(w, w->synced_off, w->off);
+    int rc = w->shut ? MMJ_E_CLOSED : sync_range(w, w->synced_off, w->off);
     pthread_mutex_unlock(&w->mutex);
     return rc;
 }
@@ -640,7 +642,7 @@ int mmj_checkpoint(mmj_writer *w)
     if (!w)
         return MMJ_E_CLOSED;
     pthread_mutex_lock(&w->mutex);
-    int rc = w->failed_errno ? MMJ_E_DURABILITY : write_checkpoint(w, 0);
+    int rc = w->shut ? MMJ_E_CLOSED : w->failed_errno ? MMJ_E_DURABILITY : write_checkpoint(w, 0);
     if (rc == MMJ_OK && durable(w))
         rc = sync_range(w, w->synced_off, w->off);
     pthread_mutex_unlock(&w->mutex);
@@ -697,10 +699,17 @@ static void write_lock_state(mmj_writer *w, const char *state)
         fsync(w->lockfd);
 }
 
-int mmj_writer_close(mmj_writer *w)
+int mmj_writer_shutdown(mmj_writer *w)
 {
     if (!w)
         return MMJ_OK;
+    /* under the writer mutex: an append in progress finishes first, and every call after this one
+     * sees `shut` and returns MMJ_E_CLOSED instead of touching the unmapped segment */
+    pthread_mutex_lock(&w->mutex);
+    if (w->shut) {
+        pthread_mutex_unlock(&w->mutex);
+        return MMJ_E_CLOSED;
+    }
     int rc = MMJ_OK;
     mmj_ahead_stop(w);
     mmj_ahead_drop_next(w);
@@ -715,14 +724,34 @@ int mmj_writer_close(mmj_writer *w)
         mmj_unmap(&w->seg);
     }
     mmj_notify_wake(w->notify);   /* tailers see the SEAL and EOS now */
-    mmj_notify_unmap(w->notify);
     if (rc == MMJ_OK)
         write_lock_state(w, "closed");
     close(w->lockfd);   /* releases the OFD lock */
     close(w->dirfd);
+    w->lockfd = w->dirfd = -1;
+    w->shut = 1;
+    pthread_mutex_unlock(&w->mutex);
+    return rc;
+}
+
+void mmj_writer_free(mmj_writer *w)
+{
+    if (!w)
+        return;
+    /* the notify word stays mapped until here: an append that published just before the shutdown
+     * wakes tailers after releasing the mutex */
+    mmj_notify_unmap(w->notify);
     pthread_mutex_destroy(&w->mutex);
     mmj_ahead_destroy(w);
     free(w);
+}
+
+int mmj_writer_close(mmj_writer *w)
+{
+    if (!w)
+        return MMJ_OK;
+    int rc = mmj_writer_shutdown(w);
+    mmj_writer_free(w);
     return rc;
 }
 

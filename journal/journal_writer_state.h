@@ -56,6 +56,7 @@ struct mmj_writer {
     int in_reserve;            /* the current segment was the reserve file */
     int need_roll;             /* a roll failed for lack of space: retry_space rolls */
     int failed_errno;          /* latched msync/fsync failure */
+    int shut;                  /* mmj_writer_shutdown ran: every call returns MMJ_E_CLOSED */
     int last_errno;
     mmj_sync_hook sync_hook;   /* told what each msync/fsync made durable, or NULL */
     void *sync_ctx;

@@ -7,6 +7,7 @@ know record meanings beyond the catalogue's dtypes.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from typing import Iterator, NamedTuple
 
@@ -250,6 +251,9 @@ class Tailer:
         cname = name.encode() if name is not None else ffi.NULL
         check(lib.mmj_tailer_open(os.fsencode(self.path), cname, from_seq or 0, handle, err),
               f"tail {self.path}", err[0])
+        # held around each C call and by close(): a thread waiting in next() while another closes
+        # the tailer (how a tailing thread is stopped) gets JournalClosed, not a freed tailer
+        self._in_c = threading.Lock()
         self._t = handle[0]
         self._rec = ffi.new("mmj_record *")
         if spin_ns is not None:
@@ -257,15 +261,16 @@ class Tailer:
 
     def next(self, timeout_s: float = 0.0) -> Record | None:
         """The next data record, waiting up to timeout_s; None if none arrived in time."""
-        if self._t == ffi.NULL:
-            raise JournalClosed("tailer is closed", status=lib.MMJ_E_CLOSED)
         deadline = time.monotonic() + max(0.0, timeout_s)
         while True:
-            # wait in short slices so Ctrl-C and other signal handlers run between them
+            # wait in short slices so Ctrl-C, signal handlers and close() run between them
             left = max(0.0, min(deadline - time.monotonic(), _WAIT_SLICE_S))
-            status = lib.mmj_tailer_next(self._t, int(left * 1e9), self._rec)
-            if status == lib.MMJ_OK:
-                return _record(self._rec)
+            with self._in_c:
+                if self._t == ffi.NULL:
+                    raise JournalClosed("tailer is closed", status=lib.MMJ_E_CLOSED)
+                status = lib.mmj_tailer_next(self._t, int(left * 1e9), self._rec)
+                if status == lib.MMJ_OK:
+                    return _record(self._rec)
             if status != lib.MMJ_AGAIN:
                 raise error_for(status, f"tail {self.path} at seq {self.position}")
             if time.monotonic() >= deadline:
@@ -274,19 +279,25 @@ class Tailer:
     @property
     def position(self) -> int:
         """The sequence the next call to next() will return."""
-        return lib.mmj_tailer_position(self._t) if self._t != ffi.NULL else 0
+        with self._in_c:
+            return lib.mmj_tailer_position(self._t) if self._t != ffi.NULL else 0
 
     def commit(self) -> None:
         """Save the position of a named tailer atomically."""
         if self.name is None:
             raise InvalidArgument("only a named tailer has a position to commit")
-        if self._t == ffi.NULL:
-            raise JournalClosed("tailer is closed", status=lib.MMJ_E_CLOSED)
-        check(lib.mmj_tailer_commit(self._t), f"commit tailer {self.name}")
+        with self._in_c:
+            if self._t == ffi.NULL:
+                raise JournalClosed("tailer is closed", status=lib.MMJ_E_CLOSED)
+            status = lib.mmj_tailer_commit(self._t)
+        check(status, f"commit tailer {self.name}")
 
     def close(self) -> None:
-        if self._t != ffi.NULL:
+        """Release the tailer; from another thread too (a next() waiting there ends within one
+        wait slice, 0.1 s, with JournalClosed)."""
+        with self._in_c:
             t, self._t = self._t, ffi.NULL
+        if t != ffi.NULL:
             lib.mmj_tailer_close(t)
 
     def __enter__(self) -> "Tailer":

@@ -13,6 +13,7 @@ import weakref
 
 import numpy as np
 
+from journal._fastappend import Appender
 from journal._journal_cffi import ffi, lib
 from journal.catalogue import PAYLOAD_DTYPES
 from journal.errors import DiskFull, InvalidArgument, JournalClosed, PayloadSizeError, check, error_for, open_context, reason_text
@@ -22,6 +23,7 @@ DEFAULT_SEGMENT_SIZE = 64 << 20
 
 _append = lib.mmj_append
 _append_reserve = lib.mmj_append_reserve
+_ADDRESS = {fn: int(ffi.cast("uintptr_t", ffi.addressof(lib, fn.__name__))) for fn in (_append, _append_reserve)}
 _OPEN_WRITERS: "weakref.WeakSet[Journal]" = weakref.WeakSet()
 
 
@@ -30,6 +32,7 @@ def _drop_inherited_writers() -> None:
     lock descriptor would outlive the parent). Free every copy without touching the journal."""
     for journal in list(_OPEN_WRITERS):
         w, journal._w = journal._w, ffi.NULL
+        journal._detach_appenders()
         if w != ffi.NULL:
             lib.mmj_writer_abandon(w)
     _OPEN_WRITERS.clear()
@@ -119,6 +122,11 @@ class Journal:
         status = lib.mmj_writer_open(os.fsencode(self.path), opts, handle, report, err)
         check(status, open_context(self.path, err[0]), err[0])
         self._w = handle[0]
+        # the lean entry points of append (journal/_fastappend.c): the GIL is kept across the
+        # append only in pagecache mode, where nothing the append can wait for needs it
+        address = int(ffi.cast("uintptr_t", self._w))
+        self._fast = {fn: Appender(_ADDRESS[fn], address, durability == "pagecache") for fn in (_append, _append_reserve)}
+        self._fast_append, self._fast_reserve = self._fast[_append], self._fast[_append_reserve]
         _OPEN_WRITERS.add(self)
         self.segment_size = segment_size
         self.durability = durability
@@ -136,11 +144,11 @@ class Journal:
         """Append one record; returns its sequence once it is published (and synced in sync mode).
         `reserve=True` marks a risk-reducing record (a cancel, a kill): when the disk is full it may
         use the reserve segment, while ordinary appends fail with DiskFull (see `space_low`)."""
-        fn = _append_reserve if reserve else _append
         try:
-            seq = fn(self._w, rtype, payload, len(payload), ts_ns, ts_source, clock_state)
+            seq = (self._fast_reserve if reserve else self._fast_append)(rtype, payload, ts_ns, ts_source, clock_state)
         except (TypeError, OverflowError):
-            seq = self._append_converted(fn, rtype, payload, ts_ns, ts_source, clock_state)
+            seq = self._append_converted(_append_reserve if reserve else _append, rtype, payload, ts_ns, ts_source,
+                                         clock_state)
         if seq > 0:
             return seq
         raise error_for(seq, f"append type {rtype}", lib.mmj_writer_errno(self._w) if self._w else 0)
@@ -236,6 +244,10 @@ class Journal:
             "mmj_sync_hook", lambda _ctx, segment, start, stop: fn(segment, start, stop))
         check(lib.mmj_writer_set_sync_hook(self._w, callback, ffi.NULL), "set sync hook")
         self._sync_callback = callback   # keeps the C function pointer alive
+        # the hook takes the GIL inside an append (or a sync) holding the writer's lock: an append
+        # that kept the GIL while waiting for that lock would deadlock against it
+        for appender in self._fast.values():
+            appender.set_keep_gil(fn is None and self.durability == "pagecache")
 
     def checkpoint(self) -> None:
         """Write a CHECKPOINT record (the running hash) now."""
@@ -246,8 +258,16 @@ class Journal:
         if self._w == ffi.NULL:
             return
         w, self._w = self._w, ffi.NULL
+        # shut down now, free when this object goes: another thread may be inside a call that
+        # read the pointer before this close (it then gets JournalClosed, not freed memory)
+        self._shut = w
+        self._detach_appenders()
         err = lib.mmj_writer_errno(w)
-        check(lib.mmj_writer_close(w), "close", err)
+        check(lib.mmj_writer_shutdown(w), "close", err)
+
+    def _detach_appenders(self) -> None:
+        for appender in getattr(self, "_fast", {}).values():
+            appender.detach()
 
     def _errno(self) -> int:
         return lib.mmj_writer_errno(self._w) if self._w != ffi.NULL else 0
@@ -280,7 +300,12 @@ class Journal:
         w = getattr(self, "_w", ffi.NULL)
         if w != ffi.NULL:
             self._w = ffi.NULL
+            self._detach_appenders()
             lib.mmj_writer_close(w)
+        shut = getattr(self, "_shut", ffi.NULL)
+        if shut != ffi.NULL:
+            self._shut = ffi.NULL
+            lib.mmj_writer_free(shut)
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"next_seq={self.next_seq}"
