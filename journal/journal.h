@@ -172,8 +172,11 @@
  *   caller must treat it as not durable. Segment creation fsyncs the file in group/sync modes.
  *
  * SPACE: a writer open after a crash continues in the crashed segment; after a clean close (which
- *   seals) it starts a new segment, so each clean open/close cycle costs one preallocated segment
- *   file of S bytes; choose S for the expected session length. A live writer holds up to
+ *   seals) it starts a new segment. The close punches a hole from the page after the sealed
+ *   segment's EOS to S (FALLOC_FL_PUNCH_HOLE, best effort; not on tmpfs, where a reader's fault
+ *   on a hole allocates and a full mount would SIGBUS it): the file keeps its size S and those
+ *   bytes still read as zeros, so each clean open/close cycle costs the pages it wrote, not a
+ *   segment of disk. Nothing is ever written to a sealed segment again. A live writer holds up to
  *   two more preallocated files of S bytes: reserve.mmj, and next.mmj.tmp once the live segment
  *   is half full.
  *

@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "journal_internal.h"
@@ -699,6 +700,30 @@ static void write_lock_state(mmj_writer *w, const char *state)
         fsync(w->lockfd);
 }
 
+#define MMJ_TMPFS_MAGIC 0x01021994   /* statfs f_type of tmpfs (linux/magic.h) */
+
+/* A segment sealed at close is never written again: give back the blocks preallocated past its
+ * EOS (read, they are zeros either way, and the file keeps its size), so that each clean
+ * open/close of a journal costs the pages it wrote, not a whole segment of disk. Not on tmpfs:
+ * there a reader's fault on a hole allocates a page, which SIGBUSes on a full mount, while on a
+ * disk filesystem it reads zeros without allocating. Best effort: a filesystem without hole
+ * punching keeps the blocks. */
+static void release_unused_tail(mmj_writer *w)
+{
+    uint64_t start = (w->off + w->page - 1) & ~(uint64_t)(w->page - 1);
+    if (start >= w->seg.size)
+        return;
+    char name[64];
+    mmj_segment_name(name, sizeof name, w->seg.index, 0);
+    int fd = openat(w->dirfd, name, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    struct statfs fs;
+    if (fstatfs(fd, &fs) == 0 && fs.f_type != MMJ_TMPFS_MAGIC)
+        (void)fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)start, (off_t)(w->seg.size - start));
+    close(fd);
+}
+
 int mmj_writer_shutdown(mmj_writer *w)
 {
     if (!w)
@@ -718,6 +743,8 @@ int mmj_writer_shutdown(mmj_writer *w)
             rc = seal_current(w, NULL);
             if (rc == MMJ_OK && durable(w))
                 rc = sync_range(w, MMJ_HEADER_SIZE, w->off);
+            if (rc == MMJ_OK)
+                release_unused_tail(w);
         } else {
             rc = MMJ_E_DURABILITY;
         }
