@@ -26,7 +26,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 import numpy as np
@@ -80,6 +79,38 @@ orders = hashlib.sha256(b"".join(a.packet for acts in sent for a in acts if type
 print(wall, cpu, orders.hexdigest())
 """
 _SERVER = soupbintcp.Direction.FROM_SERVER
+# the tree before the work on the decision tail and the runner's path (own-quote table in place,
+# denied sides skipped before a token, epoll loop, positional record packing): its mm_core from
+# git with its C kernels built, against this tree's journal, audit, tests and benchmark code
+LATENCY_BEFORE_COMMIT = "50ab494"
+_TREE_SCRIPT = """
+import json, sys, tempfile, time
+import mm_core
+mode, arg = sys.argv[1], sys.argv[2]
+if mode == "decision":
+    from mm_core.events import MarketData, SendOrder
+    from tests.mm_core.wire import make_engine, simulate
+    events = simulate(1, int(arg))[0]      # this tree's engine records its own seeded session
+    clock = time.perf_counter_ns
+    md, sent = [], []
+    for _ in range(2):
+        on_event = make_engine().on_event
+        for ev in events:
+            t0 = clock()
+            acts = on_event(ev)
+            t1 = clock()
+            if type(ev) is MarketData:
+                md.append(t1 - t0)
+                if any(type(a) is SendOrder for a in acts):
+                    sent.append(t1 - t0)
+    print(json.dumps({"engine MarketData": md, "engine MarketData that sent orders": sent,
+                      "mm_core": mm_core.__file__}))
+else:
+    from bench.engine_bench import _wire_session
+    with tempfile.TemporaryDirectory() as d:
+        lat, rep = _wire_session(float(arg), True, d, True)
+    print(json.dumps({"lat": lat, "rep": rep, "mm_core": mm_core.__file__}))
+"""
 
 
 def _decode_only(events) -> None:
@@ -294,6 +325,44 @@ def _before_after(events, rounds: int, workdir: str) -> dict[str, tuple[float, f
     return best
 
 
+def _build_before(target: str) -> None:
+    """LATENCY_BEFORE_COMMIT's mm_core into target, its C kernels built there (the build reads
+    the journal's header stripper, taken from the same commit and removed after)."""
+    archive = subprocess.run(["git", "-C", _ROOT, "archive", LATENCY_BEFORE_COMMIT, "mm_core",
+                              "journal/_build.py", "journal/journal.h"],
+                             capture_output=True, check=True, timeout=60).stdout
+    subprocess.run(["tar", "-x", "-C", target], input=archive, check=True, timeout=60)
+    subprocess.run([sys.executable, os.path.join("mm_core", "_build_fastmd.py")], cwd=target,
+                   capture_output=True, check=True, timeout=600)
+    subprocess.run(["rm", "-r", os.path.join(target, "journal")], check=True, timeout=60)
+
+
+def _latency_before_after(steps: int, wire_s: float, rounds: int, workdir: str) -> dict | None:
+    """Decision latency of market-data packets and busy-poll wire-to-wire (venue process), the
+    tree before this work and this one, each in its own subprocess, alternated round by round so
+    machine load hits both alike; per-event samples pooled. None outside a git checkout."""
+    target = os.path.join(workdir, "latency-before")
+    os.makedirs(target)
+    out: dict[str, dict] = {"before": {}, "after": {}}
+    try:
+        _build_before(target)
+        for _ in range(rounds):
+            for name, path in (("before", os.pathsep.join([target, _ROOT])), ("after", _ROOT)):
+                env = dict(os.environ, PYTHONPATH=path)
+                for mode, arg in (("decision", str(steps)), ("wire", str(wire_s))):
+                    doc = json.loads(subprocess.run(
+                        [sys.executable, "-c", _TREE_SCRIPT, mode, arg], cwd=workdir, env=env,
+                        capture_output=True, text=True, check=True, timeout=900).stdout.splitlines()[-1])
+                    if not doc.pop("mm_core").startswith(target if name == "before" else _ROOT):
+                        raise RuntimeError(f"the {name} run imported the wrong mm_core")
+                    lat = doc if mode == "decision" else doc["lat"]
+                    for key, values in lat.items():
+                        out[name].setdefault(key, []).extend(values)
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError, KeyError):
+        return None
+    return out
+
+
 def _timed(fn, events) -> float:
     gc.collect()
     started = time.perf_counter()
@@ -302,12 +371,17 @@ def _timed(fn, events) -> float:
 
 
 def _engine_times(events, out: dict[str, list[int]], suffix: str = "", before=None,
-                  factory=make_engine) -> None:
+                  factory=make_engine, prepare: bool = False) -> None:
     """One replay through a fresh engine: ns of each on_event into out["engine <type><suffix>"],
     and of the market-data packets that sent orders (the events wire-to-wire measures) into
-    out["engine MarketData that sent orders<suffix>"]. `before()` runs untimed ahead of each."""
+    out["engine MarketData that sent orders<suffix>"]. `before()` runs untimed ahead of each, and
+    with `prepare` the engine's idle upkeep (Engine.prepare, as the runner calls it) too."""
     clock = time.perf_counter_ns
-    on_event = factory().on_event
+    engine = factory()
+    on_event = engine.on_event
+    if prepare:
+        upkeep = engine.prepare
+        before = upkeep if before is None else (lambda b=before: (b(), upkeep()))
     sent = out.setdefault("engine MarketData that sent orders" + suffix, [])
     for ev in events:
         if before is not None:
@@ -326,6 +400,7 @@ def _latencies(events, rounds: int) -> dict[str, list[int]]:
     clock = time.perf_counter_ns
     for _ in range(rounds):
         _engine_times(events, out)
+        _engine_times(events, out, ", prepare() between events (the runner's idle upkeep)", prepare=True)
         _engine_times(events, out, " (reference signal classes)", factory=_reference_engine)
         for ev in events:
             t = type(ev)
@@ -460,34 +535,39 @@ def _wire_latencies(records) -> dict[str, list[int]]:
     return out
 
 
+_DRAIN_SCRIPT = """
+import socket
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen(1)
+print(listener.getsockname()[1], flush=True)
+listener.settimeout(60.0)
+conn, _ = listener.accept()
+conn.settimeout(300.0)
+try:
+    while conn.recv(65536):
+        pass
+except OSError:
+    pass
+"""
+
+
 class _Drain:
     """A loopback TCP peer that accepts one connection and reads until it closes (the venue's
-    side of the socket the guard's cancels are handed to)."""
+    side of the socket the guard's cancels are handed to), in its own process as a venue is: a
+    thread here would take the interpreter lock from the sender at every send."""
 
     def __init__(self) -> None:
-        self.listener = socket.socket()
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(1)
-        self.listener.settimeout(10.0)
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            conn, _ = self.listener.accept()
-        except OSError:
-            return
-        conn.settimeout(30.0)
-        with conn:
-            try:
-                while conn.recv(65536):
-                    pass
-            except OSError:
-                pass
+        self.proc = subprocess.Popen([sys.executable, "-c", _DRAIN_SCRIPT], stdout=subprocess.PIPE,
+                                     text=True)
+        self.address = ("127.0.0.1", int(self.proc.stdout.readline()))
 
     def close(self) -> None:
-        self.listener.close()
-        self.thread.join(10.0)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def _guard_packets(events) -> list[int]:
@@ -508,8 +588,11 @@ def _guard_latency(events, toxic: list[int], rounds: int, workdir: str) -> dict[
     (Runner._act_urgent: pack, append, send, TX-key bookkeeping), and the whole event with every
     other order sent (what the cancel waited for before the early sink). Every other event is
     replayed untimed so each toxic event meets the state it met in the recorded session."""
-    out: dict[str, list[int]] = {"in-process": [], "runner path": [], "whole event": [], "decode only": []}
+    out: dict[str, list[int]] = {"in-process": [], "runner path": [], "whole event": [], "decode only": [],
+                                 "to TX stamp": []}
     clock = time.perf_counter_ns
+    realtime = time.clock_gettime_ns
+    rt = time.CLOCK_REALTIME
     wanted = set(toxic)
     for r in range(rounds):
         drain = _Drain()
@@ -517,7 +600,7 @@ def _guard_latency(events, toxic: list[int], rounds: int, workdir: str) -> dict[
         path = os.path.join(workdir, f"guard-journal-{r}")
         with Journal(path) as journal:
             runner = Runner(engine, journal, RunnerSettings(), LockedClock())
-            runner._oe = TimestampedTcpSocket.connect(drain.listener.getsockname())
+            runner._oe = TimestampedTcpSocket.connect(drain.address)
             marks: list[int] = []
             early = runner._act_urgent
 
@@ -525,6 +608,7 @@ def _guard_latency(events, toxic: list[int], rounds: int, workdir: str) -> dict[
                 marks.append(clock())
                 runner._send_order(pulls[0])
                 marks.append(clock())
+                marks.append((runner.tcp_bytes - 1) & 0xFFFFFFFF)     # its TX stamp's key
                 early(pulls[1:])
             engine.urgent = None
             try:
@@ -534,6 +618,7 @@ def _guard_latency(events, toxic: list[int], rounds: int, workdir: str) -> dict[
                         continue
                     marks.clear()
                     engine.urgent = sink
+                    real0 = realtime(rt)
                     t0 = clock()
                     actions = engine.on_event(ev)
                     runner._act(actions, 0)
@@ -544,6 +629,9 @@ def _guard_latency(events, toxic: list[int], rounds: int, workdir: str) -> dict[
                     out["in-process"].append(marks[0] - t0)
                     out["runner path"].append(marks[1] - t0)
                     out["whole event"].append(t3 - t0)
+                    stamp = _tx_stamp(runner, marks[2])
+                    if stamp is not None:
+                        out["to TX stamp"].append(stamp - real0)
                     t0 = clock()
                     _decode_only((ev,))
                     out["decode only"].append(clock() - t0)
@@ -551,6 +639,17 @@ def _guard_latency(events, toxic: list[int], rounds: int, workdir: str) -> dict[
                 runner.close()
                 drain.close()
     return out
+
+
+def _tx_stamp(runner: Runner, key: int) -> int | None:
+    """The kernel's software TX stamp (CLOCK_REALTIME ns) of the send with this key, read off the
+    order socket's error queue (stamps of the event's other sends are read and dropped)."""
+    for _ in range(100):
+        for k, ts, source in runner._oe.poll_tx_timestamps():
+            if k == key and source == TsSource.SW_KERNEL:
+                return ts
+        time.sleep(0.0001)
+    return None
 
 
 def _pct(values: list[int], q: float) -> float:
@@ -582,8 +681,9 @@ def _wire_lines(wire: dict, seconds: float) -> list[str]:
         "",
         f"Three real {seconds:g} s sessions, one after the other: the runner against the embedded venue, "
         "journal (pagecache durability) appended before every send, software kernel timestamps; read "
-        "back from each session's journal. Busy-poll spins on a zero-timeout select; select wait "
-        "sleeps in the kernel until a socket is readable. The venue runs in its own process (as an "
+        "back from each session's journal. Busy-poll spins on a zero-timeout epoll (market data read "
+        "first on each wake-up, then the venue's answers and TX stamps); select wait sleeps in the "
+        "kernel until a socket is readable. The venue runs in its own process (as an "
         "exchange would) or, as before, on a thread of the runner's process, where the two share "
         "CPython's interpreter lock (handed over every 5 ms switch interval when both are busy).",
         "",
@@ -618,7 +718,7 @@ def _wire_lines(wire: dict, seconds: float) -> list[str]:
 
 
 def _guard_lines(guard: dict, n_toxic: int, rounds: int) -> list[str]:
-    inproc, path, dec = guard["in-process"], guard["runner path"], guard["decode only"]
+    inproc, path, dec, tx = guard["in-process"], guard["runner path"], guard["decode only"], guard["to TX stamp"]
     lines = [
         "",
         "## Quote guard: toxic packet in -> cancel handed to the kernel",
@@ -628,7 +728,9 @@ def _guard_lines(guard: dict, n_toxic: int, rounds: int) -> list[str]:
         "event meets its recorded state. The engine hands the guard's pulls to the runner's early "
         "sink the moment the guard trips (Engine.urgent -> Runner._act_urgent), so they are "
         "journaled and sent before the event's reprice, requote and hedge; 'whole event' is when "
-        "the last of the event's orders has gone, which is what the cancel waited for before.",
+        "the last of the event's orders has gone, which is what the cancel waited for before. The "
+        "loopback TCP peer reading the cancels runs in its own process (until 50ab494 it was a "
+        "thread of this one, whose every wake-up took the interpreter lock from the sender).",
         "",
         "| measured | events | p50 us | p90 us | p99 us | max us | vs decode only p50 |",
         "|---|---:|---:|---:|---:|---:|---:|",
@@ -636,6 +738,7 @@ def _guard_lines(guard: dict, n_toxic: int, rounds: int) -> list[str]:
     d50 = _pct(dec, .5) if dec else 0.0
     for name, v in (("codec decode only", dec), ("on_event -> pulls at the runner's early sink", inproc),
                     ("+ first pull journaled (ORDER_SENT) + send() on loopback TCP", path),
+                    ("on_event in -> kernel TX stamp of the first pull (CLOCK_REALTIME)", tx),
                     ("whole event, every order journaled and sent", guard["whole event"])):
         ratio = f" {_pct(v, .5) / d50:.1f}x |" if v and d50 else " - |"
         lines.append(_row(name, v, ratio))
@@ -644,6 +747,38 @@ def _guard_lines(guard: dict, n_toxic: int, rounds: int) -> list[str]:
                   f"{'met' if _pct(path, .5) <= TARGET_GUARD_P50_US else 'NOT met'} "
                   f"(to the sink {_pct(inproc, .5):.1f} us, with journal + send {_pct(path, .5):.1f} us; "
                   f"the whole event {_pct(guard['whole event'], .5):.1f} us)."]
+    if tx and path:
+        lines += ["", f"The cancel reaches the kernel's TX stamp {_pct(tx, .5):.1f} us (p50) after the event "
+                  f"came in, {_pct(path, .5) - _pct(tx, .5):.1f} us before send() returns to the runner: "
+                  "on loopback the sending syscall also runs the receiver's side and wakes its "
+                  "process, which on 2 shared cores may preempt the sender."]
+    return lines
+
+
+def _before_after_lines(ba: dict | None, steps: int, wire_s: float, rounds: int) -> list[str]:
+    """The latency table of the tree before this work vs this tree, from _latency_before_after."""
+    if ba is None:
+        return ["", "The tree before this work was not timed (no git checkout to take it from)."]
+    lines = ["", f"### Before / after the work on the decision tail and the runner's path (git "
+             f"{LATENCY_BEFORE_COMMIT} vs this tree)", "",
+             f"Each in its own subprocess, alternated, {rounds} rounds pooled: two replays of a "
+             f"{steps:,}-step seeded session that each tree's engine recorded itself (the runs differ "
+             "in order tokens only: a side backing off after a denial no longer takes one), and one "
+             f"{wire_s:g} s busy-poll session against the venue process.", "",
+             "| measured | before n | before p50 us | before p99 us | after n | after p50 us | "
+             "after p99 us | p50 after/before | p99 after/before |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    labels = {"engine MarketData": "decision, MarketData", "engine MarketData that sent orders":
+              "decision, MarketData that sent orders", "w2w": "wire-to-wire (busy-poll)",
+              **{k: f"wire stage: {v}" for k, v in _STAGES.items()},
+              "append+send": "wire: journal append + send -> TX stamp"}
+    for key, label in labels.items():
+        b, a = ba["before"].get(key), ba["after"].get(key)
+        if not b or not a:
+            continue
+        lines.append(f"| {label} | {len(b):,} | {_pct(b, .5):.1f} | {_pct(b, .99):.1f} | {len(a):,} | "
+                     f"{_pct(a, .5):.1f} | {_pct(a, .99):.1f} | {_pct(a, .5) / _pct(b, .5):.2f}x | "
+                     f"{_pct(a, .99) / _pct(b, .99):.2f}x |")
     return lines
 
 
@@ -679,6 +814,7 @@ def main(quick: bool) -> str:
         guard = _guard_latency(events, toxic, rounds, workdir)
         wire_s = 3.0 if quick else 8.0
         wire = {mode: _wire_session(wire_s, busy, workdir, proc) for mode, (busy, proc) in _WIRE_MODES.items()}
+        latency_ba = _latency_before_after(steps, wire_s, 2 if quick else 3, workdir)
     ops = _book_ops(events)
     storage: dict[str, float] = {}
     for _ in range(rounds):
@@ -766,6 +902,7 @@ def main(quick: bool) -> str:
                   "wire-to-wire latency below starts from these cold figures, not the hot ones; the "
                   "rest of its gap (the runner's loop, the kernel's wake-ups) is not broken down here."]
     lines += _wire_lines(wire, wire_s) + _guard_lines(guard, len(toxic), rounds)
+    lines += _before_after_lines(latency_ba, steps, wire_s, 2 if quick else 3)
     lines += [
         "",
         "## Book storage (the same order-level operations, best bid and ask read after each)",
@@ -802,7 +939,9 @@ def main(quick: bool) -> str:
         "batch replay a packet whose only work is a risk feed no longer stops the run (C logs the feed, "
         "the gateway takes the log in one call before any Python runs: RiskGateway.on_markets). What is "
         "left in Python is the gateway's revaluation of those feeds, the requotes and hedges that act, "
-        "timers and venue messages, and per event the dispatch and risk drain. "
+        "timers and venue messages, and per event the dispatch and risk drain. The own-quote table "
+        "the C packet path reads is rewritten in place when the OMS moved (no C allocation), and a "
+        "quote side backing off after a denial ends in C instead of taking an order token in Python. "
         f"Load average during the run: {load:.1f} on {os.cpu_count()} CPUs (shared machine: "
         "the p99.9 tails include scheduler preemption).",
     ]

@@ -183,6 +183,13 @@ class _Layout:
 _LAYOUTS = {rtype: _Layout(dtype) for rtype, dtype in PAYLOAD_DTYPES.items()}
 
 
+def layout_struct(rtype: RecordType) -> struct.Struct:
+    """The struct pack() compiles a fixed layout to (fields in the dtype's order, byte arrays and
+    texts as "Ns"), for a hot path that packs positionally. It pads and cuts byte fields without
+    pack()'s checks: such a caller checks byte lengths and sets raw_len itself."""
+    return _LAYOUTS[RecordType(rtype)].struct
+
+
 def pack(rtype: RecordType, **fields) -> bytes:
     """Encode one fixed-size payload; `raw` may be given as bytes and sets raw_len. Unknown
     fields and byte arrays longer than their field are errors; a fixed text longer than its field

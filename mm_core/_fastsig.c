@@ -882,20 +882,26 @@ int fsig_quote_key(const fsig *g, const fmd_book *b, const fsig_react *r, uint32
  * at the same price, before it rested rest_ns). */
 static int side_acts(const fsig_react *r, uint32_t s, const int64_t *w, int is_buy, int64_t px,
                      int64_t qty, int64_t now_ns) {
+    /* Engine._quote_denied: the enter, modify or replace would be refused before any state moved */
+    int denied = r->denied[(size_t)s * 2 + (is_buy ? 0 : 1)] > now_ns;
     if (!w[FSIG_W_PRESENT])
-        return qty > 0 && px > 0;
+        return qty > 0 && px > 0 && !denied;
     if (!w[FSIG_W_ANSWERED])
         return 0;
     int64_t price = w[FSIG_W_PRICE], leaves = w[FSIG_W_LEAVES];
-    if (qty <= 0 || px <= 0 || (price == px && qty < leaves))
+    if (qty <= 0 || px <= 0)
         return 1;
+    if (price == px && qty < leaves)
+        return !denied;
     if (price == px && leaves == qty)
         return 0;
+    /* a replace; refused, it pulls the order when the move was away from the market */
+    int acts = !denied || (is_buy ? price > px : price < px);
     if (now_ns - w[FSIG_W_SENT] >= r->rest_ns || qty < leaves)
-        return 1;
+        return acts;
     int64_t step = is_buy ? px - price : price - px;
     int64_t low = px < price ? px : price;
-    return !(step >= 0 && step <= fq_tick_at(r->half_penny[s], low));
+    return !(step >= 0 && step <= fq_tick_at(r->half_penny[s], low)) && acts;
 }
 
 int fsig_requote_acts(const fsig_react *r, uint32_t s, int64_t bp, int64_t bq, int64_t ap, int64_t aq,

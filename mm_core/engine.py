@@ -29,6 +29,7 @@ from mm_core.mdpath import MarketDataPath
 from mm_core.metrics import Metrics
 from mm_core.orderwire import OrderWire
 from mm_core.oms import TERMINAL, InvalidTransition, Oms, OmsError, Order, OrderState
+from mm_core.ownquotes import OwnQuotes
 from mm_core.protocol import ProtocolError, moldudp64, ouch, soupbintcp
 from mm_core.quotepricer import QuotePricer, engine_price_quote, engine_price_reference
 from mm_core.risk import RiskError, TradingState
@@ -56,6 +57,7 @@ _top_depth = lib.fmd_top_depth
 _top_depth_without = lib.fmd_top_depth_without
 _new_i64 = ffi.new
 _QUOTE = Purpose.QUOTE
+_QUOTE_VALUE = _QUOTE.value
 _reprice_c = lib.fsig_reprice
 _on_packet_c, _reprice_touched_c = lib.fsig_on_packet, lib.fsig_reprice_touched
 _SIG_FALLBACK, _SIG_NOMEM, _SIG_TRIPPED = lib.FSIG_FALLBACK, lib.FSIG_NOMEM, lib.FSIG_TRIPPED
@@ -281,6 +283,7 @@ class Engine:
         state["urgent"] = None          # the shell's sink belongs to the process, not the state
         state.pop("_own", None)         # C arrays derived from the OMS: rebuilt on first use
         state.pop("_own_version", None)
+        state.pop("_own_arrays", None)
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -394,10 +397,9 @@ class Engine:
         oms = self.oms
         if (oms.transitions, oms.counter) != self._pkt_own_version:
             self._own_table()
-        pkt, react, risk = self._pkt, self._react_c, self.risk
+        pkt = self._pkt
         pkt.now_ns = self.now
-        if risk.state is not self._risk_seen or risk.limits_version != react.limits_version:
-            self._risk_to_react()
+        self._risk_if_moved()
         packet = ev.packet
         rc = _on_packet_c(self._sh, self._bh, packet, len(packet), md.session_raw, expected, pkt)
         if rc == _SIG_FALLBACK:
@@ -432,7 +434,7 @@ class Engine:
             for i in range(pkt.n_trips):
                 self._pull_on_trip(trip_of(trips[i]), actions)
             self._own_table()
-            self._risk_to_react()
+            self._risk_if_moved()
             rc = _reprice_touched_c(self._sh, self._bh, pkt)
         while rc == _SIG_CALIBRATE:
             self.fv.estimators[pkt.touched[pkt.next]].calibrate()
@@ -444,7 +446,7 @@ class Engine:
             for i in unpack(react.feed, react.n_feed):
                 feed(touched[i], fairs[i])
             self._own_table()
-            self._risk_to_react()
+            self._risk_if_moved()
             rc = _react_from_c(self._sh, self._bh, pkt, 0)
         if react.n_memo:
             self._rx.memos_from_c(self.quote_memo, _STATE_OF)
@@ -454,6 +456,13 @@ class Engine:
             else:
                 self._react_from(touched, react.work_at, actions)
         return actions
+
+    def prepare(self) -> None:
+        """Idle-time upkeep for the shell to call between events: the own-quote table and the
+        work mirror the next packet's C call reads, rebuilt now if the OMS moved since. A cache
+        of the OMS, so no decision and no state hash depends on whether or when it runs."""
+        if self._rx is not None and not self.stale:
+            self._own_table()
 
     def on_packet_run(self, run: PacketRun, start: int) -> tuple[int, list[Action]]:
         """run.events[start:] (MarketData only) as on_event would take them one by one, in one C
@@ -465,11 +474,10 @@ class Engine:
         expected = md.fast_sequence() if self.sig is not None and not self.stale else None
         if expected is None or expected > _RUN_MAX_SEQUENCE:
             return 1, self.on_event(events[start])
-        oms, risk, react = self.oms, self.risk, self._react_c
+        oms, react = self.oms, self._react_c
         if (oms.transitions, oms.counter) != self._pkt_own_version:
             self._own_table()
-        if risk.state is not self._risk_seen or risk.limits_version != react.limits_version:
-            self._risk_to_react()
+        self._risk_if_moved()
         done, messages = run.done, run.messages
         rc = _on_packets_c(self._sh, self._bh, run.buf, run.off, run.ts, start, len(events),
                            md.session_raw, expected, self.now, self._pkt, done, messages)
@@ -514,6 +522,13 @@ class Engine:
         specs = self.specs
         self.risk.on_markets(syms, fairs, [specs[s].reference_price for s in syms], times)
 
+    def _risk_if_moved(self) -> None:
+        """_risk_to_react when the gateway's state or limits version moved: the multipliers and
+        the collar it also writes follow from those two (new limits always have a higher version)."""
+        risk = self.risk
+        if risk.state is not self._risk_seen or risk.limits_version != self._react_c.limits_version:
+            self._risk_to_react()
+
     def _risk_to_react(self) -> None:
         """The gateway's state, limits version, multipliers and collar into the reaction's mirror."""
         risk = self.risk
@@ -531,7 +546,7 @@ class Engine:
             if i >= n:
                 return
             self._own_table()
-            self._risk_to_react()
+            self._risk_if_moved()
             rc = _react_from_c(self._sh, self._bh, self._pkt, i)
             if self._react_c.n_memo:
                 self._rx.memos_from_c(self.quote_memo, _STATE_OF)
@@ -545,7 +560,7 @@ class Engine:
         may act, as when none were due; the reference loop if markouts are still due."""
         self._mature_markouts(actions)
         self._own_table()
-        self._risk_to_react()
+        self._risk_if_moved()
         react = self._react_c
         rc = _react_from_c(self._sh, self._bh, self._pkt, 0)
         if react.n_memo:
@@ -565,27 +580,15 @@ class Engine:
         version = (oms.transitions, oms.counter)
         if version == self._pkt_own_version:
             return
-        self._own_for(-1)               # refreshes self._own
+        self._own_for(-1)               # refreshes self._own and the arrays it points into
         self._pkt_own_version = version
         self._rx.set_work(self)
-        n, own = self.n, self._own
-        px, qty, off, nb, na = [], [], [0] * n, [0] * n, [0] * n
-        for s in sorted(own):               # the symbols with quotes of ours, in id order
-            if s >= n:
-                continue
-            o = own[s]
-            k = o[2] + o[3]
-            off[s], nb[s], na[s] = len(px), o[2], o[3]
-            px.extend(o[0][0:k])
-            qty.extend(o[1][0:k])
-        pkt = self._pkt
-        if not px:
+        table, pkt = self._own_arrays, self._pkt
+        if not table.total:
             pkt.own_px = _NULL
             return
-        self._pkt_own = arrays = (_new_i64("int64_t[]", px), _new_i64("int64_t[]", qty),
-                                  _new_i64("uint32_t[]", off), _new_i64("uint32_t[]", nb),
-                                  _new_i64("uint32_t[]", na))
-        pkt.own_px, pkt.own_qty, pkt.own_off, pkt.own_nb, pkt.own_na = arrays
+        pkt.own_px, pkt.own_qty, pkt.own_off, pkt.own_nb, pkt.own_na = (
+            table.px, table.qty, table.off, table.nb, table.na)
 
     def _react(self, touched: list[int], actions: list[Action]) -> None:
         """After the reprice: matured markouts, then each touched symbol's requote and hedges."""
@@ -814,22 +817,12 @@ class Engine:
 
     def _own_quotes(self) -> dict:
         """symbol -> (prices, shares, n bid prices, n ask prices) of our live quotes, as the C
-        arrays fmd_top_depth_without reads (bid prices first)."""
-        sides: dict[int, tuple[dict[int, int], dict[int, int]]] = {}
-        for order in self.oms.live.values():
-            if order.purpose is not _QUOTE:
-                continue
-            pair = sides.get(order.symbol_id)
-            if pair is None:
-                pair = sides[order.symbol_id] = ({}, {})
-            at = pair[0] if order.side == _BUY else pair[1]
-            at[order.price] = at.get(order.price, 0) + order.leaves
-        own = {}
-        for symbol_id, (bids, asks) in sides.items():
-            own[symbol_id] = (_new_i64("int64_t[]", list(bids) + list(asks)),
-                              _new_i64("int64_t[]", list(bids.values()) + list(asks.values())),
-                              len(bids), len(asks))
-        return own
+        arrays fmd_top_depth_without reads (bid prices first): views into mm_core.ownquotes'
+        arrays, rewritten in place (no C allocation per rebuild)."""
+        table = self.__dict__.get("_own_arrays")
+        if table is None:
+            table = self._own_arrays = OwnQuotes(self.n)
+        return table.rebuild(self.oms.live.values())
 
     def _hedge_held(self, symbol_id: int) -> int:
         """Shares of this symbol held as hedges for other symbols (not quoting inventory)."""
@@ -841,7 +834,7 @@ class Engine:
     def _work_side(self, symbol_id: int, side: Side, order: Order | None, price: int, qty: int,
                    actions: list[Action]) -> None:
         if order is None:
-            if qty > 0 and price > 0:
+            if qty > 0 and price > 0 and not self._quote_denied(symbol_id, side):
                 self._submit(make_intent(_ENTER, self.oms.new_token(), symbol_id, side, price, qty,
                                          self.ids), actions)
             return
@@ -852,13 +845,15 @@ class Engine:
             self._cancel(order, Purpose.QUOTE, actions)
         elif order.price == price and qty < order.leaves:
             # a size-down at the same price: OUCH Modify keeps the token and the queue position
-            self._submit(make_intent(_MODIFY, order.token, symbol_id, side, price, qty, self.ids),
-                         actions)
+            if not self._quote_denied(symbol_id, side):
+                self._submit(make_intent(_MODIFY, order.token, symbol_id, side, price, qty, self.ids),
+                             actions)
         elif order.price != price or order.leaves != qty:
             if self._can_wait(order, side, price, qty):
                 return
-            sent = self._submit(make_intent(_REPLACE, self.oms.new_token(), symbol_id, side, price,
-                                            qty, self.ids, orig_token=order.token), actions)
+            sent = not self._quote_denied(symbol_id, side) and self._submit(
+                make_intent(_REPLACE, self.oms.new_token(), symbol_id, side, price, qty, self.ids,
+                            orig_token=order.token), actions)
             if not sent and (order.price > price if side == _BUY else order.price < price):
                 # the move away was refused (or is backing off): the old price is now better
                 # for whoever trades against it than we want to give, so it must not rest on
@@ -875,6 +870,12 @@ class Engine:
         low = price if price < order.price else order.price
         return 0 <= step <= self.ticks[order.symbol_id].tick_at(low)
 
+    def _quote_denied(self, symbol_id: int, side: Side) -> bool:
+        """A quote on this side is backing off after a gateway denial (_submit would refuse it):
+        checked before an order token is taken, so a refused attempt changes no state (the C
+        reaction's side_acts reads the same from its `denied` mirror)."""
+        return self.denied_until.get((symbol_id, int(side), _QUOTE_VALUE), -1) > self.now
+
     def _submit(self, intent: OrderIntent, actions: list[Action]) -> bool:
         """Risk check, then OMS, then the SoupBinTCP bytes; a denial is journaled, not raised."""
         key = (intent.symbol_id, int(intent.side), intent.purpose.value)
@@ -890,7 +891,9 @@ class Engine:
         decision = self.risk.check(intent, now)
         if not decision.allowed:
             self.counts["denials"] += 1
-            self.denied_until[key] = now + self.cfg.deny_backoff_ns
+            self.denied_until[key] = until = now + self.cfg.deny_backoff_ns
+            if intent.purpose is _QUOTE and self._rx is not None:
+                self._rx.denied[2 * intent.symbol_id + (intent.side != _BUY)] = until
             actions.append(self._decision_note(intent, decision))
             return False
         self.oms.on_sent(intent, now)
@@ -1165,11 +1168,10 @@ class Engine:
             for s in symbols:
                 self._requote(s, actions)
             return
-        react, risk = self._react_c, self.risk
+        react = self._react_c
         for s in symbols:
             self._own_table()
-            if risk.state is not self._risk_seen or risk.limits_version != react.limits_version:
-                self._risk_to_react()
+            self._risk_if_moved()
             acts = _requote_may_act_c(self._sh, self._bh, react, s, self.now)
             if react.n_memo:
                 self._rx.memos_from_c(self.quote_memo, _STATE_OF)

@@ -325,7 +325,9 @@ int fsig_on_packets(fsig *g, fmd_book *b, const uint8_t *buf, const uint64_t *of
  *                   markouts counted, limits version) and fq_price cannot price it (an exception
  *                   or a big integer: Python prices it), when Engine._requote would call
  *                   have _work_side act on a side (engine._needs_work, the self-trade rules,
- *                   a replace not held back by Engine._can_wait), or when
+ *                   a replace not held back by Engine._can_wait, and not an enter, modify or
+ *                   replace that Engine._quote_denied refuses, unless a refused replace then
+ *                   pulls a quote the move was away from), or when
  *                   Engine._hedge of one of its hedge targets would change anything (the hedger
  *                   not idle, its sustain timer running, or the hold on the hedge instrument set).
  * Stage 3: on a memo miss fsig_react_from prices the quote itself (fq_price on the same inputs
@@ -374,6 +376,8 @@ typedef struct fsig_react {
     int64_t markout_n;          /* Metrics.markout_n[adverse_horizon] */
     int64_t next_due_ns;        /* Metrics.next_due_ns */
     int64_t *blocked;           /* [n] 1: s is in Metrics.blocked (a due markout waits for its mid) */
+    int64_t *denied;            /* [n * 2] Engine.denied_until of (s, buy, quote), (s, sell, quote),
+                                 * 0 when none: a side backing off after a denial sends nothing */
     int64_t risk_state;         /* int(gateway.state), refreshed by the caller per packet */
     int64_t limits_version;     /* gateway.limits_version, the same */
     /* stage 3: what a memo miss prices with (fq_price's inputs that are not in fsig) */

@@ -15,8 +15,9 @@ from __future__ import annotations
 import collections
 import json
 import queue
-import selectors
+import select
 import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -25,7 +26,9 @@ from typing import Iterable, Iterator, Protocol
 from audit.capture import TimestampedTcpSocket, TimestampedUdpSocket
 from audit.health import PROFILES
 from audit.txtrack import PendingTxTracker
-from journal.catalogue import RecordType, TsSource, pack, raw_bytes, unpack, unpack_json
+from journal.catalogue import (
+    PAYLOAD_DTYPES, RAW_ORDER_MAX, RecordType, TsSource, layout_struct, pack, raw_bytes, unpack, unpack_json,
+)
 from journal.errors import DiskFull, JournalError
 from mm_core.engine import Engine
 from mm_core.events import (
@@ -35,7 +38,7 @@ from mm_core.events import (
 from mm_core.protocol import ProtocolError, soupbintcp
 
 __all__ = ["RunnerError", "RunnerSettings", "RunnerReport", "PacketStages", "STAGES", "stage_latencies",
-           "JournalStatus", "Runner", "engine_events"]
+           "JournalStatus", "Runner", "engine_events", "order_sent_payload"]
 
 
 class RunnerError(Exception):
@@ -232,25 +235,36 @@ class Runner:
         self._feed_internal(JournalHealth(now, True))
         if s.fresh_session:
             self._feed_internal(Reconciled(now, True))
-        sel = selectors.DefaultSelector()
-        sel.register(self._md.sock, selectors.EVENT_READ, "md")
-        sel.register(self._oe.sock, selectors.EVENT_READ, "oe")
-        sel.register(self._wake[0], selectors.EVENT_READ, "ops")
+        md_fd, oe_fd, wake_fd = self._md.sock.fileno(), self._oe.sock.fileno(), self._wake[0].fileno()
+        poller = select.epoll()
+        for fd in (md_fd, oe_fd, wake_fd):
+            poller.register(fd, select.EPOLLIN)
+        poll = poller.poll
         mono = time.monotonic_ns
         deadline = mono() + int(duration_s * 1e9)
         next_timer = next_clock = mono()
+        busy = s.busy_poll
+        prepare = self.engine.prepare
+        self._drain_operator()              # commands queued before the wake socket existed
         try:
             while mono() < deadline and not (stop is not None and stop.is_set()):
-                wait = 0 if s.busy_poll else max(0, min(next_timer, next_clock, deadline) - mono()) / 1e9
-                for key, _ in sel.select(wait):
-                    if key.data == "md":
+                wait = 0 if busy else max(0, min(next_timer, next_clock, deadline) - mono()) / 1e9
+                ready = poll(wait)
+                if ready:
+                    # market data first: a packet never waits behind TX stamps or venue answers
+                    # read in the same wake-up; operators only when one woke the loop
+                    fds = [fd for fd, _ in ready]
+                    if md_fd in fds:
                         self._on_md()
-                    elif key.data == "ops":
-                        self._drain_wake()
-                    elif not self._on_oe():
+                    if oe_fd in fds and not self._on_oe():
                         self.report.stop_reason = "venue closed the order-entry session"
                         return self.report
-                self._drain_operator()
+                    if wake_fd in fds:
+                        self._drain_wake()
+                        self._drain_operator()
+                    # what the engine's next packet would rebuild first (after our orders or the
+                    # venue's answers moved the OMS), done before the loop waits again
+                    prepare()
                 t = mono()
                 if not self.journal_ok and self._space_lost and not self._fatal and t >= self._next_retry:
                     self._retry_space(t)
@@ -265,19 +279,21 @@ class Runner:
             return self.report
         finally:
             self._thread = None
-            sel.close()
+            poller.close()
             self._drain_tx(mono() + s.tx_timeout_ns)
             self.close()
 
     # ------------------------------------------------------------------ inputs
     def _on_md(self) -> None:
-        for _ in range(256):    # bounded: the timers and the order socket get their turn
+        for i in range(256):    # bounded: the timers and the order socket get their turn
             try:
                 data, rx_ns, source = self._md.recv(65536)
             except (BlockingIOError, InterruptedError):
-                # readable for the error queue only: TX stamps of our re-requests (not evidence
-                # of any order) would keep the socket readable for ever, so drain them
-                self._md.poll_tx_timestamps()
+                if not i:
+                    # readable for the error queue only: TX stamps of our re-requests (not
+                    # evidence of any order) would keep the socket readable for ever, so drain
+                    # them (after packets were read the next wake-up finds them, if any)
+                    self._md.poll_tx_timestamps()
                 return
             self._input(RecordType.MD_PACKET, data, rx_ns, source, MarketData(data, rx_ns, source),
                         read_ns=_realtime())
@@ -561,17 +577,10 @@ class Runner:
         """The ORDER_SENT record, with the TX stamp key the order's send will carry (`tskey`; -1:
         its own last byte, when it is sent alone). None when the journal refused it: Rule 1, an
         order that is not in the journal does not go out."""
-        intent, packet = action.intent, action.packet
-        decision = action.decision
+        packet = action.packet
         if tskey < 0:
             tskey = (self.tcp_bytes + len(packet) - 1) & 0xFFFFFFFF
-        payload = pack(
-            RecordType.ORDER_SENT, token=intent.token.encode(), orig_token=intent.orig_token.encode(),
-            msg_type=packet[3], side=int(intent.side), tif=intent.tif, symbol_id=intent.symbol_id,
-            price=intent.price, qty=intent.qty, algo_id=intent.algo_id, desk_id=intent.desk_id,
-            trader_id=intent.trader_id, client_id=intent.client_id, risk_verdict=1,
-            trading_state=action.trading_state,
-            limits_version=getattr(decision, "limits_version", 0), tskey=tskey, raw=packet)
+        payload = order_sent_payload(action, tskey)
         now = _realtime()
         cancel = packet[3] == _CANCEL
         try:
@@ -579,7 +588,7 @@ class Runner:
         except JournalError as exc:
             if cancel:
                 self.report.cancels_withheld += 1
-            self._journal_failed(exc, now, "" if cancel else intent.token)
+            self._journal_failed(exc, now, "" if cancel else action.intent.token)
             return None
         if cancel:
             self._reserve_seqs.add(seq)
@@ -613,8 +622,7 @@ class Runner:
                 self.report.tx_stamped += 1
             else:
                 self.report.tx_missing += 1
-            payload = pack(RecordType.TX_TS, order_seq=seq, tskey=outcome.tskey,
-                           status=int(outcome.status), source=int(outcome.source), tx_ts_ns=outcome.ts_ns)
+            payload = _TX_TS_PACK(seq, outcome.tskey, outcome.status, outcome.source, outcome.ts_ns)
             reserve = seq in self._reserve_seqs
             if reserve:
                 self._reserve_seqs.discard(seq)
@@ -629,6 +637,39 @@ class Runner:
             self._append(RecordType.METRICS, doc, now, int(TsSource.USER))
         except JournalError as exc:
             self._journal_failed(exc, now)
+
+
+_ORDER_SENT_FIELDS = ("token", "orig_token", "msg_type", "side", "tif", "symbol_id", "price", "qty",
+                      "algo_id", "desk_id", "trader_id", "client_id", "risk_verdict", "trading_state",
+                      "limits_version", "tskey", "raw_len", "raw")
+
+
+def _positional(rtype: RecordType, names: tuple[str, ...]):
+    """The one-call packer of a layout whose fields the caller passes in this order."""
+    if PAYLOAD_DTYPES[rtype].names != names:
+        raise ImportError(f"the {rtype.name} layout changed: update mm_core.runner's packing of it")
+    return layout_struct(rtype).pack
+
+
+_ORDER_SENT_PACK = _positional(RecordType.ORDER_SENT, _ORDER_SENT_FIELDS)
+_TX_TS_PACK = _positional(RecordType.TX_TS, ("order_seq", "tskey", "status", "source", "tx_ts_ns"))
+
+
+def order_sent_payload(action: SendOrder, tskey: int) -> bytes:
+    """The ORDER_SENT payload of an order, byte for byte what pack(RecordType.ORDER_SENT, ...)
+    gives, in one positional struct call (the send path packs one per order); pack() itself for
+    what it alone handles (a raw packet longer than its field: its error; a value struct refuses)."""
+    intent, packet = action.intent, action.packet
+    fields = (intent.token.encode(), intent.orig_token.encode(), packet[3], int(intent.side), intent.tif,
+              intent.symbol_id, intent.price, intent.qty, intent.algo_id, intent.desk_id,
+              intent.trader_id, intent.client_id, 1, action.trading_state,
+              getattr(action.decision, "limits_version", 0), tskey, len(packet), packet)
+    if len(packet) <= RAW_ORDER_MAX:
+        try:
+            return _ORDER_SENT_PACK(*fields)
+        except struct.error:
+            pass
+    return pack(RecordType.ORDER_SENT, **dict(zip(_ORDER_SENT_FIELDS[:-2], fields[:-2])), raw=packet)
 
 
 _TS_SOURCES = {int(s): s for s in TsSource}     # TsSource(x) without the enum call per record

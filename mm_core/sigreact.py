@@ -2,9 +2,10 @@
 
 Owns the fsig_react struct and its arrays: the configuration the per-packet reaction reads
 (quoted symbols, reference ticks, hedge lists), and the mirrors of values the Python code owns
-(positions, hedge holds, halted symbols, the risk feed last told, the quote memo, our working
-quotes, the hedger's pairs, the adverse-horizon markout count and due time, and what a memo miss
-prices with: each symbol's recent markout and adverse rate, the gateway's multipliers and collar). `values()` computes
+(positions, hedge holds, halted symbols, the quote sides backing off after a denial, the risk
+feed last told, the quote memo, our working quotes, the hedger's pairs, the adverse-horizon
+markout count and due time, and what a memo miss prices with: each symbol's recent markout and
+adverse rate, the gateway's multipliers and collar). `values()` computes
 every mirror from the engine's Python state in one place: `pull()` writes them all (setup and
 restore) and `stale()` names the ones that differ (the lockstep tests call it after every event).
 Between those, each owner writes its mirror where its value changes (mm_core/engine.py,
@@ -15,13 +16,17 @@ from __future__ import annotations
 from mm_core._fastmd_cffi import ffi, lib
 from mm_core.oms import OrderState
 from mm_core.risk import TradingState
+from mm_core.types import Purpose, Side
 
 __all__ = ["ReactMirror", "memo_words", "work_words"]
 
 _ANSWERED = (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED)
-_MIRRORS = ("position", "hold", "halted", "sent", "memo", "work", "pair", "blocked")
+_SIDES = (Side.BUY, Side.SELL)
+_QUOTE_VALUE = Purpose.QUOTE.value
+_MIRRORS = ("position", "hold", "halted", "sent", "memo", "work", "pair", "blocked", "denied")
 _SCALARS = ("markout_n", "next_due_ns")
 _FLOATS = ("markout", "adverse")
+_NO_WORK = [0] * lib.FSIG_W_N
 _FLOG_CAP = 1024        # risk feeds a run of packets may defer before it stops for Python
 
 
@@ -40,6 +45,12 @@ def _blocked(m, n: int) -> list[int]:
     for s in m.blocked:
         flags[s] = 1
     return flags
+
+
+def _denied(engine) -> list[int]:
+    """Engine.denied_until of each symbol's buy then sell quotes (0: none)."""
+    until = engine.denied_until
+    return [until.get((s, int(side), _QUOTE_VALUE), 0) for s in range(engine.n) for side in _SIDES]
 
 
 def memo_words(memo) -> list[int]:
@@ -97,7 +108,7 @@ class ReactMirror:
         r.halted_state = int(TradingState.HALTED)
         sizes = {"position": n, "hold": n, "halted": n, "sent": n * lib.FSIG_S_N,
                  "memo": n * lib.FSIG_M_N, "work": n * 2 * lib.FSIG_W_N, "pair": n * lib.FSIG_P_N,
-                 "blocked": n}
+                 "blocked": n, "denied": 2 * n}
         for name in _MIRRORS:
             setattr(self, name, arr(name, "int64_t", sizes[name]))
         arr("feed", "uint32_t", n)
@@ -108,10 +119,9 @@ class ReactMirror:
                      arr("flog_ns", "int64_t", _FLOG_CAP))
         for name in _FLOATS:
             setattr(self, name, arr(name, "double", n))
-        # the work mirror's offset of each quote slot (OMS working key), and an empty mirror
+        # the work mirror's offset of each quote slot (OMS working key)
         self._slot_at = {slot: (2 * s + i) * lib.FSIG_W_N for s, slots in enumerate(engine.quote_slots)
                          for i, slot in enumerate(slots)}
-        self._zero_work = ffi.new("int64_t[]", n * 2 * lib.FSIG_W_N)
         self.pull(engine)
 
     @staticmethod
@@ -133,6 +143,7 @@ class ReactMirror:
             "markout_n": [m.markout_n[m.adverse_horizon]],
             "next_due_ns": [m.next_due_ns],
             "blocked": _blocked(m, engine.n),
+            "denied": _denied(engine),
             "markout": list(m.recent_markout),
             "adverse": [m.adverse_rate(s) for s in range(engine.n)],
         }
@@ -150,6 +161,8 @@ class ReactMirror:
             else:
                 getattr(self, name)[0:len(words)] = words
         self._blocked_set = set(engine.metrics.blocked)
+        at = self._slot_at
+        self._work_written = [at[slot] for slot in engine.oms.working if slot in at]
         self._metrics_seen = None           # set_metrics writes markout and adverse next time
 
     def stale(self, engine) -> list[str]:
@@ -178,13 +191,17 @@ class ReactMirror:
         r.n_memo = 0
 
     def set_work(self, engine) -> None:
-        """Our working quotes after the OMS moved (Engine._own_table calls it)."""
+        """Our working quotes after the OMS moved (Engine._own_table calls it): the slots written
+        last time cleared, then the working ones written (the rest of the mirror stays zero)."""
         oms, work, w, at = engine.oms, self.work, lib.FSIG_W_N, self._slot_at
-        ffi.memmove(work, self._zero_work, ffi.sizeof(self._zero_work))
+        for b in self._work_written:
+            work[b:b + w] = _NO_WORK
+        written = self._work_written = []
         for slot in oms.working:
             b = at.get(slot)
             if b is not None:
                 work[b:b + w] = work_words(oms, slot)
+                written.append(b)
 
     def set_metrics(self, m) -> None:
         """The markout inputs after Metrics.on_fill / on_time."""

@@ -268,7 +268,7 @@ class RiskGateway:
             if qty <= 0 or price <= 0:
                 return self._deny(CheckId.INVALID_ORDER, qty, price, "qty and price must be positive")
             if self._faults & _F_GLOBAL:
-                return self._deny_fault(now_ns)
+                return self._deny_fault(intent.symbol_id, now_ns)
             if now_ns - self._clock_ns > lim.max_clock_age_ns:
                 return self._deny_latched(CheckId.CLOCK_STALE, now_ns - self._clock_ns,
                                           lim.max_clock_age_ns, "no recent clock sample", now_ns)
@@ -475,18 +475,22 @@ class RiskGateway:
     def _deny_market(self, sym: _Symbol | None, symbol_id: int, now_ns: int) -> RiskDecision:
         """An order on a symbol whose market input is unusable: denied, and (having been presented
         while the fault is active) it latches the state."""
+        problem = self._market_problem(sym, symbol_id, now_ns)
+        if problem is None:
+            problem = (CheckId.OPTION_PARAMS_MISSING, symbol_id, 0, "option has no valuation")
+        return self._deny_latched(*problem, now_ns)
+
+    def _market_problem(self, sym: _Symbol | None, symbol_id: int, now_ns: int):
+        """(check, value, limit, detail) of a symbol whose market input is unusable, else None."""
         if sym is not None and sym.book_stale:
-            return self._deny_latched(CheckId.BOOK_STALE, symbol_id, 0,
-                                      f"stale book: symbol {symbol_id}", now_ns)
+            return CheckId.BOOK_STALE, symbol_id, 0, f"stale book: symbol {symbol_id}"
         if sym is None or not sym.fair:
-            return self._deny_latched(CheckId.MARKET_DATA_MISSING, symbol_id, 0,
-                                      f"no market data for symbol {symbol_id}", now_ns)
+            return CheckId.MARKET_DATA_MISSING, symbol_id, 0, f"no market data for symbol {symbol_id}"
         age = now_ns - sym.md_ns
         if age <= self._limits.max_market_age_ns:
-            return self._deny_latched(CheckId.OPTION_PARAMS_MISSING, symbol_id, 0,
-                                      "option has no valuation", now_ns)
-        return self._deny_latched(CheckId.MARKET_DATA_STALE, age, self._limits.max_market_age_ns,
-                                  f"market data of symbol {symbol_id} too old", now_ns)
+            return None
+        return (CheckId.MARKET_DATA_STALE, age, self._limits.max_market_age_ns,
+                f"market data of symbol {symbol_id} too old")
 
     def _purge_duplicates(self, now_ns: int) -> None:
         """Drops keys older than the window; amortised O(1) as the next purge waits for growth."""
@@ -524,15 +528,31 @@ class RiskGateway:
                               "scenario loss")
         return None
 
-    def _deny_fault(self, now_ns: int) -> RiskDecision:
-        """An order presented while a global fault is active: denied, and the state latches."""
+    def _deny_fault(self, symbol_id: int, now_ns: int) -> RiskDecision:
+        """An order presented while a global fault is active: denied for the first one, and the
+        state latches for every fault and unusable input the order met. A clean reconciliation
+        releases only its own latch, so one that a clock or market fault met alongside it must
+        still need the operator (fail closed)."""
+        first = None
         for bit, check in FAULT_CHECKS:
             if self._faults & _F_GLOBAL & bit:
                 value = self._unknown_outcome if bit == _F_UNKNOWN_OUTCOME else \
                     now_ns - self._clock_ns if bit == _F_CLOCK_STALE else 0
                 limit = self._limits.max_clock_age_ns if bit == _F_CLOCK_STALE else 0
-                return self._deny_latched(check, value, limit, self._fault_detail(bit), now_ns)
-        raise AssertionError("no fault bit set")
+                first = first or (check, value, limit, self._fault_detail(bit))
+                self._latch(check, self._fault_detail(bit), now_ns, "risk-gateway")
+        if first is None:
+            raise AssertionError("no fault bit set")
+        if now_ns - self._clock_ns > self._limits.max_clock_age_ns:     # the checks after this one
+            self._latch(CheckId.CLOCK_STALE, "no recent clock sample", now_ns, "risk-gateway")
+        sym = self._symbols.get(symbol_id)
+        problems = [self._market_problem(sym, symbol_id, now_ns)]
+        if sym is not None and sym.under is not None:      # an option's valuation reads both
+            problems.append(self._market_problem(sym.under, sym.under.symbol_id, now_ns))
+        for problem in problems:
+            if problem is not None:
+                self._latch(problem[0], problem[3], now_ns, "risk-gateway")
+        return self._deny(*first)
 
     def _fault_detail(self, bit: int) -> str:
         if bit == _F_CLOCK:

@@ -217,9 +217,16 @@ def test_denials_are_journaled_not_raised():
     assert all(d["allowed"] == 0 and d["check_id"] == 18 and d["value"] == 200 and d["limit"] == 100
                for d in denials)
     assert limits.version == 1
-    # backoff: the same denial is not retried on every packet
+    # backoff: the same denial is not retried on every packet, and a side backing off takes no
+    # order token
+    tokens = engine.oms.counter
     acts = engine.on_event(md(feed.packet(feed.add(ACME, "B", 100, 999_800)), 2 * S + MS))
-    assert not notes(acts, RecordType.RISK_DECISION)
+    assert not notes(acts, RecordType.RISK_DECISION) and not orders(acts)
+    assert engine.oms.counter == tokens
+    # once the backoff is over the quote is asked for again (and denied again)
+    acts = engine.on_event(md(feed.packet(feed.add(ACME, "B", 100, 999_700)),
+                              2 * S + engine.cfg.deny_backoff_ns + MS))
+    assert len(notes(acts, RecordType.RISK_DECISION)) == 2 and engine.oms.counter == tokens + 2
 
 
 def test_protocol_garbage_is_reported_not_fatal():

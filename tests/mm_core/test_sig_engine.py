@@ -23,7 +23,8 @@ from mm_core.types import Purpose
 from recovery.snapshot import _Pickler
 from tests.mm_core.test_determinism import fingerprint
 from tests.mm_core.wire import (
-    ACME, BOLT, CHIP, LIMITS_TEXT, MS, NAMES, SYMBOLS, Feed, S, Venue, gateway, md, run, simulate,
+    ACME, BOLT, CHIP, LIMITS_TEXT, MS, NAMES, SYMBOLS, Feed, S, Venue, gateway, make_engine, md, run,
+    simulate,
 )
 
 TOXIC = GuardParams(prints_window=6, aggression_threshold=0.6, aggression_min_volume=200,
@@ -229,6 +230,26 @@ def test_the_wire_simulation_gives_the_same_orders_and_hash_on_both(monkeypatch)
     assert not ref.compiled and kernel.compiled
     assert fingerprint(kernel_actions) == fingerprint(ref_actions)
     assert kernel.state_hash() == ref.state_hash()
+
+
+def test_idle_time_prepare_changes_no_decision():
+    """Engine.prepare() (the runner calls it before waiting again) rebuilds the own-quote table
+    ahead of the next packet: the same orders and state as an engine never prepared, with every
+    mirror current afterwards and nothing left for the next packet to rebuild."""
+    events, _, _ = simulate(7, 800)
+    prepared, plain = make_engine(), make_engine()
+    rebuilt_ahead = 0
+    for ev in events:
+        assert fingerprint(prepared.on_event(ev)) == fingerprint(plain.on_event(ev))
+        oms = prepared.oms
+        moved = (oms.transitions, oms.counter) != prepared._pkt_own_version
+        prepared.prepare()
+        if not prepared.stale:
+            assert (oms.transitions, oms.counter) == prepared._pkt_own_version
+            rebuilt_ahead += moved
+        assert not prepared.mirrors_stale()
+    assert rebuilt_ahead > 20
+    assert prepared.state_hash() == plain.state_hash()
 
 
 def test_a_pickled_kernel_engine_carries_on_identically():

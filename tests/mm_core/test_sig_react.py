@@ -80,17 +80,30 @@ def _resting(price: int, leaves: int, age: int, state=OrderState.ACCEPTED) -> Si
 
 
 @settings(max_examples=800, deadline=None)
-@given(bid=_order, ask=_order, want_bid=_side, want_ask=_side, hold=st.integers(-1, 1))
+@given(bid=_order, ask=_order, want_bid=_side, want_ask=_side, hold=st.integers(-1, 1),
+       denied=st.tuples(*[st.sampled_from((0, _NOW, _NOW + 1))] * 2))
 # Engine._can_wait: more size at the same price, a one-tick step toward the market, a one-tick step
 # across $1.00 (the tick below it applies), all before and after the quote rested
-@example(bid=_resting(101, 1, 1), ask=None, want_bid=(101, 2), want_ask=(0, 0), hold=0)
-@example(bid=_resting(101, 1, 50_000_000), ask=None, want_bid=(101, 2), want_ask=(0, 0), hold=0)
-@example(bid=_resting(100, 2, 1), ask=None, want_bid=(101, 2), want_ask=(0, 0), hold=0)
-@example(bid=None, ask=_resting(10_100, 2, 1), want_bid=(0, 0), want_ask=(10_000, 2), hold=0)
-@example(bid=None, ask=_resting(10_000, 2, 1), want_bid=(0, 0), want_ask=(9_999, 2), hold=0)
-@example(bid=_resting(9_999, 2, 1), ask=None, want_bid=(10_000, 2), want_ask=(0, 0), hold=0)
-@example(bid=_resting(10_000, 2, 1), ask=None, want_bid=(10_100, 2), want_ask=(0, 0), hold=0)
-def test_the_c_requote_decision_is_the_engines(bid, ask, want_bid, want_ask, hold):
+@example(bid=_resting(101, 1, 1), ask=None, want_bid=(101, 2), want_ask=(0, 0), hold=0, denied=(0, 0))
+@example(bid=_resting(101, 1, 50_000_000), ask=None, want_bid=(101, 2), want_ask=(0, 0), hold=0,
+         denied=(0, 0))
+@example(bid=_resting(100, 2, 1), ask=None, want_bid=(101, 2), want_ask=(0, 0), hold=0, denied=(0, 0))
+@example(bid=None, ask=_resting(10_100, 2, 1), want_bid=(0, 0), want_ask=(10_000, 2), hold=0, denied=(0, 0))
+@example(bid=None, ask=_resting(10_000, 2, 1), want_bid=(0, 0), want_ask=(9_999, 2), hold=0, denied=(0, 0))
+@example(bid=_resting(9_999, 2, 1), ask=None, want_bid=(10_000, 2), want_ask=(0, 0), hold=0, denied=(0, 0))
+@example(bid=_resting(10_000, 2, 1), ask=None, want_bid=(10_100, 2), want_ask=(0, 0), hold=0, denied=(0, 0))
+# a side backing off after a denial: no enter, modify or replace, but a refused replace away from
+# the market pulls the quote
+@example(bid=None, ask=None, want_bid=(101, 2), want_ask=(0, 0), hold=0, denied=(_NOW + 1, 0))
+@example(bid=_resting(101, 2, 10 ** 9), ask=None, want_bid=(101, 1), want_ask=(0, 0), hold=0,
+         denied=(_NOW + 1, 0))
+@example(bid=_resting(101, 2, 10 ** 9), ask=None, want_bid=(100, 2), want_ask=(0, 0), hold=0,
+         denied=(_NOW + 1, 0))
+@example(bid=_resting(101, 2, 10 ** 9), ask=None, want_bid=(102, 2), want_ask=(0, 0), hold=0,
+         denied=(_NOW + 1, 0))
+@example(bid=None, ask=_resting(10_100, 2, 10 ** 9), want_bid=(0, 0), want_ask=(10_200, 2), hold=0,
+         denied=(0, _NOW + 1))
+def test_the_c_requote_decision_is_the_engines(bid, ask, want_bid, want_ask, hold, denied):
     engine = _session()
     s = ACME
     bid_key, ask_key = engine.quote_slots[s]
@@ -105,12 +118,15 @@ def test_the_c_requote_decision_is_the_engines(bid, ask, want_bid, want_ask, hol
     # the engine's own _requote and _work_side (with _can_wait) with their inputs replaced: an
     # order submitted or cancelled is an action
     engine_type = type(engine)
+    until = {slot: t for slot, t in zip((bid_key, ask_key), denied) if t}
     probe = SimpleNamespace(oms=oms, quote_slots=engine.quote_slots, hedge_hold={s: hold},
                             _quote=lambda symbol_id: quote, now=_NOW, cfg=engine.cfg,
-                            ticks=engine.ticks, ids=engine.ids)
-    for name in ("_requote_side", "_work_side", "_can_wait"):
+                            ticks=engine.ticks, ids=engine.ids, denied_until=until)
+    for name in ("_requote_side", "_work_side", "_can_wait", "_quote_denied"):
         setattr(probe, name, functools.partial(getattr(engine_type, name), probe))
-    probe._submit = lambda intent, actions: calls.append(intent) or True
+    # Engine._submit refuses a side backing off (denied_until) before anything else
+    probe._submit = lambda intent, actions: (until.get((s, int(intent.side), "quote"), -1) <= _NOW
+                                             and (calls.append(intent) or True))
     probe._cancel = lambda order, purpose, actions: calls.append(order)
     engine_type._requote(probe, s, [])
     work = engine._rx.work
@@ -118,6 +134,7 @@ def test_the_c_requote_decision_is_the_engines(bid, ask, want_bid, want_ask, hol
     saved = list(work[2 * s * w:(2 * s + 2) * w])
     try:
         work[2 * s * w:(2 * s + 2) * w] = work_words(oms, bid_key) + work_words(oms, ask_key)
+        engine._rx.denied[2 * s:2 * s + 2] = list(denied)
         bp, bq, ap, aq = quote
         if hold > 0:
             aq = 0
@@ -126,4 +143,5 @@ def test_the_c_requote_decision_is_the_engines(bid, ask, want_bid, want_ask, hol
         acts = lib.fsig_requote_acts(engine._rx.r, s, bp, bq, ap, aq, _NOW)
     finally:
         work[2 * s * w:(2 * s + 2) * w] = saved
+        engine._rx.denied[2 * s:2 * s + 2] = [0, 0]
     assert bool(acts) == bool(calls), (quote, hold, calls)

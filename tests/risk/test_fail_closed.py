@@ -136,6 +136,24 @@ def test_clean_reconciliation_after_a_restart_resumes_by_itself(latch):
     assert gw.drain_events() == []
 
 
+def test_an_order_denied_while_unreconciled_latches_the_stale_book_it_met_too():
+    """Unreconciled (latched at once) and a stale book on the order's symbol: the order is denied
+    for the first, and it met the second, an on-order fault, so a clean reconciliation later
+    releases only its own reason and the state stays latched for the operator."""
+    gw = make_gateway()
+    gw.on_reconciled(False, T0 + MS)
+    gw.on_market(1, FAIR, FAIR, True, T0 + 2 * MS)            # a gap on symbol 1
+    decision = gw.check(order(), T0 + 3 * MS)
+    assert not decision.allowed and decision.check is CheckId.UNRECONCILED
+    assert set(gw.latch_reasons) == {CheckId.UNRECONCILED.label, CheckId.BOOK_STALE.label}
+    gw.on_market(1, FAIR, FAIR, False, T0 + 4 * MS)           # the gap filled
+    gw.drain_events()
+    gw.on_reconciled(True, T0 + 5 * MS)
+    assert gw.state is TradingState.HALTED and gw.drain_events() == []
+    assert gw.latch_reasons == [CheckId.BOOK_STALE.label]
+    assert not gw.check(order(price=FAIR - 3), T0 + 5 * MS).allowed
+
+
 def test_every_fault_check_has_a_latch_policy():
     from mm_core.risk.gateway import FAULT_CHECKS
     assert {check for _, check in FAULT_CHECKS} <= set(LATCH_POLICY)

@@ -104,9 +104,13 @@ class GatewayMachine(RuleBasedStateMachine):
         intent = order(symbol_id=symbol_id, side=side, qty=qty, price=FAIR + offset, kind=kind,
                        orig_token=orig)
         decision = self.gw.check(intent, self.now)
-        if self._blocking(symbol_id) or self.quiet_clock or symbol_id in self.quiet_market:
+        blocking = self._blocking(symbol_id)
+        if blocking or self.quiet_clock or symbol_id in self.quiet_market:
             assert not decision.allowed, (self.faults, decision)
-            self.latched_by.add("order")          # an order hit an active fault: latched
+            if blocking - LATCHES_ON_REPORT or self.quiet_clock or symbol_id in self.quiet_market:
+                # an order hit an on-order fault: latched until the operator (the on-report
+                # faults it met latched when reported, and reconciliation may release its own)
+                self.latched_by.add("order")
         elif not self.latched_by and decision.allowed is False:
             # nothing latched and no fault: only a limit may deny, never the trading state
             assert decision.check not in (CheckId.TRADING_HALTED, CheckId.REDUCE_ONLY), decision
