@@ -100,6 +100,20 @@ def token_strings(keys: np.ndarray, valid: np.ndarray | None = None) -> pa.Array
                                        _validity(valid), n - len(at))
 
 
+def row_text(rows: np.ndarray, width: int, valid: np.ndarray | None = None) -> pa.Array:
+    """A string column of the first `width` bytes (ASCII) of each row of `rows` ((n, w) uint8),
+    null where not `valid` (a null keeps its bytes, which Arrow ignores): the bytes become the data
+    buffer with fixed-step offsets, with no per-row work or UTF-8 validation pass."""
+    n = len(rows)
+    if n * width >= 2**31:
+        raise ValueError("arrowcols.row_text: more text than one string column holds")
+    offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32)
+    data = np.ascontiguousarray(rows[:, :width]).reshape(-1)
+    nulls = 0 if valid is None else n - int(np.count_nonzero(valid))
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data),
+                                       _validity(valid) if nulls else None, nulls)
+
+
 def fixed_bytes(column: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
     """Trimmed strings from an 'S<n>' or (n, w) uint8 column (OUCH alpha fields are space-padded)."""
     if column.dtype.kind == "u":

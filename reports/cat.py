@@ -75,23 +75,19 @@ _COLUMNS = ("seq", "ts_ns", "ts_source", "event", "token_key", "prior_token_key"
             "creator_ts_source", "price", "qty", "exec_price", "exec_qty", "leaves", "match", "stock", "order_stock")
 
 
-def _where(mask: np.ndarray, values: pa.Array) -> pa.Array:
-    return pc.if_else(pa.array(mask), values, pa.scalar(None, values.type))
-
-
 def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None) -> tuple[pa.Table, list]:
     rows, types = _rows_for(ev, ref)
     ev = ev.take(rows, _COLUMNS)
     c = ev.cols
     n = len(ev)
     inst_idx, inst_cols = common.instrument_columns(ref, c["symbol_id"])
-    algo_idx, _ = common.party_code(ref, "algos", c["algo_id"])
+    algo_idx = ref.party_index("algos", c["algo_id"])
     client_idx, client_code = common.party_code(ref, "clients", c["client_id"])
     _, desk_code = common.party_code(ref, "desks", c["desk_id"])
     desk_code, client_code = ac.plain(desk_code), ac.plain(client_code)
-    clients = ref.sorted_values("clients")
-    own = np.array([p.kind == "OWN" for p in clients] + [False], dtype=bool)[client_idx]
-    event_ts = timetext.cat_timestamp(ev.utc.utc_ns, ev.utc.valid)
+    own = np.array([p.kind == "OWN" for p in ref.sorted_values("clients")] + [False], dtype=bool)[client_idx]
+    stamps = timetext.cat_timestamp_rows(ev.utc.utc_ns)
+    event_ts = ac.row_text(stamps, stamps.shape[1], ev.utc.valid)
     key_date = _order_key_dates(ev, event_ts)
     t = types
     is_new, is_route, is_mod, is_cancel, is_trade = (t == 0), (t == 1), (t == 2), (t == 3), (t == 4)
@@ -99,17 +95,15 @@ def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None)
     for i, byte in enumerate(SIDES):
         side_code[c["order_wire_side"] == byte] = i
     side_names = list(SIDES.values())
-    day = pc.utf8_slice_codeunits(event_ts, 0, 8)
-    tif_col = pc.if_else(pa.array(c["tif"] == 0), pa.scalar("IOC"), numtext.join_text(["DAY=", day]))
-    fdid = pc.if_else(pa.array(own), numtext.join_text(["PROP-", desk_code]), client_code)
     with_terms = is_new | is_route | is_mod
     token = ac.token_strings(c["token_key"])
     seq_text = numtext.integer_text(c["seq"])
+    day = ac.row_text(stamps, 8, ev.utc.valid)          # the Eastern date: the timestamp's first 8
     cols = {
         "seq": pa.array(c["seq"].astype(np.uint64, copy=False)),
         "type": ac.codes(t, CAT_TYPES),
         "actionType": ac.codes(np.zeros(n, np.int8), ["NEW"]),
-        "firmROEID": numtext.join_text([day, seq_text, ac.plain(ac.lookup_strings(t, CAT_TYPES))], "_"),
+        "firmROEID": numtext.join_text([day, seq_text, _type_text(t)], "_"),
         "CATReporterIMID": ac.codes(np.zeros(n, np.int8), [ref.firm.cat_imid]),
         "orderKeyDate": key_date,
         "orderID": token,
@@ -123,13 +117,16 @@ def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None)
         "price": common.price_text(np.where(is_trade, c["exec_price"], c["price"]), with_terms | is_trade),
         "quantity": pa.array(np.where(is_trade, c["exec_qty"], c["qty"]), mask=~(with_terms | is_trade)),
         "orderType": ac.codes(np.zeros(n, np.int8), ["LMT"], with_terms),
-        "timeInForce": _where(with_terms, tif_col),
+        "timeInForce": _where(with_terms, pc.if_else(pa.array(c["tif"] == 0), pa.scalar("IOC"),
+                                                     numtext.join_text(["DAY=", day]))),
         "tradingSession": ac.codes(np.zeros(n, np.int8), ["REG"], with_terms),
-        "firmDesignatedID": _where(is_new, fdid),
+        "firmDesignatedID": _where(is_new, pc.if_else(pa.array(own), numtext.join_text(["PROP-", desk_code]),
+                                                      client_code)),
         "accountHolderType": ac.codes(np.where(own, 0, 1), ["P", "I"], is_new),
         "representativeInd": ac.codes(np.zeros(n, np.int8), ["N"], is_new),
         "senderIMID": ac.codes(np.zeros(n, np.int8), [ref.firm.cat_imid], is_route),
-        "destination": _where(is_route, ac.plain(inst_cols["segment_mic"])),
+        "destination": ac.plain(ac.lookup_strings(np.where(is_route, inst_idx, -1),
+                                                  [i.mic for i in ref.sorted_values("instruments")])),
         "destinationType": ac.codes(np.zeros(n, np.int8), ["E"], is_route),
         "routedOrderID": _where(is_route, token),
         "session": ac.codes(np.zeros(n, np.int8), [venue_session or ""], is_route & bool(venue_session)),
@@ -145,6 +142,18 @@ def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None)
                                  .append_column("segment_mic", inst_cols["segment_mic"]),
                                  ev, ref, inst_idx, algo_idx, client_idx)
     return table, checks + required_checks(table, types)
+
+
+def _where(mask: np.ndarray, values: pa.Array) -> pa.Array:
+    return pc.if_else(pa.array(mask), values, pa.scalar(None, values.type))
+
+
+_TYPE_WORDS = np.array(CAT_TYPES, dtype="S4").view(np.uint32)      # each name's 4 bytes as one word
+
+
+def _type_text(types: np.ndarray) -> pa.Array:
+    """CAT_TYPES[types] as a plain string column (every type name is 4 letters)."""
+    return ac.row_text(_TYPE_WORDS[types].view(np.uint8).reshape(len(types), 4), 4)
 
 
 def _order_key_dates(ev: events.OrderEvents, event_ts: pa.Array) -> pa.Array:

@@ -153,8 +153,12 @@ def cat_timestamp(utc_ns: np.ndarray, valid: np.ndarray | None = None) -> pa.Arr
     """CAT Eastern-Time timestamp YYYYMMDD HHMMSS.CCCNNNNNN (nanoseconds), null where not valid:
     laid out by one compiled pass (cat_timestamp_reference is the numpy layout it is tested
     against)."""
-    local = np.ascontiguousarray(np.asarray(utc_ns, dtype=np.int64) + eastern_offset_ns(utc_ns))
-    return _text(orderjoin.cat_timestamps(local), valid)
+    return _text(cat_timestamp_rows(utc_ns), valid)
+
+
+def cat_timestamp_rows(utc_ns: np.ndarray) -> np.ndarray:
+    """The bytes of cat_timestamp, (n, 25) uint8 (whose first 8 are the Eastern date YYYYMMDD)."""
+    return orderjoin.cat_timestamps(np.asarray(utc_ns, dtype=np.int64) + eastern_offset_ns(utc_ns))
 
 
 def cat_timestamp_reference(utc_ns: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
