@@ -216,7 +216,7 @@ def stream(src: JournalSlice, ref: RefData, sink, text: bool = True) -> ReportOu
     rejects = []
     with ThreadPoolExecutor(max_workers=1) as aside:     # the session scan beside the first decode
         session = aside.submit(_venue_session, src)
-        for chunk in events.collect_chunks(src):
+        for chunk in events.collect_chunks(src, gather_joined=False):
             ev = common.select_trade_date(chunk, src.selection.trade_date)
             del chunk
             table, checks = build_table(ev, ref, session.result())

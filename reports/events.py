@@ -54,10 +54,12 @@ class OrderEvents:
         return len(self.cols["seq"])
 
     def take(self, rows: np.ndarray, names=None) -> "OrderEvents":
-        """The events at `rows`, with every column or just those `names`."""
+        """The events at `rows`, with every column or just those `names` (join columns not yet
+        gathered stay so: taken, they are gathered for `rows` only)."""
         u = self.utc
+        c = self.cols
         return OrderEvents(
-            cols={k: self.cols[k][rows] for k in (self.cols if names is None else names)},
+            cols=c.take(rows, names) if isinstance(c, JoinedCols) else {k: c[k][rows] for k in (c if names is None else names)},
             utc=UtcTimes(u.utc_ns[rows], u.valid[rows], u.basis[rows], u.utc_offset_s[rows], u.sample_index[rows]),
             samples=self.samples)
 
@@ -78,7 +80,7 @@ CHUNK_SEQS = 1 << 17
 
 
 def collect_chunks(src: JournalSlice, join_orders: bool = True, chunk_seqs: int | None = None,
-                   only: tuple[int, ...] | None = None, leaves: bool = True):
+                   only: tuple[int, ...] | None = None, leaves: bool = True, gather_joined: bool = True):
     """The slice's order events as a sequence of OrderEvents, one per range of at most
     `chunk_seqs` journal sequences, in journal order: memory is bounded by the chunk, not the
     journal. Orders are joined across chunks (the creating ORDER_SENTs seen so far, including those
@@ -88,7 +90,9 @@ def collect_chunks(src: JournalSlice, join_orders: bool = True, chunk_seqs: int 
     `only`: keep just the events of these EV codes (e.g. executions), dropped before their OUCH
     decode and the join; every Enter/Replace still joins the order index. `leaves=False` skips the
     remaining quantities (the `leaves` column), which need every event of an order, so `only`
-    requires it.
+    requires it. `gather_joined=False`: the columns copied from each event's creating order
+    (JOINED) are gathered when the caller first reads them (JoinedCols), on its thread, and for
+    just the rows it keeps when it takes some first (CAT keeps about 3 events in 5).
 
     Reading, decoding and joining a chunk (the C bulk read releases the GIL, and so do most numpy
     kernels) runs on a helper thread one chunk ahead of the caller's work on the previous chunk;
@@ -118,7 +122,7 @@ def collect_chunks(src: JournalSlice, join_orders: bool = True, chunk_seqs: int 
             decoded = _decode(part, join_orders, samples, only)
         # chunks are decoded one after another on one thread, in journal order, so the join (and
         # the remaining quantities in `book`) runs here too, off the thread that builds tables
-        return _join(decoded, book, leaves) if join_orders else decoded.events
+        return _join(decoded, book, leaves, gather_joined) if join_orders else decoded.events
 
     stop = threading.Event()
     with ThreadPoolExecutor(max_workers=2) as ahead:
@@ -314,38 +318,20 @@ def _decode(src: JournalSlice, join_orders: bool, samples: "np.ndarray | SampleH
                     Creators.columns(created, all_wire_side[creates], scols["stock"][creates]))
 
 
-def _join(decoded: _Decoded, book: "Creators", leaves: bool = True) -> OrderEvents:
+def _join(decoded: _Decoded, book: "Creators", leaves: bool = True, gather_joined: bool = True) -> OrderEvents:
     """Join every event to the ORDER_SENT that created its token (O, or U for the replacement):
-    this chunk's creators join the running index first. `leaves`: add each event's remaining
-    quantity (carried in `book` across chunks)."""
+    this chunk's creators join the running index first, and the JOINED columns are gathered now
+    (or, without `gather_joined`, when first read). `leaves`: add each event's remaining quantity
+    (carried in `book` across chunks)."""
     ev = decoded.events
-    cols = ev.cols
-    n = len(ev)
     book.add_columns(decoded.creators)
-    c = book.cols
-    keys_events = cols["token_key"]
+    keys_events = ev.cols["token_key"]
     creator = book.index.lookup(keys_events)
     known = creator >= 0
-    cols["creator"] = creator
-
-    at_known = np.flatnonzero(known)
-    from_creator = creator[at_known]
-
-    def joined(values, dtype=None) -> np.ndarray:
-        if len(at_known) == n:                  # every event's order known: one gather
-            return np.take(values, creator).astype(dtype or values.dtype, copy=False)
-        out = np.zeros(n, dtype=dtype or values.dtype)
-        out[at_known] = np.take(values, from_creator)
-        return out
-
-    for name in ORDER_FIELDS:
-        cols[name] = joined(c[name])
-    cols["side"] = joined(c["side"], np.uint8)
-    cols["order_wire_side"] = joined(c["wire_side"], np.uint8)
-    cols["order_stock"] = joined(c["stock"])
-    for name, field in (("creator_seq", "seq"), ("creator_ts_ns", "ts_ns"), ("creator_ts_source", "ts_source"),
-                        ("order_qty", "qty"), ("order_price", "price")):
-        cols[name] = joined(c[field], np.int64)
+    # the creators' columns as they are now: later chunks only append rows past these views'
+    ev.cols = cols = JoinedCols(ev.cols, book.cols, creator)
+    if gather_joined:
+        cols.gather_all()
     if not leaves:
         return ev
     # group key per order: the creator's index, or for tokens no ORDER_SENT created, a code local
@@ -359,6 +345,57 @@ def _join(decoded: _Decoded, book: "Creators", leaves: bool = True) -> OrderEven
     cols["leaves"] = orderjoin.leaves(group, cols["event"], cols["qty"], cols["exec_qty"], cols["decrement"],
                                       LEAVES_CODES, book.leaves_sum, book.leaves_started, n_unknown)
     return ev
+
+
+# Columns copied onto each event from the ORDER_SENT that created its order: name -> (Creators
+# column, dtype, None: the column's own); 0 where no ORDER_SENT created the event's token.
+JOINED = {**{name: (name, None) for name in ORDER_FIELDS},
+          "side": ("side", np.uint8), "order_wire_side": ("wire_side", np.uint8), "order_stock": ("stock", None),
+          "creator_seq": ("seq", np.int64), "creator_ts_ns": ("ts_ns", np.int64),
+          "creator_ts_source": ("ts_source", np.int64), "order_qty": ("qty", np.int64),
+          "order_price": ("price", np.int64)}
+
+
+class JoinedCols(dict):
+    """An event chunk's columns (a dict), those of JOINED gathered from the creators' columns
+    `book` by each event's `creator` row when first read (then kept); `take` keeps the ones not
+    yet read pending, to gather only the rows taken."""
+
+    def __init__(self, cols: dict, book: dict, creator: np.ndarray):
+        super().__init__(cols)
+        self["creator"] = creator
+        self.book = book
+        self._known = None
+
+    def __missing__(self, name: str) -> np.ndarray:
+        if name not in JOINED:
+            raise KeyError(name)
+        field, dtype = JOINED[name]
+        values = self.book[field]
+        creator = self["creator"]
+        if self._known is None:          # rows whose creator is known, or None for all of them
+            known = np.flatnonzero(creator >= 0)
+            self._known = (None if len(known) == len(creator) else known,)
+        known, = self._known
+        if known is None:                # every event's order known: one gather
+            column = np.take(values, creator).astype(dtype or values.dtype, copy=False)
+        else:
+            column = np.zeros(len(creator), dtype=dtype or values.dtype)
+            column[known] = np.take(values, creator[known])
+        self[name] = column
+        return column
+
+    def take(self, rows: np.ndarray, names=None) -> "JoinedCols":
+        """The columns `names` (default: all) at `rows`, with the creator rows; those of JOINED
+        not gathered yet stay pending."""
+        names = list(self) if names is None else names
+        taken = {k: self[k][rows] for k in names if k in self or k not in JOINED}
+        taken.setdefault("creator", self["creator"][rows])
+        return JoinedCols(taken, self.book, taken["creator"])
+
+    def gather_all(self) -> None:
+        for name in JOINED:
+            self[name]        # noqa: B018  (gathered by __missing__)
 
 
 # The event codes the remaining-quantity kernel tells apart (orderjoin.h oj_event_codes).
