@@ -80,7 +80,7 @@ def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None)
     ev = ev.take(rows, _COLUMNS)
     c = ev.cols
     n = len(ev)
-    inst_idx, inst_cols = common.instrument_columns(ref, c["symbol_id"])
+    inst_idx, inst_cols = common.instrument_columns(ref, c["symbol_id"], ("symbol", "isin", "segment_mic"))
     algo_idx = ref.party_index("algos", c["algo_id"])
     client_idx, client_code = common.party_code(ref, "clients", c["client_id"])
     _, desk_code = common.party_code(ref, "desks", c["desk_id"])
@@ -88,7 +88,7 @@ def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None)
     own = np.array([p.kind == "OWN" for p in ref.sorted_values("clients")] + [False], dtype=bool)[client_idx]
     stamps = timetext.cat_timestamp_rows(ev.utc.utc_ns)
     event_ts = ac.row_text(stamps, stamps.shape[1], ev.utc.valid)
-    key_date = _order_key_dates(ev, event_ts)
+    key_date = _order_key_dates(ev, event_ts, stamps)
     t = types
     is_new, is_route, is_mod, is_cancel, is_trade = (t == 0), (t == 1), (t == 2), (t == 3), (t == 4)
     side_code = np.full(n, len(SIDES), np.int8)
@@ -156,10 +156,11 @@ def _type_text(types: np.ndarray) -> pa.Array:
     return ac.row_text(_TYPE_WORDS[types].view(np.uint8).reshape(len(types), 4), 4)
 
 
-def _order_key_dates(ev: events.OrderEvents, event_ts: pa.Array) -> pa.Array:
+def _order_key_dates(ev: events.OrderEvents, event_ts: pa.Array, stamps: np.ndarray) -> pa.Array:
     """orderKeyDate: the CAT timestamp of the ORDER_SENT that created each row's order. Rows of
-    that record itself (MENO and MEOR) have it as their eventTimestamp already; only the others'
-    creators are converted and laid out, then both are put in row order by one take."""
+    that record itself (MENO and MEOR) have it as their eventTimestamp (`event_ts`, whose bytes
+    are `stamps`) already; only the others' creators are converted, laid over a copy of those
+    bytes."""
     c = ev.cols
     own = (c["creator_seq"] == c["seq"]) & (c["creator_ts_ns"] == c["ts_ns"]) \
         & (c["creator_ts_source"] == c["ts_source"])
@@ -168,12 +169,10 @@ def _order_key_dates(ev: events.OrderEvents, event_ts: pa.Array) -> pa.Array:
         return event_ts
     key_utc = to_utc(c["creator_seq"][others], c["creator_ts_ns"][others], c["creator_ts_source"][others],
                      ev.samples)
-    texts = timetext.cat_timestamp(key_utc.utc_ns, key_utc.valid)
-    if len(others) == len(own):
-        return texts
-    at = np.arange(len(own), dtype=np.int64)
-    at[others] = len(own) + np.arange(len(others))
-    return pa.concat_arrays([event_ts, texts]).take(pa.array(at))
+    rows, valid = stamps.copy(), ev.utc.valid.copy()
+    rows[others] = timetext.cat_timestamp_rows(key_utc.utc_ns)
+    valid[others] = key_utc.valid
+    return ac.row_text(rows, rows.shape[1], valid)
 
 
 def required_checks(table: pa.Table, types: np.ndarray) -> list:

@@ -69,17 +69,15 @@ def clock_columns(ev: OrderEvents, sample_index: np.ndarray | None = None) -> di
     }
 
 
-def instrument_columns(ref: RefData, symbol_ids: np.ndarray) -> tuple[np.ndarray, dict[str, pa.Array]]:
+INSTRUMENT_COLUMNS = {"symbol": "symbol", "isin": "isin", "cfi": "cfi", "segment_mic": "mic", "currency": "currency"}
+
+
+def instrument_columns(ref: RefData, symbol_ids: np.ndarray, names=tuple(INSTRUMENT_COLUMNS)
+                       ) -> tuple[np.ndarray, dict[str, pa.Array]]:
+    """(instrument index per row, -1 where unknown; the instrument columns `names`)."""
     idx = ref.instrument_index(symbol_ids)
     inst = ref.sorted_values("instruments")
-    cols = {
-        "symbol": ac.lookup_strings(idx, [i.symbol for i in inst]),
-        "isin": ac.lookup_strings(idx, [i.isin for i in inst]),
-        "cfi": ac.lookup_strings(idx, [i.cfi for i in inst]),
-        "segment_mic": ac.lookup_strings(idx, [i.mic for i in inst]),
-        "currency": ac.lookup_strings(idx, [i.currency for i in inst]),
-    }
-    return idx, cols
+    return idx, {name: ac.lookup_strings(idx, [getattr(i, INSTRUMENT_COLUMNS[name]) for i in inst]) for name in names}
 
 
 def party_code(ref: RefData, registry: str, ids: np.ndarray) -> tuple[np.ndarray, pa.Array]:
