@@ -92,31 +92,28 @@ void oj_leaves(int64_t n, const int64_t *group, const int8_t *event, const int64
     }
 }
 
-void oj_field_uint(int64_t n, const uint8_t *raw, int64_t stride, const uint8_t *msg_type,
-                   const int32_t *offset, const int32_t *width, const int64_t *dest, int64_t *out)
+void oj_fields(int64_t n, const uint8_t *raw, int64_t stride, const uint8_t *msg_type, const int64_t *dest,
+               int32_t nfields, const int32_t *offset, const int32_t *width, const int64_t *out_width,
+               uint8_t **out)
 {
     for (int64_t i = 0; i < n; i++) {
-        uint8_t t = msg_type[i];
-        if (offset[t] < 0)
-            continue;
-        const uint8_t *p = raw + (size_t)i * (size_t)stride + offset[t];
-        uint64_t v = 0;
-        for (int32_t b = 0; b < width[t]; b++)
-            v = (v << 8) | p[b];
-        out[dest ? dest[i] : i] = (int64_t)v;
-    }
-}
-
-void oj_field_bytes(int64_t n, const uint8_t *raw, int64_t stride, const uint8_t *msg_type,
-                    const int32_t *offset, const int32_t *width, const int64_t *dest, uint8_t *out,
-                    int64_t out_width)
-{
-    for (int64_t i = 0; i < n; i++) {
-        uint8_t t = msg_type[i];
-        if (offset[t] < 0)
-            continue;
-        memcpy(out + (size_t)(dest ? dest[i] : i) * (size_t)out_width,
-               raw + (size_t)i * (size_t)stride + offset[t], (size_t)width[t]);
+        const uint8_t t = msg_type[i];
+        const uint8_t *row = raw + (size_t)i * (size_t)stride;
+        const size_t d = (size_t)(dest ? dest[i] : i);
+        for (int32_t f = 0; f < nfields; f++) {
+            const int32_t at = offset[f * 256 + t];
+            if (at < 0)
+                continue;
+            const int32_t w = width[f * 256 + t];
+            if (out_width[f] == 0) {
+                uint64_t v = 0;
+                for (int32_t b = 0; b < w; b++)
+                    v = (v << 8) | row[at + b];
+                ((int64_t *)out[f])[d] = (int64_t)v;
+            } else {
+                memcpy(out[f] + d * (size_t)out_width[f], row + at, (size_t)w);
+            }
+        }
     }
 }
 

@@ -17,10 +17,12 @@
  * book_started across calls); g >= nbook: an order no ORDER_SENT created, local to this call
  * (local_sum/local_started[g - nbook], zeroed by the caller).
  *
- * oj_field_uint / oj_field_bytes: one OUCH field of framed messages held in rows of `stride`
- * bytes: row i's message type t = msg_type[i] has the field at byte offset[t] (-1: the type does
- * not carry it; the output is left as it is) of width[t] bytes; a big-endian unsigned integer
- * goes to out[dest[i]], bytes to out + dest[i] * out_width (dest NULL: row i itself).
+ * oj_fields: `nfields` OUCH fields of framed messages held in rows of `stride` bytes, in one pass
+ * over the rows: for field f, row i's message type t = msg_type[i] has it at byte
+ * offset[f * 256 + t] (-1: the type does not carry it; the output is left as it is) of
+ * width[f * 256 + t] bytes; with out_width[f] == 0 it is a big-endian unsigned integer that goes
+ * to ((int64_t *)out[f])[dest[i]], else its bytes go to out[f] + dest[i] * out_width[f] (dest
+ * NULL: row i itself).
  *
  * oj_join_keys: tokens as join keys: each 14-byte token copied from rows `stride` apart with its
  * space padding (OUCH) turned into NULs (the journal's padding).
@@ -52,11 +54,9 @@ void oj_leaves(int64_t n, const int64_t *group, const int8_t *event, const int64
                int64_t nbook, int64_t *book_sum, int64_t *book_started,
                int64_t *local_sum, int64_t *local_started, int64_t *out);
 
-void oj_field_uint(int64_t n, const uint8_t *raw, int64_t stride, const uint8_t *msg_type,
-                   const int32_t *offset, const int32_t *width, const int64_t *dest, int64_t *out);
-void oj_field_bytes(int64_t n, const uint8_t *raw, int64_t stride, const uint8_t *msg_type,
-                    const int32_t *offset, const int32_t *width, const int64_t *dest, uint8_t *out,
-                    int64_t out_width);
+void oj_fields(int64_t n, const uint8_t *raw, int64_t stride, const uint8_t *msg_type, const int64_t *dest,
+               int32_t nfields, const int32_t *offset, const int32_t *width, const int64_t *out_width,
+               uint8_t **out);
 
 void oj_join_keys(int64_t n, const uint8_t *tokens, int64_t stride, uint8_t *out);
 #define OJ_CAT_TIMESTAMP_BYTES 25

@@ -1,5 +1,5 @@
-"""OUCH fields of journaled messages decoded by the compiled kernels (reports/_orderjoin.c): the
-same columns as ouch.decode, its numpy reference, in one C pass per field over the rows.
+"""OUCH fields of journaled messages decoded by the compiled kernel (reports/_orderjoin.c): the
+same columns as ouch.decode, its numpy reference, every field in one C pass over the rows.
 
 Owns the per-field lookup tables (offset and width by message type) built from ouch.py's field
 layouts; knows nothing of reports.
@@ -49,19 +49,20 @@ def decode(raw: np.ndarray, msg_type: np.ndarray, fields: dict, names: list[str]
         raise ValueError("at must lie in [0, size)")
     present = np.bincount(types, minlength=256) > 0
     out: dict[str, np.ndarray] = {}
+    offsets, widths, out_widths = [], [], []
     for name in names:
         offset, width, w, kind = _table(tuple(sorted(fields[name].items())), header)
         if n and int((offset + width)[present].max(initial=0)) > raw.shape[1]:
             raise ValueError(f"{name} runs past the {raw.shape[1]} bytes of the rows")
-        col = np.zeros(n if at is None else size, dtype=np.int64 if kind == "u" else f"S{w}")
-        out[name] = col
-        if n == 0:
-            continue
-        args = (n, _address(raw, "uint8_t *"), raw.strides[0], ffi.from_buffer("uint8_t[]", types),
-                ffi.from_buffer("int32_t[]", offset), ffi.from_buffer("int32_t[]", width),
-                ffi.NULL if dest is None else ffi.from_buffer("int64_t[]", dest))
-        if kind == "u":
-            lib.oj_field_uint(*args, ffi.from_buffer("int64_t[]", col))
-        else:
-            lib.oj_field_bytes(*args, ffi.cast("uint8_t *", ffi.from_buffer(col)), w)
+        out[name] = np.zeros(n if at is None else size, dtype=np.int64 if kind == "u" else f"S{w}")
+        offsets.append(offset)
+        widths.append(width)
+        out_widths.append(0 if kind == "u" else w)
+    if n and names:          # every field in one pass over the rows
+        offset, width = np.concatenate(offsets), np.concatenate(widths)
+        keep = [ffi.cast("uint8_t *", ffi.from_buffer(out[name])) for name in names]
+        lib.oj_fields(n, _address(raw, "uint8_t *"), raw.strides[0], ffi.from_buffer("uint8_t[]", types),
+                      ffi.NULL if dest is None else ffi.from_buffer("int64_t[]", dest), len(names),
+                      ffi.from_buffer("int32_t[]", offset), ffi.from_buffer("int32_t[]", width),
+                      ffi.new("int64_t[]", out_widths), ffi.new("uint8_t *[]", keep))
     return out
