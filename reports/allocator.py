@@ -13,7 +13,6 @@ same, only slower).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 
 M_TRIM_THRESHOLD = -1      # glibc malloc.h: keep up to this much free memory at the heap top
 M_MMAP_THRESHOLD = -3      # glibc malloc.h: blocks at least this large get an mmap of their own
@@ -28,8 +27,9 @@ def keep_freed_memory() -> bool:
     if _applied is None:
         _applied = False
         try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            mallopt = libc.mallopt
+            # the process's own symbols (libc's among them): ctypes.util.find_library would
+            # spawn ldconfig and compilers, about 40 processes
+            mallopt = ctypes.CDLL(None).mallopt
         except (OSError, AttributeError):      # not glibc: its allocator keeps its own policy
             return False
         mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
