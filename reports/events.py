@@ -8,6 +8,7 @@ mappings (RTS 24, CAT, RTS 22) live in the report modules, not here.
 """
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -106,7 +107,7 @@ def collect_chunks(src: JournalSlice, join_orders: bool = True, chunk_seqs: int 
         raise ValueError("remaining quantities need every event of an order: pass leaves=False with only")
     step = chunk_seqs or CHUNK_SEQS
     samples = SampleHistory(src) if join_orders else clock_samples(src)
-    book = Creators()
+    book = Creators(reserve_rows(src.last_seq) if join_orders else 0)
     if join_orders:
         for a in range(1, src.first_seq, step):     # orders created before a mid-journal range
             book.add(src.reader.read_fixed(RecordType.ORDER_SENT, first_seq=a,
@@ -404,17 +405,36 @@ LEAVES_CODES = {"accepted": EV["ACCEPTED"], "replaced": EV["REPLACED"], "execute
                 "aiq_canceled": EV["AIQ_CANCELED"]}
 
 
+CREATOR_BYTES = 128          # the Creators columns of one order, rounded up
+
+
+def reserve_rows(last_seq: int) -> int:
+    """Rows to reserve for the orders created up to sequence `last_seq`: one per sequence at most
+    (each order takes one record), within an eighth of the machine's memory as address space."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):      # no figure for it: grow as needed
+        return 0
+    return max(0, min(int(last_seq), memory // 8 // CREATOR_BYTES))
+
+
 MAX_REPLACE_CHAIN = 64   # bounded walk back through replaces to the entering order's side
 
 
 class Creators:
     """The orders created so far (ORDER_SENT Enter and Replace), as compact columns that grow
     chunk by chunk (capacity doubling: appending a chunk copies only the chunk, amortised), a
-    token index over them that merges each chunk in, and each order's running remaining quantity."""
+    token index over them that merges each chunk in, and each order's running remaining quantity.
+
+    `reserve`: rows of address space the columns take at once (an upper bound of the orders to
+    come, see reserve_rows), so they never grow: no copy of the columns (on a 10M-event journal
+    a third of the join's CPU went to copying them as they grew), and a page gets its memory only
+    when a row on it is written."""
 
     FIELDS = ORDER_FIELDS + ("side", "seq", "ts_ns", "ts_source", "qty", "price", "msg_type")
 
-    def __init__(self):
+    def __init__(self, reserve: int = 0):
+        self.reserve = reserve
         self._store: dict[str, np.ndarray] = {}
         self.n = 0
         self.index = orderjoin.TokenTable(np.zeros(0, "S14"))
@@ -441,7 +461,7 @@ class Creators:
         if need > capacity or not self._store:
             # grown fourfold: fewer copies of the columns, and the rows not yet written cost
             # address space only (np.empty: the kernel gives a page its memory when first written)
-            capacity = max(need, 4 * capacity, 1024)
+            capacity = max(need, 4 * capacity, self.reserve, 1024)
             for k, v in new.items():
                 grown = np.empty(capacity, v.dtype)      # rows past self.n are written before read
                 if k in self._store:
