@@ -175,18 +175,26 @@ def _order_key_dates(ev: events.OrderEvents, event_ts: pa.Array, stamps: np.ndar
     return ac.row_text(rows, rows.shape[1], valid)
 
 
+def _requiring() -> dict[str, list[int]]:
+    """Each required field -> the CAT type codes requiring it (in the order REQUIRED names them)."""
+    out: dict[str, list[int]] = {}
+    for code, fields in REQUIRED.items():
+        for name in COMMON_REQUIRED + fields:
+            out.setdefault(name, []).append(CAT_TYPES.index(code))
+    return out
+
+
+_REQUIRING = _requiring()
+
+
 def required_checks(table: pa.Table, types: np.ndarray) -> list:
     """One check per field: rows of an event type that requires it and lack it are rejected."""
-    needs: dict[str, np.ndarray] = {}
-    for code, fields in REQUIRED.items():
-        of_type = types == CAT_TYPES.index(code)
-        for name in COMMON_REQUIRED + fields:
-            needs[name] = needs.get(name, np.zeros(len(types), bool)) | of_type
     checks = []
-    for name, needed in needs.items():
+    for name, codes in _REQUIRING.items():
         if not table.column(name).null_count:        # nothing missing: no mask to build
             checks.append((name, passed(len(types))))
             continue
+        needed = np.isin(types, codes)
         missing = needed & ~table.column(name).is_valid().to_numpy(zero_copy_only=False)
         checks.append(mask_check(name, missing, lambda rows, name=name: [
             f"{CAT_TYPES[t]} requires {name}" for t in types[rows]]))

@@ -50,8 +50,11 @@ def to_utc(seq: np.ndarray, ts_ns: np.ndarray, ts_source: np.ndarray, samples: n
     valid_rows = np.flatnonzero(samples["utc_offset_valid"] != 0)
     off_pos = any_idx if len(valid_rows) == len(samples) else preceding(samples["seq"][valid_rows], seq)
     has_offset = off_pos >= 0
-    offset = np.zeros(n, dtype=np.int16)
-    offset[has_offset] = samples["utc_offset"][valid_rows[off_pos[has_offset]]]
+    if n and has_offset.all():          # the usual case: one gather, no masked stores
+        offset = samples["utc_offset"][valid_rows[off_pos]].astype(np.int16, copy=False)
+    else:
+        offset = np.zeros(n, dtype=np.int16)
+        offset[has_offset] = samples["utc_offset"][valid_rows[off_pos[has_offset]]]
 
     basis = np.full(n, BASIS_REALTIME, dtype=np.int8)
     phc = src == TsSource.HW_PHC
