@@ -177,6 +177,21 @@ def hex_u64(values: np.ndarray) -> pa.Array:
     return pa.array(out.view("S16")[:, 0], pa.binary()).cast(pa.string())
 
 
+def valid_mask(column) -> np.ndarray:
+    """Whether each value of an Arrow array or chunked array is not null, as a numpy bool array:
+    the validity bitmaps unpacked by numpy (is_valid().to_numpy() builds an Arrow boolean array
+    first and converts it, several times slower)."""
+    parts = []
+    for arr in (column.chunks if isinstance(column, pa.ChunkedArray) else [column]):
+        bitmap = arr.buffers()[0] if arr.null_count else None
+        if bitmap is None or pa.types.is_null(arr.type):
+            parts.append(np.full(len(arr), arr.null_count == 0))
+            continue
+        bits = np.unpackbits(np.frombuffer(bitmap, np.uint8), count=arr.offset + len(arr), bitorder="little")
+        parts.append(bits[arr.offset:].view(bool))
+    return parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else np.zeros(0, bool)
+
+
 def _validity(valid: np.ndarray | None):
     if valid is None:
         return None

@@ -175,12 +175,12 @@ def _order_key_dates(ev: events.OrderEvents, event_ts: pa.Array, stamps: np.ndar
     return ac.row_text(rows, rows.shape[1], valid)
 
 
-def _requiring() -> dict[str, list[int]]:
-    """Each required field -> the CAT type codes requiring it (in the order REQUIRED names them)."""
-    out: dict[str, list[int]] = {}
+def _requiring() -> dict[str, np.ndarray]:
+    """Each required field (in the order REQUIRED names them) -> whether each CAT type requires it."""
+    out: dict[str, np.ndarray] = {}
     for code, fields in REQUIRED.items():
         for name in COMMON_REQUIRED + fields:
-            out.setdefault(name, []).append(CAT_TYPES.index(code))
+            out.setdefault(name, np.zeros(len(CAT_TYPES), bool))[CAT_TYPES.index(code)] = True
     return out
 
 
@@ -190,14 +190,26 @@ _REQUIRING = _requiring()
 def required_checks(table: pa.Table, types: np.ndarray) -> list:
     """One check per field: rows of an event type that requires it and lack it are rejected."""
     checks = []
-    for name, codes in _REQUIRING.items():
-        if not table.column(name).null_count:        # nothing missing: no mask to build
-            checks.append((name, passed(len(types))))
-            continue
-        needed = np.isin(types, codes)
-        missing = needed & ~table.column(name).is_valid().to_numpy(zero_copy_only=False)
-        checks.append(mask_check(name, missing, lambda rows, name=name: [
-            f"{CAT_TYPES[t]} requires {name}" for t in types[rows]]))
+    of_type = None
+    for name, by_type in _REQUIRING.items():
+        column = table.column(name)
+        if column.null_count:
+            if of_type is None:        # each type's rows as bits, once: fields compare 8 rows a byte
+                of_type = np.packbits(types[None, :] == np.arange(len(CAT_TYPES))[:, None], axis=1,
+                                      bitorder="little")
+            needed = np.bitwise_or.reduce(of_type[by_type], axis=0)
+            valid = column.chunks[0].buffers()[0] if column.num_chunks == 1 else None
+            if valid is not None and column.chunks[0].offset == 0:
+                valid_bits = np.frombuffer(valid, np.uint8, count=len(needed))
+                if not (needed & ~valid_bits).any():       # every row needing it has it
+                    column = None
+            if column is not None:
+                missing = np.unpackbits(needed, count=len(types), bitorder="little").view(bool) \
+                    & ~ac.valid_mask(column)
+                checks.append(mask_check(name, missing, lambda rows, name=name: [
+                    f"{CAT_TYPES[t]} requires {name}" for t in types[rows]]))
+                continue
+        checks.append((name, passed(len(types))))          # nothing missing: no mask to build
     return checks
 
 
