@@ -50,6 +50,11 @@ def lookup_strings(indices: np.ndarray, values: list[str | None]) -> pa.Array:
     if dictionary is None:
         return pa.nulls(len(indices), pa.dictionary(pa.int32(), pa.string()))
     idx = np.asarray(indices)
+    if remap is _IDENTITY and len(idx) and 0 <= int(idx.min()) and int(idx.max()) < len(dictionary):
+        # values distinct, already in order: the indices are the dictionary's as they are
+        return pa.DictionaryArray.from_arrays(pa.array(idx.astype(np.int32, copy=False)), dictionary)
+    if remap is _IDENTITY:
+        remap = np.arange(-1, len(values), dtype=np.int32)
     mapped = remap.take(idx + 1, mode="clip")         # index -1 (or below) picks the leading -1
     if len(mapped) and int(mapped.min()) < 0:
         invalid = mapped < 0
@@ -68,7 +73,12 @@ def _lookup_table(values: tuple) -> tuple[np.ndarray, pa.Array | None]:
         return np.zeros(0, np.int32), None
     slot = {v: i for i, v in enumerate(distinct)}
     remap = np.array([-1] + [slot.get(v, -1) if v is not None else -1 for v in values], dtype=np.int32)
+    if list(values) == distinct:         # each value once, sorted: index i is dictionary entry i
+        remap = _IDENTITY
     return remap, pa.array(distinct, pa.string())
+
+
+_IDENTITY = np.zeros(0, np.int32)        # _lookup_table's remap when it would map i to i
 
 
 def plain(arr: pa.Array) -> pa.Array:
