@@ -49,23 +49,36 @@ REQUIRED = {
 NOT_NULL = ("seq",) + COMMON_REQUIRED + ("electronicDupFlag", "trade_date")
 
 
+def _first_types() -> np.ndarray:
+    """The first CAT type index an event yields, by its EV code; -1: none (an execution's 4 is
+    kept only off exchange)."""
+    first = np.full(len(events.EVENT_NAMES), -1, np.int8)
+    first[EV["SENT_NEW"]] = 0                                          # MENO, then MEOR (1)
+    first[[EV["SENT_REPLACE"], EV["SENT_MODIFY"]]] = 2
+    first[EV["SENT_CANCEL"]] = 3
+    first[[EV["EXECUTED"], EV["EXECUTED_WITH_REF_PRICE"]]] = 4
+    return first
+
+
+_FIRST_TYPE = _first_types()
+
+
 def _rows_for(ev: events.OrderEvents, ref: RefData) -> tuple[np.ndarray, np.ndarray]:
-    """(event row index, CAT type index) pairs; an entered order yields MENO and MEOR."""
+    """(event row index, CAT type index) pairs in journal order; an entered order yields MENO and
+    then MEOR."""
     e = ev.cols["event"]
-    executed = (e == EV["EXECUTED"]) | (e == EV["EXECUTED_WITH_REF_PRICE"])
-    inst_idx = ref.instrument_index(ev.cols["symbol_id"])
-    off_exchange = np.array([not ref.mics.get(i.mic, {}).get("cat_exchange", True)
-                             for i in ref.sorted_values("instruments")] + [False], dtype=bool)[inst_idx]
-    picks = [
-        (np.flatnonzero(e == EV["SENT_NEW"]), 0), (np.flatnonzero(e == EV["SENT_NEW"]), 1),
-        (np.flatnonzero((e == EV["SENT_REPLACE"]) | (e == EV["SENT_MODIFY"])), 2),
-        (np.flatnonzero(e == EV["SENT_CANCEL"]), 3),
-        (np.flatnonzero(executed & off_exchange), 4),
-    ]
-    rows = np.concatenate([p[0] for p in picks])
-    types = np.concatenate([np.full(len(p[0]), p[1], np.int8) for p in picks])
-    order = np.lexsort((types, rows))       # journal order; MENO before MEOR for the same order
-    return rows[order], types[order]
+    first = _FIRST_TYPE[e]
+    executed = np.flatnonzero(first == 4)
+    if len(executed):        # only executions on venues that are not exchanges are reported
+        inst_idx = ref.instrument_index(ev.take(executed, ["symbol_id"]).cols["symbol_id"])
+        off_exchange = np.array([not ref.mics.get(i.mic, {}).get("cat_exchange", True)
+                                 for i in ref.sorted_values("instruments")] + [False], dtype=bool)[inst_idx]
+        first[executed[~off_exchange]] = -1
+    counts = (first >= 0).astype(np.int64) + (e == EV["SENT_NEW"])
+    rows = np.repeat(np.arange(len(e), dtype=np.int64), counts)
+    types = first[rows]
+    types[1:][rows[1:] == rows[:-1]] += 1      # an order's second row: MEOR after its MENO
+    return rows, types
 
 
 # The event columns a CAT row is built and checked from (common.event_checks included): only
