@@ -11,6 +11,7 @@ import time
 
 import click
 
+from reports import allocator
 from reports.errors import ReportError
 from reports.run import KINDS, run
 from reports.source import Selection
@@ -59,6 +60,9 @@ def _execute(kinds: list[str], journal_dir, trade_date, session_id, first_seq, l
         click.echo(f"[{time.monotonic() - started:7.1f}s] {message}", err=True)
 
     try:
+        # this process exists for the run: chunk after chunk reuses the same pages (a library
+        # caller of run() keeps its own allocator settings)
+        allocator.keep_freed_memory()
         result = run(kinds, journal_dir, out_dir, selection, refdata_dir, force=force, progress=progress,
                      text=not no_text)
     except ReportError as exc:

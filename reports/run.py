@@ -9,7 +9,7 @@ import pathlib
 from dataclasses import dataclass
 from typing import Callable
 
-from reports import allocator, clock, controls, cat, execution, orders, output, rts22
+from reports import clock, controls, cat, execution, orders, output, rts22
 from reports.errors import UnknownReportError
 from reports.refdata import RefData, load
 from reports.source import JournalSlice, Selection, open_slice
@@ -60,7 +60,6 @@ def run(kinds: list[str], journal_dir: str | pathlib.Path, out_dir: str | pathli
     for kind in kinds:                     # refuse before doing any work, not half-way through
         output.prepare(out_dir, kind, force)
     say = progress or (lambda _msg: None)
-    allocator.keep_freed_memory()          # chunk after chunk reuses the same pages
     ref = load(refdata_dir)
     say(f"reading journal {journal_dir}")
     src = open_slice(journal_dir, selection, reader=reader)
