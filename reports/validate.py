@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from reports.arrowcols import has_control_byte
+from reports.errors import ReportError
 
 REJECTS_SCHEMA = pa.schema([
     ("report", pa.string()), ("table", pa.string()), ("seq", pa.uint64()), ("field", pa.string()),
@@ -143,15 +144,17 @@ def declare_required(kept: pa.Table, names: tuple[str, ...]) -> pa.Table:
     same schema for every piece of a report: columns built without nulls, or whose nulls the
     checks send to rejects. Parquet then stores them as REQUIRED, with no definition levels to
     encode (about a sixth less encoding time on the order-records table). A null in one of them
-    would be a bug in the checks: it raises, never written as a value."""
+    would be a bug in the checks: it stops the run (ReportError, nothing published), never
+    written as a value."""
     missing = [name for name in names if name not in kept.column_names]
     if missing:
-        raise ValueError(f"declare_required: no column {', '.join(missing)}")
+        raise ReportError(f"{', '.join(missing)}: no such column to declare required")
     fields = []
     for f in kept.schema:
         if f.name in names:
             if kept.column(f.name).null_count:
-                raise ValueError(f"column {f.name} has a null in a kept row; it must not")
+                raise ReportError(f"column {f.name} has a null in a row that passed its checks; "
+                                  "a required column must not (a bug in the checks: nothing written)")
             f = f.with_nullable(False)
         fields.append(f)
     return pa.Table.from_arrays(kept.columns, schema=pa.schema(fields, metadata=kept.schema.metadata))

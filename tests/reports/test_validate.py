@@ -1,5 +1,6 @@
 import numpy as np
 import pyarrow as pa
+import pytest
 
 from reports.identifiers import isin_problem, lei_problem
 from reports.validate import REJECTS_SCHEMA, mask_check, required_check, split, value_check
@@ -65,3 +66,16 @@ def test_text_an_xml_document_cannot_carry_is_rejected_per_row_plain_and_diction
                    (4, "code", "B\x1f", XML_CONTROL_REASON)]
     clean = t.filter(pa.array([True, False, True, False]))
     assert all(reasons.null_count == len(reasons) for _, reasons in xml_text_checks(clean))
+
+
+def test_declare_required_marks_columns_non_nullable_and_refuses_a_null():
+    from reports.errors import ReportError
+    from reports.validate import declare_required
+
+    table = pa.table({"a": [1, 2], "b": ["x", None]})
+    declared = declare_required(table.select(["a"]), ("a",))
+    assert declared.schema.field("a").nullable is False
+    with pytest.raises(ReportError, match="column b has a null"):
+        declare_required(table, ("a", "b"))
+    with pytest.raises(ReportError, match="c: no such column"):
+        declare_required(table, ("c",))
