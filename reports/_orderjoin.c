@@ -92,26 +92,141 @@ void oj_leaves(int64_t n, const int64_t *group, const int8_t *event, const int64
     }
 }
 
+/* Field f of the message in `row` (type t) into output row d; with `clear`, 0 / NUL bytes where the
+ * type lacks the field (else left as it is). out_width -1: an integer stored in one byte. */
+static inline void field_set_row(const oj_field_set *fs, const uint8_t *row, uint8_t t, size_t d, int clear)
+{
+    for (int32_t f = 0; f < fs->nfields; f++) {
+        const int32_t at = fs->offset[f * 256 + t];
+        const int64_t ow = fs->out_width[f];
+        if (at < 0) {
+            if (clear) {
+                if (ow == 0)
+                    ((int64_t *)fs->out[f])[d] = 0;
+                else if (ow < 0)
+                    fs->out[f][d] = 0;
+                else
+                    memset(fs->out[f] + d * (size_t)ow, 0, (size_t)ow);
+            }
+            continue;
+        }
+        const int32_t w = fs->width[f * 256 + t];
+        if (ow > 0) {
+            memcpy(fs->out[f] + d * (size_t)ow, row + at, (size_t)w);
+            continue;
+        }
+        uint64_t v = 0;
+        for (int32_t b = 0; b < w; b++)
+            v = (v << 8) | row[at + b];
+        if (ow == 0)
+            ((int64_t *)fs->out[f])[d] = (int64_t)v;
+        else
+            fs->out[f][d] = (uint8_t)v;
+    }
+}
+
 void oj_fields(int64_t n, const uint8_t *raw, int64_t stride, const uint8_t *msg_type, const int64_t *dest,
                int32_t nfields, const int32_t *offset, const int32_t *width, const int64_t *out_width,
                uint8_t **out)
 {
+    const oj_field_set fs = {nfields, offset, width, out_width, out};
+    for (int64_t i = 0; i < n; i++)
+        field_set_row(&fs, raw + (size_t)i * (size_t)stride, msg_type[i], (size_t)(dest ? dest[i] : i), 0);
+}
+
+static inline void join_key(const uint8_t *t, uint8_t *o)
+{
+    for (int b = 0; b < OJ_TOKEN_BYTES; b++)
+        o[b] = t[b] == 0x20 ? 0 : t[b];
+}
+
+int64_t oj_merge_events(const oj_records *sent, const oj_field_set *inbound, const oj_records *venue,
+                        const oj_venue_rule *rule, const oj_field_set *outbound,
+                        const int8_t *sent_lut, const int8_t *venue_lut, oj_merged *out)
+{
+    /* the inbound side and stock of every ORDER_SENT (its wire side; the stock stays in inbound) */
+    for (int64_t i = 0; i < sent->n; i++) {
+        const uint8_t *rec = sent->rows + (size_t)i * (size_t)sent->stride;
+        field_set_row(inbound, rec + sent->raw, rec[sent->msg_type], (size_t)i, 1);
+    }
+    const int64_t *in_side = (const int64_t *)inbound->out[0];
+    const uint8_t *in_stock = inbound->out[1];
+    for (int64_t i = 0; i < sent->n; i++)
+        out->sent_wire_side[i] = in_side[i] > 0 ? (uint8_t)in_side[i] : sent->rows[(size_t)i * (size_t)sent->stride + sent->side];
+    int64_t r = 0, s = 0, v = 0;
+    for (;;) {
+        while (v < venue->n) {           /* skip venue records that are not order events */
+            const uint8_t *rec = venue->rows + (size_t)v * (size_t)venue->stride;
+            uint16_t raw_len;
+            memcpy(&raw_len, rec + venue->raw_len, sizeof raw_len);
+            if (rec[venue->packet_type] == rule->sequenced && rec[venue->msg_type] != rule->system_event
+                && raw_len > rule->header)
+                break;
+            v++;
+        }
+        const int take_sent = s < sent->n && (v >= venue->n || sent->at[s] < venue->at[v]);
+        if (!take_sent && v >= venue->n)
+            break;
+        const size_t d = (size_t)r;
+        uint8_t *token = out->token + d * OJ_TOKEN_BYTES, *prior = out->prior_token + d * OJ_TOKEN_BYTES;
+        if (take_sent) {
+            const uint8_t *rec = sent->rows + (size_t)s * (size_t)sent->stride;
+            const uint8_t t = rec[sent->msg_type];
+            field_set_row(outbound, rec, 0, d, 1);    /* type 0 carries no venue field: all cleared */
+            out->at[d] = sent->at[s];
+            out->event[d] = sent_lut[t];
+            out->origin[d] = 0;
+            out->msg_type[d] = t;
+            memcpy(token, rec + sent->token, OJ_TOKEN_BYTES);
+            memcpy(prior, rec + sent->orig_token, OJ_TOKEN_BYTES);
+            out->wire_side[d] = out->sent_wire_side[s];
+            memcpy(&out->price[d], rec + sent->price, sizeof(int64_t));
+            uint32_t qty;
+            memcpy(&qty, rec + sent->qty, sizeof qty);
+            out->qty[d] = qty;
+            memcpy(out->stock + d * OJ_STOCK_BYTES, in_stock + (size_t)s * OJ_STOCK_BYTES, OJ_STOCK_BYTES);
+            s++;
+        } else {
+            const uint8_t *rec = venue->rows + (size_t)v * (size_t)venue->stride;
+            const uint8_t t = rec[venue->msg_type];
+            field_set_row(outbound, rec + venue->raw, t, d, 1);
+            out->at[d] = venue->at[v];
+            out->event[d] = venue_lut[t];
+            out->origin[d] = 1;
+            out->msg_type[d] = t;
+            v++;
+        }
+        join_key(token, out->token_key + d * OJ_TOKEN_BYTES);
+        join_key(prior, out->prior_token_key + d * OJ_TOKEN_BYTES);
+        r++;
+    }
+    return r;
+}
+
+static inline int64_t load_int(const uint8_t *p, int32_t size, int is_signed)
+{
+    switch (size) {
+    case 1: return is_signed ? (int64_t)(int8_t)p[0] : (int64_t)p[0];
+    case 2: { uint16_t x; memcpy(&x, p, 2); return is_signed ? (int64_t)(int16_t)x : (int64_t)x; }
+    case 4: { uint32_t x; memcpy(&x, p, 4); return is_signed ? (int64_t)(int32_t)x : (int64_t)x; }
+    default: { int64_t x; memcpy(&x, p, 8); return x; }
+    }
+}
+
+void oj_gather(int64_t n, const int64_t *creator, int32_t ncols, const uint8_t **src, const int32_t *src_size,
+               const uint8_t *src_signed, uint8_t **dst, const int32_t *dst_size)
+{
     for (int64_t i = 0; i < n; i++) {
-        const uint8_t t = msg_type[i];
-        const uint8_t *row = raw + (size_t)i * (size_t)stride;
-        const size_t d = (size_t)(dest ? dest[i] : i);
-        for (int32_t f = 0; f < nfields; f++) {
-            const int32_t at = offset[f * 256 + t];
-            if (at < 0)
-                continue;
-            const int32_t w = width[f * 256 + t];
-            if (out_width[f] == 0) {
-                uint64_t v = 0;
-                for (int32_t b = 0; b < w; b++)
-                    v = (v << 8) | row[at + b];
-                ((int64_t *)out[f])[d] = (int64_t)v;
-            } else {
-                memcpy(out[f] + d * (size_t)out_width[f], row + at, (size_t)w);
+        const int64_t c = creator[i];
+        for (int32_t k = 0; k < ncols; k++) {
+            uint8_t *o = dst[k] + (size_t)i * (size_t)dst_size[k];
+            if (c < 0)
+                memset(o, 0, (size_t)dst_size[k]);
+            else if (src_size[k] == dst_size[k])
+                memcpy(o, src[k] + (size_t)c * (size_t)src_size[k], (size_t)dst_size[k]);
+            else {
+                int64_t x = load_int(src[k] + (size_t)c * (size_t)src_size[k], src_size[k], src_signed[k]);
+                memcpy(o, &x, (size_t)dst_size[k]);     /* little-endian: the low bytes */
             }
         }
     }
@@ -121,9 +236,7 @@ void oj_join_keys(int64_t n, const uint8_t *tokens, int64_t stride, uint8_t *out
 {
     for (int64_t i = 0; i < n; i++) {
         const uint8_t *t = tokens + (size_t)i * (size_t)stride;
-        uint8_t *o = out + (size_t)i * OJ_TOKEN_BYTES;
-        for (int b = 0; b < OJ_TOKEN_BYTES; b++)
-            o[b] = t[b] == 0x20 ? 0 : t[b];
+        join_key(t, out + (size_t)i * OJ_TOKEN_BYTES);
     }
 }
 

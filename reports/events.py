@@ -246,6 +246,8 @@ def _decode(src: JournalSlice, join_orders: bool, samples: "np.ndarray | SampleH
         head, got = src.heads(wanted)
     all_sent_at, all_sent = got[RecordType.ORDER_SENT]
     venue_at, venue = got[RecordType.VENUE_MSG]
+    if FUSED and join_orders and only is None:
+        return _decode_fused(head, all_sent_at, all_sent, venue_at, venue, samples)
     keep = _order_event_venue(venue)
     sent_event, venue_event = _classify(all_sent["msg_type"], _SENT), _classify(venue["msg_type"], _VENUE)
     events_sent = slice(None)
@@ -317,6 +319,33 @@ def _decode(src: JournalSlice, join_orders: bool, samples: "np.ndarray | SampleH
     created.update({name: getattr(head, name)[all_sent_at[creates]] for name in _HEADER_FIELDS})
     return _Decoded(OrderEvents(cols=cols, utc=utc, samples=samples),
                     Creators.columns(created, all_wire_side[creates], scols["stock"][creates]))
+
+
+# The compiled decode (one C pass per chunk, orderjoin.merge_events) for the joined stream of
+# every event; False: the numpy passes of _decode, the reference it is tested against.
+FUSED = True
+
+
+def _lut(table: dict[int, int]) -> np.ndarray:
+    return _classify(np.arange(256, dtype=np.uint8), table)
+
+
+def _decode_fused(head, sent_at: np.ndarray, sent: np.ndarray, venue_at: np.ndarray, venue: np.ndarray,
+                  samples: np.ndarray) -> _Decoded:
+    """_decode of every event with the join, its columns written by one compiled pass."""
+    m = orderjoin.merge_events(sent, sent_at, venue, venue_at, _SENT_LUT, _VENUE_LUT,
+                               SOUP_SEQUENCED, OUCH_SYSTEM_EVENT)
+    at = m["at"]
+    cols: dict[str, np.ndarray] = {name: getattr(head, name).take(at) for name in _HEADER_FIELDS}
+    for name in _MERGED_ORDER:
+        cols[name] = m[name]
+    utc = to_utc(cols["seq"], cols["ts_ns"], cols["ts_source"], samples)
+    creates = np.flatnonzero(np.isin(sent["msg_type"], _CREATES))
+    created = {name: sent[name][creates] for name in Creators.FIELDS + ("token", "orig_token")
+               if name not in _HEADER_FIELDS}
+    created.update({name: getattr(head, name)[sent_at[creates]] for name in _HEADER_FIELDS})
+    return _Decoded(OrderEvents(cols=cols, utc=utc, samples=samples),
+                    Creators.columns(created, m["sent_wire_side"][creates], m["sent_stock"][creates]))
 
 
 def _join(decoded: _Decoded, book: "Creators", leaves: bool = True, gather_joined: bool = True) -> OrderEvents:
@@ -582,6 +611,13 @@ def _classify(msg_type: np.ndarray, table: dict[int, int]) -> np.ndarray:
     for byte, code in table.items():
         lut[byte] = code
     return lut[np.asarray(msg_type, dtype=np.uint8)]
+
+
+_SENT_LUT, _VENUE_LUT = _lut(_SENT), _lut(_VENUE)
+# the order of _decode's columns after the header ones
+_MERGED_ORDER = ("event", "token", "token_key", "origin", "msg_type", "prior_token", "wire_side", "price",
+                 "qty", "stock", "exec_qty", "exec_price", "match", "liquidity", "decrement", "reason",
+                 "order_ref", "venue_ts", "prior_token_key")
 
 
 def leaves_reference(cols: dict[str, np.ndarray], group: np.ndarray, book: Creators, n_unknown: int) -> np.ndarray:

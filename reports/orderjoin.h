@@ -24,6 +24,22 @@
  * to ((int64_t *)out[f])[dest[i]], else its bytes go to out[f] + dest[i] * out_width[f] (dest
  * NULL: row i itself).
  *
+ * oj_merge_events: one chunk's order events in journal order, in one pass: the ORDER_SENT rows
+ * (`sent`, whole payloads) and the VENUE_MSG rows (`venue`, payload heads) that are order events
+ * (SoupBinTCP packet type `sequenced`, OUCH type not `system_event`, raw_len > `header`), merged
+ * by their positions `at` among the chunk's records (both ascending). For merged row r it writes
+ * every column of `out` (0 / NUL bytes where the message lacks a field): the position, EV code
+ * (sent_lut / venue_lut by message type), origin (0 sent, 1 venue), message type, token and
+ * prior token (orig_token / OUCH previous_token) with their join keys, wire side, price, qty and
+ * stock; the venue rows' OUCH fields come from the `outbound` set (oj_fields tables, dest = r)
+ * and the sent rows' side and stock from the `inbound` set (dest = the sent row: side as int64,
+ * stock as 8 bytes); sent_wire_side[i] is the OUCH side where the Enter/Replace carries one, else
+ * the journaled side. The `outbound` fields with out_width -1 are stored as one byte. Returns the
+ * number of merged rows.
+ * oj_gather: for each column c, dst[c][i] = src[c][creator[i]] (0 where creator[i] < 0), the value
+ * widened from src_size[c] to dst_size[c] bytes (sign-extended where src_signed[c]) or copied as
+ * bytes when the sizes are equal.
+ *
  * oj_join_keys: tokens as join keys: each 14-byte token copied from rows `stride` apart with its
  * space padding (OUCH) turned into NULs (the journal's padding).
  * oj_cat_timestamps: CAT timestamps YYYYMMDD HHMMSS.CCCNNNNNN (25 bytes per row, no NUL) of local
@@ -40,6 +56,7 @@
 #include <stdint.h>
 
 #define OJ_TOKEN_BYTES 14
+#define OJ_STOCK_BYTES 8
 
 void oj_index_insert(int64_t *slots, uint64_t mask, const uint8_t *keys, int64_t first, int64_t end);
 void oj_index_lookup2(const int64_t *recent, uint64_t recent_mask, const int64_t *slots, uint64_t mask,
@@ -57,6 +74,43 @@ void oj_leaves(int64_t n, const int64_t *group, const int8_t *event, const int64
 void oj_fields(int64_t n, const uint8_t *raw, int64_t stride, const uint8_t *msg_type, const int64_t *dest,
                int32_t nfields, const int32_t *offset, const int32_t *width, const int64_t *out_width,
                uint8_t **out);
+
+typedef struct {
+    int32_t nfields;
+    const int32_t *offset, *width;
+    const int64_t *out_width;
+    uint8_t **out;
+} oj_field_set;
+
+typedef struct {
+    int64_t n;
+    const uint8_t *rows;
+    int64_t stride;
+    const int64_t *at;
+    /* byte offsets in a row: ORDER_SENT uses token..raw, VENUE_MSG packet_type, msg_type, raw_len */
+    int32_t token, orig_token, msg_type, side, price, qty, packet_type, raw_len, raw;
+} oj_records;
+
+typedef struct {
+    uint8_t sequenced, system_event;
+    int32_t header;
+} oj_venue_rule;
+
+typedef struct {
+    int64_t *at;
+    int8_t *event, *origin;
+    uint8_t *msg_type, *token, *token_key, *prior_token, *prior_token_key, *wire_side;
+    int64_t *price, *qty;
+    uint8_t *stock;
+    uint8_t *sent_wire_side;
+} oj_merged;
+
+int64_t oj_merge_events(const oj_records *sent, const oj_field_set *inbound, const oj_records *venue,
+                        const oj_venue_rule *rule, const oj_field_set *outbound,
+                        const int8_t *sent_lut, const int8_t *venue_lut, oj_merged *out);
+
+void oj_gather(int64_t n, const int64_t *creator, int32_t ncols, const uint8_t **src, const int32_t *src_size,
+               const uint8_t *src_signed, uint8_t **dst, const int32_t *dst_size);
 
 void oj_join_keys(int64_t n, const uint8_t *tokens, int64_t stride, uint8_t *out);
 #define OJ_CAT_TIMESTAMP_BYTES 25

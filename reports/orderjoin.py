@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from reports import ouch
 from reports._orderjoin_cffi import ffi, lib
+from reports.ouchcols import FieldSet
 
 TOKEN_BYTES = lib.OJ_TOKEN_BYTES          # the OUCH 4.2 order token
 MIN_SLOTS = 1 << 12
@@ -122,3 +124,63 @@ def leaves(group: np.ndarray, event: np.ndarray, qty: np.ndarray, exec_qty: np.n
                   _ptr(i64, book_sum), _ptr(i64, book_started), _ptr(i64, local_sum),
                   _ptr(i64, local_started), _ptr(i64, out))
     return out
+
+
+# The merged columns of merge_events: name -> dtype.
+MERGED = {"at": np.int64, "event": np.int8, "origin": np.int8, "msg_type": np.uint8,
+          "token": f"S{TOKEN_BYTES}", "token_key": f"S{TOKEN_BYTES}", "prior_token": f"S{TOKEN_BYTES}",
+          "prior_token_key": f"S{TOKEN_BYTES}", "wire_side": np.uint8, "price": np.int64, "qty": np.int64,
+          "stock": f"S{lib.OJ_STOCK_BYTES}"}
+# Venue OUCH fields (ouch.OUTBOUND_FIELDS) -> merged column; those not merged keep the field's name.
+VENUE_INTO = {"token": "token", "previous_token": "prior_token", "side": "wire_side", "price": "price",
+              "shares": "qty", "stock": "stock", "executed": "exec_qty", "exec_price": "exec_price",
+              "match": "match", "liquidity": "liquidity", "decrement": "decrement", "reason": "reason",
+              "order_ref": "order_ref", "venue_ts": "venue_ts"}
+_CTYPES = {"at": "int64_t *", "price": "int64_t *", "qty": "int64_t *", "event": "int8_t *", "origin": "int8_t *"}
+_SENT_FIELDS = ("token", "orig_token", "msg_type", "side", "price", "qty", "raw")
+_VENUE_FIELDS = ("packet_type", "msg_type", "raw_len", "raw")
+
+
+def _records(rows: np.ndarray, at: np.ndarray, names, keep: list):
+    """oj_records of structured `rows` at chunk positions `at` (the byte offsets of `names`)."""
+    at = np.ascontiguousarray(at, np.int64)
+    if len(at) != len(rows) or (len(rows) and rows.strides[0] != rows.dtype.itemsize):
+        raise ValueError("rows must be contiguous records, one position each")
+    keep.append(at)
+    spec = {"n": len(rows), "rows": _address(rows) if len(rows) else ffi.NULL,
+            "stride": rows.dtype.itemsize, "at": _ptr("int64_t *", at)}
+    spec.update({name: rows.dtype.fields[name][1] for name in names})
+    return ffi.new("oj_records *", spec)
+
+
+def merge_events(sent: np.ndarray, sent_at: np.ndarray, venue: np.ndarray, venue_at: np.ndarray,
+                 sent_lut: np.ndarray, venue_lut: np.ndarray, sequenced: int, system_event: int) -> dict[str, np.ndarray]:
+    """One chunk's order events in journal order (one C pass, oj_merge_events): every ORDER_SENT
+    row (whole payloads) and the VENUE_MSG rows (payload heads up to the last OUCH field) that are
+    order events (SoupBinTCP packet type `sequenced`, OUCH type not `system_event`, a message past
+    the frame), merged by their positions among the chunk's records. Columns: MERGED and the
+    other venue fields of VENUE_INTO, and (by ORDER_SENT row, not merged) sent_wire_side and
+    sent_stock. The luts give each message type's event code."""
+    size = len(sent) + len(venue)
+    out = {name: np.empty(size, dtype) for name, dtype in MERGED.items()}
+    out.update({name: np.empty(size, np.int64) for name in VENUE_INTO.values() if name not in out})
+    sent_side, sent_stock = np.empty(len(sent), np.int64), np.empty(len(sent), f"S{lib.OJ_STOCK_BYTES}")
+    out["sent_wire_side"] = np.empty(len(sent), np.uint8)
+    raw_bytes = venue.dtype.fields["raw"][0].shape[0]
+    outbound = FieldSet(ouch.OUTBOUND_FIELDS, {f: out[c] for f, c in VENUE_INTO.items()},
+                        row_bytes=raw_bytes, present=np.bincount(venue["msg_type"], minlength=256) > 0)
+    inbound = FieldSet(ouch.INBOUND_FIELDS, {"side": sent_side, "stock": sent_stock},
+                       row_bytes=sent.dtype.fields["raw"][0].shape[0],
+                       present=np.bincount(sent["msg_type"], minlength=256) > 0)
+    keep: list = []
+    rule = ffi.new("oj_venue_rule *", {"sequenced": sequenced, "system_event": system_event,
+                                       "header": ouch.SOUP_HEADER})
+    merged = ffi.new("oj_merged *", {name: _ptr(_CTYPES.get(name, "uint8_t *"), out[name])
+                                     for name in list(MERGED) + ["sent_wire_side"]})
+    lut_s, lut_v = np.ascontiguousarray(sent_lut, np.int8), np.ascontiguousarray(venue_lut, np.int8)
+    n = lib.oj_merge_events(_records(sent, sent_at, _SENT_FIELDS, keep), inbound.struct,
+                            _records(venue, venue_at, _VENUE_FIELDS, keep), rule, outbound.struct,
+                            ffi.from_buffer("int8_t[]", lut_s), ffi.from_buffer("int8_t[]", lut_v), merged)
+    cols = {name: out[name][:n] for name in out if name != "sent_wire_side"}
+    cols["sent_wire_side"], cols["sent_stock"] = out["sent_wire_side"], sent_stock
+    return cols

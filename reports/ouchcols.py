@@ -33,6 +33,39 @@ def _address(arr: np.ndarray, ctype: str):
     return ffi.cast(ctype, arr.__array_interface__["data"][0])
 
 
+class FieldSet:
+    """OUCH `names` of `fields` (message bodies after a `header`-byte frame) as the C kernels'
+    oj_field_set, writing into `out` ({name: array}, int64 or S<width>; a uint8 array takes an
+    integer field as one byte). Holds the tables and buffers the struct points to."""
+
+    def __init__(self, fields: dict, out: dict[str, np.ndarray], header: int = ouch.SOUP_HEADER,
+                 row_bytes: int | None = None, present: np.ndarray | None = None):
+        offsets, widths, out_widths = [], [], []
+        for name, column in out.items():
+            offset, width, w, kind = _table(tuple(sorted(fields[name].items())), header)
+            if row_bytes is not None and present is not None and \
+                    int((offset + width)[present].max(initial=0)) > row_bytes:
+                raise ValueError(f"{name} runs past the {row_bytes} bytes of the rows")
+            if kind == "u":
+                if column.dtype not in (np.int64, np.uint8):
+                    raise ValueError(f"{name}: an integer field goes to int64 or uint8, not {column.dtype}")
+                out_widths.append(0 if column.dtype == np.int64 else -1)
+            elif column.dtype != np.dtype(f"S{w}"):
+                raise ValueError(f"{name}: {w} bytes go to S{w}, not {column.dtype}")
+            else:
+                out_widths.append(w)
+            offsets.append(offset)
+            widths.append(width)
+        self.out = out
+        self._keep = [np.concatenate(offsets) if offsets else np.zeros(0, np.int32),
+                      np.concatenate(widths) if widths else np.zeros(0, np.int32),
+                      ffi.new("int64_t[]", out_widths or [0]),
+                      ffi.new("uint8_t *[]", [_address(a, "uint8_t *") for a in out.values()] or [ffi.NULL])]
+        self.struct = ffi.new("oj_field_set *", {
+            "nfields": len(out), "offset": ffi.from_buffer("int32_t[]", self._keep[0]),
+            "width": ffi.from_buffer("int32_t[]", self._keep[1]), "out_width": self._keep[2], "out": self._keep[3]})
+
+
 def decode(raw: np.ndarray, msg_type: np.ndarray, fields: dict, names: list[str] | None = None,
            header: int = ouch.SOUP_HEADER, at: np.ndarray | None = None, size: int | None = None) -> dict[str, np.ndarray]:
     """As ouch.decode: columns for `names` (default all) of `fields`, int64 or S<width>, 0 / b''
