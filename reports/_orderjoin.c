@@ -1,5 +1,6 @@
 /* Order-event kernels: token hash index, running remaining quantities and OUCH field decoding
  * (see orderjoin.h). */
+#include <stdlib.h>
 #include <string.h>
 
 #include "orderjoin.h"
@@ -92,24 +93,15 @@ void oj_leaves(int64_t n, const int64_t *group, const int8_t *event, const int64
     }
 }
 
-/* Field f of the message in `row` (type t) into output row d; with `clear`, 0 / NUL bytes where the
- * type lacks the field (else left as it is). out_width -1: an integer stored in one byte. */
-static inline void field_set_row(const oj_field_set *fs, const uint8_t *row, uint8_t t, size_t d, int clear)
+/* The fields of the message in `row` (type t) into output row d (those it lacks left as they are).
+ * out_width -1: an integer stored in one byte. */
+static inline void field_set_row(const oj_field_set *fs, const uint8_t *row, uint8_t t, size_t d)
 {
     for (int32_t f = 0; f < fs->nfields; f++) {
         const int32_t at = fs->offset[f * 256 + t];
         const int64_t ow = fs->out_width[f];
-        if (at < 0) {
-            if (clear) {
-                if (ow == 0)
-                    ((int64_t *)fs->out[f])[d] = 0;
-                else if (ow < 0)
-                    fs->out[f][d] = 0;
-                else
-                    memset(fs->out[f] + d * (size_t)ow, 0, (size_t)ow);
-            }
+        if (at < 0)
             continue;
-        }
         const int32_t w = fs->width[f * 256 + t];
         if (ow > 0) {
             memcpy(fs->out[f] + d * (size_t)ow, row + at, (size_t)w);
@@ -131,23 +123,132 @@ void oj_fields(int64_t n, const uint8_t *raw, int64_t stride, const uint8_t *msg
 {
     const oj_field_set fs = {nfields, offset, width, out_width, out};
     for (int64_t i = 0; i < n; i++)
-        field_set_row(&fs, raw + (size_t)i * (size_t)stride, msg_type[i], (size_t)(dest ? dest[i] : i), 0);
+        field_set_row(&fs, raw + (size_t)i * (size_t)stride, msg_type[i], (size_t)(dest ? dest[i] : i));
+}
+
+/* 8 bytes with each space turned into a NUL (the exact zero-byte test of x ^ spaces, no carries) */
+static inline uint64_t unspace8(uint64_t x)
+{
+    const uint64_t low7 = 0x7F7F7F7F7F7F7F7Full;
+    const uint64_t y = x ^ 0x2020202020202020ull;
+    const uint64_t zero = ~(((y & low7) + low7) | y | low7);   /* 0x80 where a byte of y is 0 */
+    return x & ~((zero >> 7) * 0xFF);
 }
 
 static inline void join_key(const uint8_t *t, uint8_t *o)
 {
-    for (int b = 0; b < OJ_TOKEN_BYTES; b++)
-        o[b] = t[b] == 0x20 ? 0 : t[b];
+    uint64_t a, b;                 /* bytes 0-7 and 6-13: the overlap gets the same bytes twice */
+    memcpy(&a, t, 8);
+    memcpy(&b, t + OJ_TOKEN_BYTES - 8, 8);
+    a = unspace8(a);
+    b = unspace8(b);
+    memcpy(o, &a, 8);
+    memcpy(o + OJ_TOKEN_BYTES - 8, &b, 8);
+}
+
+/* A field set compiled per message type: the fields type t carries, in field order, each with
+ * how it is stored (the common widths as fixed-size copies, not calls). */
+enum { ST_INT64, ST_BYTE, ST_BYTES8, ST_BYTES14, ST_BYTES };
+
+typedef struct {
+    int16_t field, at, width, store;
+} field_op;
+
+typedef struct {
+    field_op ops[256][OJ_MAX_FIELDS];
+    uint8_t count[256];
+    int16_t store[OJ_MAX_FIELDS];
+} field_program;
+
+static int store_kind(int64_t out_width)
+{
+    return out_width == 0 ? ST_INT64 : out_width < 0 ? ST_BYTE : out_width == 8 ? ST_BYTES8
+         : out_width == OJ_TOKEN_BYTES ? ST_BYTES14 : ST_BYTES;
+}
+
+static int compile_fields(const oj_field_set *fs, field_program *p)
+{
+    if (fs->nfields > OJ_MAX_FIELDS)
+        return -1;
+    for (int32_t f = 0; f < fs->nfields; f++)
+        p->store[f] = (int16_t)store_kind(fs->out_width[f]);
+    for (int t = 0; t < 256; t++) {
+        p->count[t] = 0;
+        for (int32_t f = 0; f < fs->nfields; f++)
+            if (fs->offset[f * 256 + t] >= 0)
+                p->ops[t][p->count[t]++] = (field_op){(int16_t)f, (int16_t)fs->offset[f * 256 + t],
+                                                      (int16_t)fs->width[f * 256 + t], p->store[f]};
+    }
+    return 0;
+}
+
+static inline __attribute__((always_inline)) void clear_fields(const oj_field_set *fs, const field_program *p, size_t d)
+{
+    static const uint8_t zeros[16];
+    for (int32_t f = 0; f < fs->nfields; f++) {
+        uint8_t *o = fs->out[f];
+        switch (p->store[f]) {
+        case ST_INT64: ((int64_t *)o)[d] = 0; break;
+        case ST_BYTE: o[d] = 0; break;
+        case ST_BYTES8: memcpy(o + d * 8, zeros, 8); break;
+        case ST_BYTES14: memcpy(o + d * OJ_TOKEN_BYTES, zeros, OJ_TOKEN_BYTES); break;
+        default: memset(o + d * (size_t)fs->out_width[f], 0, (size_t)fs->out_width[f]);
+        }
+    }
+}
+
+static inline uint64_t big_endian(const uint8_t *p, int w)
+{
+    switch (w) {
+    case 1: return p[0];
+    case 2: { uint16_t x; memcpy(&x, p, 2); return __builtin_bswap16(x); }
+    case 4: { uint32_t x; memcpy(&x, p, 4); return __builtin_bswap32(x); }
+    case 8: { uint64_t x; memcpy(&x, p, 8); return __builtin_bswap64(x); }
+    default: {
+        uint64_t v = 0;
+        for (int b = 0; b < w; b++)
+            v = (v << 8) | p[b];
+        return v;
+    }
+    }
+}
+
+/* Every field of the set at output row d: the message's where type t carries it, else 0 / NULs
+ * (a bytes field is as wide as its output: _table checks one width per field). */
+static inline __attribute__((always_inline)) void decode_fields(const oj_field_set *fs, const field_program *p,
+                                                                const uint8_t *row, uint8_t t, size_t d)
+{
+    clear_fields(fs, p, d);
+    for (int k = 0; k < p->count[t]; k++) {
+        const field_op op = p->ops[t][k];
+        uint8_t *o = fs->out[op.field];
+        const uint8_t *in = row + op.at;
+        switch (op.store) {
+        case ST_INT64: ((int64_t *)o)[d] = (int64_t)big_endian(in, op.width); break;
+        case ST_BYTE: o[d] = (uint8_t)big_endian(in, op.width); break;
+        case ST_BYTES8: memcpy(o + d * 8, in, 8); break;
+        case ST_BYTES14: memcpy(o + d * OJ_TOKEN_BYTES, in, OJ_TOKEN_BYTES); break;
+        default: memcpy(o + d * (size_t)fs->out_width[op.field], in, (size_t)op.width);
+        }
+    }
 }
 
 int64_t oj_merge_events(const oj_records *sent, const oj_field_set *inbound, const oj_records *venue,
                         const oj_venue_rule *rule, const oj_field_set *outbound,
                         const int8_t *sent_lut, const int8_t *venue_lut, oj_merged *out)
 {
+    field_program *programs = malloc(2 * sizeof *programs);
+    if (programs == NULL)
+        return -2;
+    const field_program *in_prog = &programs[0], *out_prog = &programs[1];
+    if (compile_fields(inbound, &programs[0]) || compile_fields(outbound, &programs[1])) {
+        free(programs);
+        return -1;
+    }
     /* the inbound side and stock of every ORDER_SENT (its wire side; the stock stays in inbound) */
     for (int64_t i = 0; i < sent->n; i++) {
         const uint8_t *rec = sent->rows + (size_t)i * (size_t)sent->stride;
-        field_set_row(inbound, rec + sent->raw, rec[sent->msg_type], (size_t)i, 1);
+        decode_fields(inbound, in_prog, rec + sent->raw, rec[sent->msg_type], (size_t)i);
     }
     const int64_t *in_side = (const int64_t *)inbound->out[0];
     const uint8_t *in_stock = inbound->out[1];
@@ -172,7 +273,7 @@ int64_t oj_merge_events(const oj_records *sent, const oj_field_set *inbound, con
         if (take_sent) {
             const uint8_t *rec = sent->rows + (size_t)s * (size_t)sent->stride;
             const uint8_t t = rec[sent->msg_type];
-            field_set_row(outbound, rec, 0, d, 1);    /* type 0 carries no venue field: all cleared */
+            clear_fields(outbound, out_prog, d);
             out->at[d] = sent->at[s];
             out->event[d] = sent_lut[t];
             out->origin[d] = 0;
@@ -189,17 +290,22 @@ int64_t oj_merge_events(const oj_records *sent, const oj_field_set *inbound, con
         } else {
             const uint8_t *rec = venue->rows + (size_t)v * (size_t)venue->stride;
             const uint8_t t = rec[venue->msg_type];
-            field_set_row(outbound, rec + venue->raw, t, d, 1);
+            decode_fields(outbound, out_prog, rec + venue->raw, t, d);
             out->at[d] = venue->at[v];
             out->event[d] = venue_lut[t];
             out->origin[d] = 1;
             out->msg_type[d] = t;
             v++;
         }
-        join_key(token, out->token_key + d * OJ_TOKEN_BYTES);
-        join_key(prior, out->prior_token_key + d * OJ_TOKEN_BYTES);
         r++;
     }
+    /* the join keys in a pass of their own: read back far from the stores of the tokens (read
+     * right after them, across two stores, a load waits for them to retire) */
+    for (int64_t i = 0; i < r; i++) {
+        join_key(out->token + (size_t)i * OJ_TOKEN_BYTES, out->token_key + (size_t)i * OJ_TOKEN_BYTES);
+        join_key(out->prior_token + (size_t)i * OJ_TOKEN_BYTES, out->prior_token_key + (size_t)i * OJ_TOKEN_BYTES);
+    }
+    free(programs);
     return r;
 }
 

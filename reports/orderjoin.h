@@ -35,7 +35,7 @@
  * and the sent rows' side and stock from the `inbound` set (dest = the sent row: side as int64,
  * stock as 8 bytes); sent_wire_side[i] is the OUCH side where the Enter/Replace carries one, else
  * the journaled side. The `outbound` fields with out_width -1 are stored as one byte. Returns the
- * number of merged rows.
+ * number of merged rows, or -1 if a field set has more than OJ_MAX_FIELDS fields, -2 out of memory.
  * oj_gather: for each column c, dst[c][i] = src[c][creator[i]] (0 where creator[i] < 0), the value
  * widened from src_size[c] to dst_size[c] bytes (sign-extended where src_signed[c]) or copied as
  * bytes when the sizes are equal.
@@ -57,6 +57,7 @@
 
 #define OJ_TOKEN_BYTES 14
 #define OJ_STOCK_BYTES 8
+#define OJ_MAX_FIELDS 32
 
 void oj_index_insert(int64_t *slots, uint64_t mask, const uint8_t *keys, int64_t first, int64_t end);
 void oj_index_lookup2(const int64_t *recent, uint64_t recent_mask, const int64_t *slots, uint64_t mask,

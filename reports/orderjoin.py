@@ -167,11 +167,9 @@ def merge_events(sent: np.ndarray, sent_at: np.ndarray, venue: np.ndarray, venue
     sent_side, sent_stock = np.empty(len(sent), np.int64), np.empty(len(sent), f"S{lib.OJ_STOCK_BYTES}")
     out["sent_wire_side"] = np.empty(len(sent), np.uint8)
     raw_bytes = venue.dtype.fields["raw"][0].shape[0]
-    outbound = FieldSet(ouch.OUTBOUND_FIELDS, {f: out[c] for f, c in VENUE_INTO.items()},
-                        row_bytes=raw_bytes, present=np.bincount(venue["msg_type"], minlength=256) > 0)
+    outbound = FieldSet(ouch.OUTBOUND_FIELDS, {f: out[c] for f, c in VENUE_INTO.items()}, row_bytes=raw_bytes)
     inbound = FieldSet(ouch.INBOUND_FIELDS, {"side": sent_side, "stock": sent_stock},
-                       row_bytes=sent.dtype.fields["raw"][0].shape[0],
-                       present=np.bincount(sent["msg_type"], minlength=256) > 0)
+                       row_bytes=sent.dtype.fields["raw"][0].shape[0])
     keep: list = []
     rule = ffi.new("oj_venue_rule *", {"sequenced": sequenced, "system_event": system_event,
                                        "header": ouch.SOUP_HEADER})
@@ -181,6 +179,10 @@ def merge_events(sent: np.ndarray, sent_at: np.ndarray, venue: np.ndarray, venue
     n = lib.oj_merge_events(_records(sent, sent_at, _SENT_FIELDS, keep), inbound.struct,
                             _records(venue, venue_at, _VENUE_FIELDS, keep), rule, outbound.struct,
                             ffi.from_buffer("int8_t[]", lut_s), ffi.from_buffer("int8_t[]", lut_v), merged)
+    if n == -2:
+        raise MemoryError("oj_merge_events")
+    if n < 0:
+        raise ValueError(f"at most {lib.OJ_MAX_FIELDS} OUCH fields per message")
     cols = {name: out[name][:n] for name in out if name != "sent_wire_side"}
     cols["sent_wire_side"], cols["sent_stock"] = out["sent_wire_side"], sent_stock
     return cols

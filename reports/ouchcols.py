@@ -36,15 +36,15 @@ def _address(arr: np.ndarray, ctype: str):
 class FieldSet:
     """OUCH `names` of `fields` (message bodies after a `header`-byte frame) as the C kernels'
     oj_field_set, writing into `out` ({name: array}, int64 or S<width>; a uint8 array takes an
-    integer field as one byte). Holds the tables and buffers the struct points to."""
+    integer field as one byte); `row_bytes`: the message bytes a row holds, which every field must
+    fit in. Holds the tables and buffers the struct points to."""
 
     def __init__(self, fields: dict, out: dict[str, np.ndarray], header: int = ouch.SOUP_HEADER,
-                 row_bytes: int | None = None, present: np.ndarray | None = None):
+                 row_bytes: int | None = None):
         offsets, widths, out_widths = [], [], []
         for name, column in out.items():
             offset, width, w, kind = _table(tuple(sorted(fields[name].items())), header)
-            if row_bytes is not None and present is not None and \
-                    int((offset + width)[present].max(initial=0)) > row_bytes:
+            if row_bytes is not None and int((offset + width).max(initial=0)) > row_bytes:
                 raise ValueError(f"{name} runs past the {row_bytes} bytes of the rows")
             if kind == "u":
                 if column.dtype not in (np.int64, np.uint8):
