@@ -319,19 +319,26 @@ static inline int64_t load_int(const uint8_t *p, int32_t size, int is_signed)
     }
 }
 
-void oj_gather(int64_t n, const int64_t *creator, int32_t ncols, const uint8_t **src, const int32_t *src_size,
-               const uint8_t *src_signed, uint8_t **dst, const int32_t *dst_size)
+void oj_gather(int64_t n, const int64_t *rows, int32_t ncols, const uint8_t **src, const int64_t *src_stride,
+               const int32_t *src_size, const uint8_t *src_signed, uint8_t **dst, const int32_t *dst_size)
 {
     for (int64_t i = 0; i < n; i++) {
-        const int64_t c = creator[i];
+        const int64_t c = rows[i];
         for (int32_t k = 0; k < ncols; k++) {
             uint8_t *o = dst[k] + (size_t)i * (size_t)dst_size[k];
+            const uint8_t *in = src[k] + (size_t)c * (size_t)src_stride[k];
             if (c < 0)
                 memset(o, 0, (size_t)dst_size[k]);
-            else if (src_size[k] == dst_size[k])
-                memcpy(o, src[k] + (size_t)c * (size_t)src_size[k], (size_t)dst_size[k]);
-            else {
-                int64_t x = load_int(src[k] + (size_t)c * (size_t)src_size[k], src_size[k], src_signed[k]);
+            else if (src_size[k] == dst_size[k]) {
+                switch (dst_size[k]) {        /* the common sizes as fixed-size copies, not calls */
+                case 1: *o = *in; break;
+                case 4: memcpy(o, in, 4); break;
+                case 8: memcpy(o, in, 8); break;
+                case OJ_TOKEN_BYTES: memcpy(o, in, OJ_TOKEN_BYTES); break;
+                default: memcpy(o, in, (size_t)dst_size[k]);
+                }
+            } else {
+                int64_t x = load_int(in, src_size[k], src_signed[k]);
                 memcpy(o, &x, (size_t)dst_size[k]);     /* little-endian: the low bytes */
             }
         }

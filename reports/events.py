@@ -417,15 +417,26 @@ class JoinedCols(dict):
 
     def take(self, rows: np.ndarray, names=None) -> "JoinedCols":
         """The columns `names` (default: all) at `rows`, with the creator rows; those of JOINED
-        not gathered yet stay pending."""
+        named but not gathered yet are gathered for `rows` only (one compiled pass), those not
+        named stay pending."""
         names = list(self) if names is None else names
         taken = {k: self[k][rows] for k in names if k in self or k not in JOINED}
         taken.setdefault("creator", self["creator"][rows])
-        return JoinedCols(taken, self.book, taken["creator"])
+        out = JoinedCols(taken, self.book, taken["creator"])
+        out.gather_all([k for k in names if k in JOINED])
+        return out
 
-    def gather_all(self) -> None:
-        for name in JOINED:
-            self[name]        # noqa: B018  (gathered by __missing__)
+    def gather_all(self, names=None) -> None:
+        """Gather the JOINED columns `names` (default: all) not gathered yet, in one compiled pass
+        over the creator rows (what __missing__ does column by column)."""
+        pending = {name: JOINED[name] for name in (JOINED if names is None else names) if name not in self}
+        if not pending:
+            return
+        creator = self["creator"]
+        got = {name: np.empty(len(creator), dtype or self.book[field].dtype)
+               for name, (field, dtype) in pending.items()}
+        orderjoin.gather(creator, [(self.book[field], got[name]) for name, (field, _) in pending.items()])
+        self.update(got)
 
 
 # The event codes the remaining-quantity kernel tells apart (orderjoin.h oj_event_codes).

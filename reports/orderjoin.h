@@ -36,9 +36,9 @@
  * stock as 8 bytes); sent_wire_side[i] is the OUCH side where the Enter/Replace carries one, else
  * the journaled side. The `outbound` fields with out_width -1 are stored as one byte. Returns the
  * number of merged rows, or -1 if a field set has more than OJ_MAX_FIELDS fields, -2 out of memory.
- * oj_gather: for each column c, dst[c][i] = src[c][creator[i]] (0 where creator[i] < 0), the value
- * widened from src_size[c] to dst_size[c] bytes (sign-extended where src_signed[c]) or copied as
- * bytes when the sizes are equal.
+ * oj_gather: for each column c, dst[c][i] = the value of src_size[c] bytes at src[c] + rows[i] *
+ * src_stride[c] (0 where rows[i] < 0), widened to dst_size[c] bytes (sign-extended where
+ * src_signed[c]) or copied as bytes when the sizes are equal.
  *
  * oj_join_keys: tokens as join keys: each 14-byte token copied from rows `stride` apart with its
  * space padding (OUCH) turned into NULs (the journal's padding).
@@ -110,8 +110,8 @@ int64_t oj_merge_events(const oj_records *sent, const oj_field_set *inbound, con
                         const oj_venue_rule *rule, const oj_field_set *outbound,
                         const int8_t *sent_lut, const int8_t *venue_lut, oj_merged *out);
 
-void oj_gather(int64_t n, const int64_t *creator, int32_t ncols, const uint8_t **src, const int32_t *src_size,
-               const uint8_t *src_signed, uint8_t **dst, const int32_t *dst_size);
+void oj_gather(int64_t n, const int64_t *rows, int32_t ncols, const uint8_t **src, const int64_t *src_stride,
+               const int32_t *src_size, const uint8_t *src_signed, uint8_t **dst, const int32_t *dst_size);
 
 void oj_join_keys(int64_t n, const uint8_t *tokens, int64_t stride, uint8_t *out);
 #define OJ_CAT_TIMESTAMP_BYTES 25

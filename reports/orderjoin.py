@@ -186,3 +186,28 @@ def merge_events(sent: np.ndarray, sent_at: np.ndarray, venue: np.ndarray, venue
     cols = {name: out[name][:n] for name in out if name != "sent_wire_side"}
     cols["sent_wire_side"], cols["sent_stock"] = out["sent_wire_side"], sent_stock
     return cols
+
+
+def gather(rows: np.ndarray, pairs: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    """For each (source, destination) pair, destination[i] = source[rows[i]] (0 where rows[i] < 0),
+    in one C pass over `rows` (oj_gather): sources 1-D (strided: fields of records too), integers
+    widened to the destination's integer type (same or wider) as numpy's astype does, else of one dtype."""
+    rows = np.ascontiguousarray(rows, np.int64)
+    n = len(rows)
+    for src, dst in pairs:
+        if src.ndim != 1 or dst.ndim != 1 or len(dst) != n or not dst.flags.c_contiguous:
+            raise ValueError("gather wants 1-D sources and contiguous destinations of len(rows)")
+        if src.dtype != dst.dtype and not (src.dtype.kind in "iu" and dst.dtype.kind in "iu"
+                                           and dst.dtype.itemsize >= src.dtype.itemsize):
+            raise ValueError(f"cannot gather {src.dtype} into {dst.dtype}")
+    if n == 0 or not pairs:
+        return
+    if int(rows.max()) >= min(len(src) for src, _ in pairs):
+        raise IndexError("gather rows past the end of a source")
+    lib.oj_gather(n, _ptr("int64_t *", rows), len(pairs),
+                  ffi.new("uint8_t *[]", [_address(src) for src, _ in pairs]),
+                  ffi.new("int64_t[]", [src.strides[0] for src, _ in pairs]),
+                  ffi.new("int32_t[]", [src.dtype.itemsize for src, _ in pairs]),
+                  ffi.new("uint8_t[]", [src.dtype.kind == "i" for src, _ in pairs]),
+                  ffi.new("uint8_t *[]", [_address(dst) for _, dst in pairs]),
+                  ffi.new("int32_t[]", [dst.dtype.itemsize for _, dst in pairs]))
