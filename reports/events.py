@@ -120,7 +120,7 @@ def collect_chunks(src: JournalSlice, join_orders: bool = True, chunk_seqs: int 
         part = JournalSlice(reader=src.reader, journal_id=src.journal_id, first_seq=a,
                             last_seq=min(a + step - 1, src.last_seq), selection=src.selection)
         with arena:            # nothing read here outlives the call: _decode copies what it keeps
-            decoded = _decode(part, join_orders, samples, only)
+            decoded = _decode(part, join_orders, samples, only, book if join_orders else None)
         # chunks are decoded one after another on one thread, in journal order, so the join (and
         # the remaining quantities in `book`) runs here too, off the thread that builds tables
         return _join(decoded, book, leaves, gather_joined) if join_orders else decoded.events
@@ -162,6 +162,7 @@ class _Decoded:
 
     events: OrderEvents
     creators: dict | None = None     # this chunk's Enter/Replace ORDER_SENTs as Creators columns
+    #                                  (None: none, or already added to the book by _decode)
 
 
 def _order_event_venue(venue: np.ndarray) -> np.ndarray:
@@ -232,11 +233,13 @@ class SampleHistory:
 
 
 def _decode(src: JournalSlice, join_orders: bool, samples: "np.ndarray | SampleHistory",
-            only: tuple[int, ...] | None = None) -> _Decoded:
+            only: tuple[int, ...] | None = None, book: "Creators | None" = None) -> _Decoded:
     """One chunk's order events in journal order. Header columns come from one scan of the range
     (already in journal order: no merge of the two record types), and only the payload bytes
     the events need are copied (_HEADS), not whole records. `only`: just the events of these EV
-    codes are decoded (the chunk's Enter/Replace orders still all become creators)."""
+    codes are decoded (the chunk's Enter/Replace orders still all become creators). `book`: the
+    orders created so far, which the chunk's creators join here (written straight into its
+    columns by the compiled decode, FUSED) rather than in _join."""
     # with `only`, the short heads pick the rows first and just their payloads are copied whole
     wanted = _HEADS[join_orders and only is None]
     if isinstance(samples, SampleHistory):
@@ -246,8 +249,8 @@ def _decode(src: JournalSlice, join_orders: bool, samples: "np.ndarray | SampleH
         head, got = src.heads(wanted)
     all_sent_at, all_sent = got[RecordType.ORDER_SENT]
     venue_at, venue = got[RecordType.VENUE_MSG]
-    if FUSED and join_orders and only is None:
-        return _decode_fused(head, all_sent_at, all_sent, venue_at, venue, samples)
+    if FUSED and join_orders and only is None and book is not None:
+        return _decode_fused(head, all_sent_at, all_sent, venue_at, venue, samples, book)
     keep = _order_event_venue(venue)
     sent_event, venue_event = _classify(all_sent["msg_type"], _SENT), _classify(venue["msg_type"], _VENUE)
     events_sent = slice(None)
@@ -331,8 +334,9 @@ def _lut(table: dict[int, int]) -> np.ndarray:
 
 
 def _decode_fused(head, sent_at: np.ndarray, sent: np.ndarray, venue_at: np.ndarray, venue: np.ndarray,
-                  samples: np.ndarray) -> _Decoded:
-    """_decode of every event with the join, its columns written by one compiled pass."""
+                  samples: np.ndarray, book: "Creators") -> _Decoded:
+    """_decode of every event with the join, its columns written by one compiled pass, and the
+    chunk's creators gathered straight into the book's columns (compiled gathers)."""
     m = orderjoin.merge_events(sent, sent_at, venue, venue_at, _SENT_LUT, _VENUE_LUT,
                                SOUP_SEQUENCED, OUCH_SYSTEM_EVENT)
     at = m["at"]
@@ -341,11 +345,19 @@ def _decode_fused(head, sent_at: np.ndarray, sent: np.ndarray, venue_at: np.ndar
         cols[name] = m[name]
     utc = to_utc(cols["seq"], cols["ts_ns"], cols["ts_source"], samples)
     creates = np.flatnonzero(np.isin(sent["msg_type"], _CREATES))
-    created = {name: sent[name][creates] for name in Creators.FIELDS + ("token", "orig_token")
-               if name not in _HEADER_FIELDS}
-    created.update({name: getattr(head, name)[sent_at[creates]] for name in _HEADER_FIELDS})
-    return _Decoded(OrderEvents(cols=cols, utc=utc, samples=samples),
-                    Creators.columns(created, m["sent_wire_side"][creates], m["sent_stock"][creates]))
+
+    def fill(rows: dict[str, np.ndarray]) -> None:
+        orderjoin.gather(creates, [(sent[name], rows[name]) for name in Creators.FIELDS if name not in _HEADER_FIELDS]
+                         + [(sent["token"], rows["token_key"]), (sent["orig_token"], rows["parent_key"]),
+                            (m["sent_wire_side"], rows["wire_side"]), (m["sent_stock"], rows["stock"])])
+        orderjoin.gather(sent_at[creates], [(getattr(head, name), rows[name]) for name in _HEADER_FIELDS
+                                            if name in Creators.FIELDS])
+        for name in ("token_key", "parent_key"):
+            orderjoin.join_keys(rows[name], out=rows[name])
+        rows["leaves_sum"][:] = 0
+        rows["leaves_started"][:] = 0
+    book.add_rows(len(creates), fill)
+    return _Decoded(OrderEvents(cols=cols, utc=utc, samples=samples))
 
 
 def _join(decoded: _Decoded, book: "Creators", leaves: bool = True, gather_joined: bool = True) -> OrderEvents:
@@ -354,7 +366,8 @@ def _join(decoded: _Decoded, book: "Creators", leaves: bool = True, gather_joine
     (or, without `gather_joined`, when first read). `leaves`: add each event's remaining quantity
     (carried in `book` across chunks)."""
     ev = decoded.events
-    book.add_columns(decoded.creators)
+    if decoded.creators is not None:
+        book.add_columns(decoded.creators)
     keys_events = ev.cols["token_key"]
     creator = book.index.lookup(keys_events)
     known = creator >= 0
@@ -472,6 +485,11 @@ class Creators:
     when a row on it is written."""
 
     FIELDS = ORDER_FIELDS + ("side", "seq", "ts_ns", "ts_source", "qty", "price", "msg_type")
+    # every column: FIELDS as journaled, the join keys, the OUCH side and stock, running totals
+    DTYPES = {**{name: (HEADER_DTYPE if name in HEADER_DTYPE.names else PAYLOAD_DTYPES[RecordType.ORDER_SENT])
+                 .fields[name][0] for name in FIELDS},
+              "token_key": np.dtype("S14"), "parent_key": np.dtype("S14"), "wire_side": np.dtype(np.uint8),
+              "stock": np.dtype("S8"), "leaves_sum": np.dtype(np.int64), "leaves_started": np.dtype(np.int64)}
 
     def __init__(self, reserve: int = 0):
         self.reserve = reserve
@@ -494,22 +512,20 @@ class Creators:
     def leaves_started(self) -> np.ndarray:     # venue A/U messages per order so far
         return self._store["leaves_started"][:self.n]
 
-    def _append(self, new: dict[str, np.ndarray]) -> None:
-        m = len(new["seq"])
+    def _reserve(self, m: int, dtypes: dict[str, np.dtype]) -> dict[str, np.ndarray]:
+        """Room for `m` more rows of columns `dtypes`: the rows past self.n, to be written."""
         need = self.n + m
         capacity = len(next(iter(self._store.values()))) if self._store else 0
         if need > capacity or not self._store:
             # grown fourfold: fewer copies of the columns, and the rows not yet written cost
             # address space only (np.empty: the kernel gives a page its memory when first written)
             capacity = max(need, 4 * capacity, self.reserve, 1024)
-            for k, v in new.items():
-                grown = np.empty(capacity, v.dtype)      # rows past self.n are written before read
+            for k, dtype in dtypes.items():
+                grown = np.empty(capacity, dtype)      # rows past self.n are written before read
                 if k in self._store:
                     grown[:self.n] = self._store[k][:self.n]
                 self._store[k] = grown
-        for k, v in new.items():
-            self._store[k][self.n:need] = v
-        self.n = need
+        return {k: self._store[k][self.n:need] for k in dtypes}
 
     @classmethod
     def columns(cls, sent: np.ndarray, wire_side: np.ndarray, stock: np.ndarray) -> dict[str, np.ndarray]:
@@ -533,10 +549,20 @@ class Creators:
                                       enter["stock"]))
 
     def add_columns(self, new: dict[str, np.ndarray]) -> None:
-        if len(new["seq"]) == 0 and self._store:
+        """Add the orders of `new` (Creators.columns)."""
+        def copy(rows: dict[str, np.ndarray]) -> None:
+            for k, v in new.items():
+                rows[k][...] = v
+        self.add_rows(len(new["seq"]), copy, {k: v.dtype for k, v in new.items()})
+
+    def add_rows(self, m: int, fill, dtypes: dict[str, np.dtype] | None = None) -> None:
+        """Add `m` orders: fill(rows) writes every column of `dtypes` (default DTYPES) into `rows`
+        ({name: the m rows past the current ones}, written straight into the book's columns)."""
+        if m == 0 and self._store:
             return
         first_new = len(self)
-        self._append(new)
+        fill(self._reserve(m, dtypes or self.DTYPES))
+        self.n += m
         self.index.extend(self._store["token_key"][:self.n], first_new)
         self._inherit_from_enter(np.arange(first_new, len(self)))
 

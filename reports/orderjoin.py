@@ -70,12 +70,16 @@ class TokenTable:
         return out
 
 
-def join_keys(tokens: np.ndarray) -> np.ndarray:
-    """Tokens as comparable fixed bytes (S14): OUCH pads with spaces, the journal with NULs."""
+def join_keys(tokens: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Tokens as comparable fixed bytes (S14): OUCH pads with spaces, the journal with NULs
+    (into `out`, contiguous S14, if given: may be `tokens` itself)."""
     tokens = np.asarray(tokens)
     if tokens.dtype != np.dtype(f"S{TOKEN_BYTES}") or tokens.ndim != 1:
         tokens = np.ascontiguousarray(tokens, dtype=f"S{TOKEN_BYTES}")
-    out = np.empty(len(tokens), f"S{TOKEN_BYTES}")
+    if out is None:
+        out = np.empty(len(tokens), f"S{TOKEN_BYTES}")
+    elif out.dtype != tokens.dtype or len(out) != len(tokens) or not out.flags.c_contiguous:
+        raise ValueError("out must be a contiguous S14 array as long as tokens")
     if len(tokens):
         lib.oj_join_keys(len(tokens), _address(tokens), tokens.strides[0], _ptr("uint8_t *", out))
     return out
