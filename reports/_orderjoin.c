@@ -309,40 +309,58 @@ int64_t oj_merge_events(const oj_records *sent, const oj_field_set *inbound, con
     return r;
 }
 
-static inline int64_t load_int(const uint8_t *p, int32_t size, int is_signed)
+/* One column of oj_gather: a tight loop per source and destination type (column by column, the
+ * loads of a column are independent and the loop has no branch but the unknown creator's). */
+#define GATHER_LOOP(SRC_T, DST_T)                                                         \
+    for (int64_t i = 0; i < n; i++) {                                                     \
+        const int64_t c = rows[i];                                                        \
+        SRC_T x;                                                                          \
+        memcpy(&x, src + (size_t)(c < 0 ? 0 : c) * (size_t)stride, sizeof x);            \
+        ((DST_T *)dst)[i] = c < 0 ? 0 : (DST_T)x;                                         \
+    }
+
+static void gather_column(int64_t n, const int64_t *rows, const uint8_t *src, int64_t stride, int32_t src_size,
+                          int is_signed, uint8_t *dst, int32_t dst_size)
 {
-    switch (size) {
-    case 1: return is_signed ? (int64_t)(int8_t)p[0] : (int64_t)p[0];
-    case 2: { uint16_t x; memcpy(&x, p, 2); return is_signed ? (int64_t)(int16_t)x : (int64_t)x; }
-    case 4: { uint32_t x; memcpy(&x, p, 4); return is_signed ? (int64_t)(int32_t)x : (int64_t)x; }
-    default: { int64_t x; memcpy(&x, p, 8); return x; }
+    if (src_size == dst_size && (src_size == 1 || src_size == 2 || src_size == 4 || src_size == 8)) {
+        switch (src_size) {
+        case 1: GATHER_LOOP(uint8_t, uint8_t) break;
+        case 2: GATHER_LOOP(uint16_t, uint16_t) break;
+        case 4: GATHER_LOOP(uint32_t, uint32_t) break;
+        default: GATHER_LOOP(uint64_t, uint64_t) break;
+        }
+    } else if (dst_size == 8 && src_size == 1) {
+        if (is_signed) { GATHER_LOOP(int8_t, int64_t) } else { GATHER_LOOP(uint8_t, int64_t) }
+    } else if (dst_size == 8 && src_size == 2) {
+        if (is_signed) { GATHER_LOOP(int16_t, int64_t) } else { GATHER_LOOP(uint16_t, int64_t) }
+    } else if (dst_size == 8 && src_size == 4) {
+        if (is_signed) { GATHER_LOOP(int32_t, int64_t) } else { GATHER_LOOP(uint32_t, int64_t) }
+    } else if (src_size == dst_size) {          /* bytes (tokens, stocks) */
+        for (int64_t i = 0; i < n; i++) {
+            uint8_t *o = dst + (size_t)i * (size_t)dst_size;
+            if (rows[i] < 0)
+                memset(o, 0, (size_t)dst_size);
+            else if (dst_size == OJ_TOKEN_BYTES)
+                memcpy(o, src + (size_t)rows[i] * (size_t)stride, OJ_TOKEN_BYTES);
+            else
+                memcpy(o, src + (size_t)rows[i] * (size_t)stride, (size_t)dst_size);
+        }
+    } else {                                    /* other widenings: byte by byte, little-endian */
+        for (int64_t i = 0; i < n; i++) {
+            uint8_t *o = dst + (size_t)i * (size_t)dst_size;
+            const uint8_t *in = src + (size_t)(rows[i] < 0 ? 0 : rows[i]) * (size_t)stride;
+            const uint8_t fill = rows[i] >= 0 && is_signed && (in[src_size - 1] & 0x80) ? 0xFF : 0;
+            for (int32_t b = 0; b < dst_size; b++)
+                o[b] = rows[i] < 0 ? 0 : b < src_size ? in[b] : fill;
+        }
     }
 }
 
 void oj_gather(int64_t n, const int64_t *rows, int32_t ncols, const uint8_t **src, const int64_t *src_stride,
                const int32_t *src_size, const uint8_t *src_signed, uint8_t **dst, const int32_t *dst_size)
 {
-    for (int64_t i = 0; i < n; i++) {
-        const int64_t c = rows[i];
-        for (int32_t k = 0; k < ncols; k++) {
-            uint8_t *o = dst[k] + (size_t)i * (size_t)dst_size[k];
-            const uint8_t *in = src[k] + (size_t)c * (size_t)src_stride[k];
-            if (c < 0)
-                memset(o, 0, (size_t)dst_size[k]);
-            else if (src_size[k] == dst_size[k]) {
-                switch (dst_size[k]) {        /* the common sizes as fixed-size copies, not calls */
-                case 1: *o = *in; break;
-                case 4: memcpy(o, in, 4); break;
-                case 8: memcpy(o, in, 8); break;
-                case OJ_TOKEN_BYTES: memcpy(o, in, OJ_TOKEN_BYTES); break;
-                default: memcpy(o, in, (size_t)dst_size[k]);
-                }
-            } else {
-                int64_t x = load_int(in, src_size[k], src_signed[k]);
-                memcpy(o, &x, (size_t)dst_size[k]);     /* little-endian: the low bytes */
-            }
-        }
-    }
+    for (int32_t k = 0; k < ncols; k++)
+        gather_column(n, rows, src[k], src_stride[k], src_size[k], src_signed[k], dst[k], dst_size[k]);
 }
 
 void oj_join_keys(int64_t n, const uint8_t *tokens, int64_t stride, uint8_t *out)
