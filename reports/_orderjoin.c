@@ -244,9 +244,22 @@ static inline __attribute__((always_inline)) void decode_fields(const oj_field_s
     }
 }
 
+/* Row k of a column of `size`-byte values := the value at `in` (the common sizes as fixed copies) */
+static inline void copy_value(uint8_t *column, size_t k, const uint8_t *in, int32_t size)
+{
+    uint8_t *o = column + k * (size_t)size;
+    switch (size) {
+    case 1: *o = *in; break;
+    case 2: memcpy(o, in, 2); break;
+    case 4: memcpy(o, in, 4); break;
+    case 8: memcpy(o, in, 8); break;
+    default: memcpy(o, in, (size_t)size);
+    }
+}
+
 int64_t oj_merge_events(const oj_records *sent, const oj_field_set *inbound, const oj_records *venue,
                         const oj_venue_rule *rule, const oj_field_set *outbound,
-                        const int8_t *sent_lut, const int8_t *venue_lut, oj_merged *out)
+                        const int8_t *sent_lut, const int8_t *venue_lut, oj_merged *out, oj_creators *created)
 {
     field_program *programs = malloc(2 * sizeof *programs);
     if (programs == NULL)
@@ -263,8 +276,28 @@ int64_t oj_merge_events(const oj_records *sent, const oj_field_set *inbound, con
     }
     const int64_t *in_side = (const int64_t *)inbound->out[0];
     const uint8_t *in_stock = inbound->out[1];
-    for (int64_t i = 0; i < sent->n; i++)
-        out->sent_wire_side[i] = in_side[i] > 0 ? (uint8_t)in_side[i] : sent->rows[(size_t)i * (size_t)sent->stride + sent->side];
+    for (int64_t i = 0; i < sent->n; i++) {
+        const uint8_t *rec = sent->rows + (size_t)i * (size_t)sent->stride;
+        out->sent_wire_side[i] = in_side[i] > 0 ? (uint8_t)in_side[i] : rec[sent->side];
+        if (created == NULL || !created->creates[rec[sent->msg_type]])
+            continue;
+        if (created->n >= created->capacity) {
+            free(programs);
+            return -3;
+        }
+        const size_t k = (size_t)created->n++;
+        for (int32_t c = 0; c < created->ncopy; c++)
+            copy_value(created->copy_out[c], k, rec + created->copy_offset[c], created->copy_size[c]);
+        for (int32_t c = 0; c < created->nhead; c++)
+            copy_value(created->head_out[c], k, created->head_src[c] + (size_t)sent->at[i] * (size_t)created->head_size[c],
+                       created->head_size[c]);
+        join_key(rec + sent->token, created->token_key + k * OJ_TOKEN_BYTES);
+        join_key(rec + sent->orig_token, created->parent_key + k * OJ_TOKEN_BYTES);
+        created->wire_side[k] = out->sent_wire_side[i];
+        memcpy(created->stock + k * OJ_STOCK_BYTES, in_stock + (size_t)i * OJ_STOCK_BYTES, OJ_STOCK_BYTES);
+        created->leaves_sum[k] = 0;
+        created->leaves_started[k] = 0;
+    }
     int64_t r = 0, s = 0, v = 0;
     for (;;) {
         while (v < venue->n) {           /* skip venue records that are not order events */

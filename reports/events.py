@@ -335,28 +335,20 @@ def _lut(table: dict[int, int]) -> np.ndarray:
 
 def _decode_fused(head, sent_at: np.ndarray, sent: np.ndarray, venue_at: np.ndarray, venue: np.ndarray,
                   samples: np.ndarray, book: "Creators") -> _Decoded:
-    """_decode of every event with the join, its columns written by one compiled pass, and the
-    chunk's creators gathered straight into the book's columns (compiled gathers)."""
-    m = orderjoin.merge_events(sent, sent_at, venue, venue_at, _SENT_LUT, _VENUE_LUT,
-                               SOUP_SEQUENCED, OUCH_SYSTEM_EVENT)
-    at = m["at"]
-    cols: dict[str, np.ndarray] = {name: getattr(head, name).take(at) for name in _HEADER_FIELDS}
-    for name in _MERGED_ORDER:
-        cols[name] = m[name]
-    utc = to_utc(cols["seq"], cols["ts_ns"], cols["ts_source"], samples)
-    creates = np.flatnonzero(np.isin(sent["msg_type"], _CREATES))
+    """_decode of every event with the join, its columns and the chunk's creators (straight into
+    the book's columns) written by one compiled pass."""
+    merged = {}
 
-    def fill(rows: dict[str, np.ndarray]) -> None:
-        orderjoin.gather(creates, [(sent[name], rows[name]) for name in Creators.FIELDS if name not in _HEADER_FIELDS]
-                         + [(sent["token"], rows["token_key"]), (sent["orig_token"], rows["parent_key"]),
-                            (m["sent_wire_side"], rows["wire_side"]), (m["sent_stock"], rows["stock"])])
-        orderjoin.gather(sent_at[creates], [(getattr(head, name), rows[name]) for name in _HEADER_FIELDS
-                                            if name in Creators.FIELDS])
-        for name in ("token_key", "parent_key"):
-            orderjoin.join_keys(rows[name], out=rows[name])
-        rows["leaves_sum"][:] = 0
-        rows["leaves_started"][:] = 0
-    book.add_rows(len(creates), fill)
+    def fill(rows: dict[str, np.ndarray]) -> None:     # the creators straight into the book
+        merged.update(orderjoin.merge_events(
+            sent, sent_at, venue, venue_at, _SENT_LUT, _VENUE_LUT, SOUP_SEQUENCED, OUCH_SYSTEM_EVENT,
+            created=rows, creates=_CREATES, head={name: getattr(head, name) for name in _HEADER_FIELDS
+                                                  if name in Creators.FIELDS}))
+    book.add_rows(int(np.isin(sent["msg_type"], _CREATES).sum()), fill)
+    cols: dict[str, np.ndarray] = {name: getattr(head, name).take(merged["at"]) for name in _HEADER_FIELDS}
+    for name in _MERGED_ORDER:
+        cols[name] = merged[name]
+    utc = to_utc(cols["seq"], cols["ts_ns"], cols["ts_source"], samples)
     return _Decoded(OrderEvents(cols=cols, utc=utc, samples=samples))
 
 
@@ -558,10 +550,11 @@ class Creators:
     def add_rows(self, m: int, fill, dtypes: dict[str, np.dtype] | None = None) -> None:
         """Add `m` orders: fill(rows) writes every column of `dtypes` (default DTYPES) into `rows`
         ({name: the m rows past the current ones}, written straight into the book's columns)."""
-        if m == 0 and self._store:
-            return
+        known = bool(self._store)
         first_new = len(self)
-        fill(self._reserve(m, dtypes or self.DTYPES))
+        fill(self._reserve(m, dtypes or self.DTYPES))     # called even for none: it may do more
+        if m == 0 and known:
+            return
         self.n += m
         self.index.extend(self._store["token_key"][:self.n], first_new)
         self._inherit_from_enter(np.arange(first_new, len(self)))

@@ -34,7 +34,11 @@
  * stock; the venue rows' OUCH fields come from the `outbound` set (oj_fields tables, dest = r)
  * and the sent rows' side and stock from the `inbound` set (dest = the sent row: side as int64,
  * stock as 8 bytes); sent_wire_side[i] is the OUCH side where the Enter/Replace carries one, else
- * the journaled side. The `outbound` fields with out_width -1 are stored as one byte. Returns the
+ * the journaled side. The `outbound` fields with out_width -1 are stored as one byte. `created`
+ * (NULL: none): each ORDER_SENT whose type `creates` flags becomes row n++ of its columns, with
+ * its record's bytes at copy_offset (copy_size bytes each), the header columns' element at its
+ * position (head_size bytes), the join keys of its token and orig_token, its wire side and
+ * inbound stock, and running totals 0 (-3: more than `capacity` rows). Returns the
  * number of merged rows, or -1 if a field set has more than OJ_MAX_FIELDS fields, -2 out of memory.
  * oj_gather: for each column c, dst[c][i] = the value of src_size[c] bytes at src[c] + rows[i] *
  * src_stride[c] (0 where rows[i] < 0), widened to dst_size[c] bytes (sign-extended where
@@ -106,9 +110,23 @@ typedef struct {
     uint8_t *sent_wire_side;
 } oj_merged;
 
+typedef struct {
+    const uint8_t *creates;          /* 256 flags: the message types that create an order */
+    int32_t ncopy;                   /* columns copied from the ORDER_SENT record */
+    const int32_t *copy_offset, *copy_size;
+    uint8_t **copy_out;
+    int32_t nhead;                   /* columns copied from the chunk's header columns */
+    const uint8_t **head_src;
+    const int32_t *head_size;
+    uint8_t **head_out;
+    uint8_t *token_key, *parent_key, *wire_side, *stock;
+    int64_t *leaves_sum, *leaves_started;
+    int64_t capacity, n;
+} oj_creators;
+
 int64_t oj_merge_events(const oj_records *sent, const oj_field_set *inbound, const oj_records *venue,
                         const oj_venue_rule *rule, const oj_field_set *outbound,
-                        const int8_t *sent_lut, const int8_t *venue_lut, oj_merged *out);
+                        const int8_t *sent_lut, const int8_t *venue_lut, oj_merged *out, oj_creators *created);
 
 void oj_gather(int64_t n, const int64_t *rows, int32_t ncols, const uint8_t **src, const int64_t *src_stride,
                const int32_t *src_size, const uint8_t *src_signed, uint8_t **dst, const int32_t *dst_size);

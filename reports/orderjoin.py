@@ -157,14 +157,64 @@ def _records(rows: np.ndarray, at: np.ndarray, names, keep: list):
     return ffi.new("oj_records *", spec)
 
 
+_CREATED_OWN = {"token_key": "uint8_t *", "parent_key": "uint8_t *", "wire_side": "uint8_t *", "stock": "uint8_t *",
+                "leaves_sum": "int64_t *", "leaves_started": "int64_t *"}
+_CREATED_DTYPES = {"token_key": MERGED["token_key"], "parent_key": MERGED["token_key"], "wire_side": np.uint8,
+                   "stock": MERGED["stock"], "leaves_sum": np.int64, "leaves_started": np.int64}
+
+
+def _created(sent: np.ndarray, created: dict, creates, head: dict, keep: list):
+    """oj_creators writing into the columns of `created` (see merge_events)."""
+    m = len(next(iter(created.values())))
+    for name, column in created.items():
+        source = head[name] if name in head else None if name in _CREATED_OWN else sent.dtype.fields[name][0]
+        source_dtype = getattr(source, "dtype", source)
+        if len(column) != m or not column.flags.c_contiguous or (
+                source is not None and source_dtype != column.dtype) or \
+                (name in _CREATED_OWN and column.dtype != np.dtype(_CREATED_DTYPES[name])):
+            raise ValueError(f"created column {name}: {column.dtype}, {len(column)} rows")
+    if set(_CREATED_OWN) - set(created):
+        raise ValueError(f"created needs {sorted(_CREATED_OWN)}")
+    flags = np.zeros(256, np.uint8)
+    flags[list(creates)] = 1
+    copy = [n for n in created if n not in head and n not in _CREATED_OWN]
+    from_head = [n for n in created if n in head]
+    for name in from_head:
+        if not head[name].flags.c_contiguous:
+            raise ValueError(f"header column {name} must be contiguous")
+    arrays = dict(flags=flags, copy_offset=np.array([sent.dtype.fields[n][1] for n in copy] or [0], np.int32),
+                  copy_size=np.array([created[n].dtype.itemsize for n in copy] or [0], np.int32),
+                  head_size=np.array([created[n].dtype.itemsize for n in from_head] or [0], np.int32))
+    keep.append(arrays)
+    pointers = dict(copy_out=ffi.new("uint8_t *[]", [_address(created[n]) for n in copy] or [ffi.NULL]),
+                    head_src=ffi.new("const uint8_t *[]", [_address(head[n]) for n in from_head] or [ffi.NULL]),
+                    head_out=ffi.new("uint8_t *[]", [_address(created[n]) for n in from_head] or [ffi.NULL]))
+    keep.append(pointers)
+    spec = {"creates": ffi.from_buffer("uint8_t[]", flags), "ncopy": len(copy),
+            "copy_offset": ffi.from_buffer("int32_t[]", arrays["copy_offset"]),
+            "copy_size": ffi.from_buffer("int32_t[]", arrays["copy_size"]), "copy_out": pointers["copy_out"],
+            "nhead": len(from_head), "head_src": pointers["head_src"],
+            "head_size": ffi.from_buffer("int32_t[]", arrays["head_size"]), "head_out": pointers["head_out"],
+            "capacity": m, "n": 0}
+    spec.update({name: _ptr(ctype, created[name]) for name, ctype in _CREATED_OWN.items()})
+    return ffi.new("oj_creators *", spec)
+
+
 def merge_events(sent: np.ndarray, sent_at: np.ndarray, venue: np.ndarray, venue_at: np.ndarray,
-                 sent_lut: np.ndarray, venue_lut: np.ndarray, sequenced: int, system_event: int) -> dict[str, np.ndarray]:
+                 sent_lut: np.ndarray, venue_lut: np.ndarray, sequenced: int, system_event: int,
+                 created: dict[str, np.ndarray] | None = None, creates=(), head: dict | None = None) -> dict[str, np.ndarray]:
     """One chunk's order events in journal order (one C pass, oj_merge_events): every ORDER_SENT
     row (whole payloads) and the VENUE_MSG rows (payload heads up to the last OUCH field) that are
     order events (SoupBinTCP packet type `sequenced`, OUCH type not `system_event`, a message past
     the frame), merged by their positions among the chunk's records. Columns: MERGED and the
     other venue fields of VENUE_INTO, and (by ORDER_SENT row, not merged) sent_wire_side and
-    sent_stock. The luts give each message type's event code."""
+    sent_stock. The luts give each message type's event code.
+
+    `created`: {column: destination} for the ORDER_SENTs whose type is in `creates` (exactly as
+    many rows as there are): token_key and parent_key (join keys of token and orig_token),
+    wire_side (as sent_wire_side), stock (the inbound OUCH stock), leaves_sum and leaves_started
+    (0), a column named as a `head` one ({name: the chunk's header column}) from it, any other
+    from the ORDER_SENT field of its name."""
     size = len(sent) + len(venue)
     out = {name: np.empty(size, dtype) for name, dtype in MERGED.items()}
     out.update({name: np.empty(size, np.int64) for name in VENUE_INTO.values() if name not in out})
@@ -180,13 +230,16 @@ def merge_events(sent: np.ndarray, sent_at: np.ndarray, venue: np.ndarray, venue
     merged = ffi.new("oj_merged *", {name: _ptr(_CTYPES.get(name, "uint8_t *"), out[name])
                                      for name in list(MERGED) + ["sent_wire_side"]})
     lut_s, lut_v = np.ascontiguousarray(sent_lut, np.int8), np.ascontiguousarray(venue_lut, np.int8)
+    spec = ffi.NULL if created is None else _created(sent, created, creates, head or {}, keep)
     n = lib.oj_merge_events(_records(sent, sent_at, _SENT_FIELDS, keep), inbound.struct,
                             _records(venue, venue_at, _VENUE_FIELDS, keep), rule, outbound.struct,
-                            ffi.from_buffer("int8_t[]", lut_s), ffi.from_buffer("int8_t[]", lut_v), merged)
+                            ffi.from_buffer("int8_t[]", lut_s), ffi.from_buffer("int8_t[]", lut_v), merged, spec)
     if n == -2:
         raise MemoryError("oj_merge_events")
-    if n < 0:
+    if n == -1:
         raise ValueError(f"at most {lib.OJ_MAX_FIELDS} OUCH fields per message")
+    if n == -3 or (created is not None and spec.n != spec.capacity):
+        raise ValueError("created must have one row per creating ORDER_SENT")
     cols = {name: out[name][:n] for name in out if name != "sent_wire_side"}
     cols["sent_wire_side"], cols["sent_stock"] = out["sent_wire_side"], sent_stock
     return cols

@@ -146,7 +146,7 @@ def test_a_chunk_of_every_case_goes_through_the_compiled_pass(tmp_path, monkeypa
     _day(ops).write(tmp_path)
     called = []
     merge = orderjoin.merge_events
-    monkeypatch.setattr(orderjoin, "merge_events", lambda *a: called.append(1) or merge(*a))
+    monkeypatch.setattr(orderjoin, "merge_events", lambda *a, **k: called.append(1) or merge(*a, **k))
     got = _collect(open_slice(tmp_path), "default", 16, 0, True, monkeypatch)
     assert called
     want = _collect(open_slice(tmp_path), "default", 16, 0, False, monkeypatch)
