@@ -30,7 +30,7 @@ static inline int same_token(const uint8_t *a, const uint8_t *b)
 
 #define PREFETCH_BLOCK 32     /* slots fetched ahead: a large index is a cache miss per insert */
 
-void oj_index_insert(int64_t *slots, uint64_t mask, const uint8_t *keys, int64_t first, int64_t end)
+void oj_index_insert(int32_t *slots, uint64_t mask, const uint8_t *keys, int64_t first, int64_t end)
 {
     uint64_t hashes[PREFETCH_BLOCK];
     for (int64_t block = first; block < end; block += PREFETCH_BLOCK) {
@@ -43,9 +43,9 @@ void oj_index_insert(int64_t *slots, uint64_t mask, const uint8_t *keys, int64_t
             int64_t i = block + j;
             const uint8_t *k = keys + (size_t)i * OJ_TOKEN_BYTES;
             for (uint64_t s = hashes[j] & mask;; s = (s + 1) & mask) {
-                int64_t e = slots[s];
+                int32_t e = slots[s];
                 if (e < 0 || same_token(keys + (size_t)e * OJ_TOKEN_BYTES, k)) {
-                    slots[s] = i;           /* new token, or a reused one: the latest entry wins */
+                    slots[s] = (int32_t)i;           /* new token, or a reused one: the latest entry wins */
                     break;
                 }
             }
@@ -53,28 +53,43 @@ void oj_index_insert(int64_t *slots, uint64_t mask, const uint8_t *keys, int64_t
     }
 }
 
-static inline int64_t probe(const int64_t *slots, uint64_t mask, const uint8_t *keys,
+static inline int64_t probe(const int32_t *slots, uint64_t mask, const uint8_t *keys,
                             const uint8_t *q, uint64_t h)
 {
     for (uint64_t s = h & mask;; s = (s + 1) & mask) {
-        int64_t e = slots[s];
+        int32_t e = slots[s];
         if (e < 0 || same_token(keys + (size_t)e * OJ_TOKEN_BYTES, q))
             return e;
     }
 }
 
-void oj_index_lookup2(const int64_t *recent, uint64_t recent_mask, const int64_t *slots, uint64_t mask,
+void oj_index_lookup2(const int32_t *recent, uint64_t recent_mask, const int32_t *slots, uint64_t mask,
                       const uint8_t *keys, const uint8_t *queries, int64_t n, int64_t *out)
 {
+    /* a block of queries in stages, each prefetching what the next one reads (the slot, then the
+     * entry's key), so the cache misses of a block overlap instead of following one another */
     uint64_t hashes[PREFETCH_BLOCK];
     for (int64_t block = 0; block < n; block += PREFETCH_BLOCK) {
         int64_t count = n - block < PREFETCH_BLOCK ? n - block : PREFETCH_BLOCK;
         for (int64_t j = 0; j < count; j++) {
+            hashes[j] = token_hash(queries + (size_t)(block + j) * OJ_TOKEN_BYTES);
+            __builtin_prefetch(&recent[hashes[j] & recent_mask]);
+        }
+        for (int64_t j = 0; j < count; j++) {
+            int32_t e = recent[hashes[j] & recent_mask];
+            if (e >= 0)
+                __builtin_prefetch(keys + (size_t)e * OJ_TOKEN_BYTES);
+        }
+        for (int64_t j = 0; j < count; j++) {
             const uint8_t *q = queries + (size_t)(block + j) * OJ_TOKEN_BYTES;
-            hashes[j] = token_hash(q);
             out[block + j] = probe(recent, recent_mask, keys, q, hashes[j]);
             if (out[block + j] < 0)
                 __builtin_prefetch(&slots[hashes[j] & mask]);
+        }
+        for (int64_t j = 0; j < count; j++) {
+            int32_t e = out[block + j] < 0 ? slots[hashes[j] & mask] : -1;
+            if (e >= 0)
+                __builtin_prefetch(keys + (size_t)e * OJ_TOKEN_BYTES);
         }
         for (int64_t j = 0; j < count; j++)
             if (out[block + j] < 0)

@@ -3,7 +3,7 @@
  *
  * oj_index_*: an open-addressing hash index (linear probing) over 14-byte order tokens that
  * live in a caller-owned array (entry i = bytes keys[14*i .. 14*i+13]); the slots array, of a
- * power-of-two size, holds entry numbers or -1 (empty). Inserting entry i over an equal token
+ * power-of-two size, holds entry numbers (int32: below 2^31) or -1 (empty). Inserting entry i over an equal token
  * replaces the older entry, so a lookup finds the latest entry of a reused token.
  * oj_index_lookup2 gives the entry equal to each query, or -1; it probes a small index of the
  * latest entries first (those from some entry on; it stays in cache, and most queries are for
@@ -63,8 +63,8 @@
 #define OJ_STOCK_BYTES 8
 #define OJ_MAX_FIELDS 32
 
-void oj_index_insert(int64_t *slots, uint64_t mask, const uint8_t *keys, int64_t first, int64_t end);
-void oj_index_lookup2(const int64_t *recent, uint64_t recent_mask, const int64_t *slots, uint64_t mask,
+void oj_index_insert(int32_t *slots, uint64_t mask, const uint8_t *keys, int64_t first, int64_t end);
+void oj_index_lookup2(const int32_t *recent, uint64_t recent_mask, const int32_t *slots, uint64_t mask,
                       const uint8_t *keys, const uint8_t *queries, int64_t n, int64_t *out);
 
 typedef struct {

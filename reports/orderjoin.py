@@ -15,6 +15,7 @@ from reports.ouchcols import FieldSet
 
 TOKEN_BYTES = lib.OJ_TOKEN_BYTES          # the OUCH 4.2 order token
 MIN_SLOTS = 1 << 12
+MAX_ENTRIES = (1 << 31) - 1     # slots hold int32 entry numbers: half the bytes of int64 in cache
 
 
 def _tokens(keys: np.ndarray) -> np.ndarray:
@@ -35,13 +36,15 @@ class TokenTable:
 
     def __init__(self, keys: np.ndarray):
         self.keys = _tokens(keys[:0])
-        self.slots = np.full(MIN_SLOTS, -1, np.int64)
-        self.recent = np.full(1, -1, np.int64)
+        self.slots = np.full(MIN_SLOTS, -1, np.int32)
+        self.recent = np.full(1, -1, np.int32)
         self.extend(keys, 0)
 
     def extend(self, keys: np.ndarray, first_new: int) -> None:
         self.keys = _tokens(keys)
         n = len(self.keys)
+        if n > MAX_ENTRIES:
+            raise ValueError(f"an order index holds at most {MAX_ENTRIES} tokens")
         self.recent = self._index(first_new, n, 1)
         if 2 * n > len(self.slots):         # grow, and insert every entry again, in order
             self.slots = self._index(0, n, len(self.slots))
@@ -51,20 +54,20 @@ class TokenTable:
     def _index(self, first: int, end: int, size: int) -> np.ndarray:
         while 2 * (end - first) > size:
             size *= 2
-        slots = np.full(size, -1, np.int64)
+        slots = np.full(size, -1, np.int32)
         self._insert(slots, first, end)
         return slots
 
     def _insert(self, slots: np.ndarray, first: int, end: int) -> None:
         if end > first:
-            lib.oj_index_insert(_ptr("int64_t *", slots), len(slots) - 1, _ptr("uint8_t *", self.keys), first, end)
+            lib.oj_index_insert(_ptr("int32_t *", slots), len(slots) - 1, _ptr("uint8_t *", self.keys), first, end)
 
     def lookup(self, queries: np.ndarray) -> np.ndarray:
         queries = _tokens(queries)
         out = np.empty(len(queries), np.int64)
         if len(queries):
-            lib.oj_index_lookup2(_ptr("int64_t *", self.recent), len(self.recent) - 1,
-                                 _ptr("int64_t *", self.slots), len(self.slots) - 1,
+            lib.oj_index_lookup2(_ptr("int32_t *", self.recent), len(self.recent) - 1,
+                                 _ptr("int32_t *", self.slots), len(self.slots) - 1,
                                  _ptr("uint8_t *", self.keys), _ptr("uint8_t *", queries), len(queries),
                                  _ptr("int64_t *", out))
         return out
