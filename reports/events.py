@@ -3,8 +3,10 @@ merged in journal order, venue messages joined to the order that created their t
 quantity after each execution, and the UTC time and clock context of every event, chunk by chunk
 with the join and remaining quantities carried across chunks (memory bounded by the chunk).
 
-Owns event classification (EVENT_NAMES) and the token join; all vectorised. The regulatory code
-mappings (RTS 24, CAT, RTS 22) live in the report modules, not here.
+Owns event classification (EVENT_NAMES) and the token join: a chunk's merge, OUCH fields, new
+orders and joined columns in compiled passes (orderjoin), with the numpy passes they replaced kept
+as their reference (FUSED). The regulatory code mappings (RTS 24, CAT, RTS 22) live in the report
+modules, not here.
 """
 from __future__ import annotations
 

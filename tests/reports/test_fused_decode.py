@@ -177,3 +177,26 @@ def test_gather_matches_take_and_astype_and_rejects_what_it_cannot_widen():
         orderjoin.gather(rows, [(rec["b"], np.empty(200, np.uint8))])
     with pytest.raises(IndexError):
         orderjoin.gather(np.array([50]), [(rec["a"], np.empty(1, np.uint8))])
+
+
+def test_merge_events_refuses_creator_columns_that_do_not_fit(tmp_path):
+    """created must have exactly one row per creating ORDER_SENT, of the book's dtypes."""
+    day = _day([("enter", 1, 2), ("accept", 0, 0), ("enter", 3, 4)])
+    day.write(tmp_path)
+    src = open_slice(tmp_path)
+    head, got = src.heads(events._HEADS[True])
+    (sent_at, sent), (venue_at, venue) = got[RecordType.ORDER_SENT], got[RecordType.VENUE_MSG]
+    args = (sent, sent_at, venue, venue_at, events._SENT_LUT, events._VENUE_LUT,
+            events.SOUP_SEQUENCED, events.OUCH_SYSTEM_EVENT)
+    heads = {name: getattr(head, name) for name in ("seq", "ts_ns", "ts_source")}
+    for rows, bad in ((1, None), (3, None), (2, ("qty", np.int64))):
+        created = {name: np.zeros(rows, dtype) for name, dtype in events.Creators.DTYPES.items()}
+        if bad:
+            created[bad[0]] = np.zeros(rows, bad[1])
+        with pytest.raises(ValueError, match="created"):
+            orderjoin.merge_events(*args, created=created, creates=events._CREATES, head=heads)
+    created = {name: np.zeros(2, dtype) for name, dtype in events.Creators.DTYPES.items()}
+    cols = orderjoin.merge_events(*args, created=created, creates=events._CREATES, head=heads)
+    assert created["seq"].tolist() == head.seq[cols["at"][cols["origin"] == 0]].tolist()
+    assert created["token_key"].tolist() == cols["token_key"][cols["origin"] == 0].tolist()
+    assert len(cols["at"]) == 3
