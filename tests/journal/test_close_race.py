@@ -12,7 +12,23 @@ import pytest
 
 _ROUNDS = 40
 
-_SCRIPT = textwrap.dedent("""
+# Shared by the scripts: start the threads, close the object a moment after they are all running
+# (varied by round), and require every thread to have left it.
+_CLOSE_UNDER = textwrap.dedent("""
+    import threading, time
+
+    def close_under(threads, started, close, delay, what):
+        for t in threads:
+            t.start()
+        started.wait()
+        time.sleep(delay)
+        close()
+        for t in threads:
+            t.join(timeout=60)
+            assert not t.is_alive(), f"a thread is still inside the closed {what}"
+""")
+
+_SCRIPT = _CLOSE_UNDER + textwrap.dedent("""
     import os, sys, threading, time
     from journal import Journal, Reader, RecordType
     from journal.errors import JournalClosed
@@ -50,15 +66,8 @@ _SCRIPT = textwrap.dedent("""
             except JournalClosed:
                 errors.append("closed")
 
-        threads = [threading.Thread(target=f) for f in (appends, batches, syncs)]
-        for t in threads:
-            t.start()
-        started.wait()
-        time.sleep(0.002 + (r % 5) * 0.001)
-        j.close()
-        for t in threads:
-            t.join(timeout=60)
-            assert not t.is_alive(), "a thread is still inside the closed journal"
+        close_under([threading.Thread(target=f) for f in (appends, batches, syncs)], started, j.close,
+                    0.002 + (r % 5) * 0.001, "journal")
         assert errors == ["closed"] * 3, errors
         closed_seen += len(errors)
         del j
@@ -122,7 +131,7 @@ def test_closing_a_tailer_another_thread_waits_on_gives_it_journal_closed(tmp_pa
     assert proc.stdout.split() == ["ok"]
 
 
-_READER_SCRIPT = textwrap.dedent("""
+_READER_SCRIPT = _CLOSE_UNDER + textwrap.dedent("""
     import os, sys, threading, time
     import numpy as np
     from journal import Journal, Reader, RecordType
@@ -153,15 +162,8 @@ _READER_SCRIPT = textwrap.dedent("""
         steps = [scans, lambda: reader.read_blobs(RecordType.MD_PACKET, 1, 30_000),
                  lambda: sum(1 for _ in reader.records(1, 20_000)),
                  lambda: (reader.segments(), reader.get(12_345), reader.refresh(), reader.stopped)]
-        threads = [threading.Thread(target=loop, args=(s,)) for s in steps]
-        for t in threads:
-            t.start()
-        started.wait()
-        time.sleep(0.002 + (r % 5) * 0.002)
-        reader.close()
-        for t in threads:
-            t.join(timeout=60)
-            assert not t.is_alive(), "a thread is still inside the closed reader"
+        close_under([threading.Thread(target=loop, args=(s,)) for s in steps], started, reader.close,
+                    0.002 + (r % 5) * 0.002, "reader")
         assert outcomes == ["closed"] * 4, outcomes
         closed_seen += len(outcomes)
     print("ok", closed_seen)
