@@ -209,8 +209,8 @@ def _naive(path: pathlib.Path, events: int) -> tuple[float, float]:
 
 
 CHILD = """
-import json, resource, sys, threading, time
-from reports.run import run
+import contextlib, io, json, re, resource, sys, threading, time
+from cli.main import cli
 
 peak_anon = [0]
 done = threading.Event()
@@ -225,20 +225,31 @@ def sample_anonymous_memory():   # RssAnon: memory the run allocated, not the ma
 
 sampler = threading.Thread(target=sample_anonymous_memory, daemon=True)
 sampler.start()
+kind, journal, out, text = sys.argv[1:5]
+printed = io.StringIO()
 t0, c0 = time.perf_counter(), time.process_time()
-result = run([sys.argv[1]], sys.argv[2], sys.argv[3], force=True, text=sys.argv[4] == "text")
+try:
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(io.StringIO()):
+        cli(["report", kind, "--journal", journal, "--out", out, "--force"]
+            + ([] if text == "text" else ["--no-text"]), standalone_mode=False)
+except SystemExit as exit_status:      # 3: rows went to rejects (counted below); anything else fails
+    if exit_status.code != 3:
+        raise
 wall, cpu = time.perf_counter() - t0, time.process_time() - c0
 done.set()
 sampler.join()
-print(json.dumps({"wall": wall, "cpu": cpu, "rows": sum(sum(r.rows.values()) for r in result.results),
-                  "rejected": result.rejected, "peak_anon_mb": peak_anon[0] / 1024,
+# the command's own summary line: "<kind>: <table>=<rows>, ...; rejected=<n>"
+summary = re.search(r"^" + re.escape(kind) + r": (.*); rejected=(\\d+)$", printed.getvalue(), re.M)
+rows = sum(int(part.split("=")[1]) for part in summary.group(1).split(", "))
+print(json.dumps({"wall": wall, "cpu": cpu, "rows": rows, "rejected": int(summary.group(2)),
+                  "peak_anon_mb": peak_anon[0] / 1024,
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
 
 def _ours(kind: str, journal: pathlib.Path, out: pathlib.Path, text: bool = True) -> dict:
-    """`mmaudit report <kind>` end to end (the streamed path; `text=False`: `--no-text`) in a fresh
-    process, so its peak memory is its own."""
+    """`mmaudit report <kind> --force` end to end, through the command itself (its process
+    settings included; `text=False`: `--no-text`) in a fresh process, so its peak memory is its own."""
     import json
     import subprocess
     import sys

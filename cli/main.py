@@ -5,7 +5,14 @@ click.ClickException here at the edge so users see one clear line and a non-zero
 """
 from __future__ import annotations
 
-import click
+import os
+
+# Before numpy is first imported: OpenBLAS would otherwise start a worker thread per core that
+# spins at import (about 0.1 CPU-s per command) and after each parallel call, beside the engine's
+# and the reports' own threads. Nothing here multiplies matrices larger than a few rows.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import click  # noqa: E402
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

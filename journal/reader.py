@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from contextlib import contextmanager
 from typing import Iterator, NamedTuple
 
 import numpy as np
@@ -20,6 +21,9 @@ from journal.errors import InvalidArgument, JournalClosed, check, error_for, ope
 
 
 _WAIT_SLICE_S = 0.1
+# Records Reader.records() reads per hold of the handle: the hold's two lock round trips spread
+# over many records, while a reader closed meanwhile waits for at most this many.
+_RECORDS_PER_CALL_RUN = 64
 
 
 class Record(NamedTuple):
@@ -64,6 +68,11 @@ class Reader:
 
     def __init__(self, path, *, full_scan: bool = False):
         self.path = os.fspath(path)
+        # The C calls release the GIL: close() must not free the mapping under a call another
+        # thread is inside. It marks the reader closed (new calls raise JournalClosed) and frees
+        # it when the last call in progress has returned.
+        self._calls = 0
+        self._idle = threading.Condition(threading.Lock())
         handle = ffi.new("mmj_reader **")
         err = ffi.new("int *")
         flags = lib.MMJ_READER_FULL_SCAN if full_scan else 0
@@ -75,13 +84,38 @@ class Reader:
         lib.mmj_reader_salt(self._r, salt)
         self.journal_id = bytes(ffi.buffer(salt)).hex()
 
-    def _handle(self):
-        if self._r == ffi.NULL:
-            raise JournalClosed("reader is closed", status=lib.MMJ_E_CLOSED)
-        return self._r
+    def _enter(self):
+        """The C handle, counted as in use until the matching _leave()."""
+        with self._idle:
+            if self._r == ffi.NULL:
+                raise JournalClosed("reader is closed", status=lib.MMJ_E_CLOSED)
+            self._calls += 1
+            return self._r
+
+    def _leave(self) -> None:
+        with self._idle:
+            self._calls -= 1
+            if not self._calls:
+                self._idle.notify_all()
+
+    @contextmanager
+    def _using(self):
+        handle = self._enter()
+        try:
+            yield handle
+        finally:
+            self._leave()
+
+    def _call(self, fn, *args):
+        """fn(handle, *args) with the handle held in use."""
+        handle = self._enter()
+        try:
+            return fn(handle, *args)
+        finally:
+            self._leave()
 
     def refresh(self) -> None:
-        check(lib.mmj_reader_refresh(self._handle()), "refresh")
+        check(self._call(lib.mmj_reader_refresh), "refresh")
         self._types.clear()
 
     @property
@@ -102,13 +136,13 @@ class Reader:
     def _range(self) -> tuple[int, int]:
         first = ffi.new("uint64_t *")
         last = ffi.new("uint64_t *")
-        lib.mmj_reader_range(self._handle(), first, last)
+        self._call(lib.mmj_reader_range, first, last)
         return first[0], last[0]
 
     @property
     def unchecked_segments(self) -> int:
         """Segments opened from their summary whose records have not been read (so not checked) yet."""
-        return lib.mmj_reader_unchecked(self._handle())
+        return self._call(lib.mmj_reader_unchecked)
 
     @property
     def stopped(self) -> dict | None:
@@ -116,7 +150,7 @@ class Reader:
         reason = ffi.new("int32_t *")
         seg = ffi.new("uint64_t *")
         off = ffi.new("uint64_t *")
-        lib.mmj_reader_stop(self._handle(), reason, seg, off)
+        self._call(lib.mmj_reader_stop, reason, seg, off)
         if not reason[0]:
             return None
         return {"reason": reason_text(reason[0]), "segment": seg[0], "offset": off[0], "seq": self.last_seq + 1}
@@ -125,18 +159,21 @@ class Reader:
         out = []
         vals = ffi.new("uint64_t[4]")
         sealed = ffi.new("int32_t *")
-        for slot in range(lib.mmj_reader_segments(self._handle())):
-            check(lib.mmj_reader_segment_info(self._r, slot, vals, vals + 1, vals + 2, sealed, vals + 3), "segment")
-            out.append({"index": vals[0], "first_seq": vals[1], "records": vals[2], "sealed": bool(sealed[0]),
-                        "size": vals[3]})
+        with self._using() as handle:
+            for slot in range(lib.mmj_reader_segments(handle)):
+                check(lib.mmj_reader_segment_info(handle, slot, vals, vals + 1, vals + 2, sealed, vals + 3),
+                      "segment")
+                out.append({"index": vals[0], "first_seq": vals[1], "records": vals[2],
+                            "sealed": bool(sealed[0]), "size": vals[3]})
         return out
 
     def get(self, seq: int) -> Record:
         rec = ffi.new("mmj_record *")
-        status = lib.mmj_reader_get(self._handle(), seq, rec)
-        if status < 0:
-            raise error_for(status, f"get seq {seq}")
-        return _record(rec)
+        with self._using() as handle:      # the payload is copied out before the handle is let go
+            status = lib.mmj_reader_get(handle, seq, rec)
+            if status < 0:
+                raise error_for(status, f"get seq {seq}")
+            return _record(rec)
 
     def __iter__(self) -> Iterator[Record]:
         return self.records()
@@ -147,22 +184,39 @@ class Reader:
         wanted = None if rtypes is None else frozenset(int(t) for t in rtypes)
         pos = ffi.new("mmj_pos *")
         rec = ffi.new("mmj_record *")
-        check(lib.mmj_reader_seek(self._handle(), first_seq or 0, pos), "seek")
+        check(self._call(lib.mmj_reader_seek, first_seq or 0, pos), "seek")
         stop = last_seq if last_seq is not None else self.last_seq
         nxt = lib.mmj_reader_next
         control = 1 if include_control else 0
         while True:
-            status = nxt(self._handle(), pos, control, rec)
-            if status == lib.MMJ_END:
+            # in use for a run of records at a time, never across a yield (the consumer may close
+            # the reader); the records are copied out first, and any error is raised only after
+            # the records before it were yielded
+            batch, done, error = [], False, None
+            handle = self._enter()
+            try:
+                for _ in range(_RECORDS_PER_CALL_RUN):
+                    status = nxt(handle, pos, control, rec)
+                    if status == lib.MMJ_END:
+                        done = True
+                        break
+                    check(status, "next")
+                    if rec.seq > stop and (not rec.flags or last_seq is not None):
+                        done = True    # (trailing CHECKPOINT/SEAL records carry the next sequence)
+                        break
+                    if (first_seq is not None and rec.seq < first_seq) or \
+                            (wanted is not None and rec.rtype not in wanted):
+                        continue
+                    batch.append(_record(rec))
+            except Exception as exc:      # noqa: BLE001 (re-raised below, after the batch)
+                error, done = exc, True
+            finally:
+                self._leave()
+            yield from batch
+            if error is not None:
+                raise error
+            if done:
                 return
-            check(status, "next")
-            if rec.seq > stop and (not rec.flags or last_seq is not None):
-                return   # (trailing CHECKPOINT/SEAL records carry the next sequence)
-            if first_seq is not None and rec.seq < first_seq:
-                continue
-            if wanted is not None and rec.rtype not in wanted:
-                continue
-            yield _record(rec)
 
     def _bounds(self, first_seq, last_seq) -> tuple[int, int]:
         first, last = self._range()
@@ -179,11 +233,13 @@ class Reader:
         record in [first_seq, last_seq], all types, filled by one C pass; `gather` turns the pos
         handles of chosen rows into payload arrays."""
         first, last = self._clamped(first_seq, last_seq)
-        return bulk.scan(self._handle(), first, last, fields)
+        with self._using() as handle:
+            return bulk.scan(handle, first, last, fields)
 
     def gather(self, pos: np.ndarray, dtype) -> np.ndarray:
         """The payloads at `pos` (from scan) as rows of `dtype` (dtype.itemsize bytes of each)."""
-        return bulk.gather(self._handle(), pos, dtype)
+        with self._using() as handle:
+            return bulk.gather(handle, pos, dtype)
 
     def read_fixed(self, rtype: int, first_seq: int | None = None, last_seq: int | None = None) -> np.ndarray:
         """Every data record of a fixed-size type in [first_seq, last_seq] as one structured array
@@ -197,7 +253,8 @@ class Reader:
         the range (what report builders want: every type of one range)."""
         first, last = self._clamped(first_seq, last_seq)
         rtypes = list(dict.fromkeys(int(t) for t in rtypes))
-        return bulk.read_fixed(self._handle(), self._types, rtypes, [row_dtype(t) for t in rtypes], first, last)
+        with self._using() as handle:
+            return bulk.read_fixed(handle, self._types, rtypes, [row_dtype(t) for t in rtypes], first, last)
 
     def read_blobs(self, rtype: int, first_seq: int | None = None,
                    last_seq: int | None = None) -> tuple[np.ndarray, bytes, np.ndarray]:
@@ -205,23 +262,31 @@ class Reader:
         first, last = self._bounds(first_seq, last_seq)
         rows = ffi.new("uint64_t *")
         nbytes = ffi.new("uint64_t *")
-        check(lib.mmj_reader_read_blobs(self._handle(), rtype, first, last, ffi.NULL, ffi.NULL, ffi.NULL, 0, 0,
-                                        rows, nbytes), "read_blobs")
-        headers = bulk.populated_empty(rows[0], HEADER_DTYPE)
-        blob = bytearray(nbytes[0])
-        offsets = np.zeros(rows[0] + 1, dtype=np.uint64)
-        if rows[0]:
-            check(lib.mmj_reader_read_blobs(
-                self._r, rtype, first, last, ffi.from_buffer("char[]", headers),
-                ffi.from_buffer("char[]", blob) if blob else ffi.NULL,
-                ffi.cast("uint64_t *", ffi.from_buffer(offsets)), rows[0], nbytes[0], rows, nbytes), "read_blobs")
+        with self._using() as handle:
+            check(lib.mmj_reader_read_blobs(handle, rtype, first, last, ffi.NULL, ffi.NULL, ffi.NULL, 0, 0,
+                                            rows, nbytes), "read_blobs")
+            headers = bulk.populated_empty(rows[0], HEADER_DTYPE)
+            blob = bytearray(nbytes[0])
+            offsets = np.zeros(rows[0] + 1, dtype=np.uint64)
+            if rows[0]:
+                check(lib.mmj_reader_read_blobs(
+                    handle, rtype, first, last, ffi.from_buffer("char[]", headers),
+                    ffi.from_buffer("char[]", blob) if blob else ffi.NULL,
+                    ffi.cast("uint64_t *", ffi.from_buffer(offsets)), rows[0], nbytes[0], rows, nbytes),
+                    "read_blobs")
         return headers, bytes(blob), offsets
 
     def close(self) -> None:
-        if self._r != ffi.NULL:
+        """Close the snapshot: calls from now on raise JournalClosed; calls other threads are
+        inside finish first (close waits for them), then the mapping is freed."""
+        with self._idle:
+            if self._r == ffi.NULL:
+                return
             r, self._r = self._r, ffi.NULL
-            self._types.clear()
-            lib.mmj_reader_close(r)
+            while self._calls:
+                self._idle.wait()
+        self._types.clear()
+        lib.mmj_reader_close(r)
 
     def __enter__(self) -> "Reader":
         return self

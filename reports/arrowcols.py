@@ -39,7 +39,13 @@ def codes(indices: np.ndarray, names: list[str], valid: np.ndarray | None = None
     """A dictionary-encoded string column: `names[indices[i]]`, null where not valid."""
     idx = pa.array(np.ascontiguousarray(indices, dtype=np.int32),
                    mask=None if valid is None else ~np.asarray(valid, dtype=bool))
-    return pa.DictionaryArray.from_arrays(idx, pa.array(names, type=pa.string()))
+    return pa.DictionaryArray.from_arrays(idx, _names_array(tuple(names)))
+
+
+@lru_cache(maxsize=256)
+def _names_array(names: tuple) -> pa.Array:
+    """A code column's dictionary, built once per name list (a report asks per chunk)."""
+    return pa.array(names, type=pa.string())
 
 
 def lookup_strings(indices: np.ndarray, values: list[str | None]) -> pa.Array:

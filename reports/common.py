@@ -54,9 +54,12 @@ def clock_columns(ev: OrderEvents, sample_index: np.ndarray | None = None) -> di
     samples = ev.samples
     sample_index = u.sample_index if sample_index is None else sample_index
     has_sample = sample_index >= 0
-    idx = np.where(has_sample, sample_index, 0)
-    bound = samples["error_bound_ns"][idx] if len(samples) else np.zeros(len(idx), np.int64)
-    sample_seq = samples["seq"][idx].astype(np.int64, copy=False) if len(samples) else np.zeros(len(idx), np.int64)
+    every = bool(has_sample.all())
+    if len(samples):      # index -1 (no sample yet) clips to sample 0: masked null below
+        bound = np.ascontiguousarray(samples["error_bound_ns"], dtype=np.int64).take(sample_index, mode="clip")
+        sample_seq = np.ascontiguousarray(samples["seq"], dtype=np.uint64).take(sample_index, mode="clip")
+    else:
+        bound, sample_seq = np.zeros(len(sample_index), np.int64), np.zeros(len(sample_index), np.uint64)
     return {
         "event_time_utc": ac.timestamp_utc(u.utc_ns, u.valid),
         "ts_recorded_ns": pa.array(ev.cols["ts_ns"].astype(np.int64, copy=False)),
@@ -64,8 +67,8 @@ def clock_columns(ev: OrderEvents, sample_index: np.ndarray | None = None) -> di
         "utc_basis": ac.codes(u.basis, BASIS_NAMES),
         "utc_offset_s": pa.array(u.utc_offset_s.astype(np.int16, copy=False)),
         "clock_state": ac.codes(ev.cols["clock_state"], CLOCK_STATE_NAMES),
-        "clock_error_bound_ns": pa.array(bound.astype(np.int64, copy=False), mask=~has_sample),
-        "clock_sample_seq": pa.array(sample_seq.astype(np.uint64, copy=False), mask=~has_sample),
+        "clock_error_bound_ns": pa.array(bound, mask=None if every else ~has_sample),
+        "clock_sample_seq": pa.array(sample_seq, mask=None if every else ~has_sample),
     }
 
 

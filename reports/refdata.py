@@ -77,17 +77,17 @@ class RefData:
 
     def instrument_index(self, symbol_ids: np.ndarray) -> np.ndarray:
         """Row index into `instrument_table()` for each symbol id; -1 where the id is unknown."""
-        ids = self._ids("instruments", self.instruments)
-        return _index_of(ids, symbol_ids)
+        return self._index("instruments", symbol_ids)
 
     def party_index(self, registry: str, ids: np.ndarray) -> np.ndarray:
-        table = getattr(self, registry)
-        return _index_of(self._ids(registry, table), ids)
+        return self._index(registry, ids)
 
-    def _ids(self, name: str, table: dict) -> np.ndarray:
-        if name not in self._lookup:
-            self._lookup[name] = np.array(sorted(table), dtype=np.int64)
-        return self._lookup[name]
+    def _index(self, registry: str, ids: np.ndarray) -> np.ndarray:
+        if registry not in self._lookup:       # built once: a report looks up every chunk's rows
+            sorted_ids = np.array(sorted(getattr(self, registry)), dtype=np.int64)
+            self._lookup[registry] = (sorted_ids, _position_table(sorted_ids))
+        sorted_ids, table = self._lookup[registry]
+        return _index_of(sorted_ids, ids, table)
 
     def sorted_values(self, registry: str) -> list:
         """Registry entries in the order `instrument_index` / `party_index` refer to."""
@@ -111,17 +111,24 @@ class RefData:
 LUT_MAX_ID = 1 << 16      # registries whose ids are all below this are looked up by table
 
 
-def _index_of(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """Position of each id in `sorted_ids`, -1 where absent: a table lookup (one gather) when the
-    registry's ids are small, else a binary search."""
-    if len(sorted_ids) and 0 <= sorted_ids[0] and sorted_ids[-1] < LUT_MAX_ID and ids.dtype.kind in "ui":
-        table = np.full(int(sorted_ids[-1]) + 2, -1, dtype=np.int64)
-        table[sorted_ids] = np.arange(len(sorted_ids))
-        last = len(table) - 1                         # ids past the largest known one land on it
-        pos = np.minimum(ids, last)
-        if ids.dtype.kind == "i":
-            pos = np.where(pos < 0, last, pos)
-        return table[pos]
+def _position_table(sorted_ids: np.ndarray) -> np.ndarray | None:
+    """Position of each id by the id itself, -1 for the ids between, with one -1 past the largest
+    known id; None when the registry's ids are not all small non-negative integers."""
+    if not (len(sorted_ids) and 0 <= sorted_ids[0] and sorted_ids[-1] < LUT_MAX_ID):
+        return None
+    table = np.full(int(sorted_ids[-1]) + 2, -1, dtype=np.int32)
+    table[sorted_ids] = np.arange(len(sorted_ids))
+    return table
+
+
+def _index_of(sorted_ids: np.ndarray, ids: np.ndarray, table: np.ndarray | None = None) -> np.ndarray:
+    """Position of each id in `sorted_ids`, -1 where absent: one gather from the registry's
+    position `table` when it has one (ids past the largest known one clip to its trailing -1),
+    else a binary search."""
+    if table is not None and ids.dtype.kind in "ui":
+        if ids.dtype.kind == "i" or ids.dtype.itemsize == 8:    # negative, or wrapping to it as intp
+            ids = np.where((ids < 0) | (ids >= len(table)), len(table) - 1, ids)
+        return table.take(ids, mode="clip")
     ids = np.asarray(ids, dtype=np.int64)
     pos = np.searchsorted(sorted_ids, ids)
     pos_clipped = np.minimum(pos, max(len(sorted_ids) - 1, 0))

@@ -12,7 +12,23 @@ import pytest
 
 _ROUNDS = 40
 
-_SCRIPT = textwrap.dedent("""
+# Shared by the scripts: start the threads, close the object a moment after they are all running
+# (varied by round), and require every thread to have left it.
+_CLOSE_UNDER = textwrap.dedent("""
+    import threading, time
+
+    def close_under(threads, started, close, delay, what):
+        for t in threads:
+            t.start()
+        started.wait()
+        time.sleep(delay)
+        close()
+        for t in threads:
+            t.join(timeout=60)
+            assert not t.is_alive(), f"a thread is still inside the closed {what}"
+""")
+
+_SCRIPT = _CLOSE_UNDER + textwrap.dedent("""
     import os, sys, threading, time
     from journal import Journal, Reader, RecordType
     from journal.errors import JournalClosed
@@ -50,15 +66,8 @@ _SCRIPT = textwrap.dedent("""
             except JournalClosed:
                 errors.append("closed")
 
-        threads = [threading.Thread(target=f) for f in (appends, batches, syncs)]
-        for t in threads:
-            t.start()
-        started.wait()
-        time.sleep(0.002 + (r % 5) * 0.001)
-        j.close()
-        for t in threads:
-            t.join(timeout=60)
-            assert not t.is_alive(), "a thread is still inside the closed journal"
+        close_under([threading.Thread(target=f) for f in (appends, batches, syncs)], started, j.close,
+                    0.002 + (r % 5) * 0.001, "journal")
         assert errors == ["closed"] * 3, errors
         closed_seen += len(errors)
         del j
@@ -120,3 +129,52 @@ def test_closing_a_tailer_another_thread_waits_on_gives_it_journal_closed(tmp_pa
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr[-3000:]}"
     assert proc.stdout.split() == ["ok"]
+
+
+_READER_SCRIPT = _CLOSE_UNDER + textwrap.dedent("""
+    import os, sys, threading, time
+    import numpy as np
+    from journal import Journal, Reader, RecordType
+    from journal.catalogue import PAYLOAD_DTYPES
+    from journal.errors import JournalClosed
+
+    root, rounds = sys.argv[1], int(sys.argv[2])
+    path = os.path.join(root, "j")
+    with Journal(path, segment_size=1 << 20) as j:
+        for i in range(0, 60_000, 1_000):
+            j.append_batch(RecordType.MD_PACKET, [bytes(24)] * 1_000)
+    closed_seen = 0
+    for r in range(rounds):
+        reader, outcomes, started = Reader(path), [], threading.Barrier(5)
+
+        def loop(step):
+            started.wait()
+            try:
+                for _ in range(10_000):        # bounded: the close comes long before
+                    step()
+                outcomes.append("finished")
+            except JournalClosed:
+                outcomes.append("closed")
+
+        def scans():
+            cols = reader.scan()
+            reader.gather(cols.pos[::7], np.dtype([("head", "u1", (16,))]))
+        steps = [scans, lambda: reader.read_blobs(RecordType.MD_PACKET, 1, 30_000),
+                 lambda: sum(1 for _ in reader.records(1, 20_000)),
+                 lambda: (reader.segments(), reader.get(12_345), reader.refresh(), reader.stopped)]
+        close_under([threading.Thread(target=loop, args=(s,)) for s in steps], started, reader.close,
+                    0.002 + (r % 5) * 0.002, "reader")
+        assert outcomes == ["closed"] * 4, outcomes
+        closed_seen += len(outcomes)
+    print("ok", closed_seen)
+""")
+
+
+def test_closing_a_reader_other_threads_read_gives_them_journal_closed(tmp_path):
+    """Scans, gathers, blob reads, record iteration and single gets on other threads (each C call
+    releases the GIL) while the reader is closed: they end with JournalClosed, never on unmapped
+    memory."""
+    proc = subprocess.run([sys.executable, "-c", _READER_SCRIPT, str(tmp_path), "30"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr[-3000:]}"
+    assert proc.stdout.split() == ["ok", "120"]

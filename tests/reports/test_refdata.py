@@ -103,10 +103,11 @@ def test_option_cfi_codes_are_checked_position_by_position(cfi, problem):
 def test_index_of_finds_each_id_or_minus_one_by_table_or_by_search(known, ids, dtype):
     """Small registries are looked up by table, others by binary search: both give the position
     in the sorted ids, and -1 for unknown, negative or out-of-range ids."""
-    from reports.refdata import _index_of
+    from reports.refdata import _index_of, _position_table
     sorted_ids = np.array(sorted(known), dtype=np.int64)
     if np.dtype(dtype).kind == "u":
-        ids = [i for i in ids if i >= 0]
-    got = _index_of(sorted_ids, np.array(ids, dtype=dtype))
+        ids = [i for i in ids if i >= 0] + ([2**64 - 1] if dtype == np.uint64 else [])
     position = {v: i for i, v in enumerate(sorted(known))}
-    assert got.tolist() == [position.get(i, -1) for i in ids]
+    for table in (None, _position_table(sorted_ids)):
+        got = _index_of(sorted_ids, np.array(ids, dtype=dtype), table)
+        assert got.tolist() == [position.get(i, -1) for i in ids]
