@@ -1,5 +1,5 @@
-/* Order-event kernels: token hash index, running remaining quantities and OUCH field decoding
- * (see orderjoin.h). */
+/* Order-event kernels: token hash index, running remaining quantities, OUCH field decoding, the
+ * fused merge of a chunk's order events and column gathers (see orderjoin.h). */
 #include <stdlib.h>
 #include <string.h>
 
