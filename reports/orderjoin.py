@@ -264,8 +264,13 @@ def gather(rows: np.ndarray, pairs: list[tuple[np.ndarray, np.ndarray]]) -> None
             raise ValueError(f"cannot gather {src.dtype} into {dst.dtype}")
     if n == 0 or not pairs:
         return
-    if int(rows.max()) >= min(len(src) for src, _ in pairs):
+    shortest = min(len(src) for src, _ in pairs)
+    if int(rows.max()) >= shortest:
         raise IndexError("gather rows past the end of a source")
+    if shortest == 0:     # every row unknown (-1): zeros, and no source row to read for them
+        for _, dst in pairs:
+            dst[:] = np.zeros((), dst.dtype)      # (a plain 0 would be the text "0" in bytes columns)
+        return
     lib.oj_gather(n, _ptr("int64_t *", rows), len(pairs),
                   ffi.new("uint8_t *[]", [_address(src) for src, _ in pairs]),
                   ffi.new("int64_t[]", [src.strides[0] for src, _ in pairs]),

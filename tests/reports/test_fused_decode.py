@@ -177,6 +177,10 @@ def test_gather_matches_take_and_astype_and_rejects_what_it_cannot_widen():
         orderjoin.gather(rows, [(rec["b"], np.empty(200, np.uint8))])
     with pytest.raises(IndexError):
         orderjoin.gather(np.array([50]), [(rec["a"], np.empty(1, np.uint8))])
+    # an empty source (no order known yet): every row unknown gives zeros, no source row is read
+    unknown, text = np.full(4, 7, np.int64), np.full(4, b"X", "S8")
+    orderjoin.gather(np.full(4, -1), [(rec["e"][:0], unknown), (rec["d"][:0], text)])
+    assert unknown.tolist() == [0, 0, 0, 0] and text.tolist() == [b""] * 4
 
 
 def test_merge_events_refuses_creator_columns_that_do_not_fit(tmp_path):
