@@ -231,6 +231,7 @@ extern "C" {
 #define MMJ_MIN_SEGMENT_SIZE 65536
 #define MMJ_RTYPE_CHECKPOINT 12
 #define MMJ_RTYPE_SEAL 18
+#define MMJ_RTYPE_ANY 4294967295 /* read_blobs: every data record (no record has this type) */
 
 /* Return codes. Negative values are errors; MMJ_OK and MMJ_END/MMJ_AGAIN are not. */
 enum mmj_status {
@@ -545,8 +546,9 @@ int mmj_reader_read_fixed_many(const mmj_reader *r /* reader */, uint64_t ntypes
                                char *const *outs /* OUT: ntypes row buffers */,
                                const uint64_t *caps /* ntypes capacities in rows */,
                                uint64_t *rows /* OUT: ntypes row counts */);
-/* Copy data records of one type: 20-byte headers (as above), payloads concatenated into blob,
- * and rows+1 offsets into blob. With hdr NULL only counts rows and bytes. */
+/* Copy data records of one type (or of every type with MMJ_RTYPE_ANY, in sequence order):
+ * 20-byte headers (as above), payloads concatenated into blob, and rows+1 offsets into blob.
+ * With hdr NULL only counts rows and bytes. */
 int mmj_reader_read_blobs(const mmj_reader *r /* reader */, uint32_t rtype /* record type */,
                           uint64_t first /* first seq */, uint64_t last /* last seq */,
                           char *hdr /* OUT: 20-byte headers, or NULL */,

@@ -602,7 +602,7 @@ static int visit_blob(void *p, const mmj_rec_hdr *h, uint64_t slot, uint64_t off
     (void)slot;
     (void)off;
     blob_ctx *c = p;
-    if (h->rtype != c->rtype)
+    if (h->rtype != c->rtype && c->rtype != MMJ_RTYPE_ANY)
         return MMJ_OK;
     uint64_t len = h->word & MMJ_LENGTH_MASK;
     if (c->hdr) {

@@ -256,10 +256,12 @@ class Reader:
         with self._using() as handle:
             return bulk.read_fixed(handle, self._types, rtypes, [row_dtype(t) for t in rtypes], first, last)
 
-    def read_blobs(self, rtype: int, first_seq: int | None = None,
+    def read_blobs(self, rtype: int | None, first_seq: int | None = None,
                    last_seq: int | None = None) -> tuple[np.ndarray, bytes, np.ndarray]:
-        """(headers[HEADER_DTYPE], payload bytes concatenated, offsets[rows+1]) for one type."""
+        """(headers[HEADER_DTYPE], payload bytes concatenated, offsets[rows+1]) for one type, or
+        for every data record in sequence order with rtype None."""
         first, last = self._bounds(first_seq, last_seq)
+        rtype = lib.MMJ_RTYPE_ANY if rtype is None else rtype
         rows = ffi.new("uint64_t *")
         nbytes = ffi.new("uint64_t *")
         with self._using() as handle:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+from array import array
 from itertools import accumulate, groupby
-from operator import attrgetter
 from typing import Callable
 
 from journal.catalogue import RecordType, pack, pack_json
@@ -71,9 +71,6 @@ _on_packets_c = lib.fsig_on_packets
 _RUN_MAX_SEQUENCE = 1 << 62     # a run's sequence stays far below the C path's int64 limit
 
 
-_packet_of, _time_of = attrgetter("packet"), attrgetter("now_ns")
-
-
 class PacketRun:
     """Consecutive MarketData events as one buffer for Engine.on_packet_run (replay)."""
 
@@ -81,14 +78,31 @@ class PacketRun:
 
     def __init__(self, events: list) -> None:
         self.events = events
-        packets = list(map(_packet_of, events))
+        packets = [ev.packet for ev in events]
         joined = b"".join(packets)
-        self._keep = joined
+        # array.array converts a list of ints at a fraction of what ffi.new's initialiser costs;
+        # the C arrays are views of these (kept alive with the packets' bytes)
+        offsets = array("Q", [0, *accumulate(map(len, packets))])
+        stamps = array("q", [ev.now_ns for ev in events])
+        self._keep = (joined, offsets, stamps)
         self.buf = ffi.from_buffer("uint8_t[]", joined)
-        self.off = ffi.new("uint64_t[]", [0, *accumulate(map(len, packets))])
-        self.ts = ffi.new("int64_t[]", list(map(_time_of, events)))
+        self.off = ffi.from_buffer("uint64_t[]", offsets)
+        self.ts = ffi.from_buffer("int64_t[]", stamps)
         self.done = ffi.new("uint32_t *")
         self.messages = ffi.new("uint64_t *")
+
+    @classmethod
+    def over(cls, events, buf, off, ts, keep) -> "PacketRun":
+        """A run over packets already in one buffer: packet i is buf[off[i]:off[i+1]], received
+        at ts[i] (C pointers); `events` is any sequence whose item i is packet i's MarketData
+        (the engine asks only for the ones C does not take); `keep` owns the memory."""
+        run = cls.__new__(cls)
+        run.events, run.buf, run.off, run.ts, run._keep = events, buf, off, ts, keep
+        run.done = ffi.new("uint32_t *")
+        run.messages = ffi.new("uint64_t *")
+        return run
+
+
 unpack = ffi.unpack
 _NULL = ffi.NULL
 

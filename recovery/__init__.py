@@ -9,6 +9,8 @@ they use):
                       snapshot_dir, journal_id, batch) -> ReplayResult; replay_journal(path, engine,
                       *, profile, fresh_session, last_seq, snapshots, snapshot_every, batch)
                       (batch: runs of quiet market-data packets in one C call; equal results)
+  recovery.blocks     Blocks(reader, first_seq, last_seq): the journal read a block at a time
+                      (replay_journal's source: packet runs are views of the block's buffer)
   recovery.reconcile  sans-io: venue_view([(seq, ouch bytes)]) -> VenueView; local_view(engine,
                       journaled_seqs) -> LocalView; reconcile(local, venue, venue_positions=None)
                       -> ReconResult; apply(engine, resolution, now_ns) -> [Action]

@@ -20,6 +20,7 @@ from journal.errors import JournalError
 from mm_core.engine import PacketRun
 from mm_core.events import MarketData, Reconciled, SendOrder
 from mm_core.runner import engine_events, market_data_event
+from recovery.blocks import Blocks, ListedRecords
 from recovery.errors import BadRecoveryRecord, JournalUnavailable
 from recovery.reconcile import apply, resolution_from_json
 from recovery.snapshot import Snapshot, latest_snapshot, write_snapshot
@@ -125,39 +126,38 @@ class _Walk:
         self.since_snapshot += 1
         self.take(self.engine.on_event(event))
 
-    def feed_run(self, event, source: _Lookahead) -> None:
+    def feed_run(self, event, source) -> None:
         """`event` (its record already pulled) and the MD_PACKET records right after it, through
         Engine.on_packet_run: the same checks, in the same order, as feeding them one by one
         (a packet that ends quiet has no actions, so the records after it see nothing expected)."""
-        recs = [None, *source.take_run(RecordType.MD_PACKET, _RUN_MAX - 1)]
-        events = [event, *map(market_data_event, recs[1:])]
-        run = PacketRun(events)
+        run, recs = source.packet_run(event, _RUN_MAX)
         engine, result = self.engine, self.result
-        i, n = 0, len(events)
+        i, n = 0, len(run.events)
         while i < n:
             taken, actions = engine.on_packet_run(run, i)
             if taken > 1:
-                self.before_quiet(recs[i + 1:i + taken])
+                self.before_quiet(recs, i + 1, i + taken)
             result.events += taken
             self.since_snapshot += taken
             self.take(actions)
             i += taken
             if i < n:
-                self.before(recs[i])
+                self.before(recs.record(i))
 
-    def before_quiet(self, recs: list) -> None:
-        """before() of MD_PACKET records that each follow a packet which ended quiet (nothing is
-        expected, and the batch path writes no snapshots): only the counts and sequence move."""
+    def before_quiet(self, recs, start: int, stop: int) -> None:
+        """before() of the run's MD_PACKET records start..stop-1, each following a packet which
+        ended quiet (nothing is expected, and the batch path writes no snapshots): only the
+        counts and sequence move."""
         if self.every:
-            for rec in recs:
-                self.before(rec)
+            for i in range(start, stop):
+                self.before(recs.record(i))
             return
         self.skipping = False
         r = self.result
-        r.records += len(recs)
+        r.records += stop - start
         if not r.first_seq:
-            r.first_seq = recs[0].seq
-        r.last_seq = recs[-1].seq
+            r.first_seq = recs.seq(start)
+        r.last_seq = recs.seq(stop - 1)
 
     def take(self, actions) -> None:
         for action in actions:
@@ -259,15 +259,16 @@ class _Lookahead:
             return rec
         return next(self._it)
 
-    def take_run(self, rtype, limit: int) -> list:
-        """Up to `limit` records of type rtype, as long as the next ones are of that type."""
-        out: list = []
+    def packet_run(self, event: MarketData, limit: int) -> tuple[PacketRun, ListedRecords]:
+        """(PacketRun, its records) of `event` — the MarketData of the MD_PACKET record taken
+        last — and the MD_PACKET records right after it, `limit` in all at most."""
+        recs: list = [None]
         rec = self._next if self._next is not None else next(self._it, None)
-        while rec is not None and rec.rtype == rtype and len(out) < limit:
-            out.append(rec)
+        while rec is not None and rec.rtype == RecordType.MD_PACKET and len(recs) < limit:
+            recs.append(rec)
             rec = next(self._it, None)
         self._next = rec
-        return out
+        return PacketRun([event, *map(market_data_event, recs[1:])]), ListedRecords(recs)
 
     def next_is(self, rtype) -> bool:
         if self._next is None:
@@ -283,7 +284,8 @@ _RESUME = Record(0, 0, 0, 0, 0, b"")
 def replay(records: Iterable, engine, *, profile: str = "eu-hft", fresh_session: bool = True,
            resume: Snapshot | None = None, snapshot_every: int | Callable[[int], bool] = 0,
            snapshot_dir=None, journal_id: str = "", batch: bool = True) -> ReplayResult:
-    """Feed a journal's records (journal.Record, in sequence order) through `engine`, which must be
+    """Feed a journal's records (journal.Record, in sequence order, or recovery.blocks.Blocks of
+    a reader) through `engine`, which must be
     fresh, built with the session's config, symbols and limits — or, with `resume`, the records
     after the snapshot's sequence through the snapshot's engine. With snapshot_every (a count of
     events, or a policy called with the events since the last snapshot), a snapshot is
@@ -297,9 +299,12 @@ def replay(records: Iterable, engine, *, profile: str = "eu-hft", fresh_session:
         result.snapshot = resume.path
         result.journaled_venue_seqs = resume.venue_seqs()
         result.last_venue_seq = resume.last_venue_seq
-        records = itertools.chain((_RESUME,), records)
-
-    source = _Lookahead(records)
+    if isinstance(records, Blocks):       # a journal read a block at a time (replay_journal)
+        source = records
+        if resume is not None:
+            source.push_front(_RESUME)
+    else:
+        source = _Lookahead(itertools.chain((_RESUME,), records) if resume is not None else records)
 
     def tapped():
         # engine_events pulls a record only after the events of the previous one were fed, so
@@ -339,7 +344,7 @@ def replay_journal(path, engine, *, profile: str = "eu-hft", fresh_session: bool
             snap, skipped = latest_snapshot(snapshots, reader.journal_id,
                                             reader.last_seq if last_seq is None else last_seq)
         first = snap.seq + 1 if snap is not None else None
-        result = replay(reader.records(first_seq=first, last_seq=last_seq), engine, profile=profile,
+        result = replay(Blocks(reader, first, last_seq), engine, profile=profile,
                         fresh_session=fresh_session, resume=snap, snapshot_every=snapshot_every,
                         snapshot_dir=snapshots, journal_id=reader.journal_id, batch=batch)
         result.snapshots_skipped = skipped

@@ -78,6 +78,10 @@ def test_whatever_is_appended_is_read_back(ops, reopen_at, checkpoint_every, seg
                 mine = [e for e in expected if e[1] == rtype]
                 assert list(headers["seq"]) == [e[0] for e in mine]
                 assert [blob[offsets[k]:offsets[k + 1]] for k in range(len(mine))] == [e[5] for e in mine]
+            headers, blob, offsets = r.read_blobs(None)        # every type, in sequence order
+            assert [(int(h["seq"]), int(h["rtype"]), int(h["ts_ns"]), int(h["ts_source"]),
+                     int(h["clock_state"]), blob[offsets[k]:offsets[k + 1]])
+                    for k, h in enumerate(headers)] == expected
         report = verify(d)
         assert report.ok and report.records == len(expected) and report.unanchored == 0
         if expected:
