@@ -327,11 +327,13 @@ def main(quick: bool) -> str:
     lines.append(_live_lines(live, venue_p99))
     lines.append("Verdict:")
     lines.append(f"- Replay rebuilds state at {full_rate:,.0f} events/s = {full_rate / TARGET_EPS:.3f} of "
-                 f"the 500k target: NOT met. The engine alone on the same events runs at "
-                 f"{largest['events'] / largest['engine_s']:,.0f} ev/s, so replay's own overhead is "
-                 f"{largest['replay_s'] / largest['engine_s']:.2f}x the engine; the journal is read at "
-                 f"{largest['records'] / largest['records_s']:,.0f} rec/s per record in Python and "
-                 f"{largest['records'] / largest['bulk_s']:,.0f} rec/s in bulk. The engine (CPython) is the limit.")
+                 f"the 500k target: {'met' if full_rate >= TARGET_EPS else 'NOT met'}. The engine alone on "
+                 f"the same events runs at {largest['events'] / largest['engine_s']:,.0f} ev/s, so replay's "
+                 f"own overhead is {largest['replay_s'] / largest['engine_s']:.2f}x the engine; replay reads "
+                 f"the journal a block at a time (recovery.blocks: one C copy per 8,192 records, packet runs "
+                 f"handed to the engine as views), where a per-record read runs at "
+                 f"{largest['records'] / largest['records_s']:,.0f} rec/s and the bulk column scan at "
+                 f"{largest['records'] / largest['bulk_s']:,.0f} rec/s. The engine (CPython) is the limit.")
     lines.append(f"- With snapshots every {every:,} events the local part's p99 is {snap_p99:.3f} s at "
                  f"{largest['inputs']:,} inputs"
                  + (f" and {_pct(rows[sizes[0]]['rto_snap'], 0.99):.3f} s at {rows[sizes[0]]['inputs']:,}"
