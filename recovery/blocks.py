@@ -16,7 +16,7 @@ from mm_core.engine import PacketRun, ffi
 from mm_core.events import MarketData
 from mm_core.runner import market_data_event
 
-__all__ = ["BLOCK_RECORDS", "Blocks", "ListedRecords"]
+__all__ = ["BLOCK_RECORDS", "Blocks", "ListedRecords", "listed_run"]
 
 BLOCK_RECORDS = 8192     # records per C pass: ~0.5 MB of a session journal, a few ms of replay
 _MD = int(RecordType.MD_PACKET)
@@ -62,6 +62,12 @@ class ListedRecords:
 
     def record(self, i: int) -> Record:
         return self.recs[i]
+
+
+def listed_run(event: MarketData, recs: list) -> tuple[PacketRun, ListedRecords]:
+    """The packet run of `event` and the MD_PACKET records recs[1:] after it, copied into a
+    buffer of its own (the record-iterator path, and a run that starts on a block's last record)."""
+    return PacketRun([event, *map(market_data_event, recs[1:])]), ListedRecords(recs)
 
 
 class _BlockRecords:
@@ -155,7 +161,7 @@ class Blocks:
         """(PacketRun, its records) of `event` — the MarketData of the MD_PACKET record handed
         out last — and the MD_PACKET records right after it in the same block, `limit` at most."""
         if not self._ready():
-            return PacketRun([event]), ListedRecords([None])
+            return listed_run(event, [None])
         block, k = self._block, self._k
         rtypes, end = block.rtypes, min(block.n, k + limit - 1)
         j = k
@@ -164,8 +170,7 @@ class Blocks:
         adjacent = self._from_block   # else the event's record was the last of the block before
         self._k, self._from_block = j, j > k or adjacent
         if not adjacent:
-            recs = [None, *map(block.record, range(k, j))]
-            return PacketRun([event, *map(market_data_event, recs[1:])]), ListedRecords(recs)
+            return listed_run(event, [None, *map(block.record, range(k, j))])
         k0, n = k - 1, j - k + 1
         run = PacketRun.over(_BlockPackets(block, k0, n, event), block.buf_c, block.off_c + k0,
                              block.ts_c + k0, block)

@@ -19,8 +19,8 @@ from journal.catalogue import RecordType, raw_bytes, unpack, unpack_json
 from journal.errors import JournalError
 from mm_core.engine import PacketRun
 from mm_core.events import MarketData, Reconciled, SendOrder
-from mm_core.runner import engine_events, market_data_event
-from recovery.blocks import Blocks, ListedRecords
+from mm_core.runner import engine_events
+from recovery.blocks import Blocks, ListedRecords, listed_run
 from recovery.errors import BadRecoveryRecord, JournalUnavailable
 from recovery.reconcile import apply, resolution_from_json
 from recovery.snapshot import Snapshot, latest_snapshot, write_snapshot
@@ -268,7 +268,7 @@ class _Lookahead:
             recs.append(rec)
             rec = next(self._it, None)
         self._next = rec
-        return PacketRun([event, *map(market_data_event, recs[1:])]), ListedRecords(recs)
+        return listed_run(event, recs)
 
     def next_is(self, rtype) -> bool:
         if self._next is None:
