@@ -551,6 +551,17 @@ int64_t *fsig_fv_ints(fsig *g, int which) {
     return which >= 0 && which < FSIG_I_COUNT ? g->iv[which] : NULL;
 }
 
+uint32_t fsig_priced(const fsig *g, uint32_t *symbols) {
+    const double *fair = g->d[FSIG_D_FAIR];
+    uint32_t k = 0;
+    if (!fair)
+        return 0;
+    for (uint32_t s = 0; s < g->n; s++)
+        if (fair[s] > 0.0)      /* false for NaN, as Python's `fair > 0` */
+            symbols[k++] = s;
+    return k;
+}
+
 /* EwmaBeta.update and .beta on (sxy, sxx, n) slots. */
 static void beta_update(double *sxy, double *sxx, int64_t *n, double alpha, double x, double y) {
     *sxy += alpha * (x * y - *sxy);
@@ -1064,6 +1075,11 @@ void fsig_guard_info_get(const fsig *g, uint32_t symbol, fsig_guard_info *info) 
     info->n_fills_ask = (int64_t)u->fills[1].len;
     info->n_marks_bid = (int64_t)u->marks[0].len;
     info->n_marks_ask = (int64_t)u->marks[1].len;
+}
+
+void fsig_trips(const fsig *g, int64_t *trips) {
+    for (uint32_t s = 0; s < g->n; s++)
+        trips[s] = g->guards[s].trips;
 }
 
 void fsig_guard_arrays(const fsig *g, uint32_t symbol, uint8_t *print_buys, int64_t *print_qty,

@@ -68,6 +68,7 @@ _requote_may_act_c = lib.fsig_requote_may_act
 _MEMO_N, _SENT_N = lib.FSIG_M_N, lib.FSIG_S_N
 _STATE_OF = TradingState
 _on_packets_c = lib.fsig_on_packets
+_priced_c = lib.fsig_priced
 _RUN_MAX_SEQUENCE = 1 << 62     # a run's sequence stays far below the C path's int64 limit
 
 
@@ -276,6 +277,7 @@ class Engine:
             self._sh = self.sig.handle
             self._fair_out = ffi.new("double *")
             n = self.n
+            self._priced_out = ffi.new("uint32_t[]", n)
             pkt = self._pkt = ffi.new("fsig_packet *")
             self._pkt_keep = [ffi.new("fsig_trip[]", n), ffi.new("uint32_t[]", n), ffi.new("double[]", n)]
             pkt.trips, pkt.touched, pkt.fairs = self._pkt_keep
@@ -291,8 +293,8 @@ class Engine:
         state = dict(self.__dict__)
         del state["_bh"], state["_top"]
         if self.sig is not None:
-            for name in ("mid2", "vol_q", "_sh", "_fair_out", "_pkt", "_pkt_keep", "_pkt_own_version",
-                         "_pkt_own", "_rx", "_react_c", "_summary", "_risk_seen"):
+            for name in ("mid2", "vol_q", "_sh", "_fair_out", "_priced_out", "_pkt", "_pkt_keep",
+                         "_pkt_own_version", "_pkt_own", "_rx", "_react_c", "_summary", "_risk_seen"):
                 state.pop(name, None)
         state["urgent"] = None          # the shell's sink belongs to the process, not the state
         state.pop("_own", None)         # C arrays derived from the OMS: rebuilt on first use
@@ -1158,10 +1160,9 @@ class Engine:
         if self.tracker.in_gap:
             self._request_gap(actions)
         self.risk.on_timer(now)
-        feed = self._feed_risk
-        for s, fair in enumerate(self.fv.fair[0:self.n]):
-            if fair > 0:
-                feed(s, fair, True)
+        feed, fair = self._feed_risk, self.fv.fair
+        for s in self._priced():
+            feed(s, fair[s], True)
         self._mature_markouts(actions)
         if now >= self.next_metrics_ns:
             self.metrics.sample_position(self.inventory.position)
@@ -1173,6 +1174,13 @@ class Engine:
         for s in self.hedger.pairs:
             self._hedge(s, actions)
         return actions
+
+    def _priced(self) -> list[int]:
+        """The symbols with a positive fair value, ascending (compiled: one C pass over the slots,
+        which outnumber the traded symbols many times)."""
+        if self.sig is not None:
+            return unpack(self._priced_out, _priced_c(self._sh, self._priced_out))
+        return [s for s, fair in enumerate(self.fv.fair[0:self.n]) if fair > 0]
 
     def _requote_checked(self, symbols, actions: list[Action]) -> None:
         """_requote of each of these quoted symbols (the timer's).

@@ -157,6 +157,8 @@ int fsig_evaluate(fsig *g, uint32_t symbol, int64_t now_ns, fsig_trip *trip);
 
 /* Inspection (state_items): the scalars, then the arrays, oldest first, each sized by info. */
 void fsig_guard_info_get(const fsig *g, uint32_t symbol, fsig_guard_info *info);
+/* Every symbol's guard trip count, OUT trips[n] (the summary's, in one call rather than n). */
+void fsig_trips(const fsig *g, int64_t *trips);
 void fsig_guard_arrays(const fsig *g, uint32_t symbol, uint8_t *print_buys, int64_t *print_qty,
                        int64_t *imbalances, int64_t *net, int64_t *fills_bid, int64_t *fills_ask,
                        double *marks_bid, double *marks_ask);
@@ -219,6 +221,9 @@ int fsig_fv_init(fsig *g, const fsig_fv_params *p, const int64_t *ticks, const i
 /* The arrays (NULL before fsig_fv_init, or for the estimator's when calibrate_every is 0). */
 double *fsig_fv_array(fsig *g, int which);
 int64_t *fsig_fv_ints(fsig *g, int which);
+/* The symbols whose fair value is positive (priced), ascending, OUT symbols[n]; returns how many
+ * (before fsig_fv_init: 0). The timer refreshes the gateway's view of these, not of every slot. */
+uint32_t fsig_priced(const fsig *g, uint32_t *symbols);
 /* FairValueModel.update. OUT *fair. FSIG_OK, FSIG_CALIBRATE (then fsig_fv_finish) or FSIG_BAD_PARAM
  * (nothing changed) for a symbol outside 0..n-1. */
 int fsig_fv_update(fsig *g, uint32_t symbol, int64_t bid, int64_t bid_qty, int64_t ask,

@@ -9,6 +9,7 @@ Mids are passed doubled (bid + ask) so every money figure stays an integer.
 from __future__ import annotations
 
 from collections import deque
+from itertools import compress
 
 from journal.catalogue import Side
 
@@ -170,20 +171,21 @@ class Metrics:
 
     def summary(self, marks: list[int]) -> dict:
         """A JSON-ready snapshot; money in price4 · shares integers."""
+        # only a traded symbol has lots (each lot is a fill), and P&L or spread captured
+        traded = list(compress(range(self.n), self.traded))
         per_symbol = {}
-        for s in range(self.n):
-            if self.traded[s] or self.lots[s]:
-                per_symbol[str(s)] = {
-                    "position": self.position(s),
-                    "realized": self.realized[s],
-                    "unrealized": self.unrealized(s, marks[s]) if marks[s] > 0 else None,
-                    "spread_captured": self.spread_x2[s] // 2,
-                    "traded": self.traded[s],
-                }
+        for s in traded:
+            per_symbol[str(s)] = {
+                "position": self.position(s),
+                "realized": self.realized[s],
+                "unrealized": self.unrealized(s, marks[s]) if marks[s] > 0 else None,
+                "spread_captured": self.spread_x2[s] // 2,
+                "traded": self.traded[s],
+            }
         mean_abs = self.abs_pos_sum / self.pos_samples if self.pos_samples else 0.0
         return {
             "realized": sum(self.realized),
-            "unrealized": sum(self.unrealized(s, marks[s]) for s in range(self.n) if marks[s] > 0),
+            "unrealized": sum(self.unrealized(s, marks[s]) for s in traded if marks[s] > 0),
             "spread_captured": sum(self.spread_x2) // 2,
             "fill_rate": {side: (self.fills[i] / self.quotes_sent[i] if self.quotes_sent[i] else 0.0)
                           for i, side in enumerate(("bid", "ask"))},

@@ -92,12 +92,10 @@ class SignalKernel:
         return self._info
 
     def trips(self) -> list[int]:
-        """Every symbol's guard trip count (KernelGuard.trips of each, in one pass)."""
-        get, h, info, out = lib.fsig_guard_info_get, self._h, self._info, []
-        for s in range(self.n):
-            get(h, s, info)
-            out.append(info.trips)
-        return out
+        """Every symbol's guard trip count (KernelGuard.trips of each, in one C call)."""
+        out = ffi.new("int64_t[]", self.n)
+        lib.fsig_trips(self._h, out)
+        return ffi.unpack(out, self.n)
 
 
 def trip_of(t) -> Trip:

@@ -320,3 +320,19 @@ def test_memo_misses_are_priced_in_the_c_reaction(monkeypatch):
     assert engines.kernel.state_hash() == engines.reference.state_hash()
     _, _, k = simulate(2, 3000)
     assert sum(copied) > 200 and k.quiet_packets > k.counts["md_packets"] // 2
+
+
+def test_priced_symbols_and_trip_counts_come_from_one_c_call_each():
+    """fsig_priced (the timer's symbols to refresh at the gateway) lists exactly the slots with a
+    fair value above zero, ascending, NaN excluded; fsig_trips equals every guard's own count."""
+    engine = make_engine()
+    for ev in simulate(3, 400)[0]:
+        engine.on_event(ev)
+    fair = engine.fv.fair
+    assert engine._priced() == [s for s, f in enumerate(fair[0:engine.n]) if f > 0] != []
+    fair[5], fair[7], fair[engine.n - 1] = float("nan"), 0.25, -1.0
+    assert 5 not in engine._priced() and 7 in engine._priced() and engine.n - 1 not in engine._priced()
+    assert engine.sig.trips() == [engine.sig.guards[s].trips for s in range(engine.n)]
+    reference = Engine(EngineConfig(), SYMBOLS, gateway(), compiled=False)
+    reference.fv.fair[2] = 3.0
+    assert reference._priced() == [2]
