@@ -15,6 +15,7 @@ import pathlib
 import queue
 import random
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -245,12 +246,42 @@ def stop_engine(proc: EngineProcess, stop_file: str) -> dict:
     return json.loads(text)
 
 
+_SCRATCH_OWNER = "drill.pid"
+
+
+def scratch_dir(prefix: str) -> tempfile.TemporaryDirectory:
+    """A drill's scratch directory, removed when the drill ends and marked with this process's
+    pid. A drill killed from outside (SIGKILL, the OOM killer, a CI timeout) cannot remove its
+    own, so this first removes the scratch of earlier drills of this kind whose process is gone.
+    A directory without the marker (a kept journal) or whose process is alive is left alone."""
+    for old in pathlib.Path(tempfile.gettempdir()).glob(prefix + "*"):
+        try:
+            pid = int((old / _SCRATCH_OWNER).read_text())
+        except (OSError, ValueError):
+            continue
+        if not _process_alive(pid):
+            shutil.rmtree(old, ignore_errors=True)
+    tmp = tempfile.TemporaryDirectory(prefix=prefix)
+    (pathlib.Path(tmp.name) / _SCRATCH_OWNER).write_text(str(os.getpid()))
+    return tmp
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True         # someone else's process: alive
+    return True
+
+
 class LiveSession:
     """A venue in this process, the relays a drill puts in front of it, and one fresh engine
     process quoting on it; `close()` ends them all (engine first), whatever happened."""
 
     def __init__(self, prefix: str, seed: int, duration: float) -> None:
-        self._tmp = tempfile.TemporaryDirectory(prefix=prefix)
+        self._tmp = scratch_dir(prefix)
         self.workdir = pathlib.Path(self._tmp.name)
         self._closers: list[Callable[[], None]] = [self._tmp.cleanup]
         self.venue = DrillVenue(self.workdir, seed, duration=duration)

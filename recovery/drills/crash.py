@@ -25,7 +25,7 @@ from journal import Reader
 from recovery.drills import _engine_proc as proc_main
 from recovery.drills.common import (
     USER, WAIT_S, DrillError, DrillReport, DrillVenue, EngineProcess, Spare, compare_with_venue, engine_args,
-    format_table, journal_result, lost_acks,
+    format_table, journal_result, lost_acks, scratch_dir,
 )
 from recovery.reconcile import venue_view
 from recovery.recover import RecoverySettings, recover
@@ -304,7 +304,7 @@ def run_crash_drill(settings: CrashSettings, progress: Callable[[CrashRun], None
     if settings.runs < 1:
         raise DrillError("runs must be at least 1")
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="mmaudit-crash-") as tmp:
+    with scratch_dir("mmaudit-crash-") as tmp:
         workdir = pathlib.Path(tmp)
         # the journal outlives the drill: it holds the DRILL_RESULT evidence
         journal = settings.journal_dir or tempfile.mkdtemp(prefix="mmaudit-crash-journal-")
