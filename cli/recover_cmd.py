@@ -91,8 +91,11 @@ def _print_summary(s: dict) -> None:
     replay, tail = s["replay"], s["tail"]
     verdict = "RECONCILED" if s["reconciled"] else "NOT RECONCILED"
     click.echo(f"{verdict}{' (dry run: nothing written, nothing sent)' if s['dry_run'] else ''}")
-    if tail.get("bytes_discarded") or tail.get("would_discard_from"):
+    if tail.get("bytes_discarded") or tail.get("would_discard_from") or tail.get("segments_removed"):
         click.echo(f"  journal tail: {tail}")
+    if tail.get("kept_in"):
+        click.echo(f"  DAMAGED JOURNAL: the records after the first invalid one are kept in {tail['kept_in']} "
+                   f"(no longer part of the journal): keep them for the audit")
     click.echo(f"  replay: {replay['events']} events, {replay['orders_checked']} orders checked, "
                f"{replay['divergences']} divergences, last venue sequence {replay['last_venue_seq']}, "
                f"state {replay['state_hash'][:16]}")

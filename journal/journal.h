@@ -164,6 +164,17 @@
  *   never repair: they stop at
  *   the first invalid record. verify() checks everything, including the chain and zero tails.
  *
+ * DISCARDED DATA: a crashed writer can only tear the tail of its last, unsealed segment. When
+ *   the first invalid record is anywhere else (its segment has a summary, i.e. was sealed, or a
+ *   later segment holds records), what follows it is damage in front of acknowledged records,
+ *   and recovery keeps it rather than deleting it: before repairing the segment it writes a copy
+ *   of the segment's bytes up to its last non-zero byte (fsynced), and it moves each later
+ *   segment that holds records instead of deleting it, all into discarded/r<N>/ under their own
+ *   names (N = 1, 2, ...; mmj_recovery.discarded_run). Readers, tailers and verify never read
+ *   discarded/. A torn tail of the last segment, and later segments without records (a roll cut
+ *   short), are zeroed or deleted as before. If discarded/ cannot be written, the writer open
+ *   fails (MMJ_E_IO) and nothing is repaired.
+ *
  * DURABILITY: pagecache (survives a process crash), group (msync after group_records records or
  *   group_us microseconds since the last sync, whichever comes first, checked at append time),
  *   sync (msync before append returns). A failed msync/fsync is fatal and latched: every later
@@ -313,6 +324,9 @@ typedef struct mmj_recovery {
     uint64_t records_discarded;/* valid-looking data records in the deleted segments */
     uint64_t sealed_segment;   /* 1 + index of the unsealed segment recovery sealed, 0 if none */
     uint64_t continued_segment;/* 1 + index of the unsealed segment the writer continues in, 0 if none */
+    uint64_t segments_kept;    /* of segments_removed, those moved to discarded/r<N> (records in them) */
+    uint32_t discarded_run;    /* N of discarded/r<N> holding what recovery kept, 0 if nothing */
+    uint32_t pad;
 } mmj_recovery;
 
 /* One record as returned by readers and tailers. */

@@ -130,6 +130,20 @@ int mmj_footer_read(int dirfd, uint64_t index, uint8_t *out);
 int mmj_footer_check(const uint8_t *f, const mmj_map *m, uint32_t salt_check, uint64_t first_seq,
                      mmj_footer *out);
 
+/* What recovery keeps of what it discards (journal_discard.c; journal.h DISCARDED DATA). */
+typedef struct mmj_discard {
+    int fd;                    /* discarded/r<run>, -1 until opened */
+    uint32_t run;              /* N of discarded/r<N>, 0 until opened */
+} mmj_discard;
+/* Make the next free discarded/r<N> of the journal directory. MMJ_OK or MMJ_E_IO. */
+int mmj_discard_open(int dirfd, mmj_discard *d);
+/* Keep a copy of segment `index`'s first len bytes there (fsynced). MMJ_OK or MMJ_E_IO. */
+int mmj_discard_copy(mmj_discard *d, uint64_t index, const uint8_t *bytes, uint64_t len);
+/* Move segment file `index` of dirfd there. MMJ_OK or MMJ_E_IO. */
+int mmj_discard_move(mmj_discard *d, int dirfd, uint64_t index);
+/* fsync and close the run's directory (the caller fsyncs the journal directory). */
+int mmj_discard_close(mmj_discard *d);
+
 /* The writer-to-tailer wake-up word (journal_notify.c). */
 typedef struct mmj_notify mmj_notify;
 /* Map the directory's notify file (create: make it); NULL if it cannot (tailers then poll). */

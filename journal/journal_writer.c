@@ -857,23 +857,59 @@ static uint64_t count_records(mmj_writer *w, uint64_t index)
     return n;
 }
 
+/* Open discarded/r<N> once per recovery (journal.h DISCARDED DATA). */
+static int discard_ready(mmj_writer *w, mmj_discard *keep, mmj_recovery *rep, int *err)
+{
+    if (keep->fd >= 0)
+        return MMJ_OK;
+    if (mmj_discard_open(w->dirfd, keep) != MMJ_OK)
+        return fail_io(w, err);
+    rep->discarded_run = keep->run;
+    return MMJ_OK;
+}
+
+/* Segments idx[from..n) leave the journal: moved to discarded/r<N> if they hold records, else
+ * deleted (a roll cut short leaves an empty one). */
 static int remove_segments(mmj_writer *w, const uint64_t *idx, size_t from, size_t n, mmj_recovery *rep,
-                           int *err)
+                           mmj_discard *keep, int *err)
 {
     char name[64];
     if (from >= n)
         return MMJ_OK;
     for (size_t i = from; i < n; i++) {
-        rep->records_discarded += count_records(w, idx[i]);
+        uint64_t records = count_records(w, idx[i]);
+        rep->records_discarded += records;
         mmj_footer_remove(w->dirfd, idx[i]);
-        mmj_segment_name(name, sizeof name, idx[i], 0);
-        if (unlinkat(w->dirfd, name, 0) != 0)
-            return fail_io(w, err);
+        if (records) {
+            int rc = discard_ready(w, keep, rep, err);
+            if (rc != MMJ_OK)
+                return rc;
+            if (mmj_discard_move(keep, w->dirfd, idx[i]) != MMJ_OK)
+                return fail_io(w, err);
+            rep->segments_kept++;
+        } else {
+            mmj_segment_name(name, sizeof name, idx[i], 0);
+            if (unlinkat(w->dirfd, name, 0) != 0)
+                return fail_io(w, err);
+        }
         rep->segments_removed++;
     }
-    if (fsync(w->dirfd) != 0)
+    if (mmj_discard_close(keep) != MMJ_OK || fsync(w->dirfd) != 0)
         return fail_io(w, err);
     return MMJ_OK;
+}
+
+/* Whether what follows the first invalid record of segment idx[i] is damage rather than a torn
+ * tail: the segment was sealed (it has a summary) or a later segment holds records. */
+static int damaged_not_torn(mmj_writer *w, const uint64_t *idx, size_t i, size_t n)
+{
+    uint8_t f[MMJ_FOOTER_SIZE];
+    if (mmj_footer_read(w->dirfd, idx[i], f) != MMJ_E_NOT_FOUND)
+        return 1;
+    for (size_t j = i + 1; j < n; j++)
+        if (count_records(w, idx[j]))
+            return 1;
+    return 0;
 }
 
 /* Scan segment m from its header: fills the writer's chain state; returns 1 if sealed (EOS seen),
@@ -987,6 +1023,7 @@ static int recover(mmj_writer *w, mmj_recovery *rep, int *err)
     uint64_t expect_index = 0;
     w->next_seq = 1;
     int have_open = 0;   /* an unsealed segment stays mapped as w->seg */
+    mmj_discard keep = {-1, 0};
     size_t i;
     for (i = 0; i < n; i++) {
         mmj_map m;
@@ -1037,8 +1074,19 @@ static int recover(mmj_writer *w, mmj_recovery *rep, int *err)
             continue;
         }
         /* the data of this segment ends at `end`: zero whatever follows, keep it as current */
-        mmj_footer_remove(w->dirfd, idx[i]);
         uint64_t dirty_end = mmj_nonzero_end(m.base, end, m.size);
+        if (dirty_end > end && damaged_not_torn(w, idx, i, n)) {
+            rc = discard_ready(w, &keep, rep, err);
+            if (rc == MMJ_OK && mmj_discard_copy(&keep, idx[i], m.base, dirty_end) != MMJ_OK)
+                rc = fail_io(w, err);
+            if (rc != MMJ_OK) {
+                mmj_discard_close(&keep);
+                mmj_unmap(&m);
+                free(idx);
+                return rc;
+            }
+        }
+        mmj_footer_remove(w->dirfd, idx[i]);
         if (bad != MMJ_R_NONE || dirty_end) {
             rep->reason = bad != MMJ_R_NONE ? bad : MMJ_R_TORN;
             rep->segment = idx[i];
@@ -1048,6 +1096,7 @@ static int recover(mmj_writer *w, mmj_recovery *rep, int *err)
             if (dirty_end > end) {
                 memset(m.base + end, 0, dirty_end - end);
                 if (msync(m.base, (size_t)m.size, MS_SYNC) != 0) {
+                    mmj_discard_close(&keep);
                     mmj_unmap(&m);
                     free(idx);
                     return fail_io(w, err);
@@ -1078,7 +1127,8 @@ static int recover(mmj_writer *w, mmj_recovery *rep, int *err)
         i++;
         break;
     }
-    rc = remove_segments(w, idx, i, n, rep, err);
+    rc = remove_segments(w, idx, i, n, rep, &keep, err);
+    mmj_discard_close(&keep);
     free(idx);
     if (rc != MMJ_OK) {
         if (have_open)

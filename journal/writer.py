@@ -58,6 +58,8 @@ class RecoveryReport:
     previous_clean: bool        # whether the previous writer closed cleanly
     created: bool               # whether this open created the journal
     continued_segment: int | None = None  # the crashed segment the writer appends on in, if any
+    segments_kept: int = 0                # of segments_removed, moved to discarded/ (they held records)
+    discarded_run: int = 0                # N of discarded/r<N> holding what recovery kept, 0: nothing
 
     @property
     def clean(self) -> bool:
@@ -73,6 +75,7 @@ class RecoveryReport:
             sealed_segment=rep.sealed_segment - 1 if rep.sealed_segment else None,
             previous_pid=rep.previous_pid, previous_clean=bool(rep.previous_clean), created=bool(rep.created),
             continued_segment=rep.continued_segment - 1 if rep.continued_segment else None,
+            segments_kept=rep.segments_kept, discarded_run=rep.discarded_run,
         )
 
 

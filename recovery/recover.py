@@ -9,6 +9,7 @@ venue sessions in venue_link.py. Must not make trading decisions beyond reconcil
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -217,8 +218,9 @@ def _open_journal(path: str, dry_run: bool) -> tuple[Journal | None, dict]:
     return journal, {"repaired": True, "clean": rep.clean, "reason": rep.reason, "segment": rep.segment,
                      "offset": rep.offset, "first_lost_seq": rep.seq if not rep.clean else None,
                      "bytes_discarded": rep.bytes_discarded, "segments_removed": rep.segments_removed,
-                     "records_discarded": rep.records_discarded, "previous_pid": rep.previous_pid,
-                     "previous_closed_cleanly": rep.previous_clean}
+                     "records_discarded": rep.records_discarded, "segments_kept": rep.segments_kept,
+                     "kept_in": os.path.join(path, "discarded", f"r{rep.discarded_run}") if rep.discarded_run
+                     else None, "previous_pid": rep.previous_pid, "previous_closed_cleanly": rep.previous_clean}
 
 
 def _order_doc(engine: Engine, token: str) -> dict | None:
@@ -237,7 +239,10 @@ def recover(settings: RecoverySettings, progress: Callable[[str, str], None] = _
     t0 = time.perf_counter()
     journal, tail = _open_journal(settings.journal, settings.dry_run)
     timings["open"] = time.perf_counter() - t0
-    if tail.get("bytes_discarded") or tail.get("would_discard_from"):
+    if tail.get("kept_in"):
+        progress("journal", f"damaged journal: what followed the first invalid record is kept in "
+                            f"{tail['kept_in']}: {tail}")
+    elif tail.get("bytes_discarded") or tail.get("would_discard_from") or tail.get("segments_removed"):
         progress("journal", f"torn tail: {tail}")
     try:
         engine = build_engine(settings.config, settings.symbols, settings.limits_text)

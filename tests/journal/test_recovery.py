@@ -12,8 +12,10 @@ from tests.journal.jhelpers import (SMALL_SEGMENT, flip_byte, payload_for, recor
 
 
 def unseal_last(d):
-    """Make the last segment look like its writer crashed: remove its SEAL and EOS records."""
+    """Make the last segment look like its writer crashed: remove its SEAL and EOS records, and the
+    summary a crashed writer would not have written yet."""
     seg = segment_files(d)[-1]
+    seg.with_suffix(".sum").unlink(missing_ok=True)
     recs = record_offsets(seg)
     assert recs[-1][2] & lib.MMJ_FLAG_EOS and recs[-2][2] & lib.MMJ_FLAG_CONTROL
     data = bytearray(seg.read_bytes())
@@ -75,24 +77,57 @@ def test_bad_record_in_last_segment_discards_the_rest_of_it(tmp_path):
     assert verify(d).ok
 
 
-def test_bad_record_in_an_early_segment_removes_later_segments(tmp_path):
+def test_bad_record_in_an_early_segment_moves_later_segments_aside(tmp_path):
+    """Damage in a sealed segment (not a crash's torn tail): the journal becomes the valid prefix,
+    and what it no longer holds is kept byte for byte in discarded/r1, never deleted."""
     d = tmp_path / "j"
     write_journal(d, 2000)
     files = segment_files(d)
     assert len(files) >= 4
+    originals = {f.name: f.read_bytes() for f in files}
     victim = files[1]
     recs = data_records(victim)
     first_seq = int.from_bytes(victim.read_bytes()[40:48], "little")
     flip_byte(victim, recs[5][0] + 28)   # the salt check field
+    damaged = victim.read_bytes()
     later = sum(len(data_records(f)) for f in files[2:])
     with Journal(d) as j:
         rep = j.recovery
         assert (rep.reason_code, rep.segment, rep.seq) == (lib.MMJ_R_BAD_SALT, 1, first_seq + 5)
         assert rep.segments_removed == len(files) - 2 and rep.records_discarded == later
+        assert rep.segments_kept == len(files) - 2 and rep.discarded_run == 1
         assert j.next_seq == first_seq + 5
         assert j.segment == 1 == rep.continued_segment   # appends go on in the repaired segment...
     names = [p.name for p in segment_files(d)]
-    assert names == [f.name for f in files[:2]]          # ...and nothing is left after it
+    assert names == [f.name for f in files[:2]]          # ...and nothing is left after it in the journal
+    assert verify(d).ok
+    kept = d / "discarded" / "r1"
+    assert sorted(p.name for p in kept.iterdir()) == [f.name for f in files[1:]]
+    for f in files[2:]:
+        assert (kept / f.name).read_bytes() == originals[f.name]
+    copy = (kept / victim.name).read_bytes()      # the damaged segment as recovery found it
+    assert damaged.startswith(copy) and not any(damaged[len(copy):]) and len(copy) > recs[-1][0]
+
+
+def test_each_damaging_recovery_keeps_its_own_run_and_a_torn_tail_keeps_nothing(tmp_path):
+    d = tmp_path / "j"
+    write_journal(d, 2000)
+    flip_byte(segment_files(d)[2], data_records(segment_files(d)[2])[3][0] + 40)
+    with Journal(d) as j:
+        assert j.recovery.discarded_run == 1
+        for k in range(600):
+            j.append(RecordType.MD_PACKET, payload_for(k, 100))
+    flip_byte(segment_files(d)[1], data_records(segment_files(d)[1])[0][0] + 40)
+    with Journal(d) as j:
+        assert j.recovery.discarded_run == 2 and j.recovery.segments_kept >= 1
+    assert sorted(p.name for p in (d / "discarded").iterdir()) == ["r1", "r2"]
+    seg, end = unseal_last(d)            # a crashed writer's torn tail: zeroed, nothing kept
+    with open(seg, "r+b") as f:
+        f.seek(end)
+        f.write(b"\x81" * 100)
+    with Journal(d) as j:
+        assert j.recovery.bytes_discarded > 0 and j.recovery.discarded_run == 0
+    assert sorted(p.name for p in (d / "discarded").iterdir()) == ["r1", "r2"]
     assert verify(d).ok
 
 

@@ -15,6 +15,7 @@ from mm_core.events import MarketData
 from mm_core.runner import market_data_event
 from recovery.blocks import Blocks
 from recovery.replay import replay, replay_journal
+from tests.journal.jhelpers import flip_byte, record_offsets, segment_files, write_journal
 from tests.recovery.journaling import fresh_engine, write_long_session
 from tests.recovery.test_replay_batch import _engine_view, _result_view
 
@@ -112,3 +113,22 @@ def test_a_block_source_replays_as_the_record_iterator(tmp_path):
 def test_bad_block_size_is_refused(mixed):
     with Reader(mixed) as r, pytest.raises(ValueError):
         Blocks(r, block_records=0)
+
+
+@pytest.mark.parametrize("block", [1, 64, 8192])
+def test_a_damaged_journal_gives_the_same_records_as_the_readers_and_stops_at_the_damage(tmp_path, block):
+    """A record of a sealed segment altered after the journal closed (a flipped payload byte):
+    Blocks hands out exactly the records the reader's own iterator does, every one ahead of the
+    damaged record and none after it, and the reader says where and why it stopped."""
+    path = tmp_path / "j"
+    write_journal(path, 3_000, segment_size=64 << 10)
+    segment = segment_files(path)[0]
+    offset = record_offsets(segment)[200][0]
+    flip_byte(segment, offset + 40)
+    with Reader(str(path)) as r:
+        want = [tuple(rec) for rec in r.records()]
+    with Reader(str(path)) as r:
+        got = [tuple(rec) for rec in Blocks(r, block_records=block)]
+        stopped = r.stopped
+    assert 150 < len(want) < 200 and got == want
+    assert stopped["reason"] == "bad crc" and stopped["seq"] == want[-1][0] + 1
