@@ -832,12 +832,16 @@ static void remove_tmp_files(mmj_writer *w, const uint64_t *idx, size_t n)
     }
 }
 
-/* Count the valid-looking data records of a segment that recovery is about to delete. */
-static uint64_t count_records(mmj_writer *w, uint64_t index)
+/* Count the valid-looking data records of a segment that recovery is about to delete; OUT
+ * *blank (if not NULL): 1 iff its header is valid and no record was started after it (a roll
+ * cut short), the only kind of segment recovery deletes rather than keeps. */
+static uint64_t count_records(mmj_writer *w, uint64_t index, int *blank)
 {
     mmj_map m;
     uint64_t first, n = 0;
     int newer;
+    if (blank)
+        *blank = 0;
     if (mmj_map_segment(w->dirfd, index, 0, &m, NULL) != MMJ_OK)
         return 0;
     if (mmj_header_check(&m, w->salt, &first, NULL, &newer, NULL) == MMJ_R_NONE) {
@@ -851,6 +855,11 @@ static uint64_t count_records(mmj_writer *w, uint64_t index)
                 seq++;
             }
             off += (uint64_t)size;
+        }
+        if (blank && n == 0) {     /* not even a first record started (its word is zero) */
+            uint32_t word;
+            memcpy(&word, m.base + MMJ_HEADER_SIZE, sizeof word);
+            *blank = word == 0;
         }
     }
     mmj_unmap(&m);
@@ -868,8 +877,8 @@ static int discard_ready(mmj_writer *w, mmj_discard *keep, mmj_recovery *rep, in
     return MMJ_OK;
 }
 
-/* Segments idx[from..n) leave the journal: moved to discarded/r<N> if they hold records, else
- * deleted (a roll cut short leaves an empty one). */
+/* Segments idx[from..n) leave the journal: deleted if blank (a roll cut short leaves one), else
+ * moved to discarded/r<N> (records, or a damaged header in front of them). */
 static int remove_segments(mmj_writer *w, const uint64_t *idx, size_t from, size_t n, mmj_recovery *rep,
                            mmj_discard *keep, int *err)
 {
@@ -877,10 +886,10 @@ static int remove_segments(mmj_writer *w, const uint64_t *idx, size_t from, size
     if (from >= n)
         return MMJ_OK;
     for (size_t i = from; i < n; i++) {
-        uint64_t records = count_records(w, idx[i]);
-        rep->records_discarded += records;
+        int blank;
+        rep->records_discarded += count_records(w, idx[i], &blank);
         mmj_footer_remove(w->dirfd, idx[i]);
-        if (records) {
+        if (!blank) {
             int rc = discard_ready(w, keep, rep, err);
             if (rc != MMJ_OK)
                 return rc;
@@ -907,7 +916,7 @@ static int damaged_not_torn(mmj_writer *w, const uint64_t *idx, size_t i, size_t
     if (mmj_footer_read(w->dirfd, idx[i], f) != MMJ_E_NOT_FOUND)
         return 1;
     for (size_t j = i + 1; j < n; j++)
-        if (count_records(w, idx[j]))
+        if (count_records(w, idx[j], NULL))
             return 1;
     return 0;
 }

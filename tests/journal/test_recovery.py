@@ -227,3 +227,19 @@ def test_missing_first_segment_hides_everything_after_it(tmp_path):
     with Journal(d) as j:
         assert j.recovery.reason_code == lib.MMJ_R_MISSING_SEGMENT and j.recovery.records_discarded == 2000 - in_first
         assert j.next_seq == 1
+
+
+def test_a_segment_with_a_damaged_header_is_kept_with_the_segments_after_it(tmp_path):
+    d = tmp_path / "j"
+    write_journal(d, 2000)
+    files = segment_files(d)
+    originals = {f.name: f.read_bytes() for f in files}
+    flip_byte(files[2], 8)               # the header's version field
+    with Journal(d) as j:
+        rep = j.recovery
+        assert rep.reason_code == lib.MMJ_R_BAD_HEADER and rep.segment == 2
+        assert rep.segments_removed == rep.segments_kept == len(files) - 2 and rep.discarded_run == 1
+    kept = d / "discarded" / "r1"
+    assert sorted(p.name for p in kept.iterdir()) == [f.name for f in files[2:]]
+    assert (kept / files[3].name).read_bytes() == originals[files[3].name]
+    assert verify(d).ok
