@@ -169,10 +169,11 @@
  *   later segment holds records), what follows it is damage in front of acknowledged records,
  *   and recovery keeps it rather than deleting it: before repairing the segment it writes a copy
  *   of the segment's bytes up to its last non-zero byte (fsynced), and it moves each later
- *   segment that holds records instead of deleting it, all into discarded/r<N>/ under their own
- *   names (N = 1, 2, ...; mmj_recovery.discarded_run). Readers, tailers and verify never read
- *   discarded/. A torn tail of the last segment, and later segments without records (a roll cut
- *   short), are zeroed or deleted as before. If discarded/ cannot be written, the writer open
+ *   segment that is not blank instead of deleting it, all into discarded/r<N>/ under their own
+ *   names (N = 1, 2, ...; mmj_recovery.discarded_run); a segment with a damaged header is kept
+ *   the same way. Readers, tailers and verify never read discarded/. A torn tail of the last
+ *   segment, and a blank later segment (valid header, no record started: a roll cut short), are
+ *   zeroed or deleted as before. If discarded/ cannot be written, the writer open
  *   fails (MMJ_E_IO) and nothing is repaired.
  *
  * DURABILITY: pagecache (survives a process crash), group (msync after group_records records or
