@@ -156,7 +156,8 @@
  *   - a crash during a roll: segment i unsealed and segment i+1 present with no records.
  *   Recovery scans segments in order and stops at the first invalid record (or bad header, or a
  *   missing EOS in a segment that is not the last). It zeroes everything from that offset to the
- *   end of that segment (and msyncs it), deletes all later segments, reports what was discarded
+ *   end of that segment (and msyncs it), removes all later segments (DISCARDED DATA: kept
+ *   unless blank), reports what was discarded
  *   (mmj_recovery), and the writer continues appending in that last, unsealed segment right after
  *   its last valid record (continued_segment); only a segment of a format version other than the
  *   writer's is sealed (sealed_segment) and a new one started, so no segment mixes chain
@@ -171,10 +172,13 @@
  *   of the segment's bytes up to its last non-zero byte (fsynced), and it moves each later
  *   segment that is not blank instead of deleting it, all into discarded/r<N>/ under their own
  *   names (N = 1, 2, ...; mmj_recovery.discarded_run); a segment with a damaged header is kept
- *   the same way. Readers, tailers and verify never read discarded/. A torn tail of the last
- *   segment, and a blank later segment (valid header, no record started: a roll cut short), are
- *   zeroed or deleted as before. If discarded/ cannot be written, the writer open
- *   fails (MMJ_E_IO) and nothing is repaired.
+ *   the same way, and each kept segment's summary goes with it. Readers, tailers and verify never
+ *   read discarded/. A torn tail of the last segment, and a blank later segment (valid header,
+ *   only zeros after it: a roll cut short), are zeroed or deleted as before. If discarded/ cannot
+ *   be written the writer open fails (MMJ_E_IO): before the damaged segment is repaired if its
+ *   copy could not be made; if a later segment could not be moved, after the repair, leaving that
+ *   segment and those after it in place, which the next open finds (a segment without EOS
+ *   followed by others) and moves again. No record is deleted either way.
  *
  * DURABILITY: pagecache (survives a process crash), group (msync after group_records records or
  *   group_us microseconds since the last sync, whichever comes first, checked at append time),
@@ -322,7 +326,7 @@ typedef struct mmj_recovery {
     uint64_t seq;              /* the sequence expected there */
     uint64_t bytes_discarded;  /* bytes zeroed: from offset to the last non-zero byte after it */
     uint64_t segments_removed; /* later segments deleted */
-    uint64_t records_discarded;/* valid-looking data records in the deleted segments */
+    uint64_t records_discarded;/* valid-looking data records in the removed segments (deleted or kept) */
     uint64_t sealed_segment;   /* 1 + index of the unsealed segment recovery sealed, 0 if none */
     uint64_t continued_segment;/* 1 + index of the unsealed segment the writer continues in, 0 if none */
     uint64_t segments_kept;    /* of segments_removed, those moved to discarded/r<N> (records in them) */

@@ -25,8 +25,12 @@ int mmj_discard_open(int dirfd, mmj_discard *d)
     char name[32];
     d->fd = -1;
     d->run = 0;
-    if (mkdirat(dirfd, MMJ_DISCARD_DIR, 0755) != 0 && errno != EEXIST)
+    if (mkdirat(dirfd, MMJ_DISCARD_DIR, 0755) == 0) {
+        if (fsync(dirfd) != 0)      /* the new name must survive before anything is moved in */
+            return MMJ_E_IO;
+    } else if (errno != EEXIST) {
         return MMJ_E_IO;
+    }
     int parent = openat(dirfd, MMJ_DISCARD_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (parent < 0)
         return MMJ_E_IO;
@@ -68,17 +72,28 @@ int mmj_discard_copy(mmj_discard *d, uint64_t index, const uint8_t *bytes, uint6
             break;
         done += (uint64_t)got;
     }
-    /* durable before the segment is repaired: a crash in between must not lose both copies */
+    /* durable, name and bytes, before the segment is repaired: a crash in between must not lose
+     * both copies */
     int ok = done == len && fsync(fd) == 0;
     close(fd);
-    return ok ? MMJ_OK : MMJ_E_IO;
+    return ok && fsync(d->fd) == 0 ? MMJ_OK : MMJ_E_IO;
 }
 
 int mmj_discard_move(mmj_discard *d, int dirfd, uint64_t index)
 {
     char name[64];
     mmj_segment_name(name, sizeof name, index, 0);
-    return renameat(dirfd, name, d->fd, name) == 0 ? MMJ_OK : MMJ_E_IO;
+    if (renameat(dirfd, name, d->fd, name) != 0)
+        return MMJ_E_IO;
+    mmj_discard_summary(d, dirfd, index);
+    return MMJ_OK;
+}
+
+void mmj_discard_summary(mmj_discard *d, int dirfd, uint64_t index)
+{
+    char name[64];
+    mmj_footer_name(name, sizeof name, index, 0);
+    renameat(dirfd, name, d->fd, name);     /* none (ENOENT) is fine: a summary is only a hint */
 }
 
 int mmj_discard_close(mmj_discard *d)

@@ -139,8 +139,10 @@ typedef struct mmj_discard {
 int mmj_discard_open(int dirfd, mmj_discard *d);
 /* Keep a copy of segment `index`'s first len bytes there (fsynced). MMJ_OK or MMJ_E_IO. */
 int mmj_discard_copy(mmj_discard *d, uint64_t index, const uint8_t *bytes, uint64_t len);
-/* Move segment file `index` of dirfd there. MMJ_OK or MMJ_E_IO. */
+/* Move segment file `index` of dirfd there, with its summary if any. MMJ_OK or MMJ_E_IO. */
 int mmj_discard_move(mmj_discard *d, int dirfd, uint64_t index);
+/* Move segment `index`'s summary there if it has one (best effort: a summary is a hint). */
+void mmj_discard_summary(mmj_discard *d, int dirfd, uint64_t index);
 /* fsync and close the run's directory (the caller fsyncs the journal directory). */
 int mmj_discard_close(mmj_discard *d);
 

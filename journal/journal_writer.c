@@ -833,8 +833,8 @@ static void remove_tmp_files(mmj_writer *w, const uint64_t *idx, size_t n)
 }
 
 /* Count the valid-looking data records of a segment that recovery is about to delete; OUT
- * *blank (if not NULL): 1 iff its header is valid and no record was started after it (a roll
- * cut short), the only kind of segment recovery deletes rather than keeps. */
+ * *blank (if not NULL): 1 iff its header is valid and every byte after it is zero (a roll cut
+ * short), the only kind of segment recovery deletes rather than keeps. */
 static uint64_t count_records(mmj_writer *w, uint64_t index, int *blank)
 {
     mmj_map m;
@@ -856,11 +856,8 @@ static uint64_t count_records(mmj_writer *w, uint64_t index, int *blank)
             }
             off += (uint64_t)size;
         }
-        if (blank && n == 0) {     /* not even a first record started (its word is zero) */
-            uint32_t word;
-            memcpy(&word, m.base + MMJ_HEADER_SIZE, sizeof word);
-            *blank = word == 0;
-        }
+        if (blank)      /* nothing at all after the header (a damaged first word is not blank) */
+            *blank = n == 0 && !mmj_nonzero_end(m.base, MMJ_HEADER_SIZE, m.size);
     }
     mmj_unmap(&m);
     return n;
@@ -888,7 +885,6 @@ static int remove_segments(mmj_writer *w, const uint64_t *idx, size_t from, size
     for (size_t i = from; i < n; i++) {
         int blank;
         rep->records_discarded += count_records(w, idx[i], &blank);
-        mmj_footer_remove(w->dirfd, idx[i]);
         if (!blank) {
             int rc = discard_ready(w, keep, rep, err);
             if (rc != MMJ_OK)
@@ -897,6 +893,7 @@ static int remove_segments(mmj_writer *w, const uint64_t *idx, size_t from, size
                 return fail_io(w, err);
             rep->segments_kept++;
         } else {
+            mmj_footer_remove(w->dirfd, idx[i]);
             mmj_segment_name(name, sizeof name, idx[i], 0);
             if (unlinkat(w->dirfd, name, 0) != 0)
                 return fail_io(w, err);
@@ -909,14 +906,15 @@ static int remove_segments(mmj_writer *w, const uint64_t *idx, size_t from, size
 }
 
 /* Whether what follows the first invalid record of segment idx[i] is damage rather than a torn
- * tail: the segment was sealed (it has a summary) or a later segment holds records. */
+ * tail: the segment was sealed (it has a summary) or a later segment is not blank. */
 static int damaged_not_torn(mmj_writer *w, const uint64_t *idx, size_t i, size_t n)
 {
     uint8_t f[MMJ_FOOTER_SIZE];
+    int blank;
     if (mmj_footer_read(w->dirfd, idx[i], f) != MMJ_E_NOT_FOUND)
         return 1;
     for (size_t j = i + 1; j < n; j++)
-        if (count_records(w, idx[j], NULL))
+        if (count_records(w, idx[j], &blank) || !blank)
             return 1;
     return 0;
 }
@@ -1094,6 +1092,7 @@ static int recover(mmj_writer *w, mmj_recovery *rep, int *err)
                 free(idx);
                 return rc;
             }
+            mmj_discard_summary(&keep, w->dirfd, idx[i]);   /* it describes the copy now */
         }
         mmj_footer_remove(w->dirfd, idx[i]);
         if (bad != MMJ_R_NONE || dirty_end) {
@@ -1137,7 +1136,8 @@ static int recover(mmj_writer *w, mmj_recovery *rep, int *err)
         break;
     }
     rc = remove_segments(w, idx, i, n, rep, &keep, err);
-    mmj_discard_close(&keep);
+    if (mmj_discard_close(&keep) != MMJ_OK && rc == MMJ_OK)
+        rc = fail_io(w, err);
     free(idx);
     if (rc != MMJ_OK) {
         if (have_open)

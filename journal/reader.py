@@ -108,11 +108,8 @@ class Reader:
 
     def _call(self, fn, *args):
         """fn(handle, *args) with the handle held in use."""
-        handle = self._enter()
-        try:
+        with self._using() as handle:
             return fn(handle, *args)
-        finally:
-            self._leave()
 
     def refresh(self) -> None:
         check(self._call(lib.mmj_reader_refresh), "refresh")

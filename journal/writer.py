@@ -245,12 +245,17 @@ class Journal:
             raise JournalClosed("journal is closed", status=lib.MMJ_E_CLOSED)
         callback = ffi.NULL if fn is None else ffi.callback(
             "mmj_sync_hook", lambda _ctx, segment, start, stop: fn(segment, start, stop))
+        # the hook takes the GIL inside an append (or a sync) holding the writer's lock: an append
+        # that kept the GIL while waiting for that lock would deadlock against it, so appends stop
+        # keeping it before the hook is installed (and start again only after it is removed)
+        if fn is not None:
+            for appender in self._fast.values():
+                appender.set_keep_gil(False)
         check(lib.mmj_writer_set_sync_hook(self._w, callback, ffi.NULL), "set sync hook")
         self._sync_callback = callback   # keeps the C function pointer alive
-        # the hook takes the GIL inside an append (or a sync) holding the writer's lock: an append
-        # that kept the GIL while waiting for that lock would deadlock against it
-        for appender in self._fast.values():
-            appender.set_keep_gil(fn is None and self.durability == "pagecache")
+        if fn is None:
+            for appender in self._fast.values():
+                appender.set_keep_gil(self.durability == "pagecache")
 
     def checkpoint(self) -> None:
         """Write a CHECKPOINT record (the running hash) now."""

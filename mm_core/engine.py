@@ -294,7 +294,7 @@ class Engine:
         del state["_bh"], state["_top"]
         if self.sig is not None:
             for name in ("mid2", "vol_q", "_sh", "_fair_out", "_priced_out", "_pkt", "_pkt_keep",
-                         "_pkt_own_version", "_pkt_own", "_rx", "_react_c", "_summary", "_risk_seen"):
+                         "_pkt_own_version", "_rx", "_react_c", "_summary", "_risk_seen"):
                 state.pop(name, None)
         state["urgent"] = None          # the shell's sink belongs to the process, not the state
         state.pop("_own", None)         # C arrays derived from the OMS: rebuilt on first use

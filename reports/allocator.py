@@ -17,6 +17,8 @@ import ctypes
 M_TRIM_THRESHOLD = -1      # glibc malloc.h: keep up to this much free memory at the heap top
 M_MMAP_THRESHOLD = -3      # glibc malloc.h: blocks at least this large get an mmap of their own
 KEEP_BYTES = 1 << 30       # above any one chunk's column (at most tens of MB)
+MMAP_FALLBACK = 32 << 20   # the largest mmap threshold every 64-bit glibc accepts (older ones
+                           # refuse more than half their 64 MiB heap size)
 
 _applied: bool | None = None
 
@@ -33,5 +35,8 @@ def keep_freed_memory() -> bool:
         except (OSError, AttributeError):      # not glibc: its allocator keeps its own policy
             return False
         mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-        _applied = bool(mallopt(M_TRIM_THRESHOLD, KEEP_BYTES)) and bool(mallopt(M_MMAP_THRESHOLD, KEEP_BYTES))
+        # the mmap threshold first: a refused one after an accepted trim threshold would leave
+        # glibc's adaptive threshold switched off at its 128 KB start
+        raised = bool(mallopt(M_MMAP_THRESHOLD, KEEP_BYTES)) or bool(mallopt(M_MMAP_THRESHOLD, MMAP_FALLBACK))
+        _applied = raised and bool(mallopt(M_TRIM_THRESHOLD, KEEP_BYTES))
     return _applied

@@ -117,7 +117,8 @@ _TAILER_SCRIPT = textwrap.dedent("""
         tailer.close()
         t.join(timeout=10)
         assert not t.is_alive() and len(outcome) == 1, outcome
-        assert outcome[0] - closed_at < 1.0, "the waiting next() outlived the close by a second"
+        # woken by the close, not by its own 5 s wait running out (half of it is a wide margin)
+        assert outcome[0] - closed_at < 2.5, "the waiting next() was not woken by the close"
         assert seen == list(range(1, len(seen) + 1)), "the tailer skipped or repeated a record"
         j.close()
     print("ok")

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
+
 from journal import Journal, Reader, RecordType, verify
+from journal.errors import JournalError
 from journal._journal_cffi import lib
 from tests.journal.jhelpers import (SMALL_SEGMENT, flip_byte, payload_for, record_offsets, segment_files,
                                     write_journal)
@@ -102,7 +105,8 @@ def test_bad_record_in_an_early_segment_moves_later_segments_aside(tmp_path):
     assert names == [f.name for f in files[:2]]          # ...and nothing is left after it in the journal
     assert verify(d).ok
     kept = d / "discarded" / "r1"
-    assert sorted(p.name for p in kept.iterdir()) == [f.name for f in files[1:]]
+    assert sorted(p.name for p in kept.glob("*.mmj")) == [f.name for f in files[1:]]
+    assert sorted(p.name for p in kept.glob("*.sum")) == [f.with_suffix(".sum").name for f in files[1:]]
     for f in files[2:]:
         assert (kept / f.name).read_bytes() == originals[f.name]
     copy = (kept / victim.name).read_bytes()      # the damaged segment as recovery found it
@@ -213,7 +217,6 @@ def test_segment_header_damage_truncates_the_journal_there(tmp_path):
 
 
 def test_missing_first_segment_hides_everything_after_it(tmp_path):
-    import pytest
     from journal import JournalCorrupt, Tailer
     d = tmp_path / "j"
     write_journal(d, 2000)
@@ -240,6 +243,37 @@ def test_a_segment_with_a_damaged_header_is_kept_with_the_segments_after_it(tmp_
         assert rep.reason_code == lib.MMJ_R_BAD_HEADER and rep.segment == 2
         assert rep.segments_removed == rep.segments_kept == len(files) - 2 and rep.discarded_run == 1
     kept = d / "discarded" / "r1"
-    assert sorted(p.name for p in kept.iterdir()) == [f.name for f in files[2:]]
+    assert sorted(p.name for p in kept.glob("*.mmj")) == [f.name for f in files[2:]]
     assert (kept / files[3].name).read_bytes() == originals[files[3].name]
     assert verify(d).ok
+
+
+def test_recovery_that_cannot_keep_the_damage_repairs_nothing(tmp_path):
+    """discarded/ cannot be made (a file has its name): the writer open fails with a typed error
+    and every segment is left exactly as it was."""
+    d = tmp_path / "j"
+    write_journal(d, 2000)
+    victim = segment_files(d)[1]
+    flip_byte(victim, data_records(victim)[5][0] + 40)
+    (d / "discarded").write_bytes(b"not a directory")
+    before = digest(d)
+    with pytest.raises(JournalError):
+        Journal(d)
+    assert digest(d) == before
+    (d / "discarded").unlink()
+    with Journal(d) as j:                  # once it can, the same open keeps the damage
+        assert j.recovery.discarded_run == 1 and j.recovery.segments_kept == len(before) - 2
+
+
+def test_a_later_segment_whose_first_record_was_zeroed_is_kept_not_deleted(tmp_path):
+    d = tmp_path / "j"
+    write_journal(d, 2000)
+    files = segment_files(d)
+    first = record_offsets(files[3])[0][0]
+    data = bytearray(files[3].read_bytes())
+    data[first:first + 8] = bytes(8)       # its first word gone, its later records intact
+    files[3].write_bytes(bytes(data))
+    flip_byte(files[1], data_records(files[1])[5][0] + 40)
+    with Journal(d) as j:
+        assert j.recovery.segments_kept == len(files) - 2
+    assert (d / "discarded" / "r1" / files[3].name).read_bytes() == bytes(data)

@@ -132,6 +132,7 @@ def test_the_c_requote_decision_is_the_engines(bid, ask, want_bid, want_ask, hol
     work = engine._rx.work
     w = lib.FSIG_W_N
     saved = list(work[2 * s * w:(2 * s + 2) * w])
+    saved_denied = list(engine._rx.denied[2 * s:2 * s + 2])     # the cached engine is shared
     try:
         work[2 * s * w:(2 * s + 2) * w] = work_words(oms, bid_key) + work_words(oms, ask_key)
         engine._rx.denied[2 * s:2 * s + 2] = list(denied)
@@ -143,5 +144,5 @@ def test_the_c_requote_decision_is_the_engines(bid, ask, want_bid, want_ask, hol
         acts = lib.fsig_requote_acts(engine._rx.r, s, bp, bq, ap, aq, _NOW)
     finally:
         work[2 * s * w:(2 * s + 2) * w] = saved
-        engine._rx.denied[2 * s:2 * s + 2] = [0, 0]
+        engine._rx.denied[2 * s:2 * s + 2] = saved_denied
     assert bool(acts) == bool(calls), (quote, hold, calls)

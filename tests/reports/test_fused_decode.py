@@ -150,6 +150,7 @@ def test_a_chunk_of_every_case_goes_through_the_compiled_pass(tmp_path, monkeypa
     got = _collect(open_slice(tmp_path), "default", 16, 0, True, monkeypatch)
     assert called
     want = _collect(open_slice(tmp_path), "default", 16, 0, False, monkeypatch)
+    assert len(got) == len(want)
     for g, w in zip(got, want):
         for name in w:
             assert np.array_equal(g[name], w[name]), name
