@@ -71,8 +71,10 @@ def _rows_for(ev: events.OrderEvents, ref: RefData) -> tuple[np.ndarray, np.ndar
     executed = np.flatnonzero(first == 4)
     if len(executed):        # only executions on venues that are not exchanges are reported
         inst_idx = ref.instrument_index(ev.take(executed, ["symbol_id"]).cols["symbol_id"])
+        # an unknown instrument (index -1: the trailing True) may be off-exchange: its execution
+        # is kept, and rejected with its reason, rather than dropped as an exchange's
         off_exchange = np.array([not ref.mics.get(i.mic, {}).get("cat_exchange", True)
-                                 for i in ref.sorted_values("instruments")] + [False], dtype=bool)[inst_idx]
+                                 for i in ref.sorted_values("instruments")] + [True], dtype=bool)[inst_idx]
         first[executed[~off_exchange]] = -1
     counts = (first >= 0).astype(np.int64) + (e == EV["SENT_NEW"])
     rows = np.repeat(np.arange(len(e), dtype=np.int64), counts)

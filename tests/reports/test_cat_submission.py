@@ -115,3 +115,22 @@ def test_control_characters_are_escaped_so_each_event_stays_one_parseable_line()
     assert [e["orderID"] for e in events] == odd
     assert [e["firmDesignatedID"] for e in events] == ['q"\\', "x\x1by", 'q"\\']
     assert all(e["actionType"] == "N\tEW" for e in events)
+
+
+def test_execution_on_an_unknown_instrument_is_rejected_not_dropped(tmp_path):
+    b = DayBuilder()
+    b.session_start()
+    b.clock_sample()
+    b.enter("U1", 99, "B", 1_500_000, 100)          # symbol 99: not in the instrument reference data
+    b.accept("U1")
+    b.execute("U1", 40)
+    journal = b.write(tmp_path / "j")
+    result = run(["cat"], journal, tmp_path / "o", refdata_dir=FIXTURE_REFDATA)
+    rejects = read(tmp_path / "o", "cat", "rejects").to_pylist()
+    symbol_rejects = [r for r in rejects if r["field"] == "symbol_id"]
+    # MENO, MEOR and the execution: not one of the order's events leaves the report unaccounted
+    assert sorted(r["seq"] for r in symbol_rejects) == [3, 3, 5]      # MENO, MEOR; the execution
+    assert "MEOT requires symbol" in {r["reason"] for r in rejects}
+    assert result.rejected == len(rejects)
+    assert {r["reason"] for r in symbol_rejects} == {"symbol_id 99 not in instrument reference data"}
+    assert result.results[0].rows == {"order_events": 0}
