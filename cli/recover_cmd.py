@@ -96,6 +96,10 @@ def _print_summary(s: dict) -> None:
     if tail.get("kept_in"):
         click.echo(f"  DAMAGED JOURNAL: the records after the first invalid one are kept in {tail['kept_in']} "
                    f"(no longer part of the journal): keep them for the audit")
+    if replay.get("stopped"):
+        stop = replay["stopped"]
+        click.echo(f"  replay stopped before seq {stop['seq']}: {stop['reason']} at segment {stop['segment']} "
+                   f"offset {stop['offset']} (nothing after it is replayed)")
     click.echo(f"  replay: {replay['events']} events, {replay['orders_checked']} orders checked, "
                f"{replay['divergences']} divergences, last venue sequence {replay['last_venue_seq']}, "
                f"state {replay['state_hash'][:16]}")

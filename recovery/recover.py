@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from journal import Journal, Reader
+from journal import Journal
 from journal.catalogue import RecordType, TsSource, pack, pack_json
 from journal.errors import JournalError, JournalLocked
 from mm_core.config import EngineConfig, Symbols
@@ -204,10 +204,8 @@ def _adoption(engine: Engine, frame: bytes) -> AdoptPending | None:
 def _open_journal(path: str, dry_run: bool) -> tuple[Journal | None, dict]:
     """The writer (its open repairs a torn tail), or for a dry run what a repair would discard."""
     try:
-        if dry_run:
-            with Reader(path) as reader:
-                stopped = reader.stopped
-            return None, {"repaired": False, "would_discard_from": stopped}
+        if dry_run:     # where the replay stops early (ReplayResult.stopped) is filled in after it
+            return None, {"repaired": False, "would_discard_from": None}
         journal = Journal(path, create=False, segment_size=_SEGMENT)
     except JournalLocked as exc:
         raise JournalUnavailable(f"{path}: a live writer holds the journal (is the engine still "
@@ -242,7 +240,7 @@ def recover(settings: RecoverySettings, progress: Callable[[str, str], None] = _
     if tail.get("kept_in"):
         progress("journal", f"damaged journal: what followed the first invalid record is kept in "
                             f"{tail['kept_in']}: {tail}")
-    elif tail.get("bytes_discarded") or tail.get("would_discard_from") or tail.get("segments_removed"):
+    elif tail.get("bytes_discarded") or tail.get("segments_removed"):
         progress("journal", f"torn tail: {tail}")
     try:
         engine = build_engine(settings.config, settings.symbols, settings.limits_text)
@@ -252,6 +250,10 @@ def recover(settings: RecoverySettings, progress: Callable[[str, str], None] = _
         replayed = replay_journal(settings.journal, engine, profile=profile,
                                   fresh_session=settings.fresh_session, snapshots=settings.snapshots)
         engine = replayed.engine         # the snapshot's, when replay resumed from one
+        if settings.dry_run and replayed.stopped:
+            tail["would_discard_from"] = replayed.stopped
+            progress("journal", f"the journal ends early on an invalid record (a torn tail, or damage "
+                                f"a recovery would keep in discarded/): {replayed.stopped}")
         timings["replay"] = time.perf_counter() - t
         if replayed.snapshot:
             progress("replay", f"resumed from snapshot {replayed.snapshot}")

@@ -67,6 +67,9 @@ class ReplayResult:
     snapshot: str = ""                             # the snapshot it resumed from, if any
     snapshots_skipped: list[str] = field(default_factory=list)
     snapshots_written: int = 0
+    # where the journal ended early on an invalid record (reason, segment, offset, seq), or None:
+    # the replay stopped there, and nothing after it is in this state
+    stopped: dict | None = None
 
     @property
     def state_hash(self) -> str:
@@ -78,7 +81,7 @@ class ReplayResult:
 
     def summary(self) -> dict:
         """The replay and the engine as the replay left it (later changes do not show here)."""
-        return self.final or self._snapshot()
+        return {**(self.final or self._snapshot()), "stopped": self.stopped}
 
     def _snapshot(self) -> dict:
         engine = self.engine
@@ -348,4 +351,6 @@ def replay_journal(path, engine, *, profile: str = "eu-hft", fresh_session: bool
                         fresh_session=fresh_session, resume=snap, snapshot_every=snapshot_every,
                         snapshot_dir=snapshots, journal_id=reader.journal_id, batch=batch)
         result.snapshots_skipped = skipped
+        if last_seq is None or reader.last_seq < last_seq:
+            result.stopped = reader.stopped
         return result

@@ -12,7 +12,7 @@ import threading
 import time
 
 from journal import Reader, Tailer
-from journal.errors import JournalError
+from journal.errors import JournalCorrupt, JournalError
 from recovery.errors import JournalUnavailable
 from recovery.replay import ReplayResult, replay
 
@@ -22,10 +22,11 @@ __all__ = ["follow"]
 def follow(path: str, engine, snapshots: str, *, every: int = 5_000, idle_every: int = 500,
            profile: str = "eu-hft", fresh_session: bool = True, stop: threading.Event | None = None,
            idle_s: float = 5.0, poll_s: float = 0.05) -> ReplayResult:
-    """Replay the journal at `path` as it grows, until `stop` is set or no record arrived for
-    idle_s seconds; returns the replay's result. A snapshot is written every `every` events, and
-    sooner — once `idle_every` events are new — whenever the standby has caught up with the
-    writer: a snapshot then costs the standby no ground, and a crash finds one near its end."""
+    """Replay the journal at `path` as it grows, until `stop` is set, no record arrived for
+    idle_s seconds, or an invalid record (result.stopped says where); returns the replay's result.
+    A snapshot is written every `every` events, and sooner — once `idle_every` events are new —
+    whenever the standby has caught up with the writer: a snapshot then costs the standby no
+    ground, and a crash finds one near its end."""
     try:
         with Reader(path) as reader:
             journal_id = reader.journal_id
@@ -38,13 +39,21 @@ def follow(path: str, engine, snapshots: str, *, every: int = 5_000, idle_every:
         idle, caught_up[0] = caught_up[0], False
         return since >= every or (idle and since >= idle_every)
 
+    stopped: list[dict] = []
+
     def records():
         quiet_since = time.monotonic()
         while not (stop is not None and stop.is_set()):
-            rec = tailer.next(0.0)
-            if rec is None:
-                caught_up[0] = True        # the next input is a safe point worth a snapshot
-                rec = tailer.next(poll_s)
+            try:
+                rec = tailer.next(0.0)
+                if rec is None:
+                    caught_up[0] = True        # the next input is a safe point worth a snapshot
+                    rec = tailer.next(poll_s)
+            except JournalCorrupt as exc:
+                # an invalid record where a valid one must be: nothing after it can be followed,
+                # and the result says where the standby stopped (its snapshots end before it)
+                stopped.append({"reason": str(exc), "seq": tailer.position})
+                return
             if rec is None:
                 if time.monotonic() - quiet_since >= idle_s:
                     return
@@ -53,5 +62,7 @@ def follow(path: str, engine, snapshots: str, *, every: int = 5_000, idle_every:
             yield rec
 
     with tailer:
-        return replay(records(), engine, profile=profile, fresh_session=fresh_session,
-                      snapshot_every=due, snapshot_dir=snapshots, journal_id=journal_id)
+        result = replay(records(), engine, profile=profile, fresh_session=fresh_session,
+                        snapshot_every=due, snapshot_dir=snapshots, journal_id=journal_id)
+    result.stopped = stopped[0] if stopped else None
+    return result
