@@ -283,7 +283,7 @@ class RiskGateway:
             if under is not None:     # an option: its valuation needs the underlying's price too
                 if not under.fair or sym.risk is None or now_ns - under.md_ns > lim.max_market_age_ns \
                         or under.book_stale:
-                    return self._deny_market(under, under.symbol_id, now_ns)
+                    return self._deny_market(sym, symbol_id, now_ns)
 
             fills = self._fills
             horizon = now_ns - lim.throttle_window_ns
@@ -475,10 +475,19 @@ class RiskGateway:
     def _deny_market(self, sym: _Symbol | None, symbol_id: int, now_ns: int) -> RiskDecision:
         """An order on a symbol whose market input is unusable: denied, and (having been presented
         while the fault is active) it latches the state."""
-        problem = self._market_problem(sym, symbol_id, now_ns)
-        if problem is None:
-            problem = (CheckId.OPTION_PARAMS_MISSING, symbol_id, 0, "option has no valuation")
-        return self._deny_latched(*problem, now_ns)
+        return self._deny_latched(*self._market_problems(sym, symbol_id, now_ns)[0], now_ns)
+
+    def _market_problems(self, sym: _Symbol | None, symbol_id: int, now_ns: int) -> list:
+        """Every unusable market input an order on the symbol meets, in the order check() looks:
+        its own book and prices, then an option's underlying's, then an option's valuation."""
+        problems = [self._market_problem(sym, symbol_id, now_ns)]
+        under = sym.under if sym is not None else None
+        if under is not None:
+            problems.append(self._market_problem(under, under.symbol_id, now_ns))
+            if problems[-1] is None and sym.risk is None:
+                problems.append((CheckId.OPTION_PARAMS_MISSING, symbol_id, 0,
+                                 f"option {symbol_id} has no valuation"))
+        return [p for p in problems if p is not None]
 
     def _market_problem(self, sym: _Symbol | None, symbol_id: int, now_ns: int):
         """(check, value, limit, detail) of a symbol whose market input is unusable, else None."""
@@ -545,13 +554,8 @@ class RiskGateway:
             raise AssertionError("no fault bit set")
         if now_ns - self._clock_ns > self._limits.max_clock_age_ns:     # the checks after this one
             self._latch(CheckId.CLOCK_STALE, "no recent clock sample", now_ns, "risk-gateway")
-        sym = self._symbols.get(symbol_id)
-        problems = [self._market_problem(sym, symbol_id, now_ns)]
-        if sym is not None and sym.under is not None:      # an option's valuation reads both
-            problems.append(self._market_problem(sym.under, sym.under.symbol_id, now_ns))
-        for problem in problems:
-            if problem is not None:
-                self._latch(problem[0], problem[3], now_ns, "risk-gateway")
+        for problem in self._market_problems(self._symbols.get(symbol_id), symbol_id, now_ns):
+            self._latch(problem[0], problem[3], now_ns, "risk-gateway")
         return self._deny(*first)
 
     def _fault_detail(self, bit: int) -> str:

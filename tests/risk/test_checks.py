@@ -386,3 +386,25 @@ def test_self_trade_prevention_ignores_our_ioc():
     # and a resting bid still stops a later IOC that would reach it
     assert_denied(gw.check(order(side=Side.SELL, price=FAIR - 200, tif=0), T0), CheckId.SELF_TRADE,
                   FAIR - 200, FAIR - 100)
+
+
+def _option_without_valuation():
+    """An option whose valuation is gone while its underlying is priced and fresh (no feed leaves
+    one so today: the check is the gateway's last line, so it is set here by hand)."""
+    gw = _option_gateway()
+    gw._symbols[2].risk = None
+    return gw
+
+
+def test_an_option_without_a_valuation_is_denied_under_its_own_id_and_latches():
+    gw = _option_without_valuation()
+    assert_denied(gw.check(order(symbol_id=2, price=50_000, qty=1), T0), CheckId.OPTION_PARAMS_MISSING, 2, 0)
+    assert gw.state is TradingState.HALTED
+    assert CheckId.OPTION_PARAMS_MISSING.label in gw.latch_reasons
+
+
+def test_an_order_meeting_a_global_fault_also_latches_a_missing_valuation():
+    gw = _option_without_valuation()
+    gw.on_journal_health(False, T0)
+    assert_denied(gw.check(order(symbol_id=2, price=50_000, qty=1), T0), CheckId.JOURNAL_UNHEALTHY, 0, 0)
+    assert CheckId.OPTION_PARAMS_MISSING.label in gw.latch_reasons
