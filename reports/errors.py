@@ -26,5 +26,10 @@ class OutputExistsError(ReportError):
     """A report already exists where we would write; pass force to overwrite."""
 
 
+class KernelInputError(ReportError, ValueError):
+    """Arrays handed to a compiled report kernel are not what it reads (dtype, shape, order, range):
+    refused before the C runs, which trusts them."""
+
+
 class UnknownReportError(ReportError):
     """No report builder has the requested name."""

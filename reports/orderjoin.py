@@ -13,6 +13,7 @@ import numpy as np
 
 from reports import ouch
 from reports._orderjoin_cffi import ffi, lib
+from reports.errors import KernelInputError
 from reports.ouchcols import FieldSet
 
 TOKEN_BYTES = lib.OJ_TOKEN_BYTES          # the OUCH 4.2 order token
@@ -46,7 +47,7 @@ class TokenTable:
         self.keys = _tokens(keys)
         n = len(self.keys)
         if n > MAX_ENTRIES:
-            raise ValueError(f"an order index holds at most {MAX_ENTRIES} tokens")
+            raise KernelInputError(f"an order index holds at most {MAX_ENTRIES} tokens")
         self.recent = self._index(first_new, n, 1)
         if 2 * n > len(self.slots):         # grow, and insert every entry again, in order
             self.slots = self._index(0, n, len(self.slots))
@@ -84,7 +85,7 @@ def join_keys(tokens: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     if out is None:
         out = np.empty(len(tokens), f"S{TOKEN_BYTES}")
     elif out.dtype != tokens.dtype or len(out) != len(tokens) or not out.flags.c_contiguous:
-        raise ValueError("out must be a contiguous S14 array as long as tokens")
+        raise KernelInputError("out must be a contiguous S14 array as long as tokens")
     if len(tokens):
         lib.oj_join_keys(len(tokens), _address(tokens), tokens.strides[0], _ptr("uint8_t *", out))
     return out
@@ -119,10 +120,10 @@ def leaves(group: np.ndarray, event: np.ndarray, qty: np.ndarray, exec_qty: np.n
         return out
     if book_sum.dtype != np.int64 or book_started.dtype != np.int64 or not (
             book_sum.flags.c_contiguous and book_started.flags.c_contiguous):
-        raise ValueError("running totals must be contiguous int64 arrays (updated in place)")
+        raise KernelInputError("running totals must be contiguous int64 arrays (updated in place)")
     group = np.ascontiguousarray(group, np.int64)
     if n and (int(group.min()) < 0 or int(group.max()) >= len(book_sum) + n_unknown):
-        raise ValueError("group codes must lie in [0, len(book) + n_unknown)")
+        raise KernelInputError("group codes must lie in [0, len(book) + n_unknown)")
     spec = ffi.new("oj_event_codes *", codes)
     local_sum, local_started = np.zeros(n_unknown, np.int64), np.zeros(n_unknown, np.int64)
     i64 = "int64_t *"
@@ -148,13 +149,27 @@ VENUE_INTO = {"token": "token", "previous_token": "prior_token", "side": "wire_s
 _CTYPES = {"at": "int64_t *", "price": "int64_t *", "qty": "int64_t *", "event": "int8_t *", "origin": "int8_t *"}
 _SENT_FIELDS = ("token", "orig_token", "msg_type", "side", "price", "qty", "raw")
 _VENUE_FIELDS = ("packet_type", "msg_type", "raw_len", "raw")
+# what the C reads at each field's offset (orderjoin.h oj_records; raw: a byte array of any length)
+_FIELD_DTYPES = {"token": np.dtype(f"S{TOKEN_BYTES}"), "orig_token": np.dtype(f"S{TOKEN_BYTES}"),
+                 "msg_type": np.dtype("u1"), "side": np.dtype("u1"), "price": np.dtype("<i8"),
+                 "qty": np.dtype("<u4"), "packet_type": np.dtype("u1"), "raw_len": np.dtype("<u2")}
 
 
 def _records(rows: np.ndarray, at: np.ndarray, names, keep: list):
-    """oj_records of structured `rows` at chunk positions `at` (the byte offsets of `names`)."""
+    """oj_records of structured `rows` at chunk positions `at` (the byte offsets of `names`):
+    positions strictly increasing (the merge takes them in order) and not negative."""
     at = np.ascontiguousarray(at, np.int64)
     if len(at) != len(rows) or (len(rows) and rows.strides[0] != rows.dtype.itemsize):
-        raise ValueError("rows must be contiguous records, one position each")
+        raise KernelInputError("rows must be contiguous records, one position each")
+    fields = rows.dtype.fields or {}
+    for name in names:
+        dtype = fields[name][0] if name in fields else None
+        if dtype is None or (dtype.base != np.dtype("u1") or dtype.ndim != 1 if name == "raw"
+                             else dtype != _FIELD_DTYPES[name]):
+            raise KernelInputError(f"record field {name}: {dtype}, where the kernel reads "
+                                   f"{'a byte array' if name == 'raw' else _FIELD_DTYPES[name]}")
+    if len(at) and (at[0] < 0 or np.any(at[1:] <= at[:-1])):
+        raise KernelInputError("record positions must be non-negative and strictly increasing")
     keep.append(at)
     spec = {"n": len(rows), "rows": _address(rows) if len(rows) else ffi.NULL,
             "stride": rows.dtype.itemsize, "at": _ptr("int64_t *", at)}
@@ -168,7 +183,7 @@ _CREATED_DTYPES = {"token_key": MERGED["token_key"], "parent_key": MERGED["token
                    "stock": MERGED["stock"], "leaves_sum": np.int64, "leaves_started": np.int64}
 
 
-def _created(sent: np.ndarray, created: dict, creates, head: dict, keep: list):
+def _created(sent: np.ndarray, rows_read: int, created: dict, creates, head: dict, keep: list):
     """oj_creators writing into the columns of `created` (see merge_events)."""
     m = len(next(iter(created.values())))
     for name, column in created.items():
@@ -177,16 +192,19 @@ def _created(sent: np.ndarray, created: dict, creates, head: dict, keep: list):
         if len(column) != m or not column.flags.c_contiguous or (
                 source is not None and source_dtype != column.dtype) or \
                 (name in _CREATED_OWN and column.dtype != np.dtype(_CREATED_DTYPES[name])):
-            raise ValueError(f"created column {name}: {column.dtype}, {len(column)} rows")
+            raise KernelInputError(f"created column {name}: {column.dtype}, {len(column)} rows")
     if set(_CREATED_OWN) - set(created):
-        raise ValueError(f"created needs {sorted(_CREATED_OWN)}")
+        raise KernelInputError(f"created needs {sorted(_CREATED_OWN)}")
     flags = np.zeros(256, np.uint8)
     flags[list(creates)] = 1
     copy = [n for n in created if n not in head and n not in _CREATED_OWN]
     from_head = [n for n in created if n in head]
     for name in from_head:
         if not head[name].flags.c_contiguous:
-            raise ValueError(f"header column {name} must be contiguous")
+            raise KernelInputError(f"header column {name} must be contiguous")
+        if rows_read > len(head[name]):      # the C reads head[name][sent_at[i]]
+            raise KernelInputError(f"header column {name} has {len(head[name])} rows, "
+                                   f"the positions reach row {rows_read - 1}")
     arrays = dict(flags=flags, copy_offset=np.array([sent.dtype.fields[n][1] for n in copy] or [0], np.int32),
                   copy_size=np.array([created[n].dtype.itemsize for n in copy] or [0], np.int32),
                   head_size=np.array([created[n].dtype.itemsize for n in from_head] or [0], np.int32))
@@ -235,16 +253,17 @@ def merge_events(sent: np.ndarray, sent_at: np.ndarray, venue: np.ndarray, venue
     merged = ffi.new("oj_merged *", {name: _ptr(_CTYPES.get(name, "uint8_t *"), out[name])
                                      for name in list(MERGED) + ["sent_wire_side"]})
     lut_s, lut_v = np.ascontiguousarray(sent_lut, np.int8), np.ascontiguousarray(venue_lut, np.int8)
-    spec = ffi.NULL if created is None else _created(sent, created, creates, head or {}, keep)
-    n = lib.oj_merge_events(_records(sent, sent_at, _SENT_FIELDS, keep), inbound.struct,
-                            _records(venue, venue_at, _VENUE_FIELDS, keep), rule, outbound.struct,
+    sent_rec, venue_rec = _records(sent, sent_at, _SENT_FIELDS, keep), _records(venue, venue_at, _VENUE_FIELDS, keep)
+    rows_read = sent_rec.at[len(sent) - 1] + 1 if len(sent) else 0    # header rows the creators read
+    spec = ffi.NULL if created is None else _created(sent, rows_read, created, creates, head or {}, keep)
+    n = lib.oj_merge_events(sent_rec, inbound.struct, venue_rec, rule, outbound.struct,
                             ffi.from_buffer("int8_t[]", lut_s), ffi.from_buffer("int8_t[]", lut_v), merged, spec)
     if n == -2:
         raise MemoryError("oj_merge_events")
     if n == -1:
-        raise ValueError(f"at most {lib.OJ_MAX_FIELDS} OUCH fields per message")
+        raise KernelInputError(f"at most {lib.OJ_MAX_FIELDS} OUCH fields per message")
     if n == -3 or (created is not None and spec.n != spec.capacity):
-        raise ValueError("created must have one row per creating ORDER_SENT")
+        raise KernelInputError("created must have one row per creating ORDER_SENT")
     cols = {name: out[name][:n] for name in out if name != "sent_wire_side"}
     cols["sent_wire_side"], cols["sent_stock"] = out["sent_wire_side"], sent_stock
     return cols
@@ -258,10 +277,10 @@ def gather(rows: np.ndarray, pairs: list[tuple[np.ndarray, np.ndarray]]) -> None
     n = len(rows)
     for src, dst in pairs:
         if src.ndim != 1 or dst.ndim != 1 or len(dst) != n or not dst.flags.c_contiguous:
-            raise ValueError("gather wants 1-D sources and contiguous destinations of len(rows)")
+            raise KernelInputError("gather wants 1-D sources and contiguous destinations of len(rows)")
         if src.dtype != dst.dtype and not (src.dtype.kind in "iu" and dst.dtype.kind in "iu"
                                            and dst.dtype.itemsize >= src.dtype.itemsize):
-            raise ValueError(f"cannot gather {src.dtype} into {dst.dtype}")
+            raise KernelInputError(f"cannot gather {src.dtype} into {dst.dtype}")
     if n == 0 or not pairs:
         return
     shortest = min(len(src) for src, _ in pairs)

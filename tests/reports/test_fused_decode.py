@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from journal.catalogue import RecordType, TsSource, pack
 from mm_core.protocol import ouch, soupbintcp
 from reports import events, orderjoin
+from reports.errors import KernelInputError, ReportError
 from reports.events import JOINED, JoinedCols
 from reports.source import Selection, open_slice
 from tests.reports.journal_builder import DayBuilder
@@ -184,16 +185,20 @@ def test_gather_matches_take_and_astype_and_rejects_what_it_cannot_widen():
     assert unknown.tolist() == [0, 0, 0, 0] and text.tolist() == [b""] * 4
 
 
-def test_merge_events_refuses_creator_columns_that_do_not_fit(tmp_path):
-    """created must have exactly one row per creating ORDER_SENT, of the book's dtypes."""
+def _merge_inputs(tmp_path):
+    """(merge_events' positional arguments, the header columns, the header) of a three-event day."""
     day = _day([("enter", 1, 2), ("accept", 0, 0), ("enter", 3, 4)])
     day.write(tmp_path)
-    src = open_slice(tmp_path)
-    head, got = src.heads(events._HEADS[True])
+    head, got = open_slice(tmp_path).heads(events._HEADS[True])
     (sent_at, sent), (venue_at, venue) = got[RecordType.ORDER_SENT], got[RecordType.VENUE_MSG]
     args = (sent, sent_at, venue, venue_at, events._SENT_LUT, events._VENUE_LUT,
             events.SOUP_SEQUENCED, events.OUCH_SYSTEM_EVENT)
-    heads = {name: getattr(head, name) for name in ("seq", "ts_ns", "ts_source")}
+    return args, {name: getattr(head, name) for name in ("seq", "ts_ns", "ts_source")}, head
+
+
+def test_merge_events_refuses_creator_columns_that_do_not_fit(tmp_path):
+    """created must have exactly one row per creating ORDER_SENT, of the book's dtypes."""
+    args, heads, head = _merge_inputs(tmp_path)
     for rows, bad in ((1, None), (3, None), (2, ("qty", np.int64))):
         created = {name: np.zeros(rows, dtype) for name, dtype in events.Creators.DTYPES.items()}
         if bad:
@@ -205,3 +210,21 @@ def test_merge_events_refuses_creator_columns_that_do_not_fit(tmp_path):
     assert created["seq"].tolist() == head.seq[cols["at"][cols["origin"] == 0]].tolist()
     assert created["token_key"].tolist() == cols["token_key"][cols["origin"] == 0].tolist()
     assert len(cols["at"]) == 3
+
+
+def test_merge_events_refuses_records_the_kernel_would_misread(tmp_path):
+    """The C trusts field dtypes, position order and range: each is checked first, with a typed error."""
+    args, heads, _ = _merge_inputs(tmp_path)
+    sent, sent_at, venue, venue_at = args[:4]
+    created = {name: np.zeros(2, dtype) for name, dtype in events.Creators.DTYPES.items()}
+    narrow = np.dtype([(n, "u1" if n == "raw_len" else venue.dtype.fields[n][0]) for n in venue.dtype.names])
+    wrong = ((sent, sent_at, venue.astype(narrow), venue_at),                  # raw_len read as u2
+             (sent, sent_at[::-1].copy(), venue, venue_at),                       # positions out of order
+             (sent, sent_at, venue, venue_at - venue_at.max() - 1))              # negative positions
+    for bad in wrong:
+        with pytest.raises(KernelInputError, match="record"):
+            orderjoin.merge_events(*bad, *args[4:])
+    short = {name: column[:1] for name, column in heads.items()}                  # fewer rows than read
+    with pytest.raises(KernelInputError, match="header column"):
+        orderjoin.merge_events(*args, created=created, creates=events._CREATES, head=short)
+    assert issubclass(KernelInputError, ReportError)
