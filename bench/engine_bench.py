@@ -10,7 +10,7 @@ hits them alike; the best round counts for throughput, all rounds pool for laten
 Targets from the issue: >= 500,000 events/s, p50 <= 5 us, p99 <= 25 us (event in -> actions out).
 
 Wire-to-wire runs the real runner against the real embedded venue on loopback (busy-poll and
-select-wait side by side) and reads the latencies back from the session's own journal: the kernel RX
+epoll-wait side by side) and reads the latencies back from the session's own journal: the kernel RX
 stamp of each MD_PACKET to the kernel TX stamp (TX_TS) of every ORDER_SENT it triggered. The quote
 guard is timed on the packets of the recorded session that tripped it: on_event in, the guard's
 cancel journaled (ORDER_SENT) and handed to the kernel on a real loopback TCP socket.
@@ -311,11 +311,20 @@ def _storage(ops, symbols) -> dict[str, float]:
     return out
 
 
-def _before_after(events, rounds: int, workdir: str) -> dict[str, tuple[float, float, str]] | None:
+def _failed(exc: Exception) -> str:
+    """Why a before/after comparison could not run: the command and the last line it printed."""
+    if isinstance(exc, subprocess.CalledProcessError):
+        err = (exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr or "")
+        last = (err.strip().splitlines() or ["no output"])[-1]
+        return f"{' '.join(map(str, exc.cmd[:3]))} exited {exc.returncode}: {last}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _before_after(events, rounds: int, workdir: str) -> dict[str, tuple[float, float, str]] | str:
     """Best (wall s, CPU s, SHA-256 of every order's bytes) of one replay by the engine before this
     work and by this tree's, each in a fresh subprocess, alternated round by round so load hits
-    both alike. None outside a git checkout. The old mm_core comes from git; journal, audit and
-    tests are this tree's."""
+    both alike; why not, as text, when it could not run (outside a git checkout, say). The old
+    mm_core comes from git; journal, audit and tests are this tree's."""
     target = os.path.join(workdir, "before")
     os.makedirs(target)
     pickled = os.path.join(workdir, "events.pickle")
@@ -334,8 +343,8 @@ def _before_after(events, rounds: int, workdir: str) -> dict[str, tuple[float, f
                 wall, cpu, digest = float(out[0]), float(out[1]), out[2]
                 old = best.get(name)
                 best[name] = (min(wall, old[0]), min(cpu, old[1]), digest) if old else (wall, cpu, digest)
-    except (OSError, subprocess.SubprocessError):
-        return None
+    except (OSError, subprocess.SubprocessError) as exc:
+        return _failed(exc)
     return best
 
 
@@ -351,10 +360,10 @@ def _build_before(target: str) -> None:
     subprocess.run(["rm", "-r", os.path.join(target, "journal")], check=True, timeout=60)
 
 
-def _latency_before_after(steps: int, wire_s: float, rounds: int, workdir: str) -> dict | None:
+def _latency_before_after(steps: int, wire_s: float, rounds: int, workdir: str) -> dict | str:
     """Decision latency of market-data packets and busy-poll wire-to-wire (venue process), the
     tree before this work and this one, each in its own subprocess, alternated round by round so
-    machine load hits both alike; per-event samples pooled. None outside a git checkout."""
+    machine load hits both alike; per-event samples pooled. Why not, as text, when it could not run."""
     target = os.path.join(workdir, "latency-before")
     os.makedirs(target)
     out: dict[str, dict] = {"before": {}, "after": {}}
@@ -372,8 +381,8 @@ def _latency_before_after(steps: int, wire_s: float, rounds: int, workdir: str) 
                     lat = doc if mode == "decision" else doc["lat"]
                     for key, values in lat.items():
                         out[name].setdefault(key, []).extend(values)
-    except (OSError, subprocess.SubprocessError, ValueError, IndexError, KeyError):
-        return None
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError, KeyError, RuntimeError) as exc:
+        return _failed(exc)
     return out
 
 
@@ -510,7 +519,7 @@ def _wire_session(seconds: float, busy_poll: bool, workdir: str, venue_process: 
                        "tx_stamped": report.tx_stamped, "tx_missing": report.tx_missing}
 
 
-_WIRE_MODES = {"busy-poll, venue process": (True, True), "select wait, venue process": (False, True),
+_WIRE_MODES = {"busy-poll, venue process": (True, True), "epoll wait, venue process": (False, True),
                "busy-poll, venue thread": (True, False)}
 
 _STAGES = {"rx->read": "RX stamp -> packet read by the runner",
@@ -698,7 +707,7 @@ def _wire_lines(wire: dict, seconds: float) -> list[str]:
         f"Three real {seconds:g} s sessions, one after the other: the runner against the embedded venue, "
         "journal (pagecache durability) appended before every send, software kernel timestamps; read "
         "back from each session's journal. Busy-poll spins on a zero-timeout epoll (market data read "
-        "first on each wake-up, then the venue's answers and TX stamps); select wait sleeps in the "
+        "first on each wake-up, then the venue's answers and TX stamps); epoll wait sleeps in the "
         "kernel until a socket is readable. The venue runs in its own process (as an "
         "exchange would) or, as before, on a thread of the runner's process, where the two share "
         "CPython's interpreter lock (handed over every 5 ms switch interval when both are busy).",
@@ -716,10 +725,10 @@ def _wire_lines(wire: dict, seconds: float) -> list[str]:
                 lines.append(f"| {mode} | {label} | " + _row("", lat[key], f" {target} |")[4:])
         lines.append(f"| {mode} | (session) | {rep['orders']:,} sent | inputs {rep['inputs']:,} | "
                      f"TX stamped {rep['tx_stamped']:,} | TX missing {rep['tx_missing']:,} | | |")
-    busy, wait = wire["busy-poll, venue process"][0]["w2w"], wire["select wait, venue process"][0]["w2w"]
+    busy, wait = wire["busy-poll, venue process"][0]["w2w"], wire["epoll wait, venue process"][0]["w2w"]
     thread = wire["busy-poll, venue thread"][0]["w2w"]
     if busy and wait:
-        lines += ["", f"Busy-poll vs select wait: p50 {_pct(busy, .5) / _pct(wait, .5):.2f}x, "
+        lines += ["", f"Busy-poll vs epoll wait: p50 {_pct(busy, .5) / _pct(wait, .5):.2f}x, "
                   f"p99 {_pct(busy, .99) / _pct(wait, .99):.2f}x the time. Target "
                   f"{'met' if _pct(busy, .5) <= TARGET_W2W_P50_US and _pct(busy, .99) <= TARGET_W2W_P99_US else 'NOT met'} "
                   "in busy-poll mode. Only orders answering a kernel-stamped MD_PACKET are counted "
@@ -745,7 +754,7 @@ def _guard_lines(guard: dict, n_toxic: int, rounds: int) -> list[str]:
         "sink the moment the guard trips (Engine.urgent -> Runner._act_urgent), so they are "
         "journaled and sent before the event's reprice, requote and hedge; 'whole event' is when "
         "the last of the event's orders has gone, which is what the cancel waited for before. The "
-        "loopback TCP peer reading the cancels runs in its own process (until 50ab494 it was a "
+        "loopback TCP peer reading the cancels runs in its own process (before d9882a3 it was a "
         "thread of this one, whose every wake-up took the interpreter lock from the sender).",
         "",
         "| measured | events | p50 us | p90 us | p99 us | max us | vs decode only p50 |",
@@ -771,10 +780,10 @@ def _guard_lines(guard: dict, n_toxic: int, rounds: int) -> list[str]:
     return lines
 
 
-def _before_after_lines(ba: dict | None, steps: int, wire_s: float, rounds: int) -> list[str]:
+def _before_after_lines(ba: dict | str, steps: int, wire_s: float, rounds: int) -> list[str]:
     """The latency table of the tree before this work vs this tree, from _latency_before_after."""
-    if ba is None:
-        return ["", "The tree before this work was not timed (no git checkout to take it from)."]
+    if isinstance(ba, str):
+        return ["", f"The tree before this work ({LATENCY_BEFORE_COMMIT}) was not timed: {ba}."]
     lines = ["", f"### Before / after the work on the decision tail and the runner's path (git "
              f"{LATENCY_BEFORE_COMMIT} vs this tree)", "",
              f"Each in its own subprocess, alternated, {rounds} rounds pooled: two replays of a "
@@ -860,7 +869,7 @@ def main(quick: bool) -> str:
         t = best[name]
         lines.append(f"| {name} | {t:.3f} | {n / t:,.0f} | {md_messages / t:,.0f} | "
                      f"{t / decode_t:.2f}x the time | {n / t / TARGET_EPS:.3f} |")
-    if before is not None:
+    if not isinstance(before, str):
         (b_wall, b_cpu, b_hash), (a_wall, a_cpu, a_hash) = before["before"], before["after"]
         lines += ["", f"### Before / after this work (git {BEFORE_COMMIT} vs this tree), same events, "
                   f"each replay in a fresh subprocess, alternated, best of {rounds}", "",
@@ -874,7 +883,7 @@ def main(quick: bool) -> str:
         lines += ["", f"Speed-up: {b_wall / a_wall:.2f}x wall, {b_cpu / a_cpu:.2f}x CPU time. The bytes of "
                   f"every order sent are {same if b_hash == a_hash else changed}."]
     else:
-        lines += ["", "The engine before this work was not timed (no git checkout to take it from)."]
+        lines += ["", f"The engine before this work ({BEFORE_COMMIT}) was not timed: {before}."]
     lines += [
         "",
         f"Replay determinism: state hash of the replay {'equals' if replay_hash == recorded.state_hash() else 'DIFFERS FROM'} "

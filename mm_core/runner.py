@@ -67,7 +67,7 @@ class RunnerSettings:
     tx_timeout_ns: int = 50_000_000  # a TX stamp not seen by then is journaled as missing
     hardware_timestamps: bool = False
     fresh_session: bool = True       # nothing to reconcile: tell the gateway so at start
-    busy_poll: bool = False          # spin on a zero-timeout select: lower wake-up latency, one core
+    busy_poll: bool = False          # spin on a zero-timeout epoll: lower wake-up latency, one core
     heartbeat_ns: int = 1_000_000_000  # SoupBinTCP client heartbeat after this much send silence
     space_retry_ns: int = 1_000_000_000  # while the disk is full, ask the journal for space this often
     operator_queue: int = 64           # operator commands waiting for the runner's thread, at most
