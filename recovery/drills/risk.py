@@ -392,12 +392,17 @@ class _WatchedGateway(RiskGateway):
     def __init__(self, limits: Limits) -> None:
         super().__init__(limits)
         self.denials: set[CheckId] = set()
+        self.at_fair: set[str] = set()      # tokens allowed at exactly their symbol's fair value
         self._saved: dict[int, object] = {}
 
     def check(self, intent, now_ns):
         decision = super().check(intent, now_ns)
         if not decision.allowed:
             self.denials.add(decision.check)
+        else:
+            sym = self._symbols.get(intent.symbol_id)
+            if sym is not None and intent.price == sym.fair:
+                self.at_fair.add(intent.token)
         return decision
 
     def _set_fault(self, bit: int, now_ns: int) -> None:
@@ -647,6 +652,20 @@ def _limits(**edits) -> Callable[[_System, dict], None]:
 _QUOTED = object()      # stands for the quoted symbols' ids in a limits edit
 
 
+def _with_gateway(inject: Callable[[_System, dict], None]) -> Callable[[_System, dict], None]:
+    """inject, keeping the system's gateway in the fault's state for its forbidden() judge."""
+    def with_gateway(system: _System, state: dict) -> None:
+        state["gateway"] = system.gateway
+        inject(system, state)
+    return with_gateway
+
+
+def _away_from_fair(msg, state: dict, view: "_VenueView") -> bool:
+    """A collar of 0 bps still admits an order priced exactly at fair value (a gap of 0 is within
+    it: an inventory-skewed quote can land there), so only one priced elsewhere breaches it."""
+    return msg.token.strip() not in state["gateway"].at_fair
+
+
 def _restore_limits(system: _System, state: dict) -> None:
     system.set_limit_edits(id(state), None)
 
@@ -751,8 +770,9 @@ SINGLE_FAULTS: tuple[_Fault, ...] = (
     _Fault("unknown-outcome", "venue answers held back past the ack timeout",
            lambda s, st: s.acks.hold.set(), lambda s, st: s.acks.hold.clear(),
            CheckId.UNKNOWN_OUTCOME, "unknown-outcome", needs_orders=True),
-    _Fault("price-collar", "collar.fair_bps = 0", _limits(**{"collar.fair_bps": 0}),
-           _restore_limits, CheckId.COLLAR_FAIR),
+    _Fault("price-collar", "collar.fair_bps = 0 (an order priced exactly at fair value still passes)",
+           _with_gateway(_limits(**{"collar.fair_bps": 0})), _restore_limits, CheckId.COLLAR_FAIR,
+           forbidden=_away_from_fair),
     _Fault("order-value", "defaults.max_order_value = 1", _limits(**{"defaults.max_order_value": 1}),
            _restore_limits, CheckId.MAX_ORDER_VALUE),
     _Fault("message-rate", "one submit and one replace per 10 minutes",
