@@ -262,18 +262,23 @@ class Runner:
                     if wake_fd in fds:
                         self._drain_wake()
                         self._drain_operator()
-                    # what the engine's next packet would rebuild first (after our orders or the
-                    # venue's answers moved the OMS), done before the loop waits again
-                    prepare()
                 t = mono()
                 if not self.journal_ok and self._space_lost and not self._fatal and t >= self._next_retry:
                     self._retry_space(t)
+                acted = bool(ready)
                 if t >= next_clock:
                     self._on_clock(t)
                     next_clock = t + s.clock_period_ns
+                    acted = True
                 if t >= next_timer:
                     self._on_timer(t)
                     next_timer = t + s.timer_ns
+                    acted = True
+                if acted:
+                    # what the engine's next packet would rebuild first (after our orders, the
+                    # venue's answers or a timer's requotes moved the OMS), done before the loop
+                    # waits again
+                    prepare()
                 self._heartbeat_if_idle(t)
             self.report.stop_reason = "stopped" if stop is not None and stop.is_set() else "duration"
             return self.report

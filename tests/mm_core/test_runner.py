@@ -330,3 +330,20 @@ def test_operator_commands_from_other_threads_wait_in_a_bounded_queue(tmp_path):
         assert engine.risk.state is TradingState.ACTIVE and journal.next_seq == 1   # untouched
         health = runner.journal_health()
         assert health.ok and not health.space_low and health.failures == 0
+
+
+def test_the_loop_prepares_the_next_packet_after_timers_too(tmp_path, monkeypatch):
+    """A timer's requotes move the OMS as a packet's do: the loop rebuilds what the next packet's C
+    call reads (Engine.prepare) before it waits again, not inside that packet's latency."""
+    calls: list[str] = []
+
+    def spy(cls, name):
+        real = getattr(cls, name)
+        monkeypatch.setattr(cls, name, lambda self, *a: (calls.append(name), real(self, *a))[1])
+    spy(Engine, "prepare")
+    spy(Runner, "_on_timer")
+    spy(Runner, "_on_md")
+    trade(tmp_path, 1.5, busy_poll=True)
+    timers = [i for i, name in enumerate(calls) if name == "_on_timer"]
+    assert len(timers) >= 5 and "_on_md" in calls
+    assert all(calls[i + 1] == "prepare" for i in timers if i + 1 < len(calls))
