@@ -167,7 +167,9 @@
  *
  * DISCARDED DATA: a crashed writer can only tear the tail of its last, unsealed segment. When
  *   the first invalid record is anywhere else (its segment has a summary, i.e. was sealed, or a
- *   later segment holds records), what follows it is damage in front of acknowledged records,
+ *   later segment holds records), or a record after it in the same segment still validates
+ *   (written after it: pages written back out of order at a power loss, or damage in front of
+ *   later records), what follows it is damage in front of records that were written,
  *   and recovery keeps it rather than deleting it: before repairing the segment it writes a copy
  *   of the segment's bytes up to its last non-zero byte (fsynced), and it moves each later
  *   segment that is not blank instead of deleting it, all into discarded/r<N>/ under their own

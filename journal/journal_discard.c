@@ -1,10 +1,10 @@
 /* What writer recovery keeps of what it discards (journal.h DISCARDED DATA).
  *
  * Recovery makes the journal a valid prefix: it stops at the first invalid record. When that
- * record is not a crashed writer's torn tail (the segment had been sealed, or later segments
- * hold records), what follows it is damage (bit rot, a bad disk, tampering) in front of records
- * that were acknowledged. Deleting them would destroy the evidence verify() and an auditor need,
- * so they are moved, not deleted: into discarded/r<N>/ (N = 1, 2, ... one per such recovery),
+ * record is not a crashed writer's torn tail (the segment had been sealed, later segments hold
+ * records, or a record after it still validates), what follows it is damage (bit rot, a bad
+ * disk, tampering, pages lost at a power loss) in front of records that were written. Deleting
+ * them would destroy the evidence verify() and an auditor need, so they are moved, not deleted: into discarded/r<N>/ (N = 1, 2, ... one per such recovery),
  * where readers, tailers and verify never look (they read seg-* files of the journal directory).
  */
 #define _GNU_SOURCE

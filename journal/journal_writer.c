@@ -905,13 +905,32 @@ static int remove_segments(mmj_writer *w, const uint64_t *idx, size_t from, size
     return MMJ_OK;
 }
 
-/* Whether what follows the first invalid record of segment idx[i] is damage rather than a torn
- * tail: the segment was sealed (it has a summary) or a later segment is not blank. */
-static int damaged_not_torn(mmj_writer *w, const uint64_t *idx, size_t i, size_t n)
+/* Whether a record after offset `end` (where segment m's data stopped) up to `dirty_end` still
+ * validates (CRC and salt check; any sequence): records written after the one that failed, as
+ * pages written back out of order at a power loss leave them. A crash's torn tail holds at most
+ * the record being written and bytes that never validate. */
+static int valid_record_after(mmj_writer *w, const mmj_map *m, uint64_t end, uint64_t dirty_end)
+{
+    uint32_t k = mmj_salt_check(w->salt, m->index);
+    for (uint64_t off = end + 8; off + MMJ_RECORD_HEADER_SIZE <= dirty_end; off += 8) {
+        const mmj_rec_hdr *h = (const mmj_rec_hdr *)(m->base + off);
+        if (h->salt_check == k && mmj_record_check(m->base, m->size, off, k, h->seq, NULL) > 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Whether what follows the first invalid record of segment idx[i] (mapped as m; data up to end,
+ * bytes up to dirty_end) is damage rather than a torn tail: the segment was sealed (it has a
+ * summary), a record after it still validates, or a later segment is not blank. */
+static int damaged_not_torn(mmj_writer *w, const uint64_t *idx, size_t i, size_t n, const mmj_map *m,
+                            uint64_t end, uint64_t dirty_end)
 {
     uint8_t f[MMJ_FOOTER_SIZE];
     int blank;
     if (mmj_footer_read(w->dirfd, idx[i], f) != MMJ_E_NOT_FOUND)
+        return 1;
+    if (valid_record_after(w, m, end, dirty_end))
         return 1;
     for (size_t j = i + 1; j < n; j++)
         if (count_records(w, idx[j], &blank) || !blank)
@@ -1082,7 +1101,7 @@ static int recover(mmj_writer *w, mmj_recovery *rep, int *err)
         }
         /* the data of this segment ends at `end`: zero whatever follows, keep it as current */
         uint64_t dirty_end = mmj_nonzero_end(m.base, end, m.size);
-        if (dirty_end > end && damaged_not_torn(w, idx, i, n)) {
+        if (dirty_end > end && damaged_not_torn(w, idx, i, n, &m, end, dirty_end)) {
             rc = discard_ready(w, &keep, rep, err);
             if (rc == MMJ_OK && mmj_discard_copy(&keep, idx[i], m.base, dirty_end) != MMJ_OK)
                 rc = fail_io(w, err);

@@ -68,11 +68,18 @@ def test_bad_record_in_last_segment_discards_the_rest_of_it(tmp_path):
         assert r.stopped == {"reason": "bad crc", "segment": int(seg.name[4:20]), "offset": bad_off,
                              "seq": first_seq + 10}
     assert digest(d) == before
+    damaged = seg.read_bytes()
     with Journal(d) as j:
         rep = j.recovery
         assert (rep.reason_code, rep.offset, rep.seq) == (lib.MMJ_R_BAD_CRC, bad_off, first_seq + 10)
         assert rep.bytes_discarded > 10 * 40
-        assert j.next_seq == first_seq + 10      # nothing after the bad record survives
+        assert j.next_seq == first_seq + 10      # nothing after the bad record survives in the journal
+        # but the records after it still validate: damage, not a torn tail, so the segment as it
+        # was is kept for the audit before the repair zeroes them
+        assert rep.discarded_run == 1 and rep.segments_kept == 0
+        copy = (d / "discarded" / "r1" / seg.name).read_bytes()
+        assert copy == damaged[:len(copy)] and not any(damaged[len(copy):])
+        assert len(copy) == bad_off + rep.bytes_discarded
         j.append(RecordType.MD_PACKET, b"replacement")
     with Reader(d) as r:
         assert r.get(first_seq + 10).payload == b"replacement"
