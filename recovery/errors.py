@@ -14,6 +14,12 @@ class JournalUnavailable(RecoveryError):
     """The journal cannot be opened: missing, not a journal, or a live writer still holds it."""
 
 
+class JournalDamaged(RecoveryError):
+    """The journal stops at an invalid record the writer's open did not repair (behind a sealed
+    segment whose durable summary it trusted): the state replay rebuilt ends there, so trading
+    must not resume from it."""
+
+
 class VenueUnavailable(RecoveryError):
     """The venue refused the login, closed the session, or did not answer in time."""
 

@@ -23,7 +23,7 @@ from mm_core.oms import TERMINAL
 from mm_core.events import JournalNote, Reconciled, SendOrder, VenueMessage
 from mm_core.protocol import ProtocolError, ouch, soupbintcp
 from mm_core.risk import Limits, RiskError, RiskGateway
-from recovery.errors import JournalUnavailable, RecoverySetupError
+from recovery.errors import JournalDamaged, JournalUnavailable, RecoverySetupError
 from recovery.reconcile import (
     AdoptPending, Deliver, ReconResult, Resolution, apply, local_view, reconcile, resolution_json,
     venue_view,
@@ -221,6 +221,20 @@ def _open_journal(path: str, dry_run: bool) -> tuple[Journal | None, dict]:
                      else None, "previous_pid": rep.previous_pid, "previous_closed_cleanly": rep.previous_clean}
 
 
+def _refuse_damaged(path: str, stop: dict) -> None:
+    """The writer's open repaired the journal, yet replay stopped early: an invalid record behind
+    a sealed segment whose durable summary the open trusted without reading it (bit rot,
+    tampering). Resuming from that state would trade without every record after it, and append
+    RECON records no reader reaches: refuse, before anything is written or sent."""
+    segment = f"seg-{stop['segment']:016d}"
+    raise JournalDamaged(
+        f"{path}: replay stopped before seq {stop['seq']} ({stop['reason']} at segment {stop['segment']} "
+        f"offset {stop['offset']}), behind a sealed segment the writer trusted from its summary. "
+        f"Run `mmaudit journal verify {path}`; to have the next recovery keep what follows the damage "
+        f"in discarded/ and continue from the valid prefix, move {segment}.sum out of the journal "
+        f"directory (the writer then reads that segment) and recover again")
+
+
 def _order_doc(engine: Engine, token: str) -> dict | None:
     order = engine.oms.orders.get(token)
     if order is None:
@@ -250,10 +264,11 @@ def recover(settings: RecoverySettings, progress: Callable[[str, str], None] = _
         replayed = replay_journal(settings.journal, engine, profile=profile,
                                   fresh_session=settings.fresh_session, snapshots=settings.snapshots)
         engine = replayed.engine         # the snapshot's, when replay resumed from one
-        if settings.dry_run and replayed.stopped:
+        if replayed.stopped and not settings.dry_run:
+            _refuse_damaged(settings.journal, replayed.stopped)
+        if replayed.stopped:
             tail["would_discard_from"] = replayed.stopped
-            progress("journal", f"the journal ends early on an invalid record (a torn tail, or damage "
-                                f"a recovery would keep in discarded/): {replayed.stopped}")
+            progress("journal", f"the journal ends early on an invalid record: {replayed.stopped}")
         timings["replay"] = time.perf_counter() - t
         if replayed.snapshot:
             progress("replay", f"resumed from snapshot {replayed.snapshot}")

@@ -67,8 +67,9 @@ class ReplayResult:
     snapshot: str = ""                             # the snapshot it resumed from, if any
     snapshots_skipped: list[str] = field(default_factory=list)
     snapshots_written: int = 0
-    # where the journal ended early on an invalid record (reason, segment, offset, seq), or None:
-    # the replay stopped there, and nothing after it is in this state
+    # where the journal ended early on an invalid record, or None: the replay stopped there, and
+    # nothing after it is in this state. From a reader (replay_journal) reason, segment, offset and
+    # seq; from the standby's tailer reason (naming the place) and seq
     stopped: dict | None = None
 
     @property

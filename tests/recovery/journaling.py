@@ -81,9 +81,10 @@ def fresh_engine() -> Engine:
     return Engine(engine.cfg, engine.symbols, type(engine.risk)(engine.risk.limits))
 
 
-def write_session(path: str, events: list, segment_size: int = 1 << 20) -> RunnerLike:
+def write_session(path: str, events: list, segment_size: int = 1 << 20,
+                  durability: str = "pagecache") -> RunnerLike:
     """Journal and run `events`; returns the runner-like shell (its engine is the live one)."""
-    journal = Journal(path, segment_size=segment_size, checkpoint_every=64)
+    journal = Journal(path, segment_size=segment_size, checkpoint_every=64, durability=durability)
     shell = RunnerLike(fresh_engine(), journal)
     shell.start(events[0].now_ns)
     for event in events:

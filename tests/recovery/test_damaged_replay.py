@@ -5,20 +5,26 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from click.testing import CliRunner
 
 from cli.recover_cmd import command
+from recovery.errors import JournalDamaged
+from recovery.recover import recover
 from recovery.replay import replay_journal
 from recovery.standby import follow
 from tests.journal.jhelpers import SMALL_SEGMENT, flip_byte, record_offsets, segment_files
+from tests.journal.test_recovery import data_records
 from tests.recovery.journaling import fresh_engine, session_events, write_session
+from tests.recovery.session import settings_for
 from tests.recovery.test_cli import session_files
 
 
-def _damaged_journal(path: str) -> int:
+def _damaged_journal(path: str, durability: str = "pagecache") -> int:
     """A closed session journal of several segments with one payload byte flipped in the middle
     of segment 1; the segment index."""
-    write_session(path, session_events(5, 900), segment_size=SMALL_SEGMENT).journal.close()
+    write_session(path, session_events(5, 900), segment_size=SMALL_SEGMENT, durability=durability).journal.close()
     segments = segment_files(path)
     assert len(segments) >= 3
     offsets = record_offsets(segments[1])
@@ -61,3 +67,20 @@ def test_a_dry_run_prints_where_the_replay_stopped(tmp_path):
     assert out.exit_code == 1                            # no venue: nothing reconciled
     assert "replay stopped before seq" in out.stdout and "ends early on an invalid record" in out.stderr
     assert [p.read_bytes() for p in segment_files(path)] == before     # a dry run repairs nothing
+
+
+def test_recovery_refuses_damage_the_writer_open_trusted_past(tmp_path):
+    """In group mode sealed segments leave durable summaries, which the writer's open believes
+    without reading the segment: damage inside one is found only by replay. Recovery then refuses
+    (typed, naming the place and the way on) instead of trading on from the truncated state."""
+    path = str(tmp_path / "j")
+    _damaged_journal(path, durability="group")
+    written = sum(len(data_records(seg)) for seg in segment_files(path))
+    with pytest.raises(JournalDamaged, match=r"replay stopped before seq \d+ \(bad crc at segment 1") as err:
+        recover(settings_for(path))
+    assert "seg-0000000000000001.sum" in str(err.value)
+    assert sum(len(data_records(seg)) for seg in segment_files(path)) == written    # no RECON appended
+    # as the message says: without the summary the writer reads the segment, keeps the damage
+    (tmp_path / "j" / "seg-0000000000000001.sum").rename(tmp_path / "moved.sum")
+    result = recover(settings_for(path))
+    assert result.tail["kept_in"] and result.replay.stopped is None
