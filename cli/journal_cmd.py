@@ -135,6 +135,13 @@ def info(path: str, as_json: bool) -> None:
     click.echo("readable  to the end" if stopped is None else
                f"readable  up to seq {stopped['seq'] - 1}: {stopped['reason']} at segment {stopped['segment']} "
                f"offset {stopped['offset']}")
+    for line in _discarded_lines(summary["discarded"]):
+        click.echo(f"discarded {line}")
+
+
+def _discarded_lines(runs) -> list[str]:
+    return [f"{run['run']}: {len(run['files'])} files, {run['bytes']} bytes a recovery kept after "
+            f"damage it found (no longer part of the journal)" for run in runs]
 
 
 @command.command()
@@ -202,7 +209,8 @@ def dump(path: str, from_seq: int | None, to_seq: int | None, types: tuple[str, 
 @command.command()
 @click.argument("path", type=click.Path(file_okay=False))
 def verify(path: str) -> None:
-    """Check every record, checkpoint hash and segment seal; exit 1 naming the first bad record.
+    """Check every record, checkpoint hash and segment seal; exit 1 naming the first bad record,
+    or the discarded/ runs where an earlier recovery kept what damage cut off.
 
     Example: mmaudit journal verify ./journal-dir
     """
@@ -214,6 +222,10 @@ def verify(path: str) -> None:
                f"last seq {report.last_seq}")
     if not report.ok:
         click.echo(f"CORRUPT: {report.first_bad} ({summary} verified before it)", err=True)
+        raise SystemExit(1)
+    if report.discarded:
+        click.echo(f"DAMAGED EARLIER: the journal verifies ({summary}), but records left it: "
+                   + "; ".join(_discarded_lines(report.discarded)), err=True)
         raise SystemExit(1)
     tail_state = "sealed" if report.last_sealed else (
         "open (live writer)" if report.writer_live else "unsealed: the next writer will recover it")

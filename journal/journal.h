@@ -28,6 +28,8 @@
  *                             segment 0 and read nothing past a missing segment
  *   seg-<index %016llu>.sum   the summary of a sealed segment (SEGMENT SUMMARY), optional
  *   tailers/<name>.pos        named tailer positions (text "mmjpos 1 <next seq>\n", atomic rename)
+ *   discarded/r<N>/           what a recovery kept rather than deleted (DISCARDED DATA): not
+ *                             journal data, never read by readers, tailers or verify
  *   reserve.mmj               the reserve segment (RESERVE SEGMENT below)
  *   next.mmj.tmp              the next segment, preallocated, mapped and faulted in by the
  *                             writer's helper thread once the current one is half full; a roll
@@ -140,7 +142,8 @@
  *   returned unchecked. mmj_reader_open_ex with MMJ_READER_FULL_SCAN checks everything at open.
  *   (The check runs under a lock inside the reader, so threads that read one reader at once, as
  *   they safely could when open scanned everything, still may.) Recovery deletes the summaries of
- *   the segments it deletes or truncates; verify ignores summaries.
+ *   the segments it deletes or truncates, and moves those of the segments it keeps (DISCARDED
+ *   DATA); verify ignores summaries.
  *   WRITER RECOVERY skips the scan of a sealed segment only when its summary is believed AND has
  *   DURABLE set: the segment's bytes reached the device before the summary's name did, so a
  *   power cut that kept the summary kept the records it describes (a summary written after no
@@ -327,11 +330,12 @@ typedef struct mmj_recovery {
     uint64_t offset;           /* its byte offset in that segment */
     uint64_t seq;              /* the sequence expected there */
     uint64_t bytes_discarded;  /* bytes zeroed: from offset to the last non-zero byte after it */
-    uint64_t segments_removed; /* later segments deleted */
-    uint64_t records_discarded;/* valid-looking data records in the removed segments (deleted or kept) */
+    uint64_t segments_removed; /* later segments that left the journal (deleted, or kept) */
+    uint64_t records_discarded;/* valid-looking data records zeroed after the first invalid one, and
+                                  in the removed segments (deleted or kept) */
     uint64_t sealed_segment;   /* 1 + index of the unsealed segment recovery sealed, 0 if none */
     uint64_t continued_segment;/* 1 + index of the unsealed segment the writer continues in, 0 if none */
-    uint64_t segments_kept;    /* of segments_removed, those moved to discarded/r<N> (records in them) */
+    uint64_t segments_kept;    /* of segments_removed, those moved to discarded/r<N> (not blank) */
     uint32_t discarded_run;    /* N of discarded/r<N> holding what recovery kept, 0 if nothing */
     uint32_t pad;
 } mmj_recovery;

@@ -58,9 +58,12 @@ int mmj_discard_open(int dirfd, mmj_discard *d)
 
 int mmj_discard_copy(mmj_discard *d, uint64_t index, const uint8_t *bytes, uint64_t len)
 {
-    char name[64];
+    /* written under the .tmp name and renamed once whole: a crash mid-copy leaves no short file
+     * that looks like a kept copy (the damaged segment is still unrepaired then) */
+    char name[64], tmp[64];
     mmj_segment_name(name, sizeof name, index, 0);
-    int fd = openat(d->fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    mmj_segment_name(tmp, sizeof tmp, index, 1);
+    int fd = openat(d->fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return MMJ_E_IO;
     uint64_t done = 0;
@@ -76,6 +79,7 @@ int mmj_discard_copy(mmj_discard *d, uint64_t index, const uint8_t *bytes, uint6
      * both copies */
     int ok = done == len && fsync(fd) == 0;
     close(fd);
+    ok = ok && renameat(d->fd, tmp, d->fd, name) == 0;
     return ok && fsync(d->fd) == 0 ? MMJ_OK : MMJ_E_IO;
 }
 

@@ -905,32 +905,36 @@ static int remove_segments(mmj_writer *w, const uint64_t *idx, size_t from, size
     return MMJ_OK;
 }
 
-/* Whether a record after offset `end` (where segment m's data stopped) up to `dirty_end` still
- * validates (CRC and salt check; any sequence): records written after the one that failed, as
- * pages written back out of order at a power loss leave them. A crash's torn tail holds at most
- * the record being written and bytes that never validate. */
-static int valid_record_after(mmj_writer *w, const mmj_map *m, uint64_t end, uint64_t dirty_end)
+/* The data records after offset `end` (where segment m's data stopped) up to `dirty_end` that
+ * still validate (CRC and salt check; any sequence): records written after the one that failed,
+ * as pages written back out of order at a power loss leave them. A crash's torn tail holds at
+ * most the record being written and bytes that never validate. */
+static uint64_t valid_records_after(mmj_writer *w, const mmj_map *m, uint64_t end, uint64_t dirty_end)
 {
     uint32_t k = mmj_salt_check(w->salt, m->index);
-    for (uint64_t off = end + 8; off + MMJ_RECORD_HEADER_SIZE <= dirty_end; off += 8) {
+    uint64_t n = 0;
+    mmj_record rec;
+    for (uint64_t off = end + 8; off + MMJ_RECORD_HEADER_SIZE <= dirty_end;) {
         const mmj_rec_hdr *h = (const mmj_rec_hdr *)(m->base + off);
-        if (h->salt_check == k && mmj_record_check(m->base, m->size, off, k, h->seq, NULL) > 0)
-            return 1;
+        int size = h->salt_check == k ? mmj_record_check(m->base, m->size, off, k, h->seq, &rec) : 0;
+        if (size > 0) {
+            n += !(rec.flags & (MMJ_FLAG_CONTROL | MMJ_FLAG_EOS));
+            off += (uint64_t)size;
+        } else {
+            off += 8;
+        }
     }
-    return 0;
+    return n;
 }
 
-/* Whether what follows the first invalid record of segment idx[i] (mapped as m; data up to end,
- * bytes up to dirty_end) is damage rather than a torn tail: the segment was sealed (it has a
- * summary), a record after it still validates, or a later segment is not blank. */
-static int damaged_not_torn(mmj_writer *w, const uint64_t *idx, size_t i, size_t n, const mmj_map *m,
-                            uint64_t end, uint64_t dirty_end)
+/* Whether what follows the first invalid record of segment idx[i] is damage rather than a torn
+ * tail: the segment was sealed (it has a summary), a record after it still validates
+ * (`records_after`, valid_records_after's count), or a later segment is not blank. */
+static int damaged_not_torn(mmj_writer *w, const uint64_t *idx, size_t i, size_t n, uint64_t records_after)
 {
     uint8_t f[MMJ_FOOTER_SIZE];
     int blank;
-    if (mmj_footer_read(w->dirfd, idx[i], f) != MMJ_E_NOT_FOUND)
-        return 1;
-    if (valid_record_after(w, m, end, dirty_end))
+    if (mmj_footer_read(w->dirfd, idx[i], f) != MMJ_E_NOT_FOUND || records_after)
         return 1;
     for (size_t j = i + 1; j < n; j++)
         if (count_records(w, idx[j], &blank) || !blank)
@@ -1101,7 +1105,9 @@ static int recover(mmj_writer *w, mmj_recovery *rep, int *err)
         }
         /* the data of this segment ends at `end`: zero whatever follows, keep it as current */
         uint64_t dirty_end = mmj_nonzero_end(m.base, end, m.size);
-        if (dirty_end > end && damaged_not_torn(w, idx, i, n, &m, end, dirty_end)) {
+        uint64_t records_after = dirty_end > end ? valid_records_after(w, &m, end, dirty_end) : 0;
+        rep->records_discarded += records_after;
+        if (dirty_end > end && damaged_not_torn(w, idx, i, n, records_after)) {
             rc = discard_ready(w, &keep, rep, err);
             if (rc == MMJ_OK && mmj_discard_copy(&keep, idx[i], m.base, dirty_end) != MMJ_OK)
                 rc = fail_io(w, err);
@@ -1112,6 +1118,12 @@ static int recover(mmj_writer *w, mmj_recovery *rep, int *err)
                 return rc;
             }
             mmj_discard_summary(&keep, w->dirfd, idx[i]);   /* it describes the copy now */
+            if (fsync(w->dirfd) != 0) {    /* the summary's move, before the repair */
+                mmj_discard_close(&keep);
+                mmj_unmap(&m);
+                free(idx);
+                return fail_io(w, err);
+            }
         }
         mmj_footer_remove(w->dirfd, idx[i]);
         if (bad != MMJ_R_NONE || dirty_end) {

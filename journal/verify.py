@@ -42,6 +42,9 @@ class VerifyReport:
     writer_live: bool
     unanchored: int           # records after the last CHECKPOINT/SEAL, not yet under the hash chain
     first_bad: BadRecord | None
+    # what recoveries kept in discarded/r<N> (damage found then): the journal is the valid prefix
+    # left, which `ok` judges; these runs say that records left it and where they are
+    discarded: tuple = ()
 
 
 def verify(path) -> VerifyReport:
@@ -56,7 +59,24 @@ def verify(path) -> VerifyReport:
                         chain_from_seq=rep.chain_from_seq if rep.reason == lib.MMJ_R_CHAIN else None)
     return VerifyReport(ok=bool(rep.ok), records=rep.records, segments=rep.segments, checkpoints=rep.checkpoints,
                         last_seq=rep.last_seq, last_sealed=bool(rep.last_sealed), writer_live=bool(rep.writer_live),
-                        unanchored=rep.unanchored, first_bad=bad)
+                        unanchored=rep.unanchored, first_bad=bad, discarded=tuple(discarded_runs(path)))
+
+
+def discarded_runs(path) -> list[dict]:
+    """Each discarded/r<N> a recovery left (journal.h DISCARDED DATA), in order: its directory,
+    files and bytes."""
+    root = os.path.join(os.fspath(path), "discarded")
+    try:
+        names = [n for n in os.listdir(root) if n[:1] == "r" and n[1:].isdigit()]
+    except FileNotFoundError:
+        return []
+    runs = []
+    for name in sorted(names, key=lambda n: int(n[1:])):
+        run = os.path.join(root, name)
+        files = sorted(os.listdir(run))
+        runs.append({"run": run, "files": files,
+                     "bytes": sum(os.path.getsize(os.path.join(run, f)) for f in files)})
+    return runs
 
 
 def lock_state(path) -> dict:
@@ -107,6 +127,7 @@ def info(path) -> dict:
             "records": len(reader),
             "bytes": sum(s["size"] for s in segments),
             "stopped": reader.stopped,
+            "discarded": discarded_runs(path),
             "reserve_bytes": _reserve_bytes(path),
             **lock_state(path),
         }

@@ -52,13 +52,13 @@ class RecoveryReport:
     seq: int                    # the sequence expected there
     bytes_discarded: int
     segments_removed: int
-    records_discarded: int      # valid-looking records in the removed segments
+    records_discarded: int      # valid-looking records zeroed after the first invalid one or removed
     sealed_segment: int | None  # the crashed segment that recovery sealed, if any
     previous_pid: int           # the previous writer's pid from the lock file, 0 if none
     previous_clean: bool        # whether the previous writer closed cleanly
     created: bool               # whether this open created the journal
     continued_segment: int | None = None  # the crashed segment the writer appends on in, if any
-    segments_kept: int = 0                # of segments_removed, moved to discarded/ (they held records)
+    segments_kept: int = 0                # of segments_removed, moved to discarded/ (not blank)
     discarded_run: int = 0                # N of discarded/r<N> holding what recovery kept, 0: nothing
 
     @property

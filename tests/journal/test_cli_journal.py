@@ -87,3 +87,21 @@ def test_stress_runs_both_campaigns_and_reports_zero_failures(tmp_path):
     kill_line, power_line = result.output.splitlines()[:2]
     assert kill_line.startswith("SIGKILL: 4 runs") and kill_line.endswith(" s") and " 0 failures" in kill_line
     assert power_line.startswith("power loss: 30 cuts") and " 0 failures" in power_line
+
+
+def test_verify_and_info_name_what_an_earlier_recovery_kept(tmp_path):
+    """The journal left after damage verifies, but verify exits 1 and info lists discarded/: an
+    auditor sees that records left the journal, and where they are."""
+    from tests.journal.jhelpers import write_journal
+
+    d = tmp_path / "j"
+    write_journal(d, 2000)
+    victim = segment_files(d)[1]
+    flip_byte(victim, record_offsets(victim)[5][0] + 40)
+    with Journal(d) as j:
+        assert j.recovery.discarded_run == 1
+    result = run("verify", d)
+    assert result.exit_code == 1 and "DAMAGED EARLIER" in result.output
+    assert str(d / "discarded" / "r1") in result.output
+    info = run("info", d)
+    assert info.exit_code == 0 and "discarded " in info.output and "r1:" in info.output

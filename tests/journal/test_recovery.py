@@ -77,6 +77,8 @@ def test_bad_record_in_last_segment_discards_the_rest_of_it(tmp_path):
         # but the records after it still validate: damage, not a torn tail, so the segment as it
         # was is kept for the audit before the repair zeroes them
         assert rep.discarded_run == 1 and rep.segments_kept == 0
+        assert rep.records_discarded == len(recs) - 11      # every record after the bad one, counted
+        assert [p.name for p in (d / "discarded" / "r1").iterdir()] == [seg.name]   # no .tmp left
         copy = (d / "discarded" / "r1" / seg.name).read_bytes()
         assert copy == damaged[:len(copy)] and not any(damaged[len(copy):])
         assert len(copy) == bad_off + rep.bytes_discarded
@@ -104,7 +106,8 @@ def test_bad_record_in_an_early_segment_moves_later_segments_aside(tmp_path):
     with Journal(d) as j:
         rep = j.recovery
         assert (rep.reason_code, rep.segment, rep.seq) == (lib.MMJ_R_BAD_SALT, 1, first_seq + 5)
-        assert rep.segments_removed == len(files) - 2 and rep.records_discarded == later
+        # the records after the bad one in its own segment, and every one in the segments after
+        assert rep.segments_removed == len(files) - 2 and rep.records_discarded == later + len(recs) - 6
         assert rep.segments_kept == len(files) - 2 and rep.discarded_run == 1
         assert j.next_seq == first_seq + 5
         assert j.segment == 1 == rep.continued_segment   # appends go on in the repaired segment...
