@@ -32,6 +32,7 @@ from journal import JournalError, Reader, RecordType
 from journal.catalogue import PAYLOAD_DTYPES
 from mm_core.engine import feed_batched
 from mm_core.runner import engine_events
+from recovery.blocks import BLOCK_RECORDS
 from recovery.recover import recover
 from recovery.replay import replay_journal
 from recovery.standby import follow
@@ -330,7 +331,7 @@ def main(quick: bool) -> str:
                  f"the 500k target: {'met' if full_rate >= TARGET_EPS else 'NOT met'}. The engine alone on "
                  f"the same events runs at {largest['events'] / largest['engine_s']:,.0f} ev/s, so replay's "
                  f"own overhead is {largest['replay_s'] / largest['engine_s']:.2f}x the engine; replay reads "
-                 f"the journal a block at a time (recovery.blocks: one C copy per 8,192 records, packet runs "
+                 f"the journal a block at a time (recovery.blocks: one C copy per {BLOCK_RECORDS:,} records, packet runs "
                  f"handed to the engine as views), where a per-record read runs at "
                  f"{largest['records'] / largest['records_s']:,.0f} rec/s and the bulk column scan at "
                  f"{largest['records'] / largest['bulk_s']:,.0f} rec/s. The engine (CPython) is the limit.")

@@ -395,8 +395,8 @@ JOINED = {**{name: (name, None) for name in ORDER_FIELDS},
 
 class JoinedCols(dict):
     """An event chunk's columns (a dict), those of JOINED gathered from the creators' columns
-    `book` by each event's `creator` row when first read (then kept); `take` keeps the ones not
-    yet read pending, to gather only the rows taken."""
+    `book` by each event's `creator` row when first read (then kept); `take` gathers the JOINED
+    columns it is given for the rows taken only, and leaves the others pending."""
 
     def __init__(self, cols: dict, book: dict, creator: np.ndarray):
         super().__init__(cols)

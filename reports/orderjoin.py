@@ -76,16 +76,12 @@ class TokenTable:
         return out
 
 
-def join_keys(tokens: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """Tokens as comparable fixed bytes (S14): OUCH pads with spaces, the journal with NULs
-    (into `out`, contiguous S14, if given: may be `tokens` itself)."""
+def join_keys(tokens: np.ndarray) -> np.ndarray:
+    """Tokens as comparable fixed bytes (S14): OUCH pads with spaces, the journal with NULs."""
     tokens = np.asarray(tokens)
     if tokens.dtype != np.dtype(f"S{TOKEN_BYTES}") or tokens.ndim != 1:
         tokens = np.ascontiguousarray(tokens, dtype=f"S{TOKEN_BYTES}")
-    if out is None:
-        out = np.empty(len(tokens), f"S{TOKEN_BYTES}")
-    elif out.dtype != tokens.dtype or len(out) != len(tokens) or not out.flags.c_contiguous:
-        raise KernelInputError("out must be a contiguous S14 array as long as tokens")
+    out = np.empty(len(tokens), f"S{TOKEN_BYTES}")
     if len(tokens):
         lib.oj_join_keys(len(tokens), _address(tokens), tokens.strides[0], _ptr("uint8_t *", out))
     return out
@@ -185,6 +181,11 @@ _CREATED_DTYPES = {"token_key": MERGED["token_key"], "parent_key": MERGED["token
 
 def _created(sent: np.ndarray, rows_read: int, created: dict, creates, head: dict, keep: list):
     """oj_creators writing into the columns of `created` (see merge_events)."""
+    if set(_CREATED_OWN) - set(created):
+        raise KernelInputError(f"created needs {sorted(_CREATED_OWN)}")
+    unknown = [n for n in created if n not in head and n not in _CREATED_OWN and n not in (sent.dtype.fields or {})]
+    if unknown:
+        raise KernelInputError(f"created columns {unknown}: neither a header nor an ORDER_SENT field")
     m = len(next(iter(created.values())))
     for name, column in created.items():
         source = head[name] if name in head else None if name in _CREATED_OWN else sent.dtype.fields[name][0]
@@ -193,8 +194,6 @@ def _created(sent: np.ndarray, rows_read: int, created: dict, creates, head: dic
                 source is not None and source_dtype != column.dtype) or \
                 (name in _CREATED_OWN and column.dtype != np.dtype(_CREATED_DTYPES[name])):
             raise KernelInputError(f"created column {name}: {column.dtype}, {len(column)} rows")
-    if set(_CREATED_OWN) - set(created):
-        raise KernelInputError(f"created needs {sorted(_CREATED_OWN)}")
     flags = np.zeros(256, np.uint8)
     flags[list(creates)] = 1
     copy = [n for n in created if n not in head and n not in _CREATED_OWN]
@@ -238,6 +237,11 @@ def merge_events(sent: np.ndarray, sent_at: np.ndarray, venue: np.ndarray, venue
     wire_side (as sent_wire_side), stock (the inbound OUCH stock), leaves_sum and leaves_started
     (0), a column named as a `head` one ({name: the chunk's header column}) from it, any other
     from the ORDER_SENT field of its name."""
+    keep: list = []
+    sent_rec, venue_rec = _records(sent, sent_at, _SENT_FIELDS, keep), _records(venue, venue_at, _VENUE_FIELDS, keep)
+    lut_s, lut_v = np.ascontiguousarray(sent_lut, np.int8), np.ascontiguousarray(venue_lut, np.int8)
+    if lut_s.shape != (256,) or lut_v.shape != (256,):      # the C reads lut[type] for any type byte
+        raise KernelInputError("event code tables must have one entry for each of the 256 message types")
     size = len(sent) + len(venue)
     out = {name: np.empty(size, dtype) for name, dtype in MERGED.items()}
     out.update({name: np.empty(size, np.int64) for name in VENUE_INTO.values() if name not in out})
@@ -247,13 +251,10 @@ def merge_events(sent: np.ndarray, sent_at: np.ndarray, venue: np.ndarray, venue
     outbound = FieldSet(ouch.OUTBOUND_FIELDS, {f: out[c] for f, c in VENUE_INTO.items()}, row_bytes=raw_bytes)
     inbound = FieldSet(ouch.INBOUND_FIELDS, {"side": sent_side, "stock": sent_stock},
                        row_bytes=sent.dtype.fields["raw"][0].shape[0])
-    keep: list = []
     rule = ffi.new("oj_venue_rule *", {"sequenced": sequenced, "system_event": system_event,
                                        "header": ouch.SOUP_HEADER})
     merged = ffi.new("oj_merged *", {name: _ptr(_CTYPES.get(name, "uint8_t *"), out[name])
                                      for name in list(MERGED) + ["sent_wire_side"]})
-    lut_s, lut_v = np.ascontiguousarray(sent_lut, np.int8), np.ascontiguousarray(venue_lut, np.int8)
-    sent_rec, venue_rec = _records(sent, sent_at, _SENT_FIELDS, keep), _records(venue, venue_at, _VENUE_FIELDS, keep)
     rows_read = sent_rec.at[len(sent) - 1] + 1 if len(sent) else 0    # header rows the creators read
     spec = ffi.NULL if created is None else _created(sent, rows_read, created, creates, head or {}, keep)
     n = lib.oj_merge_events(sent_rec, inbound.struct, venue_rec, rule, outbound.struct,
@@ -281,6 +282,9 @@ def gather(rows: np.ndarray, pairs: list[tuple[np.ndarray, np.ndarray]]) -> None
         if src.dtype != dst.dtype and not (src.dtype.kind in "iu" and dst.dtype.kind in "iu"
                                            and dst.dtype.itemsize >= src.dtype.itemsize):
             raise KernelInputError(f"cannot gather {src.dtype} into {dst.dtype}")
+        if src.dtype.hasobject or not (src.dtype.isnative and dst.dtype.isnative):
+            # the C copies bytes: no references counted, integers read in this machine's order
+            raise KernelInputError(f"gather copies plain native values, not {src.dtype} into {dst.dtype}")
     if n == 0 or not pairs:
         return
     shortest = min(len(src) for src, _ in pairs)

@@ -12,6 +12,7 @@ import numpy as np
 
 from reports import ouch
 from reports._orderjoin_cffi import ffi, lib
+from reports.errors import KernelInputError
 
 
 @lru_cache(maxsize=None)
@@ -25,7 +26,7 @@ def _table(layout: tuple, header: int) -> tuple[np.ndarray, np.ndarray, int, str
         widths.add(w)
         kinds.add(kind)
     if len(kinds) != 1 or (kinds == {"s"} and len(widths) != 1) or max(widths) > 8 and kinds == {"u"}:
-        raise ValueError(f"a field must have one kind, and one width if it is bytes: {layout}")
+        raise KernelInputError(f"a field must have one kind, and one width if it is bytes: {layout}")
     return offset, width, max(widths), kinds.pop()
 
 
@@ -45,13 +46,14 @@ class FieldSet:
         for name, column in out.items():
             offset, width, w, kind = _table(tuple(sorted(fields[name].items())), header)
             if row_bytes is not None and int((offset + width).max(initial=0)) > row_bytes:
-                raise ValueError(f"{name} runs past the {row_bytes} bytes of the rows")
+                raise KernelInputError(f"{name} runs past the {row_bytes} bytes of the rows")
             if kind == "u":
-                if column.dtype not in (np.int64, np.uint8):
-                    raise ValueError(f"{name}: an integer field goes to int64 or uint8, not {column.dtype}")
+                if column.dtype != np.int64 and not (column.dtype == np.uint8 and w == 1):
+                    raise KernelInputError(f"{name}: a {w}-byte integer field goes to int64"
+                                           f"{' or uint8' if w == 1 else ''}, not {column.dtype}")
                 out_widths.append(0 if column.dtype == np.int64 else -1)
             elif column.dtype != np.dtype(f"S{w}"):
-                raise ValueError(f"{name}: {w} bytes go to S{w}, not {column.dtype}")
+                raise KernelInputError(f"{name}: {w} bytes go to S{w}, not {column.dtype}")
             else:
                 out_widths.append(w)
             offsets.append(offset)
@@ -73,20 +75,20 @@ def decode(raw: np.ndarray, msg_type: np.ndarray, fields: dict, names: list[str]
     n = len(msg_type)
     names = names or list(fields)
     if raw.ndim != 2 or raw.dtype != np.uint8 or (n and raw.strides[1] != 1) or len(raw) != n:
-        raise ValueError("raw must be (rows, width) uint8 with contiguous bytes per row, one row per message")
+        raise KernelInputError("raw must be (rows, width) uint8 with contiguous bytes per row, one row per message")
     types = np.ascontiguousarray(msg_type, np.uint8)
     dest = None if at is None else np.ascontiguousarray(at, np.int64)
     if dest is not None and len(dest) != n:
-        raise ValueError("at must give one row per message")
-    if dest is not None and n and (int(dest.min()) < 0 or int(dest.max()) >= size):
-        raise ValueError("at must lie in [0, size)")
+        raise KernelInputError("at must give one row per message")
+    if dest is not None and n and (size is None or int(dest.min()) < 0 or int(dest.max()) >= size):
+        raise KernelInputError("at must lie in [0, size)")
     present = np.bincount(types, minlength=256) > 0
     out: dict[str, np.ndarray] = {}
     offsets, widths, out_widths = [], [], []
     for name in names:
         offset, width, w, kind = _table(tuple(sorted(fields[name].items())), header)
         if n and int((offset + width)[present].max(initial=0)) > raw.shape[1]:
-            raise ValueError(f"{name} runs past the {raw.shape[1]} bytes of the rows")
+            raise KernelInputError(f"{name} runs past the {raw.shape[1]} bytes of the rows")
         out[name] = np.zeros(n if at is None else size, dtype=np.int64 if kind == "u" else f"S{w}")
         offsets.append(offset)
         widths.append(width)

@@ -179,6 +179,20 @@ def test_gather_matches_take_and_astype_and_rejects_what_it_cannot_widen():
         orderjoin.gather(rows, [(rec["b"], np.empty(200, np.uint8))])
     with pytest.raises(IndexError):
         orderjoin.gather(np.array([50]), [(rec["a"], np.empty(1, np.uint8))])
+    # the C copies bytes: no object references, no foreign byte order
+    with pytest.raises(KernelInputError, match="plain native"):
+        orderjoin.gather(rows, [(np.array([None] * 50, object), np.empty(200, object))])
+    with pytest.raises(KernelInputError, match="plain native"):
+        orderjoin.gather(rows, [(rec["b"].astype(">u4"), np.empty(200, np.int64))])
+    # the widening paths byte by byte (1 -> 2, 2 -> 4 bytes) and a 14-byte copy
+    tokens = np.array([b"T%013d" % i for i in range(50)], "S14")
+    wide = {"a": np.empty(200, np.uint16), "c": np.empty(200, np.int32)}
+    copied = np.empty(200, "S14")
+    orderjoin.gather(rows, [(rec[k], wide[k]) for k in wide] + [(tokens, copied)])
+    for k, column in wide.items():
+        want = np.where(rows >= 0, rec[k][np.clip(rows, 0, None)].astype(column.dtype), 0)
+        assert np.array_equal(column, want), k
+    assert np.array_equal(copied, np.where(rows >= 0, tokens[np.clip(rows, 0, None)], b""))
     # an empty source (no order known yet): every row unknown gives zeros, no source row is read
     unknown, text = np.full(4, 7, np.int64), np.full(4, b"X", "S8")
     orderjoin.gather(np.full(4, -1), [(rec["e"][:0], unknown), (rec["d"][:0], text)])
@@ -224,6 +238,8 @@ def test_merge_events_refuses_records_the_kernel_would_misread(tmp_path):
     for bad in wrong:
         with pytest.raises(KernelInputError, match="record"):
             orderjoin.merge_events(*bad, *args[4:])
+    with pytest.raises(KernelInputError, match="256 message types"):
+        orderjoin.merge_events(*args[:4], args[4][:100], *args[5:])              # a short code table
     short = {name: column[:1] for name, column in heads.items()}                  # fewer rows than read
     with pytest.raises(KernelInputError, match="header column"):
         orderjoin.merge_events(*args, created=created, creates=events._CREATES, head=short)

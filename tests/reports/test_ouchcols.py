@@ -41,3 +41,14 @@ def test_compiled_decode_refuses_rows_too_short_for_a_field_and_places_out_of_ra
     with pytest.raises(ValueError, match="at must lie"):
         ouchcols.decode(raw, msg, ouch.OUTBOUND_FIELDS, names=["token"], at=np.array([0, 5]), size=3)
     assert ouchcols.decode(raw[:0], msg[:0], ouch.OUTBOUND_FIELDS, names=["token"])["token"].dtype == "S14"
+
+
+def test_a_field_set_takes_uint8_only_for_one_byte_fields():
+    from reports.errors import KernelInputError
+
+    with pytest.raises(KernelInputError, match="4-byte integer field goes to int64, not uint8"):
+        ouchcols.FieldSet(ouch.OUTBOUND_FIELDS, {"shares": np.zeros(3, np.uint8)})
+    ouchcols.FieldSet(ouch.INBOUND_FIELDS, {"side": np.zeros(3, np.uint8)})      # 1 byte: fine
+    with pytest.raises(KernelInputError, match="at must lie"):
+        ouchcols.decode(np.zeros((1, 20), np.uint8), np.array([ord("A")], np.uint8), ouch.OUTBOUND_FIELDS,
+                        names=["token"], at=np.array([0]))                           # no size given
