@@ -59,6 +59,21 @@ def row_dtype(rtype: int) -> np.dtype:
                      "itemsize": HEADER_DTYPE.itemsize + payload.itemsize})
 
 
+def damage_behind_summary(path: str, stop: dict, found_by: str, then: str) -> str:
+    """The message for an invalid record a writer's open trusted past (`stop` as Reader.stopped):
+    in group and sync modes a sealed segment's durable summary is believed without reading the
+    segment, so bit rot or tampering inside it is found only by a reader, and a writer would go
+    on appending records no reader reaches. Names the place and the way on: verify, then move
+    that segment's summary aside so the next writer open reads the segment and keeps what follows
+    the damage in discarded/. `found_by` says who found it, `then` what to run again."""
+    segment = f"seg-{stop['segment']:016d}"
+    return (f"{path}: {found_by} stopped before seq {stop['seq']} ({stop['reason']} at segment "
+            f"{stop['segment']} offset {stop['offset']}), behind a sealed segment the writer trusted "
+            f"from its summary. Run `mmaudit journal verify {path}`; to have the writer keep what "
+            f"follows the damage in discarded/ and continue from the valid prefix, move {segment}.sum "
+            f"out of the journal directory (the writer then reads that segment) and {then}")
+
+
 class Reader:
     """A read-only snapshot of a journal (refresh() to see newer records). Never repairs: it
     stops at the first invalid record (see `.stopped`).

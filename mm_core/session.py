@@ -33,6 +33,7 @@ from audit.pmc import DEFAULT_UDS, PmcClient
 from audit.ptplab import NamespaceUnavailable, PtpLab
 from audit.sampler import PmcSampler
 from journal import Journal, JournalError, JournalLocked, Reader, lock_state
+from journal.reader import damage_behind_summary
 from journal.catalogue import RecordType, TsSource, pack, pack_json
 from mm_core.config import ConfigError, EngineConfig, Symbols, symbols_from_toml
 from mm_core.engine import Engine, EngineError
@@ -77,6 +78,11 @@ class ClockUnavailable(SessionError):
 
 class JournalUnavailable(SessionError):
     """The journal cannot be opened for writing (locked by another writer, not a journal)."""
+
+
+class JournalDamaged(JournalUnavailable):
+    """An invalid record inside a sealed segment the writer's open trusted: appending would put
+    this session where no reader reaches it."""
 
 
 # ------------------------------------------------------------------------------------ inputs
@@ -453,14 +459,20 @@ def _wait_for_clock(monitor: ClockMonitor, profile: str, warmup_s: float, stop: 
 
 
 def _next_session_id(path: str) -> tuple[int, int]:
-    """(next session id, records already there) for the journal at path (1, 0 when new)."""
+    """(next session id, records already there) for the journal at path, read after the writer's
+    open repaired it: the read checks every record, so damage the open trusted past (a sealed
+    segment believed from its summary) is refused here, before this session appends records no
+    reader would reach and takes a session id a session after the damage already used."""
     try:
         with Reader(path) as reader:
             starts = reader.read_fixed(RecordType.SESSION_START)
-            last = int(starts["session_id"].max()) if len(starts) else 0
-            return last + 1, len(reader)
-    except JournalError:
-        return 1, 0
+            stop = reader.stopped
+            records = len(reader)
+    except JournalError as exc:
+        raise JournalUnavailable(f"cannot read journal {path}: {exc}") from None
+    if stop is not None:
+        raise JournalDamaged(damage_behind_summary(path, stop, "a read of the journal", "run again"))
+    return (int(starts["session_id"].max()) + 1 if len(starts) else 1), records
 
 
 def _open_journal(path: str, durability: str) -> Journal:
@@ -543,10 +555,10 @@ class Session:
     def run(self) -> SessionSummary:
         s = self.settings
         self._started = time.monotonic()
-        session_id, existing = _next_session_id(s.journal_dir)
         with contextlib.ExitStack() as stack:
             journal = _open_journal(s.journal_dir, s.durability)
             stack.callback(journal.close)
+            session_id, existing = _next_session_id(s.journal_dir)
             self.monitor, source, note = _start_clock(s.clock, stack)
             self.clock_source, self.clock_note = source, note
             warm_at_start = _wait_for_clock(self.monitor, self.profile, s.clock.warmup, self.stop)

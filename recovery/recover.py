@@ -17,6 +17,7 @@ from typing import Callable
 from journal import Journal
 from journal.catalogue import RecordType, TsSource, pack, pack_json
 from journal.errors import JournalError, JournalLocked
+from journal.reader import damage_behind_summary
 from mm_core.config import EngineConfig, Symbols
 from mm_core.engine import Engine
 from mm_core.oms import TERMINAL
@@ -226,13 +227,7 @@ def _refuse_damaged(path: str, stop: dict) -> None:
     a sealed segment whose durable summary the open trusted without reading it (bit rot,
     tampering). Resuming from that state would trade without every record after it, and append
     RECON records no reader reaches: refuse, before anything is written or sent."""
-    segment = f"seg-{stop['segment']:016d}"
-    raise JournalDamaged(
-        f"{path}: replay stopped before seq {stop['seq']} ({stop['reason']} at segment {stop['segment']} "
-        f"offset {stop['offset']}), behind a sealed segment the writer trusted from its summary. "
-        f"Run `mmaudit journal verify {path}`; to have the next recovery keep what follows the damage "
-        f"in discarded/ and continue from the valid prefix, move {segment}.sum out of the journal "
-        f"directory (the writer then reads that segment) and recover again")
+    raise JournalDamaged(damage_behind_summary(path, stop, "replay", "recover again"))
 
 
 def _order_doc(engine: Engine, token: str) -> dict | None:

@@ -21,6 +21,9 @@ from cli.run_cmd import command as run, money
 from journal import Journal, Reader, RecordType, verify
 from journal.catalogue import unpack, unpack_json
 from mm_core.session import lab_available
+from tests.journal.jhelpers import SMALL_SEGMENT, flip_byte, record_offsets, segment_files
+from tests.journal.test_recovery import data_records
+from tests.recovery.journaling import session_events, write_session
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 LAB = lab_available()
@@ -200,6 +203,26 @@ def test_a_locked_journal_and_a_missing_pmc_are_refused(tmp_path):
     result = CliRunner(env={"PATH": str(empty)}).invoke(
         run, ["--journal", str(tmp_path / "j2"), "--ptp-uds", "/var/run/ptp4l", "--duration", "1s"])
     assert result.exit_code == 1 and "pmc is not installed" in result.output
+
+
+def test_a_run_refuses_damage_behind_a_trusted_segment_summary(tmp_path):
+    """In group mode a sealed segment's summary is believed at the writer's open: a flipped byte
+    inside it is found by the session's read of the journal, which refuses (one line naming the
+    place and the way on) before this session appends a record no reader would reach."""
+    path = tmp_path / "journal"
+    write_session(str(path), session_events(5, 900), segment_size=SMALL_SEGMENT,
+                  durability="group").journal.close()
+    damaged = segment_files(path)[1]
+    flip_byte(damaged, record_offsets(damaged)[10][0] + 40)
+    before = [p.read_bytes() for p in segment_files(path)]
+    result = CliRunner().invoke(run, ["--journal", str(path), "--no-ptp-lab",
+                                      "--duration", "1s"])
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1, result.output
+    assert "a read of the journal stopped before seq" in result.output
+    assert "bad crc at segment 1" in result.output and "seg-0000000000000001.sum" in result.output
+    after = segment_files(path)     # the writer's open started a successor of the sealed last one
+    assert [p.read_bytes() for p in after[:len(before)]] == before
+    assert not any(data_records(p) for p in after[len(before):])      # nothing appended
 
 
 def test_money_is_integer_arithmetic():
