@@ -119,39 +119,6 @@ void oj_leaves(int64_t n, const int64_t *group, const int8_t *event, const int64
     }
 }
 
-/* The fields of the message in `row` (type t) into output row d (those it lacks left as they are).
- * out_width -1: an integer stored in one byte. */
-static inline void field_set_row(const oj_field_set *fs, const uint8_t *row, uint8_t t, size_t d)
-{
-    for (int32_t f = 0; f < fs->nfields; f++) {
-        const int32_t at = fs->offset[f * 256 + t];
-        const int64_t ow = fs->out_width[f];
-        if (at < 0)
-            continue;
-        const int32_t w = fs->width[f * 256 + t];
-        if (ow > 0) {
-            memcpy(fs->out[f] + d * (size_t)ow, row + at, (size_t)w);
-            continue;
-        }
-        uint64_t v = 0;
-        for (int32_t b = 0; b < w; b++)
-            v = (v << 8) | row[at + b];
-        if (ow == 0)
-            ((int64_t *)fs->out[f])[d] = (int64_t)v;
-        else
-            fs->out[f][d] = (uint8_t)v;
-    }
-}
-
-void oj_fields(int64_t n, const uint8_t *raw, int64_t stride, const uint8_t *msg_type, const int64_t *dest,
-               int32_t nfields, const int32_t *offset, const int32_t *width, const int64_t *out_width,
-               uint8_t **out)
-{
-    const oj_field_set fs = {nfields, offset, width, out_width, out};
-    for (int64_t i = 0; i < n; i++)
-        field_set_row(&fs, raw + (size_t)i * (size_t)stride, msg_type[i], (size_t)(dest ? dest[i] : i));
-}
-
 /* 8 bytes with each space turned into a NUL (the exact zero-byte test of x ^ spaces, no carries) */
 static inline uint64_t unspace8(uint64_t x)
 {
@@ -239,12 +206,10 @@ static inline uint64_t big_endian(const uint8_t *p, int w)
     }
 }
 
-/* Every field of the set at output row d: the message's where type t carries it, else 0 / NULs
- * (a bytes field is as wide as its output: _table checks one width per field). */
-static inline __attribute__((always_inline)) void decode_fields(const oj_field_set *fs, const field_program *p,
-                                                                const uint8_t *row, uint8_t t, size_t d)
+/* The fields message type t carries, from `row` into output row d (the others left as they are). */
+static inline __attribute__((always_inline)) void put_fields(const oj_field_set *fs, const field_program *p,
+                                                             const uint8_t *row, uint8_t t, size_t d)
 {
-    clear_fields(fs, p, d);
     for (int k = 0; k < p->count[t]; k++) {
         const field_op op = p->ops[t][k];
         uint8_t *o = fs->out[op.field];
@@ -257,6 +222,31 @@ static inline __attribute__((always_inline)) void decode_fields(const oj_field_s
         default: memcpy(o + d * (size_t)fs->out_width[op.field], in, (size_t)op.width);
         }
     }
+}
+
+/* Every field of the set at output row d: the message's where type t carries it, else 0 / NULs
+ * (a bytes field is as wide as its output: _table checks one width per field). */
+static inline __attribute__((always_inline)) void decode_fields(const oj_field_set *fs, const field_program *p,
+                                                                const uint8_t *row, uint8_t t, size_t d)
+{
+    clear_fields(fs, p, d);
+    put_fields(fs, p, row, t, d);
+}
+
+int oj_fields(int64_t n, const uint8_t *raw, int64_t stride, const uint8_t *msg_type, const int64_t *dest,
+              const oj_field_set *fs)
+{
+    field_program *p = malloc(sizeof *p);
+    if (p == NULL)
+        return -2;
+    if (compile_fields(fs, p)) {
+        free(p);
+        return -1;
+    }
+    for (int64_t i = 0; i < n; i++)
+        put_fields(fs, p, raw + (size_t)i * (size_t)stride, msg_type[i], (size_t)(dest ? dest[i] : i));
+    free(p);
+    return 0;
 }
 
 /* Row k of a column of `size`-byte values := the value at `in` (the common sizes as fixed copies) */

@@ -17,12 +17,13 @@
  * book_started across calls); g >= nbook: an order no ORDER_SENT created, local to this call
  * (local_sum/local_started[g - nbook], zeroed by the caller).
  *
- * oj_fields: `nfields` OUCH fields of framed messages held in rows of `stride` bytes, in one pass
- * over the rows: for field f, row i's message type t = msg_type[i] has it at byte
+ * oj_fields: the `fs->nfields` OUCH fields of framed messages held in rows of `stride` bytes, in
+ * one pass over the rows: for field f, row i's message type t = msg_type[i] has it at byte
  * offset[f * 256 + t] (-1: the type does not carry it; the output is left as it is) of
  * width[f * 256 + t] bytes; with out_width[f] == 0 it is a big-endian unsigned integer that goes
- * to ((int64_t *)out[f])[dest[i]], else its bytes go to out[f] + dest[i] * out_width[f] (dest
- * NULL: row i itself).
+ * to ((int64_t *)out[f])[dest[i]], with -1 to the byte out[f][dest[i]], else its bytes go to
+ * out[f] + dest[i] * out_width[f] (dest NULL: row i itself). The same decoding as
+ * oj_merge_events's. Returns 0, -1 if the set has more than OJ_MAX_FIELDS fields, -2 out of memory.
  *
  * oj_merge_events: one chunk's order events in journal order, in one pass: the ORDER_SENT rows
  * (`sent`, whole payloads) and the VENUE_MSG rows (`venue`, payload heads) that are order events
@@ -76,16 +77,15 @@ void oj_leaves(int64_t n, const int64_t *group, const int8_t *event, const int64
                int64_t nbook, int64_t *book_sum, int64_t *book_started,
                int64_t *local_sum, int64_t *local_started, int64_t *out);
 
-void oj_fields(int64_t n, const uint8_t *raw, int64_t stride, const uint8_t *msg_type, const int64_t *dest,
-               int32_t nfields, const int32_t *offset, const int32_t *width, const int64_t *out_width,
-               uint8_t **out);
-
 typedef struct {
     int32_t nfields;
     const int32_t *offset, *width;
     const int64_t *out_width;
     uint8_t **out;
 } oj_field_set;
+
+int oj_fields(int64_t n, const uint8_t *raw, int64_t stride, const uint8_t *msg_type, const int64_t *dest,
+              const oj_field_set *fs);
 
 typedef struct {
     int64_t n;

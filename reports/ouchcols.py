@@ -41,11 +41,13 @@ class FieldSet:
     fit in. Holds the tables and buffers the struct points to."""
 
     def __init__(self, fields: dict, out: dict[str, np.ndarray], header: int = ouch.SOUP_HEADER,
-                 row_bytes: int | None = None):
+                 row_bytes: int | None = None, types: np.ndarray | None = None):
+        """`types` (bool[256]): only the message types that occur must fit in `row_bytes`."""
         offsets, widths, out_widths = [], [], []
         for name, column in out.items():
             offset, width, w, kind = _table(tuple(sorted(fields[name].items())), header)
-            if row_bytes is not None and int((offset + width).max(initial=0)) > row_bytes:
+            ends = offset + width if types is None else (offset + width)[types]
+            if row_bytes is not None and int(ends.max(initial=0)) > row_bytes:
                 raise KernelInputError(f"{name} runs past the {row_bytes} bytes of the rows")
             if kind == "u":
                 if column.dtype != np.int64 and not (column.dtype == np.uint8 and w == 1):
@@ -73,7 +75,6 @@ def decode(raw: np.ndarray, msg_type: np.ndarray, fields: dict, names: list[str]
     """As ouch.decode: columns for `names` (default all) of `fields`, int64 or S<width>, 0 / b''
     for rows whose type lacks the field; with `at`, message i lands at row at[i] of `size` rows."""
     n = len(msg_type)
-    names = names or list(fields)
     if raw.ndim != 2 or raw.dtype != np.uint8 or (n and raw.strides[1] != 1) or len(raw) != n:
         raise KernelInputError("raw must be (rows, width) uint8 with contiguous bytes per row, one row per message")
     types = np.ascontiguousarray(msg_type, np.uint8)
@@ -82,22 +83,15 @@ def decode(raw: np.ndarray, msg_type: np.ndarray, fields: dict, names: list[str]
         raise KernelInputError("at must give one row per message")
     if dest is not None and n and (size is None or int(dest.min()) < 0 or int(dest.max()) >= size):
         raise KernelInputError("at must lie in [0, size)")
-    present = np.bincount(types, minlength=256) > 0
-    out: dict[str, np.ndarray] = {}
-    offsets, widths, out_widths = [], [], []
-    for name in names:
-        offset, width, w, kind = _table(tuple(sorted(fields[name].items())), header)
-        if n and int((offset + width)[present].max(initial=0)) > raw.shape[1]:
-            raise KernelInputError(f"{name} runs past the {raw.shape[1]} bytes of the rows")
+    out = {}
+    for name in names or list(fields):
+        _, _, w, kind = _table(tuple(sorted(fields[name].items())), header)
         out[name] = np.zeros(n if at is None else size, dtype=np.int64 if kind == "u" else f"S{w}")
-        offsets.append(offset)
-        widths.append(width)
-        out_widths.append(0 if kind == "u" else w)
-    if n and names:          # every field in one pass over the rows
-        offset, width = np.concatenate(offsets), np.concatenate(widths)
-        keep = [ffi.cast("uint8_t *", ffi.from_buffer(out[name])) for name in names]
-        lib.oj_fields(n, _address(raw, "uint8_t *"), raw.strides[0], ffi.from_buffer("uint8_t[]", types),
-                      ffi.NULL if dest is None else ffi.from_buffer("int64_t[]", dest), len(names),
-                      ffi.from_buffer("int32_t[]", offset), ffi.from_buffer("int32_t[]", width),
-                      ffi.new("int64_t[]", out_widths), ffi.new("uint8_t *[]", keep))
+    field_set = FieldSet(fields, out, header, row_bytes=raw.shape[1],
+                         types=np.bincount(types, minlength=256) > 0)
+    if n and out:          # every field in one pass over the rows
+        rc = lib.oj_fields(n, _address(raw, "uint8_t *"), raw.strides[0], ffi.from_buffer("uint8_t[]", types),
+                           ffi.NULL if dest is None else ffi.from_buffer("int64_t[]", dest), field_set.struct)
+        if rc:
+            raise KernelInputError(f"cannot decode {len(out)} fields at once (code {rc})")
     return out
