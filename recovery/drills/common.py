@@ -15,7 +15,6 @@ import pathlib
 import queue
 import random
 import select
-import shutil
 import signal
 import socket
 import subprocess
@@ -32,6 +31,7 @@ from journal.catalogue import RecordType, pack_json
 from mm_core.venue.config import load_config
 from mm_core.venue.server import Venue
 from recovery.drills import _engine_proc as proc_main
+from recovery.drills.scratch import scratch_dir
 from recovery.errors import RecoveryError
 from recovery.reconcile import venue_view
 
@@ -244,36 +244,6 @@ def stop_engine(proc: EngineProcess, stop_file: str) -> dict:
         raise DrillError(f"the engine did not stop and report its state ({kind}, exit {code}): "
                          f"{proc.log_tail()}")
     return json.loads(text)
-
-
-_SCRATCH_OWNER = "drill.pid"
-
-
-def scratch_dir(prefix: str) -> tempfile.TemporaryDirectory:
-    """A drill's scratch directory, removed when the drill ends and marked with this process's
-    pid. A drill killed from outside (SIGKILL, the OOM killer, a CI timeout) cannot remove its
-    own, so this first removes the scratch of earlier drills of this kind whose process is gone.
-    A directory without the marker (a kept journal) or whose process is alive is left alone."""
-    for old in pathlib.Path(tempfile.gettempdir()).glob(prefix + "*"):
-        try:
-            pid = int((old / _SCRATCH_OWNER).read_text())
-        except (OSError, ValueError):
-            continue
-        if not _process_alive(pid):
-            shutil.rmtree(old, ignore_errors=True)
-    tmp = tempfile.TemporaryDirectory(prefix=prefix)
-    (pathlib.Path(tmp.name) / _SCRATCH_OWNER).write_text(str(os.getpid()))
-    return tmp
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True         # someone else's process: alive
-    return True
 
 
 class LiveSession:

@@ -25,8 +25,9 @@ from journal import Reader
 from recovery.drills import _engine_proc as proc_main
 from recovery.drills.common import (
     USER, WAIT_S, DrillError, DrillReport, DrillVenue, EngineProcess, Spare, compare_with_venue, engine_args,
-    format_table, journal_result, lost_acks, scratch_dir,
+    format_table, journal_result, lost_acks,
 )
+from recovery.drills.scratch import scratch_dir
 from recovery.reconcile import venue_view
 from recovery.recover import RecoverySettings, recover
 from recovery.replay import replay_journal

@@ -16,7 +16,6 @@ import queue
 import random
 import re
 import selectors
-import shutil
 import socket
 import tempfile
 import threading
@@ -37,6 +36,7 @@ from mm_core.risk.limits import EXAMPLE_TOML
 from mm_core.runner import Runner, RunnerSettings
 from mm_core.venue.config import DEFAULT_PATH, load_config
 from mm_core.venue.server import Venue
+from recovery.drills.scratch import scratch_dir
 from recovery.errors import RecoveryError
 
 __all__ = ["DrillError", "DrillSettings", "DrillRow", "DrillReport", "SINGLE_FAULTS", "run_risk_drill"]
@@ -958,36 +958,36 @@ def run_risk_drill(settings: DrillSettings = DrillSettings(),
     plan = _plan(settings)
     journal_dir = settings.journal_dir or tempfile.mkdtemp(prefix="mmaudit-risk-drill-")
     # the venue's session logs on tmpfs where there is one: its writes then never queue behind its
-    # own fsyncs on a busy disk, which would delay answers past the engine's ack timeout
+    # own fsyncs on a busy disk, which would delay answers past the engine's ack timeout; in a
+    # lock-owned scratch, as a drill killed before its cleanup would leave them in RAM for good
     shm = pathlib.Path("/dev/shm")
-    log_dir = tempfile.mkdtemp(prefix="mmaudit-risk-drill-venue-", dir=shm if shm.is_dir() else None)
-    clock, clock_note = open_clock(settings.clock)
-    report = DrillReport(settings.seed, clock.label + (f"; {clock_note}" if clock_note else ""),
-                         journal_dir)
-    try:
-        with Journal(journal_dir) as journal:
-            system = None
-            try:
-                for faults in plan:
-                    broken = report.rows and (report.rows[-1].resumed == "no" or any(
-                        _BY_NAME[name].poisons for name in report.rows[-1].faults))
-                    if system is None or broken or not system.steady(WAIT_S):
-                        if system is not None:      # the last row left it unable to quote
-                            system.close()
-                        system = _System(journal, clock, settings.seed, log_dir)
-                        if not system.steady(WAIT_S * 2):
-                            raise DrillError("the engine did not start quoting on the embedded venue")
-                    row = _run_row(system, faults, settings.hold_s)
-                    report.rows.append(row)
-                    if progress is not None:
-                        progress(row)
-            finally:
-                if system is not None:
-                    system.close()
-            report.seconds = time.monotonic() - started
-            journal.append(RecordType.DRILL_RESULT, pack_json(report.as_dict()), ts_ns=_now(),
-                           ts_source=int(TsSource.USER))
-    finally:
-        clock.close()
-        shutil.rmtree(log_dir, ignore_errors=True)
+    with scratch_dir("mmaudit-risk-drill-venue-", dir=shm if shm.is_dir() else None) as log_dir:
+        clock, clock_note = open_clock(settings.clock)
+        report = DrillReport(settings.seed, clock.label + (f"; {clock_note}" if clock_note else ""),
+                             journal_dir)
+        try:
+            with Journal(journal_dir) as journal:
+                system = None
+                try:
+                    for faults in plan:
+                        broken = report.rows and (report.rows[-1].resumed == "no" or any(
+                            _BY_NAME[name].poisons for name in report.rows[-1].faults))
+                        if system is None or broken or not system.steady(WAIT_S):
+                            if system is not None:      # the last row left it unable to quote
+                                system.close()
+                            system = _System(journal, clock, settings.seed, log_dir)
+                            if not system.steady(WAIT_S * 2):
+                                raise DrillError("the engine did not start quoting on the embedded venue")
+                        row = _run_row(system, faults, settings.hold_s)
+                        report.rows.append(row)
+                        if progress is not None:
+                            progress(row)
+                finally:
+                    if system is not None:
+                        system.close()
+                report.seconds = time.monotonic() - started
+                journal.append(RecordType.DRILL_RESULT, pack_json(report.as_dict()), ts_ns=_now(),
+                               ts_source=int(TsSource.USER))
+        finally:
+            clock.close()
     return report

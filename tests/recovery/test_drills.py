@@ -6,10 +6,6 @@ message and a position or order state that differs from the venue's are all caug
 from __future__ import annotations
 
 import json
-import os
-import pathlib
-import subprocess
-import tempfile
 
 import pytest
 from click.testing import CliRunner
@@ -18,7 +14,7 @@ from journal import Journal, Reader, RecordType
 from journal.catalogue import raw_bytes, unpack, unpack_json
 from cli.drill_cmd import command as drill_group
 from recovery.drills import _engine_proc as proc_main
-from recovery.drills.common import compare_with_venue, lost_acks, scratch_dir
+from recovery.drills.common import compare_with_venue, lost_acks
 from recovery.drills.crash import CrashSettings, run_crash_drill
 from recovery.drills.venue_disconnect import (
     DisconnectSettings, exactly_once, run_venue_disconnect_drill, sent_at_drops, split_lost_in_drops,
@@ -153,26 +149,3 @@ def test_an_unknown_hook_is_refused(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match="unknown hook"):
         proc_main.main(["--journal", str(tmp_path / "j"), "--ouch", "1", "--itch", "1",
                         "--rerequest", "1", "--report", str(tmp_path / "r")])
-
-
-def test_a_drill_removes_the_scratch_a_killed_drill_left_and_nothing_else(tmp_path, monkeypatch):
-    """A drill SIGKILLed from outside leaves its scratch directory; the next drill of that kind
-    removes it. Scratch of a live process, a kept journal (no owner marker) and other drills' stay."""
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    dead = subprocess.Popen(["true"])       # a pid that has exited
-    dead.wait()
-    left = tmp_path / "mmaudit-crash-left"
-    live = tmp_path / "mmaudit-crash-live"
-    kept = tmp_path / "mmaudit-crash-journal-kept"
-    other = tmp_path / "mmaudit-feed-gap-left"
-    for d in (left, live, kept, other):
-        d.mkdir()
-        (d / "data").write_bytes(b"x")
-    (left / "drill.pid").write_text(str(dead.pid))
-    (other / "drill.pid").write_text(str(dead.pid))
-    (live / "drill.pid").write_text(str(os.getpid()))
-    with scratch_dir("mmaudit-crash-") as made:
-        assert (tmp_path / made.rsplit("/", 1)[-1] / "drill.pid").is_file()
-        assert not left.exists()
-        assert live.exists() and kept.exists() and other.exists()
-    assert not pathlib.Path(made).exists()

@@ -1,9 +1,14 @@
 """The live risk drill on the real embedded venue, runner and journal: the fault matrix (every
 fault alone plus two combinations), judged from the venue's session log; the DRILL_RESULT record;
-the CLI; and that the drill's venue-side count does see orders that pass when nothing stops them."""
+the CLI; that the venue logs are in a scratch the drill holds; and that the drill's venue-side count
+sees orders that pass when nothing stops them."""
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import pathlib
+import tempfile
 
 import pytest
 from click.testing import CliRunner
@@ -15,6 +20,7 @@ from mm_core.risk import CheckId
 from mm_core.risk.faults import LATCH_POLICY, RELEASED_ON_CLEAR, Latch
 from recovery.drills import risk as drill
 from recovery.drills.risk import SINGLE_FAULTS, DrillSettings, run_risk_drill
+from recovery.drills.scratch import LOCK_NAME, scratch_dir
 
 # Rows whose outcome depends on the venue link beyond the gateway's policy: while the venue's
 # answers are held back the engine cannot see its pull confirmed in time.
@@ -111,6 +117,42 @@ def test_the_venue_side_count_sees_orders_when_nothing_stops_them(tmp_path):
             system.close()
     assert row.orders_at_venue > 0 and not row.produced and not row.passed
     assert row.state == "ACTIVE" and row.resumed == "by itself"
+
+
+def test_the_venue_logs_are_in_a_scratch_the_drill_holds_and_removes(tmp_path, monkeypatch):
+    """The venue's session logs are in a drill scratch (on /dev/shm where there is one) whose lock
+    the drill holds while it runs, so a drill killed from outside leaves them to the next drill's
+    sweep; a drill that ends removes them."""
+    made, seen = [], []
+
+    def recorded_scratch(prefix, dir=None):
+        made.append(scratch_dir(prefix, dir=dir))
+        return made[-1]
+
+    def progress(row):
+        where = pathlib.Path(made[0].name)
+        fd = os.open(where / LOCK_NAME, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held = False
+        except BlockingIOError:
+            held = True
+        finally:
+            os.close(fd)
+        seen.append((held, sorted(p.name for p in where.iterdir())))
+
+    monkeypatch.setattr(drill, "scratch_dir", recorded_scratch)
+    run_risk_drill(DrillSettings(seed=3, combinations=0, only=("restricted-symbol",), clock="drill",
+                                 journal_dir=str(tmp_path / "j")), progress)
+    assert len(made) == 1
+    where = pathlib.Path(made[0].name)
+    shm = pathlib.Path("/dev/shm")
+    assert where.parent == (shm if shm.is_dir() else pathlib.Path(tempfile.gettempdir()))
+    assert where.name.startswith("mmaudit-risk-drill-venue-")
+    assert len(seen) == 1
+    held, names = seen[0]
+    assert held and LOCK_NAME in names and len(names) > 1       # the venue's session log beside it
+    assert not where.exists()
 
 
 def test_cli_runs_chosen_faults_and_prints_json(tmp_path):
