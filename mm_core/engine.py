@@ -181,6 +181,7 @@ class Engine:
         self.tracker = self.md.tracker
         self.stale = False
         self.gap_requested_ns = -1
+        self.md_heard_ns = -1           # the last market-data packet (heartbeats too); -1: none yet
         ref_ticks = [self.ticks[i].tick_at(s.reference_price) if s else 1 for i, s in enumerate(self.specs)]
         self.ref_ticks = ref_ticks
         table = None
@@ -306,6 +307,8 @@ class Engine:
         # a snapshot from before the signal kernel restores as an engine on the reference classes
         state.setdefault("sig", None)
         state.setdefault("compiled", False)
+        # from before feed silence was watched: restores, then fails its header's state hash
+        state.setdefault("md_heard_ns", -1)
         if state.get("quote_pricer") is None:
             state["quote_pricer"] = QuotePricer(state["cfg"])
         self.__dict__.update(state)
@@ -330,6 +333,7 @@ class Engine:
     # ================================================================= market data
 
     def _on_market_data(self, ev: MarketData) -> list[Action]:
+        self.md_heard_ns = self.now
         if self.sig is not None and not self.stale:
             actions = self._on_packet_compiled(ev)
             if actions is not None:
@@ -344,6 +348,10 @@ class Engine:
             actions.append(self._alert("md-protocol-error", str(exc)))
             return actions
         if update is None:
+            if self.stale and not self.tracker.in_gap:      # a heartbeat: the feed is alive and whole
+                self._book_current(actions)
+                self._feed_risk_all(priced_only=True)
+                self._react(list(self.quoted), actions)
             return actions
         if type(update) is _GAP:
             self.counts["gaps"] += 1
@@ -373,9 +381,7 @@ class Engine:
             if s >= 0 and s not in touched:
                 touched = touched + [s]
         if self.stale and not self.tracker.in_gap:
-            self.stale = False
-            self.gap_requested_ns = -1
-            actions.append(self._alert("book-recovered", f"gap filled at {self.tracker.next_expected}"))
+            self._book_current(actions)
             touched = touched + self.quoted     # every quote was pulled: decide all of them again
             recovered = True
         else:
@@ -498,7 +504,7 @@ class Engine:
         rc = _on_packets_c(self._sh, self._bh, run.buf, run.off, run.ts, start, len(events),
                            md.session_raw, expected, self.now, self._pkt, done, messages)
         taken = done[0]
-        self.now = self._pkt.now_ns     # on_event's time, up to the last packet C looked at
+        self.now = self.md_heard_ns = self._pkt.now_ns     # on_event's time, up to the last packet C looked at
         if react.n_flog:                # the feeds C deferred, before anything else runs
             self._feeds_from_c(react)
         if taken:                       # the quiet ones: on_event's and the packet path's counts
@@ -637,11 +643,29 @@ class Engine:
         return r.symbol_id
 
     def _go_stale(self, reason: str, actions: list[Action]) -> None:
-        """A gap: the book cannot be trusted until it is filled. Pull every quote now."""
+        """A gap or a silent feed: the book cannot be trusted until current data shows it is.
+        Pull every quote now."""
         self.stale = True
         actions.append(self._alert("book-stale", reason))
         self._feed_risk_all()
         self._cancel_all(Purpose.QUOTE, actions, guard=False)
+
+    def _book_current(self, actions: list[Action]) -> None:
+        """A packet with no gap before it ended a gap, a silence or the wait after reconciliation."""
+        self.stale = False
+        self.gap_requested_ns = -1
+        actions.append(self._alert("book-recovered", f"market data current at {self.tracker.next_expected}"))
+
+    def _check_feed_alive(self, now: int, actions: list[Action]) -> None:
+        """A feed heard from once and silent for longer than the gateway's market-data age limit
+        (no packet, not even a MoldUDP64 heartbeat): the books may be far from the market, as
+        after a gap. The timer below refreshes each price's age for the gateway, which is only
+        true while packets arrive; the next packet ends it (book-recovered)."""
+        heard = self.md_heard_ns
+        limit = self.risk.limits.max_market_age_ns
+        if heard >= 0 and not self.stale and now - heard > limit:
+            self._go_stale(f"market data silent for {(now - heard) // 1_000_000} ms "
+                           f"(limit {limit // 1_000_000} ms)", actions)
 
     def _feed_risk_all(self, priced_only: bool = False) -> None:
         """The feed's staleness changed: tell the gateway for every symbol with a fair value, not
@@ -1159,6 +1183,7 @@ class Engine:
             self._report_orders()
         if self.tracker.in_gap:
             self._request_gap(actions)
+        self._check_feed_alive(now, actions)
         self.risk.on_timer(now)
         feed, fair = self._feed_risk, self.fv.fair
         for s in self._priced():
@@ -1351,7 +1376,7 @@ class Engine:
         """SHA-256 over every piece of decision state, in a fixed order (no hash() or set order)."""
         t = self.tracker
         parts = (
-            self.now, self.stale, self.gap_requested_ns, t.next_expected, t.highest_announced,
+            self.now, self.stale, self.gap_requested_ns, self.md_heard_ns, t.next_expected, t.highest_announced,
             self.book.state_items(), self.fv.state_items(),
             [(v.m2, v.dt, v.last_mid, v.last_ns, v.n) for v in self.vol],
             self.inventory.position, [g.state_items() for g in self.guards],

@@ -167,6 +167,30 @@ def test_moldudp64_gap_pulls_quotes_until_filled():
     assert not notes(acts, RecordType.STATE_CHANGE)          # no latch, no operator needed
 
 
+def test_a_silent_feed_pulls_quotes_until_a_packet_arrives():
+    """No packet, not even a heartbeat, for longer than the gateway's market-data age: the books
+    may be far from the market, so the quotes are pulled and nothing new may go out, although the
+    timer keeps telling the gateway each price; a heartbeat shows the feed alive again."""
+    engine, venue, feed, refs, acts = quoted_book()
+    ours = {o.intent.token for o in orders(acts)}
+    limit = engine.risk.limits.max_market_age_ns
+    acts = keep_alive(engine, venue, 2 * S + limit)            # at the limit: still quoting
+    assert not [o for o in orders(acts) if o.intent.kind is OrderKind.CANCEL] and not engine.stale
+    now = 2 * S + limit + 100 * MS
+    acts = keep_alive(engine, venue, now)
+    pulls = [o for o in orders(acts) if o.intent.kind is OrderKind.CANCEL]
+    assert {o.intent.token for o in pulls} == ours and engine.stale
+    assert "book-stale" in alerts(acts) and engine.risk.faults == ["book-stale"]
+    assert engine.risk.state is TradingState.ACTIVE          # a fault, not a latch
+    acts = keep_alive(engine, venue, now + S)                  # still silent: nothing goes out
+    assert not [o for o in orders(acts) if o.intent.kind is OrderKind.ENTER]
+    heartbeat = moldudp64.encode(moldudp64.Heartbeat(feed.session, feed.seq))
+    acts = run(engine, venue, md(heartbeat, now + S + MS), now + S + MS)
+    assert "book-recovered" in alerts(acts) and not engine.stale and engine.risk.faults == []
+    entered = [o for o in orders(acts) if o.intent.kind is OrderKind.ENTER]
+    assert sorted(o.intent.side for o in entered) == [Side.BUY, Side.SELL]
+
+
 def test_impossible_transition_halts_trading_and_is_journaled():
     engine, venue, feed, refs, acts = quoted_book()
     bid, ask = (o.intent.token for o in orders(acts))
