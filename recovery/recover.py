@@ -26,7 +26,7 @@ from mm_core.protocol import ProtocolError, ouch, soupbintcp
 from mm_core.risk import Limits, RiskError, RiskGateway
 from recovery.errors import JournalDamaged, JournalUnavailable, RecoverySetupError
 from recovery.reconcile import (
-    AdoptPending, Deliver, ReconResult, Resolution, apply, local_view, reconcile, resolution_json,
+    AdoptPending, CancelAtVenue, Deliver, ReconResult, ResendCancel, Resolution, apply, local_view, reconcile, resolution_json,
     venue_view,
 )
 from recovery.replay import RECON_BEGIN, RECON_FINDING, RECON_OUTCOME, RECON_RESOLUTION, ReplayResult, replay_journal
@@ -288,10 +288,13 @@ def recover(settings: RecoverySettings, progress: Callable[[str, str], None] = _
         if halts:
             result.reasons.append(f"the engine halted itself {halts} time(s) (see its halt alerts)")
         result.reconciled = not result.reasons
+        # orders the engine decided with no session to send them on (the latch's pulls when no
+        # venue was given) were never journaled: named here, so a later replay does not expect them
         now = shell.recon({"kind": RECON_OUTCOME, "reconciled": result.reconciled,
                            "reasons": result.reasons, "before": replayed.summary(),
                            "after": _after(engine), "delivered": result.delivered,
-                           "orders_sent": result.orders_sent})
+                           "orders_sent": result.orders_sent,
+                           "unsent_orders": [] if settings.dry_run else list(result.would_send)})
         shell.feed(Reconciled(now, result.reconciled))
         timings["total"] = time.perf_counter() - t0
         progress("outcome", "reconciled" if result.reconciled else "NOT reconciled: " +
@@ -316,9 +319,9 @@ def _reconcile_with_venue(settings: RecoverySettings, shell: _Shell, result: Rec
     if settings.venue is None:
         result.reasons.append("no venue given: nothing to reconcile against")
         if not settings.dry_run:
-            shell.recon({"kind": RECON_BEGIN, "reconciled": False, "venue": None,
-                         "unsent_orders": [a.intent.token for a in result.replay.unsent]})
-            shell.feed(Reconciled(shell.clock(), False))
+            now = shell.recon({"kind": RECON_BEGIN, "reconciled": False, "venue": None,
+                               "unsent_orders": [a.intent.token for a in result.replay.unsent]})
+            shell.feed(Reconciled(now, False))      # the record's time: what replay feeds
         return
     host, port = settings.venue
     replayed = result.replay
@@ -332,7 +335,7 @@ def _reconcile_with_venue(settings: RecoverySettings, shell: _Shell, result: Rec
         view = venue_view(sorted(messages.items()))
         found = reconcile(local_view(shell.engine, shell.journaled, replayed.last_venue_seq), view)
         result.rounds.append(found)
-        result.would_send += [r.token for r in found.resolutions if hasattr(r, "token")]
+        result.would_send += [r.token for r in found.resolutions if isinstance(r, (CancelAtVenue, ResendCancel))]
         result.reasons += [d.detail for d in found.discrepancies]
         return
     t = time.perf_counter()
@@ -342,10 +345,10 @@ def _reconcile_with_venue(settings: RecoverySettings, shell: _Shell, result: Rec
     progress("venue", f"logged in, requested sequence {first}, venue starts at {accepted.sequence}")
     # The begin record comes first: it closes the crashed session's record (orders decided
     # after its last ORDER_SENT were never sent) before any input of this one.
-    shell.recon({"kind": RECON_BEGIN, "reconciled": False, "requested_sequence": first,
-                 "venue_sequence": accepted.sequence, "venue_messages": len(messages),
-                 "journal_tail": result.tail, "unsent_orders": [a.intent.token for a in replayed.unsent]})
-    shell.feed(Reconciled(shell.clock(), False))
+    now = shell.recon({"kind": RECON_BEGIN, "reconciled": False, "requested_sequence": first,
+                       "venue_sequence": accepted.sequence, "venue_messages": len(messages),
+                       "journal_tail": result.tail, "unsent_orders": [a.intent.token for a in replayed.unsent]})
+    shell.feed(Reconciled(now, False))
     shell.deliver(0, session.login_frame)
     head = max(messages, default=0)
     if head >= accepted.sequence:

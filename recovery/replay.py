@@ -186,8 +186,9 @@ class _Walk:
         if rtype not in _INPUTS:
             return
         doc = self.recon_doc(rec) if rtype == RecordType.RECON else None
-        if doc is not None and doc.get("kind") == RECON_BEGIN and self.expected:
-            # a recovery closed the crashed session: what it decided last was never sent
+        if doc is not None and self.expected:
+            # a recovery's BEGIN closed the crashed session (what it decided last was never sent);
+            # its OUTCOME names what it decided with no venue session to send it on
             unsent = set(doc.get("unsent_orders") or ())
             self.expected = collections.deque(a for a in self.expected if a.intent.token not in unsent)
         if self.expected:
