@@ -36,7 +36,7 @@ from recovery.blocks import BLOCK_RECORDS
 from recovery.recover import recover
 from recovery.replay import replay_journal
 from recovery.standby import follow
-from tests.recovery.journaling import fresh_engine, write_long_session
+from tests.recovery.journaling import fresh_engine, recovery_settings, write_long_session
 from tests.recovery.session import settings_for
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -96,7 +96,7 @@ def _local_rto(path: str, runs: int, snapshots: str | None, root: str | None = N
             copy = shutil.copytree(path, f"{work}/j")
             gc.collect()
             t = time.perf_counter()
-            result = recover(settings_for(copy, None, snapshots=snapshots))
+            result = recover(recovery_settings(copy, snapshots=snapshots))
             out.append(time.perf_counter() - t)
             _local_rto.events.append(result.replay.events)
         finally:

@@ -23,7 +23,7 @@ from mm_core.runner import engine_events
 from recovery.blocks import Blocks, ListedRecords, listed_run
 from recovery.errors import BadRecoveryRecord, JournalUnavailable
 from recovery.reconcile import apply, resolution_from_json
-from recovery.snapshot import Snapshot, latest_snapshot, write_snapshot
+from recovery.snapshot import Snapshot, engine_setup, latest_snapshot, write_snapshot
 
 __all__ = ["Divergence", "ReplayResult", "replay", "replay_journal", "RECON_BEGIN", "RECON_RESOLUTION",
            "RECON_OUTCOME", "RECON_FINDING"]
@@ -197,8 +197,10 @@ class _Walk:
                 self.diverge(rec.seq, f"replay decided {action.intent.kind.name} "
                                       f"{action.intent.token} that the journal never recorded")
             self.expected.clear()
-        if self.every and (self.since_snapshot >= self.every if isinstance(self.every, int)
-                           else self.every(self.since_snapshot)):
+        # never after a divergence: a replay resumed from it would start with none to report
+        if self.every and not r.divergence_count and (
+                self.since_snapshot >= self.every if isinstance(self.every, int)
+                else self.every(self.since_snapshot)):
             # a safe point: every order decided so far is accounted for
             write_snapshot(self.snapshot_dir, self.engine, rec.seq - 1, self.journal_id,
                            r.journaled_venue_seqs, r.last_venue_seq)
@@ -347,7 +349,8 @@ def replay_journal(path, engine, *, profile: str = "eu-hft", fresh_session: bool
         snap, skipped = (None, [])
         if snapshots is not None:
             snap, skipped = latest_snapshot(snapshots, reader.journal_id,
-                                            reader.last_seq if last_seq is None else last_seq)
+                                            reader.last_seq if last_seq is None else last_seq,
+                                            engine_setup(engine))
         first = snap.seq + 1 if snap is not None else None
         result = replay(Blocks(reader, first, last_seq), engine, profile=profile,
                         fresh_session=fresh_session, resume=snap, snapshot_every=snapshot_every,

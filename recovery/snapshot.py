@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from recovery.errors import RecoveryError
 
-__all__ = ["Snapshot", "write_snapshot", "latest_snapshot", "SnapshotError"]
+__all__ = ["Snapshot", "engine_setup", "write_snapshot", "latest_snapshot", "SnapshotError"]
 
 FORMAT = 1
 _SUFFIX = ".snap"
@@ -67,6 +67,13 @@ def _ranges(seqs) -> list[list[int]]:
     return out
 
 
+def engine_setup(engine) -> str:
+    """A digest of what an engine was built with (config, symbols, limits document): a snapshot
+    resumes only an engine built the same way, or recovery would go on with the snapshot's
+    settings instead of the ones it was given."""
+    return hashlib.sha256(repr((engine.cfg, engine.symbols, engine.risk.limits.digest)).encode()).hexdigest()
+
+
 def write_snapshot(directory, engine, seq: int, journal_id: str, venue_seqs, last_venue_seq: int,
                    keep: int = KEEP) -> str:
     """Write the engine's state at journal sequence `seq`; returns the file's path. Only the
@@ -80,7 +87,7 @@ def write_snapshot(directory, engine, seq: int, journal_id: str, venue_seqs, las
     body = buf.getvalue()
     header = {"format": FORMAT, "seq": seq, "state_hash": engine.state_hash(), "journal_id": journal_id,
               "last_venue_seq": last_venue_seq, "venue_ranges": _ranges(venue_seqs),
-              "sha256": hashlib.sha256(body).hexdigest()}
+              "setup": engine_setup(engine), "sha256": hashlib.sha256(body).hexdigest()}
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / f"engine-{seq:020d}{_SUFFIX}"
@@ -101,9 +108,11 @@ def write_snapshot(directory, engine, seq: int, journal_id: str, venue_seqs, las
     return str(final)
 
 
-def latest_snapshot(directory, journal_id: str, max_seq: int) -> tuple[Snapshot | None, list[str]]:
-    """The newest valid snapshot of this journal covering at most max_seq, and why any newer ones
-    were skipped. None when there is none (recovery then replays from the start)."""
+def latest_snapshot(directory, journal_id: str, max_seq: int,
+                    setup: str | None = None) -> tuple[Snapshot | None, list[str]]:
+    """The newest valid snapshot of this journal covering at most max_seq (and, given `setup`,
+    of an engine built as engine_setup says), and why any newer ones were skipped. None when
+    there is none (recovery then replays from the start)."""
     skipped: list[str] = []
     directory = pathlib.Path(directory)
     if not directory.is_dir():
@@ -118,6 +127,9 @@ def latest_snapshot(directory, journal_id: str, max_seq: int) -> tuple[Snapshot 
             continue
         if header.get("format") != FORMAT or header.get("journal_id") != journal_id:
             skipped.append(f"{path.name}: another journal or format")
+            continue
+        if setup is not None and header.get("setup") != setup:
+            skipped.append(f"{path.name}: an engine built with another config, symbols or limits")
             continue
         if header["seq"] > max_seq:
             skipped.append(f"{path.name}: beyond the journal's last sequence {max_seq}")

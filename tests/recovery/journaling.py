@@ -12,7 +12,8 @@ from mm_core.engine import Engine
 from mm_core.events import (
     ClockSample, JournalHealth, JournalNote, MarketData, Reconciled, SendOrder, Timer, VenueMessage,
 )
-from tests.mm_core.wire import ACME, BOLT, CHIP, MS, S, Feed, Venue, make_engine, md, simulate
+from recovery.recover import RecoverySettings
+from tests.mm_core.wire import ACME, BOLT, CHIP, LIMITS_TEXT, MS, S, Feed, Venue, make_engine, md, simulate
 
 
 class RunnerLike:
@@ -79,6 +80,14 @@ def fresh_engine() -> Engine:
     """An engine as the runner builds one (nothing fed yet), with the simulated session's setup."""
     engine = make_engine()
     return Engine(engine.cfg, engine.symbols, type(engine.risk)(engine.risk.limits))
+
+
+def recovery_settings(path: str, venue=None, **overrides) -> RecoverySettings:
+    """Recovery settings that build the engine these sessions were journaled by (fresh_engine's
+    config, symbols and limits)."""
+    engine = fresh_engine()
+    return RecoverySettings(journal=path, config=engine.cfg, symbols=engine.symbols,
+                            limits_text=LIMITS_TEXT, venue=venue, **overrides)
 
 
 def write_session(path: str, events: list, segment_size: int = 1 << 20,

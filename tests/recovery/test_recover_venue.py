@@ -15,9 +15,9 @@ from journal.catalogue import unpack, unpack_json
 from mm_core.engine import Engine
 from mm_core.protocol import ouch
 from recovery.errors import JournalUnavailable, VenueUnavailable
-from recovery.recover import RecoverySettings, recover
+from recovery.recover import recover
 from recovery.replay import replay_journal
-from tests.mm_core.wire import LIMITS_TEXT, SYMBOLS, gateway
+from tests.mm_core.wire import SYMBOLS, gateway
 from tests.recovery import journaling
 from tests.recovery.journaling import session_events, tear, write_session
 from tests.recovery.session import CONFIG, settings_for
@@ -139,13 +139,10 @@ def test_pulls_decided_without_a_venue_are_named_so_the_journal_still_replays(tm
     replay (the next recovery's) does not take them for orders the journal lost."""
     path = str(tmp_path / "j")
     write_session(path, session_events(3, 60)).journal.close()
-    def settings():
-        engine = journaling.fresh_engine()
-        return RecoverySettings(journal=path, config=engine.cfg, symbols=engine.symbols, limits_text=LIMITS_TEXT)
-    first = recover(settings())
+    first = recover(journaling.recovery_settings(path))
     assert first.reasons == ["no venue given: nothing to reconcile against"] and first.would_send
     assert recon_docs(path)[-1]["unsent_orders"] == first.would_send
     again = replay_journal(path, journaling.fresh_engine())
     assert again.deterministic, [d.detail for d in again.divergences]
-    second = recover(settings())
+    second = recover(journaling.recovery_settings(path))
     assert second.replay.deterministic and second.reasons == first.reasons

@@ -3,6 +3,7 @@ hash; a wrong setup shows as divergences; a torn tail (a process SIGKILLed, then
 mid-way or garbage written after it) is repaired, reported, and the surviving prefix replays."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import pathlib
 import subprocess
@@ -18,8 +19,10 @@ from mm_core.engine import Engine
 from mm_core.events import JournalHealth, Reconciled
 from recovery.errors import BadRecoveryRecord, JournalUnavailable
 from recovery.replay import replay, replay_journal
+from mm_core.risk import Limits
 from recovery.snapshot import KEEP
 from tests.journal.jhelpers import record_offsets, segment_files
+from tests.mm_core.wire import LIMITS_TEXT
 from tests.recovery.journaling import fresh_engine, session_events, write_session
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -183,3 +186,32 @@ def test_a_snapshot_of_another_journal_is_never_used(tmp_path, events):
     result = replay_journal(b, fresh_engine(), snapshots=snaps)
     assert result.snapshot == "" and all("another journal" in s for s in result.snapshots_skipped)
     assert result.state_hash == shell.engine.state_hash()
+
+
+def test_a_snapshot_of_an_engine_built_otherwise_is_never_used(tmp_path, events):
+    """Resuming takes the snapshot's whole engine: one built with other limits (or config) would
+    put them in force in place of the ones recovery was given."""
+    path, snaps = str(tmp_path / "j"), str(tmp_path / "snaps")
+    write_session(path, events[:200]).journal.close()
+    replay_journal(path, fresh_engine(), snapshot_every=50, snapshots=snaps)
+    other = fresh_engine()
+    looser = Engine(other.cfg, other.symbols, type(other.risk)(
+        Limits.from_toml(LIMITS_TEXT.replace("max_market_age_ms = 2000", "max_market_age_ms = 5000"))))
+    result = replay_journal(path, looser, snapshots=snaps)
+    assert result.snapshot == "" and result.snapshots_skipped
+    assert all("another config, symbols or limits" in s for s in result.snapshots_skipped)
+    assert replay_journal(path, fresh_engine(), snapshots=snaps).snapshot     # the same build resumes
+
+
+def test_no_snapshot_is_written_after_a_divergence(tmp_path, events):
+    """A replay resumed from a snapshot reports only the divergences after it: one written after
+    the journal and the replay parted would hide that they did."""
+    path, snaps = str(tmp_path / "j"), tmp_path / "snaps"
+    write_session(path, events[:300]).journal.close()
+    other = fresh_engine()
+    bigger = Engine(dataclasses.replace(other.cfg, quote_size=other.cfg.quote_size + 100), other.symbols,
+                    other.risk)
+    result = replay_journal(path, bigger, snapshot_every=20, snapshots=str(snaps))
+    assert result.divergence_count and result.events > 100
+    first = min(d.seq for d in result.divergences)
+    assert all(int(p.name[7:27]) < first for p in snaps.glob("engine-*.snap"))
