@@ -1,4 +1,4 @@
-"""`mmaudit journal ...`: inspect, follow, dump and verify write-ahead journals, and write a demo one.
+"""`mmaudit journal ...`: inspect, follow, dump, verify and salvage write-ahead journals, and write a demo one.
 
 Thin: parse arguments, call the journal library, print. Journal errors become ClickException
 here. Must not know the on-disk format; payload decoding comes from journal.catalogue.
@@ -98,7 +98,7 @@ def _parse_types(names: tuple[str, ...]) -> list[int] | None:
 
 @click.group(name="journal")
 def command() -> None:
-    """Inspect, follow, dump and verify write-ahead journals.
+    """Inspect, follow, dump, verify and salvage write-ahead journals.
 
     Example: mmaudit journal verify ./journal-dir
     """
@@ -225,11 +225,71 @@ def verify(path: str) -> None:
         raise SystemExit(1)
     if report.discarded:
         click.echo(f"DAMAGED EARLIER: the journal verifies ({summary}), but records left it: "
-                   + "; ".join(_discarded_lines(report.discarded)), err=True)
+                   + "; ".join(_discarded_lines(report.discarded))
+                   + f". `mmaudit journal salvage {path}` reads them back", err=True)
         raise SystemExit(1)
     tail_state = "sealed" if report.last_sealed else (
         "open (live writer)" if report.writer_live else "unsealed: the next writer will recover it")
     click.echo(f"OK: {summary}; last segment {tail_state}; {report.unanchored} records after the last hash link")
+
+
+@command.command()
+@click.argument("path", type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: every run, file, record (payloads hex) "
+              "and invalid range.")
+def salvage(path: str, as_json: bool) -> None:
+    """Read back what recoveries kept in discarded/: per run and file, the records that still
+    validate, how many of them the journal no longer holds, and the byte ranges that do not.
+
+    Exit 0 when every kept file was read (lost records are reported, not an error).
+
+    Example: mmaudit journal salvage ./journal-dir --json
+    """
+    try:
+        runs = journal.salvage(path)
+    except journal.JournalError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps({"journal": path, "runs": [_run_dict(run) for run in runs]}))
+        return
+    if not runs:
+        click.echo(f"{path}: no discarded/ runs (no recovery kept anything)")
+        return
+    for run in runs:
+        click.echo(f"r{run.run} {run.path}: {len(run.files)} segment file(s)")
+        for kept in run.files:
+            for line in _salvaged_lines(kept):
+                click.echo(f"  {line}")
+        if run.other_files:
+            click.echo(f"  not segment files, not read: {', '.join(run.other_files)}")
+    records = sum(len(f.data_records) for run in runs for f in run.files)
+    lost = sum(f.lost for run in runs for f in run.files)
+    click.echo(f"{records} data record(s) salvaged from {len(runs)} run(s), {lost} of them no longer in the journal")
+
+
+def _salvaged_lines(kept: journal.SalvagedFile) -> list[str]:
+    data = kept.data_records
+    span = f"seq {kept.seq_range[0]}..{kept.seq_range[1]}" if kept.seq_range else "no data records"
+    lines = [f"{kept.name}: {kept.file_size} of {kept.segment_size} bytes, segment {kept.index} (first seq "
+             f"{kept.first_seq}): {len(data)} data records valid ({span}) and {len(kept.records) - len(data)} "
+             f"control, {kept.lost} no longer in the journal"]
+    if kept.header_problem:
+        lines.append(f"  header: {kept.header_problem}")
+    lines += [f"  invalid bytes {r.offset}..{r.offset + r.length - 1} ({r.length} bytes)" for r in kept.invalid]
+    return lines
+
+
+def _run_dict(run: journal.SalvagedRun) -> dict:
+    return {"run": run.run, "path": run.path, "other_files": list(run.other_files),
+            "files": [{"name": f.name, "segment": f.index, "format_version": f.version, "first_seq": f.first_seq,
+                       "segment_size": f.segment_size, "file_size": f.file_size, "header_problem": f.header_problem,
+                       "lost": f.lost, "invalid": [{"offset": r.offset, "length": r.length} for r in f.invalid],
+                       "records": [{"offset": r.offset, "seq": r.seq, "type": r.type_name, "control": r.is_control,
+                                    "ts_ns": r.ts_ns, "ts_source": _enum_name(TsSource, r.ts_source),
+                                    "clock_state": _enum_name(ClockState, r.clock_state), "length": len(r.payload),
+                                    "payload": r.payload.hex(), "in_journal": r.in_journal,
+                                    "identical": r.identical, "lost": r.lost} for r in f.records]}
+                      for f in run.files]}
 
 
 def _demo_records(rng: random.Random, count: int, start_ns: int):

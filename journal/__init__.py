@@ -11,12 +11,14 @@ from journal.errors import (
     RecordTooLarge,
 )
 from journal.reader import Reader, Record, Tailer, row_dtype
+from journal.salvage import InvalidRange, SalvagedFile, SalvagedRecord, SalvagedRun, salvage, salvage_file
 from journal.verify import BadRecord, VerifyReport, info, lock_state, verify
 from journal.writer import Journal, RecoveryReport
 
 __all__ = [
     "Journal", "Reader", "Record", "Tailer", "RecoveryReport", "VerifyReport", "BadRecord",
-    "verify", "info", "lock_state", "row_dtype", "RecordType", "TsSource", "ClockState",
+    "verify", "info", "lock_state", "row_dtype", "salvage", "salvage_file", "SalvagedRun", "SalvagedFile",
+    "SalvagedRecord", "InvalidRange", "RecordType", "TsSource", "ClockState",
     "JournalError", "InvalidArgument", "JournalIOError", "NotAJournal", "JournalVersionError", "JournalLocked",
     "JournalCorrupt", "RecordTooLarge", "JournalClosed", "DiskFull", "DurabilityFailed", "RecordNotFound",
     "PayloadSizeError", "JournalExists",

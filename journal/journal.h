@@ -29,7 +29,8 @@
  *   seg-<index %016llu>.sum   the summary of a sealed segment (SEGMENT SUMMARY), optional
  *   tailers/<name>.pos        named tailer positions (text "mmjpos 1 <next seq>\n", atomic rename)
  *   discarded/r<N>/           what a recovery kept rather than deleted (DISCARDED DATA): not
- *                             journal data, never read by readers, tailers or verify
+ *                             journal data, never read by readers, tailers or verify; SALVAGE
+ *                             reads its segment files one by one
  *   reserve.mmj               the reserve segment (RESERVE SEGMENT below)
  *   next.mmj.tmp              the next segment, preallocated, mapped and faulted in by the
  *                             writer's helper thread once the current one is half full; a roll
@@ -184,6 +185,18 @@
  *   copy could not be made; if a later segment could not be moved, after the repair, leaving that
  *   segment and those after it in place, which the next open finds (a segment without EOS
  *   followed by others) and moves again. No record is deleted either way.
+ *
+ * SALVAGE (mmj_salvage_segment) reads one kept file on its own, not as part of a journal. Its
+ *   header must have the magic (else MMJ_E_CORRUPT; a newer version with an intact crc is
+ *   MMJ_E_VERSION); a header that fails the other SEGMENT FILE checks is reported and its segment
+ *   index still used. From offset 128 every 8-byte step is tried as a record of that index by the
+ *   RECORD rules with any sequence (salt check, crc, word, EOS/CONTROL type and length): one that
+ *   validates is reported and the walk goes on after it. The bytes between records that validate
+ *   are reported as invalid ranges; after the last one only up to the last non-zero byte (the
+ *   rest of a segment is zero-filled). A kept copy ends at its last non-zero byte, so the bytes
+ *   after it, up to the size S of an intact header, read as zeros, as they were in the segment
+ *   (a last record whose zero payload tail or padding was cut still validates, its crc proving
+ *   those zeros). The file is mapped read-only and never written.
  *
  * DURABILITY: pagecache (survives a process crash), group (msync after group_records records or
  *   group_us microseconds since the last sync, whichever comes first, checked at append time),
@@ -634,6 +647,45 @@ int mmj_lock_probe(const char *dir /* journal directory */, int32_t *live /* OUT
                    int32_t *pid /* OUT */, int32_t *clean /* OUT */);
 /* The journal's salt from journal.meta. */
 int mmj_read_salt(const char *dir /* journal directory */, uint8_t *out /* OUT: 16 bytes */);
+
+/* ---- salvage (SALVAGE) ------------------------------------------------------------------ */
+
+/* A byte range of a file. */
+typedef struct mmj_byte_range {
+    uint64_t offset;           /* its first byte */
+    uint64_t length;           /* bytes */
+} mmj_byte_range;
+
+/* What mmj_salvage_segment found in one segment file. */
+typedef struct mmj_salvage_report {
+    int32_t header_reason;     /* MMJ_R_NONE, or MMJ_R_BAD_HEADER: crc, version, header size or salt */
+    uint32_t version;          /* the header's format version */
+    uint64_t index;            /* the header's segment index: records are checked with its salt check */
+    uint64_t first_seq;        /* the header's first sequence */
+    uint64_t size;             /* the header's segment size S */
+    uint64_t file_size;        /* the file's size: a kept copy of a damaged segment is shorter than S */
+    uint64_t records;          /* records that validate, all of them (also those past cap_records) */
+    uint64_t invalid;          /* invalid ranges, all of them (also those past cap_invalid) */
+} mmj_salvage_report;
+
+/* Read a segment file kept in discarded/ (or any segment file) without its journal (SALVAGE):
+ * the records that validate, in file order, into records (at most cap_records; payload is NULL,
+ * the file being unmapped on return: the payload is the `length` bytes at offset + 32 of the file,
+ * zeros past its end; flags tell CHECKPOINT/SEAL (MMJ_FLAG_CONTROL) and EOS (MMJ_FLAG_EOS) from
+ * data records; segment is the header's index), and the ranges between them where nothing
+ * validates into invalid (at most cap_invalid). The report counts all of both, so a first call
+ * with both caps 0 sizes the arrays. MMJ_OK; MMJ_E_CORRUPT for a file shorter than a segment
+ * header or without the segment magic; MMJ_E_VERSION for an intact header of a newer format;
+ * MMJ_E_IO when the file cannot be opened or mapped (err says why); MMJ_E_ARG for a NULL path,
+ * salt or out. */
+int mmj_salvage_segment(const char *path /* segment file */,
+                        const uint8_t *salt /* the journal's 16-byte salt (mmj_read_salt) */,
+                        mmj_record *records /* OUT: records that validate, or NULL */,
+                        uint64_t cap_records /* entries that fit in records */,
+                        mmj_byte_range *invalid /* OUT: ranges where none validates, or NULL */,
+                        uint64_t cap_invalid /* entries that fit in invalid */,
+                        mmj_salvage_report *out /* OUT: header fields and counts */,
+                        int *err /* OUT: errno of a failed system call; may be NULL */);
 
 #ifdef __cplusplus
 }

@@ -318,34 +318,45 @@ void mmj_header_build(uint8_t *h, uint32_t version, const uint8_t *salt, uint64_
     memcpy(h + 124, &crc, 4);
 }
 
-int mmj_header_check(const mmj_map *m, const uint8_t *salt, uint64_t *first_seq, uint8_t *prev_seal,
-                     int *version_newer, uint32_t *version_out)
+int mmj_header_parse(const uint8_t *h, const uint8_t *salt, mmj_seg_header *out, int *version_newer)
 {
-    const uint8_t *h = m->base;
-    uint32_t version, hsize, crc;
-    uint64_t index, size;
+    uint32_t crc;
+    memset(out, 0, sizeof *out);
     *version_newer = 0;
     if (memcmp(h, SEG_MAGIC, 8) != 0)
         return MMJ_R_BAD_HEADER;
-    memcpy(&version, h + 8, 4);
+    out->magic_ok = 1;
+    memcpy(&out->version, h + 8, 4);
+    memcpy(&out->header_size, h + 12, 4);
+    memcpy(&out->index, h + 32, 8);
+    memcpy(&out->first_seq, h + 40, 8);
+    memcpy(&out->size, h + 48, 8);
     memcpy(&crc, h + 124, 4);
     if (crc != mmj_crc32c(0, h, 124))
         return MMJ_R_BAD_HEADER;
-    if (version > MMJ_FORMAT_VERSION) {   /* believed only with an intact checksum */
+    if (out->version > MMJ_FORMAT_VERSION) {   /* believed only with an intact checksum */
         *version_newer = 1;
         return MMJ_R_BAD_HEADER;
     }
-    memcpy(&hsize, h + 12, 4);
-    memcpy(&index, h + 32, 8);
-    memcpy(&size, h + 48, 8);
-    if (version < MMJ_FORMAT_VERSION_MIN || hsize != MMJ_HEADER_SIZE ||
-        memcmp(h + 16, salt, MMJ_SALT_SIZE) != 0 || index != m->index || size != m->size)
+    if (out->version < MMJ_FORMAT_VERSION_MIN || out->header_size != MMJ_HEADER_SIZE ||
+        memcmp(h + 16, salt, MMJ_SALT_SIZE) != 0)
         return MMJ_R_BAD_HEADER;
-    memcpy(first_seq, h + 40, 8);
+    return MMJ_R_NONE;
+}
+
+int mmj_header_check(const mmj_map *m, const uint8_t *salt, uint64_t *first_seq, uint8_t *prev_seal,
+                     int *version_newer, uint32_t *version_out)
+{
+    mmj_seg_header f;
+    if (mmj_header_parse(m->base, salt, &f, version_newer) != MMJ_R_NONE || f.index != m->index ||
+        f.size != m->size)
+        return MMJ_R_BAD_HEADER;
+    if (first_seq)
+        *first_seq = f.first_seq;
     if (prev_seal)
-        memcpy(prev_seal, h + 56, MMJ_HASH_SIZE);
+        memcpy(prev_seal, m->base + 56, MMJ_HASH_SIZE);
     if (version_out)
-        *version_out = version;
+        *version_out = f.version;
     return MMJ_R_NONE;
 }
 
@@ -387,6 +398,18 @@ int mmj_record_check(const uint8_t *base, uint64_t size, uint64_t off, uint32_t 
     if (out)
         mmj_record_fill(base, off, out);
     return (int)(rsize > 0x7fffffff ? 0x7fffffff : rsize);
+}
+
+int mmj_record_check_any_seq(const uint8_t *base, uint64_t size, uint64_t off, uint32_t salt_check,
+                             mmj_record *out)
+{
+    if (off + MMJ_RECORD_HEADER_SIZE > size)
+        return -MMJ_R_BAD_LENGTH;
+    const mmj_rec_hdr *h = (const mmj_rec_hdr *)(base + off);
+    /* the salt check first: most offsets inside damage fail it without a crc */
+    if (h->salt_check != salt_check)
+        return -MMJ_R_BAD_SALT;
+    return mmj_record_check(base, size, off, salt_check, h->seq, out);
 }
 
 uint64_t mmj_record_fill(const uint8_t *base, uint64_t off, mmj_record *out)

@@ -92,14 +92,31 @@ int mmj_map_segment(int dirfd, uint64_t index, int writable, mmj_map *m, int *er
 void mmj_unmap(mmj_map *m);
 void mmj_header_build(uint8_t *h, uint32_t version, const uint8_t *salt, uint64_t index, uint64_t first_seq,
                       uint64_t size, const uint8_t *prev_seal);
-/* MMJ_R_NONE when the header is good; first_seq/prev_seal/version (each may be NULL) are filled
- * then. */
+/* The fields of a segment header (journal.h SEGMENT FILE), read whenever its magic is right. */
+typedef struct mmj_seg_header {
+    int magic_ok;              /* 1 if the magic is right; the fields below are read only then */
+    uint32_t version;
+    uint32_t header_size;
+    uint64_t index;
+    uint64_t first_seq;
+    uint64_t size;             /* the segment size S it states */
+} mmj_seg_header;
+/* Parse the 128 header bytes at h: MMJ_R_NONE when magic, crc, version, header size and salt are
+ * right (index and size are not compared with anything), else MMJ_R_BAD_HEADER, with
+ * *version_newer set for an intact header of a newer format version. */
+int mmj_header_parse(const uint8_t *h, const uint8_t *salt, mmj_seg_header *out, int *version_newer);
+/* MMJ_R_NONE when the header is good (mmj_header_parse, and its index and size are the mapped
+ * segment's); first_seq/prev_seal/version (each may be NULL) are filled then. */
 int mmj_header_check(const mmj_map *m, const uint8_t *salt, uint64_t *first_seq, uint8_t *prev_seal,
                      int *version_newer, uint32_t *version);
 /* > 0: valid record of that many bytes (filled into out if non-NULL); 0: zero word (end of
  * data); < 0: -mmj_reason. */
 int mmj_record_check(const uint8_t *base, uint64_t size, uint64_t off, uint32_t salt_check,
                      uint64_t expect_seq, mmj_record *out);
+/* mmj_record_check with whatever sequence the record carries (records found out of their place:
+ * after damage, in a kept segment). */
+int mmj_record_check_any_seq(const uint8_t *base, uint64_t size, uint64_t off, uint32_t salt_check,
+                             mmj_record *out);
 /* Fill out from an already validated record; returns its size. */
 uint64_t mmj_record_fill(const uint8_t *base, uint64_t off, mmj_record *out);
 /* One past the last non-zero byte in [from, size), or 0 if all zero. */

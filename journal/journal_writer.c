@@ -915,8 +915,7 @@ static uint64_t valid_records_after(mmj_writer *w, const mmj_map *m, uint64_t en
     uint64_t n = 0;
     mmj_record rec;
     for (uint64_t off = end + 8; off + MMJ_RECORD_HEADER_SIZE <= dirty_end;) {
-        const mmj_rec_hdr *h = (const mmj_rec_hdr *)(m->base + off);
-        int size = h->salt_check == k ? mmj_record_check(m->base, m->size, off, k, h->seq, &rec) : 0;
+        int size = mmj_record_check_any_seq(m->base, m->size, off, k, &rec);
         if (size > 0) {
             n += !(rec.flags & (MMJ_FLAG_CONTROL | MMJ_FLAG_EOS));
             off += (uint64_t)size;

@@ -22,7 +22,8 @@ COMMANDS = list(walk(cli))
 
 def test_the_walk_finds_the_journal_commands():
     names = {" ".join(path) for path, _ in COMMANDS}
-    assert {"journal", "journal info", "journal tail", "journal dump", "journal verify", "journal demo"} <= names
+    assert {"journal", "journal info", "journal tail", "journal dump", "journal verify", "journal demo",
+            "journal salvage"} <= names
 
 
 @pytest.mark.parametrize("path,command", COMMANDS, ids=[" ".join(p) or "mmaudit" for p, _ in COMMANDS])

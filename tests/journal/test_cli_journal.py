@@ -102,6 +102,6 @@ def test_verify_and_info_name_what_an_earlier_recovery_kept(tmp_path):
         assert j.recovery.discarded_run == 1
     result = run("verify", d)
     assert result.exit_code == 1 and "DAMAGED EARLIER" in result.output
-    assert str(d / "discarded" / "r1") in result.output
+    assert str(d / "discarded" / "r1") in result.output and f"mmaudit journal salvage {d}" in result.output
     info = run("info", d)
     assert info.exit_code == 0 and "discarded " in info.output and "r1:" in info.output
