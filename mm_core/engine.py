@@ -348,7 +348,9 @@ class Engine:
             actions.append(self._alert("md-protocol-error", str(exc)))
             return actions
         if update is None:
-            if self.stale and not self.tracker.in_gap:      # a heartbeat: the feed is alive and whole
+            # a heartbeat announcing no message we lack: the feed is alive and the books whole (a
+            # duplicate packet announces nothing new, so it proves neither)
+            if self.stale and not self.tracker.in_gap and moldudp64.decode_header(ev.packet).is_heartbeat:
                 self._book_current(actions)
                 self._feed_risk_all(priced_only=True)
                 self._react(list(self.quoted), actions)
