@@ -49,6 +49,7 @@ _log2 = math.log2
 _HALTED, _REDUCING = TradingState.HALTED, TradingState.REDUCING
 _FROM_SERVER = soupbintcp.Direction.FROM_SERVER
 _ACCEPTED, _PARTIAL = OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED
+_PENDING_NEW = OrderState.PENDING_NEW
 
 _GAP = moldudp64.Gap
 _ENTER, _REPLACE, _CANCEL, _MODIFY = OrderKind.ENTER, OrderKind.REPLACE, OrderKind.CANCEL, OrderKind.MODIFY
@@ -755,18 +756,30 @@ class Engine:
         bid_key, ask_key = self.quote_slots[symbol_id]
         bid, ask = working.get(bid_key), working.get(ask_key)
         # Self-trade prevention: a side that would reach our own opposite quote works after that
-        # quote moved away, and waits (next event) if it could not move yet.
-        if ask and bid_qty and bid_px >= orders[ask].price:
+        # quote moved away, and waits (next event) if it could not move yet (or the venue has not
+        # confirmed the move: the gateway counts the original's price until it does).
+        if ask and bid_qty and bid_px >= self._reach(orders[ask], False):
             self._requote_side(symbol_id, _SELL, ask, ask_px, ask_qty, actions)
             ask = working.get(ask_key)
-            if not ask or bid_px < orders[ask].price:
+            if not ask or bid_px < self._reach(orders[ask], False):
                 self._requote_side(symbol_id, _BUY, bid, bid_px, bid_qty, actions)
             return
         self._requote_side(symbol_id, _BUY, bid, bid_px, bid_qty, actions)
         bid = working.get(bid_key)
-        if bid and ask_qty and ask_px <= orders[bid].price:
+        if bid and ask_qty and ask_px <= self._reach(orders[bid], True):
             return
         self._requote_side(symbol_id, _SELL, ask, ask_px, ask_qty, actions)
+
+    def _reach(self, order: Order, bid: bool) -> int:
+        """The most aggressive price this quote may rest at: a replacement the venue has not
+        answered may still be its original, at the original's price."""
+        price = order.price
+        if order.orig_token and order.fsm.state is _PENDING_NEW:
+            orig = self.oms.orders.get(order.orig_token)
+            if orig is not None and orig.fsm.state not in TERMINAL:
+                return (orig.price if orig.price > price else price) if bid else \
+                    (orig.price if orig.price < price else price)
+        return price
 
     def _requote_side(self, symbol_id: int, side: Side, token: str | None, price: int, qty: int,
                       actions: list[Action]) -> None:
@@ -1088,6 +1101,7 @@ class Engine:
         elif t is ouch.Replaced:
             order = oms.on_replaced(msg.token, msg.previous_token, msg.order_ref,
                                     msg.shares, msg.price, now)
+            self.risk.on_order_confirmed(order.token, order.leaves, now)
             self.risk.on_order_done(msg.previous_token, now)
             if order.cancel_on_accept is not None:
                 # we cancelled the original while this replace was in flight: the venue ignored
@@ -1386,7 +1400,7 @@ class Engine:
             self.oms.state_items(),
             self.metrics.state_items(), list(self.mid2[0:self.n]), self.halted_symbols, self.tape.state_items(),
             sorted(self.denied_until.items()), self.next_metrics_ns, self.venue_seq,
-            sorted(self.counts.items()), int(self.risk.state),
+            sorted(self.counts.items()), int(self.risk.state), self.risk.state_items(),
         )
         return hashlib.sha256(repr(parts).encode()).hexdigest()
 

@@ -53,9 +53,11 @@ class Trigger(enum.Enum):
     CANCEL_SENT = "cancel-sent"
     CANCELED = "canceled"          # venue canceled the rest
     CANCEL_REJECT = "cancel-reject"
+    CANCEL_REJECT_PARTIAL = "cancel-reject-partial"      # ... of an order partly filled before
     REPLACE_SENT = "replace-sent"
     REPLACED = "replaced"          # this (old) order was replaced by a new token
-    REPLACE_REJECT = "replace-reject"
+    REPLACE_REJECT = "replace-reject"               # the venue refused the replacement
+    REPLACE_REJECT_PARTIAL = "replace-reject-partial"    # ... of an order partly filled before
     MODIFY_SENT = "modify-sent"
     MODIFIED = "modified"                   # Order Modified: the size is down, nothing filled yet
     MODIFIED_PARTIAL = "modified-partial"   # Order Modified of an order partly filled before
@@ -108,12 +110,16 @@ TRANSITIONS: dict[tuple[OrderState, Trigger], OrderState] = {
     (S.PENDING_CANCEL, T.CANCELED): S.CANCELED,
     (S.PENDING_CANCEL, T.CANCEL_SENT): S.PENDING_CANCEL,   # a guard pull repeating a cancel
     (S.PENDING_CANCEL, T.CANCEL_REJECT): S.ACCEPTED,
+    (S.PENDING_CANCEL, T.CANCEL_REJECT_PARTIAL): S.PARTIALLY_FILLED,
     (S.PENDING_CANCEL, T.TIMEOUT): S.UNKNOWN,
     # replace-before-cancel race: the venue replaced the order before our cancel of the old
     # token reached it (that cancel is then ignored); the replacement inherits the cancel
     (S.PENDING_CANCEL, T.REPLACED): S.REPLACED,
     (S.PENDING_REPLACE, T.REPLACED): S.REPLACED,
+    # a refused replace leaves the original as it was: accepted, or partly filled (before the
+    # replace was sent or while it was in flight)
     (S.PENDING_REPLACE, T.REPLACE_REJECT): S.ACCEPTED,
+    (S.PENDING_REPLACE, T.REPLACE_REJECT_PARTIAL): S.PARTIALLY_FILLED,
     (S.PENDING_REPLACE, T.PARTIAL_FILL): S.PENDING_REPLACE,
     (S.PENDING_REPLACE, T.FILL): S.FILLED,
     (S.PENDING_REPLACE, T.REDUCE): S.PENDING_REPLACE,
@@ -295,7 +301,8 @@ class Oms:
         if order.orig_token and order.state in _UNANSWERED:
             old = self.orders.get(order.orig_token)
             if old is not None and old.state is OrderState.PENDING_REPLACE:
-                self._fire(old, Trigger.REPLACE_REJECT, now_ns)
+                self._fire(old, Trigger.REPLACE_REJECT_PARTIAL if old.filled else Trigger.REPLACE_REJECT,
+                           now_ns)
             if old is not None and old.state not in TERMINAL:
                 # the original rests on (or its own cancel is on the way): it is the working order
                 self.working[(old.symbol_id, int(old.side), old.purpose.value)] = old.token
@@ -349,7 +356,7 @@ class Oms:
 
     def on_cancel_reject(self, token: str, now_ns: int) -> Order:
         order = self.get(token)
-        self._fire(order, Trigger.CANCEL_REJECT, now_ns)
+        self._fire(order, Trigger.CANCEL_REJECT_PARTIAL if order.filled else Trigger.CANCEL_REJECT, now_ns)
         return order
 
     def on_replaced(self, new_token: str, prev_token: str, venue_ref: int, qty: int, price: int,

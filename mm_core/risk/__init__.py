@@ -8,6 +8,7 @@ Calling contract for the engine (sans-io; every call carries now_ns from the eng
   per order action:        d = gw.check(intent, t)  -> RiskDecision (allowed, check, value, limit,
                            detail, state, limits_version); send only if d.allowed; journal denials
   feeds:                   on_fill(sym, side, qty, price, t, token=""), on_order_done(token, t),
+                           on_order_confirmed(token, qty, t) (Replaced / Order Modified),
                            on_order_state(open_orders | None, unknown_outcome, t), on_position,
                            on_clock, on_journal_health, on_reconciled, on_timer, on_option_params
   after every call:        gw.drain_events() -> [StateChange] to journal as STATE_CHANGE
@@ -15,7 +16,9 @@ Calling contract for the engine (sans-io; every call carries now_ns from the eng
                            now_ns), kill(scope, scope_id, requested_by, reason, now_ns) -> KillOrder,
                            replace_limits(text) -> version (LimitsError keeps the old limits)
 An allowed ENTER/REPLACE/MODIFY counts as a working order at once (worst case) until
-on_order_done(token) or a fill with its token removes it; cancels are always allowed. A fault
+on_order_done(token) or a fill with its token removes it; a REPLACE counts the larger of the
+original and the replacement, and the original's price, until on_order_confirmed (a refused
+replace, on_order_done of the replacement, restores the original); cancels are always allowed. A fault
 (an input reporting unhealthy, going quiet, or a defect in a check) denies every order it
 concerns (a stale book: orders on that symbol) while active. It latches HALTED or REDUCING per
 mm_core.risk.faults.LATCH_POLICY: on report (journal, unknown outcome, reconciliation, defects,

@@ -162,6 +162,10 @@ class RiskGateway:
         self._groups: dict[int, _Group] = {}
         # token -> (symbol, is_buy, remaining qty, price4): a tuple, cheaper to make than an object
         self._working: dict[str, list] = {}
+        # replaces the venue has not answered: replacement token -> [original token, its remaining
+        # qty, its price4, the replacement's qty], and original token -> replacement token
+        self._replacing: dict[str, list] = {}
+        self._replaced_by: dict[str, str] = {}
         self._submits: deque = deque()
         self._modifies: deque = deque()
         self._cancels: deque = deque()
@@ -220,6 +224,10 @@ class RiskGateway:
     def open_order_count(self) -> int:
         return len(self._working)
 
+    def working_orders(self) -> dict[str, tuple[int, bool, int, int]]:
+        """token -> (symbol, is_buy, counted qty, price4) of every order the gateway counts."""
+        return {token: (o[0].symbol_id, o[1], o[2], o[3]) for token, o in self._working.items()}
+
     def position(self, symbol_id: int) -> int:
         sym = self._symbols.get(symbol_id)
         return 0 if sym is None else sym.position
@@ -235,6 +243,11 @@ class RiskGateway:
         if group is None or not group.scenario:
             return 0.0
         return max(0.0, -min(group.scenario))
+
+    def state_items(self) -> tuple:
+        """The order-related state replay must reproduce (for the engine's state hash): working
+        orders as counted, replaces in flight, fault bits."""
+        return (sorted(self.working_orders().items()), sorted(self._replacing.items()), self._faults)
 
     def drain_events(self) -> list[StateChange]:
         """State changes since the last drain, oldest first, for the engine to journal."""
@@ -426,8 +439,12 @@ class RiskGateway:
                 if len(dup_last) >= self._dup_purge_at:
                     self._purge_duplicates(now_ns)
             token = intent.token
-            if replaced is not None:
-                self._remove_working(intent.orig_token if kind is _REPLACE else token)
+            if kind is _REPLACE and replaced is not None and replaced[0] is sym \
+                    and replaced[1] is is_buy and token not in working:
+                self._hold_original(intent.orig_token, token, replaced, qty, price, intent.tif != _IOC)
+                return self._allowed
+            if replaced is not None and kind is not _REPLACE:
+                self._remove_working(token)
             if token in working:
                 self._remove_working(token)
             working[token] = (sym, is_buy, qty, price)
@@ -629,6 +646,8 @@ class RiskGateway:
         sym.position += signed
         self._cash -= signed * price * sym.multiplier
         if token:
+            if self._replacing:
+                self._fill_during_replace(token, qty)
             order = self._working.get(token)
             if order is not None:
                 if order[2] > qty:
@@ -667,6 +686,8 @@ class RiskGateway:
                 sym.own_buys.clear()
                 sym.own_sells.clear()
             self._working.clear()
+            self._replacing.clear()
+            self._replaced_by.clear()
             for order in open_orders:
                 self._add_working(order.token, self._symbol(order.symbol_id), order.side == _BUY,
                                   order.qty, order.price)
@@ -677,8 +698,25 @@ class RiskGateway:
             self._clear_fault(_F_UNKNOWN_OUTCOME)
 
     def on_order_done(self, token: str, now_ns: int = 0) -> None:
-        """A working order left the book (cancelled, filled, rejected, expired)."""
+        """A working order left the book (cancelled, filled, rejected, expired). A replacement the
+        venue refused leaves its original resting as it was, and counted as such again."""
+        if self._replacing and (token in self._replacing or token in self._replaced_by):
+            self._end_replace(token, refused=True)
+            return
         self._remove_working(token)
+
+    def on_order_confirmed(self, token: str, qty: int, now_ns: int = 0) -> None:
+        """The venue confirmed an order working with `qty` shares left: a replace it accepted (its
+        original is gone) or a size-down it applied. Only now does a smaller size count."""
+        if self._replacing and token in self._replacing:
+            self._end_replace(token, refused=False)
+        order = self._working.get(token)
+        if order is not None:
+            qty = _whole(qty)
+            if qty is None or qty <= 0:
+                self._remove_working(token)
+            elif qty != order[2]:
+                self._recount(token, qty)
 
     def on_clock(self, compliant: bool | None, now_ns: int) -> None:
         """Clock health for the configured profile; None (unknown) counts as not compliant."""
@@ -835,6 +873,63 @@ class RiskGateway:
             else:
                 sym.open_sell -= order[2]
                 sym.own_sells.pop(token, None)
+
+    def _recount(self, token: str, qty: int) -> None:
+        """A working order's counted quantity becomes `qty` (price and own-price entry unchanged)."""
+        sym, is_buy, old, price = self._working[token]
+        self._working[token] = (sym, is_buy, qty, price)
+        if is_buy:
+            sym.open_buy += qty - old
+        else:
+            sym.open_sell += qty - old
+
+    def _hold_original(self, orig: str, token: str, held: tuple, qty: int, price: int,
+                       rests: bool) -> None:
+        """An allowed replace of a working order: until the venue answers, it may hold either the
+        original (a refused replace, or fills before the replace lands) or the replacement, so the
+        larger of the two counts, and the original's price stays for self-trade prevention."""
+        sym, is_buy, left, old_price = held
+        del self._working[orig]
+        self._working[token] = (sym, is_buy, qty if qty > left else left, price)
+        if is_buy:
+            sym.open_buy += (qty if qty > left else left) - left
+            if rests:
+                sym.own_buys[token] = price
+        else:
+            sym.open_sell += (qty if qty > left else left) - left
+            if rests:
+                sym.own_sells[token] = price
+        self._replacing[token] = [orig, left, old_price, qty]
+        self._replaced_by[orig] = token
+
+    def _fill_during_replace(self, token: str, qty: int) -> None:
+        """A fill of an order whose replace is in flight: of the original, it shrinks what a refused
+        replace restores; of the replacement, it shows the venue took the replace."""
+        replacement = self._replaced_by.get(token)
+        if replacement is not None:
+            pending = self._replacing[replacement]
+            pending[1] = left = max(pending[1] - qty, 0)
+            self._recount(replacement, max(left, pending[3]))
+        elif token in self._replacing:
+            self._end_replace(token, refused=False)
+
+    def _end_replace(self, token: str, refused: bool) -> None:
+        """A replace in flight ends. `token` is the replacement (confirmed, or refused: the original
+        rests on with what is left of it) or the original (it left the book first: only the
+        replacement can remain, until the venue refuses it as a replace of a dead order)."""
+        replacement = self._replaced_by.get(token, token)
+        orig, left, old_price, qty = self._replacing.pop(replacement)
+        del self._replaced_by[orig]
+        sym, is_buy = self._working[replacement][0:2]
+        own = sym.own_buys if is_buy else sym.own_sells
+        if token == replacement and refused:
+            self._remove_working(replacement)
+            if left > 0:
+                self._add_working(orig, sym, is_buy, left, old_price)
+                return
+        else:
+            self._recount(replacement, qty)
+        own.pop(orig, None)
 
     def _mark(self, sym: _Symbol) -> None:
         """The symbol's notional at its fair value into gross and net, and the P&L peak moved."""

@@ -68,7 +68,7 @@ _NOW = 10_000_000_000
 _order = st.one_of(st.none(), st.builds(
     lambda price, leaves, state, age: SimpleNamespace(
         price=price, leaves=leaves, fsm=SimpleNamespace(state=state), symbol_id=ACME,
-        token="T", sent_ns=_NOW - age),
+        token="T", orig_token="", sent_ns=_NOW - age),
     st.sampled_from(_PRICES), st.integers(0, 3), st.sampled_from(list(OrderState)),
     st.sampled_from((0, 1, 49_999_999, 50_000_000, 10 ** 9))))
 _side = st.tuples(st.one_of(st.integers(-1, 0), st.sampled_from(_PRICES)), st.integers(0, 3))
@@ -76,7 +76,7 @@ _side = st.tuples(st.one_of(st.integers(-1, 0), st.sampled_from(_PRICES)), st.in
 
 def _resting(price: int, leaves: int, age: int, state=OrderState.ACCEPTED) -> SimpleNamespace:
     return SimpleNamespace(price=price, leaves=leaves, fsm=SimpleNamespace(state=state), symbol_id=ACME,
-                           token="T", sent_ns=_NOW - age)
+                           token="T", orig_token="", sent_ns=_NOW - age)
 
 
 @settings(max_examples=800, deadline=None)
@@ -122,7 +122,7 @@ def test_the_c_requote_decision_is_the_engines(bid, ask, want_bid, want_ask, hol
     probe = SimpleNamespace(oms=oms, quote_slots=engine.quote_slots, hedge_hold={s: hold},
                             _quote=lambda symbol_id: quote, now=_NOW, cfg=engine.cfg,
                             ticks=engine.ticks, ids=engine.ids, denied_until=until)
-    for name in ("_requote_side", "_work_side", "_can_wait", "_quote_denied"):
+    for name in ("_requote_side", "_work_side", "_can_wait", "_quote_denied", "_reach"):
         setattr(probe, name, functools.partial(getattr(engine_type, name), probe))
     # Engine._submit refuses a side backing off (denied_until) before anything else
     probe._submit = lambda intent, actions: (until.get((s, int(intent.side), "quote"), -1) <= _NOW

@@ -353,9 +353,12 @@ def test_self_trade_prevention():
     # inside our own spread, and more of the same side at any price: no self-trade
     assert_allowed(gw.check(order(price=FAIR + 99), T0))
     assert_allowed(gw.check(order(price=FAIR - 500, qty=200), T0))
-    # a replace moves the order: the replaced price no longer counts, the new one does
+    # a replace moves the order: the new price counts at once; the replaced one until the venue
+    # confirms the replace (refused, the original rests on at its price)
     moved = order(kind=OrderKind.REPLACE, side=Side.SELL, price=FAIR + 300, orig_token=ask.token)
     assert_allowed(gw.check(moved, T0))
+    assert_denied(gw.check(order(price=FAIR + 250), T0), CheckId.SELF_TRADE, FAIR + 250, FAIR + 100)
+    gw.on_order_confirmed(moved.token, moved.qty, T0)
     assert_allowed(gw.check(order(price=FAIR + 250), T0))
     assert_denied(gw.check(order(price=FAIR + 300, qty=300), T0), CheckId.SELF_TRADE,
                   FAIR + 300, FAIR + 300)

@@ -1,0 +1,101 @@
+"""A replace or a size-down the venue has not answered yet: the gateway counts whichever of the
+old and new orders could still trade more until the venue confirms, and a refused replace leaves
+the gateway exactly as if it had never been sent (SEC 15c3-5 / RTS 6: the exposure checked is what
+the venue may still execute, not what we asked for)."""
+from journal.catalogue import Side
+from mm_core.risk.checks import CheckId
+from mm_core.types import OrderKind
+from tests.risk.conftest import FAIR, T0, make_gateway, order
+
+
+def view(gw, symbol_id=1):
+    """Everything the gateway holds about working orders on one symbol."""
+    sym = gw._symbols[symbol_id]
+    return (gw.working_orders(), sym.open_buy, sym.open_sell, dict(sym.own_buys), dict(sym.own_sells))
+
+
+def entered(gw, qty=300, price=FAIR - 100, side=Side.BUY, token="A1"):
+    assert gw.check(order(qty=qty, price=price, side=side, token=token), T0).allowed
+    return token
+
+
+def replace(gw, orig, token, qty, price, side=Side.BUY):
+    intent = order(kind=OrderKind.REPLACE, token=token, orig_token=orig, qty=qty, price=price, side=side)
+    assert gw.check(intent, T0).allowed
+    return token
+
+
+def test_a_refused_replace_restores_the_original_exactly():
+    gw = make_gateway()
+    entered(gw)
+    entered(gw, qty=200, price=FAIR + 100, side=Side.SELL, token="S1")
+    before = view(gw)
+    replace(gw, "A1", "A2", 100, FAIR - 50)
+    gw.on_order_done("A2", T0)                  # OUCH Rejected of the replacement token
+    assert view(gw) == before
+    assert gw.working_orders()["A1"] == (1, True, 300, FAIR - 100)
+
+
+def test_a_refused_replace_restores_what_is_left_after_the_original_filled_meanwhile():
+    gw = make_gateway()
+    entered(gw)
+    replace(gw, "A1", "A2", 100, FAIR - 50)
+    gw.on_fill(1, Side.BUY, 120, FAIR - 100, T0, token="A1")     # the original traded first
+    assert gw._symbols[1].open_buy == 180                          # max(300 - 120, 100)
+    gw.on_order_done("A2", T0)
+    assert gw.working_orders() == {"A1": (1, True, 180, FAIR - 100)}
+    assert gw._symbols[1].open_buy == 180 and gw._symbols[1].own_buys == {"A1": FAIR - 100}
+
+
+def test_until_answered_a_replace_counts_the_larger_order_and_both_prices():
+    gw = make_gateway(defaults={"max_position": 350})
+    entered(gw)
+    replace(gw, "A1", "A2", 100, FAIR - 50)
+    sym = gw._symbols[1]
+    assert sym.open_buy == 300                        # the venue may still hold the original 300
+    assert sym.own_buys == {"A1": FAIR - 100, "A2": FAIR - 50}
+    # 300 + 100 > 350: refused while the original may still rest
+    assert gw.check(order(qty=100, price=FAIR - 200, token="B1"), T0).check is CheckId.POSITION_LIMIT
+    # a sell at the original's price would trade with it if the replace is refused
+    assert gw.check(order(side=Side.SELL, price=FAIR - 100, token="S9"), T0).check is CheckId.SELF_TRADE
+    gw.on_order_confirmed("A2", 100, T0)              # OUCH Replaced: the original is gone
+    assert gw.working_orders() == {"A2": (1, True, 100, FAIR - 50)}
+    assert sym.open_buy == 100 and sym.own_buys == {"A2": FAIR - 50}
+    assert gw.check(order(qty=100, price=FAIR - 200, token="B2"), T0).allowed
+
+
+def test_a_replace_up_counts_the_replacement_at_once():
+    gw = make_gateway()
+    entered(gw, qty=100)
+    replace(gw, "A1", "A2", 400, FAIR - 50)
+    assert gw._symbols[1].open_buy == 400
+    gw.on_order_done("A2", T0)
+    assert gw.working_orders() == {"A1": (1, True, 100, FAIR - 100)} and gw._symbols[1].open_buy == 100
+
+
+def test_an_original_that_leaves_while_its_replace_is_in_flight_is_not_restored():
+    gw = make_gateway()
+    entered(gw)
+    replace(gw, "A1", "A2", 100, FAIR - 50)
+    gw.on_order_done("A1", T0)                   # canceled at the venue before the replace landed
+    assert gw._symbols[1].open_buy == 100 and "A1" not in gw._symbols[1].own_buys
+    gw.on_order_done("A2", T0)                   # the replacement can never live (abandoned)
+    assert gw.working_orders() == {} and gw._symbols[1].open_buy == 0 and not gw._symbols[1].own_buys
+
+
+def test_a_fill_of_the_replacement_confirms_the_replace():
+    gw = make_gateway()
+    entered(gw)
+    replace(gw, "A1", "A2", 100, FAIR - 50)
+    gw.on_fill(1, Side.BUY, 40, FAIR - 50, T0, token="A2")
+    assert gw.working_orders() == {"A2": (1, True, 60, FAIR - 50)}
+    assert gw._symbols[1].open_buy == 60 and gw._symbols[1].own_buys == {"A2": FAIR - 50}
+
+
+def test_resynchronising_working_orders_drops_pending_replaces():
+    gw = make_gateway()
+    entered(gw)
+    replace(gw, "A1", "A2", 100, FAIR - 50)
+    gw.on_order_state([], 0, T0)
+    gw.on_order_done("A2", T0)
+    assert gw.working_orders() == {} and gw._symbols[1].open_buy == 0 and not gw._symbols[1].own_buys
