@@ -1116,6 +1116,7 @@ class Engine:
             self._after_order_change(order, actions)
         elif t is ouch.OrderModified:
             order = oms.on_modified(msg.token, msg.shares, now)
+            self.risk.on_order_confirmed(order.token, order.leaves, now)
             self._after_order_change(order, actions)
         elif t is ouch.BrokenTrade or t is ouch.TradeCorrection:
             actions.append(self._alert("trade-break", f"{t.__name__} for {msg.token}: reconcile"))

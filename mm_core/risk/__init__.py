@@ -18,7 +18,8 @@ Calling contract for the engine (sans-io; every call carries now_ns from the eng
 An allowed ENTER/REPLACE/MODIFY counts as a working order at once (worst case) until
 on_order_done(token) or a fill with its token removes it; a REPLACE counts the larger of the
 original and the replacement, and the original's price, until on_order_confirmed (a refused
-replace, on_order_done of the replacement, restores the original); cancels are always allowed. A fault
+replace, on_order_done of the replacement, restores the original), and a size-down MODIFY its
+larger size until on_order_confirmed; cancels are always allowed. A fault
 (an input reporting unhealthy, going quiet, or a defect in a check) denies every order it
 concerns (a stale book: orders on that symbol) while active. It latches HALTED or REDUCING per
 mm_core.risk.faults.LATCH_POLICY: on report (journal, unknown outcome, reconciliation, defects,

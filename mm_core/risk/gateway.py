@@ -270,8 +270,8 @@ class RiskGateway:
                 held = self._working.get(intent.token)
                 if held is not None and 0 < intent.qty < held[2]:
                     # a size-down in place: the price the collars judged stays, exposure only
-                    # shrinks, so it passes as a partial cancel does (and counts as one)
-                    self._add_working(intent.token, held[0], held[1], intent.qty, held[3])
+                    # shrinks, so it passes as a partial cancel does (and counts as one); the
+                    # larger size stays counted until the venue confirms (on_order_confirmed)
                     return self._check_cancel(now_ns)
             lim = self._limits
             if not intent.algo_id or not intent.client_id or not (intent.desk_id or intent.trader_id):

@@ -69,3 +69,20 @@ def test_a_partly_filled_original_is_partly_filled_again_after_its_replace_is_re
     original = o.get(token)
     assert original.state is OrderState.PARTIALLY_FILLED and (original.filled, original.leaves) == (150, 150)
     assert o.working_order(ACME, Side.BUY) is original
+
+
+def test_a_size_down_counts_the_larger_size_until_order_modified():
+    engine, venue, now = quoting(SAFE_SIZE_ONLY)
+    bid, = mine(venue, "B")
+    now += MS
+    acts = engine.on_event(OperatorCommand(now, "safe-mode-on", "ops", "test"))
+    modifies = [a for a in acts if isinstance(a, SendOrder) and a.intent.kind is OrderKind.MODIFY]
+    assert {a.intent.token for a in modifies} == {bid.token, mine(venue, "S")[0].token}
+    small = next(a.intent.qty for a in modifies if a.intent.token == bid.token)
+    assert small < bid.shares
+    # until the venue answers, the whole original size may still fill
+    assert engine.risk.working_orders()[bid.token][2] == bid.shares
+    assert engine.risk._symbols[ACME].open_buy == bid.shares
+    drive(engine, venue, venue.ours(modifies, now), now)         # Order Modified
+    assert engine.risk.working_orders()[bid.token][2] == small
+    assert engine.risk._symbols[ACME].open_buy == small

@@ -92,6 +92,19 @@ def test_a_fill_of_the_replacement_confirms_the_replace():
     assert gw._symbols[1].open_buy == 60 and gw._symbols[1].own_buys == {"A2": FAIR - 50}
 
 
+def test_a_size_down_counts_the_larger_size_until_the_venue_confirms():
+    gw = make_gateway(defaults={"max_position": 350})
+    entered(gw)
+    modify = order(kind=OrderKind.MODIFY, token="A1", qty=100, price=FAIR - 100)
+    assert gw.check(modify, T0).allowed
+    assert gw._symbols[1].open_buy == 300             # the 300 may still fill until confirmed
+    assert gw.check(order(qty=100, price=FAIR - 200, token="B1"), T0).check is CheckId.POSITION_LIMIT
+    gw.on_fill(1, Side.BUY, 50, FAIR - 100, T0, token="A1")      # a fill crosses the modify
+    assert gw._symbols[1].open_buy == 250
+    gw.on_order_confirmed("A1", 100, T0)              # OUCH Order Modified: 100 left
+    assert gw.working_orders() == {"A1": (1, True, 100, FAIR - 100)} and gw._symbols[1].open_buy == 100
+
+
 def test_resynchronising_working_orders_drops_pending_replaces():
     gw = make_gateway()
     entered(gw)
