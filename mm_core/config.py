@@ -165,6 +165,9 @@ class SymbolSpec:
     half_penny: bool
     volatility: float            # annualised
     is_option: bool = False
+    underlying: int = 0          # an option's underlying symbol id (0 for a symbol)
+    expiry_days: float = 0.0     # an option's days to expiry, counted from the session's start
+    is_call: bool = True         # an option's right (the venue's "C"/"P")
 
     @property
     def prior_sigma(self) -> float:
@@ -210,6 +213,21 @@ def _field(table: dict, where: str, key: str, kind: type, default: Any = None) -
     return kind(value)
 
 
+def _option_fields(table: dict, where: str, symbols: list[SymbolSpec]) -> dict:
+    """An [[options]] row's underlying (a [[symbols]] name, as its id), expiry_days and right."""
+    underlying = _field(table, where, "underlying", str)
+    ids = {s.name: s.id for s in symbols if not s.is_option}
+    if underlying not in ids:
+        raise ConfigError(f"{where}.underlying: unknown symbol {underlying!r}")
+    expiry_days = _field(table, where, "expiry_days", float)
+    if not (math.isfinite(expiry_days) and expiry_days > 0):
+        raise ConfigError(f"{where}.expiry_days: must be > 0")
+    right = _field(table, where, "right", str)
+    if right not in ("C", "P"):
+        raise ConfigError(f"{where}.right: must be \"C\" or \"P\"")
+    return {"underlying": ids[underlying], "expiry_days": expiry_days, "is_call": right == "C"}
+
+
 def symbols_from_toml(text: str) -> Symbols:
     """The [[symbols]], [[options]] and [[pairs]] tables of a venue symbols file (other tables
     belong to the venue and are ignored here)."""
@@ -225,16 +243,18 @@ def symbols_from_toml(text: str) -> Symbols:
             sid = _field(t, where, "id", int)
             if not 1 <= sid <= 65535:
                 raise ConfigError(f"{where}.id: must be 1..65535")
+            option = {}
             if is_option:
                 ref = _field(t, where, "strike", int)
                 vol = _field(t, where, "implied_vol", float)
+                option = _option_fields(t, where, specs)
             else:
                 ref = _field(t, where, "reference_price", int)
                 vol = _field(t, where, "volatility", float, 0.0)
             if ref <= 0:
                 raise ConfigError(f"{where}.reference_price: must be > 0")
             specs.append(SymbolSpec(name, sid, ref, _field(t, where, "half_penny", bool, False),
-                                    vol, is_option))
+                                    vol, is_option, **option))
     if not specs:
         raise ConfigError("symbols: no [[symbols]] table")
     names = [s.name for s in specs]

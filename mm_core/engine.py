@@ -32,7 +32,7 @@ from mm_core.oms import TERMINAL, InvalidTransition, Oms, OmsError, Order, Order
 from mm_core.ownquotes import OwnQuotes
 from mm_core.protocol import ProtocolError, moldudp64, ouch, soupbintcp
 from mm_core.quotepricer import QuotePricer, engine_price_quote, engine_price_reference
-from mm_core.risk import RiskError, TradingState
+from mm_core.risk import OptionParams, RiskError, TradingState
 from mm_core.risk.checks import CheckId
 from mm_core.sigfair import KernelFairValue, KernelHedger, KernelVol, fv_setup
 from mm_core.sigkernel import SignalKernel, trip_of
@@ -71,6 +71,7 @@ _STATE_OF = TradingState
 _on_packets_c = lib.fsig_on_packets
 _priced_c = lib.fsig_priced
 _RUN_MAX_SEQUENCE = 1 << 62     # a run's sequence stays far below the C path's int64 limit
+_DAY_NS = 86_400 * 1_000_000_000
 
 
 class PacketRun:
@@ -142,6 +143,13 @@ class EngineError(Exception):
     """A bad engine setup (config, symbols or gateway that cannot work together)."""
 
 
+def _option_params(spec, start_ns: int) -> OptionParams:
+    """The gateway's valuation inputs of an [[options]] row, for a session that started at
+    start_ns: the venue prices its options by Black-Scholes with no rates, per unit of underlying."""
+    return OptionParams(spec.id, spec.underlying, spec.reference_price,
+                        start_ns + round(spec.expiry_days * _DAY_NS), spec.volatility, 0.0, spec.is_call, 1)
+
+
 class Engine:
     """One trading session's decisions. `on_event(event) -> list[Action]`."""
 
@@ -161,6 +169,14 @@ class Engine:
         self.quote_pricer = QuotePricer(cfg)   # _price_quote in C (fastquote.h)
         self.symbols = symbols
         self.risk = risk_gateway
+        # the symbols file's options, declared to the gateway at the first event: their expiry
+        # counts from the session's start (as the venue's does), which only the first event tells
+        self.options_due = [s for s in symbols.symbols if s.is_option]
+        for spec in self.options_due:
+            try:
+                _option_params(spec, 0).validate()
+            except RiskError as exc:
+                raise EngineError(f"symbols: option {spec.name}: {exc}") from None
         n = symbols.n_slots
         self.n = n
         specs = symbols.by_id()
@@ -310,6 +326,7 @@ class Engine:
         state.setdefault("compiled", False)
         # from before feed silence was watched: restores, then fails its header's state hash
         state.setdefault("md_heard_ns", -1)
+        state.setdefault("options_due", [])
         if state.get("quote_pricer") is None:
             state["quote_pricer"] = QuotePricer(state["cfg"])
         self.__dict__.update(state)
@@ -326,12 +343,23 @@ class Engine:
         now = event.now_ns
         if now > self.now:
             self.now = now          # time never runs backwards inside the engine
+        if self.options_due:
+            self._declare_options()
         self.counts["events"] += 1
         actions = handler(event)
         self._drain_risk(actions)
         return actions
 
     # ================================================================= market data
+
+    def _declare_options(self) -> None:
+        """Every option of the symbols file to the risk gateway (its Greeks and scenario limits
+        then bind on the option's underlying and the option), expiring expiry_days from now."""
+        options, self.options_due = self.options_due, []
+        for spec in options:
+            p = _option_params(spec, self.now)
+            self.risk.on_option_params(p.symbol_id, p.underlying_id, p.strike, p.expiry_ns, p.vol,
+                                       p.rate, p.is_call, p.multiplier, self.now)
 
     def _on_market_data(self, ev: MarketData) -> list[Action]:
         self.md_heard_ns = self.now
@@ -497,7 +525,7 @@ class Engine:
         events = run.events
         md = self.md
         expected = md.fast_sequence() if self.sig is not None and not self.stale else None
-        if expected is None or expected > _RUN_MAX_SEQUENCE:
+        if expected is None or expected > _RUN_MAX_SEQUENCE or self.options_due:
             return 1, self.on_event(events[start])
         oms, react = self.oms, self._react_c
         if (oms.transitions, oms.counter) != self._pkt_own_version:
@@ -1394,6 +1422,7 @@ class Engine:
         t = self.tracker
         parts = (
             self.now, self.stale, self.gap_requested_ns, self.md_heard_ns, t.next_expected, t.highest_announced,
+            [s.id for s in self.options_due],
             self.book.state_items(), self.fv.state_items(),
             [(v.m2, v.dt, v.last_mid, v.last_ns, v.n) for v in self.vol],
             self.inventory.position, [g.state_items() for g in self.guards],
