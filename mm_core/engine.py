@@ -143,6 +143,15 @@ class EngineError(Exception):
     """A bad engine setup (config, symbols or gateway that cannot work together)."""
 
 
+def _unapplied(msg) -> str:
+    """A venue message the OMS refused, as the halt alert names it: an execution with its token,
+    shares, price and match number (inventory was not booked), anything else by kind and token."""
+    name = type(msg).__name__
+    if isinstance(msg, (ouch.Executed, ouch.ExecutedWithReferencePrice)):
+        return f"{name} {msg.token} {msg.executed_shares}@{msg.execution_price} match {msg.match_number}"
+    return f"{name} {getattr(msg, 'token', '')}"
+
+
 def _option_params(spec, start_ns: int) -> OptionParams:
     """The gateway's valuation inputs of an [[options]] row, for a session that started at
     start_ns: the venue prices its options by Black-Scholes with no rates, per unit of underlying."""
@@ -1112,7 +1121,7 @@ class Engine:
         try:
             self._on_ouch(msg, actions)
         except (OmsError, InvalidTransition) as exc:
-            self._halt(f"oms: {exc}", actions)
+            self._halt(f"oms: {exc}; not applied: {_unapplied(msg)}", actions)
         return actions
 
     def _on_ouch(self, msg, actions: list[Action]) -> None:
@@ -1210,10 +1219,14 @@ class Engine:
         self.risk.on_order_state(None, unknown, self.now)
 
     def _halt(self, reason: str, actions: list[Action]) -> None:
-        """An impossible order event: stop trading (latched), pull everything, journal why."""
+        """An impossible order event: stop trading (latched), pull everything, journal why. What
+        the venue said was not applied, so our orders and inventory may differ from the venue's:
+        the gateway stays unreconciled (nothing new goes out, an operator cannot re-enable) until
+        a reconciliation with the venue reports them right (Reconciled(ok))."""
         self.counts["halts"] += 1
         actions.append(self._alert("halt", reason))
         kill = self.risk.kill("all", 0, "engine", reason[:64], self.now)
+        self.risk.on_reconciled(False, self.now)
         n = self._cancel_all(None, actions, guard=False)
         actions.append(self._kill_note(kill, n))
 
