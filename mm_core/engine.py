@@ -208,6 +208,7 @@ class Engine:
         self.stale = False
         self.gap_requested_ns = -1
         self.md_heard_ns = -1           # the last market-data packet (heartbeats too); -1: none yet
+        self.clock_pulled = False       # our quotes were pulled on a clock fault, not resumed yet
         ref_ticks = [self.ticks[i].tick_at(s.reference_price) if s else 1 for i, s in enumerate(self.specs)]
         self.ref_ticks = ref_ticks
         table = None
@@ -336,6 +337,7 @@ class Engine:
         # from before feed silence was watched: restores, then fails its header's state hash
         state.setdefault("md_heard_ns", -1)
         state.setdefault("options_due", [])
+        state.setdefault("clock_pulled", False)
         if state.get("quote_pricer") is None:
             state["quote_pricer"] = QuotePricer(state["cfg"])
         self.__dict__.update(state)
@@ -1243,6 +1245,7 @@ class Engine:
             self._request_gap(actions)
         self._check_feed_alive(now, actions)
         self.risk.on_timer(now)
+        self._watch_clock(actions)
         feed, fair = self._feed_risk, self.fv.fair
         for s in self._priced():
             feed(s, fair[s], True)
@@ -1301,8 +1304,25 @@ class Engine:
                 self._pull_on_trip(trip, actions)
 
     def _on_clock(self, ev: ClockSample) -> list[Action]:
+        actions: list[Action] = []
         self.risk.on_clock(ev.compliant, self.now)
-        return []
+        self._watch_clock(actions)
+        return actions
+
+    def _watch_clock(self, actions: list[Action]) -> None:
+        """A clock fault (a sample not compliant, or none for max_clock_age, seen by the timer)
+        pulls our quotes as a stale feed does: the gateway refuses new orders then, but what rests
+        at the venue would trade on without timestamps we can stand behind. Quoting resumes by
+        itself with the sample that clears the fault (the gateway latches only if an order meets it)."""
+        fault = self.risk.clock_fault
+        if fault and not self.clock_pulled:
+            self.clock_pulled = True
+            n = self._cancel_all(Purpose.QUOTE, actions, guard=False)
+            actions.append(self._alert("clock-fault", f"{fault}: {n} quotes pulled until the clock is healthy"))
+        elif not fault and self.clock_pulled:
+            self.clock_pulled = False
+            actions.append(self._alert("clock-recovered", "clock healthy again: quoting resumes"))
+            self._requote_checked(self.quoted, actions)
 
     def _on_journal_health(self, ev: JournalHealth) -> list[Action]:
         """A journal that refuses records: orders it refused were never sent; pull everything."""
@@ -1435,7 +1455,7 @@ class Engine:
         t = self.tracker
         parts = (
             self.now, self.stale, self.gap_requested_ns, self.md_heard_ns, t.next_expected, t.highest_announced,
-            [s.id for s in self.options_due],
+            [s.id for s in self.options_due], self.clock_pulled,
             self.book.state_items(), self.fv.state_items(),
             [(v.m2, v.dt, v.last_mid, v.last_ns, v.n) for v in self.vol],
             self.inventory.position, [g.state_items() for g in self.guards],

@@ -211,6 +211,14 @@ class RiskGateway:
         return [check.label for bit, check in FAULT_CHECKS if self._faults & bit]
 
     @property
+    def clock_fault(self) -> str:
+        """The clock fault in force once a clock sample has been compliant ("" when healthy, or
+        before the first compliant sample): not compliant, or stale (seen by on_timer)."""
+        if self._clock_ns < 0 or not self._faults & (_F_CLOCK | _F_CLOCK_STALE):
+            return ""
+        return (CheckId.CLOCK_NONCOMPLIANT if self._faults & _F_CLOCK else CheckId.CLOCK_STALE).label
+
+    @property
     def latch_reasons(self) -> list[str]:
         """Names of the checks holding the latch (empty when not latched)."""
         return [check.label for check in self._latch_reasons]
