@@ -112,3 +112,13 @@ def test_resynchronising_working_orders_drops_pending_replaces():
     gw.on_order_state([], 0, T0)
     gw.on_order_done("A2", T0)
     assert gw.working_orders() == {} and gw._symbols[1].open_buy == 0 and not gw._symbols[1].own_buys
+
+
+def test_an_abandoned_replacement_then_its_dead_original_leave_nothing_behind():
+    """The engine reports a replacement the OMS abandoned before the original that died."""
+    gw = make_gateway()
+    entered(gw)
+    replace(gw, "A1", "A2", 100, FAIR - 50)
+    gw.on_order_done("A2", T0)
+    gw.on_order_done("A1", T0)
+    assert gw.working_orders() == {} and gw._symbols[1].open_buy == 0 and not gw._symbols[1].own_buys
