@@ -114,6 +114,9 @@ class _Shell:
         self.session: SoupSession | None = None
         self.journaled: set[int] = set()
         self.awaiting: set[str] = set()     # tokens we sent cancels for, not yet closed
+        # orders the engine decided whose ORDER_SENT is not journaled yet: what an error
+        # leaves here was never sent (the OUTCOME of a failed attempt names them)
+        self.unjournaled: list[str] = []
 
     def record(self, rtype: RecordType, payload: bytes, now: int) -> int:
         if self.journal is None:
@@ -156,6 +159,7 @@ class _Shell:
             self.awaiting = {t for t in self.awaiting if t in orders and orders[t].state not in TERMINAL}
 
     def act(self, actions, now: int) -> None:
+        self.unjournaled += [a.intent.token for a in actions if isinstance(a, SendOrder)]
         for action in actions:
             if isinstance(action, JournalNote):
                 self.record(action.rtype, action.payload, now)
@@ -164,17 +168,20 @@ class _Shell:
 
     def send(self, action: SendOrder) -> None:
         if self.journal is None or self.session is None:
+            self.unjournaled.remove(action.intent.token)
             self.result.would_send.append(action.intent.token)
             return
         intent, packet = action.intent, action.packet
         now = self.clock()
-        seq = self.record(RecordType.ORDER_SENT, pack(
+        payload = pack(
             RecordType.ORDER_SENT, token=intent.token.encode(), orig_token=intent.orig_token.encode(),
             msg_type=packet[3], side=int(intent.side), tif=intent.tif, symbol_id=intent.symbol_id,
             price=intent.price, qty=intent.qty, algo_id=intent.algo_id, desk_id=intent.desk_id,
             trader_id=intent.trader_id, client_id=intent.client_id, risk_verdict=1,
             trading_state=action.trading_state, limits_version=getattr(action.decision, "limits_version", 0),
-            tskey=0, raw=packet), now)
+            tskey=0, raw=packet)
+        seq = self.record(RecordType.ORDER_SENT, payload, now)
+        self.unjournaled.remove(intent.token)
         self.session.send(packet)
         self.awaiting.add(intent.token)
         # this socket takes no TX timestamps: recorded as missing, never invented
@@ -278,12 +285,16 @@ def recover(settings: RecoverySettings, progress: Callable[[str, str], None] = _
             result.reasons.append(f"replay diverged from the journal ({replayed.divergence_count} "
                                   f"orders): {replayed.divergences[0].detail}")
         try:
-            _reconcile_with_venue(settings, shell, result, progress)
-        finally:
-            if shell.session is not None and not (keep_session and not settings.dry_run):
-                shell.session.logout()
-                shell.session = None
-            result.session = shell.session
+            try:
+                _reconcile_with_venue(settings, shell, result, progress)
+            finally:
+                if shell.session is not None and not (keep_session and not settings.dry_run):
+                    shell.session.logout()
+                    shell.session = None
+                result.session = shell.session
+        except BaseException as exc:
+            _journal_failure(shell, result, exc)
+            raise
         halts = engine.counts["halts"] - halts_before
         if halts:
             result.reasons.append(f"the engine halted itself {halts} time(s) (see its halt alerts)")
@@ -303,6 +314,27 @@ def recover(settings: RecoverySettings, progress: Callable[[str, str], None] = _
     finally:
         if journal is not None:
             journal.close()
+
+
+def _journal_failure(shell: _Shell, result: Recovery, exc: BaseException) -> None:
+    """An error ended the attempt after its BEGIN record: the journal says so with an OUTCOME
+    (not reconciled, the error named), so every attempt it shows has an end. The caller still
+    gets the original error; a journal that cannot take this record adds a note to it. The
+    engine is not fed: the caller never gets it, and BEGIN already left it unreconciled."""
+    if shell.session is not None:          # kept for the caller, who will not get it now
+        shell.session.close()
+        shell.session = result.session = None
+    if shell.journal is None or not result.recon_seqs:
+        return                              # a dry run, or nothing journaled for this attempt
+    reason = f"recovery failed: {type(exc).__name__}: {exc}"
+    try:
+        shell.recon({"kind": RECON_OUTCOME, "reconciled": False, "reasons": [*result.reasons, reason],
+                     "error": {"type": type(exc).__name__, "message": str(exc)},
+                     "delivered": result.delivered, "orders_sent": result.orders_sent,
+                     "unsent_orders": [*result.would_send, *shell.unjournaled]})
+    except Exception as journal_exc:       # noqa: BLE001 (the original error is what is raised)
+        exc.add_note(f"its OUTCOME record could not be journaled: {type(journal_exc).__name__}: "
+                     f"{journal_exc}")
 
 
 def _after(engine: Engine) -> dict:
