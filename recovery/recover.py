@@ -365,7 +365,8 @@ def _reconcile_with_venue(settings: RecoverySettings, shell: _Shell, result: Rec
     if settings.dry_run:
         shell.feed(Reconciled(shell.clock(), False))     # shows the quotes it would pull
         view = venue_view(sorted(messages.items()))
-        found = reconcile(local_view(shell.engine, shell.journaled, replayed.last_venue_seq), view)
+        found = reconcile(local_view(shell.engine, shell.journaled, replayed.last_venue_seq,
+                                     replayed.corrections_reported), view)
         result.rounds.append(found)
         result.would_send += [r.token for r in found.resolutions if isinstance(r, (CancelAtVenue, ResendCancel))]
         result.reasons += [d.detail for d in found.discrepancies]
@@ -390,7 +391,8 @@ def _reconcile_with_venue(settings: RecoverySettings, shell: _Shell, result: Rec
     progress("venue", f"applied {result.delivered} venue messages the journal lacked")
     t = time.perf_counter()
     for round_no in range(1, settings.max_rounds + 1):
-        found = reconcile(local_view(shell.engine, shell.journaled, replayed.last_venue_seq),
+        found = reconcile(local_view(shell.engine, shell.journaled, replayed.last_venue_seq,
+                                     replayed.corrections_reported),
                           venue_view(sorted(messages.items())))
         result.rounds.append(found)
         shell.recon({"kind": RECON_FINDING, "round": round_no, **found.to_json()})

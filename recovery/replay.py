@@ -23,7 +23,7 @@ from mm_core.events import MarketData, Reconciled, SendOrder
 from mm_core.runner import engine_events
 from recovery.blocks import Blocks, ListedRecords, listed_run
 from recovery.errors import BadRecoveryRecord, JournalUnavailable
-from recovery.reconcile import apply, resolution_from_json
+from recovery.reconcile import apply, reported_corrections, resolution_from_json
 from recovery.snapshot import Snapshot, engine_setup, journal_witness, latest_snapshot, write_snapshot
 
 __all__ = ["Divergence", "ReplayResult", "replay", "replay_journal", "RECON_BEGIN", "RECON_RESOLUTION",
@@ -63,6 +63,8 @@ class ReplayResult:
     first_seq: int = 0
     last_seq: int = 0
     recon_records: int = 0
+    # venue sequence of a trade correction -> the RECON finding record that reported it
+    corrections_reported: dict[int, int] = field(default_factory=dict)
     seconds: float = 0.0
     final: dict = field(default_factory=dict)      # the engine as the replay left it
     snapshot: str = ""                             # the snapshot it resumed from, if any
@@ -205,7 +207,8 @@ class _Walk:
                 else self.every(self.since_snapshot)):
             # a safe point: every order decided so far is accounted for
             write_snapshot(self.snapshot_dir, self.engine, rec.seq - 1, self.journal_id,
-                           r.journaled_venue_seqs, r.last_venue_seq, witness=self.witness(rec.seq - 1))
+                           r.journaled_venue_seqs, r.last_venue_seq, witness=self.witness(rec.seq - 1),
+                           corrections_reported=r.corrections_reported)
             r.snapshots_written += 1
             self.since_snapshot = 0
         if rtype == RecordType.VENUE_MSG:
@@ -249,6 +252,9 @@ class _Walk:
             self.feed(Reconciled(rec.ts_ns, bool(doc.get("reconciled"))))
         elif kind == RECON_RESOLUTION:
             self.take(apply(self.engine, resolution_from_json(doc.get("resolution") or {}), rec.ts_ns))
+        elif kind == RECON_FINDING:
+            for venue_seq in reported_corrections(doc):
+                self.result.corrections_reported.setdefault(venue_seq, rec.seq)
 
 
 class _Lookahead:
@@ -313,6 +319,7 @@ def replay(records: Iterable, engine, *, profile: str = "eu-hft", fresh_session:
         result.snapshot = resume.path
         result.journaled_venue_seqs = resume.venue_seqs()
         result.last_venue_seq = resume.last_venue_seq
+        result.corrections_reported = dict(resume.corrections_reported)
     if isinstance(records, Blocks):       # a journal read a block at a time (replay_journal)
         source = records
         if resume is not None:

@@ -2,8 +2,8 @@
 the journal after it (recovery time then depends on the snapshot interval, not the session length).
 
 Owns the file format — one JSON header line (format version, journal id, sequence covered, the
-journal witness at that sequence, state hash, venue sequences journaled so far, SHA-256 of the
-body) then a pickle of the engine — atomic writes, pruning by the sequence each file records, and
+journal witness at that sequence, state hash, venue sequences journaled so far, trade corrections
+reported so far, SHA-256 of the body) then a pickle of the engine — atomic writes, pruning by the sequence each file records, and
 verified loads: a snapshot whose body, journal, journal content or state hash does not match is
 skipped with the reason. The witness is a digest of the journal's last WITNESS_RECORDS records up
 to the snapshot's sequence (every header field and payload byte), so a journal that came back
@@ -22,6 +22,7 @@ import os
 import pathlib
 import pickle
 import types
+import dataclasses
 from dataclasses import dataclass
 
 from journal.errors import JournalError
@@ -59,6 +60,8 @@ class Snapshot:
     last_venue_seq: int
     venue_ranges: tuple[tuple[int, int], ...]    # journaled SoupBinTCP sequences, as ranges
     path: str
+    # venue sequence of a trade correction -> the RECON finding record that reported it
+    corrections_reported: dict = dataclasses.field(default_factory=dict)
 
     def venue_seqs(self) -> set[int]:
         return {s for a, b in self.venue_ranges for s in range(a, b + 1)}
@@ -98,7 +101,7 @@ def journal_witness(reader, seq: int) -> str:
 
 
 def write_snapshot(directory, engine, seq: int, journal_id: str, venue_seqs, last_venue_seq: int,
-                   keep: int = KEEP, *, witness: str) -> str:
+                   keep: int = KEEP, *, witness: str, corrections_reported=None) -> str:
     """Write the engine's state at journal sequence `seq`, where the journal's witness is
     `witness` (journal_witness); returns the file's path. Only the `keep` snapshots of the highest
     sequences stay (older ones are only a fallback for a newer one that fails to load): a standby
@@ -112,6 +115,7 @@ def write_snapshot(directory, engine, seq: int, journal_id: str, venue_seqs, las
     header = {"format": FORMAT, "seq": seq, "witness": witness, "state_hash": engine.state_hash(),
               "journal_id": journal_id,
               "last_venue_seq": last_venue_seq, "venue_ranges": _ranges(venue_seqs),
+              "corrections_reported": sorted((corrections_reported or {}).items()),
               "setup": engine_setup(engine), "sha256": hashlib.sha256(body).hexdigest()}
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -206,5 +210,5 @@ def latest_snapshot(directory, reader, max_seq: int | None = None,
             continue
         return Snapshot(engine, seq, header["state_hash"], journal_id,
                         header["last_venue_seq"], tuple(map(tuple, header["venue_ranges"])),
-                        str(path)), skipped
+                        str(path), dict(map(tuple, header.get("corrections_reported") or ()))), skipped
     return None, skipped
