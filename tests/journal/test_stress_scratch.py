@@ -29,7 +29,7 @@ with scratch_dir(sys.argv[2]) as where:
 
 def test_the_scratch_of_a_killed_stress_run_is_swept_by_the_next(tmp_path, owners):  # noqa: F811
     killed, left = owners.start(SCRATCH_PREFIX, SHM, STRESS_RUN)
-    _, live = owners.start(SCRATCH_PREFIX, SHM, STRESS_RUN)
+    running, live = owners.start(SCRATCH_PREFIX, SHM, STRESS_RUN)
     owners.kill(killed)
     assert left.is_dir()                          # a SIGKILLed run cannot remove its own
     with scratch_dir(tmp_path) as mine:
@@ -37,3 +37,6 @@ def test_the_scratch_of_a_killed_stress_run_is_swept_by_the_next(tmp_path, owner
         assert not left.exists()                  # swept: its lock was free
         assert (live / "work").is_file()          # a live run's is left alone
     assert not mine.exists()
+    owners.kill(running)                          # and the other one's goes with the next run
+    with scratch_dir(tmp_path):
+        assert not live.exists()

@@ -144,9 +144,12 @@ time.sleep(float(sys.argv[3]))
 def test_the_tailing_scratch_of_a_killed_run_is_swept_by_the_next(owners):  # noqa: F811
     root = pathlib.Path(tail_scratch_root())
     killed, left = owners.start(SCRATCH_PREFIX, root, _TAIL_RUN)
-    _, live = owners.start(SCRATCH_PREFIX, root, _TAIL_RUN)
+    running, live = owners.start(SCRATCH_PREFIX, root, _TAIL_RUN)
     owners.kill(killed)
     assert left.is_dir()                          # a SIGKILLed run cannot remove its own
     with tail_scratch() as mine:
         assert not left.exists() and (live / "work").is_file()
     assert not pathlib.Path(mine).exists()
+    owners.kill(running)                          # and the other one's goes with the next run
+    tail_scratch().cleanup()
+    assert not live.exists()
