@@ -272,6 +272,8 @@ def recover(settings: RecoverySettings, progress: Callable[[str, str], None] = _
             tail["would_discard_from"] = replayed.stopped
             progress("journal", f"the journal ends early on an invalid record: {replayed.stopped}")
         timings["replay"] = time.perf_counter() - t
+        for reason in replayed.snapshots_skipped:
+            progress("replay", f"snapshot skipped: {reason}")
         if replayed.snapshot:
             progress("replay", f"resumed from snapshot {replayed.snapshot}")
         progress("replay", f"{replayed.events} events, {replayed.orders_checked} orders checked, "
