@@ -3,12 +3,12 @@ the journal after it (recovery time then depends on the snapshot interval, not t
 
 Owns the file format — one JSON header line (format version, journal id, sequence covered, the
 journal witness at that sequence, state hash, venue sequences journaled so far, trade corrections
-reported so far, SHA-256 of the body) then a pickle of the engine — atomic writes, pruning by the sequence each file records, and
-verified loads: a snapshot whose body, journal, journal content or state hash does not match is
-skipped with the reason. The witness is a digest of the journal's last WITNESS_RECORDS records up
-to the snapshot's sequence (every header field and payload byte), so a journal that came back
-shorter and was written on (a power loss in pagecache mode, then a new writer) no longer matches
-a snapshot of records it lost. Snapshots are written by a replayer (recovery.replay with
+reported so far, SHA-256 of the body) then a pickle of the engine — atomic writes, pruning by the
+sequence each file records, and verified loads: a snapshot whose body, journal, journal content
+or state hash does not match is skipped with the reason. The witness (journal_witness) covers the
+journal's whole content up to the snapshot's sequence through the journal's hash chain, so a
+journal that came back shorter and was written on (a power loss in pagecache mode, then a new
+writer) no longer matches a snapshot of records it lost. Snapshots are written by a replayer (recovery.replay with
 snapshot_every, or a standby that tails the live journal), never by the trading engine. Pickles are
 only read from the operator's own directory.
 """
@@ -25,6 +25,7 @@ import types
 import dataclasses
 from dataclasses import dataclass
 
+from journal.catalogue import RecordType
 from journal.errors import JournalError
 from recovery.errors import RecoveryError
 
@@ -33,7 +34,9 @@ __all__ = ["Snapshot", "engine_setup", "journal_witness", "write_snapshot", "lat
 FORMAT = 2                         # 2: the journal witness (snapshots of format 1 are skipped)
 _SUFFIX = ".snap"
 KEEP = 3                           # snapshots kept per directory (the highest sequences)
-WITNESS_RECORDS = 64               # records the journal witness covers, ending at the snapshot's
+_ANCHOR_FIRST_STEP = 256           # records read first looking back for a hash-chain anchor
+_ANCHOR_STEP = 8192                # ... growing to at most this many at a time
+_ANCHORS = frozenset({int(RecordType.CHECKPOINT), int(RecordType.SEAL)})
 
 
 class SnapshotError(RecoveryError):
@@ -85,19 +88,45 @@ def engine_setup(engine) -> str:
 
 
 def journal_witness(reader, seq: int) -> str:
-    """What identifies the journal's content at sequence `seq` (journal.Reader `reader`, refreshed
-    when it has not seen `seq` yet): SHA-256 of the sequence and of every header field and payload
-    of the records from seq - WITNESS_RECORDS + 1 to seq, in one bulk read. A journal holding other
-    records there (or fewer) gives another value."""
+    """What identifies the journal's content up to data sequence `seq` (journal.Reader `reader`,
+    refreshed when it has not seen `seq` yet), through its hash chain (journal.h HASH CHAIN): the
+    last CHECKPOINT or SEAL record at or before `seq` (its hash covers every byte before it, back
+    to the journal's genesis through the seal hashes in the segment headers) and every header
+    field and payload of the data records from there to `seq`, in one bulk read; SHA-256 of
+    both. A journal holding other records anywhere up to `seq` (or fewer) gives another value."""
     if seq and reader.last_seq < seq:
         reader.refresh()
-    first = max(reader.first_seq, seq - WITNESS_RECORDS + 1)
-    digest = hashlib.sha256(b"mmaudit-snapshot-witness %d %d\n" % (first, seq))
+    anchor_seq, anchor = _chain_anchor(reader, seq)
+    first = max(reader.first_seq, anchor_seq)
+    digest = hashlib.sha256(b"mmaudit-snapshot-witness 2 %d %d\n" % (anchor_seq, seq) + anchor)
     if seq >= first:
         headers, blob, offsets = reader.read_blobs(None, first, seq)
         for part in (headers.tobytes(), offsets.tobytes(), blob):
             digest.update(part)
     return digest.hexdigest()
+
+
+def _chain_anchor(reader, seq: int) -> tuple[int, bytes]:
+    """(sequence, payload) of the last CHECKPOINT or SEAL record that covers no data record after
+    `seq` (it carries the sequence of the next data record), or (0, b"") when none does: then the
+    journal's start (its genesis hash is its salt's, i.e. its id's) is the anchor. Looked for
+    backwards in growing steps (a CHECKPOINT follows every checkpoint_every records, 4096 by
+    default), so the cost follows the distance to it."""
+    hi, step = seq, _ANCHOR_FIRST_STEP
+    while hi >= reader.first_seq:
+        lo = max(reader.first_seq, hi - step)
+        step = min(step * 4, _ANCHOR_STEP)
+        found = None
+        # reading from data record lo shows the control records between it and hi
+        for rec in reader.records(lo, hi, include_control=True):
+            if rec.rtype in _ANCHORS and rec.seq <= seq:
+                found = rec
+        if found is not None:
+            return found.seq, found.payload
+        if lo == reader.first_seq:
+            break
+        hi = lo
+    return 0, b""
 
 
 def write_snapshot(directory, engine, seq: int, journal_id: str, venue_seqs, last_venue_seq: int,

@@ -21,7 +21,7 @@ from mm_core.events import JournalHealth, Reconciled
 from recovery.errors import BadRecoveryRecord, JournalUnavailable
 from recovery.replay import replay, replay_journal
 from mm_core.risk import Limits
-from recovery.snapshot import KEEP, journal_witness, write_snapshot
+from recovery.snapshot import KEEP, journal_witness, latest_snapshot, write_snapshot
 from tests.journal.jhelpers import record_offsets, segment_files
 from tests.mm_core.wire import LIMITS_TEXT
 from tests.recovery.journaling import fresh_engine, session_events, tear, write_session
@@ -274,3 +274,42 @@ def test_snapshots_are_chosen_and_pruned_by_the_sequence_they_record_not_their_n
     assert _snapshot_seqs(snaps) == {"engine-00000000000000000001.snap": seqs[by_seq[2]],
                                      by_seq[1]: seqs[by_seq[1]],
                                      f"engine-{resumed.last_seq:020d}.snap": resumed.last_seq}
+
+
+_DETERMINISTIC_WRITER = """
+import os, signal, sys
+from journal import Journal, RecordType
+from journal.catalogue import pack
+with_odd = sys.argv[2] == "odd"
+journal = Journal(sys.argv[1], create=with_odd, checkpoint_every=16)
+start, stop = int(sys.argv[3]), int(sys.argv[4])
+for seq in range(start, stop + 1):       # the same record for a sequence every time, but one
+    now = 999 if with_odd and seq == 100 else seq
+    assert journal.append(RecordType.TIMER, pack(RecordType.TIMER, timer_id=1, now_ns=now), ts_ns=seq) == seq
+os.kill(os.getpid(), signal.SIGKILL)     # no close: the last segment stays unsealed
+"""
+
+
+def _deterministic(path: str, kind: str, start: int, stop: int) -> None:
+    proc = subprocess.run([sys.executable, "-c", _DETERMINISTIC_WRITER, path, kind, str(start), str(stop)],
+                          cwd=ROOT, capture_output=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+
+
+def test_a_rewrite_that_differs_only_long_before_the_snapshot_is_still_found(tmp_path):
+    """The witness covers the journal's whole content up to the snapshot, through the hash chain:
+    a writer that continues after a lost tail with records byte-identical to the lost ones but for
+    one far before the snapshot's sequence (as a deterministic writer would) still gives another
+    witness."""
+    path, snaps = str(tmp_path / "j"), tmp_path / "snaps"
+    _deterministic(path, "odd", 1, 300)
+    with Reader(path) as reader:
+        write_snapshot(snaps, fresh_engine(), 250, reader.journal_id, (), 0,
+                       witness=journal_witness(reader, 250))
+        assert latest_snapshot(snaps, reader)[0].seq == 250
+    assert tear(path, 100, power_loss=True) == 100        # the tail from record 100 lost
+    _deterministic(path, "plain", 100, 300)               # written again: only record 100 differs
+    with Reader(path) as reader:
+        assert reader.last_seq == 300 and reader.get(101).payload and reader.get(250).ts_ns == 250
+        snap, skipped = latest_snapshot(snaps, reader)
+    assert snap is None and "no longer holds the records it was taken at" in skipped[0]
