@@ -42,7 +42,7 @@ def test_rule_612_and_610_checks(all_reports):
     assert r610 == {"Q1": "OK", "Q2": "OK", "Q3": "OK", "Q4": "CROSSES", "Q5": "OK", "Q8": "OK", "Q7": "NO_QUOTE"}
     coverage = {r["measure"]: r["count"] for r in read(all_reports, "execution-quality", "quote_coverage").to_pylist()}
     assert coverage == {"quote_updates_from_itch": 4, "fills_without_bid_at_order": 1,
-                        "orders_without_quote_at_send": 1}
+                        "orders_without_quote_at_send": 1, "broken_executions_excluded": 0}
 
 
 def _summary_from_fills_table(fills):
