@@ -92,3 +92,23 @@ def test_a_broken_execution_leaves_the_rule_605_statistics(tmp_path):
     assert fills[100]["broken"] is True and fills[200]["broken"] is False     # kept, and said so
     coverage = {r["measure"]: r["count"] for r in read(out, "execution-quality", "quote_coverage").to_pylist()}
     assert coverage["broken_executions_excluded"] == 1
+
+
+def test_a_break_on_the_next_day_is_cancelled_in_that_days_report(tmp_path):
+    import datetime as dt
+    b = _day_with_a_break(break_seen=False)
+    b.advance(86_400 * NS)
+    b.clock_sample()
+    b.broken("K1", 1001)
+    j = b.write(tmp_path / "j")
+    for day, expected in ((dt.date(2026, 3, 2), [("NEWT", "1001"), ("NEWT", "1002")]),
+                          (dt.date(2026, 3, 3), [("CANC", "1001")])):
+        out = tmp_path / day.isoformat()
+        assert run(["rts22"], j, out, Selection(trade_date=day), refdata_dir=FIXTURE_REFDATA).rejected == 0
+        rows = read(out, "rts22", "transactions").to_pylist()
+        assert sorted((r[COLUMNS[1]], r[COLUMNS[3]]) for r in rows) == expected
+    first_day = read(tmp_path / "2026-03-02", "rts22", "transactions").to_pylist()
+    cancel, = read(tmp_path / "2026-03-03", "rts22", "transactions").to_pylist()
+    assert cancel[COLUMNS[2]] == next(r[COLUMNS[2]] for r in first_day if r[COLUMNS[3]] == "1001")
+    xml = (tmp_path / "2026-03-03" / "rts22" / "auth016" / "trade_date=2026-03-03" / "auth016.xml").read_bytes()
+    assert [x.findtext("a:TxId", namespaces=NS_A) for x in auth016.parse_transactions(xml, "Cxl")] == [cancel[COLUMNS[2]]]
