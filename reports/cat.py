@@ -87,7 +87,8 @@ def _rows_for(ev: events.OrderEvents, ref: RefData) -> tuple[np.ndarray, np.ndar
 # these are gathered for the chosen rows.
 _COLUMNS = ("seq", "ts_ns", "ts_source", "event", "token_key", "prior_token_key", "creator", "symbol_id",
             "algo_id", "client_id", "desk_id", "tif", "order_wire_side", "creator_seq", "creator_ts_ns",
-            "creator_ts_source", "price", "qty", "exec_price", "exec_qty", "leaves", "match", "stock", "order_stock")
+            "creator_ts_source", "price", "qty", "exec_price", "exec_qty", "leaves", "match", "stock", "order_stock",
+            "origin", "msg_type", "msg_len")
 
 
 def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None) -> tuple[pa.Table, list]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from journal.catalogue import HEADER_DTYPE, PAYLOAD_DTYPES, RecordType
+from journal.catalogue import HEADER_DTYPE, PAYLOAD_DTYPES, RAW_ORDER_MAX, RAW_VENUE_MAX, RecordType
 from journal import bulk, row_dtype
 from reports import orderjoin, ouch, ouchcols
 from reports.source import JournalSlice, payload_head
@@ -39,6 +39,26 @@ _VENUE = {ord("A"): EV["ACCEPTED"], ord("U"): EV["REPLACED"], ord("C"): EV["CANC
           ord("G"): EV["EXECUTED_WITH_REF_PRICE"], ord("F"): EV["TRADE_CORRECTION"]}
 SOUP_SEQUENCED = ord("S")
 OUCH_SYSTEM_EVENT = ord("S")
+# The fixed OUCH length of each event's message type, by origin (0 sent, 1 venue): 512 entries.
+_NEED = np.concatenate([ouch.length_table(ouch.INBOUND_LENGTHS), ouch.length_table(ouch.OUTBOUND_LENGTHS)])
+_RAW_CAPS = (RAW_ORDER_MAX, RAW_VENUE_MAX)      # bytes of the raw field of ORDER_SENT, VENUE_MSG
+
+
+def short_messages(cols) -> np.ndarray:
+    """Events whose OUCH message the journal holds shorter than its type's fixed length (msg_len,
+    ouch.INBOUND_LENGTHS / OUTBOUND_LENGTHS): truncated, so its fields past the bytes held were
+    not decoded. Reports reject them (never a row with invented zeros)."""
+    return cols["msg_len"] < _NEED[(cols["origin"].astype(np.int64) << 8) | cols["msg_type"]]
+
+
+def short_message_reasons(cols, rows: np.ndarray) -> list[str]:
+    """Why each of `rows` (short_messages) is rejected."""
+    kind = ("sent", "venue")
+    return [f"{kind[o]} OUCH {chr(t)!r} message holds {n} bytes of the {_NEED[(o << 8) | t]} its type has: "
+            f"truncated in the journal, its fields past them are unknown"
+            for o, t, n in zip(cols["origin"][rows].tolist(), cols["msg_type"][rows].tolist(),
+                               cols["msg_len"][rows].tolist())]
+
 
 # Columns copied from the ORDER_SENT that created an order onto every event of that order.
 ORDER_FIELDS = ("symbol_id", "algo_id", "desk_id", "trader_id", "client_id", "risk_verdict",
@@ -287,8 +307,10 @@ def _decode(src: JournalSlice, join_orders: bool, samples: "np.ndarray | SampleH
         out[is_sent] = sent_values
         return out
 
+    venue_held = ouch.held_bytes(venue["raw"], venue["raw_len"], RAW_VENUE_MAX)
     vcols = ouchcols.decode(venue["raw"], venue["msg_type"], ouch.OUTBOUND_FIELDS,
-                        names=None if join_orders else ["token"], at=np.flatnonzero(is_venue), size=n)
+                            names=None if join_orders else ["token"], at=np.flatnonzero(is_venue), size=n,
+                            held=venue_held)
     cols: dict[str, np.ndarray] = {name: getattr(head, name)[rows] for name in _HEADER_FIELDS}
     cols.update({
         "event": merged(sent_event, venue_event, np.int8),
@@ -298,7 +320,9 @@ def _decode(src: JournalSlice, join_orders: bool, samples: "np.ndarray | SampleH
     utc = to_utc(cols["seq"], cols["ts_ns"], cols["ts_source"], samples)
     if not join_orders:
         return _Decoded(OrderEvents(cols=cols, utc=utc, samples=samples))
-    scols = ouchcols.decode(all_sent["raw"], all_sent["msg_type"], ouch.INBOUND_FIELDS, names=["side", "stock"])
+    sent_held = ouch.held_bytes(all_sent["raw"], all_sent["raw_len"], RAW_ORDER_MAX)
+    scols = ouchcols.decode(all_sent["raw"], all_sent["msg_type"], ouch.INBOUND_FIELDS, names=["side", "stock"],
+                            held=sent_held)
     all_wire_side = np.where(scols["side"] > 0, scols["side"], all_sent["side"])
     wire_side, stock = all_wire_side[events_sent], scols["stock"][events_sent]
     cols.update({
@@ -317,6 +341,9 @@ def _decode(src: JournalSlice, join_orders: bool, samples: "np.ndarray | SampleH
                          ("order_ref", "order_ref"), ("venue_ts", "venue_ts")):
         cols[name] = vcols[source]
     cols["prior_token_key"] = _join_key(cols["prior_token"])
+    header = ouch.SOUP_HEADER
+    cols["msg_len"] = merged(np.maximum(sent_held[events_sent] - header, 0), np.maximum(venue_held - header, 0),
+                             np.int16)
     creates = np.flatnonzero(np.isin(all_sent["msg_type"], _CREATES))
     # field by field: gathering the whole records (with their raw packets) first copies twice the bytes
     created = {name: all_sent[name][creates] for name in Creators.FIELDS + ("token", "orig_token")
@@ -345,7 +372,7 @@ def _decode_fused(head, sent_at: np.ndarray, sent: np.ndarray, venue_at: np.ndar
         merged.update(orderjoin.merge_events(
             sent, sent_at, venue, venue_at, _SENT_LUT, _VENUE_LUT, SOUP_SEQUENCED, OUCH_SYSTEM_EVENT,
             created=rows, creates=_CREATES, head={name: getattr(head, name) for name in _HEADER_FIELDS
-                                                  if name in Creators.FIELDS}))
+                                                  if name in Creators.FIELDS}, raw_caps=_RAW_CAPS))
     book.add_rows(int(np.isin(sent["msg_type"], _CREATES).sum()), fill)
     cols: dict[str, np.ndarray] = {name: getattr(head, name).take(merged["at"]) for name in _HEADER_FIELDS}
     for name in _MERGED_ORDER:
@@ -379,7 +406,7 @@ def _join(decoded: _Decoded, book: "Creators", leaves: bool = True, gather_joine
         _, unknown_code = np.unique(keys_events[~known], return_inverse=True)
         group[~known] = len(book) + unknown_code
         n_unknown = int(unknown_code.max()) + 1
-    cols["leaves"] = orderjoin.leaves(group, cols["event"], cols["qty"], cols["exec_qty"], cols["decrement"],
+    cols["leaves"] = orderjoin.leaves(group, leaves_events(cols), cols["qty"], cols["exec_qty"], cols["decrement"],
                                       LEAVES_CODES, book.leaves_sum, book.leaves_started, n_unknown)
     return ev
 
@@ -446,10 +473,24 @@ class JoinedCols(dict):
         self.update(got)
 
 
-# The event codes the remaining-quantity kernel tells apart (orderjoin.h oj_event_codes).
+# The event codes the remaining-quantity kernel tells apart (orderjoin.h oj_event_codes); `unknown`:
+# a message of one of the others cut short in the journal (leaves_events), whose quantity is unknown.
+UNKNOWN_QTY = -1
 LEAVES_CODES = {"accepted": EV["ACCEPTED"], "replaced": EV["REPLACED"], "executed": EV["EXECUTED"],
                 "executed_ref": EV["EXECUTED_WITH_REF_PRICE"], "canceled": EV["CANCELED"],
-                "aiq_canceled": EV["AIQ_CANCELED"]}
+                "aiq_canceled": EV["AIQ_CANCELED"], "unknown": UNKNOWN_QTY}
+_QTY_EVENTS = [code for name, code in LEAVES_CODES.items() if name != "unknown"]
+
+
+def leaves_events(cols) -> np.ndarray:
+    """The event codes the remaining quantities are computed from: each event's own, but
+    UNKNOWN_QTY for a quantity message (Accepted, Replaced, executions, cancels) the journal holds
+    truncated, so that its order's remaining quantity is unknown from then on, not computed from
+    a quantity it does not hold."""
+    short = short_messages(cols)
+    if not short.any():
+        return cols["event"]
+    return np.where(short & np.isin(cols["event"], _QTY_EVENTS), np.int8(UNKNOWN_QTY), cols["event"]).astype(np.int8)
 
 
 CREATOR_BYTES = 128          # the Creators columns of one order, rounded up
@@ -538,7 +579,8 @@ class Creators:
     def add(self, sent: np.ndarray) -> None:
         """Index the Enter and Replace orders among `sent` (ORDER_SENT rows)."""
         sent = sent[np.isin(sent["msg_type"], _CREATES)]
-        enter = ouchcols.decode(sent["raw"], sent["msg_type"], ouch.INBOUND_FIELDS, names=["side", "stock"])
+        enter = ouchcols.decode(sent["raw"], sent["msg_type"], ouch.INBOUND_FIELDS, names=["side", "stock"],
+                                held=ouch.held_bytes(sent["raw"], sent["raw_len"], RAW_ORDER_MAX))
         self.add_columns(self.columns(sent, np.where(enter["side"] > 0, enter["side"], sent["side"]),
                                       enter["stock"]))
 
@@ -649,7 +691,7 @@ _SENT_LUT, _VENUE_LUT = _lut(_SENT), _lut(_VENUE)
 # the order of _decode's columns after the header ones
 _MERGED_ORDER = ("event", "token", "token_key", "origin", "msg_type", "prior_token", "wire_side", "price",
                  "qty", "stock", "exec_qty", "exec_price", "match", "liquidity", "decrement", "reason",
-                 "order_ref", "venue_ts", "prior_token_key")
+                 "order_ref", "venue_ts", "prior_token_key", "msg_len")
 
 
 def leaves_reference(cols: dict[str, np.ndarray], group: np.ndarray, book: Creators, n_unknown: int) -> np.ndarray:
@@ -662,6 +704,7 @@ def leaves_reference(cols: dict[str, np.ndarray], group: np.ndarray, book: Creat
     ev = cols["event"]
     if len(ev) == 0:
         return np.zeros(0, np.int64)
+    unknown = ev == UNKNOWN_QTY               # from here on the order's quantity is unknown
     start = np.where((ev == EV["ACCEPTED"]) | (ev == EV["REPLACED"]), cols["qty"], 0)
     reduce = np.where((ev == EV["EXECUTED"]) | (ev == EV["EXECUTED_WITH_REF_PRICE"]), cols["exec_qty"], 0) \
         + np.where((ev == EV["CANCELED"]) | (ev == EV["AIQ_CANCELED"]), cols["decrement"], 0)
@@ -683,7 +726,9 @@ def leaves_reference(cols: dict[str, np.ndarray], group: np.ndarray, book: Creat
     else:               # gather from the running totals, without copying them whole per chunk
         prior_sum, prior_started = book.leaves_sum[codes], book.leaves_started[codes]
     total = prior_sum + within
-    total_started = prior_started + started_within
+    unknown_so_far = np.cumsum(unknown[order])
+    lost = (prior_started < 0) | (unknown_so_far - (unknown_so_far[base] - unknown[order][base]) > 0)
+    total_started = np.where(lost, -1, prior_started + started_within)
     last = np.r_[codes[1:] != codes[:-1], True] & (codes < len(book))
     book.leaves_sum[codes[last]] = total[last]
     book.leaves_started[codes[last]] = total_started[last]
