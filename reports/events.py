@@ -131,9 +131,7 @@ def collect_chunks(src: JournalSlice, join_orders: bool = True, chunk_seqs: int 
     samples = SampleHistory(src) if join_orders else clock_samples(src)
     book = Creators(reserve_rows(src.last_seq) if join_orders else 0)
     if join_orders:
-        for a in range(1, src.first_seq, step):     # orders created before a mid-journal range
-            book.add(src.reader.read_fixed(RecordType.ORDER_SENT, first_seq=a,
-                                           last_seq=min(a + step - 1, src.first_seq - 1)))
+        carry_prefix(src, book, step, leaves)
     starts = list(range(src.first_seq, src.last_seq + 1, step))
     arena = bulk.Arena()       # the bulk reads' buffers, reused chunk after chunk by `decode`
 
@@ -159,6 +157,25 @@ def collect_chunks(src: JournalSlice, join_orders: bool = True, chunk_seqs: int 
             checked.result()
         finally:
             stop.set()
+
+
+def carry_prefix(src: JournalSlice, book: "Creators", step: int, leaves: bool) -> None:
+    """Bring `book` to the start of a mid-journal range: the orders created before it and, with
+    `leaves`, the remaining quantity each has there (an order accepted before the range and
+    executed or cancelled inside it needs its history). With `leaves` the prefix's order events
+    go through the same decode and join as the range's, chunk by chunk, and only the book is
+    kept; without, just the creating ORDER_SENTs are read."""
+    for a in range(1, src.first_seq, step):
+        last = min(a + step - 1, src.first_seq - 1)
+        if not leaves:
+            book.add(src.reader.read_fixed(RecordType.ORDER_SENT, first_seq=a, last_seq=last))
+            continue
+        part = JournalSlice(reader=src.reader, journal_id=src.journal_id, first_seq=a, last_seq=last,
+                            selection=src.selection)
+        _join(_decode(part, True, _NO_SAMPLES, None, book), book, leaves=True, gather_joined=False)
+
+
+_NO_SAMPLES = np.zeros(0, row_dtype(RecordType.CLOCK_SAMPLE))    # prefix events: their times unused
 
 
 def check_segments(src: JournalSlice, stop: threading.Event | None = None) -> None:
