@@ -4,13 +4,16 @@ MEOC for cancels (full, or partial with leavesQty > 0), and MEOT only for execut
 that are not exchanges (exchanges report their own; see `cat_exchange` in mics.toml, default true).
 
 Owns the event mapping, CAT text formats (Eastern-Time timestamps `YYYYMMDD HHMMSS.CCCNNNNNN`,
-dates as YYYYMMDD) and the required fields per event type (a row missing one is rejected, so it
+dates as YYYYMMDD), the CAT trading day (the US Eastern date, with DST: what `--date` selects and
+the trade_date partition, firmROEID and file names carry) and the required fields per event type (a row missing one is rejected, so it
 is in neither the Parquet nor the submission files). Built chunk by chunk; the JSON submission
 files are cat_json.py's.
 """
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+
+import datetime as dt
 
 import numpy as np
 import pyarrow as pa
@@ -151,13 +154,23 @@ def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None)
         "leavesQty": pa.array(c["qty"], mask=~is_cancel),
         "initiator": ac.codes(np.zeros(n, np.int8), ["F"], is_cancel | is_mod),
         "tradeID": numtext.integer_text(c["match"].astype(np.uint64, copy=False), is_trade),
-        "trade_date": common.trade_date_column(ev.utc.utc_ns, ev.utc.valid),
+        "trade_date": pa.array(timetext.eastern_days(ev.utc.utc_ns).astype(np.int32), pa.date32(),
+                               mask=~ev.utc.valid),                 # the Eastern trading day
     }
     table = pa.table(cols)
     checks = common.event_checks(table.append_column("isin", inst_cols["isin"])
                                  .append_column("segment_mic", inst_cols["segment_mic"]),
                                  ev, ref, inst_idx, algo_idx, client_idx)
     return table, checks + required_checks(table, types)
+
+
+def select_eastern_date(ev: events.OrderEvents, trade_date: dt.date | None) -> events.OrderEvents:
+    """Events whose US Eastern date (CAT's trading day and file date) is `trade_date`; events with
+    no UTC time are kept so that they are rejected with their reason rather than vanish."""
+    if trade_date is None:
+        return ev
+    day = (trade_date - dt.date(1970, 1, 1)).days
+    return ev.take(np.flatnonzero(~ev.utc.valid | (timetext.eastern_days(ev.utc.utc_ns) == day)))
 
 
 def _where(mask: np.ndarray, values: pa.Array) -> pa.Array:
@@ -252,7 +265,7 @@ def stream(src: JournalSlice, ref: RefData, sink, text: bool = True) -> ReportOu
     with ThreadPoolExecutor(max_workers=1) as aside:     # the session scan beside the first decode
         session = aside.submit(_venue_session, src)
         for chunk in events.collect_chunks(src, gather_joined=False):
-            ev = common.select_trade_date(chunk, src.selection.trade_date)
+            ev = select_eastern_date(chunk, src.selection.trade_date)
             del chunk
             table, checks = build_table(ev, ref, session.result())
             kept, rejected = split(table, KIND, "order_events", checks)
