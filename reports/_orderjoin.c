@@ -117,7 +117,7 @@ void oj_leaves(int64_t n, const int64_t *group, const int8_t *event, const int64
             *started = -1;                   /* a quantity never known: unknown from now on */
         else if (start > 0 && *started >= 0)
             (*started)++;
-        out[i] = *started > 0 ? *sum : -1;
+        out[i] = *started > 0 ? *sum : *started < 0 ? -2 : -1;
     }
 }
 

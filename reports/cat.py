@@ -91,7 +91,7 @@ def _rows_for(ev: events.OrderEvents, ref: RefData) -> tuple[np.ndarray, np.ndar
 _COLUMNS = ("seq", "ts_ns", "ts_source", "event", "token_key", "prior_token_key", "creator", "symbol_id",
             "algo_id", "client_id", "desk_id", "tif", "order_wire_side", "creator_seq", "creator_ts_ns",
             "creator_ts_source", "price", "qty", "exec_price", "exec_qty", "leaves", "match", "stock", "order_stock",
-            "origin", "msg_type", "msg_len")
+            "origin", "msg_type", "msg_len", "order_qty")
 
 
 def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None) -> tuple[pa.Table, list]:
@@ -117,6 +117,9 @@ def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None)
     with_terms = is_new | is_route | is_mod
     token = ac.token_strings(c["token_key"])
     seq_text = numtext.integer_text(c["seq"])
+    # the open quantity a cancel reduces: the remaining quantity, or while the venue has not
+    # accepted the order yet (pending new) its whole quantity; unknown after a truncated message
+    open_qty = np.where(c["leaves"] == events.LEAVES_PENDING, c["order_qty"], c["leaves"])
     day = ac.row_text(stamps, 8, ev.utc.valid)          # the Eastern date: the timestamp's first 8
     cols = {
         "seq": pa.array(c["seq"].astype(np.uint64, copy=False)),
@@ -150,7 +153,8 @@ def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None)
         "routedOrderID": _where(is_route, token),
         "session": ac.codes(np.zeros(n, np.int8), [venue_session or ""], is_route & bool(venue_session)),
         # OUCH Cancel carries the new intended size: cancelled = open quantity - new size
-        "cancelQty": pa.array(c["leaves"] - c["qty"], mask=~(is_cancel & (c["leaves"] >= c["qty"]))),
+        "cancelQty": pa.array(open_qty - c["qty"], mask=~(is_cancel & (c["leaves"] != events.LEAVES_UNKNOWN)
+                                                          & (open_qty >= c["qty"]))),
         "leavesQty": pa.array(c["qty"], mask=~is_cancel),
         "initiator": ac.codes(np.zeros(n, np.int8), ["F"], is_cancel | is_mod),
         "tradeID": numtext.integer_text(c["match"].astype(np.uint64, copy=False), is_trade),

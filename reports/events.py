@@ -490,6 +490,9 @@ class JoinedCols(dict):
         self.update(got)
 
 
+# `leaves` where it is not a quantity: the venue has not accepted the order yet (pending new), or
+# a truncated message left its quantity unknown (leaves_events).
+LEAVES_PENDING, LEAVES_UNKNOWN = -1, -2
 # The event codes the remaining-quantity kernel tells apart (orderjoin.h oj_event_codes); `unknown`:
 # a message of one of the others cut short in the journal (leaves_events), whose quantity is unknown.
 UNKNOWN_QTY = -1
@@ -712,7 +715,8 @@ _MERGED_ORDER = ("event", "token", "token_key", "origin", "msg_type", "prior_tok
 
 
 def leaves_reference(cols: dict[str, np.ndarray], group: np.ndarray, book: Creators, n_unknown: int) -> np.ndarray:
-    """Venue-confirmed remaining quantity of the event's order after the event (-1 where unknown),
+    """Venue-confirmed remaining quantity of the event's order after the event (LEAVES_PENDING
+    before the venue accepted it, LEAVES_UNKNOWN after a truncated quantity message),
     in numpy: the reference orderjoin.leaves (what the join uses, one C pass) is tested against.
 
     Starts from the quantity the venue accepted (A) or restated (U) and subtracts executions and
@@ -750,5 +754,5 @@ def leaves_reference(cols: dict[str, np.ndarray], group: np.ndarray, book: Creat
     book.leaves_sum[codes[last]] = total[last]
     book.leaves_started[codes[last]] = total_started[last]
     out = np.empty(len(group), dtype=np.int64)
-    out[order] = np.where(total_started > 0, total, -1)
+    out[order] = np.where(total_started > 0, total, np.where(total_started < 0, LEAVES_UNKNOWN, LEAVES_PENDING))
     return out

@@ -15,7 +15,7 @@
  * exec_qty and a cancel subtracts decrement; -1 until the venue has accepted the order once
  * (qty > 0). An event of code `unknown` (a quantity message cut short in the journal) makes the
  * order's remaining quantity unknown for good: its started count becomes -1 and stays so, and
- * its events give -1. Group g < nbook: an order of the running book (its totals carried in book_sum and
+ * its events give -2. Group g < nbook: an order of the running book (its totals carried in book_sum and
  * book_started across calls); g >= nbook: an order no ORDER_SENT created, local to this call
  * (local_sum/local_started[g - nbook], zeroed by the caller).
  *

@@ -106,7 +106,8 @@ def _address(arr: np.ndarray):
 def leaves(group: np.ndarray, event: np.ndarray, qty: np.ndarray, exec_qty: np.ndarray,
            decrement: np.ndarray, codes: dict[str, int], book_sum: np.ndarray, book_started: np.ndarray,
            n_unknown: int) -> np.ndarray:
-    """Remaining quantity after each event (-1 until the venue accepted the order), orders
+    """Remaining quantity after each event (-1 until the venue accepted the order, -2 once a
+    truncated quantity message, code `unknown`, made it unknown), orders
     `group` < len(book_sum) continuing from and updating `book_sum`/`book_started` (int64, in
     place), the n_unknown groups past them starting from nothing. `codes`: the event codes of
     ACCEPTED, REPLACED, EXECUTED, EXECUTED_WITH_REF_PRICE, CANCELED and AIQ_CANCELED."""

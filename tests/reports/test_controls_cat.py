@@ -74,3 +74,23 @@ def test_cat_partial_cancel_is_meoc_with_leaves(tmp_path):
     run(["cat"], b.write(tmp_path / "j"), tmp_path / "o", refdata_dir=FIXTURE_REFDATA)
     rows = [r for r in read(tmp_path / "o", "cat", "order_events").to_pylist() if r["type"] == "MEOC"]
     assert [(r["cancelQty"], r["leavesQty"]) for r in rows] == [(300, 200), (200, 0)]
+
+
+def test_cat_cancel_before_the_order_was_accepted_cancels_its_whole_quantity(tmp_path):
+    """A cancel sent while the order is pending new (no Accepted yet): cancelQty is the order's
+    full quantity less the size it is reduced to, not missing (and the row not rejected for it)."""
+    from reports.run import run
+    from tests.reports.journal_builder import DayBuilder
+    b = DayBuilder()
+    b.session_start()
+    b.clock_sample()
+    b.enter("N1", 1, "B", 1_500_000, 500)
+    b.advance(1_000); b.cancel("N1")                 # cancel all before any venue answer
+    b.advance(1_000); b.accept("N1")
+    b.advance(1_000); b.canceled("N1", 500)
+    b.enter("N2", 1, "S", 1_500_100, 400)
+    b.advance(1_000); b.cancel("N2", new_qty=100)    # reduce to 100 while pending new
+    result = run(["cat"], b.write(tmp_path / "j"), tmp_path / "o", refdata_dir=FIXTURE_REFDATA)
+    rows = [r for r in read(tmp_path / "o", "cat", "order_events").to_pylist() if r["type"] == "MEOC"]
+    assert [(r["orderID"], r["cancelQty"], r["leavesQty"]) for r in rows] == [("N1", 500, 0), ("N2", 300, 100)]
+    assert result.rejected == 0

@@ -108,11 +108,14 @@ def test_a_truncated_message_is_a_counted_reject_not_a_row_of_zeros(tmp_path):
     assert 5 not in orders["seq"].to_pylist() and 8 not in orders["seq"].to_pylist()
     execs = orders.filter(pc.equal(orders["event_type"].cast("string"), "EXECUTED")).to_pylist()
     # no execution of 0 shares; after the cut one, T1's remaining quantity is unknown, not 200 - 50
-    assert [(r["order_id"], r["exec_qty"], r["leaves_qty"]) for r in execs] == [("T1", 50, None), ("T2", 20, 180)]
+    assert [(r["order_id"], r["exec_qty"], r["leaves_qty"], r["rts24_event"]) for r in execs] == \
+        [("T1", 50, None, None), ("T2", 20, 180, "PARF")]          # neither PARF nor FILL claimed
     kinds = {k.kind: k.rejected for k in result.results}
     assert kinds["orders"] >= 2 and kinds["cat"] >= 1
     cat_rejects = read(tmp_path / "o", "cat", "rejects").to_pylist()
     assert {r["seq"] for r in cat_rejects if r["field"] == "ouch_message"} == {8}
+    # T1's cancel: the quantity it cancels is unknown after the cut execution, so it is not reported
+    assert [(r["seq"], r["reason"]) for r in cat_rejects if r["field"] == "cancelQty"] == [(7, "MEOC requires cancelQty")]
     cat = read(tmp_path / "o", "cat", "order_events").to_pylist()
     assert "T2" not in {r["orderID"] for r in cat if r["type"] in ("MENO", "MEOR")}
 
