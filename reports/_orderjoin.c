@@ -295,7 +295,7 @@ int64_t oj_merge_events(const oj_records *sent, const oj_field_set *inbound, con
     if (programs == NULL)
         return -2;
     const field_program *in_prog = &programs[0], *out_prog = &programs[1];
-    if (compile_fields(inbound, &programs[0]) || compile_fields(outbound, &programs[1])) {
+    if (inbound->nfields != 3 || compile_fields(inbound, &programs[0]) || compile_fields(outbound, &programs[1])) {
         free(programs);
         return -1;
     }
@@ -305,7 +305,7 @@ int64_t oj_merge_events(const oj_records *sent, const oj_field_set *inbound, con
         decode_fields(inbound, in_prog, rec + sent->raw, rec[sent->msg_type], (size_t)i, held_bytes(rec, sent));
     }
     const int64_t *in_side = (const int64_t *)inbound->out[0];
-    const uint8_t *in_stock = inbound->out[1];
+    const uint8_t *in_stock = inbound->out[1], *in_capacity = inbound->out[2];
     for (int64_t i = 0; i < sent->n; i++) {
         const uint8_t *rec = sent->rows + (size_t)i * (size_t)sent->stride;
         out->sent_wire_side[i] = in_side[i] > 0 ? (uint8_t)in_side[i] : rec[sent->side];
@@ -325,6 +325,7 @@ int64_t oj_merge_events(const oj_records *sent, const oj_field_set *inbound, con
         join_key(rec + sent->orig_token, created->parent_key + k * OJ_TOKEN_BYTES);
         created->wire_side[k] = out->sent_wire_side[i];
         memcpy(created->stock + k * OJ_STOCK_BYTES, in_stock + (size_t)i * OJ_STOCK_BYTES, OJ_STOCK_BYTES);
+        created->ouch_capacity[k] = in_capacity[i];
         created->leaves_sum[k] = 0;
         created->leaves_started[k] = 0;
     }

@@ -242,6 +242,7 @@ _HEADS = {
 }
 _HEADER_FIELDS = ("seq", "ts_ns", "ts_source", "clock_state")
 _CREATES = (ord("O"), ord("U"))     # OUCH Enter Order and Replace Order create an order token
+_ENTER_FIELDS = ["side", "stock", "capacity"]     # inbound OUCH fields an order keeps (Creators)
 
 
 class SampleHistory:
@@ -338,7 +339,7 @@ def _decode(src: JournalSlice, join_orders: bool, samples: "np.ndarray | SampleH
     if not join_orders:
         return _Decoded(OrderEvents(cols=cols, utc=utc, samples=samples))
     sent_held = ouch.held_bytes(all_sent["raw"], all_sent["raw_len"], RAW_ORDER_MAX)
-    scols = ouchcols.decode(all_sent["raw"], all_sent["msg_type"], ouch.INBOUND_FIELDS, names=["side", "stock"],
+    scols = ouchcols.decode(all_sent["raw"], all_sent["msg_type"], ouch.INBOUND_FIELDS, names=_ENTER_FIELDS,
                             held=sent_held)
     all_wire_side = np.where(scols["side"] > 0, scols["side"], all_sent["side"])
     wire_side, stock = all_wire_side[events_sent], scols["stock"][events_sent]
@@ -367,7 +368,8 @@ def _decode(src: JournalSlice, join_orders: bool, samples: "np.ndarray | SampleH
                if name not in _HEADER_FIELDS}
     created.update({name: getattr(head, name)[all_sent_at[creates]] for name in _HEADER_FIELDS})
     return _Decoded(OrderEvents(cols=cols, utc=utc, samples=samples),
-                    Creators.columns(created, all_wire_side[creates], scols["stock"][creates]))
+                    Creators.columns(created, all_wire_side[creates], scols["stock"][creates],
+                                     scols["capacity"][creates]))
 
 
 # The compiled decode (one C pass per chunk, orderjoin.merge_events) for the joined stream of
@@ -432,6 +434,7 @@ def _join(decoded: _Decoded, book: "Creators", leaves: bool = True, gather_joine
 # column, dtype, None: the column's own); 0 where no ORDER_SENT created the event's token.
 JOINED = {**{name: (name, None) for name in ORDER_FIELDS},
           "side": ("side", np.uint8), "order_wire_side": ("wire_side", np.uint8), "order_stock": ("stock", None),
+          "order_capacity": ("ouch_capacity", np.uint8),
           "creator_seq": ("seq", np.int64), "creator_ts_ns": ("ts_ns", np.int64),
           "creator_ts_source": ("ts_source", np.int64), "order_qty": ("qty", np.int64),
           "order_price": ("price", np.int64)}
@@ -540,11 +543,12 @@ class Creators:
     when a row on it is written."""
 
     FIELDS = ORDER_FIELDS + ("side", "seq", "ts_ns", "ts_source", "qty", "price", "msg_type")
-    # every column: FIELDS as journaled, the join keys, the OUCH side and stock, running totals
+    # every column: FIELDS as journaled, the join keys, the OUCH side, stock and capacity, running totals
     DTYPES = {**{name: (HEADER_DTYPE if name in HEADER_DTYPE.names else PAYLOAD_DTYPES[RecordType.ORDER_SENT])
                  .fields[name][0] for name in FIELDS},
               "token_key": np.dtype("S14"), "parent_key": np.dtype("S14"), "wire_side": np.dtype(np.uint8),
-              "stock": np.dtype("S8"), "leaves_sum": np.dtype(np.int64), "leaves_started": np.dtype(np.int64)}
+              "stock": np.dtype("S8"), "ouch_capacity": np.dtype(np.uint8), "leaves_sum": np.dtype(np.int64),
+              "leaves_started": np.dtype(np.int64)}
 
     def __init__(self, reserve: int = 0):
         self.reserve = reserve
@@ -583,15 +587,17 @@ class Creators:
         return {k: self._store[k][self.n:need] for k in dtypes}
 
     @classmethod
-    def columns(cls, sent: np.ndarray, wire_side: np.ndarray, stock: np.ndarray) -> dict[str, np.ndarray]:
+    def columns(cls, sent: np.ndarray, wire_side: np.ndarray, stock: np.ndarray,
+                capacity: np.ndarray) -> dict[str, np.ndarray]:
         """Creators columns of Enter/Replace ORDER_SENT rows (records or a dict of their columns,
-        header fields included) whose OUCH side and stock (b"" for a
-        Replace) are already decoded."""
+        header fields included) whose OUCH side, stock and capacity (b"" / 0 for a Replace) are
+        already decoded."""
         new = {name: sent[name] for name in cls.FIELDS}
         new["token_key"] = _join_key(sent["token"])
         new["parent_key"] = _join_key(sent["orig_token"])
         new["wire_side"] = wire_side.astype(np.uint8)
         new["stock"] = stock.astype("S8")
+        new["ouch_capacity"] = capacity.astype(np.uint8)
         new["leaves_sum"] = np.zeros(len(sent["seq"]), np.int64)
         new["leaves_started"] = np.zeros(len(sent["seq"]), np.int64)
         return new
@@ -599,10 +605,10 @@ class Creators:
     def add(self, sent: np.ndarray) -> None:
         """Index the Enter and Replace orders among `sent` (ORDER_SENT rows)."""
         sent = sent[np.isin(sent["msg_type"], _CREATES)]
-        enter = ouchcols.decode(sent["raw"], sent["msg_type"], ouch.INBOUND_FIELDS, names=["side", "stock"],
+        enter = ouchcols.decode(sent["raw"], sent["msg_type"], ouch.INBOUND_FIELDS, names=_ENTER_FIELDS,
                                 held=ouch.held_bytes(sent["raw"], sent["raw_len"], RAW_ORDER_MAX))
         self.add_columns(self.columns(sent, np.where(enter["side"] > 0, enter["side"], sent["side"]),
-                                      enter["stock"]))
+                                      enter["stock"], enter["capacity"]))
 
     def add_columns(self, new: dict[str, np.ndarray]) -> None:
         """Add the orders of `new` (Creators.columns)."""
@@ -624,12 +630,13 @@ class Creators:
         self._inherit_from_enter(np.arange(first_new, len(self)))
 
     def _inherit_from_enter(self, rows: np.ndarray) -> None:
-        """A Replace carries no side or stock: give each new replacement those of the Enter Order
+        """A Replace carries no side, stock or capacity: give each new replacement those of the Enter Order
         at the root of its replace chain (followed back, one vectorised step per generation, at
         most MAX_REPLACE_CHAIN); where the chain leaves the journal, the journaled side, no stock."""
         c = self.cols
         pending = rows[c["msg_type"][rows] != ord("O")]
         c["stock"][pending] = b""
+        c["ouch_capacity"][pending] = 0
         current = pending
         for _ in range(MAX_REPLACE_CHAIN):
             if len(pending) == 0:
@@ -639,6 +646,7 @@ class Creators:
             resolved = found & (c["msg_type"][np.where(found, parent, 0)] == ord("O"))
             c["wire_side"][pending[resolved]] = c["wire_side"][parent[resolved]]
             c["stock"][pending[resolved]] = c["stock"][parent[resolved]]
+            c["ouch_capacity"][pending[resolved]] = c["ouch_capacity"][parent[resolved]]
             keep = found & ~resolved
             pending, current = pending[keep], parent[keep]
 

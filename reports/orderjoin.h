@@ -38,14 +38,15 @@
  * (sent_lut / venue_lut by message type), origin (0 sent, 1 venue), message type, token and
  * prior token (orig_token / OUCH previous_token) with their join keys, wire side, price, qty and
  * stock; the venue rows' OUCH fields come from the `outbound` set (oj_fields tables, dest = r)
- * and the sent rows' side and stock from the `inbound` set (dest = the sent row: side as int64,
- * stock as 8 bytes); sent_wire_side[i] is the OUCH side where the Enter/Replace carries one, else
+ * and the sent rows' side, stock and capacity from the `inbound` set (its three fields, in that
+ * order; dest = the sent row: side as int64, stock as 8 bytes, capacity as one byte); sent_wire_side[i] is the OUCH side where the Enter/Replace carries one, else
  * the journaled side. The `outbound` fields with out_width -1 are stored as one byte. `created`
  * (NULL: none): each ORDER_SENT whose type `creates` flags becomes row n++ of its columns, with
  * its record's bytes at copy_offset (copy_size bytes each), the header columns' element at its
- * position (head_size bytes), the join keys of its token and orig_token, its wire side and
- * inbound stock, and running totals 0 (-3: more than `capacity` rows). Returns the
- * number of merged rows, or -1 if a field set has more than OJ_MAX_FIELDS fields, -2 out of memory.
+ * position (head_size bytes), the join keys of its token and orig_token, its wire side,
+ * inbound stock and capacity, and running totals 0 (-3: more than `capacity` rows). Returns the
+ * number of merged rows, or -1 if a field set has more than OJ_MAX_FIELDS fields (or the inbound
+ * set not three), -2 out of memory.
  * oj_gather: for each column c, dst[c][i] = the value of src_size[c] bytes at src[c] + rows[i] *
  * src_stride[c] (0 where rows[i] < 0), widened to dst_size[c] bytes (sign-extended where
  * src_signed[c]) or copied as bytes when the sizes are equal.
@@ -127,7 +128,7 @@ typedef struct {
     const uint8_t **head_src;
     const int32_t *head_size;
     uint8_t **head_out;
-    uint8_t *token_key, *parent_key, *wire_side, *stock;
+    uint8_t *token_key, *parent_key, *wire_side, *stock, *ouch_capacity;
     int64_t *leaves_sum, *leaves_started;
     int64_t capacity, n;
 } oj_creators;

@@ -178,9 +178,9 @@ def _records(rows: np.ndarray, at: np.ndarray, names, keep: list, raw_cap: int):
 
 
 _CREATED_OWN = {"token_key": "uint8_t *", "parent_key": "uint8_t *", "wire_side": "uint8_t *", "stock": "uint8_t *",
-                "leaves_sum": "int64_t *", "leaves_started": "int64_t *"}
+                "ouch_capacity": "uint8_t *", "leaves_sum": "int64_t *", "leaves_started": "int64_t *"}
 _CREATED_DTYPES = {"token_key": MERGED["token_key"], "parent_key": MERGED["token_key"], "wire_side": np.uint8,
-                   "stock": MERGED["stock"], "leaves_sum": np.int64, "leaves_started": np.int64}
+                   "stock": MERGED["stock"], "ouch_capacity": np.uint8, "leaves_sum": np.int64, "leaves_started": np.int64}
 
 
 def _created(sent: np.ndarray, rows_read: int, created: dict, creates, head: dict, keep: list):
@@ -241,7 +241,7 @@ def merge_events(sent: np.ndarray, sent_at: np.ndarray, venue: np.ndarray, venue
 
     `created`: {column: destination} for the ORDER_SENTs whose type is in `creates` (exactly as
     many rows as there are): token_key and parent_key (join keys of token and orig_token),
-    wire_side (as sent_wire_side), stock (the inbound OUCH stock), leaves_sum and leaves_started
+    wire_side (as sent_wire_side), stock and ouch_capacity (the inbound OUCH fields), leaves_sum and leaves_started
     (0), a column named as a `head` one ({name: the chunk's header column}) from it, any other
     from the ORDER_SENT field of its name."""
     keep: list = []
@@ -254,10 +254,11 @@ def merge_events(sent: np.ndarray, sent_at: np.ndarray, venue: np.ndarray, venue
     out = {name: np.empty(size, dtype) for name, dtype in MERGED.items()}
     out.update({name: np.empty(size, np.int64) for name in VENUE_INTO.values() if name not in out})
     sent_side, sent_stock = np.empty(len(sent), np.int64), np.empty(len(sent), f"S{lib.OJ_STOCK_BYTES}")
+    sent_capacity = np.empty(len(sent), np.uint8)
     out["sent_wire_side"] = np.empty(len(sent), np.uint8)
     raw_bytes = venue.dtype.fields["raw"][0].shape[0]
     outbound = FieldSet(ouch.OUTBOUND_FIELDS, {f: out[c] for f, c in VENUE_INTO.items()}, row_bytes=raw_bytes)
-    inbound = FieldSet(ouch.INBOUND_FIELDS, {"side": sent_side, "stock": sent_stock},
+    inbound = FieldSet(ouch.INBOUND_FIELDS, {"side": sent_side, "stock": sent_stock, "capacity": sent_capacity},
                        row_bytes=sent.dtype.fields["raw"][0].shape[0])
     rule = ffi.new("oj_venue_rule *", {"sequenced": sequenced, "system_event": system_event,
                                        "header": ouch.SOUP_HEADER})
