@@ -5,10 +5,10 @@ that are not exchanges (exchanges report their own; see `cat_exchange` in mics.t
 
 Owns the event mapping, CAT text formats (Eastern-Time timestamps `YYYYMMDD HHMMSS.CCCNNNNNN`,
 dates as YYYYMMDD), the CAT trading day (the US Eastern date, with DST: what `--date` selects and
-the trade_date partition, firmROEID and file names carry), the MEOT trade details the journal gives
-(and in NOTES those it cannot, never invented) and the required fields per event type (a row missing one is rejected, so it
-is in neither the Parquet nor the submission files). Built chunk by chunk; the JSON submission
-files are cat_json.py's.
+the trade_date partition, firmROEID and file names carry), the MEOT trade details the journal
+gives (and in NOTES those it cannot, never invented) and the required fields per event type (a row
+missing one is rejected, so it is in neither the Parquet nor the submission files). Built chunk by
+chunk; the JSON submission files are cat_json.py's.
 """
 from __future__ import annotations
 
