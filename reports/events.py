@@ -231,6 +231,38 @@ def _venue_bytes(fields: dict, names) -> np.dtype:
     return payload_head(RecordType.VENUE_MSG, PAYLOAD_DTYPES[RecordType.VENUE_MSG].fields["raw"][1] + end)
 
 
+_VENUE_HEAD = payload_head(RecordType.VENUE_MSG, PAYLOAD_DTYPES[RecordType.VENUE_MSG].fields["raw"][1])
+
+
+def venue_messages(src: JournalSlice, first_seq: int, last_seq: int, types: bytes, names) -> dict[str, np.ndarray]:
+    """The sequenced OUCH messages of `types` (e.g. b"B") among the VENUE_MSG records in
+    [first_seq, last_seq]: their seq, ts_ns and ts_source, the OUCH type and the fields `names`
+    (with token_key for a token), in journal order. Chunk by chunk: a header scan, the first
+    bytes of each venue record, and only the matching records' OUCH fields; a message too short
+    to hold the fields asked for is left out (it is not an order event of that type)."""
+    fields = ("seq", "ts_ns", "ts_source")
+    dtype = _venue_bytes(ouch.OUTBOUND_FIELDS, names)
+    need = np.full(256, 1 << 30, np.int64)
+    for t in types:
+        layout = [ouch.OUTBOUND_FIELDS[name][t] for name in names if t in ouch.OUTBOUND_FIELDS[name]]
+        need[t] = ouch.SOUP_HEADER + max(o + w for o, w, _ in layout)
+    parts = []
+    for a in range(first_seq, last_seq + 1, CHUNK_SEQS):
+        cols = src.reader.scan(a, min(a + CHUNK_SEQS - 1, last_seq), fields=fields + ("rtype", "pos"))
+        venue = np.flatnonzero(cols.rtype == RecordType.VENUE_MSG)
+        head = src.reader.gather(cols.pos[venue], _VENUE_HEAD)
+        hit = venue[(head["packet_type"] == SOUP_SEQUENCED) & (head["raw_len"] >= need[head["msg_type"]])]
+        if len(hit) or not parts:          # (an empty first part gives the columns their types)
+            raw = src.reader.gather(cols.pos[hit], dtype)
+            got = ouchcols.decode(raw["raw"], raw["msg_type"], ouch.OUTBOUND_FIELDS, names=list(names))
+            got.update({name: getattr(cols, name)[hit] for name in fields}, msg_type=raw["msg_type"])
+            parts.append(got)
+    out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
+    if "token" in out:
+        out["token_key"] = _join_key(out["token"])
+    return out
+
+
 # Payload bytes copied per record: without the order join (clock evidence) only up to the
 # tokens and message types; with it, the whole ORDER_SENT and the OUCH fields decoded.
 _HEADS = {

@@ -157,6 +157,10 @@ class DayBuilder:
         self._venue(ouch.Executed(timestamp=self._venue_ts(), token=token, executed_shares=qty,
                                   execution_price=price, liquidity_flag="A", match_number=self.match), source)
 
+    def broken(self, token: str, match: int, reason: str = "E") -> None:
+        """OUCH Broken Trade: the venue takes back the execution `match` of `token`."""
+        self._venue(ouch.BrokenTrade(timestamp=self._venue_ts(), token=token, match_number=match, reason=reason))
+
     def canceled(self, token: str, decrement: int, reason: str = "U") -> None:
         self._venue(ouch.Canceled(timestamp=self._venue_ts(), token=token, decrement_shares=decrement,
                                   reason=reason))
