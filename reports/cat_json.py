@@ -28,12 +28,14 @@ SPEC = "CAT IM Technical Specifications 4.0.0-r18"
 STRINGS = ("actionType", "firmROEID", "CATReporterIMID", "orderKeyDate", "orderID", "priorOrderID", "tradeKeyDate",
            "tradeID", "symbol", "eventTimestamp", "deptType", "side", "orderType", "tradingSession",
            "firmDesignatedID", "accountHolderType", "representativeInd", "senderIMID", "destination",
-           "destinationType", "routedOrderID", "session", "initiator", "capacity", "sideDetailsInd")
+           "destinationType", "routedOrderID", "session", "initiator", "capacity", "sideDetailsInd",
+           "cancelTimestamp")
 NUMBERS = ("price", "quantity", "cancelQty", "leavesQty")
 BOOLEANS = ("manualFlag", "electronicDupFlag", "cancelFlag")
 DETAILS = ("buyDetails", "sellDetails")       # Trade Side Details: an array of one {orderKeyDate, orderID, side}
 ORDER = ("actionType", "firmROEID", "CATReporterIMID", "orderKeyDate", "orderID", "priorOrderID", "tradeKeyDate",
-         "tradeID", "symbol", "eventTimestamp", "manualFlag", "electronicDupFlag", "cancelFlag", "deptType", "side",
+         "tradeID", "symbol", "eventTimestamp", "manualFlag", "electronicDupFlag", "cancelFlag", "cancelTimestamp",
+         "deptType", "side",
          "price", "quantity", "orderType", "timeInForce", "tradingSession", "firmDesignatedID", "accountHolderType",
          "representativeInd", "senderIMID", "destination", "destinationType", "routedOrderID", "session",
          "cancelQty", "leavesQty", "initiator", "capacity", "sideDetailsInd", "buyDetails", "sellDetails")

@@ -59,6 +59,30 @@ def _cat_with_arca_off_exchange(day_journal, tmp_path):
     return read(tmp_path / "o", "cat", "order_events")
 
 
+def test_cat_meot_of_a_trade_the_venue_breaks_later_is_cancelled(tmp_path):
+    """An OUCH Broken Trade later in the range sets the MEOT's cancelFlag and cancelTimestamp."""
+    import json
+    from reports import cat_json
+    from tests.reports.journal_builder import DayBuilder
+    b = DayBuilder()
+    b.session_start()
+    b.clock_sample()
+    b.enter("K1", 3, "B", 5_120_000, 300)
+    b.advance(10_000); b.accept("K1")
+    b.advance(10_000); b.execute("K1", 100)
+    b.advance(10_000); b.execute("K1", 200)
+    b.advance(2_000_000_000); b.broken("K1", b.match)        # the second execution taken back
+    rows = _cat_with_arca_off_exchange(b.write(tmp_path / "j"), tmp_path).to_pylist()
+    meot = [r for r in rows if r["type"] == "MEOT"]
+    assert [(r["tradeID"], r["cancelFlag"], r["cancelTimestamp"]) for r in meot] == \
+        [("1001", False, None), ("1002", True, "20260302 093002.000030000")]
+    lines = [json.loads(line) for p in sorted((tmp_path / "o" / "cat" / cat_json.DIRECTORY).iterdir())
+             if not p.name.endswith(".meta.json") for line in p.read_text().splitlines()]
+    trades = [e for e in lines if e["type"] == "MEOT"]
+    assert [(e["cancelFlag"], e.get("cancelTimestamp")) for e in trades] == \
+        [(False, None), (True, "20260302 093002.000030000")]
+
+
 def test_cat_meot_for_executions_off_exchange(day_journal, tmp_path):
     t = _cat_with_arca_off_exchange(day_journal, tmp_path)
     meot = t.filter(pc.equal(t["type"].cast("string"), "MEOT")).to_pylist()
