@@ -63,12 +63,8 @@ def test_cat_meot_of_a_trade_the_venue_breaks_later_is_cancelled(tmp_path):
     """An OUCH Broken Trade later in the range sets the MEOT's cancelFlag and cancelTimestamp."""
     import json
     from reports import cat_json
-    from tests.reports.journal_builder import DayBuilder
-    b = DayBuilder()
-    b.session_start()
-    b.clock_sample()
-    b.enter("K1", 3, "B", 5_120_000, 300)
-    b.advance(10_000); b.accept("K1")
+    from tests.reports.journal_builder import accepted_order
+    b = accepted_order("K1", 3, "B", 5_120_000, 300)
     b.advance(10_000); b.execute("K1", 100)
     b.advance(10_000); b.execute("K1", 200)
     b.advance(2_000_000_000); b.broken("K1", b.match)        # the second execution taken back

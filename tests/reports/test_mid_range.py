@@ -6,15 +6,11 @@ import pytest
 from reports.run import run
 from reports.source import Selection
 from tests.reports.conftest import read
-from tests.reports.journal_builder import FIXTURE_REFDATA, DayBuilder
+from tests.reports.journal_builder import FIXTURE_REFDATA, DayBuilder, accepted_order
 
 
 def _day() -> DayBuilder:
-    b = DayBuilder()
-    b.session_start()
-    b.clock_sample()
-    b.enter("A1", 1, "B", 1_500_000, 500)          # seq 3
-    b.advance(10_000); b.accept("A1")               # 4
+    b = accepted_order("A1", 1, "B", 1_500_000, 500)   # seq 3 entered, 4 accepted
     b.advance(10_000); b.execute("A1", 100)         # 5
     b.enter("A2", 2, "S", 4_100_000, 300)          # 6, accepted before the range
     b.advance(10_000); b.accept("A2")               # 7

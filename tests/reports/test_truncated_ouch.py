@@ -11,7 +11,7 @@ from mm_core.protocol import ouch as wire, soupbintcp
 from reports import ouch, ouchcols
 from reports.run import run
 from tests.reports.conftest import read
-from tests.reports.journal_builder import FIXTURE_REFDATA, DayBuilder
+from tests.reports.journal_builder import FIXTURE_REFDATA, DayBuilder, accepted_order
 
 
 def test_the_fixed_lengths_are_the_codecs():
@@ -80,11 +80,7 @@ def _cut(b: DayBuilder, rtype: RecordType, keep: int, **fields) -> None:
 
 
 def _day() -> DayBuilder:
-    b = DayBuilder()
-    b.session_start()
-    b.clock_sample()
-    b.enter("T1", 1, "B", 1_500_000, 300)
-    b.advance(10_000); b.accept("T1")
+    b = accepted_order("T1", 1, "B", 1_500_000, 300)
     b.advance(10_000); b.execute("T1", 100)
     _cut(b, RecordType.VENUE_MSG, 26)            # Executed cut inside its shares: 40 bytes, 26 held
     b.advance(10_000); b.execute("T1", 50)
