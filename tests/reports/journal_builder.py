@@ -218,6 +218,18 @@ class DayBuilder:
         return directory
 
 
+def accepted_order(token: str, symbol_id: int, side: str, price: int, qty: int, gap: int = 10_000) -> DayBuilder:
+    """A day that opens with a session start and a clock sample, then enters `token` and has the
+    venue accept it `gap` ns later."""
+    b = DayBuilder()
+    b.session_start()
+    b.clock_sample()
+    b.enter(token, symbol_id, side, price, qty)
+    b.advance(gap)
+    b.accept(token)
+    return b
+
+
 def standard_day(builder: DayBuilder | None = None) -> DayBuilder:
     """A small scripted day touching every order event kind, market data for the quote, controls
     and a clock excursion out of the HFT tolerance."""
