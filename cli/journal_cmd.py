@@ -140,7 +140,8 @@ def info(path: str, as_json: bool) -> None:
 
 
 def _discarded_lines(runs) -> list[str]:
-    return [f"{run['run']}: {len(run['files'])} files, {run['bytes']} bytes a recovery kept after "
+    return [f"{run['run']}: unreadable ({run['problem']})" if "problem" in run else
+            f"{run['run']}: {len(run['files'])} files, {run['bytes']} bytes a recovery kept after "
             f"damage it found (no longer part of the journal)" for run in runs]
 
 
@@ -406,9 +407,8 @@ def stress(kills: int, power_cuts: int, seed: int, workdir: str | None) -> None:
 
     Example: mmaudit journal stress --kills 5000 --power-cuts 20000 --seed 7
     """
-    import tempfile
-
     from journal import stress as campaigns
+    from journal.scratch import scratch_dir
 
     def kill_line(r) -> str:
         return (f"SIGKILL: {r.runs} runs ({r.killed} killed, {r.killed_in_open} during recovery), {r.acked} "
@@ -419,7 +419,8 @@ def stress(kills: int, power_cuts: int, seed: int, workdir: str | None) -> None:
                 f"{r.sectors_torn}; {r.files_lost} files lost), {r.durable} durable records")
 
     failed = False
-    with tempfile.TemporaryDirectory(prefix="mmaudit-stress-", dir=workdir) as scratch:
+    # lock-owned: a stress run killed from outside leaves its scratch for the next run to sweep
+    with scratch_dir("mmaudit-stress-", workdir) as scratch:
         for count, campaign, describe in ((kills, campaigns.kill_runs, kill_line),
                                           (power_cuts, campaigns.powerloss_runs, power_line)):
             if not count:
