@@ -86,7 +86,8 @@ class Observation:
     sync_age_ns: int | None = None    # ptp4l clock time now - ingress_time; None if unknown
     error: str | None = None          # why there is no snapshot (pmc missing, timeout, garbage)
     phc2sys_offset_ns: int | None = None   # newest phc2sys offset (system clock vs PHC), if followed
-    phc2sys_locked: bool | None = None     # its servo state was s2/s3
+    phc2sys_locked: bool | None = None     # its servo state was s2/s3, in a recent line
+    phc2sys_detail: str | None = None      # why it does not count as locked, when known
 
 
 @dataclass(frozen=True)
@@ -231,7 +232,8 @@ class HealthTracker:
                 reasons.append(Reason("service_stats", f"timeouts increasing: {timeouts}"))
             elif obs.phc2sys_locked is False:
                 reasons.append(Reason("phc2sys", "phc2sys servo is not locked: the system clock "
-                                                 "does not follow the PHC"))
+                                                 "does not follow the PHC"
+                                      + (f" ({obs.phc2sys_detail})" if obs.phc2sys_detail else "")))
             elif self._streak >= needed:
                 bound = self._locked_bound_now(snap, obs)
                 self._locked_bound = bound

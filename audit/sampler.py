@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from audit.errors import AuditError
+from audit.errors import AuditError, HealthConfigError
 from audit.health import Observation
 from audit.nic import ethtool_timestamping
 from audit.phc import PhcClock
@@ -23,12 +23,16 @@ class PmcSampler:
     """Callable: each call runs pmc once and returns an Observation (never raises AuditError)."""
 
     def __init__(self, client: PmcClient, phc_device: str | None = None,
-                 phc2sys_log: str | None = None) -> None:
+                 phc2sys_log: str | None = None, phc2sys_max_age_s: float = 5.0) -> None:
+        if phc2sys_max_age_s <= 0:
+            raise HealthConfigError("phc2sys_max_age_s must be positive")
         self.client = client
         self.phc_device = phc_device          # override; otherwise found via ethtool -T
         self._phc: PhcClock | None = None
         # phc2sys copies the PHC into CLOCK_REALTIME; its offset is one more term of the bound.
         self._phc2sys = LogFollower(phc2sys_log) if phc2sys_log else None
+        # phc2sys prints a servo line every update (-R, default 1 Hz): older than this, it is dead
+        self.phc2sys_max_age_s = phc2sys_max_age_s
 
     def __call__(self) -> Observation:
         try:
@@ -40,19 +44,30 @@ class PmcSampler:
         # Read the clocks after pmc returned: the Sync age is over- never under-estimated.
         mono = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
         realtime = time.clock_gettime_ns(time.CLOCK_REALTIME)
-        phc2sys_offset = phc2sys_locked = None
-        if self._phc2sys is not None:
-            self._phc2sys.poll()
-            line = self._phc2sys.latest_servo("phc2sys")
-            # no line yet counts as not locked: the system clock is not shown to follow the PHC
-            phc2sys_locked = line is not None and line.servo_state >= 2
-            phc2sys_offset = line.offset_ns if line is not None else None
+        phc2sys = self._phc2sys_state(mono) if self._phc2sys is not None else {}
         try:
             age = self._sync_age(snap, realtime)
         except AuditError as exc:
-            return Observation(snap, mono, realtime, None, f"sync age unknown: {exc}",
-                               phc2sys_offset, phc2sys_locked)
-        return Observation(snap, mono, realtime, age, None, phc2sys_offset, phc2sys_locked)
+            return Observation(snap, mono, realtime, None, f"sync age unknown: {exc}", **phc2sys)
+        return Observation(snap, mono, realtime, age, None, **phc2sys)
+
+    def _phc2sys_state(self, mono_ns: int) -> dict:
+        """phc2sys's newest servo line, counted locked only while phc2sys is alive: its line (stamped
+        with CLOCK_MONOTONIC, like ours) is at most phc2sys_max_age_s old. No line at all, or a
+        line without its time, does not show that the system clock follows the PHC."""
+        self._phc2sys.poll()
+        line = self._phc2sys.latest_servo("phc2sys")
+        if line is None:
+            return {"phc2sys_locked": False, "phc2sys_detail": "no phc2sys servo line yet"}
+        out = {"phc2sys_offset_ns": line.offset_ns, "phc2sys_locked": line.servo_state >= 2}
+        if line.mono_s is None:
+            out.update(phc2sys_locked=False, phc2sys_detail="phc2sys lines carry no time: cannot tell "
+                                                            "whether phc2sys still runs")
+        elif mono_ns / 1e9 - line.mono_s > self.phc2sys_max_age_s:
+            out.update(phc2sys_locked=False, phc2sys_detail=f"last phc2sys servo line "
+                       f"{mono_ns / 1e9 - line.mono_s:.1f} s old (> {self.phc2sys_max_age_s:g} s): "
+                       "phc2sys is not running")
+        return out
 
     def _sync_age(self, snap: PtpSnapshot, realtime_ns: int) -> int | None:
         if snap.ingress_time_ns is None:

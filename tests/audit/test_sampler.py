@@ -57,7 +57,36 @@ def test_phc2sys_log_without_lines_blocks_lock(tmp_path):
     log.write_text("")
     sampler = PmcSampler(CannedClient(replace(GOOD, ingress_time_ns=ingress)), phc2sys_log=str(log))
     assert HealthTracker().update(sampler()).state == ClockState.FREERUN
-    log.write_text("phc2sys[5.0]: CLOCK_REALTIME phc offset  -40 s2 freq +3 delay 500\n")
+    log.write_text(f"phc2sys[{time.monotonic():.3f}]: CLOCK_REALTIME phc offset  -40 s2 freq +3 delay 500\n")
     obs = sampler()
     assert (obs.phc2sys_offset_ns, obs.phc2sys_locked) == (-40, True)
     assert HealthTracker().update(obs).state == ClockState.LOCKED
+
+
+def _phc2sys_line(mono_s: float) -> str:
+    return f"phc2sys[{mono_s:.3f}]: CLOCK_REALTIME phc offset  -40 s2 freq +3 delay 500\n"
+
+
+def test_a_dead_phc2sys_is_not_locked(tmp_path):
+    """phc2sys stamps its lines with CLOCK_MONOTONIC: its newest locked line, written while it ran,
+    stops counting once it is older than a few update intervals (phc2sys died or hung)."""
+    log = tmp_path / "phc2sys.log"
+    now = time.monotonic()
+    log.write_text(_phc2sys_line(now - 30) + _phc2sys_line(now - 29))     # died 29 s ago
+    snap = replace(GOOD, ingress_time_ns=time.clock_gettime_ns(time.CLOCK_REALTIME))
+    sampler = PmcSampler(CannedClient(snap), phc2sys_log=str(log), phc2sys_max_age_s=5)
+    obs = sampler()
+    assert obs.phc2sys_locked is False and obs.phc2sys_offset_ns == -40
+    sample = HealthTracker().update(obs)
+    assert sample.state != ClockState.LOCKED and sample.compliant_mask == 0
+    assert any(r.code == "phc2sys" and "not running" in r.text for r in sample.state_reasons)
+    with open(log, "a") as fh:                           # running again: a fresh line counts
+        fh.write(_phc2sys_line(time.monotonic()))
+    assert sampler().phc2sys_locked is True
+
+
+def test_phc2sys_lines_without_a_time_are_not_locked(tmp_path):
+    log = tmp_path / "phc2sys.log"
+    log.write_text("CLOCK_REALTIME phc offset  -40 s2 freq +3 delay 500\n")
+    obs = PmcSampler(CannedClient(GOOD), phc2sys_log=str(log))()
+    assert obs.phc2sys_locked is False and "no time" in obs.phc2sys_detail
