@@ -240,10 +240,20 @@ class HealthTracker:
                 return self._sample(obs, ClockState.LOCKED, bound, age, tuple(reasons))
             else:
                 reasons.append(Reason("state", f"settling: {self._streak}/{needed} steady samples"))
-        else:
-            self._streak = 0
-            self._last_offset = None
+            return self._not_locked(obs, age, tuple(reasons))
+        self._streak = 0
+        self._last_offset = None
         return self._holdover_or_freerun(obs, tuple(reasons))
+
+    def _not_locked(self, obs: Observation, age: int, reasons: tuple[Reason, ...]) -> ClockSample:
+        """ptp4l follows a GM with fresh Syncs, but this sample is rejected (offset step, GM change,
+        rising timeouts, phc2sys unlocked, settling). That is not holdover: the clock is being
+        steered now, so an error bound from the last lock says nothing about it (a GM step that
+        ptp4l slews out would read as a 2 us bound for seconds). No bound, and holdover may only
+        start again from a new lock."""
+        self._locked_bound = None
+        return self._sample(obs, ClockState.FREERUN, UNBOUNDED, age, reasons + (
+            Reason("state", "following the grandmaster but not locked: no error bound"),))
 
     def _new_timeouts(self, stats: dict[str, int] | None) -> str:
         """Announce/Sync timeouts that grew since the last sample (ptp4l with PORT_SERVICE_STATS_NP)."""
@@ -321,7 +331,7 @@ def judge(sample: ClockSample, prof: Profile, config: HealthConfig) -> Verdict:
         reasons.extend(sample.state_reasons)
     if sample.state != ClockState.UNKNOWN:
         limit = prof.max_divergence_ns
-        if abs(sample.offset_ns) > limit and sample.state == ClockState.LOCKED:
+        if abs(sample.offset_ns) > limit and sample.state in (ClockState.LOCKED, ClockState.HOLDOVER):
             reasons.append(Reason("offset", f"offset {_us(sample.offset_ns)} exceeds {_us(limit)}"))
         if sample.error_bound_ns == UNBOUNDED:
             if sample.state in (ClockState.LOCKED, ClockState.HOLDOVER):
