@@ -15,6 +15,7 @@ from audit.pmc import PORT_STATES, PtpSnapshot, clock_identity_to_int
 from journal.catalogue import ClockState, RecordType, pack
 
 UNBOUNDED = -1   # error_bound_ns when no bound can be given (FREERUN, UNKNOWN)
+MIN_TAI_UTC_S = 37   # TAI - UTC since 2017-01-01; a smaller offset on the PTP timescale is implausible
 
 
 @dataclass(frozen=True)
@@ -349,7 +350,7 @@ def judge(sample: ClockSample, prof: Profile, config: HealthConfig) -> Verdict:
             reasons.append(Reason("time_traceable", "GM time is not traceable to a primary reference"))
         if sample.ptp_timescale and not sample.utc_offset_valid:
             reasons.append(Reason("utc_offset", "PTP (TAI) timescale without a valid UTC offset"))
-        if sample.ptp_timescale and sample.utc_offset_valid and sample.utc_offset < 37:
+        if sample.ptp_timescale and sample.utc_offset_valid and sample.utc_offset < MIN_TAI_UTC_S:
             reasons.append(Reason("utc_offset", f"implausible TAI-UTC offset {sample.utc_offset} s"))
     if config.timestamp_granularity_ns > prof.granularity_ns:
         reasons.append(Reason("granularity", f"timestamps at {config.timestamp_granularity_ns} ns granularity; "
