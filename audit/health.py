@@ -89,6 +89,13 @@ class Observation:
     phc2sys_offset_ns: int | None = None   # newest phc2sys offset (system clock vs PHC), if followed
     phc2sys_locked: bool | None = None     # its servo state was s2/s3, in a recent line
     phc2sys_detail: str | None = None      # why it does not count as locked, when known
+    # Hardware timestamping: ptp4l disciplines the NIC's PHC, while records are stamped with
+    # CLOCK_REALTIME. system_offset_ns is CLOCK_REALTIME minus the PHC's UTC time, measured with
+    # this sample (window: that measurement's uncertainty); None with needed set: not measured.
+    system_offset_needed: bool = False
+    system_offset_ns: int | None = None
+    system_offset_window_ns: int = 0
+    system_offset_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -283,8 +290,12 @@ class HealthTracker:
         accuracy = CLOCK_ACCURACY_NS.get(snap.gm_clock_accuracy)
         if accuracy is None:
             return UNBOUNDED
-        # The system clock sits one more hop from the GM when phc2sys copies the PHC into it.
-        system_hop = abs(obs.phc2sys_offset_ns) if obs.phc2sys_offset_ns is not None else 0
+        # The system clock sits one more hop from the GM when phc2sys copies the PHC into it:
+        # measured directly where we can, else as phc2sys last reported it.
+        if obs.system_offset_ns is not None:
+            system_hop = abs(obs.system_offset_ns) + obs.system_offset_window_ns
+        else:
+            system_hop = abs(obs.phc2sys_offset_ns) if obs.phc2sys_offset_ns is not None else 0
         return abs(snap.master_offset_ns) + self.config.asymmetry_budget_ns + accuracy + system_hop
 
     @staticmethod
@@ -297,6 +308,10 @@ class HealthTracker:
             return (Reason("no_data", why),)
         absent = [name for name in _REQUIRED if getattr(snap, name) is None]
         out = []
+        if obs.system_offset_needed and obs.system_offset_ns is None:
+            out.append(Reason("no_data", "ptp4l disciplines the NIC's PHC, but the system clock that "
+                              "stamps our records was not compared with it"
+                              + (f": {obs.system_offset_error}" if obs.system_offset_error else "")))
         if absent:
             out.append(Reason("no_data", f"ptp4l did not report {', '.join(absent)}"
                               + (f" (missing {', '.join(snap.missing)})" if snap.missing else "")))

@@ -1,7 +1,8 @@
 """Turns one pmc run into an Observation: the snapshot plus the clock readings around it.
 
 Owns which clock ptp4l's ingress_time is on (CLOCK_REALTIME for software timestamping, the
-port's PHC for hardware) and therefore how old the last Sync is. Failures become an Observation
+port's PHC for hardware) and therefore how old the last Sync is, and, with hardware timestamping,
+how far CLOCK_REALTIME (which stamps our records) is from the PHC that ptp4l disciplines. Failures become an Observation
 without a snapshot, which audit.health turns into UNKNOWN.
 Must not know about thresholds, journals or threads.
 """
@@ -12,7 +13,7 @@ import time
 from audit.errors import AuditError, HealthConfigError
 from audit.health import Observation
 from audit.nic import ethtool_timestamping
-from audit.phc import PhcClock
+from audit.phc import PhcClock, tai_to_utc_ns
 from audit.pmc import PmcClient, PtpSnapshot
 from audit.ptplog import LogFollower
 
@@ -44,12 +45,35 @@ class PmcSampler:
         # Read the clocks after pmc returned: the Sync age is over- never under-estimated.
         mono = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
         realtime = time.clock_gettime_ns(time.CLOCK_REALTIME)
-        phc2sys = self._phc2sys_state(mono) if self._phc2sys is not None else {}
+        extra = self._phc2sys_state(mono) if self._phc2sys is not None else {}
+        if not self._software(snap):
+            extra.update(self._system_offset(snap))
         try:
             age = self._sync_age(snap, realtime)
         except AuditError as exc:
-            return Observation(snap, mono, realtime, None, f"sync age unknown: {exc}", **phc2sys)
-        return Observation(snap, mono, realtime, age, None, **phc2sys)
+            return Observation(snap, mono, realtime, None, f"sync age unknown: {exc}", **extra)
+        return Observation(snap, mono, realtime, age, None, **extra)
+
+    @staticmethod
+    def _software(snap: PtpSnapshot) -> bool:
+        return snap.timestamping is None or snap.timestamping.upper() in SOFTWARE_MODES
+
+    def _system_offset(self, snap: PtpSnapshot) -> dict:
+        """Hardware timestamping: ptp4l's offset describes the PHC, but every record is stamped
+        with CLOCK_REALTIME, so measure CLOCK_REALTIME against the PHC's UTC time now."""
+        out: dict = {"system_offset_needed": True}
+        try:
+            cmp = self._phc_clock(snap).compare_realtime()
+            if snap.ptp_timescale:     # PHC on TAI: UTC with the offset and leap flags ptp4l reports
+                phc_utc = tai_to_utc_ns(cmp.phc_ns, snap.utc_offset or 0, bool(snap.utc_offset_valid),
+                                        bool(snap.leap61), bool(snap.leap59))
+            else:                      # arbitrary timescale: the system clock copies the PHC as is
+                phc_utc = cmp.phc_ns
+        except AuditError as exc:
+            out["system_offset_error"] = f"{type(exc).__name__}: {exc}"
+            return out
+        out.update(system_offset_ns=cmp.realtime_ns - phc_utc, system_offset_window_ns=cmp.window_ns)
+        return out
 
     def _phc2sys_state(self, mono_ns: int) -> dict:
         """phc2sys's newest servo line, counted locked only while phc2sys is alive: its line (stamped
@@ -72,7 +96,7 @@ class PmcSampler:
     def _sync_age(self, snap: PtpSnapshot, realtime_ns: int) -> int | None:
         if snap.ingress_time_ns is None:
             return None
-        if snap.timestamping is None or snap.timestamping.upper() in SOFTWARE_MODES:
+        if self._software(snap):
             return realtime_ns - snap.ingress_time_ns
         return self._phc_clock(snap).gettime_ns() - snap.ingress_time_ns
 
