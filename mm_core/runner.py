@@ -457,7 +457,7 @@ class Runner:
         when ordinary space is gone (journal.Journal.append(reserve=True)). Every record carries
         the clock state of the last journaled clock sample unless told otherwise."""
         if clock_state is None:
-            clock_state = 0
+            clock_state = self._clock_state
         if not reserve:
             return self.journal.append(rtype, payload, ts_ns=ts_ns, ts_source=ts_source,
                                        clock_state=clock_state)

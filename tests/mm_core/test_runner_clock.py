@@ -101,3 +101,21 @@ def test_a_stalled_monitor_is_recorded_unknown_with_every_bit_cleared(stalled):
     for event in engine_events(records):
         fresh.on_event(event)
     assert fresh.state_hash() == engine.state_hash()
+
+
+def test_every_record_carries_the_clock_state_in_force(stalled):
+    _, _, _, records, _ = stalled
+    first = next(i for i, r in enumerate(records) if r.rtype == RecordType.CLOCK_SAMPLE)
+    assert all(r.clock_state == ClockState.UNKNOWN for r in records[:first])
+    state = None
+    kinds = set()
+    for r in records[first:]:
+        if r.rtype == RecordType.CLOCK_SAMPLE:
+            state = int(unpack(RecordType.CLOCK_SAMPLE, r.payload)["state"])
+            continue
+        assert r.clock_state == state, (r.seq, RecordType(r.rtype).name, r.clock_state, state)
+        kinds.add(RecordType(r.rtype))
+    # orders, market data, the venue's answers and TX stamps were all among them
+    assert {RecordType.ORDER_SENT, RecordType.MD_PACKET, RecordType.VENUE_MSG, RecordType.TX_TS} <= kinds
+    locked = [r for r in records if r.rtype == RecordType.ORDER_SENT and r.clock_state == ClockState.LOCKED]
+    assert locked, "orders sent while the clock was LOCKED say so"
