@@ -143,6 +143,7 @@ _CANCEL = ord("X")                   # OUCH Cancel Order: the order record may u
 _HEARTBEAT = ord("H")                # SoupBinTCP server heartbeat: not an answer, never reserved
 _RESERVED_NOTES = frozenset({RecordType.RISK_DECISION, RecordType.STATE_CHANGE, RecordType.KILL})
 _HEALTH = "journal-health"           # METRICS {"input": ...}: a JournalHealth fed to the engine
+_USER = int(TsSource.USER)
 
 
 def _realtime() -> int:
@@ -327,7 +328,7 @@ class Runner:
             frames = self.framer.feed(data)
         except ProtocolError as exc:
             self.report.protocol_errors += 1
-            self._note_alert("venue-framing-error", str(exc), rx_ns)
+            self._note_alert("venue-framing-error", str(exc), _realtime())
             return False
         for frame in frames:
             ptype = frame[2]
@@ -473,22 +474,26 @@ class Runner:
         (a refused market-data packet is a sequence gap to it: stale, fail closed). `read_ns`
         (market data): when the packet was read; the stages of a packet that sends orders are kept.
         False when the journal refused the record."""
+        user = int(source) == _USER      # else a kernel or NIC stamp: not for our USER records
         try:
             self._append(rtype, payload, ts_ns, int(source), clock_state, reserve)
         except JournalError as exc:
             self.report.inputs_refused += 1
-            self._journal_failed(exc, ts_ns)
+            self._journal_failed(exc, ts_ns if user else _realtime())
             return False
         report = self.report
         report.inputs += 1
         if not read_ns:
-            self._act(self.engine.on_event(event), ts_ns)
+            actions = self.engine.on_event(event)
+            # the engine's notes are stamped with our clock, labelled USER: the input's own stamp
+            # may be a NIC's raw PHC (TAI) time or the kernel's, which USER must never claim
+            self._act(actions, ts_ns if user else _realtime())
             return True
         journaled_ns = _realtime()
         actions = self.engine.on_event(event)
         decided_ns = _realtime()
         sent = report.orders_sent
-        self._act(actions, ts_ns)
+        self._act(actions, ts_ns if user else decided_ns)
         if report.orders_sent != sent:
             self._stages.append(PacketStages(ts_ns, int(source), read_ns, journaled_ns, decided_ns,
                                              _realtime(), report.orders_sent - sent))

@@ -119,3 +119,21 @@ def test_every_record_carries_the_clock_state_in_force(stalled):
     assert {RecordType.ORDER_SENT, RecordType.MD_PACKET, RecordType.VENUE_MSG, RecordType.TX_TS} <= kinds
     locked = [r for r in records if r.rtype == RecordType.ORDER_SENT and r.clock_state == ClockState.LOCKED]
     assert locked, "orders sent while the clock was LOCKED say so"
+
+
+_INPUTS = {RecordType.MD_PACKET, RecordType.VENUE_MSG, RecordType.TIMER, RecordType.CLOCK_SAMPLE,
+           RecordType.OPERATOR_CMD, RecordType.ORDER_SENT, RecordType.TX_TS}
+
+
+def test_engine_notes_after_a_kernel_stamped_packet_carry_our_own_user_stamp(stalled):
+    """A note the engine writes while handling a packet is labelled USER, so it is stamped with
+    user-space CLOCK_REALTIME after the decision, never with the packet's kernel (or NIC) stamp."""
+    _, _, _, records, _ = stalled
+    checked = 0
+    for prev, rec in zip(records, records[1:]):
+        if prev.rtype in (RecordType.MD_PACKET, RecordType.VENUE_MSG) and prev.ts_source != TsSource.USER \
+                and rec.rtype not in _INPUTS:
+            assert rec.ts_source == TsSource.USER
+            assert rec.ts_ns > prev.ts_ns, (RecordType(rec.rtype).name, rec.ts_ns, prev.ts_ns)
+            checked += 1
+    assert checked, "no engine note followed a kernel-stamped packet in this session"
