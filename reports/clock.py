@@ -3,9 +3,10 @@ error bound in force at each order event, intervals out of tolerance or unmonito
 and a summary.
 
 Owns the tolerance profiles (EU RTS 25 HFT 100 us, EU other algorithmic 1 ms, US CAT / FINRA 4590
-50 ms), the rule that a sample is within tolerance only when the clock is LOCKED or HOLDOVER
-and both |offset| and the error bound are inside it (UNKNOWN and FREERUN never are), and the rule
-that a stretch of the range with no sample for longer than GAP_NS is unmonitored.
+50 ms), the rule that a sample is within tolerance only when the clock is LOCKED or HOLDOVER,
+both |offset| and the error bound are inside it and the GM is traceable to UTC (UNKNOWN and
+FREERUN never are), and the rule that a stretch of the range with no sample for longer than
+GAP_NS is unmonitored.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from audit.health import MIN_TAI_UTC_S, HealthConfig
 from journal.catalogue import ClockState
 from reports import arrowcols as ac
 from reports import common, events
@@ -30,6 +32,7 @@ SCHEMA_VERSION = "clock-2"
 PROFILES = (("eu_hft", 100_000), ("eu_algo", 1_000_000), ("us_cat", 50_000_000))   # (name, ns)
 MONITOR_BITS = {"eu_hft": 1, "eu_algo": 2, "us_cat": 4}     # CLOCK_SAMPLE.compliant_mask bits
 STALE_SAMPLE_NS = 2_000_000_000   # a 1 Hz monitor: older evidence does not cover an event
+TRACEABLE_CLOCK_CLASSES = tuple(sorted(HealthConfig().allowed_clock_classes))   # 6, 7
 # Samples further apart than this (a 1 Hz monitor that missed a tick, with slack for its
 # scheduling), or the range's first/last record that far from the nearest sample: unmonitored.
 GAP_NS = STALE_SAMPLE_NS
@@ -39,7 +42,16 @@ STATUS_OUT, STATUS_UNMONITORED = "OUT_OF_TOLERANCE", "UNMONITORED"
 def within(samples: np.ndarray, tolerance_ns: int) -> np.ndarray:
     healthy = np.isin(samples["state"], (ClockState.LOCKED, ClockState.HOLDOVER))
     bound = samples["error_bound_ns"]
-    return healthy & (bound >= 0) & (bound <= tolerance_ns) & (np.abs(samples["offset_ns"]) <= tolerance_ns)
+    return healthy & (bound >= 0) & (bound <= tolerance_ns) & (np.abs(samples["offset_ns"]) <= tolerance_ns) \
+        & traceable(samples)
+
+
+def traceable(samples: np.ndarray) -> np.ndarray:
+    """The GM's time is traceable to UTC, as audit.health.judge requires: clockClass 6/7,
+    timeTraceable, and on the PTP (TAI) timescale a valid, plausible UTC offset."""
+    utc_ok = (samples["utc_offset_valid"] != 0) & (samples["utc_offset"] >= MIN_TAI_UTC_S)
+    return np.isin(samples["gm_clock_class"], TRACEABLE_CLOCK_CLASSES) & (samples["time_traceable"] != 0) \
+        & ((samples["ptp_timescale"] == 0) | utc_ok)
 
 
 def _samples_table(samples: np.ndarray, utc) -> pa.Table:
