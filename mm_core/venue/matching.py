@@ -33,7 +33,7 @@ SELL = "S"
 SELL_SIDES = frozenset("STE")     # OUCH sell, sell short, sell short exempt
 IOC = 0                           # OUCH TIF: immediate or cancel
 DAY = 99999                       # OUCH TIF: system hours
-MAX_PRICE = 1_999_999_9900       # largest OUCH price4 that is not a special value ($199,999.99)
+MAX_PRICE = 1_999_999_900        # largest OUCH price4 that is not a special value ($199,999.99)
 DEFAULT_MAX_SHARES = 1_000_000
 
 # OUCH 4.2 cancel reasons used here.
