@@ -47,6 +47,21 @@ _FIELD_REJECTS = {"price": m.REJECT_INVALID_PRICE, "stock": m.REJECT_INVALID_STO
                   "shares": m.REJECT_SHARES, "firm": m.REJECT_FIRM}
 
 
+def _debug(conn: "_Conn", text: str) -> None:
+    """Queue a SoupBinTCP Debug packet (ASCII only, bounded) for a reply outside the sequence."""
+    text = text.encode("ascii", "backslashreplace").decode("ascii")[:200]
+    conn.out += soupbintcp.encode(soupbintcp.Debug(text))
+
+
+def _readable_token(raw: bytes) -> str:
+    """An OUCH token field as text, or "" when it is blank or not printable ASCII."""
+    try:
+        token = raw.decode("ascii").strip()
+    except UnicodeDecodeError:
+        return ""
+    return token if token.isprintable() else ""
+
+
 @dataclass(frozen=True, slots=True)
 class VenuePorts:
     """Where to reach a running venue (all on 127.0.0.1)."""
@@ -479,22 +494,21 @@ class Venue:
             return
         conn.last_rx = now
         try:
-            frames = conn.framer.feed(data)
-        except ProtocolError as exc:
-            for frame in conn.framer.salvaged:
-                self._on_frame(conn, frame, now)
-            self._protocol_error(conn, f"framing: {exc}")
-            self._close(conn)
-            return
+            frames, garbage = conn.framer.feed(data), None
+        except ProtocolError as exc:   # the whole frames before the garbage still count
+            frames, garbage = conn.framer.salvaged, exc
         for frame in frames:
             if conn.closing or conn.sock.fileno() < 0:
-                return
+                break
             try:
                 self._on_frame(conn, frame, now)
             except Exception as exc:   # one client's bad luck must not stop the venue
                 log.exception("internal error on a frame from %s", conn.peer)
                 self._protocol_error(conn, f"internal error: {type(exc).__name__}: {exc}")
                 conn.closing = True
+        if garbage is not None:
+            self._protocol_error(conn, f"framing: {garbage}")
+            self._close(conn)
 
     def _on_frame(self, conn: _Conn, frame: bytes, now: float) -> None:
         try:
@@ -548,7 +562,7 @@ class Venue:
             return
         except ProtocolError as exc:
             self._protocol_error(conn, f"bad OUCH message: {exc}")
-            conn.out += soupbintcp.encode(soupbintcp.Debug(f"rejected: {exc}"[:200]))
+            _debug(conn, f"rejected: {exc}")
             return
         owner = user.username
         if isinstance(msg, ouch.EnterOrder):
@@ -575,13 +589,13 @@ class Venue:
 
     def _reject_malformed(self, conn: _Conn, payload: bytes, exc: BadField) -> None:
         """An order the codec refused but whose token is readable gets an OUCH Rejected."""
-        token = payload[1:15].decode("ascii", "replace").strip()
+        token = _readable_token(payload[1:15])
         self._protocol_error(conn, f"malformed OUCH {payload[:1]!r}: {exc}")
-        if payload[:1] not in (b"O", b"U", b"X", b"M") or not token.isprintable() or not token:
-            conn.out += soupbintcp.encode(soupbintcp.Debug(f"rejected: {exc}"[:200]))
+        if payload[:1] not in (b"O", b"U", b"X", b"M") or not token:
+            _debug(conn, f"rejected: {exc}")
             return
         if payload[:1] == b"U":
-            token = payload[15:29].decode("ascii", "replace").strip() or token
+            token = _readable_token(payload[15:29]) or token
         reason = _FIELD_REJECTS.get(exc.field or "", m.REJECT_OTHER)
         self._dispatch([m.Rejected(conn.user.username, token, reason)])
 
