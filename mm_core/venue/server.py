@@ -588,14 +588,16 @@ class Venue:
         self._dispatch(events, fresh)
 
     def _reject_malformed(self, conn: _Conn, payload: bytes, exc: BadField) -> None:
-        """An order the codec refused but whose token is readable gets an OUCH Rejected."""
-        token = _readable_token(payload[1:15])
-        self._protocol_error(conn, f"malformed OUCH {payload[:1]!r}: {exc}")
-        if payload[:1] not in (b"O", b"U", b"X", b"M") or not token:
+        """An Enter or Replace the codec refused gets an OUCH Rejected naming its new token when
+        that token is readable; anything else (OUCH 4.2 has no Rejected for Cancel or Modify,
+        whose token names a live order) gets a SoupBinTCP Debug reply and changes nothing."""
+        kind = payload[:1]
+        self._protocol_error(conn, f"malformed OUCH {kind!r}: {exc}")
+        token = _readable_token(payload[1:15] if kind == b"O" else
+                                payload[15:29] if kind == b"U" else b"")
+        if not token:
             _debug(conn, f"rejected: {exc}")
             return
-        if payload[:1] == b"U":
-            token = _readable_token(payload[15:29]) or token
         reason = _FIELD_REJECTS.get(exc.field or "", m.REJECT_OTHER)
         self._dispatch([m.Rejected(conn.user.username, token, reason)])
 

@@ -44,3 +44,23 @@ def test_salvaged_frame_that_fails_cannot_stop_the_venue(make_venue):
     assert venue.running and venue.stop_reason == ""
     assert any("framing" in e for e in venue.protocol_errors)
 
+
+@pytest.mark.parametrize("bad", ["modify", "cancel"])
+def test_malformed_modify_or_cancel_never_rejects_the_live_order(make_venue, bad):
+    venue = make_venue()
+    with connect(venue) as c:
+        messages(c, 1)
+        c.enter("LIVE", "S", 300, "ACME", 10_0100)
+        assert isinstance(messages(c, 1)[0], ouch.Accepted)
+        if bad == "modify":
+            raw = bytearray(ouch.encode(ouch.ModifyOrder("LIVE", "S", 100)))
+            raw[15] = ord("Q")                        # side: not B/S/T/E
+        else:
+            raw = bytearray(ouch.encode(ouch.CancelOrder("LIVE", 0)))
+            raw[5] = 0xE9                             # token: not ASCII
+        c.send(soupbintcp.UnsequencedData(bytes(raw)))
+        assert isinstance(c.packet(3.0), soupbintcp.Debug)
+        assert c.drain(0.3) == []                     # nothing sequenced: no Rejected
+        assert [o.token for o in venue.live_orders("MM01")] == ["LIVE"]
+        c.order(ouch.CancelOrder("LIVE", 0))          # the order is still there to cancel
+        assert isinstance(messages(c, 1)[0], ouch.Canceled)
