@@ -41,6 +41,8 @@ MAX_CONNECTIONS = 64
 OUT_HIGH_WATER = 1 << 18        # bytes queued to one client; the rest waits in its session log
 FLOW_ACTIONS_PER_TURN = 2000    # keeps the sockets served while flow catches up
 MAX_SELECT_WAIT = 0.05
+END_DRAIN_STALL = 1.0           # s a client may take nothing at end of session before it is cut
+END_DRAIN_LIMIT = 5.0           # s for the whole end-of-session drain (stop() waits 10 s)
 
 # Reject reasons for fields the codecs refuse, when the token can still be read.
 _FIELD_REJECTS = {"price": m.REJECT_INVALID_PRICE, "stock": m.REJECT_INVALID_STOCK,
@@ -392,13 +394,7 @@ class Venue:
         for session_log in self.logs.values():
             session_log.append(wire.ouch_system_event(ts, "E"))
             session_log.flush()
-        for conn in list(self._conns.values()):
-            if conn.user is not None:
-                self._fill(conn)
-                conn.out += soupbintcp.encode(soupbintcp.EndOfSession())
-            conn.closing = True
-            self._flush_blocking(conn)
-            self._close(conn)
+        self._drain_all()
         self._close_sockets()
         log.info("venue session %s ended (%s)", self.session, self.stop_reason)
 
@@ -632,17 +628,53 @@ class Venue:
         if conn.closing and not conn.out:
             self._close(conn)
 
-    def _flush_blocking(self, conn: _Conn, timeout: float = 1.0) -> None:
-        """At end of session: give the client its last bytes, within a bounded time."""
-        if conn.sock.fileno() < 0:
-            return
-        end = time.monotonic() + timeout
-        try:
-            conn.sock.settimeout(timeout)
-            while conn.out and time.monotonic() < end:
-                del conn.out[:conn.sock.send(conn.out)]
-        except OSError:
-            pass
+    def _drain_all(self) -> None:
+        """End of session: send every client all its log still holds, then 'Z', to all clients at
+        once within END_DRAIN_LIMIT s. A client that takes nothing for END_DRAIN_STALL s, or is
+        not done by then, is closed without 'Z': it has not seen the end, and replays from its
+        log when it reconnects."""
+        now = time.monotonic()
+        deadline = now + END_DRAIN_LIMIT
+        progress = {conn: now for conn in self._conns.values()}
+        ended: set[_Conn] = set()
+        with selectors.DefaultSelector() as sel:
+            for conn in progress:
+                sel.register(conn.sock, selectors.EVENT_WRITE, conn)
+            while progress:
+                for conn in list(progress):
+                    if conn.user is not None:
+                        self._fill(conn)
+                        if not conn.out and conn not in ended:    # the whole log went out
+                            conn.out += soupbintcp.encode(soupbintcp.EndOfSession())
+                            ended.add(conn)
+                    if conn.out and now - progress[conn] < END_DRAIN_STALL and now < deadline:
+                        continue
+                    if conn.out:
+                        log.warning("%s: closed at end of session without 'Z', %s",
+                                    conn.peer, self._untaken(conn))
+                    del progress[conn]
+                    sel.unregister(conn.sock)
+                    self._close(conn)
+                for key, _ in sel.select(min(MAX_SELECT_WAIT, max(deadline - now, 0.0))):
+                    conn = key.data
+                    try:
+                        sent = conn.sock.send(conn.out)
+                    except (BlockingIOError, InterruptedError):
+                        continue
+                    except OSError:               # gone: closed on the next pass
+                        progress[conn] = -END_DRAIN_STALL
+                        continue
+                    del conn.out[:sent]
+                    progress[conn] = time.monotonic()
+                now = time.monotonic()
+
+    def _untaken(self, conn: _Conn) -> str:
+        """What a client closed at end of session had not taken, for the log line."""
+        if conn.user is None:
+            return f"{len(conn.out)} bytes unsent"
+        last = self.logs[conn.user.username].durable_sequence
+        return (f"{conn.user.username}: {len(conn.out)} bytes unsent, log messages "
+                f"{conn.cursor}..{last} not queued yet")
 
     def _close(self, conn: _Conn) -> None:
         if conn.sock.fileno() < 0:
