@@ -114,6 +114,7 @@ class Venue:
         self._users = {u.username: u for u in config.users}
         self._echo: dict[tuple[str, str], wire.Echo] = {}
         self.logs: dict[str, SessionLog] = {}
+        self.log_tail_cut: dict[str, int] = {}      # user -> bytes cut from a torn log tail
         self.protocol_errors: collections.deque[str] = collections.deque(maxlen=1000)
         self.ignored: collections.deque[m.Ignored] = collections.deque(maxlen=1000)
         self.itch_messages = 0
@@ -145,6 +146,7 @@ class Venue:
                                   f"{exc.strerror or exc}") from exc
         for user in self.config.users:
             self.logs[user.username] = SessionLog(session_dir / f"{user.username}.soup")
+        self._report_cut_tails()
         host = settings.host
         try:
             self._open_sockets(host)
@@ -161,6 +163,17 @@ class Venue:
         self._thread = threading.Thread(target=self._run, name=f"venue-{self.session}", daemon=True)
         self._thread.start()
         return self.ports
+
+    def _report_cut_tails(self) -> None:
+        """A torn tail (power loss before fsync) was cut from a session log: its sequence
+        numbers will now carry new messages, so a client that saw the lost ones must hear of it."""
+        for username, session_log in self.logs.items():
+            if session_log.discarded_bytes:
+                self.log_tail_cut[username] = session_log.discarded_bytes
+                last = session_log.durable_sequence
+                log.warning("session log %s: a torn tail of %d bytes was cut after message %d; "
+                            "sequence numbers from %d on carry new messages", session_log.path,
+                            session_log.discarded_bytes, last, last + 1)
 
     def _open_sockets(self, host: str) -> None:
         settings = self.config.venue
