@@ -252,6 +252,14 @@ class MatchingEngine:
         self._next_match = 1
         self.open = True
 
+    def resume(self, used_tokens: Iterable[tuple[str, str]], next_ref: int,
+               next_match: int) -> None:
+        """Go on with a session an earlier engine started (a venue restart): its tokens stay
+        used, references and match numbers continue past what it handed out."""
+        self._used_tokens.update(used_tokens)
+        self._next_ref = max(self._next_ref, next_ref)
+        self._next_match = max(self._next_match, next_match)
+
     # ------------------------------------------------------------------ commands
     def enter(self, owner: str, token: str, symbol: str, side: str, shares: int, price: int,
               tif: int = DAY, firm: str = "") -> list[Event]:

@@ -27,7 +27,7 @@ from pathlib import Path
 from mm_core.protocol import ouch, soupbintcp
 from mm_core.protocol.errors import BadField, ProtocolError
 from mm_core.venue import matching as m
-from mm_core.venue import wire
+from mm_core.venue import restart, wire
 from mm_core.venue.config import User, VenueConfig
 from mm_core.venue.errors import SessionLogError, VenueStateError
 from mm_core.venue.flow import BackgroundFlow, apply
@@ -72,13 +72,14 @@ class VenuePorts:
     ouch: int           # SoupBinTCP/OUCH TCP port
     itch: int           # MoldUDP64 destination port the venue publishes to
     rerequest: int      # MoldUDP64 re-request UDP port
-    session: str
+    session: str        # SoupBinTCP session
     log_dir: str
+    itch_session: str   # MoldUDP64 session: the SoupBinTCP one, or a new name after a restart
 
     def as_dict(self) -> dict:
         return {"host": self.host, "ouch_port": self.ouch, "itch_port": self.itch,
                 "rerequest_port": self.rerequest, "session": self.session,
-                "log_dir": self.log_dir}
+                "log_dir": self.log_dir, "itch_session": self.itch_session}
 
 
 class _Conn:
@@ -114,6 +115,7 @@ class Venue:
         self._users = {u.username: u for u in config.users}
         self._echo: dict[tuple[str, str], wire.Echo] = {}
         self.logs: dict[str, SessionLog] = {}
+        self.itch_session = ""
         self.log_tail_cut: dict[str, int] = {}      # user -> bytes cut from a torn log tail
         self.protocol_errors: collections.deque[str] = collections.deque(maxlen=1000)
         self.ignored: collections.deque[m.Ignored] = collections.deque(maxlen=1000)
@@ -147,17 +149,27 @@ class Venue:
         for user in self.config.users:
             self.logs[user.username] = SessionLog(session_dir / f"{user.username}.soup")
         self._report_cut_tails()
+        previous = {u: sl.messages() for u, sl in self.logs.items() if sl.next_sequence > 1}
+        self.itch_session = restart.mold_session(session_dir, self.session, bool(previous))
+        if previous:
+            carried = restart.handed_out(previous)
+            self.engine.resume(carried.tokens, carried.next_ref, carried.next_match)
+            log.warning("session %s started again: SoupBinTCP goes on (order references from %d, "
+                        "match numbers from %d, %d tokens used), market data is the new MoldUDP64 "
+                        "session %s", self.session, carried.next_ref, carried.next_match,
+                        len(carried.tokens), self.itch_session)
         host = settings.host
         try:
             self._open_sockets(host)
         except OSError as exc:
             self._close_sockets()
             raise VenueStateError(f"cannot bind the venue's ports on {host}: {exc}") from exc
-        self.publisher = MoldPublisher(self.session, (host, settings.itch_port), self._udp_send,
-                                       settings.history)
+        self.publisher = MoldPublisher(self.itch_session, (host, settings.itch_port),
+                                       self._udp_send, settings.history)
         self.ports = VenuePorts(host, self._listener.getsockname()[1], settings.itch_port,
-                                self._rerequest.getsockname()[1], self.session, str(log_dir))
-        self._start_of_day()
+                                self._rerequest.getsockname()[1], self.session, str(log_dir),
+                                self.itch_session)
+        self._start_of_day(previous)
         self._syncer = threading.Thread(target=self._sync_logs, name="venue-fsync", daemon=True)
         self._syncer.start()
         self._thread = threading.Thread(target=self._run, name=f"venue-{self.session}", daemon=True)
@@ -373,16 +385,18 @@ class Venue:
             self._last_itch_tx = now
 
     # ------------------------------------------------------------------ start / end of day
-    def _start_of_day(self) -> None:
+    def _start_of_day(self, previous: dict[str, list[bytes]]) -> None:
+        """`previous`: the OUCH messages of the session logs an earlier run of this session
+        left (empty on a first start)."""
         self._t0 = time.monotonic()
         self._last_itch_tx = self._t0
         ts = self._stamp()
         for username, session_log in self.logs.items():
-            if session_log.next_sequence == 1:
+            if username not in previous:
                 session_log.append(wire.ouch_system_event(ts, "S"))
             else:
                 # Same session after a venue crash: its book is gone, so say so, order by order.
-                left_open = wire.open_orders(session_log.messages())
+                left_open = wire.open_orders(previous[username])
                 for token, shares in left_open.items():
                     session_log.append(wire.close_out(token, shares, ts))
                 if left_open:
