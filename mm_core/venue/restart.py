@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mm_core.protocol import ouch
+from mm_core.protocol.errors import ProtocolError
 from mm_core.protocol.moldudp64 import SESSION_WIDTH
 from mm_core.venue.errors import SessionLogError
 
@@ -73,8 +74,12 @@ def handed_out(payloads_by_owner: dict[str, list[bytes]]) -> HandedOut:
     tokens: set[tuple[str, str]] = set()
     ref = match = 0
     for owner, payloads in payloads_by_owner.items():
-        for payload in payloads:
-            msg = ouch.decode_outbound(payload)
+        for seq, payload in enumerate(payloads, 1):
+            try:
+                msg = ouch.decode_outbound(payload)
+            except ProtocolError as exc:
+                raise SessionLogError(f"session log of {owner}: message {seq} is not OUCH: "
+                                      f"{exc}") from exc
             if isinstance(msg, (ouch.Accepted, ouch.Replaced)):
                 tokens.add((owner, msg.token))
                 ref = max(ref, msg.order_ref)

@@ -149,15 +149,11 @@ class Venue:
         for user in self.config.users:
             self.logs[user.username] = SessionLog(session_dir / f"{user.username}.soup")
         self._report_cut_tails()
-        previous = {u: sl.messages() for u, sl in self.logs.items() if sl.next_sequence > 1}
-        self.itch_session = restart.mold_session(session_dir, self.session, bool(previous))
-        if previous:
-            carried = restart.handed_out(previous)
-            self.engine.resume(carried.tokens, carried.next_ref, carried.next_match)
-            log.warning("session %s started again: SoupBinTCP goes on (order references from %d, "
-                        "match numbers from %d, %d tokens used), market data is the new MoldUDP64 "
-                        "session %s", self.session, carried.next_ref, carried.next_match,
-                        len(carried.tokens), self.itch_session)
+        try:
+            previous = self._carry_over(session_dir)
+        except SessionLogError:
+            self._close_sockets()          # closes the session logs
+            raise
         host = settings.host
         try:
             self._open_sockets(host)
@@ -175,6 +171,20 @@ class Venue:
         self._thread = threading.Thread(target=self._run, name=f"venue-{self.session}", daemon=True)
         self._thread.start()
         return self.ports
+
+    def _carry_over(self, session_dir: Path) -> dict[str, list[bytes]]:
+        """Pick this run's MoldUDP64 session; on a restart, resume the engine past what the
+        session logs show was handed out. Returns the logs' earlier messages by user."""
+        previous = {u: sl.messages() for u, sl in self.logs.items() if sl.next_sequence > 1}
+        self.itch_session = restart.mold_session(session_dir, self.session, bool(previous))
+        if previous:
+            carried = restart.handed_out(previous)
+            self.engine.resume(carried.tokens, carried.next_ref, carried.next_match)
+            log.warning("session %s started again: SoupBinTCP goes on (order references from %d, "
+                        "match numbers from %d, %d tokens used), market data is the new MoldUDP64 "
+                        "session %s", self.session, carried.next_ref, carried.next_match,
+                        len(carried.tokens), self.itch_session)
+        return previous
 
     def _report_cut_tails(self) -> None:
         """A torn tail (power loss before fsync) was cut from a session log: its sequence

@@ -13,6 +13,8 @@ from mm_core.protocol import itch, moldudp64, ouch
 from mm_core.protocol.errors import SessionMismatch
 from mm_core.venue.client import MoldReceiver, SoupClient
 from mm_core.venue.config import load_config
+from mm_core.venue import restart
+from mm_core.venue.errors import SessionLogError
 from mm_core.venue.server import Venue
 from tests.venue.test_log_tail import SESSION, start_process
 
@@ -81,3 +83,13 @@ def test_each_restart_gets_its_own_mold_session_and_rerequests_follow_it(tmp_pat
                 assert rx.tracker.session == venue.ports.itch_session and rx.gaps
     assert names[0] == SESSION and len(set(names)) == 3
     assert all(len(n) <= moldudp64.SESSION_WIDTH for n in names)
+
+
+def test_an_unreadable_mold_session_record_is_a_typed_error(tmp_path):
+    (tmp_path / "logs" / SESSION / restart.MOLD_SESSIONS).mkdir(parents=True)   # not a file
+    config = load_config().with_venue(itch_port=9, log_dir=str(tmp_path / "logs"),
+                                      session=SESSION)
+    venue = Venue(config, background_flow=False)
+    with pytest.raises(SessionLogError, match=restart.MOLD_SESSIONS):
+        venue.start()
+    assert all(sl._fd < 0 for sl in venue.logs.values())        # nothing left open
