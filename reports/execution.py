@@ -261,18 +261,24 @@ def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
         r612, r610 = _quote_checks(ev, ref, quotes)
         fills, accumulate = _fills(ev, ref, quotes, timed, breaks)
         broken, unknown_horizon = accumulate.pop("broken"), accumulate.pop("past_market_data")
+        # a truncated OUCH message decoded no field past the bytes held: rejected, as in every report
+        short = events.short_messages(ev.cols)
+        event_codes = ev.cols["event"]
         for name, table in (("fills", fills), ("rule612", r612), ("rule610", r610)):
             time_col = "exec_time_utc" if name == "fills" else "event_time_utc"
             no_time = ~table.column(time_col).is_valid().to_numpy(zero_copy_only=False)
             unknown = ref.instrument_index(table.column("symbol_id").to_numpy()) < 0
+            source_rows = np.flatnonzero(np.isin(event_codes, FILLS if name == "fills" else QUOTED))
             kept, rej = split(table, KIND, name, [
+                mask_check("ouch_message", short[source_rows],
+                           lambda rows, at=source_rows: events.short_message_reasons(ev.cols, at[rows])),
                 mask_check(time_col, no_time, "event without a UTC time"),
                 mask_check("symbol_id", unknown, "symbol_id not in instrument reference data")])
             sink.add(name, kept)
             if rej.num_rows:
                 rejected.append(rej)
             if name == "fills":
-                kept_rows = ~(no_time | unknown)                          # the rows split kept
+                kept_rows = ~(no_time | unknown | short[source_rows])     # the rows split kept
                 summary.add(**accumulate, keep=kept_rows & ~broken)
                 broken_fills_kept += int((kept_rows & broken).sum())
                 past_market_data += [int((kept_rows & beyond).sum()) for beyond in unknown_horizon]

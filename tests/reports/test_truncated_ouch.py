@@ -130,3 +130,17 @@ def test_a_whole_message_with_trailing_bytes_is_not_short(tmp_path):
     execs = read(tmp_path / "o", "orders", "order_events").filter(pc.field("seq") == 3).to_pylist()
     assert execs[0]["exec_qty"] == 5 and execs[0]["tvtic"] == 9
     assert RAW_ORDER_MAX >= 3 + ouch.INBOUND_LENGTHS[ord("O")]
+
+
+
+def test_execution_quality_rejects_a_truncated_execution_instead_of_counting_it(tmp_path):
+    journal = _day().write(tmp_path / "j")
+    run(["execution-quality"], journal, tmp_path / "o", refdata_dir=FIXTURE_REFDATA)
+    fills = read(tmp_path / "o", "execution-quality", "fills")
+    rejects = read(tmp_path / "o", "execution-quality", "rejects").to_pylist()
+    short = [r for r in rejects if r["field"] == "ouch_message"]
+    # the cut execution leaves the fills (and the Rule 605 statistics); the cut Enter Order the
+    # Rule 612 / 610 checks of the orders sent
+    assert [(r["table"], r["seq"]) for r in short] == [("fills", 5), ("rule612", 8), ("rule610", 8)]
+    assert "venue OUCH 'E' message holds 26 bytes of the 40" in short[0]["reason"]
+    assert fills["seq"].to_pylist() == [6, 10]
