@@ -15,6 +15,7 @@ from audit.pmc import PORT_STATES, PtpSnapshot, clock_identity_to_int
 from journal.catalogue import ClockState, RecordType, pack
 
 UNBOUNDED = -1   # error_bound_ns when no bound can be given (FREERUN, UNKNOWN)
+MIN_TAI_UTC_S = 37   # TAI - UTC since 2017-01-01; a smaller offset on the PTP timescale is implausible
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,15 @@ class Observation:
     sync_age_ns: int | None = None    # ptp4l clock time now - ingress_time; None if unknown
     error: str | None = None          # why there is no snapshot (pmc missing, timeout, garbage)
     phc2sys_offset_ns: int | None = None   # newest phc2sys offset (system clock vs PHC), if followed
-    phc2sys_locked: bool | None = None     # its servo state was s2/s3
+    phc2sys_locked: bool | None = None     # its servo state was s2/s3, in a recent line
+    phc2sys_detail: str | None = None      # why it does not count as locked, when known
+    # Hardware timestamping: ptp4l disciplines the NIC's PHC, while records are stamped with
+    # CLOCK_REALTIME. system_offset_ns is CLOCK_REALTIME minus the PHC's UTC time, measured with
+    # this sample (window: that measurement's uncertainty); None with needed set: not measured.
+    system_offset_needed: bool = False
+    system_offset_ns: int | None = None
+    system_offset_window_ns: int = 0
+    system_offset_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -231,17 +240,28 @@ class HealthTracker:
                 reasons.append(Reason("service_stats", f"timeouts increasing: {timeouts}"))
             elif obs.phc2sys_locked is False:
                 reasons.append(Reason("phc2sys", "phc2sys servo is not locked: the system clock "
-                                                 "does not follow the PHC"))
+                                                 "does not follow the PHC"
+                                      + (f" ({obs.phc2sys_detail})" if obs.phc2sys_detail else "")))
             elif self._streak >= needed:
                 bound = self._locked_bound_now(snap, obs)
                 self._locked_bound = bound
                 return self._sample(obs, ClockState.LOCKED, bound, age, tuple(reasons))
             else:
                 reasons.append(Reason("state", f"settling: {self._streak}/{needed} steady samples"))
-        else:
-            self._streak = 0
-            self._last_offset = None
+            return self._not_locked(obs, age, tuple(reasons))
+        self._streak = 0
+        self._last_offset = None
         return self._holdover_or_freerun(obs, tuple(reasons))
+
+    def _not_locked(self, obs: Observation, age: int, reasons: tuple[Reason, ...]) -> ClockSample:
+        """ptp4l follows a GM with fresh Syncs, but this sample is rejected (offset step, GM change,
+        rising timeouts, phc2sys unlocked, settling). That is not holdover: the clock is being
+        steered now, so an error bound from the last lock says nothing about it (a GM step that
+        ptp4l slews out would read as a 2 us bound for seconds). No bound, and holdover may only
+        start again from a new lock."""
+        self._locked_bound = None
+        return self._sample(obs, ClockState.FREERUN, UNBOUNDED, age, reasons + (
+            Reason("state", "following the grandmaster but not locked: no error bound"),))
 
     def _new_timeouts(self, stats: dict[str, int] | None) -> str:
         """Announce/Sync timeouts that grew since the last sample (ptp4l with PORT_SERVICE_STATS_NP)."""
@@ -270,8 +290,12 @@ class HealthTracker:
         accuracy = CLOCK_ACCURACY_NS.get(snap.gm_clock_accuracy)
         if accuracy is None:
             return UNBOUNDED
-        # The system clock sits one more hop from the GM when phc2sys copies the PHC into it.
-        system_hop = abs(obs.phc2sys_offset_ns) if obs.phc2sys_offset_ns is not None else 0
+        # The system clock sits one more hop from the GM when phc2sys copies the PHC into it:
+        # measured directly where we can, else as phc2sys last reported it.
+        if obs.system_offset_ns is not None:
+            system_hop = abs(obs.system_offset_ns) + obs.system_offset_window_ns
+        else:
+            system_hop = abs(obs.phc2sys_offset_ns) if obs.phc2sys_offset_ns is not None else 0
         return abs(snap.master_offset_ns) + self.config.asymmetry_budget_ns + accuracy + system_hop
 
     @staticmethod
@@ -284,6 +308,10 @@ class HealthTracker:
             return (Reason("no_data", why),)
         absent = [name for name in _REQUIRED if getattr(snap, name) is None]
         out = []
+        if obs.system_offset_needed and obs.system_offset_ns is None:
+            out.append(Reason("no_data", "ptp4l disciplines the NIC's PHC, but the system clock that "
+                              "stamps our records was not compared with it"
+                              + (f": {obs.system_offset_error}" if obs.system_offset_error else "")))
         if absent:
             out.append(Reason("no_data", f"ptp4l did not report {', '.join(absent)}"
                               + (f" (missing {', '.join(snap.missing)})" if snap.missing else "")))
@@ -319,7 +347,7 @@ def judge(sample: ClockSample, prof: Profile, config: HealthConfig) -> Verdict:
         reasons.extend(sample.state_reasons)
     if sample.state != ClockState.UNKNOWN:
         limit = prof.max_divergence_ns
-        if abs(sample.offset_ns) > limit and sample.state == ClockState.LOCKED:
+        if abs(sample.offset_ns) > limit and sample.state in (ClockState.LOCKED, ClockState.HOLDOVER):
             reasons.append(Reason("offset", f"offset {_us(sample.offset_ns)} exceeds {_us(limit)}"))
         if sample.error_bound_ns == UNBOUNDED:
             if sample.state in (ClockState.LOCKED, ClockState.HOLDOVER):
@@ -337,7 +365,7 @@ def judge(sample: ClockSample, prof: Profile, config: HealthConfig) -> Verdict:
             reasons.append(Reason("time_traceable", "GM time is not traceable to a primary reference"))
         if sample.ptp_timescale and not sample.utc_offset_valid:
             reasons.append(Reason("utc_offset", "PTP (TAI) timescale without a valid UTC offset"))
-        if sample.ptp_timescale and sample.utc_offset_valid and sample.utc_offset < 37:
+        if sample.ptp_timescale and sample.utc_offset_valid and sample.utc_offset < MIN_TAI_UTC_S:
             reasons.append(Reason("utc_offset", f"implausible TAI-UTC offset {sample.utc_offset} s"))
     if config.timestamp_granularity_ns > prof.granularity_ns:
         reasons.append(Reason("granularity", f"timestamps at {config.timestamp_granularity_ns} ns granularity; "

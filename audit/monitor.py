@@ -1,5 +1,6 @@
 """The clock monitor: samples clock health at a fixed rate in its own thread, journals every sample
-as a CLOCK_SAMPLE record, and offers the latest one to the engine as a cheap read.
+as a CLOCK_SAMPLE record, and offers the latest one to the engine as a cheap read (and each one,
+in order, to a runner that journals them: samples_since).
 
 Owns the sampling thread, the hand-off of the newest sample (one reference swap: readers never
 take a lock) and the fail-closed rules for a monitor that stopped, stalled or cannot journal.
@@ -16,6 +17,9 @@ from audit.errors import HealthConfigError
 from audit.health import ClockSample, HealthTracker, Observation
 from audit.prometheus import exposition
 from journal.catalogue import ClockState, RecordType, TsSource
+
+
+HISTORY = 64     # samples kept for samples_since(): a minute at 1 Hz
 
 
 class Appender(Protocol):
@@ -45,6 +49,9 @@ class ClockMonitor:
         self.stale_after_ns = int((stale_after_s if stale_after_s is not None else 3 * self.period_s + 5) * 1e9)
         self.labels = labels or {}
         self._latest: ClockSample = _unknown_sample("monitor has not sampled yet")
+        # (samples published so far, the newest HISTORY of them): one reference swap per sample,
+        # so a journaling reader takes each sample exactly once without a lock
+        self._feed: tuple[int, tuple[ClockSample, ...]] = (0, ())
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.samples_taken = 0
@@ -68,6 +75,22 @@ class ClockMonitor:
         verdict = sample.verdicts.get(profile)
         return verdict is not None and verdict.compliant
 
+    def samples_since(self, seen: int) -> tuple[int, tuple[ClockSample, ...], int]:
+        """(samples published so far, those published after the first `seen` that are still kept,
+        how many of those were already dropped from the history): for a reader that journals
+        every sample exactly once, at its own measurement time."""
+        count, history = self._feed
+        new = count - seen
+        if new <= 0:
+            return count, (), 0
+        kept = history[-new:]
+        return count, kept, new - len(kept)
+
+    def _publish(self, sample: ClockSample) -> None:
+        count, history = self._feed
+        self._latest = sample
+        self._feed = (count + 1, (history + (sample,))[-HISTORY:])
+
     def prometheus(self) -> str:
         return exposition(self._latest, self.labels)
 
@@ -76,7 +99,7 @@ class ClockMonitor:
     def sample_once(self) -> ClockSample:
         """Take one sample, publish it, journal it. Used by the thread and by one-shot callers."""
         sample = self.tracker.update(self.sampler())
-        self._latest = sample
+        self._publish(sample)
         self.samples_taken += 1
         if self.journal is not None and self.journal_error is None:
             try:
@@ -93,7 +116,7 @@ class ClockMonitor:
                 self.sample_once()
             except Exception as exc:   # never die silently: latch, publish UNKNOWN, keep the thread alive
                 self.sampler_error = exc
-                self._latest = _unknown_sample(f"sampler failed: {type(exc).__name__}: {exc}")
+                self._publish(_unknown_sample(f"sampler failed: {type(exc).__name__}: {exc}"))
             next_at += self.period_s
             delay = next_at - time.monotonic()
             if delay < 0:                      # overran: skip the missed ticks rather than burst

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from audit.errors import ParseError, ToolMissing, ToolTimeout
 
 DEFAULT_UDS = "/var/run/ptp4l"
+SEQ_MODULO = 1 << 16        # PTP header sequenceId is UInteger16: pmc's numbering wraps here
 CORE_DATASETS = (
     "TIME_STATUS_NP", "CURRENT_DATA_SET", "PORT_DATA_SET", "PARENT_DATA_SET",
     "TIME_PROPERTIES_DATA_SET", "PORT_PROPERTIES_NP",
@@ -46,11 +47,12 @@ class PmcResponse:
     seq: int = -1                # pmc's sequence number of the request this answers
 
 
-def parse_pmc_output(text: str, asked: tuple[str, ...] = ()) -> list[PmcResponse]:
+def parse_pmc_output(text: str, asked: tuple[str, ...] | dict[int, str] = ()) -> list[PmcResponse]:
     """Split pmc's stdout into responses. Lines pmc prints for itself ('sending: ...') are skipped;
     any other line outside a response is garbage and raises ParseError. pmc numbers its requests
     from seq 0 in command order, so `asked` names the dataset of an error response (pmc prints
-    MANAGEMENT_ERROR_STATUS without the management id)."""
+    MANAGEMENT_ERROR_STATUS without the management id): a tuple in seq order, or {seq: name}."""
+    names = asked if isinstance(asked, dict) else dict(enumerate(asked))
     responses: list[PmcResponse] = []
     current: PmcResponse | None = None
     for raw in text.splitlines():
@@ -60,7 +62,7 @@ def parse_pmc_output(text: str, asked: tuple[str, ...] = ()) -> list[PmcResponse
         if m := _HEADER.match(raw):
             rest = m.group("rest").split()
             seq = int(m.group("seq"))
-            asked_name = asked[seq] if seq < len(asked) else "?"
+            asked_name = names.get(seq, "?")
             if m.group("kind") != "MANAGEMENT" or (rest and rest[0] == "empty-tlv"):
                 current = PmcResponse(asked_name, m.group("source"),
                                       error=f"{m.group('kind')} {' '.join(rest)}".strip(), seq=seq)
@@ -291,13 +293,15 @@ class PmcSession:
         return True
 
     def _take_responses(self, seq: int, dataset: str) -> list[PmcResponse]:
-        """Complete responses with this seq in the buffer; everything up to them is consumed."""
+        """Complete responses with this seq in the buffer; everything up to them is consumed.
+        `seq` counts every request of this pmc; pmc prints it modulo 2^16 (UInteger16)."""
         cut = self._buffer.rfind("\n")
         if cut < 0:
             return []
         text, self._buffer = self._buffer[: cut + 1], self._buffer[cut + 1:]
-        asked = ("?",) * seq + (dataset,)
-        return [r for r in parse_pmc_output(text, asked) if r.seq == seq and r.dataset == dataset]
+        wire_seq = seq % SEQ_MODULO
+        return [r for r in parse_pmc_output(text, {wire_seq: dataset})
+                if r.seq == wire_seq and r.dataset == dataset]
 
     def query(self) -> PtpSnapshot:
         if self._proc is None or self._proc.poll() is not None:

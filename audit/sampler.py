@@ -1,7 +1,8 @@
 """Turns one pmc run into an Observation: the snapshot plus the clock readings around it.
 
 Owns which clock ptp4l's ingress_time is on (CLOCK_REALTIME for software timestamping, the
-port's PHC for hardware) and therefore how old the last Sync is. Failures become an Observation
+port's PHC for hardware) and therefore how old the last Sync is, and, with hardware timestamping,
+how far CLOCK_REALTIME (which stamps our records) is from the PHC that ptp4l disciplines. Failures become an Observation
 without a snapshot, which audit.health turns into UNKNOWN.
 Must not know about thresholds, journals or threads.
 """
@@ -9,10 +10,10 @@ from __future__ import annotations
 
 import time
 
-from audit.errors import AuditError
+from audit.errors import AuditError, HealthConfigError
 from audit.health import Observation
 from audit.nic import ethtool_timestamping
-from audit.phc import PhcClock
+from audit.phc import PhcClock, tai_to_utc_ns
 from audit.pmc import PmcClient, PtpSnapshot
 from audit.ptplog import LogFollower
 
@@ -23,12 +24,16 @@ class PmcSampler:
     """Callable: each call runs pmc once and returns an Observation (never raises AuditError)."""
 
     def __init__(self, client: PmcClient, phc_device: str | None = None,
-                 phc2sys_log: str | None = None) -> None:
+                 phc2sys_log: str | None = None, phc2sys_max_age_s: float = 5.0) -> None:
+        if phc2sys_max_age_s <= 0:
+            raise HealthConfigError("phc2sys_max_age_s must be positive")
         self.client = client
         self.phc_device = phc_device          # override; otherwise found via ethtool -T
         self._phc: PhcClock | None = None
         # phc2sys copies the PHC into CLOCK_REALTIME; its offset is one more term of the bound.
         self._phc2sys = LogFollower(phc2sys_log) if phc2sys_log else None
+        # phc2sys prints a servo line every update (-R, default 1 Hz): older than this, it is dead
+        self.phc2sys_max_age_s = phc2sys_max_age_s
 
     def __call__(self) -> Observation:
         try:
@@ -40,24 +45,58 @@ class PmcSampler:
         # Read the clocks after pmc returned: the Sync age is over- never under-estimated.
         mono = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
         realtime = time.clock_gettime_ns(time.CLOCK_REALTIME)
-        phc2sys_offset = phc2sys_locked = None
-        if self._phc2sys is not None:
-            self._phc2sys.poll()
-            line = self._phc2sys.latest_servo("phc2sys")
-            # no line yet counts as not locked: the system clock is not shown to follow the PHC
-            phc2sys_locked = line is not None and line.servo_state >= 2
-            phc2sys_offset = line.offset_ns if line is not None else None
+        extra = self._phc2sys_state(mono) if self._phc2sys is not None else {}
+        if not self._software(snap):
+            extra.update(self._system_offset(snap))
         try:
             age = self._sync_age(snap, realtime)
         except AuditError as exc:
-            return Observation(snap, mono, realtime, None, f"sync age unknown: {exc}",
-                               phc2sys_offset, phc2sys_locked)
-        return Observation(snap, mono, realtime, age, None, phc2sys_offset, phc2sys_locked)
+            return Observation(snap, mono, realtime, None, f"sync age unknown: {exc}", **extra)
+        return Observation(snap, mono, realtime, age, None, **extra)
+
+    @staticmethod
+    def _software(snap: PtpSnapshot) -> bool:
+        return snap.timestamping is None or snap.timestamping.upper() in SOFTWARE_MODES
+
+    def _system_offset(self, snap: PtpSnapshot) -> dict:
+        """Hardware timestamping: ptp4l's offset describes the PHC, but every record is stamped
+        with CLOCK_REALTIME, so measure CLOCK_REALTIME against the PHC's UTC time now."""
+        out: dict = {"system_offset_needed": True}
+        try:
+            cmp = self._phc_clock(snap).compare_realtime()
+            if snap.ptp_timescale:     # PHC on TAI: UTC with the offset and leap flags ptp4l reports
+                phc_utc = tai_to_utc_ns(cmp.phc_ns, snap.utc_offset or 0, bool(snap.utc_offset_valid),
+                                        bool(snap.leap61), bool(snap.leap59))
+            else:                      # arbitrary timescale: the system clock copies the PHC as is
+                phc_utc = cmp.phc_ns
+        except AuditError as exc:
+            out["system_offset_error"] = f"{type(exc).__name__}: {exc}"
+            return out
+        out.update(system_offset_ns=cmp.realtime_ns - phc_utc, system_offset_window_ns=cmp.window_ns)
+        return out
+
+    def _phc2sys_state(self, mono_ns: int) -> dict:
+        """phc2sys's newest servo line, counted locked only while phc2sys is alive: its line (stamped
+        with CLOCK_MONOTONIC, like ours) is at most phc2sys_max_age_s old. No line at all, or a
+        line without its time, does not show that the system clock follows the PHC."""
+        self._phc2sys.poll()
+        line = self._phc2sys.latest_servo("phc2sys")
+        if line is None:
+            return {"phc2sys_locked": False, "phc2sys_detail": "no phc2sys servo line yet"}
+        out = {"phc2sys_offset_ns": line.offset_ns, "phc2sys_locked": line.servo_state >= 2}
+        if line.mono_s is None:
+            out.update(phc2sys_locked=False, phc2sys_detail="phc2sys lines carry no time: cannot tell "
+                                                            "whether phc2sys still runs")
+        elif mono_ns / 1e9 - line.mono_s > self.phc2sys_max_age_s:
+            out.update(phc2sys_locked=False, phc2sys_detail=f"last phc2sys servo line "
+                       f"{mono_ns / 1e9 - line.mono_s:.1f} s old (> {self.phc2sys_max_age_s:g} s): "
+                       "phc2sys is not running")
+        return out
 
     def _sync_age(self, snap: PtpSnapshot, realtime_ns: int) -> int | None:
         if snap.ingress_time_ns is None:
             return None
-        if snap.timestamping is None or snap.timestamping.upper() in SOFTWARE_MODES:
+        if self._software(snap):
             return realtime_ns - snap.ingress_time_ns
         return self._phc_clock(snap).gettime_ns() - snap.ingress_time_ns
 

@@ -140,7 +140,8 @@ def info(path: str, as_json: bool) -> None:
 
 
 def _discarded_lines(runs) -> list[str]:
-    return [f"{run['run']}: {len(run['files'])} files, {run['bytes']} bytes a recovery kept after "
+    return [f"{run['run']}: unreadable ({run['problem']})" if "problem" in run else
+            f"{run['run']}: {len(run['files'])} files, {run['bytes']} bytes a recovery kept after "
             f"damage it found (no longer part of the journal)" for run in runs]
 
 
@@ -241,7 +242,8 @@ def salvage(path: str, as_json: bool) -> None:
     """Read back what recoveries kept in discarded/: per run and file, the records that still
     validate, how many of them the journal no longer holds, and the byte ranges that do not.
 
-    Exit 0 when every kept file was read (lost records are reported, not an error).
+    Exit 0 when every kept file was read (lost records are reported, not an error); 1 when a
+    kept file or run could not be read (each is named with its error, the others still read).
 
     Example: mmaudit journal salvage ./journal-dir --json
     """
@@ -249,22 +251,29 @@ def salvage(path: str, as_json: bool) -> None:
         runs = journal.salvage(path)
     except journal.JournalError as exc:
         raise click.ClickException(str(exc)) from exc
+    unreadable = [bad for run in runs for bad in run.unreadable]
     if as_json:
         click.echo(json.dumps({"journal": path, "runs": [_run_dict(run) for run in runs]}))
-        return
-    if not runs:
+    elif not runs:
         click.echo(f"{path}: no discarded/ runs (no recovery kept anything)")
-        return
-    for run in runs:
-        click.echo(f"r{run.run} {run.path}: {len(run.files)} segment file(s)")
-        for kept in run.files:
-            for line in _salvaged_lines(kept):
-                click.echo(f"  {line}")
-        if run.other_files:
-            click.echo(f"  not segment files, not read: {', '.join(run.other_files)}")
-    records = sum(len(f.data_records) for run in runs for f in run.files)
-    lost = sum(f.lost for run in runs for f in run.files)
-    click.echo(f"{records} data record(s) salvaged from {len(runs)} run(s), {lost} of them no longer in the journal")
+    else:
+        for run in runs:
+            click.echo(f"r{run.run} {run.path}: {len(run.files)} segment file(s)")
+            for kept in run.files:
+                for line in _salvaged_lines(kept):
+                    click.echo(f"  {line}")
+            if run.other_files:
+                click.echo(f"  not segment files, not read: {', '.join(run.other_files)}")
+            for bad in run.unreadable:
+                click.echo(f"  UNREADABLE {bad.path}: {type(bad.error).__name__}: {bad.error}")
+        records = sum(len(f.data_records) for run in runs for f in run.files)
+        lost = sum(f.lost for run in runs for f in run.files)
+        click.echo(f"{records} data record(s) salvaged from {len(runs)} run(s), {lost} of them no longer in the "
+                   f"journal" + (f"; {len(unreadable)} kept file(s) or run(s) UNREADABLE" if unreadable else ""))
+    if unreadable:
+        click.echo(f"{len(unreadable)} kept file(s) or run(s) could not be read: "
+                   + ", ".join(bad.path for bad in unreadable), err=True)
+        raise SystemExit(1)
 
 
 def _salvaged_lines(kept: journal.SalvagedFile) -> list[str]:
@@ -281,6 +290,8 @@ def _salvaged_lines(kept: journal.SalvagedFile) -> list[str]:
 
 def _run_dict(run: journal.SalvagedRun) -> dict:
     return {"run": run.run, "path": run.path, "other_files": list(run.other_files),
+            "unreadable": [{"name": bad.name, "path": bad.path, "error": type(bad.error).__name__,
+                            "message": str(bad.error)} for bad in run.unreadable],
             "files": [{"name": f.name, "segment": f.index, "format_version": f.version, "first_seq": f.first_seq,
                        "segment_size": f.segment_size, "file_size": f.file_size, "header_problem": f.header_problem,
                        "lost": f.lost, "invalid": [{"offset": r.offset, "length": r.length} for r in f.invalid],
@@ -396,9 +407,8 @@ def stress(kills: int, power_cuts: int, seed: int, workdir: str | None) -> None:
 
     Example: mmaudit journal stress --kills 5000 --power-cuts 20000 --seed 7
     """
-    import tempfile
-
     from journal import stress as campaigns
+    from journal.scratch import scratch_dir
 
     def kill_line(r) -> str:
         return (f"SIGKILL: {r.runs} runs ({r.killed} killed, {r.killed_in_open} during recovery), {r.acked} "
@@ -409,7 +419,8 @@ def stress(kills: int, power_cuts: int, seed: int, workdir: str | None) -> None:
                 f"{r.sectors_torn}; {r.files_lost} files lost), {r.durable} durable records")
 
     failed = False
-    with tempfile.TemporaryDirectory(prefix="mmaudit-stress-", dir=workdir) as scratch:
+    # lock-owned: a stress run killed from outside leaves its scratch for the next run to sweep
+    with scratch_dir("mmaudit-stress-", workdir) as scratch:
         for count, campaign, describe in ((kills, campaigns.kill_runs, kill_line),
                                           (power_cuts, campaigns.powerloss_runs, power_line)):
             if not count:

@@ -1,9 +1,10 @@
 """salvage(): the records recovery kept in discarded/r<N>/ (journal.h DISCARDED DATA), read back.
 
-Owns the SalvagedRun / SalvagedFile / SalvagedRecord shapes and the comparison of each salvaged
-data record with the journal's record of that sequence: a record the repair zeroed that the
-journal still holds is not lost. Kept files are read by mmj_salvage_segment (journal.h SALVAGE);
-nothing here repairs, moves or writes a file.
+Owns the SalvagedRun / SalvagedFile / SalvagedRecord / UnreadableFile shapes and the comparison
+of each salvaged data record with the journal's record of that sequence: a record the repair
+zeroed that the journal still holds is not lost. Kept files are read by mmj_salvage_segment
+(journal.h SALVAGE), each on its own: one that cannot be read is reported and the rest still are.
+Nothing here repairs, moves or writes a file.
 """
 from __future__ import annotations
 
@@ -16,9 +17,8 @@ import numpy as np
 
 from journal._journal_cffi import ffi, lib
 from journal.catalogue import RecordType
-from journal.errors import InvalidArgument, check, error_for, reason_text
+from journal.errors import InvalidArgument, JournalError, JournalIOError, check, error_for, reason_text
 from journal.reader import Reader
-from journal.verify import discarded_runs
 
 _SEGMENT_NAME = re.compile(r"seg-(\d{16})\.mmj")
 
@@ -100,6 +100,20 @@ class SalvagedFile:
 
 
 @dataclasses.dataclass(frozen=True)
+class UnreadableFile:
+    """A kept segment file (or a run directory) that could not be read: where, and the typed
+    error (JournalCorrupt: not a segment; JournalVersionError: a newer format; JournalIOError:
+    the file or directory cannot be opened)."""
+
+    path: str
+    error: JournalError
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.path)
+
+
+@dataclasses.dataclass(frozen=True)
 class SalvagedRun:
     """One discarded/r<N>: what one recovery kept."""
 
@@ -107,29 +121,52 @@ class SalvagedRun:
     path: str
     files: tuple               # SalvagedFile, by name
     other_files: tuple = ()    # names not read as segments (summaries, a copy cut short by a crash)
+    unreadable: tuple = ()     # UnreadableFile: segment-named files (or the run itself) not read
 
 
 def salvage(path) -> list[SalvagedRun]:
     """Every discarded/r<N> of the journal at path, in order, each kept segment file read back:
     the records that validate (compared with the journal's) and the byte ranges that do not.
-    NotAJournal when path is not a journal; JournalCorrupt, JournalIOError or JournalVersionError
-    naming a kept file that cannot be read as a segment."""
+    A kept file that cannot be read as a segment is reported in its run's `unreadable` with its
+    typed error, and the other files are still read. NotAJournal when path is not a journal."""
     path = os.fspath(path)
     cell = ffi.new("uint8_t[16]")
     check(lib.mmj_read_salt(os.fsencode(path), cell), f"salvage {path}")
     salt = bytes(cell)
-    runs = discarded_runs(path)
+    runs = _runs(path)
     if not runs:
         return []
     out = []
     with Reader(path) as journal:
-        for run in runs:
-            names = run["files"]
-            files = tuple(_compared(salvage_file(os.path.join(run["run"], n), salt), journal)
-                          for n in names if _SEGMENT_NAME.fullmatch(n))
-            out.append(SalvagedRun(run=int(os.path.basename(run["run"])[1:]), path=run["run"], files=files,
-                                   other_files=tuple(n for n in names if not _SEGMENT_NAME.fullmatch(n))))
+        for number, run in runs:
+            try:
+                names = sorted(os.listdir(run))
+            except OSError as exc:
+                error = JournalIOError(f"salvage {run}: cannot list the run: {exc.strerror}", errno=exc.errno)
+                out.append(SalvagedRun(run=number, path=run, files=(), unreadable=(UnreadableFile(run, error),)))
+                continue
+            files, unreadable = [], []
+            for name in filter(_SEGMENT_NAME.fullmatch, names):
+                try:
+                    files.append(_compared(salvage_file(os.path.join(run, name), salt), journal))
+                except JournalError as exc:
+                    unreadable.append(UnreadableFile(os.path.join(run, name), exc))
+            out.append(SalvagedRun(run=number, path=run, files=tuple(files),
+                                   other_files=tuple(n for n in names if not _SEGMENT_NAME.fullmatch(n)),
+                                   unreadable=tuple(unreadable)))
     return out
+
+
+def _runs(path: str) -> list[tuple[int, str]]:
+    """(N, directory) of each discarded/r<N> (journal.h DISCARDED DATA), in order of N."""
+    root = os.path.join(path, "discarded")
+    try:
+        names = [n for n in os.listdir(root) if n[:1] == "r" and n[1:].isdigit()]
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise JournalIOError(f"salvage {root}: {exc.strerror}", errno=exc.errno) from exc
+    return sorted((int(n[1:]), os.path.join(root, n)) for n in names)
 
 
 def salvage_file(path, salt: bytes) -> SalvagedFile:

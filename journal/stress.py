@@ -20,12 +20,12 @@ import signal
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
 
 from journal.catalogue import PAYLOAD_DTYPES, RecordType
+from journal.scratch import scratch_dir as locked_scratch
 
 SECTOR = 512
 CORE_RTYPES = frozenset({int(RecordType.CHECKPOINT), int(RecordType.SEAL)})  # written by the C core
@@ -468,22 +468,24 @@ def cut_power(before: dict[str, bytes], after: dict[str, bytes], rng: random.Ran
     return out
 
 
+SCRATCH_PREFIX = "mmaudit-stress-"
+
+
 @contextlib.contextmanager
 def scratch_dir(fallback):
     """A fresh directory on tmpfs (/dev/shm) when there is one, else `fallback`.
 
     Power-loss images and fuzzed journals are plain bytes, so a disk filesystem adds only the cost
     of real fsyncs (about 100 ms a case on ext4, under 5 ms on tmpfs) and proves nothing more.
+    The directory is a journal.scratch one: held by this process's lock, and swept by the next
+    run when this process was SIGKILLed (tmpfs is memory: a leftover would hold it until reboot).
     """
     shm = pathlib.Path("/dev/shm")
     if not (shm.is_dir() and os.access(shm, os.W_OK)):
         yield pathlib.Path(fallback)
         return
-    path = pathlib.Path(tempfile.mkdtemp(prefix="mmaudit-stress-", dir=shm))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
+    with locked_scratch(SCRATCH_PREFIX, dir=shm) as path:
+        yield pathlib.Path(path)
 
 
 class DurableImage:

@@ -73,9 +73,14 @@ def discarded_runs(path) -> list[dict]:
     runs = []
     for name in sorted(names, key=lambda n: int(n[1:])):
         run = os.path.join(root, name)
-        files = sorted(os.listdir(run))
-        runs.append({"run": run, "files": files,
-                     "bytes": sum(os.path.getsize(os.path.join(run, f)) for f in files)})
+        try:
+            files = sorted(os.listdir(run))
+            runs.append({"run": run, "files": files,
+                         "bytes": sum(os.path.getsize(os.path.join(run, f)) for f in files)})
+        except OSError as exc:
+            # a run entry no recovery made (a file, unreadable): still listed, never a crash
+            runs.append({"run": run, "files": [], "bytes": 0,
+                         "problem": f"{type(exc).__name__}: {exc.strerror or exc}"})
     return runs
 
 

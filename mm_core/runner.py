@@ -27,7 +27,7 @@ from audit.capture import TimestampedTcpSocket, TimestampedUdpSocket
 from audit.health import PROFILES
 from audit.txtrack import PendingTxTracker
 from journal.catalogue import (
-    PAYLOAD_DTYPES, RAW_ORDER_MAX, RecordType, TsSource, layout_struct, pack, raw_bytes, unpack, unpack_json,
+    PAYLOAD_DTYPES, RAW_ORDER_MAX, ClockState, RecordType, TsSource, layout_struct, pack, raw_bytes, unpack, unpack_json,
 )
 from journal.errors import DiskFull, JournalError
 from mm_core.engine import Engine
@@ -46,7 +46,9 @@ class RunnerError(Exception):
 
 
 class Clock(Protocol):
-    """What the runner needs from audit.monitor.ClockMonitor."""
+    """What the runner needs from audit.monitor.ClockMonitor (which also offers samples_since(),
+    so that every sample is journaled; without it the runner journals the newest sample when it
+    changed)."""
 
     def current(self): ...
     def compliant(self, profile: str, now_mono_ns: int | None = None) -> bool: ...
@@ -141,6 +143,7 @@ _CANCEL = ord("X")                   # OUCH Cancel Order: the order record may u
 _HEARTBEAT = ord("H")                # SoupBinTCP server heartbeat: not an answer, never reserved
 _RESERVED_NOTES = frozenset({RecordType.RISK_DECISION, RecordType.STATE_CHANGE, RecordType.KILL})
 _HEALTH = "journal-health"           # METRICS {"input": ...}: a JournalHealth fed to the engine
+_USER = int(TsSource.USER)
 
 
 def _realtime() -> int:
@@ -182,6 +185,14 @@ class Runner:
         self._thread: int | None = None
         self._wake: tuple[socket.socket, socket.socket] | None = None
         self._stages: collections.deque[PacketStages] = collections.deque(maxlen=settings.stage_samples)
+        # the clock: samples journaled so far (a count, or the newest's times for a clock without
+        # a history), the state every record carries (the last journaled sample's), what the
+        # engine was last told about compliance (None: nothing yet)
+        since = getattr(clock, "samples_since", None)   # the newest sample at start is journaled first
+        self._clock_seen: object = max(0, since(0)[0] - 1) if since is not None else None
+        self._clock_state = int(ClockState.UNKNOWN)
+        self._clock_told: bool | None = None
+        self._clock_bit = 1 << PROFILES[settings.clock_profile].bit
         engine.urgent = self._act_urgent     # the guard's pulls go out before the event's other work
 
     # ------------------------------------------------------------------ lifecycle
@@ -317,7 +328,7 @@ class Runner:
             frames = self.framer.feed(data)
         except ProtocolError as exc:
             self.report.protocol_errors += 1
-            self._note_alert("venue-framing-error", str(exc), rx_ns)
+            self._note_alert("venue-framing-error", str(exc), _realtime())
             return False
         for frame in frames:
             ptype = frame[2]
@@ -347,18 +358,43 @@ class Runner:
         self._drain_tx(mono_ns)
 
     def _on_clock(self, mono_ns: int) -> None:
-        """Journal the newest clock sample and tell the engine whether it is compliant now. The
-        record's compliant bit for our profile is what the engine was told (a stale sample or a
-        failed monitor clears it), so a replay sees exactly the same input."""
-        sample = self.clock.current()
-        compliant = bool(self.clock.compliant(self.settings.clock_profile, mono_ns))
-        record = unpack(RecordType.CLOCK_SAMPLE, sample.payload()).copy()
-        bit = 1 << PROFILES[self.settings.clock_profile].bit
-        record["compliant_mask"] = (int(record["compliant_mask"]) | bit) if compliant else \
-            (int(record["compliant_mask"]) & ~bit)
-        now = _realtime()
-        self._input(RecordType.CLOCK_SAMPLE, record.tobytes(), now, TsSource.USER,
-                    ClockSample(now, compliant), clock_state=int(sample.state))
+        """Journal each clock sample the monitor took since the last look, exactly once and at its
+        own measurement time, and tell the engine whether it is compliant. The record's compliant
+        mask is what the engine was told: a monitor that went stale or failed (it says not
+        compliant while its sample says compliant) clears every profile bit. A monitor that
+        stalled without a new sample gets one UNKNOWN record, at now, with no bits. A replay sees
+        exactly the same inputs."""
+        clock, profile = self.clock, self.settings.clock_profile
+        newest = clock.current()
+        ok = bool(clock.compliant(profile, mono_ns))
+        trusted = ok or not newest.compliant(profile)
+        since = getattr(clock, "samples_since", None)
+        if since is not None:
+            self._clock_seen, new, missed = since(self._clock_seen)
+            if missed:
+                self._note_alert("clock-samples-missed", f"{missed} clock samples left the monitor's "
+                                 "history before the runner could journal them", _realtime())
+        else:       # a clock without a history (a drill or test clock): its newest sample, if new
+            key = (newest.mono_ns, newest.realtime_ns)
+            new = (newest,) if key != self._clock_seen else ()
+            self._clock_seen = key
+        for sample in new:
+            record = unpack(RecordType.CLOCK_SAMPLE, sample.payload()).copy()
+            if not trusted:
+                record["compliant_mask"] = 0
+            self._clock_record(record, sample.realtime_ns, sample.state)
+        if not new and not ok and self._clock_told is not False:
+            record = unpack(RecordType.CLOCK_SAMPLE, newest.payload()).copy()
+            record["state"], record["error_bound_ns"], record["compliant_mask"] = int(ClockState.UNKNOWN), -1, 0
+            self._clock_record(record, _realtime(), ClockState.UNKNOWN)
+
+    def _clock_record(self, record, ts_ns: int, state: ClockState) -> None:
+        """One CLOCK_SAMPLE: journaled, then given to the engine; later records carry its state."""
+        compliant = bool(int(record["compliant_mask"]) & self._clock_bit)
+        if self._input(RecordType.CLOCK_SAMPLE, record.tobytes(), ts_ns, TsSource.USER,
+                       ClockSample(ts_ns, compliant), clock_state=int(state)):
+            self._clock_state = int(state)
+            self._clock_told = compliant
 
     # ------------------------------------------------------------------ operators
     def operator(self, command: OperatorCommand) -> threading.Event:
@@ -417,9 +453,12 @@ class Runner:
 
     # ------------------------------------------------------------------ the journal
     def _append(self, rtype: RecordType, payload: bytes, ts_ns: int, ts_source: int,
-                clock_state: int = 0, reserve: bool = False) -> int:
+                clock_state: int | None = None, reserve: bool = False) -> int:
         """One record; `reserve` for a risk-reducing one, which may use the journal's reserve
-        when ordinary space is gone (journal.Journal.append(reserve=True))."""
+        when ordinary space is gone (journal.Journal.append(reserve=True)). Every record carries
+        the clock state of the last journaled clock sample unless told otherwise."""
+        if clock_state is None:
+            clock_state = self._clock_state
         if not reserve:
             return self.journal.append(rtype, payload, ts_ns=ts_ns, ts_source=ts_source,
                                        clock_state=clock_state)
@@ -430,29 +469,35 @@ class Runner:
         return seq
 
     def _input(self, rtype: RecordType, payload: bytes, ts_ns: int, source, event,
-               clock_state: int = 0, reserve: bool = False, read_ns: int = 0) -> None:
+               clock_state: int | None = None, reserve: bool = False, read_ns: int = 0) -> bool:
         """Write-ahead: the record first; an input the journal refused never reaches the engine
         (a refused market-data packet is a sequence gap to it: stale, fail closed). `read_ns`
-        (market data): when the packet was read; the stages of a packet that sends orders are kept."""
+        (market data): when the packet was read; the stages of a packet that sends orders are kept.
+        False when the journal refused the record."""
+        user = int(source) == _USER      # else a kernel or NIC stamp: not for our USER records
         try:
             self._append(rtype, payload, ts_ns, int(source), clock_state, reserve)
         except JournalError as exc:
             self.report.inputs_refused += 1
-            self._journal_failed(exc, ts_ns)
-            return
+            self._journal_failed(exc, ts_ns if user else _realtime())
+            return False
         report = self.report
         report.inputs += 1
         if not read_ns:
-            self._act(self.engine.on_event(event), ts_ns)
-            return
+            actions = self.engine.on_event(event)
+            # the engine's notes are stamped with our clock, labelled USER: the input's own stamp
+            # may be a NIC's raw PHC (TAI) time or the kernel's, which USER must never claim
+            self._act(actions, ts_ns if user else _realtime())
+            return True
         journaled_ns = _realtime()
         actions = self.engine.on_event(event)
         decided_ns = _realtime()
         sent = report.orders_sent
-        self._act(actions, ts_ns)
+        self._act(actions, ts_ns if user else decided_ns)
         if report.orders_sent != sent:
             self._stages.append(PacketStages(ts_ns, int(source), read_ns, journaled_ns, decided_ns,
                                              _realtime(), report.orders_sent - sent))
+        return True
 
     def packet_stages(self) -> list[PacketStages]:
         """The newest market-data packets that sent orders, with their stage times (oldest first);

@@ -6,7 +6,7 @@ they use):
                       keep_session=False) -> Recovery (.reconciled, .reasons, .engine, .replay,
                       .rounds, .summary(), .session); build_engine(config, symbols, limits_text)
   recovery.replay     replay(records, engine, *, profile, fresh_session, resume, snapshot_every,
-                      snapshot_dir, journal_id, batch) -> ReplayResult; replay_journal(path, engine,
+                      snapshot_dir, journal_id, witness, batch) -> ReplayResult; replay_journal(path, engine,
                       *, profile, fresh_session, last_seq, snapshots, snapshot_every, batch)
                       (batch: runs of quiet market-data packets in one C call; equal results)
   recovery.blocks     Blocks(reader, first_seq, last_seq): the journal read a block at a time
@@ -14,7 +14,9 @@ they use):
   recovery.reconcile  sans-io: venue_view([(seq, ouch bytes)]) -> VenueView; local_view(engine,
                       journaled_seqs) -> LocalView; reconcile(local, venue, venue_positions=None)
                       -> ReconResult; apply(engine, resolution, now_ns) -> [Action]
-  recovery.snapshot   write_snapshot(...), latest_snapshot(dir, journal_id, max_seq)
+  recovery.snapshot   write_snapshot(..., witness=journal_witness(reader, seq)),
+                      latest_snapshot(dir, reader, max_seq, setup): snapshots tied to the journal's
+                      content at their sequence, chosen and pruned by the sequence they record
   recovery.standby    follow(path, engine, snapshots, every=5000, ...) -> ReplayResult
   recovery.venue_link SoupSession (login, next_sequenced, sequenced, logout), full_view(...)
   recovery.errors     RecoveryError > JournalUnavailable, VenueUnavailable, BadVenueMessage,

@@ -19,7 +19,8 @@ from recovery.errors import BadRecoveryRecord, BadVenueMessage
 __all__ = [
     "LocalOrder", "LocalView", "local_view", "VenueOrder", "VenueView", "venue_view",
     "MarkNotSent", "CancelAtVenue", "ResendCancel", "Deliver", "AdoptPending", "Resolution",
-    "resolution_from_json", "Discrepancy", "ReconResult", "reconcile", "apply", "KINDS",
+    "resolution_from_json", "reported_corrections", "Discrepancy", "ReconResult", "reconcile", "apply",
+    "KINDS",
 ]
 
 # Discrepancy kinds (stable strings: they are journaled in RECON records).
@@ -72,9 +73,13 @@ class LocalView:
     symbols: Mapping[int, str]            # symbol id -> venue stock name
     journaled: frozenset[int]             # SoupBinTCP sequences of the journal's venue messages
     last_venue_seq: int = 0
+    # venue sequence of a trade correction -> journal sequence of the RECON finding record in
+    # which an earlier recovery reported it (replay collects them): not reported again
+    corrections_reported: Mapping[int, int] = field(default_factory=dict)
 
 
-def local_view(engine, journaled: Iterable[int], last_venue_seq: int | None = None) -> LocalView:
+def local_view(engine, journaled: Iterable[int], last_venue_seq: int | None = None,
+               corrections_reported: Mapping[int, int] | None = None) -> LocalView:
     """Snapshot an engine's OMS and inventory as plain values."""
     orders = {t: LocalOrder(t, o.symbol_id, chr(int(o.side)), o.price, o.qty, o.leaves, o.filled,
                             o.state.value, o.orig_token, o.purpose.value)
@@ -83,7 +88,8 @@ def local_view(engine, journaled: Iterable[int], last_venue_seq: int | None = No
     symbols = {s.id: s.name for s in engine.symbols.symbols}
     seqs = frozenset(journaled)
     return LocalView(orders, positions, symbols, seqs,
-                     engine.venue_seq if last_venue_seq is None else last_venue_seq)
+                     engine.venue_seq if last_venue_seq is None else last_venue_seq,
+                     dict(corrections_reported or {}))
 
 
 @dataclass(slots=True)
@@ -238,6 +244,14 @@ _BY_ACTION = {c.__dataclass_fields__["action"].default: c
               for c in (MarkNotSent, CancelAtVenue, ResendCancel, Deliver, AdoptPending)}
 
 
+def reported_corrections(finding: Mapping) -> list[int]:
+    """The venue sequences of the trade corrections a RECON finding document (ReconResult.to_json)
+    reports as discrepancies."""
+    return [d["venue"]["sequence"] for d in finding.get("discrepancies") or ()
+            if isinstance(d, Mapping) and d.get("kind") == TRADE_CORRECTION
+            and isinstance(d.get("venue"), Mapping) and isinstance(d["venue"].get("sequence"), int)]
+
+
 def resolution_json(resolution: Resolution) -> dict:
     doc = asdict(resolution)
     if isinstance(resolution, Deliver):
@@ -283,6 +297,9 @@ class ReconResult:
     venue_positions: dict[str, int]
     venue_messages: int
     live_at_venue: int
+    # trade corrections an earlier recovery reported (its RECON finding names them): listed, not
+    # discrepancies; (venue sequence, token, message class, journal sequence of that finding)
+    reported_earlier: tuple[tuple[int, str, str, int], ...] = ()
 
     @property
     def clean(self) -> bool:
@@ -306,7 +323,10 @@ class ReconResult:
         return {"clean": self.clean, "counts": self.counts(), "venue_messages": self.venue_messages,
                 "live_at_venue": self.live_at_venue, "local_positions": self.local_positions,
                 "venue_positions": self.venue_positions,
-                "discrepancies": [d.to_json() for d in self.discrepancies]}
+                "discrepancies": [d.to_json() for d in self.discrepancies],
+                "corrections_reported_earlier": [
+                    {"sequence": seq, "token": token, "what": what, "reported_in": recon_seq}
+                    for seq, token, what, recon_seq in self.reported_earlier]}
 
 
 def _local_doc(o: LocalOrder) -> dict:
@@ -342,7 +362,13 @@ def reconcile(local: LocalView, venue: VenueView,
     if local.last_venue_seq > venue.last_seq:
         found.append(Discrepancy(JOURNAL_AHEAD, "", f"journal reached venue sequence "
                                  f"{local.last_venue_seq}, the venue only {venue.last_seq}"))
+    # a correction needs a person once: the recovery that first finds it reports it (and stays
+    # HALTED); later ones, whose full view from sequence 1 still holds it, list it as reported
+    reported_earlier = []
     for seq, token, what in venue.corrections:
+        if seq in local.corrections_reported:
+            reported_earlier.append((seq, token, what, local.corrections_reported[seq]))
+            continue
         found.append(Discrepancy(TRADE_CORRECTION, token, f"{what} at venue sequence {seq}",
                                  venue={"sequence": seq}))
     for token in sorted(local.orders):
@@ -430,7 +456,8 @@ def reconcile(local: LocalView, venue: VenueView,
                                          f"{said}, its own messages imply {implied}",
                                          {"position": implied}, {"position": said}))
     live = sum(1 for v in venue.orders.values() if v.status == "live")
-    return ReconResult(tuple(found), local_positions, dict(venue.positions), len(venue.raw), live)
+    return ReconResult(tuple(found), local_positions, dict(venue.positions), len(venue.raw), live,
+                       tuple(reported_earlier))
 
 
 # --- performing a resolution on an engine -------------------------------------------------------

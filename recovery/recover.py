@@ -114,6 +114,9 @@ class _Shell:
         self.session: SoupSession | None = None
         self.journaled: set[int] = set()
         self.awaiting: set[str] = set()     # tokens we sent cancels for, not yet closed
+        # orders the engine decided whose ORDER_SENT is not journaled yet: what an error
+        # leaves here was never sent (the OUTCOME of a failed attempt names them)
+        self.unjournaled: list[str] = []
 
     def record(self, rtype: RecordType, payload: bytes, now: int) -> int:
         if self.journal is None:
@@ -156,6 +159,7 @@ class _Shell:
             self.awaiting = {t for t in self.awaiting if t in orders and orders[t].state not in TERMINAL}
 
     def act(self, actions, now: int) -> None:
+        self.unjournaled += [a.intent.token for a in actions if isinstance(a, SendOrder)]
         for action in actions:
             if isinstance(action, JournalNote):
                 self.record(action.rtype, action.payload, now)
@@ -164,17 +168,20 @@ class _Shell:
 
     def send(self, action: SendOrder) -> None:
         if self.journal is None or self.session is None:
+            self.unjournaled.remove(action.intent.token)
             self.result.would_send.append(action.intent.token)
             return
         intent, packet = action.intent, action.packet
         now = self.clock()
-        seq = self.record(RecordType.ORDER_SENT, pack(
+        payload = pack(
             RecordType.ORDER_SENT, token=intent.token.encode(), orig_token=intent.orig_token.encode(),
             msg_type=packet[3], side=int(intent.side), tif=intent.tif, symbol_id=intent.symbol_id,
             price=intent.price, qty=intent.qty, algo_id=intent.algo_id, desk_id=intent.desk_id,
             trader_id=intent.trader_id, client_id=intent.client_id, risk_verdict=1,
             trading_state=action.trading_state, limits_version=getattr(action.decision, "limits_version", 0),
-            tskey=0, raw=packet), now)
+            tskey=0, raw=packet)
+        seq = self.record(RecordType.ORDER_SENT, payload, now)
+        self.unjournaled.remove(intent.token)
         self.session.send(packet)
         self.awaiting.add(intent.token)
         # this socket takes no TX timestamps: recorded as missing, never invented
@@ -265,6 +272,8 @@ def recover(settings: RecoverySettings, progress: Callable[[str, str], None] = _
             tail["would_discard_from"] = replayed.stopped
             progress("journal", f"the journal ends early on an invalid record: {replayed.stopped}")
         timings["replay"] = time.perf_counter() - t
+        for reason in replayed.snapshots_skipped:
+            progress("replay", f"snapshot skipped: {reason}")
         if replayed.snapshot:
             progress("replay", f"resumed from snapshot {replayed.snapshot}")
         progress("replay", f"{replayed.events} events, {replayed.orders_checked} orders checked, "
@@ -278,12 +287,16 @@ def recover(settings: RecoverySettings, progress: Callable[[str, str], None] = _
             result.reasons.append(f"replay diverged from the journal ({replayed.divergence_count} "
                                   f"orders): {replayed.divergences[0].detail}")
         try:
-            _reconcile_with_venue(settings, shell, result, progress)
-        finally:
-            if shell.session is not None and not (keep_session and not settings.dry_run):
-                shell.session.logout()
-                shell.session = None
-            result.session = shell.session
+            try:
+                _reconcile_with_venue(settings, shell, result, progress)
+            finally:
+                if shell.session is not None and not (keep_session and not settings.dry_run):
+                    shell.session.logout()
+                    shell.session = None
+                result.session = shell.session
+        except BaseException as exc:
+            _journal_failure(shell, result, exc)
+            raise
         halts = engine.counts["halts"] - halts_before
         if halts:
             result.reasons.append(f"the engine halted itself {halts} time(s) (see its halt alerts)")
@@ -303,6 +316,27 @@ def recover(settings: RecoverySettings, progress: Callable[[str, str], None] = _
     finally:
         if journal is not None:
             journal.close()
+
+
+def _journal_failure(shell: _Shell, result: Recovery, exc: BaseException) -> None:
+    """An error ended the attempt after its BEGIN record: the journal says so with an OUTCOME
+    (not reconciled, the error named), so every attempt it shows has an end. The caller still
+    gets the original error; a journal that cannot take this record adds a note to it. The
+    engine is not fed: the caller never gets it, and BEGIN already left it unreconciled."""
+    if shell.session is not None:          # kept for the caller, who will not get it now
+        shell.session.close()
+        shell.session = result.session = None
+    if shell.journal is None or not result.recon_seqs:
+        return                              # a dry run, or nothing journaled for this attempt
+    reason = f"recovery failed: {type(exc).__name__}: {exc}"
+    try:
+        shell.recon({"kind": RECON_OUTCOME, "reconciled": False, "reasons": [*result.reasons, reason],
+                     "error": {"type": type(exc).__name__, "message": str(exc)},
+                     "delivered": result.delivered, "orders_sent": result.orders_sent,
+                     "unsent_orders": [*result.would_send, *shell.unjournaled]})
+    except Exception as journal_exc:       # noqa: BLE001 (the original error is what is raised)
+        exc.add_note(f"its OUTCOME record could not be journaled: {type(journal_exc).__name__}: "
+                     f"{journal_exc}")
 
 
 def _after(engine: Engine) -> dict:
@@ -333,7 +367,8 @@ def _reconcile_with_venue(settings: RecoverySettings, shell: _Shell, result: Rec
     if settings.dry_run:
         shell.feed(Reconciled(shell.clock(), False))     # shows the quotes it would pull
         view = venue_view(sorted(messages.items()))
-        found = reconcile(local_view(shell.engine, shell.journaled, replayed.last_venue_seq), view)
+        found = reconcile(local_view(shell.engine, shell.journaled, replayed.last_venue_seq,
+                                     replayed.corrections_reported), view)
         result.rounds.append(found)
         result.would_send += [r.token for r in found.resolutions if isinstance(r, (CancelAtVenue, ResendCancel))]
         result.reasons += [d.detail for d in found.discrepancies]
@@ -358,7 +393,8 @@ def _reconcile_with_venue(settings: RecoverySettings, shell: _Shell, result: Rec
     progress("venue", f"applied {result.delivered} venue messages the journal lacked")
     t = time.perf_counter()
     for round_no in range(1, settings.max_rounds + 1):
-        found = reconcile(local_view(shell.engine, shell.journaled, replayed.last_venue_seq),
+        found = reconcile(local_view(shell.engine, shell.journaled, replayed.last_venue_seq,
+                                     replayed.corrections_reported),
                           venue_view(sorted(messages.items())))
         result.rounds.append(found)
         shell.recon({"kind": RECON_FINDING, "round": round_no, **found.to_json()})

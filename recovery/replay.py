@@ -9,6 +9,7 @@ Must not talk to a venue or write the journal.
 from __future__ import annotations
 
 import collections
+import functools
 import itertools
 import time
 from dataclasses import dataclass, field
@@ -22,8 +23,8 @@ from mm_core.events import MarketData, Reconciled, SendOrder
 from mm_core.runner import engine_events
 from recovery.blocks import Blocks, ListedRecords, listed_run
 from recovery.errors import BadRecoveryRecord, JournalUnavailable
-from recovery.reconcile import apply, resolution_from_json
-from recovery.snapshot import Snapshot, engine_setup, latest_snapshot, write_snapshot
+from recovery.reconcile import apply, reported_corrections, resolution_from_json
+from recovery.snapshot import Snapshot, engine_setup, journal_witness, latest_snapshot, write_snapshot
 
 __all__ = ["Divergence", "ReplayResult", "replay", "replay_journal", "RECON_BEGIN", "RECON_RESOLUTION",
            "RECON_OUTCOME", "RECON_FINDING"]
@@ -62,6 +63,8 @@ class ReplayResult:
     first_seq: int = 0
     last_seq: int = 0
     recon_records: int = 0
+    # venue sequence of a trade correction -> the RECON finding record that reported it
+    corrections_reported: dict[int, int] = field(default_factory=dict)
     seconds: float = 0.0
     final: dict = field(default_factory=dict)      # the engine as the replay left it
     snapshot: str = ""                             # the snapshot it resumed from, if any
@@ -107,7 +110,7 @@ class _Walk:
     """The replay's bookkeeping between records (see replay())."""
 
     def __init__(self, engine, result: ReplayResult, snapshot_every: int = 0, snapshot_dir=None,
-                 journal_id: str = "") -> None:
+                 journal_id: str = "", witness: Callable[[int], str] | None = None) -> None:
         self.engine = engine
         self.result = result
         self.expected: collections.deque[SendOrder] = collections.deque()
@@ -115,6 +118,7 @@ class _Walk:
         self.every = snapshot_every
         self.snapshot_dir = snapshot_dir
         self.journal_id = journal_id
+        self.witness = witness
         self.since_snapshot = 0
 
     def diverge(self, seq: int, detail: str) -> None:
@@ -203,7 +207,8 @@ class _Walk:
                 else self.every(self.since_snapshot)):
             # a safe point: every order decided so far is accounted for
             write_snapshot(self.snapshot_dir, self.engine, rec.seq - 1, self.journal_id,
-                           r.journaled_venue_seqs, r.last_venue_seq)
+                           r.journaled_venue_seqs, r.last_venue_seq, witness=self.witness(rec.seq - 1),
+                           corrections_reported=r.corrections_reported)
             r.snapshots_written += 1
             self.since_snapshot = 0
         if rtype == RecordType.VENUE_MSG:
@@ -247,6 +252,9 @@ class _Walk:
             self.feed(Reconciled(rec.ts_ns, bool(doc.get("reconciled"))))
         elif kind == RECON_RESOLUTION:
             self.take(apply(self.engine, resolution_from_json(doc.get("resolution") or {}), rec.ts_ns))
+        elif kind == RECON_FINDING:
+            for venue_seq in reported_corrections(doc):
+                self.result.corrections_reported.setdefault(venue_seq, rec.seq)
 
 
 class _Lookahead:
@@ -290,22 +298,28 @@ _RESUME = Record(0, 0, 0, 0, 0, b"")
 
 def replay(records: Iterable, engine, *, profile: str = "eu-hft", fresh_session: bool = True,
            resume: Snapshot | None = None, snapshot_every: int | Callable[[int], bool] = 0,
-           snapshot_dir=None, journal_id: str = "", batch: bool = True) -> ReplayResult:
+           snapshot_dir=None, journal_id: str = "", witness: Callable[[int], str] | None = None,
+           batch: bool = True) -> ReplayResult:
     """Feed a journal's records (journal.Record, in sequence order, or recovery.blocks.Blocks of
     a reader) through `engine`, which must be
     fresh, built with the session's config, symbols and limits — or, with `resume`, the records
     after the snapshot's sequence through the snapshot's engine. With snapshot_every (a count of
     events, or a policy called with the events since the last snapshot), a snapshot is
-    written to snapshot_dir every that many events (at a point where no order is outstanding).
+    written to snapshot_dir every that many events (at a point where no order is outstanding),
+    tied to the journal's content by `witness` (a sequence -> snapshot.journal_witness of the
+    journal the records come from; required with snapshot_every).
     batch=False feeds every packet by itself (the batch path's reference)."""
+    if snapshot_every and witness is None:
+        raise ValueError("snapshots need the journal's witness (snapshot.journal_witness) to be written")
     if resume is not None:
         engine = resume.engine
     result = ReplayResult(engine)
-    walk = _Walk(engine, result, snapshot_every, snapshot_dir, journal_id)
+    walk = _Walk(engine, result, snapshot_every, snapshot_dir, journal_id, witness)
     if resume is not None:
         result.snapshot = resume.path
         result.journaled_venue_seqs = resume.venue_seqs()
         result.last_venue_seq = resume.last_venue_seq
+        result.corrections_reported = dict(resume.corrections_reported)
     if isinstance(records, Blocks):       # a journal read a block at a time (replay_journal)
         source = records
         if resume is not None:
@@ -348,13 +362,12 @@ def replay_journal(path, engine, *, profile: str = "eu-hft", fresh_session: bool
     with reader:
         snap, skipped = (None, [])
         if snapshots is not None:
-            snap, skipped = latest_snapshot(snapshots, reader.journal_id,
-                                            reader.last_seq if last_seq is None else last_seq,
-                                            engine_setup(engine))
+            snap, skipped = latest_snapshot(snapshots, reader, last_seq, engine_setup(engine))
         first = snap.seq + 1 if snap is not None else None
         result = replay(Blocks(reader, first, last_seq), engine, profile=profile,
                         fresh_session=fresh_session, resume=snap, snapshot_every=snapshot_every,
-                        snapshot_dir=snapshots, journal_id=reader.journal_id, batch=batch)
+                        snapshot_dir=snapshots, journal_id=reader.journal_id,
+                        witness=functools.partial(journal_witness, reader), batch=batch)
         result.snapshots_skipped = skipped
         if last_seq is None or reader.last_seq < last_seq:
             result.stopped = reader.stopped

@@ -1,11 +1,16 @@
 """Engine snapshots: a replayed engine's whole state at a journal sequence, so recovery replays only
 the journal after it (recovery time then depends on the snapshot interval, not the session length).
 
-Owns the file format — one JSON header line (format version, journal id, sequence covered, state
-hash, venue sequences journaled so far, SHA-256 of the body) then a pickle of the engine — atomic
-writes, and verified loads: a snapshot whose body, journal or state hash does not match is skipped.
-Snapshots are written by a replayer (recovery.replay with snapshot_every, or a standby that tails the
-live journal), never by the trading engine. Pickles are only read from the operator's own directory.
+Owns the file format — one JSON header line (format version, journal id, sequence covered, the
+journal witness at that sequence, state hash, venue sequences journaled so far, trade corrections
+reported so far, SHA-256 of the body) then a pickle of the engine — atomic writes, pruning by the
+sequence each file records, and verified loads: a snapshot whose body, journal, journal content
+or state hash does not match is skipped with the reason. The witness (journal_witness) covers the
+journal's whole content up to the snapshot's sequence through the journal's hash chain, so a
+journal that came back shorter and was written on (a power loss in pagecache mode, then a new
+writer) no longer matches a snapshot of records it lost. Snapshots are written by a replayer (recovery.replay with
+snapshot_every, or a standby that tails the live journal), never by the trading engine. Pickles are
+only read from the operator's own directory.
 """
 from __future__ import annotations
 
@@ -17,15 +22,21 @@ import os
 import pathlib
 import pickle
 import types
+import dataclasses
 from dataclasses import dataclass
 
+from journal.catalogue import RecordType
+from journal.errors import JournalError
 from recovery.errors import RecoveryError
 
-__all__ = ["Snapshot", "engine_setup", "write_snapshot", "latest_snapshot", "SnapshotError"]
+__all__ = ["Snapshot", "engine_setup", "journal_witness", "write_snapshot", "latest_snapshot", "SnapshotError"]
 
-FORMAT = 1
+FORMAT = 2                         # 2: the journal witness (snapshots of format 1 are skipped)
 _SUFFIX = ".snap"
-KEEP = 3                           # snapshots kept per directory (newest first)
+KEEP = 3                           # snapshots kept per directory (the highest sequences)
+_ANCHOR_FIRST_STEP = 256           # records read first looking back for a hash-chain anchor
+_ANCHOR_STEP = 8192                # ... growing to at most this many at a time
+_ANCHORS = frozenset({int(RecordType.CHECKPOINT), int(RecordType.SEAL)})
 
 
 class SnapshotError(RecoveryError):
@@ -52,6 +63,8 @@ class Snapshot:
     last_venue_seq: int
     venue_ranges: tuple[tuple[int, int], ...]    # journaled SoupBinTCP sequences, as ranges
     path: str
+    # venue sequence of a trade correction -> the RECON finding record that reported it
+    corrections_reported: dict = dataclasses.field(default_factory=dict)
 
     def venue_seqs(self) -> set[int]:
         return {s for a, b in self.venue_ranges for s in range(a, b + 1)}
@@ -74,19 +87,64 @@ def engine_setup(engine) -> str:
     return hashlib.sha256(repr((engine.cfg, engine.symbols, engine.risk.limits.digest)).encode()).hexdigest()
 
 
+def journal_witness(reader, seq: int) -> str:
+    """What identifies the journal's content up to data sequence `seq` (journal.Reader `reader`,
+    refreshed when it has not seen `seq` yet), through its hash chain (journal.h HASH CHAIN): the
+    last CHECKPOINT or SEAL record at or before `seq` (its hash covers every byte before it, back
+    to the journal's genesis through the seal hashes in the segment headers) and every header
+    field and payload of the data records from there to `seq`, in one bulk read; SHA-256 of
+    both. A journal holding other records anywhere up to `seq` (or fewer) gives another value."""
+    if seq and reader.last_seq < seq:
+        reader.refresh()
+    anchor_seq, anchor = _chain_anchor(reader, seq)
+    first = max(reader.first_seq, anchor_seq)
+    digest = hashlib.sha256(b"mmaudit-snapshot-witness 2 %d %d\n" % (anchor_seq, seq) + anchor)
+    if seq >= first:
+        headers, blob, offsets = reader.read_blobs(None, first, seq)
+        for part in (headers.tobytes(), offsets.tobytes(), blob):
+            digest.update(part)
+    return digest.hexdigest()
+
+
+def _chain_anchor(reader, seq: int) -> tuple[int, bytes]:
+    """(sequence, payload) of the last CHECKPOINT or SEAL record that covers no data record after
+    `seq` (it carries the sequence of the next data record), or (0, b"") when none does: then the
+    journal's start (its genesis hash is its salt's, i.e. its id's) is the anchor. Looked for
+    backwards in growing steps (a CHECKPOINT follows every checkpoint_every records, 4096 by
+    default), so the cost follows the distance to it."""
+    hi, step = seq, _ANCHOR_FIRST_STEP
+    while hi >= reader.first_seq:
+        lo = max(reader.first_seq, hi - step)
+        step = min(step * 4, _ANCHOR_STEP)
+        found = None
+        # reading from data record lo shows the control records between it and hi
+        for rec in reader.records(lo, hi, include_control=True):
+            if rec.rtype in _ANCHORS and rec.seq <= seq:
+                found = rec
+        if found is not None:
+            return found.seq, found.payload
+        if lo == reader.first_seq:
+            break
+        hi = lo
+    return 0, b""
+
+
 def write_snapshot(directory, engine, seq: int, journal_id: str, venue_seqs, last_venue_seq: int,
-                   keep: int = KEEP) -> str:
-    """Write the engine's state at journal sequence `seq`; returns the file's path. Only the
-    newest `keep` snapshots stay (older ones are only a fallback for a newer one that fails to
-    load): a standby writing one every few thousand events keeps the directory small."""
+                   keep: int = KEEP, *, witness: str, corrections_reported=None) -> str:
+    """Write the engine's state at journal sequence `seq`, where the journal's witness is
+    `witness` (journal_witness); returns the file's path. Only the `keep` snapshots of the highest
+    sequences stay (older ones are only a fallback for a newer one that fails to load): a standby
+    writing one every few thousand events keeps the directory small."""
     buf = io.BytesIO()
     try:
         _Pickler(buf, protocol=5).dump(engine)
     except (pickle.PicklingError, TypeError, AttributeError) as exc:
         raise SnapshotError(f"the engine cannot be snapshotted: {exc}") from exc
     body = buf.getvalue()
-    header = {"format": FORMAT, "seq": seq, "state_hash": engine.state_hash(), "journal_id": journal_id,
+    header = {"format": FORMAT, "seq": seq, "witness": witness, "state_hash": engine.state_hash(),
+              "journal_id": journal_id,
               "last_venue_seq": last_venue_seq, "venue_ranges": _ranges(venue_seqs),
+              "corrections_reported": sorted((corrections_reported or {}).items()),
               "setup": engine_setup(engine), "sha256": hashlib.sha256(body).hexdigest()}
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -98,7 +156,9 @@ def write_snapshot(directory, engine, seq: int, journal_id: str, venue_seqs, las
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, final)
-    for old in sorted(directory.glob(f"engine-*{_SUFFIX}"), reverse=True)[max(keep, 1):]:
+    # by the sequence each file records, not by name (a copied or renamed file sorts anywhere);
+    # a file without a readable header is of no use and goes first
+    for _, old, _ in _by_seq(directory)[max(keep, 1):]:
         old.unlink(missing_ok=True)
     fd = os.open(directory, os.O_RDONLY)
     try:
@@ -108,22 +168,40 @@ def write_snapshot(directory, engine, seq: int, journal_id: str, venue_seqs, las
     return str(final)
 
 
-def latest_snapshot(directory, journal_id: str, max_seq: int,
+def _by_seq(directory: pathlib.Path) -> list[tuple[int, pathlib.Path, dict | str]]:
+    """(seq, path, header) of every snapshot file, highest recorded sequence first; a file whose
+    header line cannot be read comes last, with seq -1 and the reason in place of the header."""
+    found = []
+    for path in directory.glob(f"engine-*{_SUFFIX}"):
+        try:
+            with open(path, "rb") as f:
+                header = json.loads(f.readline())
+            seq = header["seq"]
+            if not isinstance(seq, int) or isinstance(seq, bool):
+                raise ValueError(f"sequence {seq!r} is not an integer")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            found.append((-1, path, f"unreadable ({type(exc).__name__}: {exc})"))
+            continue
+        found.append((seq, path, header))
+    return sorted(found, key=lambda item: (item[0], item[1].name), reverse=True)
+
+
+def latest_snapshot(directory, reader, max_seq: int | None = None,
                     setup: str | None = None) -> tuple[Snapshot | None, list[str]]:
-    """The newest valid snapshot of this journal covering at most max_seq (and, given `setup`,
-    of an engine built as engine_setup says), and why any newer ones were skipped. None when
-    there is none (recovery then replays from the start)."""
+    """The valid snapshot of the highest sequence of the journal `reader` reads (journal.Reader)
+    covering at most max_seq (default: its last sequence), taken when the journal held what it
+    holds now up to that sequence (journal_witness), and, given `setup`, of an engine built as
+    engine_setup says; and why any others tried first were skipped. None when there is none
+    (recovery then replays from the start)."""
     skipped: list[str] = []
     directory = pathlib.Path(directory)
     if not directory.is_dir():
         return None, skipped
-    for path in sorted(directory.glob(f"engine-*{_SUFFIX}"), reverse=True):
-        try:
-            data = path.read_bytes()
-            line, _, body = data.partition(b"\n")
-            header = json.loads(line)
-        except (OSError, ValueError) as exc:
-            skipped.append(f"{path.name}: unreadable ({exc})")
+    journal_id = reader.journal_id
+    max_seq = reader.last_seq if max_seq is None else max_seq
+    for seq, path, header in _by_seq(directory):
+        if isinstance(header, str):
+            skipped.append(f"{path.name}: {header}")
             continue
         if header.get("format") != FORMAT or header.get("journal_id") != journal_id:
             skipped.append(f"{path.name}: another journal or format")
@@ -131,10 +209,24 @@ def latest_snapshot(directory, journal_id: str, max_seq: int,
         if setup is not None and header.get("setup") != setup:
             skipped.append(f"{path.name}: an engine built with another config, symbols or limits")
             continue
-        if header["seq"] > max_seq:
+        if seq > max_seq:
             skipped.append(f"{path.name}: beyond the journal's last sequence {max_seq}")
             continue
-        if hashlib.sha256(body).hexdigest() != header["sha256"]:
+        try:
+            witness = journal_witness(reader, seq)
+        except JournalError as exc:
+            skipped.append(f"{path.name}: cannot be checked against the journal ({exc})")
+            continue
+        if witness != header.get("witness"):
+            skipped.append(f"{path.name}: the journal no longer holds the records it was taken at "
+                           f"(its records up to sequence {seq} differ: rewritten after a lost tail?)")
+            continue
+        try:
+            body = path.read_bytes().partition(b"\n")[2]
+        except OSError as exc:
+            skipped.append(f"{path.name}: unreadable ({exc})")
+            continue
+        if hashlib.sha256(body).hexdigest() != header.get("sha256"):
             skipped.append(f"{path.name}: body does not match its checksum")
             continue
         try:
@@ -145,7 +237,7 @@ def latest_snapshot(directory, journal_id: str, max_seq: int,
         if engine.state_hash() != header["state_hash"]:
             skipped.append(f"{path.name}: state hash differs after loading")
             continue
-        return Snapshot(engine, header["seq"], header["state_hash"], journal_id,
+        return Snapshot(engine, seq, header["state_hash"], journal_id,
                         header["last_venue_seq"], tuple(map(tuple, header["venue_ranges"])),
-                        str(path)), skipped
+                        str(path), dict(map(tuple, header.get("corrections_reported") or ()))), skipped
     return None, skipped

@@ -8,6 +8,7 @@ Must not write the journal or talk to the venue.
 """
 from __future__ import annotations
 
+import functools
 import threading
 import time
 
@@ -15,6 +16,7 @@ from journal import Reader, Tailer
 from journal.errors import JournalCorrupt, JournalError
 from recovery.errors import JournalUnavailable
 from recovery.replay import ReplayResult, replay
+from recovery.snapshot import journal_witness
 
 __all__ = ["follow"]
 
@@ -28,8 +30,7 @@ def follow(path: str, engine, snapshots: str, *, every: int = 5_000, idle_every:
     whenever the standby has caught up with the writer: a snapshot then costs the standby no
     ground, and a crash finds one near its end."""
     try:
-        with Reader(path) as reader:
-            journal_id = reader.journal_id
+        reader = Reader(path)          # the witness of each snapshot (refreshed as it grows)
         tailer = Tailer(path)
     except JournalError as exc:
         raise JournalUnavailable(f"cannot follow the journal at {path}: {exc}") from exc
@@ -61,8 +62,9 @@ def follow(path: str, engine, snapshots: str, *, every: int = 5_000, idle_every:
             quiet_since = time.monotonic()
             yield rec
 
-    with tailer:
+    with reader, tailer:
         result = replay(records(), engine, profile=profile, fresh_session=fresh_session,
-                        snapshot_every=due, snapshot_dir=snapshots, journal_id=journal_id)
+                        snapshot_every=due, snapshot_dir=snapshots, journal_id=reader.journal_id,
+                        witness=functools.partial(journal_witness, reader))
     result.stopped = stopped[0] if stopped else None
     return result

@@ -113,9 +113,11 @@ void oj_leaves(int64_t n, const int64_t *group, const int8_t *event, const int64
         int64_t *started = g < nbook ? &book_started[g] : &local_started[g - nbook];
         /* unsigned: wraps like numpy's int64 arithmetic instead of being undefined */
         *sum = (int64_t)((uint64_t)*sum + (uint64_t)start - (uint64_t)reduce);
-        if (start > 0)
+        if (e == codes->unknown)
+            *started = -1;                   /* a quantity never known: unknown from now on */
+        else if (start > 0 && *started >= 0)
             (*started)++;
-        out[i] = *started > 0 ? *sum : -1;
+        out[i] = *started > 0 ? *sum : *started < 0 ? -2 : -1;
     }
 }
 
@@ -151,6 +153,7 @@ typedef struct {
     field_op ops[256][OJ_MAX_FIELDS];
     uint8_t count[256];
     int16_t store[OJ_MAX_FIELDS];
+    int32_t span[256];               /* bytes type t's fields reach: a message holding them all */
 } field_program;
 
 static int store_kind(int64_t out_width)
@@ -167,10 +170,14 @@ static int compile_fields(const oj_field_set *fs, field_program *p)
         p->store[f] = (int16_t)store_kind(fs->out_width[f]);
     for (int t = 0; t < 256; t++) {
         p->count[t] = 0;
+        p->span[t] = 0;
         for (int32_t f = 0; f < fs->nfields; f++)
-            if (fs->offset[f * 256 + t] >= 0)
+            if (fs->offset[f * 256 + t] >= 0) {
                 p->ops[t][p->count[t]++] = (field_op){(int16_t)f, (int16_t)fs->offset[f * 256 + t],
                                                       (int16_t)fs->width[f * 256 + t], p->store[f]};
+                if (fs->offset[f * 256 + t] + fs->width[f * 256 + t] > p->span[t])
+                    p->span[t] = fs->offset[f * 256 + t] + fs->width[f * 256 + t];
+            }
     }
     return 0;
 }
@@ -206,12 +213,16 @@ static inline uint64_t big_endian(const uint8_t *p, int w)
     }
 }
 
-/* The fields message type t carries, from `row` into output row d (the others left as they are). */
+/* The fields message type t carries, from `row` into output row d (the others left as they are),
+ * those that end within the `held` bytes of the row's message: all of them unless it is cut short. */
 static inline __attribute__((always_inline)) void put_fields(const oj_field_set *fs, const field_program *p,
-                                                             const uint8_t *row, uint8_t t, size_t d)
+                                                             const uint8_t *row, uint8_t t, size_t d, int32_t held)
 {
+    const int whole = held >= p->span[t];
     for (int k = 0; k < p->count[t]; k++) {
         const field_op op = p->ops[t][k];
+        if (!whole && op.at + op.width > held)
+            continue;                        /* past the bytes the journal holds: not invented */
         uint8_t *o = fs->out[op.field];
         const uint8_t *in = row + op.at;
         switch (op.store) {
@@ -227,14 +238,27 @@ static inline __attribute__((always_inline)) void put_fields(const oj_field_set 
 /* Every field of the set at output row d: the message's where type t carries it, else 0 / NULs
  * (a bytes field is as wide as its output: _table checks one width per field). */
 static inline __attribute__((always_inline)) void decode_fields(const oj_field_set *fs, const field_program *p,
-                                                                const uint8_t *row, uint8_t t, size_t d)
+                                                                const uint8_t *row, uint8_t t, size_t d,
+                                                                int32_t held)
 {
     clear_fields(fs, p, d);
-    put_fields(fs, p, row, t, d);
+    put_fields(fs, p, row, t, d, held);
+}
+
+/* The bytes of a framed message a record holds: raw_len, within the raw field and the SoupBinTCP
+ * length prefix (+ its own 2 bytes) */
+static inline int32_t held_bytes(const uint8_t *rec, const oj_records *r)
+{
+    uint16_t raw_len;
+    memcpy(&raw_len, rec + r->raw_len, sizeof raw_len);
+    const uint8_t *raw = rec + r->raw;
+    int32_t held = raw_len < r->raw_cap ? raw_len : r->raw_cap;
+    const int32_t soup = ((int32_t)raw[0] << 8 | raw[1]) + 2;
+    return soup < held ? soup : held;
 }
 
 int oj_fields(int64_t n, const uint8_t *raw, int64_t stride, const uint8_t *msg_type, const int64_t *dest,
-              const oj_field_set *fs)
+              const int32_t *held, const oj_field_set *fs)
 {
     field_program *p = malloc(sizeof *p);
     if (p == NULL)
@@ -244,7 +268,8 @@ int oj_fields(int64_t n, const uint8_t *raw, int64_t stride, const uint8_t *msg_
         return -1;
     }
     for (int64_t i = 0; i < n; i++)
-        put_fields(fs, p, raw + (size_t)i * (size_t)stride, msg_type[i], (size_t)(dest ? dest[i] : i));
+        put_fields(fs, p, raw + (size_t)i * (size_t)stride, msg_type[i], (size_t)(dest ? dest[i] : i),
+                   held ? held[i] : INT32_MAX);
     free(p);
     return 0;
 }
@@ -270,17 +295,17 @@ int64_t oj_merge_events(const oj_records *sent, const oj_field_set *inbound, con
     if (programs == NULL)
         return -2;
     const field_program *in_prog = &programs[0], *out_prog = &programs[1];
-    if (compile_fields(inbound, &programs[0]) || compile_fields(outbound, &programs[1])) {
+    if (inbound->nfields != 3 || compile_fields(inbound, &programs[0]) || compile_fields(outbound, &programs[1])) {
         free(programs);
         return -1;
     }
     /* the inbound side and stock of every ORDER_SENT (its wire side; the stock stays in inbound) */
     for (int64_t i = 0; i < sent->n; i++) {
         const uint8_t *rec = sent->rows + (size_t)i * (size_t)sent->stride;
-        decode_fields(inbound, in_prog, rec + sent->raw, rec[sent->msg_type], (size_t)i);
+        decode_fields(inbound, in_prog, rec + sent->raw, rec[sent->msg_type], (size_t)i, held_bytes(rec, sent));
     }
     const int64_t *in_side = (const int64_t *)inbound->out[0];
-    const uint8_t *in_stock = inbound->out[1];
+    const uint8_t *in_stock = inbound->out[1], *in_capacity = inbound->out[2];
     for (int64_t i = 0; i < sent->n; i++) {
         const uint8_t *rec = sent->rows + (size_t)i * (size_t)sent->stride;
         out->sent_wire_side[i] = in_side[i] > 0 ? (uint8_t)in_side[i] : rec[sent->side];
@@ -300,6 +325,7 @@ int64_t oj_merge_events(const oj_records *sent, const oj_field_set *inbound, con
         join_key(rec + sent->orig_token, created->parent_key + k * OJ_TOKEN_BYTES);
         created->wire_side[k] = out->sent_wire_side[i];
         memcpy(created->stock + k * OJ_STOCK_BYTES, in_stock + (size_t)i * OJ_STOCK_BYTES, OJ_STOCK_BYTES);
+        created->ouch_capacity[k] = in_capacity[i];
         created->leaves_sum[k] = 0;
         created->leaves_started[k] = 0;
     }
@@ -323,6 +349,8 @@ int64_t oj_merge_events(const oj_records *sent, const oj_field_set *inbound, con
             const uint8_t *rec = sent->rows + (size_t)s * (size_t)sent->stride;
             const uint8_t t = rec[sent->msg_type];
             clear_fields(outbound, out_prog, d);
+            const int32_t held = held_bytes(rec, sent);
+            out->msg_len[d] = (int16_t)(held > rule->header ? held - rule->header : 0);
             out->at[d] = sent->at[s];
             out->event[d] = sent_lut[t];
             out->origin[d] = 0;
@@ -339,7 +367,9 @@ int64_t oj_merge_events(const oj_records *sent, const oj_field_set *inbound, con
         } else {
             const uint8_t *rec = venue->rows + (size_t)v * (size_t)venue->stride;
             const uint8_t t = rec[venue->msg_type];
-            decode_fields(outbound, out_prog, rec + venue->raw, t, d);
+            const int32_t held = held_bytes(rec, venue);
+            decode_fields(outbound, out_prog, rec + venue->raw, t, d, held);
+            out->msg_len[d] = (int16_t)(held > rule->header ? held - rule->header : 0);
             out->at[d] = venue->at[v];
             out->event[d] = venue_lut[t];
             out->origin[d] = 1;

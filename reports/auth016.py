@@ -203,6 +203,32 @@ def transactions(table: pa.Table, col) -> pa.Array:
     return r.text()
 
 
+def cancellations(table: pa.Table, col) -> pa.Array:
+    """The <Tx><Cxl>...</Cxl></Tx> text of report-status CANC rows: the cancelled transaction's
+    reference, the executing and the submitting entity, as auth.016's CancelledTransaction holds."""
+    r = _Rows(table.num_rows)
+    r.const("\n")
+    r.open("Tx")
+    r.open("Cxl")
+    for num, tag in ((2, "TxId"), (4, "ExctgPty"), (6, "SubmitgPty")):
+        r.leaf(tag, ac.plain(table.column(col(num)).combine_chunks()))
+    r.close("Cxl")
+    r.close("Tx")
+    return r.text()
+
+
+def records(table: pa.Table, col) -> pa.Array:
+    """The <Tx> text of every row: <New> for new transactions, <Cxl> for cancellations (field 1
+    CANC), new ones first."""
+    status = ac.plain(table.column(col(1)).combine_chunks())
+    cancel = pc.fill_null(pc.equal(status, "CANC"), False)
+    if not pc.any(cancel).as_py():
+        return transactions(table, col)
+    news = table.filter(pc.invert(cancel))
+    parts = [transactions(news, col)] if news.num_rows else []
+    return pa.concat_arrays(parts + [cancellations(table.filter(cancel), col)])
+
+
 def _element(tag: str, content, attrs: str = "") -> str:
     """XML for a small fixed tree: content is text or a list of (tag, content[, attrs])."""
     if isinstance(content, str):
@@ -274,7 +300,7 @@ class Exporter:
             latest = pc.max(rows.column(self.col(28))).as_py()
             self.created[label] = max(self.created.get(label, latest), latest)
             for start in range(0, rows.num_rows, TEXT_ROWS):     # ~2 KB of XML per row: bounded
-                text = transactions(rows.slice(start, TEXT_ROWS), self.col)
+                text = records(rows.slice(start, TEXT_ROWS), self.col)
                 sink.add_text(self.path(label), ac.concat_text(text))
 
     def finish(self, sink) -> None:
@@ -287,11 +313,12 @@ class Exporter:
                 sink.patch_text(self.path(label), self.created_at[label], created.encode())
 
 
-def parse_transactions(xml_bytes: bytes) -> list[ET.Element]:
-    """The <New> elements of an exported file, for verification and tests."""
+def parse_transactions(xml_bytes: bytes, element: str = "New") -> list[ET.Element]:
+    """The <New> (or, with element="Cxl", cancellation) elements of an exported file, for
+    verification and tests."""
     root = ET.fromstring(xml_bytes)
     ns = {"a": NS_AUTH16}
-    return root.findall(".//a:FinInstrmRptgTxRpt/a:Tx/a:New", ns)
+    return root.findall(f".//a:FinInstrmRptgTxRpt/a:Tx/a:{element}", ns)
 
 
-__all__ = ["Exporter", "envelope", "transactions", "parse_transactions"]
+__all__ = ["Exporter", "envelope", "transactions", "cancellations", "records", "parse_transactions"]

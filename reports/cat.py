@@ -4,13 +4,17 @@ MEOC for cancels (full, or partial with leavesQty > 0), and MEOT only for execut
 that are not exchanges (exchanges report their own; see `cat_exchange` in mics.toml, default true).
 
 Owns the event mapping, CAT text formats (Eastern-Time timestamps `YYYYMMDD HHMMSS.CCCNNNNNN`,
-dates as YYYYMMDD) and the required fields per event type (a row missing one is rejected, so it
-is in neither the Parquet nor the submission files). Built chunk by chunk; the JSON submission
-files are cat_json.py's.
+dates as YYYYMMDD), the CAT trading day (the US Eastern date, with DST: what `--date` selects and
+the trade_date partition, firmROEID and file names carry), the MEOT trade details the journal
+gives (and in NOTES those it cannot, never invented) and the required fields per event type (a row
+missing one is rejected, so it is in neither the Parquet nor the submission files). Built chunk by
+chunk; the JSON submission files are cat_json.py's.
 """
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+
+import datetime as dt
 
 import numpy as np
 import pyarrow as pa
@@ -27,26 +31,40 @@ from reports.timebase import to_utc
 from reports.validate import REJECTS_SCHEMA, declare_required, mask_check, passed, split
 
 KIND = "cat"
-SCHEMA_VERSION = "cat-4.0.0-r18-subset-2"
+SCHEMA_VERSION = "cat-4.0.0-r18-subset-3"
 CAT_TYPES = ["MENO", "MEOR", "MEOM", "MEOC", "MEOT"]
 SIDES = {ord("B"): "B", ord("S"): "SL", ord("T"): "SS", ord("E"): "SX"}
 
 # Fields every event carries, then the fields each event type requires (CAT IM Technical
 # Specifications 4.0.0-r18 as summarised in the reference notes; conditional fields the firm
 # never populates, e.g. handlingInstructions, are left out). A row missing one is rejected.
-COMMON_REQUIRED = ("type", "actionType", "firmROEID", "CATReporterIMID", "orderKeyDate", "orderID", "symbol",
-                   "eventTimestamp", "manualFlag")
+COMMON_REQUIRED = ("type", "actionType", "firmROEID", "CATReporterIMID", "symbol", "eventTimestamp", "manualFlag")
+ORDER_KEY = ("orderKeyDate", "orderID")       # order events; a trade names its orders in side details
 TERMS = ("side", "price", "quantity", "orderType", "timeInForce", "tradingSession")
 REQUIRED = {
-    "MENO": ("deptType",) + TERMS + ("firmDesignatedID", "accountHolderType", "representativeInd"),
-    "MEOR": TERMS + ("senderIMID", "destination", "destinationType", "routedOrderID", "session"),
-    "MEOM": TERMS + ("initiator",),
-    "MEOC": ("cancelQty", "leavesQty", "initiator"),
-    "MEOT": ("side", "price", "quantity", "tradeID"),
+    "MENO": ORDER_KEY + ("deptType",) + TERMS + ("firmDesignatedID", "accountHolderType", "representativeInd"),
+    "MEOR": ORDER_KEY + TERMS + ("senderIMID", "destination", "destinationType", "routedOrderID", "session"),
+    "MEOM": ORDER_KEY + TERMS + ("initiator",),
+    "MEOC": ORDER_KEY + ("cancelQty", "leavesQty", "initiator"),
+    # Trade event: the required fields of the spec's MEOT layout; buyDetails / sellDetails are
+    # required for the side of the firm's order (the only side the journal knows)
+    "MEOT": ("tradeKeyDate", "tradeID", "cancelFlag", "quantity", "price", "capacity", "sideDetailsInd"),
 }
 # Never null in a kept row: the fields every event requires (rows lacking one are rejected), the
-# flags, the sequence and the trade date (null only without a UTC time, which is rejected too).
-NOT_NULL = ("seq",) + COMMON_REQUIRED + ("electronicDupFlag", "trade_date")
+# sequence and the trade date (null only without a UTC time, which is rejected too).
+NOT_NULL = ("seq",) + COMMON_REQUIRED + ("trade_date",)
+# The MEOT fields the journal cannot know: never invented, left out, and said so in the Parquet
+# metadata (cat.notes) and each submission file's metadata.
+NOTES = ("MEOT: tapeTradeID (the TRF/ORF/ADF trade report's ID), marketCenterID and "
+         "reportingExceptionCode are not in the journal and are left out; only the firm's side of the trade "
+         "is given (buyDetails or sellDetails): the contra side's order is the venue's and anonymous to the "
+         "firm; cancelFlag/cancelTimestamp come from an OUCH Broken Trade later in the same report range "
+         "(one after its end is not known to this report); sideDetailsInd values BUY/SELL and the "
+         "one-element side-details array are unconfirmed against the spec ([M] in the reference notes).")
+# OUCH capacity of the Enter Order -> CAT capacity (Agency, Principal, Riskless principal); any
+# other (e.g. 'O' other) has no CAT code: the trade is rejected for it rather than guessed.
+CAPACITIES = {ord("A"): "A", ord("P"): "P", ord("R"): "R"}
+SIDE_DETAILS = pa.struct([("orderKeyDate", pa.string()), ("orderID", pa.string()), ("side", pa.string())])
 
 
 def _first_types() -> np.ndarray:
@@ -87,10 +105,14 @@ def _rows_for(ev: events.OrderEvents, ref: RefData) -> tuple[np.ndarray, np.ndar
 # these are gathered for the chosen rows.
 _COLUMNS = ("seq", "ts_ns", "ts_source", "event", "token_key", "prior_token_key", "creator", "symbol_id",
             "algo_id", "client_id", "desk_id", "tif", "order_wire_side", "creator_seq", "creator_ts_ns",
-            "creator_ts_source", "price", "qty", "exec_price", "exec_qty", "leaves", "match", "stock", "order_stock")
+            "creator_ts_source", "price", "qty", "exec_price", "exec_qty", "leaves", "match", "stock", "order_stock",
+            "origin", "msg_type", "msg_len", "order_qty", "order_capacity")
 
 
-def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None) -> tuple[pa.Table, list]:
+def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None,
+                breaks: "Breaks | None" = None) -> tuple[pa.Table, list]:
+    """The CAT rows of a chunk's events and their checks; `breaks`: the venue's Broken Trades in
+    the range (none known without)."""
     rows, types = _rows_for(ev, ref)
     ev = ev.take(rows, _COLUMNS)
     c = ev.cols
@@ -111,8 +133,11 @@ def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None)
         side_code[c["order_wire_side"] == byte] = i
     side_names = list(SIDES.values())
     with_terms = is_new | is_route | is_mod
-    token = ac.token_strings(c["token_key"])
+    token = ac.token_strings(c["token_key"], ~is_trade)
     seq_text = numtext.integer_text(c["seq"])
+    # the open quantity a cancel reduces: the remaining quantity, or while the venue has not
+    # accepted the order yet (pending new) its whole quantity; unknown after a truncated message
+    open_qty = np.where(c["leaves"] == events.LEAVES_PENDING, c["order_qty"], c["leaves"])
     day = ac.row_text(stamps, 8, ev.utc.valid)          # the Eastern date: the timestamp's first 8
     cols = {
         "seq": pa.array(c["seq"].astype(np.uint64, copy=False)),
@@ -120,15 +145,15 @@ def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None)
         "actionType": ac.codes(np.zeros(n, np.int8), ["NEW"]),
         "firmROEID": numtext.join_text([day, seq_text, _type_text(t)], "_"),
         "CATReporterIMID": ac.codes(np.zeros(n, np.int8), [ref.firm.cat_imid]),
-        "orderKeyDate": key_date,
+        "orderKeyDate": _where(~is_trade, key_date) if is_trade.any() else key_date,
         "orderID": token,
         "priorOrderID": ac.token_strings(c["prior_token_key"], is_mod & (c["event"] == EV["SENT_REPLACE"])),
         "symbol": inst_cols["symbol"],
         "eventTimestamp": event_ts,
         "manualFlag": pa.array(np.zeros(n, bool)),
-        "electronicDupFlag": pa.array(np.zeros(n, bool)),
+        "electronicDupFlag": pa.array(np.zeros(n, bool), mask=is_trade),     # not a field of MEOT
         "deptType": ac.codes(np.zeros(n, np.int8), ["T"], is_new),
-        "side": ac.codes(side_code, side_names + ["?"], (with_terms | is_trade) & (side_code < len(SIDES))),
+        "side": ac.codes(side_code, side_names + ["?"], with_terms & (side_code < len(SIDES))),
         "price": common.price_text(np.where(is_trade, c["exec_price"], c["price"]), with_terms | is_trade),
         "quantity": pa.array(np.where(is_trade, c["exec_qty"], c["qty"]), mask=~(with_terms | is_trade)),
         "orderType": ac.codes(np.zeros(n, np.int8), ["LMT"], with_terms),
@@ -146,17 +171,88 @@ def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None)
         "routedOrderID": _where(is_route, token),
         "session": ac.codes(np.zeros(n, np.int8), [venue_session or ""], is_route & bool(venue_session)),
         # OUCH Cancel carries the new intended size: cancelled = open quantity - new size
-        "cancelQty": pa.array(c["leaves"] - c["qty"], mask=~(is_cancel & (c["leaves"] >= c["qty"]))),
+        "cancelQty": pa.array(open_qty - c["qty"], mask=~(is_cancel & (c["leaves"] != events.LEAVES_UNKNOWN)
+                                                          & (open_qty >= c["qty"]))),
         "leavesQty": pa.array(c["qty"], mask=~is_cancel),
         "initiator": ac.codes(np.zeros(n, np.int8), ["F"], is_cancel | is_mod),
         "tradeID": numtext.integer_text(c["match"].astype(np.uint64, copy=False), is_trade),
-        "trade_date": common.trade_date_column(ev.utc.utc_ns, ev.utc.valid),
+        **_trade_columns(c, is_trade, event_ts, key_date, side_code, breaks),
+        "trade_date": pa.array(timetext.eastern_days(ev.utc.utc_ns).astype(np.int32), pa.date32(),
+                               mask=~ev.utc.valid),                 # the Eastern trading day
     }
     table = pa.table(cols)
     checks = common.event_checks(table.append_column("isin", inst_cols["isin"])
                                  .append_column("segment_mic", inst_cols["segment_mic"]),
                                  ev, ref, inst_idx, algo_idx, client_idx)
     return table, checks + required_checks(table, types)
+
+
+def _trade_columns(c, is_trade: np.ndarray, event_ts: pa.Array, key_date: pa.Array,
+                   side_code: np.ndarray, breaks: "Breaks | None") -> dict[str, pa.Array]:
+    """The MEOT fields beside quantity, price and tradeID: tradeKeyDate (the trade's own
+    timestamp), cancelFlag and cancelTimestamp (a Broken Trade of the venue later in the range),
+    capacity (the OUCH Enter Order's), sideDetailsInd and the side details of the firm's order
+    (orderKeyDate, orderID, CAT side); null on other rows."""
+    n = len(is_trade)
+    broken, broken_at = np.zeros(n, bool), np.zeros(n, np.int64)
+    if breaks is not None and is_trade.any():
+        rows = np.flatnonzero(is_trade)
+        broken[rows], broken_at[rows] = breaks.cancel_times(c["token_key"][rows], c["match"][rows], c["seq"][rows])
+    known_side = is_trade & (side_code < len(SIDES))
+    sell = side_code > 0                                       # SIDES: B, then the sells
+    capacity = np.full(n, len(CAPACITIES), np.int8)
+    for i, byte in enumerate(CAPACITIES):
+        capacity[c["order_capacity"] == byte] = i
+    cols = {
+        "tradeKeyDate": _where(is_trade, event_ts) if is_trade.any() else pa.nulls(n, pa.string()),
+        "cancelFlag": pa.array(broken, mask=~is_trade),
+        "cancelTimestamp": timetext.cat_timestamp(broken_at, broken) if broken.any() else pa.nulls(n, pa.string()),
+        "capacity": ac.codes(capacity, list(CAPACITIES.values()) + ["?"], is_trade & (capacity < len(CAPACITIES))),
+        "sideDetailsInd": ac.codes(sell.astype(np.int8), ["BUY", "SELL"], known_side),
+    }
+    if not known_side.any():
+        return {**cols, "buyDetails": pa.nulls(n, SIDE_DETAILS), "sellDetails": pa.nulls(n, SIDE_DETAILS)}
+    children = [ac.plain(key_date), ac.token_strings(c["token_key"], is_trade),
+                ac.plain(ac.codes(side_code, list(SIDES.values()) + ["?"], known_side))]
+    for name, mine in (("buyDetails", known_side & ~sell), ("sellDetails", known_side & sell)):
+        cols[name] = pa.StructArray.from_arrays(children, fields=list(SIDE_DETAILS), mask=pa.array(~mine))
+    return cols
+
+
+class Breaks:
+    """The venue's Broken Trades (OUCH B) in a range, read on first need (a pass over the range's
+    venue messages, only once a chunk has an MEOT), with their UTC times."""
+
+    def __init__(self, src: JournalSlice):
+        self.src = src
+        self._got: dict | None = None
+
+    def cancel_times(self, token_key: np.ndarray, match: np.ndarray, seq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(whether a Broken Trade of the same order token and match number follows each trade,
+        the UTC ns of the first one; a break without a UTC time does not count)."""
+        if self._got is None:
+            got = events.venue_messages(self.src, self.src.first_seq, self.src.last_seq, b"B", ("token", "match"))
+            utc = to_utc(got["seq"], got["ts_ns"], got["ts_source"], events.clock_samples(self.src)) \
+                if len(got["seq"]) else None
+            self._got = dict(got, utc_ns=utc.utc_ns if utc else np.zeros(0, np.int64),
+                             valid=utc.valid if utc else np.zeros(0, bool))
+        b = self._got
+        broken, at = np.zeros(len(seq), bool), np.zeros(len(seq), np.int64)
+        for i in np.flatnonzero(np.isin(match, b["match"])):          # a loop over the few candidates
+            hit = np.flatnonzero((b["match"] == match[i]) & (b["token_key"] == token_key[i]) & (b["seq"] > seq[i])
+                                 & b["valid"])
+            if len(hit):
+                broken[i], at[i] = True, b["utc_ns"][hit[0]]
+        return broken, at
+
+
+def select_eastern_date(ev: events.OrderEvents, trade_date: dt.date | None) -> events.OrderEvents:
+    """Events whose US Eastern date (CAT's trading day and file date) is `trade_date`; events with
+    no UTC time are kept so that they are rejected with their reason rather than vanish."""
+    if trade_date is None:
+        return ev
+    day = (trade_date - dt.date(1970, 1, 1)).days
+    return ev.take(np.flatnonzero(~ev.utc.valid | (timetext.eastern_days(ev.utc.utc_ns) == day)))
 
 
 def _where(mask: np.ndarray, values: pa.Array) -> pa.Array:
@@ -246,16 +342,18 @@ def stream(src: JournalSlice, ref: RefData, sink, text: bool = True) -> ReportOu
     """CAT events chunk by chunk (bounded memory): each chunk's kept rows go to
     `sink.add("order_events", t)` and, unless `text` is False (Parquet only), as JSON lines to the
     submission files of their date."""
-    files = cat_json.SubmissionFiles(ref.firm.cat_imid) if text else None
+    files = cat_json.SubmissionFiles(ref.firm.cat_imid, notes=NOTES) if text else None
     rejects = []
+    breaks = Breaks(src)
     with ThreadPoolExecutor(max_workers=1) as aside:     # the session scan beside the first decode
         session = aside.submit(_venue_session, src)
         for chunk in events.collect_chunks(src, gather_joined=False):
-            ev = common.select_trade_date(chunk, src.selection.trade_date)
+            ev = select_eastern_date(chunk, src.selection.trade_date)
             del chunk
-            table, checks = build_table(ev, ref, session.result())
+            table, checks = build_table(ev, ref, session.result(), breaks)
             kept, rejected = split(table, KIND, "order_events", checks)
-            kept = declare_required(kept, NOT_NULL)
+            kept = declare_required(kept.replace_schema_metadata({**(kept.schema.metadata or {}),
+                                                                  b"cat.notes": NOTES.encode()}), NOT_NULL)
             sink.add("order_events", kept)
             if files is not None:
                 files.add(kept, sink)

@@ -25,17 +25,20 @@ MAX_EVENTS_PER_FILE = 1_000_000
 TEXT_ROWS = 65_536          # rows turned into JSON text at a time
 SPEC = "CAT IM Technical Specifications 4.0.0-r18"
 # Parquet columns that go to the JSON, in this order, with their JSON type.
-STRINGS = ("actionType", "firmROEID", "CATReporterIMID", "orderKeyDate", "orderID", "priorOrderID", "symbol",
-           "eventTimestamp", "deptType", "side", "orderType", "tradingSession", "firmDesignatedID",
-           "accountHolderType", "representativeInd", "senderIMID", "destination", "destinationType",
-           "routedOrderID", "session", "initiator", "tradeID")
+STRINGS = ("actionType", "firmROEID", "CATReporterIMID", "orderKeyDate", "orderID", "priorOrderID", "tradeKeyDate",
+           "tradeID", "symbol", "eventTimestamp", "deptType", "side", "orderType", "tradingSession",
+           "firmDesignatedID", "accountHolderType", "representativeInd", "senderIMID", "destination",
+           "destinationType", "routedOrderID", "session", "initiator", "capacity", "sideDetailsInd",
+           "cancelTimestamp")
 NUMBERS = ("price", "quantity", "cancelQty", "leavesQty")
-BOOLEANS = ("manualFlag", "electronicDupFlag")
-ORDER = ("actionType", "firmROEID", "CATReporterIMID", "orderKeyDate", "orderID", "priorOrderID", "symbol",
-         "eventTimestamp", "manualFlag", "electronicDupFlag", "deptType", "side", "price", "quantity", "orderType",
-         "timeInForce", "tradingSession", "firmDesignatedID", "accountHolderType", "representativeInd",
-         "senderIMID", "destination", "destinationType", "routedOrderID", "session", "cancelQty", "leavesQty",
-         "initiator", "tradeID")
+BOOLEANS = ("manualFlag", "electronicDupFlag", "cancelFlag")
+DETAILS = ("buyDetails", "sellDetails")       # Trade Side Details: an array of one {orderKeyDate, orderID, side}
+ORDER = ("actionType", "firmROEID", "CATReporterIMID", "orderKeyDate", "orderID", "priorOrderID", "tradeKeyDate",
+         "tradeID", "symbol", "eventTimestamp", "manualFlag", "electronicDupFlag", "cancelFlag", "cancelTimestamp",
+         "deptType", "side",
+         "price", "quantity", "orderType", "timeInForce", "tradingSession", "firmDesignatedID", "accountHolderType",
+         "representativeInd", "senderIMID", "destination", "destinationType", "routedOrderID", "session",
+         "cancelQty", "leavesQty", "initiator", "capacity", "sideDetailsInd", "buyDetails", "sellDetails")
 
 
 # JSON (RFC 8259) escapes in a string: the backslash first, then the quote and the control
@@ -94,8 +97,18 @@ def _time_in_force(arr: pa.Array) -> pa.Array:
     return pc.if_else(day, as_day, as_flag)
 
 
+def _side_details(col: pa.StructArray) -> pa.Array:
+    """[{"orderKeyDate":...,"orderID":...,"side":...}] per row, null where the struct is null."""
+    text = pc.binary_join_element_wise('[{"orderKeyDate":"', _escaped(col.field("orderKeyDate")), '","orderID":"',
+                                       _escaped(col.field("orderID")), '","side":"', _escaped(col.field("side")),
+                                       '"}]', "")
+    return pc.if_else(col.is_valid(), text, pa.scalar(None, pa.string()))
+
+
 def _field(name: str, col: pa.Array) -> list:
     """The pieces of `"name":value` (a leading constant, the value, a trailing constant)."""
+    if name in DETAILS:
+        return [f',"{name}":', _side_details(col), ""]
     if name == "timeInForce":
         return [f',"{name}":', _time_in_force(col), ""]
     if name in NUMBERS:
@@ -169,10 +182,11 @@ class SubmissionFiles:
     """Appends each chunk's lines to the file of their Eastern-Time event date, rolling over to
     the next file number every MAX_EVENTS_PER_FILE events; `finish` writes the metadata files."""
 
-    def __init__(self, cat_imid: str, max_events: int | None = None):
+    def __init__(self, cat_imid: str, max_events: int | None = None, notes: str | None = None):
         self.crd, self.imid = split_imid(cat_imid)
         self.submitter = self.crd            # the firm submits its own events
         self.max_events = max_events or MAX_EVENTS_PER_FILE
+        self.notes = notes                   # what the events leave out, said in each metadata file
         self.counts: dict[int, list[int]] = {}     # YYYYMMDD -> events in file 1, 2, ...
 
     def name(self, date: int, number: int) -> str:
@@ -211,6 +225,8 @@ class SubmissionFiles:
                         "reporterCRD": self.crd, "reporterIMID": self.imid, "fileGenerationDate": date,
                         "fileNumber": number, "recordCount": count, "compression": "none", "format": "json",
                         "specification": SPEC, "journal": provenance}
+                if self.notes:
+                    meta["notes"] = self.notes
                 sink.add_text(f"{DIRECTORY}/{name}.meta.json",
                               (json.dumps(meta, indent=1, sort_keys=True) + "\n").encode())
 

@@ -1,9 +1,12 @@
 """RTS 25 clock evidence: every clock sample with its compliance per profile, the clock state and
-error bound in force at each order event, intervals out of tolerance per profile, and a summary.
+error bound in force at each order event, intervals out of tolerance or unmonitored per profile,
+and a summary.
 
 Owns the tolerance profiles (EU RTS 25 HFT 100 us, EU other algorithmic 1 ms, US CAT / FINRA 4590
-50 ms) and the rule that a sample is within tolerance only when the clock is LOCKED or HOLDOVER
-and both |offset| and the error bound are inside it; UNKNOWN and FREERUN never are.
+50 ms), the rule that a sample is within tolerance only when the clock is LOCKED or HOLDOVER,
+both |offset| and the error bound are inside it and the GM is traceable to UTC (UNKNOWN and
+FREERUN never are), and the rule that a stretch of the range with no sample for longer than
+GAP_NS is unmonitored.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from audit.health import MIN_TAI_UTC_S, HealthConfig
 from journal.catalogue import ClockState
 from reports import arrowcols as ac
 from reports import common, events
@@ -23,17 +27,31 @@ from reports.timebase import CLOCK_STATE_NAMES, TS_SOURCE_NAMES, to_utc
 from reports.validate import REJECTS_SCHEMA, mask_check, split
 
 KIND = "clock"
-SCHEMA_VERSION = "clock-1"
+SCHEMA_VERSION = "clock-2"
 
 PROFILES = (("eu_hft", 100_000), ("eu_algo", 1_000_000), ("us_cat", 50_000_000))   # (name, ns)
 MONITOR_BITS = {"eu_hft": 1, "eu_algo": 2, "us_cat": 4}     # CLOCK_SAMPLE.compliant_mask bits
 STALE_SAMPLE_NS = 2_000_000_000   # a 1 Hz monitor: older evidence does not cover an event
+TRACEABLE_CLOCK_CLASSES = tuple(sorted(HealthConfig().allowed_clock_classes))   # 6, 7
+# Samples further apart than this (a 1 Hz monitor that missed a tick, with slack for its
+# scheduling), or the range's first/last record that far from the nearest sample: unmonitored.
+GAP_NS = STALE_SAMPLE_NS
+STATUS_OUT, STATUS_UNMONITORED = "OUT_OF_TOLERANCE", "UNMONITORED"
 
 
 def within(samples: np.ndarray, tolerance_ns: int) -> np.ndarray:
     healthy = np.isin(samples["state"], (ClockState.LOCKED, ClockState.HOLDOVER))
     bound = samples["error_bound_ns"]
-    return healthy & (bound >= 0) & (bound <= tolerance_ns) & (np.abs(samples["offset_ns"]) <= tolerance_ns)
+    return healthy & (bound >= 0) & (bound <= tolerance_ns) & (np.abs(samples["offset_ns"]) <= tolerance_ns) \
+        & traceable(samples)
+
+
+def traceable(samples: np.ndarray) -> np.ndarray:
+    """The GM's time is traceable to UTC, as audit.health.judge requires: clockClass 6/7,
+    timeTraceable, and on the PTP (TAI) timescale a valid, plausible UTC offset."""
+    utc_ok = (samples["utc_offset_valid"] != 0) & (samples["utc_offset"] >= MIN_TAI_UTC_S)
+    return np.isin(samples["gm_clock_class"], TRACEABLE_CLOCK_CLASSES) & (samples["time_traceable"] != 0) \
+        & ((samples["ptp_timescale"] == 0) | utc_ok)
 
 
 def _samples_table(samples: np.ndarray, utc) -> pa.Table:
@@ -125,8 +143,65 @@ def _event_table(ev: events.OrderEvents, sample_utc) -> tuple[pa.Table, dict, in
     return pa.table(cols), within_by_profile, int((~has).sum())
 
 
-def _intervals(samples: np.ndarray, utc, event_seq: np.ndarray) -> pa.Table:
-    """Intervals out of tolerance per profile; `event_seq` (sorted) are the order events' sequences."""
+def unmonitored(sample_utc_ns: np.ndarray, sample_seq: np.ndarray, edges: tuple) -> list[dict]:
+    """Stretches with no clock sample for longer than GAP_NS, from the samples' UTC times (valid
+    ones, any order) and the range's first and last records `edges` ((seq, utc_ns) each):
+    between two samples, from the range's first record to the first sample, and from the last
+    sample to the range's last record (open at the range end). Each: start/end seq and UTC time."""
+    order = np.lexsort((sample_seq, sample_utc_ns))
+    times, seqs = sample_utc_ns[order].astype(np.int64), sample_seq[order].astype(np.int64)
+    (first_seq, first_utc), (last_seq, last_utc) = edges
+    # the points monitoring is known at: the range's start (when no sample precedes it), the
+    # samples, and the range's end (when no sample follows it)
+    lead = int(not len(times) or first_utc < times[0])
+    trail = int(not len(times) or last_utc > times[-1])
+    times = np.r_[[first_utc] * lead, times, [last_utc] * trail].astype(np.int64)
+    seqs = np.r_[[first_seq] * lead, seqs, [last_seq] * trail].astype(np.int64)
+    at = np.flatnonzero(np.diff(times) > GAP_NS)
+    at = at[(times[at + 1] > first_utc) & (times[at] < last_utc)]     # inside the range only
+    return [{"start_seq": int(seqs[i]), "start_utc": int(times[i]), "end_seq": int(seqs[i + 1]),
+             "end_utc": int(times[i + 1]), "open_at_range_end": bool(trail and i + 2 == len(times))}
+            for i in at]        # one entry per gap (few)
+
+
+def range_edges(src: JournalSlice, samples: np.ndarray) -> tuple:
+    """((seq, UTC ns) of the range's first record, (seq, UTC ns) of its last); a record with no
+    UTC time counts at the nearest known: the first/last sample's (so it opens no interval)."""
+    out = []
+    for seq in (src.first_seq, src.last_seq):
+        head = src.reader.scan(seq, seq, fields=("seq", "ts_ns", "ts_source"))
+        utc = to_utc(head.seq, head.ts_ns, head.ts_source, samples)
+        out.append((int(head.seq[0]), int(utc.utc_ns[0])) if len(head.seq) and utc.valid[0] else None)
+    return tuple(out)
+
+
+def _gap_rows(gaps: list[dict], inside: list[int], day: int | None) -> list[dict]:
+    """One unmonitored row per gap and profile (what every profile lacks evidence for)."""
+    rows = []
+    for gap, count in zip(gaps, inside):
+        start_day = gap["start_utc"] // ac.NS_PER_DAY if day is None else day
+        for name, tol in PROFILES:
+            rows.append({"profile": name, "tolerance_ns": tol, "status": STATUS_UNMONITORED, **gap,
+                         "duration_ns": gap["end_utc"] - gap["start_utc"],
+                         "worst_error_bound_ns": None, "worst_abs_offset_ns": None, "states": None,
+                         "order_events_inside": count,
+                         "trade_date": dt.date(1970, 1, 1) + dt.timedelta(days=int(start_day))})
+    return rows
+
+
+INTERVALS_SCHEMA = pa.schema([
+    ("profile", pa.string()), ("tolerance_ns", pa.int64()), ("status", pa.string()), ("start_seq", pa.uint64()),
+    ("end_seq", pa.uint64()), ("start_utc", pa.timestamp("ns", tz="UTC")),
+    ("end_utc", pa.timestamp("ns", tz="UTC")), ("duration_ns", pa.int64()),
+    ("open_at_range_end", pa.bool_()), ("worst_error_bound_ns", pa.int64()),
+    ("worst_abs_offset_ns", pa.int64()), ("states", pa.string()), ("order_events_inside", pa.int64()),
+    ("trade_date", pa.date32()),
+])
+
+
+def _intervals(samples: np.ndarray, utc, event_seq: np.ndarray, unmonitored_rows: list[dict]) -> pa.Table:
+    """Intervals out of tolerance per profile, and the unmonitored ones (`unmonitored_rows`), in
+    profile order then by start; `event_seq` (sorted) are the order events' sequences."""
     rows = []
     seqs = samples["seq"].astype(np.int64, copy=False)
     for name, tol in PROFILES:
@@ -141,7 +216,7 @@ def _intervals(samples: np.ndarray, utc, event_seq: np.ndarray) -> pa.Table:
             inside = np.searchsorted(event_seq, seqs[a], "right"), \
                 (np.searchsorted(event_seq, end_seq, "left") if closed else len(event_seq))
             rows.append({
-                "profile": name, "tolerance_ns": tol, "start_seq": int(seqs[a]), "end_seq": end_seq,
+                "profile": name, "tolerance_ns": tol, "status": STATUS_OUT, "start_seq": int(seqs[a]), "end_seq": end_seq,
                 "start_utc": int(utc.utc_ns[a]), "end_utc": int(utc.utc_ns[b]) if closed else None,
                 "duration_ns": int(utc.utc_ns[b] - utc.utc_ns[a]) if closed else None,
                 "open_at_range_end": not closed,
@@ -151,15 +226,9 @@ def _intervals(samples: np.ndarray, utc, event_seq: np.ndarray) -> pa.Table:
                 "order_events_inside": int(inside[1] - inside[0]),
                 "trade_date": dt.date(1970, 1, 1) + dt.timedelta(days=int(utc.utc_ns[a] // ac.NS_PER_DAY)),
             })
-    schema = pa.schema([
-        ("profile", pa.string()), ("tolerance_ns", pa.int64()), ("start_seq", pa.uint64()),
-        ("end_seq", pa.uint64()), ("start_utc", pa.timestamp("ns", tz="UTC")),
-        ("end_utc", pa.timestamp("ns", tz="UTC")), ("duration_ns", pa.int64()),
-        ("open_at_range_end", pa.bool_()), ("worst_error_bound_ns", pa.int64()),
-        ("worst_abs_offset_ns", pa.int64()), ("states", pa.string()), ("order_events_inside", pa.int64()),
-        ("trade_date", pa.date32()),
-    ])
-    return pa.Table.from_pylist(rows, schema=schema)
+    rank = {name: i for i, (name, _) in enumerate(PROFILES)}
+    rows = sorted(rows + unmonitored_rows, key=lambda r: (rank[r["profile"]], r["start_utc"], r["status"]))
+    return pa.Table.from_pylist(rows, schema=INTERVALS_SCHEMA)
 
 
 def _summary(samples: np.ndarray, intervals: pa.Table, within_events: dict[str, int], n_events: int,
@@ -168,13 +237,17 @@ def _summary(samples: np.ndarray, intervals: pa.Table, within_events: dict[str, 
     for name, tol in PROFILES:
         ok = within(samples, tol)
         mine = intervals.filter(pc.equal(intervals["profile"], name)) if intervals.num_rows else intervals
+        gaps = mine.filter(pc.equal(mine["status"], STATUS_UNMONITORED)) if mine.num_rows else mine
+        mine = mine.filter(pc.equal(mine["status"], STATUS_OUT)) if mine.num_rows else mine
         outside = int(n_events - within_events[name])
         if len(samples) == 0:
             verdict = "NO_EVIDENCE"
-        elif ok.all() and outside == 0:
-            verdict = "COMPLIANT"
-        else:
+        elif not (ok.all() and outside == 0):
             verdict = "NOT_COMPLIANT"
+        elif gaps.num_rows:
+            verdict = "INCOMPLETE_EVIDENCE"     # nothing seen outside, but not seen throughout
+        else:
+            verdict = "COMPLIANT"
         rows.append({
             "profile": name, "tolerance_ns": tol, "samples": len(samples), "samples_within": int(ok.sum()),
             "share_within": float(ok.mean()) if len(samples) else None,
@@ -183,10 +256,31 @@ def _summary(samples: np.ndarray, intervals: pa.Table, within_events: dict[str, 
             if mine.num_rows else 0,
             "max_error_bound_ns": int(samples["error_bound_ns"].max()) if len(samples) else None,
             "max_abs_offset_ns": int(np.abs(samples["offset_ns"]).max()) if len(samples) else None,
+            "unmonitored_intervals": gaps.num_rows,
+            "unmonitored_ns": int(pc.sum(gaps["duration_ns"]).as_py() or 0) if gaps.num_rows else 0,
             "order_events": n_events, "order_events_not_demonstrably_within": outside,
             "order_events_without_sample": events_without_sample, "verdict": verdict,
         })
     return pa.Table.from_pylist(rows)
+
+
+def _gaps(src: JournalSlice, samples_all: np.ndarray, utc, day: int | None) -> list[dict]:
+    """The unmonitored stretches of the range (all its samples, and its first and last records),
+    those touching trade date `day` when one is selected."""
+    first, last = range_edges(src, samples_all)
+    valid = np.flatnonzero(utc.valid)
+    times, seqs = utc.utc_ns[valid], samples_all["seq"][valid].astype(np.int64)
+    if first is None:
+        first = (int(seqs[0]), int(times.min())) if len(times) else None
+    if last is None:
+        last = (int(seqs[-1]), int(times.max())) if len(times) else None
+    if first is None or last is None:
+        return []
+    gaps = unmonitored(times, seqs, (first, last))
+    if day is not None:
+        lo, hi = day * ac.NS_PER_DAY, (day + 1) * ac.NS_PER_DAY
+        gaps = [g for g in gaps if g["start_utc"] < hi and g["end_utc"] > lo]
+    return gaps
 
 
 def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
@@ -201,6 +295,11 @@ def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
     rows = np.flatnonzero(in_range)
     samples = samples_all[rows]
     sample_utc = to_utc(samples["seq"], samples["ts_ns"], samples["ts_source"], samples_all)
+    day = None if src.selection.trade_date is None else (src.selection.trade_date - dt.date(1970, 1, 1)).days
+    gaps = _gaps(src, samples_all, sample_utc_all, day)
+    gap_start = np.array([g["start_utc"] for g in gaps], np.int64)
+    gap_end = np.array([g["end_utc"] for g in gaps], np.int64)
+    inside = np.zeros(len(gaps), np.int64)
     within_events = {name: 0 for name, _ in PROFILES}
     n_events = no_sample = 0
     event_seqs, event_rejects = [], []
@@ -211,6 +310,9 @@ def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
             within_events[name] += int(ok.sum())
         n_events += len(ev)
         no_sample += no_sample_chunk
+        if len(gaps):                    # events strictly inside each gap (a loop over gaps)
+            t = np.sort(ev.utc.utc_ns[ev.utc.valid])
+            inside += np.searchsorted(t, gap_end, "left") - np.searchsorted(t, gap_start, "right")
         event_seqs.append(ev.cols["seq"].astype(np.int64, copy=False))   # 8 bytes per event
         kept, rejected = split(event_table, KIND, "event_clock", [
             mask_check("event_time_utc", ~ev.utc.valid, "order event without a UTC time")])
@@ -218,7 +320,7 @@ def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
         if rejected.num_rows:
             event_rejects.append(rejected)
     all_event_seqs = np.concatenate(event_seqs) if event_seqs else np.zeros(0, np.int64)
-    intervals = _intervals(samples, sample_utc, all_event_seqs)
+    intervals = _intervals(samples, sample_utc, all_event_seqs, _gap_rows(gaps, inside.tolist(), day))
     summary = _summary(samples, intervals, within_events, n_events, no_sample)
     samples_kept, sample_rejects = split(_samples_table(samples, sample_utc), KIND, "samples", [
         mask_check("sample_time_utc", ~sample_utc.valid, "clock sample without a UTC time")])

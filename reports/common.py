@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from reports import arrowcols as ac, numtext, timetext
-from reports.events import OrderEvents
+from reports.events import OrderEvents, short_message_reasons, short_messages
 from reports.refdata import RefData
 from reports.timebase import BASIS_NAMES, CLOCK_STATE_NAMES, TS_SOURCE_NAMES
 from reports.validate import Check, mask_check, value_check
@@ -90,7 +90,8 @@ def party_code(ref: RefData, registry: str, ids: np.ndarray) -> tuple[np.ndarray
 
 def event_checks(table: pa.Table, ev: OrderEvents, ref: RefData, inst_idx: np.ndarray,
                  algo_idx: np.ndarray, client_idx: np.ndarray) -> list[Check]:
-    """Rejects common to order-event reports: time, order identity, instrument, responsibility."""
+    """Rejects common to order-event reports: a truncated OUCH message, time, order identity,
+    instrument, responsibility."""
     u = ev.utc
     no_offset = u.basis == BASIS_NAMES.index("NO_UTC_OFFSET")
 
@@ -99,6 +100,7 @@ def event_checks(table: pa.Table, ev: OrderEvents, ref: RefData, inst_idx: np.nd
                         "PHC (TAI) timestamp with no preceding CLOCK_SAMPLE carrying a valid UTC offset",
                         "no timestamp was recorded for this event")
     checks = [
+        mask_check("ouch_message", short_messages(ev.cols), lambda rows: short_message_reasons(ev.cols, rows)),
         mask_check("event_time_utc", ~u.valid, no_time),
         mask_check("order_id", ev.cols["creator"] < 0,
                    "no ORDER_SENT in the journal created this order token"),

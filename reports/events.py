@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from journal.catalogue import HEADER_DTYPE, PAYLOAD_DTYPES, RecordType
+from journal.catalogue import HEADER_DTYPE, PAYLOAD_DTYPES, RAW_ORDER_MAX, RAW_VENUE_MAX, RecordType
 from journal import bulk, row_dtype
 from reports import orderjoin, ouch, ouchcols
 from reports.source import JournalSlice, payload_head
@@ -39,6 +39,26 @@ _VENUE = {ord("A"): EV["ACCEPTED"], ord("U"): EV["REPLACED"], ord("C"): EV["CANC
           ord("G"): EV["EXECUTED_WITH_REF_PRICE"], ord("F"): EV["TRADE_CORRECTION"]}
 SOUP_SEQUENCED = ord("S")
 OUCH_SYSTEM_EVENT = ord("S")
+# The fixed OUCH length of each event's message type, by origin (0 sent, 1 venue): 512 entries.
+_NEED = np.concatenate([ouch.length_table(ouch.INBOUND_LENGTHS), ouch.length_table(ouch.OUTBOUND_LENGTHS)])
+_RAW_CAPS = (RAW_ORDER_MAX, RAW_VENUE_MAX)      # bytes of the raw field of ORDER_SENT, VENUE_MSG
+
+
+def short_messages(cols) -> np.ndarray:
+    """Events whose OUCH message the journal holds shorter than its type's fixed length (msg_len,
+    ouch.INBOUND_LENGTHS / OUTBOUND_LENGTHS): truncated, so its fields past the bytes held were
+    not decoded. Reports reject them (never a row with invented zeros)."""
+    return cols["msg_len"] < _NEED[(cols["origin"].astype(np.int64) << 8) | cols["msg_type"]]
+
+
+def short_message_reasons(cols, rows: np.ndarray) -> list[str]:
+    """Why each of `rows` (short_messages) is rejected."""
+    kind = ("sent", "venue")
+    return [f"{kind[o]} OUCH {chr(t)!r} message holds {n} bytes of the {_NEED[(o << 8) | t]} its type has: "
+            f"truncated in the journal, its fields past them are unknown"
+            for o, t, n in zip(cols["origin"][rows].tolist(), cols["msg_type"][rows].tolist(),
+                               cols["msg_len"][rows].tolist())]
+
 
 # Columns copied from the ORDER_SENT that created an order onto every event of that order.
 ORDER_FIELDS = ("symbol_id", "algo_id", "desk_id", "trader_id", "client_id", "risk_verdict",
@@ -111,9 +131,7 @@ def collect_chunks(src: JournalSlice, join_orders: bool = True, chunk_seqs: int 
     samples = SampleHistory(src) if join_orders else clock_samples(src)
     book = Creators(reserve_rows(src.last_seq) if join_orders else 0)
     if join_orders:
-        for a in range(1, src.first_seq, step):     # orders created before a mid-journal range
-            book.add(src.reader.read_fixed(RecordType.ORDER_SENT, first_seq=a,
-                                           last_seq=min(a + step - 1, src.first_seq - 1)))
+        carry_prefix(src, book, step, leaves)
     starts = list(range(src.first_seq, src.last_seq + 1, step))
     arena = bulk.Arena()       # the bulk reads' buffers, reused chunk after chunk by `decode`
 
@@ -139,6 +157,25 @@ def collect_chunks(src: JournalSlice, join_orders: bool = True, chunk_seqs: int 
             checked.result()
         finally:
             stop.set()
+
+
+def carry_prefix(src: JournalSlice, book: "Creators", step: int, leaves: bool) -> None:
+    """Bring `book` to the start of a mid-journal range: the orders created before it and, with
+    `leaves`, the remaining quantity each has there (an order accepted before the range and
+    executed or cancelled inside it needs its history). With `leaves` the prefix's order events
+    go through the same decode and join as the range's, chunk by chunk, and only the book is
+    kept; without, just the creating ORDER_SENTs are read."""
+    for a in range(1, src.first_seq, step):
+        last = min(a + step - 1, src.first_seq - 1)
+        if not leaves:
+            book.add(src.reader.read_fixed(RecordType.ORDER_SENT, first_seq=a, last_seq=last))
+            continue
+        part = JournalSlice(reader=src.reader, journal_id=src.journal_id, first_seq=a, last_seq=last,
+                            selection=src.selection)
+        _join(_decode(part, True, _NO_SAMPLES, None, book), book, leaves=True, gather_joined=False)
+
+
+_NO_SAMPLES = np.zeros(0, row_dtype(RecordType.CLOCK_SAMPLE))    # prefix events: their times unused
 
 
 def check_segments(src: JournalSlice, stop: threading.Event | None = None) -> None:
@@ -194,6 +231,38 @@ def _venue_bytes(fields: dict, names) -> np.dtype:
     return payload_head(RecordType.VENUE_MSG, PAYLOAD_DTYPES[RecordType.VENUE_MSG].fields["raw"][1] + end)
 
 
+_VENUE_HEAD = payload_head(RecordType.VENUE_MSG, PAYLOAD_DTYPES[RecordType.VENUE_MSG].fields["raw"][1])
+
+
+def venue_messages(src: JournalSlice, first_seq: int, last_seq: int, types: bytes, names) -> dict[str, np.ndarray]:
+    """The sequenced OUCH messages of `types` (e.g. b"B") among the VENUE_MSG records in
+    [first_seq, last_seq]: their seq, ts_ns and ts_source, the OUCH type and the fields `names`
+    (with token_key for a token), in journal order. Chunk by chunk: a header scan, the first
+    bytes of each venue record, and only the matching records' OUCH fields; a message too short
+    to hold the fields asked for is left out (it is not an order event of that type)."""
+    fields = ("seq", "ts_ns", "ts_source")
+    dtype = _venue_bytes(ouch.OUTBOUND_FIELDS, names)
+    need = np.full(256, 1 << 30, np.int64)
+    for t in types:
+        layout = [ouch.OUTBOUND_FIELDS[name][t] for name in names if t in ouch.OUTBOUND_FIELDS[name]]
+        need[t] = ouch.SOUP_HEADER + max(o + w for o, w, _ in layout)
+    parts = []
+    for a in range(first_seq, last_seq + 1, CHUNK_SEQS):
+        cols = src.reader.scan(a, min(a + CHUNK_SEQS - 1, last_seq), fields=fields + ("rtype", "pos"))
+        venue = np.flatnonzero(cols.rtype == RecordType.VENUE_MSG)
+        head = src.reader.gather(cols.pos[venue], _VENUE_HEAD)
+        hit = venue[(head["packet_type"] == SOUP_SEQUENCED) & (head["raw_len"] >= need[head["msg_type"]])]
+        if len(hit) or not parts:          # (an empty first part gives the columns their types)
+            raw = src.reader.gather(cols.pos[hit], dtype)
+            got = ouchcols.decode(raw["raw"], raw["msg_type"], ouch.OUTBOUND_FIELDS, names=list(names))
+            got.update({name: getattr(cols, name)[hit] for name in fields}, msg_type=raw["msg_type"])
+            parts.append(got)
+    out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
+    if "token" in out:
+        out["token_key"] = _join_key(out["token"])
+    return out
+
+
 # Payload bytes copied per record: without the order join (clock evidence) only up to the
 # tokens and message types; with it, the whole ORDER_SENT and the OUCH fields decoded.
 _HEADS = {
@@ -205,6 +274,7 @@ _HEADS = {
 }
 _HEADER_FIELDS = ("seq", "ts_ns", "ts_source", "clock_state")
 _CREATES = (ord("O"), ord("U"))     # OUCH Enter Order and Replace Order create an order token
+_ENTER_FIELDS = ["side", "stock", "capacity"]     # inbound OUCH fields an order keeps (Creators)
 
 
 class SampleHistory:
@@ -287,8 +357,10 @@ def _decode(src: JournalSlice, join_orders: bool, samples: "np.ndarray | SampleH
         out[is_sent] = sent_values
         return out
 
+    venue_held = ouch.held_bytes(venue["raw"], venue["raw_len"], RAW_VENUE_MAX)
     vcols = ouchcols.decode(venue["raw"], venue["msg_type"], ouch.OUTBOUND_FIELDS,
-                        names=None if join_orders else ["token"], at=np.flatnonzero(is_venue), size=n)
+                            names=None if join_orders else ["token"], at=np.flatnonzero(is_venue), size=n,
+                            held=venue_held)
     cols: dict[str, np.ndarray] = {name: getattr(head, name)[rows] for name in _HEADER_FIELDS}
     cols.update({
         "event": merged(sent_event, venue_event, np.int8),
@@ -298,7 +370,9 @@ def _decode(src: JournalSlice, join_orders: bool, samples: "np.ndarray | SampleH
     utc = to_utc(cols["seq"], cols["ts_ns"], cols["ts_source"], samples)
     if not join_orders:
         return _Decoded(OrderEvents(cols=cols, utc=utc, samples=samples))
-    scols = ouchcols.decode(all_sent["raw"], all_sent["msg_type"], ouch.INBOUND_FIELDS, names=["side", "stock"])
+    sent_held = ouch.held_bytes(all_sent["raw"], all_sent["raw_len"], RAW_ORDER_MAX)
+    scols = ouchcols.decode(all_sent["raw"], all_sent["msg_type"], ouch.INBOUND_FIELDS, names=_ENTER_FIELDS,
+                            held=sent_held)
     all_wire_side = np.where(scols["side"] > 0, scols["side"], all_sent["side"])
     wire_side, stock = all_wire_side[events_sent], scols["stock"][events_sent]
     cols.update({
@@ -317,13 +391,17 @@ def _decode(src: JournalSlice, join_orders: bool, samples: "np.ndarray | SampleH
                          ("order_ref", "order_ref"), ("venue_ts", "venue_ts")):
         cols[name] = vcols[source]
     cols["prior_token_key"] = _join_key(cols["prior_token"])
+    header = ouch.SOUP_HEADER
+    cols["msg_len"] = merged(np.maximum(sent_held[events_sent] - header, 0), np.maximum(venue_held - header, 0),
+                             np.int16)
     creates = np.flatnonzero(np.isin(all_sent["msg_type"], _CREATES))
     # field by field: gathering the whole records (with their raw packets) first copies twice the bytes
     created = {name: all_sent[name][creates] for name in Creators.FIELDS + ("token", "orig_token")
                if name not in _HEADER_FIELDS}
     created.update({name: getattr(head, name)[all_sent_at[creates]] for name in _HEADER_FIELDS})
     return _Decoded(OrderEvents(cols=cols, utc=utc, samples=samples),
-                    Creators.columns(created, all_wire_side[creates], scols["stock"][creates]))
+                    Creators.columns(created, all_wire_side[creates], scols["stock"][creates],
+                                     scols["capacity"][creates]))
 
 
 # The compiled decode (one C pass per chunk, orderjoin.merge_events) for the joined stream of
@@ -345,7 +423,7 @@ def _decode_fused(head, sent_at: np.ndarray, sent: np.ndarray, venue_at: np.ndar
         merged.update(orderjoin.merge_events(
             sent, sent_at, venue, venue_at, _SENT_LUT, _VENUE_LUT, SOUP_SEQUENCED, OUCH_SYSTEM_EVENT,
             created=rows, creates=_CREATES, head={name: getattr(head, name) for name in _HEADER_FIELDS
-                                                  if name in Creators.FIELDS}))
+                                                  if name in Creators.FIELDS}, raw_caps=_RAW_CAPS))
     book.add_rows(int(np.isin(sent["msg_type"], _CREATES).sum()), fill)
     cols: dict[str, np.ndarray] = {name: getattr(head, name).take(merged["at"]) for name in _HEADER_FIELDS}
     for name in _MERGED_ORDER:
@@ -379,7 +457,7 @@ def _join(decoded: _Decoded, book: "Creators", leaves: bool = True, gather_joine
         _, unknown_code = np.unique(keys_events[~known], return_inverse=True)
         group[~known] = len(book) + unknown_code
         n_unknown = int(unknown_code.max()) + 1
-    cols["leaves"] = orderjoin.leaves(group, cols["event"], cols["qty"], cols["exec_qty"], cols["decrement"],
+    cols["leaves"] = orderjoin.leaves(group, leaves_events(cols), cols["qty"], cols["exec_qty"], cols["decrement"],
                                       LEAVES_CODES, book.leaves_sum, book.leaves_started, n_unknown)
     return ev
 
@@ -388,6 +466,7 @@ def _join(decoded: _Decoded, book: "Creators", leaves: bool = True, gather_joine
 # column, dtype, None: the column's own); 0 where no ORDER_SENT created the event's token.
 JOINED = {**{name: (name, None) for name in ORDER_FIELDS},
           "side": ("side", np.uint8), "order_wire_side": ("wire_side", np.uint8), "order_stock": ("stock", None),
+          "order_capacity": ("ouch_capacity", np.uint8),
           "creator_seq": ("seq", np.int64), "creator_ts_ns": ("ts_ns", np.int64),
           "creator_ts_source": ("ts_source", np.int64), "order_qty": ("qty", np.int64),
           "order_price": ("price", np.int64)}
@@ -446,10 +525,27 @@ class JoinedCols(dict):
         self.update(got)
 
 
-# The event codes the remaining-quantity kernel tells apart (orderjoin.h oj_event_codes).
+# `leaves` where it is not a quantity: the venue has not accepted the order yet (pending new), or
+# a truncated message left its quantity unknown (leaves_events).
+LEAVES_PENDING, LEAVES_UNKNOWN = -1, -2
+# The event codes the remaining-quantity kernel tells apart (orderjoin.h oj_event_codes); `unknown`:
+# a message of one of the others cut short in the journal (leaves_events), whose quantity is unknown.
+UNKNOWN_QTY = -1
 LEAVES_CODES = {"accepted": EV["ACCEPTED"], "replaced": EV["REPLACED"], "executed": EV["EXECUTED"],
                 "executed_ref": EV["EXECUTED_WITH_REF_PRICE"], "canceled": EV["CANCELED"],
-                "aiq_canceled": EV["AIQ_CANCELED"]}
+                "aiq_canceled": EV["AIQ_CANCELED"], "unknown": UNKNOWN_QTY}
+_QTY_EVENTS = [code for name, code in LEAVES_CODES.items() if name != "unknown"]
+
+
+def leaves_events(cols) -> np.ndarray:
+    """The event codes the remaining quantities are computed from: each event's own, but
+    UNKNOWN_QTY for a quantity message (Accepted, Replaced, executions, cancels) the journal holds
+    truncated, so that its order's remaining quantity is unknown from then on, not computed from
+    a quantity it does not hold."""
+    short = short_messages(cols)
+    if not short.any():
+        return cols["event"]
+    return np.where(short & np.isin(cols["event"], _QTY_EVENTS), np.int8(UNKNOWN_QTY), cols["event"]).astype(np.int8)
 
 
 CREATOR_BYTES = 128          # the Creators columns of one order, rounded up
@@ -479,11 +575,12 @@ class Creators:
     when a row on it is written."""
 
     FIELDS = ORDER_FIELDS + ("side", "seq", "ts_ns", "ts_source", "qty", "price", "msg_type")
-    # every column: FIELDS as journaled, the join keys, the OUCH side and stock, running totals
+    # every column: FIELDS as journaled, the join keys, the OUCH side, stock and capacity, running totals
     DTYPES = {**{name: (HEADER_DTYPE if name in HEADER_DTYPE.names else PAYLOAD_DTYPES[RecordType.ORDER_SENT])
                  .fields[name][0] for name in FIELDS},
               "token_key": np.dtype("S14"), "parent_key": np.dtype("S14"), "wire_side": np.dtype(np.uint8),
-              "stock": np.dtype("S8"), "leaves_sum": np.dtype(np.int64), "leaves_started": np.dtype(np.int64)}
+              "stock": np.dtype("S8"), "ouch_capacity": np.dtype(np.uint8), "leaves_sum": np.dtype(np.int64),
+              "leaves_started": np.dtype(np.int64)}
 
     def __init__(self, reserve: int = 0):
         self.reserve = reserve
@@ -522,15 +619,17 @@ class Creators:
         return {k: self._store[k][self.n:need] for k in dtypes}
 
     @classmethod
-    def columns(cls, sent: np.ndarray, wire_side: np.ndarray, stock: np.ndarray) -> dict[str, np.ndarray]:
+    def columns(cls, sent: np.ndarray, wire_side: np.ndarray, stock: np.ndarray,
+                capacity: np.ndarray) -> dict[str, np.ndarray]:
         """Creators columns of Enter/Replace ORDER_SENT rows (records or a dict of their columns,
-        header fields included) whose OUCH side and stock (b"" for a
-        Replace) are already decoded."""
+        header fields included) whose OUCH side, stock and capacity (b"" / 0 for a Replace) are
+        already decoded."""
         new = {name: sent[name] for name in cls.FIELDS}
         new["token_key"] = _join_key(sent["token"])
         new["parent_key"] = _join_key(sent["orig_token"])
         new["wire_side"] = wire_side.astype(np.uint8)
         new["stock"] = stock.astype("S8")
+        new["ouch_capacity"] = capacity.astype(np.uint8)
         new["leaves_sum"] = np.zeros(len(sent["seq"]), np.int64)
         new["leaves_started"] = np.zeros(len(sent["seq"]), np.int64)
         return new
@@ -538,9 +637,10 @@ class Creators:
     def add(self, sent: np.ndarray) -> None:
         """Index the Enter and Replace orders among `sent` (ORDER_SENT rows)."""
         sent = sent[np.isin(sent["msg_type"], _CREATES)]
-        enter = ouchcols.decode(sent["raw"], sent["msg_type"], ouch.INBOUND_FIELDS, names=["side", "stock"])
+        enter = ouchcols.decode(sent["raw"], sent["msg_type"], ouch.INBOUND_FIELDS, names=_ENTER_FIELDS,
+                                held=ouch.held_bytes(sent["raw"], sent["raw_len"], RAW_ORDER_MAX))
         self.add_columns(self.columns(sent, np.where(enter["side"] > 0, enter["side"], sent["side"]),
-                                      enter["stock"]))
+                                      enter["stock"], enter["capacity"]))
 
     def add_columns(self, new: dict[str, np.ndarray]) -> None:
         """Add the orders of `new` (Creators.columns)."""
@@ -562,12 +662,13 @@ class Creators:
         self._inherit_from_enter(np.arange(first_new, len(self)))
 
     def _inherit_from_enter(self, rows: np.ndarray) -> None:
-        """A Replace carries no side or stock: give each new replacement those of the Enter Order
+        """A Replace carries no side, stock or capacity: give each new replacement those of the Enter Order
         at the root of its replace chain (followed back, one vectorised step per generation, at
         most MAX_REPLACE_CHAIN); where the chain leaves the journal, the journaled side, no stock."""
         c = self.cols
         pending = rows[c["msg_type"][rows] != ord("O")]
         c["stock"][pending] = b""
+        c["ouch_capacity"][pending] = 0
         current = pending
         for _ in range(MAX_REPLACE_CHAIN):
             if len(pending) == 0:
@@ -577,6 +678,7 @@ class Creators:
             resolved = found & (c["msg_type"][np.where(found, parent, 0)] == ord("O"))
             c["wire_side"][pending[resolved]] = c["wire_side"][parent[resolved]]
             c["stock"][pending[resolved]] = c["stock"][parent[resolved]]
+            c["ouch_capacity"][pending[resolved]] = c["ouch_capacity"][parent[resolved]]
             keep = found & ~resolved
             pending, current = pending[keep], parent[keep]
 
@@ -649,11 +751,12 @@ _SENT_LUT, _VENUE_LUT = _lut(_SENT), _lut(_VENUE)
 # the order of _decode's columns after the header ones
 _MERGED_ORDER = ("event", "token", "token_key", "origin", "msg_type", "prior_token", "wire_side", "price",
                  "qty", "stock", "exec_qty", "exec_price", "match", "liquidity", "decrement", "reason",
-                 "order_ref", "venue_ts", "prior_token_key")
+                 "order_ref", "venue_ts", "prior_token_key", "msg_len")
 
 
 def leaves_reference(cols: dict[str, np.ndarray], group: np.ndarray, book: Creators, n_unknown: int) -> np.ndarray:
-    """Venue-confirmed remaining quantity of the event's order after the event (-1 where unknown),
+    """Venue-confirmed remaining quantity of the event's order after the event (LEAVES_PENDING
+    before the venue accepted it, LEAVES_UNKNOWN after a truncated quantity message),
     in numpy: the reference orderjoin.leaves (what the join uses, one C pass) is tested against.
 
     Starts from the quantity the venue accepted (A) or restated (U) and subtracts executions and
@@ -662,6 +765,7 @@ def leaves_reference(cols: dict[str, np.ndarray], group: np.ndarray, book: Creat
     ev = cols["event"]
     if len(ev) == 0:
         return np.zeros(0, np.int64)
+    unknown = ev == UNKNOWN_QTY               # from here on the order's quantity is unknown
     start = np.where((ev == EV["ACCEPTED"]) | (ev == EV["REPLACED"]), cols["qty"], 0)
     reduce = np.where((ev == EV["EXECUTED"]) | (ev == EV["EXECUTED_WITH_REF_PRICE"]), cols["exec_qty"], 0) \
         + np.where((ev == EV["CANCELED"]) | (ev == EV["AIQ_CANCELED"]), cols["decrement"], 0)
@@ -683,10 +787,12 @@ def leaves_reference(cols: dict[str, np.ndarray], group: np.ndarray, book: Creat
     else:               # gather from the running totals, without copying them whole per chunk
         prior_sum, prior_started = book.leaves_sum[codes], book.leaves_started[codes]
     total = prior_sum + within
-    total_started = prior_started + started_within
+    unknown_so_far = np.cumsum(unknown[order])
+    lost = (prior_started < 0) | (unknown_so_far - (unknown_so_far[base] - unknown[order][base]) > 0)
+    total_started = np.where(lost, -1, prior_started + started_within)
     last = np.r_[codes[1:] != codes[:-1], True] & (codes < len(book))
     book.leaves_sum[codes[last]] = total[last]
     book.leaves_started[codes[last]] = total_started[last]
     out = np.empty(len(group), dtype=np.int64)
-    out[order] = np.where(total_started > 0, total, -1)
+    out[order] = np.where(total_started > 0, total, np.where(total_started < 0, LEAVES_UNKNOWN, LEAVES_PENDING))
     return out

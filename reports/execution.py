@@ -15,6 +15,8 @@ round-lot size (ROUND_LOT: 100, whereas the amended round-lot definition is tier
 realized-spread horizons, and the new time-to-execution buckets, which are not produced (the
 fills carry time_to_execution_ns, from which any bucket edges can be derived). Fractional orders
 cannot occur (OUCH shares are integers); market and stop orders are not sent by the engine.
+An execution the venue breaks later in the range (OUCH Broken Trade) stays in the fills table,
+marked `broken`, and is left out of the summary (counted in quote_coverage).
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ from reports.timebase import to_utc
 from reports.validate import REJECTS_SCHEMA, mask_check, split
 
 KIND = "execution-quality"
-SCHEMA_VERSION = "execution-quality-1"
+SCHEMA_VERSION = "execution-quality-2"
 NS = 1_000_000_000
 REALIZED_HORIZONS_S = (1, 15, 60)
 PRICE4_UNITS = 1e-4           # price4 integer -> units, as Arrow turns a decimal(_, 4) into a double
@@ -72,7 +74,7 @@ def _symbols(ref: RefData) -> dict[str, int]:
 
 FILLS = (EV["EXECUTED"], EV["EXECUTED_WITH_REF_PRICE"])             # the firm's executions
 QUOTED = (EV["SENT_NEW"], EV["SENT_REPLACE"])          # the firm's quotes, checked against 612/610
-_FILL_COLUMNS = ("seq", "token_key", "symbol_id", "side", "exec_qty", "exec_price", "creator_seq",
+_FILL_COLUMNS = ("seq", "token_key", "match", "symbol_id", "side", "exec_qty", "exec_price", "creator_seq",
                  "creator_ts_ns", "creator_ts_source", "order_price", "order_qty", "tif")
 _QUOTE_COLUMNS = ("seq", "token_key", "symbol_id", "side", "price")
 
@@ -84,10 +86,24 @@ def _rows(ev: events.OrderEvents, codes: tuple[int, ...], columns: tuple[str, ..
     return picked.take(np.flatnonzero(np.isin(e, codes)))
 
 
-def _fills(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeline, quote_utc) -> tuple[pa.Table, dict]:
+def broken_fills(match: np.ndarray, token_key: np.ndarray, seq: np.ndarray, breaks: dict) -> np.ndarray:
+    """Which executions a later Broken Trade of the venue (`breaks`: events.venue_messages of
+    OUCH B) takes back: same order token and match number, journaled after the execution."""
+    out = np.zeros(len(seq), bool)
+    if not len(breaks["seq"]):
+        return out
+    for i in np.flatnonzero(np.isin(match, breaks["match"])):      # a loop over the few candidates
+        out[i] = bool(((breaks["match"] == match[i]) & (breaks["token_key"] == token_key[i])
+                       & (breaks["seq"] > seq[i])).any())
+    return out
+
+
+def _fills(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeline, timed: nbbo.TimedQuotes,
+           breaks: dict) -> tuple[pa.Table, dict]:
     """The fills table, and the numpy values the summary accumulates (see Summary.add)."""
     fx = _rows(ev, FILLS, _FILL_COLUMNS)
     c = fx.cols
+    broken = broken_fills(c["match"], c["token_key"], c["seq"], breaks)
     is_buy = c["side"] == ord("B")
     sym = c["symbol_id"]
     # the quote when the order was sent (just before its ORDER_SENT) and just before the fill
@@ -122,19 +138,24 @@ def _fills(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeline, quo
     }
     measures = [(fx.utc.utc_ns - order_utc.utc_ns, fx.utc.valid & order_utc.valid),
                 (effective * PRICE4_UNITS, ok0), (pct, ok0)]
+    past_market_data = []
     for h in REALIZED_HORIZONS_S:
-        bh, ah, fh = quotes.at_time(sym, fx.utc.utc_ns + h * NS, quote_utc)
-        okh = fh & (bh > 0) & (ah > 0) & fx.utc.valid
+        # the quote in force at the horizon, only where the journal's market data reaches it
+        bh, ah, fh, known = timed.at_time(sym, fx.utc.utc_ns + h * NS)
+        okh = fh & known & (bh > 0) & (ah > 0) & fx.utc.valid
         realized = sign * (2 * px - (bh + ah))
         cols[f"realized_spread_{h}s"] = ac.decimal(realized, 4, valid=okh)
         measures.append((realized * PRICE4_UNITS, okh))
+        past_market_data.append(fx.utc.valid & ~known)
     kind = order_type_category(is_buy, order_price, bid0, ask0, c["tif"] == 0, found0)
     size = size_category(c["order_qty"], order_price)
     cols["order_type_category"] = ac.codes(kind, TYPE_NAMES)
     cols["size_category"] = ac.codes(size, SIZE_NAMES)
     cols["quote_source"] = ac.codes(np.zeros(len(fx), np.int8), ["ITCH_MD_PACKET"])
+    cols["broken"] = pa.array(broken)       # taken back by the venue: not in the statistics
     cols["trade_date"] = common.trade_date_column(fx.utc.utc_ns, fx.utc.valid)
-    return pa.table(cols), {"size": size, "kind": kind, "qty": c["exec_qty"], "measures": measures}
+    return pa.table(cols), {"size": size, "kind": kind, "qty": c["exec_qty"], "measures": measures,
+                            "broken": broken, "past_market_data": past_market_data}
 
 
 class Summary:
@@ -221,13 +242,16 @@ def _quote_checks(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeli
 def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
     """Fills and Rule 612/610 rows chunk by chunk (bounded memory, `sink.add(table, t)`); the
     quote timeline is rebuilt once for the range, the summary and coverage accumulate."""
-    quotes = nbbo.build_timeline(src, _symbols(ref))
-    # the quotes' UTC times need the clock samples up to them: a pass over the journal's samples
-    # only when there are quotes to convert
-    quote_utc = to_utc(quotes.seq, quotes.ts_ns, quotes.ts_source, events.clock_samples(src)).utc_ns \
-        if len(quotes) else np.zeros(0, np.int64)
+    # the quote up to the longest realized-spread horizon past the range's end, read past it
+    # from the journal as far as needed; where the journal's market data stops short of a fill's
+    # horizon, that realized spread is left out and counted, never taken from an older quote
+    timed = nbbo.timeline_through(src, _symbols(ref), events.clock_samples(src), max(REALIZED_HORIZONS_S) * NS)
+    quotes = timed.timeline
+    past_market_data = np.zeros(len(REALIZED_HORIZONS_S), np.int64)
+    # the venue's Broken Trades in the range, known before any fill is written (a header pass)
+    breaks = events.venue_messages(src, src.first_seq, src.last_seq, b"B", ("token", "match"))
     summary = Summary()
-    no_quote_fills = no_quote_orders = 0
+    no_quote_fills = no_quote_orders = broken_fills_kept = 0
     rejected = []
     # just the fills and the quotes sent (no remaining quantities used): the other events are
     # dropped before their OUCH decode
@@ -235,26 +259,38 @@ def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
         ev = common.select_trade_date(chunk, src.selection.trade_date)
         del chunk
         r612, r610 = _quote_checks(ev, ref, quotes)
-        fills, accumulate = _fills(ev, ref, quotes, quote_utc)
+        fills, accumulate = _fills(ev, ref, quotes, timed, breaks)
+        broken, unknown_horizon = accumulate.pop("broken"), accumulate.pop("past_market_data")
+        # a truncated OUCH message decoded no field past the bytes held: rejected, as in every report
+        short = events.short_messages(ev.cols)
+        event_codes = ev.cols["event"]
         for name, table in (("fills", fills), ("rule612", r612), ("rule610", r610)):
             time_col = "exec_time_utc" if name == "fills" else "event_time_utc"
             no_time = ~table.column(time_col).is_valid().to_numpy(zero_copy_only=False)
             unknown = ref.instrument_index(table.column("symbol_id").to_numpy()) < 0
+            source_rows = np.flatnonzero(np.isin(event_codes, FILLS if name == "fills" else QUOTED))
             kept, rej = split(table, KIND, name, [
+                mask_check("ouch_message", short[source_rows],
+                           lambda rows, at=source_rows: events.short_message_reasons(ev.cols, at[rows])),
                 mask_check(time_col, no_time, "event without a UTC time"),
                 mask_check("symbol_id", unknown, "symbol_id not in instrument reference data")])
             sink.add(name, kept)
             if rej.num_rows:
                 rejected.append(rej)
             if name == "fills":
-                summary.add(**accumulate, keep=~(no_time | unknown))     # the rows split kept
+                kept_rows = ~(no_time | unknown | short[source_rows])     # the rows split kept
+                summary.add(**accumulate, keep=kept_rows & ~broken)
+                broken_fills_kept += int((kept_rows & broken).sum())
+                past_market_data += [int((kept_rows & beyond).sum()) for beyond in unknown_horizon]
                 no_quote_fills += kept.column("nbb_at_order").null_count
             elif name == "rule610":
                 no_quote_orders += int((kept.column("status").combine_chunks().indices.to_numpy()
                                         == R610_NAMES.index("NO_QUOTE")).sum())
     coverage = pa.table({
-        "measure": ["quote_updates_from_itch", "fills_without_bid_at_order", "orders_without_quote_at_send"],
-        "count": pa.array([len(quotes), no_quote_fills, no_quote_orders], pa.int64()),
+        "measure": ["quote_updates_from_itch", "fills_without_bid_at_order", "orders_without_quote_at_send",
+                    "broken_executions_excluded"] + [f"realized_spread_{h}s_past_market_data" for h in REALIZED_HORIZONS_S],
+        "count": pa.array([int((quotes.seq <= src.last_seq).sum()), no_quote_fills, no_quote_orders,
+                           broken_fills_kept] + past_market_data.tolist(), pa.int64()),
     })
     rejects = pa.concat_tables(rejected) if rejected else REJECTS_SCHEMA.empty_table()
     return ReportOutput(kind=KIND, schema_version=SCHEMA_VERSION,

@@ -17,6 +17,7 @@ import numpy as np
 
 from journal.catalogue import RecordType
 from reports.source import JournalSlice
+from reports.timebase import to_utc
 
 MOLD_HEADER = 20
 _MIN_LEN = {ord("A"): 36, ord("F"): 36, ord("R"): 19, ord("E"): 23, ord("C"): 23, ord("X"): 23, ord("D"): 19,
@@ -33,6 +34,10 @@ class QuoteTimeline:
     symbol_id: np.ndarray
     bid: np.ndarray
     ask: np.ndarray
+    # the newest MD_PACKET replayed (seq 0: none): the market data is known up to its time
+    through_seq: int = 0
+    through_ts_ns: int = 0
+    through_ts_source: int = 0
 
     def __len__(self) -> int:
         return len(self.seq)
@@ -131,9 +136,11 @@ def _latest_before(keys_sorted_rank: np.ndarray, idx_sorted: np.ndarray, rank: n
     return np.where(ok, pos, -1)
 
 
-def build_timeline(src: JournalSlice, symbol_ids: dict[str, int]) -> QuoteTimeline:
-    """Replay every MD_PACKET up to the range end (the book needs the day's earlier adds)."""
-    headers, blob, offsets = src.reader.read_blobs(RecordType.MD_PACKET, None, src.last_seq)
+def build_timeline(src: JournalSlice, symbol_ids: dict[str, int], last_seq: int | None = None) -> QuoteTimeline:
+    """Replay every MD_PACKET up to the range end, or `last_seq` (the book needs the day's
+    earlier adds)."""
+    headers, blob, offsets = src.reader.read_blobs(RecordType.MD_PACKET, None,
+                                                   src.last_seq if last_seq is None else last_seq)
     buf = np.frombuffer(blob, np.uint8)
     offsets = offsets.astype(np.int64)
     pkt, off, length = _walk(buf, offsets[:-1], offsets[1:])
@@ -253,8 +260,60 @@ def build_timeline(src: JournalSlice, symbol_ids: dict[str, int]) -> QuoteTimeli
                 q_loc, q_time, highest=True)
     ask = _best(lv_loc[~lv_bid], lv_price[~lv_bid], lv_msg[~lv_bid] * 2 + lv_sub[~lv_bid],
                 lv_delta[~lv_bid], q_loc, q_time, highest=False)
+    through = (int(headers["seq"][-1]), int(headers["ts_ns"][-1]), int(headers["ts_source"][-1])) \
+        if len(headers) else (0, 0, 0)
     return QuoteTimeline(headers["seq"][q_pkt].astype(np.int64), headers["ts_ns"][q_pkt].astype(np.int64),
-                         headers["ts_source"][q_pkt].astype(np.uint8), q_sym.astype(np.int64), bid, ask)
+                         headers["ts_source"][q_pkt].astype(np.uint8), q_sym.astype(np.int64), bid, ask, *through)
+
+
+@dataclass(frozen=True)
+class TimedQuotes:
+    """A quote timeline with its quotes' UTC times and the UTC time up to which the journal's
+    market data is known (`known_until_ns`, -1 when it holds none): a quote asked for at a
+    later time is not known, whatever the last quote was."""
+
+    timeline: QuoteTimeline
+    quote_utc_ns: np.ndarray
+    known_until_ns: int
+
+    def at_time(self, symbol_id: np.ndarray, utc_ns: np.ndarray):
+        """(bid, ask, found, known) at each UTC time: found as QuoteTimeline.at_time, `known`
+        where the market data reaches that time."""
+        bid, ask, found = self.timeline.at_time(symbol_id, utc_ns, self.quote_utc_ns)
+        return bid, ask, found, utc_ns <= self.known_until_ns
+
+
+READ_AHEAD_SEQS = 1 << 16     # journal sequences scanned at a time past the range end
+
+
+def timeline_through(src: JournalSlice, symbol_ids: dict[str, int], samples: np.ndarray, after_ns: int) -> TimedQuotes:
+    """The quotes up to `after_ns` past the UTC time of the range's last record (e.g. the longest
+    realized-spread horizon): MD_PACKETs are read past the range end up to the first one at or
+    after that time, or the journal's end. `samples`: the CLOCK_SAMPLEs up to the range end
+    (sorted by seq), extended here by those read past it, for the UTC times."""
+    end = src.reader.scan(src.last_seq, src.last_seq, fields=("seq", "ts_ns", "ts_source"))
+    end_utc = to_utc(end.seq, end.ts_ns, end.ts_source, samples)
+    through = src.last_seq
+    if len(end.seq) and end_utc.valid[0]:
+        until = int(end_utc.utc_ns[0]) + after_ns
+        last = int(src.reader.last_seq)
+        for a in range(src.last_seq + 1, last + 1, READ_AHEAD_SEQS):
+            b = min(a + READ_AHEAD_SEQS - 1, last)
+            more = src.reader.read_fixed(RecordType.CLOCK_SAMPLE, first_seq=a, last_seq=b)
+            samples = np.concatenate([samples, more[np.argsort(more["seq"], kind="stable")].astype(samples.dtype)])
+            cols = src.reader.scan(a, b, fields=("seq", "rtype", "ts_ns", "ts_source"))
+            md = np.flatnonzero(cols.rtype == RecordType.MD_PACKET)
+            utc = to_utc(cols.seq[md], cols.ts_ns[md], cols.ts_source[md], samples)
+            reached = np.flatnonzero(utc.valid & (utc.utc_ns >= until))
+            through = int(cols.seq[md[reached[0]]]) if len(reached) else b
+            if len(reached):
+                break
+    timeline = build_timeline(src, symbol_ids, last_seq=through)
+    quote_utc = to_utc(timeline.seq, timeline.ts_ns, timeline.ts_source, samples).utc_ns
+    last_packet = to_utc(np.array([timeline.through_seq]), np.array([timeline.through_ts_ns]),
+                         np.array([timeline.through_ts_source]), samples)
+    known = int(last_packet.utc_ns[0]) if timeline.through_seq and last_packet.valid[0] else -1
+    return TimedQuotes(timeline, quote_utc, known)
 
 
 def _symbol_at(set_msg, set_loc, set_sym, q_loc, q_msg, scale) -> np.ndarray:

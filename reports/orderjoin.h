@@ -13,7 +13,9 @@
  * oj_leaves: remaining quantity of each event's order after the event, in journal order:
  * an Accepted/Replaced event restates the order's quantity (adds qty), an execution subtracts
  * exec_qty and a cancel subtracts decrement; -1 until the venue has accepted the order once
- * (qty > 0). Group g < nbook: an order of the running book (its totals carried in book_sum and
+ * (qty > 0). An event of code `unknown` (a quantity message cut short in the journal) makes the
+ * order's remaining quantity unknown for good: its started count becomes -1 and stays so, and
+ * its events give -2. Group g < nbook: an order of the running book (its totals carried in book_sum and
  * book_started across calls); g >= nbook: an order no ORDER_SENT created, local to this call
  * (local_sum/local_started[g - nbook], zeroed by the caller).
  *
@@ -22,25 +24,29 @@
  * offset[f * 256 + t] (-1: the type does not carry it; the output is left as it is) of
  * width[f * 256 + t] bytes; with out_width[f] == 0 it is a big-endian unsigned integer that goes
  * to ((int64_t *)out[f])[dest[i]], with -1 to the byte out[f][dest[i]], else its bytes go to
- * out[f] + dest[i] * out_width[f] (dest NULL: row i itself). The same decoding as
- * oj_merge_events's. Returns 0, -1 if the set has more than OJ_MAX_FIELDS fields, -2 out of memory.
+ * out[f] + dest[i] * out_width[f] (dest NULL: row i itself). `held` (NULL: every byte): the
+ * bytes row i's framed message holds; a field ending past them is left as it is (a truncated
+ * message invents no value). The same decoding as oj_merge_events's. Returns 0, -1 if the set has more than OJ_MAX_FIELDS fields, -2 out of memory.
  *
  * oj_merge_events: one chunk's order events in journal order, in one pass: the ORDER_SENT rows
  * (`sent`, whole payloads) and the VENUE_MSG rows (`venue`, payload heads) that are order events
  * (SoupBinTCP packet type `sequenced`, OUCH type not `system_event`, raw_len > `header`), merged
- * by their positions `at` among the chunk's records (both ascending). For merged row r it writes
- * every column of `out` (0 / NUL bytes where the message lacks a field): the position, EV code
+ * by their positions `at` among the chunk's records (both ascending). Each record's message holds
+ * min(raw_len, raw_cap, SoupBinTCP length prefix + 2) bytes (msg_len: that less the header);
+ * its fields ending past them are not decoded (0 / NULs). For merged row r it writes
+ * every column of `out` (0 / NUL bytes where the message lacks a field): msg_len, the position, EV code
  * (sent_lut / venue_lut by message type), origin (0 sent, 1 venue), message type, token and
  * prior token (orig_token / OUCH previous_token) with their join keys, wire side, price, qty and
  * stock; the venue rows' OUCH fields come from the `outbound` set (oj_fields tables, dest = r)
- * and the sent rows' side and stock from the `inbound` set (dest = the sent row: side as int64,
- * stock as 8 bytes); sent_wire_side[i] is the OUCH side where the Enter/Replace carries one, else
+ * and the sent rows' side, stock and capacity from the `inbound` set (its three fields, in that
+ * order; dest = the sent row: side as int64, stock as 8 bytes, capacity as one byte); sent_wire_side[i] is the OUCH side where the Enter/Replace carries one, else
  * the journaled side. The `outbound` fields with out_width -1 are stored as one byte. `created`
  * (NULL: none): each ORDER_SENT whose type `creates` flags becomes row n++ of its columns, with
  * its record's bytes at copy_offset (copy_size bytes each), the header columns' element at its
- * position (head_size bytes), the join keys of its token and orig_token, its wire side and
- * inbound stock, and running totals 0 (-3: more than `capacity` rows). Returns the
- * number of merged rows, or -1 if a field set has more than OJ_MAX_FIELDS fields, -2 out of memory.
+ * position (head_size bytes), the join keys of its token and orig_token, its wire side,
+ * inbound stock and capacity, and running totals 0 (-3: more than `capacity` rows). Returns the
+ * number of merged rows, or -1 if a field set has more than OJ_MAX_FIELDS fields (or the inbound
+ * set not three), -2 out of memory.
  * oj_gather: for each column c, dst[c][i] = the value of src_size[c] bytes at src[c] + rows[i] *
  * src_stride[c] (0 where rows[i] < 0), widened to dst_size[c] bytes (sign-extended where
  * src_signed[c]) or copied as bytes when the sizes are equal.
@@ -69,7 +75,7 @@ void oj_index_lookup2(const int32_t *recent, uint64_t recent_mask, const int32_t
                       const uint8_t *keys, const uint8_t *queries, int64_t n, int64_t *out);
 
 typedef struct {
-    int8_t accepted, replaced, executed, executed_ref, canceled, aiq_canceled;
+    int8_t accepted, replaced, executed, executed_ref, canceled, aiq_canceled, unknown;
 } oj_event_codes;
 
 void oj_leaves(int64_t n, const int64_t *group, const int8_t *event, const int64_t *qty,
@@ -85,15 +91,17 @@ typedef struct {
 } oj_field_set;
 
 int oj_fields(int64_t n, const uint8_t *raw, int64_t stride, const uint8_t *msg_type, const int64_t *dest,
-              const oj_field_set *fs);
+              const int32_t *held, const oj_field_set *fs);
 
 typedef struct {
     int64_t n;
     const uint8_t *rows;
     int64_t stride;
     const int64_t *at;
-    /* byte offsets in a row: ORDER_SENT uses token..raw, VENUE_MSG packet_type, msg_type, raw_len */
+    /* byte offsets in a row: ORDER_SENT uses token..qty, VENUE_MSG packet_type; both msg_type,
+     * raw_len and raw */
     int32_t token, orig_token, msg_type, side, price, qty, packet_type, raw_len, raw;
+    int32_t raw_cap;                 /* bytes of the raw field in the journal's record */
 } oj_records;
 
 typedef struct {
@@ -108,6 +116,7 @@ typedef struct {
     int64_t *price, *qty;
     uint8_t *stock;
     uint8_t *sent_wire_side;
+    int16_t *msg_len;                /* OUCH message bytes held (framing excluded) */
 } oj_merged;
 
 typedef struct {
@@ -119,7 +128,7 @@ typedef struct {
     const uint8_t **head_src;
     const int32_t *head_size;
     uint8_t **head_out;
-    uint8_t *token_key, *parent_key, *wire_side, *stock;
+    uint8_t *token_key, *parent_key, *wire_side, *stock, *ouch_capacity;
     int64_t *leaves_sum, *leaves_started;
     int64_t capacity, n;
 } oj_creators;

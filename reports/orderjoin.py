@@ -106,7 +106,8 @@ def _address(arr: np.ndarray):
 def leaves(group: np.ndarray, event: np.ndarray, qty: np.ndarray, exec_qty: np.ndarray,
            decrement: np.ndarray, codes: dict[str, int], book_sum: np.ndarray, book_started: np.ndarray,
            n_unknown: int) -> np.ndarray:
-    """Remaining quantity after each event (-1 until the venue accepted the order), orders
+    """Remaining quantity after each event (-1 until the venue accepted the order, -2 once a
+    truncated quantity message, code `unknown`, made it unknown), orders
     `group` < len(book_sum) continuing from and updating `book_sum`/`book_started` (int64, in
     place), the n_unknown groups past them starting from nothing. `codes`: the event codes of
     ACCEPTED, REPLACED, EXECUTED, EXECUTED_WITH_REF_PRICE, CANCELED and AIQ_CANCELED."""
@@ -136,14 +137,15 @@ def leaves(group: np.ndarray, event: np.ndarray, qty: np.ndarray, exec_qty: np.n
 MERGED = {"at": np.int64, "event": np.int8, "origin": np.int8, "msg_type": np.uint8,
           "token": f"S{TOKEN_BYTES}", "token_key": f"S{TOKEN_BYTES}", "prior_token": f"S{TOKEN_BYTES}",
           "prior_token_key": f"S{TOKEN_BYTES}", "wire_side": np.uint8, "price": np.int64, "qty": np.int64,
-          "stock": f"S{lib.OJ_STOCK_BYTES}"}
+          "stock": f"S{lib.OJ_STOCK_BYTES}", "msg_len": np.int16}
 # Venue OUCH fields (ouch.OUTBOUND_FIELDS) -> merged column; those not merged keep the field's name.
 VENUE_INTO = {"token": "token", "previous_token": "prior_token", "side": "wire_side", "price": "price",
               "shares": "qty", "stock": "stock", "executed": "exec_qty", "exec_price": "exec_price",
               "match": "match", "liquidity": "liquidity", "decrement": "decrement", "reason": "reason",
               "order_ref": "order_ref", "venue_ts": "venue_ts"}
-_CTYPES = {"at": "int64_t *", "price": "int64_t *", "qty": "int64_t *", "event": "int8_t *", "origin": "int8_t *"}
-_SENT_FIELDS = ("token", "orig_token", "msg_type", "side", "price", "qty", "raw")
+_CTYPES = {"at": "int64_t *", "price": "int64_t *", "qty": "int64_t *", "event": "int8_t *", "origin": "int8_t *",
+           "msg_len": "int16_t *"}
+_SENT_FIELDS = ("token", "orig_token", "msg_type", "side", "price", "qty", "raw_len", "raw")
 _VENUE_FIELDS = ("packet_type", "msg_type", "raw_len", "raw")
 # what the C reads at each field's offset (orderjoin.h oj_records; raw: a byte array of any length)
 _FIELD_DTYPES = {"token": np.dtype(f"S{TOKEN_BYTES}"), "orig_token": np.dtype(f"S{TOKEN_BYTES}"),
@@ -151,9 +153,10 @@ _FIELD_DTYPES = {"token": np.dtype(f"S{TOKEN_BYTES}"), "orig_token": np.dtype(f"
                  "qty": np.dtype("<u4"), "packet_type": np.dtype("u1"), "raw_len": np.dtype("<u2")}
 
 
-def _records(rows: np.ndarray, at: np.ndarray, names, keep: list):
+def _records(rows: np.ndarray, at: np.ndarray, names, keep: list, raw_cap: int):
     """oj_records of structured `rows` at chunk positions `at` (the byte offsets of `names`):
-    positions strictly increasing (the merge takes them in order) and not negative."""
+    positions strictly increasing (the merge takes them in order) and not negative; `raw_cap`:
+    the bytes of the journal record's raw field (rows may hold only its head; 0: the rows')."""
     at = np.ascontiguousarray(at, np.int64)
     if len(at) != len(rows) or (len(rows) and rows.strides[0] != rows.dtype.itemsize):
         raise KernelInputError("rows must be contiguous records, one position each")
@@ -167,16 +170,17 @@ def _records(rows: np.ndarray, at: np.ndarray, names, keep: list):
     if len(at) and (at[0] < 0 or np.any(at[1:] <= at[:-1])):
         raise KernelInputError("record positions must be non-negative and strictly increasing")
     keep.append(at)
+    raw_cap = raw_cap or rows.dtype.fields["raw"][0].shape[0]
     spec = {"n": len(rows), "rows": _address(rows) if len(rows) else ffi.NULL,
-            "stride": rows.dtype.itemsize, "at": _ptr("int64_t *", at)}
+            "stride": rows.dtype.itemsize, "at": _ptr("int64_t *", at), "raw_cap": raw_cap}
     spec.update({name: rows.dtype.fields[name][1] for name in names})
     return ffi.new("oj_records *", spec)
 
 
 _CREATED_OWN = {"token_key": "uint8_t *", "parent_key": "uint8_t *", "wire_side": "uint8_t *", "stock": "uint8_t *",
-                "leaves_sum": "int64_t *", "leaves_started": "int64_t *"}
+                "ouch_capacity": "uint8_t *", "leaves_sum": "int64_t *", "leaves_started": "int64_t *"}
 _CREATED_DTYPES = {"token_key": MERGED["token_key"], "parent_key": MERGED["token_key"], "wire_side": np.uint8,
-                   "stock": MERGED["stock"], "leaves_sum": np.int64, "leaves_started": np.int64}
+                   "stock": MERGED["stock"], "ouch_capacity": np.uint8, "leaves_sum": np.int64, "leaves_started": np.int64}
 
 
 def _created(sent: np.ndarray, rows_read: int, created: dict, creates, head: dict, keep: list):
@@ -224,21 +228,25 @@ def _created(sent: np.ndarray, rows_read: int, created: dict, creates, head: dic
 
 def merge_events(sent: np.ndarray, sent_at: np.ndarray, venue: np.ndarray, venue_at: np.ndarray,
                  sent_lut: np.ndarray, venue_lut: np.ndarray, sequenced: int, system_event: int,
-                 created: dict[str, np.ndarray] | None = None, creates=(), head: dict | None = None) -> dict[str, np.ndarray]:
+                 created: dict[str, np.ndarray] | None = None, creates=(), head: dict | None = None,
+                 raw_caps: tuple[int, int] = (0, 0)) -> dict[str, np.ndarray]:
     """One chunk's order events in journal order (one C pass, oj_merge_events): every ORDER_SENT
     row (whole payloads) and the VENUE_MSG rows (payload heads up to the last OUCH field) that are
     order events (SoupBinTCP packet type `sequenced`, OUCH type not `system_event`, a message past
     the frame), merged by their positions among the chunk's records. Columns: MERGED and the
     other venue fields of VENUE_INTO, and (by ORDER_SENT row, not merged) sent_wire_side and
-    sent_stock. The luts give each message type's event code.
+    sent_stock. The luts give each message type's event code. `raw_caps`: the bytes of the raw
+    field of a whole ORDER_SENT and VENUE_MSG record (0: the rows' own raw field): msg_len is the
+    OUCH bytes each message holds (ouch.held_bytes less the frame), and fields past them are 0.
 
     `created`: {column: destination} for the ORDER_SENTs whose type is in `creates` (exactly as
     many rows as there are): token_key and parent_key (join keys of token and orig_token),
-    wire_side (as sent_wire_side), stock (the inbound OUCH stock), leaves_sum and leaves_started
+    wire_side (as sent_wire_side), stock and ouch_capacity (the inbound OUCH fields), leaves_sum and leaves_started
     (0), a column named as a `head` one ({name: the chunk's header column}) from it, any other
     from the ORDER_SENT field of its name."""
     keep: list = []
-    sent_rec, venue_rec = _records(sent, sent_at, _SENT_FIELDS, keep), _records(venue, venue_at, _VENUE_FIELDS, keep)
+    sent_rec = _records(sent, sent_at, _SENT_FIELDS, keep, raw_caps[0])
+    venue_rec = _records(venue, venue_at, _VENUE_FIELDS, keep, raw_caps[1])
     lut_s, lut_v = np.ascontiguousarray(sent_lut, np.int8), np.ascontiguousarray(venue_lut, np.int8)
     if lut_s.shape != (256,) or lut_v.shape != (256,):      # the C reads lut[type] for any type byte
         raise KernelInputError("event code tables must have one entry for each of the 256 message types")
@@ -246,10 +254,11 @@ def merge_events(sent: np.ndarray, sent_at: np.ndarray, venue: np.ndarray, venue
     out = {name: np.empty(size, dtype) for name, dtype in MERGED.items()}
     out.update({name: np.empty(size, np.int64) for name in VENUE_INTO.values() if name not in out})
     sent_side, sent_stock = np.empty(len(sent), np.int64), np.empty(len(sent), f"S{lib.OJ_STOCK_BYTES}")
+    sent_capacity = np.empty(len(sent), np.uint8)
     out["sent_wire_side"] = np.empty(len(sent), np.uint8)
     raw_bytes = venue.dtype.fields["raw"][0].shape[0]
     outbound = FieldSet(ouch.OUTBOUND_FIELDS, {f: out[c] for f, c in VENUE_INTO.items()}, row_bytes=raw_bytes)
-    inbound = FieldSet(ouch.INBOUND_FIELDS, {"side": sent_side, "stock": sent_stock},
+    inbound = FieldSet(ouch.INBOUND_FIELDS, {"side": sent_side, "stock": sent_stock, "capacity": sent_capacity},
                        row_bytes=sent.dtype.fields["raw"][0].shape[0])
     rule = ffi.new("oj_venue_rule *", {"sequenced": sequenced, "system_event": system_event,
                                        "header": ouch.SOUP_HEADER})

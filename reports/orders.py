@@ -54,7 +54,7 @@ def rts24_event(ev: events.OrderEvents) -> tuple[np.ndarray, np.ndarray]:
     put(reduce_or_cancel & (c["qty"] > 0), "REME")
     executed = (e == EV["EXECUTED"]) | (e == EV["EXECUTED_WITH_REF_PRICE"])
     put(executed & (c["leaves"] == 0), "FILL")
-    put(executed & (c["leaves"] != 0), "PARF")
+    put(executed & (c["leaves"] > 0), "PARF")        # leaves unknown (< 0): neither is claimed
     canceled = e == EV["CANCELED"]
     expired = canceled & np.isin(c["reason"], _EXPIRY_REASONS)
     put(expired, "EXPI")

@@ -10,6 +10,14 @@ import numpy as np
 
 SOUP_HEADER = 3          # SoupBinTCP: length (u16) + packet type, then the OUCH message
 
+# The fixed length of each OUCH 4.2 message type (type byte included), by direction: a journaled
+# message shorter than its type's is truncated. Its fields past the bytes held are not decoded
+# (left 0 / b''), and the event is rejected by the reports, never reported with invented zeros.
+OUTBOUND_LENGTHS = {ord("S"): 10, ord("A"): 66, ord("U"): 80, ord("C"): 28, ord("D"): 37, ord("E"): 40,
+                    ord("G"): 45, ord("B"): 32, ord("F"): 41, ord("J"): 24, ord("P"): 23, ord("I"): 23,
+                    ord("T"): 36, ord("M"): 28}
+INBOUND_LENGTHS = {ord("O"): 49, ord("U"): 47, ord("X"): 19, ord("M"): 20, ord("N"): 15}
+
 # Outbound (venue -> firm) messages: type(1) timestamp(8, ns since midnight) token(14) ...
 # name -> {ouch type: (offset inside the OUCH message, width, kind)}; kind 'u' int, 's' bytes.
 OUTBOUND_FIELDS: dict[str, dict[bytes, tuple[int, int, str]]] = {
@@ -45,6 +53,22 @@ INBOUND_FIELDS: dict[str, dict[bytes, tuple[int, int, str]]] = {
 }
 
 
+def length_table(lengths: dict[int, int]) -> np.ndarray:
+    """int16[256]: each message type's fixed length, 0 for a type of unknown length (not checked)."""
+    table = np.zeros(256, np.int16)
+    for mtype, length in lengths.items():
+        table[mtype] = length
+    return table
+
+
+def held_bytes(raw: np.ndarray, raw_len: np.ndarray, capacity: int) -> np.ndarray:
+    """int32 bytes of each framed message the journal holds: its raw_len, cut to the `capacity` of
+    the record's raw field and to the SoupBinTCP length prefix (+ its 2 bytes), whichever is least.
+    Fields ending past it are not decoded (decode's `held`)."""
+    soup = (raw[:, 0].astype(np.int32) << 8 | raw[:, 1]) + 2 if raw.shape[1] >= 2 else np.zeros(len(raw), np.int32)
+    return np.minimum(np.minimum(raw_len.astype(np.int32), capacity), soup).astype(np.int32, copy=False)
+
+
 def be_uint(raw: np.ndarray, rows: np.ndarray, start: int, width: int) -> np.ndarray:
     """Big-endian unsigned integers of `width` bytes at column `start` for the selected rows."""
     block = np.ascontiguousarray(raw[rows, start:start + width])
@@ -59,12 +83,14 @@ def be_uint(raw: np.ndarray, rows: np.ndarray, start: int, width: int) -> np.nda
 
 
 def decode(raw: np.ndarray, msg_type: np.ndarray, fields: dict, names: list[str] | None = None,
-           header: int = SOUP_HEADER, at: np.ndarray | None = None, size: int | None = None) -> dict[str, np.ndarray]:
+           header: int = SOUP_HEADER, at: np.ndarray | None = None, size: int | None = None,
+           held: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Columns for `names` (default all) from framed messages; rows of other types get 0 / b''.
     Per message type, the bytes its fields span are copied out of the wide raw rows once, and
     each field is then read through a big-endian view of that block (one pass over the journal
     rows per type, not per field). With `at`, message i lands at row at[i] of columns `size`
-    long (e.g. its place among other records), 0 / b'' elsewhere."""
+    long (e.g. its place among other records), 0 / b'' elsewhere. `held` (held_bytes): a field
+    that does not end within the bytes of its row's framed message is left 0 / b''."""
     n = len(msg_type)
     out_rows = n if at is None else size
     names = names or list(fields)
@@ -82,13 +108,19 @@ def decode(raw: np.ndarray, msg_type: np.ndarray, fields: dict, names: list[str]
         rows = slice(None) if counts[mtype] == n else np.flatnonzero(msg_type == mtype)
         dest = rows if at is None else at[rows]
         block = np.ascontiguousarray(raw[rows, header:header + span])
+        room = None if held is None else held[rows]
+        if room is not None and int(room.min(initial=header + span)) >= header + span:
+            room = None                           # every message holds every field: no masks
         for name, (offset, w, kind) in wanted:
             if kind == "s":
-                out[name][dest] = block[:, offset:offset + w].view(f"S{w}")[:, 0]
+                values = block[:, offset:offset + w].view(f"S{w}")[:, 0]
             elif w in (1, 2, 4, 8):
-                out[name][dest] = block[:, offset:offset + w].view(f">u{w}")[:, 0]
+                values = block[:, offset:offset + w].view(f">u{w}")[:, 0]
             else:
-                out[name][dest] = be_uint(block, slice(None), offset, w)
+                values = be_uint(block, slice(None), offset, w)
+            if room is not None:
+                values = np.where(room >= header + offset + w, values, np.zeros((), values.dtype))
+            out[name][dest] = values
     return out
 
 

@@ -71,9 +71,11 @@ class FieldSet:
 
 
 def decode(raw: np.ndarray, msg_type: np.ndarray, fields: dict, names: list[str] | None = None,
-           header: int = ouch.SOUP_HEADER, at: np.ndarray | None = None, size: int | None = None) -> dict[str, np.ndarray]:
+           header: int = ouch.SOUP_HEADER, at: np.ndarray | None = None, size: int | None = None,
+           held: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """As ouch.decode: columns for `names` (default all) of `fields`, int64 or S<width>, 0 / b''
-    for rows whose type lacks the field; with `at`, message i lands at row at[i] of `size` rows."""
+    for rows whose type lacks the field; with `at`, message i lands at row at[i] of `size` rows;
+    with `held` (ouch.held_bytes), 0 / b'' for a field ending past the bytes its message holds."""
     n = len(msg_type)
     if raw.ndim != 2 or raw.dtype != np.uint8 or (n and raw.strides[1] != 1) or len(raw) != n:
         raise KernelInputError("raw must be (rows, width) uint8 with contiguous bytes per row, one row per message")
@@ -83,6 +85,9 @@ def decode(raw: np.ndarray, msg_type: np.ndarray, fields: dict, names: list[str]
         raise KernelInputError("at must give one row per message")
     if dest is not None and n and (size is None or int(dest.min()) < 0 or int(dest.max()) >= size):
         raise KernelInputError("at must lie in [0, size)")
+    room = None if held is None else np.ascontiguousarray(held, np.int32)
+    if room is not None and len(room) != n:
+        raise KernelInputError("held must give one byte count per message")
     out = {}
     for name in names or list(fields):
         _, _, w, kind = _table(tuple(sorted(fields[name].items())), header)
@@ -91,7 +96,8 @@ def decode(raw: np.ndarray, msg_type: np.ndarray, fields: dict, names: list[str]
                          types=np.bincount(types, minlength=256) > 0)
     if n and out:          # every field in one pass over the rows
         rc = lib.oj_fields(n, _address(raw, "uint8_t *"), raw.strides[0], ffi.from_buffer("uint8_t[]", types),
-                           ffi.NULL if dest is None else ffi.from_buffer("int64_t[]", dest), field_set.struct)
+                           ffi.NULL if dest is None else ffi.from_buffer("int64_t[]", dest),
+                           ffi.NULL if room is None else ffi.from_buffer("int32_t[]", room), field_set.struct)
         if rc:
             raise KernelInputError(f"cannot decode {len(out)} fields at once (code {rc})")
     return out

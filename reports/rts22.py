@@ -1,6 +1,7 @@
 """MiFIR RTS 22 (Delegated Regulation 2017/590) transaction reports: one row per execution of the
-firm, all 65 Annex I Table 2 fields as columns (null where not applicable) in the text formats
-RTS 22 sets, and the ISO 20022 auth.016.001.01 XML export of the same rows.
+firm (report status NEWT) and one per execution the venue breaks (OUCH Broken Trade: status CANC
+with the original TRN), all 65 Annex I Table 2 fields as columns (null where not applicable) in
+the text formats RTS 22 sets, and the ISO 20022 auth.016.001.01 XML export of the same rows.
 
 Owns the field list and how each field is filled for a firm dealing on own account on a venue.
 Fields 42-56 are filled only for instruments not in FIRDS, as ESMA's validation rules ask.
@@ -11,6 +12,7 @@ import datetime as dt
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from journal.catalogue import PAYLOAD_DTYPES, RecordType
 from reports import arrowcols as ac
@@ -21,7 +23,7 @@ from reports.output import ReportOutput, TableCollector
 from reports.refdata import RefData
 from reports.source import JournalSlice
 from reports.timebase import to_utc
-from reports.validate import REJECTS_SCHEMA, required_check, split, value_check, xml_text_checks
+from reports.validate import REJECTS_SCHEMA, mask_check, required_check, split, value_check, xml_text_checks
 
 KIND = "rts22"
 SCHEMA_VERSION = "rts22-2017/590-auth.016.001.01-1"
@@ -160,6 +162,68 @@ def _party_problem(value: str | None, active: frozenset[str]) -> str | None:
 
 
 EXECUTIONS = (EV["EXECUTED"], EV["EXECUTED_WITH_REF_PRICE"])     # the events RTS 22 reports
+BREAKS = (EV["BROKEN_TRADE"],)           # a venue's OUCH Broken Trade: the report is cancelled
+# What a cancellation row keeps besides field 1 (CANC): the cancelled report's TRN, the executing
+# and submitting entities (what auth.016 <Cxl> carries), and the venue's trade id and trading time
+# of the execution, so the row can be read on its own.
+CANCEL_FIELDS = frozenset({2, 3, 4, 6, 28})
+
+
+def broken_executions(src: JournalSlice, match: np.ndarray, token_key: np.ndarray, seq: np.ndarray) -> dict:
+    """For Broken Trade messages (their match number, order token key and sequence, in journal
+    order): the execution each takes back, the latest earlier one of the same token and match
+    number, looked up in one pass from the journal start (it may precede the range): `found`,
+    its `seq` and UTC trading time (`utc_ns`, `valid`), and `first` (False where a break repeats
+    an earlier one of the same execution)."""
+    n = len(seq)
+    seq = seq.astype(np.int64)
+    got = events.venue_messages(src, 1, int(seq.max()) - 1, b"EG", ("token", "match")) if seq.max() > 1 else None
+    row = np.full(n, -1, np.int64)
+    if got is not None and len(got["seq"]):
+        candidates = np.flatnonzero(np.isin(got["match"], match))      # executions sharing a broken match
+        for i in range(n):                                             # a loop over breaks (rare), not rows
+            mine = candidates[(got["match"][candidates] == match[i]) & (got["token_key"][candidates] == token_key[i])
+                              & (got["seq"][candidates] < seq[i])]
+            row[i] = mine[-1] if len(mine) else -1
+    found = row >= 0
+    out = {"found": found, "seq": np.zeros(n, np.uint64), "utc_ns": np.zeros(n, np.int64),
+           "valid": np.zeros(n, bool), "first": np.zeros(n, bool)}
+    if found.any():
+        pick = row[found]
+        out["seq"][found] = got["seq"][pick]
+        utc = to_utc(got["seq"][pick], got["ts_ns"][pick], got["ts_source"][pick], events.clock_samples(src))
+        out["utc_ns"][found], out["valid"][found] = utc.utc_ns, utc.valid
+    out["first"][np.unique(np.where(found, row, -1 - np.arange(n)), return_index=True)[1]] = True
+    return out
+
+
+def cancellation_rows(breaks: events.OrderEvents, ref: RefData, journal_id: str, ex: dict) -> tuple[pa.Table, list]:
+    """Report-status CANC rows for the venue's Broken Trade messages `breaks`, each carrying the TRN
+    of the execution it takes back (`ex`: broken_executions of these rows). A break whose
+    execution the journal does not hold, or that repeats an earlier break, is rejected with its
+    reason."""
+    table, _ = build_table(breaks, ref, journal_id)       # the transactions' column types
+    n = len(breaks)
+    found = ex["found"]
+    trn = numtext.padded_text(ex["seq"], 20, journal_id[:32].upper().encode("ascii"))
+    values = {1: _constant("CANC", n), 2: pc.if_else(pa.array(found), trn, pa.scalar(None, trn.type)),
+              28: common.rts_datetime(ex["utc_ns"], ex["valid"])}
+    for num, _ in FIELDS:
+        column = values.get(num, table.column(COLUMNS[num]))
+        if num not in values and num not in CANCEL_FIELDS:
+            column = pa.nulls(n, column.type)
+        table = table.set_column(table.schema.get_field_index(COLUMNS[num]), COLUMNS[num], column)
+    match, token_key = breaks.cols["match"], breaks.cols["token_key"]
+
+    def missing(rows):
+        return [f"Broken Trade of match {match[r]} on order {token_key[r].decode('ascii', 'replace')}: no "
+                f"execution of that order and match number earlier in the journal, no report to cancel"
+                for r in rows]
+    checks = [mask_check("event_time_utc", ~breaks.utc.valid, "Broken Trade without a UTC time"),
+              mask_check(COLUMNS[2], ~found, missing),
+              mask_check(COLUMNS[2], found & ~ex["first"], "repeats an earlier Broken Trade of the same execution"),
+              value_check(table, COLUMNS[4], lei_problem), value_check(table, COLUMNS[6], lei_problem)]
+    return table, checks + xml_text_checks(table)
 
 
 _VENUE_HEAD = np.dtype([("soup_seq", "<u8"), ("packet_type", "u1"), ("msg_type", "u1"), ("raw_len", "<u2")])
@@ -200,16 +264,29 @@ def stream(src: JournalSlice, ref: RefData, sink, text: bool = True) -> ReportOu
     elements to the day's XML file."""
     rejects = []
     xml = auth016.Exporter(COLUMNS.__getitem__, ref, src, expected=latest_executions(src)) if text else None
-    for chunk in events.collect_chunks(src, only=EXECUTIONS, leaves=False):
-        ev = common.select_trade_date(chunk, src.selection.trade_date)
-        del chunk
-        table, checks = build_table(ev, ref, src.journal_id)
+    breaks = []
+
+    def publish(table, checks) -> None:
         kept, rejected = split(table, KIND, "transactions", checks)
         sink.add("transactions", kept)
         if xml is not None:
             xml.add(kept, sink)
         if rejected.num_rows:
             rejects.append(rejected)
+    for chunk in events.collect_chunks(src, only=EXECUTIONS + BREAKS, leaves=False):
+        ev = common.select_trade_date(chunk, src.selection.trade_date)
+        del chunk
+        broken = ev.cols["event"] == BREAKS[0]
+        if broken.any():         # kept aside: their cancellations follow the range's new reports
+            breaks.append(ev.take(np.flatnonzero(broken)))
+            ev = ev.take(np.flatnonzero(~broken))
+        publish(*build_table(ev, ref, src.journal_id))
+    if breaks:                   # one look-up pass from the journal start: breaks are rare
+        ex = broken_executions(src, *(np.concatenate([p.cols[k] for p in breaks]) for k in ("match", "token_key", "seq")))
+        at = 0
+        for part in breaks:
+            publish(*cancellation_rows(part, ref, src.journal_id, {k: v[at:at + len(part)] for k, v in ex.items()}))
+            at += len(part)
     if xml is not None:
         xml.finish(sink)
     return ReportOutput(kind=KIND, schema_version=SCHEMA_VERSION, tables={},

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from mm_core.venue.errors import ConfigError
-from mm_core.venue.matching import Listing
+from mm_core.venue.matching import MAX_PRICE, Listing
 
 DEFAULT_PATH = pathlib.Path(__file__).with_name("default.toml")
 
@@ -195,13 +195,13 @@ _FLOW_CHECKS = {
     "lp_size": _int(1), "lp_refresh": _num(0, open_lo=True), "lot": _int(1),
 }
 _SYMBOL_CHECKS = {
-    "name": _text(8), "id": _int(1, 65535), "reference_price": _int(1, 1_999_999_9900),
+    "name": _text(8), "id": _int(1, 65535), "reference_price": _int(1, MAX_PRICE),
     "half_penny": _boolean, "volatility": _num(0, 10),
 }
 _PAIR_CHECKS = {"a": _text(8), "b": _text(8), "correlation": _num(-1, 1)}
 _OPTION_CHECKS = {
     "name": _text(8), "id": _int(1, 65535), "underlying": _text(8),
-    "strike": _int(1, 1_999_999_9900), "expiry_days": _num(0, open_lo=True), "right": _right,
+    "strike": _int(1, MAX_PRICE), "expiry_days": _num(0, open_lo=True), "right": _right,
     "implied_vol": _num(0, 10, open_lo=True), "half_penny": _boolean,
 }
 

@@ -33,7 +33,7 @@ SELL = "S"
 SELL_SIDES = frozenset("STE")     # OUCH sell, sell short, sell short exempt
 IOC = 0                           # OUCH TIF: immediate or cancel
 DAY = 99999                       # OUCH TIF: system hours
-MAX_PRICE = 1_999_999_9900       # largest OUCH price4 that is not a special value ($199,999.99)
+MAX_PRICE = 1_999_999_900        # largest OUCH price4 that is not a special value ($199,999.99)
 DEFAULT_MAX_SHARES = 1_000_000
 
 # OUCH 4.2 cancel reasons used here.
@@ -68,7 +68,7 @@ class Accepted:
     token: str
     ref: int
     symbol: str
-    side: str
+    side: str           # as entered: B, S, T (sell short) or E (short exempt)
     shares: int
     price: int
     tif: int
@@ -82,7 +82,7 @@ class Replaced:
     prev_token: str
     ref: int            # new order reference (same as before when priority was kept)
     symbol: str
-    side: str
+    side: str           # the client's side: as entered, or as last modified
     shares: int         # open shares after the replace
     price: int
     tif: int
@@ -252,6 +252,14 @@ class MatchingEngine:
         self._next_match = 1
         self.open = True
 
+    def resume(self, used_tokens: Iterable[tuple[str, str]], next_ref: int,
+               next_match: int) -> None:
+        """Go on with a session an earlier engine started (a venue restart): its tokens stay
+        used, references and match numbers continue past what it handed out."""
+        self._used_tokens.update(used_tokens)
+        self._next_ref = max(self._next_ref, next_ref)
+        self._next_match = max(self._next_match, next_match)
+
     # ------------------------------------------------------------------ commands
     def enter(self, owner: str, token: str, symbol: str, side: str, shares: int, price: int,
               tif: int = DAY, firm: str = "") -> list[Event]:
@@ -267,8 +275,8 @@ class MatchingEngine:
         client_side, side = side, SELL if side in SELL_SIDES else BUY
         order = _Order(self._take_ref(), owner, token, firm, symbol, side, price, shares, tif,
                        client_side)
-        events: list[Event] = [Accepted(owner, token, order.ref, symbol, side, shares, price, tif,
-                                        firm)]
+        events: list[Event] = [Accepted(owner, token, order.ref, symbol, client_side, shares,
+                                        price, tif, firm)]
         self._match_and_rest(book, order, events)
         return events
 
@@ -312,16 +320,16 @@ class MatchingEngine:
             decrement = order.remaining - shares
             order.remaining = shares
             self._orders[new_key] = order
-            events = [Replaced(owner, new_token, prev_token, order.ref, order.symbol, order.side,
-                               shares, price, tif, order.firm)]
+            events = [Replaced(owner, new_token, prev_token, order.ref, order.symbol,
+                               order.client_side, shares, price, tif, order.firm)]
             if decrement:
                 events.append(BookCancel(order.ref, order.symbol, decrement, False))
             return events
         side.remove(order)
         events = [BookCancel(order.ref, order.symbol, order.remaining, True)]
         order.ref, order.price, order.remaining = self._take_ref(), price, shares
-        events.append(Replaced(owner, new_token, prev_token, order.ref, order.symbol, order.side,
-                               shares, price, tif, order.firm))
+        events.append(Replaced(owner, new_token, prev_token, order.ref, order.symbol,
+                               order.client_side, shares, price, tif, order.firm))
         self._match_and_rest(book, order, events)
         return events
 

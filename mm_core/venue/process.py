@@ -2,8 +2,8 @@
 
 Owns the shared behaviour of `python3 -m mm_core.venue` and `mmaudit venue run`: parse a
 duration ("60s", "2m", "500ms", "1h" or plain seconds), apply overrides to the config, start the
-venue, print its ports as ONE JSON line on stdout when ready, and stop cleanly on SIGTERM/SIGINT
-or when the venue stops by itself. Must not know about click or argparse.
+venue, print its ports (and any torn session-log tail it cut) as ONE JSON line on stdout when
+ready, and stop cleanly on SIGTERM/SIGINT or when the venue stops by itself. Must not know about click or argparse.
 """
 from __future__ import annotations
 
@@ -52,7 +52,8 @@ def run(config: VenueConfig, emit: Callable[[str], None] = print) -> str:
     try:
         ports = venue.start()
         emit(json.dumps(ports.as_dict() | {"duration": config.venue.duration,
-                                           "seed": config.venue.seed}))
+                                           "seed": config.venue.seed,
+                                           "log_tail_cut": venue.log_tail_cut}))
         while not stop.is_set() and not venue.wait(0.1):
             pass
         venue.stop()

@@ -52,7 +52,6 @@ class ReferenceMatcher:
             return [m.Rejected(owner, token, why)]
         o = dict(owner=owner, token=token, symbol=symbol, side="B" if side == "B" else "S",
                  client_side=side, left=shares, price=price, tif=tif, firm=firm, ref=self._new_ref())
-        side = o["side"]
         out = [m.Accepted(owner, token, o["ref"], symbol, side, shares, price, tif, firm)]
         return out + self._run(o)
 
@@ -82,7 +81,7 @@ class ReferenceMatcher:
         o["token"], o["tif"] = new_token, tif
         if price == o["price"] and shares <= old_left:
             o["left"] = shares
-            out = [m.Replaced(owner, new_token, old_token, o["ref"], o["symbol"], o["side"],
+            out = [m.Replaced(owner, new_token, old_token, o["ref"], o["symbol"], o["client_side"],
                               shares, price, tif, o["firm"])]
             if old_left > shares:
                 out.append(m.BookCancel(o["ref"], o["symbol"], old_left - shares, False))
@@ -90,7 +89,7 @@ class ReferenceMatcher:
         self.resting.remove(o)
         out = [m.BookCancel(o["ref"], o["symbol"], old_left, True)]
         o.update(ref=self._new_ref(), price=price, left=shares)
-        out.append(m.Replaced(owner, new_token, old_token, o["ref"], o["symbol"], o["side"],
+        out.append(m.Replaced(owner, new_token, old_token, o["ref"], o["symbol"], o["client_side"],
                               shares, price, tif, o["firm"]))
         return out + self._run(o)
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from mm_core.protocol import ouch, soupbintcp
 from mm_core.protocol.errors import BadField, ProtocolError
 from mm_core.venue import matching as m
-from mm_core.venue import wire
+from mm_core.venue import restart, wire
 from mm_core.venue.config import User, VenueConfig
 from mm_core.venue.errors import SessionLogError, VenueStateError
 from mm_core.venue.flow import BackgroundFlow, apply
@@ -41,10 +41,27 @@ MAX_CONNECTIONS = 64
 OUT_HIGH_WATER = 1 << 18        # bytes queued to one client; the rest waits in its session log
 FLOW_ACTIONS_PER_TURN = 2000    # keeps the sockets served while flow catches up
 MAX_SELECT_WAIT = 0.05
+END_DRAIN_STALL = 1.0           # s a client may take nothing at end of session before it is cut
+END_DRAIN_LIMIT = 5.0           # s for the whole end-of-session drain (stop() waits 10 s)
 
 # Reject reasons for fields the codecs refuse, when the token can still be read.
 _FIELD_REJECTS = {"price": m.REJECT_INVALID_PRICE, "stock": m.REJECT_INVALID_STOCK,
                   "shares": m.REJECT_SHARES, "firm": m.REJECT_FIRM}
+
+
+def _debug(conn: "_Conn", text: str) -> None:
+    """Queue a SoupBinTCP Debug packet (ASCII only, bounded) for a reply outside the sequence."""
+    text = text.encode("ascii", "backslashreplace").decode("ascii")[:200]
+    conn.out += soupbintcp.encode(soupbintcp.Debug(text))
+
+
+def _readable_token(raw: bytes) -> str:
+    """An OUCH token field as text, or "" when it is blank or not printable ASCII."""
+    try:
+        token = raw.decode("ascii").strip()
+    except UnicodeDecodeError:
+        return ""
+    return token if token.isprintable() else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,13 +72,14 @@ class VenuePorts:
     ouch: int           # SoupBinTCP/OUCH TCP port
     itch: int           # MoldUDP64 destination port the venue publishes to
     rerequest: int      # MoldUDP64 re-request UDP port
-    session: str
+    session: str        # SoupBinTCP session
     log_dir: str
+    itch_session: str   # MoldUDP64 session: the SoupBinTCP one, or a new name after a restart
 
     def as_dict(self) -> dict:
         return {"host": self.host, "ouch_port": self.ouch, "itch_port": self.itch,
                 "rerequest_port": self.rerequest, "session": self.session,
-                "log_dir": self.log_dir}
+                "log_dir": self.log_dir, "itch_session": self.itch_session}
 
 
 class _Conn:
@@ -97,6 +115,8 @@ class Venue:
         self._users = {u.username: u for u in config.users}
         self._echo: dict[tuple[str, str], wire.Echo] = {}
         self.logs: dict[str, SessionLog] = {}
+        self.itch_session = ""
+        self.log_tail_cut: dict[str, int] = {}      # user -> bytes cut from a torn log tail
         self.protocol_errors: collections.deque[str] = collections.deque(maxlen=1000)
         self.ignored: collections.deque[m.Ignored] = collections.deque(maxlen=1000)
         self.itch_messages = 0
@@ -128,22 +148,54 @@ class Venue:
                                   f"{exc.strerror or exc}") from exc
         for user in self.config.users:
             self.logs[user.username] = SessionLog(session_dir / f"{user.username}.soup")
+        self._report_cut_tails()
+        try:
+            previous = self._carry_over(session_dir)
+        except SessionLogError:
+            self._close_sockets()          # closes the session logs
+            raise
         host = settings.host
         try:
             self._open_sockets(host)
         except OSError as exc:
             self._close_sockets()
             raise VenueStateError(f"cannot bind the venue's ports on {host}: {exc}") from exc
-        self.publisher = MoldPublisher(self.session, (host, settings.itch_port), self._udp_send,
-                                       settings.history)
+        self.publisher = MoldPublisher(self.itch_session, (host, settings.itch_port),
+                                       self._udp_send, settings.history)
         self.ports = VenuePorts(host, self._listener.getsockname()[1], settings.itch_port,
-                                self._rerequest.getsockname()[1], self.session, str(log_dir))
-        self._start_of_day()
+                                self._rerequest.getsockname()[1], self.session, str(log_dir),
+                                self.itch_session)
+        self._start_of_day(previous)
         self._syncer = threading.Thread(target=self._sync_logs, name="venue-fsync", daemon=True)
         self._syncer.start()
         self._thread = threading.Thread(target=self._run, name=f"venue-{self.session}", daemon=True)
         self._thread.start()
         return self.ports
+
+    def _carry_over(self, session_dir: Path) -> dict[str, list[bytes]]:
+        """Pick this run's MoldUDP64 session; on a restart, resume the engine past what the
+        session logs show was handed out. Returns the logs' earlier messages by user."""
+        previous = {u: sl.messages() for u, sl in self.logs.items() if sl.next_sequence > 1}
+        self.itch_session = restart.mold_session(session_dir, self.session, bool(previous))
+        if previous:
+            carried = restart.handed_out(previous)
+            self.engine.resume(carried.tokens, carried.next_ref, carried.next_match)
+            log.warning("session %s started again: SoupBinTCP goes on (order references from %d, "
+                        "match numbers from %d, %d tokens used), market data is the new MoldUDP64 "
+                        "session %s", self.session, carried.next_ref, carried.next_match,
+                        len(carried.tokens), self.itch_session)
+        return previous
+
+    def _report_cut_tails(self) -> None:
+        """A torn tail (power loss before fsync) was cut from a session log: its sequence
+        numbers will now carry new messages, so a client that saw the lost ones must hear of it."""
+        for username, session_log in self.logs.items():
+            if session_log.discarded_bytes:
+                self.log_tail_cut[username] = session_log.discarded_bytes
+                last = session_log.durable_sequence
+                log.warning("session log %s: a torn tail of %d bytes was cut after message %d; "
+                            "sequence numbers from %d on carry new messages", session_log.path,
+                            session_log.discarded_bytes, last, last + 1)
 
     def _open_sockets(self, host: str) -> None:
         settings = self.config.venue
@@ -343,16 +395,18 @@ class Venue:
             self._last_itch_tx = now
 
     # ------------------------------------------------------------------ start / end of day
-    def _start_of_day(self) -> None:
+    def _start_of_day(self, previous: dict[str, list[bytes]]) -> None:
+        """`previous`: the OUCH messages of the session logs an earlier run of this session
+        left (empty on a first start)."""
         self._t0 = time.monotonic()
         self._last_itch_tx = self._t0
         ts = self._stamp()
         for username, session_log in self.logs.items():
-            if session_log.next_sequence == 1:
+            if username not in previous:
                 session_log.append(wire.ouch_system_event(ts, "S"))
             else:
                 # Same session after a venue crash: its book is gone, so say so, order by order.
-                left_open = wire.open_orders(session_log.messages())
+                left_open = wire.open_orders(previous[username])
                 for token, shares in left_open.items():
                     session_log.append(wire.close_out(token, shares, ts))
                 if left_open:
@@ -377,13 +431,7 @@ class Venue:
         for session_log in self.logs.values():
             session_log.append(wire.ouch_system_event(ts, "E"))
             session_log.flush()
-        for conn in list(self._conns.values()):
-            if conn.user is not None:
-                self._fill(conn)
-                conn.out += soupbintcp.encode(soupbintcp.EndOfSession())
-            conn.closing = True
-            self._flush_blocking(conn)
-            self._close(conn)
+        self._drain_all()
         self._close_sockets()
         log.info("venue session %s ended (%s)", self.session, self.stop_reason)
 
@@ -479,22 +527,21 @@ class Venue:
             return
         conn.last_rx = now
         try:
-            frames = conn.framer.feed(data)
-        except ProtocolError as exc:
-            for frame in conn.framer.salvaged:
-                self._on_frame(conn, frame, now)
-            self._protocol_error(conn, f"framing: {exc}")
-            self._close(conn)
-            return
+            frames, garbage = conn.framer.feed(data), None
+        except ProtocolError as exc:   # the whole frames before the garbage still count
+            frames, garbage = conn.framer.salvaged, exc
         for frame in frames:
             if conn.closing or conn.sock.fileno() < 0:
-                return
+                break
             try:
                 self._on_frame(conn, frame, now)
             except Exception as exc:   # one client's bad luck must not stop the venue
                 log.exception("internal error on a frame from %s", conn.peer)
                 self._protocol_error(conn, f"internal error: {type(exc).__name__}: {exc}")
                 conn.closing = True
+        if garbage is not None:
+            self._protocol_error(conn, f"framing: {garbage}")
+            self._close(conn)
 
     def _on_frame(self, conn: _Conn, frame: bytes, now: float) -> None:
         try:
@@ -548,7 +595,7 @@ class Venue:
             return
         except ProtocolError as exc:
             self._protocol_error(conn, f"bad OUCH message: {exc}")
-            conn.out += soupbintcp.encode(soupbintcp.Debug(f"rejected: {exc}"[:200]))
+            _debug(conn, f"rejected: {exc}")
             return
         owner = user.username
         if isinstance(msg, ouch.EnterOrder):
@@ -574,14 +621,16 @@ class Venue:
         self._dispatch(events, fresh)
 
     def _reject_malformed(self, conn: _Conn, payload: bytes, exc: BadField) -> None:
-        """An order the codec refused but whose token is readable gets an OUCH Rejected."""
-        token = payload[1:15].decode("ascii", "replace").strip()
-        self._protocol_error(conn, f"malformed OUCH {payload[:1]!r}: {exc}")
-        if payload[:1] not in (b"O", b"U", b"X", b"M") or not token.isprintable() or not token:
-            conn.out += soupbintcp.encode(soupbintcp.Debug(f"rejected: {exc}"[:200]))
+        """An Enter or Replace the codec refused gets an OUCH Rejected naming its new token when
+        that token is readable; anything else (OUCH 4.2 has no Rejected for Cancel or Modify,
+        whose token names a live order) gets a SoupBinTCP Debug reply and changes nothing."""
+        kind = payload[:1]
+        self._protocol_error(conn, f"malformed OUCH {kind!r}: {exc}")
+        token = _readable_token(payload[1:15] if kind == b"O" else
+                                payload[15:29] if kind == b"U" else b"")
+        if not token:
+            _debug(conn, f"rejected: {exc}")
             return
-        if payload[:1] == b"U":
-            token = payload[15:29].decode("ascii", "replace").strip() or token
         reason = _FIELD_REJECTS.get(exc.field or "", m.REJECT_OTHER)
         self._dispatch([m.Rejected(conn.user.username, token, reason)])
 
@@ -616,17 +665,53 @@ class Venue:
         if conn.closing and not conn.out:
             self._close(conn)
 
-    def _flush_blocking(self, conn: _Conn, timeout: float = 1.0) -> None:
-        """At end of session: give the client its last bytes, within a bounded time."""
-        if conn.sock.fileno() < 0:
-            return
-        end = time.monotonic() + timeout
-        try:
-            conn.sock.settimeout(timeout)
-            while conn.out and time.monotonic() < end:
-                del conn.out[:conn.sock.send(conn.out)]
-        except OSError:
-            pass
+    def _drain_all(self) -> None:
+        """End of session: send every client all its log still holds, then 'Z', to all clients at
+        once within END_DRAIN_LIMIT s. A client that takes nothing for END_DRAIN_STALL s, or is
+        not done by then, is closed without 'Z': it has not seen the end, and replays from its
+        log when it reconnects."""
+        now = time.monotonic()
+        deadline = now + END_DRAIN_LIMIT
+        progress = {conn: now for conn in self._conns.values()}
+        ended: set[_Conn] = set()
+        with selectors.DefaultSelector() as sel:
+            for conn in progress:
+                sel.register(conn.sock, selectors.EVENT_WRITE, conn)
+            while progress:
+                for conn in list(progress):
+                    if conn.user is not None:
+                        self._fill(conn)
+                        if not conn.out and conn not in ended:    # the whole log went out
+                            conn.out += soupbintcp.encode(soupbintcp.EndOfSession())
+                            ended.add(conn)
+                    if conn.out and now - progress[conn] < END_DRAIN_STALL and now < deadline:
+                        continue
+                    if conn.out:
+                        log.warning("%s: closed at end of session without 'Z', %s",
+                                    conn.peer, self._untaken(conn))
+                    del progress[conn]
+                    sel.unregister(conn.sock)
+                    self._close(conn)
+                for key, _ in sel.select(min(MAX_SELECT_WAIT, max(deadline - now, 0.0))):
+                    conn = key.data
+                    try:
+                        sent = conn.sock.send(conn.out)
+                    except (BlockingIOError, InterruptedError):
+                        continue
+                    except OSError:               # gone: closed on the next pass
+                        progress[conn] = -END_DRAIN_STALL
+                        continue
+                    del conn.out[:sent]
+                    progress[conn] = time.monotonic()
+                now = time.monotonic()
+
+    def _untaken(self, conn: _Conn) -> str:
+        """What a client closed at end of session had not taken, for the log line."""
+        if conn.user is None:
+            return f"{len(conn.out)} bytes unsent"
+        last = self.logs[conn.user.username].durable_sequence
+        return (f"{conn.user.username}: {len(conn.out)} bytes unsent, log messages "
+                f"{conn.cursor}..{last} not queued yet")
 
     def _close(self, conn: _Conn) -> None:
         if conn.sock.fileno() < 0:

@@ -31,7 +31,7 @@ from journal.catalogue import RecordType, pack_json
 from mm_core.venue.config import load_config
 from mm_core.venue.server import Venue
 from recovery.drills import _engine_proc as proc_main
-from recovery.drills.scratch import scratch_dir
+from journal.scratch import scratch_dir
 from recovery.errors import RecoveryError
 from recovery.reconcile import venue_view
 

@@ -27,7 +27,7 @@ from recovery.drills.common import (
     USER, WAIT_S, DrillError, DrillReport, DrillVenue, EngineProcess, Spare, compare_with_venue, engine_args,
     format_table, journal_result, lost_acks,
 )
-from recovery.drills.scratch import scratch_dir
+from journal.scratch import scratch_dir
 from recovery.reconcile import venue_view
 from recovery.recover import RecoverySettings, recover
 from recovery.replay import replay_journal

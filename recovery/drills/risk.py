@@ -36,7 +36,7 @@ from mm_core.risk.limits import EXAMPLE_TOML
 from mm_core.runner import Runner, RunnerSettings
 from mm_core.venue.config import DEFAULT_PATH, load_config
 from mm_core.venue.server import Venue
-from recovery.drills.scratch import scratch_dir
+from journal.scratch import scratch_dir
 from recovery.errors import RecoveryError
 
 __all__ = ["DrillError", "DrillSettings", "DrillRow", "DrillReport", "SINGLE_FAULTS", "run_risk_drill"]

@@ -131,8 +131,8 @@ def test_verifier_mode_needs_steady_samples_and_accepts_uncalibrated():
     states = [tr.update(obs(t, port_state="UNCALIBRATED", master_offset_ns=o)).state
               for t, o in [(0, 100), (1, 200), (2, 300), (3, 40_000), (4, 41_000), (5, 42_000)]]
     assert states == [ClockState.FREERUN, ClockState.FREERUN, ClockState.LOCKED,
-                      ClockState.HOLDOVER,           # the jump restarts the count; last lock still bounds
-                      ClockState.HOLDOVER, ClockState.LOCKED]
+                      ClockState.FREERUN,            # the jump restarts the count: no bound meanwhile
+                      ClockState.FREERUN, ClockState.LOCKED]
     # without free_running, UNCALIBRATED is not following
     assert HealthTracker().update(obs(0, port_state="UNCALIBRATED")).state == ClockState.FREERUN
 
@@ -142,7 +142,7 @@ def test_grandmaster_change_is_detected_and_counted():
     tr.update(obs(0))
     assert tr.update(obs(1)).state == ClockState.LOCKED
     s = tr.update(obs(2, gm_identity="aaaaaa.fffe.000001"))
-    assert tr.gm_changes == 1 and s.state == ClockState.HOLDOVER
+    assert tr.gm_changes == 1 and s.state == ClockState.FREERUN and s.compliant_mask == 0
     assert "gm_change" in {r.code for r in s.state_reasons}
     assert tr.update(obs(3, gm_identity="aaaaaa.fffe.000001")).state == ClockState.LOCKED
 
@@ -183,6 +183,55 @@ def test_growing_service_stats_timeouts_block_lock():
     assert tr.update(obs(0, service_stats=stats)).state == ClockState.LOCKED
     assert tr.update(obs(1, service_stats=dict(stats))).state == ClockState.LOCKED
     s = tr.update(obs(2, service_stats={**stats, "sync_timeout": 5}))
-    assert s.state == ClockState.HOLDOVER
+    assert s.state == ClockState.FREERUN and s.error_bound_ns == UNBOUNDED
     assert any(r.code == "service_stats" and "sync_timeout +3" in r.text for r in s.state_reasons)
     assert tr.update(obs(3, service_stats={**stats, "sync_timeout": 5})).state == ClockState.LOCKED
+
+
+@pytest.mark.parametrize("free_running", [True, False])
+def test_a_grandmaster_step_being_slewed_out_is_not_compliant_holdover(free_running):
+    """The GM steps 5 ms; ptp4l (still SLAVE, fresh Syncs) slews it out over seconds. No sample may
+    pass as HOLDOVER with the last lock's ~2 us bound: a verifier (which needs steady samples)
+    gives no bound; a plain client is LOCKED with a bound from the offset it measures now."""
+    tr = HealthTracker(HealthConfig(free_running=free_running, stable_samples=3))
+    for t in range(3):
+        first = tr.update(obs(t, master_offset_ns=-800))
+    assert first.state == ClockState.LOCKED
+    for t, offset in enumerate(range(5_000_000, 0, -500_000), start=3):   # 500 us/s of slewing
+        s = tr.update(obs(t, master_offset_ns=offset))
+        assert s.state in (ClockState.FREERUN, ClockState.LOCKED), (t, s.state)
+        assert s.state == (ClockState.FREERUN if free_running else ClockState.LOCKED)
+        if s.state == ClockState.LOCKED:
+            assert s.error_bound_ns >= offset
+        for name, prof in PROFILES.items():
+            if offset > prof.max_divergence_ns:
+                assert not s.compliant(name), (t, offset, name)
+        assert "offset" in {r.code for r in s.state_reasons}
+    if free_running:   # the Syncs stopping now cannot start a holdover from the lock before the step
+        h = tr.update(obs(20, port_state="LISTENING", age_ns=None))
+        assert h.state == ClockState.FREERUN and h.compliant_mask == 0
+
+
+@pytest.mark.parametrize("reject", [
+    {"phc2sys_locked": False},
+    {"service_stats": {"sync_timeout": 9}},
+])
+def test_rejected_tracking_samples_carry_no_old_bound(reject):
+    tr = HealthTracker()
+    tr.update(obs(0, service_stats={"sync_timeout": 0}))
+    snap_kw = {k: v for k, v in reject.items() if k != "phc2sys_locked"}
+    o = obs(1, **snap_kw)
+    if "phc2sys_locked" in reject:
+        o = replace(o, phc2sys_locked=False)
+    s = tr.update(o)
+    assert s.state == ClockState.FREERUN and s.error_bound_ns == UNBOUNDED and s.compliant_mask == 0
+
+
+def test_holdover_judges_the_offset_too():
+    tr = HealthTracker(HealthConfig(asymmetry_budget_ns=0))
+    tr.update(obs(0, age_ns=0))
+    # Syncs stale (> 2 s): holdover, but the offset ptp4l last measured is 250 us
+    h = tr.update(obs(2.5, age_ns=int(2.5 * S), master_offset_ns=250_000))
+    assert h.state == ClockState.HOLDOVER and h.error_bound_ns < 100_000
+    assert not h.compliant("eu-hft") and "offset" in {r.code for r in h.verdicts["eu-hft"].reasons}
+    assert h.compliant("eu-algo")

@@ -176,3 +176,24 @@ def test_exposition_carries_offset_delay_class_bound_and_compliance():
 def test_label_values_are_escaped():
     text = exposition(_sample_in(ClockState.LOCKED), {"uds": 'a"b\\c'})
     assert 'uds="a\\"b\\\\c"' in text
+
+
+def test_samples_since_hands_out_each_sample_once_and_counts_what_the_history_lost():
+    from audit.monitor import HISTORY
+    monitor = ClockMonitor(ScriptedSampler([GOOD]))
+    assert monitor.samples_since(0) == (0, (), 0)
+    taken = [monitor.sample_once() for _ in range(3)]
+    count, new, missed = monitor.samples_since(0)
+    assert (count, new, missed) == (3, tuple(taken), 0)
+    assert monitor.samples_since(3) == (3, (), 0)
+    more = [monitor.sample_once() for _ in range(HISTORY + 5)]
+    count, new, missed = monitor.samples_since(3)
+    assert count == HISTORY + 8 and new == tuple(more[-HISTORY:]) and missed == 5
+    # a sampler bug publishes its UNKNOWN sample in the same feed
+    monitor.sampler = lambda: 1 / 0
+    monitor.start()
+    try:
+        assert _wait(lambda: monitor.samples_since(count)[1])
+    finally:
+        monitor.stop()
+    assert monitor.samples_since(count)[1][0].state == ClockState.UNKNOWN

@@ -33,9 +33,11 @@ def test_hardware_timestamping_without_a_phc_cannot_age_the_sync():
     snap = replace(GOOD, timestamping="HARDWARE", interface="lo", ingress_time_ns=37 * 10**9)
     obs = PmcSampler(CannedClient(snap))()
     assert obs.sync_age_ns is None and "lo has no PHC" in obs.error
+    assert obs.system_offset_needed and obs.system_offset_ns is None and "no PHC" in obs.system_offset_error
     sample = HealthTracker().update(obs)
-    assert sample.state == ClockState.FREERUN
-    assert any(r.code == "sync_age" and "no PHC" in r.text for r in sample.verdicts["eu-hft"].reasons)
+    # nor can the system clock that stamps our records be compared with it: UNKNOWN
+    assert sample.state == ClockState.UNKNOWN and sample.compliant_mask == 0
+    assert any(r.code == "no_data" and "no PHC" in r.text for r in sample.verdicts["eu-hft"].reasons)
 
 
 def test_hardware_timestamping_with_a_missing_phc_device():
@@ -57,7 +59,94 @@ def test_phc2sys_log_without_lines_blocks_lock(tmp_path):
     log.write_text("")
     sampler = PmcSampler(CannedClient(replace(GOOD, ingress_time_ns=ingress)), phc2sys_log=str(log))
     assert HealthTracker().update(sampler()).state == ClockState.FREERUN
-    log.write_text("phc2sys[5.0]: CLOCK_REALTIME phc offset  -40 s2 freq +3 delay 500\n")
+    log.write_text(f"phc2sys[{time.monotonic():.3f}]: CLOCK_REALTIME phc offset  -40 s2 freq +3 delay 500\n")
     obs = sampler()
     assert (obs.phc2sys_offset_ns, obs.phc2sys_locked) == (-40, True)
+    assert HealthTracker().update(obs).state == ClockState.LOCKED
+
+
+def _phc2sys_line(mono_s: float) -> str:
+    return f"phc2sys[{mono_s:.3f}]: CLOCK_REALTIME phc offset  -40 s2 freq +3 delay 500\n"
+
+
+def test_a_dead_phc2sys_is_not_locked(tmp_path):
+    """phc2sys stamps its lines with CLOCK_MONOTONIC: its newest locked line, written while it ran,
+    stops counting once it is older than a few update intervals (phc2sys died or hung)."""
+    log = tmp_path / "phc2sys.log"
+    now = time.monotonic()
+    log.write_text(_phc2sys_line(now - 30) + _phc2sys_line(now - 29))     # died 29 s ago
+    snap = replace(GOOD, ingress_time_ns=time.clock_gettime_ns(time.CLOCK_REALTIME))
+    sampler = PmcSampler(CannedClient(snap), phc2sys_log=str(log), phc2sys_max_age_s=5)
+    obs = sampler()
+    assert obs.phc2sys_locked is False and obs.phc2sys_offset_ns == -40
+    sample = HealthTracker().update(obs)
+    assert sample.state != ClockState.LOCKED and sample.compliant_mask == 0
+    assert any(r.code == "phc2sys" and "not running" in r.text for r in sample.state_reasons)
+    with open(log, "a") as fh:                           # running again: a fresh line counts
+        fh.write(_phc2sys_line(time.monotonic()))
+    assert sampler().phc2sys_locked is True
+
+
+def test_phc2sys_lines_without_a_time_are_not_locked(tmp_path):
+    log = tmp_path / "phc2sys.log"
+    log.write_text("CLOCK_REALTIME phc offset  -40 s2 freq +3 delay 500\n")
+    obs = PmcSampler(CannedClient(GOOD), phc2sys_log=str(log))()
+    assert obs.phc2sys_locked is False and "no time" in obs.phc2sys_detail
+
+
+class SkewedPhc:
+    """Stands in for audit.phc.PhcClock (this machine has no /dev/ptp*): a PHC on TAI whose UTC
+    time is `skew_ns` ahead of CLOCK_REALTIME, read with the real clock each time."""
+
+    def __init__(self, skew_ns: int, tai_utc_s: int = 37) -> None:
+        self.shift = tai_utc_s * 10**9 + skew_ns
+
+    def gettime_ns(self) -> int:
+        return time.clock_gettime_ns(time.CLOCK_REALTIME) + self.shift
+
+    def compare_realtime(self, samples: int = 9):
+        from audit.phc import PhcComparison
+        before = time.clock_gettime_ns(time.CLOCK_REALTIME)
+        phc = before + self.shift
+        after = time.clock_gettime_ns(time.CLOCK_REALTIME)
+        return PhcComparison(phc, (before + after) // 2, after - before)
+
+    def close(self) -> None:
+        pass
+
+
+def hardware_sampler(skew_ns: int, **snap_kw) -> PmcSampler:
+    phc = SkewedPhc(skew_ns)
+    snap = replace(GOOD, timestamping="HARDWARE", interface="eth9",
+                   ingress_time_ns=phc.gettime_ns() - 100_000_000, **snap_kw)
+    sampler = PmcSampler(CannedClient(snap))
+    sampler._phc = phc
+    return sampler
+
+
+def test_hardware_timestamping_adds_the_system_clocks_distance_from_the_phc():
+    """ptp4l LOCKED describes the PHC; our records carry CLOCK_REALTIME. A system clock 300 us
+    behind the PHC (phc2sys lost, or never run) is in the bound: eu-hft fails, eu-algo holds."""
+    obs = hardware_sampler(300_000)()
+    assert obs.system_offset_needed and -300_000 - 50_000 < obs.system_offset_ns < -300_000 + 50_000
+    sample = HealthTracker().update(obs)
+    assert sample.state == ClockState.LOCKED
+    assert sample.error_bound_ns >= 800 + 300_000
+    assert not sample.compliant("eu-hft") and sample.compliant("eu-algo")
+    assert "error_bound" in {r.code for r in sample.verdicts["eu-hft"].reasons}
+    # a system clock that follows the PHC closely keeps eu-hft
+    close = HealthTracker().update(hardware_sampler(0)())
+    assert close.state == ClockState.LOCKED and close.compliant("eu-hft")
+
+
+def test_hardware_timestamping_without_a_valid_utc_offset_is_unknown():
+    sample = HealthTracker().update(hardware_sampler(0, utc_offset_valid=False)())
+    assert sample.state == ClockState.UNKNOWN and sample.compliant_mask == 0
+    assert any("not compared" in r.text and "UTC offset" in r.text for r in sample.state_reasons)
+
+
+def test_software_timestamping_measures_no_phc():
+    obs = PmcSampler(CannedClient(replace(GOOD, timestamping="SOFTWARE",
+                                          ingress_time_ns=time.clock_gettime_ns(time.CLOCK_REALTIME))))()
+    assert not obs.system_offset_needed and obs.system_offset_ns is None
     assert HealthTracker().update(obs).state == ClockState.LOCKED

@@ -105,3 +105,19 @@ def test_verify_and_info_name_what_an_earlier_recovery_kept(tmp_path):
     assert str(d / "discarded" / "r1") in result.output and f"mmaudit journal salvage {d}" in result.output
     info = run("info", d)
     assert info.exit_code == 0 and "discarded " in info.output and "r1:" in info.output
+
+
+def test_verify_and_info_name_a_discarded_entry_no_recovery_made(tmp_path):
+    """A discarded/r<N> that is a file (not a run a recovery wrote) is named as unreadable by info
+    and verify, which exits 1, instead of either of them crashing."""
+    from tests.journal.jhelpers import write_journal
+
+    d = tmp_path / "j"
+    write_journal(d, 100)
+    (d / "discarded").mkdir()
+    (d / "discarded" / "r1").write_bytes(b"not a run")
+    result = run("verify", d)
+    assert result.exit_code == 1 and "DAMAGED EARLIER" in result.output
+    assert f"{d / 'discarded' / 'r1'}: unreadable (NotADirectoryError" in result.output
+    info = run("info", d)
+    assert info.exit_code == 0 and "r1: unreadable (NotADirectoryError" in info.output

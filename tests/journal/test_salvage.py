@@ -175,30 +175,73 @@ def kept_copy(tmp_path):
     return d, d / "discarded" / "r1" / seg.name
 
 
+def only_unreadable(d):
+    """The one unreadable kept file of salvage(d)'s one run: (its UnreadableFile, the run)."""
+    [run] = salvage(d)
+    [bad] = run.unreadable
+    return bad, run
+
+
 @pytest.mark.parametrize("length", [0, 1, HEADER - 1])
 def test_a_kept_file_shorter_than_a_header_is_a_typed_error(tmp_path, length):
     d, copy = kept_copy(tmp_path)
     copy.write_bytes(copy.read_bytes()[:length])
     with pytest.raises(JournalCorrupt, match=copy.name):
-        salvage(d)
+        salvage_file(copy, salt_of(d))
+    bad, run = only_unreadable(d)
+    assert bad.path == str(copy) and isinstance(bad.error, JournalCorrupt) and run.files == ()
 
 
 def test_a_kept_file_without_the_segment_magic_is_a_typed_error(tmp_path):
     d, copy = kept_copy(tmp_path)
     flip_byte(copy, 2)
-    with pytest.raises(JournalCorrupt, match="no segment magic"):
-        salvage(d)
+    bad, _ = only_unreadable(d)
+    assert isinstance(bad.error, JournalCorrupt) and "no segment magic" in str(bad.error)
 
 
 def test_a_kept_file_that_is_not_a_file_is_a_typed_error(tmp_path):
-    d, _ = kept_copy(tmp_path)
-    (d / "discarded" / "r1" / "seg-0000000000000009.mmj").mkdir()
-    with pytest.raises(JournalIOError, match="seg-0000000000000009.mmj"):
-        salvage(d)
-    os.rmdir(d / "discarded" / "r1" / "seg-0000000000000009.mmj")
-    os.mkfifo(d / "discarded" / "r1" / "seg-0000000000000009.mmj")    # must not hang the open
-    with pytest.raises(JournalIOError):
-        salvage(d)
+    d, copy = kept_copy(tmp_path)
+    odd = d / "discarded" / "r1" / "seg-0000000000000009.mmj"
+    odd.mkdir()
+    bad, run = only_unreadable(d)
+    assert isinstance(bad.error, JournalIOError) and bad.name == odd.name and odd.name in str(bad.error)
+    assert [f.name for f in run.files] == [copy.name]          # the good copy is still read
+    os.rmdir(odd)
+    os.mkfifo(odd)                                             # must not hang the open
+    bad, run = only_unreadable(d)
+    assert isinstance(bad.error, JournalIOError) and [f.name for f in run.files] == [copy.name]
+
+
+def test_one_unreadable_kept_file_leaves_the_others_salvaged(tmp_path):
+    """Garbage and a newer-format file among kept files, in the same run and in a run of their
+    own: each is named with its typed error, every other kept file is read back as before."""
+    d, copy = kept_copy(tmp_path)
+    [whole] = salvage(d)
+    run1 = d / "discarded" / "r1"
+    (run1 / "seg-0000000000000099.mmj").write_bytes(b"not a segment at all" * 10)
+    (d / "discarded" / "r2").mkdir()
+    newer = d / "discarded" / "r2" / "seg-0000000000000007.mmj"
+    newer.write_bytes(copy.read_bytes())
+    rewrite_u32(newer, 8, lib.MMJ_FORMAT_VERSION + 1, 124)     # intact header, newer version
+    (d / "discarded" / "r3").write_bytes(b"a file where a run directory belongs")
+    first, second, third = salvage(d)
+    assert first.files == whole.files                          # the good copy, read in full
+    assert [(b.name, type(b.error)) for b in first.unreadable] == [("seg-0000000000000099.mmj", JournalCorrupt)]
+    assert second.files == () and [type(b.error) for b in second.unreadable] == [JournalVersionError]
+    assert third.files == () and third.unreadable[0].path == str(d / "discarded" / "r3")
+    assert isinstance(third.unreadable[0].error, JournalIOError)
+    out = run_cli(d)
+    assert out.exit_code == 1, out.output
+    lines = out.output.splitlines()
+    assert any(line.startswith(f"  {copy.name}: ") for line in lines)          # still salvaged
+    assert f"  UNREADABLE {run1 / 'seg-0000000000000099.mmj'}: JournalCorrupt: " in "\n".join(lines)
+    assert "JournalVersionError" in out.output and str(d / "discarded" / "r3") in out.output
+    as_json = run_cli(d, "--json")
+    assert as_json.exit_code == 1
+    runs = json.loads(as_json.output.splitlines()[0])["runs"]
+    assert [len(r["files"]) for r in runs] == [1, 0, 0]
+    assert [[u["error"] for u in r["unreadable"]] for r in runs] == [
+        ["JournalCorrupt"], ["JournalVersionError"], ["JournalIOError"]]
 
 
 def test_a_damaged_header_is_reported_and_its_records_still_read(tmp_path):
@@ -237,7 +280,9 @@ def test_a_kept_file_of_a_newer_format_is_a_typed_error(tmp_path):
     d, copy = kept_copy(tmp_path)
     rewrite_u32(copy, 8, lib.MMJ_FORMAT_VERSION + 1, 124)      # intact header, newer version
     with pytest.raises(JournalVersionError, match=copy.name):
-        salvage(d)
+        salvage_file(copy, salt_of(d))
+    bad, _ = only_unreadable(d)
+    assert isinstance(bad.error, JournalVersionError) and copy.name in str(bad.error)
 
 
 def test_the_c_call_counts_everything_and_fills_only_what_fits(tmp_path):
@@ -350,5 +395,5 @@ def test_cli_exit_codes(tmp_path):
     run_dir.mkdir(parents=True)
     (run_dir / "seg-0000000000000003.mmj").write_bytes(b"garbage")
     garbage = run_cli(d)
-    assert garbage.exit_code == 1 and len(garbage.output.strip().splitlines()) == 1
-    assert "seg-0000000000000003.mmj" in garbage.output
+    assert garbage.exit_code == 1
+    assert f"  UNREADABLE {run_dir / 'seg-0000000000000003.mmj'}: JournalCorrupt: " in garbage.output

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import pathlib
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -14,19 +13,35 @@ import textwrap
 import pytest
 
 from journal import InvalidArgument, Journal, RecordType, Tailer
+from journal.scratch import scratch_dir
 from tests.journal.jhelpers import SMALL_SEGMENT, open_fds, payload_for, write_journal
+from tests.journal.test_scratch import owners  # noqa: F401 (the fixture)
 
 ROOT = str(pathlib.Path(__file__).resolve().parents[2])
 ROLLS = 1000
 PAYLOAD = 6000          # ten records fill a 64 KiB segment
 
 
+SCRATCH_PREFIX = "mmj-tail-"
+
+
+def tail_scratch_root() -> str:
+    """/dev/shm when there is a writable one (a journal of 1,000 segment rolls on disk would
+    measure the disk), else the temp directory."""
+    shm = "/dev/shm"
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else tempfile.gettempdir()
+
+
+def tail_scratch():
+    """The scratch of a tailing test, held by this process's lock: a test run killed mid-way (a CI
+    timeout's SIGKILL) leaves memory that the next run's sweep gives back."""
+    return scratch_dir(SCRATCH_PREFIX, dir=tail_scratch_root())
+
+
 @pytest.fixture
 def shm_dir():
-    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-    d = tempfile.mkdtemp(prefix="mmj-tail-", dir=base)
-    yield pathlib.Path(d)
-    shutil.rmtree(d, ignore_errors=True)
+    with tail_scratch() as d:
+        yield pathlib.Path(d)
 
 
 def mapped_segments() -> int:
@@ -113,3 +128,28 @@ def test_tailer_from_sequence_in_a_later_segment(tmp_path):
     with Tailer(d, from_seq=1777) as t:
         got = [t.next(1).seq for _ in range(5)]
     assert got == [1777, 1778, 1779, 1780, 1781]
+
+
+# a test run holding the tailing scratch, killed mid-way (a CI timeout)
+_TAIL_RUN = """
+import pathlib, sys, time
+from tests.journal.test_tailer import tail_scratch
+tmp = tail_scratch()
+(pathlib.Path(tmp.name) / "work").write_bytes(b"x")
+print(tmp.name, flush=True)
+time.sleep(float(sys.argv[3]))
+"""
+
+
+def test_the_tailing_scratch_of_a_killed_run_is_swept_by_the_next(owners):  # noqa: F811
+    root = pathlib.Path(tail_scratch_root())
+    killed, left = owners.start(SCRATCH_PREFIX, root, _TAIL_RUN)
+    running, live = owners.start(SCRATCH_PREFIX, root, _TAIL_RUN)
+    owners.kill(killed)
+    assert left.is_dir()                          # a SIGKILLed run cannot remove its own
+    with tail_scratch() as mine:
+        assert not left.exists() and (live / "work").is_file()
+    assert not pathlib.Path(mine).exists()
+    owners.kill(running)                          # and the other one's goes with the next run
+    tail_scratch().cleanup()
+    assert not live.exists()

@@ -7,6 +7,7 @@ Also the settings recovery needs to rebuild that engine (the same config, symbol
 from __future__ import annotations
 
 import sys
+import time
 
 from audit.health import ClockSample as HealthSample, Verdict
 from journal import Journal
@@ -25,7 +26,10 @@ class LockedClock:
     declares itself LOCKED and compliant for eu-hft (the runner journals it as such)."""
 
     def current(self):
-        return HealthSample(ClockState.LOCKED, 0, 0, 0, 0, 100, 0, None, None, 6, 0x21, 37, True,
+        # a fresh measurement on every call, at the time it is taken (the runner journals a
+        # sample once, at its own time)
+        return HealthSample(ClockState.LOCKED, time.clock_gettime_ns(time.CLOCK_REALTIME), time.monotonic_ns(),
+                            0, 0, 100, 0, None, None, 6, 0x21, 37, True,
                             False, False, True, True, 1, (), {"eu-hft": Verdict("eu-hft", True, ())})
 
     def compliant(self, profile, now_mono_ns=None):

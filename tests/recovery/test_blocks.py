@@ -104,7 +104,7 @@ def test_a_block_source_replays_as_the_record_iterator(tmp_path):
     assert resumed.snapshot and resumed.last_seq == last
     from recovery.snapshot import latest_snapshot
     with Reader(path) as r:
-        snap, _ = latest_snapshot(str(snaps), r.journal_id, last)
+        snap, _ = latest_snapshot(str(snaps), r, last)
         listed = replay(r.records(first_seq=snap.seq + 1, last_seq=last), None, resume=snap)
     assert _result_view(resumed) == _result_view(listed)
     assert _engine_view(resumed.engine) == _engine_view(listed.engine)

@@ -3,6 +3,7 @@ a dry run, an unreconciled outcome (exit 1) and typed errors as clean messages."
 from __future__ import annotations
 
 import json
+import pathlib
 
 from click.testing import CliRunner
 
@@ -46,8 +47,12 @@ def test_recover_against_the_venue_prints_progress_and_a_summary(crashed_session
     snaps = str(tmp_path / "snaps")      # a standby replayer's snapshots of this journal
     assert replay_journal(journal, Engine(CONFIG, SYMBOLS, gateway()), snapshots=snaps,
                           snapshot_every=10).snapshots_written >= 1
+    # one that claims a later sequence but is another journal's: tried first, skipped, and said so
+    (pathlib.Path(snaps) / "engine-other.snap").write_bytes(
+        json.dumps({"format": 2, "seq": 10**12, "journal_id": "another"}).encode() + b"\n")
     real = CliRunner().invoke(command, args + ["--snapshots", snaps])
     assert real.exit_code == 0, real.output
+    assert "[replay] snapshot skipped: engine-other.snap: another journal or format" in real.stderr
     assert "resumed from snapshot" in real.stderr
     assert real.stdout.startswith("RECONCILED") and "reconciliation round 1" in real.stdout
     assert "[replay]" in real.stderr and "[outcome] reconciled" in real.stderr

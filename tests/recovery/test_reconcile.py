@@ -3,8 +3,11 @@
 a second reconciliation must come out clean."""
 from __future__ import annotations
 
+import pathlib
+
 import pytest
 
+from journal import Journal, RecordType
 from journal.catalogue import pack_json, unpack_json
 from mm_core.events import OperatorCommand, SendOrder, VenueMessage
 from mm_core.oms import OrderState
@@ -13,8 +16,10 @@ from mm_core.types import Purpose, Side
 from recovery.errors import BadRecoveryRecord, BadVenueMessage
 from recovery.reconcile import (
     AdoptPending, CancelAtVenue, Deliver, MarkNotSent, ResendCancel, apply, local_view, reconcile,
-    resolution_from_json, resolution_json, venue_view,
+    reported_corrections, resolution_from_json, resolution_json, venue_view,
 )
+from recovery.replay import RECON_FINDING, replay_journal
+from tests.recovery import journaling
 from tests.mm_core.wire import ACME, S, Feed, Venue, make_engine, md, run, two_sided
 
 NOW = 3 * S
@@ -218,6 +223,59 @@ def test_trade_corrections_and_reported_positions_are_checked():
                        venue_positions={"ACME": 300})
     assert kinds(result) == ["position-mismatch", "trade-correction"]
     assert result.resolutions == []
+
+
+def _broken_trade_session():
+    """A quoting engine whose bid was filled, and the venue's view with that trade then broken
+    (the break at the last venue sequence, the journal holding it)."""
+    engine, venue, bid, _ = quoting()
+    run(engine, venue, venue.fill(bid.token, 100, NOW), NOW)
+    venue.log.append(ouch.encode(ouch.BrokenTrade(NOW, bid.token, venue.match, "E")))
+    return engine, venue, bid, len(venue.log)
+
+
+def test_a_trade_correction_is_reported_by_the_first_recovery_only():
+    """A broken trade needs a person: the first recovery that finds it reports it (trading stays
+    HALTED). Its RECON finding record names it; a later recovery, whose full view from sequence 1
+    still holds the break, lists it as reported there instead of halting on it again."""
+    engine, venue, bid, broken_seq = _broken_trade_session()
+    first = reconcile(local(engine, venue), venue.view())
+    assert kinds(first) == ["trade-correction"] and first.reported_earlier == ()
+    assert reported_corrections(first.to_json()) == [broken_seq]
+    later = reconcile(local_view(engine, range(1, broken_seq + 1), corrections_reported={broken_seq: 812}),
+                      venue.view())
+    assert later.clean and later.reported_earlier == ((broken_seq, bid.token, "BrokenTrade", 812),)
+    assert later.to_json()["corrections_reported_earlier"] == [
+        {"sequence": broken_seq, "token": bid.token, "what": "BrokenTrade", "reported_in": 812}]
+    # another correction, not reported before, still is
+    venue.log.append(ouch.encode(ouch.BrokenTrade(NOW, bid.token, venue.match + 1, "E")))
+    again = reconcile(local_view(engine, range(1, broken_seq + 2), corrections_reported={broken_seq: 812}),
+                      venue.view())
+    assert [d.venue["sequence"] for d in again.discrepancies] == [broken_seq + 1]
+
+
+def test_the_corrections_a_journal_reports_survive_replay_and_snapshots(tmp_path):
+    """Which corrections were reported comes from the journal: replay collects them from RECON
+    finding records (also across a resume from a snapshot taken after one)."""
+    engine, venue, _, broken_seq = _broken_trade_session()
+    finding = {"kind": RECON_FINDING, "round": 1, **reconcile(local(engine, venue), venue.view()).to_json()}
+    path, snaps = str(tmp_path / "j"), str(tmp_path / "snaps")
+    events = journaling.session_events(5, 200)
+    with Journal(path, checkpoint_every=64) as journal:
+        shell = journaling.RunnerLike(journaling.fresh_engine(), journal)
+        shell.start(events[0].now_ns)
+        for event in events[:60]:
+            shell.feed(event)
+        finding_seq = journal.append(RecordType.RECON, pack_json(finding), ts_ns=events[59].now_ns, ts_source=1)
+        for event in events[60:]:
+            shell.feed(event)
+    full = replay_journal(path, journaling.fresh_engine(), snapshot_every=40, snapshots=snaps)
+    assert full.deterministic and full.corrections_reported == {broken_seq: finding_seq}
+    resumed = replay_journal(path, journaling.fresh_engine(), snapshots=snaps)
+    assert resumed.snapshot and int(pathlib.Path(resumed.snapshot).name[7:27]) > finding_seq
+    assert resumed.corrections_reported == {broken_seq: finding_seq}
+    assert reconcile(local_view(engine, range(1, broken_seq + 1), corrections_reported=resumed.corrections_reported),
+                     venue.view()).clean
 
 
 def test_bad_venue_input_is_a_typed_error_naming_the_sequence():

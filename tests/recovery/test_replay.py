@@ -4,6 +4,7 @@ mid-way or garbage written after it) is repaired, reported, and the surviving pr
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import pathlib
 import subprocess
@@ -13,17 +14,17 @@ import pytest
 
 from journal import Journal, Reader, RecordType
 from journal._journal_cffi import lib
-from journal.catalogue import pack_json
+from journal.catalogue import pack, pack_json
 from mm_core.config import EngineConfig
 from mm_core.engine import Engine
 from mm_core.events import JournalHealth, Reconciled
 from recovery.errors import BadRecoveryRecord, JournalUnavailable
 from recovery.replay import replay, replay_journal
 from mm_core.risk import Limits
-from recovery.snapshot import KEEP
+from recovery.snapshot import KEEP, journal_witness, latest_snapshot, write_snapshot
 from tests.journal.jhelpers import record_offsets, segment_files
 from tests.mm_core.wire import LIMITS_TEXT
-from tests.recovery.journaling import fresh_engine, session_events, write_session
+from tests.recovery.journaling import fresh_engine, session_events, tear, write_session
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 INPUTS = {RecordType.MD_PACKET, RecordType.VENUE_MSG, RecordType.TIMER, RecordType.CLOCK_SAMPLE}
@@ -215,3 +216,100 @@ def test_no_snapshot_is_written_after_a_divergence(tmp_path, events):
     assert result.divergence_count and result.events > 100
     first = min(d.seq for d in result.divergences)
     assert all(int(p.name[7:27]) < first for p in snaps.glob("engine-*.snap"))
+
+
+def _snapshot_seqs(snaps: pathlib.Path) -> dict[str, int]:
+    """File name -> the sequence its header records."""
+    return {p.name: json.loads(p.read_bytes().partition(b"\n")[0])["seq"] for p in snaps.glob("engine-*.snap")}
+
+
+def test_a_snapshot_of_records_the_journal_lost_and_rewrote_is_skipped(crashed, events, tmp_path):
+    """A power cut in pagecache mode takes the journal's tail back to sequence `cut`; the next
+    writer appends other records under the same sequences. Snapshots taken at or after `cut`
+    describe records the journal no longer holds: each is skipped with that reason, and the
+    replay resumes from an older one (or the start) to the state a full replay reaches."""
+    path, snaps = crashed("rewritten"), tmp_path / "snaps"
+    replay_journal(path, fresh_engine(), snapshot_every=40, snapshots=str(snaps), batch=False)
+    seqs = _snapshot_seqs(snaps)
+    assert len(seqs) == KEEP
+    cut = sorted(seqs.values())[1] - 5          # the two newest snapshots cover lost records
+    assert tear(path, cut, power_loss=True) == cut
+    with Journal(path, create=False) as journal:
+        assert journal.recovery.seq == cut
+        now = events[-1].now_ns
+        while journal.next_seq <= max(seqs.values()) + 10:       # other records, same sequences
+            now += 1_000_000
+            journal.append(RecordType.TIMER, pack(RecordType.TIMER, timer_id=1, now_ns=now), ts_ns=now,
+                           ts_source=1)
+    resumed = replay_journal(path, fresh_engine(), snapshots=str(snaps))
+    stale = sorted(name for name, seq in seqs.items() if seq >= cut)
+    assert len(stale) == 2
+    assert [s.split(":")[0] for s in resumed.snapshots_skipped] == stale[::-1]
+    assert all("no longer holds the records it was taken at" in s for s in resumed.snapshots_skipped)
+    kept = min(seqs, key=seqs.get)
+    assert resumed.snapshot == str(snaps / kept)
+    assert resumed.state_hash == replay_journal(path, fresh_engine()).state_hash
+
+
+def test_snapshots_are_chosen_and_pruned_by_the_sequence_they_record_not_their_names(tmp_path, events):
+    path, snaps = str(tmp_path / "j"), tmp_path / "snaps"
+    write_session(path, events[:300]).journal.close()
+    replay_journal(path, fresh_engine(), snapshot_every=40, snapshots=str(snaps))
+    seqs = _snapshot_seqs(snaps)
+    by_seq = sorted(seqs, key=seqs.get)                  # oldest, middle, newest
+    # names that lie: the oldest one named as if it were the newest, and the other way round
+    (snaps / by_seq[0]).rename(snaps / "engine-99999999999999999999.snap")
+    (snaps / by_seq[2]).rename(snaps / "engine-00000000000000000001.snap")
+    (snaps / "engine-5.snap").write_bytes(b"not a snapshot header\n")
+    resumed = replay_journal(path, fresh_engine(), snapshots=str(snaps))
+    assert resumed.snapshot == str(snaps / "engine-00000000000000000001.snap")     # the highest seq
+    assert resumed.snapshots_skipped == []
+    # the next snapshot written prunes the lowest recorded sequences (the unreadable file first)
+    assert resumed.last_seq > seqs[by_seq[2]]
+    with Reader(path) as reader:
+        write_snapshot(snaps, resumed.engine, resumed.last_seq, reader.journal_id,
+                       resumed.journaled_venue_seqs, resumed.last_venue_seq,
+                       witness=journal_witness(reader, resumed.last_seq))
+    assert not (snaps / "engine-5.snap").exists()
+    assert _snapshot_seqs(snaps) == {"engine-00000000000000000001.snap": seqs[by_seq[2]],
+                                     by_seq[1]: seqs[by_seq[1]],
+                                     f"engine-{resumed.last_seq:020d}.snap": resumed.last_seq}
+
+
+_DETERMINISTIC_WRITER = """
+import os, signal, sys
+from journal import Journal, RecordType
+from journal.catalogue import pack
+with_odd = sys.argv[2] == "odd"
+journal = Journal(sys.argv[1], create=with_odd, checkpoint_every=16)
+start, stop = int(sys.argv[3]), int(sys.argv[4])
+for seq in range(start, stop + 1):       # the same record for a sequence every time, but one
+    now = 999 if with_odd and seq == 100 else seq
+    assert journal.append(RecordType.TIMER, pack(RecordType.TIMER, timer_id=1, now_ns=now), ts_ns=seq) == seq
+os.kill(os.getpid(), signal.SIGKILL)     # no close: the last segment stays unsealed
+"""
+
+
+def _deterministic(path: str, kind: str, start: int, stop: int) -> None:
+    proc = subprocess.run([sys.executable, "-c", _DETERMINISTIC_WRITER, path, kind, str(start), str(stop)],
+                          cwd=ROOT, capture_output=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+
+
+def test_a_rewrite_that_differs_only_long_before_the_snapshot_is_still_found(tmp_path):
+    """The witness covers the journal's whole content up to the snapshot, through the hash chain:
+    a writer that continues after a lost tail with records byte-identical to the lost ones but for
+    one far before the snapshot's sequence (as a deterministic writer would) still gives another
+    witness."""
+    path, snaps = str(tmp_path / "j"), tmp_path / "snaps"
+    _deterministic(path, "odd", 1, 300)
+    with Reader(path) as reader:
+        write_snapshot(snaps, fresh_engine(), 250, reader.journal_id, (), 0,
+                       witness=journal_witness(reader, 250))
+        assert latest_snapshot(snaps, reader)[0].seq == 250
+    assert tear(path, 100, power_loss=True) == 100        # the tail from record 100 lost
+    _deterministic(path, "plain", 100, 300)               # written again: only record 100 differs
+    with Reader(path) as reader:
+        assert reader.last_seq == 300 and reader.get(101).payload and reader.get(250).ts_ns == 250
+        snap, skipped = latest_snapshot(snaps, reader)
+    assert snap is None and "no longer holds the records it was taken at" in skipped[0]

@@ -157,6 +157,10 @@ class DayBuilder:
         self._venue(ouch.Executed(timestamp=self._venue_ts(), token=token, executed_shares=qty,
                                   execution_price=price, liquidity_flag="A", match_number=self.match), source)
 
+    def broken(self, token: str, match: int, reason: str = "E") -> None:
+        """OUCH Broken Trade: the venue takes back the execution `match` of `token`."""
+        self._venue(ouch.BrokenTrade(timestamp=self._venue_ts(), token=token, match_number=match, reason=reason))
+
     def canceled(self, token: str, decrement: int, reason: str = "U") -> None:
         self._venue(ouch.Canceled(timestamp=self._venue_ts(), token=token, decrement_shares=decrement,
                                   reason=reason))
@@ -212,6 +216,18 @@ class DayBuilder:
             for r in self.records:
                 jr.append(r.rtype, r.payload, r.ts_ns, r.ts_source, r.clock_state)
         return directory
+
+
+def accepted_order(token: str, symbol_id: int, side: str, price: int, qty: int, gap: int = 10_000) -> DayBuilder:
+    """A day that opens with a session start and a clock sample, then enters `token` and has the
+    venue accept it `gap` ns later."""
+    b = DayBuilder()
+    b.session_start()
+    b.clock_sample()
+    b.enter(token, symbol_id, side, price, qty)
+    b.advance(gap)
+    b.accept(token)
+    return b
 
 
 def standard_day(builder: DayBuilder | None = None) -> DayBuilder:

@@ -2,7 +2,7 @@ import numpy as np
 import pyarrow.compute as pc
 from hypothesis import given, settings, strategies as st
 
-from journal.catalogue import ClockState, TsSource
+from journal.catalogue import ClockState, RecordType, TsSource
 from reports import clock
 from reports.run import run
 from tests.reports.conftest import read
@@ -109,3 +109,80 @@ def test_sample_in_force_matches_the_rule_with_many_equal_times(samples, events,
                   if s_valid[j] and (s_time[j], s_seq[j]) < (e_time[i], e_seq[i])]
         want = max(before, key=lambda j: (s_time[j], s_seq[j])) if before and e_valid[i] else -1
         assert got[i] == want
+
+
+def _unmonitored(out):
+    return [r for r in read(out, "clock", "intervals").to_pylist() if r["status"] == "UNMONITORED"]
+
+
+def test_a_pause_in_clock_sampling_is_an_unmonitored_interval_with_its_start_and_end(tmp_path):
+    """The 1 Hz monitor journals nothing for 11 s (pmc hung, monitor stalled) while an order goes
+    out: each profile shows the interval between the samples either side as unmonitored."""
+    NS = 1_000_000_000
+    b = DayBuilder()
+    b.clock_sample()
+    b.advance(NS); b.clock_sample()
+    last_before = len(b.records)
+    b.advance(5 * NS); b.enter("G1", 1, "B", 1_500_000, 100)     # inside the silence
+    b.advance(6 * NS); b.clock_sample()
+    first_after = len(b.records)
+    b.advance(NS); b.clock_sample()
+    b.advance(NS); b.clock_sample()
+    out = tmp_path / "o"
+    run(["clock"], b.write(tmp_path / "j"), out, refdata_dir=FIXTURE_REFDATA)
+    gaps = _unmonitored(out)
+    assert [r["profile"] for r in gaps] == [name for name, _ in clock.PROFILES]
+    for r in gaps:
+        assert (r["start_seq"], r["end_seq"]) == (last_before, first_after)
+        assert r["duration_ns"] == 11 * NS and r["order_events_inside"] == 1
+        assert r["open_at_range_end"] is False
+        assert (r["end_utc"] - r["start_utc"]).total_seconds() == 11
+    out_of_tolerance = [r for r in read(out, "clock", "intervals").to_pylist() if r["status"] == "OUT_OF_TOLERANCE"]
+    assert out_of_tolerance == []                       # every sample taken was within tolerance
+    summary = {r["profile"]: r for r in read(out, "clock", "summary").to_pylist()}
+    for r in summary.values():
+        assert r["unmonitored_intervals"] == 1 and r["unmonitored_ns"] == 11 * NS
+        assert r["verdict"] == "NOT_COMPLIANT"           # G1 has no fresh sample
+
+
+def test_samples_that_stop_before_the_range_ends_leave_an_open_unmonitored_interval(tmp_path):
+    NS = 1_000_000_000
+    b = DayBuilder()
+    b.clock_sample()
+    b.advance(NS); b.clock_sample()
+    last_sample = len(b.records)
+    b.advance(NS // 2); b.enter("Z1", 1, "B", 1_500_000, 100)    # still covered (0.5 s old)
+    b.advance(4 * NS); b.json_record(RecordType.DRILL_RESULT, {"drill": "x", "passed": True})   # the range's last record
+    out = tmp_path / "o"
+    run(["clock"], b.write(tmp_path / "j"), out, refdata_dir=FIXTURE_REFDATA)
+    gaps = _unmonitored(out)
+    assert len(gaps) == len(clock.PROFILES)
+    for r in gaps:
+        assert (r["start_seq"], r["end_seq"], r["open_at_range_end"]) == (last_sample, len(b.records), True)
+        assert r["duration_ns"] == 4 * NS + NS // 2 and r["order_events_inside"] == 1
+    summary = {r["profile"]: r for r in read(out, "clock", "summary").to_pylist()}
+    assert {r["verdict"] for r in summary.values()} == {"INCOMPLETE_EVIDENCE"}   # nothing seen outside
+
+
+def test_regular_sampling_has_no_unmonitored_interval(all_reports):
+    assert _unmonitored(all_reports) == []
+    summary = read(all_reports, "clock", "summary").to_pylist()
+    assert {r["unmonitored_intervals"] for r in summary} == {0}
+
+
+def test_a_range_starting_after_a_pause_does_not_show_it(tmp_path):
+    from reports.source import Selection
+    NS = 1_000_000_000
+    b = DayBuilder()
+    b.clock_sample()
+    b.advance(10 * NS); b.clock_sample()                # a 10 s pause before the range
+    for _ in range(3):
+        b.advance(NS); b.clock_sample()
+    start = len(b.records) - 1
+    b.enter("R1", 1, "B", 1_500_000, 100)
+    j = b.write(tmp_path / "j")
+    run(["clock"], j, tmp_path / "all", refdata_dir=FIXTURE_REFDATA)
+    assert len(_unmonitored(tmp_path / "all")) == len(clock.PROFILES)
+    run(["clock"], j, tmp_path / "o", Selection(first_seq=start), refdata_dir=FIXTURE_REFDATA)
+    summary = read(tmp_path / "o", "clock", "summary").to_pylist()
+    assert {(r["unmonitored_intervals"], r["verdict"]) for r in summary} == {(0, "COMPLIANT")}

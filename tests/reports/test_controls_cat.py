@@ -47,7 +47,8 @@ def test_cat_events_with_cat_field_names(all_reports, day):
     assert len(set(r["firmROEID"] for r in rows)) == len(rows)
 
 
-def test_cat_meot_for_executions_off_exchange(day_journal, tmp_path):
+def _cat_with_arca_off_exchange(day_journal, tmp_path):
+    """The day's CAT report with NYSE ARCA (SPY, IVV) taken as a venue that is not an exchange."""
     import shutil
     from reports.run import run
     ref = tmp_path / "ref"
@@ -55,10 +56,68 @@ def test_cat_meot_for_executions_off_exchange(day_journal, tmp_path):
     text = (ref / "mics.toml").read_text()
     (ref / "mics.toml").write_text(text.replace('name = "NYSE ARCA"', 'name = "NYSE ARCA"\ncat_exchange = false'))
     run(["cat"], day_journal, tmp_path / "o", refdata_dir=ref)
-    t = read(tmp_path / "o", "cat", "order_events")
+    return read(tmp_path / "o", "cat", "order_events")
+
+
+def test_cat_meot_of_a_trade_the_venue_breaks_later_is_cancelled(tmp_path):
+    """An OUCH Broken Trade later in the range sets the MEOT's cancelFlag and cancelTimestamp."""
+    import json
+    from reports import cat_json
+    from tests.reports.journal_builder import accepted_order
+    b = accepted_order("K1", 3, "B", 5_120_000, 300)
+    b.advance(10_000); b.execute("K1", 100)
+    b.advance(10_000); b.execute("K1", 200)
+    b.advance(2_000_000_000); b.broken("K1", b.match)        # the second execution taken back
+    rows = _cat_with_arca_off_exchange(b.write(tmp_path / "j"), tmp_path).to_pylist()
+    meot = [r for r in rows if r["type"] == "MEOT"]
+    assert [(r["tradeID"], r["cancelFlag"], r["cancelTimestamp"]) for r in meot] == \
+        [("1001", False, None), ("1002", True, "20260302 093002.000030000")]
+    lines = [json.loads(line) for p in sorted((tmp_path / "o" / "cat" / cat_json.DIRECTORY).iterdir())
+             if not p.name.endswith(".meta.json") for line in p.read_text().splitlines()]
+    trades = [e for e in lines if e["type"] == "MEOT"]
+    assert [(e["cancelFlag"], e.get("cancelTimestamp")) for e in trades] == \
+        [(False, None), (True, "20260302 093002.000030000")]
+
+
+def test_cat_meot_for_executions_off_exchange(day_journal, tmp_path):
+    t = _cat_with_arca_off_exchange(day_journal, tmp_path)
     meot = t.filter(pc.equal(t["type"].cast("string"), "MEOT")).to_pylist()
-    assert [(r["orderID"], r["quantity"], r["price"]) for r in meot] == [("Q4", 120, "512.0000"),
-                                                                         ("Q7", 100, "500.0000")]
+    assert [(r["sellDetails"]["orderID"], r["quantity"], r["price"]) for r in meot] == [("Q4", 120, "512.0000"),
+                                                                                        ("Q7", 100, "500.0000")]
+
+
+def test_cat_meot_carries_the_trade_details_the_spec_requires(day_journal, tmp_path):
+    """MEOT (CAT IM Tech Specs 4.0.0-r18 Trade event): tradeKeyDate, tradeID, quantity, price,
+    capacity (the OUCH Enter Order's), cancelFlag, sideDetailsInd and the firm's side details
+    (orderKeyDate, orderID, side), with no order-event fields of its own (orderID, side,
+    electronicDupFlag); what the journal cannot know is named in the report's notes."""
+    import json
+    import pyarrow.parquet as pq
+    from reports import cat, cat_json
+    rows = _cat_with_arca_off_exchange(day_journal, tmp_path).to_pylist()
+    meno = {r["orderID"]: r for r in rows if r["type"] == "MENO"}
+    meot = [r for r in rows if r["type"] == "MEOT"]
+    q4 = meot[0]
+    assert (q4["tradeKeyDate"], q4["tradeID"], q4["quantity"], q4["price"], q4["capacity"], q4["cancelFlag"],
+            q4["sideDetailsInd"]) == (q4["eventTimestamp"], "1004", 120, "512.0000", "P", False, "SELL")
+    assert q4["sellDetails"] == {"orderKeyDate": meno["Q4"]["eventTimestamp"], "orderID": "Q4", "side": "SS"}
+    assert q4["buyDetails"] is None and q4["orderID"] is None and q4["orderKeyDate"] is None
+    assert q4["side"] is None and q4["electronicDupFlag"] is None
+    assert [r["sellDetails"]["side"] for r in meot] == ["SS", "SL"]
+    files = sorted((tmp_path / "o" / "cat" / cat_json.DIRECTORY).iterdir())
+    lines = [json.loads(line) for line in files[0].read_text().splitlines()]
+    line = next(e for e in lines if e["type"] == "MEOT")
+    assert line["sellDetails"] == [{"orderKeyDate": meno["Q4"]["eventTimestamp"], "orderID": "Q4", "side": "SS"}]
+    assert line["capacity"] == "P" and line["sideDetailsInd"] == "SELL" and line["tradeKeyDate"] == q4["eventTimestamp"]
+    assert line["cancelFlag"] is False and line["price"] == 512.0 and line["quantity"] == 120
+    assert not {"orderID", "orderKeyDate", "side", "buyDetails", "electronicDupFlag"} & set(line)
+    for name in cat.REQUIRED["MEOT"] + ("type", "actionType", "firmROEID", "symbol", "eventTimestamp"):
+        assert name in line, name
+    meta = json.loads(files[1].read_text())
+    path = next((tmp_path / "o" / "cat" / "order_events").rglob("*.parquet"))
+    notes = pq.read_schema(path).metadata[b"cat.notes"].decode()
+    for unknown in ("tapeTradeID", "marketCenterID", "reportingExceptionCode", "contra"):
+        assert unknown in notes and unknown in meta["notes"]
 
 
 def test_cat_partial_cancel_is_meoc_with_leaves(tmp_path):
@@ -74,3 +133,23 @@ def test_cat_partial_cancel_is_meoc_with_leaves(tmp_path):
     run(["cat"], b.write(tmp_path / "j"), tmp_path / "o", refdata_dir=FIXTURE_REFDATA)
     rows = [r for r in read(tmp_path / "o", "cat", "order_events").to_pylist() if r["type"] == "MEOC"]
     assert [(r["cancelQty"], r["leavesQty"]) for r in rows] == [(300, 200), (200, 0)]
+
+
+def test_cat_cancel_before_the_order_was_accepted_cancels_its_whole_quantity(tmp_path):
+    """A cancel sent while the order is pending new (no Accepted yet): cancelQty is the order's
+    full quantity less the size it is reduced to, not missing (and the row not rejected for it)."""
+    from reports.run import run
+    from tests.reports.journal_builder import DayBuilder
+    b = DayBuilder()
+    b.session_start()
+    b.clock_sample()
+    b.enter("N1", 1, "B", 1_500_000, 500)
+    b.advance(1_000); b.cancel("N1")                 # cancel all before any venue answer
+    b.advance(1_000); b.accept("N1")
+    b.advance(1_000); b.canceled("N1", 500)
+    b.enter("N2", 1, "S", 1_500_100, 400)
+    b.advance(1_000); b.cancel("N2", new_qty=100)    # reduce to 100 while pending new
+    result = run(["cat"], b.write(tmp_path / "j"), tmp_path / "o", refdata_dir=FIXTURE_REFDATA)
+    rows = [r for r in read(tmp_path / "o", "cat", "order_events").to_pylist() if r["type"] == "MEOC"]
+    assert [(r["orderID"], r["cancelQty"], r["leavesQty"]) for r in rows] == [("N1", 500, 0), ("N2", 300, 100)]
+    assert result.rejected == 0

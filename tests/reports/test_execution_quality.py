@@ -9,7 +9,8 @@ def test_fills_with_quote_spreads_and_categories(all_reports, day):
     q1 = fills[("Q1", 100)]
     assert (q1["nbb_at_order"], q1["nbo_at_order"]) == (Decimal("149.9800"), Decimal("150.0200"))
     assert q1["effective_spread"] == Decimal("0.0000")               # bought at the midpoint
-    assert q1["realized_spread_15s"] == Decimal("-0.1000")           # mid rose to 150.05 after
+    assert q1["realized_spread_1s"] == Decimal("0.0000")             # mid still 150.00 a second later
+    assert q1["realized_spread_15s"] is None          # the day's market data stops 1 s later: unknown
     assert q1["order_type_category"] == "INSIDE_QUOTE_LIMIT" and q1["size_category"] == "RL_20K_50K"  # $45k
     assert fills[("Q3", 50)]["size_category"] == "RL_50K_200K"       # 150 shares at 409.95
     assert q1["time_to_execution_ns"] == 2_040_000
@@ -42,7 +43,10 @@ def test_rule_612_and_610_checks(all_reports):
     assert r610 == {"Q1": "OK", "Q2": "OK", "Q3": "OK", "Q4": "CROSSES", "Q5": "OK", "Q8": "OK", "Q7": "NO_QUOTE"}
     coverage = {r["measure"]: r["count"] for r in read(all_reports, "execution-quality", "quote_coverage").to_pylist()}
     assert coverage == {"quote_updates_from_itch": 4, "fills_without_bid_at_order": 1,
-                        "orders_without_quote_at_send": 1}
+                        "orders_without_quote_at_send": 1, "broken_executions_excluded": 0,
+                        # Q7 (IVV, 1.5 s in) and then every fill: past the journal's market data
+                        "realized_spread_1s_past_market_data": 1, "realized_spread_15s_past_market_data": 5,
+                        "realized_spread_60s_past_market_data": 5}
 
 
 def _summary_from_fills_table(fills):
@@ -78,4 +82,63 @@ def test_summary_sums_are_those_of_the_fills_table_bit_for_bit(all_reports):
         weights=fills["exec_qty"].to_numpy(), minlength=len(executions)).astype(np.int64)
     got = read(all_reports, "execution-quality", "summary")
     assert got.to_pylist() == expected.table().to_pylist()
-    assert weight.sum() > 0 and any(v is not None for v in got["avg_realized_spread_15s"].to_pylist())
+    assert weight.sum() > 0 and any(v is not None for v in got["avg_realized_spread_1s"].to_pylist())
+
+
+def _fill_then_quotes(b):
+    """AAPL 149.98 x 150.02, a buy of 100 at 150.00, then the quote moves 10 s later."""
+    from tests.reports.journal_builder import NS
+    b.clock_sample()
+    b.quote(1, (1, 1_499_800, 500), (2, 1_500_200, 500))
+    b.enter("H1", 1, "B", 1_500_000, 100)
+    b.advance(40_000); b.accept("H1")
+    b.advance(1_000_000); b.execute("H1", 100)
+    return NS
+
+
+def test_realized_spreads_read_the_quote_past_the_range_end(tmp_path):
+    """The range ends just after the fill; the quote at the 15 s and 60 s horizons is journaled
+    after it: it is read from there, not the last quote of the range."""
+    from decimal import Decimal
+    from reports.run import run
+    from reports.source import Selection
+    from tests.reports.journal_builder import FIXTURE_REFDATA, DayBuilder
+    b = DayBuilder()
+    ns = _fill_then_quotes(b)
+    range_end = len(b.records)
+    b.advance(10 * ns)
+    b.quote(1, (11, 1_500_400, 500), (12, 1_500_600, 500), delete=(1, 2))    # mid 150.05
+    b.advance(60 * ns)
+    b.quote(1, (13, 1_500_000, 500), None, delete=(11,))                        # mid 150.03
+    out = tmp_path / "o"
+    run(["execution-quality"], b.write(tmp_path / "j"), out, Selection(last_seq=range_end),
+        refdata_dir=FIXTURE_REFDATA)
+    fill, = read(out, "execution-quality", "fills").to_pylist()
+    assert fill["realized_spread_1s"] == Decimal("0.0000")          # mid 150.00 a second after
+    assert fill["realized_spread_15s"] == Decimal("-0.1000")        # mid 150.05, journaled past the range
+    assert fill["realized_spread_60s"] == Decimal("-0.1000")
+    coverage = {r["measure"]: r["count"] for r in read(out, "execution-quality", "quote_coverage").to_pylist()}
+    assert coverage["realized_spread_15s_past_market_data"] == 0
+
+
+def test_a_realized_spread_past_the_journals_market_data_is_left_out_and_counted(tmp_path):
+    """The journal's market data stops 5 s after the fill: the 1 s horizon is known, the 15 s and
+    60 s ones are not, so those spreads are null (not the last quote's) and counted."""
+    from decimal import Decimal
+    from reports.run import run
+    from tests.reports.journal_builder import FIXTURE_REFDATA, DayBuilder
+    b = DayBuilder()
+    ns = _fill_then_quotes(b)
+    b.advance(5 * ns)
+    b.quote(1, (11, 1_500_400, 500), (12, 1_500_600, 500), delete=(1, 2))    # mid 150.05 at +5 s
+    out = tmp_path / "o"
+    run(["execution-quality"], b.write(tmp_path / "j"), out, refdata_dir=FIXTURE_REFDATA)
+    fill, = read(out, "execution-quality", "fills").to_pylist()
+    assert fill["realized_spread_1s"] == Decimal("0.0000")
+    assert fill["realized_spread_15s"] is None and fill["realized_spread_60s"] is None
+    coverage = {r["measure"]: r["count"] for r in read(out, "execution-quality", "quote_coverage").to_pylist()}
+    assert coverage["realized_spread_1s_past_market_data"] == 0
+    assert coverage["realized_spread_15s_past_market_data"] == 1
+    assert coverage["realized_spread_60s_past_market_data"] == 1
+    summary, = read(out, "execution-quality", "summary").to_pylist()
+    assert summary["avg_realized_spread_15s"] is None and summary["avg_realized_spread_1s"] == 0.0

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from journal.catalogue import RecordType, TsSource, pack
+from journal.catalogue import PAYLOAD_DTYPES, RecordType, TsSource, pack
 from mm_core.protocol import ouch, soupbintcp
 from reports import events, orderjoin
 from reports.errors import KernelInputError, ReportError
@@ -16,7 +16,8 @@ from reports.source import Selection, open_slice
 from tests.reports.journal_builder import DayBuilder
 
 _OPS = ("enter", "replace", "cancel", "accept", "replaced", "execute", "canceled", "aiq", "rejected",
-        "unknown", "system", "not_sequenced", "truncated", "raw_len_past", "clock", "reuse", "state")
+        "unknown", "system", "not_sequenced", "truncated", "raw_len_past", "clock", "reuse", "state",
+        "cut_accept", "cut_enter")
 
 
 def _numpy_gather_all(self, names=None):
@@ -83,6 +84,19 @@ def _day(ops: list[tuple[str, int, int]]) -> DayBuilder:
             b._add(RecordType.VENUE_MSG, pack(RecordType.VENUE_MSG, **fields, raw=raw,
                                               **({"raw_len": 400} if op == "raw_len_past" else {})),
                    source=TsSource.HW_PHC)
+        elif op in ("cut_accept", "cut_enter"):     # a quantity or creating message cut at a random byte
+            if op == "cut_accept":
+                b.accept(pick)
+            else:
+                new = token().strip()
+                b.enter(new, 1 + x % 4, "BSTE"[y % 4], 1_000_000 + x, 100 + y)
+                live.append(new)
+            last = b.records[-1]
+            rtype = last.rtype
+            rec = np.frombuffer(last.payload, PAYLOAD_DTYPES[rtype], count=1).copy()
+            rec["raw_len"] = min(int(rec["raw_len"][0]), y % 50)
+            rec["raw"][0, int(rec["raw_len"][0]):] = 0
+            b.records[-1] = type(last)(rtype, rec.tobytes(), last.ts_ns, last.ts_source, last.clock_state)
         elif op == "clock":
             b.clock_sample(offset_ns=x, error_bound_ns=500 + y)
         elif op == "state":
@@ -159,6 +173,9 @@ def test_a_chunk_of_every_case_goes_through_the_compiled_pass(tmp_path, monkeypa
     assert (whole["creator"] < 0).any() and (whole["creator"] >= 0).any()     # unknown tokens kept
     assert (whole["origin"] == 1).any() and (whole["origin"] == 0).any()
     assert not np.isin(whole["msg_type"][whole["origin"] == 1], [ord("S")]).any()   # system events out
+    short = events.short_messages(whole)          # cut messages of both origins, quantities lost
+    assert short[whole["origin"] == 0].any() and short[whole["origin"] == 1].any()
+    assert (whole["leaves"] == events.LEAVES_UNKNOWN).any() and (whole["leaves"] == events.LEAVES_PENDING).any()
 
 
 def test_gather_matches_take_and_astype_and_rejects_what_it_cannot_widen():

@@ -43,7 +43,7 @@ def test_token_table_grows_past_its_first_size_and_keeps_the_latest_of_a_reused_
 
 
 _EVENTS = [EV[n] for n in ("SENT_NEW", "ACCEPTED", "REPLACED", "EXECUTED", "EXECUTED_WITH_REF_PRICE",
-                           "CANCELED", "AIQ_CANCELED", "SENT_CANCEL", "REJECTED")]
+                           "CANCELED", "AIQ_CANCELED", "SENT_CANCEL", "REJECTED")] + [events.UNKNOWN_QTY]
 
 
 class _Book:

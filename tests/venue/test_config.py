@@ -75,3 +75,22 @@ def test_parse_duration(text, seconds):
 def test_parse_duration_rejects(text):
     with pytest.raises(ConfigError):
         parse_duration(text)
+
+
+@pytest.mark.parametrize("row, value, field", [
+    ("symbols", 5_000_000_000, "symbols[0].reference_price"),     # fits no OUCH/ITCH uint32
+    ("symbols", 1_999_999_901, "symbols[0].reference_price"),     # one past $199,999.99
+    ("options", 2_000_000_000, "options[0].strike"),
+])
+def test_prices_above_the_wire_ceiling_are_a_config_error(row, value, field):
+    symbol = {"name": "ACME", "id": 1, "reference_price": 1000000, "half_penny": False,
+              "volatility": 0.3}
+    option = {"name": "O1", "id": 9, "underlying": "ACME", "strike": 1000000, "expiry_days": 1,
+              "right": "C", "implied_vol": 0.2, "half_penny": False}
+    rows = {"symbols": symbol, "options": option}
+    rows[row] = rows[row] | {"reference_price" if row == "symbols" else "strike": value}
+    with pytest.raises(ConfigError) as info:
+        parse_config(doc_with(symbols=[rows["symbols"]], options=[rows["options"]]))
+    assert info.value.field == field
+    ok = parse_config(doc_with(symbols=[symbol | {"reference_price": 1_999_999_900}]))
+    assert ok.symbols[0].reference_price == 1_999_999_900

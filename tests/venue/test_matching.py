@@ -215,3 +215,10 @@ def test_book_never_crossed_and_shares_conserved(commands):
         assert entered == resting + executed + canceled
     buys, sells = e.depth("ACME")
     assert sum(s for _, s in buys) + sum(s for _, s in sells) == sum(o.shares for o in e.live_orders())
+
+
+def test_price_ceiling_is_199999_99_dollars():
+    e = engine()
+    assert m.MAX_PRICE == 1_999_999_900
+    assert e.enter("a", "hi", "ACME", "B", 100, 2_000_000_000)[0].reason == m.REJECT_INVALID_PRICE
+    assert kinds(e.enter("a", "top", "ACME", "B", 100, 1_999_999_900))[0] == "Accepted"

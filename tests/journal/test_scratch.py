@@ -1,5 +1,6 @@
-"""Drill scratch directories owned by a lock, with real owner processes: the scratch of a SIGKILLed
-drill is removed by the next drill of its kind, a live drill's is left alone (its lock is held),
+"""Scratch directories owned by a lock (journal.scratch: drills, stress runs, tests), with real owner
+processes: the scratch of a SIGKILLed owner is removed by the next of its kind, a live one's is
+left alone (its lock is held),
 a directory without a lock file is never touched, a sweep at any step of making a new scratch
 leaves it alone, and cleanup removes the directory and releases the lock. Every test works in its
 own tmp_path with its own prefix, so no other drill's directories are touched."""
@@ -15,8 +16,8 @@ import sys
 
 import pytest
 
-from recovery.drills import scratch
-from recovery.drills.scratch import LOCK_NAME, scratch_dir
+from journal import scratch
+from journal.scratch import LOCK_NAME, scratch_dir
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 WAIT_S = 30.0           # bound on waiting for an owner process to report its scratch
@@ -25,7 +26,7 @@ HOLD_S = 120.0          # an owner process ends by itself after this, should the
 # an owner: makes a scratch, puts work in it, says where, and holds it until killed
 OWNER = """
 import pathlib, sys, time
-from recovery.drills.scratch import scratch_dir
+from journal.scratch import scratch_dir
 tmp = scratch_dir(sys.argv[1], dir=sys.argv[2])
 (pathlib.Path(tmp.name) / "work").write_bytes(b"x")
 print(tmp.name, flush=True)
@@ -35,7 +36,7 @@ time.sleep(float(sys.argv[3]))
 # another drill of the kind starting: its sweep, then its own scratch gone again
 SWEEP = """
 import sys
-from recovery.drills.scratch import scratch_dir
+from journal.scratch import scratch_dir
 scratch_dir(sys.argv[1], dir=sys.argv[2]).cleanup()
 """
 
@@ -50,8 +51,9 @@ class Owners:
     def __init__(self) -> None:
         self.procs: list[subprocess.Popen] = []
 
-    def start(self, prefix: str, root: pathlib.Path) -> tuple[subprocess.Popen, pathlib.Path]:
-        proc = subprocess.Popen([sys.executable, "-c", OWNER, prefix, str(root), str(HOLD_S)], cwd=ROOT,
+    def start(self, prefix: str, root: pathlib.Path, code: str = OWNER) -> tuple[subprocess.Popen, pathlib.Path]:
+        """Run `code` (argv: prefix, root, seconds to hold) until it prints the scratch it made."""
+        proc = subprocess.Popen([sys.executable, "-c", code, prefix, str(root), str(HOLD_S)], cwd=ROOT,
                                 env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.procs.append(proc)
         ready = select.select([proc.stdout], [], [], WAIT_S)[0]
@@ -190,3 +192,8 @@ def test_the_lock_is_held_while_in_use_and_released_on_cleanup(tmp_path):
         tmp.cleanup()                               # a second cleanup (LiveSession's closers) is harmless
     finally:
         os.close(fd)
+
+
+def test_recovery_drills_still_import_it_under_their_old_name():
+    from recovery.drills import scratch as drill_scratch
+    assert drill_scratch.scratch_dir is scratch_dir and drill_scratch.LOCK_NAME == LOCK_NAME

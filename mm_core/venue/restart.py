@@ -1,0 +1,90 @@
+"""What a venue started again under an existing session name carries over from its earlier run.
+
+Owns the MoldUDP64 session name of each run (the names used so far, one a line, in the session
+directory's `mold.sessions`) and what the SoupBinTCP session logs say was already handed out:
+tokens, order references, match numbers.
+
+Why a new MoldUDP64 name: the ITCH history lives only in memory, so after a crash the venue
+knows neither the last sequence that reached the wire nor the messages a re-request would need,
+nor which public orders (background flow included) clients still show. Numbering again from 1
+under the old name would look like duplicates to every client (silently dropped, books frozen);
+a new name is a session change every client sees, and the new session's start of day rebuilds
+the books. The SoupBinTCP session itself goes on: its logs are durable. Must not know about
+sockets or clocks.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from mm_core.protocol import ouch
+from mm_core.protocol.errors import ProtocolError
+from mm_core.protocol.moldudp64 import SESSION_WIDTH
+from mm_core.venue.errors import SessionLogError
+
+MOLD_SESSIONS = "mold.sessions"
+
+
+def mold_session(session_dir: Path, session: str, restarted: bool) -> str:
+    """The MoldUDP64 session name of this run, recorded (fsynced) before anything is published:
+    the session's own name on a first start, a name no earlier run used on a restart."""
+    path = session_dir / MOLD_SESSIONS
+    try:
+        used = path.read_text("ascii").split()
+    except FileNotFoundError:
+        used = []
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SessionLogError(f"cannot read {path}: {exc}") from exc
+    if restarted and not used:
+        used = [session]           # logs written before the names were recorded
+    name = session if not used else next(c for c in _renamed(session) if c not in used)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            os.write(fd, f"{name}\n".encode("ascii"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise SessionLogError(f"cannot record the MoldUDP64 session in {path}: "
+                              f"{exc.strerror or exc}") from exc
+    return name
+
+
+def _renamed(session: str):
+    """Candidate names for a restart: the session name ending in R1, R2, ... (<= 10 characters)."""
+    for n in itertools.count(1):
+        suffix = f"R{n}"
+        yield session[:SESSION_WIDTH - len(suffix)] + suffix
+
+
+@dataclass(frozen=True, slots=True)
+class HandedOut:
+    """Identifiers the earlier run gave out, which the new run must not give out again."""
+
+    tokens: frozenset[tuple[str, str]]     # (owner, token): day-unique, whatever became of them
+    next_ref: int                          # one past the highest order reference
+    next_match: int                        # one past the highest match number
+
+
+def handed_out(payloads_by_owner: dict[str, list[bytes]]) -> HandedOut:
+    """Read the session logs' OUCH messages (owner -> payloads) for what was handed out."""
+    tokens: set[tuple[str, str]] = set()
+    ref = match = 0
+    for owner, payloads in payloads_by_owner.items():
+        for seq, payload in enumerate(payloads, 1):
+            try:
+                msg = ouch.decode_outbound(payload)
+            except ProtocolError as exc:
+                raise SessionLogError(f"session log of {owner}: message {seq} is not OUCH: "
+                                      f"{exc}") from exc
+            if isinstance(msg, (ouch.Accepted, ouch.Replaced)):
+                tokens.add((owner, msg.token))
+                ref = max(ref, msg.order_ref)
+            elif isinstance(msg, ouch.Rejected):
+                tokens.add((owner, msg.token))
+            elif isinstance(msg, ouch.Executed):
+                match = max(match, msg.match_number)
+    return HandedOut(frozenset(tokens), ref + 1, match + 1)
