@@ -389,12 +389,15 @@ class Runner:
             self._clock_record(record, _realtime(), ClockState.UNKNOWN)
 
     def _clock_record(self, record, ts_ns: int, state: ClockState) -> None:
-        """One CLOCK_SAMPLE: journaled, then given to the engine; later records carry its state."""
+        """One CLOCK_SAMPLE: journaled, then given to the engine; later records carry its state,
+        the engine's answer to it included (a clock fault pulls the quotes: those cancels)."""
         compliant = bool(int(record["compliant_mask"]) & self._clock_bit)
+        before, self._clock_state = self._clock_state, int(state)
         if self._input(RecordType.CLOCK_SAMPLE, record.tobytes(), ts_ns, TsSource.USER,
                        ClockSample(ts_ns, compliant), clock_state=int(state)):
-            self._clock_state = int(state)
             self._clock_told = compliant
+        else:
+            self._clock_state = before     # the journal refused the sample: its state is not in force
 
     # ------------------------------------------------------------------ operators
     def operator(self, command: OperatorCommand) -> threading.Event:
