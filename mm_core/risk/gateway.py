@@ -163,7 +163,7 @@ class RiskGateway:
         # token -> (symbol, is_buy, remaining qty, price4): a tuple, cheaper to make than an object
         self._working: dict[str, list] = {}
         # replaces the venue has not answered: replacement token -> [original token, its remaining
-        # qty, its price4, the replacement's qty], and original token -> replacement token
+        # qty, its price4, the replacement's qty, symbol, is_buy], and original -> replacement
         self._replacing: dict[str, list] = {}
         self._replaced_by: dict[str, str] = {}
         self._submits: deque = deque()
@@ -897,17 +897,18 @@ class RiskGateway:
         original (a refused replace, or fills before the replace lands) or the replacement, so the
         larger of the two counts, and the original's price stays for self-trade prevention."""
         sym, is_buy, left, old_price = held
+        counted = qty if qty > left else left
         del self._working[orig]
-        self._working[token] = (sym, is_buy, qty if qty > left else left, price)
+        self._working[token] = (sym, is_buy, counted, price)
         if is_buy:
-            sym.open_buy += (qty if qty > left else left) - left
+            sym.open_buy += counted - left
             if rests:
                 sym.own_buys[token] = price
         else:
-            sym.open_sell += (qty if qty > left else left) - left
+            sym.open_sell += counted - left
             if rests:
                 sym.own_sells[token] = price
-        self._replacing[token] = [orig, left, old_price, qty]
+        self._replacing[token] = [orig, left, old_price, qty, sym.symbol_id, is_buy]
         self._replaced_by[orig] = token
 
     def _fill_during_replace(self, token: str, qty: int) -> None:
@@ -926,18 +927,17 @@ class RiskGateway:
         rests on with what is left of it) or the original (it left the book first: only the
         replacement can remain, until the venue refuses it as a replace of a dead order)."""
         replacement = self._replaced_by.get(token, token)
-        orig, left, old_price, qty = self._replacing.pop(replacement)
+        orig, left, old_price, qty, symbol_id, is_buy = self._replacing.pop(replacement)
         del self._replaced_by[orig]
-        sym, is_buy = self._working[replacement][0:2]
-        own = sym.own_buys if is_buy else sym.own_sells
+        sym = self._symbols[symbol_id]
         if token == replacement and refused:
             self._remove_working(replacement)
             if left > 0:
                 self._add_working(orig, sym, is_buy, left, old_price)
                 return
-        else:
+        elif replacement in self._working:
             self._recount(replacement, qty)
-        own.pop(orig, None)
+        (sym.own_buys if is_buy else sym.own_sells).pop(orig, None)
 
     def _mark(self, sym: _Symbol) -> None:
         """The symbol's notional at its fair value into gross and net, and the P&L peak moved."""
