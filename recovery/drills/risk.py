@@ -178,6 +178,7 @@ class LabClock:
             self.monitor = ClockMonitor(PmcSampler(PmcClient(self.lab.client_uds)),
                                         HealthTracker(HealthConfig(free_running=True)), rate_hz=20,
                                         stale_after_s=0.5).start()
+            self.samples_since = self.monitor.samples_since   # the runner journals every sample
             self._wait_compliant()
         except BaseException:
             self.close()
@@ -236,6 +237,9 @@ class _Tap:
     def __init__(self, clock) -> None:
         self.clock = clock
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        since = getattr(clock, "samples_since", None)      # passed through where the clock has one
+        if since is not None:
+            self.samples_since = since
 
     def current(self):
         while True:

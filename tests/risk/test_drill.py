@@ -210,3 +210,16 @@ def test_the_open_order_cap_is_judged_by_orders_open_at_the_venue():
     overlapping = [accepted("B1"), accepted("B2"), accepted("B3"), ouch.Canceled(1, "B1", 100, "U"),
                    accepted("B4")]
     assert judge(overlapping) == ["B3", "B4"]      # B2 is the lenient one
+
+
+def test_the_drills_clock_tap_passes_the_monitors_sample_history_through():
+    """The runner journals every monitor sample when its clock offers samples_since; the drill's
+    tap must not hide it (else a 20 Hz monitor is journaled once per runner clock period)."""
+    from recovery.drills.risk import DrillClock, _Tap
+
+    class WithHistory(DrillClock):
+        def samples_since(self, seen):
+            return seen + 2, ("a", "b"), 0
+
+    assert _Tap(WithHistory()).samples_since(3) == (5, ("a", "b"), 0)
+    assert getattr(_Tap(DrillClock()), "samples_since", None) is None
