@@ -30,7 +30,7 @@ from mm_core.metrics import Metrics
 from mm_core.orderwire import OrderWire
 from mm_core.oms import TERMINAL, InvalidTransition, Oms, OmsError, Order, OrderState
 from mm_core.ownquotes import OwnQuotes
-from mm_core.protocol import ProtocolError, moldudp64, ouch, soupbintcp
+from mm_core.protocol import ProtocolError, SessionMismatch, moldudp64, ouch, soupbintcp
 from mm_core.quotepricer import QuotePricer, engine_price_quote, engine_price_reference
 from mm_core.risk import OptionParams, RiskError, TradingState
 from mm_core.risk.checks import CheckId
@@ -278,7 +278,7 @@ class Engine:
         self.venue_seq = 0                      # SoupBinTCP sequenced messages processed
         self.counts = {"events": 0, "md_packets": 0, "md_messages": 0, "protocol_errors": 0,
                        "book_errors": 0, "gaps": 0, "guard_trips": 0, "orders_sent": 0,
-                       "cancels_sent": 0, "denials": 0, "fills": 0, "halts": 0}
+                       "cancels_sent": 0, "denials": 0, "fills": 0, "halts": 0, "md_session_changes": 0}
         # The I/O shell's early sink for the guard's pulls (None in replay): called with the pull
         # cancels the moment the guard trips, so they are journaled and sent before the rest of the
         # event's work (reprice, requote, hedge). The pulls are the event's first orders either way,
@@ -338,6 +338,7 @@ class Engine:
         state.setdefault("md_heard_ns", -1)
         state.setdefault("options_due", [])
         state.setdefault("clock_pulled", False)
+        state["counts"].setdefault("md_session_changes", 0)
         if state.get("quote_pricer") is None:
             state["quote_pricer"] = QuotePricer(state["cfg"])
         self.__dict__.update(state)
@@ -373,6 +374,7 @@ class Engine:
                                        p.rate, p.is_call, p.multiplier, self.now)
 
     def _on_market_data(self, ev: MarketData) -> list[Action]:
+        heard_before = self.md_heard_ns
         self.md_heard_ns = self.now
         if self.sig is not None and not self.stale:
             actions = self._on_packet_compiled(ev)
@@ -382,8 +384,15 @@ class Engine:
         now = self.now
         self.counts["md_packets"] += 1
         try:
-            update = self.md.on_packet(ev.packet, not self.compiled)
+            try:
+                update = self.md.on_packet(ev.packet, not self.compiled)
+            except SessionMismatch as exc:
+                if exc.received in self.md.ended_sessions:
+                    raise                       # a late packet of a session we left: not followed back
+                self._md_session_changed(exc, actions)
+                update = self.md.on_packet(ev.packet, not self.compiled)   # the new session's first
         except ProtocolError as exc:
+            self.md_heard_ns = heard_before     # a packet we cannot read shows no feed alive
             self.counts["protocol_errors"] += 1
             actions.append(self._alert("md-protocol-error", str(exc)))
             return actions
@@ -691,6 +700,17 @@ class Engine:
         actions.append(self._alert("book-stale", reason))
         self._feed_risk_all()
         self._cancel_all(Purpose.QUOTE, actions, guard=False)
+
+    def _md_session_changed(self, exc: SessionMismatch, actions: list[Action]) -> None:
+        """The feed moved to another MoldUDP64 session (a venue restarted after a crash starts a
+        new one, its books rebuilt from its first message): nothing of the old session's books
+        holds. Pull the quotes, drop the books and follow the new session from its sequence 1;
+        the packets before the first one heard are a gap, re-requested as any other."""
+        self.counts["md_session_changes"] += 1
+        actions.append(self._alert("md-session-change", str(exc)))
+        if not self.stale:
+            self._go_stale(f"market-data session changed ({exc})", actions)
+        self.md.new_session()
 
     def _book_current(self, actions: list[Action]) -> None:
         """A packet with no gap before it ended a gap, a silence or the wait after reconciliation."""

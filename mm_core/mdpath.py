@@ -120,13 +120,16 @@ class MarketDataPath:
             self.book.set_known(s, k)
         self.tracker = moldudp64.SequenceTracker()
         self._session_raw: bytes | None = None
+        self.ended_sessions: frozenset[str] = frozenset()   # left for a newer one: never followed again
         self.fast_packets = 0               # packets applied by the C path (for benchmarks)
         self._bind()
 
     def __getstate__(self) -> dict:
-        return {k: self.__dict__[k] for k in ("book", "known", "tracker", "_session_raw", "fast_packets")}
+        return {k: self.__dict__[k] for k in ("book", "known", "tracker", "_session_raw", "fast_packets",
+                                               "ended_sessions")}
 
     def __setstate__(self, state: dict) -> None:
+        state.setdefault("ended_sessions", frozenset())
         self.__dict__.update(state)
         self._bind()
 
@@ -142,6 +145,15 @@ class MarketDataPath:
         (_, out.touched, out.printed, out.print_symbol, out.print_aggressor_buys, out.print_qty,
          out.print_match, out.errors) = self._keep
         out.events_cap = _EVENTS_CAP
+
+    def new_session(self) -> None:
+        """Leave the current session for good: empty books and a tracker that takes the next
+        packet's session from its sequence 1 (in place: the engine holds the tracker)."""
+        if self.tracker.session is not None:
+            self.ended_sessions = self.ended_sessions | {self.tracker.session}
+        self.book.clear()
+        self.tracker.__init__()
+        self._session_raw = None
 
     @property
     def summary(self):
