@@ -43,7 +43,7 @@ def _options(fn):
     fn = click.option("--first-seq", type=int, default=None, help="First journal sequence to include.")(fn)
     fn = click.option("--session", "session_id", type=int, default=None, help="Only this engine session.")(fn)
     fn = click.option("--date", "trade_date", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
-                      help="Only events on this UTC trade date (YYYY-MM-DD).")(fn)
+                      help="Only events on this trade date (YYYY-MM-DD): the UTC day, for cat the US/Eastern trading day.")(fn)
     fn = click.option("--journal", "journal_dir", required=True,
                       type=click.Path(exists=True, file_okay=False, path_type=pathlib.Path),
                       help="Journal directory to read.")(fn)
