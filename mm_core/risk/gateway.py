@@ -623,13 +623,14 @@ class RiskGateway:
     def on_markets(self, symbol_ids, fair_values, reference_prices, times) -> None:
         """on_market(s, fair, reference, False, now) of each, in order (the engine's replay hands
         over the feeds its batch path deferred): the common case, a symbol already known and fed,
-        a finite positive float fair value, an integer reference price and no option group, is
-        on_market inlined up to _mark; anything else goes through on_market itself."""
+        a finite positive float fair value and an integer reference price, is on_market inlined
+        (an option group's revaluation when due included); anything else goes through on_market
+        itself."""
         symbols, groups, set_bands = self._symbols, self._groups, self._set_bands
         for symbol_id, fair_value, reference, now_ns in zip(symbol_ids, fair_values, reference_prices, times):
             sym = symbols.get(symbol_id)
             if sym is None or sym.book_stale or type(fair_value) is not float or type(reference) is not int \
-                    or not (0 < fair_value < _INF and reference > 0) or sym.underlying_id in groups:
+                    or not (0 < fair_value < _INF and reference > 0):
                 self.on_market(symbol_id, fair_value, reference, False, now_ns)
                 continue
             sym.md_ns = now_ns
@@ -639,6 +640,8 @@ class RiskGateway:
                 sym.reference = reference
                 set_bands(sym)
             self._mark(sym)
+            if sym.underlying_id in groups:
+                self._reprice_group(sym, now_ns)
 
     def on_fill(self, symbol_id: int, side: Side, qty: int, price: int, now_ns: int,
                 token: str = "") -> None:
@@ -957,6 +960,11 @@ class RiskGateway:
         options are revalued when the underlying moved REPRICE_MOVE or REPRICE_NS passed (full
         revaluation costs tens of microseconds per option), re-aggregated when positions change."""
         self._mark(sym)
+        self._reprice_group(sym, now_ns, positions_changed, force_reprice)
+
+    def _reprice_group(self, sym: _Symbol, now_ns: int, positions_changed: bool = False,
+                       force_reprice: bool = False) -> None:
+        """_revalue's part for a symbol in an option group (nothing for any other)."""
         group = self._groups.get(sym.underlying_id)
         if group is None:
             return
