@@ -193,7 +193,3 @@ def test_the_lock_is_held_while_in_use_and_released_on_cleanup(tmp_path):
     finally:
         os.close(fd)
 
-
-def test_recovery_drills_still_import_it_under_their_old_name():
-    from recovery.drills import scratch as drill_scratch
-    assert drill_scratch.scratch_dir is scratch_dir and drill_scratch.LOCK_NAME == LOCK_NAME

@@ -20,7 +20,7 @@ from mm_core.risk import CheckId
 from mm_core.risk.faults import LATCH_POLICY, RELEASED_ON_CLEAR, Latch
 from recovery.drills import risk as drill
 from recovery.drills.risk import SINGLE_FAULTS, DrillSettings, run_risk_drill
-from recovery.drills.scratch import LOCK_NAME, scratch_dir
+from journal.scratch import LOCK_NAME, scratch_dir
 
 # Rows whose outcome depends on the venue link beyond the gateway's policy: while the venue's
 # answers are held back the engine cannot see its pull confirmed in time.
