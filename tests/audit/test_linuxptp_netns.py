@@ -57,9 +57,22 @@ def _check(lab: PtpLab, profile: str):
         "--samples", "3", "--interval", "0.1", "--json"])
 
 
+def _steady_check(lab: PtpLab, profile: str, tries: int = 4):
+    """_check until its samples were steady (LOCKED), at most `tries` times. Software timestamps
+    on a loaded 2-CPU host jitter: a sample whose offset moved more than the verifier's 50 us step
+    makes that check FREERUN (fail closed, no bound), which is right but is not what these tests
+    are about. A check that was not steady must say so for that reason and no other."""
+    for _ in range(tries):
+        result = _check(lab, profile)
+        if '"state": "LOCKED"' in result.output:
+            return result
+        assert result.exit_code == 1 and "in one sample" in result.output, result.output
+    return result
+
+
 def test_healthy_client_passes_eu_hft(lab):
     _ensure(lab)
-    result = _check(lab, "eu-hft")
+    result = _steady_check(lab, "eu-hft")
     assert result.exit_code == 0, result.output
     assert '"compliant": true' in result.output and '"state": "LOCKED"' in result.output
     # what pmc says in this mode: the port never leaves UNCALIBRATED (the servo is not run) and
@@ -142,12 +155,12 @@ class _Fixed:
 
 def test_delay_asymmetry_fails_eu_hft_on_offset_but_passes_eu_algo(lab):
     _ensure(lab, f"delayAsymmetry {ASYMMETRY_NS}\n")
-    hft = _check(lab, "eu-hft")
+    hft = _steady_check(lab, "eu-hft")
     assert hft.exit_code == 1, hft.output
     # the clock is steady and LOCKED; it fails because the offset itself is out of bounds
     assert '"state": "LOCKED"' in hft.output and '"code": "offset"' in hft.output
     assert "exceeds 100.000 us" in hft.output
-    algo = _check(lab, "eu-algo")
+    algo = _steady_check(lab, "eu-algo")
     assert algo.exit_code == 0, algo.output
     snap = PmcClient(lab.client_uds).query()
     assert 250_000 < abs(snap.master_offset_ns) < 350_000
