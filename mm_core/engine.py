@@ -1325,7 +1325,7 @@ class Engine:
 
     def _on_clock(self, ev: ClockSample) -> list[Action]:
         actions: list[Action] = []
-        self.risk.on_clock(ev.compliant, self.now)
+        self.risk.on_clock(ev.compliant, self.now, ev.now_ns)     # ages from its measurement
         self._watch_clock(actions)
         return actions
 

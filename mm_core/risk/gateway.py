@@ -729,11 +729,21 @@ class RiskGateway:
             elif qty != order[2]:
                 self._recount(token, qty)
 
-    def on_clock(self, compliant: bool | None, now_ns: int) -> None:
-        """Clock health for the configured profile; None (unknown) counts as not compliant."""
+    def on_clock(self, compliant: bool | None, now_ns: int, measured_ns: int | None = None) -> None:
+        """Clock health for the configured profile, told at now_ns; None (unknown) counts as not
+        compliant. measured_ns: when the sample was measured (default now_ns). The clock ages from
+        then, not from when the sample arrived (the runner journals a sample up to a monitor period
+        after it was taken): a compliant sample that is already older than max_clock_age leaves the
+        clock stale, and one stamped after now_ns counts from now_ns (no credit for the future)."""
         if compliant is True:
-            self._clock_ns = now_ns
-            self._clear_fault(_F_CLOCK | _F_CLOCK_STALE)
+            at = now_ns if measured_ns is None or measured_ns > now_ns else measured_ns
+            if at > self._clock_ns:
+                self._clock_ns = at
+            self._clear_fault(_F_CLOCK)
+            if now_ns - self._clock_ns > self._limits.max_clock_age_ns:
+                self._set_fault(_F_CLOCK_STALE, now_ns)
+            else:
+                self._clear_fault(_F_CLOCK_STALE)
         else:
             self._set_fault(_F_CLOCK, now_ns)
 
