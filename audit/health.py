@@ -165,6 +165,11 @@ class ClockSample:
         )
 
 
+def _plus(bound: int, *terms: int) -> int:
+    """An error bound widened by terms; no bound stays no bound."""
+    return UNBOUNDED if bound == UNBOUNDED else bound + sum(terms)
+
+
 def _us(ns: float) -> str:
     return f"{ns / 1000:.3f} us"
 
@@ -187,7 +192,8 @@ class HealthTracker:
         self._last_offset: int | None = None
         self._last_gm: str | None = None
         self._last_sync_mono: int | None = None    # monotonic time of the newest Sync seen
-        self._locked_bound: int | None = None      # error bound when last LOCKED
+        self._locked_bound: int | None = None      # the PHC's error bound when last LOCKED, without
+                                                   # the system clock's term (measured per sample)
         self._last_stats: dict[str, int] | None = None   # PORT_SERVICE_STATS_NP counters
         self.gm_changes = 0
 
@@ -243,8 +249,8 @@ class HealthTracker:
                                                  "does not follow the PHC"
                                       + (f" ({obs.phc2sys_detail})" if obs.phc2sys_detail else "")))
             elif self._streak >= needed:
-                bound = self._locked_bound_now(snap, obs)
-                self._locked_bound = bound
+                self._locked_bound = self._locked_bound_now(snap)
+                bound = _plus(self._locked_bound, self._system_hop(obs))
                 return self._sample(obs, ClockState.LOCKED, bound, age, tuple(reasons))
             else:
                 reasons.append(Reason("state", f"settling: {self._streak}/{needed} steady samples"))
@@ -281,22 +287,38 @@ class HealthTracker:
             self._locked_bound = None     # holdover is over; only a fresh lock gives a bound again
             return self._sample(obs, ClockState.FREERUN, UNBOUNDED, since, reasons + (
                 Reason("sync_age", f"holdover expired: {since / 1e9:.3f} s since last Sync"),))
+        hop = self._system_hop(obs)
+        if hop is None:      # the PHC's bound still holds, but the system clock's term is unmeasured
+            return self._sample(obs, ClockState.FREERUN, UNBOUNDED, since, reasons + (
+                Reason("phc2sys", "holdover, but the system clock that stamps our records was not "
+                                  "measured against the PHC: phc2sys is not locked"
+                       + (f" ({obs.phc2sys_detail})" if obs.phc2sys_detail else "") + "; no bound"),))
         drift = int(cfg.holdover_drift_ppb * since / 1e9)
-        bound = UNBOUNDED if self._locked_bound == UNBOUNDED else self._locked_bound + drift
+        bound = _plus(self._locked_bound, drift, hop)
         return self._sample(obs, ClockState.HOLDOVER, bound, since, reasons + (
-            Reason("state", f"holdover {since / 1e9:.3f} s: bound widened by {_us(drift)}"),))
+            Reason("state", f"holdover {since / 1e9:.3f} s: bound widened by {_us(drift)}, system "
+                            f"clock vs PHC {_us(hop)} as measured now"),))
 
-    def _locked_bound_now(self, snap: PtpSnapshot, obs: Observation) -> int:
+    def _locked_bound_now(self, snap: PtpSnapshot) -> int:
+        """The error bound of the clock ptp4l disciplines (the PHC with hardware timestamping)."""
         accuracy = CLOCK_ACCURACY_NS.get(snap.gm_clock_accuracy)
         if accuracy is None:
             return UNBOUNDED
-        # The system clock sits one more hop from the GM when phc2sys copies the PHC into it:
-        # measured directly where we can, else as phc2sys last reported it.
+        return abs(snap.master_offset_ns) + self.config.asymmetry_budget_ns + accuracy
+
+    @staticmethod
+    def _system_hop(obs: Observation) -> int | None:
+        """How far the system clock, which stamps our records, may be from the clock ptp4l
+        disciplines, as measured with this sample: phc2sys copies the PHC into it, one more hop
+        from the GM. Measured directly where we can (hardware timestamping), else as phc2sys
+        reports it while it is locked; 0 when ptp4l disciplines the system clock itself. None:
+        the term exists but was not measured now, so no bound may be claimed (a locked sample
+        never gets here then: an unlocked phc2sys or a missing comparison blocks LOCKED)."""
         if obs.system_offset_ns is not None:
-            system_hop = abs(obs.system_offset_ns) + obs.system_offset_window_ns
-        else:
-            system_hop = abs(obs.phc2sys_offset_ns) if obs.phc2sys_offset_ns is not None else 0
-        return abs(snap.master_offset_ns) + self.config.asymmetry_budget_ns + accuracy + system_hop
+            return abs(obs.system_offset_ns) + obs.system_offset_window_ns
+        if obs.system_offset_needed or obs.phc2sys_locked is False:
+            return None
+        return abs(obs.phc2sys_offset_ns) if obs.phc2sys_offset_ns is not None else 0
 
     @staticmethod
     def _missing(obs: Observation) -> tuple[Reason, ...]:
