@@ -84,3 +84,77 @@ def test_the_engine_ages_a_late_journaled_sample_from_its_measurement():
     assert "clock-stale" in alerts(acts)["clock-fault"]
     assert engine.risk.state is TradingState.ACTIVE
     replays_alike(engine, rec)
+
+
+# ------------------------------------------------------------ staleness: whoever notices it first
+
+def _outcome(engine, venue, acts) -> tuple:
+    return (kinds(acts), "clock-stale" in alerts(acts).get("clock-fault", ""), engine.risk.state,
+            engine.risk.latch_reasons, engine.risk.faults, len(mine(venue, "B")), len(mine(venue, "S")))
+
+
+def test_a_packet_after_the_clock_went_stale_pulls_the_quotes_without_latching():
+    """Before: the packet's requote presented an order to a gateway whose clock had aged past
+    max_clock_age, and the check latched HALTED on clock-stale (only an operator re-opens);
+    had the timer come first, the quotes were pulled and nothing latched."""
+    engine, venue, rec, now = _quoting()
+    late = now + AGE + 500 * MS
+    acts = drive(rec, venue, venue.others("B", 300, 1_000_000, late), late)
+    assert _outcome(engine, venue, acts) == (
+        [OrderKind.CANCEL, OrderKind.CANCEL], True, TradingState.ACTIVE, [], ["clock-stale"], 0, 0)
+    # the same inputs with a timer first: the same outcome
+    timer_first, venue2, rec2, _ = _quoting()
+    first = drive(rec2, venue2, [Timer(late)], late)
+    then = drive(rec2, venue2, venue2.others("B", 300, 1_000_000, late), late)
+    assert _outcome(timer_first, venue2, first + then) == _outcome(engine, venue, acts)
+    # the next compliant sample clears the fault and quoting resumes by itself
+    back = late + 100 * MS
+    acts = drive(rec, venue, [ClockSample(back, True)], back)
+    assert "clock-recovered" in alerts(acts) and kinds(acts) == [OrderKind.ENTER, OrderKind.ENTER]
+    assert engine.risk.state is TradingState.ACTIVE and engine.risk.faults == []
+    replays_alike(engine, rec)
+
+
+def test_a_venue_message_after_the_clock_went_stale_pulls_first():
+    engine, venue, rec, now = _quoting()
+    late = now + AGE + 1
+    # our bid trades: the fill (a venue message) would requote and hedge at a stale clock
+    hit = venue.others("S", 100, 999_900, late)
+    acts = drive(rec, venue, hit, late)
+    assert "clock-stale" in alerts(acts)["clock-fault"]
+    assert OrderKind.ENTER not in kinds(acts) and OrderKind.REPLACE not in kinds(acts)
+    assert engine.risk.state is TradingState.ACTIVE and engine.risk.latch_reasons == []
+    replays_alike(engine, rec)
+
+
+def test_a_run_of_packets_crossing_the_clock_deadline_replays_as_one_by_one():
+    """Replay's batch path takes consecutive packets in one C call while they are quiet: it must
+    stop at the first packet past the clock's deadline, where the one-by-one path pulls."""
+    engine, venue, rec, now = _quoting()
+    at = [now + AGE - 200 * MS, now + AGE - 100 * MS, now + AGE + 1, now + AGE + 100 * MS]
+    for t in at:
+        drive(rec, venue, [heartbeat(venue, t)], t)
+    acts = drive(rec, venue, venue.others("B", 300, 1_000_000, at[-1]), at[-1])
+    assert engine.risk.state is TradingState.ACTIVE and engine.risk.faults == ["clock-stale"]
+    assert not mine(venue, "B") and not mine(venue, "S") and not kinds(acts)
+    replays_alike(engine, rec)
+
+
+def test_a_run_whose_stamps_step_back_after_the_deadline_replays_as_one_by_one():
+    """Engine time is the latest stamp seen: a packet past the deadline counts even when the
+    packets after it are stamped earlier (a system clock stepped back), in the batch path too."""
+    engine, venue, rec, now = _quoting()
+    at = [now + AGE - 200 * MS, now + AGE + 1, now + AGE - 100 * MS, now + AGE - 50 * MS]
+    for t in at:
+        drive(rec, venue, [heartbeat(venue, t)], t)
+    assert engine.risk.faults == ["clock-stale"] and engine.risk.state is TradingState.ACTIVE
+    assert not mine(venue, "B") and not mine(venue, "S")
+    replays_alike(engine, rec)
+
+
+def test_a_gateway_restored_from_before_the_clock_deadline_finds_it_at_the_next_event():
+    engine, venue, rec, now = _quoting()
+    del engine.risk.__dict__["clock_stale_at"]      # as unpickled from an older snapshot
+    late = now + AGE + 1
+    acts = drive(rec, venue, [heartbeat(venue, late)], late)
+    assert "clock-stale" in alerts(acts)["clock-fault"] and engine.risk.faults == ["clock-stale"]
