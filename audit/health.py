@@ -284,7 +284,7 @@ class HealthTracker:
     def _not_locked(self, obs: Observation, age: int, reasons: tuple[Reason, ...]) -> ClockSample:
         """ptp4l follows a GM with fresh Syncs, but this sample is rejected (GM change, rising
         timeouts, phc2sys unlocked, or settling without what DEGRADED needs to bound it from
-        the measurement: a measured jump, path delay and GM accuracy). That is not holdover: the
+        the measurement: a jump that caused it, path delay and GM accuracy). That is not holdover: the
         clock is being steered now, so an error bound from the last lock says nothing about it (a
         GM step that ptp4l slews out would read as a 2 us bound for seconds). No bound, and
         holdover may only start again from a new LOCKED or DEGRADED sample."""
@@ -329,11 +329,14 @@ class HealthTracker:
         steady covers both; the path delay covers any asymmetry of the two-way exchange (its
         error cannot exceed the one-way delay; chrony's bound adds ½ root delay, the same
         quantity), at least the configured asymmetry budget; plus the GM's own accuracy. None
-        when one of them was not measured (no jump yet, no or non-positive path delay, unknown
-        GM accuracy): no bound is claimed then."""
+        when one of them was not measured (no or non-positive path delay, unknown GM accuracy):
+        no bound is claimed then. None too when no jump caused the settling: a verifier that
+        is only starting, or has just met a new GM, has shown nothing yet to bound its jitter by,
+        and waits for its steady samples."""
         accuracy = CLOCK_ACCURACY_NS.get(snap.gm_clock_accuracy)
         delay = snap.mean_path_delay_ns
-        if self._jump is None or accuracy is None or delay is None or not delay > 0:
+        if self._jump is None or self._jump <= self.config.max_offset_step_ns or accuracy is None \
+                or delay is None or not delay > 0:
             return None
         return abs(snap.master_offset_ns) + self._jump + max(self.config.asymmetry_budget_ns,
                                                               math.ceil(delay)) + accuracy

@@ -3,8 +3,9 @@ reports a valid measurement; instead of claiming no bound until it is steady aga
 is bounded by what was measured: |offset now| + the largest jump since the clock was last steady
 + the path delay (the most a two-way exchange can be off whatever the asymmetry, as chrony's
 ½ root delay) + the GM's accuracy (+ the system clock's term, measured now). Only from a
-measurement: no jump seen yet, no path delay, unknown GM accuracy, an unlocked phc2sys or rising
-timeouts stay FREERUN with no bound."""
+measurement: no path delay, unknown GM accuracy, an unlocked phc2sys or rising timeouts stay
+FREERUN with no bound, and so does a verifier only starting or meeting a new GM (no jump caused
+its settling: it waits for its steady samples)."""
 from dataclasses import replace
 
 import pytest
@@ -93,17 +94,21 @@ def test_no_bound_is_claimed_without_a_measurement(bad):
     assert s.state == ClockState.FREERUN and s.error_bound_ns == UNBOUNDED and s.compliant_mask == 0
 
 
-def test_the_first_samples_and_a_new_grandmaster_have_no_jump_to_bound_by():
+def test_starting_or_a_new_grandmaster_settles_freerun_unless_a_jump_caused_it():
     tr = verifier()
-    first = tr.update(uncal(0, -800))
-    assert first.state == ClockState.FREERUN and first.error_bound_ns == UNBOUNDED
-    second = tr.update(uncal(1, -700))                 # settling, but one steady step measured
-    assert second.state == ClockState.DEGRADED and second.error_bound_ns == 700 + 100 + DELAY + ACC
-    t = 2 + steady(tr)
-    s = tr.update(uncal(t, -700, gm_identity="aaaaaa.fffe.000001"))
+    states = [tr.update(uncal(t, o)).state for t, o in enumerate((-800, -700, -900))]
+    assert states == [ClockState.FREERUN, ClockState.FREERUN, ClockState.LOCKED]
+    new_gm = {"gm_identity": "aaaaaa.fffe.000001"}
+    s = tr.update(uncal(3, -700, **new_gm))
     assert s.state == ClockState.FREERUN and "gm_change" in {r.code for r in s.state_reasons}
-    s = tr.update(uncal(t + 1, -750, gm_identity="aaaaaa.fffe.000001"))
-    assert s.state == ClockState.DEGRADED and s.error_bound_ns == 750 + 50 + DELAY + ACC
+    s = tr.update(uncal(4, -750, **new_gm))
+    assert s.state == ClockState.FREERUN and s.error_bound_ns == UNBOUNDED
+    s = tr.update(uncal(5, 80_000, **new_gm))          # jumped while settling on the new GM
+    assert s.state == ClockState.DEGRADED and s.error_bound_ns == 80_000 + 80_750 + DELAY + ACC
+    tr = verifier()
+    tr.update(uncal(0, -800))
+    s = tr.update(uncal(1, 70_000))                    # a jump as the second sample at start
+    assert s.state == ClockState.DEGRADED and s.error_bound_ns == 70_000 + 70_800 + DELAY + ACC
 
 
 def test_an_unlocked_phc2sys_or_rising_timeouts_stay_freerun():

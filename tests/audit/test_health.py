@@ -130,8 +130,7 @@ def test_verifier_mode_needs_steady_samples_and_accepts_uncalibrated():
     tr = HealthTracker(cfg)
     states = [tr.update(obs(t, port_state="UNCALIBRATED", master_offset_ns=o)).state
               for t, o in [(0, 100), (1, 200), (2, 300), (3, 40_000), (4, 41_000), (5, 42_000)]]
-    assert states == [ClockState.FREERUN,            # one sample: nothing to judge steadiness by
-                      ClockState.DEGRADED, ClockState.LOCKED,
+    assert states == [ClockState.FREERUN, ClockState.FREERUN, ClockState.LOCKED,
                       ClockState.DEGRADED,           # the jump restarts the count: bounded by the
                       ClockState.DEGRADED, ClockState.LOCKED]   # measurement meanwhile
     # without free_running, UNCALIBRATED is not following
