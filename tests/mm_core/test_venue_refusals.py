@@ -1,0 +1,96 @@
+"""The venue's refusals of our orders: a refused replace or enter backs its side off (no retry in
+the same breath, counted and alerted). Against the embedded venue's own matching engine
+(tests.mm_core.test_modify)."""
+from mm_core.events import JournalNote, SendOrder, Timer
+from mm_core.oms import OrderState
+from mm_core.types import OrderKind, Side
+from tests.mm_core.test_gateway_answers import quoting, rejected
+from tests.mm_core.test_modify import drive, mine
+from tests.mm_core.wire import ACME, MS
+
+St = OrderState
+
+
+def sends(actions, kind=None) -> list:
+    return [a for a in actions if isinstance(a, SendOrder) and (kind is None or a.intent.kind is kind)]
+
+
+def alerts(actions, kind: str) -> list:
+    return [a for a in actions if isinstance(a, JournalNote) and a.summary.startswith(kind + ":")]
+
+
+# --- 1. a refused replace backs its side off -----------------------------------------------------
+
+def step_up(engine, venue, now):
+    """A better bid joins: our bid wants to step up, so the engine replaces it; returns the
+    replace and our resting bid (the venue has not answered the replace)."""
+    bid, = mine(venue, "B")
+    acts = []
+    for ev in venue.others("B", 300, 1_000_000, now):
+        acts += engine.on_event(ev)
+    rep, = [a for a in sends(acts, OrderKind.REPLACE) if a.intent.orig_token == bid.token]
+    return rep, bid
+
+
+def test_a_refused_replace_is_not_sent_again_in_the_same_event_and_is_counted():
+    engine, venue, now = quoting()
+    now += 200 * MS
+    rep, bid = step_up(engine, venue, now)
+    acts = engine.on_event(rejected(rep.intent.token, now))
+    # the quote still wants the higher price, yet no second replace (nor enter) of that side follows
+    assert not [a for a in sends(acts) if a.intent.side is Side.BUY]
+    assert engine.oms.working_order(ACME, Side.BUY).token == bid.token
+    assert engine.counts["venue_rejects"] == 1
+    note, = alerts(acts, "venue-reject")
+    assert rep.intent.token in note.summary and bid.token in note.summary
+    # nor on the next market-data change within the back-off ...
+    now += engine.cfg.deny_backoff_ns // 2
+    acts = drive(engine, venue, venue.others("S", 100, 1_000_300, now), now)
+    assert not [a for a in sends(acts) if a.intent.side is Side.BUY]
+    assert engine.mirrors_stale() == []
+    # ... and once it is over, the quote works again (one replace, not a loop)
+    now += engine.cfg.deny_backoff_ns
+    acts = engine.on_event(Timer(now))
+    again = [a for a in sends(acts, OrderKind.REPLACE) if a.intent.orig_token == bid.token]
+    assert len(again) == 1
+    assert engine.counts["denials"] == 0
+
+
+def test_a_refused_replace_of_a_quote_now_too_good_pulls_it():
+    engine, venue, now = quoting()
+    now += 200 * MS
+    rep, bid = step_up(engine, venue, now)
+    drive(engine, venue, [rejected(rep.intent.token, now)], now)
+    # the better bids leave and a lower one comes: the wanted bid is now below the one resting,
+    # which backs off from a replace, so it is pulled rather than left resting too high
+    now += MS
+    evs = (venue._events(venue.engine.cancel("~LP", f"LP{venue.n}"), now)
+           + venue._events(venue.engine.cancel("~LP", "LP1"), now) + venue.others("B", 300, 999_400, now))
+    acts = drive(engine, venue, evs, now)
+    assert engine._quote(ACME)[0] < bid.price
+    buys = [a for a in sends(acts) if a.intent.side is Side.BUY]
+    assert [a.intent.kind for a in buys] == [OrderKind.CANCEL]
+    assert buys[0].intent.token == bid.token
+
+
+def venue_cancels_our_bid(engine, venue, now) -> tuple[str, int]:
+    """The venue cancels our resting bid on its own; the engine enters a new one (after the
+    gateway's duplicate-order back-off). Returns its token and the time."""
+    bid, = mine(venue, "B")
+    for ev in venue._events(venue.engine.cancel(venue.OWNER, bid.token), now):
+        engine.on_event(ev)
+    now += engine.cfg.deny_backoff_ns
+    enter, = [a for a in sends(engine.on_event(Timer(now)), OrderKind.ENTER) if a.intent.side is Side.BUY]
+    return enter.intent.token, now
+
+
+def test_a_refused_enter_backs_off_too():
+    engine, venue, now = quoting()
+    now += MS
+    token, now = venue_cancels_our_bid(engine, venue, now)
+    acts = engine.on_event(rejected(token, now))
+    assert engine.oms.get(token).state is St.REJECTED
+    assert not [a for a in sends(acts) if a.intent.side is Side.BUY]
+    assert engine.counts["venue_rejects"] == 1 and alerts(acts, "venue-reject")
+    now += engine.cfg.deny_backoff_ns // 2                   # still backing off on the timer
+    assert not [a for a in sends(engine.on_event(Timer(now))) if a.intent.side is Side.BUY]
