@@ -1,14 +1,39 @@
 """The venue's refusals of our orders: a refused replace or enter backs its side off (no retry in
-the same breath, counted and alerted). Against the embedded venue's own matching engine
-(tests.mm_core.test_modify)."""
+the same breath, counted and alerted); a refused replacement whose replace had timed out to
+outcome-unknown gives the original back as it stands at the venue. OMS cases through the transition
+table, engine cases against the embedded venue's own matching engine (tests.mm_core.test_modify)."""
+import pytest
+
 from mm_core.events import JournalNote, SendOrder, Timer
-from mm_core.oms import OrderState
-from mm_core.types import OrderKind, Side
-from tests.mm_core.test_gateway_answers import quoting, rejected
+from mm_core.oms import Oms, OrderState
+from mm_core.risk.checks import CheckId
+from mm_core.types import OrderIntent, OrderKind, Side
+from tests.mm_core.test_gateway_answers import gateway_view, quoting, rejected
 from tests.mm_core.test_modify import drive, mine
 from tests.mm_core.wire import ACME, MS
 
 St = OrderState
+
+
+def oms() -> Oms:
+    return Oms("T1", lambda t: b"X" + t.encode())
+
+
+def accepted(o: Oms, qty: int = 300) -> str:
+    token = o.new_token()
+    o.on_sent(OrderIntent(OrderKind.ENTER, token, ACME, Side.BUY, 999_800, qty), 0)
+    o.on_accepted(token, 7, 1)
+    return token
+
+
+def replace(o: Oms, token: str, now: int) -> str:
+    new = o.new_token()
+    o.on_sent(OrderIntent(OrderKind.REPLACE, new, ACME, Side.BUY, 999_900, 300, orig_token=token), now)
+    return new
+
+
+def cancel(o: Oms, token: str, now: int) -> None:
+    o.on_sent(OrderIntent(OrderKind.CANCEL, token, ACME, Side.BUY, 0, 0), now)
 
 
 def sends(actions, kind=None) -> list:
@@ -94,3 +119,69 @@ def test_a_refused_enter_backs_off_too():
     assert engine.counts["venue_rejects"] == 1 and alerts(acts, "venue-reject")
     now += engine.cfg.deny_backoff_ns // 2                   # still backing off on the timer
     assert not [a for a in sends(engine.on_event(Timer(now))) if a.intent.side is Side.BUY]
+
+
+# --- 2. a timed-out replace that is then refused -------------------------------------------------
+
+@pytest.mark.parametrize("fill, state", [(0, St.ACCEPTED), (100, St.PARTIALLY_FILLED)])
+def test_oms_a_refused_replacement_gives_back_an_unknown_original(fill, state):
+    o = oms()
+    token = accepted(o)
+    new = replace(o, token, 2)
+    assert {x.token for x in o.check_timeouts(10, 5)} == {token, new}
+    assert o.counts() == (2, 2)
+    if fill:
+        o.on_executed(token, fill, 11)          # says nothing about the replace
+        assert o.get(token).state is St.UNKNOWN
+    o.on_rejected(new, 12)
+    original = o.get(token)
+    assert original.state is state and (original.filled, original.leaves) == (fill, 300 - fill)
+    assert o.get(new).state is St.REJECTED
+    assert o.working_order(ACME, Side.BUY) is original
+    assert o.counts() == (1, 0)
+
+
+def test_oms_an_unknown_original_with_its_own_cancel_in_flight_is_pending_that_cancel():
+    o = oms()
+    token = accepted(o)
+    new = replace(o, token, 2)
+    o.check_timeouts(10, 5)
+    cancel(o, token, 11)                        # a latch pulls it while its outcome is unknown
+    o.on_rejected(new, 12)
+    assert o.get(token).state is St.PENDING_CANCEL
+    assert o.counts() == (1, 0)
+    o.on_canceled(token, 300, 13)               # the venue then cancels it
+    assert o.get(token).state is St.CANCELED and o.counts() == (0, 0)
+
+
+def test_oms_a_replacement_timed_out_alone_is_refused_the_original_returns():
+    o = oms()
+    token = accepted(o)
+    new = replace(o, token, 2)
+    o.on_executed(token, 50, 4)                 # the original trades: its own clock restarts
+    o.check_timeouts(2 + 5, 5)
+    assert (o.get(token).state, o.get(new).state) == (St.PENDING_REPLACE, St.UNKNOWN)
+    o.on_rejected(new, 8)
+    assert o.get(token).state is St.PARTIALLY_FILLED and o.counts() == (1, 0)
+
+
+def test_engine_a_refused_replace_after_its_timeout_clears_the_fault_and_the_gateway_counts_it():
+    engine, venue, now = quoting()
+    now += 200 * MS
+    rep, bid = step_up(engine, venue, now)
+    now += engine.cfg.ack_timeout_ns
+    acts = engine.on_event(Timer(now))
+    assert alerts(acts, "outcome-unknown")
+    assert engine.oms.get(bid.token).state is St.UNKNOWN
+    assert CheckId.UNKNOWN_OUTCOME.label in engine.risk.faults
+    now += MS
+    acts = engine.on_event(rejected(rep.intent.token, now))
+    original = engine.oms.get(bid.token)
+    # the latch pulled the original while unknown: it is pending that cancel now, not unknown
+    assert original.state is St.PENDING_CANCEL and original.leaves == bid.shares
+    assert engine.oms.counts()[1] == 0
+    assert CheckId.UNKNOWN_OUTCOME.label not in engine.risk.faults
+    view = gateway_view(engine)
+    assert view[0][bid.token] == (ACME, True, bid.shares, bid.price)
+    assert rep.intent.token not in view[0]
+    assert view[1] == sum(q for _, b, q, _ in view[0].values() if b)
