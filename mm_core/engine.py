@@ -1180,6 +1180,9 @@ class Engine:
             self._after_order_change(order, actions)
         elif t is ouch.CancelReject:
             order = oms.on_cancel_reject(msg.token, now)
+            if order.fsm.state is OrderState.UNKNOWN:
+                actions.append(self._alert("outcome-unknown", f"cancel reject of {order.token}, "
+                                           "never accepted: unknown until the venue says more"))
             self._after_order_change(order, actions)
         elif t is ouch.OrderModified:
             order = oms.on_modified(msg.token, msg.shares, now)

@@ -54,6 +54,7 @@ class Trigger(enum.Enum):
     CANCELED = "canceled"          # venue canceled the rest
     CANCEL_REJECT = "cancel-reject"
     CANCEL_REJECT_PARTIAL = "cancel-reject-partial"      # ... of an order partly filled before
+    CANCEL_REJECT_UNACCEPTED = "cancel-reject-unaccepted"  # ... of an order never accepted
     REPLACE_SENT = "replace-sent"
     REPLACED = "replaced"          # this (old) order was replaced by a new token
     REPLACE_REJECT = "replace-reject"               # the venue refused the replacement
@@ -112,6 +113,12 @@ TRANSITIONS: dict[tuple[OrderState, Trigger], OrderState] = {
     (S.PENDING_CANCEL, T.CANCEL_SENT): S.PENDING_CANCEL,   # a guard pull repeating a cancel
     (S.PENDING_CANCEL, T.CANCEL_REJECT): S.ACCEPTED,
     (S.PENDING_CANCEL, T.CANCEL_REJECT_PARTIAL): S.PARTIALLY_FILLED,
+    # a cancel reject names an order the venue holds, yet its Accepted (sequenced ahead of the
+    # reject on the same session) never reached us: neither accepted nor still unanswered can be
+    # told from here, so the outcome is unknown (fail closed) until the venue's next word on it
+    # (a late Accepted, a Rejected) or a reconciliation. Never ACCEPTED: nothing confirmed it.
+    (S.PENDING_CANCEL, T.CANCEL_REJECT_UNACCEPTED): S.UNKNOWN,
+    (S.UNKNOWN, T.CANCEL_REJECT_UNACCEPTED): S.UNKNOWN,     # ... after its cancel timed out
     (S.PENDING_CANCEL, T.TIMEOUT): S.UNKNOWN,
     # replace-before-cancel race: the venue replaced the order before our cancel of the old
     # token reached it (that cancel is then ignored); the replacement inherits the cancel
@@ -376,8 +383,14 @@ class Oms:
         return order
 
     def on_cancel_reject(self, token: str, now_ns: int) -> Order:
+        """The venue refused our cancel: an accepted order rests on as it was; one never accepted
+        becomes outcome-unknown (CANCEL_REJECT_UNACCEPTED)."""
         order = self.get(token)
-        self._fire(order, Trigger.CANCEL_REJECT_PARTIAL if order.filled else Trigger.CANCEL_REJECT, now_ns)
+        if not order.acked:
+            trigger = Trigger.CANCEL_REJECT_UNACCEPTED
+        else:
+            trigger = Trigger.CANCEL_REJECT_PARTIAL if order.filled else Trigger.CANCEL_REJECT
+        self._fire(order, trigger, now_ns)
         order.cancel_sent = False
         return order
 

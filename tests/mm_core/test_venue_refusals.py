@@ -1,18 +1,20 @@
 """The venue's refusals of our orders: a refused replace or enter backs its side off (no retry in
 the same breath, counted and alerted); a refused replacement whose replace had timed out to
-outcome-unknown gives the original back as it stands at the venue. OMS cases through the transition
+outcome-unknown gives the original back as it stands at the venue; a cancel reject of an order the
+venue never accepted leaves it outcome-unknown, never ACCEPTED. OMS cases through the transition
 table, engine cases against the embedded venue's own matching engine (tests.mm_core.test_modify)."""
 import pytest
 
-from mm_core.events import JournalNote, SendOrder, Timer
-from mm_core.oms import Oms, OrderState
+from mm_core.events import JournalNote, SendOrder, Timer, VenueMessage
+from mm_core.oms import TRANSITIONS, InvalidTransition, Oms, OrderFsm, OrderState, Trigger
+from mm_core.protocol import ouch, soupbintcp
 from mm_core.risk.checks import CheckId
 from mm_core.types import OrderIntent, OrderKind, Side
 from tests.mm_core.test_gateway_answers import gateway_view, quoting, rejected
 from tests.mm_core.test_modify import drive, mine
 from tests.mm_core.wire import ACME, MS
 
-St = OrderState
+St, Tr = OrderState, Trigger
 
 
 def oms() -> Oms:
@@ -34,6 +36,11 @@ def replace(o: Oms, token: str, now: int) -> str:
 
 def cancel(o: Oms, token: str, now: int) -> None:
     o.on_sent(OrderIntent(OrderKind.CANCEL, token, ACME, Side.BUY, 0, 0), now)
+
+
+def cancel_reject(token: str, now: int) -> VenueMessage:
+    return VenueMessage(soupbintcp.encode(soupbintcp.SequencedData(ouch.encode(
+        ouch.CancelReject(now, token)))), now)
 
 
 def sends(actions, kind=None) -> list:
@@ -185,3 +192,51 @@ def test_engine_a_refused_replace_after_its_timeout_clears_the_fault_and_the_gat
     assert view[0][bid.token] == (ACME, True, bid.shares, bid.price)
     assert rep.intent.token not in view[0]
     assert view[1] == sum(q for _, b, q, _ in view[0].values() if b)
+
+
+# --- 3. a cancel reject of an order never accepted -----------------------------------------------
+
+def test_the_table_sends_a_cancel_reject_of_an_unaccepted_order_to_unknown_never_accepted():
+    assert TRANSITIONS[(St.PENDING_CANCEL, Tr.CANCEL_REJECT_UNACCEPTED)] is St.UNKNOWN
+    assert TRANSITIONS[(St.UNKNOWN, Tr.CANCEL_REJECT_UNACCEPTED)] is St.UNKNOWN
+    assert TRANSITIONS[(St.PENDING_CANCEL, Tr.CANCEL_REJECT)] is St.ACCEPTED
+    for state in (St.PENDING_NEW, St.ACCEPTED, St.CANCELED, St.REJECTED):
+        with pytest.raises(InvalidTransition):
+            OrderFsm(state).fire(Tr.CANCEL_REJECT_UNACCEPTED)
+
+
+def test_oms_cancel_reject_of_a_never_accepted_order():
+    o = oms()
+    token = o.new_token()
+    o.on_sent(OrderIntent(OrderKind.ENTER, token, ACME, Side.BUY, 999_800, 300), 0)
+    cancel(o, token, 1)
+    order = o.on_cancel_reject(token, 2)
+    assert order.state is St.UNKNOWN and not order.acked
+    assert o.counts() == (1, 1)
+    o.on_accepted(token, 9, 3)                  # the venue's late word on it resolves it
+    assert order.state is St.ACCEPTED and order.acked and o.counts() == (1, 0)
+
+
+def test_oms_cancel_reject_of_an_accepted_order_is_still_accepted():
+    o = oms()
+    token = accepted(o)
+    cancel(o, token, 2)
+    assert o.on_cancel_reject(token, 3).state is St.ACCEPTED
+    assert not o.get(token).cancel_sent
+
+
+def test_engine_cancel_reject_of_an_unaccepted_order_is_a_fault_not_a_working_quote():
+    engine, venue, now = quoting()
+    now += MS
+    token, now = venue_cancels_our_bid(engine, venue, now)
+    order = engine.oms.get(token)
+    engine._cancel(order, order.purpose, [])          # pulled before the venue answered the enter
+    acts = engine.on_event(cancel_reject(token, now + MS))
+    assert engine.counts["halts"] == 0
+    assert order.state is St.UNKNOWN and not order.acked
+    assert engine.oms.working_order(ACME, Side.BUY) is order    # no second bid beside it
+    # fail closed: the unknown outcome latches, and the latch cancels the order again (it may rest)
+    assert [(a.intent.kind, a.intent.token) for a in sends(acts) if a.intent.side is Side.BUY] == \
+        [(OrderKind.CANCEL, token)]
+    assert alerts(acts, "outcome-unknown")
+    assert CheckId.UNKNOWN_OUTCOME.label in engine.risk.faults
