@@ -55,6 +55,7 @@ class Trigger(enum.Enum):
     CANCEL_REJECT = "cancel-reject"
     CANCEL_REJECT_PARTIAL = "cancel-reject-partial"      # ... of an order partly filled before
     CANCEL_REJECT_UNACCEPTED = "cancel-reject-unaccepted"  # ... of an order never accepted
+    CANCEL_REJECT_REPLACING = "cancel-reject-replacing"    # ... of one whose replace is open too
     REPLACE_SENT = "replace-sent"
     REPLACED = "replaced"          # this (old) order was replaced by a new token
     REPLACE_REJECT = "replace-reject"               # the venue refused the replacement
@@ -119,6 +120,11 @@ TRANSITIONS: dict[tuple[OrderState, Trigger], OrderState] = {
     # (a late Accepted, a Rejected) or a reconciliation. Never ACCEPTED: nothing confirmed it.
     (S.PENDING_CANCEL, T.CANCEL_REJECT_UNACCEPTED): S.UNKNOWN,
     (S.UNKNOWN, T.CANCEL_REJECT_UNACCEPTED): S.UNKNOWN,     # ... after its cancel timed out
+    # a cancel that timed out, then refused: the order stands as it was, unless a replace of it
+    # is still unanswered too (then that replace's answer decides)
+    (S.UNKNOWN, T.CANCEL_REJECT): S.ACCEPTED,
+    (S.UNKNOWN, T.CANCEL_REJECT_PARTIAL): S.PARTIALLY_FILLED,
+    (S.UNKNOWN, T.CANCEL_REJECT_REPLACING): S.UNKNOWN,
     (S.PENDING_CANCEL, T.TIMEOUT): S.UNKNOWN,
     # replace-before-cancel race: the venue replaced the order before our cancel of the old
     # token reached it (that cancel is then ignored); the replacement inherits the cancel
@@ -383,11 +389,15 @@ class Oms:
         return order
 
     def on_cancel_reject(self, token: str, now_ns: int) -> Order:
-        """The venue refused our cancel: an accepted order rests on as it was; one never accepted
-        becomes outcome-unknown (CANCEL_REJECT_UNACCEPTED)."""
+        """The venue refused our cancel: an accepted order rests on as it was (also one whose
+        cancel had timed out to outcome-unknown, unless a replace of it is still unanswered); one
+        never accepted becomes outcome-unknown (CANCEL_REJECT_UNACCEPTED)."""
         order = self.get(token)
         if not order.acked:
             trigger = Trigger.CANCEL_REJECT_UNACCEPTED
+        elif order.state is OrderState.UNKNOWN and any(
+                o.orig_token == token and not o.acked for o in self.live.values()):
+            trigger = Trigger.CANCEL_REJECT_REPLACING
         else:
             trigger = Trigger.CANCEL_REJECT_PARTIAL if order.filled else Trigger.CANCEL_REJECT
         self._fire(order, trigger, now_ns)

@@ -240,3 +240,28 @@ def test_engine_cancel_reject_of_an_unaccepted_order_is_a_fault_not_a_working_qu
         [(OrderKind.CANCEL, token)]
     assert alerts(acts, "outcome-unknown")
     assert CheckId.UNKNOWN_OUTCOME.label in engine.risk.faults
+
+
+@pytest.mark.parametrize("fill, state", [(0, St.ACCEPTED), (100, St.PARTIALLY_FILLED)])
+def test_oms_a_cancel_that_timed_out_then_refused_leaves_the_order_standing(fill, state):
+    o = oms()
+    token = accepted(o)
+    if fill:
+        o.on_executed(token, fill, 1)
+    cancel(o, token, 2)
+    o.check_timeouts(10, 5)
+    assert o.get(token).state is St.UNKNOWN and o.counts() == (1, 1)
+    order = o.on_cancel_reject(token, 11)
+    assert order.state is state and order.leaves == 300 - fill and not order.cancel_sent
+    assert o.counts() == (1, 0)
+
+
+def test_oms_a_cancel_reject_says_nothing_of_a_replace_still_open():
+    o = oms()
+    token = accepted(o)
+    new = replace(o, token, 2)
+    cancel(o, token, 3)                         # pulled while its replace flies
+    o.check_timeouts(10, 5)
+    assert o.on_cancel_reject(token, 11).state is St.UNKNOWN    # the replace is still open
+    o.on_rejected(new, 12)                      # ... until the venue refuses it
+    assert o.get(token).state is St.ACCEPTED and o.counts() == (1, 0)
