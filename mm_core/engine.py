@@ -370,7 +370,7 @@ class Engine:
         aged = None
         if now > self.now:
             self.now = now          # time never runs backwards inside the engine
-            if now > self.risk.clock_stale_at:
+            if now > self.risk.clock_stale_at and type(event) is not Timer:   # a timer: in its order
                 aged = self._clock_aged()
         if self.options_due:
             self._declare_options()
@@ -1388,7 +1388,8 @@ class Engine:
     def _clock_aged(self) -> list[Action]:
         """An event past the clock's deadline: the gateway's timer check, then the pull, before
         the event's own work, so a packet or venue message that comes before the next timer
-        judges the silent clock as the timer would (a fault, not an order meeting it: no latch)."""
+        judges the silent clock as the timer would (a fault, not an order meeting it: no latch).
+        A Timer itself makes the same check at its own place (after the ack timeouts)."""
         actions: list[Action] = []
         self.risk.on_timer(self.now)
         self._watch_clock(actions)
