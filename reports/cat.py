@@ -184,7 +184,7 @@ def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None,
     checks = common.event_checks(table.append_column("isin", inst_cols["isin"])
                                  .append_column("segment_mic", inst_cols["segment_mic"]),
                                  ev, ref, inst_idx, algo_idx, client_idx)
-    return table, checks + required_checks(table, types)
+    return table, checks + [common.order_side_check(ev, with_terms | is_trade)] + required_checks(table, types)
 
 
 def _trade_columns(c, is_trade: np.ndarray, event_ts: pa.Array, key_date: pa.Array,

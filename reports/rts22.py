@@ -150,6 +150,7 @@ def build_table(ev: events.OrderEvents, ref: RefData, journal_id: str) -> tuple[
         value_check(table, COLUMNS[34], currency_problem, when=known),
         value_check(table, COLUMNS[43], cfi_problem, when=known & off_firds),
     ]
+    checks.append(common.order_side_check(ev))    # buyer/seller and field 62 need the order's side
     checks += xml_text_checks(table)         # the auth.016 export carries every text field
     return table, checks
 

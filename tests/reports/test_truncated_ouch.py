@@ -4,12 +4,14 @@ such an event with its reason (counted in rejects) instead of writing it with in
 remaining quantity of its order is unknown from then on."""
 import numpy as np
 import pyarrow.compute as pc
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from journal.catalogue import RAW_ORDER_MAX, RAW_VENUE_MAX, RecordType, TsSource, pack
 from mm_core.protocol import ouch as wire, soupbintcp
-from reports import ouch, ouchcols
+from reports import events, ouch, ouchcols
 from reports.run import run
+from reports.source import open_slice
 from tests.reports.conftest import read
 from tests.reports.journal_builder import FIXTURE_REFDATA, DayBuilder, accepted_order
 
@@ -144,3 +146,93 @@ def test_execution_quality_rejects_a_truncated_execution_instead_of_counting_it(
     assert [(r["table"], r["seq"]) for r in short] == [("fills", 5), ("rule612", 8), ("rule610", 8)]
     assert "venue OUCH 'E' message holds 26 bytes of the 40" in short[0]["reason"]
     assert fills["seq"].to_pylist() == [6, 10]
+
+
+# -- the side byte of an Enter Order past the bytes held -----------------------------------------
+SIDE_END = 3 + ouch.INBOUND_FIELDS["side"][ord("O")][0] + 1     # framed bytes up to the side byte
+
+
+def _short_sale_cut_before_its_side() -> DayBuilder:
+    """A short sale (OUCH side 'T', journaled side 'S') whose Enter Order the journal holds only up
+    to its token, then its acceptance, an execution, a replace and its execution; and a whole
+    short sale beside it."""
+    b = DayBuilder()
+    b.clock_sample()
+    b.enter("S1", 3, "T", 5_120_000, 300)
+    _cut(b, RecordType.ORDER_SENT, SIDE_END - 4)   # token held, side byte not
+    b.advance(10_000); b.accept("S1")
+    b.advance(10_000); b.execute("S1", 100)
+    b.advance(10_000); b.replace("S1", "S2", 5_119_000, 200)
+    b.advance(10_000); b.replaced("S1", "S2")
+    b.advance(10_000); b.execute("S2", 50)
+    b.enter("W1", 3, "T", 5_120_000, 300)
+    b.advance(10_000); b.accept("W1")
+    b.advance(10_000); b.execute("W1", 70)
+    return b
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_an_enter_order_cut_before_its_side_has_an_unknown_side_not_the_journaled_one(tmp_path, monkeypatch, fused):
+    """Compiled (events.FUSED) and numpy paths: every event of the cut order, and of the order that
+    replaced it, carries side 0 (unknown), never the ORDER_SENT record's 'S'."""
+    monkeypatch.setattr(events, "FUSED", fused)
+    b = _short_sale_cut_before_its_side()
+    src = open_slice(b.write(tmp_path / "j"))
+    cols = [c.cols for c in events.collect_chunks(src, chunk_seqs=4)]
+    token = np.concatenate([c["token_key"] for c in cols])
+    side = np.concatenate([c["order_wire_side"] for c in cols])
+    assert set(side[np.isin(token, [b"S1", b"S2"])].tolist()) == {0}
+    assert set(side[token == b"W1"].tolist()) == {ord("T")}
+
+
+def test_reports_reject_the_events_of_an_order_whose_side_was_cut_with_their_reason(tmp_path):
+    """RTS 22 would report the short sale's executions as SELL (field 62) and CAT as SL: each is
+    rejected instead, counted, with its reason; the whole short sale is reported as one."""
+    from tests.reports.test_controls_cat import _cat_with_arca_off_exchange
+    from reports.rts22 import COLUMNS
+    b = _short_sale_cut_before_its_side()
+    journal = b.write(tmp_path / "j")
+    result = run(["rts22"], journal, tmp_path / "o", refdata_dir=FIXTURE_REFDATA)
+    rows = read(tmp_path / "o", "rts22", "transactions").to_pylist()
+    assert [(r[COLUMNS[1]], r[COLUMNS[62]]) for r in rows] == [("NEWT", "SESH")]       # W1 only
+    rejects = read(tmp_path / "o", "rts22", "rejects").to_pylist()
+    side_rejects = sorted(r["seq"] for r in rejects if r["field"] == "order_side")
+    assert len(side_rejects) == 2 and result.rejected == len(rejects)
+    assert all("side byte" in r["reason"] for r in rejects if r["field"] == "order_side")
+    cat = _cat_with_arca_off_exchange(journal, tmp_path).to_pylist()
+    assert {(r["type"], r["orderID"] or r["sellDetails"]["orderID"]) for r in cat} >= {("MEOT", "W1")}
+    assert not [r for r in cat if (r["orderID"] or (r["sellDetails"] or {}).get("orderID")) in ("S1", "S2")
+                and r["type"] in ("MEOR", "MEOM", "MEOT")]
+    cat_rejects = read(tmp_path / "o", "cat", "rejects").to_pylist()
+    # the cut Enter (MENO, MEOR; short too), both executions' MEOTs and the replace's MEOM
+    assert {r["seq"] for r in cat_rejects if r["field"] == "order_side"} == {2, 4, 5, 7}
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("BSTE"), st.integers(0, 60)), min_size=1, max_size=30))
+def test_random_cuts_of_enter_orders_give_their_side_or_unknown_in_both_paths(orders):
+    """Enter Orders cut at random bytes: each order's side is its OUCH side byte when held, else 0,
+    in the compiled and the numpy decode alike."""
+    import tempfile
+    b = DayBuilder()
+    b.clock_sample()
+    want = {}
+    for i, (side, keep) in enumerate(orders):
+        token = f"R{i}"
+        b.enter(token, 1, side, 1_500_000, 100)
+        if keep < ouch.INBOUND_LENGTHS[ord("O")]:
+            _cut(b, RecordType.ORDER_SENT, keep)
+        want[token.encode()] = ord(side) if min(keep, ouch.INBOUND_LENGTHS[ord("O")]) + 3 >= SIDE_END else 0
+        b.advance(1_000); b.accept(token)
+    got = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        b.write(tmp)
+        for fused in (True, False):
+            events.FUSED = fused
+            try:
+                cols = [c.cols for c in events.collect_chunks(open_slice(tmp), chunk_seqs=7)]
+            finally:
+                events.FUSED = True
+            got[fused] = dict(zip(np.concatenate([c["token_key"] for c in cols]).tolist(),
+                                  np.concatenate([c["order_wire_side"] for c in cols]).tolist()))
+    assert got[True] == got[False] == want
