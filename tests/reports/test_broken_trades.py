@@ -168,3 +168,38 @@ def test_the_break_is_rejected_in_a_range_or_day_that_does_not_hold_the_executio
                  refdata_dir=FIXTURE_REFDATA)
     assert result.rejected == 1 and result.results[0].rows.get("transactions", 0) == 0
     assert "was rejected" in read(day2, "rts22", "rejects").to_pylist()[0]["reason"]
+
+
+def test_a_break_after_the_range_end_still_takes_the_execution_out_of_rule_605(tmp_path):
+    """The range ends before the venue's Broken Trade: Broken Trades are read past the range end
+    (up to the look-ahead horizon), and the coverage says through which sequence."""
+    b = _day_with_a_break(break_seen=False)
+    end = len(b.records)                       # the range: up to the clock sample after both fills
+    b.advance(20 * 60 * NS)
+    b.clock_sample()
+    b.broken("K1", 1001)
+    out = tmp_path / "o"
+    run(["execution-quality"], b.write(tmp_path / "j"), out, Selection(last_seq=end), refdata_dir=FIXTURE_REFDATA)
+    fills = {r["exec_qty"]: r["broken"] for r in read(out, "execution-quality", "fills").to_pylist()}
+    assert fills == {100: True, 200: False}
+    summary = read(out, "execution-quality", "summary").to_pylist()
+    assert [(r["executions"], r["shares_executed"]) for r in summary] == [(1, 200)]
+    coverage = {r["measure"]: r["count"] for r in read(out, "execution-quality", "quote_coverage").to_pylist()}
+    assert coverage["broken_executions_excluded"] == 1
+    assert coverage["broken_trades_read_through_seq"] == len(b.records)       # the journal's end
+    assert coverage["broken_trades_horizon_reached"] == 0 and coverage["broken_trades_horizon_s"] > 0
+
+
+def test_a_break_past_the_horizon_is_not_read_and_the_coverage_says_how_far_it_read(tmp_path):
+    from reports import breaks
+    b = _day_with_a_break(break_seen=False)
+    end = len(b.records)
+    b.advance(breaks.HORIZON_NS + NS)
+    b.clock_sample()                             # past the horizon: reading stops before it
+    b.broken("K1", 1001)
+    out = tmp_path / "o"
+    run(["execution-quality"], b.write(tmp_path / "j"), out, Selection(last_seq=end), refdata_dir=FIXTURE_REFDATA)
+    assert {r["exec_qty"]: r["broken"] for r in read(out, "execution-quality", "fills").to_pylist()} == \
+        {100: False, 200: False}
+    coverage = {r["measure"]: r["count"] for r in read(out, "execution-quality", "quote_coverage").to_pylist()}
+    assert coverage["broken_trades_read_through_seq"] == end and coverage["broken_trades_horizon_reached"] == 1
