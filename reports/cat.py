@@ -2,6 +2,8 @@
 order) and MEOR (route to the exchange) for each order entered, MEOM for replaces and modifies,
 MEOC for cancels (full, or partial with leavesQty > 0), and MEOT only for executions on venues
 that are not exchanges (exchanges report their own; see `cat_exchange` in mics.toml, default true).
+A trade the venue breaks, in the range or up to breaks.HORIZON_NS after it, has its cancelFlag
+and cancelTimestamp; NOTES says what CAT wants for a break that comes later.
 
 Owns the event mapping, CAT text formats (Eastern-Time timestamps `YYYYMMDD HHMMSS.CCCNNNNNN`,
 dates as YYYYMMDD), the CAT trading day (the US Eastern date, with DST: what `--date` selects and
@@ -22,6 +24,7 @@ import pyarrow.compute as pc
 
 from journal.catalogue import RecordType
 from reports import arrowcols as ac
+from reports import breaks as breaks_
 from reports import cat_json, common, events, numtext, timetext
 from reports.events import EV
 from reports.output import ReportOutput, TableCollector
@@ -58,8 +61,15 @@ NOT_NULL = ("seq",) + COMMON_REQUIRED + ("trade_date",)
 NOTES = ("MEOT: tapeTradeID (the TRF/ORF/ADF trade report's ID), marketCenterID and "
          "reportingExceptionCode are not in the journal and are left out; only the firm's side of the trade "
          "is given (buyDetails or sellDetails): the contra side's order is the venue's and anonymous to the "
-         "firm; cancelFlag/cancelTimestamp come from an OUCH Broken Trade later in the same report range "
-         "(one after its end is not known to this report); sideDetailsInd values BUY/SELL and the "
+         "firm. cancelFlag/cancelTimestamp come from an OUCH Broken Trade of the venue journaled in the report "
+         f"range or after it, up to {breaks_.HORIZON_NS // breaks_.NS // 3600} h past the range end or the "
+         "journal's end if sooner (breaks.HORIZON_NS). A break journaled later is not in this file: CAT takes it "
+         "as a firm-initiated correction of the submitted MEOT (actionType COR, the whole event restated with "
+         "cancelFlag true and cancelTimestamp) in a later file, which this report does not produce. CAT FAQ E25: "
+         "cancelFlag may be true only when the TRF/ORF/ADF rejected the trade report or the MEOT is not linked "
+         "to it (reportingExceptionCode C); a trade whose accepted trade report is linked keeps cancelFlag "
+         "false, its bust being in the trade-reporting data. The journal does not know the trade report, so the "
+         "venue's break is shown: review it before submission. sideDetailsInd values BUY/SELL and the "
          "one-element side-details array are unconfirmed against the spec ([M] in the reference notes).")
 # OUCH capacity of the Enter Order -> CAT capacity (Agency, Principal, Riskless principal); any
 # other (e.g. 'O' other) has no CAT code: the trade is rejected for it rather than guessed.
@@ -220,30 +230,19 @@ def _trade_columns(c, is_trade: np.ndarray, event_ts: pa.Array, key_date: pa.Arr
 
 
 class Breaks:
-    """The venue's Broken Trades (OUCH B) in a range, read on first need (a pass over the range's
-    venue messages, only once a chunk has an MEOT), with their UTC times."""
+    """The venue's Broken Trades (OUCH B) in a range and past its end up to the look-ahead horizon
+    (breaks.read), read on first need (only once a chunk has an MEOT), with their UTC times."""
 
     def __init__(self, src: JournalSlice):
         self.src = src
-        self._got: dict | None = None
+        self.read: breaks_.BreaksRead | None = None
 
     def cancel_times(self, token_key: np.ndarray, match: np.ndarray, seq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(whether a Broken Trade of the same order token and match number follows each trade,
         the UTC ns of the first one; a break without a UTC time does not count)."""
-        if self._got is None:
-            got = events.venue_messages(self.src, self.src.first_seq, self.src.last_seq, b"B", ("token", "match"))
-            utc = to_utc(got["seq"], got["ts_ns"], got["ts_source"], events.clock_samples(self.src)) \
-                if len(got["seq"]) else None
-            self._got = dict(got, utc_ns=utc.utc_ns if utc else np.zeros(0, np.int64),
-                             valid=utc.valid if utc else np.zeros(0, bool))
-        b = self._got
-        broken, at = np.zeros(len(seq), bool), np.zeros(len(seq), np.int64)
-        for i in np.flatnonzero(np.isin(match, b["match"])):          # a loop over the few candidates
-            hit = np.flatnonzero((b["match"] == match[i]) & (b["token_key"] == token_key[i]) & (b["seq"] > seq[i])
-                                 & b["valid"])
-            if len(hit):
-                broken[i], at[i] = True, b["utc_ns"][hit[0]]
-        return broken, at
+        if self.read is None:
+            self.read = breaks_.read(self.src)
+        return self.read.taken_back(token_key, match, seq, timed=True)
 
 
 def select_eastern_date(ev: events.OrderEvents, trade_date: dt.date | None) -> events.OrderEvents:

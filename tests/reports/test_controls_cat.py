@@ -47,15 +47,16 @@ def test_cat_events_with_cat_field_names(all_reports, day):
     assert len(set(r["firmROEID"] for r in rows)) == len(rows)
 
 
-def _cat_with_arca_off_exchange(day_journal, tmp_path):
+def _cat_with_arca_off_exchange(day_journal, tmp_path, selection=None):
     """The day's CAT report with NYSE ARCA (SPY, IVV) taken as a venue that is not an exchange."""
     import shutil
     from reports.run import run
+    from reports.source import Selection
     ref = tmp_path / "ref"
     shutil.copytree(FIXTURE_REFDATA, ref)
     text = (ref / "mics.toml").read_text()
     (ref / "mics.toml").write_text(text.replace('name = "NYSE ARCA"', 'name = "NYSE ARCA"\ncat_exchange = false'))
-    run(["cat"], day_journal, tmp_path / "o", refdata_dir=ref)
+    run(["cat"], day_journal, tmp_path / "o", selection or Selection(), refdata_dir=ref)
     return read(tmp_path / "o", "cat", "order_events")
 
 
@@ -77,6 +78,33 @@ def test_cat_meot_of_a_trade_the_venue_breaks_later_is_cancelled(tmp_path):
     trades = [e for e in lines if e["type"] == "MEOT"]
     assert [(e["cancelFlag"], e.get("cancelTimestamp")) for e in trades] == \
         [(False, None), (True, "20260302 093002.000030000")]
+
+
+def test_cat_meot_of_a_trade_broken_after_the_range_is_cancelled_up_to_the_horizon(tmp_path):
+    """The range ends before the venue breaks its trades: a break within the look-ahead horizon
+    sets the MEOT's cancelFlag and cancelTimestamp as one inside the range; one past it is not
+    seen, and the notes say that CAT takes such a later break as a correction (COR) of the MEOT."""
+    import json
+    import pyarrow.parquet as pq
+    from reports import breaks, cat_json
+    from reports.source import Selection
+    from tests.reports.journal_builder import NS, accepted_order
+    b = accepted_order("K1", 3, "B", 5_120_000, 300)
+    b.advance(10_000); b.execute("K1", 100)
+    b.advance(10_000); b.execute("K1", 200)
+    end = len(b.records)
+    b.advance(30 * 60 * NS); b.broken("K1", b.match - 1)            # 30 min after the range
+    b.advance(breaks.HORIZON_NS); b.clock_sample(); b.broken("K1", b.match)   # past the horizon
+    rows = _cat_with_arca_off_exchange(b.write(tmp_path / "j"), tmp_path, Selection(last_seq=end)).to_pylist()
+    meot = [r for r in rows if r["type"] == "MEOT"]
+    assert [(r["tradeID"], r["cancelFlag"], r["cancelTimestamp"]) for r in meot] == \
+        [("1001", True, "20260302 100000.000030000"), ("1002", False, None)]
+    path = next((tmp_path / "o" / "cat" / "order_events").rglob("*.parquet"))
+    notes = pq.read_schema(path).metadata[b"cat.notes"].decode()
+    meta = json.loads(next(p for p in (tmp_path / "o" / "cat" / cat_json.DIRECTORY).iterdir()
+                           if p.name.endswith(".meta.json")).read_text())
+    for said in ("96 h past the range end", "actionType COR", "E25"):
+        assert said in notes and said in meta["notes"], said
 
 
 def test_cat_meot_for_executions_off_exchange(day_journal, tmp_path):
