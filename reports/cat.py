@@ -69,8 +69,14 @@ NOTES = ("MEOT: tapeTradeID (the TRF/ORF/ADF trade report's ID), marketCenterID 
          "cancelFlag may be true only when the TRF/ORF/ADF rejected the trade report or the MEOT is not linked "
          "to it (reportingExceptionCode C); a trade whose accepted trade report is linked keeps cancelFlag "
          "false, its bust being in the trade-reporting data. The journal does not know the trade report, so the "
-         "venue's break is shown: review it before submission. sideDetailsInd values BUY/SELL and the "
-         "one-element side-details array are unconfirmed against the spec ([M] in the reference notes).")
+         "venue's break is shown: review it before submission. Side details, checked against the CAT IM "
+         "Technical Specifications 4.0.0-r18 (orchimate.org) as far as it could be read: buyDetails / "
+         "sellDetails are required for the side of the subject order (Table 51 Trade Side Details) and are given "
+         "as a one-element repeating group of orderKeyDate (required with orderID), orderID and side (required), "
+         "as the spec's other side-detail group (clientDetails, Table 53) is laid out; Table 51's own field list "
+         "could not be read. sideDetailsInd is a MEOT field (between marketCenterID and buyDetails, as public CAT "
+         "tooling lays MEOT out), but its code set could not be read: the values BUY / SELL given here are not "
+         "confirmed.")
 # OUCH capacity of the Enter Order -> CAT capacity (Agency, Principal, Riskless principal); any
 # other (e.g. 'O' other) has no CAT code: the trade is rejected for it rather than guessed.
 CAPACITIES = {ord("A"): "A", ord("P"): "P", ord("R"): "R"}

@@ -181,3 +181,21 @@ def test_cat_cancel_before_the_order_was_accepted_cancels_its_whole_quantity(tmp
     rows = [r for r in read(tmp_path / "o", "cat", "order_events").to_pylist() if r["type"] == "MEOC"]
     assert [(r["orderID"], r["cancelQty"], r["leavesQty"]) for r in rows] == [("N1", 500, 0), ("N2", 300, 100)]
     assert result.rejected == 0
+
+
+def test_cat_notes_record_what_of_the_meot_side_details_the_spec_confirmed_and_what_not(day_journal, tmp_path):
+    """The MEOT side-details shape as checked against the CAT IM Technical Specifications: what was
+    confirmed (required for the subject order's side, its fields) and what could not be
+    (Table 51's own field list, sideDetailsInd's code set), in the Parquet and submission notes."""
+    import json
+    import pyarrow.parquet as pq
+    from reports import cat_json
+    _cat_with_arca_off_exchange(day_journal, tmp_path)
+    path = next((tmp_path / "o" / "cat" / "order_events").rglob("*.parquet"))
+    notes = pq.read_schema(path).metadata[b"cat.notes"].decode()
+    meta = json.loads(next(p for p in (tmp_path / "o" / "cat" / cat_json.DIRECTORY).iterdir()
+                           if p.name.endswith(".meta.json")).read_text())
+    for said in ("4.0.0-r18", "Table 51", "required for the side of the subject order", "orderKeyDate (required with orderID)",
+                 "Table 51's own field list could not be read", "sideDetailsInd is a MEOT field",
+                 "its code set could not be read: the values BUY / SELL given here are not confirmed"):
+        assert said in notes and said in meta["notes"], said
