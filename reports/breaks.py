@@ -14,7 +14,7 @@ import numpy as np
 
 from reports import events
 from reports.source import JournalSlice
-from reports.timebase import read_ahead, to_utc
+from reports.timebase import read_ahead
 
 NS = 1_000_000_000
 # How long after a range a venue may still break one of its trades. [M] A clearly erroneous
@@ -25,32 +25,21 @@ HORIZON_NS = 4 * 86_400 * NS
 
 @dataclass
 class BreaksRead:
-    """The Broken Trades from the range start through `through_seq` (venue_messages columns with
-    their UTC times); `horizon_reached`: the journal reaches the horizon (False: it ends first, or
-    the range's last record has no UTC time to count the horizon from, and later breaks are unseen)."""
+    """The Broken Trades from the range start through `through_seq` (venue_messages columns);
+    `horizon_reached`: the journal reaches the horizon (False: it ends first, or the range's last
+    record has no UTC time to count the horizon from, and later breaks are unseen)."""
 
     got: dict
     through_seq: int
     horizon_reached: bool
 
-    def taken_back(self, token_key: np.ndarray, match: np.ndarray, seq: np.ndarray,
-                   timed: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """(whether a Broken Trade of the same order token and match number follows each execution,
-        the UTC ns of the first one); `timed`: a break without a UTC time does not count."""
+    def taken_back(self, token_key: np.ndarray, match: np.ndarray, seq: np.ndarray) -> np.ndarray:
+        """Whether a Broken Trade of the same order token and match number follows each execution."""
         b = self.got
-        broken, at = np.zeros(len(seq), bool), np.zeros(len(seq), np.int64)
+        broken = np.zeros(len(seq), bool)
         for i in np.flatnonzero(np.isin(match, b["match"])):          # a loop over the few candidates
-            hit = np.flatnonzero((b["match"] == match[i]) & (b["token_key"] == token_key[i]) & (b["seq"] > seq[i])
-                                 & (b["valid"] | (not timed)))
-            if len(hit):
-                broken[i], at[i] = True, b["utc_ns"][hit[0]]
-        return broken, at
-
-    def describe(self, last_seq: int) -> str:
-        past = f"through sequence {self.through_seq}" if self.through_seq > last_seq else "none past the range end"
-        return (f"Broken Trades read from the range start {past} "
-                + (f"(the journal reaches {HORIZON_NS // NS // 3600} h past the range end)" if self.horizon_reached
-                   else "(the journal ends before the look-ahead horizon: later breaks are not seen)"))
+            broken[i] = bool(((b["match"] == match[i]) & (b["token_key"] == token_key[i]) & (b["seq"] > seq[i])).any())
+        return broken
 
 
 def read(src: JournalSlice, horizon_ns: int = HORIZON_NS) -> BreaksRead:
@@ -62,6 +51,4 @@ def read(src: JournalSlice, horizon_ns: int = HORIZON_NS) -> BreaksRead:
         through, reached = (int(cols.seq[beyond[0]]) - 1, True) if len(beyond) else (b, False)
         if reached:
             break
-    got = events.venue_messages(src, src.first_seq, through, b"B", ("token", "match"))
-    utc = to_utc(got["seq"], got["ts_ns"], got["ts_source"], samples)
-    return BreaksRead(dict(got, utc_ns=utc.utc_ns, valid=utc.valid), through, reached)
+    return BreaksRead(events.venue_messages(src, src.first_seq, through, b"B", ("token", "match")), through, reached)

@@ -93,7 +93,7 @@ def _fills(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeline, tim
     """The fills table, and the numpy values the summary accumulates (see Summary.add)."""
     fx = _rows(ev, FILLS, _FILL_COLUMNS)
     c = fx.cols
-    broken = breaks.taken_back(c["token_key"], c["match"], c["seq"])[0]
+    broken = breaks.taken_back(c["token_key"], c["match"], c["seq"])
     is_buy = c["side"] == ord("B")
     sym = c["symbol_id"]
     # the quote when the order was sent (just before its ORDER_SENT) and just before the fill

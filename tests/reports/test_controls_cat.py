@@ -60,51 +60,36 @@ def _cat_with_arca_off_exchange(day_journal, tmp_path, selection=None):
     return read(tmp_path / "o", "cat", "order_events")
 
 
-def test_cat_meot_of_a_trade_the_venue_breaks_later_is_cancelled(tmp_path):
-    """An OUCH Broken Trade later in the range sets the MEOT's cancelFlag and cancelTimestamp."""
-    import json
-    from reports import cat_json
-    from tests.reports.journal_builder import accepted_order
-    b = accepted_order("K1", 3, "B", 5_120_000, 300)
-    b.advance(10_000); b.execute("K1", 100)
-    b.advance(10_000); b.execute("K1", 200)
-    b.advance(2_000_000_000); b.broken("K1", b.match)        # the second execution taken back
-    rows = _cat_with_arca_off_exchange(b.write(tmp_path / "j"), tmp_path).to_pylist()
-    meot = [r for r in rows if r["type"] == "MEOT"]
-    assert [(r["tradeID"], r["cancelFlag"], r["cancelTimestamp"]) for r in meot] == \
-        [("1001", False, None), ("1002", True, "20260302 093002.000030000")]
-    lines = [json.loads(line) for p in sorted((tmp_path / "o" / "cat" / cat_json.DIRECTORY).iterdir())
-             if not p.name.endswith(".meta.json") for line in p.read_text().splitlines()]
-    trades = [e for e in lines if e["type"] == "MEOT"]
-    assert [(e["cancelFlag"], e.get("cancelTimestamp")) for e in trades] == \
-        [(False, None), (True, "20260302 093002.000030000")]
-
-
-def test_cat_meot_of_a_trade_broken_after_the_range_is_cancelled_up_to_the_horizon(tmp_path):
-    """The range ends before the venue breaks its trades: a break within the look-ahead horizon
-    sets the MEOT's cancelFlag and cancelTimestamp as one inside the range; one past it is not
-    seen, and the notes say that CAT takes such a later break as a correction (COR) of the MEOT."""
+def test_cat_meot_of_a_trade_the_venue_breaks_keeps_cancel_flag_false(tmp_path):
+    """A venue's Broken Trade, in the range, after it, or past any look-ahead, changes nothing CAT
+    wants from the firm (Tech Specs 4.0.0-r18 cancelFlagCodeSet, CAT FAQ E25): every MEOT keeps
+    cancelFlag false with no cancelTimestamp, and the notes say why and that no COR or DEL follows."""
     import json
     import pyarrow.parquet as pq
-    from reports import breaks, cat_json
+    from reports import cat_json
     from reports.source import Selection
     from tests.reports.journal_builder import NS, accepted_order
     b = accepted_order("K1", 3, "B", 5_120_000, 300)
     b.advance(10_000); b.execute("K1", 100)
     b.advance(10_000); b.execute("K1", 200)
+    b.advance(2 * NS); b.broken("K1", b.match)                       # in the range
     end = len(b.records)
     b.advance(30 * 60 * NS); b.broken("K1", b.match - 1)            # 30 min after the range
-    b.advance(breaks.HORIZON_NS); b.clock_sample(); b.broken("K1", b.match)   # past the horizon
-    rows = _cat_with_arca_off_exchange(b.write(tmp_path / "j"), tmp_path, Selection(last_seq=end)).to_pylist()
-    meot = [r for r in rows if r["type"] == "MEOT"]
-    assert [(r["tradeID"], r["cancelFlag"], r["cancelTimestamp"]) for r in meot] == \
-        [("1001", True, "20260302 100000.000030000"), ("1002", False, None)]
-    path = next((tmp_path / "o" / "cat" / "order_events").rglob("*.parquet"))
-    notes = pq.read_schema(path).metadata[b"cat.notes"].decode()
-    meta = json.loads(next(p for p in (tmp_path / "o" / "cat" / cat_json.DIRECTORY).iterdir()
-                           if p.name.endswith(".meta.json")).read_text())
-    for said in ("96 h past the range end", "actionType COR", "E25"):
-        assert said in notes and said in meta["notes"], said
+    for selection in (Selection(), Selection(last_seq=end)):
+        out = tmp_path / str(selection.last_seq)
+        out.mkdir()
+        rows = _cat_with_arca_off_exchange(b.write(out / "j"), out, selection).to_pylist()
+        meot = [r for r in rows if r["type"] == "MEOT"]
+        assert [(r["tradeID"], r["cancelFlag"], r["cancelTimestamp"]) for r in meot] == \
+            [("1001", False, None), ("1002", False, None)]
+        files = sorted((out / "o" / "cat" / cat_json.DIRECTORY).iterdir())
+        lines = [json.loads(line) for p in files if not p.name.endswith(".meta.json")
+                 for line in p.read_text().splitlines()]
+        assert [(e["cancelFlag"], "cancelTimestamp" in e) for e in lines if e["type"] == "MEOT"] == [(False, False)] * 2
+        notes = pq.read_schema(next((out / "o" / "cat" / "order_events").rglob("*.parquet"))).metadata[b"cat.notes"]
+        meta = json.loads(next(p for p in files if p.name.endswith(".meta.json")).read_text())
+        for said in ("cancelFlagCodeSet", "E25", "no COR or DEL of the MEOT in a later file"):
+            assert said in notes.decode() and said in meta["notes"], said
 
 
 def test_cat_meot_for_executions_off_exchange(day_journal, tmp_path):
