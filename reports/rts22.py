@@ -198,10 +198,13 @@ def broken_executions(src: JournalSlice, match: np.ndarray, token_key: np.ndarra
     return out
 
 
-def _first_reasons(rejected: list[pa.Table]) -> dict[int, str]:
-    """seq -> 'field: reason' of the first reject of each row among rejects tables (few rows)."""
+def _first_reasons(rejected: list[pa.Table], seqs: np.ndarray) -> dict[int, str]:
+    """seq -> 'field: reason' of the first reject of each of the rows `seqs` among rejects tables
+    (those rows picked first, in Arrow: the others may be many)."""
+    wanted = pa.array(np.unique(seqs).astype(np.uint64))
     out: dict[int, str] = {}
     for table in rejected:
+        table = table.filter(pc.is_in(table.column("seq"), value_set=wanted))
         for seq, name, reason in zip(*(table.column(k).to_pylist() for k in ("seq", "field", "reason"))):
             out.setdefault(seq, f"{name}: {reason}")
     return out
@@ -219,7 +222,7 @@ def _rejected_elsewhere(src: JournalSlice, ref: RefData, seqs: np.ndarray) -> di
         if len(rows):
             table, checks = build_table(chunk.take(rows), ref, src.journal_id)
             rejected.append(split(table, KIND, "transactions", checks)[1])
-    return _first_reasons(rejected)
+    return _first_reasons(rejected, seqs)
 
 
 def unreported_executions(src: JournalSlice, ref: RefData, ex: dict, run_rejects: list[pa.Table]) -> np.ndarray:
@@ -232,7 +235,7 @@ def unreported_executions(src: JournalSlice, ref: RefData, ex: dict, run_rejects
     day = src.selection.trade_date
     if day is not None:
         in_run &= ~ex["valid"] | (ex["utc_ns"] // ac.NS_PER_DAY == (day - dt.date(1970, 1, 1)).days)
-    reasons = _first_reasons(run_rejects)
+    reasons = _first_reasons(run_rejects, seq[ex["found"] & in_run])
     elsewhere = ex["found"] & ~in_run
     if elsewhere.any():
         reasons.update(_rejected_elsewhere(src, ref, np.unique(seq[elsewhere])))
