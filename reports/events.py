@@ -275,15 +275,15 @@ _HEADS = {
 _HEADER_FIELDS = ("seq", "ts_ns", "ts_source", "clock_state")
 _CREATES = (ord("O"), ord("U"))     # OUCH Enter Order and Replace Order create an order token
 _ENTER_FIELDS = ["side", "stock", "capacity"]     # inbound OUCH fields an order keeps (Creators)
-_CARRIES_SIDE = np.zeros(256, bool)               # inbound OUCH types with a side byte (O, M)
-_CARRIES_SIDE[list(ouch.INBOUND_FIELDS["side"])] = True
+CARRIES_SIDE = np.zeros(256, bool)               # inbound OUCH types with a side byte (O, M)
+CARRIES_SIDE[list(ouch.INBOUND_FIELDS["side"])] = True
 
 
 def wire_sides(ouch_side: np.ndarray, msg_type: np.ndarray, journaled: np.ndarray) -> np.ndarray:
     """The side of ORDER_SENT messages: the OUCH side byte where the message type carries one (0,
     unknown, where it lies past the bytes the journal holds: never the journaled B/S, which would
     read a short sale as a plain sell), else the journaled side (a Replace inherits its Enter's)."""
-    return np.where(_CARRIES_SIDE[msg_type], ouch_side, journaled)
+    return np.where(CARRIES_SIDE[msg_type], ouch_side, journaled)
 
 
 class SampleHistory:
