@@ -136,7 +136,8 @@ def test_a_break_of_an_execution_whose_report_was_rejected_is_rejected_too(tmp_p
     out = tmp_path / "o"
     result = run(["rts22"], j, out, refdata_dir=FIXTURE_REFDATA)
     rows = read(out, "rts22", "transactions").to_pylist()
-    assert sorted((r[COLUMNS[1]], r[COLUMNS[3]]) for r in rows) == [("CANC", "1001"), ("NEWT", "1001"), ("NEWT", "1002")]
+    assert sorted((r[COLUMNS[1]], r[COLUMNS[3]]) for r in rows) == \
+        [("CANC", "1001"), ("NEWT", "1001"), ("NEWT", "1002")]
     rejects = read(out, "rts22", "rejects").to_pylist()
     last = len(b.records)
     assert result.rejected == len(rejects) and sorted({r["seq"] for r in rejects}) == [last - 3, last]
@@ -155,7 +156,8 @@ def test_the_break_is_rejected_in_a_range_or_day_that_does_not_hold_the_executio
     last = len(b.records)
     late = tmp_path / "late"
     assert run(["rts22"], j, late, Selection(first_seq=last - 1), refdata_dir=FIXTURE_REFDATA).rejected == 1
-    assert [(r[COLUMNS[1]], r[COLUMNS[3]]) for r in read(late, "rts22", "transactions").to_pylist()] == [("CANC", "1001")]
+    late_rows = read(late, "rts22", "transactions").to_pylist()
+    assert [(r[COLUMNS[1]], r[COLUMNS[3]]) for r in late_rows] == [("CANC", "1001")]
     assert [(r["seq"], r["field"]) for r in read(late, "rts22", "rejects").to_pylist()] == [(last, COLUMNS[2])]
     c = DayBuilder()
     c.records = list(b.records[:-2])

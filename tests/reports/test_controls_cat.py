@@ -180,7 +180,8 @@ def test_cat_notes_record_what_of_the_meot_side_details_the_spec_confirmed_and_w
     notes = pq.read_schema(path).metadata[b"cat.notes"].decode()
     meta = json.loads(next(p for p in (tmp_path / "o" / "cat" / cat_json.DIRECTORY).iterdir()
                            if p.name.endswith(".meta.json")).read_text())
-    for said in ("4.0.0-r18", "Table 51", "required for the side of the subject order", "orderKeyDate (required with orderID)",
+    for said in ("4.0.0-r18", "Table 51", "required for the side of the subject order",
+                 "orderKeyDate (required with orderID)",
                  "Table 51's own field list could not be read", "sideDetailsInd is a MEOT field",
                  "its code set could not be read: the values BUY / SELL given here are not confirmed"):
         assert said in notes and said in meta["notes"], said
