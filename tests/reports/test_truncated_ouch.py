@@ -25,26 +25,35 @@ def test_the_fixed_lengths_are_the_codecs():
         assert {chr(t) for t in mine} >= set(codec) - {"K"}
 
 
-def _messages(rng, n):
-    """n framed outbound messages of every type with fields, as the journal keeps them."""
-    types = sorted(ouch.OUTBOUND_LENGTHS)
-    raw = np.zeros((n, RAW_VENUE_MAX), np.uint8)
+_DIRECTIONS = {   # OUCH lengths and fields, raw capacity and SoupBinTCP packet type of each direction
+    "venue": (ouch.OUTBOUND_LENGTHS, ouch.OUTBOUND_FIELDS, RAW_VENUE_MAX, ord("S")),
+    "sent": (ouch.INBOUND_LENGTHS, ouch.INBOUND_FIELDS, RAW_ORDER_MAX, ord("U")),
+}
+
+
+def _messages(rng, n, direction="venue"):
+    """n framed messages of every type with fields in `direction`, as the journal keeps them."""
+    lengths, _, capacity, packet = _DIRECTIONS[direction]
+    types = sorted(lengths)
+    raw = np.zeros((n, capacity), np.uint8)
     msg = rng.choice(types, n).astype(np.uint8)
     for i, t in enumerate(msg):
-        length = ouch.OUTBOUND_LENGTHS[int(t)]
+        length = lengths[int(t)]
         raw[i, 0:2] = divmod(length + 1, 256)
-        raw[i, 2] = ord("S")
+        raw[i, 2] = packet
         raw[i, 3] = t
         raw[i, 4:3 + length] = rng.integers(0, 256, length - 1)
     return raw, msg
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.integers(0, 2**32 - 1), st.integers(1, 200), st.sampled_from(["raw_len", "soup", "both"]))
-def test_random_truncations_decode_no_field_past_the_bytes_held_in_both_paths(seed, n, how):
+@given(st.integers(0, 2**32 - 1), st.integers(1, 200), st.sampled_from(["raw_len", "soup", "both"]),
+       st.sampled_from(sorted(_DIRECTIONS)))
+def test_random_truncations_decode_no_field_past_the_bytes_held_in_both_paths(seed, n, how, direction):
+    lengths, fields, capacity, _ = _DIRECTIONS[direction]
     rng = np.random.default_rng(seed)
-    raw, msg = _messages(rng, n)
-    full = 3 + np.array([ouch.OUTBOUND_LENGTHS[int(t)] for t in msg], np.int32)
+    raw, msg = _messages(rng, n, direction)
+    full = 3 + np.array([lengths[int(t)] for t in msg], np.int32)
     cut = np.where(rng.random(n) < 0.6, rng.integers(0, full + 1), full).astype(np.int32)
     raw_len = full.copy()
     if how in ("raw_len", "both"):
@@ -54,19 +63,27 @@ def test_random_truncations_decode_no_field_past_the_bytes_held_in_both_paths(se
     if how in ("soup", "both"):                 # a length prefix that frames fewer bytes
         prefix = np.maximum(cut - 2, 0)
         raw[:, 0], raw[:, 1] = prefix >> 8, prefix & 0xFF
-    held = ouch.held_bytes(raw, raw_len, RAW_VENUE_MAX)
+    held = ouch.held_bytes(raw, raw_len, capacity)
     framed = np.maximum(cut, 2) if how != "raw_len" else full     # a prefix frames at least itself
     assert held.tolist() == np.minimum(framed, raw_len).tolist()
-    want_whole = ouch.decode(raw, msg, ouch.OUTBOUND_FIELDS)
-    numpy_cut = ouch.decode(raw, msg, ouch.OUTBOUND_FIELDS, held=held)
-    compiled_cut = ouchcols.decode(raw, msg, ouch.OUTBOUND_FIELDS, held=held)
-    for name, layout in ouch.OUTBOUND_FIELDS.items():
+    want_whole = ouch.decode(raw, msg, fields)
+    numpy_cut = ouch.decode(raw, msg, fields, held=held)
+    compiled_cut = ouchcols.decode(raw, msg, fields, held=held)
+    for name, layout in fields.items():
         assert np.array_equal(numpy_cut[name], compiled_cut[name]), name
         ends = np.array([3 + layout[int(t)][0] + layout[int(t)][1] if int(t) in layout else 0 for t in msg])
         inside = held >= ends
         zero = np.zeros((), want_whole[name].dtype)
         assert np.array_equal(numpy_cut[name][inside], want_whole[name][inside]), name
         assert (numpy_cut[name][~inside] == zero).all(), name
+    if direction == "sent":      # the side of a sent message: its OUCH byte when held, never the journaled one
+        journaled = rng.choice(np.array([ord("B"), ord("S")], np.uint8), n)
+        side = events.wire_sides(compiled_cut["side"], msg, journaled)
+        carries = np.isin(msg, list(fields["side"]))
+        held_side = held >= 3 + np.array([fields["side"].get(int(t), (0, 0))[0] + 1 for t in msg])
+        assert np.array_equal(side[carries & held_side], want_whole["side"][carries & held_side])
+        assert (side[carries & ~held_side] == 0).all()
+        assert np.array_equal(side[~carries], journaled[~carries])
 
 
 def _cut(b: DayBuilder, rtype: RecordType, keep: int, **fields) -> None:
