@@ -600,7 +600,7 @@ class Venue:
         owner = user.username
         if isinstance(msg, ouch.EnterOrder):
             if msg.firm and msg.firm != user.firm:
-                self._dispatch([m.Rejected(owner, msg.token, m.REJECT_FIRM)])
+                self._dispatch(self.engine.reject(owner, msg.token, m.REJECT_FIRM))
                 return
             fresh = wire.Echo(msg.display, msg.capacity, msg.intermarket_sweep,
                               msg.minimum_quantity, msg.cross_type)
@@ -632,7 +632,7 @@ class Venue:
             _debug(conn, f"rejected: {exc}")
             return
         reason = _FIELD_REJECTS.get(exc.field or "", m.REJECT_OTHER)
-        self._dispatch([m.Rejected(conn.user.username, token, reason)])
+        self._dispatch(self.engine.reject(conn.user.username, token, reason))
 
     def _protocol_error(self, conn: _Conn, what: str) -> None:
         who = conn.user.username if conn.user else "-"
