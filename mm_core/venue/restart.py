@@ -1,16 +1,17 @@
 """What a venue started again under an existing session name carries over from its earlier run.
 
 Owns the MoldUDP64 session name of each run (the names used so far, one a line, in the session
-directory's `mold.sessions`) and what the SoupBinTCP session logs say was already handed out:
-tokens, order references, match numbers.
+directory's `mold.sessions`), where each MoldUDP64 session's ITCH messages are stored
+(`<name>.itch`, a SessionLog, so that re-requests for an earlier run's session are still
+answered), and what the SoupBinTCP session logs say was already handed out: tokens, order
+references, match numbers.
 
-Why a new MoldUDP64 name: the ITCH history lives only in memory, so after a crash the venue
-knows neither the last sequence that reached the wire nor the messages a re-request would need,
-nor which public orders (background flow included) clients still show. Numbering again from 1
-under the old name would look like duplicates to every client (silently dropped, books frozen);
-a new name is a session change every client sees, and the new session's start of day rebuilds
-the books. The SoupBinTCP session itself goes on: its logs are durable. Must not know about
-sockets or clocks.
+Why a new MoldUDP64 name: the public book (background flow included) lived only in memory, so
+after a crash the venue cannot go on with the orders clients still show, nor knows whether the
+last messages it stored reached the wire. Numbering again from 1 under the old name would look
+like duplicates to every client (silently dropped, books frozen); a new name is a session change
+every client sees, and the new session's start of day rebuilds the books. The SoupBinTCP session
+itself goes on: its logs are durable. Must not know about sockets or clocks.
 """
 from __future__ import annotations
 
@@ -23,23 +24,29 @@ from mm_core.protocol import ouch
 from mm_core.protocol.errors import ProtocolError
 from mm_core.protocol.moldudp64 import SESSION_WIDTH
 from mm_core.venue.errors import SessionLogError
+from mm_core.venue.session_log import SessionLog
 
 MOLD_SESSIONS = "mold.sessions"
+
+
+def mold_store_path(session_dir: Path, name: str) -> Path:
+    """Where the ITCH messages of MoldUDP64 session `name` are stored."""
+    return session_dir / f"{name}.itch"
 
 
 def mold_session(session_dir: Path, session: str, restarted: bool) -> str:
     """The MoldUDP64 session name of this run, recorded (fsynced) before anything is published:
     the session's own name on a first start, a name no earlier run used on a restart."""
     path = session_dir / MOLD_SESSIONS
-    try:
-        used = path.read_text("ascii").split()
-    except FileNotFoundError:
-        used = []
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SessionLogError(f"cannot read {path}: {exc}") from exc
+    used = _used_names(path)
     if restarted and not used:
         used = [session]           # logs written before the names were recorded
-    name = session if not used else next(c for c in _renamed(session) if c not in used)
+
+    def free(name: str) -> bool:
+        return name not in used and not mold_store_path(session_dir, name).exists()
+
+    name = session if free(session) and not used else next(c for c in _renamed(session)
+                                                           if free(c))
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
@@ -51,6 +58,31 @@ def mold_session(session_dir: Path, session: str, restarted: bool) -> str:
         raise SessionLogError(f"cannot record the MoldUDP64 session in {path}: "
                               f"{exc.strerror or exc}") from exc
     return name
+
+
+def earlier_mold_stores(session_dir: Path, current: str) -> dict[str, SessionLog]:
+    """The stores (read-only) of the MoldUDP64 sessions earlier runs used and that are still
+    on disk, by name."""
+    stores: dict[str, SessionLog] = {}
+    try:
+        for name in dict.fromkeys(_used_names(session_dir / MOLD_SESSIONS)):
+            path = mold_store_path(session_dir, name)
+            if name != current and path.is_file():
+                stores[name] = SessionLog(path, readonly=True)
+    except SessionLogError:
+        for store in stores.values():
+            store.close()
+        raise
+    return stores
+
+
+def _used_names(path: Path) -> list[str]:
+    try:
+        return path.read_text("ascii").split()
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SessionLogError(f"cannot read {path}: {exc}") from exc
 
 
 def _renamed(session: str):

@@ -116,6 +116,7 @@ class Venue:
         self._echo: dict[tuple[str, str], wire.Echo] = {}
         self.logs: dict[str, SessionLog] = {}
         self.itch_session = ""
+        self.mold_stores: dict[str, SessionLog] = {}   # MoldUDP64 session -> its ITCH messages
         self.log_tail_cut: dict[str, int] = {}      # user -> bytes cut from a torn log tail
         self.protocol_errors: collections.deque[str] = collections.deque(maxlen=1000)
         self.ignored: collections.deque[m.Ignored] = collections.deque(maxlen=1000)
@@ -151,6 +152,7 @@ class Venue:
         self._report_cut_tails()
         try:
             previous = self._carry_over(session_dir)
+            self._open_mold_stores(session_dir)
         except SessionLogError:
             self._close_sockets()          # closes the session logs
             raise
@@ -160,8 +162,10 @@ class Venue:
         except OSError as exc:
             self._close_sockets()
             raise VenueStateError(f"cannot bind the venue's ports on {host}: {exc}") from exc
+        earlier = {n: store for n, store in self.mold_stores.items() if n != self.itch_session}
         self.publisher = MoldPublisher(self.itch_session, (host, settings.itch_port),
-                                       self._udp_send, settings.history)
+                                       self._udp_send, settings.history,
+                                       store=self.mold_stores[self.itch_session], earlier=earlier)
         self.ports = VenuePorts(host, self._listener.getsockname()[1], settings.itch_port,
                                 self._rerequest.getsockname()[1], self.session, str(log_dir),
                                 self.itch_session)
@@ -185,6 +189,15 @@ class Venue:
                         "session %s", self.session, carried.next_ref, carried.next_match,
                         len(carried.tokens), self.itch_session)
         return previous
+
+    def _open_mold_stores(self, session_dir: Path) -> None:
+        """This run's ITCH store, and those of earlier runs still on disk (re-requests for their
+        MoldUDP64 sessions are answered from them)."""
+        self.mold_stores = restart.earlier_mold_stores(session_dir, self.itch_session)
+        current = SessionLog(restart.mold_store_path(session_dir, self.itch_session))
+        self.mold_stores[self.itch_session] = current
+        if current.next_sequence != 1:
+            raise SessionLogError(f"{current.path}: a new MoldUDP64 session's store is not empty")
 
     def _report_cut_tails(self) -> None:
         """A torn tail (power loss before fsync) was cut from a session log: its sequence
@@ -226,7 +239,7 @@ class Venue:
             sock.close()
         if self._sel is not None:
             self._sel.close()
-        for session_log in self.logs.values():
+        for session_log in [*self.logs.values(), *self.mold_stores.values()]:
             session_log.close()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -332,7 +345,7 @@ class Venue:
         interval = max(self.config.venue.fsync_interval, 0.001)   # 0: as often as possible
         while not self._syncer_stop.wait(interval):
             try:
-                for session_log in list(self.logs.values()):
+                for session_log in [*self.logs.values(), *self.mold_stores.values()]:
                     session_log.sync()
             except SessionLogError as exc:   # latched: a venue that cannot persist stops
                 log.error("%s", exc)

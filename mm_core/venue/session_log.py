@@ -1,4 +1,5 @@
-"""Durable, sequenced outbound log of one SoupBinTCP session (what a reconnecting client replays).
+"""Durable, sequenced outbound log of one SoupBinTCP session (what a reconnecting client replays),
+also the store of one MoldUDP64 session's ITCH messages (what a re-request is answered from).
 
 Owns the on-disk format and sequence numbering. A record is the exact SoupBinTCP 'S' frame
 (length u16 BE, b"S", OUCH payload) followed by a CRC-32 (zlib, u32 BE) of that frame; message
@@ -111,19 +112,20 @@ class SessionLog:
             offset = end
         return bytes(out), stop_seq
 
-    def messages(self, first: int = 1) -> list[bytes]:
-        """The OUCH payloads of the durable messages from `first` on (for drills and tests)."""
-        out = []
-        seq = first
-        while True:
+    def messages(self, first: int = 1, count: int | None = None) -> list[bytes]:
+        """The payloads of the durable messages from `first` on, at most `count` of them."""
+        out: list[bytes] = []
+        seq = max(first, 1)
+        while count is None or len(out) < count:
             frames, seq = self.read_frames(seq)
             if not frames:
-                return out
+                break
             offset = 0
             while offset < len(frames):
                 length = int.from_bytes(frames[offset:offset + 2], "big")
                 out.append(frames[offset + 3:offset + 2 + length])
                 offset += 2 + length
+        return out if count is None else out[:count]
 
     # ------------------------------------------------------------------ recovery
     def _scan(self) -> int:
