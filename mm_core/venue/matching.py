@@ -257,12 +257,17 @@ class MatchingEngine:
         self.open = True
 
     def resume(self, used_tokens: Iterable[tuple[str, str]], next_ref: int,
-               next_match: int) -> None:
+               next_match: int, positions: dict[str, dict[str, int]] | None = None) -> None:
         """Go on with a session an earlier engine started (a venue restart): its tokens stay
-        used, references and match numbers continue past what it handed out."""
+        used, references and match numbers continue past what it handed out, and the positions
+        its executions built (owner -> symbol -> shares) are added to this engine's."""
         self._used_tokens.update(used_tokens)
         self._next_ref = max(self._next_ref, next_ref)
         self._next_match = max(self._next_match, next_match)
+        for owner, held in (positions or {}).items():
+            mine = self._positions.setdefault(owner, {})
+            for symbol, shares in held.items():
+                mine[symbol] = mine.get(symbol, 0) + shares
 
     # ------------------------------------------------------------------ commands
     def enter(self, owner: str, token: str, symbol: str, side: str, shares: int, price: int,

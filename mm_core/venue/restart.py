@@ -4,7 +4,7 @@ Owns the MoldUDP64 session name of each run (the names used so far, one a line, 
 directory's `mold.sessions`), where each MoldUDP64 session's ITCH messages are stored
 (`<name>.itch`, a SessionLog, so that re-requests for an earlier run's session are still
 answered), and what the SoupBinTCP session logs say was already handed out: tokens, order
-references, match numbers.
+references, match numbers, and the positions the executions in them built.
 
 Why a new MoldUDP64 name: the public book (background flow included) lived only in memory, so
 after a crash the venue cannot go on with the orders clients still show, nor knows whether the
@@ -99,13 +99,18 @@ class HandedOut:
     tokens: frozenset[tuple[str, str]]     # (owner, token): day-unique, whatever became of them
     next_ref: int                          # one past the highest order reference
     next_match: int                        # one past the highest match number
+    positions: dict[str, dict[str, int]]   # owner -> symbol -> net executed shares (buys +)
 
 
 def handed_out(payloads_by_owner: dict[str, list[bytes]]) -> HandedOut:
-    """Read the session logs' OUCH messages (owner -> payloads) for what was handed out."""
+    """Read the session logs' OUCH messages (owner -> payloads) for what was handed out, and
+    the positions their executions built."""
     tokens: set[tuple[str, str]] = set()
+    positions: dict[str, dict[str, int]] = {}
     ref = match = 0
     for owner, payloads in payloads_by_owner.items():
+        orders: dict[str, tuple[str, int]] = {}    # token -> (symbol, +1 buy / -1 sell)
+        held = positions.setdefault(owner, {})
         for seq, payload in enumerate(payloads, 1):
             try:
                 msg = ouch.decode_outbound(payload)
@@ -115,8 +120,14 @@ def handed_out(payloads_by_owner: dict[str, list[bytes]]) -> HandedOut:
             if isinstance(msg, (ouch.Accepted, ouch.Replaced)):
                 tokens.add((owner, msg.token))
                 ref = max(ref, msg.order_ref)
+                orders[msg.token] = (msg.stock, 1 if msg.side == "B" else -1)
             elif isinstance(msg, ouch.Rejected):
                 tokens.add((owner, msg.token))
             elif isinstance(msg, ouch.Executed):
                 match = max(match, msg.match_number)
-    return HandedOut(frozenset(tokens), ref + 1, match + 1)
+                if msg.token not in orders:
+                    raise SessionLogError(f"session log of {owner}: message {seq} executes "
+                                          f"{msg.token!r}, which it never accepted")
+                symbol, sign = orders[msg.token]
+                held[symbol] = held.get(symbol, 0) + sign * msg.executed_shares
+    return HandedOut(frozenset(tokens), ref + 1, match + 1, positions)

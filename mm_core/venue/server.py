@@ -183,7 +183,8 @@ class Venue:
         self.itch_session = restart.mold_session(session_dir, self.session, bool(previous))
         if previous:
             carried = restart.handed_out(previous)
-            self.engine.resume(carried.tokens, carried.next_ref, carried.next_match)
+            self.engine.resume(carried.tokens, carried.next_ref, carried.next_match,
+                               carried.positions)
             log.warning("session %s started again: SoupBinTCP goes on (order references from %d, "
                         "match numbers from %d, %d tokens used), market data is the new MoldUDP64 "
                         "session %s", self.session, carried.next_ref, carried.next_match,
