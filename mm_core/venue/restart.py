@@ -3,8 +3,9 @@
 Owns the MoldUDP64 session name of each run (the names used so far, one a line, in the session
 directory's `mold.sessions`), where each MoldUDP64 session's ITCH messages are stored
 (`<name>.itch`, a SessionLog, so that re-requests for an earlier run's session are still
-answered), and what the SoupBinTCP session logs say was already handed out: tokens, order
-references, match numbers, and the positions the executions in them built.
+answered), and what was already handed out: tokens, order references, match numbers and the
+positions executions built, from the SoupBinTCP session logs, and the order references and
+match numbers earlier MoldUDP64 sessions published (the background flow's among them).
 
 Why a new MoldUDP64 name: the public book (background flow included) lived only in memory, so
 after a crash the venue cannot go on with the orders clients still show, nor knows whether the
@@ -19,8 +20,9 @@ import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
-from mm_core.protocol import ouch
+from mm_core.protocol import itch, ouch
 from mm_core.protocol.errors import ProtocolError
 from mm_core.protocol.moldudp64 import SESSION_WIDTH
 from mm_core.venue.errors import SessionLogError
@@ -74,6 +76,40 @@ def earlier_mold_stores(session_dir: Path, current: str) -> dict[str, SessionLog
             store.close()
         raise
     return stores
+
+
+def published_high_water(stores: Iterable[SessionLog], chunk: int = 4096) -> tuple[int, int]:
+    """(one past the highest order reference, one past the highest match number) that earlier
+    MoldUDP64 sessions published: the background flow's orders and trades are in no session log,
+    but ITCH showed them, and both numbers are day-unique. An engine hands both out in rising
+    order and publishes in that order, so each store is read backwards only until its last
+    Add Order and Order Executed."""
+    ref = match = 0
+    for store in stores:
+        last_ref = last_match = None
+        hi = store.durable_sequence
+        while hi >= 1 and (last_ref is None or last_match is None):
+            lo = max(hi - chunk + 1, 1)
+            for raw in reversed(store.messages(lo, hi - lo + 1)):
+                kind = raw[:1]
+                if last_ref is None and kind in _ADDS:
+                    last_ref = _decode_itch(store, raw).order_ref
+                elif last_match is None and kind in _EXECUTIONS:
+                    last_match = _decode_itch(store, raw).match_number
+            hi = lo - 1
+        ref, match = max(ref, last_ref or 0), max(match, last_match or 0)
+    return ref + 1, match + 1
+
+
+_ADDS = (b"A", b"F")            # ITCH Add Order (with or without MPID)
+_EXECUTIONS = (b"E", b"C")      # ITCH Order Executed (with or without price)
+
+
+def _decode_itch(store: SessionLog, raw: bytes):
+    try:
+        return itch.decode(raw)
+    except ProtocolError as exc:
+        raise SessionLogError(f"{store.path}: a message is not ITCH: {exc}") from exc
 
 
 def _used_names(path: Path) -> list[str]:

@@ -152,7 +152,6 @@ class Venue:
         self._report_cut_tails()
         try:
             previous = self._carry_over(session_dir)
-            self._open_mold_stores(session_dir)
         except SessionLogError:
             self._close_sockets()          # closes the session logs
             raise
@@ -177,18 +176,23 @@ class Venue:
         return self.ports
 
     def _carry_over(self, session_dir: Path) -> dict[str, list[bytes]]:
-        """Pick this run's MoldUDP64 session; on a restart, resume the engine past what the
-        session logs show was handed out. Returns the logs' earlier messages by user."""
+        """Pick this run's MoldUDP64 session and open the ITCH stores; on a restart, resume the
+        engine past what the session logs and the earlier MoldUDP64 sessions show was handed
+        out. Returns the logs' earlier messages by user."""
         previous = {u: sl.messages() for u, sl in self.logs.items() if sl.next_sequence > 1}
         self.itch_session = restart.mold_session(session_dir, self.session, bool(previous))
+        self._open_mold_stores(session_dir)
         if previous:
             carried = restart.handed_out(previous)
-            self.engine.resume(carried.tokens, carried.next_ref, carried.next_match,
-                               carried.positions)
+            published_ref, published_match = restart.published_high_water(
+                store for name, store in self.mold_stores.items() if name != self.itch_session)
+            next_ref = max(carried.next_ref, published_ref)
+            next_match = max(carried.next_match, published_match)
+            self.engine.resume(carried.tokens, next_ref, next_match, carried.positions)
             log.warning("session %s started again: SoupBinTCP goes on (order references from %d, "
                         "match numbers from %d, %d tokens used), market data is the new MoldUDP64 "
-                        "session %s", self.session, carried.next_ref, carried.next_match,
-                        len(carried.tokens), self.itch_session)
+                        "session %s", self.session, next_ref, next_match, len(carried.tokens),
+                        self.itch_session)
         return previous
 
     def _open_mold_stores(self, session_dir: Path) -> None:

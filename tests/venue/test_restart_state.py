@@ -15,6 +15,7 @@ from mm_core.venue.client import MoldReceiver, SoupClient
 from mm_core.venue.errors import SessionLogError
 from mm_core.venue.config import load_config
 from mm_core.venue.server import Venue
+from mm_core.venue.session_log import SessionLog
 from tests.venue.test_log_tail import SESSION, start_process
 from tests.venue.test_token_use import kill
 
@@ -78,3 +79,33 @@ def test_a_session_log_that_executes_an_order_it_never_accepted_is_a_typed_error
     stray = ouch.encode(ouch.Executed(1, "GHOST", 100, 10_0000, "A", 7))
     with pytest.raises(SessionLogError, match="GHOST"):
         restart.handed_out({"MM01": [ouch.encode(ouch.SystemEvent(0, "S")), stray]})
+
+
+def test_order_references_and_match_numbers_stay_day_unique_across_the_restart(crashed, tmp_path):
+    _, _, published = crashed
+    refs = [x.order_ref for x in published if isinstance(x, itch.AddOrder)]
+    matches = [x.match_number for x in published if isinstance(x, itch.OrderExecuted)]
+    with restarted(crashed, tmp_path) as venue:
+        with SoupClient(venue.ports.host, venue.ports.ouch) as a, \
+                SoupClient(venue.ports.host, venue.ports.ouch) as b:
+            a.login("MM01", "mmaudit", 0)
+            b.login("MM02", "mmaudit2", 0)
+            a.enter("ASK2", "S", 100, "ACME", 20_0000)
+            (accepted,) = [s.message for s in a.sequenced(1)]
+            b.enter("LIFT2", "B", 100, "ACME", 20_0000)
+            _, fill = [s.message for s in b.sequenced(2)]
+    assert accepted.order_ref > max(refs)          # the flow's, published before the crash
+    assert fill.match_number > max(matches)
+
+
+def test_the_published_high_water_marks_read_every_earlier_store(tmp_path):
+    first, second = SessionLog(tmp_path / "A.itch"), SessionLog(tmp_path / "B.itch")
+    add = lambda ref: itch.encode(itch.AddOrder(1, 0, 0, ref, "B", 100, "ACME", 10_0000))  # noqa: E731
+    done = lambda ref, match: itch.encode(itch.OrderExecuted(1, 0, 0, ref, 100, match))  # noqa: E731
+    for message in [add(5), done(5, 9), add(40)] + [itch.encode(itch.OrderDelete(1, 0, 0, 40))] * 9000:
+        first.append(message)
+    for message in [add(41), add(42), itch.encode(itch.OrderDelete(1, 0, 0, 41))]:
+        second.append(message)
+    first.flush(), second.flush()
+    assert restart.published_high_water([first, second], chunk=100) == (43, 10)
+    assert restart.published_high_water([]) == (1, 1)
