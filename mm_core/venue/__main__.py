@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--itch-port", type=int, help="MoldUDP64 destination port")
     parser.add_argument("--rerequest-port", type=int, help="MoldUDP64 re-request port (0 = any)")
     parser.add_argument("--log-dir", help="session log directory")
-    parser.add_argument("--session", help="session name (<= 10 characters)")
+    parser.add_argument("--session", help="session name (<= 10 letters and digits)")
     parser.add_argument("--heartbeat-timeout", type=float, help="seconds of client silence")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
