@@ -43,6 +43,8 @@ FLOW_ACTIONS_PER_TURN = 2000    # keeps the sockets served while flow catches up
 MAX_SELECT_WAIT = 0.05
 END_DRAIN_STALL = 1.0           # s a client may take nothing at end of session before it is cut
 END_DRAIN_LIMIT = 5.0           # s for the whole end-of-session drain (stop() waits 10 s)
+CANNOT_PERSIST = frozenset({"fsync failed", "write failed"})   # stop reasons: no end of day
+FAILED_STOPS = CANNOT_PERSIST | {"error"}
 
 # Reject reasons for fields the codecs refuse, when the token can still be read.
 _FIELD_REJECTS = {"price": m.REJECT_INVALID_PRICE, "stock": m.REJECT_INVALID_STOCK,
@@ -132,6 +134,7 @@ class Venue:
         self._sel: selectors.DefaultSelector | None = None
         self._syncer_stop = threading.Event()
         self.sync_error = ""
+        self.write_error = ""
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> VenuePorts:
@@ -240,12 +243,17 @@ class Venue:
         self._sel.register(self._wake_r, selectors.EVENT_READ, "wake")
 
     def _close_sockets(self) -> None:
+        """Close the sockets, the selector and every log (idempotent; a log that cannot be
+        closed cleanly is logged, the others are still closed)."""
         for sock in getattr(self, "_sockets", []):
             sock.close()
         if self._sel is not None:
             self._sel.close()
         for session_log in [*self.logs.values(), *self.mold_stores.values()]:
-            session_log.close()
+            try:
+                session_log.close()
+            except SessionLogError as exc:
+                log.error("%s", exc)
 
     def stop(self, timeout: float = 10.0) -> None:
         """End the session and close everything (idempotent)."""
@@ -334,6 +342,8 @@ class Venue:
                         break
             else:
                 self.stop_reason = self.stop_reason or "stopped"
+        except SessionLogError as exc:
+            self._write_failed(exc)
         except Exception:
             log.exception("venue loop failed")
             self.stop_reason = "error"
@@ -342,8 +352,31 @@ class Venue:
             self._syncer_stop.set()
             self._syncer.join()
             with self._lock:
-                self._end_of_day()
-            self._stopped.set()
+                try:
+                    if self.stop_reason in CANNOT_PERSIST:
+                        self._abandon()
+                    else:
+                        self._end_of_day()
+                except SessionLogError as exc:
+                    self._write_failed(exc)
+                    self._abandon()
+                finally:
+                    self._close_sockets()       # whatever failed above
+                    self._stopped.set()
+
+    def _write_failed(self, exc: SessionLogError) -> None:
+        log.error("%s: the venue stops", exc)
+        self.write_error = str(exc)
+        self.stop_reason = "write failed"
+
+    def _abandon(self) -> None:
+        """Stop as a crash would, when the logs cannot be trusted to take more: nothing more is
+        sent (nothing may reach the wire before the log), clients see their connection close
+        without 'Z' and replay from the logs when the venue is back."""
+        for conn in list(self._conns.values()):
+            self._close(conn)
+        self._close_sockets()
+        log.error("venue session %s abandoned (%s): no end of day", self.session, self.stop_reason)
 
     def _sync_logs(self) -> None:
         """The fsync budget, on its own thread so that a slow disk never stalls the loop."""
@@ -553,6 +586,8 @@ class Venue:
                 break
             try:
                 self._on_frame(conn, frame, now)
+            except SessionLogError:    # the venue's, not the client's: it stops
+                raise
             except Exception as exc:   # one client's bad luck must not stop the venue
                 log.exception("internal error on a frame from %s", conn.peer)
                 self._protocol_error(conn, f"internal error: {type(exc).__name__}: {exc}")
