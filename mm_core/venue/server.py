@@ -150,19 +150,28 @@ class Venue:
         except OSError as exc:
             raise SessionLogError(f"cannot create session log directory {session_dir}: "
                                   f"{exc.strerror or exc}") from exc
+        try:
+            self._open_and_start_day(session_dir, log_dir)
+        except BaseException:          # nothing stays open or bound after a failed start
+            self._close_sockets()
+            raise
+        self._syncer = threading.Thread(target=self._sync_logs, name="venue-fsync", daemon=True)
+        self._syncer.start()
+        self._thread = threading.Thread(target=self._run, name=f"venue-{self.session}", daemon=True)
+        self._thread.start()
+        return self.ports
+
+    def _open_and_start_day(self, session_dir: Path, log_dir: Path) -> None:
+        """Open the logs and stores, carry over an earlier run, bind, publish start of day."""
+        settings = self.config.venue
         for user in self.config.users:
             self.logs[user.username] = SessionLog(session_dir / f"{user.username}.soup")
         self._report_cut_tails()
-        try:
-            previous = self._carry_over(session_dir)
-        except SessionLogError:
-            self._close_sockets()          # closes the session logs
-            raise
+        previous = self._carry_over(session_dir)
         host = settings.host
         try:
             self._open_sockets(host)
         except OSError as exc:
-            self._close_sockets()
             raise VenueStateError(f"cannot bind the venue's ports on {host}: {exc}") from exc
         earlier = {n: store for n, store in self.mold_stores.items() if n != self.itch_session}
         self.publisher = MoldPublisher(self.itch_session, (host, settings.itch_port),
@@ -172,11 +181,6 @@ class Venue:
                                 self._rerequest.getsockname()[1], self.session, str(log_dir),
                                 self.itch_session)
         self._start_of_day(previous)
-        self._syncer = threading.Thread(target=self._sync_logs, name="venue-fsync", daemon=True)
-        self._syncer.start()
-        self._thread = threading.Thread(target=self._run, name=f"venue-{self.session}", daemon=True)
-        self._thread.start()
-        return self.ports
 
     def _carry_over(self, session_dir: Path) -> dict[str, list[bytes]]:
         """Pick this run's MoldUDP64 session and open the ITCH stores; on a restart, resume the

@@ -10,6 +10,7 @@ import socket
 import pytest
 
 from mm_core.protocol import ouch
+from mm_core.venue import restart
 from mm_core.venue.client import ClientError, SoupClient
 from mm_core.venue.config import load_config
 from mm_core.venue.server import Venue
@@ -76,3 +77,24 @@ def test_a_failed_write_is_latched_and_leaves_only_whole_flushes(small_tmpfs):  
         log.flush()
     log.close()                                # closes without trying again
     assert read_session_log(log.path) == [b"first"]
+
+
+def test_a_start_that_cannot_write_its_start_of_day_leaves_nothing_open(small_tmpfs):  # noqa: F811
+    logs = small_tmpfs / "logs"
+    session_dir = logs / "FULL000002"
+    session_dir.mkdir(parents=True)
+    (session_dir / restart.MOLD_SESSIONS).write_text("OLDNAME\n")   # room left in its page
+    fill(small_tmpfs / "filler")
+    with socket.socket() as probe:                                  # a port to bind
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = load_config().with_venue(itch_port=9, ouch_port=port, log_dir=str(logs),
+                                      session="FULL000002")
+    fds = len(os.listdir("/proc/self/fd"))
+    venue = Venue(config, background_flow=False)
+    with pytest.raises(SessionLogError, match="No space"):
+        venue.start()
+    assert len(os.listdir("/proc/self/fd")) == fds                 # no socket, no log left open
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1.0)
+    venue.stop()                                                    # nothing to stop
