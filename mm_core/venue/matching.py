@@ -44,7 +44,8 @@ DEFAULT_MAX_SHARES = 1_000_000
 CANCEL_USER = "U"
 CANCEL_IOC = "I"
 CANCEL_SELF_MATCH = "Q"
-CANCEL_SYSTEM = "Z"
+CANCEL_TIMEOUT = "T"        # the order's time in force is over (a day order at end of session)
+CANCEL_SYSTEM = "Z"         # canceled by the venue itself (orders a restarted venue lost)
 # OUCH 4.2 reject reasons used here.
 REJECT_INVALID_STOCK = "S"
 REJECT_INVALID_PRICE = "X"
@@ -368,11 +369,12 @@ class MatchingEngine:
         return events
 
     def close(self) -> list[Event]:
-        """End of session: cancel every live order (reason 'Z') and refuse new ones."""
+        """End of session: every live order expires (reason 'T', OUCH 4.2's timeout: its time
+        in force is over) and new ones are refused."""
         self.open = False
         events: list[Event] = []
         for order in sorted(self._orders.values(), key=lambda o: o.ref):
-            self._reduce(order, order.remaining, CANCEL_SYSTEM, events)
+            self._reduce(order, order.remaining, CANCEL_TIMEOUT, events)
         return events
 
     # ------------------------------------------------------------------ queries

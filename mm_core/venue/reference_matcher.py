@@ -113,7 +113,7 @@ class ReferenceMatcher:
     def close(self):
         out = []
         for o in sorted(self.resting, key=lambda r: r["ref"]):
-            out += self._cut(o, o["left"], m.CANCEL_SYSTEM)
+            out += self._cut(o, o["left"], m.CANCEL_TIMEOUT)
         return out
 
     def _cut(self, o, shares, reason):
