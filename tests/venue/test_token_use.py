@@ -93,6 +93,10 @@ def test_a_refused_enter_reusing_a_live_token_never_rejects_the_live_order(tmp_p
                 assert isinstance(client.sequenced(1)[0].message, ouch.Accepted)
                 client.enter("LIVE2", "B", 100, "ACME", 10_0000, firm="XXXX")
                 client.send(soupbintcp.UnsequencedData(malformed_enter("LIVE2")))
+                replace = bytearray(ouch.encode(ouch.ReplaceOrder(
+                    "NEXT", "LIVE2", 100, 10_0000, ouch.TIF_SYSTEM_HOURS, "Y", "N", 0)))
+                replace[-6] = 0xFF                   # display: not ASCII; tokens readable
+                client.send(soupbintcp.UnsequencedData(bytes(replace)))
                 client.enter("NEXT", "B", 100, "ACME", 10_0000)
                 assert answers(client) == [("Accepted", "NEXT")]
                 client.order(ouch.CancelOrder("LIVE2", 0))          # still live, still its own
