@@ -32,8 +32,11 @@ def malformed_enter(token: str) -> bytes:
     return bytes(raw)
 
 
-def answers(client: SoupClient) -> list[tuple[str, str]]:
-    return [(type(s.message).__name__, s.message.token) for s in client.drain(0.5)]
+def answers(client: SoupClient, expected: int) -> list[tuple[str, str]]:
+    """The next `expected` sequenced messages (waiting up to 10 s), then any more that come
+    within 0.5 s, as (kind, token)."""
+    got = client.sequenced(expected, 10.0) + client.drain(0.5)
+    return [(type(s.message).__name__, s.message.token) for s in got]
 
 
 def kill(proc: subprocess.Popen) -> None:
@@ -71,7 +74,7 @@ def test_tokens_are_used_the_same_with_or_without_a_venue_restart(tmp_path, rest
             with client:
                 for token in ("FIRM1", "BAD1", "TICK1", "LIVE1", "ZERO1", "MARK"):
                     client.enter(token, "B", 100, "ACME", 10_0000)
-                second = answers(client)
+                second = answers(client, 2)
         finally:
             kill(proc)
     # Every token the venue answered is spent; ZERO1 was never answered (its replace canceled
@@ -98,9 +101,9 @@ def test_a_refused_enter_reusing_a_live_token_never_rejects_the_live_order(tmp_p
                 replace[-6] = 0xFF                   # display: not ASCII; tokens readable
                 client.send(soupbintcp.UnsequencedData(bytes(replace)))
                 client.enter("NEXT", "B", 100, "ACME", 10_0000)
-                assert answers(client) == [("Accepted", "NEXT")]
+                assert answers(client, 1) == [("Accepted", "NEXT")]
                 client.order(ouch.CancelOrder("LIVE2", 0))          # still live, still its own
-                assert answers(client) == [("Canceled", "LIVE2")]
+                assert answers(client, 1) == [("Canceled", "LIVE2")]
         finally:
             kill(proc)
 
