@@ -7,9 +7,10 @@ Matching, flow and encodings live in matching.py, flow.py and wire.py; this modu
 make trading decisions.
 
 Use: `with Venue(config) as venue: ports = venue.ports` (start() binds and returns the ports;
-stop() ends the session: every live order is canceled, ITCH/OUCH end-of-day, MoldUDP64 end of
+stop() ends the session: every live order expires, ITCH/OUCH end-of-day, MoldUDP64 end of
 session, SoupBinTCP 'Z'). The venue stops by itself after config.venue.duration seconds or
-max_messages ITCH messages; wait() blocks until then.
+max_messages ITCH messages, or at once, without an end of day, when a log or ITCH store cannot
+be written or fsynced; wait() blocks until then.
 """
 from __future__ import annotations
 
