@@ -4,8 +4,11 @@ readable. It must never hang with its stop unreported."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -98,3 +101,26 @@ def test_a_start_that_cannot_write_its_start_of_day_leaves_nothing_open(small_tm
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1.0)
     venue.stop()                                                    # nothing to stop
+
+
+def test_the_venue_process_exits_by_itself_with_status_1_when_its_disk_fills(small_tmpfs):  # noqa: F811
+    proc = subprocess.Popen([sys.executable, "-m", "mm_core.venue", "--duration", "60s",
+                             "--itch-port", "9", "--log-dir", str(small_tmpfs / "logs"),
+                             "--session", "FULL000003"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=os.getcwd()))
+    try:
+        ready = json.loads(proc.stdout.readline())
+        with SoupClient(ready["host"], ready["ouch_port"]) as client:
+            client.login("MM01", "mmaudit", 1)
+            fill(small_tmpfs / "filler")
+            with pytest.raises(ClientError):
+                for i in range(20000):
+                    client.enter(f"P{i}", "B", 100, "ACME", 9_0000)
+                    client.sequenced(1, 5.0)
+        assert proc.wait(15) == 1
+        assert "venue stopped: write failed" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
