@@ -47,6 +47,8 @@ def crashed(tmp_path_factory):
                    30.0)
         finally:
             kill(proc)
+        while (late := rx.receive(0.3)) is not None:   # the dead run's packets still queued
+            rx.on_packet(late)
         return logs, fills, rx.decoded()
 
 
