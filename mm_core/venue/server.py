@@ -44,6 +44,8 @@ FLOW_ACTIONS_PER_TURN = 2000    # keeps the sockets served while flow catches up
 MAX_SELECT_WAIT = 0.05
 END_DRAIN_STALL = 1.0           # s a client may take nothing at end of session before it is cut
 END_DRAIN_LIMIT = 5.0           # s for the whole end-of-session drain (stop() waits 10 s)
+MOLD_END_GRACE = 0.2            # s re-requests are still answered after End of Session (more
+                                # while they keep coming, within END_DRAIN_LIMIT)
 CANNOT_PERSIST = frozenset({"fsync failed", "write failed"})   # stop reasons: no end of day
 FAILED_STOPS = CANNOT_PERSIST | {"error"}
 
@@ -407,12 +409,7 @@ class Venue:
         if tag == "accept":
             self._accept(now)
         elif tag == "rerequest":
-            for _ in range(64):
-                try:
-                    data, sender = self._rerequest.recvfrom(2048)
-                except BlockingIOError:
-                    break
-                self.publisher.answer(data, sender)
+            self._serve_rerequests()
         elif tag == "wake":
             try:
                 self._wake_r.recv(4096)
@@ -424,6 +421,18 @@ class Venue:
                 self._read(conn, now)
             if mask & selectors.EVENT_WRITE and conn.sock.fileno() >= 0:
                 self._write(conn, now)
+
+    def _serve_rerequests(self) -> int:
+        """Answer the MoldUDP64 request packets waiting (at most 64); returns how many came."""
+        came = 0
+        for _ in range(64):
+            try:
+                data, sender = self._rerequest.recvfrom(2048)
+            except BlockingIOError:
+                break
+            came += 1
+            self.publisher.answer(data, sender)
+        return came
 
     def _run_flow(self, now: float) -> None:
         if self.flow is None or not self.engine.open:
@@ -727,15 +736,19 @@ class Venue:
         """End of session: send every client all its log still holds, then 'Z', to all clients at
         once within END_DRAIN_LIMIT s. A client that takes nothing for END_DRAIN_STALL s, or is
         not done by then, is closed without 'Z': it has not seen the end, and replays from its
-        log when it reconnects."""
+        log when it reconnects. Meanwhile, and for MOLD_END_GRACE s after the MoldUDP64 End of
+        Session (longer while requests keep coming), re-requests are answered: a receiver that
+        lost the last packets learns of its gap only from the End of Session packet."""
         now = time.monotonic()
         deadline = now + END_DRAIN_LIMIT
+        linger = now + MOLD_END_GRACE
         progress = {conn: now for conn in self._conns.values()}
         ended: set[_Conn] = set()
         with selectors.DefaultSelector() as sel:
             for conn in progress:
                 sel.register(conn.sock, selectors.EVENT_WRITE, conn)
-            while progress:
+            sel.register(self._rerequest, selectors.EVENT_READ, None)
+            while progress or now < min(linger, deadline):
                 for conn in list(progress):
                     if conn.user is not None:
                         self._fill(conn)
@@ -750,8 +763,13 @@ class Venue:
                     del progress[conn]
                     sel.unregister(conn.sock)
                     self._close(conn)
-                for key, _ in sel.select(min(MAX_SELECT_WAIT, max(deadline - now, 0.0))):
+                until = deadline if progress else min(linger, deadline)
+                for key, _ in sel.select(min(MAX_SELECT_WAIT, max(until - now, 0.0))):
                     conn = key.data
+                    if conn is None:              # the re-request port
+                        if self._serve_rerequests():
+                            linger = time.monotonic() + MOLD_END_GRACE
+                        continue
                     try:
                         sent = conn.sock.send(conn.out)
                     except (BlockingIOError, InterruptedError):
