@@ -28,7 +28,7 @@ def command() -> None:
 @click.option("--itch-port", type=int, help="MoldUDP64 destination UDP port on 127.0.0.1.")
 @click.option("--rerequest-port", type=int, help="MoldUDP64 re-request UDP port (0 = any free).")
 @click.option("--log-dir", help="Directory of the durable session logs.")
-@click.option("--session", help="Session name (<= 10 characters; default: generated).")
+@click.option("--session", help="Session name: 1 to 10 letters and digits (default: generated).")
 def run_command(config_path, duration, seed, ouch_port, itch_port, rerequest_port, log_dir,
                 session) -> None:
     """Run the venue until the duration ends or SIGTERM/SIGINT; prints its ports as JSON.
