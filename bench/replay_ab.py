@@ -1,0 +1,125 @@
+"""Alternated A/B of replay CPU time between two source trees (not part of bench.run).
+
+Each measurement runs in a fresh subprocess with PYTHONPATH set to one tree, on the same inputs:
+`engine` replays the engine bench's seeded session (tests.mm_core.wire.simulate(1, 20000), pickled
+once) through replay's batch path (mm_core.engine.feed_batched, as bench/engine_bench.py times it);
+`recovery` replays a seeded long session journal (tests.recovery.journaling.write_long_session, seed
+11, as bench/recovery_bench.py writes it) through recovery.replay.replay_journal. Reports process
+CPU time per event and events/s per tree, the B/A ratio per round and overall, and a fingerprint of
+the final state (engine state hash plus every option group's Greeks and scenario P&L, repr'd, so
+last-bit differences show) that must be equal across trees when the change is bit-exact.
+
+    python3 bench/replay_ab.py --a /work/main --b /work/wt-x [--rounds 3] [--kind engine|recovery]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+_CHILD = r"""
+import gc, hashlib, json, pickle, sys, time
+kind, data, profile = sys.argv[1], sys.argv[2], sys.argv[3]
+
+def fingerprint(engine):
+    risk = engine.risk
+    groups = []
+    for uid, g in sorted(risk._groups.items()):
+        syms = [risk._symbols[s] for s in g.members]
+        groups.append((uid, g.delta, g.gamma, g.vega, list(g.scenario), g.worst,
+                       [(s.symbol_id, None if s.risk is None else (s.risk.delta, s.risk.gamma, s.risk.vega,
+                         s.risk.scenario_pnl), s.pnl_lo, s.pnl_hi, s.headroom) for s in syms]))
+    text = repr((engine.state_hash(), groups))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+if kind == "engine":
+    from mm_core.engine import feed_batched
+    from tests.mm_core.wire import make_engine
+    with open(data, "rb") as f:
+        events = pickle.load(f)
+    engine = make_engine()
+    gc.collect()
+    run = lambda: feed_batched(engine, events)
+    n = len(events)
+else:
+    from recovery.replay import replay_journal
+    from tests.recovery.journaling import fresh_engine
+    engine = fresh_engine()
+    gc.collect()
+    out = {}
+    run = lambda: out.setdefault("r", replay_journal(data, engine))
+if profile != "-":
+    import cProfile
+    prof = cProfile.Profile()
+    prof.enable(); run(); prof.disable()
+    prof.dump_stats(profile)
+    cpu = wall = 0.0
+else:
+    wall, cpu = time.perf_counter(), time.process_time()
+    run()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+if kind != "engine":
+    n = out["r"].events
+print(json.dumps({"n": n, "cpu": cpu, "wall": wall, "fp": fingerprint(engine)}))
+"""
+
+
+def _prepare(kind: str, tree: str, workdir: str) -> str:
+    """The inputs, made once with tree `tree` (the session is recorded by that tree's engine)."""
+    path = os.path.join(workdir, f"{kind}-session" + (".pickle" if kind == "engine" else ""))
+    if os.path.exists(path):
+        return path
+    if kind == "engine":
+        code = ("import pickle, sys; from tests.mm_core.wire import simulate; "
+                "pickle.dump(simulate(1, 20000)[0], open(sys.argv[1], 'wb'))")
+    else:
+        code = ("import sys; from tests.recovery.journaling import write_long_session; "
+                "write_long_session(sys.argv[1], 11, 30000).journal.close()")
+    subprocess.run([sys.executable, "-c", code, path], check=True, env={**os.environ, "PYTHONPATH": tree},
+                   cwd=tree)
+    return path
+
+
+def run_once(kind: str, tree: str, data: str, profile: str = "-") -> dict:
+    out = subprocess.run([sys.executable, "-c", _CHILD, kind, data, profile], check=True, capture_output=True,
+                         text=True, env={**os.environ, "PYTHONPATH": tree}, cwd=tree)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--a", required=True)
+    ap.add_argument("--b", required=True)
+    ap.add_argument("--kind", default="engine", choices=["engine", "recovery"])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--workdir", default="/tmp/replay-ab")
+    ap.add_argument("--profile", default="", help="write cProfile stats of one B run here instead")
+    args = ap.parse_args()
+    os.makedirs(args.workdir, exist_ok=True)
+    data = _prepare(args.kind, args.a, args.workdir)
+    if args.profile:
+        print(run_once(args.kind, args.b, data, args.profile))
+        return
+    res = {"A": [], "B": []}
+    for r in range(args.rounds):
+        for name, tree in (("A", args.a), ("B", args.b)) if r % 2 == 0 else (("B", args.b), ("A", args.a)):
+            res[name].append(run_once(args.kind, tree, data))
+        a, b = res["A"][-1], res["B"][-1]
+        print(f"round {r + 1}: A {a['cpu'] / a['n'] * 1e6:.3f} us/ev ({a['n'] / a['cpu']:,.0f} ev/s)  "
+              f"B {b['cpu'] / b['n'] * 1e6:.3f} us/ev ({b['n'] / b['cpu']:,.0f} ev/s)  B/A {b['cpu'] / a['cpu']:.3f}",
+              flush=True)
+    for name in "AB":
+        cpus = sorted(x["cpu"] for x in res[name])
+        n = res[name][0]["n"]
+        print(f"{name}: n={n:,} best {cpus[0] / n * 1e6:.3f} us/ev ({n / cpus[0]:,.0f} ev/s), median "
+              f"{cpus[len(cpus) // 2] / n * 1e6:.3f} us/ev ({n / cpus[len(cpus) // 2]:,.0f} ev/s); fingerprints "
+              f"{sorted(set(x['fp'] for x in res[name]))}")
+    ba = sorted(x["cpu"] for x in res["B"])[0] / sorted(x["cpu"] for x in res["A"])[0]
+    med = sorted(x["cpu"] for x in res["B"])[len(res["B"]) // 2] / sorted(x["cpu"] for x in res["A"])[len(res["A"]) // 2]
+    print(f"B/A CPU time: best {ba:.3f}, median {med:.3f}")
+
+
+if __name__ == "__main__":
+    main()
