@@ -138,6 +138,14 @@ class _Group:
         self.grid: tuple[tuple[float, float], ...] = ()
         self.pricer: GroupPricer | None = None   # the options and grid packed for the C revaluation
 
+    def __setstate__(self, state: tuple) -> None:
+        """Loads a pickled group (engine snapshots), one pickled before the pricer existed too:
+        without a pricer, the next revaluation builds it."""
+        self.pricer = None
+        for part in state:
+            for name, value in (part or {}).items():
+                setattr(self, name, value)
+
 
 def _latch_state(value) -> TradingState:
     if isinstance(value, TradingState) and value in (_HALTED, _REDUCING):

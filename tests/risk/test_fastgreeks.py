@@ -5,6 +5,7 @@ reference deciding whenever the C meets an exception, and whole gateways whose d
 are the same whichever of the two revalues."""
 from __future__ import annotations
 
+import io
 import math
 import pickle
 import random
@@ -19,6 +20,7 @@ from mm_core.risk import CheckId, RiskError, bs_greeks, bs_price
 from mm_core.risk.greekbatch import GroupPricer
 from mm_core.risk.greeks import YEAR_NS, OptionParams, scenario_grid, underlying_risk, unit_risk
 from mm_core.types import Side
+from recovery.snapshot import _Pickler
 from tests.risk.conftest import FAIR, MS, T0, make_gateway, order
 from tests.risk.test_on_markets import _state
 
@@ -240,3 +242,26 @@ def test_gateways_decide_the_same_with_the_c_or_the_reference(seed, monkeypatch)
     assert {CheckId.DELTA_LIMIT, CheckId.GAMMA_LIMIT, CheckId.SCENARIO_LOSS} <= denied, denied
     fast_state, ref_state = _state(fast), _state(ref)
     assert fast_state == ref_state
+
+
+def _roundtrip(gw):
+    """A gateway through the engine snapshot's pickler (its limits hold a read-only mapping)."""
+    buf = io.BytesIO()
+    _Pickler(buf).dump(gw)
+    return pickle.loads(buf.getvalue())
+
+
+def test_a_group_pickled_before_the_pricer_existed_loads_and_revalues():
+    """A snapshot written by the version before the compiled revaluation has groups without the
+    pricer slot: they load, and the next revaluation builds it (same numbers as a fresh one)."""
+    gw = _greek_gateway({"max_delta": 1e9, "max_gamma": 1e9, "max_vega": 1e9}, 10**9)
+    group = gw._groups[1]
+    del group.pricer                      # as an older version's pickle leaves the slot
+    old = _roundtrip(gw)
+    assert old._groups[1].pricer is None
+    fresh = _roundtrip(_greek_gateway({"max_delta": 1e9, "max_gamma": 1e9, "max_vega": 1e9}, 10**9))
+    assert fresh._groups[1].pricer is not None
+    for g in (old, fresh):
+        g.on_market(1, float(FAIR + 900), FAIR, False, T0 + MS)       # a 9 bp move: revalued
+    assert old._groups[1].pricer is not None
+    assert _state(old) == _state(fresh)
