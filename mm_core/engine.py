@@ -278,7 +278,8 @@ class Engine:
         self.venue_seq = 0                      # SoupBinTCP sequenced messages processed
         self.counts = {"events": 0, "md_packets": 0, "md_messages": 0, "protocol_errors": 0,
                        "book_errors": 0, "gaps": 0, "guard_trips": 0, "orders_sent": 0,
-                       "cancels_sent": 0, "denials": 0, "fills": 0, "halts": 0, "md_session_changes": 0}
+                       "cancels_sent": 0, "denials": 0, "fills": 0, "halts": 0, "md_session_changes": 0,
+                       "venue_rejects": 0}
         # The I/O shell's early sink for the guard's pulls (None in replay): called with the pull
         # cancels the moment the guard trips, so they are journaled and sent before the rest of the
         # event's work (reprice, requote, hedge). The pulls are the event's first orders either way,
@@ -339,6 +340,7 @@ class Engine:
         state.setdefault("options_due", [])
         state.setdefault("clock_pulled", False)
         state["counts"].setdefault("md_session_changes", 0)
+        state["counts"].setdefault("venue_rejects", 0)
         if state.get("quote_pricer") is None:
             state["quote_pricer"] = QuotePricer(state["cfg"])
         self.__dict__.update(state)
@@ -1005,9 +1007,7 @@ class Engine:
         decision = self.risk.check(intent, now)
         if not decision.allowed:
             self.counts["denials"] += 1
-            self.denied_until[key] = until = now + self.cfg.deny_backoff_ns
-            if intent.purpose is _QUOTE and self._rx is not None:
-                self._rx.denied[2 * intent.symbol_id + (intent.side != _BUY)] = until
+            self._back_off(key, intent.purpose)
             actions.append(self._decision_note(intent, decision))
             return False
         self.oms.on_sent(intent, now)
@@ -1017,6 +1017,13 @@ class Engine:
         if intent.purpose is Purpose.QUOTE:
             self.metrics.on_quote_sent(intent.side)
         return True
+
+    def _back_off(self, key: tuple[int, int, str], purpose: Purpose) -> None:
+        """No new enter or replace on this (symbol, side, purpose) for deny_backoff_ns of event
+        time (the C reaction reads the quotes' back-off from its `denied` mirror)."""
+        self.denied_until[key] = until = self.now + self.cfg.deny_backoff_ns
+        if purpose is _QUOTE and self._rx is not None:
+            self._rx.denied[2 * key[0] + (key[1] != int(_BUY))] = until
 
     def _cancel(self, order: Order, purpose: Purpose, actions: list[Action]) -> None:
         """Cancel the rest of an order with the bytes encoded when it was accepted."""
@@ -1169,9 +1176,13 @@ class Engine:
             self._after_order_change(order, actions)
         elif t is ouch.Rejected:
             order = oms.on_rejected(msg.token, now)
+            self._refused(order, msg.reason, actions)
             self._after_order_change(order, actions)
         elif t is ouch.CancelReject:
             order = oms.on_cancel_reject(msg.token, now)
+            if order.fsm.state is OrderState.UNKNOWN:
+                actions.append(self._alert("outcome-unknown", f"cancel reject of {order.token}, "
+                                           "never accepted: unknown until the venue says more"))
             self._after_order_change(order, actions)
         elif t is ouch.OrderModified:
             order = oms.on_modified(msg.token, msg.shares, now)
@@ -1180,6 +1191,18 @@ class Engine:
         elif t is ouch.BrokenTrade or t is ouch.TradeCorrection:
             actions.append(self._alert("trade-break", f"{t.__name__} for {msg.token}: reconcile"))
         # SystemEvent, CancelPending, OrderPriorityUpdate: nothing to decide
+
+    def _refused(self, order: Order, reason: str, actions: list[Action]) -> None:
+        """The venue refused an enter or a replace of ours. The quote logic would ask again at
+        once (a refused replace leaves the original working, off the wanted quote), to be refused
+        again, one reject per venue answer for as long as the quote wants it: the side backs off
+        as after a gateway denial (no enter or replace there for deny_backoff_ns; a resting quote
+        now too good for the market is still pulled), and the refusal is counted and alerted."""
+        self.counts["venue_rejects"] += 1
+        self._back_off((order.symbol_id, int(order.side), order.purpose.value), order.purpose)
+        what = f"replace of {order.orig_token} by {order.token}" if order.orig_token else f"enter {order.token}"
+        actions.append(self._alert("venue-reject", f"{what} refused ({reason!r}): "
+                                   f"{order.side.name} {order.purpose.value} backs off"))
 
     def _after_order_change(self, order: Order, actions: list[Action]) -> None:
         now = self.now

@@ -54,10 +54,13 @@ class Trigger(enum.Enum):
     CANCELED = "canceled"          # venue canceled the rest
     CANCEL_REJECT = "cancel-reject"
     CANCEL_REJECT_PARTIAL = "cancel-reject-partial"      # ... of an order partly filled before
+    CANCEL_REJECT_UNACCEPTED = "cancel-reject-unaccepted"  # ... of an order never accepted
+    CANCEL_REJECT_REPLACING = "cancel-reject-replacing"    # ... of one whose replace is open too
     REPLACE_SENT = "replace-sent"
     REPLACED = "replaced"          # this (old) order was replaced by a new token
     REPLACE_REJECT = "replace-reject"               # the venue refused the replacement
     REPLACE_REJECT_PARTIAL = "replace-reject-partial"    # ... of an order partly filled before
+    REPLACE_REJECT_CANCELLING = "replace-reject-cancelling"  # ... of one with a cancel in flight
     MODIFY_SENT = "modify-sent"
     MODIFIED = "modified"                   # Order Modified: the size is down, nothing filled yet
     MODIFIED_PARTIAL = "modified-partial"   # Order Modified of an order partly filled before
@@ -111,6 +114,17 @@ TRANSITIONS: dict[tuple[OrderState, Trigger], OrderState] = {
     (S.PENDING_CANCEL, T.CANCEL_SENT): S.PENDING_CANCEL,   # a guard pull repeating a cancel
     (S.PENDING_CANCEL, T.CANCEL_REJECT): S.ACCEPTED,
     (S.PENDING_CANCEL, T.CANCEL_REJECT_PARTIAL): S.PARTIALLY_FILLED,
+    # a cancel reject names an order the venue holds, yet its Accepted (sequenced ahead of the
+    # reject on the same session) never reached us: neither accepted nor still unanswered can be
+    # told from here, so the outcome is unknown (fail closed) until the venue's next word on it
+    # (a late Accepted, a Rejected) or a reconciliation. Never ACCEPTED: nothing confirmed it.
+    (S.PENDING_CANCEL, T.CANCEL_REJECT_UNACCEPTED): S.UNKNOWN,
+    (S.UNKNOWN, T.CANCEL_REJECT_UNACCEPTED): S.UNKNOWN,     # ... after its cancel timed out
+    # a cancel that timed out, then refused: the order stands as it was, unless a replace of it
+    # is still unanswered too (then that replace's answer decides)
+    (S.UNKNOWN, T.CANCEL_REJECT): S.ACCEPTED,
+    (S.UNKNOWN, T.CANCEL_REJECT_PARTIAL): S.PARTIALLY_FILLED,
+    (S.UNKNOWN, T.CANCEL_REJECT_REPLACING): S.UNKNOWN,
     (S.PENDING_CANCEL, T.TIMEOUT): S.UNKNOWN,
     # replace-before-cancel race: the venue replaced the order before our cancel of the old
     # token reached it (that cancel is then ignored); the replacement inherits the cancel
@@ -126,6 +140,12 @@ TRANSITIONS: dict[tuple[OrderState, Trigger], OrderState] = {
     (S.PENDING_REPLACE, T.CANCELED): S.CANCELED,
     (S.PENDING_REPLACE, T.CANCEL_SENT): S.PENDING_CANCEL,
     (S.PENDING_REPLACE, T.TIMEOUT): S.UNKNOWN,
+    # a replace that timed out, then refused: the refusal names the replacement token, so the
+    # original stands at the venue as it was, accepted or partly filled; or, when a cancel of it
+    # was sent after the replace, pending that cancel (Oms tells which: Order.cancel_sent)
+    (S.UNKNOWN, T.REPLACE_REJECT): S.ACCEPTED,
+    (S.UNKNOWN, T.REPLACE_REJECT_PARTIAL): S.PARTIALLY_FILLED,
+    (S.UNKNOWN, T.REPLACE_REJECT_CANCELLING): S.PENDING_CANCEL,
     # outcome-unknown resolves with whatever the venue says next about what was pending; a partial
     # fill says nothing about it (a replace or cancel may still be in flight behind it)
     (S.UNKNOWN, T.ACCEPT): S.ACCEPTED,
@@ -169,7 +189,7 @@ class Order:
 
     __slots__ = ("token", "symbol_id", "side", "price", "qty", "leaves", "filled", "purpose", "tif",
                  "orig_token", "venue_ref", "cancel_packet", "fsm", "sent_ns", "last_ns",
-                 "fills_after_cancel", "cancel_on_accept")
+                 "fills_after_cancel", "cancel_on_accept", "cancel_sent")
 
     def __init__(self, intent: OrderIntent, now_ns: int) -> None:
         self.token = intent.token
@@ -189,6 +209,12 @@ class Order:
         self.last_ns = now_ns
         self.fills_after_cancel = 0
         self.cancel_on_accept: Purpose | None = None   # a cancel of the order this one replaces
+        self.cancel_sent = False     # a cancel of this order is on its way (not refused so far)
+
+    def __setstate__(self, state) -> None:
+        self.cancel_sent = False     # an order pickled before the field existed
+        for name, value in state[1].items():
+            setattr(self, name, value)
 
     @property
     def state(self) -> OrderState:
@@ -273,6 +299,7 @@ class Oms:
             elif order.state is OrderState.PENDING_NEW:
                 order.cancel_on_accept = None     # its own cancel follows it: nothing to inherit
             self._fire(order, Trigger.CANCEL_SENT, now_ns)
+            order.cancel_sent = True
             return order
         raise OmsError(f"unknown intent kind {intent.kind}")
 
@@ -298,11 +325,18 @@ class Oms:
     def on_rejected(self, token: str, now_ns: int) -> Order:
         order = self.get(token)
         self._unacked(order, "reject")
-        if order.orig_token and order.state in _UNANSWERED:
+        if order.orig_token and not order.acked and (
+                order.state in _UNANSWERED or order.state is OrderState.UNKNOWN):
             old = self.orders.get(order.orig_token)
-            if old is not None and old.state is OrderState.PENDING_REPLACE:
-                self._fire(old, Trigger.REPLACE_REJECT_PARTIAL if old.filled else Trigger.REPLACE_REJECT,
-                           now_ns)
+            if old is not None and (old.state is OrderState.PENDING_REPLACE or old.state is OrderState.UNKNOWN):
+                # the venue refused the replacement token: the original stands as it was, even
+                # one whose replace timed out to outcome-unknown (then, if a cancel of it followed
+                # the replace, that cancel is what is pending now)
+                if old.state is OrderState.UNKNOWN and old.cancel_sent:
+                    trigger = Trigger.REPLACE_REJECT_CANCELLING
+                else:
+                    trigger = Trigger.REPLACE_REJECT_PARTIAL if old.filled else Trigger.REPLACE_REJECT
+                self._fire(old, trigger, now_ns)
             if old is not None and old.state not in TERMINAL:
                 # the original rests on (or its own cancel is on the way): it is the working order
                 self.working[(old.symbol_id, int(old.side), old.purpose.value)] = old.token
@@ -355,8 +389,19 @@ class Oms:
         return order
 
     def on_cancel_reject(self, token: str, now_ns: int) -> Order:
+        """The venue refused our cancel: an accepted order rests on as it was (also one whose
+        cancel had timed out to outcome-unknown, unless a replace of it is still unanswered); one
+        never accepted becomes outcome-unknown (CANCEL_REJECT_UNACCEPTED)."""
         order = self.get(token)
-        self._fire(order, Trigger.CANCEL_REJECT_PARTIAL if order.filled else Trigger.CANCEL_REJECT, now_ns)
+        if not order.acked:
+            trigger = Trigger.CANCEL_REJECT_UNACCEPTED
+        elif order.state is OrderState.UNKNOWN and any(
+                o.orig_token == token and not o.acked for o in self.live.values()):
+            trigger = Trigger.CANCEL_REJECT_REPLACING
+        else:
+            trigger = Trigger.CANCEL_REJECT_PARTIAL if order.filled else Trigger.CANCEL_REJECT
+        self._fire(order, trigger, now_ns)
+        order.cancel_sent = False
         return order
 
     def on_replaced(self, new_token: str, prev_token: str, venue_ref: int, qty: int, price: int,
@@ -451,4 +496,5 @@ class Oms:
 
     def state_items(self):
         return (self.counter, [(t, o.symbol_id, int(o.side), o.price, o.qty, o.leaves, o.filled,
-                                o.state.value, o.venue_ref, o.orig_token) for t, o in self.orders.items()])
+                                o.state.value, o.venue_ref, o.orig_token, o.cancel_sent)
+                               for t, o in self.orders.items()])

@@ -21,13 +21,14 @@ import struct
 import threading
 import time
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Protocol
+from typing import Callable, Iterable, Iterator, Protocol
 
 from audit.capture import TimestampedTcpSocket, TimestampedUdpSocket
 from audit.health import PROFILES
 from audit.txtrack import PendingTxTracker
 from journal.catalogue import (
-    PAYLOAD_DTYPES, RAW_ORDER_MAX, ClockState, RecordType, TsSource, layout_struct, pack, raw_bytes, unpack, unpack_json,
+    PAYLOAD_DTYPES, RAW_ORDER_MAX, ClockState, RecordType, TsSource, layout_struct, pack, pack_json, raw_bytes,
+    unpack, unpack_json,
 )
 from journal.errors import DiskFull, JournalError
 from mm_core.engine import Engine
@@ -144,6 +145,7 @@ _HEARTBEAT = ord("H")                # SoupBinTCP server heartbeat: not an answe
 _RESERVED_NOTES = frozenset({RecordType.RISK_DECISION, RecordType.STATE_CHANGE, RecordType.KILL})
 _HEALTH = "journal-health"           # METRICS {"input": ...}: a JournalHealth fed to the engine
 _USER = int(TsSource.USER)
+_OE_LOST = "order entry lost (a reconciliation could not log in again)"
 
 
 def _realtime() -> int:
@@ -153,7 +155,8 @@ def _realtime() -> int:
 class Runner:
     """One engine session against one venue; `run(duration_s)` returns a RunnerReport."""
 
-    def __init__(self, engine: Engine, journal, settings: RunnerSettings, clock: Clock) -> None:
+    def __init__(self, engine: Engine, journal, settings: RunnerSettings, clock: Clock, *,
+                 reconciler: "Callable[[Runner, OperatorCommand], object] | None" = None) -> None:
         if settings.clock_profile not in PROFILES:
             raise RunnerError(f"unknown clock profile {settings.clock_profile!r}")
         self.engine = engine
@@ -194,6 +197,12 @@ class Runner:
         self._clock_told: bool | None = None
         self._clock_bit = 1 << PROFILES[settings.clock_profile].bit
         engine.urgent = self._act_urgent     # the guard's pulls go out before the event's other work
+        # the operator's mid-session "reconcile" (recovery.midsession.LiveReconciler: the runner
+        # may not import recovery, so the caller hands it in); None: the command is refused
+        self.reconciler = reconciler
+        self._venue_refused: set[int] = set()   # venue sequences whose VENUE_MSG the journal refused
+        self._tap: list[tuple[int, bytes]] | None = None   # sequenced OUCH payloads, while tapped
+        self._oe_generation = 0                  # order-entry connections made (the loop re-polls)
 
     # ------------------------------------------------------------------ lifecycle
     def connect(self) -> None:
@@ -203,15 +212,22 @@ class Runner:
         md.bind((s.host, s.itch_port))
         md.setblocking(False)
         self._md = TimestampedUdpSocket(md, s.hardware_timestamps)
+        self._connect_oe()
+
+    def _connect_oe(self) -> None:
+        s = self.settings
+        self.framer = soupbintcp.Framer()
+        self.tcp_bytes = 0
         try:
             self._oe = TimestampedTcpSocket.connect((s.host, s.ouch_port), hardware=s.hardware_timestamps)
         except OSError as exc:
             raise RunnerError(f"cannot reach the venue's order entry at {s.host}:{s.ouch_port}: {exc}") from exc
         # Ask for the first venue message the engine has not seen: 1 for a fresh engine, last + 1
         # after a replay, so a restarted or reconnected engine gets every message exactly once.
-        first = self.engine.venue_seq + 1
+        first = (self.soup_seq if self._oe_generation else self.engine.venue_seq) + 1
         login = soupbintcp.encode(soupbintcp.LoginRequest(s.username, s.password, s.session, first))
         self._send_tcp(login)
+        self._oe_generation += 1
 
     def close(self) -> None:
         for sock in (self._md, self._oe, *(self._wake or ())):
@@ -246,6 +262,12 @@ class Runner:
         self._feed_internal(JournalHealth(now, True))
         if s.fresh_session:
             self._feed_internal(Reconciled(now, True))
+        self._drain_operator()              # commands queued before the wake socket existed
+        if self._oe is None:                # a reconciliation among them could not log in again
+            self._thread = None
+            self.close()
+            self.report.stop_reason = _OE_LOST
+            return self.report
         md_fd, oe_fd, wake_fd = self._md.sock.fileno(), self._oe.sock.fileno(), self._wake[0].fileno()
         poller = select.epoll()
         for fd in (md_fd, oe_fd, wake_fd):
@@ -256,7 +278,7 @@ class Runner:
         next_timer = next_clock = mono()
         busy = s.busy_poll
         prepare = self.engine.prepare
-        self._drain_operator()              # commands queued before the wake socket existed
+        generation = self._oe_generation
         try:
             while mono() < deadline and not (stop is not None and stop.is_set()):
                 wait = 0 if busy else max(0, min(next_timer, next_clock, deadline) - mono()) / 1e9
@@ -273,6 +295,16 @@ class Runner:
                     if wake_fd in fds:
                         self._drain_wake()
                         self._drain_operator()
+                        if generation != self._oe_generation or self._oe is None:
+                            # a mid-session reconciliation logged the order entry out and in again
+                            if self._oe is None:
+                                self.report.stop_reason = _OE_LOST
+                                return self.report
+                            generation, oe_fd = self._oe_generation, self._oe.sock.fileno()
+                            try:
+                                poller.register(oe_fd, select.EPOLLIN)
+                            except FileExistsError:
+                                poller.modify(oe_fd, select.EPOLLIN)
                 t = mono()
                 if not self.journal_ok and self._space_lost and not self._fatal and t >= self._next_retry:
                     self._retry_space(t)
@@ -324,6 +356,9 @@ class Runner:
             return True
         if not data:
             return False
+        return self._on_oe_bytes(data, rx_ns, source)
+
+    def _on_oe_bytes(self, data: bytes, rx_ns: int, source) -> bool:
         try:
             frames = self.framer.feed(data)
         except ProtocolError as exc:
@@ -347,8 +382,11 @@ class Runner:
             payload = pack(RecordType.VENUE_MSG, soup_seq=self.soup_seq if ptype == ord("S") else 0,
                            packet_type=ptype, msg_type=msg_type, raw=frame[:128])
             # the venue's answers may use the reserve: the engine must know what it owns
-            self._input(RecordType.VENUE_MSG, payload, rx_ns, source, VenueMessage(frame, rx_ns, source),
-                        reserve=ptype != _HEARTBEAT)
+            if not self._input(RecordType.VENUE_MSG, payload, rx_ns, source,
+                               VenueMessage(frame, rx_ns, source), reserve=ptype != _HEARTBEAT) and msg_type:
+                self._venue_refused.add(self.soup_seq)
+            if msg_type and self._tap is not None:
+                self._tap.append((self.soup_seq, frame[3:]))
         return True
 
     def _on_timer(self, mono_ns: int) -> None:
@@ -403,7 +441,7 @@ class Runner:
     def operator(self, command: OperatorCommand) -> threading.Event:
         """An operator command (kill, enable, safe mode), from any thread: queued for the runner's
         thread, which journals it as OPERATOR_CMD (a kill may use the reserve) and then gives it
-        to the engine. Returns an Event set once that happened (at once on the runner's own
+        to the engine; "reconcile" goes to the reconciler instead (its RECON records say who). Returns an Event set once that happened (at once on the runner's own
         thread). RunnerError when the queue is full (the runner is not draining it)."""
         done = threading.Event()
         if self._thread == threading.get_ident():
@@ -442,10 +480,99 @@ class Runner:
                 done.set()
 
     def _operator_now(self, command: OperatorCommand) -> None:
+        if command.command == "reconcile":
+            self._reconcile_now(command)
+            return
         doc = {"command": command.command, "actor": command.actor, "reason": command.reason,
                "scope": command.scope, "scope_id": command.scope_id}
         self._input(RecordType.OPERATOR_CMD, json.dumps(doc, sort_keys=True).encode(),
                     command.now_ns, TsSource.USER, command, reserve=True)
+
+    # ------------------------------------------------------------------ mid-session reconciliation
+    def _reconcile_now(self, command: OperatorCommand) -> None:
+        """The operator's "reconcile": the venue reconciliation recovery does, done by the
+        reconciler the caller handed in, on the runner's thread (trading waits meanwhile)."""
+        if self.reconciler is None:
+            self._note_alert("operator-refused", f"reconcile by {command.actor}: this runner has no "
+                             "reconciler", _realtime())
+            return
+        self.reconciler(self, command)
+
+    def journaled_venue_seqs(self) -> set[int]:
+        """The venue sequences the journal holds: every one up to the last received, but those
+        whose record it refused (the ones before this runner's login came from its journal's
+        earlier session or recovery, which journaled each before the engine saw it)."""
+        return set(range(1, self.soup_seq + 1)) - self._venue_refused
+
+    @property
+    def order_entry_connected(self) -> bool:
+        return self._oe is not None
+
+    def journal_recon(self, doc: dict, now: int) -> int:
+        """A RECON record (JSON), in the reserve like the venue's answers: its sequence, or 0 when
+        the journal refused it (the engine hears of that as of any refused record)."""
+        try:
+            return self._append(RecordType.RECON, pack_json(doc), now, _USER, reserve=True)
+        except JournalError as exc:
+            self._journal_failed(exc, now)
+            return 0
+
+    def feed(self, event) -> None:
+        """An event with no record of its own (its RECON record is journaled): engine, then act."""
+        self._feed_internal(event)
+
+    def act(self, actions, now: int) -> None:
+        """Carry out actions decided outside on_event (a resolution applied to the engine)."""
+        self._act(actions, now)
+
+    def deliver_venue(self, sequence: int, frame: bytes, now: int) -> bool:
+        """A sequenced venue frame the journal lacks (read from the venue's full view): journaled
+        as VENUE_MSG with its own sequence, then fed; False when the journal refused it."""
+        payload = pack(RecordType.VENUE_MSG, soup_seq=sequence, packet_type=frame[2],
+                       msg_type=frame[3] if len(frame) > 3 else 0, raw=frame[:128])
+        if not self._input(RecordType.VENUE_MSG, payload, now, TsSource.USER,
+                           VenueMessage(frame, now, TsSource.USER), reserve=True):
+            return False
+        self._venue_refused.discard(sequence)
+        return True
+
+    def tap_order_entry(self, tap: list | None) -> None:
+        """Collect (sequence, OUCH payload) of every sequenced venue message read from now on into
+        `tap` (None: stop)."""
+        self._tap = tap
+
+    def pump_order_entry(self, timeout: float) -> bool:
+        """Wait up to `timeout` s for the venue's order entry and take what it sent (journaled and
+        fed as ever). False when nothing came, or the venue closed the session."""
+        oe = self._oe
+        if oe is None or not select.select([oe.sock], [], [], max(timeout, 0.0))[0]:
+            return False
+        return self._on_oe()
+
+    def logout_order_entry(self, timeout: float) -> None:
+        """Log out of the venue's order entry: what it still sends until it closes is taken as
+        ever, the TX stamps still due are collected (or journaled missing), the socket closed."""
+        oe = self._oe
+        if oe is None:
+            return
+        self._send_tcp(soupbintcp.encode(soupbintcp.LogoutRequest()))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not select.select([oe.sock], [], [], max(deadline - time.monotonic(), 0.0))[0]:
+                break
+            if not self._on_oe():
+                break
+        self._drain_tx(time.monotonic_ns() + self.settings.tx_timeout_ns)
+        self._oe = None
+        try:
+            oe.close()
+        except OSError:
+            pass
+
+    def login_order_entry(self) -> None:
+        """Log in to the order entry again, asking for the sequence after the last one received
+        (the run loop polls the new connection); RunnerError when the venue cannot be reached."""
+        self._connect_oe()
 
     def journal_health(self) -> JournalStatus:
         """The journal's health as the runner sees it; safe to call from any thread."""
@@ -665,7 +792,8 @@ class Runner:
         """Called for every order once its bytes went to the kernel (for subclasses)."""
 
     def _drain_tx(self, mono_ns: int) -> None:
-        for outcome in self.tx.collect(self._oe.poll_tx_timestamps(), mono_ns):
+        stamps = self._oe.poll_tx_timestamps() if self._oe is not None else ()
+        for outcome in self.tx.collect(stamps, mono_ns):
             self._journal_tx(outcome)
 
     def _journal_tx(self, outcome) -> None:

@@ -1,0 +1,142 @@
+"""Mid-session reconciliation: the operator's "reconcile" on a live runner, so a session halted on a
+venue event it could not apply (or any doubt about what rests at the venue) need not wait for a
+restart and recovery. The same comparison and resolutions recovery makes (recovery.reconcile),
+journaled as the same RECON records (begin, finding, resolution, outcome), so a replay re-applies
+them in place. Owns the order of the steps; the runner owns the sockets and the write-ahead rule
+(mm_core.runner: it may not import recovery, so it is handed a LiveReconciler).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from mm_core.events import OperatorCommand, Reconciled
+from mm_core.protocol import soupbintcp
+from recovery.errors import RecoveryError
+from recovery.reconcile import Deliver, apply, local_view, reconcile, resolution_json, venue_view
+from recovery.replay import RECON_BEGIN, RECON_FINDING, RECON_OUTCOME, RECON_RESOLUTION
+from recovery.venue_link import full_view
+
+__all__ = ["LiveReconciliation", "LiveReconciler"]
+
+
+@dataclass
+class LiveReconciliation:
+    """What one mid-session reconciliation found and did."""
+
+    actor: str
+    reconciled: bool = False
+    reasons: list[str] = field(default_factory=list)
+    rounds: list[dict] = field(default_factory=list)     # discrepancy counts per round
+    delivered: int = 0                                   # venue messages the journal lacked
+    resolutions: int = 0                                 # resolutions applied (cancels sent)
+    trading_state: str = ""
+
+
+@dataclass
+class LiveReconciler:
+    """Called by the runner on its own thread: `reconciler(runner, command)`. Trading waits while
+    it runs (a few venue round trips, bounded by `timeout` per wait)."""
+
+    timeout: float = 5.0                 # bound of every venue wait
+    quiet: float = 0.25                  # the venue is done answering after this long silent
+    max_rounds: int = 3
+    clock: Callable[[], int] = time.time_ns
+    results: list[LiveReconciliation] = field(default_factory=list)
+
+    def __call__(self, runner, command: OperatorCommand) -> LiveReconciliation:
+        result = LiveReconciliation(command.actor)
+        self.results.append(result)
+        engine = runner.engine
+        halts_before = engine.counts["halts"]
+        # the begin record comes first: nothing new goes out while the views are compared (the
+        # latch pulls what rests, on the session still open)
+        now = self._recon(runner, {"kind": RECON_BEGIN, "reconciled": False, "mid_session": True,
+                                   "actor": command.actor, "reason": command.reason,
+                                   "venue_sequence": runner.soup_seq})
+        if now is None:
+            result.reasons.append("the journal refused the reconciliation's begin record")
+            return self._done(runner, result)
+        runner.feed(Reconciled(now, False))
+        try:
+            self._compare_and_resolve(runner, result)
+        except (RecoveryError, OSError) as exc:
+            result.reasons.append(f"reconciliation failed: {type(exc).__name__}: {exc}")
+        finally:
+            runner.tap_order_entry(None)
+        if not runner.order_entry_connected:
+            try:
+                runner.login_order_entry()
+            except Exception as exc:     # noqa: BLE001 (the run loop stops on a lost order entry)
+                result.reasons.append(f"cannot log in to the order entry again: {exc}")
+        halts = engine.counts["halts"] - halts_before
+        if halts:
+            result.reasons.append(f"the engine halted itself {halts} time(s) while reconciling")
+        result.reconciled = not result.reasons
+        now = self._recon(runner, {"kind": RECON_OUTCOME, "reconciled": result.reconciled,
+                                   "reasons": result.reasons, "mid_session": True,
+                                   "actor": command.actor, "delivered": result.delivered,
+                                   "resolutions": result.resolutions})
+        if now is not None:
+            runner.feed(Reconciled(now, result.reconciled))
+        return self._done(runner, result)
+
+    def _compare_and_resolve(self, runner, result: LiveReconciliation) -> None:
+        s = runner.settings
+        tap: list[tuple[int, bytes]] = []
+        runner.tap_order_entry(tap)
+        runner.logout_order_entry(self.timeout)          # the venue allows one login per user
+        messages = dict(full_view(s.host, s.ouch_port, s.username, s.password, self.timeout))
+        runner.login_order_entry()                       # from the sequence after the last received
+        head = max(messages, default=0)
+        deadline = time.monotonic() + self.timeout
+        while runner.soup_seq < head and time.monotonic() < deadline:
+            runner.pump_order_entry(self.quiet)
+        self._settle(runner)
+        for round_no in range(1, self.max_rounds + 1):
+            for seq, payload in tap:
+                messages.setdefault(seq, payload)
+            found = reconcile(local_view(runner.engine, runner.journaled_venue_seqs(), runner.soup_seq),
+                              venue_view(sorted(messages.items())))
+            result.rounds.append(found.counts())
+            if self._recon(runner, {"kind": RECON_FINDING, "round": round_no, "mid_session": True,
+                                    **found.to_json()}) is None:
+                result.reasons.append("the journal refused a finding record")
+                return
+            if found.clean or not found.resolutions:
+                result.reasons += [f"{d.kind}: {d.detail}" + (f" ({d.token})" if d.token else "")
+                                   for d in found.discrepancies]
+                return
+            for d in found.discrepancies:
+                if isinstance(d.resolution, Deliver):
+                    frame = soupbintcp.encode(soupbintcp.SequencedData(d.resolution.payload))
+                    if runner.deliver_venue(d.resolution.sequence, frame, self.clock()):
+                        result.delivered += 1
+                elif d.resolution is not None:
+                    now = self._recon(runner, {"kind": RECON_RESOLUTION, "mid_session": True,
+                                               "resolution": resolution_json(d.resolution),
+                                               "found": d.kind, "detail": d.detail, "venue": d.venue})
+                    if now is None:
+                        result.reasons.append("the journal refused a resolution record")
+                        return
+                    runner.act(apply(runner.engine, d.resolution, now), now)
+                    result.resolutions += 1
+            self._settle(runner)
+        result.reasons.append(f"not clean after {self.max_rounds} rounds")
+
+    def _settle(self, runner) -> None:
+        """Take the venue's answers until it has been quiet for `quiet`, within `timeout`."""
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline and runner.pump_order_entry(self.quiet):
+            pass
+
+    def _recon(self, runner, doc: dict) -> int | None:
+        """Journal one RECON record; its time (what the engine is fed with), None if refused."""
+        now = max(self.clock(), runner.engine.now)
+        return now if runner.journal_recon(doc, now) else None
+
+    @staticmethod
+    def _done(runner, result: LiveReconciliation) -> LiveReconciliation:
+        result.trading_state = runner.engine.risk.state.name
+        return result

@@ -1,0 +1,143 @@
+"""Mid-session reconciliation against the embedded venue on loopback: a live runner that halted on
+a venue message its OMS could not apply is reconciled on the operator's "reconcile" (RECON records
+in its journal, the venue's full view compared, the gateway told), after which an operator enable
+is allowed when the views agree and refused when they do not; the journal still replays exactly."""
+import threading
+import time
+
+from journal import Journal, Reader, RecordType
+from journal.catalogue import unpack, unpack_json
+from mm_core.engine import Engine
+from mm_core.events import OperatorCommand
+from mm_core.protocol import ouch
+from mm_core.risk import TradingState
+from mm_core.runner import Runner, RunnerSettings
+from mm_core.venue.config import load_config
+from mm_core.venue.server import Venue
+from recovery.drills.risk import _wait as wait
+from recovery.midsession import LiveReconciler
+from recovery.replay import replay_journal
+from tests.recovery.conftest import USER, free_udp_port
+from tests.recovery.session import CONFIG, LockedClock
+from tests.mm_core.wire import SYMBOLS, gateway
+
+UNRECONCILED = "unreconciled"
+
+
+def forge(venue: Venue, message) -> None:
+    """A venue anomaly: a sequenced message on our session about an order we never sent."""
+    with venue._lock:
+        venue.logs[USER].append(ouch.encode(message))
+    venue._wake()
+
+
+def operator(runner: Runner, command: str, reason: str = "test") -> None:
+    assert runner.operator(OperatorCommand(time.time_ns(), command, "ops", reason)).wait(30)
+
+
+def logins(path: str) -> int:
+    """LoginAccepted frames journaled (the runner journals every venue frame it reads)."""
+    with Reader(path) as reader:
+        return sum(1 for r in reader.records(rtypes=[RecordType.VENUE_MSG])
+                   if unpack(RecordType.VENUE_MSG, r.payload)["packet_type"] == ord("A"))
+
+
+def recon_docs(path: str) -> list[dict]:
+    with Reader(path) as reader:
+        return [unpack_json(r.payload) for r in reader.records(rtypes=[RecordType.RECON])]
+
+
+def session(tmp_path, body) -> tuple[Engine, str, LiveReconciler]:
+    """Runs `body(venue, runner, engine)` while a runner trades with the embedded venue."""
+    port = free_udp_port()
+    config = load_config().with_venue(itch_port=port, duration=60.0, log_dir=str(tmp_path / "venue"),
+                                      heartbeat_timeout=10.0)
+    path = str(tmp_path / "journal")
+    reconciler = LiveReconciler(timeout=5.0, quiet=0.2)
+    with Venue(config) as venue:
+        ports = venue.ports
+        settings = RunnerSettings(itch_port=port, ouch_port=ports.ouch, rerequest_port=ports.rerequest)
+        engine = Engine(CONFIG, SYMBOLS, gateway())
+        with Journal(path) as journal:
+            runner = Runner(engine, journal, settings, LockedClock(), reconciler=reconciler)
+            stop = threading.Event()
+            thread = threading.Thread(target=runner.run, args=(60.0, stop))
+            thread.start()
+            try:
+                assert wait(lambda: len(venue.live_orders(USER)) >= 2, 15), "never quoted"
+                body(venue, runner, engine)
+            finally:
+                stop.set()
+                thread.join(20)
+            assert not thread.is_alive()
+            assert runner.report.stop_reason == "stopped", runner.report.stop_reason
+    return engine, path, reconciler
+
+
+def replays_exactly(engine: Engine, path: str) -> None:
+    fresh = Engine(CONFIG, SYMBOLS, gateway())
+    result = replay_journal(path, fresh)
+    assert result.deterministic, [d.detail for d in result.divergences[:3]]
+    assert result.recon_records >= 3
+    assert fresh.state_hash() == engine.state_hash()
+
+
+def test_a_halt_on_a_message_the_oms_could_not_apply_is_reconciled_mid_session(tmp_path):
+    def body(venue, runner, engine):
+        forge(venue, ouch.Canceled(time.time_ns(), "ZZNEVERSENT01", 100, "U"))
+        assert wait(lambda: engine.counts["halts"] == 1, 10), "the engine never halted"
+        assert wait(lambda: venue.live_orders(USER) == [], 10), "the halt did not pull everything"
+        risk = engine.risk
+        assert risk.state is TradingState.HALTED and UNRECONCILED in risk.faults
+        operator(runner, "enable", "too early")
+        assert risk.state is TradingState.HALTED          # refused: not reconciled
+        operator(runner, "reconcile", "after the halt")
+        result = runner.reconciler.results[-1]
+        assert result.reconciled, result.reasons
+        assert UNRECONCILED not in risk.faults
+        assert risk.state is TradingState.HALTED          # the halt's kill still needs a person
+        assert runner.order_entry_connected
+        operator(runner, "enable", "reconciled")
+        assert risk.state is TradingState.ACTIVE, risk.faults
+        assert wait(lambda: len(venue.live_orders(USER)) >= 2, 15), "never quoted again"
+
+    engine, path, reconciler = session(tmp_path, body)
+    docs = recon_docs(path)
+    assert [d["kind"] for d in docs] == ["begin", "finding", "outcome"]
+    assert all(d["mid_session"] for d in docs) and docs[0]["actor"] == "ops"
+    assert docs[1]["clean"] and docs[2]["reconciled"]
+    assert logins(path) == 2          # logged out for the venue's full view, then in again
+    replays_exactly(engine, path)
+
+
+def test_an_execution_the_oms_could_not_book_keeps_trading_halted_after_reconciling(tmp_path):
+    def body(venue, runner, engine):
+        forge(venue, ouch.Executed(time.time_ns(), "ZZNEVERSENT02", 100, 1_000_000, "R", 99))
+        assert wait(lambda: engine.counts["halts"] == 1, 10), "the engine never halted"
+        operator(runner, "reconcile", "after the halt")
+        result = runner.reconciler.results[-1]
+        assert not result.reconciled
+        assert any("position-mismatch" in r for r in result.reasons), result.reasons
+        risk = engine.risk
+        assert UNRECONCILED in risk.faults and risk.state is TradingState.HALTED
+        operator(runner, "enable", "refused")
+        assert risk.state is TradingState.HALTED
+        assert runner.order_entry_connected
+
+    engine, path, _ = session(tmp_path, body)
+    docs = recon_docs(path)
+    assert docs[-1]["kind"] == "outcome" and not docs[-1]["reconciled"]
+    replays_exactly(engine, path)
+
+
+def test_reconcile_without_a_reconciler_is_refused_and_changes_nothing(tmp_path):
+    engine = Engine(CONFIG, SYMBOLS, gateway())
+    with Journal(str(tmp_path / "j")) as journal:
+        runner = Runner(engine, journal, RunnerSettings(), LockedClock())
+        before = engine.state_hash()
+        assert runner.operator(OperatorCommand(1, "reconcile", "ops", "test")).wait(1) is False
+        runner._drain_operator()
+        assert engine.state_hash() == before
+    with Reader(str(tmp_path / "j")) as reader:
+        docs = [unpack_json(r.payload) for r in reader.records(rtypes=[RecordType.METRICS])]
+    assert [d["alert"] for d in docs] == ["operator-refused"] and "no reconciler" in docs[0]["detail"]
