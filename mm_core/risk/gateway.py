@@ -138,11 +138,11 @@ class _Group:
         self.grid: tuple[tuple[float, float], ...] = ()
         self.pricer: GroupPricer | None = None   # the options and grid packed for the C revaluation
 
-    def __setstate__(self, state: tuple) -> None:
+    def __setstate__(self, state) -> None:
         """Loads a pickled group (engine snapshots), one pickled before the pricer existed too:
         without a pricer, the next revaluation builds it."""
         self.pricer = None
-        for part in state:
+        for part in (state,) if isinstance(state, dict) else state:     # (None, slots) as pickled
             for name, value in (part or {}).items():
                 setattr(self, name, value)
 
