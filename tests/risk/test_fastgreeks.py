@@ -68,7 +68,7 @@ vols = st.one_of(st.floats(1e-6, 9.99), st.sampled_from([0.0, -0.1, 1e-6, 1e-9])
 rates = st.floats(-0.99, 0.99)
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=1500, deadline=None)
 @given(is_call=st.booleans(), spot=spots, strike=spots, years=years, vol=vols, rate=rates)
 @example(True, 100.0, 100.0, 1.0, 0.2, 0.05)          # at the money
 @example(False, 1e-3, 1e6, 30.0, 9.99, 0.99)          # deep in the money put, long expiry, huge vol and rate
@@ -133,7 +133,7 @@ option_st = st.builds(
     st.one_of(st.integers(1, 10**6), st.sampled_from([1, 100, EXACT + 1, 1 << 70])))
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=800, deadline=None)
 @given(specs=st.lists(option_st, min_size=0, max_size=4),
        spot=st.one_of(st.floats(1e-3, 1e6), st.sampled_from([1e-300, 100.0])),
        sigmas=st.floats(0.0, 10.0), vol_ref=st.floats(0.01, 3.0), days=st.floats(0.0, 30.0),
