@@ -42,6 +42,8 @@ def _register() -> None:
     cli.add_command(recover_cmd.command)
     from cli import drill_cmd
     cli.add_command(drill_cmd.command)
+    from cli import operator_cmd
+    cli.add_command(operator_cmd.command)
 
 
 _register()

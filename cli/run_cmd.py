@@ -17,11 +17,13 @@ import time
 import click
 
 from audit.health import PROFILES
+from cli.operator_cmd import CONTROL_NAME
 from mm_core.session import (
     ClockSpec, Progress, Session, SessionError, SessionSettings, SessionSummary, VenueSpec,
     load_inputs,
 )
 from mm_core.venue.errors import ConfigError as VenueConfigError
+from recovery.midsession import LiveReconciler
 from mm_core.venue.process import parse_duration
 
 
@@ -139,7 +141,7 @@ def run_session(settings: SessionSettings, inputs, quiet: bool) -> SessionSummar
 
     with stop_on_signals() as stop:
         session = Session(settings, inputs, progress=None if quiet else show, stop=stop,
-                          on_started=lambda s: _started(s, quiet))
+                          on_started=lambda s: _started(s, quiet), reconciler=LiveReconciler())
         try:
             return session.run()
         except SessionError as exc:
@@ -153,6 +155,9 @@ def _started(session: Session, quiet: bool) -> None:
     click.echo(clock_notice(session.clock_source, session.clock_note))
     click.echo(f"venue {venue['kind']} at {venue['host']}:{venue['ouch_port']}; clock profile "
                f"{session.profile}; journal {session.settings.journal_dir}")
+    if session.settings.control_path:
+        click.echo(f"operator commands: mmaudit operator COMMAND --control {session.settings.control_path} "
+                   "--actor NAME --reason TEXT")
     sample = session.monitor.current()
     click.echo(f"clock {sample.state.name}, "
                f"{'compliant' if session.monitor.compliant(session.profile) else 'NOT compliant'} "
@@ -184,9 +189,13 @@ def _started(session: Session, quiet: bool) -> None:
               help="The --ptp-uds ptp4l is a verifier (free_running 1): judge lock by steady samples.")
 @click.option("--seed", type=int, default=None, help="Seed of the embedded venue's background flow.")
 @click.option("--busy-poll", is_flag=True, help="Spin instead of sleeping between events (uses one core).")
+@click.option("--control", "control_path", default=None,
+              help="The operator's control socket for `mmaudit operator` (default: control.sock in the journal "
+                   "directory; 'none' for none).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON, without progress lines.")
 def command(venue_text, itch_port, rerequest_port, duration, journal_dir, config_path, limits_path,
-            venue_config_path, profile, ptp_uds, ptp_lab, ptp_free_running, seed, busy_poll, as_json) -> None:
+            venue_config_path, profile, ptp_uds, ptp_lab, ptp_free_running, seed, busy_poll, control_path,
+            as_json) -> None:
     """Trade on a venue for a while, journaling ahead, with the clock monitored.
 
     The gateway trades only on a compliant clock: without --ptp-uds or the PTP lab the monitor
@@ -198,9 +207,11 @@ def command(venue_text, itch_port, rerequest_port, duration, journal_dir, config
         venue = VenueSpec.parse(venue_text, itch_port, rerequest_port)
         clock = clock_spec(ptp_uds, ptp_lab, venue.kind, ptp_free_running)
         inputs = load_inputs(config_path, limits_path, venue_config_path, profile)
-        settings = SessionSettings(
-            journal_dir or str(pathlib.Path(tempfile.mkdtemp(prefix="mmaudit-run-")) / "journal"),
-            seconds(duration), venue, clock, seed=seed, busy_poll=busy_poll)
+        journal_dir = journal_dir or str(pathlib.Path(tempfile.mkdtemp(prefix="mmaudit-run-")) / "journal")
+        if control_path is None:
+            control_path = str(pathlib.Path(journal_dir) / CONTROL_NAME)
+        settings = SessionSettings(journal_dir, seconds(duration), venue, clock, seed=seed, busy_poll=busy_poll,
+                                   control_path=None if control_path == "none" else control_path)
     except SessionError as exc:
         raise click.ClickException(str(exc)) from None
     started = time.monotonic()

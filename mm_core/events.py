@@ -59,7 +59,8 @@ OPERATOR_COMMANDS = frozenset({"kill", "enable", "safe-mode-on", "safe-mode-off"
 
 @dataclass(frozen=True, slots=True)
 class OperatorCommand:
-    """kill (scope all/symbol/algo/desk/client + scope_id), enable, safe-mode-on/off."""
+    """kill (scope all/symbol/algo/desk/client + scope_id), enable, safe-mode-on/off, reconcile.
+    `origin`: where it came from, for the journal only (e.g. the control socket's peer)."""
 
     now_ns: int
     command: str
@@ -67,6 +68,7 @@ class OperatorCommand:
     reason: str
     scope: str = "all"
     scope_id: int = 0
+    origin: str = ""
 
 
 @dataclass(frozen=True, slots=True)

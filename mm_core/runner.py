@@ -124,6 +124,19 @@ def stage_latencies(stages: Iterable[PacketStages]) -> dict[str, list[int]]:
     return out
 
 
+class OperatorReceipt(threading.Event):
+    """Set once the runner's thread carried out an operator command. `journaled`: its
+    OPERATOR_CMD record was written (False: the journal refused it, so the engine never saw it);
+    `refusal`: the engine's or runner's reason for refusing it ("" when it was carried out);
+    `reconciliation`: what a "reconcile" found and did (the reconciler's result)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.journaled: bool | None = None
+        self.refusal = ""
+        self.reconciliation = None
+
+
 @dataclass(frozen=True)
 class JournalStatus:
     """The journal as the runner last saw it, for an operator (Runner.journal_health())."""
@@ -145,6 +158,7 @@ _HEARTBEAT = ord("H")                # SoupBinTCP server heartbeat: not an answe
 _RESERVED_NOTES = frozenset({RecordType.RISK_DECISION, RecordType.STATE_CHANGE, RecordType.KILL})
 _HEALTH = "journal-health"           # METRICS {"input": ...}: a JournalHealth fed to the engine
 _USER = int(TsSource.USER)
+_OPERATOR_REFUSED = "operator-refused"    # the alert of a command the engine or runner refused
 _OE_LOST = "order entry lost (a reconciliation could not log in again)"
 
 
@@ -438,14 +452,15 @@ class Runner:
             self._clock_state = before     # the journal refused the sample: its state is not in force
 
     # ------------------------------------------------------------------ operators
-    def operator(self, command: OperatorCommand) -> threading.Event:
+    def operator(self, command: OperatorCommand) -> OperatorReceipt:
         """An operator command (kill, enable, safe mode), from any thread: queued for the runner's
         thread, which journals it as OPERATOR_CMD (a kill may use the reserve) and then gives it
-        to the engine; "reconcile" goes to the reconciler instead (its RECON records say who). Returns an Event set once that happened (at once on the runner's own
-        thread). RunnerError when the queue is full (the runner is not draining it)."""
-        done = threading.Event()
+        to the engine; "reconcile" goes to the reconciler instead (its RECON records say who).
+        Returns an OperatorReceipt set once that happened (at once on the runner's own thread).
+        RunnerError when the queue is full (the runner is not draining it)."""
+        done = OperatorReceipt()
         if self._thread == threading.get_ident():
-            self._operator_now(command)
+            self._operator_now(command, done)
             done.set()
             return done
         try:
@@ -475,28 +490,33 @@ class Runner:
             except queue.Empty:
                 return
             try:
-                self._operator_now(command)
+                self._operator_now(command, done)
             finally:
                 done.set()
 
-    def _operator_now(self, command: OperatorCommand) -> None:
+    def _operator_now(self, command: OperatorCommand, receipt: OperatorReceipt) -> None:
         if command.command == "reconcile":
-            self._reconcile_now(command)
+            self._reconcile_now(command, receipt)
             return
         doc = {"command": command.command, "actor": command.actor, "reason": command.reason,
                "scope": command.scope, "scope_id": command.scope_id}
-        self._input(RecordType.OPERATOR_CMD, json.dumps(doc, sort_keys=True).encode(),
-                    command.now_ns, TsSource.USER, command, reserve=True)
+        if command.origin:
+            doc["origin"] = command.origin
+        decided: list = []
+        receipt.journaled = self._input(RecordType.OPERATOR_CMD, json.dumps(doc, sort_keys=True).encode(),
+                                        command.now_ns, TsSource.USER, command, reserve=True, tap=decided)
+        receipt.refusal = next((a.summary.removeprefix(_OPERATOR_REFUSED + ": ") for a in decided
+                                if isinstance(a, JournalNote) and a.summary.startswith(_OPERATOR_REFUSED)), "")
 
     # ------------------------------------------------------------------ mid-session reconciliation
-    def _reconcile_now(self, command: OperatorCommand) -> None:
+    def _reconcile_now(self, command: OperatorCommand, receipt: OperatorReceipt) -> None:
         """The operator's "reconcile": the venue reconciliation recovery does, done by the
         reconciler the caller handed in, on the runner's thread (trading waits meanwhile)."""
         if self.reconciler is None:
-            self._note_alert("operator-refused", f"reconcile by {command.actor}: this runner has no "
-                             "reconciler", _realtime())
+            receipt.refusal = f"reconcile by {command.actor}: this runner has no reconciler"
+            self._note_alert(_OPERATOR_REFUSED, receipt.refusal, _realtime())
             return
-        self.reconciler(self, command)
+        receipt.reconciliation = self.reconciler(self, command)
 
     def journaled_venue_seqs(self) -> set[int]:
         """The venue sequences the journal holds: every one up to the last received, but those
@@ -599,11 +619,13 @@ class Runner:
         return seq
 
     def _input(self, rtype: RecordType, payload: bytes, ts_ns: int, source, event,
-               clock_state: int | None = None, reserve: bool = False, read_ns: int = 0) -> bool:
+               clock_state: int | None = None, reserve: bool = False, read_ns: int = 0,
+               tap: list | None = None) -> bool:
         """Write-ahead: the record first; an input the journal refused never reaches the engine
         (a refused market-data packet is a sequence gap to it: stale, fail closed). `read_ns`
         (market data): when the packet was read; the stages of a packet that sends orders are kept.
-        False when the journal refused the record."""
+        `tap` (not with read_ns): gets the engine's actions too. False when the journal refused
+        the record."""
         user = int(source) == _USER      # else a kernel or NIC stamp: not for our USER records
         try:
             self._append(rtype, payload, ts_ns, int(source), clock_state, reserve)
@@ -615,6 +637,8 @@ class Runner:
         report.inputs += 1
         if not read_ns:
             actions = self.engine.on_event(event)
+            if tap is not None:
+                tap.extend(actions)
             # the engine's notes are stamped with our clock, labelled USER: the input's own stamp
             # may be a NIC's raw PHC (TAI) time or the kernel's, which USER must never claim
             self._act(actions, ts_ns if user else _realtime())

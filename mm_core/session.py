@@ -36,6 +36,7 @@ from journal import Journal, JournalError, JournalLocked, Reader, lock_state
 from journal.reader import damage_behind_summary
 from journal.catalogue import RecordType, TsSource, pack, pack_json
 from mm_core.config import ConfigError, EngineConfig, Symbols, symbols_from_toml
+from mm_core.control import ControlError, ControlServer
 from mm_core.engine import Engine, EngineError
 from mm_core.risk import EXAMPLE_TOML, Limits, LimitsError, RiskError, RiskGateway
 from mm_core.runner import Runner, RunnerError, RunnerReport, RunnerSettings, stage_latencies
@@ -233,6 +234,7 @@ class SessionSettings:
     venue_log_dir: str | None = None
     progress_interval_s: float = 1.0
     clock_rate_hz: float = 1.0
+    control_path: str | None = None  # the operator's control socket (mm_core.control); None: none
 
     def __post_init__(self) -> None:
         if not self.duration_s > 0:
@@ -510,14 +512,18 @@ class Session:
     Example:
         summary = Session(SessionSettings("/tmp/j", 10, clock=ClockSpec("lab"))).run()
     `stop` (a threading.Event) ends the session early and cleanly (Ctrl-C in the CLI);
-    `progress` is called about once per progress_interval_s from a helper thread.
+    `progress` is called about once per progress_interval_s from a helper thread; `reconciler`
+    carries out an operator's "reconcile" (recovery.midsession.LiveReconciler: mm_core may not
+    import recovery, so the caller hands it in; without one the command is refused).
     """
 
     def __init__(self, settings: SessionSettings, inputs: SessionInputs | None = None,
                  progress: Callable[[Progress], None] | None = None,
                  stop: threading.Event | None = None,
-                 on_started: Callable[["Session"], None] | None = None) -> None:
+                 on_started: Callable[["Session"], None] | None = None,
+                 reconciler: Callable | None = None) -> None:
         self.settings = settings
+        self.reconciler = reconciler
         self.inputs = inputs or load_inputs()
         self.profile = self.inputs.limits.clock_profile
         self.progress = progress
@@ -572,7 +578,8 @@ class Session:
                 host=venue_spec.host, itch_port=venue_spec.itch_port, ouch_port=venue_spec.ouch_port,
                 rerequest_port=venue_spec.rerequest_port, clock_profile=self.profile,
                 fresh_session=fresh, busy_poll=s.busy_poll,
-                **({"username": user.username, "password": user.password} if user else {})), self.monitor)
+                **({"username": user.username, "password": user.password} if user else {})), self.monitor,
+                reconciler=self.reconciler)
             first_seq = self._journal_start(journal, session_id, source, note)
             self.monitor.start()
             stack.callback(self.monitor.stop)
@@ -583,6 +590,7 @@ class Session:
                 thread.start()
                 stack.callback(thread.join, 5)
             stack.callback(done.set)
+            control = self._start_control(stack)
             if self.on_started is not None:
                 self.on_started(self)
             try:
@@ -590,11 +598,30 @@ class Session:
             except RunnerError as exc:
                 raise VenueUnavailable(str(exc)) from None
             finally:
+                if control is not None:
+                    control.stop()           # nothing is taken once the runner stopped draining
                 self._journal_stop(journal, session_id)
             end_sample = self.monitor.current()
             end_compliant = self.monitor.compliant(self.profile)
         return self._summary(session_id, first_seq, report, source, note, end_sample, end_compliant,
                              warm_at_start)
+
+    def _start_control(self, stack: contextlib.ExitStack) -> ControlServer | None:
+        """The operator's control socket, when the settings ask for one (`mmaudit operator`)."""
+        if not self.settings.control_path:
+            return None
+        engine, runner = self.engine, self.runner
+        symbols = {sym.name: sym.id for sym in self.inputs.symbols.symbols}
+
+        def status() -> dict:       # plain reads of what the runner thread updates
+            return {"trading_state": engine.risk.state.name, "faults": list(engine.risk.faults),
+                    "orders_sent": runner.report.orders_sent}
+        try:
+            server = ControlServer(self.settings.control_path, runner.operator, status, symbols=symbols).start()
+        except ControlError as exc:
+            raise SessionConfigError(str(exc)) from None
+        stack.callback(server.stop)
+        return server
 
     def _journal_start(self, journal: Journal, session_id: int, source: str, note: str) -> int:
         """SESSION_START, the limits document in force, and a note saying where the clock

@@ -308,7 +308,10 @@ int64_t oj_merge_events(const oj_records *sent, const oj_field_set *inbound, con
     const uint8_t *in_stock = inbound->out[1], *in_capacity = inbound->out[2];
     for (int64_t i = 0; i < sent->n; i++) {
         const uint8_t *rec = sent->rows + (size_t)i * (size_t)sent->stride;
-        out->sent_wire_side[i] = in_side[i] > 0 ? (uint8_t)in_side[i] : rec[sent->side];
+        /* the OUCH side where the message type carries one (0: unknown, past the bytes held: never
+         * the journaled B/S, which would read a short sale as a plain sell), else the journaled side */
+        const uint8_t t = rec[sent->msg_type];
+        out->sent_wire_side[i] = inbound->offset[t] >= 0 ? (uint8_t)in_side[i] : rec[sent->side];
         if (created == NULL || !created->creates[rec[sent->msg_type]])
             continue;
         if (created->n >= created->capacity) {

@@ -2,6 +2,8 @@
 order) and MEOR (route to the exchange) for each order entered, MEOM for replaces and modifies,
 MEOC for cancels (full, or partial with leavesQty > 0), and MEOT only for executions on venues
 that are not exchanges (exchanges report their own; see `cat_exchange` in mics.toml, default true).
+A trade the venue breaks later (OUCH Broken Trade) keeps cancelFlag false, in this file and after:
+the spec sets it only for a trade the TRF/ORF/ADF rejected (see NOTES).
 
 Owns the event mapping, CAT text formats (Eastern-Time timestamps `YYYYMMDD HHMMSS.CCCNNNNNN`,
 dates as YYYYMMDD), the CAT trading day (the US Eastern date, with DST: what `--date` selects and
@@ -31,7 +33,7 @@ from reports.timebase import to_utc
 from reports.validate import REJECTS_SCHEMA, declare_required, mask_check, passed, split
 
 KIND = "cat"
-SCHEMA_VERSION = "cat-4.0.0-r18-subset-3"
+SCHEMA_VERSION = "cat-4.0.0-r18-subset-4"
 CAT_TYPES = ["MENO", "MEOR", "MEOM", "MEOC", "MEOT"]
 SIDES = {ord("B"): "B", ord("S"): "SL", ord("T"): "SS", ord("E"): "SX"}
 
@@ -58,9 +60,21 @@ NOT_NULL = ("seq",) + COMMON_REQUIRED + ("trade_date",)
 NOTES = ("MEOT: tapeTradeID (the TRF/ORF/ADF trade report's ID), marketCenterID and "
          "reportingExceptionCode are not in the journal and are left out; only the firm's side of the trade "
          "is given (buyDetails or sellDetails): the contra side's order is the venue's and anonymous to the "
-         "firm; cancelFlag/cancelTimestamp come from an OUCH Broken Trade later in the same report range "
-         "(one after its end is not known to this report); sideDetailsInd values BUY/SELL and the "
-         "one-element side-details array are unconfirmed against the spec ([M] in the reference notes).")
+         "firm. cancelFlag is false and cancelTimestamp absent on every MEOT, and a Broken Trade of the venue "
+         "(OUCH B), whenever it comes, changes nothing CAT wants from the firm: no COR or DEL of the MEOT in a "
+         "later file. Tech Specs 4.0.0-r18 cancelFlagCodeSet: true only for a trade cancelled because the "
+         "TRF/ADF/ORF rejected it, a trade executed in a foreign market and cancelled, or a cancelled "
+         "customer/client fulfillment; CAT FAQ E25: a trade reported to and accepted by the TRF/ORF/ADF and "
+         "linked to its Trade event keeps cancelFlag false even when cancelled or busted in the trade-reporting "
+         "data (true also for reportingExceptionCode C, which is not used here). A TRF/ORF/ADF rejection is not "
+         "in the journal. Side details, checked against the CAT IM "
+         "Technical Specifications 4.0.0-r18 (orchimate.org) as far as it could be read: buyDetails / "
+         "sellDetails are required for the side of the subject order (Table 51 Trade Side Details) and are given "
+         "as a one-element repeating group of orderKeyDate (required with orderID), orderID and side (required), "
+         "as the spec's other side-detail group (clientDetails, Table 53) is laid out; Table 51's own field list "
+         "could not be read. sideDetailsInd is a MEOT field (between marketCenterID and buyDetails, as public CAT "
+         "tooling lays MEOT out), but its code set could not be read: the values BUY / SELL given here are not "
+         "confirmed.")
 # OUCH capacity of the Enter Order -> CAT capacity (Agency, Principal, Riskless principal); any
 # other (e.g. 'O' other) has no CAT code: the trade is rejected for it rather than guessed.
 CAPACITIES = {ord("A"): "A", ord("P"): "P", ord("R"): "R"}
@@ -109,10 +123,8 @@ _COLUMNS = ("seq", "ts_ns", "ts_source", "event", "token_key", "prior_token_key"
             "origin", "msg_type", "msg_len", "order_qty", "order_capacity")
 
 
-def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None,
-                breaks: "Breaks | None" = None) -> tuple[pa.Table, list]:
-    """The CAT rows of a chunk's events and their checks; `breaks`: the venue's Broken Trades in
-    the range (none known without)."""
+def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None) -> tuple[pa.Table, list]:
+    """The CAT rows of a chunk's events and their checks."""
     rows, types = _rows_for(ev, ref)
     ev = ev.take(rows, _COLUMNS)
     c = ev.cols
@@ -176,7 +188,7 @@ def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None,
         "leavesQty": pa.array(c["qty"], mask=~is_cancel),
         "initiator": ac.codes(np.zeros(n, np.int8), ["F"], is_cancel | is_mod),
         "tradeID": numtext.integer_text(c["match"].astype(np.uint64, copy=False), is_trade),
-        **_trade_columns(c, is_trade, event_ts, key_date, side_code, breaks),
+        **_trade_columns(c, is_trade, event_ts, key_date, side_code),
         "trade_date": pa.array(timetext.eastern_days(ev.utc.utc_ns).astype(np.int32), pa.date32(),
                                mask=~ev.utc.valid),                 # the Eastern trading day
     }
@@ -184,20 +196,16 @@ def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None,
     checks = common.event_checks(table.append_column("isin", inst_cols["isin"])
                                  .append_column("segment_mic", inst_cols["segment_mic"]),
                                  ev, ref, inst_idx, algo_idx, client_idx)
-    return table, checks + required_checks(table, types)
+    return table, checks + [common.order_side_check(ev, with_terms | is_trade)] + required_checks(table, types)
 
 
 def _trade_columns(c, is_trade: np.ndarray, event_ts: pa.Array, key_date: pa.Array,
-                   side_code: np.ndarray, breaks: "Breaks | None") -> dict[str, pa.Array]:
+                   side_code: np.ndarray) -> dict[str, pa.Array]:
     """The MEOT fields beside quantity, price and tradeID: tradeKeyDate (the trade's own
-    timestamp), cancelFlag and cancelTimestamp (a Broken Trade of the venue later in the range),
-    capacity (the OUCH Enter Order's), sideDetailsInd and the side details of the firm's order
-    (orderKeyDate, orderID, CAT side); null on other rows."""
+    timestamp), cancelFlag (false: no TRF/ORF/ADF rejection is journaled; see NOTES) and no
+    cancelTimestamp, capacity (the OUCH Enter Order's), sideDetailsInd and the side details of
+    the firm's order (orderKeyDate, orderID, CAT side); null on other rows."""
     n = len(is_trade)
-    broken, broken_at = np.zeros(n, bool), np.zeros(n, np.int64)
-    if breaks is not None and is_trade.any():
-        rows = np.flatnonzero(is_trade)
-        broken[rows], broken_at[rows] = breaks.cancel_times(c["token_key"][rows], c["match"][rows], c["seq"][rows])
     known_side = is_trade & (side_code < len(SIDES))
     sell = side_code > 0                                       # SIDES: B, then the sells
     capacity = np.full(n, len(CAPACITIES), np.int8)
@@ -205,8 +213,8 @@ def _trade_columns(c, is_trade: np.ndarray, event_ts: pa.Array, key_date: pa.Arr
         capacity[c["order_capacity"] == byte] = i
     cols = {
         "tradeKeyDate": _where(is_trade, event_ts) if is_trade.any() else pa.nulls(n, pa.string()),
-        "cancelFlag": pa.array(broken, mask=~is_trade),
-        "cancelTimestamp": timetext.cat_timestamp(broken_at, broken) if broken.any() else pa.nulls(n, pa.string()),
+        "cancelFlag": pa.array(np.zeros(n, bool), mask=~is_trade),
+        "cancelTimestamp": pa.nulls(n, pa.string()),
         "capacity": ac.codes(capacity, list(CAPACITIES.values()) + ["?"], is_trade & (capacity < len(CAPACITIES))),
         "sideDetailsInd": ac.codes(sell.astype(np.int8), ["BUY", "SELL"], known_side),
     }
@@ -217,33 +225,6 @@ def _trade_columns(c, is_trade: np.ndarray, event_ts: pa.Array, key_date: pa.Arr
     for name, mine in (("buyDetails", known_side & ~sell), ("sellDetails", known_side & sell)):
         cols[name] = pa.StructArray.from_arrays(children, fields=list(SIDE_DETAILS), mask=pa.array(~mine))
     return cols
-
-
-class Breaks:
-    """The venue's Broken Trades (OUCH B) in a range, read on first need (a pass over the range's
-    venue messages, only once a chunk has an MEOT), with their UTC times."""
-
-    def __init__(self, src: JournalSlice):
-        self.src = src
-        self._got: dict | None = None
-
-    def cancel_times(self, token_key: np.ndarray, match: np.ndarray, seq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(whether a Broken Trade of the same order token and match number follows each trade,
-        the UTC ns of the first one; a break without a UTC time does not count)."""
-        if self._got is None:
-            got = events.venue_messages(self.src, self.src.first_seq, self.src.last_seq, b"B", ("token", "match"))
-            utc = to_utc(got["seq"], got["ts_ns"], got["ts_source"], events.clock_samples(self.src)) \
-                if len(got["seq"]) else None
-            self._got = dict(got, utc_ns=utc.utc_ns if utc else np.zeros(0, np.int64),
-                             valid=utc.valid if utc else np.zeros(0, bool))
-        b = self._got
-        broken, at = np.zeros(len(seq), bool), np.zeros(len(seq), np.int64)
-        for i in np.flatnonzero(np.isin(match, b["match"])):          # a loop over the few candidates
-            hit = np.flatnonzero((b["match"] == match[i]) & (b["token_key"] == token_key[i]) & (b["seq"] > seq[i])
-                                 & b["valid"])
-            if len(hit):
-                broken[i], at[i] = True, b["utc_ns"][hit[0]]
-        return broken, at
 
 
 def select_eastern_date(ev: events.OrderEvents, trade_date: dt.date | None) -> events.OrderEvents:
@@ -344,13 +325,12 @@ def stream(src: JournalSlice, ref: RefData, sink, text: bool = True) -> ReportOu
     submission files of their date."""
     files = cat_json.SubmissionFiles(ref.firm.cat_imid, notes=NOTES) if text else None
     rejects = []
-    breaks = Breaks(src)
     with ThreadPoolExecutor(max_workers=1) as aside:     # the session scan beside the first decode
         session = aside.submit(_venue_session, src)
         for chunk in events.collect_chunks(src, gather_joined=False):
             ev = select_eastern_date(chunk, src.selection.trade_date)
             del chunk
-            table, checks = build_table(ev, ref, session.result(), breaks)
+            table, checks = build_table(ev, ref, session.result())
             kept, rejected = split(table, KIND, "order_events", checks)
             kept = declare_required(kept.replace_schema_metadata({**(kept.schema.metadata or {}),
                                                                   b"cat.notes": NOTES.encode()}), NOT_NULL)

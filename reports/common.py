@@ -128,6 +128,18 @@ def event_checks(table: pa.Table, ev: OrderEvents, ref: RefData, inst_idx: np.nd
     return checks
 
 
+def order_side_check(ev: OrderEvents, applies: np.ndarray | None = None) -> Check:
+    """Rows (where `applies`) of an order whose side is unknown: its Enter Order's side byte lies past
+    the bytes the journal holds (events.wire_sides gives 0). Rejected, never reported with the
+    journaled B/S, which would read a short sale as a plain sell."""
+    c = ev.cols
+    bad = (c["creator"] >= 0) & (c["order_wire_side"] == 0)
+    if applies is not None:
+        bad &= applies
+    return mask_check("order_side", bad, "the side byte of the order's OUCH Enter Order is past the bytes "
+                      "the journal holds (truncated): its side (buy, sell, short sale) is unknown")
+
+
 OUCH_STOCK_WIDTH = 8     # OUCH 4.2 Stock: 8 alphanumerics, left-justified, space-padded
 
 

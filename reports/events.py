@@ -275,6 +275,15 @@ _HEADS = {
 _HEADER_FIELDS = ("seq", "ts_ns", "ts_source", "clock_state")
 _CREATES = (ord("O"), ord("U"))     # OUCH Enter Order and Replace Order create an order token
 _ENTER_FIELDS = ["side", "stock", "capacity"]     # inbound OUCH fields an order keeps (Creators)
+CARRIES_SIDE = np.zeros(256, bool)               # inbound OUCH types with a side byte (O, M)
+CARRIES_SIDE[list(ouch.INBOUND_FIELDS["side"])] = True
+
+
+def wire_sides(ouch_side: np.ndarray, msg_type: np.ndarray, journaled: np.ndarray) -> np.ndarray:
+    """The side of ORDER_SENT messages: the OUCH side byte where the message type carries one (0,
+    unknown, where it lies past the bytes the journal holds: never the journaled B/S, which would
+    read a short sale as a plain sell), else the journaled side (a Replace inherits its Enter's)."""
+    return np.where(CARRIES_SIDE[msg_type], ouch_side, journaled)
 
 
 class SampleHistory:
@@ -373,7 +382,7 @@ def _decode(src: JournalSlice, join_orders: bool, samples: "np.ndarray | SampleH
     sent_held = ouch.held_bytes(all_sent["raw"], all_sent["raw_len"], RAW_ORDER_MAX)
     scols = ouchcols.decode(all_sent["raw"], all_sent["msg_type"], ouch.INBOUND_FIELDS, names=_ENTER_FIELDS,
                             held=sent_held)
-    all_wire_side = np.where(scols["side"] > 0, scols["side"], all_sent["side"])
+    all_wire_side = wire_sides(scols["side"], all_sent["msg_type"], all_sent["side"])
     wire_side, stock = all_wire_side[events_sent], scols["stock"][events_sent]
     cols.update({
         "origin": is_venue.astype(np.int8),
@@ -639,7 +648,7 @@ class Creators:
         sent = sent[np.isin(sent["msg_type"], _CREATES)]
         enter = ouchcols.decode(sent["raw"], sent["msg_type"], ouch.INBOUND_FIELDS, names=_ENTER_FIELDS,
                                 held=ouch.held_bytes(sent["raw"], sent["raw_len"], RAW_ORDER_MAX))
-        self.add_columns(self.columns(sent, np.where(enter["side"] > 0, enter["side"], sent["side"]),
+        self.add_columns(self.columns(sent, wire_sides(enter["side"], sent["msg_type"], sent["side"]),
                                       enter["stock"], enter["capacity"]))
 
     def add_columns(self, new: dict[str, np.ndarray]) -> None:

@@ -15,8 +15,9 @@ round-lot size (ROUND_LOT: 100, whereas the amended round-lot definition is tier
 realized-spread horizons, and the new time-to-execution buckets, which are not produced (the
 fills carry time_to_execution_ns, from which any bucket edges can be derived). Fractional orders
 cannot occur (OUCH shares are integers); market and stop orders are not sent by the engine.
-An execution the venue breaks later in the range (OUCH Broken Trade) stays in the fills table,
-marked `broken`, and is left out of the summary (counted in quote_coverage).
+An execution the venue breaks later (OUCH Broken Trade, in the range or journaled after it up to
+breaks.HORIZON_NS past its end) stays in the fills table, marked `broken`, and is left out of the
+summary; quote_coverage counts them and says how far past the range Broken Trades were read.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from reports import arrowcols as ac
+from reports import breaks as breaks_
 from reports import common, events, nbbo, numtext
 from reports.events import EV
 from reports.output import ReportOutput, TableCollector
@@ -86,24 +88,12 @@ def _rows(ev: events.OrderEvents, codes: tuple[int, ...], columns: tuple[str, ..
     return picked.take(np.flatnonzero(np.isin(e, codes)))
 
 
-def broken_fills(match: np.ndarray, token_key: np.ndarray, seq: np.ndarray, breaks: dict) -> np.ndarray:
-    """Which executions a later Broken Trade of the venue (`breaks`: events.venue_messages of
-    OUCH B) takes back: same order token and match number, journaled after the execution."""
-    out = np.zeros(len(seq), bool)
-    if not len(breaks["seq"]):
-        return out
-    for i in np.flatnonzero(np.isin(match, breaks["match"])):      # a loop over the few candidates
-        out[i] = bool(((breaks["match"] == match[i]) & (breaks["token_key"] == token_key[i])
-                       & (breaks["seq"] > seq[i])).any())
-    return out
-
-
 def _fills(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeline, timed: nbbo.TimedQuotes,
-           breaks: dict) -> tuple[pa.Table, dict]:
+           breaks: "breaks_.BreaksRead") -> tuple[pa.Table, dict]:
     """The fills table, and the numpy values the summary accumulates (see Summary.add)."""
     fx = _rows(ev, FILLS, _FILL_COLUMNS)
     c = fx.cols
-    broken = broken_fills(c["match"], c["token_key"], c["seq"], breaks)
+    broken = breaks.taken_back(c["token_key"], c["match"], c["seq"])
     is_buy = c["side"] == ord("B")
     sym = c["symbol_id"]
     # the quote when the order was sent (just before its ORDER_SENT) and just before the fill
@@ -248,8 +238,9 @@ def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
     timed = nbbo.timeline_through(src, _symbols(ref), events.clock_samples(src), max(REALIZED_HORIZONS_S) * NS)
     quotes = timed.timeline
     past_market_data = np.zeros(len(REALIZED_HORIZONS_S), np.int64)
-    # the venue's Broken Trades in the range, known before any fill is written (a header pass)
-    breaks = events.venue_messages(src, src.first_seq, src.last_seq, b"B", ("token", "match"))
+    # the venue's Broken Trades in the range and past it up to the horizon, known before any fill
+    # is written (a header pass): an execution broken after the range end is broken all the same
+    breaks = breaks_.read(src)
     summary = Summary()
     no_quote_fills = no_quote_orders = broken_fills_kept = 0
     rejected = []
@@ -286,11 +277,16 @@ def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
             elif name == "rule610":
                 no_quote_orders += int((kept.column("status").combine_chunks().indices.to_numpy()
                                         == R610_NAMES.index("NO_QUOTE")).sum())
+    # what was read of the Broken Trades: through which sequence, and whether the journal reached
+    # the look-ahead horizon (0: it ended first, and a later break would not be seen)
     coverage = pa.table({
         "measure": ["quote_updates_from_itch", "fills_without_bid_at_order", "orders_without_quote_at_send",
-                    "broken_executions_excluded"] + [f"realized_spread_{h}s_past_market_data" for h in REALIZED_HORIZONS_S],
+                    "broken_executions_excluded", "broken_trades_read_through_seq", "broken_trades_horizon_s",
+                    "broken_trades_horizon_reached"]
+        + [f"realized_spread_{h}s_past_market_data" for h in REALIZED_HORIZONS_S],
         "count": pa.array([int((quotes.seq <= src.last_seq).sum()), no_quote_fills, no_quote_orders,
-                           broken_fills_kept] + past_market_data.tolist(), pa.int64()),
+                           broken_fills_kept, breaks.through_seq, breaks_.HORIZON_NS // NS,
+                           int(breaks.horizon_reached)] + past_market_data.tolist(), pa.int64()),
     })
     rejects = pa.concat_tables(rejected) if rejected else REJECTS_SCHEMA.empty_table()
     return ReportOutput(kind=KIND, schema_version=SCHEMA_VERSION,

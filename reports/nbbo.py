@@ -17,7 +17,7 @@ import numpy as np
 
 from journal.catalogue import RecordType
 from reports.source import JournalSlice
-from reports.timebase import to_utc
+from reports.timebase import read_ahead, to_utc
 
 MOLD_HEADER = 20
 _MIN_LEN = {ord("A"): 36, ord("F"): 36, ord("R"): 19, ord("E"): 23, ord("C"): 23, ord("X"): 23, ord("D"): 19,
@@ -283,31 +283,17 @@ class TimedQuotes:
         return bid, ask, found, utc_ns <= self.known_until_ns
 
 
-READ_AHEAD_SEQS = 1 << 16     # journal sequences scanned at a time past the range end
-
-
 def timeline_through(src: JournalSlice, symbol_ids: dict[str, int], samples: np.ndarray, after_ns: int) -> TimedQuotes:
     """The quotes up to `after_ns` past the UTC time of the range's last record (e.g. the longest
     realized-spread horizon): MD_PACKETs are read past the range end up to the first one at or
     after that time, or the journal's end. `samples`: the CLOCK_SAMPLEs up to the range end
     (sorted by seq), extended here by those read past it, for the UTC times."""
-    end = src.reader.scan(src.last_seq, src.last_seq, fields=("seq", "ts_ns", "ts_source"))
-    end_utc = to_utc(end.seq, end.ts_ns, end.ts_source, samples)
     through = src.last_seq
-    if len(end.seq) and end_utc.valid[0]:
-        until = int(end_utc.utc_ns[0]) + after_ns
-        last = int(src.reader.last_seq)
-        for a in range(src.last_seq + 1, last + 1, READ_AHEAD_SEQS):
-            b = min(a + READ_AHEAD_SEQS - 1, last)
-            more = src.reader.read_fixed(RecordType.CLOCK_SAMPLE, first_seq=a, last_seq=b)
-            samples = np.concatenate([samples, more[np.argsort(more["seq"], kind="stable")].astype(samples.dtype)])
-            cols = src.reader.scan(a, b, fields=("seq", "rtype", "ts_ns", "ts_source"))
-            md = np.flatnonzero(cols.rtype == RecordType.MD_PACKET)
-            utc = to_utc(cols.seq[md], cols.ts_ns[md], cols.ts_source[md], samples)
-            reached = np.flatnonzero(utc.valid & (utc.utc_ns >= until))
-            through = int(cols.seq[md[reached[0]]]) if len(reached) else b
-            if len(reached):
-                break
+    for b, cols, utc, until, samples in read_ahead(src, samples, after_ns, ("seq", "rtype", "ts_ns", "ts_source")):
+        md = np.flatnonzero((cols.rtype == RecordType.MD_PACKET) & utc.valid & (utc.utc_ns >= until))
+        through = int(cols.seq[md[0]]) if len(md) else b
+        if len(md):
+            break
     timeline = build_timeline(src, symbol_ids, last_seq=through)
     quote_utc = to_utc(timeline.seq, timeline.ts_ns, timeline.ts_source, samples).utc_ns
     last_packet = to_utc(np.array([timeline.through_seq]), np.array([timeline.through_ts_ns]),

@@ -39,8 +39,10 @@
  * prior token (orig_token / OUCH previous_token) with their join keys, wire side, price, qty and
  * stock; the venue rows' OUCH fields come from the `outbound` set (oj_fields tables, dest = r)
  * and the sent rows' side, stock and capacity from the `inbound` set (its three fields, in that
- * order; dest = the sent row: side as int64, stock as 8 bytes, capacity as one byte); sent_wire_side[i] is the OUCH side where the Enter/Replace carries one, else
- * the journaled side. The `outbound` fields with out_width -1 are stored as one byte. `created`
+ * order; dest = the sent row: side as int64, stock as 8 bytes, capacity as one byte);
+ * sent_wire_side[i] is the OUCH side where the message type carries one (0 when the side byte
+ * is past the bytes the journal holds: unknown, not guessed), else the journaled side. The
+ * `outbound` fields with out_width -1 are stored as one byte. `created`
  * (NULL: none): each ORDER_SENT whose type `creates` flags becomes row n++ of its columns, with
  * its record's bytes at copy_offset (copy_size bytes each), the header columns' element at its
  * position (head_size bytes), the join keys of its token and orig_token, its wire side,

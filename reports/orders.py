@@ -83,6 +83,7 @@ def base_table(ev: events.OrderEvents, ref: RefData) -> tuple[pa.Table, list]:
     has_price = (e == EV["SENT_NEW"]) | (e == EV["SENT_REPLACE"]) | (e == EV["ACCEPTED"]) | (e == EV["REPLACED"])
     known = c["creator"] >= 0
     n = len(ev)
+    wire_side = np.where(events.CARRIES_SIDE[c["msg_type"]], c["wire_side"], c["order_wire_side"])
     columns = {
         "seq": pa.array(c["seq"].astype(np.uint64, copy=False)),
         "event_type": ac.codes(e, events.EVENT_NAMES),
@@ -94,7 +95,9 @@ def base_table(ev: events.OrderEvents, ref: RefData) -> tuple[pa.Table, list]:
         "symbol_id": pa.array(c["symbol_id"].astype(np.uint32, copy=False)),
         **inst_cols,
         "side": ac.codes((c["side"] != ord("B")).astype(np.int8, copy=False), SIDE_CODES, known),
-        "short_sale": pa.array(np.isin(c["wire_side"], (ord("T"), ord("E"))), mask=~(c["origin"] == 0)),
+        # the firm's messages: their own OUCH side (Enter, Modify), else the order's (a Replace or
+        # Cancel carries none: its Enter's), null where unknown (an Enter cut before its side byte)
+        "short_sale": pa.array(np.isin(wire_side, (ord("T"), ord("E"))), mask=~((c["origin"] == 0) & (wire_side != 0))),
         "order_type": ac.codes(np.zeros(n, np.int8), ["LMTO"]),
         "validity_period": ac.codes(validity(c["tif"]), VALIDITY_CODES, known),
         "limit_price": ac.decimal(c["price"], 4, 18, has_price),

@@ -1,7 +1,8 @@
 """MiFIR RTS 22 (Delegated Regulation 2017/590) transaction reports: one row per execution of the
 firm (report status NEWT) and one per execution the venue breaks (OUCH Broken Trade: status CANC
-with the original TRN), all 65 Annex I Table 2 fields as columns (null where not applicable) in
-the text formats RTS 22 sets, and the ISO 20022 auth.016.001.01 XML export of the same rows.
+with the original TRN; rejected when that execution's NEWT was, as nothing was reported), all 65
+Annex I Table 2 fields as columns (null where not applicable) in the text formats RTS 22 sets,
+and the ISO 20022 auth.016.001.01 XML export of the same rows.
 
 Owns the field list and how each field is filled for a firm dealing on own account on a venue.
 Fields 42-56 are filled only for instruments not in FIRDS, as ESMA's validation rules ask.
@@ -21,7 +22,7 @@ from reports.events import EV
 from reports.identifiers import currency_problem, isin_problem, lei_problem, mic_problem, cfi_problem
 from reports.output import ReportOutput, TableCollector
 from reports.refdata import RefData
-from reports.source import JournalSlice
+from reports.source import JournalSlice, Selection
 from reports.timebase import to_utc
 from reports.validate import REJECTS_SCHEMA, mask_check, required_check, split, value_check, xml_text_checks
 
@@ -150,6 +151,7 @@ def build_table(ev: events.OrderEvents, ref: RefData, journal_id: str) -> tuple[
         value_check(table, COLUMNS[34], currency_problem, when=known),
         value_check(table, COLUMNS[43], cfi_problem, when=known & off_firds),
     ]
+    checks.append(common.order_side_check(ev))    # buyer/seller and field 62 need the order's side
     checks += xml_text_checks(table)         # the auth.016 export carries every text field
     return table, checks
 
@@ -197,11 +199,58 @@ def broken_executions(src: JournalSlice, match: np.ndarray, token_key: np.ndarra
     return out
 
 
+def _first_reasons(rejected: list[pa.Table], seqs: np.ndarray) -> dict[int, str]:
+    """seq -> 'field: reason' of the first reject of each of the rows `seqs` among rejects tables
+    (those rows picked first, in Arrow: the others may be many)."""
+    wanted = pa.array(np.unique(seqs).astype(np.uint64))
+    out: dict[int, str] = {}
+    for table in rejected:
+        table = table.filter(pc.is_in(table.column("seq"), value_set=wanted))
+        for seq, name, reason in zip(*(table.column(k).to_pylist() for k in ("seq", "field", "reason"))):
+            out.setdefault(seq, f"{name}: {reason}")
+    return out
+
+
+def _rejected_elsewhere(src: JournalSlice, ref: RefData, seqs: np.ndarray) -> dict[int, str]:
+    """For executions (their sequences) whose reports another range or day made: the first reason
+    each NEWT row is rejected, by the same rows and checks, decoded again from the journal (a pass
+    over the executions between the first and the last of them; breaks are rare)."""
+    part = JournalSlice(reader=src.reader, journal_id=src.journal_id, first_seq=int(seqs.min()),
+                        last_seq=int(seqs.max()), selection=Selection())
+    rejected = []
+    for chunk in events.collect_chunks(part, only=EXECUTIONS, leaves=False):
+        rows = np.flatnonzero(np.isin(chunk.cols["seq"], seqs))
+        if len(rows):
+            table, checks = build_table(chunk.take(rows), ref, src.journal_id)
+            rejected.append(split(table, KIND, "transactions", checks)[1])
+    return _first_reasons(rejected, seqs)
+
+
+def unreported_executions(src: JournalSlice, ref: RefData, ex: dict, run_rejects: list[pa.Table]) -> np.ndarray:
+    """Why no transaction report was made for each broken execution (`ex`: broken_executions): the
+    first reason its NEWT row was rejected, None where it was reported (or is not in the journal).
+    Executions this run reported come from its own rejects (`run_rejects`, NEWT rows only); the
+    others (before the range, or on another trade date) are checked again."""
+    seq = ex["seq"].astype(np.int64)
+    in_run = (seq >= src.first_seq) & (seq <= src.last_seq)
+    day = src.selection.trade_date
+    if day is not None:
+        in_run &= ~ex["valid"] | (ex["utc_ns"] // ac.NS_PER_DAY == (day - dt.date(1970, 1, 1)).days)
+    reasons = _first_reasons(run_rejects, seq[ex["found"] & in_run])
+    elsewhere = ex["found"] & ~in_run
+    if elsewhere.any():
+        reasons.update(_rejected_elsewhere(src, ref, np.unique(seq[elsewhere])))
+    out = np.full(len(seq), None, dtype=object)
+    for i in np.flatnonzero(ex["found"]):                  # a loop over breaks (rare), not rows
+        out[i] = reasons.get(int(seq[i]))
+    return out
+
+
 def cancellation_rows(breaks: events.OrderEvents, ref: RefData, journal_id: str, ex: dict) -> tuple[pa.Table, list]:
     """Report-status CANC rows for the venue's Broken Trade messages `breaks`, each carrying the TRN
-    of the execution it takes back (`ex`: broken_executions of these rows). A break whose
-    execution the journal does not hold, or that repeats an earlier break, is rejected with its
-    reason."""
+    of the execution it takes back (`ex`: broken_executions of these rows, with `unreported`). A
+    break whose execution the journal does not hold, that repeats an earlier break, or whose
+    execution's own report was rejected (nothing reported to cancel) is rejected with its reason."""
     table, _ = build_table(breaks, ref, journal_id)       # the transactions' column types
     n = len(breaks)
     found = ex["found"]
@@ -222,6 +271,10 @@ def cancellation_rows(breaks: events.OrderEvents, ref: RefData, journal_id: str,
     checks = [mask_check("event_time_utc", ~breaks.utc.valid, "Broken Trade without a UTC time"),
               mask_check(COLUMNS[2], ~found, missing),
               mask_check(COLUMNS[2], found & ~ex["first"], "repeats an earlier Broken Trade of the same execution"),
+              mask_check(COLUMNS[2], found & ex["first"] & np.array([r is not None for r in ex["unreported"]], bool),
+                         lambda rows: [f"the transaction report of the execution it breaks (seq {ex['seq'][r]}) was "
+                                       f"rejected ({ex['unreported'][r]}): no reported transaction to cancel"
+                                       for r in rows]),
               value_check(table, COLUMNS[4], lei_problem), value_check(table, COLUMNS[6], lei_problem)]
     return table, checks + xml_text_checks(table)
 
@@ -265,14 +318,17 @@ def stream(src: JournalSlice, ref: RefData, sink, text: bool = True) -> ReportOu
     rejects = []
     xml = auth016.Exporter(COLUMNS.__getitem__, ref, src, expected=latest_executions(src)) if text else None
     breaks = []
+    newt_rejects = []             # the execution reports rejected: their breaks cancel nothing
 
-    def publish(table, checks) -> None:
+    def publish(table, checks, new: bool = True) -> None:
         kept, rejected = split(table, KIND, "transactions", checks)
         sink.add("transactions", kept)
         if xml is not None:
             xml.add(kept, sink)
         if rejected.num_rows:
             rejects.append(rejected)
+            if new:
+                newt_rejects.append(rejected)
     for chunk in events.collect_chunks(src, only=EXECUTIONS + BREAKS, leaves=False):
         ev = common.select_trade_date(chunk, src.selection.trade_date)
         del chunk
@@ -283,9 +339,11 @@ def stream(src: JournalSlice, ref: RefData, sink, text: bool = True) -> ReportOu
         publish(*build_table(ev, ref, src.journal_id))
     if breaks:                   # one look-up pass from the journal start: breaks are rare
         ex = broken_executions(src, *(np.concatenate([p.cols[k] for p in breaks]) for k in ("match", "token_key", "seq")))
+        ex["unreported"] = unreported_executions(src, ref, ex, newt_rejects)
         at = 0
         for part in breaks:
-            publish(*cancellation_rows(part, ref, src.journal_id, {k: v[at:at + len(part)] for k, v in ex.items()}))
+            publish(*cancellation_rows(part, ref, src.journal_id, {k: v[at:at + len(part)] for k, v in ex.items()}),
+                    new=False)
             at += len(part)
     if xml is not None:
         xml.finish(sink)

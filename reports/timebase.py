@@ -2,7 +2,8 @@
 
 Owns the rule that NIC hardware (PHC) timestamps are TAI and become UTC only by subtracting the UTC
 offset from the nearest preceding CLOCK_SAMPLE with a valid offset; kernel and user timestamps are
-CLOCK_REALTIME (UTC) already. Vectorised over arrays; knows nothing of report layouts.
+CLOCK_REALTIME (UTC) already. Vectorised over arrays; knows nothing of report layouts. Also the
+read-ahead past a range's end toward a UTC time (realized-spread quotes, later Broken Trades).
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from journal.catalogue import ClockState, TsSource
+from journal.catalogue import ClockState, RecordType, TsSource
 
 NS = 1_000_000_000
 
@@ -68,3 +69,27 @@ def to_utc(seq: np.ndarray, ts_ns: np.ndarray, ts_source: np.ndarray, samples: n
     offset[~applied] = 0
     valid = (basis != BASIS_NO_OFFSET) & (basis != BASIS_NONE)
     return UtcTimes(utc_ns=utc, valid=valid, basis=basis, utc_offset_s=offset, sample_index=any_idx)
+
+
+READ_AHEAD_SEQS = 1 << 16     # journal sequences scanned at a time past a range's end
+
+
+def read_ahead(src, samples: np.ndarray, after_ns: int, fields=("seq", "ts_ns", "ts_source")):
+    """Past the end of the range `src` (a JournalSlice), toward `after_ns` past the UTC time of its
+    last record: yields (the chunk's last sequence, header columns `fields` of its sequences,
+    their UtcTimes, the UTC ns aimed at, the CLOCK_SAMPLEs so far) chunk by chunk of
+    READ_AHEAD_SEQS up to the journal's end; `samples` (those up to the range end, sorted by seq)
+    grows by the ones read. The caller stops when it has read far enough. Nothing when the
+    last record has no UTC time."""
+    end = src.reader.scan(src.last_seq, src.last_seq, fields=("seq", "ts_ns", "ts_source"))
+    end_utc = to_utc(end.seq, end.ts_ns, end.ts_source, samples)
+    if not (len(end.seq) and end_utc.valid[0]):
+        return
+    until = int(end_utc.utc_ns[0]) + after_ns
+    last = int(src.reader.last_seq)
+    for a in range(src.last_seq + 1, last + 1, READ_AHEAD_SEQS):
+        b = min(a + READ_AHEAD_SEQS - 1, last)
+        more = src.reader.read_fixed(RecordType.CLOCK_SAMPLE, first_seq=a, last_seq=b)
+        samples = np.concatenate([samples, more[np.argsort(more["seq"], kind="stable")].astype(samples.dtype)])
+        cols = src.reader.scan(a, b, fields=tuple(fields))
+        yield b, cols, to_utc(cols.seq, cols.ts_ns, cols.ts_source, samples), until, samples

@@ -7,7 +7,6 @@ import json
 import os
 import pathlib
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from journal.catalogue import unpack, unpack_json
 from mm_core.session import lab_available
 from tests.journal.jhelpers import SMALL_SEGMENT, flip_byte, record_offsets, segment_files
 from tests.journal.test_recovery import data_records
+from tests.cli.runproc import running
 from tests.recovery.journaling import session_events, write_session
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -94,31 +94,17 @@ def test_run_without_a_clock_fails_closed_and_says_why(tmp_path):
 
 def test_run_as_a_process_is_stopped_by_ctrl_c_and_leaves_no_namespace(tmp_path):
     journal = tmp_path / "journal"
-    code = "from cli.run_cmd import command; command()"
-    proc = subprocess.Popen([sys.executable, "-c", code, "--duration", "60s", "--journal", str(journal),
-                             "--venue", "process"], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 30
-        seen = ""
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            seen += line
-            if line.startswith("[") or not line:
-                break
-        assert "events" in seen, seen + proc.stderr.read() if proc.poll() is not None else seen
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-    assert proc.returncode == 0, err
+    with running(["--duration", "60s", "--journal", str(journal), "--venue", "process"]) as run_proc:
+        seen = run_proc.read_until("[", 30)
+        assert "events" in seen, seen
+        code = run_proc.interrupt(30)
+    out, err = run_proc.out, run_proc.err
+    assert code == 0, err
     assert "stopped: stopped" in out
     stop = [r for r in records(journal) if r.rtype == RecordType.SESSION_STOP]
     assert len(stop) == 1 and unpack(RecordType.SESSION_STOP, stop[0].payload)["reason"] == b"stopped"
     assert verify(journal).ok
-    assert not lab_namespaces(proc.pid)
+    assert not lab_namespaces(run_proc.proc.pid)
 
 
 @needs_lab

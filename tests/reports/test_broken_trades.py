@@ -112,3 +112,96 @@ def test_a_break_on_the_next_day_is_cancelled_in_that_days_report(tmp_path):
     assert cancel[COLUMNS[2]] == next(r[COLUMNS[2]] for r in first_day if r[COLUMNS[3]] == "1001")
     xml = (tmp_path / "2026-03-03" / "rts22" / "auth016" / "trade_date=2026-03-03" / "auth016.xml").read_bytes()
     assert [x.findtext("a:TxId", namespaces=NS_A) for x in auth016.parse_transactions(xml, "Cxl")] == [cancel[COLUMNS[2]]]
+
+
+def _break_of_an_unreported_execution() -> DayBuilder:
+    """K1's execution 1001 is broken; K9's order names an algo the registry lacks, so the report of
+    its execution 1003 is rejected, and the venue breaks that execution too."""
+    b = _day_with_a_break(break_seen=False)
+    b.enter("K9", 1, "S", 1_500_100, 100, algo=99)
+    b.advance(40_000); b.accept("K9")
+    b.advance(1_000_000); b.execute("K9", 100)          # match 1003: its NEWT is rejected
+    b.advance(3 * NS)
+    b.clock_sample()
+    b.broken("K1", 1001)
+    b.broken("K9", 1003)
+    return b
+
+
+def test_a_break_of_an_execution_whose_report_was_rejected_is_rejected_too(tmp_path):
+    """A cancellation must refer to a transaction that was reported: the break of an execution whose
+    NEWT row was rejected yields no CANC, but a reject naming why, counted."""
+    b = _break_of_an_unreported_execution()
+    j = b.write(tmp_path / "j")
+    out = tmp_path / "o"
+    result = run(["rts22"], j, out, refdata_dir=FIXTURE_REFDATA)
+    rows = read(out, "rts22", "transactions").to_pylist()
+    assert sorted((r[COLUMNS[1]], r[COLUMNS[3]]) for r in rows) == \
+        [("CANC", "1001"), ("NEWT", "1001"), ("NEWT", "1002")]
+    rejects = read(out, "rts22", "rejects").to_pylist()
+    last = len(b.records)
+    assert result.rejected == len(rejects) and sorted({r["seq"] for r in rejects}) == [last - 3, last]
+    cancel = next(r for r in rejects if r["seq"] == last)
+    assert cancel["field"] == COLUMNS[2] and "was rejected" in cancel["reason"] and "algo_id 99" in cancel["reason"]
+    xml = (out / "rts22" / "auth016" / "trade_date=2026-03-02" / "auth016.xml").read_bytes()
+    assert len(_cancellations(xml)) == 1
+
+
+def test_the_break_is_rejected_in_a_range_or_day_that_does_not_hold_the_execution(tmp_path):
+    """The execution's report belongs to an earlier range (or day): whether it was rejected is
+    decided from the journal again, by the same checks."""
+    import datetime as dt
+    b = _break_of_an_unreported_execution()
+    j = b.write(tmp_path / "j")
+    last = len(b.records)
+    late = tmp_path / "late"
+    assert run(["rts22"], j, late, Selection(first_seq=last - 1), refdata_dir=FIXTURE_REFDATA).rejected == 1
+    late_rows = read(late, "rts22", "transactions").to_pylist()
+    assert [(r[COLUMNS[1]], r[COLUMNS[3]]) for r in late_rows] == [("CANC", "1001")]
+    assert [(r["seq"], r["field"]) for r in read(late, "rts22", "rejects").to_pylist()] == [(last, COLUMNS[2])]
+    c = DayBuilder()
+    c.records = list(b.records[:-2])
+    c.now = b.now
+    c.advance(86_400 * NS)
+    c.clock_sample()
+    c.broken("K9", 1003)
+    day2 = tmp_path / "day2"
+    result = run(["rts22"], c.write(tmp_path / "j2"), day2, Selection(trade_date=dt.date(2026, 3, 3)),
+                 refdata_dir=FIXTURE_REFDATA)
+    assert result.rejected == 1 and result.results[0].rows.get("transactions", 0) == 0
+    assert "was rejected" in read(day2, "rts22", "rejects").to_pylist()[0]["reason"]
+
+
+def test_a_break_after_the_range_end_still_takes_the_execution_out_of_rule_605(tmp_path):
+    """The range ends before the venue's Broken Trade: Broken Trades are read past the range end
+    (up to the look-ahead horizon), and the coverage says through which sequence."""
+    b = _day_with_a_break(break_seen=False)
+    end = len(b.records)                       # the range: up to the clock sample after both fills
+    b.advance(20 * 60 * NS)
+    b.clock_sample()
+    b.broken("K1", 1001)
+    out = tmp_path / "o"
+    run(["execution-quality"], b.write(tmp_path / "j"), out, Selection(last_seq=end), refdata_dir=FIXTURE_REFDATA)
+    fills = {r["exec_qty"]: r["broken"] for r in read(out, "execution-quality", "fills").to_pylist()}
+    assert fills == {100: True, 200: False}
+    summary = read(out, "execution-quality", "summary").to_pylist()
+    assert [(r["executions"], r["shares_executed"]) for r in summary] == [(1, 200)]
+    coverage = {r["measure"]: r["count"] for r in read(out, "execution-quality", "quote_coverage").to_pylist()}
+    assert coverage["broken_executions_excluded"] == 1
+    assert coverage["broken_trades_read_through_seq"] == len(b.records)       # the journal's end
+    assert coverage["broken_trades_horizon_reached"] == 0 and coverage["broken_trades_horizon_s"] > 0
+
+
+def test_a_break_past_the_horizon_is_not_read_and_the_coverage_says_how_far_it_read(tmp_path):
+    from reports import breaks
+    b = _day_with_a_break(break_seen=False)
+    end = len(b.records)
+    b.advance(breaks.HORIZON_NS + NS)
+    b.clock_sample()                             # past the horizon: reading stops before it
+    b.broken("K1", 1001)
+    out = tmp_path / "o"
+    run(["execution-quality"], b.write(tmp_path / "j"), out, Selection(last_seq=end), refdata_dir=FIXTURE_REFDATA)
+    assert {r["exec_qty"]: r["broken"] for r in read(out, "execution-quality", "fills").to_pylist()} == \
+        {100: False, 200: False}
+    coverage = {r["measure"]: r["count"] for r in read(out, "execution-quality", "quote_coverage").to_pylist()}
+    assert coverage["broken_trades_read_through_seq"] == end and coverage["broken_trades_horizon_reached"] == 1

@@ -47,36 +47,49 @@ def test_cat_events_with_cat_field_names(all_reports, day):
     assert len(set(r["firmROEID"] for r in rows)) == len(rows)
 
 
-def _cat_with_arca_off_exchange(day_journal, tmp_path):
+def _cat_with_arca_off_exchange(day_journal, tmp_path, selection=None):
     """The day's CAT report with NYSE ARCA (SPY, IVV) taken as a venue that is not an exchange."""
     import shutil
     from reports.run import run
+    from reports.source import Selection
     ref = tmp_path / "ref"
     shutil.copytree(FIXTURE_REFDATA, ref)
     text = (ref / "mics.toml").read_text()
     (ref / "mics.toml").write_text(text.replace('name = "NYSE ARCA"', 'name = "NYSE ARCA"\ncat_exchange = false'))
-    run(["cat"], day_journal, tmp_path / "o", refdata_dir=ref)
+    run(["cat"], day_journal, tmp_path / "o", selection or Selection(), refdata_dir=ref)
     return read(tmp_path / "o", "cat", "order_events")
 
 
-def test_cat_meot_of_a_trade_the_venue_breaks_later_is_cancelled(tmp_path):
-    """An OUCH Broken Trade later in the range sets the MEOT's cancelFlag and cancelTimestamp."""
+def test_cat_meot_of_a_trade_the_venue_breaks_keeps_cancel_flag_false(tmp_path):
+    """A venue's Broken Trade, in the range, after it, or past any look-ahead, changes nothing CAT
+    wants from the firm (Tech Specs 4.0.0-r18 cancelFlagCodeSet, CAT FAQ E25): every MEOT keeps
+    cancelFlag false with no cancelTimestamp, and the notes say why and that no COR or DEL follows."""
     import json
+    import pyarrow.parquet as pq
     from reports import cat_json
-    from tests.reports.journal_builder import accepted_order
+    from reports.source import Selection
+    from tests.reports.journal_builder import NS, accepted_order
     b = accepted_order("K1", 3, "B", 5_120_000, 300)
     b.advance(10_000); b.execute("K1", 100)
     b.advance(10_000); b.execute("K1", 200)
-    b.advance(2_000_000_000); b.broken("K1", b.match)        # the second execution taken back
-    rows = _cat_with_arca_off_exchange(b.write(tmp_path / "j"), tmp_path).to_pylist()
-    meot = [r for r in rows if r["type"] == "MEOT"]
-    assert [(r["tradeID"], r["cancelFlag"], r["cancelTimestamp"]) for r in meot] == \
-        [("1001", False, None), ("1002", True, "20260302 093002.000030000")]
-    lines = [json.loads(line) for p in sorted((tmp_path / "o" / "cat" / cat_json.DIRECTORY).iterdir())
-             if not p.name.endswith(".meta.json") for line in p.read_text().splitlines()]
-    trades = [e for e in lines if e["type"] == "MEOT"]
-    assert [(e["cancelFlag"], e.get("cancelTimestamp")) for e in trades] == \
-        [(False, None), (True, "20260302 093002.000030000")]
+    b.advance(2 * NS); b.broken("K1", b.match)                       # in the range
+    end = len(b.records)
+    b.advance(30 * 60 * NS); b.broken("K1", b.match - 1)            # 30 min after the range
+    for selection in (Selection(), Selection(last_seq=end)):
+        out = tmp_path / str(selection.last_seq)
+        out.mkdir()
+        rows = _cat_with_arca_off_exchange(b.write(out / "j"), out, selection).to_pylist()
+        meot = [r for r in rows if r["type"] == "MEOT"]
+        assert [(r["tradeID"], r["cancelFlag"], r["cancelTimestamp"]) for r in meot] == \
+            [("1001", False, None), ("1002", False, None)]
+        files = sorted((out / "o" / "cat" / cat_json.DIRECTORY).iterdir())
+        lines = [json.loads(line) for p in files if not p.name.endswith(".meta.json")
+                 for line in p.read_text().splitlines()]
+        assert [(e["cancelFlag"], "cancelTimestamp" in e) for e in lines if e["type"] == "MEOT"] == [(False, False)] * 2
+        notes = pq.read_schema(next((out / "o" / "cat" / "order_events").rglob("*.parquet"))).metadata[b"cat.notes"]
+        meta = json.loads(next(p for p in files if p.name.endswith(".meta.json")).read_text())
+        for said in ("cancelFlagCodeSet", "E25", "no COR or DEL of the MEOT in a later file"):
+            assert said in notes.decode() and said in meta["notes"], said
 
 
 def test_cat_meot_for_executions_off_exchange(day_journal, tmp_path):
@@ -153,3 +166,22 @@ def test_cat_cancel_before_the_order_was_accepted_cancels_its_whole_quantity(tmp
     rows = [r for r in read(tmp_path / "o", "cat", "order_events").to_pylist() if r["type"] == "MEOC"]
     assert [(r["orderID"], r["cancelQty"], r["leavesQty"]) for r in rows] == [("N1", 500, 0), ("N2", 300, 100)]
     assert result.rejected == 0
+
+
+def test_cat_notes_record_what_of_the_meot_side_details_the_spec_confirmed_and_what_not(day_journal, tmp_path):
+    """The MEOT side-details shape as checked against the CAT IM Technical Specifications: what was
+    confirmed (required for the subject order's side, its fields) and what could not be
+    (Table 51's own field list, sideDetailsInd's code set), in the Parquet and submission notes."""
+    import json
+    import pyarrow.parquet as pq
+    from reports import cat_json
+    _cat_with_arca_off_exchange(day_journal, tmp_path)
+    path = next((tmp_path / "o" / "cat" / "order_events").rglob("*.parquet"))
+    notes = pq.read_schema(path).metadata[b"cat.notes"].decode()
+    meta = json.loads(next(p for p in (tmp_path / "o" / "cat" / cat_json.DIRECTORY).iterdir()
+                           if p.name.endswith(".meta.json")).read_text())
+    for said in ("4.0.0-r18", "Table 51", "required for the side of the subject order",
+                 "orderKeyDate (required with orderID)",
+                 "Table 51's own field list could not be read", "sideDetailsInd is a MEOT field",
+                 "its code set could not be read: the values BUY / SELL given here are not confirmed"):
+        assert said in notes and said in meta["notes"], said

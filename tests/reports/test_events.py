@@ -46,12 +46,18 @@ def test_short_sale_side_follows_a_chain_of_replaces(tmp_path):
     b.replace("S2", "S3", 5_120_200, 300)
     b.replaced("S2", "S3")
     b.execute("S3", 100)
+    b.cancel("S3")
     run(["rts22", "orders"], b.write(tmp_path / "j"), tmp_path / "o", refdata_dir=FIXTURE_REFDATA)
     t = read(tmp_path / "o", "rts22", "transactions").to_pylist()
     assert [r[COLUMNS[62]] for r in t] == ["SESH"]
     orders = read(tmp_path / "o", "orders", "order_events")
     fills = orders.filter(pc.equal(orders["event_type"].cast("string"), "EXECUTED")).to_pylist()
     assert fills[0]["leaves_qty"] == 200 and fills[0]["rts24_event"] == "PARF"
+    # the firm's messages of a short-sale order are short sales, the Replace and Cancel (which carry
+    # no side on the wire) as well as the Enter: the order's side, not the journaled B/S
+    sent = orders.filter(pc.equal(orders["origin"].cast("string"), "FIRM")).to_pylist()
+    assert [(r["event_type"], r["order_id"], r["short_sale"]) for r in sent] == \
+        [("SENT_NEW", "S1", True), ("SENT_REPLACE", "S2", True), ("SENT_REPLACE", "S3", True), ("SENT_CANCEL", "S3", True)]
 
 
 def test_a_streamed_read_frees_each_chunks_raw_records(day_journal):

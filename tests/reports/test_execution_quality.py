@@ -34,7 +34,7 @@ def test_summary_is_share_weighted(all_reports):
     assert no_quote["avg_effective_spread"] is None and no_quote["avg_effective_spread_pct"] is None
 
 
-def test_rule_612_and_610_checks(all_reports):
+def test_rule_612_and_610_checks(all_reports, day):
     r612 = {r["order_id"]: r for r in read(all_reports, "execution-quality", "rule612").to_pylist()}
     assert r612["Q8"]["sub_penny_violation"] is True and r612["Q8"]["tick_in_force"] == Decimal("0.0100")
     assert r612["Q2"]["sub_penny_violation"] is False and r612["Q2"]["tick_in_force"] == Decimal("0.0050")
@@ -44,6 +44,9 @@ def test_rule_612_and_610_checks(all_reports):
     coverage = {r["measure"]: r["count"] for r in read(all_reports, "execution-quality", "quote_coverage").to_pylist()}
     assert coverage == {"quote_updates_from_itch": 4, "fills_without_bid_at_order": 1,
                         "orders_without_quote_at_send": 1, "broken_executions_excluded": 0,
+                        # Broken Trades read to the journal's end, short of the look-ahead horizon
+                        "broken_trades_read_through_seq": len(day.records), "broken_trades_horizon_s": 4 * 86_400,
+                        "broken_trades_horizon_reached": 0,
                         # Q7 (IVV, 1.5 s in) and then every fill: past the journal's market data
                         "realized_spread_1s_past_market_data": 1, "realized_spread_15s_past_market_data": 5,
                         "realized_spread_60s_past_market_data": 5}

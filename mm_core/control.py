@@ -1,0 +1,255 @@
+"""The operator's control socket of a running session: kill, enable, safe mode and reconcile sent
+from another process (`mmaudit operator`) to the runner's thread, journaled as every operator
+command is (OPERATOR_CMD, with the peer's uid and pid as its origin: RTS 6 Art. 12 asks who).
+
+Owns the wire format, both ends: a Unix stream socket, created mode 0600 (only its owner, or
+root, may connect); the client sends one JSON object on one line, the server answers one JSON
+line and closes. Requests are checked before anything is queued: a bad one is refused with its
+reason and never reaches the engine.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import socket
+import stat
+import struct
+import threading
+import time
+from typing import Callable
+
+from mm_core.events import OperatorCommand
+from mm_core.risk.errors import RiskError
+from mm_core.risk.kill import KillScope, parse_scope
+
+COMMANDS = ("kill", "enable", "safe-mode-on", "safe-mode-off", "reconcile")
+SCOPES = tuple(s.name.lower() for s in KillScope)
+MAX_REQUEST = 16 * 1024             # one request line; longer is refused unread
+_PATH_MAX = 107                     # sun_path holds 108 bytes with the terminating NUL
+_ACCEPT_POLL_S = 0.2                # how soon stop() is noticed
+_READ_TIMEOUT_S = 5.0               # a peer that sends no whole line in time is dropped
+
+
+class ControlError(Exception):
+    """The control socket cannot be set up, reached, or answered; one line for the operator."""
+
+
+def check_path(path: str) -> str:
+    """The socket path, or ControlError when a Unix socket cannot have it."""
+    if len(os.fsencode(path)) > _PATH_MAX:
+        raise ControlError(f"control socket path is {len(os.fsencode(path))} bytes, over the "
+                           f"{_PATH_MAX} a Unix socket allows: {path}")
+    return path
+
+
+def parse_request(doc: object, symbols: dict[str, int]) -> tuple[str, str, str, str, int]:
+    """(command, actor, reason, scope, scope_id) from a request, or ControlError saying what is
+    wrong. A symbol-scoped kill may name the symbol; other scopes take their numeric id."""
+    if not isinstance(doc, dict):
+        raise ControlError("a request is a JSON object")
+    command = doc.get("command")
+    if command not in COMMANDS:
+        raise ControlError(f"unknown command {command!r}; one of {', '.join(COMMANDS)}")
+    texts = {}
+    for key, limit in (("actor", 64), ("reason", 256)):
+        value = doc.get(key)
+        if not isinstance(value, str) or not value.strip() or len(value) > limit or not value.isprintable():
+            raise ControlError(f"{key} must be printable text of 1 to {limit} characters")
+        texts[key] = value.strip()
+    scope_text, scope_id = doc.get("scope", "all"), doc.get("scope_id", 0)
+    if command != "kill" and (scope_text != "all" or scope_id != 0):
+        raise ControlError(f"a scope applies to kill only, not to {command}")
+    try:
+        scope = parse_scope(scope_text) if isinstance(scope_text, str) else None
+    except RiskError as exc:
+        raise ControlError(f"{exc}; one of {', '.join(SCOPES)}") from None
+    if scope is None:
+        raise ControlError(f"scope must be one of {', '.join(SCOPES)}")
+    if scope is KillScope.SYMBOL and isinstance(scope_id, str):
+        if scope_id not in symbols:
+            raise ControlError(f"unknown symbol {scope_id!r}; this session trades {', '.join(sorted(symbols))}")
+        scope_id = symbols[scope_id]
+    if isinstance(scope_id, bool) or not isinstance(scope_id, int) or not 0 <= scope_id < 2**32:
+        raise ControlError("scope_id must be an integer from 0 to 2^32-1 (or a symbol name for scope symbol)")
+    if scope is KillScope.ALL and scope_id != 0:
+        raise ControlError("scope all takes no scope_id")
+    return command, texts["actor"], texts["reason"], scope.name.lower(), scope_id
+
+
+def _peer(conn: socket.socket) -> str:
+    pid, uid, _gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                         struct.calcsize("3i")))
+    return f"control socket uid {uid} pid {pid}"
+
+
+def _read_line(conn: socket.socket, deadline: float) -> bytes:
+    data = b""
+    while b"\n" not in data:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise ControlError(f"no whole request line within {_READ_TIMEOUT_S:g} s")
+        conn.settimeout(left)
+        chunk = conn.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+        if len(data) > MAX_REQUEST:
+            raise ControlError(f"request over {MAX_REQUEST} bytes")
+    return data.split(b"\n", 1)[0]
+
+
+class ControlServer:
+    """Serves one session's control socket on its own thread until stop(). `submit` queues an
+    OperatorCommand for the runner and returns its receipt (Runner.operator); `status` gives the
+    state to report back after each command (trading state, faults)."""
+
+    def __init__(self, path: str, submit: Callable, status: Callable[[], dict], *,
+                 symbols: dict[str, int] | None = None, wait_s: float = 30.0,
+                 clock: Callable[[], int] = time.time_ns) -> None:
+        self.path = check_path(path)
+        self.submit, self.status, self.symbols = submit, status, dict(symbols or {})
+        self.wait_s, self.clock = wait_s, clock
+        self.served = 0                 # requests answered (refused ones included)
+        self._sock: socket.socket | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> "ControlServer":
+        self._claim_path()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old_mask = os.umask(0o177)      # created 0600: no window in which others may connect
+        try:
+            sock.bind(self.path)
+        except OSError as exc:
+            sock.close()
+            raise ControlError(f"cannot create the control socket {self.path}: {exc.strerror}") from None
+        finally:
+            os.umask(old_mask)
+        sock.listen(8)
+        self._sock = sock
+        self._thread = threading.Thread(target=self._serve, name="control-socket", daemon=True)
+        self._thread.start()
+        return self
+
+    def _claim_path(self) -> None:
+        """A socket file another live session answers on is refused; one left by a killed
+        session (nobody accepts) is removed; anything else at the path is refused."""
+        try:
+            mode = os.lstat(self.path).st_mode
+        except FileNotFoundError:
+            return
+        if not stat.S_ISSOCK(mode):
+            raise ControlError(f"{self.path} exists and is not a socket")
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(self.path)
+        except (ConnectionRefusedError, FileNotFoundError):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+            return
+        finally:
+            probe.close()
+        raise ControlError(f"another session already answers on {self.path}")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        if self._sock is not None:
+            self._sock.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+            self._sock = None
+
+    def __enter__(self) -> "ControlServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _serve(self) -> None:
+        sock = self._sock
+        while not self._stop.is_set():
+            if not select.select([sock], [], [], _ACCEPT_POLL_S)[0]:
+                continue
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                continue
+            with conn:
+                try:
+                    answer = self._handle(conn)
+                except ControlError as exc:
+                    answer = {"ok": False, "error": str(exc)}
+                except OSError:
+                    continue                 # the peer went away: nothing to answer
+                self.served += 1
+                with contextlib.suppress(OSError):
+                    conn.settimeout(_READ_TIMEOUT_S)
+                    conn.sendall(json.dumps(answer, sort_keys=True, default=str).encode() + b"\n")
+
+    def _handle(self, conn: socket.socket) -> dict:
+        origin = _peer(conn)
+        line = _read_line(conn, time.monotonic() + _READ_TIMEOUT_S)
+        try:
+            doc = json.loads(line)
+        except ValueError as exc:
+            raise ControlError(f"request is not JSON: {exc}") from None
+        command, actor, reason, scope, scope_id = parse_request(doc, self.symbols)
+        try:
+            receipt = self.submit(OperatorCommand(self.clock(), command, actor, reason, scope, scope_id,
+                                                  origin=origin))
+        except Exception as exc:        # the runner's queue is full or the run is over
+            raise ControlError(str(exc)) from None
+        if not receipt.wait(self.wait_s):
+            # still queued: it will be carried out when the runner drains its queue
+            return {"ok": None, "command": command, "pending": True,
+                    "error": f"queued, not carried out within {self.wait_s:g} s (the runner is busy); "
+                             "it still will be"}
+        answer = {"command": command, "actor": actor, "origin": origin, "journaled": receipt.journaled,
+                  "refused": receipt.refusal or None, **self.status()}
+        if receipt.reconciliation is not None:
+            answer["reconciliation"] = _plain(receipt.reconciliation)
+        answer["ok"] = receipt.journaled is not False and not receipt.refusal and (
+            receipt.reconciliation is None or bool(getattr(receipt.reconciliation, "reconciled", True)))
+        return answer
+
+
+def _plain(result) -> dict:
+    fields = getattr(result, "__dataclass_fields__", None)
+    return {k: getattr(result, k) for k in fields} if fields else {"result": str(result)}
+
+
+def send(path: str, request: dict, timeout_s: float = 60.0) -> dict:
+    """Send one request to a session's control socket and return its answer; ControlError when
+    no session answers there or the answer is not understood."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout_s)
+    try:
+        try:
+            sock.connect(check_path(path))
+        except (FileNotFoundError, ConnectionRefusedError):
+            raise ControlError(f"no session is listening on {path} (is `mmaudit run` running with "
+                               "this journal?)") from None
+        except PermissionError:
+            raise ControlError(f"not allowed to connect to {path} (it is its owner's only)") from None
+        sock.sendall(json.dumps(request).encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except socket.timeout:
+        raise ControlError(f"the session on {path} did not answer within {timeout_s:g} s") from None
+    finally:
+        sock.close()
+    try:
+        answer = json.loads(data)
+    except ValueError:
+        raise ControlError(f"the session on {path} answered something that is not JSON: {data[:80]!r}") from None
+    if not isinstance(answer, dict):
+        raise ControlError(f"the session on {path} answered {answer!r}")
+    return answer

@@ -1,0 +1,128 @@
+"""`mmaudit operator` against a running `mmaudit run` (a real subprocess trading on the embedded
+venue on loopback): kill by symbol, enable, reconcile and bad requests go through the session's
+control socket, each is journaled with who asked and from which uid/pid, the socket is removed at
+exit; and the request checks, the stale-socket rule and a missing session give one clear line."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+
+import pytest
+from click.testing import CliRunner
+
+from cli.operator_cmd import command as operator
+from journal import Reader, RecordType
+from journal.catalogue import unpack, unpack_json
+from mm_core.control import ControlError, ControlServer, parse_request, send
+from mm_core.session import lab_available
+from tests.cli.runproc import running
+
+SYMBOLS = {"ACME": 1, "BOLT": 2}
+
+
+def ask(journal, *args: str):
+    return CliRunner().invoke(operator, [*args, "--journal", str(journal), "--actor", "alice",
+                                         "--reason", "test", "--json"], catch_exceptions=False)
+
+
+def test_operator_commands_reach_a_running_session_and_are_journaled(tmp_path):
+    journal = tmp_path / "journal"
+    answers = {}
+    with running(["--duration", "90s", "--journal", str(journal)]) as run_proc:
+        run_proc.read_until("operator commands:", 60)
+        run_proc.read_until("[", 30)                     # the run loop is going
+        answers["bad-symbol"] = ask(journal, "kill", "--scope", "symbol", "--id", "NOPE")
+        answers["kill"] = ask(journal, "kill", "--scope", "symbol", "--id", "ACME")
+        answers["enable"] = ask(journal, "enable")
+        answers["reconcile"] = ask(journal, "reconcile")
+        assert run_proc.interrupt() == 0, run_proc.err
+    bad = answers["bad-symbol"]
+    assert bad.exit_code == 1 and "unknown symbol 'NOPE'" in json.loads(bad.output)["error"]
+    kill = json.loads(answers["kill"].output)
+    assert answers["kill"].exit_code == 0 and kill["ok"] and kill["journaled"]
+    assert kill["trading_state"] == "HALTED"
+    assert kill["origin"] == f"control socket uid {os.getuid()} pid {os.getpid()}"
+    enable = json.loads(answers["enable"].output)
+    if not lab_available():              # a compliant clock: nothing else keeps it halted
+        assert answers["enable"].exit_code == 0 and enable["trading_state"] in ("ACTIVE", "SAFE_MODE")
+    else:                                # no clock here: the gateway refuses, and says why
+        assert answers["enable"].exit_code == 1 and "clock" in enable["refused"]
+    recon = json.loads(answers["reconcile"].output)
+    assert answers["reconcile"].exit_code == 0, recon
+    assert recon["reconciliation"]["reconciled"] is True
+    assert not (journal / "control.sock").exists()      # removed at exit
+    with Reader(str(journal)) as reader:
+        records = list(reader.records())
+    commands = [unpack_json(r.payload) for r in records if r.rtype == RecordType.OPERATOR_CMD]
+    assert [(c["command"], c["scope"], c["actor"]) for c in commands] == [("kill", "symbol", "alice"),
+                                                                          ("enable", "all", "alice")]
+    assert all(c["origin"] == kill["origin"] for c in commands)
+    kills = [unpack(RecordType.KILL, r.payload) for r in records if r.rtype == RecordType.KILL]
+    assert len(kills) == 1
+    recons = [unpack_json(r.payload) for r in records if r.rtype == RecordType.RECON]
+    assert recons[0]["mid_session"] and recons[0]["actor"] == "alice"
+
+
+@pytest.mark.parametrize("doc, problem", [
+    ({"command": "flatten", "actor": "a", "reason": "r"}, "unknown command"),
+    ({"command": "kill", "actor": " ", "reason": "r"}, "actor must be printable"),
+    ({"command": "kill", "actor": "a", "reason": "x\x00"}, "reason must be printable"),
+    ({"command": "enable", "actor": "a", "reason": "r", "scope": "symbol", "scope_id": 1}, "kill only"),
+    ({"command": "kill", "actor": "a", "reason": "r", "scope": "venue"}, "unknown kill scope"),
+    ({"command": "kill", "actor": "a", "reason": "r", "scope": "desk", "scope_id": "x"}, "scope_id must be"),
+    ({"command": "kill", "actor": "a", "reason": "r", "scope": "all", "scope_id": 3}, "scope all takes no"),
+    (["kill"], "JSON object"),
+])
+def test_bad_requests_are_refused_with_their_reason(doc, problem):
+    with pytest.raises(ControlError, match=problem):
+        parse_request(doc, SYMBOLS)
+
+
+def test_a_symbol_kill_may_name_the_symbol():
+    assert parse_request({"command": "kill", "actor": "a", "reason": "r", "scope": "symbol",
+                          "scope_id": "BOLT"}, SYMBOLS) == ("kill", "a", "r", "symbol", 2)
+
+
+class _Receipt:
+    journaled, refusal, reconciliation = True, "", None
+
+    def wait(self, _timeout):
+        return True
+
+
+def test_a_stale_socket_is_replaced_and_a_live_one_refused(tmp_path):
+    path = str(tmp_path / "control.sock")
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(path)                 # what a SIGKILLed session leaves: a socket file nobody serves
+    stale.close()
+    submitted = []
+    status = lambda: {"trading_state": "ACTIVE", "faults": []}          # noqa: E731
+    with ControlServer(path, lambda c: submitted.append(c) or _Receipt(), status, symbols=SYMBOLS):
+        assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+        with pytest.raises(ControlError, match="another session already answers"):
+            ControlServer(path, submitted.append, status).start()
+        answer = send(path, {"command": "enable", "actor": "bob", "reason": "r"}, 10)
+        assert answer["ok"] and answer["trading_state"] == "ACTIVE"
+        assert [(c.command, c.actor) for c in submitted] == [("enable", "bob")]
+        garbage = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        garbage.connect(path)
+        garbage.sendall(b"{not json\n")
+        assert b"not JSON" in garbage.recv(4096)
+        garbage.close()
+    assert not os.path.exists(path)
+    assert len(submitted) == 1                                  # the bad one never reached it
+
+
+def test_no_session_is_one_line_and_usage_errors_exit_2(tmp_path):
+    result = CliRunner().invoke(operator, ["kill", "--journal", str(tmp_path), "--actor", "a", "--reason", "r"])
+    assert result.exit_code == 1 and "no session is listening on" in result.output
+    both = CliRunner().invoke(operator, ["kill", "--journal", str(tmp_path), "--control", "x",
+                                         "--actor", "a", "--reason", "r"])
+    assert both.exit_code == 2 and "one of them" in both.output
+    scope = CliRunner().invoke(operator, ["enable", "--journal", str(tmp_path), "--actor", "a", "--reason", "r",
+                                          "--scope", "symbol", "--id", "ACME"])
+    assert scope.exit_code == 2 and "kill only" in scope.output
+    long_path = "/tmp/" + "x" * 120
+    too_long = CliRunner().invoke(operator, ["kill", "--control", long_path, "--actor", "a", "--reason", "r"])
+    assert too_long.exit_code == 1 and "over the 107 a Unix socket allows" in too_long.output
