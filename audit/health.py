@@ -1,13 +1,17 @@
-"""Clock health: LOCKED / HOLDOVER / FREERUN / UNKNOWN, an error bound, and a verdict per profile.
+"""Clock health: LOCKED / DEGRADED / HOLDOVER / FREERUN / UNKNOWN, an error bound, and a verdict
+per profile.
 
 Owns the regulatory profiles (RTS 25 HFT and other-algo rows, CAT/FINRA 4590), the error-bound
 rule (|offset| + asymmetry budget + GM accuracy, widened in holdover by drift x time since the
-last Sync, as fbclock does) and the per-sample state machine over PtpSnapshot observations.
+last Sync, as fbclock does; a verifier not steady yet is DEGRADED, bounded by what it measured:
+|offset| + the jump + the path delay + GM accuracy) and the per-sample state machine over
+PtpSnapshot observations.
 Sans-io: times arrive in the Observation; nothing here runs pmc or reads a clock.
 Must not know about threads, journals or how snapshots were obtained.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
 from audit.errors import HealthConfigError
@@ -15,6 +19,9 @@ from audit.pmc import PORT_STATES, PtpSnapshot, clock_identity_to_int
 from journal.catalogue import ClockState, RecordType, pack
 
 UNBOUNDED = -1   # error_bound_ns when no bound can be given (FREERUN, UNKNOWN)
+# The states whose samples carry a bound from a measurement and are judged by it; FREERUN and
+# UNKNOWN never comply.
+BOUNDED_STATES = frozenset({ClockState.LOCKED, ClockState.DEGRADED, ClockState.HOLDOVER})
 MIN_TAI_UTC_S = 37   # TAI - UTC since 2017-01-01; a smaller offset on the PTP timescale is implausible
 
 
@@ -165,6 +172,11 @@ class ClockSample:
         )
 
 
+def _plus(bound: int, *terms: int) -> int:
+    """An error bound widened by terms; no bound stays no bound."""
+    return UNBOUNDED if bound == UNBOUNDED else bound + sum(terms)
+
+
 def _us(ns: float) -> str:
     return f"{ns / 1000:.3f} us"
 
@@ -187,7 +199,11 @@ class HealthTracker:
         self._last_offset: int | None = None
         self._last_gm: str | None = None
         self._last_sync_mono: int | None = None    # monotonic time of the newest Sync seen
-        self._locked_bound: int | None = None      # error bound when last LOCKED
+        self._locked_bound: int | None = None      # the PHC's error bound at the last LOCKED or
+                                                   # DEGRADED sample, without the system clock's
+                                                   # term (measured per sample)
+        self._jump: int | None = None              # largest |offset change| per sample since the
+                                                   # clock was last steady; None: none measured
         self._last_stats: dict[str, int] | None = None   # PORT_SERVICE_STATS_NP counters
         self.gm_changes = 0
 
@@ -198,7 +214,7 @@ class HealthTracker:
         problems = self._missing(obs)
         if problems:
             self._streak = 0
-            self._last_offset = None
+            self._last_offset = self._jump = None
             return self._sample(obs, ClockState.UNKNOWN, UNBOUNDED, -1, problems)
         cfg = self.config
         reasons: list[Reason] = []
@@ -224,14 +240,18 @@ class HealthTracker:
             if self._last_gm is not None and snap.gm_identity != self._last_gm:
                 self.gm_changes += 1
                 self._streak = 0
-                self._last_offset = None
+                self._last_offset = self._jump = None
                 reasons.append(Reason("gm_change", f"grandmaster changed {self._last_gm} -> {snap.gm_identity}"))
             self._last_gm = snap.gm_identity
             offset = snap.master_offset_ns
-            if self._last_offset is not None and abs(offset - self._last_offset) > cfg.max_offset_step_ns:
-                self._streak = 0
-                reasons.append(Reason("offset", f"offset moved {_us(offset - self._last_offset)} in one "
-                                                f"sample (> {_us(cfg.max_offset_step_ns)})"))
+            if self._last_offset is not None:
+                step = abs(offset - self._last_offset)
+                if self._jump is None or step > self._jump:
+                    self._jump = step
+                if step > cfg.max_offset_step_ns:
+                    self._streak = 0
+                    reasons.append(Reason("offset", f"offset moved {_us(offset - self._last_offset)} in "
+                                                    f"one sample (> {_us(cfg.max_offset_step_ns)})"))
             self._last_offset = offset
             self._streak += 1
             needed = cfg.stable_samples if cfg.free_running else 1
@@ -243,22 +263,31 @@ class HealthTracker:
                                                  "does not follow the PHC"
                                       + (f" ({obs.phc2sys_detail})" if obs.phc2sys_detail else "")))
             elif self._streak >= needed:
-                bound = self._locked_bound_now(snap, obs)
-                self._locked_bound = bound
+                self._locked_bound = self._locked_bound_now(snap)
+                self._jump = None
+                bound = _plus(self._locked_bound, self._system_hop(obs))
                 return self._sample(obs, ClockState.LOCKED, bound, age, tuple(reasons))
             else:
                 reasons.append(Reason("state", f"settling: {self._streak}/{needed} steady samples"))
+                measured, hop = self._measured_bound(snap), self._system_hop(obs)
+                if measured is not None and hop is not None:
+                    self._locked_bound = measured
+                    return self._sample(obs, ClockState.DEGRADED, measured + hop, age, tuple(reasons) + (
+                        Reason("state", f"not steady: bound from this measurement (|offset| + jump "
+                                        f"{_us(self._jump)} + max(asymmetry, path delay) + GM "
+                                        "accuracy)"),))
             return self._not_locked(obs, age, tuple(reasons))
         self._streak = 0
-        self._last_offset = None
+        self._last_offset = self._jump = None
         return self._holdover_or_freerun(obs, tuple(reasons))
 
     def _not_locked(self, obs: Observation, age: int, reasons: tuple[Reason, ...]) -> ClockSample:
-        """ptp4l follows a GM with fresh Syncs, but this sample is rejected (offset step, GM change,
-        rising timeouts, phc2sys unlocked, settling). That is not holdover: the clock is being
-        steered now, so an error bound from the last lock says nothing about it (a GM step that
-        ptp4l slews out would read as a 2 us bound for seconds). No bound, and holdover may only
-        start again from a new lock."""
+        """ptp4l follows a GM with fresh Syncs, but this sample is rejected (GM change, rising
+        timeouts, phc2sys unlocked, or settling without what DEGRADED needs to bound it from
+        the measurement: a jump that caused it, path delay and GM accuracy). That is not holdover: the
+        clock is being steered now, so an error bound from the last lock says nothing about it (a
+        GM step that ptp4l slews out would read as a 2 us bound for seconds). No bound, and
+        holdover may only start again from a new LOCKED or DEGRADED sample."""
         self._locked_bound = None
         return self._sample(obs, ClockState.FREERUN, UNBOUNDED, age, reasons + (
             Reason("state", "following the grandmaster but not locked: no error bound"),))
@@ -281,22 +310,57 @@ class HealthTracker:
             self._locked_bound = None     # holdover is over; only a fresh lock gives a bound again
             return self._sample(obs, ClockState.FREERUN, UNBOUNDED, since, reasons + (
                 Reason("sync_age", f"holdover expired: {since / 1e9:.3f} s since last Sync"),))
+        hop = self._system_hop(obs)
+        if hop is None:      # the PHC's bound still holds, but the system clock's term is unmeasured
+            return self._sample(obs, ClockState.FREERUN, UNBOUNDED, since, reasons + (
+                Reason("phc2sys", "holdover, but the system clock that stamps our records was not "
+                                  "measured against the PHC: phc2sys is not locked"
+                       + (f" ({obs.phc2sys_detail})" if obs.phc2sys_detail else "") + "; no bound"),))
         drift = int(cfg.holdover_drift_ppb * since / 1e9)
-        bound = UNBOUNDED if self._locked_bound == UNBOUNDED else self._locked_bound + drift
+        bound = _plus(self._locked_bound, drift, hop)
         return self._sample(obs, ClockState.HOLDOVER, bound, since, reasons + (
-            Reason("state", f"holdover {since / 1e9:.3f} s: bound widened by {_us(drift)}"),))
+            Reason("state", f"holdover {since / 1e9:.3f} s: bound widened by {_us(drift)}, system "
+                            f"clock vs PHC {_us(hop)} as measured now"),))
 
-    def _locked_bound_now(self, snap: PtpSnapshot, obs: Observation) -> int:
+    def _measured_bound(self, snap: PtpSnapshot) -> int | None:
+        """DEGRADED's bound on the clock ptp4l measures, from this sample alone: a verifier that
+        is not steady cannot tell which of two offsets a jump lies between is right (software
+        timestamps jitter under load), so |offset now| + the largest jump since it was last
+        steady covers both; the path delay covers any asymmetry of the two-way exchange (its
+        error cannot exceed the one-way delay; chrony's bound adds ½ root delay, the same
+        quantity), at least the configured asymmetry budget; plus the GM's own accuracy. None
+        when one of them was not measured (no or non-positive path delay, unknown GM accuracy):
+        no bound is claimed then. None too when no jump caused the settling: a verifier that
+        is only starting, or has just met a new GM, has shown nothing yet to bound its jitter by,
+        and waits for its steady samples."""
+        accuracy = CLOCK_ACCURACY_NS.get(snap.gm_clock_accuracy)
+        delay = snap.mean_path_delay_ns
+        if self._jump is None or self._jump <= self.config.max_offset_step_ns or accuracy is None \
+                or delay is None or not delay > 0:
+            return None
+        return abs(snap.master_offset_ns) + self._jump + max(self.config.asymmetry_budget_ns,
+                                                              math.ceil(delay)) + accuracy
+
+    def _locked_bound_now(self, snap: PtpSnapshot) -> int:
+        """The error bound of the clock ptp4l disciplines (the PHC with hardware timestamping)."""
         accuracy = CLOCK_ACCURACY_NS.get(snap.gm_clock_accuracy)
         if accuracy is None:
             return UNBOUNDED
-        # The system clock sits one more hop from the GM when phc2sys copies the PHC into it:
-        # measured directly where we can, else as phc2sys last reported it.
+        return abs(snap.master_offset_ns) + self.config.asymmetry_budget_ns + accuracy
+
+    @staticmethod
+    def _system_hop(obs: Observation) -> int | None:
+        """How far the system clock, which stamps our records, may be from the clock ptp4l
+        disciplines, as measured with this sample: phc2sys copies the PHC into it, one more hop
+        from the GM. Measured directly where we can (hardware timestamping), else as phc2sys
+        reports it while it is locked; 0 when ptp4l disciplines the system clock itself. None:
+        the term exists but was not measured now, so no bound may be claimed (a locked sample
+        never gets here then: an unlocked phc2sys or a missing comparison blocks LOCKED)."""
         if obs.system_offset_ns is not None:
-            system_hop = abs(obs.system_offset_ns) + obs.system_offset_window_ns
-        else:
-            system_hop = abs(obs.phc2sys_offset_ns) if obs.phc2sys_offset_ns is not None else 0
-        return abs(snap.master_offset_ns) + self.config.asymmetry_budget_ns + accuracy + system_hop
+            return abs(obs.system_offset_ns) + obs.system_offset_window_ns
+        if obs.system_offset_needed or obs.phc2sys_locked is False:
+            return None
+        return abs(obs.phc2sys_offset_ns) if obs.phc2sys_offset_ns is not None else 0
 
     @staticmethod
     def _missing(obs: Observation) -> tuple[Reason, ...]:
@@ -342,22 +406,24 @@ class HealthTracker:
 def judge(sample: ClockSample, prof: Profile, config: HealthConfig) -> Verdict:
     """A profile's verdict on one sample, with every reason it fails (empty when compliant)."""
     reasons: list[Reason] = []
-    if sample.state not in (ClockState.LOCKED, ClockState.HOLDOVER):
+    bounded = sample.state in BOUNDED_STATES
+    if not bounded:
         reasons.append(Reason("state", f"clock is {sample.state.name}"))
         reasons.extend(sample.state_reasons)
     if sample.state != ClockState.UNKNOWN:
         limit = prof.max_divergence_ns
-        if abs(sample.offset_ns) > limit and sample.state in (ClockState.LOCKED, ClockState.HOLDOVER):
+        if abs(sample.offset_ns) > limit and bounded:
             reasons.append(Reason("offset", f"offset {_us(sample.offset_ns)} exceeds {_us(limit)}"))
         if sample.error_bound_ns == UNBOUNDED:
-            if sample.state in (ClockState.LOCKED, ClockState.HOLDOVER):
+            if bounded:
                 reasons.append(Reason("accuracy", f"GM clockAccuracy 0x{sample.gm_clock_accuracy:02x} "
                                                   "gives no bound"))
         elif sample.error_bound_ns > limit:
+            terms = ("jump + max(asymmetry, path delay) + GM accuracy)" if sample.state == ClockState.DEGRADED
+                     else f"asymmetry {_us(config.asymmetry_budget_ns)} + GM accuracy"
+                     + (" + holdover drift)" if sample.state == ClockState.HOLDOVER else ")"))
             reasons.append(Reason("error_bound", f"error bound {_us(sample.error_bound_ns)} > {_us(limit)} "
-                                                 f"(|offset| {_us(abs(sample.offset_ns))} + asymmetry "
-                                                 f"{_us(config.asymmetry_budget_ns)} + GM accuracy"
-                                                 + (" + holdover drift)" if sample.state == ClockState.HOLDOVER else ")")))
+                                                 f"(|offset| {_us(abs(sample.offset_ns))} + {terms}"))
         if sample.gm_clock_class not in config.allowed_clock_classes:
             reasons.append(Reason("clock_class", f"GM clockClass {sample.gm_clock_class} not in "
                                                  f"{sorted(config.allowed_clock_classes)}"))

@@ -40,7 +40,8 @@ def exposition(sample: ClockSample, labels: dict[str, str] | None = None) -> str
           [({}, sample.error_bound_ns)])
     gauge("last_sync_age_ns", "Time since the last Sync ingress, ns; -1 when unknown.",
           [({}, sample.last_sync_age_ns)])
-    gauge("state", "Clock state: 0 UNKNOWN, 1 LOCKED, 2 HOLDOVER, 3 FREERUN.", [({}, int(sample.state))])
+    gauge("state", "Clock state: " + ", ".join(f"{int(s)} {s.name}" for s in ClockState) + ".",
+          [({}, int(sample.state))])
     gauge("state_info", "1 for the current clock state.",
           [({"state": s.name}, int(sample.state == s)) for s in ClockState])
     gauge("gm_clock_class", "Grandmaster clockClass; 0 when unknown.", [({}, sample.gm_clock_class)])

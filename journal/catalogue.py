@@ -53,8 +53,9 @@ class ClockState(enum.IntEnum):
 
     UNKNOWN = 0
     LOCKED = 1
-    HOLDOVER = 2
-    FREERUN = 3
+    HOLDOVER = 2     # the grandmaster's Syncs stopped: the last bound widened by drift
+    FREERUN = 3      # no bound
+    DEGRADED = 4     # following a grandmaster, not steady: bounded by what was measured now
 
 
 class Side(enum.IntEnum):

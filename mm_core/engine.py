@@ -14,6 +14,8 @@ from array import array
 from itertools import accumulate, groupby
 from typing import Callable
 
+import numpy as np
+
 from journal.catalogue import RecordType, pack, pack_json
 from mm_core.config import EngineConfig, Symbols
 from mm_core.events import (
@@ -77,7 +79,7 @@ _DAY_NS = 86_400 * 1_000_000_000
 class PacketRun:
     """Consecutive MarketData events as one buffer for Engine.on_packet_run (replay)."""
 
-    __slots__ = ("events", "buf", "off", "ts", "done", "messages", "_keep")
+    __slots__ = ("events", "buf", "off", "ts", "done", "messages", "_keep", "_latest")
 
     def __init__(self, events: list) -> None:
         self.events = events
@@ -93,6 +95,7 @@ class PacketRun:
         self.ts = ffi.from_buffer("int64_t[]", stamps)
         self.done = ffi.new("uint32_t *")
         self.messages = ffi.new("uint64_t *")
+        self._latest = None
 
     @classmethod
     def over(cls, events, buf, off, ts, keep) -> "PacketRun":
@@ -103,7 +106,16 @@ class PacketRun:
         run.events, run.buf, run.off, run.ts, run._keep = events, buf, off, ts, keep
         run.done = ffi.new("uint32_t *")
         run.messages = ffi.new("uint64_t *")
+        run._latest = None
         return run
+
+    def latest(self) -> int:
+        """The latest receive time of the run's packets (found once: a run is read, never changed)."""
+        if self._latest is None:
+            n = len(self.events)
+            self._latest = max(ffi.unpack(self.ts, n)) if n <= 48 else \
+                int(np.frombuffer(ffi.buffer(self.ts, 8 * n), np.int64).max())
+        return self._latest
 
 
 unpack = ffi.unpack
@@ -355,12 +367,18 @@ class Engine:
         if handler is None:
             raise EngineError(f"not an engine event: {type(event).__name__}")
         now = event.now_ns
+        aged = None
         if now > self.now:
             self.now = now          # time never runs backwards inside the engine
+            if now > self.risk.clock_stale_at and type(event) is not Timer:   # a timer: in its order
+                aged = self._clock_aged()
         if self.options_due:
             self._declare_options()
         self.counts["events"] += 1
         actions = handler(event)
+        if aged:
+            aged += actions
+            actions = aged
         self._drain_risk(actions)
         return actions
 
@@ -547,14 +565,15 @@ class Engine:
         events = run.events
         md = self.md
         expected = md.fast_sequence() if self.sig is not None and not self.stale else None
-        if expected is None or expected > _RUN_MAX_SEQUENCE or self.options_due:
+        end = self._before_clock_ages(run, start, len(events))
+        if expected is None or expected > _RUN_MAX_SEQUENCE or self.options_due or end == start:
             return 1, self.on_event(events[start])
         oms, react = self.oms, self._react_c
         if (oms.transitions, oms.counter) != self._pkt_own_version:
             self._own_table()
         self._risk_if_moved()
         done, messages = run.done, run.messages
-        rc = _on_packets_c(self._sh, self._bh, run.buf, run.off, run.ts, start, len(events),
+        rc = _on_packets_c(self._sh, self._bh, run.buf, run.off, run.ts, start, end,
                            md.session_raw, expected, self.now, self._pkt, done, messages)
         taken = done[0]
         self.now = self.md_heard_ns = self._pkt.now_ns     # on_event's time, up to the last packet C looked at
@@ -574,7 +593,7 @@ class Engine:
                 tracker.highest_announced = nxt
             if react.n_memo:
                 self._rx.memos_from_c(self.quote_memo, _STATE_OF)
-        if start + taken == len(events):
+        if start + taken == end:
             return taken, []
         ev = events[start + taken]
         if rc == _SIG_FALLBACK:         # not applied: the one-by-one path takes it
@@ -583,6 +602,20 @@ class Engine:
         actions = self._packet_applied(rc)
         self._drain_risk(actions)
         return taken + 1, actions
+
+    def _before_clock_ages(self, run: PacketRun, start: int, end: int) -> int:
+        """The end of the packets from `start` that come before the clock's deadline: the C call
+        stops there, so the packet past it goes through on_event, which pulls on a stale clock."""
+        stale_at = self.risk.clock_stale_at
+        if run.latest() <= stale_at:
+            return end
+        ts, now = run.ts, self.now
+        for k in range(start, end):
+            if ts[k] > now:
+                now = ts[k]
+                if now > stale_at:
+                    return k
+        return end
 
     def _feeds_from_c(self, react) -> None:
         """The risk feeds fsig_on_packets deferred, in order, each at its packet's time: what
@@ -1348,7 +1381,17 @@ class Engine:
 
     def _on_clock(self, ev: ClockSample) -> list[Action]:
         actions: list[Action] = []
-        self.risk.on_clock(ev.compliant, self.now)
+        self.risk.on_clock(ev.compliant, self.now, ev.now_ns)     # ages from its measurement
+        self._watch_clock(actions)
+        return actions
+
+    def _clock_aged(self) -> list[Action]:
+        """An event past the clock's deadline: the gateway's timer check, then the pull, before
+        the event's own work, so a packet or venue message that comes before the next timer
+        judges the silent clock as the timer would (a fault, not an order meeting it: no latch).
+        A Timer itself makes the same check at its own place (after the ack timeouts)."""
+        actions: list[Action] = []
+        self.risk.on_timer(self.now)
         self._watch_clock(actions)
         return actions
 

@@ -3,8 +3,8 @@ error bound in force at each order event, intervals out of tolerance or unmonito
 and a summary.
 
 Owns the tolerance profiles (EU RTS 25 HFT 100 us, EU other algorithmic 1 ms, US CAT / FINRA 4590
-50 ms), the rule that a sample is within tolerance only when the clock is LOCKED or HOLDOVER,
-both |offset| and the error bound are inside it and the GM is traceable to UTC (UNKNOWN and
+50 ms), the rule that a sample is within tolerance only when the clock is LOCKED, DEGRADED
+(bounded by what it measured) or HOLDOVER, both |offset| and the error bound are inside it and the GM is traceable to UTC (UNKNOWN and
 FREERUN never are), and the rule that a stretch of the range with no sample for longer than
 GAP_NS is unmonitored.
 """
@@ -16,8 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from audit.health import MIN_TAI_UTC_S, HealthConfig
-from journal.catalogue import ClockState
+from audit.health import BOUNDED_STATES, MIN_TAI_UTC_S, HealthConfig
 from reports import arrowcols as ac
 from reports import common, events
 from reports.output import ReportOutput, TableCollector
@@ -40,7 +39,7 @@ STATUS_OUT, STATUS_UNMONITORED = "OUT_OF_TOLERANCE", "UNMONITORED"
 
 
 def within(samples: np.ndarray, tolerance_ns: int) -> np.ndarray:
-    healthy = np.isin(samples["state"], (ClockState.LOCKED, ClockState.HOLDOVER))
+    healthy = np.isin(samples["state"], [int(s) for s in BOUNDED_STATES])
     bound = samples["error_bound_ns"]
     return healthy & (bound >= 0) & (bound <= tolerance_ns) & (np.abs(samples["offset_ns"]) <= tolerance_ns) \
         & traceable(samples)

@@ -158,6 +158,12 @@ def _latch_state(value) -> TradingState:
 class RiskGateway:
     """Pre-trade checks plus the trading state; see mm_core.risk for the calling contract."""
 
+    # when the clock, not flagged stale yet, turns stale (an instance attribute kept by on_clock,
+    # on_timer and new limits; inf: no deadline). The engine compares each event's time with it to
+    # see a clock that aged before any order meets it. A gateway restored from before the
+    # attribute existed has this class default: the first event looks at once and sets it.
+    clock_stale_at: float = -1
+
     def __init__(self, limits: Limits, *, latch_state: "str | TradingState | None" = None) -> None:
         if not isinstance(limits, Limits):
             raise RiskError("RiskGateway needs a Limits (use Limits.from_toml)")
@@ -739,11 +745,22 @@ class RiskGateway:
             elif qty != order[2]:
                 self._recount(token, qty)
 
-    def on_clock(self, compliant: bool | None, now_ns: int) -> None:
-        """Clock health for the configured profile; None (unknown) counts as not compliant."""
+    def on_clock(self, compliant: bool | None, now_ns: int, measured_ns: int | None = None) -> None:
+        """Clock health for the configured profile, told at now_ns; None (unknown) counts as not
+        compliant. measured_ns: when the sample was measured (default now_ns). The clock ages from
+        then, not from when the sample arrived (the runner journals a sample up to a monitor period
+        after it was taken): a compliant sample that is already older than max_clock_age leaves the
+        clock stale, and one stamped after now_ns counts from now_ns (no credit for the future)."""
         if compliant is True:
-            self._clock_ns = now_ns
-            self._clear_fault(_F_CLOCK | _F_CLOCK_STALE)
+            at = now_ns if measured_ns is None or measured_ns > now_ns else measured_ns
+            if at > self._clock_ns:
+                self._clock_ns = at
+            self._clear_fault(_F_CLOCK)
+            if now_ns - self._clock_ns > self._limits.max_clock_age_ns:
+                self._set_fault(_F_CLOCK_STALE, now_ns)
+            else:
+                self._clear_fault(_F_CLOCK_STALE)
+            self._clock_deadline()
         else:
             self._set_fault(_F_CLOCK, now_ns)
 
@@ -771,9 +788,18 @@ class RiskGateway:
 
     def on_timer(self, now_ns: int) -> None:
         """Detects a clock that has gone quiet without waiting for the next order: a fault (listed
-        in `faults`, so the engine stops presenting orders) that latches only if an order hits it."""
+        in `faults`, so the engine stops presenting orders) that latches only if an order hits it.
+        The engine calls it on its timer and on any event past clock_stale_at, so the fault is
+        raised the same way whichever event comes first."""
         if now_ns - self._clock_ns > self._limits.max_clock_age_ns and self._clock_ns >= 0:
             self._set_fault(_F_CLOCK_STALE, now_ns)
+        self._clock_deadline()
+
+    def _clock_deadline(self) -> None:
+        """clock_stale_at: max_clock_age after the newest compliant sample's measurement, while
+        there is one and the clock is not flagged stale already (inf otherwise)."""
+        self.clock_stale_at = _INF if self._clock_ns < 0 or self._faults & _F_CLOCK_STALE \
+            else self._clock_ns + self._limits.max_clock_age_ns
 
     def on_option_params(self, symbol_id: int, underlying_id: int, strike: int, expiry_ns: int,
                          vol: float, rate: float, is_call: bool, multiplier: int = 1,
@@ -854,6 +880,7 @@ class RiskGateway:
             group.grid = ()       # rebuilt with the new scenario parameters
             self._refresh_group(group, None)
         self._refresh_allowed()
+        self._clock_deadline()       # max_clock_age may have changed
 
     def _set_bands(self, sym: _Symbol) -> None:
         """Collar half-widths follow the prices and the limits, not each order."""

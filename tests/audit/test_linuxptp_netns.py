@@ -60,13 +60,14 @@ def _check(lab: PtpLab, profile: str):
 def _steady_check(lab: PtpLab, profile: str, tries: int = 4):
     """_check until its samples were steady (LOCKED), at most `tries` times. Software timestamps
     on a loaded 2-CPU host jitter: a sample whose offset moved more than the verifier's 50 us step
-    makes that check FREERUN (fail closed, no bound), which is right but is not what these tests
-    are about. A check that was not steady must say so for that reason and no other."""
+    makes that check DEGRADED (bounded by |offset| + the jump + path delay, not by the steady
+    bound), which is right but is not what these tests are about. A check that was not steady
+    must be DEGRADED and nothing else."""
     for _ in range(tries):
         result = _check(lab, profile)
         if '"state": "LOCKED"' in result.output:
             return result
-        assert result.exit_code == 1 and "in one sample" in result.output, result.output
+        assert '"state": "DEGRADED"' in result.output, result.output
     return result
 
 
@@ -188,8 +189,9 @@ def test_grandmaster_lost_goes_holdover_then_freerun(lab):
     assert ClockState.HOLDOVER in states, states
     assert states[-1] == ClockState.FREERUN, states
     first_holdover = states.index(ClockState.HOLDOVER)
-    # order: LOCKED ... HOLDOVER ... FREERUN, never back to LOCKED without a GM
-    assert set(states[:first_holdover]) <= {ClockState.LOCKED}
+    # order: LOCKED (or DEGRADED on a jittery sample) ... HOLDOVER ... FREERUN, never back to
+    # LOCKED without a GM
+    assert set(states[:first_holdover]) <= {ClockState.LOCKED, ClockState.DEGRADED}
     assert set(states[first_holdover:-1]) <= {ClockState.HOLDOVER}
     holdover = [s for s in samples if s.state == ClockState.HOLDOVER]
     assert holdover[0].compliant("eu-hft")                    # recent Sync: bound still small

@@ -143,6 +143,10 @@ def _sample_in(state: ClockState):
         return tracker.update(Observation(None, mono, mono, None, "no pmc"))
     if state == ClockState.FREERUN:
         return tracker.update(Observation(replace(GOOD, port_state="LISTENING"), mono, mono, None))
+    if state == ClockState.DEGRADED:      # a verifier whose offset jumped before it was steady
+        tracker = HealthTracker(HealthConfig(free_running=True, stable_samples=3))
+        tracker.update(Observation(GOOD, mono, mono, 0))
+        return tracker.update(Observation(replace(GOOD, master_offset_ns=60_000), mono + S, mono + S, 0))
     locked = tracker.update(Observation(GOOD, mono, mono, 0))
     if state == ClockState.LOCKED:
         return locked
@@ -150,14 +154,16 @@ def _sample_in(state: ClockState):
 
 
 @pytest.mark.parametrize("state,value", [
-    (ClockState.UNKNOWN, 0), (ClockState.LOCKED, 1), (ClockState.HOLDOVER, 2), (ClockState.FREERUN, 3)])
+    (ClockState.UNKNOWN, 0), (ClockState.LOCKED, 1), (ClockState.HOLDOVER, 2), (ClockState.FREERUN, 3),
+    (ClockState.DEGRADED, 4)])
 def test_state_metric_mapping(state, value):
     sample = _sample_in(state)
     assert sample.state == state
     text = exposition(sample, {"uds": "/var/run/ptp4l"})
     assert f'mmaudit_clock_state{{uds="/var/run/ptp4l"}} {value}\n' in text
     assert f'mmaudit_clock_state_info{{state="{state.name}",uds="/var/run/ptp4l"}} 1\n' in text
-    assert text.count("mmaudit_clock_state_info{") == 4
+    assert text.count("mmaudit_clock_state_info{") == 5
+    assert "0 UNKNOWN, 1 LOCKED, 2 HOLDOVER, 3 FREERUN, 4 DEGRADED." in text
     assert sum(line.endswith(" 1") for line in text.splitlines() if line.startswith("mmaudit_clock_state_info")) == 1
 
 

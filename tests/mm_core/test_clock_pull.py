@@ -87,6 +87,12 @@ def test_a_clock_gone_quiet_is_seen_by_the_timer_and_pulls_the_quotes():
     acts = drive(rec, venue, [ClockSample(now, True)], now)
     assert kinds(acts) == [OrderKind.ENTER, OrderKind.ENTER]
     # replay, one by one and as recovery's batch path takes the packets: the same end state
+    replays_alike(engine, rec)
+
+
+def replays_alike(engine, rec: Recorded) -> None:
+    """A fresh engine given rec's events one by one sends the same orders and ends in engine's
+    state, and so does one given them as replay's batch path takes them."""
     fresh = make_engine()
     assert [o for ev in rec.events for o in orders(fresh.on_event(ev))] == rec.sent
     assert fresh.state_hash() == engine.state_hash()
