@@ -1,7 +1,8 @@
 """`python3 -m mm_core.venue`: run the embedded venue as a process (see process.py).
 
 Prints the bound ports as one JSON line on stdout when ready; exits 0 when the venue stopped by
-itself or on SIGTERM/SIGINT, 2 on a bad config.
+itself or on SIGTERM/SIGINT, 1 when it stopped on a failure (its logs could not be written or
+fsynced, an internal error), 2 on a bad config.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 
 from mm_core.venue.errors import VenueError
 from mm_core.venue.process import build_config, run
+from mm_core.venue.server import FAILED_STOPS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--itch-port", type=int, help="MoldUDP64 destination port")
     parser.add_argument("--rerequest-port", type=int, help="MoldUDP64 re-request port (0 = any)")
     parser.add_argument("--log-dir", help="session log directory")
-    parser.add_argument("--session", help="session name (<= 10 characters)")
+    parser.add_argument("--session", help="session name (<= 10 letters and digits)")
     parser.add_argument("--heartbeat-timeout", type=float, help="seconds of client silence")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
@@ -37,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"venue: {exc}", file=sys.stderr)
         return 2
     print(f"venue stopped: {reason}", file=sys.stderr)
-    return 0 if reason != "error" else 1
+    return 1 if reason in FAILED_STOPS else 0
 
 
 if __name__ == "__main__":

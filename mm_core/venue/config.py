@@ -5,11 +5,11 @@ e.g. "symbols[1].reference_price: must be an integer > 0". Must not know about s
 The trading engine reads the same [[symbols]], [[pairs]] and [[options]] tables.
 
 Format (see default.toml, shipped in this package, for every key with its default):
-  [venue]      session (<=10 chars, "" = generated), seed, host (must be 127.0.0.1), ouch_port,
+  [venue]      session (<=10 letters and digits, "" = generated), seed, host (must be 127.0.0.1), ouch_port,
                itch_port (MoldUDP64 destination), rerequest_port, heartbeat_interval,
                heartbeat_timeout, log_dir, fsync_interval, history, duration, max_messages,
                max_shares; seconds are floats, ports 0..65535 (0 = any free port)
-  [[users]]    username (<=6 chars), password (<=10 chars), firm (<=4 chars)
+  [[users]]    username (<=6 letters and digits), password (<=10 chars), firm (<=4 chars)
   [flow]       background flow parameters (latent_step, noise_*, informed_*, lp_*, lot)
   [[symbols]]  name (<=8 chars), id (ITCH stock locate 1..65535), reference_price (price4 int),
                half_penny (bool: $0.005 tick tier), volatility (annualised fraction)
@@ -166,6 +166,18 @@ def _text(max_len: int, min_len: int = 1) -> Check:
     return check
 
 
+def _name(max_len: int, min_len: int = 1) -> Check:
+    """A SoupBinTCP session name or username: the venue also names its files after it."""
+    text = _text(max_len, min_len)
+
+    def check(v: Any) -> str:
+        problem = text(v)
+        if problem or v.isalnum() or not v:
+            return problem
+        return f"must be {min_len}..{max_len} letters and digits (it names the venue's log files)"
+    return check
+
+
 def _boolean(v: Any) -> str:
     return "" if isinstance(v, bool) else "must be true or false"
 
@@ -180,14 +192,14 @@ def _right(v: Any) -> str:
 
 PORT = _int(0, 65535)
 _VENUE_CHECKS = {
-    "session": _text(10, 0), "seed": _int(0), "host": _loopback, "ouch_port": PORT,
+    "session": _name(10, 0), "seed": _int(0), "host": _loopback, "ouch_port": PORT,
     "itch_port": _int(1, 65535), "rerequest_port": PORT,
     "heartbeat_interval": _num(0, open_lo=True), "heartbeat_timeout": _num(0, open_lo=True),
     "log_dir": lambda v: "" if isinstance(v, str) else "must be a string",
     "fsync_interval": _num(0), "history": _int(1), "duration": _num(0, open_lo=True),
     "max_messages": _int(0), "max_shares": _int(1, 2**31 - 1),
 }
-_USER_CHECKS = {"username": _text(6), "password": _text(10), "firm": _text(4)}
+_USER_CHECKS = {"username": _name(6), "password": _text(10), "firm": _text(4)}
 _FLOW_CHECKS = {
     "latent_step": _num(0, 1, open_lo=True), "noise_rate": _num(0), "noise_marketable": _num(0, 1),
     "noise_max_resting": _int(1), "informed_rate": _num(0), "informed_horizon": _num(0),

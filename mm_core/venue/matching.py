@@ -17,8 +17,12 @@ Policies (the venue's rulebook):
   sell stays a sell (such a request is ignored, as NASDAQ does).
 - Self-match prevention (same non-blank firm on both sides): the RESTING order is canceled with
   reason 'Q' and the incoming order continues to match deeper ("cancel oldest").
-- Tokens are unique per owner for the whole session; a duplicate token, or a cancel/replace of
-  an unknown or dead token, is ignored (as NASDAQ does) and reported as an `Ignored` event.
+- Tokens are unique per owner for the whole session (OUCH 4.2: day-unique). A token is used once
+  the venue has answered with it (Accepted, Replaced or Rejected, a rejected one included), and
+  only then: a restarted venue rebuilds the used tokens from those answers in its session logs,
+  so both must agree (a replace to zero shares answers with the old token's Canceled and leaves
+  the replacement token free). A used token, or a cancel/replace of an unknown or dead token, is
+  ignored (as NASDAQ does) and reported as an `Ignored` event.
 """
 from __future__ import annotations
 
@@ -40,7 +44,8 @@ DEFAULT_MAX_SHARES = 1_000_000
 CANCEL_USER = "U"
 CANCEL_IOC = "I"
 CANCEL_SELF_MATCH = "Q"
-CANCEL_SYSTEM = "Z"
+CANCEL_TIMEOUT = "T"        # the order's time in force is over (a day order at end of session)
+CANCEL_SYSTEM = "Z"         # canceled by the venue itself (orders a restarted venue lost)
 # OUCH 4.2 reject reasons used here.
 REJECT_INVALID_STOCK = "S"
 REJECT_INVALID_PRICE = "X"
@@ -253,21 +258,24 @@ class MatchingEngine:
         self.open = True
 
     def resume(self, used_tokens: Iterable[tuple[str, str]], next_ref: int,
-               next_match: int) -> None:
+               next_match: int, positions: dict[str, dict[str, int]] | None = None) -> None:
         """Go on with a session an earlier engine started (a venue restart): its tokens stay
-        used, references and match numbers continue past what it handed out."""
+        used, references and match numbers continue past what it handed out, and the positions
+        its executions built (owner -> symbol -> shares) are added to this engine's."""
         self._used_tokens.update(used_tokens)
         self._next_ref = max(self._next_ref, next_ref)
         self._next_match = max(self._next_match, next_match)
+        for owner, held in (positions or {}).items():
+            mine = self._positions.setdefault(owner, {})
+            for symbol, shares in held.items():
+                mine[symbol] = mine.get(symbol, 0) + shares
 
     # ------------------------------------------------------------------ commands
     def enter(self, owner: str, token: str, symbol: str, side: str, shares: int, price: int,
               tif: int = DAY, firm: str = "") -> list[Event]:
         """Enter a new order (OUCH 'O')."""
-        key = (owner, token)
-        if key in self._used_tokens:
+        if not self._claim(owner, token):
             return [Ignored(owner, token, "duplicate token")]
-        self._used_tokens.add(key)
         book = self._books.get(symbol)
         reason = self._check(book, side, shares, price)
         if reason:
@@ -279,6 +287,14 @@ class MatchingEngine:
                                         price, tif, firm)]
         self._match_and_rest(book, order, events)
         return events
+
+    def reject(self, owner: str, token: str, reason: str) -> list[Event]:
+        """Reject a new order's token that the server refused before matching (a firm that is
+        not the user's, a field the codec refused): the token is used from now on, as for any
+        Rejected, and a token already used is ignored (its Rejected would name another order)."""
+        if not self._claim(owner, token):
+            return [Ignored(owner, token, "duplicate token")]
+        return [Rejected(owner, token, reason)]
 
     def cancel(self, owner: str, token: str, new_shares: int = 0) -> list[Event]:
         """Reduce an order to `new_shares` open shares (OUCH 'X'); 0 cancels it."""
@@ -303,12 +319,12 @@ class MatchingEngine:
         new_key = (owner, new_token)
         if new_key in self._used_tokens:
             return [Ignored(owner, new_token, "duplicate replacement token")]
-        self._used_tokens.add(new_key)
         book = self._books[order.symbol]
-        if shares == 0:
+        if shares == 0:     # answered by the old token's Canceled: the new token stays free
             events: list[Event] = []
             self._reduce(order, order.remaining, CANCEL_USER, events)
             return events
+        self._used_tokens.add(new_key)
         reason = self._check(book, order.side, shares, price)
         if reason:
             return [Rejected(owner, new_token, reason)]
@@ -353,11 +369,12 @@ class MatchingEngine:
         return events
 
     def close(self) -> list[Event]:
-        """End of session: cancel every live order (reason 'Z') and refuse new ones."""
+        """End of session: every live order expires (reason 'T', OUCH 4.2's timeout: its time
+        in force is over) and new ones are refused."""
         self.open = False
         events: list[Event] = []
         for order in sorted(self._orders.values(), key=lambda o: o.ref):
-            self._reduce(order, order.remaining, CANCEL_SYSTEM, events)
+            self._reduce(order, order.remaining, CANCEL_TIMEOUT, events)
         return events
 
     # ------------------------------------------------------------------ queries
@@ -385,6 +402,14 @@ class MatchingEngine:
         return dict(self._positions.get(owner, {}))
 
     # ------------------------------------------------------------------ internals
+    def _claim(self, owner: str, token: str) -> bool:
+        """Use a token for a new order; False when it was used before."""
+        key = (owner, token)
+        if key in self._used_tokens:
+            return False
+        self._used_tokens.add(key)
+        return True
+
     def _take_ref(self) -> int:
         ref = self._next_ref
         self._next_ref += 1

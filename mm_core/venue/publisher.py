@@ -1,14 +1,19 @@
 """MoldUDP64 downstream publisher with a retained message history that serves re-requests.
 
-Owns sequence assignment (through the codecs' Packetiser), the bounded history, heartbeat and
-end-of-session packets, answers to request packets, and a test hook that withholds chosen
-sequence numbers from the live stream (they are still served on re-request). Sends through a
-callable, so it never creates sockets; must not know about ITCH contents or clocks.
+Owns sequence assignment (through the codecs' Packetiser), the bounded in-memory history,
+heartbeat and end-of-session packets, answers to request packets, and a test hook that withholds
+chosen sequence numbers from the live stream (they are still served on re-request). Every
+message also goes to a durable store, written before any packet carrying it is sent, so a
+request older than the in-memory history is answered from the store, and a request for an
+earlier session of the venue (a restart publishes under a new name) from that session's store,
+under its own name. A request it cannot answer (MoldUDP64 has no way to say so) is logged and
+counted. Sends through a callable, so it never creates sockets; must not know about ITCH
+contents, files or clocks.
 """
 from __future__ import annotations
 
 import logging
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping, Protocol
 
 from mm_core.protocol import moldudp64
 from mm_core.protocol.errors import ProtocolError
@@ -19,12 +24,31 @@ Send = Callable[[bytes, tuple[str, int]], None]
 MAX_REPLY_MESSAGES = 2000      # per request packet; the client asks again for the rest
 
 
+class Store(Protocol):
+    """Durable, sequenced messages (sequence 1 first): a SessionLog."""
+
+    @property
+    def durable_sequence(self) -> int: ...
+    @property
+    def next_sequence(self) -> int: ...
+    def append(self, payload: bytes) -> int: ...
+    def flush(self) -> None: ...
+    def messages(self, first: int = 1, count: int | None = None) -> list[bytes]: ...
+
+
 class MoldPublisher:
     def __init__(self, session: str, dest: tuple[str, int], send: Send, history: int,
-                 max_payload: int = moldudp64.DEFAULT_MAX_PAYLOAD) -> None:
+                 max_payload: int = moldudp64.DEFAULT_MAX_PAYLOAD, store: Store | None = None,
+                 earlier: Mapping[str, Store] | None = None) -> None:
+        """`store`: where this session's messages go (must be empty); `earlier`: the stores
+        of earlier sessions, by name, that requests for them are answered from."""
+        if store is not None and store.next_sequence != 1:
+            raise ValueError(f"the store of MoldUDP64 session {session!r} is not empty")
         self.session = session
         self.dest = dest
         self._send = send
+        self._store = store
+        self._earlier = dict(earlier or {})
         self._packetiser = moldudp64.Packetiser(session, 1, max_payload)
         self._max_payload = max_payload
         self._history: list[bytes] = []
@@ -34,6 +58,7 @@ class MoldPublisher:
         self.packets_sent = 0
         self.packets_dropped = 0
         self.requests_served = 0
+        self.requests_unanswered = 0
         self.ended = False
 
     @property
@@ -43,6 +68,8 @@ class MoldPublisher:
     def publish(self, message: bytes) -> None:
         """Queue one ITCH message; full packets go out at once, the rest on flush()."""
         self._history.append(message)
+        if self._store is not None:
+            self._store.append(message)
         for packet in self._packetiser.add(message):
             self._emit(packet)
 
@@ -75,32 +102,47 @@ class MoldPublisher:
         self.drop_sequences.update(sequences)
 
     def answer(self, request_bytes: bytes, sender: tuple[str, int]) -> int:
-        """Serve one request packet from the history; returns how many messages were sent."""
+        """Serve one request packet (this session or an earlier one); returns how many
+        messages were sent. One that cannot be served is logged and counted."""
         try:
             request = moldudp64.decode_request(request_bytes)
         except ProtocolError as exc:
-            log.warning("bad MoldUDP64 request from %s: %s", sender, exc)
-            return 0
-        if request.session != self.session:
-            log.warning("MoldUDP64 request from %s for session %r, ours is %r",
-                        sender, request.session, self.session)
-            return 0
+            return self._unanswered(sender, f"bad request packet: {exc}")
         first = max(request.sequence, 1)
-        durable_end = self._history_base + len(self._history) - self._packetiser.pending
-        last = min(first + min(request.count, MAX_REPLY_MESSAGES), durable_end)
-        if first < self._history_base:
-            log.warning("MoldUDP64 request from %s for %d: history starts at %d",
-                        sender, first, self._history_base)
-            return 0
-        if first >= last:
-            return 0
-        window = self._history[first - self._history_base:last - self._history_base]
+        wanted = min(request.count, MAX_REPLY_MESSAGES)
+        if request.session == self.session:
+            end = self._history_base + len(self._history) - self._packetiser.pending   # sent
+            last = min(first + wanted, end)
+            if first >= self._history_base:
+                window = self._history[first - self._history_base:last - self._history_base]
+            elif self._store is not None:
+                window = self._store.messages(first, max(last - first, 0))
+            else:
+                return self._unanswered(sender, f"{first}: history starts at "
+                                                f"{self._history_base}")
+        elif request.session in self._earlier:
+            store = self._earlier[request.session]
+            end = store.durable_sequence + 1
+            window = store.messages(first, max(min(first + wanted, end) - first, 0))
+        else:
+            return self._unanswered(sender, f"session {request.session!r}: not ours (ours is "
+                                            f"{self.session!r}, earlier {sorted(self._earlier)})")
+        if not window:
+            return self._unanswered(sender, f"{request.session!r} {first} (+{request.count}): "
+                                            f"nothing held from there (ends before {end})")
         self.requests_served += 1      # counted first: the answer may be read before we return
-        for packet in moldudp64.pack_messages(self.session, first, window, self._max_payload):
+        for packet in moldudp64.pack_messages(request.session, first, window, self._max_payload):
             self._send(packet, sender)
         return len(window)
 
+    def _unanswered(self, sender: tuple[str, int], why: str) -> int:
+        self.requests_unanswered += 1
+        log.warning("MoldUDP64 request from %s not answered: %s", sender, why)
+        return 0
+
     def _emit(self, packet: bytes) -> None:
+        if self._store is not None:
+            self._store.flush()         # the store is ahead of the wire
         if self.drop_sequences:
             header = moldudp64.decode_header(packet)
             count = 0 if header.count == moldudp64.END_OF_SESSION_COUNT else header.count

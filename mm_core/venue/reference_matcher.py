@@ -71,9 +71,9 @@ class ReferenceMatcher:
             return [m.Ignored(owner, token, "replace of unknown or dead token")]
         if (owner, new_token) in self.used:
             return [m.Ignored(owner, new_token, "duplicate replacement token")]
-        self.used.add((owner, new_token))
-        if shares == 0:
+        if shares == 0:                 # answered with the old token: the new one stays free
             return self._cut(o, o["left"], m.CANCEL_USER)
+        self.used.add((owner, new_token))
         why = self._invalid(o["symbol"], o["side"], shares, price)
         if why:
             return [m.Rejected(owner, new_token, why)]
@@ -113,7 +113,7 @@ class ReferenceMatcher:
     def close(self):
         out = []
         for o in sorted(self.resting, key=lambda r: r["ref"]):
-            out += self._cut(o, o["left"], m.CANCEL_SYSTEM)
+            out += self._cut(o, o["left"], m.CANCEL_TIMEOUT)
         return out
 
     def _cut(self, o, shares, reason):

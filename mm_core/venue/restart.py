@@ -1,16 +1,18 @@
 """What a venue started again under an existing session name carries over from its earlier run.
 
 Owns the MoldUDP64 session name of each run (the names used so far, one a line, in the session
-directory's `mold.sessions`) and what the SoupBinTCP session logs say was already handed out:
-tokens, order references, match numbers.
+directory's `mold.sessions`), where each MoldUDP64 session's ITCH messages are stored
+(`<name>.itch`, a SessionLog, so that re-requests for an earlier run's session are still
+answered), and what was already handed out: tokens, order references, match numbers and the
+positions executions built, from the SoupBinTCP session logs, and the order references and
+match numbers earlier MoldUDP64 sessions published (the background flow's among them).
 
-Why a new MoldUDP64 name: the ITCH history lives only in memory, so after a crash the venue
-knows neither the last sequence that reached the wire nor the messages a re-request would need,
-nor which public orders (background flow included) clients still show. Numbering again from 1
-under the old name would look like duplicates to every client (silently dropped, books frozen);
-a new name is a session change every client sees, and the new session's start of day rebuilds
-the books. The SoupBinTCP session itself goes on: its logs are durable. Must not know about
-sockets or clocks.
+Why a new MoldUDP64 name: the public book (background flow included) lived only in memory, so
+after a crash the venue cannot go on with the orders clients still show, nor knows whether the
+last messages it stored reached the wire. Numbering again from 1 under the old name would look
+like duplicates to every client (silently dropped, books frozen); a new name is a session change
+every client sees, and the new session's start of day rebuilds the books. The SoupBinTCP session
+itself goes on: its logs are durable. Must not know about sockets or clocks.
 """
 from __future__ import annotations
 
@@ -18,28 +20,35 @@ import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
-from mm_core.protocol import ouch
+from mm_core.protocol import itch, ouch
 from mm_core.protocol.errors import ProtocolError
 from mm_core.protocol.moldudp64 import SESSION_WIDTH
 from mm_core.venue.errors import SessionLogError
+from mm_core.venue.session_log import SessionLog
 
 MOLD_SESSIONS = "mold.sessions"
+
+
+def mold_store_path(session_dir: Path, name: str) -> Path:
+    """Where the ITCH messages of MoldUDP64 session `name` are stored."""
+    return session_dir / f"{name}.itch"
 
 
 def mold_session(session_dir: Path, session: str, restarted: bool) -> str:
     """The MoldUDP64 session name of this run, recorded (fsynced) before anything is published:
     the session's own name on a first start, a name no earlier run used on a restart."""
     path = session_dir / MOLD_SESSIONS
-    try:
-        used = path.read_text("ascii").split()
-    except FileNotFoundError:
-        used = []
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SessionLogError(f"cannot read {path}: {exc}") from exc
+    used = _used_names(path)
     if restarted and not used:
         used = [session]           # logs written before the names were recorded
-    name = session if not used else next(c for c in _renamed(session) if c not in used)
+
+    def free(name: str) -> bool:
+        return name not in used and not mold_store_path(session_dir, name).exists()
+
+    name = session if free(session) and not used else next(c for c in _renamed(session)
+                                                           if free(c))
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
@@ -51,6 +60,65 @@ def mold_session(session_dir: Path, session: str, restarted: bool) -> str:
         raise SessionLogError(f"cannot record the MoldUDP64 session in {path}: "
                               f"{exc.strerror or exc}") from exc
     return name
+
+
+def earlier_mold_stores(session_dir: Path, current: str) -> dict[str, SessionLog]:
+    """The stores (read-only) of the MoldUDP64 sessions earlier runs used and that are still
+    on disk, by name."""
+    stores: dict[str, SessionLog] = {}
+    try:
+        for name in dict.fromkeys(_used_names(session_dir / MOLD_SESSIONS)):
+            path = mold_store_path(session_dir, name)
+            if name != current and path.is_file():
+                stores[name] = SessionLog(path, readonly=True)
+    except SessionLogError:
+        for store in stores.values():
+            store.close()
+        raise
+    return stores
+
+
+def published_high_water(stores: Iterable[SessionLog], chunk: int = 4096) -> tuple[int, int]:
+    """(one past the highest order reference, one past the highest match number) that earlier
+    MoldUDP64 sessions published: the background flow's orders and trades are in no session log,
+    but ITCH showed them, and both numbers are day-unique. An engine hands both out in rising
+    order and publishes in that order, so each store is read backwards only until its last
+    Add Order and Order Executed."""
+    ref = match = 0
+    for store in stores:
+        last_ref = last_match = None
+        hi = store.durable_sequence
+        while hi >= 1 and (last_ref is None or last_match is None):
+            lo = max(hi - chunk + 1, 1)
+            for raw in reversed(store.messages(lo, hi - lo + 1)):
+                kind = raw[:1]
+                if last_ref is None and kind in _ADDS:
+                    last_ref = _decode_itch(store, raw).order_ref
+                elif last_match is None and kind in _EXECUTIONS:
+                    last_match = _decode_itch(store, raw).match_number
+            hi = lo - 1
+        ref, match = max(ref, last_ref or 0), max(match, last_match or 0)
+    return ref + 1, match + 1
+
+
+_ADDS = (b"A", b"F")            # ITCH Add Order (with or without MPID)
+_EXECUTIONS = (b"E", b"C")      # ITCH Order Executed (with or without price)
+
+
+def _decode_itch(store: SessionLog, raw: bytes):
+    try:
+        return itch.decode(raw)
+    except ProtocolError as exc:
+        raise SessionLogError(f"{store.path}: a message is not ITCH: {exc}") from exc
+
+
+def _used_names(path: Path) -> list[str]:
+    try:
+        return path.read_text("ascii").split()
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SessionLogError(f"cannot read {path}: {exc}") from exc
 
 
 def _renamed(session: str):
@@ -67,13 +135,18 @@ class HandedOut:
     tokens: frozenset[tuple[str, str]]     # (owner, token): day-unique, whatever became of them
     next_ref: int                          # one past the highest order reference
     next_match: int                        # one past the highest match number
+    positions: dict[str, dict[str, int]]   # owner -> symbol -> net executed shares (buys +)
 
 
 def handed_out(payloads_by_owner: dict[str, list[bytes]]) -> HandedOut:
-    """Read the session logs' OUCH messages (owner -> payloads) for what was handed out."""
+    """Read the session logs' OUCH messages (owner -> payloads) for what was handed out, and
+    the positions their executions built."""
     tokens: set[tuple[str, str]] = set()
+    positions: dict[str, dict[str, int]] = {}
     ref = match = 0
     for owner, payloads in payloads_by_owner.items():
+        orders: dict[str, tuple[str, int]] = {}    # token -> (symbol, +1 buy / -1 sell)
+        held = positions.setdefault(owner, {})
         for seq, payload in enumerate(payloads, 1):
             try:
                 msg = ouch.decode_outbound(payload)
@@ -83,8 +156,14 @@ def handed_out(payloads_by_owner: dict[str, list[bytes]]) -> HandedOut:
             if isinstance(msg, (ouch.Accepted, ouch.Replaced)):
                 tokens.add((owner, msg.token))
                 ref = max(ref, msg.order_ref)
+                orders[msg.token] = (msg.stock, 1 if msg.side == "B" else -1)
             elif isinstance(msg, ouch.Rejected):
                 tokens.add((owner, msg.token))
             elif isinstance(msg, ouch.Executed):
                 match = max(match, msg.match_number)
-    return HandedOut(frozenset(tokens), ref + 1, match + 1)
+                if msg.token not in orders:
+                    raise SessionLogError(f"session log of {owner}: message {seq} executes "
+                                          f"{msg.token!r}, which it never accepted")
+                symbol, sign = orders[msg.token]
+                held[symbol] = held.get(symbol, 0) + sign * msg.executed_shares
+    return HandedOut(frozenset(tokens), ref + 1, match + 1, positions)

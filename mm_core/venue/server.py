@@ -7,9 +7,10 @@ Matching, flow and encodings live in matching.py, flow.py and wire.py; this modu
 make trading decisions.
 
 Use: `with Venue(config) as venue: ports = venue.ports` (start() binds and returns the ports;
-stop() ends the session: every live order is canceled, ITCH/OUCH end-of-day, MoldUDP64 end of
+stop() ends the session: every live order expires, ITCH/OUCH end-of-day, MoldUDP64 end of
 session, SoupBinTCP 'Z'). The venue stops by itself after config.venue.duration seconds or
-max_messages ITCH messages; wait() blocks until then.
+max_messages ITCH messages, or at once, without an end of day, when a log or ITCH store cannot
+be written or fsynced; wait() blocks until then.
 """
 from __future__ import annotations
 
@@ -43,6 +44,10 @@ FLOW_ACTIONS_PER_TURN = 2000    # keeps the sockets served while flow catches up
 MAX_SELECT_WAIT = 0.05
 END_DRAIN_STALL = 1.0           # s a client may take nothing at end of session before it is cut
 END_DRAIN_LIMIT = 5.0           # s for the whole end-of-session drain (stop() waits 10 s)
+MOLD_END_GRACE = 0.2            # s re-requests are still answered after End of Session (more
+                                # while they keep coming, within END_DRAIN_LIMIT)
+CANNOT_PERSIST = frozenset({"fsync failed", "write failed"})   # stop reasons: no end of day
+FAILED_STOPS = CANNOT_PERSIST | {"error"}
 
 # Reject reasons for fields the codecs refuse, when the token can still be read.
 _FIELD_REJECTS = {"price": m.REJECT_INVALID_PRICE, "stock": m.REJECT_INVALID_STOCK,
@@ -116,6 +121,7 @@ class Venue:
         self._echo: dict[tuple[str, str], wire.Echo] = {}
         self.logs: dict[str, SessionLog] = {}
         self.itch_session = ""
+        self.mold_stores: dict[str, SessionLog] = {}   # MoldUDP64 session -> its ITCH messages
         self.log_tail_cut: dict[str, int] = {}      # user -> bytes cut from a torn log tail
         self.protocol_errors: collections.deque[str] = collections.deque(maxlen=1000)
         self.ignored: collections.deque[m.Ignored] = collections.deque(maxlen=1000)
@@ -131,6 +137,7 @@ class Venue:
         self._sel: selectors.DefaultSelector | None = None
         self._syncer_stop = threading.Event()
         self.sync_error = ""
+        self.write_error = ""
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> VenuePorts:
@@ -146,45 +153,66 @@ class Venue:
         except OSError as exc:
             raise SessionLogError(f"cannot create session log directory {session_dir}: "
                                   f"{exc.strerror or exc}") from exc
-        for user in self.config.users:
-            self.logs[user.username] = SessionLog(session_dir / f"{user.username}.soup")
-        self._report_cut_tails()
         try:
-            previous = self._carry_over(session_dir)
-        except SessionLogError:
-            self._close_sockets()          # closes the session logs
-            raise
-        host = settings.host
-        try:
-            self._open_sockets(host)
-        except OSError as exc:
+            self._open_and_start_day(session_dir, log_dir)
+        except BaseException:          # nothing stays open or bound after a failed start
             self._close_sockets()
-            raise VenueStateError(f"cannot bind the venue's ports on {host}: {exc}") from exc
-        self.publisher = MoldPublisher(self.itch_session, (host, settings.itch_port),
-                                       self._udp_send, settings.history)
-        self.ports = VenuePorts(host, self._listener.getsockname()[1], settings.itch_port,
-                                self._rerequest.getsockname()[1], self.session, str(log_dir),
-                                self.itch_session)
-        self._start_of_day(previous)
+            raise
         self._syncer = threading.Thread(target=self._sync_logs, name="venue-fsync", daemon=True)
         self._syncer.start()
         self._thread = threading.Thread(target=self._run, name=f"venue-{self.session}", daemon=True)
         self._thread.start()
         return self.ports
 
+    def _open_and_start_day(self, session_dir: Path, log_dir: Path) -> None:
+        """Open the logs and stores, carry over an earlier run, bind, publish start of day."""
+        settings = self.config.venue
+        for user in self.config.users:
+            self.logs[user.username] = SessionLog(session_dir / f"{user.username}.soup")
+        self._report_cut_tails()
+        previous = self._carry_over(session_dir)
+        host = settings.host
+        try:
+            self._open_sockets(host)
+        except OSError as exc:
+            raise VenueStateError(f"cannot bind the venue's ports on {host}: {exc}") from exc
+        earlier = {n: store for n, store in self.mold_stores.items() if n != self.itch_session}
+        self.publisher = MoldPublisher(self.itch_session, (host, settings.itch_port),
+                                       self._udp_send, settings.history,
+                                       store=self.mold_stores[self.itch_session], earlier=earlier)
+        self.ports = VenuePorts(host, self._listener.getsockname()[1], settings.itch_port,
+                                self._rerequest.getsockname()[1], self.session, str(log_dir),
+                                self.itch_session)
+        self._start_of_day(previous)
+
     def _carry_over(self, session_dir: Path) -> dict[str, list[bytes]]:
-        """Pick this run's MoldUDP64 session; on a restart, resume the engine past what the
-        session logs show was handed out. Returns the logs' earlier messages by user."""
+        """Pick this run's MoldUDP64 session and open the ITCH stores; on a restart, resume the
+        engine past what the session logs and the earlier MoldUDP64 sessions show was handed
+        out. Returns the logs' earlier messages by user."""
         previous = {u: sl.messages() for u, sl in self.logs.items() if sl.next_sequence > 1}
         self.itch_session = restart.mold_session(session_dir, self.session, bool(previous))
+        self._open_mold_stores(session_dir)
         if previous:
             carried = restart.handed_out(previous)
-            self.engine.resume(carried.tokens, carried.next_ref, carried.next_match)
+            published_ref, published_match = restart.published_high_water(
+                store for name, store in self.mold_stores.items() if name != self.itch_session)
+            next_ref = max(carried.next_ref, published_ref)
+            next_match = max(carried.next_match, published_match)
+            self.engine.resume(carried.tokens, next_ref, next_match, carried.positions)
             log.warning("session %s started again: SoupBinTCP goes on (order references from %d, "
                         "match numbers from %d, %d tokens used), market data is the new MoldUDP64 "
-                        "session %s", self.session, carried.next_ref, carried.next_match,
-                        len(carried.tokens), self.itch_session)
+                        "session %s", self.session, next_ref, next_match, len(carried.tokens),
+                        self.itch_session)
         return previous
+
+    def _open_mold_stores(self, session_dir: Path) -> None:
+        """This run's ITCH store, and those of earlier runs still on disk (re-requests for their
+        MoldUDP64 sessions are answered from them)."""
+        self.mold_stores = restart.earlier_mold_stores(session_dir, self.itch_session)
+        current = SessionLog(restart.mold_store_path(session_dir, self.itch_session))
+        self.mold_stores[self.itch_session] = current
+        if current.next_sequence != 1:
+            raise SessionLogError(f"{current.path}: a new MoldUDP64 session's store is not empty")
 
     def _report_cut_tails(self) -> None:
         """A torn tail (power loss before fsync) was cut from a session log: its sequence
@@ -222,12 +250,17 @@ class Venue:
         self._sel.register(self._wake_r, selectors.EVENT_READ, "wake")
 
     def _close_sockets(self) -> None:
+        """Close the sockets, the selector and every log (idempotent; a log that cannot be
+        closed cleanly is logged, the others are still closed)."""
         for sock in getattr(self, "_sockets", []):
             sock.close()
         if self._sel is not None:
             self._sel.close()
-        for session_log in self.logs.values():
-            session_log.close()
+        for session_log in [*self.logs.values(), *self.mold_stores.values()]:
+            try:
+                session_log.close()
+            except SessionLogError as exc:
+                log.error("%s", exc)
 
     def stop(self, timeout: float = 10.0) -> None:
         """End the session and close everything (idempotent)."""
@@ -316,6 +349,8 @@ class Venue:
                         break
             else:
                 self.stop_reason = self.stop_reason or "stopped"
+        except SessionLogError as exc:
+            self._write_failed(exc)
         except Exception:
             log.exception("venue loop failed")
             self.stop_reason = "error"
@@ -324,15 +359,38 @@ class Venue:
             self._syncer_stop.set()
             self._syncer.join()
             with self._lock:
-                self._end_of_day()
-            self._stopped.set()
+                try:
+                    if self.stop_reason in CANNOT_PERSIST:
+                        self._abandon()
+                    else:
+                        self._end_of_day()
+                except SessionLogError as exc:
+                    self._write_failed(exc)
+                    self._abandon()
+                finally:
+                    self._close_sockets()       # whatever failed above
+                    self._stopped.set()
+
+    def _write_failed(self, exc: SessionLogError) -> None:
+        log.error("%s: the venue stops", exc)
+        self.write_error = str(exc)
+        self.stop_reason = "write failed"
+
+    def _abandon(self) -> None:
+        """Stop as a crash would, when the logs cannot be trusted to take more: nothing more is
+        sent (nothing may reach the wire before the log), clients see their connection close
+        without 'Z' and replay from the logs when the venue is back."""
+        for conn in list(self._conns.values()):
+            self._close(conn)
+        self._close_sockets()
+        log.error("venue session %s abandoned (%s): no end of day", self.session, self.stop_reason)
 
     def _sync_logs(self) -> None:
         """The fsync budget, on its own thread so that a slow disk never stalls the loop."""
         interval = max(self.config.venue.fsync_interval, 0.001)   # 0: as often as possible
         while not self._syncer_stop.wait(interval):
             try:
-                for session_log in list(self.logs.values()):
+                for session_log in [*self.logs.values(), *self.mold_stores.values()]:
                     session_log.sync()
             except SessionLogError as exc:   # latched: a venue that cannot persist stops
                 log.error("%s", exc)
@@ -351,12 +409,7 @@ class Venue:
         if tag == "accept":
             self._accept(now)
         elif tag == "rerequest":
-            for _ in range(64):
-                try:
-                    data, sender = self._rerequest.recvfrom(2048)
-                except BlockingIOError:
-                    break
-                self.publisher.answer(data, sender)
+            self._serve_rerequests()
         elif tag == "wake":
             try:
                 self._wake_r.recv(4096)
@@ -368,6 +421,18 @@ class Venue:
                 self._read(conn, now)
             if mask & selectors.EVENT_WRITE and conn.sock.fileno() >= 0:
                 self._write(conn, now)
+
+    def _serve_rerequests(self) -> int:
+        """Answer the MoldUDP64 request packets waiting (at most 64); returns how many came."""
+        came = 0
+        for _ in range(64):
+            try:
+                data, sender = self._rerequest.recvfrom(2048)
+            except BlockingIOError:
+                break
+            came += 1
+            self.publisher.answer(data, sender)
+        return came
 
     def _run_flow(self, now: float) -> None:
         if self.flow is None or not self.engine.open:
@@ -535,6 +600,8 @@ class Venue:
                 break
             try:
                 self._on_frame(conn, frame, now)
+            except SessionLogError:    # the venue's, not the client's: it stops
+                raise
             except Exception as exc:   # one client's bad luck must not stop the venue
                 log.exception("internal error on a frame from %s", conn.peer)
                 self._protocol_error(conn, f"internal error: {type(exc).__name__}: {exc}")
@@ -600,7 +667,7 @@ class Venue:
         owner = user.username
         if isinstance(msg, ouch.EnterOrder):
             if msg.firm and msg.firm != user.firm:
-                self._dispatch([m.Rejected(owner, msg.token, m.REJECT_FIRM)])
+                self._dispatch(self.engine.reject(owner, msg.token, m.REJECT_FIRM))
                 return
             fresh = wire.Echo(msg.display, msg.capacity, msg.intermarket_sweep,
                               msg.minimum_quantity, msg.cross_type)
@@ -632,7 +699,7 @@ class Venue:
             _debug(conn, f"rejected: {exc}")
             return
         reason = _FIELD_REJECTS.get(exc.field or "", m.REJECT_OTHER)
-        self._dispatch([m.Rejected(conn.user.username, token, reason)])
+        self._dispatch(self.engine.reject(conn.user.username, token, reason))
 
     def _protocol_error(self, conn: _Conn, what: str) -> None:
         who = conn.user.username if conn.user else "-"
@@ -669,15 +736,19 @@ class Venue:
         """End of session: send every client all its log still holds, then 'Z', to all clients at
         once within END_DRAIN_LIMIT s. A client that takes nothing for END_DRAIN_STALL s, or is
         not done by then, is closed without 'Z': it has not seen the end, and replays from its
-        log when it reconnects."""
+        log when it reconnects. Meanwhile, and for MOLD_END_GRACE s after the MoldUDP64 End of
+        Session (longer while requests keep coming), re-requests are answered: a receiver that
+        lost the last packets learns of its gap only from the End of Session packet."""
         now = time.monotonic()
         deadline = now + END_DRAIN_LIMIT
+        linger = now + MOLD_END_GRACE
         progress = {conn: now for conn in self._conns.values()}
         ended: set[_Conn] = set()
         with selectors.DefaultSelector() as sel:
             for conn in progress:
                 sel.register(conn.sock, selectors.EVENT_WRITE, conn)
-            while progress:
+            sel.register(self._rerequest, selectors.EVENT_READ, None)
+            while progress or now < min(linger, deadline):
                 for conn in list(progress):
                     if conn.user is not None:
                         self._fill(conn)
@@ -692,8 +763,13 @@ class Venue:
                     del progress[conn]
                     sel.unregister(conn.sock)
                     self._close(conn)
-                for key, _ in sel.select(min(MAX_SELECT_WAIT, max(deadline - now, 0.0))):
+                until = deadline if progress else min(linger, deadline)
+                for key, _ in sel.select(min(MAX_SELECT_WAIT, max(until - now, 0.0))):
                     conn = key.data
+                    if conn is None:              # the re-request port
+                        if self._serve_rerequests():
+                            linger = time.monotonic() + MOLD_END_GRACE
+                        continue
                     try:
                         sent = conn.sock.send(conn.out)
                     except (BlockingIOError, InterruptedError):

@@ -1,11 +1,13 @@
-"""Durable, sequenced outbound log of one SoupBinTCP session (what a reconnecting client replays).
+"""Durable, sequenced outbound log of one SoupBinTCP session (what a reconnecting client replays),
+also the store of one MoldUDP64 session's ITCH messages (what a re-request is answered from).
 
 Owns the on-disk format and sequence numbering. A record is the exact SoupBinTCP 'S' frame
 (length u16 BE, b"S", OUCH payload) followed by a CRC-32 (zlib, u32 BE) of that frame; message
 sequence n is the n-th record. Appends are buffered until flush() (one write() per batch, done
 before anything is sent, so the log is always ahead of the wire: survives a process crash);
-sync() fsyncs (the caller runs it on a time budget, possibly on another thread). Opening an existing file drops a torn or
-corrupt tail and reports how many bytes went. Must not know about sockets, OUCH fields or clocks.
+sync() fsyncs (the caller runs it on a time budget, possibly on another thread); a failed
+write is latched. Opening an existing file drops a torn or corrupt tail and reports how many
+bytes went. Must not know about sockets, OUCH fields or clocks.
 """
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ class SessionLog:
         self._pending = bytearray()
         self._pending_ends: list[int] = []
         self.synced_sequence = self.durable_sequence   # what the last fsync covered
+        self.failed = ""          # why a write failed: latched, no later write is tried
 
     # ------------------------------------------------------------------ writing
     @property
@@ -61,15 +64,24 @@ class SessionLog:
         return self.next_sequence - 1
 
     def flush(self) -> None:
-        """Write every queued message to the file (one write; page cache, not yet fsynced)."""
+        """Write every queued message to the file (one write; page cache, not yet fsynced).
+        A failed write is latched: the file is cut back to the end of the last whole flush
+        and every later flush fails, so no message is ever written twice or half."""
         if not self._pending:
             return
-        data = memoryview(self._pending)
+        if self.failed:
+            raise SessionLogError(f"session log {self.path} failed earlier: {self.failed}")
+        written = 0
         try:
-            while data:
-                data = data[os.write(self._fd, data):]
+            while written < len(self._pending):
+                written += os.write(self._fd, self._pending[written:] if written else self._pending)
         except OSError as exc:
-            raise SessionLogError(f"cannot write session log {self.path}: {exc.strerror}") from exc
+            self.failed = exc.strerror or str(exc)
+            try:
+                os.ftruncate(self._fd, self._ends[-1])
+            except OSError:
+                pass                  # the torn tail is cut when the log is opened again
+            raise SessionLogError(f"cannot write session log {self.path}: {self.failed}") from exc
         self._ends.extend(self._pending_ends)
         self._pending = bytearray()
         self._pending_ends = []
@@ -85,9 +97,15 @@ class SessionLog:
             self.synced_sequence = target
 
     def close(self) -> None:
-        if self._fd >= 0:
-            self.flush()
-            self.sync()
+        """Write and fsync what is queued (unless a write failed) and close; the file is
+        closed even when that fails (the error is raised after)."""
+        if self._fd < 0:
+            return
+        try:
+            if not self.failed:
+                self.flush()
+                self.sync()
+        finally:
             os.close(self._fd)
             self._fd = -1
 
@@ -111,19 +129,20 @@ class SessionLog:
             offset = end
         return bytes(out), stop_seq
 
-    def messages(self, first: int = 1) -> list[bytes]:
-        """The OUCH payloads of the durable messages from `first` on (for drills and tests)."""
-        out = []
-        seq = first
-        while True:
+    def messages(self, first: int = 1, count: int | None = None) -> list[bytes]:
+        """The payloads of the durable messages from `first` on, at most `count` of them."""
+        out: list[bytes] = []
+        seq = max(first, 1)
+        while count is None or len(out) < count:
             frames, seq = self.read_frames(seq)
             if not frames:
-                return out
+                break
             offset = 0
             while offset < len(frames):
                 length = int.from_bytes(frames[offset:offset + 2], "big")
                 out.append(frames[offset + 3:offset + 2 + length])
                 offset += 2 + length
+        return out if count is None else out[:count]
 
     # ------------------------------------------------------------------ recovery
     def _scan(self) -> int:

@@ -109,7 +109,7 @@ def test_close_cancels_everything_and_rejects_new_orders():
     e.enter("a", "1", "ACME", "B", 100, 10_0000)
     e.enter("a", "2", "ACME", "S", 100, 10_0100)
     ev = e.close()
-    assert [x.reason for x in ev if isinstance(x, m.Canceled)] == [m.CANCEL_SYSTEM] * 2
+    assert [x.reason for x in ev if isinstance(x, m.Canceled)] == [m.CANCEL_TIMEOUT] * 2   # expired
     assert e.enter("a", "3", "ACME", "B", 100, 10_0000)[0].reason == m.REJECT_CLOSED
 
 
