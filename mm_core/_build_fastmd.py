@@ -1,11 +1,11 @@
-"""cffi build of the compiled market-data path, signal kernel and quote pricer (API mode, out of
-line) into mm_core._fastmd_cffi.
+"""cffi build of the compiled market-data path, signal kernel, quote pricer and the risk gateway's
+option revaluation (API mode, out of line) into mm_core._fastmd_cffi.
 
-The cdef is read from mm_core/fastmd.h, fastsig.h and fastquote.h with the journal build's header
-stripper, so the binding never drifts from the headers and no declaration is copied by hand. One
-module, so the signal kernel reads a packet's fmd_summary directly. No -march or -ffast-math, and
--ffp-contract=off: the signal kernel's and the quote pricer's floats must equal the Python
-reference's bit for bit.
+The cdef is read from mm_core/fastmd.h, fastsig.h, fastquote.h and fastgreeks.h with the journal
+build's header stripper, so the binding never drifts from the headers and no declaration is copied
+by hand. One module, so the signal kernel reads a packet's fmd_summary directly. No -march or
+-ffast-math, and -ffp-contract=off: the signal kernel's, the quote pricer's and the revaluation's
+floats must equal the Python reference's bit for bit.
 """
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from cffi import FFI
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
-HEADERS = ("fastmd.h", "fastsig.h", "fastquote.h")
-SOURCES = ("_fastmd.c", "_fastsig.c", "_fastquote.c")
+HEADERS = ("fastmd.h", "fastsig.h", "fastquote.h", "fastgreeks.h")
+SOURCES = ("_fastmd.c", "_fastsig.c", "_fastquote.c", "_fastgreeks.c")
 
 
 def _journal_build():

@@ -19,6 +19,7 @@ from journal.catalogue import Side
 from mm_core.risk.checks import CheckId, RiskDecision
 from mm_core.risk.errors import FaultsActive, LimitsError, RiskError
 from mm_core.risk.faults import LATCH_POLICY, Latch
+from mm_core.risk.greekbatch import GroupPricer
 from mm_core.risk.greeks import OptionParams, UnitRisk, scenario_grid, underlying_risk, unit_risk
 from mm_core.risk.kill import KillOrder, KillScope, parse_scope
 from mm_core.risk.limits import PRICE4, Limits, SymbolLimits
@@ -122,7 +123,7 @@ class _Group:
     """Aggregated Greeks and scenario P&L of one underlying and every option on it."""
 
     __slots__ = ("underlying_id", "members", "delta", "gamma", "vega", "scenario", "worst", "grid",
-                 "priced_fair", "priced_ns")
+                 "priced_fair", "priced_ns", "pricer")
 
     def __init__(self, underlying_id: int) -> None:
         self.underlying_id = underlying_id
@@ -135,6 +136,15 @@ class _Group:
         self.priced_fair = 0                 # underlying price4 and time of the last revaluation
         self.priced_ns = 0
         self.grid: tuple[tuple[float, float], ...] = ()
+        self.pricer: GroupPricer | None = None   # the options and grid packed for the C revaluation
+
+    def __setstate__(self, state) -> None:
+        """Loads a pickled group (engine snapshots), one pickled before the pricer existed too:
+        without a pricer, the next revaluation builds it."""
+        self.pricer = None
+        for part in (state,) if isinstance(state, dict) else state:     # (None, slots) as pickled
+            for name, value in (part or {}).items():
+                setattr(self, name, value)
 
 
 def _latch_state(value) -> TradingState:
@@ -1003,32 +1013,38 @@ class RiskGateway:
             self._refresh_group(group, None)
 
     def _refresh_group(self, group: _Group, reprice_at: int | None) -> None:
-        """Re-aggregates a group; `reprice_at` (now_ns) also revalues every option in it."""
-        under = self._symbols[group.underlying_id]
+        """Re-aggregates a group; `reprice_at` (now_ns) also revalues every option in it: one C call
+        (greekbatch), the grid and packed options kept while the options and limits stay."""
+        symbols = self._symbols
+        under = symbols[group.underlying_id]
         spot = under.fair / PRICE4
         if reprice_at is not None or not group.grid:
             if not under.fair:
                 for symbol_id in group.members:
-                    member = self._symbols[symbol_id]
+                    member = symbols[symbol_id]
                     member.risk = member.group = None
             else:
-                lim = self._limits
-                vols = [self._symbols[s].option.vol for s in group.members[1:]]
-                vol_ref = max(vols) if vols else lim.scenario_default_vol
-                group.grid = scenario_grid(lim.scenario_spot_sigmas, vol_ref,
-                                           lim.scenario_horizon_days, lim.scenario_vol_shift)
-                under.risk = underlying_risk(spot, group.grid)
+                options = [symbols[s].option for s in group.members[1:]]
+                pricer = group.pricer
+                if pricer is None or not group.grid or pricer.options != options:
+                    lim = self._limits
+                    vol_ref = max([o.vol for o in options]) if options else lim.scenario_default_vol
+                    group.grid = scenario_grid(lim.scenario_spot_sigmas, vol_ref,
+                                               lim.scenario_horizon_days, lim.scenario_vol_shift)
+                    pricer = group.pricer = GroupPricer(options, group.grid)
                 at = reprice_at if reprice_at is not None else under.md_ns
                 group.priced_fair = under.fair
                 group.priced_ns = at
-                for symbol_id in group.members[1:]:
-                    option_sym = self._symbols[symbol_id]
-                    option_sym.risk = unit_risk(option_sym.option, spot, at, group.grid)
-                for symbol_id in group.members:
-                    member = self._symbols[symbol_id]
-                    member.group = group
-                    member.pnl_lo = min(member.risk.scenario_pnl)
-                    member.pnl_hi = max(member.risk.scenario_pnl)
+                rows = pricer.revalue(spot, at)
+                if rows is None:      # the reference: raises as it always did, or values the rest
+                    self._revalue_reference(group, under, spot, at)
+                else:
+                    for symbol_id, (risk, lo, hi) in zip(group.members, rows):
+                        member = symbols[symbol_id]
+                        member.risk = risk
+                        member.group = group
+                        member.pnl_lo = lo
+                        member.pnl_hi = hi
         delta = gamma = vega = 0.0
         scenario = [0.0] * len(group.grid)
         for symbol_id in group.members:
@@ -1056,6 +1072,19 @@ class RiskGateway:
                 _room(lim.max_delta, delta, risk.delta), _room(lim.max_gamma, gamma, risk.gamma),
                 _room(lim.max_vega, vega, risk.vega),
                 _room(group.worst - self._loss_floor, 0.0, max(abs(member.pnl_lo), abs(member.pnl_hi))))
+
+    def _revalue_reference(self, group: _Group, under: _Symbol, spot: float, at: int) -> None:
+        """_refresh_group's revaluation in Python (greeks.unit_risk, which the C equals), for what
+        the C does not mirror: an exception to raise, or integers past int64_t or 2^53."""
+        under.risk = underlying_risk(spot, group.grid)
+        for symbol_id in group.members[1:]:
+            option_sym = self._symbols[symbol_id]
+            option_sym.risk = unit_risk(option_sym.option, spot, at, group.grid)
+        for symbol_id in group.members:
+            member = self._symbols[symbol_id]
+            member.group = group
+            member.pnl_lo = min(member.risk.scenario_pnl)
+            member.pnl_hi = max(member.risk.scenario_pnl)
 
     def _set_fault(self, bit: int, now_ns: int) -> None:
         """Marks an input unhealthy; latches now only if the policy says so for this fault."""
