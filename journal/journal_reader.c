@@ -360,10 +360,30 @@ static size_t slot_for(const mmj_reader *r, uint64_t seq)
     return lo;
 }
 
-/* Offset of the data record seq in segment s (which holds it); data_end if the indexed bytes
+/* The slot holding seq (or the first slot after it; nsegs if none), with that slot's records
+ * checked. The slot is picked by the extent a summary claimed; the check may cut the snapshot
+ * (check_segment), so it is picked again after the check, from the extents the check left: the
+ * same slot when seq is still in it, else nsegs (seq is past the cut). */
+static int checked_slot_for(const mmj_reader *r, uint64_t seq, size_t *slot)
+{
+    for (;;) {
+        size_t at = slot_for(r, seq);
+        *slot = at;
+        if (at >= __atomic_load_n(&r->nsegs, __ATOMIC_ACQUIRE) ||
+            !__atomic_load_n(&r->segs[at].unchecked, __ATOMIC_ACQUIRE))
+            return MMJ_OK;
+        int rc = ensure_checked(r, at);
+        if (rc != MMJ_OK)
+            return rc;
+    }
+}
+
+/* Offset of the data record seq in checked segment s, which holds it (first_seq <= seq <
+ * first_seq + records: the sparse index covers exactly those); data_end if the indexed bytes
  * changed under the reader since the scan validated them. */
 static uint64_t offset_of(const rseg *s, uint64_t seq)
 {
+    assert(!s->unchecked && seq >= s->first_seq && seq - s->first_seq < s->records);
     uint64_t k = seq - s->first_seq;
     uint64_t off = s->sparse[k / MMJ_SPARSE_EVERY];
     uint64_t at = s->first_seq + (k / MMJ_SPARSE_EVERY) * MMJ_SPARSE_EVERY;
@@ -386,12 +406,12 @@ int mmj_reader_get(const mmj_reader *r, uint64_t seq, mmj_record *out)
         return MMJ_E_CLOSED;
     if (!out)
         return MMJ_E_ARG;
-    size_t slot = slot_for(r, seq);
-    if (slot >= r->nsegs || seq < r->segs[slot].first_seq)
-        return MMJ_E_NOT_FOUND;
-    int rc = ensure_checked(r, slot);
+    size_t slot;
+    int rc = checked_slot_for(r, seq, &slot);
     if (rc != MMJ_OK)
         return rc;
+    if (slot >= r->nsegs || seq < r->segs[slot].first_seq)
+        return MMJ_E_NOT_FOUND;
     const rseg *s = &r->segs[slot];
     uint64_t off = offset_of(s, seq);
     if (off >= s->data_end)
@@ -407,14 +427,12 @@ int mmj_reader_seek(const mmj_reader *r, uint64_t seq, mmj_pos *pos)
         return MMJ_E_CLOSED;
     if (!pos)
         return MMJ_E_ARG;
-    size_t slot = slot_for(r, seq);
+    size_t slot;
+    int rc = checked_slot_for(r, seq, &slot);
+    if (rc != MMJ_OK)
+        return rc;
     pos->slot = slot;
     pos->offset = MMJ_HEADER_SIZE;
-    if (slot < r->nsegs) {
-        int rc = ensure_checked(r, slot);
-        if (rc != MMJ_OK)
-            return rc;
-    }
     if (slot < r->nsegs && seq > r->segs[slot].first_seq)
         pos->offset = offset_of(&r->segs[slot], seq);
     return MMJ_OK;

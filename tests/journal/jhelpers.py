@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import os
 import pathlib
+import shutil
 import struct
+import subprocess
 import time
 
 from journal import Journal, RecordType
 from journal._journal_cffi import lib
 
+JOURNAL_DIR = pathlib.Path(__file__).resolve().parents[2] / "journal"
 SMALL_SEGMENT = 64 * 1024
 HEADER = lib.MMJ_HEADER_SIZE
 REC_HEADER = lib.MMJ_RECORD_HEADER_SIZE
@@ -83,3 +86,16 @@ def wait_for(predicate, seconds: float = 30.0) -> bool:
             return True
         time.sleep(0.002)
     return False
+
+
+def compile_c_program(source: pathlib.Path, out: pathlib.Path, flags) -> subprocess.CompletedProcess:
+    """Compile a C program against journal.h and the journal's C sources (no Python); skips the
+    test when the machine has no C compiler."""
+    from journal._build import SOURCES
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        import pytest
+        pytest.skip("no C compiler on this machine (the Makefile's `debs` target installs gcc)")
+    cmd = [cc, *flags, "-I", str(JOURNAL_DIR), str(source), *[str(JOURNAL_DIR / s) for s in SOURCES],
+           "-o", str(out), "-lpthread"]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)

@@ -3,28 +3,21 @@ Python, no OpenSSL) writes a journal that Python reads back and verifies."""
 from __future__ import annotations
 
 import pathlib
-import shutil
 import subprocess
 
 import pytest
 
 from journal import Reader, RecordType, verify
-from journal._build import SOURCES
 from journal.catalogue import unpack
+from tests.journal.jhelpers import compile_c_program
 
-JOURNAL_DIR = pathlib.Path(__file__).resolve().parents[2] / "journal"
 EXAMPLE = pathlib.Path(__file__).resolve().parent / "c" / "example_writer.c"
 
 
 @pytest.fixture(scope="module")
 def example_binary(tmp_path_factory):
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        pytest.skip("no C compiler on this machine (the Makefile's `debs` target installs gcc)")
     out = tmp_path_factory.mktemp("cbuild") / "example_writer"
-    cmd = [cc, "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-I", str(JOURNAL_DIR), str(EXAMPLE),
-           *[str(JOURNAL_DIR / s) for s in SOURCES], "-o", str(out)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    done = compile_c_program(EXAMPLE, out, ["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror"])
     assert done.returncode == 0, done.stderr
     nm = subprocess.run(["nm", "-D", "--undefined-only", str(out)], capture_output=True, text=True)
     if nm.returncode == 0:   # the library needs nothing beyond libc
