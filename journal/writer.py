@@ -79,6 +79,73 @@ class RecoveryReport:
         )
 
 
+_INT_RANGES = {"rtype": (0, 0xFFFF), "ts_ns": (-(1 << 63), (1 << 63) - 1), "ts_source": (0, 0xFF),
+               "clock_state": (0, 0xFF)}
+
+
+def _checked_ints(**values) -> dict:
+    """The integer arguments of an append, each checked for type and range (InvalidArgument)."""
+    out = {}
+    for name, value in values.items():
+        low, high = _INT_RANGES[name]
+        try:
+            out[name] = operator.index(value)
+        except TypeError:
+            raise InvalidArgument(f"{name} must be an integer, not {type(value).__name__}") from None
+        if not low <= out[name] <= high:
+            raise InvalidArgument(f"{name} {out[name]} is outside {low}..{high}")
+    return out
+
+
+def _batch_payloads(rtype: int, payloads):
+    """(count, size, buf, offsets, objects to keep alive during the call) for append_batch:
+    fixed-size rows from a 1-D array of structured or void rows, else boundaries of a list of
+    bytes-like payloads."""
+    if isinstance(payloads, np.ndarray):
+        if payloads.ndim != 1 or payloads.dtype.kind != "V" or payloads.dtype.hasobject:
+            raise InvalidArgument(
+                f"a batch array must be one-dimensional with structured or void rows (one record per "
+                f"row), not shape {payloads.shape} of {payloads.dtype}; view raw bytes as "
+                f"np.dtype((np.void, size)) rows or pass a list of bytes")
+        arr = np.ascontiguousarray(payloads)
+        expected = PAYLOAD_DTYPES.get(rtype)
+        if expected is not None and arr.dtype.itemsize != expected.itemsize:
+            raise PayloadSizeError(f"type {rtype} rows are {arr.dtype.itemsize} bytes, layout needs "
+                                   f"{expected.itemsize}", status=lib.MMJ_E_PAYLOAD_SIZE)
+        buf = ffi.from_buffer("char[]", arr) if len(arr) else ffi.NULL
+        return len(arr), arr.dtype.itemsize, buf, ffi.NULL, arr
+    if isinstance(payloads, (bytes, bytearray, memoryview, str)):
+        raise InvalidArgument(f"a batch is a list of payloads, not one {type(payloads).__name__} (whose "
+                              f"items would each become a record)")
+    try:
+        parts = [memoryview(p).cast("B") for p in payloads]
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgument(f"every payload of a batch must be bytes-like: {exc}") from None
+    count = len(parts)
+    lengths = np.fromiter((len(p) for p in parts), dtype=np.uint64, count=count)
+    bounds = np.zeros(count + 1, dtype=np.uint64)
+    np.cumsum(lengths, out=bounds[1:])
+    blob = b"".join(parts)
+    buf = ffi.from_buffer("char[]", blob) if blob else ffi.new("char[1]")
+    return count, 0, buf, ffi.cast("uint64_t *", ffi.from_buffer(bounds)), (blob, bounds)
+
+
+def _batch_stamps(ts_ns, count: int):
+    """(array pointer or NULL, scalar, object to keep alive) for append_batch's timestamps."""
+    if np.ndim(ts_ns) == 0:
+        return ffi.NULL, _checked_ints(ts_ns=ts_ns)["ts_ns"], None
+    stamps = np.asarray(ts_ns)
+    if stamps.ndim != 1 or stamps.dtype.kind not in "iu":
+        raise InvalidArgument(f"ts_ns must be an integer or a one-dimensional integer array, not shape "
+                              f"{stamps.shape} of {stamps.dtype}")
+    if len(stamps) != count:
+        raise InvalidArgument(f"{len(stamps)} timestamps for {count} records")
+    if stamps.dtype.kind == "u" and len(stamps) and stamps.max() > np.iinfo(np.int64).max:
+        raise InvalidArgument("ts_ns values must fit in int64")
+    stamps = np.ascontiguousarray(stamps, dtype=np.int64)
+    return ffi.cast("int64_t *", ffi.from_buffer(stamps)), 0, stamps
+
+
 def _bytes_view(payload):
     """A cffi char[] view of any contiguous bytes-like object (its len() is the byte count)."""
     try:
@@ -159,48 +226,22 @@ class Journal:
     def _append_converted(self, fn, rtype, payload, ts_ns, ts_source, clock_state) -> int:
         """The slow path: any bytes-like payload, and typed errors for arguments cffi rejects."""
         view = _bytes_view(payload)
-        args = {"rtype": (rtype, 0, 0xFFFF), "ts_ns": (ts_ns, -(1 << 63), (1 << 63) - 1),
-                "ts_source": (ts_source, 0, 0xFF), "clock_state": (clock_state, 0, 0xFF)}
-        values = {}
-        for name, (value, low, high) in args.items():
-            try:
-                values[name] = operator.index(value)
-            except TypeError:
-                raise InvalidArgument(f"{name} must be an integer, not {type(value).__name__}") from None
-            if not low <= values[name] <= high:
-                raise InvalidArgument(f"{name} {values[name]} is outside {low}..{high}")
+        values = _checked_ints(rtype=rtype, ts_ns=ts_ns, ts_source=ts_source, clock_state=clock_state)
         return fn(self._w, values["rtype"], view, len(view), values["ts_ns"], values["ts_source"],
                   values["clock_state"])
 
     def append_batch(self, rtype: int, payloads, ts_ns=0, ts_source: int = 0, clock_state: int = 0,
                      reserve: bool = False) -> int:
         """Append many records of one type in one C call; returns the first of their consecutive
-        sequences. `payloads` is a numpy structured array (the type's dtype) or a list of bytes;
-        `ts_ns` is one timestamp for all or an array with one per record; `reserve` as in append."""
-        if isinstance(payloads, np.ndarray):
-            arr = np.ascontiguousarray(payloads)
-            expected = PAYLOAD_DTYPES.get(rtype)
-            if expected is not None and arr.dtype.itemsize != expected.itemsize:
-                raise PayloadSizeError(f"type {rtype} rows are {arr.dtype.itemsize} bytes, layout needs "
-                                       f"{expected.itemsize}", status=lib.MMJ_E_PAYLOAD_SIZE)
-            count, size, offsets = len(arr), arr.dtype.itemsize, ffi.NULL
-            buf = ffi.from_buffer("char[]", arr) if count else ffi.NULL
-        else:
-            parts = [bytes(p) for p in payloads]
-            count, size = len(parts), 0
-            lengths = np.fromiter((len(p) for p in parts), dtype=np.uint64, count=count)
-            bounds = np.zeros(count + 1, dtype=np.uint64)
-            np.cumsum(lengths, out=bounds[1:])
-            blob = b"".join(parts)
-            buf = ffi.from_buffer("char[]", blob) if blob else ffi.new("char[1]")
-            offsets = ffi.cast("uint64_t *", ffi.from_buffer(bounds))
-        if np.ndim(ts_ns) == 0:
-            ts_array, ts_scalar = ffi.NULL, int(ts_ns)
-        else:
-            stamps = np.ascontiguousarray(ts_ns, dtype=np.int64)
-            if len(stamps) != count:
-                raise InvalidArgument(f"{len(stamps)} timestamps for {count} records")
-            ts_array, ts_scalar = ffi.cast("int64_t *", ffi.from_buffer(stamps)), 0
+        sequences. `payloads` is a one-dimensional numpy array of structured or raw (void) rows,
+        one record per row (the type's dtype, or its size, for a type with a fixed layout), or a
+        list of bytes-like payloads; `ts_ns` is one integer timestamp for all or a one-dimensional
+        integer array with one per record; `reserve` as in append. Anything else is refused with
+        InvalidArgument (PayloadSizeError for rows of the wrong size) before a record is written."""
+        ints = _checked_ints(rtype=rtype, ts_source=ts_source, clock_state=clock_state)
+        rtype, ts_source, clock_state = ints["rtype"], ints["ts_source"], ints["clock_state"]
+        count, size, buf, offsets, _keep = _batch_payloads(rtype, payloads)
+        ts_array, ts_scalar, _keep_ts = _batch_stamps(ts_ns, count)
         first = ffi.new("uint64_t *")
         written = ffi.new("uint64_t *")
         status = lib.mmj_append_batch_ex(self._w, rtype, buf, size, offsets, count, ts_array, ts_scalar,
