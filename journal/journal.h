@@ -456,7 +456,9 @@ int64_t mmj_append(mmj_writer *w /* writer, NULL gives MMJ_E_CLOSED */,
                    uint32_t clock_state /* clock state, < 256 */);
 /* Append count records of one type from a packed buffer. Record k's payload is
  * buf[offsets[k] .. offsets[k+1]) when offsets is given (count+1 entries), otherwise
- * buf[k*size .. (k+1)*size). Sequences are consecutive. */
+ * buf[k*size .. (k+1)*size). Sequences are consecutive. Bad input writes nothing; an error after
+ * records were published (no room for a segment, a failed roll, a failed msync) returns with
+ * *written set to them: MMJ_E_DURABILITY whenever the writer latched failed on the way. */
 int mmj_append_batch(mmj_writer *w /* writer */, uint32_t rtype /* record type */,
                      const char *buf /* payloads */, uint64_t size /* fixed size when offsets is NULL */,
                      const uint64_t *offsets /* count+1 payload boundaries, or NULL */,
@@ -466,7 +468,8 @@ int mmj_append_batch(mmj_writer *w /* writer */, uint32_t rtype /* record type *
                      uint32_t ts_source /* timestamp source for all */,
                      uint32_t clock_state /* clock state for all */,
                      uint64_t *first_seq /* OUT: sequence of the first record */,
-                     uint64_t *written /* OUT: records written (all unless an error) */);
+                     uint64_t *written /* OUT: records published, also on error: records
+                                          first_seq .. first_seq + written - 1 are in the journal */);
 /* mmj_append for a risk-reducing record (a cancel, a kill): in low-space state it may roll into
  * the reserve segment, and it succeeds while the current segment has room; ordinary appends
  * are refused with MMJ_E_DISK_FULL until mmj_writer_retry_space succeeds. */

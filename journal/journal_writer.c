@@ -475,6 +475,17 @@ static int64_t append_locked(mmj_writer *w, uint32_t rtype, const char *payload,
     return rc == MMJ_OK ? (int64_t)seq : rc;
 }
 
+/* A batch that stops on error rc after k records were published (*written is k): those records
+ * are in the journal, so they still get their checkpoint and their mode's msync. When that msync
+ * fails the writer is latched failed, and that is what the batch reports: the caller must learn
+ * that nothing more will be taken (and that the k records may not be durable), not only why the
+ * rest did not fit. */
+static int batch_stopped(mmj_writer *w, uint64_t k, int reserve, int rc)
+{
+    int done = k ? after_append(w, k, reserve) : MMJ_OK;
+    return done == MMJ_E_DURABILITY ? done : rc;
+}
+
 static int batch_locked(mmj_writer *w, uint32_t rtype, const char *buf, uint64_t size, const uint64_t *offsets,
                         uint64_t count, const int64_t *ts_ns, int64_t ts_scalar, uint32_t ts_source,
                         uint32_t clock_state, uint64_t *first_seq, uint64_t *written, int reserve)
@@ -506,11 +517,8 @@ static int batch_locked(mmj_writer *w, uint32_t rtype, const char *buf, uint64_t
         uint64_t rsize = mmj_pad8(MMJ_RECORD_HEADER_SIZE + size);
         for (uint64_t k = 0; k < count;) {
             int rc = make_room(w, rsize, reserve);
-            if (rc != MMJ_OK) {
-                if (k)
-                    after_append(w, k, reserve);
-                return rc;
-            }
+            if (rc != MMJ_OK)
+                return batch_stopped(w, k, reserve, rc);
             uint64_t fit = (w->seg.size - MMJ_SEGMENT_RESERVE - w->off) / rsize;
             uint64_t run = count - k < fit ? count - k : fit;
             put_run(w, rtype, buf + k * size, size, run, ts_ns ? ts_ns + k : NULL, ts_scalar, ts_source,
@@ -525,11 +533,8 @@ static int batch_locked(mmj_writer *w, uint32_t rtype, const char *buf, uint64_t
         uint64_t start = offsets ? offsets[k] : k * size;
         uint64_t len = offsets ? offsets[k + 1] - offsets[k] : size;
         int rc = make_room(w, mmj_pad8(MMJ_RECORD_HEADER_SIZE + len), reserve);
-        if (rc != MMJ_OK) {
-            if (k)
-                after_append(w, k, reserve);
-            return rc;
-        }
+        if (rc != MMJ_OK)
+            return batch_stopped(w, k, reserve, rc);
         put_record(w, 0, rtype, buf + start, len, ts_ns ? ts_ns[k] : ts_scalar, ts_source, clock_state);
         w->next_seq++;
         w->seg_data++;

@@ -16,7 +16,7 @@ import numpy as np
 from journal._fastappend import Appender
 from journal._journal_cffi import ffi, lib
 from journal.catalogue import PAYLOAD_DTYPES
-from journal.errors import DiskFull, InvalidArgument, JournalClosed, PayloadSizeError, check, error_for, open_context, reason_text
+from journal.errors import InvalidArgument, JournalClosed, PayloadSizeError, check, error_for, open_context, reason_text
 
 DURABILITY = {"pagecache": lib.MMJ_DUR_PAGECACHE, "group": lib.MMJ_DUR_GROUP, "sync": lib.MMJ_DUR_SYNC}
 DEFAULT_SEGMENT_SIZE = 64 << 20
@@ -237,7 +237,11 @@ class Journal:
         one record per row (the type's dtype, or its size, for a type with a fixed layout), or a
         list of bytes-like payloads; `ts_ns` is one integer timestamp for all or a one-dimensional
         integer array with one per record; `reserve` as in append. Anything else is refused with
-        InvalidArgument (PayloadSizeError for rows of the wrong size) before a record is written."""
+        InvalidArgument (PayloadSizeError for rows of the wrong size) before a record is written.
+        Every error raised by the C call carries `written`, the records it published before
+        failing (a full disk or a failed roll partway, a failed msync: DurabilityFailed whenever
+        the writer latched failed): sequences first .. first + written - 1 are in the journal
+        and will be read and replayed."""
         ints = _checked_ints(rtype=rtype, ts_source=ts_source, clock_state=clock_state)
         rtype, ts_source, clock_state = ints["rtype"], ints["ts_source"], ints["clock_state"]
         count, size, buf, offsets, _keep = _batch_payloads(rtype, payloads)
@@ -247,9 +251,11 @@ class Journal:
         status = lib.mmj_append_batch_ex(self._w, rtype, buf, size, offsets, count, ts_array, ts_scalar,
                                          ts_source, clock_state, first, written, 1 if reserve else 0)
         if status < 0:
-            exc = error_for(status, f"append_batch type {rtype}", lib.mmj_writer_errno(self._w) if self._w else 0)
-            if isinstance(exc, DiskFull):
-                exc.written = written[0]
+            published = written[0]
+            context = f"append_batch type {rtype}" + (f" ({published} of {count} records published)" if published
+                                                      else "")
+            exc = error_for(status, context, lib.mmj_writer_errno(self._w) if self._w else 0)
+            exc.written = published
             raise exc
         return first[0]
 
