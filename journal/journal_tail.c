@@ -30,6 +30,9 @@ struct mmj_tailer {
     uint32_t salt_check;
     uint64_t off;              /* next record offset in seg */
     uint64_t seq;              /* sequence expected at off */
+    uint64_t first;            /* seg's first sequence */
+    uint64_t prev_off;         /* offset of the record stepped over last in seg, 0 if none */
+    uint64_t prev_head[2];     /* its first 16 bytes (word, crc, sequence) as they were then */
     uint64_t want;             /* the next data sequence to hand out */
     mmj_notify *notify;        /* the writer's wake-up word, NULL until it can be mapped */
     int64_t spin_max_ns;       /* bound of the spin before sleeping (mmj_tailer_set_spin) */
@@ -66,6 +69,24 @@ static int load_position(mmj_tailer *t, uint64_t *seq)
     return MMJ_OK;
 }
 
+/* Walk the current segment again from its first record (poll_once skips what was handed out). */
+static void rewind_segment(mmj_tailer *t)
+{
+    t->off = MMJ_HEADER_SIZE;
+    t->seq = t->first;
+    t->prev_off = 0;
+}
+
+/* Did the record the tailer stepped over last change since? Only a recovering writer rewrites
+ * published bytes: it drops a SEAL that has no EOS after it (a crash between the two) and
+ * writes its next records from the SEAL's offset, so a tailer that had stepped past the SEAL
+ * points into the middle of them (it would see a bad record, or a zero word inside a payload,
+ * for ever). Checked only when the tailer finds nothing valid at its position. */
+static int position_stale(const mmj_tailer *t)
+{
+    return t->prev_off && memcmp(t->seg.base + t->prev_off, t->prev_head, sizeof t->prev_head) != 0;
+}
+
 /* Map segment `index` and check its header; MMJ_E_NOT_FOUND if it does not exist (yet). */
 static int enter_segment(mmj_tailer *t, uint64_t index)
 {
@@ -82,8 +103,8 @@ static int enter_segment(mmj_tailer *t, uint64_t index)
     mmj_unmap(&t->seg);
     t->seg = m;
     t->salt_check = mmj_salt_check(t->salt, index);
-    t->off = MMJ_HEADER_SIZE;
-    t->seq = first;
+    t->first = first;
+    rewind_segment(t);
     return MMJ_OK;
 }
 
@@ -179,16 +200,24 @@ static int poll_once(mmj_tailer *t, mmj_record *out)
         int rc = locate(t);
         return rc == MMJ_E_NOT_FOUND ? MMJ_AGAIN : rc;
     }
-    for (;;) {
+    for (int rewound = 0;;) {
         int size = mmj_record_check(t->seg.base, t->seg.size, t->off, t->salt_check, t->seq, out);
-        if (size == 0)
-            return MMJ_AGAIN;
-        if (size < 0)
-            return MMJ_E_CORRUPT;
+        if (size <= 0) {
+            /* nothing valid here: if the bytes behind the position were rewritten, find the
+             * next sequence again from the segment's start (once per call) */
+            if (!rewound && position_stale(t)) {
+                rewound = 1;
+                rewind_segment(t);
+                continue;
+            }
+            return size == 0 ? MMJ_AGAIN : MMJ_E_CORRUPT;
+        }
         if (out->flags & MMJ_FLAG_EOS) {
             int rc = enter_segment(t, t->seg.index + 1);
             return rc == MMJ_OK ? poll_once(t, out) : (rc == MMJ_E_NOT_FOUND ? MMJ_AGAIN : rc);
         }
+        t->prev_off = t->off;
+        memcpy(t->prev_head, t->seg.base + t->off, sizeof t->prev_head);
         t->off += (uint64_t)size;
         if (out->flags & MMJ_FLAG_CONTROL)
             continue;
