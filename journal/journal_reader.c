@@ -732,7 +732,7 @@ int mmj_reader_gather(const mmj_reader *r, const uint64_t *pos, uint64_t n, uint
         return MMJ_E_ARG;
     int rc = MMJ_OK;
     for (uint64_t k = 0; k < n; k++) {
-        if (k + 8 < n)
+        if (k + 8 < n && r->nsegs)   /* (an empty snapshot: payload_at refuses every handle) */
             __builtin_prefetch(r->segs[(pos[k + 8] >> 40) % r->nsegs].map.base + (pos[k + 8] & ((1ull << 40) - 1)));
         const uint8_t *payload = payload_at(r, pos[k], size, &rc);
         if (!payload)
