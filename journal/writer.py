@@ -85,16 +85,16 @@ _INT_RANGES = {"rtype": (0, 0xFFFF), "ts_ns": (-(1 << 63), (1 << 63) - 1), "ts_s
 
 def _checked_ints(**values) -> dict:
     """The integer arguments of an append, each checked for type and range (InvalidArgument)."""
-    out = {}
     for name, value in values.items():
+        if type(value) is not int:
+            try:
+                values[name] = value = operator.index(value)
+            except TypeError:
+                raise InvalidArgument(f"{name} must be an integer, not {type(value).__name__}") from None
         low, high = _INT_RANGES[name]
-        try:
-            out[name] = operator.index(value)
-        except TypeError:
-            raise InvalidArgument(f"{name} must be an integer, not {type(value).__name__}") from None
-        if not low <= out[name] <= high:
-            raise InvalidArgument(f"{name} {out[name]} is outside {low}..{high}")
-    return out
+        if not low <= value <= high:
+            raise InvalidArgument(f"{name} {value} is outside {low}..{high}")
+    return values
 
 
 def _batch_payloads(rtype: int, payloads):
@@ -132,7 +132,7 @@ def _batch_payloads(rtype: int, payloads):
 
 def _batch_stamps(ts_ns, count: int):
     """(array pointer or NULL, scalar, object to keep alive) for append_batch's timestamps."""
-    if np.ndim(ts_ns) == 0:
+    if type(ts_ns) is int or np.ndim(ts_ns) == 0:
         return ffi.NULL, _checked_ints(ts_ns=ts_ns)["ts_ns"], None
     stamps = np.asarray(ts_ns)
     if stamps.ndim != 1 or stamps.dtype.kind not in "iu":
