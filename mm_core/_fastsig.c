@@ -571,52 +571,78 @@ static void beta_update(double *sxy, double *sxx, int64_t *n, double alpha, doub
 
 static double beta_of(double sxy, double sxx, double prior) { return sxx > 1e-18 ? sxy / sxx : prior; }
 
-/* MicroPriceTable.spread_row and .bucket. */
+/* MicroPriceTable.spread_row. */
 static int64_t spread_row(const fsig *g, int64_t spread_ticks) {
     if (spread_ticks < 1)
         return 0;
     return spread_ticks <= g->fp.n_spread ? spread_ticks - 1 : g->fp.n_spread - 1;
 }
 
-static int64_t imb_bucket(const fsig *g, double imb) {
-    int64_t b = (int64_t)(imb * (double)g->fp.n_imb);
-    return b < g->fp.n_imb ? b : g->fp.n_imb - 1;
+/* MicroPriceTable.position (fairvalue.imbalance_position): twice the imbalance bucket, or the odd
+ * n_imb - 1 for an exact balance on the edge between the two centre buckets of an even n_imb.
+ * Symmetric edges: the mirror (sizes swapped) of position p is 2 (n_imb - 1) - p. */
+static int64_t imb_position(int64_t n_imb, int64_t bid_qty, int64_t ask_qty) {
+    if (bid_qty < ask_qty)
+        return 2 * (n_imb * bid_qty / (bid_qty + ask_qty));
+    if (bid_qty > ask_qty)
+        return 2 * (n_imb - 1 - n_imb * ask_qty / (bid_qty + ask_qty));
+    return n_imb - 1;
+}
+
+/* fairvalue.table_value: G at an imbalance position of one spread row. */
+static double table_value(const double *row, int64_t pos) {
+    const double *cell = row + (pos >> 1);
+    return pos & 1 ? (cell[0] + cell[1]) * 0.5 : cell[0];
+}
+
+/* MicroPriceEstimator._states: the (state, weight) pairs of (spread row, position); returns 1 or 2. */
+static int est_states(int64_t n_imb, int64_t row, int64_t pos, int64_t *state, double *weight) {
+    state[0] = row * n_imb + (pos >> 1);
+    if (!(pos & 1)) {
+        weight[0] = 1.0;
+        return 1;
+    }
+    state[1] = state[0] + 1;
+    weight[0] = weight[1] = 0.5;
+    return 2;
 }
 
 /* MicroPriceEstimator.observe. */
 static void observe(fsig *g, uint32_t s, int64_t bid, int64_t bid_qty, int64_t ask, int64_t ask_qty,
                     int64_t tick) {
-    const int64_t n_imb = g->fp.n_imb;
+    const int64_t n_imb = g->fp.n_imb, width = 2 * n_imb - 1;
     const size_t ns = g->ns;
     double *q = g->d[FSIG_D_EST_Q] + (size_t)s * ns * ns;
     double *r1 = g->d[FSIG_D_EST_R1] + (size_t)s * ns * 4;
     double *r2 = g->d[FSIG_D_EST_R2] + (size_t)s * ns * ns;
     int64_t *prev_state = &g->iv[FSIG_I_EST_PREV_STATE][s], *prev_mid2 = &g->iv[FSIG_I_EST_PREV_MID2][s];
     int64_t row = spread_row(g, (ask - bid) / tick);
-    int64_t total = bid_qty + ask_qty;
-    int64_t b = imb_bucket(g, total > 0 ? (double)bid_qty / (double)total : 0.5);
-    int64_t state = row * n_imb + b;
+    int64_t pos = imb_position(n_imb, bid_qty, ask_qty);
     int64_t mid2 = bid + ask;
     if (*prev_state >= 0) {
-        int64_t prev = *prev_state;
-        int64_t prev_row = prev / n_imb, prev_b = prev % n_imb;
-        int64_t mirror_prev = prev_row * n_imb + (n_imb - 1 - prev_b);
-        int64_t mirror_state = row * n_imb + (n_imb - 1 - b);
+        int64_t prev_row = *prev_state / width, prev_pos = *prev_state % width;
         int64_t dm_half = (int64_t)nearbyint((double)(mid2 - *prev_mid2) / (double)tick);
-        if (dm_half == 0) {
-            q[prev * (int64_t)ns + state] += 1.0;
-            q[mirror_prev * (int64_t)ns + mirror_state] += 1.0;
-        } else {
+        int64_t k = 0;
+        if (dm_half != 0) {
             dm_half = dm_half < -2 ? -2 : dm_half > 2 ? 2 : dm_half;
-            int64_t k = dm_half < 0 ? dm_half + 2 : dm_half + 1;
-            r1[prev * 4 + k] += 1.0;
-            r1[mirror_prev * 4 + (3 - k)] += 1.0;
-            r2[prev * (int64_t)ns + state] += 1.0;
-            r2[mirror_prev * (int64_t)ns + mirror_state] += 1.0;
+            k = dm_half < 0 ? dm_half + 2 : dm_half + 1;
+        }
+        for (int mirrored = 0; mirrored < 2; mirrored++) {   /* the observation, then its mirror */
+            int64_t ps[2], xs[2];
+            double pw[2], xw[2];
+            int np = est_states(n_imb, prev_row, mirrored ? width - 1 - prev_pos : prev_pos, ps, pw);
+            int nx = est_states(n_imb, row, mirrored ? width - 1 - pos : pos, xs, xw);
+            double *to = dm_half == 0 ? q : r2;
+            for (int i = 0; i < np; i++) {
+                if (dm_half != 0)
+                    r1[ps[i] * 4 + (mirrored ? 3 - k : k)] += pw[i];
+                for (int j = 0; j < nx; j++)
+                    to[ps[i] * (int64_t)ns + xs[j]] += pw[i] * xw[j];
+            }
         }
         g->iv[FSIG_I_EST_OBS][s] += 1;
     }
-    *prev_state = state;
+    *prev_state = row * width + pos;
     *prev_mid2 = mid2;
 }
 
@@ -651,7 +677,8 @@ static double fv_price(fsig *g) {
     double imb = total > 0 ? (double)bid_qty / (double)total : 0.5;
     const double *table = g->d[FSIG_D_TABLES] + (size_t)s * g->ns;
     int64_t row = spread_row(g, (ask - bid) / tick);
-    double micro = m + table[row * g->fp.n_imb + imb_bucket(g, imb)] * (double)tick;
+    double micro = m + table_value(table + row * g->fp.n_imb, imb_position(g->fp.n_imb, bid_qty, ask_qty))
+                       * (double)tick;
     g->d[FSIG_D_MICRO][s] = micro;
     double half = (double)(ask - bid) * 0.5;
     double fv = g->fp.base == 0 ? micro : g->fp.base == 1 ? m
