@@ -24,7 +24,9 @@ typedef struct dq {
 typedef struct guard {
     uint8_t *pb;                /* prints window: aggressor buys, ring of cap prints_window + 1 */
     int64_t *pq;                /* its qtys */
+    int64_t *pi;                /* its numbers among the symbol's prints (breaks leave gaps) */
     size_t ph, plen;
+    int64_t printed;            /* prints seen */
     int64_t buy_vol, sell_vol;
     int64_t vbuy, vsell;        /* VPIN's open bucket */
     int64_t *imb, *net;         /* full buckets, ring of cap vpin_buckets */
@@ -143,11 +145,12 @@ fsig *fsig_new(uint32_t n_symbols, const fsig_guard_params *p, double flow_alpha
         size_t mw = (size_t)p->markout_window;
         u->pb = malloc(pw);
         u->pq = malloc(pw * sizeof(int64_t));
+        u->pi = malloc(pw * sizeof(int64_t));
         u->imb = malloc(nb * sizeof(int64_t));
         u->net = malloc(nb * sizeof(int64_t));
         u->marks[0].v = malloc(mw * sizeof(double));
         u->marks[1].v = malloc(mw * sizeof(double));
-        ok = u->pb && u->pq && u->imb && u->net && u->marks[0].v && u->marks[1].v;
+        ok = u->pb && u->pq && u->pi && u->imb && u->net && u->marks[0].v && u->marks[1].v;
     }
     if (!ok) {
         fsig_free(g);
@@ -169,6 +172,7 @@ void fsig_free(fsig *g) {
         guard *u = &g->guards[s];
         free(u->pb);
         free(u->pq);
+        free(u->pi);
         free(u->imb);
         free(u->net);
         free(u->fills[0].v);
@@ -243,6 +247,7 @@ void fsig_guard_on_print(fsig *g, uint32_t symbol, int aggressor_buys, int64_t q
     const size_t cap = (size_t)g->p.prints_window + 1;
     u->pb[(u->ph + u->plen) % cap] = (uint8_t)(aggressor_buys != 0);
     u->pq[(u->ph + u->plen) % cap] = qty;
+    u->pi[(u->ph + u->plen) % cap] = u->printed++;
     u->plen++;
     if (aggressor_buys)
         u->buy_vol += qty;
@@ -265,15 +270,20 @@ int fsig_reverse_print(fsig *g, uint32_t symbol, int aggressor_buys, int64_t qty
     const size_t cap = (size_t)g->p.prints_window + 1;
     int window = 0;
     aggressor_buys = aggressor_buys != 0;
-    if (later >= 0 && (size_t)later < u->plen) {
-        size_t i = u->plen - 1 - (size_t)later;           /* position from the oldest */
-        size_t at = (u->ph + i) % cap;
+    const int64_t number = u->printed - 1 - later;      /* the print's number: found by it, as
+                                                         * breaks leave gaps in the window */
+    size_t i = u->plen;                                  /* position from the oldest, + 1 */
+    while (i > 0 && u->pi[(u->ph + i - 1) % cap] > number)
+        i--;
+    if (i > 0 && u->pi[(u->ph + i - 1) % cap] == number) {
+        size_t at = (u->ph + --i) % cap;
         window = u->pb[at] == aggressor_buys && u->pq[at] == qty;
         if (window) {
             for (size_t j = i; j + 1 < u->plen; j++) {     /* del prints[i]: shift the newer ones */
                 size_t to = (u->ph + j) % cap, from = (u->ph + j + 1) % cap;
                 u->pb[to] = u->pb[from];
                 u->pq[to] = u->pq[from];
+                u->pi[to] = u->pi[from];
             }
             u->plen--;
             if (aggressor_buys)
@@ -1096,6 +1106,7 @@ void fsig_guard_info_get(const fsig *g, uint32_t symbol, fsig_guard_info *info) 
     info->bid_until = g->until[2 * (size_t)symbol];
     info->ask_until = g->until[2 * (size_t)symbol + 1];
     info->trips = u->trips;
+    info->printed = u->printed;
     info->n_prints = (int64_t)u->plen;
     info->n_buckets = (int64_t)u->vlen;
     info->n_fills_bid = (int64_t)u->fills[0].len;
@@ -1131,6 +1142,13 @@ void fsig_guard_arrays(const fsig *g, uint32_t symbol, uint8_t *print_buys, int6
         marks_bid[i] = dq_at(&u->marks[0], mw, i);
     for (size_t i = 0; i < u->marks[1].len; i++)
         marks_ask[i] = dq_at(&u->marks[1], mw, i);
+}
+
+void fsig_guard_print_index(const fsig *g, uint32_t symbol, int64_t *index) {
+    const guard *u = &g->guards[symbol];
+    const size_t pc = (size_t)g->p.prints_window + 1;
+    for (size_t i = 0; i < u->plen; i++)
+        index[i] = u->pi[(u->ph + i) % pc];
 }
 
 size_t fsig_tape_entries(const fsig *g, uint64_t *match, uint32_t *symbol, uint8_t *buys,
@@ -1193,7 +1211,7 @@ static void serialize(fsig *g, sio *io) {
         w64(io, &g->until[2 * (size_t)s]);
         w64(io, &g->until[2 * (size_t)s + 1]);
         int64_t *scalars[] = {&u->buy_vol, &u->sell_vol, &u->vbuy, &u->vsell, &u->vdir,
-                              &u->vcompleted, &u->trips};
+                              &u->vcompleted, &u->trips, &u->printed};
         for (size_t i = 0; i < sizeof scalars / sizeof *scalars; i++)
             w64(io, scalars[i]);
         w64(io, &u->vvalue);
@@ -1206,6 +1224,7 @@ static void serialize(fsig *g, sio *io) {
             w64(io, &b);
             u->pb[at] = (uint8_t)(b != 0);
             w64(io, &u->pq[at]);
+            w64(io, &u->pi[at]);
         }
         size_t vlen = wlen(io, u->vlen, nb);
         if (io->load)
