@@ -104,6 +104,15 @@ class Vpin:
                 self.direction = (net > 0) - (net < 0)
 
 
+def _mean(values) -> float:
+    """The plain left-to-right float mean from the oldest, as the compiled kernel computes it:
+    sum() of floats is compensated from Python 3.12 on, and would break the lockstep there."""
+    total = 0.0
+    for x in values:
+        total += x
+    return total / len(values)
+
+
 class SymbolGuard:
     """The guard state of one symbol."""
 
@@ -222,7 +231,7 @@ class SymbolGuard:
             if d <= 0:
                 bid = True
         for i, marks in enumerate(self.markouts):
-            if len(marks) == marks.maxlen and sum(marks) / len(marks) < -p.markout_threshold:
+            if len(marks) == marks.maxlen and _mean(marks) < -p.markout_threshold:
                 reasons |= MARKOUT
                 # Acted on: the side sits out its cool-down, then must earn fresh markouts. Kept,
                 # the same losing fills would re-trip it for the rest of the day, since a side

@@ -25,11 +25,16 @@ guard_params = st.builds(
     markout_window=st.integers(1, 4), markout_threshold=st.sampled_from([0.0, 0.7, 3.0]),
     cooldown_ns=st.integers(0, 30))
 symbol = st.integers(0, N - 1)
+# any float, or per-share markouts of whole price4 over a lot size (whose plain and compensated
+# sums differ in the last bit: the mean must be the plain left-to-right sum in both)
+markout = st.one_of(st.floats(-20, 20, allow_nan=False),
+                    st.builds(lambda x2, qty: x2 / (2.0 * qty), st.integers(-1500, 500),
+                              st.sampled_from([100, 200, 300, 700])))
 guard_op = st.one_of(
     st.tuples(st.just("print"), symbol, st.booleans(), st.integers(1, 700), st.integers(1, 25)),
     st.tuples(st.just("break"), st.integers(1, 30)),
     st.tuples(st.just("fill"), symbol, st.booleans(), st.integers(0, 10)),
-    st.tuples(st.just("markout"), symbol, st.booleans(), st.floats(-20, 20, allow_nan=False)),
+    st.tuples(st.just("markout"), symbol, st.booleans(), markout),
     st.tuples(st.just("evaluate"), symbol, st.integers(0, 10)),
     st.tuples(st.just("toxicity"), symbol),
 )
