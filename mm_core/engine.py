@@ -1550,6 +1550,7 @@ class Engine:
             self.metrics.state_items(), list(self.mid2[0:self.n]), self.halted_symbols, self.tape.state_items(),
             sorted(self.denied_until.items()), self.next_metrics_ns, self.venue_seq,
             sorted(self.counts.items()), int(self.risk.state), self.risk.state_items(),
+            self.quote_memo, self.risk_sent,
         )
         return hashlib.sha256(repr(parts).encode()).hexdigest()
 

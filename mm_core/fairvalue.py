@@ -192,6 +192,10 @@ class MicroPriceEstimator:
         self._prev_state = row * width + pos
         self._prev_mid2 = mid2
 
+    def state_items(self):
+        """The counts and the previous observation: what the next observe() and calibrate() read."""
+        return self.q, self.r1, self.r2, self.observations, self._prev_state, self._prev_mid2
+
     def calibrate(self, min_observations: int = 100) -> bool:
         """Recompute the table from the counts; False (table untouched) when not estimable."""
         if self.observations < min_observations:
@@ -366,7 +370,13 @@ class FairValueModel:
             return 0.0
         return beta.beta * (leader_mid / ref - 1.0) * f_mid
 
+    def last_tops(self) -> list[tuple]:
+        """Per symbol the top the estimator last observed, () before the first."""
+        return list(self.last_top)
+
     def state_items(self):
+        est = self.estimators
         return (self.mids, self.micro, self.fair, self.flow_signed, self.flow_abs,
                 [t.g for t in self.tables],
-                [(f, b.sxy, b.sxx, b.n, self.lead_ref[f]) for f, b in self.lead_beta.items()])
+                [(f, b.sxy, b.sxx, b.n, self.lead_ref[f]) for f, b in self.lead_beta.items()],
+                None if est is None else [e.state_items() for e in est], self.last_tops())
