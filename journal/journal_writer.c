@@ -1146,14 +1146,15 @@ static int recover(mmj_writer *w, mmj_recovery *rep, int *err)
             rep->offset = end;
             rep->seq = w->next_seq;
         }
-        uint64_t anchor_off = w->anchor_off, seg_data = w->seg_data;
+        uint64_t anchor_off = w->anchor_off, seg_data = w->seg_data, since_anchor = w->since_anchor;
         uint8_t anchor_hash[MMJ_HASH_SIZE];
         memcpy(anchor_hash, w->anchor_hash, MMJ_HASH_SIZE);
-        start_segment(w, &m, prev_seal);
+        start_segment(w, &m, prev_seal);   /* zeroes seg_data and since_anchor: restored below */
         w->off = end;
         w->seg_data = seg_data;
         if (anchor_off) {
             w->anchor_off = anchor_off;
+            w->since_anchor = since_anchor;   /* the next CHECKPOINT stays checkpoint_every after the last */
             memcpy(w->anchor_hash, anchor_hash, MMJ_HASH_SIZE);
         } else {
             rescan_anchor(w, prev_seal);
