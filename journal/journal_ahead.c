@@ -131,7 +131,7 @@ static uint8_t *make_next(mmj_writer *w, int *fd)
  * held. */
 static int prepare_next(mmj_writer *w, uint64_t pub)
 {
-    if (w->next_fd >= 0 || w->next_failed || !w->seg.base || pub < w->seg.size / 2)
+    if (w->next_fd >= 0 || w->next_failed || w->rolling || !w->seg.base || pub < w->seg.size / 2)
         return 0;
     uint64_t index = w->seg.index + 1;
     int fd;
@@ -149,8 +149,8 @@ static int prepare_next(mmj_writer *w, uint64_t pub)
     w->next_base = p;
     w->next_index = index;
     w->next_populated = 0;
-    if (!(w->seg.base && w->seg.index + 1 == index))
-        mmj_ahead_drop_next(w);   /* the writer rolled meanwhile */
+    if (w->rolling || !(w->seg.base && w->seg.index + 1 == index))
+        mmj_ahead_drop_next(w);   /* the writer rolls or rolled meanwhile: made for a taken index */
     return 1;
 }
 

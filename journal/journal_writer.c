@@ -363,6 +363,7 @@ static int roll(mmj_writer *w, int reserve)
     mmj_map next;
     pthread_mutex_lock(&w->hash_mu);
     mmj_ahead_hash(w, w->off, seal);
+    w->rolling = 1;   /* until start_segment, w->seg is the old segment: the helper must not prepare */
     pthread_mutex_unlock(&w->hash_mu);
     int rc = create_segment(w, w->seg.index + 1, w->next_seq, seal, &next, NULL);
     if (rc == MMJ_E_DISK_FULL) {
@@ -374,13 +375,18 @@ static int roll(mmj_writer *w, int reserve)
     } else if (rc == MMJ_OK) {
         w->in_reserve = 0;
     }
-    if (rc != MMJ_OK)
+    if (rc != MMJ_OK) {
+        pthread_mutex_lock(&w->hash_mu);
+        w->rolling = 0;
+        pthread_mutex_unlock(&w->hash_mu);
         return rc;
+    }
     rc = seal_current(w, seal);
     pthread_mutex_lock(&w->hash_mu);   /* the helper must not touch the old mapping any more */
     pthread_mutex_lock(&w->fault_mu);
     mmj_ahead_retire(w, &w->seg);
     start_segment(w, &next, seal);
+    w->rolling = 0;
     pthread_mutex_unlock(&w->fault_mu);
     pthread_mutex_unlock(&w->hash_mu);
     return rc;

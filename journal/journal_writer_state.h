@@ -42,6 +42,8 @@ struct mmj_writer {
     uint64_t next_populated;   /* bytes of it from 0 faulted in for writing so far */
     int next_failed;           /* the helper could not preallocate it: the roll tries itself */
     int next_busy;             /* the helper is creating it now (hash_mu not held meanwhile) */
+    int rolling;               /* a roll is between creating the next segment and starting it: w->seg
+                                * is still the old one, whose successor exists already (hash_mu) */
     pthread_cond_t next_done;  /* signalled when next_busy clears */
     mmj_notify *notify;        /* wakes tailers waiting in other processes; NULL if none */
     uint64_t since_anchor;     /* data records since the anchor */
