@@ -487,7 +487,9 @@ int mmj_writer_space_low(const mmj_writer *w /* writer */);
  * never low), MMJ_E_DISK_FULL while space is still short (a statvfs check first, so it is cheap
  * enough for a 1 Hz timer). */
 int mmj_writer_retry_space(mmj_writer *w /* writer */);
-/* msync everything appended so far (any durability mode). */
+/* Make everything appended so far durable (any durability mode): fdatasync the segments rolled
+ * away since the last sync (pagecache mode seals them without an msync), then msync the current
+ * segment; each is reported to the sync hook. */
 int mmj_sync(mmj_writer *w /* writer */);
 /* Write a CHECKPOINT now. */
 int mmj_checkpoint(mmj_writer *w /* writer */);
@@ -513,7 +515,8 @@ void mmj_writer_salt(const mmj_writer *w /* writer */, uint8_t *out /* OUT: 16 b
 int mmj_writer_errno(const mmj_writer *w /* writer */);
 /* Called after each msync or fsync that made bytes [from, to) of segment `segment` durable (an
  * msync's range starts at a page boundary; a new segment made durable at creation, header and
- * preallocated zeros, reports [0, S)). For tracing and for power-loss tests that must know what
+ * preallocated zeros, reports [0, S); a rolled segment fdatasynced by mmj_sync reports up to S).
+ * For tracing and for power-loss tests that must know what
  * reached the device; runs on the appending thread with the writer's lock held, so it must not
  * call into this writer. */
 typedef void (*mmj_sync_hook)(void *ctx, uint64_t segment, uint64_t from, uint64_t to);

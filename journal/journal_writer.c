@@ -56,6 +56,33 @@ static int durable(const mmj_writer *w)
     return w->opt.durability != MMJ_DUR_PAGECACHE;
 }
 
+/* fsync the segments rolled away since the last sync (pagecache mode seals them without an
+ * msync): mmj_sync makes everything appended so far durable, not only the current segment. A
+ * failure latches the writer. */
+static int sync_retired(mmj_writer *w)
+{
+    char name[64];
+    if (w->failed_errno)
+        return MMJ_E_DURABILITY;
+    for (; w->unsynced_retired && w->unsynced_seg < w->seg.index; w->unsynced_seg++) {
+        mmj_segment_name(name, sizeof name, w->unsynced_seg, 0);
+        int fd = openat(w->dirfd, name, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || fdatasync(fd) != 0) {
+            w->failed_errno = w->last_errno = errno ? errno : EIO;
+            if (fd >= 0)
+                close(fd);
+            return MMJ_E_DURABILITY;
+        }
+        close(fd);
+        if (w->sync_hook)
+            w->sync_hook(w->sync_ctx, w->unsynced_seg, w->unsynced_from & ~(uint64_t)(w->page - 1),
+                         w->opt.segment_size);
+        w->unsynced_from = 0;
+    }
+    w->unsynced_retired = 0;
+    return MMJ_OK;
+}
+
 /* Write one record at w->off, publishing its word last. The caller checked the space. */
 static void put_record(mmj_writer *w, uint32_t flags, uint32_t rtype, const void *payload, uint64_t len,
                        int64_t ts_ns, uint32_t ts_source, uint32_t clock_state)
@@ -382,6 +409,11 @@ static int roll(mmj_writer *w, int reserve)
         return rc;
     }
     rc = seal_current(w, seal);
+    if (!durable(w) && !w->unsynced_retired) {   /* sealed without an msync: mmj_sync fsyncs it */
+        w->unsynced_retired = 1;
+        w->unsynced_seg = w->seg.index;
+        w->unsynced_from = w->synced_off;
+    }
     pthread_mutex_lock(&w->hash_mu);   /* the helper must not touch the old mapping any more */
     pthread_mutex_lock(&w->fault_mu);
     mmj_ahead_retire(w, &w->seg);
@@ -639,7 +671,9 @@ int mmj_sync(mmj_writer *w)
     if (!w)
         return MMJ_E_CLOSED;
     pthread_mutex_lock(&w->mutex);
-    int rc = w->shut ? MMJ_E_CLOSED : sync_range(w, w->synced_off, w->off);
+    int rc = w->shut ? MMJ_E_CLOSED : sync_retired(w);
+    if (rc == MMJ_OK)
+        rc = sync_range(w, w->synced_off, w->off);
     pthread_mutex_unlock(&w->mutex);
     return rc;
 }

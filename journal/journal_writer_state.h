@@ -48,6 +48,10 @@ struct mmj_writer {
     mmj_notify *notify;        /* wakes tailers waiting in other processes; NULL if none */
     uint64_t since_anchor;     /* data records since the anchor */
     uint64_t synced_off;       /* bytes of the current segment known to be msynced */
+    int unsynced_retired;      /* pagecache mode: segments unsynced_seg .. seg.index-1 were rolled
+                                * away since the last mmj_sync, without an msync */
+    uint64_t unsynced_seg;
+    uint64_t unsynced_from;    /* the first of them is msynced up to here already */
     uint64_t unsynced;         /* records since the last msync (group mode) */
     int64_t last_sync_ns;
     size_t page;
