@@ -36,11 +36,16 @@
  *                             writer's helper thread once the current one is half full; a roll
  *                             renames it to seg-<i+1>.mmj.tmp and finishes it as a new segment;
  *                             deleted at open
- *   notify                    4096 bytes, not journal data: u32 futex counter at 0, u32 count of
- *                             waiting tailers at 4. A writer that publishes records and sees a
- *                             waiter bumps the counter and FUTEX_WAKEs it; a tailer waiting with a
- *                             timeout registers, re-checks, and FUTEX_WAITs on it (slices of at
- *                             most 10 ms). Without write access to it tailers sleep-poll.
+ *   notify                    4096 bytes, not journal data: u32 futex counter at 0, u32 at 4:
+ *                             epoch (high 16 bits) | count of waiting tailers (low 16 bits). A
+ *                             writer that publishes records and sees a waiter bumps the counter
+ *                             and FUTEX_WAKEs it; a tailer waiting with a timeout registers,
+ *                             re-checks, and FUTEX_WAITs on it (slices of at most 10 ms), then
+ *                             unregisters if the epoch is still its own. The writer resets the
+ *                             count (new epoch, counter bumped, FUTEX_WAKE) at open and about once
+ *                             a second while it is not zero, so a tailer killed while waiting
+ *                             costs appends a wake call for at most a second; live waiters wake
+ *                             and register again. Without write access tailers sleep-poll.
  *   Files are created under "<name>.tmp" and renamed; the directory is fsynced after every
  *   create and rename. Readers ignore *.tmp.
  *

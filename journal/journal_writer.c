@@ -1326,6 +1326,7 @@ int mmj_writer_open(const char *dir, const mmj_options *opt, mmj_writer **out, m
     }
     write_lock_state(w, "open");
     w->notify = mmj_notify_map(w->dirfd, 1);
+    mmj_notify_reset(w->notify);   /* a tailer killed while waiting must not cost every append */
     mmj_ahead_start(w);
     *out = w;
     return MMJ_OK;
