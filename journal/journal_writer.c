@@ -1079,6 +1079,36 @@ static int summary_trusted(mmj_writer *w, const mmj_map *m, uint64_t first_seq, 
     return 1;
 }
 
+/* A segment sealed by a clean close gave back its blocks past the EOS (release_unused_tail); if
+ * that EOS never reached the disk, recovery continues writing in the segment: allocate it whole
+ * again first, so that no store meets a hole (a SIGBUS on a full disk). Short of space, the
+ * reserve file is given up for it (the journal opens in low-space state: ensure_reserve cannot
+ * make a new one); without one the open fails with MMJ_E_DISK_FULL, nothing written lost. */
+static int reallocate_holes(mmj_writer *w, uint64_t index, int *err)
+{
+    char name[64];
+    struct stat st;
+    mmj_segment_name(name, sizeof name, index, 0);
+    int fd = openat(w->dirfd, name, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return fail_io(w, err);
+    int rc = 0;
+    if (fstat(fd, &st) != 0)
+        rc = errno;
+    else if ((uint64_t)st.st_blocks * 512 < (uint64_t)st.st_size) {
+        rc = posix_fallocate(fd, 0, st.st_size);
+        if ((rc == ENOSPC || rc == EDQUOT) && w->reserve_ready && unlinkat(w->dirfd, MMJ_RESERVE_NAME, 0) == 0) {
+            w->reserve_ready = 0;
+            rc = posix_fallocate(fd, 0, st.st_size);
+        }
+    }
+    close(fd);
+    if (rc == 0)
+        return MMJ_OK;
+    errno = rc;
+    return fail_io(w, err);
+}
+
 static int recover(mmj_writer *w, mmj_recovery *rep, int *err)
 {
     uint64_t *idx = NULL;
@@ -1185,6 +1215,13 @@ static int recover(mmj_writer *w, mmj_recovery *rep, int *err)
             rep->segment = idx[i];
             rep->offset = end;
             rep->seq = w->next_seq;
+        }
+        rc = reallocate_holes(w, idx[i], err);   /* before anything is written or prefaulted in it */
+        if (rc != MMJ_OK) {
+            mmj_discard_close(&keep);
+            mmj_unmap(&m);
+            free(idx);
+            return rc;
         }
         uint64_t anchor_off = w->anchor_off, seg_data = w->seg_data, since_anchor = w->since_anchor;
         uint8_t anchor_hash[MMJ_HASH_SIZE];
