@@ -30,6 +30,16 @@ static int fail_io(mmj_writer *w, int *err)
     return (errno == ENOSPC || errno == EDQUOT) ? MMJ_E_DISK_FULL : MMJ_E_IO;
 }
 
+/* A failed msync/fsync (errno set): fatal and latched, whatever the errno (an fsync can fail
+ * with ENOSPC too; it is never mistaken for a lack of space to retry later). */
+static int latch(mmj_writer *w, int *err)
+{
+    w->failed_errno = w->last_errno = errno ? errno : EIO;
+    if (err)
+        *err = w->failed_errno;
+    return MMJ_E_DURABILITY;
+}
+
 /* msync [from, to) of the current segment; a failure latches the writer. */
 static int sync_range(mmj_writer *w, uint64_t from, uint64_t to)
 {
@@ -38,10 +48,8 @@ static int sync_range(mmj_writer *w, uint64_t from, uint64_t to)
     if (to <= from)
         return MMJ_OK;
     uint64_t start = from & ~(uint64_t)(w->page - 1);
-    if (msync(w->seg.base + start, (size_t)(to - start), MS_SYNC) != 0) {
-        w->failed_errno = w->last_errno = errno ? errno : EIO;
-        return MMJ_E_DURABILITY;
-    }
+    if (msync(w->seg.base + start, (size_t)(to - start), MS_SYNC) != 0)
+        return latch(w, NULL);
     if (to > w->synced_off)
         w->synced_off = to;
     if (w->sync_hook)
@@ -68,10 +76,10 @@ static int sync_retired(mmj_writer *w)
         mmj_segment_name(name, sizeof name, w->unsynced_seg, 0);
         int fd = openat(w->dirfd, name, O_RDONLY | O_CLOEXEC);
         if (fd < 0 || fdatasync(fd) != 0) {
-            w->failed_errno = w->last_errno = errno ? errno : EIO;
+            int status = latch(w, NULL);
             if (fd >= 0)
                 close(fd);
-            return MMJ_E_DURABILITY;
+            return status;
         }
         close(fd);
         if (w->sync_hook)
@@ -177,12 +185,10 @@ static int finish_segment(mmj_writer *w, int fd, const char *tmp, uint64_t index
     }
     mmj_header_build(p, w->opt.format_version, w->salt, index, first_seq, size, prev_seal);
     if (durable(w) && fsync(fd) != 0) {
-        w->failed_errno = w->last_errno = errno;
-        if (err)
-            *err = errno;
+        int status = latch(w, err);
         munmap(p, (size_t)size);
         close(fd);
-        return MMJ_E_DURABILITY;
+        return status;
     }
     close(fd);
     if (renameat(w->dirfd, tmp, w->dirfd, name) != 0) {
@@ -192,11 +198,9 @@ static int finish_segment(mmj_writer *w, int fd, const char *tmp, uint64_t index
         return status;
     }
     if (fsync(w->dirfd) != 0) {
-        w->failed_errno = w->last_errno = errno;
-        if (err)
-            *err = errno;
+        int status = latch(w, err);
         munmap(p, (size_t)size);
-        return MMJ_E_DURABILITY;
+        return status;
     }
     if (durable(w) && w->sync_hook)   /* header and zeros fsynced, the name made durable */
         w->sync_hook(w->sync_ctx, index, 0, size);
@@ -287,18 +291,22 @@ static int create_reserve(mmj_writer *w, int *err)
     int rc = preallocate(w, MMJ_RESERVE_TMP, &fd, err);
     if (rc != MMJ_OK)
         return rc;
+    /* a failed fsync is fatal and latched (even with ENOSPC): only fallocate's ENOSPC means
+     * low space, which retry_space may try again */
     if (durable(w) && fsync(fd) != 0) {
-        rc = fail_io(w, err);
+        rc = latch(w, err);
         close(fd);
         unlinkat(w->dirfd, MMJ_RESERVE_TMP, 0);
         return rc;
     }
     close(fd);
-    if (renameat(w->dirfd, MMJ_RESERVE_TMP, w->dirfd, MMJ_RESERVE_NAME) != 0 || fsync(w->dirfd) != 0) {
+    if (renameat(w->dirfd, MMJ_RESERVE_TMP, w->dirfd, MMJ_RESERVE_NAME) != 0) {
         rc = fail_io(w, err);
         unlinkat(w->dirfd, MMJ_RESERVE_TMP, 0);
         return rc;
     }
+    if (fsync(w->dirfd) != 0)
+        return latch(w, err);
     w->reserve_ready = 1;
     return MMJ_OK;
 }
