@@ -1288,6 +1288,34 @@ static int recover(mmj_writer *w, mmj_recovery *rep, int *err)
     return rc;
 }
 
+/* Create only in a directory without journal files, never adopting foreign segments: MMJ_OK
+ * if it has neither segments nor journal.meta, else MMJ_E_NOT_JOURNAL (or a listing error). */
+static int no_journal_files(mmj_writer *w, int *err)
+{
+    uint64_t *idx = NULL;
+    size_t n = 0;
+    int rc = mmj_list_segments(w->dirfd, &idx, &n, err);
+    free(idx);
+    if (rc == MMJ_OK && (n || faccessat(w->dirfd, MMJ_META_NAME, F_OK, 0) == 0))
+        rc = MMJ_E_NOT_JOURNAL;
+    return rc;
+}
+
+/* With the lock held, decide again whether there is a journal: another writer may have created
+ * it (and closed it) since the first look, and its salt and segments must not be replaced. */
+static int create_locked(mmj_writer *w, mmj_recovery *rep, int *err)
+{
+    int rc = mmj_meta_read(w->dirfd, w->salt, err);
+    if (rc != MMJ_E_NOT_JOURNAL)
+        return rc;   /* MMJ_OK: created meanwhile, opened as it is */
+    rc = no_journal_files(w, err);
+    if (rc == MMJ_OK) {
+        rc = mmj_meta_create(w->dirfd, w->salt, w->opt.format_version, err);
+        rep->created = 1;
+    }
+    return rc;
+}
+
 static int valid_options(mmj_options *o)
 {
     if (!o->segment_size)
@@ -1339,22 +1367,11 @@ int mmj_writer_open(const char *dir, const mmj_options *opt, mmj_writer **out, m
         goto fail;
     rc = mmj_meta_read(w->dirfd, w->salt, err);
     if (rc == MMJ_E_NOT_JOURNAL && w->opt.create) {
-        /* create only in a directory without journal files: never adopt foreign segments */
-        uint64_t *idx = NULL;
-        size_t n = 0;
-        rc = mmj_list_segments(w->dirfd, &idx, &n, err);
-        free(idx);
-        if (rc != MMJ_OK)
-            goto fail;
-        if (n || faccessat(w->dirfd, MMJ_META_NAME, F_OK, 0) == 0) {
-            rc = MMJ_E_NOT_JOURNAL;
-            goto fail;
-        }
-        rc = take_lock(w, rep, err);
-        if (rc != MMJ_OK)
-            goto fail;
-        rc = mmj_meta_create(w->dirfd, w->salt, w->opt.format_version, err);
-        rep->created = 1;
+        rc = no_journal_files(w, err);
+        if (rc == MMJ_OK)
+            rc = take_lock(w, rep, err);
+        if (rc == MMJ_OK)
+            rc = create_locked(w, rep, err);
     } else if (rc == MMJ_OK) {
         rc = take_lock(w, rep, err);
     }

@@ -120,3 +120,16 @@ def ext4_on_loop(image: pathlib.Path, mnt: pathlib.Path, size: int):
             run("umount", "-l", str(mnt))
     finally:
         run("losetup", "-d", loop)
+
+
+def build_preload(directory: pathlib.Path, source: str) -> pathlib.Path:
+    """Compile `source` into an LD_PRELOAD library (fault or delay injection around one libc call
+    of the journal's C core, run in a subprocess); skips without a C compiler."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler on this machine (the Makefile's `debs` target installs gcc)")
+    (directory / "preload.c").write_text(source)
+    out = directory / "preload.so"
+    built = run(cc, "-shared", "-fPIC", "-O2", "-o", str(out), str(directory / "preload.c"), "-ldl")
+    assert built.returncode == 0, built.stderr
+    return out

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
 
 import pytest
 
+from tests.journal.jhelpers import build_preload
 from tests.journal.test_reserve import SEG, fill_disk
 from tests.journal.test_tailer_wake import ROOT
 
@@ -51,15 +51,7 @@ int fsync(int fd)
 
 @pytest.fixture(scope="module")
 def shim(tmp_path_factory):
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        pytest.skip("no C compiler on this machine (the Makefile's `debs` target installs gcc)")
-    d = tmp_path_factory.mktemp("shim")
-    (d / "shim.c").write_text(SHIM)
-    built = subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", str(d / "shim.so"), str(d / "shim.c"), "-ldl"],
-                           capture_output=True, text=True)
-    assert built.returncode == 0, built.stderr
-    return d / "shim.so"
+    return build_preload(tmp_path_factory.mktemp("shim"), SHIM)
 
 
 def run_with_shim(shim, code: str, *args) -> subprocess.CompletedProcess:
