@@ -976,7 +976,8 @@ int fsig_requote_may_act(const fsig *g, const fmd_book *b, fsig_react *r, uint32
 
 /* Whether Engine._requote(s) then Engine._hedge of s's hedge targets may act or change state. */
 static int symbol_acts(const fsig *g, const fmd_book *b, fsig_react *r, uint32_t s, int64_t now_ns) {
-    if (r->quoted[s] && fsig_requote_may_act(g, b, r, s, now_ns))
+    /* REDUCING: Engine._reduce_room sizes the quote by our other working orders, not mirrored */
+    if (r->quoted[s] && (r->risk_state == r->reducing_state || fsig_requote_may_act(g, b, r, s, now_ns)))
         return 1;
     for (uint32_t k = r->targets_off[s]; k < r->targets_off[s + 1]; k++) {
         uint32_t t = r->targets[k];

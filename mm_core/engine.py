@@ -849,6 +849,13 @@ class Engine:
         orders, working = oms.orders, oms.working
         bid_key, ask_key = self.quote_slots[symbol_id]
         bid, ask = working.get(bid_key), working.get(ask_key)
+        if self.risk.state is _REDUCING and (bid_qty or ask_qty):
+            # the quote is priced at most |position|; our other working orders on that side
+            # count against it too (the gateway's reduce-only check adds them all up)
+            if bid_qty:
+                bid_qty = min(bid_qty, self._reduce_room(symbol_id, True, bid))
+            if ask_qty:
+                ask_qty = min(ask_qty, self._reduce_room(symbol_id, False, ask))
         # Self-trade prevention: a side that would reach our own opposite quote works after that
         # quote moved away, and waits (next event) if it could not move yet (or the venue has not
         # confirmed the move: the gateway counts the original's price until it does).
@@ -863,6 +870,21 @@ class Engine:
         if bid and ask_qty and ask_px <= self._reach(orders[bid], True):
             return
         self._requote_side(symbol_id, _SELL, ask, ask_px, ask_qty, actions)
+
+    def _reduce_room(self, symbol_id: int, buy: bool, token: str | None) -> int:
+        """REDUCING: the most shares an order on this side may hold and still pass the gateway's
+        reduce-only check: |position| less every other order the gateway counts on that side
+        (`token`, the order being resized, is replaced by it, so it does not count). The venue
+        takes odd lots, so the room is not rounded to lots."""
+        position = self.risk.position(symbol_id)
+        if buy == (position >= 0):
+            return 0                    # this side adds to |position|
+        others = 0
+        for t, (s, is_buy, qty, _) in self.risk.working_orders().items():
+            if s == symbol_id and is_buy == buy and t != token:
+                others += qty
+        room = abs(position) - others
+        return room if room > 0 else 0
 
     def _reach(self, order: Order, bid: bool) -> int:
         """The most aggressive price this quote may rest at: a replacement the venue has not
@@ -1348,7 +1370,9 @@ class Engine:
         """_requote of each of these quoted symbols (the timer's).
         Compiled, the book not stale: only the ones fsig_requote_may_act finds may act or change
         state, on mirrors refreshed before each."""
-        if self._rx is None or self.stale:
+        if self._rx is None or self.stale or self.risk.state is _REDUCING:
+            # REDUCING sizes the quotes by our other working orders too (_reduce_room), which
+            # the C check does not mirror: the Python path decides
             for s in symbols:
                 self._requote(s, actions)
             return
@@ -1564,6 +1588,25 @@ class Engine:
         position = self.inventory.position
         self._cancel_all(None, actions, guard=False, match=lambda o: (
             position[o.symbol_id] >= 0 if o.side == _BUY else position[o.symbol_id] <= 0))
+        self._fit_reducing(actions)
+
+    def _fit_reducing(self, actions: list[Action]) -> None:
+        """REDUCING: a resting order that would flip the position's sign if it filled (with every
+        other working order on its side) is sized down to the room left (OUCH Modify, in place)
+        or, when it cannot be (no room, not answered yet, the modify refused), pulled."""
+        for order in list(self.oms.live.values()):
+            st = order.fsm.state
+            if st in TERMINAL or st is OrderState.PENDING_CANCEL or order.tif == ouch.TIF_IOC:
+                continue
+            s, buy = order.symbol_id, order.side == _BUY
+            room = self._reduce_room(s, buy, order.token)
+            if order.leaves <= room:
+                continue
+            if room > 0 and (st is _ACCEPTED or st is _PARTIAL) and self._submit(
+                    make_intent(_MODIFY, order.token, s, order.side, order.price, room, self.ids,
+                                purpose=order.purpose), actions):
+                continue
+            self._cancel(order, order.purpose, actions)
 
     def _forget_unsent(self, token: str) -> None:
         """An order the journal refused was never sent (write-ahead): the venue will never answer."""

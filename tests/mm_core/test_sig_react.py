@@ -119,7 +119,7 @@ def test_the_c_requote_decision_is_the_engines(bid, ask, want_bid, want_ask, hol
     # order submitted or cancelled is an action
     engine_type = type(engine)
     until = {slot: t for slot, t in zip((bid_key, ask_key), denied) if t}
-    probe = SimpleNamespace(oms=oms, quote_slots=engine.quote_slots, hedge_hold={s: hold},
+    probe = SimpleNamespace(oms=oms, quote_slots=engine.quote_slots, hedge_hold={s: hold}, risk=engine.risk,
                             _quote=lambda symbol_id: quote, now=_NOW, cfg=engine.cfg,
                             ticks=engine.ticks, ids=engine.ids, denied_until=until)
     for name in ("_requote_side", "_work_side", "_can_wait", "_quote_denied", "_reach"):
