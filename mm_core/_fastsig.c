@@ -984,8 +984,8 @@ static int symbol_acts(const fsig *g, const fmd_book *b, fsig_react *r, uint32_t
         int64_t h = r->hedge_id[t];
         if (r->hold[h] != 0)
             return 1;                   /* _hedge sets or clears it */
-        if (r->risk_state == r->halted_state)
-            continue;
+        if (r->risk_state == r->halted_state || r->halted[h])
+            continue;                   /* _hedge waits: trading halted, or the instrument */
         const int64_t *pair = &r->pair[(size_t)t * FSIG_P_N];
         int64_t pos = r->position[t];
         if (pair[FSIG_P_ACTIVE] || pair[FSIG_P_IN_FLIGHT] || (pos < 0 ? -pos : pos) >= r->trigger ||

@@ -1144,7 +1144,9 @@ class Engine:
 
     def _hedge(self, symbol_id: int, actions: list[Action]) -> None:
         h = self.hedger.pairs[symbol_id].hedge_id
-        if self.stale or self.risk.state is _HALTED or \
+        # no hedge into a stale book or a halted instrument (ITCH trading action): it waits, and
+        # goes out when the instrument trades again (the timer asks every pair)
+        if self.stale or self.risk.state is _HALTED or self.halted_symbols[h] or \
                 self.hedger.idle(symbol_id, self.inventory.position[symbol_id]):
             self._hold(h, 0)
             return
