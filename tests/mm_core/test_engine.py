@@ -85,23 +85,31 @@ def test_informed_one_sided_flow_pulls_the_ask_before_it_is_hit():
     assert engine.summary()["guard_trips"] == {str(ACME): 1}
 
 
-def long_in_bolt():
-    """ACME and BOLT books with our quotes in both (guard quiet); our BOLT bid is hit again and
-    again until the position passes the hedge trigger. Returns (engine, venue, feed, now)."""
-    cfg = EngineConfig(guard=GuardParams(fill_spike_count=1000, aggression_min_volume=10**9,
-                                         vpin_bucket_volume=10**9))
-    engine, venue, feed = make_engine(cfg), Venue(), Feed()
+QUIET_GUARD = EngineConfig(guard=GuardParams(fill_spike_count=1000, aggression_min_volume=10**9,
+                                             vpin_bucket_volume=10**9))
+
+
+def drive_long_in_bolt(feed_event, venue: Venue, feed: Feed, now: int = 2 * S) -> int:
+    """ACME and BOLT books through feed_event (an event in, every reply it causes settled), then
+    our BOLT bid hit again and again while it rests. Returns the time reached."""
     acme, _ = two_sided(feed, ACME, 999_900, 1_000_100)
     bolt, _ = two_sided(feed, BOLT, 504_950, 505_050, tick=50)
-    now = 2 * S
-    run(engine, venue, md(feed.packet(*acme, *bolt), now), now)
+    feed_event(md(feed.packet(*acme, *bolt), now))
     for _ in range(12):
         token = venue.resting("BOLT", "B")
         if not token:
             break
         now += 50 * MS
-        run(engine, venue, venue.fill(token[0], venue.orders[token[0]]["qty"], now), now)
-    assert engine.inventory.position[BOLT] >= cfg.hedge.trigger
+        feed_event(venue.fill(token[0], venue.orders[token[0]]["qty"], now))
+    return now
+
+
+def long_in_bolt():
+    """ACME and BOLT books with our quotes in both (guard quiet); our BOLT bid is hit again and
+    again until the position passes the hedge trigger. Returns (engine, venue, feed, now)."""
+    engine, venue, feed = make_engine(QUIET_GUARD), Venue(), Feed()
+    now = drive_long_in_bolt(lambda ev: run(engine, venue, ev, ev.now_ns), venue, feed)
+    assert engine.inventory.position[BOLT] >= QUIET_GUARD.hedge.trigger
     return engine, venue, feed, now
 
 

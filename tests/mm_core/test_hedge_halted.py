@@ -1,13 +1,11 @@
 """No hedge IOC goes into a halted hedge instrument: the hedge waits, and goes out when the
 instrument trades again (ITCH Stock Trading Action H, then T)."""
-from mm_core.config import EngineConfig
 from mm_core.events import ClockSample, Timer
-from mm_core.guard import GuardParams
 from mm_core.protocol import itch
 from mm_core.types import Purpose, Side
-from tests.mm_core.test_engine import keep_alive, long_in_bolt
+from tests.mm_core.test_engine import QUIET_GUARD, drive_long_in_bolt, keep_alive, long_in_bolt
 from tests.mm_core.test_sig_engine import Lockstep
-from tests.mm_core.wire import ACME, BOLT, MS, S, Feed, Venue, md, orders, run, two_sided
+from tests.mm_core.wire import ACME, BOLT, MS, S, Feed, Venue, md, orders, run
 
 
 def _hedges(acts):
@@ -56,21 +54,10 @@ def _feed(lock, venue, event) -> list:
 def test_the_c_reaction_and_the_reference_agree_through_a_hedge_instrument_halt():
     """The compiled engine and the reference, in lockstep, through the same halt of the hedge
     instrument: the C check (symbol_acts) skips it exactly as Engine._hedge does."""
-    cfg = EngineConfig(guard=GuardParams(fill_spike_count=1000, aggression_min_volume=10**9,
-                                         vpin_bucket_volume=10**9))
-    lock, feed, venue = Lockstep(cfg), Feed(), Venue()
-    acme, _ = two_sided(feed, ACME, 999_900, 1_000_100)
-    bolt, _ = two_sided(feed, BOLT, 504_950, 505_050, tick=50)
-    t = 2 * S
-    lock.on_event(ClockSample(t, True))
-    _feed(lock, venue, md(feed.packet(*acme, *bolt), t))
-    for _ in range(12):                  # our BOLT bid hit again and again
-        token = venue.resting("BOLT", "B")
-        if not token:
-            break
-        t += 50 * MS
-        _feed(lock, venue, venue.fill(token[0], venue.orders[token[0]]["qty"], t))
-    assert lock.kernel.inventory.position[BOLT] >= cfg.hedge.trigger
+    lock, feed, venue = Lockstep(QUIET_GUARD), Feed(), Venue()
+    lock.on_event(ClockSample(2 * S, True))
+    t = drive_long_in_bolt(lambda ev: _feed(lock, venue, ev), venue, feed)
+    assert lock.kernel.inventory.position[BOLT] >= QUIET_GUARD.hedge.trigger
     t += MS
     _feed(lock, venue, md(feed.packet(_trading_action("H")), t))
     sent = []
