@@ -1280,13 +1280,17 @@ class Engine:
         now = self.now
         s, side = order.symbol_id, order.side
         position = self.inventory.apply_fill(s, side, qty)
-        self.metrics.on_fill(s, side, qty, price, self.mid2[s], now)
+        hedge = order.purpose is Purpose.HEDGE
+        if hedge:       # the cost of hedging, not adverse selection of our quotes
+            self.metrics.on_hedge_fill(s, side, qty, price, self.mid2[s])
+        else:
+            self.metrics.on_fill(s, side, qty, price, self.mid2[s], now)
         rx = self._rx
         if rx is not None:
             rx.position[s] = position
             rx.set_metrics(self.metrics)
         self.risk.on_fill(s, side, qty, price, now, order.token)
-        if order.purpose is Purpose.HEDGE:
+        if hedge:
             hedged = self.hedge_tokens.get(order.token)
             if hedged is not None:
                 self.hedger.on_fill(hedged, side, qty)
