@@ -135,8 +135,9 @@ class Metrics:
 
     def on_time(self, now_ns: int, mids2: list[int]) -> list[tuple[int, bool, int, float]]:
         """Mature the markouts due by now; returns (symbol, our side is bid, horizon index,
-        markout per share in price4) for each, so the quote guard sees them. A due markout whose
-        symbol has no mid yet waits (blocked) until that symbol has one."""
+        markout per share in price4) for each, so the quote guard sees them. Each fill matures at
+        its own horizon: one whose symbol has no mid yet waits (blocked) until that symbol has
+        one, at the front of its queue, without holding up the other symbols' fills behind it."""
         if now_ns < self.next_due_ns:
             for s in self.blocked:
                 if mids2[s] > 0:
@@ -148,13 +149,18 @@ class Metrics:
         blocked: list[int] = []
         for h, q in enumerate(self.pending):
             horizon = self.horizons[h]
+            waiting = None
             while q and q[0][0] + horizon <= now_ns:
-                fill_ns, symbol_id, sign, price, qty = q[0]
+                entry = q.popleft()
+                fill_ns, symbol_id, sign, price, qty = entry
                 m2 = mids2[symbol_id]
-                if m2 <= 0:
-                    blocked.append(symbol_id)   # no mid to mark against yet: wait
-                    break
-                q.popleft()
+                if m2 <= 0:                     # no mid to mark against yet: it waits
+                    if waiting is None:
+                        waiting = []
+                    waiting.append(entry)
+                    if symbol_id not in blocked:
+                        blocked.append(symbol_id)
+                    continue
                 mark_x2 = sign * (m2 - 2 * price) * qty
                 self.markout_x2[h] += mark_x2
                 self.markout_n[h] += 1
@@ -168,9 +174,10 @@ class Metrics:
                     self.recent_markout[symbol_id] += self.markout_alpha * (
                         per_share - self.recent_markout[symbol_id])
                 matured.append((symbol_id, sign > 0, h, per_share))
-            else:
-                if q and q[0][0] + horizon < next_due:
-                    next_due = q[0][0] + horizon
+            if q and q[0][0] + horizon < next_due:
+                next_due = q[0][0] + horizon
+            if waiting:                         # back at the front, in fill order
+                q.extendleft(reversed(waiting))
         self.next_due_ns = next_due
         self.blocked = blocked
         return matured
