@@ -72,6 +72,7 @@ _MEMO_N, _SENT_N = lib.FSIG_M_N, lib.FSIG_S_N
 _STATE_OF = TradingState
 _on_packets_c = lib.fsig_on_packets
 _priced_c = lib.fsig_priced
+HOLD_BOTH = 2                   # hedge_hold of an instrument two pairs hedge in opposite ways
 _RUN_MAX_SEQUENCE = 1 << 62     # a run's sequence stays far below the C path's int64 limit
 _DAY_NS = 86_400 * 1_000_000_000
 
@@ -262,8 +263,11 @@ class Engine:
         for p in symbols.pairs:
             self.hedge_of[p.a].append(p.b)
         self.hedge_tokens: dict[str, int] = {}                       # hedge IOC token -> hedged symbol
-        # per hedge instrument: +1 while a buy hedge is worked there (our asks are not quoted),
-        # -1 for a sell hedge and our bids: no wash trade, and no quote undoing the hedge
+        # per hedged symbol, the hold its pair's hedge puts on the hedge instrument: +1 while a
+        # buy hedge is worked there (our asks are not quoted), -1 for a sell hedge and our bids:
+        # no wash trade, and no quote undoing the hedge; per hedge instrument, what its pairs'
+        # holds make together (HOLD_BOTH when two pairs hedge there opposite ways)
+        self.pair_hold = [0] * n
         self.hedge_hold = [0] * n
         # per symbol, the hedged symbols whose hedge decision a change of it can move (itself when
         # it is hedged, then the symbols it hedges): built once, read per book update
@@ -353,6 +357,12 @@ class Engine:
         state.setdefault("clock_pulled", False)
         state["counts"].setdefault("md_session_changes", 0)
         state["counts"].setdefault("venue_rejects", 0)
+        if "pair_hold" not in state:    # from before holds were per pair: each pair keeps its
+            # instrument's hold until its own hedge decision clears it
+            hold = state["hedge_hold"]
+            state["pair_hold"] = [0] * len(hold)
+            for h, t in ((h, t) for h, ts in enumerate(state["hedge_of"]) for t in ts):
+                state["pair_hold"][t] = hold[h]
         if state.get("quote_pricer") is None:
             state["quote_pricer"] = QuotePricer(state["cfg"])
         self.__dict__.update(state)
@@ -841,9 +851,9 @@ class Engine:
         bid_px, bid_qty, ask_px, ask_qty = self._quote(symbol_id)
         hold = self.hedge_hold[symbol_id]
         if hold:                        # a hedge here waits for this side of our quotes to go
-            if hold > 0:
+            if hold != -1:              # a buy hedge (+1, or HOLD_BOTH)
                 ask_qty = 0
-            else:
+            if hold != 1:               # a sell hedge (-1, or HOLD_BOTH)
                 bid_qty = 0
         oms = self.oms
         orders, working = oms.orders, oms.working
@@ -1135,12 +1145,23 @@ class Engine:
         for hedged in self.hedge_targets[symbol_id]:
             self._hedge(hedged, actions)
 
-    def _hold(self, h: int, hold: int) -> None:
-        """Set the hedge hold on a hedge instrument (and its C mirror)."""
-        if self.hedge_hold[h] != hold:
-            self.hedge_hold[h] = hold
+    def _hold(self, symbol_id: int, h: int, hold: int) -> None:
+        """Set the hedge hold of one pair (hedged symbol, hedge instrument h), and the hold on h
+        that its pairs make together (and its C mirror): +1 a buy hedge is worked (our asks in h
+        wait), -1 a sell hedge (our bids), HOLD_BOTH both, by two pairs hedging opposite ways."""
+        if self.pair_hold[symbol_id] == hold:
+            return
+        self.pair_hold[symbol_id] = hold
+        buy = sell = False
+        for t in self.hedge_of[h]:
+            held = self.pair_hold[t]
+            buy |= held > 0
+            sell |= held < 0
+        combined = HOLD_BOTH if buy and sell else 1 if buy else -1 if sell else 0
+        if self.hedge_hold[h] != combined:
+            self.hedge_hold[h] = combined
             if self._rx is not None:
-                self._rx.hold[h] = hold
+                self._rx.hold[h] = combined
 
     def _hedge(self, symbol_id: int, actions: list[Action]) -> None:
         h = self.hedger.pairs[symbol_id].hedge_id
@@ -1148,7 +1169,7 @@ class Engine:
         # goes out when the instrument trades again (the timer asks every pair)
         if self.stale or self.risk.state is _HALTED or self.halted_symbols[h] or \
                 self.hedger.idle(symbol_id, self.inventory.position[symbol_id]):
-            self._hold(h, 0)
+            self._hold(symbol_id, h, 0)
             return
         hticks = self.ticks[h]
         top = self._top
@@ -1158,7 +1179,7 @@ class Engine:
             self.fv.mids[h], top[0], top[2], hticks.tick_above, hticks.tick_below)
         if decision is None:
             if not self.hedger.pairs[symbol_id].in_flight:
-                self._hold(h, 0)            # nothing left to hedge now: quote that side again
+                self._hold(symbol_id, h, 0)     # nothing left to hedge now: quote that side again
             return
         buying = decision.side == _BUY
         limit = decision.price
@@ -1168,7 +1189,7 @@ class Engine:
                 order.tif != ouch.TIF_IOC and (order.price <= limit if buying else order.price >= limit)
         # While a hedge is worked, the side of the hedge instrument it trades against is not
         # quoted: buying it back there would undo the hedge, and that quote is what it would hit.
-        self._hold(h, 1 if buying else -1)
+        self._hold(symbol_id, h, 1 if buying else -1)
         if any(crossed(o) for o in self.oms.live.values()):
             # the IOC would execute against our own quote (a wash trade): pull those quotes first;
             # the hedge goes out once they are gone
@@ -1575,7 +1596,7 @@ class Engine:
             self.book.state_items(), self.fv.state_items(),
             [(v.m2, v.dt, v.last_mid, v.last_ns, v.n) for v in self.vol],
             self.inventory.position, [g.state_items() for g in self.guards],
-            self.hedger.state_items(), sorted(self.hedge_tokens.items()), self.hedge_hold,
+            self.hedger.state_items(), sorted(self.hedge_tokens.items()), self.hedge_hold, self.pair_hold,
             self.oms.state_items(),
             self.metrics.state_items(), list(self.mid2[0:self.n]), self.halted_symbols, self.tape.state_items(),
             sorted(self.denied_until.items()), self.next_metrics_ns, self.venue_seq,
