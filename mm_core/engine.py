@@ -1183,6 +1183,17 @@ class Engine:
             return
         buying = decision.side == _BUY
         limit = decision.price
+        qty = decision.qty
+        if self.risk.state is _REDUCING:
+            # only what reduces |position| in the hedge instrument passes the gateway: a hedge
+            # that would grow it waits (asking would be denied on every decision), a larger one
+            # is cut to the room
+            room = self._reduce_room(h, buying, None)
+            if room <= 0:
+                self.hedger.on_done(symbol_id)
+                self._hold(symbol_id, h, 0)
+                return
+            qty = min(qty, room)
 
         def crossed(order: Order) -> bool:      # one of our orders that can rest (not an IOC)
             return order.symbol_id == h and order.side != decision.side and \
@@ -1197,7 +1208,7 @@ class Engine:
             self._cancel_all(Purpose.QUOTE, actions, guard=False, match=crossed)
             return
         token = self.oms.new_token()
-        intent = make_intent(_ENTER, token, h, decision.side, decision.price, decision.qty, self.ids,
+        intent = make_intent(_ENTER, token, h, decision.side, decision.price, qty, self.ids,
                              tif=ouch.TIF_IOC, purpose=Purpose.HEDGE)
         if self._submit(intent, actions):
             self.hedge_tokens[token] = symbol_id
