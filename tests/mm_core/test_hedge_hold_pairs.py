@@ -6,7 +6,9 @@ import dataclasses
 import pytest
 
 from mm_core.config import PairSpec
+from mm_core.engine import Engine
 from mm_core.events import ClockSample, Timer
+from mm_core.metrics import Metrics
 from mm_core.types import Purpose, Side
 from tests.mm_core import test_sig_engine
 from tests.mm_core.test_engine import QUIET_GUARD, drive_long_in_bolt
@@ -81,3 +83,21 @@ def test_two_pairs_hedging_opposite_ways_hold_both_sides_of_the_shared_instrumen
     assert engine.hedge_hold[ACME] == -1
     engine._hold(CHIP, ACME, 0)
     assert engine.hedge_hold[ACME] == 0
+
+
+def test_a_snapshot_from_before_pair_holds_restores_with_each_pair_holding(lock):
+    engine = lock.reference
+    engine._hold(BOLT, ACME, -1)
+    state = engine.__getstate__()
+    del state["pair_hold"]                          # as an engine pickled before pair holds
+    metrics = dict(state["metrics"].__dict__)
+    for name in ("hedge_fills", "hedge_qty", "hedge_cost_x2", "hedge_marked_qty"):
+        del metrics[name]
+    state["metrics"] = Metrics.__new__(Metrics)
+    state["metrics"].__setstate__(metrics)
+    copy = Engine.__new__(Engine)
+    copy.__setstate__(state)
+    assert copy.hedge_hold[ACME] == -1 and copy.pair_hold[BOLT] == copy.pair_hold[CHIP] == -1
+    copy._hold(CHIP, ACME, 0)                       # an idle pair lifts only its own part
+    assert copy.hedge_hold[ACME] == -1
+    assert copy.metrics.summary([0] * copy.n)["hedging"]["fills"] == 0
