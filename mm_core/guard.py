@@ -131,6 +131,12 @@ class SymbolGuard:
         self.ask_until = 0
         self.trips = 0
 
+    def __setstate__(self, state: dict) -> None:
+        if "print_index" not in state:          # pickled before print numbers: the window is
+            n = len(state["prints"])            # read as gap-free, as that code read it
+            state = {**state, "print_index": deque(range(n)), "printed": n}
+        self.__dict__.update(state)
+
     # --- inputs ------------------------------------------------------------------------
 
     def on_print(self, aggressor_buys: bool, qty: int) -> None:

@@ -70,3 +70,16 @@ def test_the_window_is_the_recent_prints_less_the_broken_ones(window, stream):
             assert (g.buy_vol, g.sell_vol) == (buy, sell) and g.aggression() == want
     ref, ker = both["reference"].guards[0], both["kernel"].guards[0]
     assert ker.state_items() == ref.state_items()
+
+
+def test_a_guard_pickled_before_print_numbers_restores_with_a_gap_free_window():
+    g = SymbolGuard(0, GuardParams(aggression_min_volume=1))
+    for buys, qty in ((False, 100), (True, 200), (True, 300)):
+        g.on_print(buys, qty)
+    state = dict(g.__dict__)
+    del state["print_index"], state["printed"]          # as a guard pickled before them
+    old = SymbolGuard.__new__(SymbolGuard)
+    old.__setstate__(state)
+    assert old.state_items() == g.state_items()
+    assert old.reverse_print(True, 200, 1, False) == (True, False)
+    assert list(old.prints) == [(False, 100), (True, 300)]
