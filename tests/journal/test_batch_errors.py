@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from journal import DurabilityFailed, Journal, JournalError, Reader
-from tests.journal.jhelpers import compile_c_program
+from tests.journal.jhelpers import build_preload
 
 FAILPOINTS = pathlib.Path(__file__).resolve().parent / "c" / "failpoints.c"
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -50,10 +50,7 @@ os._exit(0)      # as a crashed writer: no close, the published records are what
 
 @pytest.fixture(scope="module")
 def failpoints(tmp_path_factory):
-    out = tmp_path_factory.mktemp("failpoints") / "failpoints.so"
-    done = compile_c_program(FAILPOINTS, out, ["-shared", "-fPIC", "-O1"])
-    assert done.returncode == 0, done.stderr
-    return out
+    return build_preload(tmp_path_factory.mktemp("failpoints"), FAILPOINTS.read_text())
 
 
 def run_batch(failpoints, tmp_path, mode: str, shape: str, arm: list[str], count: int = BATCH) -> dict:
