@@ -112,22 +112,8 @@ def test_a_size_down_modify_keeps_the_short_marking():
     assert modify.intent.kind is OrderKind.MODIFY and wire_side(modify) == "T"
 
 
-def long_acme_short_hedge():
-    """ACME long 200 with our long-marked ask resting, and BOLT long past the hedge trigger: the
-    hedger sells ACME with an IOC the position does not cover."""
-    cfg = EngineConfig(guard=QUIET_GUARD)
-    engine, venue, feed = engine_on(config=cfg), Venue(), Feed()
-    acme, _ = two_sided(feed, ACME, 999_900, 1_000_100)
-    bolt, _ = two_sided(feed, BOLT, 504_950, 505_050, tick=50)
-    now = 2 * S
-    run(engine, venue, md(feed.packet(*acme, *bolt), now), now)
-    go_long(engine, venue, now + MS)
-    now = fill_bids(engine, venue, "BOLT", cfg.hedge.trigger, now + MS)
-    return engine, venue, feed, now
-
-
 def test_a_short_hedge_sell_pulls_the_long_marked_ask_before_it_goes():
-    engine, venue, feed, now = long_acme_short_hedge()
+    engine, venue, feed, now = long_in_bolt("ask-long")
     ask = our(venue, "S")
     assert engine.oms.get(ask).mark == "S"
     for _ in range(10):
@@ -207,28 +193,34 @@ def test_under_the_restriction_the_short_ask_rests_above_the_best_bid(compiled):
 
 
 def test_under_the_restriction_a_short_hedge_sell_is_not_sent_and_a_long_one_is():
-    engine, venue, feed, now = long_in_bolt_only()
+    engine, venue, feed, now = long_in_bolt()
     run(engine, venue, md(feed.packet(reg_sho(ACME, "1")), now), now)
     acts = hedge_attempts(engine, venue, now)
     assert not [o for o in orders(acts) if o.intent.purpose is Purpose.HEDGE]
     [detail, *_] = alerts(acts, "short-sale-price-test")
     assert "hedge short sale" in detail and "Rule 201" in detail
     # the same hedge while we own the ACME shares is a long sale: allowed to hit the bid
-    engine, venue, feed, now = long_in_bolt_only(acme_long=True)
+    engine, venue, feed, now = long_in_bolt("long")
     run(engine, venue, md(feed.packet(reg_sho(ACME, "1")), now), now)
     acts = hedge_attempts(engine, venue, now)
     [hedge] = [o for o in orders(acts) if o.intent.purpose is Purpose.HEDGE]
     assert wire_side(hedge) == "S" and hedge.intent.price <= engine._nbb(ACME)
 
 
-def long_in_bolt_only(acme_long: bool = False):
+def long_in_bolt(acme: str = "flat"):
+    """ACME and BOLT quoted, then BOLT long past the hedge trigger (the hedger sells ACME). ACME:
+    "flat"; "ask-long": long 200 with our ask re-entered marked long; "long": our bid hit again
+    and again, long far more than any hedge sells."""
     cfg = EngineConfig(guard=QUIET_GUARD)
     engine, venue, feed = engine_on(config=cfg), Venue(), Feed()
-    acme, _ = two_sided(feed, ACME, 999_900, 1_000_100)
+    acme_book, _ = two_sided(feed, ACME, 999_900, 1_000_100)
     bolt, _ = two_sided(feed, BOLT, 504_950, 505_050, tick=50)
     now = 2 * S
-    run(engine, venue, md(feed.packet(*acme, *bolt), now), now)
-    if acme_long:       # our ACME bid hit again and again: long far more than any hedge sells
+    run(engine, venue, md(feed.packet(*acme_book, *bolt), now), now)
+    if acme == "ask-long":
+        go_long(engine, venue, now + MS)
+        now += MS
+    elif acme == "long":
         now = fill_bids(engine, venue, "ACME", 1_400, now)
     now = fill_bids(engine, venue, "BOLT", cfg.hedge.trigger, now)
     assert engine.inventory.position[BOLT] >= cfg.hedge.trigger
