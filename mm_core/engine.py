@@ -1289,11 +1289,11 @@ class Engine:
                                     msg.shares, msg.price, now)
             self.risk.on_order_confirmed(order.token, order.leaves, now)
             self.risk.on_order_done(msg.previous_token, now)
-            self._venue_mark(order, msg.side, actions)
             if order.cancel_on_accept is not None:
                 # we cancelled the original while this replace was in flight: the venue ignored
                 # that cancel, so cancel the replacement now rather than leave it resting
                 self._cancel(order, order.cancel_on_accept, actions)
+            self._venue_mark(order, msg.side, actions)
             self._after_order_change(order, actions)
         elif t is ouch.Rejected:
             order = oms.on_rejected(msg.token, now)

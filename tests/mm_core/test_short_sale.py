@@ -102,6 +102,25 @@ def test_a_sell_covered_by_the_position_goes_out_long(compiled):
     assert engine.oms.get(ask.intent.token).mark == "S"
 
 
+def test_a_long_marked_ask_whose_replacement_is_not_covered_is_pulled_and_entered_again():
+    """The replacement would keep the long marking (Replace keeps the side) while the original's
+    shares could still fill before it lands: the ask is cancelled instead, then entered afresh
+    and marked on what we own then."""
+    engine, venue, feed, refs, _ = quoted()
+    now = 2 * S + MS
+    go_long(engine, venue, now)
+    ask = engine.oms.get(our(venue, "S"))
+    assert ask.mark == "S" and ask.leaves + ask.leaves > engine.inventory.position[ACME]
+    now += 2 * MS
+    # sellers leave the book: fair value rises and the ask moves up
+    acts = run(engine, venue, md(feed.packet(Feed.delete(refs[1_000_100]), Feed.delete(refs[1_000_200])), now), now)
+    sells = [o for o in orders(acts) if o.intent.side is Side.SELL]
+    assert not [o for o in sells if o.intent.kind is OrderKind.REPLACE and o.intent.orig_token == ask.token]
+    assert [o.intent.kind for o in sells][:2] == [OrderKind.CANCEL, OrderKind.ENTER]
+    assert sells[0].intent.token == ask.token and wire_side(sells[1]) == "S"
+    assert sells[1].intent.price > ask.price and engine.oms.get(ask.token).state is OrderState.CANCELED
+
+
 def test_a_size_down_modify_keeps_the_short_marking():
     """OUCH Modify carries a side and the venue takes it: a short order sized down stays short."""
     engine, venue, _, _, _ = quoted()
