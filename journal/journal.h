@@ -36,11 +36,16 @@
  *                             writer's helper thread once the current one is half full; a roll
  *                             renames it to seg-<i+1>.mmj.tmp and finishes it as a new segment;
  *                             deleted at open
- *   notify                    4096 bytes, not journal data: u32 futex counter at 0, u32 count of
- *                             waiting tailers at 4. A writer that publishes records and sees a
- *                             waiter bumps the counter and FUTEX_WAKEs it; a tailer waiting with a
- *                             timeout registers, re-checks, and FUTEX_WAITs on it (slices of at
- *                             most 10 ms). Without write access to it tailers sleep-poll.
+ *   notify                    4096 bytes, not journal data: u32 futex counter at 0, u32 at 4:
+ *                             epoch (high 16 bits) | count of waiting tailers (low 16 bits). A
+ *                             writer that publishes records and sees a waiter bumps the counter
+ *                             and FUTEX_WAKEs it; a tailer waiting with a timeout registers,
+ *                             re-checks, and FUTEX_WAITs on it (slices of at most 10 ms), then
+ *                             unregisters if the epoch is still its own. The writer resets the
+ *                             count (new epoch, counter bumped, FUTEX_WAKE) at open and about once
+ *                             a second while it is not zero, so a tailer killed while waiting
+ *                             costs appends a wake call for at most a second; live waiters wake
+ *                             and register again. Without write access tailers sleep-poll.
  *   Files are created under "<name>.tmp" and renamed; the directory is fsynced after every
  *   create and rename. Readers ignore *.tmp.
  *
@@ -487,7 +492,9 @@ int mmj_writer_space_low(const mmj_writer *w /* writer */);
  * never low), MMJ_E_DISK_FULL while space is still short (a statvfs check first, so it is cheap
  * enough for a 1 Hz timer). */
 int mmj_writer_retry_space(mmj_writer *w /* writer */);
-/* msync everything appended so far (any durability mode). */
+/* Make everything appended so far durable (any durability mode): fdatasync the segments rolled
+ * away since the last sync (pagecache mode seals them without an msync), then msync the current
+ * segment; each is reported to the sync hook. */
 int mmj_sync(mmj_writer *w /* writer */);
 /* Write a CHECKPOINT now. */
 int mmj_checkpoint(mmj_writer *w /* writer */);
@@ -513,7 +520,8 @@ void mmj_writer_salt(const mmj_writer *w /* writer */, uint8_t *out /* OUT: 16 b
 int mmj_writer_errno(const mmj_writer *w /* writer */);
 /* Called after each msync or fsync that made bytes [from, to) of segment `segment` durable (an
  * msync's range starts at a page boundary; a new segment made durable at creation, header and
- * preallocated zeros, reports [0, S)). For tracing and for power-loss tests that must know what
+ * preallocated zeros, reports [0, S); a rolled segment fdatasynced by mmj_sync reports up to S).
+ * For tracing and for power-loss tests that must know what
  * reached the device; runs on the appending thread with the writer's lock held, so it must not
  * call into this writer. */
 typedef void (*mmj_sync_hook)(void *ctx, uint64_t segment, uint64_t from, uint64_t to);

@@ -41,6 +41,7 @@
 #define MMJ_AHEAD_LONG_BURST 24          /* steps (64 KiB each) that make a burst long: more than
                                           * a Python append loop makes in a millisecond (about 10), so
                                           * its appends keep the 1 ms cadence (fewer wake-ups, p99.9) */
+#define MMJ_NOTIFY_RESET_NS 1000000000   /* how often a leftover tailer registration is cleared */
 
 void mmj_ahead_reset(mmj_writer *w, const uint8_t *anchor_hash, uint64_t anchor_off)
 {
@@ -131,7 +132,7 @@ static uint8_t *make_next(mmj_writer *w, int *fd)
  * held. */
 static int prepare_next(mmj_writer *w, uint64_t pub)
 {
-    if (w->next_fd >= 0 || w->next_failed || !w->seg.base || pub < w->seg.size / 2)
+    if (w->next_fd >= 0 || w->next_failed || w->rolling || !w->seg.base || pub < w->seg.size / 2)
         return 0;
     uint64_t index = w->seg.index + 1;
     int fd;
@@ -149,8 +150,8 @@ static int prepare_next(mmj_writer *w, uint64_t pub)
     w->next_base = p;
     w->next_index = index;
     w->next_populated = 0;
-    if (!(w->seg.base && w->seg.index + 1 == index))
-        mmj_ahead_drop_next(w);   /* the writer rolled meanwhile */
+    if (w->rolling || !(w->seg.base && w->seg.index + 1 == index))
+        mmj_ahead_drop_next(w);   /* the writer rolls or rolled meanwhile: made for a taken index */
     return 1;
 }
 
@@ -212,11 +213,18 @@ static void *helper_main(void *arg)
 {
     mmj_writer *w = arg;
     int burst = 0;   /* steps since the last sleep */
+    int64_t reset_at = mmj_now_ns() + MMJ_NOTIFY_RESET_NS;
     pthread_mutex_lock(&w->hash_mu);
     while (!w->helper_stop) {
         /* the prefault window first, and without hash_mu: what the append path would otherwise
          * wait for, while the append thread may be hashing under hash_mu at a checkpoint */
         pthread_mutex_unlock(&w->hash_mu);
+        if (mmj_now_ns() >= reset_at) {
+            /* a tailer killed while waiting stays registered: every append would pay a wake call
+             * (live waiters are woken by the reset and register again: journal_notify.c) */
+            mmj_notify_reset(w->notify);
+            reset_at = mmj_now_ns() + MMJ_NOTIFY_RESET_NS;
+        }
         int faulted = 0;
         for (int k = 0; k < 16; k++) {   /* up to 1 MiB, then a look at the rest */
             pthread_mutex_lock(&w->fault_mu);

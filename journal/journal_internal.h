@@ -170,11 +170,15 @@ mmj_notify *mmj_notify_map(int dirfd, int create);
 void mmj_notify_unmap(mmj_notify *n);
 /* Writer, after publishing: wake waiting tailers, if any. */
 void mmj_notify_wake(mmj_notify *n);
-/* Tailer: register as a waiter (returns the counter to wait on), re-check for records, then
- * wait up to ns for a wake, then leave. */
-uint32_t mmj_notify_enter(mmj_notify *n);
+/* Writer (at open, and now and then): forget the registered waiters (a tailer killed while
+ * waiting leaves one behind) and wake everyone, so live waiters register again. 1 if there was
+ * a count to clear. */
+int mmj_notify_reset(mmj_notify *n);
+/* Tailer: register as a waiter (returns the counter to wait on; OUT *epoch, for the leave),
+ * re-check for records, then wait up to ns for a wake, then leave. */
+uint32_t mmj_notify_enter(mmj_notify *n, uint32_t *epoch);
 void mmj_notify_wait(mmj_notify *n, uint32_t seen, int64_t ns);
-void mmj_notify_leave(mmj_notify *n);
+void mmj_notify_leave(mmj_notify *n, uint32_t epoch);
 int64_t mmj_now_ns(void);
 
 #endif

@@ -274,7 +274,8 @@ static int tailer_wait(mmj_tailer *t, int64_t start, int64_t deadline, mmj_recor
             continue;
         }
         /* register, look once more (a record published before the writer saw us), then sleep */
-        uint32_t seen = mmj_notify_enter(t->notify);
+        uint32_t epoch;
+        uint32_t seen = mmj_notify_enter(t->notify, &epoch);
         rc = poll_once(t, out);
         if (rc == MMJ_AGAIN) {
             int64_t left = deadline - mmj_now_ns();
@@ -283,7 +284,7 @@ static int tailer_wait(mmj_tailer *t, int64_t start, int64_t deadline, mmj_recor
             if (left > 0)
                 mmj_notify_wait(t->notify, seen, left);
         }
-        mmj_notify_leave(t->notify);
+        mmj_notify_leave(t->notify, epoch);
         if (rc != MMJ_AGAIN)
             return rc;
     }

@@ -30,6 +30,16 @@ static int fail_io(mmj_writer *w, int *err)
     return (errno == ENOSPC || errno == EDQUOT) ? MMJ_E_DISK_FULL : MMJ_E_IO;
 }
 
+/* A failed msync/fsync (errno set): fatal and latched, whatever the errno (an fsync can fail
+ * with ENOSPC too; it is never mistaken for a lack of space to retry later). */
+static int latch(mmj_writer *w, int *err)
+{
+    w->failed_errno = w->last_errno = errno ? errno : EIO;
+    if (err)
+        *err = w->failed_errno;
+    return MMJ_E_DURABILITY;
+}
+
 /* msync [from, to) of the current segment; a failure latches the writer. */
 static int sync_range(mmj_writer *w, uint64_t from, uint64_t to)
 {
@@ -38,10 +48,8 @@ static int sync_range(mmj_writer *w, uint64_t from, uint64_t to)
     if (to <= from)
         return MMJ_OK;
     uint64_t start = from & ~(uint64_t)(w->page - 1);
-    if (msync(w->seg.base + start, (size_t)(to - start), MS_SYNC) != 0) {
-        w->failed_errno = w->last_errno = errno ? errno : EIO;
-        return MMJ_E_DURABILITY;
-    }
+    if (msync(w->seg.base + start, (size_t)(to - start), MS_SYNC) != 0)
+        return latch(w, NULL);
     if (to > w->synced_off)
         w->synced_off = to;
     if (w->sync_hook)
@@ -54,6 +62,33 @@ static int sync_range(mmj_writer *w, uint64_t from, uint64_t to)
 static int durable(const mmj_writer *w)
 {
     return w->opt.durability != MMJ_DUR_PAGECACHE;
+}
+
+/* fsync the segments rolled away since the last sync (pagecache mode seals them without an
+ * msync): mmj_sync makes everything appended so far durable, not only the current segment. A
+ * failure latches the writer. */
+static int sync_retired(mmj_writer *w)
+{
+    char name[64];
+    if (w->failed_errno)
+        return MMJ_E_DURABILITY;
+    for (; w->unsynced_retired && w->unsynced_seg < w->seg.index; w->unsynced_seg++) {
+        mmj_segment_name(name, sizeof name, w->unsynced_seg, 0);
+        int fd = openat(w->dirfd, name, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || fdatasync(fd) != 0) {
+            int status = latch(w, NULL);
+            if (fd >= 0)
+                close(fd);
+            return status;
+        }
+        close(fd);
+        if (w->sync_hook)
+            w->sync_hook(w->sync_ctx, w->unsynced_seg, w->unsynced_from & ~(uint64_t)(w->page - 1),
+                         w->opt.segment_size);
+        w->unsynced_from = 0;
+    }
+    w->unsynced_retired = 0;
+    return MMJ_OK;
 }
 
 /* Write one record at w->off, publishing its word last. The caller checked the space. */
@@ -150,12 +185,10 @@ static int finish_segment(mmj_writer *w, int fd, const char *tmp, uint64_t index
     }
     mmj_header_build(p, w->opt.format_version, w->salt, index, first_seq, size, prev_seal);
     if (durable(w) && fsync(fd) != 0) {
-        w->failed_errno = w->last_errno = errno;
-        if (err)
-            *err = errno;
+        int status = latch(w, err);
         munmap(p, (size_t)size);
         close(fd);
-        return MMJ_E_DURABILITY;
+        return status;
     }
     close(fd);
     if (renameat(w->dirfd, tmp, w->dirfd, name) != 0) {
@@ -165,11 +198,9 @@ static int finish_segment(mmj_writer *w, int fd, const char *tmp, uint64_t index
         return status;
     }
     if (fsync(w->dirfd) != 0) {
-        w->failed_errno = w->last_errno = errno;
-        if (err)
-            *err = errno;
+        int status = latch(w, err);
         munmap(p, (size_t)size);
-        return MMJ_E_DURABILITY;
+        return status;
     }
     if (durable(w) && w->sync_hook)   /* header and zeros fsynced, the name made durable */
         w->sync_hook(w->sync_ctx, index, 0, size);
@@ -260,18 +291,22 @@ static int create_reserve(mmj_writer *w, int *err)
     int rc = preallocate(w, MMJ_RESERVE_TMP, &fd, err);
     if (rc != MMJ_OK)
         return rc;
+    /* a failed fsync is fatal and latched (even with ENOSPC): only fallocate's ENOSPC means
+     * low space, which retry_space may try again */
     if (durable(w) && fsync(fd) != 0) {
-        rc = fail_io(w, err);
+        rc = latch(w, err);
         close(fd);
         unlinkat(w->dirfd, MMJ_RESERVE_TMP, 0);
         return rc;
     }
     close(fd);
-    if (renameat(w->dirfd, MMJ_RESERVE_TMP, w->dirfd, MMJ_RESERVE_NAME) != 0 || fsync(w->dirfd) != 0) {
+    if (renameat(w->dirfd, MMJ_RESERVE_TMP, w->dirfd, MMJ_RESERVE_NAME) != 0) {
         rc = fail_io(w, err);
         unlinkat(w->dirfd, MMJ_RESERVE_TMP, 0);
         return rc;
     }
+    if (fsync(w->dirfd) != 0)
+        return latch(w, err);
     w->reserve_ready = 1;
     return MMJ_OK;
 }
@@ -363,6 +398,7 @@ static int roll(mmj_writer *w, int reserve)
     mmj_map next;
     pthread_mutex_lock(&w->hash_mu);
     mmj_ahead_hash(w, w->off, seal);
+    w->rolling = 1;   /* until start_segment, w->seg is the old segment: the helper must not prepare */
     pthread_mutex_unlock(&w->hash_mu);
     int rc = create_segment(w, w->seg.index + 1, w->next_seq, seal, &next, NULL);
     if (rc == MMJ_E_DISK_FULL) {
@@ -374,13 +410,23 @@ static int roll(mmj_writer *w, int reserve)
     } else if (rc == MMJ_OK) {
         w->in_reserve = 0;
     }
-    if (rc != MMJ_OK)
+    if (rc != MMJ_OK) {
+        pthread_mutex_lock(&w->hash_mu);
+        w->rolling = 0;
+        pthread_mutex_unlock(&w->hash_mu);
         return rc;
+    }
     rc = seal_current(w, seal);
+    if (!durable(w) && !w->unsynced_retired) {   /* sealed without an msync: mmj_sync fsyncs it */
+        w->unsynced_retired = 1;
+        w->unsynced_seg = w->seg.index;
+        w->unsynced_from = w->synced_off;
+    }
     pthread_mutex_lock(&w->hash_mu);   /* the helper must not touch the old mapping any more */
     pthread_mutex_lock(&w->fault_mu);
     mmj_ahead_retire(w, &w->seg);
     start_segment(w, &next, seal);
+    w->rolling = 0;
     pthread_mutex_unlock(&w->fault_mu);
     pthread_mutex_unlock(&w->hash_mu);
     return rc;
@@ -633,7 +679,9 @@ int mmj_sync(mmj_writer *w)
     if (!w)
         return MMJ_E_CLOSED;
     pthread_mutex_lock(&w->mutex);
-    int rc = w->shut ? MMJ_E_CLOSED : sync_range(w, w->synced_off, w->off);
+    int rc = w->shut ? MMJ_E_CLOSED : sync_retired(w);
+    if (rc == MMJ_OK)
+        rc = sync_range(w, w->synced_off, w->off);
     pthread_mutex_unlock(&w->mutex);
     return rc;
 }
@@ -1039,6 +1087,36 @@ static int summary_trusted(mmj_writer *w, const mmj_map *m, uint64_t first_seq, 
     return 1;
 }
 
+/* A segment sealed by a clean close gave back its blocks past the EOS (release_unused_tail); if
+ * that EOS never reached the disk, recovery continues writing in the segment: allocate it whole
+ * again first, so that no store meets a hole (a SIGBUS on a full disk). Short of space, the
+ * reserve file is given up for it (the journal opens in low-space state: ensure_reserve cannot
+ * make a new one); without one the open fails with MMJ_E_DISK_FULL, nothing written lost. */
+static int reallocate_holes(mmj_writer *w, uint64_t index, int *err)
+{
+    char name[64];
+    struct stat st;
+    mmj_segment_name(name, sizeof name, index, 0);
+    int fd = openat(w->dirfd, name, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return fail_io(w, err);
+    int rc = 0;
+    if (fstat(fd, &st) != 0)
+        rc = errno;
+    else if ((uint64_t)st.st_blocks * 512 < (uint64_t)st.st_size) {
+        rc = posix_fallocate(fd, 0, st.st_size);
+        if ((rc == ENOSPC || rc == EDQUOT) && w->reserve_ready && unlinkat(w->dirfd, MMJ_RESERVE_NAME, 0) == 0) {
+            w->reserve_ready = 0;
+            rc = posix_fallocate(fd, 0, st.st_size);
+        }
+    }
+    close(fd);
+    if (rc == 0)
+        return MMJ_OK;
+    errno = rc;
+    return fail_io(w, err);
+}
+
 static int recover(mmj_writer *w, mmj_recovery *rep, int *err)
 {
     uint64_t *idx = NULL;
@@ -1146,14 +1224,22 @@ static int recover(mmj_writer *w, mmj_recovery *rep, int *err)
             rep->offset = end;
             rep->seq = w->next_seq;
         }
-        uint64_t anchor_off = w->anchor_off, seg_data = w->seg_data;
+        rc = reallocate_holes(w, idx[i], err);   /* before anything is written or prefaulted in it */
+        if (rc != MMJ_OK) {
+            mmj_discard_close(&keep);
+            mmj_unmap(&m);
+            free(idx);
+            return rc;
+        }
+        uint64_t anchor_off = w->anchor_off, seg_data = w->seg_data, since_anchor = w->since_anchor;
         uint8_t anchor_hash[MMJ_HASH_SIZE];
         memcpy(anchor_hash, w->anchor_hash, MMJ_HASH_SIZE);
-        start_segment(w, &m, prev_seal);
+        start_segment(w, &m, prev_seal);   /* zeroes seg_data and since_anchor: restored below */
         w->off = end;
         w->seg_data = seg_data;
         if (anchor_off) {
             w->anchor_off = anchor_off;
+            w->since_anchor = since_anchor;   /* the next CHECKPOINT stays checkpoint_every after the last */
             memcpy(w->anchor_hash, anchor_hash, MMJ_HASH_SIZE);
         } else {
             rescan_anchor(w, prev_seal);
@@ -1199,6 +1285,34 @@ static int recover(mmj_writer *w, mmj_recovery *rep, int *err)
     }
     if (rc == MMJ_OK)
         start_segment(w, &m, prev_seal);
+    return rc;
+}
+
+/* Create only in a directory without journal files, never adopting foreign segments: MMJ_OK
+ * if it has neither segments nor journal.meta, else MMJ_E_NOT_JOURNAL (or a listing error). */
+static int no_journal_files(mmj_writer *w, int *err)
+{
+    uint64_t *idx = NULL;
+    size_t n = 0;
+    int rc = mmj_list_segments(w->dirfd, &idx, &n, err);
+    free(idx);
+    if (rc == MMJ_OK && (n || faccessat(w->dirfd, MMJ_META_NAME, F_OK, 0) == 0))
+        rc = MMJ_E_NOT_JOURNAL;
+    return rc;
+}
+
+/* With the lock held, decide again whether there is a journal: another writer may have created
+ * it (and closed it) since the first look, and its salt and segments must not be replaced. */
+static int create_locked(mmj_writer *w, mmj_recovery *rep, int *err)
+{
+    int rc = mmj_meta_read(w->dirfd, w->salt, err);
+    if (rc != MMJ_E_NOT_JOURNAL)
+        return rc;   /* MMJ_OK: created meanwhile, opened as it is */
+    rc = no_journal_files(w, err);
+    if (rc == MMJ_OK) {
+        rc = mmj_meta_create(w->dirfd, w->salt, w->opt.format_version, err);
+        rep->created = 1;
+    }
     return rc;
 }
 
@@ -1253,22 +1367,11 @@ int mmj_writer_open(const char *dir, const mmj_options *opt, mmj_writer **out, m
         goto fail;
     rc = mmj_meta_read(w->dirfd, w->salt, err);
     if (rc == MMJ_E_NOT_JOURNAL && w->opt.create) {
-        /* create only in a directory without journal files: never adopt foreign segments */
-        uint64_t *idx = NULL;
-        size_t n = 0;
-        rc = mmj_list_segments(w->dirfd, &idx, &n, err);
-        free(idx);
-        if (rc != MMJ_OK)
-            goto fail;
-        if (n || faccessat(w->dirfd, MMJ_META_NAME, F_OK, 0) == 0) {
-            rc = MMJ_E_NOT_JOURNAL;
-            goto fail;
-        }
-        rc = take_lock(w, rep, err);
-        if (rc != MMJ_OK)
-            goto fail;
-        rc = mmj_meta_create(w->dirfd, w->salt, w->opt.format_version, err);
-        rep->created = 1;
+        rc = no_journal_files(w, err);
+        if (rc == MMJ_OK)
+            rc = take_lock(w, rep, err);
+        if (rc == MMJ_OK)
+            rc = create_locked(w, rep, err);
     } else if (rc == MMJ_OK) {
         rc = take_lock(w, rep, err);
     }
@@ -1285,6 +1388,7 @@ int mmj_writer_open(const char *dir, const mmj_options *opt, mmj_writer **out, m
     }
     write_lock_state(w, "open");
     w->notify = mmj_notify_map(w->dirfd, 1);
+    mmj_notify_reset(w->notify);   /* a tailer killed while waiting must not cost every append */
     mmj_ahead_start(w);
     *out = w;
     return MMJ_OK;

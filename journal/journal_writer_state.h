@@ -42,10 +42,16 @@ struct mmj_writer {
     uint64_t next_populated;   /* bytes of it from 0 faulted in for writing so far */
     int next_failed;           /* the helper could not preallocate it: the roll tries itself */
     int next_busy;             /* the helper is creating it now (hash_mu not held meanwhile) */
+    int rolling;               /* a roll is between creating the next segment and starting it: w->seg
+                                * is still the old one, whose successor exists already (hash_mu) */
     pthread_cond_t next_done;  /* signalled when next_busy clears */
     mmj_notify *notify;        /* wakes tailers waiting in other processes; NULL if none */
     uint64_t since_anchor;     /* data records since the anchor */
     uint64_t synced_off;       /* bytes of the current segment known to be msynced */
+    int unsynced_retired;      /* pagecache mode: segments unsynced_seg .. seg.index-1 were rolled
+                                * away since the last mmj_sync, without an msync */
+    uint64_t unsynced_seg;
+    uint64_t unsynced_from;    /* the first of them is msynced up to here already */
     uint64_t unsynced;         /* records since the last msync (group mode) */
     int64_t last_sync_ns;
     size_t page;

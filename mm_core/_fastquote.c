@@ -336,11 +336,15 @@ int fq_price(const fq_config *c, double fair, int half_penny, double variance_pe
     if ((rc = fq_quote_sizes(net, c->position_limit, base, c->lot, c->size_skew, c->withdraw_at,
                              &bid_qty, &ask_qty)))
         return rc;
-    if (reducing) {
+    if (reducing) {     /* the reducing side only, at most |position| (price_reference) */
         if (position >= 0)
             bid_qty = 0;
+        else if (bid_qty > -position)
+            bid_qty = -position;
         if (position <= 0)
             ask_qty = 0;
+        else if (ask_qty > position)
+            ask_qty = position;
     }
     if (bid_blocked)
         bid_qty = 0;

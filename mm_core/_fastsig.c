@@ -966,25 +966,26 @@ int fsig_requote_may_act(const fsig *g, const fmd_book *b, fsig_react *r, uint32
             memcpy(q, m + FSIG_M_QUOTE, sizeof q);
         }
     }
-    int64_t hold = r->hold[s];
-    if (hold > 0)
+    int64_t hold = r->hold[s];          /* Engine._requote: +1 asks wait, -1 bids, 2 both */
+    if (hold != 0 && hold != -1)
         q[3] = 0;
-    else if (hold < 0)
+    if (hold != 0 && hold != 1)
         q[1] = 0;
     return fsig_requote_acts(r, s, q[0], q[1], q[2], q[3], now_ns);
 }
 
 /* Whether Engine._requote(s) then Engine._hedge of s's hedge targets may act or change state. */
 static int symbol_acts(const fsig *g, const fmd_book *b, fsig_react *r, uint32_t s, int64_t now_ns) {
-    if (r->quoted[s] && fsig_requote_may_act(g, b, r, s, now_ns))
+    /* REDUCING: Engine._reduce_room sizes the quote by our other working orders, not mirrored */
+    if (r->quoted[s] && (r->risk_state == r->reducing_state || fsig_requote_may_act(g, b, r, s, now_ns)))
         return 1;
     for (uint32_t k = r->targets_off[s]; k < r->targets_off[s + 1]; k++) {
         uint32_t t = r->targets[k];
         int64_t h = r->hedge_id[t];
         if (r->hold[h] != 0)
-            return 1;                   /* _hedge sets or clears it */
-        if (r->risk_state == r->halted_state)
-            continue;
+            return 1;                   /* _hedge may clear its pair's part of it (not mirrored) */
+        if (r->risk_state == r->halted_state || r->halted[h])
+            continue;                   /* _hedge waits: trading halted, or the instrument */
         const int64_t *pair = &r->pair[(size_t)t * FSIG_P_N];
         int64_t pos = r->position[t];
         if (pair[FSIG_P_ACTIVE] || pair[FSIG_P_IN_FLIGHT] || (pos < 0 ? -pos : pos) >= r->trigger ||

@@ -72,6 +72,7 @@ _MEMO_N, _SENT_N = lib.FSIG_M_N, lib.FSIG_S_N
 _STATE_OF = TradingState
 _on_packets_c = lib.fsig_on_packets
 _priced_c = lib.fsig_priced
+HOLD_BOTH = 2                   # hedge_hold of an instrument two pairs hedge in opposite ways
 _RUN_MAX_SEQUENCE = 1 << 62     # a run's sequence stays far below the C path's int64 limit
 _DAY_NS = 86_400 * 1_000_000_000
 
@@ -262,8 +263,11 @@ class Engine:
         for p in symbols.pairs:
             self.hedge_of[p.a].append(p.b)
         self.hedge_tokens: dict[str, int] = {}                       # hedge IOC token -> hedged symbol
-        # per hedge instrument: +1 while a buy hedge is worked there (our asks are not quoted),
-        # -1 for a sell hedge and our bids: no wash trade, and no quote undoing the hedge
+        # per hedged symbol, the hold its pair's hedge puts on the hedge instrument: +1 while a
+        # buy hedge is worked there (our asks are not quoted), -1 for a sell hedge and our bids:
+        # no wash trade, and no quote undoing the hedge; per hedge instrument, what its pairs'
+        # holds make together (HOLD_BOTH when two pairs hedge there opposite ways)
+        self.pair_hold = [0] * n
         self.hedge_hold = [0] * n
         # per symbol, the hedged symbols whose hedge decision a change of it can move (itself when
         # it is hedged, then the symbols it hedges): built once, read per book update
@@ -355,6 +359,12 @@ class Engine:
         state.setdefault("ssr", [False] * state["n"])
         state["counts"].setdefault("md_session_changes", 0)
         state["counts"].setdefault("venue_rejects", 0)
+        if "pair_hold" not in state:    # from before holds were per pair: each pair keeps its
+            # instrument's hold until its own hedge decision clears it
+            hold = state["hedge_hold"]
+            state["pair_hold"] = [0] * len(hold)
+            for h, t in ((h, t) for h, ts in enumerate(state["hedge_of"]) for t in ts):
+                state["pair_hold"][t] = hold[h]
         if state.get("quote_pricer") is None:
             state["quote_pricer"] = QuotePricer(state["cfg"])
         self.__dict__.update(state)
@@ -858,9 +868,9 @@ class Engine:
         bid_px, bid_qty, ask_px, ask_qty = self._quote(symbol_id)
         hold = self.hedge_hold[symbol_id]
         if hold:                        # a hedge here waits for this side of our quotes to go
-            if hold > 0:
+            if hold != -1:              # a buy hedge (+1, or HOLD_BOTH)
                 ask_qty = 0
-            else:
+            if hold != 1:               # a sell hedge (-1, or HOLD_BOTH)
                 bid_qty = 0
         if ask_qty and self.ssr[symbol_id]:
             # Rule 201: a short sale only above the national best bid (the ask is post-only, so
@@ -872,6 +882,13 @@ class Engine:
         orders, working = oms.orders, oms.working
         bid_key, ask_key = self.quote_slots[symbol_id]
         bid, ask = working.get(bid_key), working.get(ask_key)
+        if self.risk.state is _REDUCING and (bid_qty or ask_qty):
+            # the quote is priced at most |position|; our other working orders on that side
+            # count against it too (the gateway's reduce-only check adds them all up)
+            if bid_qty:
+                bid_qty = min(bid_qty, self._reduce_room(symbol_id, True, bid))
+            if ask_qty:
+                ask_qty = min(ask_qty, self._reduce_room(symbol_id, False, ask))
         # Self-trade prevention: a side that would reach our own opposite quote works after that
         # quote moved away, and waits (next event) if it could not move yet (or the venue has not
         # confirmed the move: the gateway counts the original's price until it does).
@@ -886,6 +903,21 @@ class Engine:
         if bid and ask_qty and ask_px <= self._reach(orders[bid], True):
             return
         self._requote_side(symbol_id, _SELL, ask, ask_px, ask_qty, actions)
+
+    def _reduce_room(self, symbol_id: int, buy: bool, token: str | None) -> int:
+        """REDUCING: the most shares an order on this side may hold and still pass the gateway's
+        reduce-only check: |position| less every other order the gateway counts on that side
+        (`token`, the order being resized, is replaced by it, so it does not count). The venue
+        takes odd lots, so the room is not rounded to lots."""
+        position = self.risk.position(symbol_id)
+        if buy == (position >= 0):
+            return 0                    # this side adds to |position|
+        others = 0
+        for t, (s, is_buy, qty, _) in self.risk.working_orders().items():
+            if s == symbol_id and is_buy == buy and t != token:
+                others += qty
+        room = abs(position) - others
+        return room if room > 0 else 0
 
     def _reach(self, order: Order, bid: bool) -> int:
         """The most aggressive price this quote may rest at: a replacement the venue has not
@@ -1199,18 +1231,31 @@ class Engine:
         for hedged in self.hedge_targets[symbol_id]:
             self._hedge(hedged, actions)
 
-    def _hold(self, h: int, hold: int) -> None:
-        """Set the hedge hold on a hedge instrument (and its C mirror)."""
-        if self.hedge_hold[h] != hold:
-            self.hedge_hold[h] = hold
+    def _hold(self, symbol_id: int, h: int, hold: int) -> None:
+        """Set the hedge hold of one pair (hedged symbol, hedge instrument h), and the hold on h
+        that its pairs make together (and its C mirror): +1 a buy hedge is worked (our asks in h
+        wait), -1 a sell hedge (our bids), HOLD_BOTH both, by two pairs hedging opposite ways."""
+        if self.pair_hold[symbol_id] == hold:
+            return
+        self.pair_hold[symbol_id] = hold
+        buy = sell = False
+        for t in self.hedge_of[h]:
+            held = self.pair_hold[t]
+            buy |= held > 0
+            sell |= held < 0
+        combined = HOLD_BOTH if buy and sell else 1 if buy else -1 if sell else 0
+        if self.hedge_hold[h] != combined:
+            self.hedge_hold[h] = combined
             if self._rx is not None:
-                self._rx.hold[h] = hold
+                self._rx.hold[h] = combined
 
     def _hedge(self, symbol_id: int, actions: list[Action]) -> None:
         h = self.hedger.pairs[symbol_id].hedge_id
-        if self.stale or self.risk.state is _HALTED or \
+        # no hedge into a stale book or a halted instrument (ITCH trading action): it waits, and
+        # goes out when the instrument trades again (the timer asks every pair)
+        if self.stale or self.risk.state is _HALTED or self.halted_symbols[h] or \
                 self.hedger.idle(symbol_id, self.inventory.position[symbol_id]):
-            self._hold(h, 0)
+            self._hold(symbol_id, h, 0)
             return
         hticks = self.ticks[h]
         top = self._top
@@ -1220,17 +1265,28 @@ class Engine:
             self.fv.mids[h], top[0], top[2], hticks.tick_above, hticks.tick_below)
         if decision is None:
             if not self.hedger.pairs[symbol_id].in_flight:
-                self._hold(h, 0)            # nothing left to hedge now: quote that side again
+                self._hold(symbol_id, h, 0)     # nothing left to hedge now: quote that side again
             return
         buying = decision.side == _BUY
         limit = decision.price
+        qty = decision.qty
+        if self.risk.state is _REDUCING:
+            # only what reduces |position| in the hedge instrument passes the gateway: a hedge
+            # that would grow it waits (asking would be denied on every decision), a larger one
+            # is cut to the room
+            room = self._reduce_room(h, buying, None)
+            if room <= 0:
+                self.hedger.on_done(symbol_id)
+                self._hold(symbol_id, h, 0)
+                return
+            qty = min(qty, room)
 
         def crossed(order: Order) -> bool:      # one of our orders that can rest (not an IOC)
             return order.symbol_id == h and order.side != decision.side and \
                 order.tif != ouch.TIF_IOC and (order.price <= limit if buying else order.price >= limit)
         # While a hedge is worked, the side of the hedge instrument it trades against is not
         # quoted: buying it back there would undo the hedge, and that quote is what it would hit.
-        self._hold(h, 1 if buying else -1)
+        self._hold(symbol_id, h, 1 if buying else -1)
         if any(crossed(o) for o in self.oms.live.values()):
             # the IOC would execute against our own quote (a wash trade): pull those quotes first;
             # the hedge goes out once they are gone
@@ -1238,7 +1294,7 @@ class Engine:
             self._cancel_all(Purpose.QUOTE, actions, guard=False, match=crossed)
             return
         token = self.oms.new_token()
-        intent = make_intent(_ENTER, token, h, decision.side, decision.price, decision.qty, self.ids,
+        intent = make_intent(_ENTER, token, h, decision.side, decision.price, qty, self.ids,
                              tif=ouch.TIF_IOC, purpose=Purpose.HEDGE)
         if self._submit(intent, actions):
             self.hedge_tokens[token] = symbol_id
@@ -1352,13 +1408,17 @@ class Engine:
         now = self.now
         s, side = order.symbol_id, order.side
         position = self.inventory.apply_fill(s, side, qty)
-        self.metrics.on_fill(s, side, qty, price, self.mid2[s], now)
+        hedge = order.purpose is Purpose.HEDGE
+        if hedge:       # the cost of hedging, not adverse selection of our quotes
+            self.metrics.on_hedge_fill(s, side, qty, price, self.mid2[s])
+        else:
+            self.metrics.on_fill(s, side, qty, price, self.mid2[s], now)
         rx = self._rx
         if rx is not None:
             rx.position[s] = position
             rx.set_metrics(self.metrics)
         self.risk.on_fill(s, side, qty, price, now, order.token)
-        if order.purpose is Purpose.HEDGE:
+        if hedge:
             hedged = self.hedge_tokens.get(order.token)
             if hedged is not None:
                 self.hedger.on_fill(hedged, side, qty)
@@ -1445,7 +1505,9 @@ class Engine:
         """_requote of each of these quoted symbols (the timer's).
         Compiled, the book not stale: only the ones fsig_requote_may_act finds may act or change
         state, on mirrors refreshed before each."""
-        if self._rx is None or self.stale:
+        if self._rx is None or self.stale or self.risk.state is _REDUCING:
+            # REDUCING sizes the quotes by our other working orders too (_reduce_room), which
+            # the C check does not mirror: the Python path decides
             for s in symbols:
                 self._requote(s, actions)
             return
@@ -1644,7 +1706,7 @@ class Engine:
             self.book.state_items(), self.fv.state_items(),
             [(v.m2, v.dt, v.last_mid, v.last_ns, v.n) for v in self.vol],
             self.inventory.position, [g.state_items() for g in self.guards],
-            self.hedger.state_items(), sorted(self.hedge_tokens.items()), self.hedge_hold,
+            self.hedger.state_items(), sorted(self.hedge_tokens.items()), self.hedge_hold, self.pair_hold,
             self.oms.state_items(),
             self.metrics.state_items(), list(self.mid2[0:self.n]), self.halted_symbols, self.tape.state_items(),
             self.ssr,
@@ -1664,6 +1726,25 @@ class Engine:
         position = self.inventory.position
         self._cancel_all(None, actions, guard=False, match=lambda o: (
             position[o.symbol_id] >= 0 if o.side == _BUY else position[o.symbol_id] <= 0))
+        self._fit_reducing(actions)
+
+    def _fit_reducing(self, actions: list[Action]) -> None:
+        """REDUCING: a resting order that would flip the position's sign if it filled (with every
+        other working order on its side) is sized down to the room left (OUCH Modify, in place)
+        or, when it cannot be (no room, not answered yet, the modify refused), pulled."""
+        for order in list(self.oms.live.values()):
+            st = order.fsm.state
+            if st in TERMINAL or st is OrderState.PENDING_CANCEL or order.tif == ouch.TIF_IOC:
+                continue
+            s, buy = order.symbol_id, order.side == _BUY
+            room = self._reduce_room(s, buy, order.token)
+            if order.leaves <= room:
+                continue
+            if room > 0 and (st is _ACCEPTED or st is _PARTIAL) and self._submit(
+                    make_intent(_MODIFY, order.token, s, order.side, order.price, room, self.ids,
+                                purpose=order.purpose), actions):
+                continue
+            self._cancel(order, order.purpose, actions)
 
     def _forget_unsent(self, token: str) -> None:
         """An order the journal refused was never sent (write-ahead): the venue will never answer."""

@@ -1,8 +1,9 @@
 """Desk metrics: realized/unrealized P&L, spread captured, fill rates, markouts, adverse selection,
-inventory turnover.
+inventory turnover, and the cost of hedging.
 
 Owns: FIFO lots per symbol (so realized P&L is exact in price4·shares integers), the queue of our
-fills waiting for their markout horizons, and the counters behind the METRICS snapshot.
+quote fills waiting for their markout horizons (hedge fills are not marked: they are counted
+apart, as the cost of hedging), and the counters behind the METRICS snapshot.
 Must not know about orders' wire form, risk or time sources: fills, mids and now_ns come in.
 Mids are passed doubled (bid + ask) so every money figure stays an integer.
 """
@@ -60,6 +61,13 @@ class Metrics:
         self.marked_by = [0] * n_symbols                  # fills marked at the adverse horizon
         self.abs_pos_sum = 0                              # Σ |position| over samples (turnover)
         self.pos_samples = 0
+        self._no_hedges()
+
+    def _no_hedges(self) -> None:
+        self.hedge_fills = 0                              # hedge IOC fills (not quote fills)
+        self.hedge_qty = 0
+        self.hedge_cost_x2 = 0                            # 2 · Σ paid against the mid, price4 · shares
+        self.hedge_marked_qty = 0                         # hedge shares filled with a mid to mark
 
     def __setstate__(self, state: dict) -> None:
         """A snapshot from before per-symbol markouts loads with none recorded yet."""
@@ -69,6 +77,8 @@ class Metrics:
             self.recent_markout = [0.0] * self.n
             self.adverse_by = [0] * self.n
             self.marked_by = [0] * self.n
+        if "hedge_fills" not in state:      # from before hedge fills were kept apart
+            self._no_hedges()
 
     # --- inputs ------------------------------------------------------------------------
 
@@ -76,21 +86,38 @@ class Metrics:
         self.quotes_sent[0 if side == Side.BUY else 1] += 1
 
     def on_fill(self, symbol_id: int, side: Side, qty: int, price: int, mid2: int, now_ns: int) -> None:
-        if qty <= 0 or price <= 0:
-            raise MetricsError(f"fill of {qty} at {price}")
-        sign = 1 if side == Side.BUY else -1
+        """A fill of one of our quotes: P&L, spread captured, fill rates, and its markouts."""
+        sign = self._position_fill(symbol_id, side, qty, price)
         i = 0 if sign > 0 else 1
         self.fills[i] += 1
         self.filled_qty[i] += qty
-        self.traded[symbol_id] += qty
         if mid2 > 0:
             self.spread_x2[symbol_id] += sign * (mid2 - 2 * price) * qty
-        self._book_lots(symbol_id, sign * qty, price)
         for q in self.pending:
             q.append((now_ns, symbol_id, sign, price, qty))
         due = now_ns + self.horizons[0]
         if due < self.next_due_ns:
             self.next_due_ns = due
+
+    def on_hedge_fill(self, symbol_id: int, side: Side, qty: int, price: int, mid2: int) -> None:
+        """A fill of a hedge IOC: P&L and turnover, and the cost of hedging (what crossing the
+        spread paid against the mid). Not a quote fill: no markout, spread captured or fill rate
+        (a hedge that crosses would read as adverse selection of our quotes)."""
+        sign = self._position_fill(symbol_id, side, qty, price)
+        self.hedge_fills += 1
+        self.hedge_qty += qty
+        if mid2 > 0:
+            self.hedge_cost_x2 += sign * (2 * price - mid2) * qty
+            self.hedge_marked_qty += qty
+
+    def _position_fill(self, symbol_id: int, side: Side, qty: int, price: int) -> int:
+        """What every fill moves (traded shares, FIFO lots); returns its sign (+1 a buy)."""
+        if qty <= 0 or price <= 0:
+            raise MetricsError(f"fill of {qty} at {price}")
+        sign = 1 if side == Side.BUY else -1
+        self.traded[symbol_id] += qty
+        self._book_lots(symbol_id, sign * qty, price)
+        return sign
 
     def _book_lots(self, symbol_id: int, signed: int, price: int) -> None:
         lots = self.lots[symbol_id]
@@ -108,8 +135,9 @@ class Metrics:
 
     def on_time(self, now_ns: int, mids2: list[int]) -> list[tuple[int, bool, int, float]]:
         """Mature the markouts due by now; returns (symbol, our side is bid, horizon index,
-        markout per share in price4) for each, so the quote guard sees them. A due markout whose
-        symbol has no mid yet waits (blocked) until that symbol has one."""
+        markout per share in price4) for each, so the quote guard sees them. Each fill matures at
+        its own horizon: one whose symbol has no mid yet waits (blocked) until that symbol has
+        one, at the front of its queue, without holding up the other symbols' fills behind it."""
         if now_ns < self.next_due_ns:
             for s in self.blocked:
                 if mids2[s] > 0:
@@ -121,13 +149,18 @@ class Metrics:
         blocked: list[int] = []
         for h, q in enumerate(self.pending):
             horizon = self.horizons[h]
+            waiting = None
             while q and q[0][0] + horizon <= now_ns:
-                fill_ns, symbol_id, sign, price, qty = q[0]
+                entry = q.popleft()
+                fill_ns, symbol_id, sign, price, qty = entry
                 m2 = mids2[symbol_id]
-                if m2 <= 0:
-                    blocked.append(symbol_id)   # no mid to mark against yet: wait
-                    break
-                q.popleft()
+                if m2 <= 0:                     # no mid to mark against yet: it waits
+                    if waiting is None:
+                        waiting = []
+                    waiting.append(entry)
+                    if symbol_id not in blocked:
+                        blocked.append(symbol_id)
+                    continue
                 mark_x2 = sign * (m2 - 2 * price) * qty
                 self.markout_x2[h] += mark_x2
                 self.markout_n[h] += 1
@@ -141,9 +174,10 @@ class Metrics:
                     self.recent_markout[symbol_id] += self.markout_alpha * (
                         per_share - self.recent_markout[symbol_id])
                 matured.append((symbol_id, sign > 0, h, per_share))
-            else:
-                if q and q[0][0] + horizon < next_due:
-                    next_due = q[0][0] + horizon
+            if q and q[0][0] + horizon < next_due:
+                next_due = q[0][0] + horizon
+            if waiting:                         # back at the front, in fill order
+                q.extendleft(reversed(waiting))
         self.next_due_ns = next_due
         self.blocked = blocked
         return matured
@@ -196,6 +230,10 @@ class Metrics:
                                   for i, h in enumerate(self.horizons)},
             "adverse_selection_rate": self.adverse_rate(),
             "inventory_turnover": (sum(self.traded) / mean_abs) if mean_abs > 0 else None,
+            "hedging": {"fills": self.hedge_fills, "qty": self.hedge_qty,
+                        "cost": self.hedge_cost_x2 // 2,
+                        "cost_per_share": (self.hedge_cost_x2 / (2.0 * self.hedge_marked_qty)
+                                           if self.hedge_marked_qty else None)},
             "symbols": per_symbol,
         }
 
@@ -203,4 +241,5 @@ class Metrics:
         return ([list(map(tuple, l)) for l in self.lots], self.realized, self.spread_x2,
                 self.quotes_sent, self.fills, [list(q) for q in self.pending], self.markout_x2,
                 self.markout_n, self.adverse, self.abs_pos_sum, self.recent_markout,
-                self.adverse_by, self.marked_by)
+                self.adverse_by, self.marked_by, self.hedge_fills, self.hedge_qty,
+                self.hedge_cost_x2, self.hedge_marked_qty)

@@ -84,10 +84,16 @@ def price_reference(cfg: EngineConfig, fair: float, half_penny: bool, variance_p
     bid_qty, ask_qty = quote_sizes(net, cfg.position_limit, base, skew.lot, cfg.size_skew,
                                    cfg.withdraw_at)
     if reducing:
+        # only the side that reduces |position| quotes, and never more than |position| (a full
+        # fill must not flip the sign: the gateway's reduce-only check denies anything larger)
         if position >= 0:
             bid_qty = 0
+        elif bid_qty > -position:
+            bid_qty = -position
         if position <= 0:
             ask_qty = 0
+        elif ask_qty > position:
+            ask_qty = position
     if bid_blocked:
         bid_qty = 0
     if ask_blocked:

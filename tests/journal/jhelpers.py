@@ -4,10 +4,15 @@ Owns nothing beyond test conveniences; uses only the public journal API and jour
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
+import shutil
 import struct
+import subprocess
 import time
+
+import pytest
 
 from journal import Journal, RecordType
 from journal._journal_cffi import lib
@@ -83,3 +88,48 @@ def wait_for(predicate, seconds: float = 30.0) -> bool:
             return True
         time.sleep(0.002)
     return False
+
+
+def run(*cmd) -> subprocess.CompletedProcess:
+    return subprocess.run(list(cmd), capture_output=True, text=True)
+
+
+@contextlib.contextmanager
+def ext4_on_loop(image: pathlib.Path, mnt: pathlib.Path, size: int):
+    """A real ext4 (no fs journal) on a loop device over `image` (made `size` bytes, sparse),
+    mounted at mnt; skips the test where loop devices or mounting are not available (root)."""
+    missing = [tool for tool in ("mount", "umount", "losetup", "mkfs.ext4") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)} (util-linux, e2fsprogs)")
+    with open(image, "wb") as f:
+        f.truncate(size)
+    made = run("losetup", "-f", "--show", str(image))
+    if made.returncode != 0:
+        pytest.skip(f"no loop device available: {made.stderr.strip()}")
+    loop = made.stdout.strip()
+    try:
+        mkfs = run("mkfs.ext4", "-q", "-m", "0", "-E", "lazy_itable_init=1,lazy_journal_init=1", "-O",
+                   "^has_journal", loop)
+        assert mkfs.returncode == 0, mkfs.stderr
+        mounted = run("mount", loop, str(mnt))
+        if mounted.returncode != 0:
+            pytest.skip(f"cannot mount ext4 on a loop device: {mounted.stderr.strip()}")
+        try:
+            yield mnt
+        finally:
+            run("umount", "-l", str(mnt))
+    finally:
+        run("losetup", "-d", loop)
+
+
+def build_preload(directory: pathlib.Path, source: str) -> pathlib.Path:
+    """Compile `source` into an LD_PRELOAD library (fault or delay injection around one libc call
+    of the journal's C core, run in a subprocess); skips without a C compiler."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler on this machine (the Makefile's `debs` target installs gcc)")
+    (directory / "preload.c").write_text(source)
+    out = directory / "preload.so"
+    built = run(cc, "-shared", "-fPIC", "-O2", "-o", str(out), str(directory / "preload.c"), "-ldl")
+    assert built.returncode == 0, built.stderr
+    return out

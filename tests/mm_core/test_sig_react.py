@@ -80,7 +80,7 @@ def _resting(price: int, leaves: int, age: int, state=OrderState.ACCEPTED) -> Si
 
 
 @settings(max_examples=800, deadline=None)
-@given(bid=_order, ask=_order, want_bid=_side, want_ask=_side, hold=st.integers(-1, 1),
+@given(bid=_order, ask=_order, want_bid=_side, want_ask=_side, hold=st.integers(-1, 2),
        denied=st.tuples(*[st.sampled_from((0, _NOW, _NOW + 1))] * 2))
 # Engine._can_wait: more size at the same price, a one-tick step toward the market, a one-tick step
 # across $1.00 (the tick below it applies), all before and after the quote rested
@@ -120,7 +120,7 @@ def test_the_c_requote_decision_is_the_engines(bid, ask, want_bid, want_ask, hol
     # order submitted or cancelled is an action
     engine_type = type(engine)
     until = {slot: t for slot, t in zip((bid_key, ask_key), denied) if t}
-    probe = SimpleNamespace(oms=oms, quote_slots=engine.quote_slots, hedge_hold={s: hold},
+    probe = SimpleNamespace(oms=oms, quote_slots=engine.quote_slots, hedge_hold={s: hold}, risk=engine.risk,
                             _quote=lambda symbol_id: quote, now=_NOW, cfg=engine.cfg,
                             ticks=engine.ticks, ids=engine.ids, denied_until=until, ssr=[False] * engine.n,
                             _long_sells=lambda symbol_id, qty, skip="": (True, []))
@@ -139,9 +139,9 @@ def test_the_c_requote_decision_is_the_engines(bid, ask, want_bid, want_ask, hol
         work[2 * s * w:(2 * s + 2) * w] = work_words(oms, bid_key) + work_words(oms, ask_key)
         engine._rx.denied[2 * s:2 * s + 2] = list(denied)
         bp, bq, ap, aq = quote
-        if hold > 0:
+        if hold in (1, 2):          # 2: HOLD_BOTH, two pairs hedging opposite ways
             aq = 0
-        elif hold < 0:
+        if hold in (-1, 2):
             bq = 0
         acts = lib.fsig_requote_acts(engine._rx.r, s, bp, bq, ap, aq, _NOW)
     finally:
