@@ -24,7 +24,9 @@ typedef struct dq {
 typedef struct guard {
     uint8_t *pb;                /* prints window: aggressor buys, ring of cap prints_window + 1 */
     int64_t *pq;                /* its qtys */
+    int64_t *pi;                /* its numbers among the symbol's prints (breaks leave gaps) */
     size_t ph, plen;
+    int64_t printed;            /* prints seen */
     int64_t buy_vol, sell_vol;
     int64_t vbuy, vsell;        /* VPIN's open bucket */
     int64_t *imb, *net;         /* full buckets, ring of cap vpin_buckets */
@@ -143,11 +145,12 @@ fsig *fsig_new(uint32_t n_symbols, const fsig_guard_params *p, double flow_alpha
         size_t mw = (size_t)p->markout_window;
         u->pb = malloc(pw);
         u->pq = malloc(pw * sizeof(int64_t));
+        u->pi = malloc(pw * sizeof(int64_t));
         u->imb = malloc(nb * sizeof(int64_t));
         u->net = malloc(nb * sizeof(int64_t));
         u->marks[0].v = malloc(mw * sizeof(double));
         u->marks[1].v = malloc(mw * sizeof(double));
-        ok = u->pb && u->pq && u->imb && u->net && u->marks[0].v && u->marks[1].v;
+        ok = u->pb && u->pq && u->pi && u->imb && u->net && u->marks[0].v && u->marks[1].v;
     }
     if (!ok) {
         fsig_free(g);
@@ -169,6 +172,7 @@ void fsig_free(fsig *g) {
         guard *u = &g->guards[s];
         free(u->pb);
         free(u->pq);
+        free(u->pi);
         free(u->imb);
         free(u->net);
         free(u->fills[0].v);
@@ -243,6 +247,7 @@ void fsig_guard_on_print(fsig *g, uint32_t symbol, int aggressor_buys, int64_t q
     const size_t cap = (size_t)g->p.prints_window + 1;
     u->pb[(u->ph + u->plen) % cap] = (uint8_t)(aggressor_buys != 0);
     u->pq[(u->ph + u->plen) % cap] = qty;
+    u->pi[(u->ph + u->plen) % cap] = u->printed++;
     u->plen++;
     if (aggressor_buys)
         u->buy_vol += qty;
@@ -265,15 +270,20 @@ int fsig_reverse_print(fsig *g, uint32_t symbol, int aggressor_buys, int64_t qty
     const size_t cap = (size_t)g->p.prints_window + 1;
     int window = 0;
     aggressor_buys = aggressor_buys != 0;
-    if (later >= 0 && (size_t)later < u->plen) {
-        size_t i = u->plen - 1 - (size_t)later;           /* position from the oldest */
-        size_t at = (u->ph + i) % cap;
+    const int64_t number = u->printed - 1 - later;      /* the print's number: found by it, as
+                                                         * breaks leave gaps in the window */
+    size_t i = u->plen;                                  /* position from the oldest, + 1 */
+    while (i > 0 && u->pi[(u->ph + i - 1) % cap] > number)
+        i--;
+    if (i > 0 && u->pi[(u->ph + i - 1) % cap] == number) {
+        size_t at = (u->ph + --i) % cap;
         window = u->pb[at] == aggressor_buys && u->pq[at] == qty;
         if (window) {
             for (size_t j = i; j + 1 < u->plen; j++) {     /* del prints[i]: shift the newer ones */
                 size_t to = (u->ph + j) % cap, from = (u->ph + j + 1) % cap;
                 u->pb[to] = u->pb[from];
                 u->pq[to] = u->pq[from];
+                u->pi[to] = u->pi[from];
             }
             u->plen--;
             if (aggressor_buys)
@@ -571,52 +581,78 @@ static void beta_update(double *sxy, double *sxx, int64_t *n, double alpha, doub
 
 static double beta_of(double sxy, double sxx, double prior) { return sxx > 1e-18 ? sxy / sxx : prior; }
 
-/* MicroPriceTable.spread_row and .bucket. */
+/* MicroPriceTable.spread_row. */
 static int64_t spread_row(const fsig *g, int64_t spread_ticks) {
     if (spread_ticks < 1)
         return 0;
     return spread_ticks <= g->fp.n_spread ? spread_ticks - 1 : g->fp.n_spread - 1;
 }
 
-static int64_t imb_bucket(const fsig *g, double imb) {
-    int64_t b = (int64_t)(imb * (double)g->fp.n_imb);
-    return b < g->fp.n_imb ? b : g->fp.n_imb - 1;
+/* MicroPriceTable.position (fairvalue.imbalance_position): twice the imbalance bucket, or the odd
+ * n_imb - 1 for an exact balance on the edge between the two centre buckets of an even n_imb.
+ * Symmetric edges: the mirror (sizes swapped) of position p is 2 (n_imb - 1) - p. */
+static int64_t imb_position(int64_t n_imb, int64_t bid_qty, int64_t ask_qty) {
+    if (bid_qty < ask_qty)
+        return 2 * (n_imb * bid_qty / (bid_qty + ask_qty));
+    if (bid_qty > ask_qty)
+        return 2 * (n_imb - 1 - n_imb * ask_qty / (bid_qty + ask_qty));
+    return n_imb - 1;
+}
+
+/* fairvalue.table_value: G at an imbalance position of one spread row. */
+static double table_value(const double *row, int64_t pos) {
+    const double *cell = row + (pos >> 1);
+    return pos & 1 ? (cell[0] + cell[1]) * 0.5 : cell[0];
+}
+
+/* MicroPriceEstimator._states: the (state, weight) pairs of (spread row, position); returns 1 or 2. */
+static int est_states(int64_t n_imb, int64_t row, int64_t pos, int64_t *state, double *weight) {
+    state[0] = row * n_imb + (pos >> 1);
+    if (!(pos & 1)) {
+        weight[0] = 1.0;
+        return 1;
+    }
+    state[1] = state[0] + 1;
+    weight[0] = weight[1] = 0.5;
+    return 2;
 }
 
 /* MicroPriceEstimator.observe. */
 static void observe(fsig *g, uint32_t s, int64_t bid, int64_t bid_qty, int64_t ask, int64_t ask_qty,
                     int64_t tick) {
-    const int64_t n_imb = g->fp.n_imb;
+    const int64_t n_imb = g->fp.n_imb, width = 2 * n_imb - 1;
     const size_t ns = g->ns;
     double *q = g->d[FSIG_D_EST_Q] + (size_t)s * ns * ns;
     double *r1 = g->d[FSIG_D_EST_R1] + (size_t)s * ns * 4;
     double *r2 = g->d[FSIG_D_EST_R2] + (size_t)s * ns * ns;
     int64_t *prev_state = &g->iv[FSIG_I_EST_PREV_STATE][s], *prev_mid2 = &g->iv[FSIG_I_EST_PREV_MID2][s];
     int64_t row = spread_row(g, (ask - bid) / tick);
-    int64_t total = bid_qty + ask_qty;
-    int64_t b = imb_bucket(g, total > 0 ? (double)bid_qty / (double)total : 0.5);
-    int64_t state = row * n_imb + b;
+    int64_t pos = imb_position(n_imb, bid_qty, ask_qty);
     int64_t mid2 = bid + ask;
     if (*prev_state >= 0) {
-        int64_t prev = *prev_state;
-        int64_t prev_row = prev / n_imb, prev_b = prev % n_imb;
-        int64_t mirror_prev = prev_row * n_imb + (n_imb - 1 - prev_b);
-        int64_t mirror_state = row * n_imb + (n_imb - 1 - b);
+        int64_t prev_row = *prev_state / width, prev_pos = *prev_state % width;
         int64_t dm_half = (int64_t)nearbyint((double)(mid2 - *prev_mid2) / (double)tick);
-        if (dm_half == 0) {
-            q[prev * (int64_t)ns + state] += 1.0;
-            q[mirror_prev * (int64_t)ns + mirror_state] += 1.0;
-        } else {
+        int64_t k = 0;
+        if (dm_half != 0) {
             dm_half = dm_half < -2 ? -2 : dm_half > 2 ? 2 : dm_half;
-            int64_t k = dm_half < 0 ? dm_half + 2 : dm_half + 1;
-            r1[prev * 4 + k] += 1.0;
-            r1[mirror_prev * 4 + (3 - k)] += 1.0;
-            r2[prev * (int64_t)ns + state] += 1.0;
-            r2[mirror_prev * (int64_t)ns + mirror_state] += 1.0;
+            k = dm_half < 0 ? dm_half + 2 : dm_half + 1;
+        }
+        for (int mirrored = 0; mirrored < 2; mirrored++) {   /* the observation, then its mirror */
+            int64_t ps[2], xs[2];
+            double pw[2], xw[2];
+            int np = est_states(n_imb, prev_row, mirrored ? width - 1 - prev_pos : prev_pos, ps, pw);
+            int nx = est_states(n_imb, row, mirrored ? width - 1 - pos : pos, xs, xw);
+            double *to = dm_half == 0 ? q : r2;
+            for (int i = 0; i < np; i++) {
+                if (dm_half != 0)
+                    r1[ps[i] * 4 + (mirrored ? 3 - k : k)] += pw[i];
+                for (int j = 0; j < nx; j++)
+                    to[ps[i] * (int64_t)ns + xs[j]] += pw[i] * xw[j];
+            }
         }
         g->iv[FSIG_I_EST_OBS][s] += 1;
     }
-    *prev_state = state;
+    *prev_state = row * width + pos;
     *prev_mid2 = mid2;
 }
 
@@ -651,7 +687,8 @@ static double fv_price(fsig *g) {
     double imb = total > 0 ? (double)bid_qty / (double)total : 0.5;
     const double *table = g->d[FSIG_D_TABLES] + (size_t)s * g->ns;
     int64_t row = spread_row(g, (ask - bid) / tick);
-    double micro = m + table[row * g->fp.n_imb + imb_bucket(g, imb)] * (double)tick;
+    double micro = m + table_value(table + row * g->fp.n_imb, imb_position(g->fp.n_imb, bid_qty, ask_qty))
+                       * (double)tick;
     g->d[FSIG_D_MICRO][s] = micro;
     double half = (double)(ask - bid) * 0.5;
     double fv = g->fp.base == 0 ? micro : g->fp.base == 1 ? m
@@ -1070,6 +1107,7 @@ void fsig_guard_info_get(const fsig *g, uint32_t symbol, fsig_guard_info *info) 
     info->bid_until = g->until[2 * (size_t)symbol];
     info->ask_until = g->until[2 * (size_t)symbol + 1];
     info->trips = u->trips;
+    info->printed = u->printed;
     info->n_prints = (int64_t)u->plen;
     info->n_buckets = (int64_t)u->vlen;
     info->n_fills_bid = (int64_t)u->fills[0].len;
@@ -1105,6 +1143,13 @@ void fsig_guard_arrays(const fsig *g, uint32_t symbol, uint8_t *print_buys, int6
         marks_bid[i] = dq_at(&u->marks[0], mw, i);
     for (size_t i = 0; i < u->marks[1].len; i++)
         marks_ask[i] = dq_at(&u->marks[1], mw, i);
+}
+
+void fsig_guard_print_index(const fsig *g, uint32_t symbol, int64_t *index) {
+    const guard *u = &g->guards[symbol];
+    const size_t pc = (size_t)g->p.prints_window + 1;
+    for (size_t i = 0; i < u->plen; i++)
+        index[i] = u->pi[(u->ph + i) % pc];
 }
 
 size_t fsig_tape_entries(const fsig *g, uint64_t *match, uint32_t *symbol, uint8_t *buys,
@@ -1167,7 +1212,7 @@ static void serialize(fsig *g, sio *io) {
         w64(io, &g->until[2 * (size_t)s]);
         w64(io, &g->until[2 * (size_t)s + 1]);
         int64_t *scalars[] = {&u->buy_vol, &u->sell_vol, &u->vbuy, &u->vsell, &u->vdir,
-                              &u->vcompleted, &u->trips};
+                              &u->vcompleted, &u->trips, &u->printed};
         for (size_t i = 0; i < sizeof scalars / sizeof *scalars; i++)
             w64(io, scalars[i]);
         w64(io, &u->vvalue);
@@ -1180,6 +1225,7 @@ static void serialize(fsig *g, sio *io) {
             w64(io, &b);
             u->pb[at] = (uint8_t)(b != 0);
             w64(io, &u->pq[at]);
+            w64(io, &u->pi[at]);
         }
         size_t vlen = wlen(io, u->vlen, nb);
         if (io->load)

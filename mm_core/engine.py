@@ -1712,6 +1712,7 @@ class Engine:
             self.ssr,
             sorted(self.denied_until.items()), self.next_metrics_ns, self.venue_seq,
             sorted(self.counts.items()), int(self.risk.state), self.risk.state_items(),
+            self.quote_memo, self.risk_sent,
         )
         return hashlib.sha256(repr(parts).encode()).hexdigest()
 

@@ -13,7 +13,8 @@ import numpy as np
 
 __all__ = [
     "FairValueError", "MicroPriceTable", "MicroPriceEstimator", "EwmaBeta", "FairValueModel",
-    "mid", "weighted_mid", "imbalance", "multi_level_imbalance", "without_own",
+    "mid", "weighted_mid", "imbalance", "multi_level_imbalance", "without_own", "imbalance_position",
+    "table_value",
 ]
 
 
@@ -73,7 +74,13 @@ class MicroPriceTable:
     """G*(imbalance bucket, spread in ticks) in ticks: micro-price = mid + G·tick.
 
     Imbalance buckets are equal-width on [0, 1] (n_imb of them); spreads 1..n_spread ticks,
-    wider spreads use the last row.
+    wider spreads use the last row. The bucket edges are symmetric about 1/2, so the mirror of a
+    book (bid and ask sizes swapped) always falls in the mirror bucket n_imb − 1 − b, as Stoikov's
+    symmetrisation needs: an edge k/n_imb belongs to the bucket on the side of 1/2 (below 1/2,
+    [k/n, (k+1)/n); above it, (k/n, (k+1)/n]). With an odd n_imb an exact balance sits in the
+    centre bucket; with an even n_imb it sits on the edge between the two centre buckets and
+    counts half in each (it is its own mirror), priced at the mean of the two. Buckets are found
+    from the integer sizes, so an exact k/n_imb is never decided by float rounding.
     """
 
     __slots__ = ("n_imb", "n_spread", "g")
@@ -89,17 +96,36 @@ class MicroPriceTable:
             raise FairValueError(f"micro-price table must be {n_spread} rows of {n_imb}")
         self.g = [[float(x) for x in row] for row in g]
 
-    def bucket(self, imb: float) -> int:
-        b = int(imb * self.n_imb)
-        return b if b < self.n_imb else self.n_imb - 1
+    def position(self, bid_qty: int, ask_qty: int) -> int:
+        """Twice the imbalance bucket of a top with these (non-negative) sizes: 2·b in bucket b,
+        or the odd n_imb − 1 for an exact balance on the edge between the centre buckets. The
+        mirror of position p is 2·(n_imb − 1) − p."""
+        return imbalance_position(self.n_imb, bid_qty, ask_qty)
 
     def spread_row(self, spread_ticks: int) -> int:
         if spread_ticks < 1:
             return 0
         return spread_ticks - 1 if spread_ticks <= self.n_spread else self.n_spread - 1
 
-    def adjustment_ticks(self, imb: float, spread_ticks: int) -> float:
-        return self.g[self.spread_row(spread_ticks)][self.bucket(imb)]
+    def adjustment_ticks(self, bid_qty: int, ask_qty: int, spread_ticks: int) -> float:
+        return table_value(self.g[self.spread_row(spread_ticks)], self.position(bid_qty, ask_qty))
+
+
+def imbalance_position(n_imb: int, bid_qty: int, ask_qty: int) -> int:
+    """MicroPriceTable.position: below 1/2, 2·floor(n·I); above it, the mirror of the ask side's;
+    an exact balance (or an empty top) n_imb − 1 (even: the centre bucket of an odd n_imb)."""
+    if bid_qty < ask_qty:
+        return 2 * (n_imb * bid_qty // (bid_qty + ask_qty))
+    if bid_qty > ask_qty:
+        return 2 * (n_imb - 1 - n_imb * ask_qty // (bid_qty + ask_qty))
+    return n_imb - 1
+
+
+def table_value(row: list[float], pos: int) -> float:
+    """G of one spread row at an imbalance position: the bucket's, or on the centre edge the
+    mean of the two buckets either side."""
+    b = pos >> 1
+    return (row[b] + row[b + 1]) * 0.5 if pos & 1 else row[b]
 
 
 class MicroPriceEstimator:
@@ -108,7 +134,10 @@ class MicroPriceEstimator:
     Each book observation is a state X = (spread row, imbalance bucket). Between consecutive
     observations the mid either stays (Q: X -> X') or moves by dM in half ticks clipped to
     {-2,-1,+1,+2} (R1: X -> dM, R2: X -> X'). Every observation is also added mirrored (imbalance
-    bucket flipped, dM negated) so the limit is a martingale. `calibrate()` computes
+    bucket flipped, dM negated) so the limit is a martingale. An exact balance with an even n_imb
+    is half in each centre bucket (MicroPriceTable), so a transition from or to it counts 1/2 (1/4
+    between two of them) in each pair of states; every count stays a sum of exact binary
+    fractions, so its value does not depend on the order of addition. `calibrate()` computes
     g1 = (I − Q)^-1 R1 K, B = (I − Q)^-1 R2 and G = Σ_{i=0..5} B^i g1 (in ticks).
     """
 
@@ -123,38 +152,49 @@ class MicroPriceEstimator:
         self.r1 = [[0.0] * 4 for _ in range(n)]
         self.r2 = [[0.0] * n for _ in range(n)]
         self.observations = 0
-        self._prev_state = -1
+        self._prev_state = -1     # previous observation: spread row * (2 n_imb − 1) + position
         self._prev_mid2 = 0       # previous mid doubled (bid + ask), integer price4
 
-    def _state(self, imb_bucket: int, spread_row: int) -> int:
-        return spread_row * self.table.n_imb + imb_bucket
+    def _states(self, row: int, pos: int) -> tuple:
+        """The (state, weight) pairs of an observation at (spread row, imbalance position)."""
+        base = row * self.table.n_imb + (pos >> 1)
+        return ((base, 0.5), (base + 1, 0.5)) if pos & 1 else ((base, 1.0),)
 
     def observe(self, bid: int, bid_qty: int, ask: int, ask_qty: int, tick: int) -> None:
         t = self.table
-        spread_row = t.spread_row((ask - bid) // tick)
-        b = t.bucket(imbalance(bid_qty, ask_qty))
-        state = self._state(b, spread_row)
-        mirror_prev = -1
+        row = t.spread_row((ask - bid) // tick)
+        pos = imbalance_position(t.n_imb, bid_qty, ask_qty)
+        width = 2 * t.n_imb - 1
         mid2 = bid + ask
         if self._prev_state >= 0:
-            prev = self._prev_state
-            prev_row, prev_b = divmod(prev, t.n_imb)
-            mirror_prev = self._state(t.n_imb - 1 - prev_b, prev_row)
-            mirror_state = self._state(t.n_imb - 1 - b, spread_row)
+            prev_row, prev_pos = divmod(self._prev_state, width)
+            edge = width - 1                          # position p mirrors to edge − p
+            pairs = ((self._states(prev_row, prev_pos), self._states(row, pos), 0),
+                     (self._states(prev_row, edge - prev_pos), self._states(row, edge - pos), 1))
             dm_half = round((mid2 - self._prev_mid2) / tick)   # (mid change) / (tick / 2)
             if dm_half == 0:
-                self.q[prev][state] += 1.0
-                self.q[mirror_prev][mirror_state] += 1.0
+                q = self.q
+                for prevs, states, _ in pairs:
+                    for p, wp in prevs:
+                        for x, wx in states:
+                            q[p][x] += wp * wx
             else:
                 dm_half = max(-2, min(2, dm_half))
                 k = dm_half + 2 if dm_half < 0 else dm_half + 1
-                self.r1[prev][k] += 1.0
-                self.r1[mirror_prev][3 - k] += 1.0
-                self.r2[prev][state] += 1.0
-                self.r2[mirror_prev][mirror_state] += 1.0
+                r1, r2 = self.r1, self.r2
+                for prevs, states, mirrored in pairs:
+                    kk = 3 - k if mirrored else k
+                    for p, wp in prevs:
+                        r1[p][kk] += wp
+                        for x, wx in states:
+                            r2[p][x] += wp * wx
             self.observations += 1
-        self._prev_state = state
+        self._prev_state = row * width + pos
         self._prev_mid2 = mid2
+
+    def state_items(self):
+        """The counts and the previous observation: what the next observe() and calibrate() read."""
+        return self.q, self.r1, self.r2, self.observations, self._prev_state, self._prev_mid2
 
     def calibrate(self, min_observations: int = 100) -> bool:
         """Recompute the table from the counts; False (table untouched) when not estimable."""
@@ -183,7 +223,7 @@ class MicroPriceEstimator:
         if not np.all(np.isfinite(g)):
             return False
         t = self.table
-        t.g = [[float(g[self._state(i, row)]) for i in range(t.n_imb)] for row in range(t.n_spread)]
+        t.g = [[float(g[row * t.n_imb + i]) for i in range(t.n_imb)] for row in range(t.n_spread)]
         return True
 
 
@@ -294,8 +334,14 @@ class FairValueModel:
         n_imb, n_spread = table.n_imb, table.n_spread
         spread_ticks = (ask - bid) // tick
         row = 0 if spread_ticks < 1 else spread_ticks - 1 if spread_ticks <= n_spread else n_spread - 1
-        bucket = int(imb * n_imb)
-        micro = m + table.g[row][bucket if bucket < n_imb else n_imb - 1] * tick
+        g_row = table.g[row]
+        if bid_qty < ask_qty:
+            g = g_row[n_imb * bid_qty // total]
+        elif bid_qty > ask_qty:
+            g = g_row[n_imb - 1 - n_imb * ask_qty // total]
+        else:
+            g = table_value(g_row, n_imb - 1)
+        micro = m + g * tick
         self.micro[symbol_id] = micro
         half = (ask - bid) * 0.5
         fv = micro if self._base_micro else m if self._base_mid else imb * ask + (1.0 - imb) * bid
@@ -324,7 +370,13 @@ class FairValueModel:
             return 0.0
         return beta.beta * (leader_mid / ref - 1.0) * f_mid
 
+    def last_tops(self) -> list[tuple]:
+        """Per symbol the top the estimator last observed, () before the first."""
+        return list(self.last_top)
+
     def state_items(self):
+        est = self.estimators
         return (self.mids, self.micro, self.fair, self.flow_signed, self.flow_abs,
                 [t.g for t in self.tables],
-                [(f, b.sxy, b.sxx, b.n, self.lead_ref[f]) for f, b in self.lead_beta.items()])
+                [(f, b.sxy, b.sxx, b.n, self.lead_ref[f]) for f, b in self.lead_beta.items()],
+                None if est is None else [e.state_items() for e in est], self.last_tops())

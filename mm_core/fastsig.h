@@ -116,6 +116,7 @@ typedef struct fsig_guard_info {
     double vpin_value;
     int64_t bid_until, ask_until, trips;
     int64_t n_prints, n_buckets, n_fills_bid, n_fills_ask, n_marks_bid, n_marks_ask;
+    int64_t printed;            /* prints seen (SymbolGuard.printed) */
 } fsig_guard_info;
 
 /* Signal state for n_symbols (>= 1) symbols with guard parameters p and trade-flow EWMA weight
@@ -162,6 +163,8 @@ void fsig_trips(const fsig *g, int64_t *trips);
 void fsig_guard_arrays(const fsig *g, uint32_t symbol, uint8_t *print_buys, int64_t *print_qty,
                        int64_t *imbalances, int64_t *net, int64_t *fills_bid, int64_t *fills_ask,
                        double *marks_bid, double *marks_ask);
+/* The aggression window's print numbers (SymbolGuard.print_index), oldest first, n_prints of them. */
+void fsig_guard_print_index(const fsig *g, uint32_t symbol, int64_t *index);
 /* Tape entries, oldest first, up to cap. Returns the count. OUT the six arrays. */
 size_t fsig_tape_entries(const fsig *g, uint64_t *match, uint32_t *symbol, uint8_t *buys,
                          int64_t *qty, int64_t *index, int64_t *bucket, size_t cap);

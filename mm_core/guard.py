@@ -104,6 +104,15 @@ class Vpin:
                 self.direction = (net > 0) - (net < 0)
 
 
+def _mean(values) -> float:
+    """The plain left-to-right float mean from the oldest, as the compiled kernel computes it:
+    sum() of floats is compensated from Python 3.12 on, and would break the lockstep there."""
+    total = 0.0
+    for x in values:
+        total += x
+    return total / len(values)
+
+
 class SymbolGuard:
     """The guard state of one symbol."""
 
@@ -111,6 +120,8 @@ class SymbolGuard:
         self.symbol_id = symbol_id
         self.p = params
         self.prints: deque[tuple[bool, int]] = deque()
+        self.print_index: deque[int] = deque()   # each window print's number among this symbol's
+        self.printed = 0                         # prints seen (a break leaves a gap in the window)
         self.buy_vol = 0
         self.sell_vol = 0
         self.vpin = Vpin(params.vpin_bucket_volume, params.vpin_buckets)
@@ -120,16 +131,25 @@ class SymbolGuard:
         self.ask_until = 0
         self.trips = 0
 
+    def __setstate__(self, state: dict) -> None:
+        if "print_index" not in state:          # pickled before print numbers: the window is
+            n = len(state["prints"])            # read as gap-free, as that code read it
+            state = {**state, "print_index": deque(range(n)), "printed": n}
+        self.__dict__.update(state)
+
     # --- inputs ------------------------------------------------------------------------
 
     def on_print(self, aggressor_buys: bool, qty: int) -> None:
         prints = self.prints
         prints.append((aggressor_buys, qty))
+        self.print_index.append(self.printed)
+        self.printed += 1
         if aggressor_buys:
             self.buy_vol += qty
         else:
             self.sell_vol += qty
         if len(prints) > self.p.prints_window:
+            self.print_index.popleft()
             old_buy, old_qty = prints.popleft()
             if old_buy:
                 self.buy_vol -= old_qty
@@ -139,12 +159,19 @@ class SymbolGuard:
 
     def reverse_print(self, aggressor_buys: bool, qty: int, later: int, in_open_bucket: bool) -> tuple[bool, bool]:
         """Take a broken trade back out: from the aggression window when it is still among the
-        recent prints (`later` prints on this symbol came after it), and from VPIN when it still
-        sits whole in the open bucket (closed buckets are history). Returns (window, vpin) done."""
-        prints = self.prints
-        window = later < len(prints) and prints[len(prints) - 1 - later] == (aggressor_buys, qty)
+        recent prints (`later` prints on this symbol came after it, broken ones included: those
+        left gaps in the window, so the print is found by its number, not by its distance from
+        the newest), and from VPIN when it still sits whole in the open bucket (closed buckets
+        are history). Returns (window, vpin) done."""
+        prints, index = self.prints, self.print_index
+        number = self.printed - 1 - later
+        j = len(index) - 1
+        while j >= 0 and index[j] > number:
+            j -= 1
+        window = j >= 0 and index[j] == number and prints[j] == (aggressor_buys, qty)
         if window:
-            del prints[len(prints) - 1 - later]
+            del prints[j]
+            del index[j]
             if aggressor_buys:
                 self.buy_vol -= qty
             else:
@@ -210,7 +237,7 @@ class SymbolGuard:
             if d <= 0:
                 bid = True
         for i, marks in enumerate(self.markouts):
-            if len(marks) == marks.maxlen and sum(marks) / len(marks) < -p.markout_threshold:
+            if len(marks) == marks.maxlen and _mean(marks) < -p.markout_threshold:
                 reasons |= MARKOUT
                 # Acted on: the side sits out its cool-down, then must earn fresh markouts. Kept,
                 # the same losing fills would re-trip it for the rest of the day, since a side
@@ -235,7 +262,8 @@ class SymbolGuard:
         return (self.bid_until if bid_side else self.ask_until) > now_ns
 
     def state_items(self):
-        return (list(self.prints), self.buy_vol, self.sell_vol, self.vpin.buy, self.vpin.sell,
+        return (list(self.prints), list(self.print_index), self.printed, self.buy_vol, self.sell_vol,
+                self.vpin.buy, self.vpin.sell,
                 self.vpin.completed,
                 list(self.vpin.imbalances), list(self.vpin.net), [list(f) for f in self.fills],
                 [list(m) for m in self.markouts], self.bid_until, self.ask_until, self.trips)

@@ -106,6 +106,11 @@ class KernelEstimator(MicroPriceEstimator):
     r1 = property(lambda self: self._counts(lib.FSIG_D_EST_R1, 4))
     r2 = property(lambda self: self._counts(lib.FSIG_D_EST_R2, self.n_states))
     observations = _Slot(lib.FSIG_I_EST_OBS, ints=True)
+
+    def state_items(self):
+        return (self.q.tolist(), self.r1.tolist(), self.r2.tolist(), self.observations,
+                self._prev_state, self._prev_mid2)
+
     _prev_state = _Slot(lib.FSIG_I_EST_PREV_STATE, ints=True)
     _prev_mid2 = _Slot(lib.FSIG_I_EST_PREV_MID2, ints=True)
 
@@ -275,6 +280,11 @@ class KernelFairValue(FairValueModel):
         self.estimators[symbol_id].calibrate()
         lib.fsig_reprice_finish(self.sig.handle, self._fair_out)
         return self._fair_out[0]
+
+    def last_tops(self) -> list[tuple]:
+        k = self.sig
+        has, top = k.iarray(lib.FSIG_I_HAS_TOP), k.iarray(lib.FSIG_I_LAST_TOP)
+        return [tuple(top[4 * s:4 * s + 4]) if has[s] else () for s in range(self.n)]
 
     def state_items(self):
         items = super().state_items()

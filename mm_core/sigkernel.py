@@ -204,6 +204,14 @@ class KernelGuard:
     buy_vol = property(lambda self: self._info().buy_vol)
     sell_vol = property(lambda self: self._info().sell_vol)
     prints = property(lambda self: self._arrays()[0])
+    printed = property(lambda self: self._info().printed)
+
+    @property
+    def print_index(self) -> list[int]:
+        n = self._info().n_prints
+        out = ffi.new("int64_t[]", n + 1)
+        lib.fsig_guard_print_index(self._h, self.symbol_id, out)
+        return list(out[0:n])
     fills = property(lambda self: self._arrays()[4])
     markouts = property(lambda self: self._arrays()[5])
 
@@ -223,10 +231,10 @@ class KernelGuard:
 
     def state_items(self):
         i = self._info()
-        scalars = (i.buy_vol, i.sell_vol, i.vpin_buy, i.vpin_sell, i.vpin_completed,
+        scalars = (i.printed, i.buy_vol, i.sell_vol, i.vpin_buy, i.vpin_sell, i.vpin_completed,
                    i.bid_until, i.ask_until, i.trips)
         prints, _, imb, net, fills, marks = self._arrays()
-        return (prints, *scalars[:5], imb, net, fills, marks, *scalars[5:])
+        return (prints, self.print_index, *scalars[:6], imb, net, fills, marks, *scalars[6:])
 
 
 class KernelTape:

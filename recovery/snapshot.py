@@ -231,10 +231,12 @@ def latest_snapshot(directory, reader, max_seq: int | None = None,
             continue
         try:
             engine = pickle.loads(body)
+            loaded_hash = engine.state_hash()
         except Exception as exc:  # a snapshot of an older code version: replay from further back
+            # (one may load and still lack state its hash reads: that is the same case)
             skipped.append(f"{path.name}: cannot be loaded ({type(exc).__name__}: {exc})")
             continue
-        if engine.state_hash() != header["state_hash"]:
+        if loaded_hash != header["state_hash"]:
             skipped.append(f"{path.name}: state hash differs after loading")
             continue
         return Snapshot(engine, seq, header["state_hash"], journal_id,

@@ -26,10 +26,10 @@ def test_multi_level_imbalance_by_hand():
 
 def test_micro_price_table_lookup():
     t = MicroPriceTable(4, 2, [[-0.3, -0.1, 0.1, 0.3], [-0.6, -0.2, 0.2, 0.6]])
-    assert t.adjustment_ticks(0.9, 1) == 0.3
-    assert t.adjustment_ticks(1.0, 1) == 0.3       # imbalance 1.0 falls in the last bucket
-    assert t.adjustment_ticks(0.1, 2) == -0.6
-    assert t.adjustment_ticks(0.3, 7) == -0.2      # wider spreads use the last row
+    assert t.adjustment_ticks(900, 100, 1) == 0.3
+    assert t.adjustment_ticks(100, 0, 1) == 0.3     # imbalance 1.0 falls in the last bucket
+    assert t.adjustment_ticks(100, 900, 2) == -0.6
+    assert t.adjustment_ticks(300, 700, 7) == -0.2  # wider spreads use the last row
     with pytest.raises(FairValueError):
         MicroPriceTable(4, 2, [[0.0] * 3])
 

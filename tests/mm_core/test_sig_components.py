@@ -25,11 +25,16 @@ guard_params = st.builds(
     markout_window=st.integers(1, 4), markout_threshold=st.sampled_from([0.0, 0.7, 3.0]),
     cooldown_ns=st.integers(0, 30))
 symbol = st.integers(0, N - 1)
+# any float, or per-share markouts of whole price4 over a lot size (whose plain and compensated
+# sums differ in the last bit: the mean must be the plain left-to-right sum in both)
+markout = st.one_of(st.floats(-20, 20, allow_nan=False),
+                    st.builds(lambda x2, qty: x2 / (2.0 * qty), st.integers(-1500, 500),
+                              st.sampled_from([100, 200, 300, 700])))
 guard_op = st.one_of(
     st.tuples(st.just("print"), symbol, st.booleans(), st.integers(1, 700), st.integers(1, 25)),
     st.tuples(st.just("break"), st.integers(1, 30)),
     st.tuples(st.just("fill"), symbol, st.booleans(), st.integers(0, 10)),
-    st.tuples(st.just("markout"), symbol, st.booleans(), st.floats(-20, 20, allow_nan=False)),
+    st.tuples(st.just("markout"), symbol, st.booleans(), markout),
     st.tuples(st.just("evaluate"), symbol, st.integers(0, 10)),
     st.tuples(st.just("toxicity"), symbol),
 )
@@ -106,18 +111,20 @@ def test_guard_parameters_that_would_divide_by_zero_are_refused(bad):
 
 # --- fair value, estimator, lead beta -----------------------------------------------------
 
-FV = dict(n_imb=4, n_spread=3, imbalance_levels=3, level_decay=0.5, lead_alpha=0.2, lead_prior=0.3)
-top = st.tuples(st.integers(0, 2), st.integers(-2, 30), st.integers(1, 900), st.integers(0, 6),
-                st.integers(0, 900), st.floats(-1, 1, allow_nan=False))
+FV = dict(n_spread=3, imbalance_levels=3, level_decay=0.5, lead_alpha=0.2, lead_prior=0.3)
+# sizes in 100-share lots as often as not: exact imbalances k/n_imb and exact balances
+size = st.one_of(st.integers(1, 900), st.integers(0, 9).map(lambda lots: 100 * lots))
+top = st.tuples(st.integers(0, 2), st.integers(-2, 30), size, st.integers(0, 6),
+                size, st.floats(-1, 1, allow_nan=False))
+TABLES = {3: [[0.5, -0.25, 1.0]] * 3, 4: [[0.5, -0.25, 0.25, 1.0]] * 3}
 
 
-def fair_values(w_imbalance, w_flow, base, calibrate_every):
+def fair_values(w_imbalance, w_flow, base, calibrate_every, n_imb=4):
     ticks, leaders = [100, 50, 1], {1: 0, 2: 1}
-    kw = dict(FV, ticks=ticks, w_imbalance=w_imbalance, w_flow=w_flow, base=base,
-              calibrate_every=calibrate_every, leaders=leaders,
-              tables={0: [[0.5, -0.25, 0.25, 1.0]] * 3})
+    kw = dict(FV, n_imb=n_imb, ticks=ticks, w_imbalance=w_imbalance, w_flow=w_flow, base=base,
+              calibrate_every=calibrate_every, leaders=leaders, tables={0: TABLES[n_imb]})
     ref = FairValueModel(N, flow_alpha=0.2, **kw)
-    params = FairValueParams(n_imb=4, n_spread=3, base=base, w_imbalance=w_imbalance, w_flow=w_flow,
+    params = FairValueParams(n_imb=n_imb, n_spread=3, base=base, w_imbalance=w_imbalance, w_flow=w_flow,
                              flow_alpha=0.2, lead_alpha=0.2, lead_prior=0.3, calibrate_every=calibrate_every)
     kernel = SignalKernel(N, GuardParams(), 0.2, fv_setup(N, params, ticks, leaders, [0.0] * N, {},
                                                           0.05, HedgeParams()))
@@ -126,9 +133,10 @@ def fair_values(w_imbalance, w_flow, base, calibrate_every):
 
 @settings(max_examples=60, deadline=None)
 @given(st.sampled_from([0.0, 0.2]), st.sampled_from([0.0, 0.5]), st.sampled_from(["micro", "mid", "weighted"]),
-       st.sampled_from([0, 7]), st.lists(top, min_size=1, max_size=400), st.randoms(use_true_random=False))
-def test_fair_value_and_calibration_equal_the_reference(w_imb, w_flow, base, every, tops, rnd):
-    ref, ker = fair_values(w_imb, w_flow, base, every)
+       st.sampled_from([0, 7]), st.lists(top, min_size=1, max_size=400), st.randoms(use_true_random=False),
+       st.sampled_from([3, 4]))
+def test_fair_value_and_calibration_equal_the_reference(w_imb, w_flow, base, every, tops, rnd, n_imb):
+    ref, ker = fair_values(w_imb, w_flow, base, every, n_imb)
     centre = [100_000, 50_000, 1_000]
     for s, off, bq, spread, aq, depth in tops:
         tick = ref.ticks[s]
@@ -143,18 +151,24 @@ def test_fair_value_and_calibration_equal_the_reference(w_imb, w_flow, base, eve
     if every:
         for e_ref, e_ker in zip(ref.estimators, ker.estimators):
             assert e_ker.observations == e_ref.observations
+            assert (e_ker._prev_state, e_ker._prev_mid2) == (e_ref._prev_state, e_ref._prev_mid2)
             assert e_ker.q.tolist() == e_ref.q and e_ker.r1.tolist() == e_ref.r1 and e_ker.r2.tolist() == e_ref.r2
 
 
-def test_a_long_stream_calibrates_the_same_table():
+@pytest.mark.parametrize("n_imb", [3, 4])
+@pytest.mark.parametrize("lots", [False, True], ids=["any-size", "lots"])
+def test_a_long_stream_calibrates_the_same_table(n_imb, lots):
     import random
     rng = random.Random(3)
-    ref, ker = fair_values(0.2, 0.5, "micro", 50)
+    ref, ker = fair_values(0.2, 0.5, "micro", 50, n_imb)
     mid = 100_000
+
+    def size():
+        return 100 * rng.randrange(1, 9) if lots else rng.randrange(100, 900)
     for _ in range(3000):
         mid += 100 * rng.choice((-1, 0, 0, 1))
         spread = rng.choice((1, 1, 2, 3))
-        args = (0, mid, rng.randrange(100, 900), mid + spread * 100, rng.randrange(100, 900), rng.uniform(-1, 1))
+        args = (0, mid, size(), mid + spread * 100, size(), rng.uniform(-1, 1))
         assert ker.update(*args) == ref.update(*args)
     assert ref.estimators[0].observations > 1000
     assert any(x != 0.0 for row in ref.tables[0].g for x in row)

@@ -313,3 +313,19 @@ def test_a_rewrite_that_differs_only_long_before_the_snapshot_is_still_found(tmp
         assert reader.last_seq == 300 and reader.get(101).payload and reader.get(250).ts_ns == 250
         snap, skipped = latest_snapshot(snaps, reader)
     assert snap is None and "no longer holds the records it was taken at" in skipped[0]
+
+
+def test_a_snapshot_that_loads_but_cannot_be_hashed_is_skipped(tmp_path, monkeypatch):
+    """An engine pickled by an older code version may unpickle and still lack state its hash
+    reads: recovery skips that snapshot with the reason and replays from further back."""
+    path, snaps = str(tmp_path / "j"), tmp_path / "snaps"
+    _deterministic(path, "odd", 1, 300)
+    with Reader(path) as reader:
+        write_snapshot(snaps, fresh_engine(), 250, reader.journal_id, (), 0,
+                       witness=journal_witness(reader, 250))
+
+        def old_layout(engine):
+            raise AttributeError("'Engine' object has no attribute 'pair_hold'")
+        monkeypatch.setattr(Engine, "state_hash", old_layout)
+        snap, skipped = latest_snapshot(snaps, reader)
+    assert snap is None and "cannot be loaded (AttributeError" in skipped[0]
