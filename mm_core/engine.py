@@ -51,7 +51,7 @@ _log2 = math.log2
 _HALTED, _REDUCING = TradingState.HALTED, TradingState.REDUCING
 _FROM_SERVER = soupbintcp.Direction.FROM_SERVER
 _ACCEPTED, _PARTIAL = OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED
-_PENDING_NEW = OrderState.PENDING_NEW
+_PENDING_NEW, _PENDING_CANCEL = OrderState.PENDING_NEW, OrderState.PENDING_CANCEL
 
 _GAP = moldudp64.Gap
 _ENTER, _REPLACE, _CANCEL, _MODIFY = OrderKind.ENTER, OrderKind.REPLACE, OrderKind.CANCEL, OrderKind.MODIFY
@@ -287,6 +287,7 @@ class Engine:
         self.risk_sent: list[tuple[int, bool, int]] = [(0, False, 0)] * n   # (fair, stale, ns) last told
         self.quote_memo: list[tuple | None] = [None] * n           # last quote inputs and result
         self.halted_symbols = [False] * n       # ITCH trading action: not trading
+        self.ssr = [False] * n                  # ITCH Reg SHO 'Y': Rule 201 price test in force
         self.tape = self.sig.tape if compiled else TradeTape(n)   # recent prints, for Broken Trade reversal
         self.denied_until: dict[tuple[int, int, str], int] = {}
         self.next_metrics_ns = -1
@@ -355,6 +356,7 @@ class Engine:
         state.setdefault("md_heard_ns", -1)
         state.setdefault("options_due", [])
         state.setdefault("clock_pulled", False)
+        state.setdefault("ssr", [False] * state["n"])
         state["counts"].setdefault("md_session_changes", 0)
         state["counts"].setdefault("venue_rejects", 0)
         if "pair_hold" not in state:    # from before holds were per pair: each pair keeps its
@@ -456,6 +458,7 @@ class Engine:
             self.halted_symbols[s] = halted
             if self._rx is not None:
                 self._rx.halted[s] = int(halted)
+        restricted = self._on_reg_sho(update.reg_sho, actions) if update.reg_sho else ()
         touched = update.touched
         for match in update.breaks:
             s = self._break_trade(match, actions)
@@ -484,7 +487,21 @@ class Engine:
         if recovered:
             self._feed_risk_all(priced_only=True)   # every book the gap made stale is current again
         self._react(touched, actions)
+        for s in restricted:            # quotes and hedges decided again under the new price test
+            if s not in touched:
+                self._react_one(s, actions)
         return actions
+
+    def _on_reg_sho(self, changes: list[tuple[int, bool]], actions: list[Action]) -> list[int]:
+        """ITCH Reg SHO messages: the symbols whose Rule 201 restriction changed (journaled)."""
+        changed = []
+        for s, restricted in changes:
+            if self.ssr[s] != restricted:
+                self.ssr[s] = restricted
+                changed.append(s)
+                actions.append(self._alert("reg-sho", f"{self.specs[s].name}: short sale price test "
+                                           f"{'in force' if restricted else 'lifted'}"))
+        return changed
 
     def _on_packet_compiled(self, ev: MarketData) -> list[Action] | None:
         """The common case in one C call (fsig_on_packet: packet, prints, guards, reprice of the
@@ -855,6 +872,12 @@ class Engine:
                 ask_qty = 0
             if hold != 1:               # a sell hedge (-1, or HOLD_BOTH)
                 bid_qty = 0
+        if ask_qty and self.ssr[symbol_id]:
+            # Rule 201: a short sale only above the national best bid (the ask is post-only, so
+            # already there; kept as the rule's own check whatever the pricing does)
+            nbb = self._nbb(symbol_id)
+            if nbb and ask_px <= nbb:
+                ask_px = self.ticks[symbol_id].tick_above(nbb)
         oms = self.oms
         orders, working = oms.orders, oms.working
         bid_key, ask_key = self.quote_slots[symbol_id]
@@ -1032,7 +1055,13 @@ class Engine:
         elif order.price != price or order.leaves != qty:
             if self._can_wait(order, side, price, qty):
                 return
-            sent = not self._quote_denied(symbol_id, side) and self._submit(
+            denied = self._quote_denied(symbol_id, side)
+            if not denied and order.mark == "S" and not self._long_sells(symbol_id, qty)[0]:
+                # the replacement would keep the original's long marking (OUCH Replace keeps the
+                # side) without the position to cover it: pull it; it comes back marked short
+                self._cancel(order, Purpose.QUOTE, actions)
+                return
+            sent = not denied and self._submit(
                 make_intent(_REPLACE, self.oms.new_token(), symbol_id, side, price, qty, self.ids,
                             orig_token=order.token), actions)
             if not sent and (order.price > price if side == _BUY else order.price < price):
@@ -1069,19 +1098,76 @@ class Engine:
             # latch the gateway; quoting starts once every input has reported healthy. A stale
             # book blocks only its own symbol (the gateway denies per symbol): the others quote.
             return False
+        mark, at_risk = "B", ()
+        if intent.side == _SELL and (intent.kind is _ENTER or intent.kind is _REPLACE):
+            mark, at_risk = self._sell_mark(intent)
+            if mark is None:
+                self._back_off(key, intent.purpose)
+                actions.append(self._alert("short-sale-price-test", f"{intent.purpose.value} short sale "
+                                           f"{intent.token} of {intent.qty} at {intent.price} not sent: "
+                                           f"Rule 201 restriction, national best bid {self._nbb(intent.symbol_id)}"))
+                return False
         decision = self.risk.check(intent, now)
         if not decision.allowed:
             self.counts["denials"] += 1
             self._back_off(key, intent.purpose)
             actions.append(self._decision_note(intent, decision))
             return False
-        self.oms.on_sent(intent, now)
-        packet = self._encode(intent)
+        for order in at_risk:           # long-marked sells this one would leave uncovered: out first
+            self._cancel(order, order.purpose, actions)
+        order = self.oms.on_sent(intent, now)
+        if intent.kind is _ENTER:
+            order.mark = mark
+        packet = self._encode(intent, order.mark)
         actions.append(SendOrder(intent, packet, decision, int(decision.state)))
         self.counts["orders_sent"] += 1
         if intent.purpose is Purpose.QUOTE:
             self.metrics.on_quote_sent(intent.side)
         return True
+
+    def _long_sells(self, symbol_id: int, qty: int, skip: str = "") -> tuple[bool, list[Order]]:
+        """(covered, pullable): whether our position covers `qty` more shares sold on top of the
+        leaves of every working sell (Reg SHO: long only if owned, whichever sell executes first),
+        and the working sells marked long that could still execute after a new order (not an
+        IOC, no cancel on its way, not `skip`)."""
+        committed, marked = qty, []
+        for o in self.oms.live.values():
+            if o.symbol_id == symbol_id and o.side == _SELL:
+                committed += o.leaves
+                if o.mark == "S" and o.tif != ouch.TIF_IOC and o.fsm.state is not _PENDING_CANCEL \
+                        and o.token != skip:
+                    marked.append(o)
+        return committed <= self.inventory.position[symbol_id], marked
+
+    def _sell_mark(self, intent: OrderIntent) -> tuple[str | None, list[Order]]:
+        """A new sell's OUCH side and the long-marked sells to pull before it: "S" only when our
+        position covers it and every other working sell, else "T" (never "E": no exemption
+        applies to our quoting or hedging); a replacement keeps its original's. None when the
+        Rule 201 price test forbids it (a short sale at or below the national best bid)."""
+        s = intent.symbol_id
+        covered, marked = self._long_sells(s, intent.qty, intent.orig_token)
+        if intent.kind is _REPLACE:
+            mark = self.oms.orders[intent.orig_token].mark
+        else:
+            mark = "S" if covered else "T"
+        if mark != "S" and self.ssr[s]:
+            nbb = self._nbb(s)
+            if nbb and intent.price <= nbb:
+                return None, []
+        return mark, [] if covered else marked
+
+    def _check_marks(self, symbol_id: int, actions: list[Action]) -> None:
+        """Pull the working sells marked long that our position no longer covers."""
+        covered, marked = self._long_sells(symbol_id, 0)
+        if not covered:
+            for order in marked:
+                self._cancel(order, order.purpose, actions)
+
+    def _nbb(self, symbol_id: int) -> int:
+        """The best bid of the whole book, ours included (0: none)."""
+        top = self._top
+        _top_depth(self._bh, symbol_id, 0, 0.0, top)
+        return top[0]
 
     def _back_off(self, key: tuple[int, int, str], purpose: Purpose) -> None:
         """No new enter or replace on this (symbol, side, purpose) for deny_backoff_ns of event
@@ -1246,6 +1332,7 @@ class Engine:
         oms, now, t = self.oms, self.now, type(msg)
         if t is ouch.Accepted:
             order = oms.on_accepted(msg.token, msg.order_ref, now)
+            self._venue_mark(order, msg.side, actions)
             self._after_order_change(order, actions)
         elif t is ouch.Executed or t is ouch.ExecutedWithReferencePrice:
             order = oms.on_executed(msg.token, msg.executed_shares, now)
@@ -1262,6 +1349,7 @@ class Engine:
                 # we cancelled the original while this replace was in flight: the venue ignored
                 # that cancel, so cancel the replacement now rather than leave it resting
                 self._cancel(order, order.cancel_on_accept, actions)
+            self._venue_mark(order, msg.side, actions)
             self._after_order_change(order, actions)
         elif t is ouch.Rejected:
             order = oms.on_rejected(msg.token, now)
@@ -1276,10 +1364,18 @@ class Engine:
         elif t is ouch.OrderModified:
             order = oms.on_modified(msg.token, msg.shares, now)
             self.risk.on_order_confirmed(order.token, order.leaves, now)
+            self._venue_mark(order, msg.side, actions)
             self._after_order_change(order, actions)
         elif t is ouch.BrokenTrade or t is ouch.TradeCorrection:
             actions.append(self._alert("trade-break", f"{t.__name__} for {msg.token}: reconcile"))
         # SystemEvent, CancelPending, OrderPriorityUpdate: nothing to decide
+
+    def _venue_mark(self, order: Order, side: str, actions: list[Action]) -> None:
+        """The side the venue holds for our order (its answers echo it): one it holds as long is
+        checked against our position at once."""
+        order.mark = side
+        if side == "S":
+            self._check_marks(order.symbol_id, actions)
 
     def _refused(self, order: Order, reason: str, actions: list[Action]) -> None:
         """The venue refused an enter or a replace of ours. The quote logic would ask again at
@@ -1335,6 +1431,7 @@ class Engine:
             trip = guard.evaluate(now)
             if trip is not None:
                 self._pull_on_trip(trip, actions)
+        self._check_marks(s, actions)
         if order.fsm.state in TERMINAL:
             self.risk.on_order_done(order.token, now)
         self._drain_abandoned(now)
@@ -1541,15 +1638,17 @@ class Engine:
 
     # ================================================================= encoding and notes
 
-    def _encode(self, intent: OrderIntent) -> bytes:
+    def _encode(self, intent: OrderIntent, side: str) -> bytes:
+        """The intent's bytes; `side` is the order's OUCH side: B, or its Reg SHO marking S or T
+        (a Modify carries it too, as the venue takes a Modify's side for the order's own)."""
         kind, wire = intent.kind, self.wire
         if kind is OrderKind.ENTER:
-            return wire.enter(intent.token, "B" if intent.side == _BUY else "S", intent.qty,
-                              self.specs[intent.symbol_id].name, intent.price, intent.tif)
+            return wire.enter(intent.token, side, intent.qty, self.specs[intent.symbol_id].name,
+                              intent.price, intent.tif)
         if kind is OrderKind.REPLACE:
             return wire.replace(intent.orig_token, intent.token, intent.qty, intent.price, intent.tif)
         if kind is OrderKind.MODIFY and intent.qty:
-            return wire.modify(intent.token, "B" if intent.side == _BUY else "S", intent.qty)
+            return wire.modify(intent.token, side, intent.qty)
         return wire.cancel(intent.token, intent.qty)
 
     def _encode_cancel(self, token: str) -> bytes:
@@ -1610,6 +1709,7 @@ class Engine:
             self.hedger.state_items(), sorted(self.hedge_tokens.items()), self.hedge_hold, self.pair_hold,
             self.oms.state_items(),
             self.metrics.state_items(), list(self.mid2[0:self.n]), self.halted_symbols, self.tape.state_items(),
+            self.ssr,
             sorted(self.denied_until.items()), self.next_metrics_ns, self.venue_seq,
             sorted(self.counts.items()), int(self.risk.state), self.risk.state_items(),
             self.quote_memo, self.risk_sent,

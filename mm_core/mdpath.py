@@ -9,7 +9,7 @@ value, quotes or orders: the engine reads the update and decides.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mm_core.book import BookError, bad_order, duplicate_ref
 from mm_core.fastbook import FastBook, ffi, lib
@@ -21,6 +21,10 @@ _ADD, _ADD_MPID = itch.AddOrder, itch.AddOrderMpid
 _EXEC, _EXEC_PX = itch.OrderExecuted, itch.OrderExecutedWithPrice
 _CANCEL, _DELETE, _REPLACE = itch.OrderCancel, itch.OrderDelete, itch.OrderReplace
 _TRADE, _TRADING_ACTION, _BROKEN = itch.Trade, itch.StockTradingAction, itch.BrokenTrade
+_REG_SHO = itch.RegShoRestriction
+# ITCH 5.0 'Y' Reg SHO Action: '0' no price test in force; '1' the Rule 201 short sale price test
+# is in force after an intra-day drop, '2' it remains in force. Any other byte counts as in force.
+_NO_PRICE_TEST = "0"
 _EVENTS_CAP = 4096                  # > the most blocks a 65,535-byte packet can hold
 _MAX_FAST_SEQUENCE = (1 << 63) - 1  # beyond it the tracker's ints no longer fit the C call
 unpack = ffi.unpack
@@ -35,7 +39,8 @@ class MdUpdate:
     (changes deeper in the book cannot move fair value and are left out); printed: symbols with
     trade prints, first-print order; prints: (symbol, aggressor_buys, qty, match number) in
     message order; errors: BookError texts in message order; halts: (symbol, halted) from trading
-    actions; breaks: match numbers of ITCH Broken Trade messages, in order."""
+    actions; breaks: match numbers of ITCH Broken Trade messages, in order; reg_sho: (symbol,
+    restricted) from Reg SHO messages ('Y'), restricted when the Rule 201 price test is in force."""
 
     n_messages: int
     touched: list[int]
@@ -44,6 +49,7 @@ class MdUpdate:
     errors: list[str]
     halts: list[tuple[int, bool]]
     breaks: list[int]
+    reg_sho: list[tuple[int, bool]] = field(default_factory=list)
 
 
 def apply_messages(book, messages, known: list[bool]) -> MdUpdate:
@@ -56,6 +62,7 @@ def apply_messages(book, messages, known: list[bool]) -> MdUpdate:
     errors: list[str] = []
     halts: list[tuple[int, bool]] = []
     breaks: list[int] = []
+    reg_sho: list[tuple[int, bool]] = []
     for m in messages:
         t = type(m)
         try:
@@ -97,9 +104,13 @@ def apply_messages(book, messages, known: list[bool]) -> MdUpdate:
                     touched[s] = True
             elif t is _BROKEN:
                 breaks.append(m.match_number)
+            elif t is _REG_SHO:
+                s = m.stock_locate
+                if s < n and known[s]:
+                    reg_sho.append((s, m.reg_sho_action != _NO_PRICE_TEST))
         except BookError as exc:
             errors.append(str(exc))
-    return MdUpdate(len(messages), list(touched), list(printed), prints, errors, halts, breaks)
+    return MdUpdate(len(messages), list(touched), list(printed), prints, errors, halts, breaks, reg_sho)
 
 
 def _error_text(e) -> str:

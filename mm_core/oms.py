@@ -189,7 +189,7 @@ class Order:
 
     __slots__ = ("token", "symbol_id", "side", "price", "qty", "leaves", "filled", "purpose", "tif",
                  "orig_token", "venue_ref", "cancel_packet", "fsm", "sent_ns", "last_ns",
-                 "fills_after_cancel", "cancel_on_accept", "cancel_sent")
+                 "fills_after_cancel", "cancel_on_accept", "cancel_sent", "mark")
 
     def __init__(self, intent: OrderIntent, now_ns: int) -> None:
         self.token = intent.token
@@ -210,11 +210,17 @@ class Order:
         self.fills_after_cancel = 0
         self.cancel_on_accept: Purpose | None = None   # a cancel of the order this one replaces
         self.cancel_sent = False     # a cancel of this order is on its way (not refused so far)
+        # the OUCH side the venue holds: B, or a sell's Reg SHO marking, S (long) or T (short).
+        # The engine sets a new order's; a replacement keeps its original's (OUCH Replace keeps
+        # the side); one adopted without it counts as long until the venue says (checked, never trusted)
+        self.mark = "B" if intent.side == Side.BUY else "S"
 
     def __setstate__(self, state) -> None:
         self.cancel_sent = False     # an order pickled before the field existed
         for name, value in state[1].items():
             setattr(self, name, value)
+        if "mark" not in state[1]:
+            self.mark = "B" if self.side == Side.BUY else "S"
 
     @property
     def state(self) -> OrderState:
@@ -281,7 +287,9 @@ class Oms:
         if intent.kind is OrderKind.REPLACE:
             old = self.get(intent.orig_token)
             self._fire(old, Trigger.REPLACE_SENT, now_ns)
-            return self._add(intent, now_ns)
+            new = self._add(intent, now_ns)
+            new.mark = old.mark
+            return new
         if intent.kind is OrderKind.MODIFY and intent.qty > 0:
             order = self.get(intent.token)
             if intent.qty >= order.leaves:
@@ -496,5 +504,5 @@ class Oms:
 
     def state_items(self):
         return (self.counter, [(t, o.symbol_id, int(o.side), o.price, o.qty, o.leaves, o.filled,
-                                o.state.value, o.venue_ref, o.orig_token, o.cancel_sent)
+                                o.state.value, o.venue_ref, o.orig_token, o.cancel_sent, o.mark)
                                for t, o in self.orders.items()])

@@ -20,7 +20,8 @@ _ENTER = struct.Struct(">Hcc14scI8sII4scccIcc")
 _REPLACE = struct.Struct(">Hcc14s14sIIIccI")
 _CANCEL = struct.Struct(">Hcc14sI")
 _MODIFY = struct.Struct(">Hcc14scI")
-_U, _SIDES = b"U", {"B": b"B", "S": b"S"}
+# OUCH 4.2 sides: buy, sell (long), sell short, sell short exempt (a sell's Reg SHO marking)
+_U, _SIDES = b"U", {"B": b"B", "S": b"S", "T": b"T", "E": b"E"}
 _TOKEN_WIDTH = 14
 
 

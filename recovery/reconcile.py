@@ -492,6 +492,7 @@ def apply(engine, resolution: Resolution, now_ns: int) -> list[Action]:
                 oms.on_sent(_intent(OrderKind.ENTER, token, resolution.symbol_id, resolution.side,
                                     resolution.price, resolution.leaves), now_ns)
                 oms.on_accepted(token, resolution.ref, now_ns)
+                oms.orders[token].mark = resolution.side     # as the venue holds it
         order = oms.orders.get(token)
         if order is not None and order.state.value in _RESTING:
             actions.append(_cancel(engine, order, now_ns))
@@ -529,7 +530,10 @@ def _skip_token(oms, token: str) -> None:
 
 def _intent(kind: OrderKind, token: str, symbol_id: int, side: str, price: int, qty: int,
             orig_token: str = "") -> OrderIntent:
-    return OrderIntent(kind, token, symbol_id, Side(ord(side)), price, qty, orig_token=orig_token,
+    # the venue's side: B, or a sell's Reg SHO marking (S, T or E); the OMS learns the marking
+    # from the venue's answers
+    return OrderIntent(kind, token, symbol_id, Side.BUY if side == "B" else Side.SELL, price, qty,
+                       orig_token=orig_token,
                        purpose=Purpose.RECOVERY)
 
 

@@ -111,6 +111,7 @@ def test_the_c_requote_decision_is_the_engines(bid, ask, want_bid, want_ask, hol
     for key, order, token in ((bid_key, bid, "B1"), (ask_key, ask, "A1")):
         if order is not None:
             order.token = token
+            order.mark = "B" if token == "B1" else "S"
             oms.orders[token] = order
             oms.working[key] = token
     quote = (want_bid[0], want_bid[1], want_ask[0], want_ask[1])
@@ -121,7 +122,8 @@ def test_the_c_requote_decision_is_the_engines(bid, ask, want_bid, want_ask, hol
     until = {slot: t for slot, t in zip((bid_key, ask_key), denied) if t}
     probe = SimpleNamespace(oms=oms, quote_slots=engine.quote_slots, hedge_hold={s: hold}, risk=engine.risk,
                             _quote=lambda symbol_id: quote, now=_NOW, cfg=engine.cfg,
-                            ticks=engine.ticks, ids=engine.ids, denied_until=until)
+                            ticks=engine.ticks, ids=engine.ids, denied_until=until, ssr=[False] * engine.n,
+                            _long_sells=lambda symbol_id, qty, skip="": (True, []))
     for name in ("_requote_side", "_work_side", "_can_wait", "_quote_denied", "_reach"):
         setattr(probe, name, functools.partial(getattr(engine_type, name), probe))
     # Engine._submit refuses a side backing off (denied_until) before anything else

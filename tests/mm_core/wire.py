@@ -98,7 +98,7 @@ class Venue:
     """Scripted OUCH counter-party: acknowledges every order the engine sends."""
 
     def __init__(self) -> None:
-        self.orders: dict[str, dict] = {}      # token -> {side, qty, price, stock, tif}
+        self.orders: dict[str, dict] = {}      # token -> {side, marked, qty, price, stock, tif}
         self.match = 0
         self.sent: list = []                   # decoded inbound OUCH messages, in order
 
@@ -121,8 +121,10 @@ class Venue:
             if not ack:
                 continue
             if isinstance(msg, ouch.EnterOrder):
-                self.orders[msg.token] = dict(side=msg.side, qty=msg.shares, price=msg.price,
-                                              stock=msg.stock, tif=msg.time_in_force)
+                # side: the book's (B or S); marked: the OUCH side as entered (S, T or E for a sell)
+                self.orders[msg.token] = dict(side="B" if msg.side == "B" else "S", marked=msg.side,
+                                              qty=msg.shares, price=msg.price, stock=msg.stock,
+                                              tif=msg.time_in_force)
                 replies.append(self.frame(ouch.Accepted(now, msg.token, msg.side, msg.shares, msg.stock,
                                                         msg.price, msg.time_in_force, msg.firm, "Y",
                                                         self._ref(), "P", "N", 0, "N", "L", " ")))
@@ -132,7 +134,7 @@ class Venue:
                     continue
                 self.orders[msg.replacement_token] = dict(old, qty=msg.shares, price=msg.price)
                 replies.append(self.frame(ouch.Replaced(
-                    now, msg.replacement_token, old["side"], msg.shares, old["stock"], msg.price,
+                    now, msg.replacement_token, old["marked"], msg.shares, old["stock"], msg.price,
                     msg.time_in_force, "MMCO", "Y", self._ref(), "P", "N", 0, "N", "L",
                     msg.existing_token, " ")))
             elif isinstance(msg, ouch.CancelOrder):

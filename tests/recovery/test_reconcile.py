@@ -121,9 +121,9 @@ def test_a_live_order_unknown_locally_is_adopted_and_cancelled():
 def test_an_order_adopted_during_recovery_is_cancelled_when_it_rests():
     engine, venue, _, _ = quoting()
     token = engine.oms.prefix + "000000000100"
-    apply(engine, AdoptPending(token, ACME, "S", 1_001_000, 200), NOW)
+    apply(engine, AdoptPending(token, ACME, "T", 1_001_000, 200), NOW)     # a sell while flat: short
     assert engine.oms.get(token).state is OrderState.PENDING_NEW
-    late = accepted(token, side="S", shares=200, price=1_001_000, ref=91)
+    late = accepted(token, side="T", shares=200, price=1_001_000, ref=91)
     engine.on_event(VenueMessage(frame(late), NOW))
     result = reconcile(local(engine, venue, len(venue.log) + 1), venue.view(late))
     assert kinds(result) == ["unknown-live"] and result.resolutions[0].adopt is False
@@ -302,7 +302,8 @@ def test_a_resolution_document_with_bad_fields_is_a_typed_error():
         resolution_from_json({"action": "deliver", "sequence": 1, "payload": "zz"})
 
 
-def replaced(token: str, previous: str, side="S", shares=200, price=1_001_000, ref=93) -> bytes:
+# our ask was entered while flat: the venue holds it, and so its replacement, marked short (T)
+def replaced(token: str, previous: str, side="T", shares=200, price=1_001_000, ref=93) -> bytes:
     return ouch.encode(ouch.Replaced(NOW, token, side, shares, "ACME", price, 99999, "MMCO", "Y", ref,
                                      "P", "N", 0, "N", "L", previous, " "))
 
@@ -314,7 +315,7 @@ def test_a_replacement_the_journal_lost_is_adopted_before_the_venue_confirms_it(
         engine.on_event(OperatorCommand(NOW, "kill", "ops", "drill"))
         assert engine.oms.get(ask.token).state is OrderState.PENDING_CANCEL
     token = engine.oms.prefix + "000000000200"
-    apply(engine, AdoptPending(token, ACME, "S", 1_001_000, 200, ask.token), NOW)
+    apply(engine, AdoptPending(token, ACME, "T", 1_001_000, 200, ask.token), NOW)
     expected = OrderState.UNKNOWN if cancelling else OrderState.PENDING_REPLACE
     assert engine.oms.get(ask.token).state is expected
     engine.on_event(VenueMessage(frame(replaced(token, ask.token)), NOW))
