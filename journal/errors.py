@@ -12,7 +12,11 @@ from journal._journal_cffi import ffi, lib
 
 
 class JournalError(Exception):
-    """Base of every journal error. `status` is the C mmj_status, `errno` the OS error if any."""
+    """Base of every journal error. `status` is the C mmj_status, `errno` the OS error if any;
+    `written`: from append_batch, how many of the batch's records were published before it
+    stopped (they are in the journal and will be replayed; 0 for anything else)."""
+
+    written = 0
 
     def __init__(self, message: str, *, status: int = 0, errno: int = 0):
         super().__init__(message)
@@ -53,9 +57,7 @@ class JournalClosed(JournalError):
 
 
 class DiskFull(JournalError):
-    """No space to preallocate a segment. `written` counts batch records already appended."""
-
-    written = 0
+    """No space to preallocate a segment."""
 
 
 class DurabilityFailed(JournalError):
