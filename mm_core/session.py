@@ -36,7 +36,7 @@ from journal import Journal, JournalError, JournalLocked, Reader, lock_state
 from journal.reader import damage_behind_summary
 from journal.catalogue import RecordType, TsSource, pack, pack_json
 from mm_core.config import ConfigError, EngineConfig, Symbols, symbols_from_toml
-from mm_core.control import ControlError, ControlServer
+from mm_core.control import ControlError, ControlServer, check_path
 from mm_core.engine import Engine, EngineError
 from mm_core.risk import EXAMPLE_TOML, Limits, LimitsError, RiskError, RiskGateway
 from mm_core.runner import Runner, RunnerError, RunnerReport, RunnerSettings, stage_latencies
@@ -241,6 +241,11 @@ class SessionSettings:
             raise SessionConfigError(f"duration must be positive, not {self.duration_s}")
         if self.seed is not None and self.venue.kind == "external":
             raise SessionConfigError("--seed applies to a venue this session starts, not to HOST:PORT")
+        if self.control_path:
+            try:
+                check_path(self.control_path)
+            except ControlError as exc:
+                raise SessionConfigError(str(exc)) from None
 
 
 # ------------------------------------------------------------------------------------ outputs
@@ -580,6 +585,10 @@ class Session:
                 fresh_session=fresh, busy_poll=s.busy_poll,
                 **({"username": user.username, "password": user.password} if user else {})), self.monitor,
                 reconciler=self.reconciler)
+            # the control socket before the session's first record: a path another session
+            # answers on stops this one before it writes anything (commands sent meanwhile wait
+            # in the runner's queue until it runs)
+            control = self._start_control(stack)
             first_seq = self._journal_start(journal, session_id, source, note)
             self.monitor.start()
             stack.callback(self.monitor.stop)
@@ -590,7 +599,6 @@ class Session:
                 thread.start()
                 stack.callback(thread.join, 5)
             stack.callback(done.set)
-            control = self._start_control(stack)
             if self.on_started is not None:
                 self.on_started(self)
             try:

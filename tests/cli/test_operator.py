@@ -126,3 +126,12 @@ def test_no_session_is_one_line_and_usage_errors_exit_2(tmp_path):
     long_path = "/tmp/" + "x" * 120
     too_long = CliRunner().invoke(operator, ["kill", "--control", long_path, "--actor", "a", "--reason", "r"])
     assert too_long.exit_code == 1 and "over the 107 a Unix socket allows" in too_long.output
+
+
+def test_run_refuses_a_control_path_no_socket_can_have_before_writing_anything(tmp_path):
+    from cli.run_cmd import command as run
+    journal = tmp_path / "journal"
+    result = CliRunner().invoke(run, ["--duration", "1s", "--journal", str(journal), "--no-ptp-lab",
+                                      "--control", "/tmp/" + "y" * 120])
+    assert result.exit_code == 1 and "over the 107 a Unix socket allows" in result.output
+    assert not journal.exists()                   # refused before the journal was opened
