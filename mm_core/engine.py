@@ -56,6 +56,7 @@ _PENDING_NEW, _PENDING_CANCEL = OrderState.PENDING_NEW, OrderState.PENDING_CANCE
 _GAP = moldudp64.Gap
 _ENTER, _REPLACE, _CANCEL, _MODIFY = OrderKind.ENTER, OrderKind.REPLACE, OrderKind.CANCEL, OrderKind.MODIFY
 _BOOK_STALE_ONLY = [CheckId.BOOK_STALE.label]     # risk.faults when only books are stale
+_CHECK_OK = CheckId.OK
 _top_depth = lib.fmd_top_depth
 _top_depth_without = lib.fmd_top_depth_without
 _new_i64 = ffi.new
@@ -493,9 +494,11 @@ class Engine:
         return actions
 
     def _on_reg_sho(self, changes: list[tuple[int, bool]], actions: list[Action]) -> list[int]:
-        """ITCH Reg SHO messages: the symbols whose Rule 201 restriction changed (journaled)."""
+        """ITCH Reg SHO messages: the symbols whose Rule 201 restriction changed (journaled); the
+        gateway is told each message (it applies the price test itself)."""
         changed = []
         for s, restricted in changes:
+            self.risk.on_reg_sho(s, restricted, self.now)
             if self.ssr[s] != restricted:
                 self.ssr[s] = restricted
                 changed.append(s)
@@ -1099,20 +1102,28 @@ class Engine:
             # book blocks only its own symbol (the gateway denies per symbol): the others quote.
             return False
         mark, at_risk = "B", ()
-        if intent.side == _SELL and (intent.kind is _ENTER or intent.kind is _REPLACE):
-            mark, at_risk = self._sell_mark(intent)
-            if mark is None:
-                self._back_off(key, intent.purpose)
-                actions.append(self._alert("short-sale-price-test", f"{intent.purpose.value} short sale "
-                                           f"{intent.token} of {intent.qty} at {intent.price} not sent: "
-                                           f"Rule 201 restriction, national best bid {self._nbb(intent.symbol_id)}"))
-                return False
-        decision = self.risk.check(intent, now)
+        if intent.side == _SELL:
+            if intent.kind is _ENTER or intent.kind is _REPLACE:
+                mark, at_risk = self._sell_mark(intent)
+                if mark is None:
+                    self._back_off(key, intent.purpose)
+                    actions.append(self._alert("short-sale-price-test", f"{intent.purpose.value} short sale "
+                                               f"{intent.token} of {intent.qty} at {intent.price} not sent: "
+                                               f"Rule 201 restriction, national best bid {self._nbb(intent.symbol_id)}"))
+                    return False
+            else:                       # a Modify carries the order's marking
+                mark = self.oms.orders[intent.token].mark
+        # the gateway checks the marking and Rule 201 itself: the bid it tests against, while the
+        # price test is in force (it denies a short sale on a symbol it knows restricted without one)
+        decision = self.risk.check(intent, now, mark,
+                                   self._nbb(intent.symbol_id) if self.ssr[intent.symbol_id] else None)
         if not decision.allowed:
             self.counts["denials"] += 1
             self._back_off(key, intent.purpose)
             actions.append(self._decision_note(intent, decision))
             return False
+        if decision.check is not _CHECK_OK:     # allowed under an exception: journaled with the order
+            actions.append(self._decision_note(intent, decision))
         for order in at_risk:           # long-marked sells this one would leave uncovered: out first
             self._cancel(order, order.purpose, actions)
         order = self.oms.on_sent(intent, now)
@@ -1660,7 +1671,8 @@ class Engine:
                        check_id=int(d.check), trading_state=int(d.state),
                        limits_version=d.limits_version, price=intent.price, qty=intent.qty,
                        value=d.value, limit=d.limit, detail=d.detail.encode()[:48])
-        return JournalNote(RecordType.RISK_DECISION, payload, f"denied {d.check_name}: {d.detail}")
+        return JournalNote(RecordType.RISK_DECISION, payload,
+                           f"{'allowed' if d.allowed else 'denied'} {d.check_name}: {d.detail}")
 
     def _kill_note(self, kill, cancelled: int) -> JournalNote:
         payload = pack(RecordType.KILL, scope=int(kill.scope), scope_id=kill.scope_id,

@@ -24,7 +24,7 @@ from mm_core.risk.greeks import OptionParams, UnitRisk, scenario_grid, underlyin
 from mm_core.risk.kill import KillOrder, KillScope, parse_scope
 from mm_core.risk.limits import PRICE4, Limits, SymbolLimits
 from mm_core.risk.states import StateChange, StateMachine, TradingState, Trigger
-from mm_core.types import OrderIntent, OrderKind
+from mm_core.types import OrderIntent, OrderKind, Purpose
 
 __all__ = ["RiskGateway", "OpenOrder", "FAULT_CHECKS"]
 
@@ -35,6 +35,7 @@ _REPLACE = OrderKind.REPLACE
 _MODIFY = OrderKind.MODIFY
 _CANCEL = OrderKind.CANCEL
 _IOC = 0                   # OrderIntent.tif of an immediate-or-cancel order (OUCH time in force 0)
+_QUOTE = Purpose.QUOTE
 _ACTIVE = TradingState.ACTIVE
 _SAFE = TradingState.SAFE_MODE
 _REDUCING = TradingState.REDUCING
@@ -75,6 +76,8 @@ class OpenOrder:
     side: Side
     price: int
     qty: int            # remaining quantity
+    mark: str = ""      # a sell's OUCH side byte (S long, T short, E short exempt); "" unknown,
+                        # which counts as short against the locates
 
 
 class _Symbol:
@@ -83,7 +86,8 @@ class _Symbol:
     __slots__ = ("symbol_id", "fair", "reference", "md_ns", "book_stale", "position", "open_buy",
                  "open_sell", "limits", "notional", "multiplier", "option", "underlying_id", "under",
                  "risk", "group", "pnl_lo", "pnl_hi", "drift_buy", "drift_sell", "fair_band",
-                 "reference_band", "drift_band", "headroom", "own_buys", "own_sells")
+                 "reference_band", "drift_band", "headroom", "own_buys", "own_sells", "ssr",
+                 "marks", "short_filled")
 
     def __init__(self, symbol_id: int, limits: SymbolLimits) -> None:
         self.symbol_id = symbol_id
@@ -117,6 +121,12 @@ class _Symbol:
         # against one of them is a wash trade (self-trade prevention); a handful each
         self.own_buys: dict[str, int] = {}
         self.own_sells: dict[str, int] = {}
+        # Reg SHO: the Rule 201 price test in force (ITCH 'Y'); the marking of each sell allowed and
+        # not gone (token -> S/T/E, "" unknown; an original whose replace is in flight included);
+        # shares sold short by fills, which used up their locate for the day
+        self.ssr = False
+        self.marks: dict[str, str] = {}
+        self.short_filled = 0
 
 
 class _Group:
@@ -271,7 +281,9 @@ class RiskGateway:
     def state_items(self) -> tuple:
         """The order-related state replay must reproduce (for the engine's state hash): working
         orders as counted, replaces in flight, fault bits."""
-        return (sorted(self.working_orders().items()), sorted(self._replacing.items()), self._faults)
+        return (sorted(self.working_orders().items()), sorted(self._replacing.items()), self._faults,
+                sorted((s.symbol_id, s.ssr, s.short_filled, sorted(s.marks.items()))
+                       for s in self._symbols.values() if s.ssr or s.short_filled or s.marks))
 
     def drain_events(self) -> list[StateChange]:
         """State changes since the last drain, oldest first, for the engine to journal."""
@@ -279,12 +291,19 @@ class RiskGateway:
         return events
 
     # ------------------------------------------------------------------------ the order check
-    def check(self, intent: OrderIntent, now_ns: int) -> RiskDecision:
+    def check(self, intent: OrderIntent, now_ns: int, mark: str | None = None,
+              best_bid: int | None = None) -> RiskDecision:
         """Verdict on one order action. Never raises: a denial is the returned event.
 
-        Order of checks: identity and fields, fail-closed inputs, throttle, trading state, message
-        rate, size and value, collars, duplicates, open orders, position, notional, Greeks and
-        scenario, drawdown, self-trade. One flat body with locals: this runs for every order.
+        `mark`: the OUCH side byte the order goes out with: "B", or a sell's Reg SHO marking "S"
+        (long), "T" (short) or "E" (short exempt); None: the byte of intent.side (B, or S: long).
+        `best_bid`: the national best bid (price4, 0 none) when the engine sees the Rule 201 price
+        test in force; a short sale on a symbol the gateway knows restricted needs it.
+        Order of checks: identity and fields (the marking's byte too), fail-closed inputs,
+        throttle, trading state, message rate, size and value, collars, duplicates, open orders,
+        position, notional, Greeks and scenario, drawdown, self-trade, then for sells Reg SHO (a
+        long sale covered, a short sale's price test and locate). One flat body with locals: this
+        runs for every order.
         """
         try:
             kind = intent.kind
@@ -340,6 +359,9 @@ class RiskGateway:
                 is_buy = side == _BUY
             else:
                 return self._deny(CheckId.INVALID_ORDER, 0, 0, f"side must be B or S, got {side!r}"[:48])
+            if mark is not None and (mark != "B" if is_buy else mark != "S" and mark != "T" and mark != "E"):
+                return self._deny(CheckId.SALE_MARKING, 0, 0, (f"a buy marked {mark!r}" if is_buy else
+                                  f"a sell marked {mark!r}, not S, T or E")[:48])
             same_side = sym.open_buy if is_buy else sym.open_sell
             replaced = None
             if kind is not _ENTER:
@@ -448,6 +470,15 @@ class RiskGateway:
                         return self._deny(CheckId.SELF_TRADE, price, own_price,
                                           "would trade with our own working order")
 
+            allowed = self._allowed
+            if not is_buy:
+                if mark is None:
+                    mark = "S"
+                if mark != "S" or kind is _REPLACE or (post < 0 and sym.option is None):
+                    allowed = self._reg_sho(sym, intent, kind, mark, post, best_bid)
+                    if not allowed.allowed:
+                        return allowed
+
             # Allowed: record it in every window before it leaves (RTS 6: include all orders sent).
             window.append(now_ns)
             stamped = (now_ns, price)
@@ -465,8 +496,10 @@ class RiskGateway:
             token = intent.token
             if kind is _REPLACE and replaced is not None and replaced[0] is sym \
                     and replaced[1] is is_buy and token not in working:
+                if not is_buy:
+                    sym.marks[token] = mark
                 self._hold_original(intent.orig_token, token, replaced, qty, price, intent.tif != _IOC)
-                return self._allowed
+                return allowed
             if replaced is not None and kind is not _REPLACE:
                 self._remove_working(token)
             if token in working:
@@ -480,15 +513,66 @@ class RiskGateway:
                     sym.own_buys[token] = price
             else:
                 sym.open_sell += qty
+                sym.marks[token] = mark
                 if intent.tif != _IOC:
                     sym.own_sells[token] = price
-            return self._allowed
+            return allowed
         except Exception as exc:  # fail closed on any defect inside a check
             detail = f"{type(exc).__name__}: {exc}"[:48]
             self._latch(CheckId.INTERNAL_ERROR, detail, now_ns, "risk-gateway")
             if _is_cancel(intent):
                 return self._allowed          # a cancel is never refused, even by a defect
             return self._deny(CheckId.INTERNAL_ERROR, 0, 0, detail)
+
+    def _reg_sho(self, sym: _Symbol, intent: OrderIntent, kind: OrderKind, mark: str, post: int,
+                 best_bid: int | None) -> RiskDecision:
+        """Reg SHO for a sell (the order path's own checks passed): a replace keeps its original's
+        marking (OUCH Replace has no side); a long sale (S) must be covered by the position net of
+        every working sell, this one included (post >= 0); a short sale (T, E: the gateway cannot
+        verify an exemption) must pass the Rule 201 price test when in force, then needs a locate:
+        easy to borrow, or located shares left after fills and working short sales, or for a quote
+        on a symbol configured for it the bona fide market-making exception (an allowed decision
+        naming it, for the engine to journal). An option sale writes a contract: none of this
+        applies beyond the replace's marking. Returns self._allowed, that exception or a denial."""
+        if kind is _REPLACE:
+            original = sym.marks.get(intent.orig_token)
+            if original and original != mark:
+                return self._deny(CheckId.SALE_MARKING, 0, 0,
+                                  f"replace marked {mark}, its original {original}"[:48])
+        if sym.option is not None:
+            return self._allowed
+        if mark == "S":
+            if post < 0:
+                return self._deny(CheckId.SALE_MARKING, post, 0, "long sale not covered by position")
+            return self._allowed
+        price = intent.price
+        if sym.ssr:
+            if best_bid is None:
+                return self._deny(CheckId.SHORT_SALE_PRICE_TEST, price, 0,
+                                  "Rule 201 in force: no national best bid given")
+            if 0 < best_bid and price <= best_bid:
+                return self._deny(CheckId.SHORT_SALE_PRICE_TEST, price, best_bid,
+                                  "Rule 201: short sale at or below the NBB")
+        lim = self._limits
+        symbol_id = sym.symbol_id
+        if symbol_id in lim.easy_to_borrow:
+            return self._allowed
+        located = lim.locates.get(symbol_id, 0)
+        skip = intent.orig_token if kind is _REPLACE else intent.token
+        working = self._working
+        need = sym.short_filled + intent.qty
+        for token, marked in sym.marks.items():
+            if marked != "S" and token != skip:
+                order = working.get(token)
+                if order is not None:
+                    need += order[2]
+        if need <= located:
+            return self._allowed
+        if symbol_id in lim.bona_fide_mm and intent.purpose is _QUOTE:
+            return RiskDecision(True, CheckId.LOCATE_EXCEPTION, need, located,
+                                "no locate: bona fide market-making exception", self._fsm.state,
+                                lim.version)
+        return self._deny(CheckId.LOCATE_REQUIRED, need, located, "short sale without a locate")
 
     def _check_cancel(self, now_ns: int) -> RiskDecision:
         window = self._cancels
@@ -672,6 +756,8 @@ class RiskGateway:
         signed = qty if side == _BUY else -qty
         sym.position += signed
         self._cash -= signed * price * sym.multiplier
+        if token and signed < 0 and sym.marks.get(token, "S") != "S":
+            sym.short_filled += qty          # sold short: its locate is used for the day
         if token:
             if self._replacing:
                 self._fill_during_replace(token, qty)
@@ -712,12 +798,15 @@ class RiskGateway:
                 sym.open_buy = sym.open_sell = 0
                 sym.own_buys.clear()
                 sym.own_sells.clear()
+                sym.marks.clear()
             self._working.clear()
             self._replacing.clear()
             self._replaced_by.clear()
             for order in open_orders:
-                self._add_working(order.token, self._symbol(order.symbol_id), order.side == _BUY,
-                                  order.qty, order.price)
+                sym = self._symbol(order.symbol_id)
+                self._add_working(order.token, sym, order.side == _BUY, order.qty, order.price)
+                if order.side != _BUY:
+                    sym.marks[order.token] = getattr(order, "mark", "") or ""
         self._unknown_outcome = int(unknown_outcome)
         if unknown_outcome:
             self._set_fault(_F_UNKNOWN_OUTCOME, now_ns)
@@ -800,6 +889,11 @@ class RiskGateway:
         there is one and the clock is not flagged stale already (inf otherwise)."""
         self.clock_stale_at = _INF if self._clock_ns < 0 or self._faults & _F_CLOCK_STALE \
             else self._clock_ns + self._limits.max_clock_age_ns
+
+    def on_reg_sho(self, symbol_id: int, restricted: bool, now_ns: int = 0) -> None:
+        """ITCH Reg SHO ('Y') for a symbol: the Rule 201 short sale price test is in force (True)
+        or lifted (False); anything but False counts as in force (fail closed)."""
+        self._symbol(symbol_id).ssr = restricted is not False
 
     def on_option_params(self, symbol_id: int, underlying_id: int, strike: int, expiry_ns: int,
                          vol: float, rate: float, is_call: bool, multiplier: int = 1,
@@ -921,6 +1015,8 @@ class RiskGateway:
             else:
                 sym.open_sell -= order[2]
                 sym.own_sells.pop(token, None)
+                if token not in self._replaced_by:
+                    sym.marks.pop(token, None)
 
     def _recount(self, token: str, qty: int) -> None:
         """A working order's counted quantity becomes `qty` (price and own-price entry unchanged)."""
@@ -978,6 +1074,8 @@ class RiskGateway:
         elif replacement in self._working:
             self._recount(replacement, qty)
         (sym.own_buys if is_buy else sym.own_sells).pop(orig, None)
+        if not is_buy:
+            sym.marks.pop(orig, None)
 
     def _mark(self, sym: _Symbol) -> None:
         """The symbol's notional at its fair value into gross and net, and the P&L peak moved."""
