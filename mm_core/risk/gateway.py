@@ -470,11 +470,14 @@ class RiskGateway:
                         return self._deny(CheckId.SELF_TRADE, price, own_price,
                                           "would trade with our own working order")
 
+            # Reg SHO: a sell's own checks (in _reg_sho) unless plainly clear: a long sale the
+            # position covers, or a short sale of an easy-to-borrow symbol with no price test on
             allowed = self._allowed
             if not is_buy:
                 if mark is None:
                     mark = "S"
-                if mark != "S" or kind is _REPLACE or (post < 0 and sym.option is None):
+                if kind is _REPLACE or ((post < 0 and sym.option is None) if mark == "S" else
+                                        sym.ssr or symbol_id not in lim.easy_to_borrow):
                     allowed = self._reg_sho(sym, intent, kind, mark, post, best_bid)
                     if not allowed.allowed:
                         return allowed
