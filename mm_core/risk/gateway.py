@@ -311,10 +311,12 @@ class RiskGateway:
                 return self._check_cancel(now_ns)
             if kind is _MODIFY:
                 held = self._working.get(intent.token)
-                if held is not None and 0 < intent.qty < held[2]:
+                if held is not None and 0 < intent.qty < held[2] and (mark is None or mark == (
+                        "B" if held[1] else held[0].marks.get(intent.token, mark))):
                     # a size-down in place: the price the collars judged stays, exposure only
                     # shrinks, so it passes as a partial cancel does (and counts as one); the
-                    # larger size stays counted until the venue confirms (on_order_confirmed)
+                    # larger size stays counted until the venue confirms (on_order_confirmed).
+                    # One that changes the side byte (OUCH Modify carries it) is checked in full.
                     return self._check_cancel(now_ns)
             lim = self._limits
             if not intent.algo_id or not intent.client_id or not (intent.desk_id or intent.trader_id):

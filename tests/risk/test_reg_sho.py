@@ -206,3 +206,19 @@ def test_a_bad_reg_sho_table_is_a_typed_error_naming_the_field(reg_sho, field):
     with pytest.raises(LimitsError) as info:
         Limits.from_toml(limits_text(reg_sho=reg_sho))
     assert info.value.field == field
+
+
+def test_a_size_down_that_changes_the_marking_is_checked_as_a_new_sale():
+    gw = make_gateway()
+    gw.on_position(1, 100, T0)
+    ask = sell(qty=300)
+    allowed(gw.check(ask, T0, "T"))
+
+    def modify(qty, mark):
+        return gw.check(order(kind=OrderKind.MODIFY, side=Side.SELL, price=ask.price, qty=qty,
+                              token=ask.token), T0, mark)
+
+    allowed(modify(250, "T"))                                   # a plain size-down: as a cancel
+    denied(modify(200, "S"), CheckId.SALE_MARKING, -100, 0)     # now long: 200 of it not owned
+    allowed(modify(100, "S"))
+    assert gw.state_items()[3] == [(1, False, 0, [(ask.token, "S")])]
