@@ -2,7 +2,9 @@
 
 Owns the document's schema, its validation (LimitsError names the field) and the conversion to
 internal units: windows in ns, money in price4 units (currency x 10_000). Every limit must be
-stated explicitly: a missing limit is an error, never "unlimited". Knows nothing of positions.
+stated explicitly: a missing limit is an error, never "unlimited". The Reg SHO table ([reg_sho]:
+easy-to-borrow list, locates, bona fide market-making symbols) may be left out: without it no
+short sale has a locate, the strictest reading. Knows nothing of positions.
 """
 from __future__ import annotations
 
