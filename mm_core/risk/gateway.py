@@ -121,9 +121,10 @@ class _Symbol:
         # against one of them is a wash trade (self-trade prevention); a handful each
         self.own_buys: dict[str, int] = {}
         self.own_sells: dict[str, int] = {}
-        # Reg SHO: the Rule 201 price test in force (ITCH 'Y'); the marking of each sell allowed and
-        # not gone (token -> S/T/E, "" unknown; an original whose replace is in flight included);
-        # shares sold short by fills, which used up their locate for the day
+        # Reg SHO: the Rule 201 price test in force (ITCH 'Y'); the marking of each working sell
+        # not marked long (token -> T/E, "" unknown; an original whose replace is in flight
+        # included): a working sell not in it is marked S; shares sold short by fills, which used
+        # up their locate for the day
         self.ssr = False
         self.marks: dict[str, str] = {}
         self.short_filled = 0
@@ -312,7 +313,7 @@ class RiskGateway:
             if kind is _MODIFY:
                 held = self._working.get(intent.token)
                 if held is not None and 0 < intent.qty < held[2] and (mark is None or mark == (
-                        "B" if held[1] else held[0].marks.get(intent.token, mark))):
+                        "B" if held[1] else held[0].marks.get(intent.token, "S"))):
                     # a size-down in place: the price the collars judged stays, exposure only
                     # shrinks, so it passes as a partial cancel does (and counts as one); the
                     # larger size stays counted until the venue confirms (on_order_confirmed).
@@ -474,15 +475,14 @@ class RiskGateway:
 
             # Reg SHO: a sell's own checks (in _reg_sho) unless plainly clear: a long sale the
             # position covers, or a short sale of an easy-to-borrow symbol with no price test on
+            # (mark None: the side's own byte, S)
             allowed = self._allowed
-            if not is_buy:
-                if mark is None:
-                    mark = "S"
-                if kind is _REPLACE or ((post < 0 and sym.option is None) if mark == "S" else
-                                        sym.ssr or symbol_id not in lim.easy_to_borrow):
-                    allowed = self._reg_sho(sym, intent, kind, mark, post, best_bid)
-                    if not allowed.allowed:
-                        return allowed
+            if not is_buy and (kind is _REPLACE or (
+                    (post < 0 and sym.option is None) if mark is None or mark == "S" else
+                    sym.ssr or symbol_id not in lim.easy_to_borrow)):
+                allowed = self._reg_sho(sym, intent, kind, mark or "S", post, best_bid)
+                if not allowed.allowed:
+                    return allowed
 
             # Allowed: record it in every window before it leaves (RTS 6: include all orders sent).
             window.append(now_ns)
@@ -501,7 +501,7 @@ class RiskGateway:
             token = intent.token
             if kind is _REPLACE and replaced is not None and replaced[0] is sym \
                     and replaced[1] is is_buy and token not in working:
-                if not is_buy:
+                if not is_buy and mark is not None and mark != "S":
                     sym.marks[token] = mark
                 self._hold_original(intent.orig_token, token, replaced, qty, price, intent.tif != _IOC)
                 return allowed
@@ -518,7 +518,8 @@ class RiskGateway:
                     sym.own_buys[token] = price
             else:
                 sym.open_sell += qty
-                sym.marks[token] = mark
+                if mark is not None and mark != "S":
+                    sym.marks[token] = mark
                 if intent.tif != _IOC:
                     sym.own_sells[token] = price
             return allowed
@@ -539,8 +540,8 @@ class RiskGateway:
         on a symbol configured for it the bona fide market-making exception (an allowed decision
         naming it, for the engine to journal). An option sale writes a contract: none of this
         applies beyond the replace's marking. Returns self._allowed, that exception or a denial."""
-        if kind is _REPLACE:
-            original = sym.marks.get(intent.orig_token)
+        if kind is _REPLACE and intent.orig_token in self._working:
+            original = sym.marks.get(intent.orig_token, "S")
             if original and original != mark:
                 return self._deny(CheckId.SALE_MARKING, 0, 0,
                                   f"replace marked {mark}, its original {original}"[:48])
@@ -566,8 +567,8 @@ class RiskGateway:
         skip = intent.orig_token if kind is _REPLACE else intent.token
         working = self._working
         need = sym.short_filled + intent.qty
-        for token, marked in sym.marks.items():
-            if marked != "S" and token != skip:
+        for token in sym.marks:
+            if token != skip:
                 order = working.get(token)
                 if order is not None:
                     need += order[2]
@@ -761,7 +762,7 @@ class RiskGateway:
         signed = qty if side == _BUY else -qty
         sym.position += signed
         self._cash -= signed * price * sym.multiplier
-        if token and signed < 0 and sym.marks.get(token, "S") != "S":
+        if token and signed < 0 and token in sym.marks:
             sym.short_filled += qty          # sold short: its locate is used for the day
         if token:
             if self._replacing:
@@ -810,8 +811,9 @@ class RiskGateway:
             for order in open_orders:
                 sym = self._symbol(order.symbol_id)
                 self._add_working(order.token, sym, order.side == _BUY, order.qty, order.price)
-                if order.side != _BUY:
-                    sym.marks[order.token] = getattr(order, "mark", "") or ""
+                mark = getattr(order, "mark", "") or ""
+                if order.side != _BUY and mark != "S":
+                    sym.marks[order.token] = mark
         self._unknown_outcome = int(unknown_outcome)
         if unknown_outcome:
             self._set_fault(_F_UNKNOWN_OUTCOME, now_ns)
@@ -1020,7 +1022,7 @@ class RiskGateway:
             else:
                 sym.open_sell -= order[2]
                 sym.own_sells.pop(token, None)
-                if token not in self._replaced_by:
+                if sym.marks and token not in self._replaced_by:
                     sym.marks.pop(token, None)
 
     def _recount(self, token: str, qty: int) -> None:
