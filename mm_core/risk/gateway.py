@@ -564,14 +564,17 @@ class RiskGateway:
         if symbol_id in lim.easy_to_borrow:
             return self._allowed
         located = lim.locates.get(symbol_id, 0)
-        skip = intent.orig_token if kind is _REPLACE else intent.token
-        working = self._working
+        # shares that may still be sold short: a working order's count; one replaced and not
+        # answered yet, what is left of the original and the whole replacement (the original may
+        # fill before the replace lands, which then rests in full), a replace being checked so too
+        token, working, replacing = intent.token, self._working, self._replacing
         need = sym.short_filled + intent.qty
-        for token in sym.marks:
-            if token != skip:
-                order = working.get(token)
+        for marked in sym.marks:
+            if marked != token:
+                order = working.get(marked)
                 if order is not None:
-                    need += order[2]
+                    pending = replacing.get(marked) if replacing else None
+                    need += order[2] if pending is None else pending[1] + pending[3]
         if need <= located:
             return self._allowed
         if symbol_id in lim.bona_fide_mm and intent.purpose is _QUOTE:

@@ -5,6 +5,7 @@ sales (T, E) with the easy-to-borrow list and the bona fide market-making except
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from mm_core.risk import EXAMPLE_TOML, CheckId, Limits, LimitsError, OpenOrder
 from mm_core.types import OrderKind, Purpose, Side
@@ -101,19 +102,27 @@ def test_a_short_sale_needs_a_locate_used_by_fills_and_returned_when_the_rest_is
     allowed(gw.check(sell(qty=300, above=300), T0, "T"))
 
 
-def test_a_replace_of_a_short_sale_needs_a_locate_for_its_new_size_only():
+def test_a_replace_of_a_short_sale_holds_a_locate_for_the_original_until_the_venue_answers():
+    """The original may fill before the replace lands, and the replacement then rests in full."""
     gw = make_gateway(reg_sho={**NO_BORROW, "locates": {"1": 500}})
     ask = sell(qty=400)
     allowed(gw.check(ask, T0, "T"))
 
-    def replace(qty, token):
+    def replace(qty, token, orig=ask.token):
         return gw.check(order(kind=OrderKind.REPLACE, side=Side.SELL, price=FAIR + 200, qty=qty,
-                              orig_token=ask.token, token=token), T0, "T")
+                              orig_token=orig, token=token), T0, "T")
 
-    denied(replace(501, "R0"), CheckId.LOCATE_REQUIRED, 501, 500)
-    allowed(replace(450, "R1"))
+    denied(replace(101, "R0"), CheckId.LOCATE_REQUIRED, 501, 500)
+    allowed(replace(100, "R1"))
+    denied(gw.check(sell(qty=1, above=300), T0, "T"), CheckId.LOCATE_REQUIRED, 501, 500)
     # the venue refuses the replace: the original's 400 rests on, and still holds its locate
     gw.on_order_done("R1", T0)
+    denied(gw.check(sell(qty=101, above=300), T0, "T"), CheckId.LOCATE_REQUIRED, 501, 500)
+    allowed(replace(100, "R2"))
+    # 300 of the original sold short before the replace of it to 100 lands: 300 used, 100 rests
+    gw.on_fill(1, Side.SELL, 300, FAIR + 100, T0, token=ask.token)
+    denied(gw.check(sell(qty=1, above=300), T0, "T"), CheckId.LOCATE_REQUIRED, 501, 500)
+    gw.on_order_confirmed("R2", 100, T0)
     denied(gw.check(sell(qty=101, above=300), T0, "T"), CheckId.LOCATE_REQUIRED, 501, 500)
     allowed(gw.check(sell(qty=100, above=300), T0, "T"))
 
@@ -222,3 +231,55 @@ def test_a_size_down_that_changes_the_marking_is_checked_as_a_new_sale():
     denied(modify(200, "S"), CheckId.SALE_MARKING, -100, 0)     # now long: 200 of it not owned
     allowed(modify(100, "S"))
     assert gw.state_items()[3] == []                            # marked long: as any S sell
+
+
+_OPS = st.lists(st.tuples(st.sampled_from(["enter", "fill", "done", "replace", "confirm", "refuse"]),
+                          st.integers(0, 10), st.integers(1, 400)), max_size=60)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_OPS)
+def test_shares_sold_short_plus_all_that_may_still_be_never_pass_the_locate(ops):
+    """A model of the venue beside the gateway: whatever the order of enters, fills, cancels and
+    replaces (answered or refused), what was sold short plus the worst case of what is working (an
+    original not yet replaced: what is left of it and the whole replacement) stays within the
+    located shares."""
+    located = 1_000
+    gw = make_gateway(reg_sho={**NO_BORROW, "locates": {"1": located}},
+                      duplicate={"window_ms": 0}, rates={"max_submits": 10_000, "max_modifies": 10_000})
+    live: dict[str, list] = {}          # token -> [left, replacement token or "", its qty]
+    sold = 0
+    for n, (op, pick, qty) in enumerate(ops):
+        tokens = sorted(live)
+        token = tokens[pick % len(tokens)] if tokens else None
+        if op == "enter":
+            if gw.check(sell(qty=qty, token=f"E{n}"), T0, "T").allowed:
+                live[f"E{n}"] = [qty, "", 0]
+        elif token is None:
+            continue
+        elif op == "fill" and live[token][0]:
+            q = min(qty, live[token][0])
+            gw.on_fill(1, Side.SELL, q, FAIR + 100, T0, token=token)
+            sold += q
+            live[token][0] -= q
+            if not live[token][0] and not live[token][1]:
+                gw.on_order_done(token, T0)
+                del live[token]
+        elif op == "done" and not live[token][1]:
+            gw.on_order_done(token, T0)
+            del live[token]
+        elif op == "replace" and not live[token][1]:
+            intent = order(kind=OrderKind.REPLACE, side=Side.SELL, price=FAIR + 150, qty=qty,
+                           orig_token=token, token=f"R{n}")
+            if gw.check(intent, T0, "T").allowed:
+                live[token][1:] = [f"R{n}", qty]
+        elif op == "confirm" and live[token][1]:
+            _, replacement, new = live.pop(token)
+            gw.on_order_confirmed(replacement, new, T0)
+            live[replacement] = [new, "", 0]
+        elif op == "refuse" and live[token][1]:
+            gw.on_order_done(live[token][1], T0)
+            live[token][1:] = ["", 0]
+            if not live[token][0]:
+                del live[token]
+        assert sold + sum(left + new for left, _, new in live.values()) <= located, (op, live, sold)
