@@ -478,7 +478,8 @@ class RiskGateway:
             # (mark None: the side's own byte, S)
             allowed = self._allowed
             if not is_buy and (kind is _REPLACE or (
-                    (post < 0 and sym.option is None) if mark is None or mark == "S" else
+                    ((post < 0 or self._replacing) and sym.option is None)
+                    if mark is None or mark == "S" else
                     sym.ssr or symbol_id not in lim.easy_to_borrow)):
                 allowed = self._reg_sho(sym, intent, kind, mark or "S", post, best_bid)
                 if not allowed.allowed:
@@ -534,7 +535,8 @@ class RiskGateway:
                  best_bid: int | None) -> RiskDecision:
         """Reg SHO for a sell (the order path's own checks passed): a replace keeps its original's
         marking (OUCH Replace has no side); a long sale (S) must be covered by the position net of
-        every working sell, this one included (post >= 0); a short sale (T, E: the gateway cannot
+        every working sell, this one included, a replace in flight as both its original and its
+        replacement; a short sale (T, E: the gateway cannot
         verify an exemption) must pass the Rule 201 price test when in force, then needs a locate:
         easy to borrow, or located shares left after fills and working short sales, or for a quote
         on a symbol configured for it the bona fide market-making exception (an allowed decision
@@ -548,8 +550,19 @@ class RiskGateway:
         if sym.option is not None:
             return self._allowed
         if mark == "S":
-            if post < 0:
-                return self._deny(CheckId.SALE_MARKING, post, 0, "long sale not covered by position")
+            # post counts a replaced order as the larger of it and its replacement; for a long
+            # sale both count, as the original may fill before the replace lands, which then rests
+            # in full: this replace's original, and every sell replaced and not answered yet
+            left = post
+            if kind is _REPLACE:
+                held = self._working.get(intent.orig_token)
+                if held is not None and held[0] is sym and not held[1]:
+                    left -= held[2]
+            for pending in self._replacing.values():
+                if pending[4] == sym.symbol_id and not pending[5]:
+                    left -= pending[1] if pending[1] < pending[3] else pending[3]
+            if left < 0:
+                return self._deny(CheckId.SALE_MARKING, left, 0, "long sale not covered by position")
             return self._allowed
         price = intent.price
         if sym.ssr:

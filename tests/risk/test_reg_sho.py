@@ -72,19 +72,25 @@ def test_a_long_sale_after_fills_uses_the_position_the_fills_left():
     allowed(gw.check(sell(qty=50), T0, "S"))
 
 
-def test_a_replace_keeps_its_originals_marking_and_is_covered_as_the_new_size():
+def test_a_replace_keeps_its_originals_marking_and_a_long_one_counts_both_until_answered():
     gw = make_gateway()
     gw.on_position(1, 100, T0)
     ask = sell(qty=100)
     allowed(gw.check(ask, T0, "S"))
 
-    def replace(qty, mark):
+    def replace(qty, mark, token="R1"):
         return gw.check(order(kind=OrderKind.REPLACE, side=Side.SELL, price=FAIR + 200, qty=qty,
-                              orig_token=ask.token), T0, mark)
+                              orig_token=ask.token, token=token), T0, mark)
 
     denied(replace(100, "T"), CheckId.SALE_MARKING)             # OUCH Replace has no side
-    denied(replace(101, "S"), CheckId.SALE_MARKING, -1, 0)     # the original is replaced, not added
+    # the original may fill before the replace lands, and the replacement then rests in full
+    denied(replace(100, "S"), CheckId.SALE_MARKING, -100, 0)
+    gw.on_position(1, 200, T0)
     allowed(replace(100, "S"))
+    # in flight, both count for any other long sale; once the venue answers, only what rests
+    denied(gw.check(sell(qty=1, above=300), T0, "S"), CheckId.SALE_MARKING, -1, 0)
+    gw.on_order_confirmed("R1", 100, T0)
+    allowed(gw.check(sell(qty=100, above=300), T0, "S"))
 
 
 def test_a_short_sale_needs_a_locate_used_by_fills_and_returned_when_the_rest_is_gone():
