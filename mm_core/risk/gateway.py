@@ -536,12 +536,12 @@ class RiskGateway:
         """Reg SHO for a sell (the order path's own checks passed): a replace keeps its original's
         marking (OUCH Replace has no side); a long sale (S) must be covered by the position net of
         every working sell, this one included, a replace in flight as both its original and its
-        replacement; a short sale (T, E: the gateway cannot
-        verify an exemption) must pass the Rule 201 price test when in force, then needs a locate:
-        easy to borrow, or located shares left after fills and working short sales, or for a quote
-        on a symbol configured for it the bona fide market-making exception (an allowed decision
-        naming it, for the engine to journal). An option sale writes a contract: none of this
-        applies beyond the replace's marking. Returns self._allowed, that exception or a denial."""
+        replacement; a short sale (T, or E: the gateway cannot verify an exemption) must pass the
+        Rule 201 price test when in force, then needs a locate: easy to borrow, or located shares
+        left after fills and working short sales, or for a quote on a symbol configured for it the
+        bona fide market-making exception (an allowed decision naming it, for the engine to
+        journal). An option sale writes a contract: none of this applies beyond the replace's
+        marking. Returns self._allowed, that exception or a denial."""
         if kind is _REPLACE and intent.orig_token in self._working:
             original = sym.marks.get(intent.orig_token, "S")
             if original and original != mark:
