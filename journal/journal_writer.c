@@ -229,6 +229,18 @@ static int preallocate(mmj_writer *w, const char *tmp, int *fd, int *err)
     return MMJ_OK;
 }
 
+/* The helper's file for segment `index` (mmj_ahead_take_next), waiting a bounded time for one it
+ * is preparing right now rather than preallocating a second file beside it; -1 if there is none
+ * (or it is still not done after MMJ_ROLL_WAIT_NS: the helper drops it when it finishes). */
+static int take_prepared(mmj_writer *w, uint64_t index, uint8_t **mapped, uint64_t *populated)
+{
+    pthread_mutex_lock(&w->hash_mu);
+    mmj_ahead_wait_next(w, MMJ_ROLL_WAIT_NS);
+    int fd = mmj_ahead_take_next(w, index, mapped, populated);
+    pthread_mutex_unlock(&w->hash_mu);
+    return fd;
+}
+
 /* Create, preallocate and map segment `index` under a temp name, then rename it in place. */
 static int create_segment(mmj_writer *w, uint64_t index, uint64_t first_seq, const uint8_t *prev_seal,
                           mmj_map *out, int *err)
@@ -237,17 +249,12 @@ static int create_segment(mmj_writer *w, uint64_t index, uint64_t first_seq, con
     mmj_segment_name(tmp, sizeof tmp, index, 1);
     uint8_t *mapped = NULL;
     uint64_t populated = 0;
-    pthread_mutex_lock(&w->hash_mu);
-    int fd = mmj_ahead_take_next(w, index, &mapped, &populated);   /* prepared by the helper meanwhile */
-    pthread_mutex_unlock(&w->hash_mu);
+    int fd = take_prepared(w, index, &mapped, &populated);
     if (fd < 0) {
         int rc = preallocate(w, tmp, &fd, err);
         if (rc == MMJ_E_DISK_FULL) {
-            /* the space may be in the file the helper is preparing right now: wait for it */
-            pthread_mutex_lock(&w->hash_mu);
-            mmj_ahead_wait_next(w);
-            fd = mmj_ahead_take_next(w, index, &mapped, &populated);
-            pthread_mutex_unlock(&w->hash_mu);
+            /* the space may be in the file the helper is still preparing: wait for it again */
+            fd = take_prepared(w, index, &mapped, &populated);
             rc = fd < 0 ? MMJ_E_DISK_FULL : MMJ_OK;
         }
         if (rc != MMJ_OK)
