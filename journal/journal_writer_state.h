@@ -53,6 +53,11 @@ struct mmj_writer {
                                 * away since the last mmj_sync, without an msync */
     uint64_t unsynced_seg;
     uint64_t unsynced_from;    /* the first of them is msynced up to here already */
+    uint64_t *cold;            /* sealed segments recovery found not known durable (no believed
+                                * DURABLE summary): the next mmj_sync (the open, in group/sync
+                                * modes) fdatasyncs them; n_cold of them, room for cap_cold */
+    uint64_t n_cold;
+    uint64_t cap_cold;
     uint64_t unsynced;         /* records since the last msync (group mode) */
     int64_t last_sync_ns;
     size_t page;
