@@ -166,7 +166,8 @@
  *   not a power cut) is fdatasynced whole by the new writer, and its summary then rewritten with
  *   DURABLE set, so that no later writer syncs (or scans) it again: in group and sync modes at
  *   open, before anything is appended (an acknowledged record never follows records a power cut
- *   could still take), in pagecache mode by the first mmj_sync. The continued segment is covered
+ *   could still take; a failed fdatasync fails the open with MMJ_E_DURABILITY), in pagecache mode
+ *   by the first mmj_sync. The continued segment is covered
  *   by the writer's first msync, which starts at its header. So a sync covers every segment not
  *   known durable and none that is; a segment a pagecache writer rolls gets its mark from the
  *   mmj_sync that fdatasyncs it. Cost: the writeback of what is still dirty (an open in group
