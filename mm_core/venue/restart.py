@@ -12,7 +12,9 @@ after a crash the venue cannot go on with the orders clients still show, nor kno
 last messages it stored reached the wire. Numbering again from 1 under the old name would look
 like duplicates to every client (silently dropped, books frozen); a new name is a session change
 every client sees, and the new session's start of day rebuilds the books. The SoupBinTCP session
-itself goes on: its logs are durable. Must not know about sockets or clocks.
+itself goes on: its logs are durable. Only a session that did not end may go on: one whose end
+of day was published (ITCH End of Messages, OUCH End of Day) is refused (ended_cleanly).
+Must not know about sockets or clocks.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from typing import Iterable
 from mm_core.protocol import itch, ouch
 from mm_core.protocol.errors import ProtocolError
 from mm_core.protocol.moldudp64 import SESSION_WIDTH
-from mm_core.venue.errors import SessionLogError
+from mm_core.venue.errors import SessionEndedError, SessionLogError
 from mm_core.venue.session_log import SessionLog
 
 MOLD_SESSIONS = "mold.sessions"
@@ -60,6 +62,41 @@ def mold_session(session_dir: Path, session: str, restarted: bool) -> str:
         raise SessionLogError(f"cannot record the MoldUDP64 session in {path}: "
                               f"{exc.strerror or exc}") from exc
     return name
+
+
+def refuse_ended(session_dir: Path, session: str, previous: dict[str, list[bytes]]) -> None:
+    """Raise SessionEndedError when session `session` already ended cleanly: a session log
+    (`previous`: its OUCH messages by user) ends with End of Day ('E'), or a MoldUDP64 store of
+    an earlier run ends with End of Messages ('C'). Called before anything is written."""
+    for user, payloads in previous.items():
+        if payloads and _is_event(payloads[-1], ouch.decode_outbound, "E"):
+            _ended(session, f"the session log of {user} ends with End of Day")
+    for name in dict.fromkeys(_used_names(session_dir / MOLD_SESSIONS) + [session]):
+        path = mold_store_path(session_dir, name)
+        if not path.is_file():
+            continue
+        store = SessionLog(path, readonly=True)
+        try:
+            last = store.messages(store.durable_sequence, 1) if store.durable_sequence else []
+        finally:
+            store.close()
+        if last and _is_event(last[0], itch.decode, "C"):
+            _ended(session, f"MoldUDP64 session {name} ends with End of Messages")
+
+
+def _is_event(raw: bytes, decode, code: str) -> bool:
+    """Whether `raw` is a System Event (ITCH or OUCH, by `decode`) with event code `code`."""
+    if raw[:1] != b"S":
+        return False
+    try:
+        return decode(raw).event_code == code
+    except ProtocolError:
+        return False
+
+
+def _ended(session: str, why: str):
+    raise SessionEndedError(f"session {session} ended cleanly ({why}): it cannot start again; "
+                            f"start a new session under a new name")
 
 
 def earlier_mold_stores(session_dir: Path, current: str) -> dict[str, SessionLog]:
@@ -119,6 +156,12 @@ def _used_names(path: Path) -> list[str]:
         return []
     except (OSError, UnicodeDecodeError) as exc:
         raise SessionLogError(f"cannot read {path}: {exc}") from exc
+
+
+def unused_name(log_dir: Path, session: str) -> str:
+    """`session`, or the first of its renamings (R1, R2, ...) no session in `log_dir` has used."""
+    return next(name for name in itertools.chain([session], _renamed(session))
+                if not (log_dir / name).exists())
 
 
 def _renamed(session: str):

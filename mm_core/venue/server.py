@@ -147,6 +147,8 @@ class Venue:
         settings = self.config.venue
         log_dir = Path(settings.log_dir) if settings.log_dir else Path(
             tempfile.mkdtemp(prefix="mmaudit-venue-"))
+        if not settings.session:        # a generated name names no earlier session
+            self.session = restart.unused_name(log_dir, self.session)
         session_dir = log_dir / self.session
         try:
             session_dir.mkdir(parents=True, exist_ok=True)
@@ -190,6 +192,7 @@ class Venue:
         engine past what the session logs and the earlier MoldUDP64 sessions show was handed
         out. Returns the logs' earlier messages by user."""
         previous = {u: sl.messages() for u, sl in self.logs.items() if sl.next_sequence > 1}
+        restart.refuse_ended(session_dir, self.session, previous)
         self.itch_session = restart.mold_session(session_dir, self.session, bool(previous))
         self._open_mold_stores(session_dir)
         if previous:
