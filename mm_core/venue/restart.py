@@ -139,7 +139,7 @@ def published_high_water(stores: Iterable[SessionLog], chunk: int = 4096) -> tup
 
 
 _ADDS = (b"A", b"F")            # ITCH Add Order (with or without MPID)
-_EXECUTIONS = (b"E", b"C")      # ITCH Order Executed (with or without price)
+_EXECUTIONS = (b"E", b"C", b"P")   # ITCH Order Executed (with or without price), Trade
 
 
 def _decode_itch(store: SessionLog, raw: bytes):

@@ -46,6 +46,7 @@ END_DRAIN_STALL = 1.0           # s a client may take nothing at end of session 
 END_DRAIN_LIMIT = 5.0           # s for the whole end-of-session drain (stop() waits 10 s)
 MOLD_END_GRACE = 0.2            # s re-requests are still answered after End of Session (more
                                 # while they keep coming, within END_DRAIN_LIMIT)
+NOT_DISPLAYED = "N"             # OUCH display: the order never shows on ITCH
 CANNOT_PERSIST = frozenset({"fsync failed", "write failed"})   # stop reasons: no end of day
 FAILED_STOPS = CANNOT_PERSIST | {"error"}
 
@@ -675,13 +676,15 @@ class Venue:
             fresh = wire.Echo(msg.display, msg.capacity, msg.intermarket_sweep,
                               msg.minimum_quantity, msg.cross_type)
             events = self.engine.enter(owner, msg.token, msg.stock, msg.side, msg.shares,
-                                       msg.price, msg.time_in_force, user.firm)
+                                       msg.price, msg.time_in_force, user.firm,
+                                       msg.display != NOT_DISPLAYED)
         elif isinstance(msg, ouch.ReplaceOrder):
             previous = self._echo.get((owner, msg.existing_token), wire.DEFAULT_ECHO)
             fresh = wire.Echo(msg.display, previous.capacity, msg.intermarket_sweep,
                               msg.minimum_quantity, previous.cross_type)
             events = self.engine.replace(owner, msg.existing_token, msg.replacement_token,
-                                         msg.shares, msg.price, msg.time_in_force)
+                                         msg.shares, msg.price, msg.time_in_force,
+                                         msg.display != NOT_DISPLAYED)
         elif isinstance(msg, ouch.CancelOrder):
             fresh = None
             events = self.engine.cancel(owner, msg.token, msg.shares)
