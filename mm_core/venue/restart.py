@@ -19,7 +19,6 @@ Must not know about sockets or clocks.
 from __future__ import annotations
 
 import itertools
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -28,7 +27,7 @@ from mm_core.protocol import itch, ouch
 from mm_core.protocol.errors import ProtocolError
 from mm_core.protocol.moldudp64 import SESSION_WIDTH
 from mm_core.venue.errors import SessionEndedError, SessionLogError
-from mm_core.venue.session_log import SessionLog
+from mm_core.venue.session_log import SessionLog, record_line
 
 MOLD_SESSIONS = "mold.sessions"
 
@@ -51,16 +50,7 @@ def mold_session(session_dir: Path, session: str, restarted: bool) -> str:
 
     name = session if free(session) and not used else next(c for c in _renamed(session)
                                                            if free(c))
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        try:
-            os.write(fd, f"{name}\n".encode("ascii"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        raise SessionLogError(f"cannot record the MoldUDP64 session in {path}: "
-                              f"{exc.strerror or exc}") from exc
+    record_line(path, name, "the MoldUDP64 session")
     return name
 
 

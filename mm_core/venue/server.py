@@ -2,7 +2,8 @@
 
 Owns the sockets, the single-threaded selectors loop (run in one background thread), SoupBinTCP
 session state (login, heartbeats, dead-link detection, replay from the durable session logs),
-the clocks (monotonic for timers, realtime for ns-since-midnight stamps) and the run limits.
+the clocks (monotonic for timers; realtime, or the `clock` given, for the ITCH/OUCH stamps:
+ns since midnight US/Eastern of the session date, see sessiontime.py) and the run limits.
 Matching, flow and encodings live in matching.py, flow.py and wire.py; this module must not
 make trading decisions.
 
@@ -24,11 +25,12 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from mm_core.protocol import ouch, soupbintcp
 from mm_core.protocol.errors import BadField, ProtocolError
 from mm_core.venue import matching as m
-from mm_core.venue import restart, wire
+from mm_core.venue import restart, sessiontime, wire
 from mm_core.venue.config import User, VenueConfig
 from mm_core.venue.errors import SessionLogError, VenueStateError
 from mm_core.venue.flow import BackgroundFlow, apply
@@ -37,7 +39,6 @@ from mm_core.venue.session_log import SessionLog
 
 log = logging.getLogger("mm_core.venue")
 
-NS_PER_DAY = 86_400 * 1_000_000_000
 MAX_CONNECTIONS = 64
 OUT_HIGH_WATER = 1 << 18        # bytes queued to one client; the rest waits in its session log
 FLOW_ACTIONS_PER_TURN = 2000    # keeps the sockets served while flow catches up
@@ -81,11 +82,13 @@ class VenuePorts:
     session: str        # SoupBinTCP session
     log_dir: str
     itch_session: str   # MoldUDP64 session: the SoupBinTCP one, or a new name after a restart
+    session_date: str   # YYYY-MM-DD (New York): ITCH/OUCH stamps count from its midnight
 
     def as_dict(self) -> dict:
         return {"host": self.host, "ouch_port": self.ouch, "itch_port": self.itch,
                 "rerequest_port": self.rerequest, "session": self.session,
-                "log_dir": self.log_dir, "itch_session": self.itch_session}
+                "log_dir": self.log_dir, "itch_session": self.itch_session,
+                "session_date": self.session_date}
 
 
 class _Conn:
@@ -110,8 +113,11 @@ class _Conn:
 class Venue:
     """The embedded exchange. Thread-safe queries; all I/O happens on the venue's own thread."""
 
-    def __init__(self, config: VenueConfig, *, background_flow: bool = True) -> None:
+    def __init__(self, config: VenueConfig, *, background_flow: bool = True,
+                 clock: Callable[[], int] = time.time_ns) -> None:
+        """`clock`: UTC nanoseconds now, for the ITCH/OUCH stamps (tests pass another day's)."""
         self.config = config
+        self._clock = clock
         settings = config.venue
         self.session = settings.session or time.strftime("V%H%M%S", time.gmtime())
         self._background = background_flow
@@ -173,7 +179,11 @@ class Venue:
         for user in self.config.users:
             self.logs[user.username] = SessionLog(session_dir / f"{user.username}.soup")
         self._report_cut_tails()
-        previous = self._carry_over(session_dir)
+        previous = {u: sl.messages() for u, sl in self.logs.items() if sl.next_sequence > 1}
+        restart.refuse_ended(session_dir, self.session, previous)     # before anything is written
+        self.session_date = sessiontime.session_date(session_dir, self._clock(), settings.duration)
+        self._midnight_ns = sessiontime.midnight_utc_ns(self.session_date)
+        self._carry_over(session_dir, previous)
         host = settings.host
         try:
             self._open_sockets(host)
@@ -185,15 +195,13 @@ class Venue:
                                        store=self.mold_stores[self.itch_session], earlier=earlier)
         self.ports = VenuePorts(host, self._listener.getsockname()[1], settings.itch_port,
                                 self._rerequest.getsockname()[1], self.session, str(log_dir),
-                                self.itch_session)
+                                self.itch_session, self.session_date.isoformat())
         self._start_of_day(previous)
 
-    def _carry_over(self, session_dir: Path) -> dict[str, list[bytes]]:
-        """Pick this run's MoldUDP64 session and open the ITCH stores; on a restart, resume the
-        engine past what the session logs and the earlier MoldUDP64 sessions show was handed
-        out. Returns the logs' earlier messages by user."""
-        previous = {u: sl.messages() for u, sl in self.logs.items() if sl.next_sequence > 1}
-        restart.refuse_ended(session_dir, self.session, previous)
+    def _carry_over(self, session_dir: Path, previous: dict[str, list[bytes]]) -> None:
+        """Pick this run's MoldUDP64 session and open the ITCH stores; on a restart (`previous`:
+        the logs' earlier messages by user), resume the engine past what the session logs and
+        the earlier MoldUDP64 sessions show was handed out."""
         self.itch_session = restart.mold_session(session_dir, self.session, bool(previous))
         self._open_mold_stores(session_dir)
         if previous:
@@ -207,7 +215,6 @@ class Venue:
                         "match numbers from %d, %d tokens used), market data is the new MoldUDP64 "
                         "session %s", self.session, next_ref, next_match, len(carried.tokens),
                         self.itch_session)
-        return previous
 
     def _open_mold_stores(self, session_dir: Path) -> None:
         """This run's ITCH store, and those of earlier runs still on disk (re-requests for their
@@ -506,7 +513,8 @@ class Venue:
 
     # ------------------------------------------------------------------ events out
     def _stamp(self) -> int:
-        return time.time_ns() % NS_PER_DAY
+        """ITCH/OUCH timestamp now: ns since midnight US/Eastern of the session date."""
+        return self._clock() - self._midnight_ns
 
     def _itch(self, message: bytes) -> None:
         self.publisher.publish(message)
