@@ -7,6 +7,9 @@ ns since midnight US/Eastern of the session date, see sessiontime.py) and the ru
 Matching, flow and encodings live in matching.py, flow.py and wire.py; this module must not
 make trading decisions.
 
+Market data also carries Reg SHO Rule 201 ('Y' per symbol at start of day, '1' when a trade
+falls 10% below the prior close; regsho.py keeps the state across sessions in the log directory).
+
 Use: `with Venue(config) as venue: ports = venue.ports` (start() binds and returns the ports;
 stop() ends the session: every live order expires, ITCH/OUCH end-of-day, MoldUDP64 end of
 session, SoupBinTCP 'Z'). The venue stops by itself after config.venue.duration seconds or
@@ -30,7 +33,7 @@ from typing import Callable
 from mm_core.protocol import ouch, soupbintcp
 from mm_core.protocol.errors import BadField, ProtocolError
 from mm_core.venue import matching as m
-from mm_core.venue import restart, sessiontime, wire
+from mm_core.venue import regsho, restart, sessiontime, wire
 from mm_core.venue.config import User, VenueConfig
 from mm_core.venue.errors import SessionLogError, VenueStateError
 from mm_core.venue.flow import BackgroundFlow, apply
@@ -123,6 +126,7 @@ class Venue:
         self._background = background_flow
         self.engine = m.MatchingEngine(config.listings(), settings.max_shares)
         self.flow = BackgroundFlow(config, settings.seed) if background_flow else None
+        self._listing = {x.name: x for x in config.listings()}
         self._locate = {x.name: x.locate for x in config.listings()}
         self._users = {u.username: u for u in config.users}
         self._echo: dict[tuple[str, str], wire.Echo] = {}
@@ -183,6 +187,8 @@ class Venue:
         restart.refuse_ended(session_dir, self.session, previous)     # before anything is written
         self.session_date = sessiontime.session_date(session_dir, self._clock(), settings.duration)
         self._midnight_ns = sessiontime.midnight_utc_ns(self.session_date)
+        self.rule201 = regsho.Rule201(log_dir, self.session_date,
+                                      {s.name: s.reference_price for s in self.config.symbols})
         self._carry_over(session_dir, previous)
         host = settings.host
         try:
@@ -490,9 +496,12 @@ class Venue:
                                 username, len(left_open))
             session_log.flush()
         self._itch(wire.itch_system_event(ts, "O"))
+        price_test = dict(self.rule201.start_of_day())
         for listing in self.engine.listings():
             for message in wire.itch_listing(ts, listing):
                 self._itch(message)
+            if listing.name in price_test:     # Reg SHO state after the trading action
+                self._itch(wire.itch_reg_sho(ts, listing, price_test[listing.name]))
         for code in "SQ":
             self._itch(wire.itch_system_event(ts, code))
         self.publisher.flush()
@@ -537,6 +546,10 @@ class Venue:
                 public = wire.itch_message(ev, ts, locate[ev.symbol])
                 if public is not None:
                     self._itch(public)
+                if (kind is m.Executed and ev.liquidity == m.LIQUIDITY_ADDED
+                        and self.rule201.on_trade(ev.symbol, ev.price)):   # one per trade
+                    self._itch(wire.itch_reg_sho(ts, self._listing[ev.symbol],
+                                                 regsho.INTRADAY_DROP))
             if kind in wire.BOOK_ONLY_EVENTS:
                 continue
             session_log = logs.get(ev.owner)

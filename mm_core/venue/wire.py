@@ -91,6 +91,11 @@ def itch_listing(ts_ns: int, listing: m.Listing) -> list[bytes]:
     return [itch.encode(directory), itch.encode(action)]
 
 
+def itch_reg_sho(ts_ns: int, listing: m.Listing, action: str) -> bytes:
+    """ITCH Reg SHO Short Sale Price Test Restricted Indicator ('Y') for one symbol."""
+    return itch.encode(itch.RegShoRestriction(listing.locate, 0, ts_ns, listing.name, action))
+
+
 def open_orders(payloads: list[bytes]) -> dict[str, int]:
     """Orders a session's outbound OUCH stream leaves open: token -> open shares.
 
