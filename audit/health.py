@@ -105,6 +105,10 @@ class Observation:
     system_offset_ns: int | None = None
     system_offset_window_ns: int = 0
     system_offset_error: str | None = None
+    # ptp4l's own servo lines since the previous observation (its -m output or syslog, if
+    # followed): pmc shows one offset per sample, these every Sync (or each summary's max).
+    servo_excursion_ns: int | None = None  # the largest |offset| ptp4l logged; None: no line
+    servo_unlocked: bool = False           # a logged servo state was s0 (unlocked) or s1 (jump)
 
 
 @dataclass(frozen=True)
@@ -258,7 +262,9 @@ class HealthTracker:
     # within max_offset_step_ns, i.e. the servo has absorbed the jump and holds the clock there
     # (linuxptp's own s3 rule is the same shape: |offset| under servo_offset_threshold for
     # servo_num_offset_values updates). The jump owed is kept across holdover, UNKNOWN samples
-    # and a GM change: only re-settling pays it off.
+    # and a GM change: only re-settling pays it off. A jump ptp4l slews or steps out between two
+    # pmc samples is invisible to pmc; when ptp4l's log is followed, the largest |offset| it
+    # logged in between counts as a step from the last sample, and a logged s0/s1 is not settled.
 
     def _jumped(self) -> bool:
         """A jump over the steady step was measured since the clock was last steady/settled."""
@@ -293,19 +299,27 @@ class HealthTracker:
         self._last_gm = snap.gm_identity
         offset, step_limit = snap.master_offset_ns, cfg.max_offset_step_ns
         step = None if self._last_offset is None else abs(offset - self._last_offset)
-        if step is not None:
-            if self._jump is None or step > self._jump:
-                self._jump = step
-            if step > step_limit:
-                reasons.append(Reason("offset", f"offset moved {_us(offset - self._last_offset)} in "
-                                                f"one sample (> {_us(step_limit)})"))
+        if step is not None and step > step_limit:
+            reasons.append(Reason("offset", f"offset moved {_us(offset - self._last_offset)} in "
+                                            f"one sample (> {_us(step_limit)})"))
+        logged = obs.servo_excursion_ns
+        if not cfg.free_running and logged is not None and self._last_offset is not None:
+            # ptp4l logged an offset between the two samples: how far it was from the last one
+            between = logged - abs(self._last_offset)
+            if between > step_limit:
+                reasons.append(Reason("offset", f"ptp4l logged |offset| {_us(logged)} since the last "
+                                                f"sample ({_us(between)} from it, > {_us(step_limit)})"))
+            step = max(step, between)
+        if step is not None and (self._jump is None or step > self._jump):
+            self._jump = step
         self._last_offset = offset
         steady = step is None or step <= step_limit
         if cfg.free_running:     # a verifier: steady samples, wherever the offset sits
             self._streak = self._streak + 1 if steady else 1
             needed, settling = cfg.stable_samples, f"settling: {self._streak}/{cfg.stable_samples} steady samples"
         else:                    # a plain client: settled samples, needed only after a jump
-            settled = steady and snap.port_state == "SLAVE" and abs(offset) <= step_limit
+            settled = steady and snap.port_state == "SLAVE" and abs(offset) <= step_limit \
+                and not obs.servo_unlocked
             self._streak = self._streak + 1 if settled else 0
             needed = cfg.stable_samples if self._jumped() else 0
             settling = (f"re-settling after a jump: {self._streak}/{needed} samples in SLAVE with "

@@ -131,3 +131,44 @@ def test_small_moves_and_a_large_steady_offset_stay_locked_as_before():
     got = run(tr, [slave(0, -800), slave(1, 49_000), slave(2, 90_000), slave(3, 120_000)])
     assert got == [(ClockState.LOCKED, 800 + LOCKED_TERMS), (ClockState.LOCKED, 49_000 + LOCKED_TERMS),
                    (ClockState.LOCKED, 90_000 + LOCKED_TERMS), (ClockState.LOCKED, 120_000 + LOCKED_TERMS)]
+
+
+def logged(t_s: float, offset: int, excursion: int | None, unlocked: bool = False, **kw):
+    """A sample with what ptp4l's log showed since the previous one."""
+    return replace(slave(t_s, offset, **kw), servo_excursion_ns=excursion, servo_unlocked=unlocked)
+
+
+def test_a_jump_ptp4l_logged_between_two_samples_counts():
+    """pmc samples 1 a second; a servo that steps 1 ms out at 8 Syncs/s is done before the next
+    one. ptp4l's log shows the 1 ms (s0, then s1), so the jump is owed all the same."""
+    tr = plain()
+    got = run(tr, [logged(0, -800, 900), logged(1, 300, 1_000_000, unlocked=True),
+                   logged(2, 200, 400), logged(3, -100, 300), logged(4, 100, 250),
+                   logged(5, 150, 200)])
+    assert got == [
+        (ClockState.LOCKED, 800 + LOCKED_TERMS),                     # nothing to compare with yet
+        (ClockState.DEGRADED, 300 + 999_200 + PATH + ACC),           # 1 ms logged, 800 ns from the last
+        (ClockState.DEGRADED, 200 + 999_200 + PATH + ACC),           # settled 1/3
+        (ClockState.DEGRADED, 100 + 999_200 + PATH + ACC),           # 2/3
+        (ClockState.LOCKED, 100 + LOCKED_TERMS),                     # 3/3
+        (ClockState.LOCKED, 150 + LOCKED_TERMS),
+    ]
+    tr = plain()
+    tr.update(logged(0, -800, 900))
+    s = tr.update(logged(1, 300, 1_000_000, unlocked=True))
+    assert any("ptp4l logged |offset| 1000.000 us" in r.text for r in s.state_reasons)
+
+
+def test_a_logged_s0_or_s1_is_not_settled():
+    tr = plain()
+    tr.update(slave(0, -800))
+    tr.update(slave(1, 70_000))
+    got = run(tr, [logged(2, 100, 200), logged(3, 100, 200, unlocked=True), logged(4, 100, 200),
+                   logged(5, 100, 200), logged(6, 100, 200)])
+    assert [state for state, _ in got] == [ClockState.DEGRADED] * 4 + [ClockState.LOCKED]
+    # a small logged excursion is no jump, and a verifier ignores the log (it is judged by pmc)
+    tr = plain()
+    assert run(tr, [logged(0, -800, 900), logged(1, -700, 30_000)])[-1] == (ClockState.LOCKED, 700 + LOCKED_TERMS)
+    tr = HealthTracker(replace(plain().config, free_running=True, stable_samples=1))
+    assert tr.update(logged(0, -800, None, port_state="UNCALIBRATED")).state == ClockState.LOCKED
+    assert tr.update(logged(1, -700, 1_000_000, unlocked=True, port_state="UNCALIBRATED")).state == ClockState.LOCKED

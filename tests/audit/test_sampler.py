@@ -150,3 +150,27 @@ def test_software_timestamping_measures_no_phc():
                                           ingress_time_ns=time.clock_gettime_ns(time.CLOCK_REALTIME))))()
     assert not obs.system_offset_needed and obs.system_offset_ns is None
     assert HealthTracker().update(obs).state == ClockState.LOCKED
+
+
+def test_ptp4l_log_lines_since_the_last_sample_give_the_excursion_and_servo_state(tmp_path):
+    ingress = time.clock_gettime_ns(time.CLOCK_REALTIME)
+    log = tmp_path / "ptp4l.log"
+    log.write_text("ptp4l[100.000]: master offset       -12 s2 freq   -2961 path delay       741\n")
+    sampler = PmcSampler(CannedClient(replace(GOOD, ingress_time_ns=ingress)), ptp4l_log=str(log))
+    first = sampler()
+    assert (first.servo_excursion_ns, first.servo_unlocked) == (12, False)
+    with log.open("a") as fh:                # a step between two pmc runs: s0, s1, back to s2
+        fh.write("ptp4l[100.125]: master offset   1000400 s0 freq   -2961 path delay       741\n"
+                 "ptp4l[100.250]: master offset    999800 s1 freq   -2961 path delay       741\n"
+                 "phc2sys[100.300]: CLOCK_REALTIME phc offset  5000000 s0 freq +0 delay 500\n"
+                 "ptp4l[100.375]: master offset      -300 s2 freq   -2900 path delay       741\n")
+    second = sampler()
+    assert (second.servo_excursion_ns, second.servo_unlocked) == (1_000_400, True)
+    with log.open("a") as fh:                # summaries (Sync faster than summary_interval): max
+        fh.write("ptp4l[101.375]: rms  906 max 61618 freq   +145 +/- 800 delay  1811 +/- 258\n")
+    third = sampler()
+    assert (third.servo_excursion_ns, third.servo_unlocked) == (61_618, False)
+    fourth = sampler()                       # nothing new logged: nothing claimed
+    assert (fourth.servo_excursion_ns, fourth.servo_unlocked) == (None, False)
+    tracker = HealthTracker()
+    assert [tracker.update(o).state for o in (first, second)] == [ClockState.LOCKED, ClockState.DEGRADED]
