@@ -231,7 +231,7 @@ class HealthTracker:
         following = snap.port_state == "SLAVE" or (cfg.free_running and snap.port_state == "UNCALIBRATED")
         fresh = age is not None and 0 <= age <= cfg.max_sync_age_ns
         if not following:
-            if self._servo_unlocked_after_jump(snap, fresh):
+            if self._servo_unlocked_after_jump(snap, age):
                 return self._track(obs, age, [Reason("state", "port is UNCALIBRATED: ptp4l's servo is "
                                                               "unlocked (s0) or has just stepped the clock (s1)")])
             reasons.append(Reason("state", f"port is {snap.port_state}, not following a grandmaster"))
@@ -270,12 +270,15 @@ class HealthTracker:
         """A jump over the steady step was measured since the clock was last steady/settled."""
         return self._jump is not None and self._jump > self.config.max_offset_step_ns
 
-    def _servo_unlocked_after_jump(self, snap: PtpSnapshot, fresh: bool) -> bool:
+    def _servo_unlocked_after_jump(self, snap: PtpSnapshot, age: int | None) -> bool:
         """A plain client's port is UNCALIBRATED (servo s0/s1) while ptp4l still measures the same
-        GM with fresh Syncs, and a jump is owed or shows now: the offset is a measurement, so the
-        sample is tracked (DEGRADED), not taken for a holdover from the bound before the jump."""
+        GM, and a jump is owed or shows now: the offset is a measurement, so the sample is
+        tracked (DEGRADED), not taken for a holdover from the bound before the jump. The Sync
+        may be fresh or of unknown age (ptp4l reports no ingress time once its servo has
+        unlocked), not stale: a stale Sync's offset is old news, and that is holdover."""
         if self.config.free_running or snap.port_state != "UNCALIBRATED" or not snap.gm_present \
-                or not fresh or snap.gm_identity != self._last_gm:
+                or (age is not None and not 0 <= age <= self.config.max_sync_age_ns) \
+                or snap.gm_identity != self._last_gm:
             return False
         return self._jumped() or (self._last_offset is not None and abs(
             snap.master_offset_ns - self._last_offset) > self.config.max_offset_step_ns)
@@ -288,7 +291,7 @@ class HealthTracker:
         if self.config.free_running or not self._jumped():
             self._jump = None
 
-    def _track(self, obs: Observation, age: int, reasons: list[Reason]) -> ClockSample:
+    def _track(self, obs: Observation, age: int | None, reasons: list[Reason]) -> ClockSample:
         """A sample while ptp4l measures the GM with fresh Syncs: LOCKED, DEGRADED or (rejected
         without a measured bound) FREERUN."""
         snap, cfg = obs.snapshot, self.config
@@ -303,13 +306,15 @@ class HealthTracker:
             reasons.append(Reason("offset", f"offset moved {_us(offset - self._last_offset)} in "
                                             f"one sample (> {_us(step_limit)})"))
         logged = obs.servo_excursion_ns
-        if not cfg.free_running and logged is not None and self._last_offset is not None:
-            # ptp4l logged an offset between the two samples: how far it was from the last one
-            between = logged - abs(self._last_offset)
+        if not cfg.free_running and logged is not None:
+            # ptp4l logged an offset since the last sample: how far it was from that sample's
+            # (from this one's when the run was broken: after a gap, a new GM, at start)
+            ref = offset if self._last_offset is None else self._last_offset
+            between = logged - abs(ref)
             if between > step_limit:
                 reasons.append(Reason("offset", f"ptp4l logged |offset| {_us(logged)} since the last "
                                                 f"sample ({_us(between)} from it, > {_us(step_limit)})"))
-            step = max(step, between)
+            step = between if step is None else max(step, between)
         if step is not None and (self._jump is None or step > self._jump):
             self._jump = step
         self._last_offset = offset

@@ -38,6 +38,7 @@ class PmcSampler:
         self.phc2sys_max_age_s = phc2sys_max_age_s
         # ptp4l's servo lines show every Sync's offset (or each summary's max) between two pmc runs
         self._ptp4l = LogFollower(ptp4l_log) if ptp4l_log else None
+        self._ptp4l_first = True
 
     def __call__(self) -> Observation:
         try:
@@ -51,7 +52,7 @@ class PmcSampler:
         realtime = time.clock_gettime_ns(time.CLOCK_REALTIME)
         extra = self._phc2sys_state(mono) if self._phc2sys is not None else {}
         if self._ptp4l is not None:
-            extra.update(self._servo_since_last())
+            extra.update(self._servo_since_last(mono))
         if not self._software(snap):
             extra.update(self._system_offset(snap))
         try:
@@ -99,11 +100,16 @@ class PmcSampler:
                        "phc2sys is not running")
         return out
 
-    def _servo_since_last(self) -> dict:
+    def _servo_since_last(self, mono_ns: int) -> dict:
         """ptp4l's servo lines logged since the previous sample: the largest |offset| among them
-        (a per-Sync line's offset, a summary's max) and whether any showed s0 or s1."""
+        (a per-Sync line's offset, a summary's max) and whether any showed s0 or s1. At the
+        first sample, lines stamped more than phc2sys_max_age_s ago are a long-running ptp4l's
+        history, not news (a line without its time is taken); after that every new line counts."""
+        since = mono_ns / 1e9 - self.phc2sys_max_age_s if self._ptp4l_first else None
+        self._ptp4l_first = False
         lines = [e for e in self._ptp4l.poll()
-                 if isinstance(e, (ServoLine, SummaryLine)) and e.program == "ptp4l"]
+                 if isinstance(e, (ServoLine, SummaryLine)) and e.program == "ptp4l"
+                 and (since is None or e.mono_s is None or e.mono_s >= since)]
         if not lines:
             return {}
         return {"servo_excursion_ns": max(abs(e.offset_ns) if isinstance(e, ServoLine) else e.max_ns

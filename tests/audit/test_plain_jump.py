@@ -78,6 +78,20 @@ def test_a_servo_that_steps_goes_uncalibrated_and_is_measured_not_holdover():
     assert not s.compliant("eu-algo") and s.compliant("us-cat")     # 2 ms bound: CAT's 50 ms holds
 
 
+def test_uncalibrated_after_a_jump_needs_no_sync_age_but_a_stale_sync_is_holdover():
+    """ptp4l reports no ingress time once its servo has unlocked: the offset still counts. A Sync
+    known to be stale is old news: holdover from the last bound, as before."""
+    tr = plain()
+    tr.update(slave(0, -800))
+    s = tr.update(slave(1, 999_200, port_state="UNCALIBRATED", age_ns=None))
+    assert s.state == ClockState.DEGRADED and s.error_bound_ns == 999_200 + 1_000_000 + PATH + ACC
+    assert s.last_sync_age_ns == -1
+    tr = plain(holdover_drift_ppb=10_000)
+    tr.update(slave(0, -800, age_ns=0))
+    s = tr.update(slave(3, 999_200, port_state="UNCALIBRATED", age_ns=3 * 10**9))
+    assert s.state == ClockState.HOLDOVER and s.error_bound_ns == 800 + LOCKED_TERMS + 30_000
+
+
 def test_uncalibrated_without_a_jump_is_unchanged_holdover():
     tr = plain(holdover_drift_ppb=10_000)
     tr.update(slave(0, -800, age_ns=0))
@@ -157,6 +171,14 @@ def test_a_jump_ptp4l_logged_between_two_samples_counts():
     tr.update(logged(0, -800, 900))
     s = tr.update(logged(1, 300, 1_000_000, unlocked=True))
     assert any("ptp4l logged |offset| 1000.000 us" in r.text for r in s.state_reasons)
+
+
+def test_after_a_gap_the_logged_offset_is_compared_with_this_sample():
+    tr = plain()
+    tr.update(slave(0, -800))
+    tr.update(slave(1, -800, port_state="LISTENING", age_ns=None))        # the run is broken
+    s = tr.update(logged(2, 1_000, 999_800, unlocked=True))
+    assert s.state == ClockState.DEGRADED and s.error_bound_ns == 1_000 + 998_800 + PATH + ACC
 
 
 def test_a_logged_s0_or_s1_is_not_settled():
