@@ -232,8 +232,8 @@ class HealthTracker:
         fresh = age is not None and 0 <= age <= cfg.max_sync_age_ns
         if not following:
             if self._servo_unlocked_after_jump(snap, age):
-                return self._track(obs, age, [Reason("state", "port is UNCALIBRATED: ptp4l's servo is "
-                                                              "unlocked (s0) or has just stepped the clock (s1)")])
+                return self._track(obs, age, [Reason("state", "port is UNCALIBRATED: ptp4l's servo is unlocked "
+                                                              "(s0) or has just stepped the clock (s1)")])
             reasons.append(Reason("state", f"port is {snap.port_state}, not following a grandmaster"))
         elif not snap.gm_present:
             reasons.append(Reason("state", "no grandmaster present (ptp4l is its own GM)"))
@@ -292,8 +292,9 @@ class HealthTracker:
             self._jump = None
 
     def _track(self, obs: Observation, age: int | None, reasons: list[Reason]) -> ClockSample:
-        """A sample while ptp4l measures the GM with fresh Syncs: LOCKED, DEGRADED or (rejected
-        without a measured bound) FREERUN."""
+        """A sample while ptp4l measures the GM (fresh Syncs; for a plain client's UNCALIBRATED
+        port after a jump, not stale ones): LOCKED, DEGRADED or (rejected without a measured
+        bound) FREERUN."""
         snap, cfg = obs.snapshot, self.config
         if self._last_gm is not None and snap.gm_identity != self._last_gm:
             self.gm_changes += 1
@@ -321,7 +322,8 @@ class HealthTracker:
         steady = step is None or step <= step_limit
         if cfg.free_running:     # a verifier: steady samples, wherever the offset sits
             self._streak = self._streak + 1 if steady else 1
-            needed, settling = cfg.stable_samples, f"settling: {self._streak}/{cfg.stable_samples} steady samples"
+            needed = cfg.stable_samples
+            settling = f"settling: {self._streak}/{needed} steady samples"
         else:                    # a plain client: settled samples, needed only after a jump
             settled = steady and snap.port_state == "SLAVE" and abs(offset) <= step_limit \
                 and not obs.servo_unlocked
@@ -398,13 +400,13 @@ class HealthTracker:
         is not steady cannot tell which of two offsets a jump lies between is right (software
         timestamps jitter under load), nor can a plain client whose servo is slewing or stepping
         a jump out tell where the clock was between two samples, so |offset now| + the largest
-        jump since it was last steady (settled) covers both; the path delay covers any asymmetry of the two-way exchange (its
-        error cannot exceed the one-way delay; chrony's bound adds ½ root delay, the same
-        quantity), at least the configured asymmetry budget; plus the GM's own accuracy. None
-        when one of them was not measured (no or non-positive path delay, unknown GM accuracy):
-        no bound is claimed then. None too when no jump caused the settling: a verifier that
-        is only starting, or has just met a new GM, has shown nothing yet to bound its jitter by,
-        and waits for its steady samples."""
+        jump since it was last steady (settled) covers both; the path delay covers any asymmetry
+        of the two-way exchange (its error cannot exceed the one-way delay; chrony's bound adds
+        ½ root delay, the same quantity), at least the configured asymmetry budget; plus the
+        GM's own accuracy. None when one of them was not measured (no or non-positive path
+        delay, unknown GM accuracy): no bound is claimed then. None too when no jump caused the
+        settling: a verifier that is only starting, or has just met a new GM, has shown nothing
+        yet to bound its jitter by, and waits for its steady samples."""
         accuracy = CLOCK_ACCURACY_NS.get(snap.gm_clock_accuracy)
         delay = snap.mean_path_delay_ns
         if not self._jumped() or accuracy is None or delay is None or not delay > 0:

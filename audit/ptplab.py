@@ -2,8 +2,9 @@
 
 Both run software timestamping (-S), layer-2 transport (-2, no IP addresses) and free_running 1,
 so nothing ever adjusts the machine's clock; a plain client (free_running 0) is started only with
-a clock of its own to steer (tests/audit/vclock.c, preloaded through start_client's env). Everything created is removed by close(), which is
-safe to call after any partial failure. Processes are killed by pid with SIGKILL.
+a clock of its own to steer (tests/audit/vclock.c, preloaded through start_client's env).
+Everything created is removed by close(), which is safe to call after any partial failure.
+Processes are killed by pid with SIGKILL.
 """
 from __future__ import annotations
 

@@ -190,7 +190,9 @@ def test_a_logged_s0_or_s1_is_not_settled():
     assert [state for state, _ in got] == [ClockState.DEGRADED] * 4 + [ClockState.LOCKED]
     # a small logged excursion is no jump, and a verifier ignores the log (it is judged by pmc)
     tr = plain()
-    assert run(tr, [logged(0, -800, 900), logged(1, -700, 30_000)])[-1] == (ClockState.LOCKED, 700 + LOCKED_TERMS)
+    got = run(tr, [logged(0, -800, 900), logged(1, -700, 30_000)])
+    assert got[-1] == (ClockState.LOCKED, 700 + LOCKED_TERMS)
     tr = HealthTracker(replace(plain().config, free_running=True, stable_samples=1))
-    assert tr.update(logged(0, -800, None, port_state="UNCALIBRATED")).state == ClockState.LOCKED
-    assert tr.update(logged(1, -700, 1_000_000, unlocked=True, port_state="UNCALIBRATED")).state == ClockState.LOCKED
+    u = {"port_state": "UNCALIBRATED"}
+    assert tr.update(logged(0, -800, None, **u)).state == ClockState.LOCKED
+    assert tr.update(logged(1, -700, 1_000_000, unlocked=True, **u)).state == ClockState.LOCKED

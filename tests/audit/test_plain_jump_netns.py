@@ -96,7 +96,7 @@ def _samples_until_settled(lab: PtpLab, extra: str):
     after = []
     deadline = time.monotonic() + 60
     while not after or after[-1].state != ClockState.LOCKED:
-        assert time.monotonic() < deadline, f"never re-settled: {[(s.state.name, s.offset_ns) for s in after]}"
+        assert time.monotonic() < deadline, f"never re-settled: {[(x.state.name, x.offset_ns) for x in after]}"
         after.append(tracker.update(sampler()))
         time.sleep(0.25)
     return after, log.read_text()[seen:]
