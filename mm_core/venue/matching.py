@@ -349,7 +349,9 @@ class MatchingEngine:
                 events.append(BookCancel(order.ref, order.symbol, decrement, False))
             return events
         side.remove(order)
-        events = [BookCancel(order.ref, order.symbol, order.remaining, True)] if order.displayed else []
+        events = []
+        if order.displayed:
+            events.append(BookCancel(order.ref, order.symbol, order.remaining, True))
         order.ref, order.price, order.remaining = self._take_ref(), price, shares
         order.displayed = displayed
         events.append(Replaced(owner, new_token, prev_token, order.ref, order.symbol,
@@ -475,7 +477,8 @@ class MatchingEngine:
         (book.bids if buying else book.asks).add(order)
         self._orders[(order.owner, order.token)] = order
         if order.displayed:
-            events.append(BookAdd(order.ref, order.symbol, order.side, order.remaining, order.price))
+            events.append(BookAdd(order.ref, order.symbol, order.side, order.remaining,
+                                  order.price))
 
     def _trade(self, taker: _Order, maker: _Order, price: int, events: list[Event]) -> None:
         shares = min(taker.remaining, maker.remaining)

@@ -13,7 +13,7 @@ last messages it stored reached the wire. Numbering again from 1 under the old n
 like duplicates to every client (silently dropped, books frozen); a new name is a session change
 every client sees, and the new session's start of day rebuilds the books. The SoupBinTCP session
 itself goes on: its logs are durable. Only a session that did not end may go on: one whose end
-of day was published (ITCH End of Messages, OUCH End of Day) is refused (ended_cleanly).
+of day was published (ITCH End of Messages, OUCH End of Day) is refused (refuse_ended).
 Must not know about sockets or clocks.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, NoReturn
 
 from mm_core.protocol import itch, ouch
 from mm_core.protocol.errors import ProtocolError
@@ -84,7 +84,7 @@ def _is_event(raw: bytes, decode, code: str) -> bool:
         return False
 
 
-def _ended(session: str, why: str):
+def _ended(session: str, why: str) -> NoReturn:
     raise SessionEndedError(f"session {session} ended cleanly ({why}): it cannot start again; "
                             f"start a new session under a new name")
 

@@ -43,7 +43,8 @@ def has(kind, **fields):
 
 
 def quoting_engine(compiled: bool) -> Engine:
-    engine = Engine(EngineConfig(guard=QUIET_GUARD), SYMBOLS, gateway(WIDE_COLLAR), compiled=compiled)
+    engine = Engine(EngineConfig(guard=QUIET_GUARD), SYMBOLS, gateway(WIDE_COLLAR),
+                    compiled=compiled)
     for event in (JournalHealth(S, True), ClockSample(S, True), Timer(S)):
         engine.on_event(event)
     return engine
