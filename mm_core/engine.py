@@ -1138,20 +1138,20 @@ class Engine:
         room, marked, _ = self._sell_room(symbol_id, skip)
         return qty <= room, marked
 
-    def _sell_room(self, symbol_id: int, skip: str = "") -> tuple[int, list[Order], bool]:
+    def _sell_room(self, symbol_id: int, skip: str = "") -> tuple[int, list[Order], int]:
         """(room, pullable, pulling): the shares our position covers beyond the leaves of every
         working sell, the working sells marked long that could still execute after a new order
         (not an IOC, no cancel on its way: neither pending cancel nor an outcome-unknown order
-        whose cancel was sent, not `skip`), and whether a long-marked sell's cancel is awaited
-        (pending cancel: its leaves are covered again once the venue confirms it)."""
-        committed, marked, pulling = 0, [], False
+        whose cancel was sent, not `skip`), and the leaves of the long-marked sells pending
+        cancel (covered again once the venue confirms the cancels)."""
+        committed, marked, pulling = 0, [], 0
         for o in self.oms.live.values():
             if o.symbol_id == symbol_id and o.side == _SELL:
                 committed += o.leaves
                 if o.mark != "S" or o.tif == ouch.TIF_IOC or o.token == skip:
                     continue
                 if o.fsm.state is _PENDING_CANCEL:
-                    pulling = True
+                    pulling += o.leaves
                 elif not o.cancel_sent:
                     marked.append(o)
         return self.inventory.position[symbol_id] - committed, marked, pulling
@@ -1326,7 +1326,7 @@ class Engine:
     def _long_hedge(self, symbol_id: int, h: int, price: int, qty: int, actions: list[Action]) -> int:
         """The shares of a sell hedge in `h` to send under the Rule 201 price test. At or below the
         national best bid it can go only as a long sale (exempt from the test): what our position
-        covers beyond every working sell. When our resting long-marked asks hold the coverage it
+        covers beyond every working sell. When our resting long-marked quote asks hold coverage it
         lacks, they are pulled (the hedge reduces risk, the quote can wait; as outside the
         restriction, where the short hedge pulls them) and it waits for the venue to confirm
         (until then they could execute), with both quote sides of `h` held: the asks, so a pulled
@@ -1341,7 +1341,8 @@ class Engine:
         if room >= qty:
             return qty
         pulls = [o for o in marked if o.purpose is _QUOTE]
-        if pulls or pulling:
+        freed = pulling + sum(o.leaves for o in pulls)
+        if freed > 0 and room + freed > 0:      # the pulls (or those under way) cover more of it
             for order in pulls:
                 self._cancel(order, order.purpose, actions)
             self.hedger.on_done(symbol_id)
