@@ -670,17 +670,41 @@ class Creators:
     def _inherit_from_enter(self, first_new: int) -> None:
         """A Replace carries no side, stock or capacity: each new replacement takes those of the
         order it replaces, already resolved (rows resolve in journal order, those of earlier chunks
-        when they were added), so a replace chain of any length gets its Enter's. Where the chain
-        leaves the journal (no earlier order has the replaced token), the journaled side, no
-        stock; so do its replacements. One lookup of the replaced tokens and one pass in order
-        (compiled, orderjoin.inherit; inherit_reference without FUSED)."""
+        when they were added), so a replace chain of any length gets its Enter's. The replaced
+        order is the latest one before the replacement with its token (a token reused later in
+        the chunk, which the index gives, is looked for before it: latest_before, for that
+        anomaly only).
+        Where the chain leaves the journal (no earlier order has the replaced token), the
+        journaled side, no stock; so do its replacements. One lookup of the replaced tokens and
+        one pass in order (compiled, orderjoin.inherit; inherit_reference without FUSED)."""
         c = self.cols
         rows = first_new + np.flatnonzero(c["msg_type"][first_new:] != ord("O"))
         if len(rows) == 0:
             return
         parent = self.index.lookup(c["parent_key"][rows])
+        late = np.flatnonzero(parent >= rows)        # the token reused since: the index gives that
+        if len(late):
+            parent[late] = latest_before(c["token_key"], c["parent_key"][rows[late]], rows[late])
         (orderjoin.inherit if FUSED else inherit_reference)(rows, parent, c["wire_side"], c["stock"],
                                                            c["ouch_capacity"])
+
+
+def latest_before(keys: np.ndarray, queries: np.ndarray, before: np.ndarray) -> np.ndarray:
+    """For each query, the index of the last entry of `keys` equal to it below before[i], or -1
+    (one sort of the entries holding a queried key: O(n log n), not a scan per query)."""
+    upto = int(before.max())
+    held = np.flatnonzero(np.isin(keys[:upto], queries))
+    order = np.lexsort((held, keys[held]))           # by key, then entry
+    at, key = held[order], keys[held][order]
+    if len(at) == 0:
+        return np.full(len(queries), -1, np.int64)
+    span = np.int64(upto + 1)     # one key's entries, then the next key's: one ascending scale
+    group = np.searchsorted(key, key, side="left").astype(np.int64)
+    scale = group * span + at
+    start = np.searchsorted(key, queries, side="left").astype(np.int64)
+    pos = np.searchsorted(scale, start * span + before, side="left") - 1
+    found = (pos >= start) & (key[np.clip(pos, 0, None)] == queries)
+    return np.where(found, at[np.clip(pos, 0, None)], -1)
 
 
 def inherit_reference(rows: np.ndarray, parent: np.ndarray, wire_side: np.ndarray, stock: np.ndarray,

@@ -64,7 +64,7 @@ def test_every_replacement_of_a_long_chain_keeps_its_enters_short_sale(fused, pe
 
 def _oracle(script) -> list[tuple[int, bytes, int]]:
     """Row by row in journal order: a Replace takes the latest earlier order of its replaced
-    token as resolved; none there: its own journaled side, no stock (tokens not reused)."""
+    token as resolved; none there: its own journaled side, no stock."""
     latest, out = {}, []
     for i, (kind, token, parent, side) in enumerate(script):
         if kind == "O":
@@ -100,9 +100,11 @@ def _scripts(draw, reuse: bool):
     return script, cuts
 
 
-@settings(max_examples=60, deadline=None)
-@given(case=_scripts(reuse=False))
+@settings(max_examples=80, deadline=None)
+@given(case=st.booleans().flatmap(_scripts))
 def test_long_chains_across_chunks_resolve_as_in_journal_order_in_both_paths(case):
+    """Also with tokens entered again later (an anomaly): a Replace is of the latest order with
+    its token before it, though the index gives the latest of the whole chunk."""
     script, cuts = case
     want = _oracle(script)
     with pytest.MonkeyPatch.context() as mp:
@@ -112,14 +114,25 @@ def test_long_chains_across_chunks_resolve_as_in_journal_order_in_both_paths(cas
             assert got == want, fused
 
 
-@settings(max_examples=60, deadline=None)
-@given(case=_scripts(reuse=True))
-def test_the_compiled_inheritance_equals_the_numpy_reference_with_reused_tokens(case):
-    script, cuts = case
+def test_a_replace_of_a_token_entered_again_later_in_the_chunk_takes_the_earlier_order():
+    script = [("O", "A", "", "T"), ("U", "B", "A", ""), ("O", "A", "", "B"), ("U", "C", "A", ""),
+              ("U", "D", "D", "")]          # D replaces itself: no earlier order of that token
     with pytest.MonkeyPatch.context() as mp:
-        fused, ref = (_book(script, cuts, f, mp).cols for f in (True, False))
-    for name in ("wire_side", "stock", "ouch_capacity"):
-        assert np.array_equal(fused[name], ref[name]), name
+        for fused in (True, False):
+            c = _book(script, [], fused, mp).cols
+            assert [chr(x) for x in c["wire_side"]] == ["T", "T", "B", "B", "S"], fused
+            assert c["stock"].tolist() == [b"KA", b"KA", b"KA", b"KA", b""]
+
+
+def test_latest_before_is_the_last_equal_entry_below_each_bound():
+    rng = np.random.default_rng(1)
+    for _ in range(300):
+        n, m = rng.integers(1, 40), rng.integers(1, 10)
+        keys = np.array([b"K%d" % x for x in rng.integers(0, 6, n)], "S14")
+        queries = np.array([b"K%d" % x for x in rng.integers(0, 8, m)], "S14")
+        before = rng.integers(0, n + 1, m)
+        want = [max([j for j in range(b) if keys[j] == q], default=-1) for q, b in zip(queries, before)]
+        assert events.latest_before(keys, queries, before).tolist() == want
 
 
 def test_inherit_rejects_rows_out_of_order_or_outside_the_columns():
