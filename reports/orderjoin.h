@@ -63,9 +63,9 @@
  * times in ns since 1970-01-01 (proleptic Gregorian; digits as floor division gives them, so any
  * int64 formats as timetext's numpy layout does).
  *
- * The numpy references are reports/events.py (TokenIndex, leaves_reference, inherit_reference) and reports/ouch.py
- * (decode), and reports/timetext.py (cat_timestamp_reference); the tests compare them on random
- * inputs.
+ * The numpy references are reports/events.py (TokenIndex, leaves_reference, inherit_reference)
+ * and reports/ouch.py (decode), and reports/timetext.py (cat_timestamp_reference); the tests
+ * compare them on random inputs.
  */
 #ifndef MMAUDIT_ORDERJOIN_H
 #define MMAUDIT_ORDERJOIN_H

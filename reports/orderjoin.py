@@ -1,11 +1,12 @@
 """The order join's compiled kernels (reports/_orderjoin.c) behind numpy-shaped calls: an exact
 hash index of 14-byte order tokens that grows with the orders created so far, each event's
 remaining quantity computed in one pass in journal order, continuing the totals of earlier chunks,
-a chunk's order events merged and decoded in one pass (merge_events), and column gathers.
+a chunk's order events merged and decoded in one pass (merge_events), replacements given their
+replaced orders' side, stock and capacity (inherit), and column gathers.
 
 Owns buffer handling and table growth only; the rules are the C's (see orderjoin.h), and the
-numpy references they are tested against are events.TokenIndex, events.leaves_reference and
-the numpy passes of events._decode and JoinedCols.__missing__.
+numpy references they are tested against are events.TokenIndex, events.leaves_reference,
+events.inherit_reference and the numpy passes of events._decode and JoinedCols.__missing__.
 """
 from __future__ import annotations
 
