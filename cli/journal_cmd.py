@@ -14,8 +14,8 @@ import click
 import numpy as np
 
 import journal
-from journal.catalogue import (JSON_TYPES, PAYLOAD_DTYPES, ClockState, RecordType, Side, TsSource, pack,
-                               pack_json, unpack, unpack_json)
+from journal.catalogue import (EARLIER_SIZES, JSON_TYPES, PAYLOAD_DTYPES, ClockState, RecordType, Side, TsSource,
+                               code_fingerprint, pack, pack_json, unpack, unpack_json)
 
 _CONTROL_TYPES = (RecordType.CHECKPOINT, RecordType.SEAL)
 
@@ -50,9 +50,13 @@ def decode_payload(rtype: int, payload: bytes):
     """A JSON-friendly view of a payload: fields of fixed types, documents of JSON types, else hex."""
     if rtype in _CONTROL_TYPES:
         return {"hash": payload[:32].hex(), "records_in_segment": int.from_bytes(payload[32:40], "little")}
-    if rtype in PAYLOAD_DTYPES and len(payload) == PAYLOAD_DTYPES[rtype].itemsize:
+    if rtype in PAYLOAD_DTYPES and (len(payload) == PAYLOAD_DTYPES[rtype].itemsize
+                                    or len(payload) in EARLIER_SIZES.get(rtype, ())):
         record = unpack(rtype, payload)
-        return {name: _field_value(record, name) for name in record.dtype.names}
+        fields = {name: _field_value(record, name) for name in record.dtype.names}
+        if rtype == RecordType.SESSION_START:
+            fields["code_fingerprint"] = code_fingerprint(record) or "unknown"
+        return fields
     if rtype in JSON_TYPES:
         try:
             return unpack_json(payload)
