@@ -120,6 +120,8 @@ def info(path: str, as_json: bool) -> None:
         summary = journal.info(path)
     except journal.JournalError as exc:
         raise click.ClickException(str(exc)) from exc
+    summary["running_code"] = _running_code()
+    summary["sessions"] = _sessions(path)
     if as_json:
         click.echo(json.dumps(summary))
         return
@@ -141,6 +143,40 @@ def info(path: str, as_json: bool) -> None:
                f"offset {stopped['offset']}")
     for line in _discarded_lines(summary["discarded"]):
         click.echo(f"discarded {line}")
+    click.echo(f"code      this code's fingerprint is {summary['running_code']}")
+    for line in _session_lines(summary["sessions"], summary["running_code"]):
+        click.echo(f"session   {line}")
+
+
+def _running_code() -> str:
+    from mm_core import buildid      # only here: the rest of these commands need no engine code
+    try:
+        return buildid.fingerprint()
+    except buildid.BuildIdError:
+        return "unknown"
+
+
+def _sessions(path: str) -> list[dict] | str:
+    """Each SESSION_START's session, code version and code fingerprint ("unknown" for a record of
+    layout 1); the error's text when the journal cannot be read."""
+    try:
+        with journal.Reader(path) as reader:
+            starts = reader.read_fixed(RecordType.SESSION_START)
+    except journal.JournalError as exc:
+        return f"unreadable: {exc}"
+    return [{"seq": int(s["seq"]), "session_id": int(s["session_id"]),
+             "code_version": _field_value(s, "code_version"),
+             "code_fingerprint": code_fingerprint(s) or "unknown"} for s in starts]
+
+
+def _session_lines(sessions: list[dict] | str, running: str) -> list[str]:
+    if isinstance(sessions, str):
+        return [sessions]
+    if not sessions:
+        return ["none (no SESSION_START: the code that wrote it is unknown)"]
+    return [f"{s['session_id']} at seq {s['seq']}: code {s['code_version'] or '?'} fingerprint "
+            f"{s['code_fingerprint']} ({'this code' if s['code_fingerprint'] == running else 'other code'})"
+            for s in sessions]
 
 
 def _discarded_lines(runs) -> list[str]:

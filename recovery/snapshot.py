@@ -8,7 +8,8 @@ sequence each file records, and verified loads: a snapshot whose body, journal, 
 or state hash does not match is skipped with the reason. The witness (journal_witness) covers the
 journal's whole content up to the snapshot's sequence through the journal's hash chain, so a
 journal that came back shorter and was written on (a power loss in pagecache mode, then a new
-writer) no longer matches a snapshot of records it lost. Snapshots are written by a replayer (recovery.replay with
+writer) no longer matches a snapshot of records it lost. A snapshot names the code that wrote it
+(mm_core.buildid) and only the same code loads it: a pickle of other code's engine is not trusted. Snapshots are written by a replayer (recovery.replay with
 snapshot_every, or a standby that tails the live journal), never by the trading engine. Pickles are
 only read from the operator's own directory.
 """
@@ -27,6 +28,8 @@ from dataclasses import dataclass
 
 from journal.catalogue import RecordType
 from journal.errors import JournalError
+from mm_core.buildid import UNKNOWN
+from recovery.codecheck import running_fingerprint
 from recovery.errors import RecoveryError
 
 __all__ = ["Snapshot", "engine_setup", "journal_witness", "write_snapshot", "latest_snapshot", "SnapshotError"]
@@ -145,7 +148,8 @@ def write_snapshot(directory, engine, seq: int, journal_id: str, venue_seqs, las
               "journal_id": journal_id,
               "last_venue_seq": last_venue_seq, "venue_ranges": _ranges(venue_seqs),
               "corrections_reported": sorted((corrections_reported or {}).items()),
-              "setup": engine_setup(engine), "sha256": hashlib.sha256(body).hexdigest()}
+              "setup": engine_setup(engine), "code": running_fingerprint(),
+              "sha256": hashlib.sha256(body).hexdigest()}
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / f"engine-{seq:020d}{_SUFFIX}"
@@ -199,12 +203,17 @@ def latest_snapshot(directory, reader, max_seq: int | None = None,
         return None, skipped
     journal_id = reader.journal_id
     max_seq = reader.last_seq if max_seq is None else max_seq
+    code = running_fingerprint()
     for seq, path, header in _by_seq(directory):
         if isinstance(header, str):
             skipped.append(f"{path.name}: {header}")
             continue
         if header.get("format") != FORMAT or header.get("journal_id") != journal_id:
             skipped.append(f"{path.name}: another journal or format")
+            continue
+        if header.get("code") != code or code == UNKNOWN:
+            skipped.append(f"{path.name}: written by other code ({str(header.get('code', UNKNOWN))[:16]}, "
+                           f"this is {code[:16]})")
             continue
         if setup is not None and header.get("setup") != setup:
             skipped.append(f"{path.name}: an engine built with another config, symbols or limits")
