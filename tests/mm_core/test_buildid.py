@@ -75,8 +75,13 @@ def test_a_missing_counted_file_is_an_error_not_a_guess(tmp_path):
 
 
 def test_an_installed_copy_has_the_fingerprint_of_its_source_tree(tmp_path):
-    lib = tmp_path / "lib"
-    build = subprocess.run([sys.executable, "setup.py", "-q", "build_py", "-d", str(lib)], cwd=ROOT,
+    src, lib = tmp_path / "checkout", tmp_path / "lib"     # built from a copy: the build's own
+    src.mkdir()                                             # files stay out of the real tree
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    for package in ("journal", "audit", "mm_core", "recovery", "reports", "cli"):
+        shutil.copytree(ROOT / package, src / package, ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+    build = subprocess.run([sys.executable, "setup.py", "-q", "build_py", "-d", str(lib)], cwd=src,
                            capture_output=True, text=True, timeout=120)
     assert build.returncode == 0, build.stderr
     probe = subprocess.run([sys.executable, "-c", "from mm_core import buildid; "
