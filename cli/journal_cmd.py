@@ -14,8 +14,8 @@ import click
 import numpy as np
 
 import journal
-from journal.catalogue import (EARLIER_SIZES, JSON_TYPES, PAYLOAD_DTYPES, ClockState, RecordType, Side, TsSource,
-                               code_fingerprint, pack, pack_json, unpack, unpack_json)
+from journal.catalogue import (EARLIER_SIZES, JSON_TYPES, PAYLOAD_DTYPES, ClockState, RecordType, Side,
+                               TsSource, code_fingerprint, pack, pack_json, unpack, unpack_json)
 
 _CONTROL_TYPES = (RecordType.CHECKPOINT, RecordType.SEAL)
 

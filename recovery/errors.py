@@ -47,11 +47,14 @@ class CodeMismatch(RecoveryError):
 
     def __init__(self, path: str, sessions, running: str) -> None:
         names = ", ".join(f"session {s.session_id or '?'} (seq {s.seq}) code {s.fingerprint[:16]}"
-                          for s in sessions[:5]) + (f" and {len(sessions) - 5} more" if len(sessions) > 5 else "")
+                          for s in sessions[:5])
+        if len(sessions) > 5:
+            names += f" and {len(sessions) - 5} more"
         super().__init__(
             f"{path} was written by other code than this one: {names}; this code is {running[:16]}. "
             f"Replay would not reproduce its decisions: recover on the code that wrote it, or pass "
-            f"--accept-code-change to recover anyway (the change is journaled; snapshots of other code are not used)")
+            f"--accept-code-change to recover anyway (the change is journaled; snapshots of other "
+            f"code are not used)")
         self.path = path
         self.sessions = list(sessions)
         self.journal_fingerprints = sorted({s.fingerprint for s in sessions})

@@ -41,6 +41,7 @@ RECON_FINDING = "finding"        # what reconciliation found (for the record; no
 
 _INPUTS = frozenset({RecordType.MD_PACKET, RecordType.VENUE_MSG, RecordType.TIMER,
                      RecordType.CLOCK_SAMPLE, RecordType.OPERATOR_CMD, RecordType.RECON})
+_SESSION_START = int(RecordType.SESSION_START)   # compared per record: a plain int
 _MAX_DIVERGENCES = 100
 _RUN_MAX = 4096                  # MD_PACKET records gathered into one batch at most
 
@@ -194,7 +195,7 @@ class _Walk:
             r.first_seq = rec.seq
         r.last_seq = rec.seq
         rtype = rec.rtype
-        if self.unnamed or rtype == RecordType.SESSION_START:
+        if rtype == _SESSION_START or self.unnamed:
             self.check_code(rec)
         if rtype == RecordType.ORDER_SENT:
             self.check_order(rec)

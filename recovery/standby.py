@@ -3,8 +3,9 @@ every order the trading engine journals (a live determinism check) and keeps eng
 current, so that a recovery replays only the journal written since the last snapshot.
 
 Owns the follow loop (journal.Tailer, bounded waits, stop on request or when the journal has been
-idle too long). A session the journal shows of other code than the standby's (recovery.codecheck)
-stops it with CodeMismatch, or with accept_code_change is followed without snapshots from there on. Replay semantics are recovery.replay's; the snapshot format is recovery.snapshot's.
+idle too long). Replay semantics are recovery.replay's; the snapshot format is recovery.snapshot's.
+A session the journal shows of other code than the standby's (recovery.codecheck) stops it with
+CodeMismatch, or with accept_code_change is followed without snapshots from there on.
 Must not write the journal or talk to the venue.
 """
 from __future__ import annotations
