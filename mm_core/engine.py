@@ -1407,8 +1407,16 @@ class Engine:
         self.counts["fills"] += 1
         now = self.now
         s, side = order.symbol_id, order.side
-        position = self.inventory.apply_fill(s, side, qty)
         hedge = order.purpose is Purpose.HEDGE
+        if not hedge:
+            # the guard first: its pulls go out before the fill's bookkeeping (the guard reads
+            # only its own fill times, so nothing below changes what it decides)
+            guard = self.guards[s]
+            guard.on_own_fill(side == _BUY, now)
+            trip = guard.evaluate(now)
+            if trip is not None:
+                self._pull_on_trip(trip, actions)
+        position = self.inventory.apply_fill(s, side, qty)
         if hedge:       # the cost of hedging, not adverse selection of our quotes
             self.metrics.on_hedge_fill(s, side, qty, price, self.mid2[s])
         else:
@@ -1425,12 +1433,6 @@ class Engine:
                 if order.fsm.state in TERMINAL:
                     del self.hedge_tokens[order.token]
                     self.hedger.on_done(hedged)
-        else:
-            guard = self.guards[s]
-            guard.on_own_fill(side == _BUY, now)
-            trip = guard.evaluate(now)
-            if trip is not None:
-                self._pull_on_trip(trip, actions)
         self._check_marks(s, actions)
         if order.fsm.state in TERMINAL:
             self.risk.on_order_done(order.token, now)
