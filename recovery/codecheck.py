@@ -60,12 +60,21 @@ def session_code(seq: int, payload: bytes) -> SessionCode:
     return SessionCode(seq, int(start["session_id"]), code_fingerprint(start) or buildid.UNKNOWN)
 
 
-def journal_sessions(reader: Reader) -> list[SessionCode]:
+def journal_sessions(reader: Reader, covered: tuple[int, tuple[SessionCode, ...]] | None = None) -> list[SessionCode]:
     """Every session of the journal `reader` reads, in order, from one bulk read of its
-    SESSION_START records; records before the first of them count as a session of unknown code."""
-    starts = reader.read_fixed(RecordType.SESSION_START)
-    sessions = [SessionCode(int(s["seq"]), int(s["session_id"]), code_fingerprint(s) or buildid.UNKNOWN)
-                for s in starts]
+    SESSION_START records; records before the first of them count as a session of unknown code.
+    With `covered` — (seq, sessions) of a snapshot that matches the journal up to seq
+    (recovery.snapshot.covered_sessions) — only the records after seq are read: reading a
+    journal validates it, and the part a snapshot covers need not be (recovery's time)."""
+    if covered is not None:
+        seq, sessions = covered[0], list(covered[1])
+        if reader.last_seq <= seq:
+            return sessions
+        starts = reader.read_fixed(RecordType.SESSION_START, seq + 1, None)
+    else:
+        sessions, starts = [], reader.read_fixed(RecordType.SESSION_START)
+    sessions += [SessionCode(int(s["seq"]), int(s["session_id"]), code_fingerprint(s) or buildid.UNKNOWN)
+                 for s in starts]
     first = reader.first_seq
     if len(reader) and (not sessions or sessions[0].seq > first):
         sessions.insert(0, SessionCode(first, 0, buildid.UNKNOWN))
@@ -91,11 +100,15 @@ class CodeCheck:
             raise CodeMismatch(path, other, self.running)
         self.differing += other
 
-    def check_journal(self, path: str) -> None:
-        """check() every session of the journal at `path` (read-only: before anything is written)."""
+    def check_journal(self, path: str, snapshots: str | None = None, setup: str | None = None) -> None:
+        """check() every session of the journal at `path` (read-only: before anything is written);
+        the sessions a snapshot in `snapshots` (of an engine built as `setup` says) lists are taken
+        from it, so only the journal after it is read."""
+        from recovery.snapshot import covered_sessions     # (snapshot imports this module)
         try:
             with Reader(path) as reader:
-                sessions = journal_sessions(reader)
+                covered = covered_sessions(snapshots, reader, setup) if snapshots else None
+                sessions = journal_sessions(reader, covered)
         except JournalError as exc:
             raise JournalUnavailable(f"cannot open the journal at {path}: {exc}") from exc
         self.check(sessions, path)

@@ -34,6 +34,7 @@ from recovery.reconcile import (
     AdoptPending, CancelAtVenue, Deliver, ReconResult, ResendCancel, Resolution, apply, local_view, reconcile, resolution_json,
     venue_view,
 )
+from recovery.snapshot import engine_setup
 from recovery.replay import RECON_BEGIN, RECON_FINDING, RECON_OUTCOME, RECON_RESOLUTION, ReplayResult, replay_journal
 from recovery.venue_link import SoupSession, full_view
 
@@ -259,21 +260,25 @@ def recover(settings: RecoverySettings, progress: Callable[[str, str], None] = _
     open in Recovery.session for a caller (a drill, a restarted runner) to continue on."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
+    engine = build_engine(settings.config, settings.symbols, settings.limits_text)
     code = CodeCheck(settings.accept_code_change)
-    code.check_journal(settings.journal)       # read-only: nothing is written before this passes
+    # read-only, before anything is written; a snapshot's list of the sessions it covers spares
+    # reading (and validating) the journal before it
+    code.check_journal(settings.journal, settings.snapshots, engine_setup(engine))
+    timings["code"] = time.perf_counter() - t0
     if code.differing:
         progress("code", f"recovering on other code than the journal's (accepted): this code is "
                          f"{code.running[:16]}, the journal's sessions " + ", ".join(
                              f"{s.session_id or '?'} {s.fingerprint[:16]}" for s in code.differing))
+    t = time.perf_counter()
     journal, tail = _open_journal(settings.journal, settings.dry_run)
-    timings["open"] = time.perf_counter() - t0
+    timings["open"] = time.perf_counter() - t
     if tail.get("kept_in"):
         progress("journal", f"damaged journal: what followed the first invalid record is kept in "
                             f"{tail['kept_in']}: {tail}")
     elif tail.get("bytes_discarded") or tail.get("segments_removed"):
         progress("journal", f"torn tail: {tail}")
     try:
-        engine = build_engine(settings.config, settings.symbols, settings.limits_text)
         profile = engine.risk.limits.clock_profile
         progress("replay", f"replaying {settings.journal} through a fresh engine")
         t = time.perf_counter()

@@ -81,6 +81,9 @@ class ReplayResult:
     stopped: dict | None = None
     # sessions of other (or unknown) code the walk met and the CodeCheck accepted
     code_changes: list[SessionCode] = field(default_factory=list)
+    # every session of the journal up to where the replay got, with its code (those before a
+    # resumed snapshot from it; None when that snapshot did not list them)
+    sessions: list[SessionCode] | None = field(default_factory=list)
 
     @property
     def state_hash(self) -> str:
@@ -130,7 +133,7 @@ class _Walk:
         self.witness = witness
         self.since_snapshot = 0
         self.code = code
-        self.unnamed = code is not None     # no SESSION_START seen yet: records here are of unknown code
+        self.unnamed = True                 # no SESSION_START seen yet: records here are of unknown code
 
     def diverge(self, seq: int, detail: str) -> None:
         r = self.result
@@ -196,7 +199,7 @@ class _Walk:
         r.last_seq = rec.seq
         rtype = rec.rtype
         if rtype == _SESSION_START or self.unnamed:
-            self.check_code(rec)
+            self.session(rec)
         if rtype == RecordType.ORDER_SENT:
             self.check_order(rec)
             return
@@ -221,7 +224,7 @@ class _Walk:
             # a safe point: every order decided so far is accounted for
             write_snapshot(self.snapshot_dir, self.engine, rec.seq - 1, self.journal_id,
                            r.journaled_venue_seqs, r.last_venue_seq, witness=self.witness(rec.seq - 1),
-                           corrections_reported=r.corrections_reported)
+                           corrections_reported=r.corrections_reported, sessions=r.sessions)
             r.snapshots_written += 1
             self.since_snapshot = 0
         if rtype == RecordType.VENUE_MSG:
@@ -234,20 +237,26 @@ class _Walk:
             r.recon_records += 1
             self.recon(rec, doc)
 
-    def check_code(self, rec) -> None:
-        """The code of the session `rec` starts (or, first of all, of records no SESSION_START
-        names): CodeCheck raises on other code, or accepts it and snapshots stop here."""
+    def session(self, rec) -> None:
+        """The session `rec` starts (or, first of all, records no SESSION_START names: of unknown
+        code), kept for the snapshots, and checked when there is a CodeCheck."""
         self.unnamed = False
-        if self.code is None:
-            return
-        if rec.rtype == RecordType.SESSION_START:
+        if rec.rtype == _SESSION_START:
             session = session_code(rec.seq, rec.payload)
         else:
             session = SessionCode(rec.seq, 0, UNKNOWN)
+        if self.result.sessions is not None:
+            self.result.sessions.append(session)
+        self.check_code([session])
+
+    def check_code(self, sessions) -> None:
+        """CodeCheck raises on a session of other code, or accepts it and snapshots stop here."""
+        if self.code is None:
+            return
         before = len(self.code.differing)
-        self.code.check([session])
+        self.code.check(list(sessions))
         if len(self.code.differing) > before:
-            self.result.code_changes.append(session)
+            self.result.code_changes += self.code.differing[before:]
             self.every = 0
 
     def check_order(self, rec) -> None:
@@ -348,7 +357,9 @@ def replay(records: Iterable, engine, *, profile: str = "eu-hft", fresh_session:
     result = ReplayResult(engine)
     walk = _Walk(engine, result, snapshot_every, snapshot_dir, journal_id, witness, code)
     if resume is not None:
-        walk.unnamed = False            # the snapshot's code is this code, its journal was checked
+        walk.unnamed = False            # the journal's sessions up to it are the snapshot's to name
+        result.sessions = None if resume.sessions is None else list(resume.sessions)
+        walk.check_code(resume.sessions or ())
         result.snapshot = resume.path
         result.journaled_venue_seqs = resume.venue_seqs()
         result.last_venue_seq = resume.last_venue_seq

@@ -140,3 +140,58 @@ def test_a_replay_check_refuses_other_code_it_meets(tmp_path, events, monkeypatc
         replay_journal(path, fresh_engine(), code=CodeCheck())
     assert replay_journal(path, fresh_engine()).deterministic     # no check asked: replays
     json.dumps(CodeCheck().to_json())
+
+
+def _rewrite_headers(snaps, change) -> None:
+    import pathlib
+    for f in pathlib.Path(snaps).glob("*.snap"):
+        head, _, body = f.read_bytes().partition(b"\n")
+        header = json.loads(head)
+        change(header)
+        f.write_bytes(json.dumps(header, sort_keys=True).encode() + b"\n" + body)
+
+
+def test_snapshots_list_the_sessions_they_cover_and_the_check_reads_only_after_them(tmp_path, events):
+    from recovery.codecheck import SessionCode
+    from recovery.snapshot import covered_sessions, engine_setup
+    path, snaps = str(tmp_path / "j"), str(tmp_path / "snaps")
+    write_session(path, events).journal.close()
+    this = SessionCode(1, 1, buildid.fingerprint())
+    written = replay_journal(path, fresh_engine(), snapshots=snaps, snapshot_every=20, code=CodeCheck())
+    assert written.snapshots_written >= 1 and written.sessions == [this]
+    with Reader(path) as reader:
+        seq, listed = covered_sessions(snaps, reader, engine_setup(fresh_engine()))
+        assert listed == (this,) and 1 < seq < reader.last_seq
+        assert journal_sessions(reader, (seq, listed)) == [this]
+        # what precedes the snapshot is taken from its list, not read again
+        assert journal_sessions(reader, (seq, (SessionCode(1, 1, OTHER.hex()),))) == [
+            SessionCode(1, 1, OTHER.hex())]
+    result = recover(recovery_settings(path, snapshots=snaps))
+    assert result.replay.snapshot and result.code.differing == [] and "code" in result.timings
+    assert result.replay.sessions == [this]         # carried on from the snapshot it resumed
+
+
+def test_recovery_believes_the_snapshot_list_and_reads_the_journal_after_it(tmp_path, events):
+    path, snaps = str(tmp_path / "j"), str(tmp_path / "snaps")
+    write_session(path, events[:80]).journal.close()
+    replay_journal(path, fresh_engine(), snapshots=snaps, snapshot_every=20, code=CodeCheck())
+    with Journal(path) as j:                 # other code went on writing after the snapshots
+        j.append(RecordType.SESSION_START, pack(RecordType.SESSION_START, session_id=2,
+                                                code_fingerprint=OTHER), ts_ns=10**9)
+    with pytest.raises(CodeMismatch) as info:
+        recover(recovery_settings(path, snapshots=snaps))
+    assert [(s.session_id, s.fingerprint) for s in info.value.sessions] == [(2, OTHER.hex())]
+
+
+def test_a_snapshot_listing_other_code_is_refused_and_one_listing_nothing_means_a_full_read(tmp_path, events):
+    path, snaps = str(tmp_path / "j"), str(tmp_path / "snaps")
+    write_session(path, events).journal.close()
+    replay_journal(path, fresh_engine(), snapshots=snaps, snapshot_every=20, code=CodeCheck())
+    _rewrite_headers(snaps, lambda h: h.update(sessions=[[1, 1, OTHER.hex()]]))
+    with pytest.raises(CodeMismatch):
+        recover(recovery_settings(path, snapshots=snaps))
+    with pytest.raises(CodeMismatch):         # nor does a replay resuming from it go on quietly
+        replay_journal(path, fresh_engine(), snapshots=snaps, code=CodeCheck())
+    _rewrite_headers(snaps, lambda h: h.pop("sessions"))      # a snapshot from before the lists
+    result = recover(recovery_settings(path, snapshots=snaps))
+    assert result.replay.snapshot and result.code.differing == [] and result.replay.sessions is None
