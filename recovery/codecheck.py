@@ -6,7 +6,8 @@ journal any of whose sessions was written by other code, or by code that did not
 (SESSION_START of layout 1, or records before any SESSION_START), is refused with CodeMismatch
 unless the operator accepts the change; then the differences are kept for the audit trail (recovery
 journals them as a RECON "code-change" record) and no snapshot is written from such a replay.
-Owns the comparison and its error; must not write the journal or decide anything else.
+Snapshots list the sessions they cover, so recovery reads only the journal after the newest one.
+Owns the comparison (its error is recovery.errors.CodeMismatch); must not write the journal.
 """
 from __future__ import annotations
 
@@ -60,7 +61,8 @@ def session_code(seq: int, payload: bytes) -> SessionCode:
     return SessionCode(seq, int(start["session_id"]), code_fingerprint(start) or buildid.UNKNOWN)
 
 
-def journal_sessions(reader: Reader, covered: tuple[int, tuple[SessionCode, ...]] | None = None) -> list[SessionCode]:
+def journal_sessions(reader: Reader,
+                     covered: tuple[int, tuple[SessionCode, ...]] | None = None) -> list[SessionCode]:
     """Every session of the journal `reader` reads, in order, from one bulk read of its
     SESSION_START records; records before the first of them count as a session of unknown code.
     With `covered` — (seq, sessions) of a snapshot that matches the journal up to seq

@@ -10,9 +10,10 @@ or state hash does not match is skipped with the reason. The witness (journal_wi
 journal's whole content up to the snapshot's sequence through the journal's hash chain, so a
 journal that came back shorter and was written on (a power loss in pagecache mode, then a new
 writer) no longer matches a snapshot of records it lost. A snapshot names the code that wrote it
-(mm_core.buildid) and only the same code loads it: a pickle of other code's engine is not trusted. Snapshots are written by a replayer (recovery.replay with
-snapshot_every, or a standby that tails the live journal), never by the trading engine. Pickles are
-only read from the operator's own directory.
+(mm_core.buildid) and only the same code loads it: a pickle of other code's engine is not trusted.
+Snapshots are written by a replayer (recovery.replay with snapshot_every, or a standby that tails
+the live journal), never by the trading engine. Pickles are only read from the operator's own
+directory.
 """
 from __future__ import annotations
 
@@ -33,8 +34,8 @@ from mm_core.buildid import UNKNOWN
 from recovery.codecheck import SessionCode, running_fingerprint
 from recovery.errors import RecoveryError
 
-__all__ = ["Snapshot", "engine_setup", "journal_witness", "write_snapshot", "latest_snapshot", "covered_sessions",
-           "SnapshotError"]
+__all__ = ["Snapshot", "engine_setup", "journal_witness", "write_snapshot", "latest_snapshot",
+           "covered_sessions", "SnapshotError"]
 
 FORMAT = 2                         # 2: the journal witness (snapshots of format 1 are skipped)
 _SUFFIX = ".snap"
@@ -155,7 +156,8 @@ def write_snapshot(directory, engine, seq: int, journal_id: str, venue_seqs, las
               "last_venue_seq": last_venue_seq, "venue_ranges": _ranges(venue_seqs),
               "corrections_reported": sorted((corrections_reported or {}).items()),
               "setup": engine_setup(engine), "code": running_fingerprint(),
-              "sessions": None if sessions is None else [[c.seq, c.session_id, c.fingerprint] for c in sessions],
+              "sessions": None if sessions is None else [[c.seq, c.session_id, c.fingerprint]
+                                                         for c in sessions],
               "sha256": hashlib.sha256(body).hexdigest()}
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

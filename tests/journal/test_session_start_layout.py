@@ -9,7 +9,8 @@ import pytest
 
 import journal.writer
 from journal import Journal, Reader
-from journal.catalogue import EARLIER_SIZES, PAYLOAD_DTYPES, RecordType, TsSource, code_fingerprint, pack, unpack
+from journal.catalogue import (EARLIER_SIZES, PAYLOAD_DTYPES, RecordType, TsSource, code_fingerprint, pack,
+                               unpack)
 from journal.errors import PayloadSizeError
 
 START = RecordType.SESSION_START
