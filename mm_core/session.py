@@ -647,7 +647,8 @@ class Session:
         now = time.clock_gettime_ns(time.CLOCK_REALTIME)
         first = journal.append(RecordType.SESSION_START, pack(
             RecordType.SESSION_START, session_id=session_id, config_sha256=self.inputs.config_sha256(),
-            code_version=_code_version().encode()[:16], code_fingerprint=_code_digest(), limits_version=str(self.inputs.limits.version).encode(),
+            code_version=_code_version().encode()[:16], code_fingerprint=_code_digest(),
+            limits_version=str(self.inputs.limits.version).encode(),
             venue_session=str(self.venue.get("session", "")).encode()[:10],
             profile=self.profile.encode()[:8]),
             ts_ns=now, ts_source=int(TsSource.USER))

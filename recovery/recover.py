@@ -34,8 +34,8 @@ from recovery.reconcile import (
     AdoptPending, CancelAtVenue, Deliver, ReconResult, ResendCancel, Resolution, apply, local_view, reconcile, resolution_json,
     venue_view,
 )
-from recovery.snapshot import engine_setup
 from recovery.replay import RECON_BEGIN, RECON_FINDING, RECON_OUTCOME, RECON_RESOLUTION, ReplayResult, replay_journal
+from recovery.snapshot import engine_setup
 from recovery.venue_link import SoupSession, full_view
 
 __all__ = ["RecoverySettings", "Recovery", "recover", "build_engine"]
