@@ -13,6 +13,7 @@ records back into the engine's inputs for replay and recovery.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import queue
 import select
@@ -38,12 +39,22 @@ from mm_core.events import (
 )
 from mm_core.protocol import ProtocolError, soupbintcp
 
-__all__ = ["RunnerError", "RunnerSettings", "RunnerReport", "PacketStages", "STAGES", "stage_latencies",
-           "JournalStatus", "Runner", "engine_events", "order_sent_payload"]
+__all__ = ["RunnerError", "LoginRejected", "RunnerSettings", "RunnerReport", "PacketStages", "STAGES",
+           "stage_latencies", "JournalStatus", "Runner", "engine_events", "order_sent_payload"]
 
 
 class RunnerError(Exception):
     """The runner cannot start or keep its connections (login refused, venue unreachable)."""
+
+
+class LoginRejected(RunnerError):
+    """The venue refused the order-entry login: `reason` is SoupBinTCP's code (A not authorised,
+    S session unavailable: the previous connection is not closed yet, worth retrying)."""
+
+    def __init__(self, reason: str) -> None:
+        why = {"A": "not authorised", "S": "session unavailable"}.get(reason, f"code {reason!r}")
+        super().__init__(f"login rejected by the venue: {why}")
+        self.reason = reason
 
 
 class Clock(Protocol):
@@ -128,13 +139,16 @@ class OperatorReceipt(threading.Event):
     """Set once the runner's thread carried out an operator command. `journaled`: its
     OPERATOR_CMD record was written (False: the journal refused it, so the engine never saw it);
     `refusal`: the engine's or runner's reason for refusing it ("" when it was carried out);
-    `reconciliation`: what a "reconcile" found and did (the reconciler's result)."""
+    `reconciliation`: what a "reconcile" found and did (the reconciler's result); `error`: why
+    it failed on the runner's thread ("" when it did not: an exception there, e.g. a kill whose
+    cancels could not be sent, is reported here and never as done)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.journaled: bool | None = None
         self.refusal = ""
         self.reconciliation = None
+        self.error = ""
 
 
 @dataclass(frozen=True)
@@ -160,6 +174,7 @@ _HEALTH = "journal-health"           # METRICS {"input": ...}: a JournalHealth f
 _USER = int(TsSource.USER)
 _OPERATOR_REFUSED = "operator-refused"    # the alert of a command the engine or runner refused
 _OE_LOST = "order entry lost (a reconciliation could not log in again)"
+_NOT_CARRIED_OUT = "the session ended before the runner reached it: not carried out"
 
 
 def _realtime() -> int:
@@ -199,6 +214,8 @@ class Runner:
         self._reserve_seqs: set[int] = set()    # ORDER_SENT seqs whose TX_TS may use the reserve
         # operator commands from other threads, run on the runner's thread
         self._ops: queue.Queue = queue.Queue(maxsize=settings.operator_queue)
+        self._ops_lock = threading.Lock()
+        self._ops_closed = False         # the run ended: nothing more is taken
         self._thread: int | None = None
         self._wake: tuple[socket.socket, socket.socket] | None = None
         self._stages: collections.deque[PacketStages] = collections.deque(maxlen=settings.stage_samples)
@@ -217,6 +234,7 @@ class Runner:
         self._venue_refused: set[int] = set()   # venue sequences whose VENUE_MSG the journal refused
         self._tap: list[tuple[int, bytes]] | None = None   # sequenced OUCH payloads, while tapped
         self._oe_generation = 0                  # order-entry connections made (the loop re-polls)
+        self._oe_accepted = False                # the venue accepted this connection's login
 
     # ------------------------------------------------------------------ lifecycle
     def connect(self) -> None:
@@ -232,6 +250,7 @@ class Runner:
         s = self.settings
         self.framer = soupbintcp.Framer()
         self.tcp_bytes = 0
+        self._oe_accepted = False
         try:
             self._oe = TimestampedTcpSocket.connect((s.host, s.ouch_port), hardware=s.hardware_timestamps)
         except OSError as exc:
@@ -265,7 +284,14 @@ class Runner:
 
     # ------------------------------------------------------------------ the loop
     def run(self, duration_s: float, stop: threading.Event | None = None) -> RunnerReport:
-        """Trade until duration_s passed, `stop` is set or the venue ends the session."""
+        """Trade until duration_s passed, `stop` is set or the venue ends the session. However
+        it ends, operator commands still queued are answered as not carried out."""
+        try:
+            return self._run(duration_s, stop)
+        finally:
+            self._end_operators()
+
+    def _run(self, duration_s: float, stop: threading.Event | None) -> RunnerReport:
         s = self.settings
         self.connect()
         self._wake = socket.socketpair()
@@ -389,10 +415,11 @@ class Runner:
                 try:
                     accepted = soupbintcp.decode(frame, soupbintcp.Direction.FROM_SERVER)
                     self.soup_seq = accepted.sequence - 1
+                    self._oe_accepted = True
                 except ProtocolError:
                     pass
             elif ptype == ord("J"):
-                raise RunnerError(f"login rejected by the venue: {frame[3:]!r}")
+                raise LoginRejected(frame[3:4].decode("ascii", "replace"))
             payload = pack(RecordType.VENUE_MSG, soup_seq=self.soup_seq if ptype == ord("S") else 0,
                            packet_type=ptype, msg_type=msg_type, raw=frame[:128])
             # the venue's answers may use the reserve: the engine must know what it owns
@@ -460,14 +487,17 @@ class Runner:
         RunnerError when the queue is full (the runner is not draining it)."""
         done = OperatorReceipt()
         if self._thread == threading.get_ident():
-            self._operator_now(command, done)
-            done.set()
+            self._carry_out(command, done)
             return done
-        try:
-            self._ops.put_nowait((command, done))
-        except queue.Full:
-            raise RunnerError(f"{self._ops.maxsize} operator commands already wait for the runner; "
-                              f"{command.command!r} by {command.actor} refused") from None
+        with self._ops_lock:
+            if self._ops_closed:
+                raise RunnerError(f"the session has ended; {command.command!r} by {command.actor} "
+                                  "not carried out")
+            try:
+                self._ops.put_nowait((command, done))
+            except queue.Full:
+                raise RunnerError(f"{self._ops.maxsize} operator commands already wait for the runner; "
+                                  f"{command.command!r} by {command.actor} refused") from None
         wake = self._wake
         if wake is not None:
             try:
@@ -489,10 +519,31 @@ class Runner:
                 command, done = self._ops.get_nowait()
             except queue.Empty:
                 return
+            self._carry_out(command, done)
+
+    def _end_operators(self) -> None:
+        """The run is over: take no more commands; those still queued are answered as not
+        carried out (never left waiting, never answered as done)."""
+        with self._ops_lock:
+            self._ops_closed = True
+        while True:
             try:
-                self._operator_now(command, done)
-            finally:
-                done.set()
+                command, done = self._ops.get_nowait()
+            except queue.Empty:
+                return
+            done.refusal = f"{command.command} by {command.actor}: {_NOT_CARRIED_OUT}"
+            done.set()
+
+    def _carry_out(self, command: OperatorCommand, receipt: OperatorReceipt) -> None:
+        """One command on the runner's thread; its receipt is set whatever happens, and an
+        exception (after being written on the receipt) goes on to stop the run as ever."""
+        try:
+            self._operator_now(command, receipt)
+        except BaseException as exc:
+            receipt.error = receipt.error or f"{command.command} failed on the runner: {type(exc).__name__}: {exc}"
+            raise
+        finally:
+            receipt.set()
 
     def _operator_now(self, command: OperatorCommand, receipt: OperatorReceipt) -> None:
         if command.command == "reconcile":
@@ -503,8 +554,15 @@ class Runner:
         if command.origin:
             doc["origin"] = command.origin
         decided: list = []
-        receipt.journaled = self._input(RecordType.OPERATOR_CMD, json.dumps(doc, sort_keys=True).encode(),
-                                        command.now_ns, TsSource.USER, command, reserve=True, tap=decided)
+        try:
+            receipt.journaled = self._input(RecordType.OPERATOR_CMD, json.dumps(doc, sort_keys=True).encode(),
+                                            command.now_ns, TsSource.USER, command, reserve=True, tap=decided)
+        except OSError as exc:       # the order entry failed under the command's own orders
+            receipt.journaled = True
+            receipt.error = (f"{command.command} journaled and applied by the engine, but its orders could not "
+                             f"be sent to the venue ({type(exc).__name__}: {exc}): cancels did not leave, "
+                             "orders may still rest at the venue; the run stops (order entry lost)")
+            raise
         receipt.refusal = next((a.summary.removeprefix(_OPERATOR_REFUSED + ": ") for a in decided
                                 if isinstance(a, JournalNote) and a.summary.startswith(_OPERATOR_REFUSED)), "")
 
@@ -527,6 +585,27 @@ class Runner:
     @property
     def order_entry_connected(self) -> bool:
         return self._oe is not None
+
+    @property
+    def order_entry_logged_in(self) -> bool:
+        """Connected, and the venue accepted the login (LoginAccepted read)."""
+        return self._oe is not None and self._oe_accepted
+
+    def drop_order_entry(self) -> None:
+        """Close the order entry without a logout (a login the venue refused, a broken socket);
+        the TX stamps still due are collected or journaled missing first."""
+        oe = self._oe
+        if oe is None:
+            return
+        with contextlib.suppress(OSError):
+            self._drain_tx(time.monotonic_ns() + self.settings.tx_timeout_ns)
+        self._oe, self._oe_accepted = None, False
+        with contextlib.suppress(OSError):
+            oe.close()
+
+    def alert(self, kind: str, detail: str) -> None:
+        """A METRICS alert record, stamped with this runner's clock (USER)."""
+        self._note_alert(kind, detail, _realtime())
 
     def journal_recon(self, doc: dict, now: int) -> int:
         """A RECON record (JSON), in the reserve like the venue's answers: its sequence, or 0 when
