@@ -30,6 +30,7 @@ _log = logging.getLogger(__name__)
 
 COMMANDS = ("kill", "enable", "safe-mode-on", "safe-mode-off", "reconcile")
 SCOPES = tuple(s.name.lower() for s in KillScope)
+SCOPED = ("kill", "enable")         # a scoped enable lifts that scope's kill only
 MAX_REQUEST = 16 * 1024             # one request line; longer is refused unread
 MAX_DEPTH = 4                       # a request is one flat object: deeper nesting is refused unparsed
 MAX_CLIENTS = 4                     # requests handled at once; more are answered "busy" at once
@@ -63,7 +64,8 @@ def check_path(path: str) -> str:
 
 def parse_request(doc: object, symbols: dict[str, int]) -> tuple[str, str, str, str, int]:
     """(command, actor, reason, scope, scope_id) from a request, or ControlError saying what is
-    wrong. A symbol-scoped kill may name the symbol; other scopes take their numeric id."""
+    wrong. A symbol-scoped kill or enable may name the symbol; other scopes take their numeric id.
+    Actor and reason must fit their journal fields whole (TEXT_BYTES, UTF-8 bytes)."""
     if not isinstance(doc, dict):
         raise ControlError("a request is a JSON object")
     command = doc.get("command")
@@ -80,8 +82,8 @@ def parse_request(doc: object, symbols: dict[str, int]) -> tuple[str, str, str, 
                                "holds (the record is evidence: it is refused, not cut)")
         texts[key] = value.strip()
     scope_text, scope_id = doc.get("scope", "all"), doc.get("scope_id", 0)
-    if command != "kill" and (scope_text != "all" or scope_id != 0):
-        raise ControlError(f"a scope applies to kill only, not to {command}")
+    if command not in SCOPED and (scope_text != "all" or scope_id != 0):
+        raise ControlError(f"a scope applies to kill and enable only, not to {command}")
     try:
         scope = parse_scope(scope_text) if isinstance(scope_text, str) else None
     except RiskError as exc:
