@@ -367,15 +367,23 @@ def send(path: str, request: dict, timeout_s: float = 60.0) -> dict:
                                "this journal?)") from None
         except PermissionError:
             raise ControlError(f"not allowed to connect to {path} (it is its owner's only)") from None
-        sock.sendall(json.dumps(request).encode() + b"\n")
+        try:
+            sock.sendall(json.dumps(request).encode() + b"\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass                     # answered and closed before reading it all (busy): read that
         data = b""
         while not data.endswith(b"\n"):
-            chunk = sock.recv(65536)
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                break
             if not chunk:
                 break
             data += chunk
     except socket.timeout:
         raise ControlError(f"the session on {path} did not answer within {timeout_s:g} s") from None
+    except OSError as exc:
+        raise ControlError(f"the control socket {path} failed: {exc.strerror or exc}") from None
     finally:
         sock.close()
     try:
