@@ -90,7 +90,8 @@ def _describe(command_name: str, answer: dict) -> str:
         head = f"{command_name}: done"
     faults = answer.get("faults") or []
     lines = [head, f"  trading state {answer.get('trading_state')}"
-                   + (f" (faults: {', '.join(faults)})" if faults else ""),
+                   + (f" (faults: {', '.join(faults)})" if faults else "")
+                   + (f"; scoped kills in force: {answer['kills_in_force']}" if answer.get("kills_in_force") else ""),
              f"  journaled as {answer.get('origin')}, actor {answer.get('actor')}"]
     recon = answer.get("reconciliation")
     if recon:

@@ -341,7 +341,8 @@ class ControlServer:
                              "(the journal says which)"}
         failed = getattr(receipt, "error", "") or None
         answer = {"command": command, "actor": actor, "origin": origin, "journaled": receipt.journaled,
-                  "refused": receipt.refusal or None, "failed": failed, **self.status()}
+                  "refused": receipt.refusal or None, "failed": failed,
+                  "kills_in_force": getattr(receipt, "kills_in_force", ""), **self.status()}
         if receipt.reconciliation is not None:
             answer["reconciliation"] = _plain(receipt.reconciliation)
         answer["ok"] = not failed and receipt.journaled is not False and not receipt.refusal and (

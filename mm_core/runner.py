@@ -149,6 +149,7 @@ class OperatorReceipt(threading.Event):
         self.refusal = ""
         self.reconciliation = None
         self.error = ""
+        self.kills_in_force = ""         # the scoped kills in force once it was carried out
 
 
 @dataclass(frozen=True)
@@ -565,6 +566,7 @@ class Runner:
             raise
         receipt.refusal = next((a.summary.removeprefix(_OPERATOR_REFUSED + ": ") for a in decided
                                 if isinstance(a, JournalNote) and a.summary.startswith(_OPERATOR_REFUSED)), "")
+        receipt.kills_in_force = self.engine.risk.scoped_kills_text()
 
     # ------------------------------------------------------------------ mid-session reconciliation
     def _reconcile_now(self, command: OperatorCommand, receipt: OperatorReceipt) -> None:
