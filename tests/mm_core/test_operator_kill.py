@@ -10,7 +10,7 @@ from mm_core.events import JournalNote, OperatorCommand, Reconciled, SendOrder
 from mm_core.risk import TradingState
 from mm_core.risk.kill import KillScope
 from mm_core.types import OrderKind
-from tests.mm_core.test_modify import Exchange
+from tests.mm_core.test_modify import Exchange, drive
 from tests.mm_core.wire import ACME, MS, NAMES, S, make_engine
 
 BOLT = next(k for k, v in NAMES.items() if v == "BOLT")
@@ -24,17 +24,11 @@ class Recorded:
 
     def feed(self, events: list, now: int) -> list:
         """Events and every venue answer they cause, to a fixed point; all the actions."""
-        actions, pending = [], list(events)
-        for _ in range(50):
-            if not pending:
-                break
-            step = []
-            for ev in pending:
-                self.inputs.append(ev)
-                step += self.engine.on_event(ev)
-            actions += step
-            pending = self.venue.ours(step, now)
-        return actions
+        return drive(self, self.venue, events, now)
+
+    def on_event(self, event) -> list:
+        self.inputs.append(event)
+        return self.engine.on_event(event)
 
     def replayed(self) -> Engine:
         fresh = make_engine()
@@ -136,33 +130,29 @@ def test_scoped_kills_are_in_the_state_hash():
     assert a.engine.state_hash() != b.engine.state_hash()      # neither cancelled anything
 
 
+def state_after(engine: Engine, *steps) -> TradingState:
+    """Operator commands (by name) and reconciliations (True: clean outcome, False: a begin or a
+    failed one), one nanosecond apart; the trading state after the last."""
+    for step in steps:
+        now = max(engine.now, 2 * S) + 1
+        engine.on_event(Reconciled(now, step) if isinstance(step, bool) else OperatorCommand(now, step, "ops", "t"))
+    return engine.risk.state
+
+
 def test_a_clean_reconciliation_keeps_the_operators_safe_mode():
     engine = make_engine()
-    now = 2 * S
-    engine.on_event(OperatorCommand(now, "safe-mode-on", "ops", "volatile open"))
-    assert engine.risk.state is TradingState.SAFE_MODE
-    engine.on_event(Reconciled(now + 1, False))           # a mid-session reconcile's begin
-    assert engine.risk.state is TradingState.HALTED
-    engine.on_event(Reconciled(now + 2, True))            # its clean outcome
-    assert engine.risk.state is TradingState.SAFE_MODE     # not lifted by a diagnostic
-    engine.on_event(OperatorCommand(now + 3, "safe-mode-off", "ops", "calm"))
-    assert engine.risk.state is TradingState.ACTIVE
+    assert state_after(engine, "safe-mode-on") is TradingState.SAFE_MODE
+    assert state_after(engine, False) is TradingState.HALTED        # a mid-session reconcile's begin
+    assert state_after(engine, True) is TradingState.SAFE_MODE      # its clean outcome: not lifted
+    assert state_after(engine, "safe-mode-off") is TradingState.ACTIVE
     # without the operator's safe mode a clean reconciliation returns to ACTIVE as before
-    engine.on_event(Reconciled(now + 4, False))
-    engine.on_event(Reconciled(now + 5, True))
-    assert engine.risk.state is TradingState.ACTIVE
+    assert state_after(engine, False, True) is TradingState.ACTIVE
 
 
 def test_an_enable_after_a_kill_is_the_operators_choice_of_active():
     engine = make_engine()
-    now = 2 * S
-    engine.on_event(OperatorCommand(now, "safe-mode-on", "ops", "volatile"))
-    engine.on_event(OperatorCommand(now + 1, "kill", "ops", "stop"))
-    engine.on_event(OperatorCommand(now + 2, "enable", "ops", "resume"))
-    assert engine.risk.state is TradingState.ACTIVE
-    engine.on_event(Reconciled(now + 3, False))
-    engine.on_event(Reconciled(now + 4, True))
-    assert engine.risk.state is TradingState.ACTIVE
+    assert state_after(engine, "safe-mode-on", "kill", "enable") is TradingState.ACTIVE
+    assert state_after(engine, False, True) is TradingState.ACTIVE
 
 
 def test_operator_texts_land_as_whole_utf8_characters():
