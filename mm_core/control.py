@@ -306,6 +306,16 @@ class ControlServer:
                 self._handlers.discard(threading.current_thread())
             self._slots.release()
 
+    def _await(self, receipt, wait_s: float) -> bool:
+        """receipt.wait(wait_s), cut short when the server stops (False then, if still unset)."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or self._stop.is_set():
+                return receipt.wait(0)
+            if receipt.wait(min(left, _ACCEPT_POLL_S)):
+                return True
+
     def _failed(self, exc: BaseException) -> None:
         with self._lock:
             self.failures += 1
@@ -333,7 +343,10 @@ class ControlServer:
                                                   origin=origin))
         except Exception as exc:        # the runner's queue is full or the run is over
             raise ControlError(str(exc)) from None
-        if not receipt.wait(wait_s):
+        if not self._await(receipt, wait_s):
+            if self._stop.is_set():      # the session is over and its runner never took it
+                return {"ok": False, "command": command, "refused": f"{command} by {actor}: the session "
+                        "ended before the runner reached it: not carried out"}
             # still queued: carried out when the runner reaches it, or refused if the run ends first
             return {"ok": None, "command": command, "pending": True,
                     "error": f"queued, not carried out within {wait_s:g} s (the runner is busy); it will be "

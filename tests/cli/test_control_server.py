@@ -181,6 +181,23 @@ def test_commands_the_runner_never_reached_are_answered_not_carried_out(tmp_path
         runner.operator(OperatorCommand(1, "kill", "ops", "late"))
 
 
+def test_a_command_waiting_when_the_session_stops_is_answered_not_carried_out(tmp_path):
+    class Never(Receipt):                        # queued for a runner that never ran
+        def wait(self, timeout):
+            time.sleep(min(timeout, 0.05))
+            return False
+    server, _ = serve(tmp_path, submit=lambda c: Never())
+    server.start()
+    answers = []
+    asker = threading.Thread(target=lambda: answers.append(send(server.path, KILL, 30)))
+    asker.start()
+    time.sleep(0.5)
+    server.stop()
+    asker.join(10)
+    answer, = answers
+    assert answer["ok"] is False and "not carried out" in answer["refused"]
+
+
 def test_stop_leaves_a_socket_another_session_put_at_the_path(tmp_path):
     server, _ = serve(tmp_path)
     server.start()
