@@ -167,3 +167,23 @@ def test_operator_texts_land_as_whole_utf8_characters():
     # "kill all 0: " + the reason is over 64 bytes: cut, but on a character boundary
     text = changes[0]["reason"].decode()
     assert changes[0]["actor"].decode() == actor and reason.startswith(text.removeprefix("kill all 0: "))
+
+
+def test_the_controls_report_reads_an_operators_kill_in_any_language(tmp_path):
+    """The records the engine journals for a kill with multi-byte texts make a readable control
+    evidence report (a character cut in half used to fail the whole day's report)."""
+    from reports.run import run
+    from tests.reports.conftest import read
+    from tests.reports.journal_builder import FIXTURE_REFDATA, standard_day
+
+    actor, reason = "Jürgen Müller", "Überprüfung! " + "ä" * 24
+    notes = [a for a in make_engine().on_event(OperatorCommand(2 * S, "kill", actor, reason))
+             if isinstance(a, JournalNote) and a.rtype in (RecordType.KILL, RecordType.STATE_CHANGE)]
+    day = standard_day()
+    for note in notes:
+        day._add(note.rtype, note.payload)
+    run(["controls"], day.write(tmp_path / "j"), tmp_path / "out", refdata_dir=FIXTURE_REFDATA)
+    kills = read(tmp_path / "out", "controls", "kills").to_pylist()
+    assert (kills[-1]["requested_by"], kills[-1]["reason"]) == (actor, reason)
+    states = read(tmp_path / "out", "controls", "state_changes").to_pylist()
+    assert states[-1]["actor"] == actor and states[-1]["reason"].startswith("kill all 0: Überprüfung! ä")
