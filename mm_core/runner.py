@@ -26,7 +26,7 @@ from typing import Callable, Iterable, Iterator, Protocol
 
 from audit.capture import TimestampedTcpSocket, TimestampedUdpSocket
 from audit.health import PROFILES
-from audit.txtrack import PendingTxTracker
+from audit.txtrack import PendingTxTracker, TxOutcome, TxStatus
 from journal.catalogue import (
     PAYLOAD_DTYPES, RAW_ORDER_MAX, ClockState, RecordType, TsSource, layout_struct, pack, pack_json, raw_bytes,
     unpack, unpack_json,
@@ -98,6 +98,7 @@ class RunnerReport:
     inputs_refused: int = 0          # inputs (market data...) the journal refused: never fed
     reserve_appends: int = 0         # risk-reducing records written while the disk was full
     cancels_withheld: int = 0        # cancels not sent: even the reserve refused their record
+    orders_unsent: int = 0           # journaled, not sent: no order entry (a re-login failed)
     protocol_errors: int = 0
     stop_reason: str = ""
 
@@ -174,7 +175,7 @@ _RESERVED_NOTES = frozenset({RecordType.RISK_DECISION, RecordType.STATE_CHANGE, 
 _HEALTH = "journal-health"           # METRICS {"input": ...}: a JournalHealth fed to the engine
 _USER = int(TsSource.USER)
 _OPERATOR_REFUSED = "operator-refused"    # the alert of a command the engine or runner refused
-_OE_LOST = "order entry lost (a reconciliation could not log in again)"
+_OE_LOST_ALERT = "order-entry-lost"      # the alert of orders held back with no order entry
 _NOT_CARRIED_OUT = "the session ended before the runner reached it: not carried out"
 
 
@@ -280,7 +281,7 @@ class Runner:
     def _heartbeat_if_idle(self, mono_ns: int) -> None:
         """A venue drops a silent client (SoupBinTCP: after 15 s by default), so keep the link alive.
         Heartbeats are session keep-alives, not order events: their TX stamps match no ORDER_SENT."""
-        if mono_ns - self._last_send_mono >= self.settings.heartbeat_ns:
+        if mono_ns - self._last_send_mono >= self.settings.heartbeat_ns and self._oe is not None:
             self._send_tcp(_CLIENT_HEARTBEAT)
 
     # ------------------------------------------------------------------ the loop
@@ -304,22 +305,18 @@ class Runner:
         if s.fresh_session:
             self._feed_internal(Reconciled(now, True))
         self._drain_operator()              # commands queued before the wake socket existed
-        if self._oe is None:                # a reconciliation among them could not log in again
-            self._thread = None
-            self.close()
-            self.report.stop_reason = _OE_LOST
-            return self.report
-        md_fd, oe_fd, wake_fd = self._md.sock.fileno(), self._oe.sock.fileno(), self._wake[0].fileno()
+        md_fd, wake_fd = self._md.sock.fileno(), self._wake[0].fileno()
         poller = select.epoll()
-        for fd in (md_fd, oe_fd, wake_fd):
+        for fd in (md_fd, wake_fd):
             poller.register(fd, select.EPOLLIN)
+        # the order-entry socket polled and its descriptor (-1: none, see _withhold)
+        polled, oe_fd = self._oe, self._poll_order_entry(poller, -1)
         poll = poller.poll
         mono = time.monotonic_ns
         deadline = mono() + int(duration_s * 1e9)
         next_timer = next_clock = mono()
         busy = s.busy_poll
         prepare = self.engine.prepare
-        generation = self._oe_generation
         try:
             while mono() < deadline and not (stop is not None and stop.is_set()):
                 wait = 0 if busy else max(0, min(next_timer, next_clock, deadline) - mono()) / 1e9
@@ -336,16 +333,10 @@ class Runner:
                     if wake_fd in fds:
                         self._drain_wake()
                         self._drain_operator()
-                        if generation != self._oe_generation or self._oe is None:
+                        if self._oe is not polled:
                             # a mid-session reconciliation logged the order entry out and in again
-                            if self._oe is None:
-                                self.report.stop_reason = _OE_LOST
-                                return self.report
-                            generation, oe_fd = self._oe_generation, self._oe.sock.fileno()
-                            try:
-                                poller.register(oe_fd, select.EPOLLIN)
-                            except FileExistsError:
-                                poller.modify(oe_fd, select.EPOLLIN)
+                            # (or could not: the run goes on latched without one, see _withhold)
+                            polled, oe_fd = self._oe, self._poll_order_entry(poller, oe_fd)
                 t = mono()
                 if not self.journal_ok and self._space_lost and not self._fatal and t >= self._next_retry:
                     self._retry_space(t)
@@ -371,6 +362,21 @@ class Runner:
             poller.close()
             self._drain_tx(mono() + s.tx_timeout_ns)
             self.close()
+
+    def _poll_order_entry(self, poller, old_fd: int) -> int:
+        """Poll the current order-entry socket instead of the one before (closed: the poller
+        forgot it); its descriptor, -1 with none."""
+        if old_fd >= 0:
+            with contextlib.suppress(OSError, ValueError):
+                poller.unregister(old_fd)
+        if self._oe is None:
+            return -1
+        fd = self._oe.sock.fileno()
+        try:
+            poller.register(fd, select.EPOLLIN)
+        except FileExistsError:
+            poller.modify(fd, select.EPOLLIN)
+        return fd
 
     # ------------------------------------------------------------------ inputs
     def _on_md(self) -> None:
@@ -562,7 +568,7 @@ class Runner:
             receipt.journaled = True
             receipt.error = (f"{command.command} journaled and applied by the engine, but its orders could not "
                              f"be sent to the venue ({type(exc).__name__}: {exc}): cancels did not leave, "
-                             "orders may still rest at the venue; the run stops (order entry lost)")
+                             "orders may still rest at the venue; the run stops")
             raise
         receipt.refusal = next((a.summary.removeprefix(_OPERATOR_REFUSED + ": ") for a in decided
                                 if isinstance(a, JournalNote) and a.summary.startswith(_OPERATOR_REFUSED)), "")
@@ -881,6 +887,9 @@ class Runner:
 
     def _send_orders(self, batch: list[tuple[SendOrder, int, int]]) -> None:
         """Journaled orders out in one send; each gets a TX_TS record from that send's stamp."""
+        if self._oe is None:
+            self._withhold(batch)
+            return
         data = batch[0][0].packet if len(batch) == 1 else b"".join(a.packet for a, _, _ in batch)
         key = self._send_tcp(data)
         for action, seq, tskey in batch:
@@ -892,6 +901,17 @@ class Runner:
         self.report.orders_sent += len(batch)
         for action, _, _ in batch:
             self._order_sent(action)
+
+    def _withhold(self, batch: list[tuple[SendOrder, int, int]]) -> None:
+        """Journaled orders with no order entry to send them on (a reconciliation could not log
+        in again; only cancels get this far while the gateway is latched unreconciled): not sent,
+        their TX stamps journaled MISSING, an alert names them. The next reconciliation compares
+        what the venue holds and resolves it, as after a crash between journal and send."""
+        self.report.orders_unsent += len(batch)
+        for action, seq, tskey in batch:
+            self._journal_tx(TxOutcome(tskey, (seq,), TxStatus.MISSING, 0, TsSource.NONE))
+        self._note_alert(_OE_LOST_ALERT, f"{len(batch)} journaled order(s) not sent, no order entry: "
+                         + ",".join(a.intent.token for a, _, _ in batch)[:160], _realtime())
 
     def _order_sent(self, action: SendOrder) -> None:
         """Called for every order once its bytes went to the kernel (for subclasses)."""

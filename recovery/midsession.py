@@ -88,7 +88,8 @@ class LiveReconciler:
         """The order entry logged in again (accepted by the venue) after whatever happened,
         retrying for `timeout` as full_view does while the venue still has the old connection
         ("session unavailable") or cannot be reached; a refusal for any other reason is final.
-        When it cannot be, the reasons and an alert say so (the run then stops: order entry lost)."""
+        When it cannot be, the reasons and an alert say so: the run goes on without order entry,
+        latched unreconciled (fail closed), until a later reconcile logs in again."""
         if runner.order_entry_logged_in:
             return
         deadline = time.monotonic() + self.timeout
@@ -106,7 +107,7 @@ class LiveReconciler:
                     why = f"cannot log in to the order entry again: {type(exc).__name__}: {exc}"
                     result.reasons.append(why)
                     runner.alert("order-entry-lost", f"reconcile by {result.actor}: {why}; trading stays "
-                                 "latched and the run stops")
+                                 "latched, with no order entry, until a reconcile logs in again")
                     return
             time.sleep(0.05)
 

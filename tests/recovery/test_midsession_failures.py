@@ -1,7 +1,7 @@
 """What the operator is told when a command fails on a live runner, against the embedded venue on
 loopback: a reconcile whose re-login the venue refuses closes its RECON with an outcome that says
-so, raises an alert and ends the run in order (no exception on the runner's thread; trading stays
-latched); a re-login that fails once is retried and the run trades on; a kill whose cancels
+so and raises an alert; the run goes on latched without order entry (no exception on the runner's
+thread) until a later reconcile logs in again; a re-login that fails once is retried and the run trades on; a kill whose cancels
 cannot be sent is answered as failed; a clean reconcile keeps the operator's SAFE_MODE and the
 journal replays to the same state; RECON records carry the caller's origin and the runner's USER
 time, never the engine's (PHC) time."""
@@ -24,9 +24,6 @@ from tests.recovery.conftest import USER, free_udp_port
 from tests.recovery.session import CONFIG, LockedClock
 from tests.recovery.test_midsession import operator, recon_docs, replays_exactly
 from tests.mm_core.wire import SYMBOLS, gateway
-
-OE_LOST = "order entry lost (a reconciliation could not log in again)"
-
 
 def live(tmp_path, body, patch=None):
     """Runs `body(venue, runner, engine, control_path)` while a runner trades with the embedded
@@ -72,27 +69,57 @@ def alerts(path: str) -> list[dict]:
     return [d for d in docs if "alert" in d]
 
 
-def test_a_reconcile_whose_relogin_the_venue_refuses_says_so_and_ends_the_run_in_order(tmp_path):
+def test_a_reconcile_whose_relogin_the_venue_refuses_says_so_and_the_run_goes_on_latched(tmp_path):
     seen = {}
 
     def body(venue, runner, engine, control):
-        # the venue will refuse this user from now on (as a revoked login would be)
-        runner.settings = dataclasses.replace(runner.settings, password="revoked")
+        good = runner.settings
+        # the venue refuses this user for now (as a revoked login would be)
+        runner.settings = dataclasses.replace(good, password="revoked")
         seen["answer"] = send(control, {"command": "reconcile", "actor": "ops", "reason": "check"}, 30)
         seen["state"] = engine.risk.state
+        seen["logged_in"] = runner.order_entry_logged_in
+        time.sleep(1.5)                                   # timers, clock samples: the run goes on
+        seen["alive"] = not runner.report.stop_reason
+        seen["kill"] = send(control, {"command": "kill", "actor": "ops", "reason": "meanwhile"}, 30)
+        # the login is good again: the next reconcile logs in, and trading may resume
+        runner.settings = good
+        seen["again"] = send(control, {"command": "reconcile", "actor": "ops", "reason": "retry"}, 30)
+        seen["enable"] = send(control, {"command": "enable", "actor": "ops", "reason": "resume"}, 30)
+        seen["quoting"] = wait(lambda: len(venue.live_orders(USER)) >= 2, 15)
 
     engine, path, runner, errors = live(tmp_path, body)
     answer = seen["answer"]
     assert answer["ok"] is False and answer["reconciliation"]["reconciled"] is False
     assert any("cannot log in to the order entry again" in r and "not authorised" in r
                for r in answer["reconciliation"]["reasons"]), answer
-    assert errors == []                                   # no exception killed the runner's thread
-    assert runner.report.stop_reason == OE_LOST
-    assert seen["state"] is TradingState.HALTED           # latched: fail closed
+    assert seen["state"] is TradingState.HALTED and not seen["logged_in"]      # latched: fail closed
+    assert seen["alive"] and seen["kill"]["ok"]           # the runner still takes commands
+    assert seen["again"]["ok"] and seen["again"]["reconciliation"]["reconciled"], seen["again"]
+    assert seen["enable"]["ok"] and seen["quoting"], seen["enable"]
+    assert errors == [] and runner.report.stop_reason == "stopped"
     docs = recon_docs(path)
-    assert [d["kind"] for d in docs][0] == "begin" and docs[-1]["kind"] == "outcome"
-    assert docs[-1]["reconciled"] is False
+    assert [d["kind"] for d in docs if d["kind"] in ("begin", "outcome")] == ["begin", "outcome"] * 2
+    assert docs[-1]["reconciled"] is True and [d["reconciled"] for d in docs if d["kind"] == "outcome"][0] is False
     assert [a["alert"] for a in alerts(path)].count("order-entry-lost") == 1
+    replays_exactly(engine, path)
+
+
+def test_orders_decided_while_there_is_no_order_entry_are_journaled_not_sent_and_said_so(tmp_path):
+    from tests.mm_core.test_gateway_answers import quoting
+    engine, _venue, now = quoting()
+    path = str(tmp_path / "j")
+    with Journal(path) as journal:
+        runner = Runner(engine, journal, RunnerSettings(), LockedClock())     # never connected
+        actions = engine.on_event(OperatorCommand(now + 1, "kill", "ops", "no order entry"))
+        runner._act(actions, now + 1)
+    assert runner.report.orders_unsent == 2 and runner.report.orders_sent == 0
+    with Reader(path) as reader:
+        sent = [r for r in reader.records(rtypes=[RecordType.ORDER_SENT])]
+        stamps = [unpack(RecordType.TX_TS, r.payload) for r in reader.records(rtypes=[RecordType.TX_TS])]
+    assert len(sent) == 2 and sorted(int(t["order_seq"]) for t in stamps) == sorted(r.seq for r in sent)
+    assert all(int(t["status"]) == 1 and int(t["tx_ts_ns"]) == 0 for t in stamps)        # MISSING
+    assert [a["alert"] for a in alerts(path)] == ["order-entry-lost"]
 
 
 def test_a_relogin_that_fails_once_is_retried_and_the_run_trades_on(tmp_path):
