@@ -166,6 +166,14 @@ def _unapplied(msg) -> str:
     return f"{name} {getattr(msg, 'token', '')}"
 
 
+def _fit(text: str, size: int) -> bytes:
+    """`text` in UTF-8 cut to `size` bytes on a character boundary (a fixed-size journal field:
+    a cut character would make the whole field unreadable). Operator texts are checked to fit
+    before they get here (mm_core.control); this guards the engine's own texts."""
+    data = text.encode()
+    return data if len(data) <= size else data[:size].decode("utf-8", "ignore").encode()
+
+
 def _option_params(spec, start_ns: int) -> OptionParams:
     """The gateway's valuation inputs of an [[options]] row, for a session that started at
     start_ns: the venue prices its options by Black-Scholes with no rates, per unit of underlying."""
@@ -287,7 +295,8 @@ class Engine:
         self.mid2 = [0] * n
         self.risk_sent: list[tuple[int, bool, int]] = [(0, False, 0)] * n   # (fair, stale, ns) last told
         self.quote_memo: list[tuple | None] = [None] * n           # last quote inputs and result
-        self.halted_symbols = [False] * n       # ITCH trading action: not trading
+        self.halted_symbols = [False] * n       # not trading: venue_halted, or a scoped kill covers it
+        self.venue_halted = [False] * n         # ITCH trading action: not trading
         self.ssr = [False] * n                  # ITCH Reg SHO 'Y': Rule 201 price test in force
         # per hedged symbol: its hedge was cut or held back by the price test in force (alerted once)
         self.price_test_alerted = [False] * n
@@ -360,6 +369,7 @@ class Engine:
         state.setdefault("options_due", [])
         state.setdefault("clock_pulled", False)
         state.setdefault("ssr", [False] * state["n"])
+        state.setdefault("venue_halted", list(state["halted_symbols"]))    # from before scoped kills
         state.setdefault("price_test_alerted", [False] * state["n"])
         state["counts"].setdefault("md_session_changes", 0)
         state["counts"].setdefault("venue_rejects", 0)
@@ -459,9 +469,8 @@ class Engine:
             else:
                 self.tape.on_prints(prints, self.guards, self.fv)
         for s, halted in update.halts:
-            self.halted_symbols[s] = halted
-            if self._rx is not None:
-                self._rx.halted[s] = int(halted)
+            self.venue_halted[s] = halted
+            self._set_halted(s)
         restricted = self._on_reg_sho(update.reg_sho, actions) if update.reg_sho else ()
         touched = update.touched
         for match in update.breaks:
@@ -1680,6 +1689,11 @@ class Engine:
                 n = self._cancel_all(None, actions, guard=False, match=lambda o: kill.matches(
                     o.symbol_id, cfg.algo_id, cfg.desk_id, cfg.client_id))
                 actions.append(self._kill_note(kill, n))
+                self._scope_halts()
+            elif ev.command == "enable" and ev.scope != "all":
+                risk.lift_kill(ev.scope, ev.scope_id)
+                self._scope_halts()
+                actions.append(self._alert("kill-lifted", f"{ev.scope} {ev.scope_id} by {ev.actor}: {ev.reason}"))
             elif ev.command == "enable":
                 risk.operator_enable(ev.actor, ev.reason, self.now)
             elif ev.command in ("safe-mode-on", "safe-mode-off"):
@@ -1694,6 +1708,19 @@ class Engine:
             self._requote(s, actions)
         return actions
 
+    def _set_halted(self, s: int) -> None:
+        """A symbol does not trade while the venue halts it or a scoped kill covers our orders in
+        it (every order of ours carries the engine's algo, desk and client ids)."""
+        risk, cfg = self.risk, self.cfg
+        halted = self.venue_halted[s] or risk.blocks(s, cfg.algo_id, cfg.desk_id, cfg.client_id)
+        self.halted_symbols[s] = halted
+        if self._rx is not None:
+            self._rx.halted[s] = int(halted)
+
+    def _scope_halts(self) -> None:
+        for s in range(self.n):
+            self._set_halted(s)
+
     def _drain_risk(self, actions: list[Action]) -> None:
         """Journal the gateway's state changes; a latch pulls what may no longer rest."""
         changes = self.risk.drain_events()
@@ -1702,7 +1729,7 @@ class Engine:
         for c in changes:
             actions.append(JournalNote(RecordType.STATE_CHANGE, pack(
                 RecordType.STATE_CHANGE, from_state=int(c.from_state), to_state=int(c.to_state),
-                reason_code=c.reason_code, actor=c.actor.encode()[:16], reason=c.reason.encode()[:64]),
+                reason_code=c.reason_code, actor=_fit(c.actor, 16), reason=_fit(c.reason, 64)),
                 f"{c.from_state.name} -> {c.to_state.name}: {c.reason}"))
             if c.to_state is _HALTED or c.to_state is _REDUCING:
                 self._pull_on_latch(c.to_state, actions)
@@ -1738,8 +1765,8 @@ class Engine:
 
     def _kill_note(self, kill, cancelled: int) -> JournalNote:
         payload = pack(RecordType.KILL, scope=int(kill.scope), scope_id=kill.scope_id,
-                       orders_cancelled=cancelled, requested_by=kill.requested_by.encode()[:16],
-                       reason=kill.reason.encode()[:64])
+                       orders_cancelled=cancelled, requested_by=_fit(kill.requested_by, 16),
+                       reason=_fit(kill.reason, 64))
         return JournalNote(RecordType.KILL, payload, f"kill {kill.scope.name} by {kill.requested_by}")
 
     def _alert(self, kind: str, detail: str) -> JournalNote:
@@ -1782,7 +1809,8 @@ class Engine:
             self.inventory.position, [g.state_items() for g in self.guards],
             self.hedger.state_items(), sorted(self.hedge_tokens.items()), self.hedge_hold, self.pair_hold,
             self.oms.state_items(),
-            self.metrics.state_items(), list(self.mid2[0:self.n]), self.halted_symbols, self.tape.state_items(),
+            self.metrics.state_items(), list(self.mid2[0:self.n]), self.halted_symbols, self.venue_halted,
+            self.tape.state_items(),
             self.ssr, self.price_test_alerted,
             sorted(self.denied_until.items()), self.next_metrics_ns, self.venue_seq,
             sorted(self.counts.items()), int(self.risk.state), self.risk.state_items(),

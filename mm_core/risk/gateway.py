@@ -21,7 +21,7 @@ from mm_core.risk.errors import FaultsActive, LimitsError, RiskError
 from mm_core.risk.faults import LATCH_POLICY, Latch
 from mm_core.risk.greekbatch import GroupPricer
 from mm_core.risk.greeks import OptionParams, UnitRisk, scenario_grid, underlying_risk, unit_risk
-from mm_core.risk.kill import KillOrder, KillScope, parse_scope
+from mm_core.risk.kill import KillOrder, KillScope, parse_scope, scope_matches
 from mm_core.risk.limits import PRICE4, Limits, SymbolLimits
 from mm_core.risk.states import StateChange, StateMachine, TradingState, Trigger
 from mm_core.types import OrderIntent, OrderKind, Purpose
@@ -174,6 +174,11 @@ class RiskGateway:
     # see a clock that aged before any order meets it. A gateway restored from before the
     # attribute existed has this class default: the first event looks at once and sets it.
     clock_stale_at: float = -1
+    # the operator's SAFE_MODE, remembered through a latch: a clean reconciliation returns to it
+    # (only the operator lifts it); the scoped kills in force, (scope, scope_id) pairs. Class
+    # defaults (immutable) for a gateway restored from before they existed.
+    _safe_requested: bool = False
+    _scoped_kills: frozenset = frozenset()
 
     def __init__(self, limits: Limits, *, latch_state: "str | TradingState | None" = None) -> None:
         if not isinstance(limits, Limits):
@@ -284,7 +289,8 @@ class RiskGateway:
         orders as counted, replaces in flight, fault bits."""
         return (sorted(self.working_orders().items()), sorted(self._replacing.items()), self._faults,
                 sorted((s.symbol_id, s.ssr, s.short_filled, sorted(s.marks.items()))
-                       for s in self._symbols.values() if s.ssr or s.short_filled or s.marks))
+                       for s in self._symbols.values() if s.ssr or s.short_filled or s.marks),
+                self._safe_requested, sorted(self._scoped_kills))
 
     def drain_events(self) -> list[StateChange]:
         """State changes since the last drain, oldest first, for the engine to journal."""
@@ -334,6 +340,8 @@ class RiskGateway:
             symbol_id = intent.symbol_id
             if symbol_id in lim.restricted:
                 return self._deny(CheckId.RESTRICTED_SYMBOL, symbol_id, 0, "symbol is restricted")
+            if self._scoped_kills and self.blocks(symbol_id, intent.algo_id, intent.desk_id, intent.client_id):
+                return self._deny(CheckId.KILLED, symbol_id, 0, "a scoped kill is in force")
             sym = self._symbols.get(symbol_id)
             if sym is None or not sym.fair or now_ns - sym.md_ns > lim.max_market_age_ns \
                     or sym.book_stale:
@@ -894,9 +902,14 @@ class RiskGateway:
         reasons = self._latch_reasons
         if reasons.pop(CheckId.UNRECONCILED, None) is not None and not reasons \
                 and self._fsm.state in (_HALTED, _REDUCING):
-            self._fire(Trigger.RECONCILED, CheckId.UNRECONCILED,
-                       "reconciled: inventory matches the venue, no other latch", "reconciliation",
-                       now_ns)
+            if self._safe_requested:     # the operator's safe mode is the operator's to lift
+                self._fire(Trigger.RECONCILED_SAFE, CheckId.UNRECONCILED, "reconciled: inventory "
+                           "matches the venue, no other latch; back to the operator's safe mode",
+                           "reconciliation", now_ns)
+            else:
+                self._fire(Trigger.RECONCILED, CheckId.UNRECONCILED,
+                           "reconciled: inventory matches the venue, no other latch", "reconciliation",
+                           now_ns)
 
     def on_timer(self, now_ns: int) -> None:
         """Detects a clock that has gone quiet without waiting for the next order: a fault (listed
@@ -956,6 +969,7 @@ class RiskGateway:
         if faults:
             raise FaultsActive(faults)
         self._fire(Trigger.OPERATOR_ENABLE, CheckId.OPERATOR, reason, actor, now_ns)
+        self._safe_requested = False     # the operator chose ACTIVE
         # the throttle's window restarts with the operator's decision; only after the transition,
         # so an enable refused as invalid (already trading) cannot reset the throttle
         self._fills.clear()
@@ -967,14 +981,43 @@ class RiskGateway:
             return
         self._fire(Trigger.SAFE_MODE_ON if on else Trigger.SAFE_MODE_OFF, CheckId.OPERATOR, reason,
                    actor, now_ns)
+        self._safe_requested = on
 
     def kill(self, scope: "KillScope | str | int", scope_id: int, requested_by: str, reason: str,
              now_ns: int) -> KillOrder:
-        """Kill switch: latches HALTED and returns what the OMS must cancel (cancels still pass)."""
+        """Kill switch; returns what the OMS must cancel (cancels still pass). A kill of
+        everything latches HALTED (operator_enable lifts it); a scoped one refuses new orders in
+        its scope only, the rest trades on (lift_kill lifts it)."""
         order = KillOrder(parse_scope(scope), int(scope_id), requested_by, reason, now_ns)
-        self._fire(Trigger.KILL, CheckId.KILLED, f"kill {order.scope.name.lower()} "
-                   f"{order.scope_id}: {reason}", requested_by, now_ns)
+        if order.scope is KillScope.ALL:
+            self._fire(Trigger.KILL, CheckId.KILLED, f"kill {order.scope.name.lower()} "
+                       f"{order.scope_id}: {reason}", requested_by, now_ns)
+        else:
+            self._scoped_kills = self._scoped_kills | {(int(order.scope), order.scope_id)}
         return order
+
+    def lift_kill(self, scope: "KillScope | str | int", scope_id: int) -> None:
+        """An operator's enable of one scope: that scoped kill only is lifted; RiskError when no
+        kill of that scope is in force (a kill of everything is lifted by operator_enable)."""
+        kind = parse_scope(scope)
+        key = (int(kind), int(scope_id))
+        if kind is KillScope.ALL or key not in self._scoped_kills:
+            raise RiskError(f"no kill of {kind.name.lower()} {scope_id} is in force"
+                            + (f" (in force: {self.scoped_kills_text()})" if self._scoped_kills else ""))
+        self._scoped_kills = self._scoped_kills - {key}
+
+    @property
+    def scoped_kills(self) -> list[tuple[KillScope, int]]:
+        """The scoped kills in force, (scope, scope_id), sorted."""
+        return [(KillScope(scope), ident) for scope, ident in sorted(self._scoped_kills)]
+
+    def scoped_kills_text(self) -> str:
+        return ", ".join(f"{scope.name.lower()} {ident}" for scope, ident in self.scoped_kills)
+
+    def blocks(self, symbol_id: int, algo_id: int, desk_id: int, client_id: int) -> bool:
+        """True when a scoped kill in force covers an order with these ids."""
+        return any(scope_matches(scope, ident, symbol_id, algo_id, desk_id, client_id)
+                   for scope, ident in self._scoped_kills)
 
     def replace_limits(self, new_text: str) -> int:
         """Install a new limits document; a bad one raises LimitsError and the old stays."""
