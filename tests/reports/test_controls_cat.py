@@ -99,7 +99,7 @@ def test_cat_no_meot_for_executions_on_a_venue_that_reports_to_cat(day_journal, 
     """An ATS or broker-dealer venue (not an exchange) reports the executions of the orders routed
     to it, as an exchange does: CAT FAQ E15, the routing firm submits no Trade event (nor Order
     Fulfillment) for them. No MEOT is written or rejected for ARCA marked as such a venue."""
-    t, rejects, result = _cat_with_arca_marked(day_journal, tmp_path, "cat_exchange = false")
+    t, rejects, result = _cat_with_arca_marked(day_journal, tmp_path, "cat_reporter = true")
     assert "MEOT" not in t.column("type").cast("string").to_pylist()
     lines, _ = _submission_lines(tmp_path / "o")
     assert "MEOT" not in {e["type"] for e in lines} and len(lines) == t.num_rows
