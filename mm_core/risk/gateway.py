@@ -274,6 +274,16 @@ class RiskGateway:
         sym = self._symbols.get(symbol_id)
         return 0 if sym is None else sym.position
 
+    def locates_used(self, symbol_id: int) -> int:
+        """Shares of the symbol sold short by fills on the trading day held (their locates used)."""
+        sym = self._symbols.get(symbol_id)
+        return 0 if sym is None else sym.short_filled
+
+    @property
+    def trading_day(self) -> int:
+        """The venue's trading day the used locates belong to (days since 1970-01-01), 0 unknown."""
+        return self._locate_day
+
     def greeks(self, underlying_id: int) -> tuple[float, float, float]:
         """(delta, gamma, vega) of an underlying's group in limit units; zeros if unknown."""
         group = self._groups.get(underlying_id)
