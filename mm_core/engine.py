@@ -69,6 +69,7 @@ _SIG_QUIET, _SIG_REACT, _SIG_FEED = lib.FSIG_QUIET, lib.FSIG_REACT, lib.FSIG_FEE
 _react_from_c = lib.fsig_react_from
 _requote_may_act_c = lib.fsig_requote_may_act
 _MEMO_N, _SENT_N = lib.FSIG_M_N, lib.FSIG_S_N
+_S_PRICE4, _S_NS = lib.FSIG_S_PRICE4, lib.FSIG_S_NS
 _STATE_OF = TradingState
 _on_packets_c = lib.fsig_on_packets
 _priced_c = lib.fsig_priced
@@ -330,6 +331,8 @@ class Engine:
             pkt.summary = self._summary = self.md.summary
             pkt.depth, pkt.decay = self.imb_levels, self.imb_decay
             self._pkt_own_version = None        # the own-quote table is rebuilt on first use
+            # each slot's reference price, for the gateway's feed log (_feeds_from_c)
+            self._references = [spec.reference_price if spec else 0 for spec in self.specs]
             rx = self._rx = ReactMirror(self)
             pkt.react = self._react_c = rx.r
             self._risk_to_react()
@@ -340,7 +343,8 @@ class Engine:
         del state["_bh"], state["_top"]
         if self.sig is not None:
             for name in ("mid2", "vol_q", "_sh", "_fair_out", "_priced_out", "_pkt", "_pkt_keep",
-                         "_pkt_own_version", "_rx", "_react_c", "_summary", "_risk_seen"):
+                         "_pkt_own_version", "_rx", "_react_c", "_summary", "_risk_seen",
+                         "_references"):
                 state.pop(name, None)
         state["urgent"] = None          # the shell's sink belongs to the process, not the state
         state.pop("_own", None)         # C arrays derived from the OMS: rebuilt on first use
@@ -649,13 +653,15 @@ class Engine:
         _feed_risk does for them (the book is not stale here; C already wrote the sent mirror)."""
         n = react.n_flog
         react.n_flog = 0
-        syms, fairs, times = self._rx.flog
-        syms, fairs, times = unpack(syms, n), unpack(fairs, n), unpack(times, n)
-        sent = self.risk_sent
-        for s, fair, now in zip(syms, fairs, times):
-            sent[s] = (int(fair + 0.5), False, now)
-        specs = self.specs
-        self.risk.on_markets(syms, fairs, [specs[s].reference_price for s in syms], times)
+        rx = self._rx
+        syms, fairs, times = rx.flog
+        # each symbol's last feed is the one risk_sent keeps: the sent mirror, which C wrote
+        # feed by feed as _feed_risk would (int(fair + 0.5), not stale, the packet's time)
+        sent, mirror = self.risk_sent, rx.sent
+        for s in dict.fromkeys(unpack(syms, n)):
+            b = s * _SENT_N
+            sent[s] = (mirror[b + _S_PRICE4], False, mirror[b + _S_NS])
+        self.risk.on_feed_log(n, syms, fairs, times, self._references)
 
     def _risk_if_moved(self) -> None:
         """_risk_to_react when the gateway's state or limits version moved: the multipliers and
