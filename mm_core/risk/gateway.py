@@ -664,9 +664,8 @@ class RiskGateway:
         """on_market(symbols[k], fair_values[k], references[symbols[k]], False, times[k]) for each
         k below n, in order: the engine's replay hands over the feeds its batch path deferred as
         C arrays (uint32_t, double, int64_t; `references` is indexed by symbol). The common case
-        is one C call over the log (mm_core.risk.feedlog); the rest goes through on_market."""
-        if not n:
-            return
+        is one C call over the log (mm_core.risk.feedlog); the rest goes through on_market. A
+        short log goes through on_markets: copying its symbols in and out would cost more."""
         log = self.__dict__.get("_feed_log")
         if log is None:
             log = self._feed_log = FeedLog()
