@@ -90,14 +90,15 @@ class PacketRun:
         # array.array converts a list of ints at a fraction of what ffi.new's initialiser costs;
         # the C arrays are views of these (kept alive with the packets' bytes)
         offsets = array("Q", [0, *accumulate(map(len, packets))])
-        stamps = array("q", [ev.now_ns for ev in events])
+        stamps = [ev.now_ns for ev in events]
+        self._latest = max(stamps) if stamps else None     # latest(), cheaper from the list
+        stamps = array("q", stamps)
         self._keep = (joined, offsets, stamps)
         self.buf = ffi.from_buffer("uint8_t[]", joined)
         self.off = ffi.from_buffer("uint64_t[]", offsets)
         self.ts = ffi.from_buffer("int64_t[]", stamps)
         self.done = ffi.new("uint32_t *")
         self.messages = ffi.new("uint64_t *")
-        self._latest = None
 
     @classmethod
     def over(cls, events, buf, off, ts, keep) -> "PacketRun":
