@@ -590,10 +590,23 @@ class Engine:
             self._own_table()
 
     def on_packet_run(self, run: PacketRun, start: int) -> tuple[int, list[Action]]:
-        """run.events[start:] (MarketData only) as on_event would take them one by one, in one C
-        call (fsig_on_packets) while they end quiet: returns how many were taken (at least one)
+        """run.events[start:] (MarketData only) as on_event would take them one by one, in C
+        calls (fsig_on_packets) while they end quiet: returns how many were taken (at least one)
         and the actions of the last one taken (the ones before it had none). Replay's batch path:
-        the same state changes, counts and decisions as on_event for each."""
+        the same state changes, counts and decisions as on_event for each. A packet the C hands
+        back to Python (a markout due, a reaction that may act) whose work ends with no action
+        does not end the call: the run goes on from the next packet (the caller would only have
+        counted it, as it counts the quiet ones)."""
+        size = len(run.events)
+        taken = 0
+        while True:
+            step, actions = self._packet_run_step(run, start + taken)
+            taken += step
+            if actions or start + taken >= size:
+                return taken, actions
+
+    def _packet_run_step(self, run: PacketRun, start: int) -> tuple[int, list[Action]]:
+        """on_packet_run up to and including the first packet the C does not end quiet."""
         events = run.events
         md = self.md
         expected = md.fast_sequence() if self.sig is not None and not self.stale else None
