@@ -3,9 +3,9 @@ per profile.
 
 Owns the regulatory profiles (RTS 25 HFT and other-algo rows, CAT/FINRA 4590), the error-bound
 rule (|offset| + asymmetry budget + GM accuracy, widened in holdover by drift x time since the
-last Sync, as fbclock does; a verifier not steady yet is DEGRADED, bounded by what it measured:
-|offset| + the jump + the path delay + GM accuracy) and the per-sample state machine over
-PtpSnapshot observations.
+last Sync, as fbclock does; a verifier not steady yet, or a plain client not re-settled after an
+offset jump, is DEGRADED, bounded by what it measured: |offset| + the jump + the path delay + GM
+accuracy) and the per-sample state machine over PtpSnapshot observations.
 Sans-io: times arrive in the Observation; nothing here runs pmc or reads a clock.
 Must not know about threads, journals or how snapshots were obtained.
 """
@@ -68,8 +68,10 @@ class HealthConfig:
     max_sync_age_ns: int = 2_000_000_000      # a Sync older than this is stale
     free_running: bool = False                # ptp4l is a verifier (free_running 1): it measures
                                               # but never leaves UNCALIBRATED, so judge by stability
-    stable_samples: int = 3                   # verifier mode: consecutive steady samples to lock
-    max_offset_step_ns: int = 50_000          # verifier mode: |offset change| that counts as steady
+    stable_samples: int = 3                   # verifier: consecutive steady samples to lock; plain
+                                              # client: settled samples to lock again after a jump
+    max_offset_step_ns: int = 50_000          # |offset change| per sample that counts as steady
+                                              # (more is a jump); plain client: |offset| settled
     allowed_clock_classes: frozenset[int] = frozenset({6, 7})   # locked to primary ref / in-spec holdover
     timestamp_granularity_ns: int = 1         # our records carry ns
 
@@ -103,6 +105,10 @@ class Observation:
     system_offset_ns: int | None = None
     system_offset_window_ns: int = 0
     system_offset_error: str | None = None
+    # ptp4l's own servo lines since the previous observation (its -m output or syslog, if
+    # followed): pmc shows one offset per sample, these every Sync (or each summary's max).
+    servo_excursion_ns: int | None = None  # the largest |offset| ptp4l logged; None: no line
+    servo_unlocked: bool = False           # a logged servo state was s0 (unlocked) or s1 (jump)
 
 
 @dataclass(frozen=True)
@@ -213,8 +219,7 @@ class HealthTracker:
         snap = obs.snapshot
         problems = self._missing(obs)
         if problems:
-            self._streak = 0
-            self._last_offset = self._jump = None
+            self._forget()
             return self._sample(obs, ClockState.UNKNOWN, UNBOUNDED, -1, problems)
         cfg = self.config
         reasons: list[Reason] = []
@@ -226,6 +231,9 @@ class HealthTracker:
         following = snap.port_state == "SLAVE" or (cfg.free_running and snap.port_state == "UNCALIBRATED")
         fresh = age is not None and 0 <= age <= cfg.max_sync_age_ns
         if not following:
+            if self._servo_unlocked_after_jump(snap, age):
+                return self._track(obs, age, [Reason("state", "port is UNCALIBRATED: ptp4l's servo is unlocked "
+                                                              "(s0) or has just stepped the clock (s1)")])
             reasons.append(Reason("state", f"port is {snap.port_state}, not following a grandmaster"))
         elif not snap.gm_present:
             reasons.append(Reason("state", "no grandmaster present (ptp4l is its own GM)"))
@@ -235,51 +243,116 @@ class HealthTracker:
             else:
                 reasons.append(Reason("sync_age", f"last Sync {age / 1e9:.3f} s ago > "
                                                   f"{cfg.max_sync_age_ns / 1e9:.3f} s"))
-        tracking = not reasons
-        if tracking:
-            if self._last_gm is not None and snap.gm_identity != self._last_gm:
-                self.gm_changes += 1
-                self._streak = 0
-                self._last_offset = self._jump = None
-                reasons.append(Reason("gm_change", f"grandmaster changed {self._last_gm} -> {snap.gm_identity}"))
-            self._last_gm = snap.gm_identity
-            offset = snap.master_offset_ns
-            if self._last_offset is not None:
-                step = abs(offset - self._last_offset)
-                if self._jump is None or step > self._jump:
-                    self._jump = step
-                if step > cfg.max_offset_step_ns:
-                    self._streak = 0
-                    reasons.append(Reason("offset", f"offset moved {_us(offset - self._last_offset)} in "
-                                                    f"one sample (> {_us(cfg.max_offset_step_ns)})"))
-            self._last_offset = offset
-            self._streak += 1
-            needed = cfg.stable_samples if cfg.free_running else 1
-            timeouts = self._new_timeouts(snap.service_stats)
-            if timeouts:
-                reasons.append(Reason("service_stats", f"timeouts increasing: {timeouts}"))
-            elif obs.phc2sys_locked is False:
-                reasons.append(Reason("phc2sys", "phc2sys servo is not locked: the system clock "
-                                                 "does not follow the PHC"
-                                      + (f" ({obs.phc2sys_detail})" if obs.phc2sys_detail else "")))
-            elif self._streak >= needed:
-                self._locked_bound = self._locked_bound_now(snap)
-                self._jump = None
-                bound = _plus(self._locked_bound, self._system_hop(obs))
-                return self._sample(obs, ClockState.LOCKED, bound, age, tuple(reasons))
-            else:
-                reasons.append(Reason("state", f"settling: {self._streak}/{needed} steady samples"))
-                measured, hop = self._measured_bound(snap), self._system_hop(obs)
-                if measured is not None and hop is not None:
-                    self._locked_bound = measured
-                    return self._sample(obs, ClockState.DEGRADED, measured + hop, age, tuple(reasons) + (
-                        Reason("state", f"not steady: bound from this measurement (|offset| + jump "
-                                        f"{_us(self._jump)} + max(asymmetry, path delay) + GM "
-                                        "accuracy)"),))
-            return self._not_locked(obs, age, tuple(reasons))
-        self._streak = 0
-        self._last_offset = self._jump = None
+        if not reasons:
+            return self._track(obs, age, reasons)
+        self._forget()
         return self._holdover_or_freerun(obs, tuple(reasons))
+
+    # A plain client (ptp4l's servo steers the clock) after an offset jump. ptp4l itself is no
+    # judge of it: with its default step_threshold 0 the PI servo never steps after the first
+    # lock, it slews the jump out while staying in s2, so the port stays SLAVE with the offset
+    # far off for seconds; with a step_threshold the servo goes s0 (port UNCALIBRATED through
+    # EV_SYNCHRONIZATION_FAULT), steps the clock (s1) and only then locks again (s2, SLAVE). The
+    # pmc `offset` samples, 1 a second, say nothing about the clock between them while it moves.
+    # RTS 25 (Art. 4) wants the divergence within its limit at every event's timestamp and CAT /
+    # FINRA 4590 wants out-of-tolerance time documented, so from the first sample whose offset
+    # moved more than max_offset_step_ns until the clock has re-settled, the sample is DEGRADED
+    # with the jump in its bound (the verifier's measured bound), never LOCKED. Re-settled:
+    # stable_samples consecutive samples in SLAVE (servo s2/s3) whose |offset| and change are both
+    # within max_offset_step_ns, i.e. the servo has absorbed the jump and holds the clock there
+    # (linuxptp's own s3 rule is the same shape: |offset| under servo_offset_threshold for
+    # servo_num_offset_values updates). The jump owed is kept across holdover, UNKNOWN samples
+    # and a GM change: only re-settling pays it off. A jump ptp4l slews or steps out between two
+    # pmc samples is invisible to pmc; when ptp4l's log is followed, the largest |offset| it
+    # logged in between counts as a step from the last sample, and a logged s0/s1 is not settled.
+
+    def _jumped(self) -> bool:
+        """A jump over the steady step was measured since the clock was last steady/settled."""
+        return self._jump is not None and self._jump > self.config.max_offset_step_ns
+
+    def _servo_unlocked_after_jump(self, snap: PtpSnapshot, age: int | None) -> bool:
+        """A plain client's port is UNCALIBRATED (servo s0/s1) while ptp4l still measures the same
+        GM, and a jump is owed or shows now: the offset is a measurement, so the sample is
+        tracked (DEGRADED), not taken for a holdover from the bound before the jump. The Sync
+        may be fresh or of unknown age (ptp4l reports no ingress time once its servo has
+        unlocked), not stale: a stale Sync's offset is old news, and that is holdover."""
+        if self.config.free_running or snap.port_state != "UNCALIBRATED" or not snap.gm_present \
+                or (age is not None and not 0 <= age <= self.config.max_sync_age_ns) \
+                or snap.gm_identity != self._last_gm:
+            return False
+        return self._jumped() or (self._last_offset is not None and abs(
+            snap.master_offset_ns - self._last_offset) > self.config.max_offset_step_ns)
+
+    def _forget(self) -> None:
+        """The run of samples is broken (no data, not following, stale Sync, new GM): offsets are
+        compared again from the next sample. A plain client keeps a jump it still owes."""
+        self._streak = 0
+        self._last_offset = None
+        if self.config.free_running or not self._jumped():
+            self._jump = None
+
+    def _track(self, obs: Observation, age: int | None, reasons: list[Reason]) -> ClockSample:
+        """A sample while ptp4l measures the GM (fresh Syncs; for a plain client's UNCALIBRATED
+        port after a jump, not stale ones): LOCKED, DEGRADED or (rejected without a measured
+        bound) FREERUN."""
+        snap, cfg = obs.snapshot, self.config
+        if self._last_gm is not None and snap.gm_identity != self._last_gm:
+            self.gm_changes += 1
+            self._forget()
+            reasons.append(Reason("gm_change", f"grandmaster changed {self._last_gm} -> {snap.gm_identity}"))
+        self._last_gm = snap.gm_identity
+        offset, step_limit = snap.master_offset_ns, cfg.max_offset_step_ns
+        step = None if self._last_offset is None else abs(offset - self._last_offset)
+        if step is not None and step > step_limit:
+            reasons.append(Reason("offset", f"offset moved {_us(offset - self._last_offset)} in "
+                                            f"one sample (> {_us(step_limit)})"))
+        logged = obs.servo_excursion_ns
+        if not cfg.free_running and logged is not None:
+            # ptp4l logged an offset since the last sample: how far it was from that sample's
+            # (from this one's when the run was broken: after a gap, a new GM, at start)
+            ref = offset if self._last_offset is None else self._last_offset
+            between = logged - abs(ref)
+            if between > step_limit:
+                reasons.append(Reason("offset", f"ptp4l logged |offset| {_us(logged)} since the last "
+                                                f"sample ({_us(between)} from it, > {_us(step_limit)})"))
+            step = between if step is None else max(step, between)
+        if step is not None and (self._jump is None or step > self._jump):
+            self._jump = step
+        self._last_offset = offset
+        steady = step is None or step <= step_limit
+        if cfg.free_running:     # a verifier: steady samples, wherever the offset sits
+            self._streak = self._streak + 1 if steady else 1
+            needed = cfg.stable_samples
+            settling = f"settling: {self._streak}/{needed} steady samples"
+        else:                    # a plain client: settled samples, needed only after a jump
+            settled = steady and snap.port_state == "SLAVE" and abs(offset) <= step_limit \
+                and not obs.servo_unlocked
+            self._streak = self._streak + 1 if settled else 0
+            needed = cfg.stable_samples if self._jumped() else 0
+            settling = (f"re-settling after a jump: {self._streak}/{needed} samples in SLAVE with "
+                        f"|offset| and its change within {_us(step_limit)}")
+        timeouts = self._new_timeouts(snap.service_stats)
+        if timeouts:
+            reasons.append(Reason("service_stats", f"timeouts increasing: {timeouts}"))
+        elif obs.phc2sys_locked is False:
+            reasons.append(Reason("phc2sys", "phc2sys servo is not locked: the system clock "
+                                             "does not follow the PHC"
+                                  + (f" ({obs.phc2sys_detail})" if obs.phc2sys_detail else "")))
+        elif self._streak >= needed:
+            self._locked_bound = self._locked_bound_now(snap)
+            self._jump = None
+            bound = _plus(self._locked_bound, self._system_hop(obs))
+            return self._sample(obs, ClockState.LOCKED, bound, age, tuple(reasons))
+        else:
+            reasons.append(Reason("state", settling))
+            measured, hop = self._measured_bound(snap), self._system_hop(obs)
+            if measured is not None and hop is not None:
+                self._locked_bound = measured
+                return self._sample(obs, ClockState.DEGRADED, measured + hop, age, tuple(reasons) + (
+                    Reason("state", f"not steady: bound from this measurement (|offset| + jump "
+                                    f"{_us(self._jump)} + max(asymmetry, path delay) + GM "
+                                    "accuracy)"),))
+        return self._not_locked(obs, age, tuple(reasons))
 
     def _not_locked(self, obs: Observation, age: int, reasons: tuple[Reason, ...]) -> ClockSample:
         """ptp4l follows a GM with fresh Syncs, but this sample is rejected (GM change, rising
@@ -325,18 +398,18 @@ class HealthTracker:
     def _measured_bound(self, snap: PtpSnapshot) -> int | None:
         """DEGRADED's bound on the clock ptp4l measures, from this sample alone: a verifier that
         is not steady cannot tell which of two offsets a jump lies between is right (software
-        timestamps jitter under load), so |offset now| + the largest jump since it was last
-        steady covers both; the path delay covers any asymmetry of the two-way exchange (its
-        error cannot exceed the one-way delay; chrony's bound adds ½ root delay, the same
-        quantity), at least the configured asymmetry budget; plus the GM's own accuracy. None
-        when one of them was not measured (no or non-positive path delay, unknown GM accuracy):
-        no bound is claimed then. None too when no jump caused the settling: a verifier that
-        is only starting, or has just met a new GM, has shown nothing yet to bound its jitter by,
-        and waits for its steady samples."""
+        timestamps jitter under load), nor can a plain client whose servo is slewing or stepping
+        a jump out tell where the clock was between two samples, so |offset now| + the largest
+        jump since it was last steady (settled) covers both; the path delay covers any asymmetry
+        of the two-way exchange (its error cannot exceed the one-way delay; chrony's bound adds
+        ½ root delay, the same quantity), at least the configured asymmetry budget; plus the
+        GM's own accuracy. None when one of them was not measured (no or non-positive path
+        delay, unknown GM accuracy): no bound is claimed then. None too when no jump caused the
+        settling: a verifier that is only starting, or has just met a new GM, has shown nothing
+        yet to bound its jitter by, and waits for its steady samples."""
         accuracy = CLOCK_ACCURACY_NS.get(snap.gm_clock_accuracy)
         delay = snap.mean_path_delay_ns
-        if self._jump is None or self._jump <= self.config.max_offset_step_ns or accuracy is None \
-                or delay is None or not delay > 0:
+        if not self._jumped() or accuracy is None or delay is None or not delay > 0:
             return None
         return abs(snap.master_offset_ns) + self._jump + max(self.config.asymmetry_budget_ns,
                                                               math.ceil(delay)) + accuracy

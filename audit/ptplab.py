@@ -1,8 +1,10 @@
 """A two-namespace PTP lab (tests, benchmarks, drills): a veth pair, a ptp4l grandmaster and a client.
 
 Both run software timestamping (-S), layer-2 transport (-2, no IP addresses) and free_running 1,
-so nothing ever adjusts the machine's clock. Everything created is removed by close(), which is
-safe to call after any partial failure. Processes are killed by pid with SIGKILL.
+so nothing ever adjusts the machine's clock; a plain client (free_running 0) is started only with
+a clock of its own to steer (tests/audit/vclock.c, preloaded through start_client's env).
+Everything created is removed by close(), which is safe to call after any partial failure.
+Processes are killed by pid with SIGKILL.
 """
 from __future__ import annotations
 
@@ -75,13 +77,17 @@ class PtpLab:
 
     # -- ptp4l ---------------------------------------------------------------------------------------
 
-    def _start(self, role: str, ns: str, iface: str, uds: str, extra: str) -> subprocess.Popen:
+    def _start(self, role: str, ns: str, iface: str, uds: str, extra: str,
+               env: dict[str, str] | None = None, free_running: bool = True) -> subprocess.Popen:
         self.stop(role)
         cfg = self.dir / f"{role}.cfg"
-        cfg.write_text(COMMON + f"uds_address {uds}\n" + extra)
+        common = COMMON if free_running else COMMON.replace("free_running 1", "free_running 0")
+        cfg.write_text(common + f"uds_address {uds}\n" + extra)
         log = open(self.dir / f"{role}.log", "ab")
         self._log_handles[role] = log
-        proc = subprocess.Popen(["ip", "netns", "exec", ns, "ptp4l", "-f", str(cfg), "-i", iface,
+        # env (e.g. LD_PRELOAD) is set by env(1) inside the namespace, so it reaches ptp4l only
+        with_env = ["env", *(f"{k}={v}" for k, v in env.items())] if env else []
+        proc = subprocess.Popen(["ip", "netns", "exec", ns, *with_env, "ptp4l", "-f", str(cfg), "-i", iface,
                                  "-S", "-2", "-m", "-q"], stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)
         self.procs[role] = proc
@@ -107,8 +113,13 @@ class PtpLab:
                  "timeSource 0x20", ns=self.ns_gm)
         return proc
 
-    def start_client(self, extra: str = "") -> subprocess.Popen:
-        return self._start("client", self.ns_client, self.if_client, self.client_uds, CLIENT_EXTRA + extra)
+    def start_client(self, extra: str = "", env: dict[str, str] | None = None,
+                     free_running: bool = True) -> subprocess.Popen:
+        """free_running False (a plain client whose servo steers its clock) only with a clock of
+        its own to steer, e.g. tests/audit/vclock.c preloaded through `env`: the machine's clock
+        is never adjusted."""
+        return self._start("client", self.ns_client, self.if_client, self.client_uds, CLIENT_EXTRA + extra,
+                           env, free_running)
 
     def running(self, role: str) -> bool:
         proc = self.procs.get(role)

@@ -2,8 +2,9 @@
 
 Owns which clock ptp4l's ingress_time is on (CLOCK_REALTIME for software timestamping, the
 port's PHC for hardware) and therefore how old the last Sync is, and, with hardware timestamping,
-how far CLOCK_REALTIME (which stamps our records) is from the PHC that ptp4l disciplines. Failures become an Observation
-without a snapshot, which audit.health turns into UNKNOWN.
+how far CLOCK_REALTIME (which stamps our records) is from the PHC that ptp4l disciplines, and
+what ptp4l's and phc2sys's logs, if followed, showed since the previous sample. Failures become
+an Observation without a snapshot, which audit.health turns into UNKNOWN.
 Must not know about thresholds, journals or threads.
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ from audit.health import Observation
 from audit.nic import ethtool_timestamping
 from audit.phc import PhcClock, tai_to_utc_ns
 from audit.pmc import PmcClient, PtpSnapshot
-from audit.ptplog import LogFollower
+from audit.ptplog import LogFollower, ServoLine, SummaryLine
 
 SOFTWARE_MODES = ("SOFTWARE", "LEGACY_HW")   # ptp4l's clock is CLOCK_REALTIME itself
 
@@ -24,7 +25,8 @@ class PmcSampler:
     """Callable: each call runs pmc once and returns an Observation (never raises AuditError)."""
 
     def __init__(self, client: PmcClient, phc_device: str | None = None,
-                 phc2sys_log: str | None = None, phc2sys_max_age_s: float = 5.0) -> None:
+                 phc2sys_log: str | None = None, phc2sys_max_age_s: float = 5.0,
+                 ptp4l_log: str | None = None) -> None:
         if phc2sys_max_age_s <= 0:
             raise HealthConfigError("phc2sys_max_age_s must be positive")
         self.client = client
@@ -34,6 +36,9 @@ class PmcSampler:
         self._phc2sys = LogFollower(phc2sys_log) if phc2sys_log else None
         # phc2sys prints a servo line every update (-R, default 1 Hz): older than this, it is dead
         self.phc2sys_max_age_s = phc2sys_max_age_s
+        # ptp4l's servo lines show every Sync's offset (or each summary's max) between two pmc runs
+        self._ptp4l = LogFollower(ptp4l_log) if ptp4l_log else None
+        self._ptp4l_first = True
 
     def __call__(self) -> Observation:
         try:
@@ -46,6 +51,8 @@ class PmcSampler:
         mono = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
         realtime = time.clock_gettime_ns(time.CLOCK_REALTIME)
         extra = self._phc2sys_state(mono) if self._phc2sys is not None else {}
+        if self._ptp4l is not None:
+            extra.update(self._servo_since_last(mono))
         if not self._software(snap):
             extra.update(self._system_offset(snap))
         try:
@@ -92,6 +99,22 @@ class PmcSampler:
                        f"{mono_ns / 1e9 - line.mono_s:.1f} s old (> {self.phc2sys_max_age_s:g} s): "
                        "phc2sys is not running")
         return out
+
+    def _servo_since_last(self, mono_ns: int) -> dict:
+        """ptp4l's servo lines logged since the previous sample: the largest |offset| among them
+        (a per-Sync line's offset, a summary's max) and whether any showed s0 or s1. At the
+        first sample, lines stamped more than phc2sys_max_age_s ago are a long-running ptp4l's
+        history, not news (a line without its time is taken); after that every new line counts."""
+        since = mono_ns / 1e9 - self.phc2sys_max_age_s if self._ptp4l_first else None
+        self._ptp4l_first = False
+        lines = [e for e in self._ptp4l.poll()
+                 if isinstance(e, (ServoLine, SummaryLine)) and e.program == "ptp4l"
+                 and (since is None or e.mono_s is None or e.mono_s >= since)]
+        if not lines:
+            return {}
+        return {"servo_excursion_ns": max(abs(e.offset_ns) if isinstance(e, ServoLine) else e.max_ns
+                                          for e in lines),
+                "servo_unlocked": any(isinstance(e, ServoLine) and e.servo_state < 2 for e in lines)}
 
     def _sync_age(self, snap: PtpSnapshot, realtime_ns: int) -> int | None:
         if snap.ingress_time_ns is None:

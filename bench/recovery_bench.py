@@ -313,7 +313,7 @@ def main(quick: bool) -> str:
     lines.append("")
     lines.append("Venue part (embedded venue, runner SIGKILLed once it journaled 8 orders; seconds):")
     lines.append("")
-    keys = ("open", "replay", "full_view", "resume", "reconcile", "total")
+    keys = ("code", "open", "replay", "full_view", "resume", "reconcile", "total")
     lines.append("| run | events replayed | " + " | ".join(keys) + " | reconciled |")
     lines.append("|---:|---:|" + "---:|" * len(keys) + "---|")
     for i, v in enumerate(venue, 1):

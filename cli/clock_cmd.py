@@ -35,6 +35,9 @@ def _health_options(fn):
                           "single-port clocks)."),
         click.option("--phc2sys-log", default=None, type=click.Path(dir_okay=False),
                      help="phc2sys log to follow: its offset joins the bound; unlocked blocks LOCKED."),
+        click.option("--ptp4l-log", default=None, type=click.Path(dir_okay=False),
+                     help="ptp4l log (-m output or syslog) to follow: a jump it logs between two pmc "
+                          "samples counts, and s0/s1 is not settled."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -42,11 +45,11 @@ def _health_options(fn):
 
 
 def _monitor(ctx: click.Context, uds, free_running, asymmetry_budget_ns, max_sync_age, pmc_timeout,
-             phc_device, pmc_session, phc2sys_log) -> ClockMonitor:
+             phc_device, pmc_session, phc2sys_log, ptp4l_log) -> ClockMonitor:
     config = HealthConfig(asymmetry_budget_ns=asymmetry_budget_ns, free_running=free_running,
                           max_sync_age_ns=int(max_sync_age * 1e9))
     client = PmcSession(uds, timeout_s=pmc_timeout) if pmc_session else PmcClient(uds, timeout_s=pmc_timeout)
-    sampler = PmcSampler(client, phc_device, phc2sys_log)
+    sampler = PmcSampler(client, phc_device, phc2sys_log, ptp4l_log=ptp4l_log)
     ctx.call_on_close(sampler.close)
     if pmc_session:
         ctx.call_on_close(client.close)

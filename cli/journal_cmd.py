@@ -14,8 +14,8 @@ import click
 import numpy as np
 
 import journal
-from journal.catalogue import (JSON_TYPES, PAYLOAD_DTYPES, ClockState, RecordType, Side, TsSource, pack,
-                               pack_json, unpack, unpack_json)
+from journal.catalogue import (EARLIER_SIZES, JSON_TYPES, PAYLOAD_DTYPES, ClockState, RecordType, Side,
+                               TsSource, code_fingerprint, pack, pack_json, unpack, unpack_json)
 
 _CONTROL_TYPES = (RecordType.CHECKPOINT, RecordType.SEAL)
 
@@ -50,9 +50,13 @@ def decode_payload(rtype: int, payload: bytes):
     """A JSON-friendly view of a payload: fields of fixed types, documents of JSON types, else hex."""
     if rtype in _CONTROL_TYPES:
         return {"hash": payload[:32].hex(), "records_in_segment": int.from_bytes(payload[32:40], "little")}
-    if rtype in PAYLOAD_DTYPES and len(payload) == PAYLOAD_DTYPES[rtype].itemsize:
+    if rtype in PAYLOAD_DTYPES and (len(payload) == PAYLOAD_DTYPES[rtype].itemsize
+                                    or len(payload) in EARLIER_SIZES.get(rtype, ())):
         record = unpack(rtype, payload)
-        return {name: _field_value(record, name) for name in record.dtype.names}
+        fields = {name: _field_value(record, name) for name in record.dtype.names}
+        if rtype == RecordType.SESSION_START:
+            fields["code_fingerprint"] = code_fingerprint(record) or "unknown"
+        return fields
     if rtype in JSON_TYPES:
         try:
             return unpack_json(payload)
@@ -116,6 +120,8 @@ def info(path: str, as_json: bool) -> None:
         summary = journal.info(path)
     except journal.JournalError as exc:
         raise click.ClickException(str(exc)) from exc
+    summary["running_code"] = _running_code()
+    summary["sessions"] = _sessions(path)
     if as_json:
         click.echo(json.dumps(summary))
         return
@@ -137,6 +143,40 @@ def info(path: str, as_json: bool) -> None:
                f"offset {stopped['offset']}")
     for line in _discarded_lines(summary["discarded"]):
         click.echo(f"discarded {line}")
+    click.echo(f"code      this code's fingerprint is {summary['running_code']}")
+    for line in _session_lines(summary["sessions"], summary["running_code"]):
+        click.echo(f"session   {line}")
+
+
+def _running_code() -> str:
+    from mm_core import buildid      # only here: the rest of these commands need no engine code
+    try:
+        return buildid.fingerprint()
+    except buildid.BuildIdError:
+        return "unknown"
+
+
+def _sessions(path: str) -> list[dict] | str:
+    """Each SESSION_START's session, code version and code fingerprint ("unknown" for a record of
+    layout 1); the error's text when the journal cannot be read."""
+    try:
+        with journal.Reader(path) as reader:
+            starts = reader.read_fixed(RecordType.SESSION_START)
+    except journal.JournalError as exc:
+        return f"unreadable: {exc}"
+    return [{"seq": int(s["seq"]), "session_id": int(s["session_id"]),
+             "code_version": _field_value(s, "code_version"),
+             "code_fingerprint": code_fingerprint(s) or "unknown"} for s in starts]
+
+
+def _session_lines(sessions: list[dict] | str, running: str) -> list[str]:
+    if isinstance(sessions, str):
+        return [sessions]
+    if not sessions:
+        return ["none (no SESSION_START: the code that wrote it is unknown)"]
+    return [f"{s['session_id']} at seq {s['seq']}: code {s['code_version'] or '?'} fingerprint "
+            f"{s['code_fingerprint']} ({'this code' if s['code_fingerprint'] == running else 'other code'})"
+            for s in sessions]
 
 
 def _discarded_lines(runs) -> list[str]:

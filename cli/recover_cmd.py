@@ -53,11 +53,14 @@ def _read(path: str | None, default: str, what: str) -> str:
 @click.option("--restarted-session", is_flag=True,
               help="The crashed runner was itself started after a recovery (not a fresh session).")
 @click.option("--dry-run", is_flag=True, help="Reconcile and report only: no journal writes, no cancels.")
+@click.option("--accept-code-change", is_flag=True,
+              help="Recover even though other (or unknown) code wrote the journal: replay may then "
+                   "decide differently; the change is journaled and other code's snapshots are not used.")
 @click.option("--timeout", default=5.0, show_default=True, type=click.FloatRange(0.1, 120),
               help="Seconds any one wait for the venue may take.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def command(journal, venue, username, password, config_path, symbols_path, limits_path,
-            snapshots, restarted_session, dry_run, timeout, as_json) -> None:
+            snapshots, restarted_session, dry_run, accept_code_change, timeout, as_json) -> None:
     """Recover a crashed session: replay its journal, reconcile with the venue, journal RECON records.
 
     Example: mmaudit recover --journal /var/mm/journal --venue 127.0.0.1:15000 --dry-run
@@ -71,7 +74,8 @@ def command(journal, venue, username, password, config_path, symbols_path, limit
         journal=journal, config=config, symbols=symbols,
         limits_text=_read(limits_path, EXAMPLE_TOML, "limits"),
         fresh_session=not restarted_session, venue=_venue(venue), username=username,
-        password=password, dry_run=dry_run, timeout=timeout, snapshots=snapshots)
+        password=password, dry_run=dry_run, timeout=timeout, snapshots=snapshots,
+        accept_code_change=accept_code_change)
     progress = (lambda stage, text: None) if as_json else (
         lambda stage, text: click.echo(f"[{stage}] {text}", err=True))
     try:
@@ -100,6 +104,11 @@ def _print_summary(s: dict) -> None:
         stop = replay["stopped"]
         click.echo(f"  replay stopped before seq {stop['seq']}: {stop['reason']} at segment {stop['segment']} "
                    f"offset {stop['offset']} (nothing after it is replayed)")
+    code = s.get("code") or {}
+    if code.get("journal"):
+        click.echo(f"  CODE CHANGE (accepted): this code {code['running'][:16]}; the journal's "
+                   + ", ".join(f"session {c['session_id'] or '?'} (seq {c['seq']}) {c['fingerprint'][:16]}"
+                               for c in code["journal"]))
     click.echo(f"  replay: {replay['events']} events, {replay['orders_checked']} orders checked, "
                f"{replay['divergences']} divergences, last venue sequence {replay['last_venue_seq']}, "
                f"state {replay['state_hash'][:16]}")

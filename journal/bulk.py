@@ -14,7 +14,7 @@ import threading
 import numpy as np
 
 from journal._journal_cffi import ffi, lib
-from journal.errors import check
+from journal.errors import PayloadSizeError, check, error_for
 
 COLUMN_DTYPES = {"seq": np.uint64, "rtype": np.uint16, "ts_ns": np.int64, "ts_source": np.uint8,
                  "clock_state": np.uint8, "length": np.uint32, "pos": np.uint64}
@@ -157,3 +157,29 @@ def read_fixed(handle, counts: TypeCounts, rtypes, dtypes, first: int, last: int
                                          ffi.new("char *[]", keep), ffi.new("uint64_t[]", [len(outs[t]) for t in rtypes]),
                                          rows), "read_fixed")
     return {t: outs[t][:rows[k]] for k, t in enumerate(rtypes)}
+
+
+def read_fixed_sized(handle, rtype: int, dtype, earlier: tuple[int, ...], first: int, last: int,
+                     header_size: int) -> np.ndarray:
+    """Rows of `dtype` (header_size bytes of row header, then the current payload) of every record
+    of `rtype` in [first, last], whose payloads have the current size or one of the `earlier`
+    (shorter) sizes: those rows hold their bytes and zeros after them. The path read_fixed takes
+    when a range holds records of an earlier layout (one scan, one gather per size)."""
+    dtype = np.dtype(dtype)
+    cols = scan(handle, first, last, fields=("rtype", "length", "pos"))
+    mine = cols.rtype == rtype
+    lengths, pos = cols.length[mine], cols.pos[mine]
+    sizes = (dtype.itemsize - header_size, *earlier)
+    odd = ~np.isin(lengths, sizes)
+    if odd.any():
+        raise error_for(lib.MMJ_E_PAYLOAD_SIZE, f"read_fixed: a record of type {rtype} has "
+                                                f"{int(lengths[odd][0])} payload bytes")
+    out = np.zeros(len(pos), dtype)
+    as_bytes = out.view(np.uint8).reshape(len(pos), dtype.itemsize)
+    for size in sizes:
+        sel = np.flatnonzero(lengths == size)
+        if len(sel):
+            part = gather(handle, pos[sel], np.dtype((np.void, header_size + size)), with_header=True,
+                          header_size=header_size)
+            as_bytes[sel, :header_size + size] = part.view(np.uint8).reshape(len(sel), header_size + size)
+    return out

@@ -18,7 +18,7 @@ import numpy as np
 class RecordType(enum.IntEnum):
     """Journal record types. Values are on disk: never renumber, only append."""
 
-    SESSION_START = 1   # fixed: config hash, code version, limits version
+    SESSION_START = 1   # fixed: config hash, code version and fingerprint, limits version
     SESSION_STOP = 2    # fixed: reason, counts
     MD_PACKET = 3       # variable: the raw MoldUDP64 packet exactly as received
     VENUE_MSG = 4       # fixed: one raw SoupBinTCP packet (OUCH outbound inside) as received
@@ -75,6 +75,8 @@ PAYLOAD_DTYPES: dict[RecordType, np.dtype] = {
     RecordType.SESSION_START: np.dtype([
         ("session_id", "<u8"), ("config_sha256", "u1", (32,)), ("code_version", "S16"),
         ("limits_version", "S16"), ("venue_session", "S10"), ("profile", "S8"),
+        # since layout 2: the writing code's fingerprint (mm_core.buildid), all zero when unknown
+        ("code_fingerprint", "u1", (32,)),
     ]),
     RecordType.SESSION_STOP: np.dtype([
         ("session_id", "<u8"), ("events", "<u8"), ("orders", "<u8"), ("reason", "S32"),
@@ -137,6 +139,13 @@ PAYLOAD_DTYPES: dict[RecordType, np.dtype] = {
         ("steps_removed", "<u2"),
     ]),
     RecordType.TIMER: np.dtype([("timer_id", "<u4"), ("now_ns", "<i8")]),
+}
+
+# Earlier payload sizes of a fixed type. A fixed layout changes only by growing at its end, so a
+# payload of an earlier size reads as the current layout with the fields it lacks zero: unpack()
+# and journal.Reader.read_fixed widen such records (journals written before still read).
+EARLIER_SIZES: dict[RecordType, tuple[int, ...]] = {
+    RecordType.SESSION_START: (90,),     # layout 1: no code_fingerprint
 }
 
 JSON_TYPES = frozenset({
@@ -244,10 +253,13 @@ def _pack_numpy(rtype: RecordType, fields: dict) -> bytes:
 
 
 def unpack(rtype: RecordType, payload: bytes) -> np.void:
-    """Decode one fixed-size payload into a numpy record (fields by name)."""
+    """Decode one fixed-size payload into a numpy record (fields by name); a payload of one of the
+    type's EARLIER_SIZES gets the fields it lacks as zeros."""
     dtype = PAYLOAD_DTYPES.get(RecordType(rtype))
     if dtype is None:
         raise CatalogueError(f"{RecordType(rtype).name} has no fixed layout")
+    if len(payload) in EARLIER_SIZES.get(rtype, ()):
+        payload = bytes(payload) + bytes(dtype.itemsize - len(payload))
     if len(payload) != dtype.itemsize:
         raise CatalogueError(
             f"{RecordType(rtype).name} payload is {len(payload)} bytes, layout needs {dtype.itemsize}")
@@ -257,6 +269,13 @@ def unpack(rtype: RecordType, payload: bytes) -> np.void:
 def raw_bytes(record: np.void) -> bytes:
     """The raw wire bytes kept in a VENUE_MSG or ORDER_SENT payload."""
     return record["raw"][: int(record["raw_len"])].tobytes()
+
+
+def code_fingerprint(session_start: np.void) -> str | None:
+    """The code fingerprint a SESSION_START record carries, as hex; None when it carries none (a
+    record of layout 1, or a writer that could not name its code)."""
+    value = session_start["code_fingerprint"].tobytes()
+    return value.hex() if any(value) else None
 
 
 def pack_json(document: dict) -> bytes:

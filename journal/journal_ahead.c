@@ -7,8 +7,9 @@
  * the next segment file (next.mmj.tmp) and then faults it in, a chunk at a time between the
  * current segment's steps (so preparing 64 MiB never leaves the current segment unprefaulted
  * and unhashed for tens of milliseconds), so a roll neither waits for posix_fallocate nor
- * leaves the appends to fault pages in; a roll takes it however far it got. It never writes
- * journal data; knows nothing of records.
+ * leaves the appends to fault pages in; a roll takes it however far it got (one that comes while
+ * the file is still being created waits for it, bounded, rather than allocate a second). It
+ * never writes journal data; knows nothing of records.
  *   It runs at normal priority. It used to run as SCHED_IDLE so as never to take the CPU from
  * the append thread, but on a shared machine an idle-class (or niced, or sched_yield()ing)
  * thread gets almost no CPU while any other process runs: the append thread then took every
@@ -91,10 +92,23 @@ int mmj_ahead_take_next(mmj_writer *w, uint64_t index, uint8_t **mapped, uint64_
     return -1;
 }
 
-void mmj_ahead_wait_next(mmj_writer *w)
+int mmj_ahead_wait_next(mmj_writer *w, int64_t timeout_ns)
 {
-    while (w->next_busy)
-        pthread_cond_wait(&w->next_done, &w->hash_mu);
+    if (!w->next_busy)
+        return 0;
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += (time_t)(timeout_ns / 1000000000);
+    until.tv_nsec += (long)(timeout_ns % 1000000000);
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    w->next_wanted = 1;   /* the helper keeps what it finishes now, though a roll is under way */
+    while (w->next_busy && pthread_cond_timedwait(&w->next_done, &w->hash_mu, &until) != ETIMEDOUT)
+        ;
+    w->next_wanted = 0;   /* given up: a file finished from now on is dropped (prepare_next) */
+    return w->next_busy;
 }
 
 void mmj_ahead_drop_next(mmj_writer *w)
@@ -150,8 +164,10 @@ static int prepare_next(mmj_writer *w, uint64_t pub)
     w->next_base = p;
     w->next_index = index;
     w->next_populated = 0;
-    if (w->rolling || !(w->seg.base && w->seg.index + 1 == index))
-        mmj_ahead_drop_next(w);   /* the writer rolls or rolled meanwhile: made for a taken index */
+    /* kept for a roll waiting for it; dropped if the writer rolled meanwhile (made for a taken
+     * index), or rolls without waiting for it (it gave up and allocated the segment itself) */
+    if (!(w->seg.base && w->seg.index + 1 == index) || (w->rolling && !w->next_wanted))
+        mmj_ahead_drop_next(w);
     return 1;
 }
 
@@ -270,8 +286,8 @@ void mmj_ahead_init(mmj_writer *w)
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&w->wake, &attr);
+    pthread_cond_init(&w->next_done, &attr);
     pthread_condattr_destroy(&attr);
-    pthread_cond_init(&w->next_done, NULL);
 }
 
 void mmj_ahead_destroy(mmj_writer *w)

@@ -532,3 +532,17 @@ int64_t mmj_now_ns(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
+
+int mmj_push_u64(uint64_t **items, uint64_t *n, uint64_t *cap, uint64_t value)
+{
+    if (*n == *cap) {
+        uint64_t room = *cap ? 2 * *cap : 64;
+        uint64_t *grown = realloc(*items, room * sizeof *grown);
+        if (!grown)
+            return MMJ_E_NOMEM;
+        *items = grown;
+        *cap = room;
+    }
+    (*items)[(*n)++] = value;
+    return MMJ_OK;
+}

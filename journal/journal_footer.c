@@ -47,26 +47,58 @@ void mmj_footer_build(uint8_t *out, uint64_t index, uint64_t first_seq, uint64_t
     memcpy(out + MMJ_FOOTER_SIZE - 4, &crc, 4);
 }
 
-int mmj_footer_write(int dirfd, uint64_t index, uint64_t first_seq, uint64_t records, uint64_t seal_off,
-                     const uint8_t *seal_hash, int durable)
+/* Write the summary bytes buf as seg-<index>.sum (temp name + rename). No fsync: the summary is
+ * checked against the (durable) segment before it is believed, so one lost or torn by a power cut
+ * costs a scan, nothing else. */
+static int store(int dirfd, uint64_t index, const uint8_t *buf)
 {
-    /* no fsync: the summary is checked against the (durable) segment before it is believed, so
-     * one lost or torn by a power cut costs a scan, nothing else */
-    uint8_t buf[MMJ_FOOTER_SIZE];
     char name[64], tmp[64];
-    mmj_footer_build(buf, index, first_seq, records, seal_off, seal_hash, durable);
     mmj_footer_name(name, sizeof name, index, 0);
     mmj_footer_name(tmp, sizeof tmp, index, 1);
     int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return MMJ_E_IO;
-    int ok = write(fd, buf, sizeof buf) == (ssize_t)sizeof buf;
+    int ok = write(fd, buf, MMJ_FOOTER_SIZE) == (ssize_t)MMJ_FOOTER_SIZE;
     close(fd);
     if (!ok || renameat(dirfd, tmp, dirfd, name) != 0) {
         unlinkat(dirfd, tmp, 0);
         return MMJ_E_IO;
     }
     return MMJ_OK;
+}
+
+int mmj_footer_write(int dirfd, uint64_t index, uint64_t first_seq, uint64_t records, uint64_t seal_off,
+                     const uint8_t *seal_hash, int durable)
+{
+    uint8_t buf[MMJ_FOOTER_SIZE];
+    mmj_footer_build(buf, index, first_seq, records, seal_off, seal_hash, durable);
+    return store(dirfd, index, buf);
+}
+
+/* Magic, crc, flags and zero bytes right (what can be checked without the segment). */
+static int well_formed(const uint8_t *f)
+{
+    static const uint8_t zero[11];
+    uint32_t crc;
+    memcpy(&crc, f + MMJ_FOOTER_SIZE - 4, 4);
+    return memcmp(f, SUM_MAGIC, 8) == 0 && crc == mmj_crc32c(0, f, MMJ_FOOTER_SIZE - 4) &&
+           (f[80] & ~MMJ_SUM_DURABLE) == 0 && memcmp(f + 81, zero, sizeof zero) == 0;
+}
+
+int mmj_footer_mark_durable(int dirfd, uint64_t index)
+{
+    uint8_t f[MMJ_FOOTER_SIZE];
+    int rc = mmj_footer_read(dirfd, index, f);
+    if (rc != MMJ_OK)
+        return rc;
+    if (!well_formed(f) || get64(f + 8) != index)
+        return MMJ_E_CORRUPT;
+    if (f[80] & MMJ_SUM_DURABLE)
+        return MMJ_OK;
+    f[80] |= MMJ_SUM_DURABLE;
+    uint32_t crc = mmj_crc32c(0, f, MMJ_FOOTER_SIZE - 4);
+    memcpy(f + MMJ_FOOTER_SIZE - 4, &crc, 4);
+    return store(dirfd, index, f);
 }
 
 void mmj_footer_remove(int dirfd, uint64_t index)
@@ -97,11 +129,7 @@ int mmj_footer_read(int dirfd, uint64_t index, uint8_t *out)
 int mmj_footer_check(const uint8_t *f, const mmj_map *m, uint32_t salt_check, uint64_t first_seq,
                      mmj_footer *out)
 {
-    static const uint8_t zero[11];
-    uint32_t crc;
-    memcpy(&crc, f + MMJ_FOOTER_SIZE - 4, 4);
-    if (memcmp(f, SUM_MAGIC, 8) != 0 || crc != mmj_crc32c(0, f, MMJ_FOOTER_SIZE - 4) ||
-        (f[80] & ~MMJ_SUM_DURABLE) != 0 || memcmp(f + 81, zero, sizeof zero) != 0)
+    if (!well_formed(f))
         return MMJ_E_CORRUPT;
     uint64_t index = get64(f + 8), first = get64(f + 16), records = get64(f + 24);
     uint64_t seal_off = get64(f + 32), end = get64(f + 40);

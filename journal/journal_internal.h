@@ -49,6 +49,8 @@ typedef struct mmj_map {
 } mmj_map;
 
 uint64_t mmj_pad8(uint64_t n);
+/* Append value to the growable array *items (n used, cap allocated); MMJ_E_NOMEM if it cannot grow. */
+int mmj_push_u64(uint64_t **items, uint64_t *n, uint64_t *cap, uint64_t value);
 /* crc32c(seed, prefix as 4 little-endian bytes || rest[0..len)): a record's CRC (journal.h RECORD),
  * its word as the prefix; inline instructions when len % 8 == 0 and rest is 8-aligned. */
 uint32_t mmj_crc32c_prefixed(uint32_t seed, uint32_t prefix, const void *rest, size_t len);
@@ -139,6 +141,10 @@ void mmj_footer_build(uint8_t *out, uint64_t index, uint64_t first_seq, uint64_t
 /* Write seg-<index>.sum (temp name + rename, no fsync); MMJ_E_IO if it could not. */
 int mmj_footer_write(int dirfd, uint64_t index, uint64_t first_seq, uint64_t records, uint64_t seal_off,
                      const uint8_t *seal_hash, int durable);
+/* Set the DURABLE flag of seg-<index>.sum, once the whole segment was fdatasynced (temp name +
+ * rename, no fsync). MMJ_OK; MMJ_E_NOT_FOUND without a summary, MMJ_E_CORRUPT for one that is not
+ * well formed or names another index, MMJ_E_IO. */
+int mmj_footer_mark_durable(int dirfd, uint64_t index);
 void mmj_footer_remove(int dirfd, uint64_t index);
 /* Read seg-<index>.sum: MMJ_OK, MMJ_E_NOT_FOUND, MMJ_E_CORRUPT (not exactly MMJ_FOOTER_SIZE bytes). */
 int mmj_footer_read(int dirfd, uint64_t index, uint8_t *out);

@@ -41,16 +41,7 @@ struct mmj_reader {
 
 static int sparse_push(rseg *s, uint64_t off)
 {
-    if (s->nsparse == s->capsparse) {
-        uint64_t cap = s->capsparse ? 2 * s->capsparse : 64;
-        uint64_t *grown = realloc(s->sparse, cap * sizeof *grown);
-        if (!grown)
-            return MMJ_E_NOMEM;
-        s->sparse = grown;
-        s->capsparse = cap;
-    }
-    s->sparse[s->nsparse++] = off;
-    return MMJ_OK;
+    return mmj_push_u64(&s->sparse, &s->nsparse, &s->capsparse, off);
 }
 
 /* Index records of s from data_end on until end of data, EOS or an invalid record. */

@@ -64,27 +64,46 @@ static int durable(const mmj_writer *w)
     return w->opt.durability != MMJ_DUR_PAGECACHE;
 }
 
-/* fsync the segments rolled away since the last sync (pagecache mode seals them without an
- * msync): mmj_sync makes everything appended so far durable, not only the current segment. A
+/* fdatasync sealed segment `index` whole (the sync hook hears [from's page, its size)), then mark
+ * its summary DURABLE (best effort: without one, the next writer after a crash syncs it again). A
  * failure latches the writer. */
-static int sync_retired(mmj_writer *w)
+static int sync_sealed(mmj_writer *w, uint64_t index, uint64_t from)
 {
     char name[64];
+    struct stat st;
+    mmj_segment_name(name, sizeof name, index, 0);
+    int fd = openat(w->dirfd, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fdatasync(fd) != 0 || fstat(fd, &st) != 0) {
+        int status = latch(w, NULL);
+        if (fd >= 0)
+            close(fd);
+        return status;
+    }
+    close(fd);
+    if (w->sync_hook)
+        w->sync_hook(w->sync_ctx, index, from & ~(uint64_t)(w->page - 1), (uint64_t)st.st_size);
+    mmj_footer_mark_durable(w->dirfd, index);
+    return MMJ_OK;
+}
+
+/* fdatasync the sealed segments not known durable: those recovery found so (`cold`: a crashed or
+ * unsynced pagecache writer's) and those rolled away since the last sync (pagecache mode seals
+ * them without an msync), so that mmj_sync makes everything appended so far durable, not only the
+ * current segment. A failure latches the writer. */
+static int sync_retired(mmj_writer *w)
+{
     if (w->failed_errno)
         return MMJ_E_DURABILITY;
+    for (uint64_t k = 0; k < w->n_cold; k++) {
+        int rc = sync_sealed(w, w->cold[k], 0);
+        if (rc != MMJ_OK)
+            return rc;
+    }
+    w->n_cold = 0;
     for (; w->unsynced_retired && w->unsynced_seg < w->seg.index; w->unsynced_seg++) {
-        mmj_segment_name(name, sizeof name, w->unsynced_seg, 0);
-        int fd = openat(w->dirfd, name, O_RDONLY | O_CLOEXEC);
-        if (fd < 0 || fdatasync(fd) != 0) {
-            int status = latch(w, NULL);
-            if (fd >= 0)
-                close(fd);
-            return status;
-        }
-        close(fd);
-        if (w->sync_hook)
-            w->sync_hook(w->sync_ctx, w->unsynced_seg, w->unsynced_from & ~(uint64_t)(w->page - 1),
-                         w->opt.segment_size);
+        int rc = sync_sealed(w, w->unsynced_seg, w->unsynced_from);
+        if (rc != MMJ_OK)
+            return rc;
         w->unsynced_from = 0;
     }
     w->unsynced_retired = 0;
@@ -229,6 +248,18 @@ static int preallocate(mmj_writer *w, const char *tmp, int *fd, int *err)
     return MMJ_OK;
 }
 
+/* The helper's file for segment `index` (mmj_ahead_take_next), waiting a bounded time for one it
+ * is preparing right now rather than preallocating a second file beside it; -1 if there is none
+ * (or it is still not done after MMJ_ROLL_WAIT_NS: the helper drops it when it finishes). */
+static int take_prepared(mmj_writer *w, uint64_t index, uint8_t **mapped, uint64_t *populated)
+{
+    pthread_mutex_lock(&w->hash_mu);
+    mmj_ahead_wait_next(w, MMJ_ROLL_WAIT_NS);
+    int fd = mmj_ahead_take_next(w, index, mapped, populated);
+    pthread_mutex_unlock(&w->hash_mu);
+    return fd;
+}
+
 /* Create, preallocate and map segment `index` under a temp name, then rename it in place. */
 static int create_segment(mmj_writer *w, uint64_t index, uint64_t first_seq, const uint8_t *prev_seal,
                           mmj_map *out, int *err)
@@ -237,17 +268,12 @@ static int create_segment(mmj_writer *w, uint64_t index, uint64_t first_seq, con
     mmj_segment_name(tmp, sizeof tmp, index, 1);
     uint8_t *mapped = NULL;
     uint64_t populated = 0;
-    pthread_mutex_lock(&w->hash_mu);
-    int fd = mmj_ahead_take_next(w, index, &mapped, &populated);   /* prepared by the helper meanwhile */
-    pthread_mutex_unlock(&w->hash_mu);
+    int fd = take_prepared(w, index, &mapped, &populated);
     if (fd < 0) {
         int rc = preallocate(w, tmp, &fd, err);
         if (rc == MMJ_E_DISK_FULL) {
-            /* the space may be in the file the helper is preparing right now: wait for it */
-            pthread_mutex_lock(&w->hash_mu);
-            mmj_ahead_wait_next(w);
-            fd = mmj_ahead_take_next(w, index, &mapped, &populated);
-            pthread_mutex_unlock(&w->hash_mu);
+            /* the space may be in the file the helper is still preparing: wait for it again */
+            fd = take_prepared(w, index, &mapped, &populated);
             rc = fd < 0 ? MMJ_E_DISK_FULL : MMJ_OK;
         }
         if (rc != MMJ_OK)
@@ -823,6 +849,7 @@ void mmj_writer_free(mmj_writer *w)
     mmj_notify_unmap(w->notify);
     pthread_mutex_destroy(&w->mutex);
     mmj_ahead_destroy(w);
+    free(w->cold);
     free(w);
 }
 
@@ -851,6 +878,7 @@ int mmj_writer_abandon(mmj_writer *w)
     close(w->lockfd);
     close(w->dirfd);
     pthread_mutex_destroy(&w->mutex);
+    free(w->cold);
     free(w);
     return MMJ_OK;
 }
@@ -1078,18 +1106,38 @@ static void rescan_anchor(mmj_writer *w, const uint8_t *prev_seal)
     }
 }
 
-/* A sealed segment whose summary is believed and DURABLE (journal.h WRITER RECOVERY) needs no
- * scan: the next sequence and the seal hash (into prev_seal) come from the summary. */
-static int summary_trusted(mmj_writer *w, const mmj_map *m, uint64_t first_seq, uint8_t *prev_seal)
+/* What a segment's summary tells recovery (journal.h WRITER RECOVERY). */
+enum { SUM_MISSING, SUM_UNBELIEVED, SUM_BELIEVED, SUM_DURABLE };
+
+/* SUM_DURABLE: the summary is believed and DURABLE, the segment needs no scan, and the next
+ * sequence and the seal hash (into prev_seal) come from the summary. */
+static int summary_state(mmj_writer *w, const mmj_map *m, uint64_t first_seq, uint8_t *prev_seal)
 {
     uint8_t f[MMJ_FOOTER_SIZE];
     mmj_footer info;
-    if (mmj_footer_read(w->dirfd, m->index, f) != MMJ_OK ||
-        mmj_footer_check(f, m, mmj_salt_check(w->salt, m->index), first_seq, &info) != MMJ_OK || !info.durable)
-        return 0;
+    int rc = mmj_footer_read(w->dirfd, m->index, f);
+    if (rc == MMJ_E_NOT_FOUND)
+        return SUM_MISSING;
+    if (rc != MMJ_OK || mmj_footer_check(f, m, mmj_salt_check(w->salt, m->index), first_seq, &info) != MMJ_OK)
+        return SUM_UNBELIEVED;
+    if (!info.durable)
+        return SUM_BELIEVED;
     w->next_seq = first_seq + info.records;
     memcpy(prev_seal, info.seal_hash, MMJ_HASH_SIZE);
-    return 1;
+    return SUM_DURABLE;
+}
+
+/* A sealed segment that recovery scanned (its summary is not DURABLE, or missing) is not known to
+ * be durable: note it for sync_retired, and give it the summary it lacks (not DURABLE yet), which
+ * the sync then marks. MMJ_E_NOMEM if it cannot be noted. */
+static int note_cold(mmj_writer *w, uint64_t index, uint64_t first_seq, int summary, const uint8_t *seal)
+{
+    if (mmj_push_u64(&w->cold, &w->n_cold, &w->cap_cold, index) != MMJ_OK)
+        return MMJ_E_NOMEM;
+    /* scan_segment left the anchor at the SEAL and seg_data at the segment's data records */
+    if (summary == SUM_MISSING)
+        mmj_footer_write(w->dirfd, index, first_seq, w->seg_data, w->anchor_off, seal, 0);
+    return MMJ_OK;
 }
 
 /* A segment sealed by a clean close gave back its blocks past the EOS (release_unused_tail); if
@@ -1173,7 +1221,8 @@ static int recover(mmj_writer *w, mmj_recovery *rep, int *err)
             rep->seq = w->next_seq;
             break;
         }
-        if (summary_trusted(w, &m, first_seq, prev_seal)) {
+        int summary = summary_state(w, &m, first_seq, prev_seal);
+        if (summary == SUM_DURABLE) {
             mmj_unmap(&m);
             expect_index++;
             continue;
@@ -1183,6 +1232,12 @@ static int recover(mmj_writer *w, mmj_recovery *rep, int *err)
             mmj_unmap(&m);
             memcpy(prev_seal, seal, MMJ_HASH_SIZE);
             expect_index++;
+            rc = note_cold(w, idx[i], first_seq, summary, seal);
+            if (rc != MMJ_OK) {
+                mmj_discard_close(&keep);
+                free(idx);
+                return rc;
+            }
             continue;
         }
         /* the data of this segment ends at `end`: zero whatever follows, keep it as current */
@@ -1384,6 +1439,10 @@ int mmj_writer_open(const char *dir, const mmj_options *opt, mmj_writer **out, m
         goto fail;
     probe_reserve(w);
     rc = recover(w, rep, err);
+    /* group/sync modes acknowledge nothing that is not durable: what a crashed or unsynced
+     * pagecache writer sealed is made durable before the first append (pagecache: at mmj_sync) */
+    if (rc == MMJ_OK && durable(w) && (rc = sync_retired(w)) != MMJ_OK && err)
+        *err = w->failed_errno;
     if (rc == MMJ_OK)
         rc = ensure_reserve(w, err);
     if (rc != MMJ_OK) {
@@ -1404,6 +1463,7 @@ fail:
         close(w->dirfd);
     pthread_mutex_destroy(&w->mutex);
     mmj_ahead_destroy(w);
+    free(w->cold);
     free(w);
     return rc;
 }

@@ -42,6 +42,7 @@ struct mmj_writer {
     uint64_t next_populated;   /* bytes of it from 0 faulted in for writing so far */
     int next_failed;           /* the helper could not preallocate it: the roll tries itself */
     int next_busy;             /* the helper is creating it now (hash_mu not held meanwhile) */
+    int next_wanted;           /* a roll waits for that file (mmj_ahead_wait_next): keep it */
     int rolling;               /* a roll is between creating the next segment and starting it: w->seg
                                 * is still the old one, whose successor exists already (hash_mu) */
     pthread_cond_t next_done;  /* signalled when next_busy clears */
@@ -52,6 +53,11 @@ struct mmj_writer {
                                 * away since the last mmj_sync, without an msync */
     uint64_t unsynced_seg;
     uint64_t unsynced_from;    /* the first of them is msynced up to here already */
+    uint64_t *cold;            /* sealed segments recovery found not known durable (no believed
+                                * DURABLE summary): the next mmj_sync (the open, in group/sync
+                                * modes) fdatasyncs them; n_cold of them, room for cap_cold */
+    uint64_t n_cold;
+    uint64_t cap_cold;
     uint64_t unsynced;         /* records since the last msync (group mode) */
     int64_t last_sync_ns;
     size_t page;
@@ -86,8 +92,13 @@ void mmj_ahead_hash(mmj_writer *w, uint64_t upto, uint8_t *out);
  * segment's temp name: its fd (with *mapped, its mapping, and *populated, the bytes from 0
  * already faulted in), or -1. Drops one prepared for another index. */
 int mmj_ahead_take_next(mmj_writer *w, uint64_t index, uint8_t **mapped, uint64_t *populated);
-/* Wait (hash_mu held) until the helper is not preparing a next segment. */
-void mmj_ahead_wait_next(mmj_writer *w);
+/* How long a roll waits for a next segment the helper is preparing before it allocates one
+ * itself: far longer than a preallocation takes (milliseconds for 64 MiB), so only a helper that
+ * is stuck costs a roll this and then a file of its own. */
+#define MMJ_ROLL_WAIT_NS 250000000
+/* Wait (hash_mu held) until the helper is not preparing a next segment, at most timeout_ns; the
+ * file it finishes meanwhile is kept for mmj_ahead_take_next. 1 if it is still busy (timed out). */
+int mmj_ahead_wait_next(mmj_writer *w, int64_t timeout_ns);
 /* Close and delete an unused preallocated next segment (caller holds hash_mu or is alone). */
 void mmj_ahead_drop_next(mmj_writer *w);
 /* Prefault the current segment a window ahead of `pos` (caller holds fault_mu or is the only

@@ -16,8 +16,9 @@ import numpy as np
 
 from journal import bulk
 from journal._journal_cffi import ffi, lib
-from journal.catalogue import HEADER_DTYPE, PAYLOAD_DTYPES
-from journal.errors import InvalidArgument, JournalClosed, check, error_for, open_context, reason_text
+from journal.catalogue import EARLIER_SIZES, HEADER_DTYPE, PAYLOAD_DTYPES
+from journal.errors import (InvalidArgument, JournalClosed, PayloadSizeError, check, error_for, open_context,
+                            reason_text)
 
 
 _WAIT_SLICE_S = 0.1
@@ -266,7 +267,20 @@ class Reader:
         first, last = self._clamped(first_seq, last_seq)
         rtypes = list(dict.fromkeys(int(t) for t in rtypes))
         with self._using() as handle:
-            return bulk.read_fixed(handle, self._types, rtypes, [row_dtype(t) for t in rtypes], first, last)
+            try:
+                return bulk.read_fixed(handle, self._types, rtypes, [row_dtype(t) for t in rtypes], first, last)
+            except PayloadSizeError:
+                # records of an earlier, shorter layout (catalogue.EARLIER_SIZES): widened to the
+                # current one, read by themselves; any other size is still an error
+                widened = [t for t in rtypes if t in EARLIER_SIZES]
+                if not widened:
+                    raise
+                rest = [t for t in rtypes if t not in EARLIER_SIZES]
+                out = bulk.read_fixed(handle, self._types, rest, [row_dtype(t) for t in rest], first, last)
+                for t in widened:
+                    out[t] = bulk.read_fixed_sized(handle, t, row_dtype(t), EARLIER_SIZES[t], first, last,
+                                                   HEADER_DTYPE.itemsize)
+                return {t: out[t] for t in rtypes}
 
     def read_blobs(self, rtype: int | None, first_seq: int | None = None,
                    last_seq: int | None = None) -> tuple[np.ndarray, bytes, np.ndarray]:

@@ -290,6 +290,8 @@ class Engine:
         self.quote_memo: list[tuple | None] = [None] * n           # last quote inputs and result
         self.halted_symbols = [False] * n       # ITCH trading action: not trading
         self.ssr = [False] * n                  # ITCH Reg SHO 'Y': Rule 201 price test in force
+        # per hedged symbol: its hedge was cut or held back by the price test in force (alerted once)
+        self.price_test_alerted = [False] * n
         self.tape = self.sig.tape if compiled else TradeTape(n)   # recent prints, for Broken Trade reversal
         self.denied_until: dict[tuple[int, int, str], int] = {}
         self.next_metrics_ns = -1
@@ -362,6 +364,7 @@ class Engine:
         state.setdefault("options_due", [])
         state.setdefault("clock_pulled", False)
         state.setdefault("ssr", [False] * state["n"])
+        state.setdefault("price_test_alerted", [False] * state["n"])
         state["counts"].setdefault("md_session_changes", 0)
         state["counts"].setdefault("venue_rejects", 0)
         if "pair_hold" not in state:    # from before holds were per pair: each pair keeps its
@@ -504,6 +507,8 @@ class Engine:
             if self.ssr[s] != restricted:
                 self.ssr[s] = restricted
                 changed.append(s)
+                for t in self.hedge_of[s]:      # a new restriction alerts its held-back hedges again
+                    self.price_test_alerted[t] = False
                 actions.append(self._alert("reg-sho", f"{self.specs[s].name}: short sale price test "
                                            f"{'in force' if restricted else 'lifted'}"))
         return changed
@@ -1150,14 +1155,26 @@ class Engine:
         leaves of every working sell (Reg SHO: long only if owned, whichever sell executes first),
         and the working sells marked long that could still execute after a new order (not an
         IOC, no cancel on its way, not `skip`)."""
-        committed, marked = qty, []
+        room, marked, _ = self._sell_room(symbol_id, skip)
+        return qty <= room, marked
+
+    def _sell_room(self, symbol_id: int, skip: str = "") -> tuple[int, list[Order], int]:
+        """(room, pullable, pulling): the shares our position covers beyond the leaves of every
+        working sell, the working sells marked long that could still execute after a new order
+        (not an IOC, no cancel on its way: neither pending cancel nor an outcome-unknown order
+        whose cancel was sent, not `skip`), and the leaves of the long-marked sells pending
+        cancel (covered again once the venue confirms the cancels)."""
+        committed, marked, pulling = 0, [], 0
         for o in self.oms.live.values():
             if o.symbol_id == symbol_id and o.side == _SELL:
                 committed += o.leaves
-                if o.mark == "S" and o.tif != ouch.TIF_IOC and o.fsm.state is not _PENDING_CANCEL \
-                        and o.token != skip:
+                if o.mark != "S" or o.tif == ouch.TIF_IOC or o.token == skip:
+                    continue
+                if o.fsm.state is _PENDING_CANCEL:
+                    pulling += o.leaves
+                elif not o.cancel_sent:
                     marked.append(o)
-        return committed <= self.inventory.position[symbol_id], marked
+        return self.inventory.position[symbol_id] - committed, marked, pulling
 
     def _sell_mark(self, intent: OrderIntent) -> tuple[str | None, list[Order]]:
         """A new sell's OUCH side and the long-marked sells to pull before it: "S" only when our
@@ -1254,7 +1271,8 @@ class Engine:
     def _hold(self, symbol_id: int, h: int, hold: int) -> None:
         """Set the hedge hold of one pair (hedged symbol, hedge instrument h), and the hold on h
         that its pairs make together (and its C mirror): +1 a buy hedge is worked (our asks in h
-        wait), -1 a sell hedge (our bids), HOLD_BOTH both, by two pairs hedging opposite ways."""
+        wait), -1 a sell hedge (our bids), HOLD_BOTH both, by two pairs hedging opposite ways or
+        by a sell hedge waiting for the pull of our long-marked asks (_long_hedge)."""
         if self.pair_hold[symbol_id] == hold:
             return
         self.pair_hold[symbol_id] = hold
@@ -1262,7 +1280,7 @@ class Engine:
         for t in self.hedge_of[h]:
             held = self.pair_hold[t]
             buy |= held > 0
-            sell |= held < 0
+            sell |= held < 0 or held == HOLD_BOTH
         combined = HOLD_BOTH if buy and sell else 1 if buy else -1 if sell else 0
         if self.hedge_hold[h] != combined:
             self.hedge_hold[h] = combined
@@ -1300,6 +1318,10 @@ class Engine:
                 self._hold(symbol_id, h, 0)
                 return
             qty = min(qty, room)
+        if not buying and self.ssr[h]:
+            qty = self._long_hedge(symbol_id, h, limit, qty, actions)
+            if qty <= 0:
+                return
 
         def crossed(order: Order) -> bool:      # one of our orders that can rest (not an IOC)
             return order.symbol_id == h and order.side != decision.side and \
@@ -1320,6 +1342,44 @@ class Engine:
             self.hedge_tokens[token] = symbol_id
         else:
             self.hedger.on_done(symbol_id)
+
+    def _long_hedge(self, symbol_id: int, h: int, price: int, qty: int, actions: list[Action]) -> int:
+        """The shares of a sell hedge in `h` to send under the Rule 201 price test. At or below the
+        national best bid it can go only as a long sale (exempt from the test): what our position
+        covers beyond every working sell. When our resting long-marked quote asks hold coverage it
+        lacks, they are pulled (the hedge reduces risk, the quote can wait; as outside the
+        restriction, where the short hedge pulls them) and it waits for the venue to confirm
+        (until then they could execute), with both quote sides of `h` held: the asks, so a pulled
+        one does not come back long and take the coverage again, the bids as for any sell hedge.
+        Then it goes out marked S, cut to the covered shares; what the position does not cover
+        is not sent: the pair's hold is cleared (our bids quote again) and one alert per
+        restriction and pair says so. 0: nothing to send now (the hedger's decision is done)."""
+        nbb = self._nbb(h)
+        if not nbb or price > nbb:
+            return qty                  # the price test lets a short sale go there
+        room, marked, pulling = self._sell_room(h)
+        if room >= qty:
+            return qty
+        pulls = [o for o in marked if o.purpose is _QUOTE]
+        freed = pulling + sum(o.leaves for o in pulls)
+        if freed > 0 and room + freed > 0:      # the pulls (or those under way) cover more of it
+            for order in pulls:
+                self._cancel(order, order.purpose, actions)
+            self.hedger.on_done(symbol_id)
+            self._hold(symbol_id, h, HOLD_BOTH)
+            return 0
+        if not self.price_test_alerted[symbol_id]:
+            self.price_test_alerted[symbol_id] = True
+            sent = f"; the {room} we own go long" if room > 0 else ""
+            actions.append(self._alert("short-sale-price-test", (
+                f"hedge short sale of {qty - max(room, 0)} {self.specs[h].name} at {price} (hedging "
+                f"{self.specs[symbol_id].name}) not sent: Rule 201 restriction, national best bid {nbb}"
+                f"{sent}; said once per restriction, retried as our position allows")))
+        if room <= 0:
+            self.hedger.on_done(symbol_id)
+            self._hold(symbol_id, h, 0)     # nothing goes: our bids quote again
+            return 0
+        return room
 
     # ================================================================= venue messages
 
@@ -1427,8 +1487,16 @@ class Engine:
         self.counts["fills"] += 1
         now = self.now
         s, side = order.symbol_id, order.side
-        position = self.inventory.apply_fill(s, side, qty)
         hedge = order.purpose is Purpose.HEDGE
+        if not hedge:
+            # the guard first: its pulls go out before the fill's bookkeeping (the guard reads
+            # only its own fill times, so nothing below changes what it decides)
+            guard = self.guards[s]
+            guard.on_own_fill(side == _BUY, now)
+            trip = guard.evaluate(now)
+            if trip is not None:
+                self._pull_on_trip(trip, actions)
+        position = self.inventory.apply_fill(s, side, qty)
         if hedge:       # the cost of hedging, not adverse selection of our quotes
             self.metrics.on_hedge_fill(s, side, qty, price, self.mid2[s])
         else:
@@ -1445,12 +1513,6 @@ class Engine:
                 if order.fsm.state in TERMINAL:
                     del self.hedge_tokens[order.token]
                     self.hedger.on_done(hedged)
-        else:
-            guard = self.guards[s]
-            guard.on_own_fill(side == _BUY, now)
-            trip = guard.evaluate(now)
-            if trip is not None:
-                self._pull_on_trip(trip, actions)
         self._check_marks(s, actions)
         if order.fsm.state in TERMINAL:
             self.risk.on_order_done(order.token, now)
@@ -1729,7 +1791,7 @@ class Engine:
             self.hedger.state_items(), sorted(self.hedge_tokens.items()), self.hedge_hold, self.pair_hold,
             self.oms.state_items(),
             self.metrics.state_items(), list(self.mid2[0:self.n]), self.halted_symbols, self.tape.state_items(),
-            self.ssr,
+            self.ssr, self.price_test_alerted,
             sorted(self.denied_until.items()), self.next_metrics_ns, self.venue_seq,
             sorted(self.counts.items()), int(self.risk.state), self.risk.state_items(),
             self.quote_memo, self.risk_sent,

@@ -35,6 +35,7 @@ from audit.sampler import PmcSampler
 from journal import Journal, JournalError, JournalLocked, Reader, lock_state
 from journal.reader import damage_behind_summary
 from journal.catalogue import RecordType, TsSource, pack, pack_json
+from mm_core import buildid
 from mm_core.config import ConfigError, EngineConfig, Symbols, symbols_from_toml
 from mm_core.control import ControlError, ControlServer, check_path
 from mm_core.engine import Engine, EngineError
@@ -308,6 +309,15 @@ def free_udp_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def _code_digest() -> bytes:
+    """The running code's fingerprint for SESSION_START; empty (read as unknown) when its sources
+    cannot be read: recovery then refuses the journal unless told to accept other code."""
+    try:
+        return buildid.digest()
+    except buildid.BuildIdError:
+        return b""
 
 
 def _code_version() -> str:
@@ -637,7 +647,8 @@ class Session:
         now = time.clock_gettime_ns(time.CLOCK_REALTIME)
         first = journal.append(RecordType.SESSION_START, pack(
             RecordType.SESSION_START, session_id=session_id, config_sha256=self.inputs.config_sha256(),
-            code_version=_code_version().encode()[:16], limits_version=str(self.inputs.limits.version).encode(),
+            code_version=_code_version().encode()[:16], code_fingerprint=_code_digest(),
+            limits_version=str(self.inputs.limits.version).encode(),
             venue_session=str(self.venue.get("session", "")).encode()[:10],
             profile=self.profile.encode()[:8]),
             ts_ns=now, ts_source=int(TsSource.USER))

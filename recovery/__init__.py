@@ -4,10 +4,14 @@ Public API (import the modules; this file imports nothing so drills and tools lo
 they use):
   recovery.recover    recover(RecoverySettings, progress=None, clock=time.time_ns,
                       keep_session=False) -> Recovery (.reconciled, .reasons, .engine, .replay,
-                      .rounds, .summary(), .session); build_engine(config, symbols, limits_text)
+                      .rounds, .summary(), .session, .code); build_engine(config, symbols, limits_text);
+                      RecoverySettings.accept_code_change: recover a journal of other code anyway
+  recovery.codecheck  CodeCheck(accept).check_journal(path): every SESSION_START's code fingerprint
+                      (mm_core.buildid) against the running code's -> CodeMismatch, or when accepted
+                      .differing; journal_sessions(reader); session_start(...) payload of this code
   recovery.replay     replay(records, engine, *, profile, fresh_session, resume, snapshot_every,
-                      snapshot_dir, journal_id, witness, batch) -> ReplayResult; replay_journal(path, engine,
-                      *, profile, fresh_session, last_seq, snapshots, snapshot_every, batch)
+                      snapshot_dir, journal_id, witness, batch, code) -> ReplayResult; replay_journal(path,
+                      engine, *, profile, fresh_session, last_seq, snapshots, snapshot_every, batch, code)
                       (batch: runs of quiet market-data packets in one C call; equal results)
   recovery.blocks     Blocks(reader, first_seq, last_seq): the journal read a block at a time
                       (replay_journal's source: packet runs are views of the block's buffer)
@@ -17,11 +21,13 @@ they use):
   recovery.snapshot   write_snapshot(..., witness=journal_witness(reader, seq)),
                       latest_snapshot(dir, reader, max_seq, setup): snapshots tied to the journal's
                       content at their sequence, chosen and pruned by the sequence they record
-  recovery.standby    follow(path, engine, snapshots, every=5000, ...) -> ReplayResult
+  recovery.standby    follow(path, engine, snapshots, every=5000, ..., accept_code_change=False)
+                      -> ReplayResult (.code_changes)
   recovery.venue_link SoupSession (login, next_sequenced, sequenced, logout), full_view(...)
   recovery.errors     RecoveryError > JournalUnavailable, VenueUnavailable, BadVenueMessage,
-                      BadRecoveryRecord, RecoverySetupError (and snapshot.SnapshotError)
-RECON records (JSON) have "kind": begin | finding | resolution | outcome; replay re-applies
-begin (not reconciled), resolution (apply) and outcome (Reconciled(ok)) so a journal that went
-through a recovery still replays to the recovered engine's exact state.
+                      BadRecoveryRecord, RecoverySetupError, CodeMismatch (and snapshot.SnapshotError)
+RECON records (JSON) have "kind": code-change | begin | finding | resolution | outcome; replay
+re-applies begin (not reconciled), resolution (apply) and outcome (Reconciled(ok)) so a journal that
+went through a recovery still replays to the recovered engine's exact state (code-change: recovery
+ran on other code than the journal's, as the operator accepted; no engine effect).
 """

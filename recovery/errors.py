@@ -38,3 +38,24 @@ class BadRecoveryRecord(RecoveryError, ValueError):
 
 class RecoverySetupError(RecoveryError, ValueError):
     """Bad recovery settings: config, symbols, limits or credentials that cannot work."""
+
+
+class CodeMismatch(RecoveryError):
+    """The journal was written by other code than the running one (or by code that did not name
+    itself): replay would not reproduce its decisions. Names both fingerprints; recovery proceeds
+    only when the operator accepts the change (--accept-code-change)."""
+
+    def __init__(self, path: str, sessions, running: str) -> None:
+        names = ", ".join(f"session {s.session_id or '?'} (seq {s.seq}) code {s.fingerprint[:16]}"
+                          for s in sessions[:5])
+        if len(sessions) > 5:
+            names += f" and {len(sessions) - 5} more"
+        super().__init__(
+            f"{path} was written by other code than this one: {names}; this code is {running[:16]}. "
+            f"Replay would not reproduce its decisions: recover on the code that wrote it, or pass "
+            f"--accept-code-change to recover anyway (the change is journaled; snapshots of other "
+            f"code are not used)")
+        self.path = path
+        self.sessions = list(sessions)
+        self.journal_fingerprints = sorted({s.fingerprint for s in sessions})
+        self.running = running

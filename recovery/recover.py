@@ -3,6 +3,10 @@ fresh engine, log in to the venue from the last journaled sequence + 1 and apply
 reconcile with the venue's full view, resolve, journal every step as RECON records, and tell the
 engine it is reconciled — or leave it HALTED with the reasons.
 
+First of all, before the journal is opened for writing, the code that wrote each of its sessions
+must be the running code (recovery.codecheck): else CodeMismatch, unless the settings accept the
+change; then a RECON "code-change" record says so ahead of the others.
+
 Owns the order of those steps and the write-ahead rule while recovery acts (a record before every
 input the engine sees and before every byte sent). Comparison logic lives in reconcile.py, the
 venue sessions in venue_link.py. Must not make trading decisions beyond reconciliation's.
@@ -24,12 +28,14 @@ from mm_core.oms import TERMINAL
 from mm_core.events import JournalNote, Reconciled, SendOrder, VenueMessage
 from mm_core.protocol import ProtocolError, ouch, soupbintcp
 from mm_core.risk import Limits, RiskError, RiskGateway
+from recovery.codecheck import RECON_CODE_CHANGE, CodeCheck
 from recovery.errors import JournalDamaged, JournalUnavailable, RecoverySetupError
 from recovery.reconcile import (
     AdoptPending, CancelAtVenue, Deliver, ReconResult, ResendCancel, Resolution, apply, local_view, reconcile, resolution_json,
     venue_view,
 )
 from recovery.replay import RECON_BEGIN, RECON_FINDING, RECON_OUTCOME, RECON_RESOLUTION, ReplayResult, replay_journal
+from recovery.snapshot import engine_setup
 from recovery.venue_link import SoupSession, full_view
 
 __all__ = ["RecoverySettings", "Recovery", "recover", "build_engine"]
@@ -53,6 +59,7 @@ class RecoverySettings:
     quiet: float = 0.25                  # the venue is done answering after this long silent
     max_rounds: int = 3                  # reconcile -> resolve -> verify rounds
     snapshots: str | None = None         # engine snapshots of this journal (recovery.snapshot)
+    accept_code_change: bool = False     # recover a journal other (or unknown) code wrote anyway
 
 
 @dataclass
@@ -72,6 +79,7 @@ class Recovery:
     timings: dict[str, float] = field(default_factory=dict)
     session: SoupSession | None = None   # the resumed venue session, when kept open
     dry_run: bool = False
+    code: CodeCheck | None = None        # the running code and the journal's sessions of other code
 
     @property
     def trading_state(self) -> str:
@@ -87,6 +95,7 @@ class Recovery:
             "would_send": self.would_send, "recon_records": len(self.recon_seqs),
             "trading_state": self.trading_state, "faults": self.engine.risk.faults,
             "timings": {k: round(v, 6) for k, v in self.timings.items()},
+            "code": self.code.to_json() if self.code is not None else None,
         }
 
 
@@ -251,15 +260,25 @@ def recover(settings: RecoverySettings, progress: Callable[[str, str], None] = _
     open in Recovery.session for a caller (a drill, a restarted runner) to continue on."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
+    engine = build_engine(settings.config, settings.symbols, settings.limits_text)
+    code = CodeCheck(settings.accept_code_change)
+    # read-only, before anything is written; a snapshot's list of the sessions it covers spares
+    # reading (and validating) the journal before it
+    code.check_journal(settings.journal, settings.snapshots, engine_setup(engine))
+    timings["code"] = time.perf_counter() - t0
+    if code.differing:
+        progress("code", f"recovering on other code than the journal's (accepted): this code is "
+                         f"{code.running[:16]}, the journal's sessions " + ", ".join(
+                             f"{s.session_id or '?'} {s.fingerprint[:16]}" for s in code.differing))
+    t = time.perf_counter()
     journal, tail = _open_journal(settings.journal, settings.dry_run)
-    timings["open"] = time.perf_counter() - t0
+    timings["open"] = time.perf_counter() - t
     if tail.get("kept_in"):
         progress("journal", f"damaged journal: what followed the first invalid record is kept in "
                             f"{tail['kept_in']}: {tail}")
     elif tail.get("bytes_discarded") or tail.get("segments_removed"):
         progress("journal", f"torn tail: {tail}")
     try:
-        engine = build_engine(settings.config, settings.symbols, settings.limits_text)
         profile = engine.risk.limits.clock_profile
         progress("replay", f"replaying {settings.journal} through a fresh engine")
         t = time.perf_counter()
@@ -279,10 +298,15 @@ def recover(settings: RecoverySettings, progress: Callable[[str, str], None] = _
         progress("replay", f"{replayed.events} events, {replayed.orders_checked} orders checked, "
                            f"{replayed.divergence_count} divergences, last venue sequence "
                            f"{replayed.last_venue_seq}")
-        result = Recovery(engine, replayed, tail, timings=timings, dry_run=settings.dry_run)
+        result = Recovery(engine, replayed, tail, timings=timings, dry_run=settings.dry_run, code=code)
         halts_before = engine.counts["halts"]
         shell = _Shell(engine, journal, clock, result)
         shell.journaled = set(replayed.journaled_venue_seqs)
+        if code.differing:
+            # ahead of everything recovery journals; like BEGIN it closes the crashed session
+            # (what it decided last was never sent), so a later replay expects nothing across it
+            shell.recon({"kind": RECON_CODE_CHANGE, **code.to_json(),
+                         "unsent_orders": [a.intent.token for a in replayed.unsent]})
         if not replayed.deterministic:
             result.reasons.append(f"replay diverged from the journal ({replayed.divergence_count} "
                                   f"orders): {replayed.divergences[0].detail}")

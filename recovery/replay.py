@@ -4,6 +4,8 @@ venue sequence numbers seen, and proves the engine decides today what it decided
 Owns the walk over records in sequence order: inputs become engine events exactly as the runner fed
 them (mm_core.runner.engine_events owns that mapping), RECON records re-apply what recovery did, and
 every order the engine produces must match the next ORDER_SENT record (else: a determinism failure).
+Given a recovery.codecheck.CodeCheck, each SESSION_START is checked against the running code as the
+walk meets it (a session of other code stops the replay, or when accepted ends its snapshots).
 Must not talk to a venue or write the journal.
 """
 from __future__ import annotations
@@ -19,9 +21,11 @@ from journal import Reader, Record
 from journal.catalogue import RecordType, raw_bytes, unpack, unpack_json
 from journal.errors import JournalError
 from mm_core.engine import PacketRun
+from mm_core.buildid import UNKNOWN
 from mm_core.events import MarketData, Reconciled, SendOrder
 from mm_core.runner import engine_events
 from recovery.blocks import Blocks, ListedRecords, listed_run
+from recovery.codecheck import CodeCheck, SessionCode, session_code
 from recovery.errors import BadRecoveryRecord, JournalUnavailable
 from recovery.reconcile import apply, reported_corrections, resolution_from_json
 from recovery.snapshot import Snapshot, engine_setup, journal_witness, latest_snapshot, write_snapshot
@@ -37,6 +41,7 @@ RECON_FINDING = "finding"        # what reconciliation found (for the record; no
 
 _INPUTS = frozenset({RecordType.MD_PACKET, RecordType.VENUE_MSG, RecordType.TIMER,
                      RecordType.CLOCK_SAMPLE, RecordType.OPERATOR_CMD, RecordType.RECON})
+_SESSION_START = int(RecordType.SESSION_START)   # compared per record: a plain int
 _MAX_DIVERGENCES = 100
 _RUN_MAX = 4096                  # MD_PACKET records gathered into one batch at most
 
@@ -74,6 +79,11 @@ class ReplayResult:
     # nothing after it is in this state. From a reader (replay_journal) reason, segment, offset and
     # seq; from the standby's tailer reason (naming the place) and seq
     stopped: dict | None = None
+    # sessions of other (or unknown) code the walk met and the CodeCheck accepted
+    code_changes: list[SessionCode] = field(default_factory=list)
+    # every session of the journal up to where the replay got, with its code (those before a
+    # resumed snapshot from it; None when that snapshot did not list them)
+    sessions: list[SessionCode] | None = field(default_factory=list)
 
     @property
     def state_hash(self) -> str:
@@ -103,6 +113,7 @@ class ReplayResult:
                           if engine.inventory.position[s.id]},
             "state_hash": engine.state_hash(), "seconds": round(self.seconds, 6),
             "snapshot": self.snapshot, "snapshots_skipped": self.snapshots_skipped,
+            "code_changes": [c.to_json() for c in self.code_changes],
         }
 
 
@@ -110,7 +121,8 @@ class _Walk:
     """The replay's bookkeeping between records (see replay())."""
 
     def __init__(self, engine, result: ReplayResult, snapshot_every: int = 0, snapshot_dir=None,
-                 journal_id: str = "", witness: Callable[[int], str] | None = None) -> None:
+                 journal_id: str = "", witness: Callable[[int], str] | None = None,
+                 code: CodeCheck | None = None) -> None:
         self.engine = engine
         self.result = result
         self.expected: collections.deque[SendOrder] = collections.deque()
@@ -120,6 +132,8 @@ class _Walk:
         self.journal_id = journal_id
         self.witness = witness
         self.since_snapshot = 0
+        self.code = code
+        self.unnamed = True                 # no SESSION_START seen yet: records here are of unknown code
 
     def diverge(self, seq: int, detail: str) -> None:
         r = self.result
@@ -184,6 +198,8 @@ class _Walk:
             r.first_seq = rec.seq
         r.last_seq = rec.seq
         rtype = rec.rtype
+        if rtype == _SESSION_START or self.unnamed:
+            self.session(rec)
         if rtype == RecordType.ORDER_SENT:
             self.check_order(rec)
             return
@@ -208,7 +224,7 @@ class _Walk:
             # a safe point: every order decided so far is accounted for
             write_snapshot(self.snapshot_dir, self.engine, rec.seq - 1, self.journal_id,
                            r.journaled_venue_seqs, r.last_venue_seq, witness=self.witness(rec.seq - 1),
-                           corrections_reported=r.corrections_reported)
+                           corrections_reported=r.corrections_reported, sessions=r.sessions)
             r.snapshots_written += 1
             self.since_snapshot = 0
         if rtype == RecordType.VENUE_MSG:
@@ -220,6 +236,28 @@ class _Walk:
         elif doc is not None:
             r.recon_records += 1
             self.recon(rec, doc)
+
+    def session(self, rec) -> None:
+        """The session `rec` starts (or, first of all, records no SESSION_START names: of unknown
+        code), kept for the snapshots, and checked when there is a CodeCheck."""
+        self.unnamed = False
+        if rec.rtype == _SESSION_START:
+            session = session_code(rec.seq, rec.payload)
+        else:
+            session = SessionCode(rec.seq, 0, UNKNOWN)
+        if self.result.sessions is not None:
+            self.result.sessions.append(session)
+        self.check_code([session])
+
+    def check_code(self, sessions) -> None:
+        """CodeCheck raises on a session of other code, or accepts it and snapshots stop here."""
+        if self.code is None:
+            return
+        before = len(self.code.differing)
+        self.code.check(list(sessions))
+        if len(self.code.differing) > before:
+            self.result.code_changes += self.code.differing[before:]
+            self.every = 0
 
     def check_order(self, rec) -> None:
         self.result.orders_checked += 1
@@ -299,7 +337,7 @@ _RESUME = Record(0, 0, 0, 0, 0, b"")
 def replay(records: Iterable, engine, *, profile: str = "eu-hft", fresh_session: bool = True,
            resume: Snapshot | None = None, snapshot_every: int | Callable[[int], bool] = 0,
            snapshot_dir=None, journal_id: str = "", witness: Callable[[int], str] | None = None,
-           batch: bool = True) -> ReplayResult:
+           batch: bool = True, code: CodeCheck | None = None) -> ReplayResult:
     """Feed a journal's records (journal.Record, in sequence order, or recovery.blocks.Blocks of
     a reader) through `engine`, which must be
     fresh, built with the session's config, symbols and limits — or, with `resume`, the records
@@ -308,14 +346,20 @@ def replay(records: Iterable, engine, *, profile: str = "eu-hft", fresh_session:
     written to snapshot_dir every that many events (at a point where no order is outstanding),
     tied to the journal's content by `witness` (a sequence -> snapshot.journal_witness of the
     journal the records come from; required with snapshot_every).
-    batch=False feeds every packet by itself (the batch path's reference)."""
+    batch=False feeds every packet by itself (the batch path's reference). With `code`, every
+    SESSION_START met (and records before any, when not resuming) is checked against the running
+    code: CodeMismatch, or when the check accepts other code, result.code_changes and no more
+    snapshots."""
     if snapshot_every and witness is None:
         raise ValueError("snapshots need the journal's witness (snapshot.journal_witness) to be written")
     if resume is not None:
         engine = resume.engine
     result = ReplayResult(engine)
-    walk = _Walk(engine, result, snapshot_every, snapshot_dir, journal_id, witness)
+    walk = _Walk(engine, result, snapshot_every, snapshot_dir, journal_id, witness, code)
     if resume is not None:
+        walk.unnamed = False            # the journal's sessions up to it are the snapshot's to name
+        result.sessions = None if resume.sessions is None else list(resume.sessions)
+        walk.check_code(resume.sessions or ())
         result.snapshot = resume.path
         result.journaled_venue_seqs = resume.venue_seqs()
         result.last_venue_seq = resume.last_venue_seq
@@ -351,10 +395,10 @@ def replay(records: Iterable, engine, *, profile: str = "eu-hft", fresh_session:
 
 def replay_journal(path, engine, *, profile: str = "eu-hft", fresh_session: bool = True,
                    last_seq: int | None = None, snapshots=None, snapshot_every: int = 0,
-                   batch: bool = True) -> ReplayResult:
+                   batch: bool = True, code: CodeCheck | None = None) -> ReplayResult:
     """replay() over the journal at `path` (read-only: a torn tail is where the reader stops).
-    With a `snapshots` directory it resumes from the newest valid snapshot of this journal, and
-    with snapshot_every it writes new ones there as it goes."""
+    With a `snapshots` directory it resumes from the newest valid snapshot of this journal (written
+    by this code), and with snapshot_every it writes new ones there as it goes; `code` as replay's."""
     try:
         reader = Reader(path)
     except JournalError as exc:
@@ -367,7 +411,7 @@ def replay_journal(path, engine, *, profile: str = "eu-hft", fresh_session: bool
         result = replay(Blocks(reader, first, last_seq), engine, profile=profile,
                         fresh_session=fresh_session, resume=snap, snapshot_every=snapshot_every,
                         snapshot_dir=snapshots, journal_id=reader.journal_id,
-                        witness=functools.partial(journal_witness, reader), batch=batch)
+                        witness=functools.partial(journal_witness, reader), batch=batch, code=code)
         result.snapshots_skipped = skipped
         if last_seq is None or reader.last_seq < last_seq:
             result.stopped = reader.stopped

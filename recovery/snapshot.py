@@ -3,14 +3,17 @@ the journal after it (recovery time then depends on the snapshot interval, not t
 
 Owns the file format — one JSON header line (format version, journal id, sequence covered, the
 journal witness at that sequence, state hash, venue sequences journaled so far, trade corrections
-reported so far, SHA-256 of the body) then a pickle of the engine — atomic writes, pruning by the
+reported so far, the code that wrote it and the journal's sessions with their code, SHA-256 of the
+body) then a pickle of the engine — atomic writes, pruning by the
 sequence each file records, and verified loads: a snapshot whose body, journal, journal content
 or state hash does not match is skipped with the reason. The witness (journal_witness) covers the
 journal's whole content up to the snapshot's sequence through the journal's hash chain, so a
 journal that came back shorter and was written on (a power loss in pagecache mode, then a new
-writer) no longer matches a snapshot of records it lost. Snapshots are written by a replayer (recovery.replay with
-snapshot_every, or a standby that tails the live journal), never by the trading engine. Pickles are
-only read from the operator's own directory.
+writer) no longer matches a snapshot of records it lost. A snapshot names the code that wrote it
+(mm_core.buildid) and only the same code loads it: a pickle of other code's engine is not trusted.
+Snapshots are written by a replayer (recovery.replay with snapshot_every, or a standby that tails
+the live journal), never by the trading engine. Pickles are only read from the operator's own
+directory.
 """
 from __future__ import annotations
 
@@ -27,9 +30,12 @@ from dataclasses import dataclass
 
 from journal.catalogue import RecordType
 from journal.errors import JournalError
+from mm_core.buildid import UNKNOWN
+from recovery.codecheck import SessionCode, running_fingerprint
 from recovery.errors import RecoveryError
 
-__all__ = ["Snapshot", "engine_setup", "journal_witness", "write_snapshot", "latest_snapshot", "SnapshotError"]
+__all__ = ["Snapshot", "engine_setup", "journal_witness", "write_snapshot", "latest_snapshot",
+           "covered_sessions", "SnapshotError"]
 
 FORMAT = 2                         # 2: the journal witness (snapshots of format 1 are skipped)
 _SUFFIX = ".snap"
@@ -65,6 +71,8 @@ class Snapshot:
     path: str
     # venue sequence of a trade correction -> the RECON finding record that reported it
     corrections_reported: dict = dataclasses.field(default_factory=dict)
+    # the journal's sessions up to seq and their code (None: a snapshot written before they were kept)
+    sessions: tuple[SessionCode, ...] | None = None
 
     def venue_seqs(self) -> set[int]:
         return {s for a, b in self.venue_ranges for s in range(a, b + 1)}
@@ -130,9 +138,11 @@ def _chain_anchor(reader, seq: int) -> tuple[int, bytes]:
 
 
 def write_snapshot(directory, engine, seq: int, journal_id: str, venue_seqs, last_venue_seq: int,
-                   keep: int = KEEP, *, witness: str, corrections_reported=None) -> str:
+                   keep: int = KEEP, *, witness: str, corrections_reported=None, sessions=None) -> str:
     """Write the engine's state at journal sequence `seq`, where the journal's witness is
-    `witness` (journal_witness); returns the file's path. Only the `keep` snapshots of the highest
+    `witness` (journal_witness), and the journal's sessions up to it (recovery.codecheck
+    SessionCode, as the replay met them: a code check then reads only the journal after it);
+    returns the file's path. Only the `keep` snapshots of the highest
     sequences stay (older ones are only a fallback for a newer one that fails to load): a standby
     writing one every few thousand events keeps the directory small."""
     buf = io.BytesIO()
@@ -145,7 +155,10 @@ def write_snapshot(directory, engine, seq: int, journal_id: str, venue_seqs, las
               "journal_id": journal_id,
               "last_venue_seq": last_venue_seq, "venue_ranges": _ranges(venue_seqs),
               "corrections_reported": sorted((corrections_reported or {}).items()),
-              "setup": engine_setup(engine), "sha256": hashlib.sha256(body).hexdigest()}
+              "setup": engine_setup(engine), "code": running_fingerprint(),
+              "sessions": None if sessions is None else [[c.seq, c.session_id, c.fingerprint]
+                                                         for c in sessions],
+              "sha256": hashlib.sha256(body).hexdigest()}
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / f"engine-{seq:020d}{_SUFFIX}"
@@ -186,25 +199,24 @@ def _by_seq(directory: pathlib.Path) -> list[tuple[int, pathlib.Path, dict | str
     return sorted(found, key=lambda item: (item[0], item[1].name), reverse=True)
 
 
-def latest_snapshot(directory, reader, max_seq: int | None = None,
-                    setup: str | None = None) -> tuple[Snapshot | None, list[str]]:
-    """The valid snapshot of the highest sequence of the journal `reader` reads (journal.Reader)
-    covering at most max_seq (default: its last sequence), taken when the journal held what it
-    holds now up to that sequence (journal_witness), and, given `setup`, of an engine built as
-    engine_setup says; and why any others tried first were skipped. None when there is none
-    (recovery then replays from the start)."""
-    skipped: list[str] = []
-    directory = pathlib.Path(directory)
-    if not directory.is_dir():
-        return None, skipped
+def _matching(directory: pathlib.Path, reader, max_seq: int | None, setup: str | None, skipped: list[str]):
+    """(seq, path, header) of each snapshot file, highest sequence first, whose header fits: this
+    journal and format, written by this code, of an engine built as `setup` says, covering at most
+    max_seq (default: the journal's last sequence), taken when the journal held what it holds now
+    up to that sequence (journal_witness). Why the others were passed over goes to `skipped`."""
     journal_id = reader.journal_id
     max_seq = reader.last_seq if max_seq is None else max_seq
+    code = running_fingerprint()
     for seq, path, header in _by_seq(directory):
         if isinstance(header, str):
             skipped.append(f"{path.name}: {header}")
             continue
         if header.get("format") != FORMAT or header.get("journal_id") != journal_id:
             skipped.append(f"{path.name}: another journal or format")
+            continue
+        if header.get("code") != code or code == UNKNOWN:
+            skipped.append(f"{path.name}: written by other code ({str(header.get('code', UNKNOWN))[:16]}, "
+                           f"this is {code[:16]})")
             continue
         if setup is not None and header.get("setup") != setup:
             skipped.append(f"{path.name}: an engine built with another config, symbols or limits")
@@ -221,6 +233,45 @@ def latest_snapshot(directory, reader, max_seq: int | None = None,
             skipped.append(f"{path.name}: the journal no longer holds the records it was taken at "
                            f"(its records up to sequence {seq} differ: rewritten after a lost tail?)")
             continue
+        yield seq, path, header
+
+
+def _sessions(header: dict) -> tuple[SessionCode, ...] | None:
+    listed = header.get("sessions")
+    if not isinstance(listed, list):
+        return None
+    try:
+        return tuple(SessionCode(int(seq), int(sid), str(fp)) for seq, sid, fp in listed)
+    except (TypeError, ValueError):
+        return None
+
+
+def covered_sessions(directory, reader, setup: str | None = None) -> tuple[int, tuple[SessionCode, ...]] | None:
+    """(seq, sessions) of the newest snapshot latest_snapshot could resume from (its header checks
+    and journal witness; its body is not loaded) that lists the journal's sessions up to seq: what
+    a code check needs to read of the journal is then only what follows seq. None when none does."""
+    directory = pathlib.Path(directory)
+    if not directory.is_dir():
+        return None
+    for seq, _, header in _matching(directory, reader, None, setup, []):
+        sessions = _sessions(header)
+        if sessions is not None:
+            return seq, sessions
+    return None
+
+
+def latest_snapshot(directory, reader, max_seq: int | None = None,
+                    setup: str | None = None) -> tuple[Snapshot | None, list[str]]:
+    """The valid snapshot of the highest sequence of the journal `reader` reads (journal.Reader)
+    covering at most max_seq (default: its last sequence), taken when the journal held what it
+    holds now up to that sequence (journal_witness), written by this code and, given `setup`, of
+    an engine built as engine_setup says; and why any others tried first were skipped. None when
+    there is none (recovery then replays from the start)."""
+    skipped: list[str] = []
+    directory = pathlib.Path(directory)
+    if not directory.is_dir():
+        return None, skipped
+    for seq, path, header in _matching(directory, reader, max_seq, setup, skipped):
         try:
             body = path.read_bytes().partition(b"\n")[2]
         except OSError as exc:
@@ -239,7 +290,8 @@ def latest_snapshot(directory, reader, max_seq: int | None = None,
         if loaded_hash != header["state_hash"]:
             skipped.append(f"{path.name}: state hash differs after loading")
             continue
-        return Snapshot(engine, seq, header["state_hash"], journal_id,
+        return Snapshot(engine, seq, header["state_hash"], reader.journal_id,
                         header["last_venue_seq"], tuple(map(tuple, header["venue_ranges"])),
-                        str(path), dict(map(tuple, header.get("corrections_reported") or ()))), skipped
+                        str(path), dict(map(tuple, header.get("corrections_reported") or ())),
+                        _sessions(header)), skipped
     return None, skipped

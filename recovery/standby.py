@@ -4,6 +4,8 @@ current, so that a recovery replays only the journal written since the last snap
 
 Owns the follow loop (journal.Tailer, bounded waits, stop on request or when the journal has been
 idle too long). Replay semantics are recovery.replay's; the snapshot format is recovery.snapshot's.
+A session the journal shows of other code than the standby's (recovery.codecheck) stops it with
+CodeMismatch, or with accept_code_change is followed without snapshots from there on.
 Must not write the journal or talk to the venue.
 """
 from __future__ import annotations
@@ -14,6 +16,7 @@ import time
 
 from journal import Reader, Tailer
 from journal.errors import JournalCorrupt, JournalError
+from recovery.codecheck import CodeCheck
 from recovery.errors import JournalUnavailable
 from recovery.replay import ReplayResult, replay
 from recovery.snapshot import journal_witness
@@ -23,12 +26,13 @@ __all__ = ["follow"]
 
 def follow(path: str, engine, snapshots: str, *, every: int = 5_000, idle_every: int = 500,
            profile: str = "eu-hft", fresh_session: bool = True, stop: threading.Event | None = None,
-           idle_s: float = 5.0, poll_s: float = 0.05) -> ReplayResult:
+           idle_s: float = 5.0, poll_s: float = 0.05, accept_code_change: bool = False) -> ReplayResult:
     """Replay the journal at `path` as it grows, until `stop` is set, no record arrived for
     idle_s seconds, or an invalid record (result.stopped says where); returns the replay's result.
     A snapshot is written every `every` events, and sooner — once `idle_every` events are new —
     whenever the standby has caught up with the writer: a snapshot then costs the standby no
-    ground, and a crash finds one near its end."""
+    ground, and a crash finds one near its end. Sessions of other code: see the module docstring
+    (result.code_changes names those accepted)."""
     try:
         reader = Reader(path)          # the witness of each snapshot (refreshed as it grows)
         tailer = Tailer(path)
@@ -65,6 +69,7 @@ def follow(path: str, engine, snapshots: str, *, every: int = 5_000, idle_every:
     with reader, tailer:
         result = replay(records(), engine, profile=profile, fresh_session=fresh_session,
                         snapshot_every=due, snapshot_dir=snapshots, journal_id=reader.journal_id,
-                        witness=functools.partial(journal_witness, reader))
+                        witness=functools.partial(journal_witness, reader),
+                        code=CodeCheck(accept_code_change))
     result.stopped = stopped[0] if stopped else None
     return result

@@ -391,6 +391,23 @@ int64_t oj_merge_events(const oj_records *sent, const oj_field_set *inbound, con
     return r;
 }
 
+void oj_inherit(int64_t n, const int64_t *rows, const int64_t *parent, uint8_t *wire_side, uint8_t *stock,
+                uint8_t *capacity)
+{
+    for (int64_t k = 0; k < n; k++) {
+        const int64_t i = rows[k], p = parent[k];
+        uint8_t *to = stock + (size_t)i * OJ_STOCK_BYTES;
+        if (p >= 0 && p < i) {              /* earlier, hence resolved: its Enter's, at any depth */
+            wire_side[i] = wire_side[p];
+            memcpy(to, stock + (size_t)p * OJ_STOCK_BYTES, OJ_STOCK_BYTES);
+            capacity[i] = capacity[p];
+        } else {                            /* the chain leaves the journal: own side, no stock */
+            memset(to, 0, OJ_STOCK_BYTES);
+            capacity[i] = 0;
+        }
+    }
+}
+
 /* One column of oj_gather: a tight loop per source and destination type (column by column, the
  * loads of a column are independent and the loop has no branch but the unknown creator's). */
 #define GATHER_LOOP(SRC_T, DST_T)                                                         \

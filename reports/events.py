@@ -570,9 +570,6 @@ def reserve_rows(last_seq: int) -> int:
     return max(0, min(int(last_seq), memory // 8 // CREATOR_BYTES))
 
 
-MAX_REPLACE_CHAIN = 64   # bounded walk back through replaces to the entering order's side
-
-
 class Creators:
     """The orders created so far (ORDER_SENT Enter and Replace), as compact columns that grow
     chunk by chunk (capacity doubling: appending a chunk copies only the chunk, amortised), a
@@ -668,28 +665,71 @@ class Creators:
             return
         self.n += m
         self.index.extend(self._store["token_key"][:self.n], first_new)
-        self._inherit_from_enter(np.arange(first_new, len(self)))
+        self._inherit_from_enter(first_new)
 
-    def _inherit_from_enter(self, rows: np.ndarray) -> None:
-        """A Replace carries no side, stock or capacity: give each new replacement those of the Enter Order
-        at the root of its replace chain (followed back, one vectorised step per generation, at
-        most MAX_REPLACE_CHAIN); where the chain leaves the journal, the journaled side, no stock."""
+    def _inherit_from_enter(self, first_new: int) -> None:
+        """A Replace carries no side, stock or capacity: each new replacement takes those of the
+        order it replaces, already resolved (rows resolve in journal order, those of earlier chunks
+        when they were added), so a replace chain of any length gets its Enter's. The replaced
+        order is the latest one before the replacement with its token (a token reused later in
+        the chunk, which the index gives, is looked for before it: latest_before, for that
+        anomaly only).
+        Where the chain leaves the journal (no earlier order has the replaced token), the
+        journaled side, no stock; so do its replacements. One lookup of the replaced tokens and
+        one pass in order (compiled, orderjoin.inherit; inherit_reference without FUSED)."""
         c = self.cols
-        pending = rows[c["msg_type"][rows] != ord("O")]
-        c["stock"][pending] = b""
-        c["ouch_capacity"][pending] = 0
-        current = pending
-        for _ in range(MAX_REPLACE_CHAIN):
-            if len(pending) == 0:
-                break
-            parent = self.index.lookup(c["parent_key"][current])
-            found = parent >= 0
-            resolved = found & (c["msg_type"][np.where(found, parent, 0)] == ord("O"))
-            c["wire_side"][pending[resolved]] = c["wire_side"][parent[resolved]]
-            c["stock"][pending[resolved]] = c["stock"][parent[resolved]]
-            c["ouch_capacity"][pending[resolved]] = c["ouch_capacity"][parent[resolved]]
-            keep = found & ~resolved
-            pending, current = pending[keep], parent[keep]
+        rows = first_new + np.flatnonzero(c["msg_type"][first_new:] != ord("O"))
+        if len(rows) == 0:
+            return
+        parent = self.index.lookup(c["parent_key"][rows])
+        late = np.flatnonzero(parent >= rows)        # the token reused since: the index gives that
+        if len(late):
+            parent[late] = latest_before(c["token_key"], c["parent_key"][rows[late]], rows[late])
+        (orderjoin.inherit if FUSED else inherit_reference)(rows, parent, c["wire_side"], c["stock"],
+                                                           c["ouch_capacity"])
+
+
+def latest_before(keys: np.ndarray, queries: np.ndarray, before: np.ndarray) -> np.ndarray:
+    """For each query, the index of the last entry of `keys` equal to it below before[i], or -1
+    (one sort of the entries holding a queried key: O(n log n), not a scan per query)."""
+    upto = int(before.max())
+    held = np.flatnonzero(np.isin(keys[:upto], queries))
+    order = np.lexsort((held, keys[held]))           # by key, then entry
+    at, key = held[order], keys[held][order]
+    if len(at) == 0:
+        return np.full(len(queries), -1, np.int64)
+    span = np.int64(upto + 1)     # one key's entries, then the next key's: one ascending scale
+    group = np.searchsorted(key, key, side="left").astype(np.int64)
+    scale = group * span + at
+    start = np.searchsorted(key, queries, side="left").astype(np.int64)
+    pos = np.searchsorted(scale, start * span + before, side="left") - 1
+    found = (pos >= start) & (key[np.clip(pos, 0, None)] == queries)
+    return np.where(found, at[np.clip(pos, 0, None)], -1)
+
+
+def inherit_reference(rows: np.ndarray, parent: np.ndarray, wire_side: np.ndarray, stock: np.ndarray,
+                      capacity: np.ndarray) -> None:
+    """orderjoin.inherit in numpy (its reference): replacement rows[k] (ascending) takes wire_side,
+    stock and capacity of its replaced order parent[k] when that is an earlier row, as that row
+    has them once resolved; otherwise it keeps its side, with no stock or capacity. Chains within
+    `rows` are followed by pointer doubling (log2 of the longest chain passes), not generation by
+    generation."""
+    linked = (parent >= 0) & (parent < rows)
+    stock[rows[~linked]] = b""
+    capacity[rows[~linked]] = 0
+    source = np.where(linked, parent, rows)      # itself: an end of its chain, resolved as it is
+    last = len(rows) - 1
+    while True:
+        at = np.minimum(np.searchsorted(rows, source), last)
+        onward = source[at]
+        hop = (rows[at] == source) & (onward != source)   # the source is itself a linked replacement here
+        if not hop.any():
+            break
+        source = np.where(hop, onward, source)
+    copy = source != rows
+    wire_side[rows[copy]] = wire_side[source[copy]]
+    stock[rows[copy]] = stock[source[copy]]
+    capacity[rows[copy]] = capacity[source[copy]]
 
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)

@@ -49,6 +49,10 @@
  * inbound stock and capacity, and running totals 0 (-3: more than `capacity` rows). Returns the
  * number of merged rows, or -1 if a field set has more than OJ_MAX_FIELDS fields (or the inbound
  * set not three), -2 out of memory.
+ * oj_inherit: the Creators' replacements rows[0..n) (ascending entry numbers) take the side, stock
+ * and capacity of the order each replaces, parent[k], in that order: an earlier entry
+ * (parent[k] < rows[k]), already resolved, so a replace chain of any length resolves to its Enter's
+ * in one pass; otherwise (-1, or not earlier) it keeps its own side, with NUL stock, capacity 0.
  * oj_gather: for each column c, dst[c][i] = the value of src_size[c] bytes at src[c] + rows[i] *
  * src_stride[c] (0 where rows[i] < 0), widened to dst_size[c] bytes (sign-extended where
  * src_signed[c]) or copied as bytes when the sizes are equal.
@@ -59,9 +63,9 @@
  * times in ns since 1970-01-01 (proleptic Gregorian; digits as floor division gives them, so any
  * int64 formats as timetext's numpy layout does).
  *
- * The numpy references are reports/events.py (TokenIndex, leaves_reference) and reports/ouch.py
- * (decode), and reports/timetext.py (cat_timestamp_reference); the tests compare them on random
- * inputs.
+ * The numpy references are reports/events.py (TokenIndex, leaves_reference, inherit_reference)
+ * and reports/ouch.py (decode), and reports/timetext.py (cat_timestamp_reference); the tests
+ * compare them on random inputs.
  */
 #ifndef MMAUDIT_ORDERJOIN_H
 #define MMAUDIT_ORDERJOIN_H
@@ -138,6 +142,9 @@ typedef struct {
 int64_t oj_merge_events(const oj_records *sent, const oj_field_set *inbound, const oj_records *venue,
                         const oj_venue_rule *rule, const oj_field_set *outbound,
                         const int8_t *sent_lut, const int8_t *venue_lut, oj_merged *out, oj_creators *created);
+
+void oj_inherit(int64_t n, const int64_t *rows, const int64_t *parent, uint8_t *wire_side, uint8_t *stock,
+                uint8_t *capacity);
 
 void oj_gather(int64_t n, const int64_t *rows, int32_t ncols, const uint8_t **src, const int64_t *src_stride,
                const int32_t *src_size, const uint8_t *src_signed, uint8_t **dst, const int32_t *dst_size);

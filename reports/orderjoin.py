@@ -1,11 +1,12 @@
 """The order join's compiled kernels (reports/_orderjoin.c) behind numpy-shaped calls: an exact
 hash index of 14-byte order tokens that grows with the orders created so far, each event's
 remaining quantity computed in one pass in journal order, continuing the totals of earlier chunks,
-a chunk's order events merged and decoded in one pass (merge_events), and column gathers.
+a chunk's order events merged and decoded in one pass (merge_events), replacements given their
+replaced orders' side, stock and capacity (inherit), and column gathers.
 
 Owns buffer handling and table growth only; the rules are the C's (see orderjoin.h), and the
-numpy references they are tested against are events.TokenIndex, events.leaves_reference and
-the numpy passes of events._decode and JoinedCols.__missing__.
+numpy references they are tested against are events.TokenIndex, events.leaves_reference,
+events.inherit_reference and the numpy passes of events._decode and JoinedCols.__missing__.
 """
 from __future__ import annotations
 
@@ -277,6 +278,29 @@ def merge_events(sent: np.ndarray, sent_at: np.ndarray, venue: np.ndarray, venue
     cols = {name: out[name][:n] for name in out if name != "sent_wire_side"}
     cols["sent_wire_side"], cols["sent_stock"] = out["sent_wire_side"], sent_stock
     return cols
+
+
+def inherit(rows: np.ndarray, parent: np.ndarray, wire_side: np.ndarray, stock: np.ndarray,
+            capacity: np.ndarray) -> None:
+    """Replacement rows[k] (strictly ascending) takes wire_side, stock and capacity (in place) of
+    the order it replaces, parent[k], when that is an earlier row (resolved before it, so chains of
+    any length resolve), else keeps its side with no stock or capacity (oj_inherit, one pass)."""
+    rows = np.ascontiguousarray(rows, np.int64)
+    parent = np.ascontiguousarray(parent, np.int64)
+    n = len(rows)
+    if len(parent) != n:
+        raise KernelInputError("one parent per replacement row")
+    if n == 0:
+        return
+    size = len(wire_side)
+    if int(rows[0]) < 0 or int(rows[-1]) >= size or np.any(rows[1:] <= rows[:-1]) or int(parent.max()) >= size:
+        raise KernelInputError("replacement rows must be ascending rows of the columns, parents within them")
+    if wire_side.dtype != np.uint8 or capacity.dtype != np.uint8 or stock.dtype != np.dtype(f"S{lib.OJ_STOCK_BYTES}") \
+            or len(stock) != size or len(capacity) != size or not all(
+                a.flags.c_contiguous for a in (wire_side, stock, capacity)):
+        raise KernelInputError("side, stock and capacity: contiguous uint8, S8, uint8 columns of one length")
+    lib.oj_inherit(n, _ptr("int64_t *", rows), _ptr("int64_t *", parent), _ptr("uint8_t *", wire_side),
+                   _ptr("uint8_t *", stock), _ptr("uint8_t *", capacity))
 
 
 def gather(rows: np.ndarray, pairs: list[tuple[np.ndarray, np.ndarray]]) -> None:

@@ -18,7 +18,7 @@ OUTBOUND_LENGTHS = {ord("S"): 10, ord("A"): 66, ord("U"): 80, ord("C"): 28, ord(
                     ord("T"): 36, ord("M"): 28}
 INBOUND_LENGTHS = {ord("O"): 49, ord("U"): 47, ord("X"): 19, ord("M"): 20, ord("N"): 15}
 
-# Outbound (venue -> firm) messages: type(1) timestamp(8, ns since midnight) token(14) ...
+# Outbound (venue -> firm) messages: type(1) timestamp(8, ns since midnight US/Eastern) token(14) ...
 # name -> {ouch type: (offset inside the OUCH message, width, kind)}; kind 'u' int, 's' bytes.
 OUTBOUND_FIELDS: dict[str, dict[bytes, tuple[int, int, str]]] = {
     "venue_ts": {t: (1, 8, "u") for t in b"SAUCEJDGBPITMF"},

@@ -8,9 +8,11 @@ Public entry points (modules: matching and flow are pure; server, session_log, c
   SoupClient / MoldReceiver                        (mm_core/venue/client.py, tests and drills)
 """
 from mm_core.venue.config import VenueConfig, load_config
-from mm_core.venue.errors import ConfigError, SessionLogError, VenueError, VenueStateError
+from mm_core.venue.errors import (
+    ConfigError, SessionEndedError, SessionLogError, VenueError, VenueStateError,
+)
 from mm_core.venue.matching import Listing, MatchingEngine
 from mm_core.venue.server import Venue, VenuePorts
 
 __all__ = ["Venue", "VenuePorts", "VenueConfig", "load_config", "MatchingEngine", "Listing",
-           "VenueError", "ConfigError", "SessionLogError", "VenueStateError"]
+           "VenueError", "ConfigError", "SessionLogError", "VenueStateError", "SessionEndedError"]

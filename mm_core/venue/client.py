@@ -64,9 +64,9 @@ class SoupClient:
         self.send(soupbintcp.UnsequencedData(ouch.encode(msg)))
 
     def enter(self, token: str, side: str, shares: int, stock: str, price: int,
-              tif: int = ouch.TIF_SYSTEM_HOURS, firm: str = "") -> None:
-        self.order(ouch.EnterOrder(token, side, shares, stock, price, tif, firm, "Y", "P", "N", 0,
-                                   "N", "R"))
+              tif: int = ouch.TIF_SYSTEM_HOURS, firm: str = "", display: str = "Y") -> None:
+        self.order(ouch.EnterOrder(token, side, shares, stock, price, tif, firm, display, "P", "N",
+                                   0, "N", "R"))
 
     def packet(self, timeout: float | None = None) -> soupbintcp.SoupPacket:
         """The next packet of any type; ClientError on timeout or a closed connection."""

@@ -11,7 +11,8 @@ Format (see default.toml, shipped in this package, for every key with its defaul
                max_shares; seconds are floats, ports 0..65535 (0 = any free port)
   [[users]]    username (<=6 letters and digits), password (<=10 chars), firm (<=4 chars)
   [flow]       background flow parameters (latent_step, noise_*, informed_*, lp_*, lot)
-  [[symbols]]  name (<=8 chars), id (ITCH stock locate 1..65535), reference_price (price4 int),
+  [[symbols]]  name (<=8 chars), id (ITCH stock locate 1..65535), reference_price (price4 int;
+               the prior day's close: Rule 201's reference, see regsho.py),
                half_penny (bool: $0.005 tick tier), volatility (annualised fraction)
   [[pairs]]    a, b (symbol names), correlation (-1..1): b's latent path loads on a's shocks
   [[options]]  name, id, underlying (a symbol), strike (price4), expiry_days, right ("C"/"P"),

@@ -25,3 +25,8 @@ class SessionLogError(VenueError):
 
 class VenueStateError(VenueError):
     """An operation that the venue's current state does not allow (e.g. start twice)."""
+
+
+class SessionEndedError(VenueStateError):
+    """A start under a session that already ended cleanly (End of Session sent): a new trading
+    session needs a new session name (and its own date)."""

@@ -15,6 +15,9 @@ Policies (the venue's rulebook):
 - Modify (OUCH 'M') never changes priority: it may lower the open size (a larger size is ignored,
   zero cancels) and switch a sell between sell, short and short-exempt; a buy stays a buy and a
   sell stays a sell (such a request is ignored, as NASDAQ does).
+- Non-displayed orders (OUCH display 'N') match like any other but never show: no BookAdd or
+  BookCancel, and their executions as the resting side are marked `displayed=False` (ITCH prints
+  them as non-displayable trades, 'P'). A replace that changes the display re-enters the order.
 - Self-match prevention (same non-blank firm on both sides): the RESTING order is canceled with
   reason 'Q' and the incoming order continues to match deeper ("cancel oldest").
 - Tokens are unique per owner for the whole session (OUCH 4.2: day-unique). A token is used once
@@ -115,6 +118,7 @@ class Executed:
     price: int
     match: int
     liquidity: str      # 'A' resting order (maker), 'R' incoming order (taker)
+    displayed: bool = True   # False: the order is non-displayed (not on the public book)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,10 +185,10 @@ class OrderView:
 
 class _Order:
     __slots__ = ("ref", "owner", "token", "firm", "symbol", "side", "price", "remaining", "tif",
-                 "client_side")
+                 "client_side", "displayed")
 
     def __init__(self, ref, owner, token, firm, symbol, side, price, remaining, tif,
-                 client_side=""):
+                 client_side="", displayed=True):
         self.ref = ref
         self.owner = owner
         self.token = token
@@ -195,6 +199,7 @@ class _Order:
         self.remaining = remaining
         self.tif = tif
         self.client_side = client_side or side     # OUCH side as entered (S, T and E all sell)
+        self.displayed = displayed                 # on the public book (ITCH); False: display 'N'
 
 
 class _Side:
@@ -272,8 +277,8 @@ class MatchingEngine:
 
     # ------------------------------------------------------------------ commands
     def enter(self, owner: str, token: str, symbol: str, side: str, shares: int, price: int,
-              tif: int = DAY, firm: str = "") -> list[Event]:
-        """Enter a new order (OUCH 'O')."""
+              tif: int = DAY, firm: str = "", displayed: bool = True) -> list[Event]:
+        """Enter a new order (OUCH 'O'); `displayed` False: a non-displayed order."""
         if not self._claim(owner, token):
             return [Ignored(owner, token, "duplicate token")]
         book = self._books.get(symbol)
@@ -282,7 +287,7 @@ class MatchingEngine:
             return [Rejected(owner, token, reason)]
         client_side, side = side, SELL if side in SELL_SIDES else BUY
         order = _Order(self._take_ref(), owner, token, firm, symbol, side, price, shares, tif,
-                       client_side)
+                       client_side, displayed)
         events: list[Event] = [Accepted(owner, token, order.ref, symbol, client_side, shares,
                                         price, tif, firm)]
         self._match_and_rest(book, order, events)
@@ -311,8 +316,9 @@ class MatchingEngine:
         return events
 
     def replace(self, owner: str, token: str, new_token: str, shares: int, price: int,
-                tif: int = DAY) -> list[Event]:
-        """Replace an order (OUCH 'U'): new token, new open size and price, same side."""
+                tif: int = DAY, displayed: bool | None = None) -> list[Event]:
+        """Replace an order (OUCH 'U'): new token, new open size and price, same side;
+        `displayed` None keeps the order's display."""
         order = self._orders.get((owner, token))
         if order is None:
             return [Ignored(owner, token, "replace of unknown or dead token")]
@@ -331,19 +337,23 @@ class MatchingEngine:
         del self._orders[(owner, token)]
         prev_token, order.token, order.tif = order.token, new_token, tif
         side = book.bids if order.side == BUY else book.asks
-        if price == order.price and shares <= order.remaining:
+        displayed = order.displayed if displayed is None else displayed
+        if price == order.price and shares <= order.remaining and displayed == order.displayed:
             # Pure size reduction: keeps its place in the queue.
             decrement = order.remaining - shares
             order.remaining = shares
             self._orders[new_key] = order
             events = [Replaced(owner, new_token, prev_token, order.ref, order.symbol,
                                order.client_side, shares, price, tif, order.firm)]
-            if decrement:
+            if decrement and order.displayed:
                 events.append(BookCancel(order.ref, order.symbol, decrement, False))
             return events
         side.remove(order)
-        events = [BookCancel(order.ref, order.symbol, order.remaining, True)]
+        events = []
+        if order.displayed:
+            events.append(BookCancel(order.ref, order.symbol, order.remaining, True))
         order.ref, order.price, order.remaining = self._take_ref(), price, shares
+        order.displayed = displayed
         events.append(Replaced(owner, new_token, prev_token, order.ref, order.symbol,
                                order.client_side, shares, price, tif, order.firm))
         self._match_and_rest(book, order, events)
@@ -364,7 +374,7 @@ class MatchingEngine:
         decrement = max(order.remaining - shares, 0)     # a larger size is ignored
         order.remaining -= decrement
         events.append(Modified(owner, token, order.ref, order.symbol, side, order.remaining))
-        if decrement:
+        if decrement and order.displayed:
             events.append(BookCancel(order.ref, order.symbol, decrement, False))
         return events
 
@@ -433,7 +443,8 @@ class MatchingEngine:
         side = side.bids if order.side == BUY else side.asks
         events.append(Canceled(order.owner, order.token, order.ref, order.symbol, decrement, reason))
         gone = decrement >= order.remaining
-        events.append(BookCancel(order.ref, order.symbol, decrement, gone))
+        if order.displayed:
+            events.append(BookCancel(order.ref, order.symbol, decrement, gone))
         if gone:
             side.remove(order)
             del self._orders[(order.owner, order.token)]
@@ -465,14 +476,16 @@ class MatchingEngine:
             return
         (book.bids if buying else book.asks).add(order)
         self._orders[(order.owner, order.token)] = order
-        events.append(BookAdd(order.ref, order.symbol, order.side, order.remaining, order.price))
+        if order.displayed:
+            events.append(BookAdd(order.ref, order.symbol, order.side, order.remaining,
+                                  order.price))
 
     def _trade(self, taker: _Order, maker: _Order, price: int, events: list[Event]) -> None:
         shares = min(taker.remaining, maker.remaining)
         match = self._next_match
         self._next_match += 1
         events.append(Executed(maker.owner, maker.token, maker.ref, maker.symbol, maker.side,
-                               shares, price, match, LIQUIDITY_ADDED))
+                               shares, price, match, LIQUIDITY_ADDED, maker.displayed))
         events.append(Executed(taker.owner, taker.token, taker.ref, taker.symbol, taker.side,
                                shares, price, match, LIQUIDITY_REMOVED))
         taker.remaining -= shares

@@ -12,21 +12,22 @@ after a crash the venue cannot go on with the orders clients still show, nor kno
 last messages it stored reached the wire. Numbering again from 1 under the old name would look
 like duplicates to every client (silently dropped, books frozen); a new name is a session change
 every client sees, and the new session's start of day rebuilds the books. The SoupBinTCP session
-itself goes on: its logs are durable. Must not know about sockets or clocks.
+itself goes on: its logs are durable. Only a session that did not end may go on: one whose end
+of day was published (ITCH End of Messages, OUCH End of Day) is refused (refuse_ended).
+Must not know about sockets or clocks.
 """
 from __future__ import annotations
 
 import itertools
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, NoReturn
 
 from mm_core.protocol import itch, ouch
 from mm_core.protocol.errors import ProtocolError
 from mm_core.protocol.moldudp64 import SESSION_WIDTH
-from mm_core.venue.errors import SessionLogError
-from mm_core.venue.session_log import SessionLog
+from mm_core.venue.errors import SessionEndedError, SessionLogError
+from mm_core.venue.session_log import SessionLog, record_line
 
 MOLD_SESSIONS = "mold.sessions"
 
@@ -49,17 +50,43 @@ def mold_session(session_dir: Path, session: str, restarted: bool) -> str:
 
     name = session if free(session) and not used else next(c for c in _renamed(session)
                                                            if free(c))
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        try:
-            os.write(fd, f"{name}\n".encode("ascii"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        raise SessionLogError(f"cannot record the MoldUDP64 session in {path}: "
-                              f"{exc.strerror or exc}") from exc
+    record_line(path, name, "the MoldUDP64 session")
     return name
+
+
+def refuse_ended(session_dir: Path, session: str, previous: dict[str, list[bytes]]) -> None:
+    """Raise SessionEndedError when session `session` already ended cleanly: a session log
+    (`previous`: its OUCH messages by user) ends with End of Day ('E'), or a MoldUDP64 store of
+    an earlier run ends with End of Messages ('C'). Called before anything is written."""
+    for user, payloads in previous.items():
+        if payloads and _is_event(payloads[-1], ouch.decode_outbound, "E"):
+            _ended(session, f"the session log of {user} ends with End of Day")
+    for name in dict.fromkeys(_used_names(session_dir / MOLD_SESSIONS) + [session]):
+        path = mold_store_path(session_dir, name)
+        if not path.is_file():
+            continue
+        store = SessionLog(path, readonly=True)
+        try:
+            last = store.messages(store.durable_sequence, 1) if store.durable_sequence else []
+        finally:
+            store.close()
+        if last and _is_event(last[0], itch.decode, "C"):
+            _ended(session, f"MoldUDP64 session {name} ends with End of Messages")
+
+
+def _is_event(raw: bytes, decode, code: str) -> bool:
+    """Whether `raw` is a System Event (ITCH or OUCH, by `decode`) with event code `code`."""
+    if raw[:1] != b"S":
+        return False
+    try:
+        return decode(raw).event_code == code
+    except ProtocolError:
+        return False
+
+
+def _ended(session: str, why: str) -> NoReturn:
+    raise SessionEndedError(f"session {session} ended cleanly ({why}): it cannot start again; "
+                            f"start a new session under a new name")
 
 
 def earlier_mold_stores(session_dir: Path, current: str) -> dict[str, SessionLog]:
@@ -102,7 +129,7 @@ def published_high_water(stores: Iterable[SessionLog], chunk: int = 4096) -> tup
 
 
 _ADDS = (b"A", b"F")            # ITCH Add Order (with or without MPID)
-_EXECUTIONS = (b"E", b"C")      # ITCH Order Executed (with or without price)
+_EXECUTIONS = (b"E", b"C", b"P")   # ITCH Order Executed (with or without price), Trade
 
 
 def _decode_itch(store: SessionLog, raw: bytes):
@@ -119,6 +146,12 @@ def _used_names(path: Path) -> list[str]:
         return []
     except (OSError, UnicodeDecodeError) as exc:
         raise SessionLogError(f"cannot read {path}: {exc}") from exc
+
+
+def unused_name(log_dir: Path, session: str) -> str:
+    """`session`, or the first of its renamings (R1, R2, ...) no session in `log_dir` has used."""
+    return next(name for name in itertools.chain([session], _renamed(session))
+                if not (log_dir / name).exists())
 
 
 def _renamed(session: str):

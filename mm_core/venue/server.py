@@ -2,9 +2,13 @@
 
 Owns the sockets, the single-threaded selectors loop (run in one background thread), SoupBinTCP
 session state (login, heartbeats, dead-link detection, replay from the durable session logs),
-the clocks (monotonic for timers, realtime for ns-since-midnight stamps) and the run limits.
+the clocks (monotonic for timers; realtime, or the `clock` given, for the ITCH/OUCH stamps:
+ns since midnight US/Eastern of the session date, see sessiontime.py) and the run limits.
 Matching, flow and encodings live in matching.py, flow.py and wire.py; this module must not
 make trading decisions.
+
+Market data also carries Reg SHO Rule 201 ('Y' per symbol at start of day, '1' when a trade
+falls 10% below the prior close; regsho.py keeps the state across sessions in the log directory).
 
 Use: `with Venue(config) as venue: ports = venue.ports` (start() binds and returns the ports;
 stop() ends the session: every live order expires, ITCH/OUCH end-of-day, MoldUDP64 end of
@@ -24,11 +28,12 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from mm_core.protocol import ouch, soupbintcp
 from mm_core.protocol.errors import BadField, ProtocolError
 from mm_core.venue import matching as m
-from mm_core.venue import restart, wire
+from mm_core.venue import regsho, restart, sessiontime, wire
 from mm_core.venue.config import User, VenueConfig
 from mm_core.venue.errors import SessionLogError, VenueStateError
 from mm_core.venue.flow import BackgroundFlow, apply
@@ -37,7 +42,6 @@ from mm_core.venue.session_log import SessionLog
 
 log = logging.getLogger("mm_core.venue")
 
-NS_PER_DAY = 86_400 * 1_000_000_000
 MAX_CONNECTIONS = 64
 OUT_HIGH_WATER = 1 << 18        # bytes queued to one client; the rest waits in its session log
 FLOW_ACTIONS_PER_TURN = 2000    # keeps the sockets served while flow catches up
@@ -46,6 +50,7 @@ END_DRAIN_STALL = 1.0           # s a client may take nothing at end of session 
 END_DRAIN_LIMIT = 5.0           # s for the whole end-of-session drain (stop() waits 10 s)
 MOLD_END_GRACE = 0.2            # s re-requests are still answered after End of Session (more
                                 # while they keep coming, within END_DRAIN_LIMIT)
+NOT_DISPLAYED = "N"             # OUCH display: the order never shows on ITCH
 CANNOT_PERSIST = frozenset({"fsync failed", "write failed"})   # stop reasons: no end of day
 FAILED_STOPS = CANNOT_PERSIST | {"error"}
 
@@ -80,11 +85,13 @@ class VenuePorts:
     session: str        # SoupBinTCP session
     log_dir: str
     itch_session: str   # MoldUDP64 session: the SoupBinTCP one, or a new name after a restart
+    session_date: str   # YYYY-MM-DD (New York): ITCH/OUCH stamps count from its midnight
 
     def as_dict(self) -> dict:
         return {"host": self.host, "ouch_port": self.ouch, "itch_port": self.itch,
                 "rerequest_port": self.rerequest, "session": self.session,
-                "log_dir": self.log_dir, "itch_session": self.itch_session}
+                "log_dir": self.log_dir, "itch_session": self.itch_session,
+                "session_date": self.session_date}
 
 
 class _Conn:
@@ -109,13 +116,17 @@ class _Conn:
 class Venue:
     """The embedded exchange. Thread-safe queries; all I/O happens on the venue's own thread."""
 
-    def __init__(self, config: VenueConfig, *, background_flow: bool = True) -> None:
+    def __init__(self, config: VenueConfig, *, background_flow: bool = True,
+                 clock: Callable[[], int] = time.time_ns) -> None:
+        """`clock`: UTC nanoseconds now, for the ITCH/OUCH stamps (tests pass another day's)."""
         self.config = config
+        self._clock = clock
         settings = config.venue
         self.session = settings.session or time.strftime("V%H%M%S", time.gmtime())
         self._background = background_flow
         self.engine = m.MatchingEngine(config.listings(), settings.max_shares)
         self.flow = BackgroundFlow(config, settings.seed) if background_flow else None
+        self._listing = {x.name: x for x in config.listings()}
         self._locate = {x.name: x.locate for x in config.listings()}
         self._users = {u.username: u for u in config.users}
         self._echo: dict[tuple[str, str], wire.Echo] = {}
@@ -147,6 +158,8 @@ class Venue:
         settings = self.config.venue
         log_dir = Path(settings.log_dir) if settings.log_dir else Path(
             tempfile.mkdtemp(prefix="mmaudit-venue-"))
+        if not settings.session:        # a generated name names no earlier session
+            self.session = restart.unused_name(log_dir, self.session)
         session_dir = log_dir / self.session
         try:
             session_dir.mkdir(parents=True, exist_ok=True)
@@ -170,7 +183,13 @@ class Venue:
         for user in self.config.users:
             self.logs[user.username] = SessionLog(session_dir / f"{user.username}.soup")
         self._report_cut_tails()
-        previous = self._carry_over(session_dir)
+        previous = {u: sl.messages() for u, sl in self.logs.items() if sl.next_sequence > 1}
+        restart.refuse_ended(session_dir, self.session, previous)     # before anything is written
+        self.session_date = sessiontime.session_date(session_dir, self._clock(), settings.duration)
+        self._midnight_ns = sessiontime.midnight_utc_ns(self.session_date)
+        self.rule201 = regsho.Rule201(log_dir, self.session_date,
+                                      {s.name: s.reference_price for s in self.config.symbols})
+        self._carry_over(session_dir, previous)
         host = settings.host
         try:
             self._open_sockets(host)
@@ -182,14 +201,13 @@ class Venue:
                                        store=self.mold_stores[self.itch_session], earlier=earlier)
         self.ports = VenuePorts(host, self._listener.getsockname()[1], settings.itch_port,
                                 self._rerequest.getsockname()[1], self.session, str(log_dir),
-                                self.itch_session)
+                                self.itch_session, self.session_date.isoformat())
         self._start_of_day(previous)
 
-    def _carry_over(self, session_dir: Path) -> dict[str, list[bytes]]:
-        """Pick this run's MoldUDP64 session and open the ITCH stores; on a restart, resume the
-        engine past what the session logs and the earlier MoldUDP64 sessions show was handed
-        out. Returns the logs' earlier messages by user."""
-        previous = {u: sl.messages() for u, sl in self.logs.items() if sl.next_sequence > 1}
+    def _carry_over(self, session_dir: Path, previous: dict[str, list[bytes]]) -> None:
+        """Pick this run's MoldUDP64 session and open the ITCH stores; on a restart (`previous`:
+        the logs' earlier messages by user), resume the engine past what the session logs and
+        the earlier MoldUDP64 sessions show was handed out."""
         self.itch_session = restart.mold_session(session_dir, self.session, bool(previous))
         self._open_mold_stores(session_dir)
         if previous:
@@ -203,7 +221,6 @@ class Venue:
                         "match numbers from %d, %d tokens used), market data is the new MoldUDP64 "
                         "session %s", self.session, next_ref, next_match, len(carried.tokens),
                         self.itch_session)
-        return previous
 
     def _open_mold_stores(self, session_dir: Path) -> None:
         """This run's ITCH store, and those of earlier runs still on disk (re-requests for their
@@ -479,9 +496,12 @@ class Venue:
                                 username, len(left_open))
             session_log.flush()
         self._itch(wire.itch_system_event(ts, "O"))
+        price_test = dict(self.rule201.start_of_day())
         for listing in self.engine.listings():
             for message in wire.itch_listing(ts, listing):
                 self._itch(message)
+            if listing.name in price_test:     # Reg SHO state after the trading action
+                self._itch(wire.itch_reg_sho(ts, listing, price_test[listing.name]))
         for code in "SQ":
             self._itch(wire.itch_system_event(ts, code))
         self.publisher.flush()
@@ -502,7 +522,8 @@ class Venue:
 
     # ------------------------------------------------------------------ events out
     def _stamp(self) -> int:
-        return time.time_ns() % NS_PER_DAY
+        """ITCH/OUCH timestamp now: ns since midnight US/Eastern of the session date."""
+        return self._clock() - self._midnight_ns
 
     def _itch(self, message: bytes) -> None:
         self.publisher.publish(message)
@@ -525,6 +546,10 @@ class Venue:
                 public = wire.itch_message(ev, ts, locate[ev.symbol])
                 if public is not None:
                     self._itch(public)
+                if (kind is m.Executed and ev.liquidity == m.LIQUIDITY_ADDED
+                        and self.rule201.on_trade(ev.symbol, ev.price)):   # one per trade
+                    self._itch(wire.itch_reg_sho(ts, self._listing[ev.symbol],
+                                                 regsho.INTRADAY_DROP))
             if kind in wire.BOOK_ONLY_EVENTS:
                 continue
             session_log = logs.get(ev.owner)
@@ -672,13 +697,15 @@ class Venue:
             fresh = wire.Echo(msg.display, msg.capacity, msg.intermarket_sweep,
                               msg.minimum_quantity, msg.cross_type)
             events = self.engine.enter(owner, msg.token, msg.stock, msg.side, msg.shares,
-                                       msg.price, msg.time_in_force, user.firm)
+                                       msg.price, msg.time_in_force, user.firm,
+                                       msg.display != NOT_DISPLAYED)
         elif isinstance(msg, ouch.ReplaceOrder):
             previous = self._echo.get((owner, msg.existing_token), wire.DEFAULT_ECHO)
             fresh = wire.Echo(msg.display, previous.capacity, msg.intermarket_sweep,
                               msg.minimum_quantity, previous.cross_type)
             events = self.engine.replace(owner, msg.existing_token, msg.replacement_token,
-                                         msg.shares, msg.price, msg.time_in_force)
+                                         msg.shares, msg.price, msg.time_in_force,
+                                         msg.display != NOT_DISPLAYED)
         elif isinstance(msg, ouch.CancelOrder):
             fresh = None
             events = self.engine.cancel(owner, msg.token, msg.shares)

@@ -173,3 +173,18 @@ def read_session_log(path: str | Path) -> list[bytes]:
         return log.messages()
     finally:
         log.close()
+
+
+def record_line(path: str | Path, line: str, what: str, exclusive: bool = False) -> None:
+    """Append one ASCII line to a small record file (created if missing; `exclusive`: it must
+    not exist yet) and fsync it; SessionLogError naming `what` when that fails."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_APPEND)
+    try:
+        fd = os.open(path, flags, 0o644)
+        try:
+            os.write(fd, f"{line}\n".encode("ascii"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise SessionLogError(f"cannot record {what} in {path}: {exc.strerror or exc}") from exc

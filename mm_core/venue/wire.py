@@ -64,6 +64,11 @@ def itch_message(ev: m.Event, ts_ns: int, locate: int) -> bytes | None:
         return itch.encode(itch.AddOrder(locate, 0, ts_ns, ev.ref, ev.side, ev.shares, ev.symbol,
                                          ev.price))
     if isinstance(ev, m.Executed) and ev.liquidity == m.LIQUIDITY_ADDED:
+        if not ev.displayed:
+            # Trade (non-cross): the resting order never showed, so neither does its reference
+            # (NASDAQ sends 0); the side is the resting order's
+            return itch.encode(itch.Trade(locate, 0, ts_ns, 0, ev.side, ev.shares, ev.symbol,
+                                          ev.price, ev.match))
         return itch.encode(itch.OrderExecuted(locate, 0, ts_ns, ev.ref, ev.shares, ev.match))
     if isinstance(ev, m.BookCancel):
         if ev.delete:
@@ -84,6 +89,11 @@ def itch_listing(ts_ns: int, listing: m.Listing) -> list[bytes]:
         "N", 0, "N")
     action = itch.StockTradingAction(listing.locate, 0, ts_ns, listing.name, "T", " ", "")
     return [itch.encode(directory), itch.encode(action)]
+
+
+def itch_reg_sho(ts_ns: int, listing: m.Listing, action: str) -> bytes:
+    """ITCH Reg SHO Short Sale Price Test Restricted Indicator ('Y') for one symbol."""
+    return itch.encode(itch.RegShoRestriction(listing.locate, 0, ts_ns, listing.name, action))
 
 
 def open_orders(payloads: list[bytes]) -> dict[str, int]:

@@ -19,7 +19,7 @@ import time
 import zlib
 
 from journal import Journal
-from journal.catalogue import RecordType, unpack
+from journal.catalogue import RecordType, TsSource, unpack
 from mm_core.config import EngineConfig, Symbols, symbols_from_toml
 from mm_core.engine import Engine
 from mm_core.oms import TERMINAL
@@ -28,6 +28,7 @@ from mm_core.risk import Limits, RiskGateway
 from mm_core.risk.limits import EXAMPLE_TOML
 from mm_core.runner import Runner, RunnerSettings
 from mm_core.venue.config import DEFAULT_PATH
+from recovery.codecheck import session_start
 
 HOOK_ENV = "MMAUDIT_DRILL_HOOK"
 # Kill points the hooks can hold the process at (the n-th occurrence after the runner started):
@@ -160,7 +161,8 @@ def _recover(args, reporter: Reporter) -> Engine:
     settings = RecoverySettings(journal=args.journal, config=config, symbols=symbols,
                                 limits_text=limits_text, venue=("127.0.0.1", args.ouch),
                                 username=USER, password=PASSWORD, timeout=args.timeout,
-                                quiet=args.quiet, snapshots=args.snapshots)
+                                quiet=args.quiet, snapshots=args.snapshots,
+                                accept_code_change=args.accept_code_change)
     result = recover(settings)
     found = result.rounds[0].discrepancies if result.rounds else []
     left = result.rounds[-1].discrepancies if result.rounds else []
@@ -193,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--snapshots", default=None, help="engine snapshots kept by a standby replayer")
     p.add_argument("--timeout", type=float, default=5.0)
     p.add_argument("--quiet", type=float, default=0.1)
+    p.add_argument("--accept-code-change", action="store_true",
+                   help="recover a journal other code wrote (the change is journaled)")
     args = p.parse_args(argv)
     hook, _, nth = os.environ.get(HOOK_ENV, "").partition(":")
     if hook and hook not in HOOKS:
@@ -201,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     engine = _recover(args, reporter) if args.recover else new_engine()
     journal = AckingJournal(Journal(args.journal, segment_size=args.segment_size), reporter, hook,
                             int(nth or 0))
+    if not args.recover:       # a new session: it names the code it runs (recovery checks it)
+        journal.append(RecordType.SESSION_START, session_start(profile=PROFILE.encode()),
+                       ts_ns=time.clock_gettime_ns(time.CLOCK_REALTIME), ts_source=int(TsSource.USER))
     deadline = time.monotonic() + args.seconds
     stop = threading.Event()
     if args.stop_file:

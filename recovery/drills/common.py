@@ -224,7 +224,8 @@ class EngineProcess:
 
 def engine_args(journal: str, venue: DrillVenue, *, recover_first: bool, segment_size: int,
                 seconds: float, snapshots: str | None = None, rerequest: int | None = None,
-                ouch: int | None = None, reconnects: int = 0, stop_file: str | None = None) -> list[str]:
+                ouch: int | None = None, reconnects: int = 0, stop_file: str | None = None,
+                accept_code_change: bool = False) -> list[str]:
     args = ["--journal", journal, "--ouch", str(ouch or venue.ports.ouch), "--itch", str(venue.itch_port),
             "--rerequest", str(rerequest or venue.ports.rerequest), "--segment-size", str(segment_size),
             "--seconds", str(seconds), "--reconnects", str(reconnects)]
@@ -232,6 +233,8 @@ def engine_args(journal: str, venue: DrillVenue, *, recover_first: bool, segment
         args += ["--snapshots", snapshots]
     if stop_file:
         args += ["--stop-file", stop_file]
+    if accept_code_change:
+        args += ["--accept-code-change"]
     return args + (["--recover"] if recover_first else [])
 
 

@@ -28,6 +28,7 @@ from recovery.drills.common import (
     format_table, journal_result, lost_acks,
 )
 from journal.scratch import scratch_dir
+from recovery.codecheck import CodeCheck
 from recovery.reconcile import venue_view
 from recovery.recover import RecoverySettings, recover
 from recovery.replay import replay_journal
@@ -49,6 +50,7 @@ class CrashSettings:
     segment_size: int = 1 << 16       # small, so segment rolls happen during the drill
     snapshot_every: int = 500         # the standby replayer's snapshot interval (0: none)
     cold_start: bool = False          # restart as a new interpreter instead of a warm spare's fork
+    accept_code_change: bool = False  # recover a given journal other code wrote (journaled)
 
 
 @dataclass
@@ -153,7 +155,7 @@ class _CrashDrill:
         hook = f"{point}:{nth}" if point != RANDOM else ""
         args = engine_args(self.journal, self.venue, recover_first=recover_first,
                            segment_size=self.settings.segment_size, seconds=WAIT_S * 2,
-                           snapshots=self.snapshots)
+                           snapshots=self.snapshots, accept_code_change=self.settings.accept_code_change)
         return EngineProcess(args, self.workdir, hook, self.spare)
 
     def kill_as_planned(self, proc: EngineProcess, point: str, delay: float, run: CrashRun) -> None:
@@ -210,7 +212,8 @@ class _CrashDrill:
     def _standby_pass(self) -> None:
         try:
             replay_journal(self.journal, proc_main.new_engine(), snapshots=self.snapshots,
-                           snapshot_every=self.settings.snapshot_every)
+                           snapshot_every=self.settings.snapshot_every,
+                           code=CodeCheck(self.settings.accept_code_change))
         except Exception as exc:      # noqa: BLE001 — reported by standby_done in the drill's thread
             self._standby_error = exc
 
@@ -276,7 +279,8 @@ class _CrashDrill:
         result = recover(RecoverySettings(journal=self.journal, config=config, symbols=symbols,
                                           limits_text=limits_text, venue=("127.0.0.1", self.venue.ports.ouch),
                                           username=USER, password=proc_main.PASSWORD, quiet=0.1,
-                                          snapshots=self.snapshots))
+                                          snapshots=self.snapshots,
+                                          accept_code_change=self.settings.accept_code_change))
         report.final_reconciled = result.reconciled
         report.final_lost = lost_acks(self.journal, acked)
         state = proc_main.engine_state(result.engine)

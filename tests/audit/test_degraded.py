@@ -5,7 +5,9 @@ is bounded by what was measured: |offset now| + the largest jump since the clock
 ½ root delay) + the GM's accuracy (+ the system clock's term, measured now). Only from a
 measurement: no path delay, unknown GM accuracy, an unlocked phc2sys or rising timeouts stay
 FREERUN with no bound, and so does a verifier only starting or meeting a new GM (no jump caused
-its settling: it waits for its steady samples)."""
+its settling: it waits for its steady samples). A plain client after a jump is DEGRADED by the
+same bound (tests/audit/test_plain_jump.py) and takes the same paths: journal, monitor,
+Prometheus, replay and the RTS 25 report."""
 from dataclasses import replace
 
 import pytest
@@ -133,14 +135,22 @@ def test_holdover_after_a_degraded_sample_widens_its_measured_bound():
     assert h.error_bound_ns == d.error_bound_ns + 20_000
 
 
-def test_a_plain_client_is_unchanged_locked_on_a_jump():
-    tr = HealthTracker(HealthConfig(asymmetry_budget_ns=0))
-    tr.update(obs(0, master_offset_ns=-800))
-    s = tr.update(obs(1, master_offset_ns=70_000))
-    assert s.state == ClockState.LOCKED and s.error_bound_ns == 70_000 + ACC
+def plain(**kw) -> HealthTracker:
+    return HealthTracker(HealthConfig(**{"stable_samples": 3, "max_offset_step_ns": 50_000,
+                                         "asymmetry_budget_ns": 1_000, **kw}))
 
 
-def test_degraded_goes_to_the_journal_the_monitor_prometheus_and_replay():
+def slave(t_s: float, offset: int, **kw):
+    return obs(t_s, master_offset_ns=offset, **kw)
+
+
+# (tracker, observation) of a verifier and of a plain client (test_plain_jump): the same paths
+KINDS = pytest.mark.parametrize("make_tracker,make_obs", [(verifier, uncal), (plain, slave)],
+                                ids=["verifier", "plain"])
+
+
+@KINDS
+def test_degraded_goes_to_the_journal_the_monitor_prometheus_and_replay(make_tracker, make_obs):
     records = []
 
     class Journal:
@@ -149,7 +159,7 @@ def test_degraded_goes_to_the_journal_the_monitor_prometheus_and_replay():
             return len(records)
 
     offsets = iter([-800, -700, -900, 60_000])
-    monitor = ClockMonitor(lambda: uncal(len(records), next(offsets)), verifier(), journal=Journal())
+    monitor = ClockMonitor(lambda: make_obs(len(records), next(offsets)), make_tracker(), journal=Journal())
     for _ in range(4):
         sample = monitor.sample_once()
     assert monitor.state == ClockState.DEGRADED
@@ -158,7 +168,7 @@ def test_degraded_goes_to_the_journal_the_monitor_prometheus_and_replay():
     rtype, payload, ts_ns, clock_state = records[-1]
     row = unpack(RecordType.CLOCK_SAMPLE, payload)
     assert clock_state == int(row["state"]) == int(ClockState.DEGRADED) == 4
-    assert int(row["error_bound_ns"]) == sample.error_bound_ns > 0
+    assert int(row["error_bound_ns"]) == sample.error_bound_ns == 60_000 + 60_900 + DELAY + ACC
     assert "mmaudit_clock_state 4" in exposition(sample)
 
     class Rec:
@@ -182,15 +192,18 @@ def test_judge_treats_degraded_by_its_bound_like_locked():
     assert not judge(none, PROFILES["us-cat"], cfg).compliant
 
 
-def test_the_rts25_report_judges_degraded_samples_by_their_bound(tmp_path):
+@KINDS
+def test_the_rts25_report_judges_degraded_samples_by_their_bound(tmp_path, make_tracker, make_obs):
     from reports.run import run
     from tests.reports.conftest import read
     from tests.reports.journal_builder import FIXTURE_REFDATA, DayBuilder
     from tests.reports.test_clock_traceability import _sample
 
-    tr = verifier()
-    t = steady(tr)
-    degraded = tr.update(uncal(t, 60_000))
+    tr = make_tracker()
+    for t, o in enumerate((-800, -700, -900)):
+        tr.update(make_obs(t, o))
+    degraded = tr.update(make_obs(3, 60_000))
+    assert degraded.state == ClockState.DEGRADED
     b = DayBuilder()
     _sample(b)
     b.enter("A", 1, "B", 1_500_000, 100)

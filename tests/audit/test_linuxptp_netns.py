@@ -2,6 +2,7 @@
 namespaces joined by a veth pair (software timestamping, layer 2, free_running 1 on both, so the
 machine's clock is never adjusted). One lab per module; each test brings it to the state it needs.
 """
+import contextlib
 import time
 
 import pytest
@@ -21,8 +22,10 @@ pytestmark = pytest.mark.netns
 ASYMMETRY_NS = 300_000       # shifts the measured offset by ~300 us: past eu-hft, inside eu-algo
 
 
-@pytest.fixture(scope="module")
-def lab():
+@contextlib.contextmanager
+def created_lab():
+    """A created PtpLab, closed on the way out; the test is skipped where the machine cannot
+    create network namespaces."""
     lab = PtpLab()
     try:
         lab.create()
@@ -33,6 +36,12 @@ def lab():
         yield lab
     finally:
         lab.close()
+
+
+@pytest.fixture(scope="module")
+def lab():
+    with created_lab() as lab:
+        yield lab
 
 
 def _tracker(**kw) -> HealthTracker:

@@ -150,3 +150,33 @@ def test_software_timestamping_measures_no_phc():
                                           ingress_time_ns=time.clock_gettime_ns(time.CLOCK_REALTIME))))()
     assert not obs.system_offset_needed and obs.system_offset_ns is None
     assert HealthTracker().update(obs).state == ClockState.LOCKED
+
+
+def test_ptp4l_log_lines_since_the_last_sample_give_the_excursion_and_servo_state(tmp_path):
+    ingress = time.clock_gettime_ns(time.CLOCK_REALTIME)
+    log = tmp_path / "ptp4l.log"
+
+    def line(offset: int, state: int, ago_s: float = 0.0) -> str:   # stamped like ptp4l -m
+        mono = time.clock_gettime(time.CLOCK_MONOTONIC) - ago_s
+        return f"ptp4l[{mono:.3f}]: master offset {offset:9d} s{state} freq   -2961 path delay       741\n"
+
+    # a long-running ptp4l's history (a step an hour ago) is not news to the first sample
+    log.write_text(line(5_000_000, 1, ago_s=3600) + line(-12, 2, ago_s=1))
+    sampler = PmcSampler(CannedClient(replace(GOOD, ingress_time_ns=ingress)), ptp4l_log=str(log))
+    first = sampler()
+    assert (first.servo_excursion_ns, first.servo_unlocked) == (12, False)
+    with log.open("a") as fh:                # a step between two pmc runs: s0, s1, back to s2
+        fh.write(line(1_000_400, 0) + line(999_800, 1)
+                 + "phc2sys[100.300]: CLOCK_REALTIME phc offset  5000000 s0 freq +0 delay 500\n"
+                 + line(-300, 2) + "ptp4l: master offset     -400 s2 freq   -2900 path delay       741\n")
+    second = sampler()
+    assert (second.servo_excursion_ns, second.servo_unlocked) == (1_000_400, True)
+    with log.open("a") as fh:                # summaries (Sync faster than summary_interval): max
+        mono = time.clock_gettime(time.CLOCK_MONOTONIC)
+        fh.write(f"ptp4l[{mono:.3f}]: rms  906 max 61618 freq   +145 +/- 800 delay  1811 +/- 258\n")
+    third = sampler()
+    assert (third.servo_excursion_ns, third.servo_unlocked) == (61_618, False)
+    fourth = sampler()                       # nothing new logged: nothing claimed
+    assert (fourth.servo_excursion_ns, fourth.servo_unlocked) == (None, False)
+    tracker = HealthTracker()
+    assert [tracker.update(o).state for o in (first, second)] == [ClockState.LOCKED, ClockState.DEGRADED]

@@ -226,12 +226,12 @@ def test_under_the_restriction_a_short_hedge_sell_is_not_sent_and_a_long_one_is(
     assert wire_side(hedge) == "S" and hedge.intent.price <= engine._nbb(ACME)
 
 
-def long_in_bolt(acme: str = "flat"):
+def long_in_bolt(acme: str = "flat", compiled: bool = True):
     """ACME and BOLT quoted, then BOLT long past the hedge trigger (the hedger sells ACME). ACME:
     "flat"; "ask-long": long 200 with our ask re-entered marked long; "long": our bid hit again
     and again, long far more than any hedge sells."""
     cfg = EngineConfig(guard=QUIET_GUARD)
-    engine, venue, feed = engine_on(config=cfg), Venue(), Feed()
+    engine, venue, feed = engine_on(compiled, cfg), Venue(), Feed()
     acme_book, _ = two_sided(feed, ACME, 999_900, 1_000_100)
     bolt, _ = two_sided(feed, BOLT, 504_950, 505_050, tick=50)
     now = 2 * S

@@ -12,6 +12,7 @@ from mm_core.engine import Engine
 from mm_core.events import (
     ClockSample, JournalHealth, JournalNote, MarketData, Reconciled, SendOrder, Timer, VenueMessage,
 )
+from recovery.codecheck import session_start
 from recovery.recover import RecoverySettings
 from tests.mm_core.wire import ACME, BOLT, CHIP, LIMITS_TEXT, MS, S, Feed, Venue, make_engine, md, simulate
 
@@ -26,6 +27,8 @@ class RunnerLike:
         self.inputs = 0
 
     def start(self, now: int) -> None:
+        # the session's first record names the code (as mm_core.session's SESSION_START does)
+        self.journal.append(RecordType.SESSION_START, session_start(), ts_ns=now, ts_source=int(TsSource.USER))
         # what the runner feeds without a record: the journal is healthy, a fresh session
         self.act(self.engine.on_event(JournalHealth(now, True)), now)
         self.act(self.engine.on_event(Reconciled(now, True)), now)

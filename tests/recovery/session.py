@@ -11,10 +11,11 @@ import time
 
 from audit.health import ClockSample as HealthSample, Verdict
 from journal import Journal
-from journal.catalogue import ClockState
+from journal.catalogue import ClockState, RecordType, TsSource
 from mm_core.config import EngineConfig
 from mm_core.engine import Engine
 from mm_core.runner import Runner, RunnerSettings
+from recovery.codecheck import session_start
 from recovery.recover import RecoverySettings
 from tests.mm_core.wire import LIMITS_TEXT, SYMBOLS, gateway
 
@@ -45,6 +46,8 @@ def run(journal: str, ouch_port: int, itch_port: int, rerequest_port: int, secon
     settings = RunnerSettings(itch_port=itch_port, ouch_port=ouch_port, rerequest_port=rerequest_port)
     engine = Engine(CONFIG, SYMBOLS, gateway())
     with Journal(journal) as j:
+        j.append(RecordType.SESSION_START, session_start(), ts_ns=time.clock_gettime_ns(time.CLOCK_REALTIME),
+                 ts_source=int(TsSource.USER))
         report = Runner(engine, j, settings, LockedClock()).run(seconds)
     return report, engine
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from journal.catalogue import ClockState, RecordType, TsSource, pack, pack_json
 from mm_core.protocol import itch, moldudp64, ouch, soupbintcp
+from mm_core.venue import sessiontime
 
 TAI_MINUS_UTC = 37
 NS = 1_000_000_000
@@ -46,6 +47,7 @@ class DayBuilder:
                  clock_state: ClockState = ClockState.LOCKED):
         start = dt.datetime(day.year, day.month, day.day, *start_hms, tzinfo=dt.timezone.utc)
         self.now = int(start.timestamp()) * NS       # UTC ns
+        self.session_date = sessiontime.eastern_date(self.now)
         self.records: list[Rec] = []
         self.ledger = Ledger()
         self.state = clock_state
@@ -57,7 +59,8 @@ class DayBuilder:
         self.now += ns
 
     def _venue_ts(self) -> int:
-        return self.now % (86_400 * NS)      # OUCH: ns since midnight
+        """OUCH/ITCH: ns since midnight US/Eastern of the day the journal starts (the venue's)."""
+        return sessiontime.stamp(self.now, self.session_date)
 
     def _add(self, rtype, payload, source=TsSource.USER, ts=None) -> None:
         ts = self.now if ts is None else ts

@@ -17,6 +17,7 @@ from mm_core.venue import restart
 from mm_core.venue.errors import SessionLogError
 from mm_core.venue.server import Venue
 from tests.venue.test_log_tail import SESSION, start_process
+from tests.venue.test_session_ended import unend
 
 
 def login(ports: dict, user: str, password: str, sequence: int = 1) -> SoupClient:
@@ -83,6 +84,7 @@ def test_each_restart_gets_its_own_mold_session_and_rerequests_follow_it(tmp_pat
                     rx.run((venue.ports.host, venue.ports.rerequest),
                            lambda r: any(isinstance(x, itch.AddOrder) for x in r.decoded()), 5.0)
                 assert rx.tracker.session == venue.ports.itch_session and rx.gaps
+        unend(Path(logs) / SESSION)                     # a crash, not an end of day: it restarts
     assert names[0] == SESSION and len(set(names)) == 3
     assert all(len(n) <= moldudp64.SESSION_WIDTH for n in names)
 
