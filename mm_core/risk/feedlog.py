@@ -143,4 +143,5 @@ class FeedLog:
                 applied = True
         if applied:
             acct = self._acct
-            gw._gross, gw._net, gw._pnl_peak = acct[lib.FFD_A_GROSS], acct[lib.FFD_A_NET], acct[lib.FFD_A_PEAK]
+            gw._gross, gw._net = acct[lib.FFD_A_GROSS], acct[lib.FFD_A_NET]
+            gw._pnl_peak = acct[lib.FFD_A_PEAK]
