@@ -43,8 +43,9 @@ static int ffd_reprice_due(const int64_t *a, const int64_t *r, double reprice_mo
 
 uint32_t ffd_apply(int64_t *acct, int64_t *table, uint32_t n_table, double reprice_move,
                    const uint32_t *sym, const double *fair, const int64_t *ns, uint32_t from,
-                   uint32_t count) {
+                   uint32_t count, uint32_t *revalue) {
     uint32_t k = from;
+    *revalue = 0;
     for (; k < count; k++) {
         uint32_t s = sym[k];
         if (s >= n_table)
@@ -54,7 +55,8 @@ uint32_t ffd_apply(int64_t *acct, int64_t *table, uint32_t n_table, double repri
         if (r[FFD_READY] != 1 || !(f > 0.0 && f < FFD_FAIR_MAX))     /* NaN, inf, <= 0, too large */
             return k;
         int64_t price = (int64_t)rint(f), now = ns[k], reference = r[FFD_FEED_REFERENCE];
-        if (r[FFD_UNDERLYING] && ffd_reprice_due(acct, r, reprice_move, price, now) != 0)
+        int due = r[FFD_UNDERLYING] ? ffd_reprice_due(acct, r, reprice_move, price, now) : 0;
+        if (due < 0)
             return k;
         int64_t bands[3] = {r[FFD_FAIR_BAND], r[FFD_REFERENCE_BAND], r[FFD_DRIFT_BAND]};
         int moved = price != r[FFD_FAIR] || reference != r[FFD_REFERENCE];
@@ -89,6 +91,10 @@ uint32_t ffd_apply(int64_t *acct, int64_t *table, uint32_t n_table, double repri
         acct[FFD_A_NET] = net;
         if (pnl > acct[FFD_A_PEAK])
             acct[FFD_A_PEAK] = pnl;
+        if (due) {                      /* the caller revalues the group now, then goes on */
+            *revalue = 1;
+            return k + 1;
+        }
     }
     return k;
 }

@@ -13,9 +13,11 @@
  *
  * A feed is not applied, and the call returns its index, when the Python must take it: its row is
  * not ready (unknown or stale symbol, values the C does not hold exactly), the fair value is not a
- * finite number in (0, 2^52), an option group's revaluation is due on it (the underlying moved
- * REPRICE_MOVE or REPRICE_NS passed since the group was last priced) or any integer step would
- * leave int64_t (CPython's integers do not overflow). Nothing of that feed is written.
+ * finite number in (0, 2^52), or any integer step would leave int64_t (CPython's integers do not
+ * overflow). Nothing of that feed is written. A feed of an option group's underlying on which the
+ * group's revaluation is due (it moved REPRICE_MOVE, or REPRICE_NS passed, since the group was
+ * last priced) is applied and ends the call: *revalue is set, and the caller revalues the group
+ * (RiskGateway._refresh_group, at that feed's time) before it calls again from the index returned.
  */
 #ifndef FASTFEED_H
 #define FASTFEED_H
@@ -61,7 +63,8 @@ enum ffd_account {
 
 /* Applies feeds from..count-1 in order (feed k: symbol sym[k] at fair value fair[k], time ns[k])
  * to `table` and `acct`; returns the index of the first feed it did not apply (count when it
- * applied all of them). */
+ * applied all of them), with *revalue 1 when it stopped after a feed that is due to revalue its
+ * group (the feed before the index returned), else 0. */
 uint32_t ffd_apply(int64_t *acct,                 /* in/out: [FFD_A_N] account slots */
                    int64_t *table,                /* in/out: [n_table * FFD_N] rows by symbol id */
                    uint32_t n_table,              /* rows in table */
@@ -70,7 +73,8 @@ uint32_t ffd_apply(int64_t *acct,                 /* in/out: [FFD_A_N] account s
                    const double *fair,            /* [count] their fair values */
                    const int64_t *ns,             /* [count] their times */
                    uint32_t from,                 /* the first feed to apply */
-                   uint32_t count);               /* one past the last feed */
+                   uint32_t count,                /* one past the last feed */
+                   uint32_t *revalue);            /* OUT: 1 when the last feed applied revalues */
 
 #ifdef __cplusplus
 }

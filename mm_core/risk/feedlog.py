@@ -4,7 +4,8 @@ Owns the C table the call reads and writes: each symbol of the log is copied fro
 _Symbol into its row before the call (one slice assignment) and back after it, so the per-feed
 work (time, price, collar bands, the mark and the P&L peak) is C's and only the log's few symbols
 cost Python work. A feed the C does not take (fastfeed.h says which) goes through
-RiskGateway.on_market, then the C goes on from the next one, so the gateway ends as on_market
+RiskGateway.on_market, and one the C applied that revalues its option group is followed by the
+gateway's _refresh_group, then the C goes on from the next one, so the gateway ends as on_market
 feed by feed leaves it. Holds no state between calls. Knows nothing of the engine: the log is
 three C arrays and a reference price per symbol.
 """
@@ -41,12 +42,13 @@ def _all_int(values) -> bool:
 class FeedLog:
     """Scratch space for RiskGateway.on_feed_log (pickled as a fresh, empty one)."""
 
-    __slots__ = ("_table", "_size", "_acct")
+    __slots__ = ("_table", "_size", "_acct", "_revalue")
 
     def __init__(self) -> None:
         self._table = None
         self._size = 0
         self._acct = ffi.new("int64_t[]", lib.FFD_A_N)
+        self._revalue = ffi.new("uint32_t *")
 
     def __reduce__(self):
         return FeedLog, ()
@@ -66,7 +68,7 @@ class FeedLog:
         if top > self._size:
             self._size = max(top, 2 * self._size)
             self._table = ffi.new("int64_t[]", self._size * _N)
-        table, acct = self._table, self._acct
+        table, acct, revalue = self._table, self._acct, self._revalue
         lim = gw._limits
         constants = (lim.collar_fair_bps, lim.collar_reference_bps, lim.collar_drift_bps, reprice_ns)
         if not (_all_int(constants) and min(constants) >= 0 and type(reprice_move) is float):
@@ -77,13 +79,29 @@ class FeedLog:
         while k < n:
             if not self._marks_in(gw):
                 return self._one_by_one(gw, k, n, symbols, fairs, times, references)
-            k = _apply(acct, table, self._size, reprice_move, symbols, fairs, times, k, n)
+            k = _apply(acct, table, self._size, reprice_move, symbols, fairs, times, k, n, revalue)
             self._write_back(gw, rows)
-            if k < n:               # the C did not take this one: on_market does, then its row again
+            if revalue[0]:          # feed k - 1 revalues its group (on_market's _reprice_group)
+                self._revalue_group(gw, symbols[k - 1], times[k - 1])
+            elif k < n:             # the C did not take this one: on_market does, then its row again
                 s = symbols[k]
                 gw.on_market(s, fairs[k], references[s], False, times[k])
                 rows[ids.index(s)] = self._fill(gw, s, references[s])
                 k += 1
+
+    def _revalue_group(self, gw, s: int, now_ns: int) -> None:
+        """The group of underlying s revalued at now_ns, as on_market's _reprice_group does after
+        the mark; its row then holds the new revaluation's price and time."""
+        group = gw._groups[gw._symbols[s].underlying_id]
+        gw._refresh_group(group, now_ns)
+        at = s * _N
+        try:
+            if type(group.priced_fair) is not int or type(group.priced_ns) is not int:
+                raise TypeError("priced")
+            self._table[at + lib.FFD_PRICED_FAIR:at + lib.FFD_PRICED_NS + 1] = (
+                group.priced_fair, group.priced_ns)
+        except (OverflowError, TypeError):      # its next feeds through on_market
+            self._table[at + lib.FFD_READY] = 0
 
     @staticmethod
     def _one_by_one(gw, k: int, n: int, symbols, fairs, times, references) -> None:

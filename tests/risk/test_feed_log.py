@@ -75,18 +75,20 @@ def test_marks_past_int64_go_through_python():
     assert abs(log._cash) > 2 ** 63
 
 
-def test_a_due_revaluation_goes_through_on_market(monkeypatch):
-    """The underlying's feeds revalue its group whenever it moved 1 bp or a second passed: each
-    such feed is on_market's, the ones between stay C's."""
+def test_a_due_revaluation_follows_its_feed(monkeypatch):
+    """The underlying's feeds revalue its group whenever it moved 1 bp or a second passed: the C
+    applies such a feed and stops, the group is revalued at its time, the C goes on; the same
+    revaluations, at the same feeds, as on_market feed by feed."""
     one, log = _gateway(), _gateway()
-    calls = []
-    on_market = gateway_module.RiskGateway.on_market
-    monkeypatch.setattr(gateway_module.RiskGateway, "on_market",
-                        lambda self, *a: calls.append(a[0]) or on_market(self, *a))
+    refreshed = []
+    refresh = gateway_module.RiskGateway._refresh_group
+    monkeypatch.setattr(gateway_module.RiskGateway, "_refresh_group", lambda self, group, at: (
+        refreshed.append((self is log, at)), refresh(self, group, at)))
     references = [FAIR] * 5
     feeds = [(1, FAIR + 10.0 * k, T0 + k * MS) for k in range(40)]     # 100 price4 = 1 bp: every 10th
     for s, fair, t in feeds:
-        on_market(one, s, fair, FAIR, False, t)
+        one.on_market(s, fair, FAIR, False, t)
     log.on_feed_log(len(feeds), *_log(feeds), references)
     assert _state(log) == _state(one)
-    assert 0 < len(calls) < len(feeds)
+    by_one = [at for mine, at in refreshed if not mine]
+    assert [at for mine, at in refreshed if mine] == by_one and 2 <= len(by_one) < len(feeds)
