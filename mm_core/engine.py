@@ -70,7 +70,8 @@ _SIG_QUIET, _SIG_REACT, _SIG_FEED = lib.FSIG_QUIET, lib.FSIG_REACT, lib.FSIG_FEE
 _react_from_c = lib.fsig_react_from
 _requote_may_act_c = lib.fsig_requote_may_act
 _MEMO_N, _SENT_N = lib.FSIG_M_N, lib.FSIG_S_N
-_STATE_OF = TradingState
+_S_PRICE4, _S_NS = lib.FSIG_S_PRICE4, lib.FSIG_S_NS
+_STATE_OF = {int(state): state for state in TradingState}.__getitem__   # TradingState(v), one dict lookup
 _on_packets_c = lib.fsig_on_packets
 _priced_c = lib.fsig_priced
 HOLD_BOTH = 2                   # hedge_hold of an instrument two pairs hedge in opposite ways
@@ -90,14 +91,15 @@ class PacketRun:
         # array.array converts a list of ints at a fraction of what ffi.new's initialiser costs;
         # the C arrays are views of these (kept alive with the packets' bytes)
         offsets = array("Q", [0, *accumulate(map(len, packets))])
-        stamps = array("q", [ev.now_ns for ev in events])
+        stamps = [ev.now_ns for ev in events]
+        self._latest = max(stamps) if stamps else None     # latest(), cheaper from the list
+        stamps = array("q", stamps)
         self._keep = (joined, offsets, stamps)
         self.buf = ffi.from_buffer("uint8_t[]", joined)
         self.off = ffi.from_buffer("uint64_t[]", offsets)
         self.ts = ffi.from_buffer("int64_t[]", stamps)
         self.done = ffi.new("uint32_t *")
         self.messages = ffi.new("uint64_t *")
-        self._latest = None
 
     @classmethod
     def over(cls, events, buf, off, ts, keep) -> "PacketRun":
@@ -342,6 +344,8 @@ class Engine:
             pkt.summary = self._summary = self.md.summary
             pkt.depth, pkt.decay = self.imb_levels, self.imb_decay
             self._pkt_own_version = None        # the own-quote table is rebuilt on first use
+            # each slot's reference price, for the gateway's feed log (_feeds_from_c)
+            self._references = [spec.reference_price if spec else 0 for spec in self.specs]
             rx = self._rx = ReactMirror(self)
             pkt.react = self._react_c = rx.r
             self._risk_to_react()
@@ -352,7 +356,8 @@ class Engine:
         del state["_bh"], state["_top"]
         if self.sig is not None:
             for name in ("mid2", "vol_q", "_sh", "_fair_out", "_priced_out", "_pkt", "_pkt_keep",
-                         "_pkt_own_version", "_rx", "_react_c", "_summary", "_risk_seen"):
+                         "_pkt_own_version", "_rx", "_react_c", "_summary", "_risk_seen",
+                         "_references"):
                 state.pop(name, None)
         state["urgent"] = None          # the shell's sink belongs to the process, not the state
         state.pop("_own", None)         # C arrays derived from the OMS: rebuilt on first use
@@ -611,10 +616,23 @@ class Engine:
             self._own_table()
 
     def on_packet_run(self, run: PacketRun, start: int) -> tuple[int, list[Action]]:
-        """run.events[start:] (MarketData only) as on_event would take them one by one, in one C
-        call (fsig_on_packets) while they end quiet: returns how many were taken (at least one)
+        """run.events[start:] (MarketData only) as on_event would take them one by one, in C
+        calls (fsig_on_packets) while they end quiet: returns how many were taken (at least one)
         and the actions of the last one taken (the ones before it had none). Replay's batch path:
-        the same state changes, counts and decisions as on_event for each."""
+        the same state changes, counts and decisions as on_event for each. A packet the C hands
+        back to Python (a markout due, a reaction that may act) whose work ends with no action
+        does not end the call: the run goes on from the next packet (the caller would only have
+        counted it, as it counts the quiet ones)."""
+        size = len(run.events)
+        taken = 0
+        while True:
+            step, actions = self._packet_run_step(run, start + taken)
+            taken += step
+            if actions or start + taken >= size:
+                return taken, actions
+
+    def _packet_run_step(self, run: PacketRun, start: int) -> tuple[int, list[Action]]:
+        """on_packet_run up to and including the first packet the C does not end quiet."""
         events = run.events
         md = self.md
         expected = md.fast_sequence() if self.sig is not None and not self.stale else None
@@ -675,13 +693,15 @@ class Engine:
         _feed_risk does for them (the book is not stale here; C already wrote the sent mirror)."""
         n = react.n_flog
         react.n_flog = 0
-        syms, fairs, times = self._rx.flog
-        syms, fairs, times = unpack(syms, n), unpack(fairs, n), unpack(times, n)
-        sent = self.risk_sent
-        for s, fair, now in zip(syms, fairs, times):
-            sent[s] = (int(fair + 0.5), False, now)
-        specs = self.specs
-        self.risk.on_markets(syms, fairs, [specs[s].reference_price for s in syms], times)
+        rx = self._rx
+        syms, fairs, times = rx.flog
+        # each symbol's last feed is the one risk_sent keeps: the sent mirror, which C wrote
+        # feed by feed as _feed_risk would (int(fair + 0.5), not stale, the packet's time)
+        sent, mirror = self.risk_sent, rx.sent
+        for s in dict.fromkeys(unpack(syms, n)):
+            b = s * _SENT_N
+            sent[s] = (mirror[b + _S_PRICE4], False, mirror[b + _S_NS])
+        self.risk.on_feed_log(n, syms, fairs, times, self._references)
 
     def _risk_if_moved(self) -> None:
         """_risk_to_react when the gateway's state or limits version moved: the multipliers and

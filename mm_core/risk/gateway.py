@@ -19,6 +19,7 @@ from journal.catalogue import Side
 from mm_core.risk.checks import CheckId, RiskDecision
 from mm_core.risk.errors import FaultsActive, LimitsError, RiskError
 from mm_core.risk.faults import LATCH_POLICY, Latch
+from mm_core.risk.feedlog import FeedLog
 from mm_core.risk.greekbatch import GroupPricer
 from mm_core.risk.greeks import OptionParams, UnitRisk, scenario_grid, underlying_risk, unit_risk
 from mm_core.risk.kill import KillOrder, KillScope, parse_scope, scope_matches
@@ -784,6 +785,17 @@ class RiskGateway:
             self._mark(sym)
             if sym.underlying_id in groups:
                 self._reprice_group(sym, now_ns)
+
+    def on_feed_log(self, n: int, symbols, fair_values, times, references) -> None:
+        """on_market(symbols[k], fair_values[k], references[symbols[k]], False, times[k]) for each
+        k below n, in order: the engine's replay hands over the feeds its batch path deferred as
+        C arrays (uint32_t, double, int64_t; `references` is indexed by symbol). The common case
+        is one C call over the log (mm_core.risk.feedlog); the rest goes through on_market. A
+        short log goes through on_markets: copying its symbols in and out would cost more."""
+        log = self.__dict__.get("_feed_log")
+        if log is None:
+            log = self._feed_log = FeedLog()
+        log.apply(self, n, symbols, fair_values, times, references, REPRICE_NS, REPRICE_MOVE)
 
     def on_fill(self, symbol_id: int, side: Side, qty: int, price: int, now_ns: int,
                 token: str = "") -> None:
