@@ -4,7 +4,9 @@ Owns the trigger (a trade 10% or more below the symbol's prior close, the [[symb
 reference_price: 10 * price <= 9 * close, in integers), how long it lasts (the rest of the day
 and the next trading day, taken as the next weekday: exchange holidays are not known here) and
 the record that carries it from one session to the next: `rule201.days` in the log directory,
-one "YYYY-MM-DD SYMBOL" line per trigger, fsynced before the ITCH 'Y' goes out. The ITCH 5.0 Reg
+one "YYYY-MM-DD SYMBOL" line per trigger, fsynced after the trade that caused it is durably
+written (a crash before that leaves no trigger for a trade that never happened) and before the
+ITCH 'Y' goes out. The ITCH 5.0 Reg
 SHO actions: '0' no price test in place, '1' in force after an intra-day price drop, '2' in
 force, remaining from the prior day (sent at start of day). Must not know about sockets or
 wire encodings.
@@ -45,6 +47,7 @@ class Rule201:
         triggered = _read(self.path)
         self.today = {s for d, s in triggered if d == day}
         self.carried = {s for d, s in triggered if d == previous_trading_day(day)}
+        self._unrecorded: list[str] = []
 
     def start_of_day(self) -> list[tuple[str, str]]:
         """(symbol, Reg SHO action) for every symbol: '1' when it fell earlier today (an earlier
@@ -53,14 +56,22 @@ class Rule201:
                  else NO_PRICE_TEST) for s in self.prior_close]
 
     def on_trade(self, symbol: str, price: int) -> bool:
-        """A trade printed: True when it starts the price test now (recorded before returning;
-        the caller publishes '1'). A symbol already triggered today is not triggered again."""
+        """A trade printed: True when it starts the price test now. A symbol already triggered
+        today is not triggered again. The trigger is recorded by record(), which the caller
+        runs once the trade is durably written and before it publishes '1'."""
         close = self.prior_close.get(symbol)
         if close is None or symbol in self.today or not triggers(price, close):
             return False
-        record_line(self.path, f"{self.day.isoformat()} {symbol}", "a Rule 201 trigger")
         self.today.add(symbol)
+        self._unrecorded.append(symbol)
         return True
+
+    def record(self) -> None:
+        """Record (fsync) the triggers on_trade reported since the last call."""
+        if self._unrecorded:
+            lines = "\n".join(f"{self.day.isoformat()} {s}" for s in self._unrecorded)
+            record_line(self.path, lines, "a Rule 201 trigger")
+            self._unrecorded.clear()
 
 
 def _read(path: Path) -> list[tuple[dt.date, str]]:

@@ -13,7 +13,9 @@ last messages it stored reached the wire. Numbering again from 1 under the old n
 like duplicates to every client (silently dropped, books frozen); a new name is a session change
 every client sees, and the new session's start of day rebuilds the books. The SoupBinTCP session
 itself goes on: its logs are durable. Only a session that did not end may go on: one whose end
-of day was published (ITCH End of Messages, OUCH End of Day) is refused (refuse_ended).
+of day is complete (OUCH End of Day in every session log, ITCH End of Messages stored) is
+refused; one killed during its end of day is started again to finish it
+(unfinished_end_of_day).
 Must not know about sockets or clocks.
 """
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, NoReturn
+from typing import Iterable
 
 from mm_core.protocol import itch, ouch
 from mm_core.protocol.errors import ProtocolError
@@ -54,13 +56,36 @@ def mold_session(session_dir: Path, session: str, restarted: bool) -> str:
     return name
 
 
-def refuse_ended(session_dir: Path, session: str, previous: dict[str, list[bytes]]) -> None:
-    """Raise SessionEndedError when session `session` already ended cleanly: a session log
-    (`previous`: its OUCH messages by user) ends with End of Day ('E'), or a MoldUDP64 store of
-    an earlier run ends with End of Messages ('C'). Called before anything is written."""
-    for user, payloads in previous.items():
-        if payloads and _is_event(payloads[-1], ouch.decode_outbound, "E"):
-            _ended(session, f"the session log of {user} ends with End of Day")
+def unfinished_end_of_day(session_dir: Path, session: str,
+                          previous: dict[str, list[bytes]]) -> list[str] | None:
+    """The users whose session log still needs its close-outs and End of Day when session
+    `session` began its end of day without finishing it (the venue was killed during it: the
+    restart finishes it); None when the end of day did not begin. It began when a session log
+    (`previous`: its OUCH messages by user) ends with End of Day ('E') or a MoldUDP64 store
+    ends with End of Messages ('C'). Raises SessionEndedError when it is complete: every
+    session log ends with 'E' and a store with 'C'. Called before anything is written."""
+    unfinished = [u for u, payloads in previous.items()
+                  if not _is_event(payloads[-1], ouch.decode_outbound, "E")]
+    ended_store = next((name for name, last in _store_tails(session_dir, session)
+                        if last is not None and _is_event(last, itch.decode, "C")), None)
+    if ended_store is not None and not unfinished:
+        raise SessionEndedError(f"session {session} ended cleanly (MoldUDP64 session "
+                                f"{ended_store} ends with End of Messages, every session log "
+                                f"with End of Day): it cannot start again; start a new session "
+                                f"under a new name")
+    began = ended_store is not None or len(unfinished) < len(previous)
+    return unfinished if began else None
+
+
+def has_written(session_dir: Path, session: str, previous: dict[str, list[bytes]]) -> bool:
+    """Whether an earlier run of session `session` wrote any message (a session log or a
+    MoldUDP64 store): a start that failed before its first message leaves nothing to go on."""
+    return bool(previous) or any(last is not None
+                                 for _, last in _store_tails(session_dir, session))
+
+
+def _store_tails(session_dir: Path, session: str):
+    """(name, last durable message or None) of each MoldUDP64 store on disk of the session."""
     for name in dict.fromkeys(_used_names(session_dir / MOLD_SESSIONS) + [session]):
         path = mold_store_path(session_dir, name)
         if not path.is_file():
@@ -70,8 +95,7 @@ def refuse_ended(session_dir: Path, session: str, previous: dict[str, list[bytes
             last = store.messages(store.durable_sequence, 1) if store.durable_sequence else []
         finally:
             store.close()
-        if last and _is_event(last[0], itch.decode, "C"):
-            _ended(session, f"MoldUDP64 session {name} ends with End of Messages")
+        yield name, (last[0] if last else None)
 
 
 def _is_event(raw: bytes, decode, code: str) -> bool:
@@ -82,11 +106,6 @@ def _is_event(raw: bytes, decode, code: str) -> bool:
         return decode(raw).event_code == code
     except ProtocolError:
         return False
-
-
-def _ended(session: str, why: str) -> NoReturn:
-    raise SessionEndedError(f"session {session} ended cleanly ({why}): it cannot start again; "
-                            f"start a new session under a new name")
 
 
 def earlier_mold_stores(session_dir: Path, current: str) -> dict[str, SessionLog]:

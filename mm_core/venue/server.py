@@ -146,6 +146,8 @@ class Venue:
         self._stop_requested = threading.Event()
         self._stopped = threading.Event()
         self._sel: selectors.DefaultSelector | None = None
+        self._unfinished: list[str] | None = None   # users whose end of day a restart finishes
+        self.day_over = False       # End of Day written: no order is taken any more
         self._syncer_stop = threading.Event()
         self.sync_error = ""
         self.write_error = ""
@@ -184,8 +186,12 @@ class Venue:
             self.logs[user.username] = SessionLog(session_dir / f"{user.username}.soup")
         self._report_cut_tails()
         previous = {u: sl.messages() for u, sl in self.logs.items() if sl.next_sequence > 1}
-        restart.refuse_ended(session_dir, self.session, previous)     # before anything is written
-        self.session_date = sessiontime.session_date(session_dir, self._clock(), settings.duration)
+        # before anything is written: refused when the session ended, finished when a crash
+        # interrupted its end of day
+        self._unfinished = restart.unfinished_end_of_day(session_dir, self.session, previous)
+        self.session_date = sessiontime.session_date(
+            session_dir, self._clock(), settings.duration,
+            restart.has_written(session_dir, self.session, previous))
         self._midnight_ns = sessiontime.midnight_utc_ns(self.session_date)
         self.rule201 = regsho.Rule201(log_dir, self.session_date,
                                       {s.name: s.reference_price for s in self.config.symbols})
@@ -483,6 +489,9 @@ class Venue:
         self._t0 = time.monotonic()
         self._last_itch_tx = self._t0
         ts = self._stamp()
+        if self._unfinished is not None:
+            self._finish_end_of_day(previous, ts)
+            return
         for username, session_log in self.logs.items():
             if username not in previous:
                 session_log.append(wire.ouch_system_event(ts, "S"))
@@ -506,19 +515,47 @@ class Venue:
             self._itch(wire.itch_system_event(ts, code))
         self.publisher.flush()
 
+    def _finish_end_of_day(self, previous: dict[str, list[bytes]], ts: int) -> None:
+        """A restart of a session killed during its end of day: the session logs without End of
+        Day get the close-outs of the orders they leave open (reason 'T', as at the end of day)
+        and End of Day, then ITCH end of day goes out in this run's MoldUDP64 session. The
+        venue then only lets clients log in to replay their logs: it takes no order."""
+        self.engine.close()
+        closeouts = {}
+        for username in self._unfinished:
+            left_open = wire.open_orders(previous[username])
+            closeouts[username] = [wire.close_out(token, shares, ts, m.CANCEL_TIMEOUT)
+                                   for token, shares in left_open.items()]
+            log.warning("%s: end of day interrupted by a crash, finished now (%d orders closed "
+                        "out)", username, len(left_open))
+        self._close_day(ts, closeouts)
+
     def _end_of_day(self) -> None:
-        if self.engine.open:
-            self._dispatch(self.engine.close())
-        ts = self._stamp()
-        for code in "MEC":
-            self._itch(wire.itch_system_event(ts, code))
+        if not self.day_over:
+            if self.engine.open:
+                self._dispatch(self.engine.close())
+            self._close_day(self._stamp(), dict.fromkeys(self.logs, []))
         self.publisher.end_of_session()
-        for session_log in self.logs.values():
-            session_log.append(wire.ouch_system_event(ts, "E"))
-            session_log.flush()
         self._drain_all()
         self._close_sockets()
         log.info("venue session %s ended (%s)", self.session, self.stop_reason)
+
+    def _close_day(self, ts: int, closeouts: dict[str, list[bytes]]) -> None:
+        """Write End of Day to the session logs in `closeouts` (user -> the OUCH messages to
+        write before it), then ITCH end of day. The logs are written and fsynced first: a crash
+        before ITCH End of Messages is stored leaves an end of day a restart can finish."""
+        for username, messages in closeouts.items():
+            session_log = self.logs[username]
+            for message in messages:
+                session_log.append(message)
+            session_log.append(wire.ouch_system_event(ts, "E"))
+        for session_log in self.logs.values():
+            session_log.flush()
+            session_log.sync()
+        self.day_over = True
+        for code in "MEC":
+            self._itch(wire.itch_system_event(ts, code))
+        self.publisher.flush()
 
     # ------------------------------------------------------------------ events out
     def _stamp(self) -> int:
@@ -536,6 +573,7 @@ class Venue:
             return
         ts = self._stamp()
         logs, locate = self.logs, self._locate
+        price_test: list[str] = []        # symbols whose Rule 201 test this trade starts
         for ev in events:
             kind = type(ev)
             if kind is m.Ignored:
@@ -548,8 +586,7 @@ class Venue:
                     self._itch(public)
                 if (kind is m.Executed and ev.liquidity == m.LIQUIDITY_ADDED
                         and self.rule201.on_trade(ev.symbol, ev.price)):   # one per trade
-                    self._itch(wire.itch_reg_sho(ts, self._listing[ev.symbol],
-                                                 regsho.INTRADAY_DROP))
+                    price_test.append(ev.symbol)
             if kind in wire.BOOK_ONLY_EVENTS:
                 continue
             session_log = logs.get(ev.owner)
@@ -565,6 +602,19 @@ class Venue:
                                               for x in events)
             private = wire.ouch_message(ev, ts, self._echo.get(key, wire.DEFAULT_ECHO), live)
             session_log.append(private)
+        if price_test:
+            self._price_test_on(price_test, ts)
+
+    def _price_test_on(self, symbols: list[str], ts: int) -> None:
+        """Rule 201 starts for `symbols`: the trades that started it (ITCH prints and OUCH
+        executions) are written and fsynced, then the triggers recorded, then ITCH 'Y' '1' goes
+        out. Once per symbol a day: off the hot path."""
+        for store in (self.mold_stores[self.itch_session], *self.logs.values()):
+            store.flush()
+            store.sync()
+        self.rule201.record()
+        for symbol in symbols:
+            self._itch(wire.itch_reg_sho(ts, self._listing[symbol], regsho.INTRADAY_DROP))
 
     def _publish_and_pump(self, now: float) -> None:
         if self.publisher.flush():
@@ -690,6 +740,10 @@ class Venue:
             _debug(conn, f"rejected: {exc}")
             return
         owner = user.username
+        if self.day_over:              # nothing may follow End of Day in the session log
+            self._protocol_error(conn, f"{type(msg).__name__} after End of Day")
+            _debug(conn, "rejected: the session's day is over")
+            return
         if isinstance(msg, ouch.EnterOrder):
             if msg.firm and msg.firm != user.firm:
                 self._dispatch(self.engine.reject(owner, msg.token, m.REJECT_FIRM))

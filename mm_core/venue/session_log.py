@@ -11,6 +11,7 @@ bytes went. Must not know about sockets, OUCH fields or clocks.
 """
 from __future__ import annotations
 
+import logging
 import os
 import struct
 import zlib
@@ -18,6 +19,8 @@ from array import array
 from pathlib import Path
 
 from mm_core.venue.errors import SessionLogError
+
+log = logging.getLogger("mm_core.venue")
 
 _CRC = struct.Struct(">I")
 _READ_CHUNK = 1 << 16
@@ -175,16 +178,32 @@ def read_session_log(path: str | Path) -> list[bytes]:
         log.close()
 
 
-def record_line(path: str | Path, line: str, what: str, exclusive: bool = False) -> None:
+def record_line(path: str | Path, line: str, what: str, exclusive: bool = False) -> int:
     """Append one ASCII line to a small record file (created if missing; `exclusive`: it must
-    not exist yet) and fsync it; SessionLogError naming `what` when that fails."""
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_APPEND)
+    not exist yet) and fsync it; SessionLogError naming `what` when that fails. A torn last
+    line (a crash during an earlier append) is cut back to the last newline first, so the new
+    line never merges with it: returns how many bytes were cut."""
+    flags = os.O_RDWR | os.O_CREAT | (os.O_EXCL if exclusive else os.O_APPEND)
     try:
         fd = os.open(path, flags, 0o644)
         try:
+            cut = _cut_torn_line(fd)
+            if cut:
+                log.warning("%s: a torn last line of %d bytes was cut", path, cut)
             os.write(fd, f"{line}\n".encode("ascii"))
             os.fsync(fd)
         finally:
             os.close(fd)
     except OSError as exc:
         raise SessionLogError(f"cannot record {what} in {path}: {exc.strerror or exc}") from exc
+    return cut
+
+
+def _cut_torn_line(fd: int) -> int:
+    """Truncate a record file after its last newline; returns the bytes cut."""
+    size = os.fstat(fd).st_size
+    if not size or os.pread(fd, 1, size - 1) == b"\n":
+        return 0
+    keep = os.pread(fd, size, 0).rfind(b"\n") + 1
+    os.ftruncate(fd, keep)
+    return size - keep

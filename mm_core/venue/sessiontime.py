@@ -6,7 +6,8 @@ EDT). A stamp is the time elapsed since that midnight: on the two days a year th
 differs from the New York time of day after 02:00, but it only grows and converts back exactly
 (`to_utc_ns`). The session date is the New York date when the session first started, recorded
 once (fsynced) as `session.date` in the session directory, so that a restart after a crash counts
-from the same midnight. Pure but for that record; must not know about sockets.
+from the same midnight; it is trusted only once the session has written a message (a start that
+failed before that, e.g. on a busy port, dates nothing). Pure but for that record; must not know about sockets.
 """
 from __future__ import annotations
 
@@ -46,18 +47,27 @@ def to_utc_ns(ts: int, day: dt.date) -> int:
     return midnight_utc_ns(day) + ts
 
 
-def session_date(session_dir: Path, now_ns: int, duration_s: float) -> dt.date:
-    """The session's date: the recorded one, else today's in New York (recorded now). Raises
-    VenueStateError when a run of `duration_s` seconds from `now_ns` would stamp outside ITCH's
-    range from that date (a session taken up days after its date, or a clock before it)."""
+def session_date(session_dir: Path, now_ns: int, duration_s: float, written: bool) -> dt.date:
+    """The session's date: the recorded one when the session has `written` a message, else
+    today's in New York (recorded now, replacing one a start that failed before its first
+    message left). Raises VenueStateError when a run of `duration_s` seconds from `now_ns`
+    would stamp outside ITCH's range from that date (a session taken up days after its date,
+    or a clock before it)."""
     path = session_dir / DATE_FILE
     try:
-        day = dt.date.fromisoformat(path.read_text("ascii").strip())
+        day = dt.date.fromisoformat(path.read_text("ascii").strip()) if written else None
     except FileNotFoundError:
-        day = eastern_date(now_ns)
-        record_line(path, day.isoformat(), "the session date", exclusive=True)
+        day = None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise SessionLogError(f"cannot read the session date in {path}: {exc}") from exc
+    if day is None:
+        day = eastern_date(now_ns)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise SessionLogError(f"cannot replace the session date in {path}: "
+                                  f"{exc.strerror or exc}") from exc
+        record_line(path, day.isoformat(), "the session date", exclusive=True)
     first = stamp(now_ns, day)
     if first < 0 or first + int(duration_s * NS_PER_S) > MAX_STAMP:
         raise VenueStateError(f"session {session_dir.name} is dated {day} (New York): a run from "

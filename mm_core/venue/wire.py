@@ -125,6 +125,7 @@ def open_orders(payloads: list[bytes]) -> dict[str, int]:
     return live
 
 
-def close_out(token: str, shares: int, ts_ns: int) -> bytes:
-    """OUCH Canceled (reason 'Z', system) for an order a restarted venue no longer holds."""
-    return ouch.encode(ouch.Canceled(ts_ns, token, shares, m.CANCEL_SYSTEM))
+def close_out(token: str, shares: int, ts_ns: int, reason: str = m.CANCEL_SYSTEM) -> bytes:
+    """OUCH Canceled for an order a restarted venue no longer holds: reason 'Z' (system), or
+    'T' (time in force over) when the restart finishes an end of day a crash interrupted."""
+    return ouch.encode(ouch.Canceled(ts_ns, token, shares, reason))

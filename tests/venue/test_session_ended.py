@@ -1,5 +1,6 @@
 """A session that ended cleanly (its end of day published) cannot be started again: the start
-is refused with SessionEndedError before anything is written; a crashed one still restarts."""
+is refused with SessionEndedError before anything is written; a crashed one still restarts (one
+killed during its end of day: test_end_of_day_crash.py)."""
 from __future__ import annotations
 
 import subprocess
@@ -69,16 +70,6 @@ def test_a_cleanly_ended_session_refuses_to_start_again_and_writes_nothing(tmp_p
     assert not venue.running
     with Venue(config(logs).with_venue(session="ENDED00002"), background_flow=False) as fresh:
         assert fresh.ports.itch_session == "ENDED00002"   # a new name starts a new session
-
-
-def test_the_published_end_of_messages_alone_is_enough(tmp_path):
-    """A crash after ITCH End of Messages but before the logs' End of Day: the day is over."""
-    logs = tmp_path / "logs"
-    ended_session(logs)
-    for path in (logs / SESSION).glob("*.soup"):
-        drop_last(path, 1)                               # the OUCH End of Day goes
-    with pytest.raises(SessionEndedError, match="End of Messages"):
-        Venue(config(logs), background_flow=False).start()
 
 
 def test_a_session_whose_end_of_day_was_never_published_still_restarts(tmp_path):

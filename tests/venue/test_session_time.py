@@ -4,6 +4,7 @@ the date is recorded with the session and kept by a restart after a crash."""
 from __future__ import annotations
 
 import datetime as dt
+import socket
 import time
 
 import pytest
@@ -114,3 +115,20 @@ def test_a_session_taken_up_days_after_its_date_is_refused(tmp_path):
         venue.start()
     assert all(sl._fd < 0 for sl in venue.logs.values())
     assert snapshot(logs / SESSION) == before             # no MoldUDP64 name was taken
+
+
+def test_a_start_that_failed_before_its_first_message_dates_nothing(tmp_path):
+    """Monday's start fails on a busy port; Tuesday's first real start is dated Tuesday."""
+    logs = tmp_path / "logs"
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        config = load_config().with_venue(itch_port=9, log_dir=str(logs), session=SESSION,
+                                          ouch_port=busy.getsockname()[1])
+        with pytest.raises(VenueStateError, match="cannot bind"):
+            Venue(config, background_flow=False, clock=shifted(utc(2026, 3, 9, 22))).start()
+    tuesday = utc(2026, 3, 10, 14)                         # 10:00 EDT
+    venue, private, _ = open_and_trade(logs, shifted(tuesday))
+    assert venue.ports.session_date == "2026-03-10" and venue.rule201.day == dt.date(2026, 3, 10)
+    assert all(10 * HOUR <= m.timestamp < 10 * HOUR + 30 * NS for m in private)
+    assert (logs / SESSION / sessiontime.DATE_FILE).read_text() == "2026-03-10\n"
