@@ -41,9 +41,14 @@ def mold_store_path(session_dir: Path, name: str) -> Path:
 
 def mold_session(session_dir: Path, session: str, restarted: bool) -> str:
     """The MoldUDP64 session name of this run, recorded (fsynced) before anything is published:
-    the session's own name on a first start, a name no earlier run used on a restart."""
+    the session's own name on a first start (also after starts that failed before writing any
+    message: `restarted` is has_written()), a name no earlier run used on a restart."""
     path = session_dir / MOLD_SESSIONS
     used = _used_names(path)
+    store = mold_store_path(session_dir, session)
+    if not restarted and set(used) == {session} and (not store.exists()
+                                                    or store.stat().st_size == 0):
+        return session             # only a start that failed before publishing took it
     if restarted and not used:
         used = [session]           # logs written before the names were recorded
 

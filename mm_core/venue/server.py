@@ -14,7 +14,10 @@ Use: `with Venue(config) as venue: ports = venue.ports` (start() binds and retur
 stop() ends the session: every live order expires, ITCH/OUCH end-of-day, MoldUDP64 end of
 session, SoupBinTCP 'Z'). The venue stops by itself after config.venue.duration seconds or
 max_messages ITCH messages, or at once, without an end of day, when a log or ITCH store cannot
-be written or fsynced; wait() blocks until then.
+be written or fsynced; wait() blocks until then. The end of day writes and fsyncs the session
+logs' close-outs and End of Day before ITCH End of Messages: a restart of a session killed during
+its end of day finishes it (the logs that lack them get them, ITCH end of day goes out) and then
+takes no order, only logins that replay the logs.
 """
 from __future__ import annotations
 
@@ -189,13 +192,13 @@ class Venue:
         # before anything is written: refused when the session ended, finished when a crash
         # interrupted its end of day
         self._unfinished = restart.unfinished_end_of_day(session_dir, self.session, previous)
-        self.session_date = sessiontime.session_date(
-            session_dir, self._clock(), settings.duration,
-            restart.has_written(session_dir, self.session, previous))
+        written = restart.has_written(session_dir, self.session, previous)
+        self.session_date = sessiontime.session_date(session_dir, self._clock(),
+                                                     settings.duration, written)
         self._midnight_ns = sessiontime.midnight_utc_ns(self.session_date)
         self.rule201 = regsho.Rule201(log_dir, self.session_date,
                                       {s.name: s.reference_price for s in self.config.symbols})
-        self._carry_over(session_dir, previous)
+        self._carry_over(session_dir, previous, written)
         host = settings.host
         try:
             self._open_sockets(host)
@@ -210,13 +213,15 @@ class Venue:
                                 self.itch_session, self.session_date.isoformat())
         self._start_of_day(previous)
 
-    def _carry_over(self, session_dir: Path, previous: dict[str, list[bytes]]) -> None:
-        """Pick this run's MoldUDP64 session and open the ITCH stores; on a restart (`previous`:
-        the logs' earlier messages by user), resume the engine past what the session logs and
-        the earlier MoldUDP64 sessions show was handed out."""
-        self.itch_session = restart.mold_session(session_dir, self.session, bool(previous))
+    def _carry_over(self, session_dir: Path, previous: dict[str, list[bytes]],
+                    written: bool) -> None:
+        """Pick this run's MoldUDP64 session and open the ITCH stores; on a restart (`written`:
+        an earlier run wrote messages; `previous`: the logs' earlier messages by user), resume
+        the engine past what the session logs and the earlier MoldUDP64 sessions show was
+        handed out."""
+        self.itch_session = restart.mold_session(session_dir, self.session, written)
         self._open_mold_stores(session_dir)
-        if previous:
+        if written:
             carried = restart.handed_out(previous)
             published_ref, published_match = restart.published_high_water(
                 store for name, store in self.mold_stores.items() if name != self.itch_session)

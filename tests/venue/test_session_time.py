@@ -118,7 +118,8 @@ def test_a_session_taken_up_days_after_its_date_is_refused(tmp_path):
 
 
 def test_a_start_that_failed_before_its_first_message_dates_nothing(tmp_path):
-    """Monday's start fails on a busy port; Tuesday's first real start is dated Tuesday."""
+    """Monday's start fails on a busy port; Tuesday's first real start is dated Tuesday and
+    publishes under the session's own MoldUDP64 name."""
     logs = tmp_path / "logs"
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -130,5 +131,6 @@ def test_a_start_that_failed_before_its_first_message_dates_nothing(tmp_path):
     tuesday = utc(2026, 3, 10, 14)                         # 10:00 EDT
     venue, private, _ = open_and_trade(logs, shifted(tuesday))
     assert venue.ports.session_date == "2026-03-10" and venue.rule201.day == dt.date(2026, 3, 10)
+    assert venue.ports.itch_session == SESSION            # a first start's MoldUDP64 name
     assert all(10 * HOUR <= m.timestamp < 10 * HOUR + 30 * NS for m in private)
     assert (logs / SESSION / sessiontime.DATE_FILE).read_text() == "2026-03-10\n"
