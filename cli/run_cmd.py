@@ -19,7 +19,7 @@ import click
 from audit.health import PROFILES
 from cli.operator_cmd import CONTROL_NAME
 from mm_core.session import (
-    ClockSpec, Progress, Session, SessionError, SessionSettings, SessionSummary, VenueSpec,
+    ClockSpec, JournalInUse, Progress, Session, SessionError, SessionSettings, SessionSummary, VenueSpec,
     load_inputs,
 )
 from mm_core.venue.errors import ConfigError as VenueConfigError
@@ -144,8 +144,16 @@ def run_session(settings: SessionSettings, inputs, quiet: bool) -> SessionSummar
                           on_started=lambda s: _started(s, quiet), reconciler=LiveReconciler())
         try:
             return session.run()
+        except JournalInUse as exc:
+            raise JournalInUseError(str(exc)) from None
         except SessionError as exc:
             raise click.ClickException(str(exc)) from None
+
+
+class JournalInUseError(click.ClickException):
+    """A journal that already holds a session: refused as a usage error (exit 2), nothing written."""
+
+    exit_code = 2
 
 
 def _started(session: Session, quiet: bool) -> None:

@@ -47,6 +47,7 @@ from mm_core.venue.server import Venue
 
 __all__ = [
     "SessionError", "SessionConfigError", "VenueUnavailable", "ClockUnavailable", "JournalUnavailable",
+    "JournalInUse",
     "SessionInputs", "load_inputs", "with_clock_profile", "VenueSpec", "ClockSpec", "SessionSettings", "Progress", "lab_available",
     "ClockReport", "SessionSummary", "Session", "run_session", "LAB_NOTE", "PROJECT_ROOT",
 ]
@@ -85,6 +86,12 @@ class JournalUnavailable(SessionError):
 class JournalDamaged(JournalUnavailable):
     """An invalid record inside a sealed segment the writer's open trusted: appending would put
     this session where no reader reaches it."""
+
+
+class JournalInUse(JournalUnavailable):
+    """The journal already holds a session: a new session's fresh engine would not know what the
+    earlier one left (its orders, positions, venue sequence), and a replay of the journal could
+    not reproduce both. `mmaudit recover` resumes from such a journal; a new session needs a new one."""
 
 
 # ------------------------------------------------------------------------------------ inputs
@@ -475,21 +482,42 @@ def _wait_for_clock(monitor: ClockMonitor, profile: str, warmup_s: float, stop: 
         stop.wait(0.1)
 
 
-def _next_session_id(path: str) -> tuple[int, int]:
-    """(next session id, records already there) for the journal at path, read after the writer's
-    open repaired it: the read checks every record, so damage the open trusted past (a sealed
-    segment believed from its summary) is refused here, before this session appends records no
-    reader would reach and takes a session id a session after the damage already used."""
+def _refuse_used(path: str) -> None:
+    """A journal that holds any record is refused (JournalInUse) before the writer opens it (the
+    open would touch its files): a session starts a fresh engine, which knows nothing of an earlier
+    session's orders, positions or venue sequence (it would log in from sequence 1 and be fed them
+    again), and replay feeds a journal through one engine. No journal there yet: nothing to say."""
+    if not os.path.isdir(path):
+        return
     try:
         with Reader(path) as reader:
-            starts = reader.read_fixed(RecordType.SESSION_START)
+            records = len(reader)
+            starts = reader.read_fixed(RecordType.SESSION_START) if records else ()
+    except JournalError:
+        return                   # not a readable journal: the writer's open says what is wrong
+    if records:
+        held = (f"session {int(starts['session_id'].max())}" if len(starts)
+                else "records of no named session")
+        raise JournalInUse(f"journal {path} already holds {held} ({records} records): a new session "
+                           f"needs a new --journal; to go on from this one, run `mmaudit recover "
+                           f"--journal {path}` (it replays the journal and reconciles with the venue)")
+
+
+def _check_readable(path: str) -> None:
+    """The journal at path, read after the writer's open repaired it: the read checks every record,
+    so damage the open trusted past (a sealed segment believed from its summary) is refused here,
+    before this session appends records no reader would reach; a record the open let through is
+    refused as a used journal (JournalInUse)."""
+    try:
+        with Reader(path) as reader:
             stop = reader.stopped
             records = len(reader)
     except JournalError as exc:
         raise JournalUnavailable(f"cannot read journal {path}: {exc}") from None
     if stop is not None:
         raise JournalDamaged(damage_behind_summary(path, stop, "a read of the journal", "run again"))
-    return (int(starts["session_id"].max()) + 1 if len(starts) else 1), records
+    if records:
+        _refuse_used(path)
 
 
 def _open_journal(path: str, durability: str) -> Journal:
@@ -577,22 +605,21 @@ class Session:
         s = self.settings
         self._started = time.monotonic()
         with contextlib.ExitStack() as stack:
+            _refuse_used(s.journal_dir)
             journal = _open_journal(s.journal_dir, s.durability)
             stack.callback(journal.close)
-            session_id, existing = _next_session_id(s.journal_dir)
+            _check_readable(s.journal_dir)
+            session_id = 1
             self.monitor, source, note = _start_clock(s.clock, stack)
             self.clock_source, self.clock_note = source, note
             warm_at_start = _wait_for_clock(self.monitor, self.profile, s.clock.warmup, self.stop)
             venue_spec, self.venue = _start_venue(s.venue, self.inputs, s, stack)
             self.engine = self.inputs.build_engine()
-            # A journal that already holds another session's orders, on a venue that may still
-            # hold them, is not fresh: the gateway stays unreconciled until recovery says so.
-            fresh = existing == 0 or venue_spec.kind != "external"
             user = self.inputs.venue_config.users[0] if venue_spec.kind != "external" else None
             self.runner = Runner(self.engine, journal, RunnerSettings(
                 host=venue_spec.host, itch_port=venue_spec.itch_port, ouch_port=venue_spec.ouch_port,
                 rerequest_port=venue_spec.rerequest_port, clock_profile=self.profile,
-                fresh_session=fresh, busy_poll=s.busy_poll,
+                busy_poll=s.busy_poll,
                 **({"username": user.username, "password": user.password} if user else {})), self.monitor,
                 reconciler=self.reconciler)
             # the control socket before the session's first record: a path another session

@@ -5,7 +5,9 @@ Owns the walk over records in sequence order: inputs become engine events exactl
 them (mm_core.runner.engine_events owns that mapping), RECON records re-apply what recovery did, and
 every order the engine produces must match the next ORDER_SENT record (else: a determinism failure).
 Given a recovery.codecheck.CodeCheck, each SESSION_START is checked against the running code as the
-walk meets it (a session of other code stops the replay, or when accepted ends its snapshots).
+walk meets it (a session of other code stops the replay, or when accepted ends its snapshots). A
+SESSION_START after records of an earlier session (a second session, begun on a fresh engine) is
+refused with SecondSession: one engine cannot replay both.
 Must not talk to a venue or write the journal.
 """
 from __future__ import annotations
@@ -26,7 +28,7 @@ from mm_core.events import MarketData, Reconciled, SendOrder
 from mm_core.runner import engine_events
 from recovery.blocks import Blocks, ListedRecords, listed_run
 from recovery.codecheck import CodeCheck, SessionCode, session_code
-from recovery.errors import BadRecoveryRecord, JournalUnavailable
+from recovery.errors import BadRecoveryRecord, JournalUnavailable, SecondSession
 from recovery.reconcile import apply, reported_corrections, resolution_from_json
 from recovery.snapshot import Snapshot, engine_setup, journal_witness, latest_snapshot, write_snapshot
 
@@ -134,6 +136,7 @@ class _Walk:
         self.since_snapshot = 0
         self.code = code
         self.unnamed = True                 # no SESSION_START seen yet: records here are of unknown code
+        self.resumed = False                # from a snapshot: its records came before these
 
     def diverge(self, seq: int, detail: str) -> None:
         r = self.result
@@ -243,6 +246,8 @@ class _Walk:
         self.unnamed = False
         if rec.rtype == _SESSION_START:
             session = session_code(rec.seq, rec.payload)
+            if self.result.records > 1 or self.resumed:
+                raise SecondSession(rec.seq, session.session_id)
         else:
             session = SessionCode(rec.seq, 0, UNKNOWN)
         if self.result.sessions is not None:
@@ -358,6 +363,7 @@ def replay(records: Iterable, engine, *, profile: str = "eu-hft", fresh_session:
     walk = _Walk(engine, result, snapshot_every, snapshot_dir, journal_id, witness, code)
     if resume is not None:
         walk.unnamed = False            # the journal's sessions up to it are the snapshot's to name
+        walk.resumed = True
         result.sessions = None if resume.sessions is None else list(resume.sessions)
         walk.check_code(resume.sessions or ())
         result.snapshot = resume.path
