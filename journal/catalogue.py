@@ -107,7 +107,8 @@ PAYLOAD_DTYPES: dict[RecordType, np.dtype] = {
     RecordType.TX_TS: np.dtype([
         ("order_seq", "<u8"),      # journal sequence of the ORDER_SENT it stamps
         ("tskey", "<u4"),
-        ("status", "u1"),          # 0 = stamped, 1 = missing (timed out), 2 = error queue overflow
+        ("status", "u1"),          # 0 = stamped, 1 = missing (timed out), 2 = error queue overflow,
+                                   # 3 = send failed (the socket refused it: no stamp can come)
         ("source", "u1"),          # TsSource of tx_ts_ns
         ("tx_ts_ns", "<i8"),       # 0 when missing: never invented
     ]),

@@ -13,6 +13,7 @@ records back into the engine's inputs for replay and recovery.
 from __future__ import annotations
 
 import collections
+import errno
 import json
 import queue
 import select
@@ -25,7 +26,7 @@ from typing import Callable, Iterable, Iterator, Protocol
 
 from audit.capture import TimestampedTcpSocket, TimestampedUdpSocket
 from audit.health import PROFILES
-from audit.txtrack import PendingTxTracker
+from audit.txtrack import PendingTxTracker, TxOutcome, TxStatus
 from journal.catalogue import (
     PAYLOAD_DTYPES, RAW_ORDER_MAX, ClockState, RecordType, TsSource, layout_struct, pack, pack_json, raw_bytes,
     unpack, unpack_json,
@@ -88,6 +89,8 @@ class RunnerReport:
     reserve_appends: int = 0         # risk-reducing records written while the disk was full
     cancels_withheld: int = 0        # cancels not sent: even the reserve refused their record
     protocol_errors: int = 0
+    sends_failed: int = 0            # journaled orders the socket refused (TX_TS status SEND_FAILED)
+    venue_lost: bool = False         # the order entry ended under us: closed, reset, framing error
     stop_reason: str = ""
 
 
@@ -160,6 +163,12 @@ _HEALTH = "journal-health"           # METRICS {"input": ...}: a JournalHealth f
 _USER = int(TsSource.USER)
 _OPERATOR_REFUSED = "operator-refused"    # the alert of a command the engine or runner refused
 _OE_LOST = "order entry lost (a reconciliation could not log in again)"
+_OE_CLOSED = "venue closed the order-entry session"
+
+
+def _oserror(exc: OSError) -> str:
+    name = errno.errorcode.get(exc.errno or 0, "")
+    return f"{name} ({exc.strerror})" if name else str(exc)
 
 
 def _realtime() -> int:
@@ -217,6 +226,7 @@ class Runner:
         self._venue_refused: set[int] = set()   # venue sequences whose VENUE_MSG the journal refused
         self._tap: list[tuple[int, bytes]] | None = None   # sequenced OUCH payloads, while tapped
         self._oe_generation = 0                  # order-entry connections made (the loop re-polls)
+        self._oe_end = ""                        # why the order entry ended under us ("" while up)
 
     # ------------------------------------------------------------------ lifecycle
     def connect(self) -> None:
@@ -240,7 +250,10 @@ class Runner:
         # after a replay, so a restarted or reconnected engine gets every message exactly once.
         first = (self.soup_seq if self._oe_generation else self.engine.venue_seq) + 1
         login = soupbintcp.encode(soupbintcp.LoginRequest(s.username, s.password, s.session, first))
-        self._send_tcp(login)
+        self._oe_end = ""
+        if self._send_tcp(login) < 0:
+            raise RunnerError(f"cannot log in to the venue's order entry at {s.host}:{s.ouch_port}: "
+                              f"{self._oe_end}")
         self._oe_generation += 1
 
     def close(self) -> None:
@@ -252,10 +265,24 @@ class Runner:
                     pass
 
     def _send_tcp(self, data: bytes) -> int:
-        key = self._oe.send(data)
+        """`data` on the order entry: its TX key, or -1 when the socket refused it (reset, broken
+        pipe) or the order entry already ended; the run then stops with that reason."""
+        if self._oe_end:
+            return -1
+        try:
+            key = self._oe.send(data)
+        except OSError as exc:
+            self._oe_lost(f"order entry send failed: {_oserror(exc)}")
+            return -1
         self.tcp_bytes += len(data)
         self._last_send_mono = time.monotonic_ns()
         return key
+
+    def _oe_lost(self, reason: str) -> bool:
+        """The order entry ended under us (the first reason is kept): the run stops. False."""
+        if not self._oe_end:
+            self._oe_end = reason
+        return False
 
     def _heartbeat_if_idle(self, mono_ns: int) -> None:
         """A venue drops a silent client (SoupBinTCP: after 15 s by default), so keep the link alive.
@@ -294,7 +321,7 @@ class Runner:
         prepare = self.engine.prepare
         generation = self._oe_generation
         try:
-            while mono() < deadline and not (stop is not None and stop.is_set()):
+            while mono() < deadline and not (stop is not None and stop.is_set()) and not self._oe_end:
                 wait = 0 if busy else max(0, min(next_timer, next_clock, deadline) - mono()) / 1e9
                 ready = poll(wait)
                 if ready:
@@ -304,7 +331,7 @@ class Runner:
                     if md_fd in fds:
                         self._on_md()
                     if oe_fd in fds and not self._on_oe():
-                        self.report.stop_reason = "venue closed the order-entry session"
+                        self.report.stop_reason, self.report.venue_lost = self._oe_end, True
                         return self.report
                     if wake_fd in fds:
                         self._drain_wake()
@@ -337,7 +364,9 @@ class Runner:
                     # waits again
                     prepare()
                 self._heartbeat_if_idle(t)
-            self.report.stop_reason = "stopped" if stop is not None and stop.is_set() else "duration"
+            self.report.venue_lost = bool(self._oe_end)
+            self.report.stop_reason = self._oe_end or (
+                "stopped" if stop is not None and stop.is_set() else "duration")
             return self.report
         finally:
             self._thread = None
@@ -362,23 +391,30 @@ class Runner:
 
     def _on_oe(self) -> bool:
         """Readable order entry: TX stamps on the error queue (they make the socket readable too)
-        and/or venue bytes. False when the venue closed the connection."""
+        and/or venue bytes. False when the order entry ended: the venue closed or reset it (the
+        bytes of a frame cut short are journaled in an alert), or its stream cannot be framed."""
         self._drain_tx(time.monotonic_ns())
         try:
             data, rx_ns, source = self._oe.recv(65536, socket.MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
             return True
+        except OSError as exc:
+            return self._oe_lost(f"order entry read failed: {_oserror(exc)}")
         if not data:
-            return False
+            partial = self.framer.partial
+            if partial:
+                self._note_alert("venue-partial-frame", f"the venue's stream ended {len(partial)} bytes "
+                                 "into a frame", _realtime(), partial)
+            return self._oe_lost(_OE_CLOSED)
         return self._on_oe_bytes(data, rx_ns, source)
 
     def _on_oe_bytes(self, data: bytes, rx_ns: int, source) -> bool:
+        error = None
         try:
             frames = self.framer.feed(data)
-        except ProtocolError as exc:
-            self.report.protocol_errors += 1
-            self._note_alert("venue-framing-error", str(exc), _realtime())
-            return False
+        except ProtocolError as exc:     # the whole frames before the bad length go in first
+            frames, error = self.framer.salvaged, exc
+        rejected = None
         for frame in frames:
             ptype = frame[2]
             msg_type = 0
@@ -392,7 +428,7 @@ class Runner:
                 except ProtocolError:
                     pass
             elif ptype == ord("J"):
-                raise RunnerError(f"login rejected by the venue: {frame[3:]!r}")
+                rejected = frame             # raised once the frames up to it are journaled
             payload = pack(RecordType.VENUE_MSG, soup_seq=self.soup_seq if ptype == ord("S") else 0,
                            packet_type=ptype, msg_type=msg_type, raw=frame[:128])
             # the venue's answers may use the reserve: the engine must know what it owns
@@ -401,6 +437,12 @@ class Runner:
                 self._venue_refused.add(self.soup_seq)
             if msg_type and self._tap is not None:
                 self._tap.append((self.soup_seq, frame[3:]))
+            if rejected is not None:
+                raise RunnerError(f"login rejected by the venue: {rejected[3:]!r}")
+        if error is not None:
+            self.report.protocol_errors += 1
+            self._note_alert("venue-framing-error", str(error), _realtime(), self.framer.unframed)
+            return self._oe_lost(f"venue framing error: {error}")
         return True
 
     def _on_timer(self, mono_ns: int) -> None:
@@ -802,6 +844,11 @@ class Runner:
         """Journaled orders out in one send; each gets a TX_TS record from that send's stamp."""
         data = batch[0][0].packet if len(batch) == 1 else b"".join(a.packet for a, _, _ in batch)
         key = self._send_tcp(data)
+        if key < 0:                  # journaled, refused by the socket: no stamp will ever come
+            self.report.sends_failed += len(batch)
+            for _, seq, tskey in batch:
+                self._journal_tx(TxOutcome(tskey, (seq,), TxStatus.SEND_FAILED, 0, TsSource.NONE))
+            return
         for action, seq, tskey in batch:
             if key != tskey:
                 self._note_alert("tskey-mismatch", f"journaled {tskey}, socket says {key} "
@@ -816,7 +863,12 @@ class Runner:
         """Called for every order once its bytes went to the kernel (for subclasses)."""
 
     def _drain_tx(self, mono_ns: int) -> None:
-        stamps = self._oe.poll_tx_timestamps() if self._oe is not None else ()
+        stamps = ()
+        if self._oe is not None:
+            try:
+                stamps = self._oe.poll_tx_timestamps()
+            except OSError as exc:       # the stamps still due come out missing at their timeout
+                self._oe_lost(f"order entry failed: {_oserror(exc)}")
         for outcome in self.tx.collect(stamps, mono_ns):
             self._journal_tx(outcome)
 
@@ -836,8 +888,12 @@ class Runner:
             except JournalError as exc:
                 self._journal_failed(exc, _realtime())
 
-    def _note_alert(self, kind: str, detail: str, now: int) -> None:
-        doc = json.dumps({"alert": kind, "detail": detail, "now_ns": now}, sort_keys=True).encode()
+    def _note_alert(self, kind: str, detail: str, now: int, raw: bytes = b"") -> None:
+        """A METRICS alert; `raw`: bytes received that no other record holds (kept, as hex)."""
+        doc = {"alert": kind, "detail": detail, "now_ns": now}
+        if raw:
+            doc["raw_hex"] = raw.hex()
+        doc = json.dumps(doc, sort_keys=True).encode()
         try:
             self._append(RecordType.METRICS, doc, now, int(TsSource.USER))
         except JournalError as exc:
