@@ -46,6 +46,11 @@ class TsSource(enum.IntEnum):
     SW_KERNEL = 2   # kernel software timestamp, CLOCK_REALTIME (UTC)
     USER = 3        # user-space clock_gettime(CLOCK_REALTIME) after the syscall returned
     REPLAY = 4      # copied from an earlier record during replay/recovery
+    # "received by": the stamp of a later segment of the same stream read (one read returns one
+    # stamp, its last segment's), an upper bound on when this record's bytes arrived, on the clock
+    # of the source it names (CLOCK_REALTIME, raw PHC)
+    SW_KERNEL_BY = 5
+    HW_PHC_BY = 6
 
 
 class ClockState(enum.IntEnum):

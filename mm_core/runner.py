@@ -164,6 +164,9 @@ _USER = int(TsSource.USER)
 _OPERATOR_REFUSED = "operator-refused"    # the alert of a command the engine or runner refused
 _OE_LOST = "order entry lost (a reconciliation could not log in again)"
 _OE_CLOSED = "venue closed the order-entry session"
+# a frame that is not the last of its read, or that a read's partial frame follows: the read's one
+# stamp (its last segment's) is only an upper bound on when this frame arrived
+_RECEIVED_BY = {TsSource.SW_KERNEL: TsSource.SW_KERNEL_BY, TsSource.HW_PHC: TsSource.HW_PHC_BY}
 
 
 def _oserror(exc: OSError) -> str:
@@ -415,7 +418,10 @@ class Runner:
         except ProtocolError as exc:     # the whole frames before the bad length go in first
             frames, error = self.framer.salvaged, exc
         rejected = None
-        for frame in frames:
+        bound = _RECEIVED_BY.get(source, source)    # USER: taken after the read, true for every frame
+        last = len(frames) - 1 if error is None and not self.framer.buffered else -1
+        for i, frame in enumerate(frames):
+            src = source if i == last else bound
             ptype = frame[2]
             msg_type = 0
             if ptype == ord("S"):
@@ -432,8 +438,8 @@ class Runner:
             payload = pack(RecordType.VENUE_MSG, soup_seq=self.soup_seq if ptype == ord("S") else 0,
                            packet_type=ptype, msg_type=msg_type, raw=frame[:128])
             # the venue's answers may use the reserve: the engine must know what it owns
-            if not self._input(RecordType.VENUE_MSG, payload, rx_ns, source,
-                               VenueMessage(frame, rx_ns, source), reserve=ptype != _HEARTBEAT) and msg_type:
+            if not self._input(RecordType.VENUE_MSG, payload, rx_ns, src,
+                               VenueMessage(frame, rx_ns, src), reserve=ptype != _HEARTBEAT) and msg_type:
                 self._venue_refused.add(self.soup_seq)
             if msg_type and self._tap is not None:
                 self._tap.append((self.soup_seq, frame[3:]))

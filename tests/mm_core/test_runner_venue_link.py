@@ -12,7 +12,7 @@ import pytest
 
 from audit.capture import TimestampedTcpSocket
 from audit.txtrack import TxStatus
-from journal.catalogue import RecordType, unpack
+from journal.catalogue import RecordType, TsSource, unpack
 from mm_core.events import SendOrder
 from mm_core.protocol import ouch, soupbintcp
 from mm_core.runner import Runner, RunnerError, RunnerSettings, engine_events
@@ -108,3 +108,42 @@ def test_an_order_whose_send_the_socket_refuses_gets_a_send_failed_tx_record(tmp
     assert runner.report.sends_failed == 1 and runner.report.orders_sent == 0
     assert runner._oe_end.startswith("order entry send failed")
     runner.close()
+
+
+def test_only_the_last_frame_of_a_read_claims_the_reads_kernel_stamp(tmp_path):
+    """One read returns one RX stamp, its last segment's: earlier frames, and a frame a partial one
+    follows, are labelled received-by (an upper bound on the same clock)."""
+    def script(conn):
+        conn.recv(1000)
+        conn.sendall(ACCEPTED)
+        time.sleep(0.2)
+        conn.sendall(SYSTEM_EVENT + SYSTEM_EVENT)              # two frames, one read
+        time.sleep(0.2)
+        conn.sendall(SYSTEM_EVENT + SYSTEM_EVENT[:4])          # a frame, then a partial one
+        time.sleep(0.2)
+        conn.sendall(SYSTEM_EVENT[4:])                          # its rest: the last of its read
+        time.sleep(0.3)
+    runner, engine, records, exc = run_against(tmp_path, serve(script), 1.2)
+    assert exc is None
+    sources = [TsSource(r.ts_source) for r in records if r.rtype == RecordType.VENUE_MSG
+               and unpack(RecordType.VENUE_MSG, r.payload)["packet_type"] == ord("S")]
+    if TsSource.USER in sources:
+        pytest.skip("no kernel RX stamps on this host's loopback TCP (user-space stand-ins only)")
+    assert sources == [TsSource.SW_KERNEL_BY, TsSource.SW_KERNEL, TsSource.SW_KERNEL_BY, TsSource.SW_KERNEL]
+    fresh = new_engine()
+    for event in engine_events(records):
+        fresh.on_event(event)
+    assert fresh.state_hash() == engine.state_hash()
+
+
+def test_reports_put_a_received_by_phc_stamp_on_the_phc_basis():
+    import numpy as np
+    from journal.catalogue import PAYLOAD_DTYPES
+    from reports.timebase import BASIS_NAMES, to_utc
+    samples = np.zeros(1, dtype=[("seq", "<u8")] + [(n, PAYLOAD_DTYPES[RecordType.CLOCK_SAMPLE][n])
+                                                     for n in ("utc_offset", "utc_offset_valid")])
+    samples[0] = (1, 37, 1)
+    src = np.array([TsSource.HW_PHC, TsSource.HW_PHC_BY, TsSource.SW_KERNEL_BY], dtype=np.uint8)
+    utc = to_utc(np.array([2, 3, 4], dtype=np.uint64), np.full(3, 100 * 10**9, dtype=np.int64), src, samples)
+    assert utc.utc_ns.tolist() == [63 * 10**9, 63 * 10**9, 100 * 10**9] and utc.valid.all()
+    assert [BASIS_NAMES[b] for b in utc.basis][1:] == ["PHC_TAI_MINUS_UTC_OFFSET", "REALTIME_UTC"]
