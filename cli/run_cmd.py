@@ -179,6 +179,8 @@ def _started(session: Session, quiet: bool) -> None:
               help="MoldUDP64 port the venue publishes to (HOST:PORT default 31001; else a free port).")
 @click.option("--rerequest-port", type=click.IntRange(1, 65535), default=None,
               help="The venue's MoldUDP64 re-request port (needed with HOST:PORT).")
+@click.option("--md-bind", default="", help="Local IPv4 address that receives the venue's MoldUDP64 (a multicast "
+              "group is joined; default: loopback for a venue here, else every local address).")
 @click.option("--duration", default="60s", show_default=True, help="Trading time, e.g. 60s, 2m.")
 @click.option("--journal", "journal_dir", type=click.Path(file_okay=False), default=None,
               help="Journal directory (default: a new directory under the system temp dir).")
@@ -201,7 +203,7 @@ def _started(session: Session, quiet: bool) -> None:
               help="The operator's control socket for `mmaudit operator` (default: control.sock in the journal "
                    "directory; 'none' for none).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON, without progress lines.")
-def command(venue_text, itch_port, rerequest_port, duration, journal_dir, config_path, limits_path,
+def command(venue_text, itch_port, rerequest_port, md_bind, duration, journal_dir, config_path, limits_path,
             venue_config_path, profile, ptp_uds, ptp_lab, ptp_free_running, seed, busy_poll, control_path,
             as_json) -> None:
     """Trade on a venue for a while, journaling ahead, with the clock monitored.
@@ -212,7 +214,7 @@ def command(venue_text, itch_port, rerequest_port, duration, journal_dir, config
     Example: mmaudit run --duration 30s --journal ./journal --ptp-lab
     """
     try:
-        venue = VenueSpec.parse(venue_text, itch_port, rerequest_port)
+        venue = VenueSpec.parse(venue_text, itch_port, rerequest_port, md_bind)
         clock = clock_spec(ptp_uds, ptp_lab, venue.kind, ptp_free_running)
         inputs = load_inputs(config_path, limits_path, venue_config_path, profile)
         journal_dir = journal_dir or str(pathlib.Path(tempfile.mkdtemp(prefix="mmaudit-run-")) / "journal")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import errno
+import ipaddress
 import json
 import queue
 import select
@@ -60,6 +61,10 @@ class Clock(Protocol):
 class RunnerSettings:
     host: str = "127.0.0.1"
     itch_port: int = 31001           # where the venue publishes MoldUDP64
+    md_bind: str = ""                # local address that receives it: "" = the venue's host when it is
+                                     # loopback (this machine), else every local address; a multicast
+                                     # group is joined (md_interface: the local address to join on)
+    md_interface: str = "0.0.0.0"
     ouch_port: int = 0               # the venue's SoupBinTCP port
     rerequest_port: int = 0          # the venue's MoldUDP64 re-request port
     username: str = "MM01"
@@ -178,6 +183,41 @@ def _realtime() -> int:
     return time.clock_gettime_ns(time.CLOCK_REALTIME)
 
 
+def md_bind_address(settings: RunnerSettings) -> str:
+    """Where the market-data socket binds: md_bind, else the venue's host when it is loopback (the
+    embedded venue publishes there), else every local address (a remote venue's unicast feed)."""
+    if settings.md_bind:
+        return settings.md_bind
+    try:
+        loopback = ipaddress.ip_address(settings.host).is_loopback
+    except ValueError:                   # a host name: resolved by the order entry's connect
+        loopback = settings.host == "localhost"
+    return settings.host if loopback else "0.0.0.0"
+
+
+def market_data_socket(settings: RunnerSettings) -> socket.socket:
+    """The non-blocking UDP socket that receives the venue's MoldUDP64 (md_bind_address; a
+    multicast group is joined on md_interface). RunnerError, one line, when it cannot be made."""
+    address = md_bind_address(settings)
+    md = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        md.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        md.bind((address, settings.itch_port))
+        try:
+            multicast = ipaddress.ip_address(address).is_multicast
+        except ValueError:
+            multicast = False
+        if multicast:
+            md.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+                          socket.inet_aton(address) + socket.inet_aton(settings.md_interface))
+        md.setblocking(False)
+    except OSError as exc:
+        md.close()
+        raise RunnerError(f"cannot receive market data on {address}:{settings.itch_port}: "
+                          f"{_oserror(exc)} (--md-bind sets the local address)") from None
+    return md
+
+
 class Runner:
     """One engine session against one venue; `run(duration_s)` returns a RunnerReport."""
 
@@ -234,11 +274,7 @@ class Runner:
     # ------------------------------------------------------------------ lifecycle
     def connect(self) -> None:
         s = self.settings
-        md = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        md.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        md.bind((s.host, s.itch_port))
-        md.setblocking(False)
-        self._md = TimestampedUdpSocket(md, s.hardware_timestamps)
+        self._md = TimestampedUdpSocket(market_data_socket(s), s.hardware_timestamps)
         self._connect_oe()
 
     def _connect_oe(self) -> None:
@@ -295,9 +331,11 @@ class Runner:
 
     # ------------------------------------------------------------------ the loop
     def run(self, duration_s: float, stop: threading.Event | None = None) -> RunnerReport:
-        """Trade until duration_s passed, `stop` is set or the venue ends the session."""
+        """Trade until duration_s passed, `stop` is set or the venue ends the session (connected
+        first, unless connect() was called already)."""
         s = self.settings
-        self.connect()
+        if self._md is None:
+            self.connect()
         self._wake = socket.socketpair()
         self._wake[0].setblocking(False)
         self._wake[1].setblocking(False)

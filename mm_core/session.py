@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import ipaddress
 import json
 import os
 import re
@@ -190,19 +191,27 @@ class VenueSpec:
     ouch_port: int = 0
     itch_port: int = 0               # 0: a free port (embedded/process); external: where it publishes
     rerequest_port: int = 0
+    md_bind: str = ""                # local address (or multicast group) of the market data; "" see
+                                     # mm_core.runner.md_bind_address
 
     @classmethod
-    def parse(cls, text: str, itch_port: int | None = None, rerequest_port: int | None = None) -> "VenueSpec":
+    def parse(cls, text: str, itch_port: int | None = None, rerequest_port: int | None = None,
+              md_bind: str = "") -> "VenueSpec":
         """"embedded", "process" or "HOST:PORT" (the venue's SoupBinTCP port)."""
+        if md_bind:
+            try:
+                ipaddress.IPv4Address(md_bind)
+            except ValueError:
+                raise SessionConfigError(f"--md-bind {md_bind!r}: expected an IPv4 address") from None
         if text in ("embedded", "process"):
-            return cls(text, itch_port=itch_port or 0)
+            return cls(text, itch_port=itch_port or 0, md_bind=md_bind)
         host, sep, port = text.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise SessionConfigError(f"venue {text!r}: expected embedded, process or HOST:PORT")
         if not rerequest_port:
             raise SessionConfigError(f"venue {text}: give the venue's MoldUDP64 re-request port "
                                      "(--rerequest-port) so market data gaps can be filled")
-        return cls("external", host, int(port), itch_port or 31001, rerequest_port)
+        return cls("external", host, int(port), itch_port or 31001, rerequest_port, md_bind)
 
 
 @dataclass(frozen=True)
@@ -415,7 +424,8 @@ def _start_venue(spec: VenueSpec, inputs: SessionInputs, settings: SessionSettin
         doc["pid"] = proc.proc.pid
         if not settings.venue_log_dir:
             doc.pop("log_dir", None)
-    resolved = VenueSpec(spec.kind, doc["host"], doc["ouch_port"], doc["itch_port"], doc["rerequest_port"])
+    resolved = VenueSpec(spec.kind, doc["host"], doc["ouch_port"], doc["itch_port"], doc["rerequest_port"],
+                         spec.md_bind)
     return resolved, {"kind": spec.kind, **doc}
 
 
@@ -618,7 +628,7 @@ class Session:
             user = self.inputs.venue_config.users[0] if venue_spec.kind != "external" else None
             self.runner = Runner(self.engine, journal, RunnerSettings(
                 host=venue_spec.host, itch_port=venue_spec.itch_port, ouch_port=venue_spec.ouch_port,
-                rerequest_port=venue_spec.rerequest_port, clock_profile=self.profile,
+                rerequest_port=venue_spec.rerequest_port, md_bind=venue_spec.md_bind, clock_profile=self.profile,
                 busy_poll=s.busy_poll,
                 **({"username": user.username, "password": user.password} if user else {})), self.monitor,
                 reconciler=self.reconciler)
@@ -626,6 +636,13 @@ class Session:
             # answers on stops this one before it writes anything (commands sent meanwhile wait
             # in the runner's queue until it runs)
             control = self._start_control(stack)
+            # the venue's sockets before the session's first record too: one it cannot reach
+            # leaves the journal empty, free for the next attempt (a used journal is refused)
+            stack.callback(self.runner.close)
+            try:
+                self.runner.connect()
+            except RunnerError as exc:
+                raise VenueUnavailable(str(exc)) from None
             first_seq = self._journal_start(journal, session_id, source, note)
             self.monitor.start()
             stack.callback(self.monitor.stop)
