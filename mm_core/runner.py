@@ -816,11 +816,14 @@ class Runner:
         leave together in one send: a later order no longer waits for the kernel to deliver the
         earlier ones (on loopback the send syscall carries the receiver's side too), and all of
         them carry the one TX stamp of that send. While the journal refuses records, each order
-        goes alone, so a refused one never shifts the stamp key another was journaled with."""
+        goes alone, so a refused one never shifts the stamp key another was journaled with; one
+        refused inside a planned send is replaced by a SoupBinTCP Debug packet of its length
+        (venues ignore those; its bytes are journaled in an alert), so the others keep their key."""
         self._acting += 1
         try:
             batch: list[tuple[SendOrder, int, int]] = []
             key = -1
+            padded = False
             if self.journal_ok and not self._unreported:
                 planned = sum(len(a.packet) for a in actions if isinstance(a, SendOrder))
                 key = (self.tcp_bytes + planned - 1) & 0xFFFFFFFF
@@ -832,6 +835,9 @@ class Runner:
                         if key < 0:
                             self._send_orders(batch)
                             batch = []
+                    elif key >= 0:
+                        batch.append(self._filler(action, key, now))
+                        padded = True
                 elif isinstance(action, RequestRetransmit):
                     # from the market-data socket: the re-request server answers the sender's address
                     self._md.sock.sendto(action.packet, (self.settings.host, self.settings.rerequest_port))
@@ -841,8 +847,8 @@ class Runner:
                                      reserve=action.rtype in _RESERVED_NOTES)
                     except JournalError as exc:
                         self._journal_failed(exc, now)
-            if batch:
-                self._send_orders(batch)
+            if batch and (not padded or any(seq for _, seq, _ in batch)):
+                self._send_orders(batch, padded)
         finally:
             self._acting -= 1
         if not self._acting and (self._unreported or self._unsent):
@@ -884,10 +890,24 @@ class Runner:
             self._reserve_seqs.add(seq)
         return action, seq, tskey
 
-    def _send_orders(self, batch: list[tuple[SendOrder, int, int]]) -> None:
-        """Journaled orders out in one send; each gets a TX_TS record from that send's stamp."""
+    def _filler(self, action: SendOrder, tskey: int, now: int) -> tuple[SendOrder, int, int]:
+        """The stand-in of an order the journal refused inside a planned send: a SoupBinTCP Debug
+        packet as long as the order (seq 0: no order), journaled in an alert (in the reserve)."""
+        n = len(action.packet)
+        text = f"withheld {action.intent.token}".encode()[: n - 3].ljust(n - 3, b".")
+        filler = (n - 2).to_bytes(2, "big") + b"+" + text
+        self._note_alert("order-withheld", f"{action.intent.token} was not journaled: a Debug packet of its "
+                         f"{n} bytes went in its place, so the orders sent with it keep stamp key {tskey}",
+                         now, filler, reserve=True)
+        return SendOrder(action.intent, filler, action.decision, action.trading_state), 0, tskey
+
+    def _send_orders(self, batch: list[tuple[SendOrder, int, int]], padded: bool = False) -> None:
+        """Journaled orders out in one send; each gets a TX_TS record from that send's stamp
+        (`padded`: the batch holds fillers, seq 0, sent but no order)."""
         data = batch[0][0].packet if len(batch) == 1 else b"".join(a.packet for a, _, _ in batch)
         key = self._send_tcp(data)
+        if padded:
+            batch = [entry for entry in batch if entry[1]]
         if key < 0:                  # journaled, refused by the socket: no stamp will ever come
             self.report.sends_failed += len(batch)
             for _, seq, tskey in batch:
@@ -919,10 +939,6 @@ class Runner:
     def _journal_tx(self, outcome) -> None:
         """One TX_TS record per order of the send (outcome.context: their ORDER_SENT seqs)."""
         for seq in outcome.context:
-            if outcome.status == 0:
-                self.report.tx_stamped += 1
-            else:
-                self.report.tx_missing += 1
             payload = _TX_TS_PACK(seq, outcome.tskey, outcome.status, outcome.source, outcome.ts_ns)
             reserve = seq in self._reserve_seqs
             if reserve:
@@ -931,15 +947,20 @@ class Runner:
                 self._append(RecordType.TX_TS, payload, outcome.ts_ns, int(outcome.source), reserve=reserve)
             except JournalError as exc:
                 self._journal_failed(exc, _realtime())
+                continue
+            if outcome.status == 0:          # counted once journaled: the summary matches the journal
+                self.report.tx_stamped += 1
+            else:
+                self.report.tx_missing += 1
 
-    def _note_alert(self, kind: str, detail: str, now: int, raw: bytes = b"") -> None:
-        """A METRICS alert; `raw`: bytes received that no other record holds (kept, as hex)."""
+    def _note_alert(self, kind: str, detail: str, now: int, raw: bytes = b"", reserve: bool = False) -> None:
+        """A METRICS alert; `raw`: wire bytes that no other record holds (kept, as hex)."""
         doc = {"alert": kind, "detail": detail, "now_ns": now}
         if raw:
             doc["raw_hex"] = raw.hex()
         doc = json.dumps(doc, sort_keys=True).encode()
         try:
-            self._append(RecordType.METRICS, doc, now, int(TsSource.USER))
+            self._append(RecordType.METRICS, doc, now, int(TsSource.USER), reserve=reserve)
         except JournalError as exc:
             self._journal_failed(exc, now)
 
