@@ -29,8 +29,8 @@ from audit.capture import TimestampedTcpSocket, TimestampedUdpSocket
 from audit.health import PROFILES
 from audit.txtrack import PendingTxTracker, TxOutcome, TxStatus
 from journal.catalogue import (
-    PAYLOAD_DTYPES, RAW_ORDER_MAX, ClockState, RecordType, TsSource, layout_struct, pack, pack_json, raw_bytes,
-    unpack, unpack_json,
+    PAYLOAD_DTYPES, RAW_ORDER_MAX, ClockState, RecordType, TsSource, layout_struct, pack, pack_json,
+    unpack, unpack_json, venue_fields, venue_payload,
 )
 from journal.errors import DiskFull, JournalError
 from mm_core.engine import Engine
@@ -473,10 +473,9 @@ class Runner:
                     pass
             elif ptype == ord("J"):
                 rejected = frame             # raised once the frames up to it are journaled
-            payload = pack(RecordType.VENUE_MSG, soup_seq=self.soup_seq if ptype == ord("S") else 0,
-                           packet_type=ptype, msg_type=msg_type, raw=frame[:128])
+            rtype, payload = venue_payload(self.soup_seq if ptype == ord("S") else 0, ptype, msg_type, frame)
             # the venue's answers may use the reserve: the engine must know what it owns
-            if not self._input(RecordType.VENUE_MSG, payload, rx_ns, src,
+            if not self._input(rtype, payload, rx_ns, src,
                                VenueMessage(frame, rx_ns, src), reserve=ptype != _HEARTBEAT) and msg_type:
                 self._venue_refused.add(self.soup_seq)
             if msg_type and self._tap is not None:
@@ -634,9 +633,8 @@ class Runner:
     def deliver_venue(self, sequence: int, frame: bytes, now: int) -> bool:
         """A sequenced venue frame the journal lacks (read from the venue's full view): journaled
         as VENUE_MSG with its own sequence, then fed; False when the journal refused it."""
-        payload = pack(RecordType.VENUE_MSG, soup_seq=sequence, packet_type=frame[2],
-                       msg_type=frame[3] if len(frame) > 3 else 0, raw=frame[:128])
-        if not self._input(RecordType.VENUE_MSG, payload, now, TsSource.USER,
+        rtype, payload = venue_payload(sequence, frame[2], frame[3] if len(frame) > 3 else 0, frame)
+        if not self._input(rtype, payload, now, TsSource.USER,
                            VenueMessage(frame, now, TsSource.USER), reserve=True):
             return False
         self._venue_refused.discard(sequence)
@@ -1026,9 +1024,8 @@ def engine_events(records: Iterable, profile: str = "eu-hft", fresh_session: boo
                 yield Reconciled(rec.ts_ns, True)
         if rtype == RecordType.MD_PACKET:
             yield market_data_event(rec)
-        elif rtype == RecordType.VENUE_MSG:
-            raw = raw_bytes(unpack(RecordType.VENUE_MSG, rec.payload))
-            yield VenueMessage(raw, rec.ts_ns, TsSource(rec.ts_source))
+        elif rtype == RecordType.VENUE_MSG or rtype == RecordType.VENUE_MSG_LONG:
+            yield VenueMessage(venue_fields(rtype, rec.payload)[3], rec.ts_ns, TsSource(rec.ts_source))
         elif rtype == RecordType.TIMER:
             timer = unpack(RecordType.TIMER, rec.payload)
             yield Timer(int(timer["now_ns"]), int(timer["timer_id"]))

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from journal import Reader, Record
-from journal.catalogue import RecordType, raw_bytes, unpack, unpack_json
+from journal.catalogue import RecordType, raw_bytes, unpack, unpack_json, venue_fields
 from journal.errors import JournalError
 from mm_core.engine import PacketRun
 from mm_core.buildid import UNKNOWN
@@ -41,7 +41,7 @@ RECON_RESOLUTION = "resolution"  # one resolution applied to the engine (re-appl
 RECON_OUTCOME = "outcome"        # reconciled or not: the engine is told so
 RECON_FINDING = "finding"        # what reconciliation found (for the record; no engine effect)
 
-_INPUTS = frozenset({RecordType.MD_PACKET, RecordType.VENUE_MSG, RecordType.TIMER,
+_INPUTS = frozenset({RecordType.MD_PACKET, RecordType.VENUE_MSG, RecordType.VENUE_MSG_LONG, RecordType.TIMER,
                      RecordType.CLOCK_SAMPLE, RecordType.OPERATOR_CMD, RecordType.RECON})
 _SESSION_START = int(RecordType.SESSION_START)   # compared per record: a plain int
 _MAX_DIVERGENCES = 100
@@ -230,8 +230,8 @@ class _Walk:
                            corrections_reported=r.corrections_reported, sessions=r.sessions)
             r.snapshots_written += 1
             self.since_snapshot = 0
-        if rtype == RecordType.VENUE_MSG:
-            soup_seq = int(unpack(RecordType.VENUE_MSG, rec.payload)["soup_seq"])
+        if rtype == RecordType.VENUE_MSG or rtype == RecordType.VENUE_MSG_LONG:
+            soup_seq = venue_fields(rtype, rec.payload)[0]
             if soup_seq:
                 r.journaled_venue_seqs.add(soup_seq)
                 if soup_seq > r.last_venue_seq:

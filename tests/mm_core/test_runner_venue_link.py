@@ -12,7 +12,7 @@ import pytest
 
 from audit.capture import TimestampedTcpSocket
 from audit.txtrack import TxStatus
-from journal.catalogue import RecordType, TsSource, unpack
+from journal.catalogue import RecordType, TsSource, unpack, venue_fields, venue_payload
 from mm_core.events import SendOrder
 from mm_core.protocol import ouch, soupbintcp
 from mm_core.runner import Runner, RunnerError, RunnerSettings, engine_events
@@ -147,3 +147,24 @@ def test_reports_put_a_received_by_phc_stamp_on_the_phc_basis():
     utc = to_utc(np.array([2, 3, 4], dtype=np.uint64), np.full(3, 100 * 10**9, dtype=np.int64), src, samples)
     assert utc.utc_ns.tolist() == [63 * 10**9, 63 * 10**9, 100 * 10**9] and utc.valid.all()
     assert [BASIS_NAMES[b] for b in utc.basis][1:] == ["PHC_TAI_MINUS_UTC_OFFSET", "REALTIME_UTC"]
+
+
+def test_a_long_venue_frame_is_journaled_whole_and_replays_exactly(tmp_path):
+    long_frame = soupbintcp.encode(soupbintcp.Debug("x" * 300))
+
+    def script(conn):
+        conn.recv(1000)
+        conn.sendall(ACCEPTED)
+        time.sleep(0.2)
+        conn.sendall(long_frame)
+        time.sleep(1.0)
+    runner, engine, records, exc = run_against(tmp_path, serve(script), 1.0)
+    assert exc is None
+    long = [r for r in records if r.rtype == RecordType.VENUE_MSG_LONG]
+    assert len(long) == 1 and venue_fields(long[0].rtype, long[0].payload) == (0, ord("+"), 0, long_frame)
+    fresh = new_engine()
+    for event in engine_events(records):
+        fresh.on_event(event)
+    assert fresh.state_hash() == engine.state_hash()
+    short = venue_payload(3, ord("S"), ord("A"), SYSTEM_EVENT)
+    assert short[0] == RecordType.VENUE_MSG and venue_fields(*short) == (3, ord("S"), ord("A"), SYSTEM_EVENT)
