@@ -41,7 +41,7 @@ from mm_core.events import (
 from mm_core.protocol import ProtocolError, soupbintcp
 
 __all__ = ["RunnerError", "RunnerSettings", "RunnerReport", "PacketStages", "STAGES", "stage_latencies",
-           "JournalStatus", "Runner", "engine_events", "order_sent_payload"]
+           "JournalStatus", "Runner", "engine_events", "order_sent_payload", "engine_time", "TAI_MINUS_UTC_S"]
 
 
 class RunnerError(Exception):
@@ -174,6 +174,19 @@ _OE_CLOSED = "venue closed the order-entry session"
 _RECEIVED_BY = {TsSource.SW_KERNEL: TsSource.SW_KERNEL_BY, TsSource.HW_PHC: TsSource.HW_PHC_BY}
 
 
+TAI_MINUS_UTC_S = 37      # TAI - UTC in force since 2017-01-01 (IERS), until a clock sample says it
+_PHC_SOURCES = frozenset({TsSource.HW_PHC, TsSource.HW_PHC_BY})
+_HW_PHC = TsSource.HW_PHC
+
+
+def engine_time(ts_ns: int, source: int, utc_offset_s: int) -> int:
+    """The engine's (UTC) time of an input its record stamps ts_ns by `source`: a NIC's PHC stamp
+    is TAI, so the UTC offset in force — that of the last journaled clock sample with a valid one,
+    else TAI_MINUS_UTC_S — is taken off; every other stamp is CLOCK_REALTIME (UTC) already. The
+    record keeps the raw stamp; the runner and engine_events convert alike, so replay is exact."""
+    return ts_ns - utc_offset_s * 1_000_000_000 if source in _PHC_SOURCES else ts_ns
+
+
 def _oserror(exc: OSError) -> str:
     name = errno.errorcode.get(exc.errno or 0, "")
     return f"{name} ({exc.strerror})" if name else str(exc)
@@ -270,6 +283,7 @@ class Runner:
         self._tap: list[tuple[int, bytes]] | None = None   # sequenced OUCH payloads, while tapped
         self._oe_generation = 0                  # order-entry connections made (the loop re-polls)
         self._oe_end = ""                        # why the order entry ended under us ("" while up)
+        self._utc_offset_s = TAI_MINUS_UTC_S     # of the last journaled clock sample (engine_time)
 
     # ------------------------------------------------------------------ lifecycle
     def connect(self) -> None:
@@ -427,7 +441,8 @@ class Runner:
                     # them (after packets were read the next wake-up finds them, if any)
                     self._md.poll_tx_timestamps()
                 return
-            self._input(RecordType.MD_PACKET, data, rx_ns, source, MarketData(data, rx_ns, source),
+            now = rx_ns - self._utc_offset_s * 1_000_000_000 if source == _HW_PHC else rx_ns   # engine_time
+            self._input(RecordType.MD_PACKET, data, rx_ns, source, MarketData(data, now, source),
                         read_ns=_realtime())
 
     def _on_oe(self) -> bool:
@@ -475,8 +490,8 @@ class Runner:
                 rejected = frame             # raised once the frames up to it are journaled
             rtype, payload = venue_payload(self.soup_seq if ptype == ord("S") else 0, ptype, msg_type, frame)
             # the venue's answers may use the reserve: the engine must know what it owns
-            if not self._input(rtype, payload, rx_ns, src,
-                               VenueMessage(frame, rx_ns, src), reserve=ptype != _HEARTBEAT) and msg_type:
+            event = VenueMessage(frame, engine_time(rx_ns, src, self._utc_offset_s), src)
+            if not self._input(rtype, payload, rx_ns, src, event, reserve=ptype != _HEARTBEAT) and msg_type:
                 self._venue_refused.add(self.soup_seq)
             if msg_type and self._tap is not None:
                 self._tap.append((self.soup_seq, frame[3:]))
@@ -533,6 +548,8 @@ class Runner:
         if self._input(RecordType.CLOCK_SAMPLE, record.tobytes(), ts_ns, TsSource.USER,
                        ClockSample(ts_ns, compliant), clock_state=int(state)):
             self._clock_told = compliant
+            if int(record["utc_offset_valid"]):
+                self._utc_offset_s = int(record["utc_offset"])
         else:
             self._clock_state = before     # the journal refused the sample: its state is not in force
 
@@ -999,10 +1016,13 @@ def order_sent_payload(action: SendOrder, tskey: int) -> bytes:
 _TS_SOURCES = {int(s): s for s in TsSource}     # TsSource(x) without the enum call per record
 
 
-def market_data_event(rec) -> MarketData:
-    """The engine input of an MD_PACKET record (engine_events' mapping; replay's batch path)."""
+def market_data_event(rec, utc_offset_s: int = TAI_MINUS_UTC_S) -> MarketData:
+    """The engine input of an MD_PACKET record (engine_events' mapping; replay's batch path, which
+    batches no PHC-stamped packet); `utc_offset_s` as engine_time takes it."""
     source = _TS_SOURCES.get(rec.ts_source)
-    return MarketData(rec.payload, rec.ts_ns, source if source is not None else TsSource(rec.ts_source))
+    if source is None:
+        source = TsSource(rec.ts_source)
+    return MarketData(rec.payload, engine_time(rec.ts_ns, source, utc_offset_s), source)
 
 
 def engine_events(records: Iterable, profile: str = "eu-hft", fresh_session: bool = True) -> Iterator:
@@ -1014,6 +1034,7 @@ def engine_events(records: Iterable, profile: str = "eu-hft", fresh_session: boo
     journal's health is a METRICS record {"input": "journal-health", ...} written by the runner.
     """
     bit = 1 << PROFILES[profile].bit
+    offset = TAI_MINUS_UTC_S           # the UTC offset in force (engine_time), as the runner had it
     started = False
     for rec in records:
         rtype = rec.rtype
@@ -1023,14 +1044,17 @@ def engine_events(records: Iterable, profile: str = "eu-hft", fresh_session: boo
             if fresh_session:
                 yield Reconciled(rec.ts_ns, True)
         if rtype == RecordType.MD_PACKET:
-            yield market_data_event(rec)
+            yield market_data_event(rec, offset)
         elif rtype == RecordType.VENUE_MSG or rtype == RecordType.VENUE_MSG_LONG:
-            yield VenueMessage(venue_fields(rtype, rec.payload)[3], rec.ts_ns, TsSource(rec.ts_source))
+            source = TsSource(rec.ts_source)
+            yield VenueMessage(venue_fields(rtype, rec.payload)[3], engine_time(rec.ts_ns, source, offset), source)
         elif rtype == RecordType.TIMER:
             timer = unpack(RecordType.TIMER, rec.payload)
             yield Timer(int(timer["now_ns"]), int(timer["timer_id"]))
         elif rtype == RecordType.CLOCK_SAMPLE:
             sample = unpack(RecordType.CLOCK_SAMPLE, rec.payload)
+            if int(sample["utc_offset_valid"]):
+                offset = int(sample["utc_offset"])
             yield ClockSample(rec.ts_ns, bool(int(sample["compliant_mask"]) & bit))
         elif rtype == RecordType.OPERATOR_CMD:
             doc = unpack_json(rec.payload)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from journal import Reader, Record
-from journal.catalogue import RecordType, raw_bytes, unpack, unpack_json, venue_fields
+from journal.catalogue import RecordType, TsSource, raw_bytes, unpack, unpack_json, venue_fields
 from journal.errors import JournalError
 from mm_core.engine import PacketRun
 from mm_core.buildid import UNKNOWN
@@ -44,6 +44,7 @@ RECON_FINDING = "finding"        # what reconciliation found (for the record; no
 _INPUTS = frozenset({RecordType.MD_PACKET, RecordType.VENUE_MSG, RecordType.VENUE_MSG_LONG, RecordType.TIMER,
                      RecordType.CLOCK_SAMPLE, RecordType.OPERATOR_CMD, RecordType.RECON})
 _SESSION_START = int(RecordType.SESSION_START)   # compared per record: a plain int
+_PHC = int(TsSource.HW_PHC)      # TAI-stamped packets are not batched (runner.engine_time)
 _MAX_DIVERGENCES = 100
 _RUN_MAX = 4096                  # MD_PACKET records gathered into one batch at most
 
@@ -322,7 +323,8 @@ class _Lookahead:
         last — and the MD_PACKET records right after it, `limit` in all at most."""
         recs: list = [None]
         rec = self._next if self._next is not None else next(self._it, None)
-        while rec is not None and rec.rtype == RecordType.MD_PACKET and len(recs) < limit:
+        while (rec is not None and rec.rtype == RecordType.MD_PACKET and rec.ts_source != _PHC
+               and len(recs) < limit):
             recs.append(rec)
             rec = next(self._it, None)
         self._next = rec
@@ -389,7 +391,7 @@ def replay(records: Iterable, engine, *, profile: str = "eu-hft", fresh_session:
     batch = batch and not snapshot_every
     started = time.perf_counter()
     for event in engine_events(tapped(), profile, fresh_session):
-        if batch and type(event) is MarketData and source.next_is(RecordType.MD_PACKET):
+        if batch and type(event) is MarketData and event.ts_source != _PHC and source.next_is(RecordType.MD_PACKET):
             walk.feed_run(event, source)
         else:
             walk.feed(event)
