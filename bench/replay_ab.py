@@ -75,8 +75,13 @@ print(json.dumps(best))
 
 
 def _prepare(kind: str, tree: str, workdir: str) -> str:
-    """The inputs, made once with tree `tree` (the session is recorded by that tree's engine)."""
-    path = os.path.join(workdir, f"{kind}-session" + (".pickle" if kind == "engine" else ""))
+    """The inputs, made once per code of tree `tree` (the session is recorded by that tree's engine:
+    inputs another code recorded can make this code halt, e.g. on a venue answer to a token it never
+    sent, and then the A/B would time a halted engine)."""
+    code = subprocess.run([sys.executable, "-c", "from mm_core import buildid; print(buildid.fingerprint())"],
+                          check=True, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": tree},
+                          cwd=tree).stdout.strip()[:16]
+    path = os.path.join(workdir, f"{kind}-session-{code}" + (".pickle" if kind == "engine" else ""))
     if os.path.exists(path):
         return path
     if kind == "engine":

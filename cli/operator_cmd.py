@@ -2,7 +2,8 @@
 through its control socket (mm_core.control), and print what the session did.
 
 Exit status: 0 carried out; 1 refused by the session (a fault still active, an invalid
-transition, a reconciliation that is not clean) or not yet carried out; 2 bad arguments; a
+transition, a reconciliation that is not clean, the session ended first), failed on the
+session's side (e.g. a kill whose cancels could not be sent) or not yet carried out; 2 bad arguments; a
 missing session is one ClickException line (exit 1).
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 
 import click
 
-from mm_core.control import COMMANDS, SCOPES, ControlError, send
+from mm_core.control import COMMANDS, SCOPED, SCOPES, TEXT_BYTES, ControlError, send
 
 CONTROL_NAME = "control.sock"       # `mmaudit run` serves it in its journal directory
 
@@ -29,10 +30,12 @@ def control_path(journal_dir: str | None, control: str | None) -> str:
 @click.option("--journal", "journal_dir", type=click.Path(file_okay=False), default=None,
               help="The running session's journal directory (its control socket is there).")
 @click.option("--control", default=None, help="The control socket path, when `mmaudit run --control` moved it.")
-@click.option("--actor", required=True, help="Who asks (journaled with the command and your uid/pid).")
-@click.option("--reason", required=True, help="Why (journaled).")
+@click.option("--actor", required=True, help=f"Who asks (journaled with the command and your uid/pid; "
+              f"at most {TEXT_BYTES['actor']} bytes in UTF-8).")
+@click.option("--reason", required=True, help=f"Why (journaled; at most {TEXT_BYTES['reason']} bytes in UTF-8).")
 @click.option("--scope", type=click.Choice(SCOPES), default="all", show_default=True,
-              help="What a kill cancels: everything, or one symbol, algo, desk or client.")
+              help="What a kill cancels and blocks: everything, or one symbol, algo, desk or client "
+                   "(an enable with a scope lifts that scope's kill only).")
 @click.option("--id", "scope_id", default=None,
               help="The scope's id: a symbol name (or id) for --scope symbol, a number otherwise.")
 @click.option("--timeout", type=click.FloatRange(1, 600), default=60.0, show_default=True,
@@ -41,10 +44,12 @@ def control_path(journal_dir: str | None, control: str | None) -> str:
 def command(command_name, journal_dir, control, actor, reason, scope, scope_id, timeout, as_json) -> None:
     """Send an operator command to a running session and show the outcome.
 
-    kill cancels every resting order in its scope and halts trading (latched); enable re-enables
-    a halted session (refused while a fault is active); safe-mode-on/off; reconcile compares the
-    engine's orders and positions with the venue's and resolves differences, as recovery does.
-    Every command is journaled (OPERATOR_CMD) before it acts.
+    kill cancels every resting order in its scope: --scope all halts trading (latched); a scoped
+    kill blocks new orders in that scope only while the rest trades on. enable re-enables a halted
+    session (refused while a fault is active); enable --scope X --id Y lifts that scoped kill only.
+    safe-mode-on/off (only the operator lifts safe mode; a reconcile keeps it); reconcile compares
+    the engine's orders and positions with the venue's and resolves differences, as recovery does.
+    Every command is journaled (OPERATOR_CMD, or RECON for reconcile) before it acts.
 
     Example: mmaudit operator kill --journal ./journal --actor alice --reason "runaway quotes"
     """
@@ -53,8 +58,8 @@ def command(command_name, journal_dir, control, actor, reason, scope, scope_id, 
         raise click.UsageError("--id needs --scope symbol, algo, desk or client")
     if scope != "all" and scope_id is None:
         raise click.UsageError(f"--scope {scope} needs --id")
-    if scope != "all" and command_name != "kill":
-        raise click.UsageError("--scope applies to kill only")
+    if scope != "all" and command_name not in SCOPED:
+        raise click.UsageError("--scope applies to kill and enable only")
     ident: int | str = 0
     if scope_id is not None:
         ident = int(scope_id) if scope_id.isdigit() else scope_id
@@ -62,7 +67,7 @@ def command(command_name, journal_dir, control, actor, reason, scope, scope_id, 
             raise click.BadParameter(f"{scope} ids are numbers, not {scope_id!r}", param_hint="--id")
     try:
         answer = send(path, {"command": command_name, "actor": actor, "reason": reason,
-                             "scope": scope, "scope_id": ident}, timeout)
+                             "scope": scope, "scope_id": ident, "wait_s": max(0.5, timeout - 1)}, timeout)
     except ControlError as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:
@@ -77,10 +82,16 @@ def _describe(command_name: str, answer: dict) -> str:
         return f"{command_name}: {answer['error']}"
     if answer.get("journaled") is False:
         return f"{command_name}: NOT carried out: the journal refused its record (write-ahead)"
-    head = f"{command_name}: refused: {answer['refused']}" if answer.get("refused") else f"{command_name}: done"
+    if answer.get("failed"):
+        head = f"{command_name}: FAILED: {answer['failed']}"
+    elif answer.get("refused"):
+        head = f"{command_name}: refused: {answer['refused']}"
+    else:
+        head = f"{command_name}: done"
     faults = answer.get("faults") or []
     lines = [head, f"  trading state {answer.get('trading_state')}"
-                   + (f" (faults: {', '.join(faults)})" if faults else ""),
+                   + (f" (faults: {', '.join(faults)})" if faults else "")
+                   + (f"; scoped kills in force: {answer['kills_in_force']}" if answer.get("kills_in_force") else ""),
              f"  journaled as {answer.get('origin')}, actor {answer.get('actor')}"]
     recon = answer.get("reconciliation")
     if recon:

@@ -1,5 +1,5 @@
 """cffi build of the compiled market-data path, signal kernel, quote pricer and the risk gateway's
-option revaluation (API mode, out of line) into mm_core._fastmd_cffi.
+option revaluation and market-data feeds (API mode, out of line) into mm_core._fastmd_cffi.
 
 The cdef is read from mm_core/fastmd.h, fastsig.h, fastquote.h and fastgreeks.h with the journal
 build's header stripper, so the binding never drifts from the headers and no declaration is copied
@@ -16,8 +16,8 @@ from cffi import FFI
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
-HEADERS = ("fastmd.h", "fastsig.h", "fastquote.h", "fastgreeks.h")
-SOURCES = ("_fastmd.c", "_fastsig.c", "_fastquote.c", "_fastgreeks.c")
+HEADERS = ("fastmd.h", "fastsig.h", "fastquote.h", "fastgreeks.h", "fastfeed.h")
+SOURCES = ("_fastmd.c", "_fastsig.c", "_fastquote.c", "_fastgreeks.c", "_fastfeed.c")
 
 
 def _journal_build():

@@ -56,6 +56,7 @@ _PENDING_NEW, _PENDING_CANCEL = OrderState.PENDING_NEW, OrderState.PENDING_CANCE
 _GAP = moldudp64.Gap
 _ENTER, _REPLACE, _CANCEL, _MODIFY = OrderKind.ENTER, OrderKind.REPLACE, OrderKind.CANCEL, OrderKind.MODIFY
 _BOOK_STALE_ONLY = [CheckId.BOOK_STALE.label]     # risk.faults when only books are stale
+_CHECK_OK = CheckId.OK
 _top_depth = lib.fmd_top_depth
 _top_depth_without = lib.fmd_top_depth_without
 _new_i64 = ffi.new
@@ -69,7 +70,8 @@ _SIG_QUIET, _SIG_REACT, _SIG_FEED = lib.FSIG_QUIET, lib.FSIG_REACT, lib.FSIG_FEE
 _react_from_c = lib.fsig_react_from
 _requote_may_act_c = lib.fsig_requote_may_act
 _MEMO_N, _SENT_N = lib.FSIG_M_N, lib.FSIG_S_N
-_STATE_OF = TradingState
+_S_PRICE4, _S_NS = lib.FSIG_S_PRICE4, lib.FSIG_S_NS
+_STATE_OF = {int(state): state for state in TradingState}.__getitem__   # TradingState(v), one dict lookup
 _on_packets_c = lib.fsig_on_packets
 _priced_c = lib.fsig_priced
 HOLD_BOTH = 2                   # hedge_hold of an instrument two pairs hedge in opposite ways
@@ -89,14 +91,15 @@ class PacketRun:
         # array.array converts a list of ints at a fraction of what ffi.new's initialiser costs;
         # the C arrays are views of these (kept alive with the packets' bytes)
         offsets = array("Q", [0, *accumulate(map(len, packets))])
-        stamps = array("q", [ev.now_ns for ev in events])
+        stamps = [ev.now_ns for ev in events]
+        self._latest = max(stamps) if stamps else None     # latest(), cheaper from the list
+        stamps = array("q", stamps)
         self._keep = (joined, offsets, stamps)
         self.buf = ffi.from_buffer("uint8_t[]", joined)
         self.off = ffi.from_buffer("uint64_t[]", offsets)
         self.ts = ffi.from_buffer("int64_t[]", stamps)
         self.done = ffi.new("uint32_t *")
         self.messages = ffi.new("uint64_t *")
-        self._latest = None
 
     @classmethod
     def over(cls, events, buf, off, ts, keep) -> "PacketRun":
@@ -163,6 +166,14 @@ def _unapplied(msg) -> str:
     if isinstance(msg, (ouch.Executed, ouch.ExecutedWithReferencePrice)):
         return f"{name} {msg.token} {msg.executed_shares}@{msg.execution_price} match {msg.match_number}"
     return f"{name} {getattr(msg, 'token', '')}"
+
+
+def _fit(text: str, size: int) -> bytes:
+    """`text` in UTF-8 cut to `size` bytes on a character boundary (a fixed-size journal field:
+    a cut character would make the whole field unreadable). Operator texts are checked to fit
+    before they get here (mm_core.control); this guards the engine's own texts."""
+    data = text.encode()
+    return data if len(data) <= size else data[:size].decode("utf-8", "ignore").encode()
 
 
 def _option_params(spec, start_ns: int) -> OptionParams:
@@ -286,7 +297,8 @@ class Engine:
         self.mid2 = [0] * n
         self.risk_sent: list[tuple[int, bool, int]] = [(0, False, 0)] * n   # (fair, stale, ns) last told
         self.quote_memo: list[tuple | None] = [None] * n           # last quote inputs and result
-        self.halted_symbols = [False] * n       # ITCH trading action: not trading
+        self.halted_symbols = [False] * n       # not trading: venue_halted, or a scoped kill covers it
+        self.venue_halted = [False] * n         # ITCH trading action: not trading
         self.ssr = [False] * n                  # ITCH Reg SHO 'Y': Rule 201 price test in force
         # per hedged symbol: its hedge was cut or held back by the price test in force (alerted once)
         self.price_test_alerted = [False] * n
@@ -332,6 +344,8 @@ class Engine:
             pkt.summary = self._summary = self.md.summary
             pkt.depth, pkt.decay = self.imb_levels, self.imb_decay
             self._pkt_own_version = None        # the own-quote table is rebuilt on first use
+            # each slot's reference price, for the gateway's feed log (_feeds_from_c)
+            self._references = [spec.reference_price if spec else 0 for spec in self.specs]
             rx = self._rx = ReactMirror(self)
             pkt.react = self._react_c = rx.r
             self._risk_to_react()
@@ -342,7 +356,8 @@ class Engine:
         del state["_bh"], state["_top"]
         if self.sig is not None:
             for name in ("mid2", "vol_q", "_sh", "_fair_out", "_priced_out", "_pkt", "_pkt_keep",
-                         "_pkt_own_version", "_rx", "_react_c", "_summary", "_risk_seen"):
+                         "_pkt_own_version", "_rx", "_react_c", "_summary", "_risk_seen",
+                         "_references"):
                 state.pop(name, None)
         state["urgent"] = None          # the shell's sink belongs to the process, not the state
         state.pop("_own", None)         # C arrays derived from the OMS: rebuilt on first use
@@ -359,6 +374,7 @@ class Engine:
         state.setdefault("options_due", [])
         state.setdefault("clock_pulled", False)
         state.setdefault("ssr", [False] * state["n"])
+        state.setdefault("venue_halted", list(state["halted_symbols"]))    # from before scoped kills
         state.setdefault("price_test_alerted", [False] * state["n"])
         state["counts"].setdefault("md_session_changes", 0)
         state["counts"].setdefault("venue_rejects", 0)
@@ -458,9 +474,8 @@ class Engine:
             else:
                 self.tape.on_prints(prints, self.guards, self.fv)
         for s, halted in update.halts:
-            self.halted_symbols[s] = halted
-            if self._rx is not None:
-                self._rx.halted[s] = int(halted)
+            self.venue_halted[s] = halted
+            self._set_halted(s)
         restricted = self._on_reg_sho(update.reg_sho, actions) if update.reg_sho else ()
         touched = update.touched
         for match in update.breaks:
@@ -496,9 +511,11 @@ class Engine:
         return actions
 
     def _on_reg_sho(self, changes: list[tuple[int, bool]], actions: list[Action]) -> list[int]:
-        """ITCH Reg SHO messages: the symbols whose Rule 201 restriction changed (journaled)."""
+        """ITCH Reg SHO messages: the symbols whose Rule 201 restriction changed (journaled); the
+        gateway is told each message (it applies the price test itself)."""
         changed = []
         for s, restricted in changes:
+            self.risk.on_reg_sho(s, restricted, self.now)
             if self.ssr[s] != restricted:
                 self.ssr[s] = restricted
                 changed.append(s)
@@ -590,10 +607,23 @@ class Engine:
             self._own_table()
 
     def on_packet_run(self, run: PacketRun, start: int) -> tuple[int, list[Action]]:
-        """run.events[start:] (MarketData only) as on_event would take them one by one, in one C
-        call (fsig_on_packets) while they end quiet: returns how many were taken (at least one)
+        """run.events[start:] (MarketData only) as on_event would take them one by one, in C
+        calls (fsig_on_packets) while they end quiet: returns how many were taken (at least one)
         and the actions of the last one taken (the ones before it had none). Replay's batch path:
-        the same state changes, counts and decisions as on_event for each."""
+        the same state changes, counts and decisions as on_event for each. A packet the C hands
+        back to Python (a markout due, a reaction that may act) whose work ends with no action
+        does not end the call: the run goes on from the next packet (the caller would only have
+        counted it, as it counts the quiet ones)."""
+        size = len(run.events)
+        taken = 0
+        while True:
+            step, actions = self._packet_run_step(run, start + taken)
+            taken += step
+            if actions or start + taken >= size:
+                return taken, actions
+
+    def _packet_run_step(self, run: PacketRun, start: int) -> tuple[int, list[Action]]:
+        """on_packet_run up to and including the first packet the C does not end quiet."""
         events = run.events
         md = self.md
         expected = md.fast_sequence() if self.sig is not None and not self.stale else None
@@ -654,13 +684,15 @@ class Engine:
         _feed_risk does for them (the book is not stale here; C already wrote the sent mirror)."""
         n = react.n_flog
         react.n_flog = 0
-        syms, fairs, times = self._rx.flog
-        syms, fairs, times = unpack(syms, n), unpack(fairs, n), unpack(times, n)
-        sent = self.risk_sent
-        for s, fair, now in zip(syms, fairs, times):
-            sent[s] = (int(fair + 0.5), False, now)
-        specs = self.specs
-        self.risk.on_markets(syms, fairs, [specs[s].reference_price for s in syms], times)
+        rx = self._rx
+        syms, fairs, times = rx.flog
+        # each symbol's last feed is the one risk_sent keeps: the sent mirror, which C wrote
+        # feed by feed as _feed_risk would (int(fair + 0.5), not stale, the packet's time)
+        sent, mirror = self.risk_sent, rx.sent
+        for s in dict.fromkeys(unpack(syms, n)):
+            b = s * _SENT_N
+            sent[s] = (mirror[b + _S_PRICE4], False, mirror[b + _S_NS])
+        self.risk.on_feed_log(n, syms, fairs, times, self._references)
 
     def _risk_if_moved(self) -> None:
         """_risk_to_react when the gateway's state or limits version moved: the multipliers and
@@ -1104,20 +1136,28 @@ class Engine:
             # book blocks only its own symbol (the gateway denies per symbol): the others quote.
             return False
         mark, at_risk = "B", ()
-        if intent.side == _SELL and (intent.kind is _ENTER or intent.kind is _REPLACE):
-            mark, at_risk = self._sell_mark(intent)
-            if mark is None:
-                self._back_off(key, intent.purpose)
-                actions.append(self._alert("short-sale-price-test", f"{intent.purpose.value} short sale "
-                                           f"{intent.token} of {intent.qty} at {intent.price} not sent: "
-                                           f"Rule 201 restriction, national best bid {self._nbb(intent.symbol_id)}"))
-                return False
-        decision = self.risk.check(intent, now)
+        if intent.side == _SELL:
+            if intent.kind is _ENTER or intent.kind is _REPLACE:
+                mark, at_risk = self._sell_mark(intent)
+                if mark is None:
+                    self._back_off(key, intent.purpose)
+                    actions.append(self._alert("short-sale-price-test", f"{intent.purpose.value} short sale "
+                                               f"{intent.token} of {intent.qty} at {intent.price} not sent: "
+                                               f"Rule 201 restriction, national best bid {self._nbb(intent.symbol_id)}"))
+                    return False
+            else:                       # a Modify carries the order's marking
+                mark = self.oms.orders[intent.token].mark
+        # the gateway checks the marking and Rule 201 itself: the bid it tests against, while the
+        # price test is in force (it denies a short sale on a symbol it knows restricted without one)
+        decision = self.risk.check(intent, now, mark,
+                                   self._nbb(intent.symbol_id) if self.ssr[intent.symbol_id] else None)
         if not decision.allowed:
             self.counts["denials"] += 1
             self._back_off(key, intent.purpose)
             actions.append(self._decision_note(intent, decision))
             return False
+        if decision.check is not _CHECK_OK:     # allowed under an exception: journaled with the order
+            actions.append(self._decision_note(intent, decision))
         for order in at_risk:           # long-marked sells this one would leave uncovered: out first
             self._cancel(order, order.purpose, actions)
         order = self.oms.on_sent(intent, now)
@@ -1669,6 +1709,11 @@ class Engine:
                 n = self._cancel_all(None, actions, guard=False, match=lambda o: kill.matches(
                     o.symbol_id, cfg.algo_id, cfg.desk_id, cfg.client_id))
                 actions.append(self._kill_note(kill, n))
+                self._scope_halts()
+            elif ev.command == "enable" and ev.scope != "all":
+                risk.lift_kill(ev.scope, ev.scope_id)
+                self._scope_halts()
+                actions.append(self._alert("kill-lifted", f"{ev.scope} {ev.scope_id} by {ev.actor}: {ev.reason}"))
             elif ev.command == "enable":
                 risk.operator_enable(ev.actor, ev.reason, self.now)
             elif ev.command in ("safe-mode-on", "safe-mode-off"):
@@ -1683,6 +1728,19 @@ class Engine:
             self._requote(s, actions)
         return actions
 
+    def _set_halted(self, s: int) -> None:
+        """A symbol does not trade while the venue halts it or a scoped kill covers our orders in
+        it (every order of ours carries the engine's algo, desk and client ids)."""
+        risk, cfg = self.risk, self.cfg
+        halted = self.venue_halted[s] or risk.blocks(s, cfg.algo_id, cfg.desk_id, cfg.client_id)
+        self.halted_symbols[s] = halted
+        if self._rx is not None:
+            self._rx.halted[s] = int(halted)
+
+    def _scope_halts(self) -> None:
+        for s in range(self.n):
+            self._set_halted(s)
+
     def _drain_risk(self, actions: list[Action]) -> None:
         """Journal the gateway's state changes; a latch pulls what may no longer rest."""
         changes = self.risk.drain_events()
@@ -1691,7 +1749,7 @@ class Engine:
         for c in changes:
             actions.append(JournalNote(RecordType.STATE_CHANGE, pack(
                 RecordType.STATE_CHANGE, from_state=int(c.from_state), to_state=int(c.to_state),
-                reason_code=c.reason_code, actor=c.actor.encode()[:16], reason=c.reason.encode()[:64]),
+                reason_code=c.reason_code, actor=_fit(c.actor, 16), reason=_fit(c.reason, 64)),
                 f"{c.from_state.name} -> {c.to_state.name}: {c.reason}"))
             if c.to_state is _HALTED or c.to_state is _REDUCING:
                 self._pull_on_latch(c.to_state, actions)
@@ -1722,12 +1780,13 @@ class Engine:
                        check_id=int(d.check), trading_state=int(d.state),
                        limits_version=d.limits_version, price=intent.price, qty=intent.qty,
                        value=d.value, limit=d.limit, detail=d.detail.encode()[:48])
-        return JournalNote(RecordType.RISK_DECISION, payload, f"denied {d.check_name}: {d.detail}")
+        return JournalNote(RecordType.RISK_DECISION, payload,
+                           f"{'allowed' if d.allowed else 'denied'} {d.check_name}: {d.detail}")
 
     def _kill_note(self, kill, cancelled: int) -> JournalNote:
         payload = pack(RecordType.KILL, scope=int(kill.scope), scope_id=kill.scope_id,
-                       orders_cancelled=cancelled, requested_by=kill.requested_by.encode()[:16],
-                       reason=kill.reason.encode()[:64])
+                       orders_cancelled=cancelled, requested_by=_fit(kill.requested_by, 16),
+                       reason=_fit(kill.reason, 64))
         return JournalNote(RecordType.KILL, payload, f"kill {kill.scope.name} by {kill.requested_by}")
 
     def _alert(self, kind: str, detail: str) -> JournalNote:
@@ -1770,7 +1829,8 @@ class Engine:
             self.inventory.position, [g.state_items() for g in self.guards],
             self.hedger.state_items(), sorted(self.hedge_tokens.items()), self.hedge_hold, self.pair_hold,
             self.oms.state_items(),
-            self.metrics.state_items(), list(self.mid2[0:self.n]), self.halted_symbols, self.tape.state_items(),
+            self.metrics.state_items(), list(self.mid2[0:self.n]), self.halted_symbols, self.venue_halted,
+            self.tape.state_items(),
             self.ssr, self.price_test_alerted,
             sorted(self.denied_until.items()), self.next_metrics_ns, self.venue_seq,
             sorted(self.counts.items()), int(self.risk.state), self.risk.state_items(),

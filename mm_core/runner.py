@@ -13,6 +13,7 @@ records back into the engine's inputs for replay and recovery.
 from __future__ import annotations
 
 import collections
+import contextlib
 import errno
 import ipaddress
 import json
@@ -40,12 +41,23 @@ from mm_core.events import (
 )
 from mm_core.protocol import ProtocolError, soupbintcp
 
-__all__ = ["RunnerError", "RunnerSettings", "RunnerReport", "PacketStages", "STAGES", "stage_latencies",
-           "JournalStatus", "Runner", "engine_events", "order_sent_payload", "engine_time", "TAI_MINUS_UTC_S"]
+__all__ = ["RunnerError", "LoginRejected", "RunnerSettings", "RunnerReport", "PacketStages", "STAGES",
+           "stage_latencies", "JournalStatus", "Runner", "engine_events", "order_sent_payload", "engine_time",
+           "TAI_MINUS_UTC_S"]
 
 
 class RunnerError(Exception):
     """The runner cannot start or keep its connections (login refused, venue unreachable)."""
+
+
+class LoginRejected(RunnerError):
+    """The venue refused the order-entry login: `reason` is SoupBinTCP's code (A not authorised,
+    S session unavailable: the previous connection is not closed yet, worth retrying)."""
+
+    def __init__(self, reason: str) -> None:
+        why = {"A": "not authorised", "S": "session unavailable"}.get(reason, f"code {reason!r}")
+        super().__init__(f"login rejected by the venue: {why}")
+        self.reason = reason
 
 
 class Clock(Protocol):
@@ -93,6 +105,7 @@ class RunnerReport:
     inputs_refused: int = 0          # inputs (market data...) the journal refused: never fed
     reserve_appends: int = 0         # risk-reducing records written while the disk was full
     cancels_withheld: int = 0        # cancels not sent: even the reserve refused their record
+    orders_unsent: int = 0           # journaled, not sent: no order entry (a re-login failed)
     protocol_errors: int = 0
     sends_failed: int = 0            # journaled orders the socket refused (TX_TS status SEND_FAILED)
     venue_lost: bool = False         # the order entry ended under us: closed, reset, framing error
@@ -136,13 +149,17 @@ class OperatorReceipt(threading.Event):
     """Set once the runner's thread carried out an operator command. `journaled`: its
     OPERATOR_CMD record was written (False: the journal refused it, so the engine never saw it);
     `refusal`: the engine's or runner's reason for refusing it ("" when it was carried out);
-    `reconciliation`: what a "reconcile" found and did (the reconciler's result)."""
+    `reconciliation`: what a "reconcile" found and did (the reconciler's result); `error`: why
+    it failed on the runner's thread ("" when it did not: an exception there, e.g. a kill whose
+    cancels could not be sent, is reported here and never as done)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.journaled: bool | None = None
         self.refusal = ""
         self.reconciliation = None
+        self.error = ""
+        self.kills_in_force = ""         # the scoped kills in force once it was carried out
 
 
 @dataclass(frozen=True)
@@ -167,7 +184,8 @@ _RESERVED_NOTES = frozenset({RecordType.RISK_DECISION, RecordType.STATE_CHANGE, 
 _HEALTH = "journal-health"           # METRICS {"input": ...}: a JournalHealth fed to the engine
 _USER = int(TsSource.USER)
 _OPERATOR_REFUSED = "operator-refused"    # the alert of a command the engine or runner refused
-_OE_LOST = "order entry lost (a reconciliation could not log in again)"
+_OE_LOST_ALERT = "order-entry-lost"      # the alert of orders held back with no order entry
+_NOT_CARRIED_OUT = "the session ended before the runner reached it: not carried out"
 _OE_CLOSED = "venue closed the order-entry session"
 # a frame that is not the last of its read, or that a read's partial frame follows: the read's one
 # stamp (its last segment's) is only an upper bound on when this frame arrived
@@ -188,8 +206,10 @@ def engine_time(ts_ns: int, source: int, utc_offset_s: int) -> int:
 
 
 def _oserror(exc: OSError) -> str:
+    """ConnectionResetError ECONNRESET (Connection reset by peer), EADDRNOTAVAIL (...)"""
+    kind = "" if type(exc) is OSError else f"{type(exc).__name__} "
     name = errno.errorcode.get(exc.errno or 0, "")
-    return f"{name} ({exc.strerror})" if name else str(exc)
+    return f"{kind}{name} ({exc.strerror})" if name else f"{type(exc).__name__}: {exc}"
 
 
 def _realtime() -> int:
@@ -264,6 +284,8 @@ class Runner:
         self._reserve_seqs: set[int] = set()    # ORDER_SENT seqs whose TX_TS may use the reserve
         # operator commands from other threads, run on the runner's thread
         self._ops: queue.Queue = queue.Queue(maxsize=settings.operator_queue)
+        self._ops_lock = threading.Lock()
+        self._ops_closed = False         # the run ended: nothing more is taken
         self._thread: int | None = None
         self._wake: tuple[socket.socket, socket.socket] | None = None
         self._stages: collections.deque[PacketStages] = collections.deque(maxlen=settings.stage_samples)
@@ -284,6 +306,7 @@ class Runner:
         self._oe_generation = 0                  # order-entry connections made (the loop re-polls)
         self._oe_end = ""                        # why the order entry ended under us ("" while up)
         self._utc_offset_s = TAI_MINUS_UTC_S     # of the last journaled clock sample (engine_time)
+        self._oe_accepted = False                # the venue accepted this connection's login
 
     # ------------------------------------------------------------------ lifecycle
     def connect(self) -> None:
@@ -295,6 +318,7 @@ class Runner:
         s = self.settings
         self.framer = soupbintcp.Framer()
         self.tcp_bytes = 0
+        self._oe_accepted = False
         try:
             self._oe = TimestampedTcpSocket.connect((s.host, s.ouch_port), hardware=s.hardware_timestamps)
         except OSError as exc:
@@ -340,13 +364,20 @@ class Runner:
     def _heartbeat_if_idle(self, mono_ns: int) -> None:
         """A venue drops a silent client (SoupBinTCP: after 15 s by default), so keep the link alive.
         Heartbeats are session keep-alives, not order events: their TX stamps match no ORDER_SENT."""
-        if mono_ns - self._last_send_mono >= self.settings.heartbeat_ns:
+        if mono_ns - self._last_send_mono >= self.settings.heartbeat_ns and self._oe is not None:
             self._send_tcp(_CLIENT_HEARTBEAT)
 
     # ------------------------------------------------------------------ the loop
     def run(self, duration_s: float, stop: threading.Event | None = None) -> RunnerReport:
         """Trade until duration_s passed, `stop` is set or the venue ends the session (connected
-        first, unless connect() was called already)."""
+        first, unless connect() was called already). However it ends, operator commands still
+        queued are answered as not carried out."""
+        try:
+            return self._run(duration_s, stop)
+        finally:
+            self._end_operators()
+
+    def _run(self, duration_s: float, stop: threading.Event | None) -> RunnerReport:
         s = self.settings
         if self._md is None:
             self.connect()
@@ -359,22 +390,18 @@ class Runner:
         if s.fresh_session:
             self._feed_internal(Reconciled(now, True))
         self._drain_operator()              # commands queued before the wake socket existed
-        if self._oe is None:                # a reconciliation among them could not log in again
-            self._thread = None
-            self.close()
-            self.report.stop_reason = _OE_LOST
-            return self.report
-        md_fd, oe_fd, wake_fd = self._md.sock.fileno(), self._oe.sock.fileno(), self._wake[0].fileno()
+        md_fd, wake_fd = self._md.sock.fileno(), self._wake[0].fileno()
         poller = select.epoll()
-        for fd in (md_fd, oe_fd, wake_fd):
+        for fd in (md_fd, wake_fd):
             poller.register(fd, select.EPOLLIN)
+        # the order-entry socket polled and its descriptor (-1: none, see _withhold)
+        polled, oe_fd = self._oe, self._poll_order_entry(poller, -1)
         poll = poller.poll
         mono = time.monotonic_ns
         deadline = mono() + int(duration_s * 1e9)
         next_timer = next_clock = mono()
         busy = s.busy_poll
         prepare = self.engine.prepare
-        generation = self._oe_generation
         try:
             while mono() < deadline and not (stop is not None and stop.is_set()) and not self._oe_end:
                 wait = 0 if busy else max(0, min(next_timer, next_clock, deadline) - mono()) / 1e9
@@ -391,16 +418,10 @@ class Runner:
                     if wake_fd in fds:
                         self._drain_wake()
                         self._drain_operator()
-                        if generation != self._oe_generation or self._oe is None:
+                        if self._oe is not polled:
                             # a mid-session reconciliation logged the order entry out and in again
-                            if self._oe is None:
-                                self.report.stop_reason = _OE_LOST
-                                return self.report
-                            generation, oe_fd = self._oe_generation, self._oe.sock.fileno()
-                            try:
-                                poller.register(oe_fd, select.EPOLLIN)
-                            except FileExistsError:
-                                poller.modify(oe_fd, select.EPOLLIN)
+                            # (or could not: the run goes on latched without one, see _withhold)
+                            polled, oe_fd = self._oe, self._poll_order_entry(poller, oe_fd)
                 t = mono()
                 if not self.journal_ok and self._space_lost and not self._fatal and t >= self._next_retry:
                     self._retry_space(t)
@@ -428,6 +449,21 @@ class Runner:
             poller.close()
             self._drain_tx(mono() + s.tx_timeout_ns)
             self.close()
+
+    def _poll_order_entry(self, poller, old_fd: int) -> int:
+        """Poll the current order-entry socket instead of the one before (closed: the poller
+        forgot it); its descriptor, -1 with none."""
+        if old_fd >= 0:
+            with contextlib.suppress(OSError, ValueError):
+                poller.unregister(old_fd)
+        if self._oe is None:
+            return -1
+        fd = self._oe.sock.fileno()
+        try:
+            poller.register(fd, select.EPOLLIN)
+        except FileExistsError:
+            poller.modify(fd, select.EPOLLIN)
+        return fd
 
     # ------------------------------------------------------------------ inputs
     def _on_md(self) -> None:
@@ -484,6 +520,7 @@ class Runner:
                 try:
                     accepted = soupbintcp.decode(frame, soupbintcp.Direction.FROM_SERVER)
                     self.soup_seq = accepted.sequence - 1
+                    self._oe_accepted = True
                 except ProtocolError:
                     pass
             elif ptype == ord("J"):
@@ -496,7 +533,7 @@ class Runner:
             if msg_type and self._tap is not None:
                 self._tap.append((self.soup_seq, frame[3:]))
             if rejected is not None:
-                raise RunnerError(f"login rejected by the venue: {rejected[3:]!r}")
+                raise LoginRejected(rejected[3:4].decode("ascii", "replace"))
         if error is not None:
             self.report.protocol_errors += 1
             self._note_alert("venue-framing-error", str(error), _realtime(), self.framer.unframed)
@@ -562,14 +599,17 @@ class Runner:
         RunnerError when the queue is full (the runner is not draining it)."""
         done = OperatorReceipt()
         if self._thread == threading.get_ident():
-            self._operator_now(command, done)
-            done.set()
+            self._carry_out(command, done)
             return done
-        try:
-            self._ops.put_nowait((command, done))
-        except queue.Full:
-            raise RunnerError(f"{self._ops.maxsize} operator commands already wait for the runner; "
-                              f"{command.command!r} by {command.actor} refused") from None
+        with self._ops_lock:
+            if self._ops_closed:
+                raise RunnerError(f"the session has ended; {command.command!r} by {command.actor} "
+                                  "not carried out")
+            try:
+                self._ops.put_nowait((command, done))
+            except queue.Full:
+                raise RunnerError(f"{self._ops.maxsize} operator commands already wait for the runner; "
+                                  f"{command.command!r} by {command.actor} refused") from None
         wake = self._wake
         if wake is not None:
             try:
@@ -591,10 +631,31 @@ class Runner:
                 command, done = self._ops.get_nowait()
             except queue.Empty:
                 return
+            self._carry_out(command, done)
+
+    def _end_operators(self) -> None:
+        """The run is over: take no more commands; those still queued are answered as not
+        carried out (never left waiting, never answered as done)."""
+        with self._ops_lock:
+            self._ops_closed = True
+        while True:
             try:
-                self._operator_now(command, done)
-            finally:
-                done.set()
+                command, done = self._ops.get_nowait()
+            except queue.Empty:
+                return
+            done.refusal = f"{command.command} by {command.actor}: {_NOT_CARRIED_OUT}"
+            done.set()
+
+    def _carry_out(self, command: OperatorCommand, receipt: OperatorReceipt) -> None:
+        """One command on the runner's thread; its receipt is set whatever happens, and an
+        exception (after being written on the receipt) goes on to stop the run as ever."""
+        try:
+            self._operator_now(command, receipt)
+        except BaseException as exc:
+            receipt.error = receipt.error or f"{command.command} failed on the runner: {type(exc).__name__}: {exc}"
+            raise
+        finally:
+            receipt.set()
 
     def _operator_now(self, command: OperatorCommand, receipt: OperatorReceipt) -> None:
         if command.command == "reconcile":
@@ -605,10 +666,23 @@ class Runner:
         if command.origin:
             doc["origin"] = command.origin
         decided: list = []
-        receipt.journaled = self._input(RecordType.OPERATOR_CMD, json.dumps(doc, sort_keys=True).encode(),
-                                        command.now_ns, TsSource.USER, command, reserve=True, tap=decided)
+        failed = self.report.sends_failed
+        try:
+            receipt.journaled = self._input(RecordType.OPERATOR_CMD, json.dumps(doc, sort_keys=True).encode(),
+                                            command.now_ns, TsSource.USER, command, reserve=True, tap=decided)
+        except OSError as exc:       # the order entry failed under the command's own orders
+            receipt.journaled = True
+            receipt.error = (f"{command.command} journaled and applied by the engine, but its orders could not "
+                             f"be sent to the venue ({type(exc).__name__}: {exc}): cancels did not leave, "
+                             "orders may still rest at the venue; the run stops")
+            raise
+        if self.report.sends_failed != failed:   # the order entry failed under them: the run stops
+            receipt.error = (f"{command.command} journaled and applied by the engine, but its orders could not "
+                             f"be sent to the venue ({self._oe_end}): cancels did not leave, "
+                             "orders may still rest at the venue; the run stops")
         receipt.refusal = next((a.summary.removeprefix(_OPERATOR_REFUSED + ": ") for a in decided
                                 if isinstance(a, JournalNote) and a.summary.startswith(_OPERATOR_REFUSED)), "")
+        receipt.kills_in_force = self.engine.risk.scoped_kills_text()
 
     # ------------------------------------------------------------------ mid-session reconciliation
     def _reconcile_now(self, command: OperatorCommand, receipt: OperatorReceipt) -> None:
@@ -629,6 +703,27 @@ class Runner:
     @property
     def order_entry_connected(self) -> bool:
         return self._oe is not None
+
+    @property
+    def order_entry_logged_in(self) -> bool:
+        """Connected, and the venue accepted the login (LoginAccepted read)."""
+        return self._oe is not None and self._oe_accepted
+
+    def drop_order_entry(self) -> None:
+        """Close the order entry without a logout (a login the venue refused, a broken socket);
+        the TX stamps still due are collected or journaled missing first."""
+        oe = self._oe
+        if oe is None:
+            return
+        with contextlib.suppress(OSError):
+            self._drain_tx(time.monotonic_ns() + self.settings.tx_timeout_ns)
+        self._oe, self._oe_accepted, self._oe_end = None, False, ""   # the run goes on (see _withhold)
+        with contextlib.suppress(OSError):
+            oe.close()
+
+    def alert(self, kind: str, detail: str) -> None:
+        """A METRICS alert record, stamped with this runner's clock (USER)."""
+        self._note_alert(kind, detail, _realtime())
 
     def journal_recon(self, doc: dict, now: int) -> int:
         """A RECON record (JSON), in the reserve like the venue's answers: its sequence, or 0 when
@@ -684,7 +779,7 @@ class Runner:
             if not self._on_oe():
                 break
         self._drain_tx(time.monotonic_ns() + self.settings.tx_timeout_ns)
-        self._oe = None
+        self._oe, self._oe_end = None, ""     # a close we asked for: the run goes on (see _withhold)
         try:
             oe.close()
         except OSError:
@@ -919,6 +1014,9 @@ class Runner:
     def _send_orders(self, batch: list[tuple[SendOrder, int, int]], padded: bool = False) -> None:
         """Journaled orders out in one send; each gets a TX_TS record from that send's stamp
         (`padded`: the batch holds fillers, seq 0, sent but no order)."""
+        if self._oe is None:
+            self._withhold([entry for entry in batch if entry[1]] if padded else batch)
+            return
         data = batch[0][0].packet if len(batch) == 1 else b"".join(a.packet for a, _, _ in batch)
         key = self._send_tcp(data)
         if padded:
@@ -937,6 +1035,17 @@ class Runner:
         self.report.orders_sent += len(batch)
         for action, _, _ in batch:
             self._order_sent(action)
+
+    def _withhold(self, batch: list[tuple[SendOrder, int, int]]) -> None:
+        """Journaled orders with no order entry to send them on (a reconciliation could not log
+        in again; only cancels get this far while the gateway is latched unreconciled): not sent,
+        their TX stamps journaled MISSING, an alert names them. The next reconciliation compares
+        what the venue holds and resolves it, as after a crash between journal and send."""
+        self.report.orders_unsent += len(batch)
+        for action, seq, tskey in batch:
+            self._journal_tx(TxOutcome(tskey, (seq,), TxStatus.MISSING, 0, TsSource.NONE))
+        self._note_alert(_OE_LOST_ALERT, f"{len(batch)} journaled order(s) not sent, no order entry: "
+                         + ",".join(a.intent.token for a, _, _ in batch)[:160], _realtime())
 
     def _order_sent(self, action: SendOrder) -> None:
         """Called for every order once its bytes went to the kernel (for subclasses)."""

@@ -182,12 +182,12 @@ class ReactMirror:
     def memos_from_c(self, quote_memo: list, states) -> None:
         """The memos fsig_react_from priced into Engine.quote_memo, as _quote would store them."""
         r, memo, w = self.r, self.memo, lib.FSIG_M_N
-        self.priced += r.n_memo
-        for i in range(r.n_memo):
-            s = r.memo_new[i]
+        n = r.n_memo
+        self.priced += n
+        for s in ffi.unpack(r.memo_new, n):
             k = ffi.unpack(memo + s * w + 1, w - 1)
-            quote_memo[s] = ((k[0], k[1], k[2], states(k[3]), k[4], k[5], k[6], bool(k[7]),
-                              bool(k[8]), k[9], k[10], k[11]), (k[12], k[13], k[14], k[15]))
+            quote_memo[s] = ((k[0], k[1], k[2], states(k[3]), k[4], k[5], k[6], k[7] != 0,
+                              k[8] != 0, k[9], k[10], k[11]), (k[12], k[13], k[14], k[15]))
         r.n_memo = 0
 
     def set_work(self, engine) -> None:

@@ -5,7 +5,9 @@ Replay reproduces the engine's decisions bit for bit only on the code that decid
 journal any of whose sessions was written by other code, or by code that did not name itself
 (SESSION_START of layout 1, or records before any SESSION_START), is refused with CodeMismatch
 unless the operator accepts the change; then the differences are kept for the audit trail (recovery
-journals them as a RECON "code-change" record) and no snapshot is written from such a replay.
+journals them as a RECON "code-change" record) and no snapshot is written from such a replay. The
+acceptance holds for the code that gave it: later recoveries and the standby on that code take the
+sessions the record lists as accepted (accepted_sessions), other code is still refused.
 Snapshots list the sessions they cover, so recovery reads only the journal after the newest one.
 Owns the comparison (its error is recovery.errors.CodeMismatch); must not write the journal.
 """
@@ -14,13 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from journal import Reader
-from journal.catalogue import RecordType, code_fingerprint, pack, unpack
+from journal.catalogue import RecordType, code_fingerprint, pack, unpack, unpack_json
 from journal.errors import JournalError
 from mm_core import buildid
 from recovery.errors import CodeMismatch, JournalUnavailable
 
 __all__ = ["RECON_CODE_CHANGE", "SessionCode", "CodeCheck", "running_fingerprint", "journal_sessions",
-           "session_start"]
+           "session_start", "accepted_sessions"]
 
 RECON_CODE_CHANGE = "code-change"   # RECON kind: recovery ran on code other than the journal's
 
@@ -83,6 +85,27 @@ def journal_sessions(reader: Reader,
     return sessions
 
 
+def accepted_sessions(reader: Reader, running: str) -> set[tuple[int, str]]:
+    """(seq, fingerprint) of every session an earlier recovery on the `running` code accepted: its
+    RECON code-change record lists them. Such a session was replayed on this code once and the
+    operator chose to go on; asking again at every later recovery would train them to pass the
+    override by habit, and it would keep the standby from writing snapshots for good."""
+    headers, blob, offsets = reader.read_blobs(RecordType.RECON)
+    accepted: set[tuple[int, str]] = set()
+    for i in range(len(headers)):
+        try:
+            doc = unpack_json(blob[int(offsets[i]):int(offsets[i + 1])])
+        except (ValueError, JournalError):
+            continue                     # not a code-change document: nothing accepted by it
+        if not isinstance(doc, dict) or doc.get("kind") != RECON_CODE_CHANGE or \
+                doc.get("running") != running or not doc.get("accepted"):
+            continue
+        for s in doc.get("journal", ()):
+            if isinstance(s, dict) and isinstance(s.get("seq"), int) and isinstance(s.get("fingerprint"), str):
+                accepted.add((s["seq"], s["fingerprint"]))
+    return accepted
+
+
 @dataclass
 class CodeCheck:
     """The running code and the operator's choice (`accept`: recover on other code anyway). Fed
@@ -92,9 +115,17 @@ class CodeCheck:
     accept: bool = False
     running: str = field(default_factory=running_fingerprint)
     differing: list[SessionCode] = field(default_factory=list)
+    accepted: set[tuple[int, str]] = field(default_factory=set)    # (seq, fingerprint): accepted_sessions
 
     def matches(self, code: SessionCode) -> bool:
-        return code.fingerprint == self.running and self.running != buildid.UNKNOWN
+        if self.running == buildid.UNKNOWN:
+            return False
+        return code.fingerprint == self.running or (code.seq, code.fingerprint) in self.accepted
+
+    def remember_accepted(self, reader: Reader) -> None:
+        """Take the sessions earlier recoveries on this code accepted (accepted_sessions)."""
+        if self.running != buildid.UNKNOWN:
+            self.accepted |= accepted_sessions(reader, self.running)
 
     def check(self, sessions: list[SessionCode], path: str = "the journal") -> None:
         other = [s for s in sessions if not self.matches(s)]
@@ -111,6 +142,8 @@ class CodeCheck:
             with Reader(path) as reader:
                 covered = covered_sessions(snapshots, reader, setup) if snapshots else None
                 sessions = journal_sessions(reader, covered)
+                if any(not self.matches(s) for s in sessions):
+                    self.remember_accepted(reader)      # read only when something differs
         except JournalError as exc:
             raise JournalUnavailable(f"cannot open the journal at {path}: {exc}") from exc
         self.check(sessions, path)

@@ -13,7 +13,6 @@ from typing import Callable
 
 from mm_core.events import OperatorCommand, Reconciled
 from mm_core.protocol import soupbintcp
-from recovery.errors import RecoveryError
 from recovery.reconcile import Deliver, apply, local_view, reconcile, resolution_json, venue_view
 from recovery.replay import RECON_BEGIN, RECON_FINDING, RECON_OUTCOME, RECON_RESOLUTION
 from recovery.venue_link import full_view
@@ -42,7 +41,7 @@ class LiveReconciler:
     timeout: float = 5.0                 # bound of every venue wait
     quiet: float = 0.25                  # the venue is done answering after this long silent
     max_rounds: int = 3
-    clock: Callable[[], int] = time.time_ns
+    clock: Callable[[], int] = time.time_ns      # CLOCK_REALTIME: the records say USER
     results: list[LiveReconciliation] = field(default_factory=list)
 
     def __call__(self, runner, command: OperatorCommand) -> LiveReconciliation:
@@ -52,35 +51,76 @@ class LiveReconciler:
         halts_before = engine.counts["halts"]
         # the begin record comes first: nothing new goes out while the views are compared (the
         # latch pulls what rests, on the session still open)
-        now = self._recon(runner, {"kind": RECON_BEGIN, "reconciled": False, "mid_session": True,
-                                   "actor": command.actor, "reason": command.reason,
-                                   "venue_sequence": runner.soup_seq})
+        begin = {"kind": RECON_BEGIN, "reconciled": False, "mid_session": True, "actor": command.actor,
+                 "reason": command.reason, "venue_sequence": runner.soup_seq}
+        if command.origin:
+            begin["origin"] = command.origin
+        now = self._recon(runner, begin)
         if now is None:
             result.reasons.append("the journal refused the reconciliation's begin record")
             return self._done(runner, result)
-        runner.feed(Reconciled(now, False))
+        # from here on an outcome record closes the begin whatever fails (fail closed: a failure
+        # is an outcome that is not reconciled, so the latch stays)
         try:
-            self._compare_and_resolve(runner, result)
-        except (RecoveryError, OSError) as exc:
-            result.reasons.append(f"reconciliation failed: {type(exc).__name__}: {exc}")
-        finally:
-            runner.tap_order_entry(None)
-        if not runner.order_entry_connected:
             try:
-                runner.login_order_entry()
-            except Exception as exc:     # noqa: BLE001 (the run loop stops on a lost order entry)
-                result.reasons.append(f"cannot log in to the order entry again: {exc}")
+                runner.feed(Reconciled(now, False))
+                self._compare_and_resolve(runner, result)
+            finally:
+                runner.tap_order_entry(None)
+        except Exception as exc:     # noqa: BLE001 (any failure is this reconciliation's outcome)
+            result.reasons.append(f"reconciliation failed: {type(exc).__name__}: {exc}")
+        self._login_again(runner, result)
         halts = engine.counts["halts"] - halts_before
         if halts:
             result.reasons.append(f"the engine halted itself {halts} time(s) while reconciling")
         result.reconciled = not result.reasons
-        now = self._recon(runner, {"kind": RECON_OUTCOME, "reconciled": result.reconciled,
-                                   "reasons": result.reasons, "mid_session": True,
-                                   "actor": command.actor, "delivered": result.delivered,
-                                   "resolutions": result.resolutions})
+        outcome = {"kind": RECON_OUTCOME, "reconciled": result.reconciled, "reasons": result.reasons,
+                   "mid_session": True, "actor": command.actor, "delivered": result.delivered,
+                   "resolutions": result.resolutions}
+        if command.origin:
+            outcome["origin"] = command.origin
+        now = self._recon(runner, outcome)
         if now is not None:
             runner.feed(Reconciled(now, result.reconciled))
         return self._done(runner, result)
+
+    def _login_again(self, runner, result: LiveReconciliation) -> None:
+        """The order entry logged in again (accepted by the venue) after whatever happened,
+        retrying for `timeout` as full_view does while the venue still has the old connection
+        ("session unavailable") or cannot be reached; a refusal for any other reason is final.
+        When it cannot be, the reasons and an alert say so: the run goes on without order entry,
+        latched unreconciled (fail closed), until a later reconcile logs in again."""
+        if runner.order_entry_logged_in:
+            return
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                if runner.order_entry_connected:
+                    self._await_login(runner, deadline)
+                    return
+                runner.login_order_entry()
+                continue
+            except Exception as exc:     # noqa: BLE001 (refused, unreachable, reset: retried or reported)
+                runner.drop_order_entry()
+                final = getattr(exc, "reason", "S") != "S"
+                if final or time.monotonic() >= deadline:
+                    why = f"cannot log in to the order entry again: {type(exc).__name__}: {exc}"
+                    result.reasons.append(why)
+                    runner.alert("order-entry-lost", f"reconcile by {result.actor}: {why}; trading stays "
+                                 "latched, with no order entry, until a reconcile logs in again")
+                    return
+            time.sleep(0.05)
+
+    def _await_login(self, runner, deadline: float) -> None:
+        """Take the venue's answers until it accepted the login; TimeoutError when it did not
+        answer by `deadline` (a refusal raises the runner's LoginRejected)."""
+        while not runner.order_entry_logged_in:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the venue did not answer the login in time")
+            if not runner.pump_order_entry(min(self.quiet, left)):
+                if not runner.order_entry_logged_in:
+                    time.sleep(0.01)     # nothing yet, or the venue closed: the deadline decides
 
     def _compare_and_resolve(self, runner, result: LiveReconciliation) -> None:
         s = runner.settings
@@ -132,8 +172,10 @@ class LiveReconciler:
             pass
 
     def _recon(self, runner, doc: dict) -> int | None:
-        """Journal one RECON record; its time (what the engine is fed with), None if refused."""
-        now = max(self.clock(), runner.engine.now)
+        """Journal one RECON record, stamped with the runner's USER clock (CLOCK_REALTIME), never
+        with the engine's time (a NIC's PHC time, TAI, when stamps are hardware); its time (what
+        the engine is fed with, which never runs backwards inside it), None if refused."""
+        now = self.clock()
         return now if runner.journal_recon(doc, now) else None
 
     @staticmethod

@@ -66,10 +66,11 @@ def follow(path: str, engine, snapshots: str, *, every: int = 5_000, idle_every:
             quiet_since = time.monotonic()
             yield rec
 
+    code = CodeCheck(accept_code_change)
     with reader, tailer:
+        code.remember_accepted(reader)       # sessions an earlier recovery on this code accepted
         result = replay(records(), engine, profile=profile, fresh_session=fresh_session,
                         snapshot_every=due, snapshot_dir=snapshots, journal_id=reader.journal_id,
-                        witness=functools.partial(journal_witness, reader),
-                        code=CodeCheck(accept_code_change))
+                        witness=functools.partial(journal_witness, reader), code=code)
     result.stopped = stopped[0] if stopped else None
     return result

@@ -1,9 +1,14 @@
 """CAT (SEC Rule 613) order events for the firm's own orders, with CAT's field names: MENO (new
-order) and MEOR (route to the exchange) for each order entered, MEOM for replaces and modifies,
-MEOC for cancels (full, or partial with leavesQty > 0), and MEOT only for executions on venues
-that are not exchanges (exchanges report their own; see `cat_exchange` in mics.toml, default true).
-A trade the venue breaks later (OUCH Broken Trade) keeps cancelFlag false, in this file and after:
-the spec sets it only for a trade the TRF/ORF/ADF rejected (see NOTES).
+order) and MEOR (route to the venue) for each order entered, MEOM for replaces and modifies, MEOC
+for cancels (full, or partial with leavesQty > 0), and MEOT only for executions on a venue that does
+not report to CAT itself (`cat_reporter = false` in mics.toml; default true). An exchange (a CAT
+Participant) and an ATS or broker-dealer (a CAT Industry Member) report the executions of the orders
+routed to them: CAT FAQ E15 says the routing firm then submits no Trade event or Order Fulfillment,
+and a Trade event is for the executing broker that reports the trade for public dissemination (Tech
+Specs 4.0.0-r18, Trade event). Every MEOT that is built is rejected with its reasons (no
+tapeTradeID or reportingExceptionCode in the journal; sideDetailsInd's code set unconfirmed: see
+UNKNOWN_MEOT), never guessed. A trade the venue breaks later (OUCH Broken Trade) keeps cancelFlag
+false, in this file and after: the spec sets it only for a trade the TRF/ORF/ADF rejected (see NOTES).
 
 Owns the event mapping, CAT text formats (Eastern-Time timestamps `YYYYMMDD HHMMSS.CCCNNNNNN`,
 dates as YYYYMMDD), the CAT trading day (the US Eastern date, with DST: what `--date` selects and
@@ -33,7 +38,7 @@ from reports.timebase import to_utc
 from reports.validate import REJECTS_SCHEMA, declare_required, mask_check, passed, split
 
 KIND = "cat"
-SCHEMA_VERSION = "cat-4.0.0-r18-subset-4"
+SCHEMA_VERSION = "cat-4.0.0-r18-subset-5"
 CAT_TYPES = ["MENO", "MEOR", "MEOM", "MEOC", "MEOT"]
 SIDES = {ord("B"): "B", ord("S"): "SL", ord("T"): "SS", ord("E"): "SX"}
 
@@ -50,16 +55,32 @@ REQUIRED = {
     "MEOC": ORDER_KEY + ("cancelQty", "leavesQty", "initiator"),
     # Trade event: the required fields of the spec's MEOT layout; buyDetails / sellDetails are
     # required for the side of the firm's order (the only side the journal knows)
-    "MEOT": ("tradeKeyDate", "tradeID", "cancelFlag", "quantity", "price", "capacity", "sideDetailsInd"),
+    "MEOT": ("tradeKeyDate", "tradeID", "cancelFlag", "quantity", "price", "capacity"),
+}
+# MEOT fields the spec requires that the journal cannot give, each with the reason every MEOT is
+# rejected for it (the field is never filled with a guess): a MEOT therefore never reaches the
+# Parquet or the submission files until these are known.
+UNKNOWN_MEOT = {
+    "tapeTradeID": "MEOT needs the tapeTradeID of its TRF/ORF/ADF trade report or a reportingExceptionCode "
+                   "(Tech Specs 4.0.0-r18 Trade event: Trade events must match a TRF/ORF/ADF report; the "
+                   "exception codes are P, F, N and C); the journal holds neither",
+    "sideDetailsInd": "MEOT requires sideDetailsInd, whose code set (Tech Specs 4.0.0-r18 "
+                      "sideDetailsIndCodeSet) could not be confirmed; no value is guessed",
 }
 # Never null in a kept row: the fields every event requires (rows lacking one are rejected), the
 # sequence and the trade date (null only without a UTC time, which is rejected too).
 NOT_NULL = ("seq",) + COMMON_REQUIRED + ("trade_date",)
 # The MEOT fields the journal cannot know: never invented, left out, and said so in the Parquet
 # metadata (cat.notes) and each submission file's metadata.
-NOTES = ("MEOT: tapeTradeID (the TRF/ORF/ADF trade report's ID), marketCenterID and "
-         "reportingExceptionCode are not in the journal and are left out; only the firm's side of the trade "
-         "is given (buyDetails or sellDetails): the contra side's order is the venue's and anonymous to the "
+NOTES = ("MEOT is reported only for an execution on a venue that does not report to CAT (mics.toml "
+         "cat_reporter = false): CAT FAQ E15, executions of orders routed to another CAT Reporter (an exchange or "
+         "an Industry Member) need no Trade event or Order Fulfillment from the routing firm unless the venue is "
+         "a foreign one that does not report to CAT; Tech Specs 4.0.0-r18 Trade event, a Trade event is used "
+         "when the Industry Member acts as the executing broker and reports the trade for public dissemination. "
+         "Such a MEOT is rejected, not written: tapeTradeID (the TRF/ORF/ADF trade report's ID) and "
+         "reportingExceptionCode (P, F, N or C) are not in the journal, and sideDetailsInd's code set could not "
+         "be confirmed, so no value is given. marketCenterID is left out; only the firm's side of the trade "
+         "is built (buyDetails or sellDetails): the contra side's order is the venue's and anonymous to the "
          "firm. cancelFlag is false and cancelTimestamp absent on every MEOT, and a Broken Trade of the venue "
          "(OUCH B), whenever it comes, changes nothing CAT wants from the firm: no COR or DEL of the MEOT in a "
          "later file. Tech Specs 4.0.0-r18 cancelFlagCodeSet: true only for a trade cancelled because the "
@@ -69,12 +90,12 @@ NOTES = ("MEOT: tapeTradeID (the TRF/ORF/ADF trade report's ID), marketCenterID 
          "data (true also for reportingExceptionCode C, which is not used here). A TRF/ORF/ADF rejection is not "
          "in the journal. Side details, checked against the CAT IM "
          "Technical Specifications 4.0.0-r18 (orchimate.org) as far as it could be read: buyDetails / "
-         "sellDetails are required for the side of the subject order (Table 51 Trade Side Details) and are given "
+         "sellDetails are required for the side of the subject order (Table 51 Trade Side Details) and are built "
          "as a one-element repeating group of orderKeyDate (required with orderID), orderID and side (required), "
          "as the spec's other side-detail group (clientDetails, Table 53) is laid out; Table 51's own field list "
          "could not be read. sideDetailsInd is a MEOT field (between marketCenterID and buyDetails, as public CAT "
-         "tooling lays MEOT out), but its code set could not be read: the values BUY / SELL given here are not "
-         "confirmed.")
+         "tooling lays MEOT out), but its code set could not be read: no value is given and the MEOT is "
+         "rejected for it.")
 # OUCH capacity of the Enter Order -> CAT capacity (Agency, Principal, Riskless principal); any
 # other (e.g. 'O' other) has no CAT code: the trade is rejected for it rather than guessed.
 CAPACITIES = {ord("A"): "A", ord("P"): "P", ord("R"): "R"}
@@ -83,7 +104,7 @@ SIDE_DETAILS = pa.struct([("orderKeyDate", pa.string()), ("orderID", pa.string()
 
 def _first_types() -> np.ndarray:
     """The first CAT type index an event yields, by its EV code; -1: none (an execution's 4 is
-    kept only off exchange)."""
+    kept only on a venue that does not report to CAT)."""
     first = np.full(len(events.EVENT_NAMES), -1, np.int8)
     first[EV["SENT_NEW"]] = 0                                          # MENO, then MEOR (1)
     first[[EV["SENT_REPLACE"], EV["SENT_MODIFY"]]] = 2
@@ -101,13 +122,13 @@ def _rows_for(ev: events.OrderEvents, ref: RefData) -> tuple[np.ndarray, np.ndar
     e = ev.cols["event"]
     first = _FIRST_TYPE[e]
     executed = np.flatnonzero(first == 4)
-    if len(executed):        # only executions on venues that are not exchanges are reported
+    if len(executed):        # only executions on venues that do not report to CAT are the firm's
         inst_idx = ref.instrument_index(ev.take(executed, ["symbol_id"]).cols["symbol_id"])
-        # an unknown instrument (index -1: the trailing True) may be off-exchange: its execution
-        # is kept, and rejected with its reason, rather than dropped as an exchange's
-        off_exchange = np.array([not ref.mics.get(i.mic, {}).get("cat_exchange", True)
-                                 for i in ref.sorted_values("instruments")] + [True], dtype=bool)[inst_idx]
-        first[executed[~off_exchange]] = -1
+        # an unknown instrument (index -1: the trailing True) may be on such a venue: its execution
+        # is kept, and rejected with its reason, rather than dropped as a CAT reporter's
+        firms = np.array([not ref.mics.get(i.mic, {}).get("cat_reporter", True)
+                          for i in ref.sorted_values("instruments")] + [True], dtype=bool)[inst_idx]
+        first[executed[~firms]] = -1
     counts = (first >= 0).astype(np.int64) + (e == EV["SENT_NEW"])
     rows = np.repeat(np.arange(len(e), dtype=np.int64), counts)
     types = first[rows]
@@ -196,15 +217,17 @@ def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None)
     checks = common.event_checks(table.append_column("isin", inst_cols["isin"])
                                  .append_column("segment_mic", inst_cols["segment_mic"]),
                                  ev, ref, inst_idx, algo_idx, client_idx)
-    return table, checks + [common.order_side_check(ev, with_terms | is_trade)] + required_checks(table, types)
+    return table, checks + [common.order_side_check(ev, with_terms | is_trade)] + required_checks(table, types) \
+        + [mask_check(name, is_trade, reason) for name, reason in UNKNOWN_MEOT.items()]
 
 
 def _trade_columns(c, is_trade: np.ndarray, event_ts: pa.Array, key_date: pa.Array,
                    side_code: np.ndarray) -> dict[str, pa.Array]:
     """The MEOT fields beside quantity, price and tradeID: tradeKeyDate (the trade's own
     timestamp), cancelFlag (false: no TRF/ORF/ADF rejection is journaled; see NOTES) and no
-    cancelTimestamp, capacity (the OUCH Enter Order's), sideDetailsInd and the side details of
-    the firm's order (orderKeyDate, orderID, CAT side); null on other rows."""
+    cancelTimestamp, capacity (the OUCH Enter Order's), no sideDetailsInd (its code set is
+    unconfirmed: UNKNOWN_MEOT) and the side details of the firm's order (orderKeyDate, orderID,
+    CAT side); null on other rows."""
     n = len(is_trade)
     known_side = is_trade & (side_code < len(SIDES))
     sell = side_code > 0                                       # SIDES: B, then the sells
@@ -216,7 +239,7 @@ def _trade_columns(c, is_trade: np.ndarray, event_ts: pa.Array, key_date: pa.Arr
         "cancelFlag": pa.array(np.zeros(n, bool), mask=~is_trade),
         "cancelTimestamp": pa.nulls(n, pa.string()),
         "capacity": ac.codes(capacity, list(CAPACITIES.values()) + ["?"], is_trade & (capacity < len(CAPACITIES))),
-        "sideDetailsInd": ac.codes(sell.astype(np.int8), ["BUY", "SELL"], known_side),
+        "sideDetailsInd": pa.nulls(n, pa.string()),
     }
     if not known_side.any():
         return {**cols, "buyDetails": pa.nulls(n, SIDE_DETAILS), "sellDetails": pa.nulls(n, SIDE_DETAILS)}

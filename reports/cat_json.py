@@ -6,8 +6,12 @@ Owns the line format (assembled column-wise with Arrow string kernels, fields ab
 numbers unquoted, booleans true/false, timeInForce as a name/value object) and the file naming and
 rollover. Deterministic: the file generation date is the events' Eastern-Time date, never the
 wall clock. Unconfirmed against the CAT IM Technical Specifications (marked [M] in the reference
-notes): the exact file-name pattern, the metadata file's fields, the per-file record limit, the
-JSON shape of timeInForce, and compression (CAT takes bz2; files here are uncompressed JSON).
+notes; their sections on file submission could not be read): the exact file-name pattern, the
+metadata file's fields, the per-file record limit, the JSON shape of timeInForce, and compression
+(CAT takes bz2; files here are uncompressed JSON). Public CAT tooling (a validator written against
+Tech Specs 4.1.0 r15, not the spec itself) writes timeInForce as {"DAY":YYYYMMDD} as here, but names
+its sample file SUBMITTER_IMID_DATE_GROUP_OrderEvents_000001.json, where this module puts the CRD
+second and the IMID fourth: a lead to check, not a confirmation either way.
 """
 from __future__ import annotations
 

@@ -161,6 +161,23 @@ def _check(problem: str | None, where: str) -> None:
         raise RefDataError(f"{where}: {problem}")
 
 
+_MIC_KEYS = frozenset(("mic", "operating_mic", "country", "status", "name", "cat_reporter"))
+
+
+def _mic_keys_problem(entry: dict) -> str | None:
+    """A key this loader does not read would be silently ignored: say so instead (the CAT export
+    decides which executions get a Trade event from `cat_reporter`)."""
+    if "cat_exchange" in entry:
+        return ("'cat_exchange' is no longer read: set cat_reporter = false for a venue that does "
+                "not report to CAT itself (CAT FAQ E15); leave it out for one that does")
+    unknown = sorted(set(entry) - _MIC_KEYS)
+    if unknown:
+        return f"unknown key(s) {unknown}; known: {sorted(_MIC_KEYS)}"
+    if "cat_reporter" in entry and not isinstance(entry["cat_reporter"], bool):
+        return f"'cat_reporter' must be true or false, got {entry['cat_reporter']!r}"
+    return None
+
+
 def _load_firm(doc: dict, where: str) -> Firm:
     t = doc.get("firm")
     if not isinstance(t, dict):
@@ -251,6 +268,7 @@ def load(directory: str | pathlib.Path | None = None) -> RefData:
         at = f"{directory / 'mics.toml'} mic[{n}]"
         code = _need(entry, "mic", at)
         _check(mic_problem(code), at)
+        _check(_mic_keys_problem(entry), at)
         mics[code] = dict(entry)
     active = frozenset(m for m, e in mics.items() if e.get("status") == "ACTIVE")
     firm = _load_firm(docs["firm.toml"], str(directory / "firm.toml"))

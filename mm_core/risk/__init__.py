@@ -5,9 +5,15 @@ Calling contract for the engine (sans-io; every call carries now_ns from the eng
   before the first order:  gw.on_journal_health(True, t); gw.on_clock(True, t);
                            gw.on_reconciled(True, t)  (unless start_reconciled = true);
                            gw.on_market(sym, fair_p4, reference_p4, book_stale, t) per symbol
-  per order action:        d = gw.check(intent, t)  -> RiskDecision (allowed, check, value, limit,
-                           detail, state, limits_version); send only if d.allowed; journal denials
+  per order action:        d = gw.check(intent, t, mark, best_bid) -> RiskDecision (allowed, check,
+                           value, limit, detail, state, limits_version); send only if d.allowed;
+                           journal denials, and an allowed decision whose check is not OK (an
+                           exception used, e.g. the bona fide market-making one). mark: the OUCH
+                           side byte (B; a sell's Reg SHO marking S long, T short, E exempt; None:
+                           intent.side's own byte); best_bid: the national best bid while the
+                           Rule 201 price test is in force (a short sale then needs it)
   feeds:                   on_fill(sym, side, qty, price, t, token=""), on_order_done(token, t),
+                           on_reg_sho(sym, restricted, t) (every ITCH Reg SHO 'Y'),
                            on_order_confirmed(token, qty, t) (Replaced / Order Modified),
                            on_order_state(open_orders | None, unknown_outcome, t), on_position,
                            on_clock, on_journal_health, on_reconciled, on_timer, on_option_params
@@ -19,7 +25,11 @@ An allowed ENTER/REPLACE/MODIFY counts as a working order at once (worst case) u
 on_order_done(token) or a fill with its token removes it; a REPLACE counts the larger of the
 original and the replacement, and the original's price, until on_order_confirmed (a refused
 replace, on_order_done of the replacement, restores the original), and a size-down MODIFY its
-larger size until on_order_confirmed; cancels are always allowed. A fault
+larger size until on_order_confirmed; cancels are always allowed. A sell marked long must be
+covered by the position net of every working sell; a short sale needs a locate ([reg_sho] in the
+limits: easy to borrow, located shares used up by fills and held by working short sales until
+they are done, or the bona fide market-making exception for quotes on the symbols named) and,
+while Rule 201 is in force, a price above the national best bid. A fault
 (an input reporting unhealthy, going quiet, or a defect in a check) denies every order it
 concerns (a stale book: orders on that symbol) while active. It latches HALTED or REDUCING per
 mm_core.risk.faults.LATCH_POLICY: on report (journal, unknown outcome, reconciliation, defects,

@@ -55,6 +55,13 @@ class CheckId(enum.IntEnum):
     INVALID_ORDER = 36       # non-positive qty or price, side not B/S
     INCONSISTENT_INPUT = 37  # a feed reported something impossible (e.g. a fill of 0 shares)
     SELF_TRADE = 38          # would execute against one of our own working orders (a wash trade)
+    SALE_MARKING = 39        # Reg SHO 200(g): side byte not B/S/T/E, a buy marked as a sale, a
+                             # replace changing its original's marking, or a long sale (S) that the
+                             # position net of every working sell does not cover
+    LOCATE_REQUIRED = 40     # Reg SHO 203(b): a short sale with no locate left (nor easy to borrow)
+    SHORT_SALE_PRICE_TEST = 41   # Rule 201 in force: a short sale at or below the national best bid
+    LOCATE_EXCEPTION = 42    # allowed, journaled: a quote shorting without a locate under the bona
+                             # fide market-making exception configured for its symbol
 
     @property
     def label(self) -> str:
@@ -78,6 +85,10 @@ CHECK_UNITS: dict[CheckId, str] = {
     CheckId.MARKET_DATA_STALE: "ns of age", CheckId.CLOCK_STALE: "ns of age",
     CheckId.UNKNOWN_OUTCOME: "orders", CheckId.REDUCE_ONLY: "shares",
     CheckId.SELF_TRADE: "price4 (value: this order's price, limit: our own order's)",
+    CheckId.SALE_MARKING: "shares (value: position less every working sell incl. this one)",
+    CheckId.LOCATE_REQUIRED: "shares (value: located shares needed incl. this order, limit: located)",
+    CheckId.LOCATE_EXCEPTION: "shares (value: located shares needed incl. this order, limit: located)",
+    CheckId.SHORT_SALE_PRICE_TEST: "price4 (value: this order's price, limit: national best bid)",
 }
 
 

@@ -19,12 +19,13 @@ from journal.catalogue import Side
 from mm_core.risk.checks import CheckId, RiskDecision
 from mm_core.risk.errors import FaultsActive, LimitsError, RiskError
 from mm_core.risk.faults import LATCH_POLICY, Latch
+from mm_core.risk.feedlog import FeedLog
 from mm_core.risk.greekbatch import GroupPricer
 from mm_core.risk.greeks import OptionParams, UnitRisk, scenario_grid, underlying_risk, unit_risk
-from mm_core.risk.kill import KillOrder, KillScope, parse_scope
+from mm_core.risk.kill import KillOrder, KillScope, parse_scope, scope_matches
 from mm_core.risk.limits import PRICE4, Limits, SymbolLimits
 from mm_core.risk.states import StateChange, StateMachine, TradingState, Trigger
-from mm_core.types import OrderIntent, OrderKind
+from mm_core.types import OrderIntent, OrderKind, Purpose
 
 __all__ = ["RiskGateway", "OpenOrder", "FAULT_CHECKS"]
 
@@ -35,6 +36,7 @@ _REPLACE = OrderKind.REPLACE
 _MODIFY = OrderKind.MODIFY
 _CANCEL = OrderKind.CANCEL
 _IOC = 0                   # OrderIntent.tif of an immediate-or-cancel order (OUCH time in force 0)
+_QUOTE = Purpose.QUOTE
 _ACTIVE = TradingState.ACTIVE
 _SAFE = TradingState.SAFE_MODE
 _REDUCING = TradingState.REDUCING
@@ -75,6 +77,8 @@ class OpenOrder:
     side: Side
     price: int
     qty: int            # remaining quantity
+    mark: str = ""      # a sell's OUCH side byte (S long, T short, E short exempt); "" unknown,
+                        # which counts as short against the locates
 
 
 class _Symbol:
@@ -83,7 +87,8 @@ class _Symbol:
     __slots__ = ("symbol_id", "fair", "reference", "md_ns", "book_stale", "position", "open_buy",
                  "open_sell", "limits", "notional", "multiplier", "option", "underlying_id", "under",
                  "risk", "group", "pnl_lo", "pnl_hi", "drift_buy", "drift_sell", "fair_band",
-                 "reference_band", "drift_band", "headroom", "own_buys", "own_sells")
+                 "reference_band", "drift_band", "headroom", "own_buys", "own_sells", "ssr",
+                 "marks", "short_filled")
 
     def __init__(self, symbol_id: int, limits: SymbolLimits) -> None:
         self.symbol_id = symbol_id
@@ -117,6 +122,13 @@ class _Symbol:
         # against one of them is a wash trade (self-trade prevention); a handful each
         self.own_buys: dict[str, int] = {}
         self.own_sells: dict[str, int] = {}
+        # Reg SHO: the Rule 201 price test in force (ITCH 'Y'); the marking of each working sell
+        # not marked long (token -> T/E, "" unknown; an original whose replace is in flight
+        # included): a working sell not in it is marked S; shares sold short by fills, which used
+        # up their locate for the day
+        self.ssr = False
+        self.marks: dict[str, str] = {}
+        self.short_filled = 0
 
 
 class _Group:
@@ -163,6 +175,11 @@ class RiskGateway:
     # see a clock that aged before any order meets it. A gateway restored from before the
     # attribute existed has this class default: the first event looks at once and sets it.
     clock_stale_at: float = -1
+    # the operator's SAFE_MODE, remembered through a latch: a clean reconciliation returns to it
+    # (only the operator lifts it); the scoped kills in force, (scope, scope_id) pairs. Class
+    # defaults (immutable) for a gateway restored from before they existed.
+    _safe_requested: bool = False
+    _scoped_kills: frozenset = frozenset()
 
     def __init__(self, limits: Limits, *, latch_state: "str | TradingState | None" = None) -> None:
         if not isinstance(limits, Limits):
@@ -271,7 +288,10 @@ class RiskGateway:
     def state_items(self) -> tuple:
         """The order-related state replay must reproduce (for the engine's state hash): working
         orders as counted, replaces in flight, fault bits."""
-        return (sorted(self.working_orders().items()), sorted(self._replacing.items()), self._faults)
+        return (sorted(self.working_orders().items()), sorted(self._replacing.items()), self._faults,
+                sorted((s.symbol_id, s.ssr, s.short_filled, sorted(s.marks.items()))
+                       for s in self._symbols.values() if s.ssr or s.short_filled or s.marks),
+                self._safe_requested, sorted(self._scoped_kills))
 
     def drain_events(self) -> list[StateChange]:
         """State changes since the last drain, oldest first, for the engine to journal."""
@@ -279,12 +299,19 @@ class RiskGateway:
         return events
 
     # ------------------------------------------------------------------------ the order check
-    def check(self, intent: OrderIntent, now_ns: int) -> RiskDecision:
+    def check(self, intent: OrderIntent, now_ns: int, mark: str | None = None,
+              best_bid: int | None = None) -> RiskDecision:
         """Verdict on one order action. Never raises: a denial is the returned event.
 
-        Order of checks: identity and fields, fail-closed inputs, throttle, trading state, message
-        rate, size and value, collars, duplicates, open orders, position, notional, Greeks and
-        scenario, drawdown, self-trade. One flat body with locals: this runs for every order.
+        `mark`: the OUCH side byte the order goes out with: "B", or a sell's Reg SHO marking "S"
+        (long), "T" (short) or "E" (short exempt); None: the byte of intent.side (B, or S: long).
+        `best_bid`: the national best bid (price4, 0 none) when the engine sees the Rule 201 price
+        test in force; a short sale on a symbol the gateway knows restricted needs it.
+        Order of checks: identity and fields (the marking's byte too), fail-closed inputs,
+        throttle, trading state, message rate, size and value, collars, duplicates, open orders,
+        position, notional, Greeks and scenario, drawdown, self-trade, then for sells Reg SHO (a
+        long sale covered, a short sale's price test and locate). One flat body with locals: this
+        runs for every order.
         """
         try:
             kind = intent.kind
@@ -292,10 +319,12 @@ class RiskGateway:
                 return self._check_cancel(now_ns)
             if kind is _MODIFY:
                 held = self._working.get(intent.token)
-                if held is not None and 0 < intent.qty < held[2]:
+                if held is not None and 0 < intent.qty < held[2] and (mark is None or mark == (
+                        "B" if held[1] else held[0].marks.get(intent.token, "S"))):
                     # a size-down in place: the price the collars judged stays, exposure only
                     # shrinks, so it passes as a partial cancel does (and counts as one); the
-                    # larger size stays counted until the venue confirms (on_order_confirmed)
+                    # larger size stays counted until the venue confirms (on_order_confirmed).
+                    # One that changes the side byte (OUCH Modify carries it) is checked in full.
                     return self._check_cancel(now_ns)
             lim = self._limits
             if not intent.algo_id or not intent.client_id or not (intent.desk_id or intent.trader_id):
@@ -312,6 +341,8 @@ class RiskGateway:
             symbol_id = intent.symbol_id
             if symbol_id in lim.restricted:
                 return self._deny(CheckId.RESTRICTED_SYMBOL, symbol_id, 0, "symbol is restricted")
+            if self._scoped_kills and self.blocks(symbol_id, intent.algo_id, intent.desk_id, intent.client_id):
+                return self._deny(CheckId.KILLED, symbol_id, 0, "a scoped kill is in force")
             sym = self._symbols.get(symbol_id)
             if sym is None or not sym.fair or now_ns - sym.md_ns > lim.max_market_age_ns \
                     or sym.book_stale:
@@ -340,6 +371,9 @@ class RiskGateway:
                 is_buy = side == _BUY
             else:
                 return self._deny(CheckId.INVALID_ORDER, 0, 0, f"side must be B or S, got {side!r}"[:48])
+            if mark is not None and (mark != "B" if is_buy else mark != "S" and mark != "T" and mark != "E"):
+                return self._deny(CheckId.SALE_MARKING, 0, 0, (f"a buy marked {mark!r}" if is_buy else
+                                  f"a sell marked {mark!r}, not S, T or E")[:48])
             same_side = sym.open_buy if is_buy else sym.open_sell
             replaced = None
             if kind is not _ENTER:
@@ -448,6 +482,18 @@ class RiskGateway:
                         return self._deny(CheckId.SELF_TRADE, price, own_price,
                                           "would trade with our own working order")
 
+            # Reg SHO: a sell's own checks (in _reg_sho) unless plainly clear: a long sale the
+            # position covers, or a short sale of an easy-to-borrow symbol with no price test on
+            # (mark None: the side's own byte, S)
+            allowed = self._allowed
+            if not is_buy and (kind is _REPLACE or (
+                    ((post < 0 or self._replacing) and sym.option is None)
+                    if mark is None or mark == "S" else
+                    sym.ssr or symbol_id not in lim.easy_to_borrow)):
+                allowed = self._reg_sho(sym, intent, kind, mark or "S", post, best_bid)
+                if not allowed.allowed:
+                    return allowed
+
             # Allowed: record it in every window before it leaves (RTS 6: include all orders sent).
             window.append(now_ns)
             stamped = (now_ns, price)
@@ -465,8 +511,10 @@ class RiskGateway:
             token = intent.token
             if kind is _REPLACE and replaced is not None and replaced[0] is sym \
                     and replaced[1] is is_buy and token not in working:
+                if not is_buy and mark is not None and mark != "S":
+                    sym.marks[token] = mark
                 self._hold_original(intent.orig_token, token, replaced, qty, price, intent.tif != _IOC)
-                return self._allowed
+                return allowed
             if replaced is not None and kind is not _REPLACE:
                 self._remove_working(token)
             if token in working:
@@ -480,15 +528,82 @@ class RiskGateway:
                     sym.own_buys[token] = price
             else:
                 sym.open_sell += qty
+                if mark is not None and mark != "S":
+                    sym.marks[token] = mark
                 if intent.tif != _IOC:
                     sym.own_sells[token] = price
-            return self._allowed
+            return allowed
         except Exception as exc:  # fail closed on any defect inside a check
             detail = f"{type(exc).__name__}: {exc}"[:48]
             self._latch(CheckId.INTERNAL_ERROR, detail, now_ns, "risk-gateway")
             if _is_cancel(intent):
                 return self._allowed          # a cancel is never refused, even by a defect
             return self._deny(CheckId.INTERNAL_ERROR, 0, 0, detail)
+
+    def _reg_sho(self, sym: _Symbol, intent: OrderIntent, kind: OrderKind, mark: str, post: int,
+                 best_bid: int | None) -> RiskDecision:
+        """Reg SHO for a sell (the order path's own checks passed): a replace keeps its original's
+        marking (OUCH Replace has no side); a long sale (S) must be covered by the position net of
+        every working sell, this one included, a replace in flight as both its original and its
+        replacement; a short sale (T, or E: the gateway cannot verify an exemption) must pass the
+        Rule 201 price test when in force, then needs a locate: easy to borrow, or located shares
+        left after fills and working short sales, or for a quote on a symbol configured for it the
+        bona fide market-making exception (an allowed decision naming it, for the engine to
+        journal). An option sale writes a contract: none of this applies beyond the replace's
+        marking. Returns self._allowed, that exception or a denial."""
+        if kind is _REPLACE and intent.orig_token in self._working:
+            original = sym.marks.get(intent.orig_token, "S")
+            if original and original != mark:
+                return self._deny(CheckId.SALE_MARKING, 0, 0,
+                                  f"replace marked {mark}, its original {original}"[:48])
+        if sym.option is not None:
+            return self._allowed
+        if mark == "S":
+            # post counts a replaced order as the larger of it and its replacement; for a long
+            # sale both count, as the original may fill before the replace lands, which then rests
+            # in full: this replace's original, and every sell replaced and not answered yet
+            left = post
+            if kind is _REPLACE:
+                held = self._working.get(intent.orig_token)
+                if held is not None and held[0] is sym and not held[1]:
+                    left -= held[2]
+            for pending in self._replacing.values():
+                if pending[4] == sym.symbol_id and not pending[5]:
+                    left -= pending[1] if pending[1] < pending[3] else pending[3]
+            if left < 0:
+                return self._deny(CheckId.SALE_MARKING, left, 0, "long sale not covered by position")
+            return self._allowed
+        price = intent.price
+        if sym.ssr:
+            if best_bid is None:
+                return self._deny(CheckId.SHORT_SALE_PRICE_TEST, price, 0,
+                                  "Rule 201 in force: no national best bid given")
+            if 0 < best_bid and price <= best_bid:
+                return self._deny(CheckId.SHORT_SALE_PRICE_TEST, price, best_bid,
+                                  "Rule 201: short sale at or below the NBB")
+        lim = self._limits
+        symbol_id = sym.symbol_id
+        if symbol_id in lim.easy_to_borrow:
+            return self._allowed
+        located = lim.locates.get(symbol_id, 0)
+        # shares that may still be sold short: a working order's count; one replaced and not
+        # answered yet, what is left of the original and the whole replacement (the original may
+        # fill before the replace lands, which then rests in full), a replace being checked so too
+        token, working, replacing = intent.token, self._working, self._replacing
+        need = sym.short_filled + intent.qty
+        for marked in sym.marks:
+            if marked != token:
+                order = working.get(marked)
+                if order is not None:
+                    pending = replacing.get(marked) if replacing else None
+                    need += order[2] if pending is None else pending[1] + pending[3]
+        if need <= located:
+            return self._allowed
+        if symbol_id in lim.bona_fide_mm and intent.purpose is _QUOTE:
+            return RiskDecision(True, CheckId.LOCATE_EXCEPTION, need, located,
+                                "no locate: bona fide market-making exception", self._fsm.state,
+                                lim.version)
+        return self._deny(CheckId.LOCATE_REQUIRED, need, located, "short sale without a locate")
 
     def _check_cancel(self, now_ns: int) -> RiskDecision:
         window = self._cancels
@@ -659,6 +774,17 @@ class RiskGateway:
             if sym.underlying_id in groups:
                 self._reprice_group(sym, now_ns)
 
+    def on_feed_log(self, n: int, symbols, fair_values, times, references) -> None:
+        """on_market(symbols[k], fair_values[k], references[symbols[k]], False, times[k]) for each
+        k below n, in order: the engine's replay hands over the feeds its batch path deferred as
+        C arrays (uint32_t, double, int64_t; `references` is indexed by symbol). The common case
+        is one C call over the log (mm_core.risk.feedlog); the rest goes through on_market. A
+        short log goes through on_markets: copying its symbols in and out would cost more."""
+        log = self.__dict__.get("_feed_log")
+        if log is None:
+            log = self._feed_log = FeedLog()
+        log.apply(self, n, symbols, fair_values, times, references, REPRICE_NS, REPRICE_MOVE)
+
     def on_fill(self, symbol_id: int, side: Side, qty: int, price: int, now_ns: int,
                 token: str = "") -> None:
         """An execution of ours; `token` (if known) reduces that working order. A fill that makes
@@ -672,6 +798,8 @@ class RiskGateway:
         signed = qty if side == _BUY else -qty
         sym.position += signed
         self._cash -= signed * price * sym.multiplier
+        if token and signed < 0 and token in sym.marks:
+            sym.short_filled += qty          # sold short: its locate is used for the day
         if token:
             if self._replacing:
                 self._fill_during_replace(token, qty)
@@ -712,12 +840,16 @@ class RiskGateway:
                 sym.open_buy = sym.open_sell = 0
                 sym.own_buys.clear()
                 sym.own_sells.clear()
+                sym.marks.clear()
             self._working.clear()
             self._replacing.clear()
             self._replaced_by.clear()
             for order in open_orders:
-                self._add_working(order.token, self._symbol(order.symbol_id), order.side == _BUY,
-                                  order.qty, order.price)
+                sym = self._symbol(order.symbol_id)
+                self._add_working(order.token, sym, order.side == _BUY, order.qty, order.price)
+                mark = getattr(order, "mark", "") or ""
+                if order.side != _BUY and mark != "S":
+                    sym.marks[order.token] = mark
         self._unknown_outcome = int(unknown_outcome)
         if unknown_outcome:
             self._set_fault(_F_UNKNOWN_OUTCOME, now_ns)
@@ -782,9 +914,14 @@ class RiskGateway:
         reasons = self._latch_reasons
         if reasons.pop(CheckId.UNRECONCILED, None) is not None and not reasons \
                 and self._fsm.state in (_HALTED, _REDUCING):
-            self._fire(Trigger.RECONCILED, CheckId.UNRECONCILED,
-                       "reconciled: inventory matches the venue, no other latch", "reconciliation",
-                       now_ns)
+            if self._safe_requested:     # the operator's safe mode is the operator's to lift
+                self._fire(Trigger.RECONCILED_SAFE, CheckId.UNRECONCILED, "reconciled: inventory "
+                           "matches the venue, no other latch; back to the operator's safe mode",
+                           "reconciliation", now_ns)
+            else:
+                self._fire(Trigger.RECONCILED, CheckId.UNRECONCILED,
+                           "reconciled: inventory matches the venue, no other latch", "reconciliation",
+                           now_ns)
 
     def on_timer(self, now_ns: int) -> None:
         """Detects a clock that has gone quiet without waiting for the next order: a fault (listed
@@ -800,6 +937,11 @@ class RiskGateway:
         there is one and the clock is not flagged stale already (inf otherwise)."""
         self.clock_stale_at = _INF if self._clock_ns < 0 or self._faults & _F_CLOCK_STALE \
             else self._clock_ns + self._limits.max_clock_age_ns
+
+    def on_reg_sho(self, symbol_id: int, restricted: bool, now_ns: int = 0) -> None:
+        """ITCH Reg SHO ('Y') for a symbol: the Rule 201 short sale price test is in force (True)
+        or lifted (False); anything but False counts as in force (fail closed)."""
+        self._symbol(symbol_id).ssr = restricted is not False
 
     def on_option_params(self, symbol_id: int, underlying_id: int, strike: int, expiry_ns: int,
                          vol: float, rate: float, is_call: bool, multiplier: int = 1,
@@ -839,6 +981,7 @@ class RiskGateway:
         if faults:
             raise FaultsActive(faults)
         self._fire(Trigger.OPERATOR_ENABLE, CheckId.OPERATOR, reason, actor, now_ns)
+        self._safe_requested = False     # the operator chose ACTIVE
         # the throttle's window restarts with the operator's decision; only after the transition,
         # so an enable refused as invalid (already trading) cannot reset the throttle
         self._fills.clear()
@@ -850,14 +993,43 @@ class RiskGateway:
             return
         self._fire(Trigger.SAFE_MODE_ON if on else Trigger.SAFE_MODE_OFF, CheckId.OPERATOR, reason,
                    actor, now_ns)
+        self._safe_requested = on
 
     def kill(self, scope: "KillScope | str | int", scope_id: int, requested_by: str, reason: str,
              now_ns: int) -> KillOrder:
-        """Kill switch: latches HALTED and returns what the OMS must cancel (cancels still pass)."""
+        """Kill switch; returns what the OMS must cancel (cancels still pass). A kill of
+        everything latches HALTED (operator_enable lifts it); a scoped one refuses new orders in
+        its scope only, the rest trades on (lift_kill lifts it)."""
         order = KillOrder(parse_scope(scope), int(scope_id), requested_by, reason, now_ns)
-        self._fire(Trigger.KILL, CheckId.KILLED, f"kill {order.scope.name.lower()} "
-                   f"{order.scope_id}: {reason}", requested_by, now_ns)
+        if order.scope is KillScope.ALL:
+            self._fire(Trigger.KILL, CheckId.KILLED, f"kill {order.scope.name.lower()} "
+                       f"{order.scope_id}: {reason}", requested_by, now_ns)
+        else:
+            self._scoped_kills = self._scoped_kills | {(int(order.scope), order.scope_id)}
         return order
+
+    def lift_kill(self, scope: "KillScope | str | int", scope_id: int) -> None:
+        """An operator's enable of one scope: that scoped kill only is lifted; RiskError when no
+        kill of that scope is in force (a kill of everything is lifted by operator_enable)."""
+        kind = parse_scope(scope)
+        key = (int(kind), int(scope_id))
+        if kind is KillScope.ALL or key not in self._scoped_kills:
+            raise RiskError(f"no kill of {kind.name.lower()} {scope_id} is in force"
+                            + (f" (in force: {self.scoped_kills_text()})" if self._scoped_kills else ""))
+        self._scoped_kills = self._scoped_kills - {key}
+
+    @property
+    def scoped_kills(self) -> list[tuple[KillScope, int]]:
+        """The scoped kills in force, (scope, scope_id), sorted."""
+        return [(KillScope(scope), ident) for scope, ident in sorted(self._scoped_kills)]
+
+    def scoped_kills_text(self) -> str:
+        return ", ".join(f"{scope.name.lower()} {ident}" for scope, ident in self.scoped_kills)
+
+    def blocks(self, symbol_id: int, algo_id: int, desk_id: int, client_id: int) -> bool:
+        """True when a scoped kill in force covers an order with these ids."""
+        return any(scope_matches(scope, ident, symbol_id, algo_id, desk_id, client_id)
+                   for scope, ident in self._scoped_kills)
 
     def replace_limits(self, new_text: str) -> int:
         """Install a new limits document; a bad one raises LimitsError and the old stays."""
@@ -921,6 +1093,8 @@ class RiskGateway:
             else:
                 sym.open_sell -= order[2]
                 sym.own_sells.pop(token, None)
+                if sym.marks and token not in self._replaced_by:
+                    sym.marks.pop(token, None)
 
     def _recount(self, token: str, qty: int) -> None:
         """A working order's counted quantity becomes `qty` (price and own-price entry unchanged)."""
@@ -978,6 +1152,8 @@ class RiskGateway:
         elif replacement in self._working:
             self._recount(replacement, qty)
         (sym.own_buys if is_buy else sym.own_sells).pop(orig, None)
+        if not is_buy:
+            sym.marks.pop(orig, None)
 
     def _mark(self, sym: _Symbol) -> None:
         """The symbol's notional at its fair value into gross and net, and the P&L peak moved."""

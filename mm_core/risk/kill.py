@@ -1,7 +1,9 @@
 """The kill switch order (RTS 6 Art. 12): which resting orders to cancel, who asked and why.
 
 Owns the scope vocabulary and the matching rule. It does not cancel anything: the engine's OMS
-turns a KillOrder into cancels of every matching resting order and journals a KILL record.
+turns a KillOrder into cancels of every matching resting order and journals a KILL record. A kill
+of everything latches the gateway HALTED; a scoped one (symbol, algo, desk, client) is kept by the
+gateway, which refuses new orders in that scope until an operator enables that scope again.
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from dataclasses import dataclass
 
 from mm_core.risk.errors import RiskError
 
-__all__ = ["KillScope", "KillOrder", "parse_scope"]
+__all__ = ["KillScope", "KillOrder", "parse_scope", "scope_matches"]
 
 
 class KillScope(enum.IntEnum):
@@ -40,6 +42,19 @@ def parse_scope(scope: "KillScope | str | int") -> KillScope:
     raise RiskError(f"unknown kill scope {scope!r}")
 
 
+def scope_matches(scope: int, scope_id: int, symbol_id: int, algo_id: int, desk_id: int, client_id: int) -> bool:
+    """True when an order with these ids falls under a kill of (scope, scope_id)."""
+    if scope == KillScope.ALL:
+        return True
+    if scope == KillScope.SYMBOL:
+        return symbol_id == scope_id
+    if scope == KillScope.ALGO:
+        return algo_id == scope_id
+    if scope == KillScope.DESK:
+        return desk_id == scope_id
+    return client_id == scope_id
+
+
 @dataclass(frozen=True, slots=True)
 class KillOrder:
     scope: KillScope
@@ -50,16 +65,7 @@ class KillOrder:
 
     def matches(self, symbol_id: int, algo_id: int, desk_id: int, client_id: int) -> bool:
         """True when a resting order with these ids falls under this kill."""
-        scope = self.scope
-        if scope is KillScope.ALL:
-            return True
-        if scope is KillScope.SYMBOL:
-            return symbol_id == self.scope_id
-        if scope is KillScope.ALGO:
-            return algo_id == self.scope_id
-        if scope is KillScope.DESK:
-            return desk_id == self.scope_id
-        return client_id == self.scope_id
+        return scope_matches(self.scope, self.scope_id, symbol_id, algo_id, desk_id, client_id)
 
     def matches_order(self, order) -> bool:
         """The same rule for anything with symbol_id/algo_id/desk_id/client_id (OrderIntent)."""

@@ -2,7 +2,9 @@
 
 Owns the document's schema, its validation (LimitsError names the field) and the conversion to
 internal units: windows in ns, money in price4 units (currency x 10_000). Every limit must be
-stated explicitly: a missing limit is an error, never "unlimited". Knows nothing of positions.
+stated explicitly: a missing limit is an error, never "unlimited". The Reg SHO table ([reg_sho]:
+easy-to-borrow list, locates, bona fide market-making symbols) may be left out: without it no
+short sale has a locate, the strictest reading. Knows nothing of positions.
 """
 from __future__ import annotations
 
@@ -69,6 +71,12 @@ class Limits:
     defaults: SymbolLimits
     symbols: Mapping[int, SymbolLimits] = field(default_factory=lambda: MappingProxyType({}))
     digest: str = ""                     # sha256 of the document text
+    # Reg SHO 203(b) ([reg_sho], optional: without it no short sale has a locate): symbols on the
+    # easy-to-borrow list, shares located per symbol for the day, and the symbols whose quotes may
+    # use the bona fide market-making exception when no locate is left
+    easy_to_borrow: frozenset[int] = frozenset()
+    locates: Mapping[int, int] = field(default_factory=lambda: MappingProxyType({}))
+    bona_fide_mm: frozenset[int] = frozenset()
 
     def for_symbol(self, symbol_id: int) -> SymbolLimits:
         return self.symbols.get(symbol_id, self.defaults)
@@ -118,15 +126,13 @@ class Limits:
             scenario_default_vol=r.number("scenario.default_vol", 0.0, 10.0),
             defaults=r.symbol_limits("defaults", None),
             digest=hashlib.sha256(text.encode()).hexdigest(),
+            easy_to_borrow=frozenset(r.int_list("reg_sho.easy_to_borrow")),
+            locates=MappingProxyType(r.locates("reg_sho.locates")),
+            bona_fide_mm=frozenset(r.int_list("reg_sho.bona_fide_market_making")),
         )
         symbols = {}
         for key in r.table_keys("symbols"):
-            try:
-                symbol_id = int(key)
-            except ValueError:
-                raise LimitsError(f"symbols.{key}", "symbol tables are keyed by integer id") from None
-            if not 0 <= symbol_id <= _U32:
-                raise LimitsError(f"symbols.{key}", "symbol id out of range")
+            symbol_id = _symbol_key("symbols", key)
             symbols[symbol_id] = r.symbol_limits(f"symbols.{key}", limits.defaults)
         r.reject_unknown()
         object.__setattr__(limits, "symbols", MappingProxyType(symbols))
@@ -134,6 +140,17 @@ class Limits:
 
 
 _SYMBOL_KEYS = ("max_order_qty", "max_order_value", "max_position")
+
+
+def _symbol_key(path: str, key: str) -> int:
+    """A table key that names a symbol: its integer id."""
+    try:
+        symbol_id = int(key)
+    except ValueError:
+        raise LimitsError(f"{path}.{key}", "keyed by integer symbol id") from None
+    if not 0 <= symbol_id <= _U32:
+        raise LimitsError(f"{path}.{key}", "symbol id out of range")
+    return symbol_id
 
 
 class _Reader:
@@ -217,6 +234,13 @@ class _Reader:
             raise LimitsError(path, "expected a table")
         return list(value)
 
+    def locates(self, path: str) -> dict[int, int]:
+        """A table of symbol id = located shares (each a non-negative integer)."""
+        located = {}
+        for key in self.table_keys(path):
+            located[_symbol_key(path, key)] = self.integer(f"{path}.{key}", 0, _U32)
+        return located
+
     def symbol_limits(self, path: str, base: SymbolLimits | None) -> SymbolLimits:
         """A [defaults] table (every key required) or a [symbols.N] table (keys override base)."""
         self._get(path)
@@ -298,4 +322,10 @@ default_vol = 0.3
 max_order_qty = 5000
 max_order_value = 500000
 max_position = 20000
+
+[reg_sho]                     # Reg SHO 203(b): a short sale (marked T or E) needs a locate
+easy_to_borrow = [1, 2, 3]    # symbol ids on the easy-to-borrow list: no per-order locate
+bona_fide_market_making = []  # symbol ids whose quotes may short without a locate (203(b)(2)(iii))
+
+[reg_sho.locates]             # symbol id = shares located for the day (used up by short sales)
 """

@@ -30,6 +30,7 @@ class Trigger(enum.Enum):
     KILL = "kill"                      # kill switch (RTS 6 Art. 12)
     OPERATOR_ENABLE = "operator-enable"
     RECONCILED = "reconciled"          # a clean reconciliation released the only latch in force
+    RECONCILED_SAFE = "reconciled-safe"    # the same, back to the SAFE_MODE the operator had set
 
 
 _S = TradingState
@@ -56,13 +57,15 @@ TRANSITIONS: dict[tuple[TradingState, Trigger], TradingState] = {
     (_S.HALTED, _T.OPERATOR_ENABLE): _S.ACTIVE,
     (_S.REDUCING, _T.RECONCILED): _S.ACTIVE,
     (_S.HALTED, _T.RECONCILED): _S.ACTIVE,
+    (_S.REDUCING, _T.RECONCILED_SAFE): _S.SAFE_MODE,
+    (_S.HALTED, _T.RECONCILED_SAFE): _S.SAFE_MODE,
 }
 
 # Where each trigger heads, used only to name the refused move in InvalidTransition.
 _INTENDED = {
     _T.SAFE_MODE_ON: _S.SAFE_MODE, _T.SAFE_MODE_OFF: _S.ACTIVE, _T.LATCH_REDUCE: _S.REDUCING,
     _T.LATCH_HALT: _S.HALTED, _T.KILL: _S.HALTED, _T.OPERATOR_ENABLE: _S.ACTIVE,
-    _T.RECONCILED: _S.ACTIVE,
+    _T.RECONCILED: _S.ACTIVE, _T.RECONCILED_SAFE: _S.SAFE_MODE,
 }
 
 

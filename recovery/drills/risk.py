@@ -399,8 +399,8 @@ class _WatchedGateway(RiskGateway):
         self.at_fair: set[str] = set()      # tokens allowed at exactly their symbol's fair value
         self._saved: dict[int, object] = {}
 
-    def check(self, intent, now_ns):
-        decision = super().check(intent, now_ns)
+    def check(self, intent, now_ns, mark=None, best_bid=None):
+        decision = super().check(intent, now_ns, mark, best_bid)
         if not decision.allowed:
             self.denials.add(decision.check)
         else:

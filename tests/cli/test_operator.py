@@ -33,16 +33,22 @@ def test_operator_commands_reach_a_running_session_and_are_journaled(tmp_path):
         run_proc.read_until("operator commands:", 60)
         run_proc.read_until("[", 30)                     # the run loop is going
         answers["bad-symbol"] = ask(journal, "kill", "--scope", "symbol", "--id", "NOPE")
-        answers["kill"] = ask(journal, "kill", "--scope", "symbol", "--id", "ACME")
+        answers["kill-acme"] = ask(journal, "kill", "--scope", "symbol", "--id", "ACME")
+        answers["enable-acme"] = ask(journal, "enable", "--scope", "symbol", "--id", "ACME")
+        answers["kill"] = ask(journal, "kill")
         answers["enable"] = ask(journal, "enable")
         answers["reconcile"] = ask(journal, "reconcile")
         assert run_proc.interrupt() == 0, run_proc.err
     bad = answers["bad-symbol"]
     assert bad.exit_code == 1 and "unknown symbol 'NOPE'" in json.loads(bad.output)["error"]
+    scoped = json.loads(answers["kill-acme"].output)
+    assert answers["kill-acme"].exit_code == 0 and scoped["ok"] and scoped["journaled"]
+    assert scoped["trading_state"] != "HALTED" and scoped["kills_in_force"] == "symbol 1"   # the rest trades on
+    assert scoped["origin"] == f"control socket uid {os.getuid()} pid {os.getpid()}"
+    lifted = json.loads(answers["enable-acme"].output)
+    assert answers["enable-acme"].exit_code == 0 and lifted["kills_in_force"] == ""
     kill = json.loads(answers["kill"].output)
-    assert answers["kill"].exit_code == 0 and kill["ok"] and kill["journaled"]
-    assert kill["trading_state"] == "HALTED"
-    assert kill["origin"] == f"control socket uid {os.getuid()} pid {os.getpid()}"
+    assert answers["kill"].exit_code == 0 and kill["trading_state"] == "HALTED"
     enable = json.loads(answers["enable"].output)
     if not lab_available():              # a compliant clock: nothing else keeps it halted
         assert answers["enable"].exit_code == 0 and enable["trading_state"] in ("ACTIVE", "SAFE_MODE")
@@ -55,20 +61,30 @@ def test_operator_commands_reach_a_running_session_and_are_journaled(tmp_path):
     with Reader(str(journal)) as reader:
         records = list(reader.records())
     commands = [unpack_json(r.payload) for r in records if r.rtype == RecordType.OPERATOR_CMD]
-    assert [(c["command"], c["scope"], c["actor"]) for c in commands] == [("kill", "symbol", "alice"),
-                                                                          ("enable", "all", "alice")]
-    assert all(c["origin"] == kill["origin"] for c in commands)
-    kills = [unpack(RecordType.KILL, r.payload) for r in records if r.rtype == RecordType.KILL]
-    assert len(kills) == 1
+    assert [(c["command"], c["scope"], c["actor"]) for c in commands] == [
+        ("kill", "symbol", "alice"), ("enable", "symbol", "alice"), ("kill", "all", "alice"), ("enable", "all", "alice")]
+    assert all(c["origin"] == scoped["origin"] for c in commands)
+    # the symbol kill's record counts exactly the cancels it sent, all of them ACME's
+    first = next(i for i, r in enumerate(records) if r.rtype == RecordType.OPERATOR_CMD)
+    kill_at = next(i for i in range(first, len(records)) if records[i].rtype == RecordType.KILL)
+    sent = [unpack(RecordType.ORDER_SENT, r.payload) for r in records[first:kill_at] if r.rtype == RecordType.ORDER_SENT]
+    symbol_kill = unpack(RecordType.KILL, records[kill_at].payload)
+    assert (symbol_kill["scope"], symbol_kill["scope_id"]) == (1, 1)
+    assert symbol_kill["orders_cancelled"] == len(sent) and all(o["symbol_id"] == 1 and o["msg_type"] == ord("X")
+                                                                for o in sent)
+    assert len([r for r in records if r.rtype == RecordType.KILL]) == 2
     recons = [unpack_json(r.payload) for r in records if r.rtype == RecordType.RECON]
     assert recons[0]["mid_session"] and recons[0]["actor"] == "alice"
+    assert recons[0]["origin"] == scoped["origin"] and recons[-1]["kind"] == "outcome"
 
 
 @pytest.mark.parametrize("doc, problem", [
     ({"command": "flatten", "actor": "a", "reason": "r"}, "unknown command"),
     ({"command": "kill", "actor": " ", "reason": "r"}, "actor must be printable"),
     ({"command": "kill", "actor": "a", "reason": "x\x00"}, "reason must be printable"),
-    ({"command": "enable", "actor": "a", "reason": "r", "scope": "symbol", "scope_id": 1}, "kill only"),
+    ({"command": "reconcile", "actor": "a", "reason": "r", "scope": "symbol", "scope_id": 1}, "kill and enable only"),
+    ({"command": "kill", "actor": "ÄÖÜäöüßéè", "reason": "r"}, "actor is 18 bytes in UTF-8, over the 16"),
+    ({"command": "kill", "actor": "a", "reason": "ü" * 33}, "reason is 66 bytes in UTF-8, over the 64"),
     ({"command": "kill", "actor": "a", "reason": "r", "scope": "venue"}, "unknown kill scope"),
     ({"command": "kill", "actor": "a", "reason": "r", "scope": "desk", "scope_id": "x"}, "scope_id must be"),
     ({"command": "kill", "actor": "a", "reason": "r", "scope": "all", "scope_id": 3}, "scope all takes no"),
@@ -82,6 +98,13 @@ def test_bad_requests_are_refused_with_their_reason(doc, problem):
 def test_a_symbol_kill_may_name_the_symbol():
     assert parse_request({"command": "kill", "actor": "a", "reason": "r", "scope": "symbol",
                           "scope_id": "BOLT"}, SYMBOLS) == ("kill", "a", "r", "symbol", 2)
+    assert parse_request({"command": "enable", "actor": "a", "reason": "r", "scope": "symbol",
+                          "scope_id": "BOLT"}, SYMBOLS) == ("enable", "a", "r", "symbol", 2)
+
+
+def test_texts_that_fill_their_journal_fields_exactly_are_taken_whole():
+    actor, reason = "ÄÖÜäöüßé", "ü" * 32                     # 16 and 64 bytes
+    assert parse_request({"command": "kill", "actor": actor, "reason": reason}, SYMBOLS)[1:3] == (actor, reason)
 
 
 class _Receipt:
@@ -120,9 +143,9 @@ def test_no_session_is_one_line_and_usage_errors_exit_2(tmp_path):
     both = CliRunner().invoke(operator, ["kill", "--journal", str(tmp_path), "--control", "x",
                                          "--actor", "a", "--reason", "r"])
     assert both.exit_code == 2 and "one of them" in both.output
-    scope = CliRunner().invoke(operator, ["enable", "--journal", str(tmp_path), "--actor", "a", "--reason", "r",
+    scope = CliRunner().invoke(operator, ["reconcile", "--journal", str(tmp_path), "--actor", "a", "--reason", "r",
                                           "--scope", "symbol", "--id", "ACME"])
-    assert scope.exit_code == 2 and "kill only" in scope.output
+    assert scope.exit_code == 2 and "kill and enable only" in scope.output
     long_path = "/tmp/" + "x" * 120
     too_long = CliRunner().invoke(operator, ["kill", "--control", long_path, "--actor", "a", "--reason", "r"])
     assert too_long.exit_code == 1 and "over the 107 a Unix socket allows" in too_long.output

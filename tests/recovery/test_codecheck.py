@@ -71,6 +71,25 @@ def test_accepted_other_code_recovers_and_the_journal_records_the_change(tmp_pat
     assert again.recon_records == len(docs)
 
 
+def test_an_accepted_code_change_is_remembered_for_this_code_only(tmp_path, events, monkeypatch):
+    """Once a recovery on this code accepted the old session (its RECON code-change record says
+    so), a later recovery on this code (a second crash) needs no override and journals no second
+    code-change record, and the standby writes snapshots again; other code is still refused."""
+    path, snaps = str(tmp_path / "j"), tmp_path / "snaps"
+    other_code_session(path, events, monkeypatch).journal.close()
+    recover(recovery_settings(path, accept_code_change=True))
+    accepted = len(recon_docs(path))
+    again = recover(recovery_settings(path))                    # no override
+    assert again.code.differing == []
+    assert [d["kind"] for d in recon_docs(path)].count(RECON_CODE_CHANGE) == 1
+    assert len(recon_docs(path)) >= accepted
+    standby = follow(path, fresh_engine(), str(snaps), every=10, idle_s=0.5)
+    assert standby.code_changes == [] and standby.snapshots_written >= 1
+    monkeypatch.setattr(buildid, "fingerprint", lambda: "ab" * 32)       # a third code
+    with pytest.raises(CodeMismatch):
+        recover(recovery_settings(path))
+
+
 def test_a_session_start_of_layout_1_reads_as_unknown_and_is_refused(tmp_path, events, monkeypatch):
     path = str(tmp_path / "j")
     layout_1_session(path, events, monkeypatch).journal.close()

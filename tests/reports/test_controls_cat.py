@@ -1,5 +1,6 @@
 import pyarrow.compute as pc
 
+from reports import cat
 from reports.cat import CAT_TYPES
 from tests.reports.conftest import read
 from tests.reports.journal_builder import FIXTURE_REFDATA
@@ -47,26 +48,91 @@ def test_cat_events_with_cat_field_names(all_reports, day):
     assert len(set(r["firmROEID"] for r in rows)) == len(rows)
 
 
-def _cat_with_arca_off_exchange(day_journal, tmp_path, selection=None):
-    """The day's CAT report with NYSE ARCA (SPY, IVV) taken as a venue that is not an exchange."""
+def _cat_with_arca_marked(day_journal, tmp_path, mark, selection=None):
+    """The day's CAT report with NYSE ARCA (SPY, IVV) marked `mark` (a mics.toml line): its order
+    events, its rejects and the run's result."""
     import shutil
     from reports.run import run
     from reports.source import Selection
     ref = tmp_path / "ref"
     shutil.copytree(FIXTURE_REFDATA, ref)
     text = (ref / "mics.toml").read_text()
-    (ref / "mics.toml").write_text(text.replace('name = "NYSE ARCA"', 'name = "NYSE ARCA"\ncat_exchange = false'))
-    run(["cat"], day_journal, tmp_path / "o", selection or Selection(), refdata_dir=ref)
-    return read(tmp_path / "o", "cat", "order_events")
+    (ref / "mics.toml").write_text(text.replace('name = "NYSE ARCA"', f'name = "NYSE ARCA"\n{mark}'))
+    result = run(["cat"], day_journal, tmp_path / "o", selection or Selection(), refdata_dir=ref)
+    from reports.validate import REJECTS_SCHEMA
+    rejected = (tmp_path / "o" / "cat" / "rejects").exists()        # written only when a row is rejected
+    return (read(tmp_path / "o", "cat", "order_events"),
+            read(tmp_path / "o", "cat", "rejects") if rejected else REJECTS_SCHEMA.empty_table(), result)
+
+
+def _cat_with_arca_off_cat(day_journal, tmp_path, selection=None):
+    """The day's CAT report with NYSE ARCA taken as a venue that does not report to CAT."""
+    return _cat_with_arca_marked(day_journal, tmp_path, "cat_reporter = false", selection)
+
+
+def _built_meot(journal, ref_dir, selection=None):
+    """The MEOT rows as the CAT table builder makes them for a venue that does not report to CAT,
+    before the checks (which reject every one of them; see cat.UNKNOWN_MEOT)."""
+    import pyarrow as pa
+    from reports import cat, events
+    from reports.refdata import load
+    from reports.source import Selection, open_slice
+    src, ref = open_slice(journal, selection or Selection()), load(ref_dir)
+    t = pa.concat_tables([cat.build_table(c, ref, None)[0] for c in events.collect_chunks(src, gather_joined=False)])
+    return t.filter(pc.equal(t["type"].cast(pa.string()), "MEOT")).to_pylist()
+
+
+def _submission_lines(out):
+    import json
+    from reports import cat_json
+    files = sorted((out / "cat" / cat_json.DIRECTORY).iterdir())
+    return ([json.loads(line) for p in files if not p.name.endswith(".meta.json") for line in p.read_text().splitlines()],
+            [json.loads(p.read_text()) for p in files if p.name.endswith(".meta.json")])
+
+
+def _notes(out):
+    import pyarrow.parquet as pq
+    return pq.read_schema(next((out / "cat" / "order_events").rglob("*.parquet"))).metadata[b"cat.notes"].decode()
+
+
+def test_cat_no_meot_for_executions_on_a_venue_that_reports_to_cat(day_journal, tmp_path):
+    """An ATS or broker-dealer venue (not an exchange) reports the executions of the orders routed
+    to it, as an exchange does: CAT FAQ E15, the routing firm submits no Trade event (nor Order
+    Fulfillment) for them. No MEOT is written or rejected for ARCA marked as such a venue."""
+    t, rejects, result = _cat_with_arca_marked(day_journal, tmp_path, "cat_reporter = true")
+    assert "MEOT" not in t.column("type").cast("string").to_pylist()
+    lines, _ = _submission_lines(tmp_path / "o")
+    assert "MEOT" not in {e["type"] for e in lines} and len(lines) == t.num_rows
+    assert rejects.num_rows == 0 and result.rejected == 0
+
+
+def test_cat_meot_off_cat_is_rejected_with_its_reasons_not_written(day_journal, tmp_path):
+    """An execution on a venue that does not report to CAT is the firm's to report (FAQ E15), but
+    its MEOT lacks tapeTradeID / reportingExceptionCode (not in the journal) and sideDetailsInd
+    (code set unconfirmed): each execution is rejected for both, with the reason, and is neither in
+    the Parquet nor in the submission files."""
+    t, rejects, result = _cat_with_arca_off_cat(day_journal, tmp_path)
+    assert "MEOT" not in t.column("type").cast("string").to_pylist()
+    lines, metas = _submission_lines(tmp_path / "o")
+    assert "MEOT" not in {e["type"] for e in lines}
+    rows = rejects.to_pylist()
+    executions = sorted({r["seq"] for r in rows})
+    assert len(executions) == 2                                          # Q4 and Q7 on ARCA
+    assert sorted((r["seq"], r["field"]) for r in rows) == \
+        sorted((s, f) for s in executions for f in ("tapeTradeID", "sideDetailsInd"))
+    reasons = {r["field"]: r["reason"] for r in rows}
+    assert "reportingExceptionCode" in reasons["tapeTradeID"] and "TRF/ORF/ADF" in reasons["tapeTradeID"]
+    assert "sideDetailsIndCodeSet" in reasons["sideDetailsInd"] and "no value is guessed" in reasons["sideDetailsInd"]
+    assert all(r["value"] is None for r in rows) and result.rejected == len(rows)
+    for said in ("E15", "cat_reporter = false", "executing broker", "no value is given"):
+        assert said in _notes(tmp_path / "o") and all(said in m["notes"] for m in metas), said
 
 
 def test_cat_meot_of_a_trade_the_venue_breaks_keeps_cancel_flag_false(tmp_path):
     """A venue's Broken Trade, in the range, after it, or past any look-ahead, changes nothing CAT
-    wants from the firm (Tech Specs 4.0.0-r18 cancelFlagCodeSet, CAT FAQ E25): every MEOT keeps
-    cancelFlag false with no cancelTimestamp, and the notes say why and that no COR or DEL follows."""
-    import json
-    import pyarrow.parquet as pq
-    from reports import cat_json
+    wants from the firm (Tech Specs 4.0.0-r18 cancelFlagCodeSet, CAT FAQ E25): every MEOT is built
+    with cancelFlag false and no cancelTimestamp, and the notes say why and that no COR or DEL
+    follows."""
     from reports.source import Selection
     from tests.reports.journal_builder import NS, accepted_order
     b = accepted_order("K1", 3, "B", 5_120_000, 300)
@@ -78,59 +144,48 @@ def test_cat_meot_of_a_trade_the_venue_breaks_keeps_cancel_flag_false(tmp_path):
     for selection in (Selection(), Selection(last_seq=end)):
         out = tmp_path / str(selection.last_seq)
         out.mkdir()
-        rows = _cat_with_arca_off_exchange(b.write(out / "j"), out, selection).to_pylist()
-        meot = [r for r in rows if r["type"] == "MEOT"]
+        journal = b.write(out / "j")
+        _, rejects, _ = _cat_with_arca_off_cat(journal, out, selection)
+        meot = _built_meot(journal, out / "ref", selection)
         assert [(r["tradeID"], r["cancelFlag"], r["cancelTimestamp"]) for r in meot] == \
             [("1001", False, None), ("1002", False, None)]
-        files = sorted((out / "o" / "cat" / cat_json.DIRECTORY).iterdir())
-        lines = [json.loads(line) for p in files if not p.name.endswith(".meta.json")
-                 for line in p.read_text().splitlines()]
-        assert [(e["cancelFlag"], "cancelTimestamp" in e) for e in lines if e["type"] == "MEOT"] == [(False, False)] * 2
-        notes = pq.read_schema(next((out / "o" / "cat" / "order_events").rglob("*.parquet"))).metadata[b"cat.notes"]
-        meta = json.loads(next(p for p in files if p.name.endswith(".meta.json")).read_text())
+        assert {r["field"] for r in rejects.to_pylist()} == set(cat.UNKNOWN_MEOT)     # no other problem
+        _, metas = _submission_lines(out / "o")
         for said in ("cancelFlagCodeSet", "E25", "no COR or DEL of the MEOT in a later file"):
-            assert said in notes.decode() and said in meta["notes"], said
+            assert said in _notes(out / "o") and all(said in m["notes"] for m in metas), said
 
 
-def test_cat_meot_for_executions_off_exchange(day_journal, tmp_path):
-    t = _cat_with_arca_off_exchange(day_journal, tmp_path)
-    meot = t.filter(pc.equal(t["type"].cast("string"), "MEOT")).to_pylist()
-    assert [(r["sellDetails"]["orderID"], r["quantity"], r["price"]) for r in meot] == [("Q4", 120, "512.0000"),
-                                                                                        ("Q7", 100, "500.0000")]
-
-
-def test_cat_meot_carries_the_trade_details_the_spec_requires(day_journal, tmp_path):
-    """MEOT (CAT IM Tech Specs 4.0.0-r18 Trade event): tradeKeyDate, tradeID, quantity, price,
-    capacity (the OUCH Enter Order's), cancelFlag, sideDetailsInd and the firm's side details
-    (orderKeyDate, orderID, side), with no order-event fields of its own (orderID, side,
-    electronicDupFlag); what the journal cannot know is named in the report's notes."""
+def test_cat_meot_carries_the_trade_details_the_journal_gives_and_no_guess(day_journal, tmp_path):
+    """MEOT (CAT IM Tech Specs 4.0.0-r18 Trade event) as built: tradeKeyDate, tradeID, quantity,
+    price, capacity (the OUCH Enter Order's), cancelFlag and the firm's side details (orderKeyDate,
+    orderID, side), with no order-event fields of its own (orderID, side, electronicDupFlag) and no
+    sideDetailsInd (its code set is unconfirmed: null, never BUY / SELL); the JSON line such a row
+    would give carries the side details as a one-element array."""
     import json
-    import pyarrow.parquet as pq
-    from reports import cat, cat_json
-    rows = _cat_with_arca_off_exchange(day_journal, tmp_path).to_pylist()
-    meno = {r["orderID"]: r for r in rows if r["type"] == "MENO"}
-    meot = [r for r in rows if r["type"] == "MEOT"]
+    import pyarrow as pa
+    from reports import cat_json
+    t, _, _ = _cat_with_arca_off_cat(day_journal, tmp_path)
+    meno = {r["orderID"]: r for r in t.to_pylist() if r["type"] == "MENO"}
+    meot = _built_meot(day_journal, tmp_path / "ref")
     q4 = meot[0]
-    assert (q4["tradeKeyDate"], q4["tradeID"], q4["quantity"], q4["price"], q4["capacity"], q4["cancelFlag"],
-            q4["sideDetailsInd"]) == (q4["eventTimestamp"], "1004", 120, "512.0000", "P", False, "SELL")
+    assert (q4["tradeKeyDate"], q4["tradeID"], q4["quantity"], q4["price"], q4["capacity"], q4["cancelFlag"]) == \
+        (q4["eventTimestamp"], "1004", 120, "512.0000", "P", False)
+    assert [r["sideDetailsInd"] for r in meot] == [None, None]
     assert q4["sellDetails"] == {"orderKeyDate": meno["Q4"]["eventTimestamp"], "orderID": "Q4", "side": "SS"}
     assert q4["buyDetails"] is None and q4["orderID"] is None and q4["orderKeyDate"] is None
     assert q4["side"] is None and q4["electronicDupFlag"] is None
-    assert [r["sellDetails"]["side"] for r in meot] == ["SS", "SL"]
-    files = sorted((tmp_path / "o" / "cat" / cat_json.DIRECTORY).iterdir())
-    lines = [json.loads(line) for line in files[0].read_text().splitlines()]
-    line = next(e for e in lines if e["type"] == "MEOT")
+    assert [(r["sellDetails"]["orderID"], r["sellDetails"]["side"], r["quantity"], r["price"]) for r in meot] == \
+        [("Q4", "SS", 120, "512.0000"), ("Q7", "SL", 100, "500.0000")]
+    table = pa.Table.from_pylist(meot[:1])
+    line = json.loads(cat_json.lines(table.select(["type"] + list(cat_json.ORDER))).to_pylist()[0])
     assert line["sellDetails"] == [{"orderKeyDate": meno["Q4"]["eventTimestamp"], "orderID": "Q4", "side": "SS"}]
-    assert line["capacity"] == "P" and line["sideDetailsInd"] == "SELL" and line["tradeKeyDate"] == q4["eventTimestamp"]
+    assert line["capacity"] == "P" and line["tradeKeyDate"] == q4["eventTimestamp"]
     assert line["cancelFlag"] is False and line["price"] == 512.0 and line["quantity"] == 120
-    assert not {"orderID", "orderKeyDate", "side", "buyDetails", "electronicDupFlag"} & set(line)
+    assert not {"orderID", "orderKeyDate", "side", "buyDetails", "electronicDupFlag", "sideDetailsInd"} & set(line)
     for name in cat.REQUIRED["MEOT"] + ("type", "actionType", "firmROEID", "symbol", "eventTimestamp"):
         assert name in line, name
-    meta = json.loads(files[1].read_text())
-    path = next((tmp_path / "o" / "cat" / "order_events").rglob("*.parquet"))
-    notes = pq.read_schema(path).metadata[b"cat.notes"].decode()
     for unknown in ("tapeTradeID", "marketCenterID", "reportingExceptionCode", "contra"):
-        assert unknown in notes and unknown in meta["notes"]
+        assert unknown in _notes(tmp_path / "o")
 
 
 def test_cat_partial_cancel_is_meoc_with_leaves(tmp_path):
@@ -172,16 +227,10 @@ def test_cat_notes_record_what_of_the_meot_side_details_the_spec_confirmed_and_w
     """The MEOT side-details shape as checked against the CAT IM Technical Specifications: what was
     confirmed (required for the subject order's side, its fields) and what could not be
     (Table 51's own field list, sideDetailsInd's code set), in the Parquet and submission notes."""
-    import json
-    import pyarrow.parquet as pq
-    from reports import cat_json
-    _cat_with_arca_off_exchange(day_journal, tmp_path)
-    path = next((tmp_path / "o" / "cat" / "order_events").rglob("*.parquet"))
-    notes = pq.read_schema(path).metadata[b"cat.notes"].decode()
-    meta = json.loads(next(p for p in (tmp_path / "o" / "cat" / cat_json.DIRECTORY).iterdir()
-                           if p.name.endswith(".meta.json")).read_text())
+    _cat_with_arca_off_cat(day_journal, tmp_path)
+    notes, (_, metas) = _notes(tmp_path / "o"), _submission_lines(tmp_path / "o")
     for said in ("4.0.0-r18", "Table 51", "required for the side of the subject order",
                  "orderKeyDate (required with orderID)",
                  "Table 51's own field list could not be read", "sideDetailsInd is a MEOT field",
-                 "its code set could not be read: the values BUY / SELL given here are not confirmed"):
-        assert said in notes and said in meta["notes"], said
+                 "its code set could not be read: no value is given and the MEOT is rejected for it"):
+        assert said in notes and all(said in m["notes"] for m in metas), said

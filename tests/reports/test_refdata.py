@@ -47,6 +47,9 @@ def _edit(path, old, new):
     ("parties.toml", 'code = "5493001KJTIIGC8Y1R12"', 'code = "5493001KJTIIGC8Y1R13"', "MOD 97-10"),
     ("firm.toml", "investment_firm = true", 'investment_firm = "yes"', "must be bool"),
     ("mics.toml", 'mic = "XNAS"', 'mic = "X-NAS"', "4 uppercase"),
+    ("mics.toml", 'name = "NYSE ARCA"', 'name = "NYSE ARCA"\ncat_exchange = false', "no longer read"),
+    ("mics.toml", 'name = "NYSE ARCA"', 'name = "NYSE ARCA"\ncat_reportr = false', "unknown key"),
+    ("mics.toml", 'name = "NYSE ARCA"', 'name = "NYSE ARCA"\ncat_reporter = "no"', "true or false"),
 ])
 def test_bad_reference_data_is_a_typed_error_naming_file_and_problem(refdir, file, old, new, message):
     _edit(refdir / file, old, new)

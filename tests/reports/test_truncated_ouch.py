@@ -205,7 +205,7 @@ def test_an_enter_order_cut_before_its_side_has_an_unknown_side_not_the_journale
 def test_reports_reject_the_events_of_an_order_whose_side_was_cut_with_their_reason(tmp_path):
     """RTS 22 would report the short sale's executions as SELL (field 62) and CAT as SL: each is
     rejected instead, counted, with its reason; the whole short sale is reported as one."""
-    from tests.reports.test_controls_cat import _cat_with_arca_off_exchange
+    from tests.reports.test_controls_cat import _cat_with_arca_off_cat
     from reports.rts22 import COLUMNS
     b = _short_sale_cut_before_its_side()
     journal = b.write(tmp_path / "j")
@@ -216,11 +216,12 @@ def test_reports_reject_the_events_of_an_order_whose_side_was_cut_with_their_rea
     side_rejects = sorted(r["seq"] for r in rejects if r["field"] == "order_side")
     assert len(side_rejects) == 2 and result.rejected == len(rejects)
     assert all("side byte" in r["reason"] for r in rejects if r["field"] == "order_side")
-    cat = _cat_with_arca_off_exchange(journal, tmp_path).to_pylist()
-    assert {(r["type"], r["orderID"] or r["sellDetails"]["orderID"]) for r in cat} >= {("MEOT", "W1")}
-    assert not [r for r in cat if (r["orderID"] or (r["sellDetails"] or {}).get("orderID")) in ("S1", "S2")
-                and r["type"] in ("MEOR", "MEOM", "MEOT")]
-    cat_rejects = read(tmp_path / "o", "cat", "rejects").to_pylist()
+    t, cat_rejects, _ = _cat_with_arca_off_cat(journal, tmp_path)
+    cat = t.to_pylist()
+    assert not [r for r in cat if r["orderID"] in ("S1", "S2") and r["type"] in ("MEOR", "MEOM")]
+    cat_rejects = cat_rejects.to_pylist()
+    # every MEOT (the cut order's two, W1's one) is rejected for what the journal lacks (cat.UNKNOWN_MEOT)
+    assert len({r["seq"] for r in cat_rejects if r["field"] == "tapeTradeID"}) == 3
     # the cut Enter (MENO, MEOR; short too), both executions' MEOTs and the replace's MEOM
     assert {r["seq"] for r in cat_rejects if r["field"] == "order_side"} == {2, 4, 5, 7}
 

@@ -28,6 +28,8 @@ BASE = {
     "scenario": {"spot_sigmas": 3.0, "vol_shift": 0.05, "horizon_days": 1.0,
                  "max_loss": 1_000_000_000, "default_vol": 0.3},
     "defaults": {"max_order_qty": 10_000, "max_order_value": 5_000_000, "max_position": 50_000},
+    # short sales (marked T) of the test symbols need no locate unless a test says otherwise
+    "reg_sho": {"easy_to_borrow": [1, 2, 3, 4], "bona_fide_market_making": [], "locates": {}},
 }
 
 

@@ -67,7 +67,7 @@ def test_collar_against_fair_value():
     high_bid = order(price=FAIR + 10_000)
     assert_allowed(gw.check(high_bid, T0))
     gw.on_order_done(high_bid.token, T0)        # else the sell below would cross it (self-trade)
-    assert_allowed(gw.check(order(price=FAIR - 10_000, side=Side.SELL), T0))
+    assert_allowed(gw.check(order(price=FAIR - 10_000, side=Side.SELL), T0, "T"))
     assert_denied(gw.check(order(price=FAIR + 10_001), T0), CheckId.COLLAR_FAIR, 10_001, 10_000)
     assert_denied(gw.check(order(price=FAIR - 10_001), T0), CheckId.COLLAR_FAIR, 10_001, 10_000)
 
@@ -86,7 +86,7 @@ def test_collar_drift_of_own_prices_over_window():
     assert_denied(gw.check(order(price=1_020_001), T0 + 100 * MS), CheckId.COLLAR_DRIFT,
                   30_001, 30_000)
     # Asks drift on their own: a sell far from the bids is not drift.
-    assert_allowed(gw.check(order(price=1_030_000, side=Side.SELL), T0 + 100 * MS))
+    assert_allowed(gw.check(order(price=1_030_000, side=Side.SELL), T0 + 100 * MS, "T"))
     # Once the first price leaves the window the range is measured afresh.
     gw.on_market(1, 1_020_000, FAIR, False, T0 + 1000 * MS)
     assert_allowed(gw.check(order(price=1_020_001), T0 + 1000 * MS))
@@ -141,7 +141,7 @@ def test_duplicate_order_window():
     for done in (first, again):                 # else the sell at the same price is a self-trade
         gw.on_order_done(done.token, T0 + 50 * MS)
     sell = order(side=Side.SELL)
-    assert_allowed(gw.check(sell, T0 + 50 * MS))    # other side is not a duplicate
+    assert_allowed(gw.check(sell, T0 + 50 * MS, "T"))    # other side is not a duplicate
     gw.on_order_done(sell.token, T0 + 50 * MS)
     # a replace back to recent terms is a modification, not a duplicate order
     assert_allowed(gw.check(order(kind=OrderKind.REPLACE, orig_token="T1"), T0 + 50 * MS))
@@ -165,7 +165,7 @@ def test_position_limit_counts_working_orders_worst_case():
     assert_allowed(gw.check(order(qty=200), T0))                      # worst case 2000
     assert_denied(gw.check(order(qty=1, price=FAIR - 2), T0), CheckId.POSITION_LIMIT, 2001, 2000)
     # sells do not add to the long worst case
-    assert_allowed(gw.check(order(qty=500, side=Side.SELL, price=FAIR + 1), T0))
+    assert_allowed(gw.check(order(qty=500, side=Side.SELL, price=FAIR + 1), T0, "T"))
 
 
 def test_position_limit_on_replace_counts_the_new_size_only():
@@ -235,9 +235,9 @@ def test_delta_aggregates_underlying_shares_with_options():
     assert gamma == pytest.approx(100 * unit.gamma) and vega == pytest.approx(100 * unit.vega)
     # selling shares adds short delta 1:1
     assert 0 <= delta < 1
-    assert_allowed(gw.check(order(side=Side.SELL, qty=9_999), T0))
+    assert_allowed(gw.check(order(side=Side.SELL, qty=9_999), T0, "T"))
     # the working sell counts in the worst case: 9 999 + 2 more would be 10 001 short
-    assert_denied(gw.check(order(side=Side.SELL, qty=2, price=FAIR - 1), T0),
+    assert_denied(gw.check(order(side=Side.SELL, qty=2, price=FAIR - 1), T0, "T"),
                   CheckId.DELTA_LIMIT, round(delta - 10_001), 10_000)
 
 
@@ -248,8 +248,8 @@ def test_scenario_loss_limit_full_revaluation():
     edge = math.floor(max_loss / worst_per_short_call)
     gw = _option_gateway(scenario={"max_loss": max_loss})
     sell = dict(symbol_id=2, side=Side.SELL, price=50_000)
-    assert_allowed(gw.check(order(qty=edge, **sell), T0))
-    decision = gw.check(order(qty=1, price=50_001, symbol_id=2, side=Side.SELL), T0)
+    assert_allowed(gw.check(order(qty=edge, **sell), T0, "T"))
+    decision = gw.check(order(qty=1, price=50_001, symbol_id=2, side=Side.SELL), T0, "T")
     assert_denied(decision, CheckId.SCENARIO_LOSS, round((edge + 1) * worst_per_short_call * 10_000),
                   max_loss * 10_000)
 
@@ -261,7 +261,7 @@ def test_drawdown_from_pnl_peak_allows_reducing_orders():
     assert_allowed(gw.check(order(price=990_000), T0 + 1))
     gw.on_market(1, 989_999, 989_999, False, T0 + 2)
     assert_denied(gw.check(order(price=989_990), T0 + 2), CheckId.DRAWDOWN, 10_001_000, 10_000_000)
-    assert_allowed(gw.check(order(price=990_001, side=Side.SELL, qty=100), T0 + 2))
+    assert_allowed(gw.check(order(price=990_001, side=Side.SELL, qty=100), T0 + 2, "T"))
 
 
 def test_restricted_symbol():
@@ -301,9 +301,9 @@ def test_reduce_only_in_reducing_state():
     gw.on_journal_health(False, T0)
     gw.on_journal_health(True, T0)
     assert gw.state is TradingState.REDUCING
-    assert_allowed(gw.check(order(side=Side.SELL, qty=100), T0))
+    assert_allowed(gw.check(order(side=Side.SELL, qty=100), T0, "T"))
     # the sell of 100 is working: one more share would flip the position
-    assert_denied(gw.check(order(side=Side.SELL, qty=1, price=FAIR - 1), T0), CheckId.REDUCE_ONLY,
+    assert_denied(gw.check(order(side=Side.SELL, qty=1, price=FAIR - 1), T0, "T"), CheckId.REDUCE_ONLY,
                   -1, 100)
     assert_denied(gw.check(order(side=Side.BUY, qty=1), T0), CheckId.REDUCE_ONLY, 101, 100)
 
@@ -346,9 +346,9 @@ def test_self_trade_prevention():
     bid = order(price=FAIR - 100)
     ask = order(side=Side.SELL, price=FAIR + 100)
     assert_allowed(gw.check(bid, T0))
-    assert_allowed(gw.check(ask, T0))
+    assert_allowed(gw.check(ask, T0, "T"))
     assert_denied(gw.check(order(price=FAIR + 100), T0), CheckId.SELF_TRADE, FAIR + 100, FAIR + 100)
-    assert_denied(gw.check(order(side=Side.SELL, price=FAIR - 150), T0), CheckId.SELF_TRADE,
+    assert_denied(gw.check(order(side=Side.SELL, price=FAIR - 150), T0, "T"), CheckId.SELF_TRADE,
                   FAIR - 150, FAIR - 100)
     # inside our own spread, and more of the same side at any price: no self-trade
     assert_allowed(gw.check(order(price=FAIR + 99), T0))
@@ -356,7 +356,7 @@ def test_self_trade_prevention():
     # a replace moves the order: the new price counts at once; the replaced one until the venue
     # confirms the replace (refused, the original rests on at its price)
     moved = order(kind=OrderKind.REPLACE, side=Side.SELL, price=FAIR + 300, orig_token=ask.token)
-    assert_allowed(gw.check(moved, T0))
+    assert_allowed(gw.check(moved, T0, "T"))
     assert_denied(gw.check(order(price=FAIR + 250), T0), CheckId.SELF_TRADE, FAIR + 250, FAIR + 100)
     gw.on_order_confirmed(moved.token, moved.qty, T0)
     assert_allowed(gw.check(order(price=FAIR + 250), T0))
@@ -375,7 +375,7 @@ def test_self_trade_prevention_after_resync():
     """on_order_state (reconciliation) rebuilds our working prices from the OMS snapshot."""
     from mm_core.risk import OpenOrder
     gw = make_gateway()
-    assert_allowed(gw.check(order(side=Side.SELL, price=FAIR + 100), T0))
+    assert_allowed(gw.check(order(side=Side.SELL, price=FAIR + 100), T0, "T"))
     gw.on_order_state([OpenOrder("R1", 1, Side.SELL, FAIR + 50, 100)], 0, T0)
     assert_allowed(gw.check(order(price=FAIR + 49), T0))          # the old sell at +100 is gone
     assert_denied(gw.check(order(price=FAIR + 60), T0), CheckId.SELF_TRADE, FAIR + 60, FAIR + 50)
@@ -384,10 +384,10 @@ def test_self_trade_prevention_after_resync():
 def test_self_trade_prevention_ignores_our_ioc():
     """An IOC never rests: an order sent after it reaches the venue once it is gone."""
     gw = make_gateway()
-    assert_allowed(gw.check(order(side=Side.SELL, price=FAIR - 100, tif=0), T0))
+    assert_allowed(gw.check(order(side=Side.SELL, price=FAIR - 100, tif=0), T0, "T"))
     assert_allowed(gw.check(order(price=FAIR - 100), T0))
     # and a resting bid still stops a later IOC that would reach it
-    assert_denied(gw.check(order(side=Side.SELL, price=FAIR - 200, tif=0), T0), CheckId.SELF_TRADE,
+    assert_denied(gw.check(order(side=Side.SELL, price=FAIR - 200, tif=0), T0, "T"), CheckId.SELF_TRADE,
                   FAIR - 200, FAIR - 100)
 
 

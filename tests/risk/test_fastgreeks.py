@@ -216,8 +216,9 @@ def _drive(gw, seed: int) -> list:
             gw.on_fill(s, side, rng.randrange(1, 40), px, now)
         s = rng.choice((1, 2, 3, 4))
         px = fair if s == 1 else gw._symbols[s].fair
-        d = gw.check(order(symbol_id=s, side=rng.choice((Side.BUY, Side.SELL)), price=px,
-                           qty=rng.randrange(1, 200), token=f"W{step}"), now)
+        side = rng.choice((Side.BUY, Side.SELL))
+        d = gw.check(order(symbol_id=s, side=side, price=px, qty=rng.randrange(1, 200), token=f"W{step}"),
+                     now, "B" if side is Side.BUY else "T")
         decisions.append((d.allowed, d.check, d.value, d.limit))
         if d.allowed:
             gw.on_order_done(f"W{step}", now)

@@ -1,4 +1,5 @@
-"""Kill switch: scopes, matching of resting orders, latch to HALTED, cancels keep passing."""
+"""Kill switch: scopes, matching of resting orders, a kill of everything latches HALTED, a scoped
+kill blocks its scope only (until lifted), cancels keep passing."""
 from __future__ import annotations
 
 import pytest
@@ -23,13 +24,27 @@ def test_kill_scopes_match_resting_orders(scope, scope_id, matching, other):
     assert kill.matches_order(order(**matching))
     if other is not None:
         assert not kill.matches_order(order(**other))
-    assert gw.state is TradingState.HALTED
-    denied = gw.check(order(price=999_000), T0)
-    assert not denied.allowed and denied.check is CheckId.TRADING_HALTED
     assert gw.check(cancel(), T0).allowed
-    event = gw.drain_events()[0]
-    assert (event.to_state, event.actor, event.reason_code) == (
-        TradingState.HALTED, "alice", CheckId.KILLED)
+    if scope == "all":
+        assert gw.state is TradingState.HALTED
+        denied = gw.check(order(price=999_000), T0)
+        assert not denied.allowed and denied.check is CheckId.TRADING_HALTED
+        event = gw.drain_events()[0]
+        assert (event.to_state, event.actor, event.reason_code) == (
+            TradingState.HALTED, "alice", CheckId.KILLED)
+        return
+    # scoped: that scope's new orders are refused, the rest trades on, no latch
+    assert gw.state is TradingState.ACTIVE and gw.drain_events() == []
+    denied = gw.check(order(**matching), T0)
+    assert not denied.allowed and denied.check is CheckId.KILLED
+    assert gw.check(order(), T0).allowed
+    assert gw.scoped_kills == [(KillScope[scope.upper()], scope_id)]
+    with pytest.raises(RiskError, match="no kill of"):
+        gw.lift_kill(scope, scope_id + 1)
+    gw.lift_kill(scope, scope_id)
+    assert gw.scoped_kills == [] and not gw.blocks(**{"symbol_id": 1, "algo_id": 7, "desk_id": 3,
+                                                      "client_id": 11, **matching})
+    assert gw.state is TradingState.ACTIVE
 
 
 def test_kill_scope_parsing():

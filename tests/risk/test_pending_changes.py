@@ -15,13 +15,14 @@ def view(gw, symbol_id=1):
 
 
 def entered(gw, qty=300, price=FAIR - 100, side=Side.BUY, token="A1"):
-    assert gw.check(order(qty=qty, price=price, side=side, token=token), T0).allowed
+    mark = "B" if side is Side.BUY else "T"
+    assert gw.check(order(qty=qty, price=price, side=side, token=token), T0, mark).allowed
     return token
 
 
 def replace(gw, orig, token, qty, price, side=Side.BUY):
     intent = order(kind=OrderKind.REPLACE, token=token, orig_token=orig, qty=qty, price=price, side=side)
-    assert gw.check(intent, T0).allowed
+    assert gw.check(intent, T0, "B" if side is Side.BUY else "T").allowed
     return token
 
 

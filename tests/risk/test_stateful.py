@@ -103,7 +103,7 @@ class GatewayMachine(RuleBasedStateMachine):
         orig = self.tokens[-1] if self.tokens and kind is not OrderKind.ENTER else ""
         intent = order(symbol_id=symbol_id, side=side, qty=qty, price=FAIR + offset, kind=kind,
                        orig_token=orig)
-        decision = self.gw.check(intent, self.now)
+        decision = self.gw.check(intent, self.now, "B" if side is Side.BUY else "T")
         blocking = self._blocking(symbol_id)
         if blocking or self.quiet_clock or symbol_id in self.quiet_market:
             assert not decision.allowed, (self.faults, decision)

@@ -31,6 +31,8 @@ EXPECTED = {
     (S.HALTED, T.OPERATOR_ENABLE): S.ACTIVE,
     (S.REDUCING, T.RECONCILED): S.ACTIVE,          # the restart's latch, when it was the only one
     (S.HALTED, T.RECONCILED): S.ACTIVE,
+    (S.REDUCING, T.RECONCILED_SAFE): S.SAFE_MODE,  # the same, back to the operator's safe mode
+    (S.HALTED, T.RECONCILED_SAFE): S.SAFE_MODE,
 }
 INVALID = {
     (S.ACTIVE, T.SAFE_MODE_OFF): "ACTIVE -> ACTIVE",
@@ -42,6 +44,8 @@ INVALID = {
     (S.HALTED, T.SAFE_MODE_OFF): "HALTED -> ACTIVE",
     (S.ACTIVE, T.RECONCILED): "ACTIVE -> ACTIVE",
     (S.SAFE_MODE, T.RECONCILED): "SAFE_MODE -> ACTIVE",
+    (S.ACTIVE, T.RECONCILED_SAFE): "ACTIVE -> SAFE_MODE",
+    (S.SAFE_MODE, T.RECONCILED_SAFE): "SAFE_MODE -> SAFE_MODE",
 }
 
 
@@ -70,7 +74,7 @@ def test_gateway_commands_follow_the_table_and_emit_events():
     gw = make_gateway()
     gw.set_safe_mode(True, "quote-guard", "toxic flow", T0)
     gw.set_safe_mode(True, "quote-guard", "still toxic", T0)        # idempotent, no event
-    gw.kill("symbol", 1, "alice", "fat finger", T0 + 1)
+    gw.kill("all", 0, "alice", "fat finger", T0 + 1)       # a scoped kill latches nothing (test_kill)
     with pytest.raises(InvalidTransition, match="HALTED -> SAFE_MODE"):
         gw.set_safe_mode(True, "quote-guard", "toxic", T0 + 2)
     gw.operator_enable("bob", "reviewed", T0 + 3)
@@ -80,7 +84,7 @@ def test_gateway_commands_follow_the_table_and_emit_events():
     assert [(e.from_state, e.to_state, e.actor) for e in events] == [
         (S.ACTIVE, S.SAFE_MODE, "quote-guard"), (S.SAFE_MODE, S.HALTED, "alice"),
         (S.HALTED, S.ACTIVE, "bob")]
-    assert events[1].reason == "kill symbol 1: fat finger"
+    assert events[1].reason == "kill all 0: fat finger"
     assert gw.drain_events() == []
     assert gw.size_multiplier == 1.0
 
