@@ -477,6 +477,8 @@ class Engine:
             self.venue_halted[s] = halted
             self._set_halted(s)
         restricted = self._on_reg_sho(update.reg_sho, actions) if update.reg_sho else ()
+        for since_midnight in update.day_starts:
+            self._on_day_start(since_midnight)
         touched = update.touched
         for match in update.breaks:
             s = self._break_trade(match, actions)
@@ -524,6 +526,13 @@ class Engine:
                 actions.append(self._alert("reg-sho", f"{self.specs[s].name}: short sale price test "
                                            f"{'in force' if restricted else 'lifted'}"))
         return changed
+
+    def _on_day_start(self, since_midnight: int) -> None:
+        """ITCH System Event 'O': the venue's trading day begins. Its day is the calendar date of
+        the midnight its timestamp counts from (this packet's time less the timestamp), read at
+        noon of that day: a date, not a time, so the clock's TAI-UTC offset or a skew of hours
+        cannot move it. The gateway gives back the locates used on an earlier day."""
+        self.risk.on_trading_day((self.now - since_midnight + _DAY_NS // 2) // _DAY_NS, self.now)
 
     def _on_packet_compiled(self, ev: MarketData) -> list[Action] | None:
         """The common case in one C call (fsig_on_packet: packet, prints, guards, reprice of the

@@ -22,6 +22,8 @@ _EXEC, _EXEC_PX = itch.OrderExecuted, itch.OrderExecutedWithPrice
 _CANCEL, _DELETE, _REPLACE = itch.OrderCancel, itch.OrderDelete, itch.OrderReplace
 _TRADE, _TRADING_ACTION, _BROKEN = itch.Trade, itch.StockTradingAction, itch.BrokenTrade
 _REG_SHO = itch.RegShoRestriction
+_SYSTEM_EVENT = itch.SystemEvent
+_START_OF_MESSAGES = "O"            # ITCH System Event 'O': the venue's day begins
 # ITCH 5.0 'Y' Reg SHO Action: '0' no price test in force; '1' the Rule 201 short sale price test
 # is in force after an intra-day drop, '2' it remains in force. Any other byte counts as in force.
 _NO_PRICE_TEST = "0"
@@ -40,7 +42,9 @@ class MdUpdate:
     trade prints, first-print order; prints: (symbol, aggressor_buys, qty, match number) in
     message order; errors: BookError texts in message order; halts: (symbol, halted) from trading
     actions; breaks: match numbers of ITCH Broken Trade messages, in order; reg_sho: (symbol,
-    restricted) from Reg SHO messages ('Y'), restricted when the Rule 201 price test is in force."""
+    restricted) from Reg SHO messages ('Y'), restricted when the Rule 201 price test is in force;
+    day_starts: the timestamps (ns since the venue's midnight) of System Event 'O' (start of
+    messages: the venue's trading day begins). The C path takes no System Event (they fall back)."""
 
     n_messages: int
     touched: list[int]
@@ -50,6 +54,7 @@ class MdUpdate:
     halts: list[tuple[int, bool]]
     breaks: list[int]
     reg_sho: list[tuple[int, bool]] = field(default_factory=list)
+    day_starts: list[int] = field(default_factory=list)
 
 
 def apply_messages(book, messages, known: list[bool]) -> MdUpdate:
@@ -63,6 +68,7 @@ def apply_messages(book, messages, known: list[bool]) -> MdUpdate:
     halts: list[tuple[int, bool]] = []
     breaks: list[int] = []
     reg_sho: list[tuple[int, bool]] = []
+    day_starts: list[int] = []
     for m in messages:
         t = type(m)
         try:
@@ -108,9 +114,13 @@ def apply_messages(book, messages, known: list[bool]) -> MdUpdate:
                 s = m.stock_locate
                 if s < n and known[s]:
                     reg_sho.append((s, m.reg_sho_action != _NO_PRICE_TEST))
+            elif t is _SYSTEM_EVENT:
+                if m.event_code == _START_OF_MESSAGES:
+                    day_starts.append(m.timestamp)
         except BookError as exc:
             errors.append(str(exc))
-    return MdUpdate(len(messages), list(touched), list(printed), prints, errors, halts, breaks, reg_sho)
+    return MdUpdate(len(messages), list(touched), list(printed), prints, errors, halts, breaks, reg_sho,
+                    day_starts)
 
 
 def _error_text(e) -> str:

@@ -3,7 +3,9 @@ venue event it could not apply (or any doubt about what rests at the venue) need
 restart and recovery. The same comparison and resolutions recovery makes (recovery.reconcile),
 journaled as the same RECON records (begin, finding, resolution, outcome), so a replay re-applies
 them in place. Owns the order of the steps; the runner owns the sockets and the write-ahead rule
-(mm_core.runner: it may not import recovery, so it is handed a LiveReconciler).
+(mm_core.runner: it may not import recovery, so it is handed a LiveReconciler). A trade correction
+is put in front of a person once: the RECON findings already in the journal (an earlier recovery's
+or reconcile's, read as replay reads them) name the ones reported, which are not reported again.
 """
 from __future__ import annotations
 
@@ -11,9 +13,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from journal import Reader, RecordType
+from journal.catalogue import unpack_json
+from journal.errors import JournalError
 from mm_core.events import OperatorCommand, Reconciled
 from mm_core.protocol import soupbintcp
-from recovery.reconcile import Deliver, apply, local_view, reconcile, resolution_json, venue_view
+from recovery.reconcile import (
+    Deliver, apply, local_view, reconcile, reported_corrections, resolution_json, venue_view,
+)
 from recovery.replay import RECON_BEGIN, RECON_FINDING, RECON_OUTCOME, RECON_RESOLUTION
 from recovery.venue_link import full_view
 
@@ -43,6 +50,10 @@ class LiveReconciler:
     max_rounds: int = 3
     clock: Callable[[], int] = time.time_ns      # CLOCK_REALTIME: the records say USER
     results: list[LiveReconciliation] = field(default_factory=list)
+    # venue sequence of a trade correction -> journal sequence of the RECON finding that reported
+    # it, read from the journal up to `_read_to` (the rest is read at the next reconcile)
+    reported: dict[int, int] = field(default_factory=dict)
+    _read_to: int = 0
 
     def __call__(self, runner, command: OperatorCommand) -> LiveReconciliation:
         result = LiveReconciliation(command.actor)
@@ -124,6 +135,7 @@ class LiveReconciler:
 
     def _compare_and_resolve(self, runner, result: LiveReconciliation) -> None:
         s = runner.settings
+        reported = self._reported_so_far(runner)     # before this reconcile reports any itself
         tap: list[tuple[int, bytes]] = []
         runner.tap_order_entry(tap)
         runner.logout_order_entry(self.timeout)          # the venue allows one login per user
@@ -137,8 +149,8 @@ class LiveReconciler:
         for round_no in range(1, self.max_rounds + 1):
             for seq, payload in tap:
                 messages.setdefault(seq, payload)
-            found = reconcile(local_view(runner.engine, runner.journaled_venue_seqs(), runner.soup_seq),
-                              venue_view(sorted(messages.items())))
+            found = reconcile(local_view(runner.engine, runner.journaled_venue_seqs(), runner.soup_seq,
+                                         reported), venue_view(sorted(messages.items())))
             result.rounds.append(found.counts())
             if self._recon(runner, {"kind": RECON_FINDING, "round": round_no, "mid_session": True,
                                     **found.to_json()}) is None:
@@ -164,6 +176,29 @@ class LiveReconciler:
                     result.resolutions += 1
             self._settle(runner)
         result.reasons.append(f"not clean after {self.max_rounds} rounds")
+
+    def _reported_so_far(self, runner) -> dict[int, int]:
+        """The trade corrections the journal's RECON findings have reported (replay's reading of
+        them), read on from where the last reconcile stopped. A journal that cannot be read adds
+        nothing (those corrections are reported again: they keep trading halted) and alerts."""
+        path = getattr(runner.journal, "path", None)
+        try:
+            with Reader(path) as reader:
+                if reader.last_seq > self._read_to:
+                    headers, blob, offsets = reader.read_blobs(RecordType.RECON, self._read_to + 1,
+                                                               reader.last_seq)
+                    for seq, lo, hi in zip(headers["seq"].tolist(), offsets[:-1].tolist(),
+                                           offsets[1:].tolist()):
+                        doc = unpack_json(blob[lo:hi])
+                        if isinstance(doc, dict) and doc.get("kind") == RECON_FINDING:
+                            for venue_seq in reported_corrections(doc):
+                                self.reported.setdefault(venue_seq, seq)
+                    self._read_to = reader.last_seq
+        except (JournalError, TypeError, ValueError) as exc:
+            runner.alert("recon-journal-unread", f"the journal's earlier findings could not be read "
+                         f"({type(exc).__name__}: {exc}): trade corrections they reported are "
+                         "reported again")
+        return dict(self.reported)
 
     def _settle(self, runner) -> None:
         """Take the venue's answers until it has been quiet for `quiet`, within `timeout`."""

@@ -481,6 +481,11 @@ def apply(engine, resolution: Resolution, now_ns: int) -> list[Action]:
         _skip_token(oms, resolution.token)
         if resolution.token not in oms.orders:
             _adopt(oms, resolution, now_ns)
+            r = resolution
+            # counted by the gateway as the order it would have passed: a replacement with its
+            # original until the venue answers, a sell with the venue's marking (its locate)
+            engine.risk.on_order_adopted(r.token, r.symbol_id, _side(r.side), r.qty, r.price,
+                                         _mark(r.side), r.orig_token, now_ns)
     elif isinstance(resolution, CancelAtVenue):
         token = resolution.token
         if resolution.adopt:
@@ -495,6 +500,15 @@ def apply(engine, resolution: Resolution, now_ns: int) -> list[Action]:
                 oms.orders[token].mark = resolution.side     # as the venue holds it
         order = oms.orders.get(token)
         if order is not None and order.state.value in _RESTING:
+            # what rests at the venue is what the gateway counts until the cancel is answered
+            # (the engine releases it then, as any order that is done)
+            risk = engine.risk
+            if token in risk.working_orders():
+                risk.on_order_confirmed(token, resolution.leaves, now_ns)
+            else:
+                risk.on_order_adopted(token, resolution.symbol_id, _side(resolution.side),
+                                      resolution.leaves, resolution.price, _mark(resolution.side),
+                                      now_ns=now_ns)
             actions.append(_cancel(engine, order, now_ns))
     elif isinstance(resolution, ResendCancel):
         order = oms.orders.get(resolution.token)
@@ -528,11 +542,20 @@ def _skip_token(oms, token: str) -> None:
         oms.counter = max(oms.counter, int(body, 36))
 
 
+def _side(side: str) -> Side:
+    """The order side of the venue's side byte: B, or a sell's Reg SHO marking (S, T or E)."""
+    return Side.BUY if side == "B" else Side.SELL
+
+
+def _mark(side: str) -> str:
+    """The gateway's marking of an order the venue holds with this side byte ("" for a buy)."""
+    return "" if side == "B" else side
+
+
 def _intent(kind: OrderKind, token: str, symbol_id: int, side: str, price: int, qty: int,
             orig_token: str = "") -> OrderIntent:
-    # the venue's side: B, or a sell's Reg SHO marking (S, T or E); the OMS learns the marking
-    # from the venue's answers
-    return OrderIntent(kind, token, symbol_id, Side.BUY if side == "B" else Side.SELL, price, qty,
+    # the OMS learns a sell's marking from the venue's answers
+    return OrderIntent(kind, token, symbol_id, _side(side), price, qty,
                        orig_token=orig_token,
                        purpose=Purpose.RECOVERY)
 

@@ -180,6 +180,8 @@ class RiskGateway:
     # defaults (immutable) for a gateway restored from before they existed.
     _safe_requested: bool = False
     _scoped_kills: frozenset = frozenset()
+    # the trading day (days since 1970-01-01) whose locates short sales are using; 0: none told yet
+    _locate_day: int = 0
 
     def __init__(self, limits: Limits, *, latch_state: "str | TradingState | None" = None) -> None:
         if not isinstance(limits, Limits):
@@ -273,6 +275,16 @@ class RiskGateway:
         sym = self._symbols.get(symbol_id)
         return 0 if sym is None else sym.position
 
+    def locates_used(self, symbol_id: int) -> int:
+        """Shares of the symbol sold short by fills on the trading day held (their locates used)."""
+        sym = self._symbols.get(symbol_id)
+        return 0 if sym is None else sym.short_filled
+
+    @property
+    def trading_day(self) -> int:
+        """The venue's trading day the used locates belong to (days since 1970-01-01), 0 unknown."""
+        return self._locate_day
+
     def greeks(self, underlying_id: int) -> tuple[float, float, float]:
         """(delta, gamma, vega) of an underlying's group in limit units; zeros if unknown."""
         group = self._groups.get(underlying_id)
@@ -291,7 +303,7 @@ class RiskGateway:
         return (sorted(self.working_orders().items()), sorted(self._replacing.items()), self._faults,
                 sorted((s.symbol_id, s.ssr, s.short_filled, sorted(s.marks.items()))
                        for s in self._symbols.values() if s.ssr or s.short_filled or s.marks),
-                self._safe_requested, sorted(self._scoped_kills))
+                self._safe_requested, sorted(self._scoped_kills), self._locate_day)
 
     def drain_events(self) -> list[StateChange]:
         """State changes since the last drain, oldest first, for the engine to journal."""
@@ -855,6 +867,46 @@ class RiskGateway:
             self._set_fault(_F_UNKNOWN_OUTCOME, now_ns)
         else:
             self._clear_fault(_F_UNKNOWN_OUTCOME)
+
+    def on_order_adopted(self, token: str, symbol_id: int, side: Side, qty: int, price: int,
+                         mark: str = "", orig_token: str = "", now_ns: int = 0) -> None:
+        """An order that exists at the venue without having passed check() (reconciliation adopts
+        it after a crash lost its record): counted from now on as a confirmed order is, with its
+        remaining qty, price and, for a sell, the venue's side byte as its marking ("" unknown:
+        short; a short one holds its locate). A replacement of a working order is held with its
+        original as an allowed replace is, until the venue answers. No limit is checked: the order
+        is there whatever the limits say, so the next order meets it."""
+        qty, price = _whole(qty), _whole(price)
+        if qty == 0:
+            return                  # nothing left working: nothing to count
+        if qty is None or qty < 0 or price is None or price <= 0 or side not in (_BUY, _SELL):
+            self._latch(CheckId.INCONSISTENT_INPUT, f"adopted {token} {side!r} {qty!r}@{price!r}"[:48],
+                        now_ns, "risk-gateway")
+            return
+        sym = self._symbol(symbol_id)
+        is_buy = side == _BUY
+        held = self._working.get(orig_token) if orig_token else None
+        if token not in self._working and held is not None and held[0] is sym and held[1] is is_buy \
+                and orig_token not in self._replaced_by:
+            self._hold_original(orig_token, token, held, qty, price, True)
+        else:
+            self._add_working(token, sym, is_buy, qty, price)
+        if not is_buy and mark != "S":
+            sym.marks[token] = mark
+
+    def on_trading_day(self, day: int, now_ns: int = 0) -> None:
+        """The venue started trading day `day` (days since 1970-01-01 of its calendar date): the
+        locates short sales used up belong to the day before, so a later day than the one held
+        starts with none used. The first day told only names the day (what was used before it
+        stays used: fail closed); the same or an earlier day changes nothing."""
+        day = _whole(day)
+        if day is None:
+            return
+        if self._locate_day and day > self._locate_day:
+            for sym in self._symbols.values():
+                sym.short_filled = 0
+        if day > self._locate_day:
+            self._locate_day = day
 
     def on_order_done(self, token: str, now_ns: int = 0) -> None:
         """A working order left the book (cancelled, filled, rejected, expired). A replacement the

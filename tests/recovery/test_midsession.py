@@ -141,3 +141,48 @@ def test_reconcile_without_a_reconciler_is_refused_and_changes_nothing(tmp_path)
     with Reader(str(tmp_path / "j")) as reader:
         docs = [unpack_json(r.payload) for r in reader.records(rtypes=[RecordType.METRICS])]
     assert [d["alert"] for d in docs] == ["operator-refused"] and "no reconciler" in docs[0]["detail"]
+
+
+def test_a_trade_correction_is_reported_by_the_first_reconcile_only(tmp_path):
+    """A venue break of one of our trades needs a person: the reconcile that finds it reports it
+    (its finding names it, trading stays latched); a later reconcile, whose full view from sequence
+    1 still holds the break, lists it as reported in that finding and comes out clean."""
+    fresh = [LiveReconciler(timeout=5.0, quiet=0.2)]
+    later_reconciler = fresh[0]
+
+    def body(venue, runner, engine):
+        token = venue.live_orders(USER)[0].token
+        forge(venue, ouch.BrokenTrade(time.time_ns(), token, 424242, "E"))
+        sent = len(venue.session_messages(USER))         # the break is the venue's last message
+        assert wait(lambda: runner.soup_seq >= sent, 10), "the runner never read the break"
+        operator(runner, "reconcile", "a trade was broken")
+        first = runner.reconciler.results[-1]
+        assert not first.reconciled and any("trade-correction" in r for r in first.reasons), first.reasons
+        # a reconciler of its own, as a later process's: what was reported comes from the journal
+        runner.reconciler = fresh.pop()
+        operator(runner, "reconcile", "the break was looked at")
+        second = runner.reconciler.results[-1]
+        assert second.reconciled, second.reasons
+        assert UNRECONCILED not in engine.risk.faults
+
+    engine, path, _ = session(tmp_path, body)
+    findings = [(seq, d) for seq, d in recon_records(path) if d["kind"] == "finding"]
+    reporting = [(seq, d) for seq, d in findings if d["counts"].get("trade-correction")]
+    assert len(reporting) == 1, [d["counts"] for _, d in findings]     # reported once, not again
+    (report_seq, report), = reporting
+    (broken_seq,) = [x["venue"]["sequence"] for x in report["discrepancies"]
+                     if x["kind"] == "trade-correction"]
+    later = findings[-1][1]
+    assert later["clean"] and later["corrections_reported_earlier"] == [
+        {"sequence": broken_seq, "token": later["corrections_reported_earlier"][0]["token"],
+         "what": "BrokenTrade", "reported_in": report_seq}]
+    assert later_reconciler.reported == {broken_seq: report_seq}
+    # replay reads the same: that finding reported it
+    replayed = replay_journal(path, Engine(CONFIG, SYMBOLS, gateway()))
+    assert replayed.corrections_reported == {broken_seq: report_seq}
+    replays_exactly(engine, path)
+
+
+def recon_records(path: str) -> list[tuple[int, dict]]:
+    with Reader(path) as reader:
+        return [(r.seq, unpack_json(r.payload)) for r in reader.records(rtypes=[RecordType.RECON])]

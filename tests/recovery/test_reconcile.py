@@ -112,9 +112,12 @@ def test_a_live_order_unknown_locally_is_adopted_and_cancelled():
     order = engine.oms.get(ours)
     assert order.state is OrderState.PENDING_CANCEL and order.leaves == 300
     assert engine.oms.new_token() > ours             # that token is never handed out again
+    # counted by the gateway as the venue holds it until its cancel is answered, then released
+    assert engine.risk.working_orders()[ours] == (ACME, True, 300, 999_000)
     engine.on_event(VenueMessage(frame(ouch.encode(ouch.Canceled(NOW, ours, 300, "U"))), NOW))
     done = venue.view(stranger, ouch.encode(ouch.Canceled(NOW, ours, 300, "U")))
     assert engine.oms.get(ours).state is OrderState.CANCELED
+    assert ours not in engine.risk.working_orders()
     assert reconcile(local(engine, venue, len(venue.log) + 1, len(venue.log) + 2), done).clean
 
 
@@ -318,8 +321,12 @@ def test_a_replacement_the_journal_lost_is_adopted_before_the_venue_confirms_it(
     apply(engine, AdoptPending(token, ACME, "T", 1_001_000, 200, ask.token), NOW)
     expected = OrderState.UNKNOWN if cancelling else OrderState.PENDING_REPLACE
     assert engine.oms.get(ask.token).state is expected
+    # the gateway holds it as a replace in flight: the larger of the two, at the new price
+    assert engine.risk.working_orders()[token] == (ACME, False, 200, 1_001_000)
+    assert ask.token not in engine.risk.working_orders()
     engine.on_event(VenueMessage(frame(replaced(token, ask.token)), NOW))
     assert engine.counts["halts"] == 0
     assert engine.oms.get(ask.token).state is OrderState.REPLACED
     new = engine.oms.get(token)
     assert new.state is OrderState.ACCEPTED and new.purpose is Purpose.RECOVERY and new.leaves == 200
+    assert engine.risk.working_orders()[token] == (ACME, False, 200, 1_001_000)
