@@ -20,6 +20,7 @@ class TxStatus(enum.IntEnum):
 
     STAMPED = 0
     MISSING = 1
+    SEND_FAILED = 3      # the socket refused the send (the venue reset it): no stamp can come
 
 
 @dataclass(frozen=True, slots=True)

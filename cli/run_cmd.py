@@ -19,7 +19,7 @@ import click
 from audit.health import PROFILES
 from cli.operator_cmd import CONTROL_NAME
 from mm_core.session import (
-    ClockSpec, Progress, Session, SessionError, SessionSettings, SessionSummary, VenueSpec,
+    ClockSpec, JournalInUse, Progress, Session, SessionError, SessionSettings, SessionSummary, VenueSpec,
     load_inputs,
 )
 from mm_core.venue.errors import ConfigError as VenueConfigError
@@ -144,8 +144,16 @@ def run_session(settings: SessionSettings, inputs, quiet: bool) -> SessionSummar
                           on_started=lambda s: _started(s, quiet), reconciler=LiveReconciler())
         try:
             return session.run()
+        except JournalInUse as exc:
+            raise JournalInUseError(str(exc)) from None
         except SessionError as exc:
             raise click.ClickException(str(exc)) from None
+
+
+class JournalInUseError(click.ClickException):
+    """A journal that already holds a session: refused as a usage error (exit 2), nothing written."""
+
+    exit_code = 2
 
 
 def _started(session: Session, quiet: bool) -> None:
@@ -171,6 +179,8 @@ def _started(session: Session, quiet: bool) -> None:
               help="MoldUDP64 port the venue publishes to (HOST:PORT default 31001; else a free port).")
 @click.option("--rerequest-port", type=click.IntRange(1, 65535), default=None,
               help="The venue's MoldUDP64 re-request port (needed with HOST:PORT).")
+@click.option("--md-bind", default="", help="Local IPv4 address that receives the venue's MoldUDP64 (a multicast "
+              "group is joined; default: loopback for a venue here, else every local address).")
 @click.option("--duration", default="60s", show_default=True, help="Trading time, e.g. 60s, 2m.")
 @click.option("--journal", "journal_dir", type=click.Path(file_okay=False), default=None,
               help="Journal directory (default: a new directory under the system temp dir).")
@@ -193,7 +203,7 @@ def _started(session: Session, quiet: bool) -> None:
               help="The operator's control socket for `mmaudit operator` (default: control.sock in the journal "
                    "directory; 'none' for none).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON, without progress lines.")
-def command(venue_text, itch_port, rerequest_port, duration, journal_dir, config_path, limits_path,
+def command(venue_text, itch_port, rerequest_port, md_bind, duration, journal_dir, config_path, limits_path,
             venue_config_path, profile, ptp_uds, ptp_lab, ptp_free_running, seed, busy_poll, control_path,
             as_json) -> None:
     """Trade on a venue for a while, journaling ahead, with the clock monitored.
@@ -204,7 +214,7 @@ def command(venue_text, itch_port, rerequest_port, duration, journal_dir, config
     Example: mmaudit run --duration 30s --journal ./journal --ptp-lab
     """
     try:
-        venue = VenueSpec.parse(venue_text, itch_port, rerequest_port)
+        venue = VenueSpec.parse(venue_text, itch_port, rerequest_port, md_bind)
         clock = clock_spec(ptp_uds, ptp_lab, venue.kind, ptp_free_running)
         inputs = load_inputs(config_path, limits_path, venue_config_path, profile)
         journal_dir = journal_dir or str(pathlib.Path(tempfile.mkdtemp(prefix="mmaudit-run-")) / "journal")

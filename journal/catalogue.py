@@ -36,6 +36,9 @@ class RecordType(enum.IntEnum):
     DRILL_RESULT = 16   # variable: JSON drill result table
     LIMITS_LOADED = 17  # variable: JSON limits document with its version id
     SEAL = 18           # written by the C core: segment seal (hash of the segment's chain)
+    VENUE_MSG_LONG = 19  # variable: a venue frame longer than VENUE_MSG's raw field: VENUE_MSG's
+                         # first four fields (soup_seq, packet_type, msg_type, raw_len), then the
+                         # whole frame (venue_payload / venue_fields)
 
 
 class TsSource(enum.IntEnum):
@@ -46,6 +49,11 @@ class TsSource(enum.IntEnum):
     SW_KERNEL = 2   # kernel software timestamp, CLOCK_REALTIME (UTC)
     USER = 3        # user-space clock_gettime(CLOCK_REALTIME) after the syscall returned
     REPLAY = 4      # copied from an earlier record during replay/recovery
+    # "received by": the stamp of a later segment of the same stream read (one read returns one
+    # stamp, its last segment's), an upper bound on when this record's bytes arrived, on the clock
+    # of the source it names (CLOCK_REALTIME, raw PHC)
+    SW_KERNEL_BY = 5
+    HW_PHC_BY = 6
 
 
 class ClockState(enum.IntEnum):
@@ -107,7 +115,8 @@ PAYLOAD_DTYPES: dict[RecordType, np.dtype] = {
     RecordType.TX_TS: np.dtype([
         ("order_seq", "<u8"),      # journal sequence of the ORDER_SENT it stamps
         ("tskey", "<u4"),
-        ("status", "u1"),          # 0 = stamped, 1 = missing (timed out), 2 = error queue overflow
+        ("status", "u1"),          # 0 = stamped, 1 = missing (timed out), 2 = error queue overflow,
+                                   # 3 = send failed (the socket refused it: no stamp can come)
         ("source", "u1"),          # TsSource of tx_ts_ns
         ("tx_ts_ns", "<i8"),       # 0 when missing: never invented
     ]),
@@ -264,6 +273,29 @@ def unpack(rtype: RecordType, payload: bytes) -> np.void:
         raise CatalogueError(
             f"{RecordType(rtype).name} payload is {len(payload)} bytes, layout needs {dtype.itemsize}")
     return np.frombuffer(payload, dtype=dtype)[0]
+
+
+_VENUE_HEAD = struct.Struct("<QBBH")      # VENUE_MSG's fields before raw, VENUE_MSG_LONG's head
+
+
+def venue_payload(soup_seq: int, packet_type: int, msg_type: int, frame: bytes) -> tuple[RecordType, bytes]:
+    """(record type, payload) of one venue frame, kept whole: VENUE_MSG when it fits the raw
+    field (every OUCH 4.2 message does), else VENUE_MSG_LONG."""
+    if len(frame) <= RAW_VENUE_MAX:
+        return RecordType.VENUE_MSG, pack(RecordType.VENUE_MSG, soup_seq=soup_seq, packet_type=packet_type,
+                                          msg_type=msg_type, raw=frame)
+    return RecordType.VENUE_MSG_LONG, _VENUE_HEAD.pack(soup_seq, packet_type, msg_type, len(frame) & 0xFFFF) + frame
+
+
+def venue_fields(rtype: int, payload: bytes) -> tuple[int, int, int, bytes]:
+    """(soup_seq, packet_type, msg_type, frame) of a VENUE_MSG or VENUE_MSG_LONG payload."""
+    if rtype == RecordType.VENUE_MSG_LONG:
+        if len(payload) < _VENUE_HEAD.size:
+            raise CatalogueError(f"VENUE_MSG_LONG payload of {len(payload)} bytes is shorter than its head")
+        soup_seq, packet_type, msg_type, _ = _VENUE_HEAD.unpack_from(payload)
+        return soup_seq, packet_type, msg_type, bytes(payload[_VENUE_HEAD.size:])
+    msg = unpack(RecordType.VENUE_MSG, payload)
+    return int(msg["soup_seq"]), int(msg["packet_type"]), int(msg["msg_type"]), raw_bytes(msg)
 
 
 def raw_bytes(record: np.void) -> bytes:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
+import ipaddress
 import json
 import queue
 import select
@@ -28,8 +30,8 @@ from audit.capture import TimestampedTcpSocket, TimestampedUdpSocket
 from audit.health import PROFILES
 from audit.txtrack import PendingTxTracker, TxOutcome, TxStatus
 from journal.catalogue import (
-    PAYLOAD_DTYPES, RAW_ORDER_MAX, ClockState, RecordType, TsSource, layout_struct, pack, pack_json, raw_bytes,
-    unpack, unpack_json,
+    PAYLOAD_DTYPES, RAW_ORDER_MAX, ClockState, RecordType, TsSource, layout_struct, pack, pack_json,
+    unpack, unpack_json, venue_fields, venue_payload,
 )
 from journal.errors import DiskFull, JournalError
 from mm_core.engine import Engine
@@ -40,7 +42,8 @@ from mm_core.events import (
 from mm_core.protocol import ProtocolError, soupbintcp
 
 __all__ = ["RunnerError", "LoginRejected", "RunnerSettings", "RunnerReport", "PacketStages", "STAGES",
-           "stage_latencies", "JournalStatus", "Runner", "engine_events", "order_sent_payload"]
+           "stage_latencies", "JournalStatus", "Runner", "engine_events", "order_sent_payload", "engine_time",
+           "TAI_MINUS_UTC_S"]
 
 
 class RunnerError(Exception):
@@ -70,6 +73,10 @@ class Clock(Protocol):
 class RunnerSettings:
     host: str = "127.0.0.1"
     itch_port: int = 31001           # where the venue publishes MoldUDP64
+    md_bind: str = ""                # local address that receives it: "" = the venue's host when it is
+                                     # loopback (this machine), else every local address; a multicast
+                                     # group is joined (md_interface: the local address to join on)
+    md_interface: str = "0.0.0.0"
     ouch_port: int = 0               # the venue's SoupBinTCP port
     rerequest_port: int = 0          # the venue's MoldUDP64 re-request port
     username: str = "MM01"
@@ -100,6 +107,8 @@ class RunnerReport:
     cancels_withheld: int = 0        # cancels not sent: even the reserve refused their record
     orders_unsent: int = 0           # journaled, not sent: no order entry (a re-login failed)
     protocol_errors: int = 0
+    sends_failed: int = 0            # journaled orders the socket refused (TX_TS status SEND_FAILED)
+    venue_lost: bool = False         # the order entry ended under us: closed, reset, framing error
     stop_reason: str = ""
 
 
@@ -177,10 +186,69 @@ _USER = int(TsSource.USER)
 _OPERATOR_REFUSED = "operator-refused"    # the alert of a command the engine or runner refused
 _OE_LOST_ALERT = "order-entry-lost"      # the alert of orders held back with no order entry
 _NOT_CARRIED_OUT = "the session ended before the runner reached it: not carried out"
+_OE_CLOSED = "venue closed the order-entry session"
+# a frame that is not the last of its read, or that a read's partial frame follows: the read's one
+# stamp (its last segment's) is only an upper bound on when this frame arrived
+_RECEIVED_BY = {TsSource.SW_KERNEL: TsSource.SW_KERNEL_BY, TsSource.HW_PHC: TsSource.HW_PHC_BY}
+
+
+TAI_MINUS_UTC_S = 37      # TAI - UTC in force since 2017-01-01 (IERS), until a clock sample says it
+_PHC_SOURCES = frozenset({TsSource.HW_PHC, TsSource.HW_PHC_BY})
+_HW_PHC = TsSource.HW_PHC
+
+
+def engine_time(ts_ns: int, source: int, utc_offset_s: int) -> int:
+    """The engine's (UTC) time of an input its record stamps ts_ns by `source`: a NIC's PHC stamp
+    is TAI, so the UTC offset in force — that of the last journaled clock sample with a valid one,
+    else TAI_MINUS_UTC_S — is taken off; every other stamp is CLOCK_REALTIME (UTC) already. The
+    record keeps the raw stamp; the runner and engine_events convert alike, so replay is exact."""
+    return ts_ns - utc_offset_s * 1_000_000_000 if source in _PHC_SOURCES else ts_ns
+
+
+def _oserror(exc: OSError) -> str:
+    """ConnectionResetError ECONNRESET (Connection reset by peer), EADDRNOTAVAIL (...)"""
+    kind = "" if type(exc) is OSError else f"{type(exc).__name__} "
+    name = errno.errorcode.get(exc.errno or 0, "")
+    return f"{kind}{name} ({exc.strerror})" if name else f"{type(exc).__name__}: {exc}"
 
 
 def _realtime() -> int:
     return time.clock_gettime_ns(time.CLOCK_REALTIME)
+
+
+def md_bind_address(settings: RunnerSettings) -> str:
+    """Where the market-data socket binds: md_bind, else the venue's host when it is loopback (the
+    embedded venue publishes there), else every local address (a remote venue's unicast feed)."""
+    if settings.md_bind:
+        return settings.md_bind
+    try:
+        loopback = ipaddress.ip_address(settings.host).is_loopback
+    except ValueError:                   # a host name: resolved by the order entry's connect
+        loopback = settings.host == "localhost"
+    return settings.host if loopback else "0.0.0.0"
+
+
+def market_data_socket(settings: RunnerSettings) -> socket.socket:
+    """The non-blocking UDP socket that receives the venue's MoldUDP64 (md_bind_address; a
+    multicast group is joined on md_interface). RunnerError, one line, when it cannot be made."""
+    address = md_bind_address(settings)
+    md = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        md.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        md.bind((address, settings.itch_port))
+        try:
+            multicast = ipaddress.ip_address(address).is_multicast
+        except ValueError:
+            multicast = False
+        if multicast:
+            md.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+                          socket.inet_aton(address) + socket.inet_aton(settings.md_interface))
+        md.setblocking(False)
+    except OSError as exc:
+        md.close()
+        raise RunnerError(f"cannot receive market data on {address}:{settings.itch_port}: "
+                          f"{_oserror(exc)} (--md-bind sets the local address)") from None
+    return md
 
 
 class Runner:
@@ -236,16 +304,14 @@ class Runner:
         self._venue_refused: set[int] = set()   # venue sequences whose VENUE_MSG the journal refused
         self._tap: list[tuple[int, bytes]] | None = None   # sequenced OUCH payloads, while tapped
         self._oe_generation = 0                  # order-entry connections made (the loop re-polls)
+        self._oe_end = ""                        # why the order entry ended under us ("" while up)
+        self._utc_offset_s = TAI_MINUS_UTC_S     # of the last journaled clock sample (engine_time)
         self._oe_accepted = False                # the venue accepted this connection's login
 
     # ------------------------------------------------------------------ lifecycle
     def connect(self) -> None:
         s = self.settings
-        md = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        md.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        md.bind((s.host, s.itch_port))
-        md.setblocking(False)
-        self._md = TimestampedUdpSocket(md, s.hardware_timestamps)
+        self._md = TimestampedUdpSocket(market_data_socket(s), s.hardware_timestamps)
         self._connect_oe()
 
     def _connect_oe(self) -> None:
@@ -261,7 +327,10 @@ class Runner:
         # after a replay, so a restarted or reconnected engine gets every message exactly once.
         first = (self.soup_seq if self._oe_generation else self.engine.venue_seq) + 1
         login = soupbintcp.encode(soupbintcp.LoginRequest(s.username, s.password, s.session, first))
-        self._send_tcp(login)
+        self._oe_end = ""
+        if self._send_tcp(login) < 0:
+            raise RunnerError(f"cannot log in to the venue's order entry at {s.host}:{s.ouch_port}: "
+                              f"{self._oe_end}")
         self._oe_generation += 1
 
     def close(self) -> None:
@@ -273,10 +342,24 @@ class Runner:
                     pass
 
     def _send_tcp(self, data: bytes) -> int:
-        key = self._oe.send(data)
+        """`data` on the order entry: its TX key, or -1 when the socket refused it (reset, broken
+        pipe) or the order entry already ended; the run then stops with that reason."""
+        if self._oe_end:
+            return -1
+        try:
+            key = self._oe.send(data)
+        except OSError as exc:
+            self._oe_lost(f"order entry send failed: {_oserror(exc)}")
+            return -1
         self.tcp_bytes += len(data)
         self._last_send_mono = time.monotonic_ns()
         return key
+
+    def _oe_lost(self, reason: str) -> bool:
+        """The order entry ended under us (the first reason is kept): the run stops. False."""
+        if not self._oe_end:
+            self._oe_end = reason
+        return False
 
     def _heartbeat_if_idle(self, mono_ns: int) -> None:
         """A venue drops a silent client (SoupBinTCP: after 15 s by default), so keep the link alive.
@@ -286,8 +369,9 @@ class Runner:
 
     # ------------------------------------------------------------------ the loop
     def run(self, duration_s: float, stop: threading.Event | None = None) -> RunnerReport:
-        """Trade until duration_s passed, `stop` is set or the venue ends the session. However
-        it ends, operator commands still queued are answered as not carried out."""
+        """Trade until duration_s passed, `stop` is set or the venue ends the session (connected
+        first, unless connect() was called already). However it ends, operator commands still
+        queued are answered as not carried out."""
         try:
             return self._run(duration_s, stop)
         finally:
@@ -295,7 +379,8 @@ class Runner:
 
     def _run(self, duration_s: float, stop: threading.Event | None) -> RunnerReport:
         s = self.settings
-        self.connect()
+        if self._md is None:
+            self.connect()
         self._wake = socket.socketpair()
         self._wake[0].setblocking(False)
         self._wake[1].setblocking(False)
@@ -318,7 +403,7 @@ class Runner:
         busy = s.busy_poll
         prepare = self.engine.prepare
         try:
-            while mono() < deadline and not (stop is not None and stop.is_set()):
+            while mono() < deadline and not (stop is not None and stop.is_set()) and not self._oe_end:
                 wait = 0 if busy else max(0, min(next_timer, next_clock, deadline) - mono()) / 1e9
                 ready = poll(wait)
                 if ready:
@@ -328,7 +413,7 @@ class Runner:
                     if md_fd in fds:
                         self._on_md()
                     if oe_fd in fds and not self._on_oe():
-                        self.report.stop_reason = "venue closed the order-entry session"
+                        self.report.stop_reason, self.report.venue_lost = self._oe_end, True
                         return self.report
                     if wake_fd in fds:
                         self._drain_wake()
@@ -355,7 +440,9 @@ class Runner:
                     # waits again
                     prepare()
                 self._heartbeat_if_idle(t)
-            self.report.stop_reason = "stopped" if stop is not None and stop.is_set() else "duration"
+            self.report.venue_lost = bool(self._oe_end)
+            self.report.stop_reason = self._oe_end or (
+                "stopped" if stop is not None and stop.is_set() else "duration")
             return self.report
         finally:
             self._thread = None
@@ -390,29 +477,40 @@ class Runner:
                     # them (after packets were read the next wake-up finds them, if any)
                     self._md.poll_tx_timestamps()
                 return
-            self._input(RecordType.MD_PACKET, data, rx_ns, source, MarketData(data, rx_ns, source),
+            now = rx_ns - self._utc_offset_s * 1_000_000_000 if source == _HW_PHC else rx_ns   # engine_time
+            self._input(RecordType.MD_PACKET, data, rx_ns, source, MarketData(data, now, source),
                         read_ns=_realtime())
 
     def _on_oe(self) -> bool:
         """Readable order entry: TX stamps on the error queue (they make the socket readable too)
-        and/or venue bytes. False when the venue closed the connection."""
+        and/or venue bytes. False when the order entry ended: the venue closed or reset it (the
+        bytes of a frame cut short are journaled in an alert), or its stream cannot be framed."""
         self._drain_tx(time.monotonic_ns())
         try:
             data, rx_ns, source = self._oe.recv(65536, socket.MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
             return True
+        except OSError as exc:
+            return self._oe_lost(f"order entry read failed: {_oserror(exc)}")
         if not data:
-            return False
+            partial = self.framer.partial
+            if partial:
+                self._note_alert("venue-partial-frame", f"the venue's stream ended {len(partial)} bytes "
+                                 "into a frame", _realtime(), partial)
+            return self._oe_lost(_OE_CLOSED)
         return self._on_oe_bytes(data, rx_ns, source)
 
     def _on_oe_bytes(self, data: bytes, rx_ns: int, source) -> bool:
+        error = None
         try:
             frames = self.framer.feed(data)
-        except ProtocolError as exc:
-            self.report.protocol_errors += 1
-            self._note_alert("venue-framing-error", str(exc), _realtime())
-            return False
-        for frame in frames:
+        except ProtocolError as exc:     # the whole frames before the bad length go in first
+            frames, error = self.framer.salvaged, exc
+        rejected = None
+        bound = _RECEIVED_BY.get(source, source)    # USER: taken after the read, true for every frame
+        last = len(frames) - 1 if error is None and not self.framer.buffered else -1
+        for i, frame in enumerate(frames):
+            src = source if i == last else bound
             ptype = frame[2]
             msg_type = 0
             if ptype == ord("S"):
@@ -426,15 +524,20 @@ class Runner:
                 except ProtocolError:
                     pass
             elif ptype == ord("J"):
-                raise LoginRejected(frame[3:4].decode("ascii", "replace"))
-            payload = pack(RecordType.VENUE_MSG, soup_seq=self.soup_seq if ptype == ord("S") else 0,
-                           packet_type=ptype, msg_type=msg_type, raw=frame[:128])
+                rejected = frame             # raised once the frames up to it are journaled
+            rtype, payload = venue_payload(self.soup_seq if ptype == ord("S") else 0, ptype, msg_type, frame)
             # the venue's answers may use the reserve: the engine must know what it owns
-            if not self._input(RecordType.VENUE_MSG, payload, rx_ns, source,
-                               VenueMessage(frame, rx_ns, source), reserve=ptype != _HEARTBEAT) and msg_type:
+            event = VenueMessage(frame, engine_time(rx_ns, src, self._utc_offset_s), src)
+            if not self._input(rtype, payload, rx_ns, src, event, reserve=ptype != _HEARTBEAT) and msg_type:
                 self._venue_refused.add(self.soup_seq)
             if msg_type and self._tap is not None:
                 self._tap.append((self.soup_seq, frame[3:]))
+            if rejected is not None:
+                raise LoginRejected(rejected[3:4].decode("ascii", "replace"))
+        if error is not None:
+            self.report.protocol_errors += 1
+            self._note_alert("venue-framing-error", str(error), _realtime(), self.framer.unframed)
+            return self._oe_lost(f"venue framing error: {error}")
         return True
 
     def _on_timer(self, mono_ns: int) -> None:
@@ -482,6 +585,8 @@ class Runner:
         if self._input(RecordType.CLOCK_SAMPLE, record.tobytes(), ts_ns, TsSource.USER,
                        ClockSample(ts_ns, compliant), clock_state=int(state)):
             self._clock_told = compliant
+            if int(record["utc_offset_valid"]):
+                self._utc_offset_s = int(record["utc_offset"])
         else:
             self._clock_state = before     # the journal refused the sample: its state is not in force
 
@@ -561,6 +666,7 @@ class Runner:
         if command.origin:
             doc["origin"] = command.origin
         decided: list = []
+        failed = self.report.sends_failed
         try:
             receipt.journaled = self._input(RecordType.OPERATOR_CMD, json.dumps(doc, sort_keys=True).encode(),
                                             command.now_ns, TsSource.USER, command, reserve=True, tap=decided)
@@ -570,6 +676,10 @@ class Runner:
                              f"be sent to the venue ({type(exc).__name__}: {exc}): cancels did not leave, "
                              "orders may still rest at the venue; the run stops")
             raise
+        if self.report.sends_failed != failed:   # the order entry failed under them: the run stops
+            receipt.error = (f"{command.command} journaled and applied by the engine, but its orders could not "
+                             f"be sent to the venue ({self._oe_end}): cancels did not leave, "
+                             "orders may still rest at the venue; the run stops")
         receipt.refusal = next((a.summary.removeprefix(_OPERATOR_REFUSED + ": ") for a in decided
                                 if isinstance(a, JournalNote) and a.summary.startswith(_OPERATOR_REFUSED)), "")
         receipt.kills_in_force = self.engine.risk.scoped_kills_text()
@@ -607,7 +717,7 @@ class Runner:
             return
         with contextlib.suppress(OSError):
             self._drain_tx(time.monotonic_ns() + self.settings.tx_timeout_ns)
-        self._oe, self._oe_accepted = None, False
+        self._oe, self._oe_accepted, self._oe_end = None, False, ""   # the run goes on (see _withhold)
         with contextlib.suppress(OSError):
             oe.close()
 
@@ -635,9 +745,8 @@ class Runner:
     def deliver_venue(self, sequence: int, frame: bytes, now: int) -> bool:
         """A sequenced venue frame the journal lacks (read from the venue's full view): journaled
         as VENUE_MSG with its own sequence, then fed; False when the journal refused it."""
-        payload = pack(RecordType.VENUE_MSG, soup_seq=sequence, packet_type=frame[2],
-                       msg_type=frame[3] if len(frame) > 3 else 0, raw=frame[:128])
-        if not self._input(RecordType.VENUE_MSG, payload, now, TsSource.USER,
+        rtype, payload = venue_payload(sequence, frame[2], frame[3] if len(frame) > 3 else 0, frame)
+        if not self._input(rtype, payload, now, TsSource.USER,
                            VenueMessage(frame, now, TsSource.USER), reserve=True):
             return False
         self._venue_refused.discard(sequence)
@@ -670,7 +779,7 @@ class Runner:
             if not self._on_oe():
                 break
         self._drain_tx(time.monotonic_ns() + self.settings.tx_timeout_ns)
-        self._oe = None
+        self._oe, self._oe_end = None, ""     # a close we asked for: the run goes on (see _withhold)
         try:
             oe.close()
         except OSError:
@@ -817,11 +926,14 @@ class Runner:
         leave together in one send: a later order no longer waits for the kernel to deliver the
         earlier ones (on loopback the send syscall carries the receiver's side too), and all of
         them carry the one TX stamp of that send. While the journal refuses records, each order
-        goes alone, so a refused one never shifts the stamp key another was journaled with."""
+        goes alone, so a refused one never shifts the stamp key another was journaled with; one
+        refused inside a planned send is replaced by a SoupBinTCP Debug packet of its length
+        (venues ignore those; its bytes are journaled in an alert), so the others keep their key."""
         self._acting += 1
         try:
             batch: list[tuple[SendOrder, int, int]] = []
             key = -1
+            padded = False
             if self.journal_ok and not self._unreported:
                 planned = sum(len(a.packet) for a in actions if isinstance(a, SendOrder))
                 key = (self.tcp_bytes + planned - 1) & 0xFFFFFFFF
@@ -833,6 +945,9 @@ class Runner:
                         if key < 0:
                             self._send_orders(batch)
                             batch = []
+                    elif key >= 0:
+                        batch.append(self._filler(action, key, now))
+                        padded = True
                 elif isinstance(action, RequestRetransmit):
                     # from the market-data socket: the re-request server answers the sender's address
                     self._md.sock.sendto(action.packet, (self.settings.host, self.settings.rerequest_port))
@@ -842,8 +957,8 @@ class Runner:
                                      reserve=action.rtype in _RESERVED_NOTES)
                     except JournalError as exc:
                         self._journal_failed(exc, now)
-            if batch:
-                self._send_orders(batch)
+            if batch and (not padded or any(seq for _, seq, _ in batch)):
+                self._send_orders(batch, padded)
         finally:
             self._acting -= 1
         if not self._acting and (self._unreported or self._unsent):
@@ -885,13 +1000,32 @@ class Runner:
             self._reserve_seqs.add(seq)
         return action, seq, tskey
 
-    def _send_orders(self, batch: list[tuple[SendOrder, int, int]]) -> None:
-        """Journaled orders out in one send; each gets a TX_TS record from that send's stamp."""
+    def _filler(self, action: SendOrder, tskey: int, now: int) -> tuple[SendOrder, int, int]:
+        """The stand-in of an order the journal refused inside a planned send: a SoupBinTCP Debug
+        packet as long as the order (seq 0: no order), journaled in an alert (in the reserve)."""
+        n = len(action.packet)
+        text = f"withheld {action.intent.token}".encode()[: n - 3].ljust(n - 3, b".")
+        filler = (n - 2).to_bytes(2, "big") + b"+" + text
+        self._note_alert("order-withheld", f"{action.intent.token} was not journaled: a Debug packet of its "
+                         f"{n} bytes went in its place, so the orders sent with it keep stamp key {tskey}",
+                         now, filler, reserve=True)
+        return SendOrder(action.intent, filler, action.decision, action.trading_state), 0, tskey
+
+    def _send_orders(self, batch: list[tuple[SendOrder, int, int]], padded: bool = False) -> None:
+        """Journaled orders out in one send; each gets a TX_TS record from that send's stamp
+        (`padded`: the batch holds fillers, seq 0, sent but no order)."""
         if self._oe is None:
-            self._withhold(batch)
+            self._withhold([entry for entry in batch if entry[1]] if padded else batch)
             return
         data = batch[0][0].packet if len(batch) == 1 else b"".join(a.packet for a, _, _ in batch)
         key = self._send_tcp(data)
+        if padded:
+            batch = [entry for entry in batch if entry[1]]
+        if key < 0:                  # journaled, refused by the socket: no stamp will ever come
+            self.report.sends_failed += len(batch)
+            for _, seq, tskey in batch:
+                self._journal_tx(TxOutcome(tskey, (seq,), TxStatus.SEND_FAILED, 0, TsSource.NONE))
+            return
         for action, seq, tskey in batch:
             if key != tskey:
                 self._note_alert("tskey-mismatch", f"journaled {tskey}, socket says {key} "
@@ -917,17 +1051,18 @@ class Runner:
         """Called for every order once its bytes went to the kernel (for subclasses)."""
 
     def _drain_tx(self, mono_ns: int) -> None:
-        stamps = self._oe.poll_tx_timestamps() if self._oe is not None else ()
+        stamps = ()
+        if self._oe is not None:
+            try:
+                stamps = self._oe.poll_tx_timestamps()
+            except OSError as exc:       # the stamps still due come out missing at their timeout
+                self._oe_lost(f"order entry failed: {_oserror(exc)}")
         for outcome in self.tx.collect(stamps, mono_ns):
             self._journal_tx(outcome)
 
     def _journal_tx(self, outcome) -> None:
         """One TX_TS record per order of the send (outcome.context: their ORDER_SENT seqs)."""
         for seq in outcome.context:
-            if outcome.status == 0:
-                self.report.tx_stamped += 1
-            else:
-                self.report.tx_missing += 1
             payload = _TX_TS_PACK(seq, outcome.tskey, outcome.status, outcome.source, outcome.ts_ns)
             reserve = seq in self._reserve_seqs
             if reserve:
@@ -936,11 +1071,20 @@ class Runner:
                 self._append(RecordType.TX_TS, payload, outcome.ts_ns, int(outcome.source), reserve=reserve)
             except JournalError as exc:
                 self._journal_failed(exc, _realtime())
+                continue
+            if outcome.status == 0:          # counted once journaled: the summary matches the journal
+                self.report.tx_stamped += 1
+            else:
+                self.report.tx_missing += 1
 
-    def _note_alert(self, kind: str, detail: str, now: int) -> None:
-        doc = json.dumps({"alert": kind, "detail": detail, "now_ns": now}, sort_keys=True).encode()
+    def _note_alert(self, kind: str, detail: str, now: int, raw: bytes = b"", reserve: bool = False) -> None:
+        """A METRICS alert; `raw`: wire bytes that no other record holds (kept, as hex)."""
+        doc = {"alert": kind, "detail": detail, "now_ns": now}
+        if raw:
+            doc["raw_hex"] = raw.hex()
+        doc = json.dumps(doc, sort_keys=True).encode()
         try:
-            self._append(RecordType.METRICS, doc, now, int(TsSource.USER))
+            self._append(RecordType.METRICS, doc, now, int(TsSource.USER), reserve=reserve)
         except JournalError as exc:
             self._journal_failed(exc, now)
 
@@ -981,10 +1125,13 @@ def order_sent_payload(action: SendOrder, tskey: int) -> bytes:
 _TS_SOURCES = {int(s): s for s in TsSource}     # TsSource(x) without the enum call per record
 
 
-def market_data_event(rec) -> MarketData:
-    """The engine input of an MD_PACKET record (engine_events' mapping; replay's batch path)."""
+def market_data_event(rec, utc_offset_s: int = TAI_MINUS_UTC_S) -> MarketData:
+    """The engine input of an MD_PACKET record (engine_events' mapping; replay's batch path, which
+    batches no PHC-stamped packet); `utc_offset_s` as engine_time takes it."""
     source = _TS_SOURCES.get(rec.ts_source)
-    return MarketData(rec.payload, rec.ts_ns, source if source is not None else TsSource(rec.ts_source))
+    if source is None:
+        source = TsSource(rec.ts_source)
+    return MarketData(rec.payload, engine_time(rec.ts_ns, source, utc_offset_s), source)
 
 
 def engine_events(records: Iterable, profile: str = "eu-hft", fresh_session: bool = True) -> Iterator:
@@ -996,6 +1143,7 @@ def engine_events(records: Iterable, profile: str = "eu-hft", fresh_session: boo
     journal's health is a METRICS record {"input": "journal-health", ...} written by the runner.
     """
     bit = 1 << PROFILES[profile].bit
+    offset = TAI_MINUS_UTC_S           # the UTC offset in force (engine_time), as the runner had it
     started = False
     for rec in records:
         rtype = rec.rtype
@@ -1005,15 +1153,17 @@ def engine_events(records: Iterable, profile: str = "eu-hft", fresh_session: boo
             if fresh_session:
                 yield Reconciled(rec.ts_ns, True)
         if rtype == RecordType.MD_PACKET:
-            yield market_data_event(rec)
-        elif rtype == RecordType.VENUE_MSG:
-            raw = raw_bytes(unpack(RecordType.VENUE_MSG, rec.payload))
-            yield VenueMessage(raw, rec.ts_ns, TsSource(rec.ts_source))
+            yield market_data_event(rec, offset)
+        elif rtype == RecordType.VENUE_MSG or rtype == RecordType.VENUE_MSG_LONG:
+            source = TsSource(rec.ts_source)
+            yield VenueMessage(venue_fields(rtype, rec.payload)[3], engine_time(rec.ts_ns, source, offset), source)
         elif rtype == RecordType.TIMER:
             timer = unpack(RecordType.TIMER, rec.payload)
             yield Timer(int(timer["now_ns"]), int(timer["timer_id"]))
         elif rtype == RecordType.CLOCK_SAMPLE:
             sample = unpack(RecordType.CLOCK_SAMPLE, rec.payload)
+            if int(sample["utc_offset_valid"]):
+                offset = int(sample["utc_offset"])
             yield ClockSample(rec.ts_ns, bool(int(sample["compliant_mask"]) & bit))
         elif rtype == RecordType.OPERATOR_CMD:
             doc = unpack_json(rec.payload)

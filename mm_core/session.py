@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import ipaddress
 import json
 import os
 import re
@@ -47,6 +48,7 @@ from mm_core.venue.server import Venue
 
 __all__ = [
     "SessionError", "SessionConfigError", "VenueUnavailable", "ClockUnavailable", "JournalUnavailable",
+    "JournalInUse",
     "SessionInputs", "load_inputs", "with_clock_profile", "VenueSpec", "ClockSpec", "SessionSettings", "Progress", "lab_available",
     "ClockReport", "SessionSummary", "Session", "run_session", "LAB_NOTE", "PROJECT_ROOT",
 ]
@@ -85,6 +87,12 @@ class JournalUnavailable(SessionError):
 class JournalDamaged(JournalUnavailable):
     """An invalid record inside a sealed segment the writer's open trusted: appending would put
     this session where no reader reaches it."""
+
+
+class JournalInUse(JournalUnavailable):
+    """The journal already holds a session: a new session's fresh engine would not know what the
+    earlier one left (its orders, positions, venue sequence), and a replay of the journal could
+    not reproduce both. `mmaudit recover` resumes from such a journal; a new session needs a new one."""
 
 
 # ------------------------------------------------------------------------------------ inputs
@@ -183,19 +191,27 @@ class VenueSpec:
     ouch_port: int = 0
     itch_port: int = 0               # 0: a free port (embedded/process); external: where it publishes
     rerequest_port: int = 0
+    md_bind: str = ""                # local address (or multicast group) of the market data; "" see
+                                     # mm_core.runner.md_bind_address
 
     @classmethod
-    def parse(cls, text: str, itch_port: int | None = None, rerequest_port: int | None = None) -> "VenueSpec":
+    def parse(cls, text: str, itch_port: int | None = None, rerequest_port: int | None = None,
+              md_bind: str = "") -> "VenueSpec":
         """"embedded", "process" or "HOST:PORT" (the venue's SoupBinTCP port)."""
+        if md_bind:
+            try:
+                ipaddress.IPv4Address(md_bind)
+            except ValueError:
+                raise SessionConfigError(f"--md-bind {md_bind!r}: expected an IPv4 address") from None
         if text in ("embedded", "process"):
-            return cls(text, itch_port=itch_port or 0)
+            return cls(text, itch_port=itch_port or 0, md_bind=md_bind)
         host, sep, port = text.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise SessionConfigError(f"venue {text!r}: expected embedded, process or HOST:PORT")
         if not rerequest_port:
             raise SessionConfigError(f"venue {text}: give the venue's MoldUDP64 re-request port "
                                      "(--rerequest-port) so market data gaps can be filled")
-        return cls("external", host, int(port), itch_port or 31001, rerequest_port)
+        return cls("external", host, int(port), itch_port or 31001, rerequest_port, md_bind)
 
 
 @dataclass(frozen=True)
@@ -408,7 +424,8 @@ def _start_venue(spec: VenueSpec, inputs: SessionInputs, settings: SessionSettin
         doc["pid"] = proc.proc.pid
         if not settings.venue_log_dir:
             doc.pop("log_dir", None)
-    resolved = VenueSpec(spec.kind, doc["host"], doc["ouch_port"], doc["itch_port"], doc["rerequest_port"])
+    resolved = VenueSpec(spec.kind, doc["host"], doc["ouch_port"], doc["itch_port"], doc["rerequest_port"],
+                         spec.md_bind)
     return resolved, {"kind": spec.kind, **doc}
 
 
@@ -475,21 +492,42 @@ def _wait_for_clock(monitor: ClockMonitor, profile: str, warmup_s: float, stop: 
         stop.wait(0.1)
 
 
-def _next_session_id(path: str) -> tuple[int, int]:
-    """(next session id, records already there) for the journal at path, read after the writer's
-    open repaired it: the read checks every record, so damage the open trusted past (a sealed
-    segment believed from its summary) is refused here, before this session appends records no
-    reader would reach and takes a session id a session after the damage already used."""
+def _refuse_used(path: str) -> None:
+    """A journal that holds any record is refused (JournalInUse) before the writer opens it (the
+    open would touch its files): a session starts a fresh engine, which knows nothing of an earlier
+    session's orders, positions or venue sequence (it would log in from sequence 1 and be fed them
+    again), and replay feeds a journal through one engine. No journal there yet: nothing to say."""
+    if not os.path.isdir(path):
+        return
     try:
         with Reader(path) as reader:
-            starts = reader.read_fixed(RecordType.SESSION_START)
+            records = len(reader)
+            starts = reader.read_fixed(RecordType.SESSION_START) if records else ()
+    except JournalError:
+        return                   # not a readable journal: the writer's open says what is wrong
+    if records:
+        held = (f"session {int(starts['session_id'].max())}" if len(starts)
+                else "records of no named session")
+        raise JournalInUse(f"journal {path} already holds {held} ({records} records): a new session "
+                           f"needs a new --journal; to go on from this one, run `mmaudit recover "
+                           f"--journal {path}` (it replays the journal and reconciles with the venue)")
+
+
+def _check_readable(path: str) -> None:
+    """The journal at path, read after the writer's open repaired it: the read checks every record,
+    so damage the open trusted past (a sealed segment believed from its summary) is refused here,
+    before this session appends records no reader would reach; a record the open let through is
+    refused as a used journal (JournalInUse)."""
+    try:
+        with Reader(path) as reader:
             stop = reader.stopped
             records = len(reader)
     except JournalError as exc:
         raise JournalUnavailable(f"cannot read journal {path}: {exc}") from None
     if stop is not None:
         raise JournalDamaged(damage_behind_summary(path, stop, "a read of the journal", "run again"))
-    return (int(starts["session_id"].max()) + 1 if len(starts) else 1), records
+    if records:
+        _refuse_used(path)
 
 
 def _open_journal(path: str, durability: str) -> Journal:
@@ -577,28 +615,34 @@ class Session:
         s = self.settings
         self._started = time.monotonic()
         with contextlib.ExitStack() as stack:
+            _refuse_used(s.journal_dir)
             journal = _open_journal(s.journal_dir, s.durability)
             stack.callback(journal.close)
-            session_id, existing = _next_session_id(s.journal_dir)
+            _check_readable(s.journal_dir)
+            session_id = 1
             self.monitor, source, note = _start_clock(s.clock, stack)
             self.clock_source, self.clock_note = source, note
             warm_at_start = _wait_for_clock(self.monitor, self.profile, s.clock.warmup, self.stop)
             venue_spec, self.venue = _start_venue(s.venue, self.inputs, s, stack)
             self.engine = self.inputs.build_engine()
-            # A journal that already holds another session's orders, on a venue that may still
-            # hold them, is not fresh: the gateway stays unreconciled until recovery says so.
-            fresh = existing == 0 or venue_spec.kind != "external"
             user = self.inputs.venue_config.users[0] if venue_spec.kind != "external" else None
             self.runner = Runner(self.engine, journal, RunnerSettings(
                 host=venue_spec.host, itch_port=venue_spec.itch_port, ouch_port=venue_spec.ouch_port,
-                rerequest_port=venue_spec.rerequest_port, clock_profile=self.profile,
-                fresh_session=fresh, busy_poll=s.busy_poll,
+                rerequest_port=venue_spec.rerequest_port, md_bind=venue_spec.md_bind, clock_profile=self.profile,
+                busy_poll=s.busy_poll,
                 **({"username": user.username, "password": user.password} if user else {})), self.monitor,
                 reconciler=self.reconciler)
             # the control socket before the session's first record: a path another session
             # answers on stops this one before it writes anything (commands sent meanwhile wait
             # in the runner's queue until it runs)
             control = self._start_control(stack)
+            # the venue's sockets before the session's first record too: one it cannot reach
+            # leaves the journal empty, free for the next attempt (a used journal is refused)
+            stack.callback(self.runner.close)
+            try:
+                self.runner.connect()
+            except RunnerError as exc:
+                raise VenueUnavailable(str(exc)) from None
             first_seq = self._journal_start(journal, session_id, source, note)
             self.monitor.start()
             stack.callback(self.monitor.stop)

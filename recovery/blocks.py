@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from journal import Reader, Record
-from journal.catalogue import RecordType
+from journal.catalogue import RecordType, TsSource
 from mm_core.engine import PacketRun, ffi
 from mm_core.events import MarketData
 from mm_core.runner import market_data_event
@@ -20,13 +20,14 @@ __all__ = ["BLOCK_RECORDS", "Blocks", "ListedRecords", "listed_run"]
 
 BLOCK_RECORDS = 8192     # records per C pass: ~0.5 MB of a session journal, a few ms of replay
 _MD = int(RecordType.MD_PACKET)
+_PHC = int(TsSource.HW_PHC)  # a TAI stamp: the engine's time needs the UTC offset in force, so no batch
 
 
 class _Block:
     """The records of one sequence range: header fields as lists, payloads in one buffer."""
 
     __slots__ = ("seqs", "rtypes", "ts", "sources", "states", "offs", "blob", "n",
-                 "buf_c", "off_c", "ts_c", "_arrays")
+                 "buf_c", "off_c", "ts_c", "_arrays", "phc")
 
     def __init__(self, headers: np.ndarray, blob: bytes, offsets: np.ndarray) -> None:
         self.n = len(headers)
@@ -35,6 +36,7 @@ class _Block:
         stamps = np.ascontiguousarray(headers["ts_ns"], dtype=np.int64)
         self.ts = stamps.tolist()
         self.sources = headers["ts_source"].tolist()
+        self.phc = _PHC in self.sources
         self.states = headers["clock_state"].tolist()
         self.offs = offsets.tolist()
         self.blob = blob
@@ -165,8 +167,13 @@ class Blocks:
         block, k = self._block, self._k
         rtypes, end = block.rtypes, min(block.n, k + limit - 1)
         j = k
-        while j < end and rtypes[j] == _MD:
-            j += 1
+        if block.phc:                 # PHC-stamped packets are fed one by one (runner.engine_time)
+            sources = block.sources
+            while j < end and rtypes[j] == _MD and sources[j] != _PHC:
+                j += 1
+        else:
+            while j < end and rtypes[j] == _MD:
+                j += 1
         adjacent = self._from_block   # else the event's record was the last of the block before
         self._k, self._from_block = j, j > k or adjacent
         if not adjacent:

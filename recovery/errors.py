@@ -36,6 +36,19 @@ class BadRecoveryRecord(RecoveryError, ValueError):
     """A RECON record in the journal does not describe a known resolution."""
 
 
+class SecondSession(RecoveryError):
+    """A SESSION_START after records of an earlier session: a new session began with a fresh
+    engine (a journal written before `mmaudit run` refused used journals), which one replay
+    through one engine cannot reproduce. Recovery stops rather than rebuild a wrong state."""
+
+    def __init__(self, seq: int, session_id: int) -> None:
+        super().__init__(f"journal record {seq} starts session {session_id or '?'} after records of an "
+                         f"earlier session: it was run on a fresh engine, which a replay through one "
+                         f"engine cannot reproduce; recover from a journal that holds one session")
+        self.seq = seq
+        self.session_id = session_id
+
+
 class RecoverySetupError(RecoveryError, ValueError):
     """Bad recovery settings: config, symbols, limits or credentials that cannot work."""
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from journal import Journal
-from journal.catalogue import RecordType, TsSource, pack, pack_json
+from journal.catalogue import RecordType, TsSource, pack, pack_json, venue_payload
 from journal.errors import JournalError, JournalLocked
 from journal.reader import damage_behind_summary
 from mm_core.config import EngineConfig, Symbols
@@ -156,9 +156,9 @@ class _Shell:
                                         "does not have"})
         now = self.clock()
         is_seq = frame[2] == _SEQUENCED
-        payload = pack(RecordType.VENUE_MSG, soup_seq=sequence if is_seq else 0, packet_type=frame[2],
-                       msg_type=frame[3] if is_seq and len(frame) > 3 else 0, raw=frame[:128])
-        self.record(RecordType.VENUE_MSG, payload, now)
+        rtype, payload = venue_payload(sequence if is_seq else 0, frame[2],
+                                       frame[3] if is_seq and len(frame) > 3 else 0, frame)
+        self.record(rtype, payload, now)
         if is_seq:
             self.journaled.add(sequence)
             self.result.delivered += 1

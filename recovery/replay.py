@@ -5,7 +5,9 @@ Owns the walk over records in sequence order: inputs become engine events exactl
 them (mm_core.runner.engine_events owns that mapping), RECON records re-apply what recovery did, and
 every order the engine produces must match the next ORDER_SENT record (else: a determinism failure).
 Given a recovery.codecheck.CodeCheck, each SESSION_START is checked against the running code as the
-walk meets it (a session of other code stops the replay, or when accepted ends its snapshots).
+walk meets it (a session of other code stops the replay, or when accepted ends its snapshots). A
+SESSION_START after records of an earlier session (a second session, begun on a fresh engine) is
+refused with SecondSession: one engine cannot replay both.
 Must not talk to a venue or write the journal.
 """
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from journal import Reader, Record
-from journal.catalogue import RecordType, raw_bytes, unpack, unpack_json
+from journal.catalogue import RecordType, TsSource, raw_bytes, unpack, unpack_json, venue_fields
 from journal.errors import JournalError
 from mm_core.engine import PacketRun
 from mm_core.buildid import UNKNOWN
@@ -26,7 +28,7 @@ from mm_core.events import MarketData, Reconciled, SendOrder
 from mm_core.runner import engine_events
 from recovery.blocks import Blocks, ListedRecords, listed_run
 from recovery.codecheck import CodeCheck, SessionCode, session_code
-from recovery.errors import BadRecoveryRecord, JournalUnavailable
+from recovery.errors import BadRecoveryRecord, JournalUnavailable, SecondSession
 from recovery.reconcile import apply, reported_corrections, resolution_from_json
 from recovery.snapshot import Snapshot, engine_setup, journal_witness, latest_snapshot, write_snapshot
 
@@ -39,9 +41,10 @@ RECON_RESOLUTION = "resolution"  # one resolution applied to the engine (re-appl
 RECON_OUTCOME = "outcome"        # reconciled or not: the engine is told so
 RECON_FINDING = "finding"        # what reconciliation found (for the record; no engine effect)
 
-_INPUTS = frozenset({RecordType.MD_PACKET, RecordType.VENUE_MSG, RecordType.TIMER,
+_INPUTS = frozenset({RecordType.MD_PACKET, RecordType.VENUE_MSG, RecordType.VENUE_MSG_LONG, RecordType.TIMER,
                      RecordType.CLOCK_SAMPLE, RecordType.OPERATOR_CMD, RecordType.RECON})
 _SESSION_START = int(RecordType.SESSION_START)   # compared per record: a plain int
+_PHC = int(TsSource.HW_PHC)      # TAI-stamped packets are not batched (runner.engine_time)
 _MAX_DIVERGENCES = 100
 _RUN_MAX = 4096                  # MD_PACKET records gathered into one batch at most
 
@@ -134,6 +137,7 @@ class _Walk:
         self.since_snapshot = 0
         self.code = code
         self.unnamed = True                 # no SESSION_START seen yet: records here are of unknown code
+        self.resumed = False                # from a snapshot: its records came before these
 
     def diverge(self, seq: int, detail: str) -> None:
         r = self.result
@@ -227,8 +231,8 @@ class _Walk:
                            corrections_reported=r.corrections_reported, sessions=r.sessions)
             r.snapshots_written += 1
             self.since_snapshot = 0
-        if rtype == RecordType.VENUE_MSG:
-            soup_seq = int(unpack(RecordType.VENUE_MSG, rec.payload)["soup_seq"])
+        if rtype == RecordType.VENUE_MSG or rtype == RecordType.VENUE_MSG_LONG:
+            soup_seq = venue_fields(rtype, rec.payload)[0]
             if soup_seq:
                 r.journaled_venue_seqs.add(soup_seq)
                 if soup_seq > r.last_venue_seq:
@@ -243,6 +247,8 @@ class _Walk:
         self.unnamed = False
         if rec.rtype == _SESSION_START:
             session = session_code(rec.seq, rec.payload)
+            if self.result.records > 1 or self.resumed:
+                raise SecondSession(rec.seq, session.session_id)
         else:
             session = SessionCode(rec.seq, 0, UNKNOWN)
         if self.result.sessions is not None:
@@ -317,7 +323,8 @@ class _Lookahead:
         last — and the MD_PACKET records right after it, `limit` in all at most."""
         recs: list = [None]
         rec = self._next if self._next is not None else next(self._it, None)
-        while rec is not None and rec.rtype == RecordType.MD_PACKET and len(recs) < limit:
+        while (rec is not None and rec.rtype == RecordType.MD_PACKET and rec.ts_source != _PHC
+               and len(recs) < limit):
             recs.append(rec)
             rec = next(self._it, None)
         self._next = rec
@@ -358,6 +365,7 @@ def replay(records: Iterable, engine, *, profile: str = "eu-hft", fresh_session:
     walk = _Walk(engine, result, snapshot_every, snapshot_dir, journal_id, witness, code)
     if resume is not None:
         walk.unnamed = False            # the journal's sessions up to it are the snapshot's to name
+        walk.resumed = True
         result.sessions = None if resume.sessions is None else list(resume.sessions)
         walk.check_code(resume.sessions or ())
         result.snapshot = resume.path
@@ -383,7 +391,7 @@ def replay(records: Iterable, engine, *, profile: str = "eu-hft", fresh_session:
     batch = batch and not snapshot_every
     started = time.perf_counter()
     for event in engine_events(tapped(), profile, fresh_session):
-        if batch and type(event) is MarketData and source.next_is(RecordType.MD_PACKET):
+        if batch and type(event) is MarketData and event.ts_source != _PHC and source.next_is(RecordType.MD_PACKET):
             walk.feed_run(event, source)
         else:
             walk.feed(event)

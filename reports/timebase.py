@@ -58,7 +58,7 @@ def to_utc(seq: np.ndarray, ts_ns: np.ndarray, ts_source: np.ndarray, samples: n
         offset[has_offset] = samples["utc_offset"][valid_rows[off_pos[has_offset]]]
 
     basis = np.full(n, BASIS_REALTIME, dtype=np.int8)
-    phc = src == TsSource.HW_PHC
+    phc = (src == TsSource.HW_PHC) | (src == TsSource.HW_PHC_BY)    # an upper bound is on the PHC too
     basis[phc & has_offset] = BASIS_PHC
     basis[phc & ~has_offset] = BASIS_NO_OFFSET
     basis[src == TsSource.REPLAY] = BASIS_REPLAY

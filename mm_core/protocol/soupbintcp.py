@@ -248,8 +248,9 @@ class Framer:
 
     A zero or oversized length field is a ProtocolError that is latched: a TCP stream cannot be
     resynchronised, so every later feed() raises it again. Frames completed earlier in the same
-    feed() are kept in `salvaged` so that nothing received is lost. Between calls the framer holds at most
-    one partial frame (under 2 + max_length bytes)."""
+    feed() are kept in `salvaged`, the bytes it could not cut in `unframed`, so that nothing
+    received is lost. Between calls the framer holds at most one partial frame (under 2 +
+    max_length bytes)."""
 
     def __init__(self, max_length: int = DEFAULT_MAX_LENGTH) -> None:
         if not 1 <= max_length <= MAX_LENGTH_FIELD:
@@ -258,11 +259,17 @@ class Framer:
         self._rest = b""                       # the start of an incomplete frame
         self._error: ProtocolError | None = None
         self.salvaged: list[bytes] = []        # whole frames cut before the error, to journal
+        self.unframed = b""                    # the bytes from the bad length field on, to journal
 
     @property
     def buffered(self) -> int:
         """Bytes of an incomplete frame waiting for the rest."""
         return len(self._rest)
+
+    @property
+    def partial(self) -> bytes:
+        """The bytes of an incomplete frame waiting for the rest (to journal when the stream ends)."""
+        return self._rest
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[bytes]:
         """Append `data`; return every frame it completed, in order."""
@@ -279,6 +286,7 @@ class Framer:
             if length == 0 or length > limit:
                 self._rest = b""
                 self.salvaged = frames
+                self.unframed = buf[off:]
                 self._error = (FrameTooLarge(length, limit, "SoupBinTCP packet") if length
                                else TruncatedMessage(f"{PROTOCOL}: length 0 leaves no room for a type"))
                 raise self._error

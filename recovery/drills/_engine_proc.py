@@ -139,14 +139,9 @@ class ResumingRunner(Runner):
         if data[2] == _LOGIN:
             request = soupbintcp.decode(data, soupbintcp.Direction.FROM_CLIENT)
             self.reporter.say("L", str(request.requested_sequence))
-        try:
-            return super()._send_tcp(data)
-        except OSError as exc:
-            # the venue dropped us while this was on its way: the runner sees EOF at its next
-            # select; the order stays journaled and its missing TX stamp is journaled as missing
-            self.tcp_bytes += len(data)
-            self.reporter.say("X", f"send failed after the venue dropped the session: {exc}")
-            return (self.tcp_bytes - 1) & 0xFFFFFFFF
+        # a send the socket refuses (the venue dropped us) stops the run with its reason; the
+        # order stays journaled with a TX_TS of status SEND_FAILED (Runner._send_orders)
+        return super()._send_tcp(data)
 
     def _order_sent(self, action) -> None:
         if not self.quoted and action.packet[3] == _ENTER:
@@ -224,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
             report = runner.run(max(0.0, deadline - time.monotonic()), stop)
             reporter.say("C", json.dumps({"attempt": attempt, "stop": report.stop_reason,
                                           "venue_seq": engine.venue_seq, "orders": report.orders_sent}))
-            if report.stop_reason != "venue closed the order-entry session":
+            if not report.venue_lost:        # closed, reset or refused: log in again
                 break
         reporter.say("E", json.dumps(engine_state(engine), sort_keys=True))
     finally:

@@ -1,0 +1,63 @@
+"""A NIC's PHC stamps are TAI: the engine's clock is UTC, so an input stamped by the PHC reaches
+the engine with the UTC offset in force taken off (the last journaled clock sample's valid one,
+else TAI - UTC since 2017, 37 s), live and in replay alike (the batch path feeds such packets one
+by one); the record keeps the raw stamp."""
+from __future__ import annotations
+
+from journal import Journal, Record
+from journal.catalogue import RecordType, TsSource, pack
+from mm_core.events import MarketData, SendOrder, VenueMessage
+from mm_core.runner import TAI_MINUS_UTC_S, engine_events, engine_time
+from recovery.replay import replay_journal
+from tests.recovery.journaling import RunnerLike, fresh_engine, session_events
+
+S = 10**9
+
+
+def test_engine_time_takes_the_utc_offset_off_phc_stamps_only():
+    assert TAI_MINUS_UTC_S == 37
+    assert engine_time(137 * S, TsSource.HW_PHC, 37) == 100 * S
+    assert engine_time(137 * S, TsSource.HW_PHC_BY, 37) == 100 * S
+    for source in (TsSource.SW_KERNEL, TsSource.SW_KERNEL_BY, TsSource.USER):
+        assert engine_time(137 * S, source, 37) == 137 * S
+
+
+def test_engine_events_use_the_offset_of_the_last_sample_that_carried_one():
+    def sample(offset, valid):
+        return pack(RecordType.CLOCK_SAMPLE, state=1, compliant_mask=1, utc_offset=offset, utc_offset_valid=valid)
+    venue = pack(RecordType.VENUE_MSG, packet_type=ord("H"), raw=b"\x00\x01H")
+    records = [Record(1, RecordType.MD_PACKET, 1000 * S, int(TsSource.HW_PHC), 0, b"p"),
+               Record(2, RecordType.CLOCK_SAMPLE, 1000 * S, int(TsSource.USER), 1, sample(36, 1)),
+               Record(3, RecordType.MD_PACKET, 1001 * S, int(TsSource.HW_PHC), 1, b"p"),
+               Record(4, RecordType.VENUE_MSG, 1002 * S, int(TsSource.HW_PHC_BY), 1, venue),
+               Record(5, RecordType.CLOCK_SAMPLE, 1003 * S, int(TsSource.USER), 1, sample(99, 0)),
+               Record(6, RecordType.MD_PACKET, 1004 * S, int(TsSource.SW_KERNEL), 1, b"p"),
+               Record(7, RecordType.MD_PACKET, 1005 * S, int(TsSource.HW_PHC), 1, b"p")]
+    times = [e.now_ns for e in engine_events(records) if isinstance(e, (MarketData, VenueMessage))]
+    assert times == [963 * S, 965 * S, 966 * S, 1004 * S, 969 * S]
+
+
+class PhcJournal:
+    """The journal a runner with hardware stamps writes: market data stamped by the PHC (TAI)."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+
+    def append(self, rtype, payload, ts_ns, ts_source, **kw):
+        if rtype == RecordType.MD_PACKET:
+            ts_ns, ts_source = ts_ns + TAI_MINUS_UTC_S * S, int(TsSource.HW_PHC)
+        return self.journal.append(rtype, payload, ts_ns=ts_ns, ts_source=ts_source, **kw)
+
+
+def test_a_phc_stamped_journal_replays_exactly_batched_or_not(tmp_path):
+    path = str(tmp_path / "j")
+    events = session_events(11, 300)
+    with Journal(path) as journal:
+        live = RunnerLike(fresh_engine(), PhcJournal(journal))     # the engine saw UTC times
+        live.start(events[0].now_ns)
+        orders = sum(isinstance(a, SendOrder) for event in events for a in live.feed(event))
+    assert orders > 0
+    for batch in (True, False):
+        result = replay_journal(path, fresh_engine(), batch=batch)
+        assert result.deterministic, result.divergences[:3]
+        assert result.state_hash == live.engine.state_hash()
