@@ -15,9 +15,9 @@ import sys
 
 from mm_core.protocol import ouch
 from mm_core.venue import publisher, regsho
-from mm_core.venue.client import SoupClient
 from mm_core.venue.config import load_config
 from mm_core.venue.server import Venue
+from tests.venue.firms import two_firms
 
 CRASHED = 9
 
@@ -44,10 +44,7 @@ def main(point: str, log_dir: str, session: str) -> None:
     config = load_config().with_venue(itch_port=9, log_dir=log_dir, session=session)
     venue = Venue(config, background_flow=False)
     venue.start()
-    with SoupClient(venue.ports.host, venue.ports.ouch) as seller, \
-            SoupClient(venue.ports.host, venue.ports.ouch) as buyer:
-        seller.login("MM01", "mmaudit", 0)
-        buyer.login("MM02", "mmaudit2", 0)
+    with two_firms(venue) as (seller, buyer):
         seller.enter("S1", "S", 100, "ACME", 89_0000)
         seller.sequenced(1)
         if point == "trade":

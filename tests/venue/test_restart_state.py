@@ -16,6 +16,7 @@ from mm_core.venue.errors import SessionLogError
 from mm_core.venue.config import load_config
 from mm_core.venue.server import Venue
 from mm_core.venue.session_log import SessionLog
+from tests.venue.firms import two_firms
 from tests.venue.test_log_tail import SESSION, start_process
 from tests.venue.test_token_use import kill
 
@@ -65,10 +66,7 @@ def test_positions_built_before_the_restart_are_still_the_venues(crashed, tmp_pa
     with restarted(crashed, tmp_path) as venue:
         assert venue.position("MM02") == {"ACME": -sold}
         assert venue.position("MM01") == {}
-        with SoupClient(venue.ports.host, venue.ports.ouch) as a, \
-                SoupClient(venue.ports.host, venue.ports.ouch) as b:
-            a.login("MM01", "mmaudit", 0)
-            b.login("MM02", "mmaudit2", 0)
+        with two_firms(venue) as (a, b):
             a.enter("ASK1", "S", 100, "ACME", 20_0000)
             a.sequenced(1)
             b.enter("LIFT1", "B", 100, "ACME", 20_0000)
@@ -88,10 +86,7 @@ def test_order_references_and_match_numbers_stay_day_unique_across_the_restart(c
     refs = [x.order_ref for x in published if isinstance(x, itch.AddOrder)]
     matches = [x.match_number for x in published if isinstance(x, itch.OrderExecuted)]
     with restarted(crashed, tmp_path) as venue:
-        with SoupClient(venue.ports.host, venue.ports.ouch) as a, \
-                SoupClient(venue.ports.host, venue.ports.ouch) as b:
-            a.login("MM01", "mmaudit", 0)
-            b.login("MM02", "mmaudit2", 0)
+        with two_firms(venue) as (a, b):
             a.enter("ASK2", "S", 100, "ACME", 20_0000)
             (accepted,) = [s.message for s in a.sequenced(1)]
             b.enter("LIFT2", "B", 100, "ACME", 20_0000)
