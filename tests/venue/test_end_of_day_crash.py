@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,9 @@ def test_a_restart_finishes_an_end_of_day_that_the_logs_lack_and_takes_no_order(
                 c.login("MM01", "mmaudit", 1)                 # replays the whole log
                 replay = [s.message for s in c.sequenced(4)]
                 c.enter("K2", "B", 100, "ACME", 10_0000)      # after End of Day: not taken
+                deadline = time.monotonic() + 10.0            # the venue's loop reads it when it can
+                while not venue.protocol_errors and time.monotonic() < deadline:
+                    time.sleep(0.01)
             rx.run(None, lambda r: any(isinstance(x, itch.SystemEvent) and x.event_code == "C"
                                        for x in r.decoded()), 5.0)
         assert venue.protocol_errors and "after End of Day" in venue.protocol_errors[-1]
