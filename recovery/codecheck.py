@@ -16,10 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from journal import Reader
-from journal.catalogue import RecordType, code_fingerprint, pack, unpack, unpack_json
+from journal.catalogue import RecordType, code_fingerprint, pack, unpack
 from journal.errors import JournalError
 from mm_core import buildid
 from recovery.errors import CodeMismatch, JournalUnavailable
+from recovery.recondocs import recon_documents
 
 __all__ = ["RECON_CODE_CHANGE", "SessionCode", "CodeCheck", "running_fingerprint", "journal_sessions",
            "session_start", "accepted_sessions"]
@@ -90,15 +91,9 @@ def accepted_sessions(reader: Reader, running: str) -> set[tuple[int, str]]:
     RECON code-change record lists them. Such a session was replayed on this code once and the
     operator chose to go on; asking again at every later recovery would train them to pass the
     override by habit, and it would keep the standby from writing snapshots for good."""
-    headers, blob, offsets = reader.read_blobs(RecordType.RECON)
     accepted: set[tuple[int, str]] = set()
-    for i in range(len(headers)):
-        try:
-            doc = unpack_json(blob[int(offsets[i]):int(offsets[i + 1])])
-        except (ValueError, JournalError):
-            continue                     # not a code-change document: nothing accepted by it
-        if not isinstance(doc, dict) or doc.get("kind") != RECON_CODE_CHANGE or \
-                doc.get("running") != running or not doc.get("accepted"):
+    for _, doc in recon_documents(reader):
+        if doc.get("kind") != RECON_CODE_CHANGE or doc.get("running") != running or not doc.get("accepted"):
             continue
         for s in doc.get("journal", ()):
             if isinstance(s, dict) and isinstance(s.get("seq"), int) and isinstance(s.get("fingerprint"), str):

@@ -13,14 +13,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from journal import Reader, RecordType
-from journal.catalogue import unpack_json
+from journal import Reader
 from journal.errors import JournalError
 from mm_core.events import OperatorCommand, Reconciled
 from mm_core.protocol import soupbintcp
 from recovery.reconcile import (
     Deliver, apply, local_view, reconcile, reported_corrections, resolution_json, venue_view,
 )
+from recovery.recondocs import recon_documents
 from recovery.replay import RECON_BEGIN, RECON_FINDING, RECON_OUTCOME, RECON_RESOLUTION
 from recovery.venue_link import full_view
 
@@ -185,12 +185,8 @@ class LiveReconciler:
         try:
             with Reader(path) as reader:
                 if reader.last_seq > self._read_to:
-                    headers, blob, offsets = reader.read_blobs(RecordType.RECON, self._read_to + 1,
-                                                               reader.last_seq)
-                    for seq, lo, hi in zip(headers["seq"].tolist(), offsets[:-1].tolist(),
-                                           offsets[1:].tolist()):
-                        doc = unpack_json(blob[lo:hi])
-                        if isinstance(doc, dict) and doc.get("kind") == RECON_FINDING:
+                    for seq, doc in recon_documents(reader, self._read_to + 1, reader.last_seq):
+                        if doc.get("kind") == RECON_FINDING:
                             for venue_seq in reported_corrections(doc):
                                 self.reported.setdefault(venue_seq, seq)
                     self._read_to = reader.last_seq
