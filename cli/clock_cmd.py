@@ -33,9 +33,9 @@ def _health_options(fn):
         click.option("--pmc-session", is_flag=True,
                      help="Keep one interactive pmc running instead of one pmc per sample (faster; "
                           "single-port clocks)."),
-        click.option("--phc2sys-log", default=None, type=click.Path(dir_okay=False),
+        click.option("--phc2sys-log", default=None, type=click.Path(exists=True, dir_okay=False),
                      help="phc2sys log to follow: its offset joins the bound; unlocked blocks LOCKED."),
-        click.option("--ptp4l-log", default=None, type=click.Path(dir_okay=False),
+        click.option("--ptp4l-log", default=None, type=click.Path(exists=True, dir_okay=False),
                      help="ptp4l log (-m output or syslog) to follow: a jump it logs between two pmc "
                           "samples counts, and s0/s1 is not settled."),
     ]

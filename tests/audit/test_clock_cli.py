@@ -76,3 +76,13 @@ def test_watch_prometheus_output(tmp_path):
 def test_bad_profile_is_a_usage_error():
     result = CliRunner().invoke(command, ["check", "--profile", "eu-fast"])
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.parametrize("option", ["--ptp4l-log", "--phc2sys-log"])
+@pytest.mark.parametrize("sub", ["check", "watch"])
+def test_a_log_to_follow_that_does_not_exist_is_a_usage_error(tmp_path, option, sub):
+    """A mistyped log path would silently follow nothing (no jump or unlock ever seen): refused."""
+    bound = ["--samples", "1", "--interval", "0"] if sub == "check" else ["--count", "1", "--interval", "0"]
+    result = CliRunner().invoke(command, [sub, "--uds", str(tmp_path / "none"), *bound, option,
+                                          str(tmp_path / "no-such.log")])
+    assert result.exit_code == 2 and "does not exist" in result.output
