@@ -396,6 +396,13 @@ int fsig_evaluate(fsig *g, uint32_t symbol, int64_t now_ns, fsig_trip *trip) {
     return 1;
 }
 
+int fsig_own_fill_evaluate(fsig *g, uint32_t symbol, int our_side_is_bid, int64_t now_ns,
+                           fsig_trip *trip) {
+    if (fsig_on_own_fill(g, symbol, our_side_is_bid, now_ns) != FSIG_OK)
+        return FSIG_NOMEM;
+    return fsig_evaluate(g, symbol, now_ns, trip) ? FSIG_TRIPPED : FSIG_OK;
+}
+
 /* ------------------------------------------------------------------ the tape */
 
 static uint32_t tape_slot(uint64_t match) {

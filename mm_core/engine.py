@@ -30,7 +30,7 @@ from mm_core.fastbook import ffi, lib
 from mm_core.mdpath import MarketDataPath
 from mm_core.metrics import Metrics
 from mm_core.orderwire import OrderWire
-from mm_core.oms import TERMINAL, InvalidTransition, Oms, OmsError, Order, OrderState
+from mm_core.oms import TERMINAL, TRANSITIONS, InvalidTransition, Oms, OmsError, Order, OrderState, Trigger
 from mm_core.ownquotes import OwnQuotes
 from mm_core.protocol import ProtocolError, SessionMismatch, moldudp64, ouch, soupbintcp
 from mm_core.quotepricer import QuotePricer, engine_price_quote, engine_price_reference
@@ -77,6 +77,25 @@ _priced_c = lib.fsig_priced
 HOLD_BOTH = 2                   # hedge_hold of an instrument two pairs hedge in opposite ways
 _RUN_MAX_SEQUENCE = 1 << 62     # a run's sequence stays far below the C path's int64 limit
 _DAY_NS = 86_400 * 1_000_000_000
+_own_fill_c = lib.fsig_own_fill_evaluate
+_FILL, _PARTIAL_FILL = Trigger.FILL, Trigger.PARTIAL_FILL
+# The fill lane's frame (Engine._fill_lane): SoupBinTCP sequenced data ('S') carrying an OUCH
+# Executed ('E': timestamp 8, token 14, shares 4, price 4, liquidity flag 1, match 8), whole.
+_EXEC_FRAME = 3 + ouch.OUTBOUND_SIZES["E"]
+_EXEC_HEAD = (_EXEC_FRAME - 2).to_bytes(2, "big") + b"SE"
+_EXEC_TOKEN, _EXEC_SHARES, _EXEC_FLAG = slice(12, 26), slice(26, 30), 34
+assert _EXEC_FRAME == 43, "OUCH Executed changed size: update the fill lane's offsets"
+_SendOrderBuilder = type("_SendOrderBuilder", SendOrder.__bases__, {"__slots__": SendOrder.__slots__})
+
+
+def _send_order(intent: OrderIntent, packet: bytes, decision, trading_state: int) -> SendOrder:
+    """SendOrder(intent, packet, decision, trading_state) without the frozen dataclass's
+    per-field setattr calls (as types.make_intent builds an intent): the guard's pulls build one
+    per cancel before they are handed over."""
+    o = object.__new__(_SendOrderBuilder)
+    o.intent, o.packet, o.decision, o.trading_state = intent, packet, decision, trading_state
+    o.__class__ = SendOrder
+    return o
 
 
 class PacketRun:
@@ -336,6 +355,7 @@ class Engine:
             self.vol_q = self.sig.iarray(lib.FSIG_I_VOL_Q)
             self._sh = self.sig.handle
             self._fair_out = ffi.new("double *")
+            self._lane_trip = ffi.new("fsig_trip *")
             n = self.n
             self._priced_out = ffi.new("uint32_t[]", n)
             pkt = self._pkt = ffi.new("fsig_packet *")
@@ -355,7 +375,7 @@ class Engine:
         state = dict(self.__dict__)
         del state["_bh"], state["_top"]
         if self.sig is not None:
-            for name in ("mid2", "vol_q", "_sh", "_fair_out", "_priced_out", "_pkt", "_pkt_keep",
+            for name in ("mid2", "vol_q", "_sh", "_fair_out", "_lane_trip", "_priced_out", "_pkt", "_pkt_keep",
                          "_pkt_own_version", "_rx", "_react_c", "_summary", "_risk_seen",
                          "_references"):
                 state.pop(name, None)
@@ -1242,37 +1262,48 @@ class Engine:
         if purpose is _QUOTE and self._rx is not None:
             self._rx.denied[2 * key[0] + (key[1] != int(_BUY))] = until
 
-    def _cancel(self, order: Order, purpose: Purpose, actions: list[Action]) -> None:
-        """Cancel the rest of an order with the bytes encoded when it was accepted."""
+    def _cancel_order(self, order: Order, purpose: Purpose) -> SendOrder:
+        """The cancel of the rest of an order, with the bytes encoded when it was accepted, as
+        the gateway checked it (always allowed; counted for the rate). The caller tells the OMS."""
         intent = make_intent(_CANCEL, order.token, order.symbol_id, order.side, order.price, 0,
                              self.ids, purpose=purpose)
-        decision = self.risk.check(intent, self.now)      # always allowed; counted for the rate
-        self.oms.on_sent(intent, self.now)
-        packet = order.cancel_packet or self._encode_cancel(order.token)
-        actions.append(SendOrder(intent, packet, decision, int(decision.state)))
+        decision = self.risk.check(intent, self.now)
+        return _send_order(intent, order.cancel_packet or self._encode_cancel(order.token), decision,
+                           int(decision.state))
+
+    def _cancel(self, order: Order, purpose: Purpose, actions: list[Action]) -> None:
+        """Cancel the rest of an order with the bytes encoded when it was accepted."""
+        action = self._cancel_order(order, purpose)
+        self.oms.on_sent(action.intent, self.now)
+        actions.append(action)
         self.counts["cancels_sent"] += 1
 
-    def _cancel_all(self, purpose: Purpose | None, actions: list[Action], guard: bool,
-                    match: Callable[[Order], bool] | None = None) -> int:
-        """Cancel the orders that may rest at the venue, including those it has not answered yet:
-        a cancel by token lands after the enter (or replace) it follows. An IOC never rests."""
-        n = 0
-        for order in list(self.oms.live.values()):     # same order as oms.orders, terminal ones left out
+    def _pullable(self, purpose: Purpose | None, match: Callable[[Order], bool] | None = None) -> list[Order]:
+        """The orders of `purpose` (None: any) that `match` (None: all) takes and that may rest at
+        the venue, including those it has not answered yet: a cancel by token lands after the
+        enter (or replace) it follows. An IOC never rests. In the OMS's order."""
+        pullable = []
+        for order in self.oms.live.values():     # same order as oms.orders, terminal ones left out
             st = order.fsm.state
-            if st in TERMINAL or st is OrderState.PENDING_CANCEL or (
-                    st is OrderState.PENDING_NEW and order.tif == ouch.TIF_IOC):
+            if st in TERMINAL or st is _PENDING_CANCEL or (st is _PENDING_NEW and order.tif == ouch.TIF_IOC):
                 continue
             if purpose is not None and order.purpose is not purpose:
                 continue
             if match is not None and not match(order):
                 continue
+            pullable.append(order)
+        return pullable
+
+    def _cancel_all(self, purpose: Purpose | None, actions: list[Action], guard: bool,
+                    match: Callable[[Order], bool] | None = None) -> int:
+        """Cancel every _pullable order (a cancel changes no other order's standing)."""
+        orders = self._pullable(purpose, match)
+        for order in orders:
             self._cancel(order, Purpose.GUARD_CANCEL if guard else order.purpose, actions)
-            n += 1
-        return n
+        return len(orders)
 
     def _pull_on_trip(self, trip: Trip, actions: list[Action]) -> None:
         """Cancel our resting quotes on the side(s) at risk, before anything else reacts."""
-        self.counts["guard_trips"] += 1
         s = trip.symbol_id
 
         def at_risk(order: Order) -> bool:
@@ -1287,9 +1318,63 @@ class Engine:
             pulled = self._cancel_all(Purpose.QUOTE, pulls, guard=True, match=at_risk)
             if pulls:
                 urgent(pulls)
-        actions.append(self._alert("guard-trip", f"symbol {s} bid={trip.bid} ask={trip.ask} "
+        self._trip_noted(trip, pulled, actions)
+
+    def _trip_noted(self, trip: Trip, pulled: int, actions: list[Action]) -> None:
+        """A guard trip counted and alerted, once its pulls are out."""
+        self.counts["guard_trips"] += 1
+        actions.append(self._alert("guard-trip", f"symbol {trip.symbol_id} bid={trip.bid} ask={trip.ask} "
                                    f"{trip.reason_text} aggression={trip.aggression:.3f} "
                                    f"vpin={trip.vpin:.3f} pulled={pulled}"))
+
+    def _fill_lane(self, raw: bytes, actions: list[Action]) -> list[SendOrder] | None:
+        """The quote guard on our own fill, read straight off the frame (`raw`: a whole
+        SoupBinTCP sequenced data frame with an OUCH Executed): when it names a live quote of
+        ours whose fill the OMS will book, the guard hears of the fill and decides now, and its
+        pulls are built (pre-encoded cancels, checked by the gateway) and handed to the urgent
+        sink (or queued first) before the message is decoded and the fill booked. The OMS hears
+        of the pulls after the fill (_on_fill), as it did when the guard ran there, so it ends
+        in the same state. Returns those pulls ([]: the guard decided, nothing pulled), or None:
+        not such a fill (the guard hears of it in _on_fill). Replay runs the same code."""
+        if raw[_EXEC_FLAG] > 127:        # a liquidity flag the decoder refuses: nothing is applied
+            return None
+        order = self.oms.live.get(raw[_EXEC_TOKEN].decode("latin-1").rstrip(" "))
+        if order is None or order.purpose is not _QUOTE:
+            return None
+        qty, leaves = int.from_bytes(raw[_EXEC_SHARES], "big"), order.leaves
+        full = qty == leaves
+        if not 0 < qty <= leaves or (order.fsm.state, _FILL if full else _PARTIAL_FILL) not in TRANSITIONS:
+            return None                  # the OMS refuses it (a halt): the guard never hears of it
+        s, now, bid_side = order.symbol_id, self.now, order.side == _BUY
+        if self.sig is not None:
+            t = self._lane_trip
+            rc = _own_fill_c(self._sh, s, bid_side, now, t)
+            if rc != _SIG_TRIPPED:
+                if rc == _SIG_NOMEM:
+                    raise MemoryError("fastsig: own fill")
+                return []
+            bid, ask, trip = t.bid, t.ask, None
+        else:
+            trip = self.guards[s].on_own_fill_evaluate(bid_side, now)
+            if trip is None:
+                return []
+            bid, ask = trip.bid, trip.ask
+        token = order.token
+
+        def at_risk(o: Order) -> bool:
+            # booking a fill that leaves nothing ends the order and a replacement of it the venue
+            # never answered (Oms.on_executed): neither is pulled, as after the booking
+            return o.symbol_id == s and ((bid and o.side == _BUY) or (ask and o.side == _SELL)) and (
+                not full or (o is not order and (o.orig_token != token or o.acked)))
+        pulls = [self._cancel_order(o, Purpose.GUARD_CANCEL) for o in self._pullable(_QUOTE, at_risk)]
+        if pulls:
+            urgent = self.urgent
+            if urgent is None:
+                actions += pulls
+            else:
+                urgent(pulls)
+        self._trip_noted(trip or trip_of(t), len(pulls), actions)
+        return pulls
 
     # ================================================================= hedging
 
@@ -1414,8 +1499,11 @@ class Engine:
 
     def _on_venue(self, ev: VenueMessage) -> list[Action]:
         actions: list[Action] = []
+        raw = ev.packet
+        # our own fill: the guard decides, and its pulls go out, before the decode and the booking
+        lane = self._fill_lane(raw, actions) if len(raw) == _EXEC_FRAME and raw[:4] == _EXEC_HEAD else None
         try:
-            packet = soupbintcp.decode(ev.packet, _FROM_SERVER)
+            packet = soupbintcp.decode(raw, _FROM_SERVER)
             if type(packet) is soupbintcp.SequencedData:
                 self.venue_seq += 1
                 msg = ouch.decode_outbound(packet.payload)
@@ -1432,12 +1520,13 @@ class Engine:
             actions.append(self._alert("venue-protocol-error", str(exc)))
             return actions
         try:
-            self._on_ouch(msg, actions)
+            self._on_ouch(msg, actions, lane)
         except (OmsError, InvalidTransition) as exc:
             self._halt(f"oms: {exc}; not applied: {_unapplied(msg)}", actions)
         return actions
 
-    def _on_ouch(self, msg, actions: list[Action]) -> None:
+    def _on_ouch(self, msg, actions: list[Action], lane: list[SendOrder] | None = None) -> None:
+        """One venue message applied; `lane`: the fill lane's pulls when it took this message."""
         oms, now, t = self.oms, self.now, type(msg)
         if t is ouch.Accepted:
             order = oms.on_accepted(msg.token, msg.order_ref, now)
@@ -1445,7 +1534,7 @@ class Engine:
             self._after_order_change(order, actions)
         elif t is ouch.Executed or t is ouch.ExecutedWithReferencePrice:
             order = oms.on_executed(msg.token, msg.executed_shares, now)
-            self._on_fill(order, msg.executed_shares, msg.execution_price, actions)
+            self._on_fill(order, msg.executed_shares, msg.execution_price, actions, lane)
         elif t is ouch.Canceled or t is ouch.AiqCanceled:
             order = oms.on_canceled(msg.token, msg.decrement_shares, now)
             self._after_order_change(order, actions)
@@ -1512,12 +1601,20 @@ class Engine:
         if self.is_quoted[s]:
             self._requote(s, actions)
 
-    def _on_fill(self, order: Order, qty: int, price: int, actions: list[Action]) -> None:
+    def _on_fill(self, order: Order, qty: int, price: int, actions: list[Action],
+                 lane: list[SendOrder] | None = None) -> None:
+        """A booked fill of ours; `lane`: the guard already decided on it (Engine._fill_lane),
+        and these pulls of its went out, the OMS to hear of them now that the fill is booked."""
         self.counts["fills"] += 1
         now = self.now
         s, side = order.symbol_id, order.side
         hedge = order.purpose is Purpose.HEDGE
-        if not hedge:
+        if lane is not None:
+            on_sent = self.oms.on_sent
+            for action in lane:
+                on_sent(action.intent, now)
+            self.counts["cancels_sent"] += len(lane)
+        elif not hedge:
             # the guard first: its pulls go out before the fill's bookkeeping (the guard reads
             # only its own fill times, so nothing below changes what it decides)
             guard = self.guards[s]

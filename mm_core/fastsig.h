@@ -25,6 +25,7 @@
  *   fsig_on_own_fill     SymbolGuard.on_own_fill      fsig_on_markout  SymbolGuard.on_markout
  *   fsig_aggression      SymbolGuard.aggression       fsig_toxicity    SymbolGuard.toxicity
  *   fsig_evaluate        SymbolGuard.evaluate (same Trip fields, same cool-down and trip count)
+ *   fsig_own_fill_evaluate  SymbolGuard.on_own_fill then SymbolGuard.evaluate (one call)
  *   fsig_reverse_print   SymbolGuard.reverse_print alone (component tests)
  *
  * Determinism: floats are computed with the same operations in the same order as the Python
@@ -155,6 +156,15 @@ double fsig_aggression(const fsig *g, uint32_t symbol);
 double fsig_toxicity(const fsig *g, uint32_t symbol);
 /* SymbolGuard.evaluate at now_ns: 1 and OUT trip when a side newly trips, else 0. */
 int fsig_evaluate(fsig *g, uint32_t symbol, int64_t now_ns, fsig_trip *trip);
+/* Our own fill then the guard's verdict in one call (the engine's fill lane: the guard decides
+ * before the fill is decoded and booked): fsig_on_own_fill then fsig_evaluate, same state, same
+ * trip. FSIG_TRIPPED and OUT trip when a side newly trips, FSIG_OK when none does, FSIG_NOMEM
+ * when the fill could not be recorded (nothing changed, nothing evaluated). */
+int fsig_own_fill_evaluate(fsig *g,            /* the kernel */
+                           uint32_t symbol,    /* the filled order's symbol, 0..n-1 */
+                           int our_side_is_bid,/* 1: our buy was filled */
+                           int64_t now_ns,     /* the fill's event time */
+                           fsig_trip *trip);   /* OUT: the trip, when FSIG_TRIPPED */
 
 /* Inspection (state_items): the scalars, then the arrays, oldest first, each sized by info. */
 void fsig_guard_info_get(const fsig *g, uint32_t symbol, fsig_guard_info *info);

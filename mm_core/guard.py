@@ -258,6 +258,12 @@ class SymbolGuard:
         self.trips += 1
         return Trip(self.symbol_id, new_bid, new_ask, reasons, agg, v)
 
+    def on_own_fill_evaluate(self, our_side_is_bid: bool, now_ns: int) -> Trip | None:
+        """on_own_fill, then evaluate (fsig_own_fill_evaluate in one C call): the engine's fill
+        lane asks the guard about our fill before the fill is booked."""
+        self.on_own_fill(our_side_is_bid, now_ns)
+        return self.evaluate(now_ns)
+
     def side_blocked(self, bid_side: bool, now_ns: int) -> bool:
         return (self.bid_until if bid_side else self.ask_until) > now_ns
 

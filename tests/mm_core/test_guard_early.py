@@ -64,8 +64,9 @@ def test_the_sink_is_not_part_of_the_engines_state():
 
 
 def test_a_fill_that_trips_the_guard_pulls_before_the_fills_bookkeeping():
-    """On our own fill the guard decides first: when its pulls reach the sink, neither the
-    gateway nor the desk metrics have been told of that fill yet (their work waits for the pull)."""
+    """On our own fill the guard decides first (the fill lane, Engine._fill_lane): when its pulls
+    reach the sink, neither the OMS nor the desk metrics have been told of that fill yet (their
+    work waits for the pull)."""
     from mm_core.events import VenueMessage
     events, _, _ = simulate(1, 20_000)
     engine = make_engine()
@@ -81,6 +82,6 @@ def test_a_fill_that_trips_the_guard_pulls_before_the_fills_bookkeeping():
         engine.on_event(ev)
         if type(ev) is VenueMessage and len(seen) > before and engine.counts["fills"] > fills:
             tripped_on_fill += 1
-            # the fill was counted (the OMS booked it), its metrics not yet updated
-            assert seen[before] == (fills + 1, metric_fills)
+            # neither counted (the OMS had not booked it) nor in the metrics yet
+            assert seen[before] == (fills, metric_fills)
     assert tripped_on_fill >= 1, "the seeded session no longer trips the guard on a fill"
