@@ -595,6 +595,22 @@ class _Drain:
             self.proc.wait()
 
 
+class _SendMark:
+    """The order socket's socket with its sendall() timed on entry (perf_counter_ns appended to
+    `marks` just before the send syscall); everything else goes to the socket itself."""
+
+    def __init__(self, sock: socket.socket, marks: list[int]) -> None:
+        self._sock = sock
+        self._marks = marks
+
+    def sendall(self, data: bytes) -> None:
+        self._marks.append(time.perf_counter_ns())
+        self._sock.sendall(data)
+
+    def __getattr__(self, name: str):
+        return getattr(self._sock, name)
+
+
 def _guard_packets(events) -> list[int]:
     """Indexes of the events (market-data prints, or our own fills in venue messages) on which the
     engine pulled quotes for the guard."""
@@ -609,12 +625,13 @@ def _guard_packets(events) -> list[int]:
 
 def _guard_latency(events, toxic: list[int], rounds: int, workdir: str) -> dict[str, list[int]]:
     """Per toxic event, ns from on_event in to: the guard's pulls reaching the runner's early sink
-    (in-process), the first pull journaled as ORDER_SENT and sent on a real loopback TCP socket
+    (in-process), the first pull's send() entered (journaled as ORDER_SENT, the send syscall about
+    to start), the first pull journaled as ORDER_SENT and sent on a real loopback TCP socket
     (Runner._act_urgent: pack, append, send, TX-key bookkeeping), and the whole event with every
     other order sent (what the cancel waited for before the early sink). Every other event is
     replayed untimed so each toxic event meets the state it met in the recorded session."""
-    out: dict[str, list[int]] = {"in-process": [], "runner path": [], "whole event": [], "decode only": [],
-                                 "to TX stamp": []}
+    out: dict[str, list[int]] = {"in-process": [], "send entered": [], "runner path": [], "whole event": [],
+                                 "decode only": [], "to TX stamp": []}
     clock = time.perf_counter_ns
     realtime = time.clock_gettime_ns
     rt = time.CLOCK_REALTIME
@@ -626,6 +643,8 @@ def _guard_latency(events, toxic: list[int], rounds: int, workdir: str) -> dict[
         with Journal(path) as journal:
             runner = Runner(engine, journal, RunnerSettings(), LockedClock())
             runner._oe = TimestampedTcpSocket.connect(drain.address)
+            entered: list[int] = []
+            runner._oe.sock = _SendMark(runner._oe.sock, entered)
             marks: list[int] = []
             early = runner._act_urgent
 
@@ -642,6 +661,7 @@ def _guard_latency(events, toxic: list[int], rounds: int, workdir: str) -> dict[
                         engine.on_event(ev)
                         continue
                     marks.clear()
+                    entered.clear()
                     engine.urgent = sink
                     real0 = realtime(rt)
                     t0 = clock()
@@ -652,6 +672,7 @@ def _guard_latency(events, toxic: list[int], rounds: int, workdir: str) -> dict[
                     if not marks:
                         raise RuntimeError(f"event {i} no longer trips the guard early: the replay diverged")
                     out["in-process"].append(marks[0] - t0)
+                    out["send entered"].append(entered[0] - t0)
                     out["runner path"].append(marks[1] - t0)
                     out["whole event"].append(t3 - t0)
                     stamp = _tx_stamp(runner, marks[2])
@@ -762,6 +783,7 @@ def _guard_lines(guard: dict, n_toxic: int, rounds: int) -> list[str]:
     ]
     d50 = _pct(dec, .5) if dec else 0.0
     for name, v in (("codec decode only", dec), ("on_event -> pulls at the runner's early sink", inproc),
+                    ("on_event in -> first pull's send() entered (journaled, syscall next)", guard["send entered"]),
                     ("+ first pull journaled (ORDER_SENT) + send() on loopback TCP", path),
                     ("on_event in -> kernel TX stamp of the first pull (CLOCK_REALTIME)", tx),
                     ("whole event, every order journaled and sent", guard["whole event"])):
@@ -770,7 +792,9 @@ def _guard_lines(guard: dict, n_toxic: int, rounds: int) -> list[str]:
     if path:
         lines += ["", f"Target p50 <= {TARGET_GUARD_P50_US:g} us: "
                   f"{'met' if _pct(path, .5) <= TARGET_GUARD_P50_US else 'NOT met'} "
-                  f"(to the sink {_pct(inproc, .5):.1f} us, with journal + send {_pct(path, .5):.1f} us; "
+                  f"(to the sink {_pct(inproc, .5):.1f} us, to send() entered "
+                  f"{_pct(guard['send entered'], .5) if guard['send entered'] else 0.0:.1f} us, "
+                  f"with journal + send {_pct(path, .5):.1f} us; "
                   f"the whole event {_pct(guard['whole event'], .5):.1f} us)."]
     if tx and path:
         lines += ["", f"The cancel reaches the kernel's TX stamp {_pct(tx, .5):.1f} us (p50) after the event "
