@@ -62,6 +62,7 @@ _top_depth_without = lib.fmd_top_depth_without
 _new_i64 = ffi.new
 _QUOTE = Purpose.QUOTE
 _QUOTE_VALUE = _QUOTE.value
+_GUARD_CANCEL = Purpose.GUARD_CANCEL
 _reprice_c = lib.fsig_reprice
 _on_packet_c, _reprice_touched_c = lib.fsig_on_packet, lib.fsig_reprice_touched
 _SIG_FALLBACK, _SIG_NOMEM, _SIG_TRIPPED = lib.FSIG_FALLBACK, lib.FSIG_NOMEM, lib.FSIG_TRIPPED
@@ -332,7 +333,8 @@ class Engine:
                        "venue_rejects": 0}
         # The I/O shell's early sink for the guard's pulls (None in replay): called with the pull
         # cancels the moment the guard trips, so they are journaled and sent before the rest of the
-        # event's work (reprice, requote, hedge). The pulls are the event's first orders either way,
+        # event's work (reprice, requote, hedge; on our own fill, before the fill is even decoded
+        # and booked: _fill_lane). The pulls are the event's first orders either way,
         # so the orders a replay produces, in order, are the ones the live session sent.
         self.urgent: Callable[[list[Action]], None] | None = None
         self._bind_sig()
@@ -1278,12 +1280,16 @@ class Engine:
         actions.append(action)
         self.counts["cancels_sent"] += 1
 
-    def _pullable(self, purpose: Purpose | None, match: Callable[[Order], bool] | None = None) -> list[Order]:
-        """The orders of `purpose` (None: any) that `match` (None: all) takes and that may rest at
-        the venue, including those it has not answered yet: a cancel by token lands after the
-        enter (or replace) it follows. An IOC never rests. In the OMS's order."""
+    def _pullable(self, purpose: Purpose | None, match: Callable[[Order], bool] | None = None,
+                  symbol_id: int = -1) -> list[Order]:
+        """The orders of `purpose` (None: any) on `symbol_id` (-1: any) that `match` (None: all)
+        takes and that may rest at the venue, including those it has not answered yet: a cancel
+        by token lands after the enter (or replace) it follows. An IOC never rests. In the OMS's
+        order."""
         pullable = []
         for order in self.oms.live.values():     # same order as oms.orders, terminal ones left out
+            if symbol_id >= 0 and order.symbol_id != symbol_id:
+                continue
             st = order.fsm.state
             if st in TERMINAL or st is _PENDING_CANCEL or (st is _PENDING_NEW and order.tif == ouch.TIF_IOC):
                 continue
@@ -1295,9 +1301,9 @@ class Engine:
         return pullable
 
     def _cancel_all(self, purpose: Purpose | None, actions: list[Action], guard: bool,
-                    match: Callable[[Order], bool] | None = None) -> int:
+                    match: Callable[[Order], bool] | None = None, symbol_id: int = -1) -> int:
         """Cancel every _pullable order (a cancel changes no other order's standing)."""
-        orders = self._pullable(purpose, match)
+        orders = self._pullable(purpose, match, symbol_id)
         for order in orders:
             self._cancel(order, Purpose.GUARD_CANCEL if guard else order.purpose, actions)
         return len(orders)
@@ -1307,15 +1313,14 @@ class Engine:
         s = trip.symbol_id
 
         def at_risk(order: Order) -> bool:
-            return order.symbol_id == s and ((trip.bid and order.side == _BUY) or
-                                             (trip.ask and order.side == _SELL))
+            return (trip.bid and order.side == _BUY) or (trip.ask and order.side == _SELL)
         urgent = self.urgent
         if urgent is None or any(type(a) is SendOrder for a in actions):
             # no shell sink (replay), or orders of this event are already queued ahead: keep order
-            pulled = self._cancel_all(Purpose.QUOTE, actions, guard=True, match=at_risk)
+            pulled = self._cancel_all(Purpose.QUOTE, actions, guard=True, match=at_risk, symbol_id=s)
         else:
             pulls: list[Action] = []
-            pulled = self._cancel_all(Purpose.QUOTE, pulls, guard=True, match=at_risk)
+            pulled = self._cancel_all(Purpose.QUOTE, pulls, guard=True, match=at_risk, symbol_id=s)
             if pulls:
                 urgent(pulls)
         self._trip_noted(trip, pulled, actions)
@@ -1364,9 +1369,9 @@ class Engine:
         def at_risk(o: Order) -> bool:
             # booking a fill that leaves nothing ends the order and a replacement of it the venue
             # never answered (Oms.on_executed): neither is pulled, as after the booking
-            return o.symbol_id == s and ((bid and o.side == _BUY) or (ask and o.side == _SELL)) and (
+            return ((bid and o.side == _BUY) or (ask and o.side == _SELL)) and (
                 not full or (o is not order and (o.orig_token != token or o.acked)))
-        pulls = [self._cancel_order(o, Purpose.GUARD_CANCEL) for o in self._pullable(_QUOTE, at_risk)]
+        pulls = [self._cancel_order(o, _GUARD_CANCEL) for o in self._pullable(_QUOTE, at_risk, s)]
         if pulls:
             urgent = self.urgent
             if urgent is None:
