@@ -193,11 +193,16 @@ class Venue:
         # interrupted its end of day
         self._unfinished = restart.unfinished_end_of_day(session_dir, self.session, previous)
         written = restart.has_written(session_dir, self.session, previous)
+        calendar = self.config.calendar
         self.session_date = sessiontime.session_date(session_dir, self._clock(),
-                                                     settings.duration, written)
+                                                     settings.duration, written, calendar)
+        if not calendar.knows(self.session_date):
+            log.warning("the venue's [calendar] lists no holidays in %d: Rule 201 carries over "
+                        "weekends only", self.session_date.year)
         self._midnight_ns = sessiontime.midnight_utc_ns(self.session_date)
         self.rule201 = regsho.Rule201(log_dir, self.session_date,
-                                      {s.name: s.reference_price for s in self.config.symbols})
+                                      {s.name: s.reference_price for s in self.config.symbols},
+                                      calendar)
         self._carry_over(session_dir, previous, written)
         host = settings.host
         try:
