@@ -430,6 +430,10 @@ class MatchingEngine:
         return [OrderView(o.owner, o.token, o.ref, o.symbol, o.side, o.remaining, o.price, o.firm)
                 for o in orders if owner is None or o.owner == owner]
 
+    def next_numbers(self) -> tuple[int, int]:
+        """(next order reference, next match number): every one below them is handed out."""
+        return self._next_ref, self._next_match
+
     def position(self, owner: str) -> dict[str, int]:
         """Net executed shares per symbol (buys positive) of one owner."""
         return dict(self._positions.get(owner, {}))
