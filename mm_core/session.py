@@ -331,6 +331,15 @@ def free_udp_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def _refuse_stale_build() -> None:
+    """A compiled module built from other C than the sources beside it would trade on code the
+    journal's fingerprint does not name: refused before anything is written."""
+    try:
+        buildid.check_compiled()
+    except buildid.StaleBuild as exc:
+        raise SessionConfigError(str(exc)) from None
+
+
 def _code_digest() -> bytes:
     """The running code's fingerprint for SESSION_START; empty (read as unknown) when its sources
     cannot be read: recovery then refuses the journal unless told to accept other code."""
@@ -621,6 +630,7 @@ class Session:
         s = self.settings
         self._started = time.monotonic()
         with contextlib.ExitStack() as stack:
+            _refuse_stale_build()
             _refuse_used(s.journal_dir)
             journal = _open_journal(s.journal_dir, s.durability)
             stack.callback(journal.close)
