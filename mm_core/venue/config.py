@@ -19,7 +19,8 @@ Format (see default.toml, shipped in this package, for every key with its defaul
                implied_vol, half_penny; priced off the latent underlying by Black-Scholes
   [calendar]   holidays: the exchange's full-day closures, TOML dates (2026-11-26) or
                "YYYY-MM-DD" strings, each a weekday, no repeats (see tradingdays.py)
-Missing keys (and a missing [calendar]) take the defaults from default.toml; unknown keys are errors (typos must not pass).
+Missing keys (and a missing [calendar]) take the defaults from default.toml; unknown keys are
+errors (typos must not pass).
 """
 from __future__ import annotations
 
@@ -311,7 +312,7 @@ def _calendar(raw: Any) -> TradingCalendar:
         day = _date(value)
         where = f"calendar.holidays[{i}]"
         if day is None:
-            raise ConfigError(where, f"must be a date (2026-11-26 or \"2026-11-26\"), not {value!r}")
+            raise ConfigError(where, f'must be a date (2026-11-26 or "2026-11-26"), not {value!r}')
         if day.weekday() >= 5:
             raise ConfigError(where, f"{day.isoformat()} is a {day:%A}: not a weekday closure")
         if day in holidays:

@@ -51,8 +51,8 @@ class ReferenceMatcher:
         if why:
             return [m.Rejected(owner, token, why)]
         o = dict(owner=owner, token=token, symbol=symbol, side="B" if side == "B" else "S",
-                 client_side=side, left=shares, price=price, tif=tif, firm=firm, ref=self._new_ref(),
-                 shown=displayed)
+                 client_side=side, left=shares, price=price, tif=tif, firm=firm,
+                 ref=self._new_ref(), shown=displayed)
         out = [m.Accepted(owner, token, o["ref"], symbol, side, shares, price, tif, firm)]
         return out + self._run(o)
 

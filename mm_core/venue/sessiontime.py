@@ -8,7 +8,8 @@ differs from the New York time of day after 02:00, but it only grows and convert
 once (fsynced) as `session.date` in the session directory, so that a restart after a crash counts
 from the same midnight; it is trusted only once the session has written a message (a start that
 failed before that, e.g. on a busy port, dates nothing); a date that is a holiday in the venue's
-calendar is refused before anything is recorded. Pure but for that record; must not know about sockets.
+calendar is refused before anything is recorded. Pure but for that record; must not know about
+sockets.
 """
 from __future__ import annotations
 
