@@ -194,8 +194,10 @@ class Venue:
         self._unfinished = restart.unfinished_end_of_day(session_dir, self.session, previous)
         written = restart.has_written(session_dir, self.session, previous)
         calendar = self.config.calendar
-        self.session_date = sessiontime.session_date(session_dir, self._clock(),
-                                                     settings.duration, written, calendar)
+        self.session_date = sessiontime.session_date(session_dir, self._clock(), settings.duration, written)
+        closed = calendar.closed_note(self.session_date, self.session)
+        if closed:
+            log.warning("%s", closed)
         if not calendar.knows(self.session_date):
             log.warning("the venue's [calendar] lists no holidays in %d: Rule 201 carries over "
                         "weekends only", self.session_date.year)

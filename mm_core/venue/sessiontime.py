@@ -7,9 +7,8 @@ differs from the New York time of day after 02:00, but it only grows and convert
 (`to_utc_ns`). The session date is the New York date when the session first started, recorded
 once (fsynced) as `session.date` in the session directory, so that a restart after a crash counts
 from the same midnight; it is trusted only once the session has written a message (a start that
-failed before that, e.g. on a busy port, dates nothing); a date that is a holiday in the venue's
-calendar is refused before anything is recorded. Pure but for that record; must not know about
-sockets.
+failed before that, e.g. on a busy port, dates nothing). Pure but for that record; must not know
+about sockets.
 """
 from __future__ import annotations
 
@@ -19,7 +18,6 @@ from zoneinfo import ZoneInfo
 
 from mm_core.venue.errors import SessionLogError, VenueStateError
 from mm_core.venue.session_log import record_line
-from mm_core.venue.tradingdays import TradingCalendar
 
 EASTERN = ZoneInfo("America/New_York")
 NS_PER_S = 1_000_000_000
@@ -50,13 +48,12 @@ def to_utc_ns(ts: int, day: dt.date) -> int:
     return midnight_utc_ns(day) + ts
 
 
-def session_date(session_dir: Path, now_ns: int, duration_s: float, written: bool,
-                 calendar: TradingCalendar) -> dt.date:
+def session_date(session_dir: Path, now_ns: int, duration_s: float, written: bool) -> dt.date:
     """The session's date: the recorded one when the session has `written` a message, else
     today's in New York (recorded now, replacing one a start that failed before its first
-    message left). Raises VenueStateError when that date is a holiday in `calendar` (nothing
-    recorded), or when a run of `duration_s` seconds from `now_ns` would stamp outside ITCH's
-    range from that date (a session taken up days after its date, or a clock before it)."""
+    message left). Raises VenueStateError when a run of `duration_s` seconds from `now_ns` would
+    stamp outside ITCH's range from that date (a session taken up days after its date, or a clock
+    before it)."""
     path = session_dir / DATE_FILE
     try:
         day = dt.date.fromisoformat(path.read_text("ascii").strip()) if written else None
@@ -67,7 +64,6 @@ def session_date(session_dir: Path, now_ns: int, duration_s: float, written: boo
     fresh = day is None
     if fresh:
         day = eastern_date(now_ns)
-    calendar.check_session_day(day, session_dir.name)
     if fresh:
         try:
             path.unlink(missing_ok=True)

@@ -1,16 +1,14 @@
 """The venue's trading days: weekdays that are not exchange holidays ([calendar] in the config).
 
-Owns "next/previous trading day" (Rule 201 carries a trigger to the next one) and the refusal of
-a session dated on a holiday (the exchange is closed all day). Weekend sessions are not refused:
-the demo, the tests and the drills run the venue on any day; a weekend is simply not a trading
-day when the next or previous one is looked for. Pure: dates in, dates out; no clock, no files.
+Owns "next/previous trading day" (Rule 201 carries a trigger to the next one). Sessions on a
+weekend or a holiday are not refused: the demo, the tests and the drills run the embedded venue on
+any day (the venue warns on a holiday); such a day is simply not a trading day when the next or
+previous one is looked for. Pure: dates in, dates out; no clock, no files.
 """
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-
-from mm_core.venue.errors import VenueStateError
 
 _SATURDAY = 5
 
@@ -39,13 +37,13 @@ class TradingCalendar:
         """Whether the calendar lists holidays for `day`'s year (else it may miss some)."""
         return any(h.year == day.year for h in self.holidays)
 
-    def check_session_day(self, day: dt.date, session: str) -> None:
-        """Refuse a session dated on a holiday: VenueStateError naming the date."""
-        if day in self.holidays:
-            raise VenueStateError(
-                f"session {session} would be dated {day.isoformat()} (New York), an exchange "
-                f"holiday in the venue's [calendar]: the venue is closed; the next trading day "
-                f"is {self.next_trading_day(day).isoformat()}")
+    def closed_note(self, day: dt.date, session: str) -> str:
+        """What to warn about a session dated on a holiday ("" on any other day)."""
+        if day not in self.holidays:
+            return ""
+        return (f"session {session} is dated {day.isoformat()} (New York), an exchange holiday in the "
+                f"venue's [calendar]: it runs as on a weekend (not a trading day for Rule 201; the next "
+                f"trading day is {self.next_trading_day(day).isoformat()})")
 
     def _step(self, day: dt.date, direction: int) -> dt.date:
         one = dt.timedelta(days=direction)
