@@ -225,3 +225,28 @@ def test_pulls_journaled_at_the_sink_replay_to_the_same_records_and_state(tmp_pa
         assert result.deterministic, result.divergences[:3]
         assert result.orders_checked > 0
         assert result.state_hash == live.engine.state_hash()
+
+
+def test_the_kernels_one_call_is_the_reference_guards_fill_then_evaluate():
+    """fsig_own_fill_evaluate against SymbolGuard.on_own_fill_evaluate on a random fill stream:
+    the same trips, the same state."""
+    import random
+
+    from mm_core._fastmd_cffi import ffi, lib
+    from mm_core.guard import SymbolGuard
+    from mm_core.sigkernel import SignalKernel, trip_of
+
+    rng = random.Random(7)
+    params = GuardParams(fill_spike_count=3, fill_window_ns=50 * MS, cooldown_ns=20 * MS)
+    kernel, ref = SignalKernel(2, params, 0.1), SymbolGuard(1, params)
+    out, now, trips = ffi.new("fsig_trip *"), S, 0
+    for _ in range(2_000):
+        now += rng.randrange(0, 10 * MS)
+        bid = rng.random() < 0.5
+        rc = lib.fsig_own_fill_evaluate(kernel.handle, 1, bid, now, out)
+        assert rc in (lib.FSIG_OK, lib.FSIG_TRIPPED)
+        expected = ref.on_own_fill_evaluate(bid, now)
+        assert (trip_of(out) if rc == lib.FSIG_TRIPPED else None) == expected
+        trips += expected is not None
+    assert trips > 10
+    assert kernel.guards[1].state_items() == ref.state_items()
