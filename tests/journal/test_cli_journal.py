@@ -78,7 +78,7 @@ def test_tail_is_bounded_by_count_and_idle_timeout(tmp_path):
     idle = run("tail", d, "--from-seq", 49, "--idle-timeout", 0.3, "--json")
     assert [json.loads(x)["seq"] for x in idle.output.splitlines()] == [49, 50]
     named = run("tail", d, "--name", "ops", "--count", 10)
-    assert named.exit_code == 0 and (d / "tailers" / "ops.pos").read_text() == "mmjpos 1 11\n"
+    assert named.exit_code == 0 and (d / "tailers" / "ops.pos").read_text().split()[:3] == ["mmjpos", "2", "11"]
     assert run("tail", tmp_path / "nothing", "--count", 1).exit_code != 0
 
 
