@@ -20,7 +20,8 @@ __all__ = ["COMMANDS", "register", "crash", "venue_disconnect", "feed_gap"]
 _SEED = click.option("--seed", default=1, show_default=True, type=click.IntRange(0),
                      help="Makes the drill's schedule and the venue's flow repeatable.")
 _JOURNAL = click.option("--journal", "journal_dir", type=click.Path(file_okay=False),
-                        help="Engine journal directory (default: a new temporary one, kept).")
+                        help="Engine journal directory, new or empty: the drill starts a new session "
+                             "(default: a new temporary one, kept).")
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 
 
@@ -59,10 +60,8 @@ def _finish(run, settings, as_json: bool, summary) -> None:
 
 @_drill("crash", "runs", 20, "Kills, each followed by a restart, recovery and resumption.",
         click.option("--cold-start", is_flag=True,
-                     help="Restart as a new Python interpreter instead of a warm spare's fork."),
-        click.option("--accept-code-change", is_flag=True,
-                     help="Recover a --journal that other code wrote (journaled as a code change)."))
-def crash(runs, seed, journal_dir, cold_start, accept_code_change, as_json) -> None:
+                     help="Restart as a new Python interpreter instead of a warm spare's fork."))
+def crash(runs, seed, journal_dir, cold_start, as_json) -> None:
     """SIGKILL the engine process at random moments and hook points; recover, reconcile, resume.
 
     Kill points: random moments after the first quote, inside a journal append, between an
@@ -73,8 +72,7 @@ def crash(runs, seed, journal_dir, cold_start, accept_code_change, as_json) -> N
 
     Example: mmaudit drill crash --runs 50 --seed 7
     """
-    settings = CrashSettings(runs=runs, seed=seed, journal_dir=journal_dir, cold_start=cold_start,
-                             accept_code_change=accept_code_change)
+    settings = CrashSettings(runs=runs, seed=seed, journal_dir=journal_dir, cold_start=cold_start)
     _finish(run_crash_drill, settings, as_json, lambda r: (
         f"runs: {len(r.runs)}; lost acknowledged records: {r.lost}; differences: {r.differences}; "
         f"RTO p50 {r.rto_percentile(0.5):.3f} s, p99 {r.rto_percentile(0.99):.3f} s; final "

@@ -25,7 +25,7 @@ from journal import Reader
 from recovery.drills import _engine_proc as proc_main
 from recovery.drills.common import (
     USER, WAIT_S, DrillError, DrillReport, DrillVenue, EngineProcess, Spare, compare_with_venue, engine_args,
-    format_table, journal_result, lost_acks,
+    format_table, journal_result, lost_acks, refuse_used_journal,
 )
 from journal.scratch import scratch_dir
 from recovery.codecheck import CodeCheck
@@ -50,7 +50,6 @@ class CrashSettings:
     segment_size: int = 1 << 16       # small, so segment rolls happen during the drill
     snapshot_every: int = 500         # the standby replayer's snapshot interval (0: none)
     cold_start: bool = False          # restart as a new interpreter instead of a warm spare's fork
-    accept_code_change: bool = False  # recover a given journal other code wrote (journaled)
 
 
 @dataclass
@@ -155,7 +154,7 @@ class _CrashDrill:
         hook = f"{point}:{nth}" if point != RANDOM else ""
         args = engine_args(self.journal, self.venue, recover_first=recover_first,
                            segment_size=self.settings.segment_size, seconds=WAIT_S * 2,
-                           snapshots=self.snapshots, accept_code_change=self.settings.accept_code_change)
+                           snapshots=self.snapshots)
         return EngineProcess(args, self.workdir, hook, self.spare)
 
     def kill_as_planned(self, proc: EngineProcess, point: str, delay: float, run: CrashRun) -> None:
@@ -213,7 +212,7 @@ class _CrashDrill:
         try:
             replay_journal(self.journal, proc_main.new_engine(), snapshots=self.snapshots,
                            snapshot_every=self.settings.snapshot_every,
-                           code=CodeCheck(self.settings.accept_code_change))
+                           code=CodeCheck())
         except Exception as exc:      # noqa: BLE001 — reported by standby_done in the drill's thread
             self._standby_error = exc
 
@@ -279,8 +278,7 @@ class _CrashDrill:
         result = recover(RecoverySettings(journal=self.journal, config=config, symbols=symbols,
                                           limits_text=limits_text, venue=("127.0.0.1", self.venue.ports.ouch),
                                           username=USER, password=proc_main.PASSWORD, quiet=0.1,
-                                          snapshots=self.snapshots,
-                                          accept_code_change=self.settings.accept_code_change))
+                                          snapshots=self.snapshots))
         report.final_reconciled = result.reconciled
         report.final_lost = lost_acks(self.journal, acked)
         state = proc_main.engine_state(result.engine)
@@ -308,6 +306,7 @@ def run_crash_drill(settings: CrashSettings, progress: Callable[[CrashRun], None
     result is journaled as a DRILL_RESULT record in the engine's journal."""
     if settings.runs < 1:
         raise DrillError("runs must be at least 1")
+    refuse_used_journal(settings.journal_dir)
     started = time.monotonic()
     with scratch_dir("mmaudit-crash-") as tmp:
         workdir = pathlib.Path(tmp)

@@ -6,6 +6,7 @@ message and a position or order state that differs from the venue's are all caug
 from __future__ import annotations
 
 import json
+import pathlib
 
 import pytest
 from click.testing import CliRunner
@@ -133,6 +134,39 @@ def test_feed_gap_pulls_quotes_until_filled_then_resumes_by_itself(tmp_path):
         alerts = [unpack_json(r.payload).get("alert") for r in reader.records(rtypes=[RecordType.METRICS])]
     assert alerts.count("book-stale") >= 2 and alerts.count("book-recovered") >= 2
     assert drill_results(journal)[-1] == report
+
+
+def _files(path) -> dict:
+    return {str(f): f.read_bytes() for f in sorted(pathlib.Path(path).rglob("*")) if f.is_file()}
+
+
+@pytest.mark.parametrize("name", ["crash", "venue-disconnect", "feed-gap", "risk"])
+def test_a_drill_refuses_a_journal_that_holds_records_and_leaves_it_as_it_was(tmp_path, name):
+    """A drill starts a new session: on a journal that already holds one it would make a journal
+    no recovery can replay (SecondSession), so it refuses before it writes anything."""
+    from journal.catalogue import TsSource
+    from recovery.codecheck import session_start
+    from recovery.drills.common import DrillError
+    from recovery.drills.feed_gap import GapSettings, run_feed_gap_drill
+    from recovery.drills.risk import DrillError as RiskDrillError, DrillSettings, run_risk_drill
+    journal = str(tmp_path / "used")
+    with Journal(journal) as writer:
+        writer.append(RecordType.SESSION_START, session_start(), ts_ns=1, ts_source=int(TsSource.USER))
+    before = _files(journal)
+    run = {"crash": lambda: run_crash_drill(CrashSettings(runs=1, journal_dir=journal)),
+           "venue-disconnect": lambda: run_venue_disconnect_drill(DisconnectSettings(drops=1, journal_dir=journal)),
+           "feed-gap": lambda: run_feed_gap_drill(GapSettings(gaps=1, journal_dir=journal)),
+           "risk": lambda: run_risk_drill(DrillSettings(journal_dir=journal, clock="drill"))}[name]
+    with pytest.raises((DrillError, RiskDrillError), match="already holds 1 records"):
+        run()
+    assert _files(journal) == before
+    with Reader(journal) as reader:
+        assert len(reader) == 1
+    # and through the CLI: a usage-level error naming the journal, nothing written
+    args = ["risk", "--clock", "drill"] if name == "risk" else [name]
+    result = CliRunner().invoke(drill_group, [*args, "--journal", journal])
+    assert result.exit_code == 1 and "already holds 1 records" in result.output, result.output
+    assert _files(journal) == before
 
 
 def test_cli_commands_have_help_and_reject_bad_options():
