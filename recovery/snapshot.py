@@ -4,7 +4,7 @@ the journal after it (recovery time then depends on the snapshot interval, not t
 Owns the file format — one JSON header line (format version, journal id, sequence covered, the
 journal witness at that sequence, state hash, venue sequences journaled so far, trade corrections
 reported so far, the code that wrote it and the journal's sessions with their code, SHA-256 of the
-body) then a pickle of the engine — atomic writes, pruning by the
+body) then a pickle of the engine — atomic writes, pruning per journal by the
 sequence each file records, and verified loads: a snapshot whose body, journal, journal content
 or state hash does not match is skipped with the reason. The witness (journal_witness) covers the
 journal's whole content up to the snapshot's sequence through the journal's hash chain, so a
@@ -39,7 +39,7 @@ __all__ = ["Snapshot", "engine_setup", "journal_witness", "write_snapshot", "lat
 
 FORMAT = 2                         # 2: the journal witness (snapshots of format 1 are skipped)
 _SUFFIX = ".snap"
-KEEP = 3                           # snapshots kept per directory (the highest sequences)
+KEEP = 3                           # snapshots kept per journal (the newest and the highest sequences)
 _ANCHOR_FIRST_STEP = 256           # records read first looking back for a hash-chain anchor
 _ANCHOR_STEP = 8192                # ... growing to at most this many at a time
 _ANCHORS = frozenset({int(RecordType.CHECKPOINT), int(RecordType.SEAL)})
@@ -142,9 +142,9 @@ def write_snapshot(directory, engine, seq: int, journal_id: str, venue_seqs, las
     """Write the engine's state at journal sequence `seq`, where the journal's witness is
     `witness` (journal_witness), and the journal's sessions up to it (recovery.codecheck
     SessionCode, as the replay met them: a code check then reads only the journal after it);
-    returns the file's path. Only the `keep` snapshots of the highest
-    sequences stay (older ones are only a fallback for a newer one that fails to load): a standby
-    writing one every few thousand events keeps the directory small."""
+    returns the file's path. Of this journal's snapshots only this one and the `keep` - 1 others
+    of the highest sequences stay (older ones are only a fallback for a newer one that fails to
+    load): a standby writing one every few thousand events keeps the directory small."""
     buf = io.BytesIO()
     try:
         _Pickler(buf, protocol=5).dump(engine)
@@ -169,9 +169,7 @@ def write_snapshot(directory, engine, seq: int, journal_id: str, venue_seqs, las
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, final)
-    # by the sequence each file records, not by name (a copied or renamed file sorts anywhere);
-    # a file without a readable header is of no use and goes first
-    for _, old, _ in _by_seq(directory)[max(keep, 1):]:
+    for old in _pruned(directory, final, journal_id, keep):
         old.unlink(missing_ok=True)
     fd = os.open(directory, os.O_RDONLY)
     try:
@@ -179,6 +177,24 @@ def write_snapshot(directory, engine, seq: int, journal_id: str, venue_seqs, las
     finally:
         os.close(fd)
     return str(final)
+
+
+def _pruned(directory: pathlib.Path, written: pathlib.Path, journal_id: str, keep: int) -> list[pathlib.Path]:
+    """The files a snapshot just `written` for `journal_id` makes redundant: that journal's others
+    beyond the `keep` - 1 of the highest recorded sequences (by the sequence each file records, not
+    by name: a copied or renamed file sorts anywhere), and files no code of this format can load
+    (unreadable header, other format). The file just written always stays (those of higher
+    sequences may be of records a power loss took back, which no load accepts), and another
+    journal's snapshots are that journal's to prune."""
+    pruned, ours = [], []
+    for seq, path, header in _by_seq(directory):
+        if path == written:
+            continue
+        if isinstance(header, str) or header.get("format") != FORMAT:
+            pruned.append(path)
+        elif header.get("journal_id") == journal_id:
+            ours.append(path)
+    return pruned + ours[max(keep, 1) - 1:]
 
 
 def _by_seq(directory: pathlib.Path) -> list[tuple[int, pathlib.Path, dict | str]]:

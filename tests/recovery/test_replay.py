@@ -329,3 +329,31 @@ def test_a_snapshot_that_loads_but_cannot_be_hashed_is_skipped(tmp_path, monkeyp
         monkeypatch.setattr(Engine, "state_hash", old_layout)
         snap, skipped = latest_snapshot(snaps, reader)
     assert snap is None and "cannot be loaded (AttributeError" in skipped[0]
+
+
+def test_a_snapshot_just_written_is_kept_whatever_else_the_directory_holds(tmp_path):
+    """Pruning is per journal and never takes the file just written: snapshots of another journal
+    at higher sequences, or of this journal's records a power loss took back (they fail the
+    witness), used to outrank it and have it deleted as soon as it was written."""
+    path, snaps = str(tmp_path / "j"), tmp_path / "snaps"
+    _deterministic(path, "odd", 1, 300)
+    engine = fresh_engine()
+    for seq in (900_000, 950_000, 1_000_000):
+        write_snapshot(snaps, engine, seq, "journal-A", (), 0, witness="of journal A")
+    with Reader(path) as reader:
+        written = write_snapshot(snaps, engine, 250, reader.journal_id, (), 0,
+                                 witness=journal_witness(reader, 250))
+        assert os.path.exists(written)
+        snap, _ = latest_snapshot(snaps, reader)
+        assert snap is not None and snap.path == written and snap.seq == 250
+        # this journal's snapshots of records it no longer holds (higher sequences, stale witness)
+        for seq in (280, 290, 300):
+            write_snapshot(snaps, engine, seq, reader.journal_id, (), 0, witness="lost records")
+        written = write_snapshot(snaps, engine, 260, reader.journal_id, (), 0,
+                                 witness=journal_witness(reader, 260))
+        snap, skipped = latest_snapshot(snaps, reader)
+    assert snap is not None and snap.path == written and snap.seq == 260
+    stale = [s for s in skipped if "another journal" not in s]
+    assert len(stale) == 2 and all("no longer holds" in s for s in stale)
+    # journal A's snapshots are journal A's: untouched; this journal keeps KEEP
+    assert sorted(_snapshot_seqs(snaps).values()) == [260, 290, 300, 900_000, 950_000, 1_000_000]
