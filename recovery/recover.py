@@ -331,7 +331,9 @@ def recover(settings: RecoverySettings, progress: Callable[[str, str], None] = _
                            "reasons": result.reasons, "before": replayed.summary(),
                            "after": _after(engine), "delivered": result.delivered,
                            "orders_sent": result.orders_sent,
-                           "unsent_orders": [] if settings.dry_run else list(result.would_send)})
+                           "unsent_orders": [] if settings.dry_run else list(result.would_send),
+                           # the last round's, which the reasons name: reported to a person now
+                           "corrections_reported": result.rounds[-1].corrections if result.rounds else []})
         shell.feed(Reconciled(now, result.reconciled))
         timings["total"] = time.perf_counter() - t0
         progress("outcome", "reconciled" if result.reconciled else "NOT reconciled: " +

@@ -294,11 +294,11 @@ class _Walk:
             self.feed(Reconciled(rec.ts_ns, False))
         elif kind == RECON_OUTCOME:
             self.feed(Reconciled(rec.ts_ns, bool(doc.get("reconciled"))))
-        elif kind == RECON_RESOLUTION:
-            self.take(apply(self.engine, resolution_from_json(doc.get("resolution") or {}), rec.ts_ns))
-        elif kind == RECON_FINDING:
+            # only a finished attempt's outcome, whose result named them, reported corrections
             for venue_seq in reported_corrections(doc):
                 self.result.corrections_reported.setdefault(venue_seq, rec.seq)
+        elif kind == RECON_RESOLUTION:
+            self.take(apply(self.engine, resolution_from_json(doc.get("resolution") or {}), rec.ts_ns))
 
 
 class _Lookahead:
