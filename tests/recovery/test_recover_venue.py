@@ -123,6 +123,42 @@ def test_a_live_writer_and_a_missing_venue_are_typed_errors(tmp_path):
         recover(settings_for(path, ("127.0.0.1", closed_port), timeout=0.5))
 
 
+_HOLDING_WRITER = """
+import sys, time
+from journal import Journal
+with Journal(sys.argv[1]):
+    print("open", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_dry_run_refuses_a_journal_a_live_writer_holds_and_never_calls_the_venue(tmp_path):
+    """A dry run takes no lock of its own, but an engine still writing the journal (here another
+    process) is refused as the real recovery refuses it: before anything reaches the venue, where
+    it would log in as the running engine's user."""
+    import subprocess
+    import sys
+    path = str(tmp_path / "j")
+    write_session(path, session_events(3, 40)).journal.close()
+    writer = subprocess.Popen([sys.executable, "-c", _HOLDING_WRITER, path], cwd=pathlib.Path(__file__).resolve().parents[2],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "open", writer.stderr.read()
+        with socket.create_server(("127.0.0.1", 0)) as venue:
+            venue.settimeout(0.2)
+            with pytest.raises(JournalUnavailable, match=f"live writer.*pid {writer.pid}"):
+                recover(settings_for(path, venue.getsockname(), dry_run=True))
+            with pytest.raises(TimeoutError):
+                venue.accept()                     # nobody called the venue
+    finally:
+        writer.kill()
+        writer.wait(10)
+        writer.stdout.close()
+        writer.stderr.close()
+    # with the writer gone (SIGKILLed: its lock is dead), the dry run reads the journal
+    assert recover(settings_for(path, dry_run=True)).replay.events > 0
+
+
 def test_without_a_venue_the_engine_stays_unreconciled_and_says_why(tmp_path):
     path = str(tmp_path / "j")
     Journal(path).close()
