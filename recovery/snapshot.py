@@ -4,9 +4,10 @@ the journal after it (recovery time then depends on the snapshot interval, not t
 Owns the file format — one JSON header line (format version, journal id, sequence covered, the
 journal witness at that sequence, state hash, venue sequences journaled so far, trade corrections
 reported so far, the code that wrote it and the journal's sessions with their code, SHA-256 of the
-body) then a pickle of the engine — atomic writes, pruning per journal by the
+body, and SHA-256 of the header's other fields) then a pickle of the engine — atomic writes, pruning per journal by the
 sequence each file records, and verified loads: a snapshot whose body, journal, journal content
-or state hash does not match is skipped with the reason. The witness (journal_witness) covers the
+or state hash does not match, or whose header was altered or is malformed, is skipped with the
+reason. The witness (journal_witness) covers the
 journal's whole content up to the snapshot's sequence through the journal's hash chain, so a
 journal that came back shorter and was written on (a power loss in pagecache mode, then a new
 writer) no longer matches a snapshot of records it lost. A snapshot names the code that wrote it
@@ -37,7 +38,7 @@ from recovery.errors import RecoveryError
 __all__ = ["Snapshot", "engine_setup", "journal_witness", "write_snapshot", "latest_snapshot",
            "covered_sessions", "SnapshotError"]
 
-FORMAT = 2                         # 2: the journal witness (snapshots of format 1 are skipped)
+FORMAT = 3                         # 2: the journal witness; 3: the header's own checksum (older: skipped)
 _SUFFIX = ".snap"
 KEEP = 3                           # snapshots kept per journal (the newest and the highest sequences)
 _ANCHOR_FIRST_STEP = 256           # records read first looking back for a hash-chain anchor
@@ -159,6 +160,7 @@ def write_snapshot(directory, engine, seq: int, journal_id: str, venue_seqs, las
               "sessions": None if sessions is None else [[c.seq, c.session_id, c.fingerprint]
                                                          for c in sessions],
               "sha256": hashlib.sha256(body).hexdigest()}
+    header["header_sha256"] = _header_digest(header)
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / f"engine-{seq:020d}{_SUFFIX}"
@@ -197,6 +199,14 @@ def _pruned(directory: pathlib.Path, written: pathlib.Path, journal_id: str, kee
     return pruned + ours[max(keep, 1) - 1:]
 
 
+def _header_digest(header: dict) -> str:
+    """SHA-256 of a header's fields but this digest itself, as written (sorted-key JSON): the
+    fields recovery trusts without loading the body (venue sequences, reported corrections,
+    sessions) are as covered as the body is."""
+    fields = {k: v for k, v in header.items() if k != "header_sha256"}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
 def _by_seq(directory: pathlib.Path) -> list[tuple[int, pathlib.Path, dict | str]]:
     """(seq, path, header) of every snapshot file, highest recorded sequence first; a file whose
     header line cannot be read comes last, with seq -1 and the reason in place of the header."""
@@ -229,6 +239,9 @@ def _matching(directory: pathlib.Path, reader, max_seq: int | None, setup: str |
             continue
         if header.get("format") != FORMAT or header.get("journal_id") != journal_id:
             skipped.append(f"{path.name}: another journal or format")
+            continue
+        if header.get("header_sha256") != _header_digest(header):
+            skipped.append(f"{path.name}: header does not match its checksum")
             continue
         if header.get("code") != code or code == UNKNOWN:
             skipped.append(f"{path.name}: written by other code ({str(header.get('code', UNKNOWN))[:16]}, "
@@ -306,8 +319,28 @@ def latest_snapshot(directory, reader, max_seq: int | None = None,
         if loaded_hash != header["state_hash"]:
             skipped.append(f"{path.name}: state hash differs after loading")
             continue
-        return Snapshot(engine, seq, header["state_hash"], reader.journal_id,
-                        header["last_venue_seq"], tuple(map(tuple, header["venue_ranges"])),
-                        str(path), dict(map(tuple, header.get("corrections_reported") or ())),
-                        _sessions(header)), skipped
+        try:
+            return Snapshot(engine, seq, header["state_hash"], reader.journal_id,
+                            _int(header["last_venue_seq"]), _pairs(header["venue_ranges"]), str(path),
+                            dict(_pairs(header["corrections_reported"])), _sessions(header)), skipped
+        except (KeyError, TypeError, ValueError) as exc:
+            skipped.append(f"{path.name}: malformed header ({type(exc).__name__}: {exc})")
     return None, skipped
+
+
+def _int(value) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{value!r} is not a sequence number")
+    return value
+
+
+def _pairs(listed) -> tuple[tuple[int, int], ...]:
+    """[[a, b], ...] of sequence numbers, as written (venue ranges, reported corrections)."""
+    if not isinstance(listed, list):
+        raise TypeError(f"{type(listed).__name__} where a list of pairs belongs")
+    pairs = []
+    for pair in listed:
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise ValueError(f"{pair!r} is not a pair")
+        pairs.append((_int(pair[0]), _int(pair[1])))
+    return tuple(pairs)
