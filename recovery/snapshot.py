@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from journal.catalogue import RecordType
 from journal.errors import JournalError
 from mm_core.buildid import UNKNOWN
+from mm_core.runner import TAI_MINUS_UTC_S
 from recovery.codecheck import SessionCode, running_fingerprint
 from recovery.errors import RecoveryError
 
@@ -74,6 +75,7 @@ class Snapshot:
     corrections_reported: dict = dataclasses.field(default_factory=dict)
     # the journal's sessions up to seq and their code (None: a snapshot written before they were kept)
     sessions: tuple[SessionCode, ...] | None = None
+    utc_offset_s: int = TAI_MINUS_UTC_S          # in force at seq (the last clock sample's before it)
 
     def venue_seqs(self) -> set[int]:
         return {s for a, b in self.venue_ranges for s in range(a, b + 1)}
@@ -139,10 +141,12 @@ def _chain_anchor(reader, seq: int) -> tuple[int, bytes]:
 
 
 def write_snapshot(directory, engine, seq: int, journal_id: str, venue_seqs, last_venue_seq: int,
-                   keep: int = KEEP, *, witness: str, corrections_reported=None, sessions=None) -> str:
+                   keep: int = KEEP, *, witness: str, corrections_reported=None, sessions=None,
+                   utc_offset_s: int = TAI_MINUS_UTC_S) -> str:
     """Write the engine's state at journal sequence `seq`, where the journal's witness is
     `witness` (journal_witness), and the journal's sessions up to it (recovery.codecheck
-    SessionCode, as the replay met them: a code check then reads only the journal after it);
+    SessionCode, as the replay met them: a code check then reads only the journal after it) and
+    the UTC offset in force there (PHC stamps after it convert with it until a clock sample);
     returns the file's path. Of this journal's snapshots only this one and the `keep` - 1 others
     of the highest sequences stay (older ones are only a fallback for a newer one that fails to
     load): a standby writing one every few thousand events keeps the directory small."""
@@ -159,6 +163,7 @@ def write_snapshot(directory, engine, seq: int, journal_id: str, venue_seqs, las
               "setup": engine_setup(engine), "code": running_fingerprint(),
               "sessions": None if sessions is None else [[c.seq, c.session_id, c.fingerprint]
                                                          for c in sessions],
+              "utc_offset_s": utc_offset_s,
               "sha256": hashlib.sha256(body).hexdigest()}
     header["header_sha256"] = _header_digest(header)
     directory = pathlib.Path(directory)
@@ -322,7 +327,8 @@ def latest_snapshot(directory, reader, max_seq: int | None = None,
         try:
             return Snapshot(engine, seq, header["state_hash"], reader.journal_id,
                             _int(header["last_venue_seq"]), _pairs(header["venue_ranges"]), str(path),
-                            dict(_pairs(header["corrections_reported"])), _sessions(header)), skipped
+                            dict(_pairs(header["corrections_reported"])), _sessions(header),
+                            _int(header["utc_offset_s"])), skipped
         except (KeyError, TypeError, ValueError) as exc:
             skipped.append(f"{path.name}: malformed header ({type(exc).__name__}: {exc})")
     return None, skipped

@@ -24,7 +24,7 @@ from mm_core.risk import Limits
 from recovery.snapshot import KEEP, journal_witness, latest_snapshot, write_snapshot
 from tests.journal.jhelpers import record_offsets, segment_files
 from tests.mm_core.wire import LIMITS_TEXT
-from tests.recovery.journaling import fresh_engine, session_events, tear, write_session
+from tests.recovery.journaling import fresh_engine, rewrite_snapshot_header, session_events, tear, write_session
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 INPUTS = {RecordType.MD_PACKET, RecordType.VENUE_MSG, RecordType.TIMER, RecordType.CLOCK_SAMPLE}
@@ -362,13 +362,7 @@ def test_a_snapshot_just_written_is_kept_whatever_else_the_directory_holds(tmp_p
 def _edit_header(path: pathlib.Path, digest: bool, **fields) -> None:
     """Change header fields of a snapshot file; with `digest` its header checksum is made to fit
     again (a header malformed by whoever wrote it, not altered after)."""
-    import hashlib
-    head, _, body = path.read_bytes().partition(b"\n")
-    header = {**json.loads(head), **fields}
-    if digest:
-        rest = {k: v for k, v in header.items() if k != "header_sha256"}
-        header["header_sha256"] = hashlib.sha256(json.dumps(rest, sort_keys=True).encode()).hexdigest()
-    path.write_bytes(json.dumps(header, sort_keys=True).encode() + b"\n" + body)
+    rewrite_snapshot_header(path, lambda header: header.update(fields), reseal=digest)
 
 
 def test_an_altered_or_malformed_snapshot_header_is_skipped_with_its_reason(tmp_path, events):
@@ -401,3 +395,41 @@ def test_an_altered_or_malformed_snapshot_header_is_skipped_with_its_reason(tmp_
     resumed = replay_journal(path, fresh_engine(), snapshots=str(snaps))
     assert f"{older.name}: another journal or format" in resumed.snapshots_skipped
     assert resumed.state_hash == shell.engine.state_hash()
+
+
+def test_a_resume_from_a_snapshot_keeps_the_utc_offset_the_journal_announced(tmp_path, events):
+    """PHC (TAI) stamps become engine (UTC) time with the UTC offset of the last clock sample.
+    A grandmaster announcing 36 s: a replay resumed from a snapshot taken after that sample used
+    to convert the PHC packets after it with 37 s until the next sample, so it reached another
+    state than the full replay (and the live engine)."""
+    from mm_core.events import ClockSample, MarketData
+    from journal.catalogue import TsSource
+    from tests.recovery.journaling import RunnerLike
+    path, snaps = str(tmp_path / "j"), tmp_path / "snaps"
+    tai = 36 * 1_000_000_000
+    with Journal(path, checkpoint_every=64) as journal:
+        shell = RunnerLike(fresh_engine(), journal)
+        shell.start(events[0].now_ns)
+        for event in events[:400]:
+            if isinstance(event, ClockSample):
+                journal.append(RecordType.CLOCK_SAMPLE, pack(
+                    RecordType.CLOCK_SAMPLE, state=1, compliant_mask=1 if event.compliant else 0,
+                    utc_offset=36, utc_offset_valid=1), ts_ns=event.now_ns, ts_source=int(TsSource.USER))
+                shell.act(shell.engine.on_event(event), event.now_ns)
+            elif isinstance(event, MarketData):         # NIC-stamped: PHC time, TAI
+                journal.append(RecordType.MD_PACKET, event.packet, ts_ns=event.now_ns + tai,
+                               ts_source=int(TsSource.HW_PHC))
+                shell.act(shell.engine.on_event(MarketData(event.packet, event.now_ns, TsSource.HW_PHC)),
+                          event.now_ns)
+            else:
+                shell.feed(event)
+    samples = sum(isinstance(e, ClockSample) for e in events[:400])
+    full = replay_journal(path, fresh_engine())
+    assert full.deterministic and full.state_hash == shell.engine.state_hash() and full.utc_offset_s == 36
+    written = replay_journal(path, fresh_engine(), snapshot_every=100, snapshots=str(snaps))
+    assert written.snapshots_written >= 2 and written.state_hash == full.state_hash
+    for snap in snaps.glob("engine-*.snap"):
+        assert json.loads(snap.read_bytes().partition(b"\n")[0])["utc_offset_s"] == 36
+    resumed = replay_journal(path, fresh_engine(), snapshots=str(snaps))
+    assert resumed.snapshot and resumed.deterministic, (samples, resumed.divergences[:2])
+    assert resumed.state_hash == full.state_hash and resumed.utc_offset_s == 36
