@@ -68,7 +68,8 @@ def crash(runs, seed, journal_dir, cold_start, as_json) -> None:
     order's append and its send, and at a segment roll. Each run reports the recovery time to
     the first quote (RTO), events replayed and discrepancies found and resolved; acknowledged
     records must all survive and positions and order states must equal the venue's. Exits 1
-    on any lost record or unreconciled difference.
+    on any lost record or unreconciled difference, or when no run was killed at a kill point
+    the plan used (its hook never reached: the drill did not test it).
 
     Example: mmaudit drill crash --runs 50 --seed 7
     """
@@ -76,7 +77,9 @@ def crash(runs, seed, journal_dir, cold_start, as_json) -> None:
     _finish(run_crash_drill, settings, as_json, lambda r: (
         f"runs: {len(r.runs)}; lost acknowledged records: {r.lost}; differences: {r.differences}; "
         f"RTO p50 {r.rto_percentile(0.5):.3f} s, p99 {r.rto_percentile(0.99):.3f} s; final "
-        f"recovery {'reconciled' if r.final_reconciled else 'NOT reconciled'}"))
+        f"recovery {'reconciled' if r.final_reconciled else 'NOT reconciled'}\nkilled where planned: "
+        + ", ".join(f"{p} {n['hit']}/{n['planned']}" for p, n in r.kill_points.items())
+        + (f"; NEVER killed at {', '.join(r.missed_kill_points)}: not tested" if r.missed_kill_points else "")))
 
 
 @_drill("venue-disconnect", "drops", 3, "Times the venue drops the order-entry session mid-stream.")

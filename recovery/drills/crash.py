@@ -3,8 +3,10 @@ on loopback is SIGKILLed again and again — at random moments and at exact hook
 append, between an order's append and its send, at a segment roll) — restarted, recovered, resumed.
 
 Owns the kill plan (deterministic from the seed), the engine processes' lifecycle, and the verdict:
-no acknowledged journal record lost, and the engine's positions and order states equal to the
-venue's own (its session log and in-process queries, never the engine's word). The pieces the
+no acknowledged journal record lost, the engine's positions and order states equal to the
+venue's own (its session log and in-process queries, never the engine's word), and every kill
+point the plan used really hit at least once (a hook not reached falls back to a random moment,
+which does not count for it). The pieces the
 process drills share are recovery.drills.common's. Must not recover anything itself: it calls
 recovery (recover, and replay_journal as the standby that keeps engine snapshots alongside).
 """
@@ -38,6 +40,7 @@ __all__ = ["DrillError", "CrashSettings", "CrashRun", "CrashReport", "KILL_POINT
 RANDOM = "random"
 KILL_POINTS = (RANDOM,) + proc_main.HOOKS
 HOOK_WAIT_S = 3.0             # a hook not reached by then: the kill falls back to a random moment
+FALLBACK = " (fallback)"      # after a kill point a run's hook never reached
 
 
 # ------------------------------------------------------------------------------ the crash drill
@@ -69,6 +72,12 @@ class CrashRun:
     reconciled: bool = False
     hook_check: str = ""              # "ok" when journal and venue confirm the hook's kill point
     notes: str = ""
+    hit: bool = True                  # killed at its kill point (False: the hook was never reached)
+
+    @property
+    def planned(self) -> str:
+        """The kill point the plan gave this run (kill_point names a fallback as such)."""
+        return self.kill_point.removesuffix(FALLBACK)
 
     @property
     def passed(self) -> bool:
@@ -93,9 +102,24 @@ class CrashReport(DrillReport):
         return sum(len(r.differences) for r in self.runs) + len(self.final_differences)
 
     @property
+    def kill_points(self) -> dict[str, dict[str, int]]:
+        """Per kill point the plan used: runs planned to die there, and those that really did
+        (a hook not reached falls back to a random moment: planned, not hit)."""
+        tally = {p: {"planned": 0, "hit": 0} for p in KILL_POINTS if any(r.planned == p for r in self.runs)}
+        for r in self.runs:
+            tally[r.planned]["planned"] += 1
+            tally[r.planned]["hit"] += r.hit
+        return tally
+
+    @property
+    def missed_kill_points(self) -> list[str]:
+        """Kill points the plan used that no run was killed at: the drill did not test them."""
+        return [p for p, n in self.kill_points.items() if not n["hit"]]
+
+    @property
     def passed(self) -> bool:
         return (bool(self.runs) and all(r.passed for r in self.runs) and self.final_reconciled
-                and not self.final_differences and not self.final_lost)
+                and not self.final_differences and not self.final_lost and not self.missed_kill_points)
 
     def rto_percentile(self, q: float) -> float:
         values = sorted(r.rto_s for r in self.runs if r.rto_s >= 0)
@@ -110,6 +134,7 @@ class CrashReport(DrillReport):
                 "rto_p50_s": round(self.rto_percentile(0.5), 6), "rto_p99_s": round(self.rto_percentile(0.99), 6),
                 "final": {"reconciled": self.final_reconciled, "differences": self.final_differences,
                           "lost": self.final_lost},
+                "kill_points": self.kill_points, "missed_kill_points": self.missed_kill_points,
                 "runs": [asdict(r) | {"passed": r.passed} for r in self.runs]}
 
     def table(self) -> str:
@@ -169,7 +194,7 @@ class _CrashDrill:
                 run.kill_detail = text
             else:
                 run.kill_detail = f"hook not reached in {wait:g} s: killed then"
-                run.kill_point = f"{point} (fallback)"
+                run.kill_point, run.hit = point + FALLBACK, False
         if kind == "EOF":
             raise DrillError(f"the engine process ended by itself before its kill: {proc.log_tail()}")
         code = proc.kill()
