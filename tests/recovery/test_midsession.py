@@ -191,3 +191,33 @@ def test_a_trade_correction_is_reported_by_the_first_reconcile_only(tmp_path):
 def recon_records(path: str) -> list[tuple[int, dict]]:
     with Reader(path) as reader:
         return [(r.seq, unpack_json(r.payload)) for r in reader.records(rtypes=[RecordType.RECON])]
+
+
+def test_only_a_finished_reconcile_s_outcome_reports_a_correction_to_the_next(tmp_path):
+    """The reconcile's reading of what earlier ones reported (from the journal, as a later
+    process's would be): a finding that names a broken trade, then a failure (the outcome names
+    only the error), reported nothing; an outcome that named it in its reasons did."""
+    import types
+    from journal.catalogue import pack_json
+    path = str(tmp_path / "j")
+    finding = {"kind": "finding", "round": 1, "mid_session": True,
+               "discrepancies": [{"kind": "trade-correction", "venue": {"sequence": 17}}]}
+    with Journal(path) as journal:
+        for doc in ({"kind": "begin", "reconciled": False, "mid_session": True}, finding,
+                    {"kind": "outcome", "reconciled": False, "mid_session": True,
+                     "reasons": ["reconciliation failed: TimeoutError: the venue did not answer"],
+                     "corrections_reported": []}):
+            journal.append(RecordType.RECON, pack_json(doc), ts_ns=1)
+    alerts = []
+    runner = types.SimpleNamespace(journal=types.SimpleNamespace(path=path),
+                                   alert=lambda *a: alerts.append(a))
+    reconciler = LiveReconciler()
+    assert reconciler._reported_so_far(runner) == {} and alerts == []
+    with Journal(path) as journal:
+        journal.append(RecordType.RECON, pack_json(finding), ts_ns=2)
+        seq = journal.append(RecordType.RECON, pack_json(
+            {"kind": "outcome", "reconciled": False, "mid_session": True,
+             "reasons": ["trade-correction: BrokenTrade at venue sequence 17"],
+             "corrections_reported": [17]}), ts_ns=2)
+    assert reconciler._reported_so_far(runner) == {17: seq}
+    assert LiveReconciler()._reported_so_far(runner) == {17: seq}        # a later process's reading
