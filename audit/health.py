@@ -189,7 +189,7 @@ def _us(ns: float) -> str:
     return f"{ns / 1000:.3f} us"
 
 
-_REQUIRED = ("port_state", "master_offset_ns", "gm_identity", "gm_present", "gm_clock_class",
+_REQUIRED = ("port_state", "timestamping", "master_offset_ns", "gm_identity", "gm_present", "gm_clock_class",
              "gm_clock_accuracy", "time_traceable", "ptp_timescale", "utc_offset_valid", "utc_offset")
 
 

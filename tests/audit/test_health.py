@@ -85,6 +85,7 @@ def test_arb_timescale_does_not_need_a_utc_offset_but_ptp_timescale_does():
     (None, "pmc is not installed"),
     (PtpSnapshot(), None),
     (replace(GOOD, gm_clock_class=None), None),
+    (replace(GOOD, timestamping=None, missing=("PORT_PROPERTIES_NP",)), None),
     (replace(GOOD, errors=("TIME_STATUS_NP.master_offset: bad",)), None),
 ])
 def test_missing_or_bad_data_is_unknown_and_never_compliant(snap, err):

@@ -2,6 +2,8 @@
 import time
 from dataclasses import replace
 
+import pytest
+
 from audit.errors import ToolTimeout
 from audit.health import HealthTracker
 from audit.sampler import PmcSampler
@@ -180,3 +182,34 @@ def test_ptp4l_log_lines_since_the_last_sample_give_the_excursion_and_servo_stat
     assert (fourth.servo_excursion_ns, fourth.servo_unlocked) == (None, False)
     tracker = HealthTracker()
     assert [tracker.update(o).state for o in (first, second)] == [ClockState.LOCKED, ClockState.DEGRADED]
+
+
+class SequenceClient:
+    """Stands in for PmcClient: returns the given snapshots one per query."""
+
+    def __init__(self, *snaps):
+        self.snaps = list(snaps)
+
+    def query(self):
+        return self.snaps.pop(0)
+
+
+@pytest.mark.parametrize("ptp_timescale", [True, False])
+def test_a_timestamping_mode_that_did_not_arrive_is_unknown_not_software(ptp_timescale):
+    """PORT_PROPERTIES_NP lost in one pmc run (asked last, the answer missed the deadline): the
+    mode is unknown, so is the clock ptp4l disciplines. Taking it for software would age the Sync
+    against the wrong clock and drop the system clock's term from the bound (a system clock 5 ms
+    off the PHC passed as compliant): UNKNOWN, nothing claimed."""
+    hardware = hardware_sampler(5_000_000, ptp_timescale=ptp_timescale)
+    snap = hardware.client.query()
+    lost = replace(snap, timestamping=None, interface=None, missing=("PORT_PROPERTIES_NP",))
+    sampler = PmcSampler(SequenceClient(snap, lost))
+    sampler._phc = hardware._phc
+    tracker = HealthTracker()
+    first = tracker.update(sampler())
+    assert first.state == ClockState.LOCKED and first.error_bound_ns > 5_000_000
+    obs = sampler()
+    assert obs.sync_age_ns is None and obs.system_offset_needed and obs.system_offset_ns is None
+    sample = tracker.update(obs)
+    assert sample.state == ClockState.UNKNOWN and sample.compliant_mask == 0
+    assert any("timestamping" in r.text and "PORT_PROPERTIES_NP" in r.text for r in sample.state_reasons)
