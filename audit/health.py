@@ -111,6 +111,7 @@ class Observation:
     # followed): pmc shows one offset per sample, these every Sync (or each summary's max).
     servo_excursion_ns: int | None = None  # the largest |offset| ptp4l logged; None: no line
     servo_unlocked: bool = False           # a logged servo state was s0 (unlocked) or s1 (jump)
+    servo_log_note: str | None = None      # the followed log shows no servo line at all (why)
 
 
 @dataclass(frozen=True)
@@ -496,6 +497,8 @@ class HealthTracker:
     def _sample(self, obs: Observation, state: ClockState, bound: int, age: int | None,
                 state_reasons: tuple[Reason, ...]) -> ClockSample:
         snap = obs.snapshot or PtpSnapshot()
+        if obs.servo_log_note:
+            state_reasons += (Reason("ptp4l_log", obs.servo_log_note),)
         sample = ClockSample(
             state=state, realtime_ns=obs.realtime_ns, mono_ns=obs.mono_ns,
             offset_ns=snap.master_offset_ns or 0, path_delay_ns=int(snap.mean_path_delay_ns or 0),

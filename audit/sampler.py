@@ -98,7 +98,13 @@ class PmcSampler:
         self._phc2sys.poll()
         line = self._phc2sys.latest_servo("phc2sys")
         if line is None:
-            return {"phc2sys_locked": False, "phc2sys_detail": "no phc2sys servo line yet"}
+            detail = "no phc2sys servo line yet"
+            if self._phc2sys.latest.get((SummaryLine, "phc2sys")) is not None:
+                detail += (": phc2sys prints only summaries (-u), which carry no servo state; "
+                           "run it without -u")
+            elif silence := self._phc2sys.silence("phc2sys"):
+                detail += f": {silence}"
+            return {"phc2sys_locked": False, "phc2sys_detail": detail}
         out = {"phc2sys_offset_ns": line.offset_ns, "phc2sys_locked": line.servo_state >= 2}
         if line.mono_s is None:
             out.update(phc2sys_locked=False, phc2sys_detail="phc2sys lines carry no time: cannot tell "
@@ -120,7 +126,8 @@ class PmcSampler:
                  if isinstance(e, (ServoLine, SummaryLine)) and e.program == "ptp4l"
                  and (since is None or e.mono_s is None or e.mono_s >= since)]
         if not lines:
-            return {}
+            silence = self._ptp4l.silence("ptp4l")
+            return {"servo_log_note": f"ptp4l log: {silence}"} if silence else {}
         return {"servo_excursion_ns": max(abs(e.offset_ns) if isinstance(e, ServoLine) else e.max_ns
                                           for e in lines),
                 "servo_unlocked": any(isinstance(e, ServoLine) and e.servo_state < 2 for e in lines)}
