@@ -244,12 +244,15 @@ _BY_ACTION = {c.__dataclass_fields__["action"].default: c
               for c in (MarkNotSent, CancelAtVenue, ResendCancel, Deliver, AdoptPending)}
 
 
-def reported_corrections(finding: Mapping) -> list[int]:
-    """The venue sequences of the trade corrections a RECON finding document (ReconResult.to_json)
-    reports as discrepancies."""
-    return [d["venue"]["sequence"] for d in finding.get("discrepancies") or ()
-            if isinstance(d, Mapping) and d.get("kind") == TRADE_CORRECTION
-            and isinstance(d.get("venue"), Mapping) and isinstance(d["venue"].get("sequence"), int)]
+def reported_corrections(outcome: Mapping) -> list[int]:
+    """The venue sequences of the trade corrections a RECON outcome document says were reported
+    to a person: a recovery or reconcile that finished lists there those its result's reasons name
+    (ReconResult.corrections of its last round); one that failed or never ended lists none, so
+    its findings alone never count (the next one reports them again)."""
+    listed = outcome.get("corrections_reported")
+    if not isinstance(listed, list):
+        return []
+    return [s for s in listed if isinstance(s, int) and not isinstance(s, bool)]
 
 
 def resolution_json(resolution: Resolution) -> dict:
@@ -297,8 +300,8 @@ class ReconResult:
     venue_positions: dict[str, int]
     venue_messages: int
     live_at_venue: int
-    # trade corrections an earlier recovery reported (its RECON finding names them): listed, not
-    # discrepancies; (venue sequence, token, message class, journal sequence of that finding)
+    # trade corrections an earlier recovery reported (its RECON outcome names them): listed, not
+    # discrepancies; (venue sequence, token, message class, journal sequence of that outcome)
     reported_earlier: tuple[tuple[int, str, str, int], ...] = ()
 
     @property
@@ -308,6 +311,12 @@ class ReconResult:
     @property
     def resolutions(self) -> list[Resolution]:
         return [d.resolution for d in self.discrepancies if d.resolution is not None]
+
+    @property
+    def corrections(self) -> list[int]:
+        """Venue sequences of the trade corrections among the discrepancies (what an OUTCOME whose
+        reasons name them records as reported: reported_corrections)."""
+        return [d.venue["sequence"] for d in self.discrepancies if d.kind == TRADE_CORRECTION]
 
     @property
     def unresolved(self) -> list[Discrepancy]:
@@ -362,8 +371,9 @@ def reconcile(local: LocalView, venue: VenueView,
     if local.last_venue_seq > venue.last_seq:
         found.append(Discrepancy(JOURNAL_AHEAD, "", f"journal reached venue sequence "
                                  f"{local.last_venue_seq}, the venue only {venue.last_seq}"))
-    # a correction needs a person once: the recovery that first finds it reports it (and stays
-    # HALTED); later ones, whose full view from sequence 1 still holds it, list it as reported
+    # a correction needs a person once: the recovery that first finds it and finishes reports it
+    # (and stays HALTED); later ones, whose full view from sequence 1 still holds it, list it as
+    # reported
     reported_earlier = []
     for seq, token, what in venue.corrections:
         if seq in local.corrections_reported:

@@ -156,8 +156,7 @@ def _recover(args, reporter: Reporter) -> Engine:
     settings = RecoverySettings(journal=args.journal, config=config, symbols=symbols,
                                 limits_text=limits_text, venue=("127.0.0.1", args.ouch),
                                 username=USER, password=PASSWORD, timeout=args.timeout,
-                                quiet=args.quiet, snapshots=args.snapshots,
-                                accept_code_change=args.accept_code_change)
+                                quiet=args.quiet, snapshots=args.snapshots)
     result = recover(settings)
     found = result.rounds[0].discrepancies if result.rounds else []
     left = result.rounds[-1].discrepancies if result.rounds else []
@@ -190,8 +189,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--snapshots", default=None, help="engine snapshots kept by a standby replayer")
     p.add_argument("--timeout", type=float, default=5.0)
     p.add_argument("--quiet", type=float, default=0.1)
-    p.add_argument("--accept-code-change", action="store_true",
-                   help="recover a journal other code wrote (the change is journaled)")
     args = p.parse_args(argv)
     hook, _, nth = os.environ.get(HOOK_ENV, "").partition(":")
     if hook and hook not in HOOKS:
