@@ -884,6 +884,26 @@ class RiskGateway:
             elif qty != order[2]:
                 self._recount(token, qty)
 
+    def on_order_resting(self, token: str, qty: int, price: int, now_ns: int = 0) -> None:
+        """The venue's own record of a working order of ours (reconciliation, which cancels it
+        next): `qty` shares rest there at `price`. Counted so until the venue answers the cancel,
+        as any order a pending cancel pulls (the venue may fill it first): its shares in the open
+        exposure, its price for self-trade prevention, whatever the gateway had counted before. A
+        replace in flight ends as confirmed; no shares left releases it; a price that is not a
+        positive integer cannot be counted: the state latches and the order keeps the price it had."""
+        self.on_order_confirmed(token, qty, now_ns)
+        order = self._working.get(token)
+        if order is None:
+            return
+        venue_price = _whole(price)
+        if venue_price is None or venue_price <= 0:
+            self._latch(CheckId.INCONSISTENT_INPUT, f"resting {token} @{price!r}"[:48], now_ns,
+                        "risk-gateway")
+            return
+        sym, is_buy, counted, _ = order
+        self._working[token] = (sym, is_buy, counted, venue_price)
+        (sym.own_buys if is_buy else sym.own_sells)[token] = venue_price
+
     def on_clock(self, compliant: bool | None, now_ns: int, measured_ns: int | None = None) -> None:
         """Clock health for the configured profile, told at now_ns; None (unknown) counts as not
         compliant. measured_ns: when the sample was measured (default now_ns). The clock ages from
