@@ -27,7 +27,7 @@ from mm_core.risk.kill import KillOrder, KillScope, parse_scope, scope_matches
 from mm_core.risk.limits import PRICE4, Limits, SymbolLimits
 from mm_core.risk.regsho import RegSho, ShortSales
 from mm_core.risk.states import StateChange, StateMachine, TradingState, Trigger
-from mm_core.types import OrderIntent, OrderKind, Purpose
+from mm_core.types import OrderIntent, OrderKind
 
 __all__ = ["RiskGateway", "OpenOrder", "FAULT_CHECKS"]
 
@@ -38,7 +38,6 @@ _REPLACE = OrderKind.REPLACE
 _MODIFY = OrderKind.MODIFY
 _CANCEL = OrderKind.CANCEL
 _IOC = 0                   # OrderIntent.tif of an immediate-or-cancel order (OUCH time in force 0)
-_QUOTE = Purpose.QUOTE
 _ACTIVE = TradingState.ACTIVE
 _SAFE = TradingState.SAFE_MODE
 _REDUCING = TradingState.REDUCING

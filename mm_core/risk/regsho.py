@@ -1,5 +1,5 @@
-"""Reg SHO for the risk gateway: sale marking (check 39), the locate a short sale needs (40, and the
-bona fide market-making exception, 42) and the Rule 201 short sale price test (41).
+"""The risk gateway's Reg SHO state and rules: sale marking (check 39), the locate a short sale
+needs (40, and the bona fide market-making exception, 42), the Rule 201 price test (41).
 
 Owns the short-sale state — per symbol the price test in force (ITCH 'Y'), the marking of each
 working sell not marked long and the shares sold short by fills (their locates used for the day),

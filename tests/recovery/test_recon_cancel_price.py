@@ -9,14 +9,14 @@ import pytest
 
 from journal import Journal, RecordType
 from journal.catalogue import pack_json
-from mm_core.events import ClockSample, SendOrder, VenueMessage
+from mm_core.events import ClockSample, VenueMessage
 from mm_core.oms import OrderState
 from mm_core.protocol import ouch
 from mm_core.risk import CheckId
 from mm_core.types import OrderIntent, OrderKind, Side
 from recovery.reconcile import CancelAtVenue, apply, resolution_json
 from recovery.replay import RECON_RESOLUTION, replay_journal
-from tests.mm_core.wire import ACME, S, Venue
+from tests.mm_core.wire import ACME, S
 from tests.recovery import journaling
 from tests.recovery.test_reconcile import NOW, accepted, frame, local, quoting, reconcile
 
