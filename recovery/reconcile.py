@@ -510,11 +510,11 @@ def apply(engine, resolution: Resolution, now_ns: int) -> list[Action]:
                 oms.orders[token].mark = resolution.side     # as the venue holds it
         order = oms.orders.get(token)
         if order is not None and order.state.value in _RESTING:
-            # what rests at the venue is what the gateway counts until the cancel is answered
-            # (the engine releases it then, as any order that is done)
+            # what rests at the venue (its shares and price) is what the gateway counts until the
+            # cancel is answered (the engine releases it then, as any order that is done)
             risk = engine.risk
             if token in risk.working_orders():
-                risk.on_order_confirmed(token, resolution.leaves, now_ns)
+                risk.on_order_resting(token, resolution.leaves, resolution.price, now_ns)
             else:
                 risk.on_order_adopted(token, resolution.symbol_id, _side(resolution.side),
                                       resolution.leaves, resolution.price, _mark(resolution.side),
