@@ -27,7 +27,6 @@ from mm_core.protocol import soupbintcp
 from mm_core.risk import Limits, RiskGateway
 from mm_core.risk.limits import EXAMPLE_TOML
 from mm_core.runner import Runner, RunnerSettings
-from mm_core.sessiontag import session_tag
 from mm_core.venue.config import DEFAULT_PATH
 from recovery.codecheck import session_start
 
@@ -202,10 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     journal = AckingJournal(Journal(args.journal, segment_size=args.segment_size), reporter, hook,
                             int(nth or 0))
     if not args.recover:       # a new session: it names the code it runs (recovery checks it)
-        now = time.clock_gettime_ns(time.CLOCK_REALTIME)
-        tag = session_tag(now)           # and its tokens' tag (recovery's replay reads it back)
-        engine.oms.start_session(tag)
-        journal.append(RecordType.SESSION_START, session_start(profile=PROFILE.encode(), token_tag=tag.encode()),
+        now = time.clock_gettime_ns(time.CLOCK_REALTIME)     # and its tokens' tag (replay reads it back)
+        journal.append(RecordType.SESSION_START, session_start(engine=engine, now_ns=now, profile=PROFILE.encode()),
                        ts_ns=now, ts_source=int(TsSource.USER))
     deadline = time.monotonic() + args.seconds
     stop = threading.Event()
