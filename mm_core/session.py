@@ -35,7 +35,7 @@ from audit.ptplab import NamespaceUnavailable, PtpLab
 from audit.sampler import PmcSampler
 from journal import Journal, JournalError, JournalLocked, Reader, lock_state
 from journal.reader import damage_behind_summary
-from journal.catalogue import RecordType, TsSource, pack, pack_json
+from journal.catalogue import RecordType, TsSource, pack, pack_json, session_stop
 from mm_core import buildid
 from mm_core.config import ConfigError, EngineConfig, Symbols, symbols_from_toml
 from mm_core.control import ControlError, ControlServer, check_path
@@ -714,11 +714,11 @@ class Session:
 
     def _journal_stop(self, journal: Journal, session_id: int) -> None:
         report = self.runner.report
+        now = time.clock_gettime_ns(time.CLOCK_REALTIME)
         try:
-            journal.append(RecordType.SESSION_STOP, pack(
-                RecordType.SESSION_STOP, session_id=session_id, events=report.inputs,
-                orders=report.orders_sent, reason=(report.stop_reason or "error").encode()[:32]),
-                ts_ns=time.clock_gettime_ns(time.CLOCK_REALTIME), ts_source=int(TsSource.USER))
+            for rtype, payload in session_stop(session_id, report.inputs, report.orders_sent,
+                                               report.stop_reason or "error"):
+                journal.append(rtype, payload, ts_ns=now, ts_source=int(TsSource.USER))
         except JournalError:
             report.journal_failures += 1
 
