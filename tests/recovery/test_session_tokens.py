@@ -5,6 +5,7 @@ one day send disjoint tokens and the venue takes both; replay reads the tag back
 whose SESSION_START predates the tag (layouts 1 and 2) replays as it was written."""
 from __future__ import annotations
 
+import datetime
 import time
 
 import numpy as np
@@ -77,13 +78,13 @@ def answered(venue: Venue, user: str) -> set[str]:
 # ------------------------------------------------------------------------------------ the tag
 
 def test_the_tag_is_the_start_in_the_new_york_day_in_two_ms_ticks():
-    day = midnight_utc_ns(__import__("datetime").date(2026, 11, 20))      # EST: 05:00 UTC
+    day = midnight_utc_ns(datetime.date(2026, 11, 20))      # EST: 05:00 UTC
     assert session_tag(day) == "00000" and session_tag(day + TAG_TICK_NS - 1) == "00000"
     assert session_tag(day + TAG_TICK_NS) == "00001"
     at_0930 = day + (9 * 3600 + 30 * 60) * 10**9
     assert session_tag(at_0930) == base36(34_200_000 // 2, 5)
     # the autumn change: 25 hours from midnight, still five characters, still growing
-    fall = midnight_utc_ns(__import__("datetime").date(2026, 11, 1))
+    fall = midnight_utc_ns(datetime.date(2026, 11, 1))
     tags = [session_tag(fall + h * 3600 * 10**9) for h in range(25)]
     assert tags == sorted(tags) and len(set(tags)) == 25 and all(len(t) == 5 for t in tags)
 
@@ -100,6 +101,16 @@ def test_a_tag_goes_between_prefix_and_counter_before_the_first_token_only():
         Oms("ABCD", lambda token: b"").start_session("AYS0E")
     untagged = Oms("ABCDEFGH", lambda token: b"")      # an old journal's session: no tag, as before
     assert untagged.new_token() == "ABCDEFGH000001"
+
+
+def test_a_prefix_leaving_too_short_a_counter_is_refused_before_the_session(tmp_path):
+    from mm_core.session import SessionConfigError, load_inputs
+    ok, long = tmp_path / "ok.toml", tmp_path / "long.toml"
+    ok.write_text('[engine]\nsession_prefix = "MMX"\n')
+    long.write_text('[engine]\nsession_prefix = "MMXY"\n')
+    assert load_inputs(str(ok)).engine_config.session_prefix == "MMX"
+    with pytest.raises(SessionConfigError, match="leaves 5 of the token's 14 characters"):
+        load_inputs(str(long))
 
 
 # ------------------------------------------------------------------------------------ live sessions
