@@ -8,7 +8,7 @@ import json
 from click.testing import CliRunner
 
 from cli.journal_cmd import command
-from journal import Journal, Reader, RecordType
+from journal import Reader, RecordType
 from journal.catalogue import STOP_NOTE, TsSource, session_stop, unpack, unpack_json
 
 LONG = ("the venue ended the session: SoupBinTCP End of Session after 4,312 messages, "
