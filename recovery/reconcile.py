@@ -547,9 +547,9 @@ def _adopt(oms, r: AdoptPending, now_ns: int) -> None:
 
 def _skip_token(oms, token: str) -> None:
     """Never hand out again a token of ours the venue has already seen (tokens are day-unique)."""
-    body = token[len(oms.prefix):]
-    if token.startswith(oms.prefix) and body.isalnum():
-        oms.counter = max(oms.counter, int(body, 36))
+    counter = oms.counter_of(token)
+    if counter is not None:
+        oms.counter = max(oms.counter, counter)
 
 
 def _side(side: str) -> Side:
