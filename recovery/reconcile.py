@@ -510,11 +510,11 @@ def apply(engine, resolution: Resolution, now_ns: int) -> list[Action]:
                 oms.orders[token].mark = resolution.side     # as the venue holds it
         order = oms.orders.get(token)
         if order is not None and order.state.value in _RESTING:
-            # what rests at the venue is what the gateway counts until the cancel is answered
-            # (the engine releases it then, as any order that is done)
+            # what rests at the venue (its shares and price) is what the gateway counts until the
+            # cancel is answered (the engine releases it then, as any order that is done)
             risk = engine.risk
             if token in risk.working_orders():
-                risk.on_order_confirmed(token, resolution.leaves, now_ns)
+                risk.on_order_resting(token, resolution.leaves, resolution.price, now_ns)
             else:
                 risk.on_order_adopted(token, resolution.symbol_id, _side(resolution.side),
                                       resolution.leaves, resolution.price, _mark(resolution.side),
@@ -547,9 +547,9 @@ def _adopt(oms, r: AdoptPending, now_ns: int) -> None:
 
 def _skip_token(oms, token: str) -> None:
     """Never hand out again a token of ours the venue has already seen (tokens are day-unique)."""
-    body = token[len(oms.prefix):]
-    if token.startswith(oms.prefix) and body.isalnum():
-        oms.counter = max(oms.counter, int(body, 36))
+    counter = oms.counter_of(token)
+    if counter is not None:
+        oms.counter = max(oms.counter, counter)
 
 
 def _side(side: str) -> Side:

@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from journal import Reader, Record
-from journal.catalogue import RecordType, TsSource, raw_bytes, unpack, unpack_json, venue_fields
+from journal.catalogue import RecordType, TsSource, raw_bytes, token_tag, unpack, unpack_json, venue_fields
 from journal.errors import JournalError
 from mm_core.engine import PacketRun
 from mm_core.buildid import UNKNOWN
 from mm_core.events import MarketData, Reconciled, SendOrder
+from mm_core.oms import OmsError
 from mm_core.runner import TAI_MINUS_UTC_S, engine_events
 from recovery.blocks import Blocks, ListedRecords, listed_run
 from recovery.codecheck import CodeCheck, SessionCode, session_code
@@ -249,12 +250,17 @@ class _Walk:
 
     def session(self, rec) -> None:
         """The session `rec` starts (or, first of all, records no SESSION_START names: of unknown
-        code), kept for the snapshots, and checked when there is a CodeCheck."""
+        code), kept for the snapshots, and checked when there is a CodeCheck. The engine's tokens
+        carry the tag the SESSION_START names, as the session's did."""
         self.unnamed = False
         if rec.rtype == _SESSION_START:
             session = session_code(rec.seq, rec.payload)
             if self.result.records > 1 or self.resumed:
                 raise SecondSession(rec.seq, session.session_id)
+            try:
+                self.engine.oms.start_session(token_tag(unpack(RecordType.SESSION_START, rec.payload)))
+            except OmsError as exc:
+                raise BadRecoveryRecord(f"SESSION_START record {rec.seq}: {exc}") from None
         else:
             session = SessionCode(rec.seq, 0, UNKNOWN)
         if self.result.sessions is not None:

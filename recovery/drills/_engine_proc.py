@@ -198,8 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     journal = AckingJournal(Journal(args.journal, segment_size=args.segment_size), reporter, hook,
                             int(nth or 0))
     if not args.recover:       # a new session: it names the code it runs (recovery checks it)
-        journal.append(RecordType.SESSION_START, session_start(profile=PROFILE.encode()),
-                       ts_ns=time.clock_gettime_ns(time.CLOCK_REALTIME), ts_source=int(TsSource.USER))
+        now = time.clock_gettime_ns(time.CLOCK_REALTIME)     # and its tokens' tag (replay reads it back)
+        journal.append(RecordType.SESSION_START, session_start(engine=engine, now_ns=now, profile=PROFILE.encode()),
+                       ts_ns=now, ts_source=int(TsSource.USER))
     deadline = time.monotonic() + args.seconds
     stop = threading.Event()
     if args.stop_file:

@@ -473,7 +473,6 @@ class _System:
         self.limit_edits: dict[int, dict[str, object]] = {}
         self.gateway = _WatchedGateway(Limits.from_toml(EXAMPLE_TOML))
         self.engine = Engine(EngineConfig(quoted=QUOTED), symbols, self.gateway)
-        self.prefix = self.engine.cfg.session_prefix
         self.tap = _Tap(clock)
         settings = RunnerSettings(itch_port=itch_port, ouch_port=self.acks.port,
                                   rerequest_port=self.gate.port, username=USER,
@@ -539,14 +538,8 @@ class _System:
 
     # -- the venue's view
     def counter(self, token: str) -> int | None:
-        """The issue number inside one of our tokens (prefix + base 36), None for anything else."""
-        token = token.strip()
-        if not token.startswith(self.prefix):
-            return None
-        try:
-            return int(token[len(self.prefix):], 36)
-        except ValueError:
-            return None
+        """The issue number inside one of our tokens (prefix + tag + base 36), None for anything else."""
+        return self.engine.oms.counter_of(token)
 
     def messages(self, first: int) -> list:
         return [ouch.decode_outbound(p) for p in self.venue.session_messages(USER, first)]
