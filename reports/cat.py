@@ -1,6 +1,8 @@
 """CAT (SEC Rule 613) order events for the firm's own orders, with CAT's field names: MENO (new
-order) and MEOR (route to the venue) for each order entered, MEOM for replaces and modifies, MEOC
-for cancels (full, or partial with leavesQty > 0), and MEOT only for executions on a venue that does
+order) and MEOR (route to the venue) for each order entered, MEOM for each replace or modify the
+venue made (its Replaced, with priorOrderID and priorOrderKeyDate, or Order Modified), MEOC for each
+cancel it made at the firm's request (full, or partial with leavesQty > 0) — a request the venue
+overtook (the order filled first) is no event — and MEOT only for executions on a venue that does
 not report to CAT itself (`cat_reporter = false` in mics.toml; default true). An exchange (a CAT
 Participant) and an ATS or broker-dealer (a CAT Industry Member) report the executions of the orders
 routed to them: CAT FAQ E15 says the routing firm then submits no Trade event or Order Fulfillment,
@@ -29,7 +31,7 @@ import pyarrow.compute as pc
 
 from journal.catalogue import RecordType
 from reports import arrowcols as ac
-from reports import cat_json, common, events, numtext, timetext
+from reports import cat_json, common, events, numtext, orderjoin, timetext
 from reports.events import EV
 from reports.output import ReportOutput, TableCollector
 from reports.refdata import RefData
@@ -41,6 +43,7 @@ KIND = "cat"
 SCHEMA_VERSION = "cat-4.0.0-r18-subset-5"
 CAT_TYPES = ["MENO", "MEOR", "MEOM", "MEOC", "MEOT"]
 SIDES = {ord("B"): "B", ord("S"): "SL", ord("T"): "SS", ord("E"): "SX"}
+USER_REQUESTED = ord("U")        # OUCH Canceled reason: the firm's Cancel (or Replace) asked for it
 
 # Fields every event carries, then the fields each event type requires (CAT IM Technical
 # Specifications 4.0.0-r18 as summarised in the reference notes; conditional fields the firm
@@ -104,11 +107,20 @@ SIDE_DETAILS = pa.struct([("orderKeyDate", pa.string()), ("orderID", pa.string()
 
 def _first_types() -> np.ndarray:
     """The first CAT type index an event yields, by its EV code; -1: none (an execution's 4 is
-    kept only on a venue that does not report to CAT)."""
+    kept only on a venue that does not report to CAT, a cancel's 3 only for a user-requested one).
+
+    MEOM and MEOC come from what the venue did, never from the request the firm sent: the venue's
+    Replaced (new token) or Order Modified makes the MEOM, its Canceled with reason U (user
+    requested) the MEOC. Tech Specs 4.0.0-r18, Order Modified: an MEOM is reported "when the Material
+    Terms of an order have been changed ... or when an order is cancel/replaced", and a
+    modification request on an order already terminal (fully executed or cancelled) is not
+    reported in Phase 2d; Order Cancel Request (MEOCR) likewise. A request the venue never answered
+    while the order stayed open ("in-flight", no confirmation time) would be an Order Modification
+    Request / Order Cancel Request event, which this report does not build (see the module notes)."""
     first = np.full(len(events.EVENT_NAMES), -1, np.int8)
     first[EV["SENT_NEW"]] = 0                                          # MENO, then MEOR (1)
-    first[[EV["SENT_REPLACE"], EV["SENT_MODIFY"]]] = 2
-    first[EV["SENT_CANCEL"]] = 3
+    first[[EV["REPLACED"], EV["ORDER_MODIFIED"]]] = 2
+    first[EV["CANCELED"]] = 3
     first[[EV["EXECUTED"], EV["EXECUTED_WITH_REF_PRICE"]]] = 4
     return first
 
@@ -129,6 +141,8 @@ def _rows_for(ev: events.OrderEvents, ref: RefData) -> tuple[np.ndarray, np.ndar
         firms = np.array([not ref.mics.get(i.mic, {}).get("cat_reporter", True)
                           for i in ref.sorted_values("instruments")] + [True], dtype=bool)[inst_idx]
         first[executed[~firms]] = -1
+    # a venue cancel not requested by the firm (IOC remainder, timeout, supervisory...) is no MEOC
+    first[(e == EV["CANCELED"]) & (ev.cols["reason"] != USER_REQUESTED)] = -1
     counts = (first >= 0).astype(np.int64) + (e == EV["SENT_NEW"])
     rows = np.repeat(np.arange(len(e), dtype=np.int64), counts)
     types = first[rows]
@@ -141,7 +155,8 @@ def _rows_for(ev: events.OrderEvents, ref: RefData) -> tuple[np.ndarray, np.ndar
 _COLUMNS = ("seq", "ts_ns", "ts_source", "event", "token_key", "prior_token_key", "creator", "symbol_id",
             "algo_id", "client_id", "desk_id", "tif", "order_wire_side", "creator_seq", "creator_ts_ns",
             "creator_ts_source", "price", "qty", "exec_price", "exec_qty", "leaves", "match", "stock", "order_stock",
-            "origin", "msg_type", "msg_len", "order_qty", "order_capacity")
+            "origin", "msg_type", "msg_len", "order_qty", "order_capacity", "order_price", "wire_side",
+            "decrement", "reason", "prior_creator")
 
 
 def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None) -> tuple[pa.Table, list]:
@@ -166,11 +181,14 @@ def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None)
         side_code[c["order_wire_side"] == byte] = i
     side_names = list(SIDES.values())
     with_terms = is_new | is_route | is_mod
+    modified = c["event"] == EV["ORDER_MODIFIED"]       # venue Modify: its own side, the order's price
+    replaced = is_mod & (c["event"] == EV["REPLACED"])
+    side_code[modified] = len(SIDES)
+    for i, byte in enumerate(SIDES):
+        side_code[modified & (c["wire_side"] == byte)] = i
+    price = np.where(is_trade, c["exec_price"], np.where(modified, c["order_price"], c["price"]))
     token = ac.token_strings(c["token_key"], ~is_trade)
     seq_text = numtext.integer_text(c["seq"])
-    # the open quantity a cancel reduces: the remaining quantity, or while the venue has not
-    # accepted the order yet (pending new) its whole quantity; unknown after a truncated message
-    open_qty = np.where(c["leaves"] == events.LEAVES_PENDING, c["order_qty"], c["leaves"])
     day = ac.row_text(stamps, 8, ev.utc.valid)          # the Eastern date: the timestamp's first 8
     cols = {
         "seq": pa.array(c["seq"].astype(np.uint64, copy=False)),
@@ -180,14 +198,15 @@ def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None)
         "CATReporterIMID": ac.codes(np.zeros(n, np.int8), [ref.firm.cat_imid]),
         "orderKeyDate": _where(~is_trade, key_date) if is_trade.any() else key_date,
         "orderID": token,
-        "priorOrderID": ac.token_strings(c["prior_token_key"], is_mod & (c["event"] == EV["SENT_REPLACE"])),
+        "priorOrderID": ac.token_strings(c["prior_token_key"], replaced),
+        "priorOrderKeyDate": _prior_key_dates(ev, replaced),
         "symbol": inst_cols["symbol"],
         "eventTimestamp": event_ts,
         "manualFlag": pa.array(np.zeros(n, bool)),
         "electronicDupFlag": pa.array(np.zeros(n, bool), mask=is_trade),     # not a field of MEOT
         "deptType": ac.codes(np.zeros(n, np.int8), ["T"], is_new),
         "side": ac.codes(side_code, side_names + ["?"], with_terms & (side_code < len(SIDES))),
-        "price": common.price_text(np.where(is_trade, c["exec_price"], c["price"]), with_terms | is_trade),
+        "price": common.price_text(price, with_terms | is_trade),
         "quantity": pa.array(np.where(is_trade, c["exec_qty"], c["qty"]), mask=~(with_terms | is_trade)),
         "orderType": ac.codes(np.zeros(n, np.int8), ["LMT"], with_terms),
         "timeInForce": _where(with_terms, pc.if_else(pa.array(c["tif"] == 0), pa.scalar("IOC"),
@@ -203,10 +222,9 @@ def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None)
         "destinationType": ac.codes(np.zeros(n, np.int8), ["E"], is_route),
         "routedOrderID": _where(is_route, token),
         "session": ac.codes(np.zeros(n, np.int8), [venue_session or ""], is_route & bool(venue_session)),
-        # OUCH Cancel carries the new intended size: cancelled = open quantity - new size
-        "cancelQty": pa.array(open_qty - c["qty"], mask=~(is_cancel & (c["leaves"] != events.LEAVES_UNKNOWN)
-                                                          & (open_qty >= c["qty"]))),
-        "leavesQty": pa.array(c["qty"], mask=~is_cancel),
+        # the venue's Canceled: the shares it took off, and what remains open after it
+        "cancelQty": pa.array(c["decrement"], mask=~is_cancel),
+        "leavesQty": pa.array(c["leaves"], mask=~(is_cancel & (c["leaves"] >= 0))),
         "initiator": ac.codes(np.zeros(n, np.int8), ["F"], is_cancel | is_mod),
         "tradeID": numtext.integer_text(c["match"].astype(np.uint64, copy=False), is_trade),
         **_trade_columns(c, is_trade, event_ts, key_date, side_code),
@@ -288,6 +306,26 @@ def _order_key_dates(ev: events.OrderEvents, event_ts: pa.Array, stamps: np.ndar
     rows[others] = timetext.cat_timestamp_rows(key_utc.utc_ns)
     valid[others] = key_utc.valid
     return ac.row_text(rows, rows.shape[1], valid)
+
+
+def _prior_key_dates(ev: events.OrderEvents, rows: np.ndarray) -> pa.Array:
+    """priorOrderKeyDate of the MEOM rows `rows` (a venue Replaced): the CAT timestamp of the
+    ORDER_SENT that created the replaced order (prior_creator), as that order's own orderKeyDate
+    is; null elsewhere, and where no ORDER_SENT of the journal created it. Tech Specs 4.0.0-r18,
+    Order Modified: with a new Order Key, "the prior order fields must reflect the order that is
+    being replaced" (MECOM and MEIM say priorOrderKeyDate must be populated with priorOrderID)."""
+    c = ev.cols
+    at = np.flatnonzero(rows & (c["prior_creator"] >= 0))
+    if len(at) == 0:
+        return pa.nulls(len(rows), pa.string())
+    book, creator = c.book, c["prior_creator"][at]
+    key_utc = to_utc(book["seq"][creator], book["ts_ns"][creator].astype(np.int64),
+                     book["ts_source"][creator], ev.samples)
+    stamps = np.zeros((len(rows), orderjoin.CAT_TIMESTAMP_BYTES), np.uint8)
+    valid = np.zeros(len(rows), bool)
+    stamps[at] = timetext.cat_timestamp_rows(key_utc.utc_ns)
+    valid[at] = key_utc.valid
+    return ac.row_text(stamps, stamps.shape[1], valid)
 
 
 def _requiring() -> dict[str, np.ndarray]:

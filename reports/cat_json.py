@@ -29,7 +29,7 @@ MAX_EVENTS_PER_FILE = 1_000_000
 TEXT_ROWS = 65_536          # rows turned into JSON text at a time
 SPEC = "CAT IM Technical Specifications 4.0.0-r18"
 # Parquet columns that go to the JSON, in this order, with their JSON type.
-STRINGS = ("actionType", "firmROEID", "CATReporterIMID", "orderKeyDate", "orderID", "priorOrderID", "tradeKeyDate",
+STRINGS = ("actionType", "firmROEID", "CATReporterIMID", "orderKeyDate", "orderID", "priorOrderKeyDate", "priorOrderID", "tradeKeyDate",
            "tradeID", "symbol", "eventTimestamp", "deptType", "side", "orderType", "tradingSession",
            "firmDesignatedID", "accountHolderType", "representativeInd", "senderIMID", "destination",
            "destinationType", "routedOrderID", "session", "initiator", "capacity", "sideDetailsInd",
@@ -37,7 +37,7 @@ STRINGS = ("actionType", "firmROEID", "CATReporterIMID", "orderKeyDate", "orderI
 NUMBERS = ("price", "quantity", "cancelQty", "leavesQty")
 BOOLEANS = ("manualFlag", "electronicDupFlag", "cancelFlag")
 DETAILS = ("buyDetails", "sellDetails")       # Trade Side Details: an array of one {orderKeyDate, orderID, side}
-ORDER = ("actionType", "firmROEID", "CATReporterIMID", "orderKeyDate", "orderID", "priorOrderID", "tradeKeyDate",
+ORDER = ("actionType", "firmROEID", "CATReporterIMID", "orderKeyDate", "orderID", "priorOrderKeyDate", "priorOrderID", "tradeKeyDate",
          "tradeID", "symbol", "eventTimestamp", "manualFlag", "electronicDupFlag", "cancelFlag", "cancelTimestamp",
          "deptType", "side",
          "price", "quantity", "orderType", "timeInForce", "tradingSession", "firmDesignatedID", "accountHolderType",

@@ -454,6 +454,7 @@ def _join(decoded: _Decoded, book: "Creators", leaves: bool = True, gather_joine
     known = creator >= 0
     # the creators' columns as they are now: later chunks only append rows past these views'
     ev.cols = cols = JoinedCols(ev.cols, book.cols, creator)
+    cols["prior_creator"] = prior_creators(cols, book)
     if gather_joined:
         cols.gather_all()
     if not leaves:
@@ -469,6 +470,17 @@ def _join(decoded: _Decoded, book: "Creators", leaves: bool = True, gather_joine
     cols["leaves"] = orderjoin.leaves(group, leaves_events(cols), cols["qty"], cols["exec_qty"], cols["decrement"],
                                       LEAVES_CODES, book.leaves_sum, book.leaves_started, n_unknown)
     return ev
+
+
+def prior_creators(cols, book: "Creators") -> np.ndarray:
+    """For each venue Replaced message, the book row of the ORDER_SENT that created the order it
+    replaced (its previous token; -1 if none did); -1 on every other row. Only those rows are
+    looked up: CAT's priorOrderKeyDate is the replaced order's key date."""
+    out = np.full(len(cols["event"]), -1, np.int64)
+    rows = np.flatnonzero(cols["event"] == EV["REPLACED"])
+    if len(rows):
+        out[rows] = book.index.lookup(cols["prior_token_key"][rows])
+    return out
 
 
 # Columns copied onto each event from the ORDER_SENT that created its order: name -> (Creators

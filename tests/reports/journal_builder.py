@@ -40,6 +40,7 @@ class Ledger:
     counts: Counter = field(default_factory=Counter)       # event name -> count
     fills: list = field(default_factory=list)               # (token, symbol_id, side, qty, price4, match)
     orders: dict = field(default_factory=dict)             # token -> dict of order terms
+    cancel_reasons: Counter = field(default_factory=Counter)   # OUCH Canceled reason -> count
 
 
 class DayBuilder:
@@ -165,6 +166,7 @@ class DayBuilder:
         self._venue(ouch.BrokenTrade(timestamp=self._venue_ts(), token=token, match_number=match, reason=reason))
 
     def canceled(self, token: str, decrement: int, reason: str = "U") -> None:
+        self.ledger.cancel_reasons[reason] += 1
         self._venue(ouch.Canceled(timestamp=self._venue_ts(), token=token, decrement_shares=decrement,
                                   reason=reason))
 
