@@ -17,13 +17,13 @@ import pyarrow.compute as pc
 
 from journal.catalogue import PAYLOAD_DTYPES, RecordType
 from reports import arrowcols as ac
-from reports import auth016, common, events, numtext, ouch
+from reports import auth016, common, events, numtext, ouch, venuetime
 from reports.events import EV
 from reports.identifiers import currency_problem, isin_problem, lei_problem, mic_problem, cfi_problem
 from reports.output import ReportOutput, TableCollector
 from reports.refdata import RefData
 from reports.source import JournalSlice, Selection
-from reports.timebase import to_utc
+from reports.timebase import UtcTimes, to_utc
 from reports.validate import REJECTS_SCHEMA, mask_check, required_check, split, value_check, xml_text_checks
 
 KIND = "rts22"
@@ -133,6 +133,11 @@ def build_table(ev: events.OrderEvents, ref: RefData, journal_id: str) -> tuple[
     for num, _ in FIELDS:
         cols[COLUMNS[num]] = values.get(num, pa.nulls(n, pa.bool_() if num in BOOLEAN_FIELDS else pa.string()))
     cols["trade_date"] = common.trade_date_column(ev.utc.utc_ns, ev.utc.valid)
+    # where field 28 comes from: the record's own time, or (a recovery journaled the message
+    # later, at its own clock) the venue's execution timestamp (with_venue_times)
+    from_venue = c.get(FROM_VENUE)
+    cols[TIME_SOURCE] = ac.codes(np.zeros(n, np.int8) if from_venue is None else from_venue.astype(np.int8),
+                                 venuetime.SOURCES)
     table = pa.table(cols)
 
     known = inst_idx >= 0
@@ -163,6 +168,26 @@ def _party_problem(value: str | None, active: frozenset[str]) -> str | None:
     return lei_problem(value)
 
 
+TIME_SOURCE = "f28_trading_date_time_source"     # not an RTS 22 field: where field 28 comes from
+FROM_VENUE = "time_from_venue"                  # event column: field 28 is the venue's own time
+
+
+def with_venue_times(ev: events.OrderEvents, windows: np.ndarray) -> events.OrderEvents:
+    """`ev` with the venue messages a crash recovery journaled (venuetime: inside a recovery
+    window, stamped USER by the recovery's clock) timed by the venue's own OUCH timestamp (its
+    execution time for an Executed) instead of the recovery's, and FROM_VENUE marking them: RTS 22
+    field 28 is "the date and time when the transaction was executed" (Annex I Table 2), which a
+    recovery's receipt time seconds or hours later is not. The trade date and --date follow it."""
+    c = ev.cols
+    recovered = venuetime.journaled_by_recovery(c["seq"], c["ts_source"], windows) & (c["origin"] == 1)
+    c[FROM_VENUE] = recovered
+    if recovered.any():
+        u = ev.utc
+        ev.utc = UtcTimes(venuetime.execution_times(u.utc_ns, recovered & u.valid, c["venue_ts"]), u.valid,
+                          u.basis, u.utc_offset_s, u.sample_index)
+    return ev
+
+
 EXECUTIONS = (EV["EXECUTED"], EV["EXECUTED_WITH_REF_PRICE"])     # the events RTS 22 reports
 BREAKS = (EV["BROKEN_TRADE"],)           # a venue's OUCH Broken Trade: the report is cancelled
 # What a cancellation row keeps besides field 1 (CANC): the cancelled report's TRN, the executing
@@ -171,7 +196,8 @@ BREAKS = (EV["BROKEN_TRADE"],)           # a venue's OUCH Broken Trade: the repo
 CANCEL_FIELDS = frozenset({2, 3, 4, 6, 28})
 
 
-def broken_executions(src: JournalSlice, match: np.ndarray, token_key: np.ndarray, seq: np.ndarray) -> dict:
+def broken_executions(src: JournalSlice, match: np.ndarray, token_key: np.ndarray, seq: np.ndarray,
+                      windows: np.ndarray | None = None) -> dict:
     """For Broken Trade messages (their match number, order token key and sequence, in journal
     order): the execution each takes back, the latest earlier one of the same token and match
     number, looked up in one pass from the journal start (it may precede the range): `found`,
@@ -179,7 +205,8 @@ def broken_executions(src: JournalSlice, match: np.ndarray, token_key: np.ndarra
     an earlier one of the same execution)."""
     n = len(seq)
     seq = seq.astype(np.int64)
-    got = events.venue_messages(src, 1, int(seq.max()) - 1, b"EG", ("token", "match")) if seq.max() > 1 else None
+    got = events.venue_messages(src, 1, int(seq.max()) - 1, b"EG", ("token", "match", "venue_ts")) \
+        if seq.max() > 1 else None
     row = np.full(n, -1, np.int64)
     if got is not None and len(got["seq"]):
         candidates = np.flatnonzero(np.isin(got["match"], match))      # executions sharing a broken match
@@ -189,12 +216,15 @@ def broken_executions(src: JournalSlice, match: np.ndarray, token_key: np.ndarra
             row[i] = mine[-1] if len(mine) else -1
     found = row >= 0
     out = {"found": found, "seq": np.zeros(n, np.uint64), "utc_ns": np.zeros(n, np.int64),
-           "valid": np.zeros(n, bool), "first": np.zeros(n, bool)}
+           "valid": np.zeros(n, bool), "first": np.zeros(n, bool), "from_venue": np.zeros(n, bool)}
     if found.any():
         pick = row[found]
         out["seq"][found] = got["seq"][pick]
         utc = to_utc(got["seq"][pick], got["ts_ns"][pick], got["ts_source"][pick], events.clock_samples(src))
-        out["utc_ns"][found], out["valid"][found] = utc.utc_ns, utc.valid
+        recovered = utc.valid & venuetime.journaled_by_recovery(
+            got["seq"][pick], got["ts_source"][pick], np.zeros((0, 2), np.int64) if windows is None else windows)
+        out["utc_ns"][found] = venuetime.execution_times(utc.utc_ns, recovered, got["venue_ts"][pick])
+        out["valid"][found], out["from_venue"][found] = utc.valid, recovered
     out["first"][np.unique(np.where(found, row, -1 - np.arange(n)), return_index=True)[1]] = True
     return out
 
@@ -262,6 +292,8 @@ def cancellation_rows(breaks: events.OrderEvents, ref: RefData, journal_id: str,
         if num not in values and num not in CANCEL_FIELDS:
             column = pa.nulls(n, column.type)
         table = table.set_column(table.schema.get_field_index(COLUMNS[num]), COLUMNS[num], column)
+    table = table.set_column(table.schema.get_field_index(TIME_SOURCE), TIME_SOURCE,   # field 28's, as it is
+                             ac.codes(ex["from_venue"].astype(np.int8), venuetime.SOURCES))
     match, token_key = breaks.cols["match"], breaks.cols["token_key"]
 
     def missing(rows):
@@ -319,6 +351,7 @@ def stream(src: JournalSlice, ref: RefData, sink, text: bool = True) -> ReportOu
     xml = auth016.Exporter(COLUMNS.__getitem__, ref, src, expected=latest_executions(src)) if text else None
     breaks = []
     newt_rejects = []             # the execution reports rejected: their breaks cancel nothing
+    windows = venuetime.recovery_windows(src.reader, src.last_seq)
 
     def publish(table, checks, new: bool = True) -> None:
         kept, rejected = split(table, KIND, "transactions", checks)
@@ -330,7 +363,7 @@ def stream(src: JournalSlice, ref: RefData, sink, text: bool = True) -> ReportOu
             if new:
                 newt_rejects.append(rejected)
     for chunk in events.collect_chunks(src, only=EXECUTIONS + BREAKS, leaves=False):
-        ev = common.select_trade_date(chunk, src.selection.trade_date)
+        ev = common.select_trade_date(with_venue_times(chunk, windows), src.selection.trade_date)
         del chunk
         broken = ev.cols["event"] == BREAKS[0]
         if broken.any():         # kept aside: their cancellations follow the range's new reports
@@ -338,7 +371,8 @@ def stream(src: JournalSlice, ref: RefData, sink, text: bool = True) -> ReportOu
             ev = ev.take(np.flatnonzero(~broken))
         publish(*build_table(ev, ref, src.journal_id))
     if breaks:                   # one look-up pass from the journal start: breaks are rare
-        ex = broken_executions(src, *(np.concatenate([p.cols[k] for p in breaks]) for k in ("match", "token_key", "seq")))
+        ex = broken_executions(src, *(np.concatenate([p.cols[k] for p in breaks]) for k in ("match", "token_key", "seq")),
+                               windows=windows)
         ex["unreported"] = unreported_executions(src, ref, ex, newt_rejects)
         at = 0
         for part in breaks:
