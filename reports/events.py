@@ -27,7 +27,7 @@ EVENT_NAMES = [
     "SENT_NEW", "SENT_REPLACE", "SENT_CANCEL", "SENT_MODIFY",          # firm -> venue (ORDER_SENT)
     "ACCEPTED", "REPLACED", "CANCELED", "EXECUTED", "REJECTED",          # venue -> firm (VENUE_MSG)
     "AIQ_CANCELED", "BROKEN_TRADE", "CANCEL_PENDING", "CANCEL_REJECT", "PRIORITY_UPDATE",
-    "ORDER_MODIFIED", "EXECUTED_WITH_REF_PRICE", "TRADE_CORRECTION", "OTHER_VENUE_MSG",
+    "ORDER_MODIFIED", "EXECUTED_WITH_REF_PRICE", "TRADE_CORRECTION", "PRICE_CORRECTION", "OTHER_VENUE_MSG",
 ]
 EV = {name: i for i, name in enumerate(EVENT_NAMES)}
 _SENT = {ord("O"): EV["SENT_NEW"], ord("U"): EV["SENT_REPLACE"], ord("X"): EV["SENT_CANCEL"],
@@ -36,7 +36,8 @@ _VENUE = {ord("A"): EV["ACCEPTED"], ord("U"): EV["REPLACED"], ord("C"): EV["CANC
           ord("E"): EV["EXECUTED"], ord("J"): EV["REJECTED"], ord("D"): EV["AIQ_CANCELED"],
           ord("B"): EV["BROKEN_TRADE"], ord("P"): EV["CANCEL_PENDING"], ord("I"): EV["CANCEL_REJECT"],
           ord("T"): EV["PRIORITY_UPDATE"], ord("M"): EV["ORDER_MODIFIED"],
-          ord("G"): EV["EXECUTED_WITH_REF_PRICE"], ord("F"): EV["TRADE_CORRECTION"]}
+          ord("G"): EV["EXECUTED_WITH_REF_PRICE"], ord("F"): EV["TRADE_CORRECTION"],
+          ord("K"): EV["PRICE_CORRECTION"]}
 SOUP_SEQUENCED = ord("S")
 OUCH_SYSTEM_EVENT = ord("S")
 # The fixed OUCH length of each event's message type, by origin (0 sent, 1 venue): 512 entries.

@@ -165,6 +165,16 @@ class DayBuilder:
         """OUCH Broken Trade: the venue takes back the execution `match` of `token`."""
         self._venue(ouch.BrokenTrade(timestamp=self._venue_ts(), token=token, match_number=match, reason=reason))
 
+    def trade_corrected(self, token: str, match: int, qty: int, price: int, reason: str = "E") -> None:
+        """OUCH Trade Correction: the venue restates execution `match` of `token`."""
+        self._venue(ouch.TradeCorrection(timestamp=self._venue_ts(), token=token, executed_shares=qty,
+                                         execution_price=price, liquidity_flag="A", match_number=match, reason=reason))
+
+    def price_corrected(self, token: str, match: int, price: int, reason: str = "E") -> None:
+        """OUCH Price Correction: execution `match` of `token` at a new price."""
+        self._venue(ouch.PriceCorrection(timestamp=self._venue_ts(), token=token, match_number=match,
+                                         new_execution_price=price, reason=reason))
+
     def canceled(self, token: str, decrement: int, reason: str = "U") -> None:
         self.ledger.cancel_reasons[reason] += 1
         self._venue(ouch.Canceled(timestamp=self._venue_ts(), token=token, decrement_shares=decrement,
