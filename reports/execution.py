@@ -262,13 +262,16 @@ def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
         for name, table in (("fills", fills), ("rule612", r612), ("rule610", r610)):
             time_col = "exec_time_utc" if name == "fills" else "event_time_utc"
             no_time = ~table.column(time_col).is_valid().to_numpy(zero_copy_only=False)
-            unknown = ref.instrument_index(table.column("symbol_id").to_numpy()) < 0
             source_rows = np.flatnonzero(np.isin(event_codes, FILLS if name == "fills" else QUOTED))
+            # an order no ORDER_SENT created (adopted by a recovery): named as such, not as symbol 0
+            orphan = ev.cols["creator"][source_rows] < 0
+            unknown = (ref.instrument_index(table.column("symbol_id").to_numpy()) < 0) | orphan
             kept, rej = split(table, KIND, name, [
                 mask_check("ouch_message", short[source_rows],
                            lambda rows, at=source_rows: events.short_message_reasons(ev.cols, at[rows])),
                 mask_check(time_col, no_time, "event without a UTC time"),
-                mask_check("symbol_id", unknown, "symbol_id not in instrument reference data")])
+                mask_check("order_id", orphan, common.NO_CREATOR),
+                mask_check("symbol_id", unknown & ~orphan, "symbol_id not in instrument reference data")])
             sink.add(name, kept)
             if rej.num_rows:
                 rejected.append(rej)
