@@ -2,7 +2,9 @@
 order) and MEOR (route to the venue) for each order entered, MEOM for each replace or modify the
 venue made (its Replaced, with priorOrderID and priorOrderKeyDate, or Order Modified), MEOC for each
 cancel it made at the firm's request (full, or partial with leavesQty > 0) — a request the venue
-overtook (the order filled first) is no event — and MEOT only for executions on a venue that does
+overtook (the order filled first) is no MEOM or MEOC — the route events of what the firm sent
+(cat_routes.py: MEOR per Enter, MEMR per Replace or Modify with priorRoutedOrderID, MECR per Cancel,
+each with routeRejectedFlag), and MEOT only for executions on a venue that does
 not report to CAT itself (`cat_reporter = false` in mics.toml; default true). An exchange (a CAT
 Participant) and an ATS or broker-dealer (a CAT Industry Member) report the executions of the orders
 routed to them: CAT FAQ E15 says the routing firm then submits no Trade event or Order Fulfillment,
@@ -31,7 +33,7 @@ import pyarrow.compute as pc
 
 from journal.catalogue import RecordType
 from reports import arrowcols as ac
-from reports import cat_json, common, events, numtext, orderjoin, timetext
+from reports import cat_json, cat_routes, common, events, numtext, orderjoin, timetext
 from reports.events import EV
 from reports.output import ReportOutput, TableCollector
 from reports.refdata import RefData
@@ -40,8 +42,8 @@ from reports.timebase import to_utc
 from reports.validate import REJECTS_SCHEMA, declare_required, mask_check, passed, split
 
 KIND = "cat"
-SCHEMA_VERSION = "cat-4.0.0-r18-subset-5"
-CAT_TYPES = ["MENO", "MEOR", "MEOM", "MEOC", "MEOT"]
+SCHEMA_VERSION = "cat-4.0.0-r18-subset-6"        # 6: MEMR, MECR, routeRejectedFlag, priorOrderKeyDate
+CAT_TYPES = ["MENO", "MEOR", "MEOM", "MEOC", "MEOT", "MEMR", "MECR"]
 SIDES = {ord("B"): "B", ord("S"): "SL", ord("T"): "SS", ord("E"): "SX"}
 USER_REQUESTED = ord("U")        # OUCH Canceled reason: the firm's Cancel (or Replace) asked for it
 
@@ -51,9 +53,12 @@ USER_REQUESTED = ord("U")        # OUCH Canceled reason: the firm's Cancel (or R
 COMMON_REQUIRED = ("type", "actionType", "firmROEID", "CATReporterIMID", "symbol", "eventTimestamp", "manualFlag")
 ORDER_KEY = ("orderKeyDate", "orderID")       # order events; a trade names its orders in side details
 TERMS = ("side", "price", "quantity", "orderType", "timeInForce", "tradingSession")
+ROUTE = ("senderIMID", "destination", "destinationType", "routedOrderID", "session")
 REQUIRED = {
     "MENO": ORDER_KEY + ("deptType",) + TERMS + ("firmDesignatedID", "accountHolderType", "representativeInd"),
-    "MEOR": ORDER_KEY + TERMS + ("senderIMID", "destination", "destinationType", "routedOrderID", "session"),
+    "MEOR": ORDER_KEY + TERMS + ROUTE,
+    "MEMR": ORDER_KEY + TERMS + ROUTE,        # beyond these, MEMR's and MECR's required fields are unconfirmed
+    "MECR": ORDER_KEY + ROUTE,
     "MEOM": ORDER_KEY + TERMS + ("initiator",),
     "MEOC": ORDER_KEY + ("cancelQty", "leavesQty", "initiator"),
     # Trade event: the required fields of the spec's MEOT layout; buyDetails / sellDetails are
@@ -121,6 +126,9 @@ def _first_types() -> np.ndarray:
     first[EV["SENT_NEW"]] = 0                                          # MENO, then MEOR (1)
     first[[EV["REPLACED"], EV["ORDER_MODIFIED"]]] = 2
     first[EV["CANCELED"]] = 3
+    # the routes the firm changed: what it sent (cat_routes), reported as sent
+    first[[EV["SENT_REPLACE"], EV["SENT_MODIFY"]]] = CAT_TYPES.index("MEMR")
+    first[EV["SENT_CANCEL"]] = CAT_TYPES.index("MECR")
     first[[EV["EXECUTED"], EV["EXECUTED_WITH_REF_PRICE"]]] = 4
     return first
 
@@ -159,8 +167,10 @@ _COLUMNS = ("seq", "ts_ns", "ts_source", "event", "token_key", "prior_token_key"
             "decrement", "reason", "prior_creator")
 
 
-def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None) -> tuple[pa.Table, list]:
-    """The CAT rows of a chunk's events and their checks."""
+def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None,
+                rejections: dict | None = None) -> tuple[pa.Table, list]:
+    """The CAT rows of a chunk's events and their checks (`rejections`: cat_routes.venue_rejections
+    of the range, for routeRejectedFlag; None: none known)."""
     rows, types = _rows_for(ev, ref)
     ev = ev.take(rows, _COLUMNS)
     c = ev.cols
@@ -175,14 +185,19 @@ def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None)
     event_ts = ac.row_text(stamps, stamps.shape[1], ev.utc.valid)
     key_date = _order_key_dates(ev, event_ts, stamps)
     t = types
-    is_new, is_route, is_mod, is_cancel, is_trade = (t == 0), (t == 1), (t == 2), (t == 3), (t == 4)
+    is_new, is_mod, is_cancel, is_trade = (t == 0), (t == 2), (t == 3), (t == 4)
+    routes = cat_routes.route_flags(c, t, CAT_TYPES, rejections or cat_routes.venue_rejections_none())
+    is_route = routes["any"]                     # MEOR, MEMR, MECR
+    reroute = routes["replace"]                  # MEMR of a Replace: the route's token changes
     side_code = np.full(n, len(SIDES), np.int8)
     for i, byte in enumerate(SIDES):
         side_code[c["order_wire_side"] == byte] = i
     side_names = list(SIDES.values())
-    with_terms = is_new | is_route | is_mod
-    modified = c["event"] == EV["ORDER_MODIFIED"]       # venue Modify: its own side, the order's price
+    with_terms = is_new | (is_route & ~routes["cancelled"]) | is_mod
+    # a Modify (the venue's, or the firm's route MEMR): its own side, the order's price
+    modified = (c["event"] == EV["ORDER_MODIFIED"]) | (c["event"] == EV["SENT_MODIFY"])
     replaced = is_mod & (c["event"] == EV["REPLACED"])
+    prior_key = _prior_key_dates(ev, replaced | reroute)     # the replaced order's key date
     side_code[modified] = len(SIDES)
     for i, byte in enumerate(SIDES):
         side_code[modified & (c["wire_side"] == byte)] = i
@@ -196,10 +211,12 @@ def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None)
         "actionType": ac.codes(np.zeros(n, np.int8), ["NEW"]),
         "firmROEID": numtext.join_text([day, seq_text, _type_text(t)], "_"),
         "CATReporterIMID": ac.codes(np.zeros(n, np.int8), [ref.firm.cat_imid]),
-        "orderKeyDate": _where(~is_trade, key_date) if is_trade.any() else key_date,
-        "orderID": token,
+        # a re-route's order is the one whose route it changes: the replaced order, and its key date
+        "orderKeyDate": _order_key_column(key_date, is_trade, reroute, prior_key),
+        "orderID": pc.if_else(pa.array(reroute), ac.token_strings(c["prior_token_key"]), token)
+        if reroute.any() else token,
         "priorOrderID": ac.token_strings(c["prior_token_key"], replaced),
-        "priorOrderKeyDate": _prior_key_dates(ev, replaced),
+        "priorOrderKeyDate": _where(replaced, prior_key) if replaced.any() else pa.nulls(n, pa.string()),
         "symbol": inst_cols["symbol"],
         "eventTimestamp": event_ts,
         "manualFlag": pa.array(np.zeros(n, bool)),
@@ -221,10 +238,14 @@ def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None)
                                                   [i.mic for i in ref.sorted_values("instruments")])),
         "destinationType": ac.codes(np.zeros(n, np.int8), ["E"], is_route),
         "routedOrderID": _where(is_route, token),
+        "priorRoutedOrderID": ac.token_strings(c["prior_token_key"], reroute),
+        "dupROIDCond": pa.array(np.ones(n, bool), mask=~routes["same_id"]),
+        "routeRejectedFlag": pa.array(routes["rejected"], mask=~is_route),
         "session": ac.codes(np.zeros(n, np.int8), [venue_session or ""], is_route & bool(venue_session)),
         # the venue's Canceled: the shares it took off, and what remains open after it
         "cancelQty": pa.array(c["decrement"], mask=~is_cancel),
-        "leavesQty": pa.array(c["leaves"], mask=~(is_cancel & (c["leaves"] >= 0))),
+        "leavesQty": pa.array(np.where(is_cancel, c["leaves"], c["qty"]),
+                              mask=~((is_cancel & (c["leaves"] >= 0)) | routes["cancelled"])),
         "initiator": ac.codes(np.zeros(n, np.int8), ["F"], is_cancel | is_mod),
         "tradeID": numtext.integer_text(c["match"].astype(np.uint64, copy=False), is_trade),
         **_trade_columns(c, is_trade, event_ts, key_date, side_code),
@@ -308,8 +329,17 @@ def _order_key_dates(ev: events.OrderEvents, event_ts: pa.Array, stamps: np.ndar
     return ac.row_text(rows, rows.shape[1], valid)
 
 
+def _order_key_column(key_date: pa.Array, is_trade: np.ndarray, reroute: np.ndarray, prior_key: pa.Array) -> pa.Array:
+    """orderKeyDate: the row's order's, the replaced order's on a re-route (MEMR of a Replace), none
+    on a trade (its orders are in its side details)."""
+    if reroute.any():
+        key_date = pc.if_else(pa.array(reroute), prior_key, key_date)
+    return _where(~is_trade, key_date) if is_trade.any() else key_date
+
+
 def _prior_key_dates(ev: events.OrderEvents, rows: np.ndarray) -> pa.Array:
-    """priorOrderKeyDate of the MEOM rows `rows` (a venue Replaced): the CAT timestamp of the
+    """priorOrderKeyDate of the MEOM rows `rows` (a venue Replaced; or the orderKeyDate of a MEMR of
+    a Replace, the order whose route it changes): the CAT timestamp of the
     ORDER_SENT that created the replaced order (prior_creator), as that order's own orderKeyDate
     is; null elsewhere, and where no ORDER_SENT of the journal created it. Tech Specs 4.0.0-r18,
     Order Modified: with a new Order Key, "the prior order fields must reflect the order that is
@@ -388,10 +418,11 @@ def stream(src: JournalSlice, ref: RefData, sink, text: bool = True) -> ReportOu
     rejects = []
     with ThreadPoolExecutor(max_workers=1) as aside:     # the session scan beside the first decode
         session = aside.submit(_venue_session, src)
+        rejections = aside.submit(cat_routes.venue_rejections, src)
         for chunk in events.collect_chunks(src, gather_joined=False):
             ev = select_eastern_date(chunk, src.selection.trade_date)
             del chunk
-            table, checks = build_table(ev, ref, session.result())
+            table, checks = build_table(ev, ref, session.result(), rejections.result())
             kept, rejected = split(table, KIND, "order_events", checks)
             kept = declare_required(kept.replace_schema_metadata({**(kept.schema.metadata or {}),
                                                                   b"cat.notes": NOTES.encode()}), NOT_NULL)

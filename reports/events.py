@@ -474,11 +474,12 @@ def _join(decoded: _Decoded, book: "Creators", leaves: bool = True, gather_joine
 
 
 def prior_creators(cols, book: "Creators") -> np.ndarray:
-    """For each venue Replaced message, the book row of the ORDER_SENT that created the order it
-    replaced (its previous token; -1 if none did); -1 on every other row. Only those rows are
-    looked up: CAT's priorOrderKeyDate is the replaced order's key date."""
+    """For each venue Replaced message and each Replace sent, the book row of the ORDER_SENT that
+    created the order it replaces (its previous token; -1 if none did); -1 on every other row. Only
+    those rows are looked up: CAT's priorOrderKeyDate (MEOM) and a re-route's orderKeyDate (MEMR)
+    are the replaced order's key date."""
     out = np.full(len(cols["event"]), -1, np.int64)
-    rows = np.flatnonzero(cols["event"] == EV["REPLACED"])
+    rows = np.flatnonzero((cols["event"] == EV["REPLACED"]) | (cols["event"] == EV["SENT_REPLACE"]))
     if len(rows):
         out[rows] = book.index.lookup(cols["prior_token_key"][rows])
     return out

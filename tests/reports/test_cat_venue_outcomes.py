@@ -17,7 +17,7 @@ def test_a_cancel_the_fill_overtook_is_no_meoc_and_no_came(tmp_path):
     b.advance(10_000); b.execute("C1", 200)              # filled before the cancel arrived: no Canceled
     result, got = _reports(b, tmp_path)
     assert result.rejected == 0
-    assert [r["type"] for r in got["cat"]] == ["MENO", "MEOR"]
+    assert [r["type"] for r in got["cat"]] == ["MENO", "MEOR", "MECR"]     # the route cancel was sent: no MEOC
     assert [(r["event_type"], r["rts24_event"]) for r in got["orders"]] == [
         ("SENT_NEW", "NEWO"), ("ACCEPTED", None), ("SENT_CANCEL", None), ("EXECUTED", "FILL")]
 
@@ -49,7 +49,7 @@ def test_a_replace_the_fill_overtook_creates_no_order_in_cat(tmp_path):
     b.advance(10_000); b.replace("R1", "R2", 1_499_700, 200)
     b.advance(10_000); b.execute("R1", 200)              # the venue never answers the replace
     result, got = _reports(b, tmp_path)
-    assert [r["type"] for r in got["cat"]] == ["MENO", "MEOR"]
+    assert [r["type"] for r in got["cat"]] == ["MENO", "MEOR", "MEMR"]     # the re-route was sent: no MEOM
     assert "R2" not in {r["orderID"] for r in got["cat"]}
     assert [r["rts24_event"] for r in got["orders"] if r["event_type"] == "SENT_REPLACE"] == [None]
 

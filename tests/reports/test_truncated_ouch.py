@@ -223,8 +223,9 @@ def test_reports_reject_the_events_of_an_order_whose_side_was_cut_with_their_rea
     cat_rejects = cat_rejects.to_pylist()
     # every MEOT (the cut order's two, W1's one) is rejected for what the journal lacks (cat.UNKNOWN_MEOT)
     assert len({r["seq"] for r in cat_rejects if r["field"] == "tapeTradeID"}) == 3
-    # the cut Enter (MENO, MEOR; short too), both executions' MEOTs and the venue's Replaced (MEOM)
-    assert {r["seq"] for r in cat_rejects if r["field"] == "order_side"} == {2, 4, 6, 7}
+    # the cut Enter (MENO, MEOR; short too), both executions' MEOTs, the Replace sent (MEMR) and the
+    # venue's Replaced (MEOM)
+    assert {r["seq"] for r in cat_rejects if r["field"] == "order_side"} == {2, 4, 5, 6, 7}
 
 
 @settings(max_examples=40, deadline=None)
