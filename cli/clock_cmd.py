@@ -17,6 +17,16 @@ from audit.pmc import DEFAULT_UDS, PmcClient, PmcSession
 from audit.sampler import PmcSampler
 
 
+# the servo logs a monitor can follow besides pmc (also `mmaudit run`'s, with --ptp-uds)
+LOG_OPTIONS = [
+    click.option("--phc2sys-log", default=None, type=click.Path(exists=True, dir_okay=False),
+                 help="phc2sys log to follow: its offset joins the bound; unlocked blocks LOCKED."),
+    click.option("--ptp4l-log", default=None, type=click.Path(exists=True, dir_okay=False),
+                 help="ptp4l log (-m output or syslog) to follow: a jump it logs between two pmc "
+                      "samples counts, and s0/s1 is not settled."),
+]
+
+
 def _health_options(fn):
     options = [
         click.option("--uds", default=DEFAULT_UDS, show_default=True, help="ptp4l's UDS socket (uds_address)."),
@@ -33,11 +43,7 @@ def _health_options(fn):
         click.option("--pmc-session", is_flag=True,
                      help="Keep one interactive pmc running instead of one pmc per sample (faster; "
                           "single-port clocks)."),
-        click.option("--phc2sys-log", default=None, type=click.Path(exists=True, dir_okay=False),
-                     help="phc2sys log to follow: its offset joins the bound; unlocked blocks LOCKED."),
-        click.option("--ptp4l-log", default=None, type=click.Path(exists=True, dir_okay=False),
-                     help="ptp4l log (-m output or syslog) to follow: a jump it logs between two pmc "
-                          "samples counts, and s0/s1 is not settled."),
+        *LOG_OPTIONS,
     ]
     for option in reversed(options):
         fn = option(fn)

@@ -17,6 +17,7 @@ import time
 import click
 
 from audit.health import PROFILES
+from cli.clock_cmd import LOG_OPTIONS
 from cli.operator_cmd import CONTROL_NAME
 from mm_core.session import (
     ClockSpec, JournalInUse, Progress, Session, SessionError, SessionSettings, SessionSummary, VenueSpec,
@@ -115,11 +116,16 @@ def stop_on_signals():
             signal.signal(sig, handler)
 
 
-def clock_spec(ptp_uds: str | None, ptp_lab: bool | None, venue_kind: str, free_running: bool) -> ClockSpec:
+def clock_spec(ptp_uds: str | None, ptp_lab: bool | None, venue_kind: str, free_running: bool,
+               ptp4l_log: str | None = None, phc2sys_log: str | None = None) -> ClockSpec:
     if ptp_uds and ptp_lab:
         raise click.UsageError("give --ptp-uds or --ptp-lab, not both")
+    if (ptp4l_log or phc2sys_log) and not ptp_uds:
+        raise click.UsageError("--ptp4l-log and --phc2sys-log follow the logs of the ptp4l named by --ptp-uds: "
+                               "give --ptp-uds too")
     if ptp_uds:
-        return ClockSpec("uds", ptp_uds, free_running=free_running, explicit=True)
+        return ClockSpec("uds", ptp_uds, free_running=free_running, explicit=True, ptp4l_log=ptp4l_log,
+                         phc2sys_log=phc2sys_log)
     if ptp_lab:
         return ClockSpec("lab")
     if ptp_lab is None and venue_kind != "external":
@@ -197,6 +203,8 @@ def _started(session: Session, quiet: bool) -> None:
               help="Clock from a loopback PTP lab (default for a venue started here, when root).")
 @click.option("--ptp-free-running", is_flag=True,
               help="The --ptp-uds ptp4l is a verifier (free_running 1): judge lock by steady samples.")
+@LOG_OPTIONS[1]
+@LOG_OPTIONS[0]
 @click.option("--seed", type=int, default=None, help="Seed of the embedded venue's background flow.")
 @click.option("--busy-poll", is_flag=True, help="Spin instead of sleeping between events (uses one core).")
 @click.option("--control", "control_path", default=None,
@@ -204,8 +212,8 @@ def _started(session: Session, quiet: bool) -> None:
                    "directory; 'none' for none).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON, without progress lines.")
 def command(venue_text, itch_port, rerequest_port, md_bind, duration, journal_dir, config_path, limits_path,
-            venue_config_path, profile, ptp_uds, ptp_lab, ptp_free_running, seed, busy_poll, control_path,
-            as_json) -> None:
+            venue_config_path, profile, ptp_uds, ptp_lab, ptp_free_running, ptp4l_log, phc2sys_log, seed,
+            busy_poll, control_path, as_json) -> None:
     """Trade on a venue for a while, journaling ahead, with the clock monitored.
 
     The gateway trades only on a compliant clock: without --ptp-uds or the PTP lab the monitor
@@ -215,7 +223,7 @@ def command(venue_text, itch_port, rerequest_port, md_bind, duration, journal_di
     """
     try:
         venue = VenueSpec.parse(venue_text, itch_port, rerequest_port, md_bind)
-        clock = clock_spec(ptp_uds, ptp_lab, venue.kind, ptp_free_running)
+        clock = clock_spec(ptp_uds, ptp_lab, venue.kind, ptp_free_running, ptp4l_log, phc2sys_log)
         inputs = load_inputs(config_path, limits_path, venue_config_path, profile)
         journal_dir = journal_dir or str(pathlib.Path(tempfile.mkdtemp(prefix="mmaudit-run-")) / "journal")
         if control_path is None:

@@ -37,7 +37,8 @@
  *                             renames it to seg-<i+1>.mmj.tmp and finishes it as a new segment
  *                             (a roll that finds the helper still creating it waits for it, at
  *                             most 250 ms, then preallocates seg-<i+1>.mmj.tmp itself and the
- *                             helper deletes its file when done); deleted at open
+ *                             helper deletes its file when done; later rolls while that file
+ *                             is still not done do not wait again); deleted at open
  *   notify                    4096 bytes, not journal data: u32 futex counter at 0, u32 at 4:
  *                             epoch (high 16 bits) | count of waiting tailers (low 16 bits). A
  *                             writer that publishes records and sees a waiter bumps the counter

@@ -96,6 +96,8 @@ int mmj_ahead_wait_next(mmj_writer *w, int64_t timeout_ns)
 {
     if (!w->next_busy)
         return 0;
+    if (w->next_overdue)   /* an earlier roll already waited the bound for this same file */
+        return 1;
     struct timespec until;
     clock_gettime(CLOCK_MONOTONIC, &until);
     until.tv_sec += (time_t)(timeout_ns / 1000000000);
@@ -108,6 +110,7 @@ int mmj_ahead_wait_next(mmj_writer *w, int64_t timeout_ns)
     while (w->next_busy && pthread_cond_timedwait(&w->next_done, &w->hash_mu, &until) != ETIMEDOUT)
         ;
     w->next_wanted = 0;   /* given up: a file finished from now on is dropped (prepare_next) */
+    w->next_overdue = w->next_busy;
     return w->next_busy;
 }
 
@@ -154,7 +157,7 @@ static int prepare_next(mmj_writer *w, uint64_t pub)
     pthread_mutex_unlock(&w->hash_mu);
     uint8_t *p = make_next(w, &fd);
     pthread_mutex_lock(&w->hash_mu);
-    w->next_busy = 0;
+    w->next_busy = w->next_overdue = 0;
     pthread_cond_broadcast(&w->next_done);
     if (p == MAP_FAILED) {
         w->next_failed = 1;   /* short of space: the roll will find out itself */

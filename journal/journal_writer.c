@@ -250,7 +250,8 @@ static int preallocate(mmj_writer *w, const char *tmp, int *fd, int *err)
 
 /* The helper's file for segment `index` (mmj_ahead_take_next), waiting a bounded time for one it
  * is preparing right now rather than preallocating a second file beside it; -1 if there is none
- * (or it is still not done after MMJ_ROLL_WAIT_NS: the helper drops it when it finishes). */
+ * (or it is still not done after MMJ_ROLL_WAIT_NS, or an earlier roll already waited that long
+ * for it: the helper drops it when it finishes). */
 static int take_prepared(mmj_writer *w, uint64_t index, uint8_t **mapped, uint64_t *populated)
 {
     pthread_mutex_lock(&w->hash_mu);
@@ -819,9 +820,7 @@ int mmj_writer_shutdown(mmj_writer *w)
     mmj_ahead_drop_next(w);
     if (w->seg.base) {
         if (!w->failed_errno) {
-            rc = seal_current(w, NULL);
-            if (rc == MMJ_OK && durable(w))
-                rc = sync_range(w, MMJ_HEADER_SIZE, w->off);
+            rc = seal_current(w, NULL);   /* in durable modes its msync covers the SEAL and EOS */
             if (rc == MMJ_OK)
                 release_unused_tail(w);
         } else {
@@ -1127,15 +1126,17 @@ static int summary_state(mmj_writer *w, const mmj_map *m, uint64_t first_seq, ui
     return SUM_DURABLE;
 }
 
-/* A sealed segment that recovery scanned (its summary is not DURABLE, or missing) is not known to
- * be durable: note it for sync_retired, and give it the summary it lacks (not DURABLE yet), which
- * the sync then marks. MMJ_E_NOMEM if it cannot be noted. */
+/* A sealed segment that recovery scanned (its summary is not DURABLE, missing or not believed) is
+ * not known to be durable: note it for sync_retired, and give it the summary it lacks (not
+ * DURABLE yet), which the sync then marks. A summary not believed (torn by a power cut, or not
+ * this segment's) is replaced from the scan like a missing one: kept, it would make every later
+ * writer sync and scan the segment again (verify ignores summaries: no evidence is lost). */
 static int note_cold(mmj_writer *w, uint64_t index, uint64_t first_seq, int summary, const uint8_t *seal)
 {
     if (mmj_push_u64(&w->cold, &w->n_cold, &w->cap_cold, index) != MMJ_OK)
         return MMJ_E_NOMEM;
     /* scan_segment left the anchor at the SEAL and seg_data at the segment's data records */
-    if (summary == SUM_MISSING)
+    if (summary == SUM_MISSING || summary == SUM_UNBELIEVED)
         mmj_footer_write(w->dirfd, index, first_seq, w->seg_data, w->anchor_off, seal, 0);
     return MMJ_OK;
 }

@@ -43,6 +43,7 @@ struct mmj_writer {
     int next_failed;           /* the helper could not preallocate it: the roll tries itself */
     int next_busy;             /* the helper is creating it now (hash_mu not held meanwhile) */
     int next_wanted;           /* a roll waits for that file (mmj_ahead_wait_next): keep it */
+    int next_overdue;          /* a roll gave up waiting for it: later rolls do not wait again */
     int rolling;               /* a roll is between creating the next segment and starting it: w->seg
                                 * is still the old one, whose successor exists already (hash_mu) */
     pthread_cond_t next_done;  /* signalled when next_busy clears */

@@ -3,9 +3,8 @@ option revaluation and market-data feeds (API mode, out of line) into mm_core._f
 
 The cdef is read from mm_core/fastmd.h, fastsig.h, fastquote.h and fastgreeks.h with the journal
 build's header stripper, so the binding never drifts from the headers and no declaration is copied
-by hand. One module, so the signal kernel reads a packet's fmd_summary directly. No -march or
--ffast-math, and -ffp-contract=off: the signal kernel's, the quote pricer's and the revaluation's
-floats must equal the Python reference's bit for bit.
+by hand. One module, so the signal kernel reads a packet's fmd_summary directly. The files and
+flags it is built from, and the source digest it embeds, are mm_core/_fastmd_sources.py's.
 """
 from __future__ import annotations
 
@@ -16,33 +15,34 @@ from cffi import FFI
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
-HEADERS = ("fastmd.h", "fastsig.h", "fastquote.h", "fastgreeks.h", "fastfeed.h")
-SOURCES = ("_fastmd.c", "_fastsig.c", "_fastquote.c", "_fastgreeks.c", "_fastfeed.c")
 
 
-def _journal_build():
-    """journal/_build.py loaded by path: importing the journal package would need numpy, which
-    the isolated build environment does not have."""
-    spec = importlib.util.spec_from_file_location("_journal_build", ROOT / "journal" / "_build.py")
+def _load(path: pathlib.Path, name: str):
+    """A module loaded by path: importing its package would need numpy, which the isolated build
+    environment does not have."""
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-cdef_from_header = _journal_build().cdef_from_header
+cdef_from_header = _load(ROOT / "journal" / "_build.py", "_journal_build").cdef_from_header
+built_from = _load(HERE / "_fastmd_sources.py", "_fastmd_sources")
+HEADERS, SOURCES = built_from.HEADERS, built_from.SOURCES
 
 
 def make_builder() -> FFI:
     ffi = FFI()
-    ffi.cdef("\n".join(cdef_from_header((HERE / h).read_text()) for h in HEADERS))
+    ffi.cdef("\n".join(cdef_from_header((HERE / h).read_text()) for h in HEADERS)
+             + f"\nconst char *{built_from.DIGEST_FN}(void);")
     ffi.set_source(
         "mm_core._fastmd_cffi",
-        "\n".join(f'#include "{h}"' for h in HEADERS),
+        "\n".join(f'#include "{h}"' for h in HEADERS)
+        + f'\nconst char *{built_from.DIGEST_FN}(void) {{ return "{built_from.source_digest()}"; }}\n',
         sources=[str((HERE / c).relative_to(ROOT)) for c in SOURCES],
         include_dirs=[str(HERE)],
         libraries=["m"],
-        extra_compile_args=["-O2", "-std=gnu11", "-ffp-contract=off", "-Wall", "-Wextra",
-                            "-Wno-unused-parameter"],
+        extra_compile_args=list(built_from.FLAGS),
     )
     return ffi
 

@@ -225,10 +225,14 @@ class ClockSpec:
     free_running: bool = False       # the ptp4l is a verifier (free_running 1): judge by stability
     explicit: bool = False
     warmup_s: float | None = None    # wait this long for a compliant clock before trading
+    ptp4l_log: str | None = None     # that ptp4l's log: a jump logged between two samples counts
+    phc2sys_log: str | None = None   # the phc2sys copying its PHC into CLOCK_REALTIME
 
     def __post_init__(self) -> None:
         if self.source not in ("lab", "uds", "auto"):
             raise SessionConfigError(f"clock source {self.source!r}: expected lab, uds or auto")
+        if (self.ptp4l_log or self.phc2sys_log) and not self.explicit:
+            raise SessionConfigError("a ptp4l or phc2sys log belongs to a named ptp4l (--ptp-uds)")
 
     @property
     def warmup(self) -> float:
@@ -325,6 +329,15 @@ def free_udp_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def _refuse_stale_build() -> None:
+    """A compiled module built from other C than the sources beside it would trade on code the
+    journal's fingerprint does not name: refused before anything is written."""
+    try:
+        buildid.check_compiled()
+    except buildid.StaleBuild as exc:
+        raise SessionConfigError(str(exc)) from None
 
 
 def _code_digest() -> bytes:
@@ -472,7 +485,9 @@ def _start_clock(spec: ClockSpec, stack: contextlib.ExitStack) -> tuple[ClockMon
         uds, free_running, source = spec.uds, spec.free_running, f"ptp4l at {spec.uds}"
         note = (f"clock evidence from the ptp4l at {spec.uds} through pmc" if spec.explicit else
                 f"no clock source given: looked for a ptp4l at {spec.uds}")
-    sampler = PmcSampler(PmcClient(uds, timeout_s=2.0))
+        note += "".join(f", following {name} log {path}" for name, path in
+                        (("its", spec.ptp4l_log), ("the phc2sys", spec.phc2sys_log)) if path)
+    sampler = PmcSampler(PmcClient(uds, timeout_s=2.0), phc2sys_log=spec.phc2sys_log, ptp4l_log=spec.ptp4l_log)
     stack.callback(sampler.close)
     monitor = ClockMonitor(sampler, HealthTracker(HealthConfig(free_running=free_running)),
                            labels={"uds": uds})
@@ -615,6 +630,7 @@ class Session:
         s = self.settings
         self._started = time.monotonic()
         with contextlib.ExitStack() as stack:
+            _refuse_stale_build()
             _refuse_used(s.journal_dir)
             journal = _open_journal(s.journal_dir, s.durability)
             stack.callback(journal.close)

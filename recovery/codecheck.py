@@ -42,12 +42,17 @@ class SessionCode:
 
 
 def running_fingerprint() -> str:
-    """The running code's fingerprint, or UNKNOWN when its sources cannot be read (then no journal
-    matches it)."""
+    """The running code's fingerprint, or UNKNOWN when its sources cannot be read or its compiled
+    module was built from other sources (then no journal matches it)."""
+    return _running()[0]
+
+
+def _running() -> tuple[str, str]:
+    """(the running code's fingerprint, "") or (UNKNOWN, why it cannot be named)."""
     try:
-        return buildid.fingerprint()
-    except buildid.BuildIdError:
-        return buildid.UNKNOWN
+        return buildid.fingerprint(), ""
+    except buildid.BuildIdError as exc:
+        return buildid.UNKNOWN, str(exc)
 
 
 def session_start(session_id: int = 1, **fields) -> bytes:
@@ -125,7 +130,7 @@ class CodeCheck:
     def check(self, sessions: list[SessionCode], path: str = "the journal") -> None:
         other = [s for s in sessions if not self.matches(s)]
         if other and not self.accept:
-            raise CodeMismatch(path, other, self.running)
+            raise CodeMismatch(path, other, self.running, _running()[1] if self.running == buildid.UNKNOWN else "")
         self.differing += other
 
     def check_journal(self, path: str, snapshots: str | None = None, setup: str | None = None) -> None:

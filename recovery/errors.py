@@ -58,13 +58,14 @@ class CodeMismatch(RecoveryError):
     itself): replay would not reproduce its decisions. Names both fingerprints; recovery proceeds
     only when the operator accepts the change (--accept-code-change)."""
 
-    def __init__(self, path: str, sessions, running: str) -> None:
+    def __init__(self, path: str, sessions, running: str, why_unknown: str = "") -> None:
         names = ", ".join(f"session {s.session_id or '?'} (seq {s.seq}) code {s.fingerprint[:16]}"
                           for s in sessions[:5])
         if len(sessions) > 5:
             names += f" and {len(sessions) - 5} more"
         super().__init__(
-            f"{path} was written by other code than this one: {names}; this code is {running[:16]}. "
+            f"{path} was written by other code than this one: {names}; this code is {running[:16]}"
+            f"{f' ({why_unknown})' if why_unknown else ''}. "
             f"Replay would not reproduce its decisions: recover on the code that wrote it, or pass "
             f"--accept-code-change to recover anyway (the change is journaled; snapshots of other "
             f"code are not used)")

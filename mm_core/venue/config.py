@@ -17,19 +17,25 @@ Format (see default.toml, shipped in this package, for every key with its defaul
   [[pairs]]    a, b (symbol names), correlation (-1..1): b's latent path loads on a's shocks
   [[options]]  name, id, underlying (a symbol), strike (price4), expiry_days, right ("C"/"P"),
                implied_vol, half_penny; priced off the latent underlying by Black-Scholes
-Missing keys take the defaults from default.toml; unknown keys are errors (typos must not pass).
+  [calendar]   holidays: the exchange's full-day closures, TOML dates (2026-11-26) or
+               "YYYY-MM-DD" strings, each a weekday, no repeats (see tradingdays.py)
+Missing keys (and a missing [calendar]) take the defaults from default.toml; unknown keys are
+errors (typos must not pass).
 """
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import math
 import pathlib
+import re
 import tomllib
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from mm_core.venue.errors import ConfigError
 from mm_core.venue.matching import MAX_PRICE, Listing
+from mm_core.venue.tradingdays import TradingCalendar
 
 DEFAULT_PATH = pathlib.Path(__file__).with_name("default.toml")
 
@@ -111,6 +117,7 @@ class VenueConfig:
     symbols: tuple[SymbolConfig, ...]
     pairs: tuple[PairConfig, ...]
     options: tuple[OptionConfig, ...]
+    calendar: TradingCalendar = TradingCalendar()
 
     def listings(self) -> list[Listing]:
         """Every tradable instrument (symbols, then options) for the matching engine."""
@@ -260,7 +267,7 @@ def _rows(doc: dict, key: str, cls: type, checks: dict[str, Check]) -> tuple:
 def parse_config(doc: dict, defaults: dict | None = None) -> VenueConfig:
     """Build a VenueConfig from a parsed TOML document; [venue]/[flow] keys default to `defaults`."""
     defaults = defaults if defaults is not None else _default_doc()
-    unknown = set(doc) - {"venue", "users", "flow", "symbols", "pairs", "options"}
+    unknown = set(doc) - {"venue", "users", "flow", "symbols", "pairs", "options", "calendar"}
     if unknown:
         raise ConfigError(sorted(unknown)[0], "unknown table")
     venue = _build(VenueSettings, doc.get("venue", {}), "venue", _VENUE_CHECKS, defaults["venue"])
@@ -287,7 +294,44 @@ def parse_config(doc: dict, defaults: dict | None = None) -> VenueConfig:
     for i, option in enumerate(options):
         if option.underlying not in names:
             raise ConfigError(f"options[{i}].underlying", f"unknown symbol {option.underlying!r}")
-    return VenueConfig(venue, users, flow, symbols, pairs, options)
+    calendar = _calendar(doc["calendar"] if "calendar" in doc else defaults.get("calendar", {}))
+    return VenueConfig(venue, users, flow, symbols, pairs, options, calendar)
+
+
+def _calendar(raw: Any) -> TradingCalendar:
+    if not isinstance(raw, dict):
+        raise ConfigError("calendar", "must be a table")
+    unknown = set(raw) - {"holidays"}
+    if unknown:
+        raise ConfigError(f"calendar.{sorted(unknown)[0]}", "unknown key")
+    days = raw.get("holidays", [])
+    if not isinstance(days, list):
+        raise ConfigError("calendar.holidays", "must be an array of dates")
+    holidays: set[dt.date] = set()
+    for i, value in enumerate(days):
+        day = _date(value)
+        where = f"calendar.holidays[{i}]"
+        if day is None:
+            raise ConfigError(where, f'must be a date (2026-11-26 or "2026-11-26"), not {value!r}')
+        if day.weekday() >= 5:
+            raise ConfigError(where, f"{day.isoformat()} is a {day:%A}: not a weekday closure")
+        if day in holidays:
+            raise ConfigError(where, f"duplicate {day.isoformat()}")
+        holidays.add(day)
+    return TradingCalendar(frozenset(holidays))
+
+
+def _date(value: Any) -> dt.date | None:
+    """A TOML local date, or an ISO "YYYY-MM-DD" string; None for anything else (a date-time
+    included)."""
+    if type(value) is dt.date:
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            return None
+    return None
 
 
 def _check_unique(rows: tuple, where: str, key: str) -> None:

@@ -1,4 +1,4 @@
-"""Price-time priority matching engine of the embedded venue: commands in, events out.
+"""Price-display-time priority matching engine of the embedded venue: commands in, events out.
 
 Owns the order books, order references, match numbers, per-owner tokens and positions. Pure and
 deterministic: it never reads clocks, sockets or files and has no randomness, so the same command
@@ -15,9 +15,12 @@ Policies (the venue's rulebook):
 - Modify (OUCH 'M') never changes priority: it may lower the open size (a larger size is ignored,
   zero cancels) and switch a sell between sell, short and short-exempt; a buy stays a buy and a
   sell stays a sell (such a request is ignored, as NASDAQ does).
-- Non-displayed orders (OUCH display 'N') match like any other but never show: no BookAdd or
-  BookCancel, and their executions as the resting side are marked `displayed=False` (ITCH prints
-  them as non-displayable trades, 'P'). A replace that changes the display re-enters the order.
+- Non-displayed orders (OUCH display 'N') never show: no BookAdd or BookCancel, and their
+  executions as the resting side are marked `displayed=False` (ITCH prints them as
+  non-displayable trades, 'P'). At one price every displayed order executes before any
+  non-displayed one, then time priority within each (NASDAQ Equity 4, Rule 4757(a)(1), Book
+  Processing: displayed, then non-displayed interest at a price level). A replace that changes
+  the display re-enters the order.
 - Self-match prevention (same non-blank firm on both sides): the RESTING order is canceled with
   reason 'Q' and the incoming order continues to match deeper ("cancel oldest").
 - Tokens are unique per owner for the whole session (OUCH 4.2: day-unique). A token is used once
@@ -202,8 +205,29 @@ class _Order:
         self.displayed = displayed                 # on the public book (ITCH); False: display 'N'
 
 
+class _Level:
+    """One price level: displayed orders, then non-displayed ones, each a FIFO (insertion-ordered
+    dict by reference). Matching takes `shown` before `hidden`."""
+
+    __slots__ = ("shown", "hidden")
+
+    def __init__(self) -> None:
+        self.shown: dict[int, _Order] = {}
+        self.hidden: dict[int, _Order] = {}
+
+    def queue(self) -> tuple[_Order, ...]:
+        """The level's orders in execution priority (a snapshot: matching mutates the level)."""
+        if self.hidden:
+            return (*self.shown.values(), *self.hidden.values())
+        return tuple(self.shown.values())
+
+    def shares(self) -> int:
+        return (sum(o.remaining for o in self.shown.values())
+                + sum(o.remaining for o in self.hidden.values()))
+
+
 class _Side:
-    """One side of one book: price -> FIFO level (insertion-ordered dict), and sorted keys.
+    """One side of one book: price -> level (displayed and non-displayed FIFOs), and sorted keys.
 
     Keys are +price for bids and -price for asks so that the best level is always keys[-1].
     """
@@ -213,21 +237,21 @@ class _Side:
     def __init__(self, sign: int) -> None:
         self.sign = sign
         self.keys: list[int] = []
-        self.levels: dict[int, dict[int, _Order]] = {}
+        self.levels: dict[int, _Level] = {}
 
     def add(self, order: _Order) -> None:
         key = order.price * self.sign
         level = self.levels.get(key)
         if level is None:
-            level = self.levels[key] = {}
+            level = self.levels[key] = _Level()
             bisect.insort(self.keys, key)
-        level[order.ref] = order
+        (level.shown if order.displayed else level.hidden)[order.ref] = order
 
     def remove(self, order: _Order) -> None:
         key = order.price * self.sign
         level = self.levels[key]
-        del level[order.ref]
-        if not level:
+        del (level.shown if order.displayed else level.hidden)[order.ref]
+        if not level.shown and not level.hidden:
             del self.levels[key]
             del self.keys[bisect.bisect_left(self.keys, key)]
 
@@ -235,8 +259,7 @@ class _Side:
         return self.keys[-1] * self.sign if self.keys else None
 
     def depth(self) -> list[tuple[int, int]]:
-        return [(key * self.sign, sum(o.remaining for o in self.levels[key].values()))
-                for key in reversed(self.keys)]
+        return [(key * self.sign, self.levels[key].shares()) for key in reversed(self.keys)]
 
 
 class _Book:
@@ -407,6 +430,10 @@ class MatchingEngine:
         return [OrderView(o.owner, o.token, o.ref, o.symbol, o.side, o.remaining, o.price, o.firm)
                 for o in orders if owner is None or o.owner == owner]
 
+    def next_numbers(self) -> tuple[int, int]:
+        """(next order reference, next match number): every one below them is handed out."""
+        return self._next_ref, self._next_match
+
     def position(self, owner: str) -> dict[str, int]:
         """Net executed shares per symbol (buys positive) of one owner."""
         return dict(self._positions.get(owner, {}))
@@ -460,8 +487,7 @@ class MatchingEngine:
             best = best_key * contra.sign
             if (best > limit) if buying else (best < limit):
                 break
-            level = contra.levels[best_key]
-            for resting in list(level.values()):
+            for resting in contra.levels[best_key].queue():
                 if not order.remaining:
                     break
                 if order.firm and resting.firm == order.firm:

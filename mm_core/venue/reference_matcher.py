@@ -43,7 +43,7 @@ class ReferenceMatcher:
         self.refs += 1
         return self.refs
 
-    def enter(self, owner, token, symbol, side, shares, price, tif=m.DAY, firm=""):
+    def enter(self, owner, token, symbol, side, shares, price, tif=m.DAY, firm="", displayed=True):
         if (owner, token) in self.used:
             return [m.Ignored(owner, token, "duplicate token")]
         self.used.add((owner, token))
@@ -51,7 +51,8 @@ class ReferenceMatcher:
         if why:
             return [m.Rejected(owner, token, why)]
         o = dict(owner=owner, token=token, symbol=symbol, side="B" if side == "B" else "S",
-                 client_side=side, left=shares, price=price, tif=tif, firm=firm, ref=self._new_ref())
+                 client_side=side, left=shares, price=price, tif=tif, firm=firm,
+                 ref=self._new_ref(), shown=displayed)
         out = [m.Accepted(owner, token, o["ref"], symbol, side, shares, price, tif, firm)]
         return out + self._run(o)
 
@@ -65,7 +66,7 @@ class ReferenceMatcher:
             return []
         return self._cut(o, o["left"] - new_shares, m.CANCEL_USER)
 
-    def replace(self, owner, token, new_token, shares, price, tif=m.DAY):
+    def replace(self, owner, token, new_token, shares, price, tif=m.DAY, displayed=None):
         o = self._find(owner, token)
         if o is None:
             return [m.Ignored(owner, token, "replace of unknown or dead token")]
@@ -77,18 +78,19 @@ class ReferenceMatcher:
         why = self._invalid(o["symbol"], o["side"], shares, price)
         if why:
             return [m.Rejected(owner, new_token, why)]
-        old_token, old_left = o["token"], o["left"]
+        old_token, old_left, was_shown = o["token"], o["left"], o["shown"]
+        shown = was_shown if displayed is None else displayed
         o["token"], o["tif"] = new_token, tif
-        if price == o["price"] and shares <= old_left:
+        if price == o["price"] and shares <= old_left and shown == was_shown:
             o["left"] = shares
             out = [m.Replaced(owner, new_token, old_token, o["ref"], o["symbol"], o["client_side"],
                               shares, price, tif, o["firm"])]
-            if old_left > shares:
+            if old_left > shares and shown:
                 out.append(m.BookCancel(o["ref"], o["symbol"], old_left - shares, False))
             return out
         self.resting.remove(o)
-        out = [m.BookCancel(o["ref"], o["symbol"], old_left, True)]
-        o.update(ref=self._new_ref(), price=price, left=shares)
+        out = [m.BookCancel(o["ref"], o["symbol"], old_left, True)] if was_shown else []
+        o.update(ref=self._new_ref(), price=price, left=shares, shown=shown)
         out.append(m.Replaced(owner, new_token, old_token, o["ref"], o["symbol"], o["client_side"],
                               shares, price, tif, o["firm"]))
         return out + self._run(o)
@@ -106,7 +108,7 @@ class ReferenceMatcher:
         cut = o["left"] - shares if shares < o["left"] else 0
         o["left"] -= cut
         out = [m.Modified(owner, token, o["ref"], o["symbol"], side, o["left"])]
-        if cut:
+        if cut and o["shown"]:
             out.append(m.BookCancel(o["ref"], o["symbol"], cut, False))
         return out
 
@@ -121,8 +123,10 @@ class ReferenceMatcher:
         o["left"] -= shares
         if gone:
             self.resting.remove(o)
-        return [m.Canceled(o["owner"], o["token"], o["ref"], o["symbol"], shares, reason),
-                m.BookCancel(o["ref"], o["symbol"], shares, gone)]
+        out = [m.Canceled(o["owner"], o["token"], o["ref"], o["symbol"], shares, reason)]
+        if o["shown"]:
+            out.append(m.BookCancel(o["ref"], o["symbol"], shares, gone))
+        return out
 
     def _run(self, o):
         out = []
@@ -131,8 +135,10 @@ class ReferenceMatcher:
                       and (r["price"] <= o["price"] if o["side"] == "B" else r["price"] >= o["price"])]
             if not contra:
                 break
-            # Best price first (lowest ask for a buyer, highest bid for a seller), then oldest.
-            contra.sort(key=lambda r: (r["price"] if o["side"] == "B" else -r["price"], r["seq"]))
+            # Best price first (lowest ask for a buyer, highest bid for a seller), then displayed
+            # before non-displayed, then oldest.
+            contra.sort(key=lambda r: (r["price"] if o["side"] == "B" else -r["price"],
+                                       not r["shown"], r["seq"]))
             r = contra[0]
             if o["firm"] and r["firm"] == o["firm"]:
                 out += self._cut(r, r["left"], m.CANCEL_SELF_MATCH)
@@ -140,7 +146,7 @@ class ReferenceMatcher:
             qty = min(o["left"], r["left"])
             self.matches += 1
             out.append(m.Executed(r["owner"], r["token"], r["ref"], r["symbol"], r["side"], qty,
-                                  r["price"], self.matches, m.LIQUIDITY_ADDED))
+                                  r["price"], self.matches, m.LIQUIDITY_ADDED, r["shown"]))
             out.append(m.Executed(o["owner"], o["token"], o["ref"], o["symbol"], o["side"], qty,
                                   r["price"], self.matches, m.LIQUIDITY_REMOVED))
             o["left"] -= qty
@@ -154,5 +160,6 @@ class ReferenceMatcher:
             self.seq += 1
             o["seq"] = self.seq
             self.resting.append(o)
-            out.append(m.BookAdd(o["ref"], o["symbol"], o["side"], o["left"], o["price"]))
+            if o["shown"]:
+                out.append(m.BookAdd(o["ref"], o["symbol"], o["side"], o["left"], o["price"]))
         return out

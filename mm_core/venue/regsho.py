@@ -2,7 +2,7 @@
 
 Owns the trigger (a trade 10% or more below the symbol's prior close, the [[symbols]]
 reference_price: 10 * price <= 9 * close, in integers), how long it lasts (the rest of the day
-and the next trading day, taken as the next weekday: exchange holidays are not known here) and
+and the next trading day: weekdays that are not holidays in the venue's [calendar]) and
 the record that carries it from one session to the next: `rule201.days` in the log directory,
 one "YYYY-MM-DD SYMBOL" line per trigger, fsynced after the trade that caused it is durably
 written (a crash before that leaves no trigger for a trade that never happened) and before the
@@ -18,6 +18,7 @@ from pathlib import Path
 
 from mm_core.venue.errors import SessionLogError
 from mm_core.venue.session_log import record_line
+from mm_core.venue.tradingdays import TradingCalendar
 
 NO_PRICE_TEST = "0"
 INTRADAY_DROP = "1"
@@ -30,23 +31,19 @@ def triggers(price: int, prior_close: int) -> bool:
     return 10 * price <= 9 * prior_close
 
 
-def previous_trading_day(day: dt.date) -> dt.date:
-    """The weekday before `day` (Monday's is Friday)."""
-    back = {0: 3, 6: 2}.get(day.weekday(), 1)
-    return day - dt.timedelta(days=back)
-
-
 class Rule201:
     """The price test state of one session dated `day`; `prior_close`: symbol -> price4, in
-    start-of-day order (the symbols the test applies to: options have none)."""
+    start-of-day order (the symbols the test applies to: options have none); `calendar` says
+    which day before `day` was the previous trading day (whose triggers still hold today)."""
 
-    def __init__(self, log_dir: Path, day: dt.date, prior_close: dict[str, int]) -> None:
+    def __init__(self, log_dir: Path, day: dt.date, prior_close: dict[str, int],
+                 calendar: TradingCalendar) -> None:
         self.path = log_dir / RECORD
         self.day = day
         self.prior_close = prior_close
         triggered = _read(self.path)
         self.today = {s for d, s in triggered if d == day}
-        self.carried = {s for d, s in triggered if d == previous_trading_day(day)}
+        self.carried = {s for d, s in triggered if d == calendar.previous_trading_day(day)}
         self._unrecorded: list[str] = []
 
     def start_of_day(self) -> list[tuple[str, str]]:

@@ -5,7 +5,9 @@ directory's `mold.sessions`), where each MoldUDP64 session's ITCH messages are s
 (`<name>.itch`, a SessionLog, so that re-requests for an earlier run's session are still
 answered), and what was already handed out: tokens, order references, match numbers and the
 positions executions built, from the SoupBinTCP session logs, and the order references and
-match numbers earlier MoldUDP64 sessions published (the background flow's among them).
+match numbers earlier MoldUDP64 sessions published (the background flow's among them). After a
+power loss both may lack the last numbers the wire carried: highwater.py's reservation covers
+those (the server resumes past all three).
 
 Why a new MoldUDP64 name: the public book (background flow included) lived only in memory, so
 after a crash the venue cannot go on with the orders clients still show, nor knows whether the

@@ -36,7 +36,7 @@ from typing import Callable
 from mm_core.protocol import ouch, soupbintcp
 from mm_core.protocol.errors import BadField, ProtocolError
 from mm_core.venue import matching as m
-from mm_core.venue import regsho, restart, sessiontime, wire
+from mm_core.venue import highwater, regsho, restart, sessiontime, wire
 from mm_core.venue.config import User, VenueConfig
 from mm_core.venue.errors import SessionLogError, VenueStateError
 from mm_core.venue.flow import BackgroundFlow, apply
@@ -193,11 +193,18 @@ class Venue:
         # interrupted its end of day
         self._unfinished = restart.unfinished_end_of_day(session_dir, self.session, previous)
         written = restart.has_written(session_dir, self.session, previous)
-        self.session_date = sessiontime.session_date(session_dir, self._clock(),
-                                                     settings.duration, written)
+        calendar = self.config.calendar
+        self.session_date = sessiontime.session_date(session_dir, self._clock(), settings.duration, written)
+        closed = calendar.closed_note(self.session_date, self.session)
+        if closed:
+            log.warning("%s", closed)
+        if not calendar.knows(self.session_date):
+            log.warning("the venue's [calendar] lists no holidays in %d: Rule 201 carries over "
+                        "weekends only", self.session_date.year)
         self._midnight_ns = sessiontime.midnight_utc_ns(self.session_date)
         self.rule201 = regsho.Rule201(log_dir, self.session_date,
-                                      {s.name: s.reference_price for s in self.config.symbols})
+                                      {s.name: s.reference_price for s in self.config.symbols},
+                                      calendar)
         self._carry_over(session_dir, previous, written)
         host = settings.host
         try:
@@ -218,15 +225,19 @@ class Venue:
         """Pick this run's MoldUDP64 session and open the ITCH stores; on a restart (`written`:
         an earlier run wrote messages; `previous`: the logs' earlier messages by user), resume
         the engine past what the session logs and the earlier MoldUDP64 sessions show was
-        handed out."""
+        handed out, and past the order references and match numbers earlier runs reserved
+        (highwater.py: what a power loss may have taken from the logs after the wire had it)."""
         self.itch_session = restart.mold_session(session_dir, self.session, written)
         self._open_mold_stores(session_dir)
+        self.numbers = highwater.NumberReservation(session_dir)
         if written:
             carried = restart.handed_out(previous)
             published_ref, published_match = restart.published_high_water(
                 store for name, store in self.mold_stores.items() if name != self.itch_session)
-            next_ref = max(carried.next_ref, published_ref)
-            next_match = max(carried.next_match, published_match)
+            # past what was reserved too: a power loss may have taken from the logs and the
+            # stores the last numbers the wire carried
+            next_ref = max(carried.next_ref, published_ref, self.numbers.ref_ceiling)
+            next_match = max(carried.next_match, published_match, self.numbers.match_ceiling)
             self.engine.resume(carried.tokens, next_ref, next_match, carried.positions)
             log.warning("session %s started again: SoupBinTCP goes on (order references from %d, "
                         "match numbers from %d, %d tokens used), market data is the new MoldUDP64 "
@@ -576,6 +587,7 @@ class Venue:
         echo of the client command that caused them (kept for the order's later messages)."""
         if not events:
             return
+        self.numbers.cover(*self.engine.next_numbers())   # reserved before written or sent
         ts = self._stamp()
         logs, locate = self.logs, self._locate
         price_test: list[str] = []        # symbols whose Rule 201 test this trade starts

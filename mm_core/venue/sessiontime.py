@@ -7,7 +7,8 @@ differs from the New York time of day after 02:00, but it only grows and convert
 (`to_utc_ns`). The session date is the New York date when the session first started, recorded
 once (fsynced) as `session.date` in the session directory, so that a restart after a crash counts
 from the same midnight; it is trusted only once the session has written a message (a start that
-failed before that, e.g. on a busy port, dates nothing). Pure but for that record; must not know about sockets.
+failed before that, e.g. on a busy port, dates nothing). Pure but for that record; must not know
+about sockets.
 """
 from __future__ import annotations
 
@@ -50,9 +51,9 @@ def to_utc_ns(ts: int, day: dt.date) -> int:
 def session_date(session_dir: Path, now_ns: int, duration_s: float, written: bool) -> dt.date:
     """The session's date: the recorded one when the session has `written` a message, else
     today's in New York (recorded now, replacing one a start that failed before its first
-    message left). Raises VenueStateError when a run of `duration_s` seconds from `now_ns`
-    would stamp outside ITCH's range from that date (a session taken up days after its date,
-    or a clock before it)."""
+    message left). Raises VenueStateError when a run of `duration_s` seconds from `now_ns` would
+    stamp outside ITCH's range from that date (a session taken up days after its date, or a clock
+    before it)."""
     path = session_dir / DATE_FILE
     try:
         day = dt.date.fromisoformat(path.read_text("ascii").strip()) if written else None
@@ -60,8 +61,10 @@ def session_date(session_dir: Path, now_ns: int, duration_s: float, written: boo
         day = None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise SessionLogError(f"cannot read the session date in {path}: {exc}") from exc
-    if day is None:
+    fresh = day is None
+    if fresh:
         day = eastern_date(now_ns)
+    if fresh:
         try:
             path.unlink(missing_ok=True)
         except OSError as exc:

@@ -48,3 +48,22 @@ def test_failed_msync_is_fatal_and_latched(failing_disk, mode, group_records, gr
         j.close()                        # close reports the failure too, and releases the lock
     assert j.closed
     os.sync()
+
+
+@pytest.mark.parametrize("mode", ["group", "sync"])
+def test_close_msyncs_only_what_is_not_durable_yet(tmp_path, mode):
+    """Closing a group/sync writer msyncs the SEAL and EOS it writes, once: not again the whole
+    segment from its header (pages already msynced cost a walk of the segment's mapping)."""
+    j = Journal(tmp_path / mode, segment_size=SMALL_SEGMENT, durability=mode, group_records=1, group_us=1)
+    for i in range(50):
+        j.append(RecordType.MD_PACKET, payload_for(i + 1, 200))
+    j.sync()
+    synced = []
+    j.on_sync(lambda seg, start, stop: synced.append((seg, start, stop)))
+    j.close()
+    assert len(synced) == 1, synced
+    seg, start, stop = synced[0]
+    assert start > 0, synced          # from the page of the last durable byte, not the header
+    with Reader(tmp_path / mode) as r:
+        assert r.last_seq == 50
+    assert verify(tmp_path / mode).ok

@@ -102,3 +102,26 @@ def test_a_durable_mode_open_after_a_pagecache_crash_syncs_the_sealed_segments(t
     assert set(_summary_flags(d)) == {1}                 # every sealed segment is known durable
     assert open_logged(shim, d, mode, tmp_path / "second.log") == []   # so nothing is synced again
     assert verify(d).ok
+
+
+@pytest.mark.parametrize("damage", ["torn", "wrong-count"])
+def test_a_summary_not_believed_is_rewritten_so_the_next_writer_trusts_it(tmp_path, shim, damage):
+    """A sealed segment's summary that exists but is not believed (torn by a power cut, or not
+    matching the segment) is replaced by the recovering writer from its scan, like a missing one:
+    the segment is synced and scanned once, not by every later writer."""
+    d = tmp_path / "j"
+    crash_after(d, "pagecache", 1500)
+    sealed = [p.name for p in segment_files(d)[:-1]]
+    assert len(sealed) >= 2
+    summary = segment_files(d)[0].with_suffix(".sum")
+    raw = bytearray(summary.read_bytes())
+    if damage == "torn":
+        summary.write_bytes(bytes(raw[:40]))
+    else:
+        raw[24] ^= 1                     # the data record count, crc made good again
+        raw[-4:] = lib.mmj_crc32c(0, bytes(raw[:-4]), len(raw) - 4).to_bytes(4, "little")
+        summary.write_bytes(bytes(raw))
+    assert open_logged(shim, d, "group", tmp_path / "first.log") == sealed
+    assert set(_summary_flags(d)) == {1}
+    assert open_logged(shim, d, "group", tmp_path / "second.log") == []
+    assert verify(d).ok

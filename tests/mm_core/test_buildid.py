@@ -84,6 +84,8 @@ def test_an_installed_copy_has_the_fingerprint_of_its_source_tree(tmp_path):
     build = subprocess.run([sys.executable, "setup.py", "-q", "build_py", "-d", str(lib)], cwd=src,
                            capture_output=True, text=True, timeout=120)
     assert build.returncode == 0, build.stderr
+    for so in (ROOT / "mm_core").glob("_fastmd_cffi*.so"):   # built from these same sources
+        shutil.copy(so, lib / "mm_core" / so.name)
     probe = subprocess.run([sys.executable, "-c", "from mm_core import buildid; "
                             "print(buildid.__file__); print(buildid.fingerprint())"],
                            cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(lib)},
@@ -92,3 +94,49 @@ def test_an_installed_copy_has_the_fingerprint_of_its_source_tree(tmp_path):
     where, value = probe.stdout.split()
     assert where.startswith(str(lib))
     assert value == buildid.fingerprint()
+
+
+def test_the_interpreter_and_numpy_count(tmp_path, monkeypatch):
+    root = _copy(tmp_path)
+    base = buildid.compute(root)
+    assert buildid.runtime().startswith(f"{sys.implementation.name.replace('cpython', 'CPython')} ")
+    monkeypatch.setattr(buildid, "runtime", lambda: "CPython 3.99.0; numpy 9.9.9")
+    assert buildid.compute(root) != base
+
+
+def test_a_compiled_module_built_from_other_c_is_found_out(tmp_path):
+    buildid.check_compiled()                                # this tree's module: built from its sources
+    root = _copy(tmp_path)
+    buildid.check_compiled(root)                            # an identical copy of the sources
+    kernel = root / "mm_core/_fastsig.c"
+    kernel.write_bytes(kernel.read_bytes() + b"/* a later edit, not rebuilt */\n")
+    with pytest.raises(buildid.StaleBuild, match="built from other C sources"):
+        buildid.check_compiled(root)
+    (root / "mm_core/fastfeed.h").unlink()
+    with pytest.raises(buildid.BuildIdError, match="cannot read"):
+        buildid.check_compiled(root)
+
+
+def test_a_stale_build_is_refused_by_run_and_named_by_recover(tmp_path):
+    """A real copy of the package whose C was edited after its module was built: `mmaudit run`
+    refuses before writing anything, `mmaudit recover` names the stale build instead of an
+    unexplained unknown fingerprint."""
+    copy = tmp_path / "copy"
+    for package in ("journal", "audit", "mm_core", "recovery", "reports", "cli"):
+        shutil.copytree(ROOT / package, copy / package, ignore=shutil.ignore_patterns("__pycache__"))
+    kernel = copy / "mm_core/_fastsig.c"
+    kernel.write_bytes(kernel.read_bytes() + b"/* edited, not rebuilt */\n")
+
+    def mmaudit(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", "import sys; from cli.main import cli; sys.argv[0] = 'mmaudit'; cli()",
+                               *args], cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(copy)},
+                              capture_output=True, text=True, timeout=120)
+
+    run = mmaudit("run", "--duration", "1s", "--journal", str(tmp_path / "j"), "--no-ptp-lab")
+    assert run.returncode != 0 and "built from other C sources" in run.stderr, run.stderr
+    assert not (tmp_path / "j").exists() or not any((tmp_path / "j").iterdir())
+    from tests.recovery.journaling import session_events, write_session
+    journal = tmp_path / "written"
+    write_session(str(journal), session_events(3, 50))
+    recover = mmaudit("recover", "--journal", str(journal))
+    assert recover.returncode != 0 and "built from other C sources" in recover.stderr, recover.stderr

@@ -42,6 +42,31 @@ def test_price_then_time_priority_and_partial_fill_rests_remainder():
     assert isinstance(ev[-1], m.BookAdd) and ev[-1].shares == 50 and ev[-1].side == "B"
 
 
+def test_displayed_orders_execute_before_an_earlier_non_displayed_order_at_one_price():
+    e = engine()
+    e.enter("h", "H1", "ACME", "S", 100, 10_0000, displayed=False)     # first in time, hidden
+    e.enter("a", "A1", "ACME", "S", 100, 10_0000)                      # later, displayed
+    e.enter("b", "B1", "ACME", "S", 100, 10_0000)                      # later still, displayed
+    e.enter("c", "C1", "ACME", "S", 100, 9_9900, displayed=False)      # better price, hidden
+    e.enter("h", "H2", "ACME", "S", 100, 10_0000, displayed=False)     # last, hidden
+    ev = e.enter("x", "X1", "ACME", "B", 450, 10_0000)
+    makers = [(x.token, x.shares, x.price, x.displayed) for x in ev
+              if isinstance(x, m.Executed) and x.liquidity == m.LIQUIDITY_ADDED]
+    # price first (the hidden 9.99 sell), then at 10.00 displayed in time order, then hidden
+    assert makers == [("C1", 100, 9_9900, False), ("A1", 100, 10_0000, True),
+                      ("B1", 100, 10_0000, True), ("H1", 100, 10_0000, False),
+                      ("H2", 50, 10_0000, False)]
+    # a hidden order made displayed by a replace re-enters: behind the displayed queue, ahead
+    # of the hidden one
+    e.enter("a", "A2", "ACME", "B", 100, 9_0000)
+    e.enter("h", "H3", "ACME", "B", 100, 9_0000, displayed=False)
+    e.enter("c", "C2", "ACME", "B", 100, 9_0000, displayed=False)
+    e.replace("c", "C2", "C3", 100, 9_0000, displayed=True)
+    ev = e.enter("y", "Y1", "ACME", "S", 300, 9_0000)
+    assert [x.token for x in ev if isinstance(x, m.Executed) and x.liquidity == "A"] == \
+        ["A2", "C3", "H3"]
+
+
 def test_ioc_remainder_is_canceled_not_booked():
     e = engine()
     e.enter("a", "1", "ACME", "S", 100, 10_0000)
@@ -138,10 +163,11 @@ FIRMS = {"o1": "F1", "o2": "F2", "o3": "F1"}     # o1 and o3 share a firm: self-
 prices = st.integers(min_value=98, max_value=102).map(lambda p: p * 100)   # a few ticks wide
 command = st.one_of(
     st.tuples(st.just("enter"), st.sampled_from(OWNERS), st.sampled_from("BST"),
-              st.integers(1, 400), prices, st.sampled_from([m.IOC, m.DAY, m.DAY])),
+              st.integers(1, 400), prices, st.sampled_from([m.IOC, m.DAY, m.DAY]),
+              st.sampled_from([True, True, False])),      # a third non-displayed
     st.tuples(st.just("cancel"), st.sampled_from(OWNERS), st.integers(0, 30), st.integers(0, 300)),
     st.tuples(st.just("replace"), st.sampled_from(OWNERS), st.integers(0, 30),
-              st.integers(0, 400), prices),
+              st.integers(0, 400), prices, st.sampled_from([None, None, True, False])),
     st.tuples(st.just("modify"), st.sampled_from(OWNERS), st.integers(0, 30),
               st.sampled_from("BSTE"), st.integers(0, 300)),
 )
@@ -155,16 +181,17 @@ def drive(target, commands):
         owner = cmd[1]
         if cmd[0] == "enter":
             issued[owner] += 1
-            _, _, side, shares, price, tif = cmd
+            _, _, side, shares, price, tif, shown = cmd
             out.append(target.enter(owner, f"T{issued[owner]}", "ACME", side, shares, price, tif,
-                                    FIRMS[owner]))
+                                    FIRMS[owner], shown))
         elif cmd[0] == "cancel":
             out.append(target.cancel(owner, f"T{cmd[2]}", cmd[3]))
         elif cmd[0] == "modify":
             out.append(target.modify(owner, f"T{cmd[2]}", cmd[3], cmd[4]))
         else:
             issued[owner] += 1
-            out.append(target.replace(owner, f"T{cmd[2]}", f"T{issued[owner]}", cmd[3], cmd[4]))
+            out.append(target.replace(owner, f"T{cmd[2]}", f"T{issued[owner]}", cmd[3], cmd[4],
+                                      displayed=cmd[5]))
     out.append(target.close())
     return out
 
@@ -185,7 +212,7 @@ def test_book_never_crossed_and_shares_conserved(commands):
         owner = cmd[1]
         if cmd[0] == "enter":
             issued[owner] += 1
-            events = e.enter(owner, f"T{issued[owner]}", "ACME", *cmd[2:], FIRMS[owner])
+            events = e.enter(owner, f"T{issued[owner]}", "ACME", *cmd[2:6], FIRMS[owner], cmd[6])
         elif cmd[0] == "cancel":
             events = e.cancel(owner, f"T{cmd[2]}", cmd[3])
         elif cmd[0] == "modify":
@@ -198,7 +225,8 @@ def test_book_never_crossed_and_shares_conserved(commands):
         else:
             issued[owner] += 1
             before = {o.token: o.shares for o in e.live_orders(owner)}.get(f"T{cmd[2]}", 0)
-            events = e.replace(owner, f"T{cmd[2]}", f"T{issued[owner]}", cmd[3], cmd[4])
+            events = e.replace(owner, f"T{cmd[2]}", f"T{issued[owner]}", cmd[3], cmd[4],
+                               displayed=cmd[5])
             for ev in events:
                 if isinstance(ev, m.Replaced):   # the replace re-sizes: count the difference
                     entered += ev.shares - before

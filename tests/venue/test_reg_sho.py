@@ -29,7 +29,7 @@ def test_the_trigger_is_ten_percent_below_the_prior_close_in_integers():
                                          (dt.date(2026, 3, 9), dt.date(2026, 3, 6)),
                                          (dt.date(2026, 3, 8), dt.date(2026, 3, 6))])
 def test_the_previous_trading_day_skips_the_weekend(day, before):
-    assert regsho.previous_trading_day(day) == before
+    assert load_config().calendar.previous_trading_day(day) == before
 
 
 def reg_sho(messages) -> list[tuple[str, str]]:
@@ -102,4 +102,5 @@ def test_a_damaged_record_is_a_typed_error(tmp_path):
     with pytest.raises(SessionLogError, match=f"{regsho.RECORD}:2"):
         Venue(config, background_flow=False).start()
     (logs / regsho.RECORD).write_text("2026-03-09 ACME\n2026-03-09 BO")     # torn last write
-    assert regsho.Rule201(logs, dt.date(2026, 3, 9), {"ACME": 1, "BOLT": 1}).today == {"ACME"}
+    assert regsho.Rule201(logs, dt.date(2026, 3, 9), {"ACME": 1, "BOLT": 1},
+                          config.calendar).today == {"ACME"}

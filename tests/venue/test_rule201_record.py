@@ -60,12 +60,13 @@ def test_an_append_after_a_torn_last_line_cuts_it_first(tmp_path):
     path = logs / regsho.RECORD
     path.write_text("2026-03-09 ACME\n2026-03-09 BO")              # torn last write
     day = dt.date(2026, 3, 9)
-    rule = regsho.Rule201(logs, day, {"ACME": 100_0000, "BOLT": 50_0000})
+    calendar = load_config().calendar
+    rule = regsho.Rule201(logs, day, {"ACME": 100_0000, "BOLT": 50_0000}, calendar)
     assert rule.today == {"ACME"}
     assert rule.on_trade("BOLT", 44_0000)
     rule.record()
     assert path.read_text() == "2026-03-09 ACME\n2026-03-09 BOLT\n"
-    assert regsho.Rule201(logs, day, {"ACME": 1, "BOLT": 1}).today == {"ACME", "BOLT"}
+    assert regsho.Rule201(logs, day, {"ACME": 1, "BOLT": 1}, calendar).today == {"ACME", "BOLT"}
 
 
 def test_any_record_file_append_cuts_a_torn_tail(tmp_path):
