@@ -125,6 +125,16 @@ class DayBuilder:
         self._sent(ouch.CancelOrder(token=token, shares=new_qty), token, "", o["side"], o["symbol_id"],
                    o["price"], new_qty, o["tif"], o["algo"], o["desk"], o["trader"], o["client"])
 
+    def modify(self, token: str, side: str, qty: int) -> None:
+        """OUCH Modify Order (side within sell / short sale, shares), then the venue's Order Modified."""
+        o = self.ledger.orders[token]
+        self.ledger.counts["SENT_MODIFY"] += 1
+        self._sent(ouch.ModifyOrder(token=token, side=side, shares=qty), token, "", side, o["symbol_id"],
+                   o["price"], qty, o["tif"], o["algo"], o["desk"], o["trader"], o["client"])
+
+    def modified(self, token: str, side: str, qty: int) -> None:
+        self._venue(ouch.OrderModified(timestamp=self._venue_ts(), token=token, side=side, shares=qty))
+
     # -- venue -> firm (raw SoupBinTCP 'S' packets, NIC hardware timestamps in TAI) ---------
     def _venue(self, msg, source: TsSource = TsSource.HW_PHC) -> None:
         body = ouch.encode(msg)

@@ -45,3 +45,15 @@ def test_a_venue_reject_flags_the_route_and_a_cancel_reject_the_route_cancel(tmp
     mecr = [r for r in rows if r["type"] == "MECR"][0]
     assert (mecr["leavesQty"], mecr["cancelQty"], mecr["orderID"]) == (0, None, "C1")
     assert [line.get("routeRejectedFlag") for line in lines if line["type"] in ("MEOR", "MECR")] == [False, True, True]
+
+
+def test_a_modify_is_a_memr_keeping_its_routed_order_id_and_the_venues_order_modified_a_meom(tmp_path):
+    b = accepted_order("M1", 1, "S", 1_500_000, 300)
+    b.advance(10_000); b.modify("M1", "T", 200)            # a sell turned short sale, reduced to 200
+    b.advance(10_000); b.modified("M1", "T", 200)
+    result, rows, _ = _cat(b, tmp_path)
+    assert result.rejected == 0
+    got = [(r["type"], r["orderID"], r["routedOrderID"], r["priorRoutedOrderID"], r["dupROIDCond"], r["side"],
+            r["price"], r["quantity"]) for r in rows[2:]]
+    assert got == [("MEMR", "M1", "M1", None, True, "SS", "150.0000", 200),
+                   ("MEOM", "M1", None, None, None, "SS", "150.0000", 200)]
