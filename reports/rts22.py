@@ -1,8 +1,11 @@
 """MiFIR RTS 22 (Delegated Regulation 2017/590) transaction reports: one row per execution of the
 firm (report status NEWT) and one per execution the venue breaks (OUCH Broken Trade: status CANC
-with the original TRN; rejected when that execution's NEWT was, as nothing was reported), all 65
-Annex I Table 2 fields as columns (null where not applicable) in the text formats RTS 22 sets,
-and the ISO 20022 auth.016.001.01 XML export of the same rows.
+with the original TRN; rejected when that execution's NEWT was, as nothing was reported); a venue
+Trade or Price Correction (OUCH F, K) cancels the report in force and restates the corrected
+transaction (corrections.py); all 65 Annex I Table 2 fields as columns (null where not
+applicable) in the text formats RTS 22 sets, and the ISO 20022 auth.016.001.01 XML export of the
+same rows. Field 28 of an execution a crash recovery journaled is the venue's own execution time
+(venuetime.py), and a column beside the fields (f28_trading_date_time_source) says which it is.
 
 Owns the field list and how each field is filled for a firm dealing on own account on a venue.
 Fields 42-56 are filled only for instruments not in FIRDS, as ESMA's validation rules ask.
