@@ -5,7 +5,9 @@ Owns the regulatory profiles (RTS 25 HFT and other-algo rows, CAT/FINRA 4590), t
 rule (|offset| + asymmetry budget + GM accuracy, widened in holdover by drift x time since the
 last Sync, as fbclock does; a verifier not steady yet, or a plain client not re-settled after an
 offset jump, is DEGRADED, bounded by what it measured: |offset| + the jump + the path delay + GM
-accuracy) and the per-sample state machine over PtpSnapshot observations.
+accuracy) and the per-sample state machine over PtpSnapshot observations. Only a measurement
+locks: a positive path delay (without one ptp4l computes no offset), and a steady run counts
+samples that read a new Sync (for a verifier, whose offset was measured again).
 Sans-io: times arrive in the Observation; nothing here runs pmc or reads a clock.
 Must not know about threads, journals or how snapshots were obtained.
 """
@@ -109,6 +111,7 @@ class Observation:
     # followed): pmc shows one offset per sample, these every Sync (or each summary's max).
     servo_excursion_ns: int | None = None  # the largest |offset| ptp4l logged; None: no line
     servo_unlocked: bool = False           # a logged servo state was s0 (unlocked) or s1 (jump)
+    servo_log_note: str | None = None      # the followed log shows no servo line at all (why)
 
 
 @dataclass(frozen=True)
@@ -187,7 +190,7 @@ def _us(ns: float) -> str:
     return f"{ns / 1000:.3f} us"
 
 
-_REQUIRED = ("port_state", "master_offset_ns", "gm_identity", "gm_present", "gm_clock_class",
+_REQUIRED = ("port_state", "timestamping", "master_offset_ns", "gm_identity", "gm_present", "gm_clock_class",
              "gm_clock_accuracy", "time_traceable", "ptp_timescale", "utc_offset_valid", "utc_offset")
 
 
@@ -211,6 +214,7 @@ class HealthTracker:
         self._jump: int | None = None              # largest |offset change| per sample since the
                                                    # clock was last steady; None: none measured
         self._last_stats: dict[str, int] | None = None   # PORT_SERVICE_STATS_NP counters
+        self._last_ingress: int | None = None      # ingress_time of the newest Sync a sample read
         self.gm_changes = 0
 
     # -- the state machine ---------------------------------------------------------------------
@@ -318,19 +322,24 @@ class HealthTracker:
             step = between if step is None else max(step, between)
         if step is not None and (self._jump is None or step > self._jump):
             self._jump = step
+        measured, not_new = self._measured_again(snap)
         self._last_offset = offset
         steady = step is None or step <= step_limit
         if cfg.free_running:     # a verifier: steady samples, wherever the offset sits
-            self._streak = self._streak + 1 if steady else 1
+            counts = measured
+            self._streak = 0 if not measured else self._streak if not_new else \
+                self._streak + 1 if steady else 1
             needed = cfg.stable_samples
             settling = f"settling: {self._streak}/{needed} steady samples"
         else:                    # a plain client: settled samples, needed only after a jump
-            settled = steady and snap.port_state == "SLAVE" and abs(offset) <= step_limit \
-                and not obs.servo_unlocked
-            self._streak = self._streak + 1 if settled else 0
+            counts = measured and steady and snap.port_state == "SLAVE" \
+                and abs(offset) <= step_limit and not obs.servo_unlocked
+            self._streak = 0 if not counts else self._streak if not_new else self._streak + 1
             needed = cfg.stable_samples if self._jumped() else 0
             settling = (f"re-settling after a jump: {self._streak}/{needed} samples in SLAVE with "
                         f"|offset| and its change within {_us(step_limit)}")
+        if counts and not_new:
+            settling += f"; this sample does not count: {not_new}"
         timeouts = self._new_timeouts(snap.service_stats)
         if timeouts:
             reasons.append(Reason("service_stats", f"timeouts increasing: {timeouts}"))
@@ -338,6 +347,11 @@ class HealthTracker:
             reasons.append(Reason("phc2sys", "phc2sys servo is not locked: the system clock "
                                              "does not follow the PHC"
                                   + (f" ({obs.phc2sys_detail})" if obs.phc2sys_detail else "")))
+        elif not measured:
+            reasons.append(Reason("path_delay", f"mean path delay {snap.mean_path_delay_ns} ns: ptp4l "
+                                                "has measured no path delay to this grandmaster, so "
+                                                "it computes no offset (the one shown is not a "
+                                                "measurement)"))
         elif self._streak >= needed:
             self._locked_bound = self._locked_bound_now(snap)
             self._jump = None
@@ -353,6 +367,29 @@ class HealthTracker:
                                     f"{_us(self._jump)} + max(asymmetry, path delay) + GM "
                                     "accuracy)"),))
         return self._not_locked(obs, age, tuple(reasons))
+
+    def _measured_again(self, snap: PtpSnapshot) -> tuple[bool, str]:
+        """Whether ptp4l measures the offset at all, and if so why this sample is no new
+        measurement ("" when it is one). Without a positive path delay ptp4l computes no
+        offset: master_offset keeps its start value 0, or the previous GM's last one, while
+        Syncs still arrive (no Delay_Resp or Pdelay_Resp yet, or never: a delay mechanism the
+        GM does not answer). A sample that read the same Sync as the previous one (pmc asked
+        faster than Syncs come) is no new measurement; nor, for a verifier, is an offset exactly
+        the previous sample's: its clock runs free, so a measured offset moves from Sync to
+        Sync, and one that stays to the ns is carried, not measured."""
+        delay, ingress = snap.mean_path_delay_ns, snap.ingress_time_ns
+        previous = self._last_ingress
+        if ingress is not None:
+            self._last_ingress = ingress
+        if delay is None or not delay > 0:
+            return False, ""
+        if ingress is None:
+            return True, "ptp4l reports no Sync ingress time"
+        if ingress == previous:
+            return True, "it read the same Sync as the previous sample"
+        if self.config.free_running and snap.master_offset_ns == self._last_offset:
+            return True, "its offset is exactly the previous sample's: not measured again"
+        return True, ""
 
     def _not_locked(self, obs: Observation, age: int, reasons: tuple[Reason, ...]) -> ClockSample:
         """ptp4l follows a GM with fresh Syncs, but this sample is rejected (GM change, rising
@@ -460,6 +497,8 @@ class HealthTracker:
     def _sample(self, obs: Observation, state: ClockState, bound: int, age: int | None,
                 state_reasons: tuple[Reason, ...]) -> ClockSample:
         snap = obs.snapshot or PtpSnapshot()
+        if obs.servo_log_note:
+            state_reasons += (Reason("ptp4l_log", obs.servo_log_note),)
         sample = ClockSample(
             state=state, realtime_ns=obs.realtime_ns, mono_ns=obs.mono_ns,
             offset_ns=snap.master_offset_ns or 0, path_delay_ns=int(snap.mean_path_delay_ns or 0),

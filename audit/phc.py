@@ -7,6 +7,7 @@ Must not know about sockets, pmc or health verdicts.
 """
 from __future__ import annotations
 
+import datetime
 import os
 import re
 import shutil
@@ -18,7 +19,11 @@ from audit.errors import ParseError, PhcError, ToolMissing, ToolTimeout
 
 CLOCKFD = 3
 NS_PER_S = 1_000_000_000
-LEAP_LINGER_NS = 10 * NS_PER_S   # how long after midnight leap flags may still be seen set
+DAY_NS = 86_400 * NS_PER_S
+# A leap flag seen this soon after a midnight belongs to that midnight (the GM cleared it late),
+# later it announces the coming one: linuxptp's leap_second_status splits at 6 h after midnight.
+LEAP_SPLIT_NS = 6 * 3_600 * NS_PER_S
+_EPOCH_ORDINAL = datetime.date(1970, 1, 1).toordinal()
 
 
 def fd_to_clockid(fd: int) -> int:
@@ -102,8 +107,9 @@ def tai_to_utc_ns(tai_ns: int, utc_offset_s: int, utc_offset_valid: bool,
     """PHC time on the PTP (TAI) timescale to UTC ns since the Unix epoch.
 
     Refuses when the GM has not marked its UTC offset valid: a guessed offset is an invented
-    timestamp. During the last minute before a leap, leap61/leap59 announce an inserted or
-    deleted second at midnight UTC; instants after that midnight use the new offset.
+    timestamp. leap61/leap59 announce an inserted or deleted second at a midnight UTC, and the
+    GM clears them (and bumps currentUtcOffset) at the leap; instants after that midnight use
+    the new offset. Which midnight a set flag means is _leap_midnight's rule.
     """
     if not utc_offset_valid:
         raise PhcError("UTC offset not marked valid by the grandmaster: TAI cannot become UTC")
@@ -113,17 +119,26 @@ def tai_to_utc_ns(tai_ns: int, utc_offset_s: int, utc_offset_valid: bool,
         raise PhcError(f"implausible TAI-UTC offset {utc_offset_s} s")
     utc_ns = tai_ns - utc_offset_s * NS_PER_S
     if leap61 or leap59:
-        day_ns = 86_400 * NS_PER_S
-        # The flags announce a leap at the end of the current UTC day. The GM clears them (and
-        # bumps currentUtcOffset) at the leap, but announces reach us up to a few intervals late,
-        # so just after a midnight a still-set flag belongs to the midnight that just passed.
-        start_of_day = utc_ns // day_ns * day_ns
-        midnight = start_of_day if utc_ns - start_of_day < LEAP_LINGER_NS else start_of_day + day_ns
+        midnight = _leap_midnight(utc_ns)
         if leap61 and utc_ns >= midnight:          # inserted second has passed: offset grew by 1
             utc_ns -= NS_PER_S
         elif leap59 and utc_ns >= midnight - NS_PER_S:   # 23:59:59 is skipped
             utc_ns += NS_PER_S
     return utc_ns
+
+
+def _leap_midnight(utc_ns: int) -> int:
+    """The midnight a leap flag seen at utc_ns (UTC by the GM's offset) announces. Leap seconds
+    fall at the end of a month (ITU-R TF.460), and GMs raise the flags up to the whole day
+    before (IEEE 1588: the current day's last minute) but may clear them a few announces late:
+    on a month's last day the flag is for the coming midnight (the one just passed ended no
+    month); on other days, as linuxptp splits it, within 6 h after midnight it is for the
+    midnight just passed, later for the coming one."""
+    start_of_day = utc_ns // DAY_NS * DAY_NS
+    coming = start_of_day + DAY_NS
+    if datetime.date.fromordinal(_EPOCH_ORDINAL + coming // DAY_NS).day == 1:
+        return coming
+    return start_of_day if utc_ns - start_of_day < LEAP_SPLIT_NS else coming
 
 
 _PHC_CTL_GET = re.compile(r"clock time is (\d+)\.(\d{9})")

@@ -4,7 +4,8 @@ Owns which clock ptp4l's ingress_time is on (CLOCK_REALTIME for software timesta
 port's PHC for hardware) and therefore how old the last Sync is, and, with hardware timestamping,
 how far CLOCK_REALTIME (which stamps our records) is from the PHC that ptp4l disciplines, and
 what ptp4l's and phc2sys's logs, if followed, showed since the previous sample. Failures become
-an Observation without a snapshot, which audit.health turns into UNKNOWN.
+an Observation without a snapshot, which audit.health turns into UNKNOWN; so does a snapshot
+without ptp4l's timestamping mode (never taken for software: the system clock's term would go).
 Must not know about thresholds, journals or threads.
 """
 from __future__ import annotations
@@ -53,6 +54,13 @@ class PmcSampler:
         extra = self._phc2sys_state(mono) if self._phc2sys is not None else {}
         if self._ptp4l is not None:
             extra.update(self._servo_since_last(mono))
+        if snap.timestamping is None:
+            # which clock ptp4l disciplines, and which clock its ingress_time is on, is unknown:
+            # neither the Sync's age nor the system clock's term can be had (never guessed)
+            why = ("ptp4l did not report its timestamping mode (PORT_PROPERTIES_NP"
+                   + (" did not answer)" if "PORT_PROPERTIES_NP" in snap.missing else ")"))
+            extra.update(system_offset_needed=True, system_offset_error=why)
+            return Observation(snap, mono, realtime, None, f"sync age unknown: {why}", **extra)
         if not self._software(snap):
             extra.update(self._system_offset(snap))
         try:
@@ -63,7 +71,8 @@ class PmcSampler:
 
     @staticmethod
     def _software(snap: PtpSnapshot) -> bool:
-        return snap.timestamping is None or snap.timestamping.upper() in SOFTWARE_MODES
+        """ptp4l disciplines CLOCK_REALTIME itself (its mode was reported: see __call__)."""
+        return snap.timestamping.upper() in SOFTWARE_MODES
 
     def _system_offset(self, snap: PtpSnapshot) -> dict:
         """Hardware timestamping: ptp4l's offset describes the PHC, but every record is stamped
@@ -89,7 +98,13 @@ class PmcSampler:
         self._phc2sys.poll()
         line = self._phc2sys.latest_servo("phc2sys")
         if line is None:
-            return {"phc2sys_locked": False, "phc2sys_detail": "no phc2sys servo line yet"}
+            detail = "no phc2sys servo line yet"
+            if self._phc2sys.latest.get((SummaryLine, "phc2sys")) is not None:
+                detail += (": phc2sys prints only summaries (-u), which carry no servo state; "
+                           "run it without -u")
+            elif silence := self._phc2sys.silence("phc2sys"):
+                detail += f": {silence}"
+            return {"phc2sys_locked": False, "phc2sys_detail": detail}
         out = {"phc2sys_offset_ns": line.offset_ns, "phc2sys_locked": line.servo_state >= 2}
         if line.mono_s is None:
             out.update(phc2sys_locked=False, phc2sys_detail="phc2sys lines carry no time: cannot tell "
@@ -111,7 +126,8 @@ class PmcSampler:
                  if isinstance(e, (ServoLine, SummaryLine)) and e.program == "ptp4l"
                  and (since is None or e.mono_s is None or e.mono_s >= since)]
         if not lines:
-            return {}
+            silence = self._ptp4l.silence("ptp4l")
+            return {"servo_log_note": f"ptp4l log: {silence}"} if silence else {}
         return {"servo_excursion_ns": max(abs(e.offset_ns) if isinstance(e, ServoLine) else e.max_ns
                                           for e in lines),
                 "servo_unlocked": any(isinstance(e, ServoLine) and e.servo_state < 2 for e in lines)}

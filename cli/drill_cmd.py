@@ -28,7 +28,8 @@ def command() -> None:
               help="Fault pairs (each with at least one input fault) injected together after "
                    "every fault on its own.")
 @click.option("--journal", "journal_dir", type=click.Path(file_okay=False),
-              help="Journal directory for the run and its DRILL_RESULT (default: a temporary one).")
+              help="Journal directory for the run and its DRILL_RESULT, new or empty: the drill "
+                   "starts new sessions (default: a temporary one).")
 @click.option("--clock", type=click.Choice(["auto", "lab", "drill"]), default="auto", show_default=True,
               help="auto: the PTP lab's clock monitor when network namespaces work, else the "
                    "labelled drill clock; lab: require the PTP lab; drill: the drill clock.")

@@ -5,9 +5,12 @@ here. Must not know the on-disk format; payload decoding comes from journal.cata
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
+import os
 import random
+import signal
 import time
 
 import click
@@ -71,11 +74,17 @@ def record_dict(rec: journal.Record) -> dict:
             "length": len(rec.payload), "payload": decode_payload(rec.rtype, rec.payload)}
 
 
+_PHC_SOURCES = (TsSource.HW_PHC, TsSource.HW_PHC_BY)
+
+
 def _timestamp_text(ts_ns: int, source: int) -> str:
+    """UTC ("...Z") for system-clock stamps; a NIC's raw PHC time (TAI unless its PHC is set to
+    UTC: the journal does not say) is shown as read, marked "PHC" instead of "Z"."""
     if source == TsSource.NONE:
         return "-"
     stamp = datetime.datetime.fromtimestamp(ts_ns // 1_000_000_000, tz=datetime.timezone.utc)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S") + f".{ts_ns % 1_000_000_000:09d}Z"
+    zone = " PHC" if source in _PHC_SOURCES else "Z"
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S") + f".{ts_ns % 1_000_000_000:09d}{zone}"
 
 
 def record_line(rec: journal.Record) -> str:
@@ -201,22 +210,47 @@ def tail(path: str, from_seq: int | None, count: int | None, idle_timeout: float
     """
     printed = 0
     try:
-        with journal.Tailer(path, name=name, from_seq=from_seq) as tailer:
-            waited = 0.0
-            while count is None or printed < count:
-                rec = tailer.next(timeout_s=0.2)
-                if rec is None:
-                    waited += 0.2
-                    if idle_timeout is not None and waited >= idle_timeout:
-                        break
-                    continue
-                waited = 0.0
-                click.echo(json.dumps(record_dict(rec)) if as_json else record_line(rec))
-                printed += 1
-            if name is not None:
-                tailer.commit()
+        with journal.Tailer(path, name=name, from_seq=from_seq) as tailer, _terminate_as_interrupt():
+            try:
+                waited, committed = 0.0, time.monotonic()
+                while count is None or printed < count:
+                    rec = tailer.next(timeout_s=0.2)
+                    if name is not None and time.monotonic() - committed >= _COMMIT_EVERY_S:
+                        tailer.commit()          # a follower killed for good loses at most this much
+                        committed = time.monotonic()
+                    if rec is None:
+                        waited += 0.2
+                        if idle_timeout is not None and waited >= idle_timeout:
+                            break
+                        continue
+                    waited = 0.0
+                    click.echo(json.dumps(record_dict(rec)) if as_json else record_line(rec))
+                    printed += 1
+            finally:
+                if name is not None:
+                    tailer.commit()              # Ctrl-C and SIGTERM too: the next run goes on from here
     except journal.JournalError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+_COMMIT_EVERY_S = 1.0
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM (how a service manager stops a follower) ends `tail` the way Ctrl-C does, so its
+    named position is committed on the way out."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:                   # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @command.command()
@@ -236,15 +270,19 @@ def dump(path: str, from_seq: int | None, to_seq: int | None, types: tuple[str, 
     if wanted is not None and control:
         wanted += [int(t) for t in _CONTROL_TYPES]
     try:
-        with journal.Reader(path) as reader:
+        # every segment checked at open (not trusted from its summary): records past damage in an
+        # earlier segment are not part of the journal (the next writer moves them to discarded/),
+        # so a dump must not print them as if they were
+        with journal.Reader(path, full_scan=True) as reader:
             for rec in reader.records(first_seq=from_seq, last_seq=to_seq, rtypes=wanted, include_control=control):
                 click.echo(json.dumps(record_dict(rec)) if as_json else record_line(rec))
             stopped = reader.stopped
     except journal.JournalError as exc:
         raise click.ClickException(str(exc)) from exc
     if stopped is not None:
-        click.echo(f"stopped before seq {stopped['seq']}: {stopped['reason']} at segment {stopped['segment']} "
-                   f"offset {stopped['offset']}", err=True)
+        raise click.ClickException(
+            f"the journal stops before seq {stopped['seq']}: {stopped['reason']} at segment {stopped['segment']} "
+            f"offset {stopped['offset']}; what follows is not part of it (run `mmaudit journal verify {path}`)")
 
 
 @command.command()
@@ -409,6 +447,11 @@ def demo(directory: str, records: int, segment_size: int, seed: int) -> None:
 
     Example: mmaudit journal demo --dir ./demo-journal --records 10000
     """
+    if os.path.isdir(directory) and os.listdir(directory):
+        # refused before a writer opens it: the open would recover a journal there (seal a crashed
+        # segment, take over its lock), using up the evidence `mmaudit recover` reports
+        raise click.ClickException(f"{directory} is not empty (a journal, or other files); pick an empty "
+                                   f"or new directory")
     rng = random.Random(seed)
     counts: dict[str, int] = {}
     started = time.perf_counter()

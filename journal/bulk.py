@@ -130,18 +130,19 @@ class TypeCounts:
     type in one pass (instead of a counting pass per type)."""
 
     def __init__(self):
-        self.key = None
-        self.counts = None
+        # ((first, last), counts) as one value: threads sharing a reader (a report reads its
+        # venue session beside a chunk's decode) never see one range's key with another's counts
+        self.cached = None
 
     def clear(self) -> None:
-        self.key = self.counts = None
+        self.cached = None
 
     def count(self, handle, rtype: int, first: int, last: int) -> int:
-        if self.key != (first, last):
+        cached = self.cached
+        if cached is None or cached[0] != (first, last):
             types = scan(handle, first, last, fields=("rtype",)).rtype
-            self.counts = np.bincount(types, minlength=1 << 16)
-            self.key = (first, last)
-        return int(self.counts[rtype])
+            cached = self.cached = ((first, last), np.bincount(types, minlength=1 << 16))
+        return int(cached[1][rtype])
 
 
 def read_fixed(handle, counts: TypeCounts, rtypes, dtypes, first: int, last: int) -> dict:

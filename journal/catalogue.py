@@ -18,8 +18,8 @@ import numpy as np
 class RecordType(enum.IntEnum):
     """Journal record types. Values are on disk: never renumber, only append."""
 
-    SESSION_START = 1   # fixed: config hash, code version and fingerprint, limits version
-    SESSION_STOP = 2    # fixed: reason, counts
+    SESSION_START = 1   # fixed: config hash, code version and fingerprint, limits version, token tag
+    SESSION_STOP = 2    # fixed: reason, counts (a longer reason whole in a METRICS "session-stop" before it)
     MD_PACKET = 3       # variable: the raw MoldUDP64 packet exactly as received
     VENUE_MSG = 4       # fixed: one raw SoupBinTCP packet (OUCH outbound inside) as received
     ORDER_SENT = 5      # fixed: raw outbound SoupBinTCP packet + ids + risk verdict
@@ -85,6 +85,9 @@ PAYLOAD_DTYPES: dict[RecordType, np.dtype] = {
         ("limits_version", "S16"), ("venue_session", "S10"), ("profile", "S8"),
         # since layout 2: the writing code's fingerprint (mm_core.buildid), all zero when unknown
         ("code_fingerprint", "u1", (32,)),
+        # since layout 3: the session's order-token tag (mm_core.oms: prefix + tag + counter),
+        # empty for a session whose tokens carry none (every record of layouts 1 and 2)
+        ("token_tag", "S8"),
     ]),
     RecordType.SESSION_STOP: np.dtype([
         ("session_id", "<u8"), ("events", "<u8"), ("orders", "<u8"), ("reason", "S32"),
@@ -154,7 +157,7 @@ PAYLOAD_DTYPES: dict[RecordType, np.dtype] = {
 # payload of an earlier size reads as the current layout with the fields it lacks zero: unpack()
 # and journal.Reader.read_fixed widen such records (journals written before still read).
 EARLIER_SIZES: dict[RecordType, tuple[int, ...]] = {
-    RecordType.SESSION_START: (90,),     # layout 1: no code_fingerprint
+    RecordType.SESSION_START: (90, 122),     # layout 1: no code_fingerprint; 2: no token_tag
 }
 
 JSON_TYPES = frozenset({
@@ -308,6 +311,28 @@ def code_fingerprint(session_start: np.void) -> str | None:
     record of layout 1, or a writer that could not name its code)."""
     value = session_start["code_fingerprint"].tobytes()
     return value.hex() if any(value) else None
+
+
+def token_tag(session_start: np.void) -> str:
+    """The order-token tag a SESSION_START record names; "" for a session without one (records of
+    layouts 1 and 2: its tokens are the prefix and the counter alone)."""
+    return session_start["token_tag"].decode("ascii", "replace")
+
+
+STOP_NOTE = "session-stop"      # METRICS {"note": ...} with a stop reason SESSION_STOP's field cuts
+
+
+def session_stop(session_id: int, events: int, orders: int, reason: str) -> list[tuple[RecordType, bytes]]:
+    """(type, payload) of the records that end a session, in order: SESSION_STOP, whose reason
+    field keeps the reason's first 32 bytes, preceded by a METRICS {"note": "session-stop",
+    "session_id", "reason"} with the whole reason when it is longer (nothing of it is lost)."""
+    text = reason.encode()
+    size = PAYLOAD_DTYPES[RecordType.SESSION_STOP]["reason"].itemsize
+    stop = (RecordType.SESSION_STOP, pack(RecordType.SESSION_STOP, session_id=session_id, events=events,
+                                          orders=orders, reason=text[:size]))
+    if len(text) <= size:
+        return [stop]
+    return [(RecordType.METRICS, pack_json({"note": STOP_NOTE, "session_id": session_id, "reason": reason})), stop]
 
 
 def pack_json(document: dict) -> bytes:

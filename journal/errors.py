@@ -76,6 +76,12 @@ class JournalExists(JournalError):
     """A journal exists where a new one was required."""
 
 
+class TailerPositionLost(JournalError):
+    """A recovery cut the journal back behind what this tailer had read (power loss or damage):
+    the record it handed out last is gone or different, so what follows is not the continuation
+    of what it read. The consumer chooses where to resume (from_seq)."""
+
+
 _BY_STATUS = {
     lib.MMJ_E_ARG: InvalidArgument,
     lib.MMJ_E_IO: JournalIOError,
@@ -91,6 +97,7 @@ _BY_STATUS = {
     lib.MMJ_E_NOMEM: MemoryError,
     lib.MMJ_E_PAYLOAD_SIZE: PayloadSizeError,
     lib.MMJ_E_EXISTS: JournalExists,
+    lib.MMJ_E_POSITION_LOST: TailerPositionLost,
 }
 
 

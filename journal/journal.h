@@ -27,7 +27,10 @@
  *   seg-<index %016llu>.mmj   segment files, index 0, 1, 2 ... with no gaps; readers start at
  *                             segment 0 and read nothing past a missing segment
  *   seg-<index %016llu>.sum   the summary of a sealed segment (SEGMENT SUMMARY), optional
- *   tailers/<name>.pos        named tailer positions (text "mmjpos 1 <next seq>\n", atomic rename)
+ *   tailers/<name>.pos        named tailer positions (atomic rename), text: "mmjpos 2 <next seq>
+ *                             <journal id, 32 hex> <last record's word|crc<<32, 16 hex>\n" once
+ *                             the tailer has read a record (else "mmjpos 1 <next seq>\n", the
+ *                             form an older version wrote, still read; TAILERS)
  *   discarded/r<N>/           what a recovery kept rather than deleted (DISCARDED DATA): not
  *                             journal data, never read by readers, tailers or verify; SALVAGE
  *                             reads its segment files one by one
@@ -308,7 +311,9 @@ enum mmj_status {
     MMJ_E_NOT_FOUND = -11,     /* no record with that sequence */
     MMJ_E_NOMEM = -12,         /* out of memory */
     MMJ_E_PAYLOAD_SIZE = -13,  /* payload size does not match the registered size of its type */
-    MMJ_E_EXISTS = -14         /* create requested exclusively but a journal exists */
+    MMJ_E_EXISTS = -14,        /* create requested exclusively but a journal exists */
+    MMJ_E_POSITION_LOST = -15  /* a tailer's position is past the journal's records: a recovery cut
+                                  the journal back behind what the tailer had read (TAILERS) */
 };
 
 /* Why a record or segment is invalid (recovery and verify reports). */
@@ -646,7 +651,15 @@ int mmj_reader_gather(const mmj_reader *r /* reader */, const uint64_t *pos /* n
 
 /* Follow a live journal from another process. name (may be NULL) makes the tailer named: its
  * position is loaded from tailers/<name>.pos when from_seq is 0 and saved by mmj_tailer_commit.
- * from_seq 0 and no saved position starts at the first record. */
+ * from_seq 0 and no saved position starts at the first record.
+ * TAILERS: records are never taken back, except by a writer's recovery cutting the journal at
+ * damage or a power cut's torn tail, after which it writes new records with the same sequences.
+ * A tailer never hands those out as if they followed what it had read: it remembers the head
+ * (word and crc) of the last record it handed out, saves it with a named position (with the
+ * journal id), and checks that record again where it may have been cut: when a named position is
+ * loaded, when the bytes behind its position were rewritten, and (at most every 10 ms while it
+ * finds nothing new) when its segment's file was replaced or removed. A record that is gone or
+ * different gives MMJ_E_POSITION_LOST: the consumer decides where to resume (from_seq). */
 int mmj_tailer_open(const char *dir /* journal directory */, const char *name /* or NULL */,
                     uint64_t from_seq /* first sequence wanted, 0 for saved/first */,
                     mmj_tailer **out /* OUT: tailer */, int *err /* OUT: errno; may be NULL */);

@@ -42,6 +42,7 @@ const char *mmj_strerror(int status)
     case MMJ_E_NOMEM: return "out of memory";
     case MMJ_E_PAYLOAD_SIZE: return "payload size does not match its record type";
     case MMJ_E_EXISTS: return "journal already exists";
+    case MMJ_E_POSITION_LOST: return "the journal was cut back behind the tailer's position";
     default: return "unknown status";
     }
 }
@@ -291,6 +292,8 @@ int mmj_map_segment(int dirfd, uint64_t index, int writable, mmj_map *m, int *er
     m->size = (uint64_t)st.st_size;
     m->index = index;
     m->populated = 0;
+    m->dev = (uint64_t)st.st_dev;
+    m->ino = (uint64_t)st.st_ino;
     return MMJ_OK;
 }
 

@@ -46,6 +46,7 @@ typedef struct mmj_map {
     uint64_t index;
     uint64_t populated;        /* bytes from 0 known faulted in for writing (writer only) */
     uint32_t version;          /* the header's format version (writer only) */
+    uint64_t dev, ino;         /* the file mapped (a tailer checks its name still refers to it) */
 } mmj_map;
 
 uint64_t mmj_pad8(uint64_t n);

@@ -1,5 +1,6 @@
 /* Tailers: follow a live journal from another process, one mapped segment at a time, with an
- * optional name whose position is saved atomically in tailers/<name>.pos.
+ * optional name whose position is saved atomically in tailers/<name>.pos; a journal cut back
+ * behind what a tailer has read is reported, never walked past (journal.h TAILERS).
  *
  * Polls the next record's word with acquire loads; a wait with a timeout sleeps on the writer's
  * futex word (journal_notify.c) and falls back to short sleeps when the notify file cannot be
@@ -21,6 +22,7 @@
 #define MMJ_TAIL_SPIN_NS 0                 /* default bound of the spin before a futex sleep: none */
 #define MMJ_TAIL_SLEEP_NS 20000
 #define MMJ_TAIL_FUTEX_SLICE_NS 10000000   /* re-check at least this often, even without a wake */
+#define MMJ_TAIL_FILE_CHECK_NS 10000000    /* while idle, look this often whether the segment was replaced */
 
 struct mmj_tailer {
     int dirfd;
@@ -37,6 +39,10 @@ struct mmj_tailer {
     mmj_notify *notify;        /* the writer's wake-up word, NULL until it can be mapped */
     int64_t spin_max_ns;       /* bound of the spin before sleeping (mmj_tailer_set_spin) */
     int64_t gap_avg_ns;        /* moving average of how long waits lasted (0: none yet) */
+    uint64_t last_head;        /* word | crc << 32 of the last data record handed out (want - 1) */
+    int have_last;             /* last_head is known (handed out here, or loaded and checked) */
+    int checking;              /* the record want - 1 must be found again with head last_head */
+    int64_t file_check_at;     /* when to look next whether seg's file is still in the journal */
 };
 
 static int valid_name(const char *name)
@@ -53,18 +59,39 @@ static int valid_name(const char *name)
     return name[0] != '.';
 }
 
+static void salt_hex(const uint8_t *salt, char *out /* 2 * MMJ_SALT_SIZE + 1 */)
+{
+    for (int i = 0; i < MMJ_SALT_SIZE; i++)
+        snprintf(out + 2 * i, 3, "%02x", salt[i]);
+}
+
+/* The saved position: "mmjpos 1 <seq>" (nothing to check), or "mmjpos 2 <seq> <journal id>
+ * <head>", whose record seq - 1 is checked before anything after it is handed out. A position
+ * saved in another journal (same directory name, new journal) is lost. */
 static int load_position(mmj_tailer *t, uint64_t *seq)
 {
-    char path[256], buf[64] = {0};
-    unsigned long long v = 0;
+    char path[256], buf[128] = {0}, id[2 * MMJ_SALT_SIZE + 1], mine[2 * MMJ_SALT_SIZE + 1];
+    unsigned long long v = 0, head = 0;
+    int version = 0, end = 0;
     snprintf(path, sizeof path, "%s/%s.pos", MMJ_TAILER_DIR, t->name);
     int fd = openat(t->dirfd, path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return errno == ENOENT ? MMJ_OK : MMJ_E_IO;
     ssize_t n = read(fd, buf, sizeof buf - 1);
     close(fd);
-    if (n <= 0 || sscanf(buf, "mmjpos 1 %llu", &v) != 1 || v == 0)
+    if (n <= 0 || sscanf(buf, "mmjpos %d %llu%n", &version, &v, &end) != 2 || v == 0)
         return MMJ_E_CORRUPT;
+    if (version == 2) {
+        if (v < 2 || sscanf(buf + end, " %32[0-9a-f] %16llx", id, &head) != 2 || strlen(id) != 2 * MMJ_SALT_SIZE)
+            return MMJ_E_CORRUPT;
+        salt_hex(t->salt, mine);
+        if (strcmp(id, mine) != 0)
+            return MMJ_E_POSITION_LOST;
+        t->last_head = head;
+        t->checking = 1;
+    } else if (version != 1) {
+        return MMJ_E_CORRUPT;
+    }
     *seq = v;
     return MMJ_OK;
 }
@@ -108,9 +135,11 @@ static int enter_segment(mmj_tailer *t, uint64_t index)
     return MMJ_OK;
 }
 
-/* Enter the last segment whose first sequence is <= want (or the first segment). */
+/* Enter the last segment whose first sequence is <= want (or the first segment); <= want - 1
+ * while that record is to be checked again. */
 static int locate(mmj_tailer *t)
 {
+    uint64_t target = t->checking ? t->want - 1 : t->want;
     uint64_t *idx = NULL;
     size_t n = 0;
     int rc = mmj_list_segments(t->dirfd, &idx, &n, NULL);
@@ -133,7 +162,7 @@ static int locate(mmj_tailer *t)
             break;
         int bad = mmj_header_check(&m, t->salt, &first, NULL, &newer, NULL);
         mmj_unmap(&m);
-        if (bad != MMJ_R_NONE || first > t->want)
+        if (bad != MMJ_R_NONE || first > target)
             break;
         pick = i;
     }
@@ -193,28 +222,84 @@ uint64_t mmj_tailer_position(const mmj_tailer *t)
     return t ? t->want : 0;
 }
 
+/* Check the last record handed out again from here on (journal.h TAILERS): from the start of
+ * the current mapping if its bytes were rewritten in place and it holds that record, else from
+ * the journal's segment that holds it now (`replaced`: the mapped file left the journal). */
+static int recheck(mmj_tailer *t, int replaced)
+{
+    t->checking = t->have_last;
+    if (!replaced && (!t->have_last || t->want - 1 >= t->first)) {
+        rewind_segment(t);
+        return MMJ_OK;
+    }
+    int rc = locate(t);
+    if (rc == MMJ_E_NOT_FOUND)
+        return t->checking ? MMJ_E_POSITION_LOST : MMJ_AGAIN;
+    return rc;
+}
+
+/* While idle, at most every MMJ_TAIL_FILE_CHECK_NS: is the mapped segment still the journal's
+ * file of that name? A writer's recovery removes (or moves to discarded/) the segments it cuts
+ * off; a tailer left in one would wait on its old bytes for ever. */
+static int segment_replaced(mmj_tailer *t)
+{
+    int64_t now = mmj_now_ns();
+    if (now < t->file_check_at)
+        return 0;
+    t->file_check_at = now + MMJ_TAIL_FILE_CHECK_NS;
+    char name[64];
+    struct stat st;
+    mmj_segment_name(name, sizeof name, t->seg.index, 0);
+    if (fstatat(t->dirfd, name, &st, 0) != 0)
+        return errno == ENOENT;
+    return (uint64_t)st.st_ino != t->seg.ino || (uint64_t)st.st_dev != t->seg.dev;
+}
+
 /* One look at the journal: MMJ_OK with a record, MMJ_AGAIN when nothing new, or an error. */
 static int poll_once(mmj_tailer *t, mmj_record *out)
 {
     if (!t->seg.base) {
         int rc = locate(t);
-        return rc == MMJ_E_NOT_FOUND ? MMJ_AGAIN : rc;
+        if (rc == MMJ_E_NOT_FOUND)
+            return t->checking ? MMJ_E_POSITION_LOST : MMJ_AGAIN;
+        if (rc != MMJ_OK)
+            return rc;
     }
     for (int rewound = 0;;) {
         int size = mmj_record_check(t->seg.base, t->seg.size, t->off, t->salt_check, t->seq, out);
         if (size <= 0) {
-            /* nothing valid here: if the bytes behind the position were rewritten, find the
-             * next sequence again from the segment's start (once per call) */
-            if (!rewound && position_stale(t)) {
+            /* nothing valid here: if the bytes behind the position were rewritten, or the
+             * segment's file is gone from the journal, look again for the last record handed
+             * out (once per call) */
+            int stale = !rewound && position_stale(t);
+            int replaced = !rewound && !stale && size == 0 && !t->checking && segment_replaced(t);
+            if (stale || replaced) {
                 rewound = 1;
-                rewind_segment(t);
+                int rc = recheck(t, replaced);
+                if (rc != MMJ_OK)
+                    return rc;
                 continue;
             }
+            if (size == 0 && t->checking)
+                return MMJ_E_POSITION_LOST;   /* the journal ends before the record handed out */
             return size == 0 ? MMJ_AGAIN : MMJ_E_CORRUPT;
         }
         if (out->flags & MMJ_FLAG_EOS) {
             int rc = enter_segment(t, t->seg.index + 1);
-            return rc == MMJ_OK ? poll_once(t, out) : (rc == MMJ_E_NOT_FOUND ? MMJ_AGAIN : rc);
+            if (rc == MMJ_OK)
+                return poll_once(t, out);
+            if (rc != MMJ_E_NOT_FOUND)
+                return rc;
+            if (t->checking)
+                return MMJ_E_POSITION_LOST;   /* the journal ends before the record handed out */
+            if (!rewound && segment_replaced(t)) {   /* a sealed segment a recovery cut off */
+                rewound = 1;
+                rc = recheck(t, 1);
+                if (rc != MMJ_OK)
+                    return rc;
+                continue;
+            }
+            return MMJ_AGAIN;
         }
         t->prev_off = t->off;
         memcpy(t->prev_head, t->seg.base + t->off, sizeof t->prev_head);
@@ -222,10 +307,21 @@ static int poll_once(mmj_tailer *t, mmj_record *out)
         if (out->flags & MMJ_FLAG_CONTROL)
             continue;
         t->seq++;
-        if (out->seq < t->want)
+        if (out->seq < t->want) {
+            if (t->checking && out->seq == t->want - 1) {
+                if (t->prev_head[0] != t->last_head)
+                    return MMJ_E_POSITION_LOST;   /* another record now has that sequence */
+                t->checking = 0;
+                t->have_last = 1;
+            }
             continue;
+        }
+        if (t->checking)
+            return MMJ_E_POSITION_LOST;   /* cannot happen: sequences have no gaps */
         out->segment = t->seg.index;
         t->want = out->seq + 1;
+        t->last_head = t->prev_head[0];
+        t->have_last = 1;
         return MMJ_OK;
     }
 }
@@ -325,14 +421,22 @@ int mmj_tailer_commit(mmj_tailer *t)
         return MMJ_E_CLOSED;
     if (!t->name[0])
         return MMJ_E_ARG;
-    char path[256], buf[64];
+    char path[256], buf[128];
     if (mkdirat(t->dirfd, MMJ_TAILER_DIR, 0755) != 0 && errno != EEXIST)
         return MMJ_E_IO;
     int sub = openat(t->dirfd, MMJ_TAILER_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (sub < 0)
         return MMJ_E_IO;
     snprintf(path, sizeof path, "%s.pos", t->name);
-    int n = snprintf(buf, sizeof buf, "mmjpos 1 %llu\n", (unsigned long long)t->want);
+    int n;
+    if (t->have_last || t->checking) {   /* checking: the loaded head, not yet found again */
+        char id[2 * MMJ_SALT_SIZE + 1];
+        salt_hex(t->salt, id);
+        n = snprintf(buf, sizeof buf, "mmjpos 2 %llu %s %016llx\n", (unsigned long long)t->want, id,
+                     (unsigned long long)t->last_head);
+    } else {
+        n = snprintf(buf, sizeof buf, "mmjpos 1 %llu\n", (unsigned long long)t->want);
+    }
     int rc = mmj_write_atomic(sub, path, buf, (size_t)n, NULL);
     close(sub);
     return rc;

@@ -327,6 +327,15 @@ class Reader:
             self.close()
 
 
+def _tail_context(path: str, position: int, status: int) -> str:
+    if status != lib.MMJ_E_POSITION_LOST:
+        return f"tail {path} at seq {position}"
+    return (f"tail {path}: the journal no longer holds seq {position - 1}, the record this tailer read last, as "
+            f"it read it: a recovery cut the journal back (power loss or damage; `mmaudit journal verify "
+            f"{path}` and discarded/ say what was cut), and the records now numbered from there are new. "
+            f"Choose where to resume (from_seq / --from-seq)")
+
+
 class Tailer:
     """Follow a live journal (from any process). With a name, `commit()` saves the position and a
     new Tailer with the same name resumes there after a restart."""
@@ -342,8 +351,9 @@ class Tailer:
         handle = ffi.new("mmj_tailer **")
         err = ffi.new("int *")
         cname = name.encode() if name is not None else ffi.NULL
-        check(lib.mmj_tailer_open(os.fsencode(self.path), cname, from_seq or 0, handle, err),
-              f"tail {self.path}", err[0])
+        status = lib.mmj_tailer_open(os.fsencode(self.path), cname, from_seq or 0, handle, err)
+        check(status, f"tail {self.path}: tailer {name}'s saved position was taken in another journal"
+              if status == lib.MMJ_E_POSITION_LOST else f"tail {self.path}", err[0])
         # held around each C call and by close(): a thread waiting in next() while another closes
         # the tailer (how a tailing thread is stopped) gets JournalClosed, not a freed tailer
         self._in_c = threading.Lock()
@@ -365,7 +375,7 @@ class Tailer:
                 if status == lib.MMJ_OK:
                     return _record(self._rec)
             if status != lib.MMJ_AGAIN:
-                raise error_for(status, f"tail {self.path} at seq {self.position}")
+                raise error_for(status, _tail_context(self.path, self.position, status))
             if time.monotonic() >= deadline:
                 return None
 

@@ -112,6 +112,11 @@ def _batch_payloads(rtype: int, payloads):
         if expected is not None and arr.dtype.itemsize != expected.itemsize:
             raise PayloadSizeError(f"type {rtype} rows are {arr.dtype.itemsize} bytes, layout needs "
                                    f"{expected.itemsize}", status=lib.MMJ_E_PAYLOAD_SIZE)
+        if expected is not None and arr.dtype.names is not None and arr.dtype != expected:
+            # same size, other fields (order, byte order, types): the bytes would be read back
+            # under the catalogue's layout as other values
+            raise InvalidArgument(f"type {rtype} rows have fields {arr.dtype.descr}, its layout is "
+                                  f"{expected.descr}; build them with that dtype (or pass void rows)")
         buf = ffi.from_buffer("char[]", arr) if len(arr) else ffi.NULL
         return len(arr), arr.dtype.itemsize, buf, ffi.NULL, arr
     if isinstance(payloads, (bytes, bytearray, memoryview, str)):

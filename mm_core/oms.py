@@ -1,6 +1,6 @@
 """Order management: every order's lifecycle as a `{(state, trigger): next}` table and one FSM.
 
-Owns: day-unique order tokens (session prefix + counter), the order records (leaves, fills,
+Owns: day-unique order tokens (session prefix + session tag + counter), the order records (leaves, fills,
 venue reference, the cancel bytes pre-encoded when an order is accepted) and which order rests
 for each (symbol, side, purpose). An impossible transition raises InvalidTransition("A -> B");
 the engine halts trading and journals it. Must not know about sockets, clocks or the codecs
@@ -14,7 +14,8 @@ from typing import Callable
 
 from mm_core.types import OrderIntent, OrderKind, Purpose, Side
 
-__all__ = ["OmsError", "InvalidTransition", "OrderState", "Trigger", "TRANSITIONS", "Order", "OrderFsm", "Oms"]
+__all__ = ["OmsError", "InvalidTransition", "OrderState", "Trigger", "TRANSITIONS", "Order", "OrderFsm", "Oms",
+           "TOKEN_LENGTH", "MIN_COUNTER_WIDTH", "base36", "check_token_room"]
 
 
 class OmsError(ValueError):
@@ -238,21 +239,52 @@ class Order:
 
 _NEVER = 1 << 62                 # later than any session time
 _TOKEN_ALPHABET = string.digits + string.ascii_uppercase
+TOKEN_LENGTH = 14                # OUCH 4.2 Order Token
+MIN_COUNTER_WIDTH = 6            # 36**6 - 1 = 2,176,782,335 orders in one session at least
+
+
+def base36(n: int, width: int) -> str:
+    """`n` in base 36 (0-9A-Z), zero-padded to `width`; longer when it does not fit."""
+    digits = []
+    while n:
+        n, r = divmod(n, 36)
+        digits.append(_TOKEN_ALPHABET[r])
+    return "".join(reversed(digits)).rjust(width, "0")
+
+
+def check_token_room(prefix: str, tag: str, token_length: int = TOKEN_LENGTH) -> None:
+    """OmsError unless `tag` is letters or digits and prefix + tag leave the counter at least
+    MIN_COUNTER_WIDTH characters of the token."""
+    if tag and not (tag.isascii() and tag.isalnum()):
+        raise OmsError(f"session tag {tag!r} must be letters or digits")
+    room = token_length - len(prefix) - len(tag)
+    if room < MIN_COUNTER_WIDTH:
+        raise OmsError(f"token prefix {prefix!r} with session tag {tag!r} leaves {room} of the token's "
+                       f"{token_length} characters to the order counter; {MIN_COUNTER_WIDTH} are needed "
+                       f"(use a prefix of at most {token_length - len(tag) - MIN_COUNTER_WIDTH} characters)")
 
 
 class Oms:
-    """All orders of one session, keyed by token, and the resting order per (symbol, side, purpose)."""
+    """All orders of one session, keyed by token, and the resting order per (symbol, side, purpose).
+
+    A token is the config's prefix, the session's tag (journaled in SESSION_START; start_session()
+    sets it before the session's first order, and replay sets it from the record) and a base-36
+    counter filling the token's 14 characters. Sessions of one day on one prefix have distinct tags,
+    so their tokens are disjoint; a session without a tag (a journal from before tags) has none."""
 
     # a lower bound of the last transition time of every terminal order kept (a terminal order never
     # moves again): prune() has nothing to forget before it is keep_ns old. A class default so an
     # OMS pickled before it existed scans at its first prune.
     terminal_since_ns: int = -_NEVER
+    tag: str = ""                 # the session's token tag ("" until start_session, or untagged)
 
     def __init__(self, session_prefix: str, encode_cancel: Callable[[str], bytes], *,
-                 token_length: int = 14) -> None:
+                 token_length: int = TOKEN_LENGTH) -> None:
         if not session_prefix or len(session_prefix) > 8 or not session_prefix.isalnum():
             raise OmsError(f"token prefix {session_prefix!r} must be 1-8 letters or digits")
         self.prefix = session_prefix.upper()
+        self.head = self.prefix          # prefix + tag: what every token of this session starts with
+        self.token_length = token_length
         self.width = token_length - len(self.prefix)
         self.counter = 0
         self.encode_cancel = encode_cancel
@@ -267,16 +299,34 @@ class Oms:
 
     # --- tokens -------------------------------------------------------------------------
 
+    def start_session(self, tag: str) -> None:
+        """Put the session's tag (from its SESSION_START) into every token from now on. Only
+        before the session's first token: a tag changed mid-session could repeat a token."""
+        tag = tag.upper()
+        if tag == self.tag:
+            return
+        if self.counter:
+            raise OmsError(f"session tag {tag!r} after {self.counter} tokens of tag {self.tag!r}")
+        check_token_room(self.prefix, tag, self.token_length)
+        self.tag, self.head = tag, self.prefix + tag
+        self.width = self.token_length - len(self.head)
+
     def new_token(self) -> str:
         self.counter += 1
-        n, digits = self.counter, []
-        while n:
-            n, r = divmod(n, 36)
-            digits.append(_TOKEN_ALPHABET[r])
-        body = "".join(reversed(digits)).rjust(self.width, "0")
+        body = base36(self.counter, self.width)
         if len(body) > self.width:
-            raise OmsError("order token counter exhausted for this session prefix")
-        return self.prefix + body
+            raise OmsError(f"order token counter exhausted for this session ({self.head})")
+        return self.head + body
+
+    def counter_of(self, token: str) -> int | None:
+        """The counter inside one of this session's tokens (prefix + tag + base 36), None for
+        any other token (another session's, the venue's, garbage)."""
+        token = token.strip().upper()
+        body = token[len(self.head):]
+        if (not token.startswith(self.head) or not (body.isascii() and body.isalnum())
+                or len(token) > self.token_length):
+            return None
+        return int(body, 36)
 
     # --- our actions --------------------------------------------------------------------
 

@@ -1134,16 +1134,18 @@ def market_data_event(rec, utc_offset_s: int = TAI_MINUS_UTC_S) -> MarketData:
     return MarketData(rec.payload, engine_time(rec.ts_ns, source, utc_offset_s), source)
 
 
-def engine_events(records: Iterable, profile: str = "eu-hft", fresh_session: bool = True) -> Iterator:
+def engine_events(records: Iterable, profile: str = "eu-hft", fresh_session: bool = True,
+                  utc_offset_s: int = TAI_MINUS_UTC_S) -> Iterator:
     """The engine inputs a journal holds, in journal order, for replay through a fresh engine.
 
     records: journal.Reader records (seq, rtype, ts_ns, ts_source, clock_state, payload). The
     facts the runner fed without a record of their own come first: the journal was healthy (it
     took these records) and, for a fresh session, nothing needed reconciling. A change of the
     journal's health is a METRICS record {"input": "journal-health", ...} written by the runner.
+    `utc_offset_s`: the UTC offset in force before the first record (a resumed replay's snapshot's).
     """
     bit = 1 << PROFILES[profile].bit
-    offset = TAI_MINUS_UTC_S           # the UTC offset in force (engine_time), as the runner had it
+    offset = utc_offset_s              # the UTC offset in force (engine_time), as the runner had it
     started = False
     for rec in records:
         rtype = rec.rtype

@@ -35,13 +35,15 @@ from audit.ptplab import NamespaceUnavailable, PtpLab
 from audit.sampler import PmcSampler
 from journal import Journal, JournalError, JournalLocked, Reader, lock_state
 from journal.reader import damage_behind_summary
-from journal.catalogue import RecordType, TsSource, pack, pack_json
+from journal.catalogue import RecordType, TsSource, pack, pack_json, session_stop
 from mm_core import buildid
 from mm_core.config import ConfigError, EngineConfig, Symbols, symbols_from_toml
 from mm_core.control import ControlError, ControlServer, check_path
 from mm_core.engine import Engine, EngineError
+from mm_core.oms import OmsError, check_token_room
 from mm_core.risk import EXAMPLE_TOML, Limits, LimitsError, RiskError, RiskGateway
 from mm_core.runner import Runner, RunnerError, RunnerReport, RunnerSettings, stage_latencies
+from mm_core.sessiontag import TAG_WIDTH, session_tag
 from mm_core.venue.config import DEFAULT_PATH as VENUE_DEFAULT_PATH, VenueConfig, parse_config
 from mm_core.venue.errors import VenueError
 from mm_core.venue.server import Venue
@@ -174,7 +176,8 @@ def load_inputs(config_path: str | None = None, limits_path: str | None = None,
         raise SessionConfigError(f"venue config {venue_path}: {exc}") from None
     try:
         Engine(engine_config, symbols, RiskGateway(limits))     # fails here, not mid-session
-    except (EngineError, ConfigError, RiskError) as exc:
+        check_token_room(engine_config.session_prefix, "0" * TAG_WIDTH)   # room for the session tag
+    except (EngineError, ConfigError, RiskError, OmsError) as exc:
         raise SessionConfigError(f"engine config {sources['engine']}: {exc}") from None
     return SessionInputs(engine_config, symbols, limits, limits_text, venue_config,
                          None if venue_config_path is None else str(venue_config_path), sources)
@@ -703,14 +706,17 @@ class Session:
 
     def _journal_start(self, journal: Journal, session_id: int, source: str, note: str) -> int:
         """SESSION_START, the limits document in force, and a note saying where the clock
-        evidence comes from (the lab's is not traceable: it says so in the journal too)."""
+        evidence comes from (the lab's is not traceable: it says so in the journal too). The
+        engine's tokens carry the session's tag (mm_core.sessiontag) from here on."""
         now = time.clock_gettime_ns(time.CLOCK_REALTIME)
+        tag = session_tag(now)
+        self.engine.oms.start_session(tag)
         first = journal.append(RecordType.SESSION_START, pack(
             RecordType.SESSION_START, session_id=session_id, config_sha256=self.inputs.config_sha256(),
             code_version=_code_version().encode()[:16], code_fingerprint=_code_digest(),
             limits_version=str(self.inputs.limits.version).encode(),
             venue_session=str(self.venue.get("session", "")).encode()[:10],
-            profile=self.profile.encode()[:8]),
+            profile=self.profile.encode()[:8], token_tag=tag.encode()),
             ts_ns=now, ts_source=int(TsSource.USER))
         journal.append(RecordType.LIMITS_LOADED, pack_json({
             "version": self.inputs.limits.version, "sha256": self.inputs.limits.digest,
@@ -724,11 +730,11 @@ class Session:
 
     def _journal_stop(self, journal: Journal, session_id: int) -> None:
         report = self.runner.report
+        now = time.clock_gettime_ns(time.CLOCK_REALTIME)
         try:
-            journal.append(RecordType.SESSION_STOP, pack(
-                RecordType.SESSION_STOP, session_id=session_id, events=report.inputs,
-                orders=report.orders_sent, reason=(report.stop_reason or "error").encode()[:32]),
-                ts_ns=time.clock_gettime_ns(time.CLOCK_REALTIME), ts_source=int(TsSource.USER))
+            for rtype, payload in session_stop(session_id, report.inputs, report.orders_sent,
+                                               report.stop_reason or "error"):
+                journal.append(rtype, payload, ts_ns=now, ts_source=int(TsSource.USER))
         except JournalError:
             report.journal_failures += 1
 

@@ -37,6 +37,7 @@ class LiveReconciliation:
     rounds: list[dict] = field(default_factory=list)     # discrepancy counts per round
     delivered: int = 0                                   # venue messages the journal lacked
     resolutions: int = 0                                 # resolutions applied (cancels sent)
+    corrections: list[int] = field(default_factory=list)  # trade corrections the reasons name
     trading_state: str = ""
 
 
@@ -87,7 +88,7 @@ class LiveReconciler:
         result.reconciled = not result.reasons
         outcome = {"kind": RECON_OUTCOME, "reconciled": result.reconciled, "reasons": result.reasons,
                    "mid_session": True, "actor": command.actor, "delivered": result.delivered,
-                   "resolutions": result.resolutions}
+                   "resolutions": result.resolutions, "corrections_reported": result.corrections}
         if command.origin:
             outcome["origin"] = command.origin
         now = self._recon(runner, outcome)
@@ -159,6 +160,7 @@ class LiveReconciler:
             if found.clean or not found.resolutions:
                 result.reasons += [f"{d.kind}: {d.detail}" + (f" ({d.token})" if d.token else "")
                                    for d in found.discrepancies]
+                result.corrections = found.corrections
                 return
             for d in found.discrepancies:
                 if isinstance(d.resolution, Deliver):
@@ -178,7 +180,7 @@ class LiveReconciler:
         result.reasons.append(f"not clean after {self.max_rounds} rounds")
 
     def _reported_so_far(self, runner) -> dict[int, int]:
-        """The trade corrections the journal's RECON findings have reported (replay's reading of
+        """The trade corrections the journal's RECON outcomes have reported (replay's reading of
         them), read on from where the last reconcile stopped. A journal that cannot be read adds
         nothing (those corrections are reported again: they keep trading halted) and alerts."""
         path = getattr(runner.journal, "path", None)
@@ -186,7 +188,7 @@ class LiveReconciler:
             with Reader(path) as reader:
                 if reader.last_seq > self._read_to:
                     for seq, doc in recon_documents(reader, self._read_to + 1, reader.last_seq):
-                        if doc.get("kind") == RECON_FINDING:
+                        if doc.get("kind") == RECON_OUTCOME:
                             for venue_seq in reported_corrections(doc):
                                 self.reported.setdefault(venue_seq, seq)
                     self._read_to = reader.last_seq

@@ -244,12 +244,15 @@ _BY_ACTION = {c.__dataclass_fields__["action"].default: c
               for c in (MarkNotSent, CancelAtVenue, ResendCancel, Deliver, AdoptPending)}
 
 
-def reported_corrections(finding: Mapping) -> list[int]:
-    """The venue sequences of the trade corrections a RECON finding document (ReconResult.to_json)
-    reports as discrepancies."""
-    return [d["venue"]["sequence"] for d in finding.get("discrepancies") or ()
-            if isinstance(d, Mapping) and d.get("kind") == TRADE_CORRECTION
-            and isinstance(d.get("venue"), Mapping) and isinstance(d["venue"].get("sequence"), int)]
+def reported_corrections(outcome: Mapping) -> list[int]:
+    """The venue sequences of the trade corrections a RECON outcome document says were reported
+    to a person: a recovery or reconcile that finished lists there those its result's reasons name
+    (ReconResult.corrections of its last round); one that failed or never ended lists none, so
+    its findings alone never count (the next one reports them again)."""
+    listed = outcome.get("corrections_reported")
+    if not isinstance(listed, list):
+        return []
+    return [s for s in listed if isinstance(s, int) and not isinstance(s, bool)]
 
 
 def resolution_json(resolution: Resolution) -> dict:
@@ -297,8 +300,8 @@ class ReconResult:
     venue_positions: dict[str, int]
     venue_messages: int
     live_at_venue: int
-    # trade corrections an earlier recovery reported (its RECON finding names them): listed, not
-    # discrepancies; (venue sequence, token, message class, journal sequence of that finding)
+    # trade corrections an earlier recovery reported (its RECON outcome names them): listed, not
+    # discrepancies; (venue sequence, token, message class, journal sequence of that outcome)
     reported_earlier: tuple[tuple[int, str, str, int], ...] = ()
 
     @property
@@ -308,6 +311,12 @@ class ReconResult:
     @property
     def resolutions(self) -> list[Resolution]:
         return [d.resolution for d in self.discrepancies if d.resolution is not None]
+
+    @property
+    def corrections(self) -> list[int]:
+        """Venue sequences of the trade corrections among the discrepancies (what an OUTCOME whose
+        reasons name them records as reported: reported_corrections)."""
+        return [d.venue["sequence"] for d in self.discrepancies if d.kind == TRADE_CORRECTION]
 
     @property
     def unresolved(self) -> list[Discrepancy]:
@@ -362,8 +371,9 @@ def reconcile(local: LocalView, venue: VenueView,
     if local.last_venue_seq > venue.last_seq:
         found.append(Discrepancy(JOURNAL_AHEAD, "", f"journal reached venue sequence "
                                  f"{local.last_venue_seq}, the venue only {venue.last_seq}"))
-    # a correction needs a person once: the recovery that first finds it reports it (and stays
-    # HALTED); later ones, whose full view from sequence 1 still holds it, list it as reported
+    # a correction needs a person once: the recovery that first finds it and finishes reports it
+    # (and stays HALTED); later ones, whose full view from sequence 1 still holds it, list it as
+    # reported
     reported_earlier = []
     for seq, token, what in venue.corrections:
         if seq in local.corrections_reported:
@@ -500,11 +510,11 @@ def apply(engine, resolution: Resolution, now_ns: int) -> list[Action]:
                 oms.orders[token].mark = resolution.side     # as the venue holds it
         order = oms.orders.get(token)
         if order is not None and order.state.value in _RESTING:
-            # what rests at the venue is what the gateway counts until the cancel is answered
-            # (the engine releases it then, as any order that is done)
+            # what rests at the venue (its shares and price) is what the gateway counts until the
+            # cancel is answered (the engine releases it then, as any order that is done)
             risk = engine.risk
             if token in risk.working_orders():
-                risk.on_order_confirmed(token, resolution.leaves, now_ns)
+                risk.on_order_resting(token, resolution.leaves, resolution.price, now_ns)
             else:
                 risk.on_order_adopted(token, resolution.symbol_id, _side(resolution.side),
                                       resolution.leaves, resolution.price, _mark(resolution.side),
@@ -537,9 +547,9 @@ def _adopt(oms, r: AdoptPending, now_ns: int) -> None:
 
 def _skip_token(oms, token: str) -> None:
     """Never hand out again a token of ours the venue has already seen (tokens are day-unique)."""
-    body = token[len(oms.prefix):]
-    if token.startswith(oms.prefix) and body.isalnum():
-        oms.counter = max(oms.counter, int(body, 36))
+    counter = oms.counter_of(token)
+    if counter is not None:
+        oms.counter = max(oms.counter, counter)
 
 
 def _side(side: str) -> Side:

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from journal import Journal
+from journal import Journal, lock_state
 from journal.catalogue import RecordType, TsSource, pack, pack_json, venue_payload
 from journal.errors import JournalError, JournalLocked
 from journal.reader import damage_behind_summary
@@ -219,9 +219,14 @@ def _adoption(engine: Engine, frame: bytes) -> AdoptPending | None:
 
 
 def _open_journal(path: str, dry_run: bool) -> tuple[Journal | None, dict]:
-    """The writer (its open repairs a torn tail), or for a dry run what a repair would discard."""
+    """The writer (its open repairs a torn tail), or for a dry run what a repair would discard. A
+    live writer is refused either way: a dry run takes no lock, but would read a journal still
+    growing and, given a venue, log in as the running engine's user (it could take its session)."""
     try:
         if dry_run:     # where the replay stops early (ReplayResult.stopped) is filled in after it
+            lock = lock_state(path)
+            if lock["writer_live"]:
+                raise JournalLocked(f"pid {lock['pid']} holds its lock")
             return None, {"repaired": False, "would_discard_from": None}
         journal = Journal(path, create=False, segment_size=_SEGMENT)
     except JournalLocked as exc:
@@ -331,7 +336,9 @@ def recover(settings: RecoverySettings, progress: Callable[[str, str], None] = _
                            "reasons": result.reasons, "before": replayed.summary(),
                            "after": _after(engine), "delivered": result.delivered,
                            "orders_sent": result.orders_sent,
-                           "unsent_orders": [] if settings.dry_run else list(result.would_send)})
+                           "unsent_orders": [] if settings.dry_run else list(result.would_send),
+                           # the last round's, which the reasons name: reported to a person now
+                           "corrections_reported": result.rounds[-1].corrections if result.rounds else []})
         shell.feed(Reconciled(now, result.reconciled))
         timings["total"] = time.perf_counter() - t0
         progress("outcome", "reconciled" if result.reconciled else "NOT reconciled: " +

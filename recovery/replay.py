@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from journal import Reader, Record
-from journal.catalogue import RecordType, TsSource, raw_bytes, unpack, unpack_json, venue_fields
+from journal.catalogue import RecordType, TsSource, raw_bytes, token_tag, unpack, unpack_json, venue_fields
 from journal.errors import JournalError
 from mm_core.engine import PacketRun
 from mm_core.buildid import UNKNOWN
 from mm_core.events import MarketData, Reconciled, SendOrder
-from mm_core.runner import engine_events
+from mm_core.oms import OmsError
+from mm_core.runner import TAI_MINUS_UTC_S, engine_events
 from recovery.blocks import Blocks, ListedRecords, listed_run
 from recovery.codecheck import CodeCheck, SessionCode, session_code
 from recovery.errors import BadRecoveryRecord, JournalUnavailable, SecondSession
@@ -68,6 +69,7 @@ class ReplayResult:
     unsent: list[SendOrder] = field(default_factory=list)   # decided, never journaled: never sent
     journaled_venue_seqs: set[int] = field(default_factory=set)
     last_venue_seq: int = 0          # highest SoupBinTCP sequence journaled
+    utc_offset_s: int = TAI_MINUS_UTC_S   # in force after the last record (its last clock sample's)
     first_seq: int = 0
     last_seq: int = 0
     recon_records: int = 0
@@ -228,7 +230,8 @@ class _Walk:
             # a safe point: every order decided so far is accounted for
             write_snapshot(self.snapshot_dir, self.engine, rec.seq - 1, self.journal_id,
                            r.journaled_venue_seqs, r.last_venue_seq, witness=self.witness(rec.seq - 1),
-                           corrections_reported=r.corrections_reported, sessions=r.sessions)
+                           corrections_reported=r.corrections_reported, sessions=r.sessions,
+                           utc_offset_s=r.utc_offset_s)
             r.snapshots_written += 1
             self.since_snapshot = 0
         if rtype == RecordType.VENUE_MSG or rtype == RecordType.VENUE_MSG_LONG:
@@ -240,15 +243,24 @@ class _Walk:
         elif doc is not None:
             r.recon_records += 1
             self.recon(rec, doc)
+        elif rtype == RecordType.CLOCK_SAMPLE:        # as engine_events reads it
+            sample = unpack(RecordType.CLOCK_SAMPLE, rec.payload)
+            if int(sample["utc_offset_valid"]):
+                r.utc_offset_s = int(sample["utc_offset"])
 
     def session(self, rec) -> None:
         """The session `rec` starts (or, first of all, records no SESSION_START names: of unknown
-        code), kept for the snapshots, and checked when there is a CodeCheck."""
+        code), kept for the snapshots, and checked when there is a CodeCheck. The engine's tokens
+        carry the tag the SESSION_START names, as the session's did."""
         self.unnamed = False
         if rec.rtype == _SESSION_START:
             session = session_code(rec.seq, rec.payload)
             if self.result.records > 1 or self.resumed:
                 raise SecondSession(rec.seq, session.session_id)
+            try:
+                self.engine.oms.start_session(token_tag(unpack(RecordType.SESSION_START, rec.payload)))
+            except OmsError as exc:
+                raise BadRecoveryRecord(f"SESSION_START record {rec.seq}: {exc}") from None
         else:
             session = SessionCode(rec.seq, 0, UNKNOWN)
         if self.result.sessions is not None:
@@ -294,11 +306,11 @@ class _Walk:
             self.feed(Reconciled(rec.ts_ns, False))
         elif kind == RECON_OUTCOME:
             self.feed(Reconciled(rec.ts_ns, bool(doc.get("reconciled"))))
-        elif kind == RECON_RESOLUTION:
-            self.take(apply(self.engine, resolution_from_json(doc.get("resolution") or {}), rec.ts_ns))
-        elif kind == RECON_FINDING:
+            # only a finished attempt's outcome, whose result named them, reported corrections
             for venue_seq in reported_corrections(doc):
                 self.result.corrections_reported.setdefault(venue_seq, rec.seq)
+        elif kind == RECON_RESOLUTION:
+            self.take(apply(self.engine, resolution_from_json(doc.get("resolution") or {}), rec.ts_ns))
 
 
 class _Lookahead:
@@ -372,6 +384,7 @@ def replay(records: Iterable, engine, *, profile: str = "eu-hft", fresh_session:
         result.journaled_venue_seqs = resume.venue_seqs()
         result.last_venue_seq = resume.last_venue_seq
         result.corrections_reported = dict(resume.corrections_reported)
+        result.utc_offset_s = resume.utc_offset_s
     if isinstance(records, Blocks):       # a journal read a block at a time (replay_journal)
         source = records
         if resume is not None:
@@ -390,7 +403,7 @@ def replay(records: Iterable, engine, *, profile: str = "eu-hft", fresh_session:
     # end quiet (Engine.on_packet_run); not when writing snapshots (they count single events)
     batch = batch and not snapshot_every
     started = time.perf_counter()
-    for event in engine_events(tapped(), profile, fresh_session):
+    for event in engine_events(tapped(), profile, fresh_session, result.utc_offset_s):
         if batch and type(event) is MarketData and event.ts_source != _PHC and source.next_is(RecordType.MD_PACKET):
             walk.feed_run(event, source)
         else:

@@ -4,9 +4,10 @@ the journal after it (recovery time then depends on the snapshot interval, not t
 Owns the file format — one JSON header line (format version, journal id, sequence covered, the
 journal witness at that sequence, state hash, venue sequences journaled so far, trade corrections
 reported so far, the code that wrote it and the journal's sessions with their code, SHA-256 of the
-body) then a pickle of the engine — atomic writes, pruning by the
+body, and SHA-256 of the header's other fields) then a pickle of the engine — atomic writes, pruning per journal by the
 sequence each file records, and verified loads: a snapshot whose body, journal, journal content
-or state hash does not match is skipped with the reason. The witness (journal_witness) covers the
+or state hash does not match, or whose header was altered or is malformed, is skipped with the
+reason. The witness (journal_witness) covers the
 journal's whole content up to the snapshot's sequence through the journal's hash chain, so a
 journal that came back shorter and was written on (a power loss in pagecache mode, then a new
 writer) no longer matches a snapshot of records it lost. A snapshot names the code that wrote it
@@ -31,15 +32,16 @@ from dataclasses import dataclass
 from journal.catalogue import RecordType
 from journal.errors import JournalError
 from mm_core.buildid import UNKNOWN
+from mm_core.runner import TAI_MINUS_UTC_S
 from recovery.codecheck import SessionCode, running_fingerprint
 from recovery.errors import RecoveryError
 
 __all__ = ["Snapshot", "engine_setup", "journal_witness", "write_snapshot", "latest_snapshot",
            "covered_sessions", "SnapshotError"]
 
-FORMAT = 2                         # 2: the journal witness (snapshots of format 1 are skipped)
+FORMAT = 3                         # 2: the journal witness; 3: the header's own checksum (older: skipped)
 _SUFFIX = ".snap"
-KEEP = 3                           # snapshots kept per directory (the highest sequences)
+KEEP = 3                           # snapshots kept per journal (the newest and the highest sequences)
 _ANCHOR_FIRST_STEP = 256           # records read first looking back for a hash-chain anchor
 _ANCHOR_STEP = 8192                # ... growing to at most this many at a time
 _ANCHORS = frozenset({int(RecordType.CHECKPOINT), int(RecordType.SEAL)})
@@ -73,6 +75,7 @@ class Snapshot:
     corrections_reported: dict = dataclasses.field(default_factory=dict)
     # the journal's sessions up to seq and their code (None: a snapshot written before they were kept)
     sessions: tuple[SessionCode, ...] | None = None
+    utc_offset_s: int = TAI_MINUS_UTC_S          # in force at seq (the last clock sample's before it)
 
     def venue_seqs(self) -> set[int]:
         return {s for a, b in self.venue_ranges for s in range(a, b + 1)}
@@ -138,13 +141,15 @@ def _chain_anchor(reader, seq: int) -> tuple[int, bytes]:
 
 
 def write_snapshot(directory, engine, seq: int, journal_id: str, venue_seqs, last_venue_seq: int,
-                   keep: int = KEEP, *, witness: str, corrections_reported=None, sessions=None) -> str:
+                   keep: int = KEEP, *, witness: str, corrections_reported=None, sessions=None,
+                   utc_offset_s: int = TAI_MINUS_UTC_S) -> str:
     """Write the engine's state at journal sequence `seq`, where the journal's witness is
     `witness` (journal_witness), and the journal's sessions up to it (recovery.codecheck
-    SessionCode, as the replay met them: a code check then reads only the journal after it);
-    returns the file's path. Only the `keep` snapshots of the highest
-    sequences stay (older ones are only a fallback for a newer one that fails to load): a standby
-    writing one every few thousand events keeps the directory small."""
+    SessionCode, as the replay met them: a code check then reads only the journal after it) and
+    the UTC offset in force there (PHC stamps after it convert with it until a clock sample);
+    returns the file's path. Of this journal's snapshots only this one and the `keep` - 1 others
+    of the highest sequences stay (older ones are only a fallback for a newer one that fails to
+    load): a standby writing one every few thousand events keeps the directory small."""
     buf = io.BytesIO()
     try:
         _Pickler(buf, protocol=5).dump(engine)
@@ -158,7 +163,9 @@ def write_snapshot(directory, engine, seq: int, journal_id: str, venue_seqs, las
               "setup": engine_setup(engine), "code": running_fingerprint(),
               "sessions": None if sessions is None else [[c.seq, c.session_id, c.fingerprint]
                                                          for c in sessions],
+              "utc_offset_s": utc_offset_s,
               "sha256": hashlib.sha256(body).hexdigest()}
+    header["header_sha256"] = _header_digest(header)
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / f"engine-{seq:020d}{_SUFFIX}"
@@ -169,9 +176,7 @@ def write_snapshot(directory, engine, seq: int, journal_id: str, venue_seqs, las
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, final)
-    # by the sequence each file records, not by name (a copied or renamed file sorts anywhere);
-    # a file without a readable header is of no use and goes first
-    for _, old, _ in _by_seq(directory)[max(keep, 1):]:
+    for old in _pruned(directory, final, journal_id, keep):
         old.unlink(missing_ok=True)
     fd = os.open(directory, os.O_RDONLY)
     try:
@@ -179,6 +184,32 @@ def write_snapshot(directory, engine, seq: int, journal_id: str, venue_seqs, las
     finally:
         os.close(fd)
     return str(final)
+
+
+def _pruned(directory: pathlib.Path, written: pathlib.Path, journal_id: str, keep: int) -> list[pathlib.Path]:
+    """The files a snapshot just `written` for `journal_id` makes redundant: that journal's others
+    beyond the `keep` - 1 of the highest recorded sequences (by the sequence each file records, not
+    by name: a copied or renamed file sorts anywhere), and files no code of this format can load
+    (unreadable header, other format). The file just written always stays (those of higher
+    sequences may be of records a power loss took back, which no load accepts), and another
+    journal's snapshots are that journal's to prune."""
+    pruned, ours = [], []
+    for seq, path, header in _by_seq(directory):
+        if path == written:
+            continue
+        if isinstance(header, str) or header.get("format") != FORMAT:
+            pruned.append(path)
+        elif header.get("journal_id") == journal_id:
+            ours.append(path)
+    return pruned + ours[max(keep, 1) - 1:]
+
+
+def _header_digest(header: dict) -> str:
+    """SHA-256 of a header's fields but this digest itself, as written (sorted-key JSON): the
+    fields recovery trusts without loading the body (venue sequences, reported corrections,
+    sessions) are as covered as the body is."""
+    fields = {k: v for k, v in header.items() if k != "header_sha256"}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
 def _by_seq(directory: pathlib.Path) -> list[tuple[int, pathlib.Path, dict | str]]:
@@ -213,6 +244,9 @@ def _matching(directory: pathlib.Path, reader, max_seq: int | None, setup: str |
             continue
         if header.get("format") != FORMAT or header.get("journal_id") != journal_id:
             skipped.append(f"{path.name}: another journal or format")
+            continue
+        if header.get("header_sha256") != _header_digest(header):
+            skipped.append(f"{path.name}: header does not match its checksum")
             continue
         if header.get("code") != code or code == UNKNOWN:
             skipped.append(f"{path.name}: written by other code ({str(header.get('code', UNKNOWN))[:16]}, "
@@ -290,8 +324,29 @@ def latest_snapshot(directory, reader, max_seq: int | None = None,
         if loaded_hash != header["state_hash"]:
             skipped.append(f"{path.name}: state hash differs after loading")
             continue
-        return Snapshot(engine, seq, header["state_hash"], reader.journal_id,
-                        header["last_venue_seq"], tuple(map(tuple, header["venue_ranges"])),
-                        str(path), dict(map(tuple, header.get("corrections_reported") or ())),
-                        _sessions(header)), skipped
+        try:
+            return Snapshot(engine, seq, header["state_hash"], reader.journal_id,
+                            _int(header["last_venue_seq"]), _pairs(header["venue_ranges"]), str(path),
+                            dict(_pairs(header["corrections_reported"])), _sessions(header),
+                            _int(header["utc_offset_s"])), skipped
+        except (KeyError, TypeError, ValueError) as exc:
+            skipped.append(f"{path.name}: malformed header ({type(exc).__name__}: {exc})")
     return None, skipped
+
+
+def _int(value) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{value!r} is not a sequence number")
+    return value
+
+
+def _pairs(listed) -> tuple[tuple[int, int], ...]:
+    """[[a, b], ...] of sequence numbers, as written (venue ranges, reported corrections)."""
+    if not isinstance(listed, list):
+        raise TypeError(f"{type(listed).__name__} where a list of pairs belongs")
+    pairs = []
+    for pair in listed:
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise ValueError(f"{pair!r} is not a pair")
+        pairs.append((_int(pair[0]), _int(pair[1])))
+    return tuple(pairs)

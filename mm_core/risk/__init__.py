@@ -15,6 +15,9 @@ Calling contract for the engine (sans-io; every call carries now_ns from the eng
   feeds:                   on_fill(sym, side, qty, price, t, token=""), on_order_done(token, t),
                            on_reg_sho(sym, restricted, t) (every ITCH Reg SHO 'Y'),
                            on_order_confirmed(token, qty, t) (Replaced / Order Modified),
+                           on_trading_day(day, t) (ITCH 'O'); from reconciliation:
+                           on_order_adopted(...), on_order_resting(token, qty, price, t) (what
+                           of a known order rests at the venue, before it is cancelled there),
                            on_order_state(open_orders | None, unknown_outcome, t), on_position,
                            on_clock, on_journal_health, on_reconciled, on_timer, on_option_params
   after every call:        gw.drain_events() -> [StateChange] to journal as STATE_CHANGE
@@ -29,7 +32,7 @@ larger size until on_order_confirmed; cancels are always allowed. A sell marked 
 covered by the position net of every working sell; a short sale needs a locate ([reg_sho] in the
 limits: easy to borrow, located shares used up by fills and held by working short sales until
 they are done, or the bona fide market-making exception for quotes on the symbols named) and,
-while Rule 201 is in force, a price above the national best bid. A fault
+while Rule 201 is in force, a price above the national best bid (mm_core.risk.regsho). A fault
 (an input reporting unhealthy, going quiet, or a defect in a check) denies every order it
 concerns (a stale book: orders on that symbol) while active. It latches HALTED or REDUCING per
 mm_core.risk.faults.LATCH_POLICY: on report (journal, unknown outcome, reconciliation, defects,

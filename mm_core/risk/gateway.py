@@ -1,7 +1,8 @@
 """The fail-closed pre-trade risk gateway: every order action passes `check()` before it is sent.
 
 Owns the trading state, the inputs the checks need (market, fills, working orders, clock, journal,
-reconciliation, option parameters) with their timestamps, and the sliding windows. Sans-io: time
+reconciliation, option parameters) with their timestamps, and the sliding windows; Reg SHO's state
+and rules are mm_core.risk.regsho's, which it calls for a sell that needs them. Sans-io: time
 arrives as `now_ns`; it never reads a clock, file or socket and knows nothing of OUCH or the journal.
 When a fault latches the state is mm_core.risk.faults.LATCH_POLICY: on report (journal, unknown
 outcome, reconciliation, defects, throttle) or only when an order hits it (stale book per symbol,
@@ -24,8 +25,9 @@ from mm_core.risk.greekbatch import GroupPricer
 from mm_core.risk.greeks import OptionParams, UnitRisk, scenario_grid, underlying_risk, unit_risk
 from mm_core.risk.kill import KillOrder, KillScope, parse_scope, scope_matches
 from mm_core.risk.limits import PRICE4, Limits, SymbolLimits
+from mm_core.risk.regsho import RegSho, ShortSales
 from mm_core.risk.states import StateChange, StateMachine, TradingState, Trigger
-from mm_core.types import OrderIntent, OrderKind, Purpose
+from mm_core.types import OrderIntent, OrderKind
 
 __all__ = ["RiskGateway", "OpenOrder", "FAULT_CHECKS"]
 
@@ -36,7 +38,6 @@ _REPLACE = OrderKind.REPLACE
 _MODIFY = OrderKind.MODIFY
 _CANCEL = OrderKind.CANCEL
 _IOC = 0                   # OrderIntent.tif of an immediate-or-cancel order (OUCH time in force 0)
-_QUOTE = Purpose.QUOTE
 _ACTIVE = TradingState.ACTIVE
 _SAFE = TradingState.SAFE_MODE
 _REDUCING = TradingState.REDUCING
@@ -87,10 +88,9 @@ class _Symbol:
     __slots__ = ("symbol_id", "fair", "reference", "md_ns", "book_stale", "position", "open_buy",
                  "open_sell", "limits", "notional", "multiplier", "option", "underlying_id", "under",
                  "risk", "group", "pnl_lo", "pnl_hi", "drift_buy", "drift_sell", "fair_band",
-                 "reference_band", "drift_band", "headroom", "own_buys", "own_sells", "ssr",
-                 "marks", "short_filled")
+                 "reference_band", "drift_band", "headroom", "own_buys", "own_sells", "sho")
 
-    def __init__(self, symbol_id: int, limits: SymbolLimits) -> None:
+    def __init__(self, symbol_id: int, limits: SymbolLimits, sho: ShortSales) -> None:
         self.symbol_id = symbol_id
         self.fair = 0                    # price4; 0 = never received
         self.reference = 0
@@ -122,13 +122,19 @@ class _Symbol:
         # against one of them is a wash trade (self-trade prevention); a handful each
         self.own_buys: dict[str, int] = {}
         self.own_sells: dict[str, int] = {}
-        # Reg SHO: the Rule 201 price test in force (ITCH 'Y'); the marking of each working sell
-        # not marked long (token -> T/E, "" unknown; an original whose replace is in flight
-        # included): a working sell not in it is marked S; shares sold short by fills, which used
-        # up their locate for the day
-        self.ssr = False
-        self.marks: dict[str, str] = {}
-        self.short_filled = 0
+        # Reg SHO: the symbol's state in the gateway's RegSho (price test, markings of working
+        # sells, locates used), read and written here by the order path
+        self.sho = sho
+
+    def __setstate__(self, state) -> None:
+        """Loads a pickled symbol (engine snapshots), one pickled while its Reg SHO state was
+        slots of its own (ssr, marks, short_filled) too: they become its ShortSales."""
+        slots = dict((state[1] if isinstance(state, tuple) else state) or {})
+        if "sho" not in slots:
+            slots["sho"] = ShortSales(slots.pop("ssr", False), slots.pop("marks", {}),
+                                      slots.pop("short_filled", 0))
+        for name, value in slots.items():
+            setattr(self, name, value)
 
 
 class _Group:
@@ -180,8 +186,6 @@ class RiskGateway:
     # defaults (immutable) for a gateway restored from before they existed.
     _safe_requested: bool = False
     _scoped_kills: frozenset = frozenset()
-    # the trading day (days since 1970-01-01) whose locates short sales are using; 0: none told yet
-    _locate_day: int = 0
 
     def __init__(self, limits: Limits, *, latch_state: "str | TradingState | None" = None) -> None:
         if not isinstance(limits, Limits):
@@ -215,7 +219,16 @@ class RiskGateway:
         self._unknown_outcome = 0
         self._stale_books: set[int] = set()
         self._faults = _F_CLOCK | _F_JOURNAL | (0 if limits.start_reconciled else _F_UNRECONCILED)
+        self._regsho = RegSho()
         self._install_limits(limits)
+
+    def __setstate__(self, state: dict) -> None:
+        """Loads a pickled gateway (engine snapshots), one pickled while the Reg SHO state was its
+        own (the trading day, and each symbol's, which _Symbol.__setstate__ takes) too."""
+        if "_regsho" not in state:
+            state["_regsho"] = RegSho({symbol_id: sym.sho for symbol_id, sym in state["_symbols"].items()},
+                                      state.pop("_locate_day", 0))
+        self.__dict__.update(state)
 
     # ----------------------------------------------------------------------------- properties
     @property
@@ -277,13 +290,12 @@ class RiskGateway:
 
     def locates_used(self, symbol_id: int) -> int:
         """Shares of the symbol sold short by fills on the trading day held (their locates used)."""
-        sym = self._symbols.get(symbol_id)
-        return 0 if sym is None else sym.short_filled
+        return self._regsho.locates_used(symbol_id)
 
     @property
     def trading_day(self) -> int:
         """The venue's trading day the used locates belong to (days since 1970-01-01), 0 unknown."""
-        return self._locate_day
+        return self._regsho.day
 
     def greeks(self, underlying_id: int) -> tuple[float, float, float]:
         """(delta, gamma, vega) of an underlying's group in limit units; zeros if unknown."""
@@ -299,11 +311,10 @@ class RiskGateway:
 
     def state_items(self) -> tuple:
         """The order-related state replay must reproduce (for the engine's state hash): working
-        orders as counted, replaces in flight, fault bits."""
+        orders as counted, replaces in flight, fault bits, Reg SHO's state and trading day."""
+        regsho = self._regsho
         return (sorted(self.working_orders().items()), sorted(self._replacing.items()), self._faults,
-                sorted((s.symbol_id, s.ssr, s.short_filled, sorted(s.marks.items()))
-                       for s in self._symbols.values() if s.ssr or s.short_filled or s.marks),
-                self._safe_requested, sorted(self._scoped_kills), self._locate_day)
+                regsho.state_items(), self._safe_requested, sorted(self._scoped_kills), regsho.day)
 
     def drain_events(self) -> list[StateChange]:
         """State changes since the last drain, oldest first, for the engine to journal."""
@@ -332,7 +343,7 @@ class RiskGateway:
             if kind is _MODIFY:
                 held = self._working.get(intent.token)
                 if held is not None and 0 < intent.qty < held[2] and (mark is None or mark == (
-                        "B" if held[1] else held[0].marks.get(intent.token, "S"))):
+                        "B" if held[1] else held[0].sho.marks.get(intent.token, "S"))):
                     # a size-down in place: the price the collars judged stays, exposure only
                     # shrinks, so it passes as a partial cancel does (and counts as one); the
                     # larger size stays counted until the venue confirms (on_order_confirmed).
@@ -501,7 +512,7 @@ class RiskGateway:
             if not is_buy and (kind is _REPLACE or (
                     ((post < 0 or self._replacing) and sym.option is None)
                     if mark is None or mark == "S" else
-                    sym.ssr or symbol_id not in lim.easy_to_borrow)):
+                    sym.sho.ssr or symbol_id not in lim.easy_to_borrow)):
                 allowed = self._reg_sho(sym, intent, kind, mark or "S", post, best_bid)
                 if not allowed.allowed:
                     return allowed
@@ -524,7 +535,7 @@ class RiskGateway:
             if kind is _REPLACE and replaced is not None and replaced[0] is sym \
                     and replaced[1] is is_buy and token not in working:
                 if not is_buy and mark is not None and mark != "S":
-                    sym.marks[token] = mark
+                    sym.sho.marks[token] = mark
                 self._hold_original(intent.orig_token, token, replaced, qty, price, intent.tif != _IOC)
                 return allowed
             if replaced is not None and kind is not _REPLACE:
@@ -541,7 +552,7 @@ class RiskGateway:
             else:
                 sym.open_sell += qty
                 if mark is not None and mark != "S":
-                    sym.marks[token] = mark
+                    sym.sho.marks[token] = mark
                 if intent.tif != _IOC:
                     sym.own_sells[token] = price
             return allowed
@@ -554,68 +565,17 @@ class RiskGateway:
 
     def _reg_sho(self, sym: _Symbol, intent: OrderIntent, kind: OrderKind, mark: str, post: int,
                  best_bid: int | None) -> RiskDecision:
-        """Reg SHO for a sell (the order path's own checks passed): a replace keeps its original's
-        marking (OUCH Replace has no side); a long sale (S) must be covered by the position net of
-        every working sell, this one included, a replace in flight as both its original and its
-        replacement; a short sale (T, or E: the gateway cannot verify an exemption) must pass the
-        Rule 201 price test when in force, then needs a locate: easy to borrow, or located shares
-        left after fills and working short sales, or for a quote on a symbol configured for it the
-        bona fide market-making exception (an allowed decision naming it, for the engine to
-        journal). An option sale writes a contract: none of this applies beyond the replace's
-        marking. Returns self._allowed, that exception or a denial."""
-        if kind is _REPLACE and intent.orig_token in self._working:
-            original = sym.marks.get(intent.orig_token, "S")
-            if original and original != mark:
-                return self._deny(CheckId.SALE_MARKING, 0, 0,
-                                  f"replace marked {mark}, its original {original}"[:48])
-        if sym.option is not None:
+        """Reg SHO's verdict on a sell whose own checks passed (mm_core.risk.regsho.RegSho.check):
+        self._allowed, the bona fide market-making exception (allowed, for the engine to journal)
+        or a denial."""
+        verdict = self._regsho.check(sym, intent, kind, mark, post, best_bid, self._limits,
+                                     self._working, self._replacing)
+        if verdict is None:
             return self._allowed
-        if mark == "S":
-            # post counts a replaced order as the larger of it and its replacement; for a long
-            # sale both count, as the original may fill before the replace lands, which then rests
-            # in full: this replace's original, and every sell replaced and not answered yet
-            left = post
-            if kind is _REPLACE:
-                held = self._working.get(intent.orig_token)
-                if held is not None and held[0] is sym and not held[1]:
-                    left -= held[2]
-            for pending in self._replacing.values():
-                if pending[4] == sym.symbol_id and not pending[5]:
-                    left -= pending[1] if pending[1] < pending[3] else pending[3]
-            if left < 0:
-                return self._deny(CheckId.SALE_MARKING, left, 0, "long sale not covered by position")
-            return self._allowed
-        price = intent.price
-        if sym.ssr:
-            if best_bid is None:
-                return self._deny(CheckId.SHORT_SALE_PRICE_TEST, price, 0,
-                                  "Rule 201 in force: no national best bid given")
-            if 0 < best_bid and price <= best_bid:
-                return self._deny(CheckId.SHORT_SALE_PRICE_TEST, price, best_bid,
-                                  "Rule 201: short sale at or below the NBB")
-        lim = self._limits
-        symbol_id = sym.symbol_id
-        if symbol_id in lim.easy_to_borrow:
-            return self._allowed
-        located = lim.locates.get(symbol_id, 0)
-        # shares that may still be sold short: a working order's count; one replaced and not
-        # answered yet, what is left of the original and the whole replacement (the original may
-        # fill before the replace lands, which then rests in full), a replace being checked so too
-        token, working, replacing = intent.token, self._working, self._replacing
-        need = sym.short_filled + intent.qty
-        for marked in sym.marks:
-            if marked != token:
-                order = working.get(marked)
-                if order is not None:
-                    pending = replacing.get(marked) if replacing else None
-                    need += order[2] if pending is None else pending[1] + pending[3]
-        if need <= located:
-            return self._allowed
-        if symbol_id in lim.bona_fide_mm and intent.purpose is _QUOTE:
-            return RiskDecision(True, CheckId.LOCATE_EXCEPTION, need, located,
-                                "no locate: bona fide market-making exception", self._fsm.state,
-                                lim.version)
-        return self._deny(CheckId.LOCATE_REQUIRED, need, located, "short sale without a locate")
+        allowed, check, value, limit, detail = verdict
+        if allowed:
+            return RiskDecision(True, check, value, limit, detail, self._fsm.state, self._limits.version)
+        return self._deny(check, value, limit, detail)
 
     def _check_cancel(self, now_ns: int) -> RiskDecision:
         window = self._cancels
@@ -810,8 +770,8 @@ class RiskGateway:
         signed = qty if side == _BUY else -qty
         sym.position += signed
         self._cash -= signed * price * sym.multiplier
-        if token and signed < 0 and token in sym.marks:
-            sym.short_filled += qty          # sold short: its locate is used for the day
+        if token and signed < 0:
+            self._regsho.on_sell_fill(sym.sho, token, qty)     # sold short: its locate is used
         if token:
             if self._replacing:
                 self._fill_during_replace(token, qty)
@@ -852,16 +812,15 @@ class RiskGateway:
                 sym.open_buy = sym.open_sell = 0
                 sym.own_buys.clear()
                 sym.own_sells.clear()
-                sym.marks.clear()
+            self._regsho.clear_markings()
             self._working.clear()
             self._replacing.clear()
             self._replaced_by.clear()
             for order in open_orders:
                 sym = self._symbol(order.symbol_id)
                 self._add_working(order.token, sym, order.side == _BUY, order.qty, order.price)
-                mark = getattr(order, "mark", "") or ""
-                if order.side != _BUY and mark != "S":
-                    sym.marks[order.token] = mark
+                if order.side != _BUY:
+                    self._regsho.hold_marking(sym.sho, order.token, getattr(order, "mark", "") or "")
         self._unknown_outcome = int(unknown_outcome)
         if unknown_outcome:
             self._set_fault(_F_UNKNOWN_OUTCOME, now_ns)
@@ -891,8 +850,8 @@ class RiskGateway:
             self._hold_original(orig_token, token, held, qty, price, True)
         else:
             self._add_working(token, sym, is_buy, qty, price)
-        if not is_buy and mark != "S":
-            sym.marks[token] = mark
+        if not is_buy:
+            self._regsho.hold_marking(sym.sho, token, mark)
 
     def on_trading_day(self, day: int, now_ns: int = 0) -> None:
         """The venue started trading day `day` (days since 1970-01-01 of its calendar date): the
@@ -900,13 +859,8 @@ class RiskGateway:
         starts with none used. The first day told only names the day (what was used before it
         stays used: fail closed); the same or an earlier day changes nothing."""
         day = _whole(day)
-        if day is None:
-            return
-        if self._locate_day and day > self._locate_day:
-            for sym in self._symbols.values():
-                sym.short_filled = 0
-        if day > self._locate_day:
-            self._locate_day = day
+        if day is not None:
+            self._regsho.on_trading_day(day)
 
     def on_order_done(self, token: str, now_ns: int = 0) -> None:
         """A working order left the book (cancelled, filled, rejected, expired). A replacement the
@@ -928,6 +882,26 @@ class RiskGateway:
                 self._remove_working(token)
             elif qty != order[2]:
                 self._recount(token, qty)
+
+    def on_order_resting(self, token: str, qty: int, price: int, now_ns: int = 0) -> None:
+        """The venue's own record of a working order of ours (reconciliation, which cancels it
+        next): `qty` shares rest there at `price`. Counted so until the venue answers the cancel,
+        as any order a pending cancel pulls (the venue may fill it first): its shares in the open
+        exposure, its price for self-trade prevention, whatever the gateway had counted before. A
+        replace in flight ends as confirmed; no shares left releases it; a price that is not a
+        positive integer cannot be counted: the state latches and the order keeps the price it had."""
+        self.on_order_confirmed(token, qty, now_ns)
+        order = self._working.get(token)
+        if order is None:
+            return
+        venue_price = _whole(price)
+        if venue_price is None or venue_price <= 0:
+            self._latch(CheckId.INCONSISTENT_INPUT, f"resting {token} @{price!r}"[:48], now_ns,
+                        "risk-gateway")
+            return
+        sym, is_buy, counted, _ = order
+        self._working[token] = (sym, is_buy, counted, venue_price)
+        (sym.own_buys if is_buy else sym.own_sells)[token] = venue_price
 
     def on_clock(self, compliant: bool | None, now_ns: int, measured_ns: int | None = None) -> None:
         """Clock health for the configured profile, told at now_ns; None (unknown) counts as not
@@ -993,7 +967,8 @@ class RiskGateway:
     def on_reg_sho(self, symbol_id: int, restricted: bool, now_ns: int = 0) -> None:
         """ITCH Reg SHO ('Y') for a symbol: the Rule 201 short sale price test is in force (True)
         or lifted (False); anything but False counts as in force (fail closed)."""
-        self._symbol(symbol_id).ssr = restricted is not False
+        self._symbol(symbol_id)
+        self._regsho.on_reg_sho(symbol_id, restricted)
 
     def on_option_params(self, symbol_id: int, underlying_id: int, strike: int, expiry_ns: int,
                          vol: float, rate: float, is_call: bool, multiplier: int = 1,
@@ -1121,7 +1096,8 @@ class RiskGateway:
     def _symbol(self, symbol_id: int) -> _Symbol:
         sym = self._symbols.get(symbol_id)
         if sym is None:
-            sym = self._symbols[symbol_id] = _Symbol(symbol_id, self._limits.for_symbol(symbol_id))
+            sym = self._symbols[symbol_id] = _Symbol(symbol_id, self._limits.for_symbol(symbol_id),
+                                                     self._regsho.symbol(symbol_id))
         return sym
 
     def _add_working(self, token: str, sym: _Symbol, is_buy: bool, qty: int, price: int) -> None:
@@ -1145,8 +1121,9 @@ class RiskGateway:
             else:
                 sym.open_sell -= order[2]
                 sym.own_sells.pop(token, None)
-                if sym.marks and token not in self._replaced_by:
-                    sym.marks.pop(token, None)
+                marks = sym.sho.marks
+                if marks and token not in self._replaced_by:
+                    marks.pop(token, None)
 
     def _recount(self, token: str, qty: int) -> None:
         """A working order's counted quantity becomes `qty` (price and own-price entry unchanged)."""
@@ -1205,7 +1182,7 @@ class RiskGateway:
             self._recount(replacement, qty)
         (sym.own_buys if is_buy else sym.own_sells).pop(orig, None)
         if not is_buy:
-            sym.marks.pop(orig, None)
+            sym.sho.marks.pop(orig, None)
 
     def _mark(self, sym: _Symbol) -> None:
         """The symbol's notional at its fair value into gross and net, and the P&L peak moved."""

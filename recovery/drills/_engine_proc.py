@@ -156,8 +156,7 @@ def _recover(args, reporter: Reporter) -> Engine:
     settings = RecoverySettings(journal=args.journal, config=config, symbols=symbols,
                                 limits_text=limits_text, venue=("127.0.0.1", args.ouch),
                                 username=USER, password=PASSWORD, timeout=args.timeout,
-                                quiet=args.quiet, snapshots=args.snapshots,
-                                accept_code_change=args.accept_code_change)
+                                quiet=args.quiet, snapshots=args.snapshots)
     result = recover(settings)
     found = result.rounds[0].discrepancies if result.rounds else []
     left = result.rounds[-1].discrepancies if result.rounds else []
@@ -190,8 +189,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--snapshots", default=None, help="engine snapshots kept by a standby replayer")
     p.add_argument("--timeout", type=float, default=5.0)
     p.add_argument("--quiet", type=float, default=0.1)
-    p.add_argument("--accept-code-change", action="store_true",
-                   help="recover a journal other code wrote (the change is journaled)")
     args = p.parse_args(argv)
     hook, _, nth = os.environ.get(HOOK_ENV, "").partition(":")
     if hook and hook not in HOOKS:
@@ -201,8 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     journal = AckingJournal(Journal(args.journal, segment_size=args.segment_size), reporter, hook,
                             int(nth or 0))
     if not args.recover:       # a new session: it names the code it runs (recovery checks it)
-        journal.append(RecordType.SESSION_START, session_start(profile=PROFILE.encode()),
-                       ts_ns=time.clock_gettime_ns(time.CLOCK_REALTIME), ts_source=int(TsSource.USER))
+        now = time.clock_gettime_ns(time.CLOCK_REALTIME)     # and its tokens' tag (replay reads it back)
+        journal.append(RecordType.SESSION_START, session_start(engine=engine, now_ns=now, profile=PROFILE.encode()),
+                       ts_ns=now, ts_source=int(TsSource.USER))
     deadline = time.monotonic() + args.seconds
     stop = threading.Event()
     if args.stop_file:

@@ -37,7 +37,7 @@ from recovery.reconcile import venue_view
 
 __all__ = ["DrillError", "DrillReport", "DrillVenue", "EngineProcess", "LiveSession", "Spare", "WAIT_S",
            "compare_with_venue", "engine_args", "format_table", "journal_result", "lost_acks",
-           "run_live_drill", "run_rows", "stop_engine"]
+           "refuse_used_journal", "run_live_drill", "run_rows", "stop_engine"]
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 USER = proc_main.USER
@@ -46,6 +46,24 @@ WAIT_S = 15.0                 # bound on every wait for an engine process (start
 
 class DrillError(RecoveryError):
     """A drill could not run (the venue or an engine process failed to start or to answer)."""
+
+
+def refuse_used_journal(path: str | None, error: type[Exception] = DrillError) -> None:
+    """A drill starts a new session of a fresh engine on its journal: a --journal that already
+    holds records is refused (`error`) before the drill writes anything, since the new session
+    would make a journal of two sessions, which no recovery can replay (SecondSession). No
+    journal there yet, or not a readable one: nothing to say here (the writer's open says it)."""
+    if not path or not os.path.isdir(path):
+        return
+    try:
+        with Reader(path) as reader:
+            records = len(reader)
+    except JournalError:
+        return
+    if records:
+        raise error(f"journal {path} already holds {records} records: a drill starts a new session "
+                    f"of a fresh engine, so it needs an empty or new --journal (the journal is "
+                    f"left as it was)")
 
 
 def free_udp_port() -> int:
@@ -224,8 +242,7 @@ class EngineProcess:
 
 def engine_args(journal: str, venue: DrillVenue, *, recover_first: bool, segment_size: int,
                 seconds: float, snapshots: str | None = None, rerequest: int | None = None,
-                ouch: int | None = None, reconnects: int = 0, stop_file: str | None = None,
-                accept_code_change: bool = False) -> list[str]:
+                ouch: int | None = None, reconnects: int = 0, stop_file: str | None = None) -> list[str]:
     args = ["--journal", journal, "--ouch", str(ouch or venue.ports.ouch), "--itch", str(venue.itch_port),
             "--rerequest", str(rerequest or venue.ports.rerequest), "--segment-size", str(segment_size),
             "--seconds", str(seconds), "--reconnects", str(reconnects)]
@@ -233,8 +250,6 @@ def engine_args(journal: str, venue: DrillVenue, *, recover_first: bool, segment
         args += ["--snapshots", snapshots]
     if stop_file:
         args += ["--stop-file", stop_file]
-    if accept_code_change:
-        args += ["--accept-code-change"]
     return args + (["--recover"] if recover_first else [])
 
 
@@ -375,6 +390,7 @@ def run_live_drill(name: str, what: str, count: int, settings,
     whatever happens, and the report journaled as a DRILL_RESULT record at the end."""
     if count < 1:
         raise DrillError(f"{what} must be at least 1")
+    refuse_used_journal(settings.journal_dir)
     started = time.monotonic()
     journal = settings.journal_dir or tempfile.mkdtemp(prefix=f"mmaudit-{name}-journal-")
     report = make_report(settings.seed, journal)

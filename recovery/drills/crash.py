@@ -3,8 +3,10 @@ on loopback is SIGKILLed again and again — at random moments and at exact hook
 append, between an order's append and its send, at a segment roll) — restarted, recovered, resumed.
 
 Owns the kill plan (deterministic from the seed), the engine processes' lifecycle, and the verdict:
-no acknowledged journal record lost, and the engine's positions and order states equal to the
-venue's own (its session log and in-process queries, never the engine's word). The pieces the
+no acknowledged journal record lost, the engine's positions and order states equal to the
+venue's own (its session log and in-process queries, never the engine's word), and every kill
+point the plan used really hit at least once (a hook not reached falls back to a random moment,
+which does not count for it). The pieces the
 process drills share are recovery.drills.common's. Must not recover anything itself: it calls
 recovery (recover, and replay_journal as the standby that keeps engine snapshots alongside).
 """
@@ -25,7 +27,7 @@ from journal import Reader
 from recovery.drills import _engine_proc as proc_main
 from recovery.drills.common import (
     USER, WAIT_S, DrillError, DrillReport, DrillVenue, EngineProcess, Spare, compare_with_venue, engine_args,
-    format_table, journal_result, lost_acks,
+    format_table, journal_result, lost_acks, refuse_used_journal,
 )
 from journal.scratch import scratch_dir
 from recovery.codecheck import CodeCheck
@@ -38,6 +40,7 @@ __all__ = ["DrillError", "CrashSettings", "CrashRun", "CrashReport", "KILL_POINT
 RANDOM = "random"
 KILL_POINTS = (RANDOM,) + proc_main.HOOKS
 HOOK_WAIT_S = 3.0             # a hook not reached by then: the kill falls back to a random moment
+FALLBACK = " (fallback)"      # after a kill point a run's hook never reached
 
 
 # ------------------------------------------------------------------------------ the crash drill
@@ -50,7 +53,6 @@ class CrashSettings:
     segment_size: int = 1 << 16       # small, so segment rolls happen during the drill
     snapshot_every: int = 500         # the standby replayer's snapshot interval (0: none)
     cold_start: bool = False          # restart as a new interpreter instead of a warm spare's fork
-    accept_code_change: bool = False  # recover a given journal other code wrote (journaled)
 
 
 @dataclass
@@ -70,6 +72,12 @@ class CrashRun:
     reconciled: bool = False
     hook_check: str = ""              # "ok" when journal and venue confirm the hook's kill point
     notes: str = ""
+    hit: bool = True                  # killed at its kill point (False: the hook was never reached)
+
+    @property
+    def planned(self) -> str:
+        """The kill point the plan gave this run (kill_point names a fallback as such)."""
+        return self.kill_point.removesuffix(FALLBACK)
 
     @property
     def passed(self) -> bool:
@@ -94,9 +102,24 @@ class CrashReport(DrillReport):
         return sum(len(r.differences) for r in self.runs) + len(self.final_differences)
 
     @property
+    def kill_points(self) -> dict[str, dict[str, int]]:
+        """Per kill point the plan used: runs planned to die there, and those that really did
+        (a hook not reached falls back to a random moment: planned, not hit)."""
+        tally = {p: {"planned": 0, "hit": 0} for p in KILL_POINTS if any(r.planned == p for r in self.runs)}
+        for r in self.runs:
+            tally[r.planned]["planned"] += 1
+            tally[r.planned]["hit"] += r.hit
+        return tally
+
+    @property
+    def missed_kill_points(self) -> list[str]:
+        """Kill points the plan used that no run was killed at: the drill did not test them."""
+        return [p for p, n in self.kill_points.items() if not n["hit"]]
+
+    @property
     def passed(self) -> bool:
         return (bool(self.runs) and all(r.passed for r in self.runs) and self.final_reconciled
-                and not self.final_differences and not self.final_lost)
+                and not self.final_differences and not self.final_lost and not self.missed_kill_points)
 
     def rto_percentile(self, q: float) -> float:
         values = sorted(r.rto_s for r in self.runs if r.rto_s >= 0)
@@ -111,6 +134,7 @@ class CrashReport(DrillReport):
                 "rto_p50_s": round(self.rto_percentile(0.5), 6), "rto_p99_s": round(self.rto_percentile(0.99), 6),
                 "final": {"reconciled": self.final_reconciled, "differences": self.final_differences,
                           "lost": self.final_lost},
+                "kill_points": self.kill_points, "missed_kill_points": self.missed_kill_points,
                 "runs": [asdict(r) | {"passed": r.passed} for r in self.runs]}
 
     def table(self) -> str:
@@ -155,7 +179,7 @@ class _CrashDrill:
         hook = f"{point}:{nth}" if point != RANDOM else ""
         args = engine_args(self.journal, self.venue, recover_first=recover_first,
                            segment_size=self.settings.segment_size, seconds=WAIT_S * 2,
-                           snapshots=self.snapshots, accept_code_change=self.settings.accept_code_change)
+                           snapshots=self.snapshots)
         return EngineProcess(args, self.workdir, hook, self.spare)
 
     def kill_as_planned(self, proc: EngineProcess, point: str, delay: float, run: CrashRun) -> None:
@@ -170,7 +194,7 @@ class _CrashDrill:
                 run.kill_detail = text
             else:
                 run.kill_detail = f"hook not reached in {wait:g} s: killed then"
-                run.kill_point = f"{point} (fallback)"
+                run.kill_point, run.hit = point + FALLBACK, False
         if kind == "EOF":
             raise DrillError(f"the engine process ended by itself before its kill: {proc.log_tail()}")
         code = proc.kill()
@@ -213,7 +237,7 @@ class _CrashDrill:
         try:
             replay_journal(self.journal, proc_main.new_engine(), snapshots=self.snapshots,
                            snapshot_every=self.settings.snapshot_every,
-                           code=CodeCheck(self.settings.accept_code_change))
+                           code=CodeCheck())
         except Exception as exc:      # noqa: BLE001 — reported by standby_done in the drill's thread
             self._standby_error = exc
 
@@ -279,8 +303,7 @@ class _CrashDrill:
         result = recover(RecoverySettings(journal=self.journal, config=config, symbols=symbols,
                                           limits_text=limits_text, venue=("127.0.0.1", self.venue.ports.ouch),
                                           username=USER, password=proc_main.PASSWORD, quiet=0.1,
-                                          snapshots=self.snapshots,
-                                          accept_code_change=self.settings.accept_code_change))
+                                          snapshots=self.snapshots))
         report.final_reconciled = result.reconciled
         report.final_lost = lost_acks(self.journal, acked)
         state = proc_main.engine_state(result.engine)
@@ -308,6 +331,7 @@ def run_crash_drill(settings: CrashSettings, progress: Callable[[CrashRun], None
     result is journaled as a DRILL_RESULT record in the engine's journal."""
     if settings.runs < 1:
         raise DrillError("runs must be at least 1")
+    refuse_used_journal(settings.journal_dir)
     started = time.monotonic()
     with scratch_dir("mmaudit-crash-") as tmp:
         workdir = pathlib.Path(tmp)

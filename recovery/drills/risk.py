@@ -37,6 +37,8 @@ from mm_core.runner import Runner, RunnerSettings
 from mm_core.venue.config import DEFAULT_PATH, load_config
 from mm_core.venue.server import Venue
 from journal.scratch import scratch_dir
+from recovery.codecheck import session_start
+from recovery.drills.common import refuse_used_journal
 from recovery.errors import RecoveryError
 
 __all__ = ["DrillError", "DrillSettings", "DrillRow", "DrillReport", "SINGLE_FAULTS", "run_risk_drill"]
@@ -449,7 +451,10 @@ def _free_udp_port() -> int:
 class _System:
     """Venue, relays, engine with the watched gateway, and the runner on its own thread."""
 
-    def __init__(self, journal: Journal, clock, seed: int, log_dir: str) -> None:
+    def __init__(self, journal: Journal, clock, seed: int, log_dir: str, session_id: int = 1) -> None:
+        # a fresh engine: a new session, which names the code it runs
+        journal.append(RecordType.SESSION_START, session_start(session_id, profile=PROFILE.encode()),
+                       ts_ns=_now(), ts_source=int(TsSource.USER))
         self.faulty = _FaultyJournal(journal)
         self.clock = clock
         itch_port = _free_udp_port()
@@ -468,7 +473,6 @@ class _System:
         self.limit_edits: dict[int, dict[str, object]] = {}
         self.gateway = _WatchedGateway(Limits.from_toml(EXAMPLE_TOML))
         self.engine = Engine(EngineConfig(quoted=QUOTED), symbols, self.gateway)
-        self.prefix = self.engine.cfg.session_prefix
         self.tap = _Tap(clock)
         settings = RunnerSettings(itch_port=itch_port, ouch_port=self.acks.port,
                                   rerequest_port=self.gate.port, username=USER,
@@ -534,14 +538,8 @@ class _System:
 
     # -- the venue's view
     def counter(self, token: str) -> int | None:
-        """The issue number inside one of our tokens (prefix + base 36), None for anything else."""
-        token = token.strip()
-        if not token.startswith(self.prefix):
-            return None
-        try:
-            return int(token[len(self.prefix):], 36)
-        except ValueError:
-            return None
+        """The issue number inside one of our tokens (prefix + tag + base 36), None for anything else."""
+        return self.engine.oms.counter_of(token)
 
     def messages(self, first: int) -> list:
         return [ouch.decode_outbound(p) for p in self.venue.session_messages(USER, first)]
@@ -960,6 +958,7 @@ def run_risk_drill(settings: DrillSettings = DrillSettings(),
     """Run the matrix; the result is also journaled as a DRILL_RESULT record (JSON)."""
     started = time.monotonic()
     plan = _plan(settings)
+    refuse_used_journal(settings.journal_dir, DrillError)
     journal_dir = settings.journal_dir or tempfile.mkdtemp(prefix="mmaudit-risk-drill-")
     # the venue's session logs on tmpfs where there is one: its writes then never queue behind its
     # own fsyncs on a busy disk, which would delay answers past the engine's ack timeout; in a
@@ -971,7 +970,7 @@ def run_risk_drill(settings: DrillSettings = DrillSettings(),
                              journal_dir)
         try:
             with Journal(journal_dir) as journal:
-                system = None
+                system, sessions = None, 0
                 try:
                     for faults in plan:
                         broken = report.rows and (report.rows[-1].resumed == "no" or any(
@@ -979,7 +978,8 @@ def run_risk_drill(settings: DrillSettings = DrillSettings(),
                         if system is None or broken or not system.steady(WAIT_S):
                             if system is not None:      # the last row left it unable to quote
                                 system.close()
-                            system = _System(journal, clock, settings.seed, log_dir)
+                            sessions += 1
+                            system = _System(journal, clock, settings.seed, log_dir, sessions)
                             if not system.steady(WAIT_S * 2):
                                 raise DrillError("the engine did not start quoting on the embedded venue")
                         row = _run_row(system, faults, settings.hold_s)

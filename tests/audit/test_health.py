@@ -21,7 +21,10 @@ GOOD = PtpSnapshot(
 
 
 def obs(t_s: float, snap=GOOD, age_ns: int | None = 100_000_000, **kw) -> Observation:
-    snap = replace(snap, **kw) if kw else snap
+    """A look at ptp4l at t_s that read a new Sync (its ingress time follows t_s), unless the
+    test gives ingress_time_ns itself."""
+    kw.setdefault("ingress_time_ns", 1_000 * S + int(t_s * S))
+    snap = replace(snap, **kw)
     return Observation(snap, int(t_s * S), 1_700_000_000 * S + int(t_s * S), age_ns)
 
 
@@ -82,6 +85,7 @@ def test_arb_timescale_does_not_need_a_utc_offset_but_ptp_timescale_does():
     (None, "pmc is not installed"),
     (PtpSnapshot(), None),
     (replace(GOOD, gm_clock_class=None), None),
+    (replace(GOOD, timestamping=None, missing=("PORT_PROPERTIES_NP",)), None),
     (replace(GOOD, errors=("TIME_STATUS_NP.master_offset: bad",)), None),
 ])
 def test_missing_or_bad_data_is_unknown_and_never_compliant(snap, err):
@@ -140,11 +144,11 @@ def test_verifier_mode_needs_steady_samples_and_accepts_uncalibrated():
 def test_grandmaster_change_is_detected_and_counted():
     tr = HealthTracker(HealthConfig(free_running=True, stable_samples=2))
     tr.update(obs(0))
-    assert tr.update(obs(1)).state == ClockState.LOCKED
+    assert tr.update(obs(1, master_offset_ns=-750)).state == ClockState.LOCKED
     s = tr.update(obs(2, gm_identity="aaaaaa.fffe.000001"))
     assert tr.gm_changes == 1 and s.state == ClockState.FREERUN and s.compliant_mask == 0
     assert "gm_change" in {r.code for r in s.state_reasons}
-    assert tr.update(obs(3, gm_identity="aaaaaa.fffe.000001")).state == ClockState.LOCKED
+    assert tr.update(obs(3, gm_identity="aaaaaa.fffe.000001", master_offset_ns=-820)).state == ClockState.LOCKED
 
 
 def test_granularity_requirement():
@@ -196,7 +200,7 @@ def test_a_grandmaster_step_being_slewed_out_is_not_compliant_holdover(free_runn
     a bound of at least the offset plus the 5 ms jump they measured."""
     tr = HealthTracker(HealthConfig(free_running=free_running, stable_samples=3))
     for t in range(3):
-        first = tr.update(obs(t, master_offset_ns=-800))
+        first = tr.update(obs(t, master_offset_ns=-800 + 10 * t))
     assert first.state == ClockState.LOCKED
     for t, offset in enumerate(range(5_000_000, 0, -500_000), start=3):   # 500 us/s of slewing
         s = tr.update(obs(t, master_offset_ns=offset))
@@ -236,3 +240,57 @@ def test_holdover_judges_the_offset_too():
     assert h.state == ClockState.HOLDOVER and h.error_bound_ns < 100_000
     assert not h.compliant("eu-hft") and "offset" in {r.code for r in h.verdicts["eu-hft"].reasons}
     assert h.compliant("eu-algo")
+
+
+def test_a_verifier_with_no_path_delay_is_never_locked():
+    """No Delay_Resp (or Pdelay_Resp) ever answered: ptp4l computes no offset, so master_offset
+    stays at its start value 0 while Syncs keep arriving. That is no measurement: not LOCKED, no
+    bound, no profile met."""
+    tr = HealthTracker(HealthConfig(free_running=True))
+    for t in range(6):
+        s = tr.update(obs(t, port_state="UNCALIBRATED", master_offset_ns=0, mean_path_delay_ns=0.0))
+        assert s.state == ClockState.FREERUN and s.error_bound_ns == UNBOUNDED, (t, s.state)
+        assert s.compliant_mask == 0
+        assert "path_delay" in {r.code for r in s.state_reasons}
+    # the first Delay_Resp arrives: offsets are measured from now on, and steady ones lock
+    for t, offset in enumerate((-800, -760, -790), start=6):
+        s = tr.update(obs(t, port_state="UNCALIBRATED", master_offset_ns=offset))
+    assert s.state == ClockState.LOCKED and s.compliant("eu-hft")
+
+
+@pytest.mark.parametrize("delay", [None, 0.0, -30.0])
+def test_a_plain_client_without_a_positive_path_delay_is_not_locked(delay):
+    s = HealthTracker().update(obs(0, mean_path_delay_ns=delay))
+    assert s.state == ClockState.FREERUN and s.compliant_mask == 0
+    assert "path_delay" in {r.code for r in s.state_reasons}
+
+
+def test_two_samples_reading_the_same_sync_count_once():
+    """pmc asked twice while one Sync was the newest (check interval shorter than the Sync
+    interval): one measurement, one steady sample. The repeat neither counts nor breaks the run."""
+    tr = HealthTracker(HealthConfig(free_running=True, stable_samples=3))
+    ingress = [1, 1, 2, 2, 2, 3]
+    states = [tr.update(obs(t, port_state="UNCALIBRATED", master_offset_ns=-800 + (i or 0),
+                            ingress_time_ns=i * S)).state
+              for t, i in enumerate(ingress)]
+    assert states == [ClockState.FREERUN] * 5 + [ClockState.LOCKED]
+    # once locked, a repeat of the newest Sync is still a fresh measurement of a locked clock
+    assert tr.update(obs(6, port_state="UNCALIBRATED", master_offset_ns=-797,
+                         ingress_time_ns=3 * S)).state == ClockState.LOCKED
+
+
+def test_a_verifier_offset_carried_over_a_grandmaster_change_is_not_a_measurement():
+    """After a GM change ptp4l keeps the old GM's last offset until it has measured the new path:
+    Syncs arrive, the offset does not move. Only offsets that move again count as steady samples."""
+    tr = HealthTracker(HealthConfig(free_running=True, stable_samples=3))
+    for t, offset in enumerate((-800, -760, -790)):
+        s = tr.update(obs(t, port_state="UNCALIBRATED", master_offset_ns=offset))
+    assert s.state == ClockState.LOCKED
+    new_gm = {"port_state": "UNCALIBRATED", "gm_identity": "aaaaaa.fffe.000001"}
+    for t in range(3, 8):        # the new GM's Syncs, the offset carried from the old one
+        s = tr.update(obs(t, master_offset_ns=-790, **new_gm))
+        assert s.state != ClockState.LOCKED and s.compliant_mask == 0, t
+    assert "not measured again" in str(s.state_reasons)
+    for t, offset in enumerate((-300, -320, -310), start=8):
+        s = tr.update(obs(t, master_offset_ns=offset, **new_gm))
+    assert s.state == ClockState.LOCKED and s.offset_ns == -310

@@ -210,6 +210,52 @@ def test_grandmaster_lost_goes_holdover_then_freerun(lab):
     assert not monitor.compliant("us-cat")
 
 
+def _watch(lab: PtpLab, seconds: float, interval_s: float = 0.1) -> list:
+    """Samples of a fresh verifier tracker on the lab client, every interval_s for `seconds`."""
+    sampler, tracker, samples = PmcSampler(PmcClient(lab.client_uds)), _tracker(), []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        samples.append(tracker.update(sampler()))
+        time.sleep(interval_s)
+    return samples
+
+
+def test_a_client_whose_delay_requests_go_unanswered_is_never_locked(lab):
+    """delay_mechanism P2P against the E2E grandmaster: its Pdelay_Req are never answered, so
+    ptp4l has no path delay and computes no offset (its log has no offset line), while Syncs keep
+    arriving and master_offset stays 0. No sample may be LOCKED or compliant."""
+    if not lab.running("gm"):
+        lab.start_gm()
+    lab.start_client("delay_mechanism P2P\n")
+    lab.client_extra = "delay_mechanism P2P\n"
+    samples = _watch(lab, 3.0)
+    snap = PmcClient(lab.client_uds).query()
+    assert snap.gm_present and snap.ingress_time_ns is not None      # Syncs do arrive
+    assert snap.master_offset_ns == 0 and not snap.mean_path_delay_ns
+    assert "master offset" not in lab.log_text("client")
+    assert len(samples) >= 10
+    assert all(s.state != ClockState.LOCKED and s.compliant_mask == 0 for s in samples), \
+        [(s.state.name, s.offset_ns, s.path_delay_ns) for s in samples]
+    assert "path_delay" in {r.code for r in samples[-1].state_reasons}
+    result = _check(lab, "us-cat")
+    assert result.exit_code == 1 and '"state": "LOCKED"' not in result.output, result.output
+
+
+def test_a_starting_client_locks_only_on_a_measured_path_delay(lab):
+    """From ptp4l's start, samples read Syncs before the first Delay_Resp: none of those may
+    lock; the first LOCKED sample carries a measured path delay, within a few seconds."""
+    if not lab.running("gm"):
+        lab.start_gm()
+    started = time.monotonic()
+    lab.start_client()
+    lab.client_extra = ""
+    sampler, tracker, samples = PmcSampler(PmcClient(lab.client_uds)), _tracker(), []
+    lab.wait_until(lambda: samples.append(tracker.update(sampler())) or
+                   samples[-1].state == ClockState.LOCKED, timeout_s=10, interval_s=0.05)
+    assert all(s.path_delay_ns > 0 for s in samples if s.state == ClockState.LOCKED)
+    assert samples[-1].path_delay_ns > 0 and time.monotonic() - started < 10
+
+
 def test_no_ptp4l_is_unknown_and_not_compliant(tmp_path):
     result = CliRunner().invoke(clock_cli, ["check", "--profile", "us-cat", "--uds", str(tmp_path / "nothing"),
                                             "--samples", "1"])

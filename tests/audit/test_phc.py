@@ -115,3 +115,23 @@ def test_read_a_real_phc_and_compare_with_realtime():
         cmp = phc.compare_realtime()
         assert 0 <= cmp.window_ns < S
         assert abs(cmp.offset_ns) < 10**6 * S      # same century, whatever the timescale
+
+
+LEAP_DAY = MIDNIGHT - DAY          # 2016-12-31, whose last minute had 61 seconds
+
+
+def test_a_flag_raised_for_the_whole_leap_day_is_for_its_end():
+    """A GM raising leap61 from the start of the leap day: at 00:00:05 that day nothing has
+    happened yet (it read 1 s early: the flag was taken for the midnight just passed)."""
+    for t in (5 * S, 9 * S, 3_600 * S, 7 * 3_600 * S):
+        assert tai_to_utc_ns(LEAP_DAY + t + 36 * S, 36, True, leap61=True) == LEAP_DAY + t
+        assert tai_to_utc_ns(LEAP_DAY + t + 37 * S, 37, True, leap59=True) == LEAP_DAY + t
+
+
+def test_a_flag_cleared_late_belongs_to_the_midnight_just_passed():
+    """A GM still announcing leap61 and the old offset after the leap (cleared minutes late):
+    the second was inserted, so UTC is TAI - 37 (it read 1 s late from 10 s after midnight);
+    linuxptp takes a flag seen within 6 h after a midnight for that midnight."""
+    for t in (2 * S, 30 * S, 600 * S, 5 * 3_600 * S):
+        assert tai_to_utc_ns(MIDNIGHT + t + 37 * S, 36, True, leap61=True) == MIDNIGHT + t
+        assert tai_to_utc_ns(MIDNIGHT + t + 36 * S, 37, True, leap59=True) == MIDNIGHT + t

@@ -137,3 +137,19 @@ def test_a_plain_client_stepping_a_jump_out_is_degraded_until_resettled(lab):
     after, log = _samples_until_settled(lab, "step_threshold 0.0005\n")
     _check(after)
     assert " s0 " in log and " s1 " in log                   # ptp4l unlocked, then stepped the clock
+
+
+def test_a_tagged_ptp4l_log_is_followed(lab):
+    """ptp4l with linuxptp's message_tag option prefixes every message with the tag: its servo
+    lines must still be read (they were not, so no logged jump was ever seen), and a followed
+    log whose servo lines are all read carries no note that it understood none."""
+    _start_plain(lab, "message_tag [ptp4l.0.config]\n")
+    sampler = PmcSampler(PmcClient(lab.client_uds), ptp4l_log=str(lab.dir / "client.log"))
+    observations = []
+    lab.wait_until(lambda: observations.append(sampler()) or
+                   observations[-1].servo_excursion_ns is not None, timeout_s=15, interval_s=0.2)
+    assert "[ptp4l.0.config] master offset" in (lab.dir / "client.log").read_text()
+    assert observations[-1].servo_log_note is None
+    tracker = HealthTracker(HealthConfig())
+    assert lab.wait_until(lambda: tracker.update(sampler()).state == ClockState.LOCKED,
+                          timeout_s=30, interval_s=0.2)

@@ -2,6 +2,8 @@
 import time
 from dataclasses import replace
 
+import pytest
+
 from audit.errors import ToolTimeout
 from audit.health import HealthTracker
 from audit.sampler import PmcSampler
@@ -180,3 +182,86 @@ def test_ptp4l_log_lines_since_the_last_sample_give_the_excursion_and_servo_stat
     assert (fourth.servo_excursion_ns, fourth.servo_unlocked) == (None, False)
     tracker = HealthTracker()
     assert [tracker.update(o).state for o in (first, second)] == [ClockState.LOCKED, ClockState.DEGRADED]
+
+
+class SequenceClient:
+    """Stands in for PmcClient: returns the given snapshots one per query."""
+
+    def __init__(self, *snaps):
+        self.snaps = list(snaps)
+
+    def query(self):
+        return self.snaps.pop(0)
+
+
+@pytest.mark.parametrize("ptp_timescale", [True, False])
+def test_a_timestamping_mode_that_did_not_arrive_is_unknown_not_software(ptp_timescale):
+    """PORT_PROPERTIES_NP lost in one pmc run (asked last, the answer missed the deadline): the
+    mode is unknown, so is the clock ptp4l disciplines. Taking it for software would age the Sync
+    against the wrong clock and drop the system clock's term from the bound (a system clock 5 ms
+    off the PHC passed as compliant): UNKNOWN, nothing claimed."""
+    hardware = hardware_sampler(5_000_000, ptp_timescale=ptp_timescale)
+    snap = hardware.client.query()
+    lost = replace(snap, timestamping=None, interface=None, missing=("PORT_PROPERTIES_NP",))
+    sampler = PmcSampler(SequenceClient(snap, lost))
+    sampler._phc = hardware._phc
+    tracker = HealthTracker()
+    first = tracker.update(sampler())
+    assert first.state == ClockState.LOCKED and first.error_bound_ns > 5_000_000
+    obs = sampler()
+    assert obs.sync_age_ns is None and obs.system_offset_needed and obs.system_offset_ns is None
+    sample = tracker.update(obs)
+    assert sample.state == ClockState.UNKNOWN and sample.compliant_mask == 0
+    assert any("timestamping" in r.text and "PORT_PROPERTIES_NP" in r.text for r in sample.state_reasons)
+
+
+TAG = "[ptp4l.0.config]"      # linuxptp's message_tag, as a Debian unit sets it
+
+
+def test_tagged_ptp4l_lines_give_the_excursion_between_two_samples(tmp_path):
+    """ptp4l with message_tag: a 900 us excursion it logged between two pmc samples is seen (it
+    was not: no tagged line parsed, and the clock passed as LOCKED, 1.9 us, eu-hft compliant)."""
+    log = tmp_path / "ptp4l.log"
+    log.write_text("")
+    snap = replace(GOOD, ingress_time_ns=time.clock_gettime_ns(time.CLOCK_REALTIME))
+    sampler = PmcSampler(CannedClient(snap), ptp4l_log=str(log))
+    tracker = HealthTracker()
+    assert tracker.update(sampler()).state == ClockState.LOCKED
+    mono = time.clock_gettime(time.CLOCK_MONOTONIC)
+    log.write_text(f"ptp4l[{mono:.3f}]: {TAG} master offset 900000 s2 freq +1234 path delay 2100\n"
+                   f"ptp4l[{mono:.3f}]: {TAG} master offset -700 s2 freq +1234 path delay 2100\n")
+    obs = sampler()
+    assert obs.servo_excursion_ns == 900_000 and obs.servo_log_note is None
+    sample = tracker.update(obs)
+    assert sample.state == ClockState.DEGRADED and sample.error_bound_ns > 900_000
+    assert not sample.compliant("eu-hft")
+
+
+def test_tagged_phc2sys_lines_count_as_its_servo(tmp_path):
+    log = tmp_path / "phc2sys.log"
+    log.write_text(f"phc2sys[{time.monotonic():.3f}]: [phc2sys.0] CLOCK_REALTIME phc offset -40 s2 freq +3 "
+                   "delay 500\n")
+    snap = replace(GOOD, ingress_time_ns=time.clock_gettime_ns(time.CLOCK_REALTIME))
+    obs = PmcSampler(CannedClient(snap), phc2sys_log=str(log))()
+    assert (obs.phc2sys_offset_ns, obs.phc2sys_locked) == (-40, True)
+    assert HealthTracker().update(obs).state == ClockState.LOCKED
+
+
+def test_logs_read_without_a_servo_line_say_so(tmp_path):
+    """Lines read, none understood as a servo line: said in the sample's reasons (ptp4l) and in
+    why phc2sys does not count as locked, not left to look like a quiet servo."""
+    ptp4l, phc2sys = tmp_path / "ptp4l.log", tmp_path / "phc2sys.log"
+    ptp4l.write_text("ptp4l[1.0]: selected /dev/ptp0 as PTP clock\nptp4l[1.1]: offset=-5 state=s2\n")
+    phc2sys.write_text("phc2sys[1.0]: reconfiguring after port state change\n")
+    snap = replace(GOOD, ingress_time_ns=time.clock_gettime_ns(time.CLOCK_REALTIME))
+    obs = PmcSampler(CannedClient(snap), ptp4l_log=str(ptp4l), phc2sys_log=str(phc2sys))()
+    assert obs.servo_excursion_ns is None
+    assert "2 line(s) read" in obs.servo_log_note and "none parsed as a ptp4l servo line" in obs.servo_log_note
+    assert obs.phc2sys_locked is False and "1 line(s) read" in obs.phc2sys_detail
+    sample = HealthTracker().update(obs)
+    assert sample.state == ClockState.FREERUN
+    assert any(r.code == "ptp4l_log" and "none parsed" in r.text for r in sample.state_reasons)
+    # summaries only (phc2sys -u): no servo state to lock on, and the reason says what to do
+    phc2sys.write_text(f"phc2sys[{time.monotonic():.3f}]: CLOCK_REALTIME rms 8 max 19 freq +10 +/- 6\n")
+    obs = PmcSampler(CannedClient(snap), phc2sys_log=str(phc2sys))()
+    assert obs.phc2sys_locked is False and "only summaries" in obs.phc2sys_detail

@@ -110,31 +110,13 @@ def test_a_journal_without_session_start_says_so(tmp_path):
     assert "session   none (no SESSION_START" in mmaudit("journal", "info", journal).output
 
 
-def test_the_crash_drill_passes_the_override_to_its_engine_processes(monkeypatch, tmp_path):
-    from cli import drill_recovery_cmd
-    from recovery.drills.common import engine_args
-    seen = []
-
-    def fake_drill(settings, progress):
-        seen.append(settings)
-        raise drill_recovery_cmd.DrillError("stopped here")
-
-    monkeypatch.setattr(drill_recovery_cmd, "run_crash_drill", fake_drill)
-    result = mmaudit("drill", "crash", "--runs", "1", "--journal", str(tmp_path / "j"), "--accept-code-change")
-    assert result.exit_code == 1 and "stopped here" in result.output
-    assert seen[0].accept_code_change is True
-    assert mmaudit("drill", "crash", "--help").output.count("--accept-code-change") == 1
-
-    class Venue:
-        itch_port = 1
-
-        class ports:
-            ouch = rerequest = 2
-    args = engine_args("j", Venue, recover_first=True, segment_size=1, seconds=1.0, accept_code_change=True)
-    assert "--accept-code-change" in args
-    assert "--accept-code-change" not in engine_args("j", Venue, recover_first=True, segment_size=1, seconds=1.0)
+def test_the_crash_drill_has_no_code_change_override():
+    """A drill starts a new session of this code on a new or empty journal (it refuses one that
+    holds records), so no journal it recovers was written by other code: no override to offer."""
+    assert "--accept-code-change" not in mmaudit("drill", "crash", "--help").output
+    assert mmaudit("drill", "crash", "--accept-code-change").exit_code == 2
     import subprocess
     import sys
     helped = subprocess.run([sys.executable, "-m", "recovery.drills._engine_proc", "--help"],
                             capture_output=True, text=True, timeout=60)
-    assert helped.returncode == 0 and "--accept-code-change" in helped.stdout
+    assert helped.returncode == 0 and "--accept-code-change" not in helped.stdout

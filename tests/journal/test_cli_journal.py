@@ -27,7 +27,7 @@ def test_demo_writes_a_verified_mix(tmp_path):
     assert {RecordType.SESSION_START, RecordType.MD_PACKET, RecordType.ORDER_SENT, RecordType.TX_TS,
             RecordType.CLOCK_SAMPLE, RecordType.SESSION_STOP} <= types
     again = run("demo", "--dir", d, "--records", 10)
-    assert again.exit_code != 0 and "already holds a journal" in again.output
+    assert again.exit_code != 0 and "is not empty" in again.output
 
 
 def test_info_dump_and_verify(tmp_path):
@@ -64,7 +64,8 @@ def test_verify_names_the_bad_record_and_exits_nonzero(tmp_path):
     assert result.exit_code == 1
     assert f"bad crc at segment 0 offset {off} seq 8" in result.stderr
     dumped = CliRunner().invoke(command, ["dump", str(d)])
-    assert len(dumped.stdout.splitlines()) == 7 and "stopped before seq 8: bad crc" in dumped.stderr
+    assert len(dumped.stdout.splitlines()) == 7 and dumped.exit_code == 1
+    assert "the journal stops before seq 8: bad crc" in dumped.stderr
 
 
 def test_tail_is_bounded_by_count_and_idle_timeout(tmp_path):
@@ -77,7 +78,7 @@ def test_tail_is_bounded_by_count_and_idle_timeout(tmp_path):
     idle = run("tail", d, "--from-seq", 49, "--idle-timeout", 0.3, "--json")
     assert [json.loads(x)["seq"] for x in idle.output.splitlines()] == [49, 50]
     named = run("tail", d, "--name", "ops", "--count", 10)
-    assert named.exit_code == 0 and (d / "tailers" / "ops.pos").read_text() == "mmjpos 1 11\n"
+    assert named.exit_code == 0 and (d / "tailers" / "ops.pos").read_text().split()[:3] == ["mmjpos", "2", "11"]
     assert run("tail", tmp_path / "nothing", "--count", 1).exit_code != 0
 
 

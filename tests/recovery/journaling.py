@@ -93,6 +93,20 @@ def recovery_settings(path: str, venue=None, **overrides) -> RecoverySettings:
                             limits_text=LIMITS_TEXT, venue=venue, **overrides)
 
 
+def rewrite_snapshot_header(path, change, reseal: bool = True) -> None:
+    """Edit the header of the snapshot file at `path` in place (`change(header)`); with `reseal`
+    its checksum is made to fit again (a header as its writer made it, not one altered after)."""
+    import json
+    import pathlib
+    from recovery.snapshot import _header_digest
+    head, _, body = pathlib.Path(path).read_bytes().partition(b"\n")
+    header = json.loads(head)
+    change(header)
+    if reseal:
+        header["header_sha256"] = _header_digest(header)
+    pathlib.Path(path).write_bytes(json.dumps(header, sort_keys=True).encode() + b"\n" + body)
+
+
 def write_session(path: str, events: list, segment_size: int = 1 << 20,
                   durability: str = "pagecache") -> RunnerLike:
     """Journal and run `events`; returns the runner-like shell (its engine is the live one)."""

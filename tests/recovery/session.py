@@ -42,11 +42,15 @@ def settings_for(journal: str, venue=None, **overrides) -> RecoverySettings:
                             venue=venue, **overrides)
 
 
-def run(journal: str, ouch_port: int, itch_port: int, rerequest_port: int, seconds: float):
-    settings = RunnerSettings(itch_port=itch_port, ouch_port=ouch_port, rerequest_port=rerequest_port)
-    engine = Engine(CONFIG, SYMBOLS, gateway())
+def run(journal: str, ouch_port: int, itch_port: int, rerequest_port: int, seconds: float,
+        config: EngineConfig = CONFIG, **runner):
+    """A session as mm_core.session starts one: its SESSION_START names the code and its tokens'
+    tag; `runner` overrides RunnerSettings (another venue user, say)."""
+    settings = RunnerSettings(itch_port=itch_port, ouch_port=ouch_port, rerequest_port=rerequest_port, **runner)
+    engine = Engine(config, SYMBOLS, gateway())
     with Journal(journal) as j:
-        j.append(RecordType.SESSION_START, session_start(), ts_ns=time.clock_gettime_ns(time.CLOCK_REALTIME),
+        now = time.clock_gettime_ns(time.CLOCK_REALTIME)
+        j.append(RecordType.SESSION_START, session_start(engine=engine, now_ns=now), ts_ns=now,
                  ts_source=int(TsSource.USER))
         report = Runner(engine, j, settings, LockedClock()).run(seconds)
     return report, engine

@@ -163,11 +163,9 @@ def test_a_replay_check_refuses_other_code_it_meets(tmp_path, events, monkeypatc
 
 def _rewrite_headers(snaps, change) -> None:
     import pathlib
+    from tests.recovery.journaling import rewrite_snapshot_header
     for f in pathlib.Path(snaps).glob("*.snap"):
-        head, _, body = f.read_bytes().partition(b"\n")
-        header = json.loads(head)
-        change(header)
-        f.write_bytes(json.dumps(header, sort_keys=True).encode() + b"\n" + body)
+        rewrite_snapshot_header(f, change)
 
 
 def test_snapshots_list_the_sessions_they_cover_and_the_check_reads_only_after_them(tmp_path, events):

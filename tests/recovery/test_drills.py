@@ -6,6 +6,7 @@ message and a position or order state that differs from the venue's are all caug
 from __future__ import annotations
 
 import json
+import pathlib
 
 import pytest
 from click.testing import CliRunner
@@ -15,7 +16,7 @@ from journal.catalogue import raw_bytes, unpack, unpack_json
 from cli.drill_cmd import command as drill_group
 from recovery.drills import _engine_proc as proc_main
 from recovery.drills.common import compare_with_venue, lost_acks
-from recovery.drills.crash import CrashSettings, run_crash_drill
+from recovery.drills.crash import KILL_POINTS, CrashReport, CrashRun, CrashSettings, run_crash_drill
 from recovery.drills.venue_disconnect import (
     DisconnectSettings, exactly_once, run_venue_disconnect_drill, sent_at_drops, split_lost_in_drops,
 )
@@ -49,11 +50,13 @@ def test_crash_drill_loses_nothing_and_agrees_with_the_venue(tmp_path):
     assert report.final_reconciled and report.passed, report.table()
     for run in report.runs:
         assert run.reconciled and run.rto_s > 0 and run.events_replayed > 0 and run.acked > 0, run
-    # every kill point was used, and the hooks held the process where they say
-    points = {r.kill_point for r in report.runs}
-    assert {"random", "in-append", "between-append-send", "segment-roll"} <= {p.split()[0] for p in points}
-    hooked = [r for r in report.runs if r.kill_detail.startswith(proc_main.HOOKS)]
-    assert {r.kill_point for r in hooked} >= {"between-append-send", "segment-roll"}, report.table()
+    # every kill point really killed a process (a fallback to a random moment does not count),
+    # and the hooks held the process where they say
+    assert set(report.kill_points) == set(KILL_POINTS) and report.missed_kill_points == [], report.kill_points
+    assert all(n["hit"] >= 1 for n in report.kill_points.values()), report.kill_points
+    hooked = [r for r in report.runs if r.hit and r.planned != "random"]
+    assert all(r.kill_detail.startswith(proc_main.HOOKS) for r in hooked), report.table()
+    assert {r.planned for r in hooked} == set(proc_main.HOOKS), report.table()
     # journal and venue confirm each hook's kill point (an order killed between its append and its
     # send is journaled and the venue never saw it; a record killed inside its append is published)
     assert all(r.hook_check == "ok" for r in hooked), [(r.kill_detail, r.hook_check) for r in hooked]
@@ -63,6 +66,28 @@ def test_crash_drill_loses_nothing_and_agrees_with_the_venue(tmp_path):
     assert results[-1]["drill"] == "crash" and results[-1]["passed"] is True
     assert len(results[-1]["runs"]) == CRASH_RUNS and results[-1]["lost"] == 0
     assert "RTO s" in report.table() and report.rto_percentile(0.99) >= report.rto_percentile(0.5) > 0
+
+
+def test_a_crash_drill_that_never_hit_a_planned_kill_point_fails_and_says_so():
+    """A hook not reached falls back to a random kill and that run may pass, but the drill did not
+    test that kill point: its verdict counts the kills per point and fails when one was planned
+    and never hit."""
+    def run(number, point, hit=True):
+        r = CrashRun(number, point, kill_detail="x", rto_s=0.5, reconciled=True, hook_check="ok" if hit else "")
+        if not hit:
+            r.kill_point, r.hit = point + " (fallback)", False
+        return r
+    report = CrashReport(1, "j", runs=[run(1, "random"), run(2, "segment-roll", hit=False),
+                                       run(3, "in-append"), run(4, "segment-roll", hit=False)],
+                         final_reconciled=True)
+    assert all(r.passed for r in report.runs)
+    assert report.kill_points == {"random": {"planned": 1, "hit": 1}, "in-append": {"planned": 1, "hit": 1},
+                                  "segment-roll": {"planned": 2, "hit": 0}}
+    assert report.missed_kill_points == ["segment-roll"] and not report.passed
+    assert report.as_dict()["missed_kill_points"] == ["segment-roll"] and report.as_dict()["passed"] is False
+    report.runs.append(run(5, "segment-roll"))
+    assert report.missed_kill_points == [] and report.passed
+    assert report.kill_points["segment-roll"] == {"planned": 3, "hit": 1}
 
 
 def test_lost_and_changed_acknowledged_records_are_reported(tmp_path):
@@ -133,6 +158,39 @@ def test_feed_gap_pulls_quotes_until_filled_then_resumes_by_itself(tmp_path):
         alerts = [unpack_json(r.payload).get("alert") for r in reader.records(rtypes=[RecordType.METRICS])]
     assert alerts.count("book-stale") >= 2 and alerts.count("book-recovered") >= 2
     assert drill_results(journal)[-1] == report
+
+
+def _files(path) -> dict:
+    return {str(f): f.read_bytes() for f in sorted(pathlib.Path(path).rglob("*")) if f.is_file()}
+
+
+@pytest.mark.parametrize("name", ["crash", "venue-disconnect", "feed-gap", "risk"])
+def test_a_drill_refuses_a_journal_that_holds_records_and_leaves_it_as_it_was(tmp_path, name):
+    """A drill starts a new session: on a journal that already holds one it would make a journal
+    no recovery can replay (SecondSession), so it refuses before it writes anything."""
+    from journal.catalogue import TsSource
+    from recovery.codecheck import session_start
+    from recovery.drills.common import DrillError
+    from recovery.drills.feed_gap import GapSettings, run_feed_gap_drill
+    from recovery.drills.risk import DrillError as RiskDrillError, DrillSettings, run_risk_drill
+    journal = str(tmp_path / "used")
+    with Journal(journal) as writer:
+        writer.append(RecordType.SESSION_START, session_start(), ts_ns=1, ts_source=int(TsSource.USER))
+    before = _files(journal)
+    run = {"crash": lambda: run_crash_drill(CrashSettings(runs=1, journal_dir=journal)),
+           "venue-disconnect": lambda: run_venue_disconnect_drill(DisconnectSettings(drops=1, journal_dir=journal)),
+           "feed-gap": lambda: run_feed_gap_drill(GapSettings(gaps=1, journal_dir=journal)),
+           "risk": lambda: run_risk_drill(DrillSettings(journal_dir=journal, clock="drill"))}[name]
+    with pytest.raises((DrillError, RiskDrillError), match="already holds 1 records"):
+        run()
+    assert _files(journal) == before
+    with Reader(journal) as reader:
+        assert len(reader) == 1
+    # and through the CLI: a usage-level error naming the journal, nothing written
+    args = ["risk", "--clock", "drill"] if name == "risk" else [name]
+    result = CliRunner().invoke(drill_group, [*args, "--journal", journal])
+    assert result.exit_code == 1 and "already holds 1 records" in result.output, result.output
+    assert _files(journal) == before
 
 
 def test_cli_commands_have_help_and_reject_bad_options():

@@ -145,8 +145,8 @@ def test_reconcile_without_a_reconciler_is_refused_and_changes_nothing(tmp_path)
 
 def test_a_trade_correction_is_reported_by_the_first_reconcile_only(tmp_path):
     """A venue break of one of our trades needs a person: the reconcile that finds it reports it
-    (its finding names it, trading stays latched); a later reconcile, whose full view from sequence
-    1 still holds the break, lists it as reported in that finding and comes out clean."""
+    (its outcome names it, trading stays latched); a later reconcile, whose full view from sequence
+    1 still holds the break, lists it as reported in that outcome and comes out clean."""
     fresh = [LiveReconciler(timeout=5.0, quiet=0.2)]
     later_reconciler = fresh[0]
 
@@ -169,9 +169,14 @@ def test_a_trade_correction_is_reported_by_the_first_reconcile_only(tmp_path):
     findings = [(seq, d) for seq, d in recon_records(path) if d["kind"] == "finding"]
     reporting = [(seq, d) for seq, d in findings if d["counts"].get("trade-correction")]
     assert len(reporting) == 1, [d["counts"] for _, d in findings]     # reported once, not again
-    (report_seq, report), = reporting
+    (finding_seq, report), = reporting
     (broken_seq,) = [x["venue"]["sequence"] for x in report["discrepancies"]
                      if x["kind"] == "trade-correction"]
+    # the first reconcile's outcome, which named the break in its reasons, is what reported it
+    outcomes = [(seq, d) for seq, d in recon_records(path) if d["kind"] == "outcome"]
+    (report_seq, outcome), = [(seq, d) for seq, d in outcomes if seq > finding_seq][:1]
+    assert outcome["corrections_reported"] == [broken_seq] and not outcome["reconciled"]
+    assert any("trade-correction" in r for r in outcome["reasons"])
     later = findings[-1][1]
     assert later["clean"] and later["corrections_reported_earlier"] == [
         {"sequence": broken_seq, "token": later["corrections_reported_earlier"][0]["token"],
@@ -186,3 +191,33 @@ def test_a_trade_correction_is_reported_by_the_first_reconcile_only(tmp_path):
 def recon_records(path: str) -> list[tuple[int, dict]]:
     with Reader(path) as reader:
         return [(r.seq, unpack_json(r.payload)) for r in reader.records(rtypes=[RecordType.RECON])]
+
+
+def test_only_a_finished_reconcile_s_outcome_reports_a_correction_to_the_next(tmp_path):
+    """The reconcile's reading of what earlier ones reported (from the journal, as a later
+    process's would be): a finding that names a broken trade, then a failure (the outcome names
+    only the error), reported nothing; an outcome that named it in its reasons did."""
+    import types
+    from journal.catalogue import pack_json
+    path = str(tmp_path / "j")
+    finding = {"kind": "finding", "round": 1, "mid_session": True,
+               "discrepancies": [{"kind": "trade-correction", "venue": {"sequence": 17}}]}
+    with Journal(path) as journal:
+        for doc in ({"kind": "begin", "reconciled": False, "mid_session": True}, finding,
+                    {"kind": "outcome", "reconciled": False, "mid_session": True,
+                     "reasons": ["reconciliation failed: TimeoutError: the venue did not answer"],
+                     "corrections_reported": []}):
+            journal.append(RecordType.RECON, pack_json(doc), ts_ns=1)
+    alerts = []
+    runner = types.SimpleNamespace(journal=types.SimpleNamespace(path=path),
+                                   alert=lambda *a: alerts.append(a))
+    reconciler = LiveReconciler()
+    assert reconciler._reported_so_far(runner) == {} and alerts == []
+    with Journal(path) as journal:
+        journal.append(RecordType.RECON, pack_json(finding), ts_ns=2)
+        seq = journal.append(RecordType.RECON, pack_json(
+            {"kind": "outcome", "reconciled": False, "mid_session": True,
+             "reasons": ["trade-correction: BrokenTrade at venue sequence 17"],
+             "corrections_reported": [17]}), ts_ns=2)
+    assert reconciler._reported_so_far(runner) == {17: seq}
+    assert LiveReconciler()._reported_so_far(runner) == {17: seq}        # a later process's reading

@@ -9,7 +9,7 @@ import pytest
 
 from journal import Journal, RecordType
 from journal.catalogue import pack_json, unpack_json
-from mm_core.events import OperatorCommand, SendOrder, VenueMessage
+from mm_core.events import OperatorCommand, Reconciled, SendOrder, VenueMessage
 from mm_core.oms import OrderState
 from mm_core.protocol import ouch, soupbintcp
 from mm_core.types import Purpose, Side
@@ -18,7 +18,7 @@ from recovery.reconcile import (
     AdoptPending, CancelAtVenue, Deliver, MarkNotSent, ResendCancel, apply, local_view, reconcile,
     reported_corrections, resolution_from_json, resolution_json, venue_view,
 )
-from recovery.replay import RECON_FINDING, replay_journal
+from recovery.replay import RECON_BEGIN, RECON_FINDING, RECON_OUTCOME, replay_journal
 from tests.recovery import journaling
 from tests.mm_core.wire import ACME, S, Feed, Venue, make_engine, md, run, two_sided
 
@@ -239,12 +239,17 @@ def _broken_trade_session():
 
 def test_a_trade_correction_is_reported_by_the_first_recovery_only():
     """A broken trade needs a person: the first recovery that finds it reports it (trading stays
-    HALTED). Its RECON finding record names it; a later recovery, whose full view from sequence 1
+    HALTED). Its RECON outcome record names it; a later recovery, whose full view from sequence 1
     still holds the break, lists it as reported there instead of halting on it again."""
     engine, venue, bid, broken_seq = _broken_trade_session()
     first = reconcile(local(engine, venue), venue.view())
     assert kinds(first) == ["trade-correction"] and first.reported_earlier == ()
-    assert reported_corrections(first.to_json()) == [broken_seq]
+    assert first.corrections == [broken_seq]
+    assert reported_corrections({"kind": "outcome", "corrections_reported": first.corrections}) == [broken_seq]
+    # a finding names it but reports nothing; nor does an outcome that names none (or junk)
+    assert reported_corrections(first.to_json()) == []
+    assert reported_corrections({"corrections_reported": 5}) == []
+    assert reported_corrections({"corrections_reported": ["7", True, None]}) == []
     later = reconcile(local_view(engine, range(1, broken_seq + 1), corrections_reported={broken_seq: 812}),
                       venue.view())
     assert later.clean and later.reported_earlier == ((broken_seq, bid.token, "BrokenTrade", 812),)
@@ -259,24 +264,54 @@ def test_a_trade_correction_is_reported_by_the_first_recovery_only():
 
 def test_the_corrections_a_journal_reports_survive_replay_and_snapshots(tmp_path):
     """Which corrections were reported comes from the journal: replay collects them from RECON
-    finding records (also across a resume from a snapshot taken after one)."""
+    outcome records of attempts that finished with them in their reasons (also across a resume
+    from a snapshot taken after one). A finding alone (the attempt SIGKILLed after it) or followed
+    by a failed outcome (it named only its error) showed the correction to nobody: not reported."""
     engine, venue, _, broken_seq = _broken_trade_session()
-    finding = {"kind": RECON_FINDING, "round": 1, **reconcile(local(engine, venue), venue.view()).to_json()}
+    found = reconcile(local(engine, venue), venue.view())
+    finding = {"kind": RECON_FINDING, "round": 1, **found.to_json()}
+    failed = {"kind": RECON_OUTCOME, "reconciled": False, "reasons": ["recovery failed: VenueUnavailable: gone"],
+              "error": {"type": "VenueUnavailable", "message": "gone"}}
+    finished = {"kind": RECON_OUTCOME, "reconciled": False, "reasons": [d.detail for d in found.discrepancies],
+                "corrections_reported": found.corrections}
     path, snaps = str(tmp_path / "j"), str(tmp_path / "snaps")
     events = journaling.session_events(5, 200)
     with Journal(path, checkpoint_every=64) as journal:
         shell = journaling.RunnerLike(journaling.fresh_engine(), journal)
         shell.start(events[0].now_ns)
-        for event in events[:60]:
+
+        def recon(doc: dict, at: int) -> int:
+            """Journal a RECON record, then feed what replay feeds for it (as recovery does)."""
+            now = events[at].now_ns
+            seq = journal.append(RecordType.RECON, pack_json(doc), ts_ns=now, ts_source=1)
+            if doc["kind"] in (RECON_BEGIN, RECON_OUTCOME):
+                shell.act(shell.engine.on_event(Reconciled(now, bool(doc["reconciled"]))), now)
+            return seq
+        for event in events[:40]:
             shell.feed(event)
-        finding_seq = journal.append(RecordType.RECON, pack_json(finding), ts_ns=events[59].now_ns, ts_source=1)
-        for event in events[60:]:
+        recon({"kind": RECON_BEGIN, "reconciled": False}, 39)
+        recon(finding, 39)                               # then SIGKILLed: no outcome
+        for event in events[40:60]:
             shell.feed(event)
+        recon({"kind": RECON_BEGIN, "reconciled": False}, 59)
+        recon(finding, 59)
+        failed_seq = recon(failed, 59)                   # failed after its finding
+        for event in events[60:100]:
+            shell.feed(event)
+        recon_seq = recon(finished, 99)                  # an attempt that finished with it
+        for event in events[100:]:
+            shell.feed(event)
+    unreported = replay_journal(path, journaling.fresh_engine(), last_seq=recon_seq - 1)
+    assert unreported.deterministic and unreported.recon_records == 5 and unreported.last_seq > failed_seq
+    assert unreported.corrections_reported == {}
+    assert kinds(reconcile(local_view(engine, range(1, broken_seq + 1),
+                                      corrections_reported=unreported.corrections_reported),
+                           venue.view())) == ["trade-correction"]
     full = replay_journal(path, journaling.fresh_engine(), snapshot_every=40, snapshots=snaps)
-    assert full.deterministic and full.corrections_reported == {broken_seq: finding_seq}
+    assert full.deterministic and full.corrections_reported == {broken_seq: recon_seq}
     resumed = replay_journal(path, journaling.fresh_engine(), snapshots=snaps)
-    assert resumed.snapshot and int(pathlib.Path(resumed.snapshot).name[7:27]) > finding_seq
-    assert resumed.corrections_reported == {broken_seq: finding_seq}
+    assert resumed.snapshot and int(pathlib.Path(resumed.snapshot).name[7:27]) > recon_seq
+    assert resumed.corrections_reported == {broken_seq: recon_seq}
     assert reconcile(local_view(engine, range(1, broken_seq + 1), corrections_reported=resumed.corrections_reported),
                      venue.view()).clean
 

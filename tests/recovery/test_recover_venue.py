@@ -123,6 +123,42 @@ def test_a_live_writer_and_a_missing_venue_are_typed_errors(tmp_path):
         recover(settings_for(path, ("127.0.0.1", closed_port), timeout=0.5))
 
 
+_HOLDING_WRITER = """
+import sys, time
+from journal import Journal
+with Journal(sys.argv[1]):
+    print("open", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_dry_run_refuses_a_journal_a_live_writer_holds_and_never_calls_the_venue(tmp_path):
+    """A dry run takes no lock of its own, but an engine still writing the journal (here another
+    process) is refused as the real recovery refuses it: before anything reaches the venue, where
+    it would log in as the running engine's user."""
+    import subprocess
+    import sys
+    path = str(tmp_path / "j")
+    write_session(path, session_events(3, 40)).journal.close()
+    writer = subprocess.Popen([sys.executable, "-c", _HOLDING_WRITER, path], cwd=pathlib.Path(__file__).resolve().parents[2],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "open", writer.stderr.read()
+        with socket.create_server(("127.0.0.1", 0)) as venue:
+            venue.settimeout(0.2)
+            with pytest.raises(JournalUnavailable, match=f"live writer.*pid {writer.pid}"):
+                recover(settings_for(path, venue.getsockname(), dry_run=True))
+            with pytest.raises(TimeoutError):
+                venue.accept()                     # nobody called the venue
+    finally:
+        writer.kill()
+        writer.wait(10)
+        writer.stdout.close()
+        writer.stderr.close()
+    # with the writer gone (SIGKILLed: its lock is dead), the dry run reads the journal
+    assert recover(settings_for(path, dry_run=True)).replay.events > 0
+
+
 def test_without_a_venue_the_engine_stays_unreconciled_and_says_why(tmp_path):
     path = str(tmp_path / "j")
     Journal(path).close()
@@ -146,3 +182,68 @@ def test_pulls_decided_without_a_venue_are_named_so_the_journal_still_replays(tm
     assert again.deterministic, [d.detail for d in again.divergences]
     second = recover(journaling.recovery_settings(path))
     assert second.replay.deterministic and second.reasons == first.reasons
+
+
+_KILLED_AT_ITS_FINDING = """
+import os, signal, sys
+from recovery.recover import recover
+from tests.recovery.session import settings_for
+
+def progress(stage, text):
+    if stage == "reconcile":          # its round-1 finding is journaled, its outcome not yet
+        os.kill(os.getpid(), signal.SIGKILL)
+
+recover(settings_for(sys.argv[1], ("127.0.0.1", int(sys.argv[2]))), progress)
+"""
+
+
+@pytest.mark.parametrize("ending", ["failed", "sigkilled"])
+def test_a_trade_correction_is_reported_only_by_a_recovery_that_finished(crashed_session, ending):
+    """A recovery that journaled a finding naming a broken trade and then failed (its OUTCOME names
+    only the error) or was SIGKILLed (no OUTCOME) showed the break to nobody: the next recovery
+    still reports it (and stays HALTED); only once one finished with it in its reasons does a
+    later one list it as reported earlier, in that OUTCOME record."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from tests.recovery.test_midsession import forge
+    venue, journal, address = crashed_session
+    token = next(m.token for m in map(ouch.decode_outbound, venue.session_messages(USER))
+                 if isinstance(m, ouch.Accepted))
+    forge(venue, ouch.BrokenTrade(time.time_ns(), token, 424242, "E"))
+    # durable once the venue's writer flushed it; the venue's flow may fill our resting quotes
+    # after it: found by its match number
+    deadline, broken_seq = time.monotonic() + 10, None
+    while broken_seq is None and time.monotonic() < deadline:
+        broken_seq = next((seq for seq, m in enumerate(map(ouch.decode_outbound, venue.session_messages(USER)), 1)
+                           if isinstance(m, ouch.BrokenTrade) and m.match_number == 424242), None)
+        time.sleep(0.02)
+    assert broken_seq is not None, "the venue never logged the break"
+    if ending == "failed":
+        def fail(stage, text):
+            if stage == "reconcile":
+                raise VenueUnavailable("the venue went away after the first finding")
+        with pytest.raises(VenueUnavailable):
+            recover(settings_for(journal, address), progress=fail)
+    else:
+        proc = subprocess.run([sys.executable, "-c", _KILLED_AT_ITS_FINDING, journal, str(address[1])],
+                              cwd=pathlib.Path(__file__).resolve().parents[2], capture_output=True, timeout=120)
+        assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    docs = recon_docs(journal)
+    findings = [d for d in docs if d["kind"] == "finding"]
+    assert findings and "trade-correction" in findings[-1]["counts"]
+    assert [d["kind"] for d in docs][-1] == ("outcome" if ending == "failed" else "finding")
+    assert all(not d.get("corrections_reported") for d in docs if d["kind"] == "outcome")
+    # the next recovery finishes: the break is still news, in its reasons and its OUTCOME
+    reporting = recover(settings_for(journal, address))
+    assert not reporting.reconciled and reporting.trading_state == "HALTED"
+    assert any(r.startswith("trade-correction") and f"sequence {broken_seq}" in r
+               for r in reporting.reasons), reporting.reasons
+    assert reporting.rounds[-1].reported_earlier == ()
+    outcome_seq = reporting.recon_seqs[-1]
+    assert recon_docs(journal)[-1]["corrections_reported"] == [broken_seq]
+    # ... and only now is it reported: the one after lists it as reported in that OUTCOME
+    after = recover(settings_for(journal, address))
+    assert not any(r.startswith("trade-correction") for r in after.reasons), after.reasons
+    assert [(s, r) for s, _, _, r in after.rounds[-1].reported_earlier] == [(broken_seq, outcome_seq)]

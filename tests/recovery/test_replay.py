@@ -24,7 +24,7 @@ from mm_core.risk import Limits
 from recovery.snapshot import KEEP, journal_witness, latest_snapshot, write_snapshot
 from tests.journal.jhelpers import record_offsets, segment_files
 from tests.mm_core.wire import LIMITS_TEXT
-from tests.recovery.journaling import fresh_engine, session_events, tear, write_session
+from tests.recovery.journaling import fresh_engine, rewrite_snapshot_header, session_events, tear, write_session
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 INPUTS = {RecordType.MD_PACKET, RecordType.VENUE_MSG, RecordType.TIMER, RecordType.CLOCK_SAMPLE}
@@ -329,3 +329,107 @@ def test_a_snapshot_that_loads_but_cannot_be_hashed_is_skipped(tmp_path, monkeyp
         monkeypatch.setattr(Engine, "state_hash", old_layout)
         snap, skipped = latest_snapshot(snaps, reader)
     assert snap is None and "cannot be loaded (AttributeError" in skipped[0]
+
+
+def test_a_snapshot_just_written_is_kept_whatever_else_the_directory_holds(tmp_path):
+    """Pruning is per journal and never takes the file just written: snapshots of another journal
+    at higher sequences, or of this journal's records a power loss took back (they fail the
+    witness), used to outrank it and have it deleted as soon as it was written."""
+    path, snaps = str(tmp_path / "j"), tmp_path / "snaps"
+    _deterministic(path, "odd", 1, 300)
+    engine = fresh_engine()
+    for seq in (900_000, 950_000, 1_000_000):
+        write_snapshot(snaps, engine, seq, "journal-A", (), 0, witness="of journal A")
+    with Reader(path) as reader:
+        written = write_snapshot(snaps, engine, 250, reader.journal_id, (), 0,
+                                 witness=journal_witness(reader, 250))
+        assert os.path.exists(written)
+        snap, _ = latest_snapshot(snaps, reader)
+        assert snap is not None and snap.path == written and snap.seq == 250
+        # this journal's snapshots of records it no longer holds (higher sequences, stale witness)
+        for seq in (280, 290, 300):
+            write_snapshot(snaps, engine, seq, reader.journal_id, (), 0, witness="lost records")
+        written = write_snapshot(snaps, engine, 260, reader.journal_id, (), 0,
+                                 witness=journal_witness(reader, 260))
+        snap, skipped = latest_snapshot(snaps, reader)
+    assert snap is not None and snap.path == written and snap.seq == 260
+    stale = [s for s in skipped if "another journal" not in s]
+    assert len(stale) == 2 and all("no longer holds" in s for s in stale)
+    # journal A's snapshots are journal A's: untouched; this journal keeps KEEP
+    assert sorted(_snapshot_seqs(snaps).values()) == [260, 290, 300, 900_000, 950_000, 1_000_000]
+
+
+def _edit_header(path: pathlib.Path, digest: bool, **fields) -> None:
+    """Change header fields of a snapshot file; with `digest` its header checksum is made to fit
+    again (a header malformed by whoever wrote it, not altered after)."""
+    rewrite_snapshot_header(path, lambda header: header.update(fields), reseal=digest)
+
+
+def test_an_altered_or_malformed_snapshot_header_is_skipped_with_its_reason(tmp_path, events):
+    """The header's fields recovery trusts without the body (journaled venue sequences, reported
+    corrections, sessions) are under a checksum: an edited one used to load, and replay then
+    counted fewer journaled venue sequences (reconciliation would deliver journaled messages
+    again); a malformed one raised a raw TypeError out of recovery."""
+    path, snaps = str(tmp_path / "j"), tmp_path / "snaps"
+    shell = write_session(path, events[:300])
+    shell.journal.close()
+    written = replay_journal(path, fresh_engine(), snapshot_every=60, snapshots=str(snaps))
+    newest, older = sorted(snaps.glob("engine-*.snap"), key=lambda p: _snapshot_seqs(snaps)[p.name])[::-1][:2]
+    ranges = json.loads(newest.read_bytes().partition(b"\n")[0])["venue_ranges"]
+    assert ranges and ranges[0][1] > ranges[0][0]
+    _edit_header(newest, False, venue_ranges=[[ranges[0][0], ranges[0][0]], *ranges[1:]])
+    resumed = replay_journal(path, fresh_engine(), snapshots=str(snaps))
+    assert resumed.snapshots_skipped == [f"{newest.name}: header does not match its checksum"]
+    assert resumed.snapshot == str(older) and resumed.journaled_venue_seqs == written.journaled_venue_seqs
+    for bad in (5, [[1, "2"]], [[1, 2, 3]]):
+        _edit_header(newest, True, venue_ranges=bad)
+        resumed = replay_journal(path, fresh_engine(), snapshots=str(snaps))
+        assert resumed.snapshot == str(older), bad
+        assert resumed.snapshots_skipped[0].startswith(f"{newest.name}: malformed header"), resumed.snapshots_skipped
+        assert resumed.state_hash == shell.engine.state_hash()
+    _edit_header(newest, True, venue_ranges=ranges, corrections_reported={"7": 9})
+    assert "malformed header" in replay_journal(path, fresh_engine(), snapshots=str(snaps)).snapshots_skipped[0]
+    # a snapshot of the format before the header checksum: skipped (snapshots are a cache)
+    _edit_header(older, False, format=2)
+    _edit_header(newest, True, venue_ranges=5)
+    resumed = replay_journal(path, fresh_engine(), snapshots=str(snaps))
+    assert f"{older.name}: another journal or format" in resumed.snapshots_skipped
+    assert resumed.state_hash == shell.engine.state_hash()
+
+
+def test_a_resume_from_a_snapshot_keeps_the_utc_offset_the_journal_announced(tmp_path, events):
+    """PHC (TAI) stamps become engine (UTC) time with the UTC offset of the last clock sample.
+    A grandmaster announcing 36 s: a replay resumed from a snapshot taken after that sample used
+    to convert the PHC packets after it with 37 s until the next sample, so it reached another
+    state than the full replay (and the live engine)."""
+    from mm_core.events import ClockSample, MarketData
+    from journal.catalogue import TsSource
+    from tests.recovery.journaling import RunnerLike
+    path, snaps = str(tmp_path / "j"), tmp_path / "snaps"
+    tai = 36 * 1_000_000_000
+    with Journal(path, checkpoint_every=64) as journal:
+        shell = RunnerLike(fresh_engine(), journal)
+        shell.start(events[0].now_ns)
+        for event in events[:400]:
+            if isinstance(event, ClockSample):
+                journal.append(RecordType.CLOCK_SAMPLE, pack(
+                    RecordType.CLOCK_SAMPLE, state=1, compliant_mask=1 if event.compliant else 0,
+                    utc_offset=36, utc_offset_valid=1), ts_ns=event.now_ns, ts_source=int(TsSource.USER))
+                shell.act(shell.engine.on_event(event), event.now_ns)
+            elif isinstance(event, MarketData):         # NIC-stamped: PHC time, TAI
+                journal.append(RecordType.MD_PACKET, event.packet, ts_ns=event.now_ns + tai,
+                               ts_source=int(TsSource.HW_PHC))
+                shell.act(shell.engine.on_event(MarketData(event.packet, event.now_ns, TsSource.HW_PHC)),
+                          event.now_ns)
+            else:
+                shell.feed(event)
+    samples = sum(isinstance(e, ClockSample) for e in events[:400])
+    full = replay_journal(path, fresh_engine())
+    assert full.deterministic and full.state_hash == shell.engine.state_hash() and full.utc_offset_s == 36
+    written = replay_journal(path, fresh_engine(), snapshot_every=100, snapshots=str(snaps))
+    assert written.snapshots_written >= 2 and written.state_hash == full.state_hash
+    for snap in snaps.glob("engine-*.snap"):
+        assert json.loads(snap.read_bytes().partition(b"\n")[0])["utc_offset_s"] == 36
+    resumed = replay_journal(path, fresh_engine(), snapshots=str(snaps))
+    assert resumed.snapshot and resumed.deterministic, (samples, resumed.divergences[:2])
+    assert resumed.state_hash == full.state_hash and resumed.utc_offset_s == 36

@@ -13,7 +13,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from journal import Reader
-from journal.catalogue import RecordType, raw_bytes, unpack, unpack_json
+from journal.catalogue import RecordType, raw_bytes, token_tag, unpack, unpack_json
 from mm_core.events import SendOrder
 from mm_core.runner import engine_events
 from mm_core.session import load_inputs
@@ -135,13 +135,16 @@ def test_the_golden_journal_replays_exactly(golden):  # noqa: F811
     engine = inputs.build_engine()
     with Reader(golden.journal) as reader:
         records = list(reader.records())
+    start = next(r for r in records if r.rtype == RecordType.SESSION_START)
+    tag = token_tag(unpack(RecordType.SESSION_START, start.payload))
+    assert len(tag) == 5                  # the session's tokens carry its tag, as recovery's replay sets it
+    engine.oms.start_session(tag)
     replayed = []
     for event in engine_events(records, inputs.limits.clock_profile):
         replayed.extend(a.packet for a in engine.on_event(event) if isinstance(a, SendOrder))
     journaled = [raw_bytes(unpack(RecordType.ORDER_SENT, r.payload)) for r in records
                  if r.rtype == RecordType.ORDER_SENT]
     assert replayed == journaled and journaled
-    start = next(r for r in records if r.rtype == RecordType.SESSION_START)
     note = next(unpack_json(r.payload) for r in records if r.rtype == RecordType.METRICS)
     assert unpack(RecordType.SESSION_START, start.payload)["profile"] == b"eu-hft"
     assert note["clock_source"] == "ptp-lab" and "grandmaster is this host's own clock" in note["clock_evidence"]

@@ -97,9 +97,10 @@ def test_the_result_is_journaled_as_a_drill_result_record(matrix):
     doc = unpack_json(results[0].payload)
     assert doc == json.loads(json.dumps(report.as_dict()))
     assert doc["orders_during_faults"] == 0 and len(doc["rows"]) == len(report.rows)
-    # the drill's own trading is in the same journal: orders, venue answers, operator commands
+    # the drill's own trading is in the same journal: each fresh engine's session, orders, venue
+    # answers, operator commands
     kinds = {r.rtype for r in records}
-    assert {RecordType.ORDER_SENT, RecordType.VENUE_MSG, RecordType.OPERATOR_CMD} <= kinds
+    assert {RecordType.SESSION_START, RecordType.ORDER_SENT, RecordType.VENUE_MSG, RecordType.OPERATOR_CMD} <= kinds
 
 
 def test_the_venue_side_count_sees_orders_when_nothing_stops_them(tmp_path):
