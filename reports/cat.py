@@ -103,7 +103,12 @@ NOTES = ("MEOT is reported only for an execution on a venue that does not report
          "as the spec's other side-detail group (clientDetails, Table 53) is laid out; Table 51's own field list "
          "could not be read. sideDetailsInd is a MEOT field (between marketCenterID and buyDetails, as public CAT "
          "tooling lays MEOT out), but its code set could not be read: no value is given and the MEOT is "
-         "rejected for it.")
+         "rejected for it. MEOM and MEOC are what the venue did (its Replaced, Order Modified, and Canceled with "
+         "reason U); the requests the firm sent are its route events (MEMR per Replace or Modify, MECR per Cancel, "
+         "Tech Specs 4.0.0-r18 Route Modified / Route Cancelled), whose required fields beyond the route's keys, "
+         "terms and destination could not be confirmed. Order Modification Request (MEOMR) and Order Cancel "
+         "Request (MEOCR) events, for a request the venue had not answered while the order was still open when "
+         "the journal or range ends, are not built.")
 # OUCH capacity of the Enter Order -> CAT capacity (Agency, Principal, Riskless principal); any
 # other (e.g. 'O' other) has no CAT code: the trade is rejected for it rather than guessed.
 CAPACITIES = {ord("A"): "A", ord("P"): "P", ord("R"): "R"}
@@ -121,7 +126,8 @@ def _first_types() -> np.ndarray:
     modification request on an order already terminal (fully executed or cancelled) is not
     reported in Phase 2d; Order Cancel Request (MEOCR) likewise. A request the venue never answered
     while the order stayed open ("in-flight", no confirmation time) would be an Order Modification
-    Request / Order Cancel Request event, which this report does not build (see the module notes)."""
+    Request / Order Cancel Request event, which this report does not build (NOTES): an OUCH venue
+    answers every request on a live order, so one arises only where the journal ends first."""
     first = np.full(len(events.EVENT_NAMES), -1, np.int8)
     first[EV["SENT_NEW"]] = 0                                          # MENO, then MEOR (1)
     first[[EV["REPLACED"], EV["ORDER_MODIFIED"]]] = 2
