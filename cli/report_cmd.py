@@ -23,7 +23,7 @@ _HELP = {
     "rts22": "MiFIR RTS 22 transaction reports (65 fields) and ISO 20022 auth.016 XML.",
     "clock": "RTS 25 clock evidence: samples, clock state per event, intervals, summary.",
     "controls": "RTS 6 control evidence: risk denials, state changes, kills, limits, drills.",
-    "cat": "CAT order events (MENO, MEOR, MEOM, MEOC, MEOT) with CAT field names, and JSON submission files.",
+    "cat": "CAT order events (MENO, MEOR, MEOM, MEOC, MEMR, MECR, MEOT) with CAT field names, and JSON submission files.",
     "execution-quality": "Rule 605-style execution quality and Rule 612/610 checks of our quotes.",
 }
 

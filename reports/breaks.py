@@ -1,7 +1,7 @@
-"""The venue's OUCH Broken Trades a report range needs: those journaled in the range and after its
+"""The venue's OUCH Broken Trades (and Trade / Price Corrections) a report range needs: those journaled in the range and after its
 end, up to a bounded horizon (HORIZON_NS past the UTC time of the range's last record) or the
 journal's end, whichever comes first, so that an execution of the range broken after the range
-still reads as broken; and what was read, for the report to say.
+still reads as broken (or corrected); and what was read, for the report to say.
 
 Owns the look-ahead and the matching of a break to the execution it takes back (same order token
 and match number, journaled after it). Knows no report layout.
@@ -33,13 +33,35 @@ class BreaksRead:
     through_seq: int
     horizon_reached: bool
 
+    def _following(self, types: bytes, token_key: np.ndarray, match: np.ndarray, seq: np.ndarray):
+        """(execution row, the messages of `types` of its order token and match number after it, in
+        journal order) for each execution that has any: a loop over the few candidates."""
+        b = self.got
+        of_type = np.flatnonzero(np.isin(b["msg_type"], np.frombuffer(types, np.uint8)))
+        for i in np.flatnonzero(np.isin(match, b["match"][of_type])):
+            yield i, of_type[(b["match"][of_type] == match[i]) & (b["token_key"][of_type] == token_key[i])
+                             & (b["seq"][of_type] > seq[i])]
+
     def taken_back(self, token_key: np.ndarray, match: np.ndarray, seq: np.ndarray) -> np.ndarray:
         """Whether a Broken Trade of the same order token and match number follows each execution."""
-        b = self.got
         broken = np.zeros(len(seq), bool)
-        for i in np.flatnonzero(np.isin(match, b["match"])):          # a loop over the few candidates
-            broken[i] = bool(((b["match"] == match[i]) & (b["token_key"] == token_key[i]) & (b["seq"] > seq[i])).any())
+        for i, after in self._following(b"B", token_key, match, seq):
+            broken[i] = len(after) > 0
         return broken
+
+    def corrected(self, token_key: np.ndarray, match: np.ndarray, seq: np.ndarray, qty: np.ndarray,
+                  price: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each execution's shares and price after the venue's Trade Corrections (F: both) and
+        Price Corrections (K: the price) that follow it, in journal order, and which were corrected."""
+        qty, price = qty.copy(), price.copy()
+        changed = np.zeros(len(seq), bool)
+        b = self.got
+        for i, after in self._following(b"FK", token_key, match, seq):
+            for r in after.tolist():
+                if b["msg_type"][r] == ord("F"):
+                    qty[i] = b["executed"][r]
+                price[i], changed[i] = b["exec_price"][r], True
+        return qty, price, changed
 
 
 def read(src: JournalSlice, horizon_ns: int = HORIZON_NS) -> BreaksRead:
@@ -51,4 +73,5 @@ def read(src: JournalSlice, horizon_ns: int = HORIZON_NS) -> BreaksRead:
         through, reached = (int(cols.seq[beyond[0]]) - 1, True) if len(beyond) else (b, False)
         if reached:
             break
-    return BreaksRead(events.venue_messages(src, src.first_seq, through, b"B", ("token", "match")), through, reached)
+    return BreaksRead(events.venue_messages(src, src.first_seq, through, b"BFK", ("token", "match", "executed",
+                                                                                "exec_price")), through, reached)

@@ -1,6 +1,10 @@
 """CAT (SEC Rule 613) order events for the firm's own orders, with CAT's field names: MENO (new
-order) and MEOR (route to the venue) for each order entered, MEOM for replaces and modifies, MEOC
-for cancels (full, or partial with leavesQty > 0), and MEOT only for executions on a venue that does
+order) and MEOR (route to the venue) for each order entered, MEOM for each replace or modify the
+venue made (its Replaced, with priorOrderID and priorOrderKeyDate, or Order Modified), MEOC for each
+cancel it made at the firm's request (full, or partial with leavesQty > 0) — a request the venue
+overtook (the order filled first) is no MEOM or MEOC — the route events of what the firm sent
+(cat_routes.py: MEOR per Enter, MEMR per Replace or Modify with priorRoutedOrderID, MECR per Cancel,
+each with routeRejectedFlag), and MEOT only for executions on a venue that does
 not report to CAT itself (`cat_reporter = false` in mics.toml; default true). An exchange (a CAT
 Participant) and an ATS or broker-dealer (a CAT Industry Member) report the executions of the orders
 routed to them: CAT FAQ E15 says the routing firm then submits no Trade event or Order Fulfillment,
@@ -29,7 +33,7 @@ import pyarrow.compute as pc
 
 from journal.catalogue import RecordType
 from reports import arrowcols as ac
-from reports import cat_json, common, events, numtext, timetext
+from reports import cat_json, cat_routes, common, events, numtext, orderjoin, timetext
 from reports.events import EV
 from reports.output import ReportOutput, TableCollector
 from reports.refdata import RefData
@@ -38,9 +42,10 @@ from reports.timebase import to_utc
 from reports.validate import REJECTS_SCHEMA, declare_required, mask_check, passed, split
 
 KIND = "cat"
-SCHEMA_VERSION = "cat-4.0.0-r18-subset-5"
-CAT_TYPES = ["MENO", "MEOR", "MEOM", "MEOC", "MEOT"]
+SCHEMA_VERSION = "cat-4.0.0-r18-subset-6"        # 6: MEMR, MECR, routeRejectedFlag, priorOrderKeyDate
+CAT_TYPES = ["MENO", "MEOR", "MEOM", "MEOC", "MEOT", "MEMR", "MECR"]
 SIDES = {ord("B"): "B", ord("S"): "SL", ord("T"): "SS", ord("E"): "SX"}
+USER_REQUESTED = ord("U")        # OUCH Canceled reason: the firm's Cancel (or Replace) asked for it
 
 # Fields every event carries, then the fields each event type requires (CAT IM Technical
 # Specifications 4.0.0-r18 as summarised in the reference notes; conditional fields the firm
@@ -48,9 +53,12 @@ SIDES = {ord("B"): "B", ord("S"): "SL", ord("T"): "SS", ord("E"): "SX"}
 COMMON_REQUIRED = ("type", "actionType", "firmROEID", "CATReporterIMID", "symbol", "eventTimestamp", "manualFlag")
 ORDER_KEY = ("orderKeyDate", "orderID")       # order events; a trade names its orders in side details
 TERMS = ("side", "price", "quantity", "orderType", "timeInForce", "tradingSession")
+ROUTE = ("senderIMID", "destination", "destinationType", "routedOrderID", "session")
 REQUIRED = {
     "MENO": ORDER_KEY + ("deptType",) + TERMS + ("firmDesignatedID", "accountHolderType", "representativeInd"),
-    "MEOR": ORDER_KEY + TERMS + ("senderIMID", "destination", "destinationType", "routedOrderID", "session"),
+    "MEOR": ORDER_KEY + TERMS + ROUTE,
+    "MEMR": ORDER_KEY + TERMS + ROUTE,        # beyond these, MEMR's and MECR's required fields are unconfirmed
+    "MECR": ORDER_KEY + ROUTE,
     "MEOM": ORDER_KEY + TERMS + ("initiator",),
     "MEOC": ORDER_KEY + ("cancelQty", "leavesQty", "initiator"),
     # Trade event: the required fields of the spec's MEOT layout; buyDetails / sellDetails are
@@ -95,7 +103,12 @@ NOTES = ("MEOT is reported only for an execution on a venue that does not report
          "as the spec's other side-detail group (clientDetails, Table 53) is laid out; Table 51's own field list "
          "could not be read. sideDetailsInd is a MEOT field (between marketCenterID and buyDetails, as public CAT "
          "tooling lays MEOT out), but its code set could not be read: no value is given and the MEOT is "
-         "rejected for it.")
+         "rejected for it. MEOM and MEOC are what the venue did (its Replaced, Order Modified, and Canceled with "
+         "reason U); the requests the firm sent are its route events (MEMR per Replace or Modify, MECR per Cancel, "
+         "Tech Specs 4.0.0-r18 Route Modified / Route Cancelled), whose required fields beyond the route's keys, "
+         "terms and destination could not be confirmed. Order Modification Request (MEOMR) and Order Cancel "
+         "Request (MEOCR) events, for a request the venue had not answered while the order was still open when "
+         "the journal or range ends, are not built.")
 # OUCH capacity of the Enter Order -> CAT capacity (Agency, Principal, Riskless principal); any
 # other (e.g. 'O' other) has no CAT code: the trade is rejected for it rather than guessed.
 CAPACITIES = {ord("A"): "A", ord("P"): "P", ord("R"): "R"}
@@ -104,11 +117,24 @@ SIDE_DETAILS = pa.struct([("orderKeyDate", pa.string()), ("orderID", pa.string()
 
 def _first_types() -> np.ndarray:
     """The first CAT type index an event yields, by its EV code; -1: none (an execution's 4 is
-    kept only on a venue that does not report to CAT)."""
+    kept only on a venue that does not report to CAT, a cancel's 3 only for a user-requested one).
+
+    MEOM and MEOC come from what the venue did, never from the request the firm sent: the venue's
+    Replaced (new token) or Order Modified makes the MEOM, its Canceled with reason U (user
+    requested) the MEOC. Tech Specs 4.0.0-r18, Order Modified: an MEOM is reported "when the Material
+    Terms of an order have been changed ... or when an order is cancel/replaced", and a
+    modification request on an order already terminal (fully executed or cancelled) is not
+    reported in Phase 2d; Order Cancel Request (MEOCR) likewise. A request the venue never answered
+    while the order stayed open ("in-flight", no confirmation time) would be an Order Modification
+    Request / Order Cancel Request event, which this report does not build (NOTES): an OUCH venue
+    answers every request on a live order, so one arises only where the journal ends first."""
     first = np.full(len(events.EVENT_NAMES), -1, np.int8)
     first[EV["SENT_NEW"]] = 0                                          # MENO, then MEOR (1)
-    first[[EV["SENT_REPLACE"], EV["SENT_MODIFY"]]] = 2
-    first[EV["SENT_CANCEL"]] = 3
+    first[[EV["REPLACED"], EV["ORDER_MODIFIED"]]] = 2
+    first[EV["CANCELED"]] = 3
+    # the routes the firm changed: what it sent (cat_routes), reported as sent
+    first[[EV["SENT_REPLACE"], EV["SENT_MODIFY"]]] = CAT_TYPES.index("MEMR")
+    first[EV["SENT_CANCEL"]] = CAT_TYPES.index("MECR")
     first[[EV["EXECUTED"], EV["EXECUTED_WITH_REF_PRICE"]]] = 4
     return first
 
@@ -129,6 +155,8 @@ def _rows_for(ev: events.OrderEvents, ref: RefData) -> tuple[np.ndarray, np.ndar
         firms = np.array([not ref.mics.get(i.mic, {}).get("cat_reporter", True)
                           for i in ref.sorted_values("instruments")] + [True], dtype=bool)[inst_idx]
         first[executed[~firms]] = -1
+    # a venue cancel not requested by the firm (IOC remainder, timeout, supervisory...) is no MEOC
+    first[(e == EV["CANCELED"]) & (ev.cols["reason"] != USER_REQUESTED)] = -1
     counts = (first >= 0).astype(np.int64) + (e == EV["SENT_NEW"])
     rows = np.repeat(np.arange(len(e), dtype=np.int64), counts)
     types = first[rows]
@@ -141,11 +169,14 @@ def _rows_for(ev: events.OrderEvents, ref: RefData) -> tuple[np.ndarray, np.ndar
 _COLUMNS = ("seq", "ts_ns", "ts_source", "event", "token_key", "prior_token_key", "creator", "symbol_id",
             "algo_id", "client_id", "desk_id", "tif", "order_wire_side", "creator_seq", "creator_ts_ns",
             "creator_ts_source", "price", "qty", "exec_price", "exec_qty", "leaves", "match", "stock", "order_stock",
-            "origin", "msg_type", "msg_len", "order_qty", "order_capacity")
+            "origin", "msg_type", "msg_len", "order_qty", "order_capacity", "order_price", "wire_side",
+            "decrement", "reason", "prior_creator")
 
 
-def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None) -> tuple[pa.Table, list]:
-    """The CAT rows of a chunk's events and their checks."""
+def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None,
+                rejections: dict | None = None) -> tuple[pa.Table, list]:
+    """The CAT rows of a chunk's events and their checks (`rejections`: cat_routes.venue_rejections
+    of the range, for routeRejectedFlag; None: none known)."""
     rows, types = _rows_for(ev, ref)
     ev = ev.take(rows, _COLUMNS)
     c = ev.cols
@@ -160,17 +191,25 @@ def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None)
     event_ts = ac.row_text(stamps, stamps.shape[1], ev.utc.valid)
     key_date = _order_key_dates(ev, event_ts, stamps)
     t = types
-    is_new, is_route, is_mod, is_cancel, is_trade = (t == 0), (t == 1), (t == 2), (t == 3), (t == 4)
+    is_new, is_mod, is_cancel, is_trade = (t == 0), (t == 2), (t == 3), (t == 4)
+    routes = cat_routes.route_flags(c, t, CAT_TYPES, rejections or cat_routes.venue_rejections_none())
+    is_route = routes["any"]                     # MEOR, MEMR, MECR
+    reroute = routes["replace"]                  # MEMR of a Replace: the route's token changes
     side_code = np.full(n, len(SIDES), np.int8)
     for i, byte in enumerate(SIDES):
         side_code[c["order_wire_side"] == byte] = i
     side_names = list(SIDES.values())
-    with_terms = is_new | is_route | is_mod
+    with_terms = is_new | (is_route & ~routes["cancelled"]) | is_mod
+    # a Modify (the venue's, or the firm's route MEMR): its own side, the order's price
+    modified = (c["event"] == EV["ORDER_MODIFIED"]) | (c["event"] == EV["SENT_MODIFY"])
+    replaced = is_mod & (c["event"] == EV["REPLACED"])
+    prior_key = _prior_key_dates(ev, replaced | reroute)     # the replaced order's key date
+    side_code[modified] = len(SIDES)
+    for i, byte in enumerate(SIDES):
+        side_code[modified & (c["wire_side"] == byte)] = i
+    price = np.where(is_trade, c["exec_price"], np.where(modified, c["order_price"], c["price"]))
     token = ac.token_strings(c["token_key"], ~is_trade)
     seq_text = numtext.integer_text(c["seq"])
-    # the open quantity a cancel reduces: the remaining quantity, or while the venue has not
-    # accepted the order yet (pending new) its whole quantity; unknown after a truncated message
-    open_qty = np.where(c["leaves"] == events.LEAVES_PENDING, c["order_qty"], c["leaves"])
     day = ac.row_text(stamps, 8, ev.utc.valid)          # the Eastern date: the timestamp's first 8
     cols = {
         "seq": pa.array(c["seq"].astype(np.uint64, copy=False)),
@@ -178,16 +217,19 @@ def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None)
         "actionType": ac.codes(np.zeros(n, np.int8), ["NEW"]),
         "firmROEID": numtext.join_text([day, seq_text, _type_text(t)], "_"),
         "CATReporterIMID": ac.codes(np.zeros(n, np.int8), [ref.firm.cat_imid]),
-        "orderKeyDate": _where(~is_trade, key_date) if is_trade.any() else key_date,
-        "orderID": token,
-        "priorOrderID": ac.token_strings(c["prior_token_key"], is_mod & (c["event"] == EV["SENT_REPLACE"])),
+        # a re-route's order is the one whose route it changes: the replaced order, and its key date
+        "orderKeyDate": _order_key_column(key_date, is_trade, reroute, prior_key),
+        "orderID": pc.if_else(pa.array(reroute), ac.token_strings(c["prior_token_key"]), token)
+        if reroute.any() else token,
+        "priorOrderID": ac.token_strings(c["prior_token_key"], replaced),
+        "priorOrderKeyDate": _where(replaced, prior_key) if replaced.any() else pa.nulls(n, pa.string()),
         "symbol": inst_cols["symbol"],
         "eventTimestamp": event_ts,
         "manualFlag": pa.array(np.zeros(n, bool)),
         "electronicDupFlag": pa.array(np.zeros(n, bool), mask=is_trade),     # not a field of MEOT
         "deptType": ac.codes(np.zeros(n, np.int8), ["T"], is_new),
         "side": ac.codes(side_code, side_names + ["?"], with_terms & (side_code < len(SIDES))),
-        "price": common.price_text(np.where(is_trade, c["exec_price"], c["price"]), with_terms | is_trade),
+        "price": common.price_text(price, with_terms | is_trade),
         "quantity": pa.array(np.where(is_trade, c["exec_qty"], c["qty"]), mask=~(with_terms | is_trade)),
         "orderType": ac.codes(np.zeros(n, np.int8), ["LMT"], with_terms),
         "timeInForce": _where(with_terms, pc.if_else(pa.array(c["tif"] == 0), pa.scalar("IOC"),
@@ -202,11 +244,14 @@ def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None)
                                                   [i.mic for i in ref.sorted_values("instruments")])),
         "destinationType": ac.codes(np.zeros(n, np.int8), ["E"], is_route),
         "routedOrderID": _where(is_route, token),
+        "priorRoutedOrderID": ac.token_strings(c["prior_token_key"], reroute),
+        "dupROIDCond": pa.array(np.ones(n, bool), mask=~routes["same_id"]),
+        "routeRejectedFlag": pa.array(routes["rejected"], mask=~is_route),
         "session": ac.codes(np.zeros(n, np.int8), [venue_session or ""], is_route & bool(venue_session)),
-        # OUCH Cancel carries the new intended size: cancelled = open quantity - new size
-        "cancelQty": pa.array(open_qty - c["qty"], mask=~(is_cancel & (c["leaves"] != events.LEAVES_UNKNOWN)
-                                                          & (open_qty >= c["qty"]))),
-        "leavesQty": pa.array(c["qty"], mask=~is_cancel),
+        # the venue's Canceled: the shares it took off, and what remains open after it
+        "cancelQty": pa.array(c["decrement"], mask=~is_cancel),
+        "leavesQty": pa.array(np.where(is_cancel, c["leaves"], c["qty"]),
+                              mask=~((is_cancel & (c["leaves"] >= 0)) | routes["cancelled"])),
         "initiator": ac.codes(np.zeros(n, np.int8), ["F"], is_cancel | is_mod),
         "tradeID": numtext.integer_text(c["match"].astype(np.uint64, copy=False), is_trade),
         **_trade_columns(c, is_trade, event_ts, key_date, side_code),
@@ -290,6 +335,35 @@ def _order_key_dates(ev: events.OrderEvents, event_ts: pa.Array, stamps: np.ndar
     return ac.row_text(rows, rows.shape[1], valid)
 
 
+def _order_key_column(key_date: pa.Array, is_trade: np.ndarray, reroute: np.ndarray, prior_key: pa.Array) -> pa.Array:
+    """orderKeyDate: the row's order's, the replaced order's on a re-route (MEMR of a Replace), none
+    on a trade (its orders are in its side details)."""
+    if reroute.any():
+        key_date = pc.if_else(pa.array(reroute), prior_key, key_date)
+    return _where(~is_trade, key_date) if is_trade.any() else key_date
+
+
+def _prior_key_dates(ev: events.OrderEvents, rows: np.ndarray) -> pa.Array:
+    """priorOrderKeyDate of the MEOM rows `rows` (a venue Replaced; or the orderKeyDate of a MEMR of
+    a Replace, the order whose route it changes): the CAT timestamp of the
+    ORDER_SENT that created the replaced order (prior_creator), as that order's own orderKeyDate
+    is; null elsewhere, and where no ORDER_SENT of the journal created it. Tech Specs 4.0.0-r18,
+    Order Modified: with a new Order Key, "the prior order fields must reflect the order that is
+    being replaced" (MECOM and MEIM say priorOrderKeyDate must be populated with priorOrderID)."""
+    c = ev.cols
+    at = np.flatnonzero(rows & (c["prior_creator"] >= 0))
+    if len(at) == 0:
+        return pa.nulls(len(rows), pa.string())
+    book, creator = c.book, c["prior_creator"][at]
+    key_utc = to_utc(book["seq"][creator], book["ts_ns"][creator].astype(np.int64),
+                     book["ts_source"][creator], ev.samples)
+    stamps = np.zeros((len(rows), orderjoin.CAT_TIMESTAMP_BYTES), np.uint8)
+    valid = np.zeros(len(rows), bool)
+    stamps[at] = timetext.cat_timestamp_rows(key_utc.utc_ns)
+    valid[at] = key_utc.valid
+    return ac.row_text(stamps, stamps.shape[1], valid)
+
+
 def _requiring() -> dict[str, np.ndarray]:
     """Each required field (in the order REQUIRED names them) -> whether each CAT type requires it."""
     out: dict[str, np.ndarray] = {}
@@ -350,10 +424,11 @@ def stream(src: JournalSlice, ref: RefData, sink, text: bool = True) -> ReportOu
     rejects = []
     with ThreadPoolExecutor(max_workers=1) as aside:     # the session scan beside the first decode
         session = aside.submit(_venue_session, src)
+        rejections = aside.submit(cat_routes.venue_rejections, src)
         for chunk in events.collect_chunks(src, gather_joined=False):
             ev = select_eastern_date(chunk, src.selection.trade_date)
             del chunk
-            table, checks = build_table(ev, ref, session.result())
+            table, checks = build_table(ev, ref, session.result(), rejections.result())
             kept, rejected = split(table, KIND, "order_events", checks)
             kept = declare_required(kept.replace_schema_metadata({**(kept.schema.metadata or {}),
                                                                   b"cat.notes": NOTES.encode()}), NOT_NULL)

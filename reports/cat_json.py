@@ -29,20 +29,20 @@ MAX_EVENTS_PER_FILE = 1_000_000
 TEXT_ROWS = 65_536          # rows turned into JSON text at a time
 SPEC = "CAT IM Technical Specifications 4.0.0-r18"
 # Parquet columns that go to the JSON, in this order, with their JSON type.
-STRINGS = ("actionType", "firmROEID", "CATReporterIMID", "orderKeyDate", "orderID", "priorOrderID", "tradeKeyDate",
+STRINGS = ("actionType", "firmROEID", "CATReporterIMID", "orderKeyDate", "orderID", "priorOrderKeyDate", "priorOrderID", "tradeKeyDate",
            "tradeID", "symbol", "eventTimestamp", "deptType", "side", "orderType", "tradingSession",
            "firmDesignatedID", "accountHolderType", "representativeInd", "senderIMID", "destination",
-           "destinationType", "routedOrderID", "session", "initiator", "capacity", "sideDetailsInd",
+           "destinationType", "routedOrderID", "priorRoutedOrderID", "session", "initiator", "capacity", "sideDetailsInd",
            "cancelTimestamp")
 NUMBERS = ("price", "quantity", "cancelQty", "leavesQty")
-BOOLEANS = ("manualFlag", "electronicDupFlag", "cancelFlag")
+BOOLEANS = ("manualFlag", "electronicDupFlag", "cancelFlag", "dupROIDCond", "routeRejectedFlag")
 DETAILS = ("buyDetails", "sellDetails")       # Trade Side Details: an array of one {orderKeyDate, orderID, side}
-ORDER = ("actionType", "firmROEID", "CATReporterIMID", "orderKeyDate", "orderID", "priorOrderID", "tradeKeyDate",
+ORDER = ("actionType", "firmROEID", "CATReporterIMID", "orderKeyDate", "orderID", "priorOrderKeyDate", "priorOrderID", "tradeKeyDate",
          "tradeID", "symbol", "eventTimestamp", "manualFlag", "electronicDupFlag", "cancelFlag", "cancelTimestamp",
          "deptType", "side",
          "price", "quantity", "orderType", "timeInForce", "tradingSession", "firmDesignatedID", "accountHolderType",
-         "representativeInd", "senderIMID", "destination", "destinationType", "routedOrderID", "session",
-         "cancelQty", "leavesQty", "initiator", "capacity", "sideDetailsInd", "buyDetails", "sellDetails")
+         "representativeInd", "senderIMID", "destination", "destinationType", "routedOrderID", "priorRoutedOrderID",
+         "dupROIDCond", "routeRejectedFlag", "session", "cancelQty", "leavesQty", "initiator", "capacity", "sideDetailsInd", "buyDetails", "sellDetails")
 
 
 # JSON (RFC 8259) escapes in a string: the backslash first, then the quote and the control

@@ -19,6 +19,10 @@ from reports.validate import Check, mask_check, value_check
 from reports.identifiers import isin_problem, mic_problem, cfi_problem, currency_problem
 
 NS_PER_DAY = ac.NS_PER_DAY
+# why an event of an order no journaled ORDER_SENT created (e.g. one recovery adopted from the
+# venue after a torn journal tail lost its ORDER_SENT) is rejected: its instrument and parties
+# are unknown
+NO_CREATOR = "no ORDER_SENT in the journal created this order token"
 
 
 def select_trade_date(ev: OrderEvents, trade_date: dt.date | None) -> OrderEvents:
@@ -102,8 +106,7 @@ def event_checks(table: pa.Table, ev: OrderEvents, ref: RefData, inst_idx: np.nd
     checks = [
         mask_check("ouch_message", short_messages(ev.cols), lambda rows: short_message_reasons(ev.cols, rows)),
         mask_check("event_time_utc", ~u.valid, no_time),
-        mask_check("order_id", ev.cols["creator"] < 0,
-                   "no ORDER_SENT in the journal created this order token"),
+        mask_check("order_id", ev.cols["creator"] < 0, NO_CREATOR),
         mask_check("symbol_id", (ev.cols["creator"] >= 0) & (inst_idx < 0),
                    lambda rows: [f"symbol_id {v} not in instrument reference data"
                                   for v in ev.cols["symbol_id"][rows]]),

@@ -27,7 +27,7 @@ EVENT_NAMES = [
     "SENT_NEW", "SENT_REPLACE", "SENT_CANCEL", "SENT_MODIFY",          # firm -> venue (ORDER_SENT)
     "ACCEPTED", "REPLACED", "CANCELED", "EXECUTED", "REJECTED",          # venue -> firm (VENUE_MSG)
     "AIQ_CANCELED", "BROKEN_TRADE", "CANCEL_PENDING", "CANCEL_REJECT", "PRIORITY_UPDATE",
-    "ORDER_MODIFIED", "EXECUTED_WITH_REF_PRICE", "TRADE_CORRECTION", "OTHER_VENUE_MSG",
+    "ORDER_MODIFIED", "EXECUTED_WITH_REF_PRICE", "TRADE_CORRECTION", "PRICE_CORRECTION", "OTHER_VENUE_MSG",
 ]
 EV = {name: i for i, name in enumerate(EVENT_NAMES)}
 _SENT = {ord("O"): EV["SENT_NEW"], ord("U"): EV["SENT_REPLACE"], ord("X"): EV["SENT_CANCEL"],
@@ -36,7 +36,8 @@ _VENUE = {ord("A"): EV["ACCEPTED"], ord("U"): EV["REPLACED"], ord("C"): EV["CANC
           ord("E"): EV["EXECUTED"], ord("J"): EV["REJECTED"], ord("D"): EV["AIQ_CANCELED"],
           ord("B"): EV["BROKEN_TRADE"], ord("P"): EV["CANCEL_PENDING"], ord("I"): EV["CANCEL_REJECT"],
           ord("T"): EV["PRIORITY_UPDATE"], ord("M"): EV["ORDER_MODIFIED"],
-          ord("G"): EV["EXECUTED_WITH_REF_PRICE"], ord("F"): EV["TRADE_CORRECTION"]}
+          ord("G"): EV["EXECUTED_WITH_REF_PRICE"], ord("F"): EV["TRADE_CORRECTION"],
+          ord("K"): EV["PRICE_CORRECTION"]}
 SOUP_SEQUENCED = ord("S")
 OUCH_SYSTEM_EVENT = ord("S")
 # The fixed OUCH length of each event's message type, by origin (0 sent, 1 venue): 512 entries.
@@ -454,6 +455,7 @@ def _join(decoded: _Decoded, book: "Creators", leaves: bool = True, gather_joine
     known = creator >= 0
     # the creators' columns as they are now: later chunks only append rows past these views'
     ev.cols = cols = JoinedCols(ev.cols, book.cols, creator)
+    cols["prior_creator"] = prior_creators(cols, book)
     if gather_joined:
         cols.gather_all()
     if not leaves:
@@ -469,6 +471,18 @@ def _join(decoded: _Decoded, book: "Creators", leaves: bool = True, gather_joine
     cols["leaves"] = orderjoin.leaves(group, leaves_events(cols), cols["qty"], cols["exec_qty"], cols["decrement"],
                                       LEAVES_CODES, book.leaves_sum, book.leaves_started, n_unknown)
     return ev
+
+
+def prior_creators(cols, book: "Creators") -> np.ndarray:
+    """For each venue Replaced message and each Replace sent, the book row of the ORDER_SENT that
+    created the order it replaces (its previous token; -1 if none did); -1 on every other row. Only
+    those rows are looked up: CAT's priorOrderKeyDate (MEOM) and a re-route's orderKeyDate (MEMR)
+    are the replaced order's key date."""
+    out = np.full(len(cols["event"]), -1, np.int64)
+    rows = np.flatnonzero((cols["event"] == EV["REPLACED"]) | (cols["event"] == EV["SENT_REPLACE"]))
+    if len(rows):
+        out[rows] = book.index.lookup(cols["prior_token_key"][rows])
+    return out
 
 
 # Columns copied onto each event from the ORDER_SENT that created its order: name -> (Creators

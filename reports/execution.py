@@ -17,7 +17,9 @@ fills carry time_to_execution_ns, from which any bucket edges can be derived). F
 cannot occur (OUCH shares are integers); market and stop orders are not sent by the engine.
 An execution the venue breaks later (OUCH Broken Trade, in the range or journaled after it up to
 breaks.HORIZON_NS past its end) stays in the fills table, marked `broken`, and is left out of the
-summary; quote_coverage counts them and says how far past the range Broken Trades were read.
+summary; quote_coverage counts them and says how far past the range Broken Trades were read. One the
+venue corrects within that horizon (Trade Correction F: shares and price; Price Correction K: price)
+is measured at its corrected shares and price, marked `corrected`.
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ from reports.timebase import to_utc
 from reports.validate import REJECTS_SCHEMA, mask_check, split
 
 KIND = "execution-quality"
-SCHEMA_VERSION = "execution-quality-2"
+SCHEMA_VERSION = "execution-quality-3"      # 3: the corrected column
 NS = 1_000_000_000
 REALIZED_HORIZONS_S = (1, 15, 60)
 PRICE4_UNITS = 1e-4           # price4 integer -> units, as Arrow turns a decimal(_, 4) into a double
@@ -94,6 +96,8 @@ def _fills(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeline, tim
     fx = _rows(ev, FILLS, _FILL_COLUMNS)
     c = fx.cols
     broken = breaks.taken_back(c["token_key"], c["match"], c["seq"])
+    # the venue's Trade / Price Corrections restate the execution: its corrected shares and price
+    qty, px, corrected = breaks.corrected(c["token_key"], c["match"], c["seq"], c["exec_qty"], c["exec_price"])
     is_buy = c["side"] == ord("B")
     sym = c["symbol_id"]
     # the quote when the order was sent (just before its ORDER_SENT) and just before the fill
@@ -101,7 +105,6 @@ def _fills(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeline, tim
     bid1, ask1, found1 = quotes.at_seq(sym, c["seq"])
     order_utc = to_utc(c["creator_seq"], c["creator_ts_ns"], c["creator_ts_source"], ev.samples)
     sign = np.where(is_buy, 1, -1)
-    px = c["exec_price"]
     ok0 = found0 & (bid0 > 0) & (ask0 > 0)
     # effective spread 2·(P − M) for buys, 2·(M − P) for sells: with 2·M = bid + ask it is an
     # exact price4 integer, positive when the order paid more than the midpoint
@@ -114,7 +117,7 @@ def _fills(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeline, tim
         "order_id": numtext.token_text(c["token_key"]),
         "symbol_id": pa.array(sym.astype(np.uint32, copy=False)),
         "side": ac.codes((~is_buy).astype(np.int8, copy=False), ["BUY", "SELL"]),
-        "exec_qty": pa.array(c["exec_qty"]),
+        "exec_qty": pa.array(qty),
         "exec_price": ac.decimal(px, 4),
         "order_time_utc": ac.timestamp_utc(order_utc.utc_ns, order_utc.valid),
         "exec_time_utc": ac.timestamp_utc(fx.utc.utc_ns, fx.utc.valid),
@@ -143,8 +146,9 @@ def _fills(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeline, tim
     cols["size_category"] = ac.codes(size, SIZE_NAMES)
     cols["quote_source"] = ac.codes(np.zeros(len(fx), np.int8), ["ITCH_MD_PACKET"])
     cols["broken"] = pa.array(broken)       # taken back by the venue: not in the statistics
+    cols["corrected"] = pa.array(corrected)  # exec_qty / exec_price as the venue corrected them
     cols["trade_date"] = common.trade_date_column(fx.utc.utc_ns, fx.utc.valid)
-    return pa.table(cols), {"size": size, "kind": kind, "qty": c["exec_qty"], "measures": measures,
+    return pa.table(cols), {"size": size, "kind": kind, "qty": qty, "measures": measures,
                             "broken": broken, "past_market_data": past_market_data}
 
 
@@ -258,13 +262,16 @@ def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
         for name, table in (("fills", fills), ("rule612", r612), ("rule610", r610)):
             time_col = "exec_time_utc" if name == "fills" else "event_time_utc"
             no_time = ~table.column(time_col).is_valid().to_numpy(zero_copy_only=False)
-            unknown = ref.instrument_index(table.column("symbol_id").to_numpy()) < 0
             source_rows = np.flatnonzero(np.isin(event_codes, FILLS if name == "fills" else QUOTED))
+            # an order no ORDER_SENT created (adopted by a recovery): named as such, not as symbol 0
+            orphan = ev.cols["creator"][source_rows] < 0
+            unknown = (ref.instrument_index(table.column("symbol_id").to_numpy()) < 0) | orphan
             kept, rej = split(table, KIND, name, [
                 mask_check("ouch_message", short[source_rows],
                            lambda rows, at=source_rows: events.short_message_reasons(ev.cols, at[rows])),
                 mask_check(time_col, no_time, "event without a UTC time"),
-                mask_check("symbol_id", unknown, "symbol_id not in instrument reference data")])
+                mask_check("order_id", orphan, common.NO_CREATOR),
+                mask_check("symbol_id", unknown & ~orphan, "symbol_id not in instrument reference data")])
             sink.add(name, kept)
             if rej.num_rows:
                 rejected.append(rej)

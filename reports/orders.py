@@ -2,8 +2,12 @@
 event codes), with algo, desk, trader and client, UTC times with their source and clock state.
 
 Owns the mapping from journal events to RTS 24 codes (NEWO, REME, CAME, PARF, FILL, EXPI, CAMO)
-and the order-records table layout. Venue acknowledgements keep their own event_type and carry no
-RTS 24 code of their own (they confirm the firm's NEWO/REME/CAME).
+and the order-records table layout. A modification or cancellation is coded where the venue did
+it (its Replaced or Order Modified: REME; its user-requested Canceled: CAME, or REME for a
+reduction that leaves shares open), never on the firm's request, which the venue may overtake (a
+fill before the cancel arrives leaves nothing cancelled): the firm's Replace, Cancel and Modify
+rows keep their event_type and carry no RTS 24 code, as the venue's Accepted carries none (it
+confirms the firm's NEWO).
 """
 from __future__ import annotations
 
@@ -48,17 +52,17 @@ def rts24_event(ev: events.OrderEvents) -> tuple[np.ndarray, np.ndarray]:
         valid[mask] = True
 
     put(e == EV["SENT_NEW"], "NEWO")
-    put(e == EV["SENT_REPLACE"], "REME")
-    reduce_or_cancel = (e == EV["SENT_CANCEL"]) | (e == EV["SENT_MODIFY"])
-    put(reduce_or_cancel & (c["qty"] == 0), "CAME")
-    put(reduce_or_cancel & (c["qty"] > 0), "REME")
+    put((e == EV["REPLACED"]) | (e == EV["ORDER_MODIFIED"]), "REME")
+    by_firm = (e == EV["CANCELED"]) & (c["reason"] == ord("U"))
+    put(by_firm & (c["leaves"] == 0), "CAME")
+    put(by_firm & (c["leaves"] > 0), "REME")           # a reduction; leaves unknown: neither is claimed
     executed = (e == EV["EXECUTED"]) | (e == EV["EXECUTED_WITH_REF_PRICE"])
     put(executed & (c["leaves"] == 0), "FILL")
     put(executed & (c["leaves"] > 0), "PARF")        # leaves unknown (< 0): neither is claimed
     canceled = e == EV["CANCELED"]
     expired = canceled & np.isin(c["reason"], _EXPIRY_REASONS)
     put(expired, "EXPI")
-    put((canceled & (c["reason"] != ord("U")) & ~expired) | (e == EV["AIQ_CANCELED"]), "CAMO")
+    put((canceled & ~by_firm & ~expired) | (e == EV["AIQ_CANCELED"]), "CAMO")
     return code, valid
 
 

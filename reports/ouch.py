@@ -15,14 +15,14 @@ SOUP_HEADER = 3          # SoupBinTCP: length (u16) + packet type, then the OUCH
 # (left 0 / b''), and the event is rejected by the reports, never reported with invented zeros.
 OUTBOUND_LENGTHS = {ord("S"): 10, ord("A"): 66, ord("U"): 80, ord("C"): 28, ord("D"): 37, ord("E"): 40,
                     ord("G"): 45, ord("B"): 32, ord("F"): 41, ord("J"): 24, ord("P"): 23, ord("I"): 23,
-                    ord("T"): 36, ord("M"): 28}
+                    ord("T"): 36, ord("M"): 28, ord("K"): 36}
 INBOUND_LENGTHS = {ord("O"): 49, ord("U"): 47, ord("X"): 19, ord("M"): 20, ord("N"): 15}
 
 # Outbound (venue -> firm) messages: type(1) timestamp(8, ns since midnight US/Eastern) token(14) ...
 # name -> {ouch type: (offset inside the OUCH message, width, kind)}; kind 'u' int, 's' bytes.
 OUTBOUND_FIELDS: dict[str, dict[bytes, tuple[int, int, str]]] = {
-    "venue_ts": {t: (1, 8, "u") for t in b"SAUCEJDGBPITMF"},
-    "token": {t: (9, 14, "s") for t in b"AUCEJDGBPITMF"},
+    "venue_ts": {t: (1, 8, "u") for t in b"SAUCEJDGBPITMFK"},
+    "token": {t: (9, 14, "s") for t in b"AUCEJDGBPITMFK"},
     "side": {t: (23, 1, "u") for t in b"AUM"},
     "shares": {t: (24, 4, "u") for t in b"AUM"},
     "stock": {t: (28, 8, "s") for t in b"AU"},
@@ -34,11 +34,15 @@ OUTBOUND_FIELDS: dict[str, dict[bytes, tuple[int, int, str]]] = {
     "previous_token": {ord("U"): (65, 14, "s")},
     "decrement": {ord("C"): (23, 4, "u"), ord("D"): (23, 4, "u")},
     "reason": {ord("C"): (27, 1, "u"), ord("D"): (27, 1, "u"), ord("J"): (23, 1, "u"),
-               ord("B"): (31, 1, "u")},
-    "executed": {ord("E"): (23, 4, "u"), ord("G"): (23, 4, "u")},
-    "exec_price": {ord("E"): (27, 4, "u"), ord("G"): (27, 4, "u"), ord("D"): (32, 4, "u")},
-    "liquidity": {ord("E"): (31, 1, "u"), ord("G"): (31, 1, "u"), ord("D"): (36, 1, "u")},
-    "match": {ord("E"): (32, 8, "u"), ord("G"): (32, 8, "u"), ord("B"): (23, 8, "u")},
+               ord("B"): (31, 1, "u"), ord("F"): (40, 1, "u"), ord("K"): (35, 1, "u")},
+    # F Trade Correction: the corrected execution's shares, price, liquidity and match, as E lays
+    # them out, then a reason; K Price Correction: the match and its new execution price
+    "executed": {ord("E"): (23, 4, "u"), ord("G"): (23, 4, "u"), ord("F"): (23, 4, "u")},
+    "exec_price": {ord("E"): (27, 4, "u"), ord("G"): (27, 4, "u"), ord("D"): (32, 4, "u"), ord("F"): (27, 4, "u"),
+                   ord("K"): (31, 4, "u")},
+    "liquidity": {ord("E"): (31, 1, "u"), ord("G"): (31, 1, "u"), ord("D"): (36, 1, "u"), ord("F"): (31, 1, "u")},
+    "match": {ord("E"): (32, 8, "u"), ord("G"): (32, 8, "u"), ord("B"): (23, 8, "u"), ord("F"): (32, 8, "u"),
+              ord("K"): (23, 8, "u")},
 }
 
 # Inbound (firm -> venue) messages, as kept in ORDER_SENT.raw.

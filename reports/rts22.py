@@ -1,8 +1,11 @@
 """MiFIR RTS 22 (Delegated Regulation 2017/590) transaction reports: one row per execution of the
 firm (report status NEWT) and one per execution the venue breaks (OUCH Broken Trade: status CANC
-with the original TRN; rejected when that execution's NEWT was, as nothing was reported), all 65
-Annex I Table 2 fields as columns (null where not applicable) in the text formats RTS 22 sets,
-and the ISO 20022 auth.016.001.01 XML export of the same rows.
+with the original TRN; rejected when that execution's NEWT was, as nothing was reported); a venue
+Trade or Price Correction (OUCH F, K) cancels the report in force and restates the corrected
+transaction (corrections.py); all 65 Annex I Table 2 fields as columns (null where not
+applicable) in the text formats RTS 22 sets, and the ISO 20022 auth.016.001.01 XML export of the
+same rows. Field 28 of an execution a crash recovery journaled is the venue's own execution time
+(venuetime.py), and a column beside the fields (f28_trading_date_time_source) says which it is.
 
 Owns the field list and how each field is filled for a firm dealing on own account on a venue.
 Fields 42-56 are filled only for instruments not in FIRDS, as ESMA's validation rules ask.
@@ -17,17 +20,17 @@ import pyarrow.compute as pc
 
 from journal.catalogue import PAYLOAD_DTYPES, RecordType
 from reports import arrowcols as ac
-from reports import auth016, common, events, numtext, ouch
+from reports import auth016, common, corrections, events, numtext, ouch, venuetime
 from reports.events import EV
 from reports.identifiers import currency_problem, isin_problem, lei_problem, mic_problem, cfi_problem
 from reports.output import ReportOutput, TableCollector
 from reports.refdata import RefData
 from reports.source import JournalSlice, Selection
-from reports.timebase import to_utc
+from reports.timebase import UtcTimes, to_utc
 from reports.validate import REJECTS_SCHEMA, mask_check, required_check, split, value_check, xml_text_checks
 
 KIND = "rts22"
-SCHEMA_VERSION = "rts22-2017/590-auth.016.001.01-1"
+SCHEMA_VERSION = "rts22-2017/590-auth.016.001.01-2"     # 2: f28_trading_date_time_source, corrections
 
 # (field number, column suffix) for the 65 fields of RTS 22 Annex I Table 2.
 FIELDS: tuple[tuple[int, str], ...] = (
@@ -133,6 +136,11 @@ def build_table(ev: events.OrderEvents, ref: RefData, journal_id: str) -> tuple[
     for num, _ in FIELDS:
         cols[COLUMNS[num]] = values.get(num, pa.nulls(n, pa.bool_() if num in BOOLEAN_FIELDS else pa.string()))
     cols["trade_date"] = common.trade_date_column(ev.utc.utc_ns, ev.utc.valid)
+    # where field 28 comes from: the record's own time, or (a recovery journaled the message
+    # later, at its own clock) the venue's execution timestamp (with_venue_times)
+    from_venue = c.get(FROM_VENUE)
+    cols[TIME_SOURCE] = ac.codes(np.zeros(n, np.int8) if from_venue is None else from_venue.astype(np.int8),
+                                 venuetime.SOURCES)
     table = pa.table(cols)
 
     known = inst_idx >= 0
@@ -156,6 +164,24 @@ def build_table(ev: events.OrderEvents, ref: RefData, journal_id: str) -> tuple[
     return table, checks
 
 
+def corrected_rows(changes: events.OrderEvents, ref: RefData, journal_id: str, ex: dict) -> tuple[pa.Table, list]:
+    """NEWT rows for the venue's Trade and Price Corrections `changes` (`ex`: corrections.chains of
+    these rows): the corrected transaction, with the correction's own TRN, the corrected quantity
+    and price (a Price Correction keeps the shares of the report it corrects), and the execution's
+    trading time (its trade date too): the trade was executed then, and corrected later. One whose
+    report the journal does not hold, or whose execution was broken, is rejected."""
+    ev = changes.take(np.arange(len(changes)))
+    ev.cols["exec_qty"], ev.cols["exec_price"] = ex["qty"], ex["price"]
+    ev.cols[FROM_VENUE] = ex["from_venue"]
+    u = ev.utc
+    ev.utc = UtcTimes(np.where(ex["found"], ex["utc_ns"], u.utc_ns), np.where(ex["found"], ex["valid"], u.valid),
+                      u.basis, u.utc_offset_s, u.sample_index)
+    table, checks = build_table(ev, ref, journal_id)
+    ok = ex["found"] & ex["first"]
+    return table, checks + [mask_check(COLUMNS[30], ~ok, "a correction of an execution the journal does not "
+                                       "hold, or that the venue broke before: no transaction to restate")]
+
+
 def _party_problem(value: str | None, active: frozenset[str]) -> str | None:
     """Buyer/seller id: an LEI (20 chars) or, for an anonymous venue counterparty, a MIC."""
     if value is not None and len(value) == 4:
@@ -163,40 +189,35 @@ def _party_problem(value: str | None, active: frozenset[str]) -> str | None:
     return lei_problem(value)
 
 
+TIME_SOURCE = "f28_trading_date_time_source"     # not an RTS 22 field: where field 28 comes from
+FROM_VENUE = "time_from_venue"                  # event column: field 28 is the venue's own time
+
+
+def with_venue_times(ev: events.OrderEvents, windows: np.ndarray) -> events.OrderEvents:
+    """`ev` with the venue messages a crash recovery journaled (venuetime: inside a recovery
+    window, stamped USER by the recovery's clock) timed by the venue's own OUCH timestamp (its
+    execution time for an Executed) instead of the recovery's, and FROM_VENUE marking them: RTS 22
+    field 28 is "the date and time when the transaction was executed" (Annex I Table 2), which a
+    recovery's receipt time seconds or hours later is not. The trade date and --date follow it."""
+    c = ev.cols
+    recovered = venuetime.journaled_by_recovery(c["seq"], c["ts_source"], windows) & (c["origin"] == 1)
+    c[FROM_VENUE] = recovered
+    if recovered.any():
+        u = ev.utc
+        ev.utc = UtcTimes(venuetime.execution_times(u.utc_ns, recovered & u.valid, c["venue_ts"]), u.valid,
+                          u.basis, u.utc_offset_s, u.sample_index)
+    return ev
+
+
 EXECUTIONS = (EV["EXECUTED"], EV["EXECUTED_WITH_REF_PRICE"])     # the events RTS 22 reports
-BREAKS = (EV["BROKEN_TRADE"],)           # a venue's OUCH Broken Trade: the report is cancelled
+# The venue's changes to an execution: Broken Trade cancels its report; Trade Correction and Price
+# Correction cancel it and report the corrected transaction (a NEWT of its own TRN)
+CHANGES = corrections.CHANGES
+_CHANGE_NAMES = dict(zip(CHANGES, ("Broken Trade", "Trade Correction", "Price Correction")))
 # What a cancellation row keeps besides field 1 (CANC): the cancelled report's TRN, the executing
 # and submitting entities (what auth.016 <Cxl> carries), and the venue's trade id and trading time
 # of the execution, so the row can be read on its own.
 CANCEL_FIELDS = frozenset({2, 3, 4, 6, 28})
-
-
-def broken_executions(src: JournalSlice, match: np.ndarray, token_key: np.ndarray, seq: np.ndarray) -> dict:
-    """For Broken Trade messages (their match number, order token key and sequence, in journal
-    order): the execution each takes back, the latest earlier one of the same token and match
-    number, looked up in one pass from the journal start (it may precede the range): `found`,
-    its `seq` and UTC trading time (`utc_ns`, `valid`), and `first` (False where a break repeats
-    an earlier one of the same execution)."""
-    n = len(seq)
-    seq = seq.astype(np.int64)
-    got = events.venue_messages(src, 1, int(seq.max()) - 1, b"EG", ("token", "match")) if seq.max() > 1 else None
-    row = np.full(n, -1, np.int64)
-    if got is not None and len(got["seq"]):
-        candidates = np.flatnonzero(np.isin(got["match"], match))      # executions sharing a broken match
-        for i in range(n):                                             # a loop over breaks (rare), not rows
-            mine = candidates[(got["match"][candidates] == match[i]) & (got["token_key"][candidates] == token_key[i])
-                              & (got["seq"][candidates] < seq[i])]
-            row[i] = mine[-1] if len(mine) else -1
-    found = row >= 0
-    out = {"found": found, "seq": np.zeros(n, np.uint64), "utc_ns": np.zeros(n, np.int64),
-           "valid": np.zeros(n, bool), "first": np.zeros(n, bool)}
-    if found.any():
-        pick = row[found]
-        out["seq"][found] = got["seq"][pick]
-        utc = to_utc(got["seq"][pick], got["ts_ns"][pick], got["ts_source"][pick], events.clock_samples(src))
-        out["utc_ns"][found], out["valid"][found] = utc.utc_ns, utc.valid
-    out["first"][np.unique(np.where(found, row, -1 - np.arange(n)), return_index=True)[1]] = True
-    return out
 
 
 def _first_reasons(rejected: list[pa.Table], seqs: np.ndarray) -> dict[int, str]:
@@ -247,10 +268,11 @@ def unreported_executions(src: JournalSlice, ref: RefData, ex: dict, run_rejects
 
 
 def cancellation_rows(breaks: events.OrderEvents, ref: RefData, journal_id: str, ex: dict) -> tuple[pa.Table, list]:
-    """Report-status CANC rows for the venue's Broken Trade messages `breaks`, each carrying the TRN
-    of the execution it takes back (`ex`: broken_executions of these rows, with `unreported`). A
-    break whose execution the journal does not hold, that repeats an earlier break, or whose
-    execution's own report was rejected (nothing reported to cancel) is rejected with its reason."""
+    """Report-status CANC rows for the venue's changes `breaks` (Broken Trade, Trade or Price
+    Correction), each carrying the TRN of the report it takes back (`ex`: corrections.chains of
+    these rows, with `unreported`). A change whose execution the journal does not hold, that
+    follows a break of it, or whose report was rejected (nothing reported to cancel) is rejected
+    with its reason."""
     table, _ = build_table(breaks, ref, journal_id)       # the transactions' column types
     n = len(breaks)
     found = ex["found"]
@@ -262,15 +284,20 @@ def cancellation_rows(breaks: events.OrderEvents, ref: RefData, journal_id: str,
         if num not in values and num not in CANCEL_FIELDS:
             column = pa.nulls(n, column.type)
         table = table.set_column(table.schema.get_field_index(COLUMNS[num]), COLUMNS[num], column)
+    table = table.set_column(table.schema.get_field_index(TIME_SOURCE), TIME_SOURCE,   # field 28's, as it is
+                             ac.codes(ex["from_venue"].astype(np.int8), venuetime.SOURCES))
     match, token_key = breaks.cols["match"], breaks.cols["token_key"]
 
+    names = [_CHANGE_NAMES[e] for e in breaks.cols["event"].tolist()]
+
     def missing(rows):
-        return [f"Broken Trade of match {match[r]} on order {token_key[r].decode('ascii', 'replace')}: no "
+        return [f"{names[r]} of match {match[r]} on order {token_key[r].decode('ascii', 'replace')}: no "
                 f"execution of that order and match number earlier in the journal, no report to cancel"
                 for r in rows]
-    checks = [mask_check("event_time_utc", ~breaks.utc.valid, "Broken Trade without a UTC time"),
+    checks = [mask_check("event_time_utc", ~breaks.utc.valid, lambda rows: [f"{names[r]} without a UTC time"
+                                                                           for r in rows]),
               mask_check(COLUMNS[2], ~found, missing),
-              mask_check(COLUMNS[2], found & ~ex["first"], "repeats an earlier Broken Trade of the same execution"),
+              mask_check(COLUMNS[2], found & ~ex["first"], "repeats or follows an earlier Broken Trade of the same execution"),
               mask_check(COLUMNS[2], found & ex["first"] & np.array([r is not None for r in ex["unreported"]], bool),
                          lambda rows: [f"the transaction report of the execution it breaks (seq {ex['seq'][r]}) was "
                                        f"rejected ({ex['unreported'][r]}): no reported transaction to cancel"
@@ -319,9 +346,12 @@ def stream(src: JournalSlice, ref: RefData, sink, text: bool = True) -> ReportOu
     xml = auth016.Exporter(COLUMNS.__getitem__, ref, src, expected=latest_executions(src)) if text else None
     breaks = []
     newt_rejects = []             # the execution reports rejected: their breaks cancel nothing
+    windows = venuetime.recovery_windows(src.reader, src.last_seq)
 
     def publish(table, checks, new: bool = True) -> None:
-        kept, rejected = split(table, KIND, "transactions", checks)
+        emit(*split(table, KIND, "transactions", checks), new)
+
+    def emit(kept, rejected, new: bool = True) -> None:
         sink.add("transactions", kept)
         if xml is not None:
             xml.add(kept, sink)
@@ -329,21 +359,37 @@ def stream(src: JournalSlice, ref: RefData, sink, text: bool = True) -> ReportOu
             rejects.append(rejected)
             if new:
                 newt_rejects.append(rejected)
-    for chunk in events.collect_chunks(src, only=EXECUTIONS + BREAKS, leaves=False):
-        ev = common.select_trade_date(chunk, src.selection.trade_date)
+    for chunk in events.collect_chunks(src, only=EXECUTIONS + CHANGES, leaves=False):
+        ev = common.select_trade_date(with_venue_times(chunk, windows), src.selection.trade_date)
         del chunk
-        broken = ev.cols["event"] == BREAKS[0]
-        if broken.any():         # kept aside: their cancellations follow the range's new reports
-            breaks.append(ev.take(np.flatnonzero(broken)))
-            ev = ev.take(np.flatnonzero(~broken))
+        changed = np.isin(ev.cols["event"], CHANGES)
+        if changed.any():        # kept aside: their cancellations follow the range's new reports
+            breaks.append(ev.take(np.flatnonzero(changed)))
+            ev = ev.take(np.flatnonzero(~changed))
         publish(*build_table(ev, ref, src.journal_id))
-    if breaks:                   # one look-up pass from the journal start: breaks are rare
-        ex = broken_executions(src, *(np.concatenate([p.cols[k] for p in breaks]) for k in ("match", "token_key", "seq")))
+    if breaks:                   # one look-up pass from the journal start: changes are rare
+        ex = corrections.chains(src, *(np.concatenate([p.cols[k] for p in breaks]) for k in ("match", "token_key", "seq")),
+                                windows=windows)
+        parts, at = [], 0
+        for part in breaks:
+            parts.append((part, {k: v[at:at + len(part)] for k, v in ex.items()}))
+            at += len(part)
+        corrected = []           # built first: a later change of the same execution cancels them
+        for part, part_ex in parts:
+            fixed = np.flatnonzero(np.isin(part.cols["event"], corrections.CORRECTIONS))
+            if len(fixed):
+                table, checks = corrected_rows(part.take(fixed), ref, src.journal_id,
+                                               {k: v[fixed] for k, v in part_ex.items()})
+            corrected.append(split(table, KIND, "transactions", checks) if len(fixed) else None)
+            if corrected[-1] is not None and corrected[-1][1].num_rows:
+                newt_rejects.append(corrected[-1][1])
         ex["unreported"] = unreported_executions(src, ref, ex, newt_rejects)
         at = 0
-        for part in breaks:
+        for (part, _), fixed in zip(parts, corrected):     # each part's CANCs, then its corrected NEWTs
             publish(*cancellation_rows(part, ref, src.journal_id, {k: v[at:at + len(part)] for k, v in ex.items()}),
                     new=False)
+            if fixed is not None:
+                emit(*fixed, new=False)
             at += len(part)
     if xml is not None:
         xml.finish(sink)

@@ -40,6 +40,7 @@ class Ledger:
     counts: Counter = field(default_factory=Counter)       # event name -> count
     fills: list = field(default_factory=list)               # (token, symbol_id, side, qty, price4, match)
     orders: dict = field(default_factory=dict)             # token -> dict of order terms
+    cancel_reasons: Counter = field(default_factory=Counter)   # OUCH Canceled reason -> count
 
 
 class DayBuilder:
@@ -124,6 +125,16 @@ class DayBuilder:
         self._sent(ouch.CancelOrder(token=token, shares=new_qty), token, "", o["side"], o["symbol_id"],
                    o["price"], new_qty, o["tif"], o["algo"], o["desk"], o["trader"], o["client"])
 
+    def modify(self, token: str, side: str, qty: int) -> None:
+        """OUCH Modify Order (side within sell / short sale, shares), then the venue's Order Modified."""
+        o = self.ledger.orders[token]
+        self.ledger.counts["SENT_MODIFY"] += 1
+        self._sent(ouch.ModifyOrder(token=token, side=side, shares=qty), token, "", side, o["symbol_id"],
+                   o["price"], qty, o["tif"], o["algo"], o["desk"], o["trader"], o["client"])
+
+    def modified(self, token: str, side: str, qty: int) -> None:
+        self._venue(ouch.OrderModified(timestamp=self._venue_ts(), token=token, side=side, shares=qty))
+
     # -- venue -> firm (raw SoupBinTCP 'S' packets, NIC hardware timestamps in TAI) ---------
     def _venue(self, msg, source: TsSource = TsSource.HW_PHC) -> None:
         body = ouch.encode(msg)
@@ -164,7 +175,18 @@ class DayBuilder:
         """OUCH Broken Trade: the venue takes back the execution `match` of `token`."""
         self._venue(ouch.BrokenTrade(timestamp=self._venue_ts(), token=token, match_number=match, reason=reason))
 
+    def trade_corrected(self, token: str, match: int, qty: int, price: int, reason: str = "E") -> None:
+        """OUCH Trade Correction: the venue restates execution `match` of `token`."""
+        self._venue(ouch.TradeCorrection(timestamp=self._venue_ts(), token=token, executed_shares=qty,
+                                         execution_price=price, liquidity_flag="A", match_number=match, reason=reason))
+
+    def price_corrected(self, token: str, match: int, price: int, reason: str = "E") -> None:
+        """OUCH Price Correction: execution `match` of `token` at a new price."""
+        self._venue(ouch.PriceCorrection(timestamp=self._venue_ts(), token=token, match_number=match,
+                                         new_execution_price=price, reason=reason))
+
     def canceled(self, token: str, decrement: int, reason: str = "U") -> None:
+        self.ledger.cancel_reasons[reason] += 1
         self._venue(ouch.Canceled(timestamp=self._venue_ts(), token=token, decrement_shares=decrement,
                                   reason=reason))
 

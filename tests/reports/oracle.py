@@ -30,6 +30,7 @@ class Totals:
     venue_seqs: list = field(default_factory=list)       # sequenced, non-system OUCH venue messages
     executions: list = field(default_factory=list)       # (seq, token, shares, price4)
     clock_samples: int = 0                               # CLOCK_SAMPLE records
+    cancel_reasons: Counter = field(default_factory=Counter)   # OUCH Canceled reason -> count
 
     @property
     def order_event_seqs(self) -> list[int]:
@@ -62,6 +63,8 @@ def _count(out: Totals, rec) -> None:
             return
         name = VENUE_NAMES.get(type(msg).__name__, "OTHER_VENUE_MSG")
         out.venue_seqs.append(rec.seq)
+        if isinstance(msg, ouch.Canceled):
+            out.cancel_reasons[msg.reason] += 1
         if isinstance(msg, (ouch.Executed, ouch.ExecutedWithReferencePrice)):
             out.shares += msg.executed_shares
             out.notional += msg.executed_shares * msg.execution_price

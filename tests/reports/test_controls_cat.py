@@ -33,8 +33,9 @@ def test_cat_events_with_cat_field_names(all_reports, day):
     types = [r["type"] for r in rows]
     assert set(types) <= set(CAT_TYPES)
     assert types.count("MENO") == types.count("MEOR") == day.ledger.counts["SENT_NEW"]
-    assert types.count("MEOM") == day.ledger.counts["SENT_REPLACE"] + day.ledger.counts["SENT_MODIFY"]
-    assert types.count("MEOC") == day.ledger.counts["SENT_CANCEL"]
+    # what the venue did: its Replaced messages, and its user-requested (reason U) cancels
+    assert types.count("MEOM") == day.ledger.counts["Replaced"] + day.ledger.counts["OrderModified"]
+    assert types.count("MEOC") == day.ledger.cancel_reasons["U"]
     assert "MEOT" not in types            # executions on an exchange are the exchange's to report
     meno = {r["orderID"]: r for r in rows if r["type"] == "MENO"}
     assert meno["Q1"]["eventTimestamp"] == "20260302 093000.001000000"      # Eastern Time
@@ -43,6 +44,7 @@ def test_cat_events_with_cat_field_names(all_reports, day):
     assert meno["Q5"]["accountHolderType"] == "I" and meno["Q5"]["firmDesignatedID"] == "5493001KJTIIGC8Y1R12"
     meom = [r for r in rows if r["type"] == "MEOM"][0]
     assert (meom["orderID"], meom["priorOrderID"], meom["quantity"]) == ("Q3", "Q2", 150)
+    assert meom["priorOrderKeyDate"] == meno["Q2"]["orderKeyDate"] != meom["orderKeyDate"]
     meoc = [r for r in rows if r["type"] == "MEOC"][0]
     assert (meoc["orderID"], meoc["cancelQty"], meoc["leavesQty"]) == ("Q3", 100, 0)
     assert len(set(r["firmROEID"] for r in rows)) == len(rows)
@@ -198,14 +200,15 @@ def test_cat_partial_cancel_is_meoc_with_leaves(tmp_path):
     b.cancel("P1", new_qty=200)                       # reduce 500 -> 200
     b.canceled("P1", 300)
     b.cancel("P1")                                    # cancel the rest
+    b.canceled("P1", 200)
     run(["cat"], b.write(tmp_path / "j"), tmp_path / "o", refdata_dir=FIXTURE_REFDATA)
     rows = [r for r in read(tmp_path / "o", "cat", "order_events").to_pylist() if r["type"] == "MEOC"]
     assert [(r["cancelQty"], r["leavesQty"]) for r in rows] == [(300, 200), (200, 0)]
 
 
 def test_cat_cancel_before_the_order_was_accepted_cancels_its_whole_quantity(tmp_path):
-    """A cancel sent while the order is pending new (no Accepted yet): cancelQty is the order's
-    full quantity less the size it is reduced to, not missing (and the row not rejected for it)."""
+    """A cancel sent while the order is pending new (no Accepted yet): the MEOC is the venue's
+    Canceled once it came, with its whole quantity; a reduce the venue never answered is no MEOC."""
     from reports.run import run
     from tests.reports.journal_builder import DayBuilder
     b = DayBuilder()
@@ -219,7 +222,7 @@ def test_cat_cancel_before_the_order_was_accepted_cancels_its_whole_quantity(tmp
     b.advance(1_000); b.cancel("N2", new_qty=100)    # reduce to 100 while pending new
     result = run(["cat"], b.write(tmp_path / "j"), tmp_path / "o", refdata_dir=FIXTURE_REFDATA)
     rows = [r for r in read(tmp_path / "o", "cat", "order_events").to_pylist() if r["type"] == "MEOC"]
-    assert [(r["orderID"], r["cancelQty"], r["leavesQty"]) for r in rows] == [("N1", 500, 0), ("N2", 300, 100)]
+    assert [(r["orderID"], r["cancelQty"], r["leavesQty"]) for r in rows] == [("N1", 500, 0)]
     assert result.rejected == 0
 
 

@@ -145,3 +145,23 @@ def test_a_realized_spread_past_the_journals_market_data_is_left_out_and_counted
     assert coverage["realized_spread_60s_past_market_data"] == 1
     summary, = read(out, "execution-quality", "summary").to_pylist()
     assert summary["avg_realized_spread_15s"] is None and summary["avg_realized_spread_1s"] == 0.0
+
+
+def test_a_fill_of_an_order_recovery_adopted_is_rejected_for_its_missing_order_sent(tmp_path):
+    """An order whose ORDER_SENT a torn journal tail lost, adopted from the venue by recovery (a
+    RECON resolution), then filled: rejected as the other reports reject it, for the missing
+    ORDER_SENT, not as an unknown symbol_id 0."""
+    from journal.catalogue import RecordType
+    from reports.run import run
+    from tests.reports.conftest import read
+    from tests.reports.journal_builder import FIXTURE_REFDATA, accepted_order
+    b = accepted_order("A1", 1, "B", 1_500_000, 300)
+    b.ledger.orders["LOST1"] = dict(b.ledger.orders["A1"])        # its ORDER_SENT is not journaled
+    b.json_record(RecordType.RECON, {"kind": "resolution", "resolution": {"kind": "adopt", "token": "LOST1"}})
+    b.advance(10_000); b.execute("LOST1", 100)
+    b.advance(10_000); b.execute("A1", 100)
+    run(["execution-quality"], b.write(tmp_path / "j"), tmp_path / "o", refdata_dir=FIXTURE_REFDATA)
+    rejects = [r for r in read(tmp_path / "o", "execution-quality", "rejects").to_pylist() if r["table"] == "fills"]
+    assert [(r["field"], r["reason"]) for r in rejects] == [
+        ("order_id", "no ORDER_SENT in the journal created this order token")]
+    assert [r["order_id"] for r in read(tmp_path / "o", "execution-quality", "fills").to_pylist()] == ["A1"]

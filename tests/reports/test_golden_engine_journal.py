@@ -91,8 +91,10 @@ def test_cat_events_and_clock_evidence_reconcile(golden, reported):  # noqa: F81
     out, _ = reported
     oracle = golden.oracle
     cat = collections.Counter(table(out, "cat", "order_events")["type"].to_pylist())
-    assert cat["MENO"] == oracle.events["SENT_NEW"] and cat["MEOM"] == oracle.events["SENT_REPLACE"]
-    assert cat["MEOC"] == oracle.events["SENT_CANCEL"]
+    # MEOM and MEOC are what the venue did: its Replaced / Order Modified, its user-requested cancels
+    assert cat["MENO"] == oracle.events["SENT_NEW"]
+    assert cat["MEOM"] == oracle.events["REPLACED"] + oracle.events["ORDER_MODIFIED"]
+    assert cat["MEOC"] == oracle.cancel_reasons["U"]
     samples = table(out, "clock", "samples")
     assert samples.num_rows == oracle.clock_samples == golden.summary.journal["by_type"]["CLOCK_SAMPLE"]
     # every sample the engine traded on was LOCKED and within eu-hft (the lab's verdict, journaled)

@@ -34,7 +34,7 @@ def test_orders_entered_before_the_range_keep_their_remaining_quantity(tmp_path,
     whole = [r for r in read(tmp_path / "whole", "orders", "order_events").to_pylist() if r["seq"] >= 8]
     part = read(tmp_path / "part", "orders", "order_events").to_pylist()
     assert [(r["seq"], r["leaves_qty"], r["rts24_event"]) for r in part] == \
-        [(8, 250, "PARF"), (9, None, "REME"), (10, 100, None), (11, 0, "FILL"), (12, None, "CAME"), (13, 0, None)]
+        [(8, 250, "PARF"), (9, None, None), (10, 100, "REME"), (11, 0, "FILL"), (12, None, None), (13, 0, "CAME")]
     assert part == whole
     cat_whole = [r for r in read(tmp_path / "whole", "cat", "order_events").to_pylist() if r["seq"] >= 8]
     cat_part = read(tmp_path / "part", "cat", "order_events").to_pylist()

@@ -45,9 +45,10 @@ def test_rts24_event_codes(all_reports):
     assert ("Q1", "SENT_NEW", "NEWO") in rows
     q1 = [r[2] for r in rows if r[0] == "Q1" and r[1] == "EXECUTED"]
     assert q1 == ["PARF", "FILL"]
-    assert ("Q3", "SENT_REPLACE", "REME") in rows and ("Q3", "SENT_CANCEL", "CAME") in rows
+    # coded where the venue did it: the firm's requests carry no code, the venue's answers do
+    assert ("Q3", "SENT_REPLACE", None) in rows and ("Q3", "SENT_CANCEL", None) in rows
+    assert ("Q3", "REPLACED", "REME") in rows and ("Q3", "CANCELED", "CAME") in rows
     assert ("Q4", "CANCELED", "EXPI") in rows                  # IOC remainder
-    assert ("Q3", "CANCELED", None) in rows                    # confirms the firm's CAME
     assert ("Q5", "REJECTED", None) in rows
 
 

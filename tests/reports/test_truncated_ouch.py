@@ -108,6 +108,7 @@ def _day() -> DayBuilder:
     _cut(b, RecordType.ORDER_SENT, 30)           # Enter Order cut inside its stock and price
     b.advance(10_000); b.accept("T2")
     b.advance(10_000); b.execute("T2", 20)
+    b.advance(10_000); b.canceled("T1", 150)       # the venue's answer to T1's cancel
     return b
 
 
@@ -129,8 +130,8 @@ def test_a_truncated_message_is_a_counted_reject_not_a_row_of_zeros(tmp_path):
     assert kinds["orders"] >= 2 and kinds["cat"] >= 1
     cat_rejects = read(tmp_path / "o", "cat", "rejects").to_pylist()
     assert {r["seq"] for r in cat_rejects if r["field"] == "ouch_message"} == {8}
-    # T1's cancel: the quantity it cancels is unknown after the cut execution, so it is not reported
-    assert [(r["seq"], r["reason"]) for r in cat_rejects if r["field"] == "cancelQty"] == [(7, "MEOC requires cancelQty")]
+    # T1's cancel: what remains of it is unknown after the cut execution, so its MEOC is not reported
+    assert [(r["seq"], r["reason"]) for r in cat_rejects if r["field"] == "leavesQty"] == [(11, "MEOC requires leavesQty")]
     cat = read(tmp_path / "o", "cat", "order_events").to_pylist()
     assert "T2" not in {r["orderID"] for r in cat if r["type"] in ("MENO", "MEOR")}
 
@@ -222,8 +223,9 @@ def test_reports_reject_the_events_of_an_order_whose_side_was_cut_with_their_rea
     cat_rejects = cat_rejects.to_pylist()
     # every MEOT (the cut order's two, W1's one) is rejected for what the journal lacks (cat.UNKNOWN_MEOT)
     assert len({r["seq"] for r in cat_rejects if r["field"] == "tapeTradeID"}) == 3
-    # the cut Enter (MENO, MEOR; short too), both executions' MEOTs and the replace's MEOM
-    assert {r["seq"] for r in cat_rejects if r["field"] == "order_side"} == {2, 4, 5, 7}
+    # the cut Enter (MENO, MEOR; short too), both executions' MEOTs, the Replace sent (MEMR) and the
+    # venue's Replaced (MEOM)
+    assert {r["seq"] for r in cat_rejects if r["field"] == "order_side"} == {2, 4, 5, 6, 7}
 
 
 @settings(max_examples=40, deadline=None)

@@ -1,0 +1,81 @@
+"""CAT route events of the firm's orders sent to the venue: the Order Route's (MEOR) and each Route
+Modified (MEMR: an OUCH Replace or Modify sent) and Route Cancelled (MECR: an OUCH Cancel sent)
+with its routedOrderID, priorRoutedOrderID and routeRejectedFlag.
+
+What the Tech Specs 4.0.0-r18 say (orchimate.org, RouteModified, RouteCancelled, OrderRoute
+Supplement): "Industry Members must report a Route Modified event ... when the Material Terms of a
+route have been changed ... or when a route is cancel/replaced"; "if the routedOrderID changed
+when the route was modified, the routedOrderID of the Order Route event being modified must be
+populated in the priorRoutedOrderID field"; if it did not change, dupROIDCond is 'true'; "if a
+route modification request is rejected by the destination venue, the Route Modified event must be
+reported with a routeRejectedFlag of true", and likewise a Route Cancelled event for a rejected
+cancellation; a route the venue rejects carries routeRejectedFlag (MEORS text). A route event is
+the firm's: it is reported when the request is sent, whatever the venue then does (the venue
+reports what it received under the same routedOrderID). Not confirmed (their field tables could
+not be read whole): which fields beyond these MEMR and MECR require; MECR here carries the route's
+keys and destination, and leavesQty (the size the Cancel asks to leave), no cancelQty.
+
+Owns the venue rejections a route event needs (OUCH Rejected J of a token, Cancel Reject I of an
+order) and the route columns; cat.py lays out the rows.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from reports import events
+from reports.events import EV
+from reports.source import JournalSlice
+
+# Rejections arrive just after their request: read this many sequences past the range at most.
+LOOKAHEAD_SEQS = events.CHUNK_SEQS
+REJECT, CANCEL_REJECT = ord("J"), ord("I")
+
+
+def venue_rejections(src: JournalSlice) -> dict[str, np.ndarray]:
+    """The venue's Rejected (J: an Enter's or a Replace's token refused) and Cancel Reject (I) messages
+    from the range start to a little past its end (LOOKAHEAD_SEQS, or the journal's end): their
+    token keys, sequences and types, in journal order. A header scan and these messages only."""
+    last = min(int(src.reader.last_seq), src.last_seq + LOOKAHEAD_SEQS)
+    got = events.venue_messages(src, src.first_seq, last, bytes((REJECT, CANCEL_REJECT)), ("token",))
+    if not got:
+        return venue_rejections_none()
+    return {"token_key": got["token_key"], "seq": got["seq"].astype(np.int64), "msg_type": got["msg_type"]}
+
+
+def venue_rejections_none() -> dict[str, np.ndarray]:
+    """No rejections known (a table built without the range's pre-pass)."""
+    return {"token_key": np.zeros(0, "S14"), "seq": np.zeros(0, np.int64), "msg_type": np.zeros(0, np.uint8)}
+
+
+def rejected_after(rejections: dict, kind: int, token_key: np.ndarray, seq: np.ndarray) -> np.ndarray:
+    """Whether a venue message of `kind` for each token follows each row's sequence (the first one
+    after it: one sort of the rejections and a binary search per row, no per-row loop)."""
+    pick = rejections["msg_type"] == kind
+    keys, seqs = rejections["token_key"][pick], rejections["seq"][pick]
+    if len(keys) == 0 or len(seq) == 0:
+        return np.zeros(len(seq), bool)
+    order = np.lexsort((seqs, keys))
+    keys, seqs = keys[order], seqs[order]
+    last = np.searchsorted(keys, token_key, side="right") - 1          # the token's latest rejection
+    found = last >= 0
+    at = np.clip(last, 0, None)
+    return found & (keys[at] == token_key) & (seqs[at] > np.asarray(seq, np.int64))
+
+
+def route_flags(c, types: np.ndarray, names: list[str], rejections: dict) -> dict[str, np.ndarray]:
+    """For rows of CAT types `types` (names: the CAT type names) with event columns `c`: which are
+    route events (MEOR, MEMR, MECR), which MEMR replaces the route's token (priorRoutedOrderID) or
+    keeps it (a Modify: dupROIDCond), and which the venue rejected (routeRejectedFlag): an Enter's
+    or Replace's new token refused (J), a Cancel answered by a Cancel Reject (I)."""
+    route, modified, cancelled = (types == names.index(k) for k in ("MEOR", "MEMR", "MECR"))
+    replace = modified & (c["event"] == EV["SENT_REPLACE"])
+    rejected = np.zeros(len(types), bool)
+    by_token = route | replace
+    if by_token.any():
+        rows = np.flatnonzero(by_token)
+        rejected[rows] = rejected_after(rejections, REJECT, c["token_key"][rows], c["seq"][rows])
+    if cancelled.any():
+        rows = np.flatnonzero(cancelled)
+        rejected[rows] = rejected_after(rejections, CANCEL_REJECT, c["token_key"][rows], c["seq"][rows])
+    return {"any": route | modified | cancelled, "replace": replace, "same_id": modified & ~replace,
+            "modified": modified, "cancelled": cancelled, "rejected": rejected}

@@ -1,0 +1,61 @@
+"""A real crash: the runner SIGKILLed mid-session on the embedded venue, its journal's tail torn,
+recovery delivering the venue messages the journal lost (journaled at the recovery's clock). RTS
+22 field 28 of each execution recovery journaled is the venue's own execution time: its OUCH
+timestamp from midnight New York of the venue session's date (the date the venue recorded)."""
+from __future__ import annotations
+
+import datetime as dt
+
+from journal import Reader, RecordType
+from journal.catalogue import raw_bytes, unpack
+from mm_core.protocol import ouch, soupbintcp
+from mm_core.venue import sessiontime
+from recovery.recover import recover
+from reports.rts22 import COLUMNS, TIME_SOURCE
+from reports.run import run
+from tests.recovery.conftest import crashed_session  # noqa: F401  (the fixture)
+from tests.recovery.journaling import tear
+from tests.recovery.session import settings_for
+from tests.reports.conftest import read
+
+NS = 1_000_000_000
+
+
+def _venue_executions(journal: str) -> dict[int, tuple[int, int]]:
+    """Journal sequence -> (OUCH timestamp, record time) of each Executed the journal holds."""
+    out = {}
+    with Reader(journal) as reader:
+        for rec in reader.records(rtypes=[RecordType.VENUE_MSG]):
+            packet = soupbintcp.decode(raw_bytes(unpack(RecordType.VENUE_MSG, rec.payload)),
+                                       soupbintcp.Direction.FROM_SERVER)
+            if isinstance(packet, soupbintcp.SequencedData) and packet.payload[:1] == b"E":
+                out[rec.seq] = (ouch.decode_outbound(packet.payload).timestamp, rec.ts_ns)
+    return out
+
+
+def test_field_28_of_the_fills_a_real_recovery_journaled_is_the_venues_execution_time(crashed_session, tmp_path):  # noqa: F811
+    venue, journal, address = crashed_session
+    with Reader(journal) as reader:
+        records = list(reader.records())
+    executions = [i for i, r in enumerate(records) if r.rtype == RecordType.VENUE_MSG
+                  and unpack(RecordType.VENUE_MSG, r.payload)["msg_type"] == ord("E")]
+    first_sent = next(i for i, r in enumerate(records) if r.rtype == RecordType.ORDER_SENT)
+    # tear at the last ORDER_SENT before the first fill: every fill after it is recovery's to journal
+    cut = max(i for i in range(first_sent, executions[0]) if records[i].rtype == RecordType.ORDER_SENT)
+    tear(journal, records[cut].seq, False)
+    result = recover(settings_for(journal, address))
+    assert result.reconciled, result.reasons
+    day = dt.date.fromisoformat(next((tmp_path / "venue").rglob(sessiontime.DATE_FILE)).read_text().strip())
+    stamps = _venue_executions(journal)
+    run(["rts22"], journal, tmp_path / "o")
+    rows = read(tmp_path / "o", "rts22", "transactions").to_pylist()
+    recovered = [r for r in rows if r[TIME_SOURCE] == "VENUE_EXECUTION_TIMESTAMP"]
+    assert recovered, "the torn tail held the session's fills: recovery journaled them again"
+    for r in recovered:
+        seq = int(r[COLUMNS[2]][-20:])                    # the TRN ends with the execution's sequence
+        stamp, journaled_at = stamps[seq]
+        utc = sessiontime.to_utc_ns(stamp, day)
+        assert journaled_at - utc > 1_000_000         # the recovery's clock: well after the fill
+        expected = dt.datetime.fromtimestamp(utc // NS, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") \
+            + f"{utc % NS // 1000:06d}Z"
+        assert r[COLUMNS[28]] == expected
