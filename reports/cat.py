@@ -175,8 +175,9 @@ _COLUMNS = ("seq", "ts_ns", "ts_source", "event", "token_key", "prior_token_key"
 
 def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None,
                 rejections: dict | None = None) -> tuple[pa.Table, list]:
-    """The CAT rows of a chunk's events and their checks (`rejections`: cat_routes.venue_rejections
-    of the range, for routeRejectedFlag; None: none known)."""
+    """The CAT rows of a chunk's events and their checks (`rejections`: the venue's rejections from
+    the chunk on, cat_routes.venue_rejections or chunk_rejections, for routeRejectedFlag; None: none
+    known)."""
     rows, types = _rows_for(ev, ref)
     ev = ev.take(rows, _COLUMNS)
     c = ev.cols
@@ -422,21 +423,36 @@ def stream(src: JournalSlice, ref: RefData, sink, text: bool = True) -> ReportOu
     submission files of their date."""
     files = cat_json.SubmissionFiles(ref.firm.cat_imid, notes=NOTES) if text else None
     rejects = []
+
+    def emit(ev: events.OrderEvents, rejections: dict) -> None:
+        table, checks = build_table(ev, ref, session.result(), rejections)
+        kept, rejected = split(table, KIND, "order_events", checks)
+        kept = declare_required(kept.replace_schema_metadata({**(kept.schema.metadata or {}),
+                                                              b"cat.notes": NOTES.encode()}), NOT_NULL)
+        sink.add("order_events", kept)
+        if files is not None:
+            files.add(kept, sink)
+        if rejected.num_rows:
+            rejects.append(rejected)
+
+    # A chunk is built once the next one is decoded: its route rows' rejections (routeRejectedFlag)
+    # are those of its own chunk and the next (at least LOOKAHEAD_SEQS past each row), taken from
+    # the decoded events, and those LOOKAHEAD_SEQS past the range's end, read beside the first
+    # decode (no pass over the whole range before the first chunk).
     with ThreadPoolExecutor(max_workers=1) as aside:     # the session scan beside the first decode
         session = aside.submit(_venue_session, src)
-        rejections = aside.submit(cat_routes.venue_rejections, src)
+        past_end = aside.submit(cat_routes.venue_rejections, src, src.last_seq + 1)
+        held, held_rejections = None, None
         for chunk in events.collect_chunks(src, gather_joined=False):
+            mine = cat_routes.chunk_rejections(chunk)
             ev = select_eastern_date(chunk, src.selection.trade_date)
             del chunk
-            table, checks = build_table(ev, ref, session.result(), rejections.result())
-            kept, rejected = split(table, KIND, "order_events", checks)
-            kept = declare_required(kept.replace_schema_metadata({**(kept.schema.metadata or {}),
-                                                                  b"cat.notes": NOTES.encode()}), NOT_NULL)
-            sink.add("order_events", kept)
-            if files is not None:
-                files.add(kept, sink)
-            if rejected.num_rows:
-                rejects.append(rejected)
+            if held is not None:
+                emit(held, cat_routes.joined(held_rejections, mine, past_end.result()))
+            held, held_rejections = ev, mine
+        if held is not None:
+            emit(held, cat_routes.joined(held_rejections, past_end.result()))
+            del held
     if files is not None:
         files.finish(sink, src.provenance())
     return ReportOutput(kind=KIND, schema_version=SCHEMA_VERSION, tables={},

@@ -22,24 +22,50 @@ from __future__ import annotations
 
 import numpy as np
 
-from reports import events
+from reports import events, ouch
 from reports.events import EV
 from reports.source import JournalSlice
 
-# Rejections arrive just after their request: read this many sequences past the range at most.
+# Rejections arrive just after their request: a route row looks for its rejection this many
+# sequences past the end of its chunk at most (the next chunk's, and past the range's end).
 LOOKAHEAD_SEQS = events.CHUNK_SEQS
 REJECT, CANCEL_REJECT = ord("J"), ord("I")
+# Venue message bytes a rejection needs to name its token (OUCH token field's end)
+_TOKEN_END = np.zeros(256, np.int64)
+for _t in (REJECT, CANCEL_REJECT):
+    _TOKEN_END[_t] = sum(ouch.OUTBOUND_FIELDS["token"][_t][:2])
 
 
-def venue_rejections(src: JournalSlice) -> dict[str, np.ndarray]:
+def venue_rejections(src: JournalSlice, first_seq: int | None = None) -> dict[str, np.ndarray]:
     """The venue's Rejected (J: an Enter's or a Replace's token refused) and Cancel Reject (I) messages
-    from the range start to a little past its end (LOOKAHEAD_SEQS, or the journal's end): their
-    token keys, sequences and types, in journal order. A header scan and these messages only."""
+    from `first_seq` (default: the range start) to a little past the range's end (LOOKAHEAD_SEQS, or
+    the journal's end): their token keys, sequences and types, in journal order. A header scan and
+    these messages only; a streamed build reads just what lies past its range this way, and takes
+    the range's own from its chunks (chunk_rejections)."""
+    first = src.first_seq if first_seq is None else first_seq
     last = min(int(src.reader.last_seq), src.last_seq + LOOKAHEAD_SEQS)
-    got = events.venue_messages(src, src.first_seq, last, bytes((REJECT, CANCEL_REJECT)), ("token",))
+    if first > last:
+        return venue_rejections_none()
+    got = events.venue_messages(src, first, last, bytes((REJECT, CANCEL_REJECT)), ("token",))
     if not got:
         return venue_rejections_none()
     return {"token_key": got["token_key"], "seq": got["seq"].astype(np.int64), "msg_type": got["msg_type"]}
+
+
+def chunk_rejections(ev: events.OrderEvents) -> dict[str, np.ndarray]:
+    """The venue's Rejected (J) and Cancel Reject (I) messages among a chunk's order events (the
+    join decoded them already): those venue_rejections would find there, no second read."""
+    c = ev.cols
+    mine = (c["origin"] == 1) & ((c["msg_type"] == REJECT) | (c["msg_type"] == CANCEL_REJECT))
+    rows = np.flatnonzero(mine)
+    rows = rows[c["msg_len"][rows] >= _TOKEN_END[c["msg_type"][rows]]]
+    return {"token_key": c["token_key"][rows], "seq": c["seq"][rows].astype(np.int64),
+            "msg_type": c["msg_type"][rows]}
+
+
+def joined(*parts: dict) -> dict[str, np.ndarray]:
+    """Rejections of consecutive stretches of the journal, in journal order, as one."""
+    return {k: np.concatenate([p[k] for p in parts]) for k in venue_rejections_none()}
 
 
 def venue_rejections_none() -> dict[str, np.ndarray]:
