@@ -320,20 +320,43 @@ def _type_text(types: np.ndarray) -> pa.Array:
 def _order_key_dates(ev: events.OrderEvents, event_ts: pa.Array, stamps: np.ndarray) -> pa.Array:
     """orderKeyDate: the CAT timestamp of the ORDER_SENT that created each row's order. Rows of
     that record itself (MENO and MEOR) have it as their eventTimestamp (`event_ts`, whose bytes
-    are `stamps`) already; only the others' creators are converted, laid over a copy of those
-    bytes."""
+    are `stamps`) already, and so do the later rows of an order created in the same chunk (its
+    MENO row's bytes are copied); only the others' creators are converted, laid over a copy of
+    those bytes."""
     c = ev.cols
     own = (c["creator_seq"] == c["seq"]) & (c["creator_ts_ns"] == c["ts_ns"]) \
         & (c["creator_ts_source"] == c["ts_source"])
     others = np.flatnonzero(~own)
     if len(others) == 0:
         return event_ts
-    key_utc = to_utc(c["creator_seq"][others], c["creator_ts_ns"][others], c["creator_ts_source"][others],
-                     ev.samples)
     rows, valid = stamps.copy(), ev.utc.valid.copy()
-    rows[others] = timetext.cat_timestamp_rows(key_utc.utc_ns)
-    valid[others] = key_utc.valid
+    at = _creator_rows(c["creator"], own, others)
+    here = at >= 0
+    whole = np.dtype((np.void, rows.shape[1]))          # a row's bytes as one item: one gather
+    rows.view(whole)[others[here], 0] = stamps.view(whole)[at[here], 0]
+    valid[others[here]] = valid[at[here]]
+    rest = others[~here]
+    if len(rest):
+        key_utc = to_utc(c["creator_seq"][rest], c["creator_ts_ns"][rest], c["creator_ts_source"][rest],
+                         ev.samples)
+        rows[rest] = timetext.cat_timestamp_rows(key_utc.utc_ns)
+        valid[rest] = key_utc.valid
     return ac.row_text(rows, rows.shape[1], valid)
+
+
+def _creator_rows(creator: np.ndarray, own: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """For each of `rows`, a row of this chunk that is its order's creating record itself (`own`,
+    with the same creator: the book row of that ORDER_SENT), or -1 where the order was created
+    in an earlier chunk: a table over the chunk's span of book rows, no search."""
+    mine = np.flatnonzero(own & (creator >= 0))
+    if len(mine) == 0:
+        return np.full(len(rows), -1, np.int64)
+    base = int(creator[mine].min())
+    table = np.full(int(creator[mine].max()) - base + 1, -1, np.int64)
+    table[creator[mine] - base] = mine
+    k = creator[rows] - base
+    inside = (k >= 0) & (k < len(table))
+    return np.where(inside, table[np.where(inside, k, 0)], -1)
 
 
 def _order_key_column(key_date: pa.Array, is_trade: np.ndarray, reroute: np.ndarray, prior_key: pa.Array) -> pa.Array:
