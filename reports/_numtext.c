@@ -136,3 +136,25 @@ int64_t nt_join_text(int64_t n, int k, int32_t **offsets, uint8_t **data, const 
     }
     return at;
 }
+
+int64_t nt_pick_text(const int32_t *idx, int64_t n, const int32_t *table_offsets, const uint8_t *table_data,
+                     int32_t *out_offsets, uint8_t *out, int64_t capacity)
+{
+    int64_t at = 0;
+    out_offsets[0] = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int32_t k = idx[i];
+        if (k >= 0) {
+            int64_t len = (int64_t)table_offsets[k + 1] - table_offsets[k];
+            if (at + len + NT_PICK_SLACK > capacity || at + len > INT32_MAX)
+                return NT_NO_ROOM;
+            if (len <= NT_PICK_SLACK)      /* a fixed-size copy: no call per row */
+                memcpy(out + at, table_data + table_offsets[k], NT_PICK_SLACK);
+            else
+                memcpy(out + at, table_data + table_offsets[k], (size_t)len);
+            at += len;
+        }
+        out_offsets[i + 1] = (int32_t)at;
+    }
+    return at;
+}

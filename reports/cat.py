@@ -184,9 +184,7 @@ def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None,
     n = len(ev)
     inst_idx, inst_cols = common.instrument_columns(ref, c["symbol_id"], ("symbol", "isin", "segment_mic"))
     algo_idx = ref.party_index("algos", c["algo_id"])
-    client_idx, client_code = common.party_code(ref, "clients", c["client_id"])
-    _, desk_code = common.party_code(ref, "desks", c["desk_id"])
-    desk_code, client_code = ac.plain(desk_code), ac.plain(client_code)
+    client_idx = ref.party_index("clients", c["client_id"])
     own = np.array([p.kind == "OWN" for p in ref.sorted_values("clients")] + [False], dtype=bool)[client_idx]
     stamps = timetext.cat_timestamp_rows(ev.utc.utc_ns)
     event_ts = ac.row_text(stamps, stamps.shape[1], ev.utc.valid)
@@ -211,7 +209,8 @@ def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None,
     price = np.where(is_trade, c["exec_price"], np.where(modified, c["order_price"], c["price"]))
     token = ac.token_strings(c["token_key"], ~is_trade)
     seq_text = numtext.integer_text(c["seq"])
-    day = ac.row_text(stamps, 8, ev.utc.valid)          # the Eastern date: the timestamp's first 8
+    day_bytes = np.ascontiguousarray(stamps[:, :8])      # the Eastern date: the timestamp's first 8
+    day = ac.row_text(day_bytes, 8, ev.utc.valid)
     cols = {
         "seq": pa.array(c["seq"].astype(np.uint64, copy=False)),
         "type": ac.codes(t, CAT_TYPES),
@@ -233,16 +232,14 @@ def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None,
         "price": common.price_text(price, with_terms | is_trade),
         "quantity": pa.array(np.where(is_trade, c["exec_qty"], c["qty"]), mask=~(with_terms | is_trade)),
         "orderType": ac.codes(np.zeros(n, np.int8), ["LMT"], with_terms),
-        "timeInForce": _where(with_terms, pc.if_else(pa.array(c["tif"] == 0), pa.scalar("IOC"),
-                                                     numtext.join_text(["DAY=", day]))),
+        "timeInForce": _time_in_force(c["tif"] == 0, day_bytes, ev.utc.valid, with_terms),
         "tradingSession": ac.codes(np.zeros(n, np.int8), ["REG"], with_terms),
-        "firmDesignatedID": _where(is_new, pc.if_else(pa.array(own), numtext.join_text(["PROP-", desk_code]),
-                                                      client_code)),
+        "firmDesignatedID": _firm_designated_ids(ref, c["desk_id"], client_idx, own, is_new),
         "accountHolderType": ac.codes(np.where(own, 0, 1), ["P", "I"], is_new),
         "representativeInd": ac.codes(np.zeros(n, np.int8), ["N"], is_new),
         "senderIMID": ac.codes(np.zeros(n, np.int8), [ref.firm.cat_imid], is_route),
-        "destination": ac.plain(ac.lookup_strings(np.where(is_route, inst_idx, -1),
-                                                  [i.mic for i in ref.sorted_values("instruments")])),
+        "destination": numtext.pick_text(np.where(is_route, inst_idx, -1),
+                                         tuple(i.mic for i in ref.sorted_values("instruments"))),
         "destinationType": ac.codes(np.zeros(n, np.int8), ["E"], is_route),
         "routedOrderID": _where(is_route, token),
         "priorRoutedOrderID": ac.token_strings(c["prior_token_key"], reroute),
@@ -303,6 +300,35 @@ def select_eastern_date(ev: events.OrderEvents, trade_date: dt.date | None) -> e
         return ev
     day = (trade_date - dt.date(1970, 1, 1)).days
     return ev.take(np.flatnonzero(~ev.utc.valid | (timetext.eastern_days(ev.utc.utc_ns) == day)))
+
+
+def _time_in_force(ioc: np.ndarray, day_bytes: np.ndarray, valid: np.ndarray, rows: np.ndarray) -> pa.Array:
+    """timeInForce of `rows`: IOC for an OUCH time-in-force 0, else DAY= and the Eastern date
+    (`day_bytes`, (n, 8) contiguous; null without a valid time); null on other rows."""
+    day = day_bytes.view(np.uint64)[:, 0]                        # a date's 8 bytes as one word
+    dated = rows & ~ioc & valid
+    days, which = np.unique(day[dated], return_inverse=True) if _many(day, dated) else (day[dated][:1], 0)
+    idx = np.where(rows & ioc, 0, -1)
+    idx[dated] = 1 + which
+    return numtext.pick_text(idx, ("IOC",) + tuple("DAY=" + d.tobytes().decode() for d in days))
+
+
+def _many(words: np.ndarray, rows: np.ndarray) -> bool:
+    """Whether `words` differ among `rows` (a chunk's dates are mostly one)."""
+    at = np.flatnonzero(rows)
+    return len(at) > 0 and bool((words[at] != words[at[0]]).any())
+
+
+def _firm_designated_ids(ref: RefData, desk_ids: np.ndarray, client_idx: np.ndarray, own: np.ndarray,
+                         rows: np.ndarray) -> pa.Array:
+    """firmDesignatedID of `rows` (MENO): PROP- and the desk's code for the firm's own account,
+    else the client's code; null where that code is unknown or empty, and on other rows."""
+    desks, clients = ref.sorted_values("desks"), ref.sorted_values("clients")
+    desk_idx = ref.party_index("desks", desk_ids)
+    idx = np.where(own, desk_idx, np.where(client_idx >= 0, len(desks) + client_idx, -1))
+    idx[~rows] = -1
+    return numtext.pick_text(idx, tuple("PROP-" + d.code if d.code else None for d in desks)
+                             + tuple(p.code or None for p in clients))
 
 
 def _where(mask: np.ndarray, values: pa.Array) -> pa.Array:

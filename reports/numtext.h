@@ -33,4 +33,13 @@ int64_t nt_join_text(int64_t n, int k, int32_t **offsets, uint8_t **data, const 
                      const uint8_t *sep, int sep_len, const uint8_t *valid, int32_t *out_offsets,
                      uint8_t *out, int64_t capacity);
 
+#define NT_PICK_SLACK 16     /* bytes nt_pick_text may read past an entry and write past the text */
+
+/* Row i of the result: entry idx[i] of a table of strings (table_offsets with entries + 1 values
+ * into table_data, which has NT_PICK_SLACK readable bytes past its last entry), or no text where
+ * idx[i] < 0. The caller keeps idx below the table's entries; `out` needs NT_PICK_SLACK bytes of
+ * room past the text. Returns the bytes written, or NT_NO_ROOM past `capacity` (or one Arrow string column). */
+int64_t nt_pick_text(const int32_t *idx, int64_t n, const int32_t *table_offsets, const uint8_t *table_data,
+                     int32_t *out_offsets, uint8_t *out, int64_t capacity);
+
 #endif

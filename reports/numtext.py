@@ -9,6 +9,8 @@ callers pass values and validity.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import pyarrow as pa
 
@@ -140,3 +142,39 @@ def join_text(parts: list, sep: str = "") -> pa.Array:
         raise ValueError("numtext.join_text: more text than one string column holds")
     validity = None if valid is None or valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
     return pa.StringArray.from_buffers(n, pa.py_buffer(out_offsets), pa.py_buffer(out[:written]), validity)
+
+
+def pick_text(indices: np.ndarray, values: tuple) -> pa.Array:
+    """A plain string column of `values[indices[i]]` (a tuple of str or None), null where the index
+    is -1 or the value None: one compiled copy per row from the table's bytes (no dictionary
+    column cast back to strings, no compute kernel)."""
+    offsets_table, data_table, present = _pick_table(tuple(values))
+    idx = np.asarray(indices)
+    if len(idx) and (int(idx.max()) >= len(values) or int(idx.min()) < -1):
+        raise ValueError("numtext.pick_text: an index outside the table")
+    idx = np.where(present.take(idx + 1), idx, -1).astype(np.int32, copy=False)
+    n = len(idx)
+    lengths = np.diff(offsets_table)
+    capacity = int(lengths.max(initial=0)) * n + lib.NT_PICK_SLACK
+    out_offsets = np.empty(n + 1, np.int32)
+    out = np.empty(max(capacity, 1), np.uint8)
+    written = lib.nt_pick_text(_ptr("int32_t *", idx), n, _ptr("int32_t *", offsets_table),
+                               _ptr("uint8_t *", data_table), _ptr("int32_t *", out_offsets), _ptr("uint8_t *", out),
+                               len(out))
+    if written < 0:
+        raise ValueError("numtext.pick_text: more text than one string column holds")
+    valid = idx >= 0
+    nulls = n - int(np.count_nonzero(valid))
+    validity = pa.py_buffer(np.packbits(valid, bitorder="little")) if nulls else None
+    return pa.StringArray.from_buffers(n, pa.py_buffer(out_offsets), pa.py_buffer(out[:written]), validity, nulls)
+
+
+@lru_cache(maxsize=256)
+def _pick_table(values: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(offsets, bytes) of `values` back to back (None as no bytes; NT_PICK_SLACK zeros after them),
+    and which are present after a leading False for index -1."""
+    raw = [(v or "").encode() if v is not None else b"" for v in values]
+    offsets = np.zeros(len(raw) + 1, np.int32)
+    np.cumsum([len(r) for r in raw], out=offsets[1:])
+    data = np.frombuffer(b"".join(raw) + bytes(lib.NT_PICK_SLACK), np.uint8).copy()
+    return offsets, data, np.array([False] + [v is not None for v in values], bool)

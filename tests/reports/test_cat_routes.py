@@ -57,3 +57,41 @@ def test_a_modify_is_a_memr_keeping_its_routed_order_id_and_the_venues_order_mod
             r["price"], r["quantity"]) for r in rows[2:]]
     assert got == [("MEMR", "M1", "M1", None, True, "SS", "150.0000", 200),
                    ("MEOM", "M1", None, None, None, "SS", "150.0000", 200)]
+
+
+def _rows_in_chunks(b, tmp_path, monkeypatch, chunk_seqs: int | None):
+    """The CAT rows when the report reads the journal `chunk_seqs` sequences at a time (None: as it does)."""
+    from reports import events
+    if chunk_seqs is not None:
+        monkeypatch.setattr(events, "CHUNK_SEQS", chunk_seqs)
+    out = tmp_path / f"o{chunk_seqs}"
+    run(["cat"], b.write(tmp_path / f"j{chunk_seqs}"), out, refdata_dir=FIXTURE_REFDATA, text=False)
+    monkeypatch.undo()
+    return read(out, "cat", "order_events").to_pylist()
+
+
+def test_rejections_and_order_key_dates_do_not_depend_on_where_chunks_end(tmp_path, monkeypatch):
+    # rejections read from the decoded chunks: one in the chunk after its request's still flags the
+    # route (each chunk is built once the next is decoded); orderKeyDate of a later event is its
+    # MENO's, whether the order was created in its chunk or in an earlier one
+    b = accepted_order("C1", 1, "B", 1_500_000, 200)
+    b.advance(10_000); b.cancel("C1")
+    b.advance(10_000); b._venue(ouch.CancelReject(timestamp=b._venue_ts(), token="C1"))
+    b.advance(10_000); b.canceled("C1", 200)
+    for i in range(6):
+        b.advance(10_000); b.enter(f"J{i}", 1, "S", 1_500_100 + i, 100)
+        b.advance(10_000)
+        if i % 2:
+            b.rejected(f"J{i}")
+        else:
+            b.accept(f"J{i}"); b.advance(10_000); b.cancel(f"J{i}"); b.advance(10_000); b.canceled(f"J{i}", 100)
+    whole = _rows_in_chunks(b, tmp_path, monkeypatch, None)
+    flags = [(r["type"], r["routedOrderID"], r["routeRejectedFlag"]) for r in whole if r["routeRejectedFlag"] is not None]
+    assert ("MECR", "C1", True) in flags and ("MEOR", "J1", True) in flags and ("MEOR", "J0", False) in flags
+    keys = {}
+    for r in whole:
+        if r["type"] == "MENO":
+            keys[r["orderID"]] = r["orderKeyDate"]
+    assert all(r["orderKeyDate"] == keys[r["orderID"]] for r in whole if r["type"] in ("MEOC", "MECR"))
+    for chunk_seqs in (1, 2, 3, 5):
+        assert _rows_in_chunks(b, tmp_path, monkeypatch, chunk_seqs) == whole, chunk_seqs
