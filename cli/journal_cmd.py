@@ -18,7 +18,7 @@ import numpy as np
 
 import journal
 from journal.catalogue import (EARLIER_SIZES, JSON_TYPES, PAYLOAD_DTYPES, ClockState, RecordType, Side,
-                               TsSource, code_fingerprint, pack, pack_json, unpack, unpack_json)
+                               TsSource, code_fingerprint, pack, pack_json, token_tag, unpack, unpack_json)
 
 _CONTROL_TYPES = (RecordType.CHECKPOINT, RecordType.SEAL)
 
@@ -166,8 +166,9 @@ def _running_code() -> str:
 
 
 def _sessions(path: str) -> list[dict] | str:
-    """Each SESSION_START's session, code version and code fingerprint ("unknown" for a record of
-    layout 1); the error's text when the journal cannot be read."""
+    """Each SESSION_START's session, code version, code fingerprint ("unknown" for a record of
+    layout 1) and order-token tag ("" before layout 3); the error's text when the journal cannot
+    be read."""
     try:
         with journal.Reader(path) as reader:
             starts = reader.read_fixed(RecordType.SESSION_START)
@@ -175,7 +176,7 @@ def _sessions(path: str) -> list[dict] | str:
         return f"unreadable: {exc}"
     return [{"seq": int(s["seq"]), "session_id": int(s["session_id"]),
              "code_version": _field_value(s, "code_version"),
-             "code_fingerprint": code_fingerprint(s) or "unknown"} for s in starts]
+             "code_fingerprint": code_fingerprint(s) or "unknown", "token_tag": token_tag(s)} for s in starts]
 
 
 def _session_lines(sessions: list[dict] | str, running: str) -> list[str]:
@@ -184,8 +185,8 @@ def _session_lines(sessions: list[dict] | str, running: str) -> list[str]:
     if not sessions:
         return ["none (no SESSION_START: the code that wrote it is unknown)"]
     return [f"{s['session_id']} at seq {s['seq']}: code {s['code_version'] or '?'} fingerprint "
-            f"{s['code_fingerprint']} ({'this code' if s['code_fingerprint'] == running else 'other code'})"
-            for s in sessions]
+            f"{s['code_fingerprint']} ({'this code' if s['code_fingerprint'] == running else 'other code'}), "
+            f"token tag {s['token_tag'] or 'none'}" for s in sessions]
 
 
 def _discarded_lines(runs) -> list[str]:

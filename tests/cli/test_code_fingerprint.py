@@ -38,10 +38,13 @@ def test_a_session_names_its_code_and_journal_info_shows_it(run_journal):
     text = mmaudit("journal", "info", run_journal)
     assert text.exit_code == 0, text.output
     assert f"code      this code's fingerprint is {THIS}" in text.output
-    assert re.search(rf"session   1 at seq 1: code \S+ fingerprint {THIS} \(this code\)", text.output)
+    tag = re.search(rf"session   1 at seq 1: code \S+ fingerprint {THIS} \(this code\), token tag ([0-9A-Z]{{5}})",
+                    text.output)
+    assert tag, text.output
     doc = json.loads(mmaudit("journal", "info", "--json", run_journal).output)
     assert doc["running_code"] == THIS
-    assert [(s["seq"], s["session_id"], s["code_fingerprint"]) for s in doc["sessions"]] == [(1, 1, THIS)]
+    assert [(s["seq"], s["session_id"], s["code_fingerprint"], s["token_tag"])
+            for s in doc["sessions"]] == [(1, 1, THIS, tag.group(1))]
     dump = mmaudit("journal", "dump", run_journal, "--type", "session-start")
     assert dump.exit_code == 0 and f"code_fingerprint={THIS}" in dump.output
 
