@@ -86,7 +86,8 @@ def test_rejections_and_order_key_dates_do_not_depend_on_where_chunks_end(tmp_pa
         else:
             b.accept(f"J{i}"); b.advance(10_000); b.cancel(f"J{i}"); b.advance(10_000); b.canceled(f"J{i}", 100)
     whole = _rows_in_chunks(b, tmp_path, monkeypatch, None)
-    flags = [(r["type"], r["routedOrderID"], r["routeRejectedFlag"]) for r in whole if r["routeRejectedFlag"] is not None]
+    flags = [(r["type"], r["routedOrderID"], r["routeRejectedFlag"]) for r in whole
+             if r["routeRejectedFlag"] is not None]
     assert ("MECR", "C1", True) in flags and ("MEOR", "J1", True) in flags and ("MEOR", "J0", False) in flags
     keys = {}
     for r in whole:
