@@ -32,9 +32,21 @@ def count(path: str, rtype: RecordType) -> int:
         return 0
 
 
+def fills_journaled(path: str) -> int:
+    """The OUCH Executed messages the journal holds (a fill the venue made is not one the runner
+    has read and journaled yet)."""
+    try:
+        with Reader(path) as reader:
+            return int((reader.read_fixed(RecordType.VENUE_MSG)["msg_type"] == ord("E")).sum())
+    except JournalError:
+        return 0
+
+
 @pytest.fixture
 def crashed_session(tmp_path):
-    """A venue, and the journal of a runner SIGKILLed once it had sent orders and seen fills."""
+    """A venue, and the journal of a runner SIGKILLed once it had sent orders and journaled fills
+    (bounded: the session runs 30 s; if it got no fill by then the fixture fails saying so, rather
+    than hand a test a journal without the fills it needs)."""
     port = free_udp_port()
     config = load_config().with_venue(itch_port=port, duration=40.0, log_dir=str(tmp_path / "venue"),
                                       heartbeat_timeout=5.0)
@@ -45,12 +57,12 @@ def crashed_session(tmp_path):
                                  str(port), str(ports.rerequest), "30"], cwd=ROOT,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline and proc.poll() is None:
-                if count(journal, RecordType.ORDER_SENT) >= 12 and venue.position(USER):
-                    break
+            deadline, ready = time.monotonic() + 27, False
+            while not ready and time.monotonic() < deadline and proc.poll() is None:
+                ready = count(journal, RecordType.ORDER_SENT) >= 12 and fills_journaled(journal) > 0
                 time.sleep(0.1)
             assert proc.poll() is None, proc.stderr.read()[-2000:]
+            assert ready, "the session journaled no fill in 27 s (machine overloaded?)"
             proc.send_signal(signal.SIGKILL)
             assert proc.wait(10) == -9
         finally:
