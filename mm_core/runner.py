@@ -88,6 +88,10 @@ class RunnerSettings:
     tx_timeout_ns: int = 50_000_000  # a TX stamp not seen by then is journaled as missing
     hardware_timestamps: bool = False
     fresh_session: bool = True       # nothing to reconcile: tell the gateway so at start
+    # TAI - UTC in force until the first clock sample with a valid one: None = TAI_MINUS_UTC_S for
+    # a fresh session; a resumed one (fresh_session False) must name the journal's last
+    # (recovery.Recovery.utc_offset_s, Runner.utc_offset_s), as replay converts, or is refused
+    utc_offset_s: int | None = None
     busy_poll: bool = False          # spin on a zero-timeout epoll: lower wake-up latency, one core
     heartbeat_ns: int = 1_000_000_000  # SoupBinTCP client heartbeat after this much send silence
     space_retry_ns: int = 1_000_000_000  # while the disk is full, ask the journal for space this often
@@ -205,6 +209,20 @@ def engine_time(ts_ns: int, source: int, utc_offset_s: int) -> int:
     return ts_ns - utc_offset_s * 1_000_000_000 if source in _PHC_SOURCES else ts_ns
 
 
+def _start_offset(settings: RunnerSettings) -> int:
+    """The UTC offset the runner converts PHC stamps with before its first clock sample: what a
+    replay of the journal has in force there (engine_events), so live and replay agree."""
+    offset = settings.utc_offset_s
+    if offset is None:
+        if not settings.fresh_session:
+            raise RunnerError("a resumed session needs the UTC offset its journal last recorded "
+                              "(RunnerSettings.utc_offset_s: Recovery.utc_offset_s)")
+        return TAI_MINUS_UTC_S
+    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= 1000:
+        raise RunnerError(f"implausible TAI-UTC offset {offset!r} s")
+    return offset
+
+
 def _oserror(exc: OSError) -> str:
     """ConnectionResetError ECONNRESET (Connection reset by peer), EADDRNOTAVAIL (...)"""
     kind = "" if type(exc) is OSError else f"{type(exc).__name__} "
@@ -305,8 +323,14 @@ class Runner:
         self._tap: list[tuple[int, bytes]] | None = None   # sequenced OUCH payloads, while tapped
         self._oe_generation = 0                  # order-entry connections made (the loop re-polls)
         self._oe_end = ""                        # why the order entry ended under us ("" while up)
-        self._utc_offset_s = TAI_MINUS_UTC_S     # of the last journaled clock sample (engine_time)
+        self._utc_offset_s = _start_offset(settings)   # of the last journaled clock sample (engine_time)
         self._oe_accepted = False                # the venue accepted this connection's login
+
+    @property
+    def utc_offset_s(self) -> int:
+        """The UTC offset in force (the last journaled valid one): a runner that goes on with this
+        engine and journal (a reconnect) starts from it."""
+        return self._utc_offset_s
 
     # ------------------------------------------------------------------ lifecycle
     def connect(self) -> None:

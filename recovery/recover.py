@@ -85,6 +85,12 @@ class Recovery:
     def trading_state(self) -> str:
         return self.engine.risk.state.name
 
+    @property
+    def utc_offset_s(self) -> int:
+        """TAI - UTC as the journal last recorded it (recovery journals no clock sample): a runner
+        resuming this engine starts from it (RunnerSettings.utc_offset_s), as replay converts."""
+        return self.replay.utc_offset_s
+
     def summary(self) -> dict:
         return {
             "reconciled": self.reconciled, "reasons": self.reasons, "dry_run": self.dry_run,

@@ -150,7 +150,8 @@ class ResumingRunner(Runner):
             self.journal.armed = True
 
 
-def _recover(args, reporter: Reporter) -> Engine:
+def _recover(args, reporter: Reporter) -> tuple[Engine, int]:
+    """The recovered engine and the UTC offset its journal last recorded (the runner's start)."""
     from recovery.recover import RecoverySettings, recover
     config, symbols, limits_text = engine_inputs()
     settings = RecoverySettings(journal=args.journal, config=config, symbols=symbols,
@@ -171,7 +172,7 @@ def _recover(args, reporter: Reporter) -> Engine:
     reporter.say("R", json.dumps(doc, sort_keys=True, default=str))
     if not result.reconciled:
         sys.exit(2)            # HALTED: nothing to resume; the parent reads the reasons
-    return result.engine
+    return result.engine, result.utc_offset_s
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -194,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     if hook and hook not in HOOKS:
         raise SystemExit(f"{HOOK_ENV}: unknown hook {hook!r} (one of {', '.join(HOOKS)})")
     reporter = Reporter(args.report)
-    engine = _recover(args, reporter) if args.recover else new_engine()
+    engine, offset = _recover(args, reporter) if args.recover else (new_engine(), None)
     journal = AckingJournal(Journal(args.journal, segment_size=args.segment_size), reporter, hook,
                             int(nth or 0))
     if not args.recover:       # a new session: it names the code it runs (recovery checks it)
@@ -212,9 +213,11 @@ def main(argv: list[str] | None = None) -> int:
             settings = RunnerSettings(itch_port=args.itch, ouch_port=args.ouch,
                                       rerequest_port=args.rerequest, username=USER,
                                       password=PASSWORD, clock_profile=PROFILE, timer_ns=50_000_000,
-                                      clock_period_ns=200_000_000, fresh_session=fresh and attempt == 0)
+                                      clock_period_ns=200_000_000, fresh_session=fresh and attempt == 0,
+                                      utc_offset_s=offset)
             runner = ResumingRunner(engine, journal, settings, DrillClock(PROFILE), reporter=reporter)
             report = runner.run(max(0.0, deadline - time.monotonic()), stop)
+            offset = runner.utc_offset_s         # a reconnect goes on from what this run had in force
             reporter.say("C", json.dumps({"attempt": attempt, "stop": report.stop_reason,
                                           "venue_seq": engine.venue_seq, "orders": report.orders_sent}))
             if not report.venue_lost:        # closed, reset or refused: log in again
