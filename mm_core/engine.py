@@ -1534,7 +1534,8 @@ class Engine:
         """One venue message applied; `lane`: the fill lane's pulls when it took this message."""
         oms, now, t = self.oms, self.now, type(msg)
         if t is ouch.Accepted:
-            order = oms.on_accepted(msg.token, msg.order_ref, now)
+            order = oms.on_accepted(msg.token, msg.order_ref, now, msg.price)
+            self.risk.on_order_priced(order.token, msg.price, now)    # the venue's, not the one sent
             self._venue_mark(order, msg.side, actions)
             self._after_order_change(order, actions)
         elif t is ouch.Executed or t is ouch.ExecutedWithReferencePrice:
@@ -1547,6 +1548,7 @@ class Engine:
             order = oms.on_replaced(msg.token, msg.previous_token, msg.order_ref,
                                     msg.shares, msg.price, now)
             self.risk.on_order_confirmed(order.token, order.leaves, now)
+            self.risk.on_order_priced(order.token, msg.price, now)
             self.risk.on_order_done(msg.previous_token, now)
             if order.cancel_on_accept is not None:
                 # we cancelled the original while this replace was in flight: the venue ignored

@@ -372,11 +372,15 @@ class Oms:
 
     # --- venue events -------------------------------------------------------------------
 
-    def on_accepted(self, token: str, venue_ref: int, now_ns: int) -> Order:
+    def on_accepted(self, token: str, venue_ref: int, now_ns: int, price: int = 0) -> Order:
+        """The venue accepted the order at `price` (0: as sent); a venue may improve or round the
+        price asked, and what rests there is what the order's price is from now on."""
         order = self.get(token)
         self._unacked(order, "accept")
         self._fire(order, Trigger.ACCEPT, now_ns)
         order.venue_ref = venue_ref
+        if price > 0:
+            order.price = price
         order.cancel_packet = self.encode_cancel(token)   # ready before any guard needs it
         return order
 

@@ -892,16 +892,36 @@ class RiskGateway:
         positive integer cannot be counted: the state latches and the order keeps the price it had."""
         self.on_order_confirmed(token, qty, now_ns)
         order = self._working.get(token)
-        if order is None:
-            return
+        if order is not None and self.on_order_priced(token, price, now_ns, "resting"):
+            (order[0].own_buys if order[1] else order[0].own_sells)[token] = self._working[token][3]
+
+    def on_order_priced(self, token: str, price: int, now_ns: int = 0, what: str = "priced") -> bool:
+        """The venue's price of a working order of ours (its Accepted or Replaced echoes it; a
+        venue may improve or round the price we asked for): counted at it from now on, in the
+        working orders and for self-trade prevention. An original whose replace is in flight keeps
+        it for a refused replace to restore. A price that is not a positive integer cannot be
+        counted: the state latches and the order keeps the price it had (False)."""
         venue_price = _whole(price)
         if venue_price is None or venue_price <= 0:
-            self._latch(CheckId.INCONSISTENT_INPUT, f"resting {token} @{price!r}"[:48], now_ns,
+            self._latch(CheckId.INCONSISTENT_INPUT, f"{what} {token} @{price!r}"[:48], now_ns,
                         "risk-gateway")
-            return
-        sym, is_buy, counted, _ = order
-        self._working[token] = (sym, is_buy, counted, venue_price)
-        (sym.own_buys if is_buy else sym.own_sells)[token] = venue_price
+            return False
+        replacement = self._replaced_by.get(token)
+        if replacement is not None:
+            pending = self._replacing[replacement]
+            pending[2] = venue_price
+            own = self._symbols[pending[4]].own_buys if pending[5] else self._symbols[pending[4]].own_sells
+            if token in own:
+                own[token] = venue_price
+            return True
+        order = self._working.get(token)
+        if order is not None and order[3] != venue_price:
+            sym, is_buy, counted, _ = order
+            self._working[token] = (sym, is_buy, counted, venue_price)
+            own = sym.own_buys if is_buy else sym.own_sells
+            if token in own:         # an IOC never rests: no own price to move
+                own[token] = venue_price
+        return True
 
     def on_clock(self, compliant: bool | None, now_ns: int, measured_ns: int | None = None) -> None:
         """Clock health for the configured profile, told at now_ns; None (unknown) counts as not

@@ -21,8 +21,8 @@ def rejected(token: str, now: int) -> VenueMessage:
         ouch.Rejected(now, token, "X")))), now)
 
 
-def quoting(limits=None):
-    engine, venue = (make_engine(limits=limits) if limits else make_engine()), Exchange()
+def quoting(limits=None, venue=None):
+    engine, venue = (make_engine(limits=limits) if limits else make_engine()), venue or Exchange()
     now = 2 * S
     drive(engine, venue, venue.others("B", 500, 999_900, now) + venue.others("S", 500, 1_000_100, now), now)
     return engine, venue, now

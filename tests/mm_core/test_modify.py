@@ -142,6 +142,10 @@ class Exchange:
         return self._events(self.engine.enter("~LP", f"LP{self.n}", symbol, side, shares, price,
                                               m.DAY, "LPCO"), now)
 
+    def resting_price(self, price: int, side: str) -> int:
+        """Where the venue rests an order of ours sent at `price`: there (a subclass may move it)."""
+        return price
+
     def ours(self, actions, now: int) -> list:
         out = []
         for a in actions:
@@ -151,9 +155,12 @@ class Exchange:
             self.sent.append(msg)
             e, o = self.engine, self.OWNER
             if isinstance(msg, ouch.EnterOrder):
-                events = e.enter(o, msg.token, msg.stock, msg.side, msg.shares, msg.price, msg.time_in_force, msg.firm)
+                events = e.enter(o, msg.token, msg.stock, msg.side, msg.shares,
+                                 self.resting_price(msg.price, msg.side), msg.time_in_force, msg.firm)
             elif isinstance(msg, ouch.ReplaceOrder):
-                events = e.replace(o, msg.existing_token, msg.replacement_token, msg.shares, msg.price)
+                old = next((v for v in e.live_orders(o) if v.token == msg.existing_token), None)
+                price = msg.price if old is None else self.resting_price(msg.price, old.side)
+                events = e.replace(o, msg.existing_token, msg.replacement_token, msg.shares, price)
             elif isinstance(msg, ouch.CancelOrder):
                 events = e.cancel(o, msg.token, msg.shares)
             else:
