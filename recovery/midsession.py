@@ -147,17 +147,24 @@ class LiveReconciler:
         while runner.soup_seq < head and time.monotonic() < deadline:
             runner.pump_order_entry(self.quiet)
         self._settle(runner)
-        for round_no in range(1, self.max_rounds + 1):
+        # max_rounds of compare -> resolve, then one more comparison that resolves nothing: what
+        # the last round's resolutions left different is what the reasons (and its finding) name
+        for round_no in range(1, self.max_rounds + 2):
             for seq, payload in tap:
                 messages.setdefault(seq, payload)
             found = reconcile(local_view(runner.engine, runner.journaled_venue_seqs(), runner.soup_seq,
                                          reported), venue_view(sorted(messages.items())))
             result.rounds.append(found.counts())
-            if self._recon(runner, {"kind": RECON_FINDING, "round": round_no, "mid_session": True,
-                                    **found.to_json()}) is None:
+            gave_up = round_no > self.max_rounds and not found.clean and bool(found.resolutions)
+            finding = {"kind": RECON_FINDING, "round": round_no, "mid_session": True, **found.to_json()}
+            if gave_up:
+                finding["gave_up"] = f"not clean after {self.max_rounds} rounds: left as found"
+            if self._recon(runner, finding) is None:
                 result.reasons.append("the journal refused a finding record")
                 return
-            if found.clean or not found.resolutions:
+            if found.clean or not found.resolutions or round_no > self.max_rounds:
+                if gave_up:
+                    result.reasons.append(f"not clean after {self.max_rounds} rounds")
                 result.reasons += [f"{d.kind}: {d.detail}" + (f" ({d.token})" if d.token else "")
                                    for d in found.discrepancies]
                 result.corrections = found.corrections
@@ -177,7 +184,6 @@ class LiveReconciler:
                     runner.act(apply(runner.engine, d.resolution, now), now)
                     result.resolutions += 1
             self._settle(runner)
-        result.reasons.append(f"not clean after {self.max_rounds} rounds")
 
     def _reported_so_far(self, runner) -> dict[int, int]:
         """The trade corrections the journal's RECON outcomes have reported (replay's reading of

@@ -221,3 +221,44 @@ def test_only_a_finished_reconcile_s_outcome_reports_a_correction_to_the_next(tm
              "corrections_reported": [17]}), ts_ns=2)
     assert reconciler._reported_so_far(runner) == {17: seq}
     assert LiveReconciler()._reported_so_far(runner) == {17: seq}        # a later process's reading
+
+
+def test_a_reconcile_that_uses_up_its_rounds_names_what_was_still_different(tmp_path):
+    """An order live at the venue that no cancel reaches (the venue's messages say it rests; its
+    book never had it, so every cancel of ours is ignored): each round resolves it again, to no
+    effect. When the rounds are used up, the reasons the operator gets and the journaled outcome
+    name what was still different, a last finding records it, and trading stays halted."""
+    forged = "ZZFORGED0001"
+
+    def body(venue, runner, engine):
+        forge(venue, ouch.Accepted(time.time_ns(), forged, "B", 100, "ACME", 990_000, 99999, "MMCO", "Y",
+                                   424242, "P", "N", 0, "N", "L", " "))
+        assert wait(lambda: engine.counts["halts"] == 1, 10), "the engine never halted"
+        operator(runner, "reconcile", "an order we never sent")
+        result = runner.reconciler.results[-1]
+        assert not result.reconciled
+        assert result.reasons[0] == "not clean after 3 rounds", result.reasons
+        assert any(r.startswith("cancel-not-received: ") and r.endswith(f"({forged})")
+                   for r in result.reasons[1:]), result.reasons
+        assert len(result.rounds) == 4 and result.resolutions == 3
+        risk = engine.risk
+        assert UNRECONCILED in risk.faults and risk.state is TradingState.HALTED
+        operator(runner, "enable", "refused")
+        assert risk.state is TradingState.HALTED
+
+    engine, path, _ = session(tmp_path, body)
+    docs = recon_docs(path)
+    findings = [d for d in docs if d["kind"] == "finding"]
+    assert [d["round"] for d in findings] == [1, 2, 3, 4]
+    last, outcome = findings[-1], docs[-1]
+    assert "gave_up" in last and not last["clean"]
+    assert [(d["kind"], d["token"]) for d in last["discrepancies"]] == [("cancel-not-received", forged)]
+    assert outcome["kind"] == "outcome" and not outcome["reconciled"]
+    assert outcome["reasons"] == runner_reasons(last)
+    replays_exactly(engine, path)
+
+
+def runner_reasons(finding: dict) -> list[str]:
+    """The reasons a given-up reconcile's outcome names: that it gave up, then the last finding."""
+    return ["not clean after 3 rounds"] + [f"{d['kind']}: {d['detail']}" + (f" ({d['token']})" if d["token"] else "")
+                                           for d in finding["discrepancies"]]
