@@ -327,6 +327,9 @@ class Engine:
         self.next_metrics_ns = -1
         self.now = 0
         self.venue_seq = 0                      # SoupBinTCP sequenced messages processed
+        # where this engine's session joined the venue's (its first LoginAccepted's sequence; 0
+        # not yet): the account's messages before it are an earlier session's of the day
+        self.venue_joined = 0
         self.counts = {"events": 0, "md_packets": 0, "md_messages": 0, "protocol_errors": 0,
                        "book_errors": 0, "gaps": 0, "guard_trips": 0, "orders_sent": 0,
                        "cancels_sent": 0, "denials": 0, "fills": 0, "halts": 0, "md_session_changes": 0,
@@ -1514,6 +1517,8 @@ class Engine:
                 msg = ouch.decode_outbound(packet.payload)
             elif type(packet) is soupbintcp.LoginAccepted:
                 self.venue_seq = packet.sequence - 1
+                if not self.venue_joined:
+                    self.venue_joined = packet.sequence
                 return actions
             elif type(packet) is soupbintcp.EndOfSession:
                 actions.append(self._alert("venue-end-of-session", "order entry session ended"))

@@ -347,9 +347,16 @@ class Runner:
             self._oe = TimestampedTcpSocket.connect((s.host, s.ouch_port), hardware=s.hardware_timestamps)
         except OSError as exc:
             raise RunnerError(f"cannot reach the venue's order entry at {s.host}:{s.ouch_port}: {exc}") from exc
-        # Ask for the first venue message the engine has not seen: 1 for a fresh engine, last + 1
-        # after a replay, so a restarted or reconnected engine gets every message exactly once.
-        first = (self.soup_seq if self._oe_generation else self.engine.venue_seq) + 1
+        # Ask for the first venue message the engine has not seen: last + 1 after a replay or a
+        # reconnect, so a restarted or reconnected engine gets every message exactly once. A fresh
+        # session asks for new messages only (0): the account's earlier messages of the day are an
+        # earlier session's; the LoginAccepted (journaled) names the sequence it joined at.
+        if self._oe_generation:
+            first = self.soup_seq + 1
+        elif s.fresh_session and not self.engine.venue_seq:
+            first = 0
+        else:
+            first = self.engine.venue_seq + 1
         login = soupbintcp.encode(soupbintcp.LoginRequest(s.username, s.password, s.session, first))
         self._oe_end = ""
         if self._send_tcp(login) < 0:

@@ -76,11 +76,14 @@ class LocalView:
     # venue sequence of a trade correction -> journal sequence of the RECON finding record in
     # which an earlier recovery reported it (replay collects them): not reported again
     corrections_reported: Mapping[int, int] = field(default_factory=dict)
+    # the venue sequence the engine's session joined at (a fresh session asks for new messages
+    # only): the account's messages before it are an earlier session's of the day, not ours
+    joined: int = 1
 
 
 def local_view(engine, journaled: Iterable[int], last_venue_seq: int | None = None,
                corrections_reported: Mapping[int, int] | None = None) -> LocalView:
-    """Snapshot an engine's OMS and inventory as plain values."""
+    """Snapshot an engine's OMS and inventory as plain values (and where its session joined)."""
     orders = {t: LocalOrder(t, o.symbol_id, chr(int(o.side)), o.price, o.qty, o.leaves, o.filled,
                             o.state.value, o.orig_token, o.purpose.value)
               for t, o in engine.oms.orders.items()}
@@ -89,7 +92,7 @@ def local_view(engine, journaled: Iterable[int], last_venue_seq: int | None = No
     seqs = frozenset(journaled)
     return LocalView(orders, positions, symbols, seqs,
                      engine.venue_seq if last_venue_seq is None else last_venue_seq,
-                     dict(corrections_reported or {}))
+                     dict(corrections_reported or {}), engine.venue_joined or 1)
 
 
 @dataclass(slots=True)
@@ -117,6 +120,16 @@ class VenueView:
     tokens: dict[int, tuple[str, ...]]    # sequence -> tokens the message concerns
     corrections: tuple[tuple[int, str, str], ...]   # (sequence, token, message class)
     last_seq: int
+    fills: dict[int, tuple[str, int]] = field(default_factory=dict)   # sequence -> (stock, signed shares)
+
+    def positions_split(self, joined: int) -> tuple[dict[str, int], dict[str, int]]:
+        """(from sequence `joined` on, before it): the positions the fills of each part make."""
+        ours: dict[str, int] = {}
+        earlier: dict[str, int] = {}
+        for seq, (stock, signed) in self.fills.items():
+            part = ours if seq >= joined else earlier
+            part[stock] = part.get(stock, 0) + signed
+        return ({s: p for s, p in ours.items() if p}, {s: p for s, p in earlier.items() if p})
 
 
 def venue_view(messages: Iterable[tuple[int, bytes]]) -> VenueView:
@@ -128,6 +141,7 @@ def venue_view(messages: Iterable[tuple[int, bytes]]) -> VenueView:
     kinds: dict[int, type] = {}
     tokens: dict[int, tuple[str, ...]] = {}
     corrections = []
+    fills: dict[int, tuple[str, int]] = {}
     expected = 1
     for seq, payload in messages:
         if seq != expected:
@@ -165,6 +179,7 @@ def venue_view(messages: Iterable[tuple[int, bytes]]) -> VenueView:
             order.executed += msg.executed_shares
             signed = msg.executed_shares if order.side == "B" else -msg.executed_shares
             positions[order.stock] = positions.get(order.stock, 0) + signed
+            fills[seq] = (order.stock, signed)
             if not order.leaves:
                 order.status = "filled"
         elif isinstance(msg, _CANCELS):
@@ -178,7 +193,7 @@ def venue_view(messages: Iterable[tuple[int, bytes]]) -> VenueView:
         elif isinstance(msg, (ouch.BrokenTrade, ouch.TradeCorrection, ouch.PriceCorrection)):
             corrections.append((seq, token, type(msg).__name__))
     return VenueView(orders, {s: p for s, p in positions.items() if p}, raw, kinds, tokens,
-                     tuple(corrections), expected - 1)
+                     tuple(corrections), expected - 1, fills)
 
 
 # --- resolutions (journaled as JSON in RECON records) ------------------------------------------
@@ -303,6 +318,10 @@ class ReconResult:
     # trade corrections an earlier recovery reported (its RECON outcome names them): listed, not
     # discrepancies; (venue sequence, token, message class, journal sequence of that outcome)
     reported_earlier: tuple[tuple[int, str, str, int], ...] = ()
+    # where the engine's session joined the venue's, and the positions the account's fills before
+    # it make (an earlier session's of the day: not in the engine's inventory, not compared)
+    joined: int = 1
+    earlier_positions: dict[str, int] = field(default_factory=dict)
 
     @property
     def clean(self) -> bool:
@@ -335,7 +354,8 @@ class ReconResult:
                 "discrepancies": [d.to_json() for d in self.discrepancies],
                 "corrections_reported_earlier": [
                     {"sequence": seq, "token": token, "what": what, "reported_in": recon_seq}
-                    for seq, token, what, recon_seq in self.reported_earlier]}
+                    for seq, token, what, recon_seq in self.reported_earlier],
+                "joined": self.joined, "earlier_positions": self.earlier_positions}
 
 
 def _local_doc(o: LocalOrder) -> dict:
@@ -351,14 +371,19 @@ def reconcile(local: LocalView, venue: VenueView,
               venue_positions: Mapping[str, int] | None = None) -> ReconResult:
     """Every difference between the engine's view and the venue's, each with its resolution (or
     None: a person must look, trading stays HALTED). `venue_positions`, when the venue can report
-    them directly, are checked against the positions its messages imply too."""
+    them directly, are checked against the positions its messages imply too. The account's
+    messages before the sequence the engine's session joined at (local.joined) are an earlier
+    session's: none is missing from the journal, its corrections and fills are not ours (its
+    positions are listed apart), but an order of it still live is the account's exposure, which
+    nothing manages: it is cancelled (adopted first) as any live order unknown to the OMS."""
     found: list[Discrepancy] = []
+    joined = local.joined
     ids = {name: sid for sid, name in local.symbols.items()}
     # venue messages the journal lacks: delivered first, their orders compared on the next pass
     pending_tokens: set[str] = set()
     missing_fill = False
     for seq in sorted(venue.raw):
-        if seq in local.journaled:
+        if seq in local.journaled or seq < joined:
             continue
         kind = venue.kinds[seq]
         pending_tokens.update(venue.tokens[seq])
@@ -376,6 +401,8 @@ def reconcile(local: LocalView, venue: VenueView,
     # reported
     reported_earlier = []
     for seq, token, what in venue.corrections:
+        if seq < joined:
+            continue            # of a trade before we joined: the earlier session's to report
         if seq in local.corrections_reported:
             reported_earlier.append((seq, token, what, local.corrections_reported[seq]))
             continue
@@ -445,15 +472,18 @@ def reconcile(local: LocalView, venue: VenueView,
             continue
         cancel = CancelAtVenue(token, sid, vo.side, vo.price, vo.leaves, vo.ref, True)
         if lo is None:
-            found.append(Discrepancy(UNKNOWN_LIVE, token, "live at the venue, unknown locally",
-                                     venue=_venue_doc(vo), resolution=cancel))
+            found.append(Discrepancy(UNKNOWN_LIVE, token, "live at the venue, unknown locally" + (
+                f" (left by the account's earlier session: entered before venue sequence {joined}, "
+                "where ours joined)" if vo.sequences[0] < joined else ""),
+                venue=_venue_doc(vo), resolution=cancel))
         else:
             found.append(Discrepancy(CLOSED_LOCALLY_LIVE, token, f"{lo.state} locally, live at the "
                                      "venue", _local_doc(lo), _venue_doc(vo), cancel))
     local_positions = {local.symbols.get(s, str(s)): p for s, p in local.positions.items() if p}
+    ours, earlier = venue.positions_split(joined) if joined > 1 else (venue.positions, {})
     if not missing_fill:
-        for stock in sorted(set(local_positions) | set(venue.positions)):
-            mine, theirs = local_positions.get(stock, 0), venue.positions.get(stock, 0)
+        for stock in sorted(set(local_positions) | set(ours)):
+            mine, theirs = local_positions.get(stock, 0), ours.get(stock, 0)
             if mine != theirs:
                 found.append(Discrepancy(POSITION_MISMATCH, "", f"{stock}: {mine} from the "
                                          f"journal's fills, {theirs} from the venue's",
@@ -466,8 +496,8 @@ def reconcile(local: LocalView, venue: VenueView,
                                          f"{said}, its own messages imply {implied}",
                                          {"position": implied}, {"position": said}))
     live = sum(1 for v in venue.orders.values() if v.status == "live")
-    return ReconResult(tuple(found), local_positions, dict(venue.positions), len(venue.raw), live,
-                       tuple(reported_earlier))
+    return ReconResult(tuple(found), local_positions, dict(ours), len(venue.raw), live,
+                       tuple(reported_earlier), joined, earlier)
 
 
 # --- performing a resolution on an engine -------------------------------------------------------

@@ -21,6 +21,7 @@ from typing import Callable
 
 from journal import Reader
 from journal.catalogue import RecordType, raw_bytes, unpack
+from mm_core.protocol import soupbintcp
 from recovery.reconcile import venue_view
 from recovery.drills.common import (
     WAIT_S, DrillError, DrillReport, DrillVenue, EngineProcess, LiveSession, compare_with_venue,
@@ -30,7 +31,7 @@ from recovery.drills.common import (
 __all__ = ["DisconnectSettings", "DisconnectRow", "DisconnectReport", "run_venue_disconnect_drill",
            "exactly_once", "sent_at_drops", "split_lost_in_drops"]
 
-_SEQUENCED = ord("S")
+_SEQUENCED, _ACCEPTED = ord("S"), ord("A")
 _LOGIN_ACCEPTED = ord("A")
 _UNANSWERED = ("pending-new", "outcome-unknown")
 _NEW_TOKEN = (ord("O"), ord("U"))     # enter and replace: the venue's log names their tokens
@@ -96,12 +97,16 @@ class DropRelay:
 
 def exactly_once(journal: str, venue_messages: list[bytes]) -> tuple[list[int], list[int], list[int]]:
     """(repeated, missing, different) venue sequences: the journal's sequenced VENUE_MSG records
-    against the venue's session log (up to the highest sequence the journal holds)."""
+    against the venue's session log (from where the session joined, its first LoginAccepted's
+    sequence, up to the highest sequence the journal holds)."""
     seen: dict[int, bytes] = {}
     repeated = []
+    joined = 0
     with Reader(journal) as reader:
         for rec in reader.records(rtypes=[RecordType.VENUE_MSG]):
             msg = unpack(RecordType.VENUE_MSG, rec.payload)
+            if int(msg["packet_type"]) == _ACCEPTED and not joined:
+                joined = soupbintcp.decode(raw_bytes(msg), soupbintcp.Direction.FROM_SERVER).sequence
             if int(msg["packet_type"]) != _SEQUENCED:
                 continue
             seq = int(msg["soup_seq"])
@@ -109,7 +114,7 @@ def exactly_once(journal: str, venue_messages: list[bytes]) -> tuple[list[int], 
                 repeated.append(seq)
             seen[seq] = raw_bytes(msg)[3:]
     top = max(seen, default=0)
-    missing = [s for s in range(1, top + 1) if s not in seen]
+    missing = [s for s in range(joined or 1, top + 1) if s not in seen]
     different = [s for s, raw in seen.items()
                  if s > len(venue_messages) or venue_messages[s - 1][:len(raw)] != raw]
     return repeated, missing, sorted(different)

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from journal import Journal, Reader, RecordType
 from journal.catalogue import raw_bytes, unpack, unpack_json
+from mm_core.protocol import ouch, soupbintcp
 from cli.drill_cmd import command as drill_group
 from recovery.drills import _engine_proc as proc_main
 from recovery.drills.common import compare_with_venue, lost_acks
@@ -31,14 +32,20 @@ def drill_results(path: str) -> list[dict]:
 
 
 def venue_log_from_journal(path: str) -> list[bytes]:
-    """The venue's sequenced OUCH payloads as the journal holds them (each once, in order)."""
+    """The venue's sequenced OUCH payloads as the journal holds them (each once, in order), from
+    sequence 1: the fresh session joined the drill's fresh venue right after its start-of-day
+    System Event (its first LoginAccepted says where), the one message before them."""
     log: dict[int, bytes] = {}
+    joined = 0
     with Reader(path) as reader:
         for rec in reader.records(rtypes=[RecordType.VENUE_MSG]):
             msg = unpack(RecordType.VENUE_MSG, rec.payload)
             if int(msg["packet_type"]) == ord("S"):
                 log[int(msg["soup_seq"])] = raw_bytes(msg)[3:]
-    return [log[s] for s in sorted(log)]
+            elif int(msg["packet_type"]) == ord("A") and not joined:
+                joined = soupbintcp.decode(raw_bytes(msg), soupbintcp.Direction.FROM_SERVER).sequence
+    assert joined == 2 and min(log) == joined, (joined, min(log, default=0))
+    return [ouch.encode(ouch.SystemEvent(0, "S"))] + [log[s] for s in sorted(log)]
 
 
 @pytest.mark.slow

@@ -1,0 +1,120 @@
+"""A second fresh session on a venue account already used that day: it logs in for new messages
+only (SoupBinTCP requested sequence 0), its journal's LoginAccepted records the sequence it joined
+at, and it trades without the earlier session's messages. Recovery's full-session comparison
+starts at that join point: the earlier session's messages are not missing from the journal, its
+fills are listed apart from ours, and an order of it still live (the account's exposure that
+nothing manages) is adopted and cancelled. The embedded venue on loopback, real runners, the
+earlier session SIGKILLed, the second one too."""
+from __future__ import annotations
+
+import dataclasses
+import signal
+import subprocess
+import sys
+import time
+
+from journal import Reader, RecordType
+from journal.catalogue import raw_bytes, unpack
+from mm_core.engine import Engine
+from mm_core.events import VenueMessage
+from mm_core.protocol import ouch, soupbintcp
+from mm_core.types import Side
+from recovery.reconcile import CancelAtVenue, local_view, reconcile, venue_view
+from recovery.recover import recover
+from recovery.replay import replay_journal
+from tests.mm_core.wire import ACME, S, SYMBOLS, Feed, gateway, make_engine, md, run, two_sided
+from tests.recovery.conftest import ROOT, USER, count
+from tests.recovery.session import CONFIG, settings_for
+from tests.recovery.test_reconcile import NOW, LoggingVenue, accepted
+
+EARLIER = "ZZEARLIER0001", "ZZEARLIER0002"
+
+
+def logins(path: str) -> list[int]:
+    """The sequences of the LoginAccepted frames the journal holds, in order."""
+    with Reader(path) as reader:
+        frames = [raw_bytes(unpack(RecordType.VENUE_MSG, r.payload))
+                  for r in reader.records(rtypes=[RecordType.VENUE_MSG])
+                  if unpack(RecordType.VENUE_MSG, r.payload)["packet_type"] == ord("A")]
+    return [soupbintcp.decode(f, soupbintcp.Direction.FROM_SERVER).sequence for f in frames]
+
+
+def venue_seqs(path: str) -> list[int]:
+    with Reader(path) as reader:
+        return [int(unpack(RecordType.VENUE_MSG, r.payload)["soup_seq"])
+                for r in reader.records(rtypes=[RecordType.VENUE_MSG])
+                if unpack(RecordType.VENUE_MSG, r.payload)["soup_seq"]]
+
+
+def sigkilled_session(journal: str, venue, itch_port: int, orders: int = 6) -> None:
+    ports = venue.ports
+    proc = subprocess.Popen([sys.executable, "-m", "tests.recovery.session", journal, str(ports.ouch),
+                             str(itch_port), str(ports.rerequest), "30"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 25
+        while count(journal, RecordType.ORDER_SENT) < orders and time.monotonic() < deadline \
+                and proc.poll() is None:
+            time.sleep(0.1)
+        assert proc.poll() is None, proc.stderr.read()[-2000:]
+        assert count(journal, RecordType.ORDER_SENT) >= orders, \
+            "the second session sent no orders (halted on the earlier session's messages?)"
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(10) == -9
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def test_a_second_fresh_session_joins_where_the_first_left_off_and_recovers_from_there(crashed_session, tmp_path):
+    venue, first, address = crashed_session
+    done = recover(settings_for(first, address))        # the desk recovers the first session
+    assert done.reconciled, done.reasons
+    carried = {k: v for k, v in venue.position(USER).items() if v}
+    head = len(venue.session_messages(USER))
+    second = str(tmp_path / "second")
+    sigkilled_session(second, venue, venue.config.venue.itch_port)
+    joined = logins(second)[0]
+    assert joined == head + 1
+    assert min(venue_seqs(second)) >= joined                # none of the first session's messages
+    # the second session never halted on the first one's orders, and recovers clean from its join
+    replayed = replay_journal(second, Engine(CONFIG, SYMBOLS, gateway()))
+    assert replayed.engine.counts["halts"] == 0 and replayed.engine.venue_joined == joined
+    result = recover(settings_for(second, address))
+    assert result.reconciled, result.reasons
+    first_round = result.rounds[0]
+    assert first_round.joined == joined and first_round.earlier_positions == carried
+    assert not any(d.venue and d.venue.get("sequence", joined) < joined for d in first_round.discrepancies)
+    assert venue.live_orders(USER) == []
+
+
+def test_the_earlier_sessions_live_orders_are_cancelled_its_fills_listed_apart():
+    """The comparison itself, from real encoded OUCH: an earlier session left one order live and
+    one filled before ours joined at sequence 4."""
+    earlier = [accepted(EARLIER[0], side="S", shares=200, price=1_001_000, ref=11),
+               accepted(EARLIER[1], shares=300, ref=12),
+               ouch.encode(ouch.Executed(NOW, EARLIER[1], 300, 999_000, "A", 5))]
+    joined = len(earlier) + 1
+    engine, venue, feed = make_engine(), LoggingVenue(), Feed()
+    engine.on_event(VenueMessage(soupbintcp.encode(soupbintcp.LoginAccepted("S1", joined)), 2 * S))
+    msgs, _ = two_sided(feed, ACME, 999_900, 1_000_100)
+    run(engine, venue, md(feed.packet(*msgs), 2 * S), 2 * S)
+    bid = engine.oms.working_order(ACME, Side.BUY)
+    run(engine, venue, venue.fill(bid.token, 100, NOW), NOW)
+    assert engine.venue_joined == joined and engine.venue_seq == len(earlier) + len(venue.log)
+    log = [*earlier, *venue.log]
+    ours = range(joined, len(log) + 1)
+    result = reconcile(local_view(engine, ours), venue_view(enumerate(log, 1)))
+    assert [(d.kind, d.token) for d in result.discrepancies] == [("unknown-live", EARLIER[0])]
+    (found,) = result.discrepancies
+    assert "earlier session" in found.detail
+    assert found.resolution == CancelAtVenue(EARLIER[0], ACME, "S", 1_001_000, 200, 11, True)
+    assert result.venue_positions == result.local_positions == {"ACME": 100}
+    assert result.earlier_positions == {"ACME": 300} and result.joined == joined
+    assert result.to_json()["earlier_positions"] == {"ACME": 300}
+    # read from sequence 1 as if it were all ours, the earlier session's messages would be missing
+    whole = reconcile(dataclasses.replace(local_view(engine, ours), joined=1), venue_view(enumerate(log, 1)))
+    assert {d.kind for d in whole.discrepancies} >= {"missing-message", "missing-fill"}
