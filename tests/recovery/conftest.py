@@ -42,6 +42,29 @@ def fills_journaled(path: str) -> int:
         return 0
 
 
+def sigkilled_session(journal: str, ports, itch_port: int, ready, what: str) -> None:
+    """The session module trading into `journal` in a subprocess, SIGKILLed once `ready()` (bounded:
+    it runs 30 s; not ready after 27 s fails the test with `what` it did not do)."""
+    proc = subprocess.Popen([sys.executable, "-m", "tests.recovery.session", journal, str(ports.ouch),
+                             str(itch_port), str(ports.rerequest), "30"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline, done = time.monotonic() + 27, False
+        while not done and time.monotonic() < deadline and proc.poll() is None:
+            done = ready()
+            time.sleep(0.1)
+        assert proc.poll() is None, proc.stderr.read()[-2000:]
+        assert done, f"the session {what} in 27 s"
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(10) == -9
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        proc.stdout.close()
+        proc.stderr.close()
+
+
 @pytest.fixture
 def crashed_session(tmp_path):
     """A venue, and the journal of a runner SIGKILLed once it had sent orders and journaled fills
@@ -51,26 +74,7 @@ def crashed_session(tmp_path):
     config = load_config().with_venue(itch_port=port, duration=40.0, log_dir=str(tmp_path / "venue"),
                                       heartbeat_timeout=5.0)
     with Venue(config) as venue:
-        ports = venue.ports
         journal = str(tmp_path / "journal")
-        proc = subprocess.Popen([sys.executable, "-m", "tests.recovery.session", journal, str(ports.ouch),
-                                 str(port), str(ports.rerequest), "30"], cwd=ROOT,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
-            deadline, ready = time.monotonic() + 27, False
-            while not ready and time.monotonic() < deadline and proc.poll() is None:
-                ready = count(journal, RecordType.ORDER_SENT) >= 12 and fills_journaled(journal) > 0
-                time.sleep(0.1)
-            assert proc.poll() is None, proc.stderr.read()[-2000:]
-            assert ready, "the session journaled no fill in 27 s (machine overloaded?)"
-            proc.send_signal(signal.SIGKILL)
-            assert proc.wait(10) == -9
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
-            proc.stdout.close()
-            proc.stderr.close()
-        yield venue, journal, ("127.0.0.1", ports.ouch)
-
-
+        sigkilled_session(journal, venue.ports, port, lambda: count(journal, RecordType.ORDER_SENT) >= 12
+                          and fills_journaled(journal) > 0, "journaled no fill (machine overloaded?)")
+        yield venue, journal, ("127.0.0.1", venue.ports.ouch)

@@ -8,10 +8,6 @@ earlier session SIGKILLed, the second one too."""
 from __future__ import annotations
 
 import dataclasses
-import signal
-import subprocess
-import sys
-import time
 
 from journal import Reader, RecordType
 from journal.catalogue import raw_bytes, unpack
@@ -23,7 +19,7 @@ from recovery.reconcile import CancelAtVenue, local_view, reconcile, venue_view
 from recovery.recover import recover
 from recovery.replay import replay_journal
 from tests.mm_core.wire import ACME, S, SYMBOLS, Feed, gateway, make_engine, md, run, two_sided
-from tests.recovery.conftest import ROOT, USER, count
+from tests.recovery.conftest import USER, count, sigkilled_session
 from tests.recovery.session import CONFIG, settings_for
 from tests.recovery.test_reconcile import NOW, LoggingVenue, accepted
 
@@ -46,29 +42,6 @@ def venue_seqs(path: str) -> list[int]:
                 if unpack(RecordType.VENUE_MSG, r.payload)["soup_seq"]]
 
 
-def sigkilled_session(journal: str, venue, itch_port: int, orders: int = 6) -> None:
-    ports = venue.ports
-    proc = subprocess.Popen([sys.executable, "-m", "tests.recovery.session", journal, str(ports.ouch),
-                             str(itch_port), str(ports.rerequest), "30"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 25
-        while count(journal, RecordType.ORDER_SENT) < orders and time.monotonic() < deadline \
-                and proc.poll() is None:
-            time.sleep(0.1)
-        assert proc.poll() is None, proc.stderr.read()[-2000:]
-        assert count(journal, RecordType.ORDER_SENT) >= orders, \
-            "the second session sent no orders (halted on the earlier session's messages?)"
-        proc.send_signal(signal.SIGKILL)
-        assert proc.wait(10) == -9
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-        proc.stdout.close()
-        proc.stderr.close()
-
-
 def test_a_second_fresh_session_joins_where_the_first_left_off_and_recovers_from_there(crashed_session, tmp_path):
     venue, first, address = crashed_session
     done = recover(settings_for(first, address))        # the desk recovers the first session
@@ -76,7 +49,9 @@ def test_a_second_fresh_session_joins_where_the_first_left_off_and_recovers_from
     carried = {k: v for k, v in venue.position(USER).items() if v}
     head = len(venue.session_messages(USER))
     second = str(tmp_path / "second")
-    sigkilled_session(second, venue, venue.config.venue.itch_port)
+    sigkilled_session(second, venue.ports, venue.config.venue.itch_port,
+                      lambda: count(second, RecordType.ORDER_SENT) >= 6,
+                      "sent no orders (halted on the earlier session's messages?)")
     joined = logins(second)[0]
     assert joined == head + 1
     assert min(venue_seqs(second)) >= joined                # none of the first session's messages
