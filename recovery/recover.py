@@ -411,7 +411,9 @@ def _reconcile_with_venue(settings: RecoverySettings, shell: _Shell, result: Rec
         result.reasons += [d.detail for d in found.discrepancies]
         return
     t = time.perf_counter()
-    first = replayed.last_venue_seq + 1
+    # a session that joined the venue's mid-session and got no message yet: from its join point
+    # (the account's messages before it are an earlier session's, not to be fed to this engine)
+    first = max(replayed.last_venue_seq + 1, shell.engine.venue_joined)
     session = shell.session = SoupSession(host, port, settings.timeout)
     accepted = session.login(settings.username, settings.password, first)
     progress("venue", f"logged in, requested sequence {first}, venue starts at {accepted.sequence}")

@@ -8,13 +8,15 @@ earlier session SIGKILLed, the second one too."""
 from __future__ import annotations
 
 import dataclasses
+import time
 
-from journal import Reader, RecordType
-from journal.catalogue import raw_bytes, unpack
+from journal import Journal, Reader, RecordType
+from journal.catalogue import TsSource, raw_bytes, unpack, venue_payload
 from mm_core.engine import Engine
 from mm_core.events import VenueMessage
 from mm_core.protocol import ouch, soupbintcp
 from mm_core.types import Side
+from recovery.codecheck import session_start
 from recovery.reconcile import CancelAtVenue, local_view, reconcile, venue_view
 from recovery.recover import recover
 from recovery.replay import replay_journal
@@ -42,12 +44,30 @@ def venue_seqs(path: str) -> list[int]:
                 if unpack(RecordType.VENUE_MSG, r.payload)["soup_seq"]]
 
 
+def joined_only(path: str, sequence: int) -> None:
+    """The journal of a fresh session the venue accepted at `sequence`, killed right after."""
+    engine = Engine(CONFIG, SYMBOLS, gateway())
+    login = soupbintcp.encode(soupbintcp.LoginAccepted("", sequence))
+    with Journal(path) as journal:
+        now = time.clock_gettime_ns(time.CLOCK_REALTIME)
+        journal.append(RecordType.SESSION_START, session_start(engine=engine, now_ns=now), ts_ns=now,
+                       ts_source=int(TsSource.USER))
+        rtype, payload = venue_payload(0, login[2], 0, login)
+        journal.append(rtype, payload, ts_ns=now, ts_source=int(TsSource.USER))
+
+
 def test_a_second_fresh_session_joins_where_the_first_left_off_and_recovers_from_there(crashed_session, tmp_path):
     venue, first, address = crashed_session
     done = recover(settings_for(first, address))        # the desk recovers the first session
     assert done.reconciled, done.reasons
     carried = {k: v for k, v in venue.position(USER).items() if v}
     head = len(venue.session_messages(USER))
+    # a session that joined and died before any venue message: recovery resumes at its join point
+    bare = str(tmp_path / "bare")
+    joined_only(bare, head + 1)
+    nothing = recover(settings_for(bare, address))
+    assert nothing.reconciled and nothing.delivered == 0, nothing.reasons
+    assert nothing.engine.counts["halts"] == 0 and nothing.engine.oms.orders == {}
     second = str(tmp_path / "second")
     sigkilled_session(second, venue.ports, venue.config.venue.itch_port,
                       lambda: count(second, RecordType.ORDER_SENT) >= 6,
