@@ -257,11 +257,11 @@ def build_unsessioned(ev: events.OrderEvents, ref: RefData, rejections: dict | N
         "symbol": inst_cols["symbol"],
         "eventTimestamp": event_ts,
         "manualFlag": pa.array(np.zeros(n, bool)),
-        "electronicDupFlag": pa.array(np.zeros(n, bool), mask=is_trade),     # not a field of MEOT
+        "electronicDupFlag": ac.masked(np.zeros(n, bool), ~is_trade),     # not a field of MEOT
         "deptType": ac.codes(np.zeros(n, np.int8), ["T"], is_new),
         "side": ac.codes(side_code, side_names + ["?"], with_terms & (side_code < len(SIDES))),
         "price": common.price_text(price, with_terms | is_trade),
-        "quantity": pa.array(np.where(is_trade, c["exec_qty"], c["qty"]), mask=~(with_terms | is_trade)),
+        "quantity": ac.masked(np.where(is_trade, c["exec_qty"], c["qty"]), with_terms | is_trade),
         "orderType": ac.codes(np.zeros(n, np.int8), ["LMT"], with_terms),
         "timeInForce": _time_in_force(c["tif"] == 0, day_bytes, ev.utc.valid, with_terms),
         "tradingSession": ac.codes(np.zeros(n, np.int8), ["REG"], with_terms),
@@ -274,18 +274,18 @@ def build_unsessioned(ev: events.OrderEvents, ref: RefData, rejections: dict | N
         "destinationType": ac.codes(np.zeros(n, np.int8), ["E"], is_route),
         "routedOrderID": _where(is_route, token),
         "priorRoutedOrderID": ac.token_strings(c["prior_token_key"], reroute),
-        "dupROIDCond": pa.array(np.ones(n, bool), mask=~routes["same_id"]),
-        "routeRejectedFlag": pa.array(routes["rejected"], mask=~is_route),
+        "dupROIDCond": ac.masked(np.ones(n, bool), routes["same_id"]),
+        "routeRejectedFlag": ac.masked(routes["rejected"], is_route),
         "session": None,                  # Unsessioned.with_session: the range's venue session
         # the venue's Canceled: the shares it took off, and what remains open after it
-        "cancelQty": pa.array(c["decrement"], mask=~is_cancel),
-        "leavesQty": pa.array(np.where(is_cancel, c["leaves"], c["qty"]),
-                              mask=~((is_cancel & (c["leaves"] >= 0)) | routes["cancelled"])),
+        "cancelQty": ac.masked(c["decrement"], is_cancel),
+        "leavesQty": ac.masked(np.where(is_cancel, c["leaves"], c["qty"]),
+                               (is_cancel & (c["leaves"] >= 0)) | routes["cancelled"]),
         "initiator": ac.codes(np.zeros(n, np.int8), ["F"], is_cancel | is_mod),
         "tradeID": numtext.integer_text(c["match"].astype(np.uint64, copy=False), is_trade),
         **_trade_columns(c, is_trade, event_ts, key_date, side_code),
-        "trade_date": pa.array(timetext.eastern_days(ev.utc.utc_ns).astype(np.int32), pa.date32(),
-                               mask=~ev.utc.valid),                 # the Eastern trading day
+        "trade_date": ac.masked(timetext.eastern_days(ev.utc.utc_ns).astype(np.int32), ev.utc.valid,
+                                pa.date32()),                       # the Eastern trading day
     }
     at = list(cols).index("session")
     del cols["session"]
@@ -313,7 +313,7 @@ def _trade_columns(c, is_trade: np.ndarray, event_ts: pa.Array, key_date: pa.Arr
         capacity[c["order_capacity"] == byte] = i
     cols = {
         "tradeKeyDate": _where(is_trade, event_ts) if is_trade.any() else pa.nulls(n, pa.string()),
-        "cancelFlag": pa.array(np.zeros(n, bool), mask=~is_trade),
+        "cancelFlag": ac.masked(np.zeros(n, bool), is_trade),
         "cancelTimestamp": pa.nulls(n, pa.string()),
         "capacity": ac.codes(capacity, list(CAPACITIES.values()) + ["?"], is_trade & (capacity < len(CAPACITIES))),
         "sideDetailsInd": pa.nulls(n, pa.string()),
