@@ -11,6 +11,11 @@ import os
 # spins at import (about 0.1 CPU-s per command) and after each parallel call, beside the engine's
 # and the reports' own threads. Nothing here multiplies matrices larger than a few rows.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# Before pyarrow is first imported (Arrow reads it once): Arrow's buffers from glibc, whose freed
+# memory a report run keeps for the next chunk (reports.allocator), not from Arrow's bundled
+# mimalloc, which hands freed pages back to the kernel so that each chunk's Parquet encoding faults
+# in and zeroes fresh ones (on the CAT bench journal a quarter of the run's system CPU time).
+os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 
 import click  # noqa: E402
 

@@ -8,7 +8,8 @@ raised, freed blocks stay in the heap and the next chunk's arrays reuse the same
 pages (on the 2M-event bench journal, a third fewer page faults per run). The cost: memory freed
 during the run is returned to the kernel at exit rather than at once, so the resident size stays
 at its peak. Only glibc has mallopt; on another C library nothing changes (the reports are the
-same, only slower).
+same, only slower). Arrow's own buffers follow this policy only when Arrow allocates with the C
+library (ARROW_DEFAULT_MEMORY_POOL=system, which the mmaudit command sets before pyarrow loads).
 """
 from __future__ import annotations
 

@@ -35,11 +35,28 @@ def date32(ns: np.ndarray) -> pa.Array:
     return pa.array((np.asarray(ns, dtype=np.int64) // NS_PER_DAY).astype(np.int32, copy=False), type=pa.date32())
 
 
+def masked(values: np.ndarray, valid: np.ndarray | None = None, type: pa.DataType | None = None) -> pa.Array:
+    """pa.array(values, type, mask=~valid) for a numpy column of numbers or booleans: null where not
+    `valid`. The validity bitmap is packed by numpy and the values' buffer taken as it is (booleans
+    packed), where pa.array converts the mask element by element (a millisecond per 100k rows)."""
+    values = np.ascontiguousarray(values)
+    if values.dtype.kind not in "biuf" or not values.dtype.isnative:
+        raise TypeError(f"masked takes native numbers or booleans, not {values.dtype}")
+    data = np.packbits(values, bitorder="little") if values.dtype == bool else values
+    return pa.Array.from_buffers(type or pa.from_numpy_dtype(values.dtype), len(values),
+                                 [_validity(valid), pa.py_buffer(data)])
+
+
 def codes(indices: np.ndarray, names: list[str], valid: np.ndarray | None = None) -> pa.Array:
     """A dictionary-encoded string column: `names[indices[i]]`, null where not valid."""
-    idx = pa.array(np.ascontiguousarray(indices, dtype=np.int32),
-                   mask=None if valid is None else ~np.asarray(valid, dtype=bool))
-    return pa.DictionaryArray.from_arrays(idx, _names_array(tuple(names)))
+    idx = np.ascontiguousarray(indices, dtype=np.int32)
+    dictionary = _names_array(tuple(names))
+    if len(idx) and (int(idx.min()) < 0 or int(idx.max()) >= len(dictionary)):
+        # an index out of range (allowed only on a null row): Arrow checks those of the valid rows
+        return pa.DictionaryArray.from_arrays(pa.array(idx, mask=None if valid is None else
+                                                       ~np.asarray(valid, dtype=bool)), dictionary)
+    # every index in range, checked above: Arrow's own check (half a millisecond per 100k rows) skipped
+    return pa.DictionaryArray.from_arrays(masked(idx, valid), dictionary, safe=False)
 
 
 @lru_cache(maxsize=256)
@@ -56,18 +73,19 @@ def lookup_strings(indices: np.ndarray, values: list[str | None]) -> pa.Array:
     if dictionary is None:
         return pa.nulls(len(indices), pa.dictionary(pa.int32(), pa.string()))
     idx = np.asarray(indices)
+    # the indices given to Arrow are in the dictionary's range by construction: its check is skipped
     if remap is _IDENTITY and len(idx) and 0 <= int(idx.min()) and int(idx.max()) < len(dictionary):
         # values distinct, already in order: the indices are the dictionary's as they are
-        return pa.DictionaryArray.from_arrays(pa.array(idx.astype(np.int32, copy=False)), dictionary)
+        return pa.DictionaryArray.from_arrays(masked(idx.astype(np.int32, copy=False)), dictionary, safe=False)
     if remap is _IDENTITY:
         remap = np.arange(-1, len(values), dtype=np.int32)
     mapped = remap.take(idx + 1, mode="clip")         # index -1 (or below) picks the leading -1
     if len(mapped) and int(mapped.min()) < 0:
-        invalid = mapped < 0
-        indices = pa.array(np.where(invalid, 0, mapped), mask=invalid)
+        valid = mapped >= 0
+        indices = masked(np.where(valid, mapped, 0), valid)
     else:
-        indices = pa.array(mapped)
-    return pa.DictionaryArray.from_arrays(indices, dictionary)
+        indices = masked(mapped)
+    return pa.DictionaryArray.from_arrays(indices, dictionary, safe=False)
 
 
 @lru_cache(maxsize=256)

@@ -24,6 +24,7 @@ chunk; the JSON submission files are cat_json.py's.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import datetime as dt
 
@@ -112,6 +113,9 @@ NOTES = ("MEOT is reported only for an execution on a venue that does not report
 # OUCH capacity of the Enter Order -> CAT capacity (Agency, Principal, Riskless principal); any
 # other (e.g. 'O' other) has no CAT code: the trade is rejected for it rather than guessed.
 CAPACITIES = {ord("A"): "A", ord("P"): "P", ord("R"): "R"}
+# Chunks built (all but their venue session) ahead of the scan that finds it: a few hundred MB at
+# most, about what the bench journal's chunks take to build while that scan runs.
+SESSION_AHEAD = 8
 SIDE_DETAILS = pa.struct([("orderKeyDate", pa.string()), ("orderID", pa.string()), ("side", pa.string())])
 
 
@@ -178,6 +182,33 @@ def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None,
     """The CAT rows of a chunk's events and their checks (`rejections`: the venue's rejections from
     the chunk on, cat_routes.venue_rejections or chunk_rejections, for routeRejectedFlag; None: none
     known)."""
+    return build_unsessioned(ev, ref, rejections).with_session(venue_session)
+
+
+@dataclass
+class Unsessioned:
+    """A chunk's CAT rows built but for the one column that needs the range's venue session (the
+    last SESSION_START up to the range's end, found by a scan of the whole range): `session`, at
+    column `at`, and the required-field checks, which come after it. stream builds chunks this far
+    while that scan runs, and finishes them in order once it is known."""
+
+    table: pa.Table             # every column but `session`
+    at: int                     # where `session` goes among them
+    route: np.ndarray           # rows that carry a session (MEOR, MEMR, MECR)
+    types: np.ndarray           # CAT type index per row
+    head: list                  # the checks before the required fields'
+    tail: list                  # and after them
+
+    def with_session(self, venue_session: str | None) -> tuple[pa.Table, list]:
+        """The chunk's table and checks, the same as build_table's with `venue_session`."""
+        n = len(self.types)
+        table = self.table.add_column(self.at, "session", ac.codes(np.zeros(n, np.int8), [venue_session or ""],
+                                                                   self.route & bool(venue_session)))
+        return table, self.head + required_checks(table, self.types) + self.tail
+
+
+def build_unsessioned(ev: events.OrderEvents, ref: RefData, rejections: dict | None = None) -> Unsessioned:
+    """build_table's work that does not depend on the venue session (Unsessioned)."""
     rows, types = _rows_for(ev, ref)
     ev = ev.take(rows, _COLUMNS)
     c = ev.cols
@@ -226,11 +257,11 @@ def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None,
         "symbol": inst_cols["symbol"],
         "eventTimestamp": event_ts,
         "manualFlag": pa.array(np.zeros(n, bool)),
-        "electronicDupFlag": pa.array(np.zeros(n, bool), mask=is_trade),     # not a field of MEOT
+        "electronicDupFlag": ac.masked(np.zeros(n, bool), ~is_trade),     # not a field of MEOT
         "deptType": ac.codes(np.zeros(n, np.int8), ["T"], is_new),
         "side": ac.codes(side_code, side_names + ["?"], with_terms & (side_code < len(SIDES))),
         "price": common.price_text(price, with_terms | is_trade),
-        "quantity": pa.array(np.where(is_trade, c["exec_qty"], c["qty"]), mask=~(with_terms | is_trade)),
+        "quantity": ac.masked(np.where(is_trade, c["exec_qty"], c["qty"]), with_terms | is_trade),
         "orderType": ac.codes(np.zeros(n, np.int8), ["LMT"], with_terms),
         "timeInForce": _time_in_force(c["tif"] == 0, day_bytes, ev.utc.valid, with_terms),
         "tradingSession": ac.codes(np.zeros(n, np.int8), ["REG"], with_terms),
@@ -243,25 +274,28 @@ def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None,
         "destinationType": ac.codes(np.zeros(n, np.int8), ["E"], is_route),
         "routedOrderID": _where(is_route, token),
         "priorRoutedOrderID": ac.token_strings(c["prior_token_key"], reroute),
-        "dupROIDCond": pa.array(np.ones(n, bool), mask=~routes["same_id"]),
-        "routeRejectedFlag": pa.array(routes["rejected"], mask=~is_route),
-        "session": ac.codes(np.zeros(n, np.int8), [venue_session or ""], is_route & bool(venue_session)),
+        "dupROIDCond": ac.masked(np.ones(n, bool), routes["same_id"]),
+        "routeRejectedFlag": ac.masked(routes["rejected"], is_route),
+        "session": None,                  # Unsessioned.with_session: the range's venue session
         # the venue's Canceled: the shares it took off, and what remains open after it
-        "cancelQty": pa.array(c["decrement"], mask=~is_cancel),
-        "leavesQty": pa.array(np.where(is_cancel, c["leaves"], c["qty"]),
-                              mask=~((is_cancel & (c["leaves"] >= 0)) | routes["cancelled"])),
+        "cancelQty": ac.masked(c["decrement"], is_cancel),
+        "leavesQty": ac.masked(np.where(is_cancel, c["leaves"], c["qty"]),
+                               (is_cancel & (c["leaves"] >= 0)) | routes["cancelled"]),
         "initiator": ac.codes(np.zeros(n, np.int8), ["F"], is_cancel | is_mod),
         "tradeID": numtext.integer_text(c["match"].astype(np.uint64, copy=False), is_trade),
         **_trade_columns(c, is_trade, event_ts, key_date, side_code),
-        "trade_date": pa.array(timetext.eastern_days(ev.utc.utc_ns).astype(np.int32), pa.date32(),
-                               mask=~ev.utc.valid),                 # the Eastern trading day
+        "trade_date": ac.masked(timetext.eastern_days(ev.utc.utc_ns).astype(np.int32), ev.utc.valid,
+                                pa.date32()),                       # the Eastern trading day
     }
+    at = list(cols).index("session")
+    del cols["session"]
     table = pa.table(cols)
     checks = common.event_checks(table.append_column("isin", inst_cols["isin"])
                                  .append_column("segment_mic", inst_cols["segment_mic"]),
                                  ev, ref, inst_idx, algo_idx, client_idx)
-    return table, checks + [common.order_side_check(ev, with_terms | is_trade)] + required_checks(table, types) \
-        + [mask_check(name, is_trade, reason) for name, reason in UNKNOWN_MEOT.items()]
+    return Unsessioned(table=table, at=at, route=is_route, types=types,
+                       head=checks + [common.order_side_check(ev, with_terms | is_trade)],
+                       tail=[mask_check(name, is_trade, reason) for name, reason in UNKNOWN_MEOT.items()])
 
 
 def _trade_columns(c, is_trade: np.ndarray, event_ts: pa.Array, key_date: pa.Array,
@@ -279,7 +313,7 @@ def _trade_columns(c, is_trade: np.ndarray, event_ts: pa.Array, key_date: pa.Arr
         capacity[c["order_capacity"] == byte] = i
     cols = {
         "tradeKeyDate": _where(is_trade, event_ts) if is_trade.any() else pa.nulls(n, pa.string()),
-        "cancelFlag": pa.array(np.zeros(n, bool), mask=~is_trade),
+        "cancelFlag": ac.masked(np.zeros(n, bool), is_trade),
         "cancelTimestamp": pa.nulls(n, pa.string()),
         "capacity": ac.codes(capacity, list(CAPACITIES.values()) + ["?"], is_trade & (capacity < len(CAPACITIES))),
         "sideDetailsInd": pa.nulls(n, pa.string()),
@@ -472,9 +506,9 @@ def stream(src: JournalSlice, ref: RefData, sink, text: bool = True) -> ReportOu
     submission files of their date."""
     files = cat_json.SubmissionFiles(ref.firm.cat_imid, notes=NOTES) if text else None
     rejects = []
+    waiting: list[Unsessioned] = []      # chunks built while the venue session scan runs
 
-    def emit(ev: events.OrderEvents, rejections: dict) -> None:
-        table, checks = build_table(ev, ref, session.result(), rejections)
+    def publish(table: pa.Table, checks: list) -> None:
         kept, rejected = split(table, KIND, "order_events", checks)
         kept = declare_required(kept.replace_schema_metadata({**(kept.schema.metadata or {}),
                                                               b"cat.notes": NOTES.encode()}), NOT_NULL)
@@ -484,13 +518,27 @@ def stream(src: JournalSlice, ref: RefData, sink, text: bool = True) -> ReportOu
         if rejected.num_rows:
             rejects.append(rejected)
 
+    def release(wait: bool) -> None:
+        """Publish the chunks waiting for the venue session, in order, once it is known (`wait`:
+        wait for it)."""
+        if wait or session.done():
+            venue_session = session.result()
+            while waiting:
+                publish(*waiting.pop(0).with_session(venue_session))
+
+    def emit(ev: events.OrderEvents, rejections: dict) -> None:
+        waiting.append(build_unsessioned(ev, ref, rejections))
+        release(wait=len(waiting) > SESSION_AHEAD)
+
     # A chunk is built once the next one is decoded: its route rows' rejections (routeRejectedFlag)
     # are those of its own chunk and the next (at least LOOKAHEAD_SEQS past each row), taken from
     # the decoded events, and those LOOKAHEAD_SEQS past the range's end, read beside the first
-    # decode (no pass over the whole range before the first chunk).
-    with ThreadPoolExecutor(max_workers=1) as aside:     # the session scan beside the first decode
-        session = aside.submit(_venue_session, src)
+    # decode (no pass over the whole range before the first chunk). The venue session needs a
+    # scan of the whole range (its segments checked first), so chunks are built without it until
+    # it is known (at most SESSION_AHEAD of them wait: bounded memory), then finished in order.
+    with ThreadPoolExecutor(max_workers=1) as aside:     # beside the first decodes, in this order
         past_end = aside.submit(cat_routes.venue_rejections, src, src.last_seq + 1)
+        session = aside.submit(_venue_session, src)
         held, held_rejections = None, None
         for chunk in events.collect_chunks(src, gather_joined=False):
             mine = cat_routes.chunk_rejections(chunk)
@@ -502,6 +550,7 @@ def stream(src: JournalSlice, ref: RefData, sink, text: bool = True) -> ReportOu
         if held is not None:
             emit(held, cat_routes.joined(held_rejections, past_end.result()))
             del held
+        release(wait=True)
     if files is not None:
         files.finish(sink, src.provenance())
     return ReportOutput(kind=KIND, schema_version=SCHEMA_VERSION, tables={},
