@@ -95,11 +95,15 @@ def _prepare(kind: str, tree: str, workdir: str) -> str:
     return path
 
 
-def run_once(kind: str, tree: str, data: str, profile: str = "-", repeat: int = 1) -> dict:
-    out = subprocess.run([sys.executable, "-c", _CHILD, kind, data, profile, str(repeat)], check=True,
-                         capture_output=True,
+def run_child(script: str, tree: str, *args: str) -> dict:
+    """The JSON last line `script` prints, run in a fresh interpreter on tree `tree`'s code."""
+    out = subprocess.run([sys.executable, "-c", script, *args], check=True, capture_output=True,
                          text=True, env={**os.environ, "PYTHONPATH": tree}, cwd=tree)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_once(kind: str, tree: str, data: str, profile: str = "-", repeat: int = 1) -> dict:
+    return run_child(_CHILD, tree, kind, data, profile, str(repeat))
 
 
 def main() -> None:

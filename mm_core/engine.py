@@ -36,6 +36,7 @@ from mm_core.protocol import ProtocolError, SessionMismatch, moldudp64, ouch, so
 from mm_core.quotepricer import QuotePricer, engine_price_quote, engine_price_reference
 from mm_core.risk import OptionParams, RiskError, TradingState
 from mm_core.risk.checks import CheckId
+from mm_core.risk.gateway import BOOK_STALE_BIT as _BOOK_STALE_BIT
 from mm_core.sigfair import KernelFairValue, KernelHedger, KernelVol, fv_setup
 from mm_core.sigkernel import SignalKernel, trip_of
 from mm_core.sigreact import ReactMirror
@@ -55,7 +56,6 @@ _PENDING_NEW, _PENDING_CANCEL = OrderState.PENDING_NEW, OrderState.PENDING_CANCE
 
 _GAP = moldudp64.Gap
 _ENTER, _REPLACE, _CANCEL, _MODIFY = OrderKind.ENTER, OrderKind.REPLACE, OrderKind.CANCEL, OrderKind.MODIFY
-_BOOK_STALE_ONLY = [CheckId.BOOK_STALE.label]     # risk.faults when only books are stale
 _CHECK_OK = CheckId.OK
 _top_depth = lib.fmd_top_depth
 _top_depth_without = lib.fmd_top_depth_without
@@ -369,6 +369,7 @@ class Engine:
             pkt.summary = self._summary = self.md.summary
             pkt.depth, pkt.decay = self.imb_levels, self.imb_decay
             self._pkt_own_version = None        # the own-quote table is rebuilt on first use
+            self._work_version = None           # so is the work mirror
             # each slot's reference price, for the gateway's feed log (_feeds_from_c)
             self._references = [spec.reference_price if spec else 0 for spec in self.specs]
             rx = self._rx = ReactMirror(self)
@@ -381,7 +382,7 @@ class Engine:
         del state["_bh"], state["_top"]
         if self.sig is not None:
             for name in ("mid2", "vol_q", "_sh", "_fair_out", "_lane_trip", "_priced_out", "_pkt", "_pkt_keep",
-                         "_pkt_own_version", "_rx", "_react_c", "_summary", "_risk_seen",
+                         "_pkt_own_version", "_work_version", "_rx", "_react_c", "_summary", "_risk_seen",
                          "_references"):
                 state.pop(name, None)
         state["urgent"] = None          # the shell's sink belongs to the process, not the state
@@ -751,7 +752,7 @@ class Engine:
             i += 1
             if i >= n:
                 return
-            self._own_table()
+            self._work_table()
             self._risk_if_moved()
             rc = _react_from_c(self._sh, self._bh, self._pkt, i)
             if self._react_c.n_memo:
@@ -765,7 +766,7 @@ class Engine:
         pull), then the C check, on mirrors refreshed after that, picks the touched symbols that
         may act, as when none were due; the reference loop if markouts are still due."""
         self._mature_markouts(actions)
-        self._own_table()
+        self._work_table()
         self._risk_if_moved()
         react = self._react_c
         rc = _react_from_c(self._sh, self._bh, self._pkt, 0)
@@ -781,20 +782,34 @@ class Engine:
         self._react_from(touched, react.work_at, actions)
 
     def _own_table(self) -> None:
-        """Our live quotes of every symbol as fsig_packet's own-quote table, rebuilt when the OMS moved."""
+        """Our live quotes of every symbol as fsig_packet's own-quote table (what the C reprice
+        of a touched symbol takes out of the book top) and the work mirror, rebuilt when the OMS
+        moved. Every C call that reprices is preceded by this."""
         oms = self.oms
         version = (oms.transitions, oms.counter)
         if version == self._pkt_own_version:
             return
         self._own_for(-1)               # refreshes self._own and the arrays it points into
         self._pkt_own_version = version
-        self._rx.set_work(self)
+        if version != self._work_version:
+            self._work_version = version
+            self._rx.set_work(self)
         table, pkt = self._own_arrays, self._pkt
         if not table.total:
             pkt.own_px = _NULL
             return
         pkt.own_px, pkt.own_qty, pkt.own_off, pkt.own_nb, pkt.own_na = (
             table.px, table.qty, table.off, table.nb, table.na)
+
+    def _work_table(self) -> None:
+        """The work mirror alone, rewritten when the OMS moved: all that fsig_react_from and
+        fsig_requote_may_act read of our orders (neither reprices, so the own-quote table waits
+        for the _own_table ahead of the next C call that does, or for prepare())."""
+        oms = self.oms
+        version = (oms.transitions, oms.counter)
+        if version != self._work_version:
+            self._work_version = version
+            self._rx.set_work(self)
 
     def _react(self, touched: list[int], actions: list[Action]) -> None:
         """After the reprice: matured markouts, then each touched symbol's requote and hedges."""
@@ -1163,8 +1178,8 @@ class Engine:
         now = self.now
         if self.denied_until.get(key, -1) > now:
             return False
-        faults = self.risk.faults
-        if faults and (faults != _BOOK_STALE_ONLY or self.risk_sent[intent.symbol_id][1]):
+        faults = self.risk.fault_bits
+        if faults and (faults != _BOOK_STALE_BIT or self.risk_sent[intent.symbol_id][1]):
             # An input is not healthy yet (e.g. no clock sample since start): asking would only
             # latch the gateway; quoting starts once every input has reported healthy. A stale
             # book blocks only its own symbol (the gateway denies per symbol): the others quote.
@@ -1198,9 +1213,9 @@ class Engine:
         if intent.kind is _ENTER:
             order.mark = mark
         packet = self._encode(intent, order.mark)
-        actions.append(SendOrder(intent, packet, decision, int(decision.state)))
+        actions.append(_send_order(intent, packet, decision, int(decision.state)))
         self.counts["orders_sent"] += 1
-        if intent.purpose is Purpose.QUOTE:
+        if intent.purpose is _QUOTE:
             self.metrics.on_quote_sent(intent.side)
         return True
 
@@ -1733,7 +1748,7 @@ class Engine:
             return
         react = self._react_c
         for s in symbols:
-            self._own_table()
+            self._work_table()
             self._risk_if_moved()
             acts = _requote_may_act_c(self._sh, self._bh, react, s, self.now)
             if react.n_memo:
@@ -1932,8 +1947,8 @@ class Engine:
             return []
         stale = self._rx.stale(self)
         oms = self.oms
-        if "work" in stale and (oms.transitions, oms.counter) != self._pkt_own_version:
-            stale.remove("work")        # rebuilt by _own_table before C reads it (the OMS moved)
+        if "work" in stale and (oms.transitions, oms.counter) != self._work_version:
+            stale.remove("work")        # rewritten before C reads it (the OMS moved)
         return stale
 
     def state_hash(self) -> str:

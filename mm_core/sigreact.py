@@ -21,6 +21,7 @@ from mm_core.types import Purpose, Side
 __all__ = ["ReactMirror", "memo_words", "work_words"]
 
 _ANSWERED = (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED)
+_ACCEPTED, _PARTIAL = _ANSWERED
 _SIDES = (Side.BUY, Side.SELL)
 _QUOTE_VALUE = Purpose.QUOTE.value
 _MIRRORS = ("position", "hold", "halted", "sent", "memo", "work", "pair", "blocked", "denied")
@@ -194,13 +195,17 @@ class ReactMirror:
         """Our working quotes after the OMS moved (Engine._own_table calls it): the slots written
         last time cleared, then the working ones written (the rest of the mirror stays zero)."""
         oms, work, w, at = engine.oms, self.work, lib.FSIG_W_N, self._slot_at
+        orders = oms.orders
         for b in self._work_written:
             work[b:b + w] = _NO_WORK
         written = self._work_written = []
-        for slot in oms.working:
+        for slot, token in oms.working.items():     # work_words of each quote slot, inlined
             b = at.get(slot)
             if b is not None:
-                work[b:b + w] = work_words(oms, slot)
+                order = orders[token]
+                state = order.fsm.state
+                work[b:b + w] = [1, order.price, order.leaves, state is _ACCEPTED or state is _PARTIAL,
+                                 order.sent_ns]
                 written.append(b)
 
     def set_metrics(self, m) -> None:

@@ -29,7 +29,7 @@ from mm_core.risk.regsho import RegSho, ShortSales
 from mm_core.risk.states import StateChange, StateMachine, TradingState, Trigger
 from mm_core.types import OrderIntent, OrderKind
 
-__all__ = ["RiskGateway", "OpenOrder", "FAULT_CHECKS"]
+__all__ = ["RiskGateway", "OpenOrder", "FAULT_CHECKS", "BOOK_STALE_BIT"]
 
 _BUY = Side.BUY
 _SELL = Side.SELL
@@ -57,6 +57,7 @@ _F_UNKNOWN_OUTCOME = 8
 _F_BOOK_STALE = 16
 _F_CLOCK_STALE = 32        # seen by on_timer; the order path also compares the clock's age itself
 _F_GLOBAL = _F_JOURNAL | _F_CLOCK | _F_UNRECONCILED | _F_UNKNOWN_OUTCOME | _F_CLOCK_STALE
+BOOK_STALE_BIT = _F_BOOK_STALE
 FAULT_CHECKS: tuple[tuple[int, CheckId], ...] = (
     (_F_JOURNAL, CheckId.JOURNAL_UNHEALTHY),
     (_F_CLOCK, CheckId.CLOCK_NONCOMPLIANT),
@@ -252,6 +253,12 @@ class RiskGateway:
     def spread_multiplier(self) -> float:
         """What the engine multiplies its quoted spread by (above 1 only in SAFE_MODE)."""
         return self._limits.safe_spread_multiplier if self._fsm.state is _SAFE else 1.0
+
+    @property
+    def fault_bits(self) -> int:
+        """The fail-closed faults active now as FAULT_CHECKS bits (0: none; BOOK_STALE_BIT alone:
+        only books are stale): what `faults` names, without building the list (the order path)."""
+        return self._faults
 
     @property
     def faults(self) -> list[str]:

@@ -252,6 +252,41 @@ def test_idle_time_prepare_changes_no_decision():
     assert prepared.state_hash() == plain.state_hash()
 
 
+def test_the_reaction_rebuilds_no_own_quote_table():
+    """With prepare() between events (as the runner runs), a market-data packet that sends orders
+    rebuilds no own-quote table while it decides: the C reaction after an order moved the OMS reads
+    the work mirror alone, and the table the C reprice reads waits for the next packet's C call (or
+    prepare). Only a guard trip, whose pulls come before the reprice, rebuilds it. The same orders
+    and state as an engine never prepared."""
+    from mm_core.ownquotes import OwnQuotes
+    events, _, _ = simulate(1, 6000)
+    prepared, plain = make_engine(), make_engine()
+    rebuilds = [0]
+    original = OwnQuotes.rebuild
+
+    def counted(table, live):
+        rebuilds[0] += table is prepared.__dict__.get("_own_arrays")
+        return original(table, live)
+    sending = multi = 0
+    OwnQuotes.rebuild = counted
+    try:
+        for ev in events:
+            before, trips = rebuilds[0], sum(prepared.sig.trips())
+            actions = prepared.on_event(ev)
+            assert fingerprint(actions) == fingerprint(plain.on_event(ev))
+            sent = [a for a in actions if isinstance(a, SendOrder)]
+            if type(ev).__name__ == "MarketData" and sent and sum(prepared.sig.trips()) == trips:
+                sending += 1
+                multi += len({a.intent.symbol_id for a in sent}) > 1
+                assert rebuilds[0] == before, "the own-quote table was rebuilt while deciding"
+            prepared.prepare()
+            assert not prepared.mirrors_stale()
+    finally:
+        OwnQuotes.rebuild = original
+    assert sending > 20 and multi > 0
+    assert prepared.state_hash() == plain.state_hash()
+
+
 def test_a_pickled_kernel_engine_carries_on_identically():
     engines = Lockstep(CONFIGS["toxic-guard"])
     drive(4, 400, CONFIGS["toxic-guard"], engines)

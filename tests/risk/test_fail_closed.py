@@ -258,3 +258,20 @@ def test_an_enable_refused_while_trading_does_not_reset_the_throttle():
     gw.on_fill(1, Side.BUY, 1, FAIR, now)            # the 21st fill in the window
     assert gw.state in (TradingState.HALTED, TradingState.REDUCING)
     assert CheckId.EXECUTION_THROTTLE.label in gw.latch_reasons
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=[f.name for f in FAULTS])
+def test_fault_bits_name_the_same_faults(fault):
+    """fault_bits (the engine's order path reads it) holds exactly the faults `faults` names: one
+    FAULT_CHECKS bit per fault, and BOOK_STALE_BIT alone when only books are stale."""
+    from mm_core.risk.gateway import BOOK_STALE_BIT, FAULT_CHECKS
+
+    def named(bits: int) -> list[str]:
+        return [check.label for bit, check in FAULT_CHECKS if bits & bit]
+    gw = make_gateway()
+    assert gw.fault_bits == 0 and gw.faults == []
+    now = fault.inject(gw, FEED, T0 + 100 * MS)
+    assert named(gw.fault_bits) == gw.faults
+    assert (gw.fault_bits == BOOK_STALE_BIT) == (gw.faults == [CheckId.BOOK_STALE.label])
+    fault.clear(gw, FEED, now + 100 * MS)
+    assert named(gw.fault_bits) == gw.faults
