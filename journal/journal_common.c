@@ -99,6 +99,34 @@ int mmj_fsync_dir(int dirfd)
     return fsync(dirfd) == 0 ? MMJ_OK : MMJ_E_IO;
 }
 
+int mmj_fsync_parent(const char *path)
+{
+    char parent[4096];
+    size_t n = strlen(path);
+    if (n >= sizeof parent) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(parent, path, n + 1);
+    while (n > 1 && parent[n - 1] == '/')   /* "a/b/" names b */
+        parent[--n] = 0;
+    char *slash = strrchr(parent, '/');
+    if (!slash)
+        strcpy(parent, ".");
+    else if (slash == parent)
+        parent[1] = 0;   /* "/b": the root */
+    else
+        *slash = 0;
+    int fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
+}
+
 int mmj_open_dir(const char *dir, int *dirfd, int *err)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

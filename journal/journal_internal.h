@@ -86,6 +86,8 @@ void mmj_chain_update(mmj_chain_ctx *c, const void *data, size_t len);
 void mmj_chain_final(const mmj_chain_ctx *c, uint8_t *out);
 void mmj_chain_link(uint32_t version, const uint8_t *anchor_hash, const uint8_t *bytes, uint64_t len, uint8_t *out);
 int mmj_fsync_dir(int dirfd);
+/* fsync the directory that holds `path` (after creating path in it): 0, or -1 with errno. */
+int mmj_fsync_parent(const char *path);
 int mmj_open_dir(const char *dir, int *dirfd, int *err);
 int mmj_meta_read(int dirfd, uint8_t *salt, int *err);
 int mmj_meta_create(int dirfd, uint8_t *salt, uint32_t version, int *err);

@@ -1419,9 +1419,17 @@ int mmj_writer_open(const char *dir, const mmj_options *opt, mmj_writer **out, m
     int rc = MMJ_E_ARG;
     if (!valid_options(&w->opt))
         goto fail;
-    if (w->opt.create && mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        rc = fail_io(w, err);
-        goto fail;
+    if (w->opt.create) {
+        if (mkdir(dir, 0755) == 0) {
+            /* the new directory's name must survive a power cut before the journal's files do */
+            if (mmj_fsync_parent(dir) != 0) {
+                rc = fail_io(w, err);
+                goto fail;
+            }
+        } else if (errno != EEXIST) {
+            rc = fail_io(w, err);
+            goto fail;
+        }
     }
     rc = mmj_open_dir(dir, &w->dirfd, err);
     if (rc != MMJ_OK)
