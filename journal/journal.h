@@ -225,7 +225,11 @@
  *   those zeros). The file is mapped read-only and never written.
  *
  * DURABILITY: pagecache (survives a process crash), group (msync after group_records records or
- *   group_us microseconds since the last sync, whichever comes first, checked at append time),
+ *   group_us microseconds since the last sync, whichever comes first: checked at append time, and
+ *   while appends pause by the writer's helper thread, which wakes at least every millisecond and
+ *   msyncs the published records once the last sync is group_us old and records are unsynced, so
+ *   a record waits at most group_us plus that wake-up interval; it only tries the writer mutex,
+ *   leaving a busy writer's own append to check; a failure latches as at an append),
  *   sync (msync before append returns). A failed msync/fsync is fatal and latched: every later
  *   append returns MMJ_E_DURABILITY; the writer never retries. The append whose msync failed has
  *   published its record (readers may see it) but reports MMJ_E_DURABILITY, not a sequence: the
@@ -549,8 +553,9 @@ int mmj_writer_errno(const mmj_writer *w /* writer */);
  * msync's range starts at a page boundary; a new segment made durable at creation, header and
  * preallocated zeros, reports [0, S); a rolled segment fdatasynced by mmj_sync reports up to S).
  * For tracing and for power-loss tests that must know what
- * reached the device; runs on the appending thread with the writer's lock held, so it must not
- * call into this writer. */
+ * reached the device; runs with the writer's lock held on the appending thread (or, for group
+ * mode's time budget while appends pause, on the writer's helper thread), so it must not call
+ * into this writer. */
 typedef void (*mmj_sync_hook)(void *ctx, uint64_t segment, uint64_t from, uint64_t to);
 /* Install (hook NULL: remove) the sync hook. */
 int mmj_writer_set_sync_hook(mmj_writer *w /* writer */, mmj_sync_hook hook, void *ctx /* passed to hook */);

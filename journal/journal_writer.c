@@ -503,6 +503,24 @@ static int after_append(mmj_writer *w, uint64_t records, int reserve)
     }
 }
 
+int mmj_writer_group_tick(mmj_writer *w)
+{
+    /* a racy first look (the fields change under the mutex): a stale value only moves the msync
+     * to the next tick; no lock is taken while nothing waits for one */
+    if (w->opt.durability != MMJ_DUR_GROUP || !__atomic_load_n(&w->unsynced, __ATOMIC_RELAXED))
+        return 0;
+    int64_t due = __atomic_load_n(&w->last_sync_ns, __ATOMIC_RELAXED) + (int64_t)w->opt.group_us * 1000;
+    if (mmj_now_ns() < due || pthread_mutex_trylock(&w->mutex) != 0)
+        return 0;   /* busy: the holder is appending (and checks the budget itself) or syncing */
+    int did = 0;
+    if (!w->shut && !w->failed_errno && w->unsynced && mmj_now_ns() >= w->last_sync_ns + (int64_t)w->opt.group_us * 1000) {
+        sync_range(w, w->synced_off, w->off);   /* a failure latches, as at an append */
+        did = 1;
+    }
+    pthread_mutex_unlock(&w->mutex);
+    return did;
+}
+
 static int check_type(const mmj_writer *w, uint32_t rtype, uint64_t len)
 {
     if (rtype == 0 || rtype == MMJ_RTYPE_CHECKPOINT || rtype == MMJ_RTYPE_SEAL || rtype > 0xffff)

@@ -76,6 +76,10 @@ struct mmj_writer {
     uint32_t type_size[65536];
 };
 
+/* Group mode's time budget while appends pause (called by the helper thread, holding no lock):
+ * msync the published records when the oldest unsynced one is group_us old, if the writer mutex
+ * is free (trylock; a failure latches as at an append). Returns 1 if it synced. */
+int mmj_writer_group_tick(mmj_writer *w);
 /* Initialise / destroy hash_mu and the wake condition. */
 void mmj_ahead_init(mmj_writer *w);
 void mmj_ahead_destroy(mmj_writer *w);

@@ -291,8 +291,9 @@ class Journal:
 
     def on_sync(self, fn) -> None:
         """Call fn(segment, start, stop) after each msync/fsync that made bytes [start, stop) of a
-        segment durable (None: stop). It runs inside the append that synced, with the writer's
-        lock held: it must not use this journal. For tracing and power-loss tests."""
+        segment durable (None: stop). It runs inside the append that synced (in group mode also
+        on the writer's helper thread, which msyncs records left unsynced when appends pause), with
+        the writer's lock held: it must not use this journal. For tracing and power-loss tests."""
         if self.closed:
             raise JournalClosed("journal is closed", status=lib.MMJ_E_CLOSED)
         callback = ffi.NULL if fn is None else ffi.callback(
