@@ -509,6 +509,17 @@ int64_t mmj_append_reserve(mmj_writer *w /* writer */, uint32_t rtype /* record 
                            const char *payload /* payload bytes */, uint64_t len /* payload length */,
                            int64_t ts_ns /* timestamp, ns */, uint32_t ts_source /* timestamp source */,
                            uint32_t clock_state /* clock state */);
+/* mmj_append (same parameters, same meaning) that never blocks: 0, with nothing written, when
+ * the writer mutex is held (by another append, an mmj_sync's fdatasync, a roll waiting for the
+ * helper's next segment) or when the append could block itself (an msync: always in group and
+ * sync modes; a roll, for the record or the CHECKPOINT after it). A caller that must not wait
+ * while holding something others need (a Python binding holding the GIL) tries this first and,
+ * on 0, lets go of it and calls mmj_append. */
+int64_t mmj_append_nowait(mmj_writer *w, uint32_t rtype, const char *payload, uint64_t len, int64_t ts_ns,
+                          uint32_t ts_source, uint32_t clock_state);
+/* mmj_append_reserve that never blocks, as mmj_append_nowait. */
+int64_t mmj_append_reserve_nowait(mmj_writer *w, uint32_t rtype, const char *payload, uint64_t len,
+                                  int64_t ts_ns, uint32_t ts_source, uint32_t clock_state);
 /* mmj_append_batch (same parameters, same meaning) plus reserve: 1 makes the batch behave as
  * mmj_append_reserve, 0 as an ordinary batch. */
 int mmj_append_batch_ex(mmj_writer *w, uint32_t rtype, const char *buf, uint64_t size,

@@ -636,29 +636,60 @@ static int batch_locked(mmj_writer *w, uint32_t rtype, const char *buf, uint64_t
     return count ? after_append(w, count, reserve) : MMJ_OK;
 }
 
+/* Whether appending a record of len payload bytes could block (mmj_append_nowait): an msync
+ * (group and sync modes), or a roll (a wait for the helper's next segment, a posix_fallocate),
+ * for the record or for the CHECKPOINT that may follow it. */
+static int could_block(const mmj_writer *w, uint64_t len)
+{
+    if (durable(w))
+        return 1;
+    uint64_t end = w->off + mmj_pad8(MMJ_RECORD_HEADER_SIZE + len) + MMJ_SEGMENT_RESERVE;
+    if (w->opt.checkpoint_every && w->since_anchor + 1 >= w->opt.checkpoint_every)
+        end += mmj_pad8(MMJ_RECORD_HEADER_SIZE + MMJ_CONTROL_PAYLOAD);
+    return end > w->seg.size;
+}
+
 static int64_t append_with(mmj_writer *w, uint32_t rtype, const char *payload, uint64_t len, int64_t ts_ns,
-                           uint32_t ts_source, uint32_t clock_state, int reserve)
+                           uint32_t ts_source, uint32_t clock_state, int reserve, int nowait)
 {
     if (!w)
         return MMJ_E_CLOSED;
-    pthread_mutex_lock(&w->mutex);
-    int64_t rc = w->shut ? MMJ_E_CLOSED : append_locked(w, rtype, payload, len, ts_ns, ts_source, clock_state,
-                                                         reserve);
+    if (!nowait)
+        pthread_mutex_lock(&w->mutex);
+    else if (pthread_mutex_trylock(&w->mutex) != 0)
+        return 0;
+    int64_t rc = w->shut ? MMJ_E_CLOSED
+                 : nowait && len <= MMJ_MAX_PAYLOAD && could_block(w, len)
+                     ? 0
+                     : append_locked(w, rtype, payload, len, ts_ns, ts_source, clock_state, reserve);
     pthread_mutex_unlock(&w->mutex);
-    mmj_notify_wake(w->notify);
+    if (rc)
+        mmj_notify_wake(w->notify);
     return rc;
 }
 
 int64_t mmj_append(mmj_writer *w, uint32_t rtype, const char *payload, uint64_t len, int64_t ts_ns,
                    uint32_t ts_source, uint32_t clock_state)
 {
-    return append_with(w, rtype, payload, len, ts_ns, ts_source, clock_state, 0);
+    return append_with(w, rtype, payload, len, ts_ns, ts_source, clock_state, 0, 0);
+}
+
+int64_t mmj_append_nowait(mmj_writer *w, uint32_t rtype, const char *payload, uint64_t len, int64_t ts_ns,
+                          uint32_t ts_source, uint32_t clock_state)
+{
+    return append_with(w, rtype, payload, len, ts_ns, ts_source, clock_state, 0, 1);
 }
 
 int64_t mmj_append_reserve(mmj_writer *w, uint32_t rtype, const char *payload, uint64_t len, int64_t ts_ns,
                            uint32_t ts_source, uint32_t clock_state)
 {
-    return append_with(w, rtype, payload, len, ts_ns, ts_source, clock_state, 1);
+    return append_with(w, rtype, payload, len, ts_ns, ts_source, clock_state, 1, 0);
+}
+
+int64_t mmj_append_reserve_nowait(mmj_writer *w, uint32_t rtype, const char *payload, uint64_t len,
+                                  int64_t ts_ns, uint32_t ts_source, uint32_t clock_state)
+{
+    return append_with(w, rtype, payload, len, ts_ns, ts_source, clock_state, 1, 1);
 }
 
 int mmj_append_batch_ex(mmj_writer *w, uint32_t rtype, const char *buf, uint64_t size, const uint64_t *offsets,

@@ -23,7 +23,9 @@ DEFAULT_SEGMENT_SIZE = 64 << 20
 
 _append = lib.mmj_append
 _append_reserve = lib.mmj_append_reserve
-_ADDRESS = {fn: int(ffi.cast("uintptr_t", ffi.addressof(lib, fn.__name__))) for fn in (_append, _append_reserve)}
+# each blocking entry point and its non-blocking variant, tried first while the GIL is kept
+_NOWAIT = {_append: lib.mmj_append_nowait, _append_reserve: lib.mmj_append_reserve_nowait}
+_ADDRESS = {fn: int(ffi.cast("uintptr_t", ffi.addressof(lib, fn.__name__))) for fn in (*_NOWAIT, *_NOWAIT.values())}
 _OPEN_WRITERS: "weakref.WeakSet[Journal]" = weakref.WeakSet()
 
 
@@ -198,9 +200,11 @@ class Journal:
         check(status, open_context(self.path, err[0]), err[0])
         self._w = handle[0]
         # the lean entry points of append (journal/_fastappend.c): the GIL is kept across the
-        # append only in pagecache mode, where nothing the append can wait for needs it
+        # append only in pagecache mode, where nothing the append can wait for needs it, and only
+        # while it does not wait (the non-blocking variant first, else the GIL is released)
         address = int(ffi.cast("uintptr_t", self._w))
-        self._fast = {fn: Appender(_ADDRESS[fn], address, durability == "pagecache") for fn in (_append, _append_reserve)}
+        self._fast = {fn: Appender(_ADDRESS[fn], address, durability == "pagecache", _ADDRESS[_NOWAIT[fn]])
+                      for fn in (_append, _append_reserve)}
         self._fast_append, self._fast_reserve = self._fast[_append], self._fast[_append_reserve]
         _OPEN_WRITERS.add(self)
         self.segment_size = segment_size
