@@ -23,7 +23,13 @@
  * DIRECTORY
  *   journal.meta              64 bytes, written once at creation (temp name + rename + dir fsync)
  *   LOCK                      lock file: the single writer holds an OFD write lock on it and
- *                             writes "pid <pid> open\n" (or "pid <pid> closed\n" on clean close)
+ *                             writes one line (fsynced) naming the journal's end (THE END OF THE
+ *                             JOURNAL): "pid <pid> open <s>\n" once open, <s> the segment it
+ *                             started in; "pid <pid> closing <l>\n" before a clean close seals
+ *                             the last segment <l>; "pid <pid> closed <l> <next seq> <seal hash of
+ *                             l, 64 hex>\n" after it; "pid <pid> recovering\n" while a recovery
+ *                             removes segments. "pid <pid> open\n" and "pid <pid> closed\n" (older
+ *                             writers) name nothing
  *   seg-<index %016llu>.mmj   segment files, index 0, 1, 2 ... with no gaps; readers start at
  *                             segment 0 and read nothing past a missing segment
  *   seg-<index %016llu>.sum   the summary of a sealed segment (SEGMENT SUMMARY), optional
@@ -191,9 +197,28 @@
  *   (mmj_recovery), and the writer continues appending in that last, unsealed segment right after
  *   its last valid record (continued_segment); only a segment of a format version other than the
  *   writer's is sealed (sealed_segment) and a new one started, so no segment mixes chain
- *   versions. A sealed last segment (clean close) gets a new successor. Readers and tailers
+ *   versions. A sealed last segment (clean close) gets a new successor; first the end is checked
+ *   against LOCK (THE END OF THE JOURNAL), and a journal with segments missing at the end is
+ *   refused. Readers and tailers
  *   never repair: they stop at
  *   the first invalid record. verify() checks everything, including the chain and zero tails.
+ *
+ * THE END OF THE JOURNAL: a roll creates segment i+1 (directory fsynced) before it seals i, so a
+ *   writer, live or crashed, never leaves a sealed last segment; only a clean close does, and it
+ *   names that segment in LOCK before sealing it ("closing l") and with its end after ("closed l
+ *   <next seq> <seal>"). Segments removed from the end are therefore MMJ_R_MISSING_SEGMENT (for
+ *   verify, and for a writer's open, which then fails with MMJ_E_SEGMENTS_MISSING and changes
+ *   nothing) when LOCK names a segment past the last one present (or there is none), or the last
+ *   segment is sealed and LOCK says "open", or names another segment, or (closed) another next
+ *   sequence or seal hash. The first missing index is reported (the last present + 1). An
+ *   unsealed last segment is a crash's (or, after a power cut in pagecache mode, a clean close's
+ *   whose SEAL had not reached the disk): recovery as below. Segments past the one "closing" or
+ *   "closed" names are a later writer's that died opening (before its "open"). A LOCK that names
+ *   nothing (an older writer's, "recovering", empty, or removed) checks nothing: a sealed last
+ *   segment is taken as the end, as before; the next writer's open writes the new form. An
+ *   operator who accepts the loss of missing segments removes LOCK; the next writer continues
+ *   after the last segment present. verify() reads LOCK after the segments, and does not report
+ *   a journal that grew meanwhile (a writer opened or rolled) as short.
  *
  * DISCARDED DATA: a crashed writer can only tear the tail of its last, unsealed segment. When
  *   the first invalid record is anywhere else (its segment has a summary, i.e. was sealed, or a
@@ -316,8 +341,11 @@ enum mmj_status {
     MMJ_E_NOMEM = -12,         /* out of memory */
     MMJ_E_PAYLOAD_SIZE = -13,  /* payload size does not match the registered size of its type */
     MMJ_E_EXISTS = -14,        /* create requested exclusively but a journal exists */
-    MMJ_E_POSITION_LOST = -15  /* a tailer's position is past the journal's records: a recovery cut
+    MMJ_E_POSITION_LOST = -15, /* a tailer's position is past the journal's records: a recovery cut
                                   the journal back behind what the tailer had read (TAILERS) */
+    MMJ_E_SEGMENTS_MISSING = -16 /* segments were removed from the journal's end (LOCK names more
+                                  than the directory holds): a writer refuses to open (THE END OF
+                                  THE JOURNAL) */
 };
 
 /* Why a record or segment is invalid (recovery and verify reports). */
@@ -330,8 +358,11 @@ enum mmj_reason {
     MMJ_R_SEQ_GAP = 5,         /* sequence differs from the expected one */
     MMJ_R_BAD_CONTROL = 6,     /* EOS/CONTROL flags, type and length disagree */
     MMJ_R_BAD_HEADER = 7,      /* segment header: magic, crc, salt, index, size or first seq */
-    MMJ_R_MISSING_SEGMENT = 8, /* a segment index is missing, or a sealed segment has no successor */
-    MMJ_R_NO_EOS = 9,          /* a segment that is not the last ends without SEAL + EOS */
+    MMJ_R_MISSING_SEGMENT = 8, /* a segment index is missing, or segments were removed from the end
+                                  (THE END OF THE JOURNAL) */
+    MMJ_R_NO_EOS = 9,          /* a segment that is not the last ends without SEAL + EOS (with the
+                                  writer live, not while the segment after it is the last and
+                                  holds nothing yet: a roll in progress) */
     MMJ_R_CHAIN = 10,          /* a CHECKPOINT/SEAL hash does not match the recomputed chain */
     MMJ_R_PREV_SEAL = 11,      /* a header's previous seal hash differs from the seal */
     MMJ_R_TRAILING = 12        /* non-zero bytes after the EOS marker or after the last record */
@@ -698,7 +729,9 @@ void mmj_tailer_close(mmj_tailer *t /* tailer */);
 
 /* ---- verify and inspection -------------------------------------------------------------- */
 
-/* Check every segment, record, checkpoint and seal; report the first problem. */
+/* Check every segment, record, checkpoint and seal, and the end against LOCK (THE END OF THE
+ * JOURNAL); report the first problem. With the writer live, a segment without EOS followed only by
+ * a segment that holds nothing yet is a roll in progress: verify ends there (last_sealed 0). */
 int mmj_verify(const char *dir /* journal directory */, mmj_verify_report *out /* OUT: report */,
                int *err /* OUT: errno; may be NULL */);
 /* Who holds the writer lock: live = 1 if a process holds it now; pid and clean from LOCK. */

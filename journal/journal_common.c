@@ -43,6 +43,7 @@ const char *mmj_strerror(int status)
     case MMJ_E_PAYLOAD_SIZE: return "payload size does not match its record type";
     case MMJ_E_EXISTS: return "journal already exists";
     case MMJ_E_POSITION_LOST: return "the journal was cut back behind the tailer's position";
+    case MMJ_E_SEGMENTS_MISSING: return "segments are missing at the end of the journal";
     default: return "unknown status";
     }
 }
@@ -508,16 +509,10 @@ uint64_t mmj_first_nonzero(const uint8_t *base, uint64_t from, uint64_t size)
 
 int mmj_lock_read(int fd, int32_t *pid, int32_t *clean)
 {
-    char buf[64] = {0};
-    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
-    int p = 0;
-    char state[16] = {0};
-    *pid = 0;
-    *clean = 0;
-    if (n > 0 && sscanf(buf, "pid %d %15s", &p, state) == 2) {
-        *pid = p;
-        *clean = strcmp(state, "closed") == 0;
-    }
+    mmj_lock_info info;
+    mmj_lock_read_info(fd, &info);
+    *pid = info.pid;
+    *clean = info.state == MMJ_LOCK_CLOSED;
     return MMJ_OK;
 }
 

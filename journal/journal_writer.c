@@ -395,7 +395,7 @@ static void start_segment(mmj_writer *w, const mmj_map *m, const uint8_t *prev_s
 }
 
 /* Seal the current segment (SEAL + EOS) and make sure it is durable in durable modes. */
-static int seal_current(mmj_writer *w, const uint8_t *seal_hash_expected)
+static int seal_current(mmj_writer *w, const uint8_t *seal_hash_expected, uint8_t *seal_out)
 {
     uint8_t seal[MMJ_HASH_SIZE];
     uint64_t seal_off = w->off, records = w->seg_data;
@@ -404,6 +404,8 @@ static int seal_current(mmj_writer *w, const uint8_t *seal_hash_expected)
     if (seal_hash_expected)
         assert(memcmp(seal, seal_hash_expected, MMJ_HASH_SIZE) == 0);
     put_record(w, MMJ_FLAG_EOS, 0, NULL, 0, 0, 0, 0);
+    if (seal_out)
+        memcpy(seal_out, seal, MMJ_HASH_SIZE);
     if (durable(w)) {
         int rc = sync_range(w, w->synced_off, w->off);
         if (rc != MMJ_OK)
@@ -443,7 +445,7 @@ static int roll(mmj_writer *w, int reserve)
         pthread_mutex_unlock(&w->hash_mu);
         return rc;
     }
-    rc = seal_current(w, seal);
+    rc = seal_current(w, seal, NULL);
     if (!durable(w) && !w->unsynced_retired) {   /* sealed without an msync: mmj_sync fsyncs it */
         w->unsynced_retired = 1;
         w->unsynced_seg = w->seg.index;
@@ -821,12 +823,21 @@ int mmj_writer_errno(const mmj_writer *w)
     return w ? (w->failed_errno ? w->failed_errno : w->last_errno) : 0;
 }
 
-static void write_lock_state(mmj_writer *w, const char *state)
+static int write_lock_text(mmj_writer *w, const char *text)
 {
-    char buf[64];
-    int n = snprintf(buf, sizeof buf, "pid %d %s\n", (int)getpid(), state);
-    if (ftruncate(w->lockfd, 0) == 0 && pwrite(w->lockfd, buf, (size_t)n, 0) == n)
-        fsync(w->lockfd);
+    size_t n = strlen(text);
+    if (ftruncate(w->lockfd, 0) == 0 && pwrite(w->lockfd, text, n, 0) == (ssize_t)n && fsync(w->lockfd) == 0)
+        return MMJ_OK;
+    return MMJ_E_IO;
+}
+
+/* LOCK names the journal's end (journal.h THE END OF THE JOURNAL): `state` (MMJ_LOCK_*) of segment
+ * seg; closed also with the next sequence and the seal hash. */
+static int write_lock_state(mmj_writer *w, int state, uint64_t seg, const uint8_t *seal)
+{
+    char buf[256];
+    mmj_lock_format(buf, sizeof buf, state, seg, w->next_seq, seal);
+    return write_lock_text(w, buf);
 }
 
 #define MMJ_TMPFS_MAGIC 0x01021994   /* statfs f_type of tmpfs (linux/magic.h) */
@@ -867,9 +878,18 @@ int mmj_writer_shutdown(mmj_writer *w)
     int rc = MMJ_OK;
     mmj_ahead_stop(w);
     mmj_ahead_drop_next(w);
+    uint8_t seal[MMJ_HASH_SIZE];
+    uint64_t last = w->seg.index;
+    int sealed = 0;
     if (w->seg.base) {
         if (!w->failed_errno) {
-            rc = seal_current(w, NULL);   /* in durable modes its msync covers the SEAL and EOS */
+            /* LOCK names the segment before it is sealed: a sealed last segment is an end only
+             * when LOCK says so (otherwise segments after it were removed); if LOCK cannot say
+             * so, the segment stays unsealed and the next writer continues it, as after a crash */
+            rc = write_lock_state(w, MMJ_LOCK_CLOSING, last, NULL);
+            if (rc == MMJ_OK)
+                rc = seal_current(w, NULL, seal);   /* in durable modes its msync covers the SEAL and EOS */
+            sealed = rc == MMJ_OK;
             if (rc == MMJ_OK)
                 release_unused_tail(w);
         } else {
@@ -878,8 +898,8 @@ int mmj_writer_shutdown(mmj_writer *w)
         mmj_unmap(&w->seg);
     }
     mmj_notify_wake(w->notify);   /* tailers see the SEAL and EOS now */
-    if (rc == MMJ_OK)
-        write_lock_state(w, "closed");
+    if (sealed)
+        write_lock_state(w, MMJ_LOCK_CLOSED, last, seal);
     close(w->lockfd);   /* releases the OFD lock */
     close(w->dirfd);
     w->lockfd = w->dirfd = -1;
@@ -1220,13 +1240,30 @@ static int reallocate_holes(mmj_writer *w, uint64_t index, int *err)
     return fail_io(w, err);
 }
 
+/* Recovery refuses a journal whose LOCK names more than its directory holds (journal.h THE END
+ * OF THE JOURNAL): segment `missing` onwards were removed from the end; nothing is changed. */
+static int refuse_missing(mmj_recovery *rep, uint64_t missing, uint64_t next_seq, uint64_t *idx)
+{
+    rep->reason = MMJ_R_MISSING_SEGMENT;
+    rep->segment = missing;
+    rep->offset = 0;
+    rep->seq = next_seq;
+    free(idx);
+    return MMJ_E_SEGMENTS_MISSING;
+}
+
 static int recover(mmj_writer *w, mmj_recovery *rep, int *err)
 {
-    uint64_t *idx = NULL;
+    uint64_t *idx = NULL, missing = 0;
     size_t n = 0;
+    mmj_lock_info lock;
+    mmj_lock_read_info(w->lockfd, &lock);
     int rc = mmj_list_segments(w->dirfd, &idx, &n, err);
     if (rc != MMJ_OK)
         return rc;
+    mmj_end end = {.segments = n, .last_index = n ? idx[n - 1] : 0};
+    if (mmj_lock_end_check(&lock, &end, &missing) != MMJ_R_NONE)   /* fewer segments than LOCK names */
+        return refuse_missing(rep, missing, 1, idx);
     remove_tmp_files(w, idx, n);
     uint8_t prev_seal[MMJ_HASH_SIZE];
     mmj_genesis(w->salt, prev_seal);
@@ -1360,6 +1397,23 @@ static int recover(mmj_writer *w, mmj_recovery *rep, int *err)
         have_open = 1;
         i++;
         break;
+    }
+    if (i == n && !have_open && n) {
+        /* every segment is sealed: an end only a clean close leaves, and only where LOCK says */
+        end.last_sealed = 1;
+        end.next_seq = w->next_seq;
+        end.seal = prev_seal;
+        if (mmj_lock_end_check(&lock, &end, &missing) != MMJ_R_NONE) {
+            mmj_discard_close(&keep);
+            return refuse_missing(rep, missing, w->next_seq, idx);
+        }
+    }
+    if (i < n) {
+        /* segments leave the end LOCK may name: until this writer's LOCK names its own, a crash
+         * must not make the next open take their removal for segments missing */
+        char text[64];
+        snprintf(text, sizeof text, "pid %d recovering\n", (int)getpid());
+        (void)write_lock_text(w, text);
     }
     rc = remove_segments(w, idx, i, n, rep, &keep, err);
     if (mmj_discard_close(&keep) != MMJ_OK && rc == MMJ_OK)
@@ -1508,7 +1562,8 @@ int mmj_writer_open(const char *dir, const mmj_options *opt, mmj_writer **out, m
             mmj_unmap(&w->seg);
         goto fail;
     }
-    write_lock_state(w, "open");
+    /* best effort, as before LOCK named segments: a LOCK left naming less only checks less */
+    (void)write_lock_state(w, MMJ_LOCK_OPEN, w->seg.index, NULL);
     w->notify = mmj_notify_map(w->dirfd, 1);
     mmj_notify_reset(w->notify);   /* a tailer killed while waiting must not cost every append */
     mmj_ahead_start(w);

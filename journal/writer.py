@@ -197,7 +197,12 @@ class Journal:
         report = ffi.new("mmj_recovery *")
         err = ffi.new("int *")
         status = lib.mmj_writer_open(os.fsencode(self.path), opts, handle, report, err)
-        check(status, open_context(self.path, err[0]), err[0])
+        context = open_context(self.path, err[0])
+        if status in (lib.MMJ_E_SEGMENTS_MISSING, lib.MMJ_E_CORRUPT) and report.reason:
+            # what recovery refused to go past: the missing segment, or damage a check found
+            context += (f": {reason_text(report.reason)} at segment {report.segment}, offset {report.offset}, "
+                        f"sequence {report.seq}")
+        check(status, context, err[0])
         self._w = handle[0]
         # the lean entry points of append (journal/_fastappend.c): the GIL is kept across the
         # append only in pagecache mode, where nothing the append can wait for needs it, and only
