@@ -168,8 +168,23 @@
  *   DURABLE set: the segment's bytes reached the device before the summary's name did, so a
  *   power cut that kept the summary kept the records it describes (a summary written after no
  *   msync, in pagecache mode, could outlive torn or lost records: such a segment is scanned).
- *   What it does not re-check is damage after the fact (bit rot, tampering) between the header
- *   and the SEAL: readers check those records before returning them, verify() names them.
+ *   What it does not re-check at open is damage after the fact (bit rot, tampering) between the
+ *   header and the SEAL: readers check those records before returning them, verify() names them,
+ *   and the writer checks them right after the open (DAMAGE BEHIND A SUMMARY).
+ *
+ * DAMAGE BEHIND A SUMMARY: a writer's open starts a thread (only when recovery skipped segments)
+ *   that walks the records of every segment recovery skipped (RECORD rules, from the header to the
+ *   EOS), while appends go on. On the first one that fails it latches the writer: every later
+ *   append, batch, checkpoint and sync returns MMJ_E_CORRUPT (mmj_writer_errno EBADMSG,
+ *   mmj_writer_damage names the record) and the close does not seal; and it writes the file
+ *   DAMAGED ("damaged <reason> segment <i> offset <o> seq <s>\n", atomic rename). While DAMAGED
+ *   exists every writer open fails with MMJ_E_CORRUPT, the report naming that record, and changes
+ *   nothing. An operator restores the segment and removes DAMAGED; or, to cut the journal at the
+ *   damage, removes DAMAGED and the segment's summary, and recovery then scans it and keeps what
+ *   follows the damage in discarded/ (DISCARDED DATA). The window that remains: records appended
+ *   between the open and the end of the check (the check walks at memory speed when the segments
+ *   are cached, at the disk's read speed when not) were acknowledged behind the damage; they are in
+ *   the journal, and the latch and DAMAGED stop anything more from being added behind it.
  *   KNOWN DURABLE: a sealed segment is known durable iff its summary is believed and DURABLE.
  *   Any other sealed segment recovery keeps (a crashed pagecache-mode writer's rolled segments,
  *   or an unsynced one's after a clean close: in the page cache, which outlives the process but
@@ -332,7 +347,8 @@ enum mmj_status {
     MMJ_E_NOT_JOURNAL = -3,    /* the directory is not a journal (no or bad journal.meta) */
     MMJ_E_VERSION = -4,        /* written by a newer format version */
     MMJ_E_LOCKED = -5,         /* another live process holds the writer lock */
-    MMJ_E_CORRUPT = -6,        /* an invalid record or header where a valid one must be */
+    MMJ_E_CORRUPT = -6,        /* an invalid record or header where a valid one must be (also: a
+                                  writer latched by, or an open refused for, DAMAGE BEHIND A SUMMARY) */
     MMJ_E_TOO_LARGE = -7,      /* the record cannot fit in an empty segment */
     MMJ_E_CLOSED = -8,         /* the handle was closed */
     MMJ_E_DISK_FULL = -9,      /* no space to preallocate a segment (ENOSPC/EDQUOT) */
@@ -589,6 +605,10 @@ uint64_t mmj_writer_next_seq(const mmj_writer *w /* writer */);
 uint64_t mmj_writer_segment(const mmj_writer *w /* writer */);
 /* Copy the journal's salt. */
 void mmj_writer_salt(const mmj_writer *w /* writer */, uint8_t *out /* OUT: 16 bytes */);
+/* The damage the check after open found behind a believed summary (DAMAGE BEHIND A SUMMARY): its
+ * mmj_reason, MMJ_R_NONE (0) if none (yet), and where: segment, offset, expected sequence. */
+int mmj_writer_damage(mmj_writer *w /* writer */, uint64_t *segment /* OUT */, uint64_t *offset /* OUT */,
+                      uint64_t *seq /* OUT */);
 /* errno of the last failed system call on this writer (the latched one after MMJ_E_DURABILITY). */
 int mmj_writer_errno(const mmj_writer *w /* writer */);
 /* Called after each msync or fsync that made bytes [from, to) of segment `segment` durable (an

@@ -32,6 +32,13 @@ static int fail_io(mmj_writer *w, int *err)
 
 /* A failed msync/fsync (errno set): fatal and latched, whatever the errno (an fsync can fail
  * with ENOSPC too; it is never mistaken for a lack of space to retry later). */
+/* What every call reports once the writer is latched: MMJ_E_CORRUPT after damage behind a
+ * summary (journal_recheck.c), else MMJ_E_DURABILITY (a failed msync/fsync). */
+static int latched(const mmj_writer *w)
+{
+    return w->damage_reason ? MMJ_E_CORRUPT : MMJ_E_DURABILITY;
+}
+
 static int latch(mmj_writer *w, int *err)
 {
     w->failed_errno = w->last_errno = errno ? errno : EIO;
@@ -44,7 +51,7 @@ static int latch(mmj_writer *w, int *err)
 static int sync_range(mmj_writer *w, uint64_t from, uint64_t to)
 {
     if (w->failed_errno)
-        return MMJ_E_DURABILITY;
+        return latched(w);
     if (to <= from)
         return MMJ_OK;
     uint64_t start = from & ~(uint64_t)(w->page - 1);
@@ -548,7 +555,7 @@ static int64_t append_locked(mmj_writer *w, uint32_t rtype, const char *payload,
                              uint32_t ts_source, uint32_t clock_state, int reserve)
 {
     if (w->failed_errno)
-        return MMJ_E_DURABILITY;
+        return latched(w);
     if (space_refused(w, reserve))
         return MMJ_E_DISK_FULL;
     int rc = check_type(w, rtype, len);
@@ -584,7 +591,7 @@ static int batch_locked(mmj_writer *w, uint32_t rtype, const char *buf, uint64_t
                         uint32_t clock_state, uint64_t *first_seq, uint64_t *written, int reserve)
 {
     if (w->failed_errno)
-        return MMJ_E_DURABILITY;
+        return latched(w);
     if (space_refused(w, reserve))
         return MMJ_E_DISK_FULL;
     if ((count && !buf) || ts_source > 0xff || clock_state > 0xff)
@@ -738,7 +745,7 @@ int mmj_writer_retry_space(mmj_writer *w)
     if (!w)
         return MMJ_E_CLOSED;
     pthread_mutex_lock(&w->mutex);
-    int rc = w->shut ? MMJ_E_CLOSED : w->failed_errno ? MMJ_E_DURABILITY : MMJ_OK;
+    int rc = w->shut ? MMJ_E_CLOSED : w->failed_errno ? latched(w) : MMJ_OK;
     int must_roll = w->need_roll || w->in_reserve;
     uint64_t need = (w->reserve_ready ? 0 : w->opt.segment_size) + (must_roll ? w->opt.segment_size : 0);
     if (rc == MMJ_OK && w->low_space && !space_available(w, need)) {
@@ -774,7 +781,7 @@ int mmj_checkpoint(mmj_writer *w)
     if (!w)
         return MMJ_E_CLOSED;
     pthread_mutex_lock(&w->mutex);
-    int rc = w->shut ? MMJ_E_CLOSED : w->failed_errno ? MMJ_E_DURABILITY : write_checkpoint(w, 0);
+    int rc = w->shut ? MMJ_E_CLOSED : w->failed_errno ? latched(w) : write_checkpoint(w, 0);
     if (rc == MMJ_OK && durable(w))
         rc = sync_range(w, w->synced_off, w->off);
     pthread_mutex_unlock(&w->mutex);
@@ -816,6 +823,19 @@ int mmj_writer_set_sync_hook(mmj_writer *w, mmj_sync_hook hook, void *ctx)
     w->sync_ctx = ctx;
     pthread_mutex_unlock(&w->mutex);
     return MMJ_OK;
+}
+
+int mmj_writer_damage(mmj_writer *w, uint64_t *segment, uint64_t *offset, uint64_t *seq)
+{
+    if (!w)
+        return MMJ_R_NONE;
+    pthread_mutex_lock(&w->mutex);
+    int reason = w->damage_reason;
+    *segment = w->damage_segment;
+    *offset = w->damage_offset;
+    *seq = w->damage_seq;
+    pthread_mutex_unlock(&w->mutex);
+    return reason;
 }
 
 int mmj_writer_errno(const mmj_writer *w)
@@ -876,6 +896,7 @@ int mmj_writer_shutdown(mmj_writer *w)
         return MMJ_E_CLOSED;
     }
     int rc = MMJ_OK;
+    mmj_recheck_stop(w);
     mmj_ahead_stop(w);
     mmj_ahead_drop_next(w);
     uint8_t seal[MMJ_HASH_SIZE];
@@ -893,7 +914,7 @@ int mmj_writer_shutdown(mmj_writer *w)
             if (rc == MMJ_OK)
                 release_unused_tail(w);
         } else {
-            rc = MMJ_E_DURABILITY;
+            rc = latched(w);
         }
         mmj_unmap(&w->seg);
     }
@@ -918,6 +939,7 @@ void mmj_writer_free(mmj_writer *w)
     pthread_mutex_destroy(&w->mutex);
     mmj_ahead_destroy(w);
     free(w->cold);
+    free(w->trusted);
     free(w);
 }
 
@@ -947,6 +969,7 @@ int mmj_writer_abandon(mmj_writer *w)
     close(w->dirfd);
     pthread_mutex_destroy(&w->mutex);
     free(w->cold);
+    free(w->trusted);
     free(w);
     return MMJ_OK;
 }
@@ -1258,7 +1281,9 @@ static int recover(mmj_writer *w, mmj_recovery *rep, int *err)
     size_t n = 0;
     mmj_lock_info lock;
     mmj_lock_read_info(w->lockfd, &lock);
-    int rc = mmj_list_segments(w->dirfd, &idx, &n, err);
+    int rc = mmj_damage_read(w->dirfd, rep);   /* a check found damage: closed until an operator acts */
+    if (rc == MMJ_OK)
+        rc = mmj_list_segments(w->dirfd, &idx, &n, err);
     if (rc != MMJ_OK)
         return rc;
     mmj_end end = {.segments = n, .last_index = n ? idx[n - 1] : 0};
@@ -1311,6 +1336,13 @@ static int recover(mmj_writer *w, mmj_recovery *rep, int *err)
         int summary = summary_state(w, &m, first_seq, prev_seal);
         if (summary == SUM_DURABLE) {
             mmj_unmap(&m);
+            /* not scanned: its records are checked after the open (DAMAGE BEHIND A SUMMARY) */
+            if (mmj_push_u64(&w->trusted, &w->n_trusted, &w->cap_trusted, idx[i]) != MMJ_OK ||
+                mmj_push_u64(&w->trusted, &w->n_trusted, &w->cap_trusted, first_seq) != MMJ_OK) {
+                mmj_discard_close(&keep);
+                free(idx);
+                return MMJ_E_NOMEM;
+            }
             expect_index++;
             continue;
         }
@@ -1567,6 +1599,7 @@ int mmj_writer_open(const char *dir, const mmj_options *opt, mmj_writer **out, m
     w->notify = mmj_notify_map(w->dirfd, 1);
     mmj_notify_reset(w->notify);   /* a tailer killed while waiting must not cost every append */
     mmj_ahead_start(w);
+    mmj_recheck_start(w);
     *out = w;
     return MMJ_OK;
 fail:
@@ -1577,6 +1610,7 @@ fail:
     pthread_mutex_destroy(&w->mutex);
     mmj_ahead_destroy(w);
     free(w->cold);
+    free(w->trusted);
     free(w);
     return rc;
 }

@@ -235,7 +235,7 @@ class Journal:
                                          clock_state)
         if seq > 0:
             return seq
-        raise error_for(seq, f"append type {rtype}", lib.mmj_writer_errno(self._w) if self._w else 0)
+        raise error_for(seq, self._damage_context(seq, f"append type {rtype}"), self._errno())
 
     def _append_converted(self, fn, rtype, payload, ts_ns, ts_source, clock_state) -> int:
         """The slow path: any bytes-like payload, and typed errors for arguments cffi rejects."""
@@ -268,7 +268,7 @@ class Journal:
             published = written[0]
             context = f"append_batch type {rtype}" + (f" ({published} of {count} records published)" if published
                                                       else "")
-            exc = error_for(status, context, lib.mmj_writer_errno(self._w) if self._w else 0)
+            exc = error_for(status, self._damage_context(status, context), self._errno())
             exc.written = published
             raise exc
         return first[0]
@@ -338,6 +338,24 @@ class Journal:
     def _detach_appenders(self) -> None:
         for appender in getattr(self, "_fast", {}).values():
             appender.detach()
+
+    @property
+    def damage(self):
+        """The record the check after open found damaged behind a trusted segment summary (a
+        verify.BadRecord; the writer is then latched: appends raise JournalCorrupt), or None."""
+        from journal.verify import BadRecord
+        if self.closed:
+            return None
+        where = ffi.new("uint64_t[3]")
+        reason = lib.mmj_writer_damage(self._w, where, where + 1, where + 2)
+        if not reason:
+            return None
+        return BadRecord(seq=where[2], segment=where[0], offset=where[1], reason=reason_text(reason),
+                         reason_code=reason)
+
+    def _damage_context(self, status: int, context: str) -> str:
+        damage = self.damage if status == lib.MMJ_E_CORRUPT else None
+        return f"{context}: damaged record behind a trusted summary: {damage}" if damage else context
 
     def _errno(self) -> int:
         return lib.mmj_writer_errno(self._w) if self._w != ffi.NULL else 0
