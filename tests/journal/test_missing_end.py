@@ -23,7 +23,9 @@ def remove_last(d, count: int) -> int:
 
 
 def snapshot(d) -> dict:
-    return {p.name: p.read_bytes() for p in d.iterdir() if p.is_file() and p.name not in ("notify",)}
+    """The journal's files (a crashed writer's next.mmj.tmp, never journal data, an open deletes)."""
+    return {p.name: p.read_bytes() for p in d.iterdir()
+            if p.is_file() and p.name != "notify" and not p.name.endswith(".tmp")}
 
 
 def assert_refused(d, first_missing: int) -> None:
