@@ -176,7 +176,8 @@
  *   that walks the records of every segment recovery skipped (RECORD rules, from the header to the
  *   EOS), while appends go on. On the first one that fails it latches the writer: every later
  *   append, batch, checkpoint and sync returns MMJ_E_CORRUPT (mmj_writer_errno EBADMSG,
- *   mmj_writer_damage names the record) and the close does not seal; and it writes the file
+ *   mmj_writer_damage names the record) and the close does not seal (it returns MMJ_OK: the damage
+ *   is reported where it was found); and it writes the file
  *   DAMAGED ("damaged <reason> segment <i> offset <o> seq <s>\n", atomic rename). While DAMAGED
  *   exists every writer open fails with MMJ_E_CORRUPT, the report naming that record, and changes
  *   nothing. An operator restores the segment and removes DAMAGED; or, to cut the journal at the

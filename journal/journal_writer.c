@@ -30,8 +30,6 @@ static int fail_io(mmj_writer *w, int *err)
     return (errno == ENOSPC || errno == EDQUOT) ? MMJ_E_DISK_FULL : MMJ_E_IO;
 }
 
-/* A failed msync/fsync (errno set): fatal and latched, whatever the errno (an fsync can fail
- * with ENOSPC too; it is never mistaken for a lack of space to retry later). */
 /* What every call reports once the writer is latched: MMJ_E_CORRUPT after damage behind a
  * summary (journal_recheck.c), else MMJ_E_DURABILITY (a failed msync/fsync). */
 static int latched(const mmj_writer *w)
@@ -39,6 +37,8 @@ static int latched(const mmj_writer *w)
     return w->damage_reason ? MMJ_E_CORRUPT : MMJ_E_DURABILITY;
 }
 
+/* A failed msync/fsync (errno set): fatal and latched, whatever the errno (an fsync can fail
+ * with ENOSPC too; it is never mistaken for a lack of space to retry later). */
 static int latch(mmj_writer *w, int *err)
 {
     w->failed_errno = w->last_errno = errno ? errno : EIO;
@@ -914,7 +914,9 @@ int mmj_writer_shutdown(mmj_writer *w)
             if (rc == MMJ_OK)
                 release_unused_tail(w);
         } else {
-            rc = latched(w);
+            /* not sealed either way; damage was reported where it was found (the appends,
+             * mmj_writer_damage, DAMAGED): the close itself did what it could */
+            rc = w->damage_reason ? MMJ_OK : MMJ_E_DURABILITY;
         }
         mmj_unmap(&w->seg);
     }
