@@ -8,7 +8,7 @@ from journal.catalogue import ClockState, RecordType, TsSource
 from journal.errors import (
     DiskFull, DurabilityFailed, InvalidArgument, JournalClosed, JournalCorrupt, JournalError, JournalExists,
     JournalIOError, JournalLocked, JournalVersionError, NotAJournal, PayloadSizeError, RecordNotFound,
-    RecordTooLarge, TailerPositionLost,
+    RecordTooLarge, SegmentsMissing, TailerPositionLost,
 )
 from journal.reader import Reader, Record, Tailer, row_dtype
 from journal.salvage import InvalidRange, SalvagedFile, SalvagedRecord, SalvagedRun, salvage, salvage_file
@@ -21,5 +21,5 @@ __all__ = [
     "SalvagedRecord", "InvalidRange", "RecordType", "TsSource", "ClockState",
     "JournalError", "InvalidArgument", "JournalIOError", "NotAJournal", "JournalVersionError", "JournalLocked",
     "JournalCorrupt", "RecordTooLarge", "JournalClosed", "DiskFull", "DurabilityFailed", "RecordNotFound",
-    "PayloadSizeError", "JournalExists", "TailerPositionLost",
+    "PayloadSizeError", "JournalExists", "SegmentsMissing", "TailerPositionLost",
 ]

@@ -7,7 +7,10 @@
  * and is called with the five per-record values through vectorcall (no tuple); it keeps the
  * GIL across the append when the Python side says that is safe (pagecache mode, no Python sync
  * hook: nothing the append can block on then needs the GIL), and releases it otherwise (an msync
- * may take milliseconds). It returns exactly what the C function returns (a sequence >= 1 or a
+ * may take milliseconds). Keeping it, it calls the non-blocking variant (mmj_append_nowait) and,
+ * when that could not append without waiting (the writer mutex held by an mmj_sync's fdatasync or
+ * a roll, or a roll due), the blocking one with the GIL released: other Python threads never
+ * stop behind the writer mutex. It returns exactly what the C function returns (a sequence >= 1 or a
  * negative mmj_status) and leaves typed errors to journal.writer; arguments it does not take as
  * they are (a payload that is not bytes, an integer out of the C parameter's range, a non-int)
  * raise TypeError or OverflowError, on which journal.writer takes its converting path. It knows
@@ -29,6 +32,7 @@ typedef struct {
     PyObject_HEAD
     vectorcallfunc vectorcall;
     append_fn *fn;
+    append_fn *try_fn; /* its non-blocking variant (0: would wait), or NULL */
     mmj_writer *w;     /* NULL after detach(): the C function then returns MMJ_E_CLOSED */
     int keep_gil;
 } Appender;
@@ -69,7 +73,14 @@ static PyObject *appender_call(PyObject *self_obj, PyObject *const *args, size_t
     const char *payload = PyBytes_AS_STRING(args[1]);
     uint64_t len = (uint64_t)PyBytes_GET_SIZE(args[1]);
     int64_t seq;
-    if (self->keep_gil) {
+    if (self->keep_gil && self->try_fn) {
+        seq = self->try_fn(self->w, (uint32_t)rtype, payload, len, ts, (uint32_t)source, (uint32_t)state);
+        if (seq == 0) {   /* it would wait: not while holding the GIL */
+            Py_BEGIN_ALLOW_THREADS
+            seq = self->fn(self->w, (uint32_t)rtype, payload, len, ts, (uint32_t)source, (uint32_t)state);
+            Py_END_ALLOW_THREADS
+        }
+    } else if (self->keep_gil) {
         seq = self->fn(self->w, (uint32_t)rtype, payload, len, ts, (uint32_t)source, (uint32_t)state);
     } else {
         Py_BEGIN_ALLOW_THREADS
@@ -81,9 +92,9 @@ static PyObject *appender_call(PyObject *self_obj, PyObject *const *args, size_t
 
 static PyObject *appender_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    unsigned long long fn, w;
+    unsigned long long fn, w, try_fn = 0;
     int keep_gil;
-    if (!PyArg_ParseTuple(args, "KKp:Appender", &fn, &w, &keep_gil))
+    if (!PyArg_ParseTuple(args, "KKp|K:Appender", &fn, &w, &keep_gil, &try_fn))
         return NULL;
     if (!fn || !w) {
         PyErr_SetString(PyExc_ValueError, "Appender needs the C function's and the writer's addresses");
@@ -94,6 +105,7 @@ static PyObject *appender_new(PyTypeObject *type, PyObject *args, PyObject *kwds
         return NULL;
     self->vectorcall = appender_call;
     self->fn = (append_fn *)(uintptr_t)fn;
+    self->try_fn = (append_fn *)(uintptr_t)try_fn;
     self->w = (mmj_writer *)(uintptr_t)w;
     self->keep_gil = keep_gil;
     return (PyObject *)self;
@@ -136,7 +148,7 @@ static PyTypeObject AppenderType = {
     .tp_name = "journal._fastappend.Appender",
     .tp_basicsize = sizeof(Appender),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
-    .tp_doc = "Appender(function address, writer address, keep_gil): call with "
+    .tp_doc = "Appender(function address, writer address, keep_gil[, non-blocking variant's address]): call with "
               "(rtype, payload, ts_ns, ts_source, clock_state); returns the C function's result.",
     .tp_new = appender_new,
     .tp_call = PyVectorcall_Call,

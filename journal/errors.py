@@ -76,6 +76,12 @@ class JournalExists(JournalError):
     """A journal exists where a new one was required."""
 
 
+class SegmentsMissing(JournalCorrupt):
+    """Segments were removed from the end of the journal: LOCK names a segment, sequence or seal
+    the directory no longer holds. The writer refuses to open (nothing is changed) until they are
+    restored, or an operator who accepts the loss removes LOCK."""
+
+
 class TailerPositionLost(JournalError):
     """A recovery cut the journal back behind what this tailer had read (power loss or damage):
     the record it handed out last is gone or different, so what follows is not the continuation
@@ -98,6 +104,7 @@ _BY_STATUS = {
     lib.MMJ_E_PAYLOAD_SIZE: PayloadSizeError,
     lib.MMJ_E_EXISTS: JournalExists,
     lib.MMJ_E_POSITION_LOST: TailerPositionLost,
+    lib.MMJ_E_SEGMENTS_MISSING: SegmentsMissing,
 }
 
 

@@ -23,7 +23,13 @@
  * DIRECTORY
  *   journal.meta              64 bytes, written once at creation (temp name + rename + dir fsync)
  *   LOCK                      lock file: the single writer holds an OFD write lock on it and
- *                             writes "pid <pid> open\n" (or "pid <pid> closed\n" on clean close)
+ *                             writes one line (fsynced) naming the journal's end (THE END OF THE
+ *                             JOURNAL): "pid <pid> open <s>\n" once open, <s> the segment it
+ *                             started in; "pid <pid> closing <l>\n" before a clean close seals
+ *                             the last segment <l>; "pid <pid> closed <l> <next seq> <seal hash of
+ *                             l, 64 hex>\n" after it; "pid <pid> recovering\n" while a recovery
+ *                             removes segments. "pid <pid> open\n" and "pid <pid> closed\n" (older
+ *                             writers) name nothing
  *   seg-<index %016llu>.mmj   segment files, index 0, 1, 2 ... with no gaps; readers start at
  *                             segment 0 and read nothing past a missing segment
  *   seg-<index %016llu>.sum   the summary of a sealed segment (SEGMENT SUMMARY), optional
@@ -162,8 +168,24 @@
  *   DURABLE set: the segment's bytes reached the device before the summary's name did, so a
  *   power cut that kept the summary kept the records it describes (a summary written after no
  *   msync, in pagecache mode, could outlive torn or lost records: such a segment is scanned).
- *   What it does not re-check is damage after the fact (bit rot, tampering) between the header
- *   and the SEAL: readers check those records before returning them, verify() names them.
+ *   What it does not re-check at open is damage after the fact (bit rot, tampering) between the
+ *   header and the SEAL: readers check those records before returning them, verify() names them,
+ *   and the writer checks them right after the open (DAMAGE BEHIND A SUMMARY).
+ *
+ * DAMAGE BEHIND A SUMMARY: a writer's open starts a thread (only when recovery skipped segments)
+ *   that walks the records of every segment recovery skipped (RECORD rules, from the header to the
+ *   EOS), while appends go on. On the first one that fails it latches the writer: every later
+ *   append, batch, checkpoint and sync returns MMJ_E_CORRUPT (mmj_writer_errno EBADMSG,
+ *   mmj_writer_damage names the record) and the close does not seal (it returns MMJ_OK: the damage
+ *   is reported where it was found); and it writes the file
+ *   DAMAGED ("damaged <reason> segment <i> offset <o> seq <s>\n", atomic rename). While DAMAGED
+ *   exists every writer open fails with MMJ_E_CORRUPT, the report naming that record, and changes
+ *   nothing. An operator restores the segment and removes DAMAGED; or, to cut the journal at the
+ *   damage, removes DAMAGED and the segment's summary, and recovery then scans it and keeps what
+ *   follows the damage in discarded/ (DISCARDED DATA). The window that remains: records appended
+ *   between the open and the end of the check (the check walks at memory speed when the segments
+ *   are cached, at the disk's read speed when not) were acknowledged behind the damage; they are in
+ *   the journal, and the latch and DAMAGED stop anything more from being added behind it.
  *   KNOWN DURABLE: a sealed segment is known durable iff its summary is believed and DURABLE.
  *   Any other sealed segment recovery keeps (a crashed pagecache-mode writer's rolled segments,
  *   or an unsynced one's after a clean close: in the page cache, which outlives the process but
@@ -191,9 +213,28 @@
  *   (mmj_recovery), and the writer continues appending in that last, unsealed segment right after
  *   its last valid record (continued_segment); only a segment of a format version other than the
  *   writer's is sealed (sealed_segment) and a new one started, so no segment mixes chain
- *   versions. A sealed last segment (clean close) gets a new successor. Readers and tailers
+ *   versions. A sealed last segment (clean close) gets a new successor; first the end is checked
+ *   against LOCK (THE END OF THE JOURNAL), and a journal with segments missing at the end is
+ *   refused. Readers and tailers
  *   never repair: they stop at
  *   the first invalid record. verify() checks everything, including the chain and zero tails.
+ *
+ * THE END OF THE JOURNAL: a roll creates segment i+1 (directory fsynced) before it seals i, so a
+ *   writer, live or crashed, never leaves a sealed last segment; only a clean close does, and it
+ *   names that segment in LOCK before sealing it ("closing l") and with its end after ("closed l
+ *   <next seq> <seal>"). Segments removed from the end are therefore MMJ_R_MISSING_SEGMENT (for
+ *   verify, and for a writer's open, which then fails with MMJ_E_SEGMENTS_MISSING and changes
+ *   nothing) when LOCK names a segment past the last one present (or there is none), or the last
+ *   segment is sealed and LOCK says "open", or names another segment, or (closed) another next
+ *   sequence or seal hash. The first missing index is reported (the last present + 1). An
+ *   unsealed last segment is a crash's (or, after a power cut in pagecache mode, a clean close's
+ *   whose SEAL had not reached the disk): recovery as below. Segments past the one "closing" or
+ *   "closed" names are a later writer's that died opening (before its "open"). A LOCK that names
+ *   nothing (an older writer's, "recovering", empty, or removed) checks nothing: a sealed last
+ *   segment is taken as the end, as before; the next writer's open writes the new form. An
+ *   operator who accepts the loss of missing segments removes LOCK; the next writer continues
+ *   after the last segment present. verify() reads LOCK after the segments, and does not report
+ *   a journal that grew meanwhile (a writer opened or rolled) as short.
  *
  * DISCARDED DATA: a crashed writer can only tear the tail of its last, unsealed segment. When
  *   the first invalid record is anywhere else (its segment has a summary, i.e. was sealed, or a
@@ -225,7 +266,11 @@
  *   those zeros). The file is mapped read-only and never written.
  *
  * DURABILITY: pagecache (survives a process crash), group (msync after group_records records or
- *   group_us microseconds since the last sync, whichever comes first, checked at append time),
+ *   group_us microseconds since the last sync, whichever comes first: checked at append time, and
+ *   while appends pause by the writer's helper thread, which wakes at least every millisecond and
+ *   msyncs the published records once the last sync is group_us old and records are unsynced, so
+ *   a record waits at most group_us plus that wake-up interval; it only tries the writer mutex,
+ *   leaving a busy writer's own append to check; a failure latches as at an append),
  *   sync (msync before append returns). A failed msync/fsync is fatal and latched: every later
  *   append returns MMJ_E_DURABILITY; the writer never retries. The append whose msync failed has
  *   published its record (readers may see it) but reports MMJ_E_DURABILITY, not a sequence: the
@@ -303,7 +348,8 @@ enum mmj_status {
     MMJ_E_NOT_JOURNAL = -3,    /* the directory is not a journal (no or bad journal.meta) */
     MMJ_E_VERSION = -4,        /* written by a newer format version */
     MMJ_E_LOCKED = -5,         /* another live process holds the writer lock */
-    MMJ_E_CORRUPT = -6,        /* an invalid record or header where a valid one must be */
+    MMJ_E_CORRUPT = -6,        /* an invalid record or header where a valid one must be (also: a
+                                  writer latched by, or an open refused for, DAMAGE BEHIND A SUMMARY) */
     MMJ_E_TOO_LARGE = -7,      /* the record cannot fit in an empty segment */
     MMJ_E_CLOSED = -8,         /* the handle was closed */
     MMJ_E_DISK_FULL = -9,      /* no space to preallocate a segment (ENOSPC/EDQUOT) */
@@ -312,8 +358,11 @@ enum mmj_status {
     MMJ_E_NOMEM = -12,         /* out of memory */
     MMJ_E_PAYLOAD_SIZE = -13,  /* payload size does not match the registered size of its type */
     MMJ_E_EXISTS = -14,        /* create requested exclusively but a journal exists */
-    MMJ_E_POSITION_LOST = -15  /* a tailer's position is past the journal's records: a recovery cut
+    MMJ_E_POSITION_LOST = -15, /* a tailer's position is past the journal's records: a recovery cut
                                   the journal back behind what the tailer had read (TAILERS) */
+    MMJ_E_SEGMENTS_MISSING = -16 /* segments were removed from the journal's end (LOCK names more
+                                  than the directory holds): a writer refuses to open (THE END OF
+                                  THE JOURNAL) */
 };
 
 /* Why a record or segment is invalid (recovery and verify reports). */
@@ -326,8 +375,11 @@ enum mmj_reason {
     MMJ_R_SEQ_GAP = 5,         /* sequence differs from the expected one */
     MMJ_R_BAD_CONTROL = 6,     /* EOS/CONTROL flags, type and length disagree */
     MMJ_R_BAD_HEADER = 7,      /* segment header: magic, crc, salt, index, size or first seq */
-    MMJ_R_MISSING_SEGMENT = 8, /* a segment index is missing, or a sealed segment has no successor */
-    MMJ_R_NO_EOS = 9,          /* a segment that is not the last ends without SEAL + EOS */
+    MMJ_R_MISSING_SEGMENT = 8, /* a segment index is missing, or segments were removed from the end
+                                  (THE END OF THE JOURNAL) */
+    MMJ_R_NO_EOS = 9,          /* a segment that is not the last ends without SEAL + EOS (with the
+                                  writer live, not while the segment after it is the last and
+                                  holds nothing yet: a roll in progress) */
     MMJ_R_CHAIN = 10,          /* a CHECKPOINT/SEAL hash does not match the recomputed chain */
     MMJ_R_PREV_SEAL = 11,      /* a header's previous seal hash differs from the seal */
     MMJ_R_TRAILING = 12        /* non-zero bytes after the EOS marker or after the last record */
@@ -505,6 +557,17 @@ int64_t mmj_append_reserve(mmj_writer *w /* writer */, uint32_t rtype /* record 
                            const char *payload /* payload bytes */, uint64_t len /* payload length */,
                            int64_t ts_ns /* timestamp, ns */, uint32_t ts_source /* timestamp source */,
                            uint32_t clock_state /* clock state */);
+/* mmj_append (same parameters, same meaning) that never blocks: 0, with nothing written, when
+ * the writer mutex is held (by another append, an mmj_sync's fdatasync, a roll waiting for the
+ * helper's next segment) or when the append could block itself (an msync: always in group and
+ * sync modes; a roll, for the record or the CHECKPOINT after it). A caller that must not wait
+ * while holding something others need (a Python binding holding the GIL) tries this first and,
+ * on 0, lets go of it and calls mmj_append. */
+int64_t mmj_append_nowait(mmj_writer *w, uint32_t rtype, const char *payload, uint64_t len, int64_t ts_ns,
+                          uint32_t ts_source, uint32_t clock_state);
+/* mmj_append_reserve that never blocks, as mmj_append_nowait. */
+int64_t mmj_append_reserve_nowait(mmj_writer *w, uint32_t rtype, const char *payload, uint64_t len,
+                                  int64_t ts_ns, uint32_t ts_source, uint32_t clock_state);
 /* mmj_append_batch (same parameters, same meaning) plus reserve: 1 makes the batch behave as
  * mmj_append_reserve, 0 as an ordinary batch. */
 int mmj_append_batch_ex(mmj_writer *w, uint32_t rtype, const char *buf, uint64_t size,
@@ -543,14 +606,19 @@ uint64_t mmj_writer_next_seq(const mmj_writer *w /* writer */);
 uint64_t mmj_writer_segment(const mmj_writer *w /* writer */);
 /* Copy the journal's salt. */
 void mmj_writer_salt(const mmj_writer *w /* writer */, uint8_t *out /* OUT: 16 bytes */);
+/* The damage the check after open found behind a believed summary (DAMAGE BEHIND A SUMMARY): its
+ * mmj_reason, MMJ_R_NONE (0) if none (yet), and where: segment, offset, expected sequence. */
+int mmj_writer_damage(mmj_writer *w /* writer */, uint64_t *segment /* OUT */, uint64_t *offset /* OUT */,
+                      uint64_t *seq /* OUT */);
 /* errno of the last failed system call on this writer (the latched one after MMJ_E_DURABILITY). */
 int mmj_writer_errno(const mmj_writer *w /* writer */);
 /* Called after each msync or fsync that made bytes [from, to) of segment `segment` durable (an
  * msync's range starts at a page boundary; a new segment made durable at creation, header and
  * preallocated zeros, reports [0, S); a rolled segment fdatasynced by mmj_sync reports up to S).
  * For tracing and for power-loss tests that must know what
- * reached the device; runs on the appending thread with the writer's lock held, so it must not
- * call into this writer. */
+ * reached the device; runs with the writer's lock held on the appending thread (or, for group
+ * mode's time budget while appends pause, on the writer's helper thread), so it must not call
+ * into this writer. */
 typedef void (*mmj_sync_hook)(void *ctx, uint64_t segment, uint64_t from, uint64_t to);
 /* Install (hook NULL: remove) the sync hook. */
 int mmj_writer_set_sync_hook(mmj_writer *w /* writer */, mmj_sync_hook hook, void *ctx /* passed to hook */);
@@ -682,7 +750,9 @@ void mmj_tailer_close(mmj_tailer *t /* tailer */);
 
 /* ---- verify and inspection -------------------------------------------------------------- */
 
-/* Check every segment, record, checkpoint and seal; report the first problem. */
+/* Check every segment, record, checkpoint and seal, and the end against LOCK (THE END OF THE
+ * JOURNAL); report the first problem. With the writer live, a segment without EOS followed only by
+ * a segment that holds nothing yet is a roll in progress: verify ends there (last_sealed 0). */
 int mmj_verify(const char *dir /* journal directory */, mmj_verify_report *out /* OUT: report */,
                int *err /* OUT: errno; may be NULL */);
 /* Who holds the writer lock: live = 1 if a process holds it now; pid and clean from LOCK. */

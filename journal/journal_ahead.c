@@ -244,6 +244,7 @@ static void *helper_main(void *arg)
             mmj_notify_reset(w->notify);
             reset_at = mmj_now_ns() + MMJ_NOTIFY_RESET_NS;
         }
+        mmj_writer_group_tick(w);
         int faulted = 0;
         for (int k = 0; k < 16; k++) {   /* up to 1 MiB, then a look at the rest */
             pthread_mutex_lock(&w->fault_mu);

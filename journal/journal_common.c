@@ -43,6 +43,7 @@ const char *mmj_strerror(int status)
     case MMJ_E_PAYLOAD_SIZE: return "payload size does not match its record type";
     case MMJ_E_EXISTS: return "journal already exists";
     case MMJ_E_POSITION_LOST: return "the journal was cut back behind the tailer's position";
+    case MMJ_E_SEGMENTS_MISSING: return "segments are missing at the end of the journal";
     default: return "unknown status";
     }
 }
@@ -97,6 +98,34 @@ void mmj_genesis(const uint8_t *salt, uint8_t *out)
 int mmj_fsync_dir(int dirfd)
 {
     return fsync(dirfd) == 0 ? MMJ_OK : MMJ_E_IO;
+}
+
+int mmj_fsync_parent(const char *path)
+{
+    char parent[4096];
+    size_t n = strlen(path);
+    if (n >= sizeof parent) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(parent, path, n + 1);
+    while (n > 1 && parent[n - 1] == '/')   /* "a/b/" names b */
+        parent[--n] = 0;
+    char *slash = strrchr(parent, '/');
+    if (!slash)
+        strcpy(parent, ".");
+    else if (slash == parent)
+        parent[1] = 0;   /* "/b": the root */
+    else
+        *slash = 0;
+    int fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
 }
 
 int mmj_open_dir(const char *dir, int *dirfd, int *err)
@@ -480,16 +509,10 @@ uint64_t mmj_first_nonzero(const uint8_t *base, uint64_t from, uint64_t size)
 
 int mmj_lock_read(int fd, int32_t *pid, int32_t *clean)
 {
-    char buf[64] = {0};
-    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
-    int p = 0;
-    char state[16] = {0};
-    *pid = 0;
-    *clean = 0;
-    if (n > 0 && sscanf(buf, "pid %d %15s", &p, state) == 2) {
-        *pid = p;
-        *clean = strcmp(state, "closed") == 0;
-    }
+    mmj_lock_info info;
+    mmj_lock_read_info(fd, &info);
+    *pid = info.pid;
+    *clean = info.state == MMJ_LOCK_CLOSED;
     return MMJ_OK;
 }
 

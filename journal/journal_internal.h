@@ -86,6 +86,8 @@ void mmj_chain_update(mmj_chain_ctx *c, const void *data, size_t len);
 void mmj_chain_final(const mmj_chain_ctx *c, uint8_t *out);
 void mmj_chain_link(uint32_t version, const uint8_t *anchor_hash, const uint8_t *bytes, uint64_t len, uint8_t *out);
 int mmj_fsync_dir(int dirfd);
+/* fsync the directory that holds `path` (after creating path in it): 0, or -1 with errno. */
+int mmj_fsync_parent(const char *path);
 int mmj_open_dir(const char *dir, int *dirfd, int *err);
 int mmj_meta_read(int dirfd, uint8_t *salt, int *err);
 int mmj_meta_create(int dirfd, uint8_t *salt, uint32_t version, int *err);
@@ -126,6 +128,34 @@ uint64_t mmj_record_fill(const uint8_t *base, uint64_t off, mmj_record *out);
 uint64_t mmj_nonzero_end(const uint8_t *base, uint64_t from, uint64_t size);
 uint64_t mmj_first_nonzero(const uint8_t *base, uint64_t from, uint64_t size);
 int mmj_lock_read(int fd, int32_t *pid, int32_t *clean);
+
+/* The LOCK file's states (journal_lock.c). */
+enum { MMJ_LOCK_UNKNOWN = 0, MMJ_LOCK_OPEN = 1, MMJ_LOCK_CLOSING = 2, MMJ_LOCK_CLOSED = 3 };
+typedef struct mmj_lock_info {
+    int32_t pid;
+    int state;                 /* MMJ_LOCK_*, UNKNOWN for an empty or unreadable LOCK */
+    int named;                 /* 1 if it names a segment (a writer of this version wrote it) */
+    int has_end;               /* closed with its next sequence and seal hash */
+    uint64_t seg;              /* open: the segment the writer started in; closing/closed: the last */
+    uint64_t next_seq;         /* closed: the next sequence after the last record */
+    uint8_t seal[MMJ_HASH_SIZE];  /* closed: the last segment's seal hash */
+} mmj_lock_info;
+/* What a directory's segments end with, for mmj_lock_end_check. */
+typedef struct mmj_end {
+    uint64_t segments;         /* segment files present (0: none) */
+    uint64_t last_index;       /* the highest index present */
+    int last_sealed;           /* it ends with SEAL + EOS (next_seq and seal then describe it) */
+    uint64_t next_seq;         /* the sequence after its last record */
+    const uint8_t *seal;       /* its seal hash */
+} mmj_end;
+void mmj_lock_parse(const char *text, mmj_lock_info *out);
+int mmj_lock_read_info(int fd, mmj_lock_info *out);
+/* MMJ_R_MISSING_SEGMENT (with *missing, the first index missing) if segments were removed from the
+ * end the LOCK describes; MMJ_R_NONE otherwise, always for a LOCK that names no segment. */
+int mmj_lock_end_check(const mmj_lock_info *lock, const mmj_end *end, uint64_t *missing);
+/* The LOCK line for state (MMJ_LOCK_OPEN/CLOSING/CLOSED) naming segment seg (closed: with
+ * next_seq and seal, if seal is not NULL). */
+void mmj_lock_format(char *buf, size_t cap, int state, uint64_t seg, uint64_t next_seq, const uint8_t *seal);
 
 /* Segment summaries (journal_footer.c; journal.h SEGMENT SUMMARY). */
 #define MMJ_FOOTER_SIZE 96

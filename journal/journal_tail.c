@@ -422,8 +422,12 @@ int mmj_tailer_commit(mmj_tailer *t)
     if (!t->name[0])
         return MMJ_E_ARG;
     char path[256], buf[128];
-    if (mkdirat(t->dirfd, MMJ_TAILER_DIR, 0755) != 0 && errno != EEXIST)
+    if (mkdirat(t->dirfd, MMJ_TAILER_DIR, 0755) == 0) {
+        if (fsync(t->dirfd) != 0)   /* the new name must survive before a position is renamed in */
+            return MMJ_E_IO;
+    } else if (errno != EEXIST) {
         return MMJ_E_IO;
+    }
     int sub = openat(t->dirfd, MMJ_TAILER_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (sub < 0)
         return MMJ_E_IO;

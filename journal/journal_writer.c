@@ -30,6 +30,13 @@ static int fail_io(mmj_writer *w, int *err)
     return (errno == ENOSPC || errno == EDQUOT) ? MMJ_E_DISK_FULL : MMJ_E_IO;
 }
 
+/* What every call reports once the writer is latched: MMJ_E_CORRUPT after damage behind a
+ * summary (journal_recheck.c), else MMJ_E_DURABILITY (a failed msync/fsync). */
+static int latched(const mmj_writer *w)
+{
+    return w->damage_reason ? MMJ_E_CORRUPT : MMJ_E_DURABILITY;
+}
+
 /* A failed msync/fsync (errno set): fatal and latched, whatever the errno (an fsync can fail
  * with ENOSPC too; it is never mistaken for a lack of space to retry later). */
 static int latch(mmj_writer *w, int *err)
@@ -44,7 +51,7 @@ static int latch(mmj_writer *w, int *err)
 static int sync_range(mmj_writer *w, uint64_t from, uint64_t to)
 {
     if (w->failed_errno)
-        return MMJ_E_DURABILITY;
+        return latched(w);
     if (to <= from)
         return MMJ_OK;
     uint64_t start = from & ~(uint64_t)(w->page - 1);
@@ -395,7 +402,7 @@ static void start_segment(mmj_writer *w, const mmj_map *m, const uint8_t *prev_s
 }
 
 /* Seal the current segment (SEAL + EOS) and make sure it is durable in durable modes. */
-static int seal_current(mmj_writer *w, const uint8_t *seal_hash_expected)
+static int seal_current(mmj_writer *w, const uint8_t *seal_hash_expected, uint8_t *seal_out)
 {
     uint8_t seal[MMJ_HASH_SIZE];
     uint64_t seal_off = w->off, records = w->seg_data;
@@ -404,6 +411,8 @@ static int seal_current(mmj_writer *w, const uint8_t *seal_hash_expected)
     if (seal_hash_expected)
         assert(memcmp(seal, seal_hash_expected, MMJ_HASH_SIZE) == 0);
     put_record(w, MMJ_FLAG_EOS, 0, NULL, 0, 0, 0, 0);
+    if (seal_out)
+        memcpy(seal_out, seal, MMJ_HASH_SIZE);
     if (durable(w)) {
         int rc = sync_range(w, w->synced_off, w->off);
         if (rc != MMJ_OK)
@@ -443,7 +452,7 @@ static int roll(mmj_writer *w, int reserve)
         pthread_mutex_unlock(&w->hash_mu);
         return rc;
     }
-    rc = seal_current(w, seal);
+    rc = seal_current(w, seal, NULL);
     if (!durable(w) && !w->unsynced_retired) {   /* sealed without an msync: mmj_sync fsyncs it */
         w->unsynced_retired = 1;
         w->unsynced_seg = w->seg.index;
@@ -503,6 +512,24 @@ static int after_append(mmj_writer *w, uint64_t records, int reserve)
     }
 }
 
+int mmj_writer_group_tick(mmj_writer *w)
+{
+    /* a racy first look (the fields change under the mutex): a stale value only moves the msync
+     * to the next tick; no lock is taken while nothing waits for one */
+    if (w->opt.durability != MMJ_DUR_GROUP || !__atomic_load_n(&w->unsynced, __ATOMIC_RELAXED))
+        return 0;
+    int64_t due = __atomic_load_n(&w->last_sync_ns, __ATOMIC_RELAXED) + (int64_t)w->opt.group_us * 1000;
+    if (mmj_now_ns() < due || pthread_mutex_trylock(&w->mutex) != 0)
+        return 0;   /* busy: the holder is appending (and checks the budget itself) or syncing */
+    int did = 0;
+    if (!w->shut && !w->failed_errno && w->unsynced && mmj_now_ns() >= w->last_sync_ns + (int64_t)w->opt.group_us * 1000) {
+        sync_range(w, w->synced_off, w->off);   /* a failure latches, as at an append */
+        did = 1;
+    }
+    pthread_mutex_unlock(&w->mutex);
+    return did;
+}
+
 static int check_type(const mmj_writer *w, uint32_t rtype, uint64_t len)
 {
     if (rtype == 0 || rtype == MMJ_RTYPE_CHECKPOINT || rtype == MMJ_RTYPE_SEAL || rtype > 0xffff)
@@ -528,7 +555,7 @@ static int64_t append_locked(mmj_writer *w, uint32_t rtype, const char *payload,
                              uint32_t ts_source, uint32_t clock_state, int reserve)
 {
     if (w->failed_errno)
-        return MMJ_E_DURABILITY;
+        return latched(w);
     if (space_refused(w, reserve))
         return MMJ_E_DISK_FULL;
     int rc = check_type(w, rtype, len);
@@ -564,7 +591,7 @@ static int batch_locked(mmj_writer *w, uint32_t rtype, const char *buf, uint64_t
                         uint32_t clock_state, uint64_t *first_seq, uint64_t *written, int reserve)
 {
     if (w->failed_errno)
-        return MMJ_E_DURABILITY;
+        return latched(w);
     if (space_refused(w, reserve))
         return MMJ_E_DISK_FULL;
     if ((count && !buf) || ts_source > 0xff || clock_state > 0xff)
@@ -618,29 +645,60 @@ static int batch_locked(mmj_writer *w, uint32_t rtype, const char *buf, uint64_t
     return count ? after_append(w, count, reserve) : MMJ_OK;
 }
 
+/* Whether appending a record of len payload bytes could block (mmj_append_nowait): an msync
+ * (group and sync modes), or a roll (a wait for the helper's next segment, a posix_fallocate),
+ * for the record or for the CHECKPOINT that may follow it. */
+static int could_block(const mmj_writer *w, uint64_t len)
+{
+    if (durable(w))
+        return 1;
+    uint64_t end = w->off + mmj_pad8(MMJ_RECORD_HEADER_SIZE + len) + MMJ_SEGMENT_RESERVE;
+    if (w->opt.checkpoint_every && w->since_anchor + 1 >= w->opt.checkpoint_every)
+        end += mmj_pad8(MMJ_RECORD_HEADER_SIZE + MMJ_CONTROL_PAYLOAD);
+    return end > w->seg.size;
+}
+
 static int64_t append_with(mmj_writer *w, uint32_t rtype, const char *payload, uint64_t len, int64_t ts_ns,
-                           uint32_t ts_source, uint32_t clock_state, int reserve)
+                           uint32_t ts_source, uint32_t clock_state, int reserve, int nowait)
 {
     if (!w)
         return MMJ_E_CLOSED;
-    pthread_mutex_lock(&w->mutex);
-    int64_t rc = w->shut ? MMJ_E_CLOSED : append_locked(w, rtype, payload, len, ts_ns, ts_source, clock_state,
-                                                         reserve);
+    if (!nowait)
+        pthread_mutex_lock(&w->mutex);
+    else if (pthread_mutex_trylock(&w->mutex) != 0)
+        return 0;
+    int64_t rc = w->shut ? MMJ_E_CLOSED
+                 : nowait && len <= MMJ_MAX_PAYLOAD && could_block(w, len)
+                     ? 0
+                     : append_locked(w, rtype, payload, len, ts_ns, ts_source, clock_state, reserve);
     pthread_mutex_unlock(&w->mutex);
-    mmj_notify_wake(w->notify);
+    if (rc)
+        mmj_notify_wake(w->notify);
     return rc;
 }
 
 int64_t mmj_append(mmj_writer *w, uint32_t rtype, const char *payload, uint64_t len, int64_t ts_ns,
                    uint32_t ts_source, uint32_t clock_state)
 {
-    return append_with(w, rtype, payload, len, ts_ns, ts_source, clock_state, 0);
+    return append_with(w, rtype, payload, len, ts_ns, ts_source, clock_state, 0, 0);
+}
+
+int64_t mmj_append_nowait(mmj_writer *w, uint32_t rtype, const char *payload, uint64_t len, int64_t ts_ns,
+                          uint32_t ts_source, uint32_t clock_state)
+{
+    return append_with(w, rtype, payload, len, ts_ns, ts_source, clock_state, 0, 1);
 }
 
 int64_t mmj_append_reserve(mmj_writer *w, uint32_t rtype, const char *payload, uint64_t len, int64_t ts_ns,
                            uint32_t ts_source, uint32_t clock_state)
 {
-    return append_with(w, rtype, payload, len, ts_ns, ts_source, clock_state, 1);
+    return append_with(w, rtype, payload, len, ts_ns, ts_source, clock_state, 1, 0);
+}
+
+int64_t mmj_append_reserve_nowait(mmj_writer *w, uint32_t rtype, const char *payload, uint64_t len,
+                                  int64_t ts_ns, uint32_t ts_source, uint32_t clock_state)
+{
+    return append_with(w, rtype, payload, len, ts_ns, ts_source, clock_state, 1, 1);
 }
 
 int mmj_append_batch_ex(mmj_writer *w, uint32_t rtype, const char *buf, uint64_t size, const uint64_t *offsets,
@@ -687,7 +745,7 @@ int mmj_writer_retry_space(mmj_writer *w)
     if (!w)
         return MMJ_E_CLOSED;
     pthread_mutex_lock(&w->mutex);
-    int rc = w->shut ? MMJ_E_CLOSED : w->failed_errno ? MMJ_E_DURABILITY : MMJ_OK;
+    int rc = w->shut ? MMJ_E_CLOSED : w->failed_errno ? latched(w) : MMJ_OK;
     int must_roll = w->need_roll || w->in_reserve;
     uint64_t need = (w->reserve_ready ? 0 : w->opt.segment_size) + (must_roll ? w->opt.segment_size : 0);
     if (rc == MMJ_OK && w->low_space && !space_available(w, need)) {
@@ -723,7 +781,7 @@ int mmj_checkpoint(mmj_writer *w)
     if (!w)
         return MMJ_E_CLOSED;
     pthread_mutex_lock(&w->mutex);
-    int rc = w->shut ? MMJ_E_CLOSED : w->failed_errno ? MMJ_E_DURABILITY : write_checkpoint(w, 0);
+    int rc = w->shut ? MMJ_E_CLOSED : w->failed_errno ? latched(w) : write_checkpoint(w, 0);
     if (rc == MMJ_OK && durable(w))
         rc = sync_range(w, w->synced_off, w->off);
     pthread_mutex_unlock(&w->mutex);
@@ -767,17 +825,39 @@ int mmj_writer_set_sync_hook(mmj_writer *w, mmj_sync_hook hook, void *ctx)
     return MMJ_OK;
 }
 
+int mmj_writer_damage(mmj_writer *w, uint64_t *segment, uint64_t *offset, uint64_t *seq)
+{
+    if (!w)
+        return MMJ_R_NONE;
+    pthread_mutex_lock(&w->mutex);
+    int reason = w->damage_reason;
+    *segment = w->damage_segment;
+    *offset = w->damage_offset;
+    *seq = w->damage_seq;
+    pthread_mutex_unlock(&w->mutex);
+    return reason;
+}
+
 int mmj_writer_errno(const mmj_writer *w)
 {
     return w ? (w->failed_errno ? w->failed_errno : w->last_errno) : 0;
 }
 
-static void write_lock_state(mmj_writer *w, const char *state)
+static int write_lock_text(mmj_writer *w, const char *text)
 {
-    char buf[64];
-    int n = snprintf(buf, sizeof buf, "pid %d %s\n", (int)getpid(), state);
-    if (ftruncate(w->lockfd, 0) == 0 && pwrite(w->lockfd, buf, (size_t)n, 0) == n)
-        fsync(w->lockfd);
+    size_t n = strlen(text);
+    if (ftruncate(w->lockfd, 0) == 0 && pwrite(w->lockfd, text, n, 0) == (ssize_t)n && fsync(w->lockfd) == 0)
+        return MMJ_OK;
+    return MMJ_E_IO;
+}
+
+/* LOCK names the journal's end (journal.h THE END OF THE JOURNAL): `state` (MMJ_LOCK_*) of segment
+ * seg; closed also with the next sequence and the seal hash. */
+static int write_lock_state(mmj_writer *w, int state, uint64_t seg, const uint8_t *seal)
+{
+    char buf[256];
+    mmj_lock_format(buf, sizeof buf, state, seg, w->next_seq, seal);
+    return write_lock_text(w, buf);
 }
 
 #define MMJ_TMPFS_MAGIC 0x01021994   /* statfs f_type of tmpfs (linux/magic.h) */
@@ -816,21 +896,33 @@ int mmj_writer_shutdown(mmj_writer *w)
         return MMJ_E_CLOSED;
     }
     int rc = MMJ_OK;
+    mmj_recheck_stop(w);
     mmj_ahead_stop(w);
     mmj_ahead_drop_next(w);
+    uint8_t seal[MMJ_HASH_SIZE];
+    uint64_t last = w->seg.index;
+    int sealed = 0;
     if (w->seg.base) {
         if (!w->failed_errno) {
-            rc = seal_current(w, NULL);   /* in durable modes its msync covers the SEAL and EOS */
+            /* LOCK names the segment before it is sealed: a sealed last segment is an end only
+             * when LOCK says so (otherwise segments after it were removed); if LOCK cannot say
+             * so, the segment stays unsealed and the next writer continues it, as after a crash */
+            rc = write_lock_state(w, MMJ_LOCK_CLOSING, last, NULL);
+            if (rc == MMJ_OK)
+                rc = seal_current(w, NULL, seal);   /* in durable modes its msync covers the SEAL and EOS */
+            sealed = rc == MMJ_OK;
             if (rc == MMJ_OK)
                 release_unused_tail(w);
         } else {
-            rc = MMJ_E_DURABILITY;
+            /* not sealed either way; damage was reported where it was found (the appends,
+             * mmj_writer_damage, DAMAGED): the close itself did what it could */
+            rc = w->damage_reason ? MMJ_OK : MMJ_E_DURABILITY;
         }
         mmj_unmap(&w->seg);
     }
     mmj_notify_wake(w->notify);   /* tailers see the SEAL and EOS now */
-    if (rc == MMJ_OK)
-        write_lock_state(w, "closed");
+    if (sealed)
+        write_lock_state(w, MMJ_LOCK_CLOSED, last, seal);
     close(w->lockfd);   /* releases the OFD lock */
     close(w->dirfd);
     w->lockfd = w->dirfd = -1;
@@ -849,6 +941,7 @@ void mmj_writer_free(mmj_writer *w)
     pthread_mutex_destroy(&w->mutex);
     mmj_ahead_destroy(w);
     free(w->cold);
+    free(w->trusted);
     free(w);
 }
 
@@ -878,6 +971,7 @@ int mmj_writer_abandon(mmj_writer *w)
     close(w->dirfd);
     pthread_mutex_destroy(&w->mutex);
     free(w->cold);
+    free(w->trusted);
     free(w);
     return MMJ_OK;
 }
@@ -1171,13 +1265,32 @@ static int reallocate_holes(mmj_writer *w, uint64_t index, int *err)
     return fail_io(w, err);
 }
 
+/* Recovery refuses a journal whose LOCK names more than its directory holds (journal.h THE END
+ * OF THE JOURNAL): segment `missing` onwards were removed from the end; nothing is changed. */
+static int refuse_missing(mmj_recovery *rep, uint64_t missing, uint64_t next_seq, uint64_t *idx)
+{
+    rep->reason = MMJ_R_MISSING_SEGMENT;
+    rep->segment = missing;
+    rep->offset = 0;
+    rep->seq = next_seq;
+    free(idx);
+    return MMJ_E_SEGMENTS_MISSING;
+}
+
 static int recover(mmj_writer *w, mmj_recovery *rep, int *err)
 {
-    uint64_t *idx = NULL;
+    uint64_t *idx = NULL, missing = 0;
     size_t n = 0;
-    int rc = mmj_list_segments(w->dirfd, &idx, &n, err);
+    mmj_lock_info lock;
+    mmj_lock_read_info(w->lockfd, &lock);
+    int rc = mmj_damage_read(w->dirfd, rep);   /* a check found damage: closed until an operator acts */
+    if (rc == MMJ_OK)
+        rc = mmj_list_segments(w->dirfd, &idx, &n, err);
     if (rc != MMJ_OK)
         return rc;
+    mmj_end end = {.segments = n, .last_index = n ? idx[n - 1] : 0};
+    if (mmj_lock_end_check(&lock, &end, &missing) != MMJ_R_NONE)   /* fewer segments than LOCK names */
+        return refuse_missing(rep, missing, 1, idx);
     remove_tmp_files(w, idx, n);
     uint8_t prev_seal[MMJ_HASH_SIZE];
     mmj_genesis(w->salt, prev_seal);
@@ -1225,6 +1338,13 @@ static int recover(mmj_writer *w, mmj_recovery *rep, int *err)
         int summary = summary_state(w, &m, first_seq, prev_seal);
         if (summary == SUM_DURABLE) {
             mmj_unmap(&m);
+            /* not scanned: its records are checked after the open (DAMAGE BEHIND A SUMMARY) */
+            if (mmj_push_u64(&w->trusted, &w->n_trusted, &w->cap_trusted, idx[i]) != MMJ_OK ||
+                mmj_push_u64(&w->trusted, &w->n_trusted, &w->cap_trusted, first_seq) != MMJ_OK) {
+                mmj_discard_close(&keep);
+                free(idx);
+                return MMJ_E_NOMEM;
+            }
             expect_index++;
             continue;
         }
@@ -1311,6 +1431,23 @@ static int recover(mmj_writer *w, mmj_recovery *rep, int *err)
         have_open = 1;
         i++;
         break;
+    }
+    if (i == n && !have_open && n) {
+        /* every segment is sealed: an end only a clean close leaves, and only where LOCK says */
+        end.last_sealed = 1;
+        end.next_seq = w->next_seq;
+        end.seal = prev_seal;
+        if (mmj_lock_end_check(&lock, &end, &missing) != MMJ_R_NONE) {
+            mmj_discard_close(&keep);
+            return refuse_missing(rep, missing, w->next_seq, idx);
+        }
+    }
+    if (i < n) {
+        /* segments leave the end LOCK may name: until this writer's LOCK names its own, a crash
+         * must not make the next open take their removal for segments missing */
+        char text[64];
+        snprintf(text, sizeof text, "pid %d recovering\n", (int)getpid());
+        (void)write_lock_text(w, text);
     }
     rc = remove_segments(w, idx, i, n, rep, &keep, err);
     if (mmj_discard_close(&keep) != MMJ_OK && rc == MMJ_OK)
@@ -1419,9 +1556,17 @@ int mmj_writer_open(const char *dir, const mmj_options *opt, mmj_writer **out, m
     int rc = MMJ_E_ARG;
     if (!valid_options(&w->opt))
         goto fail;
-    if (w->opt.create && mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        rc = fail_io(w, err);
-        goto fail;
+    if (w->opt.create) {
+        if (mkdir(dir, 0755) == 0) {
+            /* the new directory's name must survive a power cut before the journal's files do */
+            if (mmj_fsync_parent(dir) != 0) {
+                rc = fail_io(w, err);
+                goto fail;
+            }
+        } else if (errno != EEXIST) {
+            rc = fail_io(w, err);
+            goto fail;
+        }
     }
     rc = mmj_open_dir(dir, &w->dirfd, err);
     if (rc != MMJ_OK)
@@ -1451,10 +1596,12 @@ int mmj_writer_open(const char *dir, const mmj_options *opt, mmj_writer **out, m
             mmj_unmap(&w->seg);
         goto fail;
     }
-    write_lock_state(w, "open");
+    /* best effort, as before LOCK named segments: a LOCK left naming less only checks less */
+    (void)write_lock_state(w, MMJ_LOCK_OPEN, w->seg.index, NULL);
     w->notify = mmj_notify_map(w->dirfd, 1);
     mmj_notify_reset(w->notify);   /* a tailer killed while waiting must not cost every append */
     mmj_ahead_start(w);
+    mmj_recheck_start(w);
     *out = w;
     return MMJ_OK;
 fail:
@@ -1465,6 +1612,7 @@ fail:
     pthread_mutex_destroy(&w->mutex);
     mmj_ahead_destroy(w);
     free(w->cold);
+    free(w->trusted);
     free(w);
     return rc;
 }

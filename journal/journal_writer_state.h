@@ -73,9 +73,33 @@ struct mmj_writer {
     int last_errno;
     mmj_sync_hook sync_hook;   /* told what each msync/fsync made durable, or NULL */
     void *sync_ctx;
+    /* DAMAGE BEHIND A SUMMARY (journal_recheck.c): the segments recovery did not scan, as pairs
+     * (index, first sequence), n_trusted entries, checked by the recheck thread after open */
+    uint64_t *trusted;
+    uint64_t n_trusted;
+    uint64_t cap_trusted;
+    pthread_t recheck;
+    int recheck_running;
+    int recheck_stop;          /* atomic: the writer is closing */
+    int damage_reason;         /* an mmj_reason once the check found damage (latched, mutex) */
+    uint64_t damage_segment;
+    uint64_t damage_offset;
+    uint64_t damage_seq;
     uint32_t type_size[65536];
 };
 
+#define MMJ_DAMAGED_NAME "DAMAGED"
+/* Start the thread that checks the trusted segments (none: no thread); stop and join it. */
+int mmj_recheck_start(mmj_writer *w);
+void mmj_recheck_stop(mmj_writer *w);
+/* MMJ_OK if the journal has no DAMAGED marker; else MMJ_E_CORRUPT with the damage it names in rep
+ * (reason, segment, offset, seq), or MMJ_E_IO if it cannot be read. */
+int mmj_damage_read(int dirfd, mmj_recovery *rep);
+
+/* Group mode's time budget while appends pause (called by the helper thread, holding no lock):
+ * msync the published records when the oldest unsynced one is group_us old, if the writer mutex
+ * is free (trylock; a failure latches as at an append). Returns 1 if it synced. */
+int mmj_writer_group_tick(mmj_writer *w);
 /* Initialise / destroy hash_mu and the wake condition. */
 void mmj_ahead_init(mmj_writer *w);
 void mmj_ahead_destroy(mmj_writer *w);

@@ -72,7 +72,8 @@ def damage_behind_summary(path: str, stop: dict, found_by: str, then: str) -> st
             f"{stop['segment']} offset {stop['offset']}), behind a sealed segment the writer trusted "
             f"from its summary. Run `mmaudit journal verify {path}`; to have the writer keep what "
             f"follows the damage in discarded/ and continue from the valid prefix, move {segment}.sum "
-            f"out of the journal directory (the writer then reads that segment) and {then}")
+            f"out of the journal directory and remove its DAMAGED file if a writer left one (the writer "
+            f"then reads that segment) and {then}")
 
 
 class Reader:

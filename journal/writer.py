@@ -23,7 +23,9 @@ DEFAULT_SEGMENT_SIZE = 64 << 20
 
 _append = lib.mmj_append
 _append_reserve = lib.mmj_append_reserve
-_ADDRESS = {fn: int(ffi.cast("uintptr_t", ffi.addressof(lib, fn.__name__))) for fn in (_append, _append_reserve)}
+# each blocking entry point and its non-blocking variant, tried first while the GIL is kept
+_NOWAIT = {_append: lib.mmj_append_nowait, _append_reserve: lib.mmj_append_reserve_nowait}
+_ADDRESS = {fn: int(ffi.cast("uintptr_t", ffi.addressof(lib, fn.__name__))) for fn in (*_NOWAIT, *_NOWAIT.values())}
 _OPEN_WRITERS: "weakref.WeakSet[Journal]" = weakref.WeakSet()
 
 
@@ -195,12 +197,19 @@ class Journal:
         report = ffi.new("mmj_recovery *")
         err = ffi.new("int *")
         status = lib.mmj_writer_open(os.fsencode(self.path), opts, handle, report, err)
-        check(status, open_context(self.path, err[0]), err[0])
+        context = open_context(self.path, err[0])
+        if status in (lib.MMJ_E_SEGMENTS_MISSING, lib.MMJ_E_CORRUPT) and report.reason:
+            # what recovery refused to go past: the missing segment, or damage a check found
+            context += (f": {reason_text(report.reason)} at segment {report.segment}, offset {report.offset}, "
+                        f"sequence {report.seq}")
+        check(status, context, err[0])
         self._w = handle[0]
         # the lean entry points of append (journal/_fastappend.c): the GIL is kept across the
-        # append only in pagecache mode, where nothing the append can wait for needs it
+        # append only in pagecache mode, where nothing the append can wait for needs it, and only
+        # while it does not wait (the non-blocking variant first, else the GIL is released)
         address = int(ffi.cast("uintptr_t", self._w))
-        self._fast = {fn: Appender(_ADDRESS[fn], address, durability == "pagecache") for fn in (_append, _append_reserve)}
+        self._fast = {fn: Appender(_ADDRESS[fn], address, durability == "pagecache", _ADDRESS[_NOWAIT[fn]])
+                      for fn in (_append, _append_reserve)}
         self._fast_append, self._fast_reserve = self._fast[_append], self._fast[_append_reserve]
         _OPEN_WRITERS.add(self)
         self.segment_size = segment_size
@@ -226,7 +235,7 @@ class Journal:
                                          clock_state)
         if seq > 0:
             return seq
-        raise error_for(seq, f"append type {rtype}", lib.mmj_writer_errno(self._w) if self._w else 0)
+        raise error_for(seq, self._damage_context(seq, f"append type {rtype}"), self._errno())
 
     def _append_converted(self, fn, rtype, payload, ts_ns, ts_source, clock_state) -> int:
         """The slow path: any bytes-like payload, and typed errors for arguments cffi rejects."""
@@ -259,7 +268,7 @@ class Journal:
             published = written[0]
             context = f"append_batch type {rtype}" + (f" ({published} of {count} records published)" if published
                                                       else "")
-            exc = error_for(status, context, lib.mmj_writer_errno(self._w) if self._w else 0)
+            exc = error_for(status, self._damage_context(status, context), self._errno())
             exc.written = published
             raise exc
         return first[0]
@@ -291,8 +300,9 @@ class Journal:
 
     def on_sync(self, fn) -> None:
         """Call fn(segment, start, stop) after each msync/fsync that made bytes [start, stop) of a
-        segment durable (None: stop). It runs inside the append that synced, with the writer's
-        lock held: it must not use this journal. For tracing and power-loss tests."""
+        segment durable (None: stop). It runs inside the append that synced (in group mode also
+        on the writer's helper thread, which msyncs records left unsynced when appends pause), with
+        the writer's lock held: it must not use this journal. For tracing and power-loss tests."""
         if self.closed:
             raise JournalClosed("journal is closed", status=lib.MMJ_E_CLOSED)
         callback = ffi.NULL if fn is None else ffi.callback(
@@ -328,6 +338,24 @@ class Journal:
     def _detach_appenders(self) -> None:
         for appender in getattr(self, "_fast", {}).values():
             appender.detach()
+
+    @property
+    def damage(self):
+        """The record the check after open found damaged behind a trusted segment summary (a
+        verify.BadRecord; the writer is then latched: appends raise JournalCorrupt), or None."""
+        from journal.verify import BadRecord
+        if self.closed:
+            return None
+        where = ffi.new("uint64_t[3]")
+        reason = lib.mmj_writer_damage(self._w, where, where + 1, where + 2)
+        if not reason:
+            return None
+        return BadRecord(seq=where[2], segment=where[0], offset=where[1], reason=reason_text(reason),
+                         reason_code=reason)
+
+    def _damage_context(self, status: int, context: str) -> str:
+        damage = self.damage if status == lib.MMJ_E_CORRUPT else None
+        return f"{context}: damaged record behind a trusted summary: {damage}" if damage else context
 
     def _errno(self) -> int:
         return lib.mmj_writer_errno(self._w) if self._w != ffi.NULL else 0

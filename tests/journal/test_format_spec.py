@@ -66,7 +66,8 @@ def test_a_journal_decodes_by_the_spec_alone(tmp_path, version):
     assert len(meta) == 64 and meta[:8] == b"MMJMETA\n" and struct.unpack_from("<I", meta, 8)[0] == version
     assert struct.unpack_from("<I", meta, 60)[0] == crc32c(meta[:60])
     salt = meta[16:32]
-    assert (d / "LOCK").read_text().endswith(" closed\n")
+    lock = (d / "LOCK").read_text()
+    assert lock.endswith("\n") and lock.split()[0] == "pid" and lock.split()[2] == "closed"
 
     prev_seal = blake(b"mmj-genesis-v1" + salt)
     seq = 1
@@ -111,3 +112,5 @@ def test_a_journal_decodes_by_the_spec_alone(tmp_path, version):
             off += size
         prev_seal = anchor_hash
     assert seq == 701
+    # a clean close names the journal's end in LOCK: last segment, next sequence, its seal hash
+    assert lock.split()[3:] == [str(len(files) - 1), str(seq), prev_seal.hex()]

@@ -2,7 +2,8 @@
  * and hold the writer's helper thread mid-way through preparing the next segment:
  *   MMJ_FS_LOG     a file: each posix_fallocate appends "fallocate <name> <inode>\n" once the call
  *                  returned and each fdatasync "fdatasync <name> <inode>\n" (name: the file's base
- *                  name), one write(2) per line with O_APPEND;
+ *                  name), one write(2) per line with O_APPEND; each fsync "fsync <name> <inode>\n",
+ *                  each mkdir/mkdirat that created a directory "mkdir <last path component> 0\n";
  *   MMJ_HOLD_NEXT  a path: a posix_fallocate of next.mmj.tmp (the helper's) first logs
  *                  "hold next.mmj.tmp <inode>", then waits until that path exists (polling every
  *                  millisecond, at most 60 s) before it allocates.
@@ -79,5 +80,50 @@ int fdatasync(int fd)
         real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
     int rc = real(fd);
     log_line("fdatasync", name_of(fd, buf, sizeof buf, &ino), ino);
+    return rc;
+}
+
+int fsync(int fd)
+{
+    static int (*real)(int);
+    char buf[4096];
+    unsigned long long ino;
+    if (!real)
+        real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+    int rc = real(fd);
+    log_line("fsync", name_of(fd, buf, sizeof buf, &ino), ino);
+    return rc;
+}
+
+static void log_mkdir(const char *path)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    size_t n = strlen(buf);
+    while (n > 1 && buf[n - 1] == '/')
+        buf[--n] = 0;
+    const char *base = strrchr(buf, '/');
+    log_line("mkdir", base ? base + 1 : buf, 0);
+}
+
+int mkdir(const char *path, mode_t mode)
+{
+    static int (*real)(const char *, mode_t);
+    if (!real)
+        real = (int (*)(const char *, mode_t))dlsym(RTLD_NEXT, "mkdir");
+    int rc = real(path, mode);
+    if (rc == 0)
+        log_mkdir(path);
+    return rc;
+}
+
+int mkdirat(int dirfd, const char *path, mode_t mode)
+{
+    static int (*real)(int, const char *, mode_t);
+    if (!real)
+        real = (int (*)(int, const char *, mode_t))dlsym(RTLD_NEXT, "mkdirat");
+    int rc = real(dirfd, path, mode);
+    if (rc == 0)
+        log_mkdir(path);
     return rc;
 }
