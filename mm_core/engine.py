@@ -25,10 +25,10 @@ from mm_core.events import (
 from mm_core.fairvalue import FairValueModel
 from mm_core.guard import SymbolGuard, Trip
 from mm_core.hedger import Hedger
-from mm_core.inventory import InventoryTracker
+from mm_core.inventory import InventoryError, InventoryTracker
 from mm_core.fastbook import ffi, lib
 from mm_core.mdpath import MarketDataPath
-from mm_core.metrics import Metrics
+from mm_core.metrics import Metrics, MetricsError
 from mm_core.orderwire import OrderWire
 from mm_core.oms import TERMINAL, TRANSITIONS, InvalidTransition, Oms, OmsError, Order, OrderState, Trigger
 from mm_core.ownquotes import OwnQuotes
@@ -84,8 +84,9 @@ _FILL, _PARTIAL_FILL = Trigger.FILL, Trigger.PARTIAL_FILL
 # Executed ('E': timestamp 8, token 14, shares 4, price 4, liquidity flag 1, match 8), whole.
 _EXEC_FRAME = 3 + ouch.OUTBOUND_SIZES["E"]
 _EXEC_HEAD = (_EXEC_FRAME - 2).to_bytes(2, "big") + b"SE"
-_EXEC_TOKEN, _EXEC_SHARES, _EXEC_FLAG = slice(12, 26), slice(26, 30), 34
+_EXEC_TOKEN, _EXEC_SHARES, _EXEC_PRICE, _EXEC_FLAG = slice(12, 26), slice(26, 30), slice(30, 34), 34
 assert _EXEC_FRAME == 43, "OUCH Executed changed size: update the fill lane's offsets"
+_NO_PRICE = bytes(4)        # an execution price of 0: impossible (Engine._on_ouch halts on it)
 _SendOrderBuilder = type("_SendOrderBuilder", SendOrder.__bases__, {"__slots__": SendOrder.__slots__})
 
 
@@ -1348,7 +1349,8 @@ class Engine:
             return None
         qty, leaves = int.from_bytes(raw[_EXEC_SHARES], "big"), order.leaves
         full = qty == leaves
-        if not 0 < qty <= leaves or (order.fsm.state, _FILL if full else _PARTIAL_FILL) not in TRANSITIONS:
+        if (not 0 < qty <= leaves or raw[_EXEC_PRICE] == _NO_PRICE
+                or (order.fsm.state, _FILL if full else _PARTIAL_FILL) not in TRANSITIONS):
             return None                  # the OMS refuses it (a halt): the guard never hears of it
         s, now, bid_side = order.symbol_id, self.now, order.side == _BUY
         if self.sig is not None:
@@ -1528,6 +1530,10 @@ class Engine:
             self._on_ouch(msg, actions, lane)
         except (OmsError, InvalidTransition) as exc:
             self._halt(f"oms: {exc}; not applied: {_unapplied(msg)}", actions)
+        except (MetricsError, InventoryError) as exc:
+            # past the checks before the booking these are defects: halt rather than escape
+            # with quotes live (what the OMS booked stands; the reconciliation settles the rest)
+            self._halt(f"booking: {exc}; partly applied: {_unapplied(msg)}", actions)
         return actions
 
     def _on_ouch(self, msg, actions: list[Action], lane: list[SendOrder] | None = None) -> None:
@@ -1538,6 +1544,10 @@ class Engine:
             self._venue_mark(order, msg.side, actions)
             self._after_order_change(order, actions)
         elif t is ouch.Executed or t is ouch.ExecutedWithReferencePrice:
+            if msg.execution_price <= 0:
+                # a fill the venue reports at no price: nothing is booked (no P&L or markout can
+                # be), trading halts and the reconciliation with the venue books the position
+                raise InvalidTransition(f"execution at price {msg.execution_price}")
             order = oms.on_executed(msg.token, msg.executed_shares, now)
             self._on_fill(order, msg.executed_shares, msg.execution_price, actions, lane)
         elif t is ouch.Canceled or t is ouch.AiqCanceled:
