@@ -1354,8 +1354,15 @@ int fsig_on_packets(fsig *g, fmd_book *b, const uint8_t *buf, const uint64_t *of
     int rc = FSIG_QUIET;
     uint32_t i = from;
     for (; i < count; i++) {
-        if (ts[i] > now)
-            now = ts[i];
+        int64_t at = ts[i] > now ? ts[i] : now;
+        if (p->react && at >= p->react->next_due_ns) {
+            /* markouts due by this packet mature before it (Engine._on_market_data): the
+             * one-by-one path takes it, at the time of the packets before it */
+            p->now_ns = now;
+            rc = FSIG_FALLBACK;
+            break;
+        }
+        now = at;
         p->now_ns = now;
         rc = fsig_on_packet(g, b, buf + off[i], (size_t)(off[i + 1] - off[i]), session,
                             next_expected, p);

@@ -450,11 +450,17 @@ class Engine:
     def _on_market_data(self, ev: MarketData) -> list[Action]:
         heard_before = self.md_heard_ns
         self.md_heard_ns = self.now
+        early = None
+        if self.now >= self.metrics.next_due_ns:
+            # markouts due by now are marked before this packet moves the mids: the book held
+            # the pre-packet mid from the last packet until now, the exact mid at their horizons
+            early = []
+            self._mature_markouts(early)
         if self.sig is not None and not self.stale:
             actions = self._on_packet_compiled(ev)
             if actions is not None:
-                return actions
-        actions = []
+                return early + actions if early else actions
+        actions = early or []
         now = self.now
         self.counts["md_packets"] += 1
         try:
@@ -795,7 +801,8 @@ class Engine:
             table.px, table.qty, table.off, table.nb, table.na)
 
     def _react(self, touched: list[int], actions: list[Action]) -> None:
-        """After the reprice: matured markouts, then each touched symbol's requote and hedges."""
+        """After the reprice: matured markouts (after a packet, only those that waited for a mid:
+        the due ones matured before it), then each touched symbol's requote and hedges."""
         now = self.now
         metrics = self.metrics
         if now >= metrics.next_due_ns or metrics.blocked:
