@@ -680,7 +680,9 @@ static double lead(fsig *g, uint32_t f, double f_mid, double f_old) {
         *ref = leader_mid;
         return 0.0;
     }
-    return beta_of(*sxy, *sxx, g->fp.lead_prior) * (leader_mid / *ref - 1.0) * f_mid;
+    double beta = g->iv[FSIG_I_LEAD_N][f] >= g->fp.lead_min_samples
+                  ? beta_of(*sxy, *sxx, g->fp.lead_prior) : g->fp.lead_prior;
+    return beta * (leader_mid / *ref - 1.0) * f_mid;
 }
 
 /* The pricing half of FairValueModel.update, on the pending top. */

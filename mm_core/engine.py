@@ -265,7 +265,8 @@ class Engine:
             imbalance_levels=fv.imbalance_levels, level_decay=fv.level_decay,
             w_imbalance=fv.w_imbalance, w_flow=fv.w_flow,
             leaders={p.b: p.a for p in symbols.pairs}, lead_alpha=fv.lead_alpha,
-            lead_prior=fv.lead_prior, calibrate_every=fv.calibrate_every, base=fv.base)
+            lead_prior=fv.lead_prior, lead_min_samples=fv.lead_min_samples,
+            calibrate_every=fv.calibrate_every, base=fv.base)
         # compiled: tape, guards, fair value, volatility and hedge regressions live in the C signal
         # kernel (mm_core.sigkernel, mm_core.sigfair); otherwise on the Python reference classes
         # (same decisions, tests/mm_core/test_sig_engine.py)

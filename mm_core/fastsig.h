@@ -201,6 +201,7 @@ typedef struct fsig_fv_params {
     int64_t base;               /* 0 micro, 1 mid, 2 weighted mid */
     double w_imbalance, w_flow; /* weights of the depth imbalance and flow terms (x half spread) */
     double lead_alpha, lead_prior;
+    int64_t lead_min_samples;   /* the lead uses lead_prior until its beta has this many samples */
     int64_t calibrate_every;    /* observations between calibrations; 0: no estimator */
     double vol_alpha;           /* VolEstimator alpha */
     double hedge_alpha, hedge_prior;    /* the hedger's EwmaBeta */
