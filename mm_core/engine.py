@@ -1207,7 +1207,8 @@ class Engine:
         actions.append(SendOrder(intent, packet, decision, int(decision.state)))
         self.counts["orders_sent"] += 1
         if intent.purpose is Purpose.QUOTE:
-            self.metrics.on_quote_sent(intent.side)
+            # a modify sizes down shares already quoted: the fill rate counts them once
+            self.metrics.on_quote_sent(intent.side, 0 if intent.kind is _MODIFY else intent.qty)
         return True
 
     def _long_sells(self, symbol_id: int, qty: int, skip: str = "") -> tuple[bool, list[Order]]:
@@ -1925,8 +1926,7 @@ class Engine:
     # ================================================================= summaries and hashing
 
     def summary(self) -> dict:
-        marks = [m // 2 for m in self.mid2[0:self.n]]
-        doc = self.metrics.summary(marks)
+        doc = self.metrics.summary(list(self.mid2[0:self.n]))
         doc["now_ns"] = self.now
         doc["counts"] = dict(self.counts)
         doc["trading_state"] = self.risk.state.name
