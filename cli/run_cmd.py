@@ -28,12 +28,14 @@ from recovery.midsession import LiveReconciler
 from mm_core.venue.process import parse_duration
 
 
-def money(price4_shares: int | None) -> str:
-    """price4 x shares -> currency with 2 decimals, by integer arithmetic (rounded half away)."""
+def money(price4_shares: int | None, halves: bool = False) -> str:
+    """price4 x shares -> currency with 2 decimals, by integer arithmetic (rounded half away);
+    halves: the figure is twice the amount (a METRICS field named ..._x2)."""
     if price4_shares is None:
         return "n/a"
     sign = "-" if price4_shares < 0 else ""
-    cents = (abs(int(price4_shares)) + 50) // 100
+    unit = 200 if halves else 100
+    cents = (abs(int(price4_shares)) + unit // 2) // unit
     return f"{sign}{cents // 100:,}.{cents % 100:02d}"
 
 
@@ -76,8 +78,8 @@ def summary_rows(s: SessionSummary) -> list[tuple[str, str]]:
         ("fills", f"{fills.get('bid', 0)} bid, {fills.get('ask', 0)} ask"),
         ("positions", " ".join(f"{k} {v:+d}" for k, v in s.positions.items()) or "none"),
         ("P&L realized", money(e.get("realized"))),
-        ("P&L unrealized", money(e.get("unrealized"))),
-        ("spread captured", money(e.get("spread_captured"))),
+        ("P&L unrealized", money(e.get("unrealized_x2"), halves=True)),
+        ("spread captured", money(e.get("spread_captured_x2"), halves=True)),
         ("markout per share", markouts or "n/a"),
         ("journal", f"{s.journal['path']} seq {s.journal['first_seq']}..{s.journal['last_seq']} "
                     f"({s.journal['records']} records)"),

@@ -296,15 +296,16 @@ int fq_price(const fq_config *c, double fair, int half_penny, double variance_pe
     out->model_ask = ad;
     double neg = -recent_markout;
     double adverse_move = (neg > 0.0 ? neg : 0.0) / (double)tick;
-    bd = fq_widen(bd, adverse_move, adverse_rate, toxicity, c->adverse_rate_weight,
-                  c->toxicity_weight, spread_multiplier);
-    ad = fq_widen(ad, adverse_move, adverse_rate, toxicity, c->adverse_rate_weight,
-                  c->toxicity_weight, spread_multiplier);
-    if (bd + ad < 2 * c->min_depth_ticks) {
-        double pad = c->min_depth_ticks - 0.5 * (bd + ad);
-        bd += pad;
-        ad += pad;
-    }
+    /* the half-spread widens, the inventory skew does not (price_reference) */
+    double half = 0.5 * (bd + ad), shift = 0.5 * (bd - ad);
+    half = fq_widen(half, adverse_move, adverse_rate, toxicity, c->adverse_rate_weight,
+                    c->toxicity_weight, spread_multiplier);
+    bd = half + shift;
+    ad = half - shift;
+    if (c->min_depth_ticks > bd)    /* each side at least min_depth_ticks from fair value */
+        bd = c->min_depth_ticks;
+    if (c->min_depth_ticks > ad)
+        ad = c->min_depth_ticks;
     /* Engine._depth_cap */
     int64_t bps = collar_fair_bps < c->max_depth_bps ? collar_fair_bps : c->max_depth_bps;
     double cap = fair * (double)bps / 10000 / (double)tick - 1.0;

@@ -680,7 +680,9 @@ static double lead(fsig *g, uint32_t f, double f_mid, double f_old) {
         *ref = leader_mid;
         return 0.0;
     }
-    return beta_of(*sxy, *sxx, g->fp.lead_prior) * (leader_mid / *ref - 1.0) * f_mid;
+    double beta = g->iv[FSIG_I_LEAD_N][f] >= g->fp.lead_min_samples
+                  ? beta_of(*sxy, *sxx, g->fp.lead_prior) : g->fp.lead_prior;
+    return beta * (leader_mid / *ref - 1.0) * f_mid;
 }
 
 /* The pricing half of FairValueModel.update, on the pending top. */
@@ -1354,8 +1356,15 @@ int fsig_on_packets(fsig *g, fmd_book *b, const uint8_t *buf, const uint64_t *of
     int rc = FSIG_QUIET;
     uint32_t i = from;
     for (; i < count; i++) {
-        if (ts[i] > now)
-            now = ts[i];
+        int64_t at = ts[i] > now ? ts[i] : now;
+        if (p->react && at >= p->react->next_due_ns) {
+            /* markouts due by this packet mature before it (Engine._on_market_data): the
+             * one-by-one path takes it, at the time of the packets before it */
+            p->now_ns = now;
+            rc = FSIG_FALLBACK;
+            break;
+        }
+        now = at;
         p->now_ns = now;
         rc = fsig_on_packet(g, b, buf + off[i], (size_t)(off[i + 1] - off[i]), session,
                             next_expected, p);

@@ -37,6 +37,7 @@ class FairValueParams:
     flow_alpha: float = 0.1
     lead_alpha: float = 0.05
     lead_prior: float = 0.0
+    lead_min_samples: int = 20    # the lead uses lead_prior until its beta has this many samples
     n_imb: int = 4
     n_spread: int = 4
     calibrate_every: int = 500    # book observations between micro-price recalibrations; 0 = off

@@ -25,10 +25,10 @@ from mm_core.events import (
 from mm_core.fairvalue import FairValueModel
 from mm_core.guard import SymbolGuard, Trip
 from mm_core.hedger import Hedger
-from mm_core.inventory import InventoryTracker
+from mm_core.inventory import InventoryError, InventoryTracker
 from mm_core.fastbook import ffi, lib
 from mm_core.mdpath import MarketDataPath
-from mm_core.metrics import Metrics
+from mm_core.metrics import Metrics, MetricsError
 from mm_core.orderwire import OrderWire
 from mm_core.oms import TERMINAL, TRANSITIONS, InvalidTransition, Oms, OmsError, Order, OrderState, Trigger
 from mm_core.ownquotes import OwnQuotes
@@ -84,8 +84,9 @@ _FILL, _PARTIAL_FILL = Trigger.FILL, Trigger.PARTIAL_FILL
 # Executed ('E': timestamp 8, token 14, shares 4, price 4, liquidity flag 1, match 8), whole.
 _EXEC_FRAME = 3 + ouch.OUTBOUND_SIZES["E"]
 _EXEC_HEAD = (_EXEC_FRAME - 2).to_bytes(2, "big") + b"SE"
-_EXEC_TOKEN, _EXEC_SHARES, _EXEC_FLAG = slice(12, 26), slice(26, 30), 34
+_EXEC_TOKEN, _EXEC_SHARES, _EXEC_PRICE, _EXEC_FLAG = slice(12, 26), slice(26, 30), slice(30, 34), 34
 assert _EXEC_FRAME == 43, "OUCH Executed changed size: update the fill lane's offsets"
+_NO_PRICE = bytes(4)        # an execution price of 0: impossible (Engine._on_ouch halts on it)
 _SendOrderBuilder = type("_SendOrderBuilder", SendOrder.__bases__, {"__slots__": SendOrder.__slots__})
 
 
@@ -264,7 +265,8 @@ class Engine:
             imbalance_levels=fv.imbalance_levels, level_decay=fv.level_decay,
             w_imbalance=fv.w_imbalance, w_flow=fv.w_flow,
             leaders={p.b: p.a for p in symbols.pairs}, lead_alpha=fv.lead_alpha,
-            lead_prior=fv.lead_prior, calibrate_every=fv.calibrate_every, base=fv.base)
+            lead_prior=fv.lead_prior, lead_min_samples=fv.lead_min_samples,
+            calibrate_every=fv.calibrate_every, base=fv.base)
         # compiled: tape, guards, fair value, volatility and hedge regressions live in the C signal
         # kernel (mm_core.sigkernel, mm_core.sigfair); otherwise on the Python reference classes
         # (same decisions, tests/mm_core/test_sig_engine.py)
@@ -453,11 +455,17 @@ class Engine:
     def _on_market_data(self, ev: MarketData) -> list[Action]:
         heard_before = self.md_heard_ns
         self.md_heard_ns = self.now
+        early = None
+        if self.now >= self.metrics.next_due_ns:
+            # markouts due by now are marked before this packet moves the mids: the book held
+            # the pre-packet mid from the last packet until now, the exact mid at their horizons
+            early = []
+            self._mature_markouts(early)
         if self.sig is not None and not self.stale:
             actions = self._on_packet_compiled(ev)
             if actions is not None:
-                return actions
-        actions = []
+                return early + actions if early else actions
+        actions = early or []
         now = self.now
         self.counts["md_packets"] += 1
         try:
@@ -812,7 +820,8 @@ class Engine:
             self._rx.set_work(self)
 
     def _react(self, touched: list[int], actions: list[Action]) -> None:
-        """After the reprice: matured markouts, then each touched symbol's requote and hedges."""
+        """After the reprice: matured markouts (after a packet, only those that waited for a mid:
+        the due ones matured before it), then each touched symbol's requote and hedges."""
         now = self.now
         metrics = self.metrics
         if now >= metrics.next_due_ns or metrics.blocked:
@@ -1216,7 +1225,8 @@ class Engine:
         actions.append(_send_order(intent, packet, decision, int(decision.state)))
         self.counts["orders_sent"] += 1
         if intent.purpose is _QUOTE:
-            self.metrics.on_quote_sent(intent.side)
+            # a modify sizes down shares already quoted: the fill rate counts them once
+            self.metrics.on_quote_sent(intent.side, 0 if intent.kind is _MODIFY else intent.qty)
         return True
 
     def _long_sells(self, symbol_id: int, qty: int, skip: str = "") -> tuple[bool, list[Order]]:
@@ -1366,7 +1376,8 @@ class Engine:
             return None
         qty, leaves = int.from_bytes(raw[_EXEC_SHARES], "big"), order.leaves
         full = qty == leaves
-        if not 0 < qty <= leaves or (order.fsm.state, _FILL if full else _PARTIAL_FILL) not in TRANSITIONS:
+        if (not 0 < qty <= leaves or raw[_EXEC_PRICE] == _NO_PRICE
+                or (order.fsm.state, _FILL if full else _PARTIAL_FILL) not in TRANSITIONS):
             return None                  # the OMS refuses it (a halt): the guard never hears of it
         s, now, bid_side = order.symbol_id, self.now, order.side == _BUY
         if self.sig is not None:
@@ -1548,6 +1559,10 @@ class Engine:
             self._on_ouch(msg, actions, lane)
         except (OmsError, InvalidTransition) as exc:
             self._halt(f"oms: {exc}; not applied: {_unapplied(msg)}", actions)
+        except (MetricsError, InventoryError) as exc:
+            # past the checks before the booking these are defects: halt rather than escape
+            # with quotes live (what the OMS booked stands; the reconciliation settles the rest)
+            self._halt(f"booking: {exc}; partly applied: {_unapplied(msg)}", actions)
         return actions
 
     def _on_ouch(self, msg, actions: list[Action], lane: list[SendOrder] | None = None) -> None:
@@ -1559,6 +1574,10 @@ class Engine:
             self._venue_mark(order, msg.side, actions)
             self._after_order_change(order, actions)
         elif t is ouch.Executed or t is ouch.ExecutedWithReferencePrice:
+            if msg.execution_price <= 0:
+                # a fill the venue reports at no price: nothing is booked (no P&L or markout can
+                # be), trading halts and the reconciliation with the venue books the position
+                raise InvalidTransition(f"execution at price {msg.execution_price}")
             order = oms.on_executed(msg.token, msg.executed_shares, now)
             self._on_fill(order, msg.executed_shares, msg.execution_price, actions, lane)
         elif t is ouch.Canceled or t is ouch.AiqCanceled:
@@ -1929,8 +1948,7 @@ class Engine:
     # ================================================================= summaries and hashing
 
     def summary(self) -> dict:
-        marks = [m // 2 for m in self.mid2[0:self.n]]
-        doc = self.metrics.summary(marks)
+        doc = self.metrics.summary(list(self.mid2[0:self.n]))
         doc["now_ns"] = self.now
         doc["counts"] = dict(self.counts)
         doc["trading_state"] = self.risk.state.name

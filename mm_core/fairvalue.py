@@ -259,7 +259,7 @@ class FairValueModel:
                  tables: dict[int, list[list[float]]] | None = None, imbalance_levels: int = 3,
                  level_decay: float = 0.5, w_imbalance: float = 0.0, w_flow: float = 0.0,
                  flow_alpha: float = 0.1, leaders: dict[int, int] | None = None,
-                 lead_alpha: float = 0.05, lead_prior: float = 0.0,
+                 lead_alpha: float = 0.05, lead_prior: float = 0.0, lead_min_samples: int = 20,
                  calibrate_every: int = 0, base: str = "micro") -> None:
         if len(ticks) != n_symbols:
             raise FairValueError("one tick size per symbol slot is needed")
@@ -282,6 +282,7 @@ class FairValueModel:
         self.leaders = dict(sorted((leaders or {}).items()))     # follower -> leader
         self.lead_beta = {f: EwmaBeta(lead_alpha, lead_prior) for f in self.leaders}
         self.lead_ref = {f: 0.0 for f in self.leaders}           # leader mid at follower's last move
+        self.lead_min_samples = lead_min_samples
         self.last_top: list[tuple] = [()] * n_symbols
         self.mids = [0.0] * n_symbols
         self.micro = [0.0] * n_symbols
@@ -368,7 +369,9 @@ class FairValueModel:
             beta.update(leader_mid / ref - 1.0, f_mid / f_old - 1.0)
             self.lead_ref[follower] = leader_mid
             return 0.0
-        return beta.beta * (leader_mid / ref - 1.0) * f_mid
+        # the prior until the regression has its samples: one early co-move sets beta to y/x
+        b = beta.beta if beta.n >= self.lead_min_samples else beta.prior
+        return b * (leader_mid / ref - 1.0) * f_mid
 
     def last_tops(self) -> list[tuple]:
         """Per symbol the top the estimator last observed, () before the first."""

@@ -15,7 +15,8 @@
  *   fq_quote_sizes      inventory.quote_sizes
  *   fq_price            Engine._price_quote: tick at int(fair); the volatility cap
  *                       min(var, prior·r·r) when prior > 0; σ² in ticks²; q = (pos − held)/lot;
- *                       the model depths; both sides widened; the min-depth pad; Engine._depth_cap;
+ *                       the model depths; their half-spread widened (the skew kept); each side
+ *                       at least min_depth_ticks; Engine._depth_cap;
  *                       quote_prices; base = int(quote_size·size_mult) // lot · lot (0 → all zero);
  *                       quote_sizes; REDUCING keeps only the side toward flat (on the raw
  *                       position, hedges not subtracted); a guard-blocked side gets size 0.

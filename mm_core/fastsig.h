@@ -201,6 +201,7 @@ typedef struct fsig_fv_params {
     int64_t base;               /* 0 micro, 1 mid, 2 weighted mid */
     double w_imbalance, w_flow; /* weights of the depth imbalance and flow terms (x half spread) */
     double lead_alpha, lead_prior;
+    int64_t lead_min_samples;   /* the lead uses lead_prior until its beta has this many samples */
     int64_t calibrate_every;    /* observations between calibrations; 0: no estimator */
     double vol_alpha;           /* VolEstimator alpha */
     double hedge_alpha, hedge_prior;    /* the hedger's EwmaBeta */
@@ -311,7 +312,8 @@ int fsig_reprice_touched(fsig *g, const fmd_book *b, fsig_packet *p);
  * packet ends in FSIG_QUIET without book errors (p->react must be set) and stops after the first
  * one that does not: its code is returned (FSIG_FALLBACK: that packet was not applied) with
  * *done the quiet packets before it, which hold *messages messages; FSIG_QUIET with *done =
- * count - from when all were quiet.
+ * count - from when all were quiet. A packet at or past react->next_due_ns is not applied
+ * (FSIG_FALLBACK, p->now_ns the time before it): the markouts due mature before it (Python).
  * With react->flog_cap set, a packet ending in FSIG_FEED (no book errors) does not stop the run
  * while the log has room: its due feeds are logged (react->flog_*) and written to react->sent as
  * Engine._feed_risk would, then fsig_react_from(0) decides the reaction. Deferring is sound

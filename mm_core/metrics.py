@@ -38,6 +38,7 @@ class Metrics:
         self.realized = [0] * n_symbols                   # price4 · shares
         self.spread_x2 = [0] * n_symbols                  # 2 · spread captured, price4 · shares
         self.quotes_sent = [0, 0]                         # per side: bid, ask
+        self.quoted_qty = [0, 0]                          # shares of those quotes (enters, replaces)
         self.fills = [0, 0]
         self.filled_qty = [0, 0]
         self.traded = [0] * n_symbols
@@ -79,11 +80,15 @@ class Metrics:
             self.marked_by = [0] * self.n
         if "hedge_fills" not in state:      # from before hedge fills were kept apart
             self._no_hedges()
+        if "quoted_qty" not in state:       # from before quoted shares were counted
+            self.quoted_qty = [0, 0]
 
     # --- inputs ------------------------------------------------------------------------
 
-    def on_quote_sent(self, side: Side) -> None:
-        self.quotes_sent[0 if side == Side.BUY else 1] += 1
+    def on_quote_sent(self, side: Side, qty: int) -> None:
+        i = 0 if side == Side.BUY else 1
+        self.quotes_sent[i] += 1
+        self.quoted_qty[i] += qty
 
     def on_fill(self, symbol_id: int, side: Side, qty: int, price: int, mid2: int, now_ns: int) -> None:
         """A fill of one of our quotes: P&L, spread captured, fill rates, and its markouts."""
@@ -192,8 +197,12 @@ class Metrics:
         return sum(lot[0] for lot in self.lots[symbol_id])
 
     def unrealized(self, symbol_id: int, mark: int) -> int:
-        """Open lots marked at an integer price4 (e.g. the mid rounded down)."""
+        """Open lots marked at an integer price4."""
         return sum(q * (mark - p) for q, p in self.lots[symbol_id])
+
+    def unrealized_x2(self, symbol_id: int, mid2: int) -> int:
+        """Twice the open lots' P&L at the mid (mid2 = bid + ask): exact, as a mid may be a half."""
+        return sum(q * (mid2 - 2 * p) for q, p in self.lots[symbol_id])
 
     def adverse_rate(self, symbol_id: int | None = None) -> float:
         """Share of fills marked negative at the adverse horizon: the desk's, or one symbol's."""
@@ -203,8 +212,12 @@ class Metrics:
         n = self.markout_n[self.adverse_horizon]
         return self.adverse / n if n else 0.0
 
-    def summary(self, marks: list[int]) -> dict:
-        """A JSON-ready snapshot; money in price4 · shares integers."""
+    def summary(self, mids2: list[int]) -> dict:
+        """A JSON-ready snapshot (the journaled METRICS document) at the mids `mids2` (doubled,
+        0: none). Money in price4 · shares integers; a name ending in _x2 holds twice the amount
+        (figures against a mid, which may be a half price4: exact, never rounded). fill_rate per
+        side: shares filled over shares quoted (each enter or replace counts its shares once),
+        so at most 1; fills counts executions (a partial fill each), quotes_sent orders."""
         # only a traded symbol has lots (each lot is a fill), and P&L or spread captured
         traded = list(compress(range(self.n), self.traded))
         per_symbol = {}
@@ -212,26 +225,28 @@ class Metrics:
             per_symbol[str(s)] = {
                 "position": self.position(s),
                 "realized": self.realized[s],
-                "unrealized": self.unrealized(s, marks[s]) if marks[s] > 0 else None,
-                "spread_captured": self.spread_x2[s] // 2,
+                "unrealized_x2": self.unrealized_x2(s, mids2[s]) if mids2[s] > 0 else None,
+                "spread_captured_x2": self.spread_x2[s],
                 "traded": self.traded[s],
             }
         mean_abs = self.abs_pos_sum / self.pos_samples if self.pos_samples else 0.0
         return {
             "realized": sum(self.realized),
-            "unrealized": sum(self.unrealized(s, marks[s]) for s in traded if marks[s] > 0),
-            "spread_captured": sum(self.spread_x2) // 2,
-            "fill_rate": {side: (self.fills[i] / self.quotes_sent[i] if self.quotes_sent[i] else 0.0)
+            "unrealized_x2": sum(self.unrealized_x2(s, mids2[s]) for s in traded if mids2[s] > 0),
+            "spread_captured_x2": sum(self.spread_x2),
+            "fill_rate": {side: (self.filled_qty[i] / self.quoted_qty[i] if self.quoted_qty[i] else 0.0)
                           for i, side in enumerate(("bid", "ask"))},
             "fills": {"bid": self.fills[0], "ask": self.fills[1]},
             "quotes_sent": {"bid": self.quotes_sent[0], "ask": self.quotes_sent[1]},
+            "filled_qty": {"bid": self.filled_qty[0], "ask": self.filled_qty[1]},
+            "quoted_qty": {"bid": self.quoted_qty[0], "ask": self.quoted_qty[1]},
             "markout_per_share": {str(h): (self.markout_x2[i] / (2.0 * self.markout_qty[i])
                                            if self.markout_qty[i] else None)
                                   for i, h in enumerate(self.horizons)},
             "adverse_selection_rate": self.adverse_rate(),
             "inventory_turnover": (sum(self.traded) / mean_abs) if mean_abs > 0 else None,
             "hedging": {"fills": self.hedge_fills, "qty": self.hedge_qty,
-                        "cost": self.hedge_cost_x2 // 2,
+                        "cost_x2": self.hedge_cost_x2,
                         "cost_per_share": (self.hedge_cost_x2 / (2.0 * self.hedge_marked_qty)
                                            if self.hedge_marked_qty else None)},
             "symbols": per_symbol,
@@ -242,4 +257,4 @@ class Metrics:
                 self.quotes_sent, self.fills, [list(q) for q in self.pending], self.markout_x2,
                 self.markout_n, self.adverse, self.abs_pos_sum, self.recent_markout,
                 self.adverse_by, self.marked_by, self.hedge_fills, self.hedge_qty,
-                self.hedge_cost_x2, self.hedge_marked_qty)
+                self.hedge_cost_x2, self.hedge_marked_qty, self.quoted_qty)

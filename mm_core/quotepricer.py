@@ -62,16 +62,18 @@ def price_reference(cfg: EngineConfig, fair: float, half_penny: bool, variance_p
     q = net / skew.lot
     bd, ad = glft_depths(q, sigma2, skew) if skew.model == "glft" else as_depths(q, sigma2, skew)
     adverse_move = max(0.0, -recent_markout) / tick
-    bd = widen(bd, adverse_move=adverse_move, adverse_rate=adverse_rate, toxicity=toxicity,
-               rate_weight=cfg.adverse_rate_weight, toxicity_weight=cfg.toxicity_weight,
-               multiplier=spread_multiplier)
-    ad = widen(ad, adverse_move=adverse_move, adverse_rate=adverse_rate, toxicity=toxicity,
-               rate_weight=cfg.adverse_rate_weight, toxicity_weight=cfg.toxicity_weight,
-               multiplier=spread_multiplier)
-    if bd + ad < 2 * cfg.min_depth_ticks:
-        pad = cfg.min_depth_ticks - 0.5 * (bd + ad)
-        bd += pad
-        ad += pad
+    # widening scales the half-spread only, not the inventory skew: a side the skew put near or
+    # through fair value moves out with the other, never further in
+    half, shift = 0.5 * (bd + ad), 0.5 * (bd - ad)
+    half = widen(half, adverse_move=adverse_move, adverse_rate=adverse_rate, toxicity=toxicity,
+                 rate_weight=cfg.adverse_rate_weight, toxicity_weight=cfg.toxicity_weight,
+                 multiplier=spread_multiplier)
+    bd, ad = half + shift, half - shift
+    # each side at least min_depth_ticks from fair value: the skew never quotes through it
+    if cfg.min_depth_ticks > bd:
+        bd = cfg.min_depth_ticks
+    if cfg.min_depth_ticks > ad:
+        ad = cfg.min_depth_ticks
     cap = depth_cap(cfg, fair, tick, collar_fair_bps)
     if bd > cap:
         bd = cap

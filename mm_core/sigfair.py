@@ -299,7 +299,8 @@ def fv_setup(n: int, fv, ticks: list[int], leaders: dict[int, int], prior_sigma:
     follower lists the packet call reprices with each symbol (the engine's order)."""
     return dict(n_imb=fv.n_imb, n_spread=fv.n_spread, base=("micro", "mid", "weighted").index(fv.base),
                 w_imbalance=fv.w_imbalance, w_flow=fv.w_flow, lead_alpha=fv.lead_alpha,
-                lead_prior=fv.lead_prior, calibrate_every=fv.calibrate_every, vol_alpha=vol_alpha,
+                lead_prior=fv.lead_prior, lead_min_samples=fv.lead_min_samples,
+                calibrate_every=fv.calibrate_every, vol_alpha=vol_alpha,
                 hedge_alpha=hedge.beta_alpha, hedge_prior=hedge.beta_prior, ticks=list(ticks),
                 leader=[leaders.get(s, -1) for s in range(n)], prior_sigma=list(prior_sigma),
                 hedge=[hedges.get(s, -1) for s in range(n)],

@@ -64,11 +64,12 @@ class VolEstimator:
 
 def widen(depth: float, *, adverse_move: float, adverse_rate: float, toxicity: float,
           rate_weight: float, toxicity_weight: float, multiplier: float = 1.0) -> float:
-    """One side's depth after widening.
+    """The half-spread after widening (the caller adds the inventory skew after: scaling a skewed
+    side's depth would push a side through fair value further in).
 
     GLFT's market-impact form adds half the expected post-fill move (adverse_move, price4) to each
     side; the measured adverse-selection rate (share of our fills with negative markout, 0..1) and
-    the toxicity score (0..1) scale the depth up; SAFE_MODE's multiplier applies last.
+    the toxicity score (0..1) scale the half-spread up; SAFE_MODE's multiplier applies last.
     """
     return (depth * (1.0 + rate_weight * adverse_rate) * (1.0 + toxicity_weight * toxicity)
             + 0.5 * max(adverse_move, 0.0)) * multiplier

@@ -210,6 +210,9 @@ def test_a_run_refuses_damage_behind_a_trusted_segment_summary(tmp_path):
 def test_money_is_integer_arithmetic():
     assert [money(v) for v in (0, 12_345, -12_345, 5_000, -49, 10_000_000_000, None)] == \
         ["0.00", "1.23", "-1.23", "0.50", "-0.00", "1,000,000.00", "n/a"]
+    # a METRICS ..._x2 figure is twice the amount
+    assert [money(v, halves=True) for v in (24_690, -24_690, 100, 99, None)] == \
+        ["1.23", "-1.23", "0.01", "0.00", "n/a"]
 
 
 def test_demo_without_root_says_so_and_does_not_trade(tmp_path):

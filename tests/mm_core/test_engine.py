@@ -281,7 +281,7 @@ def test_metrics_are_emitted_periodically_as_json():
     doc = [d for d in docs if "realized" in d][0]
     assert doc["fills"] == {"bid": 1, "ask": 0} and doc["symbols"]["1"]["position"] == 100
     assert doc["trading_state"] == "ACTIVE" and doc["counts"]["fills"] == 1
-    assert doc["spread_captured"] > 0
+    assert doc["spread_captured_x2"] > 0
 
 
 def test_kill_switch_cancels_every_resting_order_and_journals_who():

@@ -47,20 +47,20 @@ def test_a_hedge_fill_is_not_marked_as_adverse_selection_of_our_quotes():
     doc = engine.summary()
     hedging = doc["hedging"]
     assert hedging["fills"] == 1 and hedging["qty"] == h.qty
-    assert hedging["cost"] == (mid2 - 2 * h.price) * h.qty // 2 > 0
+    assert hedging["cost_x2"] == (mid2 - 2 * h.price) * h.qty > 0
     assert engine.inventory.position[ACME] == -h.qty == doc["symbols"][str(ACME)]["position"]
 
 
 def test_metrics_keep_hedge_fills_out_of_the_quote_figures():
     m = Metrics(3, (100, 1000), adverse_horizon=0)
-    m.on_quote_sent(Side.BUY)
+    m.on_quote_sent(Side.BUY, 100)
     m.on_fill(1, Side.BUY, 100, 10_000, 20_010, 0)              # a quote fill, 5 inside the mid
     m.on_hedge_fill(1, Side.SELL, 100, 9_990, 20_010)           # a hedge crossing 15 under it
     assert m.on_time(100, [0, 20_010, 0]) == [(1, True, 0, 5.0)]  # only the quote fill is marked
     assert m.position(1) == 0 and m.realized[1] == -10 * 100     # P&L and lots take both
-    doc = m.summary([0, 10_005, 0])
-    assert doc["fills"] == {"bid": 1, "ask": 0} and doc["spread_captured"] == 500
-    assert doc["hedging"] == {"fills": 1, "qty": 100, "cost": 1_500, "cost_per_share": 15.0}
+    doc = m.summary([0, 20_010, 0])
+    assert doc["fills"] == {"bid": 1, "ask": 0} and doc["spread_captured_x2"] == 1_000
+    assert doc["hedging"] == {"fills": 1, "qty": 100, "cost_x2": 3_000, "cost_per_share": 15.0}
     assert doc["symbols"]["1"]["traded"] == 200
     with pytest.raises(MetricsError):
         m.on_hedge_fill(1, Side.SELL, 0, 9_990, 20_010)

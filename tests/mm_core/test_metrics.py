@@ -39,7 +39,7 @@ def test_markouts_mature_per_horizon_and_feed_the_adverse_rate():
     assert m.adverse_rate() == 0.5
     later = m.on_time(2000 * MS, [0, 20_100])
     assert [x[3] for x in later] == [50.0, -50.0]
-    doc = m.summary([0, 10_050])
+    doc = m.summary([0, 20_100])
     json.dumps(doc)
     assert doc["markout_per_share"] == {str(100 * MS): 0.0, str(1000 * MS): 0.0}
     assert doc["fills"] == {"bid": 1, "ask": 1} and doc["realized"] == 0
@@ -48,12 +48,12 @@ def test_markouts_mature_per_horizon_and_feed_the_adverse_rate():
 def test_fill_rates_and_turnover():
     m = Metrics(2, (MS,))
     for _ in range(4):
-        m.on_quote_sent(Side.BUY)
-    m.on_quote_sent(Side.SELL)
+        m.on_quote_sent(Side.BUY, 100)
+    m.on_quote_sent(Side.SELL, 100)
     m.on_fill(1, Side.BUY, 100, 10_000, 0, 0)
     m.sample_position([0, 100])
     m.sample_position([0, 300])
-    doc = m.summary([0, 10_000])
+    doc = m.summary([0, 20_000])
     assert doc["fill_rate"] == {"bid": 0.25, "ask": 0.0}
     assert doc["inventory_turnover"] == pytest.approx(100 / 200)
 
@@ -63,3 +63,28 @@ def test_bad_inputs():
         Metrics(2, (5, 1))
     with pytest.raises(MetricsError):
         Metrics(2, (MS,)).on_fill(1, Side.BUY, 0, 10_000, 0, 0)
+
+
+def test_a_quote_filled_in_parts_is_filled_once():
+    """Fill rate is shares filled over shares quoted: two partial executions of one 200-share
+    quote fill it once (the executions are counted apart, under fills)."""
+    m = Metrics(2, (100,), 0)
+    m.on_quote_sent(Side.BUY, 200)
+    m.on_fill(1, Side.BUY, 100, 10_000, 20_002, 0)
+    m.on_fill(1, Side.BUY, 100, 10_000, 20_002, 1)
+    doc = m.summary([0, 20_002])
+    assert doc["fill_rate"] == {"bid": 1.0, "ask": 0.0} and doc["fills"] == {"bid": 2, "ask": 0}
+    assert doc["quoted_qty"] == {"bid": 200, "ask": 0} and doc["filled_qty"] == {"bid": 200, "ask": 0}
+
+
+def test_figures_against_a_half_price4_mid_are_exact():
+    """A mid of 10_000.5 (mid2 20_001): a short of 100 at 10_000 is 50 under water and sold 50
+    below the mid, reported exactly (doubled), not floored toward the short's favour."""
+    m = Metrics(2, (100,), 0)
+    m.on_fill(1, Side.SELL, 100, 10_000, 20_001, 0)
+    doc = m.summary([0, 20_001])
+    assert doc["unrealized_x2"] == -100 and doc["spread_captured_x2"] == -100
+    assert doc["symbols"]["1"]["unrealized_x2"] == -100
+    m2 = Metrics(2, (100,), 0)
+    m2.on_fill(1, Side.BUY, 1, 10_000, 19_999, 0)     # one share bought 0.5 above the mid
+    assert m2.summary([0, 19_999])["spread_captured_x2"] == -1

@@ -148,10 +148,11 @@ def test_a_short_book_with_only_our_ask_near_does_not_ratchet_our_quotes_away():
         now += 10 * MS
         run(engine, venue, venue.fill(ask, 100, now), now)
     assert engine.inventory.position[BOLT] == -300
-    # every other offer near the market goes: the others' market is 504950 / 512000 now
+    # every other offer near the market goes: the others' market is 504950 / 512000 now; our
+    # quotes are on the feed too (one not yet shown is taken out of a level of others it shares)
     others = [m.order_ref for m in bids if m.side == "S"]
     now += MS
-    acts = run(engine, venue, md(feed.packet(*[Feed.delete(r) for r in others]), now), now)
+    acts = run(engine, venue, md(feed.packet(*[Feed.delete(r) for r in others], *mirror.messages()), now), now)
     fair = engine.fv.fair[BOLT]
     assert 504_950 < fair < 512_000
     rounds = 0

@@ -281,7 +281,7 @@ def test_errors_and_big_integers_come_out_as_in_python():
                 position=300, held=0, toxicity=0.2, recent_markout=-3.0, adverse_rate=0.1,
                 spread_multiplier=1.0, size_multiplier=1.0, collar_fair_bps=100, reducing=False,
                 bid_blocked=False, ask_blocked=False, best_bid=1_000_000, best_ask=1_000_100)
-    assert pricer.price(*[base[n] for n in ORDER]) == (999_800, 100, 1_000_200, 200)
+    assert pricer.price(*[base[n] for n in ORDER]) == (999_900, 100, 1_000_200, 200)
     for fair, exc in ((math.inf, OverflowError), (math.nan, ValueError)):
         with pytest.raises(exc):
             pricer.price(*[fair if n == "fair" else base[n] for n in ORDER])

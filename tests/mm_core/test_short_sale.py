@@ -112,8 +112,10 @@ def test_a_long_marked_ask_whose_replacement_is_not_covered_is_pulled_and_entere
     ask = engine.oms.get(our(venue, "S"))
     assert ask.mark == "S" and ask.leaves + ask.leaves > engine.inventory.position[ACME]
     now += 2 * MS
-    # sellers leave the book: fair value rises and the ask moves up
-    acts = run(engine, venue, md(feed.packet(Feed.delete(refs[1_000_100]), Feed.delete(refs[1_000_200])), now), now)
+    # sellers leave the book: fair value rises and the ask moves up (past the price the ask
+    # entered flat had, which the gateway would refuse again so soon as a duplicate)
+    acts = run(engine, venue, md(feed.packet(*[Feed.delete(refs[p]) for p in (1_000_100, 1_000_200, 1_000_300)],
+                                             feed.add(ACME, "S", 500, 1_000_600)), now), now)
     sells = [o for o in orders(acts) if o.intent.side is Side.SELL]
     assert not [o for o in sells if o.intent.kind is OrderKind.REPLACE and o.intent.orig_token == ask.token]
     assert [o.intent.kind for o in sells][:2] == [OrderKind.CANCEL, OrderKind.ENTER]

@@ -145,7 +145,7 @@ class Counted(Lockstep):
         return out
 
 
-@pytest.mark.parametrize("seed", [5])
+@pytest.mark.parametrize("seed", [10])       # a seed whose session holds a hedge back
 def test_sessions_under_the_price_test_in_lockstep(monkeypatch, seed):
     monkeypatch.setattr(RegShoFeed, "rng", random.Random(seed))
     monkeypatch.setattr(test_sig_engine, "Feed", RegShoFeed)

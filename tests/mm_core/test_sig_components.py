@@ -111,7 +111,8 @@ def test_guard_parameters_that_would_divide_by_zero_are_refused(bad):
 
 # --- fair value, estimator, lead beta -----------------------------------------------------
 
-FV = dict(n_spread=3, imbalance_levels=3, level_decay=0.5, lead_alpha=0.2, lead_prior=0.3)
+FV = dict(n_spread=3, imbalance_levels=3, level_decay=0.5, lead_alpha=0.2, lead_prior=0.3,
+          lead_min_samples=3)
 # sizes in 100-share lots as often as not: exact imbalances k/n_imb and exact balances
 size = st.one_of(st.integers(1, 900), st.integers(0, 9).map(lambda lots: 100 * lots))
 top = st.tuples(st.integers(0, 2), st.integers(-2, 30), size, st.integers(0, 6),
@@ -125,7 +126,8 @@ def fair_values(w_imbalance, w_flow, base, calibrate_every, n_imb=4):
               calibrate_every=calibrate_every, leaders=leaders, tables={0: TABLES[n_imb]})
     ref = FairValueModel(N, flow_alpha=0.2, **kw)
     params = FairValueParams(n_imb=n_imb, n_spread=3, base=base, w_imbalance=w_imbalance, w_flow=w_flow,
-                             flow_alpha=0.2, lead_alpha=0.2, lead_prior=0.3, calibrate_every=calibrate_every)
+                             flow_alpha=0.2, lead_alpha=0.2, lead_prior=0.3, lead_min_samples=3,
+                             calibrate_every=calibrate_every)
     kernel = SignalKernel(N, GuardParams(), 0.2, fv_setup(N, params, ticks, leaders, [0.0] * N, {},
                                                           0.05, HedgeParams()))
     return ref, KernelFairValue(kernel, N, **kw)

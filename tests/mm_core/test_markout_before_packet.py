@@ -1,0 +1,58 @@
+"""A markout whose horizon ended before a market-data packet is marked at the mid the book held
+until that packet (the exact mid at its horizon), not at the mid the packet makes: on the
+Python path, the compiled packet path and replay's batch path (Engine.on_packet_run)."""
+import pytest
+
+from mm_core.engine import Engine, PacketRun
+from tests.mm_core import wire
+from tests.mm_core.wire import CHIP, MS, S, Feed, Venue, make_engine, md, run, two_sided
+
+FILL_AT = S + 10 * MS
+PACKET_AT = FILL_AT + 1_500 * MS        # past the 100 ms and 1 s horizons, before the 5 s one
+
+
+def filled(compiled: bool, monkeypatch):
+    """Our bid on CHIP filled for 100 at FILL_AT; returns the engine, the feed and the book's refs."""
+    monkeypatch.setattr(wire, "Engine", lambda *a, **kw: Engine(*a, compiled=compiled, **kw))
+    engine, venue, feed = make_engine(), Venue(), Feed()
+    msgs, refs = two_sided(feed, CHIP, 8400, 8600, qty=500, levels=3, tick=10)
+    run(engine, venue, md(feed.packet(*msgs), S), S)
+    bid = venue.resting("CHIP", "B")[0]
+    price = venue.orders[bid]["price"]
+    run(engine, venue, venue.fill(bid, 100, FILL_AT), FILL_AT)
+    return engine, feed, refs, price
+
+
+def market_drops(feed, refs):
+    """One packet that moves the market down a tick (8390/8590 from 8400/8600)."""
+    return feed.packet(feed.delete(refs[8400]), feed.delete(refs[8600]), feed.add(CHIP, "S", 500, 8590))
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "reference"])
+def test_a_markout_due_before_a_packet_is_marked_at_the_mid_before_it(compiled, monkeypatch):
+    engine, feed, refs, price = filled(compiled, monkeypatch)
+    mid2 = engine.mid2[CHIP]
+    engine.on_event(md(market_drops(feed, refs), PACKET_AT))
+    assert engine.mid2[CHIP] < mid2
+    m = engine.metrics
+    due = (mid2 - 2 * price) * 100          # bought below the mid: favourable at 100 ms and 1 s
+    assert due > 0
+    assert m.markout_x2 == [due, due, 0] and m.markout_n == [1, 1, 0]
+    assert m.adverse_by[CHIP] == 0 and m.recent_markout[CHIP] > 0
+    assert m.next_due_ns == FILL_AT + m.horizons[2]
+
+
+def test_the_batch_path_marks_before_the_packet_as_one_by_one(monkeypatch):
+    one, feed, refs, _ = filled(True, monkeypatch)
+    batch, _, _, _ = filled(True, monkeypatch)
+    quiet = feed.packet(feed.add(CHIP, "B", 100, 8300))      # deep: moves no mid, no quote
+    events = [md(quiet, FILL_AT + 50 * MS), md(market_drops(feed, refs), PACKET_AT)]
+    for ev in events:
+        one.on_event(ev)
+    packets = PacketRun(events)
+    i = 0
+    while i < len(events):
+        taken, _ = batch.on_packet_run(packets, i)
+        i += taken
+    assert batch.metrics.markout_x2 == one.metrics.markout_x2 and one.metrics.markout_x2[1] > 0
+    assert batch.state_hash() == one.state_hash() and batch.now == one.now
