@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 from array import array
-from itertools import accumulate, groupby
+from itertools import accumulate, compress, groupby
 from typing import Callable
 
 import numpy as np
@@ -1915,7 +1915,9 @@ class Engine:
         doc["book_stale"] = self.stale
         doc["unknown_refs"] = self.book.unknown_refs
         trips = self.sig.trips() if self.sig is not None else [g.trips for g in self.guards]
-        doc["guard_trips"] = {str(g.symbol_id): t for g, t in zip(self.guards, trips) if t}
+        guards = self.guards         # a symbol id's text only for the few guards that tripped
+        doc["guard_trips"] = {str(guards[i].symbol_id): trips[i]
+                              for i in compress(range(min(len(guards), len(trips))), trips)}
         return doc
 
     def mirrors_stale(self) -> list[str]:

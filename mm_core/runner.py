@@ -1123,14 +1123,20 @@ def order_sent_payload(action: SendOrder, tskey: int) -> bytes:
 
 
 _TS_SOURCES = {int(s): s for s in TsSource}     # TsSource(x) without the enum call per record
+_positional(RecordType.TIMER, ("timer_id", "now_ns"))    # engine_events reads TIMER in this order
+_TIMER = layout_struct(RecordType.TIMER)
+_TIMER_SIZE = PAYLOAD_DTYPES[RecordType.TIMER].itemsize
+
+
+def _ts_source(value: int) -> TsSource:
+    source = _TS_SOURCES.get(value)
+    return source if source is not None else TsSource(value)
 
 
 def market_data_event(rec, utc_offset_s: int = TAI_MINUS_UTC_S) -> MarketData:
     """The engine input of an MD_PACKET record (engine_events' mapping; replay's batch path, which
     batches no PHC-stamped packet); `utc_offset_s` as engine_time takes it."""
-    source = _TS_SOURCES.get(rec.ts_source)
-    if source is None:
-        source = TsSource(rec.ts_source)
+    source = _ts_source(rec.ts_source)
     return MarketData(rec.payload, engine_time(rec.ts_ns, source, utc_offset_s), source)
 
 
@@ -1157,11 +1163,16 @@ def engine_events(records: Iterable, profile: str = "eu-hft", fresh_session: boo
         if rtype == RecordType.MD_PACKET:
             yield market_data_event(rec, offset)
         elif rtype == RecordType.VENUE_MSG or rtype == RecordType.VENUE_MSG_LONG:
-            source = TsSource(rec.ts_source)
+            source = _ts_source(rec.ts_source)
             yield VenueMessage(venue_fields(rtype, rec.payload)[3], engine_time(rec.ts_ns, source, offset), source)
         elif rtype == RecordType.TIMER:
-            timer = unpack(RecordType.TIMER, rec.payload)
-            yield Timer(int(timer["now_ns"]), int(timer["timer_id"]))
+            payload = rec.payload
+            if len(payload) == _TIMER_SIZE:     # one struct call, not a numpy record per timer
+                timer_id, now_ns = _TIMER.unpack(payload)
+                yield Timer(now_ns, timer_id)
+            else:
+                timer = unpack(RecordType.TIMER, payload)      # its error
+                yield Timer(int(timer["now_ns"]), int(timer["timer_id"]))
         elif rtype == RecordType.CLOCK_SAMPLE:
             sample = unpack(RecordType.CLOCK_SAMPLE, rec.payload)
             if int(sample["utc_offset_valid"]):

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from journal import Reader, Record
-from journal.catalogue import RecordType, TsSource, raw_bytes, token_tag, unpack, unpack_json, venue_fields
+from journal.catalogue import (RecordType, TsSource, order_sent_raw, token_tag, unpack, unpack_json,
+                               venue_fields)
 from journal.errors import JournalError
 from mm_core.engine import PacketRun
 from mm_core.buildid import UNKNOWN
@@ -279,16 +280,19 @@ class _Walk:
 
     def check_order(self, rec) -> None:
         self.result.orders_checked += 1
-        sent = unpack(RecordType.ORDER_SENT, rec.payload)
-        journaled = raw_bytes(sent)
-        token = sent["token"].decode(errors="replace")
+        journaled = order_sent_raw(rec.payload)
         if not self.expected:
-            self.diverge(rec.seq, f"ORDER_SENT {token} was not decided by the replay")
+            self.diverge(rec.seq, f"ORDER_SENT {self.token(rec)} was not decided by the replay")
             return
         action = self.expected.popleft()
         if action.packet != journaled:
             self.diverge(rec.seq, f"replay sent {action.packet.hex()} ({action.intent.token}), "
-                                  f"the journal has {journaled.hex()} ({token})")
+                                  f"the journal has {journaled.hex()} ({self.token(rec)})")
+
+    @staticmethod
+    def token(rec) -> str:
+        """The token an ORDER_SENT record names (for a divergence's text only)."""
+        return unpack(RecordType.ORDER_SENT, rec.payload)["token"].decode(errors="replace")
 
     @staticmethod
     def recon_doc(rec) -> dict:
