@@ -50,6 +50,8 @@ _BUY, _SELL = Side.BUY, Side.SELL
 _log2 = math.log2
 _HALTED, _REDUCING = TradingState.HALTED, TradingState.REDUCING
 _FROM_SERVER = soupbintcp.Direction.FROM_SERVER
+_SEQUENCED = ord("S")           # SoupBinTCP sequenced data: an OUCH message follows the type byte
+_decode_outbound_from = ouch.decode_outbound_from
 _ACCEPTED, _PARTIAL = OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED
 _PENDING_NEW, _PENDING_CANCEL = OrderState.PENDING_NEW, OrderState.PENDING_CANCEL
 
@@ -1506,20 +1508,27 @@ class Engine:
         actions: list[Action] = []
         raw = ev.packet
         # our own fill: the guard decides, and its pulls go out, before the decode and the booking
-        lane = self._fill_lane(raw, actions) if len(raw) == _EXEC_FRAME and raw[:4] == _EXEC_HEAD else None
+        n = len(raw)
+        lane = self._fill_lane(raw, actions) if n == _EXEC_FRAME and raw[:4] == _EXEC_HEAD else None
         try:
-            packet = soupbintcp.decode(raw, _FROM_SERVER)
-            if type(packet) is soupbintcp.SequencedData:
+            if n > 3 and raw[2] == _SEQUENCED and (raw[0] << 8 | raw[1]) + 2 == n:
+                # a whole sequenced-data frame (nearly every one): its OUCH message decoded in
+                # place, as soupbintcp.decode and decode_outbound of its payload would
                 self.venue_seq += 1
-                msg = ouch.decode_outbound(packet.payload)
-            elif type(packet) is soupbintcp.LoginAccepted:
-                self.venue_seq = packet.sequence - 1
-                return actions
-            elif type(packet) is soupbintcp.EndOfSession:
-                actions.append(self._alert("venue-end-of-session", "order entry session ended"))
-                return actions
+                msg = _decode_outbound_from(raw, 3)
             else:
-                return actions
+                packet = soupbintcp.decode(raw, _FROM_SERVER)
+                if type(packet) is soupbintcp.SequencedData:
+                    self.venue_seq += 1
+                    msg = ouch.decode_outbound(packet.payload)
+                elif type(packet) is soupbintcp.LoginAccepted:
+                    self.venue_seq = packet.sequence - 1
+                    return actions
+                elif type(packet) is soupbintcp.EndOfSession:
+                    actions.append(self._alert("venue-end-of-session", "order entry session ended"))
+                    return actions
+                else:
+                    return actions
         except ProtocolError as exc:
             self.counts["protocol_errors"] += 1
             actions.append(self._alert("venue-protocol-error", str(exc)))
@@ -1604,7 +1613,7 @@ class Engine:
         self._report_orders()
         s = order.symbol_id
         if self.is_quoted[s]:
-            self._requote(s, actions)
+            self._requote_checked((s,), actions)    # most venue answers leave the quote as it is
 
     def _on_fill(self, order: Order, qty: int, price: int, actions: list[Action],
                  lane: list[SendOrder] | None = None) -> None:
@@ -1650,7 +1659,7 @@ class Engine:
         self._drain_abandoned(now)
         self._report_orders()
         if self.is_quoted[s]:
-            self._requote(s, actions)
+            self._requote_checked((s,), actions)
         self._hedge_around(s, actions)
 
     def _drain_abandoned(self, now: int) -> None:
@@ -1715,7 +1724,7 @@ class Engine:
         return [s for s, fair in enumerate(self.fv.fair[0:self.n]) if fair > 0]
 
     def _requote_checked(self, symbols, actions: list[Action]) -> None:
-        """_requote of each of these quoted symbols (the timer's).
+        """_requote of each of these quoted symbols (the timer's, and a venue answer's).
         Compiled, the book not stale: only the ones fsig_requote_may_act finds may act or change
         state, on mirrors refreshed before each."""
         if self._rx is None or self.stale or self.risk.state is _REDUCING:
