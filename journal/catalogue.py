@@ -364,9 +364,12 @@ def session_stop(session_id: int, events: int, orders: int, reason: str) -> list
     return [(RecordType.METRICS, pack_json({"note": STOP_NOTE, "session_id": session_id, "reason": reason})), stop]
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))     # what json.dumps would build per call
+
+
 def pack_json(document: dict) -> bytes:
     """Canonical JSON (sorted keys, no spaces) so the same document always gives the same bytes."""
-    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+    return _CANONICAL.encode(document).encode()
 
 
 def unpack_json(payload: bytes) -> dict:

@@ -1916,8 +1916,8 @@ class Engine:
     # ================================================================= summaries and hashing
 
     def summary(self) -> dict:
-        marks = [m // 2 for m in self.mid2[0:self.n]]
-        doc = self.metrics.summary(marks)
+        mid2 = self.mid2          # marks of the traded symbols only: the rest are never read
+        doc = self.metrics.summary({s: mid2[s] // 2 for s in compress(range(self.n), self.metrics.traded)})
         doc["now_ns"] = self.now
         doc["counts"] = dict(self.counts)
         doc["trading_state"] = self.risk.state.name

@@ -203,23 +203,29 @@ class Metrics:
         n = self.markout_n[self.adverse_horizon]
         return self.adverse / n if n else 0.0
 
-    def summary(self, marks: list[int]) -> dict:
-        """A JSON-ready snapshot; money in price4 · shares integers."""
+    def summary(self, marks) -> dict:
+        """A JSON-ready snapshot; money in price4 · shares integers. `marks`: the integer mark of
+        each symbol by id (a list, or a mapping of the traded symbols: only theirs are read)."""
         # only a traded symbol has lots (each lot is a fill), and P&L or spread captured
-        traded = list(compress(range(self.n), self.traded))
         per_symbol = {}
-        for s in traded:
+        unrealized_total = 0
+        for s in compress(range(self.n), self.traded):
+            mark = marks[s]
+            unrealized = None
+            if mark > 0:
+                unrealized = self.unrealized(s, mark)
+                unrealized_total += unrealized
             per_symbol[str(s)] = {
                 "position": self.position(s),
                 "realized": self.realized[s],
-                "unrealized": self.unrealized(s, marks[s]) if marks[s] > 0 else None,
+                "unrealized": unrealized,
                 "spread_captured": self.spread_x2[s] // 2,
                 "traded": self.traded[s],
             }
         mean_abs = self.abs_pos_sum / self.pos_samples if self.pos_samples else 0.0
         return {
             "realized": sum(self.realized),
-            "unrealized": sum(self.unrealized(s, marks[s]) for s in traded if marks[s] > 0),
+            "unrealized": unrealized_total,
             "spread_captured": sum(self.spread_x2) // 2,
             "fill_rate": {side: (self.fills[i] / self.quotes_sent[i] if self.quotes_sent[i] else 0.0)
                           for i, side in enumerate(("bid", "ask"))},
