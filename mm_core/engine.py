@@ -1701,9 +1701,7 @@ class Engine:
         self._check_feed_alive(now, actions)
         self.risk.on_timer(now)
         self._watch_clock(actions)
-        feed, fair = self._feed_risk, self.fv.fair
-        for s in self._priced():
-            feed(s, fair[s], True)
+        self._refresh_risk()
         self._mature_markouts(actions)
         if now >= self.next_metrics_ns:
             self.metrics.sample_position(self.inventory.position)
@@ -1715,6 +1713,27 @@ class Engine:
         for s in self.hedger.pairs:
             self._hedge(s, actions)
         return actions
+
+    def _refresh_risk(self) -> None:
+        """The timer's refresh of every priced symbol at the gateway: _feed_risk(s, fair, True) of
+        each, in order; with the book current, the gateway's feeds in one on_markets call (which
+        is on_market of each, in order: it reads nothing the engine's own records of them hold)."""
+        fair = self.fv.fair
+        priced = self._priced()
+        if self.stale:
+            feed = self._feed_risk
+            for s in priced:
+                feed(s, fair[s], True)
+            return
+        now, stale, sent, rx, specs = self.now, self.stale, self.risk_sent, self._rx, self.specs
+        fairs = [fair[s] for s in priced]
+        for s, f in zip(priced, fairs):
+            price4 = int(f + 0.5)
+            sent[s] = (price4, stale, now)
+            if rx is not None:
+                b = s * _SENT_N
+                rx.sent[b:b + _SENT_N] = [price4, int(stale), now]
+        self.risk.on_markets(priced, fairs, [specs[s].reference_price for s in priced], [now] * len(priced))
 
     def _priced(self) -> list[int]:
         """The symbols with a positive fair value, ascending (compiled: one C pass over the slots,
