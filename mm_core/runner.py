@@ -1140,6 +1140,14 @@ def market_data_event(rec, utc_offset_s: int = TAI_MINUS_UTC_S) -> MarketData:
     return MarketData(rec.payload, engine_time(rec.ts_ns, source, utc_offset_s), source)
 
 
+# record types as plain ints: engine_events compares every record's type (an enum member's
+# attribute lookup costs more than the compare)
+_MD_T, _VENUE_T, _VENUE_LONG_T, _TIMER_T, _CLOCK_T, _OPERATOR_T, _METRICS_T = map(int, (
+    RecordType.MD_PACKET, RecordType.VENUE_MSG, RecordType.VENUE_MSG_LONG, RecordType.TIMER,
+    RecordType.CLOCK_SAMPLE, RecordType.OPERATOR_CMD, RecordType.METRICS))
+_HEALTH_TEXT = _HEALTH.encode()
+
+
 def engine_events(records: Iterable, profile: str = "eu-hft", fresh_session: bool = True,
                   utc_offset_s: int = TAI_MINUS_UTC_S) -> Iterator:
     """The engine inputs a journal holds, in journal order, for replay through a fresh engine.
@@ -1160,12 +1168,12 @@ def engine_events(records: Iterable, profile: str = "eu-hft", fresh_session: boo
             yield JournalHealth(rec.ts_ns, True)
             if fresh_session:
                 yield Reconciled(rec.ts_ns, True)
-        if rtype == RecordType.MD_PACKET:
+        if rtype == _MD_T:
             yield market_data_event(rec, offset)
-        elif rtype == RecordType.VENUE_MSG or rtype == RecordType.VENUE_MSG_LONG:
+        elif rtype == _VENUE_T or rtype == _VENUE_LONG_T:
             source = _ts_source(rec.ts_source)
             yield VenueMessage(venue_fields(rtype, rec.payload)[3], engine_time(rec.ts_ns, source, offset), source)
-        elif rtype == RecordType.TIMER:
+        elif rtype == _TIMER_T:
             payload = rec.payload
             if len(payload) == _TIMER_SIZE:     # one struct call, not a numpy record per timer
                 timer_id, now_ns = _TIMER.unpack(payload)
@@ -1173,16 +1181,16 @@ def engine_events(records: Iterable, profile: str = "eu-hft", fresh_session: boo
             else:
                 timer = unpack(RecordType.TIMER, payload)      # its error
                 yield Timer(int(timer["now_ns"]), int(timer["timer_id"]))
-        elif rtype == RecordType.CLOCK_SAMPLE:
+        elif rtype == _CLOCK_T:
             sample = unpack(RecordType.CLOCK_SAMPLE, rec.payload)
             if int(sample["utc_offset_valid"]):
                 offset = int(sample["utc_offset"])
             yield ClockSample(rec.ts_ns, bool(int(sample["compliant_mask"]) & bit))
-        elif rtype == RecordType.OPERATOR_CMD:
+        elif rtype == _OPERATOR_T:
             doc = unpack_json(rec.payload)
             yield OperatorCommand(rec.ts_ns, doc["command"], doc["actor"], doc["reason"],
                                   doc.get("scope", "all"), doc.get("scope_id", 0))
-        elif rtype == RecordType.METRICS and _HEALTH.encode() in rec.payload:
+        elif rtype == _METRICS_T and _HEALTH_TEXT in rec.payload:
             doc = unpack_json(rec.payload)
             if isinstance(doc, dict) and doc.get("input") == _HEALTH:
                 yield JournalHealth(rec.ts_ns, bool(doc["ok"]), tuple(doc.get("unsent") or ()))
