@@ -368,6 +368,7 @@ class Engine:
             pkt.summary = self._summary = self.md.summary
             pkt.depth, pkt.decay = self.imb_levels, self.imb_decay
             self._pkt_own_version = None        # the own-quote table is rebuilt on first use
+            self._work_version = None           # and the work mirror (_work_mirror)
             # each slot's reference price, for the gateway's feed log (_feeds_from_c)
             self._references = [spec.reference_price if spec else 0 for spec in self.specs]
             rx = self._rx = ReactMirror(self)
@@ -380,7 +381,7 @@ class Engine:
         del state["_bh"], state["_top"]
         if self.sig is not None:
             for name in ("mid2", "vol_q", "_sh", "_fair_out", "_lane_trip", "_priced_out", "_pkt", "_pkt_keep",
-                         "_pkt_own_version", "_rx", "_react_c", "_summary", "_risk_seen",
+                         "_pkt_own_version", "_work_version", "_rx", "_react_c", "_summary", "_risk_seen",
                          "_references"):
                 state.pop(name, None)
         state["urgent"] = None          # the shell's sink belongs to the process, not the state
@@ -787,13 +788,23 @@ class Engine:
             return
         self._own_for(-1)               # refreshes self._own and the arrays it points into
         self._pkt_own_version = version
-        self._rx.set_work(self)
+        self._work_mirror(version)
         table, pkt = self._own_arrays, self._pkt
         if not table.total:
             pkt.own_px = _NULL
             return
         pkt.own_px, pkt.own_qty, pkt.own_off, pkt.own_nb, pkt.own_na = (
             table.px, table.qty, table.off, table.nb, table.na)
+
+    def _work_mirror(self, version: tuple[int, int] | None = None) -> None:
+        """The reaction's work mirror (our working quotes) rebuilt when the OMS moved since: all
+        fsig_requote_may_act reads of our orders (not the own-quote table, which _own_table adds)."""
+        if version is None:
+            oms = self.oms
+            version = (oms.transitions, oms.counter)
+        if version != self._work_version:
+            self._work_version = version
+            self._rx.set_work(self)
 
     def _react(self, touched: list[int], actions: list[Action]) -> None:
         """After the reprice: matured markouts, then each touched symbol's requote and hedges."""
@@ -1754,7 +1765,7 @@ class Engine:
             return
         react = self._react_c
         for s in symbols:
-            self._own_table()
+            self._work_mirror()
             self._risk_if_moved()
             acts = _requote_may_act_c(self._sh, self._bh, react, s, self.now)
             if react.n_memo:
@@ -1955,7 +1966,7 @@ class Engine:
             return []
         stale = self._rx.stale(self)
         oms = self.oms
-        if "work" in stale and (oms.transitions, oms.counter) != self._pkt_own_version:
+        if "work" in stale and (oms.transitions, oms.counter) != self._work_version:
             stale.remove("work")        # rebuilt by _own_table before C reads it (the OMS moved)
         return stale
 
