@@ -290,6 +290,23 @@ def venue_payload(soup_seq: int, packet_type: int, msg_type: int, frame: bytes) 
     return RecordType.VENUE_MSG_LONG, _VENUE_HEAD.pack(soup_seq, packet_type, msg_type, len(frame) & 0xFFFF) + frame
 
 
+def _raw_at(rtype: RecordType) -> tuple[int, int, int, int]:
+    """(payload size, raw_len offset, raw offset, raw field size) of a layout ending in raw_len, raw:
+    what the readers below slice instead of building a numpy record per payload."""
+    dtype = PAYLOAD_DTYPES[rtype]
+    if dtype.names[-2:] != ("raw_len", "raw") or dtype["raw_len"] != np.dtype("<u2"):
+        raise ImportError(f"the {rtype.name} layout changed: update catalogue's readers of it")
+    raw_at = dtype.fields["raw"][1]
+    return dtype.itemsize, dtype.fields["raw_len"][1], raw_at, dtype.itemsize - raw_at
+
+
+_VENUE_MSG_AT = _raw_at(RecordType.VENUE_MSG)
+_ORDER_SENT_AT = _raw_at(RecordType.ORDER_SENT)
+_RAW_LEN = struct.Struct("<H")
+if _VENUE_MSG_AT[2] != _VENUE_HEAD.size or PAYLOAD_DTYPES[RecordType.VENUE_MSG].names[:2] != ("soup_seq", "packet_type"):
+    raise ImportError("the VENUE_MSG layout changed: update catalogue.venue_fields")
+
+
 def venue_fields(rtype: int, payload: bytes) -> tuple[int, int, int, bytes]:
     """(soup_seq, packet_type, msg_type, frame) of a VENUE_MSG or VENUE_MSG_LONG payload."""
     if rtype == RecordType.VENUE_MSG_LONG:
@@ -297,6 +314,10 @@ def venue_fields(rtype: int, payload: bytes) -> tuple[int, int, int, bytes]:
             raise CatalogueError(f"VENUE_MSG_LONG payload of {len(payload)} bytes is shorter than its head")
         soup_seq, packet_type, msg_type, _ = _VENUE_HEAD.unpack_from(payload)
         return soup_seq, packet_type, msg_type, bytes(payload[_VENUE_HEAD.size:])
+    size, _, raw_at, raw_max = _VENUE_MSG_AT
+    if len(payload) == size:        # the head and raw_len in one struct call (replay reads every one)
+        soup_seq, packet_type, msg_type, raw_len = _VENUE_HEAD.unpack_from(payload)
+        return soup_seq, packet_type, msg_type, bytes(payload[raw_at:raw_at + min(raw_len, raw_max)])
     msg = unpack(RecordType.VENUE_MSG, payload)
     return int(msg["soup_seq"]), int(msg["packet_type"]), int(msg["msg_type"]), raw_bytes(msg)
 
@@ -304,6 +325,14 @@ def venue_fields(rtype: int, payload: bytes) -> tuple[int, int, int, bytes]:
 def raw_bytes(record: np.void) -> bytes:
     """The raw wire bytes kept in a VENUE_MSG or ORDER_SENT payload."""
     return record["raw"][: int(record["raw_len"])].tobytes()
+
+
+def order_sent_raw(payload: bytes) -> bytes:
+    """raw_bytes(unpack(RecordType.ORDER_SENT, payload)) by slicing (replay checks every order)."""
+    size, len_at, raw_at, raw_max = _ORDER_SENT_AT
+    if len(payload) != size:
+        return raw_bytes(unpack(RecordType.ORDER_SENT, payload))       # its error
+    return bytes(payload[raw_at:raw_at + min(_RAW_LEN.unpack_from(payload, len_at)[0], raw_max)])
 
 
 def code_fingerprint(session_start: np.void) -> str | None:
@@ -335,9 +364,12 @@ def session_stop(session_id: int, events: int, orders: int, reason: str) -> list
     return [(RecordType.METRICS, pack_json({"note": STOP_NOTE, "session_id": session_id, "reason": reason})), stop]
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))     # what json.dumps would build per call
+
+
 def pack_json(document: dict) -> bytes:
     """Canonical JSON (sorted keys, no spaces) so the same document always gives the same bytes."""
-    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+    return _CANONICAL.encode(document).encode()
 
 
 def unpack_json(payload: bytes) -> dict:

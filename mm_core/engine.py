@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 from array import array
-from itertools import accumulate, groupby
+from itertools import accumulate, compress, groupby
 from typing import Callable
 
 import numpy as np
@@ -51,6 +51,8 @@ _BUY, _SELL = Side.BUY, Side.SELL
 _log2 = math.log2
 _HALTED, _REDUCING = TradingState.HALTED, TradingState.REDUCING
 _FROM_SERVER = soupbintcp.Direction.FROM_SERVER
+_SEQUENCED = ord("S")           # SoupBinTCP sequenced data: an OUCH message follows the type byte
+_decode_outbound_from = ouch.decode_outbound_from
 _ACCEPTED, _PARTIAL = OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED
 _PENDING_NEW, _PENDING_CANCEL = OrderState.PENDING_NEW, OrderState.PENDING_CANCEL
 
@@ -371,7 +373,7 @@ class Engine:
             pkt.summary = self._summary = self.md.summary
             pkt.depth, pkt.decay = self.imb_levels, self.imb_decay
             self._pkt_own_version = None        # the own-quote table is rebuilt on first use
-            self._work_version = None           # so is the work mirror
+            self._work_version = None           # and the work mirror (_work_mirror)
             # each slot's reference price, for the gateway's feed log (_feeds_from_c)
             self._references = [spec.reference_price if spec else 0 for spec in self.specs]
             rx = self._rx = ReactMirror(self)
@@ -760,7 +762,7 @@ class Engine:
             i += 1
             if i >= n:
                 return
-            self._work_table()
+            self._work_mirror()
             self._risk_if_moved()
             rc = _react_from_c(self._sh, self._bh, self._pkt, i)
             if self._react_c.n_memo:
@@ -774,7 +776,7 @@ class Engine:
         pull), then the C check, on mirrors refreshed after that, picks the touched symbols that
         may act, as when none were due; the reference loop if markouts are still due."""
         self._mature_markouts(actions)
-        self._work_table()
+        self._work_mirror()
         self._risk_if_moved()
         react = self._react_c
         rc = _react_from_c(self._sh, self._bh, self._pkt, 0)
@@ -799,9 +801,7 @@ class Engine:
             return
         self._own_for(-1)               # refreshes self._own and the arrays it points into
         self._pkt_own_version = version
-        if version != self._work_version:
-            self._work_version = version
-            self._rx.set_work(self)
+        self._work_mirror(version)
         table, pkt = self._own_arrays, self._pkt
         if not table.total:
             pkt.own_px = _NULL
@@ -809,12 +809,12 @@ class Engine:
         pkt.own_px, pkt.own_qty, pkt.own_off, pkt.own_nb, pkt.own_na = (
             table.px, table.qty, table.off, table.nb, table.na)
 
-    def _work_table(self) -> None:
-        """The work mirror alone, rewritten when the OMS moved: all that fsig_react_from and
-        fsig_requote_may_act read of our orders (neither reprices, so the own-quote table waits
-        for the _own_table ahead of the next C call that does, or for prepare())."""
-        oms = self.oms
-        version = (oms.transitions, oms.counter)
+    def _work_mirror(self, version: tuple[int, int] | None = None) -> None:
+        """The reaction's work mirror (our working quotes) rebuilt when the OMS moved since: all
+        fsig_requote_may_act reads of our orders (not the own-quote table, which _own_table adds)."""
+        if version is None:
+            oms = self.oms
+            version = (oms.transitions, oms.counter)
         if version != self._work_version:
             self._work_version = version
             self._rx.set_work(self)
@@ -1535,22 +1535,29 @@ class Engine:
         actions: list[Action] = []
         raw = ev.packet
         # our own fill: the guard decides, and its pulls go out, before the decode and the booking
-        lane = self._fill_lane(raw, actions) if len(raw) == _EXEC_FRAME and raw[:4] == _EXEC_HEAD else None
+        n = len(raw)
+        lane = self._fill_lane(raw, actions) if n == _EXEC_FRAME and raw[:4] == _EXEC_HEAD else None
         try:
-            packet = soupbintcp.decode(raw, _FROM_SERVER)
-            if type(packet) is soupbintcp.SequencedData:
+            if n > 3 and raw[2] == _SEQUENCED and (raw[0] << 8 | raw[1]) + 2 == n:
+                # a whole sequenced-data frame (nearly every one): its OUCH message decoded in
+                # place, as soupbintcp.decode and decode_outbound of its payload would
                 self.venue_seq += 1
-                msg = ouch.decode_outbound(packet.payload)
-            elif type(packet) is soupbintcp.LoginAccepted:
-                self.venue_seq = packet.sequence - 1
-                if not self.venue_joined:
-                    self.venue_joined = packet.sequence
-                return actions
-            elif type(packet) is soupbintcp.EndOfSession:
-                actions.append(self._alert("venue-end-of-session", "order entry session ended"))
-                return actions
+                msg = _decode_outbound_from(raw, 3)
             else:
-                return actions
+                packet = soupbintcp.decode(raw, _FROM_SERVER)
+                if type(packet) is soupbintcp.SequencedData:
+                    self.venue_seq += 1
+                    msg = ouch.decode_outbound(packet.payload)
+                elif type(packet) is soupbintcp.LoginAccepted:
+                    self.venue_seq = packet.sequence - 1
+                    if not self.venue_joined:
+                        self.venue_joined = packet.sequence
+                    return actions
+                elif type(packet) is soupbintcp.EndOfSession:
+                    actions.append(self._alert("venue-end-of-session", "order entry session ended"))
+                    return actions
+                else:
+                    return actions
         except ProtocolError as exc:
             self.counts["protocol_errors"] += 1
             actions.append(self._alert("venue-protocol-error", str(exc)))
@@ -1645,7 +1652,7 @@ class Engine:
         self._report_orders()
         s = order.symbol_id
         if self.is_quoted[s]:
-            self._requote(s, actions)
+            self._requote_checked((s,), actions)    # most venue answers leave the quote as it is
 
     def _on_fill(self, order: Order, qty: int, price: int, actions: list[Action],
                  lane: list[SendOrder] | None = None) -> None:
@@ -1691,7 +1698,7 @@ class Engine:
         self._drain_abandoned(now)
         self._report_orders()
         if self.is_quoted[s]:
-            self._requote(s, actions)
+            self._requote_checked((s,), actions)
         self._hedge_around(s, actions)
 
     def _drain_abandoned(self, now: int) -> None:
@@ -1733,9 +1740,7 @@ class Engine:
         self._check_feed_alive(now, actions)
         self.risk.on_timer(now)
         self._watch_clock(actions)
-        feed, fair = self._feed_risk, self.fv.fair
-        for s in self._priced():
-            feed(s, fair[s], True)
+        self._refresh_risk()
         self._mature_markouts(actions)
         if now >= self.next_metrics_ns:
             self.metrics.sample_position(self.inventory.position)
@@ -1748,6 +1753,27 @@ class Engine:
             self._hedge(s, actions)
         return actions
 
+    def _refresh_risk(self) -> None:
+        """The timer's refresh of every priced symbol at the gateway: _feed_risk(s, fair, True) of
+        each, in order; with the book current, the gateway's feeds in one on_markets call (which
+        is on_market of each, in order: it reads nothing the engine's own records of them hold)."""
+        fair = self.fv.fair
+        priced = self._priced()
+        if self.stale:
+            feed = self._feed_risk
+            for s in priced:
+                feed(s, fair[s], True)
+            return
+        now, stale, sent, rx, specs = self.now, self.stale, self.risk_sent, self._rx, self.specs
+        fairs = [fair[s] for s in priced]
+        for s, f in zip(priced, fairs):
+            price4 = int(f + 0.5)
+            sent[s] = (price4, stale, now)
+            if rx is not None:
+                b = s * _SENT_N
+                rx.sent[b:b + _SENT_N] = [price4, int(stale), now]
+        self.risk.on_markets(priced, fairs, [specs[s].reference_price for s in priced], [now] * len(priced))
+
     def _priced(self) -> list[int]:
         """The symbols with a positive fair value, ascending (compiled: one C pass over the slots,
         which outnumber the traded symbols many times)."""
@@ -1756,7 +1782,7 @@ class Engine:
         return [s for s, fair in enumerate(self.fv.fair[0:self.n]) if fair > 0]
 
     def _requote_checked(self, symbols, actions: list[Action]) -> None:
-        """_requote of each of these quoted symbols (the timer's).
+        """_requote of each of these quoted symbols (the timer's, and a venue answer's).
         Compiled, the book not stale: only the ones fsig_requote_may_act finds may act or change
         state, on mirrors refreshed before each."""
         if self._rx is None or self.stale or self.risk.state is _REDUCING:
@@ -1767,7 +1793,7 @@ class Engine:
             return
         react = self._react_c
         for s in symbols:
-            self._work_table()
+            self._work_mirror()
             self._risk_if_moved()
             acts = _requote_may_act_c(self._sh, self._bh, react, s, self.now)
             if react.n_memo:
@@ -1948,14 +1974,17 @@ class Engine:
     # ================================================================= summaries and hashing
 
     def summary(self) -> dict:
-        doc = self.metrics.summary(list(self.mid2[0:self.n]))
+        mid2 = self.mid2          # the traded symbols' mids only: the rest are never read
+        doc = self.metrics.summary({s: mid2[s] for s in compress(range(self.n), self.metrics.traded)})
         doc["now_ns"] = self.now
         doc["counts"] = dict(self.counts)
         doc["trading_state"] = self.risk.state.name
         doc["book_stale"] = self.stale
         doc["unknown_refs"] = self.book.unknown_refs
         trips = self.sig.trips() if self.sig is not None else [g.trips for g in self.guards]
-        doc["guard_trips"] = {str(g.symbol_id): t for g, t in zip(self.guards, trips) if t}
+        guards = self.guards         # a symbol id's text only for the few guards that tripped
+        doc["guard_trips"] = {str(guards[i].symbol_id): trips[i]
+                              for i in compress(range(min(len(guards), len(trips))), trips)}
         return doc
 
     def mirrors_stale(self) -> list[str]:

@@ -212,27 +212,33 @@ class Metrics:
         n = self.markout_n[self.adverse_horizon]
         return self.adverse / n if n else 0.0
 
-    def summary(self, mids2: list[int]) -> dict:
+    def summary(self, mids2) -> dict:
         """A JSON-ready snapshot (the journaled METRICS document) at the mids `mids2` (doubled,
-        0: none). Money in price4 · shares integers; a name ending in _x2 holds twice the amount
-        (figures against a mid, which may be a half price4: exact, never rounded). fill_rate per
-        side: shares filled over shares quoted (each enter or replace counts its shares once),
-        so at most 1; fills counts executions (a partial fill each), quotes_sent orders."""
+        0: none; a list by symbol id, or a mapping of the traded symbols: only theirs are read).
+        Money in price4 · shares integers; a name ending in _x2 holds twice the amount (figures
+        against a mid, which may be a half price4: exact, never rounded). fill_rate per side:
+        shares filled over shares quoted (each enter or replace counts its shares once), so at
+        most 1; fills counts executions (a partial fill each), quotes_sent orders."""
         # only a traded symbol has lots (each lot is a fill), and P&L or spread captured
-        traded = list(compress(range(self.n), self.traded))
         per_symbol = {}
-        for s in traded:
+        unrealized_total = 0
+        for s in compress(range(self.n), self.traded):
+            mid2 = mids2[s]
+            unrealized_x2 = None
+            if mid2 > 0:
+                unrealized_x2 = self.unrealized_x2(s, mid2)
+                unrealized_total += unrealized_x2
             per_symbol[str(s)] = {
                 "position": self.position(s),
                 "realized": self.realized[s],
-                "unrealized_x2": self.unrealized_x2(s, mids2[s]) if mids2[s] > 0 else None,
+                "unrealized_x2": unrealized_x2,
                 "spread_captured_x2": self.spread_x2[s],
                 "traded": self.traded[s],
             }
         mean_abs = self.abs_pos_sum / self.pos_samples if self.pos_samples else 0.0
         return {
             "realized": sum(self.realized),
-            "unrealized_x2": sum(self.unrealized_x2(s, mids2[s]) for s in traded if mids2[s] > 0),
+            "unrealized_x2": unrealized_total,
             "spread_captured_x2": sum(self.spread_x2),
             "fill_rate": {side: (self.filled_qty[i] / self.quoted_qty[i] if self.quoted_qty[i] else 0.0)
                           for i, side in enumerate(("bid", "ask"))},

@@ -1154,15 +1154,29 @@ def order_sent_payload(action: SendOrder, tskey: int) -> bytes:
 
 
 _TS_SOURCES = {int(s): s for s in TsSource}     # TsSource(x) without the enum call per record
+_positional(RecordType.TIMER, ("timer_id", "now_ns"))    # engine_events reads TIMER in this order
+_TIMER = layout_struct(RecordType.TIMER)
+_TIMER_SIZE = PAYLOAD_DTYPES[RecordType.TIMER].itemsize
+
+
+def _ts_source(value: int) -> TsSource:
+    source = _TS_SOURCES.get(value)
+    return source if source is not None else TsSource(value)
 
 
 def market_data_event(rec, utc_offset_s: int = TAI_MINUS_UTC_S) -> MarketData:
     """The engine input of an MD_PACKET record (engine_events' mapping; replay's batch path, which
     batches no PHC-stamped packet); `utc_offset_s` as engine_time takes it."""
-    source = _TS_SOURCES.get(rec.ts_source)
-    if source is None:
-        source = TsSource(rec.ts_source)
+    source = _ts_source(rec.ts_source)
     return MarketData(rec.payload, engine_time(rec.ts_ns, source, utc_offset_s), source)
+
+
+# record types as plain ints: engine_events compares every record's type (an enum member's
+# attribute lookup costs more than the compare)
+_MD_T, _VENUE_T, _VENUE_LONG_T, _TIMER_T, _CLOCK_T, _OPERATOR_T, _METRICS_T = map(int, (
+    RecordType.MD_PACKET, RecordType.VENUE_MSG, RecordType.VENUE_MSG_LONG, RecordType.TIMER,
+    RecordType.CLOCK_SAMPLE, RecordType.OPERATOR_CMD, RecordType.METRICS))
+_HEALTH_TEXT = _HEALTH.encode()
 
 
 def engine_events(records: Iterable, profile: str = "eu-hft", fresh_session: bool = True,
@@ -1185,24 +1199,29 @@ def engine_events(records: Iterable, profile: str = "eu-hft", fresh_session: boo
             yield JournalHealth(rec.ts_ns, True)
             if fresh_session:
                 yield Reconciled(rec.ts_ns, True)
-        if rtype == RecordType.MD_PACKET:
+        if rtype == _MD_T:
             yield market_data_event(rec, offset)
-        elif rtype == RecordType.VENUE_MSG or rtype == RecordType.VENUE_MSG_LONG:
-            source = TsSource(rec.ts_source)
+        elif rtype == _VENUE_T or rtype == _VENUE_LONG_T:
+            source = _ts_source(rec.ts_source)
             yield VenueMessage(venue_fields(rtype, rec.payload)[3], engine_time(rec.ts_ns, source, offset), source)
-        elif rtype == RecordType.TIMER:
-            timer = unpack(RecordType.TIMER, rec.payload)
-            yield Timer(int(timer["now_ns"]), int(timer["timer_id"]))
-        elif rtype == RecordType.CLOCK_SAMPLE:
+        elif rtype == _TIMER_T:
+            payload = rec.payload
+            if len(payload) == _TIMER_SIZE:     # one struct call, not a numpy record per timer
+                timer_id, now_ns = _TIMER.unpack(payload)
+                yield Timer(now_ns, timer_id)
+            else:
+                timer = unpack(RecordType.TIMER, payload)      # its error
+                yield Timer(int(timer["now_ns"]), int(timer["timer_id"]))
+        elif rtype == _CLOCK_T:
             sample = unpack(RecordType.CLOCK_SAMPLE, rec.payload)
             if int(sample["utc_offset_valid"]):
                 offset = int(sample["utc_offset"])
             yield ClockSample(rec.ts_ns, bool(int(sample["compliant_mask"]) & bit))
-        elif rtype == RecordType.OPERATOR_CMD:
+        elif rtype == _OPERATOR_T:
             doc = unpack_json(rec.payload)
             yield OperatorCommand(rec.ts_ns, doc["command"], doc["actor"], doc["reason"],
                                   doc.get("scope", "all"), doc.get("scope_id", 0))
-        elif rtype == RecordType.METRICS and _HEALTH.encode() in rec.payload:
+        elif rtype == _METRICS_T and _HEALTH_TEXT in rec.payload:
             doc = unpack_json(rec.payload)
             if isinstance(doc, dict) and doc.get("input") == _HEALTH:
                 yield JournalHealth(rec.ts_ns, bool(doc["ok"]), tuple(doc.get("unsent") or ()))

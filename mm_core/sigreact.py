@@ -76,7 +76,7 @@ class ReactMirror:
     """One engine's fsig_react; `r` is the struct fsig_packet.react points at."""
 
     price_misses = True     # False: memo misses return to Python (the tests' stage 2 reference)
-    _metrics_seen = None    # (recent markouts, adverse, marked) as set_metrics last wrote them
+    _metrics_seen = None    # (Metrics, its adverse-horizon markout count) set_metrics last wrote
     priced = 0              # memo misses the C reaction priced (benchmark figure)
 
     def __init__(self, engine) -> None:
@@ -214,14 +214,19 @@ class ReactMirror:
         r.markout_n = m.markout_n[m.adverse_horizon]
         r.next_due_ns = m.next_due_ns
         n = self.n
-        seen = (m.recent_markout, m.adverse_by, m.marked_by)
-        if seen != self._metrics_seen:      # most calls find them as they were last written
+        # Metrics changes recent markouts, adverse and marked counts only where it counts a
+        # markout at the adverse horizon (Metrics.on_time): the count names what was written
+        marked = m.markout_n[m.adverse_horizon]
+        seen = self._metrics_seen
+        if seen is None or seen[0] is not m or seen[1] != marked:
             self.markout[0:n] = m.recent_markout
             # Metrics.adverse_rate(s) of every symbol, without a method call per symbol
             self.adverse[0:n] = [a / k if k else 0.0 for a, k in zip(m.adverse_by, m.marked_by)]
-            self._metrics_seen = tuple(map(list, seen))
-        blocked = set(m.blocked)
+            self._metrics_seen = (m, marked)
         was = self._blocked_set
+        if not was and not m.blocked:       # the common case: no markout waits for a mid
+            return
+        blocked = set(m.blocked)
         if blocked != was:
             for s in was - blocked:
                 self.blocked[s] = 0

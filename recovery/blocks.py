@@ -8,6 +8,8 @@ record types only to find the runs of MD_PACKET records. Must not interpret payl
 """
 from __future__ import annotations
 
+from bisect import bisect_left
+
 import numpy as np
 
 from journal import Reader, Record
@@ -27,16 +29,19 @@ class _Block:
     """The records of one sequence range: header fields as lists, payloads in one buffer."""
 
     __slots__ = ("seqs", "rtypes", "ts", "sources", "states", "offs", "blob", "n",
-                 "buf_c", "off_c", "ts_c", "_arrays", "phc")
+                 "buf_c", "off_c", "ts_c", "_arrays", "stops")
 
     def __init__(self, headers: np.ndarray, blob: bytes, offsets: np.ndarray) -> None:
         self.n = len(headers)
         self.seqs = headers["seq"].tolist()
-        self.rtypes = headers["rtype"].tolist()
+        rtypes, sources = headers["rtype"], headers["ts_source"]
+        self.rtypes = rtypes.tolist()
         stamps = np.ascontiguousarray(headers["ts_ns"], dtype=np.int64)
         self.ts = stamps.tolist()
-        self.sources = headers["ts_source"].tolist()
-        self.phc = _PHC in self.sources
+        self.sources = sources.tolist()
+        # where each run of batchable packets ends: every record that is not an MD_PACKET, or is
+        # PHC-stamped (fed one by one: runner.engine_time), in order
+        self.stops = np.flatnonzero((rtypes != _MD) | (sources == _PHC)).tolist()
         self.states = headers["clock_state"].tolist()
         self.offs = offsets.tolist()
         self.blob = blob
@@ -165,15 +170,10 @@ class Blocks:
         if not self._ready():
             return listed_run(event, [None])
         block, k = self._block, self._k
-        rtypes, end = block.rtypes, min(block.n, k + limit - 1)
-        j = k
-        if block.phc:                 # PHC-stamped packets are fed one by one (runner.engine_time)
-            sources = block.sources
-            while j < end and rtypes[j] == _MD and sources[j] != _PHC:
-                j += 1
-        else:
-            while j < end and rtypes[j] == _MD:
-                j += 1
+        end = min(block.n, k + limit - 1)
+        stops = block.stops
+        at = bisect_left(stops, k)      # the first record from k on that ends the run
+        j = min(stops[at], end) if at < len(stops) else end
         adjacent = self._from_block   # else the event's record was the last of the block before
         self._k, self._from_block = j, j > k or adjacent
         if not adjacent:

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from journal import Reader, Record
-from journal.catalogue import RecordType, TsSource, raw_bytes, token_tag, unpack, unpack_json, venue_fields
+from journal.catalogue import (RecordType, TsSource, order_sent_raw, token_tag, unpack, unpack_json,
+                               venue_fields)
 from journal.errors import JournalError
 from mm_core.engine import PacketRun
 from mm_core.buildid import UNKNOWN
@@ -42,9 +43,12 @@ RECON_RESOLUTION = "resolution"  # one resolution applied to the engine (re-appl
 RECON_OUTCOME = "outcome"        # reconciled or not: the engine is told so
 RECON_FINDING = "finding"        # what reconciliation found (for the record; no engine effect)
 
-_INPUTS = frozenset({RecordType.MD_PACKET, RecordType.VENUE_MSG, RecordType.VENUE_MSG_LONG, RecordType.TIMER,
-                     RecordType.CLOCK_SAMPLE, RecordType.OPERATOR_CMD, RecordType.RECON})
+_INPUTS = frozenset(map(int, (RecordType.MD_PACKET, RecordType.VENUE_MSG, RecordType.VENUE_MSG_LONG,
+                               RecordType.TIMER, RecordType.CLOCK_SAMPLE, RecordType.OPERATOR_CMD, RecordType.RECON)))
 _SESSION_START = int(RecordType.SESSION_START)   # compared per record: a plain int
+_ORDER_SENT, _RECON, _CLOCK_SAMPLE = int(RecordType.ORDER_SENT), int(RecordType.RECON), int(RecordType.CLOCK_SAMPLE)
+_VENUE_MSG, _VENUE_MSG_LONG = int(RecordType.VENUE_MSG), int(RecordType.VENUE_MSG_LONG)
+_MD_PACKET = int(RecordType.MD_PACKET)
 _PHC = int(TsSource.HW_PHC)      # TAI-stamped packets are not batched (runner.engine_time)
 _MAX_DIVERGENCES = 100
 _RUN_MAX = 4096                  # MD_PACKET records gathered into one batch at most
@@ -206,12 +210,12 @@ class _Walk:
         rtype = rec.rtype
         if rtype == _SESSION_START or self.unnamed:
             self.session(rec)
-        if rtype == RecordType.ORDER_SENT:
+        if rtype == _ORDER_SENT:
             self.check_order(rec)
             return
         if rtype not in _INPUTS:
             return
-        doc = self.recon_doc(rec) if rtype == RecordType.RECON else None
+        doc = self.recon_doc(rec) if rtype == _RECON else None
         if doc is not None and self.expected:
             # a recovery's BEGIN closed the crashed session (what it decided last was never sent);
             # its OUTCOME names what it decided with no venue session to send it on
@@ -234,7 +238,7 @@ class _Walk:
                            utc_offset_s=r.utc_offset_s)
             r.snapshots_written += 1
             self.since_snapshot = 0
-        if rtype == RecordType.VENUE_MSG or rtype == RecordType.VENUE_MSG_LONG:
+        if rtype == _VENUE_MSG or rtype == _VENUE_MSG_LONG:
             soup_seq = venue_fields(rtype, rec.payload)[0]
             if soup_seq:
                 r.journaled_venue_seqs.add(soup_seq)
@@ -243,7 +247,7 @@ class _Walk:
         elif doc is not None:
             r.recon_records += 1
             self.recon(rec, doc)
-        elif rtype == RecordType.CLOCK_SAMPLE:        # as engine_events reads it
+        elif rtype == _CLOCK_SAMPLE:        # as engine_events reads it
             sample = unpack(RecordType.CLOCK_SAMPLE, rec.payload)
             if int(sample["utc_offset_valid"]):
                 r.utc_offset_s = int(sample["utc_offset"])
@@ -279,16 +283,19 @@ class _Walk:
 
     def check_order(self, rec) -> None:
         self.result.orders_checked += 1
-        sent = unpack(RecordType.ORDER_SENT, rec.payload)
-        journaled = raw_bytes(sent)
-        token = sent["token"].decode(errors="replace")
+        journaled = order_sent_raw(rec.payload)
         if not self.expected:
-            self.diverge(rec.seq, f"ORDER_SENT {token} was not decided by the replay")
+            self.diverge(rec.seq, f"ORDER_SENT {self.token(rec)} was not decided by the replay")
             return
         action = self.expected.popleft()
         if action.packet != journaled:
             self.diverge(rec.seq, f"replay sent {action.packet.hex()} ({action.intent.token}), "
-                                  f"the journal has {journaled.hex()} ({token})")
+                                  f"the journal has {journaled.hex()} ({self.token(rec)})")
+
+    @staticmethod
+    def token(rec) -> str:
+        """The token an ORDER_SENT record names (for a divergence's text only)."""
+        return unpack(RecordType.ORDER_SENT, rec.payload)["token"].decode(errors="replace")
 
     @staticmethod
     def recon_doc(rec) -> dict:
@@ -335,7 +342,7 @@ class _Lookahead:
         last — and the MD_PACKET records right after it, `limit` in all at most."""
         recs: list = [None]
         rec = self._next if self._next is not None else next(self._it, None)
-        while (rec is not None and rec.rtype == RecordType.MD_PACKET and rec.ts_source != _PHC
+        while (rec is not None and rec.rtype == _MD_PACKET and rec.ts_source != _PHC
                and len(recs) < limit):
             recs.append(rec)
             rec = next(self._it, None)
@@ -404,7 +411,7 @@ def replay(records: Iterable, engine, *, profile: str = "eu-hft", fresh_session:
     batch = batch and not snapshot_every
     started = time.perf_counter()
     for event in engine_events(tapped(), profile, fresh_session, result.utc_offset_s):
-        if batch and type(event) is MarketData and event.ts_source != _PHC and source.next_is(RecordType.MD_PACKET):
+        if batch and type(event) is MarketData and event.ts_source != _PHC and source.next_is(_MD_PACKET):
             walk.feed_run(event, source)
         else:
             walk.feed(event)

@@ -353,6 +353,18 @@ class Registry:
             pass
         return self.decode_at(buf, 0, len(buf))
 
+    def decode_from(self, buf: Any, off: int) -> Any:
+        """decode(buf[off:]) without copying: the one message filling buf from `off` (a frame's
+        body after its header), the same message or the same error."""
+        length = len(buf) - off
+        try:
+            size, decode_at = self.fast[buf[off]]
+            if size == length:
+                return decode_at(buf, off)
+        except (LookupError, ValueError):
+            pass
+        return self.decode_at(buf, off, length)
+
     def decode_at(self, buf: Any, off: int, length: int) -> Any:
         """Decode the one message in buf[off:off+length] (the length comes from the framing)."""
         if length <= 0:

@@ -261,3 +261,5 @@ encode: Callable[[Union[InboundMessage, OutboundMessage]], bytes] = make_encoder
 # Bound directly to the registry methods: one Python call per message.
 decode_inbound: Callable[[bytes | bytearray | memoryview], InboundMessage] = _INBOUND.decode
 decode_outbound: Callable[[bytes | bytearray | memoryview], OutboundMessage] = _OUTBOUND.decode
+# decode_outbound_from(buf, off) -> OutboundMessage: decode_outbound(buf[off:]) without the copy.
+decode_outbound_from: Callable[[bytes | bytearray | memoryview, int], OutboundMessage] = _OUTBOUND.decode_from

@@ -30,13 +30,13 @@ assert (lib.FFD_A_CASH, lib.FFD_A_GROSS, lib.FFD_A_NET, lib.FFD_A_PEAK, lib.FFD_
         lib.FFD_A_REFERENCE_BPS, lib.FFD_A_DRIFT_BPS, lib.FFD_A_REPRICE_NS, lib.FFD_A_N) == tuple(range(9))
 
 
+_INT_ONLY = frozenset((int,))
+
+
 def _all_int(values) -> bool:
     """Every value a Python int (not a bool, a float or a numpy integer: the C would not mirror
-    their arithmetic, or the write-back would change their type)."""
-    for v in values:
-        if type(v) is not int:
-            return False
-    return True
+    their arithmetic, or the write-back would change their type). Types compared in C calls."""
+    return _INT_ONLY.issuperset(map(type, values))
 
 
 class FeedLog:

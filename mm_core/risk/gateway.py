@@ -1279,31 +1279,31 @@ class RiskGateway:
                         member.pnl_hi = hi
         delta = gamma = vega = 0.0
         scenario = [0.0] * len(group.grid)
-        for symbol_id in group.members:
-            member = self._symbols[symbol_id]
-            if member.risk is None or not member.position:
-                continue
-            q = member.position
+        members = [symbols[symbol_id] for symbol_id in group.members]
+        for member in members:
             risk = member.risk
+            q = member.position
+            if risk is None or not q:
+                continue
             delta += q * risk.delta
             gamma += q * risk.gamma
             vega += q * risk.vega
-            for i, pnl in enumerate(risk.scenario_pnl):
-                scenario[i] += q * pnl
+            # the same additions, in the same order, as scenario[i] += q * pnl for each i
+            scenario[:len(risk.scenario_pnl)] = _add_scaled(scenario, q, risk.scenario_pnl)
         group.delta, group.gamma, group.vega, group.scenario = delta, gamma, vega, scenario
-        group.worst = min(scenario) if scenario else 0.0
+        worst = group.worst = min(scenario) if scenario else 0.0
         lim = self._limits
-        for symbol_id in group.members:
-            member = self._symbols[symbol_id]
+        # |after - before| <= |qty| x |unit| for each Greek, and the scenario bound moves by at
+        # most |qty| x max(|pnl_lo|, |pnl_hi|): so below this many shares nothing can bind.
+        caps = ((lim.max_delta, abs(delta)), (lim.max_gamma, abs(gamma)), (lim.max_vega, abs(vega)))
+        floor = worst - self._loss_floor
+        for member in members:
             risk = member.risk
             if risk is None:
                 continue
-            # |after - before| <= |qty| x |unit| for each Greek, and the scenario bound moves by at
-            # most |qty| x max(|pnl_lo|, |pnl_hi|): so below this many shares nothing can bind.
             member.headroom = (1.0 - 1e-9) * min(
-                _room(lim.max_delta, delta, risk.delta), _room(lim.max_gamma, gamma, risk.gamma),
-                _room(lim.max_vega, vega, risk.vega),
-                _room(group.worst - self._loss_floor, 0.0, max(abs(member.pnl_lo), abs(member.pnl_hi))))
+                _room_at(caps[0], risk.delta), _room_at(caps[1], risk.gamma), _room_at(caps[2], risk.vega),
+                _room(floor, 0.0, max(abs(member.pnl_lo), abs(member.pnl_hi))))
 
     def _revalue_reference(self, group: _Group, under: _Symbol, spot: float, at: int) -> None:
         """_refresh_group's revaluation in Python (greeks.unit_risk, which the C equals), for what
@@ -1349,6 +1349,19 @@ def _room(cap: float, level: float, unit: float) -> float:
     """How many units of `unit` fit between |level| and cap (negative when already past it)."""
     unit = abs(unit)
     return (cap - abs(level)) / unit if unit else _INF
+
+
+def _room_at(cap_level: tuple[float, float], unit: float) -> float:
+    """_room(cap, level, unit) of cap_level = (cap, |level|)."""
+    unit = abs(unit)
+    return (cap_level[0] - cap_level[1]) / unit if unit else _INF
+
+
+def _add_scaled(scenario: list[float], q: int, pnl) -> list[float]:
+    """scenario[i] + q * pnl[i] for each i of pnl (which must not be longer than scenario)."""
+    if len(pnl) > len(scenario):
+        raise IndexError("list index out of range")
+    return [s + q * p for s, p in zip(scenario, pnl)]
 
 
 def _reduces(position: int, post: int) -> bool:

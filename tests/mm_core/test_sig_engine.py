@@ -371,3 +371,33 @@ def test_priced_symbols_and_trip_counts_come_from_one_c_call_each():
     reference = Engine(EngineConfig(), SYMBOLS, gateway(), compiled=False)
     reference.fv.fair[2] = 3.0
     assert reference._priced() == [2]
+
+
+def test_most_venue_answers_need_no_python_requote(monkeypatch):
+    """A venue answer (accept, replace, cancel, fill) requotes its symbol through the C may-act
+    check the timer uses: one that leaves the quote as it is runs no Python requote, and the
+    lockstep sessions (actions, memos and mirrors compared after every event) decide as the
+    reference engine does, which requotes every one in Python."""
+    from mm_core.events import VenueMessage
+    calls = {"kernel": 0, "reference": 0}
+    original = Engine._requote
+
+    def counting(self, symbol_id, actions):
+        if venue_answer[0]:
+            calls["kernel" if self.compiled else "reference"] += 1
+        original(self, symbol_id, actions)
+    monkeypatch.setattr(Engine, "_requote", counting)
+    venue_answer = [False]
+
+    class Watched(Lockstep):
+        def on_event(self, event):
+            venue_answer[0] = type(event) is VenueMessage
+            try:
+                return super().on_event(event)
+            finally:
+                venue_answer[0] = False
+    engines = Watched(CONFIGS["calibrating-hedging"])
+    drive(4, 900, CONFIGS["calibrating-hedging"], engines, operator=True)
+    assert engines.kernel.state_hash() == engines.reference.state_hash()
+    assert calls["reference"] > 50
+    assert calls["kernel"] < calls["reference"] // 2

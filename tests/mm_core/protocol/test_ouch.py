@@ -195,3 +195,34 @@ def test_ouch_over_soupbintcp_byte_at_a_time() -> None:
         frames = [f for i in range(len(stream)) for f in framer.feed(stream[i:i + 1])]
         packets = [soupbintcp.decode(f, direction) for f in frames]
         assert [decode(p.payload) for p in packets] == [m for m, _ in table]  # type: ignore[union-attr]
+
+
+def _outcome(decode, *args) -> tuple:
+    """(message, None) or (None, (error type, text)) of one decode."""
+    try:
+        return decode(*args), None
+    except Exception as exc:        # compared, not swallowed: the test asserts both sides agree
+        return None, (type(exc), str(exc))
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.sampled_from(OUTBOUND + INBOUND), st.integers(0, 79), st.integers(0, 255), st.integers(-1, 1),
+       st.binary(max_size=3))
+def test_decode_outbound_from_is_decode_outbound_of_the_rest(entry: tuple, pos: int, value: int,
+                                                             cut: int, head: bytes) -> None:
+    """In a frame (any head before the message): the same message, or the same error, as
+    decode_outbound of the bytes from the offset on; also mutated, cut short or with a byte more."""
+    wire = bytearray(entry[1])
+    wire[pos % len(wire)] = value
+    wire = bytes(wire[:len(wire) + cut] if cut < 0 else wire + b"\x00" * cut)
+    frame = head + wire
+    assert _outcome(ouch.decode_outbound_from, frame, len(head)) == _outcome(ouch.decode_outbound, wire)
+    assert _outcome(ouch.decode_outbound_from, memoryview(frame), len(head)) == _outcome(ouch.decode_outbound, wire)
+
+
+@pytest.mark.parametrize("msg,wire", OUTBOUND, ids=ids(OUTBOUND))
+def test_decode_outbound_from_a_sequenced_frame(msg: ouch.OutboundMessage, wire: bytes) -> None:
+    frame = soupbintcp.encode(soupbintcp.SequencedData(wire))
+    assert ouch.decode_outbound_from(frame, 3) == msg
+    with pytest.raises(TruncatedMessage):
+        ouch.decode_outbound_from(frame, len(frame))
