@@ -625,11 +625,12 @@ def _guard_packets(events) -> list[int]:
 
 def _guard_latency(events, toxic: list[int], rounds: int, workdir: str) -> dict[str, list[int]]:
     """Per toxic event, ns from on_event in to: the guard's pulls reaching the runner's early sink
-    (in-process), the first pull's send() entered (journaled as ORDER_SENT, the send syscall about
-    to start), the first pull journaled as ORDER_SENT and sent on a real loopback TCP socket
-    (Runner._act_urgent: pack, append, send, TX-key bookkeeping), and the whole event with every
-    other order sent (what the cancel waited for before the early sink). Every other event is
-    replayed untimed so each toxic event meets the state it met in the recorded session."""
+    (in-process), their send() entered (every pull journaled as ORDER_SENT, the send syscall about
+    to start: the journal's append-then-send stamps that moment, a Python send is timed at
+    sendall), the pulls journaled and sent on a real loopback TCP socket (Runner._act_urgent:
+    pack, append, send, TX-key bookkeeping), and the whole event with every other order sent
+    (what the cancel waited for before the early sink). Every other event is replayed untimed so
+    each toxic event meets the state it met in the recorded session."""
     out: dict[str, list[int]] = {"in-process": [], "send entered": [], "runner path": [], "whole event": [],
                                  "decode only": [], "to TX stamp": []}
     clock = time.perf_counter_ns
@@ -647,13 +648,17 @@ def _guard_latency(events, toxic: list[int], rounds: int, workdir: str) -> dict[
             runner._oe.sock = _SendMark(runner._oe.sock, entered)
             marks: list[int] = []
             early = runner._act_urgent
+            fast = journal.append_then_send
 
             def sink(pulls, early=early, marks=marks) -> None:
                 marks.append(clock())
-                runner._send_order(pulls[0])
+                before = fast.send_entered_ns
+                early(pulls)
                 marks.append(clock())
-                marks.append((runner.tcp_bytes - 1) & 0xFFFFFFFF)     # its TX stamp's key
-                early(pulls[1:])
+                marks.append((runner.tcp_bytes - 1) & 0xFFFFFFFF)     # their send's TX stamp key
+                # send() entered: stamped in C on the fast path, else the Python send's mark
+                marks.append(fast.send_entered_ns if fast.send_entered_ns != before else
+                             entered[0] if entered else 0)
             engine.urgent = None
             try:
                 for i, ev in enumerate(events):
@@ -672,7 +677,7 @@ def _guard_latency(events, toxic: list[int], rounds: int, workdir: str) -> dict[
                     if not marks:
                         raise RuntimeError(f"event {i} no longer trips the guard early: the replay diverged")
                     out["in-process"].append(marks[0] - t0)
-                    out["send entered"].append(entered[0] - t0)
+                    out["send entered"].append(marks[3] - t0)
                     out["runner path"].append(marks[1] - t0)
                     out["whole event"].append(t3 - t0)
                     stamp = _tx_stamp(runner, marks[2])
@@ -784,7 +789,7 @@ def _guard_lines(guard: dict, n_toxic: int, rounds: int) -> list[str]:
     d50 = _pct(dec, .5) if dec else 0.0
     for name, v in (("codec decode only", dec), ("on_event -> pulls at the runner's early sink", inproc),
                     ("on_event in -> first pull's send() entered (journaled, syscall next)", guard["send entered"]),
-                    ("+ first pull journaled (ORDER_SENT) + send() on loopback TCP", path),
+                    ("+ the pulls journaled (ORDER_SENT) + their send() on loopback TCP returned", path),
                     ("on_event in -> kernel TX stamp of the first pull (CLOCK_REALTIME)", tx),
                     ("whole event, every order journaled and sent", guard["whole event"])):
         ratio = f" {_pct(v, .5) / d50:.1f}x |" if v and d50 else " - |"
