@@ -40,7 +40,8 @@ from mm_core.events import (
     ClockSample, JournalHealth, JournalNote, MarketData, OperatorCommand, Reconciled,
     RequestRetransmit, SendOrder, Timer, VenueMessage,
 )
-from mm_core.protocol import ProtocolError, soupbintcp
+from mm_core.protocol import ProtocolError, ouch, soupbintcp
+from mm_core.types import OrderKind, Side, make_intent
 
 __all__ = ["RunnerError", "LoginRejected", "RunnerSettings", "RunnerReport", "PacketStages", "STAGES",
            "stage_latencies", "JournalStatus", "Runner", "engine_events", "order_sent_payload", "engine_time",
@@ -185,6 +186,10 @@ _RESERVED_NOTES = frozenset({RecordType.RISK_DECISION, RecordType.STATE_CHANGE, 
 _HEALTH = "journal-health"           # METRICS {"input": ...}: a JournalHealth fed to the engine
 _USER = int(TsSource.USER)
 _ORDER_SENT = int(RecordType.ORDER_SENT)
+# what Runner.upkeep plans (and never sends) to keep the urgent path warm: a cancel, as pulls are
+_WARM_PULL = [SendOrder(make_intent(OrderKind.CANCEL, "WARM", 0, Side.BUY, 0, 0, (0, 0, 0, 0)),
+                        soupbintcp.encode(soupbintcp.UnsequencedData(ouch.encode(ouch.CancelOrder("WARM", 0)))),
+                        None, 0)]
 _OPERATOR_REFUSED = "operator-refused"    # the alert of a command the engine or runner refused
 _OE_LOST_ALERT = "order-entry-lost"      # the alert of orders held back with no order entry
 _NOT_CARRIED_OUT = "the session ended before the runner reached it: not carried out"
@@ -413,7 +418,7 @@ class Runner:
         deadline = mono() + int(duration_s * 1e9)
         next_timer = next_clock = mono()
         busy = s.busy_poll
-        prepare = self.engine.prepare
+        upkeep = self.upkeep
         try:
             while mono() < deadline and not (stop is not None and stop.is_set()) and not self._oe_end:
                 wait = 0 if busy else max(0, min(next_timer, next_clock, deadline) - mono()) / 1e9
@@ -448,9 +453,9 @@ class Runner:
                     acted = True
                 if acted:
                     # what the engine's next packet would rebuild first (after our orders, the
-                    # venue's answers or a timer's requotes moved the OMS), done before the loop
-                    # waits again
-                    prepare()
+                    # venue's answers or a timer's requotes moved the OMS), and the guard's urgent
+                    # path kept warm, done before the loop waits again
+                    upkeep()
                 self._heartbeat_if_idle(t)
             self.report.venue_lost = bool(self._oe_end)
             self.report.stop_reason = self._oe_end or (
@@ -995,20 +1000,15 @@ class Runner:
         the records, stamp key and TX bookkeeping _act would give them. False, having done
         nothing, where only _act applies: the journal or order entry unhealthy, a journal
         without the call, an action that is not a cancel _act would pack in one call."""
-        send = self._append_send
-        oe = self._oe
-        if send is None or oe is None or self._oe_end or not self.journal_ok or self._unreported or not actions:
+        send, oe = self._append_send, self._oe
+        if send is None or oe is None or self._oe_end or not self.journal_ok or self._unreported:
             return False
-        planned = 0
-        for action in actions:
-            if type(action) is not SendOrder or action.packet[3] != _CANCEL or len(action.packet) > RAW_ORDER_MAX:
-                return False
-            planned += len(action.packet)
-        key = (self.tcp_bytes + planned - 1) & 0xFFFFFFFF
-        payloads = [order_sent_payload(action, key) for action in actions]
-        data = actions[0].packet if len(actions) == 1 else b"".join([a.packet for a in actions])
+        plan = self._urgent_plan(actions, oe)
+        if plan is None:
+            return False
+        key, payloads, data, fd = plan
         try:
-            seqs, status, err = send(_ORDER_SENT, payloads, _USER, self._clock_state, True, oe.sock.fileno(), data)
+            seqs, status, err = send(_ORDER_SENT, payloads, _USER, self._clock_state, True, fd, data)
         except (TypeError, OverflowError, ValueError):     # arguments it does not take: nothing was done
             return False
         if self._space_lost:
@@ -1025,6 +1025,29 @@ class Runner:
         self._orders_out(batch, self._send_failed(OSError(err, os.strerror(err))) if err else
                          self._wrote(len(data), oe.sent_elsewhere(len(data))))
         return True
+
+    def _urgent_plan(self, actions: list, oe) -> tuple[int, list[bytes], bytes, int] | None:
+        """(stamp key, ORDER_SENT payloads, bytes, order-entry descriptor) of cancels that leave in
+        one send, as _act would journal them; None when an action is not such a cancel."""
+        planned = 0
+        for action in actions:
+            if type(action) is not SendOrder or action.packet[3] != _CANCEL:
+                return None
+            planned += len(action.packet)
+        if not planned:
+            return None
+        key = (self.tcp_bytes + planned - 1) & 0xFFFFFFFF
+        data = actions[0].packet if len(actions) == 1 else b"".join([a.packet for a in actions])
+        return key, [order_sent_payload(action, key) for action in actions], data, oe.sock.fileno()
+
+    def upkeep(self) -> None:
+        """Idle-time upkeep, after a wake-up's work and before the loop waits again: the engine's
+        (Engine.prepare), then the urgent path's Python planning run on a stand-in pull, so that
+        a guard's pulls (rare: a toxic print comes once in thousands of packets) find that code
+        and its data in the caches. It journals nothing, sends nothing, changes no state."""
+        self.engine.prepare()
+        if self._append_send is not None and self._oe is not None:
+            self._urgent_plan(_WARM_PULL, self._oe)
 
     def _send_order(self, action: SendOrder) -> None:
         """One order on its own: journaled, then sent."""

@@ -188,3 +188,20 @@ def test_unhealthy_journal_or_other_actions_take_the_python_path(tmp_path):
         assert journal.next_seq == 1 and runner.tcp_bytes == 0      # nothing was done
         peer.close()
         runner.close()
+
+
+def test_upkeep_prepares_the_engine_and_journals_and_sends_nothing(tmp_path):
+    with Journal(tmp_path / "j") as journal:
+        runner, peer = connected_runner(journal)
+        prepared = []
+        runner.engine.prepare = lambda: prepared.append(1)
+        before = (dataclasses.asdict(runner.report), runner.tcp_bytes, set(runner._reserve_seqs))
+        runner.upkeep()
+        assert prepared == [1]
+        assert journal.next_seq == 1 and journal.append_then_send.send_entered_ns == 0
+        assert (dataclasses.asdict(runner.report), runner.tcp_bytes, set(runner._reserve_seqs)) == before
+        peer.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            peer.recv(10)
+        peer.close()
+        runner.close()
