@@ -85,3 +85,36 @@ def test_a_fill_that_trips_the_guard_pulls_before_the_fills_bookkeeping():
             # neither counted (the OMS had not booked it) nor in the metrics yet
             assert seen[before] == (fills, metric_fills)
     assert tripped_on_fill >= 1, "the seeded session no longer trips the guard on a fill"
+
+
+
+def test_a_trip_hands_its_pulls_to_the_sink_before_the_oms_books_them():
+    from mm_core.oms import OrderState
+    events, _, _ = simulate(1, 6_000)
+    engine = make_engine()
+    for ev in events:
+        engine.on_event(ev)
+        resting = [o for o in engine.oms.live.values() if o.purpose is Purpose.QUOTE and o.venue_ref]
+        if resting:
+            break
+    assert resting, "the seeded session never has an accepted resting quote"
+    seen: list = []
+    engine.urgent = lambda pulls: seen.extend((a.intent.token, engine.oms.get(a.intent.token).state) for a in pulls)
+    cancels = engine.counts["cancels_sent"]
+    engine._pull_on_trip(Trip(resting[0].symbol_id, True, True, 1, 1.0, 1.0), [])
+    assert seen and all(state is not OrderState.PENDING_CANCEL for _, state in seen)
+    assert all(engine.oms.get(token).state is OrderState.PENDING_CANCEL for token, _ in seen)
+    assert engine.counts["cancels_sent"] == cancels + len(seen)
+
+
+def test_prepare_after_every_event_changes_no_order_and_no_state():
+    """The idle upkeep (Engine.prepare, which also keeps the pull path warm) changes nothing."""
+    events, _, _ = simulate(1, 6_000)
+    live, replay = make_engine(), make_engine()
+    sent_live, sent_replay = [], []
+    for ev in events:
+        sent_live += _orders(live.on_event(ev))
+        live.prepare()
+        sent_replay += _orders(replay.on_event(ev))
+    assert sent_live == sent_replay
+    assert live.state_hash() == replay.state_hash() and live.counts == replay.counts
