@@ -189,5 +189,10 @@ class TimestampedTcpSocket(TimestampedSocket):
         if not data:
             raise TimestampingError("an empty send has no byte to timestamp")
         self.sock.sendall(data)
-        self._bytes_sent += len(data)
+        return self.sent_elsewhere(len(data))
+
+    def sent_elsewhere(self, n: int) -> int:
+        """Count n bytes that another path wrote to this socket's descriptor whole (e.g. the
+        journal's append-then-send); returns the OPT_ID key their TX stamp will carry."""
+        self._bytes_sent += n
         return (self._bytes_sent - 1) & 0xFFFFFFFF

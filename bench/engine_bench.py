@@ -602,6 +602,7 @@ class _SendMark:
     def __init__(self, sock: socket.socket, marks: list[int]) -> None:
         self._sock = sock
         self._marks = marks
+        self.fileno = sock.fileno       # the journal's append-then-send takes the descriptor as is
 
     def sendall(self, data: bytes) -> None:
         self._marks.append(time.perf_counter_ns())
@@ -623,13 +624,16 @@ def _guard_packets(events) -> list[int]:
     return toxic
 
 
-def _guard_latency(events, toxic: list[int], rounds: int, workdir: str) -> dict[str, list[int]]:
+def _guard_latency(events, toxic: list[int], rounds: int, workdir: str,
+                   upkeep: bool = True) -> dict[str, list[int]]:
     """Per toxic event, ns from on_event in to: the guard's pulls reaching the runner's early sink
-    (in-process), the first pull's send() entered (journaled as ORDER_SENT, the send syscall about
-    to start), the first pull journaled as ORDER_SENT and sent on a real loopback TCP socket
-    (Runner._act_urgent: pack, append, send, TX-key bookkeeping), and the whole event with every
-    other order sent (what the cancel waited for before the early sink). Every other event is
-    replayed untimed so each toxic event meets the state it met in the recorded session."""
+    (in-process), their send() entered (every pull journaled as ORDER_SENT, the send syscall about
+    to start: the journal's append-then-send stamps that moment, a Python send is timed at
+    sendall), the pulls journaled and sent on a real loopback TCP socket (Runner._act_urgent:
+    pack, append, send, TX-key bookkeeping), and the whole event with every other order sent
+    (what the cancel waited for before the early sink). Every other event is replayed untimed so
+    each toxic event meets the state it met in the recorded session, each followed by the
+    runner's idle upkeep as its loop runs it after a wake-up (`upkeep` False: none, as before)."""
     out: dict[str, list[int]] = {"in-process": [], "send entered": [], "runner path": [], "whole event": [],
                                  "decode only": [], "to TX stamp": []}
     clock = time.perf_counter_ns
@@ -647,18 +651,24 @@ def _guard_latency(events, toxic: list[int], rounds: int, workdir: str) -> dict[
             runner._oe.sock = _SendMark(runner._oe.sock, entered)
             marks: list[int] = []
             early = runner._act_urgent
+            fast = journal.append_then_send
 
             def sink(pulls, early=early, marks=marks) -> None:
                 marks.append(clock())
-                runner._send_order(pulls[0])
+                before = fast.send_entered_ns
+                early(pulls)
                 marks.append(clock())
-                marks.append((runner.tcp_bytes - 1) & 0xFFFFFFFF)     # its TX stamp's key
-                early(pulls[1:])
+                marks.append((runner.tcp_bytes - 1) & 0xFFFFFFFF)     # their send's TX stamp key
+                # send() entered: stamped in C on the fast path, else the Python send's mark
+                marks.append(fast.send_entered_ns if fast.send_entered_ns != before else
+                             entered[0] if entered else 0)
             engine.urgent = None
+            idle = runner.upkeep if upkeep else (lambda: None)
             try:
                 for i, ev in enumerate(events):
                     if i not in wanted:
                         engine.on_event(ev)
+                        idle()
                         continue
                     marks.clear()
                     entered.clear()
@@ -672,7 +682,7 @@ def _guard_latency(events, toxic: list[int], rounds: int, workdir: str) -> dict[
                     if not marks:
                         raise RuntimeError(f"event {i} no longer trips the guard early: the replay diverged")
                     out["in-process"].append(marks[0] - t0)
-                    out["send entered"].append(entered[0] - t0)
+                    out["send entered"].append(marks[3] - t0)
                     out["runner path"].append(marks[1] - t0)
                     out["whole event"].append(t3 - t0)
                     stamp = _tx_stamp(runner, marks[2])
@@ -681,6 +691,7 @@ def _guard_latency(events, toxic: list[int], rounds: int, workdir: str) -> dict[
                     t0 = clock()
                     _decode_only((ev,))
                     out["decode only"].append(clock() - t0)
+                    idle()
             finally:
                 runner.close()
                 drain.close()
@@ -773,7 +784,9 @@ def _guard_lines(guard: dict, n_toxic: int, rounds: int) -> list[str]:
         f"or our own fills), {rounds} replays; every other event replayed untimed so each toxic "
         "event meets its recorded state. The engine hands the guard's pulls to the runner's early "
         "sink the moment the guard trips (Engine.urgent -> Runner._act_urgent), so they are "
-        "journaled and sent before the event's reprice, requote and hedge; 'whole event' is when "
+        "journaled and sent (in one C call: the journal's append-then-send) before the event's "
+        "reprice, requote and hedge; each event is followed by the runner's idle upkeep "
+        "(Runner.upkeep), as in its loop; 'whole event' is when "
         "the last of the event's orders has gone, which is what the cancel waited for before. The "
         "loopback TCP peer reading the cancels runs in its own process (before d9882a3 it was a "
         "thread of this one, whose every wake-up took the interpreter lock from the sender).",
@@ -784,7 +797,7 @@ def _guard_lines(guard: dict, n_toxic: int, rounds: int) -> list[str]:
     d50 = _pct(dec, .5) if dec else 0.0
     for name, v in (("codec decode only", dec), ("on_event -> pulls at the runner's early sink", inproc),
                     ("on_event in -> first pull's send() entered (journaled, syscall next)", guard["send entered"]),
-                    ("+ first pull journaled (ORDER_SENT) + send() on loopback TCP", path),
+                    ("+ the pulls journaled (ORDER_SENT) + their send() on loopback TCP returned", path),
                     ("on_event in -> kernel TX stamp of the first pull (CLOCK_REALTIME)", tx),
                     ("whole event, every order journaled and sent", guard["whole event"])):
         ratio = f" {_pct(v, .5) / d50:.1f}x |" if v and d50 else " - |"

@@ -13,10 +13,10 @@ import weakref
 
 import numpy as np
 
-from journal._fastappend import Appender
+from journal._fastappend import Appender, AppendSend
 from journal._journal_cffi import ffi, lib
 from journal.catalogue import PAYLOAD_DTYPES
-from journal.errors import InvalidArgument, JournalClosed, PayloadSizeError, check, error_for, open_context, reason_text
+from journal.errors import InvalidArgument, JournalClosed, JournalError, PayloadSizeError, check, error_for, open_context, reason_text
 
 DURABILITY = {"pagecache": lib.MMJ_DUR_PAGECACHE, "group": lib.MMJ_DUR_GROUP, "sync": lib.MMJ_DUR_SYNC}
 DEFAULT_SEGMENT_SIZE = 64 << 20
@@ -208,9 +208,19 @@ class Journal:
         # append only in pagecache mode, where nothing the append can wait for needs it, and only
         # while it does not wait (the non-blocking variant first, else the GIL is released)
         address = int(ffi.cast("uintptr_t", self._w))
-        self._fast = {fn: Appender(_ADDRESS[fn], address, durability == "pagecache", _ADDRESS[_NOWAIT[fn]])
+        keep = durability == "pagecache"
+        self._fast = {fn: Appender(_ADDRESS[fn], address, keep, _ADDRESS[_NOWAIT[fn]])
                       for fn in (_append, _append_reserve)}
         self._fast_append, self._fast_reserve = self._fast[_append], self._fast[_append_reserve]
+        # write-ahead in one call (journal/_fastappend.c): append_then_send(rtype, payloads, ts_source,
+        # clock_state, reserve, fd, data) appends every payload (each stamped CLOCK_REALTIME as it
+        # goes in) and only then sends `data` on the socket descriptor `fd`, as socket.sendall would;
+        # it returns (sequences appended, 0 or the refused append's status, 0 or the send's errno)
+        # and raises nothing for either (refusal() gives the typed error of a status); nothing is
+        # sent unless every payload was appended
+        self.append_then_send = self._fast["send"] = AppendSend(
+            _ADDRESS[_append], _ADDRESS[_append_reserve], address, keep,
+            _ADDRESS[_NOWAIT[_append]], _ADDRESS[_NOWAIT[_append_reserve]])
         _OPEN_WRITERS.add(self)
         self.segment_size = segment_size
         self.durability = durability
@@ -235,7 +245,12 @@ class Journal:
                                          clock_state)
         if seq > 0:
             return seq
-        raise error_for(seq, self._damage_context(seq, f"append type {rtype}"), self._errno())
+        raise self.refusal(seq, rtype)
+
+    def refusal(self, status: int, rtype: int) -> JournalError:
+        """The typed error append() raises for a refused append of `rtype` with this status (a
+        negative mmj_status, as append_then_send reports it)."""
+        return error_for(status, self._damage_context(status, f"append type {rtype}"), self._errno())
 
     def _append_converted(self, fn, rtype, payload, ts_ns, ts_source, clock_state) -> int:
         """The slow path: any bytes-like payload, and typed errors for arguments cffi rejects."""

@@ -178,6 +178,11 @@ def _needs_work(order: Order, price: int, qty: int) -> bool:
     return qty <= 0 or price <= 0 or order.price != price or order.leaves != qty
 
 
+def _take_none(order: Order) -> bool:
+    """The match of Engine.prepare's walk over the pullable orders: it takes none."""
+    return False
+
+
 class EngineError(Exception):
     """A bad engine setup (config, symbols or gateway that cannot work together)."""
 
@@ -647,9 +652,14 @@ class Engine:
     def prepare(self) -> None:
         """Idle-time upkeep for the shell to call between events: the own-quote table and the
         work mirror the next packet's C call reads, rebuilt now if the OMS moved since. A cache
-        of the OMS, so no decision and no state hash depends on whether or when it runs."""
+        of the OMS, so no decision and no state hash depends on whether or when it runs. Then the
+        guard's pull path kept warm (a toxic event comes once in thousands): the walk over the live
+        orders a pull makes (_pullable, taking none) and a cancel intent built and dropped; they
+        read state and change none."""
         if self._rx is not None and not self.stale:
             self._own_table()
+        self._pullable(_QUOTE, _take_none)
+        make_intent(_CANCEL, "", 0, _BUY, 0, 0, self.ids, purpose=_GUARD_CANCEL)
 
     def on_packet_run(self, run: PacketRun, start: int) -> tuple[int, list[Action]]:
         """run.events[start:] (MarketData only) as on_event would take them one by one, in C
@@ -1347,10 +1357,16 @@ class Engine:
             # no shell sink (replay), or orders of this event are already queued ahead: keep order
             pulled = self._cancel_all(Purpose.QUOTE, actions, guard=True, match=at_risk, symbol_id=s)
         else:
-            pulls: list[Action] = []
-            pulled = self._cancel_all(Purpose.QUOTE, pulls, guard=True, match=at_risk, symbol_id=s)
+            # every pull built (and checked by the gateway) first, then handed out; the OMS hears
+            # of them after, in the same order and at the same time as _cancel_all tells it (a
+            # cancel changes no other order's standing, nor what the gateway decides for it)
+            pulls = [self._cancel_order(o, _GUARD_CANCEL) for o in self._pullable(_QUOTE, at_risk, s)]
             if pulls:
                 urgent(pulls)
+            for action in pulls:
+                self.oms.on_sent(action.intent, self.now)
+            self.counts["cancels_sent"] += len(pulls)
+            pulled = len(pulls)
         self._trip_noted(trip, pulled, actions)
 
     def _trip_noted(self, trip: Trip, pulled: int, actions: list[Action]) -> None:

@@ -17,6 +17,7 @@ import contextlib
 import errno
 import ipaddress
 import json
+import os
 import queue
 import select
 import socket
@@ -39,7 +40,8 @@ from mm_core.events import (
     ClockSample, JournalHealth, JournalNote, MarketData, OperatorCommand, Reconciled,
     RequestRetransmit, SendOrder, Timer, VenueMessage,
 )
-from mm_core.protocol import ProtocolError, soupbintcp
+from mm_core.protocol import ProtocolError, ouch, soupbintcp
+from mm_core.types import OrderKind, Side, make_intent
 
 __all__ = ["RunnerError", "LoginRejected", "RunnerSettings", "RunnerReport", "PacketStages", "STAGES",
            "stage_latencies", "JournalStatus", "Runner", "engine_events", "order_sent_payload", "engine_time",
@@ -187,6 +189,11 @@ _HEARTBEAT = ord("H")                # SoupBinTCP server heartbeat: not an answe
 _RESERVED_NOTES = frozenset({RecordType.RISK_DECISION, RecordType.STATE_CHANGE, RecordType.KILL})
 _HEALTH = "journal-health"           # METRICS {"input": ...}: a JournalHealth fed to the engine
 _USER = int(TsSource.USER)
+_ORDER_SENT = int(RecordType.ORDER_SENT)
+# what Runner.upkeep plans (and never sends) to keep the urgent path warm: a cancel, as pulls are
+_WARM_PULL = [SendOrder(make_intent(OrderKind.CANCEL, "WARM", 0, Side.BUY, 0, 0, (0, 0, 0, 0)),
+                        soupbintcp.encode(soupbintcp.UnsequencedData(ouch.encode(ouch.CancelOrder("WARM", 0)))),
+                        None, 0)]
 _OPERATOR_REFUSED = "operator-refused"    # the alert of a command the engine or runner refused
 _OE_LOST_ALERT = "order-entry-lost"      # the alert of orders held back with no order entry
 _NOT_CARRIED_OUT = "the session ended before the runner reached it: not carried out"
@@ -300,6 +307,8 @@ class Runner:
         self._next_retry = 0
         self._retries = 0
         self._reserve_seqs: set[int] = set()    # ORDER_SENT seqs whose TX_TS may use the reserve
+        # the journal's one-call append-then-send for the guard's pulls (None: a journal without it)
+        self._append_send = getattr(journal, "append_then_send", None)
         # operator commands from other threads, run on the runner's thread
         self._ops: queue.Queue = queue.Queue(maxsize=settings.operator_queue)
         self._ops_lock = threading.Lock()
@@ -380,9 +389,17 @@ class Runner:
         try:
             key = self._oe.send(data)
         except OSError as exc:
-            self._oe_lost(f"order entry send failed: {_oserror(exc)}")
-            return -1
-        self.tcp_bytes += len(data)
+            return self._send_failed(exc)
+        return self._wrote(len(data), key)
+
+    def _send_failed(self, exc: OSError) -> int:
+        """The order entry refused a send: the run stops with that reason. -1."""
+        self._oe_lost(f"order entry send failed: {_oserror(exc)}")
+        return -1
+
+    def _wrote(self, n: int, key: int) -> int:
+        """n bytes went to the order entry whole, their TX key `key`: returned."""
+        self.tcp_bytes += n
         self._last_send_mono = time.monotonic_ns()
         return key
 
@@ -432,7 +449,7 @@ class Runner:
         deadline = mono() + int(duration_s * 1e9)
         next_timer = next_clock = mono()
         busy = s.busy_poll
-        prepare = self.engine.prepare
+        upkeep = self.upkeep
         try:
             while mono() < deadline and not (stop is not None and stop.is_set()) and not self._oe_end:
                 wait = 0 if busy else max(0, min(next_timer, next_clock, deadline) - mono()) / 1e9
@@ -467,9 +484,9 @@ class Runner:
                     acted = True
                 if acted:
                     # what the engine's next packet would rebuild first (after our orders, the
-                    # venue's answers or a timer's requotes moved the OMS), done before the loop
-                    # waits again
-                    prepare()
+                    # venue's answers or a timer's requotes moved the OMS), and the guard's urgent
+                    # path kept warm, done before the loop waits again
+                    upkeep()
                 self._heartbeat_if_idle(t)
             self.report.venue_lost = bool(self._oe_end)
             self.report.stop_reason = self._oe_end or (
@@ -962,47 +979,106 @@ class Runner:
         (venues ignore those; its bytes are journaled in an alert), so the others keep their key."""
         self._acting += 1
         try:
-            batch: list[tuple[SendOrder, int, int]] = []
             key = -1
-            padded = False
             if self.journal_ok and not self._unreported:
                 planned = sum(len(a.packet) for a in actions if isinstance(a, SendOrder))
                 key = (self.tcp_bytes + planned - 1) & 0xFFFFFFFF
-            for action in actions:
-                if isinstance(action, SendOrder):
-                    entry = self._journal_order(action, key)
-                    if entry is not None:
-                        batch.append(entry)
-                        if key < 0:
-                            self._send_orders(batch)
-                            batch = []
-                    elif key >= 0:
-                        batch.append(self._filler(action, key, now))
-                        padded = True
-                elif isinstance(action, RequestRetransmit):
-                    # from the market-data socket: the re-request server answers the sender's address
-                    self._md.sock.sendto(action.packet, (self.settings.host, self.settings.rerequest_port))
-                elif isinstance(action, JournalNote):
-                    try:
-                        self._append(action.rtype, action.payload, now, int(TsSource.USER),
-                                     reserve=action.rtype in _RESERVED_NOTES)
-                    except JournalError as exc:
-                        self._journal_failed(exc, now)
-            if batch and (not padded or any(seq for _, seq, _ in batch)):
-                self._send_orders(batch, padded)
+            self._act_from(actions, now, key, [], False)
         finally:
             self._acting -= 1
         if not self._acting and (self._unreported or self._unsent):
             self._report_unhealthy(now)
+
+    def _act_from(self, actions: Iterable, now: int, key: int, batch: list, padded: bool) -> None:
+        """_act's work from `actions` on, with `batch` the orders of the planned send (stamp key
+        `key`, -1: none) journaled so far and `padded` whether a filler is among them."""
+        for action in actions:
+            if isinstance(action, SendOrder):
+                entry = self._journal_order(action, key)
+                if entry is not None:
+                    batch.append(entry)
+                    if key < 0:
+                        self._send_orders(batch)
+                        batch = []
+                elif key >= 0:
+                    batch.append(self._filler(action, key, now))
+                    padded = True
+            elif isinstance(action, RequestRetransmit):
+                # from the market-data socket: the re-request server answers the sender's address
+                self._md.sock.sendto(action.packet, (self.settings.host, self.settings.rerequest_port))
+            elif isinstance(action, JournalNote):
+                try:
+                    self._append(action.rtype, action.payload, now, int(TsSource.USER),
+                                 reserve=action.rtype in _RESERVED_NOTES)
+                except JournalError as exc:
+                    self._journal_failed(exc, now)
+        if batch and (not padded or any(seq for _, seq, _ in batch)):
+            self._send_orders(batch, padded)
 
     def _act_urgent(self, actions: list) -> None:
         """The guard's pulls, journaled and sent while the engine is still inside on_event. A
         refusal by the journal is told to the engine after the event (never re-entering it)."""
         self._acting += 1
         try:
-            self._act(actions, _realtime())
+            if not self._urgent_fast(actions):
+                self._act(actions, _realtime())
         finally:
             self._acting -= 1
+
+    def _urgent_fast(self, actions: list) -> bool:
+        """The pulls' ORDER_SENT records and their one send in one C call (the journal's
+        append_then_send: every record in before the bytes go, none sent if one is refused), with
+        the records, stamp key and TX bookkeeping _act would give them. False, having done
+        nothing, where only _act applies: the journal or order entry unhealthy, a journal
+        without the call, an action that is not a cancel _act would pack in one call."""
+        send, oe = self._append_send, self._oe
+        if send is None or oe is None or self._oe_end or not self.journal_ok or self._unreported:
+            return False
+        plan = self._urgent_plan(actions, oe)
+        if plan is None:
+            return False
+        key, payloads, data, fd = plan
+        try:
+            seqs, status, err = send(_ORDER_SENT, payloads, _USER, self._clock_state, True, fd, data)
+        except (TypeError, OverflowError, ValueError):     # arguments it does not take: nothing was done
+            return False
+        if self._space_lost:
+            self.report.reserve_appends += len(seqs)
+        self._reserve_seqs.update(seqs)
+        batch = [(action, seq, key) for action, seq in zip(actions, seqs)]
+        if status:                   # the journal refused the next one: nothing was sent, _act goes on
+            now = _realtime()
+            action = actions[len(seqs)]
+            self._order_refused(action, self.journal.refusal(status, RecordType.ORDER_SENT), now, True)
+            batch.append(self._filler(action, key, now))
+            self._act_from(actions[len(seqs) + 1:], now, key, batch, True)
+            return True
+        self._orders_out(batch, self._send_failed(OSError(err, os.strerror(err))) if err else
+                         self._wrote(len(data), oe.sent_elsewhere(len(data))))
+        return True
+
+    def _urgent_plan(self, actions: list, oe) -> tuple[int, list[bytes], bytes, int] | None:
+        """(stamp key, ORDER_SENT payloads, bytes, order-entry descriptor) of cancels that leave in
+        one send, as _act would journal them; None when an action is not such a cancel."""
+        planned = 0
+        for action in actions:
+            if type(action) is not SendOrder or action.packet[3] != _CANCEL:
+                return None
+            planned += len(action.packet)
+        if not planned:
+            return None
+        key = (self.tcp_bytes + planned - 1) & 0xFFFFFFFF
+        data = actions[0].packet if len(actions) == 1 else b"".join([a.packet for a in actions])
+        return key, [order_sent_payload(action, key) for action in actions], data, oe.sock.fileno()
+
+    def upkeep(self) -> None:
+        """Idle-time upkeep, after a wake-up's work and before the loop waits again: the engine's
+        (Engine.prepare), then the urgent path's Python planning run on a stand-in pull, so that
+        a guard's pulls (rare: a toxic print comes once in thousands of packets) find that code
+        and its data in the caches. It journals nothing, sends nothing, changes no state."""
+        self.engine.prepare()
+        if self._append_send is not None and self._oe is not None:
+            self._urgent_plan(_WARM_PULL, self._oe)
 
     def _send_order(self, action: SendOrder) -> None:
         """One order on its own: journaled, then sent."""
@@ -1023,13 +1099,17 @@ class Runner:
         try:
             seq = self._append(RecordType.ORDER_SENT, payload, now, int(TsSource.USER), reserve=cancel)
         except JournalError as exc:
-            if cancel:
-                self.report.cancels_withheld += 1
-            self._journal_failed(exc, now, "" if cancel else action.intent.token)
+            self._order_refused(action, exc, now, cancel)
             return None
         if cancel:
             self._reserve_seqs.add(seq)
         return action, seq, tskey
+
+    def _order_refused(self, action: SendOrder, exc: JournalError, now: int, cancel: bool) -> None:
+        """An order whose ORDER_SENT the journal refused: it is not sent (Rule 1)."""
+        if cancel:
+            self.report.cancels_withheld += 1
+        self._journal_failed(exc, now, "" if cancel else action.intent.token)
 
     def _filler(self, action: SendOrder, tskey: int, now: int) -> tuple[SendOrder, int, int]:
         """The stand-in of an order the journal refused inside a planned send: a SoupBinTCP Debug
@@ -1052,6 +1132,10 @@ class Runner:
         key = self._send_tcp(data)
         if padded:
             batch = [entry for entry in batch if entry[1]]
+        self._orders_out(batch, key)
+
+    def _orders_out(self, batch: list[tuple[SendOrder, int, int]], key: int) -> None:
+        """After the send of journaled orders (no fillers): its TX key, -1 when it failed."""
         if key < 0:                  # journaled, refused by the socket: no stamp will ever come
             self.report.sends_failed += len(batch)
             for _, seq, tskey in batch:

@@ -33,7 +33,8 @@ def test_pulls_go_to_the_sink_first_and_replay_matches():
     assert live.state_hash() == replay.state_hash()
 
 
-def test_no_sink_when_orders_of_the_event_are_already_queued():
+def _with_a_resting_quote():
+    """An engine fed the seeded session up to its first accepted resting quote, and that quote."""
     events, _, _ = simulate(1, 6_000)
     engine = make_engine()
     resting = []
@@ -43,10 +44,15 @@ def test_no_sink_when_orders_of_the_event_are_already_queued():
         if resting:
             break
     assert resting, "the seeded session never has an accepted resting quote"
+    return engine, resting[0]
+
+
+def test_no_sink_when_orders_of_the_event_are_already_queued():
+    engine, quote = _with_a_resting_quote()
     called: list = []
     engine.urgent = called.append
     queued = [SendOrder(None, b"queued", None, 0)]
-    trip = Trip(resting[0].symbol_id, True, True, 1, 1.0, 1.0)
+    trip = Trip(quote.symbol_id, True, True, 1, 1.0, 1.0)
     engine._pull_on_trip(trip, queued)
     assert called == []                        # the event's earlier order stays first
     assert any(type(a) is SendOrder and a.intent is not None and
@@ -85,3 +91,29 @@ def test_a_fill_that_trips_the_guard_pulls_before_the_fills_bookkeeping():
             # neither counted (the OMS had not booked it) nor in the metrics yet
             assert seen[before] == (fills, metric_fills)
     assert tripped_on_fill >= 1, "the seeded session no longer trips the guard on a fill"
+
+
+
+def test_a_trip_hands_its_pulls_to_the_sink_before_the_oms_books_them():
+    from mm_core.oms import OrderState
+    engine, quote = _with_a_resting_quote()
+    seen: list = []
+    engine.urgent = lambda pulls: seen.extend((a.intent.token, engine.oms.get(a.intent.token).state) for a in pulls)
+    cancels = engine.counts["cancels_sent"]
+    engine._pull_on_trip(Trip(quote.symbol_id, True, True, 1, 1.0, 1.0), [])
+    assert seen and all(state is not OrderState.PENDING_CANCEL for _, state in seen)
+    assert all(engine.oms.get(token).state is OrderState.PENDING_CANCEL for token, _ in seen)
+    assert engine.counts["cancels_sent"] == cancels + len(seen)
+
+
+def test_prepare_after_every_event_changes_no_order_and_no_state():
+    """The idle upkeep (Engine.prepare, which also keeps the pull path warm) changes nothing."""
+    events, _, _ = simulate(1, 6_000)
+    live, replay = make_engine(), make_engine()
+    sent_live, sent_replay = [], []
+    for ev in events:
+        sent_live += _orders(live.on_event(ev))
+        live.prepare()
+        sent_replay += _orders(replay.on_event(ev))
+    assert sent_live == sent_replay
+    assert live.state_hash() == replay.state_hash() and live.counts == replay.counts

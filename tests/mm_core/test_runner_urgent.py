@@ -1,0 +1,264 @@
+"""The guard's pulls through the journal's one-call append-then-send (Runner._urgent_fast) leave
+the same journal, the same bytes on the wire and the same report as the Python path (_act) they
+stand in for: when all goes well, when the journal refuses (closed; full, with room for only some
+of the pulls) and when the socket refuses the send. Each case runs twice, the fast path off and
+on, from the same entry point (Runner._act_urgent)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import socket
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from journal import DiskFull, Journal, Reader
+from journal.catalogue import PAYLOAD_DTYPES, RecordType, TsSource, unpack
+from mm_core.events import SendOrder
+from mm_core.orderwire import OrderWire
+from mm_core.types import OrderKind, Purpose, Side, make_intent
+from tests.journal.conftest import small_tmpfs  # noqa: F401  (the 1 MiB tmpfs fixture)
+from tests.mm_core.test_runner_txkeys import connected_runner
+
+WIRE = OrderWire("FIRM")
+_ORDER_SENT_SIZE = PAYLOAD_DTYPES[RecordType.ORDER_SENT].itemsize
+
+
+def pull(token: str, symbol_id: int = 1) -> SendOrder:
+    """A guard's pull as the engine builds it: the pre-encoded cancel of a resting quote."""
+    intent = make_intent(OrderKind.CANCEL, token, symbol_id, Side.SELL, 101_0000, 0, (1, 2, 3, 4),
+                         purpose=Purpose.GUARD_CANCEL)
+    return SendOrder(intent, WIRE.cancel(token, 0), SimpleNamespace(limits_version=3), 1)
+
+
+PULLS = (pull("Q1"), pull("Q2", 2))
+
+
+def act_urgent(journal, fast: bool, before=None):
+    """A connected runner on `journal` given PULLS at its early sink, fast path on or off
+    (`before(runner)` runs first); (runner, what the journal's C calls returned, wire bytes read)."""
+    runner, peer = connected_runner(journal)
+    calls = []
+    if fast:
+        c_call = runner._append_send
+        runner._append_send = lambda *args: calls.append(c_call(*args)) or calls[-1]
+    else:
+        runner._append_send = None
+    if before is not None:
+        before(runner)
+    runner._act_urgent(list(PULLS))
+    time.sleep(0.05)
+    runner._drain_tx(time.monotonic_ns() + 10**9)
+    peer.settimeout(0.2)
+    wire = b""
+    try:
+        while chunk := peer.recv(4096):
+            wire += chunk
+    except (socket.timeout, ConnectionError):
+        pass
+    peer.close()
+    runner.close()
+    return runner, calls, wire
+
+
+def journaled(path) -> list[tuple]:
+    """Every record's (type, source, clock state, payload) with what may differ between two runs
+    taken out: TX stamp times, alert times."""
+    out = []
+    with Reader(str(path)) as reader:
+        for r in reader.records():
+            payload = bytes(r.payload)
+            if r.rtype == RecordType.TX_TS:
+                tx = unpack(RecordType.TX_TS, payload)
+                payload = (int(tx["order_seq"]), int(tx["tskey"]), int(tx["status"]), int(tx["source"]))
+            elif r.rtype == RecordType.METRICS:
+                payload = {k: v for k, v in json.loads(payload).items() if k != "now_ns"}
+            out.append((r.rtype, r.ts_source if r.rtype != RecordType.TX_TS else None, r.clock_state, payload))
+    return out
+
+
+def same_outcome(slow, fast) -> None:
+    (r1, _, wire1), (r2, _, wire2) = slow, fast
+    assert wire1 == wire2
+    assert dataclasses.asdict(r1.report) == dataclasses.asdict(r2.report)
+    for name in ("tcp_bytes", "journal_ok", "_unreported", "_unsent", "_space_lost", "_fatal", "_cause",
+                 "_oe_end", "_reserve_seqs"):
+        assert getattr(r1, name) == getattr(r2, name), name
+
+
+def test_the_fast_path_journals_and_sends_what_act_does(tmp_path):
+    runs = {}
+    for fast in (False, True):
+        with Journal(tmp_path / f"j{fast}") as journal:
+            runs[fast] = act_urgent(journal, fast)
+    assert runs[True][1] == [((1, 2), 0, 0)]                # one C call: both appended, sent
+    same_outcome(runs[False], runs[True])
+    assert runs[True][2] == PULLS[0].packet + PULLS[1].packet
+    slow, fast = journaled(tmp_path / "jFalse"), journaled(tmp_path / "jTrue")
+    assert slow == fast
+    sent = [p for t, _, _, p in fast if t == RecordType.ORDER_SENT]
+    key = len(runs[True][2]) - 1                            # both pulls' one send
+    assert [int(unpack(RecordType.ORDER_SENT, p)["tskey"]) for p in sent] == [key, key]
+    assert [(t, src) for t, src, _, _ in fast if t == RecordType.ORDER_SENT] == [
+        (RecordType.ORDER_SENT, TsSource.USER)] * 2
+    assert [p[1:3] for t, _, _, p in fast if t == RecordType.TX_TS] == [(key, 0)] * 2   # stamped
+    assert runs[True][0].report.orders_sent == 2 and runs[True][0].report.tx_stamped == 2
+
+
+def test_a_closed_journal_sends_nothing_and_is_reported_as_act_reports_it(tmp_path):
+    runs = {}
+    for fast in (False, True):
+        journal = Journal(tmp_path / f"j{fast}")
+        journal.close()
+        runs[fast] = act_urgent(journal, fast)
+    assert runs[True][1] == [((), -8, 0)]                   # one C call: MMJ_E_CLOSED, nothing sent
+    same_outcome(runs[False], runs[True])
+    runner = runs[True][0]
+    assert runs[True][2] == b"" and runner.report.orders_sent == 0
+    assert runner.report.cancels_withheld == 2 and runner._fatal and runner._unreported
+    assert "JournalClosed" in runner._cause
+
+
+def fill_but(journal, room: int) -> int:
+    """On a full disk: ordinary appends until refused, then reserve appends until only `room`
+    ORDER_SENT records fit in the reserve (`room` < 0: until refused). How many it took."""
+    payload = bytes(_ORDER_SENT_SIZE)
+    with pytest.raises(DiskFull):
+        while True:
+            journal.append(RecordType.ORDER_SENT, payload)
+    taken = 0
+    while room < 0 or taken < room:
+        try:
+            journal.append(RecordType.ORDER_SENT, payload, reserve=True)
+        except DiskFull:
+            break
+        taken += 1
+    return taken
+
+
+def test_a_full_journal_with_room_for_one_pull_behaves_as_act(small_tmpfs):
+    segment = 64 * 1024
+    journals = {name: Journal(small_tmpfs / name, segment_size=segment) for name in ("measure", "slow", "fast")}
+    free = os.statvfs(small_tmpfs)
+    (small_tmpfs / "filler").write_bytes(bytes(free.f_bavail * free.f_frsize))
+    reserve = fill_but(journals["measure"], -1)             # ORDER_SENT records the reserve holds
+    assert reserve > 1
+    runs = {}
+    for fast in (False, True):
+        journal = journals["fast" if fast else "slow"]
+        fill_but(journal, reserve - 1)                       # room for one more: the first pull
+        runs[fast] = act_urgent(journal, fast)
+        journal.close()
+    journals["measure"].close()
+    same_outcome(runs[False], runs[True])
+    (seqs, status, _), = runs[True][1]                      # one C call: the first taken, the second refused
+    assert len(seqs) == 1 and status == -9                 # MMJ_E_DISK_FULL
+    runner, _, wire = runs[True]
+    assert runner.report.cancels_withheld == 1 and runner.report.orders_sent == 1
+    assert wire[:len(PULLS[0].packet)] == PULLS[0].packet and len(wire) == len(PULLS[0].packet) * 2
+    assert wire[len(PULLS[0].packet) + 2:][:1] == b"+"       # the refused one's Debug stand-in
+    assert journaled(small_tmpfs / "slow") == journaled(small_tmpfs / "fast")
+
+
+def test_a_refused_send_journals_send_failed_as_act_does(tmp_path):
+    runs = {}
+    for fast in (False, True):
+        with Journal(tmp_path / f"j{fast}") as journal:
+            runs[fast] = act_urgent(journal, fast, before=lambda r: r._oe.sock.shutdown(socket.SHUT_WR))
+    assert runs[True][1] == [((1, 2), 0, 32)]               # appended, send refused: EPIPE
+    same_outcome(runs[False], runs[True])
+    runner = runs[True][0]
+    assert runner.report.sends_failed == 2 and runner.report.orders_sent == 0 and runner.tcp_bytes == 0
+    assert runner._oe_end.startswith("order entry send failed: BrokenPipeError EPIPE")
+    records = journaled(tmp_path / "jTrue")
+    assert records == journaled(tmp_path / "jFalse")
+    assert [p[2] for t, _, _, p in records if t == RecordType.TX_TS] == [3, 3]     # SEND_FAILED
+
+
+def test_unhealthy_journal_or_other_actions_take_the_python_path(tmp_path):
+    with Journal(tmp_path / "j") as journal:
+        runner, peer = connected_runner(journal)
+        runner.journal_ok = False
+        assert not runner._urgent_fast(list(PULLS))
+        runner.journal_ok = True
+        enter = SendOrder(PULLS[0].intent, WIRE.enter("E1", "B", 100, "ACME", 100_0000, 0), None, 1)
+        assert not runner._urgent_fast([PULLS[0], enter])
+        assert journal.next_seq == 1 and runner.tcp_bytes == 0      # nothing was done
+        peer.close()
+        runner.close()
+
+
+def test_upkeep_prepares_the_engine_and_journals_and_sends_nothing(tmp_path):
+    with Journal(tmp_path / "j") as journal:
+        runner, peer = connected_runner(journal)
+        prepared = []
+        runner.engine.prepare = lambda: prepared.append(1)
+        before = (dataclasses.asdict(runner.report), runner.tcp_bytes, set(runner._reserve_seqs))
+        runner.upkeep()
+        assert prepared == [1]
+        assert journal.next_seq == 1 and journal.append_then_send.send_entered_ns == 0
+        assert (dataclasses.asdict(runner.report), runner.tcp_bytes, set(runner._reserve_seqs)) == before
+        peer.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            peer.recv(10)
+        peer.close()
+        runner.close()
+
+
+def test_a_session_journaled_through_the_fast_path_replays_exactly(tmp_path):
+    """The seeded session's inputs through the runner (journaled, then fed; the guard's pulls
+    through the journal's append-then-send), then the journal replayed through a fresh engine:
+    the same orders, byte for byte, and the same state."""
+    from journal.catalogue import pack, raw_bytes
+    from mm_core.config import EngineConfig
+    from mm_core.engine import Engine
+    from mm_core.events import ClockSample, JournalHealth, MarketData, Reconciled, Timer, VenueMessage
+    from mm_core.runner import engine_events
+    from tests.mm_core.wire import S, SYMBOLS, gateway, simulate
+
+    events, _, _ = simulate(1, 20_000)
+    path = tmp_path / "j"
+    with Journal(path) as journal:
+        runner, peer = connected_runner(journal)
+        engine = runner.engine = Engine(EngineConfig(), SYMBOLS, gateway())
+        engine.urgent = runner._act_urgent
+        calls = []
+        c_call = runner._append_send
+        runner._append_send = lambda *args: calls.append(c_call(*args)) or calls[-1]
+        peer.setblocking(False)
+
+        def clock(now: int) -> None:             # a sample compliant for every profile
+            runner._input(RecordType.CLOCK_SAMPLE, pack(RecordType.CLOCK_SAMPLE, compliant_mask=0xFF), now,
+                          TsSource.USER, ClockSample(now, True))
+        runner._act(engine.on_event(JournalHealth(S, True)), S)
+        runner._act(engine.on_event(Reconciled(S, True)), S)
+        clock(S)
+        runner._input(RecordType.TIMER, pack(RecordType.TIMER, timer_id=0, now_ns=S), S, TsSource.USER, Timer(S))
+        for ev in events:
+            if type(ev) is MarketData:
+                runner._input(RecordType.MD_PACKET, ev.packet, ev.now_ns, ev.ts_source, ev)
+            elif type(ev) is VenueMessage:
+                assert runner._on_oe_bytes(ev.packet, ev.now_ns, TsSource.USER)
+            elif type(ev) is Timer:
+                runner._input(RecordType.TIMER, pack(RecordType.TIMER, timer_id=ev.timer_id, now_ns=ev.now_ns),
+                              ev.now_ns, TsSource.USER, ev)
+            elif type(ev) is ClockSample:
+                clock(ev.now_ns)
+            try:
+                while peer.recv(1 << 16):
+                    pass
+            except BlockingIOError:
+                pass
+        runner._drain_tx(time.monotonic_ns() + 10**9)
+        peer.close()
+        runner.close()
+    assert calls and all(status == 0 and err == 0 for _, status, err in calls), "no pull took the fast path"
+    with Reader(str(path)) as reader:
+        records = list(reader.records())
+    fresh = Engine(EngineConfig(), SYMBOLS, gateway())
+    replayed = [a.packet for e in engine_events(records) for a in fresh.on_event(e) if isinstance(a, SendOrder)]
+    assert replayed == [raw_bytes(unpack(RecordType.ORDER_SENT, r.payload)) for r in records
+                        if r.rtype == RecordType.ORDER_SENT]
+    assert fresh.state_hash() == engine.state_hash()
