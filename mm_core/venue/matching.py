@@ -9,9 +9,11 @@ Policies (the venue's rulebook):
 - Prices are price4 integers on the symbol's tick table (mm_core.ticks); shares 1..max_shares.
 - TIF 0 is immediate-or-cancel; any other TIF is a day order (no timed expiry).
 - Cancel (OUCH 'X') carries the new intended size; a size >= the open size is a no-op.
-- Replace keeps time priority only for a pure size reduction at the same price; a price change
-  or a size increase re-enters the order behind the queue (and it may then trade). Replace to
-  zero shares cancels the order.
+- Replace keeps time priority only for a pure size reduction at the same price; a price change,
+  a size increase or an IOC replacement re-enters the order behind the queue (and it may then
+  trade; an IOC's remainder is canceled). Replace to zero shares cancels the order. A replace
+  whose new shares or price are invalid cancels the live original and leaves the replacement
+  token unused (OUCH 5.0's Replace Order rule: no answer names it).
 - Modify (OUCH 'M') never changes priority: it may lower the open size (a larger size is ignored,
   zero cancels) and switch a sell between sell, short and short-exempt; a buy stays a buy and a
   sell stays a sell (such a request is ignored, as NASDAQ does).
@@ -26,8 +28,8 @@ Policies (the venue's rulebook):
 - Tokens are unique per owner for the whole session (OUCH 4.2: day-unique). A token is used once
   the venue has answered with it (Accepted, Replaced or Rejected, a rejected one included), and
   only then: a restarted venue rebuilds the used tokens from those answers in its session logs,
-  so both must agree (a replace to zero shares answers with the old token's Canceled and leaves
-  the replacement token free). A used token, or a cancel/replace of an unknown or dead token, is
+  so both must agree (a replace to zero shares, or an invalid one, answers with the old token's
+  Canceled and leaves the replacement token free). A used token, or a cancel/replace of an unknown or dead token, is
   ignored (as NASDAQ does) and reported as an `Ignored` event.
 """
 from __future__ import annotations
@@ -349,20 +351,19 @@ class MatchingEngine:
         if new_key in self._used_tokens:
             return [Ignored(owner, new_token, "duplicate replacement token")]
         book = self._books[order.symbol]
-        if shares == 0:     # answered by the old token's Canceled: the new token stays free
-            events: list[Event] = []
-            self._reduce(order, order.remaining, CANCEL_USER, events)
-            return events
+        if shares == 0 or self._check(book, order.side, shares, price):
+            # to zero shares, or invalid (OUCH: an invalid replace of a live order cancels it):
+            # answered by the old token's Canceled, so the new token stays free
+            return self.refuse_replace(owner, token, new_token)
         self._used_tokens.add(new_key)
-        reason = self._check(book, order.side, shares, price)
-        if reason:
-            return [Rejected(owner, new_token, reason)]
         del self._orders[(owner, token)]
         prev_token, order.token, order.tif = order.token, new_token, tif
         side = book.bids if order.side == BUY else book.asks
         displayed = order.displayed if displayed is None else displayed
-        if price == order.price and shares <= order.remaining and displayed == order.displayed:
-            # Pure size reduction: keeps its place in the queue.
+        if price == order.price and shares <= order.remaining and displayed == order.displayed \
+                and tif != IOC:
+            # Pure size reduction: keeps its place in the queue. An IOC replacement may not rest:
+            # it re-enters below, and what it does not trade is canceled (reason I).
             decrement = order.remaining - shares
             order.remaining = shares
             self._orders[new_key] = order
@@ -380,6 +381,19 @@ class MatchingEngine:
         events.append(Replaced(owner, new_token, prev_token, order.ref, order.symbol,
                                order.client_side, shares, price, tif, order.firm))
         self._match_and_rest(book, order, events)
+        return events
+
+    def refuse_replace(self, owner: str, token: str, new_token: str) -> list[Event]:
+        """A replace whose details are invalid (a field the server's codec refused, or shares or
+        price _check refuses): the live original is canceled and the replacement token is not
+        consumed. A dead original or a used replacement token: ignored, as replace() does."""
+        order = self._orders.get((owner, token))
+        if order is None:
+            return [Ignored(owner, token, "replace of unknown or dead token")]
+        if (owner, new_token) in self._used_tokens:
+            return [Ignored(owner, new_token, "duplicate replacement token")]
+        events: list[Event] = []
+        self._reduce(order, order.remaining, CANCEL_USER, events)
         return events
 
     def modify(self, owner: str, token: str, side: str, shares: int) -> list[Event]:
