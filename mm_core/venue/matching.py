@@ -23,6 +23,9 @@ Policies (the venue's rulebook):
   non-displayed one, then time priority within each (NASDAQ Equity 4, Rule 4757(a)(1), Book
   Processing: displayed, then non-displayed interest at a price level). A replace that changes
   the display re-enters the order.
+- Reg SHO Rule 201: while a symbol is under the short sale price test, a short sale (T) priced at
+  or below the best bid is refused (an Enter rejected with reason X, a Replace canceling its
+  original as any invalid replace does), not re-priced; short exempt (E) and long sales pass.
 - Self-match prevention (same non-blank firm on both sides): the RESTING order is canceled with
   reason 'Q' and the incoming order continues to match deeper ("cancel oldest").
 - Tokens are unique per owner for the whole session (OUCH 4.2: day-unique). A token is used once
@@ -286,6 +289,19 @@ class MatchingEngine:
         self._next_ref = 1
         self._next_match = 1
         self.open = True
+        self._price_test: set[str] = set()      # symbols under the Rule 201 short sale price test
+
+    def start_price_test(self, symbol: str) -> None:
+        """Rule 201 is in force for `symbol` from now on (the server keeps when and why)."""
+        self._price_test.add(symbol)
+
+    def _below_price_test(self, book: _Book, client_side: str, price: int) -> bool:
+        """Rule 201(b): a short sale (T; short exempt E is allowed) at or below the best bid of a
+        symbol under the price test may not execute or display: refused, not re-priced."""
+        if client_side != "T" or book.listing.name not in self._price_test:
+            return False
+        best_bid = book.bids.best()
+        return best_bid is not None and price <= best_bid
 
     def resume(self, used_tokens: Iterable[tuple[str, str]], next_ref: int,
                next_match: int, positions: dict[str, dict[str, int]] | None = None) -> None:
@@ -310,6 +326,8 @@ class MatchingEngine:
         reason = self._check(book, side, shares, price)
         if reason:
             return [Rejected(owner, token, reason)]
+        if self._price_test and self._below_price_test(book, side, price):
+            return [Rejected(owner, token, REJECT_INVALID_PRICE)]
         client_side, side = side, SELL if side in SELL_SIDES else BUY
         order = _Order(self._take_ref(), owner, token, firm, symbol, side, price, shares, tif,
                        client_side, displayed)
@@ -351,7 +369,8 @@ class MatchingEngine:
         if new_key in self._used_tokens:
             return [Ignored(owner, new_token, "duplicate replacement token")]
         book = self._books[order.symbol]
-        if shares == 0 or self._check(book, order.side, shares, price):
+        if shares == 0 or self._check(book, order.side, shares, price) or (
+                self._price_test and self._below_price_test(book, order.client_side, price)):
             # to zero shares, or invalid (OUCH: an invalid replace of a live order cancels it):
             # answered by the old token's Canceled, so the new token stays free
             return self.refuse_replace(owner, token, new_token)

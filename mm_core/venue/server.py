@@ -522,6 +522,9 @@ class Venue:
             session_log.flush()
         self._itch(wire.itch_system_event(ts, "O"))
         price_test = dict(self.rule201.start_of_day())
+        for symbol, action in price_test.items():
+            if action != regsho.NO_PRICE_TEST:
+                self.engine.start_price_test(symbol)
         for listing in self.engine.listings():
             for message in wire.itch_listing(ts, listing):
                 self._itch(message)
@@ -604,6 +607,7 @@ class Venue:
                 if (kind is m.Executed and ev.liquidity == m.LIQUIDITY_ADDED
                         and self.rule201.on_trade(ev.symbol, ev.price)):   # one per trade
                     price_test.append(ev.symbol)
+                    self.engine.start_price_test(ev.symbol)
             if kind in wire.BOOK_ONLY_EVENTS:
                 continue
             session_log = logs.get(ev.owner)

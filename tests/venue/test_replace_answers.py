@@ -4,6 +4,8 @@ and leaves the replacement token unused (OUCH Replace Order's rule), in both mat
 the wire, where the client's close-out list and reconciliation must agree with the book."""
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from mm_core.protocol import ouch, soupbintcp
@@ -14,6 +16,15 @@ from tests.venue.test_server import connect, messages
 
 MATCHERS = pytest.mark.parametrize("make", [m.MatchingEngine, ReferenceMatcher],
                                    ids=["engine", "reference"])
+
+
+@contextlib.contextmanager
+def two_users(venue):
+    """MM01 and MM02 logged in to `venue`, each past its start of day."""
+    with connect(venue, "MM01") as a, connect(venue, "MM02") as b:
+        messages(a, 1)
+        messages(b, 1)
+        yield a, b
 
 
 def kinds(events):
@@ -63,9 +74,7 @@ def test_refuse_replace_ignores_a_dead_original_or_a_used_replacement_token():
 
 def test_an_ioc_replace_that_only_shrinks_is_dead_on_the_wire_and_in_every_view(make_venue):
     venue = make_venue()
-    with connect(venue, "MM01") as c, connect(venue, "MM02") as c2:
-        messages(c, 1)
-        messages(c2, 1)
+    with two_users(venue) as (c, c2):
         c.enter("BUY1", "B", 300, "ACME", 100_0000)
         messages(c, 1)
         c.order(ouch.ReplaceOrder("BUY1", "BUY2", 200, 100_0000, ouch.TIF_IOC, "Y", "N", 0))
