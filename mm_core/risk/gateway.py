@@ -510,8 +510,9 @@ class RiskGateway:
                 return self._deny(CheckId.NET_NOTIONAL, net, lim.max_net_notional, "net notional")
 
             group = sym.group
-            if group is not None and ((signed if signed >= 0 else -signed) > sym.headroom
-                                      or self._group_working(sym, group)):
+            if group is not None and ((signed if signed >= 0 else -signed) > sym.headroom or (
+                    self._work_buy + self._work_sell != work_buy + work_sell     # others work
+                    and self._group_working(sym, group))):
                 # Near a Greek or scenario limit, or other orders in the group may fill too (the
                 # headroom counts positions only): the exact post-order numbers decide.
                 denial = self._check_greeks(sym, group, signed)
@@ -705,17 +706,21 @@ class RiskGateway:
                 (CheckId.DELTA_LIMIT, group.delta, risk.delta, lim.max_delta, 1, "delta"),
                 (CheckId.GAMMA_LIMIT, group.gamma, risk.gamma, lim.max_gamma, 1, "gamma"),
                 (CheckId.VEGA_LIMIT, group.vega, risk.vega, lim.max_vega, PRICE4, "vega")):
-            low = high = 0.0
-            for buys, sells, other in others:
-                u = getattr(other.risk, name)
-                low += min(buys * u, sells * u)
-                high += max(buys * u, sells * u)
             after = before + signed * unit
-            worst_after = after + high if abs(after + high) >= abs(after + low) else after + low
-            worst_before = max(abs(before + high), abs(before + low))
-            if abs(worst_after) > cap and abs(worst_after) > worst_before:
-                return self._deny(check, round(worst_after * scale), round(cap * scale), check.label)
-        bound = sum(min(b * o.pnl_lo, s * o.pnl_hi) for b, s, o in others)   # <= 0: sells lose on hi
+            if others:
+                low = high = 0.0
+                for buys, sells, other in others:
+                    u = getattr(other.risk, name)
+                    low += min(buys * u, sells * u)
+                    high += max(buys * u, sells * u)
+                worst_before = max(abs(before + high), abs(before + low))
+                after = after + high if abs(after + high) >= abs(after + low) else after + low
+            else:
+                worst_before = abs(before)
+            if abs(after) > cap and abs(after) > worst_before:
+                return self._deny(check, round(after * scale), round(cap * scale), check.label)
+        # a lower bound of what the others can lose (<= 0: buys lose at pnl_lo, sells at pnl_hi)
+        bound = sum([min(b * o.pnl_lo, s * o.pnl_hi) for b, s, o in others]) if others else 0.0
         if group.worst + bound + signed * (sym.pnl_lo if signed > 0 else sym.pnl_hi) < self._loss_floor:
             return self._check_scenario(group, risk, signed, others)
         return None
@@ -730,7 +735,7 @@ class RiskGateway:
                                 for b, s, o in others) for i, a in enumerate(base)]
         post_worst = min([a + signed * b for a, b in zip(base, risk.scenario_pnl)])
         loss = -post_worst * PRICE4
-        if loss > self._limits.scenario_max_loss and post_worst < min(base, default=0.0):
+        if loss > self._limits.scenario_max_loss and post_worst < (min(base) if others else group.worst):
             return self._deny(CheckId.SCENARIO_LOSS, round(loss), self._limits.scenario_max_loss,
                               "scenario loss")
         return None
