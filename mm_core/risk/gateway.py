@@ -1272,13 +1272,14 @@ class RiskGateway:
         """`delta` (price4 x shares x multiplier) more working notional on one side of a symbol,
         kept in the account's totals too."""
         buy, sell = sym.work_buy, sym.work_sell
+        old = buy if buy > sell else sell          # no max(): this runs for every order sent
         if is_buy:
-            sym.work_buy = buy + delta
+            sym.work_buy = buy = buy + delta
             self._work_buy += delta
         else:
-            sym.work_sell = sell + delta
+            sym.work_sell = sell = sell + delta
             self._work_sell += delta
-        self._work_gross += max(sym.work_buy, sym.work_sell) - max(buy, sell)
+        self._work_gross += (buy if buy > sell else sell) - old
 
     def _recount_work(self) -> None:
         """Every working notional recounted from the working orders (a multiplier changed, or a
