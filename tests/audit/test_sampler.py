@@ -162,8 +162,9 @@ def test_ptp4l_log_lines_since_the_last_sample_give_the_excursion_and_servo_stat
         mono = time.clock_gettime(time.CLOCK_MONOTONIC) - ago_s
         return f"ptp4l[{mono:.3f}]: master offset {offset:9d} s{state} freq   -2961 path delay       741\n"
 
-    # a long-running ptp4l's history (a step an hour ago) is not news to the first sample
-    log.write_text(line(5_000_000, 1, ago_s=3600) + line(-12, 2, ago_s=1))
+    # a long-running ptp4l's history (a step a minute ago: older than phc2sys_max_age_s, and
+    # never before boot, whose CLOCK_MONOTONIC stamps start at 0) is not news to the first sample
+    log.write_text(line(5_000_000, 1, ago_s=60) + line(-12, 2, ago_s=1))
     sampler = PmcSampler(CannedClient(replace(GOOD, ingress_time_ns=ingress)), ptp4l_log=str(log))
     first = sampler()
     assert (first.servo_excursion_ns, first.servo_unlocked) == (12, False)
