@@ -1012,7 +1012,8 @@ class Engine:
     def _reduce_room(self, symbol_id: int, buy: bool, token: str | None) -> int:
         """REDUCING: the most shares an order on this side may hold and still pass the gateway's
         reduce-only check: |position| less every other order the gateway counts on that side
-        (`token`, the order being resized, is replaced by it, so it does not count). The venue
+        (`token`, the order being resized in place, does not count; None: every order counts, as
+        for a replace, whose original counts until the venue answers). The venue
         takes odd lots, so the room is not rounded to lots."""
         position = self.risk.position(symbol_id)
         if buy == (position >= 0):
@@ -1164,6 +1165,13 @@ class Engine:
             if not denied and order.mark == "S" and not self._long_sells(symbol_id, qty)[0]:
                 # the replacement would keep the original's long marking (OUCH Replace keeps the
                 # side) without the position to cover it: pull it; it comes back marked short
+                self._cancel(order, Purpose.QUOTE, actions)
+                return
+            if not denied and self.risk.state is _REDUCING and \
+                    qty > self._reduce_room(symbol_id, side == _BUY, None):
+                # the gateway counts the original with its replacement until the venue answers
+                # (the original may fill first, then the replacement rests in full): no room for
+                # both, so pull it; the quote comes back, sized to the room, once it is gone
                 self._cancel(order, Purpose.QUOTE, actions)
                 return
             sent = not denied and self._submit(

@@ -385,13 +385,18 @@ class Oms:
         return order
 
     def on_rejected(self, token: str, now_ns: int) -> Order:
+        """A refused enter, or a replacement that never took effect. The venue answers an invalid
+        replace of a live original by canceling the original (OUCH: no answer names the
+        replacement; on_canceled abandons it); a Rejected naming a replacement comes from
+        reconciliation (the venue never received the replace: MarkNotSent), so the original
+        stands as it was."""
         order = self.get(token)
         self._unacked(order, "reject")
         if order.orig_token and not order.acked and (
                 order.state in _UNANSWERED or order.state is OrderState.UNKNOWN):
             old = self.orders.get(order.orig_token)
             if old is not None and (old.state is OrderState.PENDING_REPLACE or old.state is OrderState.UNKNOWN):
-                # the venue refused the replacement token: the original stands as it was, even
+                # the replacement never took effect: the original stands as it was, even
                 # one whose replace timed out to outcome-unknown (then, if a cancel of it followed
                 # the replace, that cancel is what is pending now)
                 if old.state is OrderState.UNKNOWN and old.cancel_sent:

@@ -25,10 +25,13 @@ Calling contract for the engine (sans-io; every call carries now_ns from the eng
                            now_ns), kill(scope, scope_id, requested_by, reason, now_ns) -> KillOrder,
                            replace_limits(text) -> version (LimitsError keeps the old limits)
 An allowed ENTER/REPLACE/MODIFY counts as a working order at once (worst case) until
-on_order_done(token) or a fill with its token removes it; a REPLACE counts the larger of the
-original and the replacement, and the original's price, until on_order_confirmed (a refused
+on_order_done(token) or a fill with its token removes it; a REPLACE counts what is left of the
+original plus the whole replacement (the original may fill before the replace lands, which then
+rests in full), and the original's price, until on_order_confirmed (a refused
 replace, on_order_done of the replacement, restores the original), and a size-down MODIFY its
-larger size until on_order_confirmed; cancels are always allowed. A sell marked long must be
+larger size until on_order_confirmed; cancels are always allowed. Account limits count every
+symbol's working orders (gross: each symbol's larger side, net: the order's side), and an option
+group's Greeks and scenarios its other symbols' working orders at their worst. A sell marked long must be
 covered by the position net of every working sell; a short sale needs a locate ([reg_sho] in the
 limits: easy to borrow, located shares used up by fills and held by working short sales until
 they are done, or the bona fide market-making exception for quotes on the symbols named) and,

@@ -89,7 +89,8 @@ class _Symbol:
     __slots__ = ("symbol_id", "fair", "reference", "md_ns", "book_stale", "position", "open_buy",
                  "open_sell", "limits", "notional", "multiplier", "option", "underlying_id", "under",
                  "risk", "group", "pnl_lo", "pnl_hi", "drift_buy", "drift_sell", "fair_band",
-                 "reference_band", "drift_band", "headroom", "own_buys", "own_sells", "sho")
+                 "reference_band", "drift_band", "headroom", "own_buys", "own_sells", "sho", "work_buy",
+                 "work_sell")
 
     def __init__(self, symbol_id: int, limits: SymbolLimits, sho: ShortSales) -> None:
         self.symbol_id = symbol_id
@@ -100,6 +101,10 @@ class _Symbol:
         self.position = 0
         self.open_buy = 0
         self.open_sell = 0
+        # the working orders' notional per side as counted (qty x price x multiplier, price4 x
+        # shares): the account-wide credit checks count every symbol's working orders
+        self.work_buy = 0
+        self.work_sell = 0
         self.limits = limits
         self.notional = 0                # position x fair x multiplier, price4 x shares
         self.multiplier = 1
@@ -131,6 +136,8 @@ class _Symbol:
         """Loads a pickled symbol (engine snapshots), one pickled while its Reg SHO state was
         slots of its own (ssr, marks, short_filled) too: they become its ShortSales."""
         slots = dict((state[1] if isinstance(state, tuple) else state) or {})
+        slots.setdefault("work_buy", 0)         # pickled before they existed: the gateway
+        slots.setdefault("work_sell", 0)        # recounts them from its working orders
         if "sho" not in slots:
             slots["sho"] = ShortSales(slots.pop("ssr", False), slots.pop("marks", {}),
                                       slots.pop("short_filled", 0))
@@ -215,6 +222,11 @@ class RiskGateway:
         self._cash = 0                   # price4 x shares, from fills
         self._gross = 0                  # sum of |notional|
         self._net = 0                    # sum of notional
+        # every symbol's working notional: per side, and the larger side's summed over symbols
+        # (what working orders can add to gross notional at worst)
+        self._work_buy = 0
+        self._work_sell = 0
+        self._work_gross = 0
         self._pnl_peak = 0
         self._clock_ns = -1              # last compliant clock sample, -1 = none yet
         self._unknown_outcome = 0
@@ -230,6 +242,13 @@ class RiskGateway:
             state["_regsho"] = RegSho({symbol_id: sym.sho for symbol_id, sym in state["_symbols"].items()},
                                       state.pop("_locate_day", 0))
         self.__dict__.update(state)
+        if "_work_gross" not in state:
+            # pickled while a replace in flight counted the larger of its two orders: both count
+            self._work_buy = self._work_sell = self._work_gross = 0
+            for replacement, pending in self._replacing.items():
+                if replacement in self._working:
+                    self._recount(replacement, pending[1] + pending[3])
+            self._recount_work()
 
     # ----------------------------------------------------------------------------- properties
     @property
@@ -408,7 +427,9 @@ class RiskGateway:
             replaced = None
             if kind is not _ENTER:
                 replaced = self._working.get(intent.orig_token if kind is _REPLACE else intent.token)
-                if replaced is not None and replaced[0] is sym and replaced[1] is is_buy:
+                # a modify changes the order in place; a replace's original stays counted: the
+                # venue sets the replacement's size whatever the original filled meanwhile
+                if replaced is not None and kind is _MODIFY and replaced[0] is sym and replaced[1] is is_buy:
                     same_side -= replaced[2]
             signed = same_side + qty if is_buy else -(same_side + qty)
             position = sym.position
@@ -475,24 +496,32 @@ class RiskGateway:
                                   "working orders")
 
             cap = slim.max_position
-            if (post > cap or -post > cap) and abs(post) > abs(position):
+            if (post > cap or -post > cap) and not _reduces(position, post):
                 return self._deny(CheckId.POSITION_LIMIT, post, slim.max_position,
                                   "position incl. working orders")
 
             notional = sym.notional
             post_notional = post * fair * sym.multiplier
-            gross = self._gross - (notional if notional >= 0 else -notional) + \
+            # the other symbols' working orders count too (15c3-5: in the aggregate): for gross
+            # the larger side of each, for net the side this order is on
+            work_buy, work_sell = sym.work_buy, sym.work_sell
+            others = self._work_gross - (work_buy if work_buy > work_sell else work_sell)
+            gross = self._gross + others - (notional if notional >= 0 else -notional) + \
                 (post_notional if post_notional >= 0 else -post_notional)
-            if gross > lim.max_gross_notional and gross > self._gross:
+            if gross > lim.max_gross_notional and gross > self._gross + others:
                 return self._deny(CheckId.GROSS_NOTIONAL, gross, lim.max_gross_notional, "gross notional")
-            net = self._net - notional + post_notional
+            before = self._net + (self._work_buy - work_buy if is_buy else work_sell - self._work_sell)
+            net = before - notional + post_notional
             abs_net = net if net >= 0 else -net
-            if abs_net > lim.max_net_notional and abs_net > abs(self._net):
+            if abs_net > lim.max_net_notional and abs_net > abs(before):
                 return self._deny(CheckId.NET_NOTIONAL, net, lim.max_net_notional, "net notional")
 
             group = sym.group
-            if group is not None and (signed if signed >= 0 else -signed) > sym.headroom:
-                # Near a Greek or scenario limit: the exact post-order numbers decide.
+            if group is not None and ((signed if signed >= 0 else -signed) > sym.headroom or (
+                    self._work_buy + self._work_sell != work_buy + work_sell     # others work
+                    and self._group_working(sym, group))):
+                # Near a Greek or scenario limit, or other orders in the group may fill too (the
+                # headroom counts positions only): the exact post-order numbers decide.
                 denial = self._check_greeks(sym, group, signed)
                 if denial is not None:
                     return denial
@@ -550,6 +579,7 @@ class RiskGateway:
             if token in working:
                 self._remove_working(token)
             working[token] = (sym, is_buy, qty, price)
+            self._work(sym, is_buy, value)
             # an IOC never rests: whatever we send after it on the session reaches the venue after
             # it is gone, so only orders that can rest count for self-trade prevention
             if is_buy:
@@ -576,7 +606,7 @@ class RiskGateway:
         self._allowed, the bona fide market-making exception (allowed, for the engine to journal)
         or a denial."""
         verdict = self._regsho.check(sym, intent, kind, mark, post, best_bid, self._limits,
-                                     self._working, self._replacing)
+                                     self._working)
         if verdict is None:
             return self._allowed
         allowed, check, value, limit, detail = verdict
@@ -647,27 +677,72 @@ class RiskGateway:
             return self._deny(CheckId.MSG_RATE_SUBMIT, count, self._limits.max_submits, "message rate")
         return self._deny(CheckId.MSG_RATE_MODIFY, count, self._limits.max_modifies, "message rate")
 
+    def _group_working(self, sym: _Symbol, group: _Group) -> bool:
+        """True when another symbol of the group has working orders."""
+        symbols = self._symbols
+        for member_id in group.members:
+            member = symbols[member_id]
+            if member is not sym and (member.open_buy or member.open_sell):
+                return True
+        return False
+
+    def _others(self, sym: _Symbol, group: _Group) -> list:
+        """(buys, -sells, symbol) of the group's other symbols with working orders: any of them
+        may fill too, so the Greeks and scenarios count each at its worst (15c3-5: aggregate)."""
+        symbols = self._symbols
+        others = []
+        for member_id in group.members:
+            member = symbols[member_id]
+            if member is not sym and (member.open_buy or member.open_sell):
+                others.append((member.open_buy, -member.open_sell, member))
+        return others
+
     def _check_greeks(self, sym: _Symbol, group: _Group, signed: int) -> RiskDecision | None:
         """A Greek past its limit denies only if the order makes it worse (reducing passes);
-        then the full-revaluation scenario loss, if its cheap lower bound is past the limit."""
+        then the full-revaluation scenario loss, if its cheap lower bound is past the limit. The
+        group's other working orders move each Greek anywhere between all their buys and all their
+        sells filling: the worse end counts, before and after this order."""
         lim = self._limits
         risk = sym.risk
-        for check, before, unit, cap, scale in (
-                (CheckId.DELTA_LIMIT, group.delta, risk.delta, lim.max_delta, 1),
-                (CheckId.GAMMA_LIMIT, group.gamma, risk.gamma, lim.max_gamma, 1),
-                (CheckId.VEGA_LIMIT, group.vega, risk.vega, lim.max_vega, PRICE4)):
+        others = self._others(sym, group)
+        for _, _, other in others:
+            if other.risk is None:      # cannot be valued: fail closed
+                return self._deny(CheckId.OPTION_PARAMS_MISSING, other.symbol_id, 0,
+                                  f"option {other.symbol_id} has no valuation")
+        for check, before, unit, cap, scale, name in (
+                (CheckId.DELTA_LIMIT, group.delta, risk.delta, lim.max_delta, 1, "delta"),
+                (CheckId.GAMMA_LIMIT, group.gamma, risk.gamma, lim.max_gamma, 1, "gamma"),
+                (CheckId.VEGA_LIMIT, group.vega, risk.vega, lim.max_vega, PRICE4, "vega")):
             after = before + signed * unit
-            if abs(after) > cap and abs(after) > abs(before):
+            if others:
+                low = high = 0.0
+                for buys, sells, other in others:
+                    u = getattr(other.risk, name)
+                    low += min(buys * u, sells * u)
+                    high += max(buys * u, sells * u)
+                worst_before = max(abs(before + high), abs(before + low))
+                after = after + high if abs(after + high) >= abs(after + low) else after + low
+            else:
+                worst_before = abs(before)
+            if abs(after) > cap and abs(after) > worst_before:
                 return self._deny(check, round(after * scale), round(cap * scale), check.label)
-        if group.worst + signed * (sym.pnl_lo if signed > 0 else sym.pnl_hi) < self._loss_floor:
-            return self._check_scenario(group, risk, signed)
+        # a lower bound of what the others can lose (<= 0: buys lose at pnl_lo, sells at pnl_hi)
+        bound = sum([min(b * o.pnl_lo, s * o.pnl_hi) for b, s, o in others]) if others else 0.0
+        if group.worst + bound + signed * (sym.pnl_lo if signed > 0 else sym.pnl_hi) < self._loss_floor:
+            return self._check_scenario(group, risk, signed, others)
         return None
 
-    def _check_scenario(self, group: _Group, risk: UnitRisk, signed: int) -> RiskDecision | None:
-        """Full-revaluation scenario loss after the order (per-contract P&L is linear in qty)."""
-        post_worst = min([a + signed * b for a, b in zip(group.scenario, risk.scenario_pnl)])
+    def _check_scenario(self, group: _Group, risk: UnitRisk, signed: int,
+                        others: list = ()) -> RiskDecision | None:
+        """Full-revaluation scenario loss after the order (per-contract P&L is linear in qty), the
+        group's other working orders at their worst in each scenario."""
+        base = group.scenario
+        if others:
+            base = [a + sum(min(b * o.risk.scenario_pnl[i], s * o.risk.scenario_pnl[i])
+                                for b, s, o in others) for i, a in enumerate(base)]
+        post_worst = min([a + signed * b for a, b in zip(base, risk.scenario_pnl)])
         loss = -post_worst * PRICE4
-        if loss > self._limits.scenario_max_loss and post_worst < group.worst:
+        if loss > self._limits.scenario_max_loss and post_worst < (min(base) if others else group.worst):
             return self._deny(CheckId.SCENARIO_LOSS, round(loss), self._limits.scenario_max_loss,
                               "scenario loss")
         return None
@@ -786,6 +861,7 @@ class RiskGateway:
             if order is not None:
                 if order[2] > qty:
                     self._working[token] = (order[0], order[1], order[2] - qty, order[3])
+                    self._work(order[0], order[1], -qty * order[3] * order[0].multiplier)
                     if order[1]:
                         order[0].open_buy -= qty
                     else:
@@ -816,11 +892,12 @@ class RiskGateway:
         orders whose outcome is unknown (any > 0 is a fault)."""
         if open_orders is not None:
             for sym in self._symbols.values():
-                sym.open_buy = sym.open_sell = 0
+                sym.open_buy = sym.open_sell = sym.work_buy = sym.work_sell = 0
                 sym.own_buys.clear()
                 sym.own_sells.clear()
             self._regsho.clear_markings()
             self._working.clear()
+            self._work_buy = self._work_sell = self._work_gross = 0
             self._replacing.clear()
             self._replaced_by.clear()
             for order in open_orders:
@@ -923,8 +1000,9 @@ class RiskGateway:
             return True
         order = self._working.get(token)
         if order is not None and order[3] != venue_price:
-            sym, is_buy, counted, _ = order
+            sym, is_buy, counted, old_price = order
             self._working[token] = (sym, is_buy, counted, venue_price)
+            self._work(sym, is_buy, counted * (venue_price - old_price) * sym.multiplier)
             own = sym.own_buys if is_buy else sym.own_sells
             if token in own:         # an IOC never rests: no own price to move
                 own[token] = venue_price
@@ -1022,7 +1100,9 @@ class RiskGateway:
         sym.option = params
         sym.under = under
         sym.underlying_id = underlying_id
-        sym.multiplier = params.multiplier
+        if sym.multiplier != params.multiplier:
+            sym.multiplier = params.multiplier
+            self._recount_work()         # its working orders' notional is in contracts now
         self._revalue(under, now_ns, force_reprice=True)
 
     # ------------------------------------------------------------------------ commands
@@ -1131,6 +1211,7 @@ class RiskGateway:
         if token in self._working:
             self._remove_working(token)
         self._working[token] = (sym, is_buy, qty, price)
+        self._work(sym, is_buy, qty * price * sym.multiplier)
         if is_buy:
             sym.open_buy += qty
             sym.own_buys[token] = price
@@ -1142,6 +1223,7 @@ class RiskGateway:
         order = self._working.pop(token, None)
         if order is not None:
             sym = order[0]
+            self._work(sym, order[1], -order[2] * order[3] * sym.multiplier)
             if order[1]:
                 sym.open_buy -= order[2]
                 sym.own_buys.pop(token, None)
@@ -1156,6 +1238,7 @@ class RiskGateway:
         """A working order's counted quantity becomes `qty` (price and own-price entry unchanged)."""
         sym, is_buy, old, price = self._working[token]
         self._working[token] = (sym, is_buy, qty, price)
+        self._work(sym, is_buy, (qty - old) * price * sym.multiplier)
         if is_buy:
             sym.open_buy += qty - old
         else:
@@ -1163,13 +1246,14 @@ class RiskGateway:
 
     def _hold_original(self, orig: str, token: str, held: tuple, qty: int, price: int,
                        rests: bool) -> None:
-        """An allowed replace of a working order: until the venue answers, it may hold either the
-        original (a refused replace, or fills before the replace lands) or the replacement, so the
-        larger of the two counts, and the original's price stays for self-trade prevention."""
+        """An allowed replace of a working order: until the venue answers, the original may fill
+        and the replacement then rest in full (the venue sets its size whatever filled), so the
+        two count together, and the original's price stays for self-trade prevention."""
         sym, is_buy, left, old_price = held
-        counted = qty if qty > left else left
+        counted = qty + left
         del self._working[orig]
         self._working[token] = (sym, is_buy, counted, price)
+        self._work(sym, is_buy, (counted * price - left * old_price) * sym.multiplier)
         if is_buy:
             sym.open_buy += counted - left
             if rests:
@@ -1188,7 +1272,7 @@ class RiskGateway:
         if replacement is not None:
             pending = self._replacing[replacement]
             pending[1] = left = max(pending[1] - qty, 0)
-            self._recount(replacement, max(left, pending[3]))
+            self._recount(replacement, left + pending[3])
         elif token in self._replacing:
             self._end_replace(token, refused=False)
 
@@ -1210,6 +1294,28 @@ class RiskGateway:
         (sym.own_buys if is_buy else sym.own_sells).pop(orig, None)
         if not is_buy:
             sym.sho.marks.pop(orig, None)
+
+    def _work(self, sym: _Symbol, is_buy: bool, delta: int) -> None:
+        """`delta` (price4 x shares x multiplier) more working notional on one side of a symbol,
+        kept in the account's totals too."""
+        buy, sell = sym.work_buy, sym.work_sell
+        old = buy if buy > sell else sell          # no max(): this runs for every order sent
+        if is_buy:
+            sym.work_buy = buy = buy + delta
+            self._work_buy += delta
+        else:
+            sym.work_sell = sell = sell + delta
+            self._work_sell += delta
+        self._work_gross += (buy if buy > sell else sell) - old
+
+    def _recount_work(self) -> None:
+        """Every working notional recounted from the working orders (a multiplier changed, or a
+        gateway pickled before they were kept)."""
+        self._work_buy = self._work_sell = self._work_gross = 0
+        for sym in self._symbols.values():
+            sym.work_buy = sym.work_sell = 0
+        for sym, is_buy, qty, price in self._working.values():
+            self._work(sym, is_buy, qty * price * sym.multiplier)
 
     def _mark(self, sym: _Symbol) -> None:
         """The symbol's notional at its fair value into gross and net, and the P&L peak moved."""

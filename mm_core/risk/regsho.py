@@ -106,7 +106,7 @@ class RegSho:
 
     # ------------------------------------------------------------------------- the rules
     def check(self, sym, intent, kind: OrderKind, mark: str, post: int, best_bid: int | None,
-              limits, working: dict, replacing: dict) -> Verdict | None:
+              limits, working: dict) -> Verdict | None:
         """Reg SHO for a sell on the gateway's symbol record `sym` (its symbol_id, option and sho)
         whose own checks passed; `post` the position if every working sell and this one fill.
         A replace keeps its original's marking (OUCH Replace has no side); a long sale (S) must be
@@ -126,19 +126,10 @@ class RegSho:
         if sym.option is not None:
             return None
         if mark == "S":
-            # post counts a replaced order as the larger of it and its replacement; for a long
-            # sale both count, as the original may fill before the replace lands, which then rests
-            # in full: this replace's original, and every sell replaced and not answered yet
-            left = post
-            if kind is _REPLACE:
-                held = working.get(intent.orig_token)
-                if held is not None and held[0] is sym and not held[1]:
-                    left -= held[2]
-            for pending in replacing.values():
-                if pending[4] == sym.symbol_id and not pending[5]:
-                    left -= pending[1] if pending[1] < pending[3] else pending[3]
-            if left < 0:
-                return False, CheckId.SALE_MARKING, left, 0, "long sale not covered by position"
+            # post counts a replace in flight as both its original and its replacement (this
+            # one's too): the original may fill before the replace lands, which then rests in full
+            if post < 0:
+                return False, CheckId.SALE_MARKING, post, 0, "long sale not covered by position"
             return None
         price = intent.price
         if sho.ssr:
@@ -152,17 +143,17 @@ class RegSho:
         if symbol_id in limits.easy_to_borrow:
             return None
         located = limits.locates.get(symbol_id, 0)
-        # shares that may still be sold short: a working order's count; one replaced and not
-        # answered yet, what is left of the original and the whole replacement (the original may
-        # fill before the replace lands, which then rests in full), a replace being checked so too
+        # shares that may still be sold short: each working order as the gateway counts it (one
+        # replaced and not answered yet: what is left of the original and the whole replacement,
+        # as the original may fill before the replace lands, which then rests in full), and a
+        # replace being checked so too (its original's count, plus this order's qty)
         token = intent.token
         need = sho.short_filled + intent.qty
         for marked in sho.marks:
             if marked != token:
                 order = working.get(marked)
                 if order is not None:
-                    pending = replacing.get(marked) if replacing else None
-                    need += order[2] if pending is None else pending[1] + pending[3]
+                    need += order[2]
         if need <= located:
             return None
         if symbol_id in limits.bona_fide_mm and intent.purpose is _QUOTE:

@@ -9,9 +9,11 @@ Policies (the venue's rulebook):
 - Prices are price4 integers on the symbol's tick table (mm_core.ticks); shares 1..max_shares.
 - TIF 0 is immediate-or-cancel; any other TIF is a day order (no timed expiry).
 - Cancel (OUCH 'X') carries the new intended size; a size >= the open size is a no-op.
-- Replace keeps time priority only for a pure size reduction at the same price; a price change
-  or a size increase re-enters the order behind the queue (and it may then trade). Replace to
-  zero shares cancels the order.
+- Replace keeps time priority only for a pure size reduction at the same price; a price change,
+  a size increase or an IOC replacement re-enters the order behind the queue (and it may then
+  trade; an IOC's remainder is canceled). Replace to zero shares cancels the order. A replace
+  whose new shares or price are invalid cancels the live original and leaves the replacement
+  token unused (OUCH 5.0's Replace Order rule: no answer names it).
 - Modify (OUCH 'M') never changes priority: it may lower the open size (a larger size is ignored,
   zero cancels) and switch a sell between sell, short and short-exempt; a buy stays a buy and a
   sell stays a sell (such a request is ignored, as NASDAQ does).
@@ -21,13 +23,16 @@ Policies (the venue's rulebook):
   non-displayed one, then time priority within each (NASDAQ Equity 4, Rule 4757(a)(1), Book
   Processing: displayed, then non-displayed interest at a price level). A replace that changes
   the display re-enters the order.
+- Reg SHO Rule 201: while a symbol is under the short sale price test, a short sale (T) priced at
+  or below the best bid is refused (an Enter rejected with reason X, a Replace canceling its
+  original as any invalid replace does), not re-priced; short exempt (E) and long sales pass.
 - Self-match prevention (same non-blank firm on both sides): the RESTING order is canceled with
   reason 'Q' and the incoming order continues to match deeper ("cancel oldest").
 - Tokens are unique per owner for the whole session (OUCH 4.2: day-unique). A token is used once
   the venue has answered with it (Accepted, Replaced or Rejected, a rejected one included), and
   only then: a restarted venue rebuilds the used tokens from those answers in its session logs,
-  so both must agree (a replace to zero shares answers with the old token's Canceled and leaves
-  the replacement token free). A used token, or a cancel/replace of an unknown or dead token, is
+  so both must agree (a replace to zero shares, or an invalid one, answers with the old token's
+  Canceled and leaves the replacement token free). A used token, or a cancel/replace of an unknown or dead token, is
   ignored (as NASDAQ does) and reported as an `Ignored` event.
 """
 from __future__ import annotations
@@ -284,6 +289,19 @@ class MatchingEngine:
         self._next_ref = 1
         self._next_match = 1
         self.open = True
+        self._price_test: set[str] = set()      # symbols under the Rule 201 short sale price test
+
+    def start_price_test(self, symbol: str) -> None:
+        """Rule 201 is in force for `symbol` from now on (the server keeps when and why)."""
+        self._price_test.add(symbol)
+
+    def _below_price_test(self, book: _Book, client_side: str, price: int) -> bool:
+        """Rule 201(b): a short sale (T; short exempt E is allowed) at or below the best bid of a
+        symbol under the price test may not execute or display: refused, not re-priced."""
+        if client_side != "T" or book.listing.name not in self._price_test:
+            return False
+        best_bid = book.bids.best()
+        return best_bid is not None and price <= best_bid
 
     def resume(self, used_tokens: Iterable[tuple[str, str]], next_ref: int,
                next_match: int, positions: dict[str, dict[str, int]] | None = None) -> None:
@@ -308,6 +326,8 @@ class MatchingEngine:
         reason = self._check(book, side, shares, price)
         if reason:
             return [Rejected(owner, token, reason)]
+        if self._price_test and self._below_price_test(book, side, price):
+            return [Rejected(owner, token, REJECT_INVALID_PRICE)]
         client_side, side = side, SELL if side in SELL_SIDES else BUY
         order = _Order(self._take_ref(), owner, token, firm, symbol, side, price, shares, tif,
                        client_side, displayed)
@@ -349,20 +369,20 @@ class MatchingEngine:
         if new_key in self._used_tokens:
             return [Ignored(owner, new_token, "duplicate replacement token")]
         book = self._books[order.symbol]
-        if shares == 0:     # answered by the old token's Canceled: the new token stays free
-            events: list[Event] = []
-            self._reduce(order, order.remaining, CANCEL_USER, events)
-            return events
+        if shares == 0 or self._check(book, order.side, shares, price) or (
+                self._price_test and self._below_price_test(book, order.client_side, price)):
+            # to zero shares, or invalid (OUCH: an invalid replace of a live order cancels it):
+            # answered by the old token's Canceled, so the new token stays free
+            return self.refuse_replace(owner, token, new_token)
         self._used_tokens.add(new_key)
-        reason = self._check(book, order.side, shares, price)
-        if reason:
-            return [Rejected(owner, new_token, reason)]
         del self._orders[(owner, token)]
         prev_token, order.token, order.tif = order.token, new_token, tif
         side = book.bids if order.side == BUY else book.asks
         displayed = order.displayed if displayed is None else displayed
-        if price == order.price and shares <= order.remaining and displayed == order.displayed:
-            # Pure size reduction: keeps its place in the queue.
+        if price == order.price and shares <= order.remaining and displayed == order.displayed \
+                and tif != IOC:
+            # Pure size reduction: keeps its place in the queue. An IOC replacement may not rest:
+            # it re-enters below, and what it does not trade is canceled (reason I).
             decrement = order.remaining - shares
             order.remaining = shares
             self._orders[new_key] = order
@@ -380,6 +400,19 @@ class MatchingEngine:
         events.append(Replaced(owner, new_token, prev_token, order.ref, order.symbol,
                                order.client_side, shares, price, tif, order.firm))
         self._match_and_rest(book, order, events)
+        return events
+
+    def refuse_replace(self, owner: str, token: str, new_token: str) -> list[Event]:
+        """A replace whose details are invalid (a field the server's codec refused, or shares or
+        price _check refuses): the live original is canceled and the replacement token is not
+        consumed. A dead original or a used replacement token: ignored, as replace() does."""
+        order = self._orders.get((owner, token))
+        if order is None:
+            return [Ignored(owner, token, "replace of unknown or dead token")]
+        if (owner, new_token) in self._used_tokens:
+            return [Ignored(owner, new_token, "duplicate replacement token")]
+        events: list[Event] = []
+        self._reduce(order, order.remaining, CANCEL_USER, events)
         return events
 
     def modify(self, owner: str, token: str, side: str, shares: int) -> list[Event]:

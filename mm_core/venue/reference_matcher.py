@@ -72,16 +72,14 @@ class ReferenceMatcher:
             return [m.Ignored(owner, token, "replace of unknown or dead token")]
         if (owner, new_token) in self.used:
             return [m.Ignored(owner, new_token, "duplicate replacement token")]
-        if shares == 0:                 # answered with the old token: the new one stays free
+        # to zero shares, or invalid: the old token's Canceled answers, the new one stays free
+        if shares == 0 or self._invalid(o["symbol"], o["side"], shares, price):
             return self._cut(o, o["left"], m.CANCEL_USER)
         self.used.add((owner, new_token))
-        why = self._invalid(o["symbol"], o["side"], shares, price)
-        if why:
-            return [m.Rejected(owner, new_token, why)]
         old_token, old_left, was_shown = o["token"], o["left"], o["shown"]
         shown = was_shown if displayed is None else displayed
         o["token"], o["tif"] = new_token, tif
-        if price == o["price"] and shares <= old_left and shown == was_shown:
+        if price == o["price"] and shares <= old_left and shown == was_shown and tif != m.IOC:
             o["left"] = shares
             out = [m.Replaced(owner, new_token, old_token, o["ref"], o["symbol"], o["client_side"],
                               shares, price, tif, o["firm"])]

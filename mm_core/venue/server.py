@@ -522,6 +522,9 @@ class Venue:
             session_log.flush()
         self._itch(wire.itch_system_event(ts, "O"))
         price_test = dict(self.rule201.start_of_day())
+        for symbol, action in price_test.items():
+            if action != regsho.NO_PRICE_TEST:
+                self.engine.start_price_test(symbol)
         for listing in self.engine.listings():
             for message in wire.itch_listing(ts, listing):
                 self._itch(message)
@@ -604,6 +607,7 @@ class Venue:
                 if (kind is m.Executed and ev.liquidity == m.LIQUIDITY_ADDED
                         and self.rule201.on_trade(ev.symbol, ev.price)):   # one per trade
                     price_test.append(ev.symbol)
+                    self.engine.start_price_test(ev.symbol)
             if kind in wire.BOOK_ONLY_EVENTS:
                 continue
             session_log = logs.get(ev.owner)
@@ -786,14 +790,21 @@ class Venue:
         self._dispatch(events, fresh)
 
     def _reject_malformed(self, conn: _Conn, payload: bytes, exc: BadField) -> None:
-        """An Enter or Replace the codec refused gets an OUCH Rejected naming its new token when
-        that token is readable; anything else (OUCH 4.2 has no Rejected for Cancel or Modify,
-        whose token names a live order) gets a SoupBinTCP Debug reply and changes nothing."""
+        """An Enter the codec refused gets an OUCH Rejected naming its token when that token is
+        readable; a Replace with both tokens readable is an invalid replace (its live original is
+        canceled, the replacement token stays unused: MatchingEngine.refuse_replace); anything
+        else (OUCH 4.2 has no Rejected for Cancel or Modify, whose token names a live order) gets
+        a SoupBinTCP Debug reply and changes nothing."""
         kind = payload[:1]
         self._protocol_error(conn, f"malformed OUCH {kind!r}: {exc}")
         token = _readable_token(payload[1:15] if kind == b"O" else
                                 payload[15:29] if kind == b"U" else b"")
-        if not token:
+        existing = _readable_token(payload[1:15]) if kind == b"U" else ""
+        if token and existing:
+            # OUCH: a replace whose details are invalid cancels the live original and leaves
+            # the replacement token unused (no Rejected names it)
+            self._dispatch(self.engine.refuse_replace(conn.user.username, existing, token))
+        if not token or kind == b"U":
             _debug(conn, f"rejected: {exc}")
             return
         reason = _FIELD_REJECTS.get(exc.field or "", m.REJECT_OTHER)

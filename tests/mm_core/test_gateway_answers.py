@@ -86,3 +86,28 @@ def test_a_size_down_counts_the_larger_size_until_order_modified():
     drive(engine, venue, venue.ours(modifies, now), now)         # Order Modified
     assert engine.risk.working_orders()[bid.token][2] == small
     assert engine.risk._symbols[ACME].open_buy == small
+
+
+def test_an_invalid_replace_the_venue_answers_by_canceling_the_original_leaves_nothing_counted():
+    """OUCH: a replace whose details are invalid cancels the live original and no answer names the
+    replacement; the OMS abandons the replacement, and the gateway counts neither order."""
+    engine, venue, now = quoting()
+    bid, = mine(venue, "B")
+    now += 200 * MS
+    acts = []
+    for ev in venue.others("B", 300, 1_000_000, now):
+        acts += engine.on_event(ev)
+    replace, = [a for a in acts if isinstance(a, SendOrder) and a.intent.kind is OrderKind.REPLACE
+                and a.intent.orig_token == bid.token]
+    new_token = replace.intent.token
+    answers = venue._events(venue.engine.refuse_replace(venue.OWNER, bid.token, new_token), now)
+    assert [type(ouch.decode_outbound(soupbintcp.decode(a.packet).payload)).__name__
+            for a in answers if isinstance(a, VenueMessage)] == ["Canceled"]
+    for ev in answers:
+        engine.on_event(ev)
+    assert engine.oms.get(bid.token).state is OrderState.CANCELED
+    assert engine.oms.get(new_token).state is OrderState.REJECTED
+    view = gateway_view(engine)
+    assert bid.token not in view[0] and new_token not in view[0]
+    assert bid.token not in view[3] and new_token not in view[3]
+    assert view[1] == sum(q for _, b, q, _ in view[0].values() if b)

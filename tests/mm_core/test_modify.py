@@ -99,7 +99,8 @@ def test_the_gateway_passes_a_size_down_as_risk_reducing_even_at_the_modify_rate
     down = OrderIntent(OrderKind.MODIFY, "MM02", ACME, Side.BUY, 999_900, 100, algo_id=1, desk_id=1, client_id=1)
     verdict = gw.check(down, now)
     assert verdict.allowed
-    assert gw._symbols[ACME].open_buy == 400                  # the larger size may still fill ...
+    # the original's 300 and the replacement's 400 may still fill ...
+    assert gw._symbols[ACME].open_buy == 700
     gw.on_order_confirmed("MM02", 100, now)                   # ... until Order Modified
     assert gw._symbols[ACME].open_buy == 100
 

@@ -356,8 +356,9 @@ def test_a_replacement_the_journal_lost_is_adopted_before_the_venue_confirms_it(
     apply(engine, AdoptPending(token, ACME, "T", 1_001_000, 200, ask.token), NOW)
     expected = OrderState.UNKNOWN if cancelling else OrderState.PENDING_REPLACE
     assert engine.oms.get(ask.token).state is expected
-    # the gateway holds it as a replace in flight: the larger of the two, at the new price
-    assert engine.risk.working_orders()[token] == (ACME, False, 200, 1_001_000)
+    # the gateway holds it as a replace in flight: both orders (the original may fill before the
+    # replace lands, which then rests in full), at the new price
+    assert engine.risk.working_orders()[token] == (ACME, False, ask.leaves + 200, 1_001_000)
     assert ask.token not in engine.risk.working_orders()
     engine.on_event(VenueMessage(frame(replaced(token, ask.token)), NOW))
     assert engine.counts["halts"] == 0
@@ -365,3 +366,32 @@ def test_a_replacement_the_journal_lost_is_adopted_before_the_venue_confirms_it(
     new = engine.oms.get(token)
     assert new.state is OrderState.ACCEPTED and new.purpose is Purpose.RECOVERY and new.leaves == 200
     assert engine.risk.working_orders()[token] == (ACME, False, 200, 1_001_000)
+
+
+def test_an_invalid_replace_the_venue_answered_by_canceling_the_original_reconciles_clean():
+    """OUCH: an invalid replace of a live order cancels it and no answer names the replacement.
+    A crash before that Canceled reached us: the replacement is not received, the Canceled is
+    delivered, and the OMS and the gateway end with neither order."""
+    from mm_core.types import OrderKind, make_intent
+    engine, venue, bid, _ = quoting()
+    actions: list = []
+    assert engine._submit(make_intent(OrderKind.REPLACE, engine.oms.new_token(), ACME, Side.BUY,
+                                      bid.price - 100, bid.leaves, engine.ids, orig_token=bid.token),
+                          actions)
+    (replace,) = [a for a in actions if isinstance(a, SendOrder)]
+    token = replace.intent.token
+    canceled = ouch.encode(ouch.Canceled(NOW, bid.token, bid.leaves, "U"))
+    result = reconcile(local(engine, venue), venue.view(canceled))
+    assert {type(r).__name__ for r in result.resolutions} == {"Deliver", "MarkNotSent"}
+    for r in result.resolutions:
+        if isinstance(r, Deliver):
+            engine.on_event(VenueMessage(frame(r.payload), NOW))
+        else:
+            assert apply(engine, r, NOW) == []
+    assert engine.oms.get(bid.token).state is OrderState.CANCELED
+    assert engine.oms.get(token).state is OrderState.REJECTED
+    working = engine.risk.working_orders()
+    assert bid.token not in working and token not in working
+    # (the requote after the Canceled is a new enter, in flight: not these two orders)
+    again = reconcile(local(engine, venue, len(venue.log) + 1), venue.view(canceled))
+    assert not {d.token for d in again.discrepancies} & {bid.token, token}, again.discrepancies

@@ -52,7 +52,8 @@ def test_an_adopted_replacement_is_held_with_its_original_until_the_venue_answer
     ask = sell(100)
     assert gw.check(ask, T0, "T").allowed
     gw.on_order_adopted("R1", 1, Side.SELL, 250, FAIR + 200, mark="T", orig_token=ask.token, now_ns=T0)
-    assert gw.working_orders() == {"R1": (1, False, 250, FAIR + 200)}
+    # counted with the original: the original's 100 may fill before the replacement rests 250
+    assert gw.working_orders() == {"R1": (1, False, 350, FAIR + 200)}
     d = gw.check(sell(1, above=300), T0, "T")       # 100 left of the original + 250: over 300
     assert not d.allowed and d.check is CheckId.LOCATE_REQUIRED, d
     gw.on_order_done("R1", T0)                      # the venue refused the replace

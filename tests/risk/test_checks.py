@@ -168,15 +168,48 @@ def test_position_limit_counts_working_orders_worst_case():
     assert_allowed(gw.check(order(qty=500, side=Side.SELL, price=FAIR + 1), T0, "T"))
 
 
-def test_position_limit_on_replace_counts_the_new_size_only():
+def test_position_limit_on_replace_counts_the_original_and_the_replacement_until_answered():
+    """The original may fill before the replace lands, and the venue then rests the replacement in
+    full (its size is the replace's shares whatever filled): the worst case is the sum."""
+    gw = make_gateway(defaults={"max_position": 1000})
+    first = order(qty=600)
+    assert_allowed(gw.check(first, T0))
+    bigger = order(kind=OrderKind.REPLACE, qty=401, price=FAIR - 1, orig_token=first.token)
+    assert_denied(gw.check(bigger, T0), CheckId.POSITION_LIMIT, 1001, 1000)
+    replace = order(kind=OrderKind.REPLACE, qty=400, price=FAIR - 1, orig_token=first.token)
+    assert_allowed(gw.check(replace, T0))
+    assert gw.open_order_count == 1 and gw.working_orders()[replace.token][2] == 1000
+    gw.on_order_confirmed(replace.token, 400, T0)        # OUCH Replaced: the original is gone
+    again = order(kind=OrderKind.REPLACE, qty=600, price=FAIR - 2, orig_token=replace.token)
+    assert_allowed(gw.check(again, T0))
+
+
+def test_a_replace_in_flight_cannot_breach_the_position_limit_through_a_fill_of_its_original():
+    """The review's case: cap 1000, a buy of 1000 replaced one tick up; if the original fills 999
+    before the replace lands, the venue rests the full 1000 again: the replace must be refused."""
     gw = make_gateway(defaults={"max_position": 1000})
     first = order(qty=1000)
     assert_allowed(gw.check(first, T0))
-    replace = order(kind=OrderKind.REPLACE, qty=1000, price=FAIR - 1, orig_token=first.token)
-    assert_allowed(gw.check(replace, T0))
-    assert gw.open_order_count == 1
-    bigger = order(kind=OrderKind.REPLACE, qty=1001, price=FAIR - 2, orig_token=replace.token)
-    assert_denied(gw.check(bigger, T0), CheckId.POSITION_LIMIT, 1001, 1000)
+    up = order(kind=OrderKind.REPLACE, qty=1000, price=FAIR + 100, orig_token=first.token)
+    assert_denied(gw.check(up, T0), CheckId.POSITION_LIMIT, 2000, 1000)
+    gw.on_fill(1, Side.BUY, 999, FAIR, T0, first.token)
+    # 999 bought, 1 left of the original that may still fill, then the replacement in full
+    assert_denied(gw.check(order(kind=OrderKind.REPLACE, qty=1, price=FAIR + 100,
+                                 orig_token=first.token), T0), CheckId.POSITION_LIMIT, 1001, 1000)
+
+
+def test_position_limit_refuses_an_order_that_flips_the_position_past_the_opposite_cap():
+    gw = make_gateway(defaults={"max_order_qty": 10_000, "max_order_value": 50_000_000,
+                                "max_position": 1000})
+    gw.on_position(1, 1500, T0)                  # over the cap already (e.g. a lowered cap)
+    assert_denied(gw.check(order(side=Side.SELL, qty=2900), T0), CheckId.POSITION_LIMIT, -1400, 1000)
+    assert_denied(gw.check(order(side=Side.SELL, qty=3000), T0), CheckId.POSITION_LIMIT, -1500, 1000)
+    assert_allowed(gw.check(order(side=Side.SELL, qty=2400), T0, "T"))   # -900: within the cap
+    gw2 = make_gateway(defaults={"max_position": 1000})
+    gw2.on_position(1, 1500, T0)
+    assert_allowed(gw2.check(order(side=Side.SELL, qty=200), T0))      # reduces, still over
+
+
 
 
 def _two_symbols(**sections):

@@ -1,5 +1,7 @@
-"""A replace or a size-down the venue has not answered yet: the gateway counts whichever of the
-old and new orders could still trade more until the venue confirms, and a refused replace leaves
+"""A replace or a size-down the venue has not answered yet: the gateway counts what could still
+trade until the venue confirms (a replace: what is left of the original plus the whole
+replacement, as the original may fill before the replace lands, which then rests in full; a
+size-down: the larger size), and a refused replace leaves
 the gateway exactly as if it had never been sent (SEC 15c3-5 / RTS 6: the exposure checked is what
 the venue may still execute, not what we asked for)."""
 from journal.catalogue import Side
@@ -42,20 +44,20 @@ def test_a_refused_replace_restores_what_is_left_after_the_original_filled_meanw
     entered(gw)
     replace(gw, "A1", "A2", 100, FAIR - 50)
     gw.on_fill(1, Side.BUY, 120, FAIR - 100, T0, token="A1")     # the original traded first
-    assert gw._symbols[1].open_buy == 180                          # max(300 - 120, 100)
+    assert gw._symbols[1].open_buy == 280                          # (300 - 120) + 100
     gw.on_order_done("A2", T0)
     assert gw.working_orders() == {"A1": (1, True, 180, FAIR - 100)}
     assert gw._symbols[1].open_buy == 180 and gw._symbols[1].own_buys == {"A1": FAIR - 100}
 
 
-def test_until_answered_a_replace_counts_the_larger_order_and_both_prices():
-    gw = make_gateway(defaults={"max_position": 350})
+def test_until_answered_a_replace_counts_both_orders_and_both_prices():
+    gw = make_gateway(defaults={"max_position": 450})
     entered(gw)
     replace(gw, "A1", "A2", 100, FAIR - 50)
     sym = gw._symbols[1]
-    assert sym.open_buy == 300                        # the venue may still hold the original 300
+    assert sym.open_buy == 400           # the original 300 may fill, then the replacement's 100
     assert sym.own_buys == {"A1": FAIR - 100, "A2": FAIR - 50}
-    # 300 + 100 > 350: refused while the original may still rest
+    # 300 + 100 + 100 > 450: refused while the original may still rest
     assert gw.check(order(qty=100, price=FAIR - 200, token="B1"), T0).check is CheckId.POSITION_LIMIT
     # a sell at the original's price would trade with it if the replace is refused
     assert gw.check(order(side=Side.SELL, price=FAIR - 100, token="S9"), T0).check is CheckId.SELF_TRADE
@@ -69,7 +71,7 @@ def test_a_replace_up_counts_the_replacement_at_once():
     gw = make_gateway()
     entered(gw, qty=100)
     replace(gw, "A1", "A2", 400, FAIR - 50)
-    assert gw._symbols[1].open_buy == 400
+    assert gw._symbols[1].open_buy == 500
     gw.on_order_done("A2", T0)
     assert gw.working_orders() == {"A1": (1, True, 100, FAIR - 100)} and gw._symbols[1].open_buy == 100
 
