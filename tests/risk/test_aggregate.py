@@ -86,9 +86,12 @@ def test_the_running_totals_equal_a_recount_whatever_happens_to_the_working_orde
         elif r < 0.75:
             token, _, _ = rnd.choice(live)
             gw.on_order_confirmed(token, rnd.randint(0, 200), now)
-        elif r < 0.85:
+        elif r < 0.8:
             token, _, _ = rnd.choice(live)
             gw.on_order_resting(token, rnd.randint(1, 200), FAIR + 100 * rnd.randint(-5, 5), now)
+        elif r < 0.87:             # an Accepted or Replaced at a price the venue chose
+            token, _, _ = rnd.choice(live)
+            gw.on_order_priced(token, FAIR + 100 * rnd.randint(-5, 5), now)
         elif r < 0.97:
             token, _, _ = rnd.choice(live)
             gw.on_order_done(token, now)
