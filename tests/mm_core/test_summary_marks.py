@@ -1,29 +1,34 @@
-"""The METRICS summary reads the marks of the traded symbols only: a mapping of those gives the
-document a full list of marks gives, and the engine's summary (marks of its traded symbols, the
-guards that tripped) is the document of every slot's mark and every guard's count."""
+"""The METRICS summary reads the mids of the traded symbols only: a mapping of those gives the
+document a full list of mids gives, and the engine's summary (mids of its traded symbols, the
+guards that tripped) is the document of every slot's mid and every guard's count."""
 from __future__ import annotations
 
 from tests.mm_core.wire import simulate
 
 
-def test_a_mapping_of_the_traded_symbols_marks_is_the_full_list():
+def test_a_mapping_of_the_traded_symbols_mids_is_the_full_list():
     _, _, engine = simulate(2, 3000)
     m = engine.metrics
-    marks = [mid // 2 for mid in engine.mid2[0:engine.n]]
     traded = [s for s in range(m.n) if m.traded[s]]
-    assert len(traded) >= 2 and any(marks[s] > 0 for s in traded)
-    assert m.summary({s: marks[s] for s in traded}) == m.summary(marks)
-    unpriced = list(marks)
-    unpriced[traded[0]] = 0                 # a traded symbol without a mark: no unrealized P&L
+    assert len(traded) >= 2 and any(m.lots[s] for s in traded)
+    # the session ends with books one-sided: odd (half-price) mids of its own, so the figures
+    # against them are exact halves
+    mids2 = [2 * 100_000 + 2 * s + 1 for s in range(engine.n)]
+    doc = m.summary({s: mids2[s] for s in traded})
+    assert doc == m.summary(mids2)
+    assert doc["unrealized_x2"] == sum(m.unrealized_x2(s, mids2[s]) for s in traded) != 0
+    unpriced = list(mids2)
+    unpriced[traded[0]] = 0                 # a traded symbol without a mid: no unrealized P&L
     doc = m.summary({s: unpriced[s] for s in traded})
-    assert doc == m.summary(unpriced) and doc["symbols"][str(traded[0])]["unrealized"] is None
-    assert doc["unrealized"] == sum(m.unrealized(s, unpriced[s]) for s in traded if unpriced[s] > 0)
+    assert doc == m.summary(unpriced) and doc["symbols"][str(traded[0])]["unrealized_x2"] is None
+    assert doc["unrealized_x2"] == sum(m.unrealized_x2(s, unpriced[s]) for s in traded if unpriced[s] > 0)
 
 
 def test_the_engine_summary_is_every_slots_document():
-    _, _, engine = simulate(3, 3000)
+    _, _, engine = simulate(6, 3000)
     doc = engine.summary()
-    expected = engine.metrics.summary([mid // 2 for mid in engine.mid2[0:engine.n]])
+    assert any(engine.mid2[s] for s in range(engine.n) if engine.metrics.traded[s])
+    expected = engine.metrics.summary(list(engine.mid2[0:engine.n]))
     trips = engine.sig.trips()
     assert sum(trips) > 0
     assert doc["guard_trips"] == {str(g.symbol_id): t for g, t in zip(engine.guards, trips) if t}
