@@ -45,6 +45,10 @@ class FairValueParams:
     # of n_imb values), used by every symbol until online calibration replaces it; () = zeros
     micro_table: tuple[float, ...] = ()
 
+    def __post_init__(self) -> None:
+        if not 0 <= self.lead_min_samples <= 1_000_000_000:   # the C kernel holds it in an int64
+            raise ValueError("lead_min_samples must be within 0..1000000000")
+
 
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
