@@ -196,10 +196,6 @@ class Metrics:
     def position(self, symbol_id: int) -> int:
         return sum(lot[0] for lot in self.lots[symbol_id])
 
-    def unrealized(self, symbol_id: int, mark: int) -> int:
-        """Open lots marked at an integer price4."""
-        return sum(q * (mark - p) for q, p in self.lots[symbol_id])
-
     def unrealized_x2(self, symbol_id: int, mid2: int) -> int:
         """Twice the open lots' P&L at the mid (mid2 = bid + ask): exact, as a mid may be a half."""
         return sum(q * (mid2 - 2 * p) for q, p in self.lots[symbol_id])

@@ -16,10 +16,10 @@ def test_fifo_realized_and_unrealized_pnl_in_integers():
     # FIFO: 100·(10200 − 10000) + 50·(10200 − 10100)
     assert m.realized[1] == 25_000
     assert m.position(1) == 50
-    assert m.unrealized(1, 10_300) == 50 * 200
+    assert m.unrealized_x2(1, 2 * 10_300) == 2 * 50 * 200
     m.on_fill(1, Side.SELL, 100, 10_000, 0, 0)      # through flat: short 50 at 10000
     assert m.realized[1] == 25_000 + 50 * (10_000 - 10_100)
-    assert m.position(1) == -50 and m.unrealized(1, 9_900) == 50 * 100
+    assert m.position(1) == -50 and m.unrealized_x2(1, 2 * 9_900) == 2 * 50 * 100
 
 
 def test_spread_captured_against_the_mid():
