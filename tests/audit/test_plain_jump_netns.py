@@ -117,8 +117,10 @@ def _check(after) -> None:
             continue
         # bound = |offset| + jump + max(asymmetry 1 us, path delay) + GM accuracy (0x21: 100 ns)
         jump = s.error_bound_ns - abs(s.offset_ns) - max(1_000, s.path_delay_ns) - 100
+        # the jump is measured between two Syncs, so it is the 1 ms less what the servo slewed
+        # out meanwhile (up to 500 ppm of the interval): the bound may be a little under 1 ms
         assert jump >= JUMP_NS * 9 // 10, described
-        assert s.error_bound_ns > 1_000_000 and not s.compliant("eu-algo") and s.compliant("us-cat")
+        assert not s.compliant("eu-algo") and s.compliant("us-cat"), described
     # LOCKED again only after three settled samples: SLAVE, |offset| within the 50 us step
     assert len(owing) >= 3
     for s in owing[-2:] + [locked]:
