@@ -178,14 +178,31 @@ class TimestampedTcpSocket(TimestampedSocket):
         self._bytes_sent = 0
 
     @classmethod
-    def connect(cls, address, timeout: float = 5.0, hardware: bool = False) -> "TimestampedTcpSocket":
+    def connect(cls, address, timeout: float = 5.0, hardware: bool = False,
+                send_timeout_ns: int = 0) -> "TimestampedTcpSocket":
+        """Connect (within `timeout` s); the socket is then blocking, with TCP_NODELAY. With
+        send_timeout_ns, a send() that waits that long for room (the peer is not reading) fails
+        with EAGAIN instead of blocking for ever: SO_SNDTIMEO, so it bounds every send on the
+        descriptor, those of other code (journal.append_then_send) included."""
+        if isinstance(send_timeout_ns, bool) or not isinstance(send_timeout_ns, int) or send_timeout_ns < 0:
+            raise ValueError(f"send_timeout_ns must be a non-negative int, not {send_timeout_ns!r}")
         sock = socket.create_connection(address, timeout=timeout)
-        sock.settimeout(None)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return cls(sock, hardware)
+        try:
+            sock.settimeout(None)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if send_timeout_ns:
+                # 0 would mean "no timeout" to the kernel: a positive budget stays positive
+                sec, nsec = divmod(send_timeout_ns, 1_000_000_000)
+                usec = max(nsec // 1000, 0 if sec else 1)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", sec, usec))
+            return cls(sock, hardware)
+        except BaseException:
+            sock.close()
+            raise
 
     def send(self, data: bytes) -> int:
-        """Send all of `data`; returns the OPT_ID key its TX stamp will carry."""
+        """Send all of `data`; returns the OPT_ID key its TX stamp will carry. OSError when it
+        could not (EAGAIN: the send timeout passed, part of `data` may have gone)."""
         if not data:
             raise TimestampingError("an empty send has no byte to timestamp")
         self.sock.sendall(data)

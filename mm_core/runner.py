@@ -96,6 +96,10 @@ class RunnerSettings:
     utc_offset_s: int | None = None
     busy_poll: bool = False          # spin on a zero-timeout epoll: lower wake-up latency, one core
     heartbeat_ns: int = 1_000_000_000  # SoupBinTCP client heartbeat after this much send silence
+    rx_timeout_ns: int = 15_000_000_000  # order entry dead after this long with nothing received
+                                         # (SoupBinTCP's 15 s; the venue heartbeats every second)
+    send_timeout_ns: int = 250_000_000   # a send to the order entry blocked this long: the venue
+                                         # is not reading, the link is lost (SO_SNDTIMEO)
     space_retry_ns: int = 1_000_000_000  # while the disk is full, ask the journal for space this often
     operator_queue: int = 64           # operator commands waiting for the runner's thread, at most
     stage_samples: int = 4096          # market-data packets that sent orders, stage times kept (newest)
@@ -114,7 +118,9 @@ class RunnerReport:
     orders_unsent: int = 0           # journaled, not sent: no order entry (a re-login failed)
     protocol_errors: int = 0
     sends_failed: int = 0            # journaled orders the socket refused (TX_TS status SEND_FAILED)
-    venue_lost: bool = False         # the order entry ended under us: closed, reset, framing error
+    venue_lost: bool = False         # the order entry ended under us: closed, reset, framing error,
+                                     # silent past rx_timeout, a send past send_timeout (not after
+                                     # the venue's End of Session)
     stop_reason: str = ""
 
 
@@ -188,6 +194,7 @@ _CANCEL = ord("X")                   # OUCH Cancel Order: the order record may u
 _HEARTBEAT = ord("H")                # SoupBinTCP server heartbeat: not an answer, never reserved
 _RESERVED_NOTES = frozenset({RecordType.RISK_DECISION, RecordType.STATE_CHANGE, RecordType.KILL})
 _HEALTH = "journal-health"           # METRICS {"input": ...}: a JournalHealth fed to the engine
+_EAGAIN = frozenset({errno.EAGAIN, errno.EWOULDBLOCK})   # a send that hit SO_SNDTIMEO
 _USER = int(TsSource.USER)
 _ORDER_SENT = int(RecordType.ORDER_SENT)
 # what Runner.upkeep plans (and never sends) to keep the urgent path warm: a cancel, as pulls are
@@ -198,6 +205,11 @@ _OPERATOR_REFUSED = "operator-refused"    # the alert of a command the engine or
 _OE_LOST_ALERT = "order-entry-lost"      # the alert of orders held back with no order entry
 _NOT_CARRIED_OUT = "the session ended before the runner reached it: not carried out"
 _OE_CLOSED = "venue closed the order-entry session"
+_OE_EOS = "venue end of session"         # the venue's SoupBinTCP End of Session: a clean end
+_MAX_FRAME = soupbintcp.MAX_LENGTH_FIELD  # any legal SoupBinTCP frame (a long Debug packet too)
+# METRICS {"input": ...} records the engine hears as they are journaled (engine_events):
+_RUN_START = "run-start"             # a run began: JournalHealth(ok) and, fresh, Reconciled(True)
+_LINK_LOST = "order-entry-dead"      # silent past rx_timeout or a send past its deadline: Reconciled(False)
 # a frame that is not the last of its read, or that a read's partial frame follows: the read's one
 # stamp (its last segment's) is only an upper bound on when this frame arrived
 _RECEIVED_BY = {TsSource.SW_KERNEL: TsSource.SW_KERNEL_BY, TsSource.HW_PHC: TsSource.HW_PHC_BY}
@@ -239,6 +251,15 @@ def _oserror(exc: OSError) -> str:
 
 def _realtime() -> int:
     return time.clock_gettime_ns(time.CLOCK_REALTIME)
+
+
+def _resolve(host: str, port: int) -> tuple[str, int]:
+    """The IPv4 address of host:port, looked up once (a name service failure mid-session must not
+    cost a re-request). RunnerError, one line, when it cannot be resolved."""
+    try:
+        return socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_DGRAM)[0][4][:2]
+    except (OSError, UnicodeError) as exc:
+        raise RunnerError(f"cannot resolve the venue's host {host!r}: {exc}") from None
 
 
 def md_bind_address(settings: RunnerSettings) -> str:
@@ -283,13 +304,17 @@ class Runner:
                  reconciler: "Callable[[Runner, OperatorCommand], object] | None" = None) -> None:
         if settings.clock_profile not in PROFILES:
             raise RunnerError(f"unknown clock profile {settings.clock_profile!r}")
+        for name, least in (("rx_timeout_ns", 1), ("send_timeout_ns", 0)):
+            value = getattr(settings, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise RunnerError(f"{name} must be an int of at least {least}, not {value!r}")
         self.engine = engine
         self.journal = journal
         self.settings = settings
         self.clock = clock
         self.report = RunnerReport()
         self.tx = PendingTxTracker(settings.tx_timeout_ns)
-        self.framer = soupbintcp.Framer()
+        self.framer = soupbintcp.Framer(_MAX_FRAME)
         self.soup_seq = 0
         self.tcp_bytes = 0               # bytes written to the order-entry socket (TX keys)
         self.journal_ok = True           # what the engine was last told
@@ -334,6 +359,11 @@ class Runner:
         self._oe_end = ""                        # why the order entry ended under us ("" while up)
         self._utc_offset_s = _start_offset(settings)   # of the last journaled clock sample (engine_time)
         self._oe_accepted = False                # the venue accepted this connection's login
+        self._oe_eos = False                     # the venue ended the session (SoupBinTCP Z)
+        self._last_rx_mono = time.monotonic_ns()  # the order entry's last read (rx_timeout)
+        self._link_fault = ""                    # a send past its deadline: the engine hears it at the end
+        # where re-requests go: the venue's host as resolved once by connect()
+        self._rerequest_to: tuple = (settings.host, settings.rerequest_port)
 
     @property
     def utc_offset_s(self) -> int:
@@ -344,16 +374,18 @@ class Runner:
     # ------------------------------------------------------------------ lifecycle
     def connect(self) -> None:
         s = self.settings
+        self._rerequest_to = _resolve(s.host, s.rerequest_port)
         self._md = TimestampedUdpSocket(market_data_socket(s), s.hardware_timestamps)
         self._connect_oe()
 
     def _connect_oe(self) -> None:
         s = self.settings
-        self.framer = soupbintcp.Framer()
+        self.framer = soupbintcp.Framer(_MAX_FRAME)
         self.tcp_bytes = 0
-        self._oe_accepted = False
+        self._oe_accepted = self._oe_eos = False
         try:
-            self._oe = TimestampedTcpSocket.connect((s.host, s.ouch_port), hardware=s.hardware_timestamps)
+            self._oe = TimestampedTcpSocket.connect((s.host, s.ouch_port), hardware=s.hardware_timestamps,
+                                                    send_timeout_ns=s.send_timeout_ns)
         except OSError as exc:
             raise RunnerError(f"cannot reach the venue's order entry at {s.host}:{s.ouch_port}: {exc}") from exc
         # Ask for the first venue message the engine has not seen: last + 1 after a replay or a
@@ -368,6 +400,7 @@ class Runner:
             first = self.engine.venue_seq + 1
         login = soupbintcp.encode(soupbintcp.LoginRequest(s.username, s.password, s.session, first))
         self._oe_end = ""
+        self._last_rx_mono = time.monotonic_ns()     # the venue has rx_timeout to answer
         if self._send_tcp(login) < 0:
             raise RunnerError(f"cannot log in to the venue's order entry at {s.host}:{s.ouch_port}: "
                               f"{self._oe_end}")
@@ -393,8 +426,19 @@ class Runner:
         return self._wrote(len(data), key)
 
     def _send_failed(self, exc: OSError) -> int:
-        """The order entry refused a send: the run stops with that reason. -1."""
-        self._oe_lost(f"order entry send failed: {_oserror(exc)}")
+        """The order entry refused a send: the run stops with that reason. -1. A send that found
+        no room for send_timeout (the venue is not reading; part of it may have gone, so the stream
+        is cut) loses the link too, and the engine is told once the event at hand is done (_ended):
+        what the venue holds is unknown until a reconciliation."""
+        if exc.errno in _EAGAIN:
+            reason = (f"order entry send timed out: the venue took no bytes for "
+                      f"{self.settings.send_timeout_ns / 1e9:g} s (link lost)")
+            if not self._oe_end:
+                self._link_fault = reason
+                self._note_alert("order-entry-send-timeout", reason, _realtime())
+            self._oe_lost(reason)
+        else:
+            self._oe_lost(f"order entry send failed: {_oserror(exc)}")
         return -1
 
     def _wrote(self, n: int, key: int) -> int:
@@ -408,6 +452,25 @@ class Runner:
         if not self._oe_end:
             self._oe_end = reason
         return False
+
+    def _venue_silent(self, mono_ns: int) -> None:
+        """Nothing read from the order entry for rx_timeout (SoupBinTCP: the link is dead after
+        15 s; a live venue heartbeats every second): a hung or half-open venue. Alert, the engine
+        told (it latches and pulls what rests, its cancels tried on the link), the link ended."""
+        silent_s = (mono_ns - self._last_rx_mono) / 1e9
+        reason = (f"order entry silent for {silent_s:.1f} s (rx_timeout "
+                  f"{self.settings.rx_timeout_ns / 1e9:g} s): link dead")
+        self._note_alert("order-entry-silent", reason, _realtime())
+        self._link_dead(reason)
+        # the stop reason is the silence, even if the cancels' send timed out (its own alert)
+        self._oe_end, self._link_fault = reason, ""
+
+    def _link_dead(self, reason: str) -> None:
+        """The engine hears that the order entry died under it: an input record (a replay feeds
+        it as well), then Reconciled(False): the gateway latches until a reconciliation."""
+        now = _realtime()
+        doc = json.dumps({"input": _LINK_LOST, "cause": reason, "now_ns": now}, sort_keys=True).encode()
+        self._input(RecordType.METRICS, doc, now, TsSource.USER, Reconciled(now, False), reserve=True)
 
     def _heartbeat_if_idle(self, mono_ns: int) -> None:
         """A venue drops a silent client (SoupBinTCP: after 15 s by default), so keep the link alive.
@@ -433,10 +496,7 @@ class Runner:
         self._wake[0].setblocking(False)
         self._wake[1].setblocking(False)
         self._thread = threading.get_ident()
-        now = _realtime()
-        self._feed_internal(JournalHealth(now, True))
-        if s.fresh_session:
-            self._feed_internal(Reconciled(now, True))
+        self._start_facts(_realtime())
         self._drain_operator()              # commands queued before the wake socket existed
         md_fd, wake_fd = self._md.sock.fileno(), self._wake[0].fileno()
         poller = select.epoll()
@@ -461,8 +521,7 @@ class Runner:
                     if md_fd in fds:
                         self._on_md()
                     if oe_fd in fds and not self._on_oe():
-                        self.report.stop_reason, self.report.venue_lost = self._oe_end, True
-                        return self.report
+                        return self._ended(stop)
                     if wake_fd in fds:
                         self._drain_wake()
                         self._drain_operator()
@@ -488,15 +547,42 @@ class Runner:
                     # path kept warm, done before the loop waits again
                     upkeep()
                 self._heartbeat_if_idle(t)
-            self.report.venue_lost = bool(self._oe_end)
-            self.report.stop_reason = self._oe_end or (
-                "stopped" if stop is not None and stop.is_set() else "duration")
-            return self.report
+            return self._ended(stop)
         finally:
             self._thread = None
             poller.close()
             self._drain_tx(mono() + s.tx_timeout_ns)
             self.close()
+
+    def _start_facts(self, now: int) -> None:
+        """What every run starts from: the journal takes records and, for a fresh session, nothing
+        needs reconciling. Journaled as one record before the engine hears them, at that record's
+        time, so a replay feeds them at the same time and place (engine_events): packets already
+        waiting carry earlier stamps, so no other record's time would do."""
+        fresh = self.settings.fresh_session
+        doc = {"input": _RUN_START, "journal_ok": True, "reconciled": fresh, "now_ns": now}
+        refused = None
+        try:
+            self._append(RecordType.METRICS, json.dumps(doc, sort_keys=True).encode(), now, _USER, reserve=True)
+        except JournalError as exc:      # told to the engine right after the facts (fail closed)
+            refused = exc
+        self._feed_internal(JournalHealth(now, True))
+        if fresh:
+            self._feed_internal(Reconciled(now, True))
+        if refused is not None:
+            self._journal_failed(refused, now)
+
+    def _ended(self, stop: threading.Event | None) -> RunnerReport:
+        """The loop is over: a link that died under a send is told to the engine now (outside any
+        event of its own), and the report says why it ended; the venue's End of Session is a clean
+        end, not a lost venue."""
+        if self._link_fault:
+            reason, self._link_fault = self._link_fault, ""
+            self._link_dead(reason)
+        report = self.report
+        report.venue_lost = bool(self._oe_end) and not self._oe_eos
+        report.stop_reason = self._oe_end or ("stopped" if stop is not None and stop.is_set() else "duration")
+        return report
 
     def _poll_order_entry(self, poller, old_fd: int) -> int:
         """Poll the current order-entry socket instead of the one before (closed: the poller
@@ -533,13 +619,15 @@ class Runner:
         """Readable order entry: TX stamps on the error queue (they make the socket readable too)
         and/or venue bytes. False when the order entry ended: the venue closed or reset it (the
         bytes of a frame cut short are journaled in an alert), or its stream cannot be framed."""
-        self._drain_tx(time.monotonic_ns())
+        mono_ns = time.monotonic_ns()
+        self._drain_tx(mono_ns)
         try:
             data, rx_ns, source = self._oe.recv(65536, socket.MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
             return True
         except OSError as exc:
             return self._oe_lost(f"order entry read failed: {_oserror(exc)}")
+        self._last_rx_mono = mono_ns
         if not data:
             partial = self.framer.partial
             if partial:
@@ -573,6 +661,11 @@ class Runner:
                     pass
             elif ptype == ord("J"):
                 rejected = frame             # raised once the frames up to it are journaled
+            elif ptype == ord("Z"):
+                # the venue ended the session: nothing more is sent (orders decided from here on
+                # are withheld), the run ends cleanly; the frames after it are still taken
+                self._oe_eos = True
+                self._oe_lost(_OE_EOS)
             rtype, payload = venue_payload(self.soup_seq if ptype == ord("S") else 0, ptype, msg_type, frame)
             # the venue's answers may use the reserve: the engine must know what it owns
             event = VenueMessage(frame, engine_time(rx_ns, src, self._utc_offset_s), src)
@@ -593,6 +686,9 @@ class Runner:
         payload = pack(RecordType.TIMER, timer_id=1, now_ns=now)
         self._input(RecordType.TIMER, payload, now, TsSource.USER, Timer(now, 1))
         self._drain_tx(mono_ns)
+        if mono_ns - self._last_rx_mono >= self.settings.rx_timeout_ns and self._oe is not None \
+                and not self._oe_end:
+            self._venue_silent(mono_ns)
 
     def _on_clock(self, mono_ns: int) -> None:
         """Journal each clock sample the monitor took since the last look, exactly once and at its
@@ -766,6 +862,7 @@ class Runner:
         with contextlib.suppress(OSError):
             self._drain_tx(time.monotonic_ns() + self.settings.tx_timeout_ns)
         self._oe, self._oe_accepted, self._oe_end = None, False, ""   # the run goes on (see _withhold)
+        self._oe_eos, self._link_fault = False, ""
         with contextlib.suppress(OSError):
             oe.close()
 
@@ -828,6 +925,7 @@ class Runner:
                 break
         self._drain_tx(time.monotonic_ns() + self.settings.tx_timeout_ns)
         self._oe, self._oe_end = None, ""     # a close we asked for: the run goes on (see _withhold)
+        self._oe_eos, self._link_fault = False, ""
         try:
             oe.close()
         except OSError:
@@ -1004,8 +1102,7 @@ class Runner:
                     batch.append(self._filler(action, key, now))
                     padded = True
             elif isinstance(action, RequestRetransmit):
-                # from the market-data socket: the re-request server answers the sender's address
-                self._md.sock.sendto(action.packet, (self.settings.host, self.settings.rerequest_port))
+                self._rerequest(action, now)
             elif isinstance(action, JournalNote):
                 try:
                     self._append(action.rtype, action.payload, now, int(TsSource.USER),
@@ -1014,6 +1111,16 @@ class Runner:
                     self._journal_failed(exc, now)
         if batch and (not padded or any(seq for _, seq, _ in batch)):
             self._send_orders(batch, padded)
+
+    def _rerequest(self, action: RequestRetransmit, now: int) -> None:
+        """A MoldUDP64 re-request, from the market-data socket (the re-request server answers the
+        sender's address). A send the kernel refuses (ENOBUFS, unreachable) is journaled as an
+        alert and the decision's other actions go on: the engine asks again on its timer."""
+        try:
+            self._md.sock.sendto(action.packet, self._rerequest_to)
+        except OSError as exc:
+            self._note_alert("rerequest-failed", f"re-request of {action.count} packet(s) from {action.sequence} "
+                             f"to {self._rerequest_to[0]}:{self._rerequest_to[1]} not sent: {_oserror(exc)}", now)
 
     def _act_urgent(self, actions: list) -> None:
         """The guard's pulls, journaled and sent while the engine is still inside on_event. A
@@ -1125,7 +1232,7 @@ class Runner:
     def _send_orders(self, batch: list[tuple[SendOrder, int, int]], padded: bool = False) -> None:
         """Journaled orders out in one send; each gets a TX_TS record from that send's stamp
         (`padded`: the batch holds fillers, seq 0, sent but no order)."""
-        if self._oe is None:
+        if self._oe is None or self._oe_eos:
             self._withhold([entry for entry in batch if entry[1]] if padded else batch)
             return
         data = batch[0][0].packet if len(batch) == 1 else b"".join(a.packet for a, _, _ in batch)
@@ -1260,29 +1367,50 @@ def market_data_event(rec, utc_offset_s: int = TAI_MINUS_UTC_S) -> MarketData:
 _MD_T, _VENUE_T, _VENUE_LONG_T, _TIMER_T, _CLOCK_T, _OPERATOR_T, _METRICS_T = map(int, (
     RecordType.MD_PACKET, RecordType.VENUE_MSG, RecordType.VENUE_MSG_LONG, RecordType.TIMER,
     RecordType.CLOCK_SAMPLE, RecordType.OPERATOR_CMD, RecordType.METRICS))
-_HEALTH_TEXT = _HEALTH.encode()
+_INPUT_TEXT = b'"input": '                  # in every METRICS input record (json.dumps' spacing)
+_FED_TYPES = frozenset((_MD_T, _VENUE_T, _VENUE_LONG_T, _TIMER_T, _CLOCK_T, _OPERATOR_T))
+_RECON_T = int(RecordType.RECON)
+
+
+def _metrics_input(payload: bytes) -> str:
+    """The "input" of a METRICS record the engine hears ("" for notes and alerts)."""
+    if _INPUT_TEXT not in payload:
+        return ""
+    doc = unpack_json(payload)
+    return doc.get("input", "") if isinstance(doc, dict) else ""
 
 
 def engine_events(records: Iterable, profile: str = "eu-hft", fresh_session: bool = True,
-                  utc_offset_s: int = TAI_MINUS_UTC_S) -> Iterator:
+                  utc_offset_s: int = TAI_MINUS_UTC_S, resumed: bool = False) -> Iterator:
     """The engine inputs a journal holds, in journal order, for replay through a fresh engine.
 
-    records: journal.Reader records (seq, rtype, ts_ns, ts_source, clock_state, payload). The
-    facts the runner fed without a record of their own come first: the journal was healthy (it
-    took these records) and, for a fresh session, nothing needed reconciling. A change of the
-    journal's health is a METRICS record {"input": "journal-health", ...} written by the runner.
+    records: journal.Reader records (seq, rtype, ts_ns, ts_source, clock_state, payload). Facts
+    the runner feeds are METRICS records {"input": ...} it wrote: "run-start" (the journal is
+    healthy and, for a fresh session, nothing needs reconciling), "journal-health" (a change of
+    it), "order-entry-dead" (the link died: not reconciled). A journal whose first input comes
+    before any "run-start" (written before runners journaled their start) gets the start facts
+    at its first record's time, `fresh_session` saying whether Reconciled(True) is one of them;
+    none when a RECON record comes first (a recovery took over a session that never ran: its
+    engine, built from the records before, had none). `resumed`: the records go on from a
+    snapshot, which holds the facts before them.
     `utc_offset_s`: the UTC offset in force before the first record (a resumed replay's snapshot's).
     """
     bit = 1 << PROFILES[profile].bit
     offset = utc_offset_s              # the UTC offset in force (engine_time), as the runner had it
-    started = False
+    owed = not resumed                 # the start facts, until the first input or run-start record
+    first_ts = None
     for rec in records:
         rtype = rec.rtype
-        if not started:
-            started = True
-            yield JournalHealth(rec.ts_ns, True)
-            if fresh_session:
-                yield Reconciled(rec.ts_ns, True)
+        if owed:
+            if first_ts is None:
+                first_ts = rec.ts_ns
+            kind = _metrics_input(rec.payload) if rtype == _METRICS_T else ""
+            if kind or rtype in _FED_TYPES or rtype == _RECON_T:
+                owed = False
+                if kind != _RUN_START and rtype != _RECON_T:
+                    yield JournalHealth(first_ts, True)
+                    if fresh_session:
+                        yield Reconciled(first_ts, True)
         if rtype == _MD_T:
             yield market_data_event(rec, offset)
         elif rtype == _VENUE_T or rtype == _VENUE_LONG_T:
@@ -1305,7 +1433,14 @@ def engine_events(records: Iterable, profile: str = "eu-hft", fresh_session: boo
             doc = unpack_json(rec.payload)
             yield OperatorCommand(rec.ts_ns, doc["command"], doc["actor"], doc["reason"],
                                   doc.get("scope", "all"), doc.get("scope_id", 0))
-        elif rtype == _METRICS_T and _HEALTH_TEXT in rec.payload:
+        elif rtype == _METRICS_T and _INPUT_TEXT in rec.payload:
             doc = unpack_json(rec.payload)
-            if isinstance(doc, dict) and doc.get("input") == _HEALTH:
+            kind = doc.get("input") if isinstance(doc, dict) else None
+            if kind == _HEALTH:
                 yield JournalHealth(rec.ts_ns, bool(doc["ok"]), tuple(doc.get("unsent") or ()))
+            elif kind == _RUN_START:
+                yield JournalHealth(rec.ts_ns, bool(doc["journal_ok"]))
+                if doc["reconciled"]:
+                    yield Reconciled(rec.ts_ns, True)
+            elif kind == _LINK_LOST:
+                yield Reconciled(rec.ts_ns, False)

@@ -410,8 +410,10 @@ def _start_venue(spec: VenueSpec, inputs: SessionInputs, settings: SessionSettin
         return spec, {"kind": "external", "host": spec.host, "ouch_port": spec.ouch_port,
                       "itch_port": spec.itch_port, "rerequest_port": spec.rerequest_port, "session": ""}
     itch = spec.itch_port or free_udp_port()
-    # The runner sends no SoupBinTCP client heartbeats, so an idle (not trading) session would be
-    # dropped after heartbeat_timeout: the venue we start waits as long as the session lasts.
+    # The runner sends SoupBinTCP client heartbeats only from its loop: not between connect() and
+    # run(), nor while an operator's reconciliation holds its thread. The venue we start waits
+    # as long as the session lasts rather than dropping it after heartbeat_timeout of that
+    # silence (a dead venue is the runner's to detect: RunnerSettings.rx_timeout_ns).
     lifetime = settings.duration_s + settings.clock.warmup + _VENUE_MARGIN_S
     log_dir = settings.venue_log_dir or stack.enter_context(tempfile.TemporaryDirectory(prefix="mmaudit-venue-"))
     if spec.kind == "embedded":

@@ -124,12 +124,7 @@ class Blocks:
         self._size = block_records
         self._block: _Block | None = None
         self._k = 0                 # index of the next record of the block
-        self._front: list = []      # records put ahead of the journal's (push_front)
         self._from_block = False    # the record handed out last is at self._k - 1 of the block
-
-    def push_front(self, rec) -> None:
-        """`rec` comes out before the journal's records (replay's resume marker)."""
-        self._front.append(rec)
 
     def _ready(self) -> bool:
         """Whether a record of the journal is next, reading the next block if needed."""
@@ -150,9 +145,6 @@ class Blocks:
         return self
 
     def __next__(self) -> Record:
-        if self._front:
-            self._from_block = False
-            return self._front.pop()
         if not self._ready():
             raise StopIteration
         k = self._k
@@ -160,8 +152,6 @@ class Blocks:
         return self._block.record(k)
 
     def next_is(self, rtype) -> bool:
-        if self._front:
-            return self._front[-1].rtype == rtype
         return self._ready() and self._block.rtypes[self._k] == rtype
 
     def packet_run(self, event: MarketData, limit: int):

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import collections
 import functools
-import itertools
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from journal import Reader, Record
+from journal import Reader
 from journal.catalogue import (RecordType, TsSource, order_sent_raw, token_tag, unpack, unpack_json,
                                venue_fields)
 from journal.errors import JournalError
@@ -135,7 +134,6 @@ class _Walk:
         self.engine = engine
         self.result = result
         self.expected: collections.deque[SendOrder] = collections.deque()
-        self.skipping = False          # drop the start-up events engine_events adds on resuming
         self.every = snapshot_every
         self.snapshot_dir = snapshot_dir
         self.journal_id = journal_id
@@ -152,8 +150,6 @@ class _Walk:
             r.divergences.append(Divergence(seq, detail))
 
     def feed(self, event) -> None:
-        if self.skipping:
-            return
         self.result.events += 1
         self.since_snapshot += 1
         self.take(self.engine.on_event(event))
@@ -184,7 +180,6 @@ class _Walk:
             for i in range(start, stop):
                 self.before(recs.record(i))
             return
-        self.skipping = False
         r = self.result
         r.records += stop - start
         if not r.first_seq:
@@ -198,10 +193,6 @@ class _Walk:
 
     def before(self, rec) -> None:
         """Runs as each record is pulled: every earlier record's events have been fed."""
-        if rec is _RESUME:
-            self.skipping = True
-            return
-        self.skipping = False
         r = self.result
         r.records += 1
         if not r.first_seq:
@@ -355,11 +346,6 @@ class _Lookahead:
         return self._next is not None and self._next.rtype == rtype
 
 
-# A record no journal holds: put first when resuming from a snapshot, so the start-up events
-# engine_events adds at its first record fall on it and are dropped (the snapshot has them).
-_RESUME = Record(0, 0, 0, 0, 0, b"")
-
-
 def replay(records: Iterable, engine, *, profile: str = "eu-hft", fresh_session: bool = True,
            resume: Snapshot | None = None, snapshot_every: int | Callable[[int], bool] = 0,
            snapshot_dir=None, journal_id: str = "", witness: Callable[[int], str] | None = None,
@@ -392,12 +378,8 @@ def replay(records: Iterable, engine, *, profile: str = "eu-hft", fresh_session:
         result.last_venue_seq = resume.last_venue_seq
         result.corrections_reported = dict(resume.corrections_reported)
         result.utc_offset_s = resume.utc_offset_s
-    if isinstance(records, Blocks):       # a journal read a block at a time (replay_journal)
-        source = records
-        if resume is not None:
-            source.push_front(_RESUME)
-    else:
-        source = _Lookahead(itertools.chain((_RESUME,), records) if resume is not None else records)
+    # a journal read a block at a time (replay_journal), or any iterable of records
+    source = records if isinstance(records, Blocks) else _Lookahead(records)
 
     def tapped():
         # engine_events pulls a record only after the events of the previous one were fed, so
@@ -410,7 +392,8 @@ def replay(records: Iterable, engine, *, profile: str = "eu-hft", fresh_session:
     # end quiet (Engine.on_packet_run); not when writing snapshots (they count single events)
     batch = batch and not snapshot_every
     started = time.perf_counter()
-    for event in engine_events(tapped(), profile, fresh_session, result.utc_offset_s):
+    # resumed: the snapshot holds the start facts of a journal that has no run-start record
+    for event in engine_events(tapped(), profile, fresh_session, result.utc_offset_s, resume is not None):
         if batch and type(event) is MarketData and event.ts_source != _PHC and source.next_is(_MD_PACKET):
             walk.feed_run(event, source)
         else:

@@ -6,6 +6,7 @@ import socket
 import struct
 import threading
 
+from audit.capture import TimestampedTcpSocket
 from journal import Journal, Reader
 from journal.catalogue import RecordType, unpack, unpack_json
 from mm_core.config import EngineConfig
@@ -45,10 +46,12 @@ def new_engine() -> Engine:
     return Engine(EngineConfig(quoted=("ACME", "BOLT")), SYMBOLS, gateway())
 
 
-def run_against(tmp_path, port: int, seconds: float):
-    """(runner, engine, records, exception or None) of a run against the venue at port."""
+def run_against(tmp_path, port: int, seconds: float, **settings):
+    """(runner, engine, records, exception or None) of a run against the venue at port
+    (`settings`: RunnerSettings fields)."""
     path = str(tmp_path / "journal")
-    settings = RunnerSettings(itch_port=free_udp_port(), ouch_port=port, rerequest_port=free_udp_port())
+    settings = RunnerSettings(itch_port=free_udp_port(), ouch_port=port, rerequest_port=free_udp_port(),
+                              **settings)
     engine, exc = new_engine(), None
     with Journal(path) as journal:
         runner = Runner(engine, journal, settings, LockedClock())
@@ -58,6 +61,24 @@ def run_against(tmp_path, port: int, seconds: float):
             exc = e
     with Reader(path) as reader:
         return runner, engine, list(reader.records()), exc
+
+
+def linked_runner(journal, settings: RunnerSettings | None = None, buffers: int = 0):
+    """(runner, peer): a runner, not run, whose order entry is connected to a local socket the
+    test holds as the venue. `buffers`: that socket's receive buffer and the runner's send buffer
+    this small (a peer that stops reading blocks the runner's sends soon)."""
+    lsn = socket.socket()
+    if buffers:
+        lsn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffers)
+    lsn.bind(("127.0.0.1", 0))
+    lsn.listen(1)
+    runner = Runner(new_engine(), journal, settings or RunnerSettings(), LockedClock())
+    runner._oe = TimestampedTcpSocket.connect(lsn.getsockname(), send_timeout_ns=runner.settings.send_timeout_ns)
+    if buffers:
+        runner._oe.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, buffers)
+    peer, _ = lsn.accept()
+    lsn.close()
+    return runner, peer
 
 
 def venue_msgs(records) -> list[tuple[str, int, int]]:
