@@ -66,6 +66,7 @@ class Trigger(enum.Enum):
     MODIFY_SENT = "modify-sent"
     MODIFIED = "modified"                   # Order Modified: the size is down, nothing filled yet
     MODIFIED_PARTIAL = "modified-partial"   # Order Modified of an order partly filled before
+    MODIFIED_CANCELLING = "modified-cancelling"  # ... of an outcome-unknown one with a cancel in flight
     TIMEOUT = "timeout"
 
 
@@ -108,6 +109,7 @@ TRANSITIONS: dict[tuple[OrderState, Trigger], OrderState] = {
     (S.PENDING_CANCEL, T.MODIFIED_PARTIAL): S.PENDING_CANCEL,
     (S.UNKNOWN, T.MODIFIED): S.ACCEPTED,
     (S.UNKNOWN, T.MODIFIED_PARTIAL): S.PARTIALLY_FILLED,
+    (S.UNKNOWN, T.MODIFIED_CANCELLING): S.PENDING_CANCEL,    # the cancel that followed lands next
     # fill-after-cancel: the venue filled the order before our cancel reached it
     (S.PENDING_CANCEL, T.PARTIAL_FILL): S.PENDING_CANCEL,
     (S.PENDING_CANCEL, T.FILL): S.FILLED,
@@ -223,9 +225,10 @@ class Order:
 
     def __setstate__(self, state) -> None:
         self.cancel_sent = False     # an order pickled before the fields existed
-        self.modify_sent = False
         for name, value in state[1].items():
             setattr(self, name, value)
+        if "modify_sent" not in state[1]:
+            self.modify_sent = self.fsm.state is OrderState.PENDING_MODIFY
         if "mark" not in state[1]:
             self.mark = "B" if self.side == Side.BUY else "S"
 
@@ -272,8 +275,8 @@ def _plain(text: str) -> bool:
 
 
 def check_token_room(prefix: str, tag: str, token_length: int = TOKEN_LENGTH) -> None:
-    """OmsError unless `prefix` and `tag` are ASCII letters or digits and prefix + tag leave the counter at least
-    MIN_COUNTER_WIDTH characters of the token."""
+    """OmsError unless `prefix` and `tag` are ASCII letters or digits and prefix + tag leave the
+    counter at least MIN_COUNTER_WIDTH characters of the token."""
     if not _plain(prefix):
         raise OmsError(f"token prefix {prefix!r} must be ASCII letters or digits")
     if tag and not _plain(tag):
@@ -477,7 +480,11 @@ class Oms:
         if shares <= 0 or shares > order.leaves:
             raise InvalidTransition(
                 f"{order.state.value} -> modified to {shares} with {order.leaves} left ({token})")
-        self._fire(order, Trigger.MODIFIED_PARTIAL if order.filled else Trigger.MODIFIED, now_ns)
+        if order.state is OrderState.UNKNOWN and order.cancel_sent:
+            trigger = Trigger.MODIFIED_CANCELLING
+        else:
+            trigger = Trigger.MODIFIED_PARTIAL if order.filled else Trigger.MODIFIED
+        self._fire(order, trigger, now_ns)
         order.leaves = shares
         order.modify_sent = False
         return order

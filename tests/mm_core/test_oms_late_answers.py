@@ -154,6 +154,17 @@ def test_a_late_replaced_of_a_pulled_replacement_waits_for_its_cancel(timeout):
     assert o.get(t).state is St.REPLACED
 
 
+@pytest.mark.parametrize("timeout", [False, True])
+def test_a_late_modified_of_a_pulled_order_waits_for_its_cancel(timeout):
+    o, t = accepted()
+    send(o, OrderKind.MODIFY, t, 200)
+    if timeout:
+        time_out(o)
+    send(o, OrderKind.CANCEL, t)
+    order = o.on_modified(t, 200, 20)
+    assert (order.state, order.leaves, order.cancel_sent) == (St.PENDING_CANCEL, 200, True)
+
+
 def test_fills_after_a_cancel_are_counted_also_after_it_timed_out():
     o, t = pending_cancel()
     o.on_executed(t, 100, 2)
