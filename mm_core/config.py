@@ -86,12 +86,41 @@ class EngineConfig:
     fair_value: FairValueParams = field(default_factory=FairValueParams)
 
     def __post_init__(self) -> None:
-        if self.max_depth_bps <= 0:
-            raise ValueError("max_depth_bps must be > 0")
-        if not self.max_vol_ratio >= 1.0:
-            raise ValueError("max_vol_ratio must be >= 1")
-        if self.requote_rest_ns < 0:
-            raise ValueError("requote_rest_ns must be >= 0")
+        """ConfigError naming the first field the engine cannot work with (from_toml prefixes the
+        section): what would otherwise fail at the first book, or quietly never quote."""
+        prefix = self.session_prefix
+        if not (isinstance(prefix, str) and 1 <= len(prefix) <= 8 and prefix.isascii() and prefix.isalnum()):
+            raise ConfigError(f"session_prefix {prefix!r} must be 1-8 ASCII letters or digits "
+                              "(it starts every OUCH order token)")
+        if not _wire_text(self.firm, 4):
+            raise ConfigError(f"firm {self.firm!r} must be 1-4 printable ASCII characters (OUCH Firm), "
+                              "without trailing spaces")
+        for name in ("quote_size", "position_limit"):
+            # quote sizes are whole lots: under one lot, the engine would never quote
+            if getattr(self, name) < self.skew.lot:
+                raise ConfigError(f"{name} must be at least one lot (skew.lot = {self.skew.lot}), "
+                                  f"not {getattr(self, name)!r}")
+        for name, ok, rule in (("size_skew", 0.0 <= self.size_skew <= 1.0, "within [0, 1]"),
+                               ("withdraw_at", 0.0 < self.withdraw_at <= 1.0, "within (0, 1]"),
+                               ("vol_alpha", 0.0 < self.vol_alpha <= 1.0, "within (0, 1]"),
+                               ("min_depth_ticks", self.min_depth_ticks >= 0.0, ">= 0"),
+                               ("adverse_rate_weight", self.adverse_rate_weight >= 0.0, ">= 0"),
+                               ("toxicity_weight", self.toxicity_weight >= 0.0, ">= 0"),
+                               ("max_depth_bps", self.max_depth_bps > 0, "> 0"),
+                               ("max_vol_ratio", self.max_vol_ratio >= 1.0, ">= 1"),
+                               ("ack_timeout_ns", self.ack_timeout_ns > 0, "> 0"),
+                               ("metrics_interval_ns", self.metrics_interval_ns > 0, "> 0"),
+                               ("risk_refresh_ns", self.risk_refresh_ns > 0, "> 0")):
+            if not ok:
+                raise ConfigError(f"{name} must be {rule}, not {getattr(self, name)!r}")
+        for name in ("requote_rest_ns", "rerequest_timeout_ns", "deny_backoff_ns", "prune_after_ns"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, not {getattr(self, name)!r}")
+        horizons = self.markout_horizons_ns
+        if not horizons or any(h <= 0 for h in horizons) or list(horizons) != sorted(set(horizons)):
+            raise ConfigError(f"markout_horizons_ns must be positive and ascending, not {list(horizons)!r}")
+        if not 0 <= self.adverse_horizon < len(horizons):
+            raise ConfigError(f"adverse_horizon must index markout_horizons_ns (0 to {len(horizons) - 1})")
 
     @classmethod
     def from_toml(cls, text: str) -> "EngineConfig":
@@ -158,6 +187,13 @@ def _build(kind: type, values: Any, section: str) -> Any:
         return kind(**out)
     except ValueError as exc:
         raise ConfigError(f"{section}: {exc}") from None
+
+
+def _wire_text(text: object, width: int) -> bool:
+    """Text an OUCH/ITCH alpha field of `width` holds as it is: printable ASCII, at most `width`
+    characters, not empty and without trailing spaces (those are the field's padding)."""
+    return (isinstance(text, str) and 0 < len(text) <= width and text.isascii() and text.isprintable()
+            and text == text.rstrip(" "))
 
 
 # --- symbols ----------------------------------------------------------------------------------
@@ -245,6 +281,9 @@ def symbols_from_toml(text: str) -> Symbols:
         for i, t in enumerate(doc.get(kind, [])):
             where = f"{kind}[{i}]"
             name = _field(t, where, "name", str)
+            if not _wire_text(name, 8):
+                raise ConfigError(f"{where}.name: {name!r} must be 1-8 printable ASCII characters "
+                                  "(the ITCH/OUCH Stock field), without trailing spaces")
             sid = _field(t, where, "id", int)
             if not 1 <= sid <= 65535:
                 raise ConfigError(f"{where}.id: must be 1..65535")

@@ -64,7 +64,8 @@ def check_path(path: str) -> str:
 
 def parse_request(doc: object, symbols: dict[str, int]) -> tuple[str, str, str, str, int]:
     """(command, actor, reason, scope, scope_id) from a request, or ControlError saying what is
-    wrong. A symbol-scoped kill or enable may name the symbol; other scopes take their numeric id.
+    wrong. A symbol-scoped kill or enable names a symbol this session trades, by name or id;
+    other scopes take their numeric id.
     Actor and reason must fit their journal fields whole (TEXT_BYTES, UTF-8 bytes)."""
     if not isinstance(doc, dict):
         raise ControlError("a request is a JSON object")
@@ -98,6 +99,10 @@ def parse_request(doc: object, symbols: dict[str, int]) -> tuple[str, str, str, 
         raise ControlError("scope_id must be an integer from 0 to 2^32-1 (or a symbol name for scope symbol)")
     if scope is KillScope.ALL and scope_id != 0:
         raise ControlError("scope all takes no scope_id")
+    if scope is KillScope.SYMBOL and scope_id not in symbols.values():
+        # a kill of a symbol the session does not trade would be journaled and cancel nothing
+        raise ControlError(f"unknown symbol id {scope_id}; this session trades "
+                           + ", ".join(f"{name} ({i})" for name, i in sorted(symbols.items())))
     return command, texts["actor"], texts["reason"], scope.name.lower(), scope_id
 
 

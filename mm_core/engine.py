@@ -55,6 +55,7 @@ _SEQUENCED = ord("S")           # SoupBinTCP sequenced data: an OUCH message fol
 _decode_outbound_from = ouch.decode_outbound_from
 _ACCEPTED, _PARTIAL = OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED
 _PENDING_NEW, _PENDING_CANCEL = OrderState.PENDING_NEW, OrderState.PENDING_CANCEL
+_UNKNOWN = OrderState.UNKNOWN
 
 _GAP = moldudp64.Gap
 _ENTER, _REPLACE, _CANCEL, _MODIFY = OrderKind.ENTER, OrderKind.REPLACE, OrderKind.CANCEL, OrderKind.MODIFY
@@ -1223,6 +1224,9 @@ class Engine:
                     return False
             else:                       # a Modify carries the order's marking
                 mark = self.oms.orders[intent.token].mark
+        # the bytes first: an intent that cannot be encoded fails here, before the gateway counts
+        # it or the OMS records it (a recorded order never sent would wait for an answer forever)
+        packet = self._encode(intent, mark)
         # the gateway checks the marking and Rule 201 itself: the bid it tests against, while the
         # price test is in force (it denies a short sale on a symbol it knows restricted without one)
         decision = self.risk.check(intent, now, mark,
@@ -1239,7 +1243,6 @@ class Engine:
         order = self.oms.on_sent(intent, now)
         if intent.kind is _ENTER:
             order.mark = mark
-        packet = self._encode(intent, order.mark)
         actions.append(_send_order(intent, packet, decision, int(decision.state)))
         self.counts["orders_sent"] += 1
         if intent.purpose is _QUOTE:
@@ -1330,8 +1333,9 @@ class Engine:
                   symbol_id: int = -1) -> list[Order]:
         """The orders of `purpose` (None: any) on `symbol_id` (-1: any) that `match` (None: all)
         takes and that may rest at the venue, including those it has not answered yet: a cancel
-        by token lands after the enter (or replace) it follows. An IOC never rests. In the OMS's
-        order."""
+        by token lands after the enter (or replace) it follows. An IOC never rests; an order with
+        a cancel on its way (pending cancel, or outcome-unknown after it) is not pulled again. In
+        the OMS's order."""
         pullable = []
         for order in self.oms.live.values():     # same order as oms.orders, terminal ones left out
             if symbol_id >= 0 and order.symbol_id != symbol_id:
@@ -1339,6 +1343,8 @@ class Engine:
             st = order.fsm.state
             if st in TERMINAL or st is _PENDING_CANCEL or (st is _PENDING_NEW and order.tif == ouch.TIF_IOC):
                 continue
+            if st is _UNKNOWN and order.cancel_sent:
+                continue                # its cancel is on its way already (sent before or after the timeout)
             if purpose is not None and order.purpose is not purpose:
                 continue
             if match is not None and not match(order):
@@ -1686,6 +1692,7 @@ class Engine:
         now = self.now
         s, side = order.symbol_id, order.side
         hedge = order.purpose is Purpose.HEDGE
+        late = order.cancel_sent        # before the pulls below: our cancel was out when it filled
         if lane is not None:
             on_sent = self.oms.on_sent
             for action in lane:
@@ -1704,6 +1711,8 @@ class Engine:
             self.metrics.on_hedge_fill(s, side, qty, price, self.mid2[s])
         else:
             self.metrics.on_fill(s, side, qty, price, self.mid2[s], now)
+        if late:
+            self.metrics.on_fill_after_cancel(s, qty)
         rx = self._rx
         if rx is not None:
             rx.position[s] = position
@@ -2061,7 +2070,7 @@ class Engine:
         or, when it cannot be (no room, not answered yet, the modify refused), pulled."""
         for order in list(self.oms.live.values()):
             st = order.fsm.state
-            if st in TERMINAL or st is OrderState.PENDING_CANCEL or order.tif == ouch.TIF_IOC:
+            if st in TERMINAL or st is OrderState.PENDING_CANCEL or order.tif == ouch.TIF_IOC or order.cancel_sent:
                 continue
             s, buy = order.symbol_id, order.side == _BUY
             room = self._reduce_room(s, buy, order.token)
@@ -2076,8 +2085,8 @@ class Engine:
     def _forget_unsent(self, token: str) -> None:
         """An order the journal refused was never sent (write-ahead): the venue will never answer."""
         order = self.oms.orders.get(token)
-        if order is None or order.fsm.state not in (OrderState.PENDING_NEW, OrderState.UNKNOWN):
-            return
+        if order is None or order.acked or order.fsm.state not in (OrderState.PENDING_NEW, OrderState.UNKNOWN):
+            return                      # (an accepted order's unsent record was a cancel or modify)
         self.oms.on_rejected(token, self.now)
         self.risk.on_order_done(token, self.now)
         if order.purpose is Purpose.HEDGE:

@@ -35,6 +35,12 @@ class HedgeParams:
     def __post_init__(self) -> None:
         if not 0 <= self.keep < self.trigger or self.lot <= 0 or self.band <= 0:
             raise HedgeError("need 0 <= keep < trigger, lot > 0, band > 0")
+        # each named: a ConfigError from the config document carries the message
+        if not 0.0 < self.beta_alpha <= 1.0:
+            raise HedgeError(f"beta_alpha must be within (0, 1], not {self.beta_alpha!r}")
+        for name in ("hold_ns", "cross_ticks"):
+            if getattr(self, name) < 0:
+                raise HedgeError(f"{name} must be >= 0, not {getattr(self, name)!r}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ class Metrics:
         self.lots = [deque() for _ in range(n_symbols)]   # [signed qty, price]
         self.realized = [0] * n_symbols                   # price4 · shares
         self.spread_x2 = [0] * n_symbols                  # 2 · spread captured, price4 · shares
+        self._fill_counters()
         self.quotes_sent = [0, 0]                         # per side: bid, ask
         self.quoted_qty = [0, 0]                          # shares of those quotes (enters, replaces)
         self.fills = [0, 0]
@@ -64,6 +65,17 @@ class Metrics:
         self.pos_samples = 0
         self._no_hedges()
 
+    def _fill_counters(self) -> None:
+        n = self.n
+        # shares of quote fills whose spread was captured (a fill with no mid yet adds none):
+        # per symbol, and per side (bid, ask) beside filled_qty
+        self.spread_marked_qty = [0] * n
+        self.spread_marked_side = [0, 0]
+        # fills (and their shares) of orders whose cancel was on its way: the venue filled them
+        # before our cancel landed (quote or hedge; per symbol)
+        self.after_cancel_fills = [0] * n
+        self.after_cancel_qty = [0] * n
+
     def _no_hedges(self) -> None:
         self.hedge_fills = 0                              # hedge IOC fills (not quote fills)
         self.hedge_qty = 0
@@ -82,6 +94,8 @@ class Metrics:
             self._no_hedges()
         if "quoted_qty" not in state:       # from before quoted shares were counted
             self.quoted_qty = [0, 0]
+        if "spread_marked_qty" not in state:    # from before marked and late fills were counted
+            self._fill_counters()
 
     # --- inputs ------------------------------------------------------------------------
 
@@ -98,11 +112,19 @@ class Metrics:
         self.filled_qty[i] += qty
         if mid2 > 0:
             self.spread_x2[symbol_id] += sign * (mid2 - 2 * price) * qty
+            self.spread_marked_qty[symbol_id] += qty
+            self.spread_marked_side[i] += qty
         for q in self.pending:
             q.append((now_ns, symbol_id, sign, price, qty))
         due = now_ns + self.horizons[0]
         if due < self.next_due_ns:
             self.next_due_ns = due
+
+    def on_fill_after_cancel(self, symbol_id: int, qty: int) -> None:
+        """A fill (quote or hedge, booked with on_fill or on_hedge_fill) of an order whose cancel
+        was on its way: what pulling late cost, counted apart."""
+        self.after_cancel_fills[symbol_id] += 1
+        self.after_cancel_qty[symbol_id] += qty
 
     def on_hedge_fill(self, symbol_id: int, side: Side, qty: int, price: int, mid2: int) -> None:
         """A fill of a hedge IOC: P&L and turnover, and the cost of hedging (what crossing the
@@ -229,13 +251,18 @@ class Metrics:
                 "realized": self.realized[s],
                 "unrealized_x2": unrealized_x2,
                 "spread_captured_x2": self.spread_x2[s],
+                "spread_marked_qty": self.spread_marked_qty[s],
                 "traded": self.traded[s],
+                "fills_after_cancel": self.after_cancel_fills[s],
             }
         mean_abs = self.abs_pos_sum / self.pos_samples if self.pos_samples else 0.0
         return {
             "realized": sum(self.realized),
             "unrealized_x2": unrealized_total,
             "spread_captured_x2": sum(self.spread_x2),
+            # the quote fills' shares spread_captured_x2 counts (filled_qty less these had no mid)
+            "spread_marked_qty": {"bid": self.spread_marked_side[0], "ask": self.spread_marked_side[1]},
+            "fills_after_cancel": {"fills": sum(self.after_cancel_fills), "qty": sum(self.after_cancel_qty)},
             "fill_rate": {side: (self.filled_qty[i] / self.quoted_qty[i] if self.quoted_qty[i] else 0.0)
                           for i, side in enumerate(("bid", "ask"))},
             "fills": {"bid": self.fills[0], "ask": self.fills[1]},
@@ -259,4 +286,8 @@ class Metrics:
                 self.quotes_sent, self.fills, [list(q) for q in self.pending], self.markout_x2,
                 self.markout_n, self.adverse, self.abs_pos_sum, self.recent_markout,
                 self.adverse_by, self.marked_by, self.hedge_fills, self.hedge_qty,
-                self.hedge_cost_x2, self.hedge_marked_qty, self.quoted_qty)
+                self.hedge_cost_x2, self.hedge_marked_qty, self.quoted_qty,
+                # the fill rate, turnover and which symbols' mids the summary reads
+                self.filled_qty, self.traded, self.markout_qty, self.pos_samples,
+                self.spread_marked_qty, self.spread_marked_side, self.after_cancel_fills,
+                self.after_cancel_qty)

@@ -62,9 +62,11 @@ class Trigger(enum.Enum):
     REPLACE_REJECT = "replace-reject"               # the venue refused the replacement
     REPLACE_REJECT_PARTIAL = "replace-reject-partial"    # ... of an order partly filled before
     REPLACE_REJECT_CANCELLING = "replace-reject-cancelling"  # ... of one with a cancel in flight
+    ACCEPT_CANCELLING = "accept-cancelling"  # a late Accepted of an order whose cancel is in flight
     MODIFY_SENT = "modify-sent"
     MODIFIED = "modified"                   # Order Modified: the size is down, nothing filled yet
     MODIFIED_PARTIAL = "modified-partial"   # Order Modified of an order partly filled before
+    MODIFIED_CANCELLING = "modified-cancelling"  # ... of an outcome-unknown one with a cancel in flight
     TIMEOUT = "timeout"
 
 
@@ -107,6 +109,7 @@ TRANSITIONS: dict[tuple[OrderState, Trigger], OrderState] = {
     (S.PENDING_CANCEL, T.MODIFIED_PARTIAL): S.PENDING_CANCEL,
     (S.UNKNOWN, T.MODIFIED): S.ACCEPTED,
     (S.UNKNOWN, T.MODIFIED_PARTIAL): S.PARTIALLY_FILLED,
+    (S.UNKNOWN, T.MODIFIED_CANCELLING): S.PENDING_CANCEL,    # the cancel that followed lands next
     # fill-after-cancel: the venue filled the order before our cancel reached it
     (S.PENDING_CANCEL, T.PARTIAL_FILL): S.PENDING_CANCEL,
     (S.PENDING_CANCEL, T.FILL): S.FILLED,
@@ -150,6 +153,9 @@ TRANSITIONS: dict[tuple[OrderState, Trigger], OrderState] = {
     # outcome-unknown resolves with whatever the venue says next about what was pending; a partial
     # fill says nothing about it (a replace or cancel may still be in flight behind it)
     (S.UNKNOWN, T.ACCEPT): S.ACCEPTED,
+    # ... unless a cancel of it followed (Oms tells: Order.cancel_sent): that cancel lands next,
+    # as from pending-new (PENDING_CANCEL, ACCEPT)
+    (S.UNKNOWN, T.ACCEPT_CANCELLING): S.PENDING_CANCEL,
     (S.UNKNOWN, T.REJECT): S.REJECTED,
     (S.UNKNOWN, T.PARTIAL_FILL): S.UNKNOWN,
     (S.UNKNOWN, T.FILL): S.FILLED,
@@ -190,7 +196,7 @@ class Order:
 
     __slots__ = ("token", "symbol_id", "side", "price", "qty", "leaves", "filled", "purpose", "tif",
                  "orig_token", "venue_ref", "cancel_packet", "fsm", "sent_ns", "last_ns",
-                 "fills_after_cancel", "cancel_on_accept", "cancel_sent", "mark")
+                 "fills_after_cancel", "cancel_on_accept", "cancel_sent", "modify_sent", "mark")
 
     def __init__(self, intent: OrderIntent, now_ns: int) -> None:
         self.token = intent.token
@@ -211,15 +217,18 @@ class Order:
         self.fills_after_cancel = 0
         self.cancel_on_accept: Purpose | None = None   # a cancel of the order this one replaces
         self.cancel_sent = False     # a cancel of this order is on its way (not refused so far)
+        self.modify_sent = False     # a modify of this order is on its way (not answered so far)
         # the OUCH side the venue holds: B, or a sell's Reg SHO marking, S (long) or T (short).
         # The engine sets a new order's; a replacement keeps its original's (OUCH Replace keeps
         # the side); one adopted without it counts as long until the venue says (checked, never trusted)
         self.mark = "B" if intent.side == Side.BUY else "S"
 
     def __setstate__(self, state) -> None:
-        self.cancel_sent = False     # an order pickled before the field existed
+        self.cancel_sent = False     # an order pickled before the fields existed
         for name, value in state[1].items():
             setattr(self, name, value)
+        if "modify_sent" not in state[1]:
+            self.modify_sent = self.fsm.state is OrderState.PENDING_MODIFY
         if "mark" not in state[1]:
             self.mark = "B" if self.side == Side.BUY else "S"
 
@@ -237,6 +246,14 @@ class Order:
                 f"{self.state.value})")
 
 
+def _accept(order: Order) -> Trigger:
+    """The venue's accept (or replaced) of an order: one outcome-unknown with a cancel of it on
+    its way stays pending that cancel, as one that never timed out does."""
+    if order.fsm.state is OrderState.UNKNOWN and order.cancel_sent:
+        return Trigger.ACCEPT_CANCELLING
+    return Trigger.ACCEPT
+
+
 _NEVER = 1 << 62                 # later than any session time
 _TOKEN_ALPHABET = string.digits + string.ascii_uppercase
 TOKEN_LENGTH = 14                # OUCH 4.2 Order Token
@@ -252,11 +269,18 @@ def base36(n: int, width: int) -> str:
     return "".join(reversed(digits)).rjust(width, "0")
 
 
+def _plain(text: str) -> bool:
+    """ASCII letters or digits only: what an OUCH token may hold (str.isalnum takes any script)."""
+    return text.isascii() and text.isalnum()
+
+
 def check_token_room(prefix: str, tag: str, token_length: int = TOKEN_LENGTH) -> None:
-    """OmsError unless `tag` is letters or digits and prefix + tag leave the counter at least
-    MIN_COUNTER_WIDTH characters of the token."""
-    if tag and not (tag.isascii() and tag.isalnum()):
-        raise OmsError(f"session tag {tag!r} must be letters or digits")
+    """OmsError unless `prefix` and `tag` are ASCII letters or digits and prefix + tag leave the
+    counter at least MIN_COUNTER_WIDTH characters of the token."""
+    if not _plain(prefix):
+        raise OmsError(f"token prefix {prefix!r} must be ASCII letters or digits")
+    if tag and not _plain(tag):
+        raise OmsError(f"session tag {tag!r} must be ASCII letters or digits")
     room = token_length - len(prefix) - len(tag)
     if room < MIN_COUNTER_WIDTH:
         raise OmsError(f"token prefix {prefix!r} with session tag {tag!r} leaves {room} of the token's "
@@ -280,8 +304,8 @@ class Oms:
 
     def __init__(self, session_prefix: str, encode_cancel: Callable[[str], bytes], *,
                  token_length: int = TOKEN_LENGTH) -> None:
-        if not session_prefix or len(session_prefix) > 8 or not session_prefix.isalnum():
-            raise OmsError(f"token prefix {session_prefix!r} must be 1-8 letters or digits")
+        if not session_prefix or len(session_prefix) > 8 or not _plain(session_prefix):
+            raise OmsError(f"token prefix {session_prefix!r} must be 1-8 ASCII letters or digits")
         self.prefix = session_prefix.upper()
         self.head = self.prefix          # prefix + tag: what every token of this session starts with
         self.token_length = token_length
@@ -323,7 +347,7 @@ class Oms:
         any other token (another session's, the venue's, garbage)."""
         token = token.strip().upper()
         body = token[len(self.head):]
-        if (not token.startswith(self.head) or not (body.isascii() and body.isalnum())
+        if (not token.startswith(self.head) or not _plain(body)
                 or len(token) > self.token_length):
             return None
         return int(body, 36)
@@ -346,6 +370,7 @@ class Oms:
                 raise OmsError(f"modify of {order.token} to {intent.qty} shares: only a size-down "
                                f"below its {order.leaves} left is a modify")
             self._fire(order, Trigger.MODIFY_SENT, now_ns)
+            order.modify_sent = True
             return order
         if intent.kind is OrderKind.CANCEL or intent.kind is OrderKind.MODIFY:
             order = self.get(intent.token)
@@ -377,7 +402,7 @@ class Oms:
         price asked, and what rests there is what the order's price is from now on."""
         order = self.get(token)
         self._unacked(order, "accept")
-        self._fire(order, Trigger.ACCEPT, now_ns)
+        self._fire(order, _accept(order), now_ns)
         order.venue_ref = venue_ref
         if price > 0:
             order.price = price
@@ -412,17 +437,18 @@ class Oms:
 
     @staticmethod
     def _unacked(order: Order, what: str) -> None:
-        """A pending-cancel order may still get the enter's answer, once: not after an accept."""
-        if order.state is OrderState.PENDING_CANCEL and order.acked:
-            raise InvalidTransition(f"pending-cancel -> {what} of an order already accepted ({order.token})")
+        """The venue answers an enter (or replace) once: an accept or a reject of an order it
+        already accepted is impossible in any state (pending-cancel, outcome-unknown after a
+        cancel, replace or modify timed out, ...)."""
+        if order.acked:
+            raise InvalidTransition(f"{order.state.value} -> {what} of an order already accepted ({order.token})")
 
     def on_executed(self, token: str, qty: int, now_ns: int) -> Order:
         order = self._get_with_leaves(token, qty, "fill")
-        was_cancelling = order.state is OrderState.PENDING_CANCEL
         self._fire(order, Trigger.FILL if qty == order.leaves else Trigger.PARTIAL_FILL, now_ns)
         order.leaves -= qty
         order.filled += qty
-        if was_cancelling:
+        if order.cancel_sent:     # pending cancel, or outcome-unknown after the cancel timed out
             order.fills_after_cancel += 1
         if order.leaves == 0:
             self._abandon_replacement(order, now_ns)
@@ -448,11 +474,19 @@ class Oms:
         """Order Modified: `shares` is what is left open at the venue now (never more than before:
         fills that crossed our modify were reported ahead of it on the same session)."""
         order = self.get(token)
+        if not order.modify_sent:
+            # no modify of ours is open: none was sent, or the venue already answered it
+            raise InvalidTransition(f"{order.state.value} -> modified with no modify sent ({token})")
         if shares <= 0 or shares > order.leaves:
             raise InvalidTransition(
                 f"{order.state.value} -> modified to {shares} with {order.leaves} left ({token})")
-        self._fire(order, Trigger.MODIFIED_PARTIAL if order.filled else Trigger.MODIFIED, now_ns)
+        if order.state is OrderState.UNKNOWN and order.cancel_sent:
+            trigger = Trigger.MODIFIED_CANCELLING
+        else:
+            trigger = Trigger.MODIFIED_PARTIAL if order.filled else Trigger.MODIFIED
+        self._fire(order, trigger, now_ns)
         order.leaves = shares
+        order.modify_sent = False
         return order
 
     def on_cancel_reject(self, token: str, now_ns: int) -> Order:
@@ -460,6 +494,9 @@ class Oms:
         cancel had timed out to outcome-unknown, unless a replace of it is still unanswered); one
         never accepted becomes outcome-unknown (CANCEL_REJECT_UNACCEPTED)."""
         order = self.get(token)
+        if not order.cancel_sent:
+            # no cancel of ours is open: none was sent, or the venue already refused it
+            raise InvalidTransition(f"{order.state.value} -> cancel-reject with no cancel sent ({token})")
         if not order.acked:
             trigger = Trigger.CANCEL_REJECT_UNACCEPTED
         elif order.state is OrderState.UNKNOWN and any(
@@ -479,7 +516,7 @@ class Oms:
             raise InvalidTransition(f"{new.state.value} -> replaced of unrelated {prev_token}")
         self._unacked(new, "replaced")
         self._fire(old, Trigger.REPLACED, now_ns)
-        self._fire(new, Trigger.ACCEPT, now_ns)
+        self._fire(new, _accept(new), now_ns)
         old.leaves = 0
         new.venue_ref = venue_ref
         new.qty = new.leaves = qty
@@ -562,6 +599,9 @@ class Oms:
         return len(dead)
 
     def state_items(self):
-        return (self.counter, [(t, o.symbol_id, int(o.side), o.price, o.qty, o.leaves, o.filled,
-                                o.state.value, o.venue_ref, o.orig_token, o.cancel_sent, o.mark)
-                               for t, o in self.orders.items()])
+        # the times decide later too: ack timeouts (last_ns), the requote rest (sent_ns)
+        return (self.counter, self.abandoned,
+                [(t, o.symbol_id, int(o.side), o.price, o.qty, o.leaves, o.filled, o.state.value,
+                  o.venue_ref, o.orig_token, o.cancel_sent, o.modify_sent, o.mark, o.sent_ns, o.last_ns,
+                  o.cancel_on_accept and o.cancel_on_accept.value, o.fills_after_cancel)
+                 for t, o in self.orders.items()])

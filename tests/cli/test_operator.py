@@ -88,6 +88,10 @@ def test_operator_commands_reach_a_running_session_and_are_journaled(tmp_path):
     ({"command": "kill", "actor": "a", "reason": "r", "scope": "venue"}, "unknown kill scope"),
     ({"command": "kill", "actor": "a", "reason": "r", "scope": "desk", "scope_id": "x"}, "scope_id must be"),
     ({"command": "kill", "actor": "a", "reason": "r", "scope": "all", "scope_id": 3}, "scope all takes no"),
+    # a numeric symbol id this session does not trade: journaled, it would cancel nothing
+    ({"command": "kill", "actor": "a", "reason": "r", "scope": "symbol", "scope_id": 999}, "unknown symbol id 999"),
+    ({"command": "enable", "actor": "a", "reason": "r", "scope": "symbol", "scope_id": 4_000_000_000},
+     "unknown symbol id 4000000000"),
     (["kill"], "JSON object"),
 ])
 def test_bad_requests_are_refused_with_their_reason(doc, problem):
@@ -100,6 +104,8 @@ def test_a_symbol_kill_may_name_the_symbol():
                           "scope_id": "BOLT"}, SYMBOLS) == ("kill", "a", "r", "symbol", 2)
     assert parse_request({"command": "enable", "actor": "a", "reason": "r", "scope": "symbol",
                           "scope_id": "BOLT"}, SYMBOLS) == ("enable", "a", "r", "symbol", 2)
+    assert parse_request({"command": "kill", "actor": "a", "reason": "r", "scope": "symbol",
+                          "scope_id": 2}, SYMBOLS) == ("kill", "a", "r", "symbol", 2)
 
 
 def test_texts_that_fill_their_journal_fields_exactly_are_taken_whole():

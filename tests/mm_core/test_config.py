@@ -53,3 +53,42 @@ def test_micro_price_table_from_config_reaches_fair_value():
     assert engine.fv.update(1, 999_950, 900, 1_000_050, 100) == 1_000_025.0
     with pytest.raises(ConfigError, match="micro_table"):
         EngineConfig.from_toml("[fair_value]\nmicro_table = [1, 2, 3]\n")
+
+
+@pytest.mark.parametrize("text, field", [
+    ("[engine]\nquote_size = 0\n", "quote_size"),
+    ("[engine]\nquote_size = 50\n", "quote_size"),                 # under one lot: never quotes
+    ("[engine]\nposition_limit = 0\n", "position_limit"),
+    ("[engine]\nsize_skew = 1.5\n", "size_skew"),
+    ("[engine]\nwithdraw_at = 0.0\n", "withdraw_at"),
+    ("[engine]\nwithdraw_at = 1.2\n", "withdraw_at"),
+    ("[engine]\nvol_alpha = 0.0\n", "vol_alpha"),
+    ("[engine]\nack_timeout_ns = -1\n", "ack_timeout_ns"),
+    ("[engine]\nack_timeout_ns = 0\n", "ack_timeout_ns"),
+    ("[engine]\nprune_after_ns = -1\n", "prune_after_ns"),
+    ("[engine]\nmarkout_horizons_ns = []\n", "markout_horizons_ns"),
+    ("[engine]\nmarkout_horizons_ns = [5, 5]\n", "markout_horizons_ns"),
+    ("[engine]\nadverse_horizon = 3\n", "adverse_horizon"),
+    ('[engine]\nsession_prefix = "MÜ"\n', "session_prefix"),
+    ('[engine]\nsession_prefix = "TOOLONG12"\n', "session_prefix"),
+    ('[engine]\nfirm = "FIRMA"\n', "firm"),
+    ('[engine]\nfirm = "FÜR"\n', "firm"),
+    ("[hedge]\nbeta_alpha = 0.0\n", "hedge: beta_alpha"),
+    ("[hedge]\nhold_ns = -5\n", "hedge: hold_ns"),
+    ("[hedge]\ncross_ticks = -3\n", "hedge: cross_ticks"),
+])
+def test_engine_values_the_engine_cannot_work_with_are_config_errors_naming_the_field(text, field):
+    """Each of these used to load, then fail at the first book or at Engine(), or never quote."""
+    with pytest.raises(ConfigError, match=field):
+        EngineConfig.from_toml(text)
+
+
+def test_the_default_config_and_a_one_lot_quote_are_valid():
+    assert EngineConfig.from_toml("") == EngineConfig()
+    assert EngineConfig.from_toml("[engine]\nquote_size = 100\nposition_limit = 100\n").quote_size == 100
+
+
+def test_a_symbol_name_must_fit_the_wire_stock_field():
+    for name in ("ÄCME", "TOOLONGNM", "AC "):
+        with pytest.raises(ConfigError, match=r"symbols\[0\]\.name"):
+            symbols_from_toml(f'[[symbols]]\nname = "{name}"\nid = 1\nreference_price = 5\n')

@@ -22,6 +22,29 @@ def test_fifo_realized_and_unrealized_pnl_in_integers():
     assert m.position(1) == -50 and m.unrealized_x2(1, 2 * 9_900) == 2 * 50 * 100
 
 
+def test_quote_fills_without_a_mid_are_counted_apart_from_the_spread_captured():
+    m = Metrics(2, (100 * MS,))
+    m.on_fill(1, Side.BUY, 100, 9_990, 0, 0)          # no mid yet: no spread to capture
+    m.on_fill(1, Side.BUY, 30, 9_990, 20_000, 0)
+    m.on_fill(1, Side.SELL, 50, 10_015, 20_000, 0)
+    doc = m.summary([0, 20_000])
+    assert doc["spread_captured_x2"] == 2 * (30 * 10 + 50 * 15)
+    assert doc["filled_qty"] == {"bid": 130, "ask": 50}
+    assert doc["spread_marked_qty"] == {"bid": 30, "ask": 50}
+    assert doc["symbols"]["1"]["spread_marked_qty"] == 80
+
+
+def test_fills_after_a_cancel_are_counted_per_symbol():
+    m = Metrics(3, (100 * MS,))
+    m.on_fill(2, Side.BUY, 100, 9_990, 20_000, 0)
+    m.on_fill_after_cancel(2, 100)
+    m.on_hedge_fill(1, Side.SELL, 40, 10_000, 20_000)
+    m.on_fill_after_cancel(1, 40)
+    doc = m.summary([0, 20_000, 20_000])
+    assert doc["fills_after_cancel"] == {"fills": 2, "qty": 140}
+    assert doc["symbols"]["2"]["fills_after_cancel"] == 1 and doc["symbols"]["1"]["fills_after_cancel"] == 1
+
+
 def test_spread_captured_against_the_mid():
     m = Metrics(2, (100 * MS,))
     m.on_fill(1, Side.BUY, 100, 9_990, 20_000, 0)    # mid 10000: bought 10 below

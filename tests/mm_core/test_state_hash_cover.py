@@ -2,14 +2,17 @@
 engine and in the compiled one: the micro-price estimator's counts (Q, R1, R2, the observation
 count, the previous state and mid, the last top it observed), the quote memo (a hit returns the
 quote priced at an older fair value within the same 1/8 tick) and the fair values last told to
-the risk gateway (they decide when it is told again). Each is changed in turn: the hash must
-move, and come back when the change is undone."""
+the risk gateway (they decide when it is told again), every order's times (ack timeouts, the
+requote rest), flags and fill counts, the replacements abandoned with their original, and the
+metrics counters the METRICS summary reads. Each is changed in turn: the hash must move, and
+come back when the change is undone."""
 import pytest
 
 from mm_core._fastmd_cffi import lib
 from mm_core.config import EngineConfig, FairValueParams
 from mm_core.engine import Engine
 from mm_core.events import ClockSample, JournalHealth, Timer
+from mm_core.types import Purpose
 from tests.mm_core.wire import ACME, S, SYMBOLS, gateway, simulate
 
 # calibrating rarely: the counts since the last calibration are not in the table yet
@@ -52,7 +55,27 @@ def tweaks(engine: Engine):
                lambda: engine.fv.last_top.__setitem__(ACME, saved))
     memo, sent = engine.quote_memo[ACME], engine.risk_sent[ACME]
     assert memo is not None and sent[0] > 0
-    return [
+    oms, m = engine.oms, engine.metrics
+    order = next(reversed(oms.orders.values()))     # kept until pruned, terminal or not
+
+    def swap(obj, name, value):
+        saved = getattr(obj, name)
+        return (f"{type(obj).__name__}.{name}", lambda: setattr(obj, name, value),
+                lambda: setattr(obj, name, saved))
+
+    def bumped(obj, name):
+        saved = list(getattr(obj, name))
+        return swap(obj, name, [x + 1 for x in saved])
+
+    orders_and_metrics = [
+        swap(order, "last_ns", order.last_ns - S), swap(order, "sent_ns", order.sent_ns - S),
+        swap(order, "cancel_on_accept", Purpose.QUOTE), swap(order, "fills_after_cancel", 3),
+        swap(order, "modify_sent", not order.modify_sent), swap(oms, "abandoned", ["X"]),
+        bumped(m, "filled_qty"), bumped(m, "traded"), bumped(m, "markout_qty"),
+        swap(m, "pos_samples", m.pos_samples + 1), bumped(m, "spread_marked_qty"),
+        bumped(m, "spread_marked_side"), bumped(m, "after_cancel_fills"), bumped(m, "after_cancel_qty"),
+    ]
+    return orders_and_metrics + [
         ("q", cell(est.q, i, j, 1.0), cell(est.q, i, j, -1.0)),
         ("r1", cell(est.r1, i, 0, 1.0), cell(est.r1, i, 0, -1.0)),
         ("r2", cell(est.r2, i, j, 1.0), cell(est.r2, i, j, -1.0)),
