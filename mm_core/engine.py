@@ -521,7 +521,7 @@ class Engine:
             for text in update.skipped:
                 actions.append(self._alert("md-unknown-message", text))
         if update.malformed is not None:
-            self._md_unreadable(*update.malformed, actions)
+            self._md_message_unreadable(*update.malformed, actions)
         self.counts["md_messages"] += update.n_messages
         if update.errors:
             self.counts["book_errors"] += len(update.errors)
@@ -925,7 +925,7 @@ class Engine:
         if not self.stale:
             self._go_stale("market-data session ended", actions)
 
-    def _md_unreadable(self, sequence: int, text: str, actions: list[Action]) -> None:
+    def _md_message_unreadable(self, sequence: int, text: str, actions: list[Action]) -> None:
         """A message of a known type that could not be read: the book may miss what it said, so
         it is stale from here, and the message is re-requested (the tracker stopped before it).
         The same message unreadable again once re-requested will not come right by asking:
