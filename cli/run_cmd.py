@@ -89,12 +89,29 @@ def summary_rows(s: SessionSummary) -> list[tuple[str, str]]:
         rows.append(("latency p50/p99 µs", ", ".join(
             f"{_STAGE_NAMES[k]} {v['p50_us']:g}/{v['p99_us']:g}" for k, v in s.latency.items())
             + f" ({n} market-data packets that sent orders)"))
-    if s.runner.journal_failures or s.runner.protocol_errors:
-        rows.append(("errors", f"journal failures {s.runner.journal_failures}, "
-                               f"protocol errors {s.runner.protocol_errors}"))
+    errors = error_counts(s)
+    if errors:
+        rows.append(("errors", errors))
     if s.not_trading_reason:
         rows.append(("not trading", s.not_trading_reason))
     return rows
+
+
+# the engine's counts of what went wrong, as the errors row names them
+_ENGINE_ERRORS = (("protocol_errors", "protocol errors"), ("book_errors", "book errors"),
+                  ("gaps", "market-data gaps"), ("md_session_changes", "market-data session changes"),
+                  ("md_foreign", "other sessions' packets"), ("md_skipped", "unknown messages skipped"),
+                  ("md_unrecoverable", "market data unrecoverable"))
+
+
+def error_counts(s: SessionSummary) -> str:
+    """The errors row: the runner's and the engine's counts that are not zero ("" when none)."""
+    counts = s.engine.get("counts", {})
+    items = [("journal failures", s.runner.journal_failures),
+             ("order-entry framing errors", s.runner.protocol_errors),
+             ("market data from other addresses", s.runner.md_foreign)]
+    items += [(name, counts.get(key, 0)) for key, name in _ENGINE_ERRORS]
+    return ", ".join(f"{name} {n}" for name, n in items if n)
 
 
 def echo_table(rows: list[tuple[str, str]]) -> None:

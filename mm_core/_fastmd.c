@@ -630,10 +630,10 @@ int fmd_apply_packet(fmd_book *b, const uint8_t *buf, size_t len, const uint8_t 
             break;
         case 'U':
             rc = fmd_replace(b, be64(m + 11), be64(m + 19), be32(m + 27), be32(m + 31), &s);
-            if (rc == FMD_OK)
+            if (rc != FMD_UNKNOWN_REF)  /* the original is gone even when the new order is refused */
                 touch(b, out, s);
-            else if (rc != FMD_UNKNOWN_REF &&
-                     book_error(out, rc, be64(m + 19), be32(m + 27), be32(m + 31)) != FMD_OK)
+            if (rc != FMD_OK && rc != FMD_UNKNOWN_REF &&
+                book_error(out, rc, be64(m + 19), be32(m + 27), be32(m + 31)) != FMD_OK)
                 return FMD_NOMEM;
             break;
         case 'P':

@@ -14,7 +14,11 @@ __all__ = ["Book", "BookError", "Execution", "duplicate_ref", "bad_order", "bad_
 
 
 class BookError(ValueError):
-    """An order-level event that the book cannot apply (duplicate reference, unknown symbol)."""
+    """An order-level event that the book cannot apply (duplicate reference, unknown symbol).
+    `changed`: the symbol whose book the event had already changed when it was refused (a
+    replace's original is removed before its new order is refused), -1 when none."""
+
+    changed = -1
 
 
 # The errors an add can raise, shared with the compiled book (mm_core.fastbook) so both say the same.
@@ -131,7 +135,11 @@ class Book:
             return -1
         symbol_id, is_buy = order[0], order[1]
         self._reduce(old_ref, order, order[3])
-        self.add(new_ref, symbol_id, is_buy, qty, price)
+        try:
+            self.add(new_ref, symbol_id, is_buy, qty, price)
+        except BookError as exc:
+            exc.changed = symbol_id     # the original is gone all the same: the top may have moved
+            raise
         return symbol_id
 
     def _reduce(self, ref: int, order: list, qty: int) -> int:

@@ -261,6 +261,9 @@ class Engine:
         self.stale = False
         self.gap_requested_ns = -1
         self.md_heard_ns = -1           # the last market-data packet (heartbeats too); -1: none yet
+        # the last market-data message that could not be read and how many times it came so
+        # (sequence, times): twice means its re-request brought the same bytes back
+        self.md_unreadable = (-1, 0)
         self.clock_pulled = False       # our quotes were pulled on a clock fault, not resumed yet
         ref_ticks = [self.ticks[i].tick_at(s.reference_price) if s else 1 for i, s in enumerate(self.specs)]
         self.ref_ticks = ref_ticks
@@ -343,7 +346,8 @@ class Engine:
         self.counts = {"events": 0, "md_packets": 0, "md_messages": 0, "protocol_errors": 0,
                        "book_errors": 0, "gaps": 0, "guard_trips": 0, "orders_sent": 0,
                        "cancels_sent": 0, "denials": 0, "fills": 0, "halts": 0, "md_session_changes": 0,
-                       "venue_rejects": 0}
+                       "venue_rejects": 0, "md_skipped": 0, "md_foreign": 0, "md_ends": 0,
+                       "md_unrecoverable": 0}
         # The I/O shell's early sink for the guard's pulls (None in replay): called with the pull
         # cancels the moment the guard trips, so they are journaled and sent before the rest of the
         # event's work (reprice, requote, hedge; on our own fill, before the fill is even decoded
@@ -414,6 +418,9 @@ class Engine:
         state.setdefault("price_test_alerted", [False] * state["n"])
         state["counts"].setdefault("md_session_changes", 0)
         state["counts"].setdefault("venue_rejects", 0)
+        for name in ("md_skipped", "md_foreign", "md_ends", "md_unrecoverable"):
+            state["counts"].setdefault(name, 0)
+        state.setdefault("md_unreadable", (-1, 0))
         if "pair_hold" not in state:    # from before holds were per pair: each pair keeps its
             # instrument's hold until its own hedge decision clears it
             hold = state["hedge_hold"]
@@ -475,24 +482,31 @@ class Engine:
                 return early + actions if early else actions
         actions = early or []
         now = self.now
+        tracker = self.tracker
         self.counts["md_packets"] += 1
+        ended = tracker.end_of_session
         try:
             try:
                 update = self.md.on_packet(ev.packet, not self.compiled)
             except SessionMismatch as exc:
                 if exc.received in self.md.ended_sessions:
                     raise                       # a late packet of a session we left: not followed back
-                self._md_session_changed(exc, actions)
+                if not self._md_session_changed(exc, ev.packet, heard_before, actions):
+                    self.md_heard_ns = heard_before     # not our session's: shows it neither alive
+                    return actions
                 update = self.md.on_packet(ev.packet, not self.compiled)   # the new session's first
         except ProtocolError as exc:
             self.md_heard_ns = heard_before     # a packet we cannot read shows no feed alive
             self.counts["protocol_errors"] += 1
             actions.append(self._alert("md-protocol-error", str(exc)))
             return actions
+        if tracker.end_of_session and not ended:
+            self._md_end_of_session(actions)
         if update is None:
             # a heartbeat announcing no message we lack: the feed is alive and the books whole (a
-            # duplicate packet announces nothing new, so it proves neither)
-            if self.stale and not self.tracker.in_gap and moldudp64.decode_header(ev.packet).is_heartbeat:
+            # duplicate packet announces nothing new, so it proves neither); never after the end
+            if self.stale and not tracker.in_gap and not tracker.end_of_session and \
+                    moldudp64.decode_header(ev.packet).is_heartbeat:
                 self._book_current(actions)
                 self._feed_risk_all(priced_only=True)
                 self._react(list(self.quoted), actions)
@@ -503,6 +517,12 @@ class Engine:
                 self._go_stale(f"gap: expected {update.expected} got {update.received}", actions)
             self._request_gap(actions)
             return actions
+        if update.skipped:
+            self.counts["md_skipped"] += len(update.skipped)
+            for text in update.skipped:
+                actions.append(self._alert("md-unknown-message", text))
+        if update.malformed is not None:
+            self._md_message_unreadable(*update.malformed, actions)
         self.counts["md_messages"] += update.n_messages
         if update.errors:
             self.counts["book_errors"] += len(update.errors)
@@ -526,7 +546,7 @@ class Engine:
             s = self._break_trade(match, actions)
             if s >= 0 and s not in touched:
                 touched = touched + [s]
-        if self.stale and not self.tracker.in_gap:
+        if self.stale and not tracker.in_gap and not tracker.end_of_session:
             self._book_current(actions)
             touched = touched + self.quoted     # every quote was pulled: decide all of them again
             recovered = True
@@ -869,16 +889,61 @@ class Engine:
         self._feed_risk_all()
         self._cancel_all(Purpose.QUOTE, actions, guard=False)
 
-    def _md_session_changed(self, exc: SessionMismatch, actions: list[Action]) -> None:
-        """The feed moved to another MoldUDP64 session (a venue restarted after a crash starts a
-        new one, its books rebuilt from its first message): nothing of the old session's books
-        holds. Pull the quotes, drop the books and follow the new session from its sequence 1;
-        the packets before the first one heard are a gap, re-requested as any other."""
+    def _md_session_changed(self, exc: SessionMismatch, packet: bytes, heard_before: int,
+                            actions: list[Action]) -> bool:
+        """A packet of another MoldUDP64 session. The feed moves to it (True) only when that
+        session shows a consistent stream (MarketDataPath.foreign) while the followed one has
+        ended or gone silent (no packet of it for longer than the market-data age limit): a
+        venue restarted after a crash starts a new session, its books rebuilt from its first
+        message. One stray, corrupted or foreign packet never wipes the books: it is journaled
+        and the quotes pulled (the followed session's next packet shows the book current again).
+        On a move nothing of the old session's books holds: pull the quotes, drop the books and
+        follow the new session from its sequence 1; the packets before the first one heard are a
+        gap, re-requested as any other."""
+        consistent = self.md.foreign(packet)
+        silent = heard_before < 0 or self.now - heard_before > self.risk.limits.max_market_age_ns
+        if not (consistent and (silent or self.tracker.end_of_session)):
+            self.counts["md_foreign"] += 1
+            why = "its stream not yet consistent" if not consistent else "the followed session is live"
+            actions.append(self._alert("md-foreign-session", f"{exc}: not followed ({why})"))
+            if not self.stale:
+                self._go_stale(f"a packet of another market-data session {exc.received!r}", actions)
+            return False
         self.counts["md_session_changes"] += 1
         actions.append(self._alert("md-session-change", str(exc)))
         if not self.stale:
             self._go_stale(f"market-data session changed ({exc})", actions)
         self.md.new_session()
+        return True
+
+    def _md_end_of_session(self, actions: list[Action]) -> None:
+        """MoldUDP64 End of Session: the venue sends nothing more in this session, so the books
+        will not follow the market again: pull the quotes now (not at the silence limit). Stale
+        until a new session is followed (its first message rebuilds the books)."""
+        self.counts["md_ends"] += 1
+        actions.append(self._alert("md-end-of-session", f"session {self.tracker.session!r} ended "
+                                   f"at {self.tracker.highest_announced}"))
+        if not self.stale:
+            self._go_stale("market-data session ended", actions)
+
+    def _md_message_unreadable(self, sequence: int, text: str, actions: list[Action]) -> None:
+        """A message of a known type that could not be read: the book may miss what it said, so
+        it is stale from here, and the message is re-requested (the tracker stopped before it).
+        The same message unreadable again once re-requested will not come right by asking:
+        escalate (journaled, a kill of everything latches HALTED) so that an operator acts."""
+        self.counts["protocol_errors"] += 1
+        actions.append(self._alert("md-protocol-error", f"sequence {sequence}: {text}"))
+        times = self.md_unreadable[1] + 1 if self.md_unreadable[0] == sequence else 1
+        self.md_unreadable = (sequence, times)
+        if not self.stale:
+            self._go_stale(f"market-data message {sequence} unreadable", actions)
+        if times == 2:
+            self.counts["md_unrecoverable"] += 1
+            reason = f"market data unrecoverable at sequence {sequence}"
+            actions.append(self._alert("md-unrecoverable", f"{reason}: re-requested, unreadable again ({text})"))
+            kill = self.risk.kill("all", 0, "engine", reason[:64], self.now)
+            actions.append(self._kill_note(kill, self._cancel_all(None, actions, guard=False)))
+        self._request_gap(actions)
 
     def _book_current(self, actions: list[Action]) -> None:
         """A packet with no gap before it ended a gap, a silence or the wait after reconciliation."""
@@ -2036,6 +2101,7 @@ class Engine:
         t = self.tracker
         parts = (
             self.now, self.stale, self.gap_requested_ns, self.md_heard_ns, t.next_expected, t.highest_announced,
+            t.end_of_session, self.md.candidate, self.md_unreadable,
             [s.id for s in self.options_due], self.clock_pulled,
             self.book.state_items(), self.fv.state_items(),
             [(v.m2, v.dt, v.last_mid, v.last_ns, v.n) for v in self.vol],

@@ -93,7 +93,11 @@ class FastBook:
         if rc == _UNKNOWN:
             return -1
         if rc != _OK:
-            self._raise_add(rc, new_ref, self._sym[0], qty, price)
+            try:
+                self._raise_add(rc, new_ref, self._sym[0], qty, price)
+            except BookError as exc:
+                exc.changed = self._sym[0]  # the original is gone all the same (as Book.replace)
+                raise
         return self._sym[0]
 
     # --- queries ------------------------------------------------------------------------

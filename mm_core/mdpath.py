@@ -3,7 +3,9 @@
 Owns the MoldUDP64 SequenceTracker, the compiled book (mm_core.fastbook) and the choice between
 the C fast path (a whole packet of order-level messages in one call) and the Python reference
 path (the codec's decode, the tracker, apply_messages) for everything else: gaps, duplicates,
-heartbeats, rarer message types and malformed packets, which raise the codec's ProtocolError.
+heartbeats, rarer message types and malformed packets. Bad framing raises the codec's
+ProtocolError; in a well-framed packet a message of unknown type is skipped (its sequence used)
+and a malformed one stops the packet there, the rest a gap to re-request (MdUpdate.malformed).
 Both paths return the same MdUpdate (tests/mm_core/test_fastbook.py). Knows nothing of fair
 value, quotes or orders: the engine reads the update and decides.
 """
@@ -13,7 +15,7 @@ from dataclasses import dataclass, field
 
 from mm_core.book import BookError, bad_order, duplicate_ref
 from mm_core.fastbook import FastBook, ffi, lib
-from mm_core.protocol import itch, moldudp64
+from mm_core.protocol import ProtocolError, UnknownMessageType, itch, moldudp64
 
 __all__ = ["MarketDataPath", "MdUpdate", "apply_messages"]
 
@@ -44,7 +46,10 @@ class MdUpdate:
     actions; breaks: match numbers of ITCH Broken Trade messages, in order; reg_sho: (symbol,
     restricted) from Reg SHO messages ('Y'), restricted when the Rule 201 price test is in force;
     day_starts: the timestamps (ns since the venue's midnight) of System Event 'O' (start of
-    messages: the venue's trading day begins). The C path takes no System Event (they fall back)."""
+    messages: the venue's trading day begins). The C path takes no System Event (they fall back).
+    skipped: the messages of a type this codec does not know, each "sequence N: why" (they cannot
+    touch a book; their sequences are used up); malformed: (sequence, why) of a known message
+    that could not be read: the messages before it applied, it and the rest are missing again."""
 
     n_messages: int
     touched: list[int]
@@ -55,6 +60,8 @@ class MdUpdate:
     breaks: list[int]
     reg_sho: list[tuple[int, bool]] = field(default_factory=list)
     day_starts: list[int] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    malformed: tuple[int, str] | None = None
 
 
 def apply_messages(book, messages, known: list[bool]) -> MdUpdate:
@@ -119,6 +126,8 @@ def apply_messages(book, messages, known: list[bool]) -> MdUpdate:
                     day_starts.append(m.timestamp)
         except BookError as exc:
             errors.append(str(exc))
+            if exc.changed >= 0:        # a refused replace removed its original first
+                touched[exc.changed] = True
     return MdUpdate(len(messages), list(touched), list(printed), prints, errors, halts, breaks, reg_sho,
                     day_starts)
 
@@ -142,15 +151,19 @@ class MarketDataPath:
         self.tracker = moldudp64.SequenceTracker()
         self._session_raw: bytes | None = None
         self.ended_sessions: frozenset[str] = frozenset()   # left for a newer one: never followed again
+        # another session heard while following this one: (its name, the sequence its next packet
+        # must start at to continue it), the candidate for a switch (foreign())
+        self.candidate: tuple[str, int] | None = None
         self.fast_packets = 0               # packets applied by the C path (for benchmarks)
         self._bind()
 
     def __getstate__(self) -> dict:
         return {k: self.__dict__[k] for k in ("book", "known", "tracker", "_session_raw", "fast_packets",
-                                               "ended_sessions")}
+                                               "ended_sessions", "candidate")}
 
     def __setstate__(self, state: dict) -> None:
         state.setdefault("ended_sessions", frozenset())
+        state.setdefault("candidate", None)
         self.__dict__.update(state)
         self._bind()
 
@@ -175,6 +188,20 @@ class MarketDataPath:
         self.book.clear()
         self.tracker.__init__()
         self._session_raw = None
+        self.candidate = None
+
+    def foreign(self, packet: bytes) -> bool:
+        """A packet of another session than the one followed (the tracker raised SessionMismatch):
+        note it as the candidate to follow next. True when it shows a consistent stream of that
+        session: it starts it (sequence 1) or goes on exactly where the candidate's last packet
+        ended; one stray or corrupted packet does neither. An end of session is never a start."""
+        header = moldudp64.decode_header(packet)
+        if header.is_end_of_session:
+            self.candidate = None
+            return False
+        prior = self.candidate
+        self.candidate = (header.session, header.sequence + (0 if header.is_heartbeat else header.count))
+        return header.sequence == 1 or prior == (header.session, header.sequence)
 
     @property
     def summary(self):
@@ -234,17 +261,55 @@ class MarketDataPath:
         return MdUpdate(n, unpack(self._keep[1], out.n_touched), printed, prints, self.errors(), [], [])
 
     def _slow(self, packet: bytes) -> MdUpdate | moldudp64.Gap | None:
-        header, messages = itch.decode_mold_packet(packet)
+        try:
+            header, messages = itch.decode_mold_packet(packet)
+        except ProtocolError:
+            return self._message_by_message(packet)
+        verdict = self._sequence(header, packet)
+        if type(verdict) is not moldudp64.SequenceVerdict:
+            return verdict
+        fresh = verdict.select(messages) if verdict.duplicates or verdict.new != len(messages) else messages
+        return self._apply(fresh)
+
+    def _sequence(self, header: moldudp64.DownstreamHeader, packet: bytes):
+        """The tracker's verdict on a packet with new messages to apply; else its Gap or None."""
         verdict = self.tracker.on_header(header)
         if self._session_raw is None and self.tracker.session is not None:
             self._session_raw = bytes(packet[:moldudp64.SESSION_WIDTH])
         if verdict.gap is not None:
             return verdict.gap
-        if not verdict.new:
-            return None
-        fresh = verdict.select(messages) if verdict.duplicates or verdict.new != len(messages) else messages
-        update = apply_messages(self.book, fresh, self.known)
+        return verdict if verdict.new else None
+
+    def _apply(self, messages: list) -> MdUpdate:
+        update = apply_messages(self.book, messages, self.known)
         update.touched = self._filter(update.touched, update.printed)
+        return update
+
+    def _message_by_message(self, packet: bytes) -> MdUpdate | moldudp64.Gap | None:
+        """A packet the whole-packet decode refused. Bad framing raises (nothing in it can be
+        sequenced); otherwise its new messages are decoded one by one: an unknown type is skipped
+        (a venue's newer message cannot touch a book), a malformed known one ends the packet there
+        and puts the tracker back to it, so it and the rest are a gap to re-request."""
+        header = moldudp64.decode_header(packet)
+        if header.is_heartbeat or header.is_end_of_session:
+            moldudp64.expect_end(packet, moldudp64.HEADER_SIZE)
+        spans = moldudp64.block_spans(packet, header.count)
+        verdict = self._sequence(header, packet)
+        if type(verdict) is not moldudp64.SequenceVerdict:
+            return verdict
+        first = verdict.first_sequence
+        messages, skipped, malformed = [], [], None
+        for i, (off, length) in enumerate(verdict.select(spans)):
+            try:
+                messages.append(itch.decode_at(packet, off, length))
+            except UnknownMessageType as exc:
+                skipped.append(f"sequence {first + i}: {exc}")
+            except ProtocolError as exc:
+                malformed = (first + i, str(exc))
+                self.tracker.stop_at(first + i)
+                break
+        update = self._apply(messages)
+        update.skipped, update.malformed = skipped, malformed
         return update
 
     def _filter(self, touched: list[int], printed: list[int]) -> list[int]:

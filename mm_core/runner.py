@@ -79,6 +79,7 @@ class RunnerSettings:
                                      # loopback (this machine), else every local address; a multicast
                                      # group is joined (md_interface: the local address to join on)
     md_interface: str = "0.0.0.0"
+    md_sources: tuple[str, ...] = ()  # addresses the venue's market data comes from: () = its host
     ouch_port: int = 0               # the venue's SoupBinTCP port
     rerequest_port: int = 0          # the venue's MoldUDP64 re-request port
     username: str = "MM01"
@@ -117,6 +118,7 @@ class RunnerReport:
     cancels_withheld: int = 0        # cancels not sent: even the reserve refused their record
     orders_unsent: int = 0           # journaled, not sent: no order entry (a re-login failed)
     protocol_errors: int = 0
+    md_foreign: int = 0              # datagrams on the market-data port from other addresses: not read
     sends_failed: int = 0            # journaled orders the socket refused (TX_TS status SEND_FAILED)
     venue_lost: bool = False         # the order entry ended under us: closed, reset, framing error,
                                      # silent past rx_timeout, a send past send_timeout (not after
@@ -297,6 +299,20 @@ def market_data_socket(settings: RunnerSettings) -> socket.socket:
     return md
 
 
+def md_sources(settings: RunnerSettings) -> frozenset[str]:
+    """The addresses the venue's market data (and its re-request replies) may come from:
+    settings.md_sources, or the venue's host; names resolved once, here. RunnerError when one
+    does not resolve."""
+    names = settings.md_sources or (settings.host,)
+    try:
+        return frozenset(socket.gethostbyname(name) for name in names)
+    except OSError as exc:
+        raise RunnerError(f"cannot resolve the market data's source {', '.join(names)}: {_oserror(exc)}") from None
+
+
+_MD_FOREIGN_NAMED = 16      # other senders named in an alert, at most (the rest only counted)
+
+
 class Runner:
     """One engine session against one venue; `run(duration_s)` returns a RunnerReport."""
 
@@ -319,6 +335,8 @@ class Runner:
         self.tcp_bytes = 0               # bytes written to the order-entry socket (TX keys)
         self.journal_ok = True           # what the engine was last told
         self._md: TimestampedUdpSocket | None = None
+        self._md_from: frozenset[str] = frozenset()     # md_sources(), at connect
+        self._md_foreign: set[str] = set()              # other senders already alerted
         self._oe: TimestampedTcpSocket | None = None
         self._last_send_mono = 0
         # the journal's health: refusals seen but not yet told to the engine, orders it refused
@@ -375,6 +393,7 @@ class Runner:
     def connect(self) -> None:
         s = self.settings
         self._rerequest_to = _resolve(s.host, s.rerequest_port)
+        self._md_from = md_sources(s)
         self._md = TimestampedUdpSocket(market_data_socket(s), s.hardware_timestamps)
         self._connect_oe()
 
@@ -603,7 +622,7 @@ class Runner:
     def _on_md(self) -> None:
         for i in range(256):    # bounded: the timers and the order socket get their turn
             try:
-                data, rx_ns, source = self._md.recv(65536)
+                data, sender, rx_ns, source = self._md.recvfrom(65536)
             except (BlockingIOError, InterruptedError):
                 if not i:
                     # readable for the error queue only: TX stamps of our re-requests (not
@@ -611,9 +630,23 @@ class Runner:
                     # them (after packets were read the next wake-up finds them, if any)
                     self._md.poll_tx_timestamps()
                 return
+            if sender[0] not in self._md_from:
+                self._md_refused(data, sender[0])
+                continue
             now = rx_ns - self._utc_offset_s * 1_000_000_000 if source == _HW_PHC else rx_ns   # engine_time
             self._input(RecordType.MD_PACKET, data, rx_ns, source, MarketData(data, now, source),
                         read_ns=_realtime())
+
+    def _md_refused(self, data: bytes, sender: str) -> None:
+        """A datagram from an address the venue's market data does not come from (anyone can
+        send to the port): never fed to the engine, counted, the first from each sender
+        journaled in an alert with its bytes (a flood of them cannot fill the journal)."""
+        self.report.md_foreign += 1
+        if sender not in self._md_foreign and len(self._md_foreign) < _MD_FOREIGN_NAMED:
+            self._md_foreign.add(sender)
+            self._note_alert("md-foreign-source", f"market data from {sender} refused (expected "
+                             f"{', '.join(sorted(self._md_from))}); later ones only counted",
+                             _realtime(), data[:256])
 
     def _on_oe(self) -> bool:
         """Readable order entry: TX stamps on the error queue (they make the socket readable too)

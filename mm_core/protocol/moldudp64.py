@@ -344,6 +344,13 @@ class SequenceTracker:
         count = min(self.highest_announced - self.next_expected, max_count)
         return RequestPacket(self.session, self.next_expected, count)
 
+    def stop_at(self, sequence: int) -> None:
+        """The message at `sequence`, taken as new by the last on_header, could not be read: it
+        and the ones after it are missing again (a gap, re-requested as any other)."""
+        if not sequence < self.next_expected:
+            raise ValueError(f"cannot stop at {sequence}: only messages before {self.next_expected} were taken")
+        self.next_expected = sequence
+
     def skip_to(self, sequence: int) -> None:
         """Accept the loss of everything before `sequence` (after a snapshot recovery)."""
         if sequence < self.next_expected:

@@ -589,12 +589,16 @@ def test_a_replacement_that_dies_with_its_filled_original_leaves_the_gateway_cou
 
 def test_a_new_market_data_session_pulls_quotes_and_rebuilds_the_books_from_it():
     """A venue restarted after a crash publishes under a new MoldUDP64 session from sequence 1:
-    the old books are dropped (never quoted on, frozen), the quotes pulled, and the new session
-    is followed from its first message; a later first packet is a gap, re-requested."""
+    once the old session is silent past the market-data age limit, the old books are dropped
+    (never quoted on, frozen), the quotes pulled, and the new session is followed from its first
+    message; a later first packet is a gap, re-requested."""
     engine, venue, feed, refs, acts = quoted_book()
     assert len(orders(acts)) == 2 and engine.book.best_bid(ACME) == 999_900
     restarted = Feed(session="TEST00000R")
-    out = engine.on_event(md(restarted.packet(restarted.add(ACME, "B", 300, 999_500)), 3 * S))
+    t = 2 * S + engine.risk.limits.max_market_age_ns + MS      # the old session silent since 2 s
+    for now in range(3 * S, t, S):                              # the clock healthy meanwhile
+        engine.on_event(ClockSample(now, True))
+    out = engine.on_event(md(restarted.packet(restarted.add(ACME, "B", 300, 999_500)), t))
     assert alerts(out)[:2] == ["md-session-change", "book-stale"]
     pulled = orders(out)
     assert [o.intent.kind for o in pulled] == [OrderKind.CANCEL, OrderKind.CANCEL]
@@ -603,11 +607,11 @@ def test_a_new_market_data_session_pulls_quotes_and_rebuilds_the_books_from_it()
     assert engine.md.tracker.session == "TEST00000R" and engine.tracker.next_expected == 2
     assert engine.counts["md_session_changes"] == 1 and engine.counts["protocol_errors"] == 0
     # a late packet of the old session is refused, never followed back (no flip-flop of books)
-    late = engine.on_event(md(feed.packet(feed.add(ACME, "S", 100, 1_000_000)), 3 * S + MS))
+    late = engine.on_event(md(feed.packet(feed.add(ACME, "S", 100, 1_000_000)), t + MS))
     assert alerts(late) == ["md-protocol-error"] and engine.counts["md_session_changes"] == 1
     assert engine.md.tracker.session == "TEST00000R" and engine.book.best_ask(ACME) == 0
     # the new session goes on: its next message applies
-    engine.on_event(md(restarted.packet(restarted.add(ACME, "S", 300, 1_000_500)), 3 * S + 2 * MS))
+    engine.on_event(md(restarted.packet(restarted.add(ACME, "S", 300, 1_000_500)), t + 2 * MS))
     assert engine.book.best_ask(ACME) == 1_000_500
 
 
@@ -615,7 +619,12 @@ def test_a_new_session_heard_first_past_its_start_is_a_gap_and_re_requested():
     engine, venue, feed, refs, acts = quoted_book()
     restarted = Feed(session="TEST00000R")
     restarted.packet(restarted.add(ACME, "B", 300, 999_500))        # sequence 1, lost
-    out = engine.on_event(md(restarted.packet(restarted.add(ACME, "S", 300, 1_000_500)), 3 * S))
+    t = 2 * S + engine.risk.limits.max_market_age_ns + MS
+    for now in range(3 * S, t, S):
+        engine.on_event(ClockSample(now, True))
+    out = engine.on_event(md(restarted.packet(restarted.add(ACME, "S", 300, 1_000_500)), t))
+    assert alerts(out)[0] == "md-foreign-session"          # one packet past its start: not yet
+    out = engine.on_event(md(restarted.packet(restarted.add(ACME, "S", 300, 1_000_600)), t + MS))
     assert "md-session-change" in alerts(out) and engine.stale and engine.tracker.in_gap
     requests = [a for a in out if isinstance(a, RequestRetransmit)]
     assert len(requests) == 1 and engine.book.best_ask(ACME) == 0

@@ -6,7 +6,7 @@ from hypothesis import given, settings, strategies as st
 from mm_core.book import Book, BookError
 from mm_core.fastbook import FastBook
 from mm_core.mdpath import MarketDataPath, apply_messages
-from mm_core.protocol import ProtocolError, itch, moldudp64
+from mm_core.protocol import ProtocolError, UnknownMessageType, itch, moldudp64
 
 N = 3
 KNOWN = [True, False, True]      # symbol 1 has no spec; 3 and 4 are outside the book
@@ -114,13 +114,26 @@ class _Reference:
         self.tracker = moldudp64.SequenceTracker()
 
     def on_packet(self, packet):
-        header, msgs = itch.decode_mold_packet(packet)
-        verdict = self.tracker.on_header(header)
+        framed = moldudp64.decode(packet)           # bad framing raises
+        verdict = self.tracker.on_packet(framed)
         if verdict.gap is not None:
             return verdict.gap
         if not verdict.new:
             return None
-        update = apply_messages(self.book, verdict.select(msgs), KNOWN)
+        # the new messages one by one: an unknown type skipped, a malformed one ends the packet
+        msgs, skipped, malformed = [], [], None
+        raw = verdict.select(framed.messages)
+        for seq, data in enumerate(raw, verdict.first_sequence):
+            try:
+                msgs.append(itch.decode(data))
+            except UnknownMessageType as exc:
+                skipped.append(f"sequence {seq}: {exc}")
+            except ProtocolError as exc:
+                malformed = (seq, str(exc))
+                self.tracker.next_expected = seq
+                break
+        update = apply_messages(self.book, msgs, KNOWN)
+        update.skipped, update.malformed = skipped, malformed
         kept = []
         for s in update.touched:
             if self.book.dirty[s] or s in update.printed:

@@ -51,6 +51,10 @@ class PhcStamped:
         data, rx_ns, _ = self._sock.recv(bufsize)
         return data, rx_ns + self._offset_ns, TsSource.HW_PHC
 
+    def recvfrom(self, bufsize: int = 65536):
+        data, sender, rx_ns, _ = self._sock.recvfrom(bufsize)
+        return data, sender, rx_ns + self._offset_ns, TsSource.HW_PHC
+
 
 def trade(engine: Engine, journal, settings: RunnerSettings, clock, seconds: float) -> Runner:
     runner = Runner(engine, journal, settings, clock)
