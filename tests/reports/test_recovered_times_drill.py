@@ -33,16 +33,33 @@ def _venue_executions(journal: str) -> dict[int, tuple[int, int]]:
     return out
 
 
+def _tear_point(records) -> int:
+    """The journal sequence of an ORDER_SENT that comes after the ORDER_SENT creating the order of a
+    fill and before that fill: torn there, the order's own record survives (its fills map to it) and
+    the fill is recovery's to journal. (Tearing at the last ORDER_SENT before the first fill tore
+    away the filled order's own record whenever it was that last one: every fill then rejected.)"""
+    created: dict[str, int] = {}          # order token -> position of the ORDER_SENT creating it
+    last_sent = -1
+    for i, r in enumerate(records):
+        if r.rtype == RecordType.ORDER_SENT:
+            sent = unpack(RecordType.ORDER_SENT, r.payload)
+            if sent["msg_type"] in (ord("O"), ord("U")):
+                created.setdefault(bytes(sent["token"]).decode().rstrip(), i)
+            last_sent = i
+        elif r.rtype == RecordType.VENUE_MSG and unpack(RecordType.VENUE_MSG, r.payload)["msg_type"] == ord("E"):
+            packet = soupbintcp.decode(raw_bytes(unpack(RecordType.VENUE_MSG, r.payload)),
+                                       soupbintcp.Direction.FROM_SERVER)
+            made = created.get(ouch.decode_outbound(packet.payload).token.rstrip())
+            if made is not None and last_sent > made:
+                return records[last_sent].seq
+    raise AssertionError("no fill came after another order was sent: the session is too short")
+
+
 def test_field_28_of_the_fills_a_real_recovery_journaled_is_the_venues_execution_time(crashed_session, tmp_path):  # noqa: F811
     venue, journal, address = crashed_session
     with Reader(journal) as reader:
         records = list(reader.records())
-    executions = [i for i, r in enumerate(records) if r.rtype == RecordType.VENUE_MSG
-                  and unpack(RecordType.VENUE_MSG, r.payload)["msg_type"] == ord("E")]
-    first_sent = next(i for i, r in enumerate(records) if r.rtype == RecordType.ORDER_SENT)
-    # tear at the last ORDER_SENT before the first fill: every fill after it is recovery's to journal
-    cut = max(i for i in range(first_sent, executions[0]) if records[i].rtype == RecordType.ORDER_SENT)
-    tear(journal, records[cut].seq, False)
+    tear(journal, _tear_point(records), False)
     result = recover(settings_for(journal, address))
     assert result.reconciled, result.reasons
     day = dt.date.fromisoformat(next((tmp_path / "venue").rglob(sessiontime.DATE_FILE)).read_text().strip())
