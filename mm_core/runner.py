@@ -206,6 +206,7 @@ _RECEIVED_BY = {TsSource.SW_KERNEL: TsSource.SW_KERNEL_BY, TsSource.HW_PHC: TsSo
 TAI_MINUS_UTC_S = 37      # TAI - UTC in force since 2017-01-01 (IERS), until a clock sample says it
 _PHC_SOURCES = frozenset({TsSource.HW_PHC, TsSource.HW_PHC_BY})
 _HW_PHC = TsSource.HW_PHC
+_MD_TURN = 256            # market-data packets read in one turn of the loop, at most
 
 
 def engine_time(ts_ns: int, source: int, utc_offset_s: int) -> int:
@@ -452,13 +453,16 @@ class Runner:
         upkeep = self.upkeep
         try:
             while mono() < deadline and not (stop is not None and stop.is_set()) and not self._oe_end:
+                # busy-poll reads market data straight off its socket on every turn, so the read
+                # path (syscall, stamp parsing) stays warm and a packet skips the poll's dispatch
+                spun = self._on_md(False) if busy else 0
                 wait = 0 if busy else max(0, min(next_timer, next_clock, deadline) - mono()) / 1e9
                 ready = poll(wait)
                 if ready:
                     # market data first: a packet never waits behind TX stamps or venue answers
                     # read in the same wake-up; operators only when one woke the loop
                     fds = [fd for fd, _ in ready]
-                    if md_fd in fds:
+                    if md_fd in fds and spun < _MD_TURN:
                         self._on_md()
                     if oe_fd in fds and not self._on_oe():
                         self.report.stop_reason, self.report.venue_lost = self._oe_end, True
@@ -473,7 +477,7 @@ class Runner:
                 t = mono()
                 if not self.journal_ok and self._space_lost and not self._fatal and t >= self._next_retry:
                     self._retry_space(t)
-                acted = bool(ready)
+                acted = bool(ready) or spun
                 if t >= next_clock:
                     self._on_clock(t)
                     next_clock = t + s.clock_period_ns
@@ -514,20 +518,24 @@ class Runner:
         return fd
 
     # ------------------------------------------------------------------ inputs
-    def _on_md(self) -> None:
-        for i in range(256):    # bounded: the timers and the order socket get their turn
+    def _on_md(self, errors: bool = True) -> int:
+        """Read (and journal, and feed) the packets waiting, at most _MD_TURN (the timers and the
+        order socket get their turn); how many. `errors`: with none waiting, the socket was
+        readable for its error queue, which is drained."""
+        for i in range(_MD_TURN):
             try:
                 data, rx_ns, source = self._md.recv(65536)
             except (BlockingIOError, InterruptedError):
-                if not i:
+                if not i and errors:
                     # readable for the error queue only: TX stamps of our re-requests (not
                     # evidence of any order) would keep the socket readable for ever, so drain
                     # them (after packets were read the next wake-up finds them, if any)
                     self._md.poll_tx_timestamps()
-                return
+                return i
             now = rx_ns - self._utc_offset_s * 1_000_000_000 if source == _HW_PHC else rx_ns   # engine_time
             self._input(RecordType.MD_PACKET, data, rx_ns, source, MarketData(data, now, source),
                         read_ns=_realtime())
+        return _MD_TURN
 
     def _on_oe(self) -> bool:
         """Readable order entry: TX stamps on the error queue (they make the socket readable too)
