@@ -220,6 +220,7 @@ _RECEIVED_BY = {TsSource.SW_KERNEL: TsSource.SW_KERNEL_BY, TsSource.HW_PHC: TsSo
 TAI_MINUS_UTC_S = 37      # TAI - UTC in force since 2017-01-01 (IERS), until a clock sample says it
 _PHC_SOURCES = frozenset({TsSource.HW_PHC, TsSource.HW_PHC_BY})
 _HW_PHC = TsSource.HW_PHC
+_MD_TURN = 256            # market-data packets read in one turn of the loop, at most
 
 
 def engine_time(ts_ns: int, source: int, utc_offset_s: int) -> int:
@@ -531,13 +532,16 @@ class Runner:
         upkeep = self.upkeep
         try:
             while mono() < deadline and not (stop is not None and stop.is_set()) and not self._oe_end:
+                # busy-poll reads market data straight off its socket on every turn, so the read
+                # path (syscall, stamp parsing) stays warm and a packet skips the poll's dispatch
+                spun = self._on_md(False) if busy else 0
                 wait = 0 if busy else max(0, min(next_timer, next_clock, deadline) - mono()) / 1e9
                 ready = poll(wait)
                 if ready:
                     # market data first: a packet never waits behind TX stamps or venue answers
                     # read in the same wake-up; operators only when one woke the loop
                     fds = [fd for fd, _ in ready]
-                    if md_fd in fds:
+                    if md_fd in fds and spun < _MD_TURN:
                         self._on_md()
                     if oe_fd in fds and not self._on_oe():
                         return self._ended(stop)
@@ -551,7 +555,7 @@ class Runner:
                 t = mono()
                 if not self.journal_ok and self._space_lost and not self._fatal and t >= self._next_retry:
                     self._retry_space(t)
-                acted = bool(ready)
+                acted = bool(ready) or spun
                 if t >= next_clock:
                     self._on_clock(t)
                     next_clock = t + s.clock_period_ns
@@ -619,23 +623,27 @@ class Runner:
         return fd
 
     # ------------------------------------------------------------------ inputs
-    def _on_md(self) -> None:
-        for i in range(256):    # bounded: the timers and the order socket get their turn
+    def _on_md(self, errors: bool = True) -> int:
+        """Read (and journal, and feed) the packets waiting, at most _MD_TURN (the timers and the
+        order socket get their turn); how many. `errors`: with none waiting, the socket was
+        readable for its error queue, which is drained."""
+        for i in range(_MD_TURN):
             try:
                 data, sender, rx_ns, source = self._md.recvfrom(65536)
             except (BlockingIOError, InterruptedError):
-                if not i:
+                if not i and errors:
                     # readable for the error queue only: TX stamps of our re-requests (not
                     # evidence of any order) would keep the socket readable for ever, so drain
                     # them (after packets were read the next wake-up finds them, if any)
                     self._md.poll_tx_timestamps()
-                return
+                return i
             if sender[0] not in self._md_from:
                 self._md_refused(data, sender[0])
                 continue
             now = rx_ns - self._utc_offset_s * 1_000_000_000 if source == _HW_PHC else rx_ns   # engine_time
             self._input(RecordType.MD_PACKET, data, rx_ns, source, MarketData(data, now, source),
                         read_ns=_realtime())
+        return _MD_TURN
 
     def _md_refused(self, data: bytes, sender: str) -> None:
         """A datagram from an address the venue's market data does not come from (anyone can
@@ -1110,15 +1118,22 @@ class Runner:
         (venues ignore those; its bytes are journaled in an alert), so the others keep their key."""
         self._acting += 1
         try:
-            key = -1
-            if self.journal_ok and not self._unreported:
-                planned = sum(len(a.packet) for a in actions if isinstance(a, SendOrder))
-                key = (self.tcp_bytes + planned - 1) & 0xFFFFFFFF
-            self._act_from(actions, now, key, [], False)
+            # the common decision, orders only (a requote's replaces, a pull's cancels): journaled
+            # and sent in one C call, as the Python path below would
+            if not self._orders_fast(actions):
+                self._act_python(actions, now)
         finally:
             self._acting -= 1
         if not self._acting and (self._unreported or self._unsent):
             self._report_unhealthy(now)
+
+    def _act_python(self, actions: Iterable, now: int) -> None:
+        """_act's work in Python, action by action."""
+        key = -1
+        if self.journal_ok and not self._unreported:
+            planned = sum(len(a.packet) for a in actions if isinstance(a, SendOrder))
+            key = (self.tcp_bytes + planned - 1) & 0xFFFFFFFF
+        self._act_from(actions, now, key, [], False)
 
     def _act_from(self, actions: Iterable, now: int, key: int, batch: list, padded: bool) -> None:
         """_act's work from `actions` on, with `batch` the orders of the planned send (stamp key
@@ -1160,36 +1175,38 @@ class Runner:
         refusal by the journal is told to the engine after the event (never re-entering it)."""
         self._acting += 1
         try:
-            if not self._urgent_fast(actions):
-                self._act(actions, _realtime())
+            if not self._orders_fast(actions):
+                self._act_python(actions, _realtime())
         finally:
             self._acting -= 1
 
-    def _urgent_fast(self, actions: list) -> bool:
-        """The pulls' ORDER_SENT records and their one send in one C call (the journal's
+    def _orders_fast(self, actions: list) -> bool:
+        """The orders' ORDER_SENT records and their one send in one C call (the journal's
         append_then_send: every record in before the bytes go, none sent if one is refused), with
         the records, stamp key and TX bookkeeping _act would give them. False, having done
-        nothing, where only _act applies: the journal or order entry unhealthy, a journal
-        without the call, an action that is not a cancel _act would pack in one call."""
+        nothing, where only _act's Python path applies: the journal or order entry unhealthy, a
+        journal without the call, an action that is not an order, cancels mixed with other orders
+        (only a cancel's record may use the journal's reserve, and the call takes one flag)."""
         send, oe = self._append_send, self._oe
         if send is None or oe is None or self._oe_end or not self.journal_ok or self._unreported:
             return False
-        plan = self._urgent_plan(actions, oe)
+        plan = self._orders_plan(actions, oe)
         if plan is None:
             return False
-        key, payloads, data, fd = plan
+        key, payloads, data, fd, cancels = plan
         try:
-            seqs, status, err = send(_ORDER_SENT, payloads, _USER, self._clock_state, True, fd, data)
+            seqs, status, err = send(_ORDER_SENT, payloads, _USER, self._clock_state, cancels, fd, data)
         except (TypeError, OverflowError, ValueError):     # arguments it does not take: nothing was done
             return False
-        if self._space_lost:
-            self.report.reserve_appends += len(seqs)
-        self._reserve_seqs.update(seqs)
+        if cancels:
+            if self._space_lost:
+                self.report.reserve_appends += len(seqs)
+            self._reserve_seqs.update(seqs)
         batch = [(action, seq, key) for action, seq in zip(actions, seqs)]
         if status:                   # the journal refused the next one: nothing was sent, _act goes on
             now = _realtime()
             action = actions[len(seqs)]
-            self._order_refused(action, self.journal.refusal(status, RecordType.ORDER_SENT), now, True)
+            self._order_refused(action, self.journal.refusal(status, RecordType.ORDER_SENT), now, cancels)
             batch.append(self._filler(action, key, now))
             self._act_from(actions[len(seqs) + 1:], now, key, batch, True)
             return True
@@ -1197,19 +1214,25 @@ class Runner:
                          self._wrote(len(data), oe.sent_elsewhere(len(data))))
         return True
 
-    def _urgent_plan(self, actions: list, oe) -> tuple[int, list[bytes], bytes, int] | None:
-        """(stamp key, ORDER_SENT payloads, bytes, order-entry descriptor) of cancels that leave in
-        one send, as _act would journal them; None when an action is not such a cancel."""
-        planned = 0
+    def _orders_plan(self, actions: list, oe) -> tuple[int, list[bytes], bytes, int, bool] | None:
+        """(stamp key, ORDER_SENT payloads, bytes, order-entry descriptor, all cancels) of orders
+        that leave in one send, as _act would journal them; None unless every action is an order
+        and either all or none of them are cancels."""
+        if type(actions) is not list:
+            return None
+        planned = cancels = 0
         for action in actions:
-            if type(action) is not SendOrder or action.packet[3] != _CANCEL:
+            if type(action) is not SendOrder:
                 return None
-            planned += len(action.packet)
-        if not planned:
+            packet = action.packet
+            planned += len(packet)
+            if packet[3] == _CANCEL:
+                cancels += 1
+        if not planned or (cancels and cancels != len(actions)):
             return None
         key = (self.tcp_bytes + planned - 1) & 0xFFFFFFFF
         data = actions[0].packet if len(actions) == 1 else b"".join([a.packet for a in actions])
-        return key, [order_sent_payload(action, key) for action in actions], data, oe.sock.fileno()
+        return key, [order_sent_payload(action, key) for action in actions], data, oe.sock.fileno(), bool(cancels)
 
     def upkeep(self) -> None:
         """Idle-time upkeep, after a wake-up's work and before the loop waits again: the engine's
@@ -1218,7 +1241,7 @@ class Runner:
         and its data in the caches. It journals nothing, sends nothing, changes no state."""
         self.engine.prepare()
         if self._append_send is not None and self._oe is not None:
-            self._urgent_plan(_WARM_PULL, self._oe)
+            self._orders_plan(_WARM_PULL, self._oe)
 
     def _send_order(self, action: SendOrder) -> None:
         """One order on its own: journaled, then sent."""

@@ -1,8 +1,10 @@
-"""The guard's pulls through the journal's one-call append-then-send (Runner._urgent_fast) leave
-the same journal, the same bytes on the wire and the same report as the Python path (_act) they
-stand in for: when all goes well, when the journal refuses (closed; full, with room for only some
-of the pulls) and when the socket refuses the send. Each case runs twice, the fast path off and
-on, from the same entry point (Runner._act_urgent)."""
+"""Orders through the journal's one-call append-then-send (Runner._orders_fast) leave the same
+journal, the same bytes on the wire and the same report as the Python path they stand in for:
+the guard's pulls (Runner._act_urgent) and a decision's other orders (Runner._act: a requote's
+replaces, new orders), when all goes well, when the journal refuses (closed; full, with room for
+only some of the pulls, or none for new orders, which may not use the reserve) and when the
+socket refuses the send. Each case runs twice, the fast path off and on, from the same entry
+point."""
 from __future__ import annotations
 
 import dataclasses
@@ -36,9 +38,19 @@ def pull(token: str, symbol_id: int = 1) -> SendOrder:
 PULLS = (pull("Q1"), pull("Q2", 2))
 
 
-def act_urgent(journal, fast: bool, before=None):
-    """A connected runner on `journal` given PULLS at its early sink, fast path on or off
-    (`before(runner)` runs first); (runner, what the journal's C calls returned, wire bytes read)."""
+def replace(orig: str, token: str, price: int) -> SendOrder:
+    """A requote's replace of a resting quote, as the engine builds it."""
+    intent = make_intent(OrderKind.REPLACE, token, 1, Side.BUY, price, 100, (1, 2, 3, 4), orig_token=orig)
+    return SendOrder(intent, WIRE.replace(orig, token, 100, price, 0), SimpleNamespace(limits_version=3), 1)
+
+
+REQUOTE = (replace("Q1", "Q3", 100_0100), replace("Q2", "Q4", 100_0300))
+
+
+def act_urgent(journal, fast: bool, before=None, actions=PULLS, urgent: bool = True):
+    """A connected runner on `journal` given `actions` at its early sink (`urgent`) or as an
+    event's decision (Runner._act), fast path on or off (`before(runner)` runs first); (runner,
+    what the journal's C calls returned, wire bytes read)."""
     runner, peer = connected_runner(journal)
     calls = []
     if fast:
@@ -48,7 +60,10 @@ def act_urgent(journal, fast: bool, before=None):
         runner._append_send = None
     if before is not None:
         before(runner)
-    runner._act_urgent(list(PULLS))
+    if urgent:
+        runner._act_urgent(list(actions))
+    else:
+        runner._act(list(actions), time.clock_gettime_ns(time.CLOCK_REALTIME))
     time.sleep(0.05)
     runner._drain_tx(time.monotonic_ns() + 10**9)
     peer.settimeout(0.2)
@@ -177,14 +192,66 @@ def test_a_refused_send_journals_send_failed_as_act_does(tmp_path):
     assert [p[2] for t, _, _, p in records if t == RecordType.TX_TS] == [3, 3]     # SEND_FAILED
 
 
+def test_a_decisions_replaces_take_the_fast_path_and_journal_and_send_what_act_did(tmp_path):
+    runs = {}
+    for fast in (False, True):
+        with Journal(tmp_path / f"j{fast}") as journal:
+            runs[fast] = act_urgent(journal, fast, actions=REQUOTE, urgent=False)
+    assert runs[True][1] == [((1, 2), 0, 0)]                # one C call: both appended, sent
+    same_outcome(runs[False], runs[True])
+    assert runs[True][2] == REQUOTE[0].packet + REQUOTE[1].packet
+    slow, fast = journaled(tmp_path / "jFalse"), journaled(tmp_path / "jTrue")
+    assert slow == fast
+    key = len(runs[True][2]) - 1
+    sent = [unpack(RecordType.ORDER_SENT, p) for t, _, _, p in fast if t == RecordType.ORDER_SENT]
+    assert [(bytes(u["token"]).rstrip(b"\0"), int(u["tskey"])) for u in sent] == [(b"Q3", key), (b"Q4", key)]
+    assert [p[1:3] for t, _, _, p in fast if t == RecordType.TX_TS] == [(key, 0)] * 2   # stamped
+    runner = runs[True][0]
+    assert runner.report.orders_sent == 2 and runner.report.tx_stamped == 2
+    assert not runner._reserve_seqs and runner.report.reserve_appends == 0     # not cancels: no reserve
+
+
+def test_new_orders_on_a_full_disk_stay_out_of_the_reserve_as_act_keeps_them(small_tmpfs):
+    """Ordinary space gone, the reserve with room: the fast path refuses the replaces as the
+    Python path does (only cancels may use the reserve), sends nothing and reports the same."""
+    segment = 64 * 1024
+    journals = {name: Journal(small_tmpfs / name, segment_size=segment) for name in ("slow", "fast")}
+    free = os.statvfs(small_tmpfs)
+    (small_tmpfs / "filler").write_bytes(bytes(free.f_bavail * free.f_frsize))
+    runs = {}
+    for fast in (False, True):
+        journal = journals["fast" if fast else "slow"]
+        fill_but(journal, 4)                                  # room in the reserve for 4 records
+        runs[fast] = act_urgent(journal, fast, actions=REQUOTE, urgent=False)
+        journal.close()
+    same_outcome(runs[False], runs[True])
+    (seqs, status, _), = runs[True][1]                      # one C call: the first refused
+    assert seqs == () and status == -9                     # MMJ_E_DISK_FULL
+    runner, _, wire = runs[True]
+    assert wire == b"" and runner.report.orders_sent == 0 and not runner._reserve_seqs
+    assert runner._space_lost and not runner.journal_ok and runner.report.journal_failures == 2   # told
+    records = journaled(small_tmpfs / "fast")
+    assert records == journaled(small_tmpfs / "slow")
+    tokens = {bytes(unpack(RecordType.ORDER_SENT, p)["token"]).rstrip(b"\0") for t, _, _, p in records
+              if t == RecordType.ORDER_SENT}
+    assert tokens == {b""}                                 # the filling's records only: neither in the reserve
+
+
+def test_a_cancel_mixed_with_other_orders_takes_the_python_path(tmp_path):
+    with Journal(tmp_path / "j") as journal:
+        calls = act_urgent(journal, True, actions=(REQUOTE[0], PULLS[0]), urgent=False)[1]
+    assert calls == []                                      # the reserve flag differs: not one C call
+    assert [t for t, _, _, _ in journaled(tmp_path / "j")] == [RecordType.ORDER_SENT] * 2 + [RecordType.TX_TS] * 2
+
+
 def test_unhealthy_journal_or_other_actions_take_the_python_path(tmp_path):
     with Journal(tmp_path / "j") as journal:
         runner, peer = connected_runner(journal)
         runner.journal_ok = False
-        assert not runner._urgent_fast(list(PULLS))
+        assert not runner._orders_fast(list(PULLS))
         runner.journal_ok = True
         enter = SendOrder(PULLS[0].intent, WIRE.enter("E1", "B", 100, "ACME", 100_0000, 0), None, 1)
-        assert not runner._urgent_fast([PULLS[0], enter])
+        assert not runner._orders_fast([PULLS[0], enter])
         assert journal.next_seq == 1 and runner.tcp_bytes == 0      # nothing was done
         peer.close()
         runner.close()
