@@ -189,11 +189,17 @@ class RiskGateway:
     # see a clock that aged before any order meets it. A gateway restored from before the
     # attribute existed has this class default: the first event looks at once and sets it.
     clock_stale_at: float = -1
-    # the operator's SAFE_MODE, remembered through a latch: a clean reconciliation returns to it
-    # (only the operator lifts it); the scoped kills in force, (scope, scope_id) pairs. Class
-    # defaults (immutable) for a gateway restored from before they existed.
-    _safe_requested: bool = False
-    _scoped_kills: frozenset = frozenset()
+    # Slots for what check() reads: a plain instance of this many attributes keeps them in a
+    # dict looked up by name on every access (CPython shares an instance dict's keys only up to
+    # 30), several times per order. The __dict__ keeps the rest (clock_stale_at, the feed log's
+    # scratch space) and anything a subclass or a drill adds.
+    __slots__ = ("_latch_override", "_fsm", "_state", "_events", "_latch_reasons", "_symbols",
+                 "_groups", "_working", "_replacing", "_replaced_by", "_submits", "_modifies",
+                 "_cancels", "_fills", "_dup_last", "_dup_purge_at", "_cash", "_gross", "_net",
+                 "_work_buy", "_work_sell", "_work_gross", "_pnl_peak", "_clock_ns",
+                 "_unknown_outcome", "_stale_books", "_faults", "_regsho", "_limits", "_latch_to",
+                 "_loss_floor", "_allowed", "_halted", "_safe_requested", "_scoped_kills",
+                 "__dict__")
 
     def __init__(self, limits: Limits, *, latch_state: "str | TradingState | None" = None) -> None:
         if not isinstance(limits, Limits):
@@ -233,15 +239,28 @@ class RiskGateway:
         self._stale_books: set[int] = set()
         self._faults = _F_CLOCK | _F_JOURNAL | (0 if limits.start_reconciled else _F_UNRECONCILED)
         self._regsho = RegSho()
+        # the operator's SAFE_MODE, remembered through a latch: a clean reconciliation returns to
+        # it (only the operator lifts it); the scoped kills in force, (scope, scope_id) pairs
+        self._safe_requested = False
+        self._scoped_kills = frozenset()
         self._install_limits(limits)
 
-    def __setstate__(self, state: dict) -> None:
-        """Loads a pickled gateway (engine snapshots), one pickled while the Reg SHO state was its
-        own (the trading day, and each symbol's, which _Symbol.__setstate__ takes) too."""
+    def __setstate__(self, state) -> None:
+        """Loads a pickled gateway (engine snapshots): (instance dict, slots) as pickled now, or
+        one dict as pickled before the slots, while the Reg SHO state was its own (the trading
+        day, and each symbol's, which _Symbol.__setstate__ takes) or before the operator's safe
+        mode and the scoped kills were kept, too."""
+        if isinstance(state, tuple):
+            state = {**(state[0] or {}), **(state[1] or {})}
+        else:
+            state = dict(state)
         if "_regsho" not in state:
             state["_regsho"] = RegSho({symbol_id: sym.sho for symbol_id, sym in state["_symbols"].items()},
                                       state.pop("_locate_day", 0))
-        self.__dict__.update(state)
+        state.setdefault("_safe_requested", False)
+        state.setdefault("_scoped_kills", frozenset())
+        for name, value in state.items():
+            setattr(self, name, value)
         if "_work_gross" not in state:
             # pickled while a replace in flight counted the larger of its two orders: both count
             self._work_buy = self._work_sell = self._work_gross = 0
