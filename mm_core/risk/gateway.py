@@ -383,17 +383,19 @@ class RiskGateway:
         """
         try:
             kind = intent.kind
-            if kind is _CANCEL or (kind is _MODIFY and intent.qty == 0):
-                return self._check_cancel(now_ns)
-            if kind is _MODIFY:
-                held = self._working.get(intent.token)
-                if held is not None and 0 < intent.qty < held[2] and (mark is None or mark == (
-                        "B" if held[1] else held[0].sho.marks.get(intent.token, "S"))):
-                    # a size-down in place: the price the collars judged stays, exposure only
-                    # shrinks, so it passes as a partial cancel does (and counts as one); the
-                    # larger size stays counted until the venue confirms (on_order_confirmed).
-                    # One that changes the side byte (OUCH Modify carries it) is checked in full.
+            enter = kind is _ENTER
+            if not enter:
+                if kind is _CANCEL or (kind is _MODIFY and intent.qty == 0):
                     return self._check_cancel(now_ns)
+                if kind is _MODIFY:
+                    held = self._working.get(intent.token)
+                    if held is not None and 0 < intent.qty < held[2] and (mark is None or mark == (
+                            "B" if held[1] else held[0].sho.marks.get(intent.token, "S"))):
+                        # a size-down in place: the price the collars judged stays, exposure only
+                        # shrinks, so it passes as a partial cancel does (and counts as one); the
+                        # larger size stays counted until the venue confirms (on_order_confirmed).
+                        # One that changes the side byte (OUCH Modify carries it) is checked in full.
+                        return self._check_cancel(now_ns)
             lim = self._limits
             if not intent.algo_id or not intent.client_id or not (intent.desk_id or intent.trader_id):
                 return self._deny(CheckId.MISSING_IDS, 0, 0, "algo, desk/trader and client ids required")
@@ -422,12 +424,13 @@ class RiskGateway:
                     return self._deny_market(sym, symbol_id, now_ns)
 
             fills = self._fills
-            horizon = now_ns - lim.throttle_window_ns
-            while fills and fills[0] <= horizon:
-                fills.popleft()
-            if len(fills) > lim.throttle_max_fills:
-                return self._deny_latched(CheckId.EXECUTION_THROTTLE, len(fills), lim.throttle_max_fills,
-                                          "repeated executions", now_ns)
+            if fills:             # (none in the window: under any limit, which is at least 1)
+                horizon = now_ns - lim.throttle_window_ns
+                while fills and fills[0] <= horizon:
+                    fills.popleft()
+                if len(fills) > lim.throttle_max_fills:
+                    return self._deny_latched(CheckId.EXECUTION_THROTTLE, len(fills),
+                                              lim.throttle_max_fills, "repeated executions", now_ns)
 
             # Worst case: every working order on this side fills, and so does this one.
             side = intent.side
@@ -444,7 +447,7 @@ class RiskGateway:
                                   f"a sell marked {mark!r}, not S, T or E")[:48])
             same_side = sym.open_buy if is_buy else sym.open_sell
             replaced = None
-            if kind is not _ENTER:
+            if not enter:
                 replaced = self._working.get(intent.orig_token if kind is _REPLACE else intent.token)
                 # a modify changes the order in place; a replace's original stays counted: the
                 # venue sets the replacement's size whatever the original filled meanwhile
@@ -461,11 +464,16 @@ class RiskGateway:
                 if not _reduces(position, post):
                     return self._deny(CheckId.REDUCE_ONLY, post, position, "only reducing orders")
 
-            window = self._submits if kind is _ENTER else self._modifies
+            if enter:
+                window = self._submits
+                most = lim.max_submits
+            else:
+                window = self._modifies
+                most = lim.max_modifies
             horizon = now_ns - lim.rate_window_ns
             while window and window[0] <= horizon:
                 window.popleft()
-            if len(window) >= (lim.max_submits if kind is _ENTER else lim.max_modifies):
+            if len(window) >= most:
                 return self._deny_rate(kind, len(window) + 1)
 
             slim = sym.limits
@@ -502,15 +510,16 @@ class RiskGateway:
                                       "own prices drifted in window")
 
             dup_key = None
-            if kind is _ENTER and lim.duplicate_window_ns:
+            if enter and lim.duplicate_window_ns:
                 dup_key = (symbol_id, is_buy, price, qty)
-                last = self._dup_last.get(dup_key)
-                if last is not None and now_ns - last < lim.duplicate_window_ns:
+                dup_last = self._dup_last
+                if dup_key in dup_last and now_ns - dup_last[dup_key] < lim.duplicate_window_ns:
+                    last = dup_last[dup_key]
                     return self._deny(CheckId.DUPLICATE_ORDER, now_ns - last, lim.duplicate_window_ns,
                                       "same symbol/side/price/qty")
 
             working = self._working
-            if kind is _ENTER and len(working) >= lim.max_open_orders:
+            if enter and len(working) >= lim.max_open_orders:
                 return self._deny(CheckId.MAX_OPEN_ORDERS, len(working) + 1, lim.max_open_orders,
                                   "working orders")
 
@@ -523,21 +532,24 @@ class RiskGateway:
             post_notional = post * fair * sym.multiplier
             # the other symbols' working orders count too (15c3-5: in the aggregate): for gross
             # the larger side of each, for net the side this order is on
-            work_buy, work_sell = sym.work_buy, sym.work_sell
-            others = self._work_gross - (work_buy if work_buy > work_sell else work_sell)
-            gross = self._gross + others - (notional if notional >= 0 else -notional) + \
+            work_buy = sym.work_buy
+            work_sell = sym.work_sell
+            all_buy = self._work_buy
+            all_sell = self._work_sell
+            held = self._gross + self._work_gross - (work_buy if work_buy > work_sell else work_sell)
+            gross = held - (notional if notional >= 0 else -notional) + \
                 (post_notional if post_notional >= 0 else -post_notional)
-            if gross > lim.max_gross_notional and gross > self._gross + others:
+            if gross > lim.max_gross_notional and gross > held:
                 return self._deny(CheckId.GROSS_NOTIONAL, gross, lim.max_gross_notional, "gross notional")
-            before = self._net + (self._work_buy - work_buy if is_buy else work_sell - self._work_sell)
+            before = self._net + (all_buy - work_buy if is_buy else work_sell - all_sell)
             net = before - notional + post_notional
             abs_net = net if net >= 0 else -net
-            if abs_net > lim.max_net_notional and abs_net > abs(before):
+            if abs_net > lim.max_net_notional and abs_net > (before if before >= 0 else -before):
                 return self._deny(CheckId.NET_NOTIONAL, net, lim.max_net_notional, "net notional")
 
             group = sym.group
             if group is not None and ((signed if signed >= 0 else -signed) > sym.headroom or (
-                    self._work_buy + self._work_sell != work_buy + work_sell     # others work
+                    all_buy + all_sell != work_buy + work_sell     # others work
                     and self._group_working(sym, group))):
                 # Near a Greek or scenario limit, or other orders in the group may fill too (the
                 # headroom counts positions only): the exact post-order numbers decide.
@@ -582,7 +594,6 @@ class RiskGateway:
                 dmin.pop()
             dmin.append(stamped)
             if dup_key is not None:
-                dup_last = self._dup_last
                 dup_last[dup_key] = now_ns
                 if len(dup_last) >= self._dup_purge_at:
                     self._purge_duplicates(now_ns)
@@ -593,24 +604,30 @@ class RiskGateway:
                     sym.sho.marks[token] = mark
                 self._hold_original(intent.orig_token, token, replaced, qty, price, intent.tif != _IOC)
                 return allowed
-            if replaced is not None and kind is not _REPLACE:
+            if (replaced is not None and kind is not _REPLACE) or token in working:
                 self._remove_working(token)
-            if token in working:
-                self._remove_working(token)
+                work_buy = sym.work_buy         # what it counted left the totals
+                work_sell = sym.work_sell
             working[token] = (sym, is_buy, qty, price)
-            self._work(sym, is_buy, value)
-            # an IOC never rests: whatever we send after it on the session reaches the venue after
-            # it is gone, so only orders that can rest count for self-trade prevention
+            # self._work(sym, is_buy, value), inlined (this runs for every order sent); an IOC
+            # never rests: whatever we send after it on the session reaches the venue after it is
+            # gone, so only orders that can rest count for self-trade prevention
+            old = work_buy if work_buy > work_sell else work_sell
             if is_buy:
+                sym.work_buy = work_buy = work_buy + value
+                self._work_buy += value
                 sym.open_buy += qty
                 if intent.tif != _IOC:
                     sym.own_buys[token] = price
             else:
+                sym.work_sell = work_sell = work_sell + value
+                self._work_sell += value
                 sym.open_sell += qty
                 if mark is not None and mark != "S":
                     sym.sho.marks[token] = mark
                 if intent.tif != _IOC:
                     sym.own_sells[token] = price
+            self._work_gross += (work_buy if work_buy > work_sell else work_sell) - old
             return allowed
         except Exception as exc:  # fail closed on any defect inside a check
             detail = f"{type(exc).__name__}: {exc}"[:48]
