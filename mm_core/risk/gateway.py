@@ -549,7 +549,7 @@ class RiskGateway:
 
             group = sym.group
             if group is not None and ((signed if signed >= 0 else -signed) > sym.headroom or (
-                    all_buy + all_sell != work_buy + work_sell     # others work
+                    (all_buy != work_buy or all_sell != work_sell)     # others work
                     and self._group_working(sym, group))):
                 # Near a Greek or scenario limit, or other orders in the group may fill too (the
                 # headroom counts positions only): the exact post-order numbers decide.
@@ -609,25 +609,32 @@ class RiskGateway:
                 work_buy = sym.work_buy         # what it counted left the totals
                 work_sell = sym.work_sell
             working[token] = (sym, is_buy, qty, price)
-            # self._work(sym, is_buy, value), inlined (this runs for every order sent); an IOC
-            # never rests: whatever we send after it on the session reaches the venue after it is
-            # gone, so only orders that can rest count for self-trade prevention
-            old = work_buy if work_buy > work_sell else work_sell
+            # self._work(sym, is_buy, value) inlined, as this runs for every order sent (value >= 0:
+            # the symbol's larger side grows by what this side comes to exceed it). An IOC never
+            # rests: whatever we send after it on the session reaches the venue after it is gone,
+            # so only orders that can rest count for self-trade prevention.
             if is_buy:
-                sym.work_buy = work_buy = work_buy + value
+                sym.work_buy = work_buy + value
                 self._work_buy += value
+                if work_buy >= work_sell:
+                    self._work_gross += value
+                elif work_buy + value > work_sell:
+                    self._work_gross += work_buy + value - work_sell
                 sym.open_buy += qty
                 if intent.tif != _IOC:
                     sym.own_buys[token] = price
             else:
-                sym.work_sell = work_sell = work_sell + value
+                sym.work_sell = work_sell + value
                 self._work_sell += value
+                if work_sell >= work_buy:
+                    self._work_gross += value
+                elif work_sell + value > work_buy:
+                    self._work_gross += work_sell + value - work_buy
                 sym.open_sell += qty
                 if mark is not None and mark != "S":
                     sym.sho.marks[token] = mark
                 if intent.tif != _IOC:
                     sym.own_sells[token] = price
-            self._work_gross += (work_buy if work_buy > work_sell else work_sell) - old
             return allowed
         except Exception as exc:  # fail closed on any defect inside a check
             detail = f"{type(exc).__name__}: {exc}"[:48]
