@@ -90,7 +90,7 @@ class _Symbol:
                  "open_sell", "limits", "notional", "multiplier", "option", "underlying_id", "under",
                  "risk", "group", "pnl_lo", "pnl_hi", "drift_buy", "drift_sell", "fair_band",
                  "reference_band", "drift_band", "headroom", "own_buys", "own_sells", "sho", "work_buy",
-                 "work_sell")
+                 "work_sell", "fair_lo", "fair_hi", "reference_lo", "reference_hi")
 
     def __init__(self, symbol_id: int, limits: SymbolLimits, sho: ShortSales) -> None:
         self.symbol_id = symbol_id
@@ -120,6 +120,7 @@ class _Symbol:
         self.fair_band = 0                  # collar half-widths in price4, set with each price
         self.reference_band = 0
         self.drift_band = 0
+        self.bound_collars()
         # per side, monotonic deques of (ts, price) for the drift window's max and min: bids and
         # asks drift separately, so our own quoted spread is not mistaken for drift
         self.drift_buy: tuple[deque, deque] = (deque(), deque())
@@ -143,6 +144,15 @@ class _Symbol:
                                       slots.pop("short_filled", 0))
         for name, value in slots.items():
             setattr(self, name, value)
+        self.bound_collars()                    # pickled before the bounds were kept
+
+    def bound_collars(self) -> None:
+        """The prices the fair and reference collars allow, from the prices and half-widths: the
+        order path compares a price with them (a gap past a half-width is a price past a bound)."""
+        self.fair_lo = self.fair - self.fair_band
+        self.fair_hi = self.fair + self.fair_band
+        self.reference_lo = self.reference - self.reference_band
+        self.reference_hi = self.reference + self.reference_band
 
 
 class _Group:
@@ -487,14 +497,13 @@ class RiskGateway:
                 return self._deny(CheckId.MAX_ORDER_VALUE, value, slim.max_order_value, "order value")
 
             fair = sym.fair
-            gap = price - fair if price >= fair else fair - price
-            if gap > sym.fair_band:
-                return self._deny(CheckId.COLLAR_FAIR, gap, sym.fair_band, "price away from fair value")
-            reference = sym.reference
-            gap = price - reference if price >= reference else reference - price
-            if gap > sym.reference_band:
-                return self._deny(CheckId.COLLAR_REFERENCE, gap, sym.reference_band,
-                                  "price away from reference")
+            if price > sym.fair_hi or price < sym.fair_lo:      # |price - fair| > the half-width
+                return self._deny(CheckId.COLLAR_FAIR, price - fair if price >= fair else fair - price,
+                                  sym.fair_band, "price away from fair value")
+            if price > sym.reference_hi or price < sym.reference_lo:
+                reference = sym.reference
+                return self._deny(CheckId.COLLAR_REFERENCE, price - reference if price >= reference
+                                  else reference - price, sym.reference_band, "price away from reference")
             dmax, dmin = sym.drift_buy if is_buy else sym.drift_sell
             horizon = now_ns - lim.collar_drift_window_ns
             while dmax and dmax[0][0] <= horizon:
@@ -1237,6 +1246,7 @@ class RiskGateway:
         sym.fair_band = sym.fair * lim.collar_fair_bps // 10_000
         sym.reference_band = sym.reference * lim.collar_reference_bps // 10_000
         sym.drift_band = sym.reference * lim.collar_drift_bps // 10_000
+        sym.bound_collars()
 
     def _refresh_allowed(self) -> None:
         self._allowed = RiskDecision(True, CheckId.OK, 0, 0, "", self._fsm.state, self._limits.version)
