@@ -206,7 +206,7 @@ class RiskGateway:
     __slots__ = ("_latch_override", "_fsm", "_state", "_events", "_latch_reasons", "_symbols",
                  "_groups", "_working", "_replacing", "_replaced_by", "_submits", "_modifies",
                  "_cancels", "_fills", "_dup_last", "_dup_purge_at", "_cash", "_gross", "_net",
-                 "_work_buy", "_work_sell", "_work_gross", "_pnl_peak", "_clock_ns",
+                 "_work_buy", "_work_sell", "_work_gross", "_pnl_peak", "_clock_ns", "_clock_due",
                  "_unknown_outcome", "_stale_books", "_faults", "_regsho", "_limits", "_latch_to",
                  "_loss_floor", "_allowed", "_halted", "_safe_requested", "_scoped_kills",
                  "__dict__")
@@ -271,6 +271,7 @@ class RiskGateway:
         state.setdefault("_scoped_kills", frozenset())
         for name, value in state.items():
             setattr(self, name, value)
+        self._clock_due = self._clock_ns + self._limits.max_clock_age_ns    # not kept before
         if "_work_gross" not in state:
             # pickled while a replace in flight counted the larger of its two orders: both count
             self._work_buy = self._work_sell = self._work_gross = 0
@@ -415,7 +416,7 @@ class RiskGateway:
                 return self._deny(CheckId.INVALID_ORDER, qty, price, "qty and price must be positive")
             if self._faults & _F_GLOBAL:
                 return self._deny_fault(intent.symbol_id, now_ns)
-            if now_ns - self._clock_ns > lim.max_clock_age_ns:
+            if now_ns > self._clock_due:          # now_ns - self._clock_ns > max_clock_age_ns
                 return self._deny_latched(CheckId.CLOCK_STALE, now_ns - self._clock_ns,
                                           lim.max_clock_age_ns, "no recent clock sample", now_ns)
             symbol_id = intent.symbol_id
@@ -1117,9 +1118,11 @@ class RiskGateway:
 
     def _clock_deadline(self) -> None:
         """clock_stale_at: max_clock_age after the newest compliant sample's measurement, while
-        there is one and the clock is not flagged stale already (inf otherwise)."""
+        there is one and the clock is not flagged stale already (inf otherwise); and for the order
+        path, when the newest sample becomes too old whatever the faults say."""
+        self._clock_due = self._clock_ns + self._limits.max_clock_age_ns
         self.clock_stale_at = _INF if self._clock_ns < 0 or self._faults & _F_CLOCK_STALE \
-            else self._clock_ns + self._limits.max_clock_age_ns
+            else self._clock_due
 
     def on_reg_sho(self, symbol_id: int, restricted: bool, now_ns: int = 0) -> None:
         """ITCH Reg SHO ('Y') for a symbol: the Rule 201 short sale price test is in force (True)
