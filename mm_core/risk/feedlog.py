@@ -158,6 +158,7 @@ class FeedLog:
                 table[at + _APPLIED] = 0
                 (sym.fair, sym.reference, sym.md_ns, sym.notional, sym.fair_band, sym.reference_band,
                  sym.drift_band) = _unpack(table + at, _BACK)
+                sym.bound_collars()
                 applied = True
         if applied:
             acct = self._acct

@@ -90,7 +90,7 @@ class _Symbol:
                  "open_sell", "limits", "notional", "multiplier", "option", "underlying_id", "under",
                  "risk", "group", "pnl_lo", "pnl_hi", "drift_buy", "drift_sell", "fair_band",
                  "reference_band", "drift_band", "headroom", "own_buys", "own_sells", "sho", "work_buy",
-                 "work_sell")
+                 "work_sell", "fair_lo", "fair_hi", "reference_lo", "reference_hi")
 
     def __init__(self, symbol_id: int, limits: SymbolLimits, sho: ShortSales) -> None:
         self.symbol_id = symbol_id
@@ -120,6 +120,7 @@ class _Symbol:
         self.fair_band = 0                  # collar half-widths in price4, set with each price
         self.reference_band = 0
         self.drift_band = 0
+        self.bound_collars()
         # per side, monotonic deques of (ts, price) for the drift window's max and min: bids and
         # asks drift separately, so our own quoted spread is not mistaken for drift
         self.drift_buy: tuple[deque, deque] = (deque(), deque())
@@ -143,6 +144,15 @@ class _Symbol:
                                       slots.pop("short_filled", 0))
         for name, value in slots.items():
             setattr(self, name, value)
+        self.bound_collars()                    # pickled before the bounds were kept
+
+    def bound_collars(self) -> None:
+        """The prices the fair and reference collars allow, from the prices and half-widths: the
+        order path compares a price with them (a gap past a half-width is a price past a bound)."""
+        self.fair_lo = self.fair - self.fair_band
+        self.fair_hi = self.fair + self.fair_band
+        self.reference_lo = self.reference - self.reference_band
+        self.reference_hi = self.reference + self.reference_band
 
 
 class _Group:
@@ -189,11 +199,17 @@ class RiskGateway:
     # see a clock that aged before any order meets it. A gateway restored from before the
     # attribute existed has this class default: the first event looks at once and sets it.
     clock_stale_at: float = -1
-    # the operator's SAFE_MODE, remembered through a latch: a clean reconciliation returns to it
-    # (only the operator lifts it); the scoped kills in force, (scope, scope_id) pairs. Class
-    # defaults (immutable) for a gateway restored from before they existed.
-    _safe_requested: bool = False
-    _scoped_kills: frozenset = frozenset()
+    # Slots for what check() reads: a plain instance of this many attributes keeps them in a
+    # dict looked up by name on every access (CPython shares an instance dict's keys only up to
+    # 30), several times per order. The __dict__ keeps the rest (clock_stale_at, the feed log's
+    # scratch space) and anything a subclass or a drill adds.
+    __slots__ = ("_latch_override", "_fsm", "_state", "_events", "_latch_reasons", "_symbols",
+                 "_groups", "_working", "_replacing", "_replaced_by", "_submits", "_modifies",
+                 "_cancels", "_fills", "_dup_last", "_dup_purge_at", "_cash", "_gross", "_net",
+                 "_work_buy", "_work_sell", "_work_gross", "_pnl_peak", "_clock_ns", "_clock_due",
+                 "_unknown_outcome", "_stale_books", "_faults", "_regsho", "_limits", "_latch_to",
+                 "_loss_floor", "_allowed", "_halted", "_safe_requested", "_scoped_kills",
+                 "__dict__")
 
     def __init__(self, limits: Limits, *, latch_state: "str | TradingState | None" = None) -> None:
         if not isinstance(limits, Limits):
@@ -233,15 +249,29 @@ class RiskGateway:
         self._stale_books: set[int] = set()
         self._faults = _F_CLOCK | _F_JOURNAL | (0 if limits.start_reconciled else _F_UNRECONCILED)
         self._regsho = RegSho()
+        # the operator's SAFE_MODE, remembered through a latch: a clean reconciliation returns to
+        # it (only the operator lifts it); the scoped kills in force, (scope, scope_id) pairs
+        self._safe_requested = False
+        self._scoped_kills = frozenset()
         self._install_limits(limits)
 
-    def __setstate__(self, state: dict) -> None:
-        """Loads a pickled gateway (engine snapshots), one pickled while the Reg SHO state was its
-        own (the trading day, and each symbol's, which _Symbol.__setstate__ takes) too."""
+    def __setstate__(self, state) -> None:
+        """Loads a pickled gateway (engine snapshots): (instance dict, slots) as pickled now, or
+        one dict as pickled before the slots, while the Reg SHO state was its own (the trading
+        day, and each symbol's, which _Symbol.__setstate__ takes) or before the operator's safe
+        mode and the scoped kills were kept, too."""
+        if isinstance(state, tuple):
+            state = {**(state[0] or {}), **(state[1] or {})}
+        else:
+            state = dict(state)
         if "_regsho" not in state:
             state["_regsho"] = RegSho({symbol_id: sym.sho for symbol_id, sym in state["_symbols"].items()},
                                       state.pop("_locate_day", 0))
-        self.__dict__.update(state)
+        state.setdefault("_safe_requested", False)
+        state.setdefault("_scoped_kills", frozenset())
+        for name, value in state.items():
+            setattr(self, name, value)
+        self._clock_due = self._clock_ns + self._limits.max_clock_age_ns    # not kept before
         if "_work_gross" not in state:
             # pickled while a replace in flight counted the larger of its two orders: both count
             self._work_buy = self._work_sell = self._work_gross = 0
@@ -364,17 +394,19 @@ class RiskGateway:
         """
         try:
             kind = intent.kind
-            if kind is _CANCEL or (kind is _MODIFY and intent.qty == 0):
-                return self._check_cancel(now_ns)
-            if kind is _MODIFY:
-                held = self._working.get(intent.token)
-                if held is not None and 0 < intent.qty < held[2] and (mark is None or mark == (
-                        "B" if held[1] else held[0].sho.marks.get(intent.token, "S"))):
-                    # a size-down in place: the price the collars judged stays, exposure only
-                    # shrinks, so it passes as a partial cancel does (and counts as one); the
-                    # larger size stays counted until the venue confirms (on_order_confirmed).
-                    # One that changes the side byte (OUCH Modify carries it) is checked in full.
+            enter = kind is _ENTER
+            if not enter:
+                if kind is _CANCEL or (kind is _MODIFY and intent.qty == 0):
                     return self._check_cancel(now_ns)
+                if kind is _MODIFY:
+                    held = self._working.get(intent.token)
+                    if held is not None and 0 < intent.qty < held[2] and (mark is None or mark == (
+                            "B" if held[1] else held[0].sho.marks.get(intent.token, "S"))):
+                        # a size-down in place: the price the collars judged stays, exposure only
+                        # shrinks, so it passes as a partial cancel does (and counts as one); the
+                        # larger size stays counted until the venue confirms (on_order_confirmed).
+                        # One that changes the side byte (OUCH Modify carries it) is checked in full.
+                        return self._check_cancel(now_ns)
             lim = self._limits
             if not intent.algo_id or not intent.client_id or not (intent.desk_id or intent.trader_id):
                 return self._deny(CheckId.MISSING_IDS, 0, 0, "algo, desk/trader and client ids required")
@@ -384,7 +416,7 @@ class RiskGateway:
                 return self._deny(CheckId.INVALID_ORDER, qty, price, "qty and price must be positive")
             if self._faults & _F_GLOBAL:
                 return self._deny_fault(intent.symbol_id, now_ns)
-            if now_ns - self._clock_ns > lim.max_clock_age_ns:
+            if now_ns > self._clock_due:          # now_ns - self._clock_ns > max_clock_age_ns
                 return self._deny_latched(CheckId.CLOCK_STALE, now_ns - self._clock_ns,
                                           lim.max_clock_age_ns, "no recent clock sample", now_ns)
             symbol_id = intent.symbol_id
@@ -403,12 +435,13 @@ class RiskGateway:
                     return self._deny_market(sym, symbol_id, now_ns)
 
             fills = self._fills
-            horizon = now_ns - lim.throttle_window_ns
-            while fills and fills[0] <= horizon:
-                fills.popleft()
-            if len(fills) > lim.throttle_max_fills:
-                return self._deny_latched(CheckId.EXECUTION_THROTTLE, len(fills), lim.throttle_max_fills,
-                                          "repeated executions", now_ns)
+            if fills:             # (none in the window: under any limit, which is at least 1)
+                horizon = now_ns - lim.throttle_window_ns
+                while fills and fills[0] <= horizon:
+                    fills.popleft()
+                if len(fills) > lim.throttle_max_fills:
+                    return self._deny_latched(CheckId.EXECUTION_THROTTLE, len(fills),
+                                              lim.throttle_max_fills, "repeated executions", now_ns)
 
             # Worst case: every working order on this side fills, and so does this one.
             side = intent.side
@@ -425,7 +458,7 @@ class RiskGateway:
                                   f"a sell marked {mark!r}, not S, T or E")[:48])
             same_side = sym.open_buy if is_buy else sym.open_sell
             replaced = None
-            if kind is not _ENTER:
+            if not enter:
                 replaced = self._working.get(intent.orig_token if kind is _REPLACE else intent.token)
                 # a modify changes the order in place; a replace's original stays counted: the
                 # venue sets the replacement's size whatever the original filled meanwhile
@@ -442,11 +475,16 @@ class RiskGateway:
                 if not _reduces(position, post):
                     return self._deny(CheckId.REDUCE_ONLY, post, position, "only reducing orders")
 
-            window = self._submits if kind is _ENTER else self._modifies
+            if enter:
+                window = self._submits
+                most = lim.max_submits
+            else:
+                window = self._modifies
+                most = lim.max_modifies
             horizon = now_ns - lim.rate_window_ns
             while window and window[0] <= horizon:
                 window.popleft()
-            if len(window) >= (lim.max_submits if kind is _ENTER else lim.max_modifies):
+            if len(window) >= most:
                 return self._deny_rate(kind, len(window) + 1)
 
             slim = sym.limits
@@ -460,14 +498,13 @@ class RiskGateway:
                 return self._deny(CheckId.MAX_ORDER_VALUE, value, slim.max_order_value, "order value")
 
             fair = sym.fair
-            gap = price - fair if price >= fair else fair - price
-            if gap > sym.fair_band:
-                return self._deny(CheckId.COLLAR_FAIR, gap, sym.fair_band, "price away from fair value")
-            reference = sym.reference
-            gap = price - reference if price >= reference else reference - price
-            if gap > sym.reference_band:
-                return self._deny(CheckId.COLLAR_REFERENCE, gap, sym.reference_band,
-                                  "price away from reference")
+            if price > sym.fair_hi or price < sym.fair_lo:      # |price - fair| > the half-width
+                return self._deny(CheckId.COLLAR_FAIR, price - fair if price >= fair else fair - price,
+                                  sym.fair_band, "price away from fair value")
+            if price > sym.reference_hi or price < sym.reference_lo:
+                reference = sym.reference
+                return self._deny(CheckId.COLLAR_REFERENCE, price - reference if price >= reference
+                                  else reference - price, sym.reference_band, "price away from reference")
             dmax, dmin = sym.drift_buy if is_buy else sym.drift_sell
             horizon = now_ns - lim.collar_drift_window_ns
             while dmax and dmax[0][0] <= horizon:
@@ -483,15 +520,16 @@ class RiskGateway:
                                       "own prices drifted in window")
 
             dup_key = None
-            if kind is _ENTER and lim.duplicate_window_ns:
+            if enter and lim.duplicate_window_ns:
                 dup_key = (symbol_id, is_buy, price, qty)
-                last = self._dup_last.get(dup_key)
-                if last is not None and now_ns - last < lim.duplicate_window_ns:
+                dup_last = self._dup_last
+                if dup_key in dup_last and now_ns - dup_last[dup_key] < lim.duplicate_window_ns:
+                    last = dup_last[dup_key]
                     return self._deny(CheckId.DUPLICATE_ORDER, now_ns - last, lim.duplicate_window_ns,
                                       "same symbol/side/price/qty")
 
             working = self._working
-            if kind is _ENTER and len(working) >= lim.max_open_orders:
+            if enter and len(working) >= lim.max_open_orders:
                 return self._deny(CheckId.MAX_OPEN_ORDERS, len(working) + 1, lim.max_open_orders,
                                   "working orders")
 
@@ -504,21 +542,24 @@ class RiskGateway:
             post_notional = post * fair * sym.multiplier
             # the other symbols' working orders count too (15c3-5: in the aggregate): for gross
             # the larger side of each, for net the side this order is on
-            work_buy, work_sell = sym.work_buy, sym.work_sell
-            others = self._work_gross - (work_buy if work_buy > work_sell else work_sell)
-            gross = self._gross + others - (notional if notional >= 0 else -notional) + \
+            work_buy = sym.work_buy
+            work_sell = sym.work_sell
+            all_buy = self._work_buy
+            all_sell = self._work_sell
+            held = self._gross + self._work_gross - (work_buy if work_buy > work_sell else work_sell)
+            gross = held - (notional if notional >= 0 else -notional) + \
                 (post_notional if post_notional >= 0 else -post_notional)
-            if gross > lim.max_gross_notional and gross > self._gross + others:
+            if gross > lim.max_gross_notional and gross > held:
                 return self._deny(CheckId.GROSS_NOTIONAL, gross, lim.max_gross_notional, "gross notional")
-            before = self._net + (self._work_buy - work_buy if is_buy else work_sell - self._work_sell)
+            before = self._net + (all_buy - work_buy if is_buy else work_sell - all_sell)
             net = before - notional + post_notional
             abs_net = net if net >= 0 else -net
-            if abs_net > lim.max_net_notional and abs_net > abs(before):
+            if abs_net > lim.max_net_notional and abs_net > (before if before >= 0 else -before):
                 return self._deny(CheckId.NET_NOTIONAL, net, lim.max_net_notional, "net notional")
 
             group = sym.group
             if group is not None and ((signed if signed >= 0 else -signed) > sym.headroom or (
-                    self._work_buy + self._work_sell != work_buy + work_sell     # others work
+                    (all_buy != work_buy or all_sell != work_sell)     # others work
                     and self._group_working(sym, group))):
                 # Near a Greek or scenario limit, or other orders in the group may fill too (the
                 # headroom counts positions only): the exact post-order numbers decide.
@@ -563,7 +604,6 @@ class RiskGateway:
                 dmin.pop()
             dmin.append(stamped)
             if dup_key is not None:
-                dup_last = self._dup_last
                 dup_last[dup_key] = now_ns
                 if len(dup_last) >= self._dup_purge_at:
                     self._purge_duplicates(now_ns)
@@ -574,19 +614,32 @@ class RiskGateway:
                     sym.sho.marks[token] = mark
                 self._hold_original(intent.orig_token, token, replaced, qty, price, intent.tif != _IOC)
                 return allowed
-            if replaced is not None and kind is not _REPLACE:
+            if (replaced is not None and kind is not _REPLACE) or token in working:
                 self._remove_working(token)
-            if token in working:
-                self._remove_working(token)
+                work_buy = sym.work_buy         # what it counted left the totals
+                work_sell = sym.work_sell
             working[token] = (sym, is_buy, qty, price)
-            self._work(sym, is_buy, value)
-            # an IOC never rests: whatever we send after it on the session reaches the venue after
-            # it is gone, so only orders that can rest count for self-trade prevention
+            # self._work(sym, is_buy, value) inlined, as this runs for every order sent (value >= 0:
+            # the symbol's larger side grows by what this side comes to exceed it). An IOC never
+            # rests: whatever we send after it on the session reaches the venue after it is gone,
+            # so only orders that can rest count for self-trade prevention.
             if is_buy:
+                sym.work_buy = work_buy + value
+                self._work_buy += value
+                if work_buy >= work_sell:
+                    self._work_gross += value
+                elif work_buy + value > work_sell:
+                    self._work_gross += work_buy + value - work_sell
                 sym.open_buy += qty
                 if intent.tif != _IOC:
                     sym.own_buys[token] = price
             else:
+                sym.work_sell = work_sell + value
+                self._work_sell += value
+                if work_sell >= work_buy:
+                    self._work_gross += value
+                elif work_sell + value > work_buy:
+                    self._work_gross += work_sell + value - work_buy
                 sym.open_sell += qty
                 if mark is not None and mark != "S":
                     sym.sho.marks[token] = mark
@@ -1065,9 +1118,11 @@ class RiskGateway:
 
     def _clock_deadline(self) -> None:
         """clock_stale_at: max_clock_age after the newest compliant sample's measurement, while
-        there is one and the clock is not flagged stale already (inf otherwise)."""
+        there is one and the clock is not flagged stale already (inf otherwise); and for the order
+        path, when the newest sample becomes too old whatever the faults say."""
+        self._clock_due = self._clock_ns + self._limits.max_clock_age_ns
         self.clock_stale_at = _INF if self._clock_ns < 0 or self._faults & _F_CLOCK_STALE \
-            else self._clock_ns + self._limits.max_clock_age_ns
+            else self._clock_due
 
     def on_reg_sho(self, symbol_id: int, restricted: bool, now_ns: int = 0) -> None:
         """ITCH Reg SHO ('Y') for a symbol: the Rule 201 short sale price test is in force (True)
@@ -1194,6 +1249,7 @@ class RiskGateway:
         sym.fair_band = sym.fair * lim.collar_fair_bps // 10_000
         sym.reference_band = sym.reference * lim.collar_reference_bps // 10_000
         sym.drift_band = sym.reference * lim.collar_drift_bps // 10_000
+        sym.bound_collars()
 
     def _refresh_allowed(self) -> None:
         self._allowed = RiskDecision(True, CheckId.OK, 0, 0, "", self._fsm.state, self._limits.version)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Mapping
 
@@ -34,7 +34,7 @@ class SymbolLimits:
     max_position: int         # |position| incl. the worst case of open orders
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)      # slots: the order path reads a dozen of them per order
 class Limits:
     version: int                         # journaled (u32) with every decision
     latch_state: str                     # "HALTED" or "REDUCING"
@@ -80,6 +80,22 @@ class Limits:
 
     def for_symbol(self, symbol_id: int) -> SymbolLimits:
         return self.symbols.get(symbol_id, self.defaults)
+
+    def __setstate__(self, state) -> None:
+        """Loads pickled limits: the field values in order, as pickled now, or a dict of them, as
+        pickled before the slots; a field the pickle does not have (added since) takes its
+        default, as the dict's class attribute gave it."""
+        named = state if isinstance(state, dict) else dict(zip([f.name for f in fields(self)], state))
+        for f in fields(self):
+            if f.name in named:
+                value = named[f.name]
+            elif f.default is not MISSING:
+                value = f.default
+            elif f.default_factory is not MISSING:
+                value = f.default_factory()
+            else:
+                raise LimitsError(f.name, "missing from the pickled limits")
+            object.__setattr__(self, f.name, value)
 
     @classmethod
     def from_toml(cls, text: str) -> "Limits":

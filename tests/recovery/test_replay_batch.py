@@ -12,7 +12,8 @@ from tests.recovery.journaling import fresh_engine, write_long_session
 
 
 _SYMBOL_FIELDS = ("fair", "reference", "md_ns", "book_stale", "position", "notional", "fair_band",
-                  "reference_band", "drift_band", "headroom")
+                  "reference_band", "drift_band", "headroom", "fair_lo", "fair_hi", "reference_lo",
+                  "reference_hi")
 
 
 def _gateway_view(risk) -> dict:
