@@ -206,6 +206,9 @@ def _started(session: Session, quiet: bool) -> None:
               help="The venue's MoldUDP64 re-request port (needed with HOST:PORT).")
 @click.option("--md-bind", default="", help="Local IPv4 address that receives the venue's MoldUDP64 (a multicast "
               "group is joined; default: loopback for a venue here, else every local address).")
+@click.option("--md-source", "md_sources", multiple=True,
+              help="IPv4 address the venue's market data (and re-request replies) come from; repeat for "
+                   "several (default: the venue's host). Datagrams from anywhere else are refused.")
 @click.option("--duration", default="60s", show_default=True, help="Trading time, e.g. 60s, 2m.")
 @click.option("--journal", "journal_dir", type=click.Path(file_okay=False), default=None,
               help="Journal directory (default: a new directory under the system temp dir).")
@@ -230,7 +233,7 @@ def _started(session: Session, quiet: bool) -> None:
               help="The operator's control socket for `mmaudit operator` (default: control.sock in the journal "
                    "directory; 'none' for none).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON, without progress lines.")
-def command(venue_text, itch_port, rerequest_port, md_bind, duration, journal_dir, config_path, limits_path,
+def command(venue_text, itch_port, rerequest_port, md_bind, md_sources, duration, journal_dir, config_path, limits_path,
             venue_config_path, profile, ptp_uds, ptp_lab, ptp_free_running, ptp4l_log, phc2sys_log, seed,
             busy_poll, control_path, as_json) -> None:
     """Trade on a venue for a while, journaling ahead, with the clock monitored.
@@ -241,7 +244,7 @@ def command(venue_text, itch_port, rerequest_port, md_bind, duration, journal_di
     Example: mmaudit run --duration 30s --journal ./journal --ptp-lab
     """
     try:
-        venue = VenueSpec.parse(venue_text, itch_port, rerequest_port, md_bind)
+        venue = VenueSpec.parse(venue_text, itch_port, rerequest_port, md_bind, md_sources)
         clock = clock_spec(ptp_uds, ptp_lab, venue.kind, ptp_free_running, ptp4l_log, phc2sys_log)
         inputs = load_inputs(config_path, limits_path, venue_config_path, profile)
         journal_dir = journal_dir or str(pathlib.Path(tempfile.mkdtemp(prefix="mmaudit-run-")) / "journal")

@@ -196,25 +196,26 @@ class VenueSpec:
     rerequest_port: int = 0
     md_bind: str = ""                # local address (or multicast group) of the market data; "" see
                                      # mm_core.runner.md_bind_address
+    md_sources: tuple[str, ...] = ()  # addresses the market data comes from; () = the venue's host
 
     @classmethod
     def parse(cls, text: str, itch_port: int | None = None, rerequest_port: int | None = None,
-              md_bind: str = "") -> "VenueSpec":
+              md_bind: str = "", md_sources: tuple[str, ...] = ()) -> "VenueSpec":
         """"embedded", "process" or "HOST:PORT" (the venue's SoupBinTCP port)."""
-        if md_bind:
+        for option, address in [("--md-bind", md_bind)] * bool(md_bind) + [("--md-source", a) for a in md_sources]:
             try:
-                ipaddress.IPv4Address(md_bind)
+                ipaddress.IPv4Address(address)
             except ValueError:
-                raise SessionConfigError(f"--md-bind {md_bind!r}: expected an IPv4 address") from None
+                raise SessionConfigError(f"{option} {address!r}: expected an IPv4 address") from None
         if text in ("embedded", "process"):
-            return cls(text, itch_port=itch_port or 0, md_bind=md_bind)
+            return cls(text, itch_port=itch_port or 0, md_bind=md_bind, md_sources=tuple(md_sources))
         host, sep, port = text.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise SessionConfigError(f"venue {text!r}: expected embedded, process or HOST:PORT")
         if not rerequest_port:
             raise SessionConfigError(f"venue {text}: give the venue's MoldUDP64 re-request port "
                                      "(--rerequest-port) so market data gaps can be filled")
-        return cls("external", host, int(port), itch_port or 31001, rerequest_port, md_bind)
+        return cls("external", host, int(port), itch_port or 31001, rerequest_port, md_bind, tuple(md_sources))
 
 
 @dataclass(frozen=True)
@@ -443,7 +444,7 @@ def _start_venue(spec: VenueSpec, inputs: SessionInputs, settings: SessionSettin
         if not settings.venue_log_dir:
             doc.pop("log_dir", None)
     resolved = VenueSpec(spec.kind, doc["host"], doc["ouch_port"], doc["itch_port"], doc["rerequest_port"],
-                         spec.md_bind)
+                         spec.md_bind, spec.md_sources)
     return resolved, {"kind": spec.kind, **doc}
 
 
@@ -649,7 +650,8 @@ class Session:
             user = self.inputs.venue_config.users[0] if venue_spec.kind != "external" else None
             self.runner = Runner(self.engine, journal, RunnerSettings(
                 host=venue_spec.host, itch_port=venue_spec.itch_port, ouch_port=venue_spec.ouch_port,
-                rerequest_port=venue_spec.rerequest_port, md_bind=venue_spec.md_bind, clock_profile=self.profile,
+                rerequest_port=venue_spec.rerequest_port, md_bind=venue_spec.md_bind,
+                md_sources=venue_spec.md_sources, clock_profile=self.profile,
                 busy_poll=s.busy_poll,
                 **({"username": user.username, "password": user.password} if user else {})), self.monitor,
                 reconciler=self.reconciler)

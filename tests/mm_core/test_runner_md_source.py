@@ -62,3 +62,16 @@ def test_the_sources_are_the_venue_host_or_the_ones_named():
         {"10.9.9.9", "10.9.9.8"}
     with pytest.raises(RunnerError, match="cannot resolve the market data's source no-such-host.invalid"):
         md_sources(RunnerSettings(host="no-such-host.invalid"))
+
+
+def test_the_cli_names_the_sources_and_refuses_a_bad_one(tmp_path):
+    from click.testing import CliRunner
+
+    from cli.main import cli
+    from mm_core.session import VenueSpec
+    spec = VenueSpec.parse("10.1.2.3:4000", None, 4001, "", ("10.9.9.9", "10.9.9.8"))
+    assert spec.md_sources == ("10.9.9.9", "10.9.9.8")       # what Session hands RunnerSettings
+    assert VenueSpec.parse("embedded", md_sources=("127.0.0.1",)).md_sources == ("127.0.0.1",)
+    bad = CliRunner().invoke(cli, ["run", "--md-source", "feed.example", "--journal", str(tmp_path / "j")])
+    assert bad.exit_code == 1 and "--md-source 'feed.example': expected an IPv4 address" in bad.output
+    assert "Traceback" not in bad.output and not (tmp_path / "j").exists()
