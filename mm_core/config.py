@@ -27,6 +27,81 @@ class ConfigError(ValueError):
     """A config document that does not parse or has a bad field ("section.field: why")."""
 
 
+# --- range rules: (field, test of (value, the params), what is allowed) -------------------------
+# Checked in __post_init__, so a value the engine cannot use fails when the config loads, naming
+# the field, never at the first order of a session (an id that does not fit ORDER_SENT, a firm
+# OUCH cannot carry) nor as a quietly idle engine (a zero EWMA weight, a zero interval).
+
+_U32_MAX = 2**32 - 1
+
+
+def _check_rules(params: Any, rules: tuple) -> None:
+    for name, ok, allowed in rules:
+        value = getattr(params, name)
+        if not ok(value, params):
+            raise ConfigError(f"{name}: must be {allowed}, not {value!r}")
+
+
+def _wire_text(width: int, alnum: bool = False) -> Any:
+    """Text an OUCH alpha field of `width` carries as it is: printable ASCII, 1..width characters,
+    no leading or trailing spaces (the field's padding); `alnum`: letters and digits only."""
+    return lambda v, _: (type(v) is str and 0 < len(v) <= width and v.isascii() and v.isprintable()
+                         and v == v.strip(" ") and (v.isalnum() or not alnum))
+
+
+def _weight(v: float, _: Any) -> bool:
+    return 0.0 < v <= 1.0
+
+
+def _positive(v: float, _: Any) -> bool:
+    return v > 0
+
+
+def _not_negative(v: float, _: Any) -> bool:
+    return v >= 0
+
+
+def _ascending(v: tuple, _: Any) -> bool:
+    return bool(v) and v[0] > 0 and all(a < b for a, b in zip(v, v[1:]))
+
+
+_ID = (lambda v, _: 0 <= v <= _U32_MAX, f"within 0..{_U32_MAX} (ORDER_SENT holds it in a uint32)")
+_EWMA = (_weight, "within (0, 1] (an EWMA weight)")
+
+_ENGINE_RULES = (
+    ("algo_id", *_ID), ("desk_id", *_ID), ("trader_id", *_ID), ("client_id", *_ID),
+    ("session_prefix", _wire_text(8, alnum=True), "1-8 ASCII letters or digits (it starts every order token)"),
+    ("firm", _wire_text(4), "1-4 printable ASCII characters without leading or trailing spaces "
+                            "(the OUCH Firm field)"),
+    ("vol_alpha", *_EWMA),
+    ("min_depth_ticks", _not_negative, ">= 0"),
+    ("adverse_rate_weight", _not_negative, ">= 0"),
+    ("toxicity_weight", _not_negative, ">= 0"),
+    ("rerequest_timeout_ns", _positive, "> 0 (0 would re-request a gap at every event)"),
+    ("risk_refresh_ns", _positive, "> 0"),
+    ("metrics_interval_ns", _positive, "> 0"),
+    ("markout_horizons_ns", _ascending, "one or more positive horizons, strictly ascending"),
+    ("adverse_horizon", lambda v, c: 0 <= v < len(c.markout_horizons_ns),
+     "an index into markout_horizons_ns (0 for the first)"),
+    ("deny_backoff_ns", _not_negative, ">= 0"),
+    ("prune_after_ns", _not_negative, ">= 0"),
+)
+
+_FAIR_VALUE_RULES = (
+    ("base", lambda v, _: v in ("micro", "mid", "weighted"), 'one of "micro", "mid", "weighted"'),
+    ("imbalance_levels", _positive, ">= 1 (book levels in the depth imbalance)"),
+    ("level_decay", _weight, "within (0, 1]"),
+    ("w_imbalance", _not_negative, ">= 0 (0 turns the imbalance term off)"),
+    ("w_flow", _not_negative, ">= 0 (0 turns the flow term off)"),
+    ("flow_alpha", *_EWMA),
+    ("lead_alpha", *_EWMA),
+    # the estimator keeps a (n_imb·n_spread)² transition count per symbol: 16 × 16 is 0.5 MB each
+    ("n_imb", lambda v, _: 2 <= v <= 16, "within 2..16 (imbalance buckets of the micro-price table)"),
+    ("n_spread", lambda v, _: 1 <= v <= 16, "within 1..16 (spread rows of the micro-price table)"),
+    ("calibrate_every", _not_negative, ">= 0 (0: no recalibration)"),
+)
+
+
 @dataclass(frozen=True, slots=True)
 class FairValueParams:
     base: str = "micro"           # "micro" (Stoikov), "mid" or "weighted" (weighted mid)
@@ -48,6 +123,7 @@ class FairValueParams:
     def __post_init__(self) -> None:
         if not 0 <= self.lead_min_samples <= 1_000_000_000:   # the C kernel holds it in an int64
             raise ValueError("lead_min_samples must be within 0..1000000000")
+        _check_rules(self, _FAIR_VALUE_RULES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +162,7 @@ class EngineConfig:
     fair_value: FairValueParams = field(default_factory=FairValueParams)
 
     def __post_init__(self) -> None:
+        _check_rules(self, _ENGINE_RULES)      # ids, wire text, rates and periods (see the table)
         if self.max_depth_bps <= 0:
             raise ValueError("max_depth_bps must be > 0")
         if not self.max_vol_ratio >= 1.0:
@@ -107,6 +184,8 @@ class EngineConfig:
                for name, kind in (("skew", SkewParams), ("guard", GuardParams),
                                   ("hedge", HedgeParams), ("fair_value", FairValueParams))}
         engine = doc.get("engine", {})
+        if not isinstance(engine, dict):
+            raise ConfigError("engine: must be a table ([engine])")
         for name in sub:
             if name in engine:
                 raise ConfigError(f"engine.{name}: give it as its own [{name}] section")
@@ -156,6 +235,8 @@ def _build(kind: type, values: Any, section: str) -> Any:
             raise ConfigError(f"{section}.micro_table: needs n_spread × n_imb = {size} numbers")
     try:
         return kind(**out)
+    except ConfigError as exc:                 # a range rule: "field: must be ..."
+        raise ConfigError(f"{section}.{exc}") from None
     except ValueError as exc:
         raise ConfigError(f"{section}: {exc}") from None
 
@@ -218,6 +299,12 @@ def _field(table: dict, where: str, key: str, kind: type, default: Any = None) -
     return kind(value)
 
 
+def _bounded(where: str, key: str, value: float, lo: float, hi: float, open_lo: bool = False) -> float:
+    if not (math.isfinite(value) and (lo < value if open_lo else lo <= value) and value <= hi):
+        raise ConfigError(f"{where}.{key}: must be within {'(' if open_lo else '['}{lo:g}, {hi:g}], not {value!r}")
+    return value
+
+
 def _option_fields(table: dict, where: str, symbols: list[SymbolSpec]) -> dict:
     """An [[options]] row's underlying (a [[symbols]] name, as its id), expiry_days and right."""
     underlying = _field(table, where, "underlying", str)
@@ -233,6 +320,15 @@ def _option_fields(table: dict, where: str, symbols: list[SymbolSpec]) -> dict:
     return {"underlying": ids[underlying], "expiry_days": expiry_days, "is_call": right == "C"}
 
 
+def _tables(doc: dict, kind: str) -> list[dict]:
+    """The [[kind]] array of tables, or ConfigError for any other shape (a scalar, a list of
+    values, a single [kind] table)."""
+    rows = doc.get(kind, [])
+    if not isinstance(rows, list) or not all(isinstance(t, dict) for t in rows):
+        raise ConfigError(f"{kind}: must be an array of tables, one [[{kind}]] per entry")
+    return rows
+
+
 def symbols_from_toml(text: str) -> Symbols:
     """The [[symbols]], [[options]] and [[pairs]] tables of a venue symbols file (other tables
     belong to the venue and are ignored here)."""
@@ -242,7 +338,7 @@ def symbols_from_toml(text: str) -> Symbols:
         raise ConfigError(f"not TOML: {exc}") from None
     specs: list[SymbolSpec] = []
     for kind, is_option in (("symbols", False), ("options", True)):
-        for i, t in enumerate(doc.get(kind, [])):
+        for i, t in enumerate(_tables(doc, kind)):
             where = f"{kind}[{i}]"
             name = _field(t, where, "name", str)
             sid = _field(t, where, "id", int)
@@ -257,7 +353,9 @@ def symbols_from_toml(text: str) -> Symbols:
                 ref = _field(t, where, "reference_price", int)
                 vol = _field(t, where, "volatility", float, 0.0)
             if ref <= 0:
-                raise ConfigError(f"{where}.reference_price: must be > 0")
+                raise ConfigError(f"{where}.{'strike' if is_option else 'reference_price'}: must be > 0")
+            # as the venue's parser: a vol outside 0..10 (or NaN) gives a nonsense prior sigma
+            _bounded(where, "implied_vol" if is_option else "volatility", vol, 0.0, 10.0, open_lo=is_option)
             specs.append(SymbolSpec(name, sid, ref, _field(t, where, "half_penny", bool, False),
                                     vol, is_option, **option))
     if not specs:
@@ -268,10 +366,11 @@ def symbols_from_toml(text: str) -> Symbols:
         raise ConfigError("symbols: names and ids must be unique")
     by_name = {s.name: s for s in specs}
     pairs = []
-    for i, t in enumerate(doc.get("pairs", [])):
+    for i, t in enumerate(_tables(doc, "pairs")):
         where = f"pairs[{i}]"
         a, b = _field(t, where, "a", str), _field(t, where, "b", str)
         if a not in by_name or b not in by_name or a == b:
             raise ConfigError(f"{where}: a and b must name two different symbols")
-        pairs.append(PairSpec(by_name[a].id, by_name[b].id, _field(t, where, "correlation", float, 0.0)))
+        correlation = _bounded(where, "correlation", _field(t, where, "correlation", float, 0.0), -1.0, 1.0)
+        pairs.append(PairSpec(by_name[a].id, by_name[b].id, correlation))
     return Symbols(tuple(sorted(specs, key=lambda s: s.id)), tuple(pairs))

@@ -46,6 +46,14 @@ class GuardParams:
             raise GuardError("markout_window and aggression_min_volume must be >= 1")
         if not 0.0 < self.aggression_threshold <= 1.0 or not 0.0 < self.vpin_threshold <= 1.0:
             raise GuardError("guard thresholds must be in (0, 1]")
+        # a spike of 0 fills, an empty window or a negative cool-down would trip on nothing or never
+        # hold a side off; a negative markout threshold would trip on profitable fills
+        for name, ok, allowed in (("fill_spike_count", self.fill_spike_count >= 1, ">= 1"),
+                                  ("fill_window_ns", self.fill_window_ns > 0, "> 0"),
+                                  ("cooldown_ns", self.cooldown_ns >= 0, ">= 0"),
+                                  ("markout_threshold", self.markout_threshold >= 0.0, ">= 0")):
+            if not ok:
+                raise GuardError(f"{name} must be {allowed}, not {getattr(self, name)!r}")
 
 
 @dataclass(frozen=True, slots=True)
