@@ -42,7 +42,7 @@ def _check_rules(params: Any, rules: tuple) -> None:
             raise ConfigError(f"{name}: must be {allowed}, not {value!r}")
 
 
-def _wire_text(width: int, alnum: bool = False) -> Any:
+def _alpha_rule(width: int, alnum: bool = False) -> Any:
     """Text an OUCH alpha field of `width` carries as it is: printable ASCII, 1..width characters,
     no leading or trailing spaces (the field's padding); `alnum`: letters and digits only."""
     return lambda v, _: (type(v) is str and 0 < len(v) <= width and v.isascii() and v.isprintable()
@@ -70,8 +70,8 @@ _EWMA = (_weight, "within (0, 1] (an EWMA weight)")
 
 _ENGINE_RULES = (
     ("algo_id", *_ID), ("desk_id", *_ID), ("trader_id", *_ID), ("client_id", *_ID),
-    ("session_prefix", _wire_text(8, alnum=True), "1-8 ASCII letters or digits (it starts every order token)"),
-    ("firm", _wire_text(4), "1-4 printable ASCII characters without leading or trailing spaces "
+    ("session_prefix", _alpha_rule(8, alnum=True), "1-8 ASCII letters or digits (it starts every order token)"),
+    ("firm", _alpha_rule(4), "1-4 printable ASCII characters without leading or trailing spaces "
                             "(the OUCH Firm field)"),
     ("vol_alpha", *_EWMA),
     ("min_depth_ticks", _not_negative, ">= 0"),
