@@ -33,6 +33,8 @@ class ConfigError(ValueError):
 # OUCH cannot carry) nor as a quietly idle engine (a zero EWMA weight, a zero interval).
 
 _U32_MAX = 2**32 - 1
+_INT64_MIN, _INT64_MAX = -2**63, 2**63 - 1
+_INT64_TEXT = "an integer TOML allows (a signed 64-bit value)"
 
 
 def _check_rules(params: Any, rules: tuple) -> None:
@@ -89,7 +91,7 @@ _ENGINE_RULES = (
 
 _FAIR_VALUE_RULES = (
     ("base", lambda v, _: v in ("micro", "mid", "weighted"), 'one of "micro", "mid", "weighted"'),
-    ("imbalance_levels", _positive, ">= 1 (book levels in the depth imbalance)"),
+    ("imbalance_levels", lambda v, _: 1 <= v <= 100, "within 1..100 (book levels in the depth imbalance)"),
     ("level_decay", _weight, "within (0, 1]"),
     ("w_imbalance", _not_negative, ">= 0 (0 turns the imbalance term off)"),
     ("w_flow", _not_negative, ">= 0 (0 turns the flow term off)"),
@@ -215,6 +217,8 @@ def _build(kind: type, values: Any, section: str) -> Any:
                 value = [float(v) for v in value]
             if not all(type(v) is elem for v in value):
                 raise ConfigError(f"{section}.{key}: every item must be {elem.__name__}")
+            if elem is int and not all(_INT64_MIN <= v <= _INT64_MAX for v in value):
+                raise ConfigError(f"{section}.{key}: every item must be {_INT64_TEXT}")
             value = tuple(value)
         elif isinstance(default, bool):
             if type(value) is not bool:
@@ -222,6 +226,8 @@ def _build(kind: type, values: Any, section: str) -> Any:
         elif isinstance(default, int):
             if type(value) is not int:
                 raise ConfigError(f"{section}.{key}: must be an integer")
+            if not _INT64_MIN <= value <= _INT64_MAX:      # tomllib reads any size; the C kernels cannot
+                raise ConfigError(f"{section}.{key}: must be {_INT64_TEXT}, not {value}")
         elif isinstance(default, float):
             if type(value) not in (int, float) or not math.isfinite(value):
                 raise ConfigError(f"{section}.{key}: must be a finite number")

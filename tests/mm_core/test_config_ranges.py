@@ -44,7 +44,7 @@ from tests.mm_core.wire import SYMBOLS, SYMBOLS_TEXT, gateway
     ("[fair_value]\nn_imb = 1000\n", "fair_value.n_imb"),
     ("[fair_value]\nn_spread = -1\n", "fair_value.n_spread: must be within 1..16"),
     ("[fair_value]\ncalibrate_every = -1\n", "fair_value.calibrate_every: must be >= 0"),
-    ("[fair_value]\nimbalance_levels = 0\n", "fair_value.imbalance_levels: must be >= 1"),
+    ("[fair_value]\nimbalance_levels = 0\n", "fair_value.imbalance_levels: must be within 1..100"),
     ("[fair_value]\nlevel_decay = 0.0\n", "fair_value.level_decay"),
     ("[fair_value]\nw_imbalance = -0.2\n", "fair_value.w_imbalance"),
     ("[fair_value]\nw_flow = -0.2\n", "fair_value.w_flow"),
@@ -52,10 +52,19 @@ from tests.mm_core.wire import SYMBOLS, SYMBOLS_TEXT, gateway
     ("[fair_value]\nlead_alpha = 2.0\n", "fair_value.lead_alpha"),
     # the guard and the hedger's own parameters
     ("[guard]\nfill_spike_count = 0\n", "guard: fill_spike_count must be >= 1"),
-    ("[guard]\nfill_window_ns = 0\n", "guard: fill_window_ns must be > 0"),
-    ("[guard]\ncooldown_ns = -1\n", "guard: cooldown_ns must be >= 0"),
+    ("[guard]\nfill_window_ns = 0\n", "guard: fill_window_ns must be within 1..86400e9"),
+    ("[guard]\ncooldown_ns = -1\n", "guard: cooldown_ns must be within 0..86400e9"),
     ("[guard]\nmarkout_threshold = -1.0\n", "guard: markout_threshold must be >= 0"),
+    ("[guard]\ncooldown_ns = 9223372036854775807\n", "guard: cooldown_ns must be within 0..86400e9"),
+    ("[guard]\nprints_window = 100001\n", "guard: prints_window must be <= 100000"),
+    ("[guard]\nvpin_buckets = 100001\n", "guard: vpin_buckets"),
+    ("[guard]\nmarkout_window = 100001\n", "guard: markout_window"),
     ("[hedge]\nmin_samples = -1\n", "hedge: min_samples must be >= 0"),
+    # integers past TOML's 64-bit range (tomllib reads them) would overflow the C kernels
+    ("[fair_value]\ncalibrate_every = 99999999999999999999\n", "fair_value.calibrate_every: must be an integer TOML"),
+    ("[skew]\nlot = -99999999999999999999\n", "skew.lot: must be an integer TOML allows"),
+    ("[engine]\nmarkout_horizons_ns = [99999999999999999999]\n", "engine.markout_horizons_ns: every item"),
+    ("[fair_value]\nimbalance_levels = 9999999999\n", "fair_value.imbalance_levels: must be within 1..100"),
     # shapes
     ("engine = 5\n", r"engine: must be a table \(\[engine\]\)"),
     ("fair_value = 5\n", "fair_value: must be a table"),
@@ -71,6 +80,7 @@ def test_a_value_the_engine_cannot_use_is_a_config_error_naming_it(text, message
     "[engine]\nmarkout_horizons_ns = [1000]\nadverse_horizon = 0\ndeny_backoff_ns = 0\n",
     '[fair_value]\nbase = "weighted"\nn_imb = 16\nn_spread = 16\ncalibrate_every = 0\nw_flow = 0.0\n',
     "[guard]\nfill_spike_count = 1\ncooldown_ns = 0\nmarkout_threshold = 0.0\n[hedge]\nmin_samples = 0\n",
+    "[guard]\nprints_window = 100000\nfill_window_ns = 86400000000000\n[fair_value]\nimbalance_levels = 100\n",
 ])
 def test_edge_values_that_work_are_accepted_and_build_an_engine(text):
     Engine(EngineConfig.from_toml(text), SYMBOLS, gateway())
