@@ -383,21 +383,6 @@ def _run_dict(run: journal.SalvagedRun) -> dict:
                       for f in run.files]}
 
 
-def _remove_demo_journal(directory: str, existed: bool) -> str:
-    """After a failed demo (a full disk, an I/O error): the generated journal holds nothing worth
-    keeping, and its LOCK and journal.meta would make the next demo refuse the directory. The
-    directory was new or empty (checked first), so everything in it is this run's."""
-    try:
-        if existed:
-            for name in os.listdir(directory):
-                os.unlink(os.path.join(directory, name))
-        else:
-            shutil.rmtree(directory)
-    except OSError as exc:
-        return f"the partial demo journal in {directory} could not be removed ({exc.strerror or exc}): remove it"
-    return f"the partial demo journal was removed from {directory}"
-
-
 def _demo_records(rng: random.Random, count: int, start_ns: int):
     """(rtype, payload, ts_ns, ts_source, clock_state) tuples in the shape a trading session writes."""
     now = start_ns
@@ -538,3 +523,18 @@ def stress(kills: int, power_cuts: int, seed: int, workdir: str | None) -> None:
             failed |= not report.ok
     if failed:
         raise SystemExit(1)
+
+
+def _remove_demo_journal(directory: str, existed: bool) -> str:
+    """After a failed demo (a full disk, an I/O error): the generated journal holds nothing worth
+    keeping, and its LOCK and journal.meta would make the next demo refuse the directory. The
+    directory was new or empty (checked first), so everything in it is this run's."""
+    try:
+        if existed:
+            for name in os.listdir(directory):
+                os.unlink(os.path.join(directory, name))
+        else:
+            shutil.rmtree(directory)
+    except OSError as exc:
+        return f"the partial demo journal in {directory} could not be removed ({exc.strerror or exc}): remove it"
+    return f"the partial demo journal was removed from {directory}"
