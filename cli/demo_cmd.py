@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 from journal import JournalError, verify
 from mm_core.session import ClockSpec, SessionError, SessionSettings, VenueSpec, lab_available, load_inputs
 from reports.errors import ReportError
+from reports.refdata import load as load_refdata
 from reports.run import KINDS, run as run_reports
 from cli.run_cmd import clock_notice, echo_table, run_session, seconds, summary_rows
 
@@ -70,6 +71,11 @@ def command(duration, out, seed, refdata_dir) -> None:
     """
     started = time.monotonic()
     trading_s = seconds(duration)
+    try:
+        inputs = load_inputs()
+        load_refdata(refdata_dir)      # a bad --refdata is refused before trading, not after it
+    except (SessionError, ReportError) as exc:
+        raise click.ClickException(str(exc)) from None
     root = _out_dir(out)
     journal_dir, reports_dir = root / "journal", root / "reports"
     why_no_lab = lab_available()
@@ -79,7 +85,6 @@ def command(duration, out, seed, refdata_dir) -> None:
     try:
         settings = SessionSettings(str(journal_dir), trading_s, VenueSpec("embedded"), ClockSpec("auto"),
                                    seed=seed, venue_log_dir=str(root / "venue"))
-        inputs = load_inputs()
     except SessionError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"demo: trading {trading_s:g} s on the embedded venue; output in {root}")

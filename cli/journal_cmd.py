@@ -10,6 +10,7 @@ import datetime
 import json
 import os
 import random
+import shutil
 import signal
 import time
 
@@ -453,6 +454,7 @@ def demo(directory: str, records: int, segment_size: int, seed: int) -> None:
         # segment, take over its lock), using up the evidence `mmaudit recover` reports
         raise click.ClickException(f"{directory} is not empty (a journal, or other files); pick an empty "
                                    f"or new directory")
+    existed = os.path.isdir(directory)
     rng = random.Random(seed)
     counts: dict[str, int] = {}
     started = time.perf_counter()
@@ -467,8 +469,10 @@ def demo(directory: str, records: int, segment_size: int, seed: int) -> None:
             journal_id = j.journal_id
         elapsed = time.perf_counter() - started
         report = journal.verify(directory)
-    except journal.JournalError as exc:
+    except journal.JournalLocked as exc:         # another writer's journal: not ours to remove
         raise click.ClickException(str(exc)) from exc
+    except journal.JournalError as exc:
+        raise click.ClickException(f"{exc}; {_remove_demo_journal(directory, existed)}") from exc
     click.echo(f"wrote {sum(counts.values())} records to {directory} (journal {journal_id}) in {elapsed:.2f} s")
     for name, n in sorted(counts.items(), key=lambda kv: -kv[1]):
         click.echo(f"  {name:<14} {n}")
@@ -519,3 +523,18 @@ def stress(kills: int, power_cuts: int, seed: int, workdir: str | None) -> None:
             failed |= not report.ok
     if failed:
         raise SystemExit(1)
+
+
+def _remove_demo_journal(directory: str, existed: bool) -> str:
+    """After a failed demo (a full disk, an I/O error): the generated journal holds nothing worth
+    keeping, and its LOCK and journal.meta would make the next demo refuse the directory. The
+    directory was new or empty (checked first), so everything in it is this run's."""
+    try:
+        if existed:
+            for name in os.listdir(directory):
+                os.unlink(os.path.join(directory, name))
+        else:
+            shutil.rmtree(directory)
+    except OSError as exc:
+        return f"the partial demo journal in {directory} could not be removed ({exc.strerror or exc}): remove it"
+    return f"the partial demo journal was removed from {directory}"

@@ -33,6 +33,16 @@ def _read(path: str | None, default: str, what: str) -> str:
         return pathlib.Path(path).read_text()
     except OSError as exc:
         raise click.ClickException(f"cannot read the {what} file {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError:
+        raise click.ClickException(f"the {what} file {path} is not UTF-8 text") from None
+
+
+def _parse(parse, path: str | None, default: str, what: str):
+    """A parameter file read and parsed; a ConfigError names the file and the field."""
+    try:
+        return parse(_read(path, default, what))
+    except ConfigError as exc:
+        raise click.ClickException(f"{what} {path or '(default)'}: {exc}") from None
 
 
 @click.command(name="recover")
@@ -65,11 +75,8 @@ def command(journal, venue, username, password, config_path, symbols_path, limit
 
     Example: mmaudit recover --journal /var/mm/journal --venue 127.0.0.1:15000 --dry-run
     """
-    try:
-        config = EngineConfig.from_toml(_read(config_path, "", "engine config"))
-        symbols = symbols_from_toml(_read(symbols_path, DEFAULT_SYMBOLS.read_text(), "symbols"))
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
+    config = _parse(EngineConfig.from_toml, config_path, "", "engine config")
+    symbols = _parse(symbols_from_toml, symbols_path, DEFAULT_SYMBOLS.read_text(), "symbols")
     settings = RecoverySettings(
         journal=journal, config=config, symbols=symbols,
         limits_text=_read(limits_path, EXAMPLE_TOML, "limits"),

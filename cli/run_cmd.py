@@ -243,6 +243,7 @@ def command(venue_text, itch_port, rerequest_port, md_bind, md_sources, duration
 
     Example: mmaudit run --duration 30s --journal ./journal --ptp-lab
     """
+    duration_s = seconds(duration)      # every check before the temporary journal directory is made
     try:
         venue = VenueSpec.parse(venue_text, itch_port, rerequest_port, md_bind, md_sources)
         clock = clock_spec(ptp_uds, ptp_lab, venue.kind, ptp_free_running, ptp4l_log, phc2sys_log)
@@ -250,7 +251,7 @@ def command(venue_text, itch_port, rerequest_port, md_bind, md_sources, duration
         journal_dir = journal_dir or str(pathlib.Path(tempfile.mkdtemp(prefix="mmaudit-run-")) / "journal")
         if control_path is None:
             control_path = str(pathlib.Path(journal_dir) / CONTROL_NAME)
-        settings = SessionSettings(journal_dir, seconds(duration), venue, clock, seed=seed, busy_poll=busy_poll,
+        settings = SessionSettings(journal_dir, duration_s, venue, clock, seed=seed, busy_poll=busy_poll,
                                    control_path=None if control_path == "none" else control_path)
     except SessionError as exc:
         raise click.ClickException(str(exc)) from None

@@ -27,6 +27,92 @@ class ConfigError(ValueError):
     """A config document that does not parse or has a bad field ("section.field: why")."""
 
 
+# --- range rules: (field, test of (value, the params), what is allowed) -------------------------
+# Checked in __post_init__, so a value the engine cannot use fails when the config loads, naming
+# the field, never at the first order of a session (an id that does not fit ORDER_SENT, a firm
+# OUCH cannot carry) nor as a quietly idle engine (a zero EWMA weight, a zero interval).
+
+_U32_MAX = 2**32 - 1
+_INT64_MIN, _INT64_MAX = -2**63, 2**63 - 1
+_INT64_TEXT = "an integer TOML allows (a signed 64-bit value)"
+
+
+def _check_rules(params: Any, rules: tuple) -> None:
+    for name, ok, allowed in rules:
+        value = getattr(params, name)
+        if not ok(value, params):
+            raise ConfigError(f"{name}: must be {allowed}, not {value!r}")
+
+
+def _alpha_rule(width: int, alnum: bool = False) -> Any:
+    """Text an OUCH alpha field of `width` carries as it is: printable ASCII, 1..width characters,
+    no leading or trailing spaces (the field's padding); `alnum`: letters and digits only."""
+    return lambda v, _: (type(v) is str and 0 < len(v) <= width and v.isascii() and v.isprintable()
+                         and v == v.strip(" ") and (v.isalnum() or not alnum))
+
+
+def _weight(v: float, _: Any) -> bool:
+    return 0.0 < v <= 1.0
+
+
+def _positive(v: float, _: Any) -> bool:
+    return v > 0
+
+
+def _not_negative(v: float, _: Any) -> bool:
+    return v >= 0
+
+
+def _ascending(v: tuple, _: Any) -> bool:
+    return bool(v) and v[0] > 0 and all(a < b for a, b in zip(v, v[1:]))
+
+
+_ID = (lambda v, _: 0 <= v <= _U32_MAX, f"within 0..{_U32_MAX} (ORDER_SENT holds it in a uint32)")
+_EWMA = (_weight, "within (0, 1] (an EWMA weight)")
+
+_ENGINE_RULES = (
+    ("algo_id", *_ID), ("desk_id", *_ID), ("trader_id", *_ID), ("client_id", *_ID),
+    ("session_prefix", _alpha_rule(8, alnum=True), "1-8 ASCII letters or digits (it starts every order token)"),
+    ("firm", _alpha_rule(4), "1-4 printable ASCII characters without leading or trailing spaces "
+                            "(the OUCH Firm field)"),
+    ("vol_alpha", *_EWMA),
+    ("min_depth_ticks", _not_negative, ">= 0"),
+    ("adverse_rate_weight", _not_negative, ">= 0"),
+    ("toxicity_weight", _not_negative, ">= 0"),
+    ("rerequest_timeout_ns", _positive, "> 0 (0 would re-request a gap at every event)"),
+    ("risk_refresh_ns", _positive, "> 0"),
+    ("metrics_interval_ns", _positive, "> 0"),
+    ("markout_horizons_ns", _ascending, "one or more positive horizons, strictly ascending"),
+    ("adverse_horizon", lambda v, c: 0 <= v < len(c.markout_horizons_ns),
+     "an index into markout_horizons_ns (0 for the first)"),
+    ("deny_backoff_ns", _not_negative, ">= 0"),
+    ("prune_after_ns", _not_negative, ">= 0"),
+    ("requote_rest_ns", _not_negative, ">= 0"),
+    ("ack_timeout_ns", _positive, "> 0"),
+    # quote sizes are whole lots: under one lot the engine would never quote
+    ("quote_size", lambda v, c: v >= c.skew.lot, "at least one lot (skew.lot)"),
+    ("position_limit", lambda v, c: v >= c.skew.lot, "at least one lot (skew.lot)"),
+    ("size_skew", lambda v, _: 0.0 <= v <= 1.0, "within [0, 1]"),
+    ("withdraw_at", _weight, "within (0, 1]"),
+    ("max_depth_bps", _positive, "> 0"),
+    ("max_vol_ratio", lambda v, _: v >= 1.0, ">= 1"),
+)
+
+_FAIR_VALUE_RULES = (
+    ("base", lambda v, _: v in ("micro", "mid", "weighted"), 'one of "micro", "mid", "weighted"'),
+    ("imbalance_levels", lambda v, _: 1 <= v <= 100, "within 1..100 (book levels in the depth imbalance)"),
+    ("level_decay", _weight, "within (0, 1]"),
+    ("w_imbalance", _not_negative, ">= 0 (0 turns the imbalance term off)"),
+    ("w_flow", _not_negative, ">= 0 (0 turns the flow term off)"),
+    ("flow_alpha", *_EWMA),
+    ("lead_alpha", *_EWMA),
+    # the estimator keeps a (n_imb·n_spread)² transition count per symbol: 16 × 16 is 0.5 MB each
+    ("n_imb", lambda v, _: 2 <= v <= 16, "within 2..16 (imbalance buckets of the micro-price table)"),
+    ("n_spread", lambda v, _: 1 <= v <= 16, "within 1..16 (spread rows of the micro-price table)"),
+    ("calibrate_every", _not_negative, ">= 0 (0: no recalibration)"),
+)
+
+
 @dataclass(frozen=True, slots=True)
 class FairValueParams:
     base: str = "micro"           # "micro" (Stoikov), "mid" or "weighted" (weighted mid)
@@ -48,6 +134,7 @@ class FairValueParams:
     def __post_init__(self) -> None:
         if not 0 <= self.lead_min_samples <= 1_000_000_000:   # the C kernel holds it in an int64
             raise ValueError("lead_min_samples must be within 0..1000000000")
+        _check_rules(self, _FAIR_VALUE_RULES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,40 +174,8 @@ class EngineConfig:
 
     def __post_init__(self) -> None:
         """ConfigError naming the first field the engine cannot work with (from_toml prefixes the
-        section): what would otherwise fail at the first book, or quietly never quote."""
-        prefix = self.session_prefix
-        if not (isinstance(prefix, str) and 1 <= len(prefix) <= 8 and prefix.isascii() and prefix.isalnum()):
-            raise ConfigError(f"session_prefix {prefix!r} must be 1-8 ASCII letters or digits "
-                              "(it starts every OUCH order token)")
-        if not _wire_text(self.firm, 4):
-            raise ConfigError(f"firm {self.firm!r} must be 1-4 printable ASCII characters (OUCH Firm), "
-                              "without trailing spaces")
-        for name in ("quote_size", "position_limit"):
-            # quote sizes are whole lots: under one lot, the engine would never quote
-            if getattr(self, name) < self.skew.lot:
-                raise ConfigError(f"{name} must be at least one lot (skew.lot = {self.skew.lot}), "
-                                  f"not {getattr(self, name)!r}")
-        for name, ok, rule in (("size_skew", 0.0 <= self.size_skew <= 1.0, "within [0, 1]"),
-                               ("withdraw_at", 0.0 < self.withdraw_at <= 1.0, "within (0, 1]"),
-                               ("vol_alpha", 0.0 < self.vol_alpha <= 1.0, "within (0, 1]"),
-                               ("min_depth_ticks", self.min_depth_ticks >= 0.0, ">= 0"),
-                               ("adverse_rate_weight", self.adverse_rate_weight >= 0.0, ">= 0"),
-                               ("toxicity_weight", self.toxicity_weight >= 0.0, ">= 0"),
-                               ("max_depth_bps", self.max_depth_bps > 0, "> 0"),
-                               ("max_vol_ratio", self.max_vol_ratio >= 1.0, ">= 1"),
-                               ("ack_timeout_ns", self.ack_timeout_ns > 0, "> 0"),
-                               ("metrics_interval_ns", self.metrics_interval_ns > 0, "> 0"),
-                               ("risk_refresh_ns", self.risk_refresh_ns > 0, "> 0")):
-            if not ok:
-                raise ConfigError(f"{name} must be {rule}, not {getattr(self, name)!r}")
-        for name in ("requote_rest_ns", "rerequest_timeout_ns", "deny_backoff_ns", "prune_after_ns"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0, not {getattr(self, name)!r}")
-        horizons = self.markout_horizons_ns
-        if not horizons or any(h <= 0 for h in horizons) or list(horizons) != sorted(set(horizons)):
-            raise ConfigError(f"markout_horizons_ns must be positive and ascending, not {list(horizons)!r}")
-        if not 0 <= self.adverse_horizon < len(horizons):
-            raise ConfigError(f"adverse_horizon must index markout_horizons_ns (0 to {len(horizons) - 1})")
+        section): what would otherwise fail at the first book or order, or quietly never quote."""
+        _check_rules(self, _ENGINE_RULES)
 
     @classmethod
     def from_toml(cls, text: str) -> "EngineConfig":
@@ -136,6 +191,8 @@ class EngineConfig:
                for name, kind in (("skew", SkewParams), ("guard", GuardParams),
                                   ("hedge", HedgeParams), ("fair_value", FairValueParams))}
         engine = doc.get("engine", {})
+        if not isinstance(engine, dict):
+            raise ConfigError("engine: must be a table ([engine])")
         for name in sub:
             if name in engine:
                 raise ConfigError(f"engine.{name}: give it as its own [{name}] section")
@@ -165,6 +222,8 @@ def _build(kind: type, values: Any, section: str) -> Any:
                 value = [float(v) for v in value]
             if not all(type(v) is elem for v in value):
                 raise ConfigError(f"{section}.{key}: every item must be {elem.__name__}")
+            if elem is int and not all(_INT64_MIN <= v <= _INT64_MAX for v in value):
+                raise ConfigError(f"{section}.{key}: every item must be {_INT64_TEXT}")
             value = tuple(value)
         elif isinstance(default, bool):
             if type(value) is not bool:
@@ -172,6 +231,8 @@ def _build(kind: type, values: Any, section: str) -> Any:
         elif isinstance(default, int):
             if type(value) is not int:
                 raise ConfigError(f"{section}.{key}: must be an integer")
+            if not _INT64_MIN <= value <= _INT64_MAX:      # tomllib reads any size; the C kernels cannot
+                raise ConfigError(f"{section}.{key}: must be {_INT64_TEXT}, not {value}")
         elif isinstance(default, float):
             if type(value) not in (int, float) or not math.isfinite(value):
                 raise ConfigError(f"{section}.{key}: must be a finite number")
@@ -185,15 +246,10 @@ def _build(kind: type, values: Any, section: str) -> Any:
             raise ConfigError(f"{section}.micro_table: needs n_spread × n_imb = {size} numbers")
     try:
         return kind(**out)
+    except ConfigError as exc:                 # a range rule: "field: must be ..."
+        raise ConfigError(f"{section}.{exc}") from None
     except ValueError as exc:
         raise ConfigError(f"{section}: {exc}") from None
-
-
-def _wire_text(text: object, width: int) -> bool:
-    """Text an OUCH/ITCH alpha field of `width` holds as it is: printable ASCII, at most `width`
-    characters, not empty and without trailing spaces (those are the field's padding)."""
-    return (isinstance(text, str) and 0 < len(text) <= width and text.isascii() and text.isprintable()
-            and text == text.rstrip(" "))
 
 
 # --- symbols ----------------------------------------------------------------------------------
@@ -254,6 +310,12 @@ def _field(table: dict, where: str, key: str, kind: type, default: Any = None) -
     return kind(value)
 
 
+def _bounded(where: str, key: str, value: float, lo: float, hi: float, open_lo: bool = False) -> float:
+    if not (math.isfinite(value) and (lo < value if open_lo else lo <= value) and value <= hi):
+        raise ConfigError(f"{where}.{key}: must be within {'(' if open_lo else '['}{lo:g}, {hi:g}], not {value!r}")
+    return value
+
+
 def _option_fields(table: dict, where: str, symbols: list[SymbolSpec]) -> dict:
     """An [[options]] row's underlying (a [[symbols]] name, as its id), expiry_days and right."""
     underlying = _field(table, where, "underlying", str)
@@ -269,6 +331,15 @@ def _option_fields(table: dict, where: str, symbols: list[SymbolSpec]) -> dict:
     return {"underlying": ids[underlying], "expiry_days": expiry_days, "is_call": right == "C"}
 
 
+def _tables(doc: dict, kind: str) -> list[dict]:
+    """The [[kind]] array of tables, or ConfigError for any other shape (a scalar, a list of
+    values, a single [kind] table)."""
+    rows = doc.get(kind, [])
+    if not isinstance(rows, list) or not all(isinstance(t, dict) for t in rows):
+        raise ConfigError(f"{kind}: must be an array of tables, one [[{kind}]] per entry")
+    return rows
+
+
 def symbols_from_toml(text: str) -> Symbols:
     """The [[symbols]], [[options]] and [[pairs]] tables of a venue symbols file (other tables
     belong to the venue and are ignored here)."""
@@ -278,10 +349,10 @@ def symbols_from_toml(text: str) -> Symbols:
         raise ConfigError(f"not TOML: {exc}") from None
     specs: list[SymbolSpec] = []
     for kind, is_option in (("symbols", False), ("options", True)):
-        for i, t in enumerate(doc.get(kind, [])):
+        for i, t in enumerate(_tables(doc, kind)):
             where = f"{kind}[{i}]"
             name = _field(t, where, "name", str)
-            if not _wire_text(name, 8):
+            if not _alpha_rule(8)(name, None):
                 raise ConfigError(f"{where}.name: {name!r} must be 1-8 printable ASCII characters "
                                   "(the ITCH/OUCH Stock field), without trailing spaces")
             sid = _field(t, where, "id", int)
@@ -296,7 +367,9 @@ def symbols_from_toml(text: str) -> Symbols:
                 ref = _field(t, where, "reference_price", int)
                 vol = _field(t, where, "volatility", float, 0.0)
             if ref <= 0:
-                raise ConfigError(f"{where}.reference_price: must be > 0")
+                raise ConfigError(f"{where}.{'strike' if is_option else 'reference_price'}: must be > 0")
+            # as the venue's parser: a vol outside 0..10 (or NaN) gives a nonsense prior sigma
+            _bounded(where, "implied_vol" if is_option else "volatility", vol, 0.0, 10.0, open_lo=is_option)
             specs.append(SymbolSpec(name, sid, ref, _field(t, where, "half_penny", bool, False),
                                     vol, is_option, **option))
     if not specs:
@@ -307,10 +380,11 @@ def symbols_from_toml(text: str) -> Symbols:
         raise ConfigError("symbols: names and ids must be unique")
     by_name = {s.name: s for s in specs}
     pairs = []
-    for i, t in enumerate(doc.get("pairs", [])):
+    for i, t in enumerate(_tables(doc, "pairs")):
         where = f"pairs[{i}]"
         a, b = _field(t, where, "a", str), _field(t, where, "b", str)
         if a not in by_name or b not in by_name or a == b:
             raise ConfigError(f"{where}: a and b must name two different symbols")
-        pairs.append(PairSpec(by_name[a].id, by_name[b].id, _field(t, where, "correlation", float, 0.0)))
+        correlation = _bounded(where, "correlation", _field(t, where, "correlation", float, 0.0), -1.0, 1.0)
+        pairs.append(PairSpec(by_name[a].id, by_name[b].id, correlation))
     return Symbols(tuple(sorted(specs, key=lambda s: s.id)), tuple(pairs))

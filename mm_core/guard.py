@@ -24,6 +24,10 @@ class GuardError(ValueError):
     """A guard parameter out of range."""
 
 
+_DAY_NS = 86_400 * 10**9
+_WINDOW_MAX = 100_000
+
+
 @dataclass(frozen=True, slots=True)
 class GuardParams:
     prints_window: int = 20            # recent prints for the aggression ratio
@@ -46,6 +50,18 @@ class GuardParams:
             raise GuardError("markout_window and aggression_min_volume must be >= 1")
         if not 0.0 < self.aggression_threshold <= 1.0 or not 0.0 < self.vpin_threshold <= 1.0:
             raise GuardError("guard thresholds must be in (0, 1]")
+        # a spike of 0 fills, an empty window or a negative cool-down would trip on nothing or never
+        # hold a side off; a negative markout threshold would trip on profitable fills
+        # the kernel preallocates each window per symbol and adds the periods to int64 clock times
+        for name, ok, allowed in (("fill_spike_count", self.fill_spike_count >= 1, ">= 1"),
+                                  ("fill_window_ns", 0 < self.fill_window_ns <= _DAY_NS, "within 1..86400e9 (a day)"),
+                                  ("cooldown_ns", 0 <= self.cooldown_ns <= _DAY_NS, "within 0..86400e9 (a day)"),
+                                  ("markout_threshold", self.markout_threshold >= 0.0, ">= 0"),
+                                  ("prints_window", self.prints_window <= _WINDOW_MAX, f"<= {_WINDOW_MAX}"),
+                                  ("vpin_buckets", self.vpin_buckets <= _WINDOW_MAX, f"<= {_WINDOW_MAX}"),
+                                  ("markout_window", self.markout_window <= _WINDOW_MAX, f"<= {_WINDOW_MAX}")):
+            if not ok:
+                raise GuardError(f"{name} must be {allowed}, not {getattr(self, name)!r}")
 
 
 @dataclass(frozen=True, slots=True)

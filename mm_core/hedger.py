@@ -33,6 +33,8 @@ class HedgeParams:
     min_samples: int = 20
 
     def __post_init__(self) -> None:
+        if self.min_samples < 0:
+            raise HedgeError(f"min_samples must be >= 0, not {self.min_samples!r}")
         if not 0 <= self.keep < self.trigger or self.lot <= 0 or self.band <= 0:
             raise HedgeError("need 0 <= keep < trigger, lot > 0, band > 0")
         # each named: a ConfigError from the config document carries the message

@@ -179,6 +179,8 @@ def load_inputs(config_path: str | None = None, limits_path: str | None = None,
         check_token_room(engine_config.session_prefix, "0" * TAG_WIDTH)   # room for the session tag
     except (EngineError, ConfigError, RiskError, OmsError) as exc:
         raise SessionConfigError(f"engine config {sources['engine']}: {exc}") from None
+    except (ValueError, OverflowError) as exc:   # a component's own check the config missed
+        raise SessionConfigError(f"engine config {sources['engine']}: cannot build the engine: {exc}") from None
     return SessionInputs(engine_config, symbols, limits, limits_text, venue_config,
                          None if venue_config_path is None else str(venue_config_path), sources)
 

@@ -143,8 +143,20 @@ def _read(directory: pathlib.Path, name: str) -> dict:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise RefDataError(f"{path}: reference-data file missing") from None
+    except OSError as exc:
+        raise RefDataError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise RefDataError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:          # tomllib decodes the bytes as UTF-8 before parsing
+        raise RefDataError(f"{path}: not UTF-8 text") from None
+
+
+def _rows(doc: dict, key: str, where: str) -> list[dict]:
+    """The [[key]] array of tables of a document, or RefDataError for any other shape."""
+    rows = doc.get(key, [])
+    if not isinstance(rows, list) or not all(isinstance(t, dict) for t in rows):
+        raise RefDataError(f"{where}: {key!r} must be an array of tables, one [[{key}]] per entry")
+    return rows
 
 
 def _need(table: dict, key: str, where: str, kind: type = str):
@@ -201,10 +213,13 @@ def _load_firm(doc: dict, where: str) -> Firm:
 
 def _load_instruments(doc: dict, where: str, mics: frozenset[str]):
     tables: dict[str, tuple[tuple[int, int], ...]] = {}
-    for name, spec in doc.get("tick_tables", {}).items():
+    tick_tables = doc.get("tick_tables", {})
+    if not isinstance(tick_tables, dict):
+        raise RefDataError(f"{where}: 'tick_tables' must be a table of [tick_tables.NAME] tables")
+    for name, spec in tick_tables.items():
         bands = spec.get("bands") if isinstance(spec, dict) else None
-        if not bands:
-            raise RefDataError(f"{where} tick_tables.{name}: needs a non-empty `bands` list")
+        if not bands or not isinstance(bands, list) or not all(isinstance(b, dict) for b in bands):
+            raise RefDataError(f"{where} tick_tables.{name}: needs a non-empty `bands` list of tables")
         parsed = tuple((_need(b, "from_price4", f"{where} tick_tables.{name}", int),
                         _need(b, "tick_price4", f"{where} tick_tables.{name}", int)) for b in bands)
         starts = [b[0] for b in parsed]
@@ -212,7 +227,7 @@ def _load_instruments(doc: dict, where: str, mics: frozenset[str]):
             raise RefDataError(f"{where} tick_tables.{name}: bands must start at 0, ascend, ticks > 0")
         tables[name] = parsed
     instruments: dict[int, Instrument] = {}
-    for n, t in enumerate(doc.get("instrument", [])):
+    for n, t in enumerate(_rows(doc, "instrument", where)):
         at = f"{where} instrument[{n}]"
         inst = Instrument(
             symbol_id=_need(t, "symbol_id", at, int), symbol=_need(t, "symbol", at),
@@ -237,7 +252,7 @@ def _load_instruments(doc: dict, where: str, mics: frozenset[str]):
 
 def _load_parties(doc: dict, where: str, kind: str) -> dict[int, Party]:
     out: dict[int, Party] = {}
-    for n, t in enumerate(doc.get(kind, [])):
+    for n, t in enumerate(_rows(doc, kind, where)):
         at = f"{where} {kind}[{n}]"
         pid = _need(t, "id", at, int)
         client_kind = t.get("kind", "")
@@ -264,7 +279,7 @@ def load(directory: str | pathlib.Path | None = None) -> RefData:
         raise RefDataError(f"{directory}: reference-data directory does not exist")
     docs = {name: _read(directory, name) for name in FILES}
     mics: dict[str, dict] = {}
-    for n, entry in enumerate(docs["mics.toml"].get("mic", [])):
+    for n, entry in enumerate(_rows(docs["mics.toml"], "mic", str(directory / "mics.toml"))):
         at = f"{directory / 'mics.toml'} mic[{n}]"
         code = _need(entry, "mic", at)
         _check(mic_problem(code), at)

@@ -351,6 +351,8 @@ def _read(path: pathlib.Path) -> dict:
         raise ConfigError(str(path), f"cannot read: {exc.strerror or exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), f"not valid TOML: {exc}") from exc
+    except UnicodeDecodeError:          # tomllib decodes the bytes as UTF-8 before parsing
+        raise ConfigError(str(path), "not UTF-8 text") from None
 
 
 def _default_doc() -> dict:

@@ -38,7 +38,7 @@ def test_engine_config_sections_and_errors():
                         ("[risk]\n", "risk"),
                         ("[engine]\nquoted = [1]\n", "engine.quoted"),
                         ("[fair_value]\nlead_min_samples = -1\n", "fair_value: lead_min_samples"),
-                        (f"[fair_value]\nlead_min_samples = {2**70}\n", "fair_value: lead_min_samples")]:
+                        (f"[fair_value]\nlead_min_samples = {2**70}\n", "fair_value.lead_min_samples")]:
         with pytest.raises(ConfigError, match=field):
             EngineConfig.from_toml(text)
 

@@ -20,7 +20,7 @@ N = 3
 guard_params = st.builds(
     GuardParams, prints_window=st.integers(1, 8), aggression_threshold=st.sampled_from([0.3, 0.6, 1.0]),
     aggression_min_volume=st.integers(1, 400), fill_window_ns=st.integers(1, 50),
-    fill_spike_count=st.integers(0, 4), vpin_bucket_volume=st.integers(1, 500),
+    fill_spike_count=st.integers(1, 4), vpin_bucket_volume=st.integers(1, 500),
     vpin_buckets=st.integers(1, 4), vpin_threshold=st.sampled_from([0.2, 0.5, 0.9]),
     markout_window=st.integers(1, 4), markout_threshold=st.sampled_from([0.0, 0.7, 3.0]),
     cooldown_ns=st.integers(0, 30))
