@@ -472,7 +472,11 @@ class Engine:
             actions = self._on_packet_compiled(ev)
             if actions is not None:
                 return early + actions if early else actions
-        actions = early or []
+        return self._on_packet_python(ev, early or [], heard_before)
+
+    def _on_packet_python(self, ev: MarketData, actions: list[Action], heard_before: int) -> list[Action]:
+        """_on_market_data's reference path (after the markouts due matured into `actions`):
+        decode, sequence, book, guard, reprice and react in Python."""
         now = self.now
         self.counts["md_packets"] += 1
         try:
@@ -714,11 +718,40 @@ class Engine:
             return taken, []
         ev = events[start + taken]
         if rc == _SIG_FALLBACK:         # not applied: the one-by-one path takes it
+            if max(ev.now_ns, self.now) >= self.metrics.next_due_ns:
+                step, actions = self._markouts_before(ev)
+                return taken + step, actions
             return taken + 1, self.on_event(ev)
         self.counts["events"] += 1      # on_event's prologue and epilogue around the rest
         actions = self._packet_applied(rc)
         self._drain_risk(actions)
         return taken + 1, actions
+
+    def _markouts_before(self, ev: MarketData) -> tuple[int, list[Action]]:
+        """A packet fsig_on_packets handed back because markouts are due by its time: on_event's
+        prologue and _on_market_data's start (the markouts mature at the mid the book held before
+        the packet). When that pulled nothing and left nothing due, the packet goes back to the C
+        run: 0 taken (the next C call applies and counts it, its feeds deferred as the others').
+        Otherwise the rest of on_event takes it: 1 taken and its actions."""
+        now = ev.now_ns
+        if now > self.now:
+            self.now = now              # before the clock's deadline: the run stops there
+        heard_before = self.md_heard_ns
+        self.md_heard_ns = now = self.now
+        actions: list[Action] = []
+        self._mature_markouts(actions)
+        if not actions and now < self.metrics.next_due_ns:
+            return 0, actions
+        self.counts["events"] += 1
+        if not self.stale:
+            more = self._on_packet_compiled(ev)
+            if more is not None:
+                actions += more
+                self._drain_risk(actions)
+                return 1, actions
+        actions = self._on_packet_python(ev, actions, heard_before)
+        self._drain_risk(actions)
+        return 1, actions
 
     def _before_clock_ages(self, run: PacketRun, start: int, end: int) -> int:
         """The end of the packets from `start` that come before the clock's deadline: the C call
