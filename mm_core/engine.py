@@ -14,7 +14,6 @@ from array import array
 from itertools import accumulate, compress, groupby
 from typing import Callable
 
-import numpy as np
 
 from journal.catalogue import RecordType, pack, pack_json
 from mm_core.config import EngineConfig, Symbols
@@ -79,6 +78,7 @@ _on_packets_c = lib.fsig_on_packets
 _priced_c = lib.fsig_priced
 HOLD_BOTH = 2                   # hedge_hold of an instrument two pairs hedge in opposite ways
 _RUN_MAX_SEQUENCE = 1 << 62     # a run's sequence stays far below the C path's int64 limit
+_NO_DEADLINE = (1 << 63) - 1    # fsig_on_packets' stop_after when the clock has none (inf)
 _DAY_NS = 86_400 * 1_000_000_000
 _own_fill_c = lib.fsig_own_fill_evaluate
 _FILL, _PARTIAL_FILL = Trigger.FILL, Trigger.PARTIAL_FILL
@@ -105,7 +105,7 @@ def _send_order(intent: OrderIntent, packet: bytes, decision, trading_state: int
 class PacketRun:
     """Consecutive MarketData events as one buffer for Engine.on_packet_run (replay)."""
 
-    __slots__ = ("events", "buf", "off", "ts", "done", "messages", "_keep", "_latest")
+    __slots__ = ("events", "buf", "off", "ts", "done", "messages", "_keep")
 
     def __init__(self, events: list) -> None:
         self.events = events
@@ -114,9 +114,7 @@ class PacketRun:
         # array.array converts a list of ints at a fraction of what ffi.new's initialiser costs;
         # the C arrays are views of these (kept alive with the packets' bytes)
         offsets = array("Q", [0, *accumulate(map(len, packets))])
-        stamps = [ev.now_ns for ev in events]
-        self._latest = max(stamps) if stamps else None     # latest(), cheaper from the list
-        stamps = array("q", stamps)
+        stamps = array("q", [ev.now_ns for ev in events])
         self._keep = (joined, offsets, stamps)
         self.buf = ffi.from_buffer("uint8_t[]", joined)
         self.off = ffi.from_buffer("uint64_t[]", offsets)
@@ -133,16 +131,7 @@ class PacketRun:
         run.events, run.buf, run.off, run.ts, run._keep = events, buf, off, ts, keep
         run.done = ffi.new("uint32_t *")
         run.messages = ffi.new("uint64_t *")
-        run._latest = None
         return run
-
-    def latest(self) -> int:
-        """The latest receive time of the run's packets (found once: a run is read, never changed)."""
-        if self._latest is None:
-            n = len(self.events)
-            self._latest = max(ffi.unpack(self.ts, n)) if n <= 48 else \
-                int(np.frombuffer(ffi.buffer(self.ts, 8 * n), np.int64).max())
-        return self._latest
 
 
 unpack = ffi.unpack
@@ -686,16 +675,18 @@ class Engine:
         events = run.events
         md = self.md
         expected = md.fast_sequence() if self.sig is not None and not self.stale else None
-        end = self._before_clock_ages(run, start, len(events))
-        if expected is None or expected > _RUN_MAX_SEQUENCE or self.options_due or end == start:
+        if expected is None or expected > _RUN_MAX_SEQUENCE or self.options_due:
             return 1, self.on_event(events[start])
         oms, react = self.oms, self._react_c
         if (oms.transitions, oms.counter) != self._pkt_own_version:
             self._own_table()
         self._risk_if_moved()
-        done, messages = run.done, run.messages
-        rc = _on_packets_c(self._sh, self._bh, run.buf, run.off, run.ts, start, end,
-                           md.session_raw, expected, self.now, self._pkt, done, messages)
+        done, messages, end = run.done, run.messages, len(events)
+        # the C call stops before the packet past the clock's deadline: on_event judges the clock
+        stale_at = self.risk.clock_stale_at
+        rc = _on_packets_c(self._sh, self._bh, run.buf, run.off, run.ts, start, end, md.session_raw,
+                           expected, self.now, stale_at if stale_at < _NO_DEADLINE else _NO_DEADLINE,
+                           self._pkt, done, messages)
         taken = done[0]
         self.now = self.md_heard_ns = self._pkt.now_ns     # on_event's time, up to the last packet C looked at
         if react.n_flog:                # the feeds C deferred, before anything else runs
@@ -718,7 +709,8 @@ class Engine:
             return taken, []
         ev = events[start + taken]
         if rc == _SIG_FALLBACK:         # not applied: the one-by-one path takes it
-            if max(ev.now_ns, self.now) >= self.metrics.next_due_ns:
+            at = ev.now_ns if ev.now_ns > self.now else self.now
+            if self.metrics.next_due_ns <= at <= self.risk.clock_stale_at:
                 step, actions = self._markouts_before(ev)
                 return taken + step, actions
             return taken + 1, self.on_event(ev)
@@ -752,20 +744,6 @@ class Engine:
         actions = self._on_packet_python(ev, actions, heard_before)
         self._drain_risk(actions)
         return 1, actions
-
-    def _before_clock_ages(self, run: PacketRun, start: int, end: int) -> int:
-        """The end of the packets from `start` that come before the clock's deadline: the C call
-        stops there, so the packet past it goes through on_event, which pulls on a stale clock."""
-        stale_at = self.risk.clock_stale_at
-        if run.latest() <= stale_at:
-            return end
-        ts, now = run.ts, self.now
-        for k in range(start, end):
-            if ts[k] > now:
-                now = ts[k]
-                if now > stale_at:
-                    return k
-        return end
 
     def _feeds_from_c(self, react) -> None:
         """The risk feeds fsig_on_packets deferred, in order, each at its packet's time: what

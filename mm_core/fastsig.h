@@ -312,8 +312,9 @@ int fsig_reprice_touched(fsig *g, const fmd_book *b, fsig_packet *p);
  * packet ends in FSIG_QUIET without book errors (p->react must be set) and stops after the first
  * one that does not: its code is returned (FSIG_FALLBACK: that packet was not applied) with
  * *done the quiet packets before it, which hold *messages messages; FSIG_QUIET with *done =
- * count - from when all were quiet. A packet at or past react->next_due_ns is not applied
- * (FSIG_FALLBACK, p->now_ns the time before it): the markouts due mature before it (Python).
+ * count - from when all were quiet. A packet at or past react->next_due_ns, or whose time is
+ * past stop_after (the clock's deadline), is not applied (FSIG_FALLBACK, p->now_ns the time
+ * before it): the markouts due mature, or the clock is judged, before it (Python).
  * With react->flog_cap set, a packet ending in FSIG_FEED (no book errors) does not stop the run
  * while the log has room: its due feeds are logged (react->flog_*) and written to react->sent as
  * Engine._feed_risk would, then fsig_react_from(0) decides the reaction. Deferring is sound
@@ -324,8 +325,8 @@ int fsig_reprice_touched(fsig *g, const fmd_book *b, fsig_packet *p);
  * feeds are in the log). */
 int fsig_on_packets(fsig *g, fmd_book *b, const uint8_t *buf, const uint64_t *off,
                     const int64_t *ts, uint32_t from, uint32_t count, const uint8_t *session,
-                    uint64_t next_expected, int64_t now, fsig_packet *p, uint32_t *done,
-                    uint64_t *messages);
+                    uint64_t next_expected, int64_t now, int64_t stop_after, fsig_packet *p,
+                    uint32_t *done, uint64_t *messages);
 
 /* ---- stage 2: the reaction's no-action case (Engine._react, after the reprice) ----
  * With p->react set, fsig_on_packet and fsig_reprice_touched, once every touched symbol is
