@@ -1348,6 +1348,11 @@ static int defer_feeds(const fsig *g, const fmd_book *b, fsig_packet *p) {
     return rc;
 }
 
+void fsig_run_offsets(uint64_t *off, uint32_t n) {
+    for (uint32_t i = 1; i <= n; i++)
+        off[i] += off[i - 1];
+}
+
 int fsig_on_packets(fsig *g, fmd_book *b, const uint8_t *buf, const uint64_t *off,
                     const int64_t *ts, uint32_t from, uint32_t count, const uint8_t *session,
                     uint64_t next_expected, int64_t now, int64_t stop_after, fsig_packet *p,

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+import struct
 from array import array
-from itertools import accumulate, compress, groupby
+from itertools import compress, groupby
 from typing import Callable
 
 
@@ -75,6 +76,8 @@ _MEMO_N, _SENT_N = lib.FSIG_M_N, lib.FSIG_S_N
 _S_PRICE4, _S_NS = lib.FSIG_S_PRICE4, lib.FSIG_S_NS
 _STATE_OF = {int(state): state for state in TradingState}.__getitem__   # TradingState(v), one dict lookup
 _on_packets_c = lib.fsig_on_packets
+_pack_stamps = struct.pack
+_run_offsets = lib.fsig_run_offsets
 _priced_c = lib.fsig_priced
 HOLD_BOTH = 2                   # hedge_hold of an instrument two pairs hedge in opposite ways
 _RUN_MAX_SEQUENCE = 1 << 62     # a run's sequence stays far below the C path's int64 limit
@@ -105,22 +108,23 @@ def _send_order(intent: OrderIntent, packet: bytes, decision, trading_state: int
 class PacketRun:
     """Consecutive MarketData events as one buffer for Engine.on_packet_run (replay)."""
 
-    __slots__ = ("events", "buf", "off", "ts", "done", "messages", "_keep")
+    __slots__ = ("events", "buf", "off", "ts", "_keep")
 
     def __init__(self, events: list) -> None:
         self.events = events
         packets = [ev.packet for ev in events]
         joined = b"".join(packets)
-        # array.array converts a list of ints at a fraction of what ffi.new's initialiser costs;
-        # the C arrays are views of these (kept alive with the packets' bytes)
-        offsets = array("Q", [0, *accumulate(map(len, packets))])
-        stamps = array("q", [ev.now_ns for ev in events])
+        # array.array converts a list of small ints (the lengths) at a fraction of what ffi.new's
+        # initialiser costs, and C sums them into offsets in place; struct converts the stamps
+        # (ints of several digits) for less than array.array. The C arrays are views of these
+        # (kept alive with the packets' bytes).
+        offsets = array("Q", [0, *map(len, packets)])
+        stamps = _pack_stamps(f"{len(events)}q", *[ev.now_ns for ev in events])
         self._keep = (joined, offsets, stamps)
         self.buf = ffi.from_buffer("uint8_t[]", joined)
-        self.off = ffi.from_buffer("uint64_t[]", offsets)
+        self.off = off = ffi.from_buffer("uint64_t[]", offsets)
+        _run_offsets(off, len(packets))
         self.ts = ffi.from_buffer("int64_t[]", stamps)
-        self.done = ffi.new("uint32_t *")
-        self.messages = ffi.new("uint64_t *")
 
     @classmethod
     def over(cls, events, buf, off, ts, keep) -> "PacketRun":
@@ -129,8 +133,6 @@ class PacketRun:
         (the engine asks only for the ones C does not take); `keep` owns the memory."""
         run = cls.__new__(cls)
         run.events, run.buf, run.off, run.ts, run._keep = events, buf, off, ts, keep
-        run.done = ffi.new("uint32_t *")
-        run.messages = ffi.new("uint64_t *")
         return run
 
 
@@ -366,6 +368,8 @@ class Engine:
             pkt.trips, pkt.touched, pkt.fairs = self._pkt_keep
             pkt.summary = self._summary = self.md.summary
             pkt.depth, pkt.decay = self.imb_levels, self.imb_decay
+            # fsig_on_packets' outputs (on_packet_run): the quiet packets taken and their messages
+            self._run_done, self._run_messages = ffi.new("uint32_t *"), ffi.new("uint64_t *")
             self._pkt_own_version = None        # the own-quote table is rebuilt on first use
             self._work_version = None           # and the work mirror (_work_mirror)
             # each slot's reference price, for the gateway's feed log (_feeds_from_c)
@@ -381,7 +385,7 @@ class Engine:
         if self.sig is not None:
             for name in ("mid2", "vol_q", "_sh", "_fair_out", "_lane_trip", "_priced_out", "_pkt", "_pkt_keep",
                          "_pkt_own_version", "_work_version", "_rx", "_react_c", "_summary", "_risk_seen",
-                         "_references"):
+                         "_references", "_run_done", "_run_messages"):
                 state.pop(name, None)
         state["urgent"] = None          # the shell's sink belongs to the process, not the state
         state.pop("_own", None)         # C arrays derived from the OMS: rebuilt on first use
@@ -681,7 +685,7 @@ class Engine:
         if (oms.transitions, oms.counter) != self._pkt_own_version:
             self._own_table()
         self._risk_if_moved()
-        done, messages, end = run.done, run.messages, len(events)
+        done, messages, end = self._run_done, self._run_messages, len(events)
         # the C call stops before the packet past the clock's deadline: on_event judges the clock
         stale_at = self.risk.clock_stale_at
         rc = _on_packets_c(self._sh, self._bh, run.buf, run.off, run.ts, start, end, md.session_raw,

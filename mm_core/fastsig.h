@@ -306,6 +306,9 @@ int fsig_on_packet(fsig *g, fmd_book *b, const uint8_t *buf, size_t len, const u
                    uint64_t next_expected, fsig_packet *p);
 /* The reprice half. FSIG_OK (p->react NULL), FSIG_QUIET, FSIG_REACT, FSIG_FEED or FSIG_CALIBRATE. */
 int fsig_reprice_touched(fsig *g, const fmd_book *b, fsig_packet *p);
+/* A run's packet offsets from their lengths, in place: off (OUT) holds n + 1 words, 0 then the
+ * n packets' lengths, and becomes their offsets in the joined buffer (off[i] += off[i - 1]). */
+void fsig_run_offsets(uint64_t *off, uint32_t n);
 /* A run of packets (replay): packet i is buf[off[i] .. off[i+1]) received at ts[i], for i from
  * `from` below `count`; each goes through fsig_on_packet at now = max(now, ts[i]) (p->now_ns),
  * with next_expected moved on by the messages of the ones before. The run goes on while a
