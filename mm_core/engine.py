@@ -1843,7 +1843,7 @@ class Engine:
     def _mature_markouts(self, actions: list[Action]) -> None:
         matured = self.metrics.on_time(self.now, self.mid2)
         if self._rx is not None:
-            self._rx.set_metrics(self.metrics)
+            self._rx.set_metrics(self.metrics, matured)
         if not matured:
             return
         adverse = self.cfg.adverse_horizon
