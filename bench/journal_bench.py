@@ -25,6 +25,8 @@ import time
 
 import numpy as np
 
+from bench import journal_hugepages
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 C_PROGRAM = r"""
 /* Timing program of bench/journal_bench.py, compiled against journal.h at bench time.
@@ -628,43 +630,49 @@ def _settle() -> None:
     time.sleep(2)
 
 
+def _round_rates(one_batch, seconds: float, calls: int | None = None) -> tuple[float, float, float]:
+    """Records per wall second, per CPU second of the process and of the calling thread, of one round
+    of `seconds` (or of `calls` calls) of `one_batch`, which appends BATCH records."""
+    done = 0
+    t0, c0, tc0 = time.perf_counter(), time.process_time(), time.thread_time()
+    while (done < calls * BATCH) if calls else (time.perf_counter() - t0 < seconds):
+        one_batch()
+        done += BATCH
+    return (done / (time.perf_counter() - t0), done / max(time.process_time() - c0, 1e-9),
+            done / max(time.thread_time() - tc0, 1e-9))
+
+
+def _journal_batch(size: int, records: int, work: pathlib.Path, version: int = 0) -> tuple[float, float, float]:
+    """The Python journal's batch rates (wall, process CPU, thread CPU), as the C program's runs: the
+    same number of records in a fresh journal under `work`, the median of three."""
+    from journal import Journal
+    block = np.frombuffer(b"".join(bytes([i % 251]) * size for i in range(BATCH)), dtype=np.dtype((np.void, size)))
+    rounds = []
+    for _ in range(3):
+        with _fresh_dir(work) as d:
+            j = Journal(str(d / "j"), segment_size=64 << 20, format_version=version)
+            append_batch = j.append_batch
+            rounds.append(_round_rates(lambda: append_batch(MD_PACKET, block, 0, TS_USER, 0), 0, records // BATCH))
+            j.close()
+    return tuple(statistics.median(r[k] for r in rounds) for k in range(3))
+
+
 def _batch_rates(size: int, seconds: float, records: int) -> list[tuple[str, str, float, float]]:
     """(store, how, records per wall second, per CPU second) for batch appends of `size`-byte
     records: this journal `records` per round in a fresh journal (the C program's runs), the other
     stores each for `seconds` a round."""
     import lmdb
     import rocksdict
-    from journal import Journal
     rows = []
     payloads = [bytes([i % 251]) * size for i in range(BATCH)]
-    block = np.frombuffer(b"".join(payloads), dtype=np.dtype((np.void, size)))
-
-    def round_rates(one_batch, calls: int | None = None) -> tuple[float, float, float]:
-        """Records per wall second, per CPU second of the process and of the calling thread, of
-        one round of `seconds` (or of `calls` calls)."""
-        done = 0
-        t0, c0, tc0 = time.perf_counter(), time.process_time(), time.thread_time()
-        while (done < calls * BATCH) if calls else (time.perf_counter() - t0 < seconds):
-            one_batch()
-            done += BATCH
-        return (done / (time.perf_counter() - t0), done / max(time.process_time() - c0, 1e-9),
-                done / max(time.thread_time() - tc0, 1e-9))
 
     def timed(one_batch) -> tuple[float, float]:
         """The median of three rounds of `seconds` each (one round swings by 2x on a shared machine)."""
-        rounds = [round_rates(one_batch) for _ in range(3)]
+        rounds = [_round_rates(one_batch, seconds) for _ in range(3)]
         return statistics.median(r[0] for r in rounds), statistics.median(r[1] for r in rounds)
 
     for name, version in (("journal (Python)", 0), ("journal (Python), format 1 (BLAKE2b chain)", 1)):
-        # as the C program's runs: the same number of records in a fresh journal, the median of three
-        rounds = []
-        for _ in range(3):
-            with _fresh_dir(_WORK) as d:
-                j = Journal(str(d / "j"), segment_size=64 << 20, format_version=version)
-                append_batch = j.append_batch
-                rounds.append(round_rates(lambda: append_batch(MD_PACKET, block, 0, TS_USER, 0), records // BATCH))
-                j.close()
-        wall, cpu, thread = (statistics.median(r[k] for r in rounds) for k in range(3))
+        wall, cpu, thread = _journal_batch(size, records, _WORK, version)
         rows.append((name, f"append_batch, {BATCH}/call", wall, cpu))
         if version == 0:
             rows.append((f"{name}, append thread only", f"append_batch, {BATCH}/call", wall, thread))
@@ -723,12 +731,13 @@ def _build_c(workdir: pathlib.Path) -> pathlib.Path | None:
     return exe
 
 
-def _run_c(exe: pathlib.Path, command: str, *args, format_version: int = 0, runs: int = 3) -> dict[str, float]:
-    """Each number the median of `runs` runs of the C program, each in a fresh journal."""
+def _run_c(exe: pathlib.Path, command: str, *args, format_version: int = 0, runs: int = 3,
+           work: pathlib.Path = _WORK) -> dict[str, float]:
+    """Each number the median of `runs` runs of the C program, each in a fresh journal under `work`."""
     env = {**os.environ, "MMJ_BENCH_FORMAT": str(format_version)}
     results = []
     for _ in range(runs):
-        with _fresh_dir(_WORK) as d:
+        with _fresh_dir(work) as d:
             out = subprocess.run([str(exe), command, str(d / "j"), *map(str, args)], check=True,
                                  capture_output=True, text=True, timeout=300, env=env)
         results.append({k: float(v) for k, v in (line.split() for line in out.stdout.splitlines())})
@@ -1063,8 +1072,9 @@ def _c_records(quick: bool) -> int:
     return 50_000 if quick else 1_000_000
 
 
-def _c_section(quick: bool) -> tuple[dict, dict | None, list[str]]:
-    """Build and run the C program: per-size single/batch timings, the C tailer, and notes."""
+def _c_section(quick: bool, batch: dict) -> tuple[dict, dict | None, list[str]]:
+    """Build and run the C program: per-size single/batch timings, the C tailer, the huge-page tmpfs
+    section (c_rows["huge"], its lines: it needs the program, and `batch`'s Python rates), and notes."""
     with _fresh_dir(_WORK) as cdir:
         try:
             exe = _build_c(cdir)
@@ -1081,6 +1091,12 @@ def _c_section(quick: bool) -> tuple[dict, dict | None, list[str]]:
         c_rows[("single", 64, 1)] = _run_c(exe, "append", n_c, 64, format_version=1)
         c_rows[("batch", 64, 1)] = _run_c(exe, "batch", n_c * 4, 64, BATCH, format_version=1)
         c_rows["pages"] = _run_c(exe, "pages")
+        default = {"C batch": (1e9 / c_rows[("batch", 64)]["batch_ns_per_record"],
+                               1e9 / c_rows[("batch", 64)]["batch_cpu_ns_per_record"]),
+                   "C single": (1e9 / c_rows[("single", 64)]["loop_ns_per_record"],
+                                1e9 / c_rows[("single", 64)]["loop_cpu_ns_per_record"]),
+                   "Python batch": batch[64][0][2:4]}
+        c_rows["huge"] = journal_hugepages.section(exe, _run_c, _journal_batch, n_c, default)
         n_tail = 2_000 if quick else 20_000
         tails = {how: _c_tailer(exe, n_tail, _TAIL_GAP_NS, how) for how in ("poll", "yield", "wait", "spin")}
         # records 1 ms apart: a spinning wait would spin off by itself (see mmj_tailer_set_spin)
@@ -1119,7 +1135,7 @@ def main(quick: bool) -> str:
         _settle()
         batch[size] = _batch_rates(size, 0.2 if quick else 1.0, _c_records(quick) * 4)
     _settle()
-    c_rows, c_tail, notes = _c_section(quick)
+    c_rows, c_tail, notes = _c_section(quick, batch)
     out += notes
     out += ["### Batch appends", "",
             "| store | how | payload | records/s | records/CPU-s | per CPU-s vs journal (Python) |",
@@ -1157,6 +1173,7 @@ def main(quick: bool) -> str:
 
     if c_rows:
         out += _page_table(c_rows["pages"])
+        out += c_rows["huge"]
 
     py_tail = _py_tailer(2_000 if quick else 20_000, 50_000)
     out += ["### Cross-process tailer visibility (writer sleeps 50 us (1 ms where said), stamps "

@@ -21,6 +21,17 @@ class ReferenceMatcher:
         self.refs = 0
         self.matches = 0
         self.seq = 0
+        self.price_test: set[str] = set()    # symbols under Rule 201's short sale price test
+
+    def start_price_test(self, symbol):
+        self.price_test.add(symbol)
+
+    def _short_at_or_below_bid(self, symbol, client_side, price) -> bool:
+        """Rule 201(b): a short sale (T, not E) priced at or below the symbol's best bid is refused."""
+        if client_side != "T" or symbol not in self.price_test:
+            return False
+        bids = [r["price"] for r in self.resting if r["symbol"] == symbol and r["side"] == "B"]
+        return bool(bids) and price <= max(bids)
 
     def _invalid(self, symbol, side, shares, price) -> str:
         if symbol not in self.ticks:
@@ -47,7 +58,8 @@ class ReferenceMatcher:
         if (owner, token) in self.used:
             return [m.Ignored(owner, token, "duplicate token")]
         self.used.add((owner, token))
-        why = self._invalid(symbol, side, shares, price)
+        why = self._invalid(symbol, side, shares, price) or (
+            m.REJECT_INVALID_PRICE if self._short_at_or_below_bid(symbol, side, price) else "")
         if why:
             return [m.Rejected(owner, token, why)]
         o = dict(owner=owner, token=token, symbol=symbol, side="B" if side == "B" else "S",
@@ -73,7 +85,8 @@ class ReferenceMatcher:
         if (owner, new_token) in self.used:
             return [m.Ignored(owner, new_token, "duplicate replacement token")]
         # to zero shares, or invalid: the old token's Canceled answers, the new one stays free
-        if shares == 0 or self._invalid(o["symbol"], o["side"], shares, price):
+        if shares == 0 or self._invalid(o["symbol"], o["side"], shares, price) or \
+                self._short_at_or_below_bid(o["symbol"], o["client_side"], price):
             return self._cut(o, o["left"], m.CANCEL_USER)
         self.used.add((owner, new_token))
         old_token, old_left, was_shown = o["token"], o["left"], o["shown"]

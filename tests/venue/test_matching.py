@@ -170,6 +170,7 @@ command = st.one_of(
               st.integers(0, 400), prices, st.sampled_from([None, None, True, False])),
     st.tuples(st.just("modify"), st.sampled_from(OWNERS), st.integers(0, 30),
               st.sampled_from("BSTE"), st.integers(0, 300)),
+    st.tuples(st.just("price_test"), st.sampled_from(OWNERS)),   # Rule 201 starts for ACME
 )
 
 
@@ -188,6 +189,8 @@ def drive(target, commands):
             out.append(target.cancel(owner, f"T{cmd[2]}", cmd[3]))
         elif cmd[0] == "modify":
             out.append(target.modify(owner, f"T{cmd[2]}", cmd[3], cmd[4]))
+        elif cmd[0] == "price_test":
+            target.start_price_test("ACME")
         else:
             issued[owner] += 1
             out.append(target.replace(owner, f"T{cmd[2]}", f"T{issued[owner]}", cmd[3], cmd[4],
@@ -222,6 +225,9 @@ def test_book_never_crossed_and_shares_conserved(commands):
                 if isinstance(ev, m.Modified):   # a modify never adds shares
                     assert ev.shares <= before
                     canceled += before - ev.shares
+        elif cmd[0] == "price_test":
+            e.start_price_test("ACME")
+            events = []
         else:
             issued[owner] += 1
             before = {o.token: o.shares for o in e.live_orders(owner)}.get(f"T{cmd[2]}", 0)
