@@ -15,7 +15,6 @@ from array import array
 from itertools import compress, groupby
 from typing import Callable
 
-
 from journal.catalogue import RecordType, pack, pack_json
 from mm_core.config import EngineConfig, Symbols
 from mm_core.events import (
