@@ -1348,18 +1348,24 @@ static int defer_feeds(const fsig *g, const fmd_book *b, fsig_packet *p) {
     return rc;
 }
 
+void fsig_run_offsets(uint64_t *off, uint32_t n) {
+    for (uint32_t i = 1; i <= n; i++)
+        off[i] += off[i - 1];
+}
+
 int fsig_on_packets(fsig *g, fmd_book *b, const uint8_t *buf, const uint64_t *off,
                     const int64_t *ts, uint32_t from, uint32_t count, const uint8_t *session,
-                    uint64_t next_expected, int64_t now, fsig_packet *p, uint32_t *done,
-                    uint64_t *messages) {
+                    uint64_t next_expected, int64_t now, int64_t stop_after, fsig_packet *p,
+                    uint32_t *done, uint64_t *messages) {
     uint64_t n_messages = 0;
     int rc = FSIG_QUIET;
     uint32_t i = from;
     for (; i < count; i++) {
         int64_t at = ts[i] > now ? ts[i] : now;
-        if (p->react && at >= p->react->next_due_ns) {
-            /* markouts due by this packet mature before it (Engine._on_market_data): the
-             * one-by-one path takes it, at the time of the packets before it */
+        if (at > stop_after || (p->react && at >= p->react->next_due_ns)) {
+            /* past the clock's deadline (Engine.on_event judges the clock first), or markouts
+             * due by this packet that mature before it (Engine._on_market_data): Python takes
+             * it, at the time of the packets before it */
             p->now_ns = now;
             rc = FSIG_FALLBACK;
             break;

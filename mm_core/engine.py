@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import math
+import struct
 from array import array
-from itertools import accumulate, compress, groupby
+from itertools import compress, groupby
 from typing import Callable
-
-import numpy as np
 
 from journal.catalogue import RecordType, pack, pack_json
 from mm_core.config import EngineConfig, Symbols
@@ -77,9 +76,12 @@ _MEMO_N, _SENT_N = lib.FSIG_M_N, lib.FSIG_S_N
 _S_PRICE4, _S_NS = lib.FSIG_S_PRICE4, lib.FSIG_S_NS
 _STATE_OF = {int(state): state for state in TradingState}.__getitem__   # TradingState(v), one dict lookup
 _on_packets_c = lib.fsig_on_packets
+_pack_stamps = struct.pack
+_run_offsets = lib.fsig_run_offsets
 _priced_c = lib.fsig_priced
 HOLD_BOTH = 2                   # hedge_hold of an instrument two pairs hedge in opposite ways
 _RUN_MAX_SEQUENCE = 1 << 62     # a run's sequence stays far below the C path's int64 limit
+_NO_DEADLINE = (1 << 63) - 1    # fsig_on_packets' stop_after when the clock has none (inf)
 _DAY_NS = 86_400 * 1_000_000_000
 _own_fill_c = lib.fsig_own_fill_evaluate
 _FILL, _PARTIAL_FILL = Trigger.FILL, Trigger.PARTIAL_FILL
@@ -106,24 +108,23 @@ def _send_order(intent: OrderIntent, packet: bytes, decision, trading_state: int
 class PacketRun:
     """Consecutive MarketData events as one buffer for Engine.on_packet_run (replay)."""
 
-    __slots__ = ("events", "buf", "off", "ts", "done", "messages", "_keep", "_latest")
+    __slots__ = ("events", "buf", "off", "ts", "_keep")
 
     def __init__(self, events: list) -> None:
         self.events = events
         packets = [ev.packet for ev in events]
         joined = b"".join(packets)
-        # array.array converts a list of ints at a fraction of what ffi.new's initialiser costs;
-        # the C arrays are views of these (kept alive with the packets' bytes)
-        offsets = array("Q", [0, *accumulate(map(len, packets))])
-        stamps = [ev.now_ns for ev in events]
-        self._latest = max(stamps) if stamps else None     # latest(), cheaper from the list
-        stamps = array("q", stamps)
+        # array.array converts a list of small ints (the lengths) at a fraction of what ffi.new's
+        # initialiser costs, and C sums them into offsets in place; struct converts the stamps
+        # (ints of several digits) for less than array.array. The C arrays are views of these
+        # (kept alive with the packets' bytes).
+        offsets = array("Q", [0, *map(len, packets)])
+        stamps = _pack_stamps(f"{len(events)}q", *[ev.now_ns for ev in events])
         self._keep = (joined, offsets, stamps)
         self.buf = ffi.from_buffer("uint8_t[]", joined)
-        self.off = ffi.from_buffer("uint64_t[]", offsets)
+        self.off = off = ffi.from_buffer("uint64_t[]", offsets)
+        _run_offsets(off, len(packets))
         self.ts = ffi.from_buffer("int64_t[]", stamps)
-        self.done = ffi.new("uint32_t *")
-        self.messages = ffi.new("uint64_t *")
 
     @classmethod
     def over(cls, events, buf, off, ts, keep) -> "PacketRun":
@@ -132,18 +133,7 @@ class PacketRun:
         (the engine asks only for the ones C does not take); `keep` owns the memory."""
         run = cls.__new__(cls)
         run.events, run.buf, run.off, run.ts, run._keep = events, buf, off, ts, keep
-        run.done = ffi.new("uint32_t *")
-        run.messages = ffi.new("uint64_t *")
-        run._latest = None
         return run
-
-    def latest(self) -> int:
-        """The latest receive time of the run's packets (found once: a run is read, never changed)."""
-        if self._latest is None:
-            n = len(self.events)
-            self._latest = max(ffi.unpack(self.ts, n)) if n <= 48 else \
-                int(np.frombuffer(ffi.buffer(self.ts, 8 * n), np.int64).max())
-        return self._latest
 
 
 unpack = ffi.unpack
@@ -382,6 +372,8 @@ class Engine:
             pkt.trips, pkt.touched, pkt.fairs = self._pkt_keep
             pkt.summary = self._summary = self.md.summary
             pkt.depth, pkt.decay = self.imb_levels, self.imb_decay
+            # fsig_on_packets' outputs (on_packet_run): the quiet packets taken and their messages
+            self._run_done, self._run_messages = ffi.new("uint32_t *"), ffi.new("uint64_t *")
             self._pkt_own_version = None        # the own-quote table is rebuilt on first use
             self._work_version = None           # and the work mirror (_work_mirror)
             # each slot's reference price, for the gateway's feed log (_feeds_from_c)
@@ -397,7 +389,7 @@ class Engine:
         if self.sig is not None:
             for name in ("mid2", "vol_q", "_sh", "_fair_out", "_lane_trip", "_priced_out", "_pkt", "_pkt_keep",
                          "_pkt_own_version", "_work_version", "_rx", "_react_c", "_summary", "_risk_seen",
-                         "_references"):
+                         "_references", "_run_done", "_run_messages"):
                 state.pop(name, None)
         state["urgent"] = None          # the shell's sink belongs to the process, not the state
         state.pop("_own", None)         # C arrays derived from the OMS: rebuilt on first use
@@ -480,7 +472,11 @@ class Engine:
             actions = self._on_packet_compiled(ev)
             if actions is not None:
                 return early + actions if early else actions
-        actions = early or []
+        return self._on_packet_python(ev, early or [], heard_before)
+
+    def _on_packet_python(self, ev: MarketData, actions: list[Action], heard_before: int) -> list[Action]:
+        """_on_market_data's reference path (after the markouts due matured into `actions`):
+        decode, sequence, book, guard, reprice and react in Python."""
         now = self.now
         tracker = self.tracker
         self.counts["md_packets"] += 1
@@ -703,16 +699,18 @@ class Engine:
         events = run.events
         md = self.md
         expected = md.fast_sequence() if self.sig is not None and not self.stale else None
-        end = self._before_clock_ages(run, start, len(events))
-        if expected is None or expected > _RUN_MAX_SEQUENCE or self.options_due or end == start:
+        if expected is None or expected > _RUN_MAX_SEQUENCE or self.options_due:
             return 1, self.on_event(events[start])
         oms, react = self.oms, self._react_c
         if (oms.transitions, oms.counter) != self._pkt_own_version:
             self._own_table()
         self._risk_if_moved()
-        done, messages = run.done, run.messages
-        rc = _on_packets_c(self._sh, self._bh, run.buf, run.off, run.ts, start, end,
-                           md.session_raw, expected, self.now, self._pkt, done, messages)
+        done, messages, end = self._run_done, self._run_messages, len(events)
+        # the C call stops before the packet past the clock's deadline: on_event judges the clock
+        stale_at = self.risk.clock_stale_at
+        rc = _on_packets_c(self._sh, self._bh, run.buf, run.off, run.ts, start, end, md.session_raw,
+                           expected, self.now, stale_at if stale_at < _NO_DEADLINE else _NO_DEADLINE,
+                           self._pkt, done, messages)
         taken = done[0]
         self.now = self.md_heard_ns = self._pkt.now_ns     # on_event's time, up to the last packet C looked at
         if react.n_flog:                # the feeds C deferred, before anything else runs
@@ -735,25 +733,41 @@ class Engine:
             return taken, []
         ev = events[start + taken]
         if rc == _SIG_FALLBACK:         # not applied: the one-by-one path takes it
+            at = ev.now_ns if ev.now_ns > self.now else self.now
+            if self.metrics.next_due_ns <= at <= self.risk.clock_stale_at:
+                step, actions = self._markouts_before(ev)
+                return taken + step, actions
             return taken + 1, self.on_event(ev)
         self.counts["events"] += 1      # on_event's prologue and epilogue around the rest
         actions = self._packet_applied(rc)
         self._drain_risk(actions)
         return taken + 1, actions
 
-    def _before_clock_ages(self, run: PacketRun, start: int, end: int) -> int:
-        """The end of the packets from `start` that come before the clock's deadline: the C call
-        stops there, so the packet past it goes through on_event, which pulls on a stale clock."""
-        stale_at = self.risk.clock_stale_at
-        if run.latest() <= stale_at:
-            return end
-        ts, now = run.ts, self.now
-        for k in range(start, end):
-            if ts[k] > now:
-                now = ts[k]
-                if now > stale_at:
-                    return k
-        return end
+    def _markouts_before(self, ev: MarketData) -> tuple[int, list[Action]]:
+        """A packet fsig_on_packets handed back because markouts are due by its time: on_event's
+        prologue and _on_market_data's start (the markouts mature at the mid the book held before
+        the packet). When that pulled nothing and left nothing due, the packet goes back to the C
+        run: 0 taken (the next C call applies and counts it, its feeds deferred as the others').
+        Otherwise the rest of on_event takes it: 1 taken and its actions."""
+        now = ev.now_ns
+        if now > self.now:
+            self.now = now              # before the clock's deadline: the run stops there
+        heard_before = self.md_heard_ns
+        self.md_heard_ns = now = self.now
+        actions: list[Action] = []
+        self._mature_markouts(actions)
+        if not actions and now < self.metrics.next_due_ns:
+            return 0, actions
+        self.counts["events"] += 1
+        if not self.stale:
+            more = self._on_packet_compiled(ev)
+            if more is not None:
+                actions += more
+                self._drain_risk(actions)
+                return 1, actions
+        actions = self._on_packet_python(ev, actions, heard_before)
+        self._drain_risk(actions)
+        return 1, actions
 
     def _feeds_from_c(self, react) -> None:
         """The risk feeds fsig_on_packets deferred, in order, each at its packet's time: what
@@ -1902,7 +1916,7 @@ class Engine:
     def _mature_markouts(self, actions: list[Action]) -> None:
         matured = self.metrics.on_time(self.now, self.mid2)
         if self._rx is not None:
-            self._rx.set_metrics(self.metrics)
+            self._rx.set_metrics(self.metrics, matured)
         if not matured:
             return
         adverse = self.cfg.adverse_horizon

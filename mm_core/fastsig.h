@@ -306,14 +306,18 @@ int fsig_on_packet(fsig *g, fmd_book *b, const uint8_t *buf, size_t len, const u
                    uint64_t next_expected, fsig_packet *p);
 /* The reprice half. FSIG_OK (p->react NULL), FSIG_QUIET, FSIG_REACT, FSIG_FEED or FSIG_CALIBRATE. */
 int fsig_reprice_touched(fsig *g, const fmd_book *b, fsig_packet *p);
+/* A run's packet offsets from their lengths, in place: off (OUT) holds n + 1 words, 0 then the
+ * n packets' lengths, and becomes their offsets in the joined buffer (off[i] += off[i - 1]). */
+void fsig_run_offsets(uint64_t *off, uint32_t n);
 /* A run of packets (replay): packet i is buf[off[i] .. off[i+1]) received at ts[i], for i from
  * `from` below `count`; each goes through fsig_on_packet at now = max(now, ts[i]) (p->now_ns),
  * with next_expected moved on by the messages of the ones before. The run goes on while a
  * packet ends in FSIG_QUIET without book errors (p->react must be set) and stops after the first
  * one that does not: its code is returned (FSIG_FALLBACK: that packet was not applied) with
  * *done the quiet packets before it, which hold *messages messages; FSIG_QUIET with *done =
- * count - from when all were quiet. A packet at or past react->next_due_ns is not applied
- * (FSIG_FALLBACK, p->now_ns the time before it): the markouts due mature before it (Python).
+ * count - from when all were quiet. A packet at or past react->next_due_ns, or whose time is
+ * past stop_after (the clock's deadline), is not applied (FSIG_FALLBACK, p->now_ns the time
+ * before it): the markouts due mature, or the clock is judged, before it (Python).
  * With react->flog_cap set, a packet ending in FSIG_FEED (no book errors) does not stop the run
  * while the log has room: its due feeds are logged (react->flog_*) and written to react->sent as
  * Engine._feed_risk would, then fsig_react_from(0) decides the reaction. Deferring is sound
@@ -324,8 +328,8 @@ int fsig_reprice_touched(fsig *g, const fmd_book *b, fsig_packet *p);
  * feeds are in the log). */
 int fsig_on_packets(fsig *g, fmd_book *b, const uint8_t *buf, const uint64_t *off,
                     const int64_t *ts, uint32_t from, uint32_t count, const uint8_t *session,
-                    uint64_t next_expected, int64_t now, fsig_packet *p, uint32_t *done,
-                    uint64_t *messages);
+                    uint64_t next_expected, int64_t now, int64_t stop_after, fsig_packet *p,
+                    uint32_t *done, uint64_t *messages);
 
 /* ---- stage 2: the reaction's no-action case (Engine._react, after the reprice) ----
  * With p->react set, fsig_on_packet and fsig_reprice_touched, once every touched symbol is

@@ -208,8 +208,9 @@ class ReactMirror:
                                  order.sent_ns]
                 written.append(b)
 
-    def set_metrics(self, m) -> None:
-        """The markout inputs after Metrics.on_fill / on_time."""
+    def set_metrics(self, m, matured=None) -> None:
+        """The markout inputs after Metrics.on_fill / on_time (`matured`: what that on_time
+        returned, so only the symbols it marked at the adverse horizon are written again)."""
         r = self.r
         r.markout_n = m.markout_n[m.adverse_horizon]
         r.next_due_ns = m.next_due_ns
@@ -218,7 +219,14 @@ class ReactMirror:
         # markout at the adverse horizon (Metrics.on_time): the count names what was written
         marked = m.markout_n[m.adverse_horizon]
         seen = self._metrics_seen
-        if seen is None or seen[0] is not m or seen[1] != marked:
+        if seen is not None and seen[0] is m and seen[1] != marked and matured:
+            adverse = m.adverse_horizon
+            for s in {s for s, _, h, _ in matured if h == adverse}:
+                self.markout[s] = m.recent_markout[s]
+                k = m.marked_by[s]
+                self.adverse[s] = m.adverse_by[s] / k if k else 0.0     # Metrics.adverse_rate(s)
+            self._metrics_seen = (m, marked)
+        elif seen is None or seen[0] is not m or seen[1] != marked:
             self.markout[0:n] = m.recent_markout
             # Metrics.adverse_rate(s) of every symbol, without a method call per symbol
             self.adverse[0:n] = [a / k if k else 0.0 for a, k in zip(m.adverse_by, m.marked_by)]

@@ -56,3 +56,21 @@ def test_the_batch_path_marks_before_the_packet_as_one_by_one(monkeypatch):
         i += taken
     assert batch.metrics.markout_x2 == one.metrics.markout_x2 and one.metrics.markout_x2[1] > 0
     assert batch.state_hash() == one.state_hash() and batch.now == one.now
+
+
+def test_the_batch_path_keeps_a_packet_with_markouts_due_in_the_c_run(monkeypatch):
+    """Markouts due by a packet that pull nothing mature in Python and the packet goes back to
+    the C run (fsig_on_packets): no one-by-one on_event for it, same state as one by one."""
+    one, feed, refs, _ = filled(True, monkeypatch)
+    batch, _, _, _ = filled(True, monkeypatch)
+    deep = [feed.packet(feed.add(CHIP, "B", 100, 8300 - 10 * k)) for k in range(3)]   # move no mid
+    events = [md(deep[0], FILL_AT + 50 * MS), md(deep[1], PACKET_AT), md(deep[2], PACKET_AT + MS)]
+    for ev in events:
+        assert one.on_event(ev) == []
+    one_by_one = []
+    monkeypatch.setattr(batch, "on_event", lambda ev: one_by_one.append(ev) or Engine.on_event(batch, ev))
+    assert batch.on_packet_run(PacketRun(events), 0) == (3, [])
+    assert one_by_one == []
+    assert batch.metrics.markout_n == one.metrics.markout_n == [1, 1, 0]
+    assert batch.state_hash() == one.state_hash() and batch.now == one.now
+    assert batch.counts == one.counts and batch.quiet_packets == one.quiet_packets
