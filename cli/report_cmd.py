@@ -1,7 +1,9 @@
 """`mmaudit report KIND`: turn a journal range into compliance reports (Parquet, auth.016 XML).
 
 Thin: parse options, call reports.run, print what was written and how many rows were rejected.
-Exit status 0 when every row passed validation, 3 when rows went to a rejects table, 1 on errors.
+Exit status 0 when every row passed validation, 3 when rows went to a rejects table, 4 when the
+journal lost records to damage a recovery found (its discarded/ runs: the reports hold only the
+valid prefix left, and their provenance says so), 1 on errors (a journal that stops early among them).
 """
 from __future__ import annotations
 
@@ -14,9 +16,10 @@ import click
 from reports import allocator
 from reports.errors import ReportError
 from reports.run import KINDS, run
-from reports.source import Selection
+from reports.source import Selection, describe_discarded
 
 EXIT_REJECTED = 3
+EXIT_DISCARDED = 4
 
 _HELP = {
     "orders": "Order records: every order event (2017/565 Annex IV, RTS 24 event codes).",
@@ -74,6 +77,13 @@ def _execute(kinds: list[str], journal_dir, trade_date, session_id, first_seq, l
         click.echo(f"{kind.kind}: {tables}; rejected={kind.rejected}")
     if result.rejected:
         click.echo(f"{result.rejected} row(s) rejected: see OUT/<kind>/rejects/", err=True)
+    for line in result.discarded:
+        click.echo(f"incomplete journal: {describe_discarded(line)} holds records a recovery cut off after "
+                   f"damage; the reports cover only what is left (provenance journal_discarded; run "
+                   f"`mmaudit journal verify {journal_dir}`)", err=True)
+    if result.discarded:
+        raise SystemExit(EXIT_DISCARDED)
+    if result.rejected:
         raise SystemExit(EXIT_REJECTED)
 
 

@@ -107,6 +107,7 @@ def event_checks(table: pa.Table, ev: OrderEvents, ref: RefData, inst_idx: np.nd
         mask_check("ouch_message", short_messages(ev.cols), lambda rows: short_message_reasons(ev.cols, rows)),
         mask_check("event_time_utc", ~u.valid, no_time),
         mask_check("order_id", ev.cols["creator"] < 0, NO_CREATOR),
+        token_check(ev.cols),
         mask_check("symbol_id", (ev.cols["creator"] >= 0) & (inst_idx < 0),
                    lambda rows: [f"symbol_id {v} not in instrument reference data"
                                   for v in ev.cols["symbol_id"][rows]]),
@@ -129,6 +130,24 @@ def event_checks(table: pa.Table, ev: OrderEvents, ref: RefData, inst_idx: np.nd
     if "currency" in table.column_names:
         checks.append(value_check(table, "currency", currency_problem, when=known))
     return checks
+
+
+def token_check(cols, rows: np.ndarray | None = None, field: str = "order_id") -> Check:
+    """Rows (of `rows`, else all) whose order token, or prior order token where the columns have
+    one, holds a byte beyond ASCII: OUCH tokens are printable ASCII, so such a token is bytes the
+    venue sent (its frames are journaled before they are decoded), never an order of ours. Rejected
+    with the bytes in hex; numtext.token_text shows them escaped in the field."""
+    names = [n for n in ("token_key", "prior_token_key") if n in cols]
+    keys = [cols[n] if rows is None else cols[n][rows] for n in names]
+    bad = [numtext.non_ascii_tokens(k) for k in keys]
+    any_bad = np.logical_or.reduce(bad) if bad else np.zeros(0, bool)
+
+    def reasons(at):
+        return ["; ".join(f"{name.removesuffix('_key').replace('_', ' ')} "
+                          f"{numtext.token_bytes(k[i]).hex()} is not ASCII text (OUCH order tokens are "
+                          f"printable ASCII): bytes from the venue that name no order"
+                          for name, k, b in zip(names, keys, bad) if b[i]) for i in at]
+    return mask_check(field, any_bad, reasons)
 
 
 def order_side_check(ev: OrderEvents, applies: np.ndarray | None = None) -> Check:
