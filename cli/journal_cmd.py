@@ -11,12 +11,14 @@ import json
 import os
 import random
 import signal
+import tempfile
 import time
 
 import click
 import numpy as np
 
 import journal
+from cli.params import SEQUENCE
 from journal.catalogue import (EARLIER_SIZES, JSON_TYPES, PAYLOAD_DTYPES, ClockState, RecordType, Side,
                                TsSource, code_fingerprint, pack, pack_json, token_tag, unpack, unpack_json)
 
@@ -197,7 +199,7 @@ def _discarded_lines(runs) -> list[str]:
 
 @command.command()
 @click.argument("path", type=click.Path(file_okay=False))
-@click.option("--from-seq", type=click.IntRange(min=1), default=None, help="First sequence to print.")
+@click.option("--from-seq", type=SEQUENCE, default=None, help="First sequence to print.")
 @click.option("--count", type=click.IntRange(min=1), default=None, help="Stop after this many records.")
 @click.option("--idle-timeout", type=click.FloatRange(min=0), default=None,
               help="Stop after this many seconds without a new record (default: follow forever).")
@@ -256,8 +258,8 @@ def _terminate_as_interrupt():
 
 @command.command()
 @click.argument("path", type=click.Path(file_okay=False))
-@click.option("--from-seq", type=click.IntRange(min=1), default=None, help="First sequence to print.")
-@click.option("--to-seq", type=click.IntRange(min=1), default=None, help="Last sequence to print.")
+@click.option("--from-seq", type=SEQUENCE, default=None, help="First sequence to print.")
+@click.option("--to-seq", type=SEQUENCE, default=None, help="Last sequence to print.")
 @click.option("--type", "types", multiple=True, help="Only these record types (repeatable), e.g. ORDER_SENT.")
 @click.option("--control", is_flag=True, help="Also print CHECKPOINT and SEAL records.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line, payloads decoded.")
@@ -503,8 +505,15 @@ def stress(kills: int, power_cuts: int, seed: int, workdir: str | None) -> None:
                 f"{r.sectors_torn}; {r.files_lost} files lost), {r.durable} durable records")
 
     failed = False
-    # lock-owned: a stress run killed from outside leaves its scratch for the next run to sweep
-    with scratch_dir("mmaudit-stress-", workdir) as scratch:
+    try:
+        if workdir is not None:
+            os.makedirs(workdir, exist_ok=True)
+        # lock-owned: a stress run killed from outside leaves its scratch for the next run to sweep
+        scratch_cm = scratch_dir("mmaudit-stress-", workdir)
+    except OSError as exc:
+        raise click.ClickException(f"cannot make a scratch directory in {workdir or tempfile.gettempdir()}: "
+                                   f"{exc.strerror or exc}") from None
+    with scratch_cm as scratch:
         for count, campaign, describe in ((kills, campaigns.kill_runs, kill_line),
                                           (power_cuts, campaigns.powerloss_runs, power_line)):
             if not count:

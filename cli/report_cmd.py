@@ -13,6 +13,7 @@ import time
 
 import click
 
+from cli.params import SEQUENCE, SESSION_ID
 from reports import allocator
 from reports.errors import ReportError
 from reports.run import KINDS, run
@@ -42,9 +43,9 @@ def _options(fn):
                       "describes the embedded venue with fictitious identifiers).")(fn)
     fn = click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=pathlib.Path),
                       help="Output directory; each kind writes OUT/<kind>/.")(fn)
-    fn = click.option("--last-seq", type=int, default=None, help="Last journal sequence to include.")(fn)
-    fn = click.option("--first-seq", type=int, default=None, help="First journal sequence to include.")(fn)
-    fn = click.option("--session", "session_id", type=int, default=None, help="Only this engine session.")(fn)
+    fn = click.option("--last-seq", type=SEQUENCE, default=None, help="Last journal sequence to include.")(fn)
+    fn = click.option("--first-seq", type=SEQUENCE, default=None, help="First journal sequence to include.")(fn)
+    fn = click.option("--session", "session_id", type=SESSION_ID, default=None, help="Only this engine session.")(fn)
     fn = click.option("--date", "trade_date", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
                       help="Only events on this trade date (YYYY-MM-DD): the UTC day, for cat the US/Eastern trading day.")(fn)
     fn = click.option("--journal", "journal_dir", required=True,
@@ -70,6 +71,9 @@ def _execute(kinds: list[str], journal_dir, trade_date, session_id, first_seq, l
                      text=not no_text)
     except ReportError as exc:
         raise click.ClickException(str(exc)) from exc
+    except OSError as exc:                # e.g. the disk filled while the reports were written
+        raise click.ClickException(f"cannot write the reports in {out_dir}: "
+                                   f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}") from exc
     for kind in result.results:
         for f in kind.files:
             click.echo(f"wrote {f.path}" + (f" ({f.rows} rows)" if f.path.suffix == ".parquet" else ""))
