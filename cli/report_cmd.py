@@ -81,8 +81,8 @@ def _execute(kinds: list[str], journal_dir, trade_date, session_id, first_seq, l
         click.echo(f"{kind.kind}: {tables}; rejected={kind.rejected}")
     if result.rejected:
         click.echo(f"{result.rejected} row(s) rejected: see OUT/<kind>/rejects/", err=True)
-    for line in result.discarded:
-        click.echo(f"incomplete journal: {describe_discarded(line)} holds records a recovery cut off after "
+    for kept in result.discarded:
+        click.echo(f"incomplete journal: {describe_discarded(kept)} holds records a recovery cut off after "
                    f"damage; the reports cover only what is left (provenance journal_discarded; run "
                    f"`mmaudit journal verify {journal_dir}`)", err=True)
     if result.discarded:

@@ -79,7 +79,7 @@ def damage_behind_summary(path: str, stop: dict, found_by: str, then: str) -> st
 
 class Reader:
     """A read-only snapshot of a journal (refresh() to see newer records). Never repairs: it
-    stops at the first invalid record (see `.stopped`).
+    stops at the first invalid record, or where segments are missing (see `.stopped`).
 
     Sealed segments with a believed summary (journal.h SEGMENT SUMMARY) are opened without a
     scan and checked when first read; `full_scan=True` scans every segment at open instead."""
@@ -161,7 +161,9 @@ class Reader:
 
     @property
     def stopped(self) -> dict | None:
-        """Where the snapshot ended early on an invalid record, or None."""
+        """Where the snapshot ended early, or None: an invalid record or segment header, or
+        ("missing segment", offset 0) a last segment that is sealed where the journal does not end
+        (a segment file after a gap, or LOCK naming another end: journal.h THE END OF THE JOURNAL)."""
         reason = ffi.new("int32_t *")
         seg = ffi.new("uint64_t *")
         off = ffi.new("uint64_t *")

@@ -109,9 +109,10 @@ def token_bytes(key) -> bytes:
 def non_ascii_tokens(keys: np.ndarray) -> np.ndarray:
     """Which tokens of an 'S<n>' column have a byte beyond ASCII before their first NUL (bool)."""
     width = keys.dtype.itemsize
-    if not len(keys) or not width:
+    raw = np.ascontiguousarray(keys).view(np.uint8)
+    if not len(raw) or raw.max() < 0x80:       # the usual case: one pass, no temporaries
         return np.zeros(len(keys), bool)
-    raw = np.ascontiguousarray(keys).view(np.uint8).reshape(len(keys), width)
+    raw = raw.reshape(len(keys), width)
     before_nul = np.cumsum(raw == 0, axis=1) == 0
     return ((raw >= 0x80) & before_nul).any(axis=1)
 
