@@ -138,15 +138,17 @@ def token_check(cols, rows: np.ndarray | None = None, field: str = "order_id") -
     venue sent (its frames are journaled before they are decoded), never an order of ours. Rejected
     with the bytes in hex; numtext.token_text shows them escaped in the field."""
     names = [n for n in ("token_key", "prior_token_key") if n in cols]
-    keys = [cols[n] if rows is None else cols[n][rows] for n in names]
-    bad = [numtext.non_ascii_tokens(k) for k in keys]
+    # checked over whole columns (one max() pass each when all is ASCII), then picked: no copies
+    bad = [numtext.non_ascii_tokens(cols[n]) if rows is None else numtext.non_ascii_tokens(cols[n])[rows]
+           for n in names]
     any_bad = np.logical_or.reduce(bad) if bad else np.zeros(0, bool)
 
     def reasons(at):
+        source = at if rows is None else rows[at]
         return ["; ".join(f"{name.removesuffix('_key').replace('_', ' ')} "
-                          f"{numtext.token_bytes(k[i]).hex()} is not ASCII text (OUCH order tokens are "
-                          f"printable ASCII): bytes from the venue that name no order"
-                          for name, k, b in zip(names, keys, bad) if b[i]) for i in at]
+                          f"{numtext.token_bytes(cols[name][j]).hex()} is not ASCII text (OUCH order tokens "
+                          f"are printable ASCII): bytes from the venue that name no order"
+                          for name, b in zip(names, bad) if b[i]) for i, j in zip(at, source)]
     return mask_check(field, any_bad, reasons)
 
 
