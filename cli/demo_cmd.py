@@ -45,12 +45,16 @@ def _clock_verdict(reports_dir: pathlib.Path, profile: str) -> str:
 
 
 def _out_dir(out: str | None) -> pathlib.Path:
-    if out is None:
-        return pathlib.Path(tempfile.mkdtemp(prefix="mmaudit-demo-"))
-    path = pathlib.Path(out)
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise click.ClickException(f"{path} exists and is not an empty directory; give a new --out")
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        if out is None:
+            return pathlib.Path(tempfile.mkdtemp(prefix="mmaudit-demo-"))
+        path = pathlib.Path(out)
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise click.ClickException(f"{path} exists and is not an empty directory; give a new --out")
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.ClickException(f"cannot make the demo directory {out or tempfile.gettempdir()}: "
+                                   f"{exc.strerror or exc}") from None
     return path
 
 

@@ -12,12 +12,14 @@ import os
 import random
 import shutil
 import signal
+import tempfile
 import time
 
 import click
 import numpy as np
 
 import journal
+from cli.params import SEQUENCE
 from journal.catalogue import (EARLIER_SIZES, JSON_TYPES, PAYLOAD_DTYPES, ClockState, RecordType, Side,
                                TsSource, code_fingerprint, pack, pack_json, token_tag, unpack, unpack_json)
 
@@ -198,7 +200,7 @@ def _discarded_lines(runs) -> list[str]:
 
 @command.command()
 @click.argument("path", type=click.Path(file_okay=False))
-@click.option("--from-seq", type=click.IntRange(min=1), default=None, help="First sequence to print.")
+@click.option("--from-seq", type=SEQUENCE, default=None, help="First sequence to print.")
 @click.option("--count", type=click.IntRange(min=1), default=None, help="Stop after this many records.")
 @click.option("--idle-timeout", type=click.FloatRange(min=0), default=None,
               help="Stop after this many seconds without a new record (default: follow forever).")
@@ -257,8 +259,8 @@ def _terminate_as_interrupt():
 
 @command.command()
 @click.argument("path", type=click.Path(file_okay=False))
-@click.option("--from-seq", type=click.IntRange(min=1), default=None, help="First sequence to print.")
-@click.option("--to-seq", type=click.IntRange(min=1), default=None, help="Last sequence to print.")
+@click.option("--from-seq", type=SEQUENCE, default=None, help="First sequence to print.")
+@click.option("--to-seq", type=SEQUENCE, default=None, help="Last sequence to print.")
 @click.option("--type", "types", multiple=True, help="Only these record types (repeatable), e.g. ORDER_SENT.")
 @click.option("--control", is_flag=True, help="Also print CHECKPOINT and SEAL records.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line, payloads decoded.")
@@ -383,8 +385,37 @@ def _run_dict(run: journal.SalvagedRun) -> dict:
                       for f in run.files]}
 
 
+# The demo's orders: the bundled reference data's instruments (the embedded venue's listings) and
+# the engine's default algo, desk, trader and client ids, so `mmaudit report all` on a demo journal
+# has instruments and parties for every order.
+_DEMO_STOCKS = {1: "ACME", 2: "BOLT", 3: "CHIP"}
+
+
+def _demo_enter(token: bytes, side: str, symbol_id: int, price: int, qty: int) -> bytes:
+    """The SoupBinTCP packet of an OUCH Enter Order, as the runner journals it in ORDER_SENT."""
+    from mm_core.protocol import ouch, soupbintcp      # only here: the other commands need no codecs
+    msg = ouch.EnterOrder(token=token.decode(), side=side, shares=qty, stock=_DEMO_STOCKS[symbol_id], price=price,
+                          time_in_force=99999, firm="MMAU", display="Y", capacity="P", intermarket_sweep="N",
+                          minimum_quantity=0, cross_type="N", customer_type="R")
+    return soupbintcp.encode(soupbintcp.UnsequencedData(payload=ouch.encode(msg)))
+
+
+def _demo_accepted(order: dict, now_ns: int, order_ref: int) -> bytes:
+    """The venue's SoupBinTCP packet accepting `order`, as the runner journals it in VENUE_MSG."""
+    from mm_core.protocol import ouch, soupbintcp
+    from mm_core.venue import sessiontime
+    msg = ouch.Accepted(timestamp=sessiontime.stamp(now_ns, sessiontime.eastern_date(now_ns)),
+                        token=order["token"].decode(), side=order["side"], shares=order["qty"],
+                        stock=_DEMO_STOCKS[order["symbol_id"]], price=order["price"], time_in_force=99999,
+                        firm="MMAU", display="Y", order_ref=order_ref, capacity="P", intermarket_sweep="N",
+                        minimum_quantity=0, cross_type="N", order_state="L", bbo_weight=" ")
+    return soupbintcp.encode(soupbintcp.SequencedData(payload=ouch.encode(msg)))
+
+
 def _demo_records(rng: random.Random, count: int, start_ns: int):
-    """(rtype, payload, ts_ns, ts_source, clock_state) tuples in the shape a trading session writes."""
+    """(rtype, payload, ts_ns, ts_source, clock_state) tuples in the shape a trading session writes:
+    real OUCH bytes for the orders sent and the venue's acceptances of them (market data packets
+    are random bytes after the session name)."""
     now = start_ns
     yield (RecordType.SESSION_START, pack(RecordType.SESSION_START, session_id=1, config_sha256=rng.randbytes(32),
                                           code_version=b"0.1.0", limits_version=b"demo-1",
@@ -392,7 +423,7 @@ def _demo_records(rng: random.Random, count: int, start_ns: int):
            now, TsSource.USER, ClockState.LOCKED)
     yield (RecordType.LIMITS_LOADED, pack_json({"version": "demo-1", "max_order_qty": 1000}),
            now, TsSource.USER, ClockState.LOCKED)
-    token = 0
+    token, unanswered, soup_seq = 0, [], 0
     for i in range(max(0, count - 3)):
         now += rng.randrange(1_000, 200_000)
         kind = rng.random()
@@ -401,20 +432,26 @@ def _demo_records(rng: random.Random, count: int, start_ns: int):
                    now, TsSource.HW_PHC, ClockState.LOCKED)
         elif kind < 0.70:
             token += 1
-            price = 1_000_000 + rng.randrange(-500, 500) * 100
-            yield (RecordType.ORDER_SENT, pack(RecordType.ORDER_SENT, token=b"T%013d" % token, msg_type=ord("O"),
-                                               side=rng.choice([Side.BUY, Side.SELL]), symbol_id=rng.randrange(4),
-                                               price=price, qty=100, algo_id=1, desk_id=1, trader_id=7, client_id=0,
-                                               risk_verdict=1, trading_state=1, limits_version=1, tskey=token,
-                                               raw=b"\x00\x31U" + rng.randbytes(46)),
+            order = {"token": b"T%013d" % token, "side": rng.choice("BS"), "symbol_id": rng.randrange(1, 4),
+                     "price": 1_000_000 + rng.randrange(-500, 500) * 100, "qty": 100}
+            unanswered.append(order)
+            yield (RecordType.ORDER_SENT, pack(RecordType.ORDER_SENT, token=order["token"], msg_type=ord("O"),
+                                               side=ord(order["side"]), symbol_id=order["symbol_id"],
+                                               price=order["price"], qty=order["qty"], tif=99999, algo_id=1,
+                                               desk_id=1, trader_id=1, client_id=1, risk_verdict=1,
+                                               trading_state=1, limits_version=1, tskey=token,
+                                               raw=_demo_enter(order["token"], order["side"], order["symbol_id"],
+                                                               order["price"], order["qty"])),
                    now, TsSource.USER, ClockState.LOCKED)
         elif kind < 0.82:
             yield (RecordType.TX_TS, pack(RecordType.TX_TS, order_seq=max(1, i), tskey=token, status=0,
                                           source=TsSource.SW_KERNEL, tx_ts_ns=now + 900),
                    now + 900, TsSource.SW_KERNEL, ClockState.LOCKED)
-        elif kind < 0.92:
-            yield (RecordType.VENUE_MSG, pack(RecordType.VENUE_MSG, soup_seq=i, packet_type=ord("S"), msg_type=ord("A"),
-                                              raw=b"\x00\x40S" + rng.randbytes(63)),
+        elif kind < 0.92 and unanswered:
+            soup_seq += 1
+            yield (RecordType.VENUE_MSG, pack(RecordType.VENUE_MSG, soup_seq=soup_seq, packet_type=ord("S"),
+                                              msg_type=ord("A"),
+                                              raw=_demo_accepted(unanswered.pop(0), now, 5000 + soup_seq)),
                    now, TsSource.SW_KERNEL, ClockState.LOCKED)
         elif kind < 0.96:
             yield (RecordType.CLOCK_SAMPLE, pack(RecordType.CLOCK_SAMPLE, offset_ns=rng.randrange(-300, 300),
@@ -507,8 +544,15 @@ def stress(kills: int, power_cuts: int, seed: int, workdir: str | None) -> None:
                 f"{r.sectors_torn}; {r.files_lost} files lost), {r.durable} durable records")
 
     failed = False
-    # lock-owned: a stress run killed from outside leaves its scratch for the next run to sweep
-    with scratch_dir("mmaudit-stress-", workdir) as scratch:
+    try:
+        if workdir is not None:
+            os.makedirs(workdir, exist_ok=True)
+        # lock-owned: a stress run killed from outside leaves its scratch for the next run to sweep
+        scratch_cm = scratch_dir("mmaudit-stress-", workdir)
+    except OSError as exc:
+        raise click.ClickException(f"cannot make a scratch directory in {workdir or tempfile.gettempdir()}: "
+                                   f"{exc.strerror or exc}") from None
+    with scratch_cm as scratch:
         for count, campaign, describe in ((kills, campaigns.kill_runs, kill_line),
                                           (power_cuts, campaigns.powerloss_runs, power_line)):
             if not count:

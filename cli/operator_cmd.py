@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
 import sys
 
 import click
@@ -62,7 +63,8 @@ def command(command_name, journal_dir, control, actor, reason, scope, scope_id, 
         raise click.UsageError("--scope applies to kill and enable only")
     ident: int | str = 0
     if scope_id is not None:
-        ident = int(scope_id) if scope_id.isdigit() else scope_id
+        # ASCII digits only: str.isdigit() is true of '¹²', which int() refuses
+        ident = int(scope_id) if re.fullmatch(r"[0-9]+", scope_id) else scope_id
         if isinstance(ident, str) and scope != "symbol":
             raise click.BadParameter(f"{scope} ids are numbers, not {scope_id!r}", param_hint="--id")
     try:

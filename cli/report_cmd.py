@@ -1,7 +1,9 @@
 """`mmaudit report KIND`: turn a journal range into compliance reports (Parquet, auth.016 XML).
 
 Thin: parse options, call reports.run, print what was written and how many rows were rejected.
-Exit status 0 when every row passed validation, 3 when rows went to a rejects table, 1 on errors.
+Exit status 0 when every row passed validation, 3 when rows went to a rejects table, 4 when the
+journal lost records to damage a recovery found (its discarded/ runs: the reports hold only the
+valid prefix left, and their provenance says so), 1 on errors (a journal that stops early among them).
 """
 from __future__ import annotations
 
@@ -11,12 +13,14 @@ import time
 
 import click
 
+from cli.params import SEQUENCE, SESSION_ID
 from reports import allocator
 from reports.errors import ReportError
 from reports.run import KINDS, run
-from reports.source import Selection
+from reports.source import Selection, describe_discarded
 
 EXIT_REJECTED = 3
+EXIT_DISCARDED = 4
 
 _HELP = {
     "orders": "Order records: every order event (2017/565 Annex IV, RTS 24 event codes).",
@@ -39,9 +43,9 @@ def _options(fn):
                       "describes the embedded venue with fictitious identifiers).")(fn)
     fn = click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=pathlib.Path),
                       help="Output directory; each kind writes OUT/<kind>/.")(fn)
-    fn = click.option("--last-seq", type=int, default=None, help="Last journal sequence to include.")(fn)
-    fn = click.option("--first-seq", type=int, default=None, help="First journal sequence to include.")(fn)
-    fn = click.option("--session", "session_id", type=int, default=None, help="Only this engine session.")(fn)
+    fn = click.option("--last-seq", type=SEQUENCE, default=None, help="Last journal sequence to include.")(fn)
+    fn = click.option("--first-seq", type=SEQUENCE, default=None, help="First journal sequence to include.")(fn)
+    fn = click.option("--session", "session_id", type=SESSION_ID, default=None, help="Only this engine session.")(fn)
     fn = click.option("--date", "trade_date", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
                       help="Only events on this trade date (YYYY-MM-DD): the UTC day, for cat the US/Eastern trading day.")(fn)
     fn = click.option("--journal", "journal_dir", required=True,
@@ -67,6 +71,9 @@ def _execute(kinds: list[str], journal_dir, trade_date, session_id, first_seq, l
                      text=not no_text)
     except ReportError as exc:
         raise click.ClickException(str(exc)) from exc
+    except OSError as exc:                # e.g. the disk filled while the reports were written
+        raise click.ClickException(f"cannot write the reports in {out_dir}: "
+                                   f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}") from exc
     for kind in result.results:
         for f in kind.files:
             click.echo(f"wrote {f.path}" + (f" ({f.rows} rows)" if f.path.suffix == ".parquet" else ""))
@@ -74,6 +81,13 @@ def _execute(kinds: list[str], journal_dir, trade_date, session_id, first_seq, l
         click.echo(f"{kind.kind}: {tables}; rejected={kind.rejected}")
     if result.rejected:
         click.echo(f"{result.rejected} row(s) rejected: see OUT/<kind>/rejects/", err=True)
+    for kept in result.discarded:
+        click.echo(f"incomplete journal: {describe_discarded(kept)} holds records a recovery cut off after "
+                   f"damage; the reports cover only what is left (provenance journal_discarded; run "
+                   f"`mmaudit journal verify {journal_dir}`)", err=True)
+    if result.discarded:
+        raise SystemExit(EXIT_DISCARDED)
+    if result.rejected:
         raise SystemExit(EXIT_REJECTED)
 
 

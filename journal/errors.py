@@ -128,7 +128,10 @@ def error_for(status: int, context: str, err: int = 0) -> Exception:
 
 
 def open_context(path: str, err: int) -> str:
-    """The context of an open error: names the missing directory when that is the cause."""
+    """The context of an open error: names the missing directory when that is the cause, or the
+    missing journal.meta of a directory that exists."""
+    if err == errno.ENOENT and os.path.isdir(path):
+        return f"open {path}: the directory holds no journal.meta"
     if err == errno.ENOENT:
         missing = os.path.abspath(path)
         while not os.path.exists(os.path.dirname(missing)) and os.path.dirname(missing) != missing:

@@ -234,7 +234,10 @@
  *   segment is taken as the end, as before; the next writer's open writes the new form. An
  *   operator who accepts the loss of missing segments removes LOCK; the next writer continues
  *   after the last segment present. verify() reads LOCK after the segments, and does not report
- *   a journal that grew meanwhile (a writer opened or rolled) as short.
+ *   a journal that grew meanwhile (a writer opened or rolled) as short. A reader whose snapshot
+ *   ends with a sealed segment l and no segment l+1 checks the same (at open and refresh, not per
+ *   record): a segment file with an index past l+1, or LOCK naming another end, stops it with
+ *   MMJ_R_MISSING_SEGMENT at l+1 (mmj_reader_stop), so it never takes a gap for the end.
  *
  * DISCARDED DATA: a crashed writer can only tear the tail of its last, unsealed segment. When
  *   the first invalid record is anywhere else (its segment has a summary, i.e. was sealed, or a
@@ -644,7 +647,8 @@ uint64_t mmj_reader_unchecked(const mmj_reader *r /* reader */);
 int mmj_segment_summary(const char *dir /* journal directory */, uint64_t index /* segment index */,
                         uint64_t *first_seq /* OUT */, uint64_t *records /* OUT */,
                         uint64_t *end /* OUT */);
-/* Pick up records and segments appended since open or the last refresh. */
+/* Pick up records and segments appended since open or the last refresh (and look again at an
+ * end that was missing segments: a writer's roll or open may have been seen half-way). */
 int mmj_reader_refresh(mmj_reader *r /* reader */);
 /* Unmap and free (NULL is a no-op). */
 void mmj_reader_close(mmj_reader *r /* reader */);
@@ -652,7 +656,9 @@ void mmj_reader_close(mmj_reader *r /* reader */);
 void mmj_reader_range(const mmj_reader *r /* reader */, uint64_t *first /* OUT */, uint64_t *last /* OUT */);
 void mmj_reader_salt(const mmj_reader *r /* reader */, uint8_t *out /* OUT: 16 bytes */);
 uint64_t mmj_reader_segments(const mmj_reader *r /* reader */);
-/* Where the snapshot stopped early on an invalid record (reason MMJ_R_NONE if it did not). */
+/* Where the snapshot stopped early (reason MMJ_R_NONE if it did not): on an invalid record or
+ * segment header, or MMJ_R_MISSING_SEGMENT (segment = the first index missing, offset 0) when its
+ * last segment is sealed and the journal does not end there (THE END OF THE JOURNAL). */
 void mmj_reader_stop(const mmj_reader *r /* reader */, int32_t *reason /* OUT */,
                      uint64_t *segment /* OUT */, uint64_t *offset /* OUT */);
 /* Describe segment slot: index, first seq, data records, sealed, size. */

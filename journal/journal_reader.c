@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,7 @@ struct mmj_reader {
     pthread_mutex_t check_mu;  /* serialises ensure_checked */
     int stop_reason;
     uint64_t stop_segment, stop_offset;
+    int stop_at_end;           /* the stop is check_end's (segments missing), looked at again by refresh */
 };
 
 static int sparse_push(rseg *s, uint64_t off)
@@ -44,8 +46,18 @@ static int sparse_push(rseg *s, uint64_t off)
     return mmj_push_u64(&s->sparse, &s->nsparse, &s->capsparse, off);
 }
 
-/* Index records of s from data_end on until end of data, EOS or an invalid record. */
-static int scan_more(mmj_reader *r, rseg *s)
+/* Note where the snapshot ends early (mmj_reader_stop). */
+static void set_stop(mmj_reader *r, int reason, uint64_t segment, uint64_t offset, int at_end)
+{
+    r->stop_reason = reason;
+    r->stop_segment = segment;
+    r->stop_offset = offset;
+    r->stop_at_end = at_end;
+}
+
+/* Index records of s from data_end on until end of data, EOS or an invalid record (its reason
+ * in *bad, its offset data_end; *bad untouched otherwise). */
+static int scan_more(rseg *s, int *bad)
 {
     mmj_record rec;
     while (!s->sealed) {
@@ -53,9 +65,7 @@ static int scan_more(mmj_reader *r, rseg *s)
         if (size == 0)
             return MMJ_OK;
         if (size < 0) {
-            r->stop_reason = -size;
-            r->stop_segment = s->map.index;
-            r->stop_offset = s->data_end;
+            *bad = -size;
             return MMJ_OK;
         }
         if (rec.flags & MMJ_FLAG_EOS) {
@@ -102,23 +112,22 @@ static int check_segment(mmj_reader *r, size_t slot)
     t.nsparse = t.capsparse = 0;
     t.data_end = MMJ_HEADER_SIZE;
     t.scan_seq = t.first_seq;
-    int rc = scan_more(r, &t);
+    int bad = MMJ_R_NONE;
+    int rc = scan_more(&t, &bad);
     if (rc != MMJ_OK) {
         free(t.sparse);
         return rc;
     }
-    if (t.sealed && t.data_end == s->data_end && t.records == s->records && r->stop_reason == MMJ_R_NONE) {
+    if (t.sealed && t.data_end == s->data_end && t.records == s->records && bad == MMJ_R_NONE) {
         s->sparse = t.sparse;
         s->nsparse = t.nsparse;
         s->capsparse = t.capsparse;
         __atomic_store_n(&s->unchecked, 0, __ATOMIC_RELEASE);
         return MMJ_OK;
     }
-    if (r->stop_reason == MMJ_R_NONE) {
-        r->stop_reason = MMJ_R_NO_EOS;
-        r->stop_segment = s->map.index;
-        r->stop_offset = t.data_end;
-    }
+    /* the snapshot now ends here, before whatever stopped it further on at open (a bad header or
+     * missing segments later do not make this segment's records fail) */
+    set_stop(r, bad != MMJ_R_NONE ? bad : MMJ_R_NO_EOS, s->map.index, t.data_end, 0);
     t.sealed = 0;
     free(s->sparse);
     *s = t;
@@ -150,9 +159,7 @@ static int add_segment(mmj_reader *r, uint64_t index, uint64_t expect_seq, int *
     if (rc == MMJ_E_NOT_FOUND)
         return MMJ_OK;
     if (rc == MMJ_E_CORRUPT) {
-        r->stop_reason = MMJ_R_BAD_HEADER;
-        r->stop_segment = index;
-        r->stop_offset = 0;
+        set_stop(r, MMJ_R_BAD_HEADER, index, 0, 0);
         return MMJ_OK;
     }
     if (rc != MMJ_OK)
@@ -164,9 +171,7 @@ static int add_segment(mmj_reader *r, uint64_t index, uint64_t expect_seq, int *
     }
     if (bad != MMJ_R_NONE || s.first_seq != expect_seq) {
         mmj_unmap(&s.map);
-        r->stop_reason = MMJ_R_BAD_HEADER;
-        r->stop_segment = index;
-        r->stop_offset = 0;
+        set_stop(r, MMJ_R_BAD_HEADER, index, 0, 0);
         return MMJ_OK;
     }
     if (r->nsegs == r->cap) {
@@ -190,10 +195,53 @@ static int add_segment(mmj_reader *r, uint64_t index, uint64_t expect_seq, int *
     return MMJ_OK;
 }
 
+/* The snapshot ends with sealed segment s and no segment s+1: is that the end of the journal
+ * (journal.h THE END OF THE JOURNAL, as verify checks it)? Not if a segment file with a later
+ * index is there (segments are missing in between), nor if LOCK names another end. LOCK is read
+ * before the directory is listed again, so a writer that rolled or opened meanwhile (its segment
+ * s+1 exists before LOCK names it) is growth, not a gap: the next refresh reads it. Only a clean
+ * close leaves a sealed last segment, so this runs once per refresh of a closed journal, never
+ * per record. */
+static int check_end(mmj_reader *r, const rseg *s)
+{
+    mmj_lock_info lock;
+    memset(&lock, 0, sizeof lock);
+    int fd = openat(r->dirfd, MMJ_LOCK_NAME, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        mmj_lock_read_info(fd, &lock);
+        close(fd);
+    }
+    uint64_t *idx = NULL, last = s->map.index, missing = last + 1;
+    size_t n = 0;
+    int rc = mmj_list_segments(r->dirfd, &idx, &n, NULL);
+    if (rc != MMJ_OK)
+        return rc;
+    int grown = 0, beyond = 0;
+    for (size_t i = 0; i < n; i++) {
+        grown |= idx[i] == last + 1;
+        beyond |= idx[i] > last + 1;
+    }
+    free(idx);
+    if (grown)
+        return MMJ_OK;
+    if (!beyond) {
+        uint64_t seal_size = mmj_pad8(MMJ_RECORD_HEADER_SIZE + MMJ_CONTROL_PAYLOAD);
+        /* a sealed segment ends SEAL, EOS (a bare header); the SEAL's payload starts with its hash */
+        const uint8_t *seal = s->map.base + s->data_end - seal_size;
+        mmj_end end = {.segments = n, .last_index = last, .last_sealed = 1, .next_seq = s->scan_seq, .seal = seal};
+        if (mmj_lock_end_check(&lock, &end, &missing) == MMJ_R_NONE)
+            return MMJ_OK;
+    }
+    set_stop(r, MMJ_R_MISSING_SEGMENT, missing, 0, 1);
+    return MMJ_OK;
+}
+
 int mmj_reader_refresh(mmj_reader *r)
 {
     if (!r)
         return MMJ_E_CLOSED;
+    if (r->stop_at_end)   /* missing segments may have been a writer's open or roll seen half-way */
+        set_stop(r, MMJ_R_NONE, 0, 0, 0);
     if (r->nsegs == 0 && r->stop_reason == MMJ_R_NONE) {
         /* a journal starts at segment 0 with sequence 1; anything else is missing data */
         uint64_t *idx = NULL;
@@ -207,9 +255,7 @@ int mmj_reader_refresh(mmj_reader *r)
         if (first_index < 0)
             return MMJ_OK;
         if (first_index) {
-            r->stop_reason = MMJ_R_MISSING_SEGMENT;
-            r->stop_segment = 0;
-            r->stop_offset = 0;
+            set_stop(r, MMJ_R_MISSING_SEGMENT, 0, 0, 1);
             return MMJ_OK;
         }
         rc = add_segment(r, 0, 1, &added, NULL);
@@ -218,9 +264,12 @@ int mmj_reader_refresh(mmj_reader *r)
     }
     while (r->nsegs && r->stop_reason == MMJ_R_NONE) {
         rseg *s = &r->segs[r->nsegs - 1];
-        int rc = scan_more(r, s);
+        int bad = MMJ_R_NONE;
+        int rc = scan_more(s, &bad);
         if (rc != MMJ_OK)
             return rc;
+        if (bad != MMJ_R_NONE)
+            set_stop(r, bad, s->map.index, s->data_end, 0);
         if (!s->sealed || r->stop_reason != MMJ_R_NONE)
             break;
         int added = 0;
@@ -228,7 +277,7 @@ int mmj_reader_refresh(mmj_reader *r)
         if (rc != MMJ_OK)
             return rc;
         if (!added)
-            break;
+            return r->stop_reason == MMJ_R_NONE ? check_end(r, &r->segs[r->nsegs - 1]) : MMJ_OK;
     }
     return MMJ_OK;
 }

@@ -7,6 +7,7 @@ know record meanings beyond the catalogue's dtypes.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from contextlib import contextmanager
@@ -17,8 +18,8 @@ import numpy as np
 from journal import bulk
 from journal._journal_cffi import ffi, lib
 from journal.catalogue import EARLIER_SIZES, HEADER_DTYPE, PAYLOAD_DTYPES
-from journal.errors import (InvalidArgument, JournalClosed, PayloadSizeError, check, error_for, open_context,
-                            reason_text)
+from journal.errors import (InvalidArgument, JournalClosed, JournalCorrupt, PayloadSizeError, check, error_for,
+                            open_context, reason_text)
 
 
 _WAIT_SLICE_S = 0.1
@@ -78,7 +79,7 @@ def damage_behind_summary(path: str, stop: dict, found_by: str, then: str) -> st
 
 class Reader:
     """A read-only snapshot of a journal (refresh() to see newer records). Never repairs: it
-    stops at the first invalid record (see `.stopped`).
+    stops at the first invalid record, or where segments are missing (see `.stopped`).
 
     Sealed segments with a believed summary (journal.h SEGMENT SUMMARY) are opened without a
     scan and checked when first read; `full_scan=True` scans every segment at open instead."""
@@ -160,7 +161,9 @@ class Reader:
 
     @property
     def stopped(self) -> dict | None:
-        """Where the snapshot ended early on an invalid record, or None."""
+        """Where the snapshot ended early, or None: an invalid record or segment header, or
+        ("missing segment", offset 0) a last segment that is sealed where the journal does not end
+        (a segment file after a gap, or LOCK naming another end: journal.h THE END OF THE JOURNAL)."""
         reason = ffi.new("int32_t *")
         seg = ffi.new("uint64_t *")
         off = ffi.new("uint64_t *")
@@ -337,6 +340,34 @@ def _tail_context(path: str, position: int, status: int) -> str:
             f"Choose where to resume (from_seq / --from-seq)")
 
 
+_POSITION_LINE = re.compile(rb"mmjpos [12] [1-9][0-9]*( [0-9a-f]{32} [0-9a-f]{16})?\n?")
+
+
+def _tailer_open_error(path: str, name: str | None, from_seq: int | None, status: int, err: int) -> Exception:
+    """The error of a failed mmj_tailer_open, saying what it was about: the name (MMJ_E_ARG: names
+    are checked in C), the saved position file (MMJ_E_CORRUPT when it is not one), or the journal."""
+    if status == lib.MMJ_E_POSITION_LOST:
+        return error_for(status, f"tail {path}: tailer {name}'s saved position was taken in another journal", err)
+    if name is not None and status == lib.MMJ_E_ARG:
+        return InvalidArgument(f"tail {path}: tailer name {name!r} is not 1 to 99 letters, digits, '-', '_' "
+                               f"or '.' (not starting with '.')", status=status)
+    if name is not None and status == lib.MMJ_E_CORRUPT and not from_seq:
+        saved = os.path.join(path, "tailers", f"{name}.pos")
+        try:
+            with open(saved, "rb") as f:
+                text = f.read(256)
+            problem = None if _POSITION_LINE.fullmatch(text) else "is not a saved position"
+        except IsADirectoryError:
+            problem = "is a directory, not a saved position"
+        except OSError as exc:
+            problem = f"cannot be read ({exc.strerror or exc})"
+        if problem:
+            return JournalCorrupt(f"tail {path}: tailer {name}'s position file {saved} {problem} (the "
+                                  f"journal itself is not affected): remove it to start from the first "
+                                  f"record, or give from_seq (--from-seq)", status=status)
+    return error_for(status, f"tail {path}", err)
+
+
 class Tailer:
     """Follow a live journal (from any process). With a name, `commit()` saves the position and a
     new Tailer with the same name resumes there after a restart."""
@@ -353,8 +384,8 @@ class Tailer:
         err = ffi.new("int *")
         cname = name.encode() if name is not None else ffi.NULL
         status = lib.mmj_tailer_open(os.fsencode(self.path), cname, from_seq or 0, handle, err)
-        check(status, f"tail {self.path}: tailer {name}'s saved position was taken in another journal"
-              if status == lib.MMJ_E_POSITION_LOST else f"tail {self.path}", err[0])
+        if status < 0:
+            raise _tailer_open_error(self.path, name, from_seq, status, err[0])
         # held around each C call and by close(): a thread waiting in next() while another closes
         # the tailer (how a tailing thread is stopped) gets JournalClosed, not a freed tailer
         self._in_c = threading.Lock()
@@ -394,7 +425,8 @@ class Tailer:
             if self._t == ffi.NULL:
                 raise JournalClosed("tailer is closed", status=lib.MMJ_E_CLOSED)
             status = lib.mmj_tailer_commit(self._t)
-        check(status, f"commit tailer {self.name}")
+        check(status, f"commit tailer {self.name}: cannot save its position as "
+              f"{os.path.join(self.path, 'tailers', self.name + '.pos')}")
 
     def close(self) -> None:
         """Release the tailer; from another thread too (a next() waiting there ends within one

@@ -381,7 +381,7 @@ def kill_runs(runs: int, seed: int, workdir, *, workers: int = 2, chain: int = 1
     shares side by side (the writers mostly wait on msync and fsync).
     """
     from concurrent.futures import ThreadPoolExecutor
-    workdir = pathlib.Path(workdir)
+    workdir = pathlib.Path(os.path.abspath(workdir))   # the writers run with the repository as cwd
     started = time.monotonic()
     with ThreadPoolExecutor(workers) as pool:
         parts = list(pool.map(lambda w: _kill_worker(w, range(w, runs, workers), seed, workdir, chain,

@@ -314,7 +314,8 @@ def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
             inside += np.searchsorted(t, gap_end, "left") - np.searchsorted(t, gap_start, "right")
         event_seqs.append(ev.cols["seq"].astype(np.int64, copy=False))   # 8 bytes per event
         kept, rejected = split(event_table, KIND, "event_clock", [
-            mask_check("event_time_utc", ~ev.utc.valid, "order event without a UTC time")])
+            mask_check("event_time_utc", ~ev.utc.valid, "order event without a UTC time"),
+            common.token_check(ev.cols)])
         sink.add("event_clock", kept)
         if rejected.num_rows:
             event_rejects.append(rejected)

@@ -107,6 +107,7 @@ def event_checks(table: pa.Table, ev: OrderEvents, ref: RefData, inst_idx: np.nd
         mask_check("ouch_message", short_messages(ev.cols), lambda rows: short_message_reasons(ev.cols, rows)),
         mask_check("event_time_utc", ~u.valid, no_time),
         mask_check("order_id", ev.cols["creator"] < 0, NO_CREATOR),
+        token_check(ev.cols),
         mask_check("symbol_id", (ev.cols["creator"] >= 0) & (inst_idx < 0),
                    lambda rows: [f"symbol_id {v} not in instrument reference data"
                                   for v in ev.cols["symbol_id"][rows]]),
@@ -129,6 +130,26 @@ def event_checks(table: pa.Table, ev: OrderEvents, ref: RefData, inst_idx: np.nd
     if "currency" in table.column_names:
         checks.append(value_check(table, "currency", currency_problem, when=known))
     return checks
+
+
+def token_check(cols, rows: np.ndarray | None = None, field: str = "order_id") -> Check:
+    """Rows (of `rows`, else all) whose order token, or prior order token where the columns have
+    one, holds a byte beyond ASCII: OUCH tokens are printable ASCII, so such a token is bytes the
+    venue sent (its frames are journaled before they are decoded), never an order of ours. Rejected
+    with the bytes in hex; numtext.token_text shows them escaped in the field."""
+    names = [n for n in ("token_key", "prior_token_key") if n in cols]
+    # checked over whole columns (one max() pass each when all is ASCII), then picked: no copies
+    bad = [numtext.non_ascii_tokens(cols[n]) if rows is None else numtext.non_ascii_tokens(cols[n])[rows]
+           for n in names]
+    any_bad = np.logical_or.reduce(bad) if bad else np.zeros(0, bool)
+
+    def reasons(at):
+        source = at if rows is None else rows[at]
+        return ["; ".join(f"{name.removesuffix('_key').replace('_', ' ')} "
+                          f"{numtext.token_bytes(cols[name][j]).hex()} is not ASCII text (OUCH order tokens "
+                          f"are printable ASCII): bytes from the venue that name no order"
+                          for name, b in zip(names, bad) if b[i]) for i, j in zip(at, source)]
+    return mask_check(field, any_bad, reasons)
 
 
 def order_side_check(ev: OrderEvents, applies: np.ndarray | None = None) -> Check:

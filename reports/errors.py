@@ -26,6 +26,10 @@ class OutputExistsError(ReportError):
     """A report already exists where we would write; pass force to overwrite."""
 
 
+class OutputError(ReportError):
+    """The output directory cannot be made or written (names it and the system's reason)."""
+
+
 class KernelInputError(ReportError, ValueError):
     """Arrays handed to a compiled report kernel are not what it reads (dtype, shape, order, range):
     refused before the C runs, which trusts them."""

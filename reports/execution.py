@@ -266,17 +266,20 @@ def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
             # an order no ORDER_SENT created (adopted by a recovery): named as such, not as symbol 0
             orphan = ev.cols["creator"][source_rows] < 0
             unknown = (ref.instrument_index(table.column("symbol_id").to_numpy()) < 0) | orphan
+            token = common.token_check(ev.cols, source_rows)
             kept, rej = split(table, KIND, name, [
                 mask_check("ouch_message", short[source_rows],
                            lambda rows, at=source_rows: events.short_message_reasons(ev.cols, at[rows])),
                 mask_check(time_col, no_time, "event without a UTC time"),
                 mask_check("order_id", orphan, common.NO_CREATOR),
+                token,
                 mask_check("symbol_id", unknown & ~orphan, "symbol_id not in instrument reference data")])
             sink.add(name, kept)
             if rej.num_rows:
                 rejected.append(rej)
             if name == "fills":
-                kept_rows = ~(no_time | unknown | short[source_rows])     # the rows split kept
+                bad_token = token[1].is_valid().to_numpy(zero_copy_only=False)
+                kept_rows = ~(no_time | unknown | short[source_rows] | bad_token)     # the rows split kept
                 summary.add(**accumulate, keep=kept_rows & ~broken)
                 broken_fills_kept += int((kept_rows & broken).sum())
                 past_market_data += [int((kept_rows & beyond).sum()) for beyond in unknown_horizon]

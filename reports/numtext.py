@@ -13,6 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from reports._numtext_cffi import ffi, lib
 
@@ -79,8 +80,11 @@ def padded_text(values: np.ndarray, width: int, prefix: bytes = b"") -> pa.Array
 
 def token_text(keys: np.ndarray) -> pa.Array:
     """Strings from an 'S<n>' column of NUL-padded tokens, each up to its first NUL (as Arrow reads
-    numpy bytes). ASCII tokens are copied by the kernel; a byte beyond ASCII sends the column
-    through Arrow's own reading and validating cast instead, which refuses invalid UTF-8 as before."""
+    numpy bytes). ASCII tokens are copied by the kernel; a column with a byte beyond ASCII (venue
+    garbage reaches the journal: frames are journaled before they are decoded) has its other rows
+    copied the same way and those rows read as UTF-8 with each byte that is not valid UTF-8
+    written as a backslash escape ('T\\xff...'), never refused: callers send such rows to rejects
+    (non_ascii_tokens) with the bytes shown."""
     width = keys.dtype.itemsize
     raw = np.ascontiguousarray(keys).view(np.uint8)
     n = len(keys)
@@ -88,10 +92,29 @@ def token_text(keys: np.ndarray) -> pa.Array:
     data = np.empty(n * width, np.uint8)
     written = lib.nt_token_text(_ptr("uint8_t *", raw), n, width, _ptr("int32_t *", offsets), _ptr("uint8_t *", data))
     if written == NOT_ASCII:
-        return pa.array(keys, type=pa.binary()).cast(pa.string())
+        bad = non_ascii_tokens(keys)
+        text = token_text(np.where(bad, b"", keys).astype(keys.dtype))
+        escaped = pa.array([token_bytes(k).decode("utf-8", "backslashreplace") for k in keys[bad]], pa.string())
+        return pc.replace_with_mask(text, pa.array(bad), escaped)
     if written < 0:
         raise ValueError("numtext.token_text: more text than one string column holds")
     return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data[:written]))
+
+
+def token_bytes(key) -> bytes:
+    """One token's bytes up to its first NUL (what token_text reads of it)."""
+    return bytes(key).split(b"\0", 1)[0]
+
+
+def non_ascii_tokens(keys: np.ndarray) -> np.ndarray:
+    """Which tokens of an 'S<n>' column have a byte beyond ASCII before their first NUL (bool)."""
+    width = keys.dtype.itemsize
+    raw = np.ascontiguousarray(keys).view(np.uint8)
+    if not len(raw) or raw.max() < 0x80:       # the usual case: one pass, no temporaries
+        return np.zeros(len(keys), bool)
+    raw = raw.reshape(len(keys), width)
+    before_nul = np.cumsum(raw == 0, axis=1) == 0
+    return ((raw >= 0x80) & before_nul).any(axis=1)
 
 
 def join_text(parts: list, sep: str = "") -> pa.Array:

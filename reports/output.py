@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from reports.errors import OutputExistsError
+from reports.errors import OutputError, OutputExistsError
 
 GENERATOR = "mmaudit.reports 0.1.0"
 # Row groups of 512k rows, one per file: against 64k, a fifth less encoding time and half the
@@ -72,10 +72,17 @@ class WrittenFile:
 
 
 def prepare(out_dir: pathlib.Path, kind: str, force: bool) -> None:
-    """Refuse to overwrite an existing report of this kind unless `force`."""
+    """Refuse to overwrite an existing report of this kind unless `force`, and an output directory
+    that cannot be made or written (made here, with its parents)."""
     target = out_dir / kind
     if target.exists() and not force:
         raise OutputExistsError(f"{target} already exists; pass --force to overwrite it")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot make the output directory {out_dir}: {exc.strerror or exc}") from None
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write in the output directory {out_dir}: permission denied")
 
 
 def write(out_dir: str | pathlib.Path, report: ReportOutput, provenance: dict[str, str],

@@ -41,6 +41,9 @@ class KindResult:
 @dataclass(frozen=True)
 class RunResult:
     results: list[KindResult]
+    # the journal's discarded/ runs (JournalSlice.discarded): records a recovery cut off after
+    # damage, which no report of this run holds (each file's provenance names them)
+    discarded: tuple = ()
 
     @property
     def rejected(self) -> int:
@@ -88,4 +91,4 @@ def run(kinds: list[str], journal_dir: str | pathlib.Path, out_dir: str | pathli
             files = output.write(out_dir, report, provenance, force=force)
             rows = {name: t.num_rows for name, t in sorted(report.tables.items())}
         results.append(KindResult(kind=kind, files=files, rows=rows, rejected=report.rejected))
-    return RunResult(results)
+    return RunResult(results, discarded=src.discarded)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from journal.catalogue import PAYLOAD_DTYPES, RecordType, unpack_json
+from journal.verify import discarded_runs
 from reports.errors import JournalIncompleteError, JournalRangeError
 
 CHAIN_HASH_BYTES = 32     # CHECKPOINT / SEAL payload: hash(32) + u64 record count (journal.h)
@@ -39,6 +40,9 @@ class JournalSlice:
     first_seq: int
     last_seq: int
     selection: Selection
+    # what recoveries of this journal kept in discarded/ after damage they found (journal.verify's
+    # discarded_runs): the journal read is the valid prefix left, so records may be missing
+    discarded: tuple = ()
     _cache: dict = field(default_factory=dict, repr=False)
 
     def confirm_complete(self) -> None:
@@ -124,7 +128,17 @@ class JournalSlice:
             # a CHECKPOINT/SEAL numbered s hashes the chain of every record before s
             "chain_hash_covers_through_seq": str(chain_seq - 1 if chain_seq else 0),
             "selection": _describe(self.selection),
+            # "" when no recovery ever discarded anything; else each discarded/r<N> kept
+            "journal_discarded": "; ".join(describe_discarded(run) for run in self.discarded),
         }
+
+
+def describe_discarded(run: dict) -> str:
+    """One discarded/r<N> run (as journal.verify.discarded_runs lists it) in a line."""
+    name = pathlib.Path(run["run"]).name
+    if "problem" in run:
+        return f"discarded/{name}: unreadable ({run['problem']})"
+    return f"discarded/{name}: {len(run['files'])} files, {run['bytes']} bytes"
 
 
 def payload_head(rtype: RecordType, nbytes: int) -> np.dtype:
@@ -188,12 +202,31 @@ def open_slice(journal_dir: str | pathlib.Path, selection: Selection = Selection
         first = max(first, selection.first_seq)
     if selection.last_seq is not None:
         last = selection.last_seq if last is None else min(last, selection.last_seq)
-    if last is None:
+    to_end = last is None
+    if to_end:
         last = _last_seq(reader)
+    _refuse_short(reader, journal_dir, last, to_end)
     if last < first:
         raise JournalRangeError(f"empty journal range: first sequence {first} > last {last}")
+    path = getattr(reader, "path", journal_dir)
     return JournalSlice(reader=reader, journal_id=str(_journal_id(reader)), first_seq=first,
-                        last_seq=last, selection=selection)
+                        last_seq=last, selection=selection, discarded=tuple(discarded_runs(path)))
+
+
+def _refuse_short(reader, journal_dir, last: int, to_end: bool) -> None:
+    """Refuse a range that runs to the end of the journal (`to_end`) or past what the reader could
+    read, when the journal goes on past that (an invalid record, a bad segment header, segments
+    missing): the report would end there as if the journal did, missing every record after it."""
+    stop = reader.stopped
+    readable = int(reader.last_seq)
+    if stop is None or (not to_end and last <= readable):
+        return
+    path = getattr(reader, "path", journal_dir)
+    raise JournalIncompleteError(
+        f"{path}: the journal stops before seq {stop['seq']} ({stop['reason']} at segment {stop['segment']} "
+        f"offset {stop['offset']}): what follows is not readable, so a report to the end would miss it "
+        f"and none was written. Run `mmaudit journal verify {path}` to see what is wrong"
+        + (f"; give --last-seq {readable} or less to report only the records before it" if readable else ""))
 
 
 def _journal_id(reader) -> str:

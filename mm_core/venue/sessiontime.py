@@ -72,7 +72,15 @@ def session_date(session_dir: Path, now_ns: int, duration_s: float, written: boo
                                   f"{exc.strerror or exc}") from exc
         record_line(path, day.isoformat(), "the session date", exclusive=True)
     first = stamp(now_ns, day)
-    if first < 0 or first + int(duration_s * NS_PER_S) > MAX_STAMP:
+    run_ns = int(duration_s * NS_PER_S)
+    today = eastern_date(now_ns)
+    if 0 <= first and first + run_ns > MAX_STAMP and stamp(now_ns, today) + run_ns > MAX_STAMP:
+        # too long for any session started now: a new session would not help
+        raise VenueStateError(f"a run of {duration_s:g} s from now ({stamp(now_ns, today) / NS_PER_S / 3600:.1f} h "
+                              f"after midnight in New York) would stamp past ITCH's 48-bit nanosecond "
+                              f"timestamps, which cover {MAX_STAMP / NS_PER_S / 3600:.1f} h from a session's "
+                              f"midnight: give a shorter duration")
+    if first < 0 or first + run_ns > MAX_STAMP:
         raise VenueStateError(f"session {session_dir.name} is dated {day} (New York): a run from "
                               f"{eastern_date(now_ns)} cannot stamp from its midnight; "
                               f"start a new session under a new name")

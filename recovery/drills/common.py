@@ -66,6 +66,24 @@ def refuse_used_journal(path: str | None, error: type[Exception] = DrillError) -
                     f"left as it was)")
 
 
+def drill_journal(path: str | None, prefix: str, error: type[Exception] = DrillError) -> str:
+    """The drill's journal directory: `path` (refused if it already holds records, made with its
+    parents if missing) or a new temporary one. One that cannot be made or written is refused
+    (`error`) here, naming it, before the venue or an engine process starts (an engine process
+    would fail on it only after the drill's start-up wait)."""
+    refuse_used_journal(path, error)
+    try:
+        if not path:
+            return tempfile.mkdtemp(prefix=prefix)
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise error(f"cannot make the journal directory {path or tempfile.gettempdir()}: "
+                    f"{exc.strerror or exc}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise error(f"cannot write in the journal directory {path}: permission denied")
+    return path
+
+
 def free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -169,7 +187,7 @@ class EngineProcess:
 
     def __init__(self, args: list[str], workdir: pathlib.Path, hook: str = "", spare: Spare | None = None) -> None:
         self.log_path = workdir / "engine.log"
-        self.fifo = str(workdir / f"report-{time.monotonic_ns()}.fifo")
+        self.fifo = os.path.abspath(workdir / f"report-{time.monotonic_ns()}.fifo")
         os.mkfifo(self.fifo)
         self.acks: list[tuple[int, int, int]] = []       # (seq, rtype, crc32 of the payload)
         self.lines: queue.SimpleQueue = queue.SimpleQueue()
@@ -243,13 +261,15 @@ class EngineProcess:
 def engine_args(journal: str, venue: DrillVenue, *, recover_first: bool, segment_size: int,
                 seconds: float, snapshots: str | None = None, rerequest: int | None = None,
                 ouch: int | None = None, reconnects: int = 0, stop_file: str | None = None) -> list[str]:
-    args = ["--journal", journal, "--ouch", str(ouch or venue.ports.ouch), "--itch", str(venue.itch_port),
-            "--rerequest", str(rerequest or venue.ports.rerequest), "--segment-size", str(segment_size),
-            "--seconds", str(seconds), "--reconnects", str(reconnects)]
+    # the engine process runs in the repository (cwd=ROOT): paths it is handed are made absolute
+    # here, so a relative --journal names the same directory for it as for the caller
+    args = ["--journal", os.path.abspath(journal), "--ouch", str(ouch or venue.ports.ouch),
+            "--itch", str(venue.itch_port), "--rerequest", str(rerequest or venue.ports.rerequest),
+            "--segment-size", str(segment_size), "--seconds", str(seconds), "--reconnects", str(reconnects)]
     if snapshots:
-        args += ["--snapshots", snapshots]
+        args += ["--snapshots", os.path.abspath(snapshots)]
     if stop_file:
-        args += ["--stop-file", stop_file]
+        args += ["--stop-file", os.path.abspath(stop_file)]
     return args + (["--recover"] if recover_first else [])
 
 
@@ -390,9 +410,8 @@ def run_live_drill(name: str, what: str, count: int, settings,
     whatever happens, and the report journaled as a DRILL_RESULT record at the end."""
     if count < 1:
         raise DrillError(f"{what} must be at least 1")
-    refuse_used_journal(settings.journal_dir)
+    journal = drill_journal(settings.journal_dir, f"mmaudit-{name}-journal-")
     started = time.monotonic()
-    journal = settings.journal_dir or tempfile.mkdtemp(prefix=f"mmaudit-{name}-journal-")
     report = make_report(settings.seed, journal)
     live = LiveSession(f"mmaudit-{name}-", settings.seed, 60.0 + 10.0 * count)
     try:

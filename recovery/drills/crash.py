@@ -17,7 +17,6 @@ import os
 import pathlib
 import random
 import signal
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -27,7 +26,7 @@ from journal import Reader
 from recovery.drills import _engine_proc as proc_main
 from recovery.drills.common import (
     USER, WAIT_S, DrillError, DrillReport, DrillVenue, EngineProcess, Spare, compare_with_venue, engine_args,
-    format_table, journal_result, lost_acks, refuse_used_journal,
+    drill_journal, format_table, journal_result, lost_acks,
 )
 from journal.scratch import scratch_dir
 from recovery.codecheck import CodeCheck
@@ -331,12 +330,11 @@ def run_crash_drill(settings: CrashSettings, progress: Callable[[CrashRun], None
     result is journaled as a DRILL_RESULT record in the engine's journal."""
     if settings.runs < 1:
         raise DrillError("runs must be at least 1")
-    refuse_used_journal(settings.journal_dir)
+    # the journal outlives the drill: it holds the DRILL_RESULT evidence
+    journal = drill_journal(settings.journal_dir, "mmaudit-crash-journal-")
     started = time.monotonic()
     with scratch_dir("mmaudit-crash-") as tmp:
         workdir = pathlib.Path(tmp)
-        # the journal outlives the drill: it holds the DRILL_RESULT evidence
-        journal = settings.journal_dir or tempfile.mkdtemp(prefix="mmaudit-crash-journal-")
         report = CrashReport(settings.seed, journal, load=(os.getloadavg()[0], 0.0))
         try:
             drill = _CrashDrill(settings, workdir, journal, progress)

@@ -17,7 +17,6 @@ import random
 import re
 import selectors
 import socket
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -38,7 +37,7 @@ from mm_core.venue.config import DEFAULT_PATH, load_config
 from mm_core.venue.server import Venue
 from journal.scratch import scratch_dir
 from recovery.codecheck import session_start
-from recovery.drills.common import refuse_used_journal
+from recovery.drills.common import drill_journal
 from recovery.errors import RecoveryError
 
 __all__ = ["DrillError", "DrillSettings", "DrillRow", "DrillReport", "SINGLE_FAULTS", "run_risk_drill"]
@@ -958,8 +957,7 @@ def run_risk_drill(settings: DrillSettings = DrillSettings(),
     """Run the matrix; the result is also journaled as a DRILL_RESULT record (JSON)."""
     started = time.monotonic()
     plan = _plan(settings)
-    refuse_used_journal(settings.journal_dir, DrillError)
-    journal_dir = settings.journal_dir or tempfile.mkdtemp(prefix="mmaudit-risk-drill-")
+    journal_dir = drill_journal(settings.journal_dir, "mmaudit-risk-drill-", DrillError)
     # the venue's session logs on tmpfs where there is one: its writes then never queue behind its
     # own fsyncs on a busy disk, which would delay answers past the engine's ack timeout; in a
     # lock-owned scratch, as a drill killed before its cleanup would leave them in RAM for good

@@ -63,16 +63,16 @@ def test_empty_columns():
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.binary(max_size=14), max_size=40))
 def test_token_text_is_arrows_reading_of_the_bytes(tokens):
+    """Arrow's reading where the bytes are UTF-8; else each invalid byte escaped (venue garbage
+    goes to rejects showing its bytes, never crashes the report)."""
     keys = np.array(tokens, dtype="S14")
-    try:
-        ref = pa.array(keys, type=pa.binary()).cast(pa.string())
-    except pa.ArrowInvalid:
-        with pytest.raises(pa.ArrowInvalid):
-            numtext.token_text(keys)
-        return
     got = numtext.token_text(keys)
     got.validate(full=True)
-    assert got.to_pylist() == ref.to_pylist()
+    try:
+        ref = pa.array(keys, type=pa.binary()).cast(pa.string()).to_pylist()
+    except pa.ArrowInvalid:
+        ref = [bytes(k).split(b"\0", 1)[0].decode("utf-8", "backslashreplace") for k in keys]
+    assert got.to_pylist() == ref
 
 
 def test_scale_and_width_outside_the_kernels_range_are_refused():

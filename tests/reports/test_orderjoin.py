@@ -123,10 +123,10 @@ def test_join_keys_and_token_strings_equal_their_numpy_and_pyarrow_references(va
     for mask in (None, valid, rng.random(len(keys)) < 0.05, np.zeros(len(keys), bool), np.ones(len(keys), bool)):
         try:
             want = pa.array(keys, type=pa.binary(), mask=None if mask is None else ~mask).cast(pa.string())
-        except pa.ArrowInvalid:
-            with pytest.raises(pa.ArrowInvalid):
-                arrowcols.token_strings(keys, mask)
-            continue
+        except pa.ArrowInvalid:     # venue garbage: each invalid byte escaped (reports reject the row)
+            want = pa.array([k.split(b"\0", 1)[0].decode("utf-8", "backslashreplace")
+                             if mask is None or ok else None for k, ok in
+                             zip(keys.tolist(), np.ones(len(keys), bool) if mask is None else mask)], pa.string())
         got = arrowcols.token_strings(keys, mask)
         got.validate(full=True)
         assert got.equals(want)
