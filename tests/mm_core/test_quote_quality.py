@@ -370,5 +370,5 @@ def test_markouts_per_symbol_hand_computed():
 @pytest.mark.parametrize("field, value", [("max_depth_bps", 0), ("max_vol_ratio", 0.5),
                                           ("requote_rest_ns", -1)])
 def test_bad_caps_are_config_errors(field, value):
-    with pytest.raises(ConfigError, match=f"{field} must be"):
+    with pytest.raises(ConfigError, match=f"{field}: must be"):
         EngineConfig.from_toml(f"[engine]\n{field} = {value}\n")

@@ -10,6 +10,7 @@ import socket
 from audit.capture import TimestampedUdpSocket
 from journal import Journal, Reader
 from journal.catalogue import RecordType
+from mm_core.runner import md_sources
 from tests.mm_core.test_runner_txkeys import connected_runner
 
 
@@ -39,6 +40,7 @@ def md_runner(journal, busy: bool):
     md.bind(("127.0.0.1", 0))
     md.setblocking(False)
     runner._md = TimestampedUdpSocket(md)
+    runner._md_from = md_sources(runner.settings)          # as connect() sets them up
     return runner, peer, md.getsockname()
 
 
