@@ -273,12 +273,8 @@ class Venue:
         self._listener.bind((host, settings.ouch_port))
         self._listener.listen(16)
         self._listener.setblocking(False)
-        self._udp_out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self._sockets.append(self._udp_out)
-        self._udp_out.bind((host, 0))
-        self._rerequest = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self._sockets.append(self._rerequest)
-        self._rerequest.bind((host, settings.rerequest_port))
+        self._udp_out = self._udp_socket(host, 0, settings.itch_port)
+        self._rerequest = self._udp_socket(host, settings.rerequest_port, settings.itch_port)
         self._rerequest.setblocking(False)
         self._wake_r, self._wake_w = socket.socketpair()
         self._sockets += [self._wake_r, self._wake_w]
@@ -287,6 +283,28 @@ class Venue:
         self._sel.register(self._listener, selectors.EVENT_READ, "accept")
         self._sel.register(self._rerequest, selectors.EVENT_READ, "rerequest")
         self._sel.register(self._wake_r, selectors.EVENT_READ, "wake")
+
+    def _udp_socket(self, host: str, port: int, publish_port: int) -> socket.socket:
+        """A UDP socket bound to host:port. With port 0, never on the port the venue publishes to:
+        the kernel may hand out that number once it is free, and a subscriber on this host could
+        then not bind it (bounded: each refused socket stays open until the next try is bound)."""
+        refused: list[socket.socket] = []
+        try:
+            for _ in range(16):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                try:
+                    sock.bind((host, port))
+                except OSError:
+                    sock.close()
+                    raise
+                if port or sock.getsockname()[1] != publish_port:
+                    self._sockets.append(sock)
+                    return sock
+                refused.append(sock)
+            raise OSError(f"the kernel kept handing out port {publish_port}, where the venue publishes")
+        finally:
+            for sock in refused:
+                sock.close()
 
     def _close_sockets(self) -> None:
         """Close the sockets, the selector and every log (idempotent; a log that cannot be
