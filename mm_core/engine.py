@@ -2123,7 +2123,7 @@ class Engine:
             self.hedger.state_items(), sorted(self.hedge_tokens.items()), self.hedge_hold, self.pair_hold,
             self.oms.state_items(),
             self.metrics.state_items(), list(self.mid2[0:self.n]), self.halted_symbols, self.venue_halted,
-            self.tape.state_items(),
+            self.tape.state_digest(),
             self.ssr, self.price_test_alerted,
             sorted(self.denied_until.items()), self.next_metrics_ns, self.venue_seq,
             sorted(self.counts.items()), int(self.risk.state), self.risk.state_items(),
