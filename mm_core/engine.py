@@ -2117,7 +2117,7 @@ class Engine:
             self.now, self.stale, self.gap_requested_ns, self.md_heard_ns, t.next_expected, t.highest_announced,
             t.end_of_session, self.md.candidate, self.md_unreadable,
             [s.id for s in self.options_due], self.clock_pulled,
-            self.book.state_items(), self.fv.state_items(),
+            self.book.state_items(), self.fv.state_digest(),
             [(v.m2, v.dt, v.last_mid, v.last_ns, v.n) for v in self.vol],
             self.inventory.position, [g.state_items() for g in self.guards],
             self.hedger.state_items(), sorted(self.hedge_tokens.items()), self.hedge_hold, self.pair_hold,
