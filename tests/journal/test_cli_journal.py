@@ -122,3 +122,14 @@ def test_verify_and_info_name_a_discarded_entry_no_recovery_made(tmp_path):
     assert f"{d / 'discarded' / 'r1'}: unreadable (NotADirectoryError" in result.output
     info = run("info", d)
     assert info.exit_code == 0 and "r1: unreadable (NotADirectoryError" in info.output
+
+
+def test_a_demo_that_fills_the_disk_part_way_removes_its_journal(small_tmpfs):
+    """Created, then a roll finds the 1 MiB mount full: the partial demo journal goes, so the
+    directory can take the next demo (a failed creation leaves nothing by itself)."""
+    target = small_tmpfs / "jd"
+    result = CliRunner().invoke(command, ["demo", "--dir", str(target), "--records", "200000",
+                                          "--segment-size", "65536"])
+    assert result.exit_code == 1 and "no space left to preallocate a segment" in result.output, result.output
+    assert "the partial demo journal was removed" in result.output
+    assert list(small_tmpfs.iterdir()) == []
