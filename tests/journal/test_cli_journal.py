@@ -3,13 +3,15 @@ with bounds, and verify's exit status naming the bad record."""
 from __future__ import annotations
 
 import json
+import time
 
 from click.testing import CliRunner
 
 from cli.journal_cmd import command
 from journal import Journal, RecordType, Reader
 from journal.catalogue import pack
-from tests.journal.jhelpers import flip_byte, record_offsets, segment_files
+from tests.journal.jhelpers import flip_byte, record_offsets, segment_files, write_journal
+from tests.journal.test_reader_end import remove_segment
 
 
 def run(*args):
@@ -133,3 +135,14 @@ def test_a_demo_that_fills_the_disk_part_way_removes_its_journal(small_tmpfs):
     assert result.exit_code == 1 and "no space left to preallocate a segment" in result.output, result.output
     assert "the partial demo journal was removed" in result.output
     assert list(small_tmpfs.iterdir()) == []
+
+
+def test_tail_stops_at_a_missing_segment_instead_of_waiting(tmp_path):
+    d = tmp_path / "j"
+    write_journal(d, 3000)
+    first_missing = remove_segment(d, 2)
+    started = time.monotonic()
+    result = run("tail", d, "--json")                     # no idle timeout: it would follow for ever
+    assert result.exit_code == 1 and "segment 2 is missing" in result.output, result.output
+    assert [json.loads(x)["seq"] for x in result.output.splitlines()[:-1]] == list(range(1, first_missing))
+    assert time.monotonic() - started < 30
