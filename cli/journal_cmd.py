@@ -496,8 +496,13 @@ def demo(directory: str, records: int, segment_size: int, seed: int) -> None:
     counts: dict[str, int] = {}
     started = time.perf_counter()
     try:
-        with journal.Journal(directory, segment_size=segment_size, durability="group", group_records=4096,
-                             group_us=20_000) as j:
+        # a creation that fails (a full disk) removes what it made itself: the directory is as it was
+        j = journal.Journal(directory, segment_size=segment_size, durability="group", group_records=4096,
+                            group_us=20_000)
+    except journal.JournalError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        with j:
             if not j.recovery.created:
                 raise click.ClickException(f"{directory} already holds a journal; pick an empty directory")
             for rtype, payload, ts_ns, source, state in _demo_records(rng, records, 1_767_225_600_000_000_000):
@@ -506,8 +511,6 @@ def demo(directory: str, records: int, segment_size: int, seed: int) -> None:
             journal_id = j.journal_id
         elapsed = time.perf_counter() - started
         report = journal.verify(directory)
-    except journal.JournalLocked as exc:         # another writer's journal: not ours to remove
-        raise click.ClickException(str(exc)) from exc
     except journal.JournalError as exc:
         raise click.ClickException(f"{exc}; {_remove_demo_journal(directory, existed)}") from exc
     click.echo(f"wrote {sum(counts.values())} records to {directory} (journal {journal_id}) in {elapsed:.2f} s")
@@ -570,9 +573,10 @@ def stress(kills: int, power_cuts: int, seed: int, workdir: str | None) -> None:
 
 
 def _remove_demo_journal(directory: str, existed: bool) -> str:
-    """After a failed demo (a full disk, an I/O error): the generated journal holds nothing worth
-    keeping, and its LOCK and journal.meta would make the next demo refuse the directory. The
-    directory was new or empty (checked first), so everything in it is this run's."""
+    """After a demo that failed once its journal was created (a full disk at a segment roll, an I/O
+    error): the generated journal holds nothing worth keeping, and its files would make the next
+    demo refuse the directory. The directory was new or empty (checked first), so everything in it
+    is this run's. (A failed creation leaves nothing: the journal's writer removes what it made.)"""
     try:
         if existed:
             for name in os.listdir(directory):

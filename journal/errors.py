@@ -79,7 +79,9 @@ class JournalExists(JournalError):
 class SegmentsMissing(JournalCorrupt):
     """Segments were removed from the end of the journal: LOCK names a segment, sequence or seal
     the directory no longer holds. The writer refuses to open (nothing is changed) until they are
-    restored, or an operator who accepts the loss removes LOCK."""
+    restored, or an operator who accepts the loss removes LOCK. A tailer raises it too when it
+    reaches a missing segment (one in front of later segments, or past the end LOCK names): it hands
+    out nothing past the gap."""
 
 
 class TailerPositionLost(JournalError):

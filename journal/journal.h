@@ -60,6 +60,13 @@
  *                             and register again. Without write access tailers sleep-poll.
  *   Files are created under "<name>.tmp" and renamed; the directory is fsynced after every
  *   create and rename. Readers ignore *.tmp.
+ *   A CREATION THAT FAILS (a writer open that found no journal.meta, e.g. when segment 0 cannot
+ *   be preallocated) removes exactly what that open made, before it lets go of the lock: the
+ *   segment files, journal.meta, LOCK if it created it, and the directory if it made it (when
+ *   empty); then fsyncs the directory. Files that were there before stay. The open reports the
+ *   original error, and the next attempt finds no journal and no lock. (A writer locks LOCK by
+ *   descriptor, so one that locked a LOCK whose name a failed creation then removed lets it go and
+ *   opens LOCK again: the lock is always held on the file LOCK names.)
  *
  * journal.meta (64 bytes)
  *   0   8  magic "MMJMETA\n"
@@ -205,7 +212,10 @@
  *     have bytes but a zero word (the tail past the last record is then non-zero);
  *   - a power loss: pages reach disk in any order, so a word may be present without its payload
  *     (crc fails) or payload without word; in `pagecache` mode recent records may be missing;
- *   - a crash during a roll: segment i unsealed and segment i+1 present with no records.
+ *   - a crash during a roll: segment i unsealed and segment i+1 present with no records (a roll
+ *     creates i+1, then writes SEAL and EOS in i, msynced in group/sync modes, and only then
+ *     appends in i+1: a crash never leaves records in i+1 behind an unsealed i; a power cut in
+ *     pagecache mode, or damage, can).
  *   Recovery scans segments in order and stops at the first invalid record (or bad header, or a
  *   missing EOS in a segment that is not the last). It zeroes everything from that offset to the
  *   end of that segment (and msyncs it), removes all later segments (DISCARDED DATA: kept
@@ -238,6 +248,25 @@
  *   ends with a sealed segment l and no segment l+1 checks the same (at open and refresh, not per
  *   record): a segment file with an index past l+1, or LOCK naming another end, stops it with
  *   MMJ_R_MISSING_SEGMENT at l+1 (mmj_reader_stop), so it never takes a gap for the end.
+ *   A reader whose snapshot ends inside an unsealed segment u (a zero word) checks that the
+ *   journal does not go on after u: a segment past u+1, or u+1 with a non-zero byte in the first
+ *   4 KiB after its header (a roll writes nothing there before u's EOS), means u is damage, not
+ *   the live end; u is scanned once more (a roll may have sealed it meanwhile) and, still
+ *   unsealed, stops the snapshot with MMJ_R_NO_EOS at u's data end, never silently dropping the
+ *   later segments. A blank u+1 alone is a roll in progress (or cut short by a crash): the end.
+ *   A writer's open treats that damage as DISCARDED DATA says (the later segments go to
+ *   discarded/r<N>, reported with MMJ_R_NO_EOS at u); verify reports MMJ_R_NO_EOS.
+ *   A TAILER checks the same where it waits, at most every 10 ms while it finds nothing new: at a
+ *   sealed segment without successor, a later segment file or LOCK naming another end fails
+ *   mmj_tailer_next with MMJ_E_SEGMENTS_MISSING (mmj_tailer_stop: MMJ_R_MISSING_SEGMENT, the first
+ *   index missing); in an unsealed segment the journal goes on after, with MMJ_E_CORRUPT
+ *   (MMJ_R_NO_EOS, where its data ends), after looking at its position once more. It never
+ *   enters a segment past a missing index (a tailer positioned after a gap starts before it), so
+ *   it hands out nothing past a gap. Race-free against a live writer: LOCK is read before the
+ *   directory is listed (a writer creates a segment before LOCK names it), a roll creates i+1
+ *   before the EOS of i (a tailer that read EOS finds i+1, or i+1 appears in the listing: growth),
+ *   and writes in i+1 only after that EOS (a tailer that sees i+1 in use finds EOS at its position
+ *   in i when it looks again).
  *
  * DISCARDED DATA: a crashed writer can only tear the tail of its last, unsealed segment. When
  *   the first invalid record is anywhere else (its segment has a summary, i.e. was sealed, or a
@@ -364,8 +393,8 @@ enum mmj_status {
     MMJ_E_POSITION_LOST = -15, /* a tailer's position is past the journal's records: a recovery cut
                                   the journal back behind what the tailer had read (TAILERS) */
     MMJ_E_SEGMENTS_MISSING = -16 /* segments were removed from the journal's end (LOCK names more
-                                  than the directory holds): a writer refuses to open (THE END OF
-                                  THE JOURNAL) */
+                                  than the directory holds): a writer refuses to open; a tailer
+                                  that reaches a missing segment stops (THE END OF THE JOURNAL) */
 };
 
 /* Why a record or segment is invalid (recovery and verify reports). */
@@ -733,7 +762,9 @@ int mmj_reader_gather(const mmj_reader *r /* reader */, const uint64_t *pos /* n
  * journal id), and checks that record again where it may have been cut: when a named position is
  * loaded, when the bytes behind its position were rewritten, and (at most every 10 ms while it
  * finds nothing new) when its segment's file was replaced or removed. A record that is gone or
- * different gives MMJ_E_POSITION_LOST: the consumer decides where to resume (from_seq). */
+ * different gives MMJ_E_POSITION_LOST: the consumer decides where to resume (from_seq). A tailer
+ * never takes a gap for the end: a missing segment gives MMJ_E_SEGMENTS_MISSING, an unsealed
+ * segment the journal goes on after MMJ_E_CORRUPT (THE END OF THE JOURNAL; mmj_tailer_stop). */
 int mmj_tailer_open(const char *dir /* journal directory */, const char *name /* or NULL */,
                     uint64_t from_seq /* first sequence wanted, 0 for saved/first */,
                     mmj_tailer **out /* OUT: tailer */, int *err /* OUT: errno; may be NULL */);
@@ -749,6 +780,13 @@ int mmj_tailer_next(mmj_tailer *t /* tailer */, int64_t timeout_ns /* wait budge
 int mmj_tailer_set_spin(mmj_tailer *t /* tailer */, int64_t max_ns /* spin bound, ns */);
 /* The sequence the next mmj_tailer_next will return. */
 uint64_t mmj_tailer_position(const mmj_tailer *t /* tailer */);
+/* Where the last mmj_tailer_next that failed with MMJ_E_CORRUPT or MMJ_E_SEGMENTS_MISSING stopped
+ * (reason MMJ_R_NONE otherwise): an invalid record or segment header (segment, offset), a segment
+ * missing in front of later ones or where LOCK names another end (MMJ_R_MISSING_SEGMENT, segment =
+ * the first index missing, offset 0), or an unsealed segment the journal goes on after
+ * (MMJ_R_NO_EOS, where its data ends). See TAILERS. */
+void mmj_tailer_stop(const mmj_tailer *t /* tailer */, int32_t *reason /* OUT */,
+                     uint64_t *segment /* OUT */, uint64_t *offset /* OUT */);
 /* Atomically save the position of a named tailer. */
 int mmj_tailer_commit(mmj_tailer *t /* tailer */);
 /* Unmap and free (NULL is a no-op). */

@@ -157,6 +157,18 @@ int mmj_lock_end_check(const mmj_lock_info *lock, const mmj_end *end, uint64_t *
  * next_seq and seal, if seal is not NULL). */
 void mmj_lock_format(char *buf, size_t cap, int state, uint64_t seg, uint64_t next_seq, const uint8_t *seal);
 
+/* Where the segments end (journal_end.c; journal.h THE END OF THE JOURNAL). Sealed segment `last`
+ * (next_seq and seal hash: its end) has no successor in a snapshot: *grown = 1 if segment last+1
+ * exists now; else *missing = the first missing index when a later segment exists or LOCK names
+ * another end, 0 when `last` is the journal's end. MMJ_OK or a listing error. */
+int mmj_end_after_sealed(int dirfd, uint64_t last, uint64_t next_seq, const uint8_t *seal, int *grown,
+                         uint64_t *missing);
+/* Unsealed segment `index` ends (zero word) in a snapshot: *continues = 1 if the journal goes on
+ * after it (segment index+1 in use, or a later one exists), which a live writer's roll only shows
+ * once `index` is sealed: the caller looks at `index` again and, still unsealed there, it is
+ * damage (MMJ_R_NO_EOS). MMJ_OK or a listing error. */
+int mmj_end_after_unsealed(int dirfd, uint64_t index, int *continues);
+
 /* Segment summaries (journal_footer.c; journal.h SEGMENT SUMMARY). */
 #define MMJ_FOOTER_SIZE 96
 typedef struct mmj_footer {

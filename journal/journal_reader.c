@@ -197,42 +197,41 @@ static int add_segment(mmj_reader *r, uint64_t index, uint64_t expect_seq, int *
 
 /* The snapshot ends with sealed segment s and no segment s+1: is that the end of the journal
  * (journal.h THE END OF THE JOURNAL, as verify checks it)? Not if a segment file with a later
- * index is there (segments are missing in between), nor if LOCK names another end. LOCK is read
- * before the directory is listed again, so a writer that rolled or opened meanwhile (its segment
- * s+1 exists before LOCK names it) is growth, not a gap: the next refresh reads it. Only a clean
- * close leaves a sealed last segment, so this runs once per refresh of a closed journal, never
- * per record. */
+ * index is there (segments are missing in between), nor if LOCK names another end
+ * (mmj_end_after_sealed; a writer that rolled or opened meanwhile is growth, not a gap: the next
+ * refresh reads it). Only a clean close leaves a sealed last segment, so this runs once per
+ * refresh of a closed journal, never per record. */
 static int check_end(mmj_reader *r, const rseg *s)
 {
-    mmj_lock_info lock;
-    memset(&lock, 0, sizeof lock);
-    int fd = openat(r->dirfd, MMJ_LOCK_NAME, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        mmj_lock_read_info(fd, &lock);
-        close(fd);
-    }
-    uint64_t *idx = NULL, last = s->map.index, missing = last + 1;
-    size_t n = 0;
-    int rc = mmj_list_segments(r->dirfd, &idx, &n, NULL);
+    uint64_t seal_size = mmj_pad8(MMJ_RECORD_HEADER_SIZE + MMJ_CONTROL_PAYLOAD);
+    /* a sealed segment ends SEAL, EOS (a bare header); the SEAL's payload starts with its hash */
+    const uint8_t *seal = s->map.base + s->data_end - seal_size;
+    int grown = 0;
+    uint64_t missing = 0;
+    int rc = mmj_end_after_sealed(r->dirfd, s->map.index, s->scan_seq, seal, &grown, &missing);
+    if (rc == MMJ_OK && missing)
+        set_stop(r, MMJ_R_MISSING_SEGMENT, missing, 0, 1);
+    return rc;
+}
+
+/* The snapshot's last segment s is unsealed and its data ends at data_end (a zero word): the live
+ * end, unless the journal goes on after s (mmj_end_after_unsealed). A writer rolling meanwhile
+ * sealed s before it wrote in the next segment, so s is scanned again: unsealed still, it is
+ * damage, and the snapshot stops there (MMJ_R_NO_EOS) rather than ending quietly in front of later
+ * segments. The stop is looked at again by refresh. */
+static int check_unsealed_end(mmj_reader *r, rseg *s)
+{
+    int continues = 0, bad = MMJ_R_NONE;
+    int rc = mmj_end_after_unsealed(r->dirfd, s->map.index, &continues);
+    if (rc != MMJ_OK || !continues)
+        return rc;
+    rc = scan_more(s, &bad);
     if (rc != MMJ_OK)
         return rc;
-    int grown = 0, beyond = 0;
-    for (size_t i = 0; i < n; i++) {
-        grown |= idx[i] == last + 1;
-        beyond |= idx[i] > last + 1;
-    }
-    free(idx);
-    if (grown)
-        return MMJ_OK;
-    if (!beyond) {
-        uint64_t seal_size = mmj_pad8(MMJ_RECORD_HEADER_SIZE + MMJ_CONTROL_PAYLOAD);
-        /* a sealed segment ends SEAL, EOS (a bare header); the SEAL's payload starts with its hash */
-        const uint8_t *seal = s->map.base + s->data_end - seal_size;
-        mmj_end end = {.segments = n, .last_index = last, .last_sealed = 1, .next_seq = s->scan_seq, .seal = seal};
-        if (mmj_lock_end_check(&lock, &end, &missing) == MMJ_R_NONE)
-            return MMJ_OK;
-    }
-    set_stop(r, MMJ_R_MISSING_SEGMENT, missing, 0, 1);
+    if (bad != MMJ_R_NONE)
+        set_stop(r, bad, s->map.index, s->data_end, 0);
+    else if (!s->sealed)
+        set_stop(r, MMJ_R_NO_EOS, s->map.index, s->data_end, 1);
     return MMJ_OK;
 }
 
@@ -270,6 +269,11 @@ int mmj_reader_refresh(mmj_reader *r)
             return rc;
         if (bad != MMJ_R_NONE)
             set_stop(r, bad, s->map.index, s->data_end, 0);
+        if (!s->sealed && r->stop_reason == MMJ_R_NONE) {
+            rc = check_unsealed_end(r, s);
+            if (rc != MMJ_OK)
+                return rc;
+        }
         if (!s->sealed || r->stop_reason != MMJ_R_NONE)
             break;
         int added = 0;

@@ -43,6 +43,9 @@ struct mmj_tailer {
     int have_last;             /* last_head is known (handed out here, or loaded and checked) */
     int checking;              /* the record want - 1 must be found again with head last_head */
     int64_t file_check_at;     /* when to look next whether seg's file is still in the journal */
+    int64_t end_check_at;      /* when to look next whether the journal goes on past seg's end */
+    int stop_reason;           /* why the last call stopped with an error (mmj_tailer_stop), or 0 */
+    uint64_t stop_segment, stop_offset;
 };
 
 static int valid_name(const char *name)
@@ -154,7 +157,7 @@ static int locate(mmj_tailer *t)
         return MMJ_E_CORRUPT;
     }
     size_t pick = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && idx[i] == i; i++) {   /* nothing past a missing segment */
         mmj_map m;
         uint64_t first;
         int newer = 0;
@@ -222,6 +225,13 @@ uint64_t mmj_tailer_position(const mmj_tailer *t)
     return t ? t->want : 0;
 }
 
+void mmj_tailer_stop(const mmj_tailer *t, int32_t *reason, uint64_t *segment, uint64_t *offset)
+{
+    *reason = t ? t->stop_reason : MMJ_R_NONE;
+    *segment = t ? t->stop_segment : 0;
+    *offset = t ? t->stop_offset : 0;
+}
+
 /* Check the last record handed out again from here on (journal.h TAILERS): from the start of
  * the current mapping if its bytes were rewritten in place and it holds that record, else from
  * the journal's segment that holds it now (`replaced`: the mapped file left the journal). */
@@ -255,6 +265,67 @@ static int segment_replaced(mmj_tailer *t)
     return (uint64_t)st.st_ino != t->seg.ino || (uint64_t)st.st_dev != t->seg.dev;
 }
 
+/* The error `status` of a stop at (segment, offset) for `reason`, kept for mmj_tailer_stop. */
+static int stop_at(mmj_tailer *t, int status, int reason, uint64_t segment, uint64_t offset)
+{
+    t->stop_reason = reason;
+    t->stop_segment = segment;
+    t->stop_offset = offset;
+    return status;
+}
+
+/* Time to look whether the journal goes on past where the tailer waits? At most every
+ * MMJ_TAIL_FILE_CHECK_NS while idle (a directory listing), at every call once a look found a gap
+ * (the error stands until the gap is gone). */
+static int end_check_due(mmj_tailer *t)
+{
+    int64_t now = mmj_now_ns();
+    if (!t->stop_reason && now < t->end_check_at)
+        return 0;
+    t->end_check_at = now + MMJ_TAIL_FILE_CHECK_NS;
+    return 1;
+}
+
+/* The tailer read EOS at t->off (record size eos) and segment seg+1 is not there: MMJ_AGAIN at the
+ * journal's end (or when seg+1 appeared meanwhile: the next look enters it), MMJ_E_SEGMENTS_MISSING
+ * when a later segment exists or LOCK names another end (journal.h THE END OF THE JOURNAL). */
+static int sealed_end(mmj_tailer *t, uint64_t eos)
+{
+    if (!end_check_due(t))
+        return MMJ_AGAIN;
+    uint64_t seal_size = mmj_pad8(MMJ_RECORD_HEADER_SIZE + MMJ_CONTROL_PAYLOAD);
+    const uint8_t *seal = t->seg.base + t->off + eos - seal_size;   /* the SEAL's payload: its hash */
+    int grown = 0;
+    uint64_t missing = 0;
+    int rc = mmj_end_after_sealed(t->dirfd, t->seg.index, t->seq, seal, &grown, &missing);
+    if (rc != MMJ_OK)
+        return rc;
+    if (missing)
+        return stop_at(t, MMJ_E_SEGMENTS_MISSING, MMJ_R_MISSING_SEGMENT, missing, 0);
+    t->stop_reason = MMJ_R_NONE;
+    return MMJ_AGAIN;
+}
+
+/* Nothing at t->off of unsealed segment seg: MMJ_AGAIN at the live end; 1 when the journal goes on
+ * after seg and a record is at t->off now (a roll sealed seg meanwhile: look again); MMJ_E_CORRUPT
+ * (MMJ_R_NO_EOS) when it goes on and seg still ends there: damage, never waited on for ever. */
+static int unsealed_end(mmj_tailer *t)
+{
+    if (!end_check_due(t))
+        return MMJ_AGAIN;
+    int continues = 0;
+    int rc = mmj_end_after_unsealed(t->dirfd, t->seg.index, &continues);
+    if (rc != MMJ_OK)
+        return rc;
+    if (!continues) {
+        t->stop_reason = MMJ_R_NONE;
+        return MMJ_AGAIN;
+    }
+    if (mmj_record_check(t->seg.base, t->seg.size, t->off, t->salt_check, t->seq, NULL) != 0)
+        return 1;
+    return stop_at(t, MMJ_E_CORRUPT, MMJ_R_NO_EOS, t->seg.index, t->off);
+}
+
 /* One look at the journal: MMJ_OK with a record, MMJ_AGAIN when nothing new, or an error. */
 static int poll_once(mmj_tailer *t, mmj_record *out)
 {
@@ -282,12 +353,19 @@ static int poll_once(mmj_tailer *t, mmj_record *out)
             }
             if (size == 0 && t->checking)
                 return MMJ_E_POSITION_LOST;   /* the journal ends before the record handed out */
-            return size == 0 ? MMJ_AGAIN : MMJ_E_CORRUPT;
+            if (size < 0)
+                return stop_at(t, MMJ_E_CORRUPT, -size, t->seg.index, t->off);
+            int rc = unsealed_end(t);
+            if (rc == 1)
+                continue;   /* sealed meanwhile: that record is read now */
+            return rc;
         }
         if (out->flags & MMJ_FLAG_EOS) {
             int rc = enter_segment(t, t->seg.index + 1);
             if (rc == MMJ_OK)
                 return poll_once(t, out);
+            if (rc == MMJ_E_CORRUPT)
+                return stop_at(t, rc, MMJ_R_BAD_HEADER, t->seg.index + 1, 0);
             if (rc != MMJ_E_NOT_FOUND)
                 return rc;
             if (t->checking)
@@ -299,7 +377,7 @@ static int poll_once(mmj_tailer *t, mmj_record *out)
                     return rc;
                 continue;
             }
-            return MMJ_AGAIN;
+            return sealed_end(t, (uint64_t)size);
         }
         t->prev_off = t->off;
         memcpy(t->prev_head, t->seg.base + t->off, sizeof t->prev_head);
@@ -319,6 +397,7 @@ static int poll_once(mmj_tailer *t, mmj_record *out)
         if (t->checking)
             return MMJ_E_POSITION_LOST;   /* cannot happen: sequences have no gaps */
         out->segment = t->seg.index;
+        t->stop_reason = MMJ_R_NONE;
         t->want = out->seq + 1;
         t->last_head = t->prev_head[0];
         t->have_last = 1;

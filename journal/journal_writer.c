@@ -978,16 +978,37 @@ int mmj_writer_abandon(mmj_writer *w)
 
 /* ---- open and recovery ------------------------------------------------------------------ */
 
-static int take_lock(mmj_writer *w, mmj_recovery *rep, int *err)
+/* Take the writer lock on LOCK; *made = 1 if this open created the file. A creation that fails
+ * removes the LOCK it made (remove_created), so the lock taken must be on the file LOCK still names:
+ * one locked after its name was removed is let go and LOCK opened again. */
+static int take_lock(mmj_writer *w, mmj_recovery *rep, int *made, int *err)
 {
-    w->lockfd = openat(w->dirfd, MMJ_LOCK_NAME, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (w->lockfd < 0)
-        return fail_io(w, err);
-    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
-    if (fcntl(w->lockfd, F_OFD_SETLK, &fl) != 0) {
-        if (errno == EAGAIN || errno == EACCES)
-            return MMJ_E_LOCKED;
-        return fail_io(w, err);
+    for (;;) {
+        *made = 1;
+        w->lockfd = openat(w->dirfd, MMJ_LOCK_NAME, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (w->lockfd < 0 && errno == EEXIST) {
+            *made = 0;
+            w->lockfd = openat(w->dirfd, MMJ_LOCK_NAME, O_RDWR | O_CLOEXEC);
+            if (w->lockfd < 0 && errno == ENOENT)
+                continue;   /* removed in between */
+        }
+        if (w->lockfd < 0)
+            return fail_io(w, err);
+        struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+        if (fcntl(w->lockfd, F_OFD_SETLK, &fl) != 0) {
+            *made = 0;   /* another writer's now: not ours to remove */
+            if (errno == EAGAIN || errno == EACCES)
+                return MMJ_E_LOCKED;
+            return fail_io(w, err);
+        }
+        struct stat held, named;
+        if (fstat(w->lockfd, &held) != 0)
+            return fail_io(w, err);
+        if (fstatat(w->dirfd, MMJ_LOCK_NAME, &named, AT_SYMLINK_NOFOLLOW) == 0 && named.st_ino == held.st_ino &&
+            named.st_dev == held.st_dev)
+            break;
+        close(w->lockfd);
+        w->lockfd = -1;
     }
     mmj_lock_read(w->lockfd, &rep->previous_pid, &rep->previous_clean);
     return MMJ_OK;
@@ -1531,6 +1552,36 @@ static int valid_options(mmj_options *o)
            o->durability >= MMJ_DUR_PAGECACHE && o->durability <= MMJ_DUR_SYNC;
 }
 
+/* A creation that failed after it made files removes exactly those (journal.h DIRECTORY: a failed
+ * create leaves nothing), so the next attempt finds no journal and no lock: a new journal's
+ * segment files and summaries (the directory held none: no_journal_files under the lock), the
+ * journal.meta it wrote (`meta`), the LOCK it made (`lock`, still held: removed before it is let
+ * go), then the directory itself if it made it (`dir_made`; only when empty). The caller's error
+ * and errno stand; the removals are made durable as best they can be. */
+static void remove_created(mmj_writer *w, const char *dir, int meta, int lock, int dir_made)
+{
+    char name[64];
+    uint64_t *idx = NULL;
+    size_t n = 0;
+    int saved = errno;
+    if (meta && mmj_list_segments(w->dirfd, &idx, &n, NULL) == MMJ_OK) {
+        for (size_t i = 0; i < n; i++) {
+            mmj_footer_remove(w->dirfd, idx[i]);
+            mmj_segment_name(name, sizeof name, idx[i], 0);
+            unlinkat(w->dirfd, name, 0);
+        }
+    }
+    free(idx);
+    if (meta)
+        unlinkat(w->dirfd, MMJ_META_NAME, 0);
+    if (lock)
+        unlinkat(w->dirfd, MMJ_LOCK_NAME, 0);
+    (void)mmj_fsync_dir(w->dirfd);
+    if (dir_made && rmdir(dir) == 0)
+        (void)mmj_fsync_parent(dir);
+    errno = saved;
+}
+
 int mmj_writer_open(const char *dir, const mmj_options *opt, mmj_writer **out, mmj_recovery *report, int *err)
 {
     mmj_recovery local;
@@ -1553,11 +1604,12 @@ int mmj_writer_open(const char *dir, const mmj_options *opt, mmj_writer **out, m
     w->next_fd = -1;
     w->page = (size_t)sysconf(_SC_PAGESIZE);
     w->last_sync_ns = mmj_now_ns();
-    int rc = MMJ_E_ARG;
+    int rc = MMJ_E_ARG, made_dir = 0, made_lock = 0;
     if (!valid_options(&w->opt))
         goto fail;
     if (w->opt.create) {
         if (mkdir(dir, 0755) == 0) {
+            made_dir = 1;
             /* the new directory's name must survive a power cut before the journal's files do */
             if (mmj_fsync_parent(dir) != 0) {
                 rc = fail_io(w, err);
@@ -1575,11 +1627,11 @@ int mmj_writer_open(const char *dir, const mmj_options *opt, mmj_writer **out, m
     if (rc == MMJ_E_NOT_JOURNAL && w->opt.create) {
         rc = no_journal_files(w, err);
         if (rc == MMJ_OK)
-            rc = take_lock(w, rep, err);
+            rc = take_lock(w, rep, &made_lock, err);
         if (rc == MMJ_OK)
             rc = create_locked(w, rep, err);
     } else if (rc == MMJ_OK) {
-        rc = take_lock(w, rep, err);
+        rc = take_lock(w, rep, &made_lock, err);
     }
     if (rc != MMJ_OK)
         goto fail;
@@ -1605,6 +1657,10 @@ int mmj_writer_open(const char *dir, const mmj_options *opt, mmj_writer **out, m
     *out = w;
     return MMJ_OK;
 fail:
+    if (w->dirfd >= 0 && (rep->created || made_dir || made_lock)) {
+        remove_created(w, dir, rep->created, made_lock, made_dir);   /* what this open made, only */
+        rep->created = 0;
+    }
     if (w->lockfd >= 0)
         close(w->lockfd);
     if (w->dirfd >= 0)

@@ -331,9 +331,32 @@ class Reader:
             self.close()
 
 
-def _tail_context(path: str, position: int, status: int) -> str:
+def _tailer_stop(handle) -> tuple[int, int, int]:
+    """(reason, segment, offset) of where a failed mmj_tailer_next stopped (mmj_tailer_stop)."""
+    reason = ffi.new("int32_t *")
+    seg = ffi.new("uint64_t *")
+    off = ffi.new("uint64_t *")
+    lib.mmj_tailer_stop(handle, reason, seg, off)
+    return reason[0], seg[0], off[0]
+
+
+def _stop_text(stop: tuple[int, int, int] | None) -> str:
+    """What a tailer's stop says: the segment, and why nothing past it is handed out."""
+    reason, seg, off = stop or (0, 0, 0)
+    if reason == lib.MMJ_R_MISSING_SEGMENT:
+        return (f": segment {seg} is missing (a later segment exists, or LOCK names another end), so the "
+                f"records after the gap are not handed out; `mmaudit journal verify` names it")
+    if reason == lib.MMJ_R_NO_EOS:
+        return (f": segment {seg} ends at offset {off} without SEAL and EOS while later segments hold "
+                f"records, so they are not handed out; `mmaudit journal verify` names it")
+    if reason:
+        return f": {reason_text(reason)} at segment {seg} offset {off}"
+    return ""
+
+
+def _tail_context(path: str, position: int, status: int, stop: tuple[int, int, int] | None = None) -> str:
     if status != lib.MMJ_E_POSITION_LOST:
-        return f"tail {path} at seq {position}"
+        return f"tail {path} at seq {position}{_stop_text(stop)}"
     return (f"tail {path}: the journal no longer holds seq {position - 1}, the record this tailer read last, as "
             f"it read it: a recovery cut the journal back (power loss or damage; `mmaudit journal verify "
             f"{path}` and discarded/ say what was cut), and the records now numbered from there are new. "
@@ -406,8 +429,9 @@ class Tailer:
                 status = lib.mmj_tailer_next(self._t, int(left * 1e9), self._rec)
                 if status == lib.MMJ_OK:
                     return _record(self._rec)
+                stop = _tailer_stop(self._t) if status != lib.MMJ_AGAIN else None
             if status != lib.MMJ_AGAIN:
-                raise error_for(status, _tail_context(self.path, self.position, status))
+                raise error_for(status, _tail_context(self.path, self.position, status, stop))
             if time.monotonic() >= deadline:
                 return None
 

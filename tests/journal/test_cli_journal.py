@@ -3,13 +3,15 @@ with bounds, and verify's exit status naming the bad record."""
 from __future__ import annotations
 
 import json
+import time
 
 from click.testing import CliRunner
 
 from cli.journal_cmd import command
 from journal import Journal, RecordType, Reader
 from journal.catalogue import pack
-from tests.journal.jhelpers import flip_byte, record_offsets, segment_files
+from tests.journal.jhelpers import flip_byte, record_offsets, segment_files, write_journal
+from tests.journal.test_reader_end import remove_segment
 
 
 def run(*args):
@@ -122,3 +124,25 @@ def test_verify_and_info_name_a_discarded_entry_no_recovery_made(tmp_path):
     assert f"{d / 'discarded' / 'r1'}: unreadable (NotADirectoryError" in result.output
     info = run("info", d)
     assert info.exit_code == 0 and "r1: unreadable (NotADirectoryError" in info.output
+
+
+def test_a_demo_that_fills_the_disk_part_way_removes_its_journal(small_tmpfs):
+    """Created, then a roll finds the 1 MiB mount full: the partial demo journal goes, so the
+    directory can take the next demo (a failed creation leaves nothing by itself)."""
+    target = small_tmpfs / "jd"
+    result = CliRunner().invoke(command, ["demo", "--dir", str(target), "--records", "200000",
+                                          "--segment-size", "65536"])
+    assert result.exit_code == 1 and "no space left to preallocate a segment" in result.output, result.output
+    assert "the partial demo journal was removed" in result.output
+    assert list(small_tmpfs.iterdir()) == []
+
+
+def test_tail_stops_at_a_missing_segment_instead_of_waiting(tmp_path):
+    d = tmp_path / "j"
+    write_journal(d, 3000)
+    first_missing = remove_segment(d, 2)
+    started = time.monotonic()
+    result = run("tail", d, "--json")                     # no idle timeout: it would follow for ever
+    assert result.exit_code == 1 and "segment 2 is missing" in result.output, result.output
+    assert [json.loads(x)["seq"] for x in result.output.splitlines()[:-1]] == list(range(1, first_missing))
+    assert time.monotonic() - started < 30

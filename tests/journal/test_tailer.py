@@ -49,11 +49,9 @@ def mapped_segments() -> int:
         return sum(1 for line in f if ".mmj" in line)
 
 
-@pytest.mark.slow
-def test_tailer_in_another_process_across_1000_rolls(shm_dir):
-    d = shm_dir / "j"
-    Journal(d, segment_size=SMALL_SEGMENT).close()           # segment 0, sealed
-    records = ROLLS * 10 + 5
+def rolling_writer(d, records: int) -> subprocess.Popen:
+    """A writer process appending `records` records of PAYLOAD bytes (ten fill a segment) to the
+    journal at d, then printing its last segment's index."""
     code = textwrap.dedent(f"""
         import sys
         from journal import Journal, RecordType
@@ -64,9 +62,17 @@ def test_tailer_in_another_process_across_1000_rolls(shm_dir):
                 j.append(RecordType.MD_PACKET, payload_for(seq, {PAYLOAD}), ts_ns=seq)
             print(j.segment, flush=True)
     """)
+    return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+
+
+@pytest.mark.slow
+def test_tailer_in_another_process_across_1000_rolls(shm_dir):
+    d = shm_dir / "j"
+    Journal(d, segment_size=SMALL_SEGMENT).close()           # segment 0, sealed
+    records = ROLLS * 10 + 5
     fds_before = open_fds()
     with Tailer(d) as tailer:
-        writer = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        writer = rolling_writer(d, records)
         try:
             seen = 0
             max_maps = 0
