@@ -211,7 +211,7 @@ _OE_EOS = "venue end of session"         # the venue's SoupBinTCP End of Session
 _MAX_FRAME = soupbintcp.MAX_LENGTH_FIELD  # any legal SoupBinTCP frame (a long Debug packet too)
 # METRICS {"input": ...} records the engine hears as they are journaled (engine_events):
 _RUN_START = "run-start"             # a run began: JournalHealth(ok) and, fresh, Reconciled(True)
-_LINK_LOST = "order-entry-dead"      # silent past rx_timeout or a send past its deadline: Reconciled(False)
+_LINK_LOST = "order-entry-dead"      # closed, reset, mis-framed, silent or a send failed: Reconciled(False)
 # a frame that is not the last of its read, or that a read's partial frame follows: the read's one
 # stamp (its last segment's) is only an upper bound on when this frame arrived
 _RECEIVED_BY = {TsSource.SW_KERNEL: TsSource.SW_KERNEL_BY, TsSource.HW_PHC: TsSource.HW_PHC_BY}
@@ -380,7 +380,8 @@ class Runner:
         self._oe_accepted = False                # the venue accepted this connection's login
         self._oe_eos = False                     # the venue ended the session (SoupBinTCP Z)
         self._last_rx_mono = time.monotonic_ns()  # the order entry's last read (rx_timeout)
-        self._link_fault = ""                    # a send past its deadline: the engine hears it at the end
+        self._link_fault = ""                    # a link broken under a send: the engine hears it at the end
+        self._logging_out = False                # a logout we asked for: the venue's close is no loss
         # where re-requests go: the venue's host as resolved once by connect()
         self._rerequest_to: tuple = (settings.host, settings.rerequest_port)
 
@@ -454,11 +455,10 @@ class Runner:
             reason = (f"order entry send timed out: the venue took no bytes for "
                       f"{self.settings.send_timeout_ns / 1e9:g} s (link lost)")
             if not self._oe_end:
-                self._link_fault = reason
                 self._note_alert("order-entry-send-timeout", reason, _realtime())
-            self._oe_lost(reason)
+            self._oe_broke(reason)
         else:
-            self._oe_lost(f"order entry send failed: {_oserror(exc)}")
+            self._oe_broke(f"order entry send failed: {_oserror(exc)}")
         return -1
 
     def _wrote(self, n: int, key: int) -> int:
@@ -473,6 +473,25 @@ class Runner:
             self._oe_end = reason
         return False
 
+    def _oe_broke(self, reason: str) -> bool:
+        """The link broke under a send or a stamp read (inside an event's actions, where the engine
+        cannot be fed): the first such loss is told to the engine once that is done (_ended). False."""
+        if not self._oe_end and not self._logging_out:
+            self._link_fault = reason
+        return self._oe_lost(reason)
+
+    def _link_lost(self, reason: str) -> bool:
+        """The venue closed, reset, mis-framed or went silent on the order entry (found outside
+        any event): the engine is told now, once per link loss (it latches and pulls what rests,
+        its cancels tried while the link still takes them), then the run stops with `reason`.
+        Not after the venue's End of Session or during a logout we asked for: those end cleanly."""
+        if self._oe_end or self._logging_out:
+            return self._oe_lost(reason)
+        self._link_dead(reason)
+        # the stop reason is the loss, even if the cancels' send failed too (their own record)
+        self._oe_end, self._link_fault = reason, ""
+        return False
+
     def _venue_silent(self, mono_ns: int) -> None:
         """Nothing read from the order entry for rx_timeout (SoupBinTCP: the link is dead after
         15 s; a live venue heartbeats every second): a hung or half-open venue. Alert, the engine
@@ -481,9 +500,7 @@ class Runner:
         reason = (f"order entry silent for {silent_s:.1f} s (rx_timeout "
                   f"{self.settings.rx_timeout_ns / 1e9:g} s): link dead")
         self._note_alert("order-entry-silent", reason, _realtime())
-        self._link_dead(reason)
-        # the stop reason is the silence, even if the cancels' send timed out (its own alert)
-        self._oe_end, self._link_fault = reason, ""
+        self._link_lost(reason)
 
     def _link_dead(self, reason: str) -> None:
         """The engine hears that the order entry died under it: an input record (a replay feeds
@@ -596,9 +613,9 @@ class Runner:
             self._journal_failed(refused, now)
 
     def _ended(self, stop: threading.Event | None) -> RunnerReport:
-        """The loop is over: a link that died under a send is told to the engine now (outside any
-        event of its own), and the report says why it ended; the venue's End of Session is a clean
-        end, not a lost venue."""
+        """The loop is over: a link that broke under a send is told to the engine now (outside any
+        event of its own; a link lost on a read was told as it was found, _link_lost), and the
+        report says why it ended; the venue's End of Session is a clean end, not a lost venue."""
         if self._link_fault:
             reason, self._link_fault = self._link_fault, ""
             self._link_dead(reason)
@@ -667,14 +684,14 @@ class Runner:
         except (BlockingIOError, InterruptedError):
             return True
         except OSError as exc:
-            return self._oe_lost(f"order entry read failed: {_oserror(exc)}")
+            return self._link_lost(f"order entry read failed: {_oserror(exc)}")
         self._last_rx_mono = mono_ns
         if not data:
             partial = self.framer.partial
             if partial:
                 self._note_alert("venue-partial-frame", f"the venue's stream ended {len(partial)} bytes "
                                  "into a frame", _realtime(), partial)
-            return self._oe_lost(_OE_CLOSED)
+            return self._link_lost(_OE_CLOSED)
         return self._on_oe_bytes(data, rx_ns, source)
 
     def _on_oe_bytes(self, data: bytes, rx_ns: int, source) -> bool:
@@ -719,7 +736,7 @@ class Runner:
         if error is not None:
             self.report.protocol_errors += 1
             self._note_alert("venue-framing-error", str(error), _realtime(), self.framer.unframed)
-            return self._oe_lost(f"venue framing error: {error}")
+            return self._link_lost(f"venue framing error: {error}")
         return True
 
     def _on_timer(self, mono_ns: int) -> None:
@@ -957,14 +974,18 @@ class Runner:
         oe = self._oe
         if oe is None:
             return
-        self._send_tcp(soupbintcp.encode(soupbintcp.LogoutRequest()))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not select.select([oe.sock], [], [], max(deadline - time.monotonic(), 0.0))[0]:
-                break
-            if not self._on_oe():
-                break
-        self._drain_tx(time.monotonic_ns() + self.settings.tx_timeout_ns)
+        self._logging_out = True
+        try:
+            self._send_tcp(soupbintcp.encode(soupbintcp.LogoutRequest()))
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if not select.select([oe.sock], [], [], max(deadline - time.monotonic(), 0.0))[0]:
+                    break
+                if not self._on_oe():
+                    break
+            self._drain_tx(time.monotonic_ns() + self.settings.tx_timeout_ns)
+        finally:
+            self._logging_out = False
         self._oe, self._oe_end = None, ""     # a close we asked for: the run goes on (see _withhold)
         self._oe_eos, self._link_fault = False, ""
         try:
@@ -1334,7 +1355,7 @@ class Runner:
             try:
                 stamps = self._oe.poll_tx_timestamps()
             except OSError as exc:       # the stamps still due come out missing at their timeout
-                self._oe_lost(f"order entry failed: {_oserror(exc)}")
+                self._oe_broke(f"order entry failed: {_oserror(exc)}")
         for outcome in self.tx.collect(stamps, mono_ns):
             self._journal_tx(outcome)
 

@@ -123,6 +123,20 @@ def venue_process(tmp_path):
         proc.close()
 
 
+def run_until_quoted(runner: Runner) -> tuple[threading.Thread, dict]:
+    """The runner run on a thread (its report in the dict, "report") until the venue answered its
+    first quotes."""
+    done = {}
+    thread = threading.Thread(target=lambda: done.setdefault("report", runner.run(30.0)), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while runner.report.orders_sent == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert runner.report.orders_sent, "the engine never quoted"
+    time.sleep(0.5)                        # the venue's answers to the quotes
+    return thread, done
+
+
 def test_a_stopped_venue_process_is_detected_its_quotes_pulled_and_the_run_ends(tmp_path, venue_process):
     """SIGSTOP the venue process while we quote: nothing comes from it any more (no heartbeats,
     no answers), its sockets stay open. The runner declares the link dead after rx_timeout, the
@@ -135,14 +149,7 @@ def test_a_stopped_venue_process_is_detected_its_quotes_pulled_and_the_run_ends(
     path = str(tmp_path / "journal")
     with Journal(path) as journal:
         runner = Runner(engine, journal, settings, LockedClock())
-        done = {}
-        thread = threading.Thread(target=lambda: done.setdefault("report", runner.run(30.0)), daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 15
-        while runner.report.orders_sent == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert runner.report.orders_sent, "the engine never quoted"
-        time.sleep(0.5)                        # the venue's answers to the quotes
+        thread, done = run_until_quoted(runner)
         os.kill(proc.proc.pid, signal.SIGSTOP)
         stopped = time.monotonic()
         thread.join(10)
