@@ -101,7 +101,8 @@ def summary_rows(s: SessionSummary) -> list[tuple[str, str]]:
 _ENGINE_ERRORS = (("protocol_errors", "protocol errors"), ("book_errors", "book errors"),
                   ("gaps", "market-data gaps"), ("md_session_changes", "market-data session changes"),
                   ("md_foreign", "other sessions' packets"), ("md_skipped", "unknown messages skipped"),
-                  ("md_unrecoverable", "market data unrecoverable"))
+                  ("md_unrecoverable", "market data unrecoverable"),
+                  ("md_duplicates", "unreadable packets duplicated"))
 
 
 def error_counts(s: SessionSummary) -> str:
