@@ -102,7 +102,8 @@ _ENGINE_ERRORS = (("protocol_errors", "protocol errors"), ("book_errors", "book 
                   ("gaps", "market-data gaps"), ("md_session_changes", "market-data session changes"),
                   ("md_foreign", "other sessions' packets"), ("md_skipped", "unknown messages skipped"),
                   ("md_unrecoverable", "market data unrecoverable"),
-                  ("md_duplicates", "unreadable packets duplicated"))
+                  ("md_duplicates", "unreadable packets duplicated"),
+                  ("alerts_held", "alerts held back (flood)"))
 
 
 def error_counts(s: SessionSummary) -> str:

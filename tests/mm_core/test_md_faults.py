@@ -155,6 +155,36 @@ def test_a_retransmission_repeating_the_unreadable_packet_exactly_escalates_at_i
 
 
 @compiled_or_not
+def test_a_flood_of_unknown_messages_is_counted_in_full_and_alerted_once_a_second(compiled):
+    engine, feed, _ = quoting(compiled)
+    flood = []
+    for i in range(50):
+        flood += engine.on_event(md(raw_packet(feed, UNKNOWN), S + 2 * MS + i * MS))
+    assert alerts(flood) == ["md-unknown-message"]
+    assert engine.counts["md_skipped"] == 50 and engine.counts["alerts_held"] == 49
+    # the timer once the window passed names what was held back; then the window starts again
+    named = engine.on_event(Timer(S + 2 * MS + 1_000 * MS))
+    [summary] = [a.summary for a in named if hasattr(a, "summary") and a.summary.startswith("md-unknown")]
+    assert "49 more held back" in summary
+    assert alerts(engine.on_event(md(raw_packet(feed, UNKNOWN), S + 1_100 * MS))) == []
+    later = engine.on_event(md(raw_packet(feed, UNKNOWN), S + 2_100 * MS))
+    assert alerts(later) == ["md-unknown-message"] and "(1 more held back since the last)" in later[0].summary
+    assert engine.counts["md_skipped"] == 52 and engine.counts["alerts_held"] == 50
+
+
+@compiled_or_not
+def test_a_flood_of_another_sessions_packets_is_counted_in_full_and_alerted_once_a_second(compiled):
+    engine, feed, _ = quoting(compiled, "SESSION001")
+    out = []
+    for i in range(30):
+        out += engine.on_event(md(moldudp64.encode(moldudp64.Heartbeat("SESSION00X", 5 + i)), S + 2 * MS + i * MS))
+    assert alerts(out).count("md-foreign-session") == 1
+    assert engine.counts["md_foreign"] == 30 and engine.counts["alerts_held"] == 29
+    summary = engine.summary()
+    assert summary["counts"]["md_foreign"] == 30 and summary["counts"]["alerts_held"] == 29
+
+
+@compiled_or_not
 def test_a_packet_of_another_session_does_not_wipe_the_books(compiled):
     engine, feed, _ = quoting(compiled, "SESSION001")
     before = engine.book.state_items()
