@@ -1514,7 +1514,7 @@ class Engine:
             return None
         qty, leaves = int.from_bytes(raw[_EXEC_SHARES], "big"), order.leaves
         full = qty == leaves
-        if (not 0 < qty <= leaves or raw[_EXEC_PRICE] == _NO_PRICE
+        if (not 0 < qty <= leaves or raw[_EXEC_PRICE] == _NO_PRICE or not order.acked
                 or (order.fsm.state, _FILL if full else _PARTIAL_FILL) not in TRANSITIONS):
             return None                  # the OMS refuses it (a halt): the guard never hears of it
         s, now, bid_side = order.symbol_id, self.now, order.side == _BUY
