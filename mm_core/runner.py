@@ -256,31 +256,34 @@ def _realtime() -> int:
     return time.clock_gettime_ns(time.CLOCK_REALTIME)
 
 
-def _resolve(host: str, port: int) -> tuple[str, int]:
-    """The IPv4 address of host:port, looked up once (a name service failure mid-session must not
-    cost a re-request). RunnerError, one line, when it cannot be resolved."""
+def resolve_ipv4(name: str, what: str) -> str:
+    """The IPv4 address of `name` (a dotted address is itself). Callers look a name up once and
+    keep the address: a name service failure mid-session must not cost a re-request or a
+    reconnect. RunnerError, one line naming `what`, when it cannot be resolved."""
     try:
-        return socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_DGRAM)[0][4][:2]
+        return socket.getaddrinfo(name, None, socket.AF_INET, socket.SOCK_DGRAM)[0][4][0]
     except (OSError, UnicodeError) as exc:
-        raise RunnerError(f"cannot resolve the venue's host {host!r}: {exc}") from None
+        raise RunnerError(f"cannot resolve {what}: {exc}") from None
 
 
-def md_bind_address(settings: RunnerSettings) -> str:
+def md_bind_address(settings: RunnerSettings, venue_ip: str = "") -> str:
     """Where the market-data socket binds: md_bind, else the venue's host when it is loopback (the
-    embedded venue publishes there), else every local address (a remote venue's unicast feed)."""
+    embedded venue publishes there), else every local address (a remote venue's unicast feed).
+    `venue_ip`: the host's address as the runner resolved it (a name is not looked up again)."""
     if settings.md_bind:
         return settings.md_bind
+    host = venue_ip or settings.host
     try:
-        loopback = ipaddress.ip_address(settings.host).is_loopback
-    except ValueError:                   # a host name: resolved by the order entry's connect
-        loopback = settings.host == "localhost"
-    return settings.host if loopback else "0.0.0.0"
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:                   # a host name, not resolved here
+        loopback = host == "localhost"
+    return host if loopback else "0.0.0.0"
 
 
-def market_data_socket(settings: RunnerSettings) -> socket.socket:
+def market_data_socket(settings: RunnerSettings, venue_ip: str = "") -> socket.socket:
     """The non-blocking UDP socket that receives the venue's MoldUDP64 (md_bind_address; a
     multicast group is joined on md_interface). RunnerError, one line, when it cannot be made."""
-    address = md_bind_address(settings)
+    address = md_bind_address(settings, venue_ip)
     md = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         md.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -300,15 +303,14 @@ def market_data_socket(settings: RunnerSettings) -> socket.socket:
     return md
 
 
-def md_sources(settings: RunnerSettings) -> frozenset[str]:
+def md_sources(settings: RunnerSettings, venue_ip: str = "") -> frozenset[str]:
     """The addresses the venue's market data (and its re-request replies) may come from:
-    settings.md_sources, or the venue's host; names resolved once, here. RunnerError when one
-    does not resolve."""
+    settings.md_sources, or the venue's host (`venue_ip`: its address as the runner resolved it;
+    else looked up here); names resolved once, here. RunnerError when one does not resolve."""
+    if not settings.md_sources and venue_ip:
+        return frozenset((venue_ip,))
     names = settings.md_sources or (settings.host,)
-    try:
-        return frozenset(socket.gethostbyname(name) for name in names)
-    except OSError as exc:
-        raise RunnerError(f"cannot resolve the market data's source {', '.join(names)}: {_oserror(exc)}") from None
+    return frozenset(resolve_ipv4(name, f"the market data's source {name}") for name in names)
 
 
 _MD_FOREIGN_NAMED = 16      # other senders named in an alert, at most (the rest only counted)
@@ -384,6 +386,7 @@ class Runner:
         self._logging_out = False                # a logout we asked for: the venue's close is no loss
         # where re-requests go: the venue's host as resolved once by connect()
         self._rerequest_to: tuple = (settings.host, settings.rerequest_port)
+        self._venue_ip = ""                      # the venue's host, resolved once (_venue_address)
 
     @property
     def utc_offset_s(self) -> int:
@@ -394,10 +397,18 @@ class Runner:
     # ------------------------------------------------------------------ lifecycle
     def connect(self) -> None:
         s = self.settings
-        self._rerequest_to = _resolve(s.host, s.rerequest_port)
-        self._md_from = md_sources(s)
-        self._md = TimestampedUdpSocket(market_data_socket(s), s.hardware_timestamps)
+        venue = self._venue_address()
+        self._rerequest_to = (venue, s.rerequest_port)
+        self._md_from = md_sources(s, venue)
+        self._md = TimestampedUdpSocket(market_data_socket(s, venue), s.hardware_timestamps)
         self._connect_oe()
+
+    def _venue_address(self) -> str:
+        """The venue host's IPv4 address, looked up once for the runner's life: its order entry
+        (and every reconnect), its re-requests and its market data's source all use it."""
+        if not self._venue_ip:
+            self._venue_ip = resolve_ipv4(self.settings.host, f"the venue's host {self.settings.host!r}")
+        return self._venue_ip
 
     def _connect_oe(self) -> None:
         s = self.settings
@@ -405,7 +416,8 @@ class Runner:
         self.tcp_bytes = 0
         self._oe_accepted = self._oe_eos = False
         try:
-            self._oe = TimestampedTcpSocket.connect((s.host, s.ouch_port), hardware=s.hardware_timestamps,
+            self._oe = TimestampedTcpSocket.connect((self._venue_address(), s.ouch_port),
+                                                    hardware=s.hardware_timestamps,
                                                     send_timeout_ns=s.send_timeout_ns)
         except OSError as exc:
             raise RunnerError(f"cannot reach the venue's order entry at {s.host}:{s.ouch_port}: {exc}") from exc

@@ -263,6 +263,58 @@ def test_the_venue_host_is_resolved_once_at_connect(tmp_path):
         unknown.connect()
 
 
+def test_the_venue_host_name_is_looked_up_once_for_every_use(tmp_path, monkeypatch):
+    """Order entry (and its reconnect), re-requests, the market data's source and its bind all
+    use the one address connect() resolved: one lookup of the name, none by gethostbyname."""
+    def script(conn):
+        conn.recv(1000)
+        conn.sendall(ACCEPTED)
+        conn.recv(1000)               # the logout: then the venue closes
+    real, lookups = socket.getaddrinfo, []
+
+    def counted(host, *args, **kw):
+        lookups.append(host)
+        return real(host, *args, **kw)
+    monkeypatch.setattr(socket, "getaddrinfo", counted)
+    monkeypatch.setattr(socket, "gethostbyname", lambda name: pytest.fail(f"gethostbyname({name!r})"))
+    lsn = socket.create_server(("127.0.0.1", 0))
+    port = lsn.getsockname()[1]
+
+    def venue():
+        for _ in range(2):            # the first connection, then the reconnect
+            conn, _ = lsn.accept()
+            with conn:
+                script(conn)
+        lsn.close()
+    threading.Thread(target=venue, daemon=True).start()
+    runner = Runner(new_engine(), ListJournal(), RunnerSettings(
+        host="localhost", itch_port=free_udp_port(), ouch_port=port, rerequest_port=free_udp_port()),
+        LockedClock())
+    def logged_in() -> bool:
+        deadline = time.monotonic() + 2
+        while not runner.order_entry_logged_in and time.monotonic() < deadline:
+            runner.pump_order_entry(0.1)      # TX stamps wake it too
+        return runner.order_entry_logged_in
+    try:
+        runner.connect()
+        assert logged_in()
+        runner.logout_order_entry(2.0)
+        runner.login_order_entry()
+        assert logged_in()
+        assert runner._md_from == {"127.0.0.1"} and runner._md.sock.getsockname()[0] == "127.0.0.1"
+    finally:
+        runner.close()
+    assert lookups.count("localhost") == 1
+
+
+def test_a_venue_host_that_does_not_resolve_fails_the_run_before_anything_is_written():
+    journal = ListJournal()
+    runner = Runner(new_engine(), journal, RunnerSettings(host="no-such-venue.invalid"), LockedClock())
+    with pytest.raises(RunnerError, match="cannot resolve the venue's host 'no-such-venue.invalid'"):
+        runner.run(1.0)
+    assert journal.records == []
+
+
 # ------------------------------------------------------------------------ long frames, End of Session
 
 def test_a_legal_soupbintcp_frame_longer_than_4096_bytes_is_taken(tmp_path):
