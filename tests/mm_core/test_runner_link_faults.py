@@ -263,6 +263,14 @@ def test_the_venue_host_is_resolved_once_at_connect(tmp_path):
         unknown.connect()
 
 
+def logged_in(runner: Runner, timeout: float = 2.0) -> bool:
+    """Take the venue's answers until it accepted the runner's login (TX stamps wake it too)."""
+    deadline = time.monotonic() + timeout
+    while not runner.order_entry_logged_in and time.monotonic() < deadline:
+        runner.pump_order_entry(0.1)
+    return runner.order_entry_logged_in
+
+
 def test_the_venue_host_name_is_looked_up_once_for_every_use(tmp_path, monkeypatch):
     """Order entry (and its reconnect), re-requests, the market data's source and its bind all
     use the one address connect() resolved: one lookup of the name, none by gethostbyname."""
@@ -290,17 +298,12 @@ def test_the_venue_host_name_is_looked_up_once_for_every_use(tmp_path, monkeypat
     runner = Runner(new_engine(), ListJournal(), RunnerSettings(
         host="localhost", itch_port=free_udp_port(), ouch_port=port, rerequest_port=free_udp_port()),
         LockedClock())
-    def logged_in() -> bool:
-        deadline = time.monotonic() + 2
-        while not runner.order_entry_logged_in and time.monotonic() < deadline:
-            runner.pump_order_entry(0.1)      # TX stamps wake it too
-        return runner.order_entry_logged_in
     try:
         runner.connect()
-        assert logged_in()
+        assert logged_in(runner)
         runner.logout_order_entry(2.0)
         runner.login_order_entry()
-        assert logged_in()
+        assert logged_in(runner)
         assert runner._md_from == {"127.0.0.1"} and runner._md.sock.getsockname()[0] == "127.0.0.1"
     finally:
         runner.close()

@@ -18,7 +18,7 @@ from recovery.replay import replay_journal
 from tests.mm_core.fake_venue import ACCEPTED, new_engine, reset, run_against, serve
 from tests.mm_core.test_runner import LockedClock
 from tests.mm_core.test_runner_link_faults import (  # noqa: F401 (venue_process: a fixture)
-    inputs, replays_exactly, run_until_quoted, venue_process)
+    inputs, logged_in, replays_exactly, run_until_quoted, venue_process)
 
 SYSTEM_EVENT = soupbintcp.encode(soupbintcp.SequencedData(ouch.encode(ouch.SystemEvent(1, "S"))))
 
@@ -75,7 +75,7 @@ def test_the_close_that_answers_our_logout_is_no_link_loss(tmp_path):
     with Journal(path) as journal:
         runner = Runner(new_engine(), journal, settings, LockedClock())
         runner._connect_oe()
-        assert runner.pump_order_entry(2.0) and runner.order_entry_logged_in
+        assert logged_in(runner)
         runner.logout_order_entry(2.0)
     with Reader(path) as reader:
         assert not inputs(list(reader.records()), "order-entry-dead")
