@@ -143,8 +143,10 @@ def test_a_stopped_venue_process_is_detected_its_quotes_pulled_and_the_run_ends(
     engine latches unreconciled and tries to cancel what rests, and a replay agrees."""
     proc, itch = venue_process
     ports = proc.ports
+    # under the market data's silence limit (2 s): the feed stops too, and its own pull must not
+    # cancel what rests before the link is declared dead (then there is nothing left to pull)
     settings = RunnerSettings(itch_port=itch, ouch_port=ports["ouch_port"], rerequest_port=ports["rerequest_port"],
-                              rx_timeout_ns=2 * SECOND)
+                              rx_timeout_ns=3 * SECOND // 2)
     engine = new_engine()
     path = str(tmp_path / "journal")
     with Journal(path) as journal:
