@@ -1,7 +1,8 @@
 """`mmaudit recover`: crash recovery of one engine session from its journal, with the venue.
 
-Thin: reads the parameter files, calls recovery.recover, prints progress and a summary. Recovery
-errors become a ClickException; an unreconciled outcome exits 1 after its summary.
+Thin: reads and checks the parameter files (each with its own parser, then the engine built from
+them, before the journal is touched), calls recovery.recover, prints progress and a summary.
+Recovery errors become a ClickException; an unreconciled outcome exits 1 after its summary.
 """
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ import pathlib
 import click
 
 from mm_core.config import ConfigError, EngineConfig, symbols_from_toml
-from mm_core.risk.limits import EXAMPLE_TOML
+from mm_core.risk import LimitsError
+from mm_core.risk.limits import EXAMPLE_TOML, Limits
 from mm_core.venue.config import DEFAULT_PATH as DEFAULT_SYMBOLS
-from recovery.errors import RecoveryError
-from recovery.recover import RecoverySettings, recover
+from recovery.errors import RecoveryError, RecoverySetupError
+from recovery.recover import RecoverySettings, build_engine, recover
 
 
 def _venue(value: str | None) -> tuple[str, int] | None:
@@ -38,11 +40,33 @@ def _read(path: str | None, default: str, what: str) -> str:
 
 
 def _parse(parse, path: str | None, default: str, what: str):
-    """A parameter file read and parsed; a ConfigError names the file and the field."""
+    """A parameter file read and parsed; a ConfigError or LimitsError names the file and the field."""
     try:
         return parse(_read(path, default, what))
-    except ConfigError as exc:
+    except (ConfigError, LimitsError) as exc:
         raise click.ClickException(f"{what} {path or '(default)'}: {exc}") from None
+
+
+def _limits_text(text: str) -> str:
+    """The limits document, once its parser took it (recovery parses it again for its engine)."""
+    Limits.from_toml(text)
+    return text
+
+
+def _checked_inputs(config_path, symbols_path, limits_path):
+    """(config, symbols, limits text), each file parsed by its own parser and the engine built
+    from them once, as `mmaudit run` checks its inputs: a bad file is a clean error (exit 1)
+    before the journal is opened, let alone written."""
+    config = _parse(EngineConfig.from_toml, config_path, "", "engine config")
+    symbols = _parse(symbols_from_toml, symbols_path, DEFAULT_SYMBOLS.read_text(), "symbols")
+    limits_text = _parse(_limits_text, limits_path, EXAMPLE_TOML, "limits")
+    try:
+        build_engine(config, symbols, limits_text)
+    except RecoverySetupError as exc:
+        files = ", ".join(f"{what} {path or '(default)'}" for what, path in
+                          (("engine config", config_path), ("symbols", symbols_path), ("limits", limits_path)))
+        raise click.ClickException(f"{exc} (from {files})") from None
+    return config, symbols, limits_text
 
 
 @click.command(name="recover")
@@ -75,11 +99,9 @@ def command(journal, venue, username, password, config_path, symbols_path, limit
 
     Example: mmaudit recover --journal /var/mm/journal --venue 127.0.0.1:15000 --dry-run
     """
-    config = _parse(EngineConfig.from_toml, config_path, "", "engine config")
-    symbols = _parse(symbols_from_toml, symbols_path, DEFAULT_SYMBOLS.read_text(), "symbols")
+    config, symbols, limits_text = _checked_inputs(config_path, symbols_path, limits_path)
     settings = RecoverySettings(
-        journal=journal, config=config, symbols=symbols,
-        limits_text=_read(limits_path, EXAMPLE_TOML, "limits"),
+        journal=journal, config=config, symbols=symbols, limits_text=limits_text,
         fresh_session=not restarted_session, venue=_venue(venue), username=username,
         password=password, dry_run=dry_run, timeout=timeout, snapshots=snapshots,
         accept_code_change=accept_code_change)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import pathlib
+import shutil
 import signal
 import tempfile
 import threading
@@ -19,6 +20,7 @@ import click
 from audit.health import PROFILES
 from cli.clock_cmd import LOG_OPTIONS
 from cli.operator_cmd import CONTROL_NAME
+from journal import JournalError, Reader
 from mm_core.session import (
     ClockSpec, JournalInUse, Progress, Session, SessionError, SessionSettings, SessionSummary, VenueSpec,
     load_inputs,
@@ -101,7 +103,9 @@ def summary_rows(s: SessionSummary) -> list[tuple[str, str]]:
 _ENGINE_ERRORS = (("protocol_errors", "protocol errors"), ("book_errors", "book errors"),
                   ("gaps", "market-data gaps"), ("md_session_changes", "market-data session changes"),
                   ("md_foreign", "other sessions' packets"), ("md_skipped", "unknown messages skipped"),
-                  ("md_unrecoverable", "market data unrecoverable"))
+                  ("md_unrecoverable", "market data unrecoverable"),
+                  ("md_duplicates", "unreadable packets duplicated"),
+                  ("alerts_held", "alerts held back (flood)"))
 
 
 def error_counts(s: SessionSummary) -> str:
@@ -118,6 +122,38 @@ def echo_table(rows: list[tuple[str, str]]) -> None:
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         click.echo(f"  {key:<{width}}  {value}")
+
+
+@contextlib.contextmanager
+def temporary_journal(journal_dir: str | None):
+    """The journal directory: `journal_dir`, or `journal` in a new temporary directory
+    (mmaudit-run-*). A run that fails leaves that temporary directory only when its journal holds
+    a record (the error then names it); one failed before anything was journaled (an unreachable
+    venue, a refused setting) is removed, so failed runs do not fill /tmp."""
+    if journal_dir:
+        yield journal_dir
+        return
+    made = pathlib.Path(tempfile.mkdtemp(prefix="mmaudit-run-"))
+    journal = made / "journal"
+    try:
+        yield str(journal)
+    except BaseException:
+        if _holds_records(journal):
+            click.echo(f"the journal of the failed run is kept in {journal}", err=True)
+        else:
+            shutil.rmtree(made, ignore_errors=True)
+        raise
+
+
+def _holds_records(journal: pathlib.Path) -> bool:
+    """Whether the journal directory holds a record (True when it cannot be read: keep it)."""
+    if not journal.exists():
+        return False
+    try:
+        with Reader(str(journal)) as reader:
+            return reader.last_seq > 0
+    except JournalError:
+        return True
 
 
 @contextlib.contextmanager
@@ -248,15 +284,18 @@ def command(venue_text, itch_port, rerequest_port, md_bind, md_sources, duration
         venue = VenueSpec.parse(venue_text, itch_port, rerequest_port, md_bind, md_sources)
         clock = clock_spec(ptp_uds, ptp_lab, venue.kind, ptp_free_running, ptp4l_log, phc2sys_log)
         inputs = load_inputs(config_path, limits_path, venue_config_path, profile)
-        journal_dir = journal_dir or str(pathlib.Path(tempfile.mkdtemp(prefix="mmaudit-run-")) / "journal")
-        if control_path is None:
-            control_path = str(pathlib.Path(journal_dir) / CONTROL_NAME)
-        settings = SessionSettings(journal_dir, duration_s, venue, clock, seed=seed, busy_poll=busy_poll,
-                                   control_path=None if control_path == "none" else control_path)
     except SessionError as exc:
         raise click.ClickException(str(exc)) from None
     started = time.monotonic()
-    summary = run_session(settings, inputs, quiet=as_json)
+    with temporary_journal(journal_dir) as journal_dir:
+        if control_path is None:
+            control_path = str(pathlib.Path(journal_dir) / CONTROL_NAME)
+        try:
+            settings = SessionSettings(journal_dir, duration_s, venue, clock, seed=seed, busy_poll=busy_poll,
+                                       control_path=None if control_path == "none" else control_path)
+        except SessionError as exc:
+            raise click.ClickException(str(exc)) from None
+        summary = run_session(settings, inputs, quiet=as_json)
     if as_json:
         click.echo(json.dumps(summary.as_dict(), indent=2, sort_keys=True, default=str))
         return

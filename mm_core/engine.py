@@ -16,6 +16,7 @@ from itertools import compress, groupby
 from typing import Callable
 
 from journal.catalogue import RecordType, pack, pack_json
+from mm_core.alertgate import AlertGate
 from mm_core.config import EngineConfig, Symbols
 from mm_core.events import (
     Action, ClockSample, JournalHealth, JournalNote, MarketData, OperatorCommand, Reconciled,
@@ -254,6 +255,11 @@ class Engine:
         # the last market-data message that could not be read and how many times it came so
         # (sequence, times): twice means its re-request brought the same bytes back
         self.md_unreadable = (-1, 0)
+        # a digest of the packet that first failed at md_unreadable's sequence, until one copy of
+        # exactly those bytes came again (the network's duplicate, see _md_message_unreadable)
+        self.md_unreadable_packet = ""
+        # alerts a flood of bad packets would repeat: one a second per kind (the rest counted)
+        self.alert_gate = AlertGate()
         self.clock_pulled = False       # our quotes were pulled on a clock fault, not resumed yet
         ref_ticks = [self.ticks[i].tick_at(s.reference_price) if s else 1 for i, s in enumerate(self.specs)]
         self.ref_ticks = ref_ticks
@@ -337,7 +343,7 @@ class Engine:
                        "book_errors": 0, "gaps": 0, "guard_trips": 0, "orders_sent": 0,
                        "cancels_sent": 0, "denials": 0, "fills": 0, "halts": 0, "md_session_changes": 0,
                        "venue_rejects": 0, "md_skipped": 0, "md_foreign": 0, "md_ends": 0,
-                       "md_unrecoverable": 0}
+                       "md_unrecoverable": 0, "md_duplicates": 0, "alerts_held": 0}
         # The I/O shell's early sink for the guard's pulls (None in replay): called with the pull
         # cancels the moment the guard trips, so they are journaled and sent before the rest of the
         # event's work (reprice, requote, hedge; on our own fill, before the fill is even decoded
@@ -410,9 +416,11 @@ class Engine:
         state.setdefault("price_test_alerted", [False] * state["n"])
         state["counts"].setdefault("md_session_changes", 0)
         state["counts"].setdefault("venue_rejects", 0)
-        for name in ("md_skipped", "md_foreign", "md_ends", "md_unrecoverable"):
+        for name in ("md_skipped", "md_foreign", "md_ends", "md_unrecoverable", "md_duplicates", "alerts_held"):
             state["counts"].setdefault(name, 0)
+        state.setdefault("alert_gate", AlertGate())
         state.setdefault("md_unreadable", (-1, 0))
+        state.setdefault("md_unreadable_packet", "")
         if "pair_hold" not in state:    # from before holds were per pair: each pair keeps its
             # instrument's hold until its own hedge decision clears it
             hold = state["hedge_hold"]
@@ -516,9 +524,9 @@ class Engine:
         if update.skipped:
             self.counts["md_skipped"] += len(update.skipped)
             for text in update.skipped:
-                actions.append(self._alert("md-unknown-message", text))
+                self._alert_gated("md-unknown-message", text, actions)
         if update.malformed is not None:
-            self._md_message_unreadable(*update.malformed, actions)
+            self._md_message_unreadable(*update.malformed, ev.packet, actions)
         self.counts["md_messages"] += update.n_messages
         if update.errors:
             self.counts["book_errors"] += len(update.errors)
@@ -919,7 +927,7 @@ class Engine:
         if not (consistent and (silent or self.tracker.end_of_session)):
             self.counts["md_foreign"] += 1
             why = "its stream not yet consistent" if not consistent else "the followed session is live"
-            actions.append(self._alert("md-foreign-session", f"{exc}: not followed ({why})"))
+            self._alert_gated("md-foreign-session", f"{exc}: not followed ({why})", actions)
             if not self.stale:
                 self._go_stale(f"a packet of another market-data session {exc.received!r}", actions)
             return False
@@ -940,14 +948,35 @@ class Engine:
         if not self.stale:
             self._go_stale("market-data session ended", actions)
 
-    def _md_message_unreadable(self, sequence: int, text: str, actions: list[Action]) -> None:
+    def _md_message_unreadable(self, sequence: int, text: str, packet: bytes, actions: list[Action]) -> None:
         """A message of a known type that could not be read: the book may miss what it said, so
         it is stale from here, and the message is re-requested (the tracker stopped before it).
         The same message unreadable again once re-requested will not come right by asking:
-        escalate (journaled, a kill of everything latches HALTED) so that an operator acts."""
+        escalate (journaled, a kill of everything latches HALTED) so that an operator acts.
+
+        UDP duplicates packets, and a duplicate of the failed packet may come before the
+        re-request's answer. The engine cannot tell a duplicate from an answer by when it came (it
+        sees no wire, and both come after the re-request), so it decides by bytes: the first
+        packet bearing exactly the bytes of the one that failed is taken as the network's
+        duplicate (counted in md_duplicates, alerted, not escalated); a failure in any other
+        packet (a retransmission is framed from the requested sequence), or a second identical
+        copy, answers the re-request and escalates. A venue whose retransmission repeats the
+        original bytes exactly is escalated one re-request later (the timer's next one): the
+        book stays stale and the quotes pulled meanwhile, so the delay costs no safety."""
+        digest = hashlib.blake2b(packet, digest_size=16).hexdigest()
+        last, times = self.md_unreadable
+        if last == sequence and times and digest == self.md_unreadable_packet:
+            self.md_unreadable_packet = ""          # one duplicate only: the next copy is an answer
+            self.counts["md_duplicates"] += 1
+            actions.append(self._alert("md-duplicate-unreadable", f"sequence {sequence}: the same packet "
+                                       "again, taken as the network's duplicate, not the re-request's answer"))
+            self._request_gap(actions)
+            return
         self.counts["protocol_errors"] += 1
         actions.append(self._alert("md-protocol-error", f"sequence {sequence}: {text}"))
-        times = self.md_unreadable[1] + 1 if self.md_unreadable[0] == sequence else 1
+        times = times + 1 if last == sequence else 1
+        if times == 1:
+            self.md_unreadable_packet = digest
         self.md_unreadable = (sequence, times)
         if not self.stale:
             self._go_stale(f"market-data message {sequence} unreadable", actions)
@@ -1485,7 +1514,7 @@ class Engine:
             return None
         qty, leaves = int.from_bytes(raw[_EXEC_SHARES], "big"), order.leaves
         full = qty == leaves
-        if (not 0 < qty <= leaves or raw[_EXEC_PRICE] == _NO_PRICE
+        if (not 0 < qty <= leaves or raw[_EXEC_PRICE] == _NO_PRICE or not order.acked
                 or (order.fsm.state, _FILL if full else _PARTIAL_FILL) not in TRANSITIONS):
             return None                  # the OMS refuses it (a halt): the guard never hears of it
         s, now, bid_side = order.symbol_id, self.now, order.side == _BUY
@@ -1850,6 +1879,8 @@ class Engine:
         if self.tracker.in_gap:
             self._request_gap(actions)
         self._check_feed_alive(now, actions)
+        for kind, held in self.alert_gate.due(now):
+            actions.append(self._alert(kind, f"{held} more held back in the last window (counted)"))
         self.risk.on_timer(now)
         self._watch_clock(actions)
         self._refresh_risk()
@@ -2083,6 +2114,18 @@ class Engine:
         return JournalNote(RecordType.METRICS, pack_json({"alert": kind, "detail": detail,
                                                           "now_ns": self.now}), f"{kind}: {detail}")
 
+    def _alert_gated(self, kind: str, detail: str, actions: list[Action]) -> None:
+        """An alert a flood could repeat, through the alert gate: held back (counted in
+        alerts_held; the packet itself is journaled as an input) or alerted, naming how many
+        were held back before it (the timer names those of a window that passed)."""
+        held = self.alert_gate.admit(kind, self.now)
+        if held is None:
+            self.counts["alerts_held"] += 1
+            return
+        if held:
+            detail = f"{detail} ({held} more held back since the last)"
+        actions.append(self._alert(kind, detail))
+
     # ================================================================= summaries and hashing
 
     def summary(self) -> dict:
@@ -2115,7 +2158,8 @@ class Engine:
         t = self.tracker
         parts = (
             self.now, self.stale, self.gap_requested_ns, self.md_heard_ns, t.next_expected, t.highest_announced,
-            t.end_of_session, self.md.candidate, self.md_unreadable,
+            t.end_of_session, self.md.candidate, self.md_unreadable, self.md_unreadable_packet,
+            self.alert_gate.state_items(),
             [s.id for s in self.options_due], self.clock_pulled,
             self.book.state_items(), self.fv.state_digest(),
             [(v.m2, v.dt, v.last_mid, v.last_ns, v.n) for v in self.vol],

@@ -81,6 +81,9 @@ TRANSITIONS: dict[tuple[OrderState, Trigger], OrderState] = {
     (S.PENDING_NEW, T.CANCEL_SENT): S.PENDING_CANCEL,
     (S.PENDING_CANCEL, T.ACCEPT): S.PENDING_CANCEL,
     (S.PENDING_CANCEL, T.REJECT): S.REJECTED,
+    # No fill of pending-new: OUCH 4.2 sends Accepted ahead of any Executed of an order on the
+    # sequenced stream. The fills of pending-cancel and outcome-unknown below are those of an
+    # accepted order; Oms.on_executed refuses them for one never accepted (the states are shared)
     (S.ACCEPTED, T.PARTIAL_FILL): S.PARTIALLY_FILLED,
     (S.ACCEPTED, T.FILL): S.FILLED,
     (S.ACCEPTED, T.REDUCE): S.ACCEPTED,
@@ -444,7 +447,11 @@ class Oms:
             raise InvalidTransition(f"{order.state.value} -> {what} of an order already accepted ({order.token})")
 
     def on_executed(self, token: str, qty: int, now_ns: int) -> Order:
+        """A fill of an accepted order. One the venue never accepted (pending-new, or pending a
+        cancel or outcome-unknown since) is impossible on OUCH's sequenced stream: refused."""
         order = self._get_with_leaves(token, qty, "fill")
+        if not order.acked:
+            raise InvalidTransition(f"{order.state.value} -> fill of an order never accepted ({token})")
         self._fire(order, Trigger.FILL if qty == order.leaves else Trigger.PARTIAL_FILL, now_ns)
         order.leaves -= qty
         order.filled += qty

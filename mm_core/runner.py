@@ -211,7 +211,7 @@ _OE_EOS = "venue end of session"         # the venue's SoupBinTCP End of Session
 _MAX_FRAME = soupbintcp.MAX_LENGTH_FIELD  # any legal SoupBinTCP frame (a long Debug packet too)
 # METRICS {"input": ...} records the engine hears as they are journaled (engine_events):
 _RUN_START = "run-start"             # a run began: JournalHealth(ok) and, fresh, Reconciled(True)
-_LINK_LOST = "order-entry-dead"      # silent past rx_timeout or a send past its deadline: Reconciled(False)
+_LINK_LOST = "order-entry-dead"      # closed, reset, mis-framed, silent or a send failed: Reconciled(False)
 # a frame that is not the last of its read, or that a read's partial frame follows: the read's one
 # stamp (its last segment's) is only an upper bound on when this frame arrived
 _RECEIVED_BY = {TsSource.SW_KERNEL: TsSource.SW_KERNEL_BY, TsSource.HW_PHC: TsSource.HW_PHC_BY}
@@ -256,31 +256,34 @@ def _realtime() -> int:
     return time.clock_gettime_ns(time.CLOCK_REALTIME)
 
 
-def _resolve(host: str, port: int) -> tuple[str, int]:
-    """The IPv4 address of host:port, looked up once (a name service failure mid-session must not
-    cost a re-request). RunnerError, one line, when it cannot be resolved."""
+def resolve_ipv4(name: str, what: str) -> str:
+    """The IPv4 address of `name` (a dotted address is itself). Callers look a name up once and
+    keep the address: a name service failure mid-session must not cost a re-request or a
+    reconnect. RunnerError, one line naming `what`, when it cannot be resolved."""
     try:
-        return socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_DGRAM)[0][4][:2]
+        return socket.getaddrinfo(name, None, socket.AF_INET, socket.SOCK_DGRAM)[0][4][0]
     except (OSError, UnicodeError) as exc:
-        raise RunnerError(f"cannot resolve the venue's host {host!r}: {exc}") from None
+        raise RunnerError(f"cannot resolve {what}: {exc}") from None
 
 
-def md_bind_address(settings: RunnerSettings) -> str:
+def md_bind_address(settings: RunnerSettings, venue_ip: str = "") -> str:
     """Where the market-data socket binds: md_bind, else the venue's host when it is loopback (the
-    embedded venue publishes there), else every local address (a remote venue's unicast feed)."""
+    embedded venue publishes there), else every local address (a remote venue's unicast feed).
+    `venue_ip`: the host's address as the runner resolved it (a name is not looked up again)."""
     if settings.md_bind:
         return settings.md_bind
+    host = venue_ip or settings.host
     try:
-        loopback = ipaddress.ip_address(settings.host).is_loopback
-    except ValueError:                   # a host name: resolved by the order entry's connect
-        loopback = settings.host == "localhost"
-    return settings.host if loopback else "0.0.0.0"
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:                   # a host name, not resolved here
+        loopback = host == "localhost"
+    return host if loopback else "0.0.0.0"
 
 
-def market_data_socket(settings: RunnerSettings) -> socket.socket:
+def market_data_socket(settings: RunnerSettings, venue_ip: str = "") -> socket.socket:
     """The non-blocking UDP socket that receives the venue's MoldUDP64 (md_bind_address; a
     multicast group is joined on md_interface). RunnerError, one line, when it cannot be made."""
-    address = md_bind_address(settings)
+    address = md_bind_address(settings, venue_ip)
     md = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         md.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -300,15 +303,14 @@ def market_data_socket(settings: RunnerSettings) -> socket.socket:
     return md
 
 
-def md_sources(settings: RunnerSettings) -> frozenset[str]:
+def md_sources(settings: RunnerSettings, venue_ip: str = "") -> frozenset[str]:
     """The addresses the venue's market data (and its re-request replies) may come from:
-    settings.md_sources, or the venue's host; names resolved once, here. RunnerError when one
-    does not resolve."""
+    settings.md_sources, or the venue's host (`venue_ip`: its address as the runner resolved it;
+    else looked up here); names resolved once, here. RunnerError when one does not resolve."""
+    if not settings.md_sources and venue_ip:
+        return frozenset((venue_ip,))
     names = settings.md_sources or (settings.host,)
-    try:
-        return frozenset(socket.gethostbyname(name) for name in names)
-    except OSError as exc:
-        raise RunnerError(f"cannot resolve the market data's source {', '.join(names)}: {_oserror(exc)}") from None
+    return frozenset(resolve_ipv4(name, f"the market data's source {name}") for name in names)
 
 
 _MD_FOREIGN_NAMED = 16      # other senders named in an alert, at most (the rest only counted)
@@ -380,9 +382,11 @@ class Runner:
         self._oe_accepted = False                # the venue accepted this connection's login
         self._oe_eos = False                     # the venue ended the session (SoupBinTCP Z)
         self._last_rx_mono = time.monotonic_ns()  # the order entry's last read (rx_timeout)
-        self._link_fault = ""                    # a send past its deadline: the engine hears it at the end
+        self._link_fault = ""                    # a link broken under a send: the engine hears it at the end
+        self._logging_out = False                # a logout we asked for: the venue's close is no loss
         # where re-requests go: the venue's host as resolved once by connect()
         self._rerequest_to: tuple = (settings.host, settings.rerequest_port)
+        self._venue_ip = ""                      # the venue's host, resolved once (_venue_address)
 
     @property
     def utc_offset_s(self) -> int:
@@ -393,10 +397,18 @@ class Runner:
     # ------------------------------------------------------------------ lifecycle
     def connect(self) -> None:
         s = self.settings
-        self._rerequest_to = _resolve(s.host, s.rerequest_port)
-        self._md_from = md_sources(s)
-        self._md = TimestampedUdpSocket(market_data_socket(s), s.hardware_timestamps)
+        venue = self._venue_address()
+        self._rerequest_to = (venue, s.rerequest_port)
+        self._md_from = md_sources(s, venue)
+        self._md = TimestampedUdpSocket(market_data_socket(s, venue), s.hardware_timestamps)
         self._connect_oe()
+
+    def _venue_address(self) -> str:
+        """The venue host's IPv4 address, looked up once for the runner's life: its order entry
+        (and every reconnect), its re-requests and its market data's source all use it."""
+        if not self._venue_ip:
+            self._venue_ip = resolve_ipv4(self.settings.host, f"the venue's host {self.settings.host!r}")
+        return self._venue_ip
 
     def _connect_oe(self) -> None:
         s = self.settings
@@ -404,7 +416,8 @@ class Runner:
         self.tcp_bytes = 0
         self._oe_accepted = self._oe_eos = False
         try:
-            self._oe = TimestampedTcpSocket.connect((s.host, s.ouch_port), hardware=s.hardware_timestamps,
+            self._oe = TimestampedTcpSocket.connect((self._venue_address(), s.ouch_port),
+                                                    hardware=s.hardware_timestamps,
                                                     send_timeout_ns=s.send_timeout_ns)
         except OSError as exc:
             raise RunnerError(f"cannot reach the venue's order entry at {s.host}:{s.ouch_port}: {exc}") from exc
@@ -454,11 +467,10 @@ class Runner:
             reason = (f"order entry send timed out: the venue took no bytes for "
                       f"{self.settings.send_timeout_ns / 1e9:g} s (link lost)")
             if not self._oe_end:
-                self._link_fault = reason
                 self._note_alert("order-entry-send-timeout", reason, _realtime())
-            self._oe_lost(reason)
+            self._oe_broke(reason)
         else:
-            self._oe_lost(f"order entry send failed: {_oserror(exc)}")
+            self._oe_broke(f"order entry send failed: {_oserror(exc)}")
         return -1
 
     def _wrote(self, n: int, key: int) -> int:
@@ -473,6 +485,25 @@ class Runner:
             self._oe_end = reason
         return False
 
+    def _oe_broke(self, reason: str) -> bool:
+        """The link broke under a send or a stamp read (inside an event's actions, where the engine
+        cannot be fed): the first such loss is told to the engine once that is done (_ended). False."""
+        if not self._oe_end and not self._logging_out:
+            self._link_fault = reason
+        return self._oe_lost(reason)
+
+    def _link_lost(self, reason: str) -> bool:
+        """The venue closed, reset, mis-framed or went silent on the order entry (found outside
+        any event): the engine is told now, once per link loss (it latches and pulls what rests,
+        its cancels tried while the link still takes them), then the run stops with `reason`.
+        Not after the venue's End of Session or during a logout we asked for: those end cleanly."""
+        if self._oe_end or self._logging_out:
+            return self._oe_lost(reason)
+        self._link_dead(reason)
+        # the stop reason is the loss, even if the cancels' send failed too (their own record)
+        self._oe_end, self._link_fault = reason, ""
+        return False
+
     def _venue_silent(self, mono_ns: int) -> None:
         """Nothing read from the order entry for rx_timeout (SoupBinTCP: the link is dead after
         15 s; a live venue heartbeats every second): a hung or half-open venue. Alert, the engine
@@ -481,9 +512,7 @@ class Runner:
         reason = (f"order entry silent for {silent_s:.1f} s (rx_timeout "
                   f"{self.settings.rx_timeout_ns / 1e9:g} s): link dead")
         self._note_alert("order-entry-silent", reason, _realtime())
-        self._link_dead(reason)
-        # the stop reason is the silence, even if the cancels' send timed out (its own alert)
-        self._oe_end, self._link_fault = reason, ""
+        self._link_lost(reason)
 
     def _link_dead(self, reason: str) -> None:
         """The engine hears that the order entry died under it: an input record (a replay feeds
@@ -596,9 +625,9 @@ class Runner:
             self._journal_failed(refused, now)
 
     def _ended(self, stop: threading.Event | None) -> RunnerReport:
-        """The loop is over: a link that died under a send is told to the engine now (outside any
-        event of its own), and the report says why it ended; the venue's End of Session is a clean
-        end, not a lost venue."""
+        """The loop is over: a link that broke under a send is told to the engine now (outside any
+        event of its own; a link lost on a read was told as it was found, _link_lost), and the
+        report says why it ended; the venue's End of Session is a clean end, not a lost venue."""
         if self._link_fault:
             reason, self._link_fault = self._link_fault, ""
             self._link_dead(reason)
@@ -667,14 +696,14 @@ class Runner:
         except (BlockingIOError, InterruptedError):
             return True
         except OSError as exc:
-            return self._oe_lost(f"order entry read failed: {_oserror(exc)}")
+            return self._link_lost(f"order entry read failed: {_oserror(exc)}")
         self._last_rx_mono = mono_ns
         if not data:
             partial = self.framer.partial
             if partial:
                 self._note_alert("venue-partial-frame", f"the venue's stream ended {len(partial)} bytes "
                                  "into a frame", _realtime(), partial)
-            return self._oe_lost(_OE_CLOSED)
+            return self._link_lost(_OE_CLOSED)
         return self._on_oe_bytes(data, rx_ns, source)
 
     def _on_oe_bytes(self, data: bytes, rx_ns: int, source) -> bool:
@@ -719,7 +748,7 @@ class Runner:
         if error is not None:
             self.report.protocol_errors += 1
             self._note_alert("venue-framing-error", str(error), _realtime(), self.framer.unframed)
-            return self._oe_lost(f"venue framing error: {error}")
+            return self._link_lost(f"venue framing error: {error}")
         return True
 
     def _on_timer(self, mono_ns: int) -> None:
@@ -957,14 +986,18 @@ class Runner:
         oe = self._oe
         if oe is None:
             return
-        self._send_tcp(soupbintcp.encode(soupbintcp.LogoutRequest()))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not select.select([oe.sock], [], [], max(deadline - time.monotonic(), 0.0))[0]:
-                break
-            if not self._on_oe():
-                break
-        self._drain_tx(time.monotonic_ns() + self.settings.tx_timeout_ns)
+        self._logging_out = True
+        try:
+            self._send_tcp(soupbintcp.encode(soupbintcp.LogoutRequest()))
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if not select.select([oe.sock], [], [], max(deadline - time.monotonic(), 0.0))[0]:
+                    break
+                if not self._on_oe():
+                    break
+            self._drain_tx(time.monotonic_ns() + self.settings.tx_timeout_ns)
+        finally:
+            self._logging_out = False
         self._oe, self._oe_end = None, ""     # a close we asked for: the run goes on (see _withhold)
         self._oe_eos, self._link_fault = False, ""
         try:
@@ -1334,7 +1367,7 @@ class Runner:
             try:
                 stamps = self._oe.poll_tx_timestamps()
             except OSError as exc:       # the stamps still due come out missing at their timeout
-                self._oe_lost(f"order entry failed: {_oserror(exc)}")
+                self._oe_broke(f"order entry failed: {_oserror(exc)}")
         for outcome in self.tx.collect(stamps, mono_ns):
             self._journal_tx(outcome)
 

@@ -87,6 +87,7 @@ class AckingJournal:
 
     def __init__(self, journal: Journal, reporter: Reporter, hook: str = "", nth: int = 0) -> None:
         self.journal = journal
+        self.path = journal.path          # a mid-session reconciliation reads the journal's findings
         self.reporter = reporter
         self.hook, self.nth = hook, nth
         self.seen = 0
@@ -207,7 +208,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.stop_file:
         threading.Thread(target=_watch, args=(args.stop_file, stop, deadline), daemon=True).start()
     fresh = not args.recover
+    from mm_core.events import OperatorCommand
     from recovery.drills.risk import DrillClock
+    from recovery.midsession import LiveReconciler
+    reconciler = LiveReconciler(timeout=args.timeout, quiet=args.quiet)
     try:
         for attempt in range(args.reconnects + 1):
             settings = RunnerSettings(itch_port=args.itch, ouch_port=args.ouch,
@@ -215,7 +219,14 @@ def main(argv: list[str] | None = None) -> int:
                                       password=PASSWORD, clock_profile=PROFILE, timer_ns=50_000_000,
                                       clock_period_ns=200_000_000, fresh_session=fresh and attempt == 0,
                                       utc_offset_s=offset)
-            runner = ResumingRunner(engine, journal, settings, DrillClock(PROFILE), reporter=reporter)
+            runner = ResumingRunner(engine, journal, settings, DrillClock(PROFILE), reporter=reporter,
+                                    reconciler=reconciler)
+            if attempt:
+                # the lost link latched the engine unreconciled: the re-login's replay brings the
+                # venue's messages, not what became of orders whose bytes died with the link; a
+                # reconciliation says, as an operator's would (run first thing, after the login)
+                runner.operator(OperatorCommand(time.clock_gettime_ns(time.CLOCK_REALTIME), "reconcile",
+                                                "drill", "order entry reconnected after a lost link"))
             report = runner.run(max(0.0, deadline - time.monotonic()), stop)
             offset = runner.utc_offset_s         # a reconnect goes on from what this run had in force
             reporter.say("C", json.dumps({"attempt": attempt, "stop": report.stop_reason,

@@ -119,6 +119,72 @@ def test_the_same_message_unreadable_again_after_its_re_request_escalates(compil
 
 
 @compiled_or_not
+def test_a_network_duplicate_of_the_unreadable_packet_is_not_its_re_requests_answer(compiled):
+    engine, feed, _ = quoting(compiled)
+    good1, bad, good2 = malformed(feed)
+    first = raw_packet(feed, good1, bad, good2)
+    engine.on_event(md(first, S + 2 * MS))
+    hash_after_first = engine.state_hash()
+    # the same bytes again before the re-request was answered (UDP duplicates): counted, not escalated
+    dup = engine.on_event(md(first, S + 2 * MS + 1000))
+    assert alerts(dup) == ["md-duplicate-unreadable"] and "sequence 8" in dup[0].summary
+    assert engine.risk.state is TradingState.ACTIVE and engine.counts["md_duplicates"] == 1
+    assert engine.counts["md_unrecoverable"] == 0 and engine.counts["protocol_errors"] == 1
+    assert engine.stale and engine.tracker.next_expected == 8 and engine.state_hash() != hash_after_first
+    # the re-request's answer, unreadable again: that escalates
+    reply = moldudp64.encode(moldudp64.Packet(feed.session, 8, (bad, good2)))
+    out = engine.on_event(md(reply, S + 3 * MS))
+    assert alerts(out)[:2] == ["md-protocol-error", "md-unrecoverable"]
+    assert engine.risk.state is TradingState.HALTED and engine.counts["md_unrecoverable"] == 1
+
+
+@compiled_or_not
+def test_a_retransmission_repeating_the_unreadable_packet_exactly_escalates_at_its_second_copy(compiled):
+    """One identical copy is the network's duplicate; a venue that re-sends the very same bytes
+    each time is escalated at the next copy (never left re-requesting for ever)."""
+    engine, feed, _ = quoting(compiled)
+    good1, bad, good2 = malformed(feed)
+    first = raw_packet(feed, good1, bad, good2)
+    engine.on_event(md(first, S + 2 * MS))
+    engine.on_event(md(first, S + 3 * MS))
+    assert engine.risk.state is TradingState.ACTIVE
+    out = engine.on_event(md(first, S + 4 * MS))
+    assert alerts(out)[:2] == ["md-protocol-error", "md-unrecoverable"]
+    assert engine.risk.state is TradingState.HALTED
+    assert (engine.counts["md_duplicates"], engine.counts["md_unrecoverable"]) == (1, 1)
+
+
+@compiled_or_not
+def test_a_flood_of_unknown_messages_is_counted_in_full_and_alerted_once_a_second(compiled):
+    engine, feed, _ = quoting(compiled)
+    flood = []
+    for i in range(50):
+        flood += engine.on_event(md(raw_packet(feed, UNKNOWN), S + 2 * MS + i * MS))
+    assert alerts(flood) == ["md-unknown-message"]
+    assert engine.counts["md_skipped"] == 50 and engine.counts["alerts_held"] == 49
+    # the timer once the window passed names what was held back; then the window starts again
+    named = engine.on_event(Timer(S + 2 * MS + 1_000 * MS))
+    [summary] = [a.summary for a in named if hasattr(a, "summary") and a.summary.startswith("md-unknown")]
+    assert "49 more held back" in summary
+    assert alerts(engine.on_event(md(raw_packet(feed, UNKNOWN), S + 1_100 * MS))) == []
+    later = engine.on_event(md(raw_packet(feed, UNKNOWN), S + 2_100 * MS))
+    assert alerts(later) == ["md-unknown-message"] and "(1 more held back since the last)" in later[0].summary
+    assert engine.counts["md_skipped"] == 52 and engine.counts["alerts_held"] == 50
+
+
+@compiled_or_not
+def test_a_flood_of_another_sessions_packets_is_counted_in_full_and_alerted_once_a_second(compiled):
+    engine, feed, _ = quoting(compiled, "SESSION001")
+    out = []
+    for i in range(30):
+        out += engine.on_event(md(moldudp64.encode(moldudp64.Heartbeat("SESSION00X", 5 + i)), S + 2 * MS + i * MS))
+    assert alerts(out).count("md-foreign-session") == 1
+    assert engine.counts["md_foreign"] == 30 and engine.counts["alerts_held"] == 29
+    summary = engine.summary()
+    assert summary["counts"]["md_foreign"] == 30 and summary["counts"]["alerts_held"] == 29
+
+
+@compiled_or_not
 def test_a_packet_of_another_session_does_not_wipe_the_books(compiled):
     engine, feed, _ = quoting(compiled, "SESSION001")
     before = engine.book.state_items()

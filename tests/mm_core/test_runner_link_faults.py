@@ -123,26 +123,35 @@ def venue_process(tmp_path):
         proc.close()
 
 
+def run_until_quoted(runner: Runner) -> tuple[threading.Thread, dict]:
+    """The runner run on a thread (its report in the dict, "report") until the venue answered its
+    first quotes."""
+    done = {}
+    thread = threading.Thread(target=lambda: done.setdefault("report", runner.run(30.0)), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while runner.report.orders_sent == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert runner.report.orders_sent, "the engine never quoted"
+    time.sleep(0.5)                        # the venue's answers to the quotes
+    return thread, done
+
+
 def test_a_stopped_venue_process_is_detected_its_quotes_pulled_and_the_run_ends(tmp_path, venue_process):
     """SIGSTOP the venue process while we quote: nothing comes from it any more (no heartbeats,
     no answers), its sockets stay open. The runner declares the link dead after rx_timeout, the
     engine latches unreconciled and tries to cancel what rests, and a replay agrees."""
     proc, itch = venue_process
     ports = proc.ports
+    # under the market data's silence limit (2 s): the feed stops too, and its own pull must not
+    # cancel what rests before the link is declared dead (then there is nothing left to pull)
     settings = RunnerSettings(itch_port=itch, ouch_port=ports["ouch_port"], rerequest_port=ports["rerequest_port"],
-                              rx_timeout_ns=2 * SECOND)
+                              rx_timeout_ns=3 * SECOND // 2)
     engine = new_engine()
     path = str(tmp_path / "journal")
     with Journal(path) as journal:
         runner = Runner(engine, journal, settings, LockedClock())
-        done = {}
-        thread = threading.Thread(target=lambda: done.setdefault("report", runner.run(30.0)), daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 15
-        while runner.report.orders_sent == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert runner.report.orders_sent, "the engine never quoted"
-        time.sleep(0.5)                        # the venue's answers to the quotes
+        thread, done = run_until_quoted(runner)
         os.kill(proc.proc.pid, signal.SIGSTOP)
         stopped = time.monotonic()
         thread.join(10)
@@ -254,6 +263,61 @@ def test_the_venue_host_is_resolved_once_at_connect(tmp_path):
     unknown = Runner(new_engine(), ListJournal(), RunnerSettings(host="no-such-venue.invalid"), LockedClock())
     with pytest.raises(RunnerError, match="cannot resolve the venue's host 'no-such-venue.invalid'"):
         unknown.connect()
+
+
+def logged_in(runner: Runner, timeout: float = 2.0) -> bool:
+    """Take the venue's answers until it accepted the runner's login (TX stamps wake it too)."""
+    deadline = time.monotonic() + timeout
+    while not runner.order_entry_logged_in and time.monotonic() < deadline:
+        runner.pump_order_entry(0.1)
+    return runner.order_entry_logged_in
+
+
+def test_the_venue_host_name_is_looked_up_once_for_every_use(tmp_path, monkeypatch):
+    """Order entry (and its reconnect), re-requests, the market data's source and its bind all
+    use the one address connect() resolved: one lookup of the name, none by gethostbyname."""
+    def script(conn):
+        conn.recv(1000)
+        conn.sendall(ACCEPTED)
+        conn.recv(1000)               # the logout: then the venue closes
+    real, lookups = socket.getaddrinfo, []
+
+    def counted(host, *args, **kw):
+        lookups.append(host)
+        return real(host, *args, **kw)
+    monkeypatch.setattr(socket, "getaddrinfo", counted)
+    monkeypatch.setattr(socket, "gethostbyname", lambda name: pytest.fail(f"gethostbyname({name!r})"))
+    lsn = socket.create_server(("127.0.0.1", 0))
+    port = lsn.getsockname()[1]
+
+    def venue():
+        for _ in range(2):            # the first connection, then the reconnect
+            conn, _ = lsn.accept()
+            with conn:
+                script(conn)
+        lsn.close()
+    threading.Thread(target=venue, daemon=True).start()
+    runner = Runner(new_engine(), ListJournal(), RunnerSettings(
+        host="localhost", itch_port=free_udp_port(), ouch_port=port, rerequest_port=free_udp_port()),
+        LockedClock())
+    try:
+        runner.connect()
+        assert logged_in(runner)
+        runner.logout_order_entry(2.0)
+        runner.login_order_entry()
+        assert logged_in(runner)
+        assert runner._md_from == {"127.0.0.1"} and runner._md.sock.getsockname()[0] == "127.0.0.1"
+    finally:
+        runner.close()
+    assert lookups.count("localhost") == 1
+
+
+def test_a_venue_host_that_does_not_resolve_fails_the_run_before_anything_is_written():
+    journal = ListJournal()
+    runner = Runner(new_engine(), journal, RunnerSettings(host="no-such-venue.invalid"), LockedClock())
+    with pytest.raises(RunnerError, match="cannot resolve the venue's host 'no-such-venue.invalid'"):
+        runner.run(1.0)
+    assert journal.records == []
 
 
 # ------------------------------------------------------------------------ long frames, End of Session

@@ -79,3 +79,23 @@ def test_bad_input_is_a_clean_error(tmp_path):
     bad_config.write_text("[engine]\nquote_size = 'lots'\n")
     bad = CliRunner().invoke(command, ["--journal", str(tmp_path), "--config", str(bad_config)])
     assert bad.exit_code == 1 and "quote_size" in bad.output
+
+
+def test_bad_parameter_files_are_refused_before_the_journal_is_opened(tmp_path):
+    path = str(tmp_path / "j")
+    write_session(path, session_events(3, 60)).journal.close()
+    with Reader(path) as reader:
+        before = reader.last_seq
+    files = dict(zip(session_files(tmp_path)[::2], session_files(tmp_path)[1::2]))
+    bad_limits = tmp_path / "bad-limits.toml"
+    bad_limits.write_text(LIMITS_TEXT.replace("version", "versio", 1))
+    unknown = tmp_path / "unknown-symbol.toml"
+    unknown.write_text('[engine]\nquoted = ["NOPE"]\n')
+    for args, said in (
+            (["--config", files["--config"], "--limits", str(bad_limits)], f"limits {bad_limits}: "),
+            (["--config", str(unknown), "--limits", files["--limits"]], f"engine config {unknown}")):
+        result = CliRunner().invoke(command, ["--journal", path, *args])
+        assert result.exit_code == 1 and said in result.output, result.output
+        assert "Traceback" not in result.output and "[journal]" not in result.output
+    with Reader(path) as reader:
+        assert reader.last_seq == before and recon_count(path) == 0
