@@ -50,7 +50,8 @@ def held(gw: RiskGateway) -> tuple:
             state["_dup_purge_at"], drift, list(gw._cancels))
 
 
-STEPS = st.sampled_from([0, 1, 300_000, MS, 2 * MS + 1, 5 * MS, -MS])
+# steps of whole windows too, so an entry meets a horizon exactly (times <= it leave the window)
+STEPS = st.sampled_from([0, 1, 300_000, MS // 2, MS, 2 * MS, 3 * MS, 4 * MS, 2 * MS + 1, -MS])
 OPS = st.one_of(
     st.tuples(st.just("order"), st.sampled_from([OrderKind.ENTER] * 4 + [OrderKind.REPLACE, OrderKind.MODIFY]),
               st.sampled_from([1, 2]), st.sampled_from([Side.BUY, Side.SELL]),
@@ -134,6 +135,30 @@ def test_every_window_denial_reports_the_reference_values():
     big = order(price=FAIR, qty=20_000)
     assert fast.check(big, now) == ref.check(big, now)
     assert fast.check(big, now).check is CheckId.MSG_RATE_SUBMIT
+
+
+def test_each_window_ends_exactly_at_its_horizon_as_the_reference():
+    """A time equal to the horizon (now - window) has left the window: the duplicate passes
+    one window after, the drift forgets the old price, the rate frees the slot."""
+    fast, ref = pair()
+    start = T0 + 10
+
+    def both(intent, now):
+        got = fast.check(intent, now)
+        assert got == ref.check(intent, now)
+        return got.check
+
+    assert both(order(price=FAIR, qty=100), start) is CheckId.OK
+    assert both(order(price=FAIR, qty=100), start + 2 * MS - 1) is CheckId.DUPLICATE_ORDER
+    assert both(order(price=FAIR, qty=100), start + 2 * MS) is CheckId.OK
+    assert both(order(price=FAIR + 8_000, qty=100), start + 4 * MS - 1) is CheckId.COLLAR_DRIFT
+    assert both(order(price=FAIR + 8_000, qty=100), start + 4 * MS) is CheckId.COLLAR_DRIFT  # the 2nd
+    assert both(order(price=FAIR + 8_000, qty=100), start + 6 * MS) is CheckId.OK
+    for k in range(5):          # six in the 3 ms before start + 9 ms: the seventh waits for the first
+        assert both(order(price=FAIR + 8_001 + k, qty=100), start + 6 * MS + 1 + k) is CheckId.OK
+    assert both(order(price=FAIR + 8_100, qty=100), start + 9 * MS - 1) is CheckId.MSG_RATE_SUBMIT
+    assert both(order(price=FAIR + 8_100, qty=100), start + 9 * MS) is CheckId.OK
+    assert held(fast) == held(ref)
 
 
 def test_duplicate_purge_keeps_the_reference_keys_and_threshold():
