@@ -1,9 +1,11 @@
 """The fail-closed pre-trade risk gateway: every order action passes `check()` before it is sent.
 
 Owns the trading state, the inputs the checks need (market, fills, working orders, clock, journal,
-reconciliation, option parameters) with their timestamps, and the sliding windows; Reg SHO's state
-and rules are mm_core.risk.regsho's, which it calls for a sell that needs them. Sans-io: time
-arrives as `now_ns`; it never reads a clock, file or socket and knows nothing of OUCH or the journal.
+reconciliation, option parameters) with their timestamps, and the sliding windows (the order
+path's rate, drift and duplicate windows in C by default: mm_core.risk.windows; the Python ones,
+compiled=False, are the reference); Reg SHO's state and rules are mm_core.risk.regsho's, which it
+calls for a sell that needs them. Sans-io: time arrives as `now_ns`; it never reads a clock, file or
+socket and knows nothing of OUCH or the journal.
 When a fault latches the state is mm_core.risk.faults.LATCH_POLICY: on report (journal, unknown
 outcome, reconciliation, defects, throttle) or only when an order hits it (stale book per symbol,
 market data, clock), so transient inputs resume trading by themselves once healthy again.
