@@ -7,6 +7,7 @@ Must not know about wire formats, orders, risk or time sources: the book and tra
 """
 from __future__ import annotations
 
+import hashlib
 from typing import Iterable
 
 import numpy as np
@@ -196,6 +197,13 @@ class MicroPriceEstimator:
         """The counts and the previous observation: what the next observe() and calibrate() read."""
         return self.q, self.r1, self.r2, self.observations, self._prev_state, self._prev_mid2
 
+    def digest_into(self, h) -> None:
+        """state_items into the hash `h`, the count tables as little-endian doubles (their
+        repr was most of the engine's state hash; the bits are as strict: -0.0 is not 0.0)."""
+        for counts in (self.q, self.r1, self.r2):
+            h.update(np.asarray(counts, dtype="<f8").tobytes())
+        h.update(repr((self.observations, self._prev_state, self._prev_mid2)).encode())
+
     def calibrate(self, min_observations: int = 100) -> bool:
         """Recompute the table from the counts; False (table untouched) when not estimable."""
         if self.observations < min_observations:
@@ -379,7 +387,20 @@ class FairValueModel:
 
     def state_items(self):
         est = self.estimators
+        return self._state(None if est is None else [e.state_items() for e in est])
+
+    def state_digest(self):
+        """state_items with the estimators' counts entered as one SHA-256 (for the state hash)."""
+        est = self.estimators
+        if est is None:
+            return self._state(None)
+        h = hashlib.sha256()
+        for e in est:
+            e.digest_into(h)
+        return self._state(h.hexdigest())
+
+    def _state(self, estimators):
         return (self.mids, self.micro, self.fair, self.flow_signed, self.flow_abs,
                 [t.g for t in self.tables],
                 [(f, b.sxy, b.sxx, b.n, self.lead_ref[f]) for f, b in self.lead_beta.items()],
-                None if est is None else [e.state_items() for e in est], self.last_tops())
+                estimators, self.last_tops())

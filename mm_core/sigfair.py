@@ -286,8 +286,8 @@ class KernelFairValue(FairValueModel):
         has, top = k.iarray(lib.FSIG_I_HAS_TOP), k.iarray(lib.FSIG_I_LAST_TOP)
         return [tuple(top[4 * s:4 * s + 4]) if has[s] else () for s in range(self.n)]
 
-    def state_items(self):
-        items = super().state_items()
+    def _state(self, estimators):
+        items = super()._state(estimators)
         n = self.n
         return tuple(list(x[0:n]) for x in items[:5]) + items[5:]
 

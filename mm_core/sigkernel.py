@@ -9,14 +9,17 @@ Python classes (trades.py, guard.py, fairvalue.py) stay the reference the kernel
 """
 from __future__ import annotations
 
+import numpy as np
+
 from mm_core._fastmd_cffi import ffi, lib
 from mm_core.guard import GuardParams, Trip
-from mm_core.trades import TAPE_MAX, Reversal
+from mm_core.trades import TAPE_MAX, Reversal, tape_digest
 
 __all__ = ["SignalKernel", "KernelGuard", "KernelTape", "trip_of"]
 
 assert TAPE_MAX == lib.FSIG_TAPE_MAX, "trades.TAPE_MAX and fastsig.h disagree"
 
+_TAPE_DTYPES = (np.uint64, np.uint32, np.uint8, np.int64, np.int64, np.int64)   # as _entries' arrays
 _PARAM_FIELDS = ("prints_window", "aggression_threshold", "aggression_min_volume", "fill_window_ns",
                  "fill_spike_count", "vpin_bucket_volume", "vpin_buckets", "vpin_threshold",
                  "markout_window", "markout_threshold", "cooldown_ns")
@@ -264,12 +267,23 @@ class KernelTape:
             return None
         return Reversal(r.symbol, bool(r.aggressor_buys), r.qty, bool(r.window), bool(r.vpin))
 
+    def _entries(self) -> tuple[int, tuple]:
+        """(n, the log's six columns as C arrays: match, symbol, buys, qty, index, bucket)."""
+        cap = lib.FSIG_TAPE_MAX
+        cols = (ffi.new("uint64_t[]", cap), ffi.new("uint32_t[]", cap), ffi.new("uint8_t[]", cap),
+                ffi.new("int64_t[]", cap), ffi.new("int64_t[]", cap), ffi.new("int64_t[]", cap))
+        return lib.fsig_tape_entries(self.kernel.handle, *cols, cap), cols
+
     def state_items(self):
         k = self.kernel
-        cap = lib.FSIG_TAPE_MAX
-        match, sym = ffi.new("uint64_t[]", cap), ffi.new("uint32_t[]", cap)
-        buys, qty = ffi.new("uint8_t[]", cap), ffi.new("int64_t[]", cap)
-        index, bucket = ffi.new("int64_t[]", cap), ffi.new("int64_t[]", cap)
-        n = lib.fsig_tape_entries(k.handle, match, sym, buys, qty, index, bucket, cap)
+        n, (match, sym, buys, qty, index, bucket) = self._entries()
         log = [(match[i], (sym[i], bool(buys[i]), qty[i], index[i], bucket[i])) for i in range(n)]
         return list(k.seq[0:k.n]), log
+
+    def state_digest(self) -> str:
+        """tape_digest of the C tape, read as arrays (no per-print Python objects)."""
+        k = self.kernel
+        n, cols = self._entries()
+        columns = [np.frombuffer(ffi.buffer(c, n * np.dtype(dtype).itemsize), dtype=dtype)
+                   for c, dtype in zip(cols, _TAPE_DTYPES)]
+        return tape_digest(k.seq[0:k.n], columns)

@@ -85,8 +85,10 @@ def test_tape_and_guards_equal_the_reference(p, alpha, ops):
         assert flows(ker) == flows(ref)
     assert [g.state_items() for g in ker.guards] == [g.state_items() for g in ref.guards]
     assert ker.tape.state_items() == ref.tape.state_items()
+    assert ker.tape.state_digest() == ref.tape.state_digest()
     copy = pickle.loads(pickle.dumps(ker))
     assert copy.tape.state_items() == ker.tape.state_items() and flows(copy) == flows(ker)
+    assert copy.tape.state_digest() == ker.tape.state_digest()
     assert [g.state_items() for g in copy.guards] == [g.state_items() for g in ker.guards]
 
 
@@ -101,6 +103,26 @@ def test_the_tape_evicts_the_oldest_beyond_tape_max_as_the_reference():
     for match in (10, 10 + 499, 10 + 500, 10 + TAPE_MAX + 100, 10 + TAPE_MAX + 499):
         assert ker.tape.break_trade(match) == ref.tape.break_trade(match, ref.guards, ref.fv)
     assert ker.tape.state_items() == ref.tape.state_items() and flows(ker) == flows(ref)
+    assert ker.tape.state_digest() == ref.tape.state_digest()
+
+
+def test_the_tape_digest_changes_with_any_column_of_the_log():
+    """The state hash reads the tape through its digest: a print that differs in one field only
+    (or a tape one print shorter) must give another digest, on the kernel and the reference."""
+    p = GuardParams()
+    base = [(i % N, i % 2 == 0, 100 + i, 50 + i) for i in range(40)]
+    variants = [base, base[:-1],
+                base[:-1] + [(base[-1][0], not base[-1][1], *base[-1][2:])],   # aggressor side
+                base[:-1] + [(*base[-1][:2], base[-1][2] + 1, base[-1][3])],   # quantity
+                base[:-1] + [(*base[-1][:3], base[-1][3] + 10_000)]]           # match number
+    digests = []
+    for prints in variants:
+        ref, ker = Reference(p, 0.1), SignalKernel(N, p, 0.1)
+        for side in (ref, ker):
+            side.tape.on_prints(prints, side.guards, getattr(side, "fv", None))
+        assert ker.tape.state_digest() == ref.tape.state_digest()
+        digests.append(ker.tape.state_digest())
+    assert len(set(digests)) == len(variants)
 
 
 @pytest.mark.parametrize("bad", [dict(markout_window=0), dict(aggression_min_volume=0)])
