@@ -304,7 +304,7 @@ class RiskGateway:
         win = slots.pop("_win", None)
         if win is not None:
             windows.export(win, self, symbols_only=True)
-            slots.update(windows.rate_state(win))
+            slots.update(windows.gateway_windows(win))
         return attrs, slots
 
     def _compile(self) -> None:

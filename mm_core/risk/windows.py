@@ -13,7 +13,7 @@ from collections import deque
 
 from mm_core._fastmd_cffi import ffi, lib
 
-__all__ = ["new", "set_limits", "load", "export", "rate_state"]
+__all__ = ["new", "set_limits", "load", "export", "gateway_windows"]
 
 _LIMIT = 1 << 61        # fastrisk.h FRK_LIMIT: values beyond it stay on the Python windows
 
@@ -69,7 +69,7 @@ def load(win, gw) -> bool:
     return _check(lib.frk_dup_load(win, ffi.new("int64_t[]", rows), len(gw._dup_last), gw._dup_purge_at))
 
 
-def rate_state(win) -> dict:
+def gateway_windows(win) -> dict:
     """The rate windows and the duplicate table as the reference keeps them (gateway slots)."""
     out = {}
     for name, enter in (("_submits", 1), ("_modifies", 0)):
@@ -101,5 +101,5 @@ def export(win, gw, symbols_only: bool = False) -> None:
                 queues.append(deque(zip(flat[0::2], flat[1::2])))
             setattr(sym, name, tuple(queues))
     if not symbols_only:
-        for name, value in rate_state(win).items():
+        for name, value in gateway_windows(win).items():
             setattr(gw, name, value)

@@ -41,7 +41,7 @@ def snapshot(gw: RiskGateway) -> RiskGateway:
 def held(gw: RiskGateway) -> tuple:
     """The windows as the reference keeps them (the C object's copied out when compiled)."""
     if gw.compiled:
-        state = windows.rate_state(gw._win)
+        state = windows.gateway_windows(gw._win)
         windows.export(gw._win, gw, symbols_only=True)
     else:
         state = {name: getattr(gw, name) for name in ("_submits", "_modifies", "_dup_last", "_dup_purge_at")}
