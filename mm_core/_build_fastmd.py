@@ -1,8 +1,9 @@
 """cffi build of the compiled market-data path, signal kernel, quote pricer and the risk gateway's
-option revaluation and market-data feeds (API mode, out of line) into mm_core._fastmd_cffi.
+option revaluation, market-data feeds and order-path windows (API mode, out of line) into
+mm_core._fastmd_cffi.
 
-The cdef is read from mm_core/fastmd.h, fastsig.h, fastquote.h and fastgreeks.h with the journal
-build's header stripper, so the binding never drifts from the headers and no declaration is copied
+The cdef is read from mm_core/fastmd.h, fastsig.h, fastquote.h, fastgreeks.h, fastfeed.h and
+fastrisk.h with the journal build's header stripper, so the binding never drifts from the headers and no declaration is copied
 by hand. One module, so the signal kernel reads a packet's fmd_summary directly. The files and
 flags it is built from, and the source digest it embeds, are mm_core/_fastmd_sources.py's.
 """

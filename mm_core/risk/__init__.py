@@ -1,7 +1,8 @@
 """Fail-closed pre-trade risk gateway (RTS 6 Art. 15-17, SEC 15c3-5): public API.
 
 Calling contract for the engine (sans-io; every call carries now_ns from the engine's input):
-  gw = RiskGateway(Limits.from_toml(text))          # latch_state from the document, or kwarg
+  gw = RiskGateway(Limits.from_toml(text))          # latch_state from the document, or kwarg;
+                                                     # compiled=False: the Python windows
   before the first order:  gw.on_journal_health(True, t); gw.on_clock(True, t);
                            gw.on_reconciled(True, t)  (unless start_reconciled = true);
                            gw.on_market(sym, fair_p4, reference_p4, book_stale, t) per symbol

@@ -1,9 +1,11 @@
 """The fail-closed pre-trade risk gateway: every order action passes `check()` before it is sent.
 
 Owns the trading state, the inputs the checks need (market, fills, working orders, clock, journal,
-reconciliation, option parameters) with their timestamps, and the sliding windows; Reg SHO's state
-and rules are mm_core.risk.regsho's, which it calls for a sell that needs them. Sans-io: time
-arrives as `now_ns`; it never reads a clock, file or socket and knows nothing of OUCH or the journal.
+reconciliation, option parameters) with their timestamps, and the sliding windows (the order
+path's rate, drift and duplicate windows in C by default: mm_core.risk.windows; the Python ones,
+compiled=False, are the reference); Reg SHO's state and rules are mm_core.risk.regsho's, which it
+calls for a sell that needs them. Sans-io: time arrives as `now_ns`; it never reads a clock, file or
+socket and knows nothing of OUCH or the journal.
 When a fault latches the state is mm_core.risk.faults.LATCH_POLICY: on report (journal, unknown
 outcome, reconciliation, defects, throttle) or only when an order hits it (stale book per symbol,
 market data, clock), so transient inputs resume trading by themselves once healthy again.
@@ -27,6 +29,8 @@ from mm_core.risk.kill import KillOrder, KillScope, parse_scope, scope_matches
 from mm_core.risk.limits import PRICE4, Limits, SymbolLimits
 from mm_core.risk.regsho import RegSho, ShortSales
 from mm_core.risk.states import StateChange, StateMachine, TradingState, Trigger
+from mm_core.risk import windows
+from mm_core._fastmd_cffi import lib as _lib
 from mm_core.types import OrderIntent, OrderKind
 
 __all__ = ["RiskGateway", "OpenOrder", "FAULT_CHECKS", "BOOK_STALE_BIT"]
@@ -68,6 +72,8 @@ FAULT_CHECKS: tuple[tuple[int, CheckId], ...] = (
 )
 _LATCH_ON_REPORT = {bit for bit, check in FAULT_CHECKS if LATCH_POLICY[check] is Latch.ON_REPORT}
 _LATCHING = frozenset({Trigger.LATCH_HALT, Trigger.LATCH_REDUCE, Trigger.KILL})
+_frk_check, _frk_commit, _FRK_RANGE = _lib.frk_check, _lib.frk_commit, _lib.FRK_RANGE
+assert _lib.FRK_DUP_PURGE == _DUP_PURGE
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,10 +214,15 @@ class RiskGateway:
                  "_cancels", "_fills", "_dup_last", "_dup_purge_at", "_cash", "_gross", "_net",
                  "_work_buy", "_work_sell", "_work_gross", "_pnl_peak", "_clock_ns", "_clock_due",
                  "_unknown_outcome", "_stale_books", "_faults", "_regsho", "_limits", "_latch_to",
-                 "_loss_floor", "_allowed", "_halted", "_safe_requested", "_scoped_kills",
+                 "_loss_floor", "_allowed", "_halted", "_safe_requested", "_scoped_kills", "_win",
                  "__dict__")
+    # compiled (the default): the rate windows, drift queues and duplicate table live in one C
+    # object, _win (mm_core.risk.windows), and the Python ones are its snapshot form; False, or
+    # None in _win: check() keeps them in Python, the reference (an instance attribute when False)
+    _compiled = True
 
-    def __init__(self, limits: Limits, *, latch_state: "str | TradingState | None" = None) -> None:
+    def __init__(self, limits: Limits, *, latch_state: "str | TradingState | None" = None,
+                 compiled: bool = True) -> None:
         if not isinstance(limits, Limits):
             raise RiskError("RiskGateway needs a Limits (use Limits.from_toml)")
         self._latch_override = None if latch_state is None else _latch_state(latch_state)
@@ -253,6 +264,9 @@ class RiskGateway:
         # it (only the operator lifts it); the scoped kills in force, (scope, scope_id) pairs
         self._safe_requested = False
         self._scoped_kills = frozenset()
+        self._win = None
+        if not compiled:
+            self._compiled = False
         self._install_limits(limits)
 
     def __setstate__(self, state) -> None:
@@ -279,6 +293,43 @@ class RiskGateway:
                 if replacement in self._working:
                     self._recount(replacement, pending[1] + pending[3])
             self._recount_work()
+        self._win = None
+        self._compile()
+
+    def __getstate__(self):
+        """(instance dict, slots) as pickled before the C windows: their snapshot form, the
+        reference's deques and dict (each symbol's drift queues are written back into it)."""
+        attrs, slots = object.__getstate__(self)
+        slots = dict(slots)
+        win = slots.pop("_win", None)
+        if win is not None:
+            windows.export(win, self, symbols_only=True)
+            slots.update(windows.gateway_windows(win))
+        return attrs, slots
+
+    def _compile(self) -> None:
+        """The windows into a C object when compiled and every value fits it (else they stay in
+        Python); the Python ones are emptied, to be rewritten from the C for a snapshot."""
+        if not self._compiled:
+            return
+        win = windows.new(self._limits)
+        if win is None or not windows.load(win, self):
+            return
+        self._win = win
+        self._submits, self._modifies, self._dup_last = deque(), deque(), {}
+        for sym in self._symbols.values():
+            sym.drift_buy = (deque(), deque())
+            sym.drift_sell = (deque(), deque())
+
+    def _decompile(self) -> None:
+        """From now on the Python windows, as the C object leaves them (a value out of its range)."""
+        win, self._win = self._win, None
+        windows.export(win, self)
+
+    @property
+    def compiled(self) -> bool:
+        """Whether check() runs its windows in C now."""
+        return self._win is not None
 
     # ----------------------------------------------------------------------------- properties
     @property
@@ -475,58 +526,54 @@ class RiskGateway:
                 if not _reduces(position, post):
                     return self._deny(CheckId.REDUCE_ONLY, post, position, "only reducing orders")
 
-            if enter:
-                window = self._submits
-                most = lim.max_submits
-            else:
-                window = self._modifies
-                most = lim.max_modifies
-            horizon = now_ns - lim.rate_window_ns
-            while window and window[0] <= horizon:
-                window.popleft()
-            if len(window) >= most:
-                return self._deny_rate(kind, len(window) + 1)
+            # The message rate. The C windows (_win) check it with the drift collar and the
+            # duplicates, in one call after the size and collar checks: a denial those checks make
+            # first asks _rate_first for the rate's verdict, which comes before theirs.
+            win = self._win
+            if win is None:
+                denial = self._rate_py(kind, now_ns)
+                if denial is not None:
+                    return denial
 
             slim = sym.limits
             max_qty = slim.max_order_qty
             if state is _SAFE:
                 max_qty = int(max_qty * lim.safe_size_multiplier)
             if qty > max_qty:
-                return self._deny(CheckId.MAX_ORDER_QTY, qty, max_qty, "order volume")
+                return self._rate_first(kind, now_ns) or self._deny(CheckId.MAX_ORDER_QTY, qty, max_qty,
+                                                                    "order volume")
             value = qty * price * sym.multiplier
             if value > slim.max_order_value:
-                return self._deny(CheckId.MAX_ORDER_VALUE, value, slim.max_order_value, "order value")
+                return self._rate_first(kind, now_ns) or self._deny(
+                    CheckId.MAX_ORDER_VALUE, value, slim.max_order_value, "order value")
 
             fair = sym.fair
             if price > sym.fair_hi or price < sym.fair_lo:      # |price - fair| > the half-width
-                return self._deny(CheckId.COLLAR_FAIR, price - fair if price >= fair else fair - price,
-                                  sym.fair_band, "price away from fair value")
+                return self._rate_first(kind, now_ns) or self._deny(
+                    CheckId.COLLAR_FAIR, price - fair if price >= fair else fair - price, sym.fair_band,
+                    "price away from fair value")
             if price > sym.reference_hi or price < sym.reference_lo:
                 reference = sym.reference
-                return self._deny(CheckId.COLLAR_REFERENCE, price - reference if price >= reference
-                                  else reference - price, sym.reference_band, "price away from reference")
-            dmax, dmin = sym.drift_buy if is_buy else sym.drift_sell
-            horizon = now_ns - lim.collar_drift_window_ns
-            while dmax and dmax[0][0] <= horizon:
-                dmax.popleft()
-            while dmin and dmin[0][0] <= horizon:
-                dmin.popleft()
-            if dmax:
-                high = dmax[0][1]
-                low = dmin[0][1]
-                spread = (price if price > high else high) - (price if price < low else low)
-                if spread > sym.drift_band:
-                    return self._deny(CheckId.COLLAR_DRIFT, spread, sym.drift_band,
-                                      "own prices drifted in window")
-
-            dup_key = None
-            if enter and lim.duplicate_window_ns:
-                dup_key = (symbol_id, is_buy, price, qty)
-                dup_last = self._dup_last
-                if dup_key in dup_last and now_ns - dup_last[dup_key] < lim.duplicate_window_ns:
-                    last = dup_last[dup_key]
-                    return self._deny(CheckId.DUPLICATE_ORDER, now_ns - last, lim.duplicate_window_ns,
-                                      "same symbol/side/price/qty")
+                return self._rate_first(kind, now_ns) or self._deny(
+                    CheckId.COLLAR_REFERENCE, price - reference if price >= reference else reference - price,
+                    sym.reference_band, "price away from reference")
+            if win is not None:
+                try:
+                    verdict = _frk_check(win, enter, now_ns, symbol_id, is_buy, price, qty, sym.drift_band)
+                except (TypeError, OverflowError):      # not an int64_t: the Python windows decide
+                    verdict = _FRK_RANGE
+                if verdict:
+                    if verdict != _FRK_RANGE:
+                        return self._window_denial(verdict, kind, sym)
+                    self._decompile()
+                    win = None
+                    denial = self._rate_py(kind, now_ns)
+                    if denial is not None:
+                        return denial
+            if win is None:
+                denial = self._drift_duplicate_py(sym, is_buy, price, qty, enter, now_ns)
+                if denial is not None:
+                    return denial
 
             working = self._working
             if enter and len(working) >= lim.max_open_orders:
@@ -595,18 +642,10 @@ class RiskGateway:
                     return allowed
 
             # Allowed: record it in every window before it leaves (RTS 6: include all orders sent).
-            window.append(now_ns)
-            stamped = (now_ns, price)
-            while dmax and dmax[-1][1] <= price:
-                dmax.pop()
-            dmax.append(stamped)
-            while dmin and dmin[-1][1] >= price:
-                dmin.pop()
-            dmin.append(stamped)
-            if dup_key is not None:
-                dup_last[dup_key] = now_ns
-                if len(dup_last) >= self._dup_purge_at:
-                    self._purge_duplicates(now_ns)
+            if win is None:
+                self._record_py(sym, is_buy, price, qty, enter, now_ns)
+            else:
+                _frk_commit(win)
             token = intent.token
             if kind is _REPLACE and replaced is not None and replaced[0] is sym \
                     and replaced[1] is is_buy and token not in working:
@@ -718,6 +757,96 @@ class RiskGateway:
             return None
         return (CheckId.MARKET_DATA_STALE, age, self._limits.max_market_age_ns,
                 f"market data of symbol {symbol_id} too old")
+
+    # ------------------------------------------------- the windows in Python: the reference
+    def _rate_py(self, kind: OrderKind, now_ns: int) -> RiskDecision | None:
+        """The message rate: the kind's window popped; its denial, else None."""
+        lim = self._limits
+        if kind is _ENTER:
+            window = self._submits
+            most = lim.max_submits
+        else:
+            window = self._modifies
+            most = lim.max_modifies
+        horizon = now_ns - lim.rate_window_ns
+        while window and window[0] <= horizon:
+            window.popleft()
+        if len(window) >= most:
+            return self._deny_rate(kind, len(window) + 1)
+        return None
+
+    def _drift_duplicate_py(self, sym: _Symbol, is_buy: bool, price: int, qty: int, enter: bool,
+                            now_ns: int) -> RiskDecision | None:
+        """The drift collar (the side's queues popped) then the duplicates; a denial, else None."""
+        lim = self._limits
+        dmax, dmin = sym.drift_buy if is_buy else sym.drift_sell
+        horizon = now_ns - lim.collar_drift_window_ns
+        while dmax and dmax[0][0] <= horizon:
+            dmax.popleft()
+        while dmin and dmin[0][0] <= horizon:
+            dmin.popleft()
+        if dmax:
+            high = dmax[0][1]
+            low = dmin[0][1]
+            spread = (price if price > high else high) - (price if price < low else low)
+            if spread > sym.drift_band:
+                return self._deny(CheckId.COLLAR_DRIFT, spread, sym.drift_band, "own prices drifted in window")
+        if enter and lim.duplicate_window_ns:
+            dup_key = (sym.symbol_id, is_buy, price, qty)
+            dup_last = self._dup_last
+            if dup_key in dup_last and now_ns - dup_last[dup_key] < lim.duplicate_window_ns:
+                last = dup_last[dup_key]
+                return self._deny(CheckId.DUPLICATE_ORDER, now_ns - last, lim.duplicate_window_ns,
+                                  "same symbol/side/price/qty")
+        return None
+
+    def _record_py(self, sym: _Symbol, is_buy: bool, price: int, qty: int, enter: bool, now_ns: int) -> None:
+        """An allowed order in the kind's rate window, the side's drift queues and the duplicates."""
+        (self._submits if enter else self._modifies).append(now_ns)
+        dmax, dmin = sym.drift_buy if is_buy else sym.drift_sell
+        stamped = (now_ns, price)
+        while dmax and dmax[-1][1] <= price:
+            dmax.pop()
+        dmax.append(stamped)
+        while dmin and dmin[-1][1] >= price:
+            dmin.pop()
+        dmin.append(stamped)
+        if enter and self._limits.duplicate_window_ns:
+            dup_last = self._dup_last
+            dup_last[(sym.symbol_id, is_buy, price, qty)] = now_ns
+            if len(dup_last) >= self._dup_purge_at:
+                self._purge_duplicates(now_ns)
+
+    # ---------------------------------------------------------------- the windows in C
+    def _rate_first(self, kind: OrderKind, now_ns: int) -> RiskDecision | None:
+        """With the C windows, the rate's denial for an order a later check denies (the reference
+        checks the rate first), else None; nothing without them (the rate was checked)."""
+        win = self._win
+        if win is None:
+            return None
+        try:
+            count = _lib.frk_rate(win, kind is _ENTER, now_ns)
+        except (TypeError, OverflowError):
+            count = -1
+        if count < 0:                       # a time out of the C's range: the Python windows
+            self._decompile()
+            return self._rate_py(kind, now_ns)
+        most = self._limits.max_submits if kind is _ENTER else self._limits.max_modifies
+        return self._deny_rate(kind, count + 1) if count >= most else None
+
+    def _window_denial(self, verdict: int, kind: OrderKind, sym: _Symbol) -> RiskDecision:
+        """The denial frk_check answered, with the values the reference reports."""
+        value = _lib.frk_value(self._win)
+        if verdict == _lib.FRK_RATE:
+            return self._deny_rate(kind, value + 1)
+        if verdict == _lib.FRK_DRIFT:
+            return self._deny(CheckId.COLLAR_DRIFT, value, sym.drift_band, "own prices drifted in window")
+        if verdict == _lib.FRK_DUPLICATE:
+            return self._deny(CheckId.DUPLICATE_ORDER, value, self._limits.duplicate_window_ns,
+                              "same symbol/side/price/qty")
+        if verdict == _lib.FRK_EMPTY:       # as the reference's dmin[0] on an empty deque
+            raise IndexError("deque index out of range")
+        raise MemoryError("fastrisk: frk_check")
 
     def _purge_duplicates(self, now_ns: int) -> None:
         """Drops keys older than the window; amortised O(1) as the next purge waits for growth."""
@@ -1242,6 +1371,10 @@ class RiskGateway:
             self._refresh_group(group, None)
         self._refresh_allowed()
         self._clock_deadline()       # max_clock_age may have changed
+        if self._win is not None and not windows.set_limits(self._win, limits):
+            self._decompile()
+        elif self._win is None:
+            self._compile()
 
     def _set_bands(self, sym: _Symbol) -> None:
         """Collar half-widths follow the prices and the limits, not each order."""

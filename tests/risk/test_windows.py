@@ -1,0 +1,230 @@
+"""The order path's windows in C (mm_core/fastrisk.h) against the Python reference: a compiled
+gateway and one with compiled=False, driven in lockstep through random checks, cancels, orders
+leaving, time steps (backwards too), snapshots and new limits, give the same decisions and hold
+the same rate windows, drift queues and duplicate table after every step."""
+from __future__ import annotations
+
+import io
+import pickle
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mm_core.risk import CheckId, Limits, RiskGateway
+from mm_core.risk import windows
+from mm_core.types import OrderKind, Side
+from recovery.snapshot import _Pickler
+from tests.risk.conftest import FAIR, MS, T0, cancel, healthy, limits_text, order
+
+LIMITS = dict(rates={"window_ms": 3, "max_submits": 6, "max_modifies": 4, "max_cancels": 5},
+              duplicate={"window_ms": 2}, account={"max_open_orders": 10_000},
+              collar={"fair_bps": 100, "reference_bps": 200, "drift_bps": 50, "drift_window_ms": 4})
+FEEDS = ((1, FAIR, FAIR), (2, FAIR, FAIR))
+
+
+def pair(**sections) -> tuple[RiskGateway, RiskGateway]:
+    text = limits_text(**{**LIMITS, **sections})
+    fast = healthy(RiskGateway(Limits.from_toml(text)), T0, FEEDS)
+    ref = healthy(RiskGateway(Limits.from_toml(text), compiled=False), T0, FEEDS)
+    assert fast.compiled and not ref.compiled
+    return fast, ref
+
+
+def snapshot(gw: RiskGateway) -> RiskGateway:
+    """gw pickled and loaded as an engine snapshot does it."""
+    buf = io.BytesIO()
+    _Pickler(buf, protocol=5).dump(gw)
+    return pickle.loads(buf.getvalue())
+
+
+def held(gw: RiskGateway) -> tuple:
+    """The windows as the reference keeps them (the C object's copied out when compiled)."""
+    if gw.compiled:
+        state = windows.gateway_windows(gw._win)
+        windows.export(gw._win, gw, symbols_only=True)
+    else:
+        state = {name: getattr(gw, name) for name in ("_submits", "_modifies", "_dup_last", "_dup_purge_at")}
+    drift = {s: (list(map(list, sym.drift_buy)), list(map(list, sym.drift_sell))) for s, sym in gw._symbols.items()}
+    return (list(state["_submits"]), list(state["_modifies"]), list(state["_dup_last"].items()),
+            state["_dup_purge_at"], drift, list(gw._cancels))
+
+
+# steps of whole windows too, so an entry meets a horizon exactly (times <= it leave the window)
+STEPS = st.sampled_from([0, 1, 300_000, MS // 2, MS, 2 * MS, 3 * MS, 4 * MS, 2 * MS + 1, -MS])
+OPS = st.one_of(
+    st.tuples(st.just("order"), st.sampled_from([OrderKind.ENTER] * 4 + [OrderKind.REPLACE, OrderKind.MODIFY]),
+              st.sampled_from([1, 2]), st.sampled_from([Side.BUY, Side.SELL]),
+              st.sampled_from([-12_000, -9_000, -3_000, -1, 0, 2_500, 6_000, 10_000, 10_001]),
+              st.sampled_from([100, 100, 200, 20_000]), st.integers(0, 30)),
+    st.tuples(st.just("cancel"), st.integers(0, 30)),
+    st.tuples(st.just("done"), st.integers(0, 30)),
+    st.tuples(st.just("step"), STEPS),
+    st.tuples(st.just("snapshot"), st.booleans()),
+    st.tuples(st.just("limits"), st.sampled_from([1, 3, 5]), st.sampled_from([0, 1, 2])),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(OPS, min_size=1, max_size=80))
+def test_compiled_windows_decide_and_hold_as_the_reference(ops):
+    fast, ref = pair()
+    now = T0
+    tokens: list[str] = []
+    version = 1
+    for op in ops:
+        if op[0] == "order":
+            _, kind, symbol_id, side, offset, qty, pick = op
+            kw = {}
+            if kind is not OrderKind.ENTER:
+                if not tokens:
+                    continue
+                target = tokens[pick % len(tokens)]
+                kw = {"orig_token": target} if kind is OrderKind.REPLACE else {"token": target}
+            intent = order(symbol_id=symbol_id, side=side, price=FAIR + offset, qty=qty, kind=kind, **kw)
+            got, want = fast.check(intent, now), ref.check(intent, now)
+            assert got == want
+            if want.allowed and intent.token not in tokens:
+                tokens.append(intent.token)
+        elif op[0] in ("cancel", "done"):
+            if not tokens:
+                continue
+            token = tokens[op[1] % len(tokens)]
+            if op[0] == "cancel":
+                assert fast.check(cancel(token), now) == ref.check(cancel(token), now)
+            else:
+                fast.on_order_done(token, now)
+                ref.on_order_done(token, now)
+                tokens.remove(token)
+        elif op[0] == "step":
+            now += op[1]
+            for gw in (fast, ref):
+                healthy(gw, now, FEEDS)
+        elif op[0] == "snapshot":
+            fast = snapshot(fast)
+            assert fast.compiled
+            if op[1]:
+                ref = snapshot(ref)
+                assert not ref.compiled
+        else:
+            version += 1
+            text = limits_text(**{**LIMITS, "version": version,
+                                  "rates": {**LIMITS["rates"], "window_ms": op[1], "max_submits": 3 + op[2]},
+                                  "duplicate": {"window_ms": op[2]},
+                                  "collar": {**LIMITS["collar"], "drift_window_ms": op[1]}})
+            assert fast.replace_limits(text) == ref.replace_limits(text)
+        assert held(fast) == held(ref)
+        assert fast.state_items() == ref.state_items() and fast.state is ref.state
+
+
+def test_every_window_denial_reports_the_reference_values():
+    fast, ref = pair()
+    now = T0 + 10
+    seen = set()
+    script = [(Side.BUY, 0, 100), (Side.BUY, 0, 100),            # duplicate
+              (Side.BUY, 8_000, 100), (Side.BUY, -8_000, 100),   # drift
+              *((Side.BUY, k, 100) for k in range(1, 8))]                   # rate
+    for side, offset, qty in script:
+        intent = order(side=side, price=FAIR + offset, qty=qty)
+        got = fast.check(intent, now)
+        assert got == ref.check(intent, now)
+        seen.add(got.check)
+        now += 1
+    assert {CheckId.DUPLICATE_ORDER, CheckId.COLLAR_DRIFT, CheckId.MSG_RATE_SUBMIT} <= seen
+    # a size denial the rate would have made first reports the rate, as in the reference
+    big = order(price=FAIR, qty=20_000)
+    assert fast.check(big, now) == ref.check(big, now)
+    assert fast.check(big, now).check is CheckId.MSG_RATE_SUBMIT
+
+
+def test_each_window_ends_exactly_at_its_horizon_as_the_reference():
+    """A time equal to the horizon (now - window) has left the window: the duplicate passes
+    one window after, the drift forgets the old price, the rate frees the slot."""
+    fast, ref = pair()
+    start = T0 + 10
+
+    def both(intent, now):
+        got = fast.check(intent, now)
+        assert got == ref.check(intent, now)
+        return got.check
+
+    assert both(order(price=FAIR, qty=100), start) is CheckId.OK
+    assert both(order(price=FAIR, qty=100), start + 2 * MS - 1) is CheckId.DUPLICATE_ORDER
+    assert both(order(price=FAIR, qty=100), start + 2 * MS) is CheckId.OK
+    assert both(order(price=FAIR + 8_000, qty=100), start + 4 * MS - 1) is CheckId.COLLAR_DRIFT
+    assert both(order(price=FAIR + 8_000, qty=100), start + 4 * MS) is CheckId.COLLAR_DRIFT  # the 2nd
+    assert both(order(price=FAIR + 8_000, qty=100), start + 6 * MS) is CheckId.OK
+    for k in range(5):          # six in the 3 ms before start + 9 ms: the seventh waits for the first
+        assert both(order(price=FAIR + 8_001 + k, qty=100), start + 6 * MS + 1 + k) is CheckId.OK
+    assert both(order(price=FAIR + 8_100, qty=100), start + 9 * MS - 1) is CheckId.MSG_RATE_SUBMIT
+    assert both(order(price=FAIR + 8_100, qty=100), start + 9 * MS) is CheckId.OK
+    assert held(fast) == held(ref)
+
+
+def test_duplicate_purge_keeps_the_reference_keys_and_threshold():
+    fast, ref = pair(rates={"window_ms": 1, "max_submits": 1_000_000, "max_modifies": 10, "max_cancels": 5},
+                     duplicate={"window_ms": 1}, collar={"fair_bps": 100, "reference_bps": 200,
+                                                         "drift_bps": 10_000, "drift_window_ms": 1})
+    now = T0
+    for i in range(9_000):
+        now += 97_000 if i % 1000 == 999 else 13
+        intent = order(side=Side.BUY if i % 2 else Side.SELL, price=FAIR - i % 997, qty=1 + i % 5)
+        assert fast.check(intent, now) == ref.check(intent, now)
+        fast.on_order_done(intent.token, now)
+        ref.on_order_done(intent.token, now)
+    assert ref._dup_purge_at > 4096                # purged, and the threshold grew
+    assert held(fast) == held(ref)
+
+
+def test_time_running_backwards_fails_closed_as_the_reference():
+    """The max queue holding an entry the min queue dropped (only when time ran backwards): the
+    reference's dmin[0] raises, and so does the compiled path, into the same INTERNAL_ERROR."""
+    fast, ref = pair()
+    for gw in (fast, ref):
+        assert gw.check(order(price=FAIR + 5), T0 + 10 * MS).allowed
+        assert gw.check(order(price=FAIR + 3), T0 + 5 * MS).allowed
+    got, want = fast.check(order(price=FAIR + 4), T0 + 9 * MS), ref.check(order(price=FAIR + 4), T0 + 9 * MS)
+    assert got.check is CheckId.INTERNAL_ERROR and got == want
+    assert held(fast) == held(ref)
+
+
+def test_values_outside_the_c_range_move_the_windows_to_python_and_back():
+    fast, ref = pair(duplicate={"window_ms": 0})    # (a duplicate key stays until a purge)
+    for gw in (fast, ref):
+        assert gw.check(order(price=FAIR + 1), T0 + 1).allowed
+    odd = order(price=FAIR + 2.0)           # a float price: the C takes only int64_t
+    assert fast.check(odd, T0 + 2) == ref.check(odd, T0 + 2)
+    assert not fast.compiled and held(fast) == held(ref)
+    assert not snapshot(fast).compiled      # a float in the windows: the snapshot stays in Python
+    for gw in (fast, ref):
+        gw.on_order_done(odd.token, T0 + 10 * MS)
+        assert gw.check(order(price=FAIR + 3), T0 + 10 * MS).allowed   # the float left the windows
+    again = snapshot(fast)
+    assert again.compiled and held(again) == held(ref)
+    follow = order(price=FAIR + 4)
+    assert again.check(follow, T0 + 10 * MS + 1) == ref.check(follow, T0 + 10 * MS + 1)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_a_snapshot_loads_into_either_form(compiled):
+    """A pickle holds the reference's structures either way, so one from a compiled gateway loads
+    as the reference and the other way round, and both then decide alike."""
+    fast, ref = pair()
+    now = T0
+    for i in range(20):
+        now += 400_000
+        for gw in (fast, ref):
+            gw.check(order(side=Side.BUY if i % 3 else Side.SELL, price=FAIR - 700 * (i % 4), qty=100 + i % 2,
+                           token=f"S{i}"), now)
+    loaded = snapshot(fast if compiled else ref)
+    if compiled:
+        loaded._compiled = False
+        loaded._decompile()
+    else:
+        loaded._compiled = True
+        loaded._compile()
+    assert loaded.compiled is not compiled and held(loaded) == held(ref)
+    for i in range(10):
+        now += 300_000
+        intent = order(price=FAIR - 900 * (i % 3), qty=100, token=f"L{i}")
+        assert loaded.check(intent, now) == ref.check(intent, now)
