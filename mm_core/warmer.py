@@ -129,6 +129,9 @@ class Warmer:
 
     # a shadow that sends nothing for this many of its packets is stuck (halted, stale, denied)
     STUCK_PACKETS = 64
+    # a rebuilt shadow stuck again within this many steps of its build is a ShadowError: something
+    # the script does gets it stuck, and rebuilding (~7 ms each) would only go round in circles
+    REBUILT_STEPS = 2_000
 
     def __init__(self, engine: Engine, on_fail: Callable[[str], None] | None = None) -> None:
         self._make: tuple = ()
@@ -160,7 +163,7 @@ class Warmer:
         self._pending = [JournalHealth(now, True), Reconciled(now, True), ClockSample(now, True),
                          Timer(now), script.book()]
         self._idle_packets = 0
-        self._built_at = self.orders
+        self._built_at = (self.orders, self.steps)
         self.shadow = shadow
 
     def step(self) -> None:
@@ -207,13 +210,16 @@ class Warmer:
 
     def _check(self) -> None:
         """A shadow that latched, went stale or stopped sending is rebuilt; a fresh one that never
-        sends is a ShadowError (warming it is pointless)."""
+        sends, or a rebuilt one stuck again soon, is a ShadowError (warming it is pointless)."""
         shadow = self.shadow
         if (shadow.risk.state is TradingState.ACTIVE and not shadow.stale
                 and self._idle_packets < self.STUCK_PACKETS):
             return
-        if self.orders == self._built_at:
-            raise ShadowError(f"a fresh shadow sent no order in {self._idle_packets} packets "
-                              f"(state {shadow.risk.state.name}, stale {shadow.stale})")
+        orders, steps = self._built_at
+        why = f"(state {shadow.risk.state.name}, stale {shadow.stale}, {self._idle_packets} packets sent nothing)"
+        if self.orders == orders:
+            raise ShadowError(f"a fresh shadow sent no order {why}")
+        if self.rebuilds and self.steps - steps < self.REBUILT_STEPS:
+            raise ShadowError(f"a rebuilt shadow got stuck again after {self.steps - steps} steps {why}")
         self.rebuilds += 1
         self.shadow = None

@@ -79,6 +79,17 @@ def test_a_stuck_shadow_is_rebuilt():
     assert warmer.orders > orders + 50 and warmer.shadow.risk.state is TradingState.ACTIVE
 
 
+def test_a_shadow_stuck_again_soon_after_its_rebuild_fails():
+    failures = []
+    warmer = Warmer(real_engine(), failures.append)
+    for kill in range(2):
+        for _ in range(200):
+            warmer.step()
+        warmer.shadow.on_event(OperatorCommand(warmer._script.now, "kill", "test", "stuck"))
+    warmer.step()
+    assert warmer.rebuilds == 1 and len(failures) == 1 and "stuck again after 200 steps" in failures[0]
+
+
 def test_a_shadow_that_never_trades_fails_once():
     # the gateway refuses every quoted symbol: a fresh shadow sends nothing, warming is pointless
     limits = LIMITS_TEXT.replace("restricted = []", "restricted = [1, 2]")
