@@ -520,6 +520,8 @@ class Runner:
         self._wake[0].setblocking(False)
         self._wake[1].setblocking(False)
         self._thread = threading.get_ident()
+        # the shadow is built (~7 ms) before the run's first record, not in its first idle turn
+        warm = Warmer(self.engine, self._warm_failed) if s.busy_poll and s.warm_interval_ns > 0 else None
         self._start_facts(_realtime())
         self._drain_operator()              # commands queued before the wake socket existed
         md_fd, wake_fd = self._md.sock.fileno(), self._wake[0].fileno()
@@ -531,11 +533,9 @@ class Runner:
         poll = poller.poll
         mono = time.monotonic_ns
         deadline = mono() + int(duration_s * 1e9)
-        next_timer = next_clock = mono()
+        next_timer = next_clock = next_warm = mono()
         busy = s.busy_poll
         upkeep = self.upkeep
-        warm = Warmer(self.engine, self._warm_failed) if busy and s.warm_interval_ns > 0 else None
-        next_warm = mono()
         try:
             while mono() < deadline and not (stop is not None and stop.is_set()) and not self._oe_end:
                 # busy-poll reads market data straight off its socket on every turn, so the read

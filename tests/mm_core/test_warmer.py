@@ -7,23 +7,28 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import socket
+import threading
+import time
 import tracemalloc
 
 import pytest
 
 from journal import Journal, Reader
-from journal.catalogue import RecordType, unpack_json
+from journal.catalogue import RecordType, raw_bytes, unpack, unpack_json
 from mm_core import runner as runner_module
 from mm_core import warmer as warmer_module
 from mm_core.config import EngineConfig
 from mm_core.engine import Engine
 from mm_core.events import OperatorCommand, SendOrder
 from mm_core.risk import TradingState
-from mm_core.runner import Runner, RunnerError, RunnerSettings
+from mm_core.protocol import itch
+from mm_core.runner import Runner, RunnerError, RunnerSettings, engine_events
 from mm_core.warmer import Warmer
+from tests.mm_core.fake_venue import new_engine
 from tests.mm_core.test_runner import LockedClock
 from tests.mm_core.test_runner_busy import md_runner
-from tests.mm_core.wire import LIMITS_TEXT, SYMBOLS, gateway, make_engine, simulate
+from tests.mm_core.wire import ACME, LIMITS_TEXT, SYMBOLS, Feed, gateway, make_engine, simulate, two_sided
 
 
 def real_engine(limits: str = LIMITS_TEXT) -> Engine:
@@ -183,3 +188,67 @@ def test_an_exception_in_the_shadow_disables_it_with_one_alert(tmp_path, monkeyp
 def test_a_bad_warm_interval_is_refused(value):
     with pytest.raises(RunnerError, match="warm_interval_ns"):
         Runner(real_engine(), None, RunnerSettings(warm_interval_ns=value), LockedClock())
+
+
+def live_session(tmp_path, name: str, packets: list[bytes], **settings):
+    """A busy-poll runner fed `packets` on its market-data socket once its loop runs, each sent
+    10 ms after the one before was taken in (so no two are read in one turn, whatever the load),
+    the run stopped 0.1 s after the last: (its warmers, the engine, the journal's records)."""
+    CountingWarmer.made = []
+    with Journal(tmp_path / name) as journal:
+        runner, peer, address = md_runner(journal, True)
+        runner.settings = dataclasses.replace(runner.settings, **settings)
+        done = threading.Event()
+
+        def feed():
+            while runner._thread is None:      # the loop's first clock sample before any packet
+                time.sleep(0.001)
+            time.sleep(0.05)
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as venue:
+                for i, packet in enumerate(packets):
+                    time.sleep(0.01)
+                    venue.sendto(packet, address)
+                    until = time.monotonic() + 5.0
+                    while runner.report.inputs <= i and time.monotonic() < until:
+                        time.sleep(0.001)
+            time.sleep(0.1)
+            done.set()
+        sender = threading.Thread(target=feed)
+        sender.start()
+        report = runner.run(30.0, done)
+        sender.join()
+        peer.close()
+    assert report.stop_reason == "stopped"
+    with Reader(str(tmp_path / name)) as reader:
+        return CountingWarmer.made, runner.engine, list(reader.records())
+
+
+def test_a_warmed_live_session_journals_what_an_unwarmed_one_does(tmp_path, monkeypatch):
+    """The same market data into a busy-poll runner with warming on and off: the same packets and
+    orders journaled, byte for byte, no alert, nothing of the shadow's; each journal replays
+    through a fresh engine to its session's orders and final state."""
+    monkeypatch.setattr(runner_module, "Warmer", CountingWarmer)
+    feed = Feed()
+    book, refs = two_sided(feed, ACME, 1_000_000, 1_000_100)
+    packets = [feed.packet(*book)]
+    for i in range(12):       # the best bid a tick up, then back
+        price, back = (1_000_000, 1_000_100) if i % 2 else (1_000_100, 1_000_000)
+        old, new = refs.pop(back), feed.ref()
+        refs[price] = new
+        packets.append(feed.packet(itch.OrderReplace(ACME, 0, 0, old, new, 500, price)))
+    journaled = {}
+    for interval in (0, 100_000):
+        made, engine, records = live_session(tmp_path, f"w{interval}", packets, warm_interval_ns=interval)
+        assert len(made) == (1 if interval else 0) and all(m.steps > 100 and not m.failed for m in made)
+        assert {r.rtype for r in records} == {RecordType.METRICS, RecordType.CLOCK_SAMPLE, RecordType.TIMER,
+                                              RecordType.MD_PACKET, RecordType.ORDER_SENT, RecordType.TX_TS}
+        docs = [unpack_json(r.payload) for r in records if r.rtype == RecordType.METRICS]
+        assert not [d for d in docs if "alert" in d]
+        sent = [bytes(r.payload) for r in records if r.rtype == RecordType.ORDER_SENT]
+        journaled[interval] = [bytes(r.payload) for r in records if r.rtype == RecordType.MD_PACKET], sent
+        fresh = new_engine()
+        replayed = [a.packet for e in engine_events(records) for a in fresh.on_event(e) if type(a) is SendOrder]
+        assert replayed == [raw_bytes(unpack(RecordType.ORDER_SENT, p)) for p in sent]
+        assert fresh.state_hash() == engine.state_hash()
+    assert journaled[0] == journaled[100_000]
+    assert len(journaled[0][0]) == len(packets) and journaled[0][1]
