@@ -576,7 +576,7 @@ class Runner:
                     # path kept warm, done before the loop waits again
                     upkeep()
                 elif warm is not None and t >= next_warm:
-                    warm.step()         # one shadow event (~30 us): a packet waits at most that
+                    warm.step()         # one shadow event, ~30 us (rebuilding a stuck one ~7 ms, rare)
                     next_warm = t + s.warm_interval_ns
                 self._heartbeat_if_idle(t)
             return self._ended(stop)
