@@ -42,6 +42,7 @@ from mm_core.events import (
 )
 from mm_core.protocol import ProtocolError, ouch, soupbintcp
 from mm_core.types import OrderKind, Side, make_intent
+from mm_core.warmer import Warmer
 
 __all__ = ["RunnerError", "LoginRejected", "RunnerSettings", "RunnerReport", "PacketStages", "STAGES",
            "stage_latencies", "JournalStatus", "Runner", "engine_events", "order_sent_payload", "engine_time",
@@ -104,6 +105,9 @@ class RunnerSettings:
     space_retry_ns: int = 1_000_000_000  # while the disk is full, ask the journal for space this often
     operator_queue: int = 64           # operator commands waiting for the runner's thread, at most
     stage_samples: int = 4096          # market-data packets that sent orders, stage times kept (newest)
+    # busy-poll: step a shadow engine through the order path this often while nothing is read, so
+    # a packet finds that code in the caches (mm_core.warmer); 0 = off. Not in epoll-wait mode.
+    warm_interval_ns: int = 250_000
 
 
 @dataclass
@@ -323,7 +327,7 @@ class Runner:
                  reconciler: "Callable[[Runner, OperatorCommand], object] | None" = None) -> None:
         if settings.clock_profile not in PROFILES:
             raise RunnerError(f"unknown clock profile {settings.clock_profile!r}")
-        for name, least in (("rx_timeout_ns", 1), ("send_timeout_ns", 0)):
+        for name, least in (("rx_timeout_ns", 1), ("send_timeout_ns", 0), ("warm_interval_ns", 0)):
             value = getattr(settings, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise RunnerError(f"{name} must be an int of at least {least}, not {value!r}")
@@ -545,6 +549,8 @@ class Runner:
         self._wake[0].setblocking(False)
         self._wake[1].setblocking(False)
         self._thread = threading.get_ident()
+        # the shadow is built (~7 ms) before the run's first record, not in its first idle turn
+        warm = Warmer(self.engine, self._warm_failed) if s.busy_poll and s.warm_interval_ns > 0 else None
         self._start_facts(_realtime())
         self._drain_operator()              # commands queued before the wake socket existed
         md_fd, wake_fd = self._md.sock.fileno(), self._wake[0].fileno()
@@ -556,7 +562,7 @@ class Runner:
         poll = poller.poll
         mono = time.monotonic_ns
         deadline = mono() + int(duration_s * 1e9)
-        next_timer = next_clock = mono()
+        next_timer = next_clock = next_warm = mono()
         busy = s.busy_poll
         upkeep = self.upkeep
         try:
@@ -598,6 +604,9 @@ class Runner:
                     # venue's answers or a timer's requotes moved the OMS), and the guard's urgent
                     # path kept warm, done before the loop waits again
                     upkeep()
+                elif warm is not None and t >= next_warm:
+                    warm.step()         # one shadow event, ~30 us (rebuilding a stuck one ~7 ms, rare)
+                    next_warm = t + s.warm_interval_ns
                 self._heartbeat_if_idle(t)
             return self._ended(stop)
         finally:
@@ -605,6 +614,10 @@ class Runner:
             poller.close()
             self._drain_tx(mono() + s.tx_timeout_ns)
             self.close()
+
+    def _warm_failed(self, cause: str) -> None:
+        """The shadow engine failed: warming is off for the rest of the run, said in one alert."""
+        self._note_alert("warmer-failed", f"idle-time warming off for this run: {cause}", _realtime())
 
     def _start_facts(self, now: int) -> None:
         """What every run starts from: the journal takes records and, for a fresh session, nothing
