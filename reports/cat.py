@@ -168,11 +168,14 @@ def _first_types() -> np.ndarray:
 _FIRST_TYPE = _first_types()
 
 
-def _rows_for(ev: events.OrderEvents, ref: RefData,
-              not_sent: recovery_marks.Marks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _rows_for(ev: events.OrderEvents, ref: RefData, not_sent: recovery_marks.Marks,
+              day: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(event row index, CAT type index) pairs in journal order, and which rows close an order a
     recovery marked not sent; an entered order yields MENO and then MEOR, and one whose Enter never
-    reached the venue (`not_sent`) a third row: its MEOC at the recovery's resolution."""
+    reached the venue (`not_sent`) a third row: its MEOC at the recovery's resolution. With `day`
+    (the Eastern date selected, days since 1970), an order's MEOC is that day's only if its
+    resolution is, and an Enter of another day (select_eastern_date kept it for its MEOC) yields
+    its MEOC alone."""
     e = ev.cols["event"]
     first = _FIRST_TYPE[e]
     executed = np.flatnonzero(first == 4)
@@ -190,12 +193,20 @@ def _rows_for(ev: events.OrderEvents, ref: RefData,
     if len(not_sent) and new.any():
         at = np.flatnonzero(new)
         closed[at] = not_sent.before(ev.cols["token_key"][at], ev.cols["seq"][at])
+        if day is not None and closed.any():
+            at = np.flatnonzero(closed)
+            mark = not_sent.find(ev.cols["token_key"][at])
+            other = ev.utc.valid[at] & (timetext.eastern_days(ev.utc.utc_ns[at]) != day)
+            first[at[other]] = -1
+            new[at[other]] = False
+            closed[at] = np.where(not_sent.utc_valid[mark],
+                                  timetext.eastern_days(not_sent.utc_ns[mark]) == day, ~other)
     counts = (first >= 0).astype(np.int64) + new + closed
     rows = np.repeat(np.arange(len(e), dtype=np.int64), counts)
+    place = np.arange(len(rows)) - (np.cumsum(counts) - counts)[rows]     # among its event's rows
     types = first[rows]
-    types[1:][rows[1:] == rows[:-1]] += 1      # an order's second row: MEOR after its MENO
-    closing = np.zeros(len(rows), bool)
-    closing[2:] = rows[2:] == rows[:-2]        # its third: the MEOC of an Enter never received
+    types[place == 1] += 1                     # an order's second row: MEOR after its MENO
+    closing = closed[rows] & (place == counts[rows] - 1)     # its last: the MEOC of an Enter never received
     types[closing] = CAT_TYPES.index("MEOC")
     return rows, types, closing
 
@@ -243,10 +254,12 @@ class Unsessioned:
 
 
 def build_unsessioned(ev: events.OrderEvents, ref: RefData, rejections: dict | None = None,
-                      marks: recovery_marks.RecoveryMarks | None = None, journal_id: str = "") -> Unsessioned:
-    """build_table's work that does not depend on the venue session (Unsessioned)."""
+                      marks: recovery_marks.RecoveryMarks | None = None, journal_id: str = "",
+                      day: int | None = None) -> Unsessioned:
+    """build_table's work that does not depend on the venue session (Unsessioned); `day`: the
+    Eastern date selected (days since 1970), None for all."""
     not_sent = marks.not_sent if marks is not None else recovery_marks.no_marks()
-    rows, types, closing = _rows_for(ev, ref, not_sent)
+    rows, types, closing = _rows_for(ev, ref, not_sent, day)
     ev = ev.take(rows, _COLUMNS)
     if closing.any():
         ev = _closed_at_resolution(ev, closing, not_sent)
@@ -431,13 +444,26 @@ def _trade_columns(c, is_trade: np.ndarray, event_ts: pa.Array, key_date: pa.Arr
     return cols
 
 
-def select_eastern_date(ev: events.OrderEvents, trade_date: dt.date | None) -> events.OrderEvents:
+def select_eastern_date(ev: events.OrderEvents, trade_date: dt.date | None,
+                        not_sent: recovery_marks.Marks | None = None) -> events.OrderEvents:
     """Events whose US Eastern date (CAT's trading day and file date) is `trade_date`; events with
-    no UTC time are kept so that they are rejected with their reason rather than vanish."""
+    no UTC time are kept so that they are rejected with their reason rather than vanish; and the
+    Enter of an order a recovery marked not sent on that day (`not_sent`), for its MEOC."""
     if trade_date is None:
         return ev
-    day = (trade_date - dt.date(1970, 1, 1)).days
-    return ev.take(np.flatnonzero(~ev.utc.valid | (timetext.eastern_days(ev.utc.utc_ns) == day)))
+    day = _day_number(trade_date)
+    keep = ~ev.utc.valid | (timetext.eastern_days(ev.utc.utc_ns) == day)
+    if not_sent is not None and len(not_sent):
+        closes = np.flatnonzero(~keep & (ev.cols["event"] == EV["SENT_NEW"]))
+        mark = not_sent.find(ev.cols["token_key"][closes])
+        hit = mark >= 0
+        closes, mark = closes[hit], mark[hit]
+        keep[closes] = not_sent.utc_valid[mark] & (timetext.eastern_days(not_sent.utc_ns[mark]) == day)
+    return ev.take(np.flatnonzero(keep))
+
+
+def _day_number(day: dt.date | None) -> int | None:
+    return None if day is None else (day - dt.date(1970, 1, 1)).days
 
 
 def _time_in_force(ioc: np.ndarray, day_bytes: np.ndarray, valid: np.ndarray, rows: np.ndarray) -> pa.Array:
@@ -635,7 +661,8 @@ def stream(src: JournalSlice, ref: RefData, sink, text: bool = True) -> ReportOu
                 publish(*waiting.pop(0).with_session(venue_session))
 
     def emit(ev: events.OrderEvents, rejections: dict) -> None:
-        waiting.append(build_unsessioned(ev, ref, rejections, marks.result(), src.journal_id))
+        waiting.append(build_unsessioned(ev, ref, rejections, marks.result(), src.journal_id,
+                                         _day_number(src.selection.trade_date)))
         release(wait=len(waiting) > SESSION_AHEAD)
 
     # A chunk is built once the next one is decoded: its route rows' rejections (routeRejectedFlag)
@@ -651,7 +678,7 @@ def stream(src: JournalSlice, ref: RefData, sink, text: bool = True) -> ReportOu
         held, held_rejections = None, None
         for chunk in events.collect_chunks(src, gather_joined=False):
             mine = cat_routes.chunk_rejections(chunk)
-            ev = select_eastern_date(chunk, src.selection.trade_date)
+            ev = select_eastern_date(chunk, src.selection.trade_date, marks.result().not_sent)
             del chunk
             if held is not None:
                 emit(held, cat_routes.joined(held_rejections, mine, past_end.result()))

@@ -115,3 +115,25 @@ def test_an_execution_of_an_adopted_order_is_rejected_for_its_unknown_order_not_
     reasons = {r["field"]: r["reason"] for r in read(tmp_path / "o", "cat", "rejects").to_pylist()}
     assert set(reasons) == {"order_id", "type"}            # no tapeTradeID, sideDetailsInd, symbol, capacity
     assert "recovery adopted" in reasons["type"] and "no ORDER_SENT" in reasons["order_id"]
+
+
+def test_a_closing_meoc_after_midnight_belongs_to_the_resolutions_trading_day(tmp_path):
+    import datetime as dt
+    from reports.source import Selection
+    b = DayBuilder(start_hms=(23, 59, 0))                  # 18:59 ET on 2026-03-02
+    b.session_start(); b.clock_sample()
+    b.enter("D1", 1, "B", 1_499_900, 100)                  # never sent: the process dies
+    b.advance(5 * 3600 * 10**9 + 60 * 10**9)              # 00:00 ET
+    resolved = _recovery(b, MarkNotSent("D1"))             # restarted, resolved at 00:00:02 ET: 2026-03-03
+    b.clock_sample()
+    journal = b.write(tmp_path / "j")
+    got = {}
+    for day in (dt.date(2026, 3, 2), dt.date(2026, 3, 3)):
+        out = tmp_path / day.isoformat()
+        run(["cat"], journal, out, selection=Selection(trade_date=day), refdata_dir=FIXTURE_REFDATA)
+        got[day.day] = [(r["type"], r["seq"], r["trade_date"]) for r in read(out, "cat", "order_events").to_pylist()]
+    assert got[2] == [("MENO", 3, "2026-03-02")]           # the hive partition's value
+    assert got[3] == [("MEOC", resolved, "2026-03-03")]
+    run(["cat"], journal, tmp_path / "all", refdata_dir=FIXTURE_REFDATA)
+    assert sorted((r["type"], r["trade_date"]) for r in read(tmp_path / "all", "cat", "order_events").to_pylist()) \
+        == [("MENO", "2026-03-02"), ("MEOC", "2026-03-03")]
