@@ -11,7 +11,8 @@ metadata file's fields, the per-file record limit, the JSON shape of timeInForce
 (CAT takes bz2; files here are uncompressed JSON). Public CAT tooling (a validator written against
 Tech Specs 4.1.0 r15, not the spec itself) writes timeInForce as {"DAY":YYYYMMDD} as here, but names
 its sample file SUBMITTER_IMID_DATE_GROUP_OrderEvents_000001.json, where this module puts the CRD
-second and the IMID fourth: a lead to check, not a confirmation either way.
+second and, as the group, the IMID and the journal id's first 12 hex digits (two journals of one
+trading day never share a file name): a lead to check, not a confirmation either way.
 """
 from __future__ import annotations
 
