@@ -360,6 +360,7 @@ def stream(src: JournalSlice, ref: RefData, sink, text: bool = True) -> ReportOu
             if new:
                 newt_rejects.append(rejected)
     sides = side_in_force.SideInForce()      # field 62: the side in force at each execution
+    sides.seed(src)
     for chunk in events.collect_chunks(src, only=EXECUTIONS + CHANGES + side_in_force.MODIFIED, leaves=False):
         chunk = sides.apply(chunk)
         ev = common.select_trade_date(with_venue_times(chunk, windows), src.selection.trade_date)

@@ -24,6 +24,16 @@ class SideInForce:
         self.keys = np.zeros(0, "S14")         # orders re-marked so far, sorted
         self.sides = np.zeros(0, np.uint8)     # the OUCH side of their latest Order Modified
 
+    def seed(self, src) -> None:
+        """The re-markings before a range (a JournalSlice) that starts mid-journal: one scan of the
+        venue messages before it."""
+        if src.first_seq <= 1:
+            return
+        got = events.venue_messages(src, 1, src.first_seq - 1, b"M", ("token", "side"))
+        if got:
+            known = got["side"] != 0
+            self._carry(got["token_key"][known], got["side"][known])
+
     def apply(self, ev: events.OrderEvents) -> events.OrderEvents:
         c = ev.cols
         modified = c["event"] == EV["ORDER_MODIFIED"]

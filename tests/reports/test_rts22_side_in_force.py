@@ -41,3 +41,11 @@ def test_field_62_is_the_side_in_force_at_each_execution(tmp_path, monkeypatch, 
     ns = {"a": auth016.NS_AUTH16}
     assert [el.findtext("a:AddtlAttrbts/a:ShrtSellgInd", namespaces=ns) for el in auth016.parse_transactions(xml)] \
         == ["SELL", "SESH", None, "SELL"]
+
+
+def test_a_range_starting_after_the_re_marking_keeps_it(tmp_path):
+    from reports.source import Selection
+    journal = _day().write(tmp_path / "j")
+    run(["rts22"], journal, tmp_path / "o", selection=Selection(first_seq=8), refdata_dir=FIXTURE_REFDATA)
+    rows = sorted(read(tmp_path / "o", "rts22", "transactions").to_pylist(), key=lambda r: r["seq"])
+    assert [(r["seq"], r[COLUMNS[62]]) for r in rows] == [(8, "SESH"), (11, None), (14, "SELL")]
