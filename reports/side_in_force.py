@@ -59,6 +59,8 @@ class SideInForce:
 
     def _carry(self, keys: np.ndarray, sides: np.ndarray) -> None:
         """Keep each order's latest re-marking (this chunk's over the earlier ones)."""
+        if len(keys) == 0:
+            return
         keys = np.concatenate([self.keys, keys])
         sides = np.concatenate([self.sides, sides.astype(np.uint8, copy=False)])
         order = np.lexsort((np.arange(len(keys)), keys))

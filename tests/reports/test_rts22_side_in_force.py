@@ -49,3 +49,14 @@ def test_a_range_starting_after_the_re_marking_keeps_it(tmp_path):
     run(["rts22"], journal, tmp_path / "o", selection=Selection(first_seq=8), refdata_dir=FIXTURE_REFDATA)
     rows = sorted(read(tmp_path / "o", "rts22", "transactions").to_pylist(), key=lambda r: r["seq"])
     assert [(r["seq"], r[COLUMNS[62]]) for r in rows] == [(8, "SESH"), (11, None), (14, "SELL")]
+
+
+def test_a_range_starting_mid_journal_with_no_re_marking_before_it(tmp_path):
+    from reports.source import Selection
+    b = DayBuilder()
+    b.session_start(); b.clock_sample()
+    b.enter("S1", 1, "T", 1_500_100, 300); b.advance(10_000); b.accept("S1")
+    b.advance(10_000); b.execute("S1", 100)
+    run(["rts22"], b.write(tmp_path / "j"), tmp_path / "o", selection=Selection(first_seq=5), refdata_dir=FIXTURE_REFDATA)
+    rows = read(tmp_path / "o", "rts22", "transactions").to_pylist()
+    assert [(r["seq"], r[COLUMNS[62]]) for r in rows] == [(5, "SESH")]
