@@ -13,6 +13,11 @@ Specs 4.0.0-r18, Trade event). Every MEOT that is built is rejected with its rea
 tapeTradeID or reportingExceptionCode in the journal; sideDetailsInd's code set unconfirmed: see
 UNKNOWN_MEOT), never guessed. A trade the venue breaks later (OUCH Broken Trade) keeps cancelFlag
 false, in this file and after: the spec sets it only for a trade the TRF/ORF/ADF rejected (see NOTES).
+An order a crash recovery marked not sent (its Enter never reached the venue: recovery_marks) keeps
+its MENO, has no route event (MEOR, MEMR, MECR: each rejected with that reason) and is closed by a
+firm-initiated MEOC at the recovery's resolution. firmROEID and the file group carry the journal's
+id, so two journals of one day never share one. tradingSession comes from the OUCH time in force
+and the event's Eastern time (TRADING_SESSIONS).
 
 Owns the event mapping, CAT text formats (Eastern-Time timestamps `YYYYMMDD HHMMSS.CCCNNNNNN`,
 dates as YYYYMMDD), the CAT trading day (the US Eastern date, with DST: what `--date` selects and
@@ -34,16 +39,18 @@ import pyarrow.compute as pc
 
 from journal.catalogue import RecordType
 from reports import arrowcols as ac
-from reports import cat_json, cat_routes, common, events, numtext, orderjoin, timetext
+from reports import cat_json, cat_routes, common, events, numtext, orderjoin, recovery_marks, timetext
 from reports.events import EV
 from reports.output import ReportOutput, TableCollector
 from reports.refdata import RefData
 from reports.source import JournalSlice
-from reports.timebase import to_utc
+from reports.timebase import UtcTimes, to_utc
 from reports.validate import REJECTS_SCHEMA, declare_required, mask_check, passed, split
 
 KIND = "cat"
-SCHEMA_VERSION = "cat-4.0.0-r18-subset-6"        # 6: MEMR, MECR, routeRejectedFlag, priorOrderKeyDate
+# 6: MEMR, MECR, routeRejectedFlag, priorOrderKeyDate; 7: not-sent orders, journal id in firmROEID,
+# tradingSession from the time in force
+SCHEMA_VERSION = "cat-4.0.0-r18-subset-7"
 CAT_TYPES = ["MENO", "MEOR", "MEOM", "MEOC", "MEOT", "MEMR", "MECR"]
 SIDES = {ord("B"): "B", ord("S"): "SL", ord("T"): "SS", ord("E"): "SX"}
 USER_REQUESTED = ord("U")        # OUCH Canceled reason: the firm's Cancel (or Replace) asked for it
@@ -76,6 +83,11 @@ UNKNOWN_MEOT = {
     "sideDetailsInd": "MEOT requires sideDetailsInd, whose code set (Tech Specs 4.0.0-r18 "
                       "sideDetailsIndCodeSet) could not be confirmed; no value is guessed",
 }
+# Why an execution of an order the journal never saw created is rejected (e.g. one a recovery
+# adopted from the venue, AdoptPending: its RECON record holds the terms, not the order's parties).
+ORPHAN_TRADE = ("execution of an order no ORDER_SENT in the journal created (e.g. one a recovery adopted from "
+                "the venue): its instrument, parties and New Order / Order Route events are unknown, so neither "
+                "whether a MEOT is owed (its venue) nor the events of its order can be built")
 # Never null in a kept row: the fields every event requires (rows lacking one are rejected), the
 # sequence and the trade date (null only without a UTC time, which is rejected too).
 NOT_NULL = ("seq",) + COMMON_REQUIRED + ("trade_date",)
@@ -105,17 +117,27 @@ NOTES = ("MEOT is reported only for an execution on a venue that does not report
          "could not be read. sideDetailsInd is a MEOT field (between marketCenterID and buyDetails, as public CAT "
          "tooling lays MEOT out), but its code set could not be read: no value is given and the MEOT is "
          "rejected for it. MEOM and MEOC are what the venue did (its Replaced, Order Modified, and Canceled with "
-         "reason U); the requests the firm sent are its route events (MEMR per Replace or Modify, MECR per Cancel, "
+         "reason U), and the firm's own closing of an order a crash recovery found the venue never received: a "
+         "MEOC at the recovery's resolution, initiator F, its whole quantity cancelled and none left; the route "
+         "events of such an order (it never reached the venue) are rejected, not reported. The requests the "
+         "firm sent are its route events (MEMR per Replace or Modify, MECR per Cancel, "
          "Tech Specs 4.0.0-r18 Route Modified / Route Cancelled), whose required fields beyond the route's keys, "
          "terms and destination could not be confirmed. Order Modification Request (MEOMR) and Order Cancel "
          "Request (MEOCR) events, for a request the venue had not answered while the order was still open when "
-         "the journal or range ends, are not built.")
+         "the journal or range ends, are not built. tradingSession is ALL for an order of OUCH time in force "
+         "99999 (system hours: every session the venue has; CAT FAQ D32) and REG for one of 99998 (market hours) "
+         "or an IOC or timed order whose whole life lies in 09:30-16:00 ET; one trading only in a pre- or "
+         "post-market session is rejected, those sessions' codes unconfirmed.")
 # OUCH capacity of the Enter Order -> CAT capacity (Agency, Principal, Riskless principal); any
 # other (e.g. 'O' other) has no CAT code: the trade is rejected for it rather than guessed.
 CAPACITIES = {ord("A"): "A", ord("P"): "P", ord("R"): "R"}
 # Chunks built (all but their venue session) ahead of the scan that finds it: a few hundred MB at
 # most, about what the bench journal's chunks take to build while that scan runs.
 SESSION_AHEAD = 8
+# firmROEID: the Eastern date, the first hex digits of the journal id (48 random bits), the sequence
+# and the event type; the field holds 40 characters, which a sequence below 10^13 keeps to.
+ROEID_JOURNAL_HEX = 12
+ROEID_MAX_SEQ = 10 ** 13
 SIDE_DETAILS = pa.struct([("orderKeyDate", pa.string()), ("orderID", pa.string()), ("side", pa.string())])
 
 
@@ -146,9 +168,14 @@ def _first_types() -> np.ndarray:
 _FIRST_TYPE = _first_types()
 
 
-def _rows_for(ev: events.OrderEvents, ref: RefData) -> tuple[np.ndarray, np.ndarray]:
-    """(event row index, CAT type index) pairs in journal order; an entered order yields MENO and
-    then MEOR."""
+def _rows_for(ev: events.OrderEvents, ref: RefData, not_sent: recovery_marks.Marks,
+              day: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(event row index, CAT type index) pairs in journal order, and which rows close an order a
+    recovery marked not sent; an entered order yields MENO and then MEOR, and one whose Enter never
+    reached the venue (`not_sent`) a third row: its MEOC at the recovery's resolution. With `day`
+    (the Eastern date selected, days since 1970), an order's MEOC is that day's only if its
+    resolution is, and an Enter of another day (select_eastern_date kept it for its MEOC) yields
+    its MEOC alone."""
     e = ev.cols["event"]
     first = _FIRST_TYPE[e]
     executed = np.flatnonzero(first == 4)
@@ -161,11 +188,27 @@ def _rows_for(ev: events.OrderEvents, ref: RefData) -> tuple[np.ndarray, np.ndar
         first[executed[~firms]] = -1
     # a venue cancel not requested by the firm (IOC remainder, timeout, supervisory...) is no MEOC
     first[(e == EV["CANCELED"]) & (ev.cols["reason"] != USER_REQUESTED)] = -1
-    counts = (first >= 0).astype(np.int64) + (e == EV["SENT_NEW"])
+    new = e == EV["SENT_NEW"]
+    closed = np.zeros(len(e), bool)
+    if len(not_sent) and new.any():
+        at = np.flatnonzero(new)
+        closed[at] = not_sent.before(ev.cols["token_key"][at], ev.cols["seq"][at])
+        if day is not None and closed.any():
+            at = np.flatnonzero(closed)
+            mark = not_sent.find(ev.cols["token_key"][at])
+            other = ev.utc.valid[at] & (timetext.eastern_days(ev.utc.utc_ns[at]) != day)
+            first[at[other]] = -1
+            new[at[other]] = False
+            closed[at] = np.where(not_sent.utc_valid[mark],
+                                  timetext.eastern_days(not_sent.utc_ns[mark]) == day, ~other)
+    counts = (first >= 0).astype(np.int64) + new + closed
     rows = np.repeat(np.arange(len(e), dtype=np.int64), counts)
+    place = np.arange(len(rows)) - (np.cumsum(counts) - counts)[rows]     # among its event's rows
     types = first[rows]
-    types[1:][rows[1:] == rows[:-1]] += 1      # an order's second row: MEOR after its MENO
-    return rows, types
+    types[place == 1] += 1                     # an order's second row: MEOR after its MENO
+    closing = closed[rows] & (place == counts[rows] - 1)     # its last: the MEOC of an Enter never received
+    types[closing] = CAT_TYPES.index("MEOC")
+    return rows, types, closing
 
 
 # The event columns a CAT row is built and checked from (common.event_checks included): only
@@ -178,11 +221,13 @@ _COLUMNS = ("seq", "ts_ns", "ts_source", "event", "token_key", "prior_token_key"
 
 
 def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None,
-                rejections: dict | None = None) -> tuple[pa.Table, list]:
+                rejections: dict | None = None, marks: recovery_marks.RecoveryMarks | None = None,
+                journal_id: str = "") -> tuple[pa.Table, list]:
     """The CAT rows of a chunk's events and their checks (`rejections`: the venue's rejections from
     the chunk on, cat_routes.venue_rejections or chunk_rejections, for routeRejectedFlag; None: none
-    known)."""
-    return build_unsessioned(ev, ref, rejections).with_session(venue_session)
+    known; `marks`: the journal's recovery resolutions, recovery_marks.read; `journal_id`: the
+    journal's, in firmROEID)."""
+    return build_unsessioned(ev, ref, rejections, marks, journal_id).with_session(venue_session)
 
 
 @dataclass
@@ -198,19 +243,26 @@ class Unsessioned:
     types: np.ndarray           # CAT type index per row
     head: list                  # the checks before the required fields'
     tail: list                  # and after them
+    orphan: np.ndarray          # rows rejected before their fields are checked (ORPHAN_TRADE)
 
     def with_session(self, venue_session: str | None) -> tuple[pa.Table, list]:
         """The chunk's table and checks, the same as build_table's with `venue_session`."""
         n = len(self.types)
         table = self.table.add_column(self.at, "session", ac.codes(np.zeros(n, np.int8), [venue_session or ""],
                                                                    self.route & bool(venue_session)))
-        return table, self.head + required_checks(table, self.types) + self.tail
+        return table, self.head + required_checks(table, self.types, self.orphan) + self.tail
 
 
-def build_unsessioned(ev: events.OrderEvents, ref: RefData, rejections: dict | None = None) -> Unsessioned:
-    """build_table's work that does not depend on the venue session (Unsessioned)."""
-    rows, types = _rows_for(ev, ref)
+def build_unsessioned(ev: events.OrderEvents, ref: RefData, rejections: dict | None = None,
+                      marks: recovery_marks.RecoveryMarks | None = None, journal_id: str = "",
+                      day: int | None = None) -> Unsessioned:
+    """build_table's work that does not depend on the venue session (Unsessioned); `day`: the
+    Eastern date selected (days since 1970), None for all."""
+    not_sent = marks.not_sent if marks is not None else recovery_marks.no_marks()
+    rows, types, closing = _rows_for(ev, ref, not_sent, day)
     ev = ev.take(rows, _COLUMNS)
+    if closing.any():
+        ev = _closed_at_resolution(ev, closing, not_sent)
     c = ev.cols
     n = len(ev)
     inst_idx, inst_cols = common.instrument_columns(ref, c["symbol_id"], ("symbol", "isin", "segment_mic"))
@@ -222,8 +274,11 @@ def build_unsessioned(ev: events.OrderEvents, ref: RefData, rejections: dict | N
     key_date = _order_key_dates(ev, event_ts, stamps)
     t = types
     is_new, is_mod, is_cancel, is_trade = (t == 0), (t == 2), (t == 3), (t == 4)
-    routes = cat_routes.route_flags(c, t, CAT_TYPES, rejections or cat_routes.venue_rejections_none())
+    routes = cat_routes.route_flags(c, t, CAT_TYPES, rejections or cat_routes.venue_rejections_none(),
+                                    marks.resent_cancel if marks is not None else None)
     is_route = routes["any"]                     # MEOR, MEMR, MECR
+    # a route the venue never received (recovery marked its order not sent): no route event
+    unsent_route = is_route & not_sent.before(c["token_key"], c["seq"]) if len(not_sent) else np.zeros(n, bool)
     reroute = routes["replace"]                  # MEMR of a Replace: the route's token changes
     side_code = np.full(n, len(SIDES), np.int8)
     for i, byte in enumerate(SIDES):
@@ -238,6 +293,7 @@ def build_unsessioned(ev: events.OrderEvents, ref: RefData, rejections: dict | N
     for i, byte in enumerate(SIDES):
         side_code[modified & (c["wire_side"] == byte)] = i
     price = np.where(is_trade, c["exec_price"], np.where(modified, c["order_price"], c["price"]))
+    session = _trading_sessions(c["tif"], stamps)
     token = ac.token_strings(c["token_key"], ~is_trade)
     seq_text = numtext.integer_text(c["seq"])
     day_bytes = np.ascontiguousarray(stamps[:, :8])      # the Eastern date: the timestamp's first 8
@@ -246,7 +302,9 @@ def build_unsessioned(ev: events.OrderEvents, ref: RefData, rejections: dict | N
         "seq": pa.array(c["seq"].astype(np.uint64, copy=False)),
         "type": ac.codes(t, CAT_TYPES),
         "actionType": ac.codes(np.zeros(n, np.int8), ["NEW"]),
-        "firmROEID": numtext.join_text([day, seq_text, _type_text(t)], "_"),
+        # unique across the firm's journals of a day: the journal's id (its random salt) in it
+        "firmROEID": numtext.join_text([day] + ([journal_id[:ROEID_JOURNAL_HEX]] if journal_id else [])
+                                       + [seq_text, _type_text(t)], "_"),
         "CATReporterIMID": ac.codes(np.zeros(n, np.int8), [ref.firm.cat_imid]),
         # a re-route's order is the one whose route it changes: the replaced order, and its key date
         "orderKeyDate": _order_key_column(key_date, is_trade, reroute, prior_key),
@@ -264,7 +322,7 @@ def build_unsessioned(ev: events.OrderEvents, ref: RefData, rejections: dict | N
         "quantity": ac.masked(np.where(is_trade, c["exec_qty"], c["qty"]), with_terms | is_trade),
         "orderType": ac.codes(np.zeros(n, np.int8), ["LMT"], with_terms),
         "timeInForce": _time_in_force(c["tif"] == 0, day_bytes, ev.utc.valid, with_terms),
-        "tradingSession": ac.codes(np.zeros(n, np.int8), ["REG"], with_terms),
+        "tradingSession": ac.codes(session, TRADING_SESSIONS, with_terms & (session >= 0)),
         "firmDesignatedID": _firm_designated_ids(ref, c["desk_id"], client_idx, own, is_new),
         "accountHolderType": ac.codes(np.where(own, 0, 1), ["P", "I"], is_new),
         "representativeInd": ac.codes(np.zeros(n, np.int8), ["N"], is_new),
@@ -293,9 +351,68 @@ def build_unsessioned(ev: events.OrderEvents, ref: RefData, rejections: dict | N
     checks = common.event_checks(table.append_column("isin", inst_cols["isin"])
                                  .append_column("segment_mic", inst_cols["segment_mic"]),
                                  ev, ref, inst_idx, algo_idx, client_idx)
-    return Unsessioned(table=table, at=at, route=is_route, types=types,
-                       head=checks + [common.order_side_check(ev, with_terms | is_trade)],
-                       tail=[mask_check(name, is_trade, reason) for name, reason in UNKNOWN_MEOT.items()])
+    head = checks + [common.order_side_check(ev, with_terms | is_trade),
+                     mask_check("tradingSession", with_terms & (session < 0) & ev.utc.valid, UNKNOWN_SESSION),
+                     mask_check("firmROEID", c["seq"] >= ROEID_MAX_SEQ, "firmROEID would exceed 40 characters")]
+    # an execution of an order no journaled ORDER_SENT created: rejected for that alone (not for
+    # MEOT fields: whether a MEOT is owed at all depends on its venue, unknown without the order)
+    orphan = is_trade & (c["creator"] < 0)
+    head.append(mask_check("type", orphan, ORPHAN_TRADE))
+    tail = [mask_check(name, is_trade & ~orphan, reason) for name, reason in UNKNOWN_MEOT.items()]
+    tail.append(mask_check("routedOrderID", unsent_route, lambda rows: [
+        f"no {CAT_TYPES[t]}: the venue never received this order (a recovery marked {k.decode()!r} not sent at "
+        f"journal sequence {s})" for t, k, s in zip(types[rows], c["token_key"][rows],
+                                                      not_sent.seq[not_sent.find(c["token_key"][rows])])]))
+    resent = marks.resent_cancel if marks is not None else recovery_marks.no_marks()
+    tail.append(mask_check("routedOrderID", routes["lost"], lambda rows: [
+        f"no MECR: the venue never received this Cancel (a recovery found it unanswered and sent it again, "
+        f"journal sequence {s})" for s in resent.seq[resent.find(c["token_key"][rows])]]))
+    return Unsessioned(table=table, at=at, route=is_route, types=types, head=head, tail=tail, orphan=orphan)
+
+
+def _closed_at_resolution(ev: events.OrderEvents, closing: np.ndarray,
+                          not_sent: recovery_marks.Marks) -> events.OrderEvents:
+    """The MEOC rows of orders whose Enter never reached the venue, moved to the recovery's
+    resolution: its journal sequence and UTC time, the order's whole quantity cancelled and none
+    left (the order was cancelled inside the firm: initiator F, as every MEOC here)."""
+    c = ev.cols
+    at = np.flatnonzero(closing)
+    mark = not_sent.find(c["token_key"][at])
+    for name, values in (("seq", not_sent.seq[mark]), ("decrement", c["qty"][at]), ("leaves", 0)):
+        c[name] = c[name].copy()
+        c[name][at] = values
+    u = ev.utc
+    utc_ns, valid = u.utc_ns.copy(), u.valid.copy()
+    utc_ns[at], valid[at] = not_sent.utc_ns[mark], not_sent.utc_valid[mark]
+    return events.OrderEvents(cols=c, utc=UtcTimes(utc_ns, valid, u.basis, u.utc_offset_s, u.sample_index),
+                              samples=ev.samples)
+
+
+# tradingSession: CAT FAQ D32 confirms the codes REG and ALL ("the order can trade in any available
+# session at the venue where it is sent"; an order limited to some sessions names them). The codes
+# for the pre- and post-market sessions (PRE, POST, ...) could not be confirmed against the Tech
+# Specs' code set, so none is used: an order whose session is one of those is rejected, not guessed.
+TRADING_SESSIONS = ["ALL", "REG"]
+SYSTEM_HOURS, MARKET_HOURS = 99999, 99998       # OUCH 4.2 TIF: every session / the regular market only
+REGULAR_OPEN_S, REGULAR_CLOSE_S = 9 * 3600 + 30 * 60, 16 * 3600     # 09:30-16:00 Eastern Time
+UNKNOWN_SESSION = ("tradingSession: the order (IOC or timed, OUCH TIF below 99998) lives outside the regular "
+                   "session (09:30-16:00 ET), and the CAT code of the pre- or post-market session it trades in "
+                   "could not be confirmed (FAQ D32 confirms REG and ALL only); no value is guessed")
+
+
+def _trading_sessions(tif: np.ndarray, stamps: np.ndarray) -> np.ndarray:
+    """TRADING_SESSIONS index per row, -1 where unknown: ALL for OUCH system hours (99999: the
+    venue's every session), REG for market hours (99998) and for an IOC or timed order whose whole
+    life (from the row's Eastern time, `stamps`: cat_timestamp_rows) lies in the regular session."""
+    digits = stamps[:, 9:15].astype(np.int64) - ord("0")            # HHMMSS of YYYYMMDD HHMMSS.
+    second = (digits[:, 0] * 10 + digits[:, 1]) * 3600 + (digits[:, 2] * 10 + digits[:, 3]) * 60 \
+        + digits[:, 4] * 10 + digits[:, 5]
+    tif = np.asarray(tif, np.int64)
+    regular = (second >= REGULAR_OPEN_S) & (second < REGULAR_CLOSE_S) & (second + tif <= REGULAR_CLOSE_S)
+    out = np.where(regular, 1, -1).astype(np.int8)
+    out[tif == MARKET_HOURS] = 1
+    out[tif == SYSTEM_HOURS] = 0
+    return out
 
 
 def _trade_columns(c, is_trade: np.ndarray, event_ts: pa.Array, key_date: pa.Array,
@@ -327,13 +444,26 @@ def _trade_columns(c, is_trade: np.ndarray, event_ts: pa.Array, key_date: pa.Arr
     return cols
 
 
-def select_eastern_date(ev: events.OrderEvents, trade_date: dt.date | None) -> events.OrderEvents:
+def select_eastern_date(ev: events.OrderEvents, trade_date: dt.date | None,
+                        not_sent: recovery_marks.Marks | None = None) -> events.OrderEvents:
     """Events whose US Eastern date (CAT's trading day and file date) is `trade_date`; events with
-    no UTC time are kept so that they are rejected with their reason rather than vanish."""
+    no UTC time are kept so that they are rejected with their reason rather than vanish; and the
+    Enter of an order a recovery marked not sent on that day (`not_sent`), for its MEOC."""
     if trade_date is None:
         return ev
-    day = (trade_date - dt.date(1970, 1, 1)).days
-    return ev.take(np.flatnonzero(~ev.utc.valid | (timetext.eastern_days(ev.utc.utc_ns) == day)))
+    day = _day_number(trade_date)
+    keep = ~ev.utc.valid | (timetext.eastern_days(ev.utc.utc_ns) == day)
+    if not_sent is not None and len(not_sent):
+        closes = np.flatnonzero(~keep & (ev.cols["event"] == EV["SENT_NEW"]))
+        mark = not_sent.find(ev.cols["token_key"][closes])
+        hit = mark >= 0
+        closes, mark = closes[hit], mark[hit]
+        keep[closes] = not_sent.utc_valid[mark] & (timetext.eastern_days(not_sent.utc_ns[mark]) == day)
+    return ev.take(np.flatnonzero(keep))
+
+
+def _day_number(day: dt.date | None) -> int | None:
+    return None if day is None else (day - dt.date(1970, 1, 1)).days
 
 
 def _time_in_force(ioc: np.ndarray, day_bytes: np.ndarray, valid: np.ndarray, rows: np.ndarray) -> pa.Array:
@@ -460,10 +590,12 @@ def _requiring() -> dict[str, np.ndarray]:
 _REQUIRING = _requiring()
 
 
-def required_checks(table: pa.Table, types: np.ndarray) -> list:
-    """One check per field: rows of an event type that requires it and lack it are rejected."""
+def required_checks(table: pa.Table, types: np.ndarray, skip: np.ndarray | None = None) -> list:
+    """One check per field: rows of an event type that requires it and lack it are rejected (but
+    rows `skip`, rejected for a reason that comes first)."""
     checks = []
     of_type = None
+    skip_bits = np.packbits(skip, bitorder="little") if skip is not None and skip.any() else None
     for name, by_type in _REQUIRING.items():
         column = table.column(name)
         if column.null_count:
@@ -471,6 +603,8 @@ def required_checks(table: pa.Table, types: np.ndarray) -> list:
                 of_type = np.packbits(types[None, :] == np.arange(len(CAT_TYPES))[:, None], axis=1,
                                       bitorder="little")
             needed = np.bitwise_or.reduce(of_type[by_type], axis=0)
+            if skip_bits is not None:
+                needed &= ~skip_bits
             valid = column.chunks[0].buffers()[0] if column.num_chunks == 1 else None
             if valid is not None and column.chunks[0].offset == 0:
                 valid_bits = np.frombuffer(valid, np.uint8, count=len(needed))
@@ -504,7 +638,7 @@ def stream(src: JournalSlice, ref: RefData, sink, text: bool = True) -> ReportOu
     """CAT events chunk by chunk (bounded memory): each chunk's kept rows go to
     `sink.add("order_events", t)` and, unless `text` is False (Parquet only), as JSON lines to the
     submission files of their date."""
-    files = cat_json.SubmissionFiles(ref.firm.cat_imid, notes=NOTES) if text else None
+    files = cat_json.SubmissionFiles(ref.firm.cat_imid, notes=NOTES, journal_id=src.journal_id) if text else None
     rejects = []
     waiting: list[Unsessioned] = []      # chunks built while the venue session scan runs
 
@@ -527,7 +661,8 @@ def stream(src: JournalSlice, ref: RefData, sink, text: bool = True) -> ReportOu
                 publish(*waiting.pop(0).with_session(venue_session))
 
     def emit(ev: events.OrderEvents, rejections: dict) -> None:
-        waiting.append(build_unsessioned(ev, ref, rejections))
+        waiting.append(build_unsessioned(ev, ref, rejections, marks.result(), src.journal_id,
+                                         _day_number(src.selection.trade_date)))
         release(wait=len(waiting) > SESSION_AHEAD)
 
     # A chunk is built once the next one is decoded: its route rows' rejections (routeRejectedFlag)
@@ -537,12 +672,13 @@ def stream(src: JournalSlice, ref: RefData, sink, text: bool = True) -> ReportOu
     # scan of the whole range (its segments checked first), so chunks are built without it until
     # it is known (at most SESSION_AHEAD of them wait: bounded memory), then finished in order.
     with ThreadPoolExecutor(max_workers=1) as aside:     # beside the first decodes, in this order
+        marks = aside.submit(recovery_marks.read, src.reader)      # few RECON records: first
         past_end = aside.submit(cat_routes.venue_rejections, src, src.last_seq + 1)
         session = aside.submit(_venue_session, src)
         held, held_rejections = None, None
         for chunk in events.collect_chunks(src, gather_joined=False):
             mine = cat_routes.chunk_rejections(chunk)
-            ev = select_eastern_date(chunk, src.selection.trade_date)
+            ev = select_eastern_date(chunk, src.selection.trade_date, marks.result().not_sent)
             del chunk
             if held is not None:
                 emit(held, cat_routes.joined(held_rejections, mine, past_end.result()))

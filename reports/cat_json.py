@@ -11,7 +11,8 @@ metadata file's fields, the per-file record limit, the JSON shape of timeInForce
 (CAT takes bz2; files here are uncompressed JSON). Public CAT tooling (a validator written against
 Tech Specs 4.1.0 r15, not the spec itself) writes timeInForce as {"DAY":YYYYMMDD} as here, but names
 its sample file SUBMITTER_IMID_DATE_GROUP_OrderEvents_000001.json, where this module puts the CRD
-second and the IMID fourth: a lead to check, not a confirmation either way.
+second and, as the group, the IMID and the journal id's first 12 hex digits (two journals of one
+trading day never share a file name): a lead to check, not a confirmation either way.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ FILE_KIND = "OrderEvents"
 MAX_EVENTS_PER_FILE = 1_000_000
 TEXT_ROWS = 65_536          # rows turned into JSON text at a time
 SPEC = "CAT IM Technical Specifications 4.0.0-r18"
+JOURNAL_HEX = 12            # hex digits of the journal id in the file group
 # Parquet columns that go to the JSON, in this order, with their JSON type.
 STRINGS = ("actionType", "firmROEID", "CATReporterIMID", "orderKeyDate", "orderID", "priorOrderKeyDate", "priorOrderID", "tradeKeyDate",
            "tradeID", "symbol", "eventTimestamp", "deptType", "side", "orderType", "tradingSession",
@@ -186,15 +188,19 @@ class SubmissionFiles:
     """Appends each chunk's lines to the file of their Eastern-Time event date, rolling over to
     the next file number every MAX_EVENTS_PER_FILE events; `finish` writes the metadata files."""
 
-    def __init__(self, cat_imid: str, max_events: int | None = None, notes: str | None = None):
+    def __init__(self, cat_imid: str, max_events: int | None = None, notes: str | None = None,
+                 journal_id: str = ""):
         self.crd, self.imid = split_imid(cat_imid)
+        # the file group: the IMID and the journal's id (its first hex digits, as in firmROEID), so
+        # that two journals of one trading day (two sessions, two engines) never share a file name
+        self.group = self.imid + journal_id[:JOURNAL_HEX].upper()
         self.submitter = self.crd            # the firm submits its own events
         self.max_events = max_events or MAX_EVENTS_PER_FILE
         self.notes = notes                   # what the events leave out, said in each metadata file
         self.counts: dict[int, list[int]] = {}     # YYYYMMDD -> events in file 1, 2, ...
 
     def name(self, date: int, number: int) -> str:
-        return f"{self.submitter}_{self.crd}_{date}_{self.imid}_{FILE_KIND}_{number:06d}"
+        return f"{self.submitter}_{self.crd}_{date}_{self.group}_{FILE_KIND}_{number:06d}"
 
     def add(self, table: pa.Table, sink) -> None:
         if table.num_rows == 0:
@@ -226,7 +232,8 @@ class SubmissionFiles:
             for number, count in enumerate(counts, start=1):
                 name = self.name(date, number)
                 meta = {"fileName": f"{name}.json", "fileKind": FILE_KIND, "submitter": self.submitter,
-                        "reporterCRD": self.crd, "reporterIMID": self.imid, "fileGenerationDate": date,
+                        "reporterCRD": self.crd, "reporterIMID": self.imid, "fileGroup": self.group,
+                        "fileGenerationDate": date,
                         "fileNumber": number, "recordCount": count, "compression": "none", "format": "json",
                         "specification": SPEC, "journal": provenance}
                 if self.notes:

@@ -22,17 +22,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from reports import events, ouch
+from reports import events, ouch, recovery_marks
 from reports.events import EV
 from reports.source import JournalSlice
 
 # Rejections arrive just after their request: a route row looks for its rejection this many
 # sequences past the end of its chunk at most (the next chunk's, and past the range's end).
 LOOKAHEAD_SEQS = events.CHUNK_SEQS
-REJECT, CANCEL_REJECT = ord("J"), ord("I")
+REJECT, CANCEL_REJECT, CANCELED = ord("J"), ord("I"), ord("C")
+CANCEL = ord("X")           # the firm's OUCH Cancel Order: a Cancel Reject answers the latest one before it
 # Venue message bytes a rejection needs to name its token (OUCH token field's end)
 _TOKEN_END = np.zeros(256, np.int64)
-for _t in (REJECT, CANCEL_REJECT):
+for _t in (REJECT, CANCEL_REJECT, CANCELED):
     _TOKEN_END[_t] = sum(ouch.OUTBOUND_FIELDS["token"][_t][:2])
 
 
@@ -46,21 +47,27 @@ def venue_rejections(src: JournalSlice, first_seq: int | None = None) -> dict[st
     last = min(int(src.reader.last_seq), src.last_seq + LOOKAHEAD_SEQS)
     if first > last:
         return venue_rejections_none()
-    got = events.venue_messages(src, first, last, bytes((REJECT, CANCEL_REJECT)), ("token",))
+    got = events.venue_messages(src, first, last, bytes((REJECT, CANCEL_REJECT, CANCELED)), ("token",))
     if not got:
         return venue_rejections_none()
-    return {"token_key": got["token_key"], "seq": got["seq"].astype(np.int64), "msg_type": got["msg_type"]}
+    none = venue_rejections_none()
+    return {"token_key": got["token_key"], "seq": got["seq"].astype(np.int64), "msg_type": got["msg_type"],
+            "cancel_key": none["cancel_key"], "cancel_seq": none["cancel_seq"]}
 
 
 def chunk_rejections(ev: events.OrderEvents) -> dict[str, np.ndarray]:
     """The venue's Rejected (J) and Cancel Reject (I) messages among a chunk's order events (the
-    join decoded them already): those venue_rejections would find there, no second read."""
+    join decoded them already): those venue_rejections would find there, no second read; and the
+    firm's Cancels (their tokens and sequences), which tell which Cancel a Cancel Reject answers."""
     c = ev.cols
-    mine = (c["origin"] == 1) & ((c["msg_type"] == REJECT) | (c["msg_type"] == CANCEL_REJECT))
+    mine = (c["origin"] == 1) & ((c["msg_type"] == REJECT) | (c["msg_type"] == CANCEL_REJECT)
+                                 | (c["msg_type"] == CANCELED))
     rows = np.flatnonzero(mine)
     rows = rows[c["msg_len"][rows] >= _TOKEN_END[c["msg_type"][rows]]]
+    cancels = np.flatnonzero(c["event"] == EV["SENT_CANCEL"])
     return {"token_key": c["token_key"][rows], "seq": c["seq"][rows].astype(np.int64),
-            "msg_type": c["msg_type"][rows]}
+            "msg_type": c["msg_type"][rows], "cancel_key": c["token_key"][cancels],
+            "cancel_seq": c["seq"][cancels].astype(np.int64)}
 
 
 def joined(*parts: dict) -> dict[str, np.ndarray]:
@@ -70,29 +77,56 @@ def joined(*parts: dict) -> dict[str, np.ndarray]:
 
 def venue_rejections_none() -> dict[str, np.ndarray]:
     """No rejections known (a table built without the range's pre-pass)."""
-    return {"token_key": np.zeros(0, "S14"), "seq": np.zeros(0, np.int64), "msg_type": np.zeros(0, np.uint8)}
+    return {"token_key": np.zeros(0, "S14"), "seq": np.zeros(0, np.int64), "msg_type": np.zeros(0, np.uint8),
+            "cancel_key": np.zeros(0, "S14"), "cancel_seq": np.zeros(0, np.int64)}
 
 
-def rejected_after(rejections: dict, kind: int, token_key: np.ndarray, seq: np.ndarray) -> np.ndarray:
-    """Whether a venue message of `kind` for each token follows each row's sequence (the first one
-    after it: one sort of the rejections and a binary search per row, no per-row loop)."""
-    pick = rejections["msg_type"] == kind
-    keys, seqs = rejections["token_key"][pick], rejections["seq"][pick]
+_NEVER = np.iinfo(np.int64).max
+
+
+def first_after(keys: np.ndarray, seqs: np.ndarray, token_key: np.ndarray, seq: np.ndarray) -> np.ndarray:
+    """For each row (its token and sequence), the sequence of the first of (`keys`, `seqs`) of its
+    token after its own, or _NEVER: one sort and a binary search per row, no per-row loop."""
+    seq = np.asarray(seq, np.int64)
     if len(keys) == 0 or len(seq) == 0:
-        return np.zeros(len(seq), bool)
+        return np.full(len(seq), _NEVER, np.int64)
     order = np.lexsort((seqs, keys))
-    keys, seqs = keys[order], seqs[order]
-    last = np.searchsorted(keys, token_key, side="right") - 1          # the token's latest rejection
-    found = last >= 0
-    at = np.clip(last, 0, None)
-    return found & (keys[at] == token_key) & (seqs[at] > np.asarray(seq, np.int64))
+    keys, seqs = keys[order], np.asarray(seqs, np.int64)[order]
+    # each token's block of sequences lifted above the previous block's, so that one sorted array
+    # answers "the first of this token after s" (sequences stay far below 2^63 / tokens)
+    block = np.cumsum(np.r_[True, keys[1:] != keys[:-1]]) - 1
+    span = int(max(seqs.max(), seq.max())) + 1
+    lifted = block * span + seqs
+    lo = np.searchsorted(keys, token_key, side="left")
+    hi = np.searchsorted(keys, token_key, side="right")
+    pos = np.searchsorted(lifted, block[np.clip(lo, 0, len(keys) - 1)] * span + seq, side="right")
+    found = (lo < hi) & (pos < hi)          # a token with none: its empty block [lo, hi)
+    return np.where(found, seqs[np.clip(pos, 0, len(keys) - 1)], _NEVER)
 
 
-def route_flags(c, types: np.ndarray, names: list[str], rejections: dict) -> dict[str, np.ndarray]:
+def rejected_after(rejections: dict, kind: int, token_key: np.ndarray, seq: np.ndarray,
+                   requests: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Whether the venue refused each row's request: the first venue message of `kind` for its
+    token after the row's sequence, if it comes before the next request of the same kind on that
+    token (`requests`: their tokens and sequences; None: a token has one such request, as an
+    Enter's or Replace's new token). A rejection answers the latest request before it, never an
+    earlier one the venue honoured."""
+    pick = rejections["msg_type"] == kind
+    rejected = first_after(rejections["token_key"][pick], rejections["seq"][pick], token_key, seq)
+    found = rejected != _NEVER
+    if requests is not None and found.any():
+        found &= rejected < first_after(requests[0], requests[1], token_key, seq)
+    return found
+
+
+def route_flags(c, types: np.ndarray, names: list[str], rejections: dict,
+                resent: recovery_marks.Marks | None = None) -> dict[str, np.ndarray]:
     """For rows of CAT types `types` (names: the CAT type names) with event columns `c`: which are
     route events (MEOR, MEMR, MECR), which MEMR replaces the route's token (priorRoutedOrderID) or
     keeps it (a Modify: dupROIDCond), and which the venue rejected (routeRejectedFlag): an Enter's
-    or Replace's new token refused (J), a Cancel answered by a Cancel Reject (I)."""
+    or Replace's new token refused (J), a Cancel answered by a Cancel Reject (I); and which Cancel
+    never reached the venue (`lost`): one of a token a recovery sent a Cancel for again (`resent`,
+    resend-cancel), that the venue had not answered (Canceled or Cancel Reject) by then."""
     route, modified, cancelled = (types == names.index(k) for k in ("MEOR", "MEMR", "MECR"))
     replace = modified & (c["event"] == EV["SENT_REPLACE"])
     rejected = np.zeros(len(types), bool)
@@ -102,6 +136,17 @@ def route_flags(c, types: np.ndarray, names: list[str], rejections: dict) -> dic
         rejected[rows] = rejected_after(rejections, REJECT, c["token_key"][rows], c["seq"][rows])
     if cancelled.any():
         rows = np.flatnonzero(cancelled)
-        rejected[rows] = rejected_after(rejections, CANCEL_REJECT, c["token_key"][rows], c["seq"][rows])
+        # the Cancels known: this table's and those of the rejections' stretch (the next chunk's)
+        requests = (np.concatenate([c["token_key"][rows], rejections["cancel_key"]]),
+                    np.concatenate([np.asarray(c["seq"][rows], np.int64), rejections["cancel_seq"]]))
+        rejected[rows] = rejected_after(rejections, CANCEL_REJECT, c["token_key"][rows], c["seq"][rows], requests)
+    lost = np.zeros(len(types), bool)
+    if resent is not None and len(resent) and cancelled.any():
+        rows = np.flatnonzero(cancelled)
+        rows = rows[resent.before(c["token_key"][rows], c["seq"][rows])]
+        answers = (rejections["msg_type"] == CANCELED) | (rejections["msg_type"] == CANCEL_REJECT)
+        answered = first_after(rejections["token_key"][answers], rejections["seq"][answers],
+                               c["token_key"][rows], c["seq"][rows])
+        lost[rows] = answered > resent.seq[resent.find(c["token_key"][rows])]
     return {"any": route | modified | cancelled, "replace": replace, "same_id": modified & ~replace,
-            "modified": modified, "cancelled": cancelled, "rejected": rejected}
+            "modified": modified, "cancelled": cancelled, "rejected": rejected & ~lost, "lost": lost}

@@ -7,15 +7,20 @@ it (its Replaced or Order Modified: REME; its user-requested Canceled: CAME, or 
 reduction that leaves shares open), never on the firm's request, which the venue may overtake (a
 fill before the cancel arrives leaves nothing cancelled): the firm's Replace, Cancel and Modify
 rows keep their event_type and carry no RTS 24 code, as the venue's Accepted carries none (it
-confirms the firm's NEWO).
+confirms the firm's NEWO). An order a crash recovery marked not sent (its Enter or Replace never
+reached the venue: recovery_marks) keeps its rows, with recovery_status NOT_SENT on the firm's
+messages of that order journaled before the resolution (and no NEWO: nothing reached the venue),
+and the resolution's journal sequence in recovery_seq.
 """
 from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pyarrow as pa
 
 from reports import arrowcols as ac
-from reports import common, events
+from reports import common, events, recovery_marks
 from reports.events import EV
 from reports.output import ReportOutput, TableCollector
 from reports.refdata import RefData
@@ -23,7 +28,8 @@ from reports.source import JournalSlice
 from reports.validate import REJECTS_SCHEMA, declare_required, split
 
 KIND = "orders"
-SCHEMA_VERSION = "orders-1"
+SCHEMA_VERSION = "orders-2"        # 2: recovery_status, recovery_seq
+RECOVERY_STATUSES = ["NOT_SENT"]
 
 RTS24_CODES = ["NEWO", "REME", "CAME", "PARF", "FILL", "EXPI", "CAMO"]
 _R = {c: i for i, c in enumerate(RTS24_CODES)}
@@ -70,8 +76,10 @@ def validity(tif: np.ndarray) -> np.ndarray:
     return np.where(tif == 0, 1, np.where(tif >= 99998, 0, 2)).astype(np.int8, copy=False)
 
 
-def base_table(ev: events.OrderEvents, ref: RefData) -> tuple[pa.Table, list]:
-    """The order-records table before validation, plus the checks to run on it."""
+def base_table(ev: events.OrderEvents, ref: RefData,
+               marks: recovery_marks.RecoveryMarks | None = None) -> tuple[pa.Table, list]:
+    """The order-records table before validation, plus the checks to run on it (`marks`: the
+    journal's recovery resolutions, recovery_marks.read; None: none)."""
     c = ev.cols
     inst_idx, inst_cols = common.instrument_columns(ref, c["symbol_id"])
     algo_idx, algo_code = common.party_code(ref, "algos", c["algo_id"])
@@ -82,6 +90,14 @@ def base_table(ev: events.OrderEvents, ref: RefData) -> tuple[pa.Table, list]:
     liquidity = np.array([a.liquidity_provision for a in algos] + [False], dtype=bool)[algo_idx]
     code, code_valid = rts24_event(ev)
     e = c["event"]
+    not_sent = marks.not_sent if marks is not None else recovery_marks.no_marks()
+    unsent = np.zeros(len(e), bool)
+    if len(not_sent):
+        unsent = (c["origin"] == 0) & not_sent.before(c["token_key"], c["seq"])
+        code_valid &= ~unsent             # a NEWO never submitted to the venue
+    resolved_at = np.zeros(len(e), np.int64)          # the resolution's journal sequence
+    if unsent.any():
+        resolved_at[unsent] = not_sent.seq[not_sent.find(c["token_key"][unsent])]
     venue = c["origin"] == 1
     executed = (e == EV["EXECUTED"]) | (e == EV["EXECUTED_WITH_REF_PRICE"])
     has_price = (e == EV["SENT_NEW"]) | (e == EV["SENT_REPLACE"]) | (e == EV["ACCEPTED"]) | (e == EV["REPLACED"])
@@ -129,6 +145,8 @@ def base_table(ev: events.OrderEvents, ref: RefData) -> tuple[pa.Table, list]:
         "trading_state": pa.array(c["trading_state"].astype(np.uint8, copy=False), mask=~(c["origin"] == 0)),
         "limits_version": pa.array(c["limits_version"].astype(np.uint32, copy=False), mask=~(c["origin"] == 0)),
         **common.clock_columns(ev),
+        "recovery_status": ac.codes(np.zeros(n, np.int8), RECOVERY_STATUSES, unsent),
+        "recovery_seq": ac.masked(resolved_at.astype(np.uint64, copy=False), unsent),
         "trade_date": common.trade_date_column(ev.utc.utc_ns, ev.utc.valid),
     }
     table = pa.table(columns)
@@ -139,14 +157,16 @@ def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
     """Build the order records chunk by chunk (bounded memory), handing each chunk's kept rows to
     `sink.add("order_events", table)`; returns the rejects (and no whole tables)."""
     rejects = []
-    for chunk in events.collect_chunks(src):
-        ev = common.select_trade_date(chunk, src.selection.trade_date)
-        table, checks = base_table(ev, ref)
-        del ev, chunk           # the event arrays are now in the table; free the rest early
-        kept, rejected = split(table, KIND, "order_events", checks)
-        sink.add("order_events", declare_required(kept, NOT_NULL))
-        if rejected.num_rows:
-            rejects.append(rejected)
+    with ThreadPoolExecutor(max_workers=1) as aside:      # the RECON records, beside the first decode
+        marks = aside.submit(recovery_marks.read, src.reader)
+        for chunk in events.collect_chunks(src):
+            ev = common.select_trade_date(chunk, src.selection.trade_date)
+            table, checks = base_table(ev, ref, marks.result())
+            del ev, chunk           # the event arrays are now in the table; free the rest early
+            kept, rejected = split(table, KIND, "order_events", checks)
+            sink.add("order_events", declare_required(kept, NOT_NULL))
+            if rejected.num_rows:
+                rejects.append(rejected)
     return ReportOutput(kind=KIND, schema_version=SCHEMA_VERSION, tables={},
                         rejects=pa.concat_tables(rejects) if rejects else REJECTS_SCHEMA.empty_table())
 

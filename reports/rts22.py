@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from journal.catalogue import PAYLOAD_DTYPES, RecordType
 from reports import arrowcols as ac
-from reports import auth016, common, corrections, events, numtext, ouch, venuetime
+from reports import auth016, common, corrections, events, numtext, ouch, side_in_force, venuetime
 from reports.events import EV
 from reports.identifiers import currency_problem, isin_problem, lei_problem, mic_problem, cfi_problem
 from reports.output import ReportOutput, TableCollector
@@ -359,7 +359,10 @@ def stream(src: JournalSlice, ref: RefData, sink, text: bool = True) -> ReportOu
             rejects.append(rejected)
             if new:
                 newt_rejects.append(rejected)
-    for chunk in events.collect_chunks(src, only=EXECUTIONS + CHANGES, leaves=False):
+    sides = side_in_force.SideInForce()      # field 62: the side in force at each execution
+    sides.seed(src)
+    for chunk in events.collect_chunks(src, only=EXECUTIONS + CHANGES + side_in_force.MODIFIED, leaves=False):
+        chunk = sides.apply(chunk)
         ev = common.select_trade_date(with_venue_times(chunk, windows), src.selection.trade_date)
         del chunk
         changed = np.isin(ev.cols["event"], CHANGES)

@@ -8,6 +8,7 @@ import pathlib
 import pyarrow.parquet as pq
 import pytest
 
+from journal import Reader
 from reports.run import run
 from tests.reports.journal_builder import FIXTURE_REFDATA, DayBuilder, standard_day
 
@@ -32,3 +33,10 @@ def all_reports(day_journal, tmp_path_factory) -> pathlib.Path:
 
 def read(out: pathlib.Path, kind: str, table: str):
     return pq.read_table(out / kind / table, partitioning="hive")
+
+
+def cat_group(journal: pathlib.Path) -> str:
+    """The CAT file group of a journal's submission files: the IMID and the journal id's first 12
+    hex digits (upper case)."""
+    with Reader(journal) as reader:
+        return "MMAU" + reader.journal_id[:12].upper()

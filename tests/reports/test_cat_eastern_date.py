@@ -9,7 +9,7 @@ import pytest
 from reports import cat_json
 from reports.run import run
 from reports.source import Selection
-from tests.reports.conftest import read
+from tests.reports.conftest import cat_group, read
 from tests.reports.journal_builder import FIXTURE_REFDATA, DayBuilder
 
 NS = 1_000_000_000
@@ -40,7 +40,8 @@ def test_cat_date_selects_and_names_by_the_eastern_day(tmp_path, day, stamps, wa
     assert {r["trade_date"] for r in rows} == {day.isoformat()}     # the hive partition
     assert all(r["eventTimestamp"].startswith(ymd) and r["firmROEID"].startswith(ymd) for r in rows)
     files = sorted(p.name for p in (tmp_path / "o" / "cat" / cat_json.DIRECTORY).iterdir())
-    assert files == [f"123456_123456_{ymd}_MMAU_OrderEvents_000001.json",
-                     f"123456_123456_{ymd}_MMAU_OrderEvents_000001.meta.json"]
+    group = cat_group(journal)
+    assert files == [f"123456_123456_{ymd}_{group}_OrderEvents_000001.json",
+                     f"123456_123456_{ymd}_{group}_OrderEvents_000001.meta.json"]
     meta = json.loads((tmp_path / "o" / "cat" / cat_json.DIRECTORY / files[1]).read_text())
     assert meta["recordCount"] == len(rows) and meta["fileGenerationDate"] == int(ymd)

@@ -65,7 +65,10 @@ def _rows_in_chunks(b, tmp_path, monkeypatch, chunk_seqs: int | None):
     if chunk_seqs is not None:
         monkeypatch.setattr(events, "CHUNK_SEQS", chunk_seqs)
     out = tmp_path / f"o{chunk_seqs}"
-    run(["cat"], b.write(tmp_path / f"j{chunk_seqs}"), out, refdata_dir=FIXTURE_REFDATA, text=False)
+    journal = tmp_path / "j"               # one journal (one id, in every firmROEID) for every run
+    if not journal.exists():
+        b.write(journal)
+    run(["cat"], journal, out, refdata_dir=FIXTURE_REFDATA, text=False)
     monkeypatch.undo()
     return read(out, "cat", "order_events").to_pylist()
 
@@ -96,3 +99,30 @@ def test_rejections_and_order_key_dates_do_not_depend_on_where_chunks_end(tmp_pa
     assert all(r["orderKeyDate"] == keys[r["orderID"]] for r in whole if r["type"] in ("MEOC", "MECR"))
     for chunk_seqs in (1, 2, 3, 5):
         assert _rows_in_chunks(b, tmp_path, monkeypatch, chunk_seqs) == whole, chunk_seqs
+
+
+def test_a_cancel_reject_flags_only_the_cancel_it_answers(tmp_path):
+    # the first Cancel (down to 200) was honoured; the second (all) was refused: only it is flagged
+    b = accepted_order("A1", 1, "B", 1_499_900, 500)
+    b.advance(10_000); b.cancel("A1", new_qty=200)
+    b.advance(10_000); b.canceled("A1", 300)
+    b.advance(10_000); b.cancel("A1")
+    b.advance(10_000); b._venue(ouch.CancelReject(timestamp=b._venue_ts(), token="A1"))
+    b.advance(10_000); b.cancel("A1")                      # a third, honoured
+    b.advance(10_000); b.canceled("A1", 200)
+    result, rows, lines = _cat(b, tmp_path)
+    mecr = [(r["seq"], r["leavesQty"], r["routeRejectedFlag"]) for r in rows if r["type"] == "MECR"]
+    assert mecr == [(5, 200, False), (7, 0, True), (9, 0, False)]
+    assert [x["routeRejectedFlag"] for x in lines if x["type"] == "MECR"] == [False, True, False]
+
+
+def test_a_cancel_reject_after_a_chunk_boundary_flags_only_the_cancel_it_answers(tmp_path, monkeypatch):
+    b = accepted_order("A1", 1, "B", 1_499_900, 500)
+    b.advance(10_000); b.cancel("A1", new_qty=200)
+    b.advance(10_000); b.canceled("A1", 300)
+    b.advance(10_000); b.cancel("A1")
+    b.advance(10_000); b._venue(ouch.CancelReject(timestamp=b._venue_ts(), token="A1"))
+    for chunk_seqs in (None, 1, 2, 3):
+        flags = [r["routeRejectedFlag"] for r in _rows_in_chunks(b, tmp_path, monkeypatch, chunk_seqs)
+                 if r["type"] == "MECR"]
+        assert flags == [False, True], chunk_seqs

@@ -7,7 +7,7 @@ import pyarrow.compute as pc
 from reports import cat_json
 from reports.cat import CAT_TYPES, COMMON_REQUIRED, REQUIRED
 from reports.run import run
-from tests.reports.conftest import read
+from tests.reports.conftest import cat_group, read
 from tests.reports.journal_builder import FIXTURE_REFDATA, DayBuilder
 
 
@@ -15,10 +15,10 @@ def _submission(out):
     return sorted((out / "cat" / cat_json.DIRECTORY).iterdir())
 
 
-def test_json_lines_match_the_parquet_rows(all_reports):
+def test_json_lines_match_the_parquet_rows(all_reports, day_journal):
     files = _submission(all_reports)
     data = [f for f in files if not f.name.endswith(".meta.json")]
-    assert [f.name for f in data] == ["123456_123456_20260302_MMAU_OrderEvents_000001.json"]
+    assert [f.name for f in data] == [f"123456_123456_20260302_{cat_group(day_journal)}_OrderEvents_000001.json"]
     events = [json.loads(line) for line in data[0].read_text().splitlines()]
     rows = read(all_reports, "cat", "order_events").to_pylist()
     assert len(events) == len(rows)

@@ -1,0 +1,102 @@
+"""What a crash recovery's RECON resolution records say of the firm's own journaled messages: the
+order tokens it marked not sent ("mark-not-sent": the venue never received their Enter or Replace,
+recovery/reconcile.py MarkNotSent) and the cancels it sent again ("resend-cancel": the journaled
+Cancel never reached the venue, ResendCancel), with the sequence and UTC time of each resolution.
+
+Write-ahead journals an order before its bytes leave, so a crash between the two leaves an
+ORDER_SENT the venue never saw; only the recovery's resolution says so, later in the journal. Owns
+the one read of RECON records (few: read whole, from the journal start to its end, as
+venuetime.recovery_windows reads them) and the lookups by token; not the reports' columns.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from journal import row_dtype
+from journal.catalogue import RecordType, TsSource, unpack_json
+from reports import orderjoin
+from reports.timebase import to_utc
+
+# recovery/replay.py and recovery/reconcile.py names (reports may not import recovery)
+RECON_RESOLUTION = "resolution"
+MARK_NOT_SENT, RESEND_CANCEL = "mark-not-sent", "resend-cancel"
+
+
+@dataclass(frozen=True)
+class Marks:
+    """Resolutions of one action, sorted by token key: the token, the resolution record's sequence,
+    its UTC time and whether that time is valid."""
+
+    token_key: np.ndarray       # S14 join keys (orderjoin.join_keys)
+    seq: np.ndarray             # int64
+    utc_ns: np.ndarray          # int64
+    utc_valid: np.ndarray       # bool
+
+    def __len__(self) -> int:
+        return len(self.token_key)
+
+    def find(self, token_key: np.ndarray) -> np.ndarray:
+        """Index of each token's mark, -1 where it has none (a binary search per row)."""
+        if len(self.token_key) == 0 or len(token_key) == 0:
+            return np.full(len(token_key), -1, np.int64)
+        at = np.clip(np.searchsorted(self.token_key, token_key), 0, len(self.token_key) - 1)
+        return np.where(self.token_key[at] == token_key, at, -1)
+
+    def before(self, token_key: np.ndarray, seq: np.ndarray) -> np.ndarray:
+        """Which rows (their tokens and sequences) a mark of their token resolves: journaled before
+        the resolution."""
+        at = self.find(token_key)
+        return (at >= 0) & (np.asarray(seq, np.int64) < self.seq[np.clip(at, 0, None)])
+
+
+def no_marks() -> Marks:
+    return Marks(np.zeros(0, f"S{orderjoin.TOKEN_BYTES}"), np.zeros(0, np.int64), np.zeros(0, np.int64),
+                 np.zeros(0, bool))
+
+
+@dataclass(frozen=True)
+class RecoveryMarks:
+    not_sent: Marks             # mark-not-sent: the Enter or Replace of the token never reached the venue
+    resent_cancel: Marks        # resend-cancel: the token's journaled Cancel never reached the venue
+
+
+def read(reader) -> RecoveryMarks:
+    """Every mark-not-sent and resend-cancel resolution in the journal (a token's first of each)."""
+    headers, blob, offsets = reader.read_blobs(RecordType.RECON, 1, int(reader.last_seq))
+    found: dict[str, list] = {MARK_NOT_SENT: [], RESEND_CANCEL: []}
+    for i, h in enumerate(headers):
+        doc = unpack_json(blob[int(offsets[i]):int(offsets[i + 1])])
+        resolution = doc.get("resolution") if doc.get("kind") == RECON_RESOLUTION else None
+        if isinstance(resolution, dict) and resolution.get("action") in found \
+                and isinstance(resolution.get("token"), str):
+            found[resolution["action"]].append((resolution["token"], int(h["seq"]), int(h["ts_ns"]),
+                                                int(h["ts_source"])))
+    samples = None
+    if any(s in (TsSource.HW_PHC, TsSource.HW_PHC_BY) for rows in found.values() for *_, s in rows):
+        # a PHC time needs the UTC offset of the clock samples before it (a recovery stamps its
+        # records with its own clock, so this read is the exception)
+        samples = reader.read_fixed(RecordType.CLOCK_SAMPLE, first_seq=None, last_seq=int(reader.last_seq))
+        samples = samples[np.argsort(samples["seq"], kind="stable")]
+    return RecoveryMarks(_marks(found[MARK_NOT_SENT], samples), _marks(found[RESEND_CANCEL], samples))
+
+
+def _marks(rows: list, samples) -> Marks:
+    if not rows:
+        return no_marks()
+    keys = orderjoin.join_keys(np.array([t.encode()[:orderjoin.TOKEN_BYTES] for t, *_ in rows],
+                                        f"S{orderjoin.TOKEN_BYTES}"))
+    seq = np.array([r[1] for r in rows], np.int64)
+    ts_ns = np.array([r[2] for r in rows], np.int64)
+    source = np.array([r[3] for r in rows], np.uint8)
+    if samples is None:
+        samples = np.zeros(0, row_dtype(RecordType.CLOCK_SAMPLE))
+    utc = to_utc(seq, ts_ns, source, samples)
+    # sorted by token, a token's first resolution kept (its later ones repeat it)
+    order = np.lexsort((seq, keys))
+    keys = keys[order]
+    first = np.ones(len(keys), bool)
+    first[1:] = keys[1:] != keys[:-1]
+    pick = order[first]
+    return Marks(keys[first], seq[pick], utc.utc_ns[pick], utc.valid[pick])
