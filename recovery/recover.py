@@ -38,9 +38,10 @@ from recovery.replay import RECON_BEGIN, RECON_FINDING, RECON_OUTCOME, RECON_RES
 from recovery.snapshot import engine_setup
 from recovery.venue_link import SoupSession, full_view
 
-__all__ = ["RecoverySettings", "Recovery", "recover", "build_engine"]
+__all__ = ["RecoverySettings", "Recovery", "recover", "build_engine", "VENUE_SEQUENCE"]
 
 _SEQUENCED = ord("S")
+VENUE_SEQUENCE = "venue-sequence"   # finding: the venue's login did not start where asked
 _SEGMENT = 4 << 20     # recovery writes few records: a small segment opens fast (sizes may mix)
 
 
@@ -423,6 +424,9 @@ def _reconcile_with_venue(settings: RecoverySettings, shell: _Shell, result: Rec
                        "venue_sequence": accepted.sequence, "venue_messages": len(messages),
                        "journal_tail": result.tail, "unsent_orders": [a.intent.token for a in replayed.unsent]})
     shell.feed(Reconciled(now, False))
+    if accepted.sequence != first:
+        _venue_sequence_differs(shell, result, first, accepted.sequence)
+        return
     shell.deliver(0, session.login_frame)
     head = max(messages, default=0)
     if head >= accepted.sequence:
@@ -454,6 +458,21 @@ def _reconcile_with_venue(settings: RecoverySettings, shell: _Shell, result: Rec
     final = result.rounds[-1]
     result.reasons += [f"{d.kind}: {d.detail}" + (f" ({d.token})" if d.token else "")
                        for d in final.discrepancies]
+
+
+def _venue_sequence_differs(shell: _Shell, result: Recovery, first: int, start: int) -> None:
+    """The venue's login starts elsewhere than asked: counted from its number, what it sends would
+    skip messages (a gap) or apply some twice (a fill counted twice). Nothing of it is journaled or
+    fed; a finding names the discrepancy and the engine stays unreconciled (HALTED)."""
+    how = (f"messages {first}..{start - 1} would be missed" if start > first
+           else f"messages {start}..{first - 1} would be applied a second time")
+    detail = (f"the venue's login starts at sequence {start}, recovery asked for {first} (the last "
+              f"journaled + 1): {how}; nothing of that session was applied")
+    shell.recon({"kind": RECON_FINDING, "round": 0, "clean": False, "counts": {VENUE_SEQUENCE: 1},
+                 "discrepancies": [{"kind": VENUE_SEQUENCE, "token": "", "detail": detail,
+                                    "local": {"requested_sequence": first},
+                                    "venue": {"venue_sequence": start}, "resolution": None}]})
+    result.reasons.append(f"{VENUE_SEQUENCE}: {detail}")
 
 
 def _take(shell: _Shell, messages: dict[int, bytes], frames: list[tuple[int, bytes]]) -> None:
