@@ -5,7 +5,9 @@ engine it is reconciled — or leave it HALTED with the reasons.
 
 First of all, before the journal is opened for writing, the code that wrote each of its sessions
 must be the running code (recovery.codecheck): else CodeMismatch, unless the settings accept the
-change; then a RECON "code-change" record says so ahead of the others.
+change; then a RECON "code-change" record says so ahead of the others. A tail the writer's open
+repaired is journaled next (RECON "journal-tail", with what was discarded), before anything that
+can fail, so no attempt leaves the repair unrecorded.
 
 Owns the order of those steps and the write-ahead rule while recovery acts (a record before every
 input the engine sees and before every byte sent). Comparison logic lives in reconcile.py, the
@@ -38,9 +40,10 @@ from recovery.replay import RECON_BEGIN, RECON_FINDING, RECON_OUTCOME, RECON_RES
 from recovery.snapshot import engine_setup
 from recovery.venue_link import SoupSession, full_view
 
-__all__ = ["RecoverySettings", "Recovery", "recover", "build_engine", "VENUE_SEQUENCE"]
+__all__ = ["RecoverySettings", "Recovery", "recover", "build_engine", "RECON_JOURNAL_TAIL", "VENUE_SEQUENCE"]
 
 _SEQUENCED = ord("S")
+RECON_JOURNAL_TAIL = "journal-tail"   # the writer's open repaired the journal: what it discarded
 VENUE_SEQUENCE = "venue-sequence"   # finding: the venue's login did not start where asked
 _SEGMENT = 4 << 20     # recovery writes few records: a small segment opens fast (sizes may mix)
 
@@ -250,6 +253,12 @@ def _open_journal(path: str, dry_run: bool) -> tuple[Journal | None, dict]:
                      else None, "previous_pid": rep.previous_pid, "previous_closed_cleanly": rep.previous_clean}
 
 
+def _repaired(tail: dict) -> bool:
+    """The writer's open discarded something (a dry run repairs nothing)."""
+    return bool(tail.get("repaired") and (not tail.get("clean") or tail.get("bytes_discarded")
+                                          or tail.get("segments_removed")))
+
+
 def _refuse_damaged(path: str, stop: dict) -> None:
     """The writer's open repaired the journal, yet replay stopped early: an invalid record behind
     a sealed segment whose durable summary the open trusted without reading it (bit rot,
@@ -319,6 +328,11 @@ def recover(settings: RecoverySettings, progress: Callable[[str, str], None] = _
             # (what it decided last was never sent), so a later replay expects nothing across it
             shell.recon({"kind": RECON_CODE_CHANGE, **code.to_json(),
                          "unsent_orders": [a.intent.token for a in replayed.unsent]})
+        if _repaired(tail):
+            # at once, whatever follows: an attempt that fails before its BEGIN (the venue out of
+            # reach) would leave the repair unrecorded, and the next open finds the tail clean
+            shell.recon({"kind": RECON_JOURNAL_TAIL, "journal_tail": tail,
+                         "unsent_orders": [a.intent.token for a in replayed.unsent]})
         if not replayed.deterministic:
             result.reasons.append(f"replay diverged from the journal ({replayed.divergence_count} "
                                   f"orders): {replayed.divergences[0].detail}")
@@ -357,7 +371,8 @@ def recover(settings: RecoverySettings, progress: Callable[[str, str], None] = _
 
 
 def _journal_failure(shell: _Shell, result: Recovery, exc: BaseException) -> None:
-    """An error ended the attempt after its BEGIN record: the journal says so with an OUTCOME
+    """An error ended the attempt after its first record (BEGIN, or a code-change or journal-tail
+    record ahead of it): the journal says so with an OUTCOME
     (not reconciled, the error named), so every attempt it shows has an end. The caller still
     gets the original error; a journal that cannot take this record adds a note to it. The
     engine is not fed: the caller never gets it, and BEGIN already left it unreconciled."""
@@ -392,7 +407,7 @@ def _reconcile_with_venue(settings: RecoverySettings, shell: _Shell, result: Rec
         result.reasons.append("no venue given: nothing to reconcile against")
         if not settings.dry_run:
             now = shell.recon({"kind": RECON_BEGIN, "reconciled": False, "venue": None,
-                               "unsent_orders": [a.intent.token for a in result.replay.unsent]})
+                               "journal_tail": result.tail, "unsent_orders": [a.intent.token for a in result.replay.unsent]})
             shell.feed(Reconciled(now, False))      # the record's time: what replay feeds
         return
     host, port = settings.venue
