@@ -26,7 +26,7 @@ from journal import Reader
 from recovery.drills import _engine_proc as proc_main
 from recovery.drills.common import (
     USER, WAIT_S, DrillError, DrillReport, DrillVenue, EngineProcess, Spare, compare_with_venue, engine_args,
-    drill_journal, format_table, journal_result, lost_acks,
+    drill_journal, format_table, journal_result, lost_acks, result_on_abort,
 )
 from journal.scratch import scratch_dir
 from recovery.codecheck import CodeCheck
@@ -255,6 +255,7 @@ class _CrashDrill:
         proc = self.start(False, point, nth)
         warmup = CrashRun(0, point)
         if proc.expect("Q")[0] != "Q":
+            proc.kill()
             raise DrillError(f"the engine did not quote within {WAIT_S:g} s: {proc.log_tail()}")
         self.standby_snapshots()
         self.kill_as_planned(proc, point, delay, warmup)
@@ -336,14 +337,15 @@ def run_crash_drill(settings: CrashSettings, progress: Callable[[CrashRun], None
     with scratch_dir("mmaudit-crash-") as tmp:
         workdir = pathlib.Path(tmp)
         report = CrashReport(settings.seed, journal, load=(os.getloadavg()[0], 0.0))
-        try:
-            drill = _CrashDrill(settings, workdir, journal, progress)
-        except Exception as exc:
-            raise DrillError(f"cannot start the venue: {exc}") from exc
-        try:
-            drill.run(report)
-        finally:
-            drill.close()
+        with result_on_abort(report, started, lambda doc: journal_result(journal, doc)):
+            try:
+                drill = _CrashDrill(settings, workdir, journal, progress)
+            except Exception as exc:
+                raise DrillError(f"cannot start the venue: {exc}") from exc
+            try:
+                drill.run(report)
+            finally:
+                drill.close()
         report.seconds = time.monotonic() - started
         report.load = (report.load[0], os.getloadavg()[0])
         report.result_seq = journal_result(journal, report.as_dict())
