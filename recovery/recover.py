@@ -38,6 +38,7 @@ from recovery.reconcile import (
 )
 from recovery.replay import RECON_BEGIN, RECON_FINDING, RECON_OUTCOME, RECON_RESOLUTION, ReplayResult, replay_journal
 from recovery.snapshot import engine_setup
+from recovery.statedocs import engine_doc, order_doc
 from recovery.venue_link import SoupSession, full_view
 
 __all__ = ["RecoverySettings", "Recovery", "recover", "build_engine", "RECON_JOURNAL_TAIL", "VENUE_SEQUENCE"]
@@ -79,6 +80,7 @@ class Recovery:
     delivered: int = 0                   # venue messages journaled and applied
     orders_sent: int = 0                 # cancels sent to the venue
     would_send: list[str] = field(default_factory=list)   # dry run: tokens it would cancel
+    applied: list[dict] = field(default_factory=list)      # each resolution: its order before, after
     recon_seqs: list[int] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     session: SoupSession | None = None   # the resumed venue session, when kept open
@@ -153,9 +155,16 @@ class _Shell:
         self.act(self.engine.on_event(event), event.now_ns)
 
     def resolve(self, resolution: Resolution, doc: dict) -> None:
-        """Journal one resolution (RECON), then perform it on the engine and act on its orders."""
-        now = self.recon({"kind": RECON_RESOLUTION, "resolution": resolution_json(resolution), **doc})
+        """Journal one resolution (RECON, with the order before it), then perform it on the engine
+        and act on its orders; the order after it goes to the OUTCOME (result.applied)."""
+        token = resolution.token
+        before = order_doc(self.engine, token)
+        now = self.recon({"kind": RECON_RESOLUTION, "resolution": resolution_json(resolution),
+                          "before": before, **doc})
         self.act(apply(self.engine, resolution, now), now)
+        self.result.applied.append({"resolution_seq": self.result.recon_seqs[-1] if self.journal else 0,
+                                    "token": token, "before": before,
+                                    "after": order_doc(self.engine, token)})
 
     def deliver(self, sequence: int, frame: bytes) -> None:
         """A venue frame: journaled as VENUE_MSG, then fed. An order the journal never knew (its
@@ -267,14 +276,6 @@ def _refuse_damaged(path: str, stop: dict) -> None:
     raise JournalDamaged(damage_behind_summary(path, stop, "replay", "recover again"))
 
 
-def _order_doc(engine: Engine, token: str) -> dict | None:
-    order = engine.oms.orders.get(token)
-    if order is None:
-        return None
-    return {"state": order.state.value, "leaves": order.leaves, "filled": order.filled,
-            "price": order.price}
-
-
 def recover(settings: RecoverySettings, progress: Callable[[str, str], None] = _noop,
             clock: Callable[[], int] = time.time_ns, keep_session: bool = False) -> Recovery:
     """Run recovery; see the module docstring. `keep_session` leaves the resumed venue session
@@ -355,7 +356,8 @@ def recover(settings: RecoverySettings, progress: Callable[[str, str], None] = _
         # venue was given) were never journaled: named here, so a later replay does not expect them
         now = shell.recon({"kind": RECON_OUTCOME, "reconciled": result.reconciled,
                            "reasons": result.reasons, "before": replayed.summary(),
-                           "after": _after(engine), "delivered": result.delivered,
+                           "after": engine_doc(engine), "applied": result.applied,
+                           "delivered": result.delivered,
                            "orders_sent": result.orders_sent,
                            "unsent_orders": [] if settings.dry_run else list(result.would_send),
                            # the last round's, which the reasons name: reported to a person now
@@ -385,19 +387,13 @@ def _journal_failure(shell: _Shell, result: Recovery, exc: BaseException) -> Non
     try:
         shell.recon({"kind": RECON_OUTCOME, "reconciled": False, "reasons": [*result.reasons, reason],
                      "error": {"type": type(exc).__name__, "message": str(exc)},
+                     "before": result.replay.summary(), "after": engine_doc(shell.engine),
+                     "applied": result.applied,
                      "delivered": result.delivered, "orders_sent": result.orders_sent,
                      "unsent_orders": [*result.would_send, *shell.unjournaled]})
     except Exception as journal_exc:       # noqa: BLE001 (the original error is what is raised)
         exc.add_note(f"its OUTCOME record could not be journaled: {type(journal_exc).__name__}: "
                      f"{journal_exc}")
-
-
-def _after(engine: Engine) -> dict:
-    open_orders, unknown = engine.oms.counts()
-    return {"open_orders": open_orders, "unknown_outcome": unknown,
-            "positions": {s.name: engine.inventory.position[s.id] for s in engine.symbols.symbols
-                          if engine.inventory.position[s.id]},
-            "venue_seq": engine.venue_seq, "state_hash": engine.state_hash()}
 
 
 def _reconcile_with_venue(settings: RecoverySettings, shell: _Shell, result: Recovery,
@@ -465,9 +461,7 @@ def _reconcile_with_venue(settings: RecoverySettings, shell: _Shell, result: Rec
                 shell.deliver(d.resolution.sequence, soupbintcp.encode(
                     soupbintcp.SequencedData(d.resolution.payload)))
             elif d.resolution is not None:
-                before = _order_doc(shell.engine, d.token)
-                shell.resolve(d.resolution, {"found": d.kind, "detail": d.detail, "before": before,
-                                             "venue": d.venue})
+                shell.resolve(d.resolution, {"found": d.kind, "detail": d.detail, "venue": d.venue})
         _settle(shell, messages, session, settings)
     timings["reconcile"] = time.perf_counter() - t
     final = result.rounds[-1]
