@@ -32,10 +32,13 @@ from recovery.codecheck import session_start
 
 HOOK_ENV = "MMAUDIT_DRILL_HOOK"
 # Kill points the hooks can hold the process at (the n-th occurrence after the runner started):
-IN_APPEND = "in-append"              # the record is published, the append has not returned
+# (each hook holds the process in the drill's wrapper, after Journal.append returned: the record
+# is complete and published; none is inside the journal's C append or mid-roll)
+APPEND_RETURNED = "append-returned"  # an append returned (record published), its ack not reported
 AFTER_APPEND = "between-append-send"  # an ORDER_SENT was acknowledged, its bytes not yet sent
-SEGMENT_ROLL = "segment-roll"        # the append that rolled the journal to a new segment
-HOOKS = (IN_APPEND, AFTER_APPEND, SEGMENT_ROLL)
+AFTER_ROLL = "after-roll"            # the append that rolled the journal returned (old segment
+                                     # sealed, the new one in use), its ack not reported
+HOOKS = (APPEND_RETURNED, AFTER_APPEND, AFTER_ROLL)
 USER = "MM01"
 PASSWORD = "mmaudit"
 PROFILE = "eu-hft"
@@ -101,10 +104,10 @@ class AckingJournal:
     def append(self, rtype, payload, **kw) -> int:
         segment = self.journal.segment
         seq = self.journal.append(rtype, payload, **kw)
-        if self.hook == IN_APPEND and self._hit():
-            self.reporter.block(f"{IN_APPEND} seq {seq}")
-        if self.hook == SEGMENT_ROLL and self.journal.segment != segment and self._hit():
-            self.reporter.block(f"{SEGMENT_ROLL} to segment {self.journal.segment} at seq {seq}")
+        if self.hook == APPEND_RETURNED and self._hit():
+            self.reporter.block(f"{APPEND_RETURNED} seq {seq}")
+        if self.hook == AFTER_ROLL and self.journal.segment != segment and self._hit():
+            self.reporter.block(f"{AFTER_ROLL} to segment {self.journal.segment} at seq {seq}")
         self.reporter.say("A", f"{seq} {int(rtype)} {zlib.crc32(payload)}")
         if self.hook == AFTER_APPEND and rtype == RecordType.ORDER_SENT and self._hit():
             sent = unpack(RecordType.ORDER_SENT, payload)

@@ -1,6 +1,9 @@
 """The crash drill: a real engine process (runner + engine + journal) trading with the embedded venue
-on loopback is SIGKILLed again and again — at random moments and at exact hook points (inside an
-append, between an order's append and its send, at a segment roll) — restarted, recovered, resumed.
+on loopback is SIGKILLed again and again — at random moments and at exact hook points (right after
+an append returned, before its ack; between an order's append and its send; right after the append
+that rolled the journal to a new segment) — restarted, recovered, resumed. The hooks hold the
+process in Python after Journal.append returned: no kill point is inside the C append or mid-roll
+(a record half written is the journal's own crash tests' subject, tests/journal/test_crash_kill.py).
 
 Owns the kill plan (deterministic from the seed), the engine processes' lifecycle, and the verdict:
 no acknowledged journal record lost, the engine's positions and order states equal to the
@@ -153,8 +156,8 @@ def _kill_plan(rng: random.Random, runs: int) -> list[tuple[str, int, float]]:
         block = list(KILL_POINTS)
         rng.shuffle(block)
         for point in block:
-            nth = {proc_main.IN_APPEND: rng.randint(1, 60), proc_main.AFTER_APPEND: rng.randint(1, 4),
-                   proc_main.SEGMENT_ROLL: 1}.get(point, 0)
+            nth = {proc_main.APPEND_RETURNED: rng.randint(1, 60), proc_main.AFTER_APPEND: rng.randint(1, 4),
+                   proc_main.AFTER_ROLL: 1}.get(point, 0)
             plan.append((point, nth, rng.uniform(0.0, 0.5)))
     return plan[:runs]
 
@@ -187,7 +190,7 @@ class _CrashDrill:
             run.kill_detail = f"{delay:.3f} s after the first quote"  # notices an early exit
         else:
             # a 64 KiB segment fills in a few seconds of quoting: a roll is waited for longer
-            wait = HOOK_WAIT_S * (4 if point == proc_main.SEGMENT_ROLL else 1)
+            wait = HOOK_WAIT_S * (4 if point == proc_main.AFTER_ROLL else 1)
             kind, text = proc.expect("H", wait)
             if kind == "H":
                 run.kill_detail = text
