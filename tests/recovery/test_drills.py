@@ -65,7 +65,9 @@ def test_crash_drill_loses_nothing_and_agrees_with_the_venue(tmp_path):
     assert all(r.kill_detail.startswith(proc_main.HOOKS) for r in hooked), report.table()
     assert {r.planned for r in hooked} == set(proc_main.HOOKS), report.table()
     # journal and venue confirm each hook's kill point (an order killed between its append and its
-    # send is journaled and the venue never saw it; a record killed right after its append returned is published)
+    # send is journaled and the venue never saw it; a record killed right after its append returned
+    # is published; one killed inside its append, or mid-roll, is not, and the next recovery
+    # reports it as the first record lost: a torn record discarded, a half-rolled segment removed)
     assert all(r.hook_check == "ok" for r in hooked), [(r.kill_detail, r.hook_check) for r in hooked]
     with Reader(journal) as reader:
         assert len(reader.segments()) > 2                # small segments: rolls happened
@@ -214,3 +216,14 @@ def test_an_unknown_hook_is_refused(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match="unknown hook"):
         proc_main.main(["--journal", str(tmp_path / "j"), "--ouch", "1", "--itch", "1",
                         "--rerequest", "1", "--report", str(tmp_path / "r")])
+
+
+def test_the_journals_c_kill_hooks_arm_only_when_enabled(monkeypatch):
+    """The C writer's kill points (in-append, mid-roll) are a test hook: without MMJ_TEST_HOOKS=1
+    in the environment, or for an unknown kind or a zeroth occurrence, arming refuses (-1) and the
+    writer is untouched."""
+    monkeypatch.delenv("MMJ_TEST_HOOKS", raising=False)
+    assert proc_main._c_hook_arm(proc_main.C_HOOKS[proc_main.IN_APPEND], 1, 2) == -1
+    monkeypatch.setenv("MMJ_TEST_HOOKS", "1")
+    assert proc_main._c_hook_arm(9, 1, 2) == -1
+    assert proc_main._c_hook_arm(proc_main.C_HOOKS[proc_main.MID_ROLL], 0, 2) == -1
