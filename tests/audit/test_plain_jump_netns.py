@@ -1,5 +1,5 @@
 """A plain ptp4l client (free_running 0: its PI servo steers the clock, the port goes SLAVE) in the
-PTP lab, whose clock jumps 1 ms: the samples are DEGRADED with the jump in the bound until the
+PTP lab, whose clock jumps 2 ms: the samples are DEGRADED with the jump in the bound until the
 clock has re-settled, whether ptp4l slews the jump out (step_threshold 0, ptp4l's default: the
 port stays SLAVE) or steps it (step_threshold 0.5 ms: s0 and s1, port UNCALIBRATED, then s2).
 
@@ -24,11 +24,14 @@ from tests.audit.test_linuxptp_netns import created_lab
 
 pytestmark = pytest.mark.netns
 
-JUMP_NS = 1_000_000
+# 2 ms: twice RTS 25's 1 ms for other algorithmic trading (eu-algo), so the bound is over it even
+# after the servo slewed up to 500 ppm of a Sync interval out before the jump is measured (with a
+# 1 ms jump the bound came in at 0.996 ms: compliant, and the test failed)
+JUMP_NS = 2_000_000
 STEP_NS = 50_000             # HealthConfig.max_offset_step_ns
 # A line per Sync, with the servo state. Fixed PI gains: with software timestamping's defaults
 # (ki 0.001 scaled to 8 Syncs/s) the servo waits 0.016 / ki, ~37 s, to estimate the frequency
-# before it locks; kp 2, ki 0.3 lock at once and settle a 1 ms jump in seconds.
+# before it locks; kp 2, ki 0.3 lock at once and settle a 2 ms jump in seconds.
 PLAIN = "summary_interval -3\npi_proportional_const 2.0\npi_integral_const 0.3\n"
 
 
@@ -117,8 +120,8 @@ def _check(after) -> None:
             continue
         # bound = |offset| + jump + max(asymmetry 1 us, path delay) + GM accuracy (0x21: 100 ns)
         jump = s.error_bound_ns - abs(s.offset_ns) - max(1_000, s.path_delay_ns) - 100
-        # the jump is measured between two Syncs, so it is the 1 ms less what the servo slewed
-        # out meanwhile (up to 500 ppm of the interval): the bound may be a little under 1 ms
+        # the jump is measured between two Syncs, so it is the jump less what the servo slewed
+        # out meanwhile (up to 500 ppm of the interval): the bound may be a little under it
         assert jump >= JUMP_NS * 9 // 10, described
         assert not s.compliant("eu-algo") and s.compliant("us-cat"), described
     # LOCKED again only after three settled samples: SLAVE, |offset| within the 50 us step
