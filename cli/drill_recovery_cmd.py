@@ -64,8 +64,11 @@ def _finish(run, settings, as_json: bool, summary) -> None:
 def crash(runs, seed, journal_dir, cold_start, as_json) -> None:
     """SIGKILL the engine process at random moments and hook points; recover, reconcile, resume.
 
-    Kill points: random moments after the first quote, inside a journal append, between an
-    order's append and its send, and at a segment roll. Each run reports the recovery time to
+    Kill points: random moments after the first quote; inside a journal append (the record
+    written, not yet published) and mid-roll (the next segment created, the current one not
+    sealed), where recovery must report the torn tail; right after an append returned (before
+    its ack); between an order's append and its send; right after the append that rolled the
+    journal to a new segment. Each run reports the recovery time to
     the first quote (RTO), events replayed and discrepancies found and resolved; acknowledged
     records must all survive and positions and order states must equal the venue's. Exits 1
     on any lost record or unreconciled difference, or when no run was killed at a kill point

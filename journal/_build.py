@@ -15,7 +15,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 SOURCES = ["crc32c.c", "blake2b.c", "chain.c", "journal_common.c", "journal_footer.c", "journal_writer.c",
            "journal_discard.c", "journal_ahead.c", "journal_notify.c", "journal_reader.c", "journal_tail.c",
            "journal_verify.c", "journal_salvage.c", "journal_lock.c",
-           "journal_recheck.c", "journal_end.c"]
+           "journal_recheck.c", "journal_end.c", "journal_testhook.c"]
 
 
 def cdef_from_header(text: str, constants: str = "MMJ_") -> str:

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "journal_internal.h"
+#include "journal_testhook.h"
 #include "journal_writer_state.h"
 
 
@@ -136,6 +137,7 @@ static void put_record(mmj_writer *w, uint32_t flags, uint32_t rtype, const void
     /* padding is zero: the file is zero-filled and recovery zeroes any discarded tail */
     uint32_t word = MMJ_FLAG_PUBLISHED | flags | (uint32_t)len;
     h->crc = mmj_crc32c_prefixed(w->salt_check, word, p + 8, rsize - 8);
+    MMJ_TEST_HOOK(MMJ_HOOK_IN_APPEND, w->next_seq, w->seg.index);   /* a crash drill's kill point */
     __atomic_store_n(&h->word, word, __ATOMIC_RELEASE);
     w->off += rsize;
     __atomic_store_n(&w->pub_off, w->off, __ATOMIC_RELEASE);
@@ -452,6 +454,7 @@ static int roll(mmj_writer *w, int reserve)
         pthread_mutex_unlock(&w->hash_mu);
         return rc;
     }
+    MMJ_TEST_HOOK(MMJ_HOOK_MID_ROLL, w->next_seq, next.index);   /* a crash drill's kill point */
     rc = seal_current(w, seal, NULL);
     if (!durable(w) && !w->unsynced_retired) {   /* sealed without an msync: mmj_sync fsyncs it */
         w->unsynced_retired = 1;

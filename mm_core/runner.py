@@ -44,8 +44,8 @@ from mm_core.protocol import ProtocolError, ouch, soupbintcp
 from mm_core.types import OrderKind, Side, make_intent
 from mm_core.warmer import Warmer
 
-__all__ = ["RunnerError", "LoginRejected", "RunnerSettings", "RunnerReport", "PacketStages", "STAGES",
-           "stage_latencies", "JournalStatus", "Runner", "engine_events", "order_sent_payload", "engine_time",
+__all__ = ["RunnerError", "LoginRejected", "VenueSequenceError", "RunnerSettings", "RunnerReport",
+           "PacketStages", "STAGES", "stage_latencies", "JournalStatus", "Runner", "engine_events", "order_sent_payload", "engine_time",
            "TAI_MINUS_UTC_S"]
 
 
@@ -61,6 +61,13 @@ class LoginRejected(RunnerError):
         why = {"A": "not authorised", "S": "session unavailable"}.get(reason, f"code {reason!r}")
         super().__init__(f"login rejected by the venue: {why}")
         self.reason = reason
+
+
+class VenueSequenceError(RunnerError):
+    """The venue's LoginAccepted starts elsewhere than the login asked (a gap, or messages the
+    engine already had): nothing of that session is fed; the engine is latched unreconciled."""
+
+    reason = "sequence"      # not SoupBinTCP's S: logging in again would only repeat it
 
 
 class Clock(Protocol):
@@ -384,6 +391,7 @@ class Runner:
         self._oe_end = ""                        # why the order entry ended under us ("" while up)
         self._utc_offset_s = _start_offset(settings)   # of the last journaled clock sample (engine_time)
         self._oe_accepted = False                # the venue accepted this connection's login
+        self._oe_asked = 0                       # the sequence that login asked for (0: new only)
         self._oe_eos = False                     # the venue ended the session (SoupBinTCP Z)
         self._last_rx_mono = time.monotonic_ns()  # the order entry's last read (rx_timeout)
         self._link_fault = ""                    # a link broken under a send: the engine hears it at the end
@@ -435,6 +443,7 @@ class Runner:
             first = 0
         else:
             first = self.engine.venue_seq + 1
+        self._oe_asked = first
         login = soupbintcp.encode(soupbintcp.LoginRequest(s.username, s.password, s.session, first))
         self._oe_end = ""
         self._last_rx_mono = time.monotonic_ns()     # the venue has rx_timeout to answer
@@ -738,10 +747,13 @@ class Runner:
             elif ptype == ord("A"):
                 try:
                     accepted = soupbintcp.decode(frame, soupbintcp.Direction.FROM_SERVER)
+                except ProtocolError:
+                    accepted = None
+                if accepted is not None and self._oe_asked and accepted.sequence != self._oe_asked:
+                    raise self._venue_sequence(accepted.sequence, b"".join(frames[i:]))
+                if accepted is not None:
                     self.soup_seq = accepted.sequence - 1
                     self._oe_accepted = True
-                except ProtocolError:
-                    pass
             elif ptype == ord("J"):
                 rejected = frame             # raised once the frames up to it are journaled
             elif ptype == ord("Z"):
@@ -763,6 +775,18 @@ class Runner:
             self._note_alert("venue-framing-error", str(error), _realtime(), self.framer.unframed)
             return self._link_lost(f"venue framing error: {error}")
         return True
+
+    def _venue_sequence(self, start: int, unfed: bytes) -> VenueSequenceError:
+        """The login asked for _oe_asked, the venue starts at `start`: its frames from the
+        LoginAccepted on are kept in an alert, never fed; the engine latches (its pulls still go
+        out), then the connection is closed unread and the link ends."""
+        why = (f"the venue's login starts at sequence {start}, the runner asked for {self._oe_asked}: "
+               "nothing of that session was fed")
+        self._note_alert("venue-sequence", why, _realtime(), unfed)
+        self._link_dead(why)
+        self.drop_order_entry()
+        self._oe_lost(why)
+        return VenueSequenceError(why)
 
     def _on_timer(self, mono_ns: int) -> None:
         now = _realtime()

@@ -22,6 +22,7 @@ from recovery.reconcile import (
 )
 from recovery.recondocs import recon_documents
 from recovery.replay import RECON_BEGIN, RECON_FINDING, RECON_OUTCOME, RECON_RESOLUTION
+from recovery.statedocs import engine_doc, order_doc
 from recovery.venue_link import full_view
 
 __all__ = ["LiveReconciliation", "LiveReconciler"]
@@ -38,6 +39,7 @@ class LiveReconciliation:
     delivered: int = 0                                   # venue messages the journal lacked
     resolutions: int = 0                                 # resolutions applied (cancels sent)
     corrections: list[int] = field(default_factory=list)  # trade corrections the reasons name
+    applied: list[dict] = field(default_factory=list)     # each resolution: its order before, after
     trading_state: str = ""
 
 
@@ -61,6 +63,7 @@ class LiveReconciler:
         self.results.append(result)
         engine = runner.engine
         halts_before = engine.counts["halts"]
+        before = engine_doc(engine)
         # the begin record comes first: nothing new goes out while the views are compared (the
         # latch pulls what rests, on the session still open)
         begin = {"kind": RECON_BEGIN, "reconciled": False, "mid_session": True, "actor": command.actor,
@@ -88,7 +91,9 @@ class LiveReconciler:
         result.reconciled = not result.reasons
         outcome = {"kind": RECON_OUTCOME, "reconciled": result.reconciled, "reasons": result.reasons,
                    "mid_session": True, "actor": command.actor, "delivered": result.delivered,
-                   "resolutions": result.resolutions, "corrections_reported": result.corrections}
+                   "resolutions": result.resolutions, "applied": result.applied,
+                   "corrections_reported": result.corrections, "before": before,
+                   "after": engine_doc(engine)}
         if command.origin:
             outcome["origin"] = command.origin
         now = self._recon(runner, outcome)
@@ -175,14 +180,18 @@ class LiveReconciler:
                     if runner.deliver_venue(d.resolution.sequence, frame, self.clock()):
                         result.delivered += 1
                 elif d.resolution is not None:
+                    before = order_doc(runner.engine, d.token)
                     now = self._recon(runner, {"kind": RECON_RESOLUTION, "mid_session": True,
                                                "resolution": resolution_json(d.resolution),
-                                               "found": d.kind, "detail": d.detail, "venue": d.venue})
+                                               "found": d.kind, "detail": d.detail, "venue": d.venue,
+                                               "before": before})
                     if now is None:
                         result.reasons.append("the journal refused a resolution record")
                         return
                     runner.act(apply(runner.engine, d.resolution, now), now)
                     result.resolutions += 1
+                    result.applied.append({"token": d.token, "before": before,
+                                           "after": order_doc(runner.engine, d.token)})
             self._settle(runner)
 
     def _reported_so_far(self, runner) -> dict[int, int]:

@@ -5,7 +5,9 @@ engine it is reconciled — or leave it HALTED with the reasons.
 
 First of all, before the journal is opened for writing, the code that wrote each of its sessions
 must be the running code (recovery.codecheck): else CodeMismatch, unless the settings accept the
-change; then a RECON "code-change" record says so ahead of the others.
+change; then a RECON "code-change" record says so ahead of the others. A tail the writer's open
+repaired is journaled next (RECON "journal-tail", with what was discarded), before anything that
+can fail, so no attempt leaves the repair unrecorded.
 
 Owns the order of those steps and the write-ahead rule while recovery acts (a record before every
 input the engine sees and before every byte sent). Comparison logic lives in reconcile.py, the
@@ -36,11 +38,14 @@ from recovery.reconcile import (
 )
 from recovery.replay import RECON_BEGIN, RECON_FINDING, RECON_OUTCOME, RECON_RESOLUTION, ReplayResult, replay_journal
 from recovery.snapshot import engine_setup
+from recovery.statedocs import engine_doc, order_doc
 from recovery.venue_link import SoupSession, full_view
 
-__all__ = ["RecoverySettings", "Recovery", "recover", "build_engine"]
+__all__ = ["RecoverySettings", "Recovery", "recover", "build_engine", "RECON_JOURNAL_TAIL", "VENUE_SEQUENCE"]
 
 _SEQUENCED = ord("S")
+RECON_JOURNAL_TAIL = "journal-tail"   # the writer's open repaired the journal: what it discarded
+VENUE_SEQUENCE = "venue-sequence"   # finding: the venue's login did not start where asked
 _SEGMENT = 4 << 20     # recovery writes few records: a small segment opens fast (sizes may mix)
 
 
@@ -75,6 +80,7 @@ class Recovery:
     delivered: int = 0                   # venue messages journaled and applied
     orders_sent: int = 0                 # cancels sent to the venue
     would_send: list[str] = field(default_factory=list)   # dry run: tokens it would cancel
+    applied: list[dict] = field(default_factory=list)      # each resolution: its order before, after
     recon_seqs: list[int] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     session: SoupSession | None = None   # the resumed venue session, when kept open
@@ -149,9 +155,16 @@ class _Shell:
         self.act(self.engine.on_event(event), event.now_ns)
 
     def resolve(self, resolution: Resolution, doc: dict) -> None:
-        """Journal one resolution (RECON), then perform it on the engine and act on its orders."""
-        now = self.recon({"kind": RECON_RESOLUTION, "resolution": resolution_json(resolution), **doc})
+        """Journal one resolution (RECON, with the order before it), then perform it on the engine
+        and act on its orders; the order after it goes to the OUTCOME (result.applied)."""
+        token = resolution.token
+        before = order_doc(self.engine, token)
+        now = self.recon({"kind": RECON_RESOLUTION, "resolution": resolution_json(resolution),
+                          "before": before, **doc})
         self.act(apply(self.engine, resolution, now), now)
+        self.result.applied.append({"resolution_seq": self.result.recon_seqs[-1] if self.journal else 0,
+                                    "token": token, "before": before,
+                                    "after": order_doc(self.engine, token)})
 
     def deliver(self, sequence: int, frame: bytes) -> None:
         """A venue frame: journaled as VENUE_MSG, then fed. An order the journal never knew (its
@@ -249,20 +262,18 @@ def _open_journal(path: str, dry_run: bool) -> tuple[Journal | None, dict]:
                      else None, "previous_pid": rep.previous_pid, "previous_closed_cleanly": rep.previous_clean}
 
 
+def _repaired(tail: dict) -> bool:
+    """The writer's open discarded something (a dry run repairs nothing)."""
+    return bool(tail.get("repaired") and (not tail.get("clean") or tail.get("bytes_discarded")
+                                          or tail.get("segments_removed")))
+
+
 def _refuse_damaged(path: str, stop: dict) -> None:
     """The writer's open repaired the journal, yet replay stopped early: an invalid record behind
     a sealed segment whose durable summary the open trusted without reading it (bit rot,
     tampering). Resuming from that state would trade without every record after it, and append
     RECON records no reader reaches: refuse, before anything is written or sent."""
     raise JournalDamaged(damage_behind_summary(path, stop, "replay", "recover again"))
-
-
-def _order_doc(engine: Engine, token: str) -> dict | None:
-    order = engine.oms.orders.get(token)
-    if order is None:
-        return None
-    return {"state": order.state.value, "leaves": order.leaves, "filled": order.filled,
-            "price": order.price}
 
 
 def recover(settings: RecoverySettings, progress: Callable[[str, str], None] = _noop,
@@ -318,6 +329,11 @@ def recover(settings: RecoverySettings, progress: Callable[[str, str], None] = _
             # (what it decided last was never sent), so a later replay expects nothing across it
             shell.recon({"kind": RECON_CODE_CHANGE, **code.to_json(),
                          "unsent_orders": [a.intent.token for a in replayed.unsent]})
+        if _repaired(tail):
+            # at once, whatever follows: an attempt that fails before its BEGIN (the venue out of
+            # reach) would leave the repair unrecorded, and the next open finds the tail clean
+            shell.recon({"kind": RECON_JOURNAL_TAIL, "journal_tail": tail,
+                         "unsent_orders": [a.intent.token for a in replayed.unsent]})
         if not replayed.deterministic:
             result.reasons.append(f"replay diverged from the journal ({replayed.divergence_count} "
                                   f"orders): {replayed.divergences[0].detail}")
@@ -340,7 +356,8 @@ def recover(settings: RecoverySettings, progress: Callable[[str, str], None] = _
         # venue was given) were never journaled: named here, so a later replay does not expect them
         now = shell.recon({"kind": RECON_OUTCOME, "reconciled": result.reconciled,
                            "reasons": result.reasons, "before": replayed.summary(),
-                           "after": _after(engine), "delivered": result.delivered,
+                           "after": engine_doc(engine), "applied": result.applied,
+                           "delivered": result.delivered,
                            "orders_sent": result.orders_sent,
                            "unsent_orders": [] if settings.dry_run else list(result.would_send),
                            # the last round's, which the reasons name: reported to a person now
@@ -356,7 +373,8 @@ def recover(settings: RecoverySettings, progress: Callable[[str, str], None] = _
 
 
 def _journal_failure(shell: _Shell, result: Recovery, exc: BaseException) -> None:
-    """An error ended the attempt after its BEGIN record: the journal says so with an OUTCOME
+    """An error ended the attempt after its first record (BEGIN, or a code-change or journal-tail
+    record ahead of it): the journal says so with an OUTCOME
     (not reconciled, the error named), so every attempt it shows has an end. The caller still
     gets the original error; a journal that cannot take this record adds a note to it. The
     engine is not fed: the caller never gets it, and BEGIN already left it unreconciled."""
@@ -369,19 +387,13 @@ def _journal_failure(shell: _Shell, result: Recovery, exc: BaseException) -> Non
     try:
         shell.recon({"kind": RECON_OUTCOME, "reconciled": False, "reasons": [*result.reasons, reason],
                      "error": {"type": type(exc).__name__, "message": str(exc)},
+                     "before": result.replay.summary(), "after": engine_doc(shell.engine),
+                     "applied": result.applied,
                      "delivered": result.delivered, "orders_sent": result.orders_sent,
                      "unsent_orders": [*result.would_send, *shell.unjournaled]})
     except Exception as journal_exc:       # noqa: BLE001 (the original error is what is raised)
         exc.add_note(f"its OUTCOME record could not be journaled: {type(journal_exc).__name__}: "
                      f"{journal_exc}")
-
-
-def _after(engine: Engine) -> dict:
-    open_orders, unknown = engine.oms.counts()
-    return {"open_orders": open_orders, "unknown_outcome": unknown,
-            "positions": {s.name: engine.inventory.position[s.id] for s in engine.symbols.symbols
-                          if engine.inventory.position[s.id]},
-            "venue_seq": engine.venue_seq, "state_hash": engine.state_hash()}
 
 
 def _reconcile_with_venue(settings: RecoverySettings, shell: _Shell, result: Recovery,
@@ -391,7 +403,7 @@ def _reconcile_with_venue(settings: RecoverySettings, shell: _Shell, result: Rec
         result.reasons.append("no venue given: nothing to reconcile against")
         if not settings.dry_run:
             now = shell.recon({"kind": RECON_BEGIN, "reconciled": False, "venue": None,
-                               "unsent_orders": [a.intent.token for a in result.replay.unsent]})
+                               "journal_tail": result.tail, "unsent_orders": [a.intent.token for a in result.replay.unsent]})
             shell.feed(Reconciled(now, False))      # the record's time: what replay feeds
         return
     host, port = settings.venue
@@ -423,6 +435,9 @@ def _reconcile_with_venue(settings: RecoverySettings, shell: _Shell, result: Rec
                        "venue_sequence": accepted.sequence, "venue_messages": len(messages),
                        "journal_tail": result.tail, "unsent_orders": [a.intent.token for a in replayed.unsent]})
     shell.feed(Reconciled(now, False))
+    if accepted.sequence != first:
+        _venue_sequence_differs(shell, result, first, accepted.sequence)
+        return
     shell.deliver(0, session.login_frame)
     head = max(messages, default=0)
     if head >= accepted.sequence:
@@ -446,14 +461,27 @@ def _reconcile_with_venue(settings: RecoverySettings, shell: _Shell, result: Rec
                 shell.deliver(d.resolution.sequence, soupbintcp.encode(
                     soupbintcp.SequencedData(d.resolution.payload)))
             elif d.resolution is not None:
-                before = _order_doc(shell.engine, d.token)
-                shell.resolve(d.resolution, {"found": d.kind, "detail": d.detail, "before": before,
-                                             "venue": d.venue})
+                shell.resolve(d.resolution, {"found": d.kind, "detail": d.detail, "venue": d.venue})
         _settle(shell, messages, session, settings)
     timings["reconcile"] = time.perf_counter() - t
     final = result.rounds[-1]
     result.reasons += [f"{d.kind}: {d.detail}" + (f" ({d.token})" if d.token else "")
                        for d in final.discrepancies]
+
+
+def _venue_sequence_differs(shell: _Shell, result: Recovery, first: int, start: int) -> None:
+    """The venue's login starts elsewhere than asked: counted from its number, what it sends would
+    skip messages (a gap) or apply some twice (a fill counted twice). Nothing of it is journaled or
+    fed; a finding names the discrepancy and the engine stays unreconciled (HALTED)."""
+    how = (f"messages {first}..{start - 1} would be missed" if start > first
+           else f"messages {start}..{first - 1} would be applied a second time")
+    detail = (f"the venue's login starts at sequence {start}, recovery asked for {first} (the last "
+              f"journaled + 1): {how}; nothing of that session was applied")
+    shell.recon({"kind": RECON_FINDING, "round": 0, "clean": False, "counts": {VENUE_SEQUENCE: 1},
+                 "discrepancies": [{"kind": VENUE_SEQUENCE, "token": "", "detail": detail,
+                                    "local": {"requested_sequence": first},
+                                    "venue": {"venue_sequence": start}, "resolution": None}]})
+    result.reasons.append(f"{VENUE_SEQUENCE}: {detail}")
 
 
 def _take(shell: _Shell, messages: dict[int, bytes], frames: list[tuple[int, bytes]]) -> None:

@@ -31,7 +31,7 @@ from recovery.blocks import Blocks, ListedRecords, listed_run
 from recovery.codecheck import CodeCheck, SessionCode, session_code
 from recovery.errors import BadRecoveryRecord, JournalUnavailable, SecondSession
 from recovery.reconcile import apply, reported_corrections, resolution_from_json
-from recovery.snapshot import Snapshot, engine_setup, journal_witness, latest_snapshot, write_snapshot
+from recovery.snapshot import Snapshot, engine_setup, journal_witness, latest_snapshot, replay_setup, write_snapshot
 
 __all__ = ["Divergence", "ReplayResult", "replay", "replay_journal", "RECON_BEGIN", "RECON_RESOLUTION",
            "RECON_OUTCOME", "RECON_FINDING"]
@@ -130,7 +130,7 @@ class _Walk:
 
     def __init__(self, engine, result: ReplayResult, snapshot_every: int = 0, snapshot_dir=None,
                  journal_id: str = "", witness: Callable[[int], str] | None = None,
-                 code: CodeCheck | None = None) -> None:
+                 code: CodeCheck | None = None, settings: dict | None = None) -> None:
         self.engine = engine
         self.result = result
         self.expected: collections.deque[SendOrder] = collections.deque()
@@ -138,6 +138,7 @@ class _Walk:
         self.snapshot_dir = snapshot_dir
         self.journal_id = journal_id
         self.witness = witness
+        self.settings = settings            # replay_setup: what each snapshot is made under
         self.since_snapshot = 0
         self.code = code
         self.unnamed = True                 # no SESSION_START seen yet: records here are of unknown code
@@ -226,7 +227,7 @@ class _Walk:
             write_snapshot(self.snapshot_dir, self.engine, rec.seq - 1, self.journal_id,
                            r.journaled_venue_seqs, r.last_venue_seq, witness=self.witness(rec.seq - 1),
                            corrections_reported=r.corrections_reported, sessions=r.sessions,
-                           utc_offset_s=r.utc_offset_s)
+                           utc_offset_s=r.utc_offset_s, replay=self.settings)
             r.snapshots_written += 1
             self.since_snapshot = 0
         if rtype == _VENUE_MSG or rtype == _VENUE_MSG_LONG:
@@ -367,7 +368,8 @@ def replay(records: Iterable, engine, *, profile: str = "eu-hft", fresh_session:
     if resume is not None:
         engine = resume.engine
     result = ReplayResult(engine)
-    walk = _Walk(engine, result, snapshot_every, snapshot_dir, journal_id, witness, code)
+    walk = _Walk(engine, result, snapshot_every, snapshot_dir, journal_id, witness, code,
+                 replay_setup(profile, fresh_session))
     if resume is not None:
         walk.unnamed = False            # the journal's sessions up to it are the snapshot's to name
         walk.resumed = True
@@ -417,7 +419,8 @@ def replay_journal(path, engine, *, profile: str = "eu-hft", fresh_session: bool
     with reader:
         snap, skipped = (None, [])
         if snapshots is not None:
-            snap, skipped = latest_snapshot(snapshots, reader, last_seq, engine_setup(engine))
+            snap, skipped = latest_snapshot(snapshots, reader, last_seq, engine_setup(engine),
+                                            replay_setup(profile, fresh_session))
         first = snap.seq + 1 if snap is not None else None
         result = replay(Blocks(reader, first, last_seq), engine, profile=profile,
                         fresh_session=fresh_session, resume=snap, snapshot_every=snapshot_every,

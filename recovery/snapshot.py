@@ -3,11 +3,12 @@ the journal after it (recovery time then depends on the snapshot interval, not t
 
 Owns the file format — one JSON header line (format version, journal id, sequence covered, the
 journal witness at that sequence, state hash, venue sequences journaled so far, trade corrections
-reported so far, the code that wrote it and the journal's sessions with their code, SHA-256 of the
-body, and SHA-256 of the header's other fields) then a pickle of the engine — atomic writes, pruning per journal by the
+reported so far, the code that wrote it and the journal's sessions with their code, the replay
+settings it was made under (clock profile, fresh_session: recovery replaying under others would
+trust state they did not produce), SHA-256 of the body, and SHA-256 of the header's other fields) then a pickle of the engine — atomic writes, pruning per journal by the
 sequence each file records, and verified loads: a snapshot whose body, journal, journal content
-or state hash does not match, or whose header was altered or is malformed, is skipped with the
-reason. The witness (journal_witness) covers the
+or state hash or replay settings do not match, or whose header was altered or is malformed, is
+skipped with the reason. The witness (journal_witness) covers the
 journal's whole content up to the snapshot's sequence through the journal's hash chain, so a
 journal that came back shorter and was written on (a power loss in pagecache mode, then a new
 writer) no longer matches a snapshot of records it lost. A snapshot names the code that wrote it
@@ -36,10 +37,10 @@ from mm_core.runner import TAI_MINUS_UTC_S
 from recovery.codecheck import SessionCode, running_fingerprint
 from recovery.errors import RecoveryError
 
-__all__ = ["Snapshot", "engine_setup", "journal_witness", "write_snapshot", "latest_snapshot",
+__all__ = ["Snapshot", "engine_setup", "replay_setup", "DEFAULT_REPLAY", "journal_witness", "write_snapshot", "latest_snapshot",
            "covered_sessions", "SnapshotError"]
 
-FORMAT = 3                         # 2: the journal witness; 3: the header's own checksum (older: skipped)
+FORMAT = 4    # 2: the journal witness; 3: the header's own checksum; 4: replay settings (older: skipped)
 _SUFFIX = ".snap"
 KEEP = 3                           # snapshots kept per journal (the newest and the highest sequences)
 _ANCHOR_FIRST_STEP = 256           # records read first looking back for a hash-chain anchor
@@ -98,6 +99,15 @@ def engine_setup(engine) -> str:
     return hashlib.sha256(repr((engine.cfg, engine.symbols, engine.risk.limits.digest)).encode()).hexdigest()
 
 
+def replay_setup(profile: str, fresh_session: bool) -> dict:
+    """The replay parameters a snapshot's state depends on (recovery.replay's profile and
+    fresh_session): a replay under others resumes no snapshot made under these."""
+    return {"profile": str(profile), "fresh_session": bool(fresh_session)}
+
+
+DEFAULT_REPLAY = replay_setup("eu-hft", True)     # recovery.replay's defaults
+
+
 def journal_witness(reader, seq: int) -> str:
     """What identifies the journal's content up to data sequence `seq` (journal.Reader `reader`,
     refreshed when it has not seen `seq` yet), through its hash chain (journal.h HASH CHAIN): the
@@ -142,8 +152,9 @@ def _chain_anchor(reader, seq: int) -> tuple[int, bytes]:
 
 def write_snapshot(directory, engine, seq: int, journal_id: str, venue_seqs, last_venue_seq: int,
                    keep: int = KEEP, *, witness: str, corrections_reported=None, sessions=None,
-                   utc_offset_s: int = TAI_MINUS_UTC_S) -> str:
-    """Write the engine's state at journal sequence `seq`, where the journal's witness is
+                   utc_offset_s: int = TAI_MINUS_UTC_S, replay: dict = DEFAULT_REPLAY) -> str:
+    """Write the engine's state at journal sequence `seq`, made by a replay under `replay`
+    (replay_setup), where the journal's witness is
     `witness` (journal_witness), and the journal's sessions up to it (recovery.codecheck
     SessionCode, as the replay met them: a code check then reads only the journal after it) and
     the UTC offset in force there (PHC stamps after it convert with it until a clock sample);
@@ -163,7 +174,7 @@ def write_snapshot(directory, engine, seq: int, journal_id: str, venue_seqs, las
               "setup": engine_setup(engine), "code": running_fingerprint(),
               "sessions": None if sessions is None else [[c.seq, c.session_id, c.fingerprint]
                                                          for c in sessions],
-              "utc_offset_s": utc_offset_s,
+              "utc_offset_s": utc_offset_s, "replay": dict(replay),
               "sha256": hashlib.sha256(body).hexdigest()}
     header["header_sha256"] = _header_digest(header)
     directory = pathlib.Path(directory)
@@ -230,9 +241,11 @@ def _by_seq(directory: pathlib.Path) -> list[tuple[int, pathlib.Path, dict | str
     return sorted(found, key=lambda item: (item[0], item[1].name), reverse=True)
 
 
-def _matching(directory: pathlib.Path, reader, max_seq: int | None, setup: str | None, skipped: list[str]):
+def _matching(directory: pathlib.Path, reader, max_seq: int | None, setup: str | None, skipped: list[str],
+              replay: dict | None = None):
     """(seq, path, header) of each snapshot file, highest sequence first, whose header fits: this
-    journal and format, written by this code, of an engine built as `setup` says, covering at most
+    journal and format, written by this code, of an engine built as `setup` says, made by a replay
+    under `replay` (replay_setup; None: any), covering at most
     max_seq (default: the journal's last sequence), taken when the journal held what it holds now
     up to that sequence (journal_witness). Why the others were passed over goes to `skipped`."""
     journal_id = reader.journal_id
@@ -254,6 +267,10 @@ def _matching(directory: pathlib.Path, reader, max_seq: int | None, setup: str |
             continue
         if setup is not None and header.get("setup") != setup:
             skipped.append(f"{path.name}: an engine built with another config, symbols or limits")
+            continue
+        if replay is not None and header.get("replay") != replay:
+            skipped.append(f"{path.name}: made by a replay under other settings ({header.get('replay')}, "
+                           f"this replay {replay})")
             continue
         if seq > max_seq:
             skipped.append(f"{path.name}: beyond the journal's last sequence {max_seq}")
@@ -294,18 +311,18 @@ def covered_sessions(directory, reader, setup: str | None = None) -> tuple[int, 
     return None
 
 
-def latest_snapshot(directory, reader, max_seq: int | None = None,
-                    setup: str | None = None) -> tuple[Snapshot | None, list[str]]:
+def latest_snapshot(directory, reader, max_seq: int | None = None, setup: str | None = None,
+                    replay: dict | None = None) -> tuple[Snapshot | None, list[str]]:
     """The valid snapshot of the highest sequence of the journal `reader` reads (journal.Reader)
     covering at most max_seq (default: its last sequence), taken when the journal held what it
     holds now up to that sequence (journal_witness), written by this code and, given `setup`, of
-    an engine built as engine_setup says; and why any others tried first were skipped. None when
+    an engine built as engine_setup says and, given `replay`, made under those replay settings; and why any others tried first were skipped. None when
     there is none (recovery then replays from the start)."""
     skipped: list[str] = []
     directory = pathlib.Path(directory)
     if not directory.is_dir():
         return None, skipped
-    for seq, path, header in _matching(directory, reader, max_seq, setup, skipped):
+    for seq, path, header in _matching(directory, reader, max_seq, setup, skipped, replay):
         try:
             body = path.read_bytes().partition(b"\n")[2]
         except OSError as exc:

@@ -25,14 +25,17 @@ __all__ = ["follow"]
 
 
 def follow(path: str, engine, snapshots: str, *, every: int = 5_000, idle_every: int = 500,
-           profile: str = "eu-hft", fresh_session: bool = True, stop: threading.Event | None = None,
+           profile: str | None = None, fresh_session: bool = True, stop: threading.Event | None = None,
            idle_s: float = 5.0, poll_s: float = 0.05, accept_code_change: bool = False) -> ReplayResult:
     """Replay the journal at `path` as it grows, until `stop` is set, no record arrived for
     idle_s seconds, or an invalid record (result.stopped says where); returns the replay's result.
     A snapshot is written every `every` events, and sooner — once `idle_every` events are new —
     whenever the standby has caught up with the writer: a snapshot then costs the standby no
     ground, and a crash finds one near its end. Sessions of other code: see the module docstring
-    (result.code_changes names those accepted)."""
+    (result.code_changes names those accepted). The clock profile is the engine's limits' (as
+    recovery replays with) unless given; fresh_session must be the runner's, as recovery's."""
+    if profile is None:
+        profile = engine.risk.limits.clock_profile
     try:
         reader = Reader(path)          # the witness of each snapshot (refreshed as it grows)
         tailer = Tailer(path)

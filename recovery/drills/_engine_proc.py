@@ -3,7 +3,9 @@
 Owns the process's side of the drill protocol: every acknowledged journal append, the first quote,
 recovery's outcome and each reconnection are reported as one line each on an inherited pipe; kill
 hooks (MMAUDIT_DRILL_HOOK=kind:n) block the process at an exact point so the parent can SIGKILL it
-there. Must not judge anything (the drills do, from the venue's own records) nor decide trading.
+there: in this wrapper around the journal, or inside the journal's C writer (its test hook, armed
+by symbol once MMJ_TEST_HOOKS=1 is set: it writes its line on the same pipe). Must not judge
+anything (the drills do, from the venue's own records) nor decide trading.
 Run: python3 -m recovery.drills._engine_proc --journal DIR --ouch P --itch P --rerequest P --report FIFO,
 or started by a warm spare (`--spare`) that has imported everything and forks one per restart.
 """
@@ -32,10 +34,16 @@ from recovery.codecheck import session_start
 
 HOOK_ENV = "MMAUDIT_DRILL_HOOK"
 # Kill points the hooks can hold the process at (the n-th occurrence after the runner started):
-IN_APPEND = "in-append"              # the record is published, the append has not returned
+# inside the journal's C writer (journal/journal_testhook.c, enabled by MMJ_TEST_HOOKS=1):
+IN_APPEND = "in-append"              # header, payload and CRC written, the length word not published
+MID_ROLL = "mid-roll"                # the next segment created, the current one not yet sealed
+# in this wrapper, after Journal.append returned (the record complete and published):
+APPEND_RETURNED = "append-returned"  # an append returned, its ack not reported
 AFTER_APPEND = "between-append-send"  # an ORDER_SENT was acknowledged, its bytes not yet sent
-SEGMENT_ROLL = "segment-roll"        # the append that rolled the journal to a new segment
-HOOKS = (IN_APPEND, AFTER_APPEND, SEGMENT_ROLL)
+AFTER_ROLL = "after-roll"            # the append that rolled the journal returned (old segment
+                                     # sealed, the new one in use), its ack not reported
+C_HOOKS = {IN_APPEND: 1, MID_ROLL: 2}    # journal_testhook.h's MMJ_HOOK_* numbers
+HOOKS = (IN_APPEND, APPEND_RETURNED, AFTER_APPEND, MID_ROLL, AFTER_ROLL)
 USER = "MM01"
 PASSWORD = "mmaudit"
 PROFILE = "eu-hft"
@@ -80,6 +88,15 @@ class Reporter:
         os._exit(4)
 
 
+def _c_hook_arm(kind: int, nth: int, fd: int) -> int:
+    """journal_testhook.c's mmj_test_hook_arm, by symbol: it is no part of the journal's API."""
+    import ctypes
+    from journal import _journal_cffi
+    arm = ctypes.CDLL(_journal_cffi.__file__).mmj_test_hook_arm
+    arm.argtypes = (ctypes.c_int, ctypes.c_uint64, ctypes.c_int)
+    return arm(kind, nth, fd)
+
+
 class AckingJournal:
     """The real journal; each append that returns is reported as `A seq rtype crc32`, and the
     configured hook blocks the process at its n-th occurrence once armed (after the first quote,
@@ -93,6 +110,12 @@ class AckingJournal:
         self.seen = 0
         self.armed = False
 
+    def arm(self) -> None:
+        """From now on the hook counts; a hook inside the C writer is armed there."""
+        self.armed = True
+        if self.hook in C_HOOKS and _c_hook_arm(C_HOOKS[self.hook], self.nth, self.reporter.fd) != 0:
+            raise SystemExit(f"the journal's C test hook {self.hook} cannot be armed (MMJ_TEST_HOOKS=1?)")
+
     def _hit(self) -> bool:
         if not self.armed:
             return False
@@ -102,10 +125,10 @@ class AckingJournal:
     def append(self, rtype, payload, **kw) -> int:
         segment = self.journal.segment
         seq = self.journal.append(rtype, payload, **kw)
-        if self.hook == IN_APPEND and self._hit():
-            self.reporter.block(f"{IN_APPEND} seq {seq}")
-        if self.hook == SEGMENT_ROLL and self.journal.segment != segment and self._hit():
-            self.reporter.block(f"{SEGMENT_ROLL} to segment {self.journal.segment} at seq {seq}")
+        if self.hook == APPEND_RETURNED and self._hit():
+            self.reporter.block(f"{APPEND_RETURNED} seq {seq}")
+        if self.hook == AFTER_ROLL and self.journal.segment != segment and self._hit():
+            self.reporter.block(f"{AFTER_ROLL} to segment {self.journal.segment} at seq {seq}")
         self.reporter.say("A", f"{seq} {int(rtype)} {zlib.crc32(payload)}")
         if self.hook == AFTER_APPEND and rtype == RecordType.ORDER_SENT and self._hit():
             sent = unpack(RecordType.ORDER_SENT, payload)
@@ -148,7 +171,7 @@ class ResumingRunner(Runner):
         if not self.quoted and action.packet[3] == _ENTER:
             self.quoted = True
             self.reporter.say("Q", f"{time.monotonic_ns()} {action.intent.token}")
-            self.journal.armed = True
+            self.journal.arm()
 
 
 def _recover(args, reporter: Reporter) -> tuple[Engine, int]:
@@ -195,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     hook, _, nth = os.environ.get(HOOK_ENV, "").partition(":")
     if hook and hook not in HOOKS:
         raise SystemExit(f"{HOOK_ENV}: unknown hook {hook!r} (one of {', '.join(HOOKS)})")
+    if hook in C_HOOKS:
+        os.environ["MMJ_TEST_HOOKS"] = "1"      # what lets the C writer's test hook be armed
     reporter = Reporter(args.report)
     engine, offset = _recover(args, reporter) if args.recover else (new_engine(), None)
     journal = AckingJournal(Journal(args.journal, segment_size=args.segment_size), reporter, hook,

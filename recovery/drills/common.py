@@ -9,6 +9,7 @@ Must not recover, reconnect or decide anything itself: the engine processes do
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
@@ -35,7 +36,7 @@ from journal.scratch import scratch_dir
 from recovery.errors import RecoveryError
 from recovery.reconcile import venue_view
 
-__all__ = ["DrillError", "DrillReport", "DrillVenue", "EngineProcess", "LiveSession", "Spare", "WAIT_S",
+__all__ = ["DrillError", "result_on_abort", "DrillReport", "DrillVenue", "EngineProcess", "LiveSession", "Spare", "WAIT_S",
            "compare_with_venue", "engine_args", "format_table", "journal_result", "lost_acks",
            "refuse_used_journal", "run_live_drill", "run_rows", "stop_engine"]
 
@@ -392,6 +393,26 @@ def journal_result(path: str, doc: dict) -> int:
         raise DrillError(f"cannot journal the DRILL_RESULT at {path}: {exc}") from exc
 
 
+@contextlib.contextmanager
+def result_on_abort(report, started: float, record: Callable[[dict], int]):
+    """A drill's body: if it raises, its partial report (passed false, the error named, its
+    seconds so far) goes through `record` as the drill's DRILL_RESULT, then the error goes on as
+    it was; a journal that cannot take the record adds a note to it. An aborted drill is evidence
+    too: it leaves a result, not only a traceback."""
+    try:
+        yield
+    except Exception as exc:
+        report.seconds = time.monotonic() - started
+        doc = {**report.as_dict(), "passed": False,
+               "error": {"type": type(exc).__name__, "message": str(exc)}}
+        try:
+            report.result_seq = record(doc)
+        except Exception as journal_exc:     # noqa: BLE001 (the drill's own error is what is raised)
+            exc.add_note(f"its DRILL_RESULT could not be journaled: {type(journal_exc).__name__}: "
+                         f"{journal_exc}")
+        raise
+
+
 @dataclass
 class DrillReport:
     """What every drill's report carries; subclasses add their rows and verdict."""
@@ -413,11 +434,12 @@ def run_live_drill(name: str, what: str, count: int, settings,
     journal = drill_journal(settings.journal_dir, f"mmaudit-{name}-journal-")
     started = time.monotonic()
     report = make_report(settings.seed, journal)
-    live = LiveSession(f"mmaudit-{name}-", settings.seed, 60.0 + 10.0 * count)
-    try:
-        body(live, journal, report, random.Random(settings.seed))
-    finally:
-        live.close()
+    with result_on_abort(report, started, lambda doc: journal_result(journal, doc)):
+        live = LiveSession(f"mmaudit-{name}-", settings.seed, 60.0 + 10.0 * count)
+        try:
+            body(live, journal, report, random.Random(settings.seed))
+        finally:
+            live.close()
     report.seconds = time.monotonic() - started
     report.result_seq = journal_result(journal, report.as_dict())
     return report

@@ -1,6 +1,11 @@
 """The crash drill: a real engine process (runner + engine + journal) trading with the embedded venue
-on loopback is SIGKILLed again and again — at random moments and at exact hook points (inside an
-append, between an order's append and its send, at a segment roll) — restarted, recovered, resumed.
+on loopback is SIGKILLed again and again — at random moments and at exact hook points — restarted,
+recovered, resumed. Inside the journal's C writer (its test hook, journal/journal_testhook.c):
+in-append (a record written but its length word not published) and mid-roll (the next segment
+created, the current one not sealed); the next recovery must report that record as the first lost
+(a torn record discarded, or a half-rolled segment removed). In the engine process's wrapper,
+after an append returned: append-returned (before its ack), between-append-send (an order
+journaled, not sent) and after-roll (the append that rolled the journal).
 
 Owns the kill plan (deterministic from the seed), the engine processes' lifecycle, and the verdict:
 no acknowledged journal record lost, the engine's positions and order states equal to the
@@ -26,7 +31,7 @@ from journal import Reader
 from recovery.drills import _engine_proc as proc_main
 from recovery.drills.common import (
     USER, WAIT_S, DrillError, DrillReport, DrillVenue, EngineProcess, Spare, compare_with_venue, engine_args,
-    drill_journal, format_table, journal_result, lost_acks,
+    drill_journal, format_table, journal_result, lost_acks, result_on_abort,
 )
 from journal.scratch import scratch_dir
 from recovery.codecheck import CodeCheck
@@ -147,14 +152,15 @@ class CrashReport(DrillReport):
 
 def _kill_plan(rng: random.Random, runs: int) -> list[tuple[str, int, float]]:
     """(kill point, n-th occurrence for a hook, delay after the first quote for a random kill);
-    every kill point appears in each block of four runs, in a seeded order."""
+    every kill point appears in each block of len(KILL_POINTS) runs, in a seeded order."""
     plan = []
     while len(plan) < runs:
         block = list(KILL_POINTS)
         rng.shuffle(block)
         for point in block:
-            nth = {proc_main.IN_APPEND: rng.randint(1, 60), proc_main.AFTER_APPEND: rng.randint(1, 4),
-                   proc_main.SEGMENT_ROLL: 1}.get(point, 0)
+            nth = {proc_main.IN_APPEND: rng.randint(1, 60), proc_main.MID_ROLL: 1,
+                   proc_main.APPEND_RETURNED: rng.randint(1, 60), proc_main.AFTER_APPEND: rng.randint(1, 4),
+                   proc_main.AFTER_ROLL: 1}.get(point, 0)
             plan.append((point, nth, rng.uniform(0.0, 0.5)))
     return plan[:runs]
 
@@ -173,6 +179,7 @@ class _CrashDrill:
         self.spare = None if settings.cold_start else Spare(workdir / "engine.log")
         self._standby: threading.Thread | None = None
         self._standby_error: Exception | None = None
+        self._torn: tuple[CrashRun, int] | None = None   # killed inside the C writer, at that record
 
     def start(self, recover_first: bool, point: str, nth: int) -> EngineProcess:
         hook = f"{point}:{nth}" if point != RANDOM else ""
@@ -187,7 +194,7 @@ class _CrashDrill:
             run.kill_detail = f"{delay:.3f} s after the first quote"  # notices an early exit
         else:
             # a 64 KiB segment fills in a few seconds of quoting: a roll is waited for longer
-            wait = HOOK_WAIT_S * (4 if point == proc_main.SEGMENT_ROLL else 1)
+            wait = HOOK_WAIT_S * (4 if point in (proc_main.AFTER_ROLL, proc_main.MID_ROLL) else 1)
             kind, text = proc.expect("H", wait)
             if kind == "H":
                 run.kill_detail = text
@@ -201,6 +208,28 @@ class _CrashDrill:
             raise DrillError(f"the engine process ended with {code}, not by SIGKILL")
         if kind == "H":
             run.hook_check = self.check_hook(run.kill_detail)
+            if run.hook_check == "ok" and run.planned in proc_main.C_HOOKS:
+                # killed before its record was published: the next recovery must say it tore
+                words = run.kill_detail.split()
+                self._torn = (run, int(words[words.index("seq") + 1]))
+                run.hook_check = "no recovery after it"
+
+    def judge_tail(self, tail: dict) -> None:
+        """A recovery's tail report after a kill inside the C writer: the record it was writing
+        (in-append), or the one whose append rolled (mid-roll), must be reported as the first
+        one lost, and nothing before it."""
+        if self._torn is None:
+            return
+        (run, seq), self._torn = self._torn, None
+        lost = tail.get("first_lost_seq")
+        if lost != seq:
+            run.hook_check = f"recovery named {lost} the first record lost, killed while writing {seq}: {tail}"
+        elif run.planned == proc_main.IN_APPEND and not tail.get("bytes_discarded"):
+            run.hook_check = f"recovery discarded nothing of torn record {seq}: {tail}"
+        elif run.planned == proc_main.MID_ROLL and not tail.get("segments_removed"):
+            run.hook_check = f"recovery removed no half-rolled segment: {tail}"
+        else:
+            run.hook_check = "ok"
 
     def check_hook(self, detail: str) -> str:
         """Proof that the process died where the hook says, from the journal and the venue:
@@ -209,6 +238,9 @@ class _CrashDrill:
         seq = int(words[words.index("seq") + 1])
         with Reader(self.journal) as reader:
             published = reader.last_seq >= seq
+        if words[0] in proc_main.C_HOOKS:       # killed before that record was published
+            return f"record {seq} is in the journal although killed before it was published" if published \
+                else "ok"
         if not published:
             return f"record {seq} is not in the journal"
         if words[0] == proc_main.AFTER_APPEND:
@@ -255,6 +287,7 @@ class _CrashDrill:
         proc = self.start(False, point, nth)
         warmup = CrashRun(0, point)
         if proc.expect("Q")[0] != "Q":
+            proc.kill()
             raise DrillError(f"the engine did not quote within {WAIT_S:g} s: {proc.log_tail()}")
         self.standby_snapshots()
         self.kill_as_planned(proc, point, delay, warmup)
@@ -269,6 +302,7 @@ class _CrashDrill:
                 proc.kill()
                 raise DrillError(f"run {number}: no recovery outcome ({kind}): {proc.log_tail()}")
             outcome = json.loads(text)
+            self.judge_tail(outcome.get("tail") or {})
             run.reconciled = outcome["reconciled"]
             run.events_replayed = outcome["events_replayed"]
             run.found, run.resolved, run.kinds = outcome["found"], outcome["resolved"], outcome["kinds"]
@@ -304,6 +338,7 @@ class _CrashDrill:
                                           username=USER, password=proc_main.PASSWORD, quiet=0.1,
                                           snapshots=self.snapshots))
         report.final_reconciled = result.reconciled
+        self.judge_tail(result.tail)
         report.final_lost = lost_acks(self.journal, acked)
         state = proc_main.engine_state(result.engine)
         venue = self.venue.venue
@@ -336,14 +371,15 @@ def run_crash_drill(settings: CrashSettings, progress: Callable[[CrashRun], None
     with scratch_dir("mmaudit-crash-") as tmp:
         workdir = pathlib.Path(tmp)
         report = CrashReport(settings.seed, journal, load=(os.getloadavg()[0], 0.0))
-        try:
-            drill = _CrashDrill(settings, workdir, journal, progress)
-        except Exception as exc:
-            raise DrillError(f"cannot start the venue: {exc}") from exc
-        try:
-            drill.run(report)
-        finally:
-            drill.close()
+        with result_on_abort(report, started, lambda doc: journal_result(journal, doc)):
+            try:
+                drill = _CrashDrill(settings, workdir, journal, progress)
+            except Exception as exc:
+                raise DrillError(f"cannot start the venue: {exc}") from exc
+            try:
+                drill.run(report)
+            finally:
+                drill.close()
         report.seconds = time.monotonic() - started
         report.load = (report.load[0], os.getloadavg()[0])
         report.result_seq = journal_result(journal, report.as_dict())

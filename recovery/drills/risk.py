@@ -37,7 +37,7 @@ from mm_core.venue.config import DEFAULT_PATH, load_config
 from mm_core.venue.server import Venue
 from journal.scratch import scratch_dir
 from recovery.codecheck import session_start
-from recovery.drills.common import drill_journal
+from recovery.drills.common import drill_journal, result_on_abort
 from recovery.errors import RecoveryError
 
 __all__ = ["DrillError", "DrillSettings", "DrillRow", "DrillReport", "SINGLE_FAULTS", "run_risk_drill"]
@@ -968,28 +968,31 @@ def run_risk_drill(settings: DrillSettings = DrillSettings(),
                              journal_dir)
         try:
             with Journal(journal_dir) as journal:
+                def record(doc: dict) -> int:
+                    return journal.append(RecordType.DRILL_RESULT, pack_json(doc), ts_ns=_now(),
+                                          ts_source=int(TsSource.USER))
                 system, sessions = None, 0
-                try:
-                    for faults in plan:
-                        broken = report.rows and (report.rows[-1].resumed == "no" or any(
-                            _BY_NAME[name].poisons for name in report.rows[-1].faults))
-                        if system is None or broken or not system.steady(WAIT_S):
-                            if system is not None:      # the last row left it unable to quote
-                                system.close()
-                            sessions += 1
-                            system = _System(journal, clock, settings.seed, log_dir, sessions)
-                            if not system.steady(WAIT_S * 2):
-                                raise DrillError("the engine did not start quoting on the embedded venue")
-                        row = _run_row(system, faults, settings.hold_s)
-                        report.rows.append(row)
-                        if progress is not None:
-                            progress(row)
-                finally:
-                    if system is not None:
-                        system.close()
+                with result_on_abort(report, started, record):
+                    try:
+                        for faults in plan:
+                            broken = report.rows and (report.rows[-1].resumed == "no" or any(
+                                _BY_NAME[name].poisons for name in report.rows[-1].faults))
+                            if system is None or broken or not system.steady(WAIT_S):
+                                if system is not None:      # the last row left it unable to quote
+                                    system.close()
+                                sessions += 1
+                                system = _System(journal, clock, settings.seed, log_dir, sessions)
+                                if not system.steady(WAIT_S * 2):
+                                    raise DrillError("the engine did not start quoting on the embedded venue")
+                            row = _run_row(system, faults, settings.hold_s)
+                            report.rows.append(row)
+                            if progress is not None:
+                                progress(row)
+                    finally:
+                        if system is not None:
+                            system.close()
                 report.seconds = time.monotonic() - started
-                journal.append(RecordType.DRILL_RESULT, pack_json(report.as_dict()), ts_ns=_now(),
-                               ts_source=int(TsSource.USER))
+                record(report.as_dict())
         finally:
             clock.close()
     return report

@@ -119,6 +119,14 @@ def test_an_order_the_journal_never_confirmed_is_counted_by_the_gateway_once_ado
     assert replay_journal(path, fresh_engine(), last_seq=seen["seq"]).state_hash == seen["hash"]
     adopt = [d for _, d in recon_docs(path) if d.get("resolution", {}).get("action") == "adopt"]
     assert [d["resolution"]["token"] for d in adopt] == [short]
+    # the outcome names each resolution's order before and after it: adopted from nothing, then
+    # a cancel of the live order
+    applied = recon_docs(path)[-1][1]["applied"]
+    assert applied[0]["token"] == short and applied[0]["before"] is None
+    assert applied[0]["after"]["leaves"] == 200
+    assert [a["token"] for a in applied] == [short] * len(applied) and len(applied) >= 2
+    assert applied[0]["after"]["state"] == "pending-new"          # its Accepted follows
+    assert applied[-1]["before"]["state"] == "accepted" and applied[-1]["after"] != applied[-1]["before"]
 
     # reconciliation cancelled it at the venue; done, it is released
     assert result.reconciled, result.reasons

@@ -65,7 +65,9 @@ def test_crash_drill_loses_nothing_and_agrees_with_the_venue(tmp_path):
     assert all(r.kill_detail.startswith(proc_main.HOOKS) for r in hooked), report.table()
     assert {r.planned for r in hooked} == set(proc_main.HOOKS), report.table()
     # journal and venue confirm each hook's kill point (an order killed between its append and its
-    # send is journaled and the venue never saw it; a record killed inside its append is published)
+    # send is journaled and the venue never saw it; a record killed right after its append returned
+    # is published; one killed inside its append, or mid-roll, is not, and the next recovery
+    # reports it as the first record lost: a torn record discarded, a half-rolled segment removed)
     assert all(r.hook_check == "ok" for r in hooked), [(r.kill_detail, r.hook_check) for r in hooked]
     with Reader(journal) as reader:
         assert len(reader.segments()) > 2                # small segments: rolls happened
@@ -84,17 +86,17 @@ def test_a_crash_drill_that_never_hit_a_planned_kill_point_fails_and_says_so():
         if not hit:
             r.kill_point, r.hit = point + " (fallback)", False
         return r
-    report = CrashReport(1, "j", runs=[run(1, "random"), run(2, "segment-roll", hit=False),
-                                       run(3, "in-append"), run(4, "segment-roll", hit=False)],
+    report = CrashReport(1, "j", runs=[run(1, "random"), run(2, "after-roll", hit=False),
+                                       run(3, "append-returned"), run(4, "after-roll", hit=False)],
                          final_reconciled=True)
     assert all(r.passed for r in report.runs)
-    assert report.kill_points == {"random": {"planned": 1, "hit": 1}, "in-append": {"planned": 1, "hit": 1},
-                                  "segment-roll": {"planned": 2, "hit": 0}}
-    assert report.missed_kill_points == ["segment-roll"] and not report.passed
-    assert report.as_dict()["missed_kill_points"] == ["segment-roll"] and report.as_dict()["passed"] is False
-    report.runs.append(run(5, "segment-roll"))
+    assert report.kill_points == {"random": {"planned": 1, "hit": 1}, "append-returned": {"planned": 1, "hit": 1},
+                                  "after-roll": {"planned": 2, "hit": 0}}
+    assert report.missed_kill_points == ["after-roll"] and not report.passed
+    assert report.as_dict()["missed_kill_points"] == ["after-roll"] and report.as_dict()["passed"] is False
+    report.runs.append(run(5, "after-roll"))
     assert report.missed_kill_points == [] and report.passed
-    assert report.kill_points["segment-roll"] == {"planned": 3, "hit": 1}
+    assert report.kill_points["after-roll"] == {"planned": 3, "hit": 1}
 
 
 def test_lost_and_changed_acknowledged_records_are_reported(tmp_path):
@@ -214,3 +216,14 @@ def test_an_unknown_hook_is_refused(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match="unknown hook"):
         proc_main.main(["--journal", str(tmp_path / "j"), "--ouch", "1", "--itch", "1",
                         "--rerequest", "1", "--report", str(tmp_path / "r")])
+
+
+def test_the_journals_c_kill_hooks_arm_only_when_enabled(monkeypatch):
+    """The C writer's kill points (in-append, mid-roll) are a test hook: without MMJ_TEST_HOOKS=1
+    in the environment, or for an unknown kind or a zeroth occurrence, arming refuses (-1) and the
+    writer is untouched."""
+    monkeypatch.delenv("MMJ_TEST_HOOKS", raising=False)
+    assert proc_main._c_hook_arm(proc_main.C_HOOKS[proc_main.IN_APPEND], 1, 2) == -1
+    monkeypatch.setenv("MMJ_TEST_HOOKS", "1")
+    assert proc_main._c_hook_arm(9, 1, 2) == -1
+    assert proc_main._c_hook_arm(proc_main.C_HOOKS[proc_main.MID_ROLL], 0, 2) == -1

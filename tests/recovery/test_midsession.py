@@ -255,6 +255,15 @@ def test_a_reconcile_that_uses_up_its_rounds_names_what_was_still_different(tmp_
     assert [(d["kind"], d["token"]) for d in last["discrepancies"]] == [("cancel-not-received", forged)]
     assert outcome["kind"] == "outcome" and not outcome["reconciled"]
     assert outcome["reasons"] == runner_reasons(last)
+    # every resolution journaled with the order before it; the outcome names each one's order
+    # before and after it was applied, and the engine's state before and after the reconcile
+    resolutions = [d for d in docs if d["kind"] == "resolution"]
+    assert len(resolutions) == 3 and all("before" in d for d in resolutions)
+    assert [a["token"] for a in outcome["applied"]] == [forged] * 3
+    assert [a["before"] for a in outcome["applied"]] == [d["before"] for d in resolutions]
+    assert all(set(a) == {"token", "before", "after"} for a in outcome["applied"])
+    for side in ("before", "after"):
+        assert set(outcome[side]) == {"open_orders", "unknown_outcome", "positions", "venue_seq", "state_hash"}
     replays_exactly(engine, path)
 
 

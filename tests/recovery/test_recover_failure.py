@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from journal import Journal
+from journal import Journal, Reader, RecordType
 from mm_core.protocol import ouch, soupbintcp
 from recovery.errors import VenueUnavailable
 from recovery.recover import recover
@@ -94,12 +94,21 @@ def test_a_failure_after_begin_is_journaled_as_the_outcome_and_the_error_still_r
     assert outcome["reconciled"] is False
     assert outcome["error"] == {"type": "VenueUnavailable", "message": str(raised.value)}
     assert outcome["reasons"][-1] == f"recovery failed: VenueUnavailable: {raised.value}"
+    # what the attempt started from (the replay) and where it left the engine
+    assert outcome["before"]["state_hash"] == replay_journal(path, journaling.fresh_engine(),
+                                                             last_seq=min(recon_seqs(path)) - 1).state_hash
+    assert set(outcome["after"]) == {"open_orders", "unknown_outcome", "positions", "venue_seq", "state_hash"}
     # the journal still replays as it was written, the failed attempt included: the orders the
     # engine decided whose ORDER_SENT never made it into the journal (the send that failed came
     # before them; how many depends on when the dropped connection shows) are named as unsent
     again = replay_journal(path, journaling.fresh_engine())
     assert again.deterministic, [d.detail for d in again.divergences]
     assert again.recon_records == 2 and again.engine.risk.state.name == "HALTED"
+
+
+def recon_seqs(path: str) -> list[int]:
+    with Reader(path) as reader:
+        return [r.seq for r in reader.records(rtypes=[RecordType.RECON])]
 
 
 def test_a_failure_before_begin_journals_nothing(tmp_path):
