@@ -128,8 +128,11 @@ def main(quick: bool = False, result_journals: list[str] | None = None) -> str:
     rows = [_row("warm spare (fork)", warm_runs, warm), _row("cold (new interpreter)", cold_runs, cold)]
     out = ["## Crash drill: SIGKILL, restart, recover, reconcile, resume", "",
            f"Real engine processes (runner + engine + journal, 64 KiB segments) on the embedded venue on "
-           f"loopback; kill points from the seed: random moments after the first quote, inside an "
-           f"append, between an order's append and its send, at a segment roll. A standby replayer "
+           f"loopback; kill points from the seed: random moments after the first quote; inside the "
+           f"journal's C append (record written, length word not published: recovery must name it "
+           f"the first record lost); mid-roll (next segment created, the current one not sealed); "
+           f"after an append returned, before its ack; between an order's append and its send; right "
+           f"after the append that rolled the journal to a new segment. A standby replayer "
            f"keeps engine snapshots (every 500 events) between kills. Machine load average at start "
            f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on {os.cpu_count()} CPUs.", "",
            "| restart | runs | drills | kills by point | RTO p50 s | RTO p99 s | RTO max s | recovery p50 s "

@@ -571,7 +571,11 @@ class Runner:
         poll = poller.poll
         mono = time.monotonic_ns
         deadline = mono() + int(duration_s * 1e9)
-        next_timer = next_clock = next_warm = mono()
+        # the clock first: a packet already waiting is decided with the clock's state known, not
+        # denied (an order token used up) for want of a sample the loop's first turn would take
+        next_timer = next_warm = t = mono()
+        self._on_clock(t)
+        next_clock = t + s.clock_period_ns
         busy = s.busy_poll
         upkeep = self.upkeep
         try:
