@@ -678,7 +678,10 @@ def stream(src: JournalSlice, ref: RefData, sink, text: bool = True) -> ReportOu
         held, held_rejections = None, None
         for chunk in events.collect_chunks(src, gather_joined=False):
             mine = cat_routes.chunk_rejections(chunk)
-            ev = select_eastern_date(chunk, src.selection.trade_date, marks.result().not_sent)
+            # the marks (a scan of the whole journal for RECON records) only wait for a date's
+            # selection; otherwise the first chunk is built while the scan runs
+            trade_date = src.selection.trade_date
+            ev = select_eastern_date(chunk, trade_date, marks.result().not_sent if trade_date else None)
             del chunk
             if held is not None:
                 emit(held, cat_routes.joined(held_rejections, mine, past_end.result()))
