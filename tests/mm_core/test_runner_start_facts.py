@@ -47,8 +47,6 @@ def test_packets_waiting_before_run_replay_to_the_same_engine(tmp_path):
     # they are quoted on, not denied for a clock the engine has not heard of yet
     kinds_in_order = [r.rtype for r in records]
     assert kinds_in_order.index(RecordType.CLOCK_SAMPLE) < kinds_in_order.index(RecordType.MD_PACKET)
-    first_orders = [r for r in records if r.rtype == RecordType.ORDER_SENT]
-    assert first_orders and first_orders[0].seq < records[kinds_in_order.index(RecordType.MD_PACKET) + 3].seq
     fresh = new_engine()
     replayed = [a.packet for e in engine_events(records) for a in fresh.on_event(e) if isinstance(a, SendOrder)]
     assert replayed == [raw_bytes(unpack(RecordType.ORDER_SENT, r.payload)) for r in records
