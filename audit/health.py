@@ -3,10 +3,11 @@ per profile.
 
 Owns the regulatory profiles (RTS 25 HFT and other-algo rows, CAT/FINRA 4590), the error-bound
 rule (|offset| + asymmetry budget + GM accuracy, widened in holdover by drift x time since the
-last Sync, as fbclock does; a verifier not steady yet, or a plain client not re-settled after an
-offset jump, is DEGRADED, bounded by what it measured: |offset| + the jump + the path delay + GM
-accuracy) and the per-sample state machine over PtpSnapshot observations. Only a measurement
-locks: a positive path delay (without one ptp4l computes no offset), and a steady run counts
+Sync of the last LOCKED/DEGRADED sample, as fbclock does; a verifier not steady yet, or a plain
+client not re-settled after an offset jump, is DEGRADED, bounded by what it measured: |offset| +
+the jump + the path delay + GM accuracy; so is a plain client whose port is UNCALIBRATED while
+Syncs keep coming: ptp4l measures, its servo holds nothing) and the per-sample state machine
+over PtpSnapshot observations. Only a measurement locks: a positive path delay (without one ptp4l computes no offset), and a steady run counts
 samples that read a new Sync (for a verifier, whose offset was measured again).
 Sans-io: times arrive in the Observation; nothing here runs pmc or reads a clock.
 Must not know about threads, journals or how snapshots were obtained.
@@ -207,7 +208,9 @@ class HealthTracker:
         self._streak = 0
         self._last_offset: int | None = None
         self._last_gm: str | None = None
-        self._last_sync_mono: int | None = None    # monotonic time of the newest Sync seen
+        self._anchor_mono: int | None = None       # monotonic time of the Sync read by the last
+                                                   # LOCKED or DEGRADED sample: holdover runs from
+                                                   # the last bound measured, not the last Sync seen
         self._locked_bound: int | None = None      # the PHC's error bound at the last LOCKED or
                                                    # DEGRADED sample, without the system clock's
                                                    # term (measured per sample)
@@ -228,16 +231,16 @@ class HealthTracker:
         cfg = self.config
         reasons: list[Reason] = []
         age = obs.sync_age_ns
-        if age is not None and age >= 0:
-            sync_mono = obs.mono_ns - age
-            if self._last_sync_mono is None or sync_mono > self._last_sync_mono:
-                self._last_sync_mono = sync_mono
         following = snap.port_state == "SLAVE" or (cfg.free_running and snap.port_state == "UNCALIBRATED")
         fresh = age is not None and 0 <= age <= cfg.max_sync_age_ns
         if not following:
             if self._servo_unlocked_after_jump(snap, age):
                 return self._track(obs, age, [Reason("state", "port is UNCALIBRATED: ptp4l's servo is unlocked "
                                                               "(s0) or has just stepped the clock (s1)")])
+            if snap.port_state == "UNCALIBRATED" and snap.gm_present and fresh:
+                # Syncs keep coming and ptp4l measures: the offset is news, not a holdover
+                return self._track(obs, age, [Reason("state", "port is UNCALIBRATED: ptp4l measures the "
+                                                              "grandmaster but its servo is not locked")])
             reasons.append(Reason("state", f"port is {snap.port_state}, not following a grandmaster"))
         elif not snap.gm_present:
             reasons.append(Reason("state", "no grandmaster present (ptp4l is its own GM)"))
@@ -338,6 +341,9 @@ class HealthTracker:
             needed = cfg.stable_samples if self._jumped() else 0
             settling = (f"re-settling after a jump: {self._streak}/{needed} samples in SLAVE with "
                         f"|offset| and its change within {_us(step_limit)}")
+            if snap.port_state != "SLAVE":   # UNCALIBRATED: measured, but the servo holds nothing
+                needed = max(needed, 1)
+                settling = settling if self._jumped() else "the servo is not locked: never LOCKED"
         if counts and not_new:
             settling += f"; this sample does not count: {not_new}"
         timeouts = self._new_timeouts(snap.service_stats)
@@ -356,17 +362,25 @@ class HealthTracker:
             self._locked_bound = self._locked_bound_now(snap)
             self._jump = None
             bound = _plus(self._locked_bound, self._system_hop(obs))
-            return self._sample(obs, ClockState.LOCKED, bound, age, tuple(reasons))
+            return self._bounded(obs, ClockState.LOCKED, bound, age, tuple(reasons))
         else:
             reasons.append(Reason("state", settling))
-            measured, hop = self._measured_bound(snap), self._system_hop(obs)
+            measured = self._measured_bound(snap, unlocked=not cfg.free_running and snap.port_state != "SLAVE")
+            hop = self._system_hop(obs)
             if measured is not None and hop is not None:
                 self._locked_bound = measured
-                return self._sample(obs, ClockState.DEGRADED, measured + hop, age, tuple(reasons) + (
+                return self._bounded(obs, ClockState.DEGRADED, measured + hop, age, tuple(reasons) + (
                     Reason("state", f"not steady: bound from this measurement (|offset| + jump "
-                                    f"{_us(self._jump)} + max(asymmetry, path delay) + GM "
+                                    f"{_us(self._jump or 0)} + max(asymmetry, path delay) + GM "
                                     "accuracy)"),))
         return self._not_locked(obs, age, tuple(reasons))
+
+    def _bounded(self, obs: Observation, state: ClockState, bound: int, age: int | None,
+                 reasons: tuple[Reason, ...]) -> ClockSample:
+        """A LOCKED or DEGRADED sample: its bound holds as of the Sync it read, so a holdover
+        widens from there (a later Sync that yields no bounded sample renews nothing)."""
+        self._anchor_mono = obs.mono_ns - age if age is not None and age >= 0 else obs.mono_ns
+        return self._sample(obs, state, bound, age, reasons)
 
     def _measured_again(self, snap: PtpSnapshot) -> tuple[bool, str]:
         """Whether ptp4l measures the offset at all, and if so why this sample is no new
@@ -413,13 +427,14 @@ class HealthTracker:
 
     def _holdover_or_freerun(self, obs: Observation, reasons: tuple[Reason, ...]) -> ClockSample:
         cfg = self.config
-        if self._locked_bound is None or self._last_sync_mono is None:
+        if self._locked_bound is None or self._anchor_mono is None:
             return self._sample(obs, ClockState.FREERUN, UNBOUNDED, obs.sync_age_ns, reasons)
-        since = obs.mono_ns - self._last_sync_mono
+        since = obs.mono_ns - self._anchor_mono
         if since > cfg.max_holdover_ns:
             self._locked_bound = None     # holdover is over; only a fresh lock gives a bound again
             return self._sample(obs, ClockState.FREERUN, UNBOUNDED, since, reasons + (
-                Reason("sync_age", f"holdover expired: {since / 1e9:.3f} s since last Sync"),))
+                Reason("sync_age", f"holdover expired: {since / 1e9:.3f} s since the last bounded "
+                                   "sample's Sync"),))
         hop = self._system_hop(obs)
         if hop is None:      # the PHC's bound still holds, but the system clock's term is unmeasured
             return self._sample(obs, ClockState.FREERUN, UNBOUNDED, since, reasons + (
@@ -432,7 +447,7 @@ class HealthTracker:
             Reason("state", f"holdover {since / 1e9:.3f} s: bound widened by {_us(drift)}, system "
                             f"clock vs PHC {_us(hop)} as measured now"),))
 
-    def _measured_bound(self, snap: PtpSnapshot) -> int | None:
+    def _measured_bound(self, snap: PtpSnapshot, unlocked: bool = False) -> int | None:
         """DEGRADED's bound on the clock ptp4l measures, from this sample alone: a verifier that
         is not steady cannot tell which of two offsets a jump lies between is right (software
         timestamps jitter under load), nor can a plain client whose servo is slewing or stepping
@@ -443,12 +458,14 @@ class HealthTracker:
         GM's own accuracy. None when one of them was not measured (no or non-positive path
         delay, unknown GM accuracy): no bound is claimed then. None too when no jump caused the
         settling: a verifier that is only starting, or has just met a new GM, has shown nothing
-        yet to bound its jitter by, and waits for its steady samples."""
+        yet to bound its jitter by, and waits for its steady samples. A plain client whose port is
+        UNCALIBRATED (unlocked) is bounded by what it measures, jump or not: its servo holds
+        nothing, so only this offset says where the clock is."""
         accuracy = CLOCK_ACCURACY_NS.get(snap.gm_clock_accuracy)
         delay = snap.mean_path_delay_ns
-        if not self._jumped() or accuracy is None or delay is None or not delay > 0:
+        if not (self._jumped() or unlocked) or accuracy is None or delay is None or not delay > 0:
             return None
-        return abs(snap.master_offset_ns) + self._jump + max(self.config.asymmetry_budget_ns,
+        return abs(snap.master_offset_ns) + (self._jump or 0) + max(self.config.asymmetry_budget_ns,
                                                               math.ceil(delay)) + accuracy
 
     def _locked_bound_now(self, snap: PtpSnapshot) -> int:

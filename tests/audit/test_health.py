@@ -137,8 +137,10 @@ def test_verifier_mode_needs_steady_samples_and_accepts_uncalibrated():
     assert states == [ClockState.FREERUN, ClockState.FREERUN, ClockState.LOCKED,
                       ClockState.DEGRADED,           # the jump restarts the count: bounded by the
                       ClockState.DEGRADED, ClockState.LOCKED]   # measurement meanwhile
-    # without free_running, UNCALIBRATED is not following
-    assert HealthTracker().update(obs(0, port_state="UNCALIBRATED")).state == ClockState.FREERUN
+    # without free_running, UNCALIBRATED never locks: with fresh Syncs it is bounded by what
+    # ptp4l measures (DEGRADED), with none it is not following
+    assert HealthTracker().update(obs(0, port_state="UNCALIBRATED")).state == ClockState.DEGRADED
+    assert HealthTracker().update(obs(0, port_state="UNCALIBRATED", age_ns=None)).state == ClockState.FREERUN
 
 
 def test_grandmaster_change_is_detected_and_counted():

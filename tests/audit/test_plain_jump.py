@@ -92,11 +92,14 @@ def test_uncalibrated_after_a_jump_needs_no_sync_age_but_a_stale_sync_is_holdove
     assert s.state == ClockState.HOLDOVER and s.error_bound_ns == 800 + LOCKED_TERMS + 30_000
 
 
-def test_uncalibrated_without_a_jump_is_unchanged_holdover():
+def test_uncalibrated_without_a_jump_with_fresh_syncs_is_measured_not_holdover():
+    """ptp4l still measures the GM (a Sync 1.5 s old is fresh): the offset is judged, DEGRADED with
+    the step since the lock in the bound, not a holdover from the lock (tests/audit/
+    test_uncalibrated_client.py)."""
     tr = plain(holdover_drift_ppb=10_000)
     tr.update(slave(0, -800, age_ns=0))
     s = tr.update(slave(2, -700, port_state="UNCALIBRATED", age_ns=int(1.5e9)))
-    assert s.state == ClockState.HOLDOVER and s.error_bound_ns == 800 + LOCKED_TERMS + 15_000
+    assert s.state == ClockState.DEGRADED and s.error_bound_ns == 700 + 100 + PATH + ACC
 
 
 def test_the_jump_owed_survives_holdover_no_data_and_a_new_grandmaster():
