@@ -56,7 +56,11 @@ class ClockMonitor:
         self._thread: threading.Thread | None = None
         self.samples_taken = 0
         self.journal_error: BaseException | None = None   # latched: evidence can no longer be kept
-        self.sampler_error: BaseException | None = None   # a bug in the sampler: latched too
+        # the newest sampler failure (a bug, or input the sampler did not turn into an UNKNOWN
+        # observation): that tick publishes UNKNOWN and the monitor reads non-compliant until a
+        # sample is taken again; sampler_failures counts them all
+        self.sampler_error: BaseException | None = None
+        self.sampler_failures = 0
 
     # -- engine side: cheap reads ---------------------------------------------------------------
 
@@ -101,6 +105,7 @@ class ClockMonitor:
         sample = self.tracker.update(self.sampler())
         self._publish(sample)
         self.samples_taken += 1
+        self.sampler_error = None      # sampling works again: one bad tick does not latch the session
         if self.journal is not None and self.journal_error is None:
             try:
                 self.journal.append(RecordType.CLOCK_SAMPLE, sample.payload(), ts_ns=sample.realtime_ns,
@@ -114,8 +119,9 @@ class ClockMonitor:
         while not self._stop.is_set():
             try:
                 self.sample_once()
-            except Exception as exc:   # never die silently: latch, publish UNKNOWN, keep the thread alive
+            except Exception as exc:   # never die silently: publish UNKNOWN, keep the thread alive
                 self.sampler_error = exc
+                self.sampler_failures += 1
                 self._publish(_unknown_sample(f"sampler failed: {type(exc).__name__}: {exc}"))
             next_at += self.period_s
             delay = next_at - time.monotonic()

@@ -7,6 +7,7 @@ Must not know about thresholds, profiles, journals or threads.
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 import select
@@ -126,6 +127,31 @@ def _int(value: str) -> int:
     return int(value, 16) if value.lower().startswith("0x") else int(value)
 
 
+def _ranged(lo: int, hi: int, kind: str):
+    """An integer converter that refuses values outside the field's PTP type: ptp4l cannot send
+    them, so such a value is garbage, never a reading (and would not fit CLOCK_SAMPLE either)."""
+    def convert(value: str) -> int:
+        number = _int(value)
+        if not lo <= number <= hi:
+            raise ValueError(f"{number} is out of range for {kind} [{lo}, {hi}]")
+        return number
+    return convert
+
+
+_U8, _I8 = _ranged(0, 0xFF, "UInteger8"), _ranged(-0x80, 0x7F, "Integer8")
+_U16, _I16 = _ranged(0, 0xFFFF, "UInteger16"), _ranged(-0x8000, 0x7FFF, "Integer16")
+_I64 = _ranged(-(1 << 63), (1 << 63) - 1, "Integer64")     # ptp4l's ns values (tmv_t, int64)
+_U63 = _ranged(0, (1 << 63) - 1, "a non-negative Integer64")
+
+
+def _finite(value: str) -> float:
+    """A float that is a measurement: finite, and small enough to journal as int64 ns."""
+    number = float(value)
+    if not math.isfinite(number) or abs(number) >= 2.0 ** 63:
+        raise ValueError(f"{value!r} is not a finite ns value")
+    return number
+
+
 def _bool(value: str) -> bool:
     if value in ("1", "true"):
         return True
@@ -136,20 +162,20 @@ def _bool(value: str) -> bool:
 
 # (dataset, pmc field) -> (snapshot attribute, converter)
 _FIELDS = {
-    ("TIME_STATUS_NP", "master_offset"): ("master_offset_ns", _int),
-    ("TIME_STATUS_NP", "ingress_time"): ("ingress_time_ns", _int),
+    ("TIME_STATUS_NP", "master_offset"): ("master_offset_ns", _I64),
+    ("TIME_STATUS_NP", "ingress_time"): ("ingress_time_ns", _U63),
     ("TIME_STATUS_NP", "gmPresent"): ("gm_present", _bool),
     ("TIME_STATUS_NP", "gmIdentity"): ("gm_identity", str),
-    ("CURRENT_DATA_SET", "meanPathDelay"): ("mean_path_delay_ns", float),
-    ("CURRENT_DATA_SET", "stepsRemoved"): ("steps_removed", _int),
+    ("CURRENT_DATA_SET", "meanPathDelay"): ("mean_path_delay_ns", _finite),
+    ("CURRENT_DATA_SET", "stepsRemoved"): ("steps_removed", _U16),
     ("PORT_DATA_SET", "portState"): ("port_state", str),
-    ("PORT_DATA_SET", "logSyncInterval"): ("log_sync_interval", _int),
+    ("PORT_DATA_SET", "logSyncInterval"): ("log_sync_interval", _I8),
     ("PORT_PROPERTIES_NP", "timestamping"): ("timestamping", str),
     ("PORT_PROPERTIES_NP", "interface"): ("interface", str),
-    ("PARENT_DATA_SET", "gm.ClockClass"): ("gm_clock_class", _int),
-    ("PARENT_DATA_SET", "gm.ClockAccuracy"): ("gm_clock_accuracy", _int),
-    ("PARENT_DATA_SET", "gm.OffsetScaledLogVariance"): ("gm_offset_scaled_log_variance", _int),
-    ("TIME_PROPERTIES_DATA_SET", "currentUtcOffset"): ("utc_offset", _int),
+    ("PARENT_DATA_SET", "gm.ClockClass"): ("gm_clock_class", _U8),
+    ("PARENT_DATA_SET", "gm.ClockAccuracy"): ("gm_clock_accuracy", _U8),
+    ("PARENT_DATA_SET", "gm.OffsetScaledLogVariance"): ("gm_offset_scaled_log_variance", _U16),
+    ("TIME_PROPERTIES_DATA_SET", "currentUtcOffset"): ("utc_offset", _I16),
     ("TIME_PROPERTIES_DATA_SET", "currentUtcOffsetValid"): ("utc_offset_valid", _bool),
     ("TIME_PROPERTIES_DATA_SET", "leap61"): ("leap61", _bool),
     ("TIME_PROPERTIES_DATA_SET", "leap59"): ("leap59", _bool),
@@ -227,8 +253,10 @@ class PmcClient:
         argv = [path, "-u", "-b", "0", "-d", str(self.domain), "-s", self.uds,
                 *(f"GET {name}" for name in datasets)]
         try:
-            return subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout_s,
-                                  stdin=subprocess.DEVNULL)
+            # pmc prints what ptp4l sent (interface names, ...): bytes that are not UTF-8 become
+            # U+FFFD, never an exception out of the sampler
+            return subprocess.run(argv, capture_output=True, text=True, errors="replace",
+                                  timeout=self.timeout_s, stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired as exc:
             raise ToolTimeout(f"pmc on {self.uds} did not finish within {self.timeout_s} s") from exc
 

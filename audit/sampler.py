@@ -23,7 +23,8 @@ SOFTWARE_MODES = ("SOFTWARE", "LEGACY_HW")   # ptp4l's clock is CLOCK_REALTIME i
 
 
 class PmcSampler:
-    """Callable: each call runs pmc once and returns an Observation (never raises AuditError)."""
+    """Callable: each call runs pmc once and returns an Observation (never raises AuditError,
+    ValueError or OSError: those become an Observation without a snapshot)."""
 
     def __init__(self, client: PmcClient, phc_device: str | None = None,
                  phc2sys_log: str | None = None, phc2sys_max_age_s: float = 5.0,
@@ -43,11 +44,16 @@ class PmcSampler:
 
     def __call__(self) -> Observation:
         try:
-            snap = self.client.query()
-        except AuditError as exc:
+            return self._observe()
+        except (AuditError, ValueError, OSError) as exc:
+            # pmc, a log or a clock gave something unusable (garbage, undecodable bytes, an I/O
+            # error): this one sample is UNKNOWN, the next one is taken afresh
             return Observation(None, time.clock_gettime_ns(time.CLOCK_MONOTONIC),
                                time.clock_gettime_ns(time.CLOCK_REALTIME), None,
                                f"{type(exc).__name__}: {exc}")
+
+    def _observe(self) -> Observation:
+        snap = self.client.query()
         # Read the clocks after pmc returned: the Sync age is over- never under-estimated.
         mono = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
         realtime = time.clock_gettime_ns(time.CLOCK_REALTIME)

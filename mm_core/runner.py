@@ -825,14 +825,27 @@ class Runner:
             new = (newest,) if key != self._clock_seen else ()
             self._clock_seen = key
         for sample in new:
-            record = unpack(RecordType.CLOCK_SAMPLE, sample.payload()).copy()
+            record, state = self._clock_payload(sample)
             if not trusted:
                 record["compliant_mask"] = 0
-            self._clock_record(record, sample.realtime_ns, sample.state)
+            self._clock_record(record, sample.realtime_ns, state)
         if not new and not ok and self._clock_told is not False:
-            record = unpack(RecordType.CLOCK_SAMPLE, newest.payload()).copy()
+            record, _ = self._clock_payload(newest)
             record["state"], record["error_bound_ns"], record["compliant_mask"] = int(ClockState.UNKNOWN), -1, 0
             self._clock_record(record, _realtime(), ClockState.UNKNOWN)
+
+    def _clock_payload(self, sample):
+        """A sample's CLOCK_SAMPLE record and state. One that does not fit the layout (a value no
+        PTP field can hold reached the sample) is not evidence: it goes in as UNKNOWN with no
+        bound and no bits, and a METRICS alert says why; the session carries on fail-closed."""
+        try:
+            return unpack(RecordType.CLOCK_SAMPLE, sample.payload()).copy(), sample.state
+        except ValueError as exc:
+            self._note_alert("clock-sample-unfit", f"a {sample.state.name} clock sample does not fit "
+                             f"CLOCK_SAMPLE: {exc}", _realtime())
+            payload = pack(RecordType.CLOCK_SAMPLE, state=int(ClockState.UNKNOWN), error_bound_ns=-1,
+                           last_sync_age_ns=-1, gm_clock_accuracy=0xFE)
+            return unpack(RecordType.CLOCK_SAMPLE, payload).copy(), ClockState.UNKNOWN
 
     def _clock_record(self, record, ts_ns: int, state: ClockState) -> None:
         """One CLOCK_SAMPLE: journaled, then given to the engine; later records carry its state,
