@@ -2,7 +2,9 @@
 
 Owns the bookkeeping between send() (a tskey) and poll_tx_timestamps() (tskey, ts, source), and
 the rule that a stamp not seen within the timeout is MISSING, with ts 0 and source NONE: never
-invented. Sans-io: the caller passes monotonic 'now' values; nothing here reads a clock or socket.
+invented. A stamp that comes after its send was called MISSING is LATE (a second outcome for the
+same send, with the stamp), as long as the key is among the newest max_expired expired ones;
+any other stamp is counted in `unmatched`. Sans-io: the caller passes monotonic 'now' values; nothing here reads a clock or socket.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ class TxStatus(enum.IntEnum):
     STAMPED = 0
     MISSING = 1
     SEND_FAILED = 3      # the socket refused the send (the venue reset it): no stamp can come
+    LATE = 4             # the stamp came after the timeout: the send's earlier outcome was MISSING
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,15 +36,20 @@ class TxOutcome:
 
 
 class PendingTxTracker:
-    """Sends waiting for their TX stamp, oldest first; bounded so a dead error queue cannot grow it."""
+    """Sends waiting for their TX stamp, oldest first, and the newest sends already called
+    MISSING; both bounded so a dead error queue cannot grow them."""
 
-    def __init__(self, timeout_ns: int = 50_000_000, max_pending: int = 65536) -> None:
-        if timeout_ns <= 0 or max_pending <= 0:
-            raise TimestampingError("timeout_ns and max_pending must be positive")
+    def __init__(self, timeout_ns: int = 50_000_000, max_pending: int = 65536,
+                 max_expired: int = 4096) -> None:
+        if timeout_ns <= 0 or max_pending <= 0 or max_expired < 0:
+            raise TimestampingError("timeout_ns and max_pending must be positive, max_expired not negative")
         self.timeout_ns = timeout_ns
         self.max_pending = max_pending
+        self.max_expired = max_expired
         self._pending: OrderedDict[int, tuple[int, Any]] = OrderedDict()
-        self.unmatched = 0    # stamps whose key was never registered (or already expired)
+        self._expired: OrderedDict[int, Any] = OrderedDict()   # key -> context, oldest first
+        self.late = 0         # stamps matched to a send already called MISSING
+        self.unmatched = 0    # stamps whose key was never registered (or expired too long ago)
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -50,20 +58,33 @@ class PendingTxTracker:
         """Register a send. Returns outcomes evicted as MISSING if the tracker was full."""
         if tskey in self._pending:
             raise TimestampingError(f"tskey {tskey} is already pending")
+        self._expired.pop(tskey, None)     # the key came round again (u32 wrap): this send owns it
         evicted = []
         while len(self._pending) >= self.max_pending:
             old_key, (_, old_ctx) = self._pending.popitem(last=False)
-            evicted.append(TxOutcome(old_key, old_ctx, TxStatus.MISSING, 0, TsSource.NONE))
+            evicted.append(self._missing(old_key, old_ctx))
         self._pending[tskey] = (now_ns, context)
         return evicted
 
+    def _missing(self, key: int, context: Any) -> TxOutcome:
+        """A send whose stamp did not come in time: MISSING now, remembered for a late stamp."""
+        if self.max_expired:
+            self._expired[key] = context
+            if len(self._expired) > self.max_expired:
+                self._expired.popitem(last=False)
+        return TxOutcome(key, context, TxStatus.MISSING, 0, TsSource.NONE)
+
     def stamped(self, tskey: int, ts_ns: int, source: TsSource) -> TxOutcome | None:
-        """Match one stamp from the error queue; None when no send is waiting for this key."""
+        """Match one stamp from the error queue: STAMPED for a waiting send, LATE for one already
+        called MISSING; None (counted in unmatched) when no send is known for this key."""
         entry = self._pending.pop(tskey, None)
-        if entry is None:
-            self.unmatched += 1
-            return None
-        return TxOutcome(tskey, entry[1], TxStatus.STAMPED, ts_ns, TsSource(source))
+        if entry is not None:
+            return TxOutcome(tskey, entry[1], TxStatus.STAMPED, ts_ns, TsSource(source))
+        if tskey in self._expired:
+            self.late += 1
+            return TxOutcome(tskey, self._expired.pop(tskey), TxStatus.LATE, ts_ns, TsSource(source))
+        self.unmatched += 1
+        return None
 
     def expire(self, now_ns: int) -> list[TxOutcome]:
         """Every send older than the timeout becomes MISSING (oldest first)."""
@@ -73,7 +94,7 @@ class PendingTxTracker:
             if now_ns - sent_ns < self.timeout_ns:
                 break
             del self._pending[key]
-            missing.append(TxOutcome(key, ctx, TxStatus.MISSING, 0, TsSource.NONE))
+            missing.append(self._missing(key, ctx))
         return missing
 
     def collect(self, stamps, now_ns: int) -> list[TxOutcome]:

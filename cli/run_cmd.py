@@ -71,6 +71,13 @@ _STAGE_NAMES = {"rx->read": "RX stamp to read", "read->journaled": "journal",
                 "journaled->decided": "decide", "decided->sent": "orders journaled and sent"}
 
 
+def orders_sent_text(r) -> str:
+    """The summary's orders row: TX stamps as journaled (a late stamp follows its order's missing
+    one: counted in both), and stamps the runner could match to no send."""
+    return (f"{r.orders_sent} (TX stamped {r.tx_stamped}, missing {r.tx_missing}, of those stamped "
+            f"late {r.tx_late}; TX stamps for no known send {r.tx_unmatched})")
+
+
 def summary_rows(s: SessionSummary) -> list[tuple[str, str]]:
     e = s.engine
     fills = e.get("fills", {})
@@ -87,8 +94,7 @@ def summary_rows(s: SessionSummary) -> list[tuple[str, str]]:
         ("clock evidence", s.clock.note),
         ("trading state", s.trading_state + (f" (faults: {', '.join(s.faults)})" if s.faults else "")),
         ("inputs journaled", str(s.runner.inputs)),
-        ("orders sent", f"{s.runner.orders_sent} (TX stamped {s.runner.tx_stamped}, "
-                        f"missing {s.runner.tx_missing})"),
+        ("orders sent", orders_sent_text(s.runner)),
         ("fills", f"{fills.get('bid', 0)} bid, {fills.get('ask', 0)} ask"),
         ("positions", " ".join(f"{k} {v:+d}" for k, v in s.positions.items()) or "none"),
         ("P&L realized", money(e.get("realized"))),

@@ -119,7 +119,9 @@ PAYLOAD_DTYPES: dict[RecordType, np.dtype] = {
         ("order_seq", "<u8"),      # journal sequence of the ORDER_SENT it stamps
         ("tskey", "<u4"),
         ("status", "u1"),          # 0 = stamped, 1 = missing (timed out), 2 = error queue overflow,
-                                   # 3 = send failed (the socket refused it: no stamp can come)
+                                   # 3 = send failed (the socket refused it: no stamp can come),
+                                   # 4 = late: the stamp came after the timeout, in a second
+                                   # TX_TS after this order's missing (1) one
         ("source", "u1"),          # TsSource of tx_ts_ns
         ("tx_ts_ns", "<i8"),       # 0 when missing: never invented
     ]),

@@ -123,6 +123,8 @@ class RunnerReport:
     orders_sent: int = 0
     tx_stamped: int = 0
     tx_missing: int = 0
+    tx_late: int = 0                 # stamps after the timeout: a second TX_TS (LATE) after MISSING
+    tx_unmatched: int = 0            # stamps for no known send (never sent, or expired too long ago)
     journal_failures: int = 0        # appends the journal refused
     inputs_refused: int = 0          # inputs (market data...) the journal refused: never fed
     reserve_appends: int = 0         # risk-reducing records written while the disk was full
@@ -1426,6 +1428,7 @@ class Runner:
                 self._oe_broke(f"order entry failed: {_oserror(exc)}")
         for outcome in self.tx.collect(stamps, mono_ns):
             self._journal_tx(outcome)
+        self.report.tx_unmatched = self.tx.unmatched
 
     def _journal_tx(self, outcome) -> None:
         """One TX_TS record per order of the send (outcome.context: their ORDER_SENT seqs)."""
@@ -1439,8 +1442,10 @@ class Runner:
             except JournalError as exc:
                 self._journal_failed(exc, _realtime())
                 continue
-            if outcome.status == 0:          # counted once journaled: the summary matches the journal
+            if outcome.status == TxStatus.STAMPED:   # counted once journaled: the summary matches it
                 self.report.tx_stamped += 1
+            elif outcome.status == TxStatus.LATE:
+                self.report.tx_late += 1
             else:
                 self.report.tx_missing += 1
 

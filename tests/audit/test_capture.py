@@ -169,8 +169,10 @@ def test_tracker_matches_stamps_and_reports_missing_after_timeout():
     assert tr.expire(now_ns=1_299) == []
     late = tr.expire(now_ns=1_300)
     assert [(o.tskey, o.status) for o in late] == [(2, TxStatus.MISSING)]
-    # a stamp arriving after its send was declared missing is not resurrected
-    assert tr.stamped(2, 9_999, TsSource.SW_KERNEL) is None
+    # a stamp arriving after its send was declared missing is LATE (a second outcome), once
+    after = tr.stamped(2, 9_999, TsSource.SW_KERNEL)
+    assert (after.tskey, after.status, after.ts_ns, after.context) == (2, TxStatus.LATE, 9_999, "order-c")
+    assert tr.stamped(2, 9_999, TsSource.SW_KERNEL) is None and tr.late == 1 and tr.unmatched == 2
 
 
 def test_tracker_bounded_eviction_reports_missing():
