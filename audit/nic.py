@@ -1,6 +1,8 @@
 """A network interface's timestamping: capabilities (ethtool -T) and the NIC hardware stamping switch.
 
-Owns parsing `ethtool -T` output and the SIOCGHWTSTAMP / SIOCSHWTSTAMP ioctls (struct
+Owns parsing `ethtool -T` output (the PHC as "PTP Hardware Clock: N" or, with newer ethtool on
+kernels >= 6.13, "Hardware timestamp provider index: N"; /sys/class/net/IF/device/ptp/ when the
+output names neither), and the SIOCGHWTSTAMP / SIOCSHWTSTAMP ioctls (struct
 hwtstamp_config behind ifreq.ifr_data), which is what linuxptp's hwstamp_ctl does.
 Must not know about sockets' own SO_TIMESTAMPING flags, clock health or journals.
 """
@@ -10,6 +12,7 @@ import ctypes
 import enum
 import errno as errno_mod
 import fcntl
+import os
 import re
 import shutil
 import socket
@@ -98,8 +101,24 @@ _SECTION_LISTS = {
 }
 
 
-def parse_ethtool_t(text: str) -> NicTimestamping:
-    """Parse `ethtool -T IFACE` output (ethtool 5.x-6.x layouts)."""
+# the lines that name the PHC: ethtool's ioctl and older netlink layout, and its netlink layout
+# when the kernel reports a hardware timestamp provider (ethtool netlink/tsinfo.c)
+_PHC_KEYS = ("ptp hardware clock", "hardware timestamp provider index")
+
+
+def sysfs_phc_index(interface: str, root: str = "/sys/class/net") -> int | None:
+    """The lowest N of ROOT/IF/device/ptp/ptpN (the PHC the driver registered), None if none."""
+    try:
+        names = os.listdir(os.path.join(root, interface, "device", "ptp"))
+    except OSError:
+        return None
+    found = [int(n[3:]) for n in names if n.startswith("ptp") and n[3:].isdigit()]
+    return min(found) if found else None
+
+
+def parse_ethtool_t(text: str, sysfs_root: str | None = None) -> NicTimestamping:
+    """Parse `ethtool -T IFACE` output (ethtool 5.x-6.x layouts). Output naming no PHC line at
+    all is an error, unless sysfs_root is given and ROOT/IF/device/ptp/ names the PHC."""
     match = re.search(r"Time stamping parameters for (\S+):", text)
     if not match:
         raise ParseError("not ethtool -T output: no 'Time stamping parameters for' line")
@@ -119,20 +138,25 @@ def parse_ethtool_t(text: str) -> NicTimestamping:
         current = _SECTION_LISTS.get(key)
         if current is not None and value and value.lower() != "none":
             lists[current].append(value.split()[0])
-        if key == "ptp hardware clock":
+        if key in _PHC_KEYS:
             phc_seen = True
             if value.lower() not in ("none", ""):
                 if not value.isdigit():
-                    raise ParseError(f"bad PTP Hardware Clock value {value!r}")
+                    raise ParseError(f"bad {line.partition(':')[0].strip()} value {value!r}")
                 phc_index = int(value)
     if not phc_seen:
-        raise ParseError("ethtool -T output has no 'PTP Hardware Clock' line")
+        phc_index = None if sysfs_root is None else sysfs_phc_index(match.group(1), sysfs_root)
+        if phc_index is None:
+            raise ParseError("ethtool -T output has no 'PTP Hardware Clock' or 'Hardware timestamp "
+                             "provider index' line"
+                             + ("" if sysfs_root is None else
+                                f", and {sysfs_root}/{match.group(1)}/device/ptp/ names no PHC"))
     return NicTimestamping(match.group(1), tuple(lists["capabilities"]), phc_index,
                            tuple(lists["tx_modes"]), tuple(lists["rx_filters"]))
 
 
 def ethtool_timestamping(interface: str, timeout_s: float = 5.0, ethtool: str = "ethtool") -> NicTimestamping:
-    """Run `ethtool -T` and parse it."""
+    """Run `ethtool -T` and parse it (sysfs names the PHC if the output does not)."""
     path = shutil.which(ethtool)
     if path is None:
         raise ToolMissing(f"{ethtool} is not installed (Debian package ethtool)")
@@ -142,7 +166,7 @@ def ethtool_timestamping(interface: str, timeout_s: float = 5.0, ethtool: str = 
         raise ToolTimeout(f"ethtool -T {interface} did not answer within {timeout_s} s") from exc
     if proc.returncode != 0:
         raise ParseError(f"ethtool -T {interface} failed: {proc.stderr.strip() or proc.returncode}")
-    return parse_ethtool_t(proc.stdout)
+    return parse_ethtool_t(proc.stdout, sysfs_root="/sys/class/net")
 
 
 def _hwtstamp_ioctl(interface: str, request: int, config: _HwtstampConfig) -> _HwtstampConfig:

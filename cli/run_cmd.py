@@ -192,15 +192,18 @@ def stop_on_signals():
 
 
 def clock_spec(ptp_uds: str | None, ptp_lab: bool | None, venue_kind: str, free_running: bool,
-               ptp4l_log: str | None = None, phc2sys_log: str | None = None) -> ClockSpec:
+               ptp4l_log: str | None = None, phc2sys_log: str | None = None,
+               phc_device: str | None = None) -> ClockSpec:
     if ptp_uds and ptp_lab:
         raise click.UsageError("give --ptp-uds or --ptp-lab, not both")
     if (ptp4l_log or phc2sys_log) and not ptp_uds:
         raise click.UsageError("--ptp4l-log and --phc2sys-log follow the logs of the ptp4l named by --ptp-uds: "
                                "give --ptp-uds too")
+    if phc_device and not ptp_uds:
+        raise click.UsageError("--phc names the PHC of the ptp4l named by --ptp-uds: give --ptp-uds too")
     if ptp_uds:
         return ClockSpec("uds", ptp_uds, free_running=free_running, explicit=True, ptp4l_log=ptp4l_log,
-                         phc2sys_log=phc2sys_log)
+                         phc2sys_log=phc2sys_log, phc_device=phc_device)
     if ptp_lab:
         return ClockSpec("lab")
     if ptp_lab is None and venue_kind != "external":
@@ -283,6 +286,9 @@ def _started(session: Session, quiet: bool) -> None:
               help="The --ptp-uds ptp4l is a verifier (free_running 1): judge lock by steady samples.")
 @LOG_OPTIONS[1]
 @LOG_OPTIONS[0]
+@click.option("--phc", "phc_device", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="The --ptp-uds ptp4l's PHC device (hardware timestamping), e.g. /dev/ptp0 "
+                   "(default: found with ethtool -T).")
 @click.option("--seed", type=int, default=None, help="Seed of the embedded venue's background flow.")
 @click.option("--busy-poll", is_flag=True, help="Spin instead of sleeping between events (uses one core).")
 @click.option("--warm-interval", default=None,
@@ -293,8 +299,8 @@ def _started(session: Session, quiet: bool) -> None:
                    "directory; 'none' for none).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON, without progress lines.")
 def command(venue_text, itch_port, rerequest_port, md_bind, md_sources, duration, journal_dir, config_path, limits_path,
-            venue_config_path, profile, ptp_uds, ptp_lab, ptp_free_running, ptp4l_log, phc2sys_log, seed,
-            busy_poll, warm_interval, control_path, as_json) -> None:
+            venue_config_path, profile, ptp_uds, ptp_lab, ptp_free_running, ptp4l_log, phc2sys_log, phc_device,
+            seed, busy_poll, warm_interval, control_path, as_json) -> None:
     """Trade on a venue for a while, journaling ahead, with the clock monitored.
 
     The gateway trades only on a compliant clock: without --ptp-uds or the PTP lab the monitor
@@ -306,7 +312,7 @@ def command(venue_text, itch_port, rerequest_port, md_bind, md_sources, duration
     warm_interval_ns = None if warm_interval is None else interval_ns(warm_interval)
     try:
         venue = VenueSpec.parse(venue_text, itch_port, rerequest_port, md_bind, md_sources)
-        clock = clock_spec(ptp_uds, ptp_lab, venue.kind, ptp_free_running, ptp4l_log, phc2sys_log)
+        clock = clock_spec(ptp_uds, ptp_lab, venue.kind, ptp_free_running, ptp4l_log, phc2sys_log, phc_device)
         inputs = load_inputs(config_path, limits_path, venue_config_path, profile)
     except SessionError as exc:
         raise click.ClickException(str(exc)) from None

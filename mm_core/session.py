@@ -233,12 +233,13 @@ class ClockSpec:
     warmup_s: float | None = None    # wait this long for a compliant clock before trading
     ptp4l_log: str | None = None     # that ptp4l's log: a jump logged between two samples counts
     phc2sys_log: str | None = None   # the phc2sys copying its PHC into CLOCK_REALTIME
+    phc_device: str | None = None    # that ptp4l's PHC (hardware timestamping); None: ethtool -T
 
     def __post_init__(self) -> None:
         if self.source not in ("lab", "uds", "auto"):
             raise SessionConfigError(f"clock source {self.source!r}: expected lab, uds or auto")
-        if (self.ptp4l_log or self.phc2sys_log) and not self.explicit:
-            raise SessionConfigError("a ptp4l or phc2sys log belongs to a named ptp4l (--ptp-uds)")
+        if (self.ptp4l_log or self.phc2sys_log or self.phc_device) and not self.explicit:
+            raise SessionConfigError("a ptp4l or phc2sys log, or a PHC, belongs to a named ptp4l (--ptp-uds)")
 
     @property
     def warmup(self) -> float:
@@ -500,7 +501,9 @@ def _start_clock(spec: ClockSpec, stack: contextlib.ExitStack) -> tuple[ClockMon
                 f"no clock source given: looked for a ptp4l at {spec.uds}")
         note += "".join(f", following {name} log {path}" for name, path in
                         (("its", spec.ptp4l_log), ("the phc2sys", spec.phc2sys_log)) if path)
-    sampler = PmcSampler(PmcClient(uds, timeout_s=2.0), phc2sys_log=spec.phc2sys_log, ptp4l_log=spec.ptp4l_log)
+        note += f", its PHC {spec.phc_device}" if spec.phc_device else ""
+    sampler = PmcSampler(PmcClient(uds, timeout_s=2.0), spec.phc_device, phc2sys_log=spec.phc2sys_log,
+                         ptp4l_log=spec.ptp4l_log)
     stack.callback(sampler.close)
     monitor = ClockMonitor(sampler, HealthTracker(HealthConfig(free_running=free_running)),
                            labels={"uds": uds})
