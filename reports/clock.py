@@ -26,7 +26,7 @@ from reports.timebase import CLOCK_STATE_NAMES, TS_SOURCE_NAMES, to_utc
 from reports.validate import REJECTS_SCHEMA, mask_check, split
 
 KIND = "clock"
-SCHEMA_VERSION = "clock-2"
+SCHEMA_VERSION = "clock-3"   # clock-3: an open interval's duration counted, as a lower bound
 
 PROFILES = (("eu_hft", 100_000), ("eu_algo", 1_000_000), ("us_cat", 50_000_000))   # (name, ns)
 MONITOR_BITS = {"eu_hft": 1, "eu_algo": 2, "us_cat": 4}     # CLOCK_SAMPLE.compliant_mask bits
@@ -181,7 +181,7 @@ def _gap_rows(gaps: list[dict], inside: list[int], day: int | None) -> list[dict
         start_day = gap["start_utc"] // ac.NS_PER_DAY if day is None else day
         for name, tol in PROFILES:
             rows.append({"profile": name, "tolerance_ns": tol, "status": STATUS_UNMONITORED, **gap,
-                         "duration_ns": gap["end_utc"] - gap["start_utc"],
+                         "duration_ns": gap["end_utc"] - gap["start_utc"], "duration_is_lower_bound": False,
                          "worst_error_bound_ns": None, "worst_abs_offset_ns": None, "states": None,
                          "order_events_inside": count,
                          "trade_date": dt.date(1970, 1, 1) + dt.timedelta(days=int(start_day))})
@@ -192,15 +192,27 @@ INTERVALS_SCHEMA = pa.schema([
     ("profile", pa.string()), ("tolerance_ns", pa.int64()), ("status", pa.string()), ("start_seq", pa.uint64()),
     ("end_seq", pa.uint64()), ("start_utc", pa.timestamp("ns", tz="UTC")),
     ("end_utc", pa.timestamp("ns", tz="UTC")), ("duration_ns", pa.int64()),
-    ("open_at_range_end", pa.bool_()), ("worst_error_bound_ns", pa.int64()),
+    ("open_at_range_end", pa.bool_()), ("duration_is_lower_bound", pa.bool_()), ("worst_error_bound_ns", pa.int64()),
     ("worst_abs_offset_ns", pa.int64()), ("states", pa.string()), ("order_events_inside", pa.int64()),
     ("trade_date", pa.date32()),
 ])
 
 
-def _intervals(samples: np.ndarray, utc, event_seq: np.ndarray, unmonitored_rows: list[dict]) -> pa.Table:
+def _open_end(last_sample_utc: int, range_end_utc: int | None) -> int:
+    """Where an interval still out of tolerance at the range's end is counted to: the range's last
+    record when the samples reach it (no gap after the last one: that stretch is an unmonitored
+    interval of its own), else the last sample. Either way a lower bound: the clock was not seen
+    to come back within tolerance at all."""
+    if range_end_utc is not None and 0 <= range_end_utc - last_sample_utc <= GAP_NS:
+        return range_end_utc
+    return last_sample_utc
+
+
+def _intervals(samples: np.ndarray, utc, event_seq: np.ndarray, unmonitored_rows: list[dict],
+               range_end_utc: int | None = None) -> pa.Table:
     """Intervals out of tolerance per profile, and the unmonitored ones (`unmonitored_rows`), in
-    profile order then by start; `event_seq` (sorted) are the order events' sequences."""
+    profile order then by start; `event_seq` (sorted) are the order events' sequences; an
+    interval open at the range's end lasts until `range_end_utc` (see _open_end)."""
     rows = []
     seqs = samples["seq"].astype(np.int64, copy=False)
     for name, tol in PROFILES:
@@ -212,13 +224,14 @@ def _intervals(samples: np.ndarray, utc, event_seq: np.ndarray, unmonitored_rows
         for a, b in zip(starts, ends):      # one iteration per interval, not per sample
             closed = b < len(samples)
             end_seq = int(seqs[b]) if closed else None
+            until = int(utc.utc_ns[b]) if closed else _open_end(int(utc.utc_ns[b - 1]), range_end_utc)
             inside = np.searchsorted(event_seq, seqs[a], "right"), \
                 (np.searchsorted(event_seq, end_seq, "left") if closed else len(event_seq))
             rows.append({
                 "profile": name, "tolerance_ns": tol, "status": STATUS_OUT, "start_seq": int(seqs[a]), "end_seq": end_seq,
                 "start_utc": int(utc.utc_ns[a]), "end_utc": int(utc.utc_ns[b]) if closed else None,
-                "duration_ns": int(utc.utc_ns[b] - utc.utc_ns[a]) if closed else None,
-                "open_at_range_end": not closed,
+                "duration_ns": until - int(utc.utc_ns[a]),
+                "open_at_range_end": not closed, "duration_is_lower_bound": not closed,
                 "worst_error_bound_ns": int(samples["error_bound_ns"][a:b].max()),
                 "worst_abs_offset_ns": int(np.abs(samples["offset_ns"][a:b]).max()),
                 "states": ",".join(sorted({CLOCK_STATE_NAMES[s] for s in samples["state"][a:b]})),
@@ -251,8 +264,9 @@ def _summary(samples: np.ndarray, intervals: pa.Table, within_events: dict[str, 
             "profile": name, "tolerance_ns": tol, "samples": len(samples), "samples_within": int(ok.sum()),
             "share_within": float(ok.mean()) if len(samples) else None,
             "intervals_out_of_tolerance": mine.num_rows,
-            "out_of_tolerance_ns": int(np.nansum(mine["duration_ns"].to_numpy(zero_copy_only=False).astype(float)))
-            if mine.num_rows else 0,
+            "out_of_tolerance_ns": int(pc.sum(mine["duration_ns"]).as_py() or 0) if mine.num_rows else 0,
+            # an interval still open at the range's end is counted only as far as it was seen
+            "out_of_tolerance_ns_is_lower_bound": bool(mine.num_rows and pc.any(mine["open_at_range_end"]).as_py()),
             "max_error_bound_ns": int(samples["error_bound_ns"].max()) if len(samples) else None,
             "max_abs_offset_ns": int(np.abs(samples["offset_ns"]).max()) if len(samples) else None,
             "unmonitored_intervals": gaps.num_rows,
@@ -263,10 +277,10 @@ def _summary(samples: np.ndarray, intervals: pa.Table, within_events: dict[str, 
     return pa.Table.from_pylist(rows)
 
 
-def _gaps(src: JournalSlice, samples_all: np.ndarray, utc, day: int | None) -> list[dict]:
-    """The unmonitored stretches of the range (all its samples, and its first and last records),
-    those touching trade date `day` when one is selected."""
-    first, last = range_edges(src, samples_all)
+def _gaps(edges: tuple, samples_all: np.ndarray, utc, day: int | None) -> list[dict]:
+    """The unmonitored stretches of the range (all its samples, and its first and last records:
+    `edges`, from range_edges), those touching trade date `day` when one is selected."""
+    first, last = edges
     valid = np.flatnonzero(utc.valid)
     times, seqs = utc.utc_ns[valid], samples_all["seq"][valid].astype(np.int64)
     if first is None:
@@ -295,7 +309,10 @@ def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
     samples = samples_all[rows]
     sample_utc = to_utc(samples["seq"], samples["ts_ns"], samples["ts_source"], samples_all)
     day = None if src.selection.trade_date is None else (src.selection.trade_date - dt.date(1970, 1, 1)).days
-    gaps = _gaps(src, samples_all, sample_utc_all, day)
+    edges = range_edges(src, samples_all)
+    gaps = _gaps(edges, samples_all, sample_utc_all, day)
+    # a trade date's samples end where its day does, not at the range's last record
+    range_end_utc = edges[1][1] if edges[1] is not None and day is None else None
     gap_start = np.array([g["start_utc"] for g in gaps], np.int64)
     gap_end = np.array([g["end_utc"] for g in gaps], np.int64)
     inside = np.zeros(len(gaps), np.int64)
@@ -320,7 +337,8 @@ def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
         if rejected.num_rows:
             event_rejects.append(rejected)
     all_event_seqs = np.concatenate(event_seqs) if event_seqs else np.zeros(0, np.int64)
-    intervals = _intervals(samples, sample_utc, all_event_seqs, _gap_rows(gaps, inside.tolist(), day))
+    intervals = _intervals(samples, sample_utc, all_event_seqs, _gap_rows(gaps, inside.tolist(), day),
+                           range_end_utc)
     summary = _summary(samples, intervals, within_events, n_events, no_sample)
     samples_kept, sample_rejects = split(_samples_table(samples, sample_utc), KIND, "samples", [
         mask_check("sample_time_utc", ~sample_utc.valid, "clock sample without a UTC time")])
