@@ -18,6 +18,7 @@ import tempfile
 import time
 
 _counter = itertools.count()
+CLOCK_SOURCE = "ptp-lab"     # the clock_source a session journals when its clock is this lab's
 
 # Fast intervals so a client follows the GM within ~2 s (Sync 8/s, Announce 4/s).
 COMMON = """\

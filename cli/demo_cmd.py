@@ -39,9 +39,11 @@ def _clock_verdict(reports_dir: pathlib.Path, profile: str) -> str:
     if not rows:
         return "no clock summary written"
     r = rows[0]
+    lab = (f"; {r['lab_clock_samples']} samples from the PTP lab's clock: the monitoring path, not "
+           "traceability to UTC") if r.get("lab_clock_samples") else ""
     return (f"{r['verdict']} for {profile}: {r['samples_within']}/{r['samples']} samples within, "
             f"{r['order_events_not_demonstrably_within']} of {r['order_events']} order events "
-            f"not demonstrably within")
+            f"not demonstrably within{lab}")
 
 
 def _out_dir(out: str | None) -> pathlib.Path:

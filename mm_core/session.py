@@ -31,7 +31,7 @@ from typing import Callable
 from audit.health import PROFILES, HealthConfig, HealthTracker
 from audit.monitor import ClockMonitor
 from audit.pmc import DEFAULT_UDS, PmcClient
-from audit.ptplab import NamespaceUnavailable, PtpLab
+from audit.ptplab import CLOCK_SOURCE as LAB_SOURCE, NamespaceUnavailable, PtpLab
 from audit.sampler import PmcSampler
 from journal import Journal, JournalError, JournalLocked, Reader, lock_state
 from journal.reader import damage_behind_summary
@@ -491,7 +491,7 @@ def _start_clock(spec: ClockSpec, stack: contextlib.ExitStack) -> tuple[ClockMon
             raise ClockUnavailable(f"cannot create network namespaces for the PTP lab: {exc}") from None
         except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
             raise ClockUnavailable(f"the PTP lab did not start: {exc}") from None
-        uds, free_running, source, note = lab.client_uds, True, "ptp-lab", LAB_NOTE
+        uds, free_running, source, note = lab.client_uds, True, LAB_SOURCE, LAB_NOTE
     else:
         if spec.explicit and shutil.which("pmc") is None:
             raise ClockUnavailable("pmc is not installed (Debian package linuxptp): cannot monitor "

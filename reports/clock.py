@@ -5,8 +5,11 @@ and a summary.
 Owns the tolerance profiles (EU RTS 25 HFT 100 us, EU other algorithmic 1 ms, US CAT / FINRA 4590
 50 ms), the rule that a sample is within tolerance only when the clock is LOCKED, DEGRADED
 (bounded by what it measured) or HOLDOVER, both |offset| and the error bound are inside it and the GM is traceable to UTC (UNKNOWN and
-FREERUN never are), and the rule that a stretch of the range with no sample for longer than
-GAP_NS is unmonitored.
+FREERUN never are), the rule that a stretch of the range with no sample for longer than
+GAP_NS is unmonitored, and the rule that samples of a session whose clock was the PTP lab's
+(its session-start record says so: reports.clocksource) show the monitoring path, not
+traceability to UTC: the lab's grandmaster is the host's own clock, however it announces itself,
+so such a verdict is LAB_CLOCK_NOT_TRACEABLE, never COMPLIANT, and the manifest says so.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ import pyarrow.compute as pc
 
 from audit.health import BOUNDED_STATES, MIN_TAI_UTC_S, HealthConfig
 from reports import arrowcols as ac
-from reports import common, events
+from reports import clocksource, common, events
 from reports.output import ReportOutput, TableCollector
 from reports.refdata import RefData
 from reports.source import JournalSlice
@@ -36,6 +39,7 @@ TRACEABLE_CLOCK_CLASSES = tuple(sorted(HealthConfig().allowed_clock_classes))   
 # scheduling), or the range's first/last record that far from the nearest sample: unmonitored.
 GAP_NS = STALE_SAMPLE_NS
 STATUS_OUT, STATUS_UNMONITORED = "OUT_OF_TOLERANCE", "UNMONITORED"
+VERDICT_LAB = "LAB_CLOCK_NOT_TRACEABLE"   # would pass, but on the PTP lab's clock: not UTC evidence
 
 
 def within(samples: np.ndarray, tolerance_ns: int) -> np.ndarray:
@@ -53,9 +57,10 @@ def traceable(samples: np.ndarray) -> np.ndarray:
         & ((samples["ptp_timescale"] == 0) | utc_ok)
 
 
-def _samples_table(samples: np.ndarray, utc) -> pa.Table:
+def _samples_table(samples: np.ndarray, utc, sources: np.ndarray) -> pa.Table:
     cols = {
         "seq": pa.array(samples["seq"].astype(np.uint64, copy=False)),
+        "clock_source": pa.array(sources, pa.string()),     # its session's (clocksource)
         "sample_time_utc": ac.timestamp_utc(utc.utc_ns, utc.valid),
         "ts_source": ac.codes(samples["ts_source"], TS_SOURCE_NAMES),
         "state": ac.codes(samples["state"], CLOCK_STATE_NAMES),
@@ -244,7 +249,9 @@ def _intervals(samples: np.ndarray, utc, event_seq: np.ndarray, unmonitored_rows
 
 
 def _summary(samples: np.ndarray, intervals: pa.Table, within_events: dict[str, int], n_events: int,
-             events_without_sample: int) -> pa.Table:
+             events_without_sample: int, lab: np.ndarray | None = None) -> pa.Table:
+    """One row per profile; `lab`: which samples came from the PTP lab's clock."""
+    lab_samples = int(lab.sum()) if lab is not None else 0
     rows = []
     for name, tol in PROFILES:
         ok = within(samples, tol)
@@ -260,6 +267,8 @@ def _summary(samples: np.ndarray, intervals: pa.Table, within_events: dict[str, 
             verdict = "INCOMPLETE_EVIDENCE"     # nothing seen outside, but not seen throughout
         else:
             verdict = "COMPLIANT"
+        if lab_samples and verdict in ("COMPLIANT", "INCOMPLETE_EVIDENCE"):
+            verdict = VERDICT_LAB
         rows.append({
             "profile": name, "tolerance_ns": tol, "samples": len(samples), "samples_within": int(ok.sum()),
             "share_within": float(ok.mean()) if len(samples) else None,
@@ -272,7 +281,8 @@ def _summary(samples: np.ndarray, intervals: pa.Table, within_events: dict[str, 
             "unmonitored_intervals": gaps.num_rows,
             "unmonitored_ns": int(pc.sum(gaps["duration_ns"]).as_py() or 0) if gaps.num_rows else 0,
             "order_events": n_events, "order_events_not_demonstrably_within": outside,
-            "order_events_without_sample": events_without_sample, "verdict": verdict,
+            "order_events_without_sample": events_without_sample,
+            "lab_clock_samples": lab_samples, "verdict": verdict,
         })
     return pa.Table.from_pylist(rows)
 
@@ -296,6 +306,14 @@ def _gaps(edges: tuple, samples_all: np.ndarray, utc, day: int | None) -> list[d
     return gaps
 
 
+def _clock_provenance(sources: np.ndarray, lab_note: str) -> dict[str, str]:
+    """What the manifest (and every file's metadata) says of the clocks behind the samples."""
+    out = {"clock_sources": ",".join(sorted(set(sources.tolist()) - {""}))}
+    if lab_note:
+        out.update(clock_traceable_to_utc="no: samples from the PTP lab's clock", clock_evidence=lab_note)
+    return out
+
+
 def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
     """Clock evidence with the per-event table built chunk by chunk (`sink.add("event_clock", t)`);
     samples, intervals and summary are small and returned whole."""
@@ -307,6 +325,9 @@ def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
         in_range &= sample_utc_all.utc_ns // ac.NS_PER_DAY == day
     rows = np.flatnonzero(in_range)
     samples = samples_all[rows]
+    clocks = clocksource.session_clocks(src.reader, src.last_seq)
+    sources = clocks.sources(samples["seq"])
+    sink.annotate(_clock_provenance(sources, clocks.lab_evidence(samples["seq"])))
     sample_utc = to_utc(samples["seq"], samples["ts_ns"], samples["ts_source"], samples_all)
     day = None if src.selection.trade_date is None else (src.selection.trade_date - dt.date(1970, 1, 1)).days
     edges = range_edges(src, samples_all)
@@ -339,8 +360,9 @@ def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
     all_event_seqs = np.concatenate(event_seqs) if event_seqs else np.zeros(0, np.int64)
     intervals = _intervals(samples, sample_utc, all_event_seqs, _gap_rows(gaps, inside.tolist(), day),
                            range_end_utc)
-    summary = _summary(samples, intervals, within_events, n_events, no_sample)
-    samples_kept, sample_rejects = split(_samples_table(samples, sample_utc), KIND, "samples", [
+    summary = _summary(samples, intervals, within_events, n_events, no_sample,
+                       sources == clocksource.LAB_SOURCE)
+    samples_kept, sample_rejects = split(_samples_table(samples, sample_utc, sources), KIND, "samples", [
         mask_check("sample_time_utc", ~sample_utc.valid, "clock sample without a UTC time")])
     parts = [r for r in [sample_rejects] + event_rejects if r.num_rows]
     rejects = pa.concat_tables(parts) if parts else REJECTS_SCHEMA.empty_table()

@@ -155,9 +155,14 @@ class TableCollector:
     def __init__(self):
         self.pieces: dict[str, list[pa.Table]] = {}
         self.text: dict[str, list[bytes]] = {}
+        self.provenance: dict[str, str] = {}
 
     def add(self, name: str, table: pa.Table) -> None:
         self.pieces.setdefault(name, []).append(table)
+
+    def annotate(self, provenance: dict[str, str]) -> None:
+        """What the builder adds to the provenance (StreamWriter.annotate); kept for the caller."""
+        self.provenance.update(provenance)
 
     def add_text(self, rel: str, data: bytes, patched_later: bool = False) -> None:
         self.text.setdefault(rel, []).append(bytes(data))
@@ -255,6 +260,13 @@ class StreamWriter:
             fh.write(data)
         self.patched.add(rel)
         self.hashers.pop(rel, None)
+
+    def annotate(self, provenance: dict[str, str]) -> None:
+        """Entries the builder adds to the provenance (e.g. the clock report's clock sources), before
+        its first table: every file's metadata and the manifest then carry them."""
+        if self.rows:
+            raise ValueError("annotate before the first table, so that every file carries it")
+        self.meta.update(provenance)
 
     def add(self, name: str, table: pa.Table) -> None:
         self.rows[name] = self.rows.get(name, 0) + table.num_rows

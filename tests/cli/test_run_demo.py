@@ -122,7 +122,11 @@ def test_demo_end_to_end_writes_what_it_says(tmp_path):
     assert result.exit_code == 0, result.output
     text = result.output
     assert re.search(r"journal verify\s+OK", text)
-    assert re.search(r"clock report\s+(NOT_COMPLIANT|COMPLIANT|INCOMPLETE_EVIDENCE) for eu-hft: \d+/\d+ samples within", text)
+    assert re.search(r"clock report\s+(NOT_COMPLIANT|COMPLIANT|INCOMPLETE_EVIDENCE|LAB_CLOCK_NOT_TRACEABLE) "
+                     r"for eu-hft: \d+/\d+ samples within", text)
+    if "ptp-lab:" in text:        # the lab's clock is never reported as compliant evidence
+        assert not re.search(r"clock report\s+COMPLIANT", text)
+        assert "not traceability to UTC" in text.split("clock report", 1)[1].splitlines()[0]
     m = re.search(r"files written\s+(\d+) under (\S+)", text)
     assert m and pathlib.Path(m.group(2)) == out / "reports"
     files = [p for p in (out / "reports").rglob("*") if p.is_file() and p.name != "_manifest.json"]

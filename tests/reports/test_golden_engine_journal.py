@@ -1,11 +1,13 @@
 """Every report kind on a real engine journal (tests.reports.golden) with the bundled reference
 data: rows exist, counts and share sums reconcile with the journal's ORDER_SENT / VENUE_MSG records
 read one by one, nothing is rejected, instruments carry the venue's symbols, the LOCKED lab clock
-is judged compliant, and the same journal always gives the same bytes."""
+is within tolerance but, being the lab's, judged not traceable to UTC (verdict and manifest), and
+the same journal always gives the same bytes."""
 from __future__ import annotations
 
 import collections
 import hashlib
+import json
 import pathlib
 
 import pyarrow.compute as pc
@@ -17,6 +19,7 @@ from journal.catalogue import RecordType, raw_bytes, token_tag, unpack, unpack_j
 from mm_core.events import SendOrder
 from mm_core.runner import engine_events
 from mm_core.session import load_inputs
+from reports.output import read_metadata
 from reports.run import KINDS, run
 from tests.reports.golden import golden  # noqa: F401  (the session-scoped fixture)
 
@@ -107,7 +110,18 @@ def test_cat_events_and_clock_evidence_reconcile(golden, reported):  # noqa: F81
         assert row["order_events_without_sample"] == 0
         # a LOCKED lab session: every order event is covered by a sample at or before its time
         assert row["order_events_not_demonstrably_within"] == 0, row
-        assert row["verdict"] == "COMPLIANT", row
+        # the monitoring path works, but the lab's grandmaster is this host's own clock: its
+        # clockClass 6 / timeTraceable announce is no traceability to UTC
+        assert row["verdict"] == "LAB_CLOCK_NOT_TRACEABLE", row
+        assert row["lab_clock_samples"] == samples.num_rows
+    assert set(samples["clock_source"].to_pylist()) == {"ptp-lab"}
+    provenance = json.loads((out / "clock" / "_manifest.json").read_text())["provenance"]
+    assert provenance["clock_sources"] == "ptp-lab"
+    assert provenance["clock_traceable_to_utc"].startswith("no")
+    assert "not traceability to UTC" in provenance["clock_evidence"]
+    for name in ("summary", "event_clock"):       # and every file's own metadata
+        meta = read_metadata(next((out / "clock" / name).rglob("*.parquet")))
+        assert meta["clock_traceable_to_utc"].startswith("no"), name
     events = table(out, "clock", "event_clock")
     assert sorted(events["seq"].to_pylist()) == oracle.order_event_seqs
     assert all(all(events[f"within_{name}"].to_pylist()) for name in summary)
