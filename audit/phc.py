@@ -15,7 +15,10 @@ import subprocess
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
 from audit.errors import ParseError, PhcError, ToolMissing, ToolTimeout
+from journal.catalogue import ClockState
 
 CLOCKFD = 3
 NS_PER_S = 1_000_000_000
@@ -139,6 +142,38 @@ def _leap_midnight(utc_ns: int) -> int:
     if datetime.date.fromordinal(_EPOCH_ORDINAL + coming // DAY_NS).day == 1:
         return coming
     return start_of_day if utc_ns - start_of_day < LEAP_SPLIT_NS else coming
+
+
+def phc_offset(sample):
+    """(sets, seconds): whether a CLOCK_SAMPLE (a record, or a structured array of them) sets the
+    offset taken off PHC stamps from it on, and that offset. On the PTP timescale the PHC is TAI:
+    the sample's currentUtcOffset, when valid. On the ARB timescale (ptpTimescale 0) the PHC
+    carries the GM's time as is (audit.sampler compares it with the system clock so): 0. A sample
+    whose timescale was not read (UNKNOWN, without a valid offset: its flags are defaults) or a
+    PTP one without a valid offset sets nothing: the offset in force stays. One rule for the
+    runner, replay and the reports (engine time and report time agree)."""
+    ptp = np.asarray(sample["ptp_timescale"]) != 0
+    valid = np.asarray(sample["utc_offset_valid"]) != 0
+    read = valid | (np.asarray(sample["state"]) != int(ClockState.UNKNOWN))
+    sets = (ptp & valid) | (~ptp & read)
+    return sets, np.where(ptp, np.asarray(sample["utc_offset"]).astype(np.int64), 0)
+
+
+def leap_corrected_ns(utc_ns, leap61, leap59):
+    """tai_to_utc_ns's leap rule over numpy arrays (reports convert PHC stamps in bulk): UTC ns
+    by the flagged sample's offset, moved by the leap second once `_leap_midnight`'s midnight has
+    passed. Same rule, row by row; rows without a flag are returned unchanged."""
+    utc = np.asarray(utc_ns, np.int64)
+    leap61, leap59 = np.asarray(leap61, bool), np.asarray(leap59, bool)
+    start = utc // DAY_NS * DAY_NS
+    coming = start + DAY_NS
+    day = (coming // DAY_NS).astype("datetime64[D]")
+    ends_month = day.astype("datetime64[M]").astype("datetime64[D]") == day
+    midnight = np.where(ends_month | (utc - start >= LEAP_SPLIT_NS), coming, start)
+    out = utc.copy()
+    out[leap61 & (utc >= midnight)] -= NS_PER_S
+    out[leap59 & ~leap61 & (utc >= midnight - NS_PER_S)] += NS_PER_S
+    return out
 
 
 _PHC_CTL_GET = re.compile(r"clock time is (\d+)\.(\d{9})")

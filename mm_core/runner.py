@@ -29,6 +29,7 @@ from typing import Callable, Iterable, Iterator, Protocol
 
 from audit.capture import TimestampedTcpSocket, TimestampedUdpSocket
 from audit.health import PROFILES
+from audit.phc import phc_offset
 from audit.txtrack import PendingTxTracker, TxOutcome, TxStatus
 from journal.catalogue import (
     PAYLOAD_DTYPES, RAW_ORDER_MAX, ClockState, RecordType, TsSource, layout_struct, pack, pack_json,
@@ -239,8 +240,9 @@ _MD_TURN = 256            # market-data packets read in one turn of the loop, at
 
 def engine_time(ts_ns: int, source: int, utc_offset_s: int) -> int:
     """The engine's (UTC) time of an input its record stamps ts_ns by `source`: a NIC's PHC stamp
-    is TAI, so the UTC offset in force — that of the last journaled clock sample with a valid one,
-    else TAI_MINUS_UTC_S — is taken off; every other stamp is CLOCK_REALTIME (UTC) already. The
+    is TAI, so the UTC offset in force — that of the last journaled clock sample that set one
+    (audit.phc.phc_offset: 0 when the GM is on the ARB timescale, whose PHC is taken as is), else
+    TAI_MINUS_UTC_S — is taken off; every other stamp is CLOCK_REALTIME (UTC) already. The
     record keeps the raw stamp; the runner and engine_events convert alike, so replay is exact."""
     return ts_ns - utc_offset_s * 1_000_000_000 if source in _PHC_SOURCES else ts_ns
 
@@ -857,8 +859,9 @@ class Runner:
         if self._input(RecordType.CLOCK_SAMPLE, record.tobytes(), ts_ns, TsSource.USER,
                        ClockSample(ts_ns, compliant), clock_state=int(state)):
             self._clock_told = compliant
-            if int(record["utc_offset_valid"]):
-                self._utc_offset_s = int(record["utc_offset"])
+            sets, offset = phc_offset(record)
+            if sets:
+                self._utc_offset_s = int(offset)
         else:
             self._clock_state = before     # the journal refused the sample: its state is not in force
 
@@ -1576,8 +1579,9 @@ def engine_events(records: Iterable, profile: str = "eu-hft", fresh_session: boo
                 yield Timer(int(timer["now_ns"]), int(timer["timer_id"]))
         elif rtype == _CLOCK_T:
             sample = unpack(RecordType.CLOCK_SAMPLE, rec.payload)
-            if int(sample["utc_offset_valid"]):
-                offset = int(sample["utc_offset"])
+            sets, value = phc_offset(sample)
+            if sets:
+                offset = int(value)
             yield ClockSample(rec.ts_ns, bool(int(sample["compliant_mask"]) & bit))
         elif rtype == _OPERATOR_T:
             doc = unpack_json(rec.payload)

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
+from audit.phc import phc_offset
 from journal import Reader
 from journal.catalogue import (RecordType, TsSource, order_sent_raw, token_tag, unpack, unpack_json,
                                venue_fields)
@@ -247,9 +248,9 @@ class _Walk:
             r.recon_records += 1
             self.recon(rec, doc)
         elif rtype == _CLOCK_SAMPLE:        # as engine_events reads it
-            sample = unpack(RecordType.CLOCK_SAMPLE, rec.payload)
-            if int(sample["utc_offset_valid"]):
-                r.utc_offset_s = int(sample["utc_offset"])
+            sets, offset = phc_offset(unpack(RecordType.CLOCK_SAMPLE, rec.payload))
+            if sets:
+                r.utc_offset_s = int(offset)
 
     def session(self, rec) -> None:
         """The session `rec` starts (or, first of all, records no SESSION_START names: of unknown

@@ -1,8 +1,11 @@
 """Event times in UTC, with the basis of each conversion and the clock state in force.
 
-Owns the rule that NIC hardware (PHC) timestamps are TAI and become UTC only by subtracting the UTC
-offset from the nearest preceding CLOCK_SAMPLE with a valid offset; kernel and user timestamps are
-CLOCK_REALTIME (UTC) already. Vectorised over arrays; knows nothing of report layouts. Also the
+Owns the rule that NIC hardware (PHC) timestamps on the PTP timescale are TAI and become UTC only
+by subtracting the UTC offset of the CLOCK_SAMPLE in force (audit.phc.phc_offset: the newest with
+a valid offset, or on the ARB timescale), with that sample's leap61/leap59 applied as
+audit.phc.tai_to_utc_ns applies them; when that sample has the grandmaster on the ARB timescale
+(ptpTimescale 0) the PHC is taken as is, as audit.sampler compares it with the system clock and
+the runner's engine time takes it; kernel and user timestamps are CLOCK_REALTIME (UTC) already. Vectorised over arrays; knows nothing of report layouts. Also the
 read-ahead past a range's end toward a UTC time (realized-spread quotes, later Broken Trades).
 """
 from __future__ import annotations
@@ -11,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from audit.phc import leap_corrected_ns, phc_offset
 from journal.catalogue import ClockState, RecordType, TsSource
 
 NS = 1_000_000_000
@@ -22,8 +26,9 @@ BASIS_NAMES = [
     "REPLAY_AS_RECORDED",            # copied from an earlier record by replay; taken as recorded
     "NO_UTC_OFFSET",                 # HW_PHC with no preceding sample carrying a valid offset
     "NO_TIMESTAMP",                  # TsSource.NONE: the time was never taken
+    "PHC_ARB_AS_IS",                 # HW_PHC while the sample in force has the GM on ARB time
 ]
-BASIS_REALTIME, BASIS_PHC, BASIS_REPLAY, BASIS_NO_OFFSET, BASIS_NONE = range(5)
+BASIS_REALTIME, BASIS_PHC, BASIS_REPLAY, BASIS_NO_OFFSET, BASIS_NONE, BASIS_PHC_ARB = range(6)
 
 TS_SOURCE_NAMES = [s.name for s in sorted(TsSource, key=int)]
 CLOCK_STATE_NAMES = [s.name for s in sorted(ClockState, key=int)]
@@ -48,24 +53,34 @@ def to_utc(seq: np.ndarray, ts_ns: np.ndarray, ts_source: np.ndarray, samples: n
     n = len(seq)
     src = np.asarray(ts_source)
     any_idx = preceding(samples["seq"], seq)
-    valid_rows = np.flatnonzero(samples["utc_offset_valid"] != 0)
-    off_pos = any_idx if len(valid_rows) == len(samples) else preceding(samples["seq"][valid_rows], seq)
-    has_offset = off_pos >= 0
-    if n and has_offset.all():          # the usual case: one gather, no masked stores
-        offset = samples["utc_offset"][valid_rows[off_pos]].astype(np.int16, copy=False)
+    # the sample in force for PHC stamps: the newest that set the offset (audit.phc.phc_offset:
+    # a valid offset on the PTP timescale, or the ARB timescale, which takes the PHC as is)
+    sets, value = phc_offset(samples)
+    setters = np.flatnonzero(sets)
+    if len(setters):
+        pos = preceding(samples["seq"][setters], seq)
+        row, has_offset = setters[np.clip(pos, 0, None)], pos >= 0
+        offset = np.where(has_offset, value[row], 0).astype(np.int16)
+        arb = has_offset & (samples["ptp_timescale"][row] == 0)
     else:
-        offset = np.zeros(n, dtype=np.int16)
-        offset[has_offset] = samples["utc_offset"][valid_rows[off_pos[has_offset]]]
+        row, has_offset = np.zeros(n, np.int64), np.zeros(n, bool)
+        offset, arb = np.zeros(n, np.int16), np.zeros(n, bool)
 
     basis = np.full(n, BASIS_REALTIME, dtype=np.int8)
     phc = (src == TsSource.HW_PHC) | (src == TsSource.HW_PHC_BY)    # an upper bound is on the PHC too
-    basis[phc & has_offset] = BASIS_PHC
+    basis[phc & has_offset & ~arb] = BASIS_PHC
+    basis[phc & arb] = BASIS_PHC_ARB
     basis[phc & ~has_offset] = BASIS_NO_OFFSET
     basis[src == TsSource.REPLAY] = BASIS_REPLAY
     basis[src == TsSource.NONE] = BASIS_NONE
     utc = np.asarray(ts_ns, dtype=np.int64).copy()
     applied = basis == BASIS_PHC
     utc[applied] -= offset[applied].astype(np.int64, copy=False) * NS
+    if applied.any():                   # leap flags of the sample whose offset was applied
+        at = row[applied]
+        l61, l59 = samples["leap61"][at] != 0, samples["leap59"][at] != 0
+        if l61.any() or l59.any():
+            utc[applied] = leap_corrected_ns(utc[applied], l61, l59)
     offset[~applied] = 0
     valid = (basis != BASIS_NO_OFFSET) & (basis != BASIS_NONE)
     return UtcTimes(utc_ns=utc, valid=valid, basis=basis, utc_offset_s=offset, sample_index=any_idx)

@@ -22,9 +22,12 @@ def test_engine_time_takes_the_utc_offset_off_phc_stamps_only():
         assert engine_time(137 * S, source, 37) == 137 * S
 
 
+def sample(offset, valid, ptp_timescale=1, state=1):
+    return pack(RecordType.CLOCK_SAMPLE, state=state, compliant_mask=1, utc_offset=offset,
+                utc_offset_valid=valid, ptp_timescale=ptp_timescale)
+
+
 def test_engine_events_use_the_offset_of_the_last_sample_that_carried_one():
-    def sample(offset, valid):
-        return pack(RecordType.CLOCK_SAMPLE, state=1, compliant_mask=1, utc_offset=offset, utc_offset_valid=valid)
     venue = pack(RecordType.VENUE_MSG, packet_type=ord("H"), raw=b"\x00\x01H")
     records = [Record(1, RecordType.MD_PACKET, 1000 * S, int(TsSource.HW_PHC), 0, b"p"),
                Record(2, RecordType.CLOCK_SAMPLE, 1000 * S, int(TsSource.USER), 1, sample(36, 1)),
@@ -61,3 +64,36 @@ def test_a_phc_stamped_journal_replays_exactly_batched_or_not(tmp_path):
         result = replay_journal(path, fresh_engine(), batch=batch)
         assert result.deterministic, result.divergences[:3]
         assert result.state_hash == live.engine.state_hash()
+
+
+def test_a_grandmaster_on_the_arb_timescale_has_its_phc_taken_as_is():
+    """ptpTimescale 0 with a valid currentUtcOffset (as the PTP lab's GM announces): the PHC holds
+    the GM's time as is, so no 37 s comes off; an UNKNOWN sample (its timescale unread) changes
+    nothing, and a PTP-timescale sample with a valid offset brings the offset back."""
+    md = [Record(i, RecordType.MD_PACKET, (1000 + i) * S, int(TsSource.HW_PHC), 1, b"p") for i in range(8)]
+    records = [md[0],
+               Record(1, RecordType.CLOCK_SAMPLE, 0, int(TsSource.USER), 1, sample(37, 1, ptp_timescale=0)),
+               md[2],
+               Record(3, RecordType.CLOCK_SAMPLE, 0, int(TsSource.USER), 0, sample(0, 0, 0, state=0)),
+               md[4],
+               Record(5, RecordType.CLOCK_SAMPLE, 0, int(TsSource.USER), 1, sample(37, 0, ptp_timescale=1)),
+               md[6],
+               Record(7, RecordType.CLOCK_SAMPLE, 0, int(TsSource.USER), 1, sample(37, 1, ptp_timescale=1)),
+               Record(8, RecordType.MD_PACKET, 1008 * S, int(TsSource.HW_PHC), 1, b"p")]
+    times = [e.now_ns for e in engine_events(records) if isinstance(e, MarketData)]
+    assert times == [963 * S, 1002 * S, 1004 * S, 1006 * S, 971 * S]
+
+
+def test_the_runner_takes_the_offset_by_the_same_rule(tmp_path):
+    from journal.catalogue import unpack
+    from mm_core.runner import Runner, RunnerSettings
+    from tests.mm_core.fake_venue import new_engine
+    from tests.mm_core.test_runner import LockedClock
+    from tests.mm_core.test_runner_venue_link import ListJournal
+    runner = Runner(new_engine(), ListJournal(), RunnerSettings(), LockedClock())
+    assert runner.utc_offset_s == 37
+    for payload, expected in ((sample(37, 1, ptp_timescale=0), 0), (sample(0, 0, 0, state=0), 0),
+                              (sample(36, 1), 36), (sample(0, 0, 0, state=0), 36)):
+        record = unpack(RecordType.CLOCK_SAMPLE, payload).copy()
+        runner._clock_record(record, 1000 * S, int(record["state"]))
+        assert runner.utc_offset_s == expected

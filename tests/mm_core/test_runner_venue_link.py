@@ -141,8 +141,9 @@ def test_reports_put_a_received_by_phc_stamp_on_the_phc_basis():
     from journal.catalogue import PAYLOAD_DTYPES
     from reports.timebase import BASIS_NAMES, to_utc
     samples = np.zeros(1, dtype=[("seq", "<u8")] + [(n, PAYLOAD_DTYPES[RecordType.CLOCK_SAMPLE][n])
-                                                     for n in ("utc_offset", "utc_offset_valid")])
-    samples[0] = (1, 37, 1)
+                                                     for n in ("utc_offset", "utc_offset_valid",
+                                                               "ptp_timescale", "state", "leap61", "leap59")])
+    samples[0] = (1, 37, 1, 1, 1, 0, 0)      # a LOCKED sample, GM on the PTP (TAI) timescale
     src = np.array([TsSource.HW_PHC, TsSource.HW_PHC_BY, TsSource.SW_KERNEL_BY], dtype=np.uint8)
     utc = to_utc(np.array([2, 3, 4], dtype=np.uint64), np.full(3, 100 * 10**9, dtype=np.int64), src, samples)
     assert utc.utc_ns.tolist() == [63 * 10**9, 63 * 10**9, 100 * 10**9] and utc.valid.all()

@@ -68,8 +68,10 @@ def record_for(event, runner: RunnerLike) -> tuple[RecordType, bytes]:
     if isinstance(event, Timer):
         return RecordType.TIMER, pack(RecordType.TIMER, timer_id=event.timer_id, now_ns=event.now_ns)
     if isinstance(event, ClockSample):
+        # a grandmaster on the PTP timescale with TAI - UTC 37 s, as a LOCKED sample has read it
         return RecordType.CLOCK_SAMPLE, pack(RecordType.CLOCK_SAMPLE, state=1,
-                                             compliant_mask=1 if event.compliant else 0)
+                                             compliant_mask=1 if event.compliant else 0,
+                                             ptp_timescale=1, utc_offset=37, utc_offset_valid=1)
     raise TypeError(f"no record for {type(event).__name__}")
 
 

@@ -414,7 +414,8 @@ def test_a_resume_from_a_snapshot_keeps_the_utc_offset_the_journal_announced(tmp
             if isinstance(event, ClockSample):
                 journal.append(RecordType.CLOCK_SAMPLE, pack(
                     RecordType.CLOCK_SAMPLE, state=1, compliant_mask=1 if event.compliant else 0,
-                    utc_offset=36, utc_offset_valid=1), ts_ns=event.now_ns, ts_source=int(TsSource.USER))
+                    utc_offset=36, utc_offset_valid=1, ptp_timescale=1), ts_ns=event.now_ns,
+                    ts_source=int(TsSource.USER))
                 shell.act(shell.engine.on_event(event), event.now_ns)
             elif isinstance(event, MarketData):         # NIC-stamped: PHC time, TAI
                 journal.append(RecordType.MD_PACKET, event.packet, ts_ns=event.now_ns + tai,
