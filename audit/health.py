@@ -7,8 +7,9 @@ Sync of the last LOCKED/DEGRADED sample, as fbclock does; a verifier not steady 
 client not re-settled after an offset jump, is DEGRADED, bounded by what it measured: |offset| +
 the jump + the path delay + GM accuracy; so is a plain client whose port is UNCALIBRATED while
 Syncs keep coming: ptp4l measures, its servo holds nothing) and the per-sample state machine
-over PtpSnapshot observations. Only a measurement locks: a positive path delay (without one ptp4l computes no offset), and a steady run counts
-samples that read a new Sync (for a verifier, whose offset was measured again).
+over PtpSnapshot observations. Only a measurement locks: a positive path delay (without one
+ptp4l computes no offset), and a steady run counts samples that read a new Sync (for a
+verifier, whose offset was measured again).
 Sans-io: times arrive in the Observation; nothing here runs pmc or reads a clock.
 Must not know about threads, journals or how snapshots were obtained.
 """

@@ -4,7 +4,8 @@ Owns the bookkeeping between send() (a tskey) and poll_tx_timestamps() (tskey, t
 the rule that a stamp not seen within the timeout is MISSING, with ts 0 and source NONE: never
 invented. A stamp that comes after its send was called MISSING is LATE (a second outcome for the
 same send, with the stamp), as long as the key is among the newest max_expired expired ones;
-any other stamp is counted in `unmatched`. Sans-io: the caller passes monotonic 'now' values; nothing here reads a clock or socket.
+any other stamp is counted in `unmatched`. Sans-io: the caller passes monotonic 'now' values;
+nothing here reads a clock or socket.
 """
 from __future__ import annotations
 

@@ -5,7 +5,8 @@ by subtracting the UTC offset of the CLOCK_SAMPLE in force (audit.phc.phc_offset
 a valid offset, or on the ARB timescale), with that sample's leap61/leap59 applied as
 audit.phc.tai_to_utc_ns applies them; when that sample has the grandmaster on the ARB timescale
 (ptpTimescale 0) the PHC is taken as is, as audit.sampler compares it with the system clock and
-the runner's engine time takes it; kernel and user timestamps are CLOCK_REALTIME (UTC) already. Vectorised over arrays; knows nothing of report layouts. Also the
+the runner's engine time takes it; kernel and user timestamps are CLOCK_REALTIME (UTC) already.
+Vectorised over arrays; knows nothing of report layouts. Also the
 read-ahead past a range's end toward a UTC time (realized-spread quotes, later Broken Trades).
 """
 from __future__ import annotations

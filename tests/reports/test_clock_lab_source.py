@@ -62,7 +62,8 @@ def test_a_journal_with_a_lab_session_after_a_real_one_is_marked(tmp_path):
     _session(b, REAL_PTP4L, "real")
     _session(b, CLOCK_SOURCE, LAB_NOTE, samples=2)
     out, summary, provenance = _report(tmp_path, b)
-    assert [s for s in read(out, "clock", "samples")["clock_source"].to_pylist()] == [REAL_PTP4L] * 3 + [CLOCK_SOURCE] * 2
+    sources = read(out, "clock", "samples")["clock_source"].to_pylist()
+    assert sources == [REAL_PTP4L] * 3 + [CLOCK_SOURCE] * 2
     assert {r["verdict"] for r in summary.values()} == {clock.VERDICT_LAB}
     assert {r["lab_clock_samples"] for r in summary.values()} == {2}
     assert provenance["clock_sources"] == f"{CLOCK_SOURCE},{REAL_PTP4L}"      # sorted
