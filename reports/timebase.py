@@ -59,26 +59,31 @@ def to_utc(seq: np.ndarray, ts_ns: np.ndarray, ts_source: np.ndarray, samples: n
     sets, value = phc_offset(samples)
     setters = np.flatnonzero(sets)
     if len(setters):
-        pos = preceding(samples["seq"][setters], seq)
-        row, has_offset = setters[np.clip(pos, 0, None)], pos >= 0
-        offset = np.where(has_offset, value[row], 0).astype(np.int16)
-        arb = has_offset & (samples["ptp_timescale"][row] == 0)
+        every = len(setters) == len(samples)     # the usual case: the search done above serves
+        pos = any_idx if every else preceding(samples["seq"][setters], seq)
+        has_offset = pos >= 0
+        row = np.clip(pos, 0, None) if every else setters[np.clip(pos, 0, None)]
+        offset = value[row].astype(np.int16)
+        offset[~has_offset] = 0
+        arb_rows = samples["ptp_timescale"][setters] == 0
+        arb = has_offset & (samples["ptp_timescale"][row] == 0) if arb_rows.any() else np.zeros(n, bool)
     else:
         row, has_offset = np.zeros(n, np.int64), np.zeros(n, bool)
         offset, arb = np.zeros(n, np.int16), np.zeros(n, bool)
 
     basis = np.full(n, BASIS_REALTIME, dtype=np.int8)
     phc = (src == TsSource.HW_PHC) | (src == TsSource.HW_PHC_BY)    # an upper bound is on the PHC too
-    basis[phc & has_offset & ~arb] = BASIS_PHC
-    basis[phc & arb] = BASIS_PHC_ARB
+    basis[phc & has_offset] = BASIS_PHC
     basis[phc & ~has_offset] = BASIS_NO_OFFSET
+    if arb.any():
+        basis[phc & arb] = BASIS_PHC_ARB
     basis[src == TsSource.REPLAY] = BASIS_REPLAY
     basis[src == TsSource.NONE] = BASIS_NONE
     utc = np.asarray(ts_ns, dtype=np.int64).copy()
     applied = basis == BASIS_PHC
     utc[applied] -= offset[applied].astype(np.int64, copy=False) * NS
-    if applied.any():                   # leap flags of the sample whose offset was applied
-        at = row[applied]
+    if len(samples) and (samples["leap61"].any() or samples["leap59"].any()) and applied.any():
+        at = row[applied]               # leap flags of the sample whose offset was applied
         l61, l59 = samples["leap61"][at] != 0, samples["leap59"][at] != 0
         if l61.any() or l59.any():
             utc[applied] = leap_corrected_ns(utc[applied], l61, l59)
