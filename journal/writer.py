@@ -350,7 +350,9 @@ class Journal:
         check(lib.mmj_checkpoint(self._w), "checkpoint", self._errno())
 
     def close(self) -> None:
-        """Seal the current segment, release the lock. Idempotent."""
+        """Finish the check of the segments the open trusted from their summaries (raises
+        JournalCorrupt, sealing nothing, for damage no call had reported: DAMAGED then marks it),
+        seal the current segment, release the lock. Idempotent."""
         if self._w == ffi.NULL:
             return
         w, self._w = self._w, ffi.NULL
