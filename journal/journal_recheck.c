@@ -1,8 +1,9 @@
 /* The check, after a writer's open, of the sealed segments its recovery did not scan because their
  * summary was believed and DURABLE (journal.h DAMAGE BEHIND A SUMMARY): a thread of its own walks
- * their records (RECORD rules) while the writer appends. Damage latches the writer (every later
- * append fails with MMJ_E_CORRUPT) and leaves the DAMAGED file, which makes every later open fail
- * closed until an operator removes it.
+ * their records (RECORD rules) while the writer appends, and a closing writer walks what is left
+ * alongside it before it seals. Damage latches the writer (every later append fails with
+ * MMJ_E_CORRUPT) and leaves the DAMAGED file, which makes every later open fail closed until an
+ * operator removes it.
  *
  * Knows the record rules and the writer's latch; nothing of payloads or of the append path.
  */
@@ -17,24 +18,26 @@
 
 #include "journal_writer_state.h"
 
-#define MMJ_RECHECK_STEP (1u << 20)   /* bytes walked between looks at the stop flag */
+#define MMJ_RECHECK_STEP (1u << 20)   /* bytes walked between looks for earlier damage */
 
-/* Walk segment `index` from its header: MMJ_R_NONE if its records lead to its EOS, else the reason
- * at *off (expected sequence *seq); -1 if stopped. */
-static int walk(mmj_writer *w, uint64_t index, uint64_t first_seq, uint64_t *off, uint64_t *seq)
+/* Walk trusted segment number k (w->trusted pair k) from its header: MMJ_R_NONE if its records
+ * lead to its EOS, else the reason at *off (expected sequence *seq); -1 if abandoned because an
+ * earlier trusted segment was found damaged meanwhile (only the first damage is reported). */
+static int walk(mmj_writer *w, uint64_t k, uint64_t *off, uint64_t *seq)
 {
+    uint64_t index = w->trusted[2 * k];
     mmj_map m;
     *off = 0;
-    *seq = first_seq;
+    *seq = w->trusted[2 * k + 1];
     int rc = mmj_map_segment(w->dirfd, index, 0, &m, NULL);
     if (rc != MMJ_OK)
         return MMJ_R_BAD_HEADER;   /* it was there at open: gone or unreadable since */
-    uint32_t k = mmj_salt_check(w->salt, index);
+    uint32_t salt_k = mmj_salt_check(w->salt, index);
     uint64_t next_look = MMJ_RECHECK_STEP;
     int reason = MMJ_R_NONE;
     mmj_record rec;
     for (*off = MMJ_HEADER_SIZE;;) {
-        int size = mmj_record_check(m.base, m.size, *off, k, *seq, &rec);
+        int size = mmj_record_check(m.base, m.size, *off, salt_k, *seq, &rec);
         if (size <= 0) {
             reason = size < 0 ? -size : MMJ_R_NO_EOS;
             break;
@@ -46,7 +49,7 @@ static int walk(mmj_writer *w, uint64_t index, uint64_t first_seq, uint64_t *off
         *off += (uint64_t)size;
         if (*off >= next_look) {
             next_look += MMJ_RECHECK_STEP;
-            if (__atomic_load_n(&w->recheck_stop, __ATOMIC_ACQUIRE)) {
+            if (__atomic_load_n(&w->recheck_damaged, __ATOMIC_ACQUIRE) < k) {
                 reason = -1;
                 break;
             }
@@ -56,61 +59,98 @@ static int walk(mmj_writer *w, uint64_t index, uint64_t first_seq, uint64_t *off
     return reason;
 }
 
-/* Latch the writer on damage (writer mutex taken by trylock, so that a shutdown waiting for this
- * thread while holding it is not blocked) and leave the DAMAGED marker. */
-static void latch_damage(mmj_writer *w, int reason, uint64_t index, uint64_t off, uint64_t seq)
+/* Claim trusted segments one at a time (the check thread and a closing writer share the claims,
+ * which go in order) and walk them, until none is left or one at or before the claim is known
+ * damaged. The first damage this walker found goes to *f (reason MMJ_R_NONE: none). */
+static void walk_claimed(mmj_writer *w, mmj_damage *f)
 {
-    struct timespec ms = {0, 1000000};
-    while (pthread_mutex_trylock(&w->mutex) != 0) {
-        if (__atomic_load_n(&w->recheck_stop, __ATOMIC_ACQUIRE))
-            return;   /* the writer is closing: the next open's recovery trusts nothing less */
-        nanosleep(&ms, NULL);
+    f->reason = MMJ_R_NONE;
+    for (;;) {
+        uint64_t k = __atomic_fetch_add(&w->recheck_next, 1, __ATOMIC_ACQ_REL);
+        if (k >= w->n_trusted / 2 || k >= __atomic_load_n(&w->recheck_damaged, __ATOMIC_ACQUIRE))
+            return;
+        uint64_t off, seq;
+        int reason = walk(w, k, &off, &seq);
+        if (reason < 0)
+            return;
+        if (reason != MMJ_R_NONE) {
+            *f = (mmj_damage){reason, k, w->trusted[2 * k], off, seq};
+            uint64_t seen = __atomic_load_n(&w->recheck_damaged, __ATOMIC_ACQUIRE);
+            while (k < seen && !__atomic_compare_exchange_n(&w->recheck_damaged, &seen, k, 0, __ATOMIC_ACQ_REL,
+                                                            __ATOMIC_ACQUIRE)) {
+            }
+            return;
+        }
     }
-    if (!w->shut) {
-        char text[160];
-        int n = snprintf(text, sizeof text, "damaged %d segment %llu offset %llu seq %llu\n", reason,
-                         (unsigned long long)index, (unsigned long long)off, (unsigned long long)seq);
-        w->damage_reason = reason;
-        w->damage_segment = index;
-        w->damage_offset = off;
-        w->damage_seq = seq;
-        if (!w->failed_errno)
-            w->failed_errno = w->last_errno = EBADMSG;
-        mmj_write_atomic(w->dirfd, MMJ_DAMAGED_NAME, text, (size_t)n, NULL);
-    }
-    pthread_mutex_unlock(&w->mutex);
+}
+
+/* Latch the writer on damage and leave the DAMAGED marker (caller holds the writer mutex, or is
+ * the closing writer that holds it while it waits for the check thread). */
+static void latch_found(mmj_writer *w, const mmj_damage *f)
+{
+    char text[160];
+    int n = snprintf(text, sizeof text, "damaged %d segment %llu offset %llu seq %llu\n", f->reason,
+                     (unsigned long long)f->segment, (unsigned long long)f->offset, (unsigned long long)f->seq);
+    w->damage_reason = f->reason;
+    w->damage_segment = f->segment;
+    w->damage_offset = f->offset;
+    w->damage_seq = f->seq;
+    w->damage_told = 0;
+    if (!w->failed_errno)
+        w->failed_errno = w->last_errno = EBADMSG;
+    mmj_write_atomic(w->dirfd, MMJ_DAMAGED_NAME, text, (size_t)n, NULL);
 }
 
 static void *recheck_main(void *arg)
 {
     mmj_writer *w = arg;
-    for (uint64_t k = 0; k + 1 < w->n_trusted; k += 2) {
-        uint64_t off, seq;
-        int reason = walk(w, w->trusted[k], w->trusted[k + 1], &off, &seq);
-        if (reason < 0)
-            break;
-        if (reason != MMJ_R_NONE) {
-            latch_damage(w, reason, w->trusted[k], off, seq);
-            break;
-        }
+    walk_claimed(w, &w->recheck_found);
+    if (w->recheck_found.reason == MMJ_R_NONE)
+        return NULL;
+    /* the writer mutex by trylock: a closing writer holds it while it waits for this thread, and
+     * then latches what this thread found itself (mmj_recheck_finish) */
+    struct timespec ms = {0, 1000000};
+    while (pthread_mutex_trylock(&w->mutex) != 0) {
+        if (__atomic_load_n(&w->recheck_closing, __ATOMIC_ACQUIRE))
+            return NULL;
+        nanosleep(&ms, NULL);
     }
+    /* the mutex was free, so no close had started: this thread alone walked, in order, and this
+     * is the first damage */
+    if (!w->shut && !w->damage_reason)
+        latch_found(w, &w->recheck_found);
+    pthread_mutex_unlock(&w->mutex);
     return NULL;
 }
 
 int mmj_recheck_start(mmj_writer *w)
 {
-    w->recheck_stop = 0;
+    w->recheck_next = 0;
+    w->recheck_damaged = UINT64_MAX;
+    w->recheck_closing = 0;
+    w->recheck_found.reason = MMJ_R_NONE;
     w->recheck_running = w->n_trusted && pthread_create(&w->recheck, NULL, recheck_main, w) == 0;
+    if (!w->recheck_running && w->n_trusted)
+        mmj_recheck_finish(w);   /* no thread: the open checks them itself */
     return w->recheck_running;
 }
 
-void mmj_recheck_stop(mmj_writer *w)
+void mmj_recheck_finish(mmj_writer *w)
 {
-    if (!w->recheck_running)
+    if (__atomic_load_n(&w->recheck_next, __ATOMIC_ACQUIRE) >= w->n_trusted / 2 && !w->recheck_running)
         return;
-    __atomic_store_n(&w->recheck_stop, 1, __ATOMIC_RELEASE);
-    pthread_join(w->recheck, NULL);
-    w->recheck_running = 0;
+    __atomic_store_n(&w->recheck_closing, 1, __ATOMIC_RELEASE);
+    mmj_damage mine;
+    walk_claimed(w, &mine);   /* this thread takes the segments not claimed yet */
+    const mmj_damage *first = mine.reason != MMJ_R_NONE ? &mine : NULL;
+    if (w->recheck_running) {
+        pthread_join(w->recheck, NULL);
+        w->recheck_running = 0;
+        if (w->recheck_found.reason != MMJ_R_NONE && (!first || w->recheck_found.k < first->k))
+            first = &w->recheck_found;
+    }
+    if (first && !w->damage_reason)
+        latch_found(w, first);
 }
 
 int mmj_damage_read(int dirfd, mmj_recovery *rep)

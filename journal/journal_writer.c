@@ -32,10 +32,14 @@ static int fail_io(mmj_writer *w, int *err)
 }
 
 /* What every call reports once the writer is latched: MMJ_E_CORRUPT after damage behind a
- * summary (journal_recheck.c), else MMJ_E_DURABILITY (a failed msync/fsync). */
-static int latched(const mmj_writer *w)
+ * summary (journal_recheck.c; the damage is then told), else MMJ_E_DURABILITY (a failed
+ * msync/fsync). */
+static int latched(mmj_writer *w)
 {
-    return w->damage_reason ? MMJ_E_CORRUPT : MMJ_E_DURABILITY;
+    if (!w->damage_reason)
+        return MMJ_E_DURABILITY;
+    w->damage_told = 1;
+    return MMJ_E_CORRUPT;
 }
 
 /* A failed msync/fsync (errno set): fatal and latched, whatever the errno (an fsync can fail
@@ -834,6 +838,7 @@ int mmj_writer_damage(mmj_writer *w, uint64_t *segment, uint64_t *offset, uint64
         return MMJ_R_NONE;
     pthread_mutex_lock(&w->mutex);
     int reason = w->damage_reason;
+    w->damage_told |= reason != MMJ_R_NONE;
     *segment = w->damage_segment;
     *offset = w->damage_offset;
     *seq = w->damage_seq;
@@ -899,7 +904,9 @@ int mmj_writer_shutdown(mmj_writer *w)
         return MMJ_E_CLOSED;
     }
     int rc = MMJ_OK;
-    mmj_recheck_stop(w);
+    /* a segment sealed now (and the next open's) would follow segments nobody checked: a writer
+     * closed right after its open would hide damage behind a trusted summary for good */
+    mmj_recheck_finish(w);
     mmj_ahead_stop(w);
     mmj_ahead_drop_next(w);
     uint8_t seal[MMJ_HASH_SIZE];
@@ -917,9 +924,10 @@ int mmj_writer_shutdown(mmj_writer *w)
             if (rc == MMJ_OK)
                 release_unused_tail(w);
         } else {
-            /* not sealed either way; damage was reported where it was found (the appends,
-             * mmj_writer_damage, DAMAGED): the close itself did what it could */
-            rc = w->damage_reason ? MMJ_OK : MMJ_E_DURABILITY;
+            /* not sealed either way; damage a call has reported (an append, mmj_writer_damage)
+             * is not reported again; damage no call has reported (found by this close, or by the
+             * check after the last call) is: the caller's records may follow it */
+            rc = !w->damage_reason ? MMJ_E_DURABILITY : w->damage_told ? MMJ_OK : MMJ_E_CORRUPT;
         }
         mmj_unmap(&w->seg);
     }

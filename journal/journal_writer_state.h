@@ -8,6 +8,15 @@
 
 #include "journal_internal.h"
 
+/* Damage the check after open found (journal_recheck.c): trusted pair k, segment `segment`. */
+typedef struct {
+    int reason;                /* an mmj_reason; MMJ_R_NONE: nothing found */
+    uint64_t k;
+    uint64_t segment;
+    uint64_t offset;
+    uint64_t seq;
+} mmj_damage;
+
 struct mmj_writer {
     pthread_mutex_t mutex;     /* serialises appends from several threads (cffi drops the GIL) */
     int dirfd;
@@ -80,8 +89,12 @@ struct mmj_writer {
     uint64_t cap_trusted;
     pthread_t recheck;
     int recheck_running;
-    int recheck_stop;          /* atomic: the writer is closing */
+    int recheck_closing;       /* atomic: a close holds the mutex and walks what is left */
+    uint64_t recheck_next;     /* atomic: the next trusted pair to claim (claims go in order) */
+    uint64_t recheck_damaged;  /* atomic: the lowest pair found damaged so far, UINT64_MAX none */
+    mmj_damage recheck_found;  /* the check thread's first damage, read by the close after join */
     int damage_reason;         /* an mmj_reason once the check found damage (latched, mutex) */
+    int damage_told;           /* a call has reported the latched damage (else the close does) */
     uint64_t damage_segment;
     uint64_t damage_offset;
     uint64_t damage_seq;
@@ -89,9 +102,13 @@ struct mmj_writer {
 };
 
 #define MMJ_DAMAGED_NAME "DAMAGED"
-/* Start the thread that checks the trusted segments (none: no thread); stop and join it. */
+/* Start the thread that checks the trusted segments (none: no thread; one that cannot be started:
+ * the caller checks them all now). Returns 1 if a thread runs. */
 int mmj_recheck_start(mmj_writer *w);
-void mmj_recheck_stop(mmj_writer *w);
+/* Finish the check before a close seals (caller holds the writer mutex): walk the trusted
+ * segments the thread has not claimed yet alongside it, join it, and latch the first damage
+ * either found (DAMAGED written). Costs the walk of what was left, at scan speed. */
+void mmj_recheck_finish(mmj_writer *w);
 /* MMJ_OK if the journal has no DAMAGED marker; else MMJ_E_CORRUPT with the damage it names in rep
  * (reason, segment, offset, seq), or MMJ_E_IO if it cannot be read. */
 int mmj_damage_read(int dirfd, mmj_recovery *rep);

@@ -161,6 +161,17 @@ def _bytes_view(payload):
         raise InvalidArgument(f"payload must be bytes-like, not {type(payload).__name__}") from exc
 
 
+def _damage_of(w):
+    """The record writer `w` latched on (a verify.BadRecord; DAMAGE BEHIND A SUMMARY), or None."""
+    from journal.verify import BadRecord
+    where = ffi.new("uint64_t[3]")
+    reason = lib.mmj_writer_damage(w, where, where + 1, where + 2)
+    if not reason:
+        return None
+    return BadRecord(seq=where[2], segment=where[0], offset=where[1], reason=reason_text(reason),
+                     reason_code=reason)
+
+
 class Journal:
     """The single writer of a journal directory (a context manager).
 
@@ -339,7 +350,9 @@ class Journal:
         check(lib.mmj_checkpoint(self._w), "checkpoint", self._errno())
 
     def close(self) -> None:
-        """Seal the current segment, release the lock. Idempotent."""
+        """Finish the check of the segments the open trusted from their summaries (raises
+        JournalCorrupt, sealing nothing, for damage no call had reported: DAMAGED then marks it),
+        seal the current segment, release the lock. Idempotent."""
         if self._w == ffi.NULL:
             return
         w, self._w = self._w, ffi.NULL
@@ -348,7 +361,9 @@ class Journal:
         self._shut = w
         self._detach_appenders()
         err = lib.mmj_writer_errno(w)
-        check(lib.mmj_writer_shutdown(w), "close", err)
+        status = lib.mmj_writer_shutdown(w)
+        # damage no call had reported (the close finished the check after open and found it)
+        check(status, self._damage_context(status, "close", w), err)
 
     def _detach_appenders(self) -> None:
         for appender in getattr(self, "_fast", {}).values():
@@ -358,18 +373,12 @@ class Journal:
     def damage(self):
         """The record the check after open found damaged behind a trusted segment summary (a
         verify.BadRecord; the writer is then latched: appends raise JournalCorrupt), or None."""
-        from journal.verify import BadRecord
-        if self.closed:
-            return None
-        where = ffi.new("uint64_t[3]")
-        reason = lib.mmj_writer_damage(self._w, where, where + 1, where + 2)
-        if not reason:
-            return None
-        return BadRecord(seq=where[2], segment=where[0], offset=where[1], reason=reason_text(reason),
-                         reason_code=reason)
+        return None if self.closed else _damage_of(self._w)
 
-    def _damage_context(self, status: int, context: str) -> str:
-        damage = self.damage if status == lib.MMJ_E_CORRUPT else None
+    def _damage_context(self, status: int, context: str, w=None) -> str:
+        """`context`, naming the damage when status says the writer (`w`: a shut one's) latched on it."""
+        w = self._w if w is None else w
+        damage = _damage_of(w) if status == lib.MMJ_E_CORRUPT and w != ffi.NULL else None
         return f"{context}: damaged record behind a trusted summary: {damage}" if damage else context
 
     def _errno(self) -> int:

@@ -22,7 +22,7 @@ from typing import Callable
 
 from journal import Journal, lock_state
 from journal.catalogue import RecordType, TsSource, pack, pack_json, venue_payload
-from journal.errors import JournalError, JournalLocked
+from journal.errors import JournalCorrupt, JournalError, JournalLocked
 from journal.reader import damage_behind_summary
 from mm_core.config import EngineConfig, Symbols
 from mm_core.engine import Engine
@@ -373,6 +373,15 @@ def recover(settings: RecoverySettings, progress: Callable[[str, str], None] = _
         progress("outcome", "reconciled" if result.reconciled else "NOT reconciled: " +
                  "; ".join(result.reasons))
         return result
+    except BaseException as exc:
+        if journal is not None:
+            try:
+                journal.close()
+            except JournalCorrupt as damaged:
+                # the close's check found damage behind a summary (DAMAGED marks it): the error in
+                # flight, usually replay's JournalDamaged naming the same record, stays the one raised
+                exc.add_note(str(damaged))
+        raise
     finally:
         if journal is not None:
             journal.close()

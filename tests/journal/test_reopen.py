@@ -9,7 +9,9 @@ import struct
 import subprocess
 import sys
 
-from journal import Journal, Reader, RecordType, verify
+import pytest
+
+from journal import Journal, JournalCorrupt, Reader, RecordType, verify
 from journal._journal_cffi import lib
 
 from .jhelpers import SMALL_SEGMENT, flip_byte, payload_for, record_offsets, segment_files
@@ -92,8 +94,10 @@ def test_writer_trusts_a_durable_summary_without_scanning(tmp_path):
     d = tmp_path / "j"
     _group_journal(d, "group")
     _damage_a_middle_record(d)                  # damage after the fact, not a crash's
-    with Journal(d, segment_size=SMALL_SEGMENT, durability="group") as j:
-        assert j.recovery.clean and j.next_seq == 3001   # not scanned: the summary was believed
+    j = Journal(d, segment_size=SMALL_SEGMENT, durability="group")
+    assert j.recovery.clean and j.next_seq == 3001   # not scanned: the summary was believed
+    with pytest.raises(JournalCorrupt, match="segment 1"):   # the check after open, finished by the close
+        j.close()
     with Reader(d) as r:                        # readers still check before returning records
         seqs = [x.seq for x in r]
         assert r.stopped is not None and r.stopped["segment"] == 1 and seqs == list(range(1, seqs[-1] + 1))

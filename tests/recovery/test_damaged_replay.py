@@ -80,8 +80,12 @@ def test_recovery_refuses_damage_the_writer_open_trusted_past(tmp_path):
         recover(settings_for(path))
     assert "seg-0000000000000001.sum" in str(err.value)
     assert sum(len(data_records(seg)) for seg in segment_files(path)) == written    # no RECON appended
+    # the writer's close finished its check of the trusted segments: DAMAGED marks the same record,
+    # and the close's report rides on replay's error instead of replacing it
+    damaged = (tmp_path / "j" / "DAMAGED").read_text()
+    assert damaged.startswith("damaged 4 segment 1 ") and any("segment 1" in n for n in err.value.__notes__)
     # as the message says: without the summary the writer reads the segment, keeps the damage
     (tmp_path / "j" / "seg-0000000000000001.sum").rename(tmp_path / "moved.sum")
-    (tmp_path / "j" / "DAMAGED").unlink(missing_ok=True)   # the writer's own check may have found it too
+    (tmp_path / "j" / "DAMAGED").unlink()
     result = recover(settings_for(path))
     assert result.tail["kept_in"] and result.replay.stopped is None
