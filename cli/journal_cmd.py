@@ -304,7 +304,11 @@ def verify(path: str) -> None:
     summary = (f"{report.records} records in {report.segments} segments, {report.checkpoints} hash links, "
                f"last seq {report.last_seq}")
     if not report.ok:
-        click.echo(f"CORRUPT: {report.first_bad} ({summary} verified before it)", err=True)
+        click.echo(f"CORRUPT: {_corrupt_text(report, summary)}", err=True)
+        raise SystemExit(1)
+    if report.discarded and all("problem" in run for run in report.discarded):
+        click.echo(f"DISCARDED UNREADABLE: the journal verifies ({summary}), but where recoveries keep what "
+                   f"damage cut off cannot be read: " + "; ".join(_discarded_lines(report.discarded)), err=True)
         raise SystemExit(1)
     if report.discarded:
         click.echo(f"DAMAGED EARLIER: the journal verifies ({summary}), but records left it: "
@@ -314,6 +318,21 @@ def verify(path: str) -> None:
     tail_state = "sealed" if report.last_sealed else (
         "open (live writer)" if report.writer_live else "unsealed: the next writer will recover it")
     click.echo(f"OK: {summary}; last segment {tail_state}; {report.unanchored} records after the last hash link")
+
+
+def _corrupt_text(report: journal.VerifyReport, summary: str) -> str:
+    """What failed and how far the journal is proven. A hash link that does not match proves
+    none of the records it covers (the altered one is among them), so only those before it are
+    verified; any other failure is at the record named, and what precedes it verified."""
+    bad = report.first_bad
+    if bad.chain_from_seq is None:
+        return f"{bad} ({summary} verified before it)"
+    verified = (f"records verified up to seq {bad.chain_from_seq - 1}" if bad.chain_from_seq > 1
+                else "no record verified")
+    unproven = (f"seq {bad.chain_from_seq}..{bad.seq - 1} not proven: one or more altered"
+                if bad.seq > bad.chain_from_seq else "the hash link record itself altered")
+    return (f"{bad}: {verified}; {unproven} ({report.records} records read in {report.segments} segments, "
+            f"{report.checkpoints - 1} of {report.checkpoints} hash links matched)")
 
 
 @command.command()
