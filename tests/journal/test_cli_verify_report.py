@@ -62,7 +62,7 @@ def test_a_file_named_discarded_is_a_problem_entry(tmp_path):
     assert journal.info(d)["discarded"] == list(report.discarded)
     checked = run("verify", d)
     assert checked.exit_code == 1 and "Traceback" not in checked.output
-    assert "DISCARDED UNREADABLE" in checked.stderr and "unreadable (NotADirectoryError" in checked.stderr
+    assert "DAMAGED EARLIER" in checked.stderr and "unreadable (NotADirectoryError" in checked.stderr
     shown = run("info", d)
     assert shown.exit_code == 0, shown.output
     assert f"discarded {d / 'discarded'}: unreadable (NotADirectoryError" in shown.output
