@@ -5,14 +5,12 @@ here. Must not know the on-disk format; payload decoding comes from journal.cata
 """
 from __future__ import annotations
 
-import contextlib
 import datetime
 import json
 import os
 import random
 import re
 import shutil
-import signal
 import tempfile
 import time
 
@@ -20,6 +18,7 @@ import click
 import numpy as np
 
 import journal
+from cli.journal_follow import NotPrinted, drop_stdout, follow
 from cli.params import SEQUENCE
 from journal.catalogue import (EARLIER_SIZES, JSON_TYPES, PAYLOAD_DTYPES, ClockState, RecordType, Side,
                                TsSource, code_fingerprint, pack, pack_json, token_tag, unpack)
@@ -249,51 +248,22 @@ def tail(path: str, from_seq: int | None, count: int | None, idle_timeout: float
          as_json: bool) -> None:
     """Follow a live journal and print one line per record as it arrives.
 
+    A named tailer saves its position every second and when it stops (SIGTERM, Ctrl-C, --count,
+    --idle-timeout), only past records it printed: one it could not print whole (stdout closed, or
+    not read when SIGTERM came) is printed again by the next run.
+
     Example: mmaudit journal tail ./journal-dir --from-seq 1 --count 10
     """
-    printed = 0
+    render = (lambda rec: json.dumps(record_dict(rec))) if as_json else record_line
     try:
-        with journal.Tailer(path, name=name, from_seq=from_seq) as tailer, _terminate_as_interrupt():
-            try:
-                waited, committed = 0.0, time.monotonic()
-                while count is None or printed < count:
-                    rec = tailer.next(timeout_s=0.2)
-                    if name is not None and time.monotonic() - committed >= _COMMIT_EVERY_S:
-                        tailer.commit()          # a follower killed for good loses at most this much
-                        committed = time.monotonic()
-                    if rec is None:
-                        waited += 0.2
-                        if idle_timeout is not None and waited >= idle_timeout:
-                            break
-                        continue
-                    waited = 0.0
-                    click.echo(json.dumps(record_dict(rec)) if as_json else record_line(rec))
-                    printed += 1
-            finally:
-                if name is not None:
-                    tailer.commit()              # Ctrl-C and SIGTERM too: the next run goes on from here
+        with journal.Tailer(path, name=name, from_seq=from_seq) as tailer:
+            follow(tailer, render, count=count, idle_timeout=idle_timeout, named=name is not None)
     except journal.JournalError as exc:
         raise click.ClickException(str(exc)) from exc
-
-
-_COMMIT_EVERY_S = 1.0
-
-
-@contextlib.contextmanager
-def _terminate_as_interrupt():
-    """SIGTERM (how a service manager stops a follower) ends `tail` the way Ctrl-C does, so its
-    named position is committed on the way out."""
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-    try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:                   # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    except NotPrinted as exc:
+        drop_stdout()
+        again = f": tailer {name}'s saved position is before it, its next run prints it" if name else ""
+        raise click.ClickException(f"{exc}{again}") from None
 
 
 @command.command()
