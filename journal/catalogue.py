@@ -178,25 +178,30 @@ class _Layout:
     """A fixed payload layout compiled to one struct.Struct: pack() costs one struct call instead
     of a numpy record per field (the runner packs every ORDER_SENT and TX_TS on the send path)."""
 
-    __slots__ = ("struct", "index", "sizes", "defaults", "strings")
+    __slots__ = ("struct", "fields", "raw_len_at", "defaults", "strings")
 
     def __init__(self, dtype: np.dtype) -> None:
-        fmt, self.index, self.sizes, self.defaults, self.strings = "<", {}, {}, [], set()
+        # fields: name -> (position, byte size of a byte array or text; None for a number), one
+        # lookup per field in pack()
+        fmt, self.fields, self.defaults, self.strings = "<", {}, [], set()
         for i, name in enumerate(dtype.names):
             field = dtype[name]
-            self.index[name] = i
+            size = None
             if field.subdtype is not None:          # a byte array (raw packets, digests)
                 size = field.shape[0]
                 fmt += f"{size}s"
-                self.sizes[name], value = size, b""
+                value = b""
             elif field.kind == "S":                 # a fixed text, NUL padded
-                fmt += f"{field.itemsize}s"
-                self.sizes[name], value = field.itemsize, b""
+                size = field.itemsize
+                fmt += f"{size}s"
+                value = b""
                 self.strings.add(name)
             else:
                 fmt += _STRUCT_CODES[field.str[1:]]
                 value = 0
+            self.fields[name] = (i, size)
             self.defaults.append(value)
+        self.raw_len_at = self.fields["raw_len"][0] if "raw_len" in self.fields else None
         self.struct = struct.Struct(fmt)
         if self.struct.size != dtype.itemsize:
             raise CatalogueError(f"layout {dtype} does not compile to a packed struct")
@@ -222,12 +227,12 @@ def pack(rtype: RecordType, **fields) -> bytes:
     if layout is None:
         raise CatalogueError(f"{RecordType(rtype).name} has no fixed layout")
     values = list(layout.defaults)
-    index, sizes = layout.index, layout.sizes
+    specs = layout.fields
     for name, value in fields.items():
-        i = index.get(name)
-        if i is None:
+        spec = specs.get(name)
+        if spec is None:
             raise CatalogueError(f"{RecordType(rtype).name} has no field {name!r}")
-        size = sizes.get(name)
+        i, size = spec
         if size is not None:
             if not isinstance(value, (bytes, bytearray, memoryview)):
                 return _pack_numpy(rtype, fields)      # e.g. a str or an int array: numpy converts
@@ -237,7 +242,7 @@ def pack(rtype: RecordType, **fields) -> bytes:
                     raise CatalogueError(f"{name} of {len(value)} bytes exceeds {size}")
                 value = value[:size]
             if name == "raw":
-                values[index["raw_len"]] = len(value)
+                values[layout.raw_len_at] = len(value)
         elif value.__class__ is bool:
             raise _not_an_integer(rtype, name, value)   # struct would take it as 0/1
         values[i] = value
