@@ -5,13 +5,12 @@ here. Must not know the on-disk format; payload decoding comes from journal.cata
 """
 from __future__ import annotations
 
-import contextlib
 import datetime
 import json
 import os
 import random
+import re
 import shutil
-import signal
 import tempfile
 import time
 
@@ -19,9 +18,10 @@ import click
 import numpy as np
 
 import journal
+from cli.journal_follow import NotPrinted, drop_stdout, follow
 from cli.params import SEQUENCE
 from journal.catalogue import (EARLIER_SIZES, JSON_TYPES, PAYLOAD_DTYPES, ClockState, RecordType, Side,
-                               TsSource, code_fingerprint, pack, pack_json, token_tag, unpack, unpack_json)
+                               TsSource, code_fingerprint, pack, pack_json, token_tag, unpack)
 
 _CONTROL_TYPES = (RecordType.CHECKPOINT, RecordType.SEAL)
 
@@ -40,10 +40,27 @@ def _enum_name(enum, value: int) -> str:
         return str(value)
 
 
+_PLAIN_TEXT = re.compile(rb"[\x20-\x5b\x5d-\x7e]*")       # printable ASCII but the backslash
+
+
+def _text(raw: bytes) -> str:
+    """A fixed text field (its NUL padding cut) as printable ASCII that loses no byte: a
+    backslash is "\\\\" and any other byte outside printable ASCII "\\xNN" (a non-ASCII byte is
+    evidence too; a control byte would break the one line per record)."""
+    raw = raw.rstrip(b"\0")
+    if _PLAIN_TEXT.fullmatch(raw):
+        return raw.decode("ascii")
+    return "".join(_ESCAPES[b] for b in raw)
+
+
+_ESCAPES = [chr(b) if 0x20 <= b < 0x7F and b != 0x5C else "\\\\" if b == 0x5C else f"\\x{b:02x}"
+            for b in range(256)]
+
+
 def _field_value(record, name: str):
     value = record[name]
     if isinstance(value, bytes):
-        return value.rstrip(b"\0").decode("ascii", "replace")
+        return _text(value)
     if isinstance(value, np.ndarray):
         raw = value.tobytes()
         if name == "raw" and "raw_len" in record.dtype.names:
@@ -52,8 +69,26 @@ def _field_value(record, name: str):
     return value.item() if hasattr(value, "item") else value
 
 
-def decode_payload(rtype: int, payload: bytes):
-    """A JSON-friendly view of a payload: fields of fixed types, documents of JSON types, else hex."""
+def _unique_keys(pairs: list) -> dict:
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        raise ValueError("a key is repeated")       # a dict would keep only its last value
+    return document
+
+
+def _json_document(payload: bytes) -> dict | None:
+    """The payload's JSON object, or None when it is anything else: not strict UTF-8, not JSON, a
+    list or a scalar, an object with a repeated key, or nested too deep to decode."""
+    try:
+        document = json.loads(payload.decode("utf-8"), object_pairs_hook=_unique_keys)
+    except (ValueError, RecursionError):     # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def decode_payload(rtype: int, payload: bytes) -> dict:
+    """A JSON-friendly view of a payload: fields of fixed types (texts escaped, byte arrays hex),
+    a JSON type's object under "json" (never mixed with the view's own keys), else "hex"."""
     if rtype in _CONTROL_TYPES:
         return {"hash": payload[:32].hex(), "records_in_segment": int.from_bytes(payload[32:40], "little")}
     if rtype in PAYLOAD_DTYPES and (len(payload) == PAYLOAD_DTYPES[rtype].itemsize
@@ -64,17 +99,18 @@ def decode_payload(rtype: int, payload: bytes):
             fields["code_fingerprint"] = code_fingerprint(record) or "unknown"
         return fields
     if rtype in JSON_TYPES:
-        try:
-            return unpack_json(payload)
-        except ValueError:
-            pass
+        document = _json_document(payload)
+        if document is not None:
+            return {"json": document}
     return {"hex": payload.hex()}
 
 
 def record_dict(rec: journal.Record) -> dict:
+    """A record for --json: the payload's view plus, always, its exact bytes as "hex" (no fixed
+    layout has a field of that name)."""
     return {"seq": rec.seq, "type": _type_name(rec.rtype), "ts_ns": rec.ts_ns,
             "ts_source": _enum_name(TsSource, rec.ts_source), "clock_state": _enum_name(ClockState, rec.clock_state),
-            "length": len(rec.payload), "payload": decode_payload(rec.rtype, rec.payload)}
+            "length": len(rec.payload), "payload": {**decode_payload(rec.rtype, rec.payload), "hex": rec.payload.hex()}}
 
 
 _PHC_SOURCES = (TsSource.HW_PHC, TsSource.HW_PHC_BY)
@@ -93,10 +129,12 @@ def _timestamp_text(ts_ns: int, source: int) -> str:
 def record_line(rec: journal.Record) -> str:
     """One human-readable line per record."""
     decoded = decode_payload(rec.rtype, rec.payload)
-    fields = " ".join(f"{k}={v}" for k, v in decoded.items() if k not in ("raw", "hex"))
     if "hex" in decoded:
-        shown = decoded["hex"][:64] + ("..." if len(decoded["hex"]) > 64 else "")
-        fields = f"hex={shown}"
+        fields = "hex=" + decoded["hex"][:64] + ("..." if len(decoded["hex"]) > 64 else "")
+    elif "json" in decoded:
+        fields = "json=" + json.dumps(decoded["json"], separators=(",", ":"))      # ASCII: \\u escapes
+    else:
+        fields = " ".join(f"{k}={v}" for k, v in decoded.items() if k != "raw")
     return (f"{rec.seq:>10} {_type_name(rec.rtype):<14} {_timestamp_text(rec.ts_ns, rec.ts_source)} "
             f"{_enum_name(TsSource, rec.ts_source)}/{_enum_name(ClockState, rec.clock_state)} "
             f"len={len(rec.payload)} {fields}").rstrip()
@@ -210,51 +248,22 @@ def tail(path: str, from_seq: int | None, count: int | None, idle_timeout: float
          as_json: bool) -> None:
     """Follow a live journal and print one line per record as it arrives.
 
+    A named tailer saves its position every second and when it stops (SIGTERM, Ctrl-C, --count,
+    --idle-timeout), only past records it printed: one it could not print whole (stdout closed, or
+    not read when SIGTERM came) is printed again by the next run.
+
     Example: mmaudit journal tail ./journal-dir --from-seq 1 --count 10
     """
-    printed = 0
+    render = (lambda rec: json.dumps(record_dict(rec))) if as_json else record_line
     try:
-        with journal.Tailer(path, name=name, from_seq=from_seq) as tailer, _terminate_as_interrupt():
-            try:
-                waited, committed = 0.0, time.monotonic()
-                while count is None or printed < count:
-                    rec = tailer.next(timeout_s=0.2)
-                    if name is not None and time.monotonic() - committed >= _COMMIT_EVERY_S:
-                        tailer.commit()          # a follower killed for good loses at most this much
-                        committed = time.monotonic()
-                    if rec is None:
-                        waited += 0.2
-                        if idle_timeout is not None and waited >= idle_timeout:
-                            break
-                        continue
-                    waited = 0.0
-                    click.echo(json.dumps(record_dict(rec)) if as_json else record_line(rec))
-                    printed += 1
-            finally:
-                if name is not None:
-                    tailer.commit()              # Ctrl-C and SIGTERM too: the next run goes on from here
+        with journal.Tailer(path, name=name, from_seq=from_seq) as tailer:
+            follow(tailer, render, count=count, idle_timeout=idle_timeout, named=name is not None)
     except journal.JournalError as exc:
         raise click.ClickException(str(exc)) from exc
-
-
-_COMMIT_EVERY_S = 1.0
-
-
-@contextlib.contextmanager
-def _terminate_as_interrupt():
-    """SIGTERM (how a service manager stops a follower) ends `tail` the way Ctrl-C does, so its
-    named position is committed on the way out."""
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-    try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:                   # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    except NotPrinted as exc:
+        drop_stdout()
+        again = f": tailer {name}'s saved position is before it, its next run prints it" if name else ""
+        raise click.ClickException(f"{exc}{again}") from None
 
 
 @command.command()
@@ -263,7 +272,8 @@ def _terminate_as_interrupt():
 @click.option("--to-seq", type=SEQUENCE, default=None, help="Last sequence to print.")
 @click.option("--type", "types", multiple=True, help="Only these record types (repeatable), e.g. ORDER_SENT.")
 @click.option("--control", is_flag=True, help="Also print CHECKPOINT and SEAL records.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line, payloads decoded.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line: the payload decoded (a JSON "
+              "type's document under \"json\"), and always its exact bytes as \"hex\".")
 def dump(path: str, from_seq: int | None, to_seq: int | None, types: tuple[str, ...], control: bool,
          as_json: bool) -> None:
     """Print the records of a journal, decoding fixed payloads by their catalogue layout.
@@ -304,7 +314,7 @@ def verify(path: str) -> None:
     summary = (f"{report.records} records in {report.segments} segments, {report.checkpoints} hash links, "
                f"last seq {report.last_seq}")
     if not report.ok:
-        click.echo(f"CORRUPT: {report.first_bad} ({summary} verified before it)", err=True)
+        click.echo(f"CORRUPT: {_corrupt_text(report, summary)}", err=True)
         raise SystemExit(1)
     if report.discarded:
         click.echo(f"DAMAGED EARLIER: the journal verifies ({summary}), but records left it: "
@@ -314,6 +324,21 @@ def verify(path: str) -> None:
     tail_state = "sealed" if report.last_sealed else (
         "open (live writer)" if report.writer_live else "unsealed: the next writer will recover it")
     click.echo(f"OK: {summary}; last segment {tail_state}; {report.unanchored} records after the last hash link")
+
+
+def _corrupt_text(report: journal.VerifyReport, summary: str) -> str:
+    """What failed and how far the journal is proven. A hash link that does not match proves
+    none of the records it covers (the altered one is among them), so only those before it are
+    verified; any other failure is at the record named, and what precedes it verified."""
+    bad = report.first_bad
+    if bad.chain_from_seq is None:
+        return f"{bad} ({summary} verified before it)"
+    verified = (f"records verified up to seq {bad.chain_from_seq - 1}" if bad.chain_from_seq > 1
+                else "no record verified")
+    unproven = (f"seq {bad.chain_from_seq}..{bad.seq - 1} not proven: one or more altered"
+                if bad.seq > bad.chain_from_seq else "the hash link record itself altered")
+    return (f"{bad}: {verified}; {unproven} ({report.records} records read in {report.segments} segments, "
+            f"{report.checkpoints - 1} of {report.checkpoints} hash links matched)")
 
 
 @command.command()

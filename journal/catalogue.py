@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import json
-
+import operator
 import struct
 
 import numpy as np
@@ -180,25 +180,30 @@ class _Layout:
     """A fixed payload layout compiled to one struct.Struct: pack() costs one struct call instead
     of a numpy record per field (the runner packs every ORDER_SENT and TX_TS on the send path)."""
 
-    __slots__ = ("struct", "index", "sizes", "defaults", "strings")
+    __slots__ = ("struct", "fields", "raw_len_at", "defaults", "strings")
 
     def __init__(self, dtype: np.dtype) -> None:
-        fmt, self.index, self.sizes, self.defaults, self.strings = "<", {}, {}, [], set()
+        # fields: name -> (position, byte size of a byte array or text; None for a number), one
+        # lookup per field in pack()
+        fmt, self.fields, self.defaults, self.strings = "<", {}, [], set()
         for i, name in enumerate(dtype.names):
             field = dtype[name]
-            self.index[name] = i
+            size = None
             if field.subdtype is not None:          # a byte array (raw packets, digests)
                 size = field.shape[0]
                 fmt += f"{size}s"
-                self.sizes[name], value = size, b""
+                value = b""
             elif field.kind == "S":                 # a fixed text, NUL padded
-                fmt += f"{field.itemsize}s"
-                self.sizes[name], value = field.itemsize, b""
+                size = field.itemsize
+                fmt += f"{size}s"
+                value = b""
                 self.strings.add(name)
             else:
                 fmt += _STRUCT_CODES[field.str[1:]]
                 value = 0
+            self.fields[name] = (i, size)
             self.defaults.append(value)
+        self.raw_len_at = self.fields["raw_len"][0] if "raw_len" in self.fields else None
         self.struct = struct.Struct(fmt)
         if self.struct.size != dtype.itemsize:
             raise CatalogueError(f"layout {dtype} does not compile to a packed struct")
@@ -217,17 +222,19 @@ def layout_struct(rtype: RecordType) -> struct.Struct:
 def pack(rtype: RecordType, **fields) -> bytes:
     """Encode one fixed-size payload; `raw` may be given as bytes and sets raw_len. Unknown
     fields and byte arrays longer than their field are errors; a fixed text longer than its field
-    is cut to it (numpy's rule for "S" fields, kept so both paths give the same bytes)."""
+    is cut to it (numpy's rule for "S" fields, kept so both paths give the same bytes). An integer
+    field takes only an integer (operator.index: int or numpy integer, not bool): a float is never
+    truncated, a str never parsed (integers for money)."""
     layout = _LAYOUTS.get(rtype)
     if layout is None:
         raise CatalogueError(f"{RecordType(rtype).name} has no fixed layout")
     values = list(layout.defaults)
-    index, sizes = layout.index, layout.sizes
+    specs = layout.fields
     for name, value in fields.items():
-        i = index.get(name)
-        if i is None:
+        spec = specs.get(name)
+        if spec is None:
             raise CatalogueError(f"{RecordType(rtype).name} has no field {name!r}")
-        size = sizes.get(name)
+        i, size = spec
         if size is not None:
             if not isinstance(value, (bytes, bytearray, memoryview)):
                 return _pack_numpy(rtype, fields)      # e.g. a str or an int array: numpy converts
@@ -237,16 +244,37 @@ def pack(rtype: RecordType, **fields) -> bytes:
                     raise CatalogueError(f"{name} of {len(value)} bytes exceeds {size}")
                 value = value[:size]
             if name == "raw":
-                values[index["raw_len"]] = len(value)
+                values[layout.raw_len_at] = len(value)
+        elif value.__class__ is bool:
+            raise _not_an_integer(rtype, name, value)   # struct would take it as 0/1
         values[i] = value
     try:
         return layout.struct.pack(*values)
     except struct.error:
-        return _pack_numpy(rtype, fields)    # a float or numpy scalar where an integer goes
+        # struct refuses what is not an integer (a float, a str): _pack_numpy refuses it too,
+        # with the field's name; an out-of-range integer gets numpy's message there
+        return _pack_numpy(rtype, fields)
+
+
+def _not_an_integer(rtype: RecordType, name: str, value) -> CatalogueError:
+    return CatalogueError(f"{RecordType(rtype).name}.{name} is an integer field: {value!r} "
+                          f"({type(value).__name__}) is not an integer (prices and sizes are never rounded here)")
+
+
+def _integer(rtype: RecordType, name: str, value) -> int:
+    """value as an int for an integer field: anything operator.index() takes (int, numpy
+    integers), never a bool, a float (not truncated) or a str (not parsed)."""
+    if value.__class__ is bool or isinstance(value, np.bool_):
+        raise _not_an_integer(rtype, name, value)
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise _not_an_integer(rtype, name, value) from None
 
 
 def _pack_numpy(rtype: RecordType, fields: dict) -> bytes:
-    """pack() through a numpy record: numpy's conversions for values struct does not take."""
+    """pack() through a numpy record: numpy's conversions for values struct does not take (a text
+    given as str, a byte array as an int array); integer fields still take only integers."""
     dtype = PAYLOAD_DTYPES[RecordType(rtype)]
     rec = np.zeros((), dtype=dtype)
     for name, value in fields.items():
@@ -259,6 +287,8 @@ def _pack_numpy(rtype: RecordType, fields: dict) -> bytes:
             if name == "raw":
                 rec["raw_len"] = len(value)
         else:
+            if dtype[name].kind in "iu":
+                value = _integer(rtype, name, value)
             try:
                 rec[name] = value
             except (OverflowError, ValueError, TypeError) as exc:

@@ -6,6 +6,7 @@ know record meanings beyond the catalogue's dtypes.
 """
 from __future__ import annotations
 
+import operator
 import os
 import re
 import threading
@@ -26,6 +27,27 @@ _WAIT_SLICE_S = 0.1
 # Records Reader.records() reads per hold of the handle: the hold's two lock round trips spread
 # over many records, while a reader closed meanwhile waits for at most this many.
 _RECORDS_PER_CALL_RUN = 64
+
+
+_SEQ_MAX = 2**64 - 1     # sequences are uint64 in the C core
+
+
+def _seq_error(name: str, value) -> InvalidArgument:
+    return InvalidArgument(f"{name} must be a sequence number: an integer in 0..2**64-1, not {value!r}")
+
+
+def _seq_arg(name: str, value) -> int | None:
+    """value (None passes) as a sequence for the C core: an integer in 0..2**64-1, else
+    InvalidArgument naming the argument (cffi would raise an untyped OverflowError or TypeError)."""
+    if value is None:
+        return None
+    try:
+        seq = operator.index(value)
+    except TypeError:
+        raise _seq_error(name, value) from None
+    if not 0 <= seq <= _SEQ_MAX:
+        raise _seq_error(name, value)
+    return seq
 
 
 class Record(NamedTuple):
@@ -187,7 +209,10 @@ class Reader:
     def get(self, seq: int) -> Record:
         rec = ffi.new("mmj_record *")
         with self._using() as handle:      # the payload is copied out before the handle is let go
-            status = lib.mmj_reader_get(handle, seq, rec)
+            try:
+                status = lib.mmj_reader_get(handle, seq, rec)
+            except (OverflowError, TypeError):     # checked only when cffi refuses it: get stays cheap
+                raise _seq_error("seq", seq) from None
             if status < 0:
                 raise error_for(status, f"get seq {seq}")
             return _record(rec)
@@ -198,6 +223,7 @@ class Reader:
     def records(self, first_seq: int | None = None, last_seq: int | None = None, rtypes=None,
                 include_control: bool = False) -> Iterator[Record]:
         """Records in sequence order; CHECKPOINT/SEAL only with include_control."""
+        first_seq, last_seq = _seq_arg("first_seq", first_seq), _seq_arg("last_seq", last_seq)
         wanted = None if rtypes is None else frozenset(int(t) for t in rtypes)
         pos = ffi.new("mmj_pos *")
         rec = ffi.new("mmj_record *")
@@ -290,7 +316,7 @@ class Reader:
                    last_seq: int | None = None) -> tuple[np.ndarray, bytes, np.ndarray]:
         """(headers[HEADER_DTYPE], payload bytes concatenated, offsets[rows+1]) for one type, or
         for every data record in sequence order with rtype None."""
-        first, last = self._bounds(first_seq, last_seq)
+        first, last = self._bounds(_seq_arg("first_seq", first_seq), _seq_arg("last_seq", last_seq))
         rtype = lib.MMJ_RTYPE_ANY if rtype is None else rtype
         rows = ffi.new("uint64_t *")
         nbytes = ffi.new("uint64_t *")
@@ -401,6 +427,7 @@ class Tailer:
         mmj_tailer_set_spin: for a consumer with a CPU of its own)."""
         if spin_ns is not None and (not isinstance(spin_ns, int) or spin_ns < 0):
             raise InvalidArgument(f"spin_ns must be a non-negative integer, not {spin_ns!r}")
+        from_seq = _seq_arg("from_seq", from_seq)
         self.path = os.fspath(path)
         self.name = name
         handle = ffi.new("mmj_tailer **")

@@ -70,6 +70,10 @@ def discarded_runs(path) -> list[dict]:
         names = [n for n in os.listdir(root) if n[:1] == "r" and n[1:].isdigit()]
     except FileNotFoundError:
         return []
+    except OSError as exc:
+        # discarded/ itself is not a readable directory (a file by that name, no permission): a
+        # problem entry, so verify and info say it instead of failing
+        return [_problem_run(root, exc)]
     runs = []
     for name in sorted(names, key=lambda n: int(n[1:])):
         run = os.path.join(root, name)
@@ -79,9 +83,12 @@ def discarded_runs(path) -> list[dict]:
                          "bytes": sum(os.path.getsize(os.path.join(run, f)) for f in files)})
         except OSError as exc:
             # a run entry no recovery made (a file, unreadable): still listed, never a crash
-            runs.append({"run": run, "files": [], "bytes": 0,
-                         "problem": f"{type(exc).__name__}: {exc.strerror or exc}"})
+            runs.append(_problem_run(run, exc))
     return runs
+
+
+def _problem_run(path: str, exc: OSError) -> dict:
+    return {"run": path, "files": [], "bytes": 0, "problem": f"{type(exc).__name__}: {exc.strerror or exc}"}
 
 
 def lock_state(path) -> dict:

@@ -43,10 +43,30 @@ def test_struct_pack_equals_numpy_record(rtype):
 
 
 def test_values_struct_refuses_take_numpys_conversion():
-    # a float price and a str token: converted as a numpy record would, same bytes
-    a = pack(RecordType.ORDER_SENT, token="T1", price=1.0, qty=np.uint32(5))
+    # a str token and numpy integers: converted as a numpy record would, same bytes
+    a = pack(RecordType.ORDER_SENT, token="T1", price=np.int64(1), qty=np.uint32(5))
     b = pack(RecordType.ORDER_SENT, token=b"T1", price=1, qty=5)
     assert a == b
+
+
+@pytest.mark.parametrize("value", [1234500.9999999, 1.0, np.float64(99.9), np.float32(7), "123", b"123",
+                                   True, np.bool_(False), None, 10**30 + 0.5],
+                         ids=lambda v: f"{type(v).__name__}:{v!r}")
+@pytest.mark.parametrize("other", [{}, {"token": "T1"}], ids=["struct path", "numpy path"])
+def test_integer_fields_take_only_integers(value, other):
+    """Integers for money: a float price is not truncated, a str not parsed, a bool not taken as
+    0/1, whichever path packs the record (a str text field sends it through numpy)."""
+    with pytest.raises(CatalogueError, match=r"ORDER_SENT\.price is an integer field"):
+        pack(RecordType.ORDER_SENT, price=value, **other)
+    with pytest.raises(CatalogueError, match="price is an integer field"):
+        _pack_numpy(RecordType.ORDER_SENT, {"price": value})
+
+
+def test_integer_fields_take_numpy_integers_on_both_paths():
+    for other in ({}, {"token": "T1"}):
+        packed = pack(RecordType.ORDER_SENT, price=np.int64(1234500), qty=np.uint16(3), **other)
+        assert int(unpack(RecordType.ORDER_SENT, packed)["price"]) == 1234500
+        assert int(unpack(RecordType.ORDER_SENT, packed)["qty"]) == 3
 
 
 def test_bad_fields_are_typed_errors():

@@ -44,8 +44,10 @@ def test_info_dump_and_verify(tmp_path):
     assert json.loads(run("info", d, "--json").output)["last_seq"] == 3
     lines = [json.loads(line) for line in run("dump", d, "--json").output.splitlines()]
     assert [x["type"] for x in lines] == ["TIMER", "MD_PACKET", "RECON"]
-    assert lines[0]["payload"] == {"timer_id": 9, "now_ns": 123} and lines[0]["ts_source"] == "USER"
-    assert lines[1]["payload"] == {"hex": "010272617720"[:-2]} and lines[2]["payload"] == {"found": 1}
+    assert lines[0]["payload"] == {"timer_id": 9, "now_ns": 123, "hex": pack(RecordType.TIMER, timer_id=9,
+                                                                            now_ns=123).hex()}
+    assert lines[0]["ts_source"] == "USER" and lines[1]["payload"] == {"hex": "010272617720"[:-2]}
+    assert lines[2]["payload"] == {"json": {"found": 1}, "hex": b'{"found":1}'.hex()}
     text = run("dump", d, "--type", "timer").output
     assert "timer_id=9" in text and "MD_PACKET" not in text
     assert "SEAL" in run("dump", d, "--control").output

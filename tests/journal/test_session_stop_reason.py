@@ -38,7 +38,7 @@ def test_journal_dump_shows_the_whole_reason_and_replay_reads_past_it(tmp_path):
                              catch_exceptions=False)
     assert out.exit_code == 0, out.output
     rows = [json.loads(line) for line in out.output.splitlines()]
-    assert rows[-1]["type"] == "SESSION_STOP" and rows[-2]["payload"]["reason"] == LONG
+    assert rows[-1]["type"] == "SESSION_STOP" and rows[-2]["payload"]["json"]["reason"] == LONG
     with Reader(path) as reader:
         assert reader.read_fixed(RecordType.SESSION_STOP)["reason"].tolist() == [LONG.encode()[:32]]
     again = replay_journal(path, journaling.fresh_engine())
