@@ -1726,7 +1726,7 @@ def _add_scaled(scenario: list[float], q: int, pnl) -> list[float]:
 
 def _newest_order_ns(state: dict):
     """The latest time in a pickled gateway's windows (rate, duplicates, drift queues), or -inf."""
-    times = [*state["_submits"], *state["_modifies"], *state["_dup_last"].values()]
+    times = [*state.get("_submits", ()), *state.get("_modifies", ()), *state.get("_dup_last", {}).values()]
     for sym in state["_symbols"].values():
         times += [queue[-1][0] for queue in (*sym.drift_buy, *sym.drift_sell) if queue]
     return max(times, default=-_INF)
