@@ -514,10 +514,6 @@ class RiskGateway:
             replaced = None
             if not enter:
                 replaced = self._working.get(intent.orig_token if kind is _REPLACE else intent.token)
-                if kind is _REPLACE and intent.orig_token in self._replacing:
-                    # the venue has not said which of the two rests: a chain of replaces would
-                    # count one of them too small whichever answer comes first
-                    return self._deny(CheckId.INVALID_ORDER, 0, 0, "its original's replace is in flight")
                 # a modify changes the order in place; a replace's original stays counted: the
                 # venue sets the replacement's size whatever the original filled meanwhile
                 if replaced is not None and kind is _MODIFY and replaced[0] is sym and replaced[1] is is_buy:
@@ -589,6 +585,11 @@ class RiskGateway:
                 denial = self._drift_duplicate_py(sym, is_buy, price, qty, enter, now_ns)
                 if denial is not None:
                     return denial
+
+            if kind is _REPLACE and intent.orig_token in self._replacing:
+                # the venue has not said which of the two rests: a chain of replaces would count
+                # one of them too small whichever answer comes first
+                return self._deny(CheckId.INVALID_ORDER, 0, 0, "its original's replace is in flight")
 
             working = self._working
             if enter and len(working) >= lim.max_open_orders:
