@@ -441,7 +441,8 @@ class RiskGateway:
         `best_bid`: the national best bid (price4, 0 none) when the engine sees the Rule 201 price
         test in force; a short sale on a symbol the gateway knows restricted needs it.
         Order of checks: identity and fields (the marking's byte too), fail-closed inputs,
-        throttle, trading state, message rate, size and value, collars, duplicates, open orders,
+        throttle, trading state, time (never before the last order's), message rate, size and
+        value, collars, duplicates, a replace of a replacement in flight, open orders,
         position, notional, Greeks and scenario, drawdown, self-trade, then for sells Reg SHO (a
         long sale covered, a short sale's price test and locate). One flat body with locals: this
         runs for every order.
