@@ -276,8 +276,8 @@ int frk_check(frk *w, int enter, int64_t now, int64_t symbol_id, int is_buy, int
     int64_t horizon = now - w->drift_window;
     ring_expire(dmax, horizon);
     ring_expire(dmin, horizon);
-    if (dmax->len) {
-        if (!dmin->len)
+    if (dmax->len || dmin->len) {
+        if (!dmax->len || !dmin->len)       /* both or neither: the queues were pushed together */
             return FRK_EMPTY;
         int64_t high = dmax->buf[dmax->head].price, low = dmin->buf[dmin->head].price;
         int64_t spread = (price > high ? price : high) - (price < low ? price : low);

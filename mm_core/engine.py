@@ -223,11 +223,12 @@ class Engine:
         self.symbols = symbols
         self.risk = risk_gateway
         # the symbols file's options, declared to the gateway at the first event: their expiry
-        # counts from the session's start (as the venue's does), which only the first event tells
+        # counts from the session's start (as the venue's does), which only the first event tells;
+        # what the gateway would refuse then (a scenario grid past zero too) is refused now
         self.options_due = [s for s in symbols.symbols if s.is_option]
         for spec in self.options_due:
             try:
-                _option_params(spec, 0).validate()
+                risk_gateway.check_option(_option_params(spec, 0))
             except RiskError as exc:
                 raise EngineError(f"symbols: option {spec.name}: {exc}") from None
         n = symbols.n_slots

@@ -10,10 +10,11 @@
  *              <= now - rate_window; FRK_RATE when it still holds >= the kind's maximum
  *              (frk_value: that count)
  *   drift      pop the side's max and min queues of entries with time <= now - drift_window; when
- *              the max queue is not empty, spread = max(price, max) - min(price, min): FRK_DRIFT
- *              when it exceeds drift_band (frk_value: the spread); FRK_EMPTY when the max queue
- *              holds entries and the min queue none (only when time ran backwards: the Python
- *              raises IndexError there, and so must its caller)
+ *              they are not empty, spread = max(price, max) - min(price, min): FRK_DRIFT when it
+ *              exceeds drift_band (frk_value: the spread); FRK_EMPTY when one queue holds entries
+ *              and the other none (only if time ran backwards, which the gateway refuses before
+ *              calling, or a snapshot was altered: the Python raises IndexError there, and so
+ *              must its caller)
  *   duplicate  an ENTER while the duplicate window is on: FRK_DUPLICATE when the table holds
  *              (symbol, side, price, qty) with now - last < dup_window (frk_value: now - last)
  * and remembers the order for frk_commit, which records it as allowed: its time in the kind's
@@ -44,7 +45,7 @@ enum frk_rc {
     FRK_RATE = 1,
     FRK_DRIFT = 2,
     FRK_DUPLICATE = 3,
-    FRK_EMPTY = 4,          /* the min queue ran empty before the max queue (see above) */
+    FRK_EMPTY = 4,          /* one drift queue empty, the other not (see above) */
     FRK_RANGE = 5,          /* a value outside +-FRK_LIMIT; nothing changed */
     FRK_NOMEM = 6           /* allocation failed; nothing changed */
 };

@@ -12,7 +12,9 @@ Calling contract for the engine (sans-io; every call carries now_ns from the eng
                            exception used, e.g. the bona fide market-making one). mark: the OUCH
                            side byte (B; a sell's Reg SHO marking S long, T short, E exempt; None:
                            intent.side's own byte); best_bid: the national best bid while the
-                           Rule 201 price test is in force (a short sale then needs it)
+                           Rule 201 price test is in force (a short sale then needs it); t never
+                           before the last order's (one stamped earlier is denied and latches
+                           inconsistent-input: the windows count time forwards only)
   feeds:                   on_fill(sym, side, qty, price, t, token=""), on_order_done(token, t),
                            on_reg_sho(sym, restricted, t) (every ITCH Reg SHO 'Y'),
                            on_order_confirmed(token, qty, t) (Replaced / Order Modified),
@@ -21,6 +23,7 @@ Calling contract for the engine (sans-io; every call carries now_ns from the eng
                            of a known order rests at the venue, before it is cancelled there),
                            on_order_state(open_orders | None, unknown_outcome, t), on_position,
                            on_clock, on_journal_health, on_reconciled, on_timer, on_option_params
+                           (check_option(params) refuses beforehand what it would refuse)
   after every call:        gw.drain_events() -> [StateChange] to journal as STATE_CHANGE
   commands:                operator_enable(actor, reason, now_ns), set_safe_mode(on, actor, reason,
                            now_ns), kill(scope, scope_id, requested_by, reason, now_ns) -> KillOrder,
@@ -29,7 +32,8 @@ An allowed ENTER/REPLACE/MODIFY counts as a working order at once (worst case) u
 on_order_done(token) or a fill with its token removes it; a REPLACE counts what is left of the
 original plus the whole replacement (the original may fill before the replace lands, which then
 rests in full), and the original's price, until on_order_confirmed (a refused
-replace, on_order_done of the replacement, restores the original), and a size-down MODIFY its
+replace, on_order_done of the replacement, restores the original; a REPLACE of a replacement
+still in flight is denied), and a size-down MODIFY its
 larger size until on_order_confirmed; cancels are always allowed. Account limits count every
 symbol's working orders (gross: each symbol's larger side, net: the order's side), and an option
 group's Greeks and scenarios its other symbols' working orders at their worst. A sell marked long must be

@@ -215,7 +215,7 @@ class RiskGateway:
                  "_work_buy", "_work_sell", "_work_gross", "_pnl_peak", "_clock_ns", "_clock_due",
                  "_unknown_outcome", "_stale_books", "_faults", "_regsho", "_limits", "_latch_to",
                  "_loss_floor", "_allowed", "_halted", "_safe_requested", "_scoped_kills", "_win",
-                 "__dict__")
+                 "_order_ns", "__dict__")
     # compiled (the default): the rate windows, drift queues and duplicate table live in one C
     # object, _win (mm_core.risk.windows), and the Python ones are its snapshot form; False, or
     # None in _win: check() keeps them in Python, the reference (an instance attribute when False)
@@ -246,6 +246,7 @@ class RiskGateway:
         self._fills: deque = deque()
         self._dup_last: dict[tuple, int] = {}    # (symbol, is_buy, price, qty) -> last allowed ns
         self._dup_purge_at = _DUP_PURGE
+        self._order_ns = -_INF           # the latest time an order met the windows at
         self._cash = 0                   # price4 x shares, from fills
         self._gross = 0                  # sum of |notional|
         self._net = 0                    # sum of notional
@@ -283,6 +284,8 @@ class RiskGateway:
                                       state.pop("_locate_day", 0))
         state.setdefault("_safe_requested", False)
         state.setdefault("_scoped_kills", frozenset())
+        if "_order_ns" not in state:     # not kept before: the latest time the windows hold
+            state["_order_ns"] = _newest_order_ns(state)
         for name, value in state.items():
             setattr(self, name, value)
         self._clock_due = self._clock_ns + self._limits.max_clock_age_ns    # not kept before
@@ -438,7 +441,8 @@ class RiskGateway:
         `best_bid`: the national best bid (price4, 0 none) when the engine sees the Rule 201 price
         test in force; a short sale on a symbol the gateway knows restricted needs it.
         Order of checks: identity and fields (the marking's byte too), fail-closed inputs,
-        throttle, trading state, message rate, size and value, collars, duplicates, open orders,
+        throttle, trading state, time (never before the last order's), message rate, size and
+        value, collars, duplicates, a replace of a replacement in flight, open orders,
         position, notional, Greeks and scenario, drawdown, self-trade, then for sells Reg SHO (a
         long sale covered, a short sale's price test and locate). One flat body with locals: this
         runs for every order.
@@ -526,6 +530,14 @@ class RiskGateway:
                 if not _reduces(position, post):
                     return self._deny(CheckId.REDUCE_ONLY, post, position, "only reducing orders")
 
+            # The windows keep their times in arrival order and expire them from the front: an
+            # order stamped before one they saw would break that (the drift collar lost its
+            # queue's high while the low stayed), so time running backwards latches instead.
+            if now_ns < self._order_ns:
+                return self._deny_latched(CheckId.INCONSISTENT_INPUT, now_ns, self._order_ns,
+                                          "order time before the last order's", now_ns)
+            self._order_ns = now_ns
+
             # The message rate. The C windows (_win) check it with the drift collar and the
             # duplicates, in one call after the size and collar checks: a denial those checks make
             # first asks _rate_first for the rate's verdict, which comes before theirs.
@@ -574,6 +586,11 @@ class RiskGateway:
                 denial = self._drift_duplicate_py(sym, is_buy, price, qty, enter, now_ns)
                 if denial is not None:
                     return denial
+
+            if kind is _REPLACE and intent.orig_token in self._replacing:
+                # the venue has not said which of the two rests: a chain of replaces would count
+                # one of them too small whichever answer comes first
+                return self._deny(CheckId.INVALID_ORDER, 0, 0, "its original's replace is in flight")
 
             working = self._working
             if enter and len(working) >= lim.max_open_orders:
@@ -785,7 +802,7 @@ class RiskGateway:
             dmax.popleft()
         while dmin and dmin[0][0] <= horizon:
             dmin.popleft()
-        if dmax:
+        if dmax or dmin:         # both or neither: one empty is a defect (IndexError, as the C)
             high = dmax[0][1]
             low = dmin[0][1]
             spread = (price if price > high else high) - (price if price < low else low)
@@ -844,7 +861,7 @@ class RiskGateway:
         if verdict == _lib.FRK_DUPLICATE:
             return self._deny(CheckId.DUPLICATE_ORDER, value, self._limits.duplicate_window_ns,
                               "same symbol/side/price/qty")
-        if verdict == _lib.FRK_EMPTY:       # as the reference's dmin[0] on an empty deque
+        if verdict == _lib.FRK_EMPTY:       # as the reference's [0] on an empty deque
             raise IndexError("deque index out of range")
         raise MemoryError("fastrisk: frk_check")
 
@@ -886,6 +903,9 @@ class RiskGateway:
         sells filling: the worse end counts, before and after this order."""
         lim = self._limits
         risk = sym.risk
+        if risk is None:                # its group could not be revalued: fail closed
+            return self._deny(CheckId.OPTION_PARAMS_MISSING, sym.symbol_id, 0,
+                              f"symbol {sym.symbol_id} has no valuation")
         others = self._others(sym, group)
         for _, _, other in others:
             if other.risk is None:      # cannot be valued: fail closed
@@ -1099,8 +1119,10 @@ class RiskGateway:
         it after a crash lost its record): counted from now on as a confirmed order is, with its
         remaining qty, price and, for a sell, the venue's side byte as its marking ("" unknown:
         short; a short one holds its locate). A replacement of a working order is held with its
-        original as an allowed replace is, until the venue answers. No limit is checked: the order
-        is there whatever the limits say, so the next order meets it."""
+        original as an allowed replace is, until the venue answers; one whose original is itself a
+        replacement in flight counts in full beside it (the venue's answers come in order and
+        release each). No limit is checked: the order is there whatever the limits say, so the
+        next order meets it."""
         qty, price = _whole(qty), _whole(price)
         if qty == 0:
             return                  # nothing left working: nothing to count
@@ -1112,7 +1134,7 @@ class RiskGateway:
         is_buy = side == _BUY
         held = self._working.get(orig_token) if orig_token else None
         if token not in self._working and held is not None and held[0] is sym and held[1] is is_buy \
-                and orig_token not in self._replaced_by:
+                and orig_token not in self._replaced_by and orig_token not in self._replacing:
             self._hold_original(orig_token, token, held, qty, price, True)
         else:
             self._add_working(token, sym, is_buy, qty, price)
@@ -1262,10 +1284,10 @@ class RiskGateway:
     def on_option_params(self, symbol_id: int, underlying_id: int, strike: int, expiry_ns: int,
                          vol: float, rate: float, is_call: bool, multiplier: int = 1,
                          now_ns: int = 0) -> None:
-        """Declare (or update) an option symbol; raises RiskError on bad parameters."""
+        """Declare (or update) an option symbol; raises RiskError on bad parameters (check_option)."""
         params = OptionParams(symbol_id, underlying_id, int(strike), int(expiry_ns), float(vol),
                               float(rate), bool(is_call), int(multiplier))
-        params.validate()
+        self.check_option(params)
         sym = self._symbol(symbol_id)
         under = self._symbol(underlying_id)
         if under.option is not None:
@@ -1288,6 +1310,13 @@ class RiskGateway:
             sym.multiplier = params.multiplier
             self._recount_work()         # its working orders' notional is in contracts now
         self._revalue(under, now_ns, force_reprice=True)
+
+    def check_option(self, params: OptionParams) -> None:
+        """What on_option_params refuses before it changes anything: parameters out of range
+        (RiskError), or a vol whose scenario grid moves the underlying to zero or below under the
+        limits in force (LimitsError naming scenario.spot_sigmas): none of it could be valued."""
+        params.validate()
+        self._limits.check_scenario_vol(params.vol, f"option {params.symbol_id}'s vol")
 
     # ------------------------------------------------------------------------ commands
     def operator_enable(self, actor: str, reason: str, now_ns: int = 0) -> None:
@@ -1350,7 +1379,8 @@ class RiskGateway:
                    for scope, ident in self._scoped_kills)
 
     def replace_limits(self, new_text: str) -> int:
-        """Install a new limits document; a bad one raises LimitsError and the old stays."""
+        """Install a new limits document; a bad one raises LimitsError and the old stays, whole
+        (_install_limits)."""
         new = Limits.from_toml(new_text)
         if new.version <= self._limits.version:
             raise LimitsError("version", f"{new.version} must be greater than the version in force "
@@ -1359,9 +1389,35 @@ class RiskGateway:
         return new.version
 
     # ------------------------------------------------------------------------ internals
+    def _admit_limits(self, limits: Limits) -> TradingState:
+        """The state `limits` latch to; raises (changing nothing) for limits the gateway cannot
+        run: a scenario grid that moves the underlying of a group to zero or below (LimitsError)."""
+        latch_to = self._latch_override or _latch_state(limits.latch_state)
+        limits.check_scenario_vol(limits.scenario_default_vol, "scenario.default_vol")
+        for sym in self._symbols.values():
+            if sym.option is not None:
+                limits.check_scenario_vol(sym.option.vol, f"option {sym.symbol_id}'s vol")
+        return latch_to
+
     def _install_limits(self, limits: Limits) -> None:
+        """Puts `limits` in force, all or nothing: limits the gateway cannot run raise before
+        anything changes (_admit_limits), and should installing fail past that, the limits in
+        force before are installed again and LimitsError says so."""
+        latch_to = self._admit_limits(limits)
+        old = getattr(self, "_limits", None), getattr(self, "_latch_to", None)   # None: the first
+        try:
+            self._put_limits(limits, latch_to)
+        except Exception as exc:
+            if old[0] is None:
+                raise
+            self._put_limits(*old)
+            raise LimitsError("<document>", f"not installed ({type(exc).__name__}: {exc}); "
+                              f"version {old[0].version} stays in force") from exc
+
+    def _put_limits(self, limits: Limits, latch_to: TradingState) -> None:
+        """Admitted limits into every place that holds them: bands, group grids, the windows."""
         self._limits = limits
-        self._latch_to = self._latch_override or _latch_state(limits.latch_state)
+        self._latch_to = latch_to
         self._loss_floor = -limits.scenario_max_loss / PRICE4     # currency, for the cheap bound
         for symbol_id, sym in self._symbols.items():
             sym.limits = limits.for_symbol(symbol_id)
@@ -1437,7 +1493,9 @@ class RiskGateway:
                        rests: bool) -> None:
         """An allowed replace of a working order: until the venue answers, the original may fill
         and the replacement then rest in full (the venue sets its size whatever filled), so the
-        two count together, and the original's price stays for self-trade prevention."""
+        two count together, and the original's price stays for self-trade prevention. The
+        original is never a replacement in flight itself (check() and on_order_adopted see to it):
+        a token is the replacement or the original of one pending replace, never both."""
         sym, is_buy, left, old_price = held
         counted = qty + left
         del self._working[orig]
@@ -1469,7 +1527,7 @@ class RiskGateway:
         """A replace in flight ends. `token` is the replacement (confirmed, or refused: the original
         rests on with what is left of it) or the original (it left the book first: only the
         replacement can remain, until the venue refuses it as a replace of a dead order)."""
-        replacement = self._replaced_by.get(token, token)
+        replacement = token if token in self._replacing else self._replaced_by[token]
         orig, left, old_price, qty, symbol_id, is_buy = self._replacing.pop(replacement)
         del self._replaced_by[orig]
         sym = self._symbols[symbol_id]
@@ -1563,7 +1621,7 @@ class RiskGateway:
                 group.priced_fair = under.fair
                 group.priced_ns = at
                 rows = pricer.revalue(spot, at)
-                if rows is None:      # the reference: raises as it always did, or values the rest
+                if rows is None:      # the reference: values the rest, or finds them unpriceable
                     self._revalue_reference(group, under, spot, at)
                 else:
                     for symbol_id, (risk, lo, hi) in zip(group.members, rows):
@@ -1602,16 +1660,25 @@ class RiskGateway:
 
     def _revalue_reference(self, group: _Group, under: _Symbol, spot: float, at: int) -> None:
         """_refresh_group's revaluation in Python (greeks.unit_risk, which the C equals), for what
-        the C does not mirror: an exception to raise, or integers past int64_t or 2^53."""
-        under.risk = underlying_risk(spot, group.grid)
-        for symbol_id in group.members[1:]:
-            option_sym = self._symbols[symbol_id]
-            option_sym.risk = unit_risk(option_sym.option, spot, at, group.grid)
-        for symbol_id in group.members:
-            member = self._symbols[symbol_id]
+        the C does not mirror: an exception, or integers past int64_t or 2^53. One that raises
+        leaves the whole group without a valuation (its orders denied: option-params-missing) and
+        latches internal-error with the reason, rather than raising out of the feed that asked."""
+        members = [self._symbols[symbol_id] for symbol_id in group.members]
+        try:
+            risks = [underlying_risk(spot, group.grid)]
+            risks += [unit_risk(member.option, spot, at, group.grid) for member in members[1:]]
+        except Exception as exc:        # fail closed on any defect, as check() does
+            risks = [None] * len(members)
+            self._latch(CheckId.INTERNAL_ERROR, f"revaluing {group.underlying_id}: "
+                        f"{type(exc).__name__}: {exc}"[:48], at, "risk-gateway")
+        for member, risk in zip(members, risks):
+            member.risk = risk
             member.group = group
-            member.pnl_lo = min(member.risk.scenario_pnl)
-            member.pnl_hi = max(member.risk.scenario_pnl)
+            if risk is None:
+                member.headroom = -1.0          # every order on it takes _check_greeks, which denies
+            else:
+                member.pnl_lo = min(risk.scenario_pnl)
+                member.pnl_hi = max(risk.scenario_pnl)
 
     def _set_fault(self, bit: int, now_ns: int) -> None:
         """Marks an input unhealthy; latches now only if the policy says so for this fault."""
@@ -1657,6 +1724,14 @@ def _add_scaled(scenario: list[float], q: int, pnl) -> list[float]:
     if len(pnl) > len(scenario):
         raise IndexError("list index out of range")
     return [s + q * p for s, p in zip(scenario, pnl)]
+
+
+def _newest_order_ns(state: dict):
+    """The latest time in a pickled gateway's windows (rate, duplicates, drift queues), or -inf."""
+    times = [*state.get("_submits", ()), *state.get("_modifies", ()), *state.get("_dup_last", {}).values()]
+    for sym in state["_symbols"].values():
+        times += [queue[-1][0] for queue in (*sym.drift_buy, *sym.drift_sell) if queue]
+    return max(times, default=-_INF)
 
 
 def _reduces(position: int, post: int) -> bool:

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from mm_core.risk.errors import RiskError
 
-__all__ = ["OptionParams", "UnitRisk", "bs_price", "bs_greeks", "scenario_grid", "unit_risk",
-           "YEAR_NS"]
+__all__ = ["OptionParams", "UnitRisk", "bs_price", "bs_greeks", "scenario_grid", "scenario_move",
+           "unit_risk", "YEAR_NS"]
 
 YEAR_NS = 365 * 86_400 * 1_000_000_000   # ACT/365
 _SQRT2 = math.sqrt(2.0)
@@ -95,10 +95,18 @@ class UnitRisk:
     scenario_pnl: tuple[float, ...]  # currency, one per scenario_grid() entry
 
 
+def scenario_move(spot_sigmas: float, vol_ref: float, horizon_days: float) -> float:
+    """The grid's relative spot move k·σ·√h. From 1.0 up, the down scenario puts spot at or
+    below zero, where nothing has a price: limits and option declarations that reach it are
+    refused (mm_core.risk.limits, RiskGateway.on_option_params) rather than clamped, as a
+    clamped grid would not be the stress the limits document states."""
+    return spot_sigmas * vol_ref * math.sqrt(horizon_days / 365.0)
+
+
 def scenario_grid(spot_sigmas: float, vol_ref: float, horizon_days: float,
                   vol_shift: float) -> tuple[tuple[float, float], ...]:
     """(relative spot move, absolute vol shift) pairs: spot ±k·σ·√h and 0, vol ±x and 0."""
-    move = spot_sigmas * vol_ref * math.sqrt(horizon_days / 365.0)
+    move = scenario_move(spot_sigmas, vol_ref, horizon_days)
     moves = (-move, 0.0, move)
     shifts = (-vol_shift, 0.0, vol_shift)
     return tuple((m, v) for m in moves for v in shifts if (m, v) != (0.0, 0.0))

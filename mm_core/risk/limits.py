@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from mm_core.risk.errors import LimitsError
+from mm_core.risk.greeks import scenario_move
 
 __all__ = ["Limits", "SymbolLimits", "PRICE4", "EXAMPLE_TOML", "CLOCK_PROFILES"]
 
@@ -80,6 +81,16 @@ class Limits:
 
     def for_symbol(self, symbol_id: int) -> SymbolLimits:
         return self.symbols.get(symbol_id, self.defaults)
+
+    def check_scenario_vol(self, vol: float, whose: str) -> None:
+        """LimitsError when the scenario grid of an underlying whose volatility is `vol` (given by
+        `whose`) moves spot to zero or below: every option on it would fail to revalue."""
+        move = scenario_move(self.scenario_spot_sigmas, vol, self.scenario_horizon_days)
+        if not move < 1.0:
+            raise LimitsError("scenario.spot_sigmas", (
+                f"{self.scenario_spot_sigmas:g} sigmas over scenario.horizon_days "
+                f"{self.scenario_horizon_days:g} at {whose} {vol:g} move spot by -{move:.0%}: "
+                "spot_sigmas x vol x sqrt(horizon_days / 365) must stay below 1"))
 
     def __setstate__(self, state) -> None:
         """Loads pickled limits: the field values in order, as pickled now, or a dict of them, as
@@ -151,6 +162,7 @@ class Limits:
             symbol_id = _symbol_key("symbols", key)
             symbols[symbol_id] = r.symbol_limits(f"symbols.{key}", limits.defaults)
         r.reject_unknown()
+        limits.check_scenario_vol(limits.scenario_default_vol, "scenario.default_vol")
         object.__setattr__(limits, "symbols", MappingProxyType(symbols))
         return limits
 

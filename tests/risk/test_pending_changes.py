@@ -4,10 +4,15 @@ replacement, as the original may fill before the replace lands, which then rests
 size-down: the larger size), and a refused replace leaves
 the gateway exactly as if it had never been sent (SEC 15c3-5 / RTS 6: the exposure checked is what
 the venue may still execute, not what we asked for)."""
+import pytest
+
 from journal.catalogue import Side
+from mm_core.risk import Limits, RiskGateway
 from mm_core.risk.checks import CheckId
 from mm_core.types import OrderKind
-from tests.risk.conftest import FAIR, T0, make_gateway, order
+from tests.risk.conftest import FAIR, T0, healthy, limits_text, make_gateway, order
+
+MODES = pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "reference"])
 
 
 def view(gw, symbol_id=1):
@@ -125,3 +130,57 @@ def test_an_abandoned_replacement_then_its_dead_original_leave_nothing_behind():
     gw.on_order_done("A2", T0)
     gw.on_order_done("A1", T0)
     assert gw.working_orders() == {} and gw._symbols[1].open_buy == 0 and not gw._symbols[1].own_buys
+
+
+def replaced_once(compiled: bool):
+    """A gateway (max_position 300) with A (100) replaced by B (100) and the venue yet to answer."""
+    gw = RiskGateway(Limits.from_toml(limits_text(defaults={"max_position": 300})), compiled=compiled)
+    healthy(gw, T0)
+    entered(gw, qty=100, price=FAIR - 1, token="A")
+    replace(gw, "A", "B", 100, FAIR - 2)
+    assert gw.working_orders() == {"B": (1, True, 200, FAIR - 2)}
+    return gw
+
+
+@MODES
+def test_a_replace_of_a_replacement_in_flight_is_refused(compiled):
+    """Which of A and B rests is not known until the venue answers A->B; a chain B->C would leave
+    one of them counted too small whichever answer comes first."""
+    gw = replaced_once(compiled)
+    chained = order(kind=OrderKind.REPLACE, token="C", orig_token="B", qty=100, price=FAIR - 3)
+    d = gw.check(chained, T0)
+    assert not d.allowed and d.check is CheckId.INVALID_ORDER, d
+    assert gw.working_orders() == {"B": (1, True, 200, FAIR - 2)}
+    gw.on_order_confirmed("B", 100, T0)                  # OUCH Replaced: A is gone
+    gw.on_order_done("A", T0)
+    assert gw.working_orders() == {"B": (1, True, 100, FAIR - 2)}
+    replace(gw, "B", "C", 100, FAIR - 3)                 # answered: B may be replaced now
+
+
+@MODES
+def test_an_adopted_replacement_of_a_replacement_in_flight_counts_beside_it(compiled):
+    """Reconciliation adopts C, a replace of B, while A->B is unanswered: C counts in full beside B,
+    so the venue taking A->B cannot end C's count (before, it did: C was counted at its own 100
+    while B's 100 could still fill, and a buy of 200 passed a max_position of 300)."""
+    gw = replaced_once(compiled)
+    gw.on_order_adopted("C", 1, Side.BUY, 100, FAIR - 3, orig_token="B", now_ns=T0)
+    gw.on_order_confirmed("B", 100, T0)                  # the venue took A->B; B->C unanswered
+    gw.on_order_done("A", T0)
+    assert gw.working_orders() == {"B": (1, True, 100, FAIR - 2), "C": (1, True, 100, FAIR - 3)}
+    d = gw.check(order(qty=200, price=FAIR - 4, token="D"), T0)     # 100 + 100 + 200 > 300
+    assert not d.allowed and d.check is CheckId.POSITION_LIMIT, d
+    gw.on_order_confirmed("C", 100, T0)                  # then it takes B->C
+    gw.on_order_done("B", T0)
+    assert gw.working_orders() == {"C": (1, True, 100, FAIR - 3)}
+    assert gw.check(order(qty=200, price=FAIR - 4, token="D"), T0).allowed
+
+
+@MODES
+def test_an_adopted_chain_the_venue_refuses_in_turn_leaves_the_first_order(compiled):
+    gw = replaced_once(compiled)
+    gw.on_order_adopted("C", 1, Side.BUY, 100, FAIR - 3, orig_token="B", now_ns=T0)
+    gw.on_order_done("B", T0)                            # A->B refused: A rests on
+    assert gw.working_orders() == {"A": (1, True, 100, FAIR - 1), "C": (1, True, 100, FAIR - 3)}
+    gw.on_order_done("C", T0)                            # B->C refused too (B never lived)
+    assert gw.working_orders() == {"A": (1, True, 100, FAIR - 1)}
+    assert gw._symbols[1].open_buy == 100 and gw._symbols[1].own_buys == {"A": FAIR - 1}

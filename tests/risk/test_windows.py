@@ -176,16 +176,56 @@ def test_duplicate_purge_keeps_the_reference_keys_and_threshold():
     assert held(fast) == held(ref)
 
 
-def test_time_running_backwards_fails_closed_as_the_reference():
-    """The max queue holding an entry the min queue dropped (only when time ran backwards): the
-    reference's dmin[0] raises, and so does the compiled path, into the same INTERNAL_ERROR."""
+def test_time_running_backwards_latches_as_the_reference():
+    """An order stamped before one the windows saw (the event clock stepped back) is denied and
+    latches INCONSISTENT_INPUT in both forms, and never enters the windows, so the drift collar
+    still binds (before, it passed: the max queue lost its entry while the min queue kept one, and
+    a 9000 spread passed a band of 5000)."""
     fast, ref = pair()
     for gw in (fast, ref):
-        assert gw.check(order(price=FAIR + 5), T0 + 10 * MS).allowed
-        assert gw.check(order(price=FAIR + 3), T0 + 5 * MS).allowed
-    got, want = fast.check(order(price=FAIR + 4), T0 + 9 * MS), ref.check(order(price=FAIR + 4), T0 + 9 * MS)
-    assert got.check is CheckId.INTERNAL_ERROR and got == want
-    assert held(fast) == held(ref)
+        assert gw.check(order(price=FAIR - 4000), T0 + 10 * MS).allowed
+    for at in (T0 + 5 * MS, T0 + 9 * MS + MS // 2):
+        back = order(price=FAIR + 5000)
+        got, want = fast.check(back, at), ref.check(back, at)
+        assert got == want and got.check is CheckId.INCONSISTENT_INPUT, got
+        assert (got.value, got.limit) == (at, T0 + 10 * MS) and fast.state.name == "HALTED"
+        assert held(fast) == held(ref)
+        for gw in (fast, ref):
+            healthy(gw, T0 + 10 * MS, FEEDS)
+            gw.operator_enable("ops", "clock checked", T0 + 10 * MS)
+    late = order(price=FAIR + 5000)
+    got, want = fast.check(late, T0 + 11 * MS), ref.check(late, T0 + 11 * MS)
+    assert got == want and got.check is CheckId.COLLAR_DRIFT and (got.value, got.limit) == (9000, 5000)
+
+
+@pytest.mark.parametrize("kept", [0, 1], ids=["max-only", "min-only"])
+def test_one_drift_queue_empty_fails_closed_as_the_reference(kept):
+    """A side whose max queue holds an entry and min queue none, or the other way round (an altered
+    snapshot): the collar cannot be judged, so both forms deny and latch INTERNAL_ERROR (the C's
+    FRK_EMPTY as the reference's IndexError)."""
+    _, ref = pair()
+    assert ref.check(order(price=FAIR - 4000), T0 + MS).allowed
+    ref._symbols[1].drift_buy[1 - kept].clear()
+    fast = snapshot(ref)
+    fast._compiled = True
+    fast._compile()
+    assert fast.compiled and held(fast) == held(ref)
+    probe = order(price=FAIR + 5000)
+    got, want = fast.check(probe, T0 + 2 * MS), ref.check(probe, T0 + 2 * MS)
+    assert got == want and got.check is CheckId.INTERNAL_ERROR and got.state.name == "HALTED", got
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "reference"])
+def test_a_snapshot_from_before_the_high_water_time_takes_the_windows_latest(compiled):
+    """A gateway pickled before it kept the latest order time: loaded, it takes the latest time its
+    windows hold, so an order stamped before that is still refused."""
+    gw = pair()[0 if compiled else 1]
+    assert gw.check(order(price=FAIR - 4000), T0 + 10 * MS).allowed
+    attrs, slots = gw.__getstate__()
+    old = RiskGateway.__new__(RiskGateway)
+    old.__setstate__((attrs, {k: v for k, v in slots.items() if k != "_order_ns"}))
+    d = old.check(order(price=FAIR + 5000), T0 + 5 * MS)
+    assert d.check is CheckId.INCONSISTENT_INPUT and d.limit == T0 + 10 * MS, d
 
 
 def test_values_outside_the_c_range_move_the_windows_to_python_and_back():
