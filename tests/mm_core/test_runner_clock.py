@@ -81,8 +81,11 @@ def test_each_sample_is_journaled_once_at_its_own_time(stalled):
     samples = [r for r in records if r.rtype == RecordType.CLOCK_SAMPLE]
     measured = [r.ts_ns for r in samples if r.clock_state == ClockState.LOCKED]
     # the sample in force when the runner started, then every later one: no gaps, no repeats,
-    # though the monitor samples five times per runner look
-    assert measured == sampler.taken[first_count - 1: 8]
+    # though the monitor samples five times per runner look (a loaded machine may start the venue
+    # and the runner after the monitor's next tick, so the first is the one then in force)
+    assert measured and measured[0] in sampler.taken, measured
+    first = sampler.taken.index(measured[0])
+    assert first >= first_count - 1 and measured == sampler.taken[first:8], (first, first_count)
     assert all(r.ts_source == TsSource.USER for r in samples)
 
 
