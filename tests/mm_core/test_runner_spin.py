@@ -125,3 +125,18 @@ def test_a_stop_ends_the_busy_loop_within_its_slice_with_no_timer_due(tmp_path):
         took = time.monotonic() - stopped
         peer.close()
     assert box[0].stop_reason == "stopped" and took < 5.0
+
+
+def test_heartbeats_still_go_out_while_the_busy_loop_waits_in_c(tmp_path):
+    with Journal(tmp_path / "j") as journal:
+        runner, peer, _ = md_runner(journal, True)
+        runner.settings = dataclasses.replace(runner.settings, timer_ns=60 * S, clock_period_ns=60 * S,
+                                              heartbeat_ns=S // 20, warm_interval_ns=0)
+        runner.run(0.5)
+        peer.settimeout(1.0)
+        wire = b""
+        while len(wire) < runner.tcp_bytes:
+            wire += peer.recv(4096)
+        peer.close()
+    beats = soupbintcp.encode(soupbintcp.ClientHeartbeat())
+    assert wire == beats * (len(wire) // len(beats)) and len(wire) // len(beats) >= 5
