@@ -591,7 +591,8 @@ class Runner:
                 if spin is None:
                     spun, ready = 0, poll(max(0, due - mono()) / 1e9)
                 else:
-                    spun, ready = self._spin_turn(spin, self._spin_due(due, next_warm if warm is not None else due, t))
+                    warm_due = next_warm if warm is not None else due
+                    spun, ready = self._spin_turn(spin, self._spin_due(due, warm_due, t))
                 if ready:
                     # market data first: a packet never waits behind TX stamps or venue answers
                     # read in the same wake-up; operators only when one woke the loop
