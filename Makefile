@@ -44,4 +44,4 @@ bench: debs install-bench
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf $(VENV) build *.egg-info journal/_journal_cffi.* journal/_fastappend.*.so mm_core/_fastmd_cffi.* reports/_orderjoin_cffi.* reports/_numtext_cffi.* .pytest_cache .hypothesis
+	rm -rf $(VENV) build *.egg-info journal/_journal_cffi.* journal/_fastappend.*.so mm_core/_fastmd_cffi.* reports/_orderjoin_cffi.* reports/_numtext_cffi.* audit/_fastcap_cffi.* .pytest_cache .hypothesis

@@ -31,6 +31,7 @@ import time
 import numpy as np
 
 from audit.capture import TimestampedTcpSocket
+from bench import kernel_floor
 from journal import Journal, Reader
 from journal.catalogue import RecordType, TsSource, unpack
 from mm_core.book import Book
@@ -731,17 +732,19 @@ def _row(name: str, v: list[int], extra: str = "") -> str:
             f"{_pct(v, 1.0):.1f} |{extra}")
 
 
-def _wire_lines(wire: dict, seconds: float) -> list[str]:
+def _wire_lines(wire: dict, seconds: float, floor: dict[str, list[int]] | None) -> list[str]:
     lines = [
         "",
         "## Wire-to-wire on loopback (kernel RX stamp of the ITCH datagram -> kernel TX stamp of the OUCH message)",
         "",
         f"Three real {seconds:g} s sessions, one after the other: the runner against the embedded venue, "
         "journal (pagecache durability) appended before every send, software kernel timestamps; read "
-        "back from each session's journal. Busy-poll spins on a zero-timeout epoll (market data read "
-        "first on each wake-up, then the venue's answers and TX stamps); epoll wait sleeps in the "
-        "kernel until a socket is readable. The venue runs in its own process (as an "
-        "exchange would) or, as before, on a thread of the runner's process, where the two share "
+        "back from each session's journal. Busy-poll spins in C (audit.fastcap, the interpreter lock "
+        "released) on recvmsg(MSG_DONTWAIT) of the market-data socket, with a zero-timeout poll of "
+        "the order entry and the wake socket every 4 reads, and gives the loop back at its next "
+        "timer, clock sample or shadow step (market data first on each wake-up, then the venue's "
+        "answers and TX stamps); epoll wait sleeps in the kernel until a socket is readable. The "
+        "venue runs in its own process (as an exchange would) or, as before, on a thread of the runner's process, where the two share "
         "CPython's interpreter lock (handed over every 5 ms switch interval when both are busy).",
         "",
         "| session | latency | orders | p50 us | p90 us | p99 us | max us | target p50 / p99 |",
@@ -757,6 +760,12 @@ def _wire_lines(wire: dict, seconds: float) -> list[str]:
                 lines.append(f"| {mode} | {label} | " + _row("", lat[key], f" {target} |")[4:])
         lines.append(f"| {mode} | (session) | {rep['orders']:,} sent | inputs {rep['inputs']:,} | "
                      f"TX stamped {rep['tx_stamped']:,} | TX missing {rep['tx_missing']:,} | | |")
+    for key, label in (("rx->read", "RX stamp -> read by a C spinner"), ("send->tx", "send() -> TX stamp")):
+        if floor is not None and floor[key]:
+            lines.append(f"| kernel floor (no engine) | {label} | " + _row("", floor[key], " - |")[4:])
+    lines += ["", kernel_floor.summary(floor) + ": a C program on loopback, software stamps, 200 us "
+              "between packets (bench/kernel_floor.py); what the kernel and this machine's scheduling "
+              "cost before any of the runner's work, so the rows above read against it."]
     busy, wait = wire["busy-poll, venue process"][0]["w2w"], wire["epoll wait, venue process"][0]["w2w"]
     thread = wire["busy-poll, venue thread"][0]["w2w"]
     if busy and wait:
@@ -877,6 +886,7 @@ def main(quick: bool) -> str:
         guard = _guard_latency(events, toxic, rounds, workdir)
         wire_s = 3.0 if quick else 8.0
         wire = {mode: _wire_session(wire_s, busy, workdir, proc) for mode, (busy, proc) in _WIRE_MODES.items()}
+        floor = kernel_floor.kernel_floor(500 if quick else 2000)
         latency_ba = _latency_before_after(steps, wire_s, 2 if quick else 3, workdir)
     ops = _book_ops(events)
     storage: dict[str, float] = {}
@@ -965,7 +975,7 @@ def main(quick: bool) -> str:
                   f"{_pct(hot, .5):.1f} us). A live session's packets arrive that far apart, so its "
                   "wire-to-wire latency below starts from these cold figures, not the hot ones; the "
                   "rest of its gap (the runner's loop, the kernel's wake-ups) is not broken down here."]
-    lines += _wire_lines(wire, wire_s) + _guard_lines(guard, len(toxic), rounds)
+    lines += _wire_lines(wire, wire_s, floor) + _guard_lines(guard, len(toxic), rounds)
     lines += _before_after_lines(latency_ba, steps, wire_s, 2 if quick else 3)
     lines += [
         "",

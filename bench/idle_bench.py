@@ -5,19 +5,18 @@ sleeps (epoll wait) in between. The same order-sending packets that the engine d
 back to back take several times that live. This benchmark replays one seeded session (the engine
 bench's: tests.mm_core.wire.simulate) hot, and again with a treatment before each packet that sent
 orders in the recording: a pure-Python spin (touching almost no memory), the runner's busy-poll
-calls (epoll with a zero timeout and a non-blocking recv on a UDP socket), or a sleep, for 0.1 to
-10 ms; and, as the bound of what warming the code could give back, a shadow engine fed the same
+wait (its C spinner on a UDP socket, audit.fastcap), or a sleep, for 0.1 to 10 ms; and, as the bound of what warming the code could give back, a shadow engine fed the same
 packet right after a 10 ms spin (same code paths, its own copy of the data); and the runner's own
 warmer (mm_core.warmer: a shadow on a scripted market, stepped every 100 us to 1 ms during 10 ms of
-busy-poll turns). Every other event is replayed untimed and with no gap, so each timed packet meets
+busy-poll wait). Every other event is replayed untimed and with no gap, so each timed packet meets
 its recorded state.
 """
 from __future__ import annotations
 
-import select
-import socket
 import time
 
+from audit.capture import TimestampedUdpSocket
+from audit.fastcap import SpinReader
 from mm_core.events import MarketData, SendOrder
 from mm_core.warmer import Warmer
 from tests.mm_core.wire import make_engine, simulate
@@ -33,33 +32,25 @@ def _spin(ns: int) -> None:
 
 
 class _BusyPoll:
-    """The runner's idle turn in busy-poll mode: a zero-timeout epoll and a recv that finds nothing."""
+    """The runner's idle wait in busy-poll mode: its C spinner (audit.fastcap: recvmsg that finds
+    nothing, a zero-timeout poll every few reads, the interpreter lock released) on a UDP socket."""
 
     def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.setblocking(False)
-        self.poller = select.epoll()
-        self.poller.register(self.sock.fileno(), select.EPOLLIN)
+        self.sock = TimestampedUdpSocket.bound()
+        self.spin = SpinReader(self.sock)
 
     def __call__(self, ns: int, warmer: Warmer | None = None, every_ns: int = 0) -> None:
-        """Idle turns for ns; with a warmer, one shadow step every every_ns as the runner does."""
-        now = _clock()
+        """Idle for ns; with a warmer, one shadow step every every_ns as the runner does."""
+        now = time.monotonic_ns()
         end, next_warm = now + ns, now
-        poll, recv = self.poller.poll, self.sock.recv
         while now < end:
-            poll(0)
-            try:
-                recv(64)
-            except BlockingIOError:
-                pass
-            now = _clock()
+            self.spin.wait(min(end, next_warm) if warmer is not None else end)
+            now = time.monotonic_ns()
             if warmer is not None and now >= next_warm:
                 warmer.step()
                 next_warm = now + every_ns
 
     def close(self) -> None:
-        self.poller.close()
         self.sock.close()
 
 
@@ -106,11 +97,11 @@ def main(quick: bool) -> str:
              ("pure-Python spin 0.1 ms", lambda: _spin(ms // 10), False),
              ("pure-Python spin 1 ms", lambda: _spin(ms), False),
              ("pure-Python spin 10 ms", lambda: _spin(10 * ms), False),
-             ("busy-poll turns (epoll 0 + recv) 10 ms", lambda: busy(10 * ms), False),
+             ("busy-poll wait (the C spinner) 10 ms", lambda: busy(10 * ms), False),
              ("sleep 10 ms", lambda: time.sleep(0.01), False),
              ("pure-Python spin 10 ms, then a shadow engine decides the same packet", lambda: _spin(10 * ms), True)]
-    # the runner's warmer: busy-poll turns for 10 ms with a scripted shadow step every interval
-    warmed = [(f"busy-poll turns 10 ms, scripted shadow (mm_core.warmer) stepped every {us} us",
+    # the runner's warmer: busy-poll waits for 10 ms with a scripted shadow step every interval
+    warmed = [(f"busy-poll wait 10 ms, scripted shadow (mm_core.warmer) stepped every {us} us",
                lambda warmer, every: busy(10 * ms, warmer, every), us * 1000) for us in (100, 250, 500, 1000)]
     rows = []
     try:
@@ -145,10 +136,10 @@ def main(quick: bool) -> str:
               "a live decision runs cold: the wire-to-wire p50 is set by how much code and data the "
               "order path touches, not by the loop around it."]
     busy10 = _pct(rows[4][1], .5)
-    lines += ["", "The runner's warmer (the last rows: busy-poll turns with a scripted shadow engine, "
+    lines += ["", "The runner's warmer (the last rows: busy-poll waits with a scripted shadow engine, "
               "its own book and orders, stepped one event at a time) gives back " + ", ".join(
                   f"{(busy10 - _pct(v, .5)) / max(busy10 - hot, 1e-9):.0%}" for _, v in rows[len(cases):])
-              + " of what 10 ms of plain busy-poll turns cost, stepped every "
+              + " of what 10 ms of plain busy-poll wait cost, stepped every "
               + ", ".join(f"{every // 1000}" for _, _, every in warmed) + " us."]
     return "\n".join(lines)
 

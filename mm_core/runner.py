@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Protocol
 
 from audit.capture import TimestampedTcpSocket, TimestampedUdpSocket
+from audit.fastcap import SpinReader
 from audit.health import PROFILES
 from audit.phc import phc_offset
 from audit.txtrack import PendingTxTracker, TxOutcome, TxStatus
@@ -104,7 +105,7 @@ class RunnerSettings:
     # a fresh session; a resumed one (fresh_session False) must name the journal's last
     # (recovery.Recovery.utc_offset_s, Runner.utc_offset_s), as replay converts, or is refused
     utc_offset_s: int | None = None
-    busy_poll: bool = False          # spin on a zero-timeout epoll: lower wake-up latency, one core
+    busy_poll: bool = False          # spin (in C) on the sockets: lower wake-up latency, one core
     heartbeat_ns: int = 1_000_000_000  # SoupBinTCP client heartbeat after this much send silence
     rx_timeout_ns: int = 15_000_000_000  # order entry dead after this long with nothing received
                                          # (SoupBinTCP's 15 s; the venue heartbeats every second)
@@ -236,6 +237,7 @@ TAI_MINUS_UTC_S = 37      # TAI - UTC in force since 2017-01-01 (IERS), until a 
 _PHC_SOURCES = frozenset({TsSource.HW_PHC, TsSource.HW_PHC_BY})
 _HW_PHC = TsSource.HW_PHC
 _MD_TURN = 256            # market-data packets read in one turn of the loop, at most
+_SPIN_SLICE_NS = 1_000_000  # busy-poll's wait in C gives the loop back this often at least
 
 
 def engine_time(ts_ns: int, source: int, utc_offset_s: int) -> int:
@@ -574,6 +576,11 @@ class Runner:
         # the order-entry socket polled and its descriptor (-1: none, see _withhold)
         polled, oe_fd = self._oe, self._poll_order_entry(poller, -1)
         poll = poller.poll
+        # busy-poll waits in C instead (audit.fastcap): it reads market data straight off its
+        # socket, without the GIL, and watches the others (the epoll keeps their bookkeeping)
+        spin = SpinReader(self._md) if s.busy_poll else None
+        if spin is not None:
+            spin.watch((wake_fd, oe_fd))
         mono = time.monotonic_ns
         deadline = mono() + int(duration_s * 1e9)
         # the clock first: a packet already waiting is decided with the clock's state known, not
@@ -581,15 +588,15 @@ class Runner:
         next_timer = next_warm = t = mono()
         self._on_clock(t)
         next_clock = t + s.clock_period_ns
-        busy = s.busy_poll
         upkeep = self.upkeep
         try:
             while mono() < deadline and not (stop is not None and stop.is_set()) and not self._oe_end:
-                # busy-poll reads market data straight off its socket on every turn, so the read
-                # path (syscall, stamp parsing) stays warm and a packet skips the poll's dispatch
-                spun = self._on_md(False) if busy else 0
-                wait = 0 if busy else max(0, min(next_timer, next_clock, deadline) - mono()) / 1e9
-                ready = poll(wait)
+                due = min(next_timer, next_clock, deadline)
+                if spin is None:
+                    spun, ready = 0, poll(max(0, due - mono()) / 1e9)
+                else:
+                    warm_due = next_warm if warm is not None else due
+                    spun, ready = self._spin_turn(spin, self._spin_due(due, warm_due, t))
                 if ready:
                     # market data first: a packet never waits behind TX stamps or venue answers
                     # read in the same wake-up; operators only when one woke the loop
@@ -605,6 +612,8 @@ class Runner:
                             # a mid-session reconciliation logged the order entry out and in again
                             # (or could not: the run goes on latched without one, see _withhold)
                             polled, oe_fd = self._oe, self._poll_order_entry(poller, oe_fd)
+                            if spin is not None:
+                                spin.watch((wake_fd, oe_fd))
                 t = mono()
                 if not self.journal_ok and self._space_lost and not self._fatal and t >= self._next_retry:
                     self._retry_space(t)
@@ -633,6 +642,28 @@ class Runner:
             poller.close()
             self._drain_tx(mono() + s.tx_timeout_ns)
             self.close()
+
+    def _spin_due(self, due: int, warm_due: int, t: int) -> int:
+        """When busy-poll's wait must give the loop back: the next timer, clock sample or end of
+        run (`due`), shadow step, heartbeat or journal space retry, and at most _SPIN_SLICE_NS
+        after the last turn (`t`), so a stop set by another thread is seen within it."""
+        due = min(due, warm_due, t + _SPIN_SLICE_NS)
+        if self._oe is not None:
+            due = min(due, self._last_send_mono + self.settings.heartbeat_ns)
+        if not self.journal_ok and self._space_lost and not self._fatal:
+            due = min(due, self._next_retry)
+        return due
+
+    def _spin_turn(self, spin: SpinReader, due: int) -> tuple[int, list]:
+        """Busy-poll's wait, in C, until `due`: the packets it reads taken in as _on_md takes
+        them (at most _MD_TURN, the rest at once after the first, then a poll: market data
+        first), and what it found ready, as the epoll's poll() lists it."""
+        for i in range(_MD_TURN):
+            packet = spin.wait(due if not i else 0)
+            if packet is None:
+                return i, spin.ready
+            self._md_packet(*packet)
+        return _MD_TURN, []
 
     def _warm_failed(self, cause: str) -> None:
         """The shadow engine failed: warming is off for the rest of the run, said in one alert."""
@@ -698,13 +729,18 @@ class Runner:
                     # them (after packets were read the next wake-up finds them, if any)
                     self._md.poll_tx_timestamps()
                 return i
-            if sender[0] not in self._md_from:
-                self._md_refused(data, sender[0])
-                continue
-            now = rx_ns - self._utc_offset_s * 1_000_000_000 if source == _HW_PHC else rx_ns   # engine_time
-            self._input(RecordType.MD_PACKET, data, rx_ns, source, MarketData(data, now, source),
-                        read_ns=_realtime())
+            self._md_packet(data, sender, rx_ns, source)
         return _MD_TURN
+
+    def _md_packet(self, data: bytes, sender: tuple, rx_ns: int, source) -> None:
+        """One datagram read off the market-data socket: journaled and fed, or refused when it
+        does not come from the venue's market data."""
+        if sender[0] not in self._md_from:
+            self._md_refused(data, sender[0])
+            return
+        now = rx_ns - self._utc_offset_s * 1_000_000_000 if source == _HW_PHC else rx_ns   # engine_time
+        self._input(RecordType.MD_PACKET, data, rx_ns, source, MarketData(data, now, source),
+                    read_ns=_realtime())
 
     def _md_refused(self, data: bytes, sender: str) -> None:
         """A datagram from an address the venue's market data does not come from (anyone can

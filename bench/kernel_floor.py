@@ -1,0 +1,203 @@
+"""The kernel's own share of wire-to-wire on this machine, with no engine in the way: what the
+runner's rows (bench/engine_bench.py's wire section) are read against.
+
+A small C program (built here from C_PROGRAM with the system compiler, as bench/journal_bench.py
+builds its own) measures, on loopback with software kernel stamps:
+  udp: a child process sends datagrams `gap_us` apart; the parent spins on recvmsg(MSG_DONTWAIT)
+       and prints, per datagram, RX stamp -> read (CLOCK_REALTIME right after recvmsg returned),
+       as the runner's "RX stamp -> packet read" stage measures it;
+  tcp: the parent sends 48-byte messages (an OUCH order's size) on a TCP_NODELAY connection to a
+       child that drains them, and prints send() entered -> its TX stamp (OPT_ID, OPT_TSONLY),
+       the kernel's part of the runner's "journal append + send -> TX stamp".
+
+    python3 -m bench.kernel_floor [n] [gap_us]
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+
+C_PROGRAM = r"""
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/errqueue.h>
+#include <linux/net_tstamp.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static int64_t realtime(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static void sleep_us(int64_t us)
+{
+    struct timespec t = {us / 1000000, (us % 1000000) * 1000};
+    nanosleep(&t, NULL);
+}
+
+/* the software stamp (ts[0]) of an SCM_TIMESTAMPING message, 0 without one */
+static int64_t stamp_of(struct msghdr *m)
+{
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_TIMESTAMPING) {
+            struct timespec ts[3];
+            memcpy(ts, CMSG_DATA(c), sizeof ts);
+            return ts[0].tv_sec * 1000000000LL + ts[0].tv_nsec;
+        }
+    return 0;
+}
+
+static int udp(int n, int gap_us)
+{
+    int r = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    int flags = SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE;
+    if (r < 0 || bind(r, (struct sockaddr *)&a, sizeof a) || getsockname(r, (struct sockaddr *)&a, &al) ||
+        setsockopt(r, SOL_SOCKET, SO_TIMESTAMPING, &flags, sizeof flags))
+        return perror("udp"), 2;
+    pid_t child = fork();
+    if (child == 0) {
+        int s = socket(AF_INET, SOCK_DGRAM, 0);
+        for (int i = 0; i < n; i++) {
+            char buf[128] = {0};
+            sleep_us(gap_us);
+            sendto(s, buf, sizeof buf, 0, (struct sockaddr *)&a, sizeof a);
+        }
+        _exit(0);
+    }
+    int64_t deadline = realtime() + (int64_t)n * gap_us * 4000 + 5000000000LL;
+    for (int got = 0; got < n && realtime() < deadline;) {
+        char buf[256], ctl[256];
+        struct iovec v = {buf, sizeof buf};
+        struct msghdr m = {.msg_iov = &v, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof ctl};
+        if (recvmsg(r, &m, MSG_DONTWAIT) < 0)
+            continue;
+        int64_t now = realtime(), rx = stamp_of(&m);
+        if (rx)
+            printf("rx->read %lld\n", (long long)(now - rx));
+        got++;
+    }
+    waitpid(child, NULL, 0);
+    return 0;
+}
+
+static int tcp(int n, int gap_us)
+{
+    int l = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof a) || listen(l, 1) || getsockname(l, (struct sockaddr *)&a, &al))
+        return perror("tcp"), 2;
+    pid_t child = fork();
+    if (child == 0) {
+        int c = accept(l, NULL, NULL);
+        char buf[4096];
+        while (read(c, buf, sizeof buf) > 0)
+            ;
+        _exit(0);
+    }
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    int flags = SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE | SOF_TIMESTAMPING_OPT_ID |
+                SOF_TIMESTAMPING_OPT_TSONLY;
+    if (connect(s, (struct sockaddr *)&a, sizeof a) || setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) ||
+        setsockopt(s, SOL_SOCKET, SO_TIMESTAMPING, &flags, sizeof flags))
+        return perror("tcp connect"), 2;
+    for (int i = 0; i < n; i++) {
+        char msg[48] = {0};
+        sleep_us(gap_us);
+        int64_t entered = realtime();
+        if (send(s, msg, sizeof msg, 0) != sizeof msg)
+            return perror("send"), 2;
+        for (int64_t deadline = realtime() + 100000000LL; realtime() < deadline;) {
+            char ctl[512], data[64];
+            struct iovec v = {data, sizeof data};
+            struct msghdr m = {.msg_iov = &v, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof ctl};
+            if (recvmsg(s, &m, MSG_ERRQUEUE | MSG_DONTWAIT) >= 0) {
+                int64_t tx = stamp_of(&m);
+                if (tx)
+                    printf("send->tx %lld\n", (long long)(tx - entered));
+                break;
+            }
+        }
+    }
+    close(s);
+    waitpid(child, NULL, 0);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 4 && strcmp(argv[1], "udp") == 0)
+        return udp(atoi(argv[2]), atoi(argv[3]));
+    if (argc == 4 && strcmp(argv[1], "tcp") == 0)
+        return tcp(atoi(argv[2]), atoi(argv[3]));
+    fprintf(stderr, "usage: floor udp|tcp <n> <gap_us>\n");
+    return 2;
+}
+"""
+
+ROW = "kernel floor on this machine: RX stamp -> read by a C spinner, send() -> TX stamp"
+
+
+def build(workdir: pathlib.Path) -> pathlib.Path | None:
+    """The floor program compiled in workdir; None when there is no C compiler."""
+    cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+    if cc is None:
+        return None
+    src, exe = workdir / "kernel_floor.c", workdir / "kernel_floor"
+    src.write_text(C_PROGRAM)
+    subprocess.run([cc, "-O2", "-std=gnu11", "-Wall", str(src), "-o", str(exe)], check=True, capture_output=True)
+    return exe
+
+
+def kernel_floor(n: int = 2000, gap_us: int = 200) -> dict[str, list[int]] | None:
+    """ns samples: {"rx->read": [...], "send->tx": [...]} from n datagrams and n sends, gap_us
+    apart (the venue's packets come further apart than this); None without a C compiler."""
+    with tempfile.TemporaryDirectory(prefix="kernel-floor-") as d:
+        exe = build(pathlib.Path(d))
+        if exe is None:
+            return None
+        out: dict[str, list[int]] = {"rx->read": [], "send->tx": []}
+        for mode in ("udp", "tcp"):
+            run = subprocess.run([str(exe), mode, str(n), str(gap_us)], check=True, capture_output=True,
+                                 text=True, timeout=60 + n * gap_us * 4e-6)
+            for line in run.stdout.splitlines():
+                key, ns = line.split()
+                out[key].append(int(ns))
+    return out
+
+
+def _pct(values: list[int], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))] / 1000.0
+
+
+def summary(floor: dict[str, list[int]] | None) -> str:
+    """One line: the floor's p50 / p99 of each, in us."""
+    if floor is None:
+        return f"{ROW}: not measured (no C compiler)"
+    parts = [f"{name} p50 {_pct(v, .5):.1f} / p99 {_pct(v, .99):.1f} us (n={len(v):,})"
+             for name, v in floor.items() if v]
+    return f"{ROW}: " + "; ".join(parts)
+
+
+if __name__ == "__main__":
+    args = [int(a) for a in sys.argv[1:3]]
+    print(summary(kernel_floor(*args)))
