@@ -58,11 +58,16 @@ def test_the_batch_path_marks_before_the_packet_as_one_by_one(monkeypatch):
     assert batch.state_hash() == one.state_hash() and batch.now == one.now
 
 
-def test_the_batch_path_keeps_a_packet_with_markouts_due_in_the_c_run(monkeypatch):
-    """Markouts due by a packet that pull nothing mature in Python and the packet goes back to
-    the C run (fsig_on_packets): no one-by-one on_event for it, same state as one by one."""
+@pytest.mark.parametrize("in_c", [True, False], ids=["fsig_mature", "python"])
+def test_the_batch_path_keeps_a_packet_with_markouts_due_in_the_c_run(in_c, monkeypatch):
+    """Markouts due by a packet that pull nothing mature in the C run (fsig_on_packets, by
+    fsig_mature), or without it in Python, and the packet stays in the run: no one-by-one
+    on_event for it, same state as one by one."""
     one, feed, refs, _ = filled(True, monkeypatch)
     batch, _, _, _ = filled(True, monkeypatch)
+    batch._rx.markouts.enabled = in_c
+    matured = []
+    monkeypatch.setattr(batch._rx.markouts, "from_c", lambda m, f=batch._rx.markouts.from_c: matured.append(1) or f(m))
     deep = [feed.packet(feed.add(CHIP, "B", 100, 8300 - 10 * k)) for k in range(3)]   # move no mid
     events = [md(deep[0], FILL_AT + 50 * MS), md(deep[1], PACKET_AT), md(deep[2], PACKET_AT + MS)]
     for ev in events:
@@ -74,3 +79,4 @@ def test_the_batch_path_keeps_a_packet_with_markouts_due_in_the_c_run(monkeypatc
     assert batch.metrics.markout_n == one.metrics.markout_n == [1, 1, 0]
     assert batch.state_hash() == one.state_hash() and batch.now == one.now
     assert batch.counts == one.counts and batch.quiet_packets == one.quiet_packets
+    assert matured == ([1] if in_c else [])
