@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from mm_core.risk.errors import RiskError
 
-__all__ = ["OptionParams", "UnitRisk", "bs_price", "bs_greeks", "scenario_grid", "unit_risk",
+__all__ = ["OptionParams", "UnitRisk", "bs_price", "bs_greeks", "scenario_grid", "unit_risk", "make_unit_risk",
            "YEAR_NS"]
 
 YEAR_NS = 365 * 86_400 * 1_000_000_000   # ACT/365
@@ -93,6 +93,18 @@ class UnitRisk:
     gamma: float                    # change of delta (shares) for a 1 % move of the underlying
     vega: float                     # currency per vol point (0.01)
     scenario_pnl: tuple[float, ...]  # currency, one per scenario_grid() entry
+
+
+_UnitRiskBuilder = type("_UnitRiskBuilder", UnitRisk.__bases__, {"__slots__": UnitRisk.__slots__})
+
+
+def make_unit_risk(delta: float, gamma: float, vega: float, scenario_pnl: tuple[float, ...]) -> UnitRisk:
+    """UnitRisk(delta, gamma, vega, scenario_pnl) without the frozen dataclass's per-field
+    setattr calls (greekbatch builds one per member of a group at each revaluation)."""
+    o = object.__new__(_UnitRiskBuilder)
+    o.delta, o.gamma, o.vega, o.scenario_pnl = delta, gamma, vega, scenario_pnl
+    o.__class__ = UnitRisk
+    return o
 
 
 def scenario_grid(spot_sigmas: float, vol_ref: float, horizon_days: float,
