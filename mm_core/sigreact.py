@@ -29,6 +29,7 @@ _MIRRORS = ("position", "hold", "halted", "sent", "memo", "work", "pair", "block
 _SCALARS = ("markout_n", "next_due_ns")
 _FLOATS = ("markout", "adverse")
 _NO_WORK = [0] * lib.FSIG_W_N
+_M_N, _W_N = lib.FSIG_M_N, lib.FSIG_W_N       # plain ints for the per-call code
 _FLOG_CAP = 1024        # risk feeds a run of packets may defer before it stops for Python
 
 
@@ -186,7 +187,7 @@ class ReactMirror:
 
     def memos_from_c(self, quote_memo: list, states) -> None:
         """The memos fsig_react_from priced into Engine.quote_memo, as _quote would store them."""
-        r, memo, w = self.r, self.memo, lib.FSIG_M_N
+        r, memo, w = self.r, self.memo, _M_N
         n = r.n_memo
         self.priced += n
         for s in ffi.unpack(r.memo_new, n):
@@ -198,7 +199,7 @@ class ReactMirror:
     def set_work(self, engine) -> None:
         """Our working quotes after the OMS moved (Engine._own_table calls it): the slots written
         last time cleared, then the working ones written (the rest of the mirror stays zero)."""
-        oms, work, w, at = engine.oms, self.work, lib.FSIG_W_N, self._slot_at
+        oms, work, w, at = engine.oms, self.work, _W_N, self._slot_at
         orders = oms.orders
         for b in self._work_written:
             work[b:b + w] = _NO_WORK
