@@ -330,6 +330,20 @@ static int do_pages(const char *dir)
     munmap(p, PAGES_FILE);
     close(fd);
     unlink(path);
+
+    /* The same clearing without a file: anonymous memory the kernel takes from its free lists and
+     * clears at MAP_POPULATE, then cleared again by memset once mapped. The two differ only in
+     * whether the memory was just taken from the free lists, which a VM host may have reclaimed
+     * (free page reporting) and backs again on first touch. */
+    c0 = thread_cpu_ns(), f0 = thread_faults();
+    p = mmap(NULL, PAGES_FILE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (p == MAP_FAILED)
+        return 2;
+    page_phase("anon_populate", c0, f0);
+    c0 = thread_cpu_ns(), f0 = thread_faults();
+    memset(p, 0, PAGES_FILE);
+    page_phase("anon_memset", c0, f0);
+    munmap(p, PAGES_FILE);
     return 0;
 }
 
@@ -733,7 +747,8 @@ def _build_c(workdir: pathlib.Path) -> pathlib.Path | None:
 
 def _run_c(exe: pathlib.Path, command: str, *args, format_version: int = 0, runs: int = 3,
            work: pathlib.Path = _WORK) -> dict[str, float]:
-    """Each number the median of `runs` runs of the C program, each in a fresh journal under `work`."""
+    """Each number the median of `runs` runs of the C program, each in a fresh journal under `work`
+    (and KEY_min / KEY_max: the spread of the runs)."""
     env = {**os.environ, "MMJ_BENCH_FORMAT": str(format_version)}
     results = []
     for _ in range(runs):
@@ -741,7 +756,8 @@ def _run_c(exe: pathlib.Path, command: str, *args, format_version: int = 0, runs
             out = subprocess.run([str(exe), command, str(d / "j"), *map(str, args)], check=True,
                                  capture_output=True, text=True, timeout=300, env=env)
         results.append({k: float(v) for k, v in (line.split() for line in out.stdout.splitlines())})
-    return {k: statistics.median(r[k] for r in results) for k in results[0]}
+    spread = {f"{k}_{how}": fn(r[k] for r in results) for k in results[0] for how, fn in (("min", min), ("max", max))}
+    return {**spread, **{k: statistics.median(r[k] for r in results) for k in results[0]}}
 
 
 def _c_tailer(exe: pathlib.Path, n: int, gap_ns: int, how: str = "poll") -> dict[str, float]:
@@ -1313,6 +1329,9 @@ _PAGE_PHASES = [
                      "when the helper is behind)"),
     ("reuse_map_populate", "re-use of an allocated file: mmap with MAP_POPULATE"),
     ("reuse_zero", "re-use of an allocated file: zeroing its pages (memset)"),
+    ("anon_populate", "for scale: anonymous memory with MAP_POPULATE (the kernel takes free pages and "
+                      "clears them)"),
+    ("anon_memset", "for scale: the same memory cleared again by memset once mapped"),
 ]
 
 

@@ -36,7 +36,8 @@ from recovery.reconcile import (
     AdoptPending, CancelAtVenue, Deliver, ReconResult, ResendCancel, Resolution, apply, local_view, reconcile, resolution_json,
     venue_view,
 )
-from recovery.replay import RECON_BEGIN, RECON_FINDING, RECON_OUTCOME, RECON_RESOLUTION, ReplayResult, replay_journal
+from recovery.replay import (RECON_BEGIN, RECON_FINDING, RECON_OUTCOME, RECON_RESOLUTION, UNSENT_ALL, ReplayResult,
+                             replay_journal)
 from recovery.snapshot import engine_setup
 from recovery.statedocs import engine_doc, order_doc
 from recovery.venue_link import SoupSession, full_view
@@ -304,8 +305,13 @@ def recover(settings: RecoverySettings, progress: Callable[[str, str], None] = _
         profile = engine.risk.limits.clock_profile
         progress("replay", f"replaying {settings.journal} through a fresh engine")
         t = time.perf_counter()
-        replayed = replay_journal(settings.journal, engine, profile=profile,
-                                  fresh_session=settings.fresh_session, snapshots=settings.snapshots)
+        try:
+            replayed = replay_journal(settings.journal, engine, profile=profile,
+                                      fresh_session=settings.fresh_session, snapshots=settings.snapshots)
+        except Exception as exc:
+            if journal is not None and _repaired(tail):
+                _journal_tail_of_failed_replay(journal, clock, tail, exc)
+            raise
         engine = replayed.engine         # the snapshot's, when replay resumed from one
         if replayed.stopped and not settings.dry_run:
             _refuse_damaged(settings.journal, replayed.stopped)
@@ -370,6 +376,20 @@ def recover(settings: RecoverySettings, progress: Callable[[str, str], None] = _
     finally:
         if journal is not None:
             journal.close()
+
+
+def _journal_tail_of_failed_replay(journal: Journal, clock: Callable[[], int], tail: dict,
+                                   exc: Exception) -> None:
+    """Replay raised after the writer's open repaired the tail: the repair is journaled all the same
+    (the next open finds the tail clean, so it is now or never), with the error. Nothing was decided
+    or sent yet, so every order a later replay has pending at this record was never sent
+    (`unsent_orders` "all"). A journal that cannot take it adds a note to the error raised."""
+    doc = {"kind": RECON_JOURNAL_TAIL, "journal_tail": tail, "unsent_orders": UNSENT_ALL,
+           "replay_error": {"type": type(exc).__name__, "message": str(exc)}}
+    try:
+        journal.append(RecordType.RECON, pack_json(doc), ts_ns=clock(), ts_source=int(TsSource.USER))
+    except Exception as journal_exc:       # noqa: BLE001 (the replay's error is what is raised)
+        exc.add_note(f"the repaired tail could not be journaled: {type(journal_exc).__name__}: {journal_exc}")
 
 
 def _journal_failure(shell: _Shell, result: Recovery, exc: BaseException) -> None:

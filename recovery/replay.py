@@ -33,7 +33,7 @@ from recovery.errors import BadRecoveryRecord, JournalUnavailable, SecondSession
 from recovery.reconcile import apply, reported_corrections, resolution_from_json
 from recovery.snapshot import Snapshot, engine_setup, journal_witness, latest_snapshot, replay_setup, write_snapshot
 
-__all__ = ["Divergence", "ReplayResult", "replay", "replay_journal", "RECON_BEGIN", "RECON_RESOLUTION",
+__all__ = ["Divergence", "ReplayResult", "replay", "replay_journal", "RECON_BEGIN", "RECON_RESOLUTION", "UNSENT_ALL",
            "RECON_OUTCOME", "RECON_FINDING"]
 
 # RECON record kinds ({"kind": ...} in the JSON document).
@@ -41,6 +41,9 @@ RECON_BEGIN = "begin"            # recovery started: the engine is told it is no
 RECON_RESOLUTION = "resolution"  # one resolution applied to the engine (re-applied by replay)
 RECON_OUTCOME = "outcome"        # reconciled or not: the engine is told so
 RECON_FINDING = "finding"        # what reconciliation found (for the record; no engine effect)
+# `unsent_orders` of a record journaled before anything was decided (a repaired tail whose replay
+# failed): every order replay has pending there was never sent
+UNSENT_ALL = "all"
 
 _INPUTS = frozenset(map(int, (RecordType.MD_PACKET, RecordType.VENUE_MSG, RecordType.VENUE_MSG_LONG,
                                RecordType.TIMER, RecordType.CLOCK_SAMPLE, RecordType.OPERATOR_CMD, RecordType.RECON)))
@@ -211,8 +214,12 @@ class _Walk:
         if doc is not None and self.expected:
             # a recovery's BEGIN closed the crashed session (what it decided last was never sent);
             # its OUTCOME names what it decided with no venue session to send it on
-            unsent = set(doc.get("unsent_orders") or ())
-            self.expected = collections.deque(a for a in self.expected if a.intent.token not in unsent)
+            unsent = doc.get("unsent_orders") or ()
+            if unsent == UNSENT_ALL:
+                self.expected.clear()
+            else:
+                unsent = set(unsent)
+                self.expected = collections.deque(a for a in self.expected if a.intent.token not in unsent)
         if self.expected:
             # the runner journals an event's orders before it takes the next input
             for action in self.expected:

@@ -55,3 +55,33 @@ def test_a_clean_open_journals_no_tail_record(tmp_path):
     recover(journaling.recovery_settings(path))
     docs = recon_docs(path)
     assert [d["kind"] for d in docs] == ["begin", "outcome"] and docs[0]["journal_tail"]["clean"]
+
+
+def test_a_repair_is_journaled_when_replay_fails_and_a_later_replay_counts_its_orders_unsent(tmp_path, monkeypatch):
+    """Replay raising after the open repaired the tail (here a MemoryError mid-replay) still
+    journals the repair, with the error; the orders a later replay has pending at that record
+    (the torn ORDER_SENT's) were never sent, so that replay does not count them as divergences."""
+    from journal import Reader
+    from journal.catalogue import RecordType
+    import recovery.recover as recover_module
+
+    path = str(tmp_path / "j")
+    write_session(path, session_events(3, 200)).journal.close()
+    with Reader(path) as reader:
+        last_order = [r.seq for r in reader.records(rtypes=[RecordType.ORDER_SENT])][-1]
+    lost = tear(path, last_order, power_loss=True)
+
+    def failing_replay(*args, **kwargs):
+        raise MemoryError("replay ran out of memory")
+    monkeypatch.setattr(recover_module, "replay_journal", failing_replay)
+    with pytest.raises(MemoryError):
+        recover(journaling.recovery_settings(path))
+    monkeypatch.undo()
+    docs = recon_docs(path)
+    assert [d["kind"] for d in docs] == [RECON_JOURNAL_TAIL]
+    assert docs[0]["journal_tail"]["first_lost_seq"] == lost and docs[0]["unsent_orders"] == "all"
+    assert docs[0]["replay_error"] == {"type": "MemoryError", "message": "replay ran out of memory"}
+    replayed = replay_journal(path, journaling.fresh_engine())
+    assert replayed.deterministic, [d.detail for d in replayed.divergences]
+    second = recover(journaling.recovery_settings(path))
+    assert second.tail["clean"] and second.replay.deterministic and not second.replay.unsent
