@@ -692,9 +692,11 @@ class Engine:
         calls (fsig_on_packets) while they end quiet: returns how many were taken (at least one)
         and the actions of the last one taken (the ones before it had none). Replay's batch path:
         the same state changes, counts and decisions as on_event for each. A packet the C hands
-        back to Python (a markout due, a reaction that may act) whose work ends with no action
-        does not end the call: the run goes on from the next packet (the caller would only have
-        counted it, as it counts the quiet ones)."""
+        back to Python (a reaction that may act, markouts due that the C could not mature or that
+        tripped a guard) whose work ends with no action does not end the call: the run goes on
+        from the next packet (the caller would only have counted it, as it counts the quiet ones).
+        Markouts due inside the run mature in C (fsig_mature, on mm_core.sigmature's copy of
+        Metrics' queues), as _mature_markouts would before each packet."""
         size = len(run.events)
         taken = 0
         while True:

@@ -27,6 +27,8 @@
  *   fsig_evaluate        SymbolGuard.evaluate (same Trip fields, same cool-down and trip count)
  *   fsig_own_fill_evaluate  SymbolGuard.on_own_fill then SymbolGuard.evaluate (one call)
  *   fsig_reverse_print   SymbolGuard.reverse_print alone (component tests)
+ *   fsig_mature          Engine._mature_markouts: Metrics.on_time on a copy of its queues, then
+ *                        the guards' on_markout and evaluate (replay's runs of packets)
  *
  * Determinism: floats are computed with the same operations in the same order as the Python
  * reference (sums left to right from the oldest element; int/int divisions done on doubles of
@@ -320,8 +322,9 @@ void fsig_run_offsets(uint64_t *off, uint32_t n);
  * before it (Python). At a packet at or past react->next_due_ns the markouts due mature before
  * it, at its time: by fsig_mature when the queues are loaded, and the run goes on unless a
  * guard tripped (FSIG_MATURED_TRIPPED with p->trips, that packet not applied, p->now_ns the
- * time before it); else (fsig_mature's FSIG_FALLBACK, or none loaded) FSIG_FALLBACK as at the deadline.
- * react->mk_matured counts fsig_mature's maturations (the caller copies them into Metrics).
+ * time before it); else (fsig_mature's FSIG_FALLBACK, or none loaded) FSIG_FALLBACK as at the
+ * deadline. react->mk_matured counts fsig_mature's maturations (the caller copies them into
+ * Metrics before any Python runs).
  * With react->flog_cap set, a packet ending in FSIG_FEED (no book errors) does not stop the run
  * while the log has room: its due feeds are logged (react->flog_*) and written to react->sent as
  * Engine._feed_risk would, then fsig_react_from(0) decides the reaction. Deferring is sound

@@ -26,7 +26,7 @@ class MetricsError(ValueError):
 
 class Metrics:
     # bumped by every change to the markout queues (on_fill, on_time): the compiled replay's C
-    # copy of them (mm_core.sigreact.ReactMirror.load_markouts) is reloaded when it moved
+    # copy of them (mm_core.sigmature.MarkoutQueues) is brought up to date when it moved
     changes = 0
 
     def __init__(self, n_symbols: int, horizons_ns: tuple[int, ...], adverse_horizon: int = 0,
