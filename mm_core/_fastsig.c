@@ -1348,6 +1348,93 @@ static int defer_feeds(const fsig *g, const fmd_book *b, fsig_packet *p) {
     return rc;
 }
 
+/* fsig_mature's first pass: whether every markout due by now can mature in C (see fastsig.h),
+ * with the sums it would leave in sums (OUT, [3 * FSIG_MK_MAX_H]) and the next due time (OUT). */
+static int mature_check(const fsig *g, const fsig_react *r, int64_t now_ns, int64_t *sums,
+                        int64_t *next_due) {
+    const int64_t *mid2 = g->iv[FSIG_I_MID2];
+    if (r->mk_h > FSIG_MK_MAX_H || r->mk_adverse >= r->mk_h)
+        return 0;
+    for (uint32_t s = 0; s < g->n; s++)
+        if (r->blocked[s])
+            return 0;
+    *next_due = r->mk_never;
+    for (uint32_t h = 0; h < r->mk_h; h++) {
+        int64_t *sum = &sums[3 * h];
+        memcpy(sum, &r->mk_sum[3 * h], 3 * sizeof *sum);
+        const int64_t horizon = r->mk_horizon[h];
+        for (uint32_t j = r->mk_head[h]; j < r->mk_len[h]; j++) {
+            const int64_t *e = &r->mk_q[((size_t)r->mk_qoff[h] + j) * FSIG_MK_W];
+            int64_t due, m2, d, mark;
+            if (__builtin_add_overflow(e[0], horizon, &due))
+                return 0;
+            if (due > now_ns) {
+                if (due < *next_due)
+                    *next_due = due;
+                break;
+            }
+            if (e[1] < 0 || e[1] >= (int64_t)g->n || e[4] == 0)
+                return 0;                   /* no such symbol, or on_time's division by zero */
+            m2 = mid2[e[1]];
+            if (m2 <= 0)                    /* it would wait for a mid (Metrics.blocked) */
+                return 0;
+            if (__builtin_mul_overflow(e[3], 2, &d) || __builtin_sub_overflow(m2, d, &d) ||
+                __builtin_mul_overflow(e[2], d, &mark) || __builtin_mul_overflow(mark, e[4], &mark) ||
+                __builtin_add_overflow(sum[0], mark, &sum[0]) ||
+                __builtin_add_overflow(sum[1], 1, &sum[1]) ||
+                __builtin_add_overflow(sum[2], e[4], &sum[2]))
+                return 0;
+        }
+    }
+    return 1;
+}
+
+int fsig_mature(fsig *g, fsig_react *r, int64_t now_ns, fsig_packet *p) {
+    int64_t sums[3 * FSIG_MK_MAX_H], next_due;
+    if (!r->mk_h || !mature_check(g, r, now_ns, sums, &next_due))
+        return FSIG_FALLBACK;
+    const int64_t *mid2 = g->iv[FSIG_I_MID2];
+    const uint32_t adverse = r->mk_adverse;
+    uint32_t n_tripped = 0, *tripped = r->feed;     /* scratch: the symbols to evaluate, in order */
+    for (uint32_t h = 0; h < r->mk_h; h++) {
+        const int64_t horizon = r->mk_horizon[h];
+        uint32_t j = r->mk_head[h];
+        for (; j < r->mk_len[h]; j++) {
+            const int64_t *e = &r->mk_q[((size_t)r->mk_qoff[h] + j) * FSIG_MK_W];
+            if (e[0] + horizon > now_ns)
+                break;
+            const uint32_t s = (uint32_t)e[1];
+            const int64_t sign = e[2], qty = e[4];
+            const int64_t mark_x2 = sign * (mid2[s] - 2 * e[3]) * qty;
+            const double per_share = (double)mark_x2 / (2.0 * (double)qty);
+            if (h != adverse)
+                continue;
+            r->mk_marked_by[s] += 1;
+            if (mark_x2 < 0) {
+                r->mk_adverse_n += 1;
+                r->mk_adverse_by[s] += 1;
+            }
+            r->markout[s] = r->markout[s] + r->mk_alpha * (per_share - r->markout[s]);
+            r->adverse[s] = (double)r->mk_adverse_by[s] / (double)r->mk_marked_by[s];
+            fsig_on_markout(g, s, sign > 0, per_share);
+            uint32_t k = 0;
+            while (k < n_tripped && tripped[k] != s)
+                k++;
+            if (k == n_tripped)
+                tripped[n_tripped++] = s;
+        }
+        r->mk_head[h] = j;
+    }
+    memcpy(r->mk_sum, sums, 3 * r->mk_h * sizeof *sums);
+    r->markout_n = sums[3 * adverse + 1];
+    r->next_due_ns = next_due;
+    r->mk_matured++;
+    p->n_trips = 0;
+    for (uint32_t k = 0; k < n_tripped; k++)
+        p->n_trips += (uint32_t)fsig_evaluate(g, tripped[k], now_ns, &p->trips[p->n_trips]);
+    return p->n_trips ? FSIG_TRIPPED : FSIG_OK;
+}
+
 void fsig_run_offsets(uint64_t *off, uint32_t n) {
     for (uint32_t i = 1; i <= n; i++)
         off[i] += off[i - 1];
@@ -1362,13 +1449,22 @@ int fsig_on_packets(fsig *g, fmd_book *b, const uint8_t *buf, const uint64_t *of
     uint32_t i = from;
     for (; i < count; i++) {
         int64_t at = ts[i] > now ? ts[i] : now;
-        if (at > stop_after || (p->react && at >= p->react->next_due_ns)) {
-            /* past the clock's deadline (Engine.on_event judges the clock first), or markouts
-             * due by this packet that mature before it (Engine._on_market_data): Python takes
+        if (at > stop_after) {
+            /* past the clock's deadline (Engine.on_event judges the clock first): Python takes
              * it, at the time of the packets before it */
             p->now_ns = now;
             rc = FSIG_FALLBACK;
             break;
+        }
+        if (p->react && at >= p->react->next_due_ns) {
+            /* markouts due by this packet mature before it (Engine._on_market_data): here, or
+             * Python takes the packet at the time of the ones before it */
+            rc = fsig_mature(g, p->react, at, p);
+            if (rc != FSIG_OK) {
+                p->now_ns = now;
+                rc = rc == FSIG_TRIPPED ? FSIG_MATURED_TRIPPED : FSIG_FALLBACK;
+                break;
+            }
         }
         now = at;
         p->now_ns = now;

@@ -71,6 +71,7 @@ _on_packet_c, _reprice_touched_c = lib.fsig_on_packet, lib.fsig_reprice_touched
 _SIG_FALLBACK, _SIG_NOMEM, _SIG_TRIPPED = lib.FSIG_FALLBACK, lib.FSIG_NOMEM, lib.FSIG_TRIPPED
 _SIG_CALIBRATE = lib.FSIG_CALIBRATE
 _SIG_QUIET, _SIG_REACT, _SIG_FEED = lib.FSIG_QUIET, lib.FSIG_REACT, lib.FSIG_FEED
+_SIG_MATURED_TRIPPED = lib.FSIG_MATURED_TRIPPED
 _react_from_c = lib.fsig_react_from
 _requote_may_act_c = lib.fsig_requote_may_act
 _MEMO_N, _SENT_N = lib.FSIG_M_N, lib.FSIG_S_N
@@ -692,9 +693,11 @@ class Engine:
         calls (fsig_on_packets) while they end quiet: returns how many were taken (at least one)
         and the actions of the last one taken (the ones before it had none). Replay's batch path:
         the same state changes, counts and decisions as on_event for each. A packet the C hands
-        back to Python (a markout due, a reaction that may act) whose work ends with no action
-        does not end the call: the run goes on from the next packet (the caller would only have
-        counted it, as it counts the quiet ones)."""
+        back to Python (a reaction that may act, markouts due that the C could not mature or that
+        tripped a guard) whose work ends with no action does not end the call: the run goes on
+        from the next packet (the caller would only have counted it, as it counts the quiet ones).
+        Markouts due inside the run mature in C (fsig_mature, on mm_core.sigmature's copy of
+        Metrics' queues), as _mature_markouts would before each packet."""
         size = len(run.events)
         taken = 0
         while True:
@@ -714,6 +717,8 @@ class Engine:
         if (oms.transitions, oms.counter) != self._pkt_own_version:
             self._own_table()
         self._risk_if_moved()
+        metrics, rx = self.metrics, self._rx
+        rx.markouts.markouts_for(metrics)   # the C matures the markouts due in the run itself
         done, messages, end = self._run_done, self._run_messages, len(events)
         # the C call stops before the packet past the clock's deadline: on_event judges the clock
         stale_at = self.risk.clock_stale_at
@@ -722,6 +727,9 @@ class Engine:
                            self._pkt, done, messages)
         taken = done[0]
         self.now = self.md_heard_ns = self._pkt.now_ns     # on_event's time, up to the last packet C looked at
+        if react.mk_matured:            # into Metrics before any Python reads it
+            rx.markouts.from_c(metrics)
+            rx.seen_metrics(metrics)
         if react.n_flog:                # the feeds C deferred, before anything else runs
             self._feeds_from_c(react)
         if taken:                       # the quiet ones: on_event's and the packet path's counts
@@ -741,6 +749,9 @@ class Engine:
         if start + taken == end:
             return taken, []
         ev = events[start + taken]
+        if rc == _SIG_MATURED_TRIPPED:  # not applied: the markouts due by it matured, a guard tripped
+            step, actions = self._markouts_before(ev, tripped=True)
+            return taken + step, actions
         if rc == _SIG_FALLBACK:         # not applied: the one-by-one path takes it
             at = ev.now_ns if ev.now_ns > self.now else self.now
             if self.metrics.next_due_ns <= at <= self.risk.clock_stale_at:
@@ -752,19 +763,26 @@ class Engine:
         self._drain_risk(actions)
         return taken + 1, actions
 
-    def _markouts_before(self, ev: MarketData) -> tuple[int, list[Action]]:
+    def _markouts_before(self, ev: MarketData, tripped: bool = False) -> tuple[int, list[Action]]:
         """A packet fsig_on_packets handed back because markouts are due by its time: on_event's
         prologue and _on_market_data's start (the markouts mature at the mid the book held before
-        the packet). When that pulled nothing and left nothing due, the packet goes back to the C
-        run: 0 taken (the next C call applies and counts it, its feeds deferred as the others').
-        Otherwise the rest of on_event takes it: 1 taken and its actions."""
+        the packet; `tripped`: fsig_mature matured them there and guards tripped, the trips in
+        self._pkt, so only the pulls are left). When that pulled nothing and left nothing due, the
+        packet goes back to the C run: 0 taken (the next C call applies and counts it, its feeds
+        deferred as the others'). Otherwise the rest of on_event takes it: 1 taken and its actions."""
         now = ev.now_ns
         if now > self.now:
             self.now = now              # before the clock's deadline: the run stops there
         heard_before = self.md_heard_ns
         self.md_heard_ns = now = self.now
         actions: list[Action] = []
-        self._mature_markouts(actions)
+        if tripped:                     # _mature_markouts' pulls, in the order it evaluates
+            pkt = self._pkt
+            trips = pkt.trips
+            for i in range(pkt.n_trips):
+                self._pull_on_trip(trip_of(trips[i]), actions)
+        else:
+            self._mature_markouts(actions)
         if not actions and now < self.metrics.next_due_ns:
             return 0, actions
         self.counts["events"] += 1

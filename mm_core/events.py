@@ -16,7 +16,7 @@ from mm_core.types import OrderIntent
 __all__ = [
     "MarketData", "VenueMessage", "Timer", "ClockSample", "OperatorCommand", "JournalHealth",
     "Reconciled", "Event", "SendOrder", "RequestRetransmit", "JournalNote", "Action",
-    "OPERATOR_COMMANDS",
+    "OPERATOR_COMMANDS", "market_data_of", "venue_message_of", "timer_of",
 ]
 
 
@@ -122,3 +122,36 @@ class JournalNote:
 
 
 Action = Union[SendOrder, RequestRetransmit, JournalNote]
+
+
+# Fast constructors for the inputs replay builds per journal record: the frozen dataclass's
+# __init__ sets each field through object.__setattr__; these fill a slotted twin and retype it
+# (as mm_core.types.make_intent does). The same objects: equal, hashed and pickled alike.
+_new = object.__new__
+_MarketDataBuilder = type("_MarketDataBuilder", MarketData.__bases__, {"__slots__": MarketData.__slots__})
+_VenueMessageBuilder = type("_VenueMessageBuilder", VenueMessage.__bases__, {"__slots__": VenueMessage.__slots__})
+_TimerBuilder = type("_TimerBuilder", Timer.__bases__, {"__slots__": Timer.__slots__})
+
+
+def market_data_of(packet: bytes, now_ns: int, ts_source: TsSource) -> MarketData:
+    """MarketData(packet, now_ns, ts_source)."""
+    o = _new(_MarketDataBuilder)
+    o.packet, o.now_ns, o.ts_source = packet, now_ns, ts_source
+    o.__class__ = MarketData
+    return o
+
+
+def venue_message_of(packet: bytes, now_ns: int, ts_source: TsSource) -> VenueMessage:
+    """VenueMessage(packet, now_ns, ts_source)."""
+    o = _new(_VenueMessageBuilder)
+    o.packet, o.now_ns, o.ts_source = packet, now_ns, ts_source
+    o.__class__ = VenueMessage
+    return o
+
+
+def timer_of(now_ns: int, timer_id: int) -> Timer:
+    """Timer(now_ns, timer_id)."""
+    o = _new(_TimerBuilder)
+    o.now_ns, o.timer_id = now_ns, timer_id
+    o.__class__ = Timer
+    return o

@@ -27,6 +27,8 @@
  *   fsig_evaluate        SymbolGuard.evaluate (same Trip fields, same cool-down and trip count)
  *   fsig_own_fill_evaluate  SymbolGuard.on_own_fill then SymbolGuard.evaluate (one call)
  *   fsig_reverse_print   SymbolGuard.reverse_print alone (component tests)
+ *   fsig_mature          Engine._mature_markouts: Metrics.on_time on a copy of its queues, then
+ *                        the guards' on_markout and evaluate (replay's runs of packets)
  *
  * Determinism: floats are computed with the same operations in the same order as the Python
  * reference (sums left to right from the oldest element; int/int divisions done on doubles of
@@ -315,9 +317,14 @@ void fsig_run_offsets(uint64_t *off, uint32_t n);
  * packet ends in FSIG_QUIET without book errors (p->react must be set) and stops after the first
  * one that does not: its code is returned (FSIG_FALLBACK: that packet was not applied) with
  * *done the quiet packets before it, which hold *messages messages; FSIG_QUIET with *done =
- * count - from when all were quiet. A packet at or past react->next_due_ns, or whose time is
- * past stop_after (the clock's deadline), is not applied (FSIG_FALLBACK, p->now_ns the time
- * before it): the markouts due mature, or the clock is judged, before it (Python).
+ * count - from when all were quiet. A packet whose time is past stop_after (the clock's
+ * deadline) is not applied (FSIG_FALLBACK, p->now_ns the time before it): the clock is judged
+ * before it (Python). At a packet at or past react->next_due_ns the markouts due mature before
+ * it, at its time: by fsig_mature when the queues are loaded, and the run goes on unless a
+ * guard tripped (FSIG_MATURED_TRIPPED with p->trips, that packet not applied, p->now_ns the
+ * time before it); else (fsig_mature's FSIG_FALLBACK, or none loaded) FSIG_FALLBACK as at the
+ * deadline. react->mk_matured counts fsig_mature's maturations (the caller copies them into
+ * Metrics before any Python runs).
  * With react->flog_cap set, a packet ending in FSIG_FEED (no book errors) does not stop the run
  * while the log has room: its due feeds are logged (react->flog_*) and written to react->sent as
  * Engine._feed_risk would, then fsig_react_from(0) decides the reaction. Deferring is sound
@@ -373,7 +380,8 @@ enum fsig_react_const {
     FSIG_S_PRICE4 = 0, FSIG_S_STALE = 1, FSIG_S_NS = 2, FSIG_S_N = 3,
     FSIG_QUIET = 8,             /* nothing of the reaction can act */
     FSIG_REACT = 9,             /* react->work_at (or react->markouts) needs the caller */
-    FSIG_FEED = 10              /* react->n_feed risk feeds are due */
+    FSIG_FEED = 10,             /* react->n_feed risk feeds are due */
+    FSIG_MATURED_TRIPPED = 11   /* fsig_on_packets: markouts matured before a packet tripped a guard */
 };
 
 typedef struct fsig_react {
@@ -428,7 +436,39 @@ typedef struct fsig_react {
     uint32_t *flog_sym;         /* [flog_cap] the symbol (p->touched[feed[k]]) */
     double *flog_fair;          /* [flog_cap] its fair value (p->fairs[feed[k]]) */
     int64_t *flog_ns;           /* [flog_cap] the packet's p->now_ns */
+    /* Metrics' markout queues for fsig_mature (mk_h 0: none loaded, fsig_on_packets stops at a
+     * due markout for Python as before). Entry j of horizon h is the 5 words (fill_ns, symbol,
+     * sign, price, qty) at mk_q[(mk_qoff[h] + j) * FSIG_MK_W], for mk_head[h] <= j < mk_len[h];
+     * fsig_mature moves mk_head[h] past the ones it matures (the caller pops as many from
+     * Metrics.pending[h] and rebases). What Metrics.on_time updates is mirrored beside: */
+    uint32_t mk_h;              /* len(Metrics.horizons) (at most FSIG_MK_MAX_H) */
+    uint32_t mk_adverse;        /* Metrics.adverse_horizon */
+    double mk_alpha;            /* Metrics.markout_alpha */
+    int64_t mk_never;           /* Metrics' next_due_ns with nothing pending */
+    int64_t *mk_horizon;        /* [FSIG_MK_MAX_H] Metrics.horizons */
+    int64_t *mk_q;
+    uint32_t *mk_qoff;          /* [FSIG_MK_MAX_H] */
+    uint32_t *mk_head;          /* [FSIG_MK_MAX_H] in/out */
+    uint32_t *mk_len;           /* [FSIG_MK_MAX_H] */
+    int64_t *mk_sum;            /* [3 * FSIG_MK_MAX_H] markout_x2[h], markout_n[h], markout_qty[h] at
+                                 * 3h, 3h+1, 3h+2 */
+    int64_t mk_adverse_n;       /* Metrics.adverse */
+    int64_t *mk_marked_by;      /* [n] Metrics.marked_by (recent_markout is the markout mirror) */
+    int64_t *mk_adverse_by;     /* [n] Metrics.adverse_by */
+    uint32_t mk_matured;        /* out: fsig_mature calls that matured (ran on_time), since reset */
 } fsig_react;
+
+enum fsig_mk_const { FSIG_MK_W = 5, FSIG_MK_MAX_H = 8 };
+
+/* Markouts due by now_ns, matured in C: Engine._mature_markouts on the mirrors (Metrics.on_time
+ * with the kernel's mids, then SymbolGuard.on_markout of each one at the adverse horizon and
+ * SymbolGuard.evaluate of their symbols, in first-matured order), the react mirrors written as
+ * ReactMirror.set_metrics would. FSIG_OK (nothing tripped), FSIG_TRIPPED (the trips in p->trips:
+ * the caller pulls) or FSIG_FALLBACK, nothing changed: no queues loaded, a symbol in Metrics.blocked,
+ * a due markout with no mid (it would wait), a bad entry or a sum past int64_t (Python does it).
+ * r->feed is its scratch (the symbols to evaluate). fsig_on_packets calls it at a packet due for
+ * markouts. */
+int fsig_mature(fsig *g, fsig_react *r, int64_t now_ns, fsig_packet *p);
 
 /* Engine._quote's key of a symbol into key[FSIG_M_NKEY] (no state changes; for tests). Returns 0,
  * or 1 when _quote returns no quote before the key (fair <= 0, halted). */

@@ -25,6 +25,10 @@ class MetricsError(ValueError):
 
 
 class Metrics:
+    # bumped by every change to the markout queues (on_fill, on_time): the compiled replay's C
+    # copy of them (mm_core.sigmature.MarkoutQueues) is brought up to date when it moved
+    changes = 0
+
     def __init__(self, n_symbols: int, horizons_ns: tuple[int, ...], adverse_horizon: int = 0,
                  markout_alpha: float = 0.2) -> None:
         if not horizons_ns or any(h <= 0 for h in horizons_ns) or list(horizons_ns) != sorted(horizons_ns):
@@ -116,6 +120,7 @@ class Metrics:
             self.spread_marked_side[i] += qty
         for q in self.pending:
             q.append((now_ns, symbol_id, sign, price, qty))
+        self.changes += 1
         due = now_ns + self.horizons[0]
         if due < self.next_due_ns:
             self.next_due_ns = due
@@ -171,6 +176,7 @@ class Metrics:
                     break
             else:
                 return []
+        self.changes += 1
         matured = []
         next_due = _NEVER
         blocked: list[int] = []

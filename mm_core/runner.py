@@ -40,7 +40,7 @@ from journal.errors import DiskFull, JournalError
 from mm_core.engine import Engine
 from mm_core.events import (
     ClockSample, JournalHealth, JournalNote, MarketData, OperatorCommand, Reconciled,
-    RequestRetransmit, SendOrder, Timer, VenueMessage,
+    RequestRetransmit, SendOrder, Timer, VenueMessage, market_data_of, timer_of, venue_message_of,
 )
 from mm_core.protocol import ProtocolError, ouch, soupbintcp
 from mm_core.types import OrderKind, Side, make_intent
@@ -739,7 +739,7 @@ class Runner:
             self._md_refused(data, sender[0])
             return
         now = rx_ns - self._utc_offset_s * 1_000_000_000 if source == _HW_PHC else rx_ns   # engine_time
-        self._input(RecordType.MD_PACKET, data, rx_ns, source, MarketData(data, now, source),
+        self._input(RecordType.MD_PACKET, data, rx_ns, source, market_data_of(data, now, source),
                     read_ns=_realtime())
 
     def _md_refused(self, data: bytes, sender: str) -> None:
@@ -809,7 +809,7 @@ class Runner:
                 self._oe_lost(_OE_EOS)
             rtype, payload = venue_payload(self.soup_seq if ptype == ord("S") else 0, ptype, msg_type, frame)
             # the venue's answers may use the reserve: the engine must know what it owns
-            event = VenueMessage(frame, engine_time(rx_ns, src, self._utc_offset_s), src)
+            event = venue_message_of(frame, engine_time(rx_ns, src, self._utc_offset_s), src)
             if not self._input(rtype, payload, rx_ns, src, event, reserve=ptype != _HEARTBEAT) and msg_type:
                 self._venue_refused.add(self.soup_seq)
             if msg_type and self._tap is not None:
@@ -1548,7 +1548,7 @@ def market_data_event(rec, utc_offset_s: int = TAI_MINUS_UTC_S) -> MarketData:
     """The engine input of an MD_PACKET record (engine_events' mapping; replay's batch path, which
     batches no PHC-stamped packet); `utc_offset_s` as engine_time takes it."""
     source = _ts_source(rec.ts_source)
-    return MarketData(rec.payload, engine_time(rec.ts_ns, source, utc_offset_s), source)
+    return market_data_of(rec.payload, engine_time(rec.ts_ns, source, utc_offset_s), source)
 
 
 # record types as plain ints: engine_events compares every record's type (an enum member's
@@ -1604,12 +1604,13 @@ def engine_events(records: Iterable, profile: str = "eu-hft", fresh_session: boo
             yield market_data_event(rec, offset)
         elif rtype == _VENUE_T or rtype == _VENUE_LONG_T:
             source = _ts_source(rec.ts_source)
-            yield VenueMessage(venue_fields(rtype, rec.payload)[3], engine_time(rec.ts_ns, source, offset), source)
+            yield venue_message_of(venue_fields(rtype, rec.payload)[3], engine_time(rec.ts_ns, source, offset),
+                                   source)
         elif rtype == _TIMER_T:
             payload = rec.payload
             if len(payload) == _TIMER_SIZE:     # one struct call, not a numpy record per timer
                 timer_id, now_ns = _TIMER.unpack(payload)
-                yield Timer(now_ns, timer_id)
+                yield timer_of(now_ns, timer_id)
             else:
                 timer = unpack(RecordType.TIMER, payload)      # its error
                 yield Timer(int(timer["now_ns"]), int(timer["timer_id"]))

@@ -16,6 +16,7 @@ from __future__ import annotations
 from mm_core._fastmd_cffi import ffi, lib
 from mm_core.oms import OrderState
 from mm_core.risk import TradingState
+from mm_core.sigmature import MarkoutQueues
 from mm_core.types import Purpose, Side
 
 __all__ = ["ReactMirror", "memo_words", "work_words"]
@@ -28,6 +29,7 @@ _MIRRORS = ("position", "hold", "halted", "sent", "memo", "work", "pair", "block
 _SCALARS = ("markout_n", "next_due_ns")
 _FLOATS = ("markout", "adverse")
 _NO_WORK = [0] * lib.FSIG_W_N
+_M_N, _W_N = lib.FSIG_M_N, lib.FSIG_W_N       # plain ints for the per-call code
 _FLOG_CAP = 1024        # risk feeds a run of packets may defer before it stops for Python
 
 
@@ -76,6 +78,7 @@ class ReactMirror:
     """One engine's fsig_react; `r` is the struct fsig_packet.react points at."""
 
     price_misses = True     # False: memo misses return to Python (the tests' stage 2 reference)
+    mature_in_c = True      # False: a run of packets stops for Python at due markouts (the reference)
     _metrics_seen = None    # (Metrics, its adverse-horizon markout count) set_metrics last wrote
     priced = 0              # memo misses the C reaction priced (benchmark figure)
 
@@ -120,6 +123,8 @@ class ReactMirror:
                      arr("flog_ns", "int64_t", _FLOG_CAP))
         for name in _FLOATS:
             setattr(self, name, arr(name, "double", n))
+        # Metrics' markout queues, for the markouts a run of packets matures in C
+        self.markouts = MarkoutQueues(r, self.markout, n, self.mature_in_c)
         # the work mirror's offset of each quote slot (OMS working key)
         self._slot_at = {slot: (2 * s + i) * lib.FSIG_W_N for s, slots in enumerate(engine.quote_slots)
                          for i, slot in enumerate(slots)}
@@ -182,7 +187,7 @@ class ReactMirror:
 
     def memos_from_c(self, quote_memo: list, states) -> None:
         """The memos fsig_react_from priced into Engine.quote_memo, as _quote would store them."""
-        r, memo, w = self.r, self.memo, lib.FSIG_M_N
+        r, memo, w = self.r, self.memo, _M_N
         n = r.n_memo
         self.priced += n
         for s in ffi.unpack(r.memo_new, n):
@@ -194,7 +199,7 @@ class ReactMirror:
     def set_work(self, engine) -> None:
         """Our working quotes after the OMS moved (Engine._own_table calls it): the slots written
         last time cleared, then the working ones written (the rest of the mirror stays zero)."""
-        oms, work, w, at = engine.oms, self.work, lib.FSIG_W_N, self._slot_at
+        oms, work, w, at = engine.oms, self.work, _W_N, self._slot_at
         orders = oms.orders
         for b in self._work_written:
             work[b:b + w] = _NO_WORK
@@ -207,6 +212,10 @@ class ReactMirror:
                 work[b:b + w] = [1, order.price, order.leaves, state is _ACCEPTED or state is _PARTIAL,
                                  order.sent_ns]
                 written.append(b)
+
+    def seen_metrics(self, m) -> None:
+        """The markout mirrors are m's as they stand (fsig_mature wrote them, as set_metrics would)."""
+        self._metrics_seen = (m, m.markout_n[m.adverse_horizon])
 
     def set_metrics(self, m, matured=None) -> None:
         """The markout inputs after Metrics.on_fill / on_time (`matured`: what that on_time

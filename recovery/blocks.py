@@ -23,6 +23,7 @@ __all__ = ["BLOCK_RECORDS", "Blocks", "ListedRecords", "listed_run"]
 BLOCK_RECORDS = 8192     # records per C pass: ~0.5 MB of a session journal, a few ms of replay
 _MD = int(RecordType.MD_PACKET)
 _PHC = int(TsSource.HW_PHC)  # a TAI stamp: the engine's time needs the UTC offset in force, so no batch
+_new_record = tuple.__new__  # Record(...) without the NamedTuple's Python-level __new__ (one per record)
 
 
 class _Block:
@@ -52,8 +53,8 @@ class _Block:
 
     def record(self, k: int) -> Record:
         offs = self.offs
-        return Record(self.seqs[k], self.rtypes[k], self.ts[k], self.sources[k], self.states[k],
-                      self.blob[offs[k]:offs[k + 1]])
+        return _new_record(Record, (self.seqs[k], self.rtypes[k], self.ts[k], self.sources[k], self.states[k],
+                                    self.blob[offs[k]:offs[k + 1]]))
 
 
 class ListedRecords:

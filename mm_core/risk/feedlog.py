@@ -22,6 +22,9 @@ _N = lib.FFD_N
 _BACK = lib.FFD_POSITION                # the row's first slots, up to here, are written back
 _APPLIED = lib.FFD_APPLIED
 _MARKS = lib.FFD_A_FAIR_BPS             # the account's first slots: cash, gross, net, peak
+# the slots the per-call code names, as plain ints (a lib attribute is looked up on each use)
+_A_N, _A_GROSS, _A_NET, _A_PEAK = lib.FFD_A_N, lib.FFD_A_GROSS, lib.FFD_A_NET, lib.FFD_A_PEAK
+_READY, _PRICED_FAIR, _PRICED_NS = lib.FFD_READY, lib.FFD_PRICED_FAIR, lib.FFD_PRICED_NS
 assert (lib.FFD_FAIR, lib.FFD_REFERENCE, lib.FFD_MD_NS, lib.FFD_NOTIONAL, lib.FFD_FAIR_BAND,
         lib.FFD_REFERENCE_BAND, lib.FFD_DRIFT_BAND, lib.FFD_POSITION, lib.FFD_MULTIPLIER,
         lib.FFD_FEED_REFERENCE, lib.FFD_UNDERLYING, lib.FFD_PRICED_FAIR, lib.FFD_PRICED_NS,
@@ -47,7 +50,7 @@ class FeedLog:
     def __init__(self) -> None:
         self._table = None
         self._size = 0
-        self._acct = ffi.new("int64_t[]", lib.FFD_A_N)
+        self._acct = ffi.new("int64_t[]", _A_N)
         self._revalue = ffi.new("uint32_t *")
 
     def __reduce__(self):
@@ -73,7 +76,7 @@ class FeedLog:
         constants = (lim.collar_fair_bps, lim.collar_reference_bps, lim.collar_drift_bps, reprice_ns)
         if not (_all_int(constants) and min(constants) >= 0 and type(reprice_move) is float):
             return self._one_by_one(gw, 0, n, symbols, fairs, times, references)
-        acct[_MARKS:lib.FFD_A_N] = constants
+        acct[_MARKS:_A_N] = constants
         rows = [self._fill(gw, s, references[s]) for s in ids]
         k = 0
         while k < n:
@@ -98,10 +101,10 @@ class FeedLog:
         try:
             if type(group.priced_fair) is not int or type(group.priced_ns) is not int:
                 raise TypeError("priced")
-            self._table[at + lib.FFD_PRICED_FAIR:at + lib.FFD_PRICED_NS + 1] = (
+            self._table[at + _PRICED_FAIR:at + _PRICED_NS + 1] = (
                 group.priced_fair, group.priced_ns)
         except (OverflowError, TypeError):      # its next feeds through on_market
-            self._table[at + lib.FFD_READY] = 0
+            self._table[at + _READY] = 0
 
     @staticmethod
     def _one_by_one(gw, k: int, n: int, symbols, fairs, times, references) -> None:
@@ -125,7 +128,7 @@ class FeedLog:
         the gateway's _Symbol when ready (written back after the call), else None."""
         table = self._table
         at = s * _N
-        table[at + lib.FFD_READY] = 0
+        table[at + _READY] = 0
         sym = gw._symbols.get(s)
         if sym is None or sym.book_stale or type(reference) is not int or reference <= 0:
             return None
@@ -142,7 +145,7 @@ class FeedLog:
         try:
             table[at:at + _N] = values
         except OverflowError:           # beyond int64_t: this symbol's feeds in Python
-            table[at + lib.FFD_READY] = 0
+            table[at + _READY] = 0
             return None
         return sym
 
@@ -162,5 +165,5 @@ class FeedLog:
                 applied = True
         if applied:
             acct = self._acct
-            gw._gross, gw._net = acct[lib.FFD_A_GROSS], acct[lib.FFD_A_NET]
-            gw._pnl_peak = acct[lib.FFD_A_PEAK]
+            gw._gross, gw._net = acct[_A_GROSS], acct[_A_NET]
+            gw._pnl_peak = acct[_A_PEAK]

@@ -10,7 +10,7 @@ So a given set of inputs always takes the same path and gives the same numbers (
 from __future__ import annotations
 
 from mm_core._fastmd_cffi import ffi, lib
-from mm_core.risk.greeks import OptionParams, UnitRisk
+from mm_core.risk.greeks import OptionParams, UnitRisk, make_unit_risk
 
 __all__ = ["GroupPricer"]
 
@@ -74,5 +74,5 @@ class GroupPricer:
         out = []
         for at in range(0, self._size, stride):
             delta, gamma, vega, lo, hi = values[at:at + _HEAD]
-            out.append((UnitRisk(delta, gamma, vega, tuple(values[at + _HEAD:at + stride])), lo, hi))
+            out.append((make_unit_risk(delta, gamma, vega, tuple(values[at + _HEAD:at + stride])), lo, hi))
         return out

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from mm_core.risk.errors import RiskError
 
 __all__ = ["OptionParams", "UnitRisk", "bs_price", "bs_greeks", "scenario_grid", "scenario_move",
-           "unit_risk", "YEAR_NS"]
+           "unit_risk", "make_unit_risk", "YEAR_NS"]
 
 YEAR_NS = 365 * 86_400 * 1_000_000_000   # ACT/365
 _SQRT2 = math.sqrt(2.0)
@@ -101,6 +101,18 @@ def scenario_move(spot_sigmas: float, vol_ref: float, horizon_days: float) -> fl
     refused (mm_core.risk.limits, RiskGateway.on_option_params) rather than clamped, as a
     clamped grid would not be the stress the limits document states."""
     return spot_sigmas * vol_ref * math.sqrt(horizon_days / 365.0)
+
+
+_UnitRiskBuilder = type("_UnitRiskBuilder", UnitRisk.__bases__, {"__slots__": UnitRisk.__slots__})
+
+
+def make_unit_risk(delta: float, gamma: float, vega: float, scenario_pnl: tuple[float, ...]) -> UnitRisk:
+    """UnitRisk(delta, gamma, vega, scenario_pnl) without the frozen dataclass's per-field
+    setattr calls (greekbatch builds one per member of a group at each revaluation)."""
+    o = object.__new__(_UnitRiskBuilder)
+    o.delta, o.gamma, o.vega, o.scenario_pnl = delta, gamma, vega, scenario_pnl
+    o.__class__ = UnitRisk
+    return o
 
 
 def scenario_grid(spot_sigmas: float, vol_ref: float, horizon_days: float,

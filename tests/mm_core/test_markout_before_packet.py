@@ -58,11 +58,16 @@ def test_the_batch_path_marks_before_the_packet_as_one_by_one(monkeypatch):
     assert batch.state_hash() == one.state_hash() and batch.now == one.now
 
 
-def test_the_batch_path_keeps_a_packet_with_markouts_due_in_the_c_run(monkeypatch):
-    """Markouts due by a packet that pull nothing mature in Python and the packet goes back to
-    the C run (fsig_on_packets): no one-by-one on_event for it, same state as one by one."""
+@pytest.mark.parametrize("in_c", [True, False], ids=["fsig_mature", "python"])
+def test_the_batch_path_keeps_a_packet_with_markouts_due_in_the_c_run(in_c, monkeypatch):
+    """Markouts due by a packet that pull nothing mature in the C run (fsig_on_packets, by
+    fsig_mature), or without it in Python, and the packet stays in the run: no one-by-one
+    on_event for it, same state as one by one."""
     one, feed, refs, _ = filled(True, monkeypatch)
     batch, _, _, _ = filled(True, monkeypatch)
+    batch._rx.markouts.enabled = in_c
+    matured = []
+    monkeypatch.setattr(batch._rx.markouts, "from_c", lambda m, f=batch._rx.markouts.from_c: matured.append(1) or f(m))
     deep = [feed.packet(feed.add(CHIP, "B", 100, 8300 - 10 * k)) for k in range(3)]   # move no mid
     events = [md(deep[0], FILL_AT + 50 * MS), md(deep[1], PACKET_AT), md(deep[2], PACKET_AT + MS)]
     for ev in events:
@@ -74,3 +79,36 @@ def test_the_batch_path_keeps_a_packet_with_markouts_due_in_the_c_run(monkeypatc
     assert batch.metrics.markout_n == one.metrics.markout_n == [1, 1, 0]
     assert batch.state_hash() == one.state_hash() and batch.now == one.now
     assert batch.counts == one.counts and batch.quiet_packets == one.quiet_packets
+    assert matured == ([1] if in_c else [])
+
+
+def test_markouts_the_c_run_matures_that_trip_the_guard_pull_as_one_by_one(monkeypatch):
+    """Adverse markouts due by a packet in a run trip the guard when fsig_mature matures them:
+    the run stops before that packet and the pulls go out as on_event's would (the same actions,
+    the same engine), the packet then taken as one by one."""
+    from mm_core.events import SendOrder
+    from mm_core.types import Side
+    one, feed, refs, price = filled(True, monkeypatch)
+    batch, _, _, _ = filled(True, monkeypatch)
+    for engine in (one, batch):         # bought well above the mid: adverse at every horizon
+        mid2 = engine.mid2[CHIP]
+        for k in range(6):
+            engine.metrics.on_fill(CHIP, Side.BUY, 100, mid2 // 2 + 50, mid2, FILL_AT + k)
+    handed = []                         # _markouts_before's `tripped` of each packet handed back
+    original = Engine._markouts_before
+    monkeypatch.setattr(Engine, "_markouts_before", lambda self, ev, tripped=False: (
+        handed.append(tripped), original(self, ev, tripped))[1])
+    deep = [feed.packet(feed.add(CHIP, "B", 100, 8300 - 10 * k)) for k in range(3)]   # move no mid
+    events = [md(deep[0], FILL_AT + 50 * MS), md(deep[1], PACKET_AT), md(deep[2], PACKET_AT + MS)]
+    want = [one.on_event(ev) for ev in events]
+    assert any("guard-trip" in repr(a) for a in want[1])
+    assert any(type(a) is SendOrder and a.intent.kind.name == "CANCEL" for a in want[1])
+    got, i, packets = [], 0, PacketRun(events)
+    while i < len(events):
+        taken, actions = batch.on_packet_run(packets, i)
+        got.extend([[]] * (taken - 1) + [actions])
+        i += taken
+    assert handed == [True]
+    assert [repr(a) for a in got] == [repr(a) for a in want]
+    assert batch.state_hash() == one.state_hash() and batch.now == one.now
+    assert batch.counts == one.counts and not batch.mirrors_stale()

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from journal import Journal, Reader
+from journal import Journal, Reader, Record
 from journal.catalogue import PAYLOAD_DTYPES, RecordType, TsSource
 from mm_core.engine import ffi
 from mm_core.events import MarketData
@@ -43,8 +43,10 @@ def mixed(tmp_path_factory):
 @pytest.mark.parametrize("first, last", [(None, None), (1, 1), (500, 1_800), (2_999, None), (4_000, None)])
 def test_records_equal_the_readers(mixed, block, first, last):
     with Reader(mixed) as r:
-        want = [tuple(rec) for rec in r.records(first_seq=first, last_seq=last)]
-        assert [tuple(rec) for rec in Blocks(r, first, last, block_records=block)] == want
+        want = list(r.records(first_seq=first, last_seq=last))
+        got = list(Blocks(r, first, last, block_records=block))
+        assert got == want and {type(rec) for rec in got} <= {Record}
+        assert [rec._asdict() for rec in got] == [rec._asdict() for rec in want]
 
 
 def _run_view(run) -> list:

@@ -121,6 +121,9 @@ def test_packet_runs_equal_on_event_one_by_one(jitter, flog_cap, monkeypatch):
         runs._rx.r.flog_cap = flog_cap
     deferred: list[int] = []
     original = Engine._feeds_from_c
+    matured: list[int] = []             # markouts the runs matured in C (fsig_mature)
+    mature_back = runs._rx.markouts.from_c
+    monkeypatch.setattr(runs._rx.markouts, "from_c", lambda m: matured.append(1) or mature_back(m))
 
     def logged(self, react):
         deferred.append(react.n_flog)
@@ -148,7 +151,7 @@ def test_packet_runs_equal_on_event_one_by_one(jitter, flog_cap, monkeypatch):
             k += taken
         i = j
     assert [repr(a) for a in got] == [repr(a) for a in want]
-    assert _engine_view(runs) == _engine_view(one) and batched > 10
+    assert _engine_view(runs) == _engine_view(one) and batched > 10 and len(matured) > 10
     if flog_cap == 0:
         assert deferred == []
     else:
