@@ -8,8 +8,11 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: demo test bench debs install install-test install-bench clean
 
+# A Debian python3 without its venv module gets python3-venv first (pyenv and others ship it).
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv \
+		&& $(PYTHON) -m venv $(VENV); }
 	$(BIN)/pip install -q --upgrade pip
 
 install: $(BIN)/python
@@ -30,7 +33,8 @@ debs:
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
-demo: install
+# the demo's clock is the PTP lab (ptp4l, pmc, ip) and the C core needs gcc: without them it trades nothing
+demo: debs install
 	$(BIN)/mmaudit demo
 
 test: debs install-test

@@ -130,6 +130,7 @@ class RunnerReport:
     orders_unsent: int = 0           # journaled, not sent: no order entry (a re-login failed)
     protocol_errors: int = 0
     md_foreign: int = 0              # datagrams on the market-data port from other addresses: not read
+    warm_steps: int = 0              # idle-time shadow events (mm_core.warmer; busy-poll only)
     sends_failed: int = 0            # journaled orders the socket refused (TX_TS status SEND_FAILED)
     venue_lost: bool = False         # the order entry ended under us: closed, reset, framing error,
                                      # silent past rx_timeout, a send past send_timeout (not after
@@ -620,6 +621,7 @@ class Runner:
                 elif warm is not None and t >= next_warm:
                     warm.step()         # one shadow event, ~30 us (rebuilding a stuck one ~7 ms, rare)
                     next_warm = t + s.warm_interval_ns
+                    self.report.warm_steps += 1
                 self._heartbeat_if_idle(t)
             return self._ended(stop)
         finally:

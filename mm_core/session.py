@@ -257,6 +257,7 @@ class SessionSettings:
     clock: ClockSpec = ClockSpec()
     seed: int | None = None          # the embedded venue's background flow
     busy_poll: bool = False
+    warm_interval_ns: int | None = None   # busy-poll's idle-time warming (RunnerSettings); None: its default
     durability: str = "pagecache"
     venue_log_dir: str | None = None
     progress_interval_s: float = 1.0
@@ -266,6 +267,10 @@ class SessionSettings:
     def __post_init__(self) -> None:
         if not self.duration_s > 0:
             raise SessionConfigError(f"duration must be positive, not {self.duration_s}")
+        if self.warm_interval_ns is not None and not self.busy_poll:
+            raise SessionConfigError("--warm-interval applies to --busy-poll only (an epoll wait sleeps in the kernel)")
+        if self.warm_interval_ns is not None and self.warm_interval_ns < 0:
+            raise SessionConfigError(f"the warm interval must be 0 (off) or positive, not {self.warm_interval_ns} ns")
         if self.seed is not None and self.venue.kind == "external":
             raise SessionConfigError("--seed applies to a venue this session starts, not to HOST:PORT")
         if self.control_path:
@@ -655,6 +660,7 @@ class Session:
                 rerequest_port=venue_spec.rerequest_port, md_bind=venue_spec.md_bind,
                 md_sources=venue_spec.md_sources, clock_profile=self.profile,
                 busy_poll=s.busy_poll,
+                **({} if s.warm_interval_ns is None else {"warm_interval_ns": s.warm_interval_ns}),
                 **({"username": user.username, "password": user.password} if user else {})), self.monitor,
                 reconciler=self.reconciler)
             # the control socket before the session's first record: a path another session

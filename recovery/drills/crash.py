@@ -47,6 +47,10 @@ HOOK_WAIT_S = 3.0             # a hook not reached by then: the kill falls back 
 FALLBACK = " (fallback)"      # after a kill point a run's hook never reached
 
 
+# a run killed inside the C writer: its verdict waits for the next recovery's tail report
+HOOK_PENDING = "no recovery after it"
+
+
 # ------------------------------------------------------------------------------ the crash drill
 
 @dataclass(frozen=True)
@@ -212,7 +216,7 @@ class _CrashDrill:
                 # killed before its record was published: the next recovery must say it tore
                 words = run.kill_detail.split()
                 self._torn = (run, int(words[words.index("seq") + 1]))
-                run.hook_check = "no recovery after it"
+                run.hook_check = HOOK_PENDING
 
     def judge_tail(self, tail: dict) -> None:
         """A recovery's tail report after a kill inside the C writer: the record it was writing
@@ -230,6 +234,8 @@ class _CrashDrill:
             run.hook_check = f"recovery removed no half-rolled segment: {tail}"
         else:
             run.hook_check = "ok"
+        if self.progress is not None and run.run:     # held back at its kill (the warm-up run is not shown)
+            self.progress(run)
 
     def check_hook(self, detail: str) -> str:
         """Proof that the process died where the hook says, from the journal and the venue:
@@ -324,8 +330,8 @@ class _CrashDrill:
             self.standby_snapshots()
             self.kill_as_planned(proc, point, delay, run)
             report.runs.append(run)
-            if self.progress is not None:
-                self.progress(run)
+            if self.progress is not None and run.hook_check != HOOK_PENDING:
+                self.progress(run)          # else once the next recovery judged its torn record
         self.standby_done()
         self.final_check(report, list(proc.acks))
 

@@ -295,3 +295,24 @@ def test_busy_poll_still_serves_every_input_and_stops_on_time(tmp_path):
     kinds = summary["journal"]["by_type"]
     assert kinds["MD_PACKET"] > 0 and kinds["TIMER"] >= 10 and kinds["CLOCK_SAMPLE"] >= 1
     assert time.monotonic() - started < 30
+    assert summary["runner"]["warm_steps"] > 0        # idle-time warming is on by default
+
+
+def test_warm_interval_zero_turns_idle_warming_off(tmp_path):
+    result = invoke(run, ["--busy-poll", "--warm-interval", "0", "--no-ptp-lab", "--duration", "1s",
+                          "--journal", str(tmp_path / "j"), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["runner"]["warm_steps"] == 0 and summary["runner"]["inputs"] > 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--warm-interval", "1ms"], "applies to --busy-poll only"),
+    (["--busy-poll", "--warm-interval", "fast"], "not 0 or an interval like 250us"),
+    (["--busy-poll", "--warm-interval", "250"], "not 0 or an interval like 250us"),
+    (["--busy-poll", "--warm-interval", "0.0001us"], "rounds to 0 ns"),
+])
+def test_a_bad_warm_interval_is_refused_before_anything_runs(tmp_path, args, message):
+    result = invoke(run, [*args, "--no-ptp-lab", "--duration", "1s", "--journal", str(tmp_path / "j")])
+    assert result.exit_code != 0 and message in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "j").exists()
