@@ -3,6 +3,12 @@ merged in journal order, venue messages joined to the order that created their t
 quantity after each execution, and the UTC time and clock context of every event, chunk by chunk
 with the join and remaining quantities carried across chunks (memory bounded by the chunk).
 
+An order a crash recovery adopted from the venue (its ORDER_SENT lost with a torn journal tail) is
+joined to the adoption's RECON record instead (adoptions.py: the venue's terms, the record's
+sequence and time), for its events after that record, and marked (`order_adopted`): what only the
+lost ORDER_SENT held (parties, time in force, send time) is not in that origin, and each report says
+what it does with such an order.
+
 Owns event classification (EVENT_NAMES) and the token join: a chunk's merge, OUCH fields, new
 orders and joined columns in compiled passes (orderjoin), with the numpy passes they replaced kept
 as their reference (FUSED). The regulatory code mappings (RTS 24, CAT, RTS 22) live in the report

@@ -122,6 +122,7 @@ def base_table(ev: events.OrderEvents, ref: RefData,
     has_price = (e == EV["SENT_NEW"]) | (e == EV["SENT_REPLACE"]) | (e == EV["ACCEPTED"]) | (e == EV["REPLACED"])
     known = c["creator"] >= 0
     terms = known & ~adopted                          # the order's validity: its ORDER_SENT's
+    firm = (c["origin"] == 0) & ~adopted
     n = len(ev)
     wire_side = np.where(events.CARRIES_SIDE[c["msg_type"]], c["wire_side"], c["order_wire_side"])
     columns = {
@@ -161,9 +162,10 @@ def base_table(ev: events.OrderEvents, ref: RefData,
         "trader_code": trader_code,
         "client_id": ids("client_id"),
         "client_code": client_code,
-        "risk_verdict": pa.array(c["risk_verdict"].astype(np.uint8, copy=False), mask=~(c["origin"] == 0)),
-        "trading_state": pa.array(c["trading_state"].astype(np.uint8, copy=False), mask=~(c["origin"] == 0)),
-        "limits_version": pa.array(c["limits_version"].astype(np.uint32, copy=False), mask=~(c["origin"] == 0)),
+        # the creating ORDER_SENT's gateway verdict and state: none journaled for an adopted order
+        "risk_verdict": pa.array(c["risk_verdict"].astype(np.uint8, copy=False), mask=~firm),
+        "trading_state": pa.array(c["trading_state"].astype(np.uint8, copy=False), mask=~firm),
+        "limits_version": pa.array(c["limits_version"].astype(np.uint32, copy=False), mask=~firm),
         **common.clock_columns(ev),
         "recovery_status": ac.codes(status, RECOVERY_STATUSES, unsent | adopted),
         "recovery_seq": ac.masked(resolved_at.astype(np.uint64, copy=False), unsent | adopted),

@@ -5,8 +5,10 @@ Cancel never reached the venue, ResendCancel), with the sequence and UTC time of
 
 Write-ahead journals an order before its bytes leave, so a crash between the two leaves an
 ORDER_SENT the venue never saw; only the recovery's resolution says so, later in the journal. Owns
-the one read of RECON records (few: read whole, from the journal start to its end, as
-venuetime.recovery_windows reads them) and the lookups by token; not the reports' columns.
+this read of RECON records (few: read whole, from the journal start to its end, as
+venuetime.recovery_windows reads them) and the lookups by token; not the reports' columns. The
+orders a recovery adopted (resolution adopt) are the event join's (adoptions.py: read chunk by chunk
+where they are, as the ORDER_SENTs they stand in for).
 """
 from __future__ import annotations
 
