@@ -4,11 +4,12 @@ columns the event join (events.Creators) indexes in place of the ORDER_SENT a to
 
 Such an origin is reconstructed from the venue's view: the token, symbol, side byte (a sell's Reg
 SHO marking included), price and quantity the venue held (for a cancel adoption, the shares it held
-open at the reconciliation), and, for a replacement, the order it replaced. The firm's send time and the order's parties (algo, desk, trader, client) and time in
-force were only in the lost ORDER_SENT: the origin's row carries zeros for them, its sequence and
-time are the RECON record's (the evidence, journaled before the venue's messages of the order), and
-reports mark it (events' `order_adopted` column) and never read those as the order's. An adoption of
-no shares (a token the venue rejected: no terms) indexes nothing; its events stay orders of no origin.
+open at the reconciliation), and, for a replacement, the order it replaced. The firm's send time,
+the order's parties (algo, desk, trader, client) and its time in force were only in the lost
+ORDER_SENT: the origin's row carries zeros for them, its sequence and time are the RECON record's
+(the evidence, journaled before the venue's messages of the order), and reports mark it (events'
+`order_adopted` column) and never read those as the order's. An adoption of no shares (a token the
+venue rejected: no terms) indexes nothing; its events stay orders of no origin.
 
 Owns parsing those records (a chunk's few, read whole: Reader.read_blobs); not the join or the
 reports' columns.

@@ -726,7 +726,8 @@ class Creators:
 
         def fill(rows: dict[str, np.ndarray]) -> None:
             for name, column in rows.items():
-                column[...] = adopted[name][take] if name in adopted else (b"" if column.dtype.kind == "S" else 0)
+                unknown = b"" if column.dtype.kind == "S" else 0
+                column[...] = adopted[name][take] if name in adopted else unknown
             rows["side"][...] = np.where(rows["wire_side"] == ord("B"), ord("B"), ord("S"))
             # a replacement inherits its chain's OUCH stock and capacity as a journaled Replace does
             rows["msg_type"][...] = np.where(parent != b"", ord("U"), ord("O"))

@@ -1,7 +1,7 @@
 """A real crash with a power loss: the runner SIGKILLed mid-session on the embedded venue, the journal
-cut at the ORDER_SENT of an order the venue then filled (it and every record after it lost), and
-recovery adopting that order from the venue's messages. Each report builds the order's origin from
-the adoption's RECON record: the orders report and execution quality report its executions (marked
+cut at the input the engine sent an order on that the venue then filled (it, the ORDER_SENT and every
+record after them lost), and recovery adopting such orders from the venue's messages. Each report
+builds the order's origin from the adoption's RECON record: the orders report and execution quality report its executions (marked
 ADOPTED / RECOVERY_ADOPTED, with the RECON record's sequence) at the venue's values; RTS 22 and CAT
 keep them in rejects with the one reason each cannot report them."""
 from __future__ import annotations
@@ -45,9 +45,9 @@ def _venue_message(record):
     return None
 
 
-def _filled_order(records) -> tuple[int, str]:
-    """(journal sequence, token) of the last order ORDER_SENT created that the venue executed later
-    in the journal, preferring one no Modify follows (a lost Modify's Order Modified is an event the
+def _filled_order(records) -> int:
+    """The journal sequence of the last ORDER_SENT creating an order the venue executed later in
+    the journal, preferring one no Modify follows (a lost Modify's Order Modified is an event the
     recovered engine cannot apply: it halts, which is recovery's matter, not the reports')."""
     created: dict[str, int] = {}
     filled: dict[str, int] = {}
@@ -64,8 +64,7 @@ def _filled_order(records) -> tuple[int, str]:
             if token in created:
                 filled[token] = created[token]
     assert filled, "the session journaled no fill of an order it sent"
-    ranked = sorted(((not any(m > seq for m in modifies), seq, token) for token, seq in filled.items()))
-    return ranked[-1][1:]
+    return max(filled.values(), key=lambda seq: (not any(m > seq for m in modifies), seq))
 
 
 def _adopted_with_fills(journal: str) -> str:
@@ -110,7 +109,7 @@ def test_executions_of_an_order_a_recovery_adopted_are_in_each_report(crashed_se
     venue, journal, address = crashed_session
     with Reader(journal) as reader:
         records = list(reader.records())
-    sent, _ = _filled_order(records)
+    sent = _filled_order(records)
     # the input the engine sent that order on (the last record before it other than the orders and
     # TX timestamps of the same decision) and all after it lost: the replay, without that input,
     # does not send the order again, and recovery adopts it from the venue's messages

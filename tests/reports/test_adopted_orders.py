@@ -65,8 +65,8 @@ def test_adopted_orders_are_reported_from_their_recon_record_also_in_a_range_aft
         assert all(r["recovery_status"] is None and r["algo_id"] is not None
                    for r in orders if r["order_id"] == "E1")
         fills = _rows(out, "execution-quality", "fills", ["order_id", "exec_qty", "order_origin", "origin_recon_seq"])
-        assert fills == [{"order_id": "R1", "exec_qty": 100, "order_origin": "RECOVERY_ADOPTED", "origin_recon_seq": r1},
-                         {"order_id": "C1", "exec_qty": 50, "order_origin": "RECOVERY_ADOPTED", "origin_recon_seq": c1}]
+        assert fills == [{"order_id": token, "exec_qty": qty, "order_origin": "RECOVERY_ADOPTED", "origin_recon_seq": seq}
+                         for token, qty, seq in (("R1", 100, r1), ("C1", 50, c1))]
         rts22 = read(out, "rts22", "rejects").to_pylist()
         assert [(r["field"], f"journal sequence {s})" in r["reason"]) for r, s in zip(rts22, (r1, c1))] == \
             [("f57_investment_decision_within_firm", True)] * 2
