@@ -224,3 +224,34 @@ def test_a_reconcile_queued_by_the_runner_itself_is_carried_out_at_once(tmp_path
         runner._thread = threading.get_ident()
         receipt = runner.operator(OperatorCommand(1, "safe-mode-on", "ops", "test"))
         assert receipt.is_set() and receipt.error == "" and receipt.journaled
+
+
+def test_a_reconcile_whose_relogin_meets_another_sequence_feeds_nothing_and_ends_the_run(tmp_path):
+    """End to end on the embedded venue: the runner's re-login asks for a sequence the venue has
+    not reached (here the runner's count is moved 3 ahead, as a runner that lost track would be),
+    the venue starts at its next message instead, and the reconcile says so: nothing of that
+    session fed, the engine HALTED, no quote left resting, and the run ends naming both sequences
+    (no exception on its thread): only a full recovery, which reconciles from sequence 1, can
+    resume it."""
+    seen = {}
+
+    def body(venue, runner, engine, control):
+        runner.soup_seq += 3
+        seen["answer"] = send(control, {"command": "reconcile", "actor": "ops", "reason": "check"}, 30)
+        seen["state"] = engine.risk.state
+        seen["fed_after"] = engine.venue_seq
+        wait(lambda: runner.report.stop_reason, 10)
+        seen["fed_later"] = engine.venue_seq
+        seen["resting"] = venue.live_orders(USER)
+
+    engine, path, runner, errors = live(tmp_path, body)
+    answer = seen["answer"]
+    assert answer["ok"] is False and answer["reconciliation"]["reconciled"] is False, answer
+    assert any("sequence" in r for r in answer["reconciliation"]["reasons"]), answer
+    assert seen["state"] is TradingState.HALTED and seen["fed_later"] == seen["fed_after"]
+    assert not runner.order_entry_logged_in and seen["resting"] == [], seen["resting"]
+    stop = runner.report.stop_reason
+    assert errors == [] and "login starts at sequence" in stop and "nothing of that session was fed" in stop, stop
+    docs = recon_docs(path)
+    assert [d["kind"] for d in docs if d["kind"] in ("begin", "outcome")] == ["begin", "outcome"]
+    assert docs[-1]["reconciled"] is False
