@@ -20,9 +20,7 @@ import numpy as np
 
 from journal.catalogue import RecordType, unpack_json
 from reports import orderjoin
-from reports.recovery_marks import RECON_RESOLUTION
-
-ADOPT, CANCEL = "adopt", "cancel"       # recovery/reconcile.py AdoptPending, CancelAtVenue actions
+from reports.recovery_marks import ADOPT, CANCEL, RECON_RESOLUTION
 _TERMS = ("symbol_id", "price")
 
 

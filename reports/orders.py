@@ -19,7 +19,8 @@ recovery_status ADOPTED and the adoption's RECON sequence in recovery_seq on eve
 origin is reconstructed, not the firm's: no NEWO row (the Enter and its send time were lost; the
 venue's acceptance time bounds it above), its side, instrument and limit from the venue's terms, and
 its algo, desk, trader, client, liquidity flag and validity null (only the lost ORDER_SENT held them),
-which is why those columns are nullable (schema orders-3).
+which is why those columns are nullable in the report of a journal that holds an adoption (schema
+orders-3; REQUIRED in Parquet otherwise, as before).
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ from reports.source import JournalSlice
 from reports.validate import REJECTS_SCHEMA, declare_required, split
 
 KIND = "orders"
-SCHEMA_VERSION = "orders-3"        # 2: recovery_status, recovery_seq; 3: ADOPTED, parties nullable
+SCHEMA_VERSION = "orders-3"        # 2: recovery_status, recovery_seq; 3: ADOPTED (parties nullable)
 RECOVERY_STATUSES = ["NOT_SENT", "ADOPTED"]
 
 RTS24_CODES = ["NEWO", "REME", "CAME", "PARF", "FILL", "EXPI", "CAMO"]
@@ -47,13 +48,14 @@ SIDE_CODES = ["BUYI", "SELL"]
 # OUCH cancel reasons: U user requested (confirms CAME), I IOC remainder and T timeout expire,
 # anything else (supervisory, regulatory, self-match, system) is a cancel by market operations.
 _EXPIRY_REASONS = (ord("I"), ord("T"))
-# Never null in a kept row: built without nulls, or (time, instrument and side, which need the
-# event's UTC time or its creating order) null only in rows the checks reject. The parties and
-# validity are null on an adopted order's rows (ADOPTED).
+# Never null in a kept row: built without nulls, or (time, instrument, side and validity, which
+# need the event's UTC time or its creating order) null only in rows the checks reject; ORDER_TERMS
+# too, unless the journal holds an adoption (null on an adopted order's rows: ADOPTED). Required
+# columns carry no definition levels in Parquet: an orders run of a journal without one costs no more.
 NOT_NULL = ("seq", "event_type", "origin", "order_id", "symbol_id", "symbol", "isin", "cfi", "segment_mic",
-            "currency", "side", "order_type", "trading_capacity",
-            "executing_entity_lei", "event_time_utc",
+            "currency", "side", "order_type", "trading_capacity", "executing_entity_lei", "event_time_utc",
             "ts_recorded_ns", "ts_source", "utc_basis", "utc_offset_s", "clock_state", "trade_date")
+ORDER_TERMS = ("validity_period", "liquidity_provision", "algo_id", "desk_id", "trader_id", "client_id")
 
 
 def rts24_event(ev: events.OrderEvents) -> tuple[np.ndarray, np.ndarray]:
@@ -186,7 +188,7 @@ def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
             table, checks = base_table(ev, ref, marks.result())
             del ev, chunk           # the event arrays are now in the table; free the rest early
             kept, rejected = split(table, KIND, "order_events", checks)
-            sink.add("order_events", declare_required(kept, NOT_NULL))
+            sink.add("order_events", declare_required(kept, NOT_NULL + (() if marks.result().adopted else ORDER_TERMS)))
             if rejected.num_rows:
                 rejects.append(rejected)
     return ReportOutput(kind=KIND, schema_version=SCHEMA_VERSION, tables={},

@@ -90,3 +90,12 @@ def test_a_journaled_order_sent_stays_the_origin_and_events_before_an_adoption_h
     rejected = read(tmp_path / "o", "orders", "rejects").to_pylist()
     assert [(r["field"], r["reason"]) for r in rejected] == [("order_id", "no ORDER_SENT in the journal created "
                                                                          "this order token")]
+
+
+def test_order_terms_are_required_in_parquet_unless_the_journal_holds_an_adoption(tmp_path):
+    b = DayBuilder()
+    b.session_start(); b.clock_sample()
+    b.enter("K1", 1, "B", 1_499_900, 300); b.advance(10_000); b.accept("K1")
+    run(["orders"], b.write(tmp_path / "j"), tmp_path / "o", refdata_dir=FIXTURE_REFDATA)
+    schema = pa.parquet.read_schema(next((tmp_path / "o" / "orders" / "order_events").rglob("*.parquet")))
+    assert not any(schema.field(name).nullable for name in ("algo_id", "client_id", "validity_period"))
