@@ -15,7 +15,14 @@ UNKNOWN_MEOT), never guessed. A trade the venue breaks later (OUCH Broken Trade)
 false, in this file and after: the spec sets it only for a trade the TRF/ORF/ADF rejected (see NOTES).
 An order a crash recovery marked not sent (its Enter never reached the venue: recovery_marks) keeps
 its MENO, has no route event (MEOR, MEMR, MECR: each rejected with that reason) and is closed by a
-firm-initiated MEOC at the recovery's resolution. firmROEID and the file group carry the journal's
+firm-initiated MEOC at the recovery's resolution. An order a crash recovery adopted from the venue
+(its ORDER_SENT lost with a torn journal tail: reports/adoptions.py) has a MENO and MEOR built at
+the venue's Accepted of it, and its other events as any order's, but every one of them is rejected
+with that reason: CAT keys each event of an order by orderKeyDate, the time the firm originated it,
+and the MENO's and MEOR's eventTimestamp are the firm's order and route times; all were lost with the
+ORDER_SENT (the venue's acceptance only bounds them above), so none is reported with a stand-in
+time. Its executions need no MEOT unless the venue does not report to CAT (FAQ E15, below); such a
+MEOT would name the order by its orderKeyDate too. firmROEID and the file group carry the journal's
 id, so two journals of one day never share one. tradingSession comes from the OUCH time in force
 and the event's Eastern time (TRADING_SESSIONS).
 
@@ -88,6 +95,10 @@ UNKNOWN_MEOT = {
 ORPHAN_TRADE = ("execution of an order no ORDER_SENT in the journal created (e.g. one a recovery adopted from "
                 "the venue): its instrument, parties and New Order / Order Route events are unknown, so neither "
                 "whether a MEOT is owed (its venue) nor the events of its order can be built")
+# Why every event of an order a recovery adopted is rejected (after common.adopted_origin).
+ADOPTED = ("CAT keys every event of an order by its orderKeyDate, the time the firm originated it, and a New "
+           "Order's and Order Route's eventTimestamp are the firm's order and route times: that ORDER_SENT held "
+           "them, and no stand-in time is reported")
 # Never null in a kept row: the fields every event requires (rows lacking one are rejected), the
 # sequence and the trade date (null only without a UTC time, which is rejected too).
 NOT_NULL = ("seq",) + COMMON_REQUIRED + ("trade_date",)
@@ -189,6 +200,9 @@ def _rows_for(ev: events.OrderEvents, ref: RefData, not_sent: recovery_marks.Mar
     # a venue cancel not requested by the firm (IOC remainder, timeout, supervisory...) is no MEOC
     first[(e == EV["CANCELED"]) & (ev.cols["reason"] != USER_REQUESTED)] = -1
     new = e == EV["SENT_NEW"]
+    # an adopted order's New Order and Route events, at the venue's Accepted (rejected: see ADOPTED)
+    adopted_new = (e == EV["ACCEPTED"]) & ev.cols["order_adopted"]
+    first[adopted_new] = 0
     closed = np.zeros(len(e), bool)
     if len(not_sent) and new.any():
         at = np.flatnonzero(new)
@@ -201,7 +215,7 @@ def _rows_for(ev: events.OrderEvents, ref: RefData, not_sent: recovery_marks.Mar
             new[at[other]] = False
             closed[at] = np.where(not_sent.utc_valid[mark],
                                   timetext.eastern_days(not_sent.utc_ns[mark]) == day, ~other)
-    counts = (first >= 0).astype(np.int64) + new + closed
+    counts = (first >= 0).astype(np.int64) + (new | adopted_new) + closed
     rows = np.repeat(np.arange(len(e), dtype=np.int64), counts)
     place = np.arange(len(rows)) - (np.cumsum(counts) - counts)[rows]     # among its event's rows
     types = first[rows]
@@ -217,7 +231,7 @@ _COLUMNS = ("seq", "ts_ns", "ts_source", "event", "token_key", "prior_token_key"
             "algo_id", "client_id", "desk_id", "tif", "order_wire_side", "creator_seq", "creator_ts_ns",
             "creator_ts_source", "price", "qty", "exec_price", "exec_qty", "leaves", "match", "stock", "order_stock",
             "origin", "msg_type", "msg_len", "order_qty", "order_capacity", "order_price", "wire_side",
-            "decrement", "reason", "prior_creator")
+            "decrement", "reason", "prior_creator", "order_adopted")
 
 
 def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None,
@@ -272,6 +286,10 @@ def build_unsessioned(ev: events.OrderEvents, ref: RefData, rejections: dict | N
     stamps = timetext.cat_timestamp_rows(ev.utc.utc_ns)
     event_ts = ac.row_text(stamps, stamps.shape[1], ev.utc.valid)
     key_date = _order_key_dates(ev, event_ts, stamps)
+    adopted = c["order_adopted"]
+    if adopted.any():           # an adopted order's origination time is unknown: no stand-in value
+        key_date = _where(~adopted, key_date)
+        event_ts = _where(~(adopted & (types <= CAT_TYPES.index("MEOR"))), event_ts)
     t = types
     is_new, is_mod, is_cancel, is_trade = (t == 0), (t == 2), (t == 3), (t == 4)
     routes = cat_routes.route_flags(c, t, CAT_TYPES, rejections or cat_routes.venue_rejections_none(),
@@ -358,6 +376,10 @@ def build_unsessioned(ev: events.OrderEvents, ref: RefData, rejections: dict | N
     # MEOT fields: whether a MEOT is owed at all depends on its venue, unknown without the order)
     orphan = is_trade & (c["creator"] < 0)
     head.append(mask_check("type", orphan, ORPHAN_TRADE))
+    head.append(mask_check("orderKeyDate", adopted, lambda rows: [
+        f"no {CAT_TYPES[t]}: {common.adopted_origin(s)}; {ADOPTED}"
+        for t, s in zip(types[rows], c["creator_seq"][rows].tolist())]))
+    orphan = orphan | adopted             # rejected for that alone, not for the fields it lacks
     tail = [mask_check(name, is_trade & ~orphan, reason) for name, reason in UNKNOWN_MEOT.items()]
     tail.append(mask_check("routedOrderID", unsent_route, lambda rows: [
         f"no {CAT_TYPES[t]}: the venue never received this order (a recovery marked {k.decode()!r} not sent at "

@@ -25,6 +25,18 @@ NS_PER_DAY = ac.NS_PER_DAY
 NO_CREATOR = "no ORDER_SENT in the journal created this order token"
 
 
+def adopted_origin(recon_seq) -> str:
+    """What an order a crash recovery adopted is (events' order_adopted), with its evidence."""
+    return (f"order adopted by a crash recovery from the venue's view (RECON resolution at journal sequence "
+            f"{recon_seq}): its ORDER_SENT was lost with the journal's torn tail, so its send time (before the "
+            f"venue's acceptance: no more is known) and its algo, desk, trader and client are unknown")
+
+
+def adopted_reasons(cols, what: str):
+    """mask_check reasons for rows of adopted orders: the origin, then `what` the report lacks."""
+    return lambda rows: [f"{adopted_origin(s)}; {what}" for s in cols["creator_seq"][rows].tolist()]
+
+
 def select_trade_date(ev: OrderEvents, trade_date: dt.date | None) -> OrderEvents:
     """Events whose UTC time falls on `trade_date`; events with no UTC time are kept so they can
     be rejected with their reason rather than vanish."""
@@ -87,16 +99,23 @@ def instrument_columns(ref: RefData, symbol_ids: np.ndarray, names=tuple(INSTRUM
     return idx, {name: ac.lookup_strings(idx, [getattr(i, INSTRUMENT_COLUMNS[name]) for i in inst]) for name in names}
 
 
-def party_code(ref: RefData, registry: str, ids: np.ndarray) -> tuple[np.ndarray, pa.Array]:
+def party_code(ref: RefData, registry: str, ids: np.ndarray,
+               unknown: np.ndarray | None = None) -> tuple[np.ndarray, pa.Array]:
+    """(registry index per row, -1 where unknown; the party's code, null there); `unknown`: rows
+    whose id the journal does not give (an adopted order's: a zero, not a party)."""
     idx = ref.party_index(registry, ids)
+    if unknown is not None and unknown.any():
+        idx = np.where(unknown, -1, idx)
     return idx, ac.lookup_strings(idx, [p.code or None for p in ref.sorted_values(registry)])
 
 
 def event_checks(table: pa.Table, ev: OrderEvents, ref: RefData, inst_idx: np.ndarray,
                  algo_idx: np.ndarray, client_idx: np.ndarray) -> list[Check]:
     """Rejects common to order-event reports: a truncated OUCH message, time, order identity,
-    instrument, responsibility."""
+    instrument, responsibility. An adopted order's parties are unknown, not ids missing from the
+    registries: not checked here (a report that needs them rejects its rows with adopted_reasons)."""
     u = ev.utc
+    own = (ev.cols["creator"] >= 0) & ~ev.cols["order_adopted"]     # a journaled ORDER_SENT's order
     no_offset = u.basis == BASIS_NAMES.index("NO_UTC_OFFSET")
 
     def no_time(rows):
@@ -111,10 +130,10 @@ def event_checks(table: pa.Table, ev: OrderEvents, ref: RefData, inst_idx: np.nd
         mask_check("symbol_id", (ev.cols["creator"] >= 0) & (inst_idx < 0),
                    lambda rows: [f"symbol_id {v} not in instrument reference data"
                                   for v in ev.cols["symbol_id"][rows]]),
-        mask_check("algo_id", (ev.cols["creator"] >= 0) & (algo_idx < 0),
+        mask_check("algo_id", own & (algo_idx < 0),
                    lambda rows: [f"algo_id {v} not in the algo registry (RTS 6 Art. 12)"
                                   for v in ev.cols["algo_id"][rows]]),
-        mask_check("client_id", (ev.cols["creator"] >= 0) & (client_idx < 0),
+        mask_check("client_id", own & (client_idx < 0),
                    lambda rows: [f"client_id {v} not in the client registry"
                                   for v in ev.cols["client_id"][rows]]),
         stock_check(ev, ref, inst_idx),

@@ -3,6 +3,12 @@ merged in journal order, venue messages joined to the order that created their t
 quantity after each execution, and the UTC time and clock context of every event, chunk by chunk
 with the join and remaining quantities carried across chunks (memory bounded by the chunk).
 
+An order a crash recovery adopted from the venue (its ORDER_SENT lost with a torn journal tail) is
+joined to the adoption's RECON record instead (adoptions.py: the venue's terms, the record's
+sequence and time), for its events after that record, and marked (`order_adopted`): what only the
+lost ORDER_SENT held (parties, time in force, send time) is not in that origin, and each report says
+what it does with such an order.
+
 Owns event classification (EVENT_NAMES) and the token join: a chunk's merge, OUCH fields, new
 orders and joined columns in compiled passes (orderjoin), with the numpy passes they replaced kept
 as their reference (FUSED). The regulatory code mappings (RTS 24, CAT, RTS 22) live in the report
@@ -19,7 +25,7 @@ import numpy as np
 
 from journal.catalogue import HEADER_DTYPE, PAYLOAD_DTYPES, RAW_ORDER_MAX, RAW_VENUE_MAX, RecordType
 from journal import bulk, row_dtype
-from reports import orderjoin, ouch, ouchcols
+from reports import adoptions, orderjoin, ouch, ouchcols
 from reports.source import JournalSlice, payload_head
 from reports.timebase import UtcTimes, to_utc
 
@@ -170,6 +176,9 @@ def carry_prefix(src: JournalSlice, book: "Creators", step: int, leaves: bool) -
         last = min(a + step - 1, src.first_seq - 1)
         if not leaves:
             book.add(src.reader.read_fixed(RecordType.ORDER_SENT, first_seq=a, last_seq=last))
+            adopted = adoptions.read(src.reader, a, last)
+            if adopted is not None:
+                book.adopt(adopted)
             continue
         part = JournalSlice(reader=src.reader, journal_id=src.journal_id, first_seq=a, last_seq=last,
                             selection=src.selection)
@@ -203,6 +212,16 @@ class _Decoded:
     events: OrderEvents
     creators: dict | None = None     # this chunk's Enter/Replace ORDER_SENTs as Creators columns
     #                                  (None: none, or already added to the book by _decode)
+    adopted: dict | None = None      # the orders a recovery adopted in this chunk (adoptions.read)
+
+
+def _adoptions(src: JournalSlice, head) -> dict | None:
+    """The chunk's adoption RECON records (adoptions.read), read only where its header scan shows
+    a RECON record (a recovery's few: most chunks have none)."""
+    at = np.flatnonzero(head.rtype == RecordType.RECON)
+    if len(at) == 0:
+        return None
+    return adoptions.read(src.reader, int(head.seq[at[0]]), int(head.seq[at[-1]]))
 
 
 def _order_event_venue(venue: np.ndarray) -> np.ndarray:
@@ -331,8 +350,11 @@ def _decode(src: JournalSlice, join_orders: bool, samples: "np.ndarray | SampleH
         head, got = src.heads(wanted)
     all_sent_at, all_sent = got[RecordType.ORDER_SENT]
     venue_at, venue = got[RecordType.VENUE_MSG]
+    adopted = _adoptions(src, head) if join_orders else None
     if FUSED and join_orders and only is None and book is not None:
-        return _decode_fused(head, all_sent_at, all_sent, venue_at, venue, samples, book)
+        decoded = _decode_fused(head, all_sent_at, all_sent, venue_at, venue, samples, book)
+        decoded.adopted = adopted
+        return decoded
     keep = _order_event_venue(venue)
     sent_event, venue_event = _classify(all_sent["msg_type"], _SENT), _classify(venue["msg_type"], _VENUE)
     events_sent = slice(None)
@@ -411,7 +433,7 @@ def _decode(src: JournalSlice, join_orders: bool, samples: "np.ndarray | SampleH
     created.update({name: getattr(head, name)[all_sent_at[creates]] for name in _HEADER_FIELDS})
     return _Decoded(OrderEvents(cols=cols, utc=utc, samples=samples),
                     Creators.columns(created, all_wire_side[creates], scols["stock"][creates],
-                                     scols["capacity"][creates]))
+                                     scols["capacity"][creates]), adopted)
 
 
 # The compiled decode (one C pass per chunk, orderjoin.merge_events) for the joined stream of
@@ -450,12 +472,20 @@ def _join(decoded: _Decoded, book: "Creators", leaves: bool = True, gather_joine
     ev = decoded.events
     if decoded.creators is not None:
         book.add_columns(decoded.creators)
+    if decoded.adopted is not None:
+        book.adopt(decoded.adopted)
     keys_events = ev.cols["token_key"]
     creator = book.index.lookup(keys_events)
+    adopted = book.adopted(creator)
+    if adopted.any():        # an adopted origin is the order's from its RECON record on, not before
+        early = adopted & (ev.cols["seq"] < book.cols["seq"][np.where(adopted, creator, 0)])
+        creator[early] = -1
+        adopted &= ~early
     known = creator >= 0
     # the creators' columns as they are now: later chunks only append rows past these views'
     ev.cols = cols = JoinedCols(ev.cols, book.cols, creator)
     cols["prior_creator"] = prior_creators(cols, book)
+    cols["order_adopted"] = adopted
     if gather_joined:
         cols.gather_all()
     if not leaves:
@@ -607,6 +637,7 @@ class Creators:
         self._store: dict[str, np.ndarray] = {}
         self.n = 0
         self.index = orderjoin.TokenTable(np.zeros(0, "S14"))
+        self.adopted_rows = np.zeros(0, np.int64)     # rows a recovery's adoption made (ascending)
 
     def __len__(self) -> int:
         return self.n
@@ -680,6 +711,36 @@ class Creators:
         self.n += m
         self.index.extend(self._store["token_key"][:self.n], first_new)
         self._inherit_from_enter(first_new)
+
+    def adopt(self, adopted: dict[str, np.ndarray]) -> None:
+        """Index the orders a recovery adopted (adoptions.read columns) whose token no order so far
+        has (where the journal kept its ORDER_SENT, that stays the origin), each token's first
+        adoption only: the venue's terms, the RECON record's sequence and time, zeros for what the
+        lost ORDER_SENT alone held (parties, time in force: reports mark the rows, see adopted)."""
+        keys = adopted["token_key"]
+        first = np.sort(np.unique(keys, return_index=True)[1])
+        take = first[self.index.lookup(keys[first]) < 0]
+        if len(take) == 0:
+            return
+        parent = adopted["parent_key"][take]
+
+        def fill(rows: dict[str, np.ndarray]) -> None:
+            for name, column in rows.items():
+                unknown = b"" if column.dtype.kind == "S" else 0
+                column[...] = adopted[name][take] if name in adopted else unknown
+            rows["side"][...] = np.where(rows["wire_side"] == ord("B"), ord("B"), ord("S"))
+            # a replacement inherits its chain's OUCH stock and capacity as a journaled Replace does
+            rows["msg_type"][...] = np.where(parent != b"", ord("U"), ord("O"))
+        first_new = self.n
+        self.add_rows(len(take), fill)
+        self.adopted_rows = np.concatenate([self.adopted_rows, np.arange(first_new, self.n, dtype=np.int64)])
+
+    def adopted(self, creator: np.ndarray) -> np.ndarray:
+        """Which of the book rows `creator` (-1: none) a recovery's adoption made."""
+        if len(self.adopted_rows) == 0:
+            return np.zeros(len(creator), bool)
+        at = np.clip(np.searchsorted(self.adopted_rows, creator), 0, len(self.adopted_rows) - 1)
+        return self.adopted_rows[at] == creator
 
     def _inherit_from_enter(self, first_new: int) -> None:
         """A Replace carries no side, stock or capacity: each new replacement takes those of the

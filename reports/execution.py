@@ -20,8 +20,18 @@ breaks.HORIZON_NS past its end) stays in the fills table, marked `broken`, and i
 summary; quote_coverage counts them and says how far past the range Broken Trades were read. One the
 venue corrects within that horizon (Trade Correction F: shares and price; Price Correction K: price)
 is measured at its corrected shares and price, marked `corrected`.
+A fill of an order a crash recovery adopted from the venue (its ORDER_SENT lost with a torn journal
+tail: reports/adoptions.py) is kept, with order_origin RECOVERY_ADOPTED and origin_recon_seq (the
+RECON record, the evidence): its shares, price, time and the quote at execution and after (realized
+spreads) are the venue's execution's, its order's size category from the venue's terms. The order's
+receipt time (the firm's send time) was lost with that ORDER_SENT and is bounded only above, by the
+venue's acceptance: order_time_utc, time to execution, the quote at the order and so the effective
+spreads are null, its order-type category (which needs that quote) is the no-quote one, and the
+summary averages each measure over the shares whose value is known, as for any fill without it.
 """
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pyarrow as pa
@@ -37,7 +47,7 @@ from reports.timebase import to_utc
 from reports.validate import REJECTS_SCHEMA, mask_check, split
 
 KIND = "execution-quality"
-SCHEMA_VERSION = "execution-quality-3"      # 3: the corrected column
+SCHEMA_VERSION = "execution-quality-4"      # 3: the corrected column; 4: order_origin, origin_recon_seq
 NS = 1_000_000_000
 REALIZED_HORIZONS_S = (1, 15, 60)
 PRICE4_UNITS = 1e-4           # price4 integer -> units, as Arrow turns a decimal(_, 4) into a double
@@ -76,10 +86,11 @@ def _symbols(ref: RefData) -> dict[str, int]:
     return {i.symbol: i.symbol_id for i in ref.instruments.values()}
 
 
+ORIGINS = ["ORDER_SENT", "RECOVERY_ADOPTED"]     # what the fill's order origin comes from
 FILLS = (EV["EXECUTED"], EV["EXECUTED_WITH_REF_PRICE"])             # the firm's executions
 QUOTED = (EV["SENT_NEW"], EV["SENT_REPLACE"])          # the firm's quotes, checked against 612/610
 _FILL_COLUMNS = ("seq", "token_key", "match", "symbol_id", "side", "exec_qty", "exec_price", "creator_seq",
-                 "creator_ts_ns", "creator_ts_source", "order_price", "order_qty", "tif")
+                 "creator_ts_ns", "creator_ts_source", "order_price", "order_qty", "tif", "order_adopted")
 _QUOTE_COLUMNS = ("seq", "token_key", "symbol_id", "side", "price")
 
 
@@ -101,9 +112,12 @@ def _fills(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeline, tim
     is_buy = c["side"] == ord("B")
     sym = c["symbol_id"]
     # the quote when the order was sent (just before its ORDER_SENT) and just before the fill
+    adopted = c["order_adopted"]          # its send time is unknown: no time or quote at the order
     bid0, ask0, found0 = quotes.at_seq(sym, c["creator_seq"])
+    found0 &= ~adopted
     bid1, ask1, found1 = quotes.at_seq(sym, c["seq"])
     order_utc = to_utc(c["creator_seq"], c["creator_ts_ns"], c["creator_ts_source"], ev.samples)
+    order_utc = dataclasses.replace(order_utc, valid=order_utc.valid & ~adopted)
     sign = np.where(is_buy, 1, -1)
     ok0 = found0 & (bid0 > 0) & (ask0 > 0)
     # effective spread 2·(P − M) for buys, 2·(M − P) for sells: with 2·M = bid + ask it is an
@@ -145,6 +159,8 @@ def _fills(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeline, tim
     cols["order_type_category"] = ac.codes(kind, TYPE_NAMES)
     cols["size_category"] = ac.codes(size, SIZE_NAMES)
     cols["quote_source"] = ac.codes(np.zeros(len(fx), np.int8), ["ITCH_MD_PACKET"])
+    cols["order_origin"] = ac.codes(adopted.astype(np.int8), ORIGINS)
+    cols["origin_recon_seq"] = ac.masked(c["creator_seq"].astype(np.uint64, copy=False), adopted)
     cols["broken"] = pa.array(broken)       # taken back by the venue: not in the statistics
     cols["corrected"] = pa.array(corrected)  # exec_qty / exec_price as the venue corrected them
     cols["trade_date"] = common.trade_date_column(fx.utc.utc_ns, fx.utc.valid)

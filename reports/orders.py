@@ -11,6 +11,16 @@ confirms the firm's NEWO). An order a crash recovery marked not sent (its Enter 
 reached the venue: recovery_marks) keeps its rows, with recovery_status NOT_SENT on the firm's
 messages of that order journaled before the resolution (and no NEWO: nothing reached the venue),
 and the resolution's journal sequence in recovery_seq.
+
+An order a crash recovery adopted from the venue (its ORDER_SENT lost with a torn journal tail:
+reports/adoptions.py) is reported too: its venue messages (Accepted, Replaced, executions, cancels:
+prices, quantities, times and match numbers as the venue sent them) and the recovery's Cancel, with
+recovery_status ADOPTED and the adoption's RECON sequence in recovery_seq on every row of it. Its
+origin is reconstructed, not the firm's: no NEWO row (the Enter and its send time were lost; the
+venue's acceptance time bounds it above), its side, instrument and limit from the venue's terms, and
+its algo, desk, trader, client, liquidity flag and validity null (only the lost ORDER_SENT held them),
+which is why those columns are nullable in the report of a journal that holds an adoption (schema
+orders-3; REQUIRED in Parquet otherwise, as before).
 """
 from __future__ import annotations
 
@@ -28,8 +38,8 @@ from reports.source import JournalSlice
 from reports.validate import REJECTS_SCHEMA, declare_required, split
 
 KIND = "orders"
-SCHEMA_VERSION = "orders-2"        # 2: recovery_status, recovery_seq
-RECOVERY_STATUSES = ["NOT_SENT"]
+SCHEMA_VERSION = "orders-3"        # 2: recovery_status, recovery_seq; 3: ADOPTED (parties nullable)
+RECOVERY_STATUSES = ["NOT_SENT", "ADOPTED"]
 
 RTS24_CODES = ["NEWO", "REME", "CAME", "PARF", "FILL", "EXPI", "CAMO"]
 _R = {c: i for i, c in enumerate(RTS24_CODES)}
@@ -39,11 +49,13 @@ SIDE_CODES = ["BUYI", "SELL"]
 # anything else (supervisory, regulatory, self-match, system) is a cancel by market operations.
 _EXPIRY_REASONS = (ord("I"), ord("T"))
 # Never null in a kept row: built without nulls, or (time, instrument, side and validity, which
-# need the event's UTC time or its creating order) null only in rows the checks reject.
+# need the event's UTC time or its creating order) null only in rows the checks reject; ORDER_TERMS
+# too, unless the journal holds an adoption (null on an adopted order's rows: ADOPTED). Required
+# columns carry no definition levels in Parquet: an orders run of a journal without one costs no more.
 NOT_NULL = ("seq", "event_type", "origin", "order_id", "symbol_id", "symbol", "isin", "cfi", "segment_mic",
-            "currency", "side", "order_type", "validity_period", "trading_capacity", "liquidity_provision",
-            "executing_entity_lei", "algo_id", "desk_id", "trader_id", "client_id", "event_time_utc",
+            "currency", "side", "order_type", "trading_capacity", "executing_entity_lei", "event_time_utc",
             "ts_recorded_ns", "ts_source", "utc_basis", "utc_offset_s", "clock_state", "trade_date")
+ORDER_TERMS = ("validity_period", "liquidity_provision", "algo_id", "desk_id", "trader_id", "client_id")
 
 
 def rts24_event(ev: events.OrderEvents) -> tuple[np.ndarray, np.ndarray]:
@@ -81,13 +93,18 @@ def base_table(ev: events.OrderEvents, ref: RefData,
     """The order-records table before validation, plus the checks to run on it (`marks`: the
     journal's recovery resolutions, recovery_marks.read; None: none)."""
     c = ev.cols
+    adopted = c["order_adopted"]           # its parties and validity: unknown, null
     inst_idx, inst_cols = common.instrument_columns(ref, c["symbol_id"])
-    algo_idx, algo_code = common.party_code(ref, "algos", c["algo_id"])
-    _, desk_code = common.party_code(ref, "desks", c["desk_id"])
-    _, trader_code = common.party_code(ref, "traders", c["trader_id"])
-    client_idx, client_code = common.party_code(ref, "clients", c["client_id"])
+    algo_idx, algo_code = common.party_code(ref, "algos", c["algo_id"], adopted)
+    _, desk_code = common.party_code(ref, "desks", c["desk_id"], adopted)
+    _, trader_code = common.party_code(ref, "traders", c["trader_id"], adopted)
+    client_idx, client_code = common.party_code(ref, "clients", c["client_id"], adopted)
     algos = ref.sorted_values("algos")
     liquidity = np.array([a.liquidity_provision for a in algos] + [False], dtype=bool)[algo_idx]
+    unknown = adopted if adopted.any() else None      # the mask of a party column (None: no nulls)
+
+    def ids(name: str) -> pa.Array:
+        return pa.array(c[name].astype(np.uint32, copy=False), mask=unknown)
     code, code_valid = rts24_event(ev)
     e = c["event"]
     not_sent = marks.not_sent if marks is not None else recovery_marks.no_marks()
@@ -98,10 +115,16 @@ def base_table(ev: events.OrderEvents, ref: RefData,
     resolved_at = np.zeros(len(e), np.int64)          # the resolution's journal sequence
     if unsent.any():
         resolved_at[unsent] = not_sent.seq[not_sent.find(c["token_key"][unsent])]
+    status = np.zeros(len(e), np.int8)
+    if unknown is not None:                           # the adoption's RECON record: its origin
+        status[adopted] = RECOVERY_STATUSES.index("ADOPTED")
+        resolved_at[adopted] = c["creator_seq"][adopted]
     venue = c["origin"] == 1
     executed = (e == EV["EXECUTED"]) | (e == EV["EXECUTED_WITH_REF_PRICE"])
     has_price = (e == EV["SENT_NEW"]) | (e == EV["SENT_REPLACE"]) | (e == EV["ACCEPTED"]) | (e == EV["REPLACED"])
     known = c["creator"] >= 0
+    terms = known & ~adopted                          # the order's validity: its ORDER_SENT's
+    firm = (c["origin"] == 0) & ~adopted
     n = len(ev)
     wire_side = np.where(events.CARRIES_SIDE[c["msg_type"]], c["wire_side"], c["order_wire_side"])
     columns = {
@@ -119,7 +142,7 @@ def base_table(ev: events.OrderEvents, ref: RefData,
         # Cancel carries none: its Enter's), null where unknown (an Enter cut before its side byte)
         "short_sale": pa.array(np.isin(wire_side, (ord("T"), ord("E"))), mask=~((c["origin"] == 0) & (wire_side != 0))),
         "order_type": ac.codes(np.zeros(n, np.int8), ["LMTO"]),
-        "validity_period": ac.codes(validity(c["tif"]), VALIDITY_CODES, known),
+        "validity_period": ac.codes(validity(c["tif"]), VALIDITY_CODES, terms),
         "limit_price": ac.decimal(c["price"], 4, 18, has_price),
         "order_qty": pa.array(c["qty"], mask=~(has_price | (e == EV["SENT_CANCEL"]) | (e == EV["SENT_MODIFY"]))),
         "exec_qty": pa.array(c["exec_qty"], mask=~executed),
@@ -130,23 +153,24 @@ def base_table(ev: events.OrderEvents, ref: RefData,
         "venue_reason": ac.token_strings(c["reason"].astype(np.uint8, copy=False).view("S1"), c["reason"] > 0),
         "venue_ts_ns_since_midnight": pa.array(c["venue_ts"], mask=~venue),
         "trading_capacity": ac.codes(np.zeros(n, np.int8), [ref.firm.trading_capacity]),
-        "liquidity_provision": pa.array(liquidity),
+        "liquidity_provision": pa.array(liquidity, mask=unknown),
         "executing_entity_lei": ac.codes(np.zeros(n, np.int8), [ref.firm.lei]),
-        "algo_id": pa.array(c["algo_id"].astype(np.uint32, copy=False)),
+        "algo_id": ids("algo_id"),
         "investment_decision_algo": algo_code,
         "execution_within_firm_algo": algo_code,
-        "desk_id": pa.array(c["desk_id"].astype(np.uint32, copy=False)),
+        "desk_id": ids("desk_id"),
         "desk_code": desk_code,
-        "trader_id": pa.array(c["trader_id"].astype(np.uint32, copy=False)),
+        "trader_id": ids("trader_id"),
         "trader_code": trader_code,
-        "client_id": pa.array(c["client_id"].astype(np.uint32, copy=False)),
+        "client_id": ids("client_id"),
         "client_code": client_code,
-        "risk_verdict": pa.array(c["risk_verdict"].astype(np.uint8, copy=False), mask=~(c["origin"] == 0)),
-        "trading_state": pa.array(c["trading_state"].astype(np.uint8, copy=False), mask=~(c["origin"] == 0)),
-        "limits_version": pa.array(c["limits_version"].astype(np.uint32, copy=False), mask=~(c["origin"] == 0)),
+        # the creating ORDER_SENT's gateway verdict and state: none journaled for an adopted order
+        "risk_verdict": pa.array(c["risk_verdict"].astype(np.uint8, copy=False), mask=~firm),
+        "trading_state": pa.array(c["trading_state"].astype(np.uint8, copy=False), mask=~firm),
+        "limits_version": pa.array(c["limits_version"].astype(np.uint32, copy=False), mask=~firm),
         **common.clock_columns(ev),
-        "recovery_status": ac.codes(np.zeros(n, np.int8), RECOVERY_STATUSES, unsent),
-        "recovery_seq": ac.masked(resolved_at.astype(np.uint64, copy=False), unsent),
+        "recovery_status": ac.codes(status, RECOVERY_STATUSES, unsent | adopted),
+        "recovery_seq": ac.masked(resolved_at.astype(np.uint64, copy=False), unsent | adopted),
         "trade_date": common.trade_date_column(ev.utc.utc_ns, ev.utc.valid),
     }
     table = pa.table(columns)
@@ -164,7 +188,7 @@ def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
             table, checks = base_table(ev, ref, marks.result())
             del ev, chunk           # the event arrays are now in the table; free the rest early
             kept, rejected = split(table, KIND, "order_events", checks)
-            sink.add("order_events", declare_required(kept, NOT_NULL))
+            sink.add("order_events", declare_required(kept, NOT_NULL + (() if marks.result().adopted else ORDER_TERMS)))
             if rejected.num_rows:
                 rejects.append(rejected)
     return ReportOutput(kind=KIND, schema_version=SCHEMA_VERSION, tables={},

@@ -5,8 +5,10 @@ Cancel never reached the venue, ResendCancel), with the sequence and UTC time of
 
 Write-ahead journals an order before its bytes leave, so a crash between the two leaves an
 ORDER_SENT the venue never saw; only the recovery's resolution says so, later in the journal. Owns
-the one read of RECON records (few: read whole, from the journal start to its end, as
-venuetime.recovery_windows reads them) and the lookups by token; not the reports' columns.
+this read of RECON records (few: read whole, from the journal start to its end, as
+venuetime.recovery_windows reads them) and the lookups by token; not the reports' columns. The
+orders a recovery adopted (resolution adopt) are the event join's (adoptions.py: read chunk by chunk
+where they are, as the ORDER_SENTs they stand in for).
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from reports.timebase import to_utc
 # recovery/replay.py and recovery/reconcile.py names (reports may not import recovery)
 RECON_RESOLUTION = "resolution"
 MARK_NOT_SENT, RESEND_CANCEL = "mark-not-sent", "resend-cancel"
+ADOPT, CANCEL = "adopt", "cancel"       # AdoptPending, CancelAtVenue (adopting with adopt true)
 
 
 @dataclass(frozen=True)
@@ -60,15 +63,19 @@ def no_marks() -> Marks:
 class RecoveryMarks:
     not_sent: Marks             # mark-not-sent: the Enter or Replace of the token never reached the venue
     resent_cancel: Marks        # resend-cancel: the token's journaled Cancel never reached the venue
+    adopted: bool = False       # the journal holds an adoption (adoptions.py): order columns may be null
 
 
 def read(reader) -> RecoveryMarks:
     """Every mark-not-sent and resend-cancel resolution in the journal (a token's first of each)."""
     headers, blob, offsets = reader.read_blobs(RecordType.RECON, 1, int(reader.last_seq))
     found: dict[str, list] = {MARK_NOT_SENT: [], RESEND_CANCEL: []}
+    adopted = False
     for i, h in enumerate(headers):
         doc = unpack_json(blob[int(offsets[i]):int(offsets[i + 1])])
         resolution = doc.get("resolution") if doc.get("kind") == RECON_RESOLUTION else None
+        adopted = adopted or (isinstance(resolution, dict) and (resolution.get("action") == ADOPT or (
+            resolution.get("action") == CANCEL and resolution.get("adopt") is True)))
         if isinstance(resolution, dict) and resolution.get("action") in found \
                 and isinstance(resolution.get("token"), str):
             found[resolution["action"]].append((resolution["token"], int(h["seq"]), int(h["ts_ns"]),
@@ -79,7 +86,7 @@ def read(reader) -> RecoveryMarks:
         # records with its own clock, so this read is the exception)
         samples = reader.read_fixed(RecordType.CLOCK_SAMPLE, first_seq=None, last_seq=int(reader.last_seq))
         samples = samples[np.argsort(samples["seq"], kind="stable")]
-    return RecoveryMarks(_marks(found[MARK_NOT_SENT], samples), _marks(found[RESEND_CANCEL], samples))
+    return RecoveryMarks(_marks(found[MARK_NOT_SENT], samples), _marks(found[RESEND_CANCEL], samples), adopted)
 
 
 def _marks(rows: list, samples) -> Marks:

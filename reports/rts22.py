@@ -7,6 +7,15 @@ applicable) in the text formats RTS 22 sets, and the ISO 20022 auth.016.001.01 X
 same rows. Field 28 of an execution a crash recovery journaled is the venue's own execution time
 (venuetime.py), and a column beside the fields (f28_trading_date_time_source) says which it is.
 
+An execution of an order a crash recovery adopted from the venue (its ORDER_SENT lost with a torn
+journal tail: reports/adoptions.py) is built like any other: TVTIC, quantity, price and field 28
+from the venue's Executed, instrument, side and short-selling indicator (62) from the venue's terms
+the RECON record holds, with order_origin RECOVERY_ADOPTED and order_origin_recon_seq (the RECON
+record, the evidence) beside the fields. Fields 57 and 59 name the algo that took the investment
+decision and executed it: only the lost ORDER_SENT said which, and nothing else in the journal does,
+so such a row is rejected for field 57 with that reason (fields 57 and 59 are mandatory), never
+reported with a guessed algo; the rejects row carries its sequence for a person to complete it.
+
 Owns the field list and how each field is filled for a firm dealing on own account on a venue.
 Fields 42-56 are filled only for instruments not in FIRDS, as ESMA's validation rules ask.
 """
@@ -30,7 +39,9 @@ from reports.timebase import UtcTimes, to_utc
 from reports.validate import REJECTS_SCHEMA, mask_check, required_check, split, value_check, xml_text_checks
 
 KIND = "rts22"
-SCHEMA_VERSION = "rts22-2017/590-auth.016.001.01-2"     # 2: f28_trading_date_time_source, corrections
+# 2: f28_trading_date_time_source, corrections; 3: order_origin, order_origin_recon_seq
+SCHEMA_VERSION = "rts22-2017/590-auth.016.001.01-3"
+ORIGINS = ["ORDER_SENT", "RECOVERY_ADOPTED"]        # order_origin: not an RTS 22 field
 
 # (field number, column suffix) for the 65 fields of RTS 22 Annex I Table 2.
 FIELDS: tuple[tuple[int, str], ...] = (
@@ -65,6 +76,9 @@ REQUIRED = (2, 3, 4, 6, 7, 16, 28, 29, 30, 33, 34, 36, 41, 57, 59)
 _SHORT = {ord("T"): "SESH", ord("E"): "SSEX", ord("S"): "SELL"}
 
 
+_NO_ALGO = ("fields 57 (investment decision within firm) and 59 (execution within firm) name the algo that "
+            "decided and executed it, which only that ORDER_SENT held: none is guessed, so this transaction is not "
+            "reported until they are known")
 _TEXT_CODES = pa.dictionary(pa.int32(), pa.string())     # the type ac.codes and ac.lookup_strings give
 
 
@@ -93,7 +107,8 @@ def build_table(ev: events.OrderEvents, ref: RefData, journal_id: str) -> tuple[
         return ac.lookup_strings(rows, [field(i) for i in instruments])
     inst_cols = {"isin": instrument(lambda i: i.isin), "segment_mic": instrument(lambda i: i.mic),
                  "currency": instrument(lambda i: i.currency)}
-    algo_idx, algo_code = common.party_code(ref, "algos", c["algo_id"])
+    adopted = c["order_adopted"]                 # its algo is unknown: fields 57, 59 null, rejected
+    algo_idx, algo_code = common.party_code(ref, "algos", c["algo_id"], adopted)
     client_idx = ref.party_index("clients", c["client_id"])
     off_firds = np.array([not i.in_firds for i in instruments] + [False], dtype=bool)[inst_idx]
     buy = c["side"] == ord("B")
@@ -141,14 +156,17 @@ def build_table(ev: events.OrderEvents, ref: RefData, journal_id: str) -> tuple[
     from_venue = c.get(FROM_VENUE)
     cols[TIME_SOURCE] = ac.codes(np.zeros(n, np.int8) if from_venue is None else from_venue.astype(np.int8),
                                  venuetime.SOURCES)
+    cols["order_origin"] = ac.codes(adopted.astype(np.int8), ORIGINS)
+    cols["order_origin_recon_seq"] = ac.masked(c["creator_seq"].astype(np.uint64, copy=False), adopted)
     table = pa.table(cols)
 
     known = inst_idx >= 0
     checks = common.event_checks(table.append_column("isin", inst_cols["isin"])
                                  .append_column("segment_mic", mic), ev, ref, inst_idx, algo_idx, client_idx)
     checks = [ck for ck in checks if ck[0] not in ("isin", "segment_mic")]   # re-checked as fields below
-    checks += [required_check(table, COLUMNS[num], when=known if num in (34, 36, 41) else None)
-               for num in REQUIRED]
+    checks += [required_check(table, COLUMNS[num], when=known if num in (34, 36, 41) else ~adopted if num in (57, 59)
+                              else None) for num in REQUIRED]
+    checks.append(mask_check(COLUMNS[57], adopted, common.adopted_reasons(c, _NO_ALGO)))
     active = ref.active_mics
     checks += [
         value_check(table, COLUMNS[4], lei_problem), value_check(table, COLUMNS[6], lei_problem),

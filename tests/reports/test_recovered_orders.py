@@ -105,16 +105,21 @@ def test_a_cancel_the_recovery_sent_again_is_one_route_cancel_not_two(tmp_path):
         f"journal sequence {resolved}" in rejects[0]["reason"]
 
 
-def test_an_execution_of_an_adopted_order_is_rejected_for_its_unknown_order_not_for_meot_fields(tmp_path):
+def test_the_events_of_an_adopted_order_are_rejected_for_its_unknown_origin_not_for_meot_fields(tmp_path):
     b = DayBuilder()
     b.session_start(); b.clock_sample()
-    _recovery(b, AdoptPending("P1", 1, "B", 1_499_900, 300))
+    adopted = _recovery(b, AdoptPending("P1", 1, "B", 1_499_900, 300))
     b.ledger.orders["P1"] = dict(symbol_id=1, side="B", price=1_499_900, qty=300, tif=99999, stock="AAPL")
     b.accept("P1", source=TsSource.USER); b.execute("P1", 100, source=TsSource.USER)
     run(["cat"], b.write(tmp_path / "j"), tmp_path / "o", refdata_dir=FIXTURE_REFDATA)
-    reasons = {r["field"]: r["reason"] for r in read(tmp_path / "o", "cat", "rejects").to_pylist()}
-    assert set(reasons) == {"order_id", "type"}            # no tapeTradeID, sideDetailsInd, symbol, capacity
-    assert "recovery adopted" in reasons["type"] and "no ORDER_SENT" in reasons["order_id"]
+    assert not (tmp_path / "o" / "cat" / "order_events").exists()         # no event of it reported
+    rejects = read(tmp_path / "o", "cat", "rejects").to_pylist()
+    # MENO and MEOR at the venue's Accepted, each for the lost origin alone (no required-field
+    # rejects); its execution on a venue that reports to CAT is no MEOT of the firm's (FAQ E15)
+    accepted = adopted + 2                    # after the recovery's outcome record
+    assert sorted((r["seq"], r["field"], r["reason"][:7]) for r in rejects) == [
+        (accepted, "orderKeyDate", "no MENO"), (accepted, "orderKeyDate", "no MEOR")]
+    assert all(f"RECON resolution at journal sequence {adopted})" in r["reason"] for r in rejects)
 
 
 def test_a_closing_meoc_after_midnight_belongs_to_the_resolutions_trading_day(tmp_path):
