@@ -1932,9 +1932,9 @@ class Engine:
                 self._pull_on_trip(trip, actions)
         position = self.inventory.apply_fill(s, side, qty)
         if hedge:       # the cost of hedging, not adverse selection of our quotes
-            self.metrics.on_hedge_fill(s, side, qty, price, self.mid2[s])
+            self.metrics.on_hedge_fill(s, side, qty, price, self.mid2[s], self.stale)
         else:
-            self.metrics.on_fill(s, side, qty, price, self.mid2[s], now)
+            self.metrics.on_fill(s, side, qty, price, self.mid2[s], now, self.stale)
         if late:
             self.metrics.on_fill_after_cancel(s, qty)
         rx = self._rx
@@ -2061,7 +2061,7 @@ class Engine:
                 self._requote(s, actions)
 
     def _mature_markouts(self, actions: list[Action]) -> None:
-        matured = self.metrics.on_time(self.now, self.mid2)
+        matured = self.metrics.on_time(self.now, self.mid2, self.stale)
         if self._rx is not None:
             self._rx.set_metrics(self.metrics, matured)
         if not matured:

@@ -5,7 +5,8 @@ Owns: FIFO lots per symbol (so realized P&L is exact in price4·shares integers)
 quote fills waiting for their markout horizons (hedge fills are not marked: they are counted
 apart, as the cost of hedging), and the counters behind the METRICS snapshot.
 Must not know about orders' wire form, risk or time sources: fills, mids and now_ns come in.
-Mids are passed doubled (bid + ask) so every money figure stays an integer.
+Mids are passed doubled (bid + ask) so every money figure stays an integer. A markout with no mid
+to mark against (none at its horizon, or the book stale) is counted unmarked, never valued late.
 """
 from __future__ import annotations
 
@@ -18,6 +19,11 @@ __all__ = ["Metrics", "MetricsError"]
 
 
 _NEVER = 1 << 62      # no markout pending
+# a markout due while its symbol has no mid waits this share of its horizon for one (the events
+# that run on_time come at their own pace: a mid that shows within a tenth of the horizon is the
+# market of that horizon to within a tenth of it); past that it is counted unmarked, as a mid a
+# minute later would be a markout of another horizon under this one's name
+_GRACE_DIV = 10
 
 
 class MetricsError(ValueError):
@@ -55,6 +61,7 @@ class Metrics:
         self.markout_x2 = [0] * len(horizons_ns)          # 2 · Σ markout (price4 · shares)
         self.markout_n = [0] * len(horizons_ns)
         self.markout_qty = [0] * len(horizons_ns)
+        self._no_unmarked()
         self.adverse = 0                                  # fills with negative markout
         # per symbol, EWMA of the markout per share (price4) at the adverse horizon: what the
         # spread widens by is this symbol's recent adverse move, in its own price units (a
@@ -79,6 +86,13 @@ class Metrics:
         # before our cancel landed (quote or hedge; per symbol)
         self.after_cancel_fills = [0] * n
         self.after_cancel_qty = [0] * n
+        # shares filled while the book was stale (quote, hedge): no mid was used to value them
+        self.stale_fill_qty = [0, 0]
+
+    def _no_unmarked(self) -> None:
+        h = len(self.horizons)
+        self.markout_unmarked = [0] * h                   # per horizon: fills never marked, of
+        self.markout_unmarked_stale = [0] * h             # them: due while the book was stale
 
     def _no_hedges(self) -> None:
         self.hedge_fills = 0                              # hedge IOC fills (not quote fills)
@@ -100,6 +114,9 @@ class Metrics:
             self.quoted_qty = [0, 0]
         if "spread_marked_qty" not in state:    # from before marked and late fills were counted
             self._fill_counters()
+        if "markout_unmarked" not in state:     # from before unmarked markouts were counted
+            self._no_unmarked()
+            self.stale_fill_qty = [0, 0]
 
     # --- inputs ------------------------------------------------------------------------
 
@@ -108,13 +125,17 @@ class Metrics:
         self.quotes_sent[i] += 1
         self.quoted_qty[i] += qty
 
-    def on_fill(self, symbol_id: int, side: Side, qty: int, price: int, mid2: int, now_ns: int) -> None:
-        """A fill of one of our quotes: P&L, spread captured, fill rates, and its markouts."""
+    def on_fill(self, symbol_id: int, side: Side, qty: int, price: int, mid2: int, now_ns: int,
+                stale: bool = False) -> None:
+        """A fill of one of our quotes: P&L, spread captured, fill rates, and its markouts.
+        `stale`: the book is stale, its mid is not the market's: no spread is counted for it."""
         sign = self._position_fill(symbol_id, side, qty, price)
         i = 0 if sign > 0 else 1
         self.fills[i] += 1
         self.filled_qty[i] += qty
-        if mid2 > 0:
+        if stale:
+            self.stale_fill_qty[0] += qty
+        elif mid2 > 0:
             self.spread_x2[symbol_id] += sign * (mid2 - 2 * price) * qty
             self.spread_marked_qty[symbol_id] += qty
             self.spread_marked_side[i] += qty
@@ -131,14 +152,17 @@ class Metrics:
         self.after_cancel_fills[symbol_id] += 1
         self.after_cancel_qty[symbol_id] += qty
 
-    def on_hedge_fill(self, symbol_id: int, side: Side, qty: int, price: int, mid2: int) -> None:
+    def on_hedge_fill(self, symbol_id: int, side: Side, qty: int, price: int, mid2: int,
+                      stale: bool = False) -> None:
         """A fill of a hedge IOC: P&L and turnover, and the cost of hedging (what crossing the
         spread paid against the mid). Not a quote fill: no markout, spread captured or fill rate
-        (a hedge that crosses would read as adverse selection of our quotes)."""
+        (a hedge that crosses would read as adverse selection of our quotes). `stale`: as on_fill."""
         sign = self._position_fill(symbol_id, side, qty, price)
         self.hedge_fills += 1
         self.hedge_qty += qty
-        if mid2 > 0:
+        if stale:
+            self.stale_fill_qty[1] += qty
+        elif mid2 > 0:
             self.hedge_cost_x2 += sign * (2 * price - mid2) * qty
             self.hedge_marked_qty += qty
 
@@ -165,12 +189,16 @@ class Metrics:
         if signed:
             lots.append([signed, price])
 
-    def on_time(self, now_ns: int, mids2: list[int]) -> list[tuple[int, bool, int, float]]:
+    def on_time(self, now_ns: int, mids2: list[int], stale: bool = False) -> list[tuple[int, bool, int, float]]:
         """Mature the markouts due by now; returns (symbol, our side is bid, horizon index,
         markout per share in price4) for each, so the quote guard sees them. Each fill matures at
-        its own horizon: one whose symbol has no mid yet waits (blocked) until that symbol has
-        one, at the front of its queue, without holding up the other symbols' fills behind it."""
+        its own horizon: one whose symbol has no mid waits (blocked) for one, at the front of its
+        queue, without holding up the other symbols' fills behind it, for a tenth of its horizon
+        (_GRACE_DIV); then it is counted unmarked. `stale`: the book is stale, no mid is used:
+        every markout due is counted unmarked (book stale), none reaches the guard."""
         if now_ns < self.next_due_ns:
+            if stale:
+                return []
             for s in self.blocked:
                 if mids2[s] > 0:
                     break
@@ -186,11 +214,18 @@ class Metrics:
             while q and q[0][0] + horizon <= now_ns:
                 entry = q.popleft()
                 fill_ns, symbol_id, sign, price, qty = entry
-                m2 = mids2[symbol_id]
-                if m2 <= 0:                     # no mid to mark against yet: it waits
-                    if waiting is None:
+                m2 = 0 if stale else mids2[symbol_id]
+                if m2 <= 0:
+                    last = fill_ns + horizon + horizon // _GRACE_DIV
+                    if stale or now_ns >= last:     # no mid it may use: unmarked, out of the sums
+                        self.markout_unmarked[h] += 1
+                        self.markout_unmarked_stale[h] += stale
+                        continue
+                    if waiting is None:             # no mid yet: it waits, until `last`
                         waiting = []
                     waiting.append(entry)
+                    if last < next_due:
+                        next_due = last
                     if symbol_id not in blocked:
                         blocked.append(symbol_id)
                     continue
@@ -269,6 +304,8 @@ class Metrics:
             # the quote fills' shares spread_captured_x2 counts (filled_qty less these had no mid)
             "spread_marked_qty": {"bid": self.spread_marked_side[0], "ask": self.spread_marked_side[1]},
             "fills_after_cancel": {"fills": sum(self.after_cancel_fills), "qty": sum(self.after_cancel_qty)},
+            # shares filled while the book was stale: left out of spread captured and hedge cost
+            "stale_fill_qty": {"quote": self.stale_fill_qty[0], "hedge": self.stale_fill_qty[1]},
             "fill_rate": {side: (self.filled_qty[i] / self.quoted_qty[i] if self.quoted_qty[i] else 0.0)
                           for i, side in enumerate(("bid", "ask"))},
             "fills": {"bid": self.fills[0], "ask": self.fills[1]},
@@ -278,6 +315,10 @@ class Metrics:
             "markout_per_share": {str(h): (self.markout_x2[i] / (2.0 * self.markout_qty[i])
                                            if self.markout_qty[i] else None)
                                   for i, h in enumerate(self.horizons)},
+            # per horizon: fills with no mid to mark at it (none in time, or the book stale)
+            "markout_unmarked": {str(h): {"fills": self.markout_unmarked[i],
+                                          "book_stale": self.markout_unmarked_stale[i]}
+                                 for i, h in enumerate(self.horizons)},
             "adverse_selection_rate": self.adverse_rate(),
             "inventory_turnover": (sum(self.traded) / mean_abs) if mean_abs > 0 else None,
             "hedging": {"fills": self.hedge_fills, "qty": self.hedge_qty,
@@ -296,4 +337,4 @@ class Metrics:
                 # the fill rate, turnover and which symbols' mids the summary reads
                 self.filled_qty, self.traded, self.markout_qty, self.pos_samples,
                 self.spread_marked_qty, self.spread_marked_side, self.after_cancel_fills,
-                self.after_cancel_qty)
+                self.after_cancel_qty, self.markout_unmarked, self.markout_unmarked_stale, self.stale_fill_qty)
