@@ -1916,13 +1916,14 @@ class Engine:
         now = self.now
         s, side = order.symbol_id, order.side
         hedge = order.purpose is Purpose.HEDGE
+        quote = order.purpose is _QUOTE     # only a quote's fill judges our quoting (the guard)
         late = order.cancel_sent        # before the pulls below: our cancel was out when it filled
         if lane is not None:
             on_sent = self.oms.on_sent
             for action in lane:
                 on_sent(action.intent, now)
             self.counts["cancels_sent"] += len(lane)
-        elif not hedge:
+        elif quote:
             # the guard first: its pulls go out before the fill's bookkeeping (the guard reads
             # only its own fill times, so nothing below changes what it decides)
             guard = self.guards[s]
@@ -1931,10 +1932,12 @@ class Engine:
             if trip is not None:
                 self._pull_on_trip(trip, actions)
         position = self.inventory.apply_fill(s, side, qty)
-        if hedge:       # the cost of hedging, not adverse selection of our quotes
-            self.metrics.on_hedge_fill(s, side, qty, price, self.mid2[s], self.stale)
-        else:
+        if quote:
             self.metrics.on_fill(s, side, qty, price, self.mid2[s], now, self.stale)
+        elif hedge:     # the cost of hedging, not adverse selection of our quotes
+            self.metrics.on_hedge_fill(s, side, qty, price, self.mid2[s], self.stale)
+        else:           # an order recovery adopted: P&L and inventory, counted apart
+            self.metrics.on_adopted_fill(s, side, qty, price)
         if late:
             self.metrics.on_fill_after_cancel(s, qty)
         rx = self._rx

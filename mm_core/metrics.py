@@ -99,6 +99,8 @@ class Metrics:
         self.hedge_qty = 0
         self.hedge_cost_x2 = 0                            # 2 · Σ paid against the mid, price4 · shares
         self.hedge_marked_qty = 0                         # hedge shares filled with a mid to mark
+        self.adopted_fills = 0                            # fills of orders neither quote nor hedge
+        self.adopted_qty = 0                              # (adopted by recovery): P&L, turnover only
 
     def __setstate__(self, state: dict) -> None:
         """A snapshot from before per-symbol markouts loads with none recorded yet."""
@@ -110,6 +112,8 @@ class Metrics:
             self.marked_by = [0] * self.n
         if "hedge_fills" not in state:      # from before hedge fills were kept apart
             self._no_hedges()
+        if "adopted_fills" not in state:    # from before adopted orders' fills were kept apart
+            self.adopted_fills = self.adopted_qty = 0
         if "quoted_qty" not in state:       # from before quoted shares were counted
             self.quoted_qty = [0, 0]
         if "spread_marked_qty" not in state:    # from before marked and late fills were counted
@@ -165,6 +169,13 @@ class Metrics:
         elif mid2 > 0:
             self.hedge_cost_x2 += sign * (2 * price - mid2) * qty
             self.hedge_marked_qty += qty
+
+    def on_adopted_fill(self, symbol_id: int, side: Side, qty: int, price: int) -> None:
+        """A fill of an order of ours that is neither a quote nor a hedge (one recovery adopted
+        from the venue): P&L and turnover, counted apart; nothing our quoting is judged by."""
+        self._position_fill(symbol_id, side, qty, price)
+        self.adopted_fills += 1
+        self.adopted_qty += qty
 
     def _position_fill(self, symbol_id: int, side: Side, qty: int, price: int) -> int:
         """What every fill moves (traded shares, FIFO lots); returns its sign (+1 a buy)."""
@@ -325,6 +336,7 @@ class Metrics:
                         "cost_x2": self.hedge_cost_x2,
                         "cost_per_share": (self.hedge_cost_x2 / (2.0 * self.hedge_marked_qty)
                                            if self.hedge_marked_qty else None)},
+            "adopted_fills": {"fills": self.adopted_fills, "qty": self.adopted_qty},
             "symbols": per_symbol,
         }
 
@@ -337,4 +349,5 @@ class Metrics:
                 # the fill rate, turnover and which symbols' mids the summary reads
                 self.filled_qty, self.traded, self.markout_qty, self.pos_samples,
                 self.spread_marked_qty, self.spread_marked_side, self.after_cancel_fills,
-                self.after_cancel_qty, self.markout_unmarked, self.markout_unmarked_stale, self.stale_fill_qty)
+                self.after_cancel_qty, self.markout_unmarked, self.markout_unmarked_stale, self.stale_fill_qty,
+                self.adopted_fills, self.adopted_qty)
