@@ -2332,6 +2332,9 @@ class Engine:
             return                      # (an accepted order's unsent record was a cancel or modify)
         self.oms.on_rejected(token, self.now)
         self.risk.on_order_done(token, self.now)
+        self.counts["orders_sent"] -= 1     # _submit counted it sent (an enter or a replacement)
+        if order.purpose is _QUOTE:
+            self.metrics.on_quote_unsent(order.side, order.qty)
         if order.purpose is Purpose.HEDGE:
             hedged = self.hedge_tokens.pop(token, None)
             if hedged is not None:

@@ -129,6 +129,13 @@ class Metrics:
         self.quotes_sent[i] += 1
         self.quoted_qty[i] += qty
 
+    def on_quote_unsent(self, side: Side, qty: int) -> None:
+        """A quote on_quote_sent counted that the journal refused (write-ahead: never sent): out of
+        the fill rate's denominator again."""
+        i = 0 if side == Side.BUY else 1
+        self.quotes_sent[i] -= 1
+        self.quoted_qty[i] -= qty
+
     def on_fill(self, symbol_id: int, side: Side, qty: int, price: int, mid2: int, now_ns: int,
                 stale: bool = False) -> None:
         """A fill of one of our quotes: P&L, spread captured, fill rates, and its markouts.
