@@ -590,6 +590,13 @@ def _journal_stats(path: str, first_seq: int) -> dict:
 
 # ------------------------------------------------------------------------------------ the session
 
+def positions_by_name(engine: Engine, names: dict[int, str]) -> dict[str, int]:
+    """Symbol name -> position of every quoted symbol and every other symbol with a position (a
+    hedge, an adopted order's fill), by symbol id: what the positions row and line show."""
+    pos, quoted = engine.inventory.position, set(engine.quoted)
+    return {names[i]: pos[i] for i in sorted(names) if i in quoted or pos[i]}
+
+
 class Session:
     """Build, run and tear down one session. `run()` returns a SessionSummary.
 
@@ -625,12 +632,11 @@ class Session:
         """Plain reads of counters the runner thread updates (no engine method is called)."""
         engine, runner, monitor = self.engine, self.runner, self.monitor
         names = {s.id: s.name for s in self.inputs.symbols.symbols}
-        pos = engine.inventory.position
         sample = monitor.current()
         return Progress(
             elapsed_s=time.monotonic() - self._started, events=engine.counts["events"],
             orders_sent=runner.report.orders_sent, fills=sum(engine.metrics.fills),
-            positions={names[i]: pos[i] for i in engine.quoted},
+            positions=positions_by_name(engine, names),
             pnl_price4=engine.risk.pnl, trading_state=engine.risk.state.name,
             clock_state=sample.state.name, clock_compliant=monitor.compliant(self.profile))
 
@@ -763,7 +769,7 @@ class Session:
         summary = SessionSummary(
             session_id=session_id, journal_dir=self.settings.journal_dir, venue=self.venue, clock=clock,
             runner=report, engine=engine.summary(), trading_state=engine.risk.state.name,
-            faults=list(engine.risk.faults), positions={names[i]: engine.inventory.position[i] for i in engine.quoted},
+            faults=list(engine.risk.faults), positions=positions_by_name(engine, names),
             journal=_journal_stats(self.settings.journal_dir, first_seq),
             seconds=round(time.monotonic() - self._started, 3), inputs=dict(self.inputs.sources))
         if report.orders_sent == 0:

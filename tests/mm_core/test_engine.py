@@ -104,10 +104,11 @@ def drive_long_in_bolt(feed_event, venue: Venue, feed: Feed, now: int = 2 * S) -
     return now
 
 
-def long_in_bolt():
-    """ACME and BOLT books with our quotes in both (guard quiet); our BOLT bid is hit again and
-    again until the position passes the hedge trigger. Returns (engine, venue, feed, now)."""
-    engine, venue, feed = make_engine(QUIET_GUARD), Venue(), Feed()
+def long_in_bolt(config: EngineConfig = QUIET_GUARD):
+    """ACME and BOLT books with our quotes in both (guard quiet; `config`: another engine config
+    with a quiet guard); our BOLT bid is hit again and again until the position passes the hedge
+    trigger. Returns (engine, venue, feed, now)."""
+    engine, venue, feed = make_engine(config), Venue(), Feed()
     now = drive_long_in_bolt(lambda ev: run(engine, venue, ev, ev.now_ns), venue, feed)
     assert engine.inventory.position[BOLT] >= QUIET_GUARD.hedge.trigger
     return engine, venue, feed, now

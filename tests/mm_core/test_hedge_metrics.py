@@ -7,14 +7,14 @@ import pytest
 from journal.catalogue import Side
 from mm_core.metrics import Metrics, MetricsError
 from mm_core.types import Purpose
-from tests.mm_core.test_engine import keep_alive, long_in_bolt
+from tests.mm_core.test_engine import QUIET_GUARD, keep_alive, long_in_bolt
 from tests.mm_core.wire import ACME, MS, orders, run
 
 
-def _hedge_filled():
-    """long_in_bolt, then the hedge IOC in ACME sent and filled in full. Returns
+def hedge_filled(config=QUIET_GUARD):
+    """long_in_bolt(config), then the hedge IOC in ACME sent and filled in full. Returns
     (engine, venue, now, the hedge intent, ACME's doubled mid when it was sent)."""
-    engine, venue, _, now = long_in_bolt()
+    engine, venue, _, now = long_in_bolt(config)
     hedges = []
     for _ in range(10):
         now += 200 * MS
@@ -28,7 +28,7 @@ def _hedge_filled():
 
 
 def test_a_hedge_fill_is_not_marked_as_adverse_selection_of_our_quotes():
-    engine, venue, now, h, mid2 = _hedge_filled()
+    engine, venue, now, h, mid2 = hedge_filled()
     m = engine.metrics
     assert h.symbol_id == ACME and h.side is Side.SELL and 2 * h.price < mid2     # it crossed
     marked, adverse, recent = m.marked_by[ACME], m.adverse_by[ACME], m.recent_markout[ACME]
