@@ -61,6 +61,7 @@ LAB_NOTE = ("clock evidence comes from a loopback PTP lab: a ptp4l grandmaster a
             "host's own clock, so it shows the monitoring path, not traceability to UTC")
 _VENUE_READY_S = 15.0                # bound on a venue subprocess printing its ports
 _VENUE_MARGIN_S = 30.0               # an embedded venue outlives the session by this much
+END_NOTE = "session-end"             # the METRICS note of the end-of-run summary journaled
 _PROFILE_LINE = re.compile(r"^clock_profile\s*=.*$", re.MULTILINE)   # top level only (schema)
 
 
@@ -626,6 +627,7 @@ class Session:
         self.venue: dict = {}
         self.clock_source = self.clock_note = ""
         self._started = 0.0
+        self.end_metrics: dict | None = None    # the engine summary journaled at the end (printed)
 
     # -- progress ----------------------------------------------------------------------------
     def snapshot(self) -> Progress:
@@ -750,8 +752,17 @@ class Session:
         return first
 
     def _journal_stop(self, journal: Journal, session_id: int) -> None:
+        """The engine's end-of-run summary (a METRICS "session-end" document: the figures the
+        summary table prints), then the records that end the session."""
         report = self.runner.report
         now = time.clock_gettime_ns(time.CLOCK_REALTIME)
+        self.end_metrics = self.engine.summary()
+        try:
+            journal.append(RecordType.METRICS, pack_json({"note": END_NOTE, "session_id": session_id,
+                                                          **self.end_metrics}),
+                           ts_ns=now, ts_source=int(TsSource.USER))
+        except JournalError:
+            report.journal_failures += 1
         try:
             for rtype, payload in session_stop(session_id, report.inputs, report.orders_sent,
                                                report.stop_reason or "error"):
@@ -768,7 +779,7 @@ class Session:
                             () if compliant else reasons, warm, self.settings.clock.warmup)
         summary = SessionSummary(
             session_id=session_id, journal_dir=self.settings.journal_dir, venue=self.venue, clock=clock,
-            runner=report, engine=engine.summary(), trading_state=engine.risk.state.name,
+            runner=report, engine=self.end_metrics or engine.summary(), trading_state=engine.risk.state.name,
             faults=list(engine.risk.faults), positions=positions_by_name(engine, names),
             journal=_journal_stats(self.settings.journal_dir, first_seq),
             seconds=round(time.monotonic() - self._started, 3), inputs=dict(self.inputs.sources))

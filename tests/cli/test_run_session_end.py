@@ -1,0 +1,23 @@
+"""The end-of-run summary is journaled: a METRICS "session-end" document (the engine summary the
+table prints) right before SESSION_STOP, so the journal holds what was printed."""
+import json
+
+from click.testing import CliRunner
+
+from cli.run_cmd import command as run
+from journal import Reader
+from journal.catalogue import RecordType, unpack_json
+
+
+def test_the_printed_summary_is_the_last_metrics_document(tmp_path):
+    journal = tmp_path / "journal"
+    result = CliRunner().invoke(run, ["--duration", "2s", "--journal", str(journal), "--no-ptp-lab", "--json"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.output)["engine"]
+    with Reader(journal) as reader:
+        recs = list(reader.records())
+    assert [r.rtype for r in recs[-2:]] == [RecordType.METRICS, RecordType.SESSION_STOP]
+    end = unpack_json(recs[-2].payload)
+    assert end.pop("note") == "session-end" and end.pop("session_id") == 1
+    assert end == printed and end["counts"]["events"] > 0
