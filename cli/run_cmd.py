@@ -20,6 +20,7 @@ import click
 
 from audit.health import PROFILES
 from cli.clock_cmd import LOG_OPTIONS
+from cli.metrics_rows import metrics_rows, money
 from cli.operator_cmd import CONTROL_NAME
 from journal import JournalError, Reader
 from mm_core.session import (
@@ -29,17 +30,6 @@ from mm_core.session import (
 from mm_core.venue.errors import ConfigError as VenueConfigError
 from recovery.midsession import LiveReconciler
 from mm_core.venue.process import parse_duration
-
-
-def money(price4_shares: int | None, halves: bool = False) -> str:
-    """price4 x shares -> currency with 2 decimals, by integer arithmetic (rounded half away);
-    halves: the figure is twice the amount (a METRICS field named ..._x2)."""
-    if price4_shares is None:
-        return "n/a"
-    sign = "-" if price4_shares < 0 else ""
-    unit = 200 if halves else 100
-    cents = (abs(int(price4_shares)) + unit // 2) // unit
-    return f"{sign}{cents // 100:,}.{cents % 100:02d}"
 
 
 def seconds(text: str) -> float:
@@ -63,8 +53,9 @@ def interval_ns(text: str) -> int:
 def progress_line(p: Progress) -> str:
     positions = " ".join(f"{name} {qty:+d}" for name, qty in p.positions.items())
     clock = f"{p.clock_state}{'' if p.clock_compliant else ' (not compliant)'}"
-    return (f"[{p.elapsed_s:6.1f}s] events {p.events:6d}  orders {p.orders_sent:5d}  fills {p.fills:4d}  "
-            f"pos {positions}  P&L {money(p.pnl_price4)}  {p.trading_state}  clock {clock}")
+    # P&L as the risk gateway marks it (to fair value); the summary's unrealized is at the mid
+    return (f"[{p.elapsed_s:6.1f}s] events {p.events:6d}  orders {p.orders_sent:5d}  quote fills {p.fills:4d}  "
+            f"pos {positions}  P&L at fair {money(p.pnl_price4)}  {p.trading_state}  clock {clock}")
 
 
 _STAGE_NAMES = {"rx->read": "RX stamp to read", "read->journaled": "journal",
@@ -79,10 +70,6 @@ def orders_sent_text(r) -> str:
 
 
 def summary_rows(s: SessionSummary) -> list[tuple[str, str]]:
-    e = s.engine
-    fills = e.get("fills", {})
-    markouts = ", ".join(f"{int(h) // 1_000_000} ms {m / 10_000:+.4f}" if m is not None else
-                         f"{int(h) // 1_000_000} ms n/a" for h, m in e.get("markout_per_share", {}).items())
     venue = s.venue
     where = (f"{venue['kind']} {venue['host']}:{venue['ouch_port']}"
              + (f" session {venue['session']}" if venue.get("session") else ""))
@@ -95,12 +82,8 @@ def summary_rows(s: SessionSummary) -> list[tuple[str, str]]:
         ("trading state", s.trading_state + (f" (faults: {', '.join(s.faults)})" if s.faults else "")),
         ("inputs journaled", str(s.runner.inputs)),
         ("orders sent", orders_sent_text(s.runner)),
-        ("fills", f"{fills.get('bid', 0)} bid, {fills.get('ask', 0)} ask"),
         ("positions", " ".join(f"{k} {v:+d}" for k, v in s.positions.items()) or "none"),
-        ("P&L realized", money(e.get("realized"))),
-        ("P&L unrealized", money(e.get("unrealized_x2"), halves=True)),
-        ("spread captured", money(e.get("spread_captured_x2"), halves=True)),
-        ("markout per share", markouts or "n/a"),
+        *metrics_rows(s.engine, s.symbol_names),
         ("journal", f"{s.journal['path']} seq {s.journal['first_seq']}..{s.journal['last_seq']} "
                     f"({s.journal['records']} records)"),
     ]

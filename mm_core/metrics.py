@@ -338,6 +338,9 @@ class Metrics:
                                           "book_stale": self.markout_unmarked_stale[i]}
                                  for i, h in enumerate(self.horizons)},
             "adverse_selection_rate": self.adverse_rate(),
+            # the horizon it is read at, and the quote fills marked there (its denominator)
+            "adverse_horizon_ns": self.horizons[self.adverse_horizon],
+            "adverse_marked": self.markout_n[self.adverse_horizon],
             "inventory_turnover": (sum(self.traded) / mean_abs) if mean_abs > 0 else None,
             "hedging": {"fills": self.hedge_fills, "qty": self.hedge_qty,
                         "cost_x2": self.hedge_cost_x2,

@@ -329,6 +329,8 @@ class SessionSummary:
     # per stage of the market-data packets that sent orders: {"n", "p50_us", "p99_us"}
     # (mm_core.runner.stage_latencies: RX stamp -> read -> journaled -> decided -> sent)
     latency: dict = dataclasses.field(default_factory=dict)
+    # symbol id (as the engine document's keys are text) -> name, for the rows that name symbols
+    symbol_names: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def as_dict(self) -> dict:
         doc = dataclasses.asdict(self)
@@ -782,7 +784,8 @@ class Session:
             runner=report, engine=self.end_metrics or engine.summary(), trading_state=engine.risk.state.name,
             faults=list(engine.risk.faults), positions=positions_by_name(engine, names),
             journal=_journal_stats(self.settings.journal_dir, first_seq),
-            seconds=round(time.monotonic() - self._started, 3), inputs=dict(self.inputs.sources))
+            seconds=round(time.monotonic() - self._started, 3), inputs=dict(self.inputs.sources),
+            symbol_names={str(i): name for i, name in names.items()})
         if report.orders_sent == 0:
             summary.not_trading_reason = self._why_idle(summary, warm, reasons)
         stages = self.runner.packet_stages() if self.runner is not None else []
