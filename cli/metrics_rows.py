@@ -1,6 +1,7 @@
 """The desk-metrics rows of the end-of-run summary (`mmaudit run`, `mmaudit demo`), from the
 engine's METRICS document (mm_core.metrics.Metrics.summary plus the engine's fields): each row
-says what it counts (quote fills apart from hedge and adopted ones). Formats the document's figures; computes none of its own.
+says what it counts (quote fills apart from hedge and adopted ones; an unrealized P&L that leaves
+positions out says which). Formats the document's figures; computes none of its own.
 """
 from __future__ import annotations
 
@@ -30,6 +31,20 @@ def horizon_text(ns: int | str) -> str:
 
 def _pct(x: float) -> str:
     return f"{100.0 * x:.1f}%"
+
+
+def _unrealized(e: dict, names: dict[str, str]) -> str:
+    """At the mids; a total that leaves out positions with no mid says so, and a stale book."""
+    text = money(e.get("unrealized_x2"), halves=True)
+    unpriced = e.get("unpriced") or {}
+    if unpriced:
+        priced = any(v.get("position") and v.get("unrealized_x2") is not None
+                     for v in e.get("symbols", {}).values())
+        left_out = " ".join(f"{names.get(s, s)} {q:+d}" for s, q in unpriced.items())
+        text = f"partial: {text} ({left_out} unpriced)" if priced else f"n/a ({left_out} unpriced)"
+    if e.get("book_stale"):
+        text += " (book stale)"
+    return text
 
 
 def _markouts(e: dict) -> list[tuple[str, str]]:
@@ -73,7 +88,7 @@ def metrics_rows(e: dict, names: dict[str, str]) -> list[tuple[str, str]]:
             f"{side} {_pct(rate.get(side, 0.0))} ({filled.get(side, 0):,} of {quoted.get(side, 0):,} shares quoted)"
             for side in ("bid", "ask"))),
         ("P&L realized", money(e.get("realized"))),
-        ("P&L unrealized at mid", money(e.get("unrealized_x2"), halves=True)),
+        ("P&L unrealized at mid", _unrealized(e, names)),
         ("spread captured", spread),
         *_markouts(e),
         ("adverse selection", (f"{_pct(e.get('adverse_selection_rate', 0.0))} of {marked} quote fills marked "

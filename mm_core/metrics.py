@@ -299,14 +299,18 @@ class Metrics:
         # only a traded symbol has lots (each lot is a fill), and P&L or spread captured
         per_symbol = {}
         unrealized_total = 0
+        unpriced = {}           # open positions with no mid: left out of unrealized_x2
         for s in compress(range(self.n), self.traded):
             mid2 = mids2[s]
             unrealized_x2 = None
+            position = self.position(s)
             if mid2 > 0:
                 unrealized_x2 = self.unrealized_x2(s, mid2)
                 unrealized_total += unrealized_x2
+            elif position:
+                unpriced[str(s)] = position
             per_symbol[str(s)] = {
-                "position": self.position(s),
+                "position": position,
                 "realized": self.realized[s],
                 "unrealized_x2": unrealized_x2,
                 "spread_captured_x2": self.spread_x2[s],
@@ -318,6 +322,9 @@ class Metrics:
         return {
             "realized": sum(self.realized),
             "unrealized_x2": unrealized_total,
+            # symbol id -> position of the open positions unrealized_x2 leaves out (no mid): when
+            # any, unrealized_x2 is partial
+            "unpriced": unpriced,
             "spread_captured_x2": sum(self.spread_x2),
             # the quote fills' shares spread_captured_x2 counts (filled_qty less these had no mid)
             "spread_marked_qty": {"bid": self.spread_marked_side[0], "ask": self.spread_marked_side[1]},

@@ -1,6 +1,7 @@
 """The end-of-run summary's desk-metrics rows (`mmaudit run`, `mmaudit demo`): quote fills and
 fill rates per side, adverse selection, inventory turnover and hedging shown and labelled;
-sub-millisecond horizons printed as such; the progress line's P&L says it is marked to fair."""
+sub-millisecond horizons printed as such; an unrealized P&L that leaves out positions with no mid
+says so (and a stale book); the progress line's P&L says it is marked to fair."""
 from journal.catalogue import Side
 from cli.metrics_rows import horizon_text, metrics_rows
 from cli.run_cmd import progress_line
@@ -10,7 +11,7 @@ from mm_core.session import Progress
 NAMES = {"1": "ACME", "2": "BOLT", "3": "CHIP"}
 
 
-def _doc() -> dict:
+def _doc(stale: bool = False) -> dict:
     m = Metrics(4, (500_000, 100_000_000, 1_000_000_000), adverse_horizon=1)
     m.on_quote_sent(Side.BUY, 400)
     m.on_quote_sent(Side.SELL, 200)
@@ -20,7 +21,9 @@ def _doc() -> dict:
     m.on_adopted_fill(1, Side.BUY, 50, 10_000)
     m.sample_position([0, 150, -100, -100])
     m.on_time(100_000_000, [0, 19_000, 10_000, 10_000])
-    return m.summary([0, 19_000, 10_000, 10_000])
+    doc = m.summary([0, 19_000, 0 if stale else 10_000, 10_000])
+    doc["book_stale"] = stale
+    return doc
 
 
 def test_every_figure_the_issue_names_is_a_labelled_row():
@@ -35,6 +38,15 @@ def test_every_figure_the_issue_names_is_a_labelled_row():
     assert rows["markout per share"] == "500 µs -0.0245, 100 ms -0.0245, 1,000 ms n/a"
     assert rows["P&L unrealized at mid"] == "-7.50"
     assert "fills" not in rows                  # never an unlabelled count
+
+
+def test_an_unrealized_total_without_some_positions_says_so():
+    rows = dict(metrics_rows(_doc(stale=True), NAMES))
+    assert rows["P&L unrealized at mid"] == "partial: -7.60 (BOLT -100 unpriced) (book stale)"
+    only = _doc()
+    only["unpriced"] = {"1": 150}
+    only["symbols"] = {"1": {"position": 150, "unrealized_x2": None}}
+    assert dict(metrics_rows(only, NAMES))["P&L unrealized at mid"] == "n/a (ACME +150 unpriced)"
 
 
 def test_unmarked_markouts_and_stale_fills_are_shown():
