@@ -2003,7 +2003,7 @@ class Engine:
         self.risk.on_timer(now)
         self._watch_clock(actions)
         self._refresh_risk()
-        self._mature_markouts(actions)
+        self._mature_markouts(actions, expire=True)
         if now >= self.next_metrics_ns:
             self.metrics.sample_position(self.inventory.position)
             if self.next_metrics_ns >= 0:
@@ -2063,8 +2063,9 @@ class Engine:
             if acts:
                 self._requote(s, actions)
 
-    def _mature_markouts(self, actions: list[Action]) -> None:
-        matured = self.metrics.on_time(self.now, self.mid2, self.stale)
+    def _mature_markouts(self, actions: list[Action], expire: bool = False) -> None:
+        """Metrics.on_time (`expire`: the timer's call), then the guard on what matured."""
+        matured = self.metrics.on_time(self.now, self.mid2, self.stale, expire)
         if self._rx is not None:
             self._rx.set_metrics(self.metrics, matured)
         if not matured:

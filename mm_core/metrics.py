@@ -93,6 +93,7 @@ class Metrics:
         h = len(self.horizons)
         self.markout_unmarked = [0] * h                   # per horizon: fills never marked, of
         self.markout_unmarked_stale = [0] * h             # them: due while the book was stale
+        self.waiting = [0] * h                            # per horizon: the blocked ones (on_time)
 
     def _no_hedges(self) -> None:
         self.hedge_fills = 0                              # hedge IOC fills (not quote fills)
@@ -207,43 +208,55 @@ class Metrics:
         if signed:
             lots.append([signed, price])
 
-    def on_time(self, now_ns: int, mids2: list[int], stale: bool = False) -> list[tuple[int, bool, int, float]]:
+    def on_time(self, now_ns: int, mids2: list[int], stale: bool = False,
+                expire: bool = False) -> list[tuple[int, bool, int, float]]:
         """Mature the markouts due by now; returns (symbol, our side is bid, horizon index,
         markout per share in price4) for each, so the quote guard sees them. Each fill matures at
         its own horizon: one whose symbol has no mid waits (blocked) for one, at the front of its
-        queue, without holding up the other symbols' fills behind it, for a tenth of its horizon
-        (_GRACE_DIV); then it is counted unmarked. `stale`: the book is stale, no mid is used:
-        every markout due is counted unmarked (book stale), none reaches the guard."""
+        queue, without holding up the other symbols' fills behind it, until a tenth of its
+        horizon past it (_GRACE_DIV); a mid that shows later does not mark it: it is counted
+        unmarked. `stale`: the book is stale, no mid is used: every markout due is counted
+        unmarked (book stale), none reaches the guard. `expire` (the timer's call): the waiting
+        ones past their last chance are counted then, though nothing else is due.
+
+        A waiting markout's last chance wakes nothing (the compiled packet path would stop there
+        for Python): the first packet with its mid calls on_time (the blocked symbol has a mid),
+        so one is marked if and only if its mid came in time, whenever it is counted."""
         if now_ns < self.next_due_ns:
-            if stale:
-                return []
-            for s in self.blocked:
-                if mids2[s] > 0:
-                    break
-            else:
-                return []
+            if not (expire and self.blocked):
+                if stale:
+                    return []
+                for s in self.blocked:
+                    if mids2[s] > 0:
+                        break
+                else:
+                    return []
         self.changes += 1
         matured = []
         next_due = _NEVER
         blocked: list[int] = []
+        waited = self.waiting
         for h, q in enumerate(self.pending):
             horizon = self.horizons[h]
+            seen = waited[h]            # the first `seen` in q waited for a mid before
             waiting = None
             while q and q[0][0] + horizon <= now_ns:
                 entry = q.popleft()
                 fill_ns, symbol_id, sign, price, qty = entry
                 m2 = 0 if stale else mids2[symbol_id]
+                late = now_ns >= fill_ns + horizon + horizon // _GRACE_DIV
+                if seen:
+                    seen -= 1
+                    if late:            # its mid, if any, came after its last chance
+                        m2 = 0
                 if m2 <= 0:
-                    last = fill_ns + horizon + horizon // _GRACE_DIV
-                    if stale or now_ns >= last:     # no mid it may use: unmarked, out of the sums
+                    if stale or late:   # no mid it may use: unmarked, out of the sums
                         self.markout_unmarked[h] += 1
                         self.markout_unmarked_stale[h] += stale
                         continue
-                    if waiting is None:             # no mid yet: it waits, until `last`
+                    if waiting is None:
                         waiting = []
                     waiting.append(entry)
-                    if last < next_due:
-                        next_due = last
                     if symbol_id not in blocked:
                         blocked.append(symbol_id)
                     continue
@@ -264,6 +277,7 @@ class Metrics:
                 next_due = q[0][0] + horizon
             if waiting:                         # back at the front, in fill order
                 q.extendleft(reversed(waiting))
+            waited[h] = len(waiting) if waiting else 0
         self.next_due_ns = next_due
         self.blocked = blocked
         return matured
@@ -366,5 +380,5 @@ class Metrics:
                 # the fill rate, turnover and which symbols' mids the summary reads
                 self.filled_qty, self.traded, self.markout_qty, self.pos_samples,
                 self.spread_marked_qty, self.spread_marked_side, self.after_cancel_fills,
-                self.after_cancel_qty, self.markout_unmarked, self.markout_unmarked_stale, self.stale_fill_qty,
+                self.after_cancel_qty, self.markout_unmarked, self.markout_unmarked_stale, self.waiting, self.stale_fill_qty,
                 self.adopted_fills, self.adopted_qty)

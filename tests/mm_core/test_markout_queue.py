@@ -12,14 +12,14 @@ def test_a_symbol_without_a_mid_does_not_block_the_others():
     m.on_fill(1, Side.BUY, 100, 10_000, 20_000, 0)     # symbol 1's book goes one-sided (no mid)
     m.on_fill(2, Side.BUY, 100, 10_000, 20_000, 10)    # symbol 2 has a mid the whole time
     assert m.on_time(1_020, mids) == [(2, True, 0, 0.0)]   # marked at its horizon, not later
-    assert m.blocked == [1]
-    assert m.next_due_ns == 1_100                       # symbol 1 waits a tenth of its horizon
+    assert m.blocked == [1] and m.waiting == [1, 0]    # symbol 1 waits a tenth of its horizon
+    assert m.next_due_ns == 10_000                      # the next horizon still counts
     mids[2] = 19_000                                    # symbol 2 moves against us later
     assert m.on_time(1_050, mids) == []
     assert (m.marked_by[2], m.adverse_by[2], m.recent_markout[2]) == (1, 0, 0.0)
     mids[1] = 20_000
     assert m.on_time(1_060, mids) == [(1, True, 0, 0.0)]   # symbol 1 once it has a mid
-    assert m.blocked == [] and m.next_due_ns == 10_000     # the next horizon still counts
+    assert m.blocked == [] and m.waiting == [0, 0]
     assert m.on_time(10_010, mids) == [(1, True, 1, 0.0), (2, True, 1, -500.0)]
     assert not any(m.pending) and m.markout_n == [2, 2] and m.markout_unmarked == [0, 0]
 
@@ -39,19 +39,34 @@ def test_waiting_fills_keep_their_order_and_mature_together():
 
 def test_a_markout_with_no_mid_by_its_horizon_and_a_tenth_is_counted_unmarked():
     m = Metrics(2, (1_000, 5_000), adverse_horizon=0)
-    mids = [0, 20_000]
+    mids = [0, 0]                                       # the book emptied (a session change)
     m.on_fill(1, Side.BUY, 100, 10_000, 20_000, 0)
-    mids[1] = 0                                         # the book empties (a session change)
     assert m.on_time(1_050, mids) == [] and m.blocked == [1]
-    assert m.next_due_ns == 1_100
-    assert m.on_time(1_100, mids) == []                 # its last chance passed: unmarked
-    assert m.markout_unmarked == [1, 0] and m.blocked == [] and m.next_due_ns == 5_000
-    mids[1] = 10_000                                    # a later mid is not its markout
-    assert m.on_time(2_000, mids) == []
+    assert m.next_due_ns == 5_000                       # its last chance wakes nothing
+    mids[1] = 10_000                                    # a mid after its last chance (1_100)
+    assert m.on_time(1_200, mids) == []                 # is not its markout: unmarked
+    assert m.markout_unmarked == [1, 0] and m.blocked == [] and m.waiting == [0, 0]
     assert m.on_time(5_000, mids) == [(1, True, 1, -5_000.0)]   # the next horizon has its mid
     assert m.markout_n == [0, 1] and m.markout_qty == [0, 100] and m.markout_x2[0] == 0
     assert m.summary([0, 10_000])["markout_unmarked"] == {
         "1000": {"fills": 1, "book_stale": 0}, "5000": {"fills": 0, "book_stale": 0}}
+
+
+def test_the_timer_counts_a_waiting_markout_past_its_last_chance():
+    m = Metrics(2, (1_000, 5_000), adverse_horizon=0)
+    m.on_fill(1, Side.BUY, 100, 10_000, 20_000, 0)
+    assert m.on_time(1_050, [0, 0]) == [] and m.blocked == [1]
+    assert m.on_time(1_099, [0, 0], expire=True) == [] and m.waiting == [1, 0]   # still in time
+    assert m.on_time(1_100, [0, 0]) == [] and m.waiting == [1, 0]    # not the timer: nothing due
+    assert m.on_time(1_100, [0, 0], expire=True) == []
+    assert m.markout_unmarked == [1, 0] and m.blocked == [] and not m.pending[0]
+
+
+def test_a_fill_first_seen_after_its_last_chance_with_the_mid_of_its_horizon_is_marked():
+    """Nothing ran between its horizon and now: the mid now is the one its horizon saw."""
+    m = Metrics(2, (1_000,), adverse_horizon=0)
+    m.on_fill(1, Side.BUY, 100, 10_000, 20_000, 0)
+    assert m.on_time(2_000, [0, 20_200]) == [(1, True, 0, 100.0)]
 
 
 def test_markouts_due_while_the_book_is_stale_are_unmarked_and_not_returned():
