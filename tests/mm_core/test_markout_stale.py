@@ -35,15 +35,19 @@ def _gap(feed: Feed, refs: dict) -> bytes:
     return feed.packet(feed.add(ACME, "B", 100, 989_000))
 
 
-def _markout_in_gap(compiled: bool) -> Engine:
+def _markout_in_gap(compiled: bool, timer: bool = False) -> Engine:
     engine, venue, feed, refs, bid, px = _quoting(compiled)
     t0 = S + 2 * MS
     run(engine, venue, venue.fill(bid, 100, t0, px), t0)
     run(engine, venue, md(_gap(feed, refs), t0 + 30 * MS), t0 + 30 * MS)
     assert engine.stale
     t = t0 + 150 * MS                   # past the 100 ms horizon, the book still stale
-    run(engine, venue, md(feed.resend(7, 8), t), t)
+    run(engine, venue, Timer(t) if timer else md(feed.resend(7, 8), t), t)
     return engine
+
+
+def _markout_in_gap_timer(compiled: bool) -> Engine:
+    return _markout_in_gap(compiled, timer=True)
 
 
 def _fill_in_gap(compiled: bool) -> Engine:
@@ -74,9 +78,10 @@ def _session_change(compiled: bool) -> Engine:
     return engine
 
 
+@pytest.mark.parametrize("timer", [False, True])
 @pytest.mark.parametrize("compiled", [True, False])
-def test_a_markout_due_while_the_book_is_stale_is_unmarked(compiled):
-    engine = _markout_in_gap(compiled)
+def test_a_markout_due_while_the_book_is_stale_is_unmarked(compiled, timer):
+    engine = _markout_in_gap(compiled, timer)
     m = engine.metrics
     assert m.markout_n[0] == 0 and m.markout_x2[0] == 0 and m.adverse == 0
     assert m.markout_unmarked[0] == 1 and m.markout_unmarked_stale[0] == 1
@@ -104,6 +109,6 @@ def test_a_markout_with_no_mid_at_its_horizon_is_not_marked_a_minute_later(compi
     assert not any(m.pending) and m.blocked == []
 
 
-@pytest.mark.parametrize("scenario", [_markout_in_gap, _fill_in_gap, _session_change])
+@pytest.mark.parametrize("scenario", [_markout_in_gap, _markout_in_gap_timer, _fill_in_gap, _session_change])
 def test_compiled_and_reference_agree(scenario):
     assert scenario(True).state_hash() == scenario(False).state_hash()
