@@ -23,7 +23,8 @@ Calling contract for the engine (sans-io; every call carries now_ns from the eng
                            of a known order rests at the venue, before it is cancelled there),
                            on_order_state(open_orders | None, unknown_outcome, t), on_position,
                            on_clock, on_journal_health, on_reconciled, on_timer, on_option_params
-                           (check_option(params) refuses beforehand what it would refuse)
+                           (check_option(params, t) refuses beforehand what it would refuse:
+                           an expiry not after t, or more than greeks.MAX_EXPIRY_DAYS later)
   after every call:        gw.drain_events() -> [StateChange] to journal as STATE_CHANGE
   commands:                operator_enable(actor, reason, now_ns), set_safe_mode(on, actor, reason,
                            now_ns), kill(scope, scope_id, requested_by, reason, now_ns) -> KillOrder,

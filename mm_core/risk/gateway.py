@@ -1301,10 +1301,11 @@ class RiskGateway:
     def on_option_params(self, symbol_id: int, underlying_id: int, strike: int, expiry_ns: int,
                          vol: float, rate: float, is_call: bool, multiplier: int = 1,
                          now_ns: int = 0) -> None:
-        """Declare (or update) an option symbol; raises RiskError on bad parameters (check_option)."""
+        """Declare (or update) an option symbol at now_ns; raises RiskError on bad parameters
+        (check_option)."""
         params = OptionParams(symbol_id, underlying_id, int(strike), int(expiry_ns), float(vol),
                               float(rate), bool(is_call), int(multiplier))
-        self.check_option(params)
+        self.check_option(params, now_ns)
         sym = self._symbol(symbol_id)
         under = self._symbol(underlying_id)
         if under.option is not None:
@@ -1328,11 +1329,12 @@ class RiskGateway:
             self._recount_work()         # its working orders' notional is in contracts now
         self._revalue(under, now_ns, force_reprice=True)
 
-    def check_option(self, params: OptionParams) -> None:
+    def check_option(self, params: OptionParams, now_ns: int | None = None) -> None:
         """What on_option_params refuses before it changes anything: parameters out of range
-        (RiskError), or a vol whose scenario grid moves the underlying to zero or below under the
+        (RiskError; with now_ns, an expiry not after it or more than greeks.MAX_EXPIRY_DAYS
+        later), or a vol whose scenario grid moves the underlying to zero or below under the
         limits in force (LimitsError naming scenario.spot_sigmas): none of it could be valued."""
-        params.validate()
+        params.validate(now_ns)
         self._limits.check_scenario_vol(params.vol, f"option {params.symbol_id}'s vol")
 
     # ------------------------------------------------------------------------ commands
