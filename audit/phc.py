@@ -2,7 +2,8 @@
 turn PHC (TAI) time into UTC, and wrap linuxptp's phc_ctl for a second opinion.
 
 Owns the FD_TO_CLOCKID rule ((~fd) << 3 | 3), the TAI->UTC conversion with the UTC offset and
-leap flags ptp4l reports, and parsing phc_ctl's `get`/`cmp` lines. Opens PHCs read-only.
+leap flags ptp4l reports (one rule for the runner, replay and the reports), and parsing
+phc_ctl's `get`/`cmp` lines. Opens PHCs read-only.
 Must not know about sockets, pmc or health verdicts.
 """
 from __future__ import annotations
@@ -120,13 +121,23 @@ def tai_to_utc_ns(tai_ns: int, utc_offset_s: int, utc_offset_valid: bool,
         raise PhcError("leap61 and leap59 both set")
     if not 0 <= utc_offset_s <= 1000:
         raise PhcError(f"implausible TAI-UTC offset {utc_offset_s} s")
-    utc_ns = tai_ns - utc_offset_s * NS_PER_S
-    if leap61 or leap59:
+    return leap_utc_ns(tai_ns - utc_offset_s * NS_PER_S, LEAP61 if leap61 else LEAP59 if leap59 else 0)
+
+
+LEAP61, LEAP59 = 61, 59      # the leap flag in force, as one code (0: none)
+
+
+def leap_utc_ns(utc_ns: int, leap: int) -> int:
+    """UTC ns by the offset of a sample whose leap flag is `leap` (LEAP61, LEAP59 or 0), moved by
+    the leap second once _leap_midnight's midnight has passed: the inserted second makes the
+    offset 1 s larger after it, the deleted 23:59:59 is skipped. tai_to_utc_ns's rule, and
+    leap_corrected_ns's row by row."""
+    if leap:
         midnight = _leap_midnight(utc_ns)
-        if leap61 and utc_ns >= midnight:          # inserted second has passed: offset grew by 1
-            utc_ns -= NS_PER_S
-        elif leap59 and utc_ns >= midnight - NS_PER_S:   # 23:59:59 is skipped
-            utc_ns += NS_PER_S
+        if leap == LEAP61 and utc_ns >= midnight:
+            return utc_ns - NS_PER_S
+        if leap == LEAP59 and utc_ns >= midnight - NS_PER_S:
+            return utc_ns + NS_PER_S
     return utc_ns
 
 
@@ -157,6 +168,17 @@ def phc_offset(sample):
     read = valid | (np.asarray(sample["state"]) != int(ClockState.UNKNOWN))
     sets = (ptp & valid) | (~ptp & read)
     return sets, np.where(ptp, np.asarray(sample["utc_offset"]).astype(np.int64), 0)
+
+
+def phc_leap(sample):
+    """The leap flag that comes in force with the offset a CLOCK_SAMPLE sets (phc_offset; a record
+    or an array of them): LEAP61, LEAP59 (leap61 first, as leap_corrected_ns takes it) or 0, and
+    0 on the ARB timescale, whose PHC is taken as is. The runner and replay keep it with the
+    offset and convert each PHC stamp with leap_utc_ns, as the reports convert theirs."""
+    ptp = np.asarray(sample["ptp_timescale"]) != 0
+    leap61 = ptp & (np.asarray(sample["leap61"]) != 0)
+    leap59 = ptp & (np.asarray(sample["leap59"]) != 0)
+    return np.where(leap61, LEAP61, np.where(leap59, LEAP59, 0))
 
 
 def leap_corrected_ns(utc_ns, leap61, leap59):

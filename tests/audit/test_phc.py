@@ -135,3 +135,16 @@ def test_a_flag_cleared_late_belongs_to_the_midnight_just_passed():
     for t in (2 * S, 30 * S, 600 * S, 5 * 3_600 * S):
         assert tai_to_utc_ns(MIDNIGHT + t + 37 * S, 36, True, leap61=True) == MIDNIGHT + t
         assert tai_to_utc_ns(MIDNIGHT + t + 36 * S, 37, True, leap59=True) == MIDNIGHT + t
+
+
+@pytest.mark.parametrize("midnight", [MIDNIGHT, MIDNIGHT + 14 * DAY, 1_909_094_400 * S])
+def test_one_stamps_leap_rule_is_the_reports_row_by_row(midnight):
+    """leap_utc_ns (the runner's and replay's engine time) equals leap_corrected_ns (the reports')
+    on every stamp around a month's end, a mid-month midnight, and the 6 h split after each."""
+    import numpy as np
+    from audit.phc import LEAP59, LEAP61, leap_corrected_ns, leap_utc_ns
+    around = [midnight + d for d in (-DAY, -6 * 3_600 * S, -S - 1, -S, -1, 0, 1, S,
+                                     6 * 3_600 * S - 1, 6 * 3_600 * S, DAY - 1)]
+    for leap, flags in ((LEAP61, (True, False)), (LEAP59, (False, True)), (0, (False, False))):
+        rows = leap_corrected_ns(np.array(around), np.full(len(around), flags[0]), np.full(len(around), flags[1]))
+        assert [leap_utc_ns(t, leap) for t in around] == [int(t) for t in rows]
