@@ -1,9 +1,9 @@
 """PTP hardware clocks: read /dev/ptpN as a dynamic POSIX clock, compare it with CLOCK_REALTIME,
 turn PHC (TAI) time into UTC, and wrap linuxptp's phc_ctl for a second opinion.
 
-Owns the FD_TO_CLOCKID rule ((~fd) << 3 | 3), the TAI->UTC conversion with the UTC offset and
-leap flags ptp4l reports (one rule for the runner, replay and the reports), and parsing
-phc_ctl's `get`/`cmp` lines. Opens PHCs read-only.
+Owns the FD_TO_CLOCKID rule ((~fd) << 3 | 3), what makes a path a PHC (its sysfs class), the
+TAI->UTC conversion with the UTC offset and leap flags ptp4l reports (one rule for the runner,
+replay and the reports), and parsing phc_ctl's `get`/`cmp` lines. Opens PHCs read-only.
 Must not know about sockets, pmc or health verdicts.
 """
 from __future__ import annotations
@@ -12,6 +12,7 @@ import datetime
 import os
 import re
 import shutil
+import stat
 import subprocess
 import time
 from dataclasses import dataclass
@@ -42,6 +43,42 @@ def clockid_to_fd(clockid: int) -> int:
     if clockid >= 0 or clockid & 7 != CLOCKFD:
         raise PhcError(f"{clockid} is not a dynamic (fd-based) clock id")
     return ~(clockid >> 3)
+
+
+def check_phc_device(path: str, sysfs: str = "/sys") -> None:
+    """PhcError unless `path` is a PTP hardware clock's character device (/dev/ptpN, or a link to
+    one): the kernel's entry for its device number (sysfs/dev/char/MAJOR:MINOR) in the ptp class,
+    or, where sysfs has no entry, a device whose dynamic clock answers clock_getres. What it is
+    instead (a regular file, a directory, /dev/null of the mem class) is named. Opens nothing
+    that sysfs names: opening some devices acts (a watchdog arms)."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise PhcError(f"{path}: {exc.strerror}") from None
+    mode = st.st_mode
+    if not stat.S_ISCHR(mode):
+        kind = ("a directory" if stat.S_ISDIR(mode) else "a regular file" if stat.S_ISREG(mode)
+                else "a block device" if stat.S_ISBLK(mode) else "not a character device")
+        raise PhcError(f"{path} is {kind}, not a PTP hardware clock (/dev/ptpN)")
+    number = f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
+    entry = os.path.join(sysfs, "dev", "char", number)
+    if os.path.lexists(entry):
+        subsystem = os.path.basename(os.path.realpath(os.path.join(entry, "subsystem")))
+        if subsystem != "ptp":
+            raise PhcError(f"{path} is character device {number} of the {subsystem} class, not a PTP "
+                           "hardware clock (/sys/class/ptp)")
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise PhcError(f"cannot open {path}: {exc.strerror}") from None
+    try:
+        time.clock_getres(fd_to_clockid(fd))
+    except OSError as exc:
+        raise PhcError(f"{path} (character device {number}) is not a PTP hardware clock: "
+                       f"clock_getres: {exc.strerror}") from None
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True, slots=True)
