@@ -442,7 +442,8 @@ class RiskGateway:
         test in force; a short sale on a symbol the gateway knows restricted needs it.
         Order of checks: identity and fields (the marking's byte too), fail-closed inputs,
         throttle, trading state, time (never before the last order's), message rate, size and
-        value, collars, duplicates, a replace of a replacement in flight, open orders,
+        value, collars, duplicates, a replace of a replacement in flight (and a modify of an
+        original whose replace is in flight, or of a replacement off its side), open orders,
         position, notional, Greeks and scenario, drawdown, self-trade, then for sells Reg SHO (a
         long sale covered, a short sale's price test and locate). One flat body with locals: this
         runs for every order.
