@@ -15,7 +15,8 @@ Format (see default.toml, shipped in this package, for every key with its defaul
                the prior day's close: Rule 201's reference, see regsho.py),
                half_penny (bool: $0.005 tick tier), volatility (annualised fraction)
   [[pairs]]    a, b (symbol names), correlation (-1..1): b's latent path loads on a's shocks
-  [[options]]  name, id, underlying (a symbol), strike (price4), expiry_days, right ("C"/"P"),
+  [[options]]  name, id, underlying (a symbol), strike (price4), expiry_days (at most
+               mm_core.risk.greeks.MAX_EXPIRY_DAYS), right ("C"/"P"),
                implied_vol, half_penny; priced off the latent underlying by Black-Scholes
   [calendar]   holidays: the exchange's full-day closures, TOML dates (2026-11-26) or
                "YYYY-MM-DD" strings, each a weekday, no repeats (see tradingdays.py)
@@ -33,6 +34,7 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from mm_core.risk.greeks import MAX_EXPIRY_DAYS
 from mm_core.venue.errors import ConfigError
 from mm_core.venue.matching import MAX_PRICE, Listing
 from mm_core.venue.tradingdays import TradingCalendar
@@ -221,7 +223,8 @@ _SYMBOL_CHECKS = {
 _PAIR_CHECKS = {"a": _text(8), "b": _text(8), "correlation": _num(-1, 1)}
 _OPTION_CHECKS = {
     "name": _text(8), "id": _int(1, 65535), "underlying": _text(8),
-    "strike": _int(1, MAX_PRICE), "expiry_days": _num(0, open_lo=True), "right": _right,
+    "strike": _int(1, MAX_PRICE), "expiry_days": _num(0, MAX_EXPIRY_DAYS, open_lo=True),
+    "right": _right,
     "implied_vol": _num(0, 10, open_lo=True), "half_penny": _boolean,
 }
 

@@ -40,6 +40,8 @@ def doc_with(**edits):
     (doc_with(pairs=[{"a": "ACME", "b": "ACME", "correlation": 2.0}]), "pairs[0].correlation"),
     (doc_with(options=[{"name": "O1", "id": 9, "underlying": "ACME", "strike": 1, "expiry_days": 1,
                         "right": "X", "implied_vol": 0.2, "half_penny": False}]), "options[0].right"),
+    (doc_with(options=[{"name": "O1", "id": 9, "underlying": "ACME", "strike": 1, "expiry_days": 7301,
+                        "right": "C", "implied_vol": 0.2, "half_penny": False}]), "options[0].expiry_days"),
     (doc_with(users=[{"username": "U1", "password": "p", "firm": "F"}] * 2), "users.username"),
     (doc_with(symbols=[]), "symbols"),
     (doc_with(flow={"lot": 0}), "flow.lot"),
