@@ -38,7 +38,7 @@ from mm_core.protocol.errors import BadField, ProtocolError
 from mm_core.venue import matching as m
 from mm_core.venue import highwater, regsho, restart, sessiontime, wire
 from mm_core.venue.config import User, VenueConfig
-from mm_core.venue.errors import SessionLogError, VenueStateError
+from mm_core.venue.errors import SessionLogError, SessionSealedError, VenueStateError
 from mm_core.venue.flow import BackgroundFlow, apply
 from mm_core.venue.publisher import MoldPublisher
 from mm_core.venue.session_log import SessionLog
@@ -151,6 +151,7 @@ class Venue:
         self._sel: selectors.DefaultSelector | None = None
         self._unfinished: list[str] | None = None   # users whose end of day a restart finishes
         self.day_over = False       # End of Day written: no order is taken any more
+        self.writes_after_end_of_day = 0   # refused by _dispatch: each one is a venue bug
         self._syncer_stop = threading.Event()
         self.sync_error = ""
         self.write_error = ""
@@ -589,6 +590,7 @@ class Venue:
         for session_log in self.logs.values():
             session_log.flush()
             session_log.sync()
+            session_log.seal()
         self.day_over = True
         for code in "MEC":
             self._itch(wire.itch_system_event(ts, code))
@@ -608,6 +610,12 @@ class Venue:
         echo of the client command that caused them (kept for the order's later messages)."""
         if not events:
             return
+        if self.day_over:
+            self.writes_after_end_of_day += 1
+            log.error("refused to write %d events after End of Day (%d so far): %s",
+                      len(events), self.writes_after_end_of_day, events[:3])
+            raise SessionSealedError(f"{len(events)} events after End of Day: the session "
+                                     f"logs are sealed")
         self.numbers.cover(*self.engine.next_numbers())   # reserved before written or sent
         ts = self._stamp()
         logs, locate = self.logs, self._locate
@@ -768,6 +776,11 @@ class Venue:
         log.info("%s logged in from %s, replay from %d", user.username, conn.peer, first)
 
     def _on_ouch(self, conn: _Conn, payload: bytes) -> None:
+        if self.day_over:    # nothing may follow End of Day in the session log: checked before
+            # decoding, as a malformed order would otherwise get an OUCH Rejected written
+            self._protocol_error(conn, f"OUCH {payload[:1]!r} after End of Day")
+            _debug(conn, "rejected: the session's day is over")
+            return
         user = conn.user
         try:
             msg = ouch.decode_inbound(payload)
@@ -779,10 +792,6 @@ class Venue:
             _debug(conn, f"rejected: {exc}")
             return
         owner = user.username
-        if self.day_over:              # nothing may follow End of Day in the session log
-            self._protocol_error(conn, f"{type(msg).__name__} after End of Day")
-            _debug(conn, "rejected: the session's day is over")
-            return
         if isinstance(msg, ouch.EnterOrder):
             if msg.firm and msg.firm != user.firm:
                 self._dispatch(self.engine.reject(owner, msg.token, m.REJECT_FIRM))
