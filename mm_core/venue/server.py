@@ -41,7 +41,7 @@ from mm_core.venue.config import User, VenueConfig
 from mm_core.venue.errors import SessionLogError, SessionSealedError, VenueStateError
 from mm_core.venue.flow import BackgroundFlow, apply
 from mm_core.venue.publisher import MoldPublisher
-from mm_core.venue.session_log import SessionLog
+from mm_core.venue.session_log import SessionLog, read_session_log
 
 log = logging.getLogger("mm_core.venue")
 
@@ -359,9 +359,16 @@ class Venue:
             return self.engine.position(username)
 
     def session_messages(self, username: str, first: int = 1) -> list[bytes]:
-        """The OUCH payloads of a user's session log from `first` on."""
+        """The OUCH payloads of a user's session log from `first` on (once the venue has
+        stopped, from the log file: its descriptor is closed)."""
         with self._lock:
-            return self.logs[username].messages(first)
+            session_log = self.logs.get(username)
+            if session_log is None:
+                raise VenueStateError(f"no session log for user {username!r} (users: "
+                                      f"{', '.join(self.logs) or 'none, the venue never started'})")
+            if not session_log.closed:
+                return session_log.messages(first)
+        return read_session_log(session_log.path, first)
 
     def withhold_itch(self, sequences) -> None:
         """Test hook: do not send the live MoldUDP64 packets carrying these sequence numbers."""

@@ -108,6 +108,10 @@ class SessionLog:
                 raise SessionLogError(f"cannot fsync session log {self.path}: {exc.strerror}") from exc
             self.synced_sequence = target
 
+    @property
+    def closed(self) -> bool:
+        return self._fd < 0
+
     def close(self) -> None:
         """Write and fsync what is queued (unless a write failed) and close; the file is
         closed even when that fails (the error is raised after)."""
@@ -178,11 +182,12 @@ class SessionLog:
         return size - offset
 
 
-def read_session_log(path: str | Path) -> list[bytes]:
-    """Every OUCH payload in a session log file, in sequence order (safe while the venue runs)."""
+def read_session_log(path: str | Path, first: int = 1) -> list[bytes]:
+    """Every OUCH payload in a session log file from sequence `first` on, in sequence order
+    (safe while the venue runs)."""
     log = SessionLog(path, readonly=True)
     try:
-        return log.messages()
+        return log.messages(first)
     finally:
         log.close()
 
