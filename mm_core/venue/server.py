@@ -69,9 +69,10 @@ def _debug(conn: "_Conn", text: str) -> None:
 
 
 def _readable_token(raw: bytes) -> str:
-    """An OUCH token field as text, or "" when it is blank or not printable ASCII."""
+    """An OUCH token field as the codec reads it (the same token a well-formed order would
+    name: leading spaces are part of it), or "" when it is blank or not printable ASCII."""
     try:
-        token = raw.decode("ascii").strip()
+        token = ouch.token_text(raw)
     except UnicodeDecodeError:
         return ""
     return token if token.isprintable() else ""
