@@ -47,6 +47,10 @@ log = logging.getLogger("mm_core.venue")
 
 MAX_CONNECTIONS = 64
 OUT_HIGH_WATER = 1 << 18        # bytes queued to one client; the rest waits in its session log
+                                # (and a Debug reply is dropped)
+OUT_LIMIT = 2 * OUT_HIGH_WATER  # bytes queued to one client past which it is closed (a backstop:
+                                # neither sequenced data nor Debug replies queue past high water)
+MAX_PROTOCOL_ERRORS = 1000      # on one connection; past it the connection is closed
 FLOW_ACTIONS_PER_TURN = 2000    # keeps the sockets served while flow catches up
 MAX_SELECT_WAIT = 0.05
 END_DRAIN_STALL = 1.0           # s a client may take nothing at end of session before it is cut
@@ -60,12 +64,6 @@ FAILED_STOPS = CANNOT_PERSIST | {"error"}
 # Reject reasons for fields the codecs refuse, when the token can still be read.
 _FIELD_REJECTS = {"price": m.REJECT_INVALID_PRICE, "stock": m.REJECT_INVALID_STOCK,
                   "shares": m.REJECT_SHARES, "firm": m.REJECT_FIRM}
-
-
-def _debug(conn: "_Conn", text: str) -> None:
-    """Queue a SoupBinTCP Debug packet (ASCII only, bounded) for a reply outside the sequence."""
-    text = text.encode("ascii", "backslashreplace").decode("ascii")[:200]
-    conn.out += soupbintcp.encode(soupbintcp.Debug(text))
 
 
 def _readable_token(raw: bytes) -> str:
@@ -102,7 +100,7 @@ class _Conn:
     """One SoupBinTCP connection; logged in once `user` is set."""
 
     __slots__ = ("sock", "peer", "framer", "out", "user", "cursor", "last_rx", "last_tx",
-                 "closing", "writing")
+                 "closing", "writing", "errors")
 
     def __init__(self, sock: socket.socket, peer: tuple, now: float) -> None:
         self.sock = sock
@@ -115,6 +113,7 @@ class _Conn:
         self.last_tx = now
         self.closing = False      # close once `out` is drained
         self.writing = False      # registered for EVENT_WRITE
+        self.errors = 0           # protocol errors so far (MAX_PROTOCOL_ERRORS)
 
 
 class Venue:
@@ -736,6 +735,8 @@ class Venue:
                 log.exception("internal error on a frame from %s", conn.peer)
                 self._protocol_error(conn, f"internal error: {type(exc).__name__}: {exc}")
                 conn.closing = True
+            if self._over_limit(conn):
+                return
         if garbage is not None:
             self._protocol_error(conn, f"framing: {garbage}")
             self._close(conn)
@@ -787,7 +788,7 @@ class Venue:
         if self.day_over:    # nothing may follow End of Day in the session log: checked before
             # decoding, as a malformed order would otherwise get an OUCH Rejected written
             self._protocol_error(conn, f"OUCH {payload[:1]!r} after End of Day")
-            _debug(conn, "rejected: the session's day is over")
+            self._debug(conn, "rejected: the session's day is over")
             return
         user = conn.user
         try:
@@ -797,7 +798,7 @@ class Venue:
             return
         except ProtocolError as exc:
             self._protocol_error(conn, f"bad OUCH message: {exc}")
-            _debug(conn, f"rejected: {exc}")
+            self._debug(conn, f"rejected: {exc}")
             return
         owner = user.username
         if isinstance(msg, ouch.EnterOrder):
@@ -840,16 +841,40 @@ class Venue:
             # the replacement token unused (no Rejected names it)
             self._dispatch(self.engine.refuse_replace(conn.user.username, existing, token))
         if not token or kind == b"U":
-            _debug(conn, f"rejected: {exc}")
+            self._debug(conn, f"rejected: {exc}")
             return
         reason = _FIELD_REJECTS.get(exc.field or "", m.REJECT_OTHER)
         self._dispatch(self.engine.reject(conn.user.username, token, reason))
 
     def _protocol_error(self, conn: _Conn, what: str) -> None:
+        conn.errors += 1
         who = conn.user.username if conn.user else "-"
         text = f"{conn.peer[0]}:{conn.peer[1]} ({who}): {what}"
         self.protocol_errors.append(text)
         log.warning("protocol error %s", text)
+
+    def _debug(self, conn: _Conn, text: str) -> None:
+        """Queue a SoupBinTCP Debug packet (ASCII only, bounded) for a reply outside the
+        sequence; dropped, and counted as a protocol error, once OUT_HIGH_WATER bytes wait for
+        the client: one that sends bad messages and reads nothing must not grow the venue."""
+        if len(conn.out) >= OUT_HIGH_WATER:
+            self._protocol_error(conn, f"Debug reply dropped: {len(conn.out)} bytes unread")
+            return
+        text = text.encode("ascii", "backslashreplace").decode("ascii")[:200]
+        conn.out += soupbintcp.encode(soupbintcp.Debug(text))
+
+    def _over_limit(self, conn: _Conn) -> bool:
+        """Close a connection past MAX_PROTOCOL_ERRORS or with more than OUT_LIMIT bytes unread
+        (at once: a client that reads nothing would never drain a graceful close)."""
+        if conn.errors > MAX_PROTOCOL_ERRORS:
+            why = f"{conn.errors} protocol errors"
+        elif len(conn.out) > OUT_LIMIT:
+            why = f"{len(conn.out)} bytes unread"
+        else:
+            return False
+        self._protocol_error(conn, f"connection closed: {why}, past the venue's limit")
+        self._close(conn)
+        return True
 
     def _write(self, conn: _Conn, now: float) -> None:
         if conn.sock.fileno() < 0:
