@@ -1,7 +1,8 @@
 """The venue's I/O shell: OUCH over SoupBinTCP (TCP), ITCH over MoldUDP64 (UDP), on 127.0.0.1.
 
 Owns the sockets, the single-threaded selectors loop (run in one background thread), SoupBinTCP
-session state (login, heartbeats, dead-link detection, replay from the durable session logs),
+session state (login, due within login_timeout of connecting; heartbeats, dead-link detection,
+replay from the durable session logs; per-connection limits on unread output and protocol errors),
 the clocks (monotonic for timers; realtime, or the `clock` given, for the ITCH/OUCH stamps:
 ns since midnight US/Eastern of the session date, see sessiontime.py) and the run limits.
 Matching, flow and encodings live in matching.py, flow.py and wire.py; this module must not
@@ -100,7 +101,7 @@ class _Conn:
     """One SoupBinTCP connection; logged in once `user` is set."""
 
     __slots__ = ("sock", "peer", "framer", "out", "user", "cursor", "last_rx", "last_tx",
-                 "closing", "writing", "errors")
+                 "closing", "writing", "errors", "accepted")
 
     def __init__(self, sock: socket.socket, peer: tuple, now: float) -> None:
         self.sock = sock
@@ -114,6 +115,7 @@ class _Conn:
         self.closing = False      # close once `out` is drained
         self.writing = False      # registered for EVENT_WRITE
         self.errors = 0           # protocol errors so far (MAX_PROTOCOL_ERRORS)
+        self.accepted = now       # a login is due within login_timeout of it
 
 
 class Venue:
@@ -514,7 +516,12 @@ class Venue:
     def _timers(self, now: float) -> None:
         settings = self.config.venue
         for conn in list(self._conns.values()):
-            if now - conn.last_rx > settings.heartbeat_timeout:
+            # whatever it sends: trickling a login byte by byte must not hold a connection
+            if conn.user is None and now - conn.accepted > settings.login_timeout:
+                self._protocol_error(conn, f"no login within {settings.login_timeout:g} s of "
+                                           f"connecting")
+                self._close(conn)
+            elif now - conn.last_rx > settings.heartbeat_timeout:
                 self._protocol_error(conn, f"no data for {settings.heartbeat_timeout:g} s: link dead")
                 self._close(conn)
             elif (conn.user is not None and not conn.out
