@@ -7,8 +7,8 @@ The trading engine reads the same [[symbols]], [[pairs]] and [[options]] tables.
 Format (see default.toml, shipped in this package, for every key with its default):
   [venue]      session (<=10 letters and digits, "" = generated), seed, host (must be 127.0.0.1), ouch_port,
                itch_port (MoldUDP64 destination), rerequest_port, heartbeat_interval,
-               heartbeat_timeout, log_dir, fsync_interval, history, duration, max_messages,
-               max_shares; seconds are floats, ports 0..65535 (0 = any free port)
+               heartbeat_timeout, login_timeout, log_dir, fsync_interval, history, duration,
+               max_messages, max_shares; seconds are floats, ports 0..65535 (0 = any free port)
   [[users]]    username (<=6 letters and digits), password (<=10 chars), firm (<=4 chars)
   [flow]       background flow parameters (latent_step, noise_*, informed_*, lp_*, lot)
   [[symbols]]  name (<=8 chars), id (ITCH stock locate 1..65535), reference_price (price4 int;
@@ -52,6 +52,7 @@ class VenueSettings:
     rerequest_port: int
     heartbeat_interval: float
     heartbeat_timeout: float
+    login_timeout: float
     log_dir: str
     fsync_interval: float
     history: int
@@ -205,6 +206,7 @@ _VENUE_CHECKS = {
     "session": _name(10, 0), "seed": _int(0), "host": _loopback, "ouch_port": PORT,
     "itch_port": _int(1, 65535), "rerequest_port": PORT,
     "heartbeat_interval": _num(0, open_lo=True), "heartbeat_timeout": _num(0, open_lo=True),
+    "login_timeout": _num(0, open_lo=True),
     "log_dir": lambda v: "" if isinstance(v, str) else "must be a string",
     "fsync_interval": _num(0), "history": _int(1), "duration": _num(0, open_lo=True),
     "max_messages": _int(0), "max_shares": _int(1, 2**31 - 1),

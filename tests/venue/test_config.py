@@ -36,6 +36,7 @@ def doc_with(**edits):
     (doc_with(venue={"host": "0.0.0.0"}), "venue.host"),
     (doc_with(venue={"ouch_port": 70000}), "venue.ouch_port"),
     (doc_with(venue={"heartbeat_timout": 3}), "venue.heartbeat_timout"),
+    (doc_with(venue={"login_timeout": 0}), "venue.login_timeout"),
     (doc_with(pairs=[{"a": "ACME", "b": "NOPE", "correlation": 0.5}]), "pairs[0].b"),
     (doc_with(pairs=[{"a": "ACME", "b": "ACME", "correlation": 2.0}]), "pairs[0].correlation"),
     (doc_with(options=[{"name": "O1", "id": 9, "underlying": "ACME", "strike": 1, "expiry_days": 1,
