@@ -1,8 +1,9 @@
 """PTP hardware clocks: read /dev/ptpN as a dynamic POSIX clock, compare it with CLOCK_REALTIME,
 turn PHC (TAI) time into UTC, and wrap linuxptp's phc_ctl for a second opinion.
 
-Owns the FD_TO_CLOCKID rule ((~fd) << 3 | 3), the TAI->UTC conversion with the UTC offset and
-leap flags ptp4l reports, and parsing phc_ctl's `get`/`cmp` lines. Opens PHCs read-only.
+Owns the FD_TO_CLOCKID rule ((~fd) << 3 | 3), what makes a path a PHC (its sysfs class), the
+TAI->UTC conversion with the UTC offset and leap flags ptp4l reports (one rule for the runner,
+replay and the reports), and parsing phc_ctl's `get`/`cmp` lines. Opens PHCs read-only.
 Must not know about sockets, pmc or health verdicts.
 """
 from __future__ import annotations
@@ -11,6 +12,7 @@ import datetime
 import os
 import re
 import shutil
+import stat
 import subprocess
 import time
 from dataclasses import dataclass
@@ -41,6 +43,42 @@ def clockid_to_fd(clockid: int) -> int:
     if clockid >= 0 or clockid & 7 != CLOCKFD:
         raise PhcError(f"{clockid} is not a dynamic (fd-based) clock id")
     return ~(clockid >> 3)
+
+
+def check_phc_device(path: str, sysfs: str = "/sys") -> None:
+    """PhcError unless `path` is a PTP hardware clock's character device (/dev/ptpN, or a link to
+    one): the kernel's entry for its device number (sysfs/dev/char/MAJOR:MINOR) in the ptp class,
+    or, where sysfs has no entry, a device whose dynamic clock answers clock_getres. What it is
+    instead (a regular file, a directory, /dev/null of the mem class) is named. Opens nothing
+    that sysfs names: opening some devices acts (a watchdog arms)."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise PhcError(f"{path}: {exc.strerror}") from None
+    mode = st.st_mode
+    if not stat.S_ISCHR(mode):
+        kind = ("a directory" if stat.S_ISDIR(mode) else "a regular file" if stat.S_ISREG(mode)
+                else "a block device" if stat.S_ISBLK(mode) else "not a character device")
+        raise PhcError(f"{path} is {kind}, not a PTP hardware clock (/dev/ptpN)")
+    number = f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
+    entry = os.path.join(sysfs, "dev", "char", number)
+    if os.path.lexists(entry):
+        subsystem = os.path.basename(os.path.realpath(os.path.join(entry, "subsystem")))
+        if subsystem != "ptp":
+            raise PhcError(f"{path} is character device {number} of the {subsystem} class, not a PTP "
+                           "hardware clock (/sys/class/ptp)")
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise PhcError(f"cannot open {path}: {exc.strerror}") from None
+    try:
+        time.clock_getres(fd_to_clockid(fd))
+    except OSError as exc:
+        raise PhcError(f"{path} (character device {number}) is not a PTP hardware clock: "
+                       f"clock_getres: {exc.strerror}") from None
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,13 +158,23 @@ def tai_to_utc_ns(tai_ns: int, utc_offset_s: int, utc_offset_valid: bool,
         raise PhcError("leap61 and leap59 both set")
     if not 0 <= utc_offset_s <= 1000:
         raise PhcError(f"implausible TAI-UTC offset {utc_offset_s} s")
-    utc_ns = tai_ns - utc_offset_s * NS_PER_S
-    if leap61 or leap59:
+    return leap_utc_ns(tai_ns - utc_offset_s * NS_PER_S, LEAP61 if leap61 else LEAP59 if leap59 else 0)
+
+
+LEAP61, LEAP59 = 61, 59      # the leap flag in force, as one code (0: none)
+
+
+def leap_utc_ns(utc_ns: int, leap: int) -> int:
+    """UTC ns by the offset of a sample whose leap flag is `leap` (LEAP61, LEAP59 or 0), moved by
+    the leap second once _leap_midnight's midnight has passed: the inserted second makes the
+    offset 1 s larger after it, the deleted 23:59:59 is skipped. tai_to_utc_ns's rule, and
+    leap_corrected_ns's row by row."""
+    if leap:
         midnight = _leap_midnight(utc_ns)
-        if leap61 and utc_ns >= midnight:          # inserted second has passed: offset grew by 1
-            utc_ns -= NS_PER_S
-        elif leap59 and utc_ns >= midnight - NS_PER_S:   # 23:59:59 is skipped
-            utc_ns += NS_PER_S
+        if leap == LEAP61 and utc_ns >= midnight:
+            return utc_ns - NS_PER_S
+        if leap == LEAP59 and utc_ns >= midnight - NS_PER_S:
+            return utc_ns + NS_PER_S
     return utc_ns
 
 
@@ -157,6 +205,17 @@ def phc_offset(sample):
     read = valid | (np.asarray(sample["state"]) != int(ClockState.UNKNOWN))
     sets = (ptp & valid) | (~ptp & read)
     return sets, np.where(ptp, np.asarray(sample["utc_offset"]).astype(np.int64), 0)
+
+
+def phc_leap(sample):
+    """The leap flag that comes in force with the offset a CLOCK_SAMPLE sets (phc_offset; a record
+    or an array of them): LEAP61, LEAP59 (leap61 first, as leap_corrected_ns takes it) or 0, and
+    0 on the ARB timescale, whose PHC is taken as is. The runner and replay keep it with the
+    offset and convert each PHC stamp with leap_utc_ns, as the reports convert theirs."""
+    ptp = np.asarray(sample["ptp_timescale"]) != 0
+    leap61 = ptp & (np.asarray(sample["leap61"]) != 0)
+    leap59 = ptp & (np.asarray(sample["leap59"]) != 0)
+    return np.where(leap61, LEAP61, np.where(leap59, LEAP59, 0))
 
 
 def leap_corrected_ns(utc_ns, leap61, leap59):

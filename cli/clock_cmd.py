@@ -15,6 +15,7 @@ from audit.monitor import ClockMonitor
 from audit.nic import ethtool_timestamping, get_hw_timestamping
 from audit.pmc import DEFAULT_UDS, PmcClient, PmcSession
 from audit.sampler import PmcSampler
+from cli.params import phc_device as checked_phc
 
 
 # the servo logs a monitor can follow besides pmc (also `mmaudit run`'s, with --ptp-uds)
@@ -38,8 +39,9 @@ def _health_options(fn):
                      help="Seconds after which the last Sync is stale."),
         click.option("--pmc-timeout", type=click.FloatRange(min=0.1), default=3.0, show_default=True,
                      help="Seconds one pmc run may take."),
-        click.option("--phc", "phc_device", default=None, help="PHC device for hardware timestamping "
-                     "(default: found with ethtool -T)."),
+        click.option("--phc", "phc_device", default=None, callback=lambda ctx, param, value: checked_phc(value),
+                     help="PHC device for hardware timestamping, a PTP hardware clock such as /dev/ptp0 "
+                          "(default: found with ethtool -T)."),
         click.option("--pmc-session", is_flag=True,
                      help="Keep one interactive pmc running instead of one pmc per sample (faster; "
                           "single-port clocks)."),

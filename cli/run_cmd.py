@@ -22,6 +22,7 @@ from audit.health import PROFILES
 from cli.clock_cmd import LOG_OPTIONS
 from cli.metrics_rows import metrics_rows, money
 from cli.operator_cmd import CONTROL_NAME
+from cli.params import phc_device as checked_phc
 from journal import JournalError, Reader
 from mm_core.session import (
     ClockSpec, JournalInUse, Progress, Session, SessionError, SessionSettings, SessionSummary, VenueSpec,
@@ -184,6 +185,7 @@ def clock_spec(ptp_uds: str | None, ptp_lab: bool | None, venue_kind: str, free_
                                "give --ptp-uds too")
     if phc_device and not ptp_uds:
         raise click.UsageError("--phc names the PHC of the ptp4l named by --ptp-uds: give --ptp-uds too")
+    checked_phc(phc_device)
     if ptp_uds:
         return ClockSpec("uds", ptp_uds, free_running=free_running, explicit=True, ptp4l_log=ptp4l_log,
                          phc2sys_log=phc2sys_log, phc_device=phc_device)

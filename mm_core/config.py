@@ -16,6 +16,7 @@ from typing import Any
 from mm_core.guard import GuardParams
 from mm_core.hedger import HedgeParams
 from mm_core.inventory import SkewParams
+from mm_core.risk.greeks import MAX_EXPIRY_DAYS
 
 __all__ = ["ConfigError", "EngineConfig", "FairValueParams", "SymbolSpec", "PairSpec", "Symbols",
            "symbols_from_toml"]
@@ -322,9 +323,8 @@ def _option_fields(table: dict, where: str, symbols: list[SymbolSpec]) -> dict:
     ids = {s.name: s.id for s in symbols if not s.is_option}
     if underlying not in ids:
         raise ConfigError(f"{where}.underlying: unknown symbol {underlying!r}")
-    expiry_days = _field(table, where, "expiry_days", float)
-    if not (math.isfinite(expiry_days) and expiry_days > 0):
-        raise ConfigError(f"{where}.expiry_days: must be > 0")
+    expiry_days = _bounded(where, "expiry_days", _field(table, where, "expiry_days", float), 0.0,
+                           MAX_EXPIRY_DAYS, open_lo=True)
     right = _field(table, where, "right", str)
     if right not in ("C", "P"):
         raise ConfigError(f"{where}.right: must be \"C\" or \"P\"")

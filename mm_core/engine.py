@@ -37,6 +37,7 @@ from mm_core.quotepricer import QuotePricer, engine_price_quote, engine_price_re
 from mm_core.risk import OptionParams, RiskError, TradingState
 from mm_core.risk.checks import CheckId
 from mm_core.risk.gateway import BOOK_STALE_BIT as _BOOK_STALE_BIT
+from mm_core.risk.greeks import MAX_EXPIRY_DAYS
 from mm_core.sigfair import KernelFairValue, KernelHedger, KernelVol, fv_setup
 from mm_core.sigkernel import SignalKernel, trip_of
 from mm_core.sigreact import ReactMirror
@@ -247,6 +248,8 @@ def _fit(text: str, size: int) -> bytes:
 def _option_params(spec, start_ns: int) -> OptionParams:
     """The gateway's valuation inputs of an [[options]] row, for a session that started at
     start_ns: the venue prices its options by Black-Scholes with no rates, per unit of underlying."""
+    if not 0 < spec.expiry_days <= MAX_EXPIRY_DAYS:      # (NaN too) its ns would not be an integer
+        raise RiskError(f"expiry_days {spec.expiry_days!r} outside (0, {MAX_EXPIRY_DAYS}]")
     return OptionParams(spec.id, spec.underlying, spec.reference_price,
                         start_ns + round(spec.expiry_days * _DAY_NS), spec.volatility, 0.0, spec.is_call, 1)
 
@@ -276,7 +279,7 @@ class Engine:
         self.options_due = [s for s in symbols.symbols if s.is_option]
         for spec in self.options_due:
             try:
-                risk_gateway.check_option(_option_params(spec, 0))
+                risk_gateway.check_option(_option_params(spec, 0), 0)
             except RiskError as exc:
                 raise EngineError(f"symbols: option {spec.name}: {exc}") from None
         n = symbols.n_slots

@@ -30,7 +30,7 @@ from typing import Callable, Iterable, Iterator, Protocol
 from audit.capture import TimestampedTcpSocket, TimestampedUdpSocket
 from audit.fastcap import SpinReader
 from audit.health import PROFILES
-from audit.phc import phc_offset
+from audit.phc import LEAP59, LEAP61, leap_utc_ns, phc_leap, phc_offset
 from audit.txtrack import PendingTxTracker, TxOutcome, TxStatus
 from journal.catalogue import (
     PAYLOAD_DTYPES, RAW_ORDER_MAX, ClockState, RecordType, TsSource, layout_struct, pack, pack_json,
@@ -107,6 +107,9 @@ class RunnerSettings:
     # a fresh session; a resumed one (fresh_session False) must name the journal's last
     # (recovery.Recovery.utc_offset_s, Runner.utc_offset_s), as replay converts, or is refused
     utc_offset_s: int | None = None
+    # the leap flag in force with it (audit.phc.LEAP61 / LEAP59, 0 none): a resumed session names
+    # the journal's last too (Recovery.utc_leap)
+    utc_leap: int = 0
     busy_poll: bool = False          # spin (in C) on the sockets: lower wake-up latency, one core
     heartbeat_ns: int = 1_000_000_000  # SoupBinTCP client heartbeat after this much send silence
     rx_timeout_ns: int = 15_000_000_000  # order entry dead after this long with nothing received
@@ -242,13 +245,18 @@ _MD_TURN = 256            # market-data packets read in one turn of the loop, at
 _SPIN_SLICE_NS = 1_000_000  # busy-poll's wait in C gives the loop back this often at least
 
 
-def engine_time(ts_ns: int, source: int, utc_offset_s: int) -> int:
+def engine_time(ts_ns: int, source: int, utc_offset_s: int, utc_leap: int = 0) -> int:
     """The engine's (UTC) time of an input its record stamps ts_ns by `source`: a NIC's PHC stamp
     is TAI, so the UTC offset in force — that of the last journaled clock sample that set one
     (audit.phc.phc_offset: 0 when the GM is on the ARB timescale, whose PHC is taken as is), else
-    TAI_MINUS_UTC_S — is taken off; every other stamp is CLOCK_REALTIME (UTC) already. The
-    record keeps the raw stamp; the runner and engine_events convert alike, so replay is exact."""
-    return ts_ns - utc_offset_s * 1_000_000_000 if source in _PHC_SOURCES else ts_ns
+    TAI_MINUS_UTC_S — is taken off, and that sample's leap flag (audit.phc.phc_leap) applied as
+    the reports apply it (audit.phc.leap_utc_ns); every other stamp is CLOCK_REALTIME (UTC)
+    already. The record keeps the raw stamp; the runner and engine_events convert alike, so
+    replay is exact."""
+    if source not in _PHC_SOURCES:
+        return ts_ns
+    utc_ns = ts_ns - utc_offset_s * 1_000_000_000
+    return leap_utc_ns(utc_ns, utc_leap) if utc_leap else utc_ns
 
 
 def _start_offset(settings: RunnerSettings) -> int:
@@ -263,6 +271,14 @@ def _start_offset(settings: RunnerSettings) -> int:
     if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= 1000:
         raise RunnerError(f"implausible TAI-UTC offset {offset!r} s")
     return offset
+
+
+def _start_leap(settings: RunnerSettings) -> int:
+    """The leap flag in force with _start_offset's offset (a resumed session's journal's last)."""
+    leap = settings.utc_leap
+    if type(leap) is not int or leap not in (0, LEAP61, LEAP59):
+        raise RunnerError(f"utc_leap must be 0, {LEAP61} (leap61) or {LEAP59} (leap59), not {leap!r}")
+    return leap
 
 
 def _oserror(exc: OSError) -> str:
@@ -409,6 +425,7 @@ class Runner:
         self._oe_generation = 0                  # order-entry connections made (the loop re-polls)
         self._oe_end = ""                        # why the order entry ended under us ("" while up)
         self._utc_offset_s = _start_offset(settings)   # of the last journaled clock sample (engine_time)
+        self._utc_leap = _start_leap(settings)         # its leap flag (engine_time)
         self._oe_accepted = False                # the venue accepted this connection's login
         self._oe_asked = 0                       # the sequence that login asked for (0: new only)
         self._oe_eos = False                     # the venue ended the session (SoupBinTCP Z)
@@ -424,6 +441,12 @@ class Runner:
         """The UTC offset in force (the last journaled valid one): a runner that goes on with this
         engine and journal (a reconnect) starts from it."""
         return self._utc_offset_s
+
+    @property
+    def utc_leap(self) -> int:
+        """The leap flag in force with utc_offset_s (audit.phc.phc_leap), for a runner that goes
+        on with this engine and journal."""
+        return self._utc_leap
 
     # ------------------------------------------------------------------ lifecycle
     def connect(self) -> None:
@@ -750,7 +773,12 @@ class Runner:
         if sender[0] not in self._md_from:
             self._md_refused(data, sender[0])
             return
-        now = rx_ns - self._utc_offset_s * 1_000_000_000 if source == _HW_PHC else rx_ns   # engine_time
+        if source != _HW_PHC:
+            now = rx_ns
+        elif self._utc_leap:
+            now = engine_time(rx_ns, source, self._utc_offset_s, self._utc_leap)
+        else:
+            now = rx_ns - self._utc_offset_s * 1_000_000_000                 # engine_time inlined
         self._input(RecordType.MD_PACKET, data, rx_ns, source, market_data_of(data, now, source),
                     read_ns=_realtime())
 
@@ -821,7 +849,7 @@ class Runner:
                 self._oe_lost(_OE_EOS)
             rtype, payload = venue_payload(self.soup_seq if ptype == ord("S") else 0, ptype, msg_type, frame)
             # the venue's answers may use the reserve: the engine must know what it owns
-            event = venue_message_of(frame, engine_time(rx_ns, src, self._utc_offset_s), src)
+            event = venue_message_of(frame, engine_time(rx_ns, src, self._utc_offset_s, self._utc_leap), src)
             if not self._input(rtype, payload, rx_ns, src, event, reserve=ptype != _HEARTBEAT) and msg_type:
                 self._venue_refused.add(self.soup_seq)
             if msg_type and self._tap is not None:
@@ -910,6 +938,7 @@ class Runner:
             sets, offset = phc_offset(record)
             if sets:
                 self._utc_offset_s = int(offset)
+                self._utc_leap = int(phc_leap(record))
         else:
             self._clock_state = before     # the journal refused the sample: its state is not in force
 
@@ -1629,11 +1658,11 @@ def _ts_source(value: int) -> TsSource:
     return source if source is not None else TsSource(value)
 
 
-def market_data_event(rec, utc_offset_s: int = TAI_MINUS_UTC_S) -> MarketData:
+def market_data_event(rec, utc_offset_s: int = TAI_MINUS_UTC_S, utc_leap: int = 0) -> MarketData:
     """The engine input of an MD_PACKET record (engine_events' mapping; replay's batch path, which
-    batches no PHC-stamped packet); `utc_offset_s` as engine_time takes it."""
+    batches no PHC-stamped packet); `utc_offset_s` and `utc_leap` as engine_time takes them."""
     source = _ts_source(rec.ts_source)
-    return market_data_of(rec.payload, engine_time(rec.ts_ns, source, utc_offset_s), source)
+    return market_data_of(rec.payload, engine_time(rec.ts_ns, source, utc_offset_s, utc_leap), source)
 
 
 # record types as plain ints: engine_events compares every record's type (an enum member's
@@ -1655,7 +1684,7 @@ def _metrics_input(payload: bytes) -> str:
 
 
 def engine_events(records: Iterable, profile: str = "eu-hft", fresh_session: bool = True,
-                  utc_offset_s: int = TAI_MINUS_UTC_S, resumed: bool = False) -> Iterator:
+                  utc_offset_s: int = TAI_MINUS_UTC_S, resumed: bool = False, utc_leap: int = 0) -> Iterator:
     """The engine inputs a journal holds, in journal order, for replay through a fresh engine.
 
     records: journal.Reader records (seq, rtype, ts_ns, ts_source, clock_state, payload). Facts
@@ -1667,10 +1696,12 @@ def engine_events(records: Iterable, profile: str = "eu-hft", fresh_session: boo
     none when a RECON record comes first (a recovery took over a session that never ran: its
     engine, built from the records before, had none). `resumed`: the records go on from a
     snapshot, which holds the facts before them.
-    `utc_offset_s`: the UTC offset in force before the first record (a resumed replay's snapshot's).
+    `utc_offset_s`, `utc_leap`: the UTC offset and leap flag in force before the first record (a
+    resumed replay's snapshot's).
     """
     bit = 1 << PROFILES[profile].bit
     offset = utc_offset_s              # the UTC offset in force (engine_time), as the runner had it
+    leap = utc_leap                    # and its leap flag
     owed = not resumed                 # the start facts, until the first input or run-start record
     first_ts = None
     for rec in records:
@@ -1686,11 +1717,11 @@ def engine_events(records: Iterable, profile: str = "eu-hft", fresh_session: boo
                     if fresh_session:
                         yield Reconciled(first_ts, True)
         if rtype == _MD_T:
-            yield market_data_event(rec, offset)
+            yield market_data_event(rec, offset, leap)
         elif rtype == _VENUE_T or rtype == _VENUE_LONG_T:
             source = _ts_source(rec.ts_source)
-            yield venue_message_of(venue_fields(rtype, rec.payload)[3], engine_time(rec.ts_ns, source, offset),
-                                   source)
+            yield venue_message_of(venue_fields(rtype, rec.payload)[3],
+                                   engine_time(rec.ts_ns, source, offset, leap), source)
         elif rtype == _TIMER_T:
             payload = rec.payload
             if len(payload) == _TIMER_SIZE:     # one struct call, not a numpy record per timer
@@ -1704,6 +1735,7 @@ def engine_events(records: Iterable, profile: str = "eu-hft", fresh_session: boo
             sets, value = phc_offset(sample)
             if sets:
                 offset = int(value)
+                leap = int(phc_leap(sample))
             yield ClockSample(rec.ts_ns, bool(int(sample["compliant_mask"]) & bit))
         elif rtype == _OPERATOR_T:
             doc = unpack_json(rec.payload)

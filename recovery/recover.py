@@ -98,6 +98,11 @@ class Recovery:
         resuming this engine starts from it (RunnerSettings.utc_offset_s), as replay converts."""
         return self.replay.utc_offset_s
 
+    @property
+    def utc_leap(self) -> int:
+        """The leap flag in force with utc_offset_s (RunnerSettings.utc_leap)."""
+        return self.replay.utc_leap
+
     def summary(self) -> dict:
         return {
             "reconciled": self.reconciled, "reasons": self.reasons, "dry_run": self.dry_run,

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from audit.phc import phc_offset
+from audit.phc import phc_leap, phc_offset
 from journal import Reader
 from journal.catalogue import (RecordType, TsSource, order_sent_raw, token_tag, unpack, unpack_json,
                                venue_fields)
@@ -77,6 +77,7 @@ class ReplayResult:
     journaled_venue_seqs: set[int] = field(default_factory=set)
     last_venue_seq: int = 0          # highest SoupBinTCP sequence journaled
     utc_offset_s: int = TAI_MINUS_UTC_S   # in force after the last record (its last clock sample's)
+    utc_leap: int = 0                     # the leap flag in force with it (audit.phc.phc_leap)
     first_seq: int = 0
     last_seq: int = 0
     recon_records: int = 0
@@ -235,7 +236,7 @@ class _Walk:
             write_snapshot(self.snapshot_dir, self.engine, rec.seq - 1, self.journal_id,
                            r.journaled_venue_seqs, r.last_venue_seq, witness=self.witness(rec.seq - 1),
                            corrections_reported=r.corrections_reported, sessions=r.sessions,
-                           utc_offset_s=r.utc_offset_s, replay=self.settings)
+                           utc_offset_s=r.utc_offset_s, utc_leap=r.utc_leap, replay=self.settings)
             r.snapshots_written += 1
             self.since_snapshot = 0
         if rtype == _VENUE_MSG or rtype == _VENUE_MSG_LONG:
@@ -248,9 +249,11 @@ class _Walk:
             r.recon_records += 1
             self.recon(rec, doc)
         elif rtype == _CLOCK_SAMPLE:        # as engine_events reads it
-            sets, offset = phc_offset(unpack(RecordType.CLOCK_SAMPLE, rec.payload))
+            sample = unpack(RecordType.CLOCK_SAMPLE, rec.payload)
+            sets, offset = phc_offset(sample)
             if sets:
                 r.utc_offset_s = int(offset)
+                r.utc_leap = int(phc_leap(sample))
 
     def session(self, rec) -> None:
         """The session `rec` starts (or, first of all, records no SESSION_START names: of unknown
@@ -388,6 +391,7 @@ def replay(records: Iterable, engine, *, profile: str = "eu-hft", fresh_session:
         result.last_venue_seq = resume.last_venue_seq
         result.corrections_reported = dict(resume.corrections_reported)
         result.utc_offset_s = resume.utc_offset_s
+        result.utc_leap = resume.utc_leap
     # a journal read a block at a time (replay_journal), or any iterable of records
     source = records if isinstance(records, Blocks) else _Lookahead(records)
 
@@ -403,7 +407,8 @@ def replay(records: Iterable, engine, *, profile: str = "eu-hft", fresh_session:
     batch = batch and not snapshot_every
     started = time.perf_counter()
     # resumed: the snapshot holds the start facts of a journal that has no run-start record
-    for event in engine_events(tapped(), profile, fresh_session, result.utc_offset_s, resume is not None):
+    for event in engine_events(tapped(), profile, fresh_session, result.utc_offset_s, resume is not None,
+                               result.utc_leap):
         if batch and type(event) is MarketData and event.ts_source != _PHC and source.next_is(_MD_PACKET):
             walk.feed_run(event, source)
         else:

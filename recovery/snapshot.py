@@ -30,6 +30,7 @@ import types
 import dataclasses
 from dataclasses import dataclass
 
+from audit.phc import LEAP59, LEAP61
 from journal.catalogue import RecordType
 from journal.errors import JournalError
 from mm_core.buildid import UNKNOWN
@@ -77,6 +78,7 @@ class Snapshot:
     # the journal's sessions up to seq and their code (None: a snapshot written before they were kept)
     sessions: tuple[SessionCode, ...] | None = None
     utc_offset_s: int = TAI_MINUS_UTC_S          # in force at seq (the last clock sample's before it)
+    utc_leap: int = 0                            # the leap flag in force with it (audit.phc.phc_leap)
 
     def venue_seqs(self) -> set[int]:
         return {s for a, b in self.venue_ranges for s in range(a, b + 1)}
@@ -152,12 +154,14 @@ def _chain_anchor(reader, seq: int) -> tuple[int, bytes]:
 
 def write_snapshot(directory, engine, seq: int, journal_id: str, venue_seqs, last_venue_seq: int,
                    keep: int = KEEP, *, witness: str, corrections_reported=None, sessions=None,
-                   utc_offset_s: int = TAI_MINUS_UTC_S, replay: dict = DEFAULT_REPLAY) -> str:
+                   utc_offset_s: int = TAI_MINUS_UTC_S, utc_leap: int = 0,
+                   replay: dict = DEFAULT_REPLAY) -> str:
     """Write the engine's state at journal sequence `seq`, made by a replay under `replay`
     (replay_setup), where the journal's witness is
     `witness` (journal_witness), and the journal's sessions up to it (recovery.codecheck
     SessionCode, as the replay met them: a code check then reads only the journal after it) and
-    the UTC offset in force there (PHC stamps after it convert with it until a clock sample);
+    the UTC offset and leap flag in force there (PHC stamps after it convert with them until a
+    clock sample);
     returns the file's path. Of this journal's snapshots only this one and the `keep` - 1 others
     of the highest sequences stay (older ones are only a fallback for a newer one that fails to
     load): a standby writing one every few thousand events keeps the directory small."""
@@ -174,7 +178,7 @@ def write_snapshot(directory, engine, seq: int, journal_id: str, venue_seqs, las
               "setup": engine_setup(engine), "code": running_fingerprint(),
               "sessions": None if sessions is None else [[c.seq, c.session_id, c.fingerprint]
                                                          for c in sessions],
-              "utc_offset_s": utc_offset_s, "replay": dict(replay),
+              "utc_offset_s": utc_offset_s, "utc_leap": utc_leap, "replay": dict(replay),
               "sha256": hashlib.sha256(body).hexdigest()}
     header["header_sha256"] = _header_digest(header)
     directory = pathlib.Path(directory)
@@ -345,7 +349,7 @@ def latest_snapshot(directory, reader, max_seq: int | None = None, setup: str | 
             return Snapshot(engine, seq, header["state_hash"], reader.journal_id,
                             _int(header["last_venue_seq"]), _pairs(header["venue_ranges"]), str(path),
                             dict(_pairs(header["corrections_reported"])), _sessions(header),
-                            _int(header["utc_offset_s"])), skipped
+                            _int(header["utc_offset_s"]), _leap(header["utc_leap"])), skipped
         except (KeyError, TypeError, ValueError) as exc:
             skipped.append(f"{path.name}: malformed header ({type(exc).__name__}: {exc})")
     return None, skipped
@@ -354,6 +358,12 @@ def latest_snapshot(directory, reader, max_seq: int | None = None, setup: str | 
 def _int(value) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ValueError(f"{value!r} is not a sequence number")
+    return value
+
+
+def _leap(value) -> int:
+    if type(value) is not int or value not in (0, LEAP61, LEAP59):
+        raise ValueError(f"{value!r} is not a leap flag")
     return value
 
 

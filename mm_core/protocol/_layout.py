@@ -18,7 +18,7 @@ __all__ = [
     "UInt", "Ts48", "Char", "Alpha",
     "U8", "U16", "U32", "U64", "Price4", "Timestamp48", "AnyChar",
     "Codec", "Registry", "make_encoder", "wire_message", "field_group", "char_of", "alpha", "layout_of",
-    "pack_text", "unpack_text",
+    "pack_text", "unpack_text", "alpha_text",
 ]
 
 
@@ -101,6 +101,24 @@ class Char:
         return None
 
 
+# How an Alpha field's bytes become text, spelled once: ASCII with the trailing space padding
+# dropped (leading spaces are text). Generated decoders inline it (a call would cost ~50 ns a
+# field on the hot path); alpha_text() is compiled from it for every other reader.
+_ALPHA_TEXT = "{raw}.decode('ascii').rstrip(' ')"
+
+
+def _compile_alpha_text() -> Callable[[bytes], str]:
+    env: dict[str, Any] = {}
+    exec(f"def alpha_text(raw):\n    return {_ALPHA_TEXT.format(raw='raw')}\n", env)
+    fn = env["alpha_text"]
+    fn.__doc__ = ("An Alpha field's bytes as every generated decoder reads them (trailing "
+                  "padding dropped, leading spaces kept); UnicodeDecodeError when not ASCII.")
+    return fn
+
+
+alpha_text = _compile_alpha_text()
+
+
 MEMO_MAX_WIDTH = 8        # alpha fields this narrow are memoised (tokens are unique: not)
 MEMO_ENTRIES = 8192       # per field; beyond it values are converted each time, never evicted
 
@@ -119,7 +137,7 @@ class Alpha:
     # Short fields (stock, MPID, firm) repeat all day: a bounded memo skips the text work.
     def decode_expr(self, v: list[str], name: str) -> str:
         if self.width > MEMO_MAX_WIDTH:
-            return f"{v[0]}.decode('ascii').rstrip(' ')"
+            return _ALPHA_TEXT.format(raw=v[0])
         return f"(_dmemo_{name}.get({v[0]}) or _dslow_{name}({v[0]}))"
 
     def encode_expr(self, a: str, name: str) -> str:
@@ -135,7 +153,7 @@ class Alpha:
         width = self.width
 
         def dslow(raw: bytes) -> str:
-            text = raw.decode("ascii").rstrip(" ")
+            text = alpha_text(raw)
             if len(dmemo) < MEMO_ENTRIES:
                 dmemo[raw] = text
             return text

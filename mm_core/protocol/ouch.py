@@ -9,10 +9,14 @@ from dataclasses import dataclass
 from typing import Callable, Union
 
 from mm_core.protocol._layout import (
-    U32, U64, AnyChar, Price4, Registry, alpha, char_of, field_group, make_encoder, wire_message,
+    U32, U64, AnyChar, Price4, Registry, alpha, alpha_text, char_of, field_group, make_encoder,
+    wire_message,
 )
 
 Token = alpha(14)            # day-unique order token
+# token_text(raw) -> str: a token field's bytes as the decoders read them (the token of a message
+# they refused); UnicodeDecodeError when not ASCII.
+token_text = alpha_text
 Stock = alpha(8)
 Firm = alpha(4)
 Side = char_of("BSTE")      # buy, sell, sell short, sell short exempt

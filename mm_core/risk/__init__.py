@@ -23,7 +23,8 @@ Calling contract for the engine (sans-io; every call carries now_ns from the eng
                            of a known order rests at the venue, before it is cancelled there),
                            on_order_state(open_orders | None, unknown_outcome, t), on_position,
                            on_clock, on_journal_health, on_reconciled, on_timer, on_option_params
-                           (check_option(params) refuses beforehand what it would refuse)
+                           (check_option(params, t) refuses beforehand what it would refuse:
+                           an expiry not after t, or more than greeks.MAX_EXPIRY_DAYS later)
   after every call:        gw.drain_events() -> [StateChange] to journal as STATE_CHANGE
   commands:                operator_enable(actor, reason, now_ns), set_safe_mode(on, actor, reason,
                            now_ns), kill(scope, scope_id, requested_by, reason, now_ns) -> KillOrder,
@@ -33,8 +34,8 @@ on_order_done(token) or a fill with its token removes it; a REPLACE counts what 
 original plus the whole replacement (the original may fill before the replace lands, which then
 rests in full), and the original's price, until on_order_confirmed (a refused
 replace, on_order_done of the replacement, restores the original; a REPLACE of a replacement
-still in flight is denied), and a size-down MODIFY its
-larger size until on_order_confirmed; cancels are always allowed. Account limits count every
+still in flight is denied, a MODIFY of one changes only the replacement's own size), and a
+size-down MODIFY its larger size until on_order_confirmed; cancels are always allowed. Account limits count every
 symbol's working orders (gross: each symbol's larger side, net: the order's side), and an option
 group's Greeks and scenarios its other symbols' working orders at their worst. A sell marked long must be
 covered by the position net of every working sell; a short sale needs a locate ([reg_sho] in the

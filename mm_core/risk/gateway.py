@@ -448,7 +448,8 @@ class RiskGateway:
         test in force; a short sale on a symbol the gateway knows restricted needs it.
         Order of checks: identity and fields (the marking's byte too), fail-closed inputs,
         throttle, trading state, time (never before the last order's), message rate, size and
-        value, collars, duplicates, a replace of a replacement in flight, open orders,
+        value, collars, duplicates, a replace of a replacement in flight (and a modify of an
+        original whose replace is in flight, or of a replacement off its side), open orders,
         position, notional, Greeks and scenario, drawdown, self-trade, then for sells Reg SHO (a
         long sale covered, a short sale's price test and locate). One flat body with locals: this
         runs for every order.
@@ -461,11 +462,15 @@ class RiskGateway:
                     return self._check_cancel(now_ns)
                 if kind is _MODIFY:
                     held = self._working.get(intent.token)
-                    if held is not None and 0 < intent.qty < held[2] and (mark is None or mark == (
+                    if held is not None and 0 < intent.qty < (
+                            held[2] if not self._replacing or intent.token not in self._replacing
+                            else self._replacing[intent.token][3]) and (mark is None or mark == (
                             "B" if held[1] else held[0].sho.marks.get(intent.token, "S"))):
                         # a size-down in place: the price the collars judged stays, exposure only
                         # shrinks, so it passes as a partial cancel does (and counts as one); the
                         # larger size stays counted until the venue confirms (on_order_confirmed).
+                        # A replacement in flight shrinks only below its own size, not below the
+                        # original's shares left that are counted with it.
                         # One that changes the side byte (OUCH Modify carries it) is checked in full.
                         return self._check_cancel(now_ns)
             lim = self._limits
@@ -518,13 +523,16 @@ class RiskGateway:
                 return self._deny(CheckId.SALE_MARKING, 0, 0, (f"a buy marked {mark!r}" if is_buy else
                                   f"a sell marked {mark!r}, not S, T or E")[:48])
             same_side = sym.open_buy if is_buy else sym.open_sell
-            replaced = None
+            replaced = pending = None
             if not enter:
                 replaced = self._working.get(intent.orig_token if kind is _REPLACE else intent.token)
                 # a modify changes the order in place; a replace's original stays counted: the
                 # venue sets the replacement's size whatever the original filled meanwhile
                 if replaced is not None and kind is _MODIFY and replaced[0] is sym and replaced[1] is is_buy:
-                    same_side -= replaced[2]
+                    # a replacement in flight: only its own size changes, as the original's shares
+                    # left counted with it may still fill before the replace lands
+                    pending = self._replacing.get(intent.token) if self._replacing else None
+                    same_side -= replaced[2] if pending is None else pending[3]
             signed = same_side + qty if is_buy else -(same_side + qty)
             position = sym.position
             post = position + signed
@@ -597,6 +605,11 @@ class RiskGateway:
                 # the venue has not said which of the two rests: a chain of replaces would count
                 # one of them too small whichever answer comes first
                 return self._deny(CheckId.INVALID_ORDER, 0, 0, "its original's replace is in flight")
+            if kind is _MODIFY and pending is None and self._replacing and (
+                    intent.token in self._replacing or intent.token in self._replaced_by):
+                # an original in flight is counted in its replacement, and a replacement's count
+                # is tied to its original's on the symbol and side the replace named
+                return self._deny(CheckId.INVALID_ORDER, 0, 0, "modify of an order whose replace is in flight")
 
             working = self._working
             if enter and len(working) >= lim.max_open_orders:
@@ -680,6 +693,11 @@ class RiskGateway:
                 self._remove_working(token)
                 work_buy = sym.work_buy         # what it counted left the totals
                 work_sell = sym.work_sell
+            if pending is not None:
+                # a replacement in flight: its new size, with the original's shares left beside it
+                pending[3] = qty
+                qty += pending[1]
+                value = qty * price * sym.multiplier
             working[token] = (sym, is_buy, qty, price)
             # self._work(sym, is_buy, value) inlined, as this runs for every order sent (value >= 0:
             # the symbol's larger side grows by what this side comes to exceed it). An IOC never
@@ -1290,10 +1308,11 @@ class RiskGateway:
     def on_option_params(self, symbol_id: int, underlying_id: int, strike: int, expiry_ns: int,
                          vol: float, rate: float, is_call: bool, multiplier: int = 1,
                          now_ns: int = 0) -> None:
-        """Declare (or update) an option symbol; raises RiskError on bad parameters (check_option)."""
+        """Declare (or update) an option symbol at now_ns; raises RiskError on bad parameters
+        (check_option)."""
         params = OptionParams(symbol_id, underlying_id, int(strike), int(expiry_ns), float(vol),
                               float(rate), bool(is_call), int(multiplier))
-        self.check_option(params)
+        self.check_option(params, now_ns)
         sym = self._symbol(symbol_id)
         under = self._symbol(underlying_id)
         if under.option is not None:
@@ -1317,11 +1336,12 @@ class RiskGateway:
             self._recount_work()         # its working orders' notional is in contracts now
         self._revalue(under, now_ns, force_reprice=True)
 
-    def check_option(self, params: OptionParams) -> None:
+    def check_option(self, params: OptionParams, now_ns: int | None = None) -> None:
         """What on_option_params refuses before it changes anything: parameters out of range
-        (RiskError), or a vol whose scenario grid moves the underlying to zero or below under the
+        (RiskError; with now_ns, an expiry not after it or more than greeks.MAX_EXPIRY_DAYS
+        later), or a vol whose scenario grid moves the underlying to zero or below under the
         limits in force (LimitsError naming scenario.spot_sigmas): none of it could be valued."""
-        params.validate()
+        params.validate(now_ns)
         self._limits.check_scenario_vol(params.vol, f"option {params.symbol_id}'s vol")
 
     # ------------------------------------------------------------------------ commands

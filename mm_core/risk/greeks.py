@@ -12,9 +12,14 @@ from dataclasses import dataclass
 from mm_core.risk.errors import RiskError
 
 __all__ = ["OptionParams", "UnitRisk", "bs_price", "bs_greeks", "scenario_grid", "scenario_move",
-           "unit_risk", "make_unit_risk", "YEAR_NS"]
+           "unit_risk", "make_unit_risk", "YEAR_NS", "MAX_EXPIRY_DAYS"]
 
 YEAR_NS = 365 * 86_400 * 1_000_000_000   # ACT/365
+# The furthest an option may expire from when it is declared (listed options run to 3 years,
+# FLEX ones to 15). With expiries bounded so, and times in int64_t ns, every revaluation stays
+# finite at any rate and vol OptionParams.validate allows: exp(-rate x years) overflowed past it.
+MAX_EXPIRY_DAYS = 7_300
+_MAX_EXPIRY_NS = MAX_EXPIRY_DAYS * 86_400 * 1_000_000_000
 _SQRT2 = math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
@@ -72,7 +77,17 @@ class OptionParams:
     is_call: bool
     multiplier: int = 1     # underlying units per contract
 
-    def validate(self) -> None:
+    def validate(self, now_ns: int | None = None) -> None:
+        """RiskError naming the field out of range; `now_ns`, when given, is the declaration's
+        time: the expiry must come after it, by MAX_EXPIRY_DAYS at most."""
+        expiry = self.expiry_ns
+        if type(expiry) is not int or not 0 <= expiry < 1 << 63:
+            raise RiskError(f"option {self.symbol_id}: expiry_ns {expiry!r} is not a time in int64 ns "
+                            "since 1970")
+        if now_ns is not None and not 0 < expiry - now_ns <= _MAX_EXPIRY_NS:
+            raise RiskError(f"option {self.symbol_id}: expiry_ns {expiry} is "
+                            f"{(expiry - now_ns) / 86_400e9:.6g} days from now_ns {now_ns}: must be "
+                            f"within (0, {MAX_EXPIRY_DAYS}]")
         if self.strike <= 0:
             raise RiskError(f"option {self.symbol_id}: strike must be positive")
         if not (math.isfinite(self.vol) and 0.0 < self.vol < 10.0):

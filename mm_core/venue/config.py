@@ -7,15 +7,16 @@ The trading engine reads the same [[symbols]], [[pairs]] and [[options]] tables.
 Format (see default.toml, shipped in this package, for every key with its default):
   [venue]      session (<=10 letters and digits, "" = generated), seed, host (must be 127.0.0.1), ouch_port,
                itch_port (MoldUDP64 destination), rerequest_port, heartbeat_interval,
-               heartbeat_timeout, log_dir, fsync_interval, history, duration, max_messages,
-               max_shares; seconds are floats, ports 0..65535 (0 = any free port)
+               heartbeat_timeout, login_timeout, log_dir, fsync_interval, history, duration,
+               max_messages, max_shares; seconds are floats, ports 0..65535 (0 = any free port)
   [[users]]    username (<=6 letters and digits), password (<=10 chars), firm (<=4 chars)
   [flow]       background flow parameters (latent_step, noise_*, informed_*, lp_*, lot)
   [[symbols]]  name (<=8 chars), id (ITCH stock locate 1..65535), reference_price (price4 int;
                the prior day's close: Rule 201's reference, see regsho.py),
                half_penny (bool: $0.005 tick tier), volatility (annualised fraction)
   [[pairs]]    a, b (symbol names), correlation (-1..1): b's latent path loads on a's shocks
-  [[options]]  name, id, underlying (a symbol), strike (price4), expiry_days, right ("C"/"P"),
+  [[options]]  name, id, underlying (a symbol), strike (price4), expiry_days (at most
+               mm_core.risk.greeks.MAX_EXPIRY_DAYS), right ("C"/"P"),
                implied_vol, half_penny; priced off the latent underlying by Black-Scholes
   [calendar]   holidays: the exchange's full-day closures, TOML dates (2026-11-26) or
                "YYYY-MM-DD" strings, each a weekday, no repeats (see tradingdays.py)
@@ -33,6 +34,7 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from mm_core.risk.greeks import MAX_EXPIRY_DAYS
 from mm_core.venue.errors import ConfigError
 from mm_core.venue.matching import MAX_PRICE, Listing
 from mm_core.venue.tradingdays import TradingCalendar
@@ -50,6 +52,7 @@ class VenueSettings:
     rerequest_port: int
     heartbeat_interval: float
     heartbeat_timeout: float
+    login_timeout: float
     log_dir: str
     fsync_interval: float
     history: int
@@ -203,6 +206,7 @@ _VENUE_CHECKS = {
     "session": _name(10, 0), "seed": _int(0), "host": _loopback, "ouch_port": PORT,
     "itch_port": _int(1, 65535), "rerequest_port": PORT,
     "heartbeat_interval": _num(0, open_lo=True), "heartbeat_timeout": _num(0, open_lo=True),
+    "login_timeout": _num(0, open_lo=True),
     "log_dir": lambda v: "" if isinstance(v, str) else "must be a string",
     "fsync_interval": _num(0), "history": _int(1), "duration": _num(0, open_lo=True),
     "max_messages": _int(0), "max_shares": _int(1, 2**31 - 1),
@@ -221,7 +225,8 @@ _SYMBOL_CHECKS = {
 _PAIR_CHECKS = {"a": _text(8), "b": _text(8), "correlation": _num(-1, 1)}
 _OPTION_CHECKS = {
     "name": _text(8), "id": _int(1, 65535), "underlying": _text(8),
-    "strike": _int(1, MAX_PRICE), "expiry_days": _num(0, open_lo=True), "right": _right,
+    "strike": _int(1, MAX_PRICE), "expiry_days": _num(0, MAX_EXPIRY_DAYS, open_lo=True),
+    "right": _right,
     "implied_vol": _num(0, 10, open_lo=True), "half_penny": _boolean,
 }
 

@@ -30,3 +30,8 @@ class VenueStateError(VenueError):
 class SessionEndedError(VenueStateError):
     """A start under a session that already ended cleanly (End of Session sent): a new trading
     session needs a new session name (and its own date)."""
+
+
+class SessionSealedError(VenueStateError):
+    """A write to a session log after its last message (End of Day): refused, nothing may
+    follow it (a restart would take the ended session for an unfinished one)."""

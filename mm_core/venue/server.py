@@ -1,7 +1,8 @@
 """The venue's I/O shell: OUCH over SoupBinTCP (TCP), ITCH over MoldUDP64 (UDP), on 127.0.0.1.
 
 Owns the sockets, the single-threaded selectors loop (run in one background thread), SoupBinTCP
-session state (login, heartbeats, dead-link detection, replay from the durable session logs),
+session state (login, due within login_timeout of connecting; heartbeats, dead-link detection,
+replay from the durable session logs; per-connection limits on unread output and protocol errors),
 the clocks (monotonic for timers; realtime, or the `clock` given, for the ITCH/OUCH stamps:
 ns since midnight US/Eastern of the session date, see sessiontime.py) and the run limits.
 Matching, flow and encodings live in matching.py, flow.py and wire.py; this module must not
@@ -38,15 +39,19 @@ from mm_core.protocol.errors import BadField, ProtocolError
 from mm_core.venue import matching as m
 from mm_core.venue import highwater, regsho, restart, sessiontime, wire
 from mm_core.venue.config import User, VenueConfig
-from mm_core.venue.errors import SessionLogError, VenueStateError
+from mm_core.venue.errors import SessionLogError, SessionSealedError, VenueStateError
 from mm_core.venue.flow import BackgroundFlow, apply
 from mm_core.venue.publisher import MoldPublisher
-from mm_core.venue.session_log import SessionLog
+from mm_core.venue.session_log import SessionLog, read_session_log
 
 log = logging.getLogger("mm_core.venue")
 
 MAX_CONNECTIONS = 64
 OUT_HIGH_WATER = 1 << 18        # bytes queued to one client; the rest waits in its session log
+                                # (and a Debug reply is dropped)
+OUT_LIMIT = 2 * OUT_HIGH_WATER  # bytes queued to one client past which it is closed (a backstop:
+                                # neither sequenced data nor Debug replies queue past high water)
+MAX_PROTOCOL_ERRORS = 1000      # on one connection; past it the connection is closed
 FLOW_ACTIONS_PER_TURN = 2000    # keeps the sockets served while flow catches up
 MAX_SELECT_WAIT = 0.05
 END_DRAIN_STALL = 1.0           # s a client may take nothing at end of session before it is cut
@@ -62,16 +67,11 @@ _FIELD_REJECTS = {"price": m.REJECT_INVALID_PRICE, "stock": m.REJECT_INVALID_STO
                   "shares": m.REJECT_SHARES, "firm": m.REJECT_FIRM}
 
 
-def _debug(conn: "_Conn", text: str) -> None:
-    """Queue a SoupBinTCP Debug packet (ASCII only, bounded) for a reply outside the sequence."""
-    text = text.encode("ascii", "backslashreplace").decode("ascii")[:200]
-    conn.out += soupbintcp.encode(soupbintcp.Debug(text))
-
-
 def _readable_token(raw: bytes) -> str:
-    """An OUCH token field as text, or "" when it is blank or not printable ASCII."""
+    """An OUCH token field as the codec reads it (the same token a well-formed order would
+    name: leading spaces are part of it), or "" when it is blank or not printable ASCII."""
     try:
-        token = raw.decode("ascii").strip()
+        token = ouch.token_text(raw)
     except UnicodeDecodeError:
         return ""
     return token if token.isprintable() else ""
@@ -101,7 +101,7 @@ class _Conn:
     """One SoupBinTCP connection; logged in once `user` is set."""
 
     __slots__ = ("sock", "peer", "framer", "out", "user", "cursor", "last_rx", "last_tx",
-                 "closing", "writing")
+                 "closing", "writing", "errors", "accepted")
 
     def __init__(self, sock: socket.socket, peer: tuple, now: float) -> None:
         self.sock = sock
@@ -114,6 +114,8 @@ class _Conn:
         self.last_tx = now
         self.closing = False      # close once `out` is drained
         self.writing = False      # registered for EVENT_WRITE
+        self.errors = 0           # protocol errors so far (MAX_PROTOCOL_ERRORS)
+        self.accepted = now       # a login is due within login_timeout of it
 
 
 class Venue:
@@ -151,6 +153,7 @@ class Venue:
         self._sel: selectors.DefaultSelector | None = None
         self._unfinished: list[str] | None = None   # users whose end of day a restart finishes
         self.day_over = False       # End of Day written: no order is taken any more
+        self.writes_after_end_of_day = 0   # refused by _dispatch: each one is a venue bug
         self._syncer_stop = threading.Event()
         self.sync_error = ""
         self.write_error = ""
@@ -358,9 +361,16 @@ class Venue:
             return self.engine.position(username)
 
     def session_messages(self, username: str, first: int = 1) -> list[bytes]:
-        """The OUCH payloads of a user's session log from `first` on."""
+        """The OUCH payloads of a user's session log from `first` on (once the venue has
+        stopped, from the log file: its descriptor is closed)."""
         with self._lock:
-            return self.logs[username].messages(first)
+            session_log = self.logs.get(username)
+            if session_log is None:
+                raise VenueStateError(f"no session log for user {username!r} (users: "
+                                      f"{', '.join(self.logs) or 'none, the venue never started'})")
+            if not session_log.closed:
+                return session_log.messages(first)
+        return read_session_log(session_log.path, first)
 
     def withhold_itch(self, sequences) -> None:
         """Test hook: do not send the live MoldUDP64 packets carrying these sequence numbers."""
@@ -506,7 +516,12 @@ class Venue:
     def _timers(self, now: float) -> None:
         settings = self.config.venue
         for conn in list(self._conns.values()):
-            if now - conn.last_rx > settings.heartbeat_timeout:
+            # whatever it sends: trickling a login byte by byte must not hold a connection
+            if conn.user is None and now - conn.accepted > settings.login_timeout:
+                self._protocol_error(conn, f"no login within {settings.login_timeout:g} s of "
+                                           f"connecting")
+                self._close(conn)
+            elif now - conn.last_rx > settings.heartbeat_timeout:
                 self._protocol_error(conn, f"no data for {settings.heartbeat_timeout:g} s: link dead")
                 self._close(conn)
             elif (conn.user is not None and not conn.out
@@ -589,6 +604,7 @@ class Venue:
         for session_log in self.logs.values():
             session_log.flush()
             session_log.sync()
+            session_log.seal()
         self.day_over = True
         for code in "MEC":
             self._itch(wire.itch_system_event(ts, code))
@@ -608,6 +624,12 @@ class Venue:
         echo of the client command that caused them (kept for the order's later messages)."""
         if not events:
             return
+        if self.day_over:
+            self.writes_after_end_of_day += 1
+            log.error("refused to write %d events after End of Day (%d so far): %s",
+                      len(events), self.writes_after_end_of_day, events[:3])
+            raise SessionSealedError(f"{len(events)} events after End of Day: the session "
+                                     f"logs are sealed")
         self.numbers.cover(*self.engine.next_numbers())   # reserved before written or sent
         ts = self._stamp()
         logs, locate = self.logs, self._locate
@@ -720,6 +742,8 @@ class Venue:
                 log.exception("internal error on a frame from %s", conn.peer)
                 self._protocol_error(conn, f"internal error: {type(exc).__name__}: {exc}")
                 conn.closing = True
+            if self._over_limit(conn):
+                return
         if garbage is not None:
             self._protocol_error(conn, f"framing: {garbage}")
             self._close(conn)
@@ -768,6 +792,11 @@ class Venue:
         log.info("%s logged in from %s, replay from %d", user.username, conn.peer, first)
 
     def _on_ouch(self, conn: _Conn, payload: bytes) -> None:
+        if self.day_over:    # nothing may follow End of Day in the session log: checked before
+            # decoding, as a malformed order would otherwise get an OUCH Rejected written
+            self._protocol_error(conn, f"OUCH {payload[:1]!r} after End of Day")
+            self._debug(conn, "rejected: the session's day is over")
+            return
         user = conn.user
         try:
             msg = ouch.decode_inbound(payload)
@@ -776,13 +805,9 @@ class Venue:
             return
         except ProtocolError as exc:
             self._protocol_error(conn, f"bad OUCH message: {exc}")
-            _debug(conn, f"rejected: {exc}")
+            self._debug(conn, f"rejected: {exc}")
             return
         owner = user.username
-        if self.day_over:              # nothing may follow End of Day in the session log
-            self._protocol_error(conn, f"{type(msg).__name__} after End of Day")
-            _debug(conn, "rejected: the session's day is over")
-            return
         if isinstance(msg, ouch.EnterOrder):
             if msg.firm and msg.firm != user.firm:
                 self._dispatch(self.engine.reject(owner, msg.token, m.REJECT_FIRM))
@@ -823,16 +848,40 @@ class Venue:
             # the replacement token unused (no Rejected names it)
             self._dispatch(self.engine.refuse_replace(conn.user.username, existing, token))
         if not token or kind == b"U":
-            _debug(conn, f"rejected: {exc}")
+            self._debug(conn, f"rejected: {exc}")
             return
         reason = _FIELD_REJECTS.get(exc.field or "", m.REJECT_OTHER)
         self._dispatch(self.engine.reject(conn.user.username, token, reason))
 
     def _protocol_error(self, conn: _Conn, what: str) -> None:
+        conn.errors += 1
         who = conn.user.username if conn.user else "-"
         text = f"{conn.peer[0]}:{conn.peer[1]} ({who}): {what}"
         self.protocol_errors.append(text)
         log.warning("protocol error %s", text)
+
+    def _debug(self, conn: _Conn, text: str) -> None:
+        """Queue a SoupBinTCP Debug packet (ASCII only, bounded) for a reply outside the
+        sequence; dropped, and counted as a protocol error, once OUT_HIGH_WATER bytes wait for
+        the client: one that sends bad messages and reads nothing must not grow the venue."""
+        if len(conn.out) >= OUT_HIGH_WATER:
+            self._protocol_error(conn, f"Debug reply dropped: {len(conn.out)} bytes unread")
+            return
+        text = text.encode("ascii", "backslashreplace").decode("ascii")[:200]
+        conn.out += soupbintcp.encode(soupbintcp.Debug(text))
+
+    def _over_limit(self, conn: _Conn) -> bool:
+        """Close a connection past MAX_PROTOCOL_ERRORS or with more than OUT_LIMIT bytes unread
+        (at once: a client that reads nothing would never drain a graceful close)."""
+        if conn.errors > MAX_PROTOCOL_ERRORS:
+            why = f"{conn.errors} protocol errors"
+        elif len(conn.out) > OUT_LIMIT:
+            why = f"{len(conn.out)} bytes unread"
+        else:
+            return False
+        self._protocol_error(conn, f"connection closed: {why}, past the venue's limit")
+        self._close(conn)
+        return True
 
     def _write(self, conn: _Conn, now: float) -> None:
         if conn.sock.fileno() < 0:

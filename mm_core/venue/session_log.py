@@ -6,8 +6,9 @@ Owns the on-disk format and sequence numbering. A record is the exact SoupBinTCP
 sequence n is the n-th record. Appends are buffered until flush() (one write() per batch, done
 before anything is sent, so the log is always ahead of the wire: survives a process crash);
 sync() fsyncs (the caller runs it on a time budget, possibly on another thread); a failed
-write is latched. Opening an existing file drops a torn or corrupt tail and reports how many
-bytes went. Must not know about sockets, OUCH fields or clocks.
+write is latched; once seal()ed (its last message written) no append is taken. Opening an
+existing file drops a torn or corrupt tail and reports how many bytes went. Must not know about
+sockets, OUCH fields or clocks.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import zlib
 from array import array
 from pathlib import Path
 
-from mm_core.venue.errors import SessionLogError
+from mm_core.venue.errors import SessionLogError, SessionSealedError
 
 log = logging.getLogger("mm_core.venue")
 
@@ -43,6 +44,7 @@ class SessionLog:
         self._pending_ends: list[int] = []
         self.synced_sequence = self.durable_sequence   # what the last fsync covered
         self.failed = ""          # why a write failed: latched, no later write is tried
+        self.sealed = False       # the last message is appended: seal()
 
     # ------------------------------------------------------------------ writing
     @property
@@ -59,12 +61,19 @@ class SessionLog:
         """Queue one outbound message; returns its sequence number."""
         if self.readonly:
             raise SessionLogError(f"session log {self.path} is open read-only")
+        if self.sealed:
+            raise SessionSealedError(f"session log {self.path} is sealed after message "
+                                     f"{self.next_sequence - 1}: nothing may follow it")
         frame = (len(payload) + 1).to_bytes(2, "big") + b"S" + payload
         self._pending += frame
         self._pending += _CRC.pack(zlib.crc32(frame))
         end = (self._pending_ends[-1] if self._pending_ends else self._ends[-1]) + len(frame) + 4
         self._pending_ends.append(end)
         return self.next_sequence - 1
+
+    def seal(self) -> None:
+        """The log's last message is appended (End of Day): every later append is refused."""
+        self.sealed = True
 
     def flush(self) -> None:
         """Write every queued message to the file (one write; page cache, not yet fsynced).
@@ -98,6 +107,10 @@ class SessionLog:
             except OSError as exc:
                 raise SessionLogError(f"cannot fsync session log {self.path}: {exc.strerror}") from exc
             self.synced_sequence = target
+
+    @property
+    def closed(self) -> bool:
+        return self._fd < 0
 
     def close(self) -> None:
         """Write and fsync what is queued (unless a write failed) and close; the file is
@@ -169,11 +182,12 @@ class SessionLog:
         return size - offset
 
 
-def read_session_log(path: str | Path) -> list[bytes]:
-    """Every OUCH payload in a session log file, in sequence order (safe while the venue runs)."""
+def read_session_log(path: str | Path, first: int = 1) -> list[bytes]:
+    """Every OUCH payload in a session log file from sequence `first` on, in sequence order
+    (safe while the venue runs)."""
     log = SessionLog(path, readonly=True)
     try:
-        return log.messages()
+        return log.messages(first)
     finally:
         log.close()
 

@@ -196,7 +196,7 @@ def _recover(args, reporter: Reporter) -> tuple[Engine, int]:
     reporter.say("R", json.dumps(doc, sort_keys=True, default=str))
     if not result.reconciled:
         sys.exit(2)            # HALTED: nothing to resume; the parent reads the reasons
-    return result.engine, result.utc_offset_s
+    return result.engine, (result.utc_offset_s, result.utc_leap)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     if hook in C_HOOKS:
         os.environ["MMJ_TEST_HOOKS"] = "1"      # what lets the C writer's test hook be armed
     reporter = Reporter(args.report)
-    engine, offset = _recover(args, reporter) if args.recover else (new_engine(), None)
+    engine, (offset, leap) = _recover(args, reporter) if args.recover else (new_engine(), (None, 0))
     journal = AckingJournal(Journal(args.journal, segment_size=args.segment_size), reporter, hook,
                             int(nth or 0))
     if not args.recover:       # a new session: it names the code it runs (recovery checks it)
@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
                                       rerequest_port=args.rerequest, username=USER,
                                       password=PASSWORD, clock_profile=PROFILE, timer_ns=50_000_000,
                                       clock_period_ns=200_000_000, fresh_session=fresh and attempt == 0,
-                                      utc_offset_s=offset)
+                                      utc_offset_s=offset, utc_leap=leap)
             runner = ResumingRunner(engine, journal, settings, DrillClock(PROFILE), reporter=reporter,
                                     reconciler=reconciler)
             if attempt:
@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
                 runner.operator(OperatorCommand(time.clock_gettime_ns(time.CLOCK_REALTIME), "reconcile",
                                                 "drill", "order entry reconnected after a lost link"))
             report = runner.run(max(0.0, deadline - time.monotonic()), stop)
-            offset = runner.utc_offset_s         # a reconnect goes on from what this run had in force
+            offset, leap = runner.utc_offset_s, runner.utc_leap     # a reconnect goes on from what was in force
             reporter.say("C", json.dumps({"attempt": attempt, "stop": report.stop_reason,
                                           "venue_seq": engine.venue_seq, "orders": report.orders_sent}))
             if not report.venue_lost:        # closed, reset or refused: log in again

@@ -135,3 +135,45 @@ def test_a_flag_cleared_late_belongs_to_the_midnight_just_passed():
     for t in (2 * S, 30 * S, 600 * S, 5 * 3_600 * S):
         assert tai_to_utc_ns(MIDNIGHT + t + 37 * S, 36, True, leap61=True) == MIDNIGHT + t
         assert tai_to_utc_ns(MIDNIGHT + t + 36 * S, 37, True, leap59=True) == MIDNIGHT + t
+
+
+@pytest.mark.parametrize("midnight", [MIDNIGHT, MIDNIGHT + 14 * DAY, 1_909_094_400 * S])
+def test_one_stamps_leap_rule_is_the_reports_row_by_row(midnight):
+    """leap_utc_ns (the runner's and replay's engine time) equals leap_corrected_ns (the reports')
+    on every stamp around a month's end, a mid-month midnight, and the 6 h split after each."""
+    import numpy as np
+    from audit.phc import LEAP59, LEAP61, leap_corrected_ns, leap_utc_ns
+    around = [midnight + d for d in (-DAY, -6 * 3_600 * S, -S - 1, -S, -1, 0, 1, S,
+                                     6 * 3_600 * S - 1, 6 * 3_600 * S, DAY - 1)]
+    for leap, flags in ((LEAP61, (True, False)), (LEAP59, (False, True)), (0, (False, False))):
+        rows = leap_corrected_ns(np.array(around), np.full(len(around), flags[0]), np.full(len(around), flags[1]))
+        assert [leap_utc_ns(t, leap) for t in around] == [int(t) for t in rows]
+
+
+def test_a_phc_device_must_be_a_ptp_clocks_character_device(tmp_path):
+    """A path that merely exists is no PHC: each is refused saying what it is instead."""
+    from audit.phc import check_phc_device
+    regular = tmp_path / "ptp0"
+    regular.write_text("")
+    link = tmp_path / "ptp1"
+    link.symlink_to("/dev/null")
+    for path, said in ((regular, "is a regular file"), (tmp_path, "is a directory"),
+                       ("/dev/null", "is character device 1:3 of the mem class"),
+                       (link, "is character device 1:3 of the mem class"),
+                       (tmp_path / "missing", "No such file")):
+        with pytest.raises(PhcError, match=said):
+            check_phc_device(str(path))
+
+
+def test_a_phc_device_is_judged_by_its_sysfs_class_or_else_by_clock_getres(tmp_path):
+    """The kernel's sysfs entry for the device number decides (here a made-up sysfs whose 1:3
+    is in the ptp class: accepted); with no entry, the dynamic clock must answer clock_getres."""
+    from audit.phc import check_phc_device
+    sysfs = tmp_path / "sys"
+    (sysfs / "class" / "ptp").mkdir(parents=True)
+    (sysfs / "dev" / "char" / "1:3").mkdir(parents=True)
+    (sysfs / "dev" / "char" / "1:3" / "subsystem").symlink_to(sysfs / "class" / "ptp")
+    check_phc_device("/dev/null", sysfs=str(sysfs))
+    with pytest.raises(PhcError, match=r"/dev/full \(character device 1:7\) is not a PTP hardware clock: "
+                                       r"clock_getres: Invalid argument"):
+        check_phc_device("/dev/full", sysfs=str(sysfs))

@@ -111,6 +111,13 @@ def _symbols(extra: str) -> str:
               'right = "C"\nimplied_vol = 0.0\n'), r"options\[0\].implied_vol: must be within \(0, 10\]"),
     (_symbols('[[options]]\nname = "AC"\nid = 9\nunderlying = "A"\nstrike = 0\nexpiry_days = 30.0\n'
               'right = "C"\nimplied_vol = 0.3\n'), r"options\[0\].strike: must be > 0"),
+    # an expiry past MAX_EXPIRY_DAYS overflowed the gateway's revaluation (1e300 days: the engine)
+    (_symbols('[[options]]\nname = "AC"\nid = 9\nunderlying = "A"\nstrike = 100000\nexpiry_days = 7300.5\n'
+              'right = "C"\nimplied_vol = 0.3\n'), r"options\[0\].expiry_days: must be within \(0, 7300\], not 7300.5"),
+    (_symbols('[[options]]\nname = "AC"\nid = 9\nunderlying = "A"\nstrike = 100000\nexpiry_days = 1e300\n'
+              'right = "C"\nimplied_vol = 0.3\n'), r"options\[0\].expiry_days: must be within \(0, 7300\]"),
+    (_symbols('[[options]]\nname = "AC"\nid = 9\nunderlying = "A"\nstrike = 100000\nexpiry_days = -1\n'
+              'right = "C"\nimplied_vol = 0.3\n'), r"options\[0\].expiry_days: must be within \(0, 7300\]"),
 ])
 def test_malformed_symbols_tables_are_config_errors(text, message):
     with pytest.raises(ConfigError, match=message):

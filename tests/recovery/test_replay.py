@@ -397,16 +397,19 @@ def test_an_altered_or_malformed_snapshot_header_is_skipped_with_its_reason(tmp_
     assert resumed.state_hash == shell.engine.state_hash()
 
 
-def test_a_resume_from_a_snapshot_keeps_the_utc_offset_the_journal_announced(tmp_path, events):
+@pytest.mark.parametrize("flags, leap", [({}, 0), ({"leap61": 1}, 61), ({"leap59": 1}, 59)])
+def test_a_resume_from_a_snapshot_keeps_the_utc_offset_the_journal_announced(tmp_path, events, flags, leap):
     """PHC (TAI) stamps become engine (UTC) time with the UTC offset of the last clock sample.
     A grandmaster announcing 36 s: a replay resumed from a snapshot taken after that sample used
     to convert the PHC packets after it with 37 s until the next sample, so it reached another
-    state than the full replay (and the live engine)."""
+    state than the full replay (and the live engine). The sample's leap flag goes with it."""
     from mm_core.events import ClockSample, MarketData
     from journal.catalogue import TsSource
+    from mm_core.runner import TAI_MINUS_UTC_S, engine_time
     from tests.recovery.journaling import RunnerLike
     path, snaps = str(tmp_path / "j"), tmp_path / "snaps"
     tai = 36 * 1_000_000_000
+    in_force = (TAI_MINUS_UTC_S, 0)      # the offset and leap flag the runner converts with
     with Journal(path, checkpoint_every=64) as journal:
         shell = RunnerLike(fresh_engine(), journal)
         shell.start(events[0].now_ns)
@@ -414,23 +417,26 @@ def test_a_resume_from_a_snapshot_keeps_the_utc_offset_the_journal_announced(tmp
             if isinstance(event, ClockSample):
                 journal.append(RecordType.CLOCK_SAMPLE, pack(
                     RecordType.CLOCK_SAMPLE, state=1, compliant_mask=1 if event.compliant else 0,
-                    utc_offset=36, utc_offset_valid=1, ptp_timescale=1), ts_ns=event.now_ns,
+                    utc_offset=36, utc_offset_valid=1, ptp_timescale=1, **flags), ts_ns=event.now_ns,
                     ts_source=int(TsSource.USER))
                 shell.act(shell.engine.on_event(event), event.now_ns)
+                in_force = (36, leap)
             elif isinstance(event, MarketData):         # NIC-stamped: PHC time, TAI
                 journal.append(RecordType.MD_PACKET, event.packet, ts_ns=event.now_ns + tai,
                                ts_source=int(TsSource.HW_PHC))
-                shell.act(shell.engine.on_event(MarketData(event.packet, event.now_ns, TsSource.HW_PHC)),
-                          event.now_ns)
+                now = engine_time(event.now_ns + tai, TsSource.HW_PHC, *in_force)
+                shell.act(shell.engine.on_event(MarketData(event.packet, now, TsSource.HW_PHC)), now)
             else:
                 shell.feed(event)
     samples = sum(isinstance(e, ClockSample) for e in events[:400])
     full = replay_journal(path, fresh_engine())
     assert full.deterministic and full.state_hash == shell.engine.state_hash() and full.utc_offset_s == 36
+    assert full.utc_leap == leap
     written = replay_journal(path, fresh_engine(), snapshot_every=100, snapshots=str(snaps))
     assert written.snapshots_written >= 2 and written.state_hash == full.state_hash
     for snap in snaps.glob("engine-*.snap"):
-        assert json.loads(snap.read_bytes().partition(b"\n")[0])["utc_offset_s"] == 36
+        header = json.loads(snap.read_bytes().partition(b"\n")[0])
+        assert (header["utc_offset_s"], header["utc_leap"]) == (36, leap)
     resumed = replay_journal(path, fresh_engine(), snapshots=str(snaps))
     assert resumed.snapshot and resumed.deterministic, (samples, resumed.divergences[:2])
-    assert resumed.state_hash == full.state_hash and resumed.utc_offset_s == 36
+    assert resumed.state_hash == full.state_hash and (resumed.utc_offset_s, resumed.utc_leap) == (36, leap)

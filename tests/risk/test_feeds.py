@@ -89,7 +89,7 @@ def test_option_params_are_validated():
         gw.on_option_params(2, 1, FAIR, T0 + DAY_NS, -0.2, 0.01, True)
     _options(gw)
     with pytest.raises(RiskError, match="itself an option"):
-        gw.on_option_params(3, 2, FAIR, T0 + DAY_NS, 0.2, 0.01, True)
+        gw.on_option_params(3, 2, FAIR, T0 + DAY_NS, 0.2, 0.01, True, 1, T0)
 
 
 def test_new_limits_move_the_collar_bands():

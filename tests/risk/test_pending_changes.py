@@ -184,3 +184,60 @@ def test_an_adopted_chain_the_venue_refuses_in_turn_leaves_the_first_order(compi
     gw.on_order_done("C", T0)                            # B->C refused too (B never lived)
     assert gw.working_orders() == {"A": (1, True, 100, FAIR - 1)}
     assert gw._symbols[1].open_buy == 100 and gw._symbols[1].own_buys == {"A": FAIR - 1}
+
+
+@MODES
+def test_a_modify_of_a_replacement_in_flight_keeps_the_original_counted(compiled):
+    """A may still fill its 100 before A->B lands, so a MODIFY of B changes only B's own 100: a
+    modify up to 150 counts 250 (it was counted at its own 150, or passed unchecked as a
+    size-down of the 200, and a buy of 100 then passed a max_position of 300)."""
+    gw = replaced_once(compiled)
+    modify = order(kind=OrderKind.MODIFY, token="B", qty=150, price=FAIR - 2)
+    assert gw.check(modify, T0).allowed
+    assert gw.working_orders() == {"B": (1, True, 250, FAIR - 2)}
+    assert gw._symbols[1].open_buy == 250 and gw._replacing["B"][3] == 150
+    d = gw.check(order(qty=100, price=FAIR - 4, token="D"), T0)     # 100 + 150 + 100 > 300
+    assert not d.allowed and d.check is CheckId.POSITION_LIMIT, d
+    too_big = order(kind=OrderKind.MODIFY, token="B", qty=250, price=FAIR - 2)    # 100 + 250
+    d = gw.check(too_big, T0)
+    assert not d.allowed and d.check is CheckId.POSITION_LIMIT, d
+    gw.on_fill(1, Side.BUY, 100, FAIR - 1, T0, token="A")            # A traded before the replace
+    assert gw.working_orders() == {"B": (1, True, 150, FAIR - 2)}
+    gw.on_order_confirmed("B", 100, T0)                  # OUCH Replaced: B rests at its 100
+    gw.on_order_done("A", T0)
+    assert gw.working_orders() == {"B": (1, True, 100, FAIR - 2)} and gw._symbols[1].open_buy == 100
+
+
+@MODES
+def test_a_size_down_of_a_replacement_in_flight_is_one_below_its_own_size(compiled):
+    """B's 150 is no size-down of B's 100 (it passed as one, being under the 200 counted)."""
+    gw = replaced_once(compiled)
+    gw.replace_limits(limits_text(version=2, defaults={"max_position": 240}))
+    d = gw.check(order(kind=OrderKind.MODIFY, token="B", qty=150, price=FAIR - 2), T0)
+    assert not d.allowed and d.check is CheckId.POSITION_LIMIT, d                # 100 + 150 > 240
+    assert gw.check(order(kind=OrderKind.MODIFY, token="B", qty=60, price=FAIR - 2), T0).allowed
+    assert gw.working_orders() == {"B": (1, True, 200, FAIR - 2)}    # the larger until confirmed
+    gw.on_order_done("B", T0)                            # A->B refused: A rests on, whole
+    assert gw.working_orders() == {"A": (1, True, 100, FAIR - 1)} and gw._symbols[1].open_buy == 100
+
+
+@MODES
+def test_a_modify_of_a_replacement_in_flight_on_another_side_is_refused(compiled):
+    gw = replaced_once(compiled)
+    other = order(kind=OrderKind.MODIFY, token="B", qty=300, price=FAIR + 2, side=Side.SELL)
+    d = gw.check(other, T0, "T")
+    assert not d.allowed and d.check is CheckId.INVALID_ORDER, d
+    assert gw.working_orders() == {"B": (1, True, 200, FAIR - 2)} and gw._symbols[1].open_sell == 0
+
+
+@MODES
+def test_a_modify_of_an_original_whose_replace_is_in_flight_is_refused(compiled):
+    """A is counted inside B until the venue answers A->B; a MODIFY of A counted it a second time
+    as a new order, and the answers that followed then raised KeyError out of the feeds."""
+    gw = replaced_once(compiled)
+    d = gw.check(order(kind=OrderKind.MODIFY, token="A", qty=100, price=FAIR - 1), T0)
+    assert not d.allowed and d.check is CheckId.INVALID_ORDER, d
+    assert gw.working_orders() == {"B": (1, True, 200, FAIR - 2)}
+    gw.on_order_done("A", T0)
+    gw.on_order_confirmed("B", 100, T0)
+    assert gw.working_orders() == {"B": (1, True, 100, FAIR - 2)} and gw._symbols[1].open_buy == 100

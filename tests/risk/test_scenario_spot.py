@@ -8,7 +8,9 @@ from __future__ import annotations
 import pytest
 
 from mm_core.risk import CheckId, Limits, LimitsError, RiskGateway
+from mm_core.risk import gateway as gateway_module
 from mm_core.risk.gateway import RiskGateway as _Gateway
+from mm_core.risk.greekbatch import GroupPricer
 from tests.risk.conftest import FAIR, MS, T0, healthy, limits_text, order
 
 DAY = 86_400 * 10**9
@@ -113,18 +115,23 @@ def test_a_failure_while_installing_puts_the_old_limits_back(compiled, monkeypat
     assert gw.compiled is compiled
 
 
-# An option the validation lets through whose revaluation overflows: an expiry 10^30 ns away at a
-# negative rate (exp(-rate x years) past a float); the C does not take it (past int64_t), the
-# reference raises OverflowError.
-FAR = {"expiry_ns": 10**30, "rate": -0.5}
+def failing_revaluation(monkeypatch) -> None:
+    """Every revaluation fails: the C defers to the reference, which raises OverflowError (as an
+    expiry 10^30 ns away at a negative rate did, before validation bounded expiries)."""
+    def overflow(*args):
+        raise OverflowError("math range error")
+
+    monkeypatch.setattr(GroupPricer, "revalue", lambda self, spot, now_ns: None)
+    monkeypatch.setattr(gateway_module, "unit_risk", overflow)
 
 
 @MODES
 @pytest.mark.parametrize("feed", ["on_market", "on_markets"])
-def test_a_revaluation_that_fails_leaves_its_group_unvalued_and_latches(compiled, feed):
+def test_a_revaluation_that_fails_leaves_its_group_unvalued_and_latches(compiled, feed, monkeypatch):
     gw = RiskGateway(Limits.from_toml(limits_text()), compiled=compiled)
     healthy(gw, T0, ((3, FAIR, FAIR),))
-    declare(gw, 0.3, **FAR)                        # declared before the underlying's first price
+    failing_revaluation(monkeypatch)
+    declare(gw, 0.3)                               # declared before the underlying's first price
     gw.drain_events()
     now = T0 + MS
     if feed == "on_market":

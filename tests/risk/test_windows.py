@@ -1,6 +1,6 @@
 """The order path's windows in C (mm_core/fastrisk.h) against the Python reference: a compiled
 gateway and one with compiled=False, driven in lockstep through random checks, cancels, orders
-leaving, time steps (backwards too), snapshots and new limits, give the same decisions and hold
+leaving, confirmed or filled, time steps (backwards too), snapshots and new limits, give the same decisions and hold
 the same rate windows, drift queues and duplicate table after every step."""
 from __future__ import annotations
 
@@ -56,33 +56,64 @@ OPS = st.one_of(
     st.tuples(st.just("order"), st.sampled_from([OrderKind.ENTER] * 4 + [OrderKind.REPLACE, OrderKind.MODIFY]),
               st.sampled_from([1, 2]), st.sampled_from([Side.BUY, Side.SELL]),
               st.sampled_from([-12_000, -9_000, -3_000, -1, 0, 2_500, 6_000, 10_000, 10_001]),
-              st.sampled_from([100, 100, 200, 20_000]), st.integers(0, 30)),
+              st.sampled_from([50, 100, 100, 200, 300, 20_000]), st.integers(0, 30), st.booleans(),
+              st.booleans()),
     st.tuples(st.just("cancel"), st.integers(0, 30)),
     st.tuples(st.just("done"), st.integers(0, 30)),
+    st.tuples(st.just("confirm"), st.integers(0, 30), st.sampled_from([0, 50, 100, 200])),
+    st.tuples(st.just("fill"), st.integers(0, 30), st.sampled_from([50, 100])),
     st.tuples(st.just("step"), STEPS),
     st.tuples(st.just("snapshot"), st.booleans()),
     st.tuples(st.just("limits"), st.sampled_from([1, 3, 5]), st.sampled_from([0, 1, 2])),
+)
+# replaces and modifies of orders on their own symbol and side, marked, within the collars, with
+# the venue's answers between them: chains of changes in flight, a modify of a replacement too
+CHANGE = st.tuples(st.just("order"), st.sampled_from([OrderKind.ENTER, OrderKind.REPLACE, OrderKind.MODIFY]),
+                   st.just(1), st.sampled_from([Side.BUY, Side.SELL]), st.sampled_from([-40, -20, 0, 20, 40]),
+                   st.sampled_from([50, 100, 150, 200, 300]), st.integers(0, 30), st.just(True), st.just(True))
+CHANGES = st.one_of(
+    CHANGE, CHANGE, CHANGE, CHANGE,
+    st.tuples(st.just("confirm"), st.integers(0, 30), st.sampled_from([0, 50, 100, 150])),
+    st.tuples(st.just("fill"), st.integers(0, 30), st.sampled_from([50, 100])),
+    st.tuples(st.just("done"), st.integers(0, 30)),
+    st.tuples(st.just("step"), st.sampled_from([MS, 4 * MS])),
+    st.tuples(st.just("snapshot"), st.booleans()),
 )
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(OPS, min_size=1, max_size=80))
 def test_compiled_windows_decide_and_hold_as_the_reference(ops):
+    lockstep(ops)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(CHANGES, min_size=10, max_size=60))
+def test_changes_in_flight_count_as_the_reference(ops):
+    lockstep(ops)
+
+
+def lockstep(ops) -> None:
+    """Both gateways through `ops`, compared (and the counts checked) after every step."""
     fast, ref = pair()
     now = T0
     tokens: list[str] = []
     version = 1
     for op in ops:
         if op[0] == "order":
-            _, kind, symbol_id, side, offset, qty, pick = op
+            _, kind, symbol_id, side, offset, qty, pick, own, marked = op
             kw = {}
             if kind is not OrderKind.ENTER:
                 if not tokens:
                     continue
                 target = tokens[pick % len(tokens)]
                 kw = {"orig_token": target} if kind is OrderKind.REPLACE else {"token": target}
+                if own and target in ref._working:      # on the order's own symbol and side
+                    symbol_id = ref._working[target][0].symbol_id
+                    side = Side.BUY if ref._working[target][1] else Side.SELL
             intent = order(symbol_id=symbol_id, side=side, price=FAIR + offset, qty=qty, kind=kind, **kw)
-            got, want = fast.check(intent, now), ref.check(intent, now)
+            mark = ("B" if side is Side.BUY else "T") if marked else None
+            got, want = fast.check(intent, now, mark), ref.check(intent, now, mark)
             assert got == want
             if want.allowed and intent.token not in tokens:
                 tokens.append(intent.token)
@@ -96,6 +127,16 @@ def test_compiled_windows_decide_and_hold_as_the_reference(ops):
                 fast.on_order_done(token, now)
                 ref.on_order_done(token, now)
                 tokens.remove(token)
+        elif op[0] in ("confirm", "fill"):
+            if not tokens:
+                continue
+            token = tokens[op[1] % len(tokens)]
+            for gw in (fast, ref):
+                if op[0] == "confirm":           # OUCH Replaced / Order Modified
+                    gw.on_order_confirmed(token, op[2], now)
+                elif token in gw._working:
+                    symbol_id, is_buy = gw._working[token][0].symbol_id, gw._working[token][1]
+                    gw.on_fill(symbol_id, Side.BUY if is_buy else Side.SELL, op[2], FAIR, now, token=token)
         elif op[0] == "step":
             now += op[1]
             for gw in (fast, ref):
@@ -115,6 +156,17 @@ def test_compiled_windows_decide_and_hold_as_the_reference(ops):
             assert fast.replace_limits(text) == ref.replace_limits(text)
         assert held(fast) == held(ref)
         assert fast.state_items() == ref.state_items() and fast.state is ref.state
+        assert_counted(fast)
+
+
+def assert_counted(gw: RiskGateway) -> None:
+    """A replacement in flight counts the original's shares left plus its own size (whatever
+    modified it since), and each side's open quantity is its working orders' sum."""
+    for token, (_orig, left, _price, own, _symbol, _is_buy) in gw._replacing.items():
+        assert gw._working[token][2] == left + own, (token, gw._working[token], left, own)
+    for symbol_id, sym in gw._symbols.items():
+        for is_buy, open_qty in ((True, sym.open_buy), (False, sym.open_sell)):
+            assert open_qty == sum(o[2] for o in gw._working.values() if o[0] is sym and o[1] is is_buy)
 
 
 def test_every_window_denial_reports_the_reference_values():

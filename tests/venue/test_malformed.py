@@ -7,6 +7,7 @@ import pytest
 from mm_core.protocol import ouch, soupbintcp
 from mm_core.venue.client import ClientError
 from tests.venue.test_server import connect, messages
+from tests.venue.test_token_use import malformed_enter
 
 
 def non_ascii_enter() -> bytes:
@@ -64,3 +65,18 @@ def test_malformed_modify_or_cancel_never_rejects_the_live_order(make_venue, bad
         assert [o.token for o in venue.live_orders("MM01")] == ["LIVE"]
         c.order(ouch.CancelOrder("LIVE", 0))          # the order is still there to cancel
         assert isinstance(messages(c, 1)[0], ouch.Canceled)
+
+
+def test_a_malformed_enter_is_rejected_under_its_token_as_the_codec_reads_it(make_venue):
+    venue = make_venue()
+    with connect(venue) as c:
+        messages(c, 1)
+        c.send(soupbintcp.UnsequencedData(malformed_enter("  T1")))    # leading spaces are text
+        (rejected,) = messages(c, 1)
+        assert isinstance(rejected, ouch.Rejected) and rejected.token == "  T1"
+        c.enter("T1", "B", 100, "ACME", 10_0000)                       # another token: free
+        (accepted,) = messages(c, 1)
+        assert isinstance(accepted, ouch.Accepted) and accepted.token == "T1"
+        c.enter("  T1", "B", 100, "ACME", 10_0000)                     # the spent one
+        assert c.drain(0.5) == []
+    assert [(i.token, i.why) for i in venue.ignored] == [("  T1", "duplicate token")]

@@ -226,3 +226,11 @@ def test_decode_outbound_from_a_sequenced_frame(msg: ouch.OutboundMessage, wire:
     assert ouch.decode_outbound_from(frame, 3) == msg
     with pytest.raises(TruncatedMessage):
         ouch.decode_outbound_from(frame, len(frame))
+
+
+@pytest.mark.parametrize("token", ["T1", "  T1", " A B", "X" * 14, "", "a\tb"])
+def test_token_text_reads_a_token_field_as_the_decoders_do(token: str) -> None:
+    wire = ouch.encode(ouch.ReplaceOrder("OLD", token, 100, 10_0000, 0, "Y", "N", 0))
+    assert ouch.token_text(wire[15:29]) == ouch.decode_inbound(wire).replacement_token == token
+    with pytest.raises(UnicodeDecodeError):
+        ouch.token_text(b"AB\xff" + b" " * 11)
