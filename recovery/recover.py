@@ -29,11 +29,12 @@ from mm_core.engine import Engine
 from mm_core.oms import TERMINAL
 from mm_core.events import JournalNote, Reconciled, SendOrder, VenueMessage
 from mm_core.protocol import ProtocolError, ouch, soupbintcp
+from mm_core.types import OrderKind
 from mm_core.risk import Limits, RiskError, RiskGateway
 from recovery.codecheck import RECON_CODE_CHANGE, CodeCheck
 from recovery.errors import JournalDamaged, JournalUnavailable, RecoverySetupError
 from recovery.reconcile import (
-    AdoptPending, CancelAtVenue, Deliver, ReconResult, ResendCancel, Resolution, apply, local_view, reconcile, resolution_json,
+    AdoptModify, AdoptPending, CancelAtVenue, Deliver, ReconResult, ResendCancel, Resolution, apply, local_view, reconcile, resolution_json,
     venue_view,
 )
 from recovery.replay import (RECON_BEGIN, RECON_FINDING, RECON_OUTCOME, RECON_RESOLUTION, UNSENT_ALL, ReplayResult,
@@ -139,6 +140,7 @@ class _Shell:
         # orders the engine decided whose ORDER_SENT is not journaled yet: what an error
         # leaves here was never sent (the OUTCOME of a failed attempt names them)
         self.unjournaled: list[str] = []
+        self.replayed = _Unjournaled.of(result.replay.unsent)
 
     def record(self, rtype: RecordType, payload: bytes, now: int) -> int:
         if self.journal is None:
@@ -168,12 +170,12 @@ class _Shell:
                                     "after": order_doc(self.engine, token)})
 
     def deliver(self, sequence: int, frame: bytes) -> None:
-        """A venue frame: journaled as VENUE_MSG, then fed. An order the journal never knew (its
-        ORDER_SENT lost with a torn tail) is adopted first so its answers are ordinary events."""
-        adopt = _adoption(self.engine, frame)
+        """A venue frame: journaled as VENUE_MSG, then fed. An order, or a size-down of one, the
+        journal never recorded sending (its ORDER_SENT lost with a torn tail, the input that decided
+        it too or not) is adopted first, so the venue's answers about it are ordinary events."""
+        adopt = _adoption(self.engine, frame, self.replayed)
         if adopt is not None:
-            self.resolve(adopt, {"why": f"venue sequence {sequence} concerns an order the journal "
-                                        "does not have"})
+            self.resolve(adopt, _adoption_doc(self.engine, adopt, sequence))
         now = self.clock()
         is_seq = frame[2] == _SEQUENCED
         rtype, payload = venue_payload(sequence if is_seq else 0, frame[2],
@@ -219,15 +221,50 @@ class _Shell:
         self.result.orders_sent += 1
 
 
-def _adoption(engine: Engine, frame: bytes) -> AdoptPending | None:
+@dataclass
+class _Unjournaled:
+    """Tokens of the orders replay decided again whose ORDER_SENT the torn tail lost (their input
+    survived): what the venue says it received of them is adopted as of an order never recorded
+    (the venue is authoritative for what it received; nothing is sent again)."""
+
+    entries: set[str]           # enters and replacements: their token
+    modifies: set[str]          # size-downs: the order's token
+
+    @classmethod
+    def of(cls, unsent: list[SendOrder]) -> _Unjournaled:
+        kinds = [(a.intent.kind, a.intent.token) for a in unsent]
+        return cls({t for k, t in kinds if k in (OrderKind.ENTER, OrderKind.REPLACE)},
+                   {a.intent.token for a in unsent if a.intent.kind is OrderKind.MODIFY and a.intent.qty > 0})
+
+
+def _adoption_doc(engine: Engine, adopt: AdoptPending | AdoptModify, sequence: int) -> dict:
+    """Why recovery adopts; for a replacement, also the order it replaces as it was before."""
+    if isinstance(adopt, AdoptModify):
+        return {"why": f"venue sequence {sequence} modified an order with no modify of it journaled"}
+    doc = {"why": f"venue sequence {sequence} concerns an order the journal does not have"}
+    if adopt.orig_token:
+        doc["replaces"] = {"token": adopt.orig_token, "before": order_doc(engine, adopt.orig_token)}
+    return doc
+
+
+def _adoption(engine: Engine, frame: bytes, unjournaled: _Unjournaled) -> AdoptPending | AdoptModify | None:
+    """The adoption a venue frame calls for: an entry or replacement of ours the OMS does not know,
+    or one replay decided again without its ORDER_SENT (`unjournaled`); a size-down the OMS never
+    recorded sending, or one so decided again. None for anything else (the answer to a journaled
+    order; one the engine cannot take halts it: fail closed)."""
     if frame[2] != _SEQUENCED:
         return None
     try:
         msg = ouch.decode_outbound(frame[3:])
     except ProtocolError:
         return None     # the engine journals the protocol error itself
-    if not isinstance(msg, (ouch.Accepted, ouch.Replaced, ouch.Rejected)) or msg.token in engine.oms.orders:
+    if isinstance(msg, ouch.OrderModified):
+        return _modify_adoption(engine, msg, unjournaled)
+    if not isinstance(msg, (ouch.Accepted, ouch.Replaced, ouch.Rejected)):
         return None
+    if msg.token in engine.oms.orders and msg.token not in unjournaled.entries:
+        return None
+    unjournaled.entries.discard(msg.token)
     if isinstance(msg, ouch.Rejected):
         return AdoptPending(msg.token, 0, "B", 0, 0)
     try:
@@ -236,6 +273,16 @@ def _adoption(engine: Engine, frame: bytes) -> AdoptPending | None:
         return None     # not a symbol we trade: the engine halts on it, fail closed
     previous = msg.previous_token if isinstance(msg, ouch.Replaced) else ""
     return AdoptPending(msg.token, symbol_id, msg.side, msg.price, msg.shares, previous)
+
+
+def _modify_adoption(engine: Engine, msg: ouch.OrderModified, unjournaled: _Unjournaled) -> AdoptModify | None:
+    order = engine.oms.orders.get(msg.token)
+    if order is None or not order.acked or not 0 < msg.shares <= order.leaves:
+        return None     # not an order of ours the venue holds as it could have modified
+    if order.modify_sent and msg.token not in unjournaled.modifies:
+        return None     # the answer to a journaled modify
+    unjournaled.modifies.discard(msg.token)
+    return AdoptModify(msg.token, order.symbol_id, msg.side, order.price, order.leaves, msg.shares)
 
 
 def _open_journal(path: str, dry_run: bool) -> tuple[Journal | None, dict]:
