@@ -175,7 +175,7 @@ class _Shell:
         it too or not) is adopted first, so the venue's answers about it are ordinary events."""
         adopt = _adoption(self.engine, frame, self.replayed)
         if adopt is not None:
-            self.resolve(adopt, _adoption_doc(self.engine, adopt, sequence))
+            self.resolve(adopt, _adoption_doc(self.engine, adopt, sequence, self.replayed))
         now = self.clock()
         is_seq = frame[2] == _SEQUENCED
         rtype, payload = venue_payload(sequence if is_seq else 0, frame[2],
@@ -229,20 +229,31 @@ class _Unjournaled:
 
     entries: set[str]           # enters and replacements: their token
     modifies: set[str]          # size-downs: the order's token
+    adopted: set[str] = field(default_factory=set)     # tokens of these adopted so far
+
+    def take(self, pending: set[str], token: str) -> None:
+        if token in pending:
+            pending.discard(token)
+            self.adopted.add(token)
 
     @classmethod
     def of(cls, unsent: list[SendOrder]) -> _Unjournaled:
-        kinds = [(a.intent.kind, a.intent.token) for a in unsent]
-        return cls({t for k, t in kinds if k in (OrderKind.ENTER, OrderKind.REPLACE)},
-                   {a.intent.token for a in unsent if a.intent.kind is OrderKind.MODIFY and a.intent.qty > 0})
+        intents = [a.intent for a in unsent]
+        return cls({i.token for i in intents if i.kind in (OrderKind.ENTER, OrderKind.REPLACE)},
+                   {i.token for i in intents if i.kind is OrderKind.MODIFY and i.qty > 0})
 
 
-def _adoption_doc(engine: Engine, adopt: AdoptPending | AdoptModify, sequence: int) -> dict:
+def _adoption_doc(engine: Engine, adopt: AdoptPending | AdoptModify, sequence: int,
+                  unjournaled: _Unjournaled) -> dict:
     """Why recovery adopts; for a replacement, also the order it replaces as it was before."""
-    if isinstance(adopt, AdoptModify):
-        return {"why": f"venue sequence {sequence} modified an order with no modify of it journaled"}
-    doc = {"why": f"venue sequence {sequence} concerns an order the journal does not have"}
-    if adopt.orig_token:
+    if adopt.token in unjournaled.adopted:
+        why = "answers an order replay decided again, whose ORDER_SENT the journal lost"
+    elif isinstance(adopt, AdoptModify):
+        why = "modified an order with no modify of it journaled"
+    else:
+        why = "concerns an order the journal does not have"
+    doc = {"why": f"venue sequence {sequence} {why}"}
+    if isinstance(adopt, AdoptPending) and adopt.orig_token:
         doc["replaces"] = {"token": adopt.orig_token, "before": order_doc(engine, adopt.orig_token)}
     return doc
 
@@ -264,7 +275,7 @@ def _adoption(engine: Engine, frame: bytes, unjournaled: _Unjournaled) -> AdoptP
         return None
     if msg.token in engine.oms.orders and msg.token not in unjournaled.entries:
         return None
-    unjournaled.entries.discard(msg.token)
+    unjournaled.take(unjournaled.entries, msg.token)
     if isinstance(msg, ouch.Rejected):
         return AdoptPending(msg.token, 0, "B", 0, 0)
     try:
@@ -281,7 +292,7 @@ def _modify_adoption(engine: Engine, msg: ouch.OrderModified, unjournaled: _Unjo
         return None     # not an order of ours the venue holds as it could have modified
     if order.modify_sent and msg.token not in unjournaled.modifies:
         return None     # the answer to a journaled modify
-    unjournaled.modifies.discard(msg.token)
+    unjournaled.take(unjournaled.modifies, msg.token)
     return AdoptModify(msg.token, order.symbol_id, msg.side, order.price, order.leaves, msg.shares)
 
 

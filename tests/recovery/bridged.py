@@ -38,6 +38,8 @@ def quiet_venue(tmp_path):
 class Bridged(RunnerLike):
     """RunnerLike whose orders go to the venue; each is answered before the next input."""
 
+    parties = True
+
     def __init__(self, path: str, port: int) -> None:
         super().__init__(fresh_engine(), Journal(path, segment_size=1 << 20, checkpoint_every=64))
         self.session = SoupSession("127.0.0.1", port)
@@ -78,7 +80,7 @@ class Bridged(RunnerLike):
         """Journal an ORDER_SENT of the OUCH `message` and send it; the journal sequence of its
         record (what the test then tears: the venue got it, the journal lost it)."""
         packet = soupbintcp.encode(soupbintcp.UnsequencedData(ouch.encode(message)))
-        seq = self.journal.append(RecordType.ORDER_SENT, order_sent(SendOrder(intent, packet, None, 0)),
+        seq = self.journal.append(RecordType.ORDER_SENT, order_sent(SendOrder(intent, packet, None, 0), True),
                                   ts_ns=self.now, ts_source=int(TsSource.USER))
         self.session.send(packet)
         return seq

@@ -11,9 +11,11 @@ from mm_core.protocol import ouch
 from mm_core.types import OrderIntent, OrderKind, Side
 from recovery.recover import recover
 from recovery.replay import replay_journal
+from reports.run import run
 from tests.mm_core.wire import ACME
 from tests.recovery.bridged import Bridged, quiet_venue
 from tests.recovery.journaling import fresh_engine, recovery_settings, tear
+from tests.reports.test_adopted_drill import read
 
 
 def resolutions(path: str, action: str) -> list[tuple[int, dict]]:
@@ -60,3 +62,16 @@ def test_a_size_down_the_torn_tail_lost_is_adopted_from_the_venue(tmp_path):
         assert result.engine.oms.get(bid.token).state is OrderState.CANCELED
         again = replay_journal(path, fresh_engine())
         assert again.deterministic and again.state_hash == result.engine.state_hash()
+
+    # the order records show the venue's modification as adopted, naming the RECON record; the
+    # order's other rows keep their journaled origin
+    run(["orders", "cat"], path, tmp_path / "out")
+    rows = [r for r in read(tmp_path / "out", "orders", "order_events").to_pylist() if r["order_id"] == bid.token]
+    modified = [r for r in rows if r["event_type"] == "ORDER_MODIFIED"]
+    assert [(r["seq"], r["rts24_event"], r["recovery_status"], r["recovery_seq"]) for r in modified] == [
+        (after.seq, "REME", "ADOPTED", recon_seq)]
+    assert {r["recovery_status"] for r in rows if r["event_type"] != "ORDER_MODIFIED"} == {None}
+    assert {r["rts24_event"] for r in rows} >= {"NEWO", "REME"}
+    # CAT: the venue's modification is reported (MEOM) on the order's own key
+    cat = [r for r in read(tmp_path / "out", "cat", "order_events").to_pylist() if r["orderID"] == bid.token]
+    assert [r["quantity"] for r in cat if r["type"] == "MEOM"] == [shares]
