@@ -67,14 +67,21 @@ class Bridged(RunnerLike):
         self.start(self.now)
         self.feed(ClockSample(self.now, True))
         self.feed(Timer(self.now))
-        feed = Feed()
-        msgs, _ = two_sided(feed, ACME, 999_900, 1_000_100)
+        self.md_feed = Feed()
+        msgs, self.levels = two_sided(self.md_feed, ACME, 999_900, 1_000_100)
         self.now = 2 * S
-        self.feed(md(feed.packet(*msgs), self.now))
+        self.feed(md(self.md_feed.packet(*msgs), self.now))
         oms = self.engine.oms
         bid, ask = oms.working_order(ACME, Side.BUY), oms.working_order(ACME, Side.SELL)
         assert bid.state.value == ask.state.value == "accepted", (bid, ask)
         return bid, ask
+
+    def market_moved(self, ticks: int):
+        """The market data input of the ACME book moved by `ticks` (every level replaced)."""
+        msgs = [Feed.delete(ref) for ref in self.levels.values()]
+        added, self.levels = two_sided(self.md_feed, ACME, 999_900 + 100 * ticks, 1_000_100 + 100 * ticks)
+        self.now += 300 * MS
+        return md(self.md_feed.packet(*msgs, *added), self.now)
 
     def send_lost(self, intent: OrderIntent, message) -> int:
         """Journal an ORDER_SENT of the OUCH `message` and send it; the journal sequence of its
@@ -90,6 +97,13 @@ class Bridged(RunnerLike):
         got = self.session.next_sequenced(5.0)
         assert got is not None, "the venue did not answer"
         return ouch.decode_outbound(got[1][3:])
+
+    def unjournaled_answers(self) -> list:
+        """The venue's messages until it is quiet, read and not journaled."""
+        out = [self.unjournaled_answer()]
+        while (got := self.session.next_sequenced(QUIET_S)) is not None:
+            out.append(ouch.decode_outbound(got[1][3:]))
+        return out
 
     def crash(self) -> None:
         self.session.close()

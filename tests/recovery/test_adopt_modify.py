@@ -1,11 +1,14 @@
-"""A size-down (OUCH Modify) of ours the venue applied while the journal lost its ORDER_SENT in a
-torn tail: recovery against the embedded venue on loopback adopts the venue's version (a RECON
+"""Orders of ours the venue received while the journal lost their ORDER_SENT in a torn tail, on the
+embedded venue on loopback. A size-down (OUCH Modify): recovery adopts the venue's version (a RECON
 resolution with the order's size before and after), the OMS and the gateway end with the venue's
-size, and a later replay of the recovered journal rebuilds the same engine."""
+size. Orders replay decides again because the input that decided them survived: adopted as the
+venue's answers arrive, never sent again. A later replay of the recovered journal rebuilds the
+same engine, and the reports show what was adopted."""
 from __future__ import annotations
 
 from journal import Reader, RecordType
-from journal.catalogue import unpack_json
+from journal.catalogue import unpack, unpack_json
+from mm_core.events import SendOrder
 from mm_core.oms import OrderState
 from mm_core.protocol import ouch
 from mm_core.types import OrderIntent, OrderKind, Side
@@ -14,7 +17,7 @@ from recovery.replay import replay_journal
 from reports.run import run
 from tests.mm_core.wire import ACME
 from tests.recovery.bridged import Bridged, quiet_venue
-from tests.recovery.journaling import fresh_engine, recovery_settings, tear
+from tests.recovery.journaling import RunnerLike, fresh_engine, recovery_settings, tear
 from tests.reports.test_adopted_drill import read
 
 
@@ -75,3 +78,52 @@ def test_a_size_down_the_torn_tail_lost_is_adopted_from_the_venue(tmp_path):
     # CAT: the venue's modification is reported (MEOM) on the order's own key
     cat = [r for r in read(tmp_path / "out", "cat", "order_events").to_pylist() if r["orderID"] == bid.token]
     assert [r["quantity"] for r in cat if r["type"] == "MEOM"] == [shares]
+
+
+def test_orders_replay_decides_again_without_their_order_sent_are_adopted_not_sent_again(tmp_path):
+    """The torn tail kept the market data input the engine requoted on and lost the ORDER_SENTs of
+    its replaces, which the venue applied: replay decides them again (the same tokens), recovery
+    journals that they were never recorded as sent, adopts the venue's version of each as its
+    answer arrives (naming the order it replaces as it was), sends none of them again, and a later
+    replay of the recovered journal decides the same."""
+    with quiet_venue(tmp_path) as venue:
+        path = str(tmp_path / "journal")
+        runner = Bridged(path, venue.ports.ouch)
+        bid, ask = runner.quoting()
+        before = {t: (o.leaves, o.price) for t, o in ((bid.token, bid), (ask.token, ask))}
+        moved = runner.market_moved(3)
+        with Reader(path) as reader:
+            md_seq = reader.last_seq + 1
+        sent = [a.intent for a in RunnerLike.feed(runner, moved) if isinstance(a, SendOrder)]
+        replaces = {i.token: i.orig_token for i in sent if i.kind is OrderKind.REPLACE}
+        assert set(replaces.values()) == {bid.token, ask.token}, sent
+        answers = runner.unjournaled_answers()
+        assert {a.token for a in answers if isinstance(a, ouch.Replaced)} == set(replaces)
+        runner.crash()
+        tear(path, md_seq + 1, power_loss=True)       # the input kept, its first order lost
+
+        result = recover(recovery_settings(path, ("127.0.0.1", venue.ports.ouch)))
+        assert [i.token for i in (a.intent for a in result.replay.unsent)] == [i.token for i in sent]
+        assert result.engine.counts["halts"] == 0, result.reasons
+        adopted = {d["resolution"]["token"]: (seq, d) for seq, d in resolutions(path, "adopt")}
+        assert set(adopted) == set(replaces)
+        for token, (_, doc) in adopted.items():
+            assert "replay decided again" in doc["why"] and doc["resolution"]["orig_token"] == replaces[token]
+            # unanswered when recovery began, so pulled with the other quotes until reconciled
+            assert doc["before"]["state"] in ("pending-new", "pending-cancel")
+            original = doc["replaces"]
+            assert original["token"] == replaces[token]
+            assert (original["before"]["leaves"], original["before"]["price"]) == before[original["token"]]
+        # nothing was sent twice: recovery's own orders are cancels (it pulls quotes while unreconciled)
+        with Reader(path) as reader:
+            resent = [r for r in reader.records(rtypes=[RecordType.ORDER_SENT]) if r.seq > md_seq]
+        assert all(unpack(RecordType.ORDER_SENT, r.payload)["msg_type"] == ord("X") for r in resent)
+        assert {o.token for o in venue.live_orders("MM01")} <= set(replaces)
+        again = replay_journal(path, fresh_engine())
+        assert again.deterministic and again.state_hash == result.engine.state_hash()
+
+    # the replacements' rows have an origin: the adoption's RECON record
+    run(["orders"], path, tmp_path / "out")
+    rows = [r for r in read(tmp_path / "out", "orders", "order_events").to_pylist() if r["order_id"] in replaces]
+    assert rows and {(r["order_id"], r["recovery_status"], r["recovery_seq"]) for r in rows} == {
+        (t, "ADOPTED", adopted[t][0]) for t in replaces}
