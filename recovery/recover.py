@@ -9,6 +9,11 @@ change; then a RECON "code-change" record says so ahead of the others. A tail th
 repaired is journaled next (RECON "journal-tail", with what was discarded), before anything that
 can fail, so no attempt leaves the repair unrecorded.
 
+The venue is authoritative for what it received. An order, or a size-down of one, whose ORDER_SENT
+the torn tail lost is adopted as the venue's answer about it arrives (a RECON resolution, adopt or
+adopt-modify, journaled just ahead of that answer), whether the input that decided it was lost too
+or survived (replay then decides it again, with the same token, and recovery never sends it).
+
 Owns the order of those steps and the write-ahead rule while recovery acts (a record before every
 input the engine sees and before every byte sent). Comparison logic lives in reconcile.py, the
 venue sessions in venue_link.py. Must not make trading decisions beyond reconciliation's.
@@ -517,7 +522,9 @@ def _reconcile_with_venue(settings: RecoverySettings, shell: _Shell, result: Rec
     accepted = session.login(settings.username, settings.password, first)
     progress("venue", f"logged in, requested sequence {first}, venue starts at {accepted.sequence}")
     # The begin record comes first: it closes the crashed session's record (orders decided
-    # after its last ORDER_SENT were never sent) before any input of this one.
+    # after its last ORDER_SENT have no record of their sending: a later replay expects none; the
+    # venue's answers show which it received, and those are adopted as they arrive) before any
+    # input of this one.
     now = shell.recon({"kind": RECON_BEGIN, "reconciled": False, "requested_sequence": first,
                        "venue_sequence": accepted.sequence, "venue_messages": len(messages),
                        "journal_tail": result.tail, "unsent_orders": [a.intent.token for a in replayed.unsent]})
