@@ -39,8 +39,8 @@ from mm_core.risk import Limits, RiskError, RiskGateway
 from recovery.codecheck import RECON_CODE_CHANGE, CodeCheck
 from recovery.errors import JournalDamaged, JournalUnavailable, RecoverySetupError
 from recovery.reconcile import (
-    AdoptModify, AdoptPending, CancelAtVenue, Deliver, ReconResult, ResendCancel, Resolution, apply, local_view, reconcile, resolution_json,
-    venue_view,
+    AdoptModify, AdoptPending, CancelAtVenue, Deliver, ReconResult, ResendCancel, Resolution, apply, local_view,
+    reconcile, resolution_json, venue_view,
 )
 from recovery.replay import (RECON_BEGIN, RECON_FINDING, RECON_OUTCOME, RECON_RESOLUTION, UNSENT_ALL, ReplayResult,
                              replay_journal)

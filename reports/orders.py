@@ -123,7 +123,8 @@ def base_table(ev: events.OrderEvents, ref: RefData,
         status[adopted] = RECOVERY_STATUSES.index("ADOPTED")
         resolved_at[adopted] = c["creator_seq"][adopted]
     # a venue's Order Modified whose Modify the journal lost: adopted by the RECON record before it
-    modify_at = marks.adopted_modify(c["token_key"], c["seq"]) if marks is not None else np.zeros(len(e), np.int64)
+    modify_at = (marks.adopted_modify(c["token_key"], c["seq"]) if marks is not None
+                 else np.zeros(len(e), np.int64))
     modify_adopted = (modify_at > 0) & (e == EV["ORDER_MODIFIED"]) & (c["origin"] == 1)
     if modify_adopted.any():
         status[modify_adopted] = RECOVERY_STATUSES.index("ADOPTED")

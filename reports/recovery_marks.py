@@ -3,6 +3,10 @@ order tokens it marked not sent ("mark-not-sent": the venue never received their
 recovery/reconcile.py MarkNotSent) and the cancels it sent again ("resend-cancel": the journaled
 Cancel never reached the venue, ResendCancel), with the sequence and UTC time of each resolution.
 
+Also the size-downs it adopted ("adopt-modify": the venue applied a Modify whose ORDER_SENT a
+torn tail lost, recovery/reconcile.py AdoptModify), each journaled just ahead of the venue's Order
+Modified it stands in for.
+
 Write-ahead journals an order before its bytes leave, so a crash between the two leaves an
 ORDER_SENT the venue never saw; only the recovery's resolution says so, later in the journal. Owns
 this read of RECON records (few: read whole, from the journal start to its end, as
