@@ -122,14 +122,14 @@ def base_table(ev: events.OrderEvents, ref: RefData,
     if unknown is not None:                           # the adoption's RECON record: its origin
         status[adopted] = RECOVERY_STATUSES.index("ADOPTED")
         resolved_at[adopted] = c["creator_seq"][adopted]
-    # a venue's Order Modified whose Modify the journal lost: adopted by the RECON record before it
-    modify_at = (marks.adopted_modify(c["token_key"], c["seq"]) if marks is not None
-                 else np.zeros(len(e), np.int64))
-    modify_adopted = (modify_at > 0) & (e == EV["ORDER_MODIFIED"]) & (c["origin"] == 1)
-    if modify_adopted.any():
+    marked = unsent | adopted
+    if marks is not None and marks.modifies is not None and len(marks.modifies):
+        # a venue's Order Modified whose Modify the journal lost: adopted by the RECON record before it
+        modify_at = marks.adopted_modify(c["token_key"], c["seq"])
+        modify_adopted = (modify_at > 0) & (e == EV["ORDER_MODIFIED"]) & (c["origin"] == 1)
         status[modify_adopted] = RECOVERY_STATUSES.index("ADOPTED")
         resolved_at[modify_adopted] = modify_at[modify_adopted]
-    marked = unsent | adopted | modify_adopted
+        marked |= modify_adopted
     venue = c["origin"] == 1
     executed = (e == EV["EXECUTED"]) | (e == EV["EXECUTED_WITH_REF_PRICE"])
     has_price = (e == EV["SENT_NEW"]) | (e == EV["SENT_REPLACE"]) | (e == EV["ACCEPTED"]) | (e == EV["REPLACED"])

@@ -12,6 +12,7 @@ from mm_core.events import SendOrder
 from mm_core.oms import OrderState
 from mm_core.protocol import ouch
 from mm_core.types import OrderIntent, OrderKind, Side
+from recovery.reconcile import AdoptModify
 from recovery.recover import recover
 from recovery.replay import replay_journal
 from reports.run import run
@@ -127,3 +128,30 @@ def test_orders_replay_decides_again_without_their_order_sent_are_adopted_not_se
     rows = [r for r in read(tmp_path / "out", "orders", "order_events").to_pylist() if r["order_id"] in replaces]
     assert rows and {(r["order_id"], r["recovery_status"], r["recovery_seq"]) for r in rows} == {
         (t, "ADOPTED", adopted[t][0]) for t in replaces}
+
+
+def test_which_venue_answers_are_adopted():
+    """A size-down is adopted when no modify of the order is on its way (its ORDER_SENT lost with
+    the input that decided it) or when replay decided it again without its ORDER_SENT; the answer to
+    a journaled modify, or one the order cannot take, is not (the engine applies or halts on it)."""
+    from recovery.recover import _adoption, _Unjournaled
+    from tests.recovery.test_reconcile import NOW, frame, quoting
+    engine, _, bid, ask = quoting()
+
+    def answer(token, shares):
+        return _adoption(engine, frame(ouch.encode(ouch.OrderModified(NOW, token, "B", shares))), none)
+
+    none = _Unjournaled(set(), set())
+    assert answer(bid.token, bid.leaves - 100) == AdoptModify(bid.token, ACME, "B", bid.price, bid.leaves,
+                                                              bid.leaves - 100)
+    assert answer(bid.token, bid.leaves + 100) is None          # more than it has left: not ours
+    assert answer("MM9999999999", 100) is None                  # no such order
+    # a modify of the ask journaled (the engine decided and sent it): its answer is its own
+    engine.oms.on_sent(OrderIntent(OrderKind.MODIFY, ask.token, ACME, Side.SELL, ask.price, 100), NOW)
+    modified = frame(ouch.encode(ouch.OrderModified(NOW, ask.token, "S", 100)))
+    assert _adoption(engine, modified, none) is None
+    # ... decided again by replay, its ORDER_SENT lost: adopted once, named as such
+    redecided = _Unjournaled(set(), {ask.token})
+    assert _adoption(engine, modified, redecided) == AdoptModify(ask.token, ACME, "S", ask.price, ask.leaves, 100)
+    assert redecided.adopted == {ask.token} and not redecided.modifies
+    assert _adoption(engine, modified, redecided) is None
