@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 
 from journal import Journal, RecordType
-from journal.catalogue import TsSource
+from journal.catalogue import TsSource, venue_payload
 from mm_core.events import ClockSample, SendOrder, Timer, VenueMessage
 from mm_core.protocol import ouch, soupbintcp
 from mm_core.venue.config import load_config
@@ -51,6 +51,16 @@ class Bridged(RunnerLike):
         for a in actions:
             if isinstance(a, SendOrder):
                 self.session.send(a.packet)
+
+    def record(self, event):
+        """A venue message journaled as the runner journals it (its OUCH type too: the reports'
+        classification), the rest as RunnerLike does."""
+        if not isinstance(event, VenueMessage):
+            return super().record(event)
+        frame = event.packet
+        sequenced = frame[2] == ord("S")
+        self.soup_seq += sequenced
+        return venue_payload(self.soup_seq if sequenced else 0, frame[2], frame[3] if sequenced else 0, frame)
 
     def feed(self, event) -> list:
         """Journal and feed `event`; then the venue's answers, until it is quiet (each fed as it

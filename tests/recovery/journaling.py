@@ -37,12 +37,15 @@ class RunnerLike:
         self.act(self.engine.on_event(Reconciled(now, True)), now)
 
     def feed(self, event) -> list:
-        rtype, payload = record_for(event, self)
+        rtype, payload = self.record(event)
         self.journal.append(rtype, payload, ts_ns=event.now_ns, ts_source=int(TsSource.USER))
         self.inputs += 1
         actions = self.engine.on_event(event)
         self.act(actions, event.now_ns)
         return actions
+
+    def record(self, event) -> tuple[RecordType, bytes]:
+        return record_for(event, self)
 
     def act(self, actions, now: int) -> None:
         for a in actions:
