@@ -97,6 +97,23 @@ _NO_PRICE = bytes(4)        # an execution price of 0: impossible (Engine._on_ou
 _SendOrderBuilder = type("_SendOrderBuilder", SendOrder.__bases__, {"__slots__": SendOrder.__slots__})
 
 
+def _lane_at_risk(order: Order, full: bool, bid: bool, ask: bool) -> Callable[[Order], bool]:
+    """Which quotes a guard trip on our fill of `order` pulls (the sides `bid`/`ask`)."""
+    token = order.token
+
+    def at_risk(o: Order) -> bool:
+        # booking a fill that leaves nothing ends the order and a replacement of it the venue
+        # never answered (Oms.on_executed): neither is pulled, as after the booking
+        return ((bid and o.side == _BUY) or (ask and o.side == _SELL)) and (
+            not full or (o is not order and (o.orig_token != token or o.acked)))
+    return at_risk
+
+
+def _executed_frame(token: str, shares: int) -> bytes:
+    """A SoupBinTCP sequenced frame of an OUCH Executed of our `token` (the lane's stand-in)."""
+    return soupbintcp.encode(soupbintcp.SequencedData(ouch.encode(ouch.Executed(0, token, shares, 1, "A", 1))))
+
+
 def _send_order(intent: OrderIntent, packet: bytes, decision, trading_state: int) -> SendOrder:
     """SendOrder(intent, packet, decision, trading_state) without the frozen dataclass's
     per-field setattr calls (as types.make_intent builds an intent): the guard's pulls build one
@@ -169,11 +186,6 @@ def _needs_work(order: Order, price: int, qty: int) -> bool:
     if state is not _ACCEPTED and state is not _PARTIAL:
         return False
     return qty <= 0 or price <= 0 or order.price != price or order.leaves != qty
-
-
-def _take_none(order: Order) -> bool:
-    """The match of Engine.prepare's walk over the pullable orders: it takes none."""
-    return False
 
 
 class EngineError(Exception):
@@ -352,6 +364,14 @@ class Engine:
         # and booked: _fill_lane). The pulls are the event's first orders either way,
         # so the orders a replay produces, in order, are the ones the live session sent.
         self.urgent: Callable[[list[Action]], None] | None = None
+        # The shell's armed sink (None in replay): the guard's pulls as orders, journaled and
+        # sent from what the shell planned while idle (pull_plan) before _cancel_order builds
+        # them; it returns the call that books the built pulls, or None (nothing done: they go to
+        # `urgent`). _armed: the pullable quotes per symbol at _armed_version of the OMS.
+        self.urgent_armed: Callable[[list[Order]], Callable[[list[SendOrder]], None] | None] | None = None
+        self._armed: dict[int, list[Order]] = {}
+        self._armed_version: tuple[int, int] | None = None
+        self._lane_probe: bytes | None = None       # an Executed frame of an armed quote (_warm_lane)
         self._bind_sig()
         self._handlers: dict[type, Callable[[object], list[Action]]] = {
             MarketData: self._on_market_data, VenueMessage: self._on_venue, Timer: self._on_timer,
@@ -400,6 +420,8 @@ class Engine:
                          "_references", "_run_done", "_run_messages"):
                 state.pop(name, None)
         state["urgent"] = None          # the shell's sink belongs to the process, not the state
+        state["urgent_armed"] = None
+        state["_armed"], state["_armed_version"], state["_lane_probe"] = {}, None, None   # a cache of the OMS
         state.pop("_own", None)         # C arrays derived from the OMS: rebuilt on first use
         state.pop("_own_version", None)
         state.pop("_own_arrays", None)
@@ -432,7 +454,8 @@ class Engine:
         if state.get("quote_pricer") is None:
             state["quote_pricer"] = QuotePricer(state["cfg"])
         self.__dict__.update(state)
-        self.urgent = None
+        self.urgent = self.urgent_armed = None
+        self._armed, self._armed_version, self._lane_probe = {}, None, None
         self._bind()
         self._bind_sig()
 
@@ -680,13 +703,57 @@ class Engine:
         """Idle-time upkeep for the shell to call between events: the own-quote table and the
         work mirror the next packet's C call reads, rebuilt now if the OMS moved since. A cache
         of the OMS, so no decision and no state hash depends on whether or when it runs. Then the
-        guard's pull path kept warm (a toxic event comes once in thousands): the walk over the live
-        orders a pull makes (_pullable, taking none) and a cancel intent built and dropped; they
-        read state and change none."""
+        guard's pulls armed (_arm: the pullable quotes per symbol, for the shell's plan and the
+        armed sink; a toxic event comes once in thousands, and this keeps its walk warm too) and a
+        cancel intent built and dropped; they read state and change none."""
         if self._rx is not None and not self.stale:
             self._own_table()
-        self._pullable(_QUOTE, _take_none)
+        self._arm()
+        if self._lane_probe is not None:
+            self._warm_lane()
         make_intent(_CANCEL, "", 0, _BUY, 0, 0, self.ids, purpose=_GUARD_CANCEL)
+
+    def _arm(self) -> None:
+        """The pullable quotes of every symbol, in the OMS's order, as _pullable(_QUOTE, match, s)
+        would list them for any symbol s and side match, while the OMS stays at this version."""
+        oms = self.oms
+        version = (oms.transitions, oms.counter)
+        if version == self._armed_version:
+            return
+        armed: dict[int, list[Order]] = {}
+        probe = None
+        for order in self._pullable(_QUOTE):
+            armed.setdefault(order.symbol_id, []).append(order)
+            if probe is None and order.acked:
+                probe = _executed_frame(order.token, order.leaves)
+        self._armed, self._armed_version, self._lane_probe = armed, version, probe
+
+    def _warm_lane(self) -> None:
+        """The own-fill lane's reading parts run on a stand-in fill of an armed quote (the whole
+        of it, as a toxic fill would take them, the guard's C call and the pulls' sending left
+        out): a toxic fill comes once in thousands of events and would find them cold."""
+        hit = self._lane_fill(self._lane_probe)
+        if hit is not None:
+            order, full = hit
+            self._armed_pulls(order.symbol_id, _lane_at_risk(order, full, True, True))
+
+    @property
+    def armed(self) -> dict[int, list[Order]]:
+        """The pullable quotes per symbol as prepare() last armed them, at armed_version."""
+        return self._armed
+
+    @property
+    def armed_version(self) -> tuple[int, int] | None:
+        """The OMS version (transitions, tokens) prepare() last armed at."""
+        return self._armed_version
+
+    def pull_plan(self, order: Order) -> SendOrder:
+        """The guard's cancel of `order` as _cancel_order would build it now, the gateway's
+        verdict read, not counted: what the shell plans while idle, so that a trip's pulls are
+        journaled and sent before the engine builds them. Changes no state."""
+        intent, packet = self._cancel_parts(order, _GUARD_CANCEL)
+        verdict = self.risk.cancel_verdict
+        return _send_order(intent, packet, verdict, int(verdict.state))
 
     def on_packet_run(self, run: PacketRun, start: int) -> tuple[int, list[Action]]:
         """run.events[start:] (MarketData only) as on_event would take them one by one, in C
@@ -1443,11 +1510,14 @@ class Engine:
     def _cancel_order(self, order: Order, purpose: Purpose) -> SendOrder:
         """The cancel of the rest of an order, with the bytes encoded when it was accepted, as
         the gateway checked it (always allowed; counted for the rate). The caller tells the OMS."""
+        intent, packet = self._cancel_parts(order, purpose)
+        decision = self.risk.check(intent, self.now)
+        return _send_order(intent, packet, decision, int(decision.state))
+
+    def _cancel_parts(self, order: Order, purpose: Purpose) -> tuple[OrderIntent, bytes]:
         intent = make_intent(_CANCEL, order.token, order.symbol_id, order.side, order.price, 0,
                              self.ids, purpose=purpose)
-        decision = self.risk.check(intent, self.now)
-        return _send_order(intent, order.cancel_packet or self._encode_cancel(order.token), decision,
-                           int(decision.state))
+        return intent, order.cancel_packet or self._encode_cancel(order.token)
 
     def _cancel(self, order: Order, purpose: Purpose, actions: list[Action]) -> None:
         """Cancel the rest of an order with the bytes encoded when it was accepted."""
@@ -1501,14 +1571,39 @@ class Engine:
             # every pull built (and checked by the gateway) first, then handed out; the OMS hears
             # of them after, in the same order and at the same time as _cancel_all tells it (a
             # cancel changes no other order's standing, nor what the gateway decides for it)
-            pulls = [self._cancel_order(o, _GUARD_CANCEL) for o in self._pullable(_QUOTE, at_risk, s)]
-            if pulls:
-                urgent(pulls)
+            pulls = self._urgent_pulls(s, at_risk)
             for action in pulls:
                 self.oms.on_sent(action.intent, self.now)
             self.counts["cancels_sent"] += len(pulls)
             pulled = len(pulls)
         self._trip_noted(trip, pulled, actions)
+
+    def _urgent_pulls(self, s: int, at_risk: Callable[[Order], bool]) -> list[SendOrder]:
+        """The guard's pulls of symbol s (the quotes `at_risk` takes) handed to the shell's sinks.
+        Armed (the OMS as prepare() left it): the shell journals and sends them from its plan
+        first, then they are built and checked (the gateway counts them) and booked by the call
+        the shell returned. Else built first, then handed to `urgent`. The same pulls, in the
+        same order, with the same gateway calls either way; the caller tells the OMS."""
+        fire = self.urgent_armed
+        orders = self._armed_pulls(s, at_risk) if fire is not None else None
+        if orders is not None:
+            booked = fire(orders) if orders else None
+        else:
+            orders, booked = self._pullable(_QUOTE, at_risk, s), None
+        pulls = [self._cancel_order(o, _GUARD_CANCEL) for o in orders]
+        if booked is not None:
+            booked(pulls)
+        elif pulls:
+            self.urgent(pulls)
+        return pulls
+
+    def _armed_pulls(self, s: int, at_risk: Callable[[Order], bool]) -> list[Order] | None:
+        """What _pullable(_QUOTE, at_risk, s) gives, from the armed lists; None when the OMS moved
+        since they were armed. Reads only."""
+        oms = self.oms
+        if self._armed_version != (oms.transitions, oms.counter):
+            return None
+        return [o for o in self._armed.get(s, ()) if at_risk(o)]
 
     def _trip_noted(self, trip: Trip, pulled: int, actions: list[Action]) -> None:
         """A guard trip counted and alerted, once its pulls are out."""
@@ -1526,16 +1621,10 @@ class Engine:
         of the pulls after the fill (_on_fill), as it did when the guard ran there, so it ends
         in the same state. Returns those pulls ([]: the guard decided, nothing pulled), or None:
         not such a fill (the guard hears of it in _on_fill). Replay runs the same code."""
-        if raw[_EXEC_FLAG] > 127:        # a liquidity flag the decoder refuses: nothing is applied
+        hit = self._lane_fill(raw)
+        if hit is None:
             return None
-        order = self.oms.live.get(raw[_EXEC_TOKEN].decode("latin-1").rstrip(" "))
-        if order is None or order.purpose is not _QUOTE:
-            return None
-        qty, leaves = int.from_bytes(raw[_EXEC_SHARES], "big"), order.leaves
-        full = qty == leaves
-        if (not 0 < qty <= leaves or raw[_EXEC_PRICE] == _NO_PRICE or not order.acked
-                or (order.fsm.state, _FILL if full else _PARTIAL_FILL) not in TRANSITIONS):
-            return None                  # the OMS refuses it (a halt): the guard never hears of it
+        order, full = hit
         s, now, bid_side = order.symbol_id, self.now, order.side == _BUY
         if self.sig is not None:
             t = self._lane_trip
@@ -1550,22 +1639,30 @@ class Engine:
             if trip is None:
                 return []
             bid, ask = trip.bid, trip.ask
-        token = order.token
-
-        def at_risk(o: Order) -> bool:
-            # booking a fill that leaves nothing ends the order and a replacement of it the venue
-            # never answered (Oms.on_executed): neither is pulled, as after the booking
-            return ((bid and o.side == _BUY) or (ask and o.side == _SELL)) and (
-                not full or (o is not order and (o.orig_token != token or o.acked)))
-        pulls = [self._cancel_order(o, _GUARD_CANCEL) for o in self._pullable(_QUOTE, at_risk, s)]
-        if pulls:
-            urgent = self.urgent
-            if urgent is None:
-                actions += pulls
-            else:
-                urgent(pulls)
+        at_risk = _lane_at_risk(order, full, bid, ask)
+        if self.urgent is None:
+            pulls = [self._cancel_order(o, _GUARD_CANCEL) for o in self._pullable(_QUOTE, at_risk, s)]
+            actions += pulls
+        else:
+            pulls = self._urgent_pulls(s, at_risk)
         self._trip_noted(trip or trip_of(t), len(pulls), actions)
         return pulls
+
+    def _lane_fill(self, raw: bytes) -> tuple[Order, bool] | None:
+        """(the live quote of ours an OUCH Executed frame fills, whether the fill ends it) when
+        the OMS will book that fill; None: not a fill the lane takes. Reads only: prepare() runs
+        it on a stand-in fill of an armed quote (_lane_probe), so a real one finds it warm."""
+        if raw[_EXEC_FLAG] > 127:        # a liquidity flag the decoder refuses: nothing is applied
+            return None
+        order = self.oms.live.get(raw[_EXEC_TOKEN].decode("latin-1").rstrip(" "))
+        if order is None or order.purpose is not _QUOTE:
+            return None
+        qty, leaves = int.from_bytes(raw[_EXEC_SHARES], "big"), order.leaves
+        full = qty == leaves
+        if (not 0 < qty <= leaves or raw[_EXEC_PRICE] == _NO_PRICE or not order.acked
+                or (order.fsm.state, _FILL if full else _PARTIAL_FILL) not in TRANSITIONS):
+            return None                  # the OMS refuses it (a halt): the guard never hears of it
+        return order, full
 
     # ================================================================= hedging
 

@@ -37,6 +37,7 @@ from journal.catalogue import (
     unpack, unpack_json, venue_fields, venue_payload,
 )
 from journal.errors import DiskFull, JournalError
+from mm_core.armedpulls import ArmedPulls
 from mm_core.engine import Engine
 from mm_core.events import (
     ClockSample, JournalHealth, JournalNote, MarketData, OperatorCommand, Reconciled,
@@ -389,6 +390,8 @@ class Runner:
         self._clock_told: bool | None = None
         self._clock_bit = 1 << PROFILES[settings.clock_profile].bit
         engine.urgent = self._act_urgent     # the guard's pulls go out before the event's other work
+        self._armed = ArmedPulls()           # ... from what upkeep planned, while it holds
+        engine.urgent_armed = self._fire_armed
         # the operator's mid-session "reconcile" (recovery.midsession.LiveReconciler: the runner
         # may not import recovery, so the caller hands it in); None: the command is refused
         self.reconciler = reconciler
@@ -1328,6 +1331,51 @@ class Runner:
             seqs, status, err = send(_ORDER_SENT, payloads, _USER, self._clock_state, cancels, fd, data)
         except (TypeError, OverflowError, ValueError):     # arguments it does not take: nothing was done
             return False
+        self._orders_sent(actions, key, data, cancels, seqs, status, err)
+        return True
+
+    def _fire_armed(self, orders: list) -> Callable[[list[SendOrder]], None] | None:
+        """The engine's armed sink: the guard's pulls of these orders journaled and sent from
+        the plan upkeep made (ArmedPulls), in one C call, before the engine builds them. Returns
+        the call that books the built pulls (as _orders_fast would after its send), or None,
+        having done nothing, where the plan or the journal and order entry do not allow it."""
+        out = self._armed_out(orders)
+        if out is None:
+            return None
+        key, payloads, data = out
+        try:
+            seqs, status, err = self._append_send(_ORDER_SENT, payloads, _USER, self._clock_state, True,
+                                                  self._oe.sock.fileno(), data)
+        except (TypeError, OverflowError, ValueError):
+            return None
+
+        def booked(pulls: list[SendOrder]) -> None:
+            self._acting += 1
+            try:
+                for action, payload in zip(pulls, payloads):
+                    if order_sent_payload(action, key) != payload:    # never: the plan is the engine's
+                        self._note_alert("armed-pull-mismatch", f"{action.intent.token}: its ORDER_SENT "
+                                         "was journaled from a plan that differs from the pull built",
+                                         _realtime())
+                self._orders_sent(pulls, key, data, True, seqs, status, err)
+            finally:
+                self._acting -= 1
+        return booked
+
+    def _armed_out(self, orders: list) -> tuple[int, list[bytes], bytes] | None:
+        """(stamp key, ORDER_SENT payloads, bytes) of these orders' pulls from the plan, or None
+        where the plan or the journal and order entry do not allow the armed path. Reads only."""
+        if self._append_send is None or self._oe is None or self._oe_end or not self.journal_ok or self._unreported:
+            return None
+        engine = self.engine
+        risk = engine.risk
+        return self._armed.out(orders, self.tcp_bytes, engine.armed_version, (int(risk.state), risk.limits_version))
+
+    def _orders_sent(self, actions: list, key: int, data: bytes, cancels: bool, seqs: list[int],
+                     status: int, err: int) -> None:
+        """After the journal's append_then_send of these orders: reserve bookkeeping, the
+        refused one replaced by a filler and the rest carried on, or the send's TX bookkeeping."""
+        oe = self._oe
         if cancels:
             if self._space_lost:
                 self.report.reserve_appends += len(seqs)
@@ -1339,10 +1387,9 @@ class Runner:
             self._order_refused(action, self.journal.refusal(status, RecordType.ORDER_SENT), now, cancels)
             batch.append(self._filler(action, key, now))
             self._act_from(actions[len(seqs) + 1:], now, key, batch, True)
-            return True
+            return
         self._orders_out(batch, self._send_failed(OSError(err, os.strerror(err))) if err else
                          self._wrote(len(data), oe.sent_elsewhere(len(data))))
-        return True
 
     def _orders_plan(self, actions: list, oe) -> tuple[int, list[bytes], bytes, int, bool] | None:
         """(stamp key, ORDER_SENT payloads, bytes, order-entry descriptor, all cancels) of orders
@@ -1369,8 +1416,13 @@ class Runner:
         (Engine.prepare), then the urgent path's Python planning run on a stand-in pull, so that
         a guard's pulls (rare: a toxic print comes once in thousands of packets) find that code
         and its data in the caches. It journals nothing, sends nothing, changes no state."""
-        self.engine.prepare()
+        engine = self.engine
+        engine.prepare()
         if self._append_send is not None and self._oe is not None:
+            armed = self._armed
+            armed.plan(engine, order_sent_payload)
+            if armed.sample:
+                self._armed_out(armed.sample)     # the armed path's Python, warm when a trip comes
             self._orders_plan(_WARM_PULL, self._oe)
 
     def _send_order(self, action: SendOrder) -> None:

@@ -348,6 +348,12 @@ class RiskGateway:
         return self._limits.version
 
     @property
+    def cancel_verdict(self) -> RiskDecision:
+        """What check() returns for a cancel now under the cancel-rate limit, without counting
+        one: its trading state and limits version are every cancel's, over the limit too."""
+        return self._allowed
+
+    @property
     def size_multiplier(self) -> float:
         """What the engine multiplies its quote sizes by (below 1 only in SAFE_MODE)."""
         return self._limits.safe_size_multiplier if self._fsm.state is _SAFE else 1.0

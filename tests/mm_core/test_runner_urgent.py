@@ -274,23 +274,25 @@ def test_upkeep_prepares_the_engine_and_journals_and_sends_nothing(tmp_path):
         runner.close()
 
 
-def test_a_session_journaled_through_the_fast_path_replays_exactly(tmp_path):
-    """The seeded session's inputs through the runner (journaled, then fed; the guard's pulls
-    through the journal's append-then-send), then the journal replayed through a fresh engine:
-    the same orders, byte for byte, and the same state."""
-    from journal.catalogue import pack, raw_bytes
+def journal_session(path, armed: bool = False) -> tuple:
+    """The seeded session's inputs through a connected runner (journaled, then fed; the guard's
+    pulls through the journal's append-then-send; `armed`: the runner's upkeep after every input,
+    so the pulls go out from its plan): (the live engine, the C calls' returns, the armed sink's
+    returns, the journal's records)."""
+    from journal.catalogue import pack
     from mm_core.config import EngineConfig
     from mm_core.engine import Engine
     from mm_core.events import ClockSample, JournalHealth, MarketData, Reconciled, Timer, VenueMessage
-    from mm_core.runner import engine_events
     from tests.mm_core.wire import S, SYMBOLS, gateway, simulate
 
     events, _, _ = simulate(1, 20_000)
-    path = tmp_path / "j"
     with Journal(path) as journal:
         runner, peer = connected_runner(journal)
         engine = runner.engine = Engine(EngineConfig(), SYMBOLS, gateway())
         engine.urgent = runner._act_urgent
+        fired = []
+        if armed:
+            engine.urgent_armed = lambda orders: fired.append(runner._fire_armed(orders)) or fired[-1]
         calls = []
         c_call = runner._append_send
         runner._append_send = lambda *args: calls.append(c_call(*args)) or calls[-1]
@@ -313,6 +315,8 @@ def test_a_session_journaled_through_the_fast_path_replays_exactly(tmp_path):
                               ev.now_ns, TsSource.USER, ev)
             elif type(ev) is ClockSample:
                 clock(ev.now_ns)
+            if armed:
+                runner.upkeep()
             try:
                 while peer.recv(1 << 16):
                     pass
@@ -321,11 +325,49 @@ def test_a_session_journaled_through_the_fast_path_replays_exactly(tmp_path):
         runner._drain_tx(time.monotonic_ns() + 10**9)
         peer.close()
         runner.close()
-    assert calls and all(status == 0 and err == 0 for _, status, err in calls), "no pull took the fast path"
     with Reader(str(path)) as reader:
         records = list(reader.records())
+    return engine, calls, fired, records
+
+
+def _replays_exactly(engine, records) -> None:
+    """A fresh engine fed the journal's inputs sends the journal's orders, byte for byte, and
+    ends in the live engine's state."""
+    from journal.catalogue import raw_bytes
+    from mm_core.config import EngineConfig
+    from mm_core.engine import Engine
+    from mm_core.runner import engine_events
+    from tests.mm_core.wire import SYMBOLS, gateway
+
     fresh = Engine(EngineConfig(), SYMBOLS, gateway())
     replayed = [a.packet for e in engine_events(records) for a in fresh.on_event(e) if isinstance(a, SendOrder)]
     assert replayed == [raw_bytes(unpack(RecordType.ORDER_SENT, r.payload)) for r in records
                         if r.rtype == RecordType.ORDER_SENT]
     assert fresh.state_hash() == engine.state_hash()
+
+
+def test_a_session_journaled_through_the_fast_path_replays_exactly(tmp_path):
+    """The seeded session through the runner, then the journal replayed through a fresh engine:
+    the same orders, byte for byte, and the same state."""
+    engine, calls, _, records = journal_session(tmp_path / "j")
+    assert calls and all(status == 0 and err == 0 for _, status, err in calls), "no pull took the fast path"
+    _replays_exactly(engine, records)
+
+
+def test_pulls_sent_from_the_armed_plan_journal_what_the_built_pulls_would(tmp_path):
+    """The same session with the runner's upkeep between inputs: the guard's pulls go out from
+    the plan upkeep made, before the engine builds them. Every record the journal holds
+    (ORDER_SENT payloads included, stamp keys and all) is the one the unarmed session wrote,
+    nothing is reported as a mismatch, and the journal replays exactly."""
+    engine, calls, fired, records = journal_session(tmp_path / "armed", armed=True)
+    assert any(fired), "no pull went out from the plan"
+    assert all(status == 0 and err == 0 for _, status, err in calls)
+    plain = journal_session(tmp_path / "plain")[3]
+
+    def content(recs) -> list:
+        return [(r.rtype, r.payload) for r in recs
+                if r.rtype in (RecordType.ORDER_SENT, RecordType.MD_PACKET, RecordType.VENUE_MSG)]
+    assert content(records) == content(plain)
+    alerts = [bytes(r.payload) for r in records if r.rtype == RecordType.METRICS]
+    assert not [a for a in alerts if b"armed-pull-mismatch" in a]
+    _replays_exactly(engine, records)

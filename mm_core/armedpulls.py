@@ -1,0 +1,64 @@
+"""The guard's pulls planned while the runner idles (Runner.upkeep), for the runner's armed sink.
+
+For every quote the guard could pull (Engine.armed), the ORDER_SENT payload of its cancel and
+the cancel's bytes, as the runner would journal and send them (Engine.pull_plan, with the stamp
+key patched in at the trip). When the guard trips, the runner journals and sends these in one C
+call before the engine builds, checks and books the pulls, so none of that work stands between
+the toxic event and the send. A cache of the engine's state: used only while the OMS version it
+was planned on is the one the engine armed, and the gateway's trading state and limits version
+(which every cancel's record carries) are those it was planned under.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from journal.catalogue import PAYLOAD_DTYPES, RecordType
+
+_TSKEY_AT = PAYLOAD_DTYPES[RecordType.ORDER_SENT].fields["tskey"][1]
+_TSKEY_END = _TSKEY_AT + 4
+
+
+class ArmedPulls:
+    """{token: (ORDER_SENT payload with stamp key 0, cancel bytes)} of the engine's armed quotes."""
+
+    __slots__ = ("version", "verdict", "plans", "sample")
+
+    def __init__(self) -> None:
+        self.version: tuple[int, int] | None = None      # the OMS version the engine armed at
+        self.verdict: tuple[int, int] | None = None      # (trading state, limits version)
+        self.plans: dict[str, tuple[bytes, bytes]] = {}
+        self.sample: list = []        # one armed order, for a dry run of out() that keeps it warm
+
+    def plan(self, engine, payload_of: Callable[[object, int], bytes]) -> None:
+        """Re-plan when the engine re-armed or the gateway's verdict on a cancel changed
+        (`payload_of`: the runner's ORDER_SENT payload of a SendOrder and a stamp key)."""
+        version, armed = engine.armed_version, engine.armed
+        risk = engine.risk
+        verdict = (int(risk.state), risk.limits_version)
+        if version == self.version and verdict == self.verdict:
+            return
+        plans, sample = {}, []
+        for orders in armed.values():
+            for order in orders:
+                action = engine.pull_plan(order)
+                plans[order.token] = (payload_of(action, 0), action.packet)
+            sample = sample or orders[:1]
+        self.plans, self.version, self.verdict, self.sample = plans, version, verdict, sample
+
+    def out(self, orders: list, tcp_bytes: int, version: tuple[int, int] | None,
+            verdict: tuple[int, int]) -> tuple[int, list[bytes], bytes] | None:
+        """(stamp key, ORDER_SENT payloads, bytes) of these orders' pulls sent in one send after
+        `tcp_bytes` bytes; None when the plan is not for this OMS version and verdict, or misses
+        one of them."""
+        if version != self.version or verdict != self.verdict:
+            return None
+        plans = self.plans
+        try:
+            planned = [plans[order.token] for order in orders]
+        except KeyError:
+            return None
+        data = planned[0][1] if len(planned) == 1 else b"".join([packet for _, packet in planned])
+        key = (tcp_bytes + len(data) - 1) & 0xFFFFFFFF
+        kb = key.to_bytes(4, "little")
+        return key, [p[:_TSKEY_AT] + kb + p[_TSKEY_END:] for p, _ in planned], data
