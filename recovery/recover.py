@@ -10,9 +10,10 @@ repaired is journaled next (RECON "journal-tail", with what was discarded), befo
 can fail, so no attempt leaves the repair unrecorded.
 
 The venue is authoritative for what it received. An order, or a size-down of one, whose ORDER_SENT
-the torn tail lost is adopted as the venue's answer about it arrives (a RECON resolution, adopt or
-adopt-modify, journaled just ahead of that answer), whether the input that decided it was lost too
-or survived (replay then decides it again, with the same token, and recovery never sends it).
+the torn tail lost is adopted from the venue's answer about it (a RECON resolution, adopt or
+adopt-modify): journaled just ahead of that answer when the input that decided it was lost too;
+when that input survived, replay decides the order again (the same token; recovery never sends it)
+and its adoption is journaled ahead of the BEGIN record, before any cancel recovery sends it.
 
 Owns the order of those steps and the write-ahead rule while recovery acts (a record before every
 input the engine sees and before every byte sent). Comparison logic lives in reconcile.py, the
@@ -521,6 +522,8 @@ def _reconcile_with_venue(settings: RecoverySettings, shell: _Shell, result: Rec
     session = shell.session = SoupSession(host, port, settings.timeout)
     accepted = session.login(settings.username, settings.password, first)
     progress("venue", f"logged in, requested sequence {first}, venue starts at {accepted.sequence}")
+    if accepted.sequence == first:
+        _adopt_decided_again(shell, messages, replayed)
     # The begin record comes first: it closes the crashed session's record (orders decided
     # after its last ORDER_SENT have no record of their sending: a later replay expects none; the
     # venue's answers show which it received, and those are adopted as they arrive) before any
@@ -561,6 +564,30 @@ def _reconcile_with_venue(settings: RecoverySettings, shell: _Shell, result: Rec
     final = result.rounds[-1]
     result.reasons += [f"{d.kind}: {d.detail}" + (f" ({d.token})" if d.token else "")
                        for d in final.discrepancies]
+
+
+def _adopt_decided_again(shell: _Shell, messages: dict[int, bytes], replayed: ReplayResult) -> None:
+    """Orders replay decided again whose ORDER_SENT the torn tail lost, that the venue's full view
+    shows it received (its answers follow the last journaled venue message): adopted ahead of the
+    BEGIN record, so a cancel recovery sends them when it begins has its order's origin before it
+    in the journal. Each record names the orders replay decided with no ORDER_SENT, as BEGIN does,
+    so a later replay expects none of them from there on; the adoption changes nothing the engine
+    decided (the order is pending already)."""
+    if not (shell.replayed.entries or shell.replayed.modifies):
+        return
+    unsent = [a.intent.token for a in replayed.unsent]
+    for seq in sorted(s for s in messages if s > replayed.last_venue_seq):
+        try:
+            token = getattr(ouch.decode_outbound(messages[seq]), "token", "")
+        except ProtocolError:
+            continue        # delivered later: the engine journals the protocol error itself
+        if token not in shell.replayed.entries and token not in shell.replayed.modifies:
+            continue
+        frame = soupbintcp.encode(soupbintcp.SequencedData(messages[seq]))
+        adopt = _adoption(shell.engine, frame, shell.replayed)
+        if adopt is not None:
+            shell.resolve(adopt, {**_adoption_doc(shell.engine, adopt, seq, shell.replayed),
+                                  "unsent_orders": unsent})
 
 
 def _venue_sequence_differs(shell: _Shell, result: Recovery, first: int, start: int) -> None:

@@ -7,7 +7,7 @@ same engine, and the reports show what was adopted."""
 from __future__ import annotations
 
 from journal import Reader, RecordType
-from journal.catalogue import unpack, unpack_json
+from journal.catalogue import unpack
 from mm_core.events import SendOrder
 from mm_core.oms import OrderState
 from mm_core.protocol import ouch
@@ -18,14 +18,13 @@ from recovery.replay import replay_journal
 from reports.run import run
 from tests.mm_core.wire import ACME
 from tests.recovery.bridged import Bridged, quiet_venue
+from tests.recovery.test_adopt_gateway import recon_docs
 from tests.recovery.journaling import RunnerLike, fresh_engine, recovery_settings, tear
 from tests.reports.test_adopted_drill import read, rejects
 
 
 def resolutions(path: str, action: str) -> list[tuple[int, dict]]:
-    with Reader(path) as reader:
-        docs = [(r.seq, unpack_json(r.payload)) for r in reader.records(rtypes=[RecordType.RECON])]
-    return [(seq, d) for seq, d in docs if (d.get("resolution") or {}).get("action") == action]
+    return [(seq, d) for seq, d in recon_docs(path) if (d.get("resolution") or {}).get("action") == action]
 
 
 def test_a_size_down_the_torn_tail_lost_is_adopted_from_the_venue(tmp_path):
@@ -109,7 +108,10 @@ def test_orders_replay_decides_again_without_their_order_sent_are_adopted_not_se
         assert [i.token for i in (a.intent for a in result.replay.unsent)] == [i.token for i in sent]
         assert result.engine.counts["halts"] == 0, result.reasons
         adopted = {d["resolution"]["token"]: (seq, d) for seq, d in resolutions(path, "adopt")}
-        assert set(adopted) == set(replaces)
+        assert set(adopted) == set(replaces) and len(resolutions(path, "adopt")) == len(replaces)
+        # adopted ahead of the BEGIN record: the cancels recovery sends when it begins follow them
+        (begin,) = [seq for seq, d in recon_docs(path) if d["kind"] == "begin"]
+        assert all(seq < begin for seq, _ in adopted.values())
         for token, (_, doc) in adopted.items():
             assert "replay decided again" in doc["why"] and doc["resolution"]["orig_token"] == replaces[token]
             # unanswered when recovery began, so pulled with the other quotes until reconciled
@@ -130,6 +132,9 @@ def test_orders_replay_decides_again_without_their_order_sent_are_adopted_not_se
     rows = [r for r in read(tmp_path / "out", "orders", "order_events").to_pylist() if r["order_id"] in replaces]
     assert rows and {(r["order_id"], r["recovery_status"], r["recovery_seq"]) for r in rows} == {
         (t, "ADOPTED", adopted[t][0]) for t in replaces}
+    # ... also the cancels recovery sent them when it began (adopted ahead of its BEGIN record)
+    assert {r["event_type"] for r in rows} >= {"SENT_CANCEL", "REPLACED", "CANCELED"}
+    assert rejects(tmp_path / "out", "orders") == []
 
 
 def test_which_venue_answers_are_adopted():

@@ -193,6 +193,8 @@ def test_an_order_replay_decides_again_without_its_order_sent_is_adopted_in_each
     rows = [r for r in read(tmp_path / "o", "orders", "order_events").to_pylist() if r["order_id"] == token]
     assert {(r["recovery_status"], r["recovery_seq"]) for r in rows} == {("ADOPTED", recon_seq)}
     assert {(r["seq"], r["exec_qty"]) for r in rows if r["event_type"] == "EXECUTED"} == {f[:2] for f in fills}
+    # none of its rows is an orphan (nor the cancel recovery sent it when it began: adopted before)
+    assert not [r for r in rejects(tmp_path / "o", "orders") if r["value"] == token]
     eq = [r for r in read(tmp_path / "o", "execution-quality", "fills").to_pylist() if r["order_id"] == token]
     assert {r["seq"] for r in eq} == {f[0] for f in fills}
     assert all(r["order_origin"] == "RECOVERY_ADOPTED" and r["origin_recon_seq"] == recon_seq for r in eq)
