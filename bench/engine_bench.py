@@ -654,8 +654,10 @@ def _guard_latency(events, toxic: list[int], rounds: int, workdir: str,
     the engine hears it, untimed, as the runner does. Every other event is replayed untimed so
     each toxic event meets the state it met in the recorded session, each followed by the
     runner's idle upkeep as its loop runs it after a wake-up (`upkeep` False: none, as before).
-    `armed` (the runner's way): pulls of quotes upkeep planned go out from that plan through the
-    engine's armed sink (Runner._fire_armed) before the engine builds them; False: every pull is
+    `armed` (the runner's way): pulls of quotes upkeep planned go out from that plan before the
+    engine builds them: on our own fill from the engine's C lane (flane_fire, through the sink
+    Runner._lane_ready gives; 'in-process' is then when the sink was readied, just before that
+    C call), else through the engine's armed sink (Runner._fire_armed); False: every pull is
     built, then handed to the early sink (Runner._act_urgent), as before."""
     out: dict[str, list[int]] = {"in-process": [], "send entered": [], "runner path": [], "whole event": [],
                                  "decode only": [], "to TX stamp": []}
@@ -701,7 +703,18 @@ def _guard_latency(events, toxic: list[int], rounds: int, workdir: str,
                     booked(pulls)
                     marks.extend((sent, (runner.tcp_bytes - 1) & 0xFFFFFFFF, entered_ns))
                 return done
-            engine.urgent = engine.urgent_armed = None
+            readied: list[int] = []
+
+            def lane_ready(ready=runner._lane_ready):
+                readied.append(clock())       # the runner's sink readied: the C lane fires next
+                return ready()
+
+            def lane_booked(pulls, booked=runner._lane_booked, marks=marks):
+                sent, sink = clock(), runner._armed.sink
+                entered_ns, key = sink.send_entered_ns, sink.key
+                booked(pulls)
+                marks.extend((readied[-1], sent, key, entered_ns))
+            engine.urgent = engine.urgent_armed = engine.urgent_lane = None
             idle = runner.upkeep if upkeep else (lambda: None)
             append = journal.append
             try:
@@ -716,12 +729,13 @@ def _guard_latency(events, toxic: list[int], rounds: int, workdir: str,
                     entered.clear()
                     engine.urgent = sink
                     engine.urgent_armed = armed_sink if armed else None
+                    engine.urgent_lane, engine.urgent_lane_booked = (lane_ready, lane_booked) if armed else (None, None)
                     real0 = realtime(rt)
                     t0 = clock()
                     actions = engine.on_event(ev)
                     runner._act(actions, 0)
                     t3 = clock()
-                    engine.urgent = engine.urgent_armed = None
+                    engine.urgent = engine.urgent_armed = engine.urgent_lane = None
                     if not marks:
                         raise RuntimeError(f"event {i} no longer trips the guard early: the replay diverged")
                     out["in-process"].append(marks[0] - t0)

@@ -365,6 +365,14 @@ class Journal:
         # damage no call had reported (the close finished the check after open and found it)
         check(status, self._damage_context(status, "close", w), err)
 
+    def c_reserve_append(self) -> tuple[int, int]:
+        """(address of mmj_append_reserve, address of this writer), for C code in this process that
+        appends while it holds this Journal: after close() the writer answers MMJ_E_CLOSED, and it
+        is freed only with this object. JournalClosed when closed."""
+        if self.closed:
+            raise JournalClosed("journal is closed", status=lib.MMJ_E_CLOSED)
+        return _ADDRESS[_append_reserve], int(ffi.cast("uintptr_t", self._w))
+
     def _detach_appenders(self) -> None:
         for appender in getattr(self, "_fast", {}).values():
             appender.detach()

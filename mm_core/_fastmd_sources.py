@@ -11,8 +11,9 @@ import hashlib
 import pathlib
 
 HERE = pathlib.Path(__file__).resolve().parent
-HEADERS = ("fastmd.h", "fastsig.h", "fastquote.h", "fastgreeks.h", "fastfeed.h", "fastrisk.h")
-SOURCES = ("_fastmd.c", "_fastsig.c", "_fastquote.c", "_fastgreeks.c", "_fastfeed.c", "_fastrisk.c")
+HEADERS = ("fastmd.h", "fastsig.h", "fastquote.h", "fastgreeks.h", "fastfeed.h", "fastrisk.h", "fastlane.h")
+SOURCES = ("_fastmd.c", "_fastsig.c", "_fastquote.c", "_fastgreeks.c", "_fastfeed.c", "_fastrisk.c",
+           "_fastlane.c")
 # No -march or -ffast-math, and -ffp-contract=off: the compiled floats must equal the Python
 # reference's bit for bit.
 FLAGS = ("-O2", "-std=gnu11", "-ffp-contract=off", "-Wall", "-Wextra", "-Wno-unused-parameter")

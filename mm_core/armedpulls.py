@@ -7,6 +7,9 @@ call before the engine builds, checks and books the pulls, so none of that work 
 the toxic event and the send. A cache of the engine's state: used only while the OMS version it
 was planned on is the one the engine armed, and the gateway's trading state and limits version
 (which every cancel's record carries) are those it was planned under.
+
+The same plan by armed index in a flane_sink (mm_core/fastlane.h), for the engine's C own-fill
+lane: the runner hands it over filled for a fire (Runner._lane_ready) and books what it sent.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 from typing import Callable
 
 from journal.catalogue import PAYLOAD_DTYPES, RecordType
+from mm_core.fastbook import ffi
 
 _TSKEY_AT = PAYLOAD_DTYPES[RecordType.ORDER_SENT].fields["tskey"][1]
 _TSKEY_END = _TSKEY_AT + 4
@@ -22,13 +26,16 @@ _TSKEY_END = _TSKEY_AT + 4
 class ArmedPulls:
     """{token: (ORDER_SENT payload with stamp key 0, cancel bytes)} of the engine's armed quotes."""
 
-    __slots__ = ("version", "verdict", "plans", "sample")
+    __slots__ = ("version", "verdict", "plans", "sample", "sink", "_held")
 
     def __init__(self) -> None:
         self.version: tuple[int, int] | None = None      # the OMS version the engine armed at
         self.verdict: tuple[int, int] | None = None      # (trading state, limits version)
         self.plans: dict[str, tuple[bytes, bytes]] = {}
         self.sample: list = []        # one armed order, for a dry run of out() that keeps it warm
+        self.sink = ffi.new("flane_sink *")              # the plan by armed index (its buffers: _held)
+        self.sink.tskey_at = _TSKEY_AT
+        self._held: list = []
 
     def plan(self, engine, payload_of: Callable[[object, int], bytes]) -> None:
         """Re-plan when the engine re-armed or the gateway's verdict on a cancel changed
@@ -45,6 +52,25 @@ class ArmedPulls:
                 plans[order.token] = (payload_of(action, 0), action.packet)
             sample = sample or orders[:1]
         self.plans, self.version, self.verdict, self.sample = plans, version, verdict, sample
+        self._sink_plan(engine.armed_orders)
+
+    def _sink_plan(self, orders: list) -> None:
+        """The plan of each armed order at its armed index in the sink (no more than it holds:
+        the engine's C lane is off past that)."""
+        sink, held = self.sink, []
+        for i, order in enumerate(orders[:len(sink.payload)]):
+            payload, packet = self.plans[order.token]
+            held += [ffi.from_buffer(payload), ffi.from_buffer(packet)]
+            sink.payload[i], sink.packet[i] = held[-2], held[-1]
+            sink.payload_len[i], sink.packet_len[i] = len(payload), len(packet)
+        self._held = held
+
+    def patched(self, orders: list, key: int) -> list[bytes]:
+        """The planned ORDER_SENT payloads of these orders (anything with their `token`) with
+        stamp key `key`."""
+        kb = key.to_bytes(4, "little")
+        plans = self.plans
+        return [p[:_TSKEY_AT] + kb + p[_TSKEY_END:] for p, _ in (plans[o.token] for o in orders)]
 
     def out(self, orders: list, tcp_bytes: int, version: tuple[int, int] | None,
             verdict: tuple[int, int]) -> tuple[int, list[bytes], bytes] | None:
@@ -60,5 +86,4 @@ class ArmedPulls:
             return None
         data = planned[0][1] if len(planned) == 1 else b"".join([packet for _, packet in planned])
         key = (tcp_bytes + len(data) - 1) & 0xFFFFFFFF
-        kb = key.to_bytes(4, "little")
-        return key, [p[:_TSKEY_AT] + kb + p[_TSKEY_END:] for p, _ in planned], data
+        return key, self.patched(orders, key), data

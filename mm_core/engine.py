@@ -86,6 +86,9 @@ _RUN_MAX_SEQUENCE = 1 << 62     # a run's sequence stays far below the C path's 
 _NO_DEADLINE = (1 << 63) - 1    # fsig_on_packets' stop_after when the clock has none (inf)
 _DAY_NS = 86_400 * 1_000_000_000
 _own_fill_c = lib.fsig_own_fill_evaluate
+_lane_fire_c = lib.flane_fire
+_LANE_MAX, _TOKEN_WIDTH = lib.FLANE_MAX, lib.FLANE_TOKEN
+_LANE_NOT, _LANE_QUIET, _LANE_NOMEM = lib.FLANE_NOT, lib.FLANE_QUIET, lib.FLANE_NOMEM
 _FILL, _PARTIAL_FILL = Trigger.FILL, Trigger.PARTIAL_FILL
 # The fill lane's frame (Engine._fill_lane): SoupBinTCP sequenced data ('S') carrying an OUCH
 # Executed ('E': timestamp 8, token 14, shares 4, price 4, liquidity flag 1, match 8), whole.
@@ -107,6 +110,38 @@ def _lane_at_risk(order: Order, full: bool, bid: bool, ask: bool) -> Callable[[O
         return ((bid and o.side == _BUY) or (ask and o.side == _SELL)) and (
             not full or (o is not order and (o.orig_token != token or o.acked)))
     return at_risk
+
+
+def _wire_token(token: str) -> bytes | None:
+    """`token` as an OUCH frame carries it (14 bytes, space-padded), when the lane's decoding of
+    those bytes (latin-1, trailing spaces stripped) gives it back; None otherwise."""
+    if len(token) > _TOKEN_WIDTH or token != token.rstrip(" ") or not token.isascii():
+        return None
+    return token.encode().ljust(_TOKEN_WIDTH, b" ")
+
+
+def _lane_table(lane, orders: list[Order]) -> bool:
+    """The armed quotes into flane_fire's table; False (the C lane off) when it cannot hold them
+    all as the Python lane reads them."""
+    if len(orders) > _LANE_MAX:
+        lane.n = 0
+        return False
+    tokens, origs = bytearray(), bytearray()
+    for i, o in enumerate(orders):
+        token, orig = _wire_token(o.token), _wire_token(o.orig_token)
+        if token is None or orig is None:
+            lane.n = 0
+            return False
+        tokens += token
+        origs += orig
+        state = o.fsm.state
+        lane.symbol[i], lane.bid[i], lane.acked[i], lane.leaves[i] = o.symbol_id, o.side == _BUY, o.acked, o.leaves
+        lane.legal_full[i] = (state, _FILL) in TRANSITIONS
+        lane.legal_partial[i] = (state, _PARTIAL_FILL) in TRANSITIONS
+    ffi.memmove(lane.token, bytes(tokens), len(tokens))
+    ffi.memmove(lane.orig_token, bytes(origs), len(origs))
+    lane.n = len(orders)
+    return True
 
 
 def _executed_frame(token: str, shares: int) -> bytes:
@@ -372,6 +407,14 @@ class Engine:
         self._armed: dict[int, list[Order]] = {}
         self._armed_version: tuple[int, int] | None = None
         self._lane_probe: bytes | None = None       # an Executed frame of an armed quote (_warm_lane)
+        # The shell's C lane (None in replay): urgent_lane() gives its flane_sink filled for a
+        # fire now (ffi.NULL: none), urgent_lane_booked(pulls) books what the sink sent. With
+        # _armed_flat (the armed quotes in the OMS's order) and _lane_c holding them (_lane_ok:
+        # all of them, as the wire names them), flane_fire runs the own-fill lane in one C call.
+        self.urgent_lane: Callable[[], object] | None = None
+        self.urgent_lane_booked: Callable[[list[SendOrder]], None] | None = None
+        self._armed_flat: list[Order] = []
+        self._lane_ok = False
         self._bind_sig()
         self._handlers: dict[type, Callable[[object], list[Action]]] = {
             MarketData: self._on_market_data, VenueMessage: self._on_venue, Timer: self._on_timer,
@@ -393,6 +436,7 @@ class Engine:
             self._sh = self.sig.handle
             self._fair_out = ffi.new("double *")
             self._lane_trip = ffi.new("fsig_trip *")
+            self._lane_c = ffi.new("flane_armed *")     # the armed quotes as flane_fire reads them
             n = self.n
             self._priced_out = ffi.new("uint32_t[]", n)
             pkt = self._pkt = ffi.new("fsig_packet *")
@@ -417,11 +461,13 @@ class Engine:
         if self.sig is not None:
             for name in ("mid2", "vol_q", "_sh", "_fair_out", "_lane_trip", "_priced_out", "_pkt", "_pkt_keep",
                          "_pkt_own_version", "_work_version", "_rx", "_react_c", "_summary", "_risk_seen",
-                         "_references", "_run_done", "_run_messages"):
+                         "_references", "_run_done", "_run_messages", "_lane_c"):
                 state.pop(name, None)
         state["urgent"] = None          # the shell's sink belongs to the process, not the state
         state["urgent_armed"] = None
         state["_armed"], state["_armed_version"], state["_lane_probe"] = {}, None, None   # a cache of the OMS
+        state["urgent_lane"] = state["urgent_lane_booked"] = None
+        state["_armed_flat"], state["_lane_ok"] = [], False
         state.pop("_own", None)         # C arrays derived from the OMS: rebuilt on first use
         state.pop("_own_version", None)
         state.pop("_own_arrays", None)
@@ -456,6 +502,8 @@ class Engine:
         self.__dict__.update(state)
         self.urgent = self.urgent_armed = None
         self._armed, self._armed_version, self._lane_probe = {}, None, None
+        self.urgent_lane = self.urgent_lane_booked = None
+        self._armed_flat, self._lane_ok = [], False
         self._bind()
         self._bind_sig()
 
@@ -722,11 +770,14 @@ class Engine:
             return
         armed: dict[int, list[Order]] = {}
         probe = None
-        for order in self._pullable(_QUOTE):
+        flat = self._pullable(_QUOTE)
+        for order in flat:
             armed.setdefault(order.symbol_id, []).append(order)
             if probe is None and order.acked:
                 probe = _executed_frame(order.token, order.leaves)
         self._armed, self._armed_version, self._lane_probe = armed, version, probe
+        self._armed_flat = flat
+        self._lane_ok = self.sig is not None and _lane_table(self._lane_c, flat)
 
     def _warm_lane(self) -> None:
         """The own-fill lane's reading parts run on a stand-in fill of an armed quote (the whole
@@ -741,6 +792,11 @@ class Engine:
     def armed(self) -> dict[int, list[Order]]:
         """The pullable quotes per symbol as prepare() last armed them, at armed_version."""
         return self._armed
+
+    @property
+    def armed_orders(self) -> list[Order]:
+        """The armed quotes in the OMS's order (their indexes are flane_fire's)."""
+        return self._armed_flat
 
     @property
     def armed_version(self) -> tuple[int, int] | None:
@@ -1620,7 +1676,16 @@ class Engine:
         sink (or queued first) before the message is decoded and the fill booked. The OMS hears
         of the pulls after the fill (_on_fill), as it did when the guard ran there, so it ends
         in the same state. Returns those pulls ([]: the guard decided, nothing pulled), or None:
-        not such a fill (the guard hears of it in _on_fill). Replay runs the same code."""
+        not such a fill (the guard hears of it in _on_fill). Replay runs the same code; a live
+        session's armed quotes take the C lane (flane_fire: the same checks, guard and pulls, the
+        pulls journaled and sent by the shell's sink inside that call)."""
+        lane = self.urgent_lane
+        if lane is not None and self._lane_ok and self.urgent is not None:
+            oms = self.oms
+            if self._armed_version == (oms.transitions, oms.counter):
+                rc = _lane_fire_c(self._sh, self._lane_c, lane(), raw, len(raw), self.now, self._lane_trip)
+                if rc != _LANE_NOT:
+                    return self._lane_fired(rc, actions)
         hit = self._lane_fill(raw)
         if hit is None:
             return None
@@ -1646,6 +1711,23 @@ class Engine:
         else:
             pulls = self._urgent_pulls(s, at_risk)
         self._trip_noted(trip or trip_of(t), len(pulls), actions)
+        return pulls
+
+    def _lane_fired(self, rc: int, actions: list[Action]) -> list[SendOrder]:
+        """The rest of _fill_lane after flane_fire heard the fill: the pulls it chose built and
+        checked (the gateway counts them), booked by the shell when its sink sent them, else
+        handed to `urgent`; the trip noted, as the Python lane does."""
+        if rc == _LANE_NOMEM:
+            raise MemoryError("fastsig: own fill")
+        if rc == _LANE_QUIET:
+            return []
+        a, flat = self._lane_c, self._armed_flat
+        pulls = [self._cancel_order(flat[j], _GUARD_CANCEL) for j in unpack(a.pulled, a.n_pulled)]
+        if a.sent:
+            self.urgent_lane_booked(pulls)
+        elif pulls:
+            self.urgent(pulls)
+        self._trip_noted(trip_of(self._lane_trip), len(pulls), actions)
         return pulls
 
     def _lane_fill(self, raw: bytes) -> tuple[Order, bool] | None:

@@ -38,6 +38,7 @@ from journal.catalogue import (
 )
 from journal.errors import DiskFull, JournalError
 from mm_core.armedpulls import ArmedPulls
+from mm_core.fastbook import ffi as _ffi
 from mm_core.engine import Engine
 from mm_core.events import (
     ClockSample, JournalHealth, JournalNote, MarketData, OperatorCommand, Reconciled,
@@ -392,6 +393,14 @@ class Runner:
         engine.urgent = self._act_urgent     # the guard's pulls go out before the event's other work
         self._armed = ArmedPulls()           # ... from what upkeep planned, while it holds
         engine.urgent_armed = self._fire_armed
+        # ... and on our own fill, in the engine's C lane (flane_fire) through the plan's sink
+        sink = self._armed.sink
+        c_append = getattr(journal, "c_reserve_append", None)
+        if self._append_send is not None and c_append is not None and not journal.closed:
+            fn, writer = c_append()
+            sink.append, sink.writer = _ffi.cast("flane_append_fn", fn), _ffi.cast("void *", writer)
+            sink.rtype, sink.ts_source = _ORDER_SENT, _USER
+            engine.urgent_lane, engine.urgent_lane_booked = self._lane_ready, self._lane_booked
         # the operator's mid-session "reconcile" (recovery.midsession.LiveReconciler: the runner
         # may not import recovery, so the caller hands it in); None: the command is refused
         self.reconciler = reconciler
@@ -1349,18 +1358,41 @@ class Runner:
         except (TypeError, OverflowError, ValueError):
             return None
 
-        def booked(pulls: list[SendOrder]) -> None:
-            self._acting += 1
-            try:
-                for action, payload in zip(pulls, payloads):
-                    if order_sent_payload(action, key) != payload:    # never: the plan is the engine's
-                        self._note_alert("armed-pull-mismatch", f"{action.intent.token}: its ORDER_SENT "
-                                         "was journaled from a plan that differs from the pull built",
-                                         _realtime())
-                self._orders_sent(pulls, key, data, True, seqs, status, err)
-            finally:
-                self._acting -= 1
-        return booked
+        return lambda pulls: self._armed_booked(pulls, key, payloads, data, seqs, status, err)
+
+    def _armed_booked(self, pulls: list[SendOrder], key: int, payloads: list[bytes], data: bytes,
+                      seqs, status: int, err: int) -> None:
+        """The pulls the engine built, booked as sent from the plan (journaled as `payloads`)."""
+        self._acting += 1
+        try:
+            for action, payload in zip(pulls, payloads):
+                if order_sent_payload(action, key) != payload:    # never: the plan is the engine's
+                    self._note_alert("armed-pull-mismatch", f"{action.intent.token}: its ORDER_SENT "
+                                     "was journaled from a plan that differs from the pull built", _realtime())
+            self._orders_sent(pulls, key, data, True, seqs, status, err)
+        finally:
+            self._acting -= 1
+
+    def _lane_ready(self):
+        """The engine's C lane asks for the sink: the plan's, with the send's stamp key base, the
+        socket and the clock state of now, when the armed path may send (as _armed_out); else NULL."""
+        if self._append_send is None or self._oe is None or self._oe_end or not self.journal_ok or self._unreported:
+            return _ffi.NULL
+        armed, engine = self._armed, self.engine
+        risk = engine.risk
+        if armed.version != engine.armed_version or armed.verdict != (int(risk.state), risk.limits_version):
+            return _ffi.NULL
+        sink = armed.sink
+        sink.fd, sink.tcp_bytes, sink.clock_state = self._oe.sock.fileno(), self.tcp_bytes & 0xFFFFFFFF, self._clock_state
+        return sink
+
+    def _lane_booked(self, pulls: list[SendOrder]) -> None:
+        """The pulls the engine built after its C lane sent them through the sink, booked."""
+        sink = self._armed.sink
+        key = sink.key
+        self._armed_booked(pulls, key, self._armed.patched([a.intent for a in pulls], key),
+                           b"".join([a.packet for a in pulls]), tuple(sink.seqs[0:sink.n_appended]),
+                           int(sink.status), int(sink.err))
 
     def _armed_out(self, orders: list) -> tuple[int, list[bytes], bytes] | None:
         """(stamp key, ORDER_SENT payloads, bytes) of these orders' pulls from the plan, or None
@@ -1423,6 +1455,7 @@ class Runner:
             armed.plan(engine, order_sent_payload)
             if armed.sample:
                 self._armed_out(armed.sample)     # the armed path's Python, warm when a trip comes
+                self._lane_ready()                # and the C lane's (it fills the sink, sends nothing)
             self._orders_plan(_WARM_PULL, self._oe)
 
     def _send_order(self, action: SendOrder) -> None:

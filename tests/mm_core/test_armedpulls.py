@@ -4,12 +4,15 @@ orders to pull before the pulls are built and counted. The pulls, their records 
 must be what the built-first path gives; anything the plan does not cover goes that way."""
 from __future__ import annotations
 
+import pytest
+
 from mm_core.armedpulls import ArmedPulls
+from mm_core.fastbook import ffi
 from mm_core.events import SendOrder
 from mm_core.runner import order_sent_payload
 from mm_core.types import OrderKind, Side, make_intent
-from tests.mm_core.test_guard_lane import Sink, key, quoted
-from tests.mm_core.wire import ACME, S
+from tests.mm_core.test_guard_lane import TOUCHY, Sink, engine_for, key, quoted
+from tests.mm_core.wire import ACME, S, simulate
 
 
 class ArmedSink:
@@ -119,3 +122,30 @@ def test_re_planning_follows_a_new_arming():
     plan.plan(engine, order_sent_payload)
     assert set(before) == set(tokens.values())
     assert tokens[Side.BUY] not in plan.plans and plan.version == engine.armed_version
+
+
+@pytest.mark.parametrize("seed,config", [(1, None), (2, TOUCHY), (3, TOUCHY)])
+def test_the_c_lane_takes_the_fills_and_pulls_what_the_python_lane_does(seed, config):
+    """A seeded session, prepare() between events: an engine whose own fills go through the C lane
+    (flane_fire, here with no sink: it hears the fill, decides and picks the pulls, which the
+    engine builds and hands to the early sink) against one on the Python lane: the same pulls,
+    actions and state, and the C lane took fills."""
+    events = simulate(seed, 6_000, config)[0]
+    out, hashes, asked = [], [], []
+    for c_lane in (True, False):
+        engine = engine_for(config)
+        early: list = []
+        engine.urgent = early.extend
+        if c_lane:
+            engine.urgent_lane = lambda: asked.append(1) or ffi.NULL
+        seen = []
+        for ev in events:
+            before = len(early)
+            rest = engine.on_event(ev)
+            seen.append(([key(a) for a in early[before:]], [key(a) for a in rest]))
+            engine.prepare()
+        out.append(seen)
+        hashes.append(engine.state_hash())
+    assert asked, "no fill took the C lane"
+    assert out[0] == out[1]
+    assert hashes[0] == hashes[1]

@@ -291,8 +291,10 @@ def journal_session(path, armed: bool = False) -> tuple:
         engine = runner.engine = Engine(EngineConfig(), SYMBOLS, gateway())
         engine.urgent = runner._act_urgent
         fired = []
-        if armed:
+        if armed:               # the runner's sinks, each firing noted (the C lane's: its sink)
             engine.urgent_armed = lambda orders: fired.append(runner._fire_armed(orders)) or fired[-1]
+            engine.urgent_lane = lambda: fired.append(runner._lane_ready()) or fired[-1]
+            engine.urgent_lane_booked = lambda pulls: fired.append("lane") or runner._lane_booked(pulls)
         calls = []
         c_call = runner._append_send
         runner._append_send = lambda *args: calls.append(c_call(*args)) or calls[-1]
@@ -360,7 +362,8 @@ def test_pulls_sent_from_the_armed_plan_journal_what_the_built_pulls_would(tmp_p
     (ORDER_SENT payloads included, stamp keys and all) is the one the unarmed session wrote,
     nothing is reported as a mismatch, and the journal replays exactly."""
     engine, calls, fired, records = journal_session(tmp_path / "armed", armed=True)
-    assert any(fired), "no pull went out from the plan"
+    assert "lane" in fired, "no pull went out from the C lane"
+    assert any(callable(f) for f in fired), "no pull went out from the Python armed path"
     assert all(status == 0 and err == 0 for _, status, err in calls)
     plain = journal_session(tmp_path / "plain")[3]
 

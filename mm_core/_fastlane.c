@@ -1,0 +1,130 @@
+/* mm_core/_fastlane.c: flane_fire, the quote guard's own-fill lane and its armed pulls in one
+ * call (fastlane.h says what it does and what the engine and runner do around it). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "fastlane.h"
+
+_Static_assert(sizeof(((flane_armed *)0)->token) == FLANE_MAX * FLANE_TOKEN, "armed token table size");
+_Static_assert(sizeof(((flane_sink *)0)->seqs) / sizeof(int64_t) == FLANE_MAX, "sink table size");
+
+/* an OUCH Executed in a SoupBinTCP sequenced data frame: length 41, 'S', 'E', then the token at
+ * 12, shares at 26, price at 30, liquidity flag at 34 (Engine's _EXEC_* offsets) */
+enum { EXEC_FRAME = 43, EXEC_TOKEN = 12, EXEC_SHARES = 26, EXEC_PRICE = 30, EXEC_FLAG = 34 };
+
+static uint32_t be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static int64_t clock_ns(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The armed index of the quote the frame fills, when the OMS will book the fill; -1 otherwise. */
+static int lane_fill(const flane_armed *a, const uint8_t *f, uint32_t len, int *full)
+{
+    if (len != EXEC_FRAME || f[0] != 0 || f[1] != EXEC_FRAME - 2 || f[2] != 'S' || f[3] != 'E')
+        return -1;
+    if (f[EXEC_FLAG] > 127)
+        return -1;
+    uint32_t i = 0;
+    while (i < a->n && memcmp(a->token + (size_t)i * FLANE_TOKEN, f + EXEC_TOKEN, FLANE_TOKEN) != 0)
+        i++;
+    if (i == a->n)
+        return -1;
+    int64_t qty = be32(f + EXEC_SHARES), leaves = a->leaves[i];
+    *full = qty == leaves;
+    if (qty <= 0 || qty > leaves || be32(f + EXEC_PRICE) == 0 || !a->acked[i] ||
+        !(*full ? a->legal_full[i] : a->legal_partial[i]))
+        return -1;
+    return (int)i;
+}
+
+/* The quotes at risk, in the armed order (Engine._lane_at_risk). */
+static void at_risk(flane_armed *a, uint32_t filled, int full, const fsig_trip *trip)
+{
+    const char *token = a->token + (size_t)filled * FLANE_TOKEN;
+    a->n_pulled = 0;
+    for (uint32_t j = 0; j < a->n; j++) {
+        if (a->symbol[j] != a->symbol[filled] || !(a->bid[j] ? trip->bid : trip->ask))
+            continue;
+        if (full && (j == filled ||
+                     (!a->acked[j] && memcmp(a->orig_token + (size_t)j * FLANE_TOKEN, token, FLANE_TOKEN) == 0)))
+            continue;
+        a->pulled[a->n_pulled++] = j;
+    }
+}
+
+/* Every pull's ORDER_SENT appended, then their bytes in one send; 0 when the sink cannot hold them. */
+static int send_pulls(const flane_armed *a, flane_sink *s)
+{
+    uint8_t data[FLANE_DATA_MAX], record[FLANE_PAYLOAD_MAX];
+    uint32_t n = 0;
+    for (uint32_t k = 0; k < a->n_pulled; k++) {
+        uint32_t j = a->pulled[k];
+        if (!s->packet[j] || !s->payload[j] || s->packet_len[j] > sizeof data - n ||
+            s->payload_len[j] > sizeof record || s->tskey_at + 4 > s->payload_len[j])
+            return 0;
+        memcpy(data + n, s->packet[j], s->packet_len[j]);
+        n += s->packet_len[j];
+    }
+    if (!n)
+        return 0;
+    uint32_t key = s->key = s->tcp_bytes + n - 1;          /* mod 2^32, as the socket's OPT_ID */
+    s->n_appended = 0;
+    s->status = 0;
+    s->err = 0;
+    for (uint32_t k = 0; k < a->n_pulled; k++) {
+        uint32_t j = a->pulled[k];
+        memcpy(record, s->payload[j], s->payload_len[j]);
+        for (int b = 0; b < 4; b++)                        /* little-endian u4, as the catalogue's */
+            record[s->tskey_at + b] = (uint8_t)(key >> (8 * b));
+        int64_t seq = s->append(s->writer, s->rtype, (const char *)record, s->payload_len[j],
+                                clock_ns(CLOCK_REALTIME), s->ts_source, s->clock_state);
+        if (seq <= 0) {
+            s->status = seq;
+            return 1;                                      /* nothing is sent */
+        }
+        s->seqs[s->n_appended++] = seq;
+    }
+    s->send_entered_ns = clock_ns(CLOCK_MONOTONIC);
+    for (uint32_t off = 0; off < n;) {
+        ssize_t sent = send(s->fd, data + off, n - off, 0);         /* as socket.sendall */
+        if (sent >= 0) {
+            off += (uint32_t)sent;
+        } else if (errno != EINTR) {
+            s->err = errno;
+            break;
+        }
+    }
+    return 1;
+}
+
+int flane_fire(fsig *g, flane_armed *a, flane_sink *sink, const uint8_t *frame, uint32_t len,
+               int64_t now_ns, fsig_trip *trip)
+{
+    int full = 0;
+    a->sent = 0;
+    a->n_pulled = 0;
+    int i = lane_fill(a, frame, len, &full);
+    if (i < 0)
+        return FLANE_NOT;
+    int rc = fsig_own_fill_evaluate(g, a->symbol[i], a->bid[i], now_ns, trip);
+    if (rc == FSIG_NOMEM)
+        return FLANE_NOMEM;
+    if (rc != FSIG_TRIPPED)
+        return FLANE_QUIET;
+    a->filled = (uint32_t)i;
+    a->full = (uint8_t)full;
+    at_risk(a, (uint32_t)i, full, trip);
+    if (sink && a->n_pulled)
+        a->sent = (uint8_t)send_pulls(a, sink);
+    return FLANE_TRIPPED;
+}
