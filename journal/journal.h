@@ -563,7 +563,8 @@ int mmj_writer_open(const char *dir /* journal directory */,
                     const mmj_options *opt /* options, NULL for defaults */,
                     mmj_writer **out /* OUT: the writer, NULL on error */,
                     mmj_recovery *report /* OUT: what recovery did; may be NULL */,
-                    int *err /* OUT: errno of a failed system call, 0 if none; may be NULL */);
+                    int *err /* OUT: errno of a failed system call, 0 if none (always
+                                 0 on MMJ_OK); may be NULL */);
 /* Register the fixed payload size of a record type (types < 65536); appends of that type with
  * another size fail with MMJ_E_PAYLOAD_SIZE. size 0 unregisters. */
 int mmj_writer_set_type_size(mmj_writer *w /* writer */, uint32_t rtype /* record type */,

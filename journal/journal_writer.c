@@ -1665,6 +1665,8 @@ int mmj_writer_open(const char *dir, const mmj_options *opt, mmj_writer **out, m
     mmj_notify_reset(w->notify);   /* a tailer killed while waiting must not cost every append */
     mmj_ahead_start(w);
     mmj_recheck_start(w);
+    if (err)
+        *err = 0;   /* a creating open's mmj_meta_read left ENOENT there */
     *out = w;
     return MMJ_OK;
 fail:
