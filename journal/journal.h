@@ -627,7 +627,8 @@ int mmj_writer_retry_space(mmj_writer *w /* writer */);
 /* Make everything appended so far durable (any durability mode): fdatasync the sealed segments
  * not known durable (KNOWN DURABLE: a crashed or unsynced pagecache writer's, found at open) and
  * those rolled away since the last sync (pagecache mode seals them without an msync), marking
- * their summaries DURABLE, then msync the current segment; each is reported to the sync hook. */
+ * their summaries DURABLE, then msync the current segment; each is reported to the sync hook. A
+ * latched writer returns the latch's status (MMJ_E_CORRUPT for damage, MMJ_E_DURABILITY). */
 int mmj_sync(mmj_writer *w /* writer */);
 /* Write a CHECKPOINT now. */
 int mmj_checkpoint(mmj_writer *w /* writer */);

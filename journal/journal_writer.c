@@ -105,7 +105,7 @@ static int sync_sealed(mmj_writer *w, uint64_t index, uint64_t from)
 static int sync_retired(mmj_writer *w)
 {
     if (w->failed_errno)
-        return MMJ_E_DURABILITY;
+        return latched(w);   /* damage is MMJ_E_CORRUPT, and told, as at an append */
     for (uint64_t k = 0; k < w->n_cold; k++) {
         int rc = sync_sealed(w, w->cold[k], 0);
         if (rc != MMJ_OK)

@@ -322,7 +322,8 @@ class Journal:
 
     def sync(self) -> None:
         """msync everything appended so far, whatever the durability mode."""
-        check(lib.mmj_sync(self._w), "sync", self._errno())
+        status = lib.mmj_sync(self._w)
+        check(status, self._damage_context(status, "sync"), self._errno())
 
     def on_sync(self, fn) -> None:
         """Call fn(segment, start, stop) after each msync/fsync that made bytes [start, stop) of a

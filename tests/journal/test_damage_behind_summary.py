@@ -83,3 +83,13 @@ def test_an_intact_journal_opened_from_its_summaries_is_not_latched(tmp_path):
         time.sleep(0.2)                               # the check of the trusted segments ran
         assert j.damage is None and j.append(MD, b"y") == 3001
     assert not (d / "DAMAGED").exists() and verify(d).ok
+
+
+def test_sync_on_a_latched_writer_names_the_damage(tmp_path):
+    d = tmp_path / "j"
+    damaged_journal(d)
+    j = Journal(d, segment_size=SMALL_SEGMENT, durability="group")
+    damage = wait_for_damage(j)
+    with pytest.raises(JournalCorrupt, match=f"segment 1 offset {damage.offset}"):
+        j.sync()                                      # not DurabilityFailed: no msync failed
+    j.close()                                         # the sync told the damage
