@@ -190,7 +190,10 @@
  *   nobody checked, and each short-lived writer would trust the summary again. On the first damaged
  *   record (the lowest index either walk found) the writer latches: every later append, batch,
  *   checkpoint and sync returns MMJ_E_CORRUPT (mmj_writer_errno EBADMSG, mmj_writer_damage names
- *   the record) and the close does not seal; the close returns MMJ_E_CORRUPT if no call has
+ *   the record) and the close does not seal; what was published before the latch was acknowledged
+ *   and is still msynced, in group and sync modes, by the group budget's tick, by mmj_sync (which
+ *   then returns MMJ_E_CORRUPT) and by the close (unlike after a failed msync, which latches
+ *   MMJ_E_DURABILITY and msyncs nothing more); the close returns MMJ_E_CORRUPT if no call has
  *   reported the damage yet (found by the close itself, or by the thread after the last call; a
  *   call returning MMJ_E_CORRUPT, or mmj_writer_damage returning a reason, reports it), else
  *   MMJ_OK; and it writes the file DAMAGED ("damaged <reason> segment <i> offset <o> seq <s>\n",
@@ -627,8 +630,9 @@ int mmj_writer_retry_space(mmj_writer *w /* writer */);
 /* Make everything appended so far durable (any durability mode): fdatasync the sealed segments
  * not known durable (KNOWN DURABLE: a crashed or unsynced pagecache writer's, found at open) and
  * those rolled away since the last sync (pagecache mode seals them without an msync), marking
- * their summaries DURABLE, then msync the current segment; each is reported to the sync hook. A
- * latched writer returns the latch's status (MMJ_E_CORRUPT for damage, MMJ_E_DURABILITY). */
+ * their summaries DURABLE, then msync the current segment; each is reported to the sync hook. On
+ * a latched writer it still syncs unless an msync failed, and returns the latch's status
+ * (MMJ_E_CORRUPT for damage, MMJ_E_DURABILITY). */
 int mmj_sync(mmj_writer *w /* writer */);
 /* Write a CHECKPOINT now. */
 int mmj_checkpoint(mmj_writer *w /* writer */);

@@ -47,15 +47,17 @@ static int latched(mmj_writer *w)
 static int latch(mmj_writer *w, int *err)
 {
     w->failed_errno = w->last_errno = errno ? errno : EIO;
+    w->sync_failed = 1;
     if (err)
         *err = w->failed_errno;
     return MMJ_E_DURABILITY;
 }
 
-/* msync [from, to) of the current segment; a failure latches the writer. */
+/* msync [from, to) of the current segment; a failure latches the writer. A writer latched for
+ * damage still msyncs: what it published before the latch was acknowledged. */
 static int sync_range(mmj_writer *w, uint64_t from, uint64_t to)
 {
-    if (w->failed_errno)
+    if (w->sync_failed)
         return latched(w);
     if (to <= from)
         return MMJ_OK;
@@ -104,8 +106,8 @@ static int sync_sealed(mmj_writer *w, uint64_t index, uint64_t from)
  * current segment. A failure latches the writer. */
 static int sync_retired(mmj_writer *w)
 {
-    if (w->failed_errno)
-        return latched(w);   /* damage is MMJ_E_CORRUPT, and told, as at an append */
+    if (w->sync_failed)
+        return latched(w);
     for (uint64_t k = 0; k < w->n_cold; k++) {
         int rc = sync_sealed(w, w->cold[k], 0);
         if (rc != MMJ_OK)
@@ -529,7 +531,7 @@ int mmj_writer_group_tick(mmj_writer *w)
     if (mmj_now_ns() < due || pthread_mutex_trylock(&w->mutex) != 0)
         return 0;   /* busy: the holder is appending (and checks the budget itself) or syncing */
     int did = 0;
-    if (!w->shut && !w->failed_errno && w->unsynced && mmj_now_ns() >= w->last_sync_ns + (int64_t)w->opt.group_us * 1000) {
+    if (!w->shut && !w->sync_failed && w->unsynced && mmj_now_ns() >= w->last_sync_ns + (int64_t)w->opt.group_us * 1000) {
         sync_range(w, w->synced_off, w->off);   /* a failure latches, as at an append */
         did = 1;
     }
@@ -779,6 +781,8 @@ int mmj_sync(mmj_writer *w)
     int rc = w->shut ? MMJ_E_CLOSED : sync_retired(w);
     if (rc == MMJ_OK)
         rc = sync_range(w, w->synced_off, w->off);
+    if (rc == MMJ_OK && w->failed_errno)
+        rc = latched(w);   /* synced what was acknowledged; the latch is still reported (and told) */
     pthread_mutex_unlock(&w->mutex);
     return rc;
 }
@@ -926,8 +930,15 @@ int mmj_writer_shutdown(mmj_writer *w)
         } else {
             /* not sealed either way; damage a call has reported (an append, mmj_writer_damage)
              * is not reported again; damage no call has reported (found by this close, or by the
-             * check after the last call) is: the caller's records may follow it */
-            rc = !w->damage_reason ? MMJ_E_DURABILITY : w->damage_told ? MMJ_OK : MMJ_E_CORRUPT;
+             * check after the last call) is: the caller's records may follow it. What was
+             * published before a latch other than a failed msync was acknowledged: msynced. */
+            int synced = !w->sync_failed && durable(w) ? sync_range(w, w->synced_off, w->off) : MMJ_OK;
+            if (!w->damage_reason)
+                rc = latched(w);
+            else if (!w->damage_told)
+                rc = MMJ_E_CORRUPT;
+            else
+                rc = synced == MMJ_OK ? MMJ_OK : MMJ_E_DURABILITY;
         }
         mmj_unmap(&w->seg);
     }

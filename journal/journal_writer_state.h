@@ -77,7 +77,9 @@ struct mmj_writer {
     int reserve_ready;         /* RESERVE_NAME exists, preallocated to segment_size */
     int in_reserve;            /* the current segment was the reserve file */
     int need_roll;             /* a roll failed for lack of space: retry_space rolls */
-    int failed_errno;          /* latched msync/fsync failure */
+    int failed_errno;          /* the latch's errno: a failed msync/fsync (sync_failed) or damage
+                                * behind a summary (EBADMSG) */
+    int sync_failed;           /* an msync/fsync failed: nothing is msynced again */
     int shut;                  /* mmj_writer_shutdown ran: every call returns MMJ_E_CLOSED */
     int last_errno;
     mmj_sync_hook sync_hook;   /* told what each msync/fsync made durable, or NULL */
