@@ -206,6 +206,15 @@
  *   acknowledged behind the damage; they are in the journal, and the latch and DAMAGED stop
  *   anything more from being added behind it. A writer that dies (no close) before its check ended
  *   leaves no mark: the next open trusts the summaries again and checks them again.
+ *   Only a segment that is gone (MMJ_R_MISSING_SEGMENT), shorter than a header and a SEAL, or whose
+ *   header no longer checks (MMJ_R_BAD_HEADER at offset 0), or a record that breaks the RECORD
+ *   rules, is damage. A segment the check cannot map for a reason that says nothing of its bytes
+ *   (EMFILE, ENOMEM, EIO) is tried again, with pauses from 1 ms growing to 50 ms, for up to a
+ *   second (by the thread, or by the close for the segments it walks); if it still fails the check
+ *   goes on with the next segment and then, no damage found, the writer latches as an I/O error:
+ *   every later append, batch, checkpoint and sync returns MMJ_E_IO (mmj_writer_errno: that errno),
+ *   and the close seals nothing, msyncs what was published and returns MMJ_E_IO. No DAMAGED is
+ *   written: the next open checks the segments again.
  *   KNOWN DURABLE: a sealed segment is known durable iff its summary is believed and DURABLE.
  *   Any other sealed segment recovery keeps (a crashed pagecache-mode writer's rolled segments,
  *   or an unsynced one's after a clean close: in the page cache, which outlives the process but
@@ -632,7 +641,7 @@ int mmj_writer_retry_space(mmj_writer *w /* writer */);
  * those rolled away since the last sync (pagecache mode seals them without an msync), marking
  * their summaries DURABLE, then msync the current segment; each is reported to the sync hook. On
  * a latched writer it still syncs unless an msync failed, and returns the latch's status
- * (MMJ_E_CORRUPT for damage, MMJ_E_DURABILITY). */
+ * (MMJ_E_CORRUPT for damage, MMJ_E_IO, MMJ_E_DURABILITY). */
 int mmj_sync(mmj_writer *w /* writer */);
 /* Write a CHECKPOINT now. */
 int mmj_checkpoint(mmj_writer *w /* writer */);
@@ -642,7 +651,8 @@ int mmj_writer_close(mmj_writer *w /* writer; NULL is a no-op */);
 /* Everything mmj_writer_close does but the free, after any call in progress on another thread
  * (they hold the writer mutex); from then on every call on the writer returns MMJ_E_CLOSED. A
  * second shutdown returns MMJ_E_CLOSED. It first finishes the check after open (DAMAGE BEHIND A
- * SUMMARY): MMJ_E_CORRUPT, nothing sealed and DAMAGED written, for damage no call reported yet. */
+ * SUMMARY): MMJ_E_CORRUPT, nothing sealed and DAMAGED written, for damage no call reported yet;
+ * MMJ_E_IO, nothing sealed, if a trusted segment stayed unreadable. */
 int mmj_writer_shutdown(mmj_writer *w /* writer; NULL is a no-op */);
 /* Free a writer after mmj_writer_shutdown, once no thread can still call it. */
 void mmj_writer_free(mmj_writer *w /* writer that was shut down; NULL is a no-op */);

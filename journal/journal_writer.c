@@ -32,14 +32,15 @@ static int fail_io(mmj_writer *w, int *err)
 }
 
 /* What every call reports once the writer is latched: MMJ_E_CORRUPT after damage behind a
- * summary (journal_recheck.c; the damage is then told), else MMJ_E_DURABILITY (a failed
- * msync/fsync). */
+ * summary (journal_recheck.c; the damage is then told), MMJ_E_IO when that check could not read a
+ * trusted segment, else MMJ_E_DURABILITY (a failed msync/fsync). */
 static int latched(mmj_writer *w)
 {
-    if (!w->damage_reason)
-        return MMJ_E_DURABILITY;
-    w->damage_told = 1;
-    return MMJ_E_CORRUPT;
+    if (w->damage_reason) {
+        w->damage_told = 1;
+        return MMJ_E_CORRUPT;
+    }
+    return w->check_failed ? MMJ_E_IO : MMJ_E_DURABILITY;
 }
 
 /* A failed msync/fsync (errno set): fatal and latched, whatever the errno (an fsync can fail
@@ -54,7 +55,8 @@ static int latch(mmj_writer *w, int *err)
 }
 
 /* msync [from, to) of the current segment; a failure latches the writer. A writer latched for
- * damage still msyncs: what it published before the latch was acknowledged. */
+ * any other reason (damage, a check that could not read) still msyncs: what it published before
+ * the latch was acknowledged. */
 static int sync_range(mmj_writer *w, uint64_t from, uint64_t to)
 {
     if (w->sync_failed)

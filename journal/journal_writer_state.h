@@ -77,9 +77,12 @@ struct mmj_writer {
     int reserve_ready;         /* RESERVE_NAME exists, preallocated to segment_size */
     int in_reserve;            /* the current segment was the reserve file */
     int need_roll;             /* a roll failed for lack of space: retry_space rolls */
-    int failed_errno;          /* the latch's errno: a failed msync/fsync (sync_failed) or damage
-                                * behind a summary (EBADMSG) */
+    int failed_errno;          /* the latch's errno: a failed msync/fsync (sync_failed), damage
+                                * behind a summary (EBADMSG) or a trusted segment the check could
+                                * not read (check_failed) */
     int sync_failed;           /* an msync/fsync failed: nothing is msynced again */
+    int check_failed;          /* the check after open could not read a trusted segment (kept
+                                * failing through its retries): latched as an I/O error */
     int shut;                  /* mmj_writer_shutdown ran: every call returns MMJ_E_CLOSED */
     int last_errno;
     mmj_sync_hook sync_hook;   /* told what each msync/fsync made durable, or NULL */
@@ -95,6 +98,8 @@ struct mmj_writer {
     uint64_t recheck_next;     /* atomic: the next trusted pair to claim (claims go in order) */
     uint64_t recheck_damaged;  /* atomic: the lowest pair found damaged so far, UINT64_MAX none */
     mmj_damage recheck_found;  /* the check thread's first damage, read by the close after join */
+    int recheck_errno;         /* atomic: errno of the first trusted segment no walk could read
+                                * (after retries), 0 if none */
     int damage_reason;         /* an mmj_reason once the check found damage (latched, mutex) */
     int damage_told;           /* a call has reported the latched damage (else the close does) */
     uint64_t damage_segment;
