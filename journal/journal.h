@@ -41,6 +41,8 @@
  *                             journal data, never read by readers, tailers or verify; SALVAGE
  *                             reads its segment files one by one
  *   reserve.mmj               the reserve segment (RESERVE SEGMENT below)
+ *   DAMAGED, DAMAGED.tmp      the marker of damage behind a summary, and the room kept for it
+ *                             (DAMAGE BEHIND A SUMMARY)
  *   next.mmj.tmp              the next segment, preallocated, mapped and faulted in by the
  *                             writer's helper thread once the current one is half full; a roll
  *                             renames it to seg-<i+1>.mmj.tmp and finishes it as a new segment
@@ -195,12 +197,20 @@
  *   then returns MMJ_E_CORRUPT) and by the close (unlike after a failed msync, which latches
  *   MMJ_E_DURABILITY and msyncs nothing more); the close returns MMJ_E_CORRUPT if no call has
  *   reported the damage yet (found by the close itself, or by the thread after the last call; a
- *   call returning MMJ_E_CORRUPT, or mmj_writer_damage returning a reason, reports it), else
- *   MMJ_OK; and it writes the file DAMAGED ("damaged <reason> segment <i> offset <o> seq <s>\n",
- *   atomic rename). While DAMAGED exists every writer open fails with MMJ_E_CORRUPT, the report
- *   naming that record, and changes nothing. An operator restores the segment and removes DAMAGED;
- *   or, to cut the journal at the damage, removes DAMAGED and the segment's summary, and recovery
- *   then scans it and keeps what follows the damage in discarded/ (DISCARDED DATA). The window
+ *   call returning MMJ_E_CORRUPT, or mmj_writer_damage returning a reason, reports it), or if the
+ *   DAMAGED marker could not be written, else MMJ_OK; and it writes the file DAMAGED ("damaged
+ *   <reason> segment <i> offset <o> seq <s>\n", atomic rename) as soon as the damage is found. A
+ *   full disk cannot refuse it: every writer open preallocates DAMAGED.tmp (4096 bytes, kept until
+ *   used) while there is space, and the marker is written into it and renamed; without that file
+ *   it is written as a new file, or into the space of reserve.mmj (which a latched writer no
+ *   longer uses; the next open makes a new one). A marker that could not be written yet is tried
+ *   again by mmj_writer_retry_space and by the close (one still missing then, with no DAMAGED.tmp
+ *   and no reserve on a disk full from before the open: the next open checks the summaries again,
+ *   as after a writer that died). While DAMAGED exists every writer open fails with MMJ_E_CORRUPT,
+ *   the report naming that record, and changes nothing. An operator restores the segment and
+ *   removes DAMAGED; or, to cut the journal at the damage, removes DAMAGED and the segment's
+ *   summary, and recovery then scans it and keeps what follows the damage in discarded/
+ *   (DISCARDED DATA); DAMAGED.tmp is not a marker and stays. The window
  *   that remains: records appended between the open and the end of the check (the check walks at
  *   memory speed when the segments are cached, at the disk's read speed when not) were
  *   acknowledged behind the damage; they are in the journal, and the latch and DAMAGED stop
@@ -651,8 +661,9 @@ int mmj_writer_close(mmj_writer *w /* writer; NULL is a no-op */);
 /* Everything mmj_writer_close does but the free, after any call in progress on another thread
  * (they hold the writer mutex); from then on every call on the writer returns MMJ_E_CLOSED. A
  * second shutdown returns MMJ_E_CLOSED. It first finishes the check after open (DAMAGE BEHIND A
- * SUMMARY): MMJ_E_CORRUPT, nothing sealed and DAMAGED written, for damage no call reported yet;
- * MMJ_E_IO, nothing sealed, if a trusted segment stayed unreadable. */
+ * SUMMARY): MMJ_E_CORRUPT, nothing sealed and DAMAGED written, for damage no call reported yet
+ * (or whose DAMAGED could still not be written); MMJ_E_IO, nothing sealed, if a trusted segment
+ * stayed unreadable. */
 int mmj_writer_shutdown(mmj_writer *w /* writer; NULL is a no-op */);
 /* Free a writer after mmj_writer_shutdown, once no thread can still call it. */
 void mmj_writer_free(mmj_writer *w /* writer that was shut down; NULL is a no-op */);

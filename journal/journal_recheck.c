@@ -3,8 +3,9 @@
  * their records (RECORD rules) while the writer appends, and a closing writer walks what is left
  * alongside it before it seals. Damage latches the writer (every later append fails with
  * MMJ_E_CORRUPT) and leaves the DAMAGED file, which makes every later open fail closed until an
- * operator removes it. A segment that cannot be mapped (EMFILE, ENOMEM, EIO) is not damage: it is
- * tried again, and if it stays unreadable the writer latches as an I/O error, with no marker.
+ * operator removes it; a full disk cannot refuse that marker (DAMAGED.tmp, preallocated at open).
+ * A segment that cannot be mapped (EMFILE, ENOMEM, EIO) is not damage: it is tried again, and if
+ * it stays unreadable the writer latches as an I/O error, with no marker.
  *
  * Knows the record rules and the writer's latch; nothing of payloads or of the append path.
  */
@@ -130,21 +131,72 @@ static void walk_claimed(mmj_writer *w, mmj_damage *f)
     }
 }
 
+void mmj_recheck_prepare(mmj_writer *w)
+{
+    int fd = openat(w->dirfd, MMJ_DAMAGED_TMP, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return;   /* kept from an earlier writer (or no space, or no descriptor: best effort) */
+    if (posix_fallocate(fd, 0, MMJ_DAMAGED_ROOM) != 0)
+        unlinkat(w->dirfd, MMJ_DAMAGED_TMP, 0);
+    close(fd);
+}
+
+/* Write the marker into the preallocated DAMAGED.tmp (no new blocks: a full disk cannot refuse
+ * it), then rename it; MMJ_E_NOT_FOUND without that file. */
+static int mark_in_place(mmj_writer *w, const char *text, size_t n, int *err)
+{
+    int fd = openat(w->dirfd, MMJ_DAMAGED_TMP, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? MMJ_E_NOT_FOUND : (*err = errno, MMJ_E_IO);
+    int ok = pwrite(fd, text, n, 0) == (ssize_t)n && ftruncate(fd, (off_t)n) == 0 && fsync(fd) == 0;
+    int saved = errno;
+    close(fd);
+    if (ok && renameat(w->dirfd, MMJ_DAMAGED_TMP, w->dirfd, MMJ_DAMAGED_NAME) == 0 && fsync(w->dirfd) == 0)
+        return MMJ_OK;
+    *err = ok ? errno : saved;
+    return (*err == ENOSPC || *err == EDQUOT) ? MMJ_E_DISK_FULL : MMJ_E_IO;
+}
+
+int mmj_recheck_mark(mmj_writer *w)
+{
+    if (!w->damage_unmarked)
+        return MMJ_OK;
+    char text[160];
+    int n = snprintf(text, sizeof text, "damaged %d segment %llu offset %llu seq %llu\n", w->damage_reason,
+                     (unsigned long long)w->damage_segment, (unsigned long long)w->damage_offset,
+                     (unsigned long long)w->damage_seq);
+    int e = 0;
+    int rc = mark_in_place(w, text, (size_t)n, &e);
+    if (rc == MMJ_E_NOT_FOUND)
+        rc = mmj_write_atomic(w->dirfd, MMJ_DAMAGED_NAME, text, (size_t)n, &e);
+    if (rc == MMJ_E_DISK_FULL && w->reserve_ready && !w->in_reserve) {
+        /* the reserve is space kept up front, for records a latched writer no longer takes: its
+         * blocks go to the marker (the next open makes a new reserve) */
+        w->reserve_ready = 0;
+        if (unlinkat(w->dirfd, MMJ_RESERVE_NAME, 0) == 0)
+            rc = mmj_write_atomic(w->dirfd, MMJ_DAMAGED_NAME, text, (size_t)n, &e);
+    }
+    if (rc == MMJ_OK)
+        w->damage_unmarked = 0;
+    else
+        w->last_errno = e;
+    return rc;
+}
+
 /* Latch the writer on damage and leave the DAMAGED marker (caller holds the writer mutex, or is
- * the closing writer that holds it while it waits for the check thread). */
+ * the closing writer that holds it while it waits for the check thread). A marker that cannot be
+ * written stays owed: mmj_writer_retry_space and the close try again. */
 static void latch_found(mmj_writer *w, const mmj_damage *f)
 {
-    char text[160];
-    int n = snprintf(text, sizeof text, "damaged %d segment %llu offset %llu seq %llu\n", f->reason,
-                     (unsigned long long)f->segment, (unsigned long long)f->offset, (unsigned long long)f->seq);
     w->damage_reason = f->reason;
     w->damage_segment = f->segment;
     w->damage_offset = f->offset;
     w->damage_seq = f->seq;
     w->damage_told = 0;
+    w->damage_unmarked = 1;
     if (!w->failed_errno)
         w->failed_errno = w->last_errno = EBADMSG;
-    mmj_write_atomic(w->dirfd, MMJ_DAMAGED_NAME, text, (size_t)n, NULL);
+    mmj_recheck_mark(w);
 }
 
 /* Latch what the walks found (caller holds the writer mutex): the first damage, else a trusted

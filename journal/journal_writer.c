@@ -756,6 +756,8 @@ int mmj_writer_retry_space(mmj_writer *w)
     if (!w)
         return MMJ_E_CLOSED;
     pthread_mutex_lock(&w->mutex);
+    if (!w->shut)
+        mmj_recheck_mark(w);   /* a DAMAGED marker a full disk refused: space may be back */
     int rc = w->shut ? MMJ_E_CLOSED : w->failed_errno ? latched(w) : MMJ_OK;
     int must_roll = w->need_roll || w->in_reserve;
     uint64_t need = (w->reserve_ready ? 0 : w->opt.segment_size) + (must_roll ? w->opt.segment_size : 0);
@@ -932,12 +934,14 @@ int mmj_writer_shutdown(mmj_writer *w)
         } else {
             /* not sealed either way; damage a call has reported (an append, mmj_writer_damage)
              * is not reported again; damage no call has reported (found by this close, or by the
-             * check after the last call) is: the caller's records may follow it. What was
+             * check after the last call) is: the caller's records may follow it; so is a DAMAGED
+             * marker still missing (the next open would not fail closed without it). What was
              * published before a latch other than a failed msync was acknowledged: msynced. */
             int synced = !w->sync_failed && durable(w) ? sync_range(w, w->synced_off, w->off) : MMJ_OK;
+            int marked = mmj_recheck_mark(w);
             if (!w->damage_reason)
                 rc = latched(w);
-            else if (!w->damage_told)
+            else if (marked != MMJ_OK || !w->damage_told)
                 rc = MMJ_E_CORRUPT;
             else
                 rc = synced == MMJ_OK ? MMJ_OK : MMJ_E_DURABILITY;
@@ -1667,6 +1671,8 @@ int mmj_writer_open(const char *dir, const mmj_options *opt, mmj_writer **out, m
         *err = w->failed_errno;
     if (rc == MMJ_OK)
         rc = ensure_reserve(w, err);
+    if (rc == MMJ_OK)
+        mmj_recheck_prepare(w);
     if (rc != MMJ_OK) {
         if (w->seg.base)
             mmj_unmap(&w->seg);

@@ -102,6 +102,7 @@ struct mmj_writer {
                                 * (after retries), 0 if none */
     int damage_reason;         /* an mmj_reason once the check found damage (latched, mutex) */
     int damage_told;           /* a call has reported the latched damage (else the close does) */
+    int damage_unmarked;       /* DAMAGED could not be written yet: retry_space and close retry */
     uint64_t damage_segment;
     uint64_t damage_offset;
     uint64_t damage_seq;
@@ -109,6 +110,11 @@ struct mmj_writer {
 };
 
 #define MMJ_DAMAGED_NAME "DAMAGED"
+#define MMJ_DAMAGED_TMP "DAMAGED.tmp"   /* the marker's room, preallocated while there is space */
+#define MMJ_DAMAGED_ROOM 4096
+/* Preallocate DAMAGED.tmp if it is not there (best effort), so that a disk that fills up later
+ * cannot refuse the marker. */
+void mmj_recheck_prepare(mmj_writer *w);
 /* Start the thread that checks the trusted segments (none: no thread; one that cannot be started:
  * the caller checks them all now). Returns 1 if a thread runs. */
 int mmj_recheck_start(mmj_writer *w);
@@ -116,6 +122,9 @@ int mmj_recheck_start(mmj_writer *w);
  * segments the thread has not claimed yet alongside it, join it, and latch the first damage
  * either found (DAMAGED written). Costs the walk of what was left, at scan speed. */
 void mmj_recheck_finish(mmj_writer *w);
+/* Write DAMAGED for the latched damage if an earlier attempt could not (caller holds the writer
+ * mutex): MMJ_OK once it exists, else the write's status. */
+int mmj_recheck_mark(mmj_writer *w);
 /* MMJ_OK if the journal has no DAMAGED marker; else MMJ_E_CORRUPT with the damage it names in rep
  * (reason, segment, offset, seq), or MMJ_E_IO if it cannot be read. */
 int mmj_damage_read(int dirfd, mmj_recovery *rep);
