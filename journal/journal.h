@@ -41,7 +41,7 @@
  *                             journal data, never read by readers, tailers or verify; SALVAGE
  *                             reads its segment files one by one
  *   reserve.mmj               the reserve segment (RESERVE SEGMENT below)
- *   DAMAGED, DAMAGED.tmp      the marker of damage behind a summary, and the room kept for it
+ *   DAMAGED, DAMAGED.room     the marker of damage behind a summary, and the room kept for it
  *                             (DAMAGE BEHIND A SUMMARY)
  *   next.mmj.tmp              the next segment, preallocated, mapped and faulted in by the
  *                             writer's helper thread once the current one is half full; a roll
@@ -200,17 +200,17 @@
  *   call returning MMJ_E_CORRUPT, or mmj_writer_damage returning a reason, reports it), or if the
  *   DAMAGED marker could not be written, else MMJ_OK; and it writes the file DAMAGED ("damaged
  *   <reason> segment <i> offset <o> seq <s>\n", atomic rename) as soon as the damage is found. A
- *   full disk cannot refuse it: every writer open preallocates DAMAGED.tmp (4096 bytes, kept until
- *   used) while there is space, and the marker is written into it and renamed; without that file
- *   it is written as a new file, or into the space of reserve.mmj (which a latched writer no
+ *   full disk cannot refuse it: every writer open preallocates DAMAGED.room (4096 bytes, kept
+ *   until used) while there is space, and the marker is written into it and renamed; without that
+ *   file it is written as a new file, or into the space of reserve.mmj (which a latched writer no
  *   longer uses; the next open makes a new one). A marker that could not be written yet is tried
- *   again by mmj_writer_retry_space and by the close (one still missing then, with no DAMAGED.tmp
+ *   again by mmj_writer_retry_space and by the close (one still missing then, with no DAMAGED.room
  *   and no reserve on a disk full from before the open: the next open checks the summaries again,
  *   as after a writer that died). While DAMAGED exists every writer open fails with MMJ_E_CORRUPT,
  *   the report naming that record, and changes nothing. An operator restores the segment and
  *   removes DAMAGED; or, to cut the journal at the damage, removes DAMAGED and the segment's
  *   summary, and recovery then scans it and keeps what follows the damage in discarded/
- *   (DISCARDED DATA); DAMAGED.tmp is not a marker and stays. The window
+ *   (DISCARDED DATA); DAMAGED.room is not a marker and stays. The window
  *   that remains: records appended between the open and the end of the check (the check walks at
  *   memory speed when the segments are cached, at the disk's read speed when not) were
  *   acknowledged behind the damage; they are in the journal, and the latch and DAMAGED stop

@@ -3,7 +3,7 @@
  * their records (RECORD rules) while the writer appends, and a closing writer walks what is left
  * alongside it before it seals. Damage latches the writer (every later append fails with
  * MMJ_E_CORRUPT) and leaves the DAMAGED file, which makes every later open fail closed until an
- * operator removes it; a full disk cannot refuse that marker (DAMAGED.tmp, preallocated at open).
+ * operator removes it; a full disk cannot refuse that marker (DAMAGED.room, preallocated at open).
  * A segment that cannot be mapped (EMFILE, ENOMEM, EIO) is not damage: it is tried again, and if
  * it stays unreadable the writer latches as an I/O error, with no marker.
  *
@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -133,25 +134,28 @@ static void walk_claimed(mmj_writer *w, mmj_damage *f)
 
 void mmj_recheck_prepare(mmj_writer *w)
 {
-    int fd = openat(w->dirfd, MMJ_DAMAGED_TMP, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    struct stat st;
+    int fd = openat(w->dirfd, MMJ_DAMAGED_ROOM_NAME, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0)
-        return;   /* kept from an earlier writer (or no space, or no descriptor: best effort) */
-    if (posix_fallocate(fd, 0, MMJ_DAMAGED_ROOM) != 0)
-        unlinkat(w->dirfd, MMJ_DAMAGED_TMP, 0);
+        return;   /* no descriptor, no space for the name: best effort */
+    /* kept from an earlier writer, or cut short by a crash (then allocated now) */
+    if (fstat(fd, &st) == 0 && (uint64_t)st.st_blocks * 512 < MMJ_DAMAGED_ROOM_SIZE &&
+        posix_fallocate(fd, 0, MMJ_DAMAGED_ROOM_SIZE) != 0)
+        unlinkat(w->dirfd, MMJ_DAMAGED_ROOM_NAME, 0);
     close(fd);
 }
 
-/* Write the marker into the preallocated DAMAGED.tmp (no new blocks: a full disk cannot refuse
+/* Write the marker into the preallocated DAMAGED.room (no new blocks: a full disk cannot refuse
  * it), then rename it; MMJ_E_NOT_FOUND without that file. */
 static int mark_in_place(mmj_writer *w, const char *text, size_t n, int *err)
 {
-    int fd = openat(w->dirfd, MMJ_DAMAGED_TMP, O_WRONLY | O_CLOEXEC);
+    int fd = openat(w->dirfd, MMJ_DAMAGED_ROOM_NAME, O_WRONLY | O_CLOEXEC);
     if (fd < 0)
         return errno == ENOENT ? MMJ_E_NOT_FOUND : (*err = errno, MMJ_E_IO);
     int ok = pwrite(fd, text, n, 0) == (ssize_t)n && ftruncate(fd, (off_t)n) == 0 && fsync(fd) == 0;
     int saved = errno;
     close(fd);
-    if (ok && renameat(w->dirfd, MMJ_DAMAGED_TMP, w->dirfd, MMJ_DAMAGED_NAME) == 0 && fsync(w->dirfd) == 0)
+    if (ok && renameat(w->dirfd, MMJ_DAMAGED_ROOM_NAME, w->dirfd, MMJ_DAMAGED_NAME) == 0 && fsync(w->dirfd) == 0)
         return MMJ_OK;
     *err = ok ? errno : saved;
     return (*err == ENOSPC || *err == EDQUOT) ? MMJ_E_DISK_FULL : MMJ_E_IO;

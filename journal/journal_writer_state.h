@@ -110,9 +110,9 @@ struct mmj_writer {
 };
 
 #define MMJ_DAMAGED_NAME "DAMAGED"
-#define MMJ_DAMAGED_TMP "DAMAGED.tmp"   /* the marker's room, preallocated while there is space */
-#define MMJ_DAMAGED_ROOM 4096
-/* Preallocate DAMAGED.tmp if it is not there (best effort), so that a disk that fills up later
+#define MMJ_DAMAGED_ROOM_NAME "DAMAGED.room" /* the marker's room, preallocated while there is space */
+#define MMJ_DAMAGED_ROOM_SIZE 4096
+/* Preallocate DAMAGED.room if it is not there (best effort), so that a disk that fills up later
  * cannot refuse the marker. */
 void mmj_recheck_prepare(mmj_writer *w);
 /* Start the thread that checks the trusted segments (none: no thread; one that cannot be started:

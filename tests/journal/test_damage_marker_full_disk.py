@@ -1,6 +1,6 @@
 """Damage found behind a trusted summary while the disk is full still leaves its DAMAGED marker:
-the marker is written into DAMAGED.tmp, which every writer open preallocates while there is space,
-so a full disk cannot refuse it, and every later open fails closed (journal.h DAMAGE BEHIND A
+the marker is written into DAMAGED.room, which every writer open preallocates while there is
+space, so a full disk cannot refuse it, and every later open fails closed (journal.h DAMAGE BEHIND A
 SUMMARY). A marker that still cannot be written (no such file, no space) is tried again by
 retry_space and by the close, which raises JournalCorrupt while it is missing. Before, the result
 of the write was ignored: on a full disk the marker was missing, and the next open acknowledged
@@ -47,7 +47,7 @@ def test_damage_found_on_a_full_disk_leaves_its_marker(small_tmpfs):
 
 def test_a_marker_the_disk_refused_is_written_by_retry_space_and_owed_by_close(small_tmpfs):
     d = damaged_full_journal(small_tmpfs)
-    (d / "DAMAGED.tmp").unlink()                      # no room kept for the marker
+    (d / "DAMAGED.room").unlink()                     # no room kept for the marker
     fill_disk(small_tmpfs)
     j = open_until_damage(d)
     assert not (d / "DAMAGED").exists()
@@ -57,7 +57,7 @@ def test_a_marker_the_disk_refused_is_written_by_retry_space_and_owed_by_close(s
     assert (d / "DAMAGED").exists()
     j.close()
     (d / "DAMAGED").unlink()                          # again, and the close cannot write it
-    (d / "DAMAGED.tmp").unlink(missing_ok=True)
+    (d / "DAMAGED.room").unlink(missing_ok=True)
     fill_disk(small_tmpfs)
     j = open_until_damage(d)
     with pytest.raises(JournalCorrupt):               # damage told, but its marker is missing
