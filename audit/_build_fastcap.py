@@ -1,6 +1,7 @@
-"""cffi build (API mode, out of line) of the busy-poll datagram reader into audit._fastcap_cffi,
-from audit/_fastcap.c; the cdef, numeric constants included, is read from audit/fastcap.h with
-the journal build's header stripper, so the binding never drifts from the header.
+"""cffi build (API mode, out of line) of the busy-poll datagram reader (audit/_fastcap.c) and the
+write-ahead send for C callers (audit/_fastsend.c) into audit._fastcap_cffi; the cdef, numeric
+constants included, is read from audit/fastcap.h and fastsend.h with the journal build's header
+stripper, so the binding never drifts from the headers.
 """
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from cffi import FFI
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
+HEADERS = ("fastcap.h", "fastsend.h")
+SOURCES = ("_fastcap.c", "_fastsend.c")
 
 
 def _cdef_from_header(text: str) -> str:
@@ -24,11 +27,11 @@ def _cdef_from_header(text: str) -> str:
 
 def make_builder() -> FFI:
     ffi = FFI()
-    ffi.cdef(_cdef_from_header((HERE / "fastcap.h").read_text()))
+    ffi.cdef("\n".join(_cdef_from_header((HERE / h).read_text()) for h in HEADERS))
     ffi.set_source(
         "audit._fastcap_cffi",
-        '#include "fastcap.h"',
-        sources=[str((HERE / "_fastcap.c").relative_to(ROOT))],   # relative: setuptools runs from the root
+        "\n".join(f'#include "{h}"' for h in HEADERS),
+        sources=[str((HERE / c).relative_to(ROOT)) for c in SOURCES],   # relative: setuptools runs from the root
         include_dirs=[str(HERE)],
         extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra"],
     )

@@ -1,10 +1,6 @@
 /* mm_core/_fastlane.c: flane_fire, the quote guard's own-fill lane and its armed pulls in one
  * call (fastlane.h says what it does and what the engine and runner do around it). */
-#define _GNU_SOURCE
-#include <errno.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
 
 #include "fastlane.h"
 
@@ -18,13 +14,6 @@ enum { EXEC_FRAME = 43, EXEC_TOKEN = 12, EXEC_SHARES = 26, EXEC_PRICE = 30, EXEC
 static uint32_t be32(const uint8_t *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static int64_t clock_ns(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 /* The armed index of the quote the frame fills, when the OMS will book the fill; -1 otherwise. */
@@ -62,48 +51,36 @@ static void at_risk(flane_armed *a, uint32_t filled, int full, const fsig_trip *
     }
 }
 
-/* Every pull's ORDER_SENT appended, then their bytes in one send; 0 when the sink cannot hold them. */
+/* Every pull's ORDER_SENT (key patched) and their bytes, handed to the sink's send; 0 when the
+ * sink cannot hold them (nothing handed over). */
 static int send_pulls(const flane_armed *a, flane_sink *s)
 {
-    uint8_t data[FLANE_DATA_MAX], record[FLANE_PAYLOAD_MAX];
-    uint32_t n = 0;
+    uint8_t data[FLANE_DATA_MAX], records[FLANE_RECORDS_MAX];
+    const uint8_t *record[FLANE_MAX];
+    uint32_t lens[FLANE_MAX];
+    uint32_t n = 0, used = 0;
     for (uint32_t k = 0; k < a->n_pulled; k++) {
         uint32_t j = a->pulled[k];
         if (!s->packet[j] || !s->payload[j] || s->packet_len[j] > sizeof data - n ||
-            s->payload_len[j] > sizeof record || s->tskey_at + 4 > s->payload_len[j])
+            s->payload_len[j] > sizeof records - used || s->tskey_at + 4 > s->payload_len[j])
             return 0;
         memcpy(data + n, s->packet[j], s->packet_len[j]);
         n += s->packet_len[j];
+        memcpy(records + used, s->payload[j], s->payload_len[j]);
+        record[k] = records + used;
+        lens[k] = s->payload_len[j];
+        used += s->payload_len[j];
     }
-    if (!n)
+    if (!n || !s->send)
         return 0;
     uint32_t key = s->key = s->tcp_bytes + n - 1;          /* mod 2^32, as the socket's OPT_ID */
-    s->n_appended = 0;
-    s->status = 0;
-    s->err = 0;
     for (uint32_t k = 0; k < a->n_pulled; k++) {
-        uint32_t j = a->pulled[k];
-        memcpy(record, s->payload[j], s->payload_len[j]);
+        uint8_t *at = (uint8_t *)record[k] + s->tskey_at;
         for (int b = 0; b < 4; b++)                        /* little-endian u4, as the catalogue's */
-            record[s->tskey_at + b] = (uint8_t)(key >> (8 * b));
-        int64_t seq = s->append(s->writer, s->rtype, (const char *)record, s->payload_len[j],
-                                clock_ns(CLOCK_REALTIME), s->ts_source, s->clock_state);
-        if (seq <= 0) {
-            s->status = seq;
-            return 1;                                      /* nothing is sent */
-        }
-        s->seqs[s->n_appended++] = seq;
+            at[b] = (uint8_t)(key >> (8 * b));
     }
-    s->send_entered_ns = clock_ns(CLOCK_MONOTONIC);
-    for (uint32_t off = 0; off < n;) {
-        ssize_t sent = send(s->fd, data + off, n - off, 0);         /* as socket.sendall */
-        if (sent >= 0) {
-            off += (uint32_t)sent;
-        } else if (errno != EINTR) {
-            s->err = errno;
-            break;
-        }
-    }
+    s->n_appended = s->send(s->writer, s->append, s->rtype, record, lens, a->n_pulled, s->ts_source,
+                            s->clock_state, s->fd, data, n, s->seqs, &s->status, &s->err, &s->send_entered_ns);
     return 1;
 }
 

@@ -58,11 +58,15 @@ class ArmedPulls:
         """The plan of each armed order at its armed index in the sink (no more than it holds:
         the engine's C lane is off past that)."""
         sink, held = self.sink, []
-        for i, order in enumerate(orders[:len(sink.payload)]):
-            payload, packet = self.plans[order.token]
-            held += [ffi.from_buffer(payload), ffi.from_buffer(packet)]
-            sink.payload[i], sink.packet[i] = held[-2], held[-1]
-            sink.payload_len[i], sink.packet_len[i] = len(payload), len(packet)
+        for i in range(len(sink.payload)):
+            if i < len(orders):
+                payload, packet = self.plans[orders[i].token]
+                held += [ffi.from_buffer(payload), ffi.from_buffer(packet)]
+                sink.payload[i], sink.packet[i] = held[-2], held[-1]
+                sink.payload_len[i], sink.packet_len[i] = len(payload), len(packet)
+            else:       # no pointer into a buffer the last plan held is left behind
+                sink.payload[i] = sink.packet[i] = ffi.NULL
+                sink.payload_len[i] = sink.packet_len[i] = 0
         self._held = held
 
     def patched(self, orders: list, key: int) -> list[bytes]:

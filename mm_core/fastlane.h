@@ -14,12 +14,15 @@
  *   - FLANE_TRIPPED, OUT trip: the quotes at risk (Engine._lane_at_risk: the tripped sides, and
  *     after a fill that ends the quote neither it nor an unanswered replacement of it) in
  *     pulled[0..n_pulled); when `sink` is not NULL and there are some, each pull's ORDER_SENT
- *     (the key patched: tcp_bytes + every pull's bytes - 1, as one send) appended with the
- *     journal's reserve append, stamped CLOCK_REALTIME, and only when every one went in, their
- *     bytes sent on fd as one send (sent: 1). The engine then builds and books the pulls as
- *     its Python path would, and the runner books what the sink says (seqs, status, err).
- * A sink that cannot hold the pulls (payload or bytes past its buffers) is not used (sent: 0):
- * the engine's Python path sends them.
+ *     (the key patched: tcp_bytes + every pull's bytes - 1, as one send) and their bytes as one
+ *     buffer are handed to the sink's `send` (the shell's: audit/fastsend.h, which appends them
+ *     with the journal's reserve append and sends the bytes only when every one went in), and
+ *     `sent` is 1: the sink was used (the bytes went out only when status is 0). The engine
+ *     then builds and books the pulls as its Python path would, and the runner books what the
+ *     sink says (seqs, status, err).
+ * This file reads no clock and touches no socket or file: the shell's `send` does. A sink that
+ * cannot hold the pulls (records or bytes past its buffers) is not used (sent: 0): the engine's
+ * Python path sends them.
  */
 #ifndef FASTLANE_H
 #define FASTLANE_H
@@ -28,13 +31,20 @@
 #include "fastsig.h"
 
 enum { FLANE_NOT = 0, FLANE_QUIET = 1, FLANE_TRIPPED = 2, FLANE_NOMEM = -1 };
-enum { FLANE_MAX = 64, FLANE_TOKEN = 14, FLANE_PAYLOAD_MAX = 1024, FLANE_DATA_MAX = 4096 };
+enum { FLANE_MAX = 64, FLANE_TOKEN = 14, FLANE_RECORDS_MAX = 16384, FLANE_DATA_MAX = 4096 };
 
 /* journal.h's mmj_append_reserve, the writer as void * (the journal's own module owns the type) */
 typedef int64_t (*flane_append_fn)(void *w, uint32_t rtype, const char *payload, uint64_t len,
                                    int64_t ts_ns, uint32_t ts_source, uint32_t clock_state);
+/* audit/fastsend.h's fsend_append_send (the same signature, the append as flane_append_fn) */
+typedef uint32_t (*flane_send_fn)(void *writer, flane_append_fn append, uint32_t rtype,
+                                  const uint8_t *const *records, const uint32_t *lens, uint32_t n,
+                                  uint32_t ts_source, uint32_t clock_state, int32_t fd,
+                                  const uint8_t *data, uint32_t dlen,
+                                  int64_t *seqs, int64_t *status, int32_t *err, int64_t *entered_ns);
 
 typedef struct flane_sink {             /* the runner's */
+    flane_send_fn send;                 /* appends then sends (the shell's C) */
     void *writer;                       /* the journal's writer, open */
     flane_append_fn append;             /* its reserve append (a cancel may use the reserve) */
     int32_t fd;                         /* the order-entry socket, connected */
@@ -47,13 +57,13 @@ typedef struct flane_sink {             /* the runner's */
     uint32_t payload_len[64];
     const uint8_t *packet[64];          /* by armed index: the cancel's bytes */
     uint32_t packet_len[64];
-    /* OUT, when sent */
+    /* OUT, when sent (each cleared by every fire that reaches the sink) */
     uint32_t n_appended;                /* records appended, in pull order */
     uint32_t key;                       /* the stamp key every one carries */
     int64_t seqs[64];
     int64_t status;                     /* 0, or the refused append's (nothing was sent) */
     int32_t err;                        /* 0, or the send's errno */
-    int64_t send_entered_ns;            /* CLOCK_MONOTONIC just before the send */
+    int64_t send_entered_ns;            /* CLOCK_MONOTONIC just before the send, 0: none */
 } flane_sink;
 
 typedef struct flane_armed {            /* the engine's */
@@ -69,7 +79,7 @@ typedef struct flane_armed {            /* the engine's */
     /* OUT */
     uint32_t filled;                    /* the filled quote's index */
     uint8_t full;                       /* the fill ends it */
-    uint8_t sent;                       /* the sink was used */
+    uint8_t sent;                       /* the sink was used (its status says whether bytes went) */
     uint32_t n_pulled;
     uint32_t pulled[64];                /* armed indexes at risk, in the armed order */
 } flane_armed;

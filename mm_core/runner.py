@@ -29,6 +29,7 @@ from typing import Callable, Iterable, Iterator, Protocol
 
 from audit.capture import TimestampedTcpSocket, TimestampedUdpSocket
 from audit.fastcap import SpinReader
+from audit.fastsend import APPEND_SEND_ADDRESS
 from audit.health import PROFILES
 from audit.phc import LEAP59, LEAP61, leap_utc_ns, phc_leap, phc_offset
 from audit.txtrack import PendingTxTracker, TxOutcome, TxStatus
@@ -414,6 +415,7 @@ class Runner:
         c_append = getattr(journal, "c_reserve_append", None)
         if self._append_send is not None and c_append is not None and not journal.closed:
             fn, writer = c_append()
+            sink.send = _ffi.cast("flane_send_fn", APPEND_SEND_ADDRESS)
             sink.append, sink.writer = _ffi.cast("flane_append_fn", fn), _ffi.cast("void *", writer)
             sink.rtype, sink.ts_source = _ORDER_SENT, _USER
             engine.urgent_lane, engine.urgent_lane_booked = self._lane_ready, self._lane_booked
@@ -1394,11 +1396,17 @@ class Runner:
         """The pulls the engine built, booked as sent from the plan (journaled as `payloads`)."""
         self._acting += 1
         try:
+            self._orders_sent(pulls, key, data, True, seqs, status, err)
             for action, payload in zip(pulls, payloads):
                 if order_sent_payload(action, key) != payload:    # never: the plan is the engine's
+                    # the journal no longer says what was sent: fail closed, as on a journal
+                    # failure (the engine hears it after this event: latched, every quote pulled)
+                    now = _realtime()
                     self._note_alert("armed-pull-mismatch", f"{action.intent.token}: its ORDER_SENT "
-                                     "was journaled from a plan that differs from the pull built", _realtime())
-            self._orders_sent(pulls, key, data, True, seqs, status, err)
+                                     "was journaled from a plan that differs from the pull built", now)
+                    self._journal_failed(JournalError(f"armed pull {action.intent.token}: the journaled "
+                                                      "ORDER_SENT differs from the order built"), now)
+                    break
         finally:
             self._acting -= 1
 

@@ -18,7 +18,7 @@ from recovery.errors import BadRecoveryRecord, BadVenueMessage
 
 __all__ = [
     "LocalOrder", "LocalView", "local_view", "VenueOrder", "VenueView", "venue_view",
-    "MarkNotSent", "CancelAtVenue", "ResendCancel", "Deliver", "AdoptPending", "Resolution",
+    "MarkNotSent", "CancelAtVenue", "ResendCancel", "Deliver", "AdoptPending", "AdoptModify", "Resolution",
     "resolution_from_json", "reported_corrections", "Discrepancy", "ReconResult", "reconcile", "apply",
     "KINDS",
 ]
@@ -46,6 +46,8 @@ _UNANSWERED = frozenset({OrderState.PENDING_NEW.value, OrderState.UNKNOWN.value}
 _RESTING = frozenset({OrderState.ACCEPTED.value, OrderState.PARTIALLY_FILLED.value})
 _FILLS = (ouch.Executed, ouch.ExecutedWithReferencePrice)
 _CANCELS = (ouch.Canceled, ouch.AiqCanceled)
+# states of an accepted order whose Order Modified the OMS takes once a modify is on its way
+_MODIFY_ANSWERABLE = frozenset({OrderState.PENDING_CANCEL, OrderState.UNKNOWN})
 
 
 # --- the two views ------------------------------------------------------------------------------
@@ -253,10 +255,26 @@ class AdoptPending:
     action: str = "adopt"
 
 
-Resolution = MarkNotSent | CancelAtVenue | ResendCancel | Deliver | AdoptPending
+@dataclass(frozen=True, slots=True)
+class AdoptModify:
+    """A size-down in place (OUCH Modify) the venue applied to an order of ours that the journal
+    never recorded sending: the OMS expects the venue's Order Modified before it is delivered.
+    Before and after as the venue's answer tells them: `leaves` open before, `shares` after, the
+    side byte (a sell's marking) the venue holds from now on; the price stays (a Modify keeps it)."""
+
+    token: str
+    symbol_id: int
+    side: str
+    price: int
+    leaves: int
+    shares: int
+    action: str = "adopt-modify"
+
+
+Resolution = MarkNotSent | CancelAtVenue | ResendCancel | Deliver | AdoptPending | AdoptModify
 # keyed by the field default (in a slotted dataclass the class attribute is a slot descriptor)
 _BY_ACTION = {c.__dataclass_fields__["action"].default: c
-              for c in (MarkNotSent, CancelAtVenue, ResendCancel, Deliver, AdoptPending)}
+              for c in (MarkNotSent, CancelAtVenue, ResendCancel, Deliver, AdoptPending, AdoptModify)}
 
 
 def reported_corrections(outcome: Mapping) -> list[int]:
@@ -519,6 +537,8 @@ def apply(engine, resolution: Resolution, now_ns: int) -> list[Action]:
                     engine.hedger.on_done(hedged)
     elif isinstance(resolution, AdoptPending):
         _skip_token(oms, resolution.token)
+        # an order replay decided again (its input kept, its ORDER_SENT lost) is pending already,
+        # as decided and counted: the record is its adoption's evidence only
         if resolution.token not in oms.orders:
             _adopt(oms, resolution, now_ns)
             r = resolution
@@ -526,6 +546,8 @@ def apply(engine, resolution: Resolution, now_ns: int) -> list[Action]:
             # original until the venue answers, a sell with the venue's marking (its locate)
             engine.risk.on_order_adopted(r.token, r.symbol_id, _side(r.side), r.qty, r.price,
                                          _mark(r.side), r.orig_token, now_ns)
+    elif isinstance(resolution, AdoptModify):
+        _adopt_modify(oms, resolution, now_ns)
     elif isinstance(resolution, CancelAtVenue):
         token = resolution.token
         if resolution.adopt:
@@ -573,6 +595,21 @@ def _adopt(oms, r: AdoptPending, now_ns: int) -> None:
         old.last_ns = now_ns
     oms.on_sent(_intent(OrderKind.ENTER, r.token, r.symbol_id, r.side, r.price, r.qty, r.orig_token),
                 now_ns)
+
+
+def _adopt_modify(oms, r: AdoptModify, now_ns: int) -> None:
+    """Make the OMS expect the venue's Order Modified of a size-down it never recorded sending
+    (one replay decided again already expects it). The gateway keeps counting the order as it
+    was until that answer confirms the new size, as for any modify."""
+    order = oms.orders.get(r.token)
+    if order is None or order.modify_sent or not order.acked:
+        return
+    if order.state.value in _RESTING:
+        order.fsm.fire(Trigger.MODIFY_SENT)
+        order.last_ns = now_ns
+    elif order.state not in _MODIFY_ANSWERABLE:
+        return              # e.g. a replace in flight: the Order Modified halts (fail closed)
+    order.modify_sent = True
 
 
 def _skip_token(oms, token: str) -> None:

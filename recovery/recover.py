@@ -9,6 +9,12 @@ change; then a RECON "code-change" record says so ahead of the others. A tail th
 repaired is journaled next (RECON "journal-tail", with what was discarded), before anything that
 can fail, so no attempt leaves the repair unrecorded.
 
+The venue is authoritative for what it received. An order, or a size-down of one, whose ORDER_SENT
+the torn tail lost is adopted from the venue's answer about it (a RECON resolution, adopt or
+adopt-modify): journaled just ahead of that answer when the input that decided it was lost too;
+when that input survived, replay decides the order again (the same token; recovery never sends it)
+and its adoption is journaled ahead of the BEGIN record, before any cancel recovery sends it.
+
 Owns the order of those steps and the write-ahead rule while recovery acts (a record before every
 input the engine sees and before every byte sent). Comparison logic lives in reconcile.py, the
 venue sessions in venue_link.py. Must not make trading decisions beyond reconciliation's.
@@ -29,12 +35,13 @@ from mm_core.engine import Engine
 from mm_core.oms import TERMINAL
 from mm_core.events import JournalNote, Reconciled, SendOrder, VenueMessage
 from mm_core.protocol import ProtocolError, ouch, soupbintcp
+from mm_core.types import OrderKind
 from mm_core.risk import Limits, RiskError, RiskGateway
 from recovery.codecheck import RECON_CODE_CHANGE, CodeCheck
 from recovery.errors import JournalDamaged, JournalUnavailable, RecoverySetupError
 from recovery.reconcile import (
-    AdoptPending, CancelAtVenue, Deliver, ReconResult, ResendCancel, Resolution, apply, local_view, reconcile, resolution_json,
-    venue_view,
+    AdoptModify, AdoptPending, CancelAtVenue, Deliver, ReconResult, ResendCancel, Resolution, apply, local_view,
+    reconcile, resolution_json, venue_view,
 )
 from recovery.replay import (RECON_BEGIN, RECON_FINDING, RECON_OUTCOME, RECON_RESOLUTION, UNSENT_ALL, ReplayResult,
                              replay_journal)
@@ -144,6 +151,7 @@ class _Shell:
         # orders the engine decided whose ORDER_SENT is not journaled yet: what an error
         # leaves here was never sent (the OUTCOME of a failed attempt names them)
         self.unjournaled: list[str] = []
+        self.replayed = _Unjournaled.of(result.replay.unsent)
 
     def record(self, rtype: RecordType, payload: bytes, now: int) -> int:
         if self.journal is None:
@@ -173,12 +181,12 @@ class _Shell:
                                     "after": order_doc(self.engine, token)})
 
     def deliver(self, sequence: int, frame: bytes) -> None:
-        """A venue frame: journaled as VENUE_MSG, then fed. An order the journal never knew (its
-        ORDER_SENT lost with a torn tail) is adopted first so its answers are ordinary events."""
-        adopt = _adoption(self.engine, frame)
+        """A venue frame: journaled as VENUE_MSG, then fed. An order, or a size-down of one, the
+        journal never recorded sending (its ORDER_SENT lost with a torn tail, the input that decided
+        it too or not) is adopted first, so the venue's answers about it are ordinary events."""
+        adopt = _adoption(self.engine, frame, self.replayed)
         if adopt is not None:
-            self.resolve(adopt, {"why": f"venue sequence {sequence} concerns an order the journal "
-                                        "does not have"})
+            self.resolve(adopt, _adoption_doc(self.engine, adopt, sequence, self.replayed))
         now = self.clock()
         is_seq = frame[2] == _SEQUENCED
         rtype, payload = venue_payload(sequence if is_seq else 0, frame[2],
@@ -224,15 +232,61 @@ class _Shell:
         self.result.orders_sent += 1
 
 
-def _adoption(engine: Engine, frame: bytes) -> AdoptPending | None:
+@dataclass
+class _Unjournaled:
+    """Tokens of the orders replay decided again whose ORDER_SENT the torn tail lost (their input
+    survived): what the venue says it received of them is adopted as of an order never recorded
+    (the venue is authoritative for what it received; nothing is sent again)."""
+
+    entries: set[str]           # enters and replacements: their token
+    modifies: set[str]          # size-downs: the order's token
+    adopted: set[str] = field(default_factory=set)     # tokens of these adopted so far
+
+    def take(self, pending: set[str], token: str) -> None:
+        if token in pending:
+            pending.discard(token)
+            self.adopted.add(token)
+
+    @classmethod
+    def of(cls, unsent: list[SendOrder]) -> _Unjournaled:
+        intents = [a.intent for a in unsent]
+        return cls({i.token for i in intents if i.kind in (OrderKind.ENTER, OrderKind.REPLACE)},
+                   {i.token for i in intents if i.kind is OrderKind.MODIFY and i.qty > 0})
+
+
+def _adoption_doc(engine: Engine, adopt: AdoptPending | AdoptModify, sequence: int,
+                  unjournaled: _Unjournaled) -> dict:
+    """Why recovery adopts; for a replacement, also the order it replaces as it was before."""
+    if adopt.token in unjournaled.adopted:
+        why = "answers an order replay decided again, whose ORDER_SENT the journal lost"
+    elif isinstance(adopt, AdoptModify):
+        why = "modified an order with no modify of it journaled"
+    else:
+        why = "concerns an order the journal does not have"
+    doc = {"why": f"venue sequence {sequence} {why}"}
+    if isinstance(adopt, AdoptPending) and adopt.orig_token:
+        doc["replaces"] = {"token": adopt.orig_token, "before": order_doc(engine, adopt.orig_token)}
+    return doc
+
+
+def _adoption(engine: Engine, frame: bytes, unjournaled: _Unjournaled) -> AdoptPending | AdoptModify | None:
+    """The adoption a venue frame calls for: an entry or replacement of ours the OMS does not know,
+    or one replay decided again without its ORDER_SENT (`unjournaled`); a size-down the OMS never
+    recorded sending, or one so decided again. None for anything else (the answer to a journaled
+    order; one the engine cannot take halts it: fail closed)."""
     if frame[2] != _SEQUENCED:
         return None
     try:
         msg = ouch.decode_outbound(frame[3:])
     except ProtocolError:
         return None     # the engine journals the protocol error itself
-    if not isinstance(msg, (ouch.Accepted, ouch.Replaced, ouch.Rejected)) or msg.token in engine.oms.orders:
+    if isinstance(msg, ouch.OrderModified):
+        return _modify_adoption(engine, msg, unjournaled)
+    if not isinstance(msg, (ouch.Accepted, ouch.Replaced, ouch.Rejected)):
         return None
+    if msg.token in engine.oms.orders and msg.token not in unjournaled.entries:
+        return None
+    unjournaled.take(unjournaled.entries, msg.token)
     if isinstance(msg, ouch.Rejected):
         return AdoptPending(msg.token, 0, "B", 0, 0)
     try:
@@ -241,6 +295,16 @@ def _adoption(engine: Engine, frame: bytes) -> AdoptPending | None:
         return None     # not a symbol we trade: the engine halts on it, fail closed
     previous = msg.previous_token if isinstance(msg, ouch.Replaced) else ""
     return AdoptPending(msg.token, symbol_id, msg.side, msg.price, msg.shares, previous)
+
+
+def _modify_adoption(engine: Engine, msg: ouch.OrderModified, unjournaled: _Unjournaled) -> AdoptModify | None:
+    order = engine.oms.orders.get(msg.token)
+    if order is None or not order.acked or not 0 < msg.shares <= order.leaves:
+        return None     # not an order of ours the venue holds as it could have modified
+    if order.modify_sent and msg.token not in unjournaled.modifies:
+        return None     # the answer to a journaled modify
+    unjournaled.take(unjournaled.modifies, msg.token)
+    return AdoptModify(msg.token, order.symbol_id, msg.side, order.price, order.leaves, msg.shares)
 
 
 def _open_journal(path: str, dry_run: bool) -> tuple[Journal | None, dict]:
@@ -463,8 +527,12 @@ def _reconcile_with_venue(settings: RecoverySettings, shell: _Shell, result: Rec
     session = shell.session = SoupSession(host, port, settings.timeout)
     accepted = session.login(settings.username, settings.password, first)
     progress("venue", f"logged in, requested sequence {first}, venue starts at {accepted.sequence}")
+    if accepted.sequence == first:
+        _adopt_decided_again(shell, messages, replayed)
     # The begin record comes first: it closes the crashed session's record (orders decided
-    # after its last ORDER_SENT were never sent) before any input of this one.
+    # after its last ORDER_SENT have no record of their sending: a later replay expects none; the
+    # venue's answers show which it received, and those are adopted as they arrive) before any
+    # input of this one.
     now = shell.recon({"kind": RECON_BEGIN, "reconciled": False, "requested_sequence": first,
                        "venue_sequence": accepted.sequence, "venue_messages": len(messages),
                        "journal_tail": result.tail, "unsent_orders": [a.intent.token for a in replayed.unsent]})
@@ -501,6 +569,30 @@ def _reconcile_with_venue(settings: RecoverySettings, shell: _Shell, result: Rec
     final = result.rounds[-1]
     result.reasons += [f"{d.kind}: {d.detail}" + (f" ({d.token})" if d.token else "")
                        for d in final.discrepancies]
+
+
+def _adopt_decided_again(shell: _Shell, messages: dict[int, bytes], replayed: ReplayResult) -> None:
+    """Orders replay decided again whose ORDER_SENT the torn tail lost, that the venue's full view
+    shows it received (its answers follow the last journaled venue message): adopted ahead of the
+    BEGIN record, so a cancel recovery sends them when it begins has its order's origin before it
+    in the journal. Each record names the orders replay decided with no ORDER_SENT, as BEGIN does,
+    so a later replay expects none of them from there on; the adoption changes nothing the engine
+    decided (the order is pending already)."""
+    if not (shell.replayed.entries or shell.replayed.modifies):
+        return
+    unsent = [a.intent.token for a in replayed.unsent]
+    for seq in sorted(s for s in messages if s > replayed.last_venue_seq):
+        try:
+            token = getattr(ouch.decode_outbound(messages[seq]), "token", "")
+        except ProtocolError:
+            continue        # delivered later: the engine journals the protocol error itself
+        if token not in shell.replayed.entries and token not in shell.replayed.modifies:
+            continue
+        frame = soupbintcp.encode(soupbintcp.SequencedData(messages[seq]))
+        adopt = _adoption(shell.engine, frame, shell.replayed)
+        if adopt is not None:
+            shell.resolve(adopt, {**_adoption_doc(shell.engine, adopt, seq, shell.replayed),
+                                  "unsent_orders": unsent})
 
 
 def _venue_sequence_differs(shell: _Shell, result: Recovery, first: int, start: int) -> None:

@@ -20,7 +20,10 @@ origin is reconstructed, not the firm's: no NEWO row (the Enter and its send tim
 venue's acceptance time bounds it above), its side, instrument and limit from the venue's terms, and
 its algo, desk, trader, client, liquidity flag and validity null (only the lost ORDER_SENT held them),
 which is why those columns are nullable in the report of a journal that holds an adoption (schema
-orders-3; REQUIRED in Parquet otherwise, as before).
+orders-3; REQUIRED in Parquet otherwise, as before). A size-down the venue applied whose Modify the
+journal lost (recovery_marks: adopt-modify) shows on the venue's Order Modified row (REME, its size
+and side the venue's): recovery_status ADOPTED and the adoption's RECON sequence; the order's other
+rows keep their journaled origin.
 """
 from __future__ import annotations
 
@@ -119,6 +122,14 @@ def base_table(ev: events.OrderEvents, ref: RefData,
     if unknown is not None:                           # the adoption's RECON record: its origin
         status[adopted] = RECOVERY_STATUSES.index("ADOPTED")
         resolved_at[adopted] = c["creator_seq"][adopted]
+    marked = unsent | adopted
+    if marks is not None and marks.modifies is not None and len(marks.modifies):
+        # a venue's Order Modified whose Modify the journal lost: adopted by the RECON record before it
+        modify_at = marks.adopted_modify(c["token_key"], c["seq"])
+        modify_adopted = (modify_at > 0) & (e == EV["ORDER_MODIFIED"]) & (c["origin"] == 1)
+        status[modify_adopted] = RECOVERY_STATUSES.index("ADOPTED")
+        resolved_at[modify_adopted] = modify_at[modify_adopted]
+        marked |= modify_adopted
     venue = c["origin"] == 1
     executed = (e == EV["EXECUTED"]) | (e == EV["EXECUTED_WITH_REF_PRICE"])
     has_price = (e == EV["SENT_NEW"]) | (e == EV["SENT_REPLACE"]) | (e == EV["ACCEPTED"]) | (e == EV["REPLACED"])
@@ -169,8 +180,8 @@ def base_table(ev: events.OrderEvents, ref: RefData,
         "trading_state": pa.array(c["trading_state"].astype(np.uint8, copy=False), mask=~firm),
         "limits_version": pa.array(c["limits_version"].astype(np.uint32, copy=False), mask=~firm),
         **common.clock_columns(ev),
-        "recovery_status": ac.codes(status, RECOVERY_STATUSES, unsent | adopted),
-        "recovery_seq": ac.masked(resolved_at.astype(np.uint64, copy=False), unsent | adopted),
+        "recovery_status": ac.codes(status, RECOVERY_STATUSES, marked),
+        "recovery_seq": ac.masked(resolved_at.astype(np.uint64, copy=False), marked),
         "trade_date": common.trade_date_column(ev.utc.utc_ns, ev.utc.valid),
     }
     table = pa.table(columns)

@@ -3,6 +3,10 @@ order tokens it marked not sent ("mark-not-sent": the venue never received their
 recovery/reconcile.py MarkNotSent) and the cancels it sent again ("resend-cancel": the journaled
 Cancel never reached the venue, ResendCancel), with the sequence and UTC time of each resolution.
 
+Also the size-downs it adopted ("adopt-modify": the venue applied a Modify whose ORDER_SENT a
+torn tail lost, recovery/reconcile.py AdoptModify), each journaled just ahead of the venue's Order
+Modified it stands in for.
+
 Write-ahead journals an order before its bytes leave, so a crash between the two leaves an
 ORDER_SENT the venue never saw; only the recovery's resolution says so, later in the journal. Owns
 this read of RECON records (few: read whole, from the journal start to its end, as
@@ -25,6 +29,7 @@ from reports.timebase import to_utc
 RECON_RESOLUTION = "resolution"
 MARK_NOT_SENT, RESEND_CANCEL = "mark-not-sent", "resend-cancel"
 ADOPT, CANCEL = "adopt", "cancel"       # AdoptPending, CancelAtVenue (adopting with adopt true)
+ADOPT_MODIFY = "adopt-modify"           # AdoptModify: a size-down the venue applied, its Modify lost
 
 
 @dataclass(frozen=True)
@@ -64,12 +69,27 @@ class RecoveryMarks:
     not_sent: Marks             # mark-not-sent: the Enter or Replace of the token never reached the venue
     resent_cancel: Marks        # resend-cancel: the token's journaled Cancel never reached the venue
     adopted: bool = False       # the journal holds an adoption (adoptions.py): order columns may be null
+    # adopt-modify: every one, by journal sequence (a token may have several); the venue's Order
+    # Modified it stands in for is the journal's next record (recovery journals it so)
+    modifies: Marks | None = None
+
+    def adopted_modify(self, token_key: np.ndarray, seq: np.ndarray) -> np.ndarray:
+        """The adopt-modify sequence of each row (a venue's Order Modified of `token_key` at `seq`)
+        a recovery journaled just ahead of it; 0 where none did."""
+        m = self.modifies
+        seq = np.asarray(seq, np.int64)
+        if m is None or not len(m) or not len(seq):
+            return np.zeros(len(seq), np.int64)
+        at = np.clip(np.searchsorted(m.seq, seq - 1), 0, len(m) - 1)
+        hit = (m.seq[at] == seq - 1) & (m.token_key[at] == token_key)
+        return np.where(hit, m.seq[at], 0)
 
 
 def read(reader) -> RecoveryMarks:
-    """Every mark-not-sent and resend-cancel resolution in the journal (a token's first of each)."""
+    """Every mark-not-sent and resend-cancel resolution in the journal (a token's first of each),
+    and every adopt-modify."""
     headers, blob, offsets = reader.read_blobs(RecordType.RECON, 1, int(reader.last_seq))
-    found: dict[str, list] = {MARK_NOT_SENT: [], RESEND_CANCEL: []}
+    found: dict[str, list] = {MARK_NOT_SENT: [], RESEND_CANCEL: [], ADOPT_MODIFY: []}
     adopted = False
     for i, h in enumerate(headers):
         doc = unpack_json(blob[int(offsets[i]):int(offsets[i + 1])])
@@ -86,10 +106,13 @@ def read(reader) -> RecoveryMarks:
         # records with its own clock, so this read is the exception)
         samples = reader.read_fixed(RecordType.CLOCK_SAMPLE, first_seq=None, last_seq=int(reader.last_seq))
         samples = samples[np.argsort(samples["seq"], kind="stable")]
-    return RecoveryMarks(_marks(found[MARK_NOT_SENT], samples), _marks(found[RESEND_CANCEL], samples), adopted)
+    return RecoveryMarks(_marks(found[MARK_NOT_SENT], samples), _marks(found[RESEND_CANCEL], samples), adopted,
+                         _marks(found[ADOPT_MODIFY], samples, every=True))
 
 
-def _marks(rows: list, samples) -> Marks:
+def _marks(rows: list, samples, every: bool = False) -> Marks:
+    """The rows as Marks: by token, a token's first resolution kept (its later ones repeat it);
+    `every`: all kept, by journal sequence."""
     if not rows:
         return no_marks()
     keys = orderjoin.join_keys(np.array([t.encode()[:orderjoin.TOKEN_BYTES] for t, *_ in rows],
@@ -100,7 +123,9 @@ def _marks(rows: list, samples) -> Marks:
     if samples is None:
         samples = np.zeros(0, row_dtype(RecordType.CLOCK_SAMPLE))
     utc = to_utc(seq, ts_ns, source, samples)
-    # sorted by token, a token's first resolution kept (its later ones repeat it)
+    if every:
+        order = np.argsort(seq, kind="stable")
+        return Marks(keys[order], seq[order], utc.utc_ns[order], utc.valid[order])
     order = np.lexsort((seq, keys))
     keys = keys[order]
     first = np.ones(len(keys), bool)

@@ -374,3 +374,27 @@ def test_pulls_sent_from_the_armed_plan_journal_what_the_built_pulls_would(tmp_p
     alerts = [bytes(r.payload) for r in records if r.rtype == RecordType.METRICS]
     assert not [a for a in alerts if b"armed-pull-mismatch" in a]
     _replays_exactly(engine, records)
+
+
+def test_a_pull_built_unlike_its_journaled_plan_fails_closed(tmp_path):
+    """Should a built pull ever differ from the ORDER_SENT the armed path journaled and sent, the
+    journal no longer says what went out: the runner treats it as a journal failure (alert, and
+    the engine told the journal is unhealthy once the event is done), it does not trade on."""
+    from mm_core.runner import order_sent_payload
+    with Journal(tmp_path / "j") as journal:
+        runner, peer = connected_runner(journal)
+        action = PULLS[0]
+        key = (runner.tcp_bytes + len(action.packet) - 1) & 0xFFFFFFFF
+        planned = bytearray(order_sent_payload(action, key))
+        planned[0] ^= 1                                   # not what the engine built
+        seq = journal.append(int(RecordType.ORDER_SENT), bytes(planned), 0, int(TsSource.USER), reserve=True)
+        peer.setblocking(False)
+        runner._acting += 1                               # inside the event, as the armed sink books
+        runner._armed_booked([action], key, [bytes(planned)], action.packet, (seq,), 0, 0)
+        assert runner._unreported and runner._fatal
+        runner._acting -= 1
+        peer.close()
+        runner.close()
+    with Reader(str(tmp_path / "j")) as reader:
+        alerts = [json.loads(r.payload) for r in reader.records() if r.rtype == RecordType.METRICS]
+    assert any(a.get("alert") == "armed-pull-mismatch" for a in alerts)

@@ -18,7 +18,10 @@ from tests.mm_core.wire import ACME, BOLT, CHIP, LIMITS_TEXT, MS, S, Feed, Venue
 
 
 class RunnerLike:
-    """Journal, then feed; the engine's orders and notes are journaled after it answers."""
+    """Journal, then feed; the engine's orders and notes are journaled after it answers (with
+    their parties when `parties`, as the runner journals them: what the reports need)."""
+
+    parties = False
 
     def __init__(self, engine: Engine, journal: Journal) -> None:
         self.engine = engine
@@ -34,27 +37,31 @@ class RunnerLike:
         self.act(self.engine.on_event(Reconciled(now, True)), now)
 
     def feed(self, event) -> list:
-        rtype, payload = record_for(event, self)
+        rtype, payload = self.record(event)
         self.journal.append(rtype, payload, ts_ns=event.now_ns, ts_source=int(TsSource.USER))
         self.inputs += 1
         actions = self.engine.on_event(event)
         self.act(actions, event.now_ns)
         return actions
 
+    def record(self, event) -> tuple[RecordType, bytes]:
+        return record_for(event, self)
+
     def act(self, actions, now: int) -> None:
         for a in actions:
             if isinstance(a, SendOrder):
-                self.journal.append(RecordType.ORDER_SENT, order_sent(a), ts_ns=now,
+                self.journal.append(RecordType.ORDER_SENT, order_sent(a, self.parties), ts_ns=now,
                                     ts_source=int(TsSource.USER))
             elif isinstance(a, JournalNote):
                 self.journal.append(a.rtype, a.payload, ts_ns=now, ts_source=int(TsSource.USER))
 
 
-def order_sent(a: SendOrder) -> bytes:
+def order_sent(a: SendOrder, parties: bool = False) -> bytes:
     i = a.intent
+    ids = dict(algo_id=i.algo_id, desk_id=i.desk_id, trader_id=i.trader_id, client_id=i.client_id) if parties else {}
     return pack(RecordType.ORDER_SENT, token=i.token.encode(), orig_token=i.orig_token.encode(),
                 msg_type=a.packet[3], side=int(i.side), tif=i.tif, symbol_id=i.symbol_id, price=i.price,
-                qty=i.qty, risk_verdict=1, trading_state=a.trading_state, raw=a.packet)
+                qty=i.qty, risk_verdict=1, trading_state=a.trading_state, raw=a.packet, **ids)
 
 
 def record_for(event, runner: RunnerLike) -> tuple[RecordType, bytes]:

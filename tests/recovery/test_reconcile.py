@@ -15,7 +15,7 @@ from mm_core.protocol import ouch, soupbintcp
 from mm_core.types import Purpose, Side
 from recovery.errors import BadRecoveryRecord, BadVenueMessage
 from recovery.reconcile import (
-    AdoptPending, CancelAtVenue, Deliver, MarkNotSent, ResendCancel, apply, local_view, reconcile,
+    AdoptModify, AdoptPending, CancelAtVenue, Deliver, MarkNotSent, ResendCancel, apply, local_view, reconcile,
     reported_corrections, resolution_from_json, resolution_json, venue_view,
 )
 from recovery.replay import RECON_BEGIN, RECON_FINDING, RECON_OUTCOME, replay_journal
@@ -327,6 +327,7 @@ def test_bad_venue_input_is_a_typed_error_naming_the_sequence():
     MarkNotSent("MM0000000000001"), ResendCancel("MM000000000002"),
     CancelAtVenue("MM000000000003", ACME, "S", 1_000_100, 200, 9, True),
     Deliver(17, accepted("MM000000000004")), AdoptPending("MM000000000005", ACME, "B", 999_900, 100),
+    AdoptModify("MM000000000006", ACME, "T", 1_000_100, 300, 100),
 ])
 def test_resolutions_survive_the_journal_as_json(resolution):
     doc = unpack_json(pack_json({"kind": "resolution", "resolution": resolution_json(resolution)}))
@@ -395,3 +396,32 @@ def test_an_invalid_replace_the_venue_answered_by_canceling_the_original_reconci
     # (the requote after the Canceled is a new enter, in flight: not these two orders)
     again = reconcile(local(engine, venue, len(venue.log) + 1), venue.view(canceled))
     assert not {d.token for d in again.discrepancies} & {bid.token, token}, again.discrepancies
+
+
+def test_a_size_down_the_journal_lost_is_adopted_before_the_venue_confirms_it():
+    """A resting order the venue modified with no modify of it journaled: once adopted, the OMS
+    takes the venue's Order Modified (new size and side byte) and the gateway counts that size."""
+    engine, venue, bid, _ = quoting()
+    leaves = bid.leaves
+    apply(engine, AdoptModify(bid.token, ACME, "B", bid.price, leaves, leaves - 100), NOW)
+    assert bid.state is OrderState.PENDING_MODIFY and bid.modify_sent
+    # counted as it rests until the venue's answer confirms the size-down
+    assert engine.risk.working_orders()[bid.token] == (ACME, True, leaves, bid.price)
+    engine.on_event(VenueMessage(frame(ouch.encode(ouch.OrderModified(NOW, bid.token, "B", leaves - 100))), NOW))
+    assert engine.counts["halts"] == 0
+    assert bid.leaves == leaves - 100 and not bid.modify_sent
+    # (the engine then asks to restore its quote's size: a replace of it, now in flight; the
+    # gateway's count of the confirmed size is checked end to end in test_adopt_modify)
+
+
+def test_a_size_down_of_an_order_whose_replace_is_in_flight_is_not_adopted():
+    """No Order Modified can answer an order pending a replace: the adoption leaves it as it was,
+    and the venue's answer halts the engine (fail closed) rather than guess."""
+    from mm_core.types import OrderKind, make_intent
+    engine, venue, bid, _ = quoting()
+    actions: list = []
+    assert engine._submit(make_intent(OrderKind.REPLACE, engine.oms.new_token(), ACME, Side.BUY,
+                                      bid.price - 100, bid.leaves, engine.ids, orig_token=bid.token), actions)
+    assert bid.state is OrderState.PENDING_REPLACE
+    apply(engine, AdoptModify(bid.token, ACME, "B", bid.price, bid.leaves, 100), NOW)
+    assert bid.state is OrderState.PENDING_REPLACE and not bid.modify_sent

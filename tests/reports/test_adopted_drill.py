@@ -13,7 +13,8 @@ import pyarrow as pa
 from journal import Reader, RecordType
 from journal.catalogue import raw_bytes, unpack, unpack_json
 from mm_core.protocol import ouch, soupbintcp
-from recovery.recover import recover
+from recovery.recover import build_engine, recover
+from recovery.replay import replay_journal
 from reports.rts22 import COLUMNS
 from reports.run import run
 from tests.recovery.conftest import crashed_session  # noqa: F401  (the fixture)
@@ -159,3 +160,44 @@ def test_executions_of_an_order_a_recovery_adopted_are_in_each_report(crashed_se
     if accepted:
         assert {r["reason"][:7] for r in cat_rejects if r["seq"] == accepted[0]} == {"no MENO", "no MEOR"}
     assert cat_rejects and all(r["field"] == "orderKeyDate" and "orderKeyDate" in r["reason"] for r in cat_rejects)
+
+
+def test_an_order_replay_decides_again_without_its_order_sent_is_adopted_in_each_report(crashed_session, tmp_path):  # noqa: F811
+    """The power loss took the ORDER_SENT of an order the venue then executed, and every record
+    after it, but kept the input the engine decided it on: replay decides it again (the same token,
+    the journal having no record of its sending), and recovery adopts the venue's version of it once
+    the venue answers it, so its executions have an origin in every report (they were orphans)."""
+    venue, journal, address = crashed_session
+    with Reader(journal) as reader:
+        records = list(reader.records())
+    sent = _filled_order(records)
+    token = bytes(unpack(RecordType.ORDER_SENT, next(r for r in records if r.seq == sent).payload)["token"]) \
+        .decode().rstrip()
+    tear(journal, sent, power_loss=True)
+    settings = settings_for(journal, address)
+    result = recover(settings)
+    assert result.replay.deterministic
+    assert token in [a.intent.token for a in result.replay.unsent]       # decided again, not journaled
+    recon_seq, fills, others = _after_recovery(journal, token)
+    with Reader(journal) as reader:
+        doc = unpack_json(next(r for r in reader.records(rtypes=[RecordType.RECON]) if r.seq == recon_seq).payload)
+    # unanswered when recovery began: pulled with the other quotes until reconciled
+    assert "replay decided again" in doc["why"] and doc["before"]["state"] in ("pending-new", "pending-cancel")
+    assert result.engine.counts["halts"] == 0, result.reasons
+    # nothing was sent twice: the recovery's only orders are cancels
+    with Reader(journal) as reader:
+        resent = [unpack(RecordType.ORDER_SENT, r.payload) for r in reader.records(rtypes=[RecordType.ORDER_SENT])
+                  if r.seq > sent]
+    assert all(s["msg_type"] == ord("X") for s in resent), [chr(s["msg_type"]) for s in resent]
+    run(["orders", "execution-quality"], journal, tmp_path / "o")
+    rows = [r for r in read(tmp_path / "o", "orders", "order_events").to_pylist() if r["order_id"] == token]
+    assert {(r["recovery_status"], r["recovery_seq"]) for r in rows} == {("ADOPTED", recon_seq)}
+    assert {(r["seq"], r["exec_qty"]) for r in rows if r["event_type"] == "EXECUTED"} == {f[:2] for f in fills}
+    # none of its rows is an orphan (nor the cancel recovery sent it when it began: adopted before)
+    assert not [r for r in rejects(tmp_path / "o", "orders") if r["value"] == token]
+    eq = [r for r in read(tmp_path / "o", "execution-quality", "fills").to_pylist() if r["order_id"] == token]
+    assert {r["seq"] for r in eq} == {f[0] for f in fills}
+    assert all(r["order_origin"] == "RECOVERY_ADOPTED" and r["origin_recon_seq"] == recon_seq for r in eq)
+    # a later replay of the recovered journal decides the same and ends in the same state
+    again = replay_journal(journal, build_engine(settings.config, settings.symbols, settings.limits_text))
+    assert again.deterministic and again.state_hash == result.engine.state_hash()
