@@ -352,8 +352,9 @@ class Journal:
 
     def close(self) -> None:
         """Finish the check of the segments the open trusted from their summaries (raises
-        JournalCorrupt, sealing nothing, for damage no call had reported: DAMAGED then marks it),
-        seal the current segment, release the lock. Idempotent."""
+        JournalCorrupt, sealing nothing, for damage no call had reported, or whose DAMAGED marker
+        could not be written: DAMAGED then marks it; JournalIOError, sealing nothing, when a trusted
+        segment stayed unreadable), seal the current segment, release the lock. Idempotent."""
         if self._w == ffi.NULL:
             return
         w, self._w = self._w, ffi.NULL
