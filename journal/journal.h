@@ -41,6 +41,8 @@
  *                             journal data, never read by readers, tailers or verify; SALVAGE
  *                             reads its segment files one by one
  *   reserve.mmj               the reserve segment (RESERVE SEGMENT below)
+ *   DAMAGED, DAMAGED.room     the marker of damage behind a summary, and the room kept for it
+ *                             (DAMAGE BEHIND A SUMMARY)
  *   next.mmj.tmp              the next segment, preallocated, mapped and faulted in by the
  *                             writer's helper thread once the current one is half full; a roll
  *                             renames it to seg-<i+1>.mmj.tmp and finishes it as a new segment
@@ -190,19 +192,39 @@
  *   nobody checked, and each short-lived writer would trust the summary again. On the first damaged
  *   record (the lowest index either walk found) the writer latches: every later append, batch,
  *   checkpoint and sync returns MMJ_E_CORRUPT (mmj_writer_errno EBADMSG, mmj_writer_damage names
- *   the record) and the close does not seal; the close returns MMJ_E_CORRUPT if no call has
+ *   the record) and the close does not seal; what was published before the latch was acknowledged
+ *   and is still msynced, in group and sync modes, by the group budget's tick, by mmj_sync (which
+ *   then returns MMJ_E_CORRUPT) and by the close (unlike after a failed msync, which latches
+ *   MMJ_E_DURABILITY and msyncs nothing more); the close returns MMJ_E_CORRUPT if no call has
  *   reported the damage yet (found by the close itself, or by the thread after the last call; a
- *   call returning MMJ_E_CORRUPT, or mmj_writer_damage returning a reason, reports it), else
- *   MMJ_OK; and it writes the file DAMAGED ("damaged <reason> segment <i> offset <o> seq <s>\n",
- *   atomic rename). While DAMAGED exists every writer open fails with MMJ_E_CORRUPT, the report
- *   naming that record, and changes nothing. An operator restores the segment and removes DAMAGED;
- *   or, to cut the journal at the damage, removes DAMAGED and the segment's summary, and recovery
- *   then scans it and keeps what follows the damage in discarded/ (DISCARDED DATA). The window
+ *   call returning MMJ_E_CORRUPT, or mmj_writer_damage returning a reason, reports it), or if the
+ *   DAMAGED marker could not be written, else MMJ_OK; and it writes the file DAMAGED ("damaged
+ *   <reason> segment <i> offset <o> seq <s>\n", atomic rename) as soon as the damage is found. A
+ *   full disk cannot refuse it: every writer open preallocates DAMAGED.room (4096 bytes, kept
+ *   until used) while there is space, and the marker is written into it and renamed; without that
+ *   file it is written as a new file, or into the space of reserve.mmj (which a latched writer no
+ *   longer uses; the next open makes a new one). A marker that could not be written yet is tried
+ *   again by mmj_writer_retry_space and by the close (one still missing then, with no DAMAGED.room
+ *   and no reserve on a disk full from before the open: the next open checks the summaries again,
+ *   as after a writer that died). While DAMAGED exists every writer open fails with MMJ_E_CORRUPT,
+ *   the report naming that record, and changes nothing. An operator restores the segment and
+ *   removes DAMAGED; or, to cut the journal at the damage, removes DAMAGED and the segment's
+ *   summary, and recovery then scans it and keeps what follows the damage in discarded/
+ *   (DISCARDED DATA); DAMAGED.room is not a marker and stays. The window
  *   that remains: records appended between the open and the end of the check (the check walks at
  *   memory speed when the segments are cached, at the disk's read speed when not) were
  *   acknowledged behind the damage; they are in the journal, and the latch and DAMAGED stop
  *   anything more from being added behind it. A writer that dies (no close) before its check ended
  *   leaves no mark: the next open trusts the summaries again and checks them again.
+ *   Only a segment that is gone (MMJ_R_MISSING_SEGMENT), shorter than a header and a SEAL, or whose
+ *   header no longer checks (MMJ_R_BAD_HEADER at offset 0), or a record that breaks the RECORD
+ *   rules, is damage. A segment the check cannot map for a reason that says nothing of its bytes
+ *   (EMFILE, ENOMEM, EIO) is tried again, with pauses from 1 ms growing to 50 ms, for up to a
+ *   second (by the thread, or by the close for the segments it walks); if it still fails the check
+ *   goes on with the next segment and then, no damage found, the writer latches as an I/O error:
+ *   every later append, batch, checkpoint and sync returns MMJ_E_IO (mmj_writer_errno: that errno),
+ *   and the close seals nothing, msyncs what was published and returns MMJ_E_IO. No DAMAGED is
+ *   written: the next open checks the segments again.
  *   KNOWN DURABLE: a sealed segment is known durable iff its summary is believed and DURABLE.
  *   Any other sealed segment recovery keeps (a crashed pagecache-mode writer's rolled segments,
  *   or an unsynced one's after a clean close: in the page cache, which outlives the process but
@@ -563,7 +585,8 @@ int mmj_writer_open(const char *dir /* journal directory */,
                     const mmj_options *opt /* options, NULL for defaults */,
                     mmj_writer **out /* OUT: the writer, NULL on error */,
                     mmj_recovery *report /* OUT: what recovery did; may be NULL */,
-                    int *err /* OUT: errno of a failed system call, 0 if none; may be NULL */);
+                    int *err /* OUT: errno of a failed system call, 0 if none (always
+                                 0 on MMJ_OK); may be NULL */);
 /* Register the fixed payload size of a record type (types < 65536); appends of that type with
  * another size fail with MMJ_E_PAYLOAD_SIZE. size 0 unregisters. */
 int mmj_writer_set_type_size(mmj_writer *w /* writer */, uint32_t rtype /* record type */,
@@ -626,7 +649,9 @@ int mmj_writer_retry_space(mmj_writer *w /* writer */);
 /* Make everything appended so far durable (any durability mode): fdatasync the sealed segments
  * not known durable (KNOWN DURABLE: a crashed or unsynced pagecache writer's, found at open) and
  * those rolled away since the last sync (pagecache mode seals them without an msync), marking
- * their summaries DURABLE, then msync the current segment; each is reported to the sync hook. */
+ * their summaries DURABLE, then msync the current segment; each is reported to the sync hook. On
+ * a latched writer it still syncs unless an msync failed, and returns the latch's status
+ * (MMJ_E_CORRUPT for damage, MMJ_E_IO, MMJ_E_DURABILITY). */
 int mmj_sync(mmj_writer *w /* writer */);
 /* Write a CHECKPOINT now. */
 int mmj_checkpoint(mmj_writer *w /* writer */);
@@ -636,7 +661,9 @@ int mmj_writer_close(mmj_writer *w /* writer; NULL is a no-op */);
 /* Everything mmj_writer_close does but the free, after any call in progress on another thread
  * (they hold the writer mutex); from then on every call on the writer returns MMJ_E_CLOSED. A
  * second shutdown returns MMJ_E_CLOSED. It first finishes the check after open (DAMAGE BEHIND A
- * SUMMARY): MMJ_E_CORRUPT, nothing sealed and DAMAGED written, for damage no call reported yet. */
+ * SUMMARY): MMJ_E_CORRUPT, nothing sealed and DAMAGED written, for damage no call reported yet
+ * (or whose DAMAGED could still not be written); MMJ_E_IO, nothing sealed, if a trusted segment
+ * stayed unreadable. */
 int mmj_writer_shutdown(mmj_writer *w /* writer; NULL is a no-op */);
 /* Free a writer after mmj_writer_shutdown, once no thread can still call it. */
 void mmj_writer_free(mmj_writer *w /* writer that was shut down; NULL is a no-op */);

@@ -32,14 +32,15 @@ static int fail_io(mmj_writer *w, int *err)
 }
 
 /* What every call reports once the writer is latched: MMJ_E_CORRUPT after damage behind a
- * summary (journal_recheck.c; the damage is then told), else MMJ_E_DURABILITY (a failed
- * msync/fsync). */
+ * summary (journal_recheck.c; the damage is then told), MMJ_E_IO when that check could not read a
+ * trusted segment, else MMJ_E_DURABILITY (a failed msync/fsync). */
 static int latched(mmj_writer *w)
 {
-    if (!w->damage_reason)
-        return MMJ_E_DURABILITY;
-    w->damage_told = 1;
-    return MMJ_E_CORRUPT;
+    if (w->damage_reason) {
+        w->damage_told = 1;
+        return MMJ_E_CORRUPT;
+    }
+    return w->check_failed ? MMJ_E_IO : MMJ_E_DURABILITY;
 }
 
 /* A failed msync/fsync (errno set): fatal and latched, whatever the errno (an fsync can fail
@@ -47,15 +48,18 @@ static int latched(mmj_writer *w)
 static int latch(mmj_writer *w, int *err)
 {
     w->failed_errno = w->last_errno = errno ? errno : EIO;
+    w->sync_failed = 1;
     if (err)
         *err = w->failed_errno;
     return MMJ_E_DURABILITY;
 }
 
-/* msync [from, to) of the current segment; a failure latches the writer. */
+/* msync [from, to) of the current segment; a failure latches the writer. A writer latched for
+ * any other reason (damage, a check that could not read) still msyncs: what it published before
+ * the latch was acknowledged. */
 static int sync_range(mmj_writer *w, uint64_t from, uint64_t to)
 {
-    if (w->failed_errno)
+    if (w->sync_failed)
         return latched(w);
     if (to <= from)
         return MMJ_OK;
@@ -104,8 +108,8 @@ static int sync_sealed(mmj_writer *w, uint64_t index, uint64_t from)
  * current segment. A failure latches the writer. */
 static int sync_retired(mmj_writer *w)
 {
-    if (w->failed_errno)
-        return MMJ_E_DURABILITY;
+    if (w->sync_failed)
+        return latched(w);
     for (uint64_t k = 0; k < w->n_cold; k++) {
         int rc = sync_sealed(w, w->cold[k], 0);
         if (rc != MMJ_OK)
@@ -529,7 +533,7 @@ int mmj_writer_group_tick(mmj_writer *w)
     if (mmj_now_ns() < due || pthread_mutex_trylock(&w->mutex) != 0)
         return 0;   /* busy: the holder is appending (and checks the budget itself) or syncing */
     int did = 0;
-    if (!w->shut && !w->failed_errno && w->unsynced && mmj_now_ns() >= w->last_sync_ns + (int64_t)w->opt.group_us * 1000) {
+    if (!w->shut && !w->sync_failed && w->unsynced && mmj_now_ns() >= w->last_sync_ns + (int64_t)w->opt.group_us * 1000) {
         sync_range(w, w->synced_off, w->off);   /* a failure latches, as at an append */
         did = 1;
     }
@@ -752,6 +756,8 @@ int mmj_writer_retry_space(mmj_writer *w)
     if (!w)
         return MMJ_E_CLOSED;
     pthread_mutex_lock(&w->mutex);
+    if (!w->shut)
+        mmj_recheck_mark(w);   /* a DAMAGED marker a full disk refused: space may be back */
     int rc = w->shut ? MMJ_E_CLOSED : w->failed_errno ? latched(w) : MMJ_OK;
     int must_roll = w->need_roll || w->in_reserve;
     uint64_t need = (w->reserve_ready ? 0 : w->opt.segment_size) + (must_roll ? w->opt.segment_size : 0);
@@ -779,6 +785,8 @@ int mmj_sync(mmj_writer *w)
     int rc = w->shut ? MMJ_E_CLOSED : sync_retired(w);
     if (rc == MMJ_OK)
         rc = sync_range(w, w->synced_off, w->off);
+    if (rc == MMJ_OK && w->failed_errno)
+        rc = latched(w);   /* synced what was acknowledged; the latch is still reported (and told) */
     pthread_mutex_unlock(&w->mutex);
     return rc;
 }
@@ -926,8 +934,17 @@ int mmj_writer_shutdown(mmj_writer *w)
         } else {
             /* not sealed either way; damage a call has reported (an append, mmj_writer_damage)
              * is not reported again; damage no call has reported (found by this close, or by the
-             * check after the last call) is: the caller's records may follow it */
-            rc = !w->damage_reason ? MMJ_E_DURABILITY : w->damage_told ? MMJ_OK : MMJ_E_CORRUPT;
+             * check after the last call) is: the caller's records may follow it; so is a DAMAGED
+             * marker still missing (the next open would not fail closed without it). What was
+             * published before a latch other than a failed msync was acknowledged: msynced. */
+            int synced = !w->sync_failed && durable(w) ? sync_range(w, w->synced_off, w->off) : MMJ_OK;
+            int marked = mmj_recheck_mark(w);
+            if (!w->damage_reason)
+                rc = latched(w);
+            else if (marked != MMJ_OK || !w->damage_told)
+                rc = MMJ_E_CORRUPT;
+            else
+                rc = synced == MMJ_OK ? MMJ_OK : MMJ_E_DURABILITY;
         }
         mmj_unmap(&w->seg);
     }
@@ -1654,6 +1671,8 @@ int mmj_writer_open(const char *dir, const mmj_options *opt, mmj_writer **out, m
         *err = w->failed_errno;
     if (rc == MMJ_OK)
         rc = ensure_reserve(w, err);
+    if (rc == MMJ_OK)
+        mmj_recheck_prepare(w);
     if (rc != MMJ_OK) {
         if (w->seg.base)
             mmj_unmap(&w->seg);
@@ -1665,6 +1684,8 @@ int mmj_writer_open(const char *dir, const mmj_options *opt, mmj_writer **out, m
     mmj_notify_reset(w->notify);   /* a tailer killed while waiting must not cost every append */
     mmj_ahead_start(w);
     mmj_recheck_start(w);
+    if (err)
+        *err = 0;   /* a creating open's mmj_meta_read left ENOENT there */
     *out = w;
     return MMJ_OK;
 fail:

@@ -77,7 +77,12 @@ struct mmj_writer {
     int reserve_ready;         /* RESERVE_NAME exists, preallocated to segment_size */
     int in_reserve;            /* the current segment was the reserve file */
     int need_roll;             /* a roll failed for lack of space: retry_space rolls */
-    int failed_errno;          /* latched msync/fsync failure */
+    int failed_errno;          /* the latch's errno: a failed msync/fsync (sync_failed), damage
+                                * behind a summary (EBADMSG) or a trusted segment the check could
+                                * not read (check_failed) */
+    int sync_failed;           /* an msync/fsync failed: nothing is msynced again */
+    int check_failed;          /* the check after open could not read a trusted segment (kept
+                                * failing through its retries): latched as an I/O error */
     int shut;                  /* mmj_writer_shutdown ran: every call returns MMJ_E_CLOSED */
     int last_errno;
     mmj_sync_hook sync_hook;   /* told what each msync/fsync made durable, or NULL */
@@ -93,8 +98,11 @@ struct mmj_writer {
     uint64_t recheck_next;     /* atomic: the next trusted pair to claim (claims go in order) */
     uint64_t recheck_damaged;  /* atomic: the lowest pair found damaged so far, UINT64_MAX none */
     mmj_damage recheck_found;  /* the check thread's first damage, read by the close after join */
+    int recheck_errno;         /* atomic: errno of the first trusted segment no walk could read
+                                * (after retries), 0 if none */
     int damage_reason;         /* an mmj_reason once the check found damage (latched, mutex) */
     int damage_told;           /* a call has reported the latched damage (else the close does) */
+    int damage_unmarked;       /* DAMAGED could not be written yet: retry_space and close retry */
     uint64_t damage_segment;
     uint64_t damage_offset;
     uint64_t damage_seq;
@@ -102,6 +110,11 @@ struct mmj_writer {
 };
 
 #define MMJ_DAMAGED_NAME "DAMAGED"
+#define MMJ_DAMAGED_ROOM_NAME "DAMAGED.room" /* the marker's room, preallocated while there is space */
+#define MMJ_DAMAGED_ROOM_SIZE 4096
+/* Preallocate DAMAGED.room if it is not there (best effort), so that a disk that fills up later
+ * cannot refuse the marker. */
+void mmj_recheck_prepare(mmj_writer *w);
 /* Start the thread that checks the trusted segments (none: no thread; one that cannot be started:
  * the caller checks them all now). Returns 1 if a thread runs. */
 int mmj_recheck_start(mmj_writer *w);
@@ -109,6 +122,9 @@ int mmj_recheck_start(mmj_writer *w);
  * segments the thread has not claimed yet alongside it, join it, and latch the first damage
  * either found (DAMAGED written). Costs the walk of what was left, at scan speed. */
 void mmj_recheck_finish(mmj_writer *w);
+/* Write DAMAGED for the latched damage if an earlier attempt could not (caller holds the writer
+ * mutex): MMJ_OK once it exists, else the write's status. */
+int mmj_recheck_mark(mmj_writer *w);
 /* MMJ_OK if the journal has no DAMAGED marker; else MMJ_E_CORRUPT with the damage it names in rep
  * (reason, segment, offset, seq), or MMJ_E_IO if it cannot be read. */
 int mmj_damage_read(int dirfd, mmj_recovery *rep);

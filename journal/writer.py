@@ -322,7 +322,8 @@ class Journal:
 
     def sync(self) -> None:
         """msync everything appended so far, whatever the durability mode."""
-        check(lib.mmj_sync(self._w), "sync", self._errno())
+        status = lib.mmj_sync(self._w)
+        check(status, self._damage_context(status, "sync"), self._errno())
 
     def on_sync(self, fn) -> None:
         """Call fn(segment, start, stop) after each msync/fsync that made bytes [start, stop) of a
@@ -351,8 +352,9 @@ class Journal:
 
     def close(self) -> None:
         """Finish the check of the segments the open trusted from their summaries (raises
-        JournalCorrupt, sealing nothing, for damage no call had reported: DAMAGED then marks it),
-        seal the current segment, release the lock. Idempotent."""
+        JournalCorrupt, sealing nothing, for damage no call had reported, or whose DAMAGED marker
+        could not be written: DAMAGED then marks it; JournalIOError, sealing nothing, when a trusted
+        segment stayed unreadable), seal the current segment, release the lock. Idempotent."""
         if self._w == ffi.NULL:
             return
         w, self._w = self._w, ffi.NULL

@@ -85,3 +85,14 @@ def test_a_full_disk_at_creation_leaves_nothing(small_tmpfs):
     assert os.listdir(small_tmpfs) == []
     assert_created_again(d, set())
 
+
+
+def test_a_creating_open_that_succeeds_reports_no_errno(tmp_path):
+    from journal._journal_cffi import ffi, lib
+    opt = ffi.new("mmj_options *", {"segment_size": SMALL_SEGMENT, "create": 1})
+    out, rep, err = ffi.new("mmj_writer **"), ffi.new("mmj_recovery *"), ffi.new("int *", -1)
+    assert lib.mmj_writer_open(str(tmp_path / "j").encode(), opt, out, rep, err) == lib.MMJ_OK
+    try:
+        assert rep.created == 1 and err[0] == 0      # not the ENOENT of the missing journal.meta
+    finally:
+        assert lib.mmj_writer_close(out[0]) == lib.MMJ_OK

@@ -11,7 +11,7 @@ import pytest
 
 from journal import Journal, JournalCorrupt, Reader, RecordType, verify
 from journal._journal_cffi import lib
-from tests.journal.jhelpers import SMALL_SEGMENT, flip_byte, segment_files
+from tests.journal.jhelpers import SMALL_SEGMENT, flip_byte, segment_files, wait_for
 
 MD = RecordType.MD_PACKET
 
@@ -83,3 +83,43 @@ def test_an_intact_journal_opened_from_its_summaries_is_not_latched(tmp_path):
         time.sleep(0.2)                               # the check of the trusted segments ran
         assert j.damage is None and j.append(MD, b"y") == 3001
     assert not (d / "DAMAGED").exists() and verify(d).ok
+
+
+def test_sync_on_a_latched_writer_names_the_damage(tmp_path):
+    d = tmp_path / "j"
+    damaged_journal(d)
+    j = Journal(d, segment_size=SMALL_SEGMENT, durability="group")
+    damage = wait_for_damage(j)
+    with pytest.raises(JournalCorrupt, match=f"segment 1 offset {damage.offset}"):
+        j.sync()                                      # not DurabilityFailed: no msync failed
+    j.close()                                         # the sync told the damage
+
+
+@pytest.mark.parametrize("by", ["group tick", "sync", "close"])
+def test_records_acknowledged_before_the_latch_are_msynced_in_group_mode(tmp_path, by):
+    """A damage latch refuses new appends, but what was acknowledged before it is msynced: by the
+    helper's group tick, by sync() and by the close (which does not seal)."""
+    from tests.journal.test_damage_close import SEGMENT, trusted_journal
+    d = tmp_path / "j"
+    trusted_journal(d)
+    flip_byte(segment_files(d)[-1], 2000, 1)          # the check reaches it last, after ~23 MB
+    budget_us = 2_000_000 if by == "group tick" else 600_000_000
+    j = Journal(d, segment_size=SEGMENT, durability="group", group_records=1000, group_us=budget_us)
+    synced = []
+    j.on_sync(lambda segment, start, stop: synced.append((segment, stop)))
+    segment = j.segment
+    for _ in range(20):                               # acknowledged before the check ends
+        j.append(MD, b"z" * 200)
+    end = j.next_seq
+    assert wait_for_damage(j) is not None
+    with pytest.raises(JournalCorrupt):
+        j.append(MD, b"refused")
+    if by == "sync":
+        with pytest.raises(JournalCorrupt):
+            j.sync()
+    elif by == "close":
+        j.close()                                     # the append above told the damage
+    assert wait_for(lambda: any(s == segment and stop >= 128 + 20 * 232 for s, stop in synced), 20), synced
+    j.close()
+    with Reader(d) as r:                             # nothing was appended after the latch
+        assert r.last_seq == end - 1
