@@ -348,7 +348,8 @@ class Journal:
 
     def checkpoint(self) -> None:
         """Write a CHECKPOINT record (the running hash) now."""
-        check(lib.mmj_checkpoint(self._w), "checkpoint", self._errno())
+        status = lib.mmj_checkpoint(self._w)
+        check(status, self._damage_context(status, "checkpoint"), self._errno())
 
     def close(self) -> None:
         """Finish the check of the segments the open trusted from their summaries (raises

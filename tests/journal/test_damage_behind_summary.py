@@ -85,14 +85,15 @@ def test_an_intact_journal_opened_from_its_summaries_is_not_latched(tmp_path):
     assert not (d / "DAMAGED").exists() and verify(d).ok
 
 
-def test_sync_on_a_latched_writer_names_the_damage(tmp_path):
+@pytest.mark.parametrize("call", ["sync", "checkpoint"])
+def test_sync_or_checkpoint_on_a_latched_writer_names_the_damage(tmp_path, call):
     d = tmp_path / "j"
     damaged_journal(d)
     j = Journal(d, segment_size=SMALL_SEGMENT, durability="group")
     damage = wait_for_damage(j)
     with pytest.raises(JournalCorrupt, match=f"segment 1 offset {damage.offset}"):
-        j.sync()                                      # not DurabilityFailed: no msync failed
-    j.close()                                         # the sync told the damage
+        getattr(j, call)()                            # not DurabilityFailed: no msync failed
+    j.close()                                         # the call told the damage
 
 
 @pytest.mark.parametrize("by", ["group tick", "sync", "close"])
