@@ -12,8 +12,9 @@ Targets from the issue: >= 500,000 events/s, p50 <= 5 us, p99 <= 25 us (event in
 Wire-to-wire runs the real runner against the real embedded venue on loopback (busy-poll and
 epoll-wait side by side) and reads the latencies back from the session's own journal: the kernel RX
 stamp of each MD_PACKET to the kernel TX stamp (TX_TS) of every ORDER_SENT it triggered. The quote
-guard is timed on the packets of the recorded session that tripped it: on_event in, the guard's
-cancel journaled (ORDER_SENT) and handed to the kernel on a real loopback TCP socket.
+guard is timed on the packets of the recorded session that tripped it: from the frame in hand (its
+write-ahead append timed; the socket read and framing before it are not), the guard's cancel
+journaled (ORDER_SENT) and handed to the kernel on a real loopback TCP socket.
 """
 from __future__ import annotations
 
@@ -657,13 +658,14 @@ def _input_record(ev) -> tuple[int, bytes]:
 
 def _guard_latency(events, toxic: list[int], rounds: int, workdir: str,
                    upkeep: bool = True, armed: bool = True) -> dict[str, list[int]]:
-    """Per toxic event, ns from on_event in to: the guard's pulls reaching the runner's early sink
+    """Per toxic event, ns from the frame in hand (before its input's write-ahead append, which is
+    timed; the socket read and framing come before and are not) to: the guard's pulls reaching the runner's early sink
     (in-process), their send() entered (every pull journaled as ORDER_SENT, the send syscall about
     to start: the journal's append-then-send stamps that moment, a Python send is timed at
     sendall), the pulls journaled and sent on a real loopback TCP socket (Runner._act_urgent:
     pack, append, send, TX-key bookkeeping), and the whole event with every other order sent
     (what the cancel waited for before the early sink). Every event's input is journaled before
-    the engine hears it, untimed, as the runner does. Every other event is replayed untimed so
+    the engine hears it, as the runner does (untimed for the events not measured). Every other event is replayed untimed so
     each toxic event meets the state it met in the recorded session, each followed by the
     runner's idle upkeep as its loop runs it after a wake-up (`upkeep` False: none, as before).
     `armed` (the runner's way): pulls of quotes upkeep planned go out from that plan before the
@@ -672,7 +674,7 @@ def _guard_latency(events, toxic: list[int], rounds: int, workdir: str,
     C call), else through the engine's armed sink (Runner._fire_armed); False: every pull is
     built, then handed to the early sink (Runner._act_urgent), as before."""
     out: dict[str, list[int]] = {"in-process": [], "send entered": [], "runner path": [], "whole event": [],
-                                 "decode only": [], "to TX stamp": []}
+                                 "decode only": [], "to TX stamp": [], "no TX stamp": []}
     clock = time.perf_counter_ns
     realtime = time.clock_gettime_ns
     rt = time.CLOCK_REALTIME
@@ -730,9 +732,10 @@ def _guard_latency(events, toxic: list[int], rounds: int, workdir: str,
             append = journal.append
             try:
                 for i, ev in enumerate(events):
-                    # write-ahead, as the runner journals every input before the engine hears it
-                    append(*_input_record(ev), ev.now_ns, _USER)
+                    record = _input_record(ev)
                     if i not in wanted:
+                        # write-ahead, as the runner journals every input before the engine hears it
+                        append(*record, ev.now_ns, _USER)
                         engine.on_event(ev)
                         idle()
                         continue
@@ -742,7 +745,8 @@ def _guard_latency(events, toxic: list[int], rounds: int, workdir: str,
                     engine.urgent_armed = armed_sink if armed else None
                     engine.urgent_lane, engine.urgent_lane_booked = (lane_ready, lane_booked) if armed else (None, None)
                     real0 = realtime(rt)
-                    t0 = clock()
+                    t0 = clock()          # the frame in hand: its write-ahead append is timed too
+                    append(*record, ev.now_ns, _USER)
                     actions = engine.on_event(ev)
                     runner._act(actions, 0)
                     t3 = clock()
@@ -756,6 +760,8 @@ def _guard_latency(events, toxic: list[int], rounds: int, workdir: str,
                     stamp = _tx_stamp(runner, marks[2])
                     if stamp is not None:
                         out["to TX stamp"].append(stamp - real0)
+                    else:                 # counted, never dropped unsaid
+                        out["no TX stamp"].append(0)
                     t0 = clock()
                     _decode_only((ev,))
                     out["decode only"].append(clock() - t0)
@@ -860,7 +866,9 @@ def _guard_lines(guard: dict, n_toxic: int, rounds: int, built: dict) -> list[st
         f"The {n_toxic} events of the session on which the guard pulled quotes (market-data prints "
         f"or our own fills), {rounds} replays; every other event replayed untimed so each toxic "
         "event meets its recorded state, and every input is journaled before the engine hears "
-        "it, as the runner does. The runner's idle upkeep (Runner.upkeep, after every event as in "
+        "it, as the runner does. Each row starts with the toxic frame in hand, before its "
+        "write-ahead append (timed); the socket read and framing before that are not in it (on "
+        "loopback the kernel's RX stamp to a C read is the kernel floor's row, ~3-4 us here). The runner's idle upkeep (Runner.upkeep, after every event as in "
         "its loop) arms the pulls: the engine lists the quotes a trip could pull (Engine.prepare) "
         "and the runner packs each one's cancel record and bytes (mm_core.armedpulls). On our own "
         "fill the engine's C lane (mm_core/fastlane.h, flane_fire, handed the runner's sink by "
@@ -881,16 +889,18 @@ def _guard_lines(guard: dict, n_toxic: int, rounds: int, built: dict) -> list[st
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     d50 = _pct(dec, .5) if dec else 0.0
-    for name, v in (("codec decode only", dec), ("on_event in -> the runner's sink entered", inproc),
-                    ("on_event in -> first pull's send() entered (journaled, syscall next)", guard["send entered"]),
+    for name, v in (("codec decode only", dec), ("frame in -> the runner's sink entered", inproc),
+                    ("frame in -> first pull's send() entered (journaled, syscall next)", guard["send entered"]),
                     ("+ the pulls journaled, sent on loopback TCP (send() returned) and booked", path),
-                    ("on_event in -> kernel TX stamp of the first pull (CLOCK_REALTIME)", tx),
+                    ("frame in -> kernel TX stamp of the first pull (CLOCK_REALTIME)", tx),
                     ("whole event, every order journaled and sent", guard["whole event"]),
-                    ("built first: on_event in -> the runner's sink entered (pulls built)", built["in-process"]),
-                    ("built first: on_event in -> first pull's send() entered", built["send entered"]),
-                    ("built first: on_event in -> kernel TX stamp of the first pull", built["to TX stamp"])):
+                    ("built first: frame in -> the runner's sink entered (pulls built)", built["in-process"]),
+                    ("built first: frame in -> first pull's send() entered", built["send entered"]),
+                    ("built first: frame in -> kernel TX stamp of the first pull", built["to TX stamp"])):
         ratio = f" {_pct(v, .5) / d50:.1f}x |" if v and d50 else " - |"
         lines.append(_row(name, v, ratio))
+    missing = len(guard["no TX stamp"]) + len(built["no TX stamp"])
+    lines += ["", f"First pulls whose kernel TX stamp was not found (left out of the TX rows): {missing}."]
     if path:
         handed = _pct(guard["send entered"], .5) if guard["send entered"] else float("inf")
         lines += ["", f"Target p50 <= {TARGET_GUARD_P50_US:g} us, judged at the cancel's hand-over to the "
