@@ -10,7 +10,10 @@ rows keep their event_type and carry no RTS 24 code, as the venue's Accepted car
 confirms the firm's NEWO). An order a crash recovery marked not sent (its Enter or Replace never
 reached the venue: recovery_marks) keeps its rows, with recovery_status NOT_SENT on the firm's
 messages of that order journaled before the resolution (and no NEWO: nothing reached the venue),
-and the resolution's journal sequence in recovery_seq.
+and the resolution's journal sequence in recovery_seq. So does a Cancel a recovery found unanswered
+and sent again (resend-cancel): the venue never received that one (resent_cancels, which CAT's
+rejected MECR uses too), and recovery_seq names the resolution; the Cancel sent again is an
+ordinary row.
 
 An order a crash recovery adopted from the venue (its ORDER_SENT lost with a torn journal tail:
 reports/adoptions.py) is reported too: its venue messages (Accepted, Replaced, executions, cancels:
@@ -33,7 +36,7 @@ import numpy as np
 import pyarrow as pa
 
 from reports import arrowcols as ac
-from reports import common, events, recovery_marks
+from reports import common, events, recovery_marks, resent_cancels
 from reports.events import EV
 from reports.output import ReportOutput, TableCollector
 from reports.refdata import RefData
@@ -91,10 +94,11 @@ def validity(tif: np.ndarray) -> np.ndarray:
     return np.where(tif == 0, 1, np.where(tif >= 99998, 0, 2)).astype(np.int8, copy=False)
 
 
-def base_table(ev: events.OrderEvents, ref: RefData,
-               marks: recovery_marks.RecoveryMarks | None = None) -> tuple[pa.Table, list]:
+def base_table(ev: events.OrderEvents, ref: RefData, marks: recovery_marks.RecoveryMarks | None = None,
+               lost: np.ndarray | None = None) -> tuple[pa.Table, list]:
     """The order-records table before validation, plus the checks to run on it (`marks`: the
-    journal's recovery resolutions, recovery_marks.read; None: none)."""
+    journal's recovery resolutions, recovery_marks.read; None: none; `lost`: the sequences of the
+    Cancels that never reached the venue, resent_cancels.lost_seqs)."""
     c = ev.cols
     adopted = c["order_adopted"]           # its parties and validity: unknown, null
     inst_idx, inst_cols = common.instrument_columns(ref, c["symbol_id"])
@@ -118,6 +122,11 @@ def base_table(ev: events.OrderEvents, ref: RefData,
     resolved_at = np.zeros(len(e), np.int64)          # the resolution's journal sequence
     if unsent.any():
         resolved_at[unsent] = not_sent.seq[not_sent.find(c["token_key"][unsent])]
+    if lost is not None and len(lost):
+        # a Cancel a recovery found unanswered and sent again: the venue never received this one
+        resent = (e == EV["SENT_CANCEL"]) & np.isin(c["seq"], lost)
+        resolved_at[resent] = marks.resent_cancel.seq[marks.resent_cancel.find(c["token_key"][resent])]
+        unsent |= resent
     status = np.zeros(len(e), np.int8)
     if unknown is not None:                           # the adoption's RECON record: its origin
         status[adopted] = RECOVERY_STATUSES.index("ADOPTED")
@@ -196,7 +205,8 @@ def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
         marks = aside.submit(recovery_marks.read, src.reader)
         for chunk in events.collect_chunks(src):
             ev = common.select_trade_date(chunk, src.selection.trade_date)
-            table, checks = base_table(ev, ref, marks.result())
+            table, checks = base_table(ev, ref, marks.result(),
+                                       resent_cancels.lost_seqs(src, ev.cols, marks.result().resent_cancel))
             del ev, chunk           # the event arrays are now in the table; free the rest early
             kept, rejected = split(table, KIND, "order_events", checks)
             sink.add("order_events", declare_required(kept, NOT_NULL + (() if marks.result().adopted else ORDER_TERMS)))
