@@ -26,7 +26,10 @@ which is why those columns are nullable in the report of a journal that holds an
 orders-3; REQUIRED in Parquet otherwise, as before). A size-down the venue applied whose Modify the
 journal lost (recovery_marks: adopt-modify) shows on the venue's Order Modified row (REME, its size
 and side the venue's): recovery_status ADOPTED and the adoption's RECON sequence; the order's other
-rows keep their journaled origin.
+rows keep their journaled origin. A Cancel replay decided again whose ORDER_SENT the torn tail lost,
+that the venue acted on (reports/redecided.py), has a firm's SENT_CANCEL row of its own at the RECON
+record listing it (that record's sequence and time: its own send time was lost), recovery_status
+ADOPTED with that sequence, its intended size null; the venue's answer keeps its code (CAME).
 """
 from __future__ import annotations
 
@@ -39,6 +42,7 @@ from reports import arrowcols as ac
 from reports import common, events, recovery_marks, resent_cancels
 from reports.events import EV
 from reports.output import ReportOutput, TableCollector
+from reports.redecided import RedecidedCancels
 from reports.refdata import RefData
 from reports.source import JournalSlice
 from reports.validate import REJECTS_SCHEMA, declare_required, split
@@ -139,6 +143,11 @@ def base_table(ev: events.OrderEvents, ref: RefData, marks: recovery_marks.Recov
         status[modify_adopted] = RECOVERY_STATUSES.index("ADOPTED")
         resolved_at[modify_adopted] = modify_at[modify_adopted]
         marked |= modify_adopted
+    redecided = c.get("redecided")                    # a Cancel the venue acted on, its ORDER_SENT lost
+    if redecided is not None:
+        status[redecided] = RECOVERY_STATUSES.index("ADOPTED")
+        resolved_at[redecided] = c["seq"][redecided]  # the RECON record that lists it: the row's own
+        marked |= redecided
     venue = c["origin"] == 1
     executed = (e == EV["EXECUTED"]) | (e == EV["EXECUTED_WITH_REF_PRICE"])
     has_price = (e == EV["SENT_NEW"]) | (e == EV["SENT_REPLACE"]) | (e == EV["ACCEPTED"]) | (e == EV["REPLACED"])
@@ -164,7 +173,9 @@ def base_table(ev: events.OrderEvents, ref: RefData, marks: recovery_marks.Recov
         "order_type": ac.codes(np.zeros(n, np.int8), ["LMTO"]),
         "validity_period": ac.codes(validity(c["tif"]), VALIDITY_CODES, terms),
         "limit_price": ac.decimal(c["price"], 4, 18, has_price),
-        "order_qty": pa.array(c["qty"], mask=~(has_price | (e == EV["SENT_CANCEL"]) | (e == EV["SENT_MODIFY"]))),
+        # (a re-decided Cancel's intended size was only in its lost ORDER_SENT)
+        "order_qty": pa.array(c["qty"], mask=~(has_price | (e == EV["SENT_CANCEL"]) | (e == EV["SENT_MODIFY"]))
+                              | (redecided if redecided is not None else False)),
         "exec_qty": pa.array(c["exec_qty"], mask=~executed),
         "exec_price": ac.decimal(c["exec_price"], 4, 18, executed),
         "leaves_qty": pa.array(c["leaves"], mask=~(venue & (c["leaves"] >= 0))),
@@ -203,7 +214,11 @@ def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
     rejects = []
     with ThreadPoolExecutor(max_workers=1) as aside:      # the RECON records, beside the first decode
         marks = aside.submit(recovery_marks.read, src.reader)
+        redecided = None
         for chunk in events.collect_chunks(src):
+            if redecided is None:
+                redecided = RedecidedCancels(marks.result().redecided, src.first_seq, src.last_seq)
+            chunk = redecided.add_rows(chunk)
             ev = common.select_trade_date(chunk, src.selection.trade_date)
             table, checks = base_table(ev, ref, marks.result(),
                                        resent_cancels.lost_seqs(src, ev.cols, marks.result().resent_cancel))

@@ -64,3 +64,60 @@ def test_a_cancel_the_venue_never_received_is_told_apart_alike_in_cat_and_the_or
     monkeypatch.setattr(events, "CHUNK_SEQS", 2)
     run(["cat", "orders"], journal, tmp_path / "small", refdata_dir=FIXTURE_REFDATA, text=False)
     assert _cancels(tmp_path / "small") == expected
+
+
+def test_a_cancel_replay_decided_again_that_the_venue_acted_on_has_its_own_row(tmp_path, monkeypatch):
+    """A power loss took the ORDER_SENTs of the Cancels the engine sent on an unhealthy clock sample
+    (the venue cancelled both orders) but kept that input: replay decides the Cancels again, recovery
+    lists them as decided with no ORDER_SENT and sends nothing. Each gets a firm's Cancel row at the
+    RECON record that lists it, marked ADOPTED with that record's sequence, before the venue's
+    Canceled (CAME); wherever chunks end."""
+    from journal import Reader
+    from mm_core.events import ClockSample, SendOrder
+    from mm_core.types import OrderKind
+    from recovery.recover import recover
+    from tests.mm_core.wire import MS
+    from tests.recovery.bridged import Bridged, quiet_venue
+    from tests.recovery.journaling import RunnerLike, recovery_settings, tear
+    from tests.recovery.test_adopt_gateway import recon_docs
+    from tests.reports.test_adopted_drill import read as read_ns, rejects
+
+    with quiet_venue(tmp_path) as venue:
+        path = str(tmp_path / "journal")
+        runner = Bridged(path, venue.ports.ouch)
+        bid, ask = runner.quoting()
+        runner.now += 300 * MS
+        with Reader(path) as reader:
+            kept = reader.last_seq + 1                # the clock sample the engine pulls its quotes on
+        sent = [a.intent for a in RunnerLike.feed(runner, ClockSample(runner.now, False))
+                if isinstance(a, SendOrder)]
+        assert {(i.kind, i.token) for i in sent} == {(OrderKind.CANCEL, bid.token), (OrderKind.CANCEL, ask.token)}
+        assert {m.reason for m in runner.unjournaled_answers()} == {"U"}      # the venue cancelled both
+        runner.crash()
+        tear(path, kept + 1, power_loss=True)
+        result = recover(recovery_settings(path, ("127.0.0.1", venue.ports.ouch)))
+        assert result.reconciled and result.orders_sent == 0, result.reasons
+    (begin,) = [seq for seq, d in recon_docs(path) if d["kind"] == "begin"]
+
+    def rows(out) -> list[tuple]:
+        return [(r["seq"], r["event_type"], r["origin"], r["rts24_event"], r["recovery_status"], r["recovery_seq"],
+                 r["order_qty"]) for r in read_ns(out, "orders", "order_events").to_pylist()
+                if r["order_id"] == bid.token]
+
+    run(["orders"], path, tmp_path / "whole")
+    got = rows(tmp_path / "whole")
+    assert [r[1:] for r in got] == [
+        ("SENT_NEW", "FIRM", "NEWO", None, None, bid.leaves), ("ACCEPTED", "VENUE", None, None, None, bid.leaves),
+        ("SENT_CANCEL", "FIRM", None, "ADOPTED", begin, None), ("CANCELED", "VENUE", "CAME", None, None, None)]
+    assert got[2][0] == begin < got[3][0]
+    assert rejects(tmp_path / "whole", "orders") == []
+    table = read_ns(tmp_path / "whole", "orders", "order_events").to_pylist()
+    cancel = [r for r in table if r["event_type"] == "SENT_CANCEL"]
+    assert sorted(r["order_id"] for r in cancel) == sorted((bid.token, ask.token))
+    # the order's own journaled origin: its side and parties, as its Enter's row has them
+    enters = {r["order_id"]: r for r in table if r["event_type"] == "SENT_NEW"}
+    assert all((r["side"], r["algo_id"], r["trader_code"]) == tuple(enters[r["order_id"]][k] for k in
+               ("side", "algo_id", "trader_code")) for r in cancel)
+    monkeypatch.setattr(events, "CHUNK_SEQS", 2)
+    run(["orders"], path, tmp_path / "small")
+    assert rows(tmp_path / "small") == got
