@@ -26,8 +26,10 @@ MEOT would name the order by its orderKeyDate too. A Modify a crash recovery ado
 lost: recovery_marks adopt-modify) gets the venue's MEOM and a MEMR built at the venue's Order
 Modified with the terms it confirms, rejected (ADOPTED_MODIFY): its eventTimestamp, the firm's send
 time, was lost, and CAT gets no stand-in time; the reject names the RECON record and the terms, so
-the owed event can be reported from another record. A Cancel a recovery found unanswered and sent
-again never reached the venue (resent_cancels): no MECR, rejected with that reason. firmROEID and the file group carry the journal's
+the owed event can be reported from another record. So is the MECR of a Cancel replay decided again
+whose ORDER_SENT was lost, that the venue acted on (redecided.py: its row at the RECON record that
+lists it). A Cancel a recovery found unanswered and sent again never reached the venue
+(resent_cancels): no MECR, rejected with that reason. firmROEID and the file group carry the journal's
 id, so two journals of one day never share one. tradingSession comes from the OUCH time in force
 and the event's Eastern time (TRADING_SESSIONS).
 
@@ -54,6 +56,7 @@ from reports import arrowcols as ac
 from reports import cat_json, cat_routes, common, events, numtext, orderjoin, recovery_marks, resent_cancels, timetext
 from reports.events import EV
 from reports.output import ReportOutput, TableCollector
+from reports.redecided import RedecidedCancels
 from reports.refdata import RefData
 from reports.source import JournalSlice
 from reports.timebase import UtcTimes, to_utc
@@ -104,10 +107,19 @@ ORPHAN_TRADE = ("execution of an order no ORDER_SENT in the journal created (e.g
 ADOPTED = ("CAT keys every event of an order by its orderKeyDate, the time the firm originated it, and a New "
            "Order's and Order Route's eventTimestamp are the firm's order and route times: that ORDER_SENT held "
            "them, and no stand-in time is reported")
-# Why the Route Modified of a Modify a recovery adopted (adopt-modify) is rejected.
-ADOPTED_MODIFY = ("A Route Modified's eventTimestamp is the time the firm sent the Modify: only its lost ORDER_SENT "
-                  "held it (the venue's answer bounds it above), and no stand-in time is reported; the event is "
-                  "owed to CAT and must be reported from another record of that time")
+
+
+def _send_time_lost(event: str, request: str) -> str:
+    """Why a route event of a request whose ORDER_SENT a torn tail lost is rejected, not reported."""
+    return (f"A {event}'s eventTimestamp is the time the firm sent the {request}: only its lost ORDER_SENT held it "
+            f"(the venue's answer bounds it above), and no stand-in time is reported; the event is owed to CAT and "
+            f"must be reported from another record of that time")
+
+
+# The Route Modified of a Modify a recovery adopted (adopt-modify); the Route Cancelled of a
+# Cancel replay decided again (redecided.py)
+ADOPTED_MODIFY = _send_time_lost("Route Modified", "Modify")
+REDECIDED_CANCEL = _send_time_lost("Route Cancelled", "Cancel")
 # Never null in a kept row: the fields every event requires (rows lacking one are rejected), the
 # sequence and the trade date (null only without a UTC time, which is rejected too).
 NOT_NULL = ("seq",) + COMMON_REQUIRED + ("trade_date",)
@@ -300,7 +312,9 @@ def build_unsessioned(ev: events.OrderEvents, ref: RefData, rejections: dict | N
     Eastern date selected (days since 1970), None for all."""
     not_sent = marks.not_sent if marks is not None else recovery_marks.no_marks()
     rows, types, closing = _rows_for(ev, ref, not_sent, day, marks)
+    redecided = ev.cols.get("redecided")          # redecided.py: a Cancel whose ORDER_SENT was lost
     ev = ev.take(rows, _COLUMNS)
+    redecided = redecided[rows] if redecided is not None else np.zeros(len(rows), bool)
     if closing.any():
         ev = _closed_at_resolution(ev, closing, not_sent)
     c = ev.cols
@@ -318,8 +332,8 @@ def build_unsessioned(ev: events.OrderEvents, ref: RefData, rejections: dict | N
         event_ts = _where(~(adopted & (types <= CAT_TYPES.index("MEOR"))), event_ts)
     # the MEMR of a Modify whose ORDER_SENT was lost (adopt-modify): its route time is unknown too
     lost_modify = (types == CAT_TYPES.index("MEMR")) & (c["event"] == EV["ORDER_MODIFIED"])
-    if lost_modify.any():
-        event_ts = _where(~lost_modify, event_ts)
+    if lost_modify.any() or redecided.any():
+        event_ts = _where(~(lost_modify | redecided), event_ts)
     t = types
     is_new, is_mod, is_cancel, is_trade = (t == 0), (t == 2), (t == 3), (t == 4)
     routes = cat_routes.route_flags(c, t, CAT_TYPES, rejections or cat_routes.venue_rejections_none(), lost)
@@ -410,7 +424,11 @@ def build_unsessioned(ev: events.OrderEvents, ref: RefData, rejections: dict | N
         for t, s in zip(types[rows], c["creator_seq"][rows].tolist())]))
     head.append(mask_check("routedOrderID", lost_modify & ~adopted, lambda rows: _lost_modify_reasons(
         c, rows, marks.adopted_modify(c["token_key"][rows], c["seq"][rows]))))
-    orphan = orphan | adopted | lost_modify     # rejected for that alone, not for the fields it lacks
+    head.append(mask_check("routedOrderID", redecided & ~adopted, lambda rows: [
+        f"no MECR: replay decided this Cancel again after a crash, its ORDER_SENT lost with the journal's torn "
+        f"tail (the RECON record at journal sequence {s} lists it), and the venue's Canceled or Cancel Reject "
+        f"that follows shows it received it. {REDECIDED_CANCEL}" for s in c["seq"][rows].tolist()]))
+    orphan = orphan | adopted | lost_modify | redecided     # rejected for that alone, not for the fields it lacks
     tail = [mask_check(name, is_trade & ~orphan, reason) for name, reason in UNKNOWN_MEOT.items()]
     tail.append(mask_check("routedOrderID", unsent_route, lambda rows: [
         f"no {CAT_TYPES[t]}: the venue never received this order (a recovery marked {k.decode()!r} not sent at "
@@ -723,7 +741,18 @@ def stream(src: JournalSlice, ref: RefData, sink, text: bool = True) -> ReportOu
             while waiting:
                 publish(*waiting.pop(0).with_session(venue_session))
 
+    redecided: list[RedecidedCancels] = []
+
+    def with_redecided(ev: events.OrderEvents) -> events.OrderEvents:
+        """`ev` with its re-decided Cancels' rows (redecided.py): every chunk, in journal order,
+        before any selection (the marks are read by then)."""
+        if not redecided:
+            redecided.append(RedecidedCancels(marks.result().redecided, src.first_seq, src.last_seq))
+        return redecided[0].add_rows(ev)
+
     def emit(ev: events.OrderEvents, rejections: dict) -> None:
+        if src.selection.trade_date is None:       # (with a date, added before it selects)
+            ev = with_redecided(ev)
         lost = resent_cancels.lost_seqs(src, ev.cols, marks.result().resent_cancel)
         waiting.append(build_unsessioned(ev, ref, rejections, marks.result(), src.journal_id,
                                          _day_number(src.selection.trade_date), lost))
@@ -745,6 +774,8 @@ def stream(src: JournalSlice, ref: RefData, sink, text: bool = True) -> ReportOu
             # the marks (a scan of the whole journal for RECON records) only wait for a date's
             # selection; otherwise the first chunk is built while the scan runs
             trade_date = src.selection.trade_date
+            if trade_date:
+                chunk = with_redecided(chunk)
             ev = select_eastern_date(chunk, trade_date, marks.result().not_sent if trade_date else None)
             del chunk
             if held is not None:

@@ -5,11 +5,16 @@ recovery sent it again, resend-cancel) is told apart the same way by both report
 chunks end."""
 from __future__ import annotations
 
+import datetime as dt
+
+import numpy as np
+
 from journal.catalogue import RecordType
 from recovery.reconcile import AdoptModify, resolution_json
 from recovery.replay import RECON_BEGIN, RECON_OUTCOME, RECON_RESOLUTION
-from reports import events
+from reports import events, timetext
 from reports.run import run
+from reports.source import Selection
 from tests.reports.conftest import read
 from tests.reports.journal_builder import FIXTURE_REFDATA, accepted_order
 from tests.reports.test_recovered_orders import resent_cancel_day
@@ -104,7 +109,7 @@ def test_a_cancel_replay_decided_again_that_the_venue_acted_on_has_its_own_row(t
                  r["order_qty"]) for r in read_ns(out, "orders", "order_events").to_pylist()
                 if r["order_id"] == bid.token]
 
-    run(["orders"], path, tmp_path / "whole")
+    run(["orders", "cat"], path, tmp_path / "whole")
     got = rows(tmp_path / "whole")
     assert [r[1:] for r in got] == [
         ("SENT_NEW", "FIRM", "NEWO", None, None, bid.leaves), ("ACCEPTED", "VENUE", None, None, None, bid.leaves),
@@ -118,6 +123,20 @@ def test_a_cancel_replay_decided_again_that_the_venue_acted_on_has_its_own_row(t
     enters = {r["order_id"]: r for r in table if r["event_type"] == "SENT_NEW"}
     assert all((r["side"], r["algo_id"], r["trader_code"]) == tuple(enters[r["order_id"]][k] for k in
                ("side", "algo_id", "trader_code")) for r in cancel)
+    # CAT: the venue's MEOC is reported; the Cancel's MECR is owed but its send time was lost: rejected
+    def cat(out) -> tuple[list, list]:
+        return ([r["type"] for r in read_ns(out, "cat", "order_events").to_pylist() if r["orderID"] == bid.token],
+                [(r["seq"], r["field"], r["reason"]) for r in rejects(out, "cat") if r["value"] == bid.token])
+    reported, rejected = cat(tmp_path / "whole")
+    assert reported == ["MENO", "MEOC"]           # (its MEOR lacks the test venue's session name)
+    assert [(seq, field) for seq, field, _ in rejected] == [(begin, "routedOrderID")]
+    assert rejected[0][2].startswith("no MECR: replay decided this Cancel again") and \
+        f"journal sequence {begin} lists it" in rejected[0][2] and "no stand-in time" in rejected[0][2]
     monkeypatch.setattr(events, "CHUNK_SEQS", 2)
-    run(["orders"], path, tmp_path / "small")
-    assert rows(tmp_path / "small") == got
+    run(["orders", "cat"], path, tmp_path / "small")
+    assert rows(tmp_path / "small") == got and cat(tmp_path / "small") == (reported, rejected)
+    # the recovery's CAT trading day selected: the same reject and MEOC (the Enter was another day's)
+    at = next(r["event_time_utc"] for r in table if r["seq"] == begin)
+    day = dt.date(1970, 1, 1) + dt.timedelta(days=int(timetext.eastern_days(np.array([at], np.int64))[0]))
+    run(["cat"], path, tmp_path / "day", selection=Selection(trade_date=day))
+    assert cat(tmp_path / "day") == (["MEOC"], rejected)
