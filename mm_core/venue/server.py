@@ -101,7 +101,7 @@ class _Conn:
     """One SoupBinTCP connection; logged in once `user` is set."""
 
     __slots__ = ("sock", "peer", "framer", "out", "user", "cursor", "last_rx", "last_tx",
-                 "closing", "writing", "errors", "accepted")
+                 "closing", "writing", "errors", "debug_dropped", "accepted")
 
     def __init__(self, sock: socket.socket, peer: tuple, now: float) -> None:
         self.sock = sock
@@ -115,6 +115,8 @@ class _Conn:
         self.closing = False      # close once `out` is drained
         self.writing = False      # registered for EVENT_WRITE
         self.errors = 0           # protocol errors so far (MAX_PROTOCOL_ERRORS)
+        self.debug_dropped = 0    # Debug replies dropped at OUT_HIGH_WATER (not errors: the
+                                  # bad input they answered is counted once, as an error)
         self.accepted = now       # a login is due within login_timeout of it
 
 
@@ -140,6 +142,7 @@ class Venue:
         self.mold_stores: dict[str, SessionLog] = {}   # MoldUDP64 session -> its ITCH messages
         self.log_tail_cut: dict[str, int] = {}      # user -> bytes cut from a torn log tail
         self.protocol_errors: collections.deque[str] = collections.deque(maxlen=1000)
+        self.debug_replies_dropped = 0   # over every connection (_debug)
         self.ignored: collections.deque[m.Ignored] = collections.deque(maxlen=1000)
         self.itch_messages = 0
         self.ports: VenuePorts | None = None
@@ -853,19 +856,29 @@ class Venue:
         reason = _FIELD_REJECTS.get(exc.field or "", m.REJECT_OTHER)
         self._dispatch(self.engine.reject(conn.user.username, token, reason))
 
+    @staticmethod
+    def _who(conn: _Conn) -> str:
+        return f"{conn.peer[0]}:{conn.peer[1]} ({conn.user.username if conn.user else '-'})"
+
     def _protocol_error(self, conn: _Conn, what: str) -> None:
         conn.errors += 1
-        who = conn.user.username if conn.user else "-"
-        text = f"{conn.peer[0]}:{conn.peer[1]} ({who}): {what}"
+        text = f"{self._who(conn)}: {what}"
         self.protocol_errors.append(text)
         log.warning("protocol error %s", text)
 
     def _debug(self, conn: _Conn, text: str) -> None:
         """Queue a SoupBinTCP Debug packet (ASCII only, bounded) for a reply outside the
-        sequence; dropped, and counted as a protocol error, once OUT_HIGH_WATER bytes wait for
-        the client: one that sends bad messages and reads nothing must not grow the venue."""
+        sequence; dropped once OUT_HIGH_WATER bytes wait for the client (one that sends bad
+        messages and reads nothing must not grow the venue). A dropped reply is counted on its
+        own, not as a second protocol error: the input it answered already counted once. The
+        first drop on a connection is logged, and the count when the connection closes."""
         if len(conn.out) >= OUT_HIGH_WATER:
-            self._protocol_error(conn, f"Debug reply dropped: {len(conn.out)} bytes unread")
+            conn.debug_dropped += 1
+            self.debug_replies_dropped += 1
+            if conn.debug_dropped == 1:
+                log.warning("%s: Debug replies dropped from now on while %d bytes wait unread "
+                            "(counted; the total is logged at close)", self._who(conn),
+                            len(conn.out))
             return
         text = text.encode("ascii", "backslashreplace").decode("ascii")[:200]
         conn.out += soupbintcp.encode(soupbintcp.Debug(text))
@@ -975,6 +988,9 @@ class Venue:
         self._conns.pop(conn.sock.fileno(), None)
         if conn.user is not None and self._online.get(conn.user.username) is conn:
             del self._online[conn.user.username]
+        if conn.debug_dropped:
+            log.warning("%s: closed; %d Debug replies were dropped unsent", self._who(conn),
+                        conn.debug_dropped)
         conn.sock.close()
 
     def _udp_send(self, packet: bytes, addr: tuple[str, int]) -> None:
