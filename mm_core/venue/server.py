@@ -17,8 +17,9 @@ session, SoupBinTCP 'Z'). The venue stops by itself after config.venue.duration 
 max_messages ITCH messages, or at once, without an end of day, when a log or ITCH store cannot
 be written or fsynced; wait() blocks until then. The end of day writes and fsyncs the session
 logs' close-outs and End of Day before ITCH End of Messages: a restart of a session killed during
-its end of day finishes it (the logs that lack them get them, ITCH end of day goes out) and then
-takes no order, only logins that replay the logs.
+its end of day finishes it (the logs that lack them get them, a user added to the config since
+gets Start and End of Day, ITCH end of day goes out) and then takes no order, only logins that
+replay the logs.
 """
 from __future__ import annotations
 
@@ -573,10 +574,16 @@ class Venue:
     def _finish_end_of_day(self, previous: dict[str, list[bytes]], ts: int) -> None:
         """A restart of a session killed during its end of day: the session logs without End of
         Day get the close-outs of the orders they leave open (reason 'T', as at the end of day)
-        and End of Day, then ITCH end of day goes out in this run's MoldUDP64 session. The
-        venue then only lets clients log in to replay their logs: it takes no order."""
+        and End of Day, then ITCH end of day goes out in this run's MoldUDP64 session; a user
+        with an empty log (added to the config since the earlier run) gets its Start of Day and
+        End of Day at once, as its day must end like the others'. The venue then only lets
+        clients log in to replay their logs: it takes no order."""
         self.engine.close()
-        closeouts = {}
+        closeouts: dict[str, list[bytes]] = {}
+        for username, session_log in self.logs.items():
+            if username not in previous:      # else sealed empty: no later run would end it
+                session_log.append(wire.ouch_system_event(ts, "S"))
+                closeouts[username] = []
         for username in self._unfinished:
             left_open = wire.open_orders(previous[username])
             closeouts[username] = [wire.close_out(token, shares, ts, m.CANCEL_TIMEOUT)
