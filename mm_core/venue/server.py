@@ -1,8 +1,9 @@
 """The venue's I/O shell: OUCH over SoupBinTCP (TCP), ITCH over MoldUDP64 (UDP), on 127.0.0.1.
 
 Owns the sockets, the single-threaded selectors loop (run in one background thread), SoupBinTCP
-session state (login, due within login_timeout of connecting; heartbeats, dead-link detection,
-replay from the durable session logs; per-connection limits on unread output and protocol errors),
+session state (login, due within login_timeout of connecting, with per-address bounds on
+connections not logged in yet, see login_throttle.py; heartbeats, dead-link detection, replay
+from the durable session logs; per-connection limits on unread output and protocol errors),
 the clocks (monotonic for timers; realtime, or the `clock` given, for the ITCH/OUCH stamps:
 ns since midnight US/Eastern of the session date, see sessiontime.py) and the run limits.
 Matching, flow and encodings live in matching.py, flow.py and wire.py; this module must not
@@ -42,6 +43,7 @@ from mm_core.venue import highwater, regsho, restart, sessiontime, wire
 from mm_core.venue.config import User, VenueConfig
 from mm_core.venue.errors import SessionLogError, SessionSealedError, VenueStateError
 from mm_core.venue.flow import BackgroundFlow, apply
+from mm_core.venue.login_throttle import LoginThrottle
 from mm_core.venue.publisher import MoldPublisher
 from mm_core.venue.session_log import SessionLog, read_session_log
 
@@ -137,6 +139,8 @@ class Venue:
         self._listing = {x.name: x for x in config.listings()}
         self._locate = {x.name: x.locate for x in config.listings()}
         self._users = {u.username: u for u in config.users}
+        self.throttle = LoginThrottle(settings.max_pending_logins, settings.login_failures,
+                                      settings.login_failure_window, settings.login_cooloff)
         self._echo: dict[tuple[str, str], wire.Echo] = {}
         self.logs: dict[str, SessionLog] = {}
         self.itch_session = ""
@@ -440,6 +444,8 @@ class Venue:
                     self._abandon()
                 finally:
                     self._close_sockets()       # whatever failed above
+                    for address, count in self.throttle.unreported().items():
+                        self._log_refused(address, count)
                     self._stopped.set()
 
     def _write_failed(self, exc: SessionLogError) -> None:
@@ -531,6 +537,8 @@ class Venue:
             elif (conn.user is not None and not conn.out
                   and now - conn.last_tx >= settings.heartbeat_interval):
                 conn.out += soupbintcp.encode(soupbintcp.ServerHeartbeat())
+        for address, count in self.throttle.prune(now).items():
+            self._log_refused(address, count)
         if now - self._last_itch_tx >= settings.heartbeat_interval:
             self.publisher.heartbeat()
             self._last_itch_tx = now
@@ -718,11 +726,23 @@ class Venue:
                 log.warning("refusing %s: %d connections open", peer, MAX_CONNECTIONS)
                 sock.close()
                 continue
+            pending = sum(c.user is None and c.peer[0] == peer[0] for c in self._conns.values())
+            refusal = self.throttle.admit(peer[0], pending, now)
+            if refusal is not None:        # counted; logged at most once a second an address
+                if refusal.report:
+                    self._log_refused(peer[0], refusal.report, refusal.why)
+                sock.close()
+                continue
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn = _Conn(sock, peer, now)
             self._conns[sock.fileno()] = conn
             self._sel.register(sock, selectors.EVENT_READ, conn)
+
+    def _log_refused(self, address: str, count: int, why: str = "") -> None:
+        log.warning("refused %d connection%s from %s%s (%d refused in all)", count,
+                    "s" if count > 1 else "", address, f": {why}" if why else "",
+                    self.throttle.refused)
 
     def _read(self, conn: _Conn, now: float) -> None:
         try:
@@ -999,6 +1019,11 @@ class Venue:
             log.warning("%s: closed; %d Debug replies were dropped unsent", self._who(conn),
                         conn.debug_dropped)
         conn.sock.close()
+        if conn.user is None and self.throttle.failed(conn.peer[0], time.monotonic()):
+            t = self.throttle
+            log.warning("%s: %d connections ended without a login within %g s: new connections "
+                        "from it are refused for %g s", conn.peer[0], t.failures, t.window,
+                        t.cooloff)
 
     def _udp_send(self, packet: bytes, addr: tuple[str, int]) -> None:
         try:
