@@ -161,6 +161,7 @@ class Venue:
         self._sel: selectors.DefaultSelector | None = None
         self._unfinished: list[str] | None = None   # users whose end of day a restart finishes
         self.day_over = False       # End of Day written: no order is taken any more
+        self._ending = False        # the loop is over: connections closed now are not failures
         self.writes_after_end_of_day = 0   # refused by _dispatch: each one is a venue bug
         self._syncer_stop = threading.Event()
         self.sync_error = ""
@@ -431,6 +432,7 @@ class Venue:
             self.stop_reason = "error"
             raise
         finally:
+            self._ending = True
             self._syncer_stop.set()
             self._syncer.join()
             with self._lock:
@@ -1019,7 +1021,9 @@ class Venue:
             log.warning("%s: closed; %d Debug replies were dropped unsent", self._who(conn),
                         conn.debug_dropped)
         conn.sock.close()
-        if conn.user is None and self.throttle.failed(conn.peer[0], time.monotonic()):
+        # the venue's own stop is no failed login of the client's
+        if (conn.user is None and not self._ending
+                and self.throttle.failed(conn.peer[0], time.monotonic())):
             t = self.throttle
             log.warning("%s: %d connections ended without a login within %g s: new connections "
                         "from it are refused for %g s", conn.peer[0], t.failures, t.window,
