@@ -142,3 +142,13 @@ def test_refusals_are_logged_at_most_once_a_second_an_address_and_none_is_lost()
     assert throttle.admit("127.0.0.2", 1, 5.5).report == 0   # held back...
     assert throttle.unreported() == {"127.0.0.2": 1} and throttle.unreported() == {}   # ...to the end
     assert throttle.prune(11.0) == {} and not throttle._addresses   # expired: forgotten
+
+
+def test_connections_the_venue_closes_when_it_stops_are_not_failed_logins(make_venue, caplog):
+    venue = make_venue(login_failures=1)
+    with dial(venue) as sock, caplog.at_level(logging.WARNING, "mm_core.venue"):
+        wait_for(lambda: open_count(venue) == 1)
+        venue.stop()
+        assert answer(sock) == b""
+    assert not venue.throttle._addresses
+    assert not any("without a login" in r.getMessage() for r in caplog.records)
