@@ -4,7 +4,9 @@ Owns: the online hedge ratio per pair (EWMA regression of the symbol's returns o
 the hedge position built so far, the in-flight hedge order and the sustain timer. It decides
 (side, qty, limit price) of an IOC that crosses the spread; the engine sends it through the risk
 gateway and OMS. Handles partial fills (the shortfall is sent again) and ratio drift (rebalanced
-when the target moves by more than a band). Must not know about wire formats or clocks.
+only when the target is more than a band away from what is hedged: hysteresis, so a price
+wobble across a lot boundary does not trade back and forth across the spread). Must not know
+about wire formats or clocks.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ class HedgeParams:
     trigger: int = 1_000          # |position| (shares) that skew is no longer expected to work off
     keep: int = 300               # shares left unhedged for the skew to work off
     hold_ns: int = 500_000_000    # the position must stay past the trigger this long
-    band: int = 100               # rebalance when target − hedged differs by at least this
+    band: int = 100               # rebalance when |target − hedged| is more than this (>= lot)
     lot: int = 100
     cross_ticks: int = 1          # how far through the far touch the IOC limit goes
     beta_alpha: float = 0.05
@@ -37,6 +39,10 @@ class HedgeParams:
             raise HedgeError(f"min_samples must be >= 0, not {self.min_samples!r}")
         if not 0 <= self.keep < self.trigger or self.lot <= 0 or self.band <= 0:
             raise HedgeError("need 0 <= keep < trigger, lot > 0, band > 0")
+        if self.band < self.lot:
+            # targets are whole lots: a band under one lot trades every one-lot move of the
+            # target, which a one-tick wobble of either price makes
+            raise HedgeError(f"band must be >= lot ({self.lot}), not {self.band!r}")
         # each named: a ConfigError from the config document carries the message
         if not 0.0 < self.beta_alpha <= 1.0:
             raise HedgeError(f"beta_alpha must be within (0, 1], not {self.beta_alpha!r}")
@@ -136,7 +142,7 @@ class Hedger:
             pair.active = False
             return None
         delta = want - pair.hedged
-        if abs(delta) < p.band:
+        if abs(delta) <= p.band:
             return None
         if delta > 0:
             if not h_ask:

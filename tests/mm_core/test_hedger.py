@@ -80,3 +80,30 @@ def test_bad_pairs_and_params():
         Hedger({1: 1}, P)
     with pytest.raises(HedgeError):
         HedgeParams(trigger=100, keep=100)
+
+
+def test_a_one_tick_wobble_across_a_lot_boundary_does_not_trade_back_and_forth():
+    """Band one lot (the defaults): the target moving by one lot is inside the band, so a price
+    wobbling by a tick around a lot boundary is left alone rather than crossing the spread each way."""
+    h = Hedger({2: 1}, HedgeParams())
+    position, now = 1_300, 0
+    decide(h, position, now, s=550_000.0)
+    first = decide(h, position, now + 600 * MS, s=550_000.0)
+    assert (first.side, first.qty) == (Side.SELL, 600)
+    h.on_fill(2, first.side, first.qty)
+    h.on_done(2)
+    for i in range(8):
+        s = 549_900.0 if i % 2 == 0 else 550_000.0      # 54.99 <-> 55.00: target −500 <-> −600
+        assert h.target(2, position, s, 1_000_000.0) == (-500 if i % 2 == 0 else -600)
+        assert decide(h, position, now + (i + 2) * 600 * MS, s=s) is None
+    assert h.hedged(2) == -600
+    # more than the band away (two lots): rebalanced
+    more = decide(h, position, now + 20 * 600 * MS, s=800_000.0)
+    assert h.target(2, position, 800_000.0, 1_000_000.0) == -800
+    assert (more.side, more.qty) == (Side.SELL, 200)
+
+
+def test_the_band_may_not_be_under_a_lot():
+    with pytest.raises(HedgeError, match="band must be >= lot"):
+        HedgeParams(band=50, lot=100)
+    assert HedgeParams(band=100, lot=100).band == 100
