@@ -5,8 +5,9 @@ the hedge position built so far, the in-flight hedge order and the sustain timer
 (side, qty, limit price) of an IOC that crosses the spread; the engine sends it through the risk
 gateway and OMS. Handles partial fills (the shortfall is sent again) and ratio drift (rebalanced
 only when the target is more than a band away from what is hedged: hysteresis, so a price
-wobble across a lot boundary does not trade back and forth across the spread). Must not know
-about wire formats or clocks.
+wobble across a lot boundary does not trade back and forth across the spread); an unwind (target
+0) goes out whatever is left, as the band only damps rebalances. Must not know about wire formats
+or clocks.
 """
 from __future__ import annotations
 
@@ -142,7 +143,9 @@ class Hedger:
             pair.active = False
             return None
         delta = want - pair.hedged
-        if abs(delta) <= p.band:
+        if want and abs(delta) <= p.band:
+            # an unwind is never left inside the band: shares kept as a hedge with nothing to
+            # hedge would keep the pair active and out of the instrument's quoting inventory
             return None
         if delta > 0:
             if not h_ask:

@@ -107,3 +107,23 @@ def test_the_band_may_not_be_under_a_lot():
     with pytest.raises(HedgeError, match="band must be >= lot"):
         HedgeParams(band=50, lot=100)
     assert HedgeParams(band=100, lot=100).band == 100
+
+
+def test_an_unwind_left_short_by_less_than_a_band_is_finished():
+    """The unwind IOC fills all but 50 shares (under the band): the rest goes out next, and the
+    pair goes idle once nothing is hedged, instead of keeping 50 shares as a hedge for good."""
+    h = Hedger({2: 1}, HedgeParams())
+    decide(h, 1_300, 0, s=505_000.0)
+    order = decide(h, 1_300, 600 * MS, s=505_000.0)
+    h.on_fill(2, order.side, order.qty)
+    h.on_done(2)
+    unwind = decide(h, 0, 700 * MS, s=505_000.0)
+    assert (unwind.side, unwind.qty) == (Side.BUY, order.qty)
+    h.on_fill(2, Side.BUY, unwind.qty - 50)          # the IOC's last 50 are canceled
+    h.on_done(2)
+    rest = decide(h, 0, 800 * MS, s=505_000.0)
+    assert (rest.side, rest.qty, rest.price) == (Side.BUY, 50, 1_000_100)
+    h.on_fill(2, Side.BUY, 50)
+    h.on_done(2)
+    assert h.hedged(2) == 0 and decide(h, 0, 900 * MS, s=505_000.0) is None
+    assert not h.pairs[2].active and h.idle(2, 0)
