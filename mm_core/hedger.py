@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from journal.catalogue import Side
 from mm_core.fairvalue import EwmaBeta
 
-__all__ = ["HedgeError", "HedgeParams", "HedgeOrder", "Hedger"]
+__all__ = ["HedgeError", "HedgeParams", "HedgeOrder", "Hedger", "MAX_BETA"]
+
+MAX_BETA = 100.0        # the most a configuration may allow max_beta to be
 
 
 class HedgeError(ValueError):
@@ -34,6 +36,9 @@ class HedgeParams:
     beta_alpha: float = 0.05
     beta_prior: float = 1.0       # return beta used until the regression has data
     min_samples: int = 20
+    # the largest |return beta| the ratio uses, learned or prior: the regression has no bound of
+    # its own, and a runaway ratio would size hedges far past any position being hedged
+    max_beta: float = 5.0
 
     def __post_init__(self) -> None:
         if self.min_samples < 0:
@@ -47,6 +52,10 @@ class HedgeParams:
         # each named: a ConfigError from the config document carries the message
         if not 0.0 < self.beta_alpha <= 1.0:
             raise HedgeError(f"beta_alpha must be within (0, 1], not {self.beta_alpha!r}")
+        if not 0.0 < self.max_beta <= MAX_BETA:
+            raise HedgeError(f"max_beta must be within (0, {MAX_BETA:g}], not {self.max_beta!r}")
+        if not abs(self.beta_prior) <= self.max_beta:
+            raise HedgeError(f"beta_prior must be within ±max_beta ({self.max_beta:g}), not {self.beta_prior!r}")
         for name in ("hold_ns", "cross_ticks"):
             if getattr(self, name) < 0:
                 raise HedgeError(f"{name} must be >= 0, not {getattr(self, name)!r}")
@@ -98,7 +107,10 @@ class Hedger:
     def ratio(self, symbol_id: int, s_price: float, h_price: float) -> float:
         """Hedge shares per share of the symbol: return beta scaled by the price ratio."""
         pair = self.pairs[symbol_id]
-        beta = pair.beta.beta if pair.beta.n >= self.p.min_samples else pair.beta.prior
+        p = self.p
+        beta = pair.beta.beta if pair.beta.n >= p.min_samples else pair.beta.prior
+        if not -p.max_beta <= beta <= p.max_beta:       # (a NaN is not within: no ratio)
+            beta = p.max_beta if beta > 0 else -p.max_beta if beta < 0 else 0.0
         return beta * s_price / h_price
 
     def target(self, symbol_id: int, position: int, s_price: float, h_price: float) -> int:

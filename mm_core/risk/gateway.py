@@ -404,6 +404,22 @@ class RiskGateway:
         sym = self._symbols.get(symbol_id)
         return 0 if sym is None else sym.position
 
+    def order_room(self, symbol_id: int, is_buy: bool, price: int) -> int:
+        """The most shares one new order on this side at `price` may carry and pass check()'s
+        size (safe mode's cut included), value and position checks now, every working order on
+        the side counted as check() counts them; 0 when none would. Read-only: what the engine
+        cuts an order it sizes itself (a hedge) to, rather than be denied asking for more."""
+        sym = self._symbols.get(symbol_id)
+        if sym is None or price <= 0:
+            return 0
+        slim = sym.limits
+        room = slim.max_order_qty
+        if self._state is _SAFE:
+            room = int(room * self._limits.safe_size_multiplier)
+        room = min(room, int(slim.max_order_value // (price * sym.multiplier)), slim.max_position - (
+            sym.position + sym.open_buy if is_buy else sym.open_sell - sym.position))
+        return room if room > 0 else 0
+
     def locates_used(self, symbol_id: int) -> int:
         """Shares of the symbol sold short by fills on the trading day held (their locates used)."""
         return self._regsho.locates_used(symbol_id)
