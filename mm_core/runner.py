@@ -196,6 +196,7 @@ class OperatorReceipt(threading.Event):
         self.reconciliation = None
         self.error = ""
         self.kills_in_force = ""         # the scoped kills in force once it was carried out
+        self.orders_cancelled: int | None = None    # a kill's cancels, as its KILL record says
 
 
 @dataclass(frozen=True)
@@ -1037,6 +1038,9 @@ class Runner:
         receipt.refusal = next((a.summary.removeprefix(_OPERATOR_REFUSED + ": ") for a in decided
                                 if isinstance(a, JournalNote) and a.summary.startswith(_OPERATOR_REFUSED)), "")
         receipt.kills_in_force = self.engine.risk.scoped_kills_text()
+        kills = [a for a in decided if isinstance(a, JournalNote) and a.rtype == RecordType.KILL]
+        if kills:       # as its KILL record counts them: the cancels the kill sent
+            receipt.orders_cancelled = int(unpack(RecordType.KILL, kills[0].payload)["orders_cancelled"])
 
     # ------------------------------------------------------------------ mid-session reconciliation
     def _reconcile_now(self, command: OperatorCommand, receipt: OperatorReceipt) -> None:

@@ -718,12 +718,14 @@ class Session:
             return None
         engine, runner = self.engine, self.runner
         symbols = {sym.name: sym.id for sym in self.inputs.symbols.symbols}
+        cfg = engine.cfg                # the ids every order of the session carries
 
         def status() -> dict:       # plain reads of what the runner thread updates
             return {"trading_state": engine.risk.state.name, "faults": list(engine.risk.faults),
                     "orders_sent": runner.report.orders_sent}
         try:
-            server = ControlServer(self.settings.control_path, runner.operator, status, symbols=symbols).start()
+            server = ControlServer(self.settings.control_path, runner.operator, status, symbols=symbols,
+                                   ids={"algo": cfg.algo_id, "desk": cfg.desk_id, "client": cfg.client_id}).start()
         except ControlError as exc:
             raise SessionConfigError(str(exc)) from None
         stack.callback(server.stop)
