@@ -34,8 +34,9 @@ on_order_done(token) or a fill with its token removes it; a REPLACE counts what 
 original plus the whole replacement (the original may fill before the replace lands, which then
 rests in full), and the original's price, until on_order_confirmed (a refused
 replace, on_order_done of the replacement, restores the original; a REPLACE of a replacement
-still in flight is denied, a MODIFY of one changes only the replacement's own size), and a
-size-down MODIFY its larger size until on_order_confirmed; cancels are always allowed. Account limits count every
+still in flight, or a second one of its original, is denied, a MODIFY of one changes only the
+replacement's own size), and a size-down MODIFY its larger size until on_order_confirmed (one
+that changes the side byte too); cancels are always allowed. Account limits count every
 symbol's working orders (gross: each symbol's larger side, net: the order's side), and an option
 group's Greeks and scenarios its other symbols' working orders at their worst. A sell marked long must be
 covered by the position net of every working sell; a short sale needs a locate ([reg_sho] in the

@@ -448,11 +448,11 @@ class RiskGateway:
         test in force; a short sale on a symbol the gateway knows restricted needs it.
         Order of checks: identity and fields (the marking's byte too), fail-closed inputs,
         throttle, trading state, time (never before the last order's), message rate, size and
-        value, collars, duplicates, a replace of a replacement in flight (and a modify of an
-        original whose replace is in flight, or of a replacement off its side), open orders,
-        position, notional, Greeks and scenario, drawdown, self-trade, then for sells Reg SHO (a
-        long sale covered, a short sale's price test and locate). One flat body with locals: this
-        runs for every order.
+        value, collars, duplicates, a replace of a replacement in flight or of an original whose
+        replace is in flight (and a modify of such an original, or of a replacement off its side),
+        open orders, position, notional, Greeks and scenario, drawdown, self-trade, then for sells
+        Reg SHO (a long sale covered, a short sale's price test and locate). One flat body with
+        locals: this runs for every order.
         """
         try:
             kind = intent.kind
@@ -601,10 +601,14 @@ class RiskGateway:
                 if denial is not None:
                     return denial
 
-            if kind is _REPLACE and intent.orig_token in self._replacing:
+            if kind is _REPLACE and self._replacing and (
+                    intent.orig_token in self._replacing or intent.orig_token in self._replaced_by):
                 # the venue has not said which of the two rests: a chain of replaces would count
-                # one of them too small whichever answer comes first
-                return self._deny(CheckId.INVALID_ORDER, 0, 0, "its original's replace is in flight")
+                # one of them too small whichever answer comes first; a second replace of the same
+                # original would count it as a new order (its original is counted in the first)
+                return self._deny(CheckId.INVALID_ORDER, 0, 0, "its original's replace is in flight"
+                                  if intent.orig_token in self._replacing else
+                                  "a replace of its original is in flight")
             if kind is _MODIFY and pending is None and self._replacing and (
                     intent.token in self._replacing or intent.token in self._replaced_by):
                 # an original in flight is counted in its replacement, and a replacement's count
@@ -697,6 +701,14 @@ class RiskGateway:
                 # a replacement in flight: its new size, with the original's shares left beside it
                 pending[3] = qty
                 qty += pending[1]
+                value = qty * price * sym.multiplier
+            elif kind is _MODIFY and replaced is not None and replaced[2] > qty and \
+                    replaced[0] is sym and replaced[1] is is_buy:
+                # a size-down that changes the side byte: checked in full at its new size, but, as
+                # a plain size-down, counted at the larger until the venue confirms (on_order_confirmed),
+                # at the price held (a Modify leaves the price at the venue as it is)
+                qty = replaced[2]
+                price = replaced[3]
                 value = qty * price * sym.multiplier
             working[token] = (sym, is_buy, qty, price)
             # self._work(sym, is_buy, value) inlined, as this runs for every order sent (value >= 0:
