@@ -2333,9 +2333,12 @@ class Engine:
 
     # ================================================================= summaries and hashing
 
-    def summary(self) -> dict:
+    def summary(self, session_end: bool = False) -> dict:
+        """The METRICS document now; `session_end`: the session's last, which also says what the
+        markouts still pending come to (valued at the last mid or unmarked at session end)."""
         mid2 = self.mid2          # the traded symbols' mids only: the rest are never read
-        doc = self.metrics.summary({s: mid2[s] for s in compress(range(self.n), self.metrics.traded)})
+        doc = self.metrics.summary({s: mid2[s] for s in compress(range(self.n), self.metrics.traded)},
+                                   (self.now, self.stale) if session_end else None)
         doc["now_ns"] = self.now
         doc["counts"] = dict(self.counts)
         doc["trading_state"] = self.risk.state.name
