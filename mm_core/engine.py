@@ -1953,7 +1953,7 @@ class Engine:
             self._after_order_change(order, actions)
         elif t is ouch.OrderModified:
             order = oms.on_modified(msg.token, msg.shares, now)
-            self.risk.on_order_confirmed(order.token, order.leaves, now)
+            self.risk.on_order_confirmed(order.token, order.leaves, now, msg.side)
             self._venue_mark(order, msg.side, actions)
             self._after_order_change(order, actions)
         elif t is ouch.BrokenTrade or t is ouch.TradeCorrection:

@@ -523,7 +523,7 @@ class RiskGateway:
                 return self._deny(CheckId.SALE_MARKING, 0, 0, (f"a buy marked {mark!r}" if is_buy else
                                   f"a sell marked {mark!r}, not S, T or E")[:48])
             same_side = sym.open_buy if is_buy else sym.open_sell
-            replaced = pending = None
+            replaced = pending = held_mark = None
             if not enter:
                 replaced = self._working.get(intent.orig_token if kind is _REPLACE else intent.token)
                 # a modify changes the order in place; a replace's original stays counted: the
@@ -694,6 +694,8 @@ class RiskGateway:
                 self._hold_original(intent.orig_token, token, replaced, qty, price, intent.tif != _IOC)
                 return allowed
             if (replaced is not None and kind is not _REPLACE) or token in working:
+                if not is_buy:
+                    held_mark = sym.sho.marks.get(token)     # short (T, E, "" unknown) or None
                 self._remove_working(token)
                 work_buy = sym.work_buy         # what it counted left the totals
                 work_sell = sym.work_sell
@@ -735,6 +737,10 @@ class RiskGateway:
                 sym.open_sell += qty
                 if mark is not None and mark != "S":
                     sym.sho.marks[token] = mark
+                elif held_mark is not None:
+                    # a short sale modified to long: the venue holds it short until it applies the
+                    # Modify, and a fill before then uses a locate; long once it confirms the side
+                    sym.sho.marks[token] = held_mark
                 if intent.tif != _IOC:
                     sym.own_sells[token] = price
             return allowed
@@ -1194,9 +1200,12 @@ class RiskGateway:
             return
         self._remove_working(token)
 
-    def on_order_confirmed(self, token: str, qty: int, now_ns: int = 0) -> None:
+    def on_order_confirmed(self, token: str, qty: int, now_ns: int = 0, mark: str | None = None) -> None:
         """The venue confirmed an order working with `qty` shares left: a replace it accepted (its
-        original is gone) or a size-down it applied. Only now does a smaller size count."""
+        original is gone) or a size-down it applied. Only now does a smaller size count. `mark`:
+        the side byte the venue holds for it (Order Modified echoes it): a sell's marking follows
+        it from now on (S long; any other byte short), so a short sale modified to long is long
+        only now."""
         if self._replacing and token in self._replacing:
             self._end_replace(token, refused=False)
         order = self._working.get(token)
@@ -1204,8 +1213,14 @@ class RiskGateway:
             qty = _whole(qty)
             if qty is None or qty <= 0:
                 self._remove_working(token)
-            elif qty != order[2]:
+                return
+            if qty != order[2]:
                 self._recount(token, qty)
+            if mark is not None and not order[1]:
+                if mark == "S":
+                    order[0].sho.marks.pop(token, None)
+                else:
+                    order[0].sho.marks[token] = mark
 
     def on_order_resting(self, token: str, qty: int, price: int, now_ns: int = 0) -> None:
         """The venue's own record of a working order of ours (reconciliation, which cancels it

@@ -292,3 +292,34 @@ def test_a_second_replace_of_an_original_whose_replace_is_in_flight_is_refused(c
     assert gw.working_orders() == {"A": (1, True, 100, FAIR - 1)}
     replace(gw, "A", "C", 100, FAIR - 3)                 # replaced again now
     assert gw.working_orders() == {"C": (1, True, 200, FAIR - 3)}
+
+
+@MODES
+def test_a_short_sale_modified_to_long_stays_short_until_the_venue_confirms(compiled):
+    """Until the venue applies the Modify it holds the order as a short sale: a fill then sells
+    short and uses a locate (the marking was dropped at once, so that fill used none and the
+    order's shares left the locate count); the venue's echo of the side makes it long."""
+    gw = RiskGateway(Limits.from_toml(limits_text()), compiled=compiled)
+    healthy(gw, T0)
+    gw.on_position(1, 1_000, T0)
+    entered(gw, qty=300, price=FAIR + 100, side=Side.SELL, token="S1")      # marked T
+    modify = order(kind=OrderKind.MODIFY, token="S1", qty=100, price=FAIR + 100, side=Side.SELL)
+    assert gw.check(modify, T0, "S").allowed
+    assert gw._symbols[1].sho.marks == {"S1": "T"}
+    gw.on_fill(1, Side.SELL, 50, FAIR + 100, T0, token="S1")                # before the Modify landed
+    assert gw.locates_used(1) == 50
+    gw.on_order_confirmed("S1", 100, T0, "S")          # OUCH Order Modified, side S
+    assert gw._symbols[1].sho.marks == {} and gw.working_orders() == {"S1": (1, False, 100, FAIR + 100)}
+    gw.on_fill(1, Side.SELL, 50, FAIR + 100, T0, token="S1")
+    assert gw.locates_used(1) == 50
+
+
+@MODES
+def test_a_confirmation_without_the_side_keeps_the_marking(compiled):
+    gw = RiskGateway(Limits.from_toml(limits_text()), compiled=compiled)
+    healthy(gw, T0)
+    entered(gw, qty=300, price=FAIR + 100, side=Side.SELL, token="S1")
+    gw.on_order_confirmed("S1", 200, T0)
+    assert gw._symbols[1].sho.marks == {"S1": "T"}
+    gw.on_order_confirmed("S1", 200, T0, "E")          # the venue holds it exempt
+    assert gw._symbols[1].sho.marks == {"S1": "E"}

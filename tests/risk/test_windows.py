@@ -75,7 +75,8 @@ CHANGE = st.tuples(st.just("order"), st.sampled_from([OrderKind.ENTER, OrderKind
                    st.sampled_from(["T", "E"]))
 CHANGES = st.one_of(
     CHANGE, CHANGE, CHANGE, CHANGE,
-    st.tuples(st.just("confirm"), st.integers(0, 30), st.sampled_from([0, 50, 100, 150])),
+    st.tuples(st.just("confirm"), st.integers(0, 30), st.sampled_from([0, 50, 100, 150]),
+              st.sampled_from([None, "S", "T", "E"])),      # the side byte the venue echoes, if any
     st.tuples(st.just("fill"), st.integers(0, 30), st.sampled_from([50, 100])),
     st.tuples(st.just("done"), st.integers(0, 30)),
     st.tuples(st.just("step"), st.sampled_from([MS, 4 * MS])),
@@ -144,7 +145,7 @@ def lockstep(ops) -> None:
             token = tokens[op[1] % len(tokens)]
             for gw in (fast, ref):
                 if op[0] == "confirm":           # OUCH Replaced / Order Modified
-                    gw.on_order_confirmed(token, op[2], now)
+                    gw.on_order_confirmed(token, op[2], now, *op[3:])
                 elif token in gw._working:
                     symbol_id, is_buy = gw._working[token][0].symbol_id, gw._working[token][1]
                     gw.on_fill(symbol_id, Side.BUY if is_buy else Side.SELL, op[2], FAIR, now, token=token)
