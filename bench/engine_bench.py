@@ -31,6 +31,7 @@ import time
 import numpy as np
 
 from audit.capture import TimestampedTcpSocket
+from audit.txtrack import TxStatus
 from bench import kernel_floor
 from journal import Journal, Reader
 from journal.catalogue import RecordType, TsSource, unpack, venue_payload
@@ -534,11 +535,15 @@ _STAGES = {"rx->read": "RX stamp -> packet read by the runner",
 def _wire_latencies(records) -> dict[str, list[int]]:
     """Pair each ORDER_SENT with the input record it answers (the last input journaled before
     it) and with its TX_TS. Only kernel-stamped MD_PACKETs and TX stamps count (never user time
-    standing in for a kernel stamp). Returns ns lists: wire-to-wire, RX -> ORDER_SENT stamp (decode,
-    decide, encode), ORDER_SENT stamp -> TX (journal append + send), each also for cancels only."""
+    standing in for a kernel stamp). A send whose stamp came after the runner called it MISSING
+    counts at its LATE stamp (journaled as a second TX_TS): those are the slowest, so leaving them
+    out would flatter the tail. Returns ns lists: wire-to-wire, RX -> ORDER_SENT stamp (decode,
+    decide, encode), ORDER_SENT stamp -> TX (journal append + send), each also for cancels only;
+    "late" holds the wire-to-wire of the LATE ones among them, "missing" one 0 per send never stamped."""
     last_input = None                 # (rtype, rx ts, ts source)
     sent: dict[int, tuple] = {}       # ORDER_SENT seq -> (md rx ns, order stamp ns, is cancel)
-    out: dict[str, list[int]] = {"w2w": [], "rx->decided": [], "append+send": [], "w2w cancels": []}
+    out: dict[str, list[int]] = {"w2w": [], "rx->decided": [], "append+send": [], "w2w cancels": [],
+                                 "late": [], "missing": []}
     for rec in records:
         rtype = rec.rtype
         if rtype in (RecordType.MD_PACKET, RecordType.VENUE_MSG, RecordType.TIMER, RecordType.CLOCK_SAMPLE):
@@ -550,8 +555,12 @@ def _wire_latencies(records) -> dict[str, list[int]]:
                 sent[rec.seq] = (last_input[1], rec.ts_ns, msg_type == ord("X"))
         elif rtype == RecordType.TX_TS:
             tx = unpack(RecordType.TX_TS, rec.payload)
-            pair = sent.pop(int(tx["order_seq"]), None)
-            if pair is None or int(tx["status"]) != 0 or int(tx["source"]) != TsSource.SW_KERNEL:
+            seq, status = int(tx["order_seq"]), int(tx["status"])
+            if status == TxStatus.MISSING:
+                continue                  # its LATE stamp, if one comes, is the second TX_TS
+            pair = sent.pop(seq, None)
+            if pair is None or status not in (TxStatus.STAMPED, TxStatus.LATE) or \
+                    int(tx["source"]) != TsSource.SW_KERNEL:
                 continue
             rx_ns, decided_ns, cancel = pair
             tx_ns = int(tx["tx_ts_ns"])
@@ -560,6 +569,9 @@ def _wire_latencies(records) -> dict[str, list[int]]:
             out["append+send"].append(tx_ns - decided_ns)
             if cancel:
                 out["w2w cancels"].append(tx_ns - rx_ns)
+            if status == TxStatus.LATE:
+                out["late"].append(tx_ns - rx_ns)
+    out["missing"] = [0] * len(sent)      # sent, never stamped (not even late)
     return out
 
 
@@ -814,7 +826,8 @@ def _wire_lines(wire: dict, seconds: float, floor: dict[str, list[int]] | None) 
             if lat[key]:
                 lines.append(f"| {mode} | {label} | " + _row("", lat[key], f" {target} |")[4:])
         lines.append(f"| {mode} | (session) | {rep['orders']:,} sent | inputs {rep['inputs']:,} | "
-                     f"TX stamped {rep['tx_stamped']:,} | TX missing {rep['tx_missing']:,} | | |")
+                     f"TX stamped {rep['tx_stamped']:,} | TX missing {rep['tx_missing']:,} | "
+                     f"in wire-to-wire at a LATE stamp {len(lat['late']):,} | never stamped {len(lat['missing']):,} |")
     for key, label in (("rx->read", "RX stamp -> read by a C spinner"), ("send->tx", "send() -> TX stamp")):
         if floor is not None and floor[key]:
             lines.append(f"| kernel floor (no engine) | {label} | " + _row("", floor[key], " - |")[4:])

@@ -266,8 +266,11 @@ class Reader:
         return (first if first_seq is None else first_seq), (last if last_seq is None else last_seq)
 
     def _clamped(self, first_seq, last_seq) -> tuple[int, int]:
+        """The range asked (each bound checked as records() checks it: InvalidArgument, not
+        cffi's untyped errors), clamped to the journal's: bulk reads of a range past either end
+        read what there is, as records() does."""
         lo, hi = self._range()
-        first, last = self._bounds(first_seq, last_seq)
+        first, last = self._bounds(_seq_arg("first_seq", first_seq), _seq_arg("last_seq", last_seq))
         return max(first, lo), min(last, hi)
 
     def scan(self, first_seq: int | None = None, last_seq: int | None = None,

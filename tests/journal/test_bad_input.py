@@ -101,6 +101,26 @@ def test_reserved_types_and_bad_arguments(tmp_path):
     assert set(DURABILITY) == {"pagecache", "group", "sync"}
 
 
+def test_bulk_reads_refuse_bad_bounds_as_records_does(tmp_path):
+    """scan, read_fixed and read_blobs check a range's bounds as records() does (a typed error,
+    not cffi's OverflowError or a TypeError from a comparison); a range past the journal's ends
+    reads what there is."""
+    with Journal(tmp_path / "j", segment_size=SMALL_SEGMENT) as j:
+        for i in range(5):
+            j.append(RecordType.MD_PACKET, b"p%d" % i)
+    with Reader(tmp_path / "j") as r:
+        reads = {"records": lambda a, b: list(r.records(a, b)), "scan": r.scan,
+                 "read_fixed": lambda a, b: r.read_fixed(RecordType.TIMER, a, b),
+                 "read_blobs": lambda a, b: r.read_blobs(None, a, b)}
+        for name, read in reads.items():
+            for bad in (-1, 2**64, 2**100, "a", 5.5):
+                for first, last in ((bad, None), (None, bad)):
+                    with pytest.raises(InvalidArgument, match="_seq must be a sequence number"):
+                        read(first, last)
+        assert len(r.scan(3, 2**64 - 1).seq) == 3 and len(r.scan(10, None).seq) == 0
+        assert len(r.read_blobs(None, 0, 99)[0]) == 5
+
+
 def test_closed_handles(tmp_path):
     j = Journal(tmp_path / "j", segment_size=SMALL_SEGMENT)
     j.append(RecordType.MD_PACKET, b"x")
