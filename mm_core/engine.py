@@ -1988,7 +1988,7 @@ class Engine:
             self._after_order_change(order, actions)
         elif t is ouch.OrderModified:
             order = oms.on_modified(msg.token, msg.shares, now)
-            self.risk.on_order_confirmed(order.token, order.leaves, now)
+            self.risk.on_order_confirmed(order.token, order.leaves, now, msg.side)
             self._venue_mark(order, msg.side, actions)
             self._after_order_change(order, actions)
         elif t is ouch.BrokenTrade or t is ouch.TradeCorrection:
@@ -2368,9 +2368,12 @@ class Engine:
 
     # ================================================================= summaries and hashing
 
-    def summary(self) -> dict:
+    def summary(self, session_end: bool = False) -> dict:
+        """The METRICS document now; `session_end`: the session's last, which also says what the
+        markouts still pending come to (valued at the last mid or unmarked at session end)."""
         mid2 = self.mid2          # the traded symbols' mids only: the rest are never read
-        doc = self.metrics.summary({s: mid2[s] for s in compress(range(self.n), self.metrics.traded)})
+        doc = self.metrics.summary({s: mid2[s] for s in compress(range(self.n), self.metrics.traded)},
+                                   (self.now, self.stale) if session_end else None)
         doc["now_ns"] = self.now
         doc["counts"] = dict(self.counts)
         doc["trading_state"] = self.risk.state.name

@@ -760,7 +760,7 @@ class Session:
         summary table prints), then the records that end the session."""
         report = self.runner.report
         now = time.clock_gettime_ns(time.CLOCK_REALTIME)
-        self.end_metrics = self.engine.summary()
+        self.end_metrics = self.engine.summary(session_end=True)
         try:
             journal.append(RecordType.METRICS, pack_json({"note": END_NOTE, "session_id": session_id,
                                                           **self.end_metrics}),
@@ -783,7 +783,7 @@ class Session:
                             () if compliant else reasons, warm, self.settings.clock.warmup)
         summary = SessionSummary(
             session_id=session_id, journal_dir=self.settings.journal_dir, venue=self.venue, clock=clock,
-            runner=report, engine=self.end_metrics or engine.summary(), trading_state=engine.risk.state.name,
+            runner=report, engine=self.end_metrics or engine.summary(session_end=True), trading_state=engine.risk.state.name,
             faults=list(engine.risk.faults), positions=positions_by_name(engine, names),
             journal=_journal_stats(self.settings.journal_dir, first_seq),
             seconds=round(time.monotonic() - self._started, 3), inputs=dict(self.inputs.sources),
