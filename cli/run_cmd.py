@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import pathlib
 import re
 import shutil
@@ -160,19 +161,47 @@ def _holds_records(journal: pathlib.Path) -> bool:
         return True
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+
 @contextlib.contextmanager
 def stop_on_signals():
-    """Ctrl-C / SIGTERM end the session cleanly (the lab and venue are torn down after)."""
+    """Ctrl-C, SIGTERM, SIGHUP (the terminal or SSH connection closed) and SIGQUIT end the session
+    cleanly: SESSION_STOP journaled and the journal sealed, the lab and venue torn down after.
+    Left to their defaults, SIGHUP and SIGQUIT would kill the process with all of that undone."""
     stop = threading.Event()
     previous = {}
+    terminals = [fd for fd in (1, 2) if os.isatty(fd)]
+
+    def on_signal(signum, _frame) -> None:
+        stop.set()
+        if signum == signal.SIGHUP:
+            _detach_hung_up(terminals)
+
     if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, lambda *_: stop.set())
+        for sig in STOP_SIGNALS:
+            previous[sig] = signal.signal(sig, on_signal)
     try:
         yield stop
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _detach_hung_up(terminals: list[int]) -> None:
+    """Point stdout/stderr that were a terminal at start and are no longer one (it hung up: every
+    write now fails with EIO) at /dev/null, so the summary and messages after the stop do not turn
+    a clean stop into a traceback; the journal holds the session either way. A terminal still
+    there (a plain `kill -HUP`) keeps its output."""
+    gone = [fd for fd in terminals if not os.isatty(fd)]
+    if not gone:
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for fd in gone:
+            os.dup2(null, fd)
+    finally:
+        os.close(null)
 
 
 def clock_spec(ptp_uds: str | None, ptp_lab: bool | None, venue_kind: str, free_running: bool,

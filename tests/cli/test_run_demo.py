@@ -19,6 +19,7 @@ from cli.demo_cmd import command as demo
 from cli.run_cmd import command as run, money
 from journal import Journal, Reader, RecordType, verify
 from journal.catalogue import unpack, unpack_json
+from audit.ptplab import lab_namespaces
 from mm_core.session import lab_available
 from tests.journal.jhelpers import SMALL_SEGMENT, flip_byte, record_offsets, segment_files
 from tests.cli.runproc import running
@@ -27,14 +28,6 @@ from tests.recovery.journaling import session_events, write_session
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 LAB = lab_available()
 needs_lab = pytest.mark.skipif(bool(LAB), reason=f"PTP lab unavailable: {LAB}")
-
-
-def lab_namespaces(pid: int) -> set[str]:
-    """PTP lab namespaces left by process `pid` (PtpLab names them mmagm/mmacl + pid + a counter;
-    other tests on this machine may have labs of their own running meanwhile)."""
-    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10).stdout
-    names = {line.split()[0] for line in out.splitlines() if line.strip()}
-    return {n for n in names if re.fullmatch(rf"mma(gm|cl){pid % 100000}\d", n)}
 
 
 def invoke(cmd, args: list[str]):
