@@ -26,8 +26,8 @@ from cli.operator_cmd import CONTROL_NAME
 from cli.params import phc_device as checked_phc
 from journal import JournalError, Reader
 from mm_core.session import (
-    ClockSpec, JournalInUse, Progress, Session, SessionError, SessionSettings, SessionSummary, VenueSpec,
-    load_inputs,
+    MAX_SESSION_S, ClockSpec, JournalInUse, Progress, Session, SessionError, SessionSettings, SessionSummary,
+    VenueSpec, load_inputs,
 )
 from mm_core.venue.errors import ConfigError as VenueConfigError
 from recovery.midsession import LiveReconciler
@@ -35,8 +35,9 @@ from mm_core.venue.process import parse_duration
 
 
 def seconds(text: str) -> float:
+    """--duration: a trading time of at most MAX_SESSION_S, checked before anything is made."""
     try:
-        return parse_duration(text)
+        return parse_duration(text, MAX_SESSION_S)
     except VenueConfigError as exc:
         raise click.BadParameter(exc.problem, param_hint="--duration") from None
 

@@ -52,7 +52,7 @@ __all__ = [
     "SessionError", "SessionConfigError", "VenueUnavailable", "ClockUnavailable", "JournalUnavailable",
     "JournalInUse",
     "SessionInputs", "load_inputs", "with_clock_profile", "VenueSpec", "ClockSpec", "SessionSettings", "Progress", "lab_available",
-    "ClockReport", "SessionSummary", "Session", "run_session", "LAB_NOTE", "PROJECT_ROOT",
+    "ClockReport", "SessionSummary", "Session", "run_session", "LAB_NOTE", "PROJECT_ROOT", "MAX_SESSION_S",
 ]
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -61,6 +61,9 @@ LAB_NOTE = ("clock evidence comes from a loopback PTP lab: a ptp4l grandmaster a
             "host's own clock, so it shows the monitoring path, not traceability to UTC")
 _VENUE_READY_S = 15.0                # bound on a venue subprocess printing its ports
 _VENUE_MARGIN_S = 30.0               # an embedded venue outlives the session by this much
+# under the venue's day (mm_core.venue.process.MAX_DURATION_S), which the venue started for the
+# session must also cover with its clock warm-up and margin
+MAX_SESSION_S = 23 * 3600.0
 END_NOTE = "session-end"             # the METRICS note of the end-of-run summary journaled
 _PROFILE_LINE = re.compile(r"^clock_profile\s*=.*$", re.MULTILINE)   # top level only (schema)
 
@@ -267,8 +270,9 @@ class SessionSettings:
     control_path: str | None = None  # the operator's control socket (mm_core.control); None: none
 
     def __post_init__(self) -> None:
-        if not self.duration_s > 0:
-            raise SessionConfigError(f"duration must be positive, not {self.duration_s}")
+        if not 0 < self.duration_s <= MAX_SESSION_S:      # NaN and infinity fail too
+            raise SessionConfigError(f"duration must be positive and at most {MAX_SESSION_S:g} s "
+                                     f"({MAX_SESSION_S / 3600:g} h), not {self.duration_s}")
         if self.warm_interval_ns is not None and not self.busy_poll:
             raise SessionConfigError("--warm-interval applies to --busy-poll only (an epoll wait sleeps in the kernel)")
         if self.warm_interval_ns is not None and self.warm_interval_ns < 0:
