@@ -65,7 +65,9 @@ _VENUE_MARGIN_S = 30.0               # an embedded venue outlives the session by
 # session must also cover with its clock warm-up and margin
 MAX_SESSION_S = 23 * 3600.0
 END_NOTE = "session-end"             # the METRICS note of the end-of-run summary journaled
-_PROFILE_LINE = re.compile(r"^clock_profile\s*=.*$", re.MULTILINE)   # top level only (schema)
+# the key's line, indented or not ([ \t]: \s would reach back over blank lines); tomllib then
+# checks that it was the top-level key (schema) the override set
+_PROFILE_LINE = re.compile(r"^[ \t]*clock_profile[ \t]*=.*$", re.MULTILINE)
 
 
 # ------------------------------------------------------------------------------------ errors
@@ -141,7 +143,20 @@ def with_clock_profile(limits_text: str, profile: str) -> str:
     later replay all judge the clock by the limits' profile, so an override must live there."""
     line = f'clock_profile = "{profile}"'
     text, n = _PROFILE_LINE.subn(line, limits_text, count=1)
-    return text if n else f"{line}\n{limits_text}"     # a top-level key must precede the tables
+    if not n:
+        text = f"{line}\n{limits_text}"     # a top-level key must precede the tables
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        try:
+            tomllib.loads(limits_text)
+        except tomllib.TOMLDecodeError:
+            return limits_text              # not TOML to begin with: the limits parser says where
+        doc = {}
+    if doc.get("clock_profile") != profile:
+        raise SessionConfigError(f"cannot set clock_profile to {profile!r}: the document's top-level "
+                                 "clock_profile is not on a line of its own as clock_profile = \"...\"")
+    return text
 
 
 def load_inputs(config_path: str | None = None, limits_path: str | None = None,
@@ -165,7 +180,10 @@ def load_inputs(config_path: str | None = None, limits_path: str | None = None,
     if profile is not None:
         if profile not in PROFILES:
             raise SessionConfigError(f"profile {profile!r}: expected one of {', '.join(PROFILES)}")
-        limits_text = with_clock_profile(limits_text, profile)
+        try:
+            limits_text = with_clock_profile(limits_text, profile)
+        except SessionConfigError as exc:
+            raise SessionConfigError(f"limits {sources['limits']}: {exc}") from None
     try:
         limits = Limits.from_toml(limits_text)
     except LimitsError as exc:
