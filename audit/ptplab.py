@@ -152,11 +152,13 @@ class PtpLab:
         cfg.write_text(common + f"uds_address {uds}\n" + extra)
         log = open(self.dir / f"{role}.log", "ab")
         self._log_handles[role] = log
-        # env (e.g. LD_PRELOAD) is set by env(1) inside the namespace, so it reaches ptp4l only
+        # env (e.g. LD_PRELOAD) is set by env(1) inside the namespace, so it reaches ptp4l only;
+        # a session of its own: a terminal's Ctrl-C or hang-up, which a shell sends to the whole
+        # job, is the owner's to act on (the clock stays monitored until its session ends)
         with_env = ["env", *(f"{k}={v}" for k, v in env.items())] if env else []
         proc = subprocess.Popen([*_PDEATHSIG, "ip", "netns", "exec", ns, *with_env, "ptp4l", "-f", str(cfg), "-i", iface,
                                  "-S", "-2", "-m", "-q"], stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
+                                stdin=subprocess.DEVNULL, start_new_session=True)
         self.procs[role] = proc
         self._wait_socket(uds, proc)
         return proc

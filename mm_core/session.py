@@ -403,8 +403,10 @@ class _VenueProcess:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
         self.log_path = log_path
         with open(log_path, "ab") as log:
+            # a session of its own: a terminal's Ctrl-C or hang-up (sent to the whole job) is the
+            # session's to act on; the venue it stops first would leave the session's end unreconciled
             self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log,
-                                         stdin=subprocess.DEVNULL, env=env)
+                                         stdin=subprocess.DEVNULL, env=env, start_new_session=True)
         self.ports = self._ready()
 
     def _ready(self) -> dict:

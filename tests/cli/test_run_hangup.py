@@ -2,7 +2,9 @@
 closed) or on SIGQUIT, as on Ctrl-C: SESSION_STOP journaled, the journal sealed and verified, the
 control socket, the PTP lab's ptp4l processes and namespaces gone, exit 0. The hang-up is real: the
 run's controlling terminal is a pseudo-terminal whose master the test closes, so the kernel sends
-SIGHUP and every later write to the terminal fails, as when an SSH session drops."""
+SIGHUP and every later write to the terminal fails, as when an SSH session drops. A shell that
+hangs up sends SIGHUP to the whole job: the venue process, ptp4l and pmc the run started are left
+to the run (sessions of their own), so its end is not a lost venue link or an unanswered clock."""
 from __future__ import annotations
 
 import fcntl
@@ -17,6 +19,7 @@ import termios
 import time
 
 from audit.ptplab import lab_namespaces
+from mm_core.session import lab_available
 from journal import Reader, RecordType, verify
 from journal.catalogue import unpack
 from tests.cli.runproc import running
@@ -116,3 +119,31 @@ def test_sighup_with_the_terminal_still_there_and_sigquit_stop_cleanly(tmp_path)
         assert "stopped: stopped" in run_proc.out           # the summary still printed
         assert _stop_record(journal)["reason"] == b"stopped"
         assert verify(str(journal)).ok
+
+
+def test_sighup_to_the_whole_job_leaves_the_venue_and_clock_to_the_run(tmp_path):
+    journal = tmp_path / "journal"
+    proc = subprocess.Popen([sys.executable, "-c", _RUN, "--duration", "60s", "--journal", str(journal),
+                             "--venue", "process"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)    # a job of its own, as a shell makes
+    try:
+        seen = ""
+        for line in proc.stdout:
+            seen += line
+            if line.startswith("["):
+                break
+        assert "events" in seen, seen
+        os.killpg(proc.pid, signal.SIGHUP)                      # what a shell does when it hangs up
+        out = seen + proc.stdout.read()
+        code = proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        proc.stdout.close()
+    assert code == 0, out
+    assert "stopped: stopped" in out and "unreconciled" not in out, out    # the venue link held
+    assert _stop_record(journal)["reason"] == b"stopped"
+    if not lab_available():
+        assert "ptp-lab: LOCKED, eu-hft compliant" in out, out               # ptp4l and pmc still answered
+    assert not lab_namespaces(proc.pid)
