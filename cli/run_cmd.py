@@ -42,12 +42,19 @@ def seconds(text: str) -> float:
         raise click.BadParameter(exc.problem, param_hint="--duration") from None
 
 
+_MAX_WARM_NS = 1_000_000_000
+
+
 def interval_ns(text: str) -> int:
     """--warm-interval: "0" (off) or a duration such as 250us, 1ms, 0.5ms."""
     match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(us|ms|s)?\s*", text)
     if match is None or (float(match.group(1)) > 0 and match.group(2) is None):
         raise click.BadParameter(f"{text!r} is not 0 or an interval like 250us, 1ms", param_hint="--warm-interval")
-    ns = round(float(match.group(1)) * {"us": 1_000, "ms": 1_000_000, "s": 1_000_000_000, None: 0}[match.group(2)])
+    ns = float(match.group(1)) * {"us": 1_000, "ms": 1_000_000, "s": 1_000_000_000, None: 0}[match.group(2)]
+    if not ns <= _MAX_WARM_NS:          # infinity too (a 400-digit value), which round() cannot take
+        raise click.BadParameter(f"{text.strip()[:40]!r} is over 1s: a shadow step that rare keeps nothing warm",
+                                 param_hint="--warm-interval")
+    ns = round(ns)
     if ns == 0 and float(match.group(1)) > 0:
         raise click.BadParameter(f"{text!r} rounds to 0 ns; use 0 to turn warming off", param_hint="--warm-interval")
     return ns

@@ -308,6 +308,8 @@ def test_warm_interval_zero_turns_idle_warming_off(tmp_path):
     (["--busy-poll", "--warm-interval", "fast"], "not 0 or an interval like 250us"),
     (["--busy-poll", "--warm-interval", "250"], "not 0 or an interval like 250us"),
     (["--busy-poll", "--warm-interval", "0.0001us"], "rounds to 0 ns"),
+    (["--busy-poll", "--warm-interval", "9" * 400 + "ms"], "is over 1s: a shadow step that rare keeps nothing warm"),
+    (["--busy-poll", "--warm-interval", "1.5s"], "is over 1s"),
 ])
 def test_a_bad_warm_interval_is_refused_before_anything_runs(tmp_path, args, message):
     result = invoke(run, [*args, "--no-ptp-lab", "--duration", "1s", "--journal", str(tmp_path / "j")])
