@@ -156,8 +156,8 @@ class PtpLab:
         # a session of its own: a terminal's Ctrl-C or hang-up, which a shell sends to the whole
         # job, is the owner's to act on (the clock stays monitored until its session ends)
         with_env = ["env", *(f"{k}={v}" for k, v in env.items())] if env else []
-        proc = subprocess.Popen([*_PDEATHSIG, "ip", "netns", "exec", ns, *with_env, "ptp4l", "-f", str(cfg), "-i", iface,
-                                 "-S", "-2", "-m", "-q"], stdout=log, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen([*_PDEATHSIG, "ip", "netns", "exec", ns, *with_env, "ptp4l", "-f", str(cfg),
+                                 "-i", iface, "-S", "-2", "-m", "-q"], stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
         self.procs[role] = proc
         self._wait_socket(uds, proc)

@@ -6,8 +6,8 @@ invented. A stamp that comes after its send was called MISSING is LATE (a second
 same send, with the stamp), as long as the key is among the newest max_expired expired ones;
 any other stamp is counted in `unmatched`. Sends that carry no order (a session's login,
 heartbeats, logout) are registered as such: their stamps are expected and taken without an
-outcome (counted in `control`), so `unmatched` counts only stamps nobody can account for. Sans-io: the caller passes monotonic 'now' values;
-nothing here reads a clock or socket.
+outcome (counted in `control`), so `unmatched` counts only stamps nobody can account for.
+Sans-io: the caller passes monotonic 'now' values; nothing here reads a clock or socket.
 """
 from __future__ import annotations
 
@@ -113,17 +113,18 @@ class PendingTxTracker:
         late) and when no send is known for this key (counted in unmatched)."""
         entry = self._pending.pop(tskey, None)
         if entry is not None:
-            status, context = TxStatus.STAMPED, entry[1]
+            if entry[1] is not _CONTROL:
+                return TxOutcome(tskey, entry[1], TxStatus.STAMPED, ts_ns, TsSource(source))
         elif tskey in self._expired:
-            status, context = TxStatus.LATE, self._expired.pop(tskey)
+            context = self._expired.pop(tskey)
+            if context is not _CONTROL:
+                self.late += 1
+                return TxOutcome(tskey, context, TxStatus.LATE, ts_ns, TsSource(source))
         else:
             self.unmatched += 1
             return None
-        if context is _CONTROL:
-            self.control += 1
-            return None
-        self.late += status == TxStatus.LATE
-        return TxOutcome(tskey, context, status, ts_ns, TsSource(source))
+        self.control += 1
+        return None
 
     def expire(self, now_ns: int) -> list[TxOutcome]:
         """Every send older than the timeout becomes MISSING (oldest first)."""
