@@ -254,9 +254,10 @@ class PmcClient:
                 *(f"GET {name}" for name in datasets)]
         try:
             # pmc prints what ptp4l sent (interface names, ...): bytes that are not UTF-8 become
-            # U+FFFD, never an exception out of the sampler
+            # U+FFFD, never an exception out of the sampler. A session of its own: a terminal's
+            # Ctrl-C or hang-up, sent to the whole job, must not fail the sample the stop takes
             return subprocess.run(argv, capture_output=True, text=True, errors="replace",
-                                  timeout=self.timeout_s, stdin=subprocess.DEVNULL)
+                                  timeout=self.timeout_s, stdin=subprocess.DEVNULL, start_new_session=True)
         except subprocess.TimeoutExpired as exc:
             raise ToolTimeout(f"pmc on {self.uds} did not finish within {self.timeout_s} s") from exc
 
@@ -300,7 +301,8 @@ class PmcSession:
             self._datasets = CORE_DATASETS + tuple(probe._optional)
         self._proc = subprocess.Popen(
             [path, "-u", "-b", "0", "-d", str(self.domain), "-s", self.uds],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=False)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=False,
+            start_new_session=True)        # as PmcClient's: the terminal's signals are the owner's
         os.set_blocking(self._proc.stdout.fileno(), False)
         self._seq, self._buffer = 0, ""
         return self._proc

@@ -4,13 +4,18 @@ Both run software timestamping (-S), layer-2 transport (-2, no IP addresses) and
 so nothing ever adjusts the machine's clock; a plain client (free_running 0) is started only with
 a clock of its own to steer (tests/audit/vclock.c, preloaded through start_client's env).
 Everything created is removed by close(), which is safe to call after any partial failure.
-Processes are killed by pid with SIGKILL.
+Processes are killed by pid with SIGKILL. A lab whose owner died without close() (SIGKILL, a
+crash) leaves nothing running: its children are started under setpriv --pdeathsig KILL, so they
+die with the thread that started them (start and restart them from a thread that lives as long
+as the lab, e.g. the main thread); the next lab created on the machine removes the namespaces
+and directory of labs whose owner pid is no longer alive (names carry the owner's pid).
 """
 from __future__ import annotations
 
 import itertools
 import os
 import pathlib
+import re
 import shutil
 import signal
 import subprocess
@@ -18,6 +23,13 @@ import tempfile
 import time
 
 _counter = itertools.count()
+_DIR_PREFIX = "mmaudit-ptp-"
+# namespaces mmagm<pid>-<n> / mmacl<pid>-<n> and the directory mmaudit-ptp-<pid>-<n>-<random>:
+# the owner's whole pid and a separator, so that it reads back unambiguously
+_OWNED = (re.compile(r"mma(?:gm|cl)(\d+)-\d+"), re.compile(_DIR_PREFIX + r"(\d+)-\d+-\w+"))
+# util-linux's setpriv sets PR_SET_PDEATHSIG and execs the child: a Popen preexec_fn calling
+# prctl would do the same, but runs Python between fork and exec (unsafe with other threads)
+_PDEATHSIG = ["setpriv", "--pdeathsig", "KILL"] if shutil.which("setpriv") else []
 CLOCK_SOURCE = "ptp-lab"     # the clock_source a session journals when its clock is this lab's
 
 # Fast intervals so a client follows the GM within ~2 s (Sync 8/s, Announce 4/s).
@@ -49,12 +61,64 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=10, check=check)
 
 
+def owner_pid(name: str) -> int | None:
+    """The pid of the process that made a lab namespace or directory called `name`; None when
+    the name is not one a PtpLab makes."""
+    for pattern in _OWNED:
+        match = pattern.fullmatch(name)
+        if match:
+            return int(match.group(1))
+    return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:      # someone else's live process
+        return True
+    return True
+
+
+def lab_namespaces(pid: int | None = None) -> set[str]:
+    """The PTP lab namespaces on this machine (those of process `pid` only, when given)."""
+    res = _ip("netns", "list", check=False)
+    names = {line.split()[0] for line in res.stdout.splitlines() if line.strip()}
+    return {n for n in names if owner_pid(n) is not None and (pid is None or owner_pid(n) == pid)}
+
+
+def remove_stale_labs() -> list[str]:
+    """Remove what labs whose owner is no longer alive left (a SIGKILLed session): any process
+    still in their namespaces (SIGKILL), the namespaces, their directories. Only names a PtpLab
+    makes, and only when the pid they carry is no live process (a pid reused since keeps the lab:
+    it is left, never a live one removed). Returns what was removed."""
+    removed = []
+    for ns in sorted(lab_namespaces()):
+        if _alive(owner_pid(ns)):
+            continue
+        for pid in _ip("netns", "pids", ns, check=False).stdout.split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
+        if _ip("netns", "delete", ns, check=False).returncode == 0:
+            removed.append(ns)
+    for path in pathlib.Path(tempfile.gettempdir()).glob(_DIR_PREFIX + "*"):
+        pid = owner_pid(path.name)
+        if pid is not None and not _alive(pid) and path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(str(path))
+    return removed
+
+
 class PtpLab:
     def __init__(self) -> None:
-        tag = f"{os.getpid() % 100000}{next(_counter)}"
+        tag = f"{os.getpid()}-{next(_counter)}"
         self.ns_gm, self.ns_client = f"mmagm{tag}", f"mmacl{tag}"
+        # each end lives in its own namespace, so the names need not be unique machine-wide
         self.if_gm, self.if_client = f"mg{tag}"[:15], f"mc{tag}"[:15]
-        self.dir = pathlib.Path(tempfile.mkdtemp(prefix="mmaudit-ptp-"))
+        self.dir = pathlib.Path(tempfile.mkdtemp(prefix=f"{_DIR_PREFIX}{tag}-"))
         self.gm_uds = str(self.dir / "gm.sock")
         self.client_uds = str(self.dir / "client.sock")
         self.procs: dict[str, subprocess.Popen] = {}
@@ -64,6 +128,8 @@ class PtpLab:
     # -- network -----------------------------------------------------------------------------------
 
     def create(self) -> "PtpLab":
+        if os.geteuid() == 0:
+            remove_stale_labs()
         for ns in (self.ns_gm, self.ns_client):
             res = _ip("netns", "add", ns, check=False)
             if res.returncode != 0:
@@ -86,11 +152,13 @@ class PtpLab:
         cfg.write_text(common + f"uds_address {uds}\n" + extra)
         log = open(self.dir / f"{role}.log", "ab")
         self._log_handles[role] = log
-        # env (e.g. LD_PRELOAD) is set by env(1) inside the namespace, so it reaches ptp4l only
+        # env (e.g. LD_PRELOAD) is set by env(1) inside the namespace, so it reaches ptp4l only;
+        # a session of its own: a terminal's Ctrl-C or hang-up, which a shell sends to the whole
+        # job, is the owner's to act on (the clock stays monitored until its session ends)
         with_env = ["env", *(f"{k}={v}" for k, v in env.items())] if env else []
-        proc = subprocess.Popen(["ip", "netns", "exec", ns, *with_env, "ptp4l", "-f", str(cfg), "-i", iface,
-                                 "-S", "-2", "-m", "-q"], stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen([*_PDEATHSIG, "ip", "netns", "exec", ns, *with_env, "ptp4l", "-f", str(cfg),
+                                 "-i", iface, "-S", "-2", "-m", "-q"], stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
         self.procs[role] = proc
         self._wait_socket(uds, proc)
         return proc
@@ -143,7 +211,7 @@ class PtpLab:
     def pmc(self, uds: str, command: str, ns: str | None = None) -> str:
         argv = ["pmc", "-u", "-b", "0", "-s", uds, command]
         if ns is not None:
-            argv = ["ip", "netns", "exec", ns, *argv]
+            argv = [*_PDEATHSIG, "ip", "netns", "exec", ns, *argv]
         return subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout
 
     def log_text(self, role: str | None = None) -> str:

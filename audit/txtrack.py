@@ -4,8 +4,10 @@ Owns the bookkeeping between send() (a tskey) and poll_tx_timestamps() (tskey, t
 the rule that a stamp not seen within the timeout is MISSING, with ts 0 and source NONE: never
 invented. A stamp that comes after its send was called MISSING is LATE (a second outcome for the
 same send, with the stamp), as long as the key is among the newest max_expired expired ones;
-any other stamp is counted in `unmatched`. Sans-io: the caller passes monotonic 'now' values;
-nothing here reads a clock or socket.
+any other stamp is counted in `unmatched`. Sends that carry no order (a session's login,
+heartbeats, logout) are registered as such: their stamps are expected and taken without an
+outcome (counted in `control`), so `unmatched` counts only stamps nobody can account for.
+Sans-io: the caller passes monotonic 'now' values; nothing here reads a clock or socket.
 """
 from __future__ import annotations
 
@@ -16,6 +18,9 @@ from typing import Any
 
 from audit.errors import TimestampingError
 from journal.catalogue import TsSource
+
+
+_CONTROL = object()      # the context of a send that carries no order (control_sent)
 
 
 class TxStatus(enum.IntEnum):
@@ -51,6 +56,7 @@ class PendingTxTracker:
         self._expired: OrderedDict[int, Any] = OrderedDict()   # key -> context, oldest first
         self.late = 0         # stamps matched to a send already called MISSING
         self.unmatched = 0    # stamps whose key was never registered (or expired too long ago)
+        self.control = 0      # stamps of sends that carry no order (control_sent)
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -59,32 +65,65 @@ class PendingTxTracker:
         """Register a send. Returns outcomes evicted as MISSING if the tracker was full."""
         if tskey in self._pending:
             raise TimestampingError(f"tskey {tskey} is already pending")
+        return self._register(tskey, now_ns, context)
+
+    def control_sent(self, tskey: int, now_ns: int) -> list[TxOutcome]:
+        """Register a send that carries no order (login, heartbeat, logout): its stamp is taken
+        without an outcome, and none comes if it never does. A send still pending under the same
+        key (an earlier connection's: keys count each connection's bytes) cannot be told from this
+        one by its stamp any more: it is MISSING now. Returns outcomes as sent() does."""
+        evicted = []
+        entry = self._pending.pop(tskey, None)
+        if entry is not None and entry[1] is not _CONTROL:
+            evicted.append(self._missing(tskey, entry[1]))
+        return evicted + self._register(tskey, now_ns, _CONTROL)
+
+    def _register(self, tskey: int, now_ns: int, context: Any) -> list[TxOutcome]:
         self._expired.pop(tskey, None)     # the key came round again (u32 wrap): this send owns it
         evicted = []
         while len(self._pending) >= self.max_pending:
             old_key, (_, old_ctx) = self._pending.popitem(last=False)
-            evicted.append(self._missing(old_key, old_ctx))
+            evicted += self._gone(old_key, old_ctx)
         self._pending[tskey] = (now_ns, context)
         return evicted
 
     def _missing(self, key: int, context: Any) -> TxOutcome:
         """A send whose stamp did not come in time: MISSING now, remembered for a late stamp."""
+        self._remember(key, context)
+        return TxOutcome(key, context, TxStatus.MISSING, 0, TsSource.NONE)
+
+    def _gone(self, key: int, context: Any) -> list[TxOutcome]:
+        """A send no longer pending (timed out, or pushed out): an order's is MISSING; a control
+        send's has no outcome (no order waits on it), but is remembered, so its late stamp is
+        still known for what it is."""
+        if context is _CONTROL:
+            self._remember(key, context)
+            return []
+        return [self._missing(key, context)]
+
+    def _remember(self, key: int, context: Any) -> None:
         if self.max_expired:
             self._expired[key] = context
             if len(self._expired) > self.max_expired:
                 self._expired.popitem(last=False)
-        return TxOutcome(key, context, TxStatus.MISSING, 0, TsSource.NONE)
 
     def stamped(self, tskey: int, ts_ns: int, source: TsSource) -> TxOutcome | None:
         """Match one stamp from the error queue: STAMPED for a waiting send, LATE for one already
-        called MISSING; None (counted in unmatched) when no send is known for this key."""
+        called MISSING; None for a send that carries no order (counted in control, on time or
+        late) and when no send is known for this key (counted in unmatched)."""
         entry = self._pending.pop(tskey, None)
         if entry is not None:
-            return TxOutcome(tskey, entry[1], TxStatus.STAMPED, ts_ns, TsSource(source))
-        if tskey in self._expired:
-            self.late += 1
-            return TxOutcome(tskey, self._expired.pop(tskey), TxStatus.LATE, ts_ns, TsSource(source))
-        self.unmatched += 1
+            if entry[1] is not _CONTROL:
+                return TxOutcome(tskey, entry[1], TxStatus.STAMPED, ts_ns, TsSource(source))
+        elif tskey in self._expired:
+            context = self._expired.pop(tskey)
+            if context is not _CONTROL:
+                self.late += 1
+                return TxOutcome(tskey, context, TxStatus.LATE, ts_ns, TsSource(source))
+        else:
+            self.unmatched += 1
+            return None
+        self.control += 1
         return None
 
     def expire(self, now_ns: int) -> list[TxOutcome]:
@@ -95,7 +134,7 @@ class PendingTxTracker:
             if now_ns - sent_ns < self.timeout_ns:
                 break
             del self._pending[key]
-            missing.append(self._missing(key, ctx))
+            missing += self._gone(key, ctx)
         return missing
 
     def collect(self, stamps, now_ns: int) -> list[TxOutcome]:

@@ -57,7 +57,25 @@ def _markouts(e: dict) -> list[tuple[str, str]]:
         rows.append(("markouts unmarked", ", ".join(
             f"{horizon_text(h)} {u['fills']}" + (f" ({u['book_stale']} book stale)" if u.get("book_stale") else "")
             for h, u in unmarked.items()) + " (no mid at the horizon: out of the means)"))
+    ended = {h: p for h, p in e.get("markout_session_end", {}).items() if p.get("valued") or p.get("unmarked")}
+    if ended:
+        rows.append(("markouts at session end", ", ".join(
+            f"{horizon_text(h)} {_session_end(p)}" for h, p in ended.items())
+            + " (horizon not run out: out of the means)"))
     return rows
+
+
+def _session_end(p: dict) -> str:
+    """One horizon's markouts still pending when the session ended: valued at the last mid (their
+    mean per share), and unmarked (no mid then, or the book stale)."""
+    parts = []
+    if p.get("valued"):
+        per_share = p.get("per_share")
+        parts.append(f"{p['valued']} valued at the last mid"
+                     + (f" {per_share / 10_000:+.4f}" if per_share is not None else ""))
+    if p.get("unmarked"):
+        parts.append(f"{p['unmarked']} unmarked" + (f" ({p['book_stale']} book stale)" if p.get("book_stale") else ""))
+    return " and ".join(parts)
 
 
 def _side_pair(doc: dict, fmt=str) -> str:

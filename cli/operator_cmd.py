@@ -38,7 +38,9 @@ def control_path(journal_dir: str | None, control: str | None) -> str:
               help="What a kill cancels and blocks: everything, or one symbol, algo, desk or client "
                    "(an enable with a scope lifts that scope's kill only).")
 @click.option("--id", "scope_id", default=None,
-              help="The scope's id: a symbol name (or id) for --scope symbol, a number otherwise.")
+              help="The scope's id: a symbol name (or id) for --scope symbol, a number otherwise (the "
+                   "session refuses a symbol it does not trade, or an algo, desk or client id its orders "
+                   "do not carry).")
 @click.option("--timeout", type=click.FloatRange(1, 600), default=60.0, show_default=True,
               help="Seconds to wait for the session's answer.")
 @click.option("--json", "as_json", is_flag=True, help="Print the session's answer as JSON.")
@@ -90,6 +92,8 @@ def _describe(command_name: str, answer: dict) -> str:
         head = f"{command_name}: refused: {answer['refused']}"
     else:
         head = f"{command_name}: done"
+        if answer.get("orders_cancelled") is not None:
+            head += f", {answer['orders_cancelled']} orders cancelled"
     faults = answer.get("faults") or []
     lines = [head, f"  trading state {answer.get('trading_state')}"
                    + (f" (faults: {', '.join(faults)})" if faults else "")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import pathlib
 import re
 import shutil
@@ -25,8 +26,8 @@ from cli.operator_cmd import CONTROL_NAME
 from cli.params import phc_device as checked_phc
 from journal import JournalError, Reader
 from mm_core.session import (
-    ClockSpec, JournalInUse, Progress, Session, SessionError, SessionSettings, SessionSummary, VenueSpec,
-    load_inputs,
+    MAX_SESSION_S, ClockSpec, JournalInUse, Progress, Session, SessionError, SessionSettings, SessionSummary,
+    VenueSpec, load_inputs,
 )
 from mm_core.venue.errors import ConfigError as VenueConfigError
 from recovery.midsession import LiveReconciler
@@ -34,10 +35,14 @@ from mm_core.venue.process import parse_duration
 
 
 def seconds(text: str) -> float:
+    """--duration: a trading time of at most MAX_SESSION_S, checked before anything is made."""
     try:
-        return parse_duration(text)
+        return parse_duration(text, MAX_SESSION_S)
     except VenueConfigError as exc:
         raise click.BadParameter(exc.problem, param_hint="--duration") from None
+
+
+_MAX_WARM_NS = 1_000_000_000
 
 
 def interval_ns(text: str) -> int:
@@ -45,7 +50,11 @@ def interval_ns(text: str) -> int:
     match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(us|ms|s)?\s*", text)
     if match is None or (float(match.group(1)) > 0 and match.group(2) is None):
         raise click.BadParameter(f"{text!r} is not 0 or an interval like 250us, 1ms", param_hint="--warm-interval")
-    ns = round(float(match.group(1)) * {"us": 1_000, "ms": 1_000_000, "s": 1_000_000_000, None: 0}[match.group(2)])
+    ns = float(match.group(1)) * {"us": 1_000, "ms": 1_000_000, "s": 1_000_000_000, None: 0}[match.group(2)]
+    if not ns <= _MAX_WARM_NS:          # infinity too (a 400-digit value), which round() cannot take
+        raise click.BadParameter(f"{text.strip()[:40]!r} is over 1s: a shadow step that rare keeps nothing warm",
+                                 param_hint="--warm-interval")
+    ns = round(ns)
     if ns == 0 and float(match.group(1)) > 0:
         raise click.BadParameter(f"{text!r} rounds to 0 ns; use 0 to turn warming off", param_hint="--warm-interval")
     return ns
@@ -160,19 +169,47 @@ def _holds_records(journal: pathlib.Path) -> bool:
         return True
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+
 @contextlib.contextmanager
 def stop_on_signals():
-    """Ctrl-C / SIGTERM end the session cleanly (the lab and venue are torn down after)."""
+    """Ctrl-C, SIGTERM, SIGHUP (the terminal or SSH connection closed) and SIGQUIT end the session
+    cleanly: SESSION_STOP journaled and the journal sealed, the lab and venue torn down after.
+    Left to their defaults, SIGHUP and SIGQUIT would kill the process with all of that undone."""
     stop = threading.Event()
     previous = {}
+    terminals = [fd for fd in (1, 2) if os.isatty(fd)]
+
+    def on_signal(signum, _frame) -> None:
+        stop.set()
+        if signum == signal.SIGHUP:
+            _detach_hung_up(terminals)
+
     if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, lambda *_: stop.set())
+        for sig in STOP_SIGNALS:
+            previous[sig] = signal.signal(sig, on_signal)
     try:
         yield stop
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _detach_hung_up(terminals: list[int]) -> None:
+    """Point stdout/stderr that were a terminal at start and are no longer one (it hung up: every
+    write now fails with EIO) at /dev/null, so the summary and messages after the stop do not turn
+    a clean stop into a traceback; the journal holds the session either way. A terminal still
+    there (a plain `kill -HUP`) keeps its output."""
+    gone = [fd for fd in terminals if not os.isatty(fd)]
+    if not gone:
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for fd in gone:
+            os.dup2(null, fd)
+    finally:
+        os.close(null)
 
 
 def clock_spec(ptp_uds: str | None, ptp_lab: bool | None, venue_kind: str, free_running: bool,

@@ -31,6 +31,7 @@ _log = logging.getLogger(__name__)
 COMMANDS = ("kill", "enable", "safe-mode-on", "safe-mode-off", "reconcile")
 SCOPES = tuple(s.name.lower() for s in KillScope)
 SCOPED = ("kill", "enable")         # a scoped enable lifts that scope's kill only
+_ID_SCOPES = (KillScope.ALGO, KillScope.DESK, KillScope.CLIENT)    # the ids every order carries
 MAX_REQUEST = 16 * 1024             # one request line; longer is refused unread
 MAX_DEPTH = 4                       # a request is one flat object: deeper nesting is refused unparsed
 MAX_CLIENTS = 4                     # requests handled at once; more are answered "busy" at once
@@ -62,10 +63,12 @@ def check_path(path: str) -> str:
     return path
 
 
-def parse_request(doc: object, symbols: dict[str, int]) -> tuple[str, str, str, str, int]:
+def parse_request(doc: object, symbols: dict[str, int],
+                  ids: dict[str, int] | None = None) -> tuple[str, str, str, str, int]:
     """(command, actor, reason, scope, scope_id) from a request, or ControlError saying what is
     wrong. A symbol-scoped kill or enable names a symbol this session trades, by name or id;
-    other scopes take their numeric id.
+    an algo, desk or client scope names the id this session's orders carry (`ids`, by scope
+    name: none given, none is carried), as any other would be journaled and cancel nothing.
     Actor and reason must fit their journal fields whole (TEXT_BYTES, UTF-8 bytes)."""
     if not isinstance(doc, dict):
         raise ControlError("a request is a JSON object")
@@ -103,7 +106,12 @@ def parse_request(doc: object, symbols: dict[str, int]) -> tuple[str, str, str, 
         # a kill of a symbol the session does not trade would be journaled and cancel nothing
         raise ControlError(f"unknown symbol id {scope_id}; this session trades "
                            + ", ".join(f"{name} ({i})" for name, i in sorted(symbols.items())))
-    return command, texts["actor"], texts["reason"], scope.name.lower(), scope_id
+    scope_name = scope.name.lower()
+    carried = (ids or {}).get(scope_name)
+    if scope in _ID_SCOPES and carried != scope_id:
+        raise ControlError(f"unknown {scope_name} id {scope_id}; this session's orders carry "
+                           + (f"{scope_name} id {carried}" if carried is not None else f"no {scope_name} id"))
+    return command, texts["actor"], texts["reason"], scope_name, scope_id
 
 
 def _peer(conn: socket.socket) -> str:
@@ -167,14 +175,16 @@ class ControlServer:
     thread per request (at most MAX_CLIENTS at once), so a slow or silent client never holds up
     another's kill. `submit` queues an OperatorCommand for the runner and returns its receipt
     (Runner.operator); `status` gives the state to report back after each command (trading
-    state, faults). An unexpected error in one request is answered, counted in `failures`
+    state, faults). `symbols` (name -> id) and `ids` (algo, desk, client -> id) are what a scoped
+    command may name: other ids are refused before anything is queued. An unexpected error in one request is answered, counted in `failures`
     (the last in `last_failure`), logged, and the server stays up."""
 
     def __init__(self, path: str, submit: Callable, status: Callable[[], dict], *,
-                 symbols: dict[str, int] | None = None, wait_s: float = 30.0,
-                 clock: Callable[[], int] = time.time_ns) -> None:
+                 symbols: dict[str, int] | None = None, ids: dict[str, int] | None = None,
+                 wait_s: float = 30.0, clock: Callable[[], int] = time.time_ns) -> None:
         self.path = check_path(path)
         self.submit, self.status, self.symbols = submit, status, dict(symbols or {})
+        self.ids = dict(ids or {})      # "algo", "desk", "client" -> the id the session's orders carry
         self.wait_s, self.clock = wait_s, clock
         self.served = 0                 # requests answered (refused ones included)
         self.failures = 0               # requests that met an unexpected error (answered too)
@@ -341,7 +351,7 @@ class ControlServer:
             doc = json.loads(line)
         except (ValueError, RecursionError) as exc:
             raise ControlError(f"request is not JSON: {exc}") from None
-        command, actor, reason, scope, scope_id = parse_request(doc, self.symbols)
+        command, actor, reason, scope, scope_id = parse_request(doc, self.symbols, self.ids)
         wait_s = _wait_s(doc, self.wait_s)
         try:
             receipt = self.submit(OperatorCommand(self.clock(), command, actor, reason, scope, scope_id,
@@ -360,7 +370,8 @@ class ControlServer:
         failed = getattr(receipt, "error", "") or None
         answer = {"command": command, "actor": actor, "origin": origin, "journaled": receipt.journaled,
                   "refused": receipt.refusal or None, "failed": failed,
-                  "kills_in_force": getattr(receipt, "kills_in_force", ""), **self.status()}
+                  "kills_in_force": getattr(receipt, "kills_in_force", ""),
+                  "orders_cancelled": getattr(receipt, "orders_cancelled", None), **self.status()}
         if receipt.reconciliation is not None:
             answer["reconciliation"] = _plain(receipt.reconciliation)
         answer["ok"] = not failed and receipt.journaled is not False and not receipt.refusal and (

@@ -66,6 +66,7 @@ _top_depth_without = lib.fmd_top_depth_without
 _new_i64 = ffi.new
 _QUOTE = Purpose.QUOTE
 _QUOTE_VALUE = _QUOTE.value
+_HEDGE_VALUE = Purpose.HEDGE.value
 _GUARD_CANCEL = Purpose.GUARD_CANCEL
 _reprice_c = lib.fsig_reprice
 _on_packet_c, _reprice_touched_c = lib.fsig_on_packet, lib.fsig_reprice_touched
@@ -83,6 +84,7 @@ _pack_stamps = struct.pack
 _run_offsets = lib.fsig_run_offsets
 _priced_c = lib.fsig_priced
 HOLD_BOTH = 2                   # hedge_hold of an instrument two pairs hedge in opposite ways
+_MAX_SHARES = 0xFFFFFFFF        # OUCH 4.2's shares field is u32: no order of ours is larger
 _RUN_MAX_SEQUENCE = 1 << 62     # a run's sequence stays far below the C path's int64 limit
 _NO_DEADLINE = (1 << 63) - 1    # fsig_on_packets' stop_after when the clock has none (inf)
 _DAY_NS = 86_400 * 1_000_000_000
@@ -1794,17 +1796,9 @@ class Engine:
             return
         buying = decision.side == _BUY
         limit = decision.price
-        qty = decision.qty
-        if self.risk.state is _REDUCING:
-            # only what reduces |position| in the hedge instrument passes the gateway: a hedge
-            # that would grow it waits (asking would be denied on every decision), a larger one
-            # is cut to the room
-            room = self._reduce_room(h, buying, None)
-            if room <= 0:
-                self.hedger.on_done(symbol_id)
-                self._hold(symbol_id, h, 0)
-                return
-            qty = min(qty, room)
+        qty = self._hedge_size(symbol_id, h, buying, limit, decision.qty, actions)
+        if qty <= 0:
+            return
         if not buying and self.ssr[h]:
             qty = self._long_hedge(symbol_id, h, limit, qty, actions)
             if qty <= 0:
@@ -1827,8 +1821,49 @@ class Engine:
                              tif=ouch.TIF_IOC, purpose=Purpose.HEDGE)
         if self._submit(intent, actions):
             self.hedge_tokens[token] = symbol_id
+            pace = self.risk.limits.duplicate_window_ns
+            if qty < decision.qty and pace:
+                # a cut slice, the rest to follow: the next goes out past the gateway's duplicate
+                # window, where the same IOC again (same price, same cut) would be denied
+                self.denied_until[(h, int(decision.side), _HEDGE_VALUE)] = self.now + pace
         else:
             self.hedger.on_done(symbol_id)
+            self._hold(symbol_id, h, 0)     # nothing is worked: our quotes there come back
+
+    def _hedge_size(self, symbol_id: int, h: int, buying: bool, price: int, qty: int,
+                    actions: list[Action]) -> int:
+        """The shares of the hedger's IOC in `h` to send now: cut to what the gateway takes (its
+        size, value and position limits, safe mode's cut; in REDUCING only what reduces |position|)
+        and to what OUCH can carry. Asking for more would be denied on every decision and never
+        hedge; the shortfall goes out next, as a partial fill's does. 0: none can go now (the
+        hedger's decision is done): a back-off runs (after a denial, or pacing a cut hedge's
+        slices: no pulls of our quotes for an IOC that cannot go yet), or, the pair's hold cleared,
+        the gateway's limits leave no room (alerted) or REDUCING keeps a hedge that grows the
+        position waiting."""
+        if self.denied_until.get((h, int(_BUY if buying else _SELL), _HEDGE_VALUE), -1) > self.now:
+            self.hedger.on_done(symbol_id)      # the hold as it is: cleared with the denial, kept
+            return 0                            # between a cut hedge's slices
+        reducing = self.risk.state is _REDUCING
+        room = self.risk.order_room(h, buying, price)
+        if reducing and room > 0:
+            room = min(room, self._reduce_room(h, buying, None))
+        if room <= 0:
+            self.hedger.on_done(symbol_id)
+            self._hold(symbol_id, h, 0)
+            if not reducing:
+                self._alert_gated("hedge-no-room", (
+                    f"hedge {'buy' if buying else 'sale'} of {qty} {self.specs[h].name} at {price} (hedging "
+                    f"{self.specs[symbol_id].name}) not sent: the gateway's order size, value or position "
+                    f"limits leave no room; retried as they allow"), actions)
+            return 0
+        if qty > room:
+            qty = room
+        if qty > _MAX_SHARES:           # limits past what OUCH's u32 shares field holds
+            self._alert_gated("hedge-size", (
+                f"hedge of {qty} {self.specs[h].name} (hedging {self.specs[symbol_id].name}) is past "
+                f"OUCH's {_MAX_SHARES} shares: cut to {_MAX_SHARES}"), actions)
+            qty = _MAX_SHARES
+        return qty
 
     def _long_hedge(self, symbol_id: int, h: int, price: int, qty: int, actions: list[Action]) -> int:
         """The shares of a sell hedge in `h` to send under the Rule 201 price test. At or below the
@@ -1953,7 +1988,7 @@ class Engine:
             self._after_order_change(order, actions)
         elif t is ouch.OrderModified:
             order = oms.on_modified(msg.token, msg.shares, now)
-            self.risk.on_order_confirmed(order.token, order.leaves, now)
+            self.risk.on_order_confirmed(order.token, order.leaves, now, msg.side)
             self._venue_mark(order, msg.side, actions)
             self._after_order_change(order, actions)
         elif t is ouch.BrokenTrade or t is ouch.TradeCorrection:
@@ -2333,9 +2368,12 @@ class Engine:
 
     # ================================================================= summaries and hashing
 
-    def summary(self) -> dict:
+    def summary(self, session_end: bool = False) -> dict:
+        """The METRICS document now; `session_end`: the session's last, which also says what the
+        markouts still pending come to (valued at the last mid or unmarked at session end)."""
         mid2 = self.mid2          # the traded symbols' mids only: the rest are never read
-        doc = self.metrics.summary({s: mid2[s] for s in compress(range(self.n), self.metrics.traded)})
+        doc = self.metrics.summary({s: mid2[s] for s in compress(range(self.n), self.metrics.traded)},
+                                   (self.now, self.stale) if session_end else None)
         doc["now_ns"] = self.now
         doc["counts"] = dict(self.counts)
         doc["trading_state"] = self.risk.state.name

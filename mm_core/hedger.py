@@ -4,7 +4,10 @@ Owns: the online hedge ratio per pair (EWMA regression of the symbol's returns o
 the hedge position built so far, the in-flight hedge order and the sustain timer. It decides
 (side, qty, limit price) of an IOC that crosses the spread; the engine sends it through the risk
 gateway and OMS. Handles partial fills (the shortfall is sent again) and ratio drift (rebalanced
-when the target moves by more than a band). Must not know about wire formats or clocks.
+only when the target is more than a band away from what is hedged: hysteresis, so a price
+wobble across a lot boundary does not trade back and forth across the spread); an unwind (target
+0) goes out whatever is left, as the band only damps rebalances. Must not know about wire formats
+or clocks.
 """
 from __future__ import annotations
 
@@ -13,7 +16,9 @@ from dataclasses import dataclass
 from journal.catalogue import Side
 from mm_core.fairvalue import EwmaBeta
 
-__all__ = ["HedgeError", "HedgeParams", "HedgeOrder", "Hedger"]
+__all__ = ["HedgeError", "HedgeParams", "HedgeOrder", "Hedger", "MAX_BETA"]
+
+MAX_BETA = 100.0        # the most a configuration may allow max_beta to be
 
 
 class HedgeError(ValueError):
@@ -25,21 +30,32 @@ class HedgeParams:
     trigger: int = 1_000          # |position| (shares) that skew is no longer expected to work off
     keep: int = 300               # shares left unhedged for the skew to work off
     hold_ns: int = 500_000_000    # the position must stay past the trigger this long
-    band: int = 100               # rebalance when target − hedged differs by at least this
+    band: int = 100               # rebalance when |target − hedged| is more than this (>= lot)
     lot: int = 100
     cross_ticks: int = 1          # how far through the far touch the IOC limit goes
     beta_alpha: float = 0.05
     beta_prior: float = 1.0       # return beta used until the regression has data
     min_samples: int = 20
+    # the largest |return beta| the ratio uses, learned or prior: the regression has no bound of
+    # its own, and a runaway ratio would size hedges far past any position being hedged
+    max_beta: float = 5.0
 
     def __post_init__(self) -> None:
         if self.min_samples < 0:
             raise HedgeError(f"min_samples must be >= 0, not {self.min_samples!r}")
         if not 0 <= self.keep < self.trigger or self.lot <= 0 or self.band <= 0:
             raise HedgeError("need 0 <= keep < trigger, lot > 0, band > 0")
+        if self.band < self.lot:
+            # targets are whole lots: a band under one lot trades every one-lot move of the
+            # target, which a one-tick wobble of either price makes
+            raise HedgeError(f"band must be >= lot ({self.lot}), not {self.band!r}")
         # each named: a ConfigError from the config document carries the message
         if not 0.0 < self.beta_alpha <= 1.0:
             raise HedgeError(f"beta_alpha must be within (0, 1], not {self.beta_alpha!r}")
+        if not 0.0 < self.max_beta <= MAX_BETA:
+            raise HedgeError(f"max_beta must be within (0, {MAX_BETA:g}], not {self.max_beta!r}")
+        if not abs(self.beta_prior) <= self.max_beta:
+            raise HedgeError(f"beta_prior must be within ±max_beta ({self.max_beta:g}), not {self.beta_prior!r}")
         for name in ("hold_ns", "cross_ticks"):
             if getattr(self, name) < 0:
                 raise HedgeError(f"{name} must be >= 0, not {getattr(self, name)!r}")
@@ -91,7 +107,10 @@ class Hedger:
     def ratio(self, symbol_id: int, s_price: float, h_price: float) -> float:
         """Hedge shares per share of the symbol: return beta scaled by the price ratio."""
         pair = self.pairs[symbol_id]
-        beta = pair.beta.beta if pair.beta.n >= self.p.min_samples else pair.beta.prior
+        p = self.p
+        beta = pair.beta.beta if pair.beta.n >= p.min_samples else pair.beta.prior
+        if not -p.max_beta <= beta <= p.max_beta:       # (a NaN is not within: no ratio)
+            beta = p.max_beta if beta > 0 else -p.max_beta if beta < 0 else 0.0
         return beta * s_price / h_price
 
     def target(self, symbol_id: int, position: int, s_price: float, h_price: float) -> int:
@@ -136,7 +155,9 @@ class Hedger:
             pair.active = False
             return None
         delta = want - pair.hedged
-        if abs(delta) < p.band:
+        if want and abs(delta) <= p.band:
+            # an unwind is never left inside the band: shares kept as a hedge with nothing to
+            # hedge would keep the pair active and out of the instrument's quoting inventory
             return None
         if delta > 0:
             if not h_ask:

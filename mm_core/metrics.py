@@ -7,6 +7,8 @@ apart, as the cost of hedging), and the counters behind the METRICS snapshot.
 Must not know about orders' wire form, risk or time sources: fills, mids and now_ns come in.
 Mids are passed doubled (bid + ask) so every money figure stays an integer. A markout with no mid
 to mark against (none at its horizon, or the book stale) is counted unmarked, never valued late.
+One still pending when the session ends is, in the session-end summary, valued at the last mid
+or counted unmarked at session end (read only: nothing moves, so a replay's summary is the same).
 """
 from __future__ import annotations
 
@@ -303,13 +305,41 @@ class Metrics:
         n = self.markout_n[self.adverse_horizon]
         return self.adverse / n if n else 0.0
 
-    def summary(self, mids2) -> dict:
+    def session_end(self, now_ns: int, mids2, stale: bool) -> dict:
+        """What the markouts still pending at the session's end (now_ns) come to, per horizon: each
+        valued at its symbol's last mid (`mids2` as summary takes them) when the rule that marks a
+        due markout would use that mid (the book not stale, a mid there, not one that waited for
+        a mid past its last chance), as its horizon did not run out in the session; else counted
+        unmarked at session end (`book_stale`: of them, with the book stale). Read only."""
+        doc = {}
+        for h, q in enumerate(self.pending):
+            horizon = self.horizons[h]
+            last_chance = horizon + horizon // _GRACE_DIV
+            seen = self.waiting[h]          # the first `seen` in q waited for a mid before
+            n = qty_sum = x2 = unmarked = 0
+            for i, (fill_ns, symbol_id, sign, price, qty) in enumerate(q):
+                m2 = 0 if stale or (i < seen and now_ns >= fill_ns + last_chance) else mids2[symbol_id]
+                if m2 > 0:
+                    n += 1
+                    qty_sum += qty
+                    x2 += sign * (m2 - 2 * price) * qty
+                else:
+                    unmarked += 1
+            doc[str(horizon)] = {"valued": n, "qty": qty_sum, "markout_x2": x2,
+                                 "per_share": x2 / (2.0 * qty_sum) if qty_sum else None,
+                                 "unmarked": unmarked, "book_stale": unmarked if stale else 0}
+        return doc
+
+    def summary(self, mids2, session_end: tuple[int, bool] | None = None) -> dict:
         """A JSON-ready snapshot (the journaled METRICS document) at the mids `mids2` (doubled,
         0: none; a list by symbol id, or a mapping of the traded symbols: only theirs are read).
         Money in price4 · shares integers; a name ending in _x2 holds twice the amount (figures
         against a mid, which may be a half price4: exact, never rounded). fill_rate per side:
         shares filled over shares quoted (each enter or replace counts its shares once), so at
-        most 1; fills counts executions (a partial fill each), quotes_sent orders."""
+        most 1; fills counts executions (a partial fill each), quotes_sent orders. Per horizon,
+        the quote fills marked, unmarked and pending add up to the quote fills; `session_end`
+        (now_ns, book stale): the session's last summary, which says what the pending ones come
+        to (markout_session_end: valued at the last mid, or unmarked at session end)."""
         # only a traded symbol has lots (each lot is a fill), and P&L or spread captured
         per_symbol = {}
         unrealized_total = 0
@@ -333,7 +363,7 @@ class Metrics:
                 "fills_after_cancel": self.after_cancel_fills[s],
             }
         mean_abs = self.abs_pos_sum / self.pos_samples if self.pos_samples else 0.0
-        return {
+        doc = {
             "realized": sum(self.realized),
             "unrealized_x2": unrealized_total,
             # symbol id -> position of the open positions unrealized_x2 leaves out (no mid): when
@@ -358,6 +388,10 @@ class Metrics:
             "markout_unmarked": {str(h): {"fills": self.markout_unmarked[i],
                                           "book_stale": self.markout_unmarked_stale[i]}
                                  for i, h in enumerate(self.horizons)},
+            # per horizon: the quote fills marked, and those whose horizon has not run out (or
+            # that wait for a mid): with the unmarked, every quote fill
+            "markout_marked": {str(h): self.markout_n[i] for i, h in enumerate(self.horizons)},
+            "markout_pending": {str(h): len(self.pending[i]) for i, h in enumerate(self.horizons)},
             "adverse_selection_rate": self.adverse_rate(),
             # the horizon it is read at, and the quote fills marked there (its denominator)
             "adverse_horizon_ns": self.horizons[self.adverse_horizon],
@@ -370,6 +404,9 @@ class Metrics:
             "adopted_fills": {"fills": self.adopted_fills, "qty": self.adopted_qty},
             "symbols": per_symbol,
         }
+        if session_end is not None:
+            doc["markout_session_end"] = self.session_end(session_end[0], mids2, session_end[1])
+        return doc
 
     def state_items(self):
         return ([list(map(tuple, l)) for l in self.lots], self.realized, self.spread_x2,

@@ -196,6 +196,7 @@ class OperatorReceipt(threading.Event):
         self.reconciliation = None
         self.error = ""
         self.kills_in_force = ""         # the scoped kills in force once it was carried out
+        self.orders_cancelled: int | None = None    # a kill's cancels, as its KILL record says
 
 
 @dataclass(frozen=True)
@@ -491,7 +492,7 @@ class Runner:
         login = soupbintcp.encode(soupbintcp.LoginRequest(s.username, s.password, s.session, first))
         self._oe_end = ""
         self._last_rx_mono = time.monotonic_ns()     # the venue has rx_timeout to answer
-        if self._send_tcp(login) < 0:
+        if self._send_control(login) < 0:
             raise RunnerError(f"cannot log in to the venue's order entry at {s.host}:{s.ouch_port}: "
                               f"{self._oe_end}")
         self._oe_generation += 1
@@ -514,6 +515,15 @@ class Runner:
         except OSError as exc:
             return self._send_failed(exc)
         return self._wrote(len(data), key)
+
+    def _send_control(self, data: bytes) -> int:
+        """A send that carries no order (login, heartbeat, logout), as _send_tcp: its TX stamp
+        is expected and not evidence of any order, so it is not counted in tx_unmatched."""
+        key = self._send_tcp(data)
+        if key >= 0:
+            for outcome in self.tx.control_sent(key, time.monotonic_ns()):
+                self._journal_tx(outcome)
+        return key
 
     def _send_failed(self, exc: OSError) -> int:
         """The order entry refused a send: the run stops with that reason. -1. A send that found
@@ -580,9 +590,10 @@ class Runner:
 
     def _heartbeat_if_idle(self, mono_ns: int) -> None:
         """A venue drops a silent client (SoupBinTCP: after 15 s by default), so keep the link alive.
-        Heartbeats are session keep-alives, not order events: their TX stamps match no ORDER_SENT."""
+        Heartbeats are session keep-alives, not order events: their TX stamps match no ORDER_SENT
+        (and are not counted as stamps for no known send)."""
         if mono_ns - self._last_send_mono >= self.settings.heartbeat_ns and self._oe is not None:
-            self._send_tcp(_CLIENT_HEARTBEAT)
+            self._send_control(_CLIENT_HEARTBEAT)
 
     # ------------------------------------------------------------------ the loop
     def run(self, duration_s: float, stop: threading.Event | None = None) -> RunnerReport:
@@ -1037,6 +1048,9 @@ class Runner:
         receipt.refusal = next((a.summary.removeprefix(_OPERATOR_REFUSED + ": ") for a in decided
                                 if isinstance(a, JournalNote) and a.summary.startswith(_OPERATOR_REFUSED)), "")
         receipt.kills_in_force = self.engine.risk.scoped_kills_text()
+        kills = [a for a in decided if isinstance(a, JournalNote) and a.rtype == RecordType.KILL]
+        if kills:       # as its KILL record counts them: the cancels the kill sent
+            receipt.orders_cancelled = int(unpack(RecordType.KILL, kills[0].payload)["orders_cancelled"])
 
     # ------------------------------------------------------------------ mid-session reconciliation
     def _reconcile_now(self, command: OperatorCommand, receipt: OperatorReceipt) -> None:
@@ -1128,7 +1142,7 @@ class Runner:
             return
         self._logging_out = True
         try:
-            self._send_tcp(soupbintcp.encode(soupbintcp.LogoutRequest()))
+            self._send_control(soupbintcp.encode(soupbintcp.LogoutRequest()))
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 if not select.select([oe.sock], [], [], max(deadline - time.monotonic(), 0.0))[0]:

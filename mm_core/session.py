@@ -52,7 +52,7 @@ __all__ = [
     "SessionError", "SessionConfigError", "VenueUnavailable", "ClockUnavailable", "JournalUnavailable",
     "JournalInUse",
     "SessionInputs", "load_inputs", "with_clock_profile", "VenueSpec", "ClockSpec", "SessionSettings", "Progress", "lab_available",
-    "ClockReport", "SessionSummary", "Session", "run_session", "LAB_NOTE", "PROJECT_ROOT",
+    "ClockReport", "SessionSummary", "Session", "run_session", "LAB_NOTE", "PROJECT_ROOT", "MAX_SESSION_S",
 ]
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -61,8 +61,13 @@ LAB_NOTE = ("clock evidence comes from a loopback PTP lab: a ptp4l grandmaster a
             "host's own clock, so it shows the monitoring path, not traceability to UTC")
 _VENUE_READY_S = 15.0                # bound on a venue subprocess printing its ports
 _VENUE_MARGIN_S = 30.0               # an embedded venue outlives the session by this much
+# under the venue's day (mm_core.venue.process.MAX_DURATION_S), which the venue started for the
+# session must also cover with its clock warm-up and margin
+MAX_SESSION_S = 23 * 3600.0
 END_NOTE = "session-end"             # the METRICS note of the end-of-run summary journaled
-_PROFILE_LINE = re.compile(r"^clock_profile\s*=.*$", re.MULTILINE)   # top level only (schema)
+# the key's line, indented or not ([ \t]: \s would reach back over blank lines); tomllib then
+# checks that it was the top-level key (schema) the override set
+_PROFILE_LINE = re.compile(r"^[ \t]*clock_profile[ \t]*=.*$", re.MULTILINE)
 
 
 # ------------------------------------------------------------------------------------ errors
@@ -138,7 +143,20 @@ def with_clock_profile(limits_text: str, profile: str) -> str:
     later replay all judge the clock by the limits' profile, so an override must live there."""
     line = f'clock_profile = "{profile}"'
     text, n = _PROFILE_LINE.subn(line, limits_text, count=1)
-    return text if n else f"{line}\n{limits_text}"     # a top-level key must precede the tables
+    if not n:
+        text = f"{line}\n{limits_text}"     # a top-level key must precede the tables
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        try:
+            tomllib.loads(limits_text)
+        except tomllib.TOMLDecodeError:
+            return limits_text              # not TOML to begin with: the limits parser says where
+        doc = {}
+    if doc.get("clock_profile") != profile:
+        raise SessionConfigError(f"cannot set clock_profile to {profile!r}: the document's top-level "
+                                 "clock_profile is not on a line of its own as clock_profile = \"...\"")
+    return text
 
 
 def load_inputs(config_path: str | None = None, limits_path: str | None = None,
@@ -162,7 +180,10 @@ def load_inputs(config_path: str | None = None, limits_path: str | None = None,
     if profile is not None:
         if profile not in PROFILES:
             raise SessionConfigError(f"profile {profile!r}: expected one of {', '.join(PROFILES)}")
-        limits_text = with_clock_profile(limits_text, profile)
+        try:
+            limits_text = with_clock_profile(limits_text, profile)
+        except SessionConfigError as exc:
+            raise SessionConfigError(f"limits {sources['limits']}: {exc}") from None
     try:
         limits = Limits.from_toml(limits_text)
     except LimitsError as exc:
@@ -267,8 +288,9 @@ class SessionSettings:
     control_path: str | None = None  # the operator's control socket (mm_core.control); None: none
 
     def __post_init__(self) -> None:
-        if not self.duration_s > 0:
-            raise SessionConfigError(f"duration must be positive, not {self.duration_s}")
+        if not 0 < self.duration_s <= MAX_SESSION_S:      # NaN and infinity fail too
+            raise SessionConfigError(f"duration must be positive and at most {MAX_SESSION_S:g} s "
+                                     f"({MAX_SESSION_S / 3600:g} h), not {self.duration_s}")
         if self.warm_interval_ns is not None and not self.busy_poll:
             raise SessionConfigError("--warm-interval applies to --busy-poll only (an epoll wait sleeps in the kernel)")
         if self.warm_interval_ns is not None and self.warm_interval_ns < 0:
@@ -381,8 +403,10 @@ class _VenueProcess:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
         self.log_path = log_path
         with open(log_path, "ab") as log:
+            # a session of its own: a terminal's Ctrl-C or hang-up (sent to the whole job) is the
+            # session's to act on; the venue it stops first would leave the session's end unreconciled
             self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log,
-                                         stdin=subprocess.DEVNULL, env=env)
+                                         stdin=subprocess.DEVNULL, env=env, start_new_session=True)
         self.ports = self._ready()
 
     def _ready(self) -> dict:
@@ -718,12 +742,14 @@ class Session:
             return None
         engine, runner = self.engine, self.runner
         symbols = {sym.name: sym.id for sym in self.inputs.symbols.symbols}
+        cfg = engine.cfg                # the ids every order of the session carries
 
         def status() -> dict:       # plain reads of what the runner thread updates
             return {"trading_state": engine.risk.state.name, "faults": list(engine.risk.faults),
                     "orders_sent": runner.report.orders_sent}
         try:
-            server = ControlServer(self.settings.control_path, runner.operator, status, symbols=symbols).start()
+            server = ControlServer(self.settings.control_path, runner.operator, status, symbols=symbols,
+                                   ids={"algo": cfg.algo_id, "desk": cfg.desk_id, "client": cfg.client_id}).start()
         except ControlError as exc:
             raise SessionConfigError(str(exc)) from None
         stack.callback(server.stop)
@@ -758,7 +784,7 @@ class Session:
         summary table prints), then the records that end the session."""
         report = self.runner.report
         now = time.clock_gettime_ns(time.CLOCK_REALTIME)
-        self.end_metrics = self.engine.summary()
+        self.end_metrics = self.engine.summary(session_end=True)
         try:
             journal.append(RecordType.METRICS, pack_json({"note": END_NOTE, "session_id": session_id,
                                                           **self.end_metrics}),
@@ -781,7 +807,7 @@ class Session:
                             () if compliant else reasons, warm, self.settings.clock.warmup)
         summary = SessionSummary(
             session_id=session_id, journal_dir=self.settings.journal_dir, venue=self.venue, clock=clock,
-            runner=report, engine=self.end_metrics or engine.summary(), trading_state=engine.risk.state.name,
+            runner=report, engine=self.end_metrics or engine.summary(session_end=True), trading_state=engine.risk.state.name,
             faults=list(engine.risk.faults), positions=positions_by_name(engine, names),
             journal=_journal_stats(self.settings.journal_dir, first_seq),
             seconds=round(time.monotonic() - self._started, 3), inputs=dict(self.inputs.sources),

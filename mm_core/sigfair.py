@@ -10,7 +10,7 @@ import numpy as np
 
 from mm_core._fastmd_cffi import ffi, lib
 from mm_core.fairvalue import EwmaBeta, FairValueModel, MicroPriceEstimator, MicroPriceTable
-from mm_core.hedger import Hedger, HedgeParams, _Pair
+from mm_core.hedger import MAX_BETA, Hedger, HedgeParams, _Pair
 from mm_core.sigkernel import SignalKernel
 from mm_core.spread import VolEstimator
 
@@ -163,7 +163,9 @@ class KernelPair(_Pair):
 
 
 def _pair(kernel, symbol_id, hedge_id, alpha, prior, hedged, in_flight, over_since, active) -> KernelPair:
-    pair = KernelPair(kernel, symbol_id, hedge_id, HedgeParams(beta_alpha=alpha, beta_prior=prior))
+    # only the regression's alpha and prior are read: any prior the config allowed is within MAX_BETA
+    pair = KernelPair(kernel, symbol_id, hedge_id,
+                      HedgeParams(beta_alpha=alpha, beta_prior=prior, max_beta=MAX_BETA))
     pair.hedged, pair.in_flight, pair.over_since, pair.active = hedged, in_flight, over_since, active
     return pair
 

@@ -17,7 +17,8 @@ Calling contract for the engine (sans-io; every call carries now_ns from the eng
                            inconsistent-input: the windows count time forwards only)
   feeds:                   on_fill(sym, side, qty, price, t, token=""), on_order_done(token, t),
                            on_reg_sho(sym, restricted, t) (every ITCH Reg SHO 'Y'),
-                           on_order_confirmed(token, qty, t) (Replaced / Order Modified),
+                           on_order_confirmed(token, qty, t, mark) (Replaced / Order Modified;
+                           mark: the side byte the venue echoes, which a sell's marking follows),
                            on_trading_day(day, t) (ITCH 'O'); from reconciliation:
                            on_order_adopted(...), on_order_resting(token, qty, price, t) (what
                            of a known order rests at the venue, before it is cancelled there),
@@ -34,8 +35,10 @@ on_order_done(token) or a fill with its token removes it; a REPLACE counts what 
 original plus the whole replacement (the original may fill before the replace lands, which then
 rests in full), and the original's price, until on_order_confirmed (a refused
 replace, on_order_done of the replacement, restores the original; a REPLACE of a replacement
-still in flight is denied, a MODIFY of one changes only the replacement's own size), and a
-size-down MODIFY its larger size until on_order_confirmed; cancels are always allowed. Account limits count every
+still in flight, or a second one of its original, is denied, a MODIFY of one changes only the
+replacement's own size); a size-down MODIFY (one that changes the side byte too) counts its
+larger size, and a short sale modified to long its short marking, until on_order_confirmed;
+cancels are always allowed. Account limits count every
 symbol's working orders (gross: each symbol's larger side, net: the order's side), and an option
 group's Greeks and scenarios its other symbols' working orders at their worst. A sell marked long must be
 covered by the position net of every working sell; a short sale needs a locate ([reg_sho] in the

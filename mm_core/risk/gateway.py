@@ -404,6 +404,22 @@ class RiskGateway:
         sym = self._symbols.get(symbol_id)
         return 0 if sym is None else sym.position
 
+    def order_room(self, symbol_id: int, is_buy: bool, price: int) -> int:
+        """The most shares one new order on this side at `price` may carry and pass check()'s
+        size (safe mode's cut included), value and position checks now, every working order on
+        the side counted as check() counts them; 0 when none would. Read-only: what the engine
+        cuts an order it sizes itself (a hedge) to, rather than be denied asking for more."""
+        sym = self._symbols.get(symbol_id)
+        if sym is None or price <= 0:
+            return 0
+        slim = sym.limits
+        room = slim.max_order_qty
+        if self._state is _SAFE:
+            room = int(room * self._limits.safe_size_multiplier)
+        room = min(room, int(slim.max_order_value // (price * sym.multiplier)), slim.max_position - (
+            sym.position + sym.open_buy if is_buy else sym.open_sell - sym.position))
+        return room if room > 0 else 0
+
     def locates_used(self, symbol_id: int) -> int:
         """Shares of the symbol sold short by fills on the trading day held (their locates used)."""
         return self._regsho.locates_used(symbol_id)
@@ -448,11 +464,11 @@ class RiskGateway:
         test in force; a short sale on a symbol the gateway knows restricted needs it.
         Order of checks: identity and fields (the marking's byte too), fail-closed inputs,
         throttle, trading state, time (never before the last order's), message rate, size and
-        value, collars, duplicates, a replace of a replacement in flight (and a modify of an
-        original whose replace is in flight, or of a replacement off its side), open orders,
-        position, notional, Greeks and scenario, drawdown, self-trade, then for sells Reg SHO (a
-        long sale covered, a short sale's price test and locate). One flat body with locals: this
-        runs for every order.
+        value, collars, duplicates, a replace of a replacement in flight or of an original whose
+        replace is in flight (and a modify of such an original, or of a replacement off its side),
+        open orders, position, notional, Greeks and scenario, drawdown, self-trade, then for sells
+        Reg SHO (a long sale covered, a short sale's price test and locate). One flat body with
+        locals: this runs for every order.
         """
         try:
             kind = intent.kind
@@ -523,7 +539,7 @@ class RiskGateway:
                 return self._deny(CheckId.SALE_MARKING, 0, 0, (f"a buy marked {mark!r}" if is_buy else
                                   f"a sell marked {mark!r}, not S, T or E")[:48])
             same_side = sym.open_buy if is_buy else sym.open_sell
-            replaced = pending = None
+            replaced = pending = held_mark = None
             if not enter:
                 replaced = self._working.get(intent.orig_token if kind is _REPLACE else intent.token)
                 # a modify changes the order in place; a replace's original stays counted: the
@@ -601,10 +617,14 @@ class RiskGateway:
                 if denial is not None:
                     return denial
 
-            if kind is _REPLACE and intent.orig_token in self._replacing:
+            if kind is _REPLACE and self._replacing and (
+                    intent.orig_token in self._replacing or intent.orig_token in self._replaced_by):
                 # the venue has not said which of the two rests: a chain of replaces would count
-                # one of them too small whichever answer comes first
-                return self._deny(CheckId.INVALID_ORDER, 0, 0, "its original's replace is in flight")
+                # one of them too small whichever answer comes first; a second replace of the same
+                # original would count it as a new order (its original is counted in the first)
+                return self._deny(CheckId.INVALID_ORDER, 0, 0, "its original's replace is in flight"
+                                  if intent.orig_token in self._replacing else
+                                  "a replace of its original is in flight")
             if kind is _MODIFY and pending is None and self._replacing and (
                     intent.token in self._replacing or intent.token in self._replaced_by):
                 # an original in flight is counted in its replacement, and a replacement's count
@@ -690,6 +710,8 @@ class RiskGateway:
                 self._hold_original(intent.orig_token, token, replaced, qty, price, intent.tif != _IOC)
                 return allowed
             if (replaced is not None and kind is not _REPLACE) or token in working:
+                if not is_buy:
+                    held_mark = sym.sho.marks.get(token)     # short (T, E, "" unknown) or None
                 self._remove_working(token)
                 work_buy = sym.work_buy         # what it counted left the totals
                 work_sell = sym.work_sell
@@ -697,6 +719,14 @@ class RiskGateway:
                 # a replacement in flight: its new size, with the original's shares left beside it
                 pending[3] = qty
                 qty += pending[1]
+                value = qty * price * sym.multiplier
+            elif kind is _MODIFY and replaced is not None and replaced[2] > qty and \
+                    replaced[0] is sym and replaced[1] is is_buy:
+                # a size-down that changes the side byte: checked in full at its new size, but, as
+                # a plain size-down, counted at the larger until the venue confirms (on_order_confirmed),
+                # at the price held (a Modify leaves the price at the venue as it is)
+                qty = replaced[2]
+                price = replaced[3]
                 value = qty * price * sym.multiplier
             working[token] = (sym, is_buy, qty, price)
             # self._work(sym, is_buy, value) inlined, as this runs for every order sent (value >= 0:
@@ -723,6 +753,10 @@ class RiskGateway:
                 sym.open_sell += qty
                 if mark is not None and mark != "S":
                     sym.sho.marks[token] = mark
+                elif held_mark is not None:
+                    # a short sale modified to long: the venue holds it short until it applies the
+                    # Modify, and a fill before then uses a locate; long once it confirms the side
+                    sym.sho.marks[token] = held_mark
                 if intent.tif != _IOC:
                     sym.own_sells[token] = price
             return allowed
@@ -1182,9 +1216,12 @@ class RiskGateway:
             return
         self._remove_working(token)
 
-    def on_order_confirmed(self, token: str, qty: int, now_ns: int = 0) -> None:
+    def on_order_confirmed(self, token: str, qty: int, now_ns: int = 0, mark: str | None = None) -> None:
         """The venue confirmed an order working with `qty` shares left: a replace it accepted (its
-        original is gone) or a size-down it applied. Only now does a smaller size count."""
+        original is gone) or a size-down it applied. Only now does a smaller size count. `mark`:
+        the side byte the venue holds for it (Order Modified echoes it): a sell's marking follows
+        it from now on (S long; any other byte short), so a short sale modified to long is long
+        only now."""
         if self._replacing and token in self._replacing:
             self._end_replace(token, refused=False)
         order = self._working.get(token)
@@ -1192,8 +1229,14 @@ class RiskGateway:
             qty = _whole(qty)
             if qty is None or qty <= 0:
                 self._remove_working(token)
-            elif qty != order[2]:
+                return
+            if qty != order[2]:
                 self._recount(token, qty)
+            if mark is not None and not order[1]:
+                if mark == "S":
+                    order[0].sho.marks.pop(token, None)
+                else:
+                    order[0].sho.marks[token] = mark
 
     def on_order_resting(self, token: str, qty: int, price: int, now_ns: int = 0) -> None:
         """The venue's own record of a working order of ours (reconciliation, which cancels it

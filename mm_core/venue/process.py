@@ -19,14 +19,23 @@ from mm_core.venue.errors import ConfigError
 from mm_core.venue.server import Venue
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "": 1.0}
+# A run lasts at most a day: the venue stamps ITCH/OUCH times from its session date's midnight (48
+# bits of nanoseconds, 78 h), a session's limits, journal and reports are one trading day's, and
+# the bound keeps every deadline computed from a duration a finite count of nanoseconds (a
+# 400-digit "duration" is infinity as a float, and failed only once the session was running).
+MAX_DURATION_S = 24 * 3600.0
 
 
-def parse_duration(text: str) -> float:
-    """Seconds in a duration such as "60s", "2m", "500ms", "1.5h" or "30"."""
+def parse_duration(text: str, maximum_s: float = MAX_DURATION_S) -> float:
+    """Seconds in a duration such as "60s", "2m", "500ms", "1.5h" or "30", at most `maximum_s`."""
     match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|h|)\s*", text or "")
     if not match or float(match.group(1)) <= 0:
         raise ConfigError("duration", f"{text!r} is not a positive duration like 60s, 2m, 500ms")
-    return float(match.group(1)) * _UNITS[match.group(2)]
+    seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if not seconds <= maximum_s:        # infinity too
+        raise ConfigError("duration", f"{text.strip()[:40]!r} is longer than the most a run may last, "
+                                      f"{maximum_s:g} s ({maximum_s / 3600:g} h)")
+    return seconds
 
 
 def parse_seconds(text: str) -> float:

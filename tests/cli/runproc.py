@@ -62,9 +62,9 @@ class RunProcess:
         raise AssertionError(f"no line starting {prefix!r} within {seconds:g} s "
                              f"(exit status {self.proc.poll()}): {seen}{self.stderr()}")
 
-    def interrupt(self, seconds: float = 60) -> int:
-        """Ctrl-C, then the rest of its output; its exit status."""
-        self.proc.send_signal(signal.SIGINT)
+    def interrupt(self, seconds: float = 60, sig: int = signal.SIGINT) -> int:
+        """Ctrl-C (or `sig`), then the rest of its output; its exit status."""
+        self.proc.send_signal(sig)
         self.proc.wait(seconds)
         self.finish()
         return self.proc.returncode

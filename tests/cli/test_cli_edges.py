@@ -5,12 +5,14 @@ messages say what is wrong (a directory without journal.meta, a tailer's damaged
 a tailer name, a venue run longer than ITCH timestamps cover)."""
 from __future__ import annotations
 
+import pathlib
 import types
 
 import pytest
 from click.testing import CliRunner
 
 from cli.main import cli
+from mm_core.venue.config import DEFAULT_PATH as VENUE_TOML
 from recovery.drills.common import engine_args
 from tests.journal.jhelpers import write_journal
 
@@ -125,7 +127,17 @@ def test_a_bad_tailer_name_says_what_a_name_is(tmp_path, name):
     one_line_error(result, 1, f"tailer name {name!r} is not 1 to 99 letters, digits")
 
 
-def test_a_venue_run_longer_than_its_timestamps_cover(tmp_path):
+def test_a_venue_run_longer_than_a_day_is_refused_before_it_starts(tmp_path):
     result = run("venue", "run", "--duration", "99999999999999999999999999h", "--log-dir", tmp_path / "v")
+    one_line_error(result, 1, "is longer than the most a run may last, 86400 s (24 h)")
+    assert not (tmp_path / "v").exists()
+
+
+def test_a_venue_run_longer_than_its_timestamps_cover(tmp_path):
+    # a config file's duration is not bounded by --duration's day: the venue's own check stops it
+    config = tmp_path / "venue.toml"
+    text = pathlib.Path(VENUE_TOML).read_text()
+    config.write_text(text.replace("duration = 60.0", "duration = 1e12", 1))
+    result = run("venue", "run", "--config", config, "--log-dir", tmp_path / "v")
     one_line_error(result, 1, "would stamp past ITCH's 48-bit nanosecond timestamps", "give a shorter duration")
     assert "start a new session" not in result.output

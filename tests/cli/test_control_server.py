@@ -12,7 +12,9 @@ import threading
 import time
 
 import pytest
+from click.testing import CliRunner
 
+from cli.operator_cmd import command as operator
 from journal import Journal
 from mm_core.control import MAX_CLIENTS, ControlError, ControlServer, send
 from mm_core.engine import Engine
@@ -145,6 +147,34 @@ def test_a_client_may_ask_to_wait_longer_than_the_default(tmp_path):
         with pytest.raises(ControlError, match="wait_s must be"):
             from mm_core.control import _wait_s
             _wait_s({"wait_s": 0}, 1.0)
+
+
+def test_a_scoped_kill_of_an_id_the_session_does_not_carry_is_refused_and_never_queued(tmp_path):
+    """Desk 77 when the session's orders carry desk 1: refused, as an unknown symbol is (it
+    would be journaled, cancel nothing and answer done). Its own desk is carried out, and the
+    answer says how many orders the kill cancelled, as `mmaudit operator` prints it."""
+    submitted = []
+
+    def submit(command):
+        submitted.append(command)
+        receipt = Receipt()
+        receipt.orders_cancelled = 3
+        return receipt
+    server, _ = serve(tmp_path, submit=submit, ids={"algo": 1, "desk": 1, "client": 1})
+    with server:
+        other = send(server.path, {**KILL, "scope": "desk", "scope_id": 77}, 10)
+        assert other["ok"] is False
+        assert other["error"] == "unknown desk id 77; this session's orders carry desk id 1"
+        assert not submitted
+        own = send(server.path, {**KILL, "scope": "desk", "scope_id": 1}, 10)
+        assert own["ok"] and own["orders_cancelled"] == 3
+        printed = CliRunner().invoke(operator, ["kill", "--control", server.path, "--actor", "ops", "--reason",
+                                                "desk", "--scope", "desk", "--id", "1"])
+        assert printed.exit_code == 0 and printed.output.startswith("kill: done, 3 orders cancelled")
+        refused = CliRunner().invoke(operator, ["kill", "--control", server.path, "--actor", "ops", "--reason",
+                                                "typo", "--scope", "client", "--id", "2"])
+        assert refused.exit_code == 1 and "unknown client id 2" in refused.output
+    assert [(c.scope, c.scope_id) for c in submitted] == [("desk", 1), ("desk", 1)]
 
 
 def test_a_failure_on_the_runner_thread_is_reported_as_failed(tmp_path):

@@ -19,6 +19,7 @@ from mm_core.session import lab_available
 from tests.cli.runproc import running
 
 SYMBOLS = {"ACME": 1, "BOLT": 2}
+IDS = {"algo": 7, "desk": 3, "client": 11}
 
 
 def ask(journal, *args: str):
@@ -33,6 +34,7 @@ def test_operator_commands_reach_a_running_session_and_are_journaled(tmp_path):
         run_proc.read_until("operator commands:", 60)
         run_proc.read_until("[", 30)                     # the run loop is going
         answers["bad-symbol"] = ask(journal, "kill", "--scope", "symbol", "--id", "NOPE")
+        answers["kill-desk"] = ask(journal, "kill", "--scope", "desk", "--id", "77")
         answers["kill-acme"] = ask(journal, "kill", "--scope", "symbol", "--id", "ACME")
         answers["enable-acme"] = ask(journal, "enable", "--scope", "symbol", "--id", "ACME")
         answers["kill"] = ask(journal, "kill")
@@ -41,6 +43,9 @@ def test_operator_commands_reach_a_running_session_and_are_journaled(tmp_path):
         assert run_proc.interrupt() == 0, run_proc.err
     bad = answers["bad-symbol"]
     assert bad.exit_code == 1 and "unknown symbol 'NOPE'" in json.loads(bad.output)["error"]
+    other_desk = answers["kill-desk"]          # the session's orders carry desk 1 (its config)
+    assert other_desk.exit_code == 1
+    assert json.loads(other_desk.output)["error"] == "unknown desk id 77; this session's orders carry desk id 1"
     scoped = json.loads(answers["kill-acme"].output)
     assert answers["kill-acme"].exit_code == 0 and scoped["ok"] and scoped["journaled"]
     assert scoped["trading_state"] != "HALTED" and scoped["kills_in_force"] == "symbol 1"   # the rest trades on
@@ -72,6 +77,7 @@ def test_operator_commands_reach_a_running_session_and_are_journaled(tmp_path):
     assert (symbol_kill["scope"], symbol_kill["scope_id"]) == (1, 1)
     assert symbol_kill["orders_cancelled"] == len(sent) and all(o["symbol_id"] == 1 and o["msg_type"] == ord("X")
                                                                 for o in sent)
+    assert scoped["orders_cancelled"] == symbol_kill["orders_cancelled"]      # answered as journaled
     assert len([r for r in records if r.rtype == RecordType.KILL]) == 2
     recons = [unpack_json(r.payload) for r in records if r.rtype == RecordType.RECON]
     assert recons[0]["mid_session"] and recons[0]["actor"] == "alice"
@@ -93,10 +99,26 @@ def test_operator_commands_reach_a_running_session_and_are_journaled(tmp_path):
     ({"command": "enable", "actor": "a", "reason": "r", "scope": "symbol", "scope_id": 4_000_000_000},
      "unknown symbol id 4000000000"),
     (["kill"], "JSON object"),
+    # an algo, desk or client id the session's orders do not carry: journaled, it would cancel
+    # nothing and answer "done"
+    ({"command": "kill", "actor": "a", "reason": "r", "scope": "desk", "scope_id": 77},
+     "unknown desk id 77; this session's orders carry desk id 3"),
+    ({"command": "kill", "actor": "a", "reason": "r", "scope": "algo", "scope_id": 3},
+     "unknown algo id 3; this session's orders carry algo id 7"),
+    ({"command": "enable", "actor": "a", "reason": "r", "scope": "client", "scope_id": 0},
+     "unknown client id 0; this session's orders carry client id 11"),
 ])
 def test_bad_requests_are_refused_with_their_reason(doc, problem):
     with pytest.raises(ControlError, match=problem):
-        parse_request(doc, SYMBOLS)
+        parse_request(doc, SYMBOLS, IDS)
+
+
+def test_ids_the_session_does_not_carry_are_refused_and_its_own_taken():
+    for scope, own in IDS.items():
+        doc = {"command": "kill", "actor": "a", "reason": "r", "scope": scope, "scope_id": own}
+        assert parse_request(doc, SYMBOLS, IDS) == ("kill", "a", "r", scope, own)
+        with pytest.raises(ControlError, match=f"this session's orders carry no {scope} id"):
+            parse_request(doc, SYMBOLS)         # no ids given: none is carried
 
 
 def test_a_symbol_kill_may_name_the_symbol():

@@ -19,6 +19,7 @@ from cli.demo_cmd import command as demo
 from cli.run_cmd import command as run, money
 from journal import Journal, Reader, RecordType, verify
 from journal.catalogue import unpack, unpack_json
+from audit.ptplab import lab_namespaces
 from mm_core.session import lab_available
 from tests.journal.jhelpers import SMALL_SEGMENT, flip_byte, record_offsets, segment_files
 from tests.cli.runproc import running
@@ -27,14 +28,6 @@ from tests.recovery.journaling import session_events, write_session
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 LAB = lab_available()
 needs_lab = pytest.mark.skipif(bool(LAB), reason=f"PTP lab unavailable: {LAB}")
-
-
-def lab_namespaces(pid: int) -> set[str]:
-    """PTP lab namespaces left by process `pid` (PtpLab names them mmagm/mmacl + pid + a counter;
-    other tests on this machine may have labs of their own running meanwhile)."""
-    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10).stdout
-    names = {line.split()[0] for line in out.splitlines() if line.strip()}
-    return {n for n in names if re.fullmatch(rf"mma(gm|cl){pid % 100000}\d", n)}
 
 
 def invoke(cmd, args: list[str]):
@@ -315,6 +308,8 @@ def test_warm_interval_zero_turns_idle_warming_off(tmp_path):
     (["--busy-poll", "--warm-interval", "fast"], "not 0 or an interval like 250us"),
     (["--busy-poll", "--warm-interval", "250"], "not 0 or an interval like 250us"),
     (["--busy-poll", "--warm-interval", "0.0001us"], "rounds to 0 ns"),
+    (["--busy-poll", "--warm-interval", "9" * 400 + "ms"], "is over 1s: a shadow step that rare keeps nothing warm"),
+    (["--busy-poll", "--warm-interval", "1.5s"], "is over 1s"),
 ])
 def test_a_bad_warm_interval_is_refused_before_anything_runs(tmp_path, args, message):
     result = invoke(run, [*args, "--no-ptp-lab", "--duration", "1s", "--journal", str(tmp_path / "j")])

@@ -68,3 +68,17 @@ def test_horizons_print_exactly():
 def test_the_progress_lines_pnl_is_labelled_as_marked_to_fair():
     line = progress_line(Progress(1.0, 10, 2, 1, {"ACME": 100, "CHIP": -100}, 12_345, "ACTIVE", "LOCKED", True))
     assert "quote fills    1" in line and "P&L at fair 1.23" in line and "pos ACME +100 CHIP -100" in line
+
+
+def test_markouts_pending_at_session_end_are_shown():
+    m = Metrics(3, (500_000, 100_000_000), adverse_horizon=0)
+    m.on_fill(1, Side.BUY, 100, 10_000, 20_000, 0)
+    m.on_fill(2, Side.SELL, 100, 10_010, 20_000, 0)
+    m.on_time(500_000, [0, 20_010, 20_000])              # both marked at 500 µs
+    rows = dict(metrics_rows(m.summary([0, 20_010, 0], session_end=(600_000, False)), NAMES))
+    assert rows["markouts at session end"] == ("100 ms 1 valued at the last mid +0.0005 and 1 unmarked "
+                                               "(horizon not run out: out of the means)")
+    rows = dict(metrics_rows(m.summary([0, 20_010, 20_000], session_end=(600_000, True)), NAMES))
+    assert rows["markouts at session end"] == ("100 ms 2 unmarked (2 book stale) "
+                                               "(horizon not run out: out of the means)")
+    assert "markouts at session end" not in dict(metrics_rows(m.summary([0, 20_010, 0]), NAMES))

@@ -21,3 +21,7 @@ def test_the_printed_summary_is_the_last_metrics_document(tmp_path):
     end = unpack_json(recs[-2].payload)
     assert end.pop("note") == "session-end" and end.pop("session_id") == 1
     assert end == printed and end["counts"]["events"] > 0
+    fills = end["fills"]["bid"] + end["fills"]["ask"]     # every quote fill's markouts accounted for
+    for h, pending in end["markout_pending"].items():
+        assert end["markout_marked"][h] + end["markout_unmarked"][h]["fills"] + pending == fills
+        assert end["markout_session_end"][h]["valued"] + end["markout_session_end"][h]["unmarked"] == pending

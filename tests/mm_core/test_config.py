@@ -76,6 +76,12 @@ def test_micro_price_table_from_config_reaches_fair_value():
     ("[hedge]\nbeta_alpha = 0.0\n", "hedge: beta_alpha"),
     ("[hedge]\nhold_ns = -5\n", "hedge: hold_ns"),
     ("[hedge]\ncross_ticks = -3\n", "hedge: cross_ticks"),
+    # a band under one lot rebalances every one-lot move of the target (a one-tick wobble)
+    ("[hedge]\nband = 50\n", "hedge: band must be >= lot"),
+    ("[hedge]\nlot = 200\n", "hedge: band must be >= lot"),
+    # a prior the regression starts from that sizes hedges past any position (and past OUCH)
+    ("[hedge]\nbeta_prior = 1e7\n", "hedge: beta_prior must be within"),
+    ("[hedge]\nmax_beta = 1e7\n", "hedge: max_beta must be within"),
 ])
 def test_engine_values_the_engine_cannot_work_with_are_config_errors_naming_the_field(text, field):
     """Each of these used to load, then fail at the first book or at Engine(), or never quote."""

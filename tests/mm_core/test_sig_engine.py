@@ -36,7 +36,8 @@ CONFIGS = {
     "toxic-guard": EngineConfig(guard=TOXIC),
     "calibrating-hedging": EngineConfig(
         fair_value=FairValueParams(calibrate_every=40, w_flow=0.5, lead_alpha=0.2),
-        hedge=HedgeParams(trigger=200, keep=100, hold_ns=10 * MS, band=100, min_samples=3),
+        # small lots: the sessions' positions move the target by more than the band now and then
+        hedge=HedgeParams(trigger=200, keep=100, hold_ns=10 * MS, band=20, lot=20, min_samples=3),
         quote_size=300, guard=GuardParams(markout_window=3, markout_threshold=0.5)),
 }
 

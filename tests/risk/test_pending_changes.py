@@ -241,3 +241,85 @@ def test_a_modify_of_an_original_whose_replace_is_in_flight_is_refused(compiled)
     gw.on_order_done("A", T0)
     gw.on_order_confirmed("B", 100, T0)
     assert gw.working_orders() == {"B": (1, True, 100, FAIR - 2)} and gw._symbols[1].open_buy == 100
+
+
+@MODES
+def test_a_size_down_that_changes_the_side_byte_counts_the_larger_size_until_confirmed(compiled):
+    """OUCH Modify carries the side byte: a short sale (T) sized down to 100 and marked exempt (E)
+    is checked in full, and, as any size-down, counted at its 300 until the venue confirms (it was
+    counted at 100 at once, and a sell of 200 then passed a max_position of 350)."""
+    gw = RiskGateway(Limits.from_toml(limits_text(defaults={"max_position": 350})), compiled=compiled)
+    healthy(gw, T0)
+    entered(gw, qty=300, price=FAIR + 100, side=Side.SELL, token="S1")
+    modify = order(kind=OrderKind.MODIFY, token="S1", qty=100, price=FAIR + 100, side=Side.SELL)
+    assert gw.check(modify, T0, "E").allowed
+    assert gw.working_orders() == {"S1": (1, False, 300, FAIR + 100)}
+    assert gw._symbols[1].open_sell == 300 and gw._symbols[1].sho.marks == {"S1": "E"}
+    d = gw.check(order(qty=100, price=FAIR + 200, side=Side.SELL, token="S2"), T0, "T")   # 300 + 100
+    assert not d.allowed and d.check is CheckId.POSITION_LIMIT, d
+    gw.on_order_confirmed("S1", 100, T0)              # OUCH Order Modified: 100 left, marked E
+    assert gw.working_orders() == {"S1": (1, False, 100, FAIR + 100)} and gw._symbols[1].open_sell == 100
+    assert gw.check(order(qty=100, price=FAIR + 200, side=Side.SELL, token="S3"), T0, "T").allowed
+
+
+@MODES
+def test_a_size_down_that_changes_the_side_byte_keeps_the_venue_price(compiled):
+    """A Modify leaves the order's price at the venue as it is: the price the venue echoed stays
+    counted, for the notional and for self-trade prevention."""
+    gw = RiskGateway(Limits.from_toml(limits_text()), compiled=compiled)
+    healthy(gw, T0)
+    entered(gw, qty=300, price=FAIR + 100, side=Side.SELL, token="S1")
+    gw.on_order_priced("S1", FAIR + 90, T0)           # the venue improved it
+    modify = order(kind=OrderKind.MODIFY, token="S1", qty=100, price=FAIR + 100, side=Side.SELL)
+    assert gw.check(modify, T0, "E").allowed
+    assert gw.working_orders() == {"S1": (1, False, 300, FAIR + 90)}
+    assert gw._symbols[1].own_sells == {"S1": FAIR + 90}
+
+
+@MODES
+def test_a_second_replace_of_an_original_whose_replace_is_in_flight_is_refused(compiled):
+    """A->C while A->B is unanswered: A is counted inside B, so C was counted as a new order (an
+    over-count that denied orders near the limits); which of B and C can rest is not known until
+    the venue answers A->B, as for a chain, so it is refused and nothing is counted for it."""
+    gw = replaced_once(compiled)
+    second = order(kind=OrderKind.REPLACE, token="C", orig_token="A", qty=100, price=FAIR - 3)
+    d = gw.check(second, T0)
+    assert not d.allowed and d.check is CheckId.INVALID_ORDER, d
+    assert d.detail == "a replace of its original is in flight"
+    assert gw.working_orders() == {"B": (1, True, 200, FAIR - 2)} and gw._symbols[1].open_buy == 200
+    assert gw._symbols[1].own_buys == {"A": FAIR - 1, "B": FAIR - 2}
+    gw.on_order_done("B", T0)                            # A->B refused: A rests on, and may be
+    assert gw.working_orders() == {"A": (1, True, 100, FAIR - 1)}
+    replace(gw, "A", "C", 100, FAIR - 3)                 # replaced again now
+    assert gw.working_orders() == {"C": (1, True, 200, FAIR - 3)}
+
+
+@MODES
+def test_a_short_sale_modified_to_long_stays_short_until_the_venue_confirms(compiled):
+    """Until the venue applies the Modify it holds the order as a short sale: a fill then sells
+    short and uses a locate (the marking was dropped at once, so that fill used none and the
+    order's shares left the locate count); the venue's echo of the side makes it long."""
+    gw = RiskGateway(Limits.from_toml(limits_text()), compiled=compiled)
+    healthy(gw, T0)
+    gw.on_position(1, 1_000, T0)
+    entered(gw, qty=300, price=FAIR + 100, side=Side.SELL, token="S1")      # marked T
+    modify = order(kind=OrderKind.MODIFY, token="S1", qty=100, price=FAIR + 100, side=Side.SELL)
+    assert gw.check(modify, T0, "S").allowed
+    assert gw._symbols[1].sho.marks == {"S1": "T"}
+    gw.on_fill(1, Side.SELL, 50, FAIR + 100, T0, token="S1")                # before the Modify landed
+    assert gw.locates_used(1) == 50
+    gw.on_order_confirmed("S1", 100, T0, "S")          # OUCH Order Modified, side S
+    assert gw._symbols[1].sho.marks == {} and gw.working_orders() == {"S1": (1, False, 100, FAIR + 100)}
+    gw.on_fill(1, Side.SELL, 50, FAIR + 100, T0, token="S1")
+    assert gw.locates_used(1) == 50
+
+
+@MODES
+def test_a_confirmation_without_the_side_keeps_the_marking(compiled):
+    gw = RiskGateway(Limits.from_toml(limits_text()), compiled=compiled)
+    healthy(gw, T0)
+    entered(gw, qty=300, price=FAIR + 100, side=Side.SELL, token="S1")
+    gw.on_order_confirmed("S1", 200, T0)
+    assert gw._symbols[1].sho.marks == {"S1": "T"}
+    gw.on_order_confirmed("S1", 200, T0, "E")          # the venue holds it exempt
+    assert gw._symbols[1].sho.marks == {"S1": "E"}

@@ -236,6 +236,10 @@ def test_a_size_down_that_changes_the_marking_is_checked_as_a_new_sale():
     allowed(modify(250, "T"))                                   # a plain size-down: as a cancel
     denied(modify(200, "S"), CheckId.SALE_MARKING, -100, 0)     # now long: 200 of it not owned
     allowed(modify(100, "S"))
+    # short at the venue until it applies the Modify (a fill then uses a locate), at its 300
+    assert gw.state_items()[3] == [(1, False, 0, [(ask.token, "T")])]
+    assert gw.working_orders()[ask.token][2] == 300
+    gw.on_order_confirmed(ask.token, 100, T0, "S")              # Order Modified, side S
     assert gw.state_items()[3] == []                            # marked long: as any S sell
 
 

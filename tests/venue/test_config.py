@@ -69,15 +69,28 @@ def test_bad_file_and_overrides(tmp_path):
 
 
 @pytest.mark.parametrize("text, seconds", [("60s", 60), ("2m", 120), ("500ms", 0.5), ("1h", 3600),
-                                           ("1.5", 1.5)])
+                                           ("1.5", 1.5), ("24h", 86400), ("86400", 86400)])
 def test_parse_duration(text, seconds):
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "0s", "-1s", "5 days", "s"])
+@pytest.mark.parametrize("text", ["", "0s", "-1s", "5 days", "s", "inf", "nan", "1e3"])
 def test_parse_duration_rejects(text):
     with pytest.raises(ConfigError):
         parse_duration(text)
+
+
+@pytest.mark.parametrize("text", ["9" * 400, "9" * 400 + "ms", "86400.001s", "25h", "1441m"])
+def test_parse_duration_rejects_more_than_a_day_and_infinity(text):
+    with pytest.raises(ConfigError, match=r"longer than the most a run may last, 86400 s \(24 h\)") as info:
+        parse_duration(text)
+    assert info.value.field == "duration" and len(str(info.value)) < 200
+
+
+def test_parse_duration_takes_a_tighter_maximum():
+    assert parse_duration("2h", maximum_s=7200) == 7200
+    with pytest.raises(ConfigError, match="7200 s"):
+        parse_duration("2.5h", maximum_s=7200)
 
 
 @pytest.mark.parametrize("row, value, field", [

@@ -1,0 +1,158 @@
+"""A hedge sized past the gateway's limits: the engine cuts each hedge IOC to what the gateway
+takes (RiskGateway.order_room), the rest going out next; a hedge the gateway denies anyway leaves
+no hold on our quotes in the hedge instrument; no order size outside OUCH's u32 reaches the
+encoder. The compiled engine and the Python reference agree throughout (Lockstep)."""
+import dataclasses
+
+from journal.catalogue import RecordType, unpack
+from mm_core.config import PairSpec
+from mm_core.events import ClockSample, JournalNote, Timer
+from mm_core.hedger import HedgeParams
+from mm_core.types import Purpose, Side
+from tests.mm_core import test_sig_engine, wire
+from tests.mm_core.test_engine import QUIET_GUARD, drive_long_in_bolt
+from tests.mm_core.test_hedge_hold_pairs import _settled
+from tests.mm_core.test_sig_engine import Lockstep
+from tests.mm_core.wire import ACME, BOLT, CHIP, LIMITS_TEXT, MS, SYMBOLS, Feed, Venue, md, orders, two_sided
+
+
+def _lockstep(monkeypatch, limits: str, config=QUIET_GUARD, symbols=SYMBOLS) -> Lockstep:
+    monkeypatch.setattr(test_sig_engine, "gateway", lambda: wire.gateway(limits))
+    monkeypatch.setattr(test_sig_engine, "SYMBOLS", symbols)
+    return Lockstep(config)
+
+
+def _tick(lock, venue, now) -> list:
+    return _settled(lock, venue, ClockSample(now, True)) + _settled(lock, venue, Timer(now))
+
+
+def _hedges(actions) -> list:
+    return [o.intent for o in orders(actions) if o.intent.purpose is Purpose.HEDGE]
+
+
+def _denials(actions) -> list:
+    return [a for a in actions if isinstance(a, JournalNote) and a.rtype == RecordType.RISK_DECISION
+            and a.summary.startswith("denied")]
+
+
+def _first_hedge(lock, venue, now) -> tuple[list, int]:
+    """Timer ticks until the hedger's first IOC goes out (none denied on the way): (IOCs, time)."""
+    for _ in range(10):
+        now += 200 * MS
+        acts = _tick(lock, venue, now)
+        assert not _denials(acts)
+        if _hedges(acts):
+            return _hedges(acts), now
+    return [], now
+
+
+def _long_in_bolt(lock, venue) -> int:
+    feed = Feed()
+    lock.on_event(ClockSample(2 * 10**9, True))
+    return drive_long_in_bolt(lambda ev: _settled(lock, venue, ev), venue, feed)
+
+
+def test_a_hedge_past_max_order_qty_goes_out_in_ioc_the_gateway_takes(monkeypatch):
+    limits = LIMITS_TEXT.replace("[defaults]\nmax_order_qty = 5000", "[defaults]\nmax_order_qty = 250")
+    assert limits != LIMITS_TEXT
+    lock, venue = _lockstep(monkeypatch, limits), Venue()
+    now = _long_in_bolt(lock, venue)
+    engine = lock.reference
+    target = engine.hedger.target(BOLT, engine.inventory.position[BOLT], engine.fv.mids[BOLT], engine.fv.mids[ACME])
+    assert target == -500                           # two IOCs of the 250 the gateway takes
+    first, now = _first_hedge(lock, venue, now)
+    assert [(h.symbol_id, h.side, h.qty) for h in first] == [(ACME, Side.SELL, 250)]
+    # filled: the shortfall goes out next, cut the same way, past the gateway's duplicate window
+    # (the same IOC again inside it would be denied as a duplicate)
+    now += MS
+    acts = _settled(lock, venue, venue.fill(first[0].token, 250, now))
+    assert not _hedges(acts) and not _denials(acts)
+    now += 200 * MS
+    acts = _tick(lock, venue, now)
+    second = _hedges(acts)
+    assert [(h.side, h.qty) for h in second] == [(Side.SELL, 250)] and not _denials(acts)
+    now += MS
+    _settled(lock, venue, venue.fill(second[0].token, 250, now))
+    for engine in (lock.kernel, lock.reference):
+        assert engine.hedger.hedged(BOLT) == -500 and engine.counts["denials"] == 0
+        assert engine.hedge_hold[ACME] == 0         # hedged: our ACME bids quote again
+    assert lock.kernel.state_hash() == lock.reference.state_hash()
+
+
+def test_a_hedge_the_limits_leave_no_room_for_is_not_asked_for_and_holds_nothing(monkeypatch):
+    """ACME's position limit 300, our 200-share ACME ask working: a sell hedge has room for 100
+    (300 − 200), then, short 100, for none. It is cut, then not asked for at all: no denial, no
+    hold on our ACME bids, and an alert says why the rest is not hedged."""
+    limits = LIMITS_TEXT + "\n[symbols.1]\nmax_position = 300\n"
+    lock, venue = _lockstep(monkeypatch, limits), Venue()
+    now = _long_in_bolt(lock, venue)
+    hedge, now = _first_hedge(lock, venue, now)
+    assert [(h.side, h.qty) for h in hedge] == [(Side.SELL, 100)]
+    now += MS
+    acts = _settled(lock, venue, venue.fill(hedge[0].token, 100, now))
+    for _ in range(3):
+        now += 200 * MS
+        acts += _tick(lock, venue, now)
+    assert not _hedges(acts) and not _denials(acts)
+    assert any("hedge-no-room" in getattr(a, "summary", "") for a in acts)
+    for engine in (lock.kernel, lock.reference):
+        assert engine.hedger.hedged(BOLT) == -100 and engine.hedge_hold[ACME] == 0
+    assert venue.resting("ACME", "B")
+    assert lock.kernel.state_hash() == lock.reference.state_hash()
+
+
+def test_a_denied_hedge_leaves_no_hold_on_our_quotes(monkeypatch):
+    """cross_ticks past the fair-value collar: the gateway denies the hedge IOC whatever its size.
+    The hold it set is cleared with the denial, so our ACME bids quote again (they were pulled
+    for good while a denied hedge was re-sent every back-off)."""
+    config = dataclasses.replace(QUIET_GUARD, hedge=HedgeParams(cross_ticks=300))
+    lock, venue = _lockstep(monkeypatch, LIMITS_TEXT, config), Venue()
+    now = _long_in_bolt(lock, venue)
+    denied = False
+    for _ in range(10):
+        now += 200 * MS
+        acts = _tick(lock, venue, now)
+        if _denials(acts):
+            denied = True
+            assert "collar-fair" in _denials(acts)[0].summary
+            break
+    assert denied and not _hedges(acts)
+    for engine in (lock.kernel, lock.reference):
+        assert engine.hedge_hold[ACME] == 0 and engine.pair_hold[BOLT] == 0
+    now += 20 * MS                      # inside the back-off: the bid is quoted again
+    _tick(lock, venue, now)
+    assert venue.resting("ACME", "B")
+    assert lock.kernel.state_hash() == lock.reference.state_hash()
+
+
+def test_no_hedge_size_past_ouchs_u32_reaches_the_encoder(monkeypatch):
+    """BOLT hedged in CHIP at a few hundredths of a cent with limits that allow anything: the
+    ratio (beta 100 × 50.50 / 0.0003) sizes the hedge past 2^32 shares. It is cut to 2^32 − 1,
+    alerted, and put to the gateway; Engine.on_event does not raise."""
+    symbols = dataclasses.replace(SYMBOLS, pairs=(PairSpec(CHIP, BOLT, 1.0),))
+    huge = LIMITS_TEXT.replace("[defaults]\nmax_order_qty = 5000\nmax_order_value = 500000\nmax_position = 20000",
+                               "[defaults]\nmax_order_qty = 100000000000\nmax_order_value = 100000000000\n"
+                               "max_position = 100000000000")
+    assert huge != LIMITS_TEXT
+    config = dataclasses.replace(QUIET_GUARD, hedge=HedgeParams(max_beta=100.0, beta_prior=100.0))
+    lock, venue = _lockstep(monkeypatch, huge, config, symbols), Venue()
+    feed = Feed()
+    lock.on_event(ClockSample(2 * 10**9, True))
+    chip, _ = two_sided(feed, CHIP, 2, 4, tick=1)
+    _settled(lock, venue, md(feed.packet(*chip), 2 * 10**9))
+    now = drive_long_in_bolt(lambda ev: _settled(lock, venue, ev), venue, feed, now=2 * 10**9 + MS)
+    engine = lock.reference
+    assert engine.hedger.target(BOLT, engine.inventory.position[BOLT], engine.fv.mids[BOLT],
+                                engine.fv.mids[CHIP]) < -(2**32)
+    asked, alerts = [], []
+    for _ in range(10):
+        now += 200 * MS
+        acts = _tick(lock, venue, now)      # raised BadField from the encoder before
+        asked += [unpack(RecordType.RISK_DECISION, a.payload)["qty"] for a in acts if isinstance(a, JournalNote)
+                  and a.rtype == RecordType.RISK_DECISION and unpack(RecordType.RISK_DECISION, a.payload)["qty"] > 200]
+        alerts += [a.summary for a in acts if "hedge-size" in getattr(a, "summary", "")]
+        if asked:
+            break
+    # the gateway had its say on the cut IOC (here: too far from CHIP's fair value for its collar)
+    assert asked == [2**32 - 1]
+    assert alerts and f"past OUCH's {2**32 - 1} shares" in alerts[0]
