@@ -88,6 +88,8 @@ def summary_rows(s: SessionSummary) -> list[tuple[str, str]]:
         ("journal", f"{s.journal['path']} seq {s.journal['first_seq']}..{s.journal['last_seq']} "
                     f"({s.journal['records']} records)"),
     ]
+    if s.runner.closing_state:
+        rows.append(("close-out", close_out_text(s.runner)))
     if s.runner.warm_steps:
         rows.append(("idle warming", f"{s.runner.warm_steps} shadow engine events (--warm-interval)"))
     if s.latency:
@@ -101,6 +103,18 @@ def summary_rows(s: SessionSummary) -> list[tuple[str, str]]:
     if s.not_trading_reason:
         rows.append(("not trading", s.not_trading_reason))
     return rows
+
+
+def close_out_text(r) -> str:
+    """The close-out row: the pulls at the end of trading, the orders still open, the logout."""
+    parts = [f"{r.closing_cancels} cancels sent" if r.closing_cancels else "no cancel needed"]
+    if r.orders_open:
+        shown = ", ".join(r.orders_open[:8]) + (f" and {len(r.orders_open) - 8} more" if len(r.orders_open) > 8 else "")
+        parts.append(f"{len(r.orders_open)} orders STILL OPEN after {r.close_out_s:g} s: {shown}")
+    else:
+        parts.append(f"no order open after {r.close_out_s:g} s")
+    parts.append("logged out" if r.logged_out else "no logout (the order entry had ended)")
+    return "; ".join(parts)
 
 
 # the engine's counts of what went wrong, as the errors row names them

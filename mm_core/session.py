@@ -265,10 +265,14 @@ class SessionSettings:
     progress_interval_s: float = 1.0
     clock_rate_hz: float = 1.0
     control_path: str | None = None  # the operator's control socket (mm_core.control); None: none
+    close_out_s: float = 2.0         # at a clean end, wait this long at most for the venue to close
+                                     # the orders the engine pulls (RunnerSettings.close_out_ns)
 
     def __post_init__(self) -> None:
         if not self.duration_s > 0:
             raise SessionConfigError(f"duration must be positive, not {self.duration_s}")
+        if not 0 < self.close_out_s <= 60:
+            raise SessionConfigError(f"the close-out bound must be above 0 and at most 60 s, not {self.close_out_s}")
         if self.warm_interval_ns is not None and not self.busy_poll:
             raise SessionConfigError("--warm-interval applies to --busy-poll only (an epoll wait sleeps in the kernel)")
         if self.warm_interval_ns is not None and self.warm_interval_ns < 0:
@@ -672,7 +676,7 @@ class Session:
                 host=venue_spec.host, itch_port=venue_spec.itch_port, ouch_port=venue_spec.ouch_port,
                 rerequest_port=venue_spec.rerequest_port, md_bind=venue_spec.md_bind,
                 md_sources=venue_spec.md_sources, clock_profile=self.profile,
-                busy_poll=s.busy_poll,
+                busy_poll=s.busy_poll, close_out_ns=max(1, round(s.close_out_s * 1e9)),
                 **({} if s.warm_interval_ns is None else {"warm_interval_ns": s.warm_interval_ns}),
                 **({"username": user.username, "password": user.password} if user else {})), self.monitor,
                 reconciler=self.reconciler)
@@ -781,8 +785,11 @@ class Session:
                             () if compliant else reasons, warm, self.settings.clock.warmup)
         summary = SessionSummary(
             session_id=session_id, journal_dir=self.settings.journal_dir, venue=self.venue, clock=clock,
-            runner=report, engine=self.end_metrics or engine.summary(), trading_state=engine.risk.state.name,
-            faults=list(engine.risk.faults), positions=positions_by_name(engine, names),
+            runner=report, engine=self.end_metrics or engine.summary(),
+            # as trading ended: the close-out's own kill latches HALTED after it
+            trading_state=report.closing_state or engine.risk.state.name,
+            faults=list(report.closing_faults if report.closing_state else engine.risk.faults),
+            positions=positions_by_name(engine, names),
             journal=_journal_stats(self.settings.journal_dir, first_seq),
             seconds=round(time.monotonic() - self._started, 3), inputs=dict(self.inputs.sources),
             symbol_names={str(i): name for i, name in names.items()})
