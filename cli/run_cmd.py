@@ -33,11 +33,11 @@ from recovery.midsession import LiveReconciler
 from mm_core.venue.process import parse_duration
 
 
-def seconds(text: str) -> float:
+def seconds(text: str, option: str = "--duration") -> float:
     try:
         return parse_duration(text)
     except VenueConfigError as exc:
-        raise click.BadParameter(exc.problem, param_hint="--duration") from None
+        raise click.BadParameter(exc.problem, param_hint=option) from None
 
 
 def interval_ns(text: str) -> int:
@@ -296,10 +296,13 @@ def _started(session: Session, quiet: bool) -> None:
 @click.option("--control", "control_path", default=None,
               help="The operator's control socket for `mmaudit operator` (default: control.sock in the journal "
                    "directory; 'none' for none).")
+@click.option("--close-out", "close_out", default="2s", show_default=True,
+              help="At a clean end the engine pulls every order; wait this long at most for the venue to "
+                   "close them before logging out (above 0, at most 60s).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON, without progress lines.")
 def command(venue_text, itch_port, rerequest_port, md_bind, md_sources, duration, journal_dir, config_path, limits_path,
             venue_config_path, profile, ptp_uds, ptp_lab, ptp_free_running, ptp4l_log, phc2sys_log, phc_device,
-            seed, busy_poll, warm_interval, control_path, as_json) -> None:
+            seed, busy_poll, warm_interval, close_out, control_path, as_json) -> None:
     """Trade on a venue for a while, journaling ahead, with the clock monitored.
 
     The gateway trades only on a compliant clock: without --ptp-uds or the PTP lab the monitor
@@ -308,6 +311,7 @@ def command(venue_text, itch_port, rerequest_port, md_bind, md_sources, duration
     Example: mmaudit run --duration 30s --journal ./journal --ptp-lab
     """
     duration_s = seconds(duration)      # every check before the temporary journal directory is made
+    close_out_s = seconds(close_out, "--close-out")
     warm_interval_ns = None if warm_interval is None else interval_ns(warm_interval)
     try:
         venue = VenueSpec.parse(venue_text, itch_port, rerequest_port, md_bind, md_sources)
@@ -321,7 +325,7 @@ def command(venue_text, itch_port, rerequest_port, md_bind, md_sources, duration
             control_path = str(pathlib.Path(journal_dir) / CONTROL_NAME)
         try:
             settings = SessionSettings(journal_dir, duration_s, venue, clock, seed=seed, busy_poll=busy_poll,
-                                       warm_interval_ns=warm_interval_ns,
+                                       warm_interval_ns=warm_interval_ns, close_out_s=close_out_s,
                                        control_path=None if control_path == "none" else control_path)
         except SessionError as exc:
             raise click.ClickException(str(exc)) from None

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.demo_cmd import command as demo
+from cli.run_cmd import command as run
 from journal import Reader
 from journal.catalogue import RecordType, unpack, unpack_json
 from mm_core.protocol import ouch
@@ -77,3 +78,11 @@ def test_a_venue_process_session_ends_with_every_order_closed(tmp_path):
     assert summary.runner.orders_open == [] and summary.trading_state == "ACTIVE"
     after = venue_after_journal(tmp_path / "journal", tmp_path / "venue")
     assert all(isinstance(m, ouch.SystemEvent) for m in after), after
+
+
+@pytest.mark.parametrize("bound", ["61s", "soon"])
+def test_a_close_out_bound_out_of_range_is_refused_before_anything_runs(tmp_path, bound):
+    result = CliRunner().invoke(run, ["--duration", "2s", "--close-out", bound, "--journal",
+                                      str(tmp_path / "journal")])
+    assert result.exit_code in (1, 2) and "close-out" in result.output.lower(), result.output
+    assert not (tmp_path / "journal").exists()
