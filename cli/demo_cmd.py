@@ -19,7 +19,7 @@ from mm_core.session import ClockSpec, SessionError, SessionSettings, VenueSpec,
 from reports.errors import ReportError
 from reports.refdata import load as load_refdata
 from reports.run import KINDS, run as run_reports
-from cli.run_cmd import clock_notice, echo_table, run_session, seconds, summary_rows
+from cli.run_cmd import clock_notice, echo_table, exit_status, run_session, seconds, summary_rows
 
 
 def _reject_reasons(reports_dir: pathlib.Path, top: int = 3) -> list[str]:
@@ -74,6 +74,10 @@ def command(duration, out, seed, refdata_dir) -> None:
     verifies the journal and writes all compliance reports into OUT/reports.
 
     Example: mmaudit demo --duration 20s --out ./demo
+
+    \b
+    Exit status as `mmaudit run`'s: 0 clean; 3 the session ended failed; 4
+    orders still open at the venue after the close-out; 1 a step failed.
     """
     started = time.monotonic()
     trading_s = seconds(duration)
@@ -127,3 +131,6 @@ def command(duration, out, seed, refdata_dir) -> None:
     click.echo(clock_notice(summary.clock.source, summary.clock.note))
     if not check.ok:
         raise click.ClickException(f"the journal did not verify: {check.first_bad}")
+    code = exit_status(summary)[0]
+    if code:
+        raise click.exceptions.Exit(code)

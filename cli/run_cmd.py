@@ -63,6 +63,19 @@ _STAGE_NAMES = {"rx->read": "RX stamp to read", "read->journaled": "journal",
                 "journaled->decided": "decide", "decided->sent": "orders journaled and sent"}
 
 
+EXIT_FAILED = 3          # the session ended failed: venue lost, latched with faults, journal failures
+EXIT_ORDERS_OPEN = 4     # orders of ours still open at the venue after the close-out
+
+
+def exit_status(s: SessionSummary) -> tuple[int, str]:
+    """The exit code of a session that ran, and the summary's outcome row."""
+    problems = s.problems()
+    if not problems:
+        return 0, "clean (exit 0)"
+    code = EXIT_ORDERS_OPEN if s.runner.orders_open else EXIT_FAILED
+    return code, f"FAILED (exit {code}): {'; '.join(problems)}"
+
+
 def orders_sent_text(r) -> str:
     """The summary's orders row: TX stamps as journaled (a late stamp follows its order's missing
     one: counted in both), and stamps the runner could match to no send."""
@@ -102,6 +115,7 @@ def summary_rows(s: SessionSummary) -> list[tuple[str, str]]:
         rows.append(("errors", errors))
     if s.not_trading_reason:
         rows.append(("not trading", s.not_trading_reason))
+    rows.append(("outcome", exit_status(s)[1]))
     return rows
 
 
@@ -309,6 +323,11 @@ def command(venue_text, itch_port, rerequest_port, md_bind, md_sources, duration
     finds no ptp4l and the engine does not quote (the summary says why).
 
     Example: mmaudit run --duration 30s --journal ./journal --ptp-lab
+
+    \b
+    Exit status: 0 a clean session; 3 it ended failed (venue lost, trading
+    latched with faults, journal failures); 4 orders still open at the venue
+    after the close-out; 1 it could not start; 2 a usage error or a used journal.
     """
     duration_s = seconds(duration)      # every check before the temporary journal directory is made
     close_out_s = seconds(close_out, "--close-out")
@@ -332,7 +351,10 @@ def command(venue_text, itch_port, rerequest_port, md_bind, md_sources, duration
         summary = run_session(settings, inputs, quiet=as_json)
     if as_json:
         click.echo(json.dumps(summary.as_dict(), indent=2, sort_keys=True, default=str))
-        return
-    click.echo(f"session summary ({time.monotonic() - started:.1f} s):")
-    echo_table(summary_rows(summary))
-    click.echo(clock_notice(summary.clock.source, summary.clock.note))
+    else:
+        click.echo(f"session summary ({time.monotonic() - started:.1f} s):")
+        echo_table(summary_rows(summary))
+        click.echo(clock_notice(summary.clock.source, summary.clock.note))
+    code = exit_status(summary)[0]
+    if code:
+        raise click.exceptions.Exit(code)

@@ -748,9 +748,12 @@ class Runner:
         event of its own; a link lost on a read was told as it was found, _link_lost), and the
         report says why it ended; the venue's End of Session is a clean end, not a lost venue."""
         clean = "stopped" if stop is not None and stop.is_set() else "duration"
+        if self._link_fault:
+            reason, self._link_fault = self._link_fault, ""
+            self._link_dead(reason)
         if self.settings.close_out_ns is not None:
             self._close_out(self.settings.close_out_ns)
-        if self._link_fault:
+        if self._link_fault:             # the link broke under the close-out's cancels
             reason, self._link_fault = self._link_fault, ""
             self._link_dead(reason)
         report = self.report

@@ -62,6 +62,7 @@ LAB_NOTE = ("clock evidence comes from a loopback PTP lab: a ptp4l grandmaster a
 _VENUE_READY_S = 15.0                # bound on a venue subprocess printing its ports
 _VENUE_MARGIN_S = 30.0               # an embedded venue outlives the session by this much
 END_NOTE = "session-end"             # the METRICS note of the end-of-run summary journaled
+_LATCHED = ("HALTED", "REDUCING")     # trading states a fault latches
 _PROFILE_LINE = re.compile(r"^clock_profile\s*=.*$", re.MULTILINE)   # top level only (schema)
 
 
@@ -339,7 +340,22 @@ class SessionSummary:
     def as_dict(self) -> dict:
         doc = dataclasses.asdict(self)
         doc["clock"]["reasons"] = list(self.clock.reasons)
+        doc["problems"] = self.problems()
         return doc
+
+    def problems(self) -> list[str]:
+        """Why the session did not end cleanly, one line each (none: it did): the venue lost, a
+        latch with faults in force when trading ended, journal failures, orders left open."""
+        r, out = self.runner, []
+        if r.venue_lost:
+            out.append(f"venue lost ({r.stop_reason})")
+        if self.trading_state in _LATCHED and self.faults:
+            out.append(f"trading latched {self.trading_state} with faults: {', '.join(self.faults)}")
+        if r.journal_failures:
+            out.append(f"{r.journal_failures} journal failures")
+        if r.orders_open:
+            out.append(f"{len(r.orders_open)} orders still open at the venue")
+        return out
 
 
 # ------------------------------------------------------------------------------------ pieces
