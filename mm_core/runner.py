@@ -464,6 +464,11 @@ class Runner:
         return self._utc_offset_s
 
     @property
+    def clock_state(self) -> int:
+        """The clock state every record carries now: the last journaled clock sample's."""
+        return self._clock_state
+
+    @property
     def utc_leap(self) -> int:
         """The leap flag in force with utc_offset_s (audit.phc.phc_leap), for a runner that goes
         on with this engine and journal."""

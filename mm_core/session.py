@@ -778,17 +778,17 @@ class Session:
         summary table prints), then the records that end the session."""
         report = self.runner.report
         now = time.clock_gettime_ns(time.CLOCK_REALTIME)
+        stamp = {"ts_ns": now, "ts_source": int(TsSource.USER), "clock_state": self.runner.clock_state}
         self.end_metrics = self.engine.summary()
         try:
             journal.append(RecordType.METRICS, pack_json({"note": END_NOTE, "session_id": session_id,
-                                                          **self.end_metrics}),
-                           ts_ns=now, ts_source=int(TsSource.USER))
+                                                          **self.end_metrics}), **stamp)
         except JournalError:
             report.journal_failures += 1
         try:
             for rtype, payload in session_stop(session_id, report.inputs, report.orders_sent,
                                                report.stop_reason or "error"):
-                journal.append(rtype, payload, ts_ns=now, ts_source=int(TsSource.USER))
+                journal.append(rtype, payload, **stamp)
         except JournalError:
             report.journal_failures += 1
 
