@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import pathlib
 import re
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -153,7 +155,7 @@ def error_counts(s: SessionSummary) -> str:
 def echo_table(rows: list[tuple[str, str]]) -> None:
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
-        click.echo(f"  {key:<{width}}  {value}")
+        say(f"  {key:<{width}}  {value}")
 
 
 @contextlib.contextmanager
@@ -231,10 +233,22 @@ def clock_notice(source: str, note: str) -> str:
     return f"NOTE: {note}: the gateway will not trade without a compliant clock."
 
 
+def say(text: str = "") -> None:
+    """One line of display output. A reader gone (`mmaudit run | head -1`: EPIPE) must not stop
+    the session nor its summary's exit status: stdout then goes to /dev/null."""
+    try:
+        click.echo(text)
+    except OSError:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            sink = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(sink, sys.stdout.fileno())
+            os.close(sink)
+
+
 def run_session(settings: SessionSettings, inputs, quiet: bool) -> SessionSummary:
     """Run with a progress line per second (unless quiet); SessionError -> ClickException."""
     def show(p: Progress) -> None:
-        click.echo(progress_line(p))
+        say(progress_line(p))
 
     with stop_on_signals() as stop:
         session = Session(settings, inputs, progress=None if quiet else show, stop=stop,
@@ -257,16 +271,16 @@ def _started(session: Session, quiet: bool) -> None:
     if quiet:
         return
     venue = session.venue
-    click.echo(clock_notice(session.clock_source, session.clock_note))
-    click.echo(f"venue {venue['kind']} at {venue['host']}:{venue['ouch_port']}; clock profile "
-               f"{session.profile}; journal {session.settings.journal_dir}")
+    say(clock_notice(session.clock_source, session.clock_note))
+    say(f"venue {venue['kind']} at {venue['host']}:{venue['ouch_port']}; clock profile "
+        f"{session.profile}; journal {session.settings.journal_dir}")
     if session.settings.control_path:
-        click.echo(f"operator commands: mmaudit operator COMMAND --control {session.settings.control_path} "
-                   "--actor NAME --reason TEXT")
+        say(f"operator commands: mmaudit operator COMMAND --control {session.settings.control_path} "
+            "--actor NAME --reason TEXT")
     sample = session.monitor.current()
-    click.echo(f"clock {sample.state.name}, "
-               f"{'compliant' if session.monitor.compliant(session.profile) else 'NOT compliant'} "
-               f"for {session.profile} at start")
+    say(f"clock {sample.state.name}, "
+        f"{'compliant' if session.monitor.compliant(session.profile) else 'NOT compliant'} "
+        f"for {session.profile} at start")
 
 
 @click.command("run")
@@ -350,11 +364,11 @@ def command(venue_text, itch_port, rerequest_port, md_bind, md_sources, duration
             raise click.ClickException(str(exc)) from None
         summary = run_session(settings, inputs, quiet=as_json)
     if as_json:
-        click.echo(json.dumps(summary.as_dict(), indent=2, sort_keys=True, default=str))
+        say(json.dumps(summary.as_dict(), indent=2, sort_keys=True, default=str))
     else:
-        click.echo(f"session summary ({time.monotonic() - started:.1f} s):")
+        say(f"session summary ({time.monotonic() - started:.1f} s):")
         echo_table(summary_rows(summary))
-        click.echo(clock_notice(summary.clock.source, summary.clock.note))
+        say(clock_notice(summary.clock.source, summary.clock.note))
     code = exit_status(summary)[0]
     if code:
         raise click.exceptions.Exit(code)

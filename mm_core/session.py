@@ -708,18 +708,20 @@ class Session:
             except RunnerError as exc:
                 raise VenueUnavailable(str(exc)) from None
             first_seq = self._journal_start(journal, session_id, source, note)
-            self.monitor.start()
-            stack.callback(self.monitor.stop)
-            done = threading.Event()
-            if self.progress is not None:
-                thread = threading.Thread(target=self._progress_loop, args=(done,), name="session-progress",
-                                          daemon=True)
-                thread.start()
-                stack.callback(thread.join, 5)
-            stack.callback(done.set)
-            if self.on_started is not None:
-                self.on_started(self)
+            # from here on every exit writes the session's closing records, a failure to start
+            # the monitor, the progress thread or the caller's on_started included
             try:
+                self.monitor.start()
+                stack.callback(self.monitor.stop)
+                done = threading.Event()
+                if self.progress is not None:
+                    thread = threading.Thread(target=self._progress_loop, args=(done,),
+                                              name="session-progress", daemon=True)
+                    thread.start()
+                    stack.callback(thread.join, 5)
+                stack.callback(done.set)
+                if self.on_started is not None:
+                    self.on_started(self)
                 report = self.runner.run(s.duration_s, self.stop)
             except RunnerError as exc:
                 raise VenueUnavailable(str(exc)) from None
