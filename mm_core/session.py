@@ -49,7 +49,8 @@ from mm_core.venue.errors import VenueError
 from mm_core.venue.server import Venue
 
 __all__ = [
-    "SessionError", "SessionConfigError", "VenueUnavailable", "ClockUnavailable", "JournalUnavailable",
+    "SessionError", "SessionConfigError", "SessionInterrupted", "VenueUnavailable", "ClockUnavailable",
+    "JournalUnavailable",
     "JournalInUse",
     "SessionInputs", "load_inputs", "with_clock_profile", "VenueSpec", "ClockSpec", "SessionSettings", "Progress", "lab_available",
     "ClockReport", "SessionSummary", "Session", "run_session", "LAB_NOTE", "PROJECT_ROOT",
@@ -82,6 +83,10 @@ class VenueUnavailable(SessionError):
 
 class ClockUnavailable(SessionError):
     """The clock source the user asked for cannot be monitored (pmc or ptp4l missing, no netns)."""
+
+
+class SessionInterrupted(SessionError):
+    """Stopped (Ctrl-C, SIGTERM) while starting: nothing was journaled."""
 
 
 class JournalUnavailable(SessionError):
@@ -685,6 +690,7 @@ class Session:
             self.monitor, source, note = _start_clock(s.clock, stack)
             self.clock_source, self.clock_note = source, note
             warm_at_start = _wait_for_clock(self.monitor, self.profile, s.clock.warmup, self.stop)
+            self._refuse_interrupted()
             venue_spec, self.venue = _start_venue(s.venue, self.inputs, s, stack)
             self.engine = self.inputs.build_engine()
             user = self.inputs.venue_config.users[0] if venue_spec.kind != "external" else None
@@ -707,6 +713,7 @@ class Session:
                 self.runner.connect()
             except RunnerError as exc:
                 raise VenueUnavailable(str(exc)) from None
+            self._refuse_interrupted()
             first_seq = self._journal_start(journal, session_id, source, note)
             # from here on every exit writes the session's closing records, a failure to start
             # the monitor, the progress thread or the caller's on_started included
@@ -733,6 +740,11 @@ class Session:
             end_compliant = self.monitor.compliant(self.profile)
         return self._summary(session_id, first_seq, report, source, note, end_sample, end_compliant,
                              warm_at_start)
+
+    def _refuse_interrupted(self) -> None:
+        """A stop (Ctrl-C) during start-up ends it before the session's first record."""
+        if self.stop.is_set():
+            raise SessionInterrupted("interrupted before trading: no session was journaled")
 
     def _start_control(self, stack: contextlib.ExitStack) -> ControlServer | None:
         """The operator's control socket, when the settings ask for one (`mmaudit operator`)."""
