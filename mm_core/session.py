@@ -63,6 +63,7 @@ LAB_NOTE = ("clock evidence comes from a loopback PTP lab: a ptp4l grandmaster a
 _VENUE_READY_S = 15.0                # bound on a venue subprocess printing its ports
 _VENUE_MARGIN_S = 30.0               # an embedded venue outlives the session by this much
 END_NOTE = "session-end"             # the METRICS note of the end-of-run summary journaled
+_CONTROL_HINT = "; give another --control path, or --control none for no control socket"
 _LATCHED = ("HALTED", "REDUCING")     # trading states a fault latches
 _PROFILE_LINE = re.compile(r"^clock_profile\s*=.*$", re.MULTILINE)   # top level only (schema)
 
@@ -289,7 +290,7 @@ class SessionSettings:
             try:
                 check_path(self.control_path)
             except ControlError as exc:
-                raise SessionConfigError(str(exc)) from None
+                raise SessionConfigError(f"{exc}{_CONTROL_HINT}") from None
 
 
 # ------------------------------------------------------------------------------------ outputs
@@ -602,6 +603,44 @@ def _open_journal(path: str, durability: str) -> Journal:
         raise JournalUnavailable(f"cannot open journal {path}: {exc}") from None
 
 
+def _journal_made(path: str) -> tuple[pathlib.Path, bool] | None:
+    """What opening a journal at path would make: (its topmost missing directory, False), or
+    (path, True) when it is an empty directory, whose contents only are the journal's; None when
+    something is there already (never removed)."""
+    p = pathlib.Path(path).absolute()
+    try:
+        if p.is_dir():
+            return None if any(p.iterdir()) else (p, True)
+        if p.exists() or p.is_symlink():
+            return None
+    except OSError:
+        return None
+    while not p.parent.exists():
+        p = p.parent
+    return p, False
+
+
+def _unmake_unused(made: tuple[pathlib.Path, bool], path: str) -> None:
+    """A journal this start made and wrote no record to is removed (_journal_made)."""
+    try:
+        with Reader(path) as reader:
+            if len(reader):
+                return
+    except JournalError:
+        if os.path.isdir(path) and any(pathlib.Path(path).iterdir()):
+            return                   # something unreadable: not ours to judge
+    top, given = made
+    if not given:
+        shutil.rmtree(top, ignore_errors=True)
+        return
+    for child in top.iterdir():
+        with contextlib.suppress(OSError):
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+
+
 def _journal_stats(path: str, first_seq: int) -> dict:
     with Reader(path) as reader:
         counts: dict[str, int] = {}
@@ -683,16 +722,22 @@ class Session:
         with contextlib.ExitStack() as stack:
             _refuse_stale_build()
             _refuse_used(s.journal_dir)
-            journal = _open_journal(s.journal_dir, s.durability)
-            stack.callback(journal.close)
-            _check_readable(s.journal_dir)
             session_id = 1
+            # the clock and the venue before the journal: a start that fails there leaves nothing
             self.monitor, source, note = _start_clock(s.clock, stack)
             self.clock_source, self.clock_note = source, note
             warm_at_start = _wait_for_clock(self.monitor, self.profile, s.clock.warmup, self.stop)
             self._refuse_interrupted()
             venue_spec, self.venue = _start_venue(s.venue, self.inputs, s, stack)
             self.engine = self.inputs.build_engine()
+            # what the open makes is removed again if no record is written (a refused login, a
+            # control path in use, Ctrl-C): the runner's sockets need the journal
+            made = _journal_made(s.journal_dir)
+            if made is not None:
+                stack.callback(_unmake_unused, made, s.journal_dir)
+            journal = _open_journal(s.journal_dir, s.durability)
+            stack.callback(journal.close)
+            _check_readable(s.journal_dir)
             user = self.inputs.venue_config.users[0] if venue_spec.kind != "external" else None
             self.runner = Runner(self.engine, journal, RunnerSettings(
                 host=venue_spec.host, itch_port=venue_spec.itch_port, ouch_port=venue_spec.ouch_port,
@@ -759,7 +804,7 @@ class Session:
         try:
             server = ControlServer(self.settings.control_path, runner.operator, status, symbols=symbols).start()
         except ControlError as exc:
-            raise SessionConfigError(str(exc)) from None
+            raise SessionConfigError(f"{exc}{_CONTROL_HINT}") from None
         stack.callback(server.stop)
         return server
 
