@@ -468,6 +468,10 @@ def _start_venue(spec: VenueSpec, inputs: SessionInputs, settings: SessionSettin
         if not settings.venue_log_dir:
             doc.pop("log_dir", None)        # a temporary directory, gone after the session
     else:
+        try:        # the process's own log goes there before the venue could make it
+            pathlib.Path(log_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise VenueUnavailable(f"cannot make the venue log directory {log_dir}: {exc.strerror or exc}") from None
         argv = [sys.executable, "-m", "mm_core.venue", "--duration", f"{lifetime}s", "--itch-port", str(itch),
                 "--heartbeat-timeout", str(lifetime), "--log-dir", log_dir]
         if inputs.venue_config_path:

@@ -70,7 +70,6 @@ def test_the_demo_ends_with_no_live_order_and_nothing_traded_after_the_journal(t
 
 @needs_lab
 def test_a_venue_process_session_ends_with_every_order_closed(tmp_path):
-    (tmp_path / "venue").mkdir()
     settings = SessionSettings(str(tmp_path / "journal"), 3.0, VenueSpec("process"), ClockSpec("lab"),
                                seed=7, venue_log_dir=str(tmp_path / "venue"))
     summary = Session(settings, load_inputs()).run()
