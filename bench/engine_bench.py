@@ -1,8 +1,8 @@
 """Engine benchmark: replay throughput and in-process decision latency of the whole sans-io engine,
 side by side with the Python codec decode alone, with the Python reference market-data path (decode +
 MoldUDP64 sequencing + pure-Python book) and with the engine's compiled packet path (mm_core.mdpath),
-all on the same recorded session in one process; and the engine before the compiled path (git),
-replayed in subprocesses alternated with this tree's.
+all on the same recorded session in one process. (Comparing two source trees, each with its own
+complete code, is bench/replay_ab.py's and bench/wire_ab.py's job, on demand.)
 
 The session is seeded (tests/mm_core/wire.simulate: order-level flow on three symbols, venue
 answers and fills, timers, clock samples). Competitors run in interleaved rounds so machine load
@@ -12,15 +12,15 @@ Targets from the issue: >= 500,000 events/s, p50 <= 5 us, p99 <= 25 us (event in
 Wire-to-wire runs the real runner against the real embedded venue on loopback (busy-poll and
 epoll-wait side by side) and reads the latencies back from the session's own journal: the kernel RX
 stamp of each MD_PACKET to the kernel TX stamp (TX_TS) of every ORDER_SENT it triggered. The quote
-guard is timed on the packets of the recorded session that tripped it: on_event in, the guard's
-cancel journaled (ORDER_SENT) and handed to the kernel on a real loopback TCP socket.
+guard is timed on the packets of the recorded session that tripped it: from the frame in hand (its
+write-ahead append timed; the socket read and framing before it are not), the guard's cancel
+journaled (ORDER_SENT) and handed to the kernel on a real loopback TCP socket.
 """
 from __future__ import annotations
 
 import gc
 import json
 import os
-import pickle
 import socket
 import statistics
 import subprocess
@@ -59,60 +59,7 @@ TARGET_P50_US = 5.0
 TARGET_P99_US = 25.0
 TARGET_W2W_P50_US, TARGET_W2W_P99_US = 30.0, 100.0
 TARGET_GUARD_P50_US = 5.0
-# the engine before the compiled market-data path (pure-Python book, codec decode of every packet),
-# timed in a subprocess on the same seeded session so the speed-up is measured in the same run,
-# on the same machine load
-BEFORE_COMMIT = "0b68c69"
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_REPLAY_SCRIPT = """
-import gc, hashlib, pickle, sys, time
-from mm_core.events import SendOrder
-from tests.mm_core.wire import make_engine
-with open(sys.argv[1], "rb") as f:
-    events = pickle.load(f)
-engine = make_engine()
-gc.collect()
-sent = []
-wall, cpu = time.perf_counter(), time.process_time()
-for ev in events:
-    sent.append(engine.on_event(ev))
-wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-orders = hashlib.sha256(b"".join(a.packet for acts in sent for a in acts if type(a) is SendOrder))
-print(wall, cpu, orders.hexdigest())
-"""
 _SERVER = soupbintcp.Direction.FROM_SERVER
-# the tree before the work on the decision tail and the runner's path (own-quote table in place,
-# denied sides skipped before a token, epoll loop, positional record packing): its mm_core from
-# git with its C kernels built, against this tree's journal, audit, tests and benchmark code
-LATENCY_BEFORE_COMMIT = "50ab494"
-_TREE_SCRIPT = """
-import json, sys, tempfile, time
-import mm_core
-mode, arg = sys.argv[1], sys.argv[2]
-if mode == "decision":
-    from mm_core.events import MarketData, SendOrder
-    from tests.mm_core.wire import make_engine, simulate
-    events = simulate(1, int(arg))[0]      # this tree's engine records its own seeded session
-    clock = time.perf_counter_ns
-    md, sent = [], []
-    for _ in range(2):
-        on_event = make_engine().on_event
-        for ev in events:
-            t0 = clock()
-            acts = on_event(ev)
-            t1 = clock()
-            if type(ev) is MarketData:
-                md.append(t1 - t0)
-                if any(type(a) is SendOrder for a in acts):
-                    sent.append(t1 - t0)
-    print(json.dumps({"engine MarketData": md, "engine MarketData that sent orders": sent,
-                      "mm_core": mm_core.__file__}))
-else:
-    from bench.engine_bench import _wire_session
-    with tempfile.TemporaryDirectory() as d:
-        lat, rep = _wire_session(float(arg), True, d, True)
-    print(json.dumps({"lat": lat, "rep": rep, "mm_core": mm_core.__file__}))
-"""
 
 
 def _decode_only(events, _setup=None) -> None:
@@ -310,81 +257,6 @@ def _storage(ops, symbols) -> dict[str, float]:
                 nb.add(op[2], s, old[1], op[3], op[4])
         nb.best_bid[s], nb.best_ask[s]
     out["numpy arrays by tick offset"] = time.perf_counter() - t0
-    return out
-
-
-def _failed(exc: Exception) -> str:
-    """Why a before/after comparison could not run: the command and the last line it printed."""
-    if isinstance(exc, subprocess.CalledProcessError):
-        err = (exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr or "")
-        last = (err.strip().splitlines() or ["no output"])[-1]
-        return f"{' '.join(map(str, exc.cmd[:3]))} exited {exc.returncode}: {last}"
-    return f"{type(exc).__name__}: {exc}"
-
-
-def _before_after(events, rounds: int, workdir: str) -> dict[str, tuple[float, float, str]] | str:
-    """Best (wall s, CPU s, SHA-256 of every order's bytes) of one replay by the engine before this
-    work and by this tree's, each in a fresh subprocess, alternated round by round so load hits
-    both alike; why not, as text, when it could not run (outside a git checkout, say). The old
-    mm_core comes from git; journal, audit and tests are this tree's."""
-    target = os.path.join(workdir, "before")
-    os.makedirs(target)
-    pickled = os.path.join(workdir, "events.pickle")
-    with open(pickled, "wb") as f:
-        pickle.dump(events, f)
-    best: dict[str, tuple[float, float, str]] = {}
-    try:
-        archive = subprocess.run(["git", "-C", _ROOT, "archive", BEFORE_COMMIT, "mm_core"],
-                                 capture_output=True, check=True, timeout=60).stdout
-        subprocess.run(["tar", "-x", "-C", target], input=archive, check=True, timeout=60)
-        for _ in range(rounds):
-            for name, path in (("before", os.pathsep.join([target, _ROOT])), ("after", _ROOT)):
-                out = subprocess.run([sys.executable, "-c", _REPLAY_SCRIPT, pickled], cwd=workdir,
-                                     env=dict(os.environ, PYTHONPATH=path), capture_output=True,
-                                     text=True, check=True, timeout=900).stdout.split()
-                wall, cpu, digest = float(out[0]), float(out[1]), out[2]
-                old = best.get(name)
-                best[name] = (min(wall, old[0]), min(cpu, old[1]), digest) if old else (wall, cpu, digest)
-    except (OSError, subprocess.SubprocessError) as exc:
-        return _failed(exc)
-    return best
-
-
-def _build_before(target: str) -> None:
-    """LATENCY_BEFORE_COMMIT's mm_core into target, its C kernels built there (the build reads
-    the journal's header stripper, taken from the same commit and removed after)."""
-    archive = subprocess.run(["git", "-C", _ROOT, "archive", LATENCY_BEFORE_COMMIT, "mm_core",
-                              "journal/_build.py", "journal/journal.h"],
-                             capture_output=True, check=True, timeout=60).stdout
-    subprocess.run(["tar", "-x", "-C", target], input=archive, check=True, timeout=60)
-    subprocess.run([sys.executable, os.path.join("mm_core", "_build_fastmd.py")], cwd=target,
-                   capture_output=True, check=True, timeout=600)
-    subprocess.run(["rm", "-r", os.path.join(target, "journal")], check=True, timeout=60)
-
-
-def _latency_before_after(steps: int, wire_s: float, rounds: int, workdir: str) -> dict | str:
-    """Decision latency of market-data packets and busy-poll wire-to-wire (venue process), the
-    tree before this work and this one, each in its own subprocess, alternated round by round so
-    machine load hits both alike; per-event samples pooled. Why not, as text, when it could not run."""
-    target = os.path.join(workdir, "latency-before")
-    os.makedirs(target)
-    out: dict[str, dict] = {"before": {}, "after": {}}
-    try:
-        _build_before(target)
-        for _ in range(rounds):
-            for name, path in (("before", os.pathsep.join([target, _ROOT])), ("after", _ROOT)):
-                env = dict(os.environ, PYTHONPATH=path)
-                for mode, arg in (("decision", str(steps)), ("wire", str(wire_s))):
-                    doc = json.loads(subprocess.run(
-                        [sys.executable, "-c", _TREE_SCRIPT, mode, arg], cwd=workdir, env=env,
-                        capture_output=True, text=True, check=True, timeout=900).stdout.splitlines()[-1])
-                    if not doc.pop("mm_core").startswith(target if name == "before" else _ROOT):
-                        raise RuntimeError(f"the {name} run imported the wrong mm_core")
-                    lat = doc if mode == "decision" else doc["lat"]
-                    for key, values in lat.items():
-                        out[name].setdefault(key, []).extend(values)
-    except (OSError, subprocess.SubprocessError, ValueError, IndexError, KeyError, RuntimeError) as exc:
-        return _failed(exc)
     return out
 
 
@@ -657,13 +529,14 @@ def _input_record(ev) -> tuple[int, bytes]:
 
 def _guard_latency(events, toxic: list[int], rounds: int, workdir: str,
                    upkeep: bool = True, armed: bool = True) -> dict[str, list[int]]:
-    """Per toxic event, ns from on_event in to: the guard's pulls reaching the runner's early sink
+    """Per toxic event, ns from the frame in hand (before its input's write-ahead append, which is
+    timed; the socket read and framing come before and are not) to: the guard's pulls reaching the runner's early sink
     (in-process), their send() entered (every pull journaled as ORDER_SENT, the send syscall about
     to start: the journal's append-then-send stamps that moment, a Python send is timed at
     sendall), the pulls journaled and sent on a real loopback TCP socket (Runner._act_urgent:
     pack, append, send, TX-key bookkeeping), and the whole event with every other order sent
     (what the cancel waited for before the early sink). Every event's input is journaled before
-    the engine hears it, untimed, as the runner does. Every other event is replayed untimed so
+    the engine hears it, as the runner does (untimed for the events not measured). Every other event is replayed untimed so
     each toxic event meets the state it met in the recorded session, each followed by the
     runner's idle upkeep as its loop runs it after a wake-up (`upkeep` False: none, as before).
     `armed` (the runner's way): pulls of quotes upkeep planned go out from that plan before the
@@ -672,7 +545,7 @@ def _guard_latency(events, toxic: list[int], rounds: int, workdir: str,
     C call), else through the engine's armed sink (Runner._fire_armed); False: every pull is
     built, then handed to the early sink (Runner._act_urgent), as before."""
     out: dict[str, list[int]] = {"in-process": [], "send entered": [], "runner path": [], "whole event": [],
-                                 "decode only": [], "to TX stamp": []}
+                                 "decode only": [], "to TX stamp": [], "no TX stamp": []}
     clock = time.perf_counter_ns
     realtime = time.clock_gettime_ns
     rt = time.CLOCK_REALTIME
@@ -730,9 +603,10 @@ def _guard_latency(events, toxic: list[int], rounds: int, workdir: str,
             append = journal.append
             try:
                 for i, ev in enumerate(events):
-                    # write-ahead, as the runner journals every input before the engine hears it
-                    append(*_input_record(ev), ev.now_ns, _USER)
+                    record = _input_record(ev)
                     if i not in wanted:
+                        # write-ahead, as the runner journals every input before the engine hears it
+                        append(*record, ev.now_ns, _USER)
                         engine.on_event(ev)
                         idle()
                         continue
@@ -742,7 +616,8 @@ def _guard_latency(events, toxic: list[int], rounds: int, workdir: str,
                     engine.urgent_armed = armed_sink if armed else None
                     engine.urgent_lane, engine.urgent_lane_booked = (lane_ready, lane_booked) if armed else (None, None)
                     real0 = realtime(rt)
-                    t0 = clock()
+                    t0 = clock()          # the frame in hand: its write-ahead append is timed too
+                    append(*record, ev.now_ns, _USER)
                     actions = engine.on_event(ev)
                     runner._act(actions, 0)
                     t3 = clock()
@@ -756,6 +631,8 @@ def _guard_latency(events, toxic: list[int], rounds: int, workdir: str,
                     stamp = _tx_stamp(runner, marks[2])
                     if stamp is not None:
                         out["to TX stamp"].append(stamp - real0)
+                    else:                 # counted, never dropped unsaid
+                        out["no TX stamp"].append(0)
                     t0 = clock()
                     _decode_only((ev,))
                     out["decode only"].append(clock() - t0)
@@ -860,7 +737,9 @@ def _guard_lines(guard: dict, n_toxic: int, rounds: int, built: dict) -> list[st
         f"The {n_toxic} events of the session on which the guard pulled quotes (market-data prints "
         f"or our own fills), {rounds} replays; every other event replayed untimed so each toxic "
         "event meets its recorded state, and every input is journaled before the engine hears "
-        "it, as the runner does. The runner's idle upkeep (Runner.upkeep, after every event as in "
+        "it, as the runner does. Each row starts with the toxic frame in hand, before its "
+        "write-ahead append (timed); the socket read and framing before that are not in it (on "
+        "loopback the kernel's RX stamp to a C read is the kernel floor's row, ~3-4 us here). The runner's idle upkeep (Runner.upkeep, after every event as in "
         "its loop) arms the pulls: the engine lists the quotes a trip could pull (Engine.prepare) "
         "and the runner packs each one's cancel record and bytes (mm_core.armedpulls). On our own "
         "fill the engine's C lane (mm_core/fastlane.h, flane_fire, handed the runner's sink by "
@@ -881,16 +760,18 @@ def _guard_lines(guard: dict, n_toxic: int, rounds: int, built: dict) -> list[st
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     d50 = _pct(dec, .5) if dec else 0.0
-    for name, v in (("codec decode only", dec), ("on_event in -> the runner's sink entered", inproc),
-                    ("on_event in -> first pull's send() entered (journaled, syscall next)", guard["send entered"]),
+    for name, v in (("codec decode only", dec), ("frame in -> the runner's sink entered", inproc),
+                    ("frame in -> first pull's send() entered (journaled, syscall next)", guard["send entered"]),
                     ("+ the pulls journaled, sent on loopback TCP (send() returned) and booked", path),
-                    ("on_event in -> kernel TX stamp of the first pull (CLOCK_REALTIME)", tx),
+                    ("frame in -> kernel TX stamp of the first pull (CLOCK_REALTIME)", tx),
                     ("whole event, every order journaled and sent", guard["whole event"]),
-                    ("built first: on_event in -> the runner's sink entered (pulls built)", built["in-process"]),
-                    ("built first: on_event in -> first pull's send() entered", built["send entered"]),
-                    ("built first: on_event in -> kernel TX stamp of the first pull", built["to TX stamp"])):
+                    ("built first: frame in -> the runner's sink entered (pulls built)", built["in-process"]),
+                    ("built first: frame in -> first pull's send() entered", built["send entered"]),
+                    ("built first: frame in -> kernel TX stamp of the first pull", built["to TX stamp"])):
         ratio = f" {_pct(v, .5) / d50:.1f}x |" if v and d50 else " - |"
         lines.append(_row(name, v, ratio))
+    missing = len(guard["no TX stamp"]) + len(built["no TX stamp"])
+    lines += ["", f"First pulls whose kernel TX stamp was not found (left out of the TX rows): {missing}."]
     if path:
         handed = _pct(guard["send entered"], .5) if guard["send entered"] else float("inf")
         lines += ["", f"Target p50 <= {TARGET_GUARD_P50_US:g} us, judged at the cancel's hand-over to the "
@@ -908,33 +789,6 @@ def _guard_lines(guard: dict, n_toxic: int, rounds: int, built: dict) -> list[st
                   f"came in, {_pct(path, .5) - _pct(tx, .5):.1f} us before send() returns to the runner: "
                   "on loopback the sending syscall also runs the receiver's side and wakes its "
                   "process, which on 2 shared cores may preempt the sender."]
-    return lines
-
-
-def _before_after_lines(ba: dict | str, steps: int, wire_s: float, rounds: int) -> list[str]:
-    """The latency table of the tree before this work vs this tree, from _latency_before_after."""
-    if isinstance(ba, str):
-        return ["", f"The tree before this work ({LATENCY_BEFORE_COMMIT}) was not timed: {ba}."]
-    lines = ["", f"### Before / after the work on the decision tail and the runner's path (git "
-             f"{LATENCY_BEFORE_COMMIT} vs this tree)", "",
-             f"Each in its own subprocess, alternated, {rounds} rounds pooled: two replays of a "
-             f"{steps:,}-step seeded session that each tree's engine recorded itself (the runs differ "
-             "in order tokens only: a side backing off after a denial no longer takes one), and one "
-             f"{wire_s:g} s busy-poll session against the venue process.", "",
-             "| measured | before n | before p50 us | before p99 us | after n | after p50 us | "
-             "after p99 us | p50 after/before | p99 after/before |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    labels = {"engine MarketData": "decision, MarketData", "engine MarketData that sent orders":
-              "decision, MarketData that sent orders", "w2w": "wire-to-wire (busy-poll)",
-              **{k: f"wire stage: {v}" for k, v in _STAGES.items()},
-              "append+send": "wire: journal append + send -> TX stamp"}
-    for key, label in labels.items():
-        b, a = ba["before"].get(key), ba["after"].get(key)
-        if not b or not a:
-            continue
-        lines.append(f"| {label} | {len(b):,} | {_pct(b, .5):.1f} | {_pct(b, .99):.1f} | {len(a):,} | "
-                     f"{_pct(a, .5):.1f} | {_pct(a, .99):.1f} | {_pct(a, .5) / _pct(b, .5):.2f}x | "
-                     f"{_pct(a, .99) / _pct(b, .99):.2f}x |")
     return lines
 
 
@@ -967,13 +821,11 @@ def main(quick: bool) -> str:
     overhead = _clock_overhead()
     toxic = _guard_packets(events)
     with tempfile.TemporaryDirectory(prefix="engine-bench-") as workdir:
-        before = _before_after(events, rounds, workdir)
         guard = _guard_latency(events, toxic, rounds, workdir)
         guard_built = _guard_latency(events, toxic, rounds, workdir, armed=False)
         wire_s = 3.0 if quick else 8.0
         wire = {mode: _wire_session(wire_s, busy, workdir, proc) for mode, (busy, proc) in _WIRE_MODES.items()}
         floor = kernel_floor.kernel_floor(500 if quick else 2000)
-        latency_ba = _latency_before_after(steps, wire_s, 2 if quick else 3, workdir)
     ops = _book_ops(events)
     storage: dict[str, float] = {}
     for _ in range(rounds):
@@ -1002,21 +854,6 @@ def main(quick: bool) -> str:
         t = best[name]
         lines.append(f"| {name} | {t:.3f} | {n / t:,.0f} | {md_messages / t:,.0f} | "
                      f"{t / decode_t:.2f}x the time | {n / t / TARGET_EPS:.3f} |")
-    if not isinstance(before, str):
-        (b_wall, b_cpu, b_hash), (a_wall, a_cpu, a_hash) = before["before"], before["after"]
-        lines += ["", f"### Before / after this work (git {BEFORE_COMMIT} vs this tree), same events, "
-                  f"each replay in a fresh subprocess, alternated, best of {rounds}", "",
-                  "| engine | wall s | events/s (wall) | CPU s | events/s (CPU) |", "|---|---:|---:|---:|---:|"]
-        for name, (wall, cpu, _) in (("before", before["before"]), ("after", before["after"])):
-            lines.append(f"| {name} | {wall:.3f} | {n / wall:,.0f} | {cpu:.3f} | {n / cpu:,.0f} |")
-        same = ("identical (same decisions; the state hashes differ only because this engine also "
-                "keeps the trade log that ITCH Broken Trade reversal needs)")
-        changed = ("DIFFERENT: decisions changed since then (behaviour fixes, e.g. a markout trip now "
-                   "lasts its cool-down), so this compares speed on the same inputs, not identical work")
-        lines += ["", f"Speed-up: {b_wall / a_wall:.2f}x wall, {b_cpu / a_cpu:.2f}x CPU time. The bytes of "
-                  f"every order sent are {same if b_hash == a_hash else changed}."]
-    else:
-        lines += ["", f"The engine before this work ({BEFORE_COMMIT}) was not timed: {before}."]
     lines += [
         "",
         f"Replay determinism: state hash of the replay {'equals' if replay_hash == recorded.state_hash() else 'DIFFERS FROM'} "
@@ -1069,7 +906,6 @@ def main(quick: bool) -> str:
                   f"target {'met' if met else 'NOT met'} on that reading ({len(every):,} events); the rows "
                   "above give each type's own figures, and the target is judged there too."]
     lines += _wire_lines(wire, wire_s, floor) + _guard_lines(guard, len(toxic), rounds, guard_built)
-    lines += _before_after_lines(latency_ba, steps, wire_s, 2 if quick else 3)
     lines += [
         "",
         "## Book storage (the same order-level operations, best bid and ask read after each)",

@@ -420,6 +420,8 @@ class Row:
 def _fmt_ns(ns: float) -> str:
     if ns != ns:
         return "-"
+    if ns >= 9e18:                  # a record never seen (int64 max stands in for it)
+        return "not seen"
     if ns >= 1e6:
         return f"{ns / 1e6:.2f} ms"
     if ns >= 1e4:
@@ -463,7 +465,8 @@ class PyMmapLog:
             raise RuntimeError("log full")
         self._seq += 1
         mm = self._mm
-        h.pack_into(mm, off, 0, 0, self._seq, time.time_ns(), MD_PACKET, TS_USER, 0)
+        # the stamp as given (0), as every store here is handed it: none reads a clock per append
+        h.pack_into(mm, off, 0, 0, self._seq, 0, MD_PACKET, TS_USER, 0)
         mm[off + h.size: off + h.size + n] = payload
         crc = self._crc(payload, self._crc(mm[off + 8: off + h.size]))
         struct.pack_into("<I", mm, off + 4, crc)
@@ -488,7 +491,7 @@ class SqliteLog:
         self._sql = "INSERT INTO log(rtype, ts, payload) VALUES (3, ?, ?)"
 
     def append(self, payload: bytes) -> int:
-        return self._db.execute(self._sql, (time.time_ns(), payload)).lastrowid
+        return self._db.execute(self._sql, (0, payload)).lastrowid     # the stamp as given, as above
 
     def close(self) -> None:
         self._db.close()
@@ -832,9 +835,11 @@ def _py_tailer(n: int, gap_ns: int) -> dict[str, float]:
             if writer.poll() is None:
                 writer.kill()
                 writer.wait()
-        lat = lat[n // 10: got]   # the first tenth is warm-up
+        # a record never seen before the deadline counts as worse than any seen, never dropped
+        lat[got:] = np.iinfo(np.int64).max
+        lat = lat[n // 10:]   # the first tenth is warm-up (said in the table's title)
         return {"visible_p1": float(np.percentile(lat, 1)), "visible_p50": float(np.percentile(lat, 50)), "visible_p99": float(np.percentile(lat, 99)),
-                "visible_p999": float(np.percentile(lat, 99.9))}
+                "visible_p999": float(np.percentile(lat, 99.9)), "missed": n - got}
 
 
 _UNCLEAN_WRITER = """
@@ -1196,7 +1201,9 @@ def main(quick: bool) -> str:
             "CLOCK_MONOTONIC and appends; the tailer busy-polls, busy-polls with sched_yield() between "
             "empty polls, or waits in mmj_tailer_next with a timeout: by default it sleeps on the writer's "
             "futex word; with a spin bound it polls up to that long while recent waits averaged under "
-            "it, then sleeps; load average "
+            "it, then sleeps; the busy-poll + sched_yield() loop is this benchmark's own, around "
+            "mmj_tailer_next(t, 0), which any C consumer can write: the Python Tailer offers busy-poll "
+            "and the timed wait; each row's first tenth of records is left out as warm-up; load average "
             f"{os.getloadavg()[0]:.1f}" " on " f"{os.cpu_count()}" " CPUs)", "",
             "| writer -> tailer | p1 | p50 | p99 | p99.9 |", "|---|---|---|---|---|"]
     tails = [(f"C -> C, {_TAIL_MODES[how]}", c_tail[how]) for how in _TAIL_MODES] if c_tail else []
@@ -1204,7 +1211,8 @@ def main(quick: bool) -> str:
         [("Python -> Python, busy-poll", py_tail)]
     for name, t in tails:
         out.append(f"| {name} | " + " | ".join(_fmt_ns(t[f"visible_{q}"]) for q in ("p1", "p50", "p99", "p999")) + " |")
-    out.append("")
+    out += ["", f"Python tailer: {py_tail['missed']:,} records not seen before its 120 s deadline (counted "
+            "as slower than every record seen); a C tailer that times out fails the benchmark.", ""]
 
     bulk = _bulk_read(200_000 if quick else 4_000_000)
     out += _rate_table("Bulk read into numpy (4 fixed-size types + MD_PACKET, segments in the page cache)",

@@ -209,7 +209,9 @@ def _naive(path: pathlib.Path, events: int) -> tuple[float, float]:
 
 
 CHILD = """
-import contextlib, io, json, re, resource, sys, threading, time
+import time
+start_wall = time.perf_counter()   # before the imports: every `mmaudit report` pays for them
+import contextlib, io, json, re, resource, sys, threading
 from cli.main import cli
 
 peak_anon = [0]
@@ -241,7 +243,10 @@ sampler.join()
 # the command's own summary line: "<kind>: <table>=<rows>, ...; rejected=<n>"
 summary = re.search(r"^" + re.escape(kind) + r": (.*); rejected=(\\d+)$", printed.getvalue(), re.M)
 rows = sum(int(part.split("=")[1]) for part in summary.group(1).split(", "))
+usage = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({"wall": wall, "cpu": cpu, "rows": rows, "rejected": int(summary.group(2)),
+                  "start_wall": time.perf_counter() - start_wall - wall,
+                  "process_cpu": usage.ru_utime + usage.ru_stime,
                   "peak_anon_mb": peak_anon[0] / 1024,
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
@@ -253,15 +258,20 @@ def _ours(kind: str, journal: pathlib.Path, out: pathlib.Path, text: bool = True
     import json
     import subprocess
     import sys
+    t0 = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", CHILD, kind, str(journal), str(out), "text" if text else "no-text"],
                           capture_output=True,
                           text=True, check=True, timeout=3600, cwd=pathlib.Path(__file__).resolve().parents[1])
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    # the whole command as its user waits for it: interpreter start, imports, the report, exit
+    got["command_wall"] = time.perf_counter() - t0
+    return got
 
 
 def _best(run_once, repeat: int) -> dict:
-    """The run with the shortest wall time of `repeat` (the cores are shared with other work)."""
-    return min((run_once() for _ in range(repeat)), key=lambda r: r["wall"])
+    """The run with the shortest whole-command wall time of `repeat` (the cores are shared with
+    other work)."""
+    return min((run_once() for _ in range(repeat)), key=lambda r: r["command_wall"])
 
 
 def _text_write_alone(out: pathlib.Path, kind: str, scratch: pathlib.Path) -> float:
@@ -382,24 +392,26 @@ def main(quick: bool) -> str:
         f"each O sent / A / E / X sent / C, and a clock sample every {SAMPLE_EVERY:,} events); "
         f"journal synthesised in {gen_s:.1f} s. Target: >= {TARGET / 1e6:.0f}M events/s end to end.",
         "",
-        "| report (tables written alone) | rows out, all tables | rejected | XML/JSON out MB | end to end s | events/s "
-        "| CPU s | events/CPU-s | peak anonymous MB | peak RSS MB | pyarrow write alone s (tables named) "
+        "| report (tables written alone) | rows out, all tables | rejected | XML/JSON out MB | end to end s "
+        "(whole command) | events/s | of which start-up and imports s | after start-up: s, events/s "
+        "| CPU s (whole process) | events/CPU-s | peak anonymous MB | peak RSS MB | pyarrow write alone s (tables named) "
         "| ours / pyarrow-alone | XML/JSON write + SHA-256 alone s | limit events/s (pyarrow + text alone) "
-        "| ours / limit | target met (wall) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| ours / limit | target met (whole command, wall) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name, n_events, ours, alone in rows:
-        took, cpu_s = ours["wall"], ours["cpu"]
+        took, cpu_s, inner = ours["command_wall"], ours["process_cpu"], ours["wall"]
         rate = n_events / took
         limit = alone + ours["text_alone"]
         lines.append(f"| {name} | {ours['rows']:,} | {ours['rejected']:,} | {ours['text_mb']:,.0f} | {took:.2f} "
-                     f"| {rate / 1e6:.2f}M | {cpu_s:.2f} "
+                     f"| {rate / 1e6:.2f}M | {took - inner:.2f} | {inner:.2f}, {n_events / inner / 1e6:.2f}M "
+                     f"| {cpu_s:.2f} "
                      f"| {n_events / cpu_s / 1e6:.2f}M | {ours['peak_anon_mb']:,.0f} | {ours['peak_mb']:,.0f} "
                      f"| {alone:.2f} | {took / alone:.1f}x | {ours['text_alone']:.2f} | {n_events / limit / 1e6:.2f}M "
                      f"| {took / limit:.1f}x | {'yes' if rate >= TARGET else 'no'} |")
     impossible = [name.split(" (")[0] for name, n_events, ours, alone in rows
                   if n_events / (alone + ours["text_alone"]) < TARGET]
-    order_wall = rows[0][2]["wall"]
+    order_wall = rows[0][2]["command_wall"]
     if impossible:
         lines += ["", f"Target out of reach on this machine for: {', '.join(impossible)}. For each of them "
                   "pyarrow writing the finished Parquet table alone, plus writing and hashing the same XML/JSON "
@@ -424,7 +436,9 @@ def main(quick: bool) -> str:
         f"| ours, order records (50 columns, joined, validated) | {naive_events:,} | {ours_prefix_s:.2f} "
         f"| {ours_prefix_cpu:.2f} | {naive_events / ours_prefix_cpu / 1e6:.2f}M | {naive_cpu / ours_prefix_cpu:.1f}x |",
         "",
-        f"End to end = `mmaudit report <kind>` in a fresh process, best wall time of {repeat} runs (its CPU "
+        f"End to end = `mmaudit report <kind>` in a fresh process, from the parent's start of it to its exit "
+        "(interpreter start-up and the imports included: every command pays them; the column beside says "
+        f"how much of it they were), best of {repeat} runs by that time (its CPU "
         f"and memory columns are that run's); pyarrow write alone is the best of {repeat} too. Peak anonymous = the most memory the "
         "run itself held (RssAnon, sampled every 50 ms); peak RSS also counts the journal's memory-mapped "
         "segment pages the reader touched, which the kernel can drop at will. The journal is read in chunks of "

@@ -1,5 +1,8 @@
 """`make bench`: run every side-by-side benchmark and write bench/results/<name>.md.
 
+A `--quick` smoke run writes bench/results/quick/<name>.md instead, marked quick in its header,
+so it never stands in for the committed full results.
+
 Each module bench/<name>_bench.py exposes `main(quick: bool) -> str`, which runs its competitors
 in one process run and returns a Markdown section (tables with absolute numbers and ratios).
 Targets are judged here, in the numbers, never by timed assertions in tests.
@@ -27,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer iterations, for a smoke run")
     args = parser.parse_args(argv)
     names = args.names or discover()
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    results = RESULTS / "quick" if args.quick else RESULTS
+    results.mkdir(parents=True, exist_ok=True)
     failed = []
     for name in names:
         module = importlib.import_module(f"bench.{name}")
@@ -39,9 +43,10 @@ def main(argv: list[str] | None = None) -> int:
             failed.append(name)
             print(f"   FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
             continue
-        header = (f"<!-- {name}: {platform.machine()}, {platform.python_implementation()} "
+        header = (f"<!-- {name}{' (QUICK smoke run: fewer iterations, not for the README)' if args.quick else ''}: "
+                  f"{platform.machine()}, {platform.python_implementation()} "
                   f"{platform.python_version()}, {time.monotonic() - started:.0f} s -->\n")
-        (RESULTS / f"{name}.md").write_text(header + section.rstrip() + "\n")
+        (results / f"{name}.md").write_text(header + section.rstrip() + "\n")
         print(section)
     return 1 if failed else 0
 

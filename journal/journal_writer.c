@@ -70,8 +70,9 @@ static int sync_range(mmj_writer *w, uint64_t from, uint64_t to)
         w->synced_off = to;
     if (w->sync_hook)
         w->sync_hook(w->sync_ctx, w->seg.index, start, to);
-    w->unsynced = 0;
-    w->last_sync_ns = mmj_now_ns();
+    /* atomic stores: the helper thread's group tick reads both without the mutex */
+    __atomic_store_n(&w->unsynced, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&w->last_sync_ns, mmj_now_ns(), __ATOMIC_RELAXED);
     return MMJ_OK;
 }
 
@@ -404,7 +405,7 @@ static void start_segment(mmj_writer *w, const mmj_map *m, const uint8_t *prev_s
     mmj_ahead_reset(w, prev_seal, 0);
     w->since_anchor = 0;
     w->synced_off = MMJ_HEADER_SIZE;
-    w->unsynced = 0;
+    __atomic_store_n(&w->unsynced, 0, __ATOMIC_RELAXED);
     w->prefaulted = m->populated;
     w->next_failed = 0;
     __atomic_store_n(&w->pub_off, w->off, __ATOMIC_RELEASE);
@@ -513,7 +514,7 @@ static int after_append(mmj_writer *w, uint64_t records, int reserve)
     case MMJ_DUR_SYNC:
         return sync_range(w, w->synced_off, w->off);
     case MMJ_DUR_GROUP:
-        w->unsynced += records;
+        __atomic_store_n(&w->unsynced, w->unsynced + records, __ATOMIC_RELAXED);   /* the tick reads it */
         if (w->unsynced >= w->opt.group_records ||
             mmj_now_ns() - w->last_sync_ns >= (int64_t)w->opt.group_us * 1000)
             return sync_range(w, w->synced_off, w->off);
