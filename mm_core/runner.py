@@ -750,8 +750,9 @@ class Runner:
 
     def _ended(self, stop: threading.Event | None) -> RunnerReport:
         """The loop is over: a link that broke under a send is told to the engine now (outside any
-        event of its own; a link lost on a read was told as it was found, _link_lost), and the
-        report says why it ended; the venue's End of Session is a clean end, not a lost venue."""
+        event of its own; a link lost on a read was told as it was found, _link_lost), the
+        close-out runs when the settings ask for one, and the report says why it ended; the
+        venue's End of Session is a clean end, not a lost venue."""
         clean = "stopped" if stop is not None and stop.is_set() else "duration"
         if self._link_fault:
             reason, self._link_fault = self._link_fault, ""
@@ -774,7 +775,7 @@ class Runner:
         report, risk, oms = self.report, self.engine.risk, self.engine.oms
         report.closing_state, report.closing_faults = risk.state.name, list(risk.faults)
         start = time.monotonic_ns()
-        if self._oe is not None and not self._oe_end and not self._link_fault:
+        if self._oe is not None and not self._oe_end:
             sent = report.orders_sent
             self._carry_out(OperatorCommand(_realtime(), "kill", SESSION_ACTOR, SESSION_END), OperatorReceipt())
             report.closing_cancels = report.orders_sent - sent
