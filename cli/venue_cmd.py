@@ -8,7 +8,14 @@ from __future__ import annotations
 import click
 
 from mm_core.venue.errors import VenueError
-from mm_core.venue.process import build_config, run
+from mm_core.venue.process import build_config, parse_seconds, run
+
+
+def _seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    try:
+        return None if value is None else parse_seconds(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @click.group(name="venue")
@@ -29,8 +36,11 @@ def command() -> None:
 @click.option("--rerequest-port", type=int, help="MoldUDP64 re-request UDP port (0 = any free).")
 @click.option("--log-dir", help="Directory of the durable session logs.")
 @click.option("--session", help="Session name: 1 to 10 letters and digits (default: generated).")
+@click.option("--login-timeout", metavar="SECONDS", callback=_seconds,
+              help="Seconds from connecting to a LoginRequest before the connection is closed "
+                   "(> 0; default: the config's [venue] login_timeout).")
 def run_command(config_path, duration, seed, ouch_port, itch_port, rerequest_port, log_dir,
-                session) -> None:
+                session, login_timeout) -> None:
     """Run the venue until the duration ends or SIGTERM/SIGINT; prints its ports as JSON.
 
     Example: mmaudit venue run --duration 30s --itch-port 31001
@@ -38,7 +48,8 @@ def run_command(config_path, duration, seed, ouch_port, itch_port, rerequest_por
     try:
         config = build_config(config_path, duration, seed, ouch_port=ouch_port,
                               itch_port=itch_port, rerequest_port=rerequest_port,
-                              log_dir=log_dir, session=session)
+                              log_dir=log_dir, session=session,
+                              login_timeout=login_timeout)
         reason = run(config, lambda line: click.echo(line))
     except VenueError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -22,7 +22,14 @@ with that reason: CAT keys each event of an order by orderKeyDate, the time the 
 and the MENO's and MEOR's eventTimestamp are the firm's order and route times; all were lost with the
 ORDER_SENT (the venue's acceptance only bounds them above), so none is reported with a stand-in
 time. Its executions need no MEOT unless the venue does not report to CAT (FAQ E15, below); such a
-MEOT would name the order by its orderKeyDate too. firmROEID and the file group carry the journal's
+MEOT would name the order by its orderKeyDate too. A Modify a crash recovery adopted (its ORDER_SENT
+lost: recovery_marks adopt-modify) gets the venue's MEOM and a MEMR built at the venue's Order
+Modified with the terms it confirms, rejected (ADOPTED_MODIFY): its eventTimestamp, the firm's send
+time, was lost, and CAT gets no stand-in time; the reject names the RECON record and the terms, so
+the owed event can be reported from another record. So is the MECR of a Cancel replay decided again
+whose ORDER_SENT was lost, that the venue acted on (redecided.py: its row at the RECON record that
+lists it). A Cancel a recovery found unanswered and sent again never reached the venue
+(resent_cancels): no MECR, rejected with that reason. firmROEID and the file group carry the journal's
 id, so two journals of one day never share one. tradingSession comes from the OUCH time in force
 and the event's Eastern time (TRADING_SESSIONS).
 
@@ -46,9 +53,10 @@ import pyarrow.compute as pc
 
 from journal.catalogue import RecordType
 from reports import arrowcols as ac
-from reports import cat_json, cat_routes, common, events, numtext, orderjoin, recovery_marks, timetext
+from reports import cat_json, cat_routes, common, events, numtext, orderjoin, recovery_marks, resent_cancels, timetext
 from reports.events import EV
 from reports.output import ReportOutput, TableCollector
+from reports.redecided import RedecidedCancels
 from reports.refdata import RefData
 from reports.source import JournalSlice
 from reports.timebase import UtcTimes, to_utc
@@ -99,6 +107,19 @@ ORPHAN_TRADE = ("execution of an order no ORDER_SENT in the journal created (e.g
 ADOPTED = ("CAT keys every event of an order by its orderKeyDate, the time the firm originated it, and a New "
            "Order's and Order Route's eventTimestamp are the firm's order and route times: that ORDER_SENT held "
            "them, and no stand-in time is reported")
+
+
+def _send_time_lost(event: str, request: str) -> str:
+    """Why a route event of a request whose ORDER_SENT a torn tail lost is rejected, not reported."""
+    return (f"A {event}'s eventTimestamp is the time the firm sent the {request}: only its lost ORDER_SENT held it "
+            f"(the venue's answer bounds it above), and no stand-in time is reported; the event is owed to CAT and "
+            f"must be reported from another record of that time")
+
+
+# The Route Modified of a Modify a recovery adopted (adopt-modify); the Route Cancelled of a
+# Cancel replay decided again (redecided.py)
+ADOPTED_MODIFY = _send_time_lost("Route Modified", "Modify")
+REDECIDED_CANCEL = _send_time_lost("Route Cancelled", "Cancel")
 # Never null in a kept row: the fields every event requires (rows lacking one are rejected), the
 # sequence and the trade date (null only without a UTC time, which is rejected too).
 NOT_NULL = ("seq",) + COMMON_REQUIRED + ("trade_date",)
@@ -180,10 +201,13 @@ _FIRST_TYPE = _first_types()
 
 
 def _rows_for(ev: events.OrderEvents, ref: RefData, not_sent: recovery_marks.Marks,
-              day: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+              day: int | None = None, marks: recovery_marks.RecoveryMarks | None = None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(event row index, CAT type index) pairs in journal order, and which rows close an order a
     recovery marked not sent; an entered order yields MENO and then MEOR, and one whose Enter never
-    reached the venue (`not_sent`) a third row: its MEOC at the recovery's resolution. With `day`
+    reached the venue (`not_sent`) a third row: its MEOC at the recovery's resolution. A venue's
+    Order Modified whose Modify the journal lost (`marks`: adopt-modify) yields the MEMR of that
+    Modify (rejected: ADOPTED_MODIFY) and then its MEOM. With `day`
     (the Eastern date selected, days since 1970), an order's MEOC is that day's only if its
     resolution is, and an Enter of another day (select_eastern_date kept it for its MEOC) yields
     its MEOC alone."""
@@ -215,14 +239,27 @@ def _rows_for(ev: events.OrderEvents, ref: RefData, not_sent: recovery_marks.Mar
             new[at[other]] = False
             closed[at] = np.where(not_sent.utc_valid[mark],
                                   timetext.eastern_days(not_sent.utc_ns[mark]) == day, ~other)
-    counts = (first >= 0).astype(np.int64) + (new | adopted_new) + closed
+    lost_modify = _adopted_modifies(ev, marks) & (first == CAT_TYPES.index("MEOM"))
+    counts = (first >= 0).astype(np.int64) + (new | adopted_new | lost_modify) + closed
     rows = np.repeat(np.arange(len(e), dtype=np.int64), counts)
     place = np.arange(len(rows)) - (np.cumsum(counts) - counts)[rows]     # among its event's rows
     types = first[rows]
     types[place == 1] += 1                     # an order's second row: MEOR after its MENO
+    if lost_modify.any():                      # the route's MEMR, then the venue's MEOM
+        route = lost_modify[rows]
+        types[route] = np.where(place[route] == 0, CAT_TYPES.index("MEMR"), CAT_TYPES.index("MEOM"))
     closing = closed[rows] & (place == counts[rows] - 1)     # its last: the MEOC of an Enter never received
     types[closing] = CAT_TYPES.index("MEOC")
     return rows, types, closing
+
+
+def _adopted_modifies(ev: events.OrderEvents, marks: recovery_marks.RecoveryMarks | None) -> np.ndarray:
+    """Which events are a venue's Order Modified a recovery adopted (adopt-modify: the Modify's
+    ORDER_SENT lost with a torn tail); none unless the journal holds such a resolution."""
+    e = ev.cols["event"]
+    if marks is None or marks.modifies is None or not len(marks.modifies):
+        return np.zeros(len(e), bool)
+    return (marks.adopted_modify(ev.cols["token_key"], ev.cols["seq"]) > 0) & (e == EV["ORDER_MODIFIED"])
 
 
 # The event columns a CAT row is built and checked from (common.event_checks included): only
@@ -236,12 +273,13 @@ _COLUMNS = ("seq", "ts_ns", "ts_source", "event", "token_key", "prior_token_key"
 
 def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None,
                 rejections: dict | None = None, marks: recovery_marks.RecoveryMarks | None = None,
-                journal_id: str = "") -> tuple[pa.Table, list]:
+                journal_id: str = "", lost: np.ndarray | None = None) -> tuple[pa.Table, list]:
     """The CAT rows of a chunk's events and their checks (`rejections`: the venue's rejections from
     the chunk on, cat_routes.venue_rejections or chunk_rejections, for routeRejectedFlag; None: none
     known; `marks`: the journal's recovery resolutions, recovery_marks.read; `journal_id`: the
-    journal's, in firmROEID)."""
-    return build_unsessioned(ev, ref, rejections, marks, journal_id).with_session(venue_session)
+    journal's, in firmROEID; `lost`: the sequences of the chunk's Cancels that never reached the
+    venue, resent_cancels.lost_seqs)."""
+    return build_unsessioned(ev, ref, rejections, marks, journal_id, lost=lost).with_session(venue_session)
 
 
 @dataclass
@@ -269,12 +307,14 @@ class Unsessioned:
 
 def build_unsessioned(ev: events.OrderEvents, ref: RefData, rejections: dict | None = None,
                       marks: recovery_marks.RecoveryMarks | None = None, journal_id: str = "",
-                      day: int | None = None) -> Unsessioned:
+                      day: int | None = None, lost: np.ndarray | None = None) -> Unsessioned:
     """build_table's work that does not depend on the venue session (Unsessioned); `day`: the
     Eastern date selected (days since 1970), None for all."""
     not_sent = marks.not_sent if marks is not None else recovery_marks.no_marks()
-    rows, types, closing = _rows_for(ev, ref, not_sent, day)
+    rows, types, closing = _rows_for(ev, ref, not_sent, day, marks)
+    redecided = ev.cols.get("redecided")          # redecided.py: a Cancel whose ORDER_SENT was lost
     ev = ev.take(rows, _COLUMNS)
+    redecided = redecided[rows] if redecided is not None else np.zeros(len(rows), bool)
     if closing.any():
         ev = _closed_at_resolution(ev, closing, not_sent)
     c = ev.cols
@@ -290,10 +330,13 @@ def build_unsessioned(ev: events.OrderEvents, ref: RefData, rejections: dict | N
     if adopted.any():           # an adopted order's origination time is unknown: no stand-in value
         key_date = _where(~adopted, key_date)
         event_ts = _where(~(adopted & (types <= CAT_TYPES.index("MEOR"))), event_ts)
+    # the MEMR of a Modify whose ORDER_SENT was lost (adopt-modify): its route time is unknown too
+    lost_modify = (types == CAT_TYPES.index("MEMR")) & (c["event"] == EV["ORDER_MODIFIED"])
+    if lost_modify.any() or redecided.any():
+        event_ts = _where(~(lost_modify | redecided), event_ts)
     t = types
     is_new, is_mod, is_cancel, is_trade = (t == 0), (t == 2), (t == 3), (t == 4)
-    routes = cat_routes.route_flags(c, t, CAT_TYPES, rejections or cat_routes.venue_rejections_none(),
-                                    marks.resent_cancel if marks is not None else None)
+    routes = cat_routes.route_flags(c, t, CAT_TYPES, rejections or cat_routes.venue_rejections_none(), lost)
     is_route = routes["any"]                     # MEOR, MEMR, MECR
     # a route the venue never received (recovery marked its order not sent): no route event
     unsent_route = is_route & not_sent.before(c["token_key"], c["seq"]) if len(not_sent) else np.zeros(n, bool)
@@ -379,7 +422,13 @@ def build_unsessioned(ev: events.OrderEvents, ref: RefData, rejections: dict | N
     head.append(mask_check("orderKeyDate", adopted, lambda rows: [
         f"no {CAT_TYPES[t]}: {common.adopted_origin(s)}; {ADOPTED}"
         for t, s in zip(types[rows], c["creator_seq"][rows].tolist())]))
-    orphan = orphan | adopted             # rejected for that alone, not for the fields it lacks
+    head.append(mask_check("routedOrderID", lost_modify & ~adopted, lambda rows: _lost_modify_reasons(
+        c, rows, marks.adopted_modify(c["token_key"][rows], c["seq"][rows]))))
+    head.append(mask_check("routedOrderID", redecided & ~adopted, lambda rows: [
+        f"no MECR: replay decided this Cancel again after a crash, its ORDER_SENT lost with the journal's torn "
+        f"tail (the RECON record at journal sequence {s} lists it), and the venue's Canceled or Cancel Reject "
+        f"that follows shows it received it. {REDECIDED_CANCEL}" for s in c["seq"][rows].tolist()]))
+    orphan = orphan | adopted | lost_modify | redecided     # rejected for that alone, not for the fields it lacks
     tail = [mask_check(name, is_trade & ~orphan, reason) for name, reason in UNKNOWN_MEOT.items()]
     tail.append(mask_check("routedOrderID", unsent_route, lambda rows: [
         f"no {CAT_TYPES[t]}: the venue never received this order (a recovery marked {k.decode()!r} not sent at "
@@ -390,6 +439,16 @@ def build_unsessioned(ev: events.OrderEvents, ref: RefData, rejections: dict | N
         f"no MECR: the venue never received this Cancel (a recovery found it unanswered and sent it again, "
         f"journal sequence {s})" for s in resent.seq[resent.find(c["token_key"][rows])]]))
     return Unsessioned(table=table, at=at, route=is_route, types=types, head=head, tail=tail, orphan=orphan)
+
+
+def _lost_modify_reasons(c, rows: np.ndarray, recon_seqs: np.ndarray) -> list[str]:
+    """Why the MEMR of each of `rows` (a venue's Order Modified a recovery adopted) is rejected, with
+    what the journal proves of that Modify."""
+    return [f"no MEMR: the firm's Modify of this order was lost with the journal's torn tail; a crash recovery "
+            f"adopted the venue's size-down (RECON resolution adopt-modify at journal sequence {r}), which the "
+            f"venue's Order Modified at this sequence confirms: {q} shares, side {chr(w) if w else '?'}, at the "
+            f"order's price. {ADOPTED_MODIFY}"
+            for r, q, w in zip(recon_seqs.tolist(), c["qty"][rows].tolist(), c["wire_side"][rows].tolist())]
 
 
 def _closed_at_resolution(ev: events.OrderEvents, closing: np.ndarray,
@@ -682,9 +741,21 @@ def stream(src: JournalSlice, ref: RefData, sink, text: bool = True) -> ReportOu
             while waiting:
                 publish(*waiting.pop(0).with_session(venue_session))
 
+    redecided: list[RedecidedCancels] = []
+
+    def with_redecided(ev: events.OrderEvents) -> events.OrderEvents:
+        """`ev` with its re-decided Cancels' rows (redecided.py): every chunk, in journal order,
+        before any selection (the marks are read by then)."""
+        if not redecided:
+            redecided.append(RedecidedCancels(marks.result().redecided, src.first_seq, src.last_seq))
+        return redecided[0].add_rows(ev)
+
     def emit(ev: events.OrderEvents, rejections: dict) -> None:
+        if src.selection.trade_date is None:       # (with a date, added before it selects)
+            ev = with_redecided(ev)
+        lost = resent_cancels.lost_seqs(src, ev.cols, marks.result().resent_cancel)
         waiting.append(build_unsessioned(ev, ref, rejections, marks.result(), src.journal_id,
-                                         _day_number(src.selection.trade_date)))
+                                         _day_number(src.selection.trade_date), lost))
         release(wait=len(waiting) > SESSION_AHEAD)
 
     # A chunk is built once the next one is decoded: its route rows' rejections (routeRejectedFlag)
@@ -703,6 +774,8 @@ def stream(src: JournalSlice, ref: RefData, sink, text: bool = True) -> ReportOu
             # the marks (a scan of the whole journal for RECON records) only wait for a date's
             # selection; otherwise the first chunk is built while the scan runs
             trade_date = src.selection.trade_date
+            if trade_date:
+                chunk = with_redecided(chunk)
             ev = select_eastern_date(chunk, trade_date, marks.result().not_sent if trade_date else None)
             del chunk
             if held is not None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reports import events, ouch, recovery_marks
+from reports import events, ouch
 from reports.events import EV
 from reports.source import JournalSlice
 
@@ -120,13 +120,13 @@ def rejected_after(rejections: dict, kind: int, token_key: np.ndarray, seq: np.n
 
 
 def route_flags(c, types: np.ndarray, names: list[str], rejections: dict,
-                resent: recovery_marks.Marks | None = None) -> dict[str, np.ndarray]:
+                lost_seqs: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """For rows of CAT types `types` (names: the CAT type names) with event columns `c`: which are
     route events (MEOR, MEMR, MECR), which MEMR replaces the route's token (priorRoutedOrderID) or
     keeps it (a Modify: dupROIDCond), and which the venue rejected (routeRejectedFlag): an Enter's
     or Replace's new token refused (J), a Cancel answered by a Cancel Reject (I); and which Cancel
-    never reached the venue (`lost`): one of a token a recovery sent a Cancel for again (`resent`,
-    resend-cancel), that the venue had not answered (Canceled or Cancel Reject) by then."""
+    never reached the venue (`lost`): those at the journal sequences `lost_seqs`
+    (resent_cancels.lost_seqs: a recovery sent a Cancel for the order again)."""
     route, modified, cancelled = (types == names.index(k) for k in ("MEOR", "MEMR", "MECR"))
     replace = modified & (c["event"] == EV["SENT_REPLACE"])
     rejected = np.zeros(len(types), bool)
@@ -141,12 +141,8 @@ def route_flags(c, types: np.ndarray, names: list[str], rejections: dict,
                     np.concatenate([np.asarray(c["seq"][rows], np.int64), rejections["cancel_seq"]]))
         rejected[rows] = rejected_after(rejections, CANCEL_REJECT, c["token_key"][rows], c["seq"][rows], requests)
     lost = np.zeros(len(types), bool)
-    if resent is not None and len(resent) and cancelled.any():
+    if lost_seqs is not None and len(lost_seqs) and cancelled.any():
         rows = np.flatnonzero(cancelled)
-        rows = rows[resent.before(c["token_key"][rows], c["seq"][rows])]
-        answers = (rejections["msg_type"] == CANCELED) | (rejections["msg_type"] == CANCEL_REJECT)
-        answered = first_after(rejections["token_key"][answers], rejections["seq"][answers],
-                               c["token_key"][rows], c["seq"][rows])
-        lost[rows] = answered > resent.seq[resent.find(c["token_key"][rows])]
+        lost[rows] = np.isin(c["seq"][rows], lost_seqs)
     return {"any": route | modified | cancelled, "replace": replace, "same_id": modified & ~replace,
             "modified": modified, "cancelled": cancelled, "rejected": rejected & ~lost, "lost": lost}

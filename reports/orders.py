@@ -10,7 +10,10 @@ rows keep their event_type and carry no RTS 24 code, as the venue's Accepted car
 confirms the firm's NEWO). An order a crash recovery marked not sent (its Enter or Replace never
 reached the venue: recovery_marks) keeps its rows, with recovery_status NOT_SENT on the firm's
 messages of that order journaled before the resolution (and no NEWO: nothing reached the venue),
-and the resolution's journal sequence in recovery_seq.
+and the resolution's journal sequence in recovery_seq. So does a Cancel a recovery found unanswered
+and sent again (resend-cancel): the venue never received that one (resent_cancels, which CAT's
+rejected MECR uses too), and recovery_seq names the resolution; the Cancel sent again is an
+ordinary row.
 
 An order a crash recovery adopted from the venue (its ORDER_SENT lost with a torn journal tail:
 reports/adoptions.py) is reported too: its venue messages (Accepted, Replaced, executions, cancels:
@@ -23,7 +26,10 @@ which is why those columns are nullable in the report of a journal that holds an
 orders-3; REQUIRED in Parquet otherwise, as before). A size-down the venue applied whose Modify the
 journal lost (recovery_marks: adopt-modify) shows on the venue's Order Modified row (REME, its size
 and side the venue's): recovery_status ADOPTED and the adoption's RECON sequence; the order's other
-rows keep their journaled origin.
+rows keep their journaled origin. A Cancel replay decided again whose ORDER_SENT the torn tail lost,
+that the venue acted on (reports/redecided.py), has a firm's SENT_CANCEL row of its own at the RECON
+record listing it (that record's sequence and time: its own send time was lost), recovery_status
+ADOPTED with that sequence, its intended size null; the venue's answer keeps its code (CAME).
 """
 from __future__ import annotations
 
@@ -33,9 +39,10 @@ import numpy as np
 import pyarrow as pa
 
 from reports import arrowcols as ac
-from reports import common, events, recovery_marks
+from reports import common, events, recovery_marks, resent_cancels
 from reports.events import EV
 from reports.output import ReportOutput, TableCollector
+from reports.redecided import RedecidedCancels
 from reports.refdata import RefData
 from reports.source import JournalSlice
 from reports.validate import REJECTS_SCHEMA, declare_required, split
@@ -91,10 +98,11 @@ def validity(tif: np.ndarray) -> np.ndarray:
     return np.where(tif == 0, 1, np.where(tif >= 99998, 0, 2)).astype(np.int8, copy=False)
 
 
-def base_table(ev: events.OrderEvents, ref: RefData,
-               marks: recovery_marks.RecoveryMarks | None = None) -> tuple[pa.Table, list]:
+def base_table(ev: events.OrderEvents, ref: RefData, marks: recovery_marks.RecoveryMarks | None = None,
+               lost: np.ndarray | None = None) -> tuple[pa.Table, list]:
     """The order-records table before validation, plus the checks to run on it (`marks`: the
-    journal's recovery resolutions, recovery_marks.read; None: none)."""
+    journal's recovery resolutions, recovery_marks.read; None: none; `lost`: the sequences of the
+    Cancels that never reached the venue, resent_cancels.lost_seqs)."""
     c = ev.cols
     adopted = c["order_adopted"]           # its parties and validity: unknown, null
     inst_idx, inst_cols = common.instrument_columns(ref, c["symbol_id"])
@@ -118,6 +126,11 @@ def base_table(ev: events.OrderEvents, ref: RefData,
     resolved_at = np.zeros(len(e), np.int64)          # the resolution's journal sequence
     if unsent.any():
         resolved_at[unsent] = not_sent.seq[not_sent.find(c["token_key"][unsent])]
+    if lost is not None and len(lost):
+        # a Cancel a recovery found unanswered and sent again: the venue never received this one
+        resent = (e == EV["SENT_CANCEL"]) & np.isin(c["seq"], lost)
+        resolved_at[resent] = marks.resent_cancel.seq[marks.resent_cancel.find(c["token_key"][resent])]
+        unsent |= resent
     status = np.zeros(len(e), np.int8)
     if unknown is not None:                           # the adoption's RECON record: its origin
         status[adopted] = RECOVERY_STATUSES.index("ADOPTED")
@@ -130,6 +143,11 @@ def base_table(ev: events.OrderEvents, ref: RefData,
         status[modify_adopted] = RECOVERY_STATUSES.index("ADOPTED")
         resolved_at[modify_adopted] = modify_at[modify_adopted]
         marked |= modify_adopted
+    redecided = c.get("redecided")                    # a Cancel the venue acted on, its ORDER_SENT lost
+    if redecided is not None:
+        status[redecided] = RECOVERY_STATUSES.index("ADOPTED")
+        resolved_at[redecided] = c["seq"][redecided]  # the RECON record that lists it: the row's own
+        marked |= redecided
     venue = c["origin"] == 1
     executed = (e == EV["EXECUTED"]) | (e == EV["EXECUTED_WITH_REF_PRICE"])
     has_price = (e == EV["SENT_NEW"]) | (e == EV["SENT_REPLACE"]) | (e == EV["ACCEPTED"]) | (e == EV["REPLACED"])
@@ -155,7 +173,9 @@ def base_table(ev: events.OrderEvents, ref: RefData,
         "order_type": ac.codes(np.zeros(n, np.int8), ["LMTO"]),
         "validity_period": ac.codes(validity(c["tif"]), VALIDITY_CODES, terms),
         "limit_price": ac.decimal(c["price"], 4, 18, has_price),
-        "order_qty": pa.array(c["qty"], mask=~(has_price | (e == EV["SENT_CANCEL"]) | (e == EV["SENT_MODIFY"]))),
+        # (a re-decided Cancel's intended size was only in its lost ORDER_SENT)
+        "order_qty": pa.array(c["qty"], mask=~(has_price | (e == EV["SENT_CANCEL"]) | (e == EV["SENT_MODIFY"]))
+                              | (redecided if redecided is not None else False)),
         "exec_qty": pa.array(c["exec_qty"], mask=~executed),
         "exec_price": ac.decimal(c["exec_price"], 4, 18, executed),
         "leaves_qty": pa.array(c["leaves"], mask=~(venue & (c["leaves"] >= 0))),
@@ -194,9 +214,14 @@ def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
     rejects = []
     with ThreadPoolExecutor(max_workers=1) as aside:      # the RECON records, beside the first decode
         marks = aside.submit(recovery_marks.read, src.reader)
+        redecided = None
         for chunk in events.collect_chunks(src):
+            if redecided is None:
+                redecided = RedecidedCancels(marks.result().redecided, src.first_seq, src.last_seq)
+            chunk = redecided.add_rows(chunk)
             ev = common.select_trade_date(chunk, src.selection.trade_date)
-            table, checks = base_table(ev, ref, marks.result())
+            table, checks = base_table(ev, ref, marks.result(),
+                                       resent_cancels.lost_seqs(src, ev.cols, marks.result().resent_cancel))
             del ev, chunk           # the event arrays are now in the table; free the rest early
             kept, rejected = split(table, KIND, "order_events", checks)
             sink.add("order_events", declare_required(kept, NOT_NULL + (() if marks.result().adopted else ORDER_TERMS)))

@@ -5,7 +5,10 @@ Cancel never reached the venue, ResendCancel), with the sequence and UTC time of
 
 Also the size-downs it adopted ("adopt-modify": the venue applied a Modify whose ORDER_SENT a
 torn tail lost, recovery/reconcile.py AdoptModify), each journaled just ahead of the venue's Order
-Modified it stands in for.
+Modified it stands in for; and the orders replay decided again whose ORDER_SENT the torn tail lost
+(their input survived): the tokens the records closing the crashed session list in
+`unsent_orders` (code-change, journal-tail, the adoptions ahead of BEGIN and BEGIN itself; not an
+OUTCOME's, whose list names orders decided with no session to send them on, never sent).
 
 Write-ahead journals an order before its bytes leave, so a crash between the two leaves an
 ORDER_SENT the venue never saw; only the recovery's resolution says so, later in the journal. Owns
@@ -30,6 +33,7 @@ RECON_RESOLUTION = "resolution"
 MARK_NOT_SENT, RESEND_CANCEL = "mark-not-sent", "resend-cancel"
 ADOPT, CANCEL = "adopt", "cancel"       # AdoptPending, CancelAtVenue (adopting with adopt true)
 ADOPT_MODIFY = "adopt-modify"           # AdoptModify: a size-down the venue applied, its Modify lost
+RECON_OUTCOME = "outcome"               # its unsent_orders were never sent (no venue session)
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,21 @@ class Marks:
         return (at >= 0) & (np.asarray(seq, np.int64) < self.seq[np.clip(at, 0, None)])
 
 
+@dataclass(frozen=True)
+class Listings:
+    """Every token a record closing a crashed session lists as decided again with no ORDER_SENT, in
+    journal order: the token, and that RECON record's sequence, time, time source and clock state."""
+
+    token_key: np.ndarray       # S14 join keys
+    seq: np.ndarray             # int64
+    ts_ns: np.ndarray           # int64
+    ts_source: np.ndarray       # uint8
+    clock_state: np.ndarray     # uint8
+
+    def __len__(self) -> int:
+        return len(self.token_key)
+
+
 def no_marks() -> Marks:
     return Marks(np.zeros(0, f"S{orderjoin.TOKEN_BYTES}"), np.zeros(0, np.int64), np.zeros(0, np.int64),
                  np.zeros(0, bool))
@@ -72,6 +91,7 @@ class RecoveryMarks:
     # adopt-modify: every one, by journal sequence (a token may have several); the venue's Order
     # Modified it stands in for is the journal's next record (recovery journals it so)
     modifies: Marks | None = None
+    redecided: Listings | None = None       # orders replay decided again, their ORDER_SENT lost
 
     def adopted_modify(self, token_key: np.ndarray, seq: np.ndarray) -> np.ndarray:
         """The adopt-modify sequence of each row (a venue's Order Modified of `token_key` at `seq`)
@@ -91,8 +111,13 @@ def read(reader) -> RecoveryMarks:
     headers, blob, offsets = reader.read_blobs(RecordType.RECON, 1, int(reader.last_seq))
     found: dict[str, list] = {MARK_NOT_SENT: [], RESEND_CANCEL: [], ADOPT_MODIFY: []}
     adopted = False
+    listed = []
     for i, h in enumerate(headers):
         doc = unpack_json(blob[int(offsets[i]):int(offsets[i + 1])])
+        unsent = doc.get("unsent_orders")
+        if doc.get("kind") != RECON_OUTCOME and isinstance(unsent, list):
+            listed += [(t, int(h["seq"]), int(h["ts_ns"]), int(h["ts_source"]), int(h["clock_state"]))
+                       for t in unsent if isinstance(t, str)]
         resolution = doc.get("resolution") if doc.get("kind") == RECON_RESOLUTION else None
         adopted = adopted or (isinstance(resolution, dict) and (resolution.get("action") == ADOPT or (
             resolution.get("action") == CANCEL and resolution.get("adopt") is True)))
@@ -107,7 +132,20 @@ def read(reader) -> RecoveryMarks:
         samples = reader.read_fixed(RecordType.CLOCK_SAMPLE, first_seq=None, last_seq=int(reader.last_seq))
         samples = samples[np.argsort(samples["seq"], kind="stable")]
     return RecoveryMarks(_marks(found[MARK_NOT_SENT], samples), _marks(found[RESEND_CANCEL], samples), adopted,
-                         _marks(found[ADOPT_MODIFY], samples, every=True))
+                         _marks(found[ADOPT_MODIFY], samples, every=True), _listings(listed))
+
+
+def _listings(rows: list) -> Listings | None:
+    if not rows:
+        return None
+    return Listings(_keys(rows), *(np.array([r[k] for r in rows], dtype)
+                                   for k, dtype in ((1, np.int64), (2, np.int64), (3, np.uint8), (4, np.uint8))))
+
+
+def _keys(rows: list) -> np.ndarray:
+    """The join keys of the rows' tokens (their first item)."""
+    return orderjoin.join_keys(np.array([t.encode()[:orderjoin.TOKEN_BYTES] for t, *_ in rows],
+                                        f"S{orderjoin.TOKEN_BYTES}"))
 
 
 def _marks(rows: list, samples, every: bool = False) -> Marks:
@@ -115,8 +153,7 @@ def _marks(rows: list, samples, every: bool = False) -> Marks:
     `every`: all kept, by journal sequence."""
     if not rows:
         return no_marks()
-    keys = orderjoin.join_keys(np.array([t.encode()[:orderjoin.TOKEN_BYTES] for t, *_ in rows],
-                                        f"S{orderjoin.TOKEN_BYTES}"))
+    keys = _keys(rows)
     seq = np.array([r[1] for r in rows], np.int64)
     ts_ns = np.array([r[2] for r in rows], np.int64)
     source = np.array([r[3] for r in rows], np.uint8)

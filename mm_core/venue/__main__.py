@@ -11,8 +11,15 @@ import logging
 import sys
 
 from mm_core.venue.errors import VenueError
-from mm_core.venue.process import build_config, run
+from mm_core.venue.process import build_config, parse_seconds, run
 from mm_core.venue.server import FAILED_STOPS
+
+
+def _seconds(text: str) -> float:
+    try:
+        return parse_seconds(text)
+    except ValueError as exc:          # argparse names the option and exits 2
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-dir", help="session log directory")
     parser.add_argument("--session", help="session name (<= 10 letters and digits)")
     parser.add_argument("--heartbeat-timeout", type=float, help="seconds of client silence")
+    parser.add_argument("--login-timeout", type=_seconds, metavar="SECONDS",
+                        help="seconds from connecting to a LoginRequest before the connection "
+                             "is closed (> 0; default: the config's [venue] login_timeout)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -33,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         config = build_config(args.config, args.duration, args.seed, ouch_port=args.ouch_port,
                               itch_port=args.itch_port, rerequest_port=args.rerequest_port,
                               log_dir=args.log_dir, session=args.session,
-                              heartbeat_timeout=args.heartbeat_timeout)
+                              heartbeat_timeout=args.heartbeat_timeout,
+                              login_timeout=args.login_timeout)
         reason = run(config, lambda line: print(line, flush=True))
     except VenueError as exc:
         print(f"venue: {exc}", file=sys.stderr)

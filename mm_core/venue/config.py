@@ -8,7 +8,13 @@ Format (see default.toml, shipped in this package, for every key with its defaul
   [venue]      session (<=10 letters and digits, "" = generated), seed, host (must be 127.0.0.1), ouch_port,
                itch_port (MoldUDP64 destination), rerequest_port, heartbeat_interval,
                heartbeat_timeout, login_timeout, log_dir, fsync_interval, history, duration,
-               max_messages, max_shares; seconds are floats, ports 0..65535 (0 = any free port)
+               max_messages, max_shares; seconds are floats, ports 0..65535 (0 = any free port);
+               per source address (login_throttle.py; clients on one address share them):
+               max_pending_logins (connections not logged in yet at once, default 8; more are
+               refused), login_failures (default 20) connections that end without a login
+               (login timeout, rejected login, error or close before it) within
+               login_failure_window (60 s) start a cool-off of login_cooloff (10 s) during which
+               new connections are refused; a client that logs in promptly never counts
   [[users]]    username (<=6 letters and digits), password (<=10 chars), firm (<=4 chars)
   [flow]       background flow parameters (latent_step, noise_*, informed_*, lp_*, lot)
   [[symbols]]  name (<=8 chars), id (ITCH stock locate 1..65535), reference_price (price4 int;
@@ -53,6 +59,10 @@ class VenueSettings:
     heartbeat_interval: float
     heartbeat_timeout: float
     login_timeout: float
+    max_pending_logins: int
+    login_failures: int
+    login_failure_window: float
+    login_cooloff: float
     log_dir: str
     fsync_interval: float
     history: int
@@ -206,7 +216,9 @@ _VENUE_CHECKS = {
     "session": _name(10, 0), "seed": _int(0), "host": _loopback, "ouch_port": PORT,
     "itch_port": _int(1, 65535), "rerequest_port": PORT,
     "heartbeat_interval": _num(0, open_lo=True), "heartbeat_timeout": _num(0, open_lo=True),
-    "login_timeout": _num(0, open_lo=True),
+    "login_timeout": _num(0, open_lo=True), "max_pending_logins": _int(1),
+    "login_failures": _int(1), "login_failure_window": _num(0, open_lo=True),
+    "login_cooloff": _num(0, open_lo=True),
     "log_dir": lambda v: "" if isinstance(v, str) else "must be a string",
     "fsync_interval": _num(0), "history": _int(1), "duration": _num(0, open_lo=True),
     "max_messages": _int(0), "max_shares": _int(1, 2**31 - 1),

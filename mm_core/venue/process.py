@@ -1,13 +1,14 @@
 """Running the venue as a process: overrides from the command line, the ready line, signals.
 
 Owns the shared behaviour of `python3 -m mm_core.venue` and `mmaudit venue run`: parse a
-duration ("60s", "2m", "500ms", "1h" or plain seconds), apply overrides to the config, start the
+duration ("60s", "2m", "500ms", "1h" or plain seconds) and a timeout in seconds, apply overrides to the config, start the
 venue, print its ports (and any torn session-log tail it cut) as ONE JSON line on stdout when
 ready, and stop cleanly on SIGTERM/SIGINT or when the venue stops by itself. Must not know about click or argparse.
 """
 from __future__ import annotations
 
 import json
+import math
 import re
 import signal
 import threading
@@ -26,6 +27,18 @@ def parse_duration(text: str) -> float:
     if not match or float(match.group(1)) <= 0:
         raise ConfigError("duration", f"{text!r} is not a positive duration like 60s, 2m, 500ms")
     return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def parse_seconds(text: str) -> float:
+    """A timeout given on the command line: a finite number of seconds > 0 ("2.5"); ValueError
+    saying so otherwise (the caller names the option)."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"must be a number of seconds > 0, not {text!r}")
+    return value
 
 
 def build_config(path: str | None = None, duration: str | None = None, seed: int | None = None,

@@ -1,8 +1,9 @@
 """The venue's I/O shell: OUCH over SoupBinTCP (TCP), ITCH over MoldUDP64 (UDP), on 127.0.0.1.
 
 Owns the sockets, the single-threaded selectors loop (run in one background thread), SoupBinTCP
-session state (login, due within login_timeout of connecting; heartbeats, dead-link detection,
-replay from the durable session logs; per-connection limits on unread output and protocol errors),
+session state (login, due within login_timeout of connecting, with per-address bounds on
+connections not logged in yet, see login_throttle.py; heartbeats, dead-link detection, replay
+from the durable session logs; per-connection limits on unread output and protocol errors),
 the clocks (monotonic for timers; realtime, or the `clock` given, for the ITCH/OUCH stamps:
 ns since midnight US/Eastern of the session date, see sessiontime.py) and the run limits.
 Matching, flow and encodings live in matching.py, flow.py and wire.py; this module must not
@@ -17,8 +18,9 @@ session, SoupBinTCP 'Z'). The venue stops by itself after config.venue.duration 
 max_messages ITCH messages, or at once, without an end of day, when a log or ITCH store cannot
 be written or fsynced; wait() blocks until then. The end of day writes and fsyncs the session
 logs' close-outs and End of Day before ITCH End of Messages: a restart of a session killed during
-its end of day finishes it (the logs that lack them get them, ITCH end of day goes out) and then
-takes no order, only logins that replay the logs.
+its end of day finishes it (the logs that lack them get them, a user added to the config since
+gets Start and End of Day, ITCH end of day goes out) and then takes no order, only logins that
+replay the logs.
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ from mm_core.venue import highwater, regsho, restart, sessiontime, wire
 from mm_core.venue.config import User, VenueConfig
 from mm_core.venue.errors import SessionLogError, SessionSealedError, VenueStateError
 from mm_core.venue.flow import BackgroundFlow, apply
+from mm_core.venue.login_throttle import LoginThrottle
 from mm_core.venue.publisher import MoldPublisher
 from mm_core.venue.session_log import SessionLog, read_session_log
 
@@ -101,7 +104,7 @@ class _Conn:
     """One SoupBinTCP connection; logged in once `user` is set."""
 
     __slots__ = ("sock", "peer", "framer", "out", "user", "cursor", "last_rx", "last_tx",
-                 "closing", "writing", "errors", "accepted")
+                 "closing", "writing", "errors", "debug_dropped", "accepted")
 
     def __init__(self, sock: socket.socket, peer: tuple, now: float) -> None:
         self.sock = sock
@@ -115,6 +118,8 @@ class _Conn:
         self.closing = False      # close once `out` is drained
         self.writing = False      # registered for EVENT_WRITE
         self.errors = 0           # protocol errors so far (MAX_PROTOCOL_ERRORS)
+        self.debug_dropped = 0    # Debug replies dropped at OUT_HIGH_WATER (not errors: the
+                                  # bad input they answered is counted once, as an error)
         self.accepted = now       # a login is due within login_timeout of it
 
 
@@ -134,12 +139,15 @@ class Venue:
         self._listing = {x.name: x for x in config.listings()}
         self._locate = {x.name: x.locate for x in config.listings()}
         self._users = {u.username: u for u in config.users}
+        self.throttle = LoginThrottle(settings.max_pending_logins, settings.login_failures,
+                                      settings.login_failure_window, settings.login_cooloff)
         self._echo: dict[tuple[str, str], wire.Echo] = {}
         self.logs: dict[str, SessionLog] = {}
         self.itch_session = ""
         self.mold_stores: dict[str, SessionLog] = {}   # MoldUDP64 session -> its ITCH messages
         self.log_tail_cut: dict[str, int] = {}      # user -> bytes cut from a torn log tail
         self.protocol_errors: collections.deque[str] = collections.deque(maxlen=1000)
+        self.debug_replies_dropped = 0   # over every connection (_debug)
         self.ignored: collections.deque[m.Ignored] = collections.deque(maxlen=1000)
         self.itch_messages = 0
         self.ports: VenuePorts | None = None
@@ -153,6 +161,7 @@ class Venue:
         self._sel: selectors.DefaultSelector | None = None
         self._unfinished: list[str] | None = None   # users whose end of day a restart finishes
         self.day_over = False       # End of Day written: no order is taken any more
+        self._ending = False        # the loop is over: connections closed now are not failures
         self.writes_after_end_of_day = 0   # refused by _dispatch: each one is a venue bug
         self._syncer_stop = threading.Event()
         self.sync_error = ""
@@ -423,6 +432,7 @@ class Venue:
             self.stop_reason = "error"
             raise
         finally:
+            self._ending = True
             self._syncer_stop.set()
             self._syncer.join()
             with self._lock:
@@ -436,6 +446,8 @@ class Venue:
                     self._abandon()
                 finally:
                     self._close_sockets()       # whatever failed above
+                    for address, count in self.throttle.unreported().items():
+                        self._log_refused(address, count)
                     self._stopped.set()
 
     def _write_failed(self, exc: SessionLogError) -> None:
@@ -527,6 +539,8 @@ class Venue:
             elif (conn.user is not None and not conn.out
                   and now - conn.last_tx >= settings.heartbeat_interval):
                 conn.out += soupbintcp.encode(soupbintcp.ServerHeartbeat())
+        for address, count in self.throttle.prune(now).items():
+            self._log_refused(address, count)
         if now - self._last_itch_tx >= settings.heartbeat_interval:
             self.publisher.heartbeat()
             self._last_itch_tx = now
@@ -570,10 +584,16 @@ class Venue:
     def _finish_end_of_day(self, previous: dict[str, list[bytes]], ts: int) -> None:
         """A restart of a session killed during its end of day: the session logs without End of
         Day get the close-outs of the orders they leave open (reason 'T', as at the end of day)
-        and End of Day, then ITCH end of day goes out in this run's MoldUDP64 session. The
-        venue then only lets clients log in to replay their logs: it takes no order."""
+        and End of Day, then ITCH end of day goes out in this run's MoldUDP64 session; a user
+        with an empty log (added to the config since the earlier run) gets its Start of Day and
+        End of Day at once, as its day must end like the others'. The venue then only lets
+        clients log in to replay their logs: it takes no order."""
         self.engine.close()
-        closeouts = {}
+        closeouts: dict[str, list[bytes]] = {}
+        for username, session_log in self.logs.items():
+            if username not in previous:      # else sealed empty: no later run would end it
+                session_log.append(wire.ouch_system_event(ts, "S"))
+                closeouts[username] = []
         for username in self._unfinished:
             left_open = wire.open_orders(previous[username])
             closeouts[username] = [wire.close_out(token, shares, ts, m.CANCEL_TIMEOUT)
@@ -708,11 +728,23 @@ class Venue:
                 log.warning("refusing %s: %d connections open", peer, MAX_CONNECTIONS)
                 sock.close()
                 continue
+            pending = sum(c.user is None and c.peer[0] == peer[0] for c in self._conns.values())
+            refusal = self.throttle.admit(peer[0], pending, now)
+            if refusal is not None:        # counted; logged at most once a second an address
+                if refusal.report:
+                    self._log_refused(peer[0], refusal.report, refusal.why)
+                sock.close()
+                continue
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn = _Conn(sock, peer, now)
             self._conns[sock.fileno()] = conn
             self._sel.register(sock, selectors.EVENT_READ, conn)
+
+    def _log_refused(self, address: str, count: int, why: str = "") -> None:
+        log.warning("refused %d connection%s from %s%s (%d refused in all)", count,
+                    "s" if count > 1 else "", address, f": {why}" if why else "",
+                    self.throttle.refused)
 
     def _read(self, conn: _Conn, now: float) -> None:
         try:
@@ -853,19 +885,29 @@ class Venue:
         reason = _FIELD_REJECTS.get(exc.field or "", m.REJECT_OTHER)
         self._dispatch(self.engine.reject(conn.user.username, token, reason))
 
+    @staticmethod
+    def _who(conn: _Conn) -> str:
+        return f"{conn.peer[0]}:{conn.peer[1]} ({conn.user.username if conn.user else '-'})"
+
     def _protocol_error(self, conn: _Conn, what: str) -> None:
         conn.errors += 1
-        who = conn.user.username if conn.user else "-"
-        text = f"{conn.peer[0]}:{conn.peer[1]} ({who}): {what}"
+        text = f"{self._who(conn)}: {what}"
         self.protocol_errors.append(text)
         log.warning("protocol error %s", text)
 
     def _debug(self, conn: _Conn, text: str) -> None:
         """Queue a SoupBinTCP Debug packet (ASCII only, bounded) for a reply outside the
-        sequence; dropped, and counted as a protocol error, once OUT_HIGH_WATER bytes wait for
-        the client: one that sends bad messages and reads nothing must not grow the venue."""
+        sequence; dropped once OUT_HIGH_WATER bytes wait for the client (one that sends bad
+        messages and reads nothing must not grow the venue). A dropped reply is counted on its
+        own, not as a second protocol error: the input it answered already counted once. The
+        first drop on a connection is logged, and the count when the connection closes."""
         if len(conn.out) >= OUT_HIGH_WATER:
-            self._protocol_error(conn, f"Debug reply dropped: {len(conn.out)} bytes unread")
+            conn.debug_dropped += 1
+            self.debug_replies_dropped += 1
+            if conn.debug_dropped == 1:
+                log.warning("%s: Debug replies dropped from now on while %d bytes wait unread "
+                            "(counted; the total is logged at close)", self._who(conn),
+                            len(conn.out))
             return
         text = text.encode("ascii", "backslashreplace").decode("ascii")[:200]
         conn.out += soupbintcp.encode(soupbintcp.Debug(text))
@@ -975,7 +1017,17 @@ class Venue:
         self._conns.pop(conn.sock.fileno(), None)
         if conn.user is not None and self._online.get(conn.user.username) is conn:
             del self._online[conn.user.username]
+        if conn.debug_dropped:
+            log.warning("%s: closed; %d Debug replies were dropped unsent", self._who(conn),
+                        conn.debug_dropped)
         conn.sock.close()
+        # the venue's own stop is no failed login of the client's
+        if (conn.user is None and not self._ending
+                and self.throttle.failed(conn.peer[0], time.monotonic())):
+            t = self.throttle
+            log.warning("%s: %d connections ended without a login within %g s: new connections "
+                        "from it are refused for %g s", conn.peer[0], t.failures, t.window,
+                        t.cooloff)
 
     def _udp_send(self, packet: bytes, addr: tuple[str, int]) -> None:
         try:

@@ -86,15 +86,25 @@ def test_the_closing_meoc_does_not_depend_on_where_chunks_end(tmp_path, monkeypa
     assert [r["type"] for r in small if r["orderID"] == "N1"] == ["MENO", "MEOC"]
 
 
-def test_a_cancel_the_recovery_sent_again_is_one_route_cancel_not_two(tmp_path):
+def resent_cancel_day(records_between: int = 0) -> tuple[DayBuilder, int]:
+    """A Cancel the venue honoured (a Canceled of 200, `records_between` clock samples after it), then
+    one it never got, which a recovery sent again; the venue answered the second send. The
+    resolution's sequence."""
     b = accepted_order("C1", 1, "B", 1_499_900, 500)
     b.advance(10_000); b.cancel("C1", new_qty=300)        # honoured
+    for _ in range(records_between):
+        b.advance(10_000); b.clock_sample()
     b.advance(10_000); b.canceled("C1", 200)
     b.advance(10_000); b.cancel("C1")                     # journaled; the venue never gets it
     resolved = _recovery(b, ResendCancel("C1"))
     b.advance(10_000); b.cancel("C1")                     # sent again by the recovery
     b.advance(10_000); b.canceled("C1", 300)
     b.clock_sample()
+    return b, resolved
+
+
+def test_a_cancel_the_recovery_sent_again_is_one_route_cancel_not_two(tmp_path):
+    b, resolved = resent_cancel_day()
     run(["cat"], b.write(tmp_path / "j"), tmp_path / "o", refdata_dir=FIXTURE_REFDATA)
     rows = read(tmp_path / "o", "cat", "order_events").to_pylist()
     assert [(r["type"], r["seq"], r["routeRejectedFlag"]) for r in rows if r["type"] in ("MECR", "MEOC")] == \

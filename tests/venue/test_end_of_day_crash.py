@@ -4,6 +4,7 @@ before ITCH End of Messages is stored, and a restart finishes an end of day a cr
 whose end of day is complete in every log is refused."""
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import time
@@ -13,7 +14,7 @@ import pytest
 
 from mm_core.protocol import itch, ouch
 from mm_core.venue.client import MoldReceiver, SoupClient
-from mm_core.venue.config import load_config
+from mm_core.venue.config import User, load_config
 from mm_core.venue.errors import SessionEndedError
 from mm_core.venue.server import Venue
 from mm_core.venue.session_log import read_session_log
@@ -114,3 +115,23 @@ def test_logs_that_all_ended_before_end_of_messages_was_stored_get_it_published(
     assert venue.stop_reason == "stopped"
     with pytest.raises(SessionEndedError):
         Venue(config, background_flow=False).start()
+
+
+def test_a_user_added_before_the_restart_that_finishes_the_end_of_day_gets_it_too(tmp_path):
+    logs = tmp_path / "logs"
+    _order_left_open(logs)
+    config = load_config().with_venue(itch_port=9, log_dir=str(logs), session=SESSION)
+    config = dataclasses.replace(config, users=config.users + (User("MM03", "mmaudit3", "MMC3"),))
+    with Venue(config, background_flow=False) as venue:
+        assert venue.day_over
+        with SoupClient(venue.ports.host, venue.ports.ouch) as c:
+            c.login("MM03", "mmaudit3", 1)                    # replays the whole log
+            replay = [s.message for s in c.sequenced(2)]
+            assert c.drain(0.3) == []
+    assert kinds(replay) == ["SystemEvent:S", "SystemEvent:E"]
+    assert kinds(ouch_log(logs, "MM03")) == kinds(replay)
+    assert kinds(ouch_log(logs, "MM01"))[-1] == "SystemEvent:E"
+    before = snapshot(logs / SESSION)
+    with pytest.raises(SessionEndedError, match="every session log with End of Day"):
+        Venue(config, background_flow=False).start()         # every log ended: stays sealed
+    assert snapshot(logs / SESSION) == before

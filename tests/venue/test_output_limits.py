@@ -1,7 +1,7 @@
 """A client that sends bad messages and reads nothing cannot grow the venue's memory: Debug
-replies stop at the high-water mark (each one dropped counts as a protocol error), and a
-connection past MAX_PROTOCOL_ERRORS is closed, with a log line; the venue and other clients
-carry on."""
+replies stop at the high-water mark (each one dropped is counted, apart from the protocol error
+its bad message already counted), and a connection past MAX_PROTOCOL_ERRORS is closed, with a
+log line; the venue and other clients carry on."""
 from __future__ import annotations
 
 import logging
@@ -62,10 +62,11 @@ def test_debug_replies_stop_at_the_high_water_mark(make_venue, monkeypatch):
         ouch.encode(enter))))
     _wait(lambda: venue.live_orders("MM01"))            # so every bad message before it is read
     with venue._lock:
-        dropped = conn.errors - sent           # each dropped reply is a protocol error too
+        dropped = conn.debug_dropped           # counted apart from the protocol errors
+        assert conn.errors == sent
     replies = _debug_replies(client)           # what the kernel and the venue held
     assert replies + dropped == sent and replies < sent // 4
-    assert any("Debug reply dropped" in e for e in venue.protocol_errors)
+    assert venue.debug_replies_dropped == dropped
     client.close()
 
 
@@ -82,3 +83,27 @@ def test_a_connection_past_the_protocol_error_limit_is_closed(make_venue, caplog
     with connect(venue) as again:                        # the user can log in again at once
         again.enter("AFTER", "B", 100, "ACME", 10_0000)
         assert isinstance(messages(again, 2)[-1], ouch.Accepted)
+
+
+def test_a_client_that_reads_nothing_is_closed_after_exactly_the_limit_of_bad_messages(
+        make_venue, monkeypatch):
+    """Each bad message counts once towards MAX_PROTOCOL_ERRORS, whether its Debug reply went
+    out or was dropped at the high-water mark (that is counted on its own)."""
+    monkeypatch.setattr(server, "OUT_HIGH_WATER", 4096)      # replies are dropped early on
+    venue = make_venue()
+    client, conn = _non_reading(venue)
+    limit = server.MAX_PROTOCOL_ERRORS
+    enter = ouch.EnterOrder("LAST", "B", 100, "ACME", 10_0000, 99999, "", "Y", "P", "N", 0,
+                            "N", "R")
+    client.sendall(UNKNOWN_TYPE * limit + soupbintcp.encode(soupbintcp.UnsequencedData(
+        ouch.encode(enter))))
+    _wait(lambda: venue.live_orders("MM01") or not venue._online)   # every bad one is read
+    with venue._lock:
+        assert venue._online.get("MM01") is conn, "closed before the limit"
+        assert conn.errors == limit and conn.debug_dropped > 0
+        dropped = conn.debug_dropped
+    assert venue.debug_replies_dropped == dropped
+    client.sendall(UNKNOWN_TYPE)                                    # one past the limit
+    _wait(lambda: not venue._online, 10.0)
+    assert f"{limit + 1} protocol errors" in venue.protocol_errors[-1]
+    client.close()
