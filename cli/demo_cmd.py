@@ -19,7 +19,7 @@ from mm_core.session import ClockSpec, SessionError, SessionSettings, VenueSpec,
 from reports.errors import ReportError
 from reports.refdata import load as load_refdata
 from reports.run import KINDS, run as run_reports
-from cli.run_cmd import clock_notice, echo_table, run_session, seconds, summary_rows
+from cli.run_cmd import clock_notice, echo_table, exit_status, run_session, say, seconds, summary_rows
 
 
 def _reject_reasons(reports_dir: pathlib.Path, top: int = 3) -> list[str]:
@@ -74,6 +74,10 @@ def command(duration, out, seed, refdata_dir) -> None:
     verifies the journal and writes all compliance reports into OUT/reports.
 
     Example: mmaudit demo --duration 20s --out ./demo
+
+    \b
+    Exit status as `mmaudit run`'s: 0 clean; 3 the session ended failed; 4
+    orders still open at the venue after the close-out; 1 a step failed.
     """
     started = time.monotonic()
     trading_s = seconds(duration)
@@ -86,22 +90,22 @@ def command(duration, out, seed, refdata_dir) -> None:
     journal_dir, reports_dir = root / "journal", root / "reports"
     why_no_lab = lab_available()
     if why_no_lab:
-        click.echo(f"PTP lab unavailable: {why_no_lab}. The demo runs without it: the monitor finds no "
-                   "ptp4l, the clock is UNKNOWN and the engine does not trade (fail closed).")
+        say(f"PTP lab unavailable: {why_no_lab}. The demo runs without it: the monitor finds no "
+            "ptp4l, the clock is UNKNOWN and the engine does not trade (fail closed).")
     try:
         settings = SessionSettings(str(journal_dir), trading_s, VenueSpec("embedded"), ClockSpec("auto"),
                                    seed=seed, venue_log_dir=str(root / "venue"))
     except SessionError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"demo: trading {trading_s:g} s on the embedded venue; output in {root}")
+    say(f"demo: trading {trading_s:g} s on the embedded venue; output in {root}")
     summary = run_session(settings, inputs, quiet=False)
 
-    click.echo("verifying the journal ...")
+    say("verifying the journal ...")
     try:
         check = verify(journal_dir)
     except JournalError as exc:
         raise click.ClickException(f"journal verification could not run: {exc}") from None
-    click.echo("writing compliance reports ...")
+    say("writing compliance reports ...")
     try:
         result = run_reports(list(KINDS), journal_dir, reports_dir, refdata_dir=refdata_dir)
     except ReportError as exc:
@@ -118,12 +122,15 @@ def command(duration, out, seed, refdata_dir) -> None:
     written = [f.path for kind in result.results for f in kind.files]
     rows.append(("files written", f"{len(written)} under {reports_dir} (and a _manifest.json per kind)"))
     rows.append(("venue session logs", str(root / "venue")))
-    click.echo(f"demo summary ({time.monotonic() - started:.1f} s):")
+    say(f"demo summary ({time.monotonic() - started:.1f} s):")
     echo_table(rows)
     if result.rejected:
-        click.echo(f"{result.rejected} report row(s) went to rejects (OUT/reports/<kind>/rejects/); commonest:")
+        say(f"{result.rejected} report row(s) went to rejects (OUT/reports/<kind>/rejects/); commonest:")
         for line in _reject_reasons(reports_dir):
-            click.echo(f"  - {line}")
-    click.echo(clock_notice(summary.clock.source, summary.clock.note))
+            say(f"  - {line}")
+    say(clock_notice(summary.clock.source, summary.clock.note))
     if not check.ok:
         raise click.ClickException(f"the journal did not verify: {check.first_bad}")
+    code = exit_status(summary)[0]
+    if code:
+        raise click.exceptions.Exit(code)

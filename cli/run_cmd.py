@@ -13,6 +13,7 @@ import pathlib
 import re
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -34,12 +35,12 @@ from recovery.midsession import LiveReconciler
 from mm_core.venue.process import parse_duration
 
 
-def seconds(text: str) -> float:
-    """--duration: a trading time of at most MAX_SESSION_S, checked before anything is made."""
+def seconds(text: str, option: str = "--duration") -> float:
+    """A duration option (--duration by default): at most MAX_SESSION_S, checked before anything is made."""
     try:
         return parse_duration(text, MAX_SESSION_S)
     except VenueConfigError as exc:
-        raise click.BadParameter(exc.problem, param_hint="--duration") from None
+        raise click.BadParameter(exc.problem, param_hint=option) from None
 
 
 _MAX_WARM_NS = 1_000_000_000
@@ -72,6 +73,19 @@ _STAGE_NAMES = {"rx->read": "RX stamp to read", "read->journaled": "journal",
                 "journaled->decided": "decide", "decided->sent": "orders journaled and sent"}
 
 
+EXIT_FAILED = 3          # the session ended failed: venue lost, latched with faults, journal failures
+EXIT_ORDERS_OPEN = 4     # orders of ours still open at the venue after the close-out
+
+
+def exit_status(s: SessionSummary) -> tuple[int, str]:
+    """The exit code of a session that ran, and the summary's outcome row."""
+    problems = s.problems()
+    if not problems:
+        return 0, "clean (exit 0)"
+    code = EXIT_ORDERS_OPEN if s.runner.orders_open else EXIT_FAILED
+    return code, f"FAILED (exit {code}): {'; '.join(problems)}"
+
+
 def orders_sent_text(r) -> str:
     """The summary's orders row: TX stamps as journaled (a late stamp follows its order's missing
     one: counted in both), and stamps the runner could match to no send."""
@@ -97,6 +111,8 @@ def summary_rows(s: SessionSummary) -> list[tuple[str, str]]:
         ("journal", f"{s.journal['path']} seq {s.journal['first_seq']}..{s.journal['last_seq']} "
                     f"({s.journal['records']} records)"),
     ]
+    if s.runner.closing_state:
+        rows.append(("close-out", close_out_text(s.runner)))
     if s.runner.warm_steps:
         rows.append(("idle warming", f"{s.runner.warm_steps} shadow engine events (--warm-interval)"))
     if s.latency:
@@ -109,7 +125,20 @@ def summary_rows(s: SessionSummary) -> list[tuple[str, str]]:
         rows.append(("errors", errors))
     if s.not_trading_reason:
         rows.append(("not trading", s.not_trading_reason))
+    rows.append(("outcome", exit_status(s)[1]))
     return rows
+
+
+def close_out_text(r) -> str:
+    """The close-out row: the pulls at the end of trading, the orders still open, the logout."""
+    parts = [f"{r.closing_cancels} cancels sent" if r.closing_cancels else "no cancel needed"]
+    if r.orders_open:
+        shown = ", ".join(r.orders_open[:8]) + (f" and {len(r.orders_open) - 8} more" if len(r.orders_open) > 8 else "")
+        parts.append(f"{len(r.orders_open)} orders STILL OPEN after {r.close_out_s:g} s: {shown}")
+    else:
+        parts.append(f"no order open after {r.close_out_s:g} s")
+    parts.append("logged out" if r.logged_out else "no logout (the order entry had ended)")
+    return "; ".join(parts)
 
 
 # the engine's counts of what went wrong, as the errors row names them
@@ -134,7 +163,7 @@ def error_counts(s: SessionSummary) -> str:
 def echo_table(rows: list[tuple[str, str]]) -> None:
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
-        click.echo(f"  {key:<{width}}  {value}")
+        say(f"  {key:<{width}}  {value}")
 
 
 @contextlib.contextmanager
@@ -240,10 +269,22 @@ def clock_notice(source: str, note: str) -> str:
     return f"NOTE: {note}: the gateway will not trade without a compliant clock."
 
 
+def say(text: str = "") -> None:
+    """One line of display output. A reader gone (`mmaudit run | head -1`: EPIPE) must not stop
+    the session nor its summary's exit status: stdout then goes to /dev/null."""
+    try:
+        click.echo(text)
+    except OSError:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            sink = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(sink, sys.stdout.fileno())
+            os.close(sink)
+
+
 def run_session(settings: SessionSettings, inputs, quiet: bool) -> SessionSummary:
     """Run with a progress line per second (unless quiet); SessionError -> ClickException."""
     def show(p: Progress) -> None:
-        click.echo(progress_line(p))
+        say(progress_line(p))
 
     with stop_on_signals() as stop:
         session = Session(settings, inputs, progress=None if quiet else show, stop=stop,
@@ -266,16 +307,16 @@ def _started(session: Session, quiet: bool) -> None:
     if quiet:
         return
     venue = session.venue
-    click.echo(clock_notice(session.clock_source, session.clock_note))
-    click.echo(f"venue {venue['kind']} at {venue['host']}:{venue['ouch_port']}; clock profile "
-               f"{session.profile}; journal {session.settings.journal_dir}")
+    say(clock_notice(session.clock_source, session.clock_note))
+    say(f"venue {venue['kind']} at {venue['host']}:{venue['ouch_port']}; clock profile "
+        f"{session.profile}; journal {session.settings.journal_dir}")
     if session.settings.control_path:
-        click.echo(f"operator commands: mmaudit operator COMMAND --control {session.settings.control_path} "
-                   "--actor NAME --reason TEXT")
+        say(f"operator commands: mmaudit operator COMMAND --control {session.settings.control_path} "
+            "--actor NAME --reason TEXT")
     sample = session.monitor.current()
-    click.echo(f"clock {sample.state.name}, "
-               f"{'compliant' if session.monitor.compliant(session.profile) else 'NOT compliant'} "
-               f"for {session.profile} at start")
+    say(f"clock {sample.state.name}, "
+        f"{'compliant' if session.monitor.compliant(session.profile) else 'NOT compliant'} "
+        f"for {session.profile} at start")
 
 
 @click.command("run")
@@ -319,18 +360,27 @@ def _started(session: Session, quiet: bool) -> None:
 @click.option("--control", "control_path", default=None,
               help="The operator's control socket for `mmaudit operator` (default: control.sock in the journal "
                    "directory; 'none' for none).")
+@click.option("--close-out", "close_out", default="2s", show_default=True,
+              help="At a clean end the engine pulls every order; wait this long at most for the venue to "
+                   "close them before logging out (above 0, at most 60s).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON, without progress lines.")
 def command(venue_text, itch_port, rerequest_port, md_bind, md_sources, duration, journal_dir, config_path, limits_path,
             venue_config_path, profile, ptp_uds, ptp_lab, ptp_free_running, ptp4l_log, phc2sys_log, phc_device,
-            seed, busy_poll, warm_interval, control_path, as_json) -> None:
+            seed, busy_poll, warm_interval, close_out, control_path, as_json) -> None:
     """Trade on a venue for a while, journaling ahead, with the clock monitored.
 
     The gateway trades only on a compliant clock: without --ptp-uds or the PTP lab the monitor
     finds no ptp4l and the engine does not quote (the summary says why).
 
     Example: mmaudit run --duration 30s --journal ./journal --ptp-lab
+
+    \b
+    Exit status: 0 a clean session; 3 it ended failed (venue lost, trading
+    latched with faults, journal failures); 4 orders still open at the venue
+    after the close-out; 1 it could not start; 2 a usage error or a used journal.
     """
     duration_s = seconds(duration)      # every check before the temporary journal directory is made
+    close_out_s = seconds(close_out, "--close-out")
     warm_interval_ns = None if warm_interval is None else interval_ns(warm_interval)
     try:
         venue = VenueSpec.parse(venue_text, itch_port, rerequest_port, md_bind, md_sources)
@@ -344,14 +394,17 @@ def command(venue_text, itch_port, rerequest_port, md_bind, md_sources, duration
             control_path = str(pathlib.Path(journal_dir) / CONTROL_NAME)
         try:
             settings = SessionSettings(journal_dir, duration_s, venue, clock, seed=seed, busy_poll=busy_poll,
-                                       warm_interval_ns=warm_interval_ns,
+                                       warm_interval_ns=warm_interval_ns, close_out_s=close_out_s,
                                        control_path=None if control_path == "none" else control_path)
         except SessionError as exc:
             raise click.ClickException(str(exc)) from None
         summary = run_session(settings, inputs, quiet=as_json)
     if as_json:
-        click.echo(json.dumps(summary.as_dict(), indent=2, sort_keys=True, default=str))
-        return
-    click.echo(f"session summary ({time.monotonic() - started:.1f} s):")
-    echo_table(summary_rows(summary))
-    click.echo(clock_notice(summary.clock.source, summary.clock.note))
+        say(json.dumps(summary.as_dict(), indent=2, sort_keys=True, default=str))
+    else:
+        say(f"session summary ({time.monotonic() - started:.1f} s):")
+        echo_table(summary_rows(summary))
+        say(clock_notice(summary.clock.source, summary.clock.note))
+    code = exit_status(summary)[0]
+    if code:
+        raise click.exceptions.Exit(code)

@@ -24,7 +24,7 @@ import socket
 import struct
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, Protocol
 
 from audit.capture import TimestampedTcpSocket, TimestampedUdpSocket
@@ -123,6 +123,11 @@ class RunnerSettings:
     # busy-poll: step a shadow engine through the order path this often while nothing is read, so
     # a packet finds that code in the caches (mm_core.warmer); 0 = off. Not in epoll-wait mode.
     warm_interval_ns: int = 250_000
+    # a clean end (duration, stop): the engine pulls every order (a journaled kill by "session"),
+    # the venue's answers are read, journaled and fed until none of ours is open or this long
+    # passed, then the order entry logs out. None: the run just stops (drills, tests that own
+    # the end); mm_core.session sets it.
+    close_out_ns: int | None = None
 
 
 @dataclass
@@ -146,6 +151,15 @@ class RunnerReport:
                                      # silent past rx_timeout, a send past send_timeout (not after
                                      # the venue's End of Session)
     stop_reason: str = ""
+    # the close-out (RunnerSettings.close_out_ns): the trading state and faults when trading ended,
+    # before its kill; the cancels it sent; the orders still open after it (tokens); whether the
+    # order entry logged out; how long it took
+    closing_state: str = ""
+    closing_faults: list[str] = field(default_factory=list)
+    closing_cancels: int = 0
+    orders_open: list[str] = field(default_factory=list)
+    logged_out: bool = False
+    close_out_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +245,8 @@ _OE_LOST_ALERT = "order-entry-lost"      # the alert of orders held back with no
 _NOT_CARRIED_OUT = "the session ended before the runner reached it: not carried out"
 _OE_CLOSED = "venue closed the order-entry session"
 _OE_EOS = "venue end of session"         # the venue's SoupBinTCP End of Session: a clean end
+SESSION_ACTOR, SESSION_END = "session", "session end"   # the close-out's kill (OPERATOR_CMD)
+_LOGOUT_S = 1.0                          # the close-out's logout waits this long for the venue's close
 _MAX_FRAME = soupbintcp.MAX_LENGTH_FIELD  # any legal SoupBinTCP frame (a long Debug packet too)
 # METRICS {"input": ...} records the engine hears as they are journaled (engine_events):
 _RUN_START = "run-start"             # a run began: JournalHealth(ok) and, fresh, Reconciled(True)
@@ -361,8 +377,11 @@ class Runner:
                  reconciler: "Callable[[Runner, OperatorCommand], object] | None" = None) -> None:
         if settings.clock_profile not in PROFILES:
             raise RunnerError(f"unknown clock profile {settings.clock_profile!r}")
-        for name, least in (("rx_timeout_ns", 1), ("send_timeout_ns", 0), ("warm_interval_ns", 0)):
+        for name, least in (("rx_timeout_ns", 1), ("send_timeout_ns", 0), ("warm_interval_ns", 0),
+                            ("close_out_ns", 1)):
             value = getattr(settings, name)
+            if value is None and name == "close_out_ns":
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise RunnerError(f"{name} must be an int of at least {least}, not {value!r}")
         self.engine = engine
@@ -444,6 +463,11 @@ class Runner:
         """The UTC offset in force (the last journaled valid one): a runner that goes on with this
         engine and journal (a reconnect) starts from it."""
         return self._utc_offset_s
+
+    @property
+    def clock_state(self) -> int:
+        """The clock state every record carries now: the last journaled clock sample's."""
+        return self._clock_state
 
     @property
     def utc_leap(self) -> int:
@@ -737,15 +761,49 @@ class Runner:
 
     def _ended(self, stop: threading.Event | None) -> RunnerReport:
         """The loop is over: a link that broke under a send is told to the engine now (outside any
-        event of its own; a link lost on a read was told as it was found, _link_lost), and the
-        report says why it ended; the venue's End of Session is a clean end, not a lost venue."""
+        event of its own; a link lost on a read was told as it was found, _link_lost), the
+        close-out runs when the settings ask for one, and the report says why it ended; the
+        venue's End of Session is a clean end, not a lost venue."""
+        clean = "stopped" if stop is not None and stop.is_set() else "duration"
         if self._link_fault:
+            reason, self._link_fault = self._link_fault, ""
+            self._link_dead(reason)
+        if self.settings.close_out_ns is not None:
+            self._close_out(self.settings.close_out_ns)
+        if self._link_fault:             # the link broke under the close-out's cancels
             reason, self._link_fault = self._link_fault, ""
             self._link_dead(reason)
         report = self.report
         report.venue_lost = bool(self._oe_end) and not self._oe_eos
-        report.stop_reason = self._oe_end or ("stopped" if stop is not None and stop.is_set() else "duration")
+        report.stop_reason = self._oe_end or clean
         return report
+
+    def _close_out(self, bound_ns: int) -> None:
+        """The end of trading: the trading state noted, then, with the order entry up, the engine
+        pulls every order of ours (a kill by "session", journaled as an operator's is, so a replay
+        makes the same pulls), the venue's answers are read until no order is open in the OMS or
+        bound_ns passed, and the order entry logs out. The orders still open are named."""
+        report, risk, oms = self.report, self.engine.risk, self.engine.oms
+        report.closing_state, report.closing_faults = risk.state.name, list(risk.faults)
+        start = time.monotonic_ns()
+        if self._oe is not None and not self._oe_end:
+            sent = report.orders_sent
+            self._carry_out(OperatorCommand(_realtime(), "kill", SESSION_ACTOR, SESSION_END), OperatorReceipt())
+            report.closing_cancels = report.orders_sent - sent
+            deadline = start + bound_ns
+            while oms.live and self._oe is not None and not self._oe_end:
+                t = time.monotonic_ns()
+                if t >= deadline:
+                    break
+                wait = min(deadline, self._last_send_mono + self.settings.heartbeat_ns) - t
+                if select.select([self._oe.sock], [], [], max(wait, 0) / 1e9)[0] and not self._on_oe():
+                    break
+                self._heartbeat_if_idle(time.monotonic_ns())
+            if self._oe is not None and not self._oe_end and not self._link_fault:
+                self.logout_order_entry(_LOGOUT_S)
+                report.logged_out = True
+        report.orders_open = list(oms.live)
+        report.close_out_s = round((time.monotonic_ns() - start) / 1e9, 3)
 
     def _poll_order_entry(self, poller, old_fd: int) -> int:
         """Poll the current order-entry socket instead of the one before (closed: the poller

@@ -49,7 +49,8 @@ from mm_core.venue.errors import VenueError
 from mm_core.venue.server import Venue
 
 __all__ = [
-    "SessionError", "SessionConfigError", "VenueUnavailable", "ClockUnavailable", "JournalUnavailable",
+    "SessionError", "SessionConfigError", "SessionInterrupted", "VenueUnavailable", "ClockUnavailable",
+    "JournalUnavailable",
     "JournalInUse",
     "SessionInputs", "load_inputs", "with_clock_profile", "VenueSpec", "ClockSpec", "SessionSettings", "Progress", "lab_available",
     "ClockReport", "SessionSummary", "Session", "run_session", "LAB_NOTE", "PROJECT_ROOT", "MAX_SESSION_S",
@@ -65,6 +66,8 @@ _VENUE_MARGIN_S = 30.0               # an embedded venue outlives the session by
 # session must also cover with its clock warm-up and margin
 MAX_SESSION_S = 23 * 3600.0
 END_NOTE = "session-end"             # the METRICS note of the end-of-run summary journaled
+_CONTROL_HINT = "; give another --control path, or --control none for no control socket"
+_LATCHED = ("HALTED", "REDUCING")     # trading states a fault latches
 # the key's line, indented or not ([ \t]: \s would reach back over blank lines); tomllib then
 # checks that it was the top-level key (schema) the override set
 _PROFILE_LINE = re.compile(r"^[ \t]*clock_profile[ \t]*=.*$", re.MULTILINE)
@@ -86,6 +89,10 @@ class VenueUnavailable(SessionError):
 
 class ClockUnavailable(SessionError):
     """The clock source the user asked for cannot be monitored (pmc or ptp4l missing, no netns)."""
+
+
+class SessionInterrupted(SessionError):
+    """Stopped (Ctrl-C, SIGTERM) while starting: nothing was journaled."""
 
 
 class JournalUnavailable(SessionError):
@@ -286,11 +293,15 @@ class SessionSettings:
     progress_interval_s: float = 1.0
     clock_rate_hz: float = 1.0
     control_path: str | None = None  # the operator's control socket (mm_core.control); None: none
+    close_out_s: float = 2.0         # at a clean end, wait this long at most for the venue to close
+                                     # the orders the engine pulls (RunnerSettings.close_out_ns)
 
     def __post_init__(self) -> None:
         if not 0 < self.duration_s <= MAX_SESSION_S:      # NaN and infinity fail too
             raise SessionConfigError(f"duration must be positive and at most {MAX_SESSION_S:g} s "
                                      f"({MAX_SESSION_S / 3600:g} h), not {self.duration_s}")
+        if not 0 < self.close_out_s <= 60:
+            raise SessionConfigError(f"the close-out bound must be above 0 and at most 60 s, not {self.close_out_s}")
         if self.warm_interval_ns is not None and not self.busy_poll:
             raise SessionConfigError("--warm-interval applies to --busy-poll only (an epoll wait sleeps in the kernel)")
         if self.warm_interval_ns is not None and self.warm_interval_ns < 0:
@@ -301,7 +312,7 @@ class SessionSettings:
             try:
                 check_path(self.control_path)
             except ControlError as exc:
-                raise SessionConfigError(str(exc)) from None
+                raise SessionConfigError(f"{exc}{_CONTROL_HINT}") from None
 
 
 # ------------------------------------------------------------------------------------ outputs
@@ -357,7 +368,22 @@ class SessionSummary:
     def as_dict(self) -> dict:
         doc = dataclasses.asdict(self)
         doc["clock"]["reasons"] = list(self.clock.reasons)
+        doc["problems"] = self.problems()
         return doc
+
+    def problems(self) -> list[str]:
+        """Why the session did not end cleanly, one line each (none: it did): the venue lost, a
+        latch with faults in force when trading ended, journal failures, orders left open."""
+        r, out = self.runner, []
+        if r.venue_lost:
+            out.append(f"venue lost ({r.stop_reason})")
+        if self.trading_state in _LATCHED and self.faults:
+            out.append(f"trading latched {self.trading_state} with faults: {', '.join(self.faults)}")
+        if r.journal_failures:
+            out.append(f"{r.journal_failures} journal failures")
+        if r.orders_open:
+            out.append(f"{len(r.orders_open)} orders still open at the venue")
+        return out
 
 
 # ------------------------------------------------------------------------------------ pieces
@@ -466,6 +492,10 @@ def _start_venue(spec: VenueSpec, inputs: SessionInputs, settings: SessionSettin
         if not settings.venue_log_dir:
             doc.pop("log_dir", None)        # a temporary directory, gone after the session
     else:
+        try:        # the process's own log goes there before the venue could make it
+            pathlib.Path(log_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise VenueUnavailable(f"cannot make the venue log directory {log_dir}: {exc.strerror or exc}") from None
         argv = [sys.executable, "-m", "mm_core.venue", "--duration", f"{lifetime}s", "--itch-port", str(itch),
                 "--heartbeat-timeout", str(lifetime), "--log-dir", log_dir]
         if inputs.venue_config_path:
@@ -601,6 +631,44 @@ def _open_journal(path: str, durability: str) -> Journal:
         raise JournalUnavailable(f"cannot open journal {path}: {exc}") from None
 
 
+def _journal_made(path: str) -> tuple[pathlib.Path, bool] | None:
+    """What opening a journal at path would make: (its topmost missing directory, False), or
+    (path, True) when it is an empty directory, whose contents only are the journal's; None when
+    something is there already (never removed)."""
+    p = pathlib.Path(path).absolute()
+    try:
+        if p.is_dir():
+            return None if any(p.iterdir()) else (p, True)
+        if p.exists() or p.is_symlink():
+            return None
+    except OSError:
+        return None
+    while not p.parent.exists():
+        p = p.parent
+    return p, False
+
+
+def _unmake_unused(made: tuple[pathlib.Path, bool], path: str) -> None:
+    """A journal this start made and wrote no record to is removed (_journal_made)."""
+    try:
+        with Reader(path) as reader:
+            if len(reader):
+                return
+    except JournalError:
+        if os.path.isdir(path) and any(pathlib.Path(path).iterdir()):
+            return                   # something unreadable: not ours to judge
+    top, given = made
+    if not given:
+        shutil.rmtree(top, ignore_errors=True)
+        return
+    for child in top.iterdir():
+        with contextlib.suppress(OSError):
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+
+
 def _journal_stats(path: str, first_seq: int) -> dict:
     with Reader(path) as reader:
         counts: dict[str, int] = {}
@@ -682,21 +750,28 @@ class Session:
         with contextlib.ExitStack() as stack:
             _refuse_stale_build()
             _refuse_used(s.journal_dir)
-            journal = _open_journal(s.journal_dir, s.durability)
-            stack.callback(journal.close)
-            _check_readable(s.journal_dir)
             session_id = 1
+            # the clock and the venue before the journal: a start that fails there leaves nothing
             self.monitor, source, note = _start_clock(s.clock, stack)
             self.clock_source, self.clock_note = source, note
             warm_at_start = _wait_for_clock(self.monitor, self.profile, s.clock.warmup, self.stop)
+            self._refuse_interrupted()
             venue_spec, self.venue = _start_venue(s.venue, self.inputs, s, stack)
             self.engine = self.inputs.build_engine()
+            # what the open makes is removed again if no record is written (a refused login, a
+            # control path in use, Ctrl-C): the runner's sockets need the journal
+            made = _journal_made(s.journal_dir)
+            if made is not None:
+                stack.callback(_unmake_unused, made, s.journal_dir)
+            journal = _open_journal(s.journal_dir, s.durability)
+            stack.callback(journal.close)
+            _check_readable(s.journal_dir)
             user = self.inputs.venue_config.users[0] if venue_spec.kind != "external" else None
             self.runner = Runner(self.engine, journal, RunnerSettings(
                 host=venue_spec.host, itch_port=venue_spec.itch_port, ouch_port=venue_spec.ouch_port,
                 rerequest_port=venue_spec.rerequest_port, md_bind=venue_spec.md_bind,
                 md_sources=venue_spec.md_sources, clock_profile=self.profile,
-                busy_poll=s.busy_poll,
+                busy_poll=s.busy_poll, close_out_ns=max(1, round(s.close_out_s * 1e9)),
                 **({} if s.warm_interval_ns is None else {"warm_interval_ns": s.warm_interval_ns}),
                 **({"username": user.username, "password": user.password} if user else {})), self.monitor,
                 reconciler=self.reconciler)
@@ -711,19 +786,22 @@ class Session:
                 self.runner.connect()
             except RunnerError as exc:
                 raise VenueUnavailable(str(exc)) from None
+            self._refuse_interrupted()
             first_seq = self._journal_start(journal, session_id, source, note)
-            self.monitor.start()
-            stack.callback(self.monitor.stop)
-            done = threading.Event()
-            if self.progress is not None:
-                thread = threading.Thread(target=self._progress_loop, args=(done,), name="session-progress",
-                                          daemon=True)
-                thread.start()
-                stack.callback(thread.join, 5)
-            stack.callback(done.set)
-            if self.on_started is not None:
-                self.on_started(self)
+            # from here on every exit writes the session's closing records, a failure to start
+            # the monitor, the progress thread or the caller's on_started included
             try:
+                self.monitor.start()
+                stack.callback(self.monitor.stop)
+                done = threading.Event()
+                if self.progress is not None:
+                    thread = threading.Thread(target=self._progress_loop, args=(done,),
+                                              name="session-progress", daemon=True)
+                    thread.start()
+                    stack.callback(thread.join, 5)
+                stack.callback(done.set)
+                if self.on_started is not None:
+                    self.on_started(self)
                 report = self.runner.run(s.duration_s, self.stop)
             except RunnerError as exc:
                 raise VenueUnavailable(str(exc)) from None
@@ -735,6 +813,11 @@ class Session:
             end_compliant = self.monitor.compliant(self.profile)
         return self._summary(session_id, first_seq, report, source, note, end_sample, end_compliant,
                              warm_at_start)
+
+    def _refuse_interrupted(self) -> None:
+        """A stop (Ctrl-C) during start-up ends it before the session's first record."""
+        if self.stop.is_set():
+            raise SessionInterrupted("interrupted before trading: no session was journaled")
 
     def _start_control(self, stack: contextlib.ExitStack) -> ControlServer | None:
         """The operator's control socket, when the settings ask for one (`mmaudit operator`)."""
@@ -751,7 +834,7 @@ class Session:
             server = ControlServer(self.settings.control_path, runner.operator, status, symbols=symbols,
                                    ids={"algo": cfg.algo_id, "desk": cfg.desk_id, "client": cfg.client_id}).start()
         except ControlError as exc:
-            raise SessionConfigError(str(exc)) from None
+            raise SessionConfigError(f"{exc}{_CONTROL_HINT}") from None
         stack.callback(server.stop)
         return server
 
@@ -784,17 +867,17 @@ class Session:
         summary table prints), then the records that end the session."""
         report = self.runner.report
         now = time.clock_gettime_ns(time.CLOCK_REALTIME)
+        stamp = {"ts_ns": now, "ts_source": int(TsSource.USER), "clock_state": self.runner.clock_state}
         self.end_metrics = self.engine.summary(session_end=True)
         try:
             journal.append(RecordType.METRICS, pack_json({"note": END_NOTE, "session_id": session_id,
-                                                          **self.end_metrics}),
-                           ts_ns=now, ts_source=int(TsSource.USER))
+                                                          **self.end_metrics}), **stamp)
         except JournalError:
             report.journal_failures += 1
         try:
             for rtype, payload in session_stop(session_id, report.inputs, report.orders_sent,
                                                report.stop_reason or "error"):
-                journal.append(rtype, payload, ts_ns=now, ts_source=int(TsSource.USER))
+                journal.append(rtype, payload, **stamp)
         except JournalError:
             report.journal_failures += 1
 
@@ -807,8 +890,11 @@ class Session:
                             () if compliant else reasons, warm, self.settings.clock.warmup)
         summary = SessionSummary(
             session_id=session_id, journal_dir=self.settings.journal_dir, venue=self.venue, clock=clock,
-            runner=report, engine=self.end_metrics or engine.summary(session_end=True), trading_state=engine.risk.state.name,
-            faults=list(engine.risk.faults), positions=positions_by_name(engine, names),
+            runner=report, engine=self.end_metrics or engine.summary(session_end=True),
+            # as trading ended: the close-out's own kill latches HALTED after it
+            trading_state=report.closing_state or engine.risk.state.name,
+            faults=list(report.closing_faults if report.closing_state else engine.risk.faults),
+            positions=positions_by_name(engine, names),
             journal=_journal_stats(self.settings.journal_dir, first_seq),
             seconds=round(time.monotonic() - self._started, 3), inputs=dict(self.inputs.sources),
             symbol_names={str(i): name for i, name in names.items()})

@@ -67,8 +67,9 @@ def test_operator_commands_reach_a_running_session_and_are_journaled(tmp_path):
         records = list(reader.records())
     commands = [unpack_json(r.payload) for r in records if r.rtype == RecordType.OPERATOR_CMD]
     assert [(c["command"], c["scope"], c["actor"]) for c in commands] == [
-        ("kill", "symbol", "alice"), ("enable", "symbol", "alice"), ("kill", "all", "alice"), ("enable", "all", "alice")]
-    assert all(c["origin"] == scoped["origin"] for c in commands)
+        ("kill", "symbol", "alice"), ("enable", "symbol", "alice"), ("kill", "all", "alice"), ("enable", "all", "alice"),
+        ("kill", "all", "session")]          # the close-out's pulls at the end of the session
+    assert all(c["origin"] == scoped["origin"] for c in commands[:-1]) and "origin" not in commands[-1]
     # the symbol kill's record counts exactly the cancels it sent, all of them ACME's
     first = next(i for i, r in enumerate(records) if r.rtype == RecordType.OPERATOR_CMD)
     kill_at = next(i for i in range(first, len(records)) if records[i].rtype == RecordType.KILL)
@@ -78,7 +79,7 @@ def test_operator_commands_reach_a_running_session_and_are_journaled(tmp_path):
     assert symbol_kill["orders_cancelled"] == len(sent) and all(o["symbol_id"] == 1 and o["msg_type"] == ord("X")
                                                                 for o in sent)
     assert scoped["orders_cancelled"] == symbol_kill["orders_cancelled"]      # answered as journaled
-    assert len([r for r in records if r.rtype == RecordType.KILL]) == 2
+    assert len([r for r in records if r.rtype == RecordType.KILL]) == 3
     recons = [unpack_json(r.payload) for r in records if r.rtype == RecordType.RECON]
     assert recons[0]["mid_session"] and recons[0]["actor"] == "alice"
     assert recons[0]["origin"] == scoped["origin"] and recons[-1]["kind"] == "outcome"
