@@ -22,14 +22,14 @@ import subprocess
 import tempfile
 import time
 
+from audit.childproc import die_with_owner
+
 _counter = itertools.count()
 _DIR_PREFIX = "mmaudit-ptp-"
 # namespaces mmagm<pid>-<n> / mmacl<pid>-<n> and the directory mmaudit-ptp-<pid>-<n>-<random>:
 # the owner's whole pid and a separator, so that it reads back unambiguously
 _OWNED = (re.compile(r"mma(?:gm|cl)(\d+)-\d+"), re.compile(_DIR_PREFIX + r"(\d+)-\d+-\w+"))
-# util-linux's setpriv sets PR_SET_PDEATHSIG and execs the child: a Popen preexec_fn calling
-# prctl would do the same, but runs Python between fork and exec (unsafe with other threads)
-_PDEATHSIG = ["setpriv", "--pdeathsig", "KILL"] if shutil.which("setpriv") else []
+_PDEATHSIG = die_with_owner("KILL")
 CLOCK_SOURCE = "ptp-lab"     # the clock_source a session journals when its clock is this lab's
 
 # Fast intervals so a client follows the GM within ~2 s (Sync 8/s, Announce 4/s).
