@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import pathlib
 import re
@@ -27,7 +28,7 @@ from cli.operator_cmd import CONTROL_NAME
 from cli.params import phc_device as checked_phc
 from journal import JournalError, Reader
 from mm_core.session import (
-    MAX_SESSION_S, ClockSpec, JournalInUse, Progress, Session, SessionError, SessionSettings, SessionSummary,
+    MAX_CLOSE_OUT_S, MAX_SESSION_S, ClockSpec, JournalInUse, Progress, Session, SessionError, SessionSettings, SessionSummary,
     VenueSpec, load_inputs,
 )
 from mm_core.venue.errors import ConfigError as VenueConfigError
@@ -41,6 +42,18 @@ def seconds(text: str, option: str = "--duration") -> float:
         return parse_duration(text, MAX_SESSION_S)
     except VenueConfigError as exc:
         raise click.BadParameter(exc.problem, param_hint=option) from None
+
+
+def close_out_seconds(text: str) -> float:
+    """--close-out: a positive duration of at most MAX_CLOSE_OUT_S, a usage error otherwise."""
+    try:
+        value = parse_duration(text, math.inf)
+    except VenueConfigError as exc:
+        raise click.BadParameter(exc.problem, param_hint="--close-out") from None
+    if not value <= MAX_CLOSE_OUT_S:    # infinity too
+        raise click.BadParameter(f"{text.strip()[:40]!r} is longer than the close-out may wait, "
+                                 f"{MAX_CLOSE_OUT_S:g} s", param_hint="--close-out")
+    return value
 
 
 _MAX_WARM_NS = 1_000_000_000
@@ -88,9 +101,11 @@ def exit_status(s: SessionSummary) -> tuple[int, str]:
 
 def orders_sent_text(r) -> str:
     """The summary's orders row: TX stamps as journaled (a late stamp follows its order's missing
-    one: counted in both), and stamps the runner could match to no send."""
+    one: counted in both), stamps the runner could match to no send, and, when there were any,
+    repeated stamps of sends TCP retransmitted (the send's own stamp is its first)."""
+    repeated = f"; stamped again on retransmission {r.tx_repeated}" if r.tx_repeated else ""
     return (f"{r.orders_sent} (TX stamped {r.tx_stamped}, missing {r.tx_missing}, of those stamped "
-            f"late {r.tx_late}; TX stamps for no known send {r.tx_unmatched})")
+            f"late {r.tx_late}; TX stamps for no known send {r.tx_unmatched}{repeated})")
 
 
 def summary_rows(s: SessionSummary) -> list[tuple[str, str]]:
@@ -205,7 +220,9 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 def stop_on_signals():
     """Ctrl-C, SIGTERM, SIGHUP (the terminal or SSH connection closed) and SIGQUIT end the session
     cleanly: SESSION_STOP journaled and the journal sealed, the lab and venue torn down after.
-    Left to their defaults, SIGHUP and SIGQUIT would kill the process with all of that undone."""
+    Left to their defaults, SIGHUP and SIGQUIT would kill the process with all of that undone.
+    A signal the parent set to be ignored stays ignored: `nohup mmaudit run` must outlive a
+    hang-up, and a shell's background job ignores SIGINT and SIGQUIT."""
     stop = threading.Event()
     previous = {}
     terminals = [fd for fd in (1, 2) if os.isatty(fd)]
@@ -217,7 +234,8 @@ def stop_on_signals():
 
     if threading.current_thread() is threading.main_thread():
         for sig in STOP_SIGNALS:
-            previous[sig] = signal.signal(sig, on_signal)
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                previous[sig] = signal.signal(sig, on_signal)
     try:
         yield stop
     finally:
@@ -380,7 +398,7 @@ def command(venue_text, itch_port, rerequest_port, md_bind, md_sources, duration
     after the close-out; 1 it could not start; 2 a usage error or a used journal.
     """
     duration_s = seconds(duration)      # every check before the temporary journal directory is made
-    close_out_s = seconds(close_out, "--close-out")
+    close_out_s = close_out_seconds(close_out)
     warm_interval_ns = None if warm_interval is None else interval_ns(warm_interval)
     try:
         venue = VenueSpec.parse(venue_text, itch_port, rerequest_port, md_bind, md_sources)

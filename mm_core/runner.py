@@ -138,6 +138,7 @@ class RunnerReport:
     tx_missing: int = 0
     tx_late: int = 0                 # stamps after the timeout: a second TX_TS (LATE) after MISSING
     tx_unmatched: int = 0            # stamps for no known send (never sent, or expired too long ago)
+    tx_repeated: int = 0             # stamps again for a send already stamped (TCP retransmitted it)
     journal_failures: int = 0        # appends the journal refused
     inputs_refused: int = 0          # inputs (market data...) the journal refused: never fed
     reserve_appends: int = 0         # risk-reducing records written while the disk was full
@@ -1661,7 +1662,7 @@ class Runner:
                 self._oe_broke(f"order entry failed: {_oserror(exc)}")
         for outcome in self.tx.collect(stamps, mono_ns):
             self._journal_tx(outcome)
-        self.report.tx_unmatched = self.tx.unmatched
+        self.report.tx_unmatched, self.report.tx_repeated = self.tx.unmatched, self.tx.repeated
 
     def _journal_tx(self, outcome) -> None:
         """One TX_TS record per order of the send (outcome.context: their ORDER_SENT seqs)."""

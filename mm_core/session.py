@@ -54,6 +54,7 @@ __all__ = [
     "JournalInUse",
     "SessionInputs", "load_inputs", "with_clock_profile", "VenueSpec", "ClockSpec", "SessionSettings", "Progress", "lab_available",
     "ClockReport", "SessionSummary", "Session", "run_session", "LAB_NOTE", "PROJECT_ROOT", "MAX_SESSION_S",
+    "MAX_CLOSE_OUT_S",
 ]
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -66,6 +67,7 @@ _VENUE_MARGIN_S = 30.0               # an embedded venue outlives the session by
 # session must also cover with its clock warm-up and margin
 MAX_SESSION_S = 23 * 3600.0
 MAX_WARMUP_S = 900.0                 # a clock that has not locked in 15 min will not in time
+MAX_CLOSE_OUT_S = 60.0               # the close-out's wait for the venue's answers, at most
 END_NOTE = "session-end"             # the METRICS note of the end-of-run summary journaled
 _CONTROL_HINT = "; give another --control path, or --control none for no control socket"
 _LATCHED = ("HALTED", "REDUCING")     # trading states a fault latches
@@ -304,8 +306,9 @@ class SessionSettings:
         if not 0 < self.duration_s <= MAX_SESSION_S:      # NaN and infinity fail too
             raise SessionConfigError(f"duration must be positive and at most {MAX_SESSION_S:g} s "
                                      f"({MAX_SESSION_S / 3600:g} h), not {self.duration_s}")
-        if not 0 < self.close_out_s <= 60:
-            raise SessionConfigError(f"the close-out bound must be above 0 and at most 60 s, not {self.close_out_s}")
+        if not 0 < self.close_out_s <= MAX_CLOSE_OUT_S:
+            raise SessionConfigError(f"the close-out bound must be above 0 and at most {MAX_CLOSE_OUT_S:g} s, "
+                                     f"not {self.close_out_s}")
         if self.warm_interval_ns is not None and not self.busy_poll:
             raise SessionConfigError("--warm-interval applies to --busy-poll only (an epoll wait sleeps in the kernel)")
         if self.warm_interval_ns is not None and self.warm_interval_ns < 0:
