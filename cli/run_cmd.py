@@ -7,6 +7,7 @@ become one ClickException line. Also holds the option and output helpers `mmaudi
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import math
 import os
@@ -91,11 +92,19 @@ EXIT_ORDERS_OPEN = 4     # orders of ours still open at the venue after the clos
 
 
 def exit_status(s: SessionSummary) -> tuple[int, str]:
-    """The exit code of a session that ran, and the summary's outcome row."""
+    """The exit code of a session that ran, and the summary's outcome row. Orders still open
+    exit 4 only when the close-out ran and the venue stayed: a lost venue (no close-out, or one
+    cut short) exits 3, what it holds unknown. An operator's kill with no fault is a clean end
+    (exit 0) whose row says who halted trading, when and why."""
     problems = s.problems()
     if not problems:
-        return 0, "clean (exit 0)"
-    code = EXIT_ORDERS_OPEN if s.runner.orders_open else EXIT_FAILED
+        halt = s.operator_halt if s.trading_state == "HALTED" else None
+        if halt is None:
+            return 0, "clean (exit 0)"
+        at = datetime.datetime.fromtimestamp(halt.ts_ns / 1e9, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        return 0, f"clean (exit 0): trading halted by an operator's kill, by {halt.actor} at {at} UTC ({halt.reason})"
+    r = s.runner
+    code = EXIT_ORDERS_OPEN if r.orders_open and r.close_out_ran and not r.venue_lost else EXIT_FAILED
     return code, f"FAILED (exit {code}): {'; '.join(problems)}"
 
 
@@ -145,10 +154,15 @@ def summary_rows(s: SessionSummary) -> list[tuple[str, str]]:
 
 
 def close_out_text(r) -> str:
-    """The close-out row: the pulls at the end of trading, the orders still open, the logout."""
+    """The close-out row: the pulls at the end of trading, the orders still open, the logout; or
+    that none ran (the order entry had ended under the run) and what the OMS still held."""
+    shown = ", ".join(r.orders_open[:8]) + (f" and {len(r.orders_open) - 8} more" if len(r.orders_open) > 8 else "")
+    if not r.close_out_ran:
+        left = (f"{len(r.orders_open)} orders left open, state at the venue unknown: {shown}" if r.orders_open
+                else "no order was open")
+        return f"no close-out (order entry ended: {r.stop_reason or 'before the end'}); {left}"
     parts = [f"{r.closing_cancels} cancels sent" if r.closing_cancels else "no cancel needed"]
     if r.orders_open:
-        shown = ", ".join(r.orders_open[:8]) + (f" and {len(r.orders_open) - 8} more" if len(r.orders_open) > 8 else "")
         parts.append(f"{len(r.orders_open)} orders STILL OPEN after {r.close_out_s:g} s: {shown}")
     else:
         parts.append(f"no order open after {r.close_out_s:g} s")
@@ -393,8 +407,9 @@ def command(venue_text, itch_port, rerequest_port, md_bind, md_sources, duration
     Example: mmaudit run --duration 30s --journal ./journal --ptp-lab
 
     \b
-    Exit status: 0 a clean session; 3 it ended failed (venue lost, trading
-    latched with faults, journal failures); 4 orders still open at the venue
+    Exit status: 0 a clean session (an operator's kill included); 3 it ended
+    failed (the clock never compliant, so no order left; venue lost; trading
+    latched with faults; journal failures); 4 orders still open at the venue
     after the close-out; 1 it could not start; 2 a usage error or a used journal.
     """
     duration_s = seconds(duration)      # every check before the temporary journal directory is made
