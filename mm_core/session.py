@@ -28,6 +28,7 @@ import tomllib
 from dataclasses import dataclass
 from typing import Callable
 
+from audit.childproc import die_with_owner
 from audit.health import PROFILES, HealthConfig, HealthTracker
 from audit.monitor import ClockMonitor
 from audit.pmc import DEFAULT_UDS, PmcClient
@@ -447,8 +448,9 @@ class _VenueProcess:
         self.log_path = log_path
         with open(log_path, "ab") as log:
             # a session of its own: a terminal's Ctrl-C or hang-up (sent to the whole job) is the
-            # session's to act on; the venue it stops first would leave the session's end unreconciled
-            self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log,
+            # session's to act on; the venue it stops first would leave the session's end unreconciled.
+            # SIGTERM when the session dies (SIGKILL too): the venue stops cleanly, its logs synced
+            self.proc = subprocess.Popen([*die_with_owner("TERM"), *argv], stdout=subprocess.PIPE, stderr=log,
                                          stdin=subprocess.DEVNULL, env=env, start_new_session=True)
         self.ports = self._ready()
 
