@@ -57,7 +57,10 @@ class PendingTxTracker:
         self.max_expired = max_expired
         self._pending: OrderedDict[int, tuple[int, Any]] = OrderedDict()
         self._expired: OrderedDict[int, Any] = OrderedDict()   # key -> context, oldest first
-        self._stamped: OrderedDict[int, None] = OrderedDict()  # keys whose stamp came, oldest first
+        # keys whose stamp came: the newest up to max_expired, and the max_expired before them
+        # (two generations: a set add per stamp, no per-stamp eviction)
+        self._stamped: set[int] = set()
+        self._stamped_before: set[int] = set()
         self.late = 0         # stamps matched to a send already called MISSING
         self.unmatched = 0    # stamps whose key was never registered (or expired too long ago)
         self.control = 0      # stamps of sends that carry no order (control_sent)
@@ -85,7 +88,8 @@ class PendingTxTracker:
 
     def _register(self, tskey: int, now_ns: int, context: Any) -> list[TxOutcome]:
         self._expired.pop(tskey, None)     # the key came round again (u32 wrap, a new connection):
-        self._stamped.pop(tskey, None)     # this send owns it
+        self._stamped.discard(tskey)       # this send owns it
+        self._stamped_before.discard(tskey)
         evicted = []
         while len(self._pending) >= self.max_pending:
             old_key, (_, old_ctx) = self._pending.popitem(last=False)
@@ -108,7 +112,10 @@ class PendingTxTracker:
         return [self._missing(key, context)]
 
     def _remember(self, key: int, context: Any) -> None:
-        _bounded_put(self._expired, key, context, self.max_expired)
+        if self.max_expired:
+            self._expired[key] = context
+            if len(self._expired) > self.max_expired:
+                self._expired.popitem(last=False)
 
     def stamped(self, tskey: int, ts_ns: int, source: TsSource) -> TxOutcome | None:
         """Match one stamp from the error queue: STAMPED for a waiting send, LATE for one already
@@ -120,18 +127,21 @@ class PendingTxTracker:
             context, status = entry[1], TxStatus.STAMPED
         elif tskey in self._expired:
             context, status = self._expired.pop(tskey), TxStatus.LATE
-        elif tskey in self._stamped:
+            if context is not _CONTROL:
+                self.late += 1
+        elif tskey in self._stamped or tskey in self._stamped_before:
             self.repeated += 1
             return None
         else:
             self.unmatched += 1
             return None
-        _bounded_put(self._stamped, tskey, None, self.max_expired)
+        if self.max_expired:
+            if len(self._stamped) >= self.max_expired:
+                self._stamped_before, self._stamped = self._stamped, set()
+            self._stamped.add(tskey)
         if context is _CONTROL:
             self.control += 1
             return None
-        if status == TxStatus.LATE:
-            self.late += 1
         return TxOutcome(tskey, context, status, ts_ns, TsSource(source))
 
     def expire(self, now_ns: int) -> list[TxOutcome]:
@@ -150,10 +160,3 @@ class PendingTxTracker:
         matched = [o for o in (self.stamped(k, ts, src) for k, ts, src in stamps) if o is not None]
         return matched + self.expire(now_ns)
 
-
-def _bounded_put(table: OrderedDict, key: int, value: Any, bound: int) -> None:
-    """`key` newest in `table`, the oldest dropped past `bound` entries (0: nothing kept)."""
-    if bound:
-        table[key] = value
-        if len(table) > bound:
-            table.popitem(last=False)

@@ -41,11 +41,12 @@ def test_a_key_sent_again_is_matched_to_its_new_send_not_repeated():
 
 
 def test_the_stamped_keys_kept_are_bounded():
+    # at least the newest max_expired stamped keys are known, at most twice as many
     tr = PendingTxTracker(timeout_ns=50, max_expired=2)
-    for key in range(3):
+    for key in range(5):
         tr.sent(key, 0, context=(key,))
-    tr.collect([(0, 1, KERNEL), (1, 1, KERNEL), (2, 1, KERNEL), (0, 2, KERNEL), (2, 2, KERNEL)], 3)
-    assert (tr.repeated, tr.unmatched) == (1, 1)         # key 0 forgotten: the oldest
+    tr.collect([(key, 1, KERNEL) for key in range(5)] + [(0, 2, KERNEL), (3, 2, KERNEL), (4, 2, KERNEL)], 3)
+    assert (tr.repeated, tr.unmatched) == (2, 1)         # key 0 forgotten: among the oldest
 
 
 def delayed_ack_pair():
