@@ -4,9 +4,12 @@ Owns the bookkeeping between send() (a tskey) and poll_tx_timestamps() (tskey, t
 the rule that a stamp not seen within the timeout is MISSING, with ts 0 and source NONE: never
 invented. A stamp that comes after its send was called MISSING is LATE (a second outcome for the
 same send, with the stamp), as long as the key is among the newest max_expired expired ones;
-any other stamp is counted in `unmatched`. Sends that carry no order (a session's login,
-heartbeats, logout) are registered as such: their stamps are expected and taken without an
-outcome (counted in `control`), so `unmatched` counts only stamps nobody can account for.
+a stamp for a send already stamped is a repeat (TCP stamps the bytes again when it retransmits
+them: a tail loss probe while the venue delays its ACK), counted in `repeated`, no outcome: the
+send's time is its first transmission; any other stamp is counted in `unmatched`. Sends that
+carry no order (a session's login, heartbeats, logout) are registered as such: their stamps are
+expected and taken without an outcome (counted in `control`), so `unmatched` counts only stamps
+nobody can account for.
 Sans-io: the caller passes monotonic 'now' values; nothing here reads a clock or socket.
 """
 from __future__ import annotations
@@ -42,8 +45,8 @@ class TxOutcome:
 
 
 class PendingTxTracker:
-    """Sends waiting for their TX stamp, oldest first, and the newest sends already called
-    MISSING; both bounded so a dead error queue cannot grow them."""
+    """Sends waiting for their TX stamp, oldest first, the newest sends already called MISSING
+    and the newest already stamped; all bounded so a dead error queue cannot grow them."""
 
     def __init__(self, timeout_ns: int = 50_000_000, max_pending: int = 65536,
                  max_expired: int = 4096) -> None:
@@ -54,9 +57,14 @@ class PendingTxTracker:
         self.max_expired = max_expired
         self._pending: OrderedDict[int, tuple[int, Any]] = OrderedDict()
         self._expired: OrderedDict[int, Any] = OrderedDict()   # key -> context, oldest first
+        # keys whose stamp came: the newest up to max_expired, and the max_expired before them
+        # (two generations: a set add per stamp, no per-stamp eviction)
+        self._stamped: set[int] = set()
+        self._stamped_before: set[int] = set()
         self.late = 0         # stamps matched to a send already called MISSING
         self.unmatched = 0    # stamps whose key was never registered (or expired too long ago)
         self.control = 0      # stamps of sends that carry no order (control_sent)
+        self.repeated = 0     # stamps of a send already stamped (its bytes retransmitted)
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -79,7 +87,9 @@ class PendingTxTracker:
         return evicted + self._register(tskey, now_ns, _CONTROL)
 
     def _register(self, tskey: int, now_ns: int, context: Any) -> list[TxOutcome]:
-        self._expired.pop(tskey, None)     # the key came round again (u32 wrap): this send owns it
+        self._expired.pop(tskey, None)     # the key came round again (u32 wrap, a new connection):
+        self._stamped.discard(tskey)       # this send owns it
+        self._stamped_before.discard(tskey)
         evicted = []
         while len(self._pending) >= self.max_pending:
             old_key, (_, old_ctx) = self._pending.popitem(last=False)
@@ -110,21 +120,29 @@ class PendingTxTracker:
     def stamped(self, tskey: int, ts_ns: int, source: TsSource) -> TxOutcome | None:
         """Match one stamp from the error queue: STAMPED for a waiting send, LATE for one already
         called MISSING; None for a send that carries no order (counted in control, on time or
-        late) and when no send is known for this key (counted in unmatched)."""
+        late), for a send already stamped (counted in repeated) and when no send is known for
+        this key (counted in unmatched)."""
         entry = self._pending.pop(tskey, None)
         if entry is not None:
-            if entry[1] is not _CONTROL:
-                return TxOutcome(tskey, entry[1], TxStatus.STAMPED, ts_ns, TsSource(source))
+            context, status = entry[1], TxStatus.STAMPED
         elif tskey in self._expired:
-            context = self._expired.pop(tskey)
+            context, status = self._expired.pop(tskey), TxStatus.LATE
             if context is not _CONTROL:
                 self.late += 1
-                return TxOutcome(tskey, context, TxStatus.LATE, ts_ns, TsSource(source))
+        elif tskey in self._stamped or tskey in self._stamped_before:
+            self.repeated += 1
+            return None
         else:
             self.unmatched += 1
             return None
-        self.control += 1
-        return None
+        if self.max_expired:
+            if len(self._stamped) >= self.max_expired:
+                self._stamped_before, self._stamped = self._stamped, set()
+            self._stamped.add(tskey)
+        if context is _CONTROL:
+            self.control += 1
+            return None
+        return TxOutcome(tskey, context, status, ts_ns, TsSource(source))
 
     def expire(self, now_ns: int) -> list[TxOutcome]:
         """Every send older than the timeout becomes MISSING (oldest first)."""
@@ -141,3 +159,4 @@ class PendingTxTracker:
         """Convenience for the runner: match a poll_tx_timestamps() batch, then expire."""
         matched = [o for o in (self.stamped(k, ts, src) for k, ts, src in stamps) if o is not None]
         return matched + self.expire(now_ns)
+

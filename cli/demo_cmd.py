@@ -76,8 +76,9 @@ def command(duration, out, seed, refdata_dir) -> None:
     Example: mmaudit demo --duration 20s --out ./demo
 
     \b
-    Exit status as `mmaudit run`'s: 0 clean; 3 the session ended failed; 4
-    orders still open at the venue after the close-out; 1 a step failed.
+    Exit status as `mmaudit run`'s: 0 clean; 3 the session ended failed (the
+    clock never compliant included: without the lab nothing trades); 4 orders
+    still open at the venue after the close-out; 1 a step failed.
     """
     started = time.monotonic()
     trading_s = seconds(duration)
@@ -91,7 +92,7 @@ def command(duration, out, seed, refdata_dir) -> None:
     why_no_lab = lab_available()
     if why_no_lab:
         say(f"PTP lab unavailable: {why_no_lab}. The demo runs without it: the monitor finds no "
-            "ptp4l, the clock is UNKNOWN and the engine does not trade (fail closed).")
+            "ptp4l, the clock is UNKNOWN and the engine does not trade (fail closed): it exits 3.")
     try:
         settings = SessionSettings(str(journal_dir), trading_s, VenueSpec("embedded"), ClockSpec("auto"),
                                    seed=seed, venue_log_dir=str(root / "venue"))

@@ -7,7 +7,9 @@ become one ClickException line. Also holds the option and output helpers `mmaudi
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
+import math
 import os
 import pathlib
 import re
@@ -27,7 +29,7 @@ from cli.operator_cmd import CONTROL_NAME
 from cli.params import phc_device as checked_phc
 from journal import JournalError, Reader
 from mm_core.session import (
-    MAX_SESSION_S, ClockSpec, JournalInUse, Progress, Session, SessionError, SessionSettings, SessionSummary,
+    MAX_CLOSE_OUT_S, MAX_SESSION_S, ClockSpec, JournalInUse, Progress, Session, SessionError, SessionSettings, SessionSummary,
     VenueSpec, load_inputs,
 )
 from mm_core.venue.errors import ConfigError as VenueConfigError
@@ -41,6 +43,18 @@ def seconds(text: str, option: str = "--duration") -> float:
         return parse_duration(text, MAX_SESSION_S)
     except VenueConfigError as exc:
         raise click.BadParameter(exc.problem, param_hint=option) from None
+
+
+def close_out_seconds(text: str) -> float:
+    """--close-out: a positive duration of at most MAX_CLOSE_OUT_S, a usage error otherwise."""
+    try:
+        value = parse_duration(text, math.inf)
+    except VenueConfigError as exc:
+        raise click.BadParameter(exc.problem, param_hint="--close-out") from None
+    if not value <= MAX_CLOSE_OUT_S:    # infinity too
+        raise click.BadParameter(f"{text.strip()[:40]!r} is longer than the close-out may wait, "
+                                 f"{MAX_CLOSE_OUT_S:g} s", param_hint="--close-out")
+    return value
 
 
 _MAX_WARM_NS = 1_000_000_000
@@ -78,19 +92,29 @@ EXIT_ORDERS_OPEN = 4     # orders of ours still open at the venue after the clos
 
 
 def exit_status(s: SessionSummary) -> tuple[int, str]:
-    """The exit code of a session that ran, and the summary's outcome row."""
+    """The exit code of a session that ran, and the summary's outcome row. Orders still open
+    exit 4 only when the close-out ran and the venue stayed: a lost venue (no close-out, or one
+    cut short) exits 3, what it holds unknown. An operator's kill with no fault is a clean end
+    (exit 0) whose row says who halted trading, when and why."""
     problems = s.problems()
     if not problems:
-        return 0, "clean (exit 0)"
-    code = EXIT_ORDERS_OPEN if s.runner.orders_open else EXIT_FAILED
+        halt = s.operator_halt if s.trading_state == "HALTED" else None
+        if halt is None:
+            return 0, "clean (exit 0)"
+        at = datetime.datetime.fromtimestamp(halt.ts_ns / 1e9, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        return 0, f"clean (exit 0): trading halted by an operator's kill, by {halt.actor} at {at} UTC ({halt.reason})"
+    r = s.runner
+    code = EXIT_ORDERS_OPEN if r.orders_open and r.close_out_ran and not r.venue_lost else EXIT_FAILED
     return code, f"FAILED (exit {code}): {'; '.join(problems)}"
 
 
 def orders_sent_text(r) -> str:
     """The summary's orders row: TX stamps as journaled (a late stamp follows its order's missing
-    one: counted in both), and stamps the runner could match to no send."""
+    one: counted in both), stamps the runner could match to no send, and, when there were any,
+    repeated stamps of sends TCP retransmitted (the send's own stamp is its first)."""
+    repeated = f"; stamped again on retransmission {r.tx_repeated}" if r.tx_repeated else ""
     return (f"{r.orders_sent} (TX stamped {r.tx_stamped}, missing {r.tx_missing}, of those stamped "
-            f"late {r.tx_late}; TX stamps for no known send {r.tx_unmatched})")
+            f"late {r.tx_late}; TX stamps for no known send {r.tx_unmatched}{repeated})")
 
 
 def summary_rows(s: SessionSummary) -> list[tuple[str, str]]:
@@ -130,10 +154,15 @@ def summary_rows(s: SessionSummary) -> list[tuple[str, str]]:
 
 
 def close_out_text(r) -> str:
-    """The close-out row: the pulls at the end of trading, the orders still open, the logout."""
+    """The close-out row: the pulls at the end of trading, the orders still open, the logout; or
+    that none ran (the order entry had ended under the run) and what the OMS still held."""
+    shown = ", ".join(r.orders_open[:8]) + (f" and {len(r.orders_open) - 8} more" if len(r.orders_open) > 8 else "")
+    if not r.close_out_ran:
+        left = (f"{len(r.orders_open)} orders left open, state at the venue unknown: {shown}" if r.orders_open
+                else "no order was open")
+        return f"no close-out (order entry ended: {r.stop_reason or 'before the end'}); {left}"
     parts = [f"{r.closing_cancels} cancels sent" if r.closing_cancels else "no cancel needed"]
     if r.orders_open:
-        shown = ", ".join(r.orders_open[:8]) + (f" and {len(r.orders_open) - 8} more" if len(r.orders_open) > 8 else "")
         parts.append(f"{len(r.orders_open)} orders STILL OPEN after {r.close_out_s:g} s: {shown}")
     else:
         parts.append(f"no order open after {r.close_out_s:g} s")
@@ -205,7 +234,9 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 def stop_on_signals():
     """Ctrl-C, SIGTERM, SIGHUP (the terminal or SSH connection closed) and SIGQUIT end the session
     cleanly: SESSION_STOP journaled and the journal sealed, the lab and venue torn down after.
-    Left to their defaults, SIGHUP and SIGQUIT would kill the process with all of that undone."""
+    Left to their defaults, SIGHUP and SIGQUIT would kill the process with all of that undone.
+    A signal the parent set to be ignored stays ignored: `nohup mmaudit run` must outlive a
+    hang-up, and a shell's background job ignores SIGINT and SIGQUIT."""
     stop = threading.Event()
     previous = {}
     terminals = [fd for fd in (1, 2) if os.isatty(fd)]
@@ -217,7 +248,8 @@ def stop_on_signals():
 
     if threading.current_thread() is threading.main_thread():
         for sig in STOP_SIGNALS:
-            previous[sig] = signal.signal(sig, on_signal)
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                previous[sig] = signal.signal(sig, on_signal)
     try:
         yield stop
     finally:
@@ -375,12 +407,13 @@ def command(venue_text, itch_port, rerequest_port, md_bind, md_sources, duration
     Example: mmaudit run --duration 30s --journal ./journal --ptp-lab
 
     \b
-    Exit status: 0 a clean session; 3 it ended failed (venue lost, trading
-    latched with faults, journal failures); 4 orders still open at the venue
+    Exit status: 0 a clean session (an operator's kill included); 3 it ended
+    failed (the clock never compliant, so no order left; venue lost; trading
+    latched with faults; journal failures); 4 orders still open at the venue
     after the close-out; 1 it could not start; 2 a usage error or a used journal.
     """
     duration_s = seconds(duration)      # every check before the temporary journal directory is made
-    close_out_s = seconds(close_out, "--close-out")
+    close_out_s = close_out_seconds(close_out)
     warm_interval_ns = None if warm_interval is None else interval_ns(warm_interval)
     try:
         venue = VenueSpec.parse(venue_text, itch_port, rerequest_port, md_bind, md_sources)

@@ -138,6 +138,7 @@ class RunnerReport:
     tx_missing: int = 0
     tx_late: int = 0                 # stamps after the timeout: a second TX_TS (LATE) after MISSING
     tx_unmatched: int = 0            # stamps for no known send (never sent, or expired too long ago)
+    tx_repeated: int = 0             # stamps again for a send already stamped (TCP retransmitted it)
     journal_failures: int = 0        # appends the journal refused
     inputs_refused: int = 0          # inputs (market data...) the journal refused: never fed
     reserve_appends: int = 0         # risk-reducing records written while the disk was full
@@ -152,10 +153,13 @@ class RunnerReport:
                                      # the venue's End of Session)
     stop_reason: str = ""
     # the close-out (RunnerSettings.close_out_ns): the trading state and faults when trading ended,
-    # before its kill; the cancels it sent; the orders still open after it (tokens); whether the
-    # order entry logged out; how long it took
+    # before its kill; whether it ran (not when the order entry had ended under the run: nothing
+    # was pulled, nothing asked of the venue); the cancels it sent; the orders still open after it
+    # (tokens; without a close-out, those the OMS held); whether the order entry logged out; how
+    # long it took
     closing_state: str = ""
     closing_faults: list[str] = field(default_factory=list)
+    close_out_ran: bool = False
     closing_cancels: int = 0
     orders_open: list[str] = field(default_factory=list)
     logged_out: bool = False
@@ -426,6 +430,7 @@ class Runner:
         self._clock_seen: object = max(0, since(0)[0] - 1) if since is not None else None
         self._clock_state = int(ClockState.UNKNOWN)
         self._clock_told: bool | None = None
+        self._clock_looked = 0               # when _on_clock last looked (monotonic ns)
         self._clock_bit = 1 << PROFILES[settings.clock_profile].bit
         engine.urgent = self._act_urgent     # the guard's pulls go out before the event's other work
         self._armed = ArmedPulls()           # ... from what upkeep planned, while it holds
@@ -782,26 +787,33 @@ class Runner:
         """The end of trading: the trading state noted, then, with the order entry up, the engine
         pulls every order of ours (a kill by "session", journaled as an operator's is, so a replay
         makes the same pulls), the venue's answers are read until no order is open in the OMS or
-        bound_ns passed, and the order entry logs out. The orders still open are named."""
+        bound_ns passed, and the order entry logs out. The clock is looked at as in the run (each
+        clock period, and once at the end), so the records of the close-out and the session's
+        last carry its state at the time. The orders still open are named."""
         report, risk, oms = self.report, self.engine.risk, self.engine.oms
         report.closing_state, report.closing_faults = risk.state.name, list(risk.faults)
         start = time.monotonic_ns()
         if self._oe is not None and not self._oe_end:
+            report.close_out_ran = True
             sent = report.orders_sent
             self._carry_out(OperatorCommand(_realtime(), "kill", SESSION_ACTOR, SESSION_END), OperatorReceipt())
             report.closing_cancels = report.orders_sent - sent
             deadline = start + bound_ns
+            period = self.settings.clock_period_ns
             while oms.live and self._oe is not None and not self._oe_end:
                 t = time.monotonic_ns()
                 if t >= deadline:
                     break
-                wait = min(deadline, self._last_send_mono + self.settings.heartbeat_ns) - t
-                if select.select([self._oe.sock], [], [], max(wait, 0) / 1e9)[0] and not self._on_oe():
+                if t >= self._clock_looked + period:
+                    self._on_clock(t)
+                due = min(deadline, self._last_send_mono + self.settings.heartbeat_ns, self._clock_looked + period)
+                if select.select([self._oe.sock], [], [], max(due - t, 0) / 1e9)[0] and not self._on_oe():
                     break
                 self._heartbeat_if_idle(time.monotonic_ns())
             if self._oe is not None and not self._oe_end and not self._link_fault:
                 self.logout_order_entry(_LOGOUT_S)
                 report.logged_out = True
+        self._on_clock(time.monotonic_ns())
         report.orders_open = list(oms.live)
         report.close_out_s = round((time.monotonic_ns() - start) / 1e9, 3)
 
@@ -961,6 +973,7 @@ class Runner:
         compliant while its sample says compliant) clears every profile bit. A monitor that
         stalled without a new sample gets one UNKNOWN record, at now, with no bits. A replay sees
         exactly the same inputs."""
+        self._clock_looked = mono_ns
         clock, profile = self.clock, self.settings.clock_profile
         newest = clock.current()
         ok = bool(clock.compliant(profile, mono_ns))
@@ -1661,7 +1674,7 @@ class Runner:
                 self._oe_broke(f"order entry failed: {_oserror(exc)}")
         for outcome in self.tx.collect(stamps, mono_ns):
             self._journal_tx(outcome)
-        self.report.tx_unmatched = self.tx.unmatched
+        self.report.tx_unmatched, self.report.tx_repeated = self.tx.unmatched, self.tx.repeated
 
     def _journal_tx(self, outcome) -> None:
         """One TX_TS record per order of the send (outcome.context: their ORDER_SENT seqs)."""

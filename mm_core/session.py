@@ -44,6 +44,7 @@ from mm_core.engine import Engine, EngineError
 from mm_core.oms import OmsError, check_token_room
 from mm_core.risk import EXAMPLE_TOML, Limits, LimitsError, RiskError, RiskGateway
 from mm_core.runner import Runner, RunnerError, RunnerReport, RunnerSettings, stage_latencies
+from mm_core.sessionfacts import OperatorHalt, read_session
 from mm_core.sessiontag import TAG_WIDTH, session_tag
 from mm_core.venue.config import DEFAULT_PATH as VENUE_DEFAULT_PATH, VenueConfig, parse_config
 from mm_core.venue.errors import VenueError
@@ -55,6 +56,7 @@ __all__ = [
     "JournalInUse",
     "SessionInputs", "load_inputs", "with_clock_profile", "VenueSpec", "ClockSpec", "SessionSettings", "Progress", "lab_available",
     "ClockReport", "SessionSummary", "Session", "run_session", "LAB_NOTE", "PROJECT_ROOT", "MAX_SESSION_S",
+    "MAX_CLOSE_OUT_S",
 ]
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -67,6 +69,7 @@ _VENUE_MARGIN_S = 30.0               # an embedded venue outlives the session by
 # session must also cover with its clock warm-up and margin
 MAX_SESSION_S = 23 * 3600.0
 MAX_WARMUP_S = 900.0                 # a clock that has not locked in 15 min will not in time
+MAX_CLOSE_OUT_S = 60.0               # the close-out's wait for the venue's answers, at most
 END_NOTE = "session-end"             # the METRICS note of the end-of-run summary journaled
 _CONTROL_HINT = "; give another --control path, or --control none for no control socket"
 _LATCHED = ("HALTED", "REDUCING")     # trading states a fault latches
@@ -305,8 +308,9 @@ class SessionSettings:
         if not 0 < self.duration_s <= MAX_SESSION_S:      # NaN and infinity fail too
             raise SessionConfigError(f"duration must be positive and at most {MAX_SESSION_S:g} s "
                                      f"({MAX_SESSION_S / 3600:g} h), not {self.duration_s}")
-        if not 0 < self.close_out_s <= 60:
-            raise SessionConfigError(f"the close-out bound must be above 0 and at most 60 s, not {self.close_out_s}")
+        if not 0 < self.close_out_s <= MAX_CLOSE_OUT_S:
+            raise SessionConfigError(f"the close-out bound must be above 0 and at most {MAX_CLOSE_OUT_S:g} s, "
+                                     f"not {self.close_out_s}")
         if self.warm_interval_ns is not None and not self.busy_poll:
             raise SessionConfigError("--warm-interval applies to --busy-poll only (an epoll wait sleeps in the kernel)")
         if self.warm_interval_ns is not None and self.warm_interval_ns < 0:
@@ -369,6 +373,10 @@ class SessionSummary:
     latency: dict = dataclasses.field(default_factory=dict)
     # symbol id (as the engine document's keys are text) -> name, for the rows that name symbols
     symbol_names: dict[str, str] = dataclasses.field(default_factory=dict)
+    # a CLOCK_SAMPLE of the session said compliant for the profile (False: the gateway never
+    # let an order out); the operator's kill of everything in force at the end (mm_core.sessionfacts)
+    clock_compliant_seen: bool = False
+    operator_halt: OperatorHalt | None = None
 
     def as_dict(self) -> dict:
         doc = dataclasses.asdict(self)
@@ -378,7 +386,8 @@ class SessionSummary:
 
     def problems(self) -> list[str]:
         """Why the session did not end cleanly, one line each (none: it did): the venue lost, a
-        latch with faults in force when trading ended, journal failures, orders left open."""
+        latch with faults in force when trading ended, journal failures, orders left open, the
+        clock never compliant (the gateway let no order out: the session failed its purpose)."""
         r, out = self.runner, []
         if r.venue_lost:
             out.append(f"venue lost ({r.stop_reason})")
@@ -386,8 +395,12 @@ class SessionSummary:
             out.append(f"trading latched {self.trading_state} with faults: {', '.join(self.faults)}")
         if r.journal_failures:
             out.append(f"{r.journal_failures} journal failures")
-        if r.orders_open:
+        if r.orders_open and r.close_out_ran and not r.venue_lost:
             out.append(f"{len(r.orders_open)} orders still open at the venue")
+        elif r.orders_open:
+            out.append(f"{len(r.orders_open)} orders left open, state at the venue unknown")
+        if not self.clock_compliant_seen:
+            out.append(f"the clock was never compliant for {self.clock.profile}: the gateway let no order out")
         return out
 
 
@@ -675,20 +688,6 @@ def _unmake_unused(made: tuple[pathlib.Path, bool], path: str) -> None:
                 child.unlink()
 
 
-def _journal_stats(path: str, first_seq: int) -> dict:
-    with Reader(path) as reader:
-        counts: dict[str, int] = {}
-        last = first_seq - 1
-        for rec in reader.records(first_seq=first_seq):
-            name = RecordType(rec.rtype).name
-            counts[name] = counts.get(name, 0) + 1
-            last = rec.seq
-        segments = reader.segments()
-        return {"path": path, "first_seq": first_seq, "last_seq": last, "records": last - first_seq + 1,
-                "by_type": dict(sorted(counts.items())), "segments": len(segments),
-                "segment_bytes": sum(s["size"] for s in segments), "journal_id": str(reader.journal_id)}
-
-
 # ------------------------------------------------------------------------------------ the session
 
 def positions_by_name(engine: Engine, names: dict[int, str]) -> dict[str, int]:
@@ -889,6 +888,7 @@ class Session:
 
     def _summary(self, session_id, first_seq, report, source, note, sample, compliant, warm) -> SessionSummary:
         engine = self.engine
+        facts = read_session(self.settings.journal_dir, first_seq, self.profile)
         names = {s.id: s.name for s in self.inputs.symbols.symbols}
         verdict = sample.verdicts.get(self.profile)
         reasons = tuple(str(r) for r in verdict.reasons) if verdict is not None else ("no verdict",)
@@ -901,9 +901,10 @@ class Session:
             trading_state=report.closing_state or engine.risk.state.name,
             faults=list(report.closing_faults if report.closing_state else engine.risk.faults),
             positions=positions_by_name(engine, names),
-            journal=_journal_stats(self.settings.journal_dir, first_seq),
+            journal=facts.journal,
             seconds=round(time.monotonic() - self._started, 3), inputs=dict(self.inputs.sources),
-            symbol_names={str(i): name for i, name in names.items()})
+            symbol_names={str(i): name for i, name in names.items()},
+            clock_compliant_seen=facts.clock_compliant_seen, operator_halt=facts.operator_halt)
         if report.orders_sent == 0:
             summary.not_trading_reason = self._why_idle(summary, warm, reasons)
         stages = self.runner.packet_stages() if self.runner is not None else []

@@ -42,7 +42,7 @@ from reports import arrowcols as ac
 from reports import common, events, recovery_marks, resent_cancels
 from reports.events import EV
 from reports.output import ReportOutput, TableCollector
-from reports.redecided import RedecidedCancels
+from reports.redecided import JournalOrder, RedecidedCancels
 from reports.refdata import RefData
 from reports.source import JournalSlice
 from reports.validate import REJECTS_SCHEMA, declare_required, split
@@ -214,19 +214,28 @@ def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
     rejects = []
     with ThreadPoolExecutor(max_workers=1) as aside:      # the RECON records, beside the first decode
         marks = aside.submit(recovery_marks.read, src.reader)
-        redecided = None
+        redecided = in_order = None
+
+        def add(kept: pa.Table | None) -> None:
+            if kept is not None:
+                sink.add("order_events", declare_required(kept, NOT_NULL + (() if marks.result().adopted else ORDER_TERMS)))
         for chunk in events.collect_chunks(src):
             if redecided is None:
                 redecided = RedecidedCancels(marks.result().redecided, src.first_seq, src.last_seq)
+                # a re-decided Cancel's row is made with its answer: journal order holds rows back
+                in_order = JournalOrder(redecided.answered_ahead(src))
+            upto = int(chunk.cols["seq"][-1]) if len(chunk) else None
             chunk = redecided.add_rows(chunk)
             ev = common.select_trade_date(chunk, src.selection.trade_date)
             table, checks = base_table(ev, ref, marks.result(),
                                        resent_cancels.lost_seqs(src, ev.cols, marks.result().resent_cancel))
             del ev, chunk           # the event arrays are now in the table; free the rest early
             kept, rejected = split(table, KIND, "order_events", checks)
-            sink.add("order_events", declare_required(kept, NOT_NULL + (() if marks.result().adopted else ORDER_TERMS)))
+            add(in_order.release(kept, upto))
             if rejected.num_rows:
                 rejects.append(rejected)
+        if in_order is not None:
+            add(in_order.finish())
     return ReportOutput(kind=KIND, schema_version=SCHEMA_VERSION, tables={},
                         rejects=pa.concat_tables(rejects) if rejects else REJECTS_SCHEMA.empty_table())
 

@@ -172,7 +172,9 @@ def test_tracker_matches_stamps_and_reports_missing_after_timeout():
     # a stamp arriving after its send was declared missing is LATE (a second outcome), once
     after = tr.stamped(2, 9_999, TsSource.SW_KERNEL)
     assert (after.tskey, after.status, after.ts_ns, after.context) == (2, TxStatus.LATE, 9_999, "order-c")
-    assert tr.stamped(2, 9_999, TsSource.SW_KERNEL) is None and tr.late == 1 and tr.unmatched == 2
+    # the same stamp again (its bytes retransmitted): a repeat of a known send, no second outcome
+    assert tr.stamped(2, 9_999, TsSource.SW_KERNEL) is None and tr.late == 1 and tr.unmatched == 1
+    assert tr.repeated == 1
 
 
 def test_tracker_bounded_eviction_reports_missing():

@@ -79,9 +79,14 @@ def test_a_venue_process_session_ends_with_every_order_closed(tmp_path):
     assert all(isinstance(m, ouch.SystemEvent) for m in after), after
 
 
-@pytest.mark.parametrize("bound", ["61s", "soon"])
-def test_a_close_out_bound_out_of_range_is_refused_before_anything_runs(tmp_path, bound):
+@pytest.mark.parametrize("bound, why", [("61s", "longer than the close-out may wait, 60 s"),
+                                        ("2m", "longer than the close-out may wait, 60 s"),
+                                        ("9" * 400, "longer than the close-out may wait, 60 s"),
+                                        ("soon", "not a positive duration"), ("0s", "not a positive duration")])
+def test_a_close_out_bound_out_of_range_is_a_usage_error_before_anything_runs(tmp_path, bound, why):
     result = CliRunner().invoke(run, ["--duration", "2s", "--close-out", bound, "--journal",
                                       str(tmp_path / "journal")])
-    assert result.exit_code in (1, 2) and "close-out" in result.output.lower(), result.output
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for --close-out" in result.output and why in result.output, result.output
+    assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)
     assert not (tmp_path / "journal").exists()

@@ -71,8 +71,10 @@ def test_run_without_a_clock_fails_closed_and_says_why(tmp_path):
     journal = tmp_path / "journal"
     # without the lab the monitor looks for a ptp4l at the default UDS path and finds none here
     result = invoke(run, ["--duration", "2s", "--journal", str(journal), "--no-ptp-lab"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 3, result.output       # it never quoted: the session failed its purpose
     out = result.output
+    assert re.search(r"outcome\s+FAILED \(exit 3\): the clock was never compliant for eu-hft: the gateway "
+                     r"let no order out", out)
     assert re.search(r"orders sent\s+0 ", out) and re.search(r"trading state\s+\w+ \(faults: clock", out)
     assert re.search(r"not trading\s+the risk gateway refused to trade: the clock was not compliant", out)
     assert "no answer from ptp4l" in out or "pmc" in out
@@ -214,7 +216,8 @@ def test_money_is_integer_arithmetic():
 
 def test_demo_without_root_says_so_and_does_not_trade(tmp_path):
     """In a fresh user namespace the process is not root (euid 65534) and cannot make network
-    namespaces: the demo must run without the lab, trade nothing, say why and exit 0."""
+    namespaces: the demo must run without the lab, trade nothing, say why and exit 3 (the session
+    never quoted: it failed its purpose), its journal verified and reports written all the same."""
     probe = subprocess.run(["unshare", "--user", "true"], capture_output=True, timeout=10)
     if probe.returncode != 0:
         pytest.skip(f"cannot enter a user namespace here: {probe.stderr.decode().strip()}")
@@ -222,9 +225,10 @@ def test_demo_without_root_says_so_and_does_not_trade(tmp_path):
     proc = subprocess.run(["unshare", "--user", sys.executable, "-c", "from cli.demo_cmd import command; command()",
                            "--duration", "2s", "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.returncode == 3, proc.stdout + proc.stderr
     text = proc.stdout
-    assert "PTP lab unavailable: not running as root" in text and "does not trade (fail closed)" in text
+    assert "PTP lab unavailable: not running as root" in text and "does not trade (fail closed): it exits 3" in text
+    assert "FAILED (exit 3): the clock was never compliant" in text
     assert re.search(r"orders sent\s+0 ", text)
     assert re.search(r"not trading\s+the risk gateway refused to trade: the clock was not compliant", text)
     assert re.search(r"journal verify\s+OK", text)
@@ -275,7 +279,7 @@ def test_profile_override_lives_in_the_limits_document(tmp_path):
     assert with_clock_profile(bare, "eu-algo").startswith('clock_profile = "eu-algo"\n')
     result = invoke(run, ["--profile", "eu-algo", "--no-ptp-lab", "--duration", "1s", "--journal",
                           str(tmp_path / "j"), "--json"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 3, result.output       # no clock here on purpose: never quoted
     recs = records(tmp_path / "j")
     assert unpack(RecordType.SESSION_START, recs[0].payload)["profile"] == b"eu-algo"
     assert 'clock_profile = \\"eu-algo\\"' in recs[1].payload.decode()
@@ -286,7 +290,7 @@ def test_busy_poll_still_serves_every_input_and_stops_on_time(tmp_path):
     started = time.monotonic()
     result = invoke(run, ["--busy-poll", "--no-ptp-lab", "--duration", "1500ms", "--journal",
                           str(tmp_path / "j"), "--json"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 3, result.output       # no clock here on purpose: never quoted
     summary = json.loads(result.output)
     assert summary["runner"]["stop_reason"] == "duration" and summary["runner"]["inputs"] > 0
     kinds = summary["journal"]["by_type"]
@@ -298,7 +302,7 @@ def test_busy_poll_still_serves_every_input_and_stops_on_time(tmp_path):
 def test_warm_interval_zero_turns_idle_warming_off(tmp_path):
     result = invoke(run, ["--busy-poll", "--warm-interval", "0", "--no-ptp-lab", "--duration", "1s",
                           "--journal", str(tmp_path / "j"), "--json"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 3, result.output       # no clock here on purpose: never quoted
     summary = json.loads(result.output)
     assert summary["runner"]["warm_steps"] == 0 and summary["runner"]["inputs"] > 0
 

@@ -46,9 +46,10 @@ def test_a_session_follows_the_phc2sys_log_and_does_not_trade_on_an_unlocked_ser
         journal = tmp_path / "journal"
         result = invoke(["--duration", "2s", "--journal", str(journal), "--ptp-uds", lab.client_uds,
                          "--ptp-free-running", "--phc2sys-log", str(log), "--json"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 3, result.output       # never compliant: never quoted
     summary = json.loads(result.output)
     assert summary["runner"]["orders_sent"] == 0 and not summary["clock"]["compliant"]
+    assert not summary["clock_compliant_seen"] and "the clock was never compliant" in summary["problems"][-1]
     assert "phc2sys" in json.dumps(summary), summary
     with Reader(journal) as reader:
         recs = list(reader.records())

@@ -1,9 +1,12 @@
 """The runner's close-out at a clean end (RunnerSettings.close_out_ns), on the real embedded venue:
 the engine pulls every order through a journaled kill by "session", the venue's answers are read
 and journaled until none of ours is open, then the order entry logs out; orders the venue leaves
-open by the bound are named. A replay of the journal makes the same pulls."""
+open by the bound are named. A replay of the journal makes the same pulls. The clock is sampled
+through the close-out as through the run, so its records carry the clock state at the time."""
+import dataclasses
 import time
 
+from audit.health import ClockState
 from journal import Journal, Reader
 from journal.catalogue import RecordType, unpack, unpack_json
 from mm_core.config import EngineConfig
@@ -15,9 +18,10 @@ from tests.mm_core.test_runner import LockedClock, free_udp_port, journaled_ahea
 from tests.mm_core.wire import SYMBOLS, gateway
 
 
-def close_out_run(tmp_path, seconds: float, close_out_ns: int, deaf_to_cancels: bool = False):
+def close_out_run(tmp_path, seconds: float, close_out_ns: int, deaf_to_cancels: bool = False, clock=None):
     """(report, engine, journal path, the venue's answers, live orders of ours at the venue once
-    the run returned); `deaf_to_cancels`: the venue drops every OUCH Cancel Order."""
+    the run returned); `deaf_to_cancels`: the venue drops every OUCH Cancel Order; `clock`: the
+    runner's (LockedClock by default)."""
     port = free_udp_port()
     config = load_config().with_venue(itch_port=port, duration=30.0, log_dir=str(tmp_path / "venue"),
                                       heartbeat_timeout=5.0)
@@ -29,7 +33,7 @@ def close_out_run(tmp_path, seconds: float, close_out_ns: int, deaf_to_cancels: 
                                   rerequest_port=venue.ports.rerequest, close_out_ns=close_out_ns)
         engine = Engine(EngineConfig(quoted=("ACME", "BOLT")), SYMBOLS, gateway())
         with Journal(str(tmp_path / "journal")) as journal:
-            report = Runner(engine, journal, settings, LockedClock()).run(seconds)
+            report = Runner(engine, journal, settings, clock or LockedClock()).run(seconds)
         live = venue.live_orders(settings.username)
         answers = venue.session_messages(settings.username)
     return report, engine, str(tmp_path / "journal"), answers, live
@@ -74,3 +78,37 @@ def test_orders_the_venue_leaves_open_at_the_bound_are_named(tmp_path):
     # what rests at the venue is among them (it names an order by its reference: a replaced one
     # keeps its first token); one may have traded since the logout, as orders left open do
     assert {o.ref for o in live} <= {engine.oms.get(token).venue_ref for token in report.orders_open}
+
+
+class FailsAt(LockedClock):
+    """LOCKED and compliant until `at` (monotonic s), FREERUN and not compliant after."""
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+
+    def current(self):
+        sample = super().current()
+        return sample if time.monotonic() < self.at else dataclasses.replace(sample, state=ClockState.FREERUN)
+
+    def compliant(self, profile, now_mono_ns=None):
+        return super().compliant(profile) and time.monotonic() < self.at
+
+
+def test_the_close_out_journals_clock_samples_and_its_records_carry_the_state_at_the_time(tmp_path):
+    # trading ends at +2 s on a LOCKED clock; it goes FREERUN at +2.5 s, while the close-out waits
+    # for cancels the venue never answers (3 s)
+    started = time.monotonic()
+    report, _, path, _, _ = close_out_run(tmp_path, 2.0, 3_000_000_000, deaf_to_cancels=True,
+                                          clock=FailsAt(started + 2.5))
+    assert report.orders_open and report.close_out_s >= 3.0
+    recs = records(path)
+    kill = next(r for r in recs if r.rtype == RecordType.OPERATOR_CMD)
+    after = [r for r in recs if r.seq > kill.seq]
+    samples = [r for r in after if r.rtype == RecordType.CLOCK_SAMPLE]
+    assert len(samples) >= 3                           # about one a second of the 3 s, and one at the end
+    assert int(samples[-1].clock_state) == ClockState.FREERUN
+    assert int(unpack(RecordType.CLOCK_SAMPLE, samples[-1].payload)["compliant_mask"]) == 0
+    failed = next(r.seq for r in samples if int(r.clock_state) == ClockState.FREERUN)
+    # every record from the first FREERUN sample on carries FREERUN, the close-out's last included
+    assert {int(r.clock_state) for r in after if r.seq >= failed} == {int(ClockState.FREERUN)}
+    assert after[-1].seq >= failed and len([r for r in after if r.seq > failed]) > 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 
 from journal.catalogue import RecordType
 from mm_core.protocol import soupbintcp
@@ -29,6 +30,31 @@ def test_login_and_heartbeat_stamps_are_not_counted_as_unknown(tmp_path):
     assert runner.report.tx_unmatched == 0
     assert runner.tx.control >= 4                   # the login and heartbeats every 200 ms of silence
     assert not [r for r in records if r.rtype == RecordType.TX_TS]
+
+
+def _accept_delaying_acks_then_read(conn: socket.socket) -> None:
+    """A venue busy for 1.5 s after the login, its kernel delaying ACKs (TCP_QUICKACK
+    off, as a venue that answers with data has it): the runner's last segment in flight is
+    probed again each time. Then it reads everything."""
+    conn.sendall(ACCEPTED)
+    for _ in range(30):
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 0)
+        time.sleep(0.05)
+    while conn.recv(65536):
+        pass
+
+
+def test_stamps_of_retransmitted_sends_are_repeats_not_unknown(tmp_path):
+    # a heartbeat every 15 ms: two in flight while the venue delays its ACK (40 ms), and far
+    # enough apart that TCP's tail loss probe (a few ms) fires between them and sends (and the
+    # kernel stamps) the last one again, with the same key
+    port = serve(_accept_delaying_acks_then_read)
+    runner, _, _, exc = run_against(tmp_path, port, 2.0, heartbeat_ns=15_000_000, timer_ns=5_000_000)
+    assert exc is None
+    report = runner.report
+    assert runner.tx.control >= 40
+    assert report.tx_repeated >= 1, report          # retransmissions happened, stamped again
+    assert report.tx_unmatched == 0, report
 
 
 def test_the_logout_stamp_is_not_counted_as_unknown():

@@ -1,0 +1,66 @@
+"""What a session's own journal records say of it, for its summary: the records per type, whether
+the clock was ever compliant for the session's profile (what the engine was told: a session never
+told so never quoted), and the operator's kill of everything in force at its end (who, when, why).
+
+Reads one session's records once, after it stopped; must not judge the session (mm_core.session's
+SessionSummary says what is a problem) nor know the clock's health rules (audit.health).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from audit.health import PROFILES
+from journal import Reader
+from journal.catalogue import RecordType, unpack, unpack_json
+from mm_core.runner import SESSION_ACTOR     # the close-out's own kill: not an operator's
+
+
+@dataclass(frozen=True)
+class OperatorHalt:
+    """An operator's kill of everything, not lifted by an enable after it."""
+
+    actor: str
+    reason: str
+    ts_ns: int                       # the OPERATOR_CMD record's time (CLOCK_REALTIME)
+
+
+@dataclass(frozen=True)
+class SessionFacts:
+    journal: dict                    # path, sequence range, records per type, segments, bytes, id
+    clock_compliant_seen: bool       # a CLOCK_SAMPLE said compliant for the profile
+    operator_halt: OperatorHalt | None
+
+
+def read_session(path: str, first_seq: int, profile: str) -> SessionFacts:
+    """The facts of the session whose records start at `first_seq` in the journal at `path`."""
+    bit = 1 << PROFILES[profile].bit
+    counts: dict[str, int] = {}
+    compliant, halt = False, None
+    with Reader(path) as reader:
+        last = first_seq - 1
+        for rec in reader.records(first_seq=first_seq):
+            rtype = rec.rtype
+            name = RecordType(rtype).name
+            counts[name] = counts.get(name, 0) + 1
+            last = rec.seq
+            if rtype == RecordType.CLOCK_SAMPLE and not compliant:
+                compliant = bool(int(unpack(RecordType.CLOCK_SAMPLE, rec.payload)["compliant_mask"]) & bit)
+            elif rtype == RecordType.OPERATOR_CMD:
+                halt = _halt_after(halt, unpack_json(rec.payload), rec.ts_ns)
+        segments = reader.segments()
+        journal = {"path": path, "first_seq": first_seq, "last_seq": last, "records": last - first_seq + 1,
+                   "by_type": dict(sorted(counts.items())), "segments": len(segments),
+                   "segment_bytes": sum(s["size"] for s in segments), "journal_id": str(reader.journal_id)}
+    return SessionFacts(journal, compliant, halt)
+
+
+def _halt_after(halt: OperatorHalt | None, doc: dict, ts_ns: int) -> OperatorHalt | None:
+    """The operator's kill in force after this OPERATOR_CMD: a kill of everything by an operator
+    starts one, an enable of everything ends it; anything else leaves it."""
+    if doc.get("scope", "all") != "all":
+        return halt
+    if doc.get("command") == "kill" and doc.get("actor") != SESSION_ACTOR:
+        return OperatorHalt(str(doc.get("actor", "")), str(doc.get("reason", "")), int(ts_ns))
+    if doc.get("command") == "enable":
+        return None
+    return halt
