@@ -115,9 +115,10 @@ class TimestampedSocket:
     def recvfrom(self, bufsize: int = 65536, flags: int = 0):
         """Like recv() but also returns the sender address: (bytes, addr, ts_ns, TsSource)."""
         data, ancdata, _msg_flags, addr = self.sock.recvmsg(bufsize, ANCILLARY_BUFSIZE, flags)
-        if self._drops:
-            self.rx_drops = drops_in(ancdata) or self.rx_drops
         stamp = stamp_from_ancillary(ancdata, self.hardware)
+        # a lone control message that was the stamp holds no drop count: no second look then
+        if self._drops and (stamp is None or len(ancdata) > 1):
+            self.rx_drops = drops_in(ancdata) or self.rx_drops
         if stamp is None:
             # Last resort, honestly labelled: user-space time after the syscall returned.
             return data, addr, time.clock_gettime_ns(time.CLOCK_REALTIME), TsSource.USER
