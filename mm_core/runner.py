@@ -862,8 +862,8 @@ class Runner:
         """One datagram read off the market-data socket: journaled and fed, or refused when it
         does not come from the venue's market data. Drops the kernel counted before it are
         journaled ahead of it: the gap it may open has its cause in the journal."""
-        drops = self._md.rx_drops
-        if drops and drops != self.md_drops.seen:
+        md = self._md
+        if md is not None and md.rx_drops and md.rx_drops != self.md_drops.seen:
             self._md_dropped(self.md_drops.new())
         if sender[0] not in self._md_from:
             self._md_refused(data, sender[0])

@@ -883,7 +883,6 @@ class Session:
         self.end_metrics = self.engine.summary(session_end=True)
         try:
             journal.append(RecordType.METRICS, pack_json({"note": END_NOTE, "session_id": session_id,
-                                                          "md_kernel_drops": report.md_kernel_drops,
                                                           **self.end_metrics}), **stamp)
         except JournalError:
             report.journal_failures += 1

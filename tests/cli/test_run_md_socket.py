@@ -1,7 +1,7 @@
 """`mmaudit run --md-rcvbuf`: the market-data socket's receive buffer as typed (256K, 4M), a size
 out of range a usage error; the summary shows the buffer and the kernel's drops on it, the errors
 row counts the drops and a gap apart from the packets that came past it; a session journals the
-buffer at its start and the drops at its end."""
+buffer at its start (the drops, in alerts as they are found: none here)."""
 from __future__ import annotations
 
 import json
@@ -64,5 +64,4 @@ def test_a_session_journals_its_receive_buffer_and_the_kernels_drops(tmp_path):
     (start,) = [n for n in notes if n.get("note") == "session-start"]
     assert start["md_socket"] == {"rcvbuf_asked": 256 * 1024, "rcvbuf_kernel": 2 * 256 * 1024,
                                   "capped": False, "drops_counted": "SO_RXQ_OVFL"}
-    (end,) = [n for n in notes if n.get("note") == "session-end"]
-    assert end["md_kernel_drops"] == 0
+    assert not [n for n in notes if n.get("alert") == "md-kernel-drops"]
