@@ -15,6 +15,9 @@
 #ifndef SO_TIMESTAMPING_NEW
 #define SO_TIMESTAMPING_NEW 65
 #endif
+#ifndef SO_RXQ_OVFL
+#define SO_RXQ_OVFL 40
+#endif
 
 #define NS 1000000000LL
 
@@ -36,6 +39,10 @@ static void take_stamp(struct fcap_reader *r, struct msghdr *m)
         const uint8_t *data = CMSG_DATA(c);
         int32_t length = (int32_t)(c->cmsg_len - (size_t)(data - (const uint8_t *)c));
         r->cmsgs[r->ncmsg++] = (struct fcap_cmsg){c->cmsg_level, c->cmsg_type, (int32_t)(data - r->ctl), length};
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL && length >= 4) {
+            memcpy(&r->drops, data, sizeof r->drops);   /* the socket's drops when it was queued */
+            continue;
+        }
         if (decided || c->cmsg_level != SOL_SOCKET ||
             (c->cmsg_type != SO_TIMESTAMPING_OLD && c->cmsg_type != SO_TIMESTAMPING_NEW))
             continue;

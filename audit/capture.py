@@ -13,6 +13,7 @@ import struct
 import time
 
 from audit.errors import TimestampingError
+from audit.rxbuffer import count_drops, drops_in
 from audit.sotimestamping import (
     RECVERR_TYPES, SCM_TIMESTAMPING_TYPES, SO_TIMESTAMPING_NEW, SO_TIMESTAMPING_OLD, TsFlag,
     parse_extended_err, parse_scm_timestamping,
@@ -82,6 +83,13 @@ class TimestampedSocket:
         self.hardware = hardware
         self.flags = timestamping_flags(hardware) | extra_flags
         self.option = enable_timestamping(sock, self.flags)
+        self.rx_drops = 0            # the kernel's drop count, as the last read datagram carried it
+        self._drops = False          # count_drops() was called: reads look for the count
+
+    def count_drops(self) -> None:
+        """Have every read take the kernel's drop count (SO_RXQ_OVFL) into rx_drops."""
+        count_drops(self.sock)
+        self._drops = True
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -108,6 +116,9 @@ class TimestampedSocket:
         """Like recv() but also returns the sender address: (bytes, addr, ts_ns, TsSource)."""
         data, ancdata, _msg_flags, addr = self.sock.recvmsg(bufsize, ANCILLARY_BUFSIZE, flags)
         stamp = stamp_from_ancillary(ancdata, self.hardware)
+        # a lone control message that was the stamp holds no drop count: no second look then
+        if self._drops and (stamp is None or len(ancdata) > 1):
+            self.rx_drops = drops_in(ancdata) or self.rx_drops
         if stamp is None:
             # Last resort, honestly labelled: user-space time after the syscall returned.
             return data, addr, time.clock_gettime_ns(time.CLOCK_REALTIME), TsSource.USER

@@ -11,7 +11,8 @@
  * stamp (ts[2], when `hardware`) before the kernel's software stamp (ts[0]); with none, user-space
  * CLOCK_REALTIME taken right after the syscall returned. A payload that is not the 64-bit layout
  * (48 bytes) met before any decision leaves the source FCAP_SRC_UNDECIDED: the caller decodes the
- * control messages listed in cmsgs[] (that layout never comes on a 64-bit kernel).
+ * control messages listed in cmsgs[] (that layout never comes on a 64-bit kernel). With SO_RXQ_OVFL
+ * on the socket, the kernel's drop count a datagram carries is kept in `drops`.
  */
 #ifndef MMAUDIT_FASTCAP_H
 #define MMAUDIT_FASTCAP_H
@@ -67,6 +68,8 @@ struct fcap_reader {
     uint32_t unpolled;                   /* reads since the last poll (state kept between calls) */
     uint64_t reads;                      /* OUT, cumulative: recvmsg calls made */
     uint64_t polls;                      /* OUT, cumulative: poll calls made */
+    uint32_t drops;                      /* OUT, kept: the socket's drop count (SO_RXQ_OVFL) the last
+                                          * datagram that carried one carried (0: none yet) */
     uint8_t ctl[FCAP_CTL_SIZE];          /* OUT FCAP_PACKET: the control data the cmsgs point into */
 };
 

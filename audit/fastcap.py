@@ -84,6 +84,7 @@ class SpinReader:
             else:
                 stamp, source = self._undecided()
             host = self._hosts.get(r.addr) or self._host(r.addr)
+            self.sock.rx_drops = r.drops     # as TimestampedSocket.recvfrom keeps it
             return data, (host, r.port), stamp, source
         if rc == lib.FCAP_READY:
             self.ready = [(fd, ev) for fd, ev in zip(self._fds, r.revents) if ev]

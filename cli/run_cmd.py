@@ -26,7 +26,8 @@ from audit.health import PROFILES
 from cli.clock_cmd import LOG_OPTIONS
 from cli.metrics_rows import metrics_rows, money
 from cli.operator_cmd import CONTROL_NAME
-from cli.params import phc_device as checked_phc
+from cli.params import byte_size, phc_device as checked_phc
+from audit.rxbuffer import MAX_RCVBUF, MIN_RCVBUF
 from journal import JournalError, Reader
 from mm_core.session import (
     MAX_CLOSE_OUT_S, MAX_SESSION_S, ClockSpec, JournalInUse, Progress, Session, SessionError, SessionSettings, SessionSummary,
@@ -135,6 +136,8 @@ def summary_rows(s: SessionSummary) -> list[tuple[str, str]]:
         ("journal", f"{s.journal['path']} seq {s.journal['first_seq']}..{s.journal['last_seq']} "
                     f"({s.journal['records']} records)"),
     ]
+    if s.runner.md_rcvbuf:
+        rows.append(("market-data socket", md_socket_text(s.runner)))
     if s.runner.closing_state:
         rows.append(("close-out", close_out_text(s.runner)))
     if s.runner.warm_steps:
@@ -151,6 +154,12 @@ def summary_rows(s: SessionSummary) -> list[tuple[str, str]]:
         rows.append(("not trading", s.not_trading_reason))
     rows.append(("outcome", exit_status(s)[1]))
     return rows
+
+
+def md_socket_text(r) -> str:
+    """The market-data socket's row: its receive buffer and the datagrams the kernel dropped."""
+    return (f"receive buffer {r.md_rcvbuf:,} bytes as the kernel counts them; "
+            f"{r.md_kernel_drops} datagrams dropped by the kernel")
 
 
 def close_out_text(r) -> str:
@@ -172,7 +181,8 @@ def close_out_text(r) -> str:
 
 # the engine's counts of what went wrong, as the errors row names them
 _ENGINE_ERRORS = (("protocol_errors", "protocol errors"), ("book_errors", "book errors"),
-                  ("gaps", "market-data gaps"), ("md_session_changes", "market-data session changes"),
+                  ("gaps", "market-data gaps"), ("md_gap_packets", "packets past a gap (re-requested)"),
+                  ("md_session_changes", "market-data session changes"),
                   ("md_foreign", "other sessions' packets"), ("md_skipped", "unknown messages skipped"),
                   ("md_unrecoverable", "market data unrecoverable"),
                   ("md_duplicates", "unreadable packets duplicated"),
@@ -184,7 +194,8 @@ def error_counts(s: SessionSummary) -> str:
     counts = s.engine.get("counts", {})
     items = [("journal failures", s.runner.journal_failures),
              ("order-entry framing errors", s.runner.protocol_errors),
-             ("market data from other addresses", s.runner.md_foreign)]
+             ("market data from other addresses", s.runner.md_foreign),
+             ("market data dropped by the kernel (receive buffer full)", s.runner.md_kernel_drops)]
     items += [(name, counts.get(key, 0)) for key, name in _ENGINE_ERRORS]
     return ", ".join(f"{name} {n}" for name, n in items if n)
 
@@ -363,6 +374,9 @@ def _started(session: Session, quiet: bool) -> None:
 @click.option("--md-source", "md_sources", multiple=True,
               help="IPv4 address the venue's market data (and re-request replies) come from; repeat for "
                    "several (default: the venue's host). Datagrams from anywhere else are refused.")
+@click.option("--md-rcvbuf", default="4M", show_default=True,
+              help="Receive buffer of the market-data socket, e.g. 256K, 4M (forced past net.core.rmem_max "
+                   "when root; the kernel's drops on it are counted and journaled).")
 @click.option("--duration", default="60s", show_default=True, help="Trading time, e.g. 60s, 2m.")
 @click.option("--journal", "journal_dir", type=click.Path(file_okay=False), default=None,
               help="Journal directory (default: a new directory under the system temp dir).")
@@ -396,7 +410,7 @@ def _started(session: Session, quiet: bool) -> None:
               help="At a clean end the engine pulls every order; wait this long at most for the venue to "
                    "close them before logging out (above 0, at most 60s).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON, without progress lines.")
-def command(venue_text, itch_port, rerequest_port, md_bind, md_sources, duration, journal_dir, config_path, limits_path,
+def command(venue_text, itch_port, rerequest_port, md_bind, md_sources, md_rcvbuf, duration, journal_dir, config_path, limits_path,
             venue_config_path, profile, ptp_uds, ptp_lab, ptp_free_running, ptp4l_log, phc2sys_log, phc_device,
             seed, busy_poll, warm_interval, close_out, control_path, as_json) -> None:
     """Trade on a venue for a while, journaling ahead, with the clock monitored.
@@ -414,6 +428,7 @@ def command(venue_text, itch_port, rerequest_port, md_bind, md_sources, duration
     """
     duration_s = seconds(duration)      # every check before the temporary journal directory is made
     close_out_s = close_out_seconds(close_out)
+    md_rcvbuf = byte_size(md_rcvbuf, "--md-rcvbuf", MIN_RCVBUF, MAX_RCVBUF)
     warm_interval_ns = None if warm_interval is None else interval_ns(warm_interval)
     try:
         venue = VenueSpec.parse(venue_text, itch_port, rerequest_port, md_bind, md_sources)
@@ -428,6 +443,7 @@ def command(venue_text, itch_port, rerequest_port, md_bind, md_sources, duration
         try:
             settings = SessionSettings(journal_dir, duration_s, venue, clock, seed=seed, busy_poll=busy_poll,
                                        warm_interval_ns=warm_interval_ns, close_out_s=close_out_s,
+                                       md_rcvbuf=md_rcvbuf,
                                        control_path=None if control_path == "none" else control_path)
         except SessionError as exc:
             raise click.ClickException(str(exc)) from None

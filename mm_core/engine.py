@@ -306,6 +306,7 @@ class Engine:
         self.tracker = self.md.tracker
         self.stale = False
         self.gap_requested_ns = -1
+        self.gap_requested_to = 0       # one past the last re-request's range: its answer is in then
         self.md_heard_ns = -1           # the last market-data packet (heartbeats too); -1: none yet
         # the last market-data message that could not be read and how many times it came so
         # (sequence, times): twice means its re-request brought the same bytes back
@@ -398,7 +399,8 @@ class Engine:
                        "book_errors": 0, "gaps": 0, "guard_trips": 0, "orders_sent": 0,
                        "cancels_sent": 0, "denials": 0, "fills": 0, "halts": 0, "md_session_changes": 0,
                        "venue_rejects": 0, "md_skipped": 0, "md_foreign": 0, "md_ends": 0,
-                       "md_unrecoverable": 0, "md_duplicates": 0, "alerts_held": 0}
+                       "md_unrecoverable": 0, "md_duplicates": 0, "alerts_held": 0,
+                       "md_gap_packets": 0}
         # The I/O shell's early sink for the guard's pulls (None in replay): called with the pull
         # cancels the moment the guard trips, so they are journaled and sent before the rest of the
         # event's work (reprice, requote, hedge; on our own fill, before the fill is even decoded
@@ -485,6 +487,7 @@ class Engine:
         state.setdefault("compiled", False)
         # from before feed silence was watched: restores, then fails its header's state hash
         state.setdefault("md_heard_ns", -1)
+        state.setdefault("gap_requested_to", 0)
         state.setdefault("options_due", [])
         state.setdefault("clock_pulled", False)
         state.setdefault("ssr", [False] * state["n"])
@@ -492,7 +495,8 @@ class Engine:
         state.setdefault("price_test_alerted", [False] * state["n"])
         state["counts"].setdefault("md_session_changes", 0)
         state["counts"].setdefault("venue_rejects", 0)
-        for name in ("md_skipped", "md_foreign", "md_ends", "md_unrecoverable", "md_duplicates", "alerts_held"):
+        for name in ("md_skipped", "md_foreign", "md_ends", "md_unrecoverable", "md_duplicates", "alerts_held",
+                     "md_gap_packets"):
             state["counts"].setdefault(name, 0)
         state.setdefault("alert_gate", AlertGate())
         state.setdefault("md_unreadable", (-1, 0))
@@ -567,7 +571,7 @@ class Engine:
         now = self.now
         tracker = self.tracker
         self.counts["md_packets"] += 1
-        ended = tracker.end_of_session
+        ended, in_gap = tracker.end_of_session, tracker.in_gap
         try:
             try:
                 update = self.md.on_packet(ev.packet, not self.compiled)
@@ -595,7 +599,11 @@ class Engine:
                 self._react(list(self.quoted), actions)
             return actions
         if type(update) is _GAP:
-            self.counts["gaps"] += 1
+            # a gap is counted once, when it opens; every packet that comes past it (not applied,
+            # re-requested with the gap) is counted apart
+            self.counts["md_gap_packets"] += 1
+            if not in_gap:
+                self.counts["gaps"] += 1
             if not self.stale:
                 self._go_stale(f"gap: expected {update.expected} got {update.received}", actions)
             self._request_gap(actions)
@@ -635,6 +643,11 @@ class Engine:
             recovered = True
         else:
             recovered = False
+            if tracker.in_gap and self.gap_requested_ns >= 0 and tracker.next_expected >= self.gap_requested_to:
+                # the re-request was answered in full and a gap is left (the packets that came
+                # while it was out were past the gap, not applied): the rest is asked for at
+                # once, not after rerequest_timeout with the quotes pulled meanwhile
+                self._request_gap(actions, answered=True)
         # The guard runs first: pulls go out ahead of every other signal's reaction.
         for symbol_id in printed:
             trip = self.guards[symbol_id].evaluate(now)
@@ -1163,14 +1176,17 @@ class Engine:
             if specs[symbol_id] is not None and fair > 0 and (mid2[symbol_id] > 0 or not priced_only):
                 self._feed_risk(symbol_id, fair)
 
-    def _request_gap(self, actions: list[Action]) -> None:
+    def _request_gap(self, actions: list[Action], answered: bool = False) -> None:
+        """Re-request the gap: at once when the last request was `answered`, else when none is
+        out or it went unanswered for rerequest_timeout (the packet or answer may be lost)."""
         now = self.now
-        if self.gap_requested_ns >= 0 and now - self.gap_requested_ns < self.cfg.rerequest_timeout_ns:
+        if not answered and self.gap_requested_ns >= 0 and now - self.gap_requested_ns < self.cfg.rerequest_timeout_ns:
             return
         request = self.tracker.request()
         if request is None:
             return
         self.gap_requested_ns = now
+        self.gap_requested_to = request.sequence + request.count
         actions.append(RequestRetransmit(moldudp64.encode_request(request), request.sequence, request.count))
 
     def _reprice(self, symbol_id: int) -> None:
@@ -2420,7 +2436,8 @@ class Engine:
         """SHA-256 over every piece of decision state, in a fixed order (no hash() or set order)."""
         t = self.tracker
         parts = (
-            self.now, self.stale, self.gap_requested_ns, self.md_heard_ns, t.next_expected, t.highest_announced,
+            self.now, self.stale, self.gap_requested_ns, self.gap_requested_to, self.md_heard_ns,
+            t.next_expected, t.highest_announced,
             t.end_of_session, self.md.candidate, self.md_unreadable, self.md_unreadable_packet,
             self.alert_gate.state_items(),
             [s.id for s in self.options_due], self.clock_pulled,

@@ -29,6 +29,7 @@ from typing import Callable, Iterable, Iterator, Protocol
 
 from audit.capture import TimestampedTcpSocket, TimestampedUdpSocket
 from audit.fastcap import SpinReader
+from audit.rxbuffer import DEFAULT_RCVBUF, RxBufferError, size_receive_buffer
 from audit.fastsend import APPEND_SEND_ADDRESS
 from audit.health import PROFILES
 from audit.phc import LEAP59, LEAP61, leap_utc_ns, phc_leap, phc_offset
@@ -40,6 +41,7 @@ from journal.catalogue import (
 from journal.errors import DiskFull, JournalError
 from mm_core.armedpulls import ArmedPulls
 from mm_core.fastbook import ffi as _ffi
+from mm_core.mddrops import MdDrops
 from mm_core.engine import Engine
 from mm_core.events import (
     ClockSample, JournalHealth, JournalNote, MarketData, OperatorCommand, Reconciled,
@@ -93,6 +95,7 @@ class RunnerSettings:
                                      # group is joined (md_interface: the local address to join on)
     md_interface: str = "0.0.0.0"
     md_sources: tuple[str, ...] = ()  # addresses the venue's market data comes from: () = its host
+    md_rcvbuf: int = DEFAULT_RCVBUF  # its socket's receive buffer, bytes (audit.rxbuffer says why)
     ouch_port: int = 0               # the venue's SoupBinTCP port
     rerequest_port: int = 0          # the venue's MoldUDP64 re-request port
     username: str = "MM01"
@@ -146,6 +149,8 @@ class RunnerReport:
     orders_unsent: int = 0           # journaled, not sent: no order entry (a re-login failed)
     protocol_errors: int = 0
     md_foreign: int = 0              # datagrams on the market-data port from other addresses: not read
+    md_kernel_drops: int = 0         # market-data datagrams the kernel dropped (receive buffer full)
+    md_rcvbuf: int = 0               # that socket's receive buffer as the kernel counts it (2x usable)
     warm_steps: int = 0              # idle-time shadow events (mm_core.warmer; busy-poll only)
     sends_failed: int = 0            # journaled orders the socket refused (TX_TS status SEND_FAILED)
     venue_lost: bool = False         # the order entry ended under us: closed, reset, framing error,
@@ -340,11 +345,14 @@ def md_bind_address(settings: RunnerSettings, venue_ip: str = "") -> str:
 
 def market_data_socket(settings: RunnerSettings, venue_ip: str = "") -> socket.socket:
     """The non-blocking UDP socket that receives the venue's MoldUDP64 (md_bind_address; a
-    multicast group is joined on md_interface). RunnerError, one line, when it cannot be made."""
+    multicast group is joined on md_interface), its receive buffer md_rcvbuf. RunnerError, one
+    line, when it cannot be made."""
     address = md_bind_address(settings, venue_ip)
     md = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         md.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # sized before the bind: no datagram is queued under the kernel's default
+        size_receive_buffer(md, settings.md_rcvbuf)
         md.bind((address, settings.itch_port))
         try:
             multicast = ipaddress.ip_address(address).is_multicast
@@ -354,8 +362,10 @@ def market_data_socket(settings: RunnerSettings, venue_ip: str = "") -> socket.s
             md.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
                           socket.inet_aton(address) + socket.inet_aton(settings.md_interface))
         md.setblocking(False)
-    except OSError as exc:
+    except (OSError, RxBufferError, ValueError) as exc:
         md.close()
+        if not isinstance(exc, OSError):
+            raise RunnerError(f"market-data receive buffer: {exc}") from None
         raise RunnerError(f"cannot receive market data on {address}:{settings.itch_port}: "
                           f"{_oserror(exc)} (--md-bind sets the local address)") from None
     return md
@@ -399,6 +409,7 @@ class Runner:
         self.tcp_bytes = 0               # bytes written to the order-entry socket (TX keys)
         self.journal_ok = True           # what the engine was last told
         self._md: TimestampedUdpSocket | None = None
+        self.md_drops: MdDrops | None = None     # the kernel's drops on it (made with it)
         self._md_from: frozenset[str] = frozenset()     # md_sources(), at connect
         self._md_foreign: set[str] = set()              # other senders already alerted
         self._oe: TimestampedTcpSocket | None = None
@@ -486,8 +497,16 @@ class Runner:
         venue = self._venue_address()
         self._rerequest_to = (venue, s.rerequest_port)
         self._md_from = md_sources(s, venue)
-        self._md = TimestampedUdpSocket(market_data_socket(s, venue), s.hardware_timestamps)
+        self._open_md(venue)
         self._connect_oe()
+
+    def _open_md(self, venue_ip: str) -> None:
+        """The market-data socket (market_data_socket), the kernel's drops on it counted."""
+        s = self.settings
+        self._md = TimestampedUdpSocket(market_data_socket(s, venue_ip), s.hardware_timestamps)
+        self._md.count_drops()
+        self.md_drops = MdDrops(self._md, s.md_rcvbuf)
+        self.report.md_rcvbuf = self.md_drops.kernel_bytes
 
     def _venue_address(self) -> str:
         """The venue host's IPv4 address, looked up once for the runner's life: its order entry
@@ -718,6 +737,7 @@ class Runner:
             self._thread = None
             poller.close()
             self._drain_tx(mono() + s.tx_timeout_ns)
+            self._md_tail_drops()
             self.close()
 
     def _spin_due(self, due: int, warm_due: int, t: int) -> int:
@@ -852,7 +872,11 @@ class Runner:
 
     def _md_packet(self, data: bytes, sender: tuple, rx_ns: int, source) -> None:
         """One datagram read off the market-data socket: journaled and fed, or refused when it
-        does not come from the venue's market data."""
+        does not come from the venue's market data. Drops the kernel counted before it are
+        journaled ahead of it: the gap it may open has its cause in the journal."""
+        md = self._md
+        if md is not None and md.rx_drops and md.rx_drops != self.md_drops.seen:
+            self._md_dropped(self.md_drops.new())
         if sender[0] not in self._md_from:
             self._md_refused(data, sender[0])
             return
@@ -864,6 +888,22 @@ class Runner:
             now = rx_ns - self._utc_offset_s * 1_000_000_000                 # engine_time inlined
         self._input(RecordType.MD_PACKET, data, rx_ns, source, market_data_of(data, now, source),
                     read_ns=_realtime())
+
+    def _md_dropped(self, n: int, tail: bool = False) -> None:
+        """n datagrams the kernel dropped on the market-data socket: counted and journaled."""
+        if n:
+            self.report.md_kernel_drops += n
+            self._note_alert("md-kernel-drops", self.md_drops.alert(n, self.report.md_kernel_drops, tail),
+                             _realtime())
+
+    def _md_tail_drops(self) -> None:
+        """At the end of a run: the drops no datagram read carried (the socket's own count)."""
+        if self.md_drops is None:
+            return
+        try:
+            self._md_dropped(self.md_drops.tail(), tail=True)
+        except RxBufferError as exc:
+            self._note_alert("md-kernel-drops", f"drops after the last datagram read not known: {exc}", _realtime())
 
     def _md_refused(self, data: bytes, sender: str) -> None:
         """A datagram from an address the venue's market data does not come from (anyone can

@@ -33,6 +33,7 @@ from audit.health import PROFILES, HealthConfig, HealthTracker
 from audit.monitor import ClockMonitor
 from audit.pmc import DEFAULT_UDS, PmcClient
 from audit.ptplab import CLOCK_SOURCE as LAB_SOURCE, NamespaceUnavailable, PtpLab
+from audit.rxbuffer import DEFAULT_RCVBUF, MAX_RCVBUF, MIN_RCVBUF
 from audit.sampler import PmcSampler
 from journal import Journal, JournalError, JournalLocked, Reader, lock_state
 from journal.reader import damage_behind_summary
@@ -303,6 +304,7 @@ class SessionSettings:
     control_path: str | None = None  # the operator's control socket (mm_core.control); None: none
     close_out_s: float = 2.0         # at a clean end, wait this long at most for the venue to close
                                      # the orders the engine pulls (RunnerSettings.close_out_ns)
+    md_rcvbuf: int = DEFAULT_RCVBUF  # the market-data socket's receive buffer (RunnerSettings.md_rcvbuf)
 
     def __post_init__(self) -> None:
         if not 0 < self.duration_s <= MAX_SESSION_S:      # NaN and infinity fail too
@@ -315,6 +317,9 @@ class SessionSettings:
             raise SessionConfigError("--warm-interval applies to --busy-poll only (an epoll wait sleeps in the kernel)")
         if self.warm_interval_ns is not None and self.warm_interval_ns < 0:
             raise SessionConfigError(f"the warm interval must be 0 (off) or positive, not {self.warm_interval_ns} ns")
+        if type(self.md_rcvbuf) is not int or not MIN_RCVBUF <= self.md_rcvbuf <= MAX_RCVBUF:
+            raise SessionConfigError(f"the market-data receive buffer must be {MIN_RCVBUF}..{MAX_RCVBUF} "
+                                     f"bytes, not {self.md_rcvbuf!r}")
         if self.seed is not None and self.venue.kind == "external":
             raise SessionConfigError("--seed applies to a venue this session starts, not to HOST:PORT")
         if self.control_path:
@@ -776,7 +781,7 @@ class Session:
                 host=venue_spec.host, itch_port=venue_spec.itch_port, ouch_port=venue_spec.ouch_port,
                 rerequest_port=venue_spec.rerequest_port, md_bind=venue_spec.md_bind,
                 md_sources=venue_spec.md_sources, clock_profile=self.profile,
-                busy_poll=s.busy_poll, close_out_ns=max(1, round(s.close_out_s * 1e9)),
+                busy_poll=s.busy_poll, close_out_ns=max(1, round(s.close_out_s * 1e9)), md_rcvbuf=s.md_rcvbuf,
                 **({} if s.warm_interval_ns is None else {"warm_interval_ns": s.warm_interval_ns}),
                 **({"username": user.username, "password": user.password} if user else {})), self.monitor,
                 reconciler=self.reconciler)
@@ -864,7 +869,8 @@ class Session:
         journal.append(RecordType.METRICS, pack_json({
             "note": "session-start", "session_id": session_id, "clock_profile": self.profile,
             "clock_source": source, "clock_evidence": note, "venue": self.venue,
-            "inputs": self.inputs.sources}), ts_ns=now, ts_source=int(TsSource.USER))
+            "inputs": self.inputs.sources, "md_socket": self.runner.md_drops.facts()}),
+            ts_ns=now, ts_source=int(TsSource.USER))
         return first
 
     def _journal_stop(self, journal: Journal, session_id: int) -> None:

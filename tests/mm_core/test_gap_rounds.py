@@ -1,0 +1,62 @@
+"""A market-data gap through the whole engine: counted once however many packets come past it, and
+re-requested again at once when the first answer leaves part of it open (the packets that came
+while the request was out were past the gap, not applied)."""
+from mm_core.events import RequestRetransmit
+from mm_core.protocol import moldudp64
+from tests.mm_core.test_engine import alerts, quoted_book
+from tests.mm_core.wire import ACME, MS, S, md, run
+
+
+def requests(actions):
+    return [(a.sequence, a.count) for a in actions if isinstance(a, RequestRetransmit)]
+
+
+def _gap_with_packets_past_it(engine, venue, feed, past: int, now: int = 3 * S):
+    """Two messages lost, then `past` live packets from `now`: what the engine asked for first."""
+    feed.packet(feed.add(ACME, "B", 100, 999_800), feed.add(ACME, "S", 100, 1_000_300))   # lost
+    first = run(engine, venue, md(feed.packet(feed.add(ACME, "B", 100, 999_700)), now), now)
+    for i in range(1, past):
+        run(engine, venue, md(feed.packet(feed.add(ACME, "S", 100, 1_000_400 + 100 * i)), now + i * MS), now + i * MS)
+    return requests(first)
+
+
+def test_a_gap_is_counted_once_and_the_packets_past_it_apart():
+    engine, venue, feed, _, _ = quoted_book()
+    gaps, past = engine.counts["gaps"], engine.counts["md_gap_packets"]
+    assert _gap_with_packets_past_it(engine, venue, feed, 5) == [(7, 3)]
+    assert engine.counts["gaps"] - gaps == 1          # was 5: one per packet past the gap
+    assert engine.counts["md_gap_packets"] - past == 5
+
+
+def test_an_answer_that_leaves_the_gap_open_is_followed_by_the_next_request_at_once():
+    engine, venue, feed, _, _ = quoted_book()
+    _gap_with_packets_past_it(engine, venue, feed, 4)   # 7 (+3) asked; 10, 11, 12 came past it
+    now = 3 * S + 10 * MS                                # long before rerequest_timeout
+    answer = run(engine, venue, md(feed.resend(7, 3), now), now)
+    assert engine.stale and "book-recovered" not in alerts(answer)
+    assert requests(answer) == [(10, 3)]                 # the rest, without the 500 ms wait
+    request = [a for a in answer if isinstance(a, RequestRetransmit)][0]
+    assert moldudp64.decode_request(request.packet) == moldudp64.RequestPacket(feed.session, 10, 3)
+    done = run(engine, venue, md(feed.resend(10, 3), now + MS), now + MS)
+    assert "book-recovered" in alerts(done) and not engine.stale
+    assert engine.counts["gaps"] == 1
+
+
+def test_a_partial_answer_waits_for_the_rest_of_the_request():
+    engine, venue, feed, _, _ = quoted_book()
+    _gap_with_packets_past_it(engine, venue, feed, 2)   # 7 (+3) asked, 10 came past it
+    now = 3 * S + 10 * MS
+    part = run(engine, venue, md(feed.resend(7, 1), now), now)
+    assert requests(part) == [] and engine.stale         # 8 and 9 are still on their way
+    rest = run(engine, venue, md(feed.resend(8, 2), now + MS), now + MS)
+    assert requests(rest) == [(10, 1)]
+
+
+def test_a_second_gap_after_recovery_is_counted_again():
+    engine, venue, feed, _, _ = quoted_book()
+    gaps = engine.counts["gaps"]
+    _gap_with_packets_past_it(engine, venue, feed, 1)
+    run(engine, venue, md(feed.resend(7, 3), 3 * S + 5 * MS), 3 * S + 5 * MS)
+    assert not engine.stale
+    assert _gap_with_packets_past_it(engine, venue, feed, 1, 4 * S) == [(10, 3)]
+    assert engine.counts["gaps"] - gaps == 2
