@@ -233,6 +233,9 @@ _CANCEL = ord("X")                   # OUCH Cancel Order: the order record may u
 _HEARTBEAT = ord("H")                # SoupBinTCP server heartbeat: not an answer, never reserved
 _EXECUTED = ord("E")                 # OUCH Executed: maybe our own fill, for the guard's lane
 _LANE_NOT, _LANE_REFUSED = _fastlib.FLANE_NOT, _fastlib.FLANE_REFUSED
+# an OUCH Executed frame of no quote (a NUL token) for 0 shares, which the lane never takes: upkeep
+# runs the frame read's path to flane_fire_input on it (nothing is journaled, sent or changed)
+_PROBE_FILL = b"\x00\x29SE" + bytes(8 + 14 + 4) + (1).to_bytes(4, "big") + b"A" + bytes(8)
 _RESERVED_NOTES = frozenset({RecordType.RISK_DECISION, RecordType.STATE_CHANGE, RecordType.KILL})
 _HEALTH = "journal-health"           # METRICS {"input": ...}: a JournalHealth fed to the engine
 _EAGAIN = frozenset({errno.EAGAIN, errno.EWOULDBLOCK})   # a send that hit SO_SNDTIMEO
@@ -1601,7 +1604,8 @@ class Runner:
             armed.plan(engine, order_sent_payload)
             if armed.sample:
                 self._armed_out(armed.sample)     # the armed path's Python, warm when a trip comes
-                self._lane_ready()                # and the C lane's (it fills the sink, sends nothing)
+                # and the frame read's to the C lane (it fills the sink, the lane refuses the probe)
+                self._fill_first(_PROBE_FILL, 0, 0, _USER)
             self._orders_plan(_WARM_PULL, self._oe)
 
     def _send_order(self, action: SendOrder) -> None:
