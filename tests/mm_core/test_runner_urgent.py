@@ -452,3 +452,25 @@ def test_a_pull_built_unlike_its_journaled_plan_fails_closed(tmp_path):
     with Reader(str(tmp_path / "j")) as reader:
         alerts = [json.loads(r.payload) for r in reader.records() if r.rtype == RecordType.METRICS]
     assert any(a.get("alert") == "armed-pull-mismatch" for a in alerts)
+
+
+def test_the_upkeep_probe_fill_is_never_the_lanes(tmp_path):
+    """The probe fill upkeep runs through the frame read never reaches the journal: flane_fire_input
+    refuses it (0 shares) even when an armed quote bore its token, and lets a real fill of that
+    quote through to its append (here refused by a closed journal)."""
+    from mm_core.fastbook import lib
+    from mm_core.runner import _PROBE_FILL
+    closed = Journal(tmp_path / "closed")
+    fn, writer = closed.c_reserve_append()
+    closed.close()
+    armed, sink = _ffi.new("flane_armed *"), _ffi.new("flane_sink *")
+    armed.n, armed.acked[0], armed.legal_full[0], armed.legal_partial[0], armed.leaves[0] = 1, 1, 1, 1, 100
+    sink.append, sink.writer = _ffi.cast("flane_append_fn", fn), _ffi.cast("void *", writer)
+    sink.input_rtype, sink.input_size = int(RecordType.VENUE_MSG), PAYLOAD_DTYPES[RecordType.VENUE_MSG].itemsize
+    sink.input_raw_at = PAYLOAD_DTYPES[RecordType.VENUE_MSG].fields["raw"][1]
+    _ffi.memmove(armed.token, _PROBE_FILL[12:26], 14)           # the probe's own token, armed
+    fire = lib.flane_fire_input
+    assert fire(_ffi.NULL, armed, sink, _PROBE_FILL, 43, 0, _ffi.NULL, 1, 0, 0) == lib.FLANE_NOT
+    fill = _PROBE_FILL[:26] + (100).to_bytes(4, "big") + _PROBE_FILL[30:]
+    assert fire(_ffi.NULL, armed, sink, fill, 43, 0, _ffi.NULL, 1, 0, 0) == lib.FLANE_REFUSED
+    assert sink.input_seq < 0
