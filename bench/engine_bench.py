@@ -540,10 +540,13 @@ def _guard_latency(events, toxic: list[int], rounds: int, workdir: str,
     each toxic event meets the state it met in the recorded session, each followed by the
     runner's idle upkeep as its loop runs it after a wake-up (`upkeep` False: none, as before).
     `armed` (the runner's way): pulls of quotes upkeep planned go out from that plan before the
-    engine builds them: on our own fill from the engine's C lane (flane_fire, through the sink
-    Runner._lane_ready gives; 'in-process' is then when the sink was readied, just before that
-    C call), else through the engine's armed sink (Runner._fire_armed); False: every pull is
-    built, then handed to the early sink (Runner._act_urgent), as before."""
+    engine builds them: on our own fill from the runner's frame read (Runner._fill_first, what
+    its order-entry read runs on an OUCH Executed frame: one C call, flane_fire_input, journals
+    the frame, fires the lane and sends through the sink Runner._lane_ready gives, then the
+    engine hears the frame; the frame in hand is that call's start, 'in-process' when the sink
+    was readied, just before the C call), else through the engine's armed sink
+    (Runner._fire_armed); False: every pull is built, then handed to the early sink
+    (Runner._act_urgent), as before."""
     out: dict[str, list[int]] = {"in-process": [], "send entered": [], "runner path": [], "whole event": [],
                                  "decode only": [], "to TX stamp": [], "no TX stamp": []}
     clock = time.perf_counter_ns
@@ -599,6 +602,10 @@ def _guard_latency(events, toxic: list[int], rounds: int, workdir: str,
                 booked(pulls)
                 marks.extend((readied[-1], clock(), key, entered_ns))
             engine.urgent = engine.urgent_armed = engine.urgent_lane = None
+            # the frame read readies the sink through the runner (set once: setting an instance
+            # attribute per event would undo the interpreter's attribute caches of the runner)
+            runner._lane_ready = lane_ready
+            fill_first = runner._fill_first
             idle = runner.upkeep if upkeep else (lambda: None)
             append = journal.append
             try:
@@ -615,11 +622,15 @@ def _guard_latency(events, toxic: list[int], rounds: int, workdir: str,
                     engine.urgent = sink
                     engine.urgent_armed = armed_sink if armed else None
                     engine.urgent_lane, engine.urgent_lane_booked = (lane_ready, lane_booked) if armed else (None, None)
+                    frame_read = armed and type(ev) is VenueMessage
+                    if frame_read:
+                        runner.soup_seq += 1
                     real0 = realtime(rt)
                     t0 = clock()          # the frame in hand: its write-ahead append is timed too
-                    append(*record, ev.now_ns, _USER)
-                    actions = engine.on_event(ev)
-                    runner._act(actions, 0)
+                    if not frame_read or fill_first(ev.packet, ev.now_ns, ev.now_ns, _USER) is None:
+                        append(*record, ev.now_ns, _USER)
+                        actions = engine.on_event(ev)
+                        runner._act(actions, 0)
                     t3 = clock()
                     engine.urgent = engine.urgent_armed = engine.urgent_lane = None
                     if not marks:
@@ -742,9 +753,12 @@ def _guard_lines(guard: dict, n_toxic: int, rounds: int, built: dict) -> list[st
         "loopback the kernel's RX stamp to a C read is the kernel floor's row, ~3-4 us here). The runner's idle upkeep (Runner.upkeep, after every event as in "
         "its loop) arms the pulls: the engine lists the quotes a trip could pull (Engine.prepare) "
         "and the runner packs each one's cancel record and bytes (mm_core.armedpulls). On our own "
-        "fill the engine's C lane (mm_core/fastlane.h, flane_fire, handed the runner's sink by "
-        "Runner._lane_ready) checks the fill, asks the guard and picks the quotes at risk, and the "
-        "sink's C (audit/fastsend.h) journals their records and sends their bytes; on a market-data "
+        "fill the runner's frame read (Runner._fill_first, as its order-entry read runs it on an "
+        "OUCH Executed frame; the row starts there) makes one C call (mm_core/fastlane.h, "
+        "flane_fire_input, handed the runner's sink by Runner._lane_ready) that journals the frame, "
+        "checks the fill, asks the guard and picks the quotes at risk, and the sink's C "
+        "(audit/fastsend.h) journals their records and sends their bytes; then the engine hears "
+        "the frame and books what that call did; on a market-data "
         "trip the engine hands the orders to Runner._fire_armed, which does the same in one C call "
         "(the journal's append-then-send). Either way that is before the engine builds the pulls and "
         "the gateway counts them; the 'built first' rows are the path before (every pull built and "

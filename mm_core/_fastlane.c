@@ -84,15 +84,9 @@ static int send_pulls(const flane_armed *a, flane_sink *s)
     return 1;
 }
 
-int flane_fire(fsig *g, flane_armed *a, flane_sink *sink, const uint8_t *frame, uint32_t len,
-               int64_t now_ns, fsig_trip *trip)
+/* The rest of a fire once lane_fill took the frame: the guard hears the fill of armed index i. */
+static int fired(fsig *g, flane_armed *a, flane_sink *sink, int i, int full, int64_t now_ns, fsig_trip *trip)
 {
-    int full = 0;
-    a->sent = 0;
-    a->n_pulled = 0;
-    int i = lane_fill(a, frame, len, &full);
-    if (i < 0)
-        return FLANE_NOT;
     int rc = fsig_own_fill_evaluate(g, a->symbol[i], a->bid[i], now_ns, trip);
     if (rc == FSIG_NOMEM)
         return FLANE_NOMEM;
@@ -104,4 +98,44 @@ int flane_fire(fsig *g, flane_armed *a, flane_sink *sink, const uint8_t *frame, 
     if (sink && a->n_pulled)
         a->sent = (uint8_t)send_pulls(a, sink);
     return FLANE_TRIPPED;
+}
+
+int flane_fire(fsig *g, flane_armed *a, flane_sink *sink, const uint8_t *frame, uint32_t len,
+               int64_t now_ns, fsig_trip *trip)
+{
+    int full = 0;
+    a->sent = 0;
+    a->n_pulled = 0;
+    int i = lane_fill(a, frame, len, &full);
+    if (i < 0)
+        return FLANE_NOT;
+    return fired(g, a, sink, i, full, now_ns, trip);
+}
+
+int flane_fire_input(fsig *g, flane_armed *a, flane_sink *s, const uint8_t *frame, uint32_t len,
+                     int64_t now_ns, fsig_trip *trip, uint64_t soup_seq, int64_t ts_ns, uint32_t ts_source)
+{
+    int full = 0;
+    a->sent = 0;
+    a->n_pulled = 0;
+    int i = lane_fill(a, frame, len, &full);
+    if (i < 0 || !s->append || s->input_size > FLANE_INPUT_MAX || s->input_raw_at < 12 ||
+        s->input_raw_at + len > s->input_size)
+        return FLANE_NOT;
+    uint8_t payload[FLANE_INPUT_MAX];
+    memset(payload, 0, s->input_size);
+    for (int b = 0; b < 8; b++)                            /* little-endian u8, as the catalogue's */
+        payload[b] = (uint8_t)(soup_seq >> (8 * b));
+    payload[8] = frame[2];                                 /* 'S' */
+    payload[9] = frame[3];                                 /* 'E' */
+    payload[10] = (uint8_t)len;
+    payload[11] = (uint8_t)(len >> 8);
+    memcpy(payload + s->input_raw_at, frame, len);
+    /* a venue answer may use the reserve, as the runner journals every one */
+    int64_t seq = s->append(s->writer, s->input_rtype, (const char *)payload, s->input_size, ts_ns, ts_source,
+                            s->clock_state);
+    s->input_seq = seq;
+    if (seq <= 0)
+        return FLANE_REFUSED;
+    return fired(g, a, s, i, full, now_ns, trip);
 }

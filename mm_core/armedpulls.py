@@ -9,7 +9,8 @@ was planned on is the one the engine armed, and the gateway's trading state and 
 (which every cancel's record carries) are those it was planned under.
 
 The same plan by armed index in a flane_sink (mm_core/fastlane.h), for the engine's C own-fill
-lane: the runner hands it over filled for a fire (Runner._lane_ready) and books what it sent.
+lane: the runner hands it over filled for a fire (Runner._lane_ready) and books what it sent;
+the sink also holds VENUE_MSG's layout, in which flane_fire_input journals the fill's frame.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from mm_core.fastbook import ffi
 
 _TSKEY_AT = PAYLOAD_DTYPES[RecordType.ORDER_SENT].fields["tskey"][1]
 _TSKEY_END = _TSKEY_AT + 4
+_VENUE_MSG = PAYLOAD_DTYPES[RecordType.VENUE_MSG]
+if [_VENUE_MSG.fields[f][1] for f in ("soup_seq", "packet_type", "msg_type", "raw_len")] != [0, 8, 9, 10]:
+    raise ImportError("the VENUE_MSG layout changed: update flane_fire_input (mm_core/_fastlane.c)")
 
 
 class ArmedPulls:
@@ -35,6 +39,8 @@ class ArmedPulls:
         self.sample: list = []        # one armed order, for a dry run of out() that keeps it warm
         self.sink = ffi.new("flane_sink *")              # the plan by armed index (its buffers: _held)
         self.sink.tskey_at = _TSKEY_AT
+        self.sink.input_rtype = int(RecordType.VENUE_MSG)
+        self.sink.input_size, self.sink.input_raw_at = _VENUE_MSG.itemsize, _VENUE_MSG.fields["raw"][1]
         self._held: list = []
 
     def plan(self, engine, payload_of: Callable[[object, int], bytes]) -> None:

@@ -91,8 +91,10 @@ _NO_DEADLINE = (1 << 63) - 1    # fsig_on_packets' stop_after when the clock has
 _DAY_NS = 86_400 * 1_000_000_000
 _own_fill_c = lib.fsig_own_fill_evaluate
 _lane_fire_c = lib.flane_fire
+_lane_input_c = lib.flane_fire_input
 _LANE_MAX, _TOKEN_WIDTH = lib.FLANE_MAX, lib.FLANE_TOKEN
 _LANE_NOT, _LANE_QUIET, _LANE_NOMEM = lib.FLANE_NOT, lib.FLANE_QUIET, lib.FLANE_NOMEM
+_LANE_REFUSED = lib.FLANE_REFUSED
 _FILL, _PARTIAL_FILL = Trigger.FILL, Trigger.PARTIAL_FILL
 # The fill lane's frame (Engine._fill_lane): SoupBinTCP sequenced data ('S') carrying an OUCH
 # Executed ('E': timestamp 8, token 14, shares 4, price 4, liquidity flag 1, match 8), whole.
@@ -423,6 +425,7 @@ class Engine:
         self.urgent_lane_booked: Callable[[list[SendOrder]], None] | None = None
         self._armed_flat: list[Order] = []
         self._lane_ok = False
+        self._lane_first: tuple[bytes, int] | None = None   # (frame, rc) lane_first fired, for on_event
         self._bind_sig()
         self._handlers: dict[type, Callable[[object], list[Action]]] = {
             MarketData: self._on_market_data, VenueMessage: self._on_venue, Timer: self._on_timer,
@@ -475,7 +478,7 @@ class Engine:
         state["urgent_armed"] = None
         state["_armed"], state["_armed_version"], state["_lane_probe"] = {}, None, None   # a cache of the OMS
         state["urgent_lane"] = state["urgent_lane_booked"] = None
-        state["_armed_flat"], state["_lane_ok"] = [], False
+        state["_armed_flat"], state["_lane_ok"], state["_lane_first"] = [], False, None
         state.pop("_own", None)         # C arrays derived from the OMS: rebuilt on first use
         state.pop("_own_version", None)
         state.pop("_own_arrays", None)
@@ -513,7 +516,7 @@ class Engine:
         self.urgent = self.urgent_armed = None
         self._armed, self._armed_version, self._lane_probe = {}, None, None
         self.urgent_lane = self.urgent_lane_booked = None
-        self._armed_flat, self._lane_ok = [], False
+        self._armed_flat, self._lane_ok, self._lane_first = [], False, None
         self._bind()
         self._bind_sig()
 
@@ -1700,7 +1703,14 @@ class Engine:
         in the same state. Returns those pulls ([]: the guard decided, nothing pulled), or None:
         not such a fill (the guard hears of it in _on_fill). Replay runs the same code; a live
         session's armed quotes take the C lane (flane_fire: the same checks, guard and pulls, the
-        pulls journaled and sent by the shell's sink inside that call)."""
+        pulls journaled and sent by the shell's sink inside that call; or from the shell's frame
+        read before this event: lane_first)."""
+        first = self._lane_first
+        if first is not None:
+            self._lane_first = None
+            if first[0] is not raw:      # never: the shell feeds the frame it fired at once
+                raise EngineError("lane_first fired on another frame than the one fed")
+            return self._lane_fired(first[1], actions)
         lane = self.urgent_lane
         if lane is not None and self._lane_ok and self.urgent is not None:
             oms = self.oms
@@ -1734,6 +1744,24 @@ class Engine:
             pulls = self._urgent_pulls(s, at_risk)
         self._trip_noted(trip or trip_of(t), len(pulls), actions)
         return pulls
+
+    def lane_first(self, raw: bytes, now: int, sink, soup_seq: int, ts_ns: int, ts_source: int) -> int:
+        """The shell's hook on a venue frame it read, before it is an event: when on_event of it at
+        `now` would start with the C lane (no clock ageing or option to declare first, the lane
+        armed on the OMS as it is), flane_fire_input journals the frame through `sink` (stamped
+        ts_ns, ts_source; `soup_seq` its SoupBinTCP sequence) and fires the lane, and the next
+        on_event of this very frame books what it did. FLANE_NOT: nothing done (on_event does it
+        all); FLANE_REFUSED: the journal refused the frame (the engine must not hear it)."""
+        oms = self.oms
+        if (not self._lane_ok or self.urgent is None or self.options_due
+                or (now > self.now and now > self.risk.clock_stale_at)
+                or self._armed_version != (oms.transitions, oms.counter)):
+            return _LANE_NOT
+        rc = _lane_input_c(self._sh, self._lane_c, sink, raw, len(raw), max(now, self.now), self._lane_trip,
+                           soup_seq, ts_ns, ts_source)
+        if rc != _LANE_NOT and rc != _LANE_REFUSED:
+            self._lane_first = (raw, rc)
+        return rc
 
     def _lane_fired(self, rc: int, actions: list[Action]) -> list[SendOrder]:
         """The rest of _fill_lane after flane_fire heard the fill: the pulls it chose built and

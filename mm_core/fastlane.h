@@ -23,6 +23,14 @@
  * This file reads no clock and touches no socket or file: the shell's `send` does. A sink that
  * cannot hold the pulls (records or bytes past its buffers) is not used (sent: 0): the engine's
  * Python path sends them.
+ *
+ * flane_fire_input is flane_fire from the shell's frame read, before the engine hears the frame:
+ * once the frame is a fill the lane takes (else FLANE_NOT, nothing journaled), the input's own
+ * record (VENUE_MSG: soup_seq u64, packet type u8, message type u8, raw length u16, the frame at
+ * input_raw_at, zero-padded to input_size; stamped as the shell read it) is appended with the
+ * sink's append first (write-ahead), then flane_fire's work. FLANE_REFUSED: the append refused it
+ * (its status in input_seq), nothing else was done. The engine then hears the frame and books
+ * what this call did (Engine.lane_first).
  */
 #ifndef FASTLANE_H
 #define FASTLANE_H
@@ -30,8 +38,8 @@
 #include <stdint.h>
 #include "fastsig.h"
 
-enum { FLANE_NOT = 0, FLANE_QUIET = 1, FLANE_TRIPPED = 2, FLANE_NOMEM = -1 };
-enum { FLANE_MAX = 64, FLANE_TOKEN = 14, FLANE_RECORDS_MAX = 16384, FLANE_DATA_MAX = 4096 };
+enum { FLANE_NOT = 0, FLANE_QUIET = 1, FLANE_TRIPPED = 2, FLANE_NOMEM = -1, FLANE_REFUSED = -2 };
+enum { FLANE_MAX = 64, FLANE_TOKEN = 14, FLANE_RECORDS_MAX = 16384, FLANE_DATA_MAX = 4096, FLANE_INPUT_MAX = 256 };
 
 /* journal.h's mmj_append_reserve, the writer as void * (the journal's own module owns the type) */
 typedef int64_t (*flane_append_fn)(void *w, uint32_t rtype, const char *payload, uint64_t len,
@@ -57,6 +65,11 @@ typedef struct flane_sink {             /* the runner's */
     uint32_t payload_len[64];
     const uint8_t *packet[64];          /* by armed index: the cancel's bytes */
     uint32_t packet_len[64];
+    uint32_t input_rtype;               /* flane_fire_input's record: VENUE_MSG */
+    uint32_t input_size;                /* its payload's size, at most FLANE_INPUT_MAX (0: no input) */
+    uint32_t input_raw_at;              /* the frame's offset in it */
+    /* OUT of flane_fire_input: the input's sequence, or the refused append's status */
+    int64_t input_seq;
     /* OUT, when sent (each cleared by every fire that reaches the sink) */
     uint32_t n_appended;                /* records appended, in pull order */
     uint32_t key;                       /* the stamp key every one carries */
@@ -86,5 +99,10 @@ typedef struct flane_armed {            /* the engine's */
 
 int flane_fire(fsig *g, flane_armed *armed, flane_sink *sink, const uint8_t *frame, uint32_t len,
                int64_t now_ns, fsig_trip *trip);
+
+/* g, armed, sink, frame, len, now_ns, trip: as flane_fire (sink not NULL); soup_seq: the frame's
+ * SoupBinTCP sequence; ts_ns, ts_source: the input record's stamp as the shell read the frame */
+int flane_fire_input(fsig *g, flane_armed *armed, flane_sink *sink, const uint8_t *frame, uint32_t len,
+                     int64_t now_ns, fsig_trip *trip, uint64_t soup_seq, int64_t ts_ns, uint32_t ts_source);
 
 #endif

@@ -40,7 +40,7 @@ from journal.catalogue import (
 )
 from journal.errors import DiskFull, JournalError
 from mm_core.armedpulls import ArmedPulls
-from mm_core.fastbook import ffi as _ffi
+from mm_core.fastbook import ffi as _ffi, lib as _fastlib
 from mm_core.mddrops import MdDrops
 from mm_core.engine import Engine
 from mm_core.events import (
@@ -240,6 +240,11 @@ class JournalStatus:
 _CLIENT_HEARTBEAT = soupbintcp.encode(soupbintcp.ClientHeartbeat())
 _CANCEL = ord("X")                   # OUCH Cancel Order: the order record may use the reserve
 _HEARTBEAT = ord("H")                # SoupBinTCP server heartbeat: not an answer, never reserved
+_EXECUTED = ord("E")                 # OUCH Executed: maybe our own fill, for the guard's lane
+_LANE_NOT, _LANE_REFUSED = _fastlib.FLANE_NOT, _fastlib.FLANE_REFUSED
+# an OUCH Executed frame of no quote (a NUL token) for 0 shares, which the lane never takes: upkeep
+# runs the frame read's path to flane_fire_input on it (nothing is journaled, sent or changed)
+_PROBE_FILL = b"\x00\x29SE" + bytes(8 + 14 + 4) + (1).to_bytes(4, "big") + b"A" + bytes(8)
 _RESERVED_NOTES = frozenset({RecordType.RISK_DECISION, RecordType.STATE_CHANGE, RecordType.KILL})
 _HEALTH = "journal-health"           # METRICS {"input": ...}: a JournalHealth fed to the engine
 _EAGAIN = frozenset({errno.EAGAIN, errno.EWOULDBLOCK})   # a send that hit SO_SNDTIMEO
@@ -970,10 +975,14 @@ class Runner:
                 # are withheld), the run ends cleanly; the frames after it are still taken
                 self._oe_eos = True
                 self._oe_lost(_OE_EOS)
-            rtype, payload = venue_payload(self.soup_seq if ptype == ord("S") else 0, ptype, msg_type, frame)
-            # the venue's answers may use the reserve: the engine must know what it owns
-            event = venue_message_of(frame, engine_time(rx_ns, src, self._utc_offset_s, self._utc_leap), src)
-            if not self._input(rtype, payload, rx_ns, src, event, reserve=ptype != _HEARTBEAT) and msg_type:
+            now = engine_time(rx_ns, src, self._utc_offset_s, self._utc_leap)
+            fed = self._fill_first(frame, now, rx_ns, src) if msg_type == _EXECUTED else None
+            if fed is None:
+                rtype, payload = venue_payload(self.soup_seq if ptype == ord("S") else 0, ptype, msg_type, frame)
+                # the venue's answers may use the reserve: the engine must know what it owns
+                fed = self._input(rtype, payload, rx_ns, src, venue_message_of(frame, now, src),
+                                  reserve=ptype != _HEARTBEAT)
+            if not fed and msg_type:
                 self._venue_refused.add(self.soup_seq)
             if msg_type and self._tap is not None:
                 self._tap.append((self.soup_seq, frame[3:]))
@@ -1311,18 +1320,12 @@ class Runner:
         try:
             self._append(rtype, payload, ts_ns, int(source), clock_state, reserve)
         except JournalError as exc:
-            self.report.inputs_refused += 1
-            self._journal_failed(exc, ts_ns if user else _realtime())
+            self._input_refused(exc, ts_ns, user)
             return False
         report = self.report
         report.inputs += 1
         if not read_ns:
-            actions = self.engine.on_event(event)
-            if tap is not None:
-                tap.extend(actions)
-            # the engine's notes are stamped with our clock, labelled USER: the input's own stamp
-            # may be a NIC's raw PHC (TAI) time or the kernel's, which USER must never claim
-            self._act(actions, ts_ns if user else _realtime())
+            self._input_fed(event, ts_ns, user, tap)
             return True
         journaled_ns = _realtime()
         actions = self.engine.on_event(event)
@@ -1332,6 +1335,43 @@ class Runner:
         if report.orders_sent != sent:
             self._stages.append(PacketStages(ts_ns, int(source), read_ns, journaled_ns, decided_ns,
                                              _realtime(), report.orders_sent - sent))
+        return True
+
+    def _input_refused(self, exc: JournalError, ts_ns: int, user: bool) -> None:
+        """An input the journal refused: counted, and the engine never hears it."""
+        self.report.inputs_refused += 1
+        self._journal_failed(exc, ts_ns if user else _realtime())
+
+    def _input_fed(self, event, ts_ns: int, user: bool, tap: list | None = None) -> None:
+        """A journaled input (not market data) to the engine, its actions carried out."""
+        actions = self.engine.on_event(event)
+        if tap is not None:
+            tap.extend(actions)
+        # the engine's notes are stamped with our clock, labelled USER: the input's own stamp
+        # may be a NIC's raw PHC (TAI) time or the kernel's, which USER must never claim
+        self._act(actions, ts_ns if user else _realtime())
+
+    def _fill_first(self, frame: bytes, now: int, ts_ns: int, source) -> bool | None:
+        """An OUCH Executed frame, maybe our own fill, as _input would take it, with the guard
+        first: one C call (Engine.lane_first) journals it, hears the fill, decides and journals
+        and sends the guard's pulls from upkeep's plan; then the engine hears the frame and books
+        what that call did. None, having done nothing, where that call does not take the frame
+        (not a fill of an armed quote; the plan, journal or order entry not fit: _lane_ready);
+        else as _input: False when the journal refused the frame."""
+        if self._space_lost:             # the reserve's appends are counted in Python (_append)
+            return None
+        sink = self._lane_ready()
+        if sink == _ffi.NULL:
+            return None
+        rc = self.engine.lane_first(frame, now, sink, self.soup_seq, ts_ns, int(source))
+        if rc == _LANE_NOT:
+            return None
+        user = int(source) == _USER
+        if rc == _LANE_REFUSED:
+            self._input_refused(self.journal.refusal(sink.input_seq, RecordType.VENUE_MSG), ts_ns, user)
+            return False
+        self.report.inputs += 1
+        self._input_fed(venue_message_of(frame, now, source), ts_ns, user)
         return True
 
     def packet_stages(self) -> list[PacketStages]:
@@ -1617,7 +1657,8 @@ class Runner:
             armed.plan(engine, order_sent_payload)
             if armed.sample:
                 self._armed_out(armed.sample)     # the armed path's Python, warm when a trip comes
-                self._lane_ready()                # and the C lane's (it fills the sink, sends nothing)
+                # and the frame read's to the C lane (it fills the sink, the lane refuses the probe)
+                self._fill_first(_PROBE_FILL, 0, 0, _USER)
             self._orders_plan(_WARM_PULL, self._oe)
 
     def _send_order(self, action: SendOrder) -> None:

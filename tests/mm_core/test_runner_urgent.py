@@ -19,6 +19,7 @@ import pytest
 from journal import DiskFull, Journal, Reader
 from journal.catalogue import PAYLOAD_DTYPES, RecordType, TsSource, unpack
 from mm_core.events import SendOrder
+from mm_core.fastbook import ffi as _ffi
 from mm_core.orderwire import OrderWire
 from mm_core.types import OrderKind, Purpose, Side, make_intent
 from tests.journal.conftest import small_tmpfs  # noqa: F401  (the 1 MiB tmpfs fixture)
@@ -274,11 +275,16 @@ def test_upkeep_prepares_the_engine_and_journals_and_sends_nothing(tmp_path):
         runner.close()
 
 
-def journal_session(path, armed: bool = False) -> tuple:
+def journal_session(path, armed: bool = False, frame: bool = True, refused: list | None = None) -> tuple:
     """The seeded session's inputs through a connected runner (journaled, then fed; the guard's
     pulls through the journal's append-then-send; `armed`: the runner's upkeep after every input,
-    so the pulls go out from its plan): (the live engine, the C calls' returns, the armed sink's
-    returns, the journal's records)."""
+    so the pulls go out from its plan; `frame` False: never from the runner's frame read, only
+    from inside on_event): (the live engine, the C calls' returns, how the armed pulls went out
+    ("frame": the frame read's C call took our fill, "lane": the engine's C lane sent pulls,
+    "armed": the Python armed sink did), the journal's records). `refused` (a list, with `armed`):
+    the first fill the frame read's C call takes meets a journal that refuses it; what the runner
+    did then is appended: (its return, tcp_bytes, the engine's venue_seq and journal_ok, before
+    and after)."""
     from journal.catalogue import pack
     from mm_core.config import EngineConfig
     from mm_core.engine import Engine
@@ -291,10 +297,38 @@ def journal_session(path, armed: bool = False) -> tuple:
         engine = runner.engine = Engine(EngineConfig(), SYMBOLS, gateway())
         engine.urgent = runner._act_urgent
         fired = []
-        if armed:               # the runner's sinks, each firing noted (the C lane's: its sink)
-            engine.urgent_armed = lambda orders: fired.append(runner._fire_armed(orders)) or fired[-1]
-            engine.urgent_lane = lambda: fired.append(runner._lane_ready()) or fired[-1]
+        if armed:               # the runner's sinks, each firing noted
+
+            def fire_armed(orders, fire=runner._fire_armed):
+                booked = fire(orders)
+                if booked is not None:
+                    fired.append("armed")
+                return booked
+
+            def fill_first(*args, first=runner._fill_first):
+                if refused is not None and not refused:
+                    return refuse_first(*args, first=first)
+                fed = first(*args) if frame else None
+                if fed is not None:
+                    fired.append("frame")
+                return fed
+
+            def refuse_first(*args, first):
+                sink = runner._armed.sink
+                writer, sink.writer = sink.writer, closed_writer
+                seen = (runner.tcp_bytes, engine.venue_seq, runner.journal_ok)
+                fed = first(*args)
+                sink.writer = writer
+                if fed is not None:
+                    refused.append((fed, seen, (runner.tcp_bytes, engine.venue_seq, runner.journal_ok)))
+                return fed
+            closed = Journal(path.parent / f"{path.name}-closed")     # its writer answers "closed"
+            closed_writer = _ffi.cast("void *", closed.c_reserve_append()[1])
+            closed.close()
+            engine.urgent_armed = fire_armed
+            engine.urgent_lane = runner._lane_ready
             engine.urgent_lane_booked = lambda pulls: fired.append("lane") or runner._lane_booked(pulls)
+            runner._fill_first = fill_first
         calls = []
         c_call = runner._append_send
         runner._append_send = lambda *args: calls.append(c_call(*args)) or calls[-1]
@@ -356,23 +390,43 @@ def test_a_session_journaled_through_the_fast_path_replays_exactly(tmp_path):
     _replays_exactly(engine, records)
 
 
-def test_pulls_sent_from_the_armed_plan_journal_what_the_built_pulls_would(tmp_path):
+@pytest.mark.parametrize("frame", [True, False], ids=["frame-read", "in-on_event"])
+def test_pulls_sent_from_the_armed_plan_journal_what_the_built_pulls_would(tmp_path, frame):
     """The same session with the runner's upkeep between inputs: the guard's pulls go out from
-    the plan upkeep made, before the engine builds them. Every record the journal holds
-    (ORDER_SENT payloads included, stamp keys and all) is the one the unarmed session wrote,
-    nothing is reported as a mismatch, and the journal replays exactly."""
-    engine, calls, fired, records = journal_session(tmp_path / "armed", armed=True)
+    the plan upkeep made, before the engine builds them: our own fills from the runner's frame
+    read (one C call journals the frame, fires the lane and sends), or (`frame` off) from the
+    engine's C lane inside on_event. Every record the journal holds (VENUE_MSG and ORDER_SENT
+    payloads included, stamp keys and all) is the one the unarmed session wrote, nothing is
+    reported as a mismatch, and the journal replays exactly."""
+    engine, calls, fired, records = journal_session(tmp_path / "armed", armed=True, frame=frame)
     assert "lane" in fired, "no pull went out from the C lane"
-    assert any(callable(f) for f in fired), "no pull went out from the Python armed path"
+    assert ("frame" in fired) == frame, "the frame read's C call did not take our fills"
     assert all(status == 0 and err == 0 for _, status, err in calls)
     plain = journal_session(tmp_path / "plain")[3]
 
     def content(recs) -> list:
-        return [(r.rtype, r.payload) for r in recs
+        # an order's stamp is the clock's at its append; an input's is the one it was read with
+        return [(r.seq, r.rtype, r.payload, r.ts_source, r.clock_state) +
+                ((r.ts_ns,) if r.rtype != RecordType.ORDER_SENT else ()) for r in recs
                 if r.rtype in (RecordType.ORDER_SENT, RecordType.MD_PACKET, RecordType.VENUE_MSG)]
     assert content(records) == content(plain)
     alerts = [bytes(r.payload) for r in records if r.rtype == RecordType.METRICS]
     assert not [a for a in alerts if b"armed-pull-mismatch" in a]
+    _replays_exactly(engine, records)
+
+
+def test_an_own_fill_the_journal_refuses_at_the_frame_read_is_never_heard(tmp_path):
+    """The frame read's C call journals our fill before anything acts on it: when the journal
+    refuses it, nothing else is done (the guard never hears it, nothing is sent, the engine is
+    not fed it), the refusal is counted and the engine told the journal is unhealthy, as when
+    _input's append is refused; the journal still replays exactly."""
+    refused: list = []
+    engine, _, _, records = journal_session(tmp_path / "j", armed=True, refused=refused)
+    assert refused, "no fill took the frame read's C call"
+    fed, (_, seq, ok), (_, seq_after, ok_after) = refused[0]
+    assert fed is False and ok and not ok_after
+    assert seq_after == seq              # the engine never heard the fill (the latch's pulls went out)
+    assert sum(r.rtype == RecordType.VENUE_MSG for r in records) == engine.venue_seq
     _replays_exactly(engine, records)
 
 
@@ -398,3 +452,25 @@ def test_a_pull_built_unlike_its_journaled_plan_fails_closed(tmp_path):
     with Reader(str(tmp_path / "j")) as reader:
         alerts = [json.loads(r.payload) for r in reader.records() if r.rtype == RecordType.METRICS]
     assert any(a.get("alert") == "armed-pull-mismatch" for a in alerts)
+
+
+def test_the_upkeep_probe_fill_is_never_the_lanes(tmp_path):
+    """The probe fill upkeep runs through the frame read never reaches the journal: flane_fire_input
+    refuses it (0 shares) even when an armed quote bore its token, and lets a real fill of that
+    quote through to its append (here refused by a closed journal)."""
+    from mm_core.fastbook import lib
+    from mm_core.runner import _PROBE_FILL
+    closed = Journal(tmp_path / "closed")
+    fn, writer = closed.c_reserve_append()
+    closed.close()
+    armed, sink = _ffi.new("flane_armed *"), _ffi.new("flane_sink *")
+    armed.n, armed.acked[0], armed.legal_full[0], armed.legal_partial[0], armed.leaves[0] = 1, 1, 1, 1, 100
+    sink.append, sink.writer = _ffi.cast("flane_append_fn", fn), _ffi.cast("void *", writer)
+    sink.input_rtype, sink.input_size = int(RecordType.VENUE_MSG), PAYLOAD_DTYPES[RecordType.VENUE_MSG].itemsize
+    sink.input_raw_at = PAYLOAD_DTYPES[RecordType.VENUE_MSG].fields["raw"][1]
+    _ffi.memmove(armed.token, _PROBE_FILL[12:26], 14)           # the probe's own token, armed
+    fire = lib.flane_fire_input
+    assert fire(_ffi.NULL, armed, sink, _PROBE_FILL, 43, 0, _ffi.NULL, 1, 0, 0) == lib.FLANE_NOT
+    fill = _PROBE_FILL[:26] + (100).to_bytes(4, "big") + _PROBE_FILL[30:]
+    assert fire(_ffi.NULL, armed, sink, fill, 43, 0, _ffi.NULL, 1, 0, 0) == lib.FLANE_REFUSED
+    assert sink.input_seq < 0
