@@ -568,10 +568,13 @@ def _reconcile_with_venue(settings: RecoverySettings, shell: _Shell, result: Rec
     # The begin record comes first: it closes the crashed session's record (orders decided
     # after its last ORDER_SENT have no record of their sending: a later replay expects none; the
     # venue's answers show which it received, and those are adopted as they arrive) before any
-    # input of this one.
+    # input of this one. Those adopted ahead of it are not among its unsent orders: the venue has
+    # them (the first adoption record listed every one, which is what a later replay needed).
     now = shell.recon({"kind": RECON_BEGIN, "reconciled": False, "requested_sequence": first,
                        "venue_sequence": accepted.sequence, "venue_messages": len(messages),
-                       "journal_tail": result.tail, "unsent_orders": [a.intent.token for a in replayed.unsent]})
+                       "journal_tail": result.tail,
+                       "unsent_orders": [a.intent.token for a in replayed.unsent
+                                         if a.intent.token not in shell.replayed.adopted]})
     shell.feed(Reconciled(now, False))
     if accepted.sequence != first:
         _venue_sequence_differs(shell, result, first, accepted.sequence)
