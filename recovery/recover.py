@@ -15,6 +15,10 @@ adopt-modify): journaled just ahead of that answer when the input that decided i
 when that input survived, replay decides the order again (the same token; recovery never sends it)
 and its adoption is journaled ahead of the BEGIN record, before any cancel recovery sends it.
 
+A journal that ended cleanly ends with the session's own close-out kill: once the venue reconciles,
+recovery releases exactly that latch (recovery.closeout says when it may), by a RECON
+"close-out-release" record and an OPERATOR_CMD release-close-out by "recovery" ahead of the OUTCOME.
+
 Owns the order of those steps and the write-ahead rule while recovery acts (a record before every
 input the engine sees and before every byte sent). Comparison logic lives in reconcile.py, the
 venue sessions in venue_link.py. Must not make trading decisions beyond reconciliation's.
