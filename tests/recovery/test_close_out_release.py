@@ -53,10 +53,11 @@ def address(venue) -> tuple[str, int]:
 
 
 def ended_session(venue, path: str, seconds: float = 3.0, close_out_ns: int = 2_000_000_000, clock=None,
-                  during=None, engine: Engine | None = None, resumed=None):
+                  during=None, resumed=None, stopped: bool = True):
     """A run that ends by its duration with the close-out, then SESSION_STOP, as mm_core.session
-    ends one. `during(runner)` runs on another thread once it trades; `resumed`: the Recovery a
-    run goes on from (its engine, no SESSION_START, the journal's UTC offset)."""
+    ends one (not `stopped`: the process died before it). `during(runner)` runs on another thread
+    once it trades; `resumed`: the Recovery a run goes on from (its engine, no SESSION_START, the
+    journal's UTC offset)."""
     settings = RunnerSettings(itch_port=venue.config.venue.itch_port, ouch_port=venue.ports.ouch,
                               rerequest_port=venue.ports.rerequest, close_out_ns=close_out_ns,
                               fresh_session=resumed is None,
@@ -76,7 +77,7 @@ def ended_session(venue, path: str, seconds: float = 3.0, close_out_ns: int = 2_
         if helper:
             helper.join(10)
         now = time.clock_gettime_ns(time.CLOCK_REALTIME)
-        for rtype, payload in session_stop(1, report.inputs, report.orders_sent, report.stop_reason):
+        for rtype, payload in session_stop(1, report.inputs, report.orders_sent, report.stop_reason) * stopped:
             journal.append(rtype, payload, ts_ns=now, ts_source=int(TsSource.USER))
     return report, engine
 
@@ -236,3 +237,12 @@ def test_a_close_out_that_left_orders_open_is_not_released(venue, tmp_path):
     result = recover(settings_for(path, address(venue)))
     assert_not_released(path, result, "order(s) of ours were still open after the close-out")
     assert venue.live_orders(USER) == []
+
+
+def test_a_session_that_died_before_its_stop_is_not_released(venue, tmp_path):
+    path = str(tmp_path / "journal")
+    report, _ = ended_session(venue, path, stopped=False)
+    assert report.orders_open == [] and report.logged_out
+    result = recover(settings_for(path, address(venue)))
+    assert result.reconciled, result.reasons
+    assert_not_released(path, result, "no SESSION_STOP follows it")
