@@ -146,6 +146,15 @@ def _print_summary(s: dict) -> None:
         click.echo(f"  reconciliation round {n}: {found}")
     click.echo(f"  venue messages applied {s['delivered']}, cancels sent {s['orders_sent']}"
                + (f", would cancel {', '.join(s['would_send'])}" if s["would_send"] else ""))
+    close = s.get("close_out")
+    if close:
+        kill = f"kill of everything at seq {close['kill_seq']} by {close['actor']!r} ({close['reason']})"
+        if close["released"]:
+            click.echo(f"  {kill}: the session's close-out before its SESSION_STOP (seq {close['stop_seq']}, "
+                       f"{close['stop_reason']}), " + ("would be released by recovery" if s["dry_run"]
+                                                       else "released by recovery (RECON close-out-release)"))
+        else:
+            click.echo(f"  {kill}: NOT released: {close['why_not']}")
     click.echo(f"  trading state {s['trading_state']}; faults: {', '.join(s['faults']) or 'none'}")
     for reason in s["reasons"]:
         click.echo(f"  reason: {reason}")

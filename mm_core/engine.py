@@ -19,8 +19,8 @@ from journal.catalogue import RecordType, pack, pack_json
 from mm_core.alertgate import AlertGate
 from mm_core.config import EngineConfig, Symbols
 from mm_core.events import (
-    Action, ClockSample, JournalHealth, JournalNote, MarketData, OperatorCommand, Reconciled,
-    RequestRetransmit, SendOrder, Timer, VenueMessage,
+    RELEASE_CLOSE_OUT, Action, ClockSample, JournalHealth, JournalNote, MarketData, OperatorCommand,
+    Reconciled, RequestRetransmit, SendOrder, Timer, VenueMessage,
 )
 from mm_core.fairvalue import FairValueModel
 from mm_core.guard import SymbolGuard, Trip
@@ -2326,6 +2326,9 @@ class Engine:
                 actions.append(self._alert("kill-lifted", f"{ev.scope} {ev.scope_id} by {ev.actor}: {ev.reason}"))
             elif ev.command == "enable":
                 risk.operator_enable(ev.actor, ev.reason, self.now)
+            elif ev.command == RELEASE_CLOSE_OUT:
+                risk.release_kill(ev.actor, ev.reason)
+                actions.append(self._alert("kill-released", f"by {ev.actor}: {ev.reason}"))
             elif ev.command in ("safe-mode-on", "safe-mode-off"):
                 risk.set_safe_mode(ev.command == "safe-mode-on", ev.actor, ev.reason, self.now)
             else:

@@ -16,7 +16,8 @@ from mm_core.types import OrderIntent
 __all__ = [
     "MarketData", "VenueMessage", "Timer", "ClockSample", "OperatorCommand", "JournalHealth",
     "Reconciled", "Event", "SendOrder", "RequestRetransmit", "JournalNote", "Action",
-    "OPERATOR_COMMANDS", "market_data_of", "venue_message_of", "timer_of",
+    "OPERATOR_COMMANDS", "RELEASE_CLOSE_OUT", "SESSION_ACTOR", "RECOVERY_ACTOR", "market_data_of",
+    "venue_message_of", "timer_of",
 ]
 
 
@@ -54,7 +55,13 @@ class ClockSample:
     compliant: bool | None
 
 
-OPERATOR_COMMANDS = frozenset({"kill", "enable", "safe-mode-on", "safe-mode-off"})
+# recovery's release of the kill that only ended a session (recovery.closeout): the engine takes
+# it from a journaled OPERATOR_CMD like any command, the control socket never offers it
+RELEASE_CLOSE_OUT = "release-close-out"
+# actors of commands the system itself journals: the close-out's kill at a clean end of a run
+# (mm_core.runner) and recovery's release of it; no operator may sign as them (mm_core.control)
+SESSION_ACTOR, RECOVERY_ACTOR = "session", "recovery"
+OPERATOR_COMMANDS = frozenset({"kill", "enable", "safe-mode-on", "safe-mode-off", RELEASE_CLOSE_OUT})
 
 
 @dataclass(frozen=True, slots=True)

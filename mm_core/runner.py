@@ -44,7 +44,7 @@ from mm_core.fastbook import ffi as _ffi, lib as _fastlib
 from mm_core.mddrops import MdDrops
 from mm_core.engine import Engine
 from mm_core.events import (
-    ClockSample, JournalHealth, JournalNote, MarketData, OperatorCommand, Reconciled,
+    SESSION_ACTOR, ClockSample, JournalHealth, JournalNote, MarketData, OperatorCommand, Reconciled,
     RequestRetransmit, SendOrder, Timer, VenueMessage, market_data_of, timer_of, venue_message_of,
 )
 from mm_core.protocol import ProtocolError, ouch, soupbintcp
@@ -259,7 +259,7 @@ _OE_LOST_ALERT = "order-entry-lost"      # the alert of orders held back with no
 _NOT_CARRIED_OUT = "the session ended before the runner reached it: not carried out"
 _OE_CLOSED = "venue closed the order-entry session"
 _OE_EOS = "venue end of session"         # the venue's SoupBinTCP End of Session: a clean end
-SESSION_ACTOR, SESSION_END = "session", "session end"   # the close-out's kill (OPERATOR_CMD)
+SESSION_END = "session end"             # the close-out's kill (OPERATOR_CMD) by SESSION_ACTOR
 _LOGOUT_S = 1.0                          # the close-out's logout waits this long for the venue's close
 _MAX_FRAME = soupbintcp.MAX_LENGTH_FIELD  # any legal SoupBinTCP frame (a long Debug packet too)
 # METRICS {"input": ...} records the engine hears as they are journaled (engine_events):

@@ -15,6 +15,10 @@ adopt-modify): journaled just ahead of that answer when the input that decided i
 when that input survived, replay decides the order again (the same token; recovery never sends it)
 and its adoption is journaled ahead of the BEGIN record, before any cancel recovery sends it.
 
+A journal that ended cleanly ends with the session's own close-out kill: once the venue reconciles,
+recovery releases exactly that latch (recovery.closeout says when it may), by a RECON
+"close-out-release" record and an OPERATOR_CMD release-close-out by "recovery" ahead of the OUTCOME.
+
 Owns the order of those steps and the write-ahead rule while recovery acts (a record before every
 input the engine sees and before every byte sent). Comparison logic lives in reconcile.py, the
 venue sessions in venue_link.py. Must not make trading decisions beyond reconciliation's.
@@ -33,10 +37,12 @@ from journal.reader import damage_behind_summary
 from mm_core.config import EngineConfig, Symbols
 from mm_core.engine import Engine
 from mm_core.oms import TERMINAL
-from mm_core.events import JournalNote, Reconciled, SendOrder, VenueMessage
+from mm_core.events import JournalNote, OperatorCommand, Reconciled, SendOrder, VenueMessage
 from mm_core.protocol import ProtocolError, ouch, soupbintcp
 from mm_core.types import OrderKind
 from mm_core.risk import Limits, RiskError, RiskGateway
+from mm_core.risk.checks import CheckId
+from recovery.closeout import RECON_CLOSE_OUT, CloseOut, find_close_out
 from recovery.codecheck import RECON_CODE_CHANGE, CodeCheck
 from recovery.errors import JournalDamaged, JournalUnavailable, RecoverySetupError
 from recovery.reconcile import (
@@ -94,6 +100,7 @@ class Recovery:
     session: SoupSession | None = None   # the resumed venue session, when kept open
     dry_run: bool = False
     code: CodeCheck | None = None        # the running code and the journal's sessions of other code
+    close_out: CloseOut | None = None    # the kill of everything replay left in force, if any
 
     @property
     def trading_state(self) -> str:
@@ -121,6 +128,7 @@ class Recovery:
             "trading_state": self.trading_state, "faults": self.engine.risk.faults,
             "timings": {k: round(v, 6) for k, v in self.timings.items()},
             "code": self.code.to_json() if self.code is not None else None,
+            "close_out": self.close_out.to_json() if self.close_out is not None else None,
         }
 
 
@@ -395,7 +403,12 @@ def recover(settings: RecoverySettings, progress: Callable[[str, str], None] = _
         progress("replay", f"{replayed.events} events, {replayed.orders_checked} orders checked, "
                            f"{replayed.divergence_count} divergences, last venue sequence "
                            f"{replayed.last_venue_seq}")
-        result = Recovery(engine, replayed, tail, timings=timings, dry_run=settings.dry_run, code=code)
+        result = Recovery(engine, replayed, tail, timings=timings, dry_run=settings.dry_run, code=code,
+                          close_out=find_close_out(settings.journal, engine))
+        if result.close_out is not None:
+            progress("replay", f"held by {result.close_out.describe()}" if not result.close_out.releasable
+                     else f"held by the session's close-out kill (seq {result.close_out.kill_seq}): released "
+                          "once the venue reconciles")
         halts_before = engine.counts["halts"]
         shell = _Shell(engine, journal, clock, result)
         shell.journaled = set(replayed.journaled_venue_seqs)
@@ -427,6 +440,7 @@ def recover(settings: RecoverySettings, progress: Callable[[str, str], None] = _
         if halts:
             result.reasons.append(f"the engine halted itself {halts} time(s) (see its halt alerts)")
         result.reconciled = not result.reasons
+        _release_close_out(shell, result, progress)
         # orders the engine decided with no session to send them on (the latch's pulls when no
         # venue was given) were never journaled: named here, so a later replay does not expect them
         now = shell.recon({"kind": RECON_OUTCOME, "reconciled": result.reconciled,
@@ -436,7 +450,8 @@ def recover(settings: RecoverySettings, progress: Callable[[str, str], None] = _
                            "orders_sent": result.orders_sent,
                            "unsent_orders": [] if settings.dry_run else list(result.would_send),
                            # the last round's, which the reasons name: reported to a person now
-                           "corrections_reported": result.rounds[-1].corrections if result.rounds else []})
+                           "corrections_reported": result.rounds[-1].corrections if result.rounds else [],
+                           "close_out": result.close_out.to_json() if result.close_out is not None else None})
         shell.feed(Reconciled(now, result.reconciled))
         timings["total"] = time.perf_counter() - t0
         progress("outcome", "reconciled" if result.reconciled else "NOT reconciled: " +
@@ -454,6 +469,31 @@ def recover(settings: RecoverySettings, progress: Callable[[str, str], None] = _
     finally:
         if journal is not None:
             journal.close()
+
+
+def _release_close_out(shell: _Shell, result: Recovery, progress: Callable[[str, str], None]) -> None:
+    """The session's own close-out kill, once the venue reconciled: released by a RECON record with
+    the evidence, then an OPERATOR_CMD release-close-out by "recovery" (what the engine, and any
+    later replay, is fed), ahead of the OUTCOME whose reconciliation then lifts the restart's
+    latch. A dry run feeds the engine alone (its state shows what recovery would leave)."""
+    close = result.close_out
+    if close is None or not close.releasable:
+        return
+    if not result.reconciled:
+        close.why_not = "recovery did not reconcile with the venue"
+        return
+    evidence = close.to_json()
+    del evidence["released"]            # the OUTCOME says whether the engine took it
+    shell.recon({"kind": RECON_CLOSE_OUT, **evidence})
+    doc = close.command()
+    now = shell.clock()
+    shell.record(RecordType.OPERATOR_CMD, pack_json(doc), now)
+    shell.feed(OperatorCommand(now, doc["command"], doc["actor"], doc["reason"], doc["scope"],
+                               doc["scope_id"]))
+    close.released = CheckId.KILLED.label not in shell.engine.risk.latch_reasons
+    if not close.released:              # the gateway refused it: its alert says why
+        close.why_not = "the risk gateway refused the release (see its operator-refused alert)"
+    progress("close-out", close.describe())
 
 
 def _journal_tail_of_failed_replay(journal: Journal, clock: Callable[[], int], tail: dict,
@@ -532,10 +572,13 @@ def _reconcile_with_venue(settings: RecoverySettings, shell: _Shell, result: Rec
     # The begin record comes first: it closes the crashed session's record (orders decided
     # after its last ORDER_SENT have no record of their sending: a later replay expects none; the
     # venue's answers show which it received, and those are adopted as they arrive) before any
-    # input of this one.
+    # input of this one. Those adopted ahead of it are not among its unsent orders: the venue has
+    # them (the first adoption record listed every one, which is what a later replay needed).
     now = shell.recon({"kind": RECON_BEGIN, "reconciled": False, "requested_sequence": first,
                        "venue_sequence": accepted.sequence, "venue_messages": len(messages),
-                       "journal_tail": result.tail, "unsent_orders": [a.intent.token for a in replayed.unsent]})
+                       "journal_tail": result.tail,
+                       "unsent_orders": [a.intent.token for a in replayed.unsent
+                                         if a.intent.token not in shell.replayed.adopted]})
     shell.feed(Reconciled(now, False))
     if accepted.sequence != first:
         _venue_sequence_differs(shell, result, first, accepted.sequence)

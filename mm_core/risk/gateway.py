@@ -1402,6 +1402,24 @@ class RiskGateway:
         # so an enable refused as invalid (already trading) cannot reset the throttle
         self._fills.clear()
 
+    def release_kill(self, actor: str, reason: str) -> None:
+        """Lift the latch of a kill of everything that only ended a session (recovery.closeout
+        decides from the journal that it was the session's own close-out): the kill's latch
+        reason goes, the state stays HALTED under the restart's own latch (unreconciled) until a
+        clean reconciliation releases it (on_reconciled). RiskError when no such kill is in force
+        or anything else holds: another latch reason, or a fault besides the reconciliation."""
+        reasons = self._latch_reasons
+        if self._fsm.state is not _HALTED or CheckId.KILLED not in reasons:
+            raise RiskError(f"release by {actor}: no kill of everything is in force")
+        others = [check.label for check in reasons if check not in (CheckId.KILLED, CheckId.UNRECONCILED)]
+        if others or CheckId.UNRECONCILED not in reasons:
+            raise RiskError(f"release by {actor}: only a kill awaiting the restart's reconciliation is "
+                            f"released; latched by {', '.join(others) or 'the kill alone'}")
+        faults = [f for f in self.faults if f != CheckId.UNRECONCILED.label]
+        if faults:
+            raise FaultsActive(faults)
+        del reasons[CheckId.KILLED]
+
     def set_safe_mode(self, on: bool, actor: str, reason: str, now_ns: int = 0) -> None:
         """Enter or leave SAFE_MODE; a no-op when already there, InvalidTransition when latched."""
         state = self._fsm.state

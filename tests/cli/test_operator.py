@@ -108,6 +108,10 @@ def test_operator_commands_reach_a_running_session_and_are_journaled(tmp_path):
      "unknown algo id 3; this session's orders carry algo id 7"),
     ({"command": "enable", "actor": "a", "reason": "r", "scope": "client", "scope_id": 0},
      "unknown client id 0; this session's orders carry client id 11"),
+    # the system's own actors: recovery releases the session's close-out kill, never one signed so
+    ({"command": "kill", "actor": "session", "reason": "session end"}, "actor 'session' is the system's own"),
+    ({"command": "enable", "actor": " recovery ", "reason": "r"}, "actor 'recovery' is the system's own"),
+    ({"command": "release-close-out", "actor": "a", "reason": "r"}, "unknown command 'release-close-out'"),
 ])
 def test_bad_requests_are_refused_with_their_reason(doc, problem):
     with pytest.raises(ControlError, match=problem):

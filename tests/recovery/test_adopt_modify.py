@@ -110,8 +110,13 @@ def test_orders_replay_decides_again_without_their_order_sent_are_adopted_not_se
         adopted = {d["resolution"]["token"]: (seq, d) for seq, d in resolutions(path, "adopt")}
         assert set(adopted) == set(replaces) and len(resolutions(path, "adopt")) == len(replaces)
         # adopted ahead of the BEGIN record: the cancels recovery sends when it begins follow them
-        (begin,) = [seq for seq, d in recon_docs(path) if d["kind"] == "begin"]
+        ((begin, begun),) = [(seq, d) for seq, d in recon_docs(path) if d["kind"] == "begin"]
         assert all(seq < begin for seq, _ in adopted.values())
+        # the first adoption closes the crashed session for a later replay (every order decided
+        # again is listed); BEGIN lists only those the venue never received
+        (_, first_adoption) = min(adopted.values(), key=lambda a: a[0])
+        assert first_adoption["unsent_orders"] == [i.token for i in sent]
+        assert begun["unsent_orders"] == [i.token for i in sent if i.token not in replaces]
         for token, (_, doc) in adopted.items():
             assert "replay decided again" in doc["why"] and doc["resolution"]["orig_token"] == replaces[token]
             # unanswered when recovery began, so pulled with the other quotes until reconciled
