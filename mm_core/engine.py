@@ -82,6 +82,10 @@ _S_PRICE4, _S_NS = lib.FSIG_S_PRICE4, lib.FSIG_S_NS
 _STATE_OF = {int(state): state for state in TradingState}.__getitem__   # TradingState(v), one dict lookup
 _on_packets_c = lib.fsig_on_packets
 _pack_stamps = struct.pack
+# PacketRun's struct code for its stamps: the native long where that is 8 bytes (LP64, as on
+# Linux), the same bytes as "q" for every int64_t and the same struct.error past it, at about
+# three quarters of the instructions per stamp (CPython 3.11 converts "q" through a byte array)
+_STAMP = "l" if struct.calcsize("l") == 8 else "q"
 _run_offsets = lib.fsig_run_offsets
 _priced_c = lib.fsig_priced
 HOLD_BOTH = 2                   # hedge_hold of an instrument two pairs hedge in opposite ways
@@ -176,10 +180,10 @@ class PacketRun:
         joined = b"".join(packets)
         # array.array converts a list of small ints (the lengths) at a fraction of what ffi.new's
         # initialiser costs, and C sums them into offsets in place; struct converts the stamps
-        # (ints of several digits) for less than array.array. The C arrays are views of these
-        # (kept alive with the packets' bytes).
+        # (ints of several digits, _STAMP) for less than array.array. The C arrays are views of
+        # these (kept alive with the packets' bytes).
         offsets = array("Q", [0, *map(len, packets)])
-        stamps = _pack_stamps(f"{len(events)}q", *[ev.now_ns for ev in events])
+        stamps = _pack_stamps(f"{len(events)}{_STAMP}", *[ev.now_ns for ev in events])
         self._keep = (joined, offsets, stamps)
         self.buf = ffi.from_buffer("uint8_t[]", joined)
         self.off = off = ffi.from_buffer("uint64_t[]", offsets)

@@ -1735,15 +1735,19 @@ class RiskGateway:
         lim = self._limits
         # |after - before| <= |qty| x |unit| for each Greek, and the scenario bound moves by at
         # most |qty| x max(|pnl_lo|, |pnl_hi|): so below this many shares nothing can bind.
-        caps = ((lim.max_delta, abs(delta)), (lim.max_gamma, abs(gamma)), (lim.max_vega, abs(vega)))
-        floor = worst - self._loss_floor
+        # each bound's room is (cap - |level|) / |unit| shares (inf for a zero unit; negative when
+        # already past the cap), written inline: this runs for every member at every revaluation
+        room_d, room_g, room_v = lim.max_delta - abs(delta), lim.max_gamma - abs(gamma), lim.max_vega - abs(vega)
+        floor = worst - self._loss_floor               # the scenario bound's cap - |level|, level 0
         for member in members:
             risk = member.risk
             if risk is None:
                 continue
+            d, g, v = abs(risk.delta), abs(risk.gamma), abs(risk.vega)
+            u = max(abs(member.pnl_lo), abs(member.pnl_hi))
             member.headroom = (1.0 - 1e-9) * min(
-                _room_at(caps[0], risk.delta), _room_at(caps[1], risk.gamma), _room_at(caps[2], risk.vega),
-                _room(floor, 0.0, max(abs(member.pnl_lo), abs(member.pnl_hi))))
+                room_d / d if d else _INF, room_g / g if g else _INF, room_v / v if v else _INF,
+                floor / u if u else _INF)
 
     def _revalue_reference(self, group: _Group, under: _Symbol, spot: float, at: int) -> None:
         """_refresh_group's revaluation in Python (greeks.unit_risk, which the C equals), for what
@@ -1792,18 +1796,6 @@ class RiskGateway:
         if before is not after:
             self._events.append(StateChange(before, after, trigger, reason, actor, now_ns, int(check)))
             self._refresh_allowed()
-
-
-def _room(cap: float, level: float, unit: float) -> float:
-    """How many units of `unit` fit between |level| and cap (negative when already past it)."""
-    unit = abs(unit)
-    return (cap - abs(level)) / unit if unit else _INF
-
-
-def _room_at(cap_level: tuple[float, float], unit: float) -> float:
-    """_room(cap, level, unit) of cap_level = (cap, |level|)."""
-    unit = abs(unit)
-    return (cap_level[0] - cap_level[1]) / unit if unit else _INF
 
 
 def _add_scaled(scenario: list[float], q: int, pnl) -> list[float]:

@@ -130,3 +130,40 @@ def test_greek_headroom_never_skips_a_binding_limit(positions, caps, signed, sym
     sym = gw._symbols[symbol]
     if abs(signed) <= sym.headroom:
         assert gw._check_greeks(sym, sym.group, signed) is None
+
+
+def _room(cap: float, level: float, unit: float) -> float:
+    """The reference room of one bound: units of `unit` between |level| and cap."""
+    unit = abs(unit)
+    return (cap - abs(level)) / unit if unit else float("inf")
+
+
+@settings(max_examples=150, deadline=None)
+@given(positions=st.lists(st.integers(-300, 300), min_size=3, max_size=3),
+       caps=st.tuples(st.floats(0.0, 5e4), st.floats(0.0, 5e3), st.floats(0.0, 5e4),
+                      st.integers(0, 200_000)),
+       move=st.integers(-5_000, 5_000))
+def test_greek_headroom_is_each_bounds_room_bit_for_bit(positions, caps, move):
+    """Every member's headroom, after positions move and after a revaluation, is exactly the
+    least room of its delta, gamma, vega and scenario bounds, scaled down by 1e-9 (the refresh
+    computes it inline: the same operations on the same values)."""
+    delta, gamma, vega, max_loss = caps
+    gw = make_gateway(feeds=((1, FAIR, FAIR), (2, 50_000, 50_000), (3, 30_000, 30_000)),
+                      greeks={"max_delta": delta, "max_gamma": gamma, "max_vega": vega},
+                      scenario={"max_loss": max_loss})
+    gw.on_option_params(2, 1, FAIR, T0 + 30 * DAY_NS, 0.25, 0.01, True, 100, T0)
+    gw.on_option_params(3, 1, 950_000, T0 + 60 * DAY_NS, 0.35, 0.01, False, 100, T0)
+    for symbol_id, position in zip((1, 2, 3), positions):
+        gw.on_position(symbol_id, position, T0)
+    for now in (T0, T0 + REPRICE_NS):
+        if now != T0:
+            gw.on_market(1, FAIR + move, FAIR, False, now)
+        lim = gw._limits
+        for symbol_id in (1, 2, 3):
+            sym = gw._symbols[symbol_id]
+            group, risk = sym.group, sym.risk
+            want = (1.0 - 1e-9) * min(
+                _room(lim.max_delta, group.delta, risk.delta), _room(lim.max_gamma, group.gamma, risk.gamma),
+                _room(lim.max_vega, group.vega, risk.vega),
+                _room(group.worst - gw._loss_floor, 0.0, max(abs(sym.pnl_lo), abs(sym.pnl_hi))))
+            assert sym.headroom == want or (sym.headroom != sym.headroom and want != want)
