@@ -169,10 +169,13 @@ def eastern_local_ns(utc_ns: np.ndarray) -> np.ndarray:
 
 def cat_timestamp_reference(utc_ns: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
     """cat_timestamp laid out by numpy lookup tables."""
-    local = np.asarray(utc_ns, dtype=np.int64) + eastern_offset_ns(utc_ns)
-    out = _layout(local, b"00000000 000000.000000000",
-                  ((0, 4, "Y"), (4, 2, "m"), (6, 2, "d"), (9, 2, "H"), (11, 2, "M"), (13, 2, "S"), (16, 9, "ns")))
-    return _text(out, valid)
+    return _text(cat_timestamp_rows_reference(eastern_local_ns(utc_ns)), valid)
+
+
+def cat_timestamp_rows_reference(local_ns: np.ndarray) -> np.ndarray:
+    """orderjoin.cat_timestamps (the rows of Eastern times) laid out by numpy lookup tables."""
+    return _layout(np.asarray(local_ns, dtype=np.int64), b"00000000 000000.000000000",
+                   ((0, 4, "Y"), (4, 2, "m"), (6, 2, "d"), (9, 2, "H"), (11, 2, "M"), (13, 2, "S"), (16, 9, "ns")))
 
 
 def eastern_days(utc_ns: np.ndarray) -> np.ndarray:

@@ -33,7 +33,7 @@ def test_trading_session_follows_the_time_in_force_and_the_eastern_time(tmp_path
     assert {r["seq"] for r in rejects if r["reason"] == cat.UNKNOWN_SESSION} == rejected
 
 
-def _sessions_from_stamp_digits(tif, stamps):
+def sessions_from_stamp_digits(tif, stamps):
     """tradingSession as read from the HHMMSS digits of the CAT timestamp text itself."""
     import numpy as np
     digits = stamps[:, 9:15].astype(np.int64) - ord("0")
@@ -62,4 +62,4 @@ def test_the_session_second_is_the_one_the_timestamp_text_shows():
     tif = rng.choice([0, 1, 60, 600, 23_400, cat.MARKET_HOURS, cat.SYSTEM_HOURS], len(utc))
     local = timetext.eastern_local_ns(utc)
     assert np.array_equal(cat._trading_sessions(tif, local),
-                          _sessions_from_stamp_digits(tif, orderjoin.cat_timestamps(local)))
+                          sessions_from_stamp_digits(tif, orderjoin.cat_timestamps(local)))
