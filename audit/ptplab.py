@@ -22,14 +22,17 @@ import subprocess
 import tempfile
 import time
 
+from audit.childproc import die_with_owner
+
 _counter = itertools.count()
 _DIR_PREFIX = "mmaudit-ptp-"
 # namespaces mmagm<pid>-<n> / mmacl<pid>-<n> and the directory mmaudit-ptp-<pid>-<n>-<random>:
 # the owner's whole pid and a separator, so that it reads back unambiguously
 _OWNED = (re.compile(r"mma(?:gm|cl)(\d+)-\d+"), re.compile(_DIR_PREFIX + r"(\d+)-\d+-\w+"))
-# util-linux's setpriv sets PR_SET_PDEATHSIG and execs the child: a Popen preexec_fn calling
-# prctl would do the same, but runs Python between fork and exec (unsafe with other threads)
-_PDEATHSIG = ["setpriv", "--pdeathsig", "KILL"] if shutil.which("setpriv") else []
+# the names labs made before the owner's pid had a separator (mmagm<pid><n>): the owner cannot be
+# read back, so such a namespace is removed only while no process is inside it
+_OLD_NAME = re.compile(r"mma(?:gm|cl)\d+")
+_PDEATHSIG = die_with_owner("KILL")
 CLOCK_SOURCE = "ptp-lab"     # the clock_source a session journals when its clock is this lab's
 
 # Fast intervals so a client follows the GM within ~2 s (Sync 8/s, Announce 4/s).
@@ -88,21 +91,35 @@ def lab_namespaces(pid: int | None = None) -> set[str]:
     return {n for n in names if owner_pid(n) is not None and (pid is None or owner_pid(n) == pid)}
 
 
+def _old_lab_namespaces() -> set[str]:
+    res = _ip("netns", "list", check=False)
+    return {line.split()[0] for line in res.stdout.splitlines()
+            if line.strip() and _OLD_NAME.fullmatch(line.split()[0])}
+
+
+def _netns_pids(ns: str) -> list[str]:
+    return _ip("netns", "pids", ns, check=False).stdout.split()
+
+
 def remove_stale_labs() -> list[str]:
     """Remove what labs whose owner is no longer alive left (a SIGKILLed session): any process
     still in their namespaces (SIGKILL), the namespaces, their directories. Only names a PtpLab
     makes, and only when the pid they carry is no live process (a pid reused since keeps the lab:
-    it is left, never a live one removed). Returns what was removed."""
+    it is left, never a live one removed); a namespace named as labs were before the pid had a
+    separator (mmagm8520) only while no process is inside it. Returns what was removed."""
     removed = []
     for ns in sorted(lab_namespaces()):
         if _alive(owner_pid(ns)):
             continue
-        for pid in _ip("netns", "pids", ns, check=False).stdout.split():
+        for pid in _netns_pids(ns):
             try:
                 os.kill(int(pid), signal.SIGKILL)
             except (ProcessLookupError, ValueError):
                 pass
         if _ip("netns", "delete", ns, check=False).returncode == 0:
+            removed.append(ns)
+    for ns in sorted(_old_lab_namespaces()):      # nothing inside: nobody's lab any more
+        if not _netns_pids(ns) and _ip("netns", "delete", ns, check=False).returncode == 0:
             removed.append(ns)
     for path in pathlib.Path(tempfile.gettempdir()).glob(_DIR_PREFIX + "*"):
         pid = owner_pid(path.name)

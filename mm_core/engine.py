@@ -38,6 +38,7 @@ from mm_core.risk import OptionParams, RiskError, TradingState
 from mm_core.risk.checks import CheckId
 from mm_core.risk.gateway import BOOK_STALE_BIT as _BOOK_STALE_BIT
 from mm_core.risk.greeks import MAX_EXPIRY_DAYS
+from mm_core.risk.kill import KillScope, parse_scope
 from mm_core.sigfair import KernelFairValue, KernelHedger, KernelVol, fv_setup
 from mm_core.sigkernel import SignalKernel, trip_of
 from mm_core.sigreact import ReactMirror
@@ -2265,6 +2266,10 @@ class Engine:
         risk = self.risk
         try:
             if ev.command == "kill":
+                foreign = self._foreign_scope(ev.scope, ev.scope_id)
+                if foreign:     # a kill that could match none of our orders must not read "done"
+                    actions.append(self._alert("operator-refused", f"kill by {ev.actor}: {foreign}"))
+                    return actions
                 kill = risk.kill(ev.scope, ev.scope_id, ev.actor, ev.reason, self.now)
                 cfg = self.cfg
                 n = self._cancel_all(None, actions, guard=False, match=lambda o: kill.matches(
@@ -2288,6 +2293,21 @@ class Engine:
         for s in self.quoted:
             self._requote(s, actions)
         return actions
+
+    def _foreign_scope(self, scope: str, scope_id: int) -> str:
+        """Why a kill of (scope, scope_id) names nothing this engine trades ("" when it does): a
+        symbol id outside its symbols, or an algo, desk or client id its orders do not carry."""
+        try:
+            kind = parse_scope(scope)
+        except RiskError:
+            return ""                   # the gateway's own refusal names it
+        cfg = self.cfg
+        carried = {KillScope.ALGO: cfg.algo_id, KillScope.DESK: cfg.desk_id, KillScope.CLIENT: cfg.client_id}
+        if kind is KillScope.SYMBOL and (not 0 <= scope_id < self.n or self.specs[scope_id] is None):
+            return f"unknown symbol id {scope_id}"
+        if kind in carried and scope_id != carried[kind]:
+            return f"unknown {kind.name.lower()} id {scope_id}; this engine's orders carry {carried[kind]}"
+        return ""
 
     def _set_halted(self, s: int) -> None:
         """A symbol does not trade while the venue halts it or a scoped kill covers our orders in

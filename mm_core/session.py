@@ -28,6 +28,7 @@ import tomllib
 from dataclasses import dataclass
 from typing import Callable
 
+from audit.childproc import die_with_owner
 from audit.health import PROFILES, HealthConfig, HealthTracker
 from audit.monitor import ClockMonitor
 from audit.pmc import DEFAULT_UDS, PmcClient
@@ -65,6 +66,7 @@ _VENUE_MARGIN_S = 30.0               # an embedded venue outlives the session by
 # under the venue's day (mm_core.venue.process.MAX_DURATION_S), which the venue started for the
 # session must also cover with its clock warm-up and margin
 MAX_SESSION_S = 23 * 3600.0
+MAX_WARMUP_S = 900.0                 # a clock that has not locked in 15 min will not in time
 END_NOTE = "session-end"             # the METRICS note of the end-of-run summary journaled
 _CONTROL_HINT = "; give another --control path, or --control none for no control socket"
 _LATCHED = ("HALTED", "REDUCING")     # trading states a fault latches
@@ -269,6 +271,9 @@ class ClockSpec:
             raise SessionConfigError(f"clock source {self.source!r}: expected lab, uds or auto")
         if (self.ptp4l_log or self.phc2sys_log or self.phc_device) and not self.explicit:
             raise SessionConfigError("a ptp4l or phc2sys log, or a PHC, belongs to a named ptp4l (--ptp-uds)")
+        if self.warmup_s is not None and not (isinstance(self.warmup_s, (int, float))
+                                              and 0 <= self.warmup_s <= MAX_WARMUP_S):
+            raise SessionConfigError(f"clock warm-up {self.warmup_s!r}: expected 0..{MAX_WARMUP_S:g} seconds")
 
     @property
     def warmup(self) -> float:
@@ -430,8 +435,9 @@ class _VenueProcess:
         self.log_path = log_path
         with open(log_path, "ab") as log:
             # a session of its own: a terminal's Ctrl-C or hang-up (sent to the whole job) is the
-            # session's to act on; the venue it stops first would leave the session's end unreconciled
-            self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log,
+            # session's to act on; the venue it stops first would leave the session's end unreconciled.
+            # SIGTERM when the session dies (SIGKILL too): the venue stops cleanly, its logs synced
+            self.proc = subprocess.Popen([*die_with_owner("TERM"), *argv], stdout=subprocess.PIPE, stderr=log,
                                          stdin=subprocess.DEVNULL, env=env, start_new_session=True)
         self.ports = self._ready()
 

@@ -32,7 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rerequest-port", type=int, help="MoldUDP64 re-request port (0 = any)")
     parser.add_argument("--log-dir", help="session log directory")
     parser.add_argument("--session", help="session name (<= 10 letters and digits)")
-    parser.add_argument("--heartbeat-timeout", type=float, help="seconds of client silence")
+    parser.add_argument("--heartbeat-timeout", type=_seconds, metavar="SECONDS",
+                        help="seconds of client silence before the link is dead (> 0; default: "
+                             "the config's [venue] heartbeat_timeout)")
     parser.add_argument("--login-timeout", type=_seconds, metavar="SECONDS",
                         help="seconds from connecting to a LoginRequest before the connection "
                              "is closed (> 0; default: the config's [venue] login_timeout)")

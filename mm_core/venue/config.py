@@ -211,16 +211,22 @@ def _right(v: Any) -> str:
     return "" if v in ("C", "P") else 'must be "C" or "P"'
 
 
+# A run lasts at most a day: the venue stamps ITCH/OUCH times from its session date's midnight (48
+# bits of nanoseconds, 78 h), a session's limits, journal and reports are one trading day's, and
+# the bound keeps every deadline computed from a duration a finite count of nanoseconds. Timeouts
+# get the same bound: a finite 1e300 s is "never" in all but name.
+MAX_DURATION_S = 24 * 3600.0
 PORT = _int(0, 65535)
+SECONDS = _num(0, MAX_DURATION_S, open_lo=True)
 _VENUE_CHECKS = {
     "session": _name(10, 0), "seed": _int(0), "host": _loopback, "ouch_port": PORT,
     "itch_port": _int(1, 65535), "rerequest_port": PORT,
-    "heartbeat_interval": _num(0, open_lo=True), "heartbeat_timeout": _num(0, open_lo=True),
-    "login_timeout": _num(0, open_lo=True), "max_pending_logins": _int(1),
-    "login_failures": _int(1), "login_failure_window": _num(0, open_lo=True),
-    "login_cooloff": _num(0, open_lo=True),
+    "heartbeat_interval": SECONDS, "heartbeat_timeout": SECONDS,
+    "login_timeout": SECONDS, "max_pending_logins": _int(1),
+    "login_failures": _int(1), "login_failure_window": SECONDS,
+    "login_cooloff": SECONDS,
     "log_dir": lambda v: "" if isinstance(v, str) else "must be a string",
-    "fsync_interval": _num(0), "history": _int(1), "duration": _num(0, open_lo=True),
+    "fsync_interval": _num(0), "history": _int(1), "duration": SECONDS,
     "max_messages": _int(0), "max_shares": _int(1, 2**31 - 1),
 }
 _USER_CHECKS = {"username": _name(6), "password": _text(10), "firm": _text(4)}

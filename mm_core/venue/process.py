@@ -14,16 +14,11 @@ import signal
 import threading
 from typing import Callable
 
-from mm_core.venue.config import VenueConfig, load_config
+from mm_core.venue.config import MAX_DURATION_S, VenueConfig, load_config
 from mm_core.venue.errors import ConfigError
 from mm_core.venue.server import Venue
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "": 1.0}
-# A run lasts at most a day: the venue stamps ITCH/OUCH times from its session date's midnight (48
-# bits of nanoseconds, 78 h), a session's limits, journal and reports are one trading day's, and
-# the bound keeps every deadline computed from a duration a finite count of nanoseconds (a
-# 400-digit "duration" is infinity as a float, and failed only once the session was running).
-MAX_DURATION_S = 24 * 3600.0
 
 
 def parse_duration(text: str, maximum_s: float = MAX_DURATION_S) -> float:
@@ -39,14 +34,14 @@ def parse_duration(text: str, maximum_s: float = MAX_DURATION_S) -> float:
 
 
 def parse_seconds(text: str) -> float:
-    """A timeout given on the command line: a finite number of seconds > 0 ("2.5"); ValueError
-    saying so otherwise (the caller names the option)."""
+    """A timeout given on the command line: a number of seconds > 0 and at most a day ("2.5");
+    ValueError saying so otherwise (the caller names the option)."""
     try:
         value = float(text)
     except (TypeError, ValueError):
         value = math.nan
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"must be a number of seconds > 0, not {text!r}")
+    if not 0 < value <= MAX_DURATION_S:          # NaN and infinity fail too
+        raise ValueError(f"must be a number of seconds > 0 and <= {MAX_DURATION_S:g}, not {text!r}")
     return value
 
 

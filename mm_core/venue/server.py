@@ -197,13 +197,19 @@ class Venue:
     def _open_and_start_day(self, session_dir: Path, log_dir: Path) -> None:
         """Open the logs and stores, carry over an earlier run, bind, publish start of day."""
         settings = self.config.venue
-        for user in self.config.users:
-            self.logs[user.username] = SessionLog(session_dir / f"{user.username}.soup")
+        paths = {user.username: session_dir / f"{user.username}.soup" for user in self.config.users}
+        # a user added to the config gets its log only once the start is allowed: a start refused
+        # because the session ended must leave the ended session's directory as it was
+        for username, path in paths.items():
+            if path.exists():
+                self.logs[username] = SessionLog(path)
         self._report_cut_tails()
         previous = {u: sl.messages() for u, sl in self.logs.items() if sl.next_sequence > 1}
         # before anything is written: refused when the session ended, finished when a crash
         # interrupted its end of day
         self._unfinished = restart.unfinished_end_of_day(session_dir, self.session, previous)
+        self.logs = {username: self.logs[username] if username in self.logs else SessionLog(path)
+                     for username, path in paths.items()}
         written = restart.has_written(session_dir, self.session, previous)
         calendar = self.config.calendar
         self.session_date = sessiontime.session_date(session_dir, self._clock(), settings.duration, written)

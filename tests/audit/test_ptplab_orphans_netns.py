@@ -111,3 +111,28 @@ def test_only_labs_of_dead_owners_are_removed():
             alive.wait(10)
         for name in (live_ns, dead_ns, other_ns):
             subprocess.run(["ip", "netns", "delete", name], capture_output=True, timeout=10)
+
+
+def test_an_old_style_lab_namespace_is_removed_only_when_nothing_runs_in_it():
+    with created_lab():
+        pass
+    empty, busy = f"mmagm9{os.getpid()}7", f"mmacl9{os.getpid()}7"    # names labs had before the separator
+    inside = None
+    try:
+        for name in (empty, busy):
+            _add_ns(name)
+        inside = subprocess.Popen(["ip", "netns", "exec", busy, "sleep", "60"])
+        deadline = time.monotonic() + 10
+        while not subprocess.run(["ip", "netns", "pids", busy], capture_output=True, text=True,
+                                 timeout=10).stdout.strip() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        removed = remove_stale_labs()
+        assert empty in removed and empty not in _namespaces()
+        assert busy not in removed and busy in _namespaces()    # someone still uses it
+        assert inside.poll() is None
+    finally:
+        if inside is not None:
+            inside.kill()
+            inside.wait(10)
+        for name in (empty, busy):
+            subprocess.run(["ip", "netns", "delete", name], capture_output=True, timeout=10)

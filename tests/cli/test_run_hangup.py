@@ -147,3 +147,22 @@ def test_sighup_to_the_whole_job_leaves_the_venue_and_clock_to_the_run(tmp_path)
     if not lab_available():
         assert "ptp-lab: LOCKED, eu-hft compliant" in out, out               # ptp4l and pmc still answered
     assert not lab_namespaces(proc.pid)
+
+
+def test_a_sigkilled_run_takes_its_venue_process_with_it(tmp_path):
+    """The venue process dies with the run (setpriv --pdeathsig TERM) instead of serving on for
+    the run's whole duration: the kernel sends SIGTERM, and the venue stops as it does on one."""
+    journal = tmp_path / "journal"
+    with running(["--duration", "60s", "--journal", str(journal), "--venue", "process", "--no-ptp-lab"]) as run:
+        assert "events" in run.read_until("[", 60)
+        venue = _children(run.proc.pid, "python3") + _children(run.proc.pid, "python3.11")
+        assert len(venue) == 1, venue
+        run.proc.kill()
+        run.proc.wait(10)
+        deadline = time.monotonic() + 15
+        while _running(venue[0]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        gone = not _running(venue[0])
+        if not gone:
+            os.kill(venue[0], signal.SIGKILL)
+    assert gone, "the venue process outlived the SIGKILLed run"

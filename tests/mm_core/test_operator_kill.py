@@ -4,6 +4,8 @@ enable of that scope lifts it alone; a kill of everything halts (latched). A cle
 returns to the operator's SAFE_MODE, never past it. Operator texts land in the fixed-size journal
 fields as whole UTF-8 characters. Driven through the embedded venue's own matching engine, and
 replayed through a fresh engine to the same state hash."""
+import pytest
+
 from journal.catalogue import RecordType, unpack
 from mm_core.engine import Engine
 from mm_core.events import JournalNote, OperatorCommand, Reconciled, SendOrder
@@ -101,11 +103,14 @@ def test_a_kill_of_a_symbol_we_do_not_quote_cancels_nothing_and_says_so():
     assert quoted(rec) == {"ACME", "BOLT"} and rec.engine.risk.state is TradingState.ACTIVE
 
 
-def test_an_algo_kill_of_our_algo_stops_every_symbol_and_another_algo_stops_nothing():
+def test_an_algo_kill_of_our_algo_stops_every_symbol_and_another_algo_is_refused():
     rec, now = two_symbols()
     cfg = rec.engine.cfg
     actions = rec.feed([OperatorCommand(now + MS, "kill", "ops", "other algo", "algo", cfg.algo_id + 1)], now)
     assert cancels(actions) == [] and quoted(rec) == {"ACME", "BOLT"}
+    assert kill_records(actions) == [] and rec.engine.risk.scoped_kills == []     # no kill to read "done"
+    refused, = [a.summary for a in actions if isinstance(a, JournalNote) and "operator-refused" in a.summary]
+    assert f"unknown algo id {cfg.algo_id + 1}; this engine's orders carry {cfg.algo_id}" in refused
     actions = rec.feed([OperatorCommand(now + 2 * MS, "kill", "ops", "our algo", "algo", cfg.algo_id)], now)
     assert sorted(cancels(actions)) == [ACME, ACME, BOLT, BOLT]
     assert [k["orders_cancelled"] for k in kill_records(actions)] == [4]
@@ -126,8 +131,20 @@ def test_scoped_kills_are_in_the_state_hash():
     assert a.engine.state_hash() == b.engine.state_hash()
     chip = next(k for k, v in NAMES.items() if v == "CHIP")
     a.feed([OperatorCommand(now + MS, "kill", "ops", "x", "symbol", chip)], now)
-    b.feed([OperatorCommand(now + MS, "kill", "ops", "x", "client", 999)], now)
+    b.feed([OperatorCommand(now + MS, "kill", "ops", "x", "client", b.engine.cfg.client_id)], now)
     assert a.engine.state_hash() != b.engine.state_hash()      # neither cancelled anything
+
+
+@pytest.mark.parametrize("scope, scope_id, why", [
+    ("desk", 999, "unknown desk id 999"), ("client", 999, "unknown client id 999"),
+    ("symbol", 65_000, "unknown symbol id 65000")])
+def test_a_kill_scoped_to_an_id_the_engine_does_not_carry_is_refused(scope, scope_id, why):
+    rec, now = two_symbols()
+    actions = rec.feed([OperatorCommand(now + MS, "kill", "ops", "x", scope, scope_id)], now)
+    assert kill_records(actions) == [] and cancels(actions) == []
+    assert any(why in a.summary for a in actions if isinstance(a, JournalNote) and "operator-refused" in a.summary)
+    assert rec.engine.risk.scoped_kills == [] and quoted(rec) == {"ACME", "BOLT"}
+    assert rec.replayed().state_hash() == rec.engine.state_hash()
 
 
 def state_after(engine: Engine, *steps) -> TradingState:

@@ -1,13 +1,14 @@
 """SessionSettings refuses a duration a session cannot run for: not positive, NaN, infinity, or
 longer than MAX_SESSION_S (the venue the session starts must cover it within its own day, with
-the clock warm-up and margin), as a SessionConfigError before anything is built."""
+the clock warm-up and margin), as a SessionConfigError before anything is built; so does a
+clock warm-up outside 0..MAX_WARMUP_S."""
 from __future__ import annotations
 
 import math
 
 import pytest
 
-from mm_core.session import MAX_SESSION_S, SessionConfigError, SessionSettings
+from mm_core.session import MAX_SESSION_S, MAX_WARMUP_S, ClockSpec, SessionConfigError, SessionSettings
 from mm_core.venue.process import MAX_DURATION_S
 
 
@@ -20,4 +21,15 @@ def test_a_duration_it_cannot_run_for_is_refused(tmp_path, duration):
 
 def test_the_longest_session_leaves_the_venue_room_for_warm_up_and_margin(tmp_path):
     assert SessionSettings(str(tmp_path / "j"), MAX_SESSION_S).duration_s == MAX_SESSION_S
-    assert MAX_SESSION_S + 15.0 + 30.0 < MAX_DURATION_S      # lab warm-up 15 s, venue margin 30 s
+    assert MAX_SESSION_S + MAX_WARMUP_S + 30.0 < MAX_DURATION_S      # venue margin 30 s
+
+
+@pytest.mark.parametrize("warmup", [-1.0, math.nan, math.inf, MAX_WARMUP_S + 1, "15"])
+def test_a_clock_warm_up_outside_its_bound_is_refused(warmup):
+    with pytest.raises(SessionConfigError, match="clock warm-up"):
+        ClockSpec(warmup_s=warmup)
+
+
+def test_a_clock_warm_up_within_its_bound_is_kept():
+    assert ClockSpec(warmup_s=0).warmup == 0
+    assert ClockSpec(warmup_s=MAX_WARMUP_S).warmup == MAX_WARMUP_S

@@ -37,6 +37,10 @@ def doc_with(**edits):
     (doc_with(venue={"ouch_port": 70000}), "venue.ouch_port"),
     (doc_with(venue={"heartbeat_timout": 3}), "venue.heartbeat_timout"),
     (doc_with(venue={"login_timeout": 0}), "venue.login_timeout"),
+    (doc_with(venue={"duration": 1e300}), "venue.duration"),          # finite, but "for ever"
+    (doc_with(venue={"duration": 86400.5}), "venue.duration"),
+    (doc_with(venue={"heartbeat_timeout": 1e300}), "venue.heartbeat_timeout"),
+    (doc_with(venue={"login_cooloff": 86401}), "venue.login_cooloff"),
     (doc_with(pairs=[{"a": "ACME", "b": "NOPE", "correlation": 0.5}]), "pairs[0].b"),
     (doc_with(pairs=[{"a": "ACME", "b": "ACME", "correlation": 2.0}]), "pairs[0].correlation"),
     (doc_with(options=[{"name": "O1", "id": 9, "underlying": "ACME", "strike": 1, "expiry_days": 1,
@@ -110,3 +114,7 @@ def test_prices_above_the_wire_ceiling_are_a_config_error(row, value, field):
     assert info.value.field == field
     ok = parse_config(doc_with(symbols=[symbol | {"reference_price": 1_999_999_900}]))
     assert ok.symbols[0].reference_price == 1_999_999_900
+
+
+def test_a_day_is_the_longest_duration_a_config_may_give():
+    assert parse_config(doc_with(venue={"duration": 86400.0})).venue.duration == 86400.0

@@ -77,6 +77,18 @@ def test_a_bad_login_timeout_is_refused_by_the_module(tmp_path, value):
     assert list(tmp_path.iterdir()) == []                 # refused before anything started
 
 
+@pytest.mark.parametrize("value", ["0", "inf", "1e300", "soon"])
+def test_a_bad_heartbeat_timeout_is_refused_by_the_module_s_parser(tmp_path, value):
+    proc = start(MODULE, "--log-dir", str(tmp_path), "--itch-port", "9", "--heartbeat-timeout", value)
+    try:
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 2
+    assert "argument --heartbeat-timeout: must be a number of seconds > 0 and <= 86400" in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("value", ["0", "-0.5", "nan", "soon"])
 def test_a_bad_login_timeout_is_refused_by_the_cli(tmp_path, value):
     result = CliRunner().invoke(command, ["run", "--log-dir", str(tmp_path), "--itch-port", "9",

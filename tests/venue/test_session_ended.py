@@ -3,6 +3,7 @@ is refused with SessionEndedError before anything is written; a crashed one stil
 killed during its end of day: test_end_of_day_crash.py)."""
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 
 from mm_core.protocol import itch, ouch
 from mm_core.venue.client import SoupClient
-from mm_core.venue.config import load_config
+from mm_core.venue.config import User, load_config
 from mm_core.venue.errors import SessionEndedError, VenueStateError
 from mm_core.venue.server import Venue
 from mm_core.venue.session_log import SessionLog, read_session_log
@@ -70,6 +71,19 @@ def test_a_cleanly_ended_session_refuses_to_start_again_and_writes_nothing(tmp_p
     assert not venue.running
     with Venue(config(logs).with_venue(session="ENDED00002"), background_flow=False) as fresh:
         assert fresh.ports.itch_session == "ENDED00002"   # a new name starts a new session
+
+
+def test_a_refused_start_makes_no_log_for_a_user_added_to_the_config(tmp_path):
+    logs = tmp_path / "logs"
+    ended_session(logs)
+    before = snapshot(logs / SESSION)
+    base = config(logs)
+    added = dataclasses.replace(base, users=base.users + (User("NEW01", "secret", "NEWF"),))
+    venue = Venue(added, background_flow=False)
+    with pytest.raises(SessionEndedError):
+        venue.start()
+    assert snapshot(logs / SESSION) == before            # no NEW01.soup beside the ended logs
+    assert all(sl._fd < 0 for sl in venue.logs.values())
 
 
 def test_a_session_whose_end_of_day_was_never_published_still_restarts(tmp_path):
