@@ -244,12 +244,14 @@ def _rows_for(ev: events.OrderEvents, ref: RefData, not_sent: recovery_marks.Mar
     rows = np.repeat(np.arange(len(e), dtype=np.int64), counts)
     place = np.arange(len(rows)) - (np.cumsum(counts) - counts)[rows]     # among its event's rows
     types = first[rows]
-    types[place == 1] += 1                     # an order's second row: MEOR after its MENO
+    types += place == 1                        # an order's second row: MEOR after its MENO
     if lost_modify.any():                      # the route's MEMR, then the venue's MEOM
         route = lost_modify[rows]
         types[route] = np.where(place[route] == 0, CAT_TYPES.index("MEMR"), CAT_TYPES.index("MEOM"))
-    closing = closed[rows] & (place == counts[rows] - 1)     # its last: the MEOC of an Enter never received
-    types[closing] = CAT_TYPES.index("MEOC")
+    closing = np.zeros(len(rows), bool)
+    if closed.any():
+        closing = closed[rows] & (place == counts[rows] - 1)     # its last: the MEOC of an Enter never received
+        types[closing] = CAT_TYPES.index("MEOC")
     return rows, types, closing
 
 
