@@ -106,8 +106,8 @@ int64_t nt_token_text(const uint8_t *keys, int64_t n, int width, int32_t *offset
 }
 
 int64_t nt_join_text(int64_t n, int k, int32_t **offsets, uint8_t **data, const int64_t *const_len,
-                     const uint8_t *sep, int sep_len, const uint8_t *valid, int32_t *out_offsets,
-                     uint8_t *out, int64_t capacity)
+                     const int64_t *data_len, const uint8_t *sep, int sep_len, const uint8_t *valid,
+                     int32_t *out_offsets, uint8_t *out, int64_t capacity)
 {
     int64_t at = 0;
     out_offsets[0] = 0;
@@ -122,11 +122,18 @@ int64_t nt_join_text(int64_t n, int k, int32_t **offsets, uint8_t **data, const 
                 }
                 if (at + len + (j > 0 ? sep_len : 0) > capacity)
                     return NT_NO_ROOM;
-                if (j > 0 && sep_len > 0) {
+                if (j > 0 && sep_len == 1)
+                    out[at++] = sep[0];
+                else if (j > 0 && sep_len > 0) {
                     memcpy(out + at, sep, (size_t)sep_len);
                     at += sep_len;
                 }
-                memcpy(out + at, src, (size_t)len);
+                /* a short value: one fixed-size move where the source and `out` have the bytes */
+                if (len <= NT_PICK_SLACK && (src - data[j]) + NT_PICK_SLACK <= data_len[j]
+                        && at + NT_PICK_SLACK <= capacity)
+                    memcpy(out + at, src, NT_PICK_SLACK);
+                else
+                    memcpy(out + at, src, (size_t)len);
                 at += len;
             }
             if (at > INT32_MAX)

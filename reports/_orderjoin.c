@@ -497,32 +497,57 @@ static void put_digits(uint8_t *at, int64_t value, int width)
     }
 }
 
+/* "00" .. "99": two digits per lookup */
+static const char DIGIT_PAIRS[] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+static inline void put_pair(uint8_t *at, uint32_t value)     /* value < 100 */
+{
+    memcpy(at, DIGIT_PAIRS + 2 * value, 2);
+}
+
 void oj_cat_timestamps(int64_t n, const int64_t *ns, uint8_t *out)
 {
     const int64_t ns_per_day = 86400LL * 1000000000LL;
+    int64_t laid_day = 0;
+    uint8_t date[8];                /* YYYYMMDD of laid_day: a journal's times are mostly one day */
+    int have_date = 0;
     for (int64_t i = 0; i < n; i++) {
         uint8_t *o = out + (size_t)i * OJ_CAT_TIMESTAMP_BYTES;
         int64_t days = floor_div(ns[i], ns_per_day);
         int64_t in_day = ns[i] - days * ns_per_day;
-        /* civil from days (H. Hinnant), as timetext.civil */
-        int64_t z = days + 719468;
-        int64_t era = floor_div(z, 146097);
-        int64_t doe = z - era * 146097;
-        int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-        int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        int64_t mp = (5 * doy + 2) / 153;
-        int64_t day = doy - (153 * mp + 2) / 5 + 1;
-        int64_t month = mp < 10 ? mp + 3 : mp - 9;
-        int64_t year = yoe + era * 400 + (month <= 2);
-        int64_t secs = in_day / 1000000000LL;
-        put_digits(o, year, 4);
-        put_digits(o + 4, month, 2);
-        put_digits(o + 6, day, 2);
+        if (!have_date || days != laid_day) {
+            /* civil from days (H. Hinnant), as timetext.civil */
+            int64_t z = days + 719468;
+            int64_t era = floor_div(z, 146097);
+            int64_t doe = z - era * 146097;
+            int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+            int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+            int64_t mp = (5 * doy + 2) / 153;
+            int64_t day = doy - (153 * mp + 2) / 5 + 1;
+            int64_t month = mp < 10 ? mp + 3 : mp - 9;
+            int64_t year = yoe + era * 400 + (month <= 2);
+            put_digits(date, year, 4);
+            put_digits(date + 4, month, 2);
+            put_digits(date + 6, day, 2);
+            laid_day = days;
+            have_date = 1;
+        }
+        memcpy(o, date, 8);
+        uint32_t secs = (uint32_t)(in_day / 1000000000LL);          /* in [0, 86400) */
+        uint32_t frac = (uint32_t)(in_day - (int64_t)secs * 1000000000LL);
+        uint32_t high = frac / 100000, low = frac % 100000;     /* digits 1-4, 5-9 of the fraction */
         o[8] = ' ';
-        put_digits(o + 9, secs / 3600, 2);
-        put_digits(o + 11, secs / 60 % 60, 2);
-        put_digits(o + 13, secs % 60, 2);
+        put_pair(o + 9, secs / 3600);
+        put_pair(o + 11, secs / 60 % 60);
+        put_pair(o + 13, secs % 60);
         o[15] = '.';
-        put_digits(o + 16, in_day - secs * 1000000000LL, 9);
+        put_pair(o + 16, high / 100);
+        put_pair(o + 18, high % 100);
+        o[20] = (uint8_t)('0' + low / 10000);
+        put_pair(o + 21, low / 100 % 100);
+        put_pair(o + 23, low % 100);
     }
 }

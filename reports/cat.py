@@ -244,12 +244,14 @@ def _rows_for(ev: events.OrderEvents, ref: RefData, not_sent: recovery_marks.Mar
     rows = np.repeat(np.arange(len(e), dtype=np.int64), counts)
     place = np.arange(len(rows)) - (np.cumsum(counts) - counts)[rows]     # among its event's rows
     types = first[rows]
-    types[place == 1] += 1                     # an order's second row: MEOR after its MENO
+    types += place == 1                        # an order's second row: MEOR after its MENO
     if lost_modify.any():                      # the route's MEMR, then the venue's MEOM
         route = lost_modify[rows]
         types[route] = np.where(place[route] == 0, CAT_TYPES.index("MEMR"), CAT_TYPES.index("MEOM"))
-    closing = closed[rows] & (place == counts[rows] - 1)     # its last: the MEOC of an Enter never received
-    types[closing] = CAT_TYPES.index("MEOC")
+    closing = np.zeros(len(rows), bool)
+    if closed.any():
+        closing = closed[rows] & (place == counts[rows] - 1)     # its last: the MEOC of an Enter never received
+        types[closing] = CAT_TYPES.index("MEOC")
     return rows, types, closing
 
 
@@ -323,7 +325,8 @@ def build_unsessioned(ev: events.OrderEvents, ref: RefData, rejections: dict | N
     algo_idx = ref.party_index("algos", c["algo_id"])
     client_idx = ref.party_index("clients", c["client_id"])
     own = np.array([p.kind == "OWN" for p in ref.sorted_values("clients")] + [False], dtype=bool)[client_idx]
-    stamps = timetext.cat_timestamp_rows(ev.utc.utc_ns)
+    local = timetext.eastern_local_ns(ev.utc.utc_ns)         # stamps, dates and sessions: one conversion
+    stamps = orderjoin.cat_timestamps(local)
     event_ts = ac.row_text(stamps, stamps.shape[1], ev.utc.valid)
     key_date = _order_key_dates(ev, event_ts, stamps)
     adopted = c["order_adopted"]
@@ -354,7 +357,7 @@ def build_unsessioned(ev: events.OrderEvents, ref: RefData, rejections: dict | N
     for i, byte in enumerate(SIDES):
         side_code[modified & (c["wire_side"] == byte)] = i
     price = np.where(is_trade, c["exec_price"], np.where(modified, c["order_price"], c["price"]))
-    session = _trading_sessions(c["tif"], stamps)
+    session = _trading_sessions(c["tif"], local)
     token = ac.token_strings(c["token_key"], ~is_trade)
     seq_text = numtext.integer_text(c["seq"])
     day_bytes = np.ascontiguousarray(stamps[:, :8])      # the Eastern date: the timestamp's first 8
@@ -403,7 +406,7 @@ def build_unsessioned(ev: events.OrderEvents, ref: RefData, rejections: dict | N
         "initiator": ac.codes(np.zeros(n, np.int8), ["F"], is_cancel | is_mod),
         "tradeID": numtext.integer_text(c["match"].astype(np.uint64, copy=False), is_trade),
         **_trade_columns(c, is_trade, event_ts, key_date, side_code),
-        "trade_date": ac.masked(timetext.eastern_days(ev.utc.utc_ns).astype(np.int32), ev.utc.valid,
+        "trade_date": ac.masked(np.floor_divide(local, timetext.NS_PER_DAY).astype(np.int32), ev.utc.valid,
                                 pa.date32()),                       # the Eastern trading day
     }
     at = list(cols).index("session")
@@ -481,13 +484,12 @@ UNKNOWN_SESSION = ("tradingSession: the order (IOC or timed, OUCH TIF below 9999
                    "could not be confirmed (FAQ D32 confirms REG and ALL only); no value is guessed")
 
 
-def _trading_sessions(tif: np.ndarray, stamps: np.ndarray) -> np.ndarray:
+def _trading_sessions(tif: np.ndarray, local_ns: np.ndarray) -> np.ndarray:
     """TRADING_SESSIONS index per row, -1 where unknown: ALL for OUCH system hours (99999: the
     venue's every session), REG for market hours (99998) and for an IOC or timed order whose whole
-    life (from the row's Eastern time, `stamps`: cat_timestamp_rows) lies in the regular session."""
-    digits = stamps[:, 9:15].astype(np.int64) - ord("0")            # HHMMSS of YYYYMMDD HHMMSS.
-    second = (digits[:, 0] * 10 + digits[:, 1]) * 3600 + (digits[:, 2] * 10 + digits[:, 3]) * 60 \
-        + digits[:, 4] * 10 + digits[:, 5]
+    life (from the row's Eastern time, `local_ns`: timetext.eastern_local_ns) lies in the regular
+    session."""
+    second = np.floor_divide(local_ns, timetext.NS_PER_S) % 86_400     # what the timestamp's HHMMSS reads
     tif = np.asarray(tif, np.int64)
     regular = (second >= REGULAR_OPEN_S) & (second < REGULAR_CLOSE_S) & (second + tif <= REGULAR_CLOSE_S)
     out = np.where(regular, 1, -1).astype(np.int8)

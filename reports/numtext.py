@@ -127,16 +127,18 @@ def join_text(parts: list, sep: str = "") -> pa.Array:
     n = len(columns[0])
     if any(len(c) != n or not pa.types.is_string(c.type) for c in columns):
         raise ValueError("numtext.join_text: the columns must be string columns of one length")
-    keep, offsets, data, const_len = [], [], [], []
+    keep, offsets, data, const_len, data_len = [], [], [], [], []
     total = 0
     for part in parts:
         if isinstance(part, str):
-            raw = np.frombuffer(part.encode(), np.uint8)
+            text = part.encode()
+            raw = np.frombuffer(text + bytes(lib.NT_PICK_SLACK), np.uint8)     # readable past it: one move a row
             keep.append(raw)
             offsets.append(ffi.NULL)
             data.append(_ptr("uint8_t *", raw))
-            const_len.append(len(raw))
-            total += n * len(raw)
+            const_len.append(len(text))
+            data_len.append(len(raw))
+            total += n * len(text)
             continue
         _, off_buf, data_buf = part.buffers()
         off = np.frombuffer(off_buf, np.int32)[part.offset:part.offset + n + 1] if n else np.zeros(1, np.int32)
@@ -145,6 +147,7 @@ def join_text(parts: list, sep: str = "") -> pa.Array:
         offsets.append(_ptr("int32_t *", off))
         data.append(_ptr("uint8_t *", raw))
         const_len.append(0)
+        data_len.append(len(raw))
         total += int(off[-1]) - int(off[0])
     glue = sep.encode()
     total += n * (len(parts) - 1) * len(glue)
@@ -155,10 +158,11 @@ def join_text(parts: list, sep: str = "") -> pa.Array:
             if c.null_count:
                 valid &= c.is_valid().to_numpy(zero_copy_only=False)
     out_offsets = np.empty(n + 1, np.int32)
-    out = np.empty(max(total, 1), np.uint8)
+    out = np.empty(total + lib.NT_PICK_SLACK, np.uint8)
     sep_raw = np.frombuffer(glue, np.uint8) if glue else None
     written = lib.nt_join_text(n, len(parts), ffi.new("int32_t *[]", offsets), ffi.new("uint8_t *[]", data),
-                               ffi.new("int64_t[]", const_len), _ptr("uint8_t *", sep_raw), len(glue),
+                               ffi.new("int64_t[]", const_len), ffi.new("int64_t[]", data_len),
+                               _ptr("uint8_t *", sep_raw), len(glue),
                                _ptr("uint8_t *", None if valid is None else valid.view(np.uint8)),
                                _ptr("int32_t *", out_offsets), _ptr("uint8_t *", out), len(out))
     if written < 0:

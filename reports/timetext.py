@@ -158,21 +158,29 @@ def cat_timestamp(utc_ns: np.ndarray, valid: np.ndarray | None = None) -> pa.Arr
 
 def cat_timestamp_rows(utc_ns: np.ndarray) -> np.ndarray:
     """The bytes of cat_timestamp, (n, 25) uint8 (whose first 8 are the Eastern date YYYYMMDD)."""
-    return orderjoin.cat_timestamps(np.asarray(utc_ns, dtype=np.int64) + eastern_offset_ns(utc_ns))
+    return orderjoin.cat_timestamps(eastern_local_ns(utc_ns))
+
+
+def eastern_local_ns(utc_ns: np.ndarray) -> np.ndarray:
+    """Each UTC time as America/New_York wall-clock time, ns since 1970-01-01 of that clock: what
+    CAT timestamps (orderjoin.cat_timestamps), Eastern dates and times of day are taken from."""
+    return np.asarray(utc_ns, dtype=np.int64) + eastern_offset_ns(utc_ns)
 
 
 def cat_timestamp_reference(utc_ns: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
     """cat_timestamp laid out by numpy lookup tables."""
-    local = np.asarray(utc_ns, dtype=np.int64) + eastern_offset_ns(utc_ns)
-    out = _layout(local, b"00000000 000000.000000000",
-                  ((0, 4, "Y"), (4, 2, "m"), (6, 2, "d"), (9, 2, "H"), (11, 2, "M"), (13, 2, "S"), (16, 9, "ns")))
-    return _text(out, valid)
+    return _text(cat_timestamp_rows_reference(eastern_local_ns(utc_ns)), valid)
+
+
+def cat_timestamp_rows_reference(local_ns: np.ndarray) -> np.ndarray:
+    """orderjoin.cat_timestamps (the rows of Eastern times) laid out by numpy lookup tables."""
+    return _layout(np.asarray(local_ns, dtype=np.int64), b"00000000 000000.000000000",
+                   ((0, 4, "Y"), (4, 2, "m"), (6, 2, "d"), (9, 2, "H"), (11, 2, "M"), (13, 2, "S"), (16, 9, "ns")))
 
 
 def eastern_days(utc_ns: np.ndarray) -> np.ndarray:
     """Days since 1970-01-01 of the Eastern-Time calendar date of each time."""
-    local = np.asarray(utc_ns, dtype=np.int64) + eastern_offset_ns(utc_ns)
-    return np.floor_divide(local, NS_PER_DAY)
+    return np.floor_divide(eastern_local_ns(utc_ns), NS_PER_DAY)
 
 
 def yyyymmdd(days: np.ndarray) -> np.ndarray:

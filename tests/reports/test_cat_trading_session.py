@@ -31,3 +31,35 @@ def test_trading_session_follows_the_time_in_force_and_the_eastern_time(tmp_path
     rejected = {r["seq"] for r in rejects}
     assert len(rejected) == 2                             # T600 and EVE (MENO and MEOR each), nothing else
     assert {r["seq"] for r in rejects if r["reason"] == cat.UNKNOWN_SESSION} == rejected
+
+
+def sessions_from_stamp_digits(tif, stamps):
+    """tradingSession as read from the HHMMSS digits of the CAT timestamp text itself."""
+    import numpy as np
+    digits = stamps[:, 9:15].astype(np.int64) - ord("0")
+    second = (digits[:, 0] * 10 + digits[:, 1]) * 3600 + (digits[:, 2] * 10 + digits[:, 3]) * 60 \
+        + digits[:, 4] * 10 + digits[:, 5]
+    tif = np.asarray(tif, np.int64)
+    regular = (second >= cat.REGULAR_OPEN_S) & (second < cat.REGULAR_CLOSE_S) & (second + tif <= cat.REGULAR_CLOSE_S)
+    out = np.where(regular, 1, -1).astype(np.int8)
+    out[tif == cat.MARKET_HOURS] = 1
+    out[tif == cat.SYSTEM_HOURS] = 0
+    return out
+
+
+def test_the_session_second_is_the_one_the_timestamp_text_shows():
+    """Taken from the Eastern time as a number, the second of the day is the one the row's CAT
+    timestamp prints (before 1970 and across DST changes too), at the session bounds included."""
+    import numpy as np
+    from reports import orderjoin, timetext
+    rng = np.random.default_rng(7)
+    day = 86_400 * 10**9
+    bounds = np.array([cat.REGULAR_OPEN_S, cat.REGULAR_CLOSE_S], np.int64) * 10**9
+    utc = np.concatenate([
+        1_772_461_800 * 10**9 + rng.integers(-400 * day, 400 * day, 5_000),
+        rng.integers(-(2**61), 2**61, 500),
+        (1_772_409_600 * 10**9 + 5 * 3600 * 10**9 + bounds[:, None] + np.arange(-2, 3) * 10**9 // 2).ravel()])
+    tif = rng.choice([0, 1, 60, 600, 23_400, cat.MARKET_HOURS, cat.SYSTEM_HOURS], len(utc))
+    local = timetext.eastern_local_ns(utc)
+    assert np.array_equal(cat._trading_sessions(tif, local),
+                          sessions_from_stamp_digits(tif, orderjoin.cat_timestamps(local)))
