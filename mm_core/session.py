@@ -454,8 +454,10 @@ class _VenueProcess:
         with open(log_path, "ab") as log:
             # a session of its own: a terminal's Ctrl-C or hang-up (sent to the whole job) is the
             # session's to act on; the venue it stops first would leave the session's end unreconciled.
-            # SIGTERM when the session dies (SIGKILL too): the venue stops cleanly, its logs synced
-            self.proc = subprocess.Popen([*die_with_owner("TERM"), *argv], stdout=subprocess.PIPE, stderr=log,
+            # SIGKILL when the session dies (SIGKILLed too): a venue whose client died mid-session is
+            # a crashed venue, which its restart handles (its clean stop on SIGTERM could write to
+            # the dead session's pipe and hang)
+            self.proc = subprocess.Popen([*die_with_owner("KILL"), *argv], stdout=subprocess.PIPE, stderr=log,
                                          stdin=subprocess.DEVNULL, env=env, start_new_session=True)
         self.ports = self._ready()
 
