@@ -111,14 +111,9 @@ def test_on_order_done_is_idempotent_and_unknown_tokens_are_ignored():
     assert gw.open_order_count == 0
 
 
-@settings(max_examples=150, deadline=None)
-@given(positions=st.lists(st.integers(-300, 300), min_size=3, max_size=3),
-       caps=st.tuples(st.floats(1.0, 5e4), st.floats(1.0, 5e3), st.floats(1.0, 5e4),
-                      st.integers(1, 200_000)),
-       signed=st.integers(-2000, 2000), symbol=st.sampled_from([1, 2, 3]))
-def test_greek_headroom_never_skips_a_binding_limit(positions, caps, signed, symbol):
-    """The order path skips the exact Greeks and scenario checks below a symbol's headroom;
-    whenever it does, the exact checks must agree that nothing binds."""
+def _option_group(caps, positions):
+    """A gateway with symbol 1 and two options on it (2, 3) in one group, these Greek and
+    scenario caps, and these positions in 1, 2, 3."""
     delta, gamma, vega, max_loss = caps
     gw = make_gateway(feeds=((1, FAIR, FAIR), (2, 50_000, 50_000), (3, 30_000, 30_000)),
                       greeks={"max_delta": delta, "max_gamma": gamma, "max_vega": vega},
@@ -127,6 +122,18 @@ def test_greek_headroom_never_skips_a_binding_limit(positions, caps, signed, sym
     gw.on_option_params(3, 1, 950_000, T0 + 60 * DAY_NS, 0.35, 0.01, False, 100, T0)
     for symbol_id, position in zip((1, 2, 3), positions):
         gw.on_position(symbol_id, position, T0)
+    return gw
+
+
+@settings(max_examples=150, deadline=None)
+@given(positions=st.lists(st.integers(-300, 300), min_size=3, max_size=3),
+       caps=st.tuples(st.floats(1.0, 5e4), st.floats(1.0, 5e3), st.floats(1.0, 5e4),
+                      st.integers(1, 200_000)),
+       signed=st.integers(-2000, 2000), symbol=st.sampled_from([1, 2, 3]))
+def test_greek_headroom_never_skips_a_binding_limit(positions, caps, signed, symbol):
+    """The order path skips the exact Greeks and scenario checks below a symbol's headroom;
+    whenever it does, the exact checks must agree that nothing binds."""
+    gw = _option_group(caps, positions)
     sym = gw._symbols[symbol]
     if abs(signed) <= sym.headroom:
         assert gw._check_greeks(sym, sym.group, signed) is None
@@ -147,14 +154,7 @@ def test_greek_headroom_is_each_bounds_room_bit_for_bit(positions, caps, move):
     """Every member's headroom, after positions move and after a revaluation, is exactly the
     least room of its delta, gamma, vega and scenario bounds, scaled down by 1e-9 (the refresh
     computes it inline: the same operations on the same values)."""
-    delta, gamma, vega, max_loss = caps
-    gw = make_gateway(feeds=((1, FAIR, FAIR), (2, 50_000, 50_000), (3, 30_000, 30_000)),
-                      greeks={"max_delta": delta, "max_gamma": gamma, "max_vega": vega},
-                      scenario={"max_loss": max_loss})
-    gw.on_option_params(2, 1, FAIR, T0 + 30 * DAY_NS, 0.25, 0.01, True, 100, T0)
-    gw.on_option_params(3, 1, 950_000, T0 + 60 * DAY_NS, 0.35, 0.01, False, 100, T0)
-    for symbol_id, position in zip((1, 2, 3), positions):
-        gw.on_position(symbol_id, position, T0)
+    gw = _option_group(caps, positions)
     for now in (T0, T0 + REPRICE_NS):
         if now != T0:
             gw.on_market(1, FAIR + move, FAIR, False, now)
