@@ -88,7 +88,8 @@ _STAGE_NAMES = {"rx->read": "RX stamp to read", "read->journaled": "journal",
                 "journaled->decided": "decide", "decided->sent": "orders journaled and sent"}
 
 
-EXIT_FAILED = 3          # the session ended failed: venue lost, latched with faults, journal failures
+EXIT_FAILED = 3          # the session ended failed: venue lost, latched with faults or by a limit's
+                         # breach, journal failures, the clock never compliant
 EXIT_ORDERS_OPEN = 4     # orders of ours still open at the venue after the close-out
 
 
@@ -118,6 +119,12 @@ def orders_sent_text(r) -> str:
             f"late {r.tx_late}; TX stamps for no known send {r.tx_unmatched}{repeated})")
 
 
+def trading_state_text(s: SessionSummary) -> str:
+    """The state trading ended in, with the faults and any limit breach holding it."""
+    return (s.trading_state + (f" (faults: {', '.join(s.faults)})" if s.faults else "")
+            + (f" (latched: {'; '.join(s.breaches())})" if s.breaches() else ""))
+
+
 def summary_rows(s: SessionSummary) -> list[tuple[str, str]]:
     venue = s.venue
     where = (f"{venue['kind']} {venue['host']}:{venue['ouch_port']}"
@@ -128,7 +135,7 @@ def summary_rows(s: SessionSummary) -> list[tuple[str, str]]:
         ("clock", f"{s.clock.source}: {s.clock.state}, {s.clock.profile} "
                   f"{'compliant' if s.clock.compliant else 'NOT compliant'}"),
         ("clock evidence", s.clock.note),
-        ("trading state", s.trading_state + (f" (faults: {', '.join(s.faults)})" if s.faults else "")),
+        ("trading state", trading_state_text(s)),
         ("inputs journaled", str(s.runner.inputs)),
         ("orders sent", orders_sent_text(s.runner)),
         ("positions", " ".join(f"{k} {v:+d}" for k, v in s.positions.items()) or "none"),
@@ -423,7 +430,7 @@ def command(venue_text, itch_port, rerequest_port, md_bind, md_sources, md_rcvbu
     \b
     Exit status: 0 a clean session (an operator's kill included); 3 it ended
     failed (the clock never compliant, so no order left; venue lost; trading
-    latched with faults; journal failures); 4 orders still open at the venue
+    latched with faults or by a limit's breach; journal failures); 4 orders still open at the venue
     after the close-out; 1 it could not start; 2 a usage error or a used journal.
     """
     duration_s = seconds(duration)      # every check before the temporary journal directory is made

@@ -22,7 +22,7 @@ import time
 from typing import Callable
 
 from journal.catalogue import PAYLOAD_DTYPES, RecordType
-from mm_core.events import RECOVERY_ACTOR, SESSION_ACTOR, OperatorCommand
+from mm_core.events import SYSTEM_ACTORS, OperatorCommand
 from mm_core.risk.errors import RiskError
 from mm_core.risk.kill import KillScope, parse_scope
 
@@ -31,7 +31,6 @@ _log = logging.getLogger(__name__)
 COMMANDS = ("kill", "enable", "safe-mode-on", "safe-mode-off", "reconcile")
 SCOPES = tuple(s.name.lower() for s in KillScope)
 SCOPED = ("kill", "enable")         # a scoped enable lifts that scope's kill only
-_SYSTEM_ACTORS = frozenset({SESSION_ACTOR, RECOVERY_ACTOR})
 _ID_SCOPES = (KillScope.ALGO, KillScope.DESK, KillScope.CLIENT)    # the ids every order carries
 MAX_REQUEST = 16 * 1024             # one request line; longer is refused unread
 MAX_DEPTH = 4                       # a request is one flat object: deeper nesting is refused unparsed
@@ -86,7 +85,7 @@ def parse_request(doc: object, symbols: dict[str, int],
             raise ControlError(f"{key} is {size} bytes in UTF-8, over the {limit} its journal field "
                                "holds (the record is evidence: it is refused, not cut)")
         texts[key] = value.strip()
-    if texts["actor"] in _SYSTEM_ACTORS:
+    if texts["actor"] in SYSTEM_ACTORS:
         # recovery releases the session's own close-out kill: an operator's must never pass for it
         raise ControlError(f"actor {texts['actor']!r} is the system's own (commands it journals itself): "
                            "an operator names themself")

@@ -16,7 +16,7 @@ from mm_core.types import OrderIntent
 __all__ = [
     "MarketData", "VenueMessage", "Timer", "ClockSample", "OperatorCommand", "JournalHealth",
     "Reconciled", "Event", "SendOrder", "RequestRetransmit", "JournalNote", "Action",
-    "OPERATOR_COMMANDS", "RELEASE_CLOSE_OUT", "SESSION_ACTOR", "RECOVERY_ACTOR", "market_data_of",
+    "OPERATOR_COMMANDS", "RELEASE_CLOSE_OUT", "SESSION_ACTOR", "RECOVERY_ACTOR", "SYSTEM_ACTORS", "market_data_of",
     "venue_message_of", "timer_of",
 ]
 
@@ -59,8 +59,10 @@ class ClockSample:
 # it from a journaled OPERATOR_CMD like any command, the control socket never offers it
 RELEASE_CLOSE_OUT = "release-close-out"
 # actors of commands the system itself journals: the close-out's kill at a clean end of a run
-# (mm_core.runner) and recovery's release of it; no operator may sign as them (mm_core.control)
+# (mm_core.runner) and recovery's release of it; no operator may sign as them (the control socket
+# and Runner.operator refuse them)
 SESSION_ACTOR, RECOVERY_ACTOR = "session", "recovery"
+SYSTEM_ACTORS = frozenset({SESSION_ACTOR, RECOVERY_ACTOR})    # no operator's command may name them
 OPERATOR_COMMANDS = frozenset({"kill", "enable", "safe-mode-on", "safe-mode-off", RELEASE_CLOSE_OUT})
 
 

@@ -44,7 +44,7 @@ from mm_core.fastbook import ffi as _ffi, lib as _fastlib
 from mm_core.mddrops import MdDrops
 from mm_core.engine import Engine
 from mm_core.events import (
-    SESSION_ACTOR, ClockSample, JournalHealth, JournalNote, MarketData, OperatorCommand, Reconciled,
+    SESSION_ACTOR, SYSTEM_ACTORS, ClockSample, JournalHealth, JournalNote, MarketData, OperatorCommand, Reconciled,
     RequestRetransmit, SendOrder, Timer, VenueMessage, market_data_of, timer_of, venue_message_of,
 )
 from mm_core.protocol import ProtocolError, ouch, soupbintcp
@@ -157,13 +157,14 @@ class RunnerReport:
                                      # silent past rx_timeout, a send past send_timeout (not after
                                      # the venue's End of Session)
     stop_reason: str = ""
-    # the close-out (RunnerSettings.close_out_ns): the trading state and faults when trading ended,
-    # before its kill; whether it ran (not when the order entry had ended under the run: nothing
+    # the close-out (RunnerSettings.close_out_ns): the trading state, faults and latch when trading
+    # ended, before its kill; whether it ran (not when the order entry had ended under the run: nothing
     # was pulled, nothing asked of the venue); the cancels it sent; the orders still open after it
     # (tokens; without a close-out, those the OMS held); whether the order entry logged out; how
     # long it took
     closing_state: str = ""
     closing_faults: list[str] = field(default_factory=list)
+    closing_latch: dict[str, str] = field(default_factory=dict)    # check label -> why it latched
     close_out_ran: bool = False
     closing_cancels: int = 0
     orders_open: list[str] = field(default_factory=list)
@@ -817,6 +818,7 @@ class Runner:
         last carry its state at the time. The orders still open are named."""
         report, risk, oms = self.report, self.engine.risk, self.engine.oms
         report.closing_state, report.closing_faults = risk.state.name, list(risk.faults)
+        report.closing_latch = risk.latch_details
         start = time.monotonic_ns()
         if self._oe is not None and not self._oe_end:
             report.close_out_ran = True
@@ -895,11 +897,13 @@ class Runner:
                     read_ns=_realtime())
 
     def _md_dropped(self, n: int, tail: bool = False) -> None:
-        """n datagrams the kernel dropped on the market-data socket: counted and journaled."""
-        if n:
-            self.report.md_kernel_drops += n
-            self._note_alert("md-kernel-drops", self.md_drops.alert(n, self.report.md_kernel_drops, tail),
-                             _realtime())
+        """n datagrams the kernel dropped on the market-data socket: counted, and journaled in an
+        alert (MdDrops.alert: at most one a second, the run's end naming any held back)."""
+        self.report.md_kernel_drops += n
+        now = _realtime()
+        text = self.md_drops.alert(n, now, tail)
+        if text is not None:
+            self._note_alert("md-kernel-drops", text, now)
 
     def _md_tail_drops(self) -> None:
         """At the end of a run: the drops no datagram read carried (the socket's own count)."""
@@ -1081,7 +1085,11 @@ class Runner:
         thread, which journals it as OPERATOR_CMD (a kill may use the reserve) and then gives it
         to the engine; "reconcile" goes to the reconciler instead (its RECON records say who).
         Returns an OperatorReceipt set once that happened (at once on the runner's own thread).
-        RunnerError when the queue is full (the runner is not draining it)."""
+        RunnerError when the queue is full (the runner is not draining it), or when the command
+        names a system actor: the close-out's kill by "session" is the runner's own (recovery
+        releases it as such), no caller's."""
+        if command.actor in SYSTEM_ACTORS:
+            raise RunnerError(f"actor {command.actor!r} is the system's own; {command.command!r} refused")
         done = OperatorReceipt()
         if self._thread == threading.get_ident():
             self._carry_out(command, done)

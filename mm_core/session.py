@@ -43,7 +43,7 @@ from mm_core.config import ConfigError, EngineConfig, Symbols, symbols_from_toml
 from mm_core.control import ControlError, ControlServer, check_path
 from mm_core.engine import Engine, EngineError
 from mm_core.oms import OmsError, check_token_room
-from mm_core.risk import EXAMPLE_TOML, Limits, LimitsError, RiskError, RiskGateway
+from mm_core.risk import EXAMPLE_TOML, CheckId, Limits, LimitsError, RiskError, RiskGateway
 from mm_core.runner import Runner, RunnerError, RunnerReport, RunnerSettings, stage_latencies
 from mm_core.sessionfacts import OperatorHalt, read_session
 from mm_core.sessiontag import TAG_WIDTH, session_tag
@@ -74,6 +74,7 @@ MAX_CLOSE_OUT_S = 60.0               # the close-out's wait for the venue's answ
 END_NOTE = "session-end"             # the METRICS note of the end-of-run summary journaled
 _CONTROL_HINT = "; give another --control path, or --control none for no control socket"
 _LATCHED = ("HALTED", "REDUCING")     # trading states a fault latches
+_KILLED = CheckId.KILLED.label         # an operator's kill latches too: not a problem
 # the key's line, indented or not ([ \t]: \s would reach back over blank lines); tomllib then
 # checks that it was the top-level key (schema) the override set
 _PROFILE_LINE = re.compile(r"^[ \t]*clock_profile[ \t]*=.*$", re.MULTILINE)
@@ -382,6 +383,8 @@ class SessionSummary:
     # let an order out); the operator's kill of everything in force at the end (mm_core.sessionfacts)
     clock_compliant_seen: bool = False
     operator_halt: OperatorHalt | None = None
+    # the checks holding the latch as trading ended, label -> why (RiskGateway.latch_details)
+    latch: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def as_dict(self) -> dict:
         doc = dataclasses.asdict(self)
@@ -389,15 +392,22 @@ class SessionSummary:
         doc["problems"] = self.problems()
         return doc
 
+    def breaches(self) -> list[str]:
+        """Why the gateway latched, besides an operator's kill (named apart) and faults (named by
+        themselves): a limit breach, for one, which an operator must look at before an enable."""
+        return [why for label, why in self.latch.items() if label != _KILLED and label not in self.faults]
+
     def problems(self) -> list[str]:
         """Why the session did not end cleanly, one line each (none: it did): the venue lost, a
-        latch with faults in force when trading ended, journal failures, orders left open, the
+        latch with faults, or by a limit's breach, in force when trading ended, journal failures, orders left open, the
         clock never compliant (the gateway let no order out: the session failed its purpose)."""
         r, out = self.runner, []
         if r.venue_lost:
             out.append(f"venue lost ({r.stop_reason})")
         if self.trading_state in _LATCHED and self.faults:
             out.append(f"trading latched {self.trading_state} with faults: {', '.join(self.faults)}")
+        elif self.trading_state in _LATCHED and self.breaches():
+            out.append(f"trading latched {self.trading_state} by the risk gateway: {'; '.join(self.breaches())}")
         if r.journal_failures:
             out.append(f"{r.journal_failures} journal failures")
         if r.orders_open and r.close_out_ran and not r.venue_lost:
@@ -908,6 +918,7 @@ class Session:
             # as trading ended: the close-out's own kill latches HALTED after it
             trading_state=report.closing_state or engine.risk.state.name,
             faults=list(report.closing_faults if report.closing_state else engine.risk.faults),
+            latch=dict(report.closing_latch if report.closing_state else engine.risk.latch_details),
             positions=positions_by_name(engine, names),
             journal=facts.journal,
             seconds=round(time.monotonic() - self._started, 3), inputs=dict(self.inputs.sources),
@@ -927,8 +938,8 @@ class Session:
         if not warm:
             return (f"the risk gateway refused to trade: the clock was not compliant for {self.profile} "
                     f"({summary.clock.source}: {'; '.join(reasons[:3])})")
-        if summary.faults:
-            return f"the risk gateway is {summary.trading_state}: {', '.join(summary.faults)}"
+        if summary.faults or summary.breaches():
+            return f"the risk gateway is {summary.trading_state}: {', '.join(summary.faults or summary.breaches())}"
         return f"no order was needed (trading state {summary.trading_state}, stop: {summary.runner.stop_reason})"
 
 

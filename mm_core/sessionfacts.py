@@ -1,6 +1,8 @@
 """What a session's own journal records say of it, for its summary: the records per type, whether
 the clock was ever compliant for the session's profile (what the engine was told: a session never
-told so never quoted), and the operator's kill of everything in force at its end (who, when, why).
+told so never quoted), and the operator's kill of everything in force at its end (who, when, why):
+an operator command the engine refused (its "operator-refused" alert follows the command) changes
+nothing.
 
 Reads one session's records once, after it stopped; must not judge the session (mm_core.session's
 SessionSummary says what is a problem) nor know the clock's health rules (audit.health).
@@ -36,6 +38,7 @@ def read_session(path: str, first_seq: int, profile: str) -> SessionFacts:
     bit = 1 << PROFILES[profile].bit
     counts: dict[str, int] = {}
     compliant, halt = False, None
+    undo = None          # (the halt before, the refusal's prefix) while the last command may be refused
     with Reader(path) as reader:
         last = first_seq - 1
         for rec in reader.records(first_seq=first_seq):
@@ -46,12 +49,24 @@ def read_session(path: str, first_seq: int, profile: str) -> SessionFacts:
             if rtype == RecordType.CLOCK_SAMPLE and not compliant:
                 compliant = bool(int(unpack(RecordType.CLOCK_SAMPLE, rec.payload)["compliant_mask"]) & bit)
             elif rtype == RecordType.OPERATOR_CMD:
-                halt = _halt_after(halt, unpack_json(rec.payload), rec.ts_ns)
+                doc = unpack_json(rec.payload)
+                undo = (halt, f"{doc.get('command')} by {doc.get('actor')}:")
+                halt = _halt_after(halt, doc, rec.ts_ns)
+            elif rtype == RecordType.METRICS and undo is not None and _refused(rec.payload, undo[1]):
+                halt, undo = undo[0], None
         segments = reader.segments()
         journal = {"path": path, "first_seq": first_seq, "last_seq": last, "records": last - first_seq + 1,
                    "by_type": dict(sorted(counts.items())), "segments": len(segments),
                    "segment_bytes": sum(s["size"] for s in segments), "journal_id": str(reader.journal_id)}
     return SessionFacts(journal, compliant, halt)
+
+
+def _refused(payload: bytes, prefix: str) -> bool:
+    """Whether this METRICS record is the engine's refusal of the command `prefix` names."""
+    if b'"operator-refused"' not in payload:     # most METRICS records: no JSON parse
+        return False
+    doc = unpack_json(payload)
+    return doc.get("alert") == "operator-refused" and str(doc.get("detail", "")).startswith(prefix)
 
 
 def _halt_after(halt: OperatorHalt | None, doc: dict, ts_ns: int) -> OperatorHalt | None:

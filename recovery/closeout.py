@@ -4,7 +4,8 @@ A clean end of a run (mm_core.runner's close-out) pulls every order through a ki
 "session" and then journals SESSION_STOP: that kill ended the session, it was no risk decision.
 Owns the rule for when it may be released: the journal's last kill of everything is that one (no
 operator's, nothing from the control socket), it found trading unlatched (its own STATE_CHANGE into
-HALTED), its session's SESSION_STOP follows with a clean stop reason, nothing but recovery's records
+HALTED), its session's SESSION_STOP (the session id of the SESSION_START before the kill) follows
+with a clean stop reason, nothing but recovery's records
 after that, and the replayed engine holds no open order, no other latch and no fault. Must not
 release anything else: an operator's kill, a fault's latch or a close-out that left orders open
 stay the operator's. recovery.recover journals the release (after a clean reconciliation only).
@@ -27,6 +28,7 @@ RECON_CLOSE_OUT = "close-out-release"   # RECON: the evidence for the release th
 CLEAN_STOPS = frozenset({"duration", "stopped"})    # Runner's stop reasons of a clean end
 _KILLED, _UNRECONCILED = CheckId.KILLED.label, CheckId.UNRECONCILED.label
 _OP, _STATE, _STOP = int(RecordType.OPERATOR_CMD), int(RecordType.STATE_CHANGE), int(RecordType.SESSION_STOP)
+_START = int(RecordType.SESSION_START)
 # a run's own inputs: after the stop they mean a run went on from this journal
 _RUN_INPUTS = frozenset(map(int, (RecordType.SESSION_START, RecordType.MD_PACKET, RecordType.CLOCK_SAMPLE,
                                   RecordType.TIMER)))
@@ -79,7 +81,7 @@ def find_close_out(path: str, engine: Engine) -> CloseOut | None:
     if risk.state is not TradingState.HALTED or _KILLED not in risk.latch_reasons:
         return None
     with Reader(path) as reader:
-        tail = _from_last_kill(reader)
+        start, tail = _from_last_kill(reader)
     if not tail:
         return CloseOut(0, "", "", why_not="the journal holds no kill of everything")
     kill = unpack_json(tail[0].payload)
@@ -88,23 +90,38 @@ def find_close_out(path: str, engine: Engine) -> CloseOut | None:
         found.why_not = (f"it is not the session's close-out (origin {kill.get('origin') or 'the engine'}): "
                          "an operator's kill is the operator's to lift")
         return found
-    found.why_not = _walk(found, tail[1:]) or _engine_holds(engine)
+    found.why_not = _walk(found, tail[1:]) or _same_session(found, start) or _engine_holds(engine)
     return found
 
 
-def _from_last_kill(reader: Reader) -> list:
-    """The records of _TYPES from the journal's last OPERATOR_CMD kill of everything on (read from
-    the end, wider each time it is not there); [] when the journal has none."""
+def _same_session(found: CloseOut, start) -> str:
+    """Why the SESSION_STOP found is not the stop of the session the kill fell in, or ""."""
+    if start is None:
+        return "no SESSION_START comes before the kill: the session it ended is unknown"
+    started = int(unpack(RecordType.SESSION_START, start.payload)["session_id"])
+    if started != found.session_id:
+        return (f"the SESSION_STOP at seq {found.stop_seq} is of session {found.session_id}, not of "
+                f"session {started} (started at seq {start.seq}) that the kill ended")
+    return ""
+
+
+def _from_last_kill(reader: Reader) -> tuple[object, list]:
+    """The journal's last OPERATOR_CMD kill of everything and the records of _TYPES after it, and
+    the SESSION_START of the session it fell in (None when none is before it), read from the end,
+    wider each time they are not both there; (None, []) when the journal has no such kill."""
     last, first_of_all = reader.last_seq, reader.first_seq
     span = _SCAN
     while True:
         first = max(first_of_all, last - span + 1)
         records = list(reader.records(first, last, rtypes=_TYPES))
-        for i in range(len(records) - 1, -1, -1):
-            if records[i].rtype == _OP and _is_kill_all(unpack_json(records[i].payload)):
-                return records[i:]
+        kill = next((i for i in range(len(records) - 1, -1, -1)
+                     if records[i].rtype == _OP and _is_kill_all(unpack_json(records[i].payload))), None)
+        start = None if kill is None else next(
+            (records[i] for i in range(kill - 1, -1, -1) if records[i].rtype == _START), None)
         if first <= first_of_all:
-            return []
+            return (None, []) if kill is None else (start, records[kill:])
+        if start is not None:
+            return start, records[kill:]
         span *= 8
 
 

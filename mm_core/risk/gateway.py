@@ -388,6 +388,11 @@ class RiskGateway:
         return [check.label for check in self._latch_reasons]
 
     @property
+    def latch_details(self) -> dict[str, str]:
+        """The checks holding the latch, label -> why (the reason each first latched with)."""
+        return {check.label: why for check, why in self._latch_reasons.items()}
+
+    @property
     def pnl(self) -> int:
         """Realised plus marked-to-fair P&L, price4."""
         return self._cash + self._net

@@ -1,7 +1,7 @@
 """`mmaudit run` exits non-zero, with a documented code the summary names, when a session that ran
 did not end cleanly: the venue lost mid-session (3, and no close-out ran: the orders the OMS held
 are left open, their state at the venue unknown), the clock never compliant so nothing traded (3),
-orders still open at the venue after the close-out (4). An operator's kill with no fault is a clean
+trading latched by a limit's breach (3, the outcome row saying which), orders still open at the venue after the close-out (4). An operator's kill with no fault is a clean
 end (0) whose outcome row says who halted trading, when and why."""
 from __future__ import annotations
 
@@ -13,14 +13,17 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from cli.run_cmd import EXIT_FAILED, EXIT_ORDERS_OPEN, close_out_text, command as run, exit_status
+from cli.run_cmd import EXIT_FAILED, EXIT_ORDERS_OPEN, close_out_text, command as run, exit_status, trading_state_text
 from mm_core.events import OperatorCommand
+from mm_core.risk import TradingState
 from mm_core.runner import RunnerReport
 from mm_core.session import (
     ClockReport, ClockSpec, Session, SessionSettings, SessionSummary, VenueSpec, lab_available, load_inputs,
 )
 from mm_core.sessionfacts import OperatorHalt
+from mm_core.types import Side
 from mm_core.venue.server import Venue
+from tests.risk.conftest import FAIR, MS, T0, make_gateway
 
 LAB = lab_available()
 
@@ -107,6 +110,25 @@ def test_an_operators_kill_without_fault_is_clean_and_the_outcome_names_who_and_
         0, "clean (exit 0): trading halted by an operator's kill, by alice at 2026-11-18 11:06:40 UTC (desk call)")
     # lifted before the end (ACTIVE again): a plain clean end
     assert exit_status(summary_of(RunnerReport(closing_state="ACTIVE", close_out_ran=True))) == (0, "clean (exit 0)")
+
+
+def test_a_latch_by_a_limit_breach_fails_the_session_and_says_why():
+    gw = make_gateway(throttle={"max_fills": 3, "window_ms": 1000})
+    for i in range(4):
+        gw.on_fill(1, Side.BUY, 1, FAIR, T0 + i * MS)
+    gw.kill("all", 0, "alice", "desk call", T0 + 5 * MS)      # an operator's kill on top: named apart
+    assert gw.state is TradingState.HALTED and not gw.faults
+    r = RunnerReport(stop_reason="duration", closing_state="HALTED", close_out_ran=True, logged_out=True)
+    summary = summary_of(r, "HALTED", halt=OperatorHalt("alice", "desk call", T0 + 5 * MS))
+    summary.latch = gw.latch_details
+    code, text = exit_status(summary)
+    assert code == EXIT_FAILED
+    assert text == (f"FAILED (exit {EXIT_FAILED}): trading latched HALTED by the risk gateway: "
+                    "execution-throttle: 4 fills in window")
+    assert trading_state_text(summary) == "HALTED (latched: execution-throttle: 4 fills in window)"
+    # the operator's kill alone is a clean end, as before
+    summary.latch = {"killed": summary.latch["killed"]}
+    assert exit_status(summary)[0] == 0 and trading_state_text(summary) == "HALTED"
 
 
 @pytest.mark.skipif(bool(LAB), reason=f"PTP lab unavailable: {LAB}")

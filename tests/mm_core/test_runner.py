@@ -17,7 +17,7 @@ from journal.catalogue import (
 )
 from mm_core.config import EngineConfig
 from mm_core.engine import Engine
-from mm_core.events import OperatorCommand, SendOrder
+from mm_core.events import SYSTEM_ACTORS, OperatorCommand, SendOrder
 from mm_core.protocol import ouch, soupbintcp
 from mm_core.risk import TradingState
 from mm_core.types import OrderKind, Side, make_intent
@@ -333,6 +333,18 @@ def test_operator_commands_from_other_threads_wait_in_a_bounded_queue(tmp_path):
         assert engine.risk.state is TradingState.ACTIVE and journal.next_seq == 1   # untouched
         health = runner.journal_health()
         assert health.ok and not health.space_low and health.failures == 0
+
+
+@pytest.mark.parametrize("actor", sorted(SYSTEM_ACTORS))
+def test_no_caller_may_sign_a_command_as_the_system(tmp_path, actor):
+    """The close-out's kill by "session" is what recovery releases: a caller's must never pass for it."""
+    engine = Engine(EngineConfig(quoted=("ACME",)), SYMBOLS, gateway())
+    with Journal(str(tmp_path / "j")) as journal:
+        runner = Runner(engine, journal, RunnerSettings(), LockedClock())
+        with pytest.raises(RunnerError, match=f"actor {actor!r} is the system's own; 'kill' refused"):
+            runner.operator(OperatorCommand(1, "kill", actor, "session end"))
+        runner.operator(OperatorCommand(1, "kill", "ops", "desk call"))      # an operator's is queued
+        assert journal.next_seq == 1
 
 
 def test_the_loop_prepares_the_next_packet_after_timers_too(tmp_path, monkeypatch):

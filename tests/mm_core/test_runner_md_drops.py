@@ -1,7 +1,8 @@
 """The market-data socket is sized as the settings ask, and the datagrams the kernel drops when it
 is full are counted in the run's report and journaled in an alert ahead of the packet that came
 after them (so the gap that packet opens has its cause in the journal), by the epoll and the
-busy-poll reader alike; drops after the last packet read are counted when the run ends."""
+busy-poll reader alike, at most one alert a second; drops after the last packet read, and those
+held back, are named when the run ends."""
 from __future__ import annotations
 
 import json
@@ -100,6 +101,33 @@ def test_drops_after_the_last_packet_read_are_counted_at_the_end(tmp_path):
     assert runner.report.md_kernel_drops == dropped > 0
     (alert,) = [a for a in alerts(journaled(path)) if a["alert"] == "md-kernel-drops"]
     assert f"{dropped} market-data datagrams dropped by the kernel after the last datagram read" in alert["detail"]
+
+
+def test_drop_alerts_come_at_most_once_a_second_and_the_end_names_those_held_back(tmp_path):
+    path = str(tmp_path / "j")
+    with Journal(path) as journal:
+        runner = runner_on(journal)
+        try:
+            port, read = runner.settings.itch_port, 0
+            episodes = []
+            for _ in range(3):                          # three overloads, well inside one second
+                send(port, [heartbeat(1)] * FLOOD)
+                episodes.append(kernel_drops(runner._md.sock) - sum(episodes))
+                read += FLOOD - episodes[-1]
+                read_until(runner, read, None)
+                send(port, [heartbeat(2)])              # carries the drops before it
+                read += 1
+                read_until(runner, read, None)
+            runner._md_tail_drops()
+        finally:
+            runner.close()
+    assert all(n > 0 for n in episodes) and runner.report.md_kernel_drops == sum(episodes)
+    first, last = [a["detail"] for a in alerts(journaled(path)) if a["alert"] == "md-kernel-drops"]
+    assert first.startswith(f"{episodes[0]} market-data datagrams dropped by the kernel before the next")
+    assert first.endswith(f"; {episodes[0]} this run")
+    assert last.startswith(f"0 market-data datagrams dropped by the kernel after the last datagram read; "
+                           f"{episodes[1] + episodes[2]} more before earlier reads, held back (one alert a second)")
+    assert last.endswith(f"; {sum(episodes)} this run")
 
 
 def test_a_buffer_sized_for_the_burst_loses_nothing_and_says_its_size(tmp_path):

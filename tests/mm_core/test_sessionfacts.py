@@ -1,12 +1,18 @@
 """What a session's journal says of it for its summary (mm_core.sessionfacts): the records per
 type, whether any clock sample said compliant for the session's profile, and the operator's kill
 of everything still in force at the end (who, when, why): a later enable of everything lifts it;
-scoped kills and the close-out's own kill by "session" are not an operator's halt."""
+scoped kills and the close-out's own kill by "session" are not an operator's halt, nor is an
+enable the engine refused a lift."""
 import json
 
 from journal import Journal
 from journal.catalogue import RecordType, pack
+from mm_core.events import JournalNote, OperatorCommand
+from mm_core.risk import TradingState
 from mm_core.sessionfacts import OperatorHalt, read_session
+from tests.mm_core.test_gateway_answers import quoting
+from tests.mm_core.test_modify import mine
+from tests.mm_core.test_oms_halt import executed
 
 
 def _command(journal, ts_ns: int, command: str, actor: str, scope: str = "all") -> None:
@@ -47,3 +53,27 @@ def test_the_operator_kill_in_force_at_the_end_is_named(tmp_path):
     with Journal(path) as journal:
         _command(journal, 70, "enable", "erin")
     assert read_session(path, 1, "eu-hft").operator_halt is None
+
+
+def test_an_enable_the_engine_refused_leaves_the_operator_kill_in_force(tmp_path):
+    # the engine's own words: a kill by alice, a fault, an enable refused while it holds
+    engine, venue, now = quoting()
+    bid, = mine(venue, "B")
+    path = str(tmp_path / "journal")
+    with Journal(path) as journal:
+        def hear(ev, as_doc=None):
+            if as_doc is not None:
+                journal.append(RecordType.OPERATOR_CMD, json.dumps(as_doc).encode(), ts_ns=ev.now_ns)
+            for action in engine.on_event(ev):
+                if isinstance(action, JournalNote):
+                    journal.append(action.rtype, action.payload, ts_ns=ev.now_ns)
+
+        def command(ts: int, what: str, actor: str) -> None:
+            doc = {"command": what, "actor": actor, "reason": f"{what} by {actor}", "scope": "all", "scope_id": 0}
+            hear(OperatorCommand(ts, what, actor, doc["reason"]), doc)
+
+        command(now + 1, "kill", "alice")
+        hear(executed(bid.token, bid.shares + 300, bid.price, 77, now + 2))   # unreconciled: a fault
+        command(now + 3, "enable", "bob")
+        assert engine.risk.state is TradingState.HALTED
+    assert read_session(path, 1, "eu-hft").operator_halt == OperatorHalt("alice", "kill by alice", now + 1)

@@ -53,9 +53,10 @@ def address(venue) -> tuple[str, int]:
 
 
 def ended_session(venue, path: str, seconds: float = 3.0, close_out_ns: int = 2_000_000_000, clock=None,
-                  during=None, resumed=None, stopped: bool = True):
+                  during=None, resumed=None, stopped: bool = True, stop_session: int = 1):
     """A run that ends by its duration with the close-out, then SESSION_STOP, as mm_core.session
-    ends one (not `stopped`: the process died before it). `during(runner)` runs on another thread
+    ends one (not `stopped`: the process died before it; the stop says session `stop_session`, the
+    start session 1). `during(runner)` runs on another thread
     once it trades; `resumed`: the Recovery a run goes on from (its engine, no SESSION_START, the
     journal's UTC offset)."""
     settings = RunnerSettings(itch_port=venue.config.venue.itch_port, ouch_port=venue.ports.ouch,
@@ -77,7 +78,8 @@ def ended_session(venue, path: str, seconds: float = 3.0, close_out_ns: int = 2_
         if helper:
             helper.join(10)
         now = time.clock_gettime_ns(time.CLOCK_REALTIME)
-        for rtype, payload in session_stop(1, report.inputs, report.orders_sent, report.stop_reason) * stopped:
+        for rtype, payload in session_stop(stop_session, report.inputs, report.orders_sent,
+                                           report.stop_reason) * stopped:
             journal.append(rtype, payload, ts_ns=now, ts_source=int(TsSource.USER))
     return report, engine
 
@@ -246,3 +248,11 @@ def test_a_session_that_died_before_its_stop_is_not_released(venue, tmp_path):
     result = recover(settings_for(path, address(venue)))
     assert result.reconciled, result.reasons
     assert_not_released(path, result, "no SESSION_STOP follows it")
+
+
+def test_a_stop_of_another_session_than_the_kill_ended_is_not_released(venue, tmp_path):
+    path = str(tmp_path / "journal")
+    ended_session(venue, path, stop_session=2)
+    result = recover(settings_for(path, address(venue)))
+    assert result.reconciled, result.reasons
+    assert_not_released(path, result, "is of session 2, not of session 1 (started at seq 1) that the kill ended")
