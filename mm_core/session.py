@@ -21,7 +21,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import tomllib
@@ -43,6 +42,7 @@ from mm_core.config import ConfigError, EngineConfig, Symbols, symbols_from_toml
 from mm_core.control import ControlError, ControlServer, check_path
 from mm_core.engine import Engine, EngineError
 from mm_core.oms import OmsError, check_token_room
+from mm_core.ownedtmp import owned_tempdir
 from mm_core.risk import EXAMPLE_TOML, CheckId, Limits, LimitsError, RiskError, RiskGateway
 from mm_core.runner import Runner, RunnerError, RunnerReport, RunnerSettings, stage_latencies
 from mm_core.sessionfacts import OperatorHalt, read_session
@@ -513,7 +513,7 @@ def _start_venue(spec: VenueSpec, inputs: SessionInputs, settings: SessionSettin
     # as long as the session lasts rather than dropping it after heartbeat_timeout of that
     # silence (a dead venue is the runner's to detect: RunnerSettings.rx_timeout_ns).
     lifetime = settings.duration_s + settings.clock.warmup + _VENUE_MARGIN_S
-    log_dir = settings.venue_log_dir or stack.enter_context(tempfile.TemporaryDirectory(prefix="mmaudit-venue-"))
+    log_dir = settings.venue_log_dir or owned_tempdir(stack)     # a killed session's is swept later
     if spec.kind == "embedded":
         changes = dict(itch_port=itch, duration=lifetime, heartbeat_timeout=lifetime, log_dir=log_dir)
         if settings.seed is not None:
