@@ -1,11 +1,24 @@
 """Child processes that die with their owner: the argv prefix that makes the kernel signal a
 child when the thread that started it dies (a SIGKILLed `mmaudit run` must not leave its PTP lab
-or its venue process running)."""
+or its venue process running), and whether the owner a leftover names is still alive."""
 from __future__ import annotations
 
+import os
 import shutil
 
-__all__ = ["die_with_owner"]
+__all__ = ["die_with_owner", "pid_alive"]
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process `pid` exists (another user's included): what a leftover's owner pid is
+    checked with before the leftover is removed."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:      # someone else's live process
+        return True
+    return True
 
 
 def die_with_owner(signal_name: str) -> list[str]:

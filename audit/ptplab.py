@@ -22,7 +22,7 @@ import subprocess
 import tempfile
 import time
 
-from audit.childproc import die_with_owner
+from audit.childproc import die_with_owner, pid_alive
 
 _counter = itertools.count()
 _DIR_PREFIX = "mmaudit-ptp-"
@@ -74,16 +74,6 @@ def owner_pid(name: str) -> int | None:
     return None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:      # someone else's live process
-        return True
-    return True
-
-
 def lab_namespaces(pid: int | None = None) -> set[str]:
     """The PTP lab namespaces on this machine (those of process `pid` only, when given)."""
     res = _ip("netns", "list", check=False)
@@ -109,7 +99,7 @@ def remove_stale_labs() -> list[str]:
     separator (mmagm8520) only while no process is inside it. Returns what was removed."""
     removed = []
     for ns in sorted(lab_namespaces()):
-        if _alive(owner_pid(ns)):
+        if pid_alive(owner_pid(ns)):
             continue
         for pid in _netns_pids(ns):
             try:
@@ -123,7 +113,7 @@ def remove_stale_labs() -> list[str]:
             removed.append(ns)
     for path in pathlib.Path(tempfile.gettempdir()).glob(_DIR_PREFIX + "*"):
         pid = owner_pid(path.name)
-        if pid is not None and not _alive(pid) and path.is_dir():
+        if pid is not None and not pid_alive(pid) and path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
             removed.append(str(path))
     return removed

@@ -13,6 +13,8 @@ import re
 import shutil
 import tempfile
 
+from audit.childproc import pid_alive
+
 VENUE_PREFIX = "mmaudit-session-venue-"
 
 
@@ -39,17 +41,7 @@ def sweep(prefix: str = VENUE_PREFIX, root: str | None = None) -> list[str]:
             mine = entry.is_dir(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_uid == os.geteuid()
         except OSError:
             continue
-        if match and mine and not _alive(int(match.group(1))):
+        if match and mine and not pid_alive(int(match.group(1))):
             shutil.rmtree(entry.path, ignore_errors=True)
             removed.append(entry.path)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:      # another user's process: alive
-        return True
-    return True
