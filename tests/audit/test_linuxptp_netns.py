@@ -70,13 +70,15 @@ def _steady_check(lab: PtpLab, profile: str, tries: int = 4):
     """_check until its samples were steady (LOCKED), at most `tries` times. Software timestamps
     on a loaded 2-CPU host jitter: a sample whose offset moved more than the verifier's 50 us step
     makes that check DEGRADED (bounded by |offset| + the jump + path delay, not by the steady
-    bound), which is right but is not what these tests are about. A check that was not steady
-    must be DEGRADED and nothing else."""
+    bound), which is right but is not what these tests are about. Under load ptp4l can also be
+    late with a Sync, so a sample repeats the last offset and does not count: the check is then
+    still settling (FREERUN, saying so). A check that was not steady must be one of those two."""
     for _ in range(tries):
         result = _check(lab, profile)
         if '"state": "LOCKED"' in result.output:
             return result
-        assert '"state": "DEGRADED"' in result.output, result.output
+        settling = '"state": "FREERUN"' in result.output and "not measured again" in result.output
+        assert '"state": "DEGRADED"' in result.output or settling, result.output
     return result
 
 
