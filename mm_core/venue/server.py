@@ -150,6 +150,9 @@ class Venue:
         self.debug_replies_dropped = 0   # over every connection (_debug)
         self.ignored: collections.deque[m.Ignored] = collections.deque(maxlen=1000)
         self.itch_messages = 0
+        # market-data datagrams the kernel refused to send (ENOBUFS under a burst, ...): lost as on
+        # a wire, so counted, the first and the total logged
+        self.udp_send_failures = 0
         self.ports: VenuePorts | None = None
         self.stop_reason = ""
         self._lock = threading.RLock()
@@ -439,6 +442,9 @@ class Venue:
             raise
         finally:
             self._ending = True
+            if self.udp_send_failures:
+                log.warning("%d market-data datagrams could not be sent this session",
+                            self.udp_send_failures)
             self._syncer_stop.set()
             self._syncer.join()
             with self._lock:
@@ -1039,4 +1045,9 @@ class Venue:
         try:
             self._udp_out.sendto(packet, addr)
         except OSError as exc:   # e.g. ENOBUFS under a burst: that packet is lost, as on a wire
-            log.debug("UDP send to %s failed: %s", addr, exc)
+            self.udp_send_failures += 1
+            if self.udp_send_failures == 1:
+                log.warning("market-data send to %s failed: %s (that datagram is lost; the client "
+                            "re-requests it; later failures are counted)", addr, exc)
+            else:
+                log.debug("market-data send to %s failed: %s", addr, exc)
