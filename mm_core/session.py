@@ -46,7 +46,8 @@ from mm_core.ownedtmp import owned_tempdir
 from mm_core.risk import EXAMPLE_TOML, CheckId, Limits, LimitsError, RiskError, RiskGateway
 from mm_core.runner import Runner, RunnerError, RunnerReport, RunnerSettings, stage_latencies
 from mm_core.sessionfacts import OperatorHalt, read_session
-from mm_core.sessiontag import TAG_WIDTH, session_tag
+from mm_core.sessiontag import TAG_WIDTH
+from mm_core.tagclaim import claim_tag
 from mm_core.venue.config import DEFAULT_PATH as VENUE_DEFAULT_PATH, VenueConfig, parse_config
 from mm_core.venue.errors import VenueError
 from mm_core.venue.server import Venue
@@ -863,9 +864,10 @@ class Session:
     def _journal_start(self, journal: Journal, session_id: int, source: str, note: str) -> int:
         """SESSION_START, the limits document in force, and a note saying where the clock
         evidence comes from (the lab's is not traceable: it says so in the journal too). The
-        engine's tokens carry the session's tag (mm_core.sessiontag) from here on."""
+        engine's tokens carry the session's tag (mm_core.sessiontag, claimed on this host by
+        mm_core.tagclaim) from here on."""
         now = time.clock_gettime_ns(time.CLOCK_REALTIME)
-        tag = session_tag(now)
+        tag = claim_tag(self.engine.oms.prefix, now)
         self.engine.oms.start_session(tag)
         first = journal.append(RecordType.SESSION_START, pack(
             RecordType.SESSION_START, session_id=session_id, config_sha256=self.inputs.config_sha256(),

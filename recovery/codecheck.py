@@ -19,7 +19,7 @@ from journal import Reader
 from journal.catalogue import RecordType, code_fingerprint, pack, unpack
 from journal.errors import JournalError
 from mm_core import buildid
-from mm_core.sessiontag import session_tag
+from mm_core.tagclaim import claim_tag
 from recovery.errors import CodeMismatch, JournalUnavailable
 from recovery.recondocs import recon_documents
 
@@ -60,10 +60,10 @@ def session_start(session_id: int = 1, *, engine=None, now_ns: int = 0, **fields
     """A SESSION_START payload naming the running code, for a shell that starts a session without
     mm_core.session (the drills' engine process); `fields` as catalogue.pack takes them. Given the
     session's fresh `engine`, it names the token tag of a session starting at `now_ns`
-    (mm_core.sessiontag) and the engine's tokens carry that tag from here on."""
+    (mm_core.sessiontag, claimed by mm_core.tagclaim) and the engine's tokens carry that tag from here on."""
     running = running_fingerprint()
     if engine is not None:
-        tag = session_tag(now_ns)
+        tag = claim_tag(engine.oms.prefix, now_ns)
         engine.oms.start_session(tag)
         fields["token_tag"] = tag.encode()
     return pack(RecordType.SESSION_START, session_id=session_id,
