@@ -813,9 +813,10 @@ class Runner:
         """The end of trading: the trading state noted, then, with the order entry up, the engine
         pulls every order of ours (a kill by "session", journaled as an operator's is, so a replay
         makes the same pulls), the venue's answers are read until no order is open in the OMS or
-        bound_ns passed, and the order entry logs out. The clock is looked at as in the run (each
-        clock period, and once at the end), so the records of the close-out and the session's
-        last carry its state at the time. The orders still open are named."""
+        bound_ns passed (market data is read meanwhile, as in the run), and the order entry logs
+        out. The clock is looked at as in the run (each clock period, and once at the end), so
+        the records of the close-out and the session's last carry its state at the time. The
+        orders still open are named."""
         report, risk, oms = self.report, self.engine.risk, self.engine.oms
         report.closing_state, report.closing_faults = risk.state.name, list(risk.faults)
         report.closing_latch = risk.latch_details
@@ -834,7 +835,13 @@ class Runner:
                 if t >= self._clock_looked + period:
                     self._on_clock(t)
                 due = min(deadline, self._last_send_mono + self.settings.heartbeat_ns, self._clock_looked + period)
-                if select.select([self._oe.sock], [], [], max(due - t, 0) / 1e9)[0] and not self._on_oe():
+                # market data goes on being journaled (and fed: trading is halted by the kill),
+                # not left in the socket to be lost unrecorded when it closes
+                watched = [self._oe.sock] if self._md is None else [self._md.sock, self._oe.sock]
+                ready = select.select(watched, [], [], max(due - t, 0) / 1e9)[0]
+                if self._md is not None and self._md.sock in ready:
+                    self._on_md()
+                if self._oe.sock in ready and not self._on_oe():
                     break
                 self._heartbeat_if_idle(time.monotonic_ns())
             if self._oe is not None and not self._oe_end and not self._link_fault:

@@ -241,6 +241,21 @@ def test_a_close_out_that_left_orders_open_is_not_released(venue, tmp_path):
     assert venue.live_orders(USER) == []
 
 
+def test_market_data_during_the_close_out_is_journaled(venue, tmp_path):
+    path = str(tmp_path / "journal")
+    on_ouch = venue._on_ouch
+    venue._on_ouch = lambda conn, payload: None if payload[:1] == b"X" else on_ouch(conn, payload)
+    try:                                    # cancels unanswered: the close-out waits its bound out
+        report, _ = ended_session(venue, path, seconds=2.0, close_out_ns=1_000_000_000)
+    finally:
+        venue._on_ouch = on_ouch
+    assert report.orders_open and report.close_out_s >= 1.0
+    kinds = [(r.rtype, r.payload) for r in records(path)]
+    kill = next(i for i, (t, p) in enumerate(kinds) if t == RecordType.OPERATOR_CMD
+                and unpack_json(p)["actor"] == "session")
+    assert sum(t == RecordType.MD_PACKET for t, _ in kinds[kill:]) > 0
+
+
 def test_a_session_that_died_before_its_stop_is_not_released(venue, tmp_path):
     path = str(tmp_path / "journal")
     report, _ = ended_session(venue, path, stopped=False)
