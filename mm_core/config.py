@@ -81,6 +81,8 @@ _ENGINE_RULES = (
     ("adverse_rate_weight", _not_negative, ">= 0"),
     ("toxicity_weight", _not_negative, ">= 0"),
     ("rerequest_timeout_ns", _positive, "> 0 (0 would re-request a gap at every event)"),
+    ("rerequest_max_count", lambda v, _: type(v) is int and 1 <= v <= 0xFFFE,
+     "an integer 1..65534 (MoldUDP64's message count; 65535 means end of session)"),
     ("risk_refresh_ns", _positive, "> 0"),
     ("metrics_interval_ns", _positive, "> 0"),
     ("markout_horizons_ns", _ascending, "one or more positive horizons, strictly ascending"),
@@ -162,6 +164,10 @@ class EngineConfig:
     toxicity_weight: float = 1.0
     ack_timeout_ns: int = 2_000_000_000
     rerequest_timeout_ns: int = 500_000_000
+    # messages asked for in one re-request: at most what the venue answers to one (the embedded
+    # venue's 2,000), so a full answer that leaves the gap open is followed by the next request at
+    # once, not after rerequest_timeout with the quotes pulled
+    rerequest_max_count: int = 2000
     risk_refresh_ns: int = 100_000_000    # re-send an unchanged fair value to the gateway this often
     metrics_interval_ns: int = 1_000_000_000
     markout_horizons_ns: tuple[int, ...] = (100_000_000, 1_000_000_000, 5_000_000_000)

@@ -1189,7 +1189,7 @@ class Engine:
         now = self.now
         if not answered and self.gap_requested_ns >= 0 and now - self.gap_requested_ns < self.cfg.rerequest_timeout_ns:
             return
-        request = self.tracker.request()
+        request = self.tracker.request(self.cfg.rerequest_max_count)
         if request is None:
             return
         self.gap_requested_ns = now

@@ -1,6 +1,8 @@
 """A market-data gap through the whole engine: counted once however many packets come past it, and
 re-requested again at once when the first answer leaves part of it open (the packets that came
-while the request was out were past the gap, not applied)."""
+while the request was out were past the gap, not applied), and asked for in requests of at most
+rerequest_max_count messages (what the venue answers to one), each followed by the next at once."""
+from mm_core.config import EngineConfig
 from mm_core.events import RequestRetransmit
 from mm_core.protocol import moldudp64
 from tests.mm_core.test_engine import alerts, quoted_book
@@ -60,3 +62,18 @@ def test_a_second_gap_after_recovery_is_counted_again():
     assert not engine.stale
     assert _gap_with_packets_past_it(engine, venue, feed, 1, 4 * S) == [(10, 3)]
     assert engine.counts["gaps"] - gaps == 2
+
+
+def test_a_gap_longer_than_one_answer_is_asked_for_in_capped_requests_back_to_back():
+    engine, venue, feed, _, _ = quoted_book(EngineConfig(quoted=("ACME",), rerequest_max_count=2))
+    for price in (999_800, 999_810, 999_820, 999_830, 999_840):     # 7..11 lost; 12 past the gap
+        feed.packet(feed.add(ACME, "B", 100, price))
+    now = 3 * S
+    assert requests(run(engine, venue, md(feed.packet(feed.add(ACME, "S", 100, 1_000_300)), now), now)) == [(7, 2)]
+    asked = []
+    for first, count in ((7, 2), (9, 2), (11, 2)):       # each answer in full, long before the timeout
+        now += MS
+        answer = run(engine, venue, md(feed.resend(first, count), now), now)
+        asked += requests(answer)
+    assert asked == [(9, 2), (11, 2)]
+    assert "book-recovered" in alerts(answer) and not engine.stale
