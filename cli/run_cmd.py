@@ -27,6 +27,7 @@ from cli.clock_cmd import LOG_OPTIONS
 from cli.metrics_rows import metrics_rows, money
 from cli.operator_cmd import CONTROL_NAME
 from cli.params import byte_size, phc_device as checked_phc
+from cli.run_resume import resumer
 from audit.rxbuffer import MAX_RCVBUF, MIN_RCVBUF
 from journal import JournalError, Reader
 from mm_core.session import (
@@ -331,14 +332,15 @@ def say(text: str = "") -> None:
             os.close(sink)
 
 
-def run_session(settings: SessionSettings, inputs, quiet: bool) -> SessionSummary:
-    """Run with a progress line per second (unless quiet); SessionError -> ClickException."""
+def run_session(settings: SessionSettings, inputs, quiet: bool, resume=None) -> SessionSummary:
+    """Run with a progress line per second (unless quiet); SessionError -> ClickException.
+    `resume`: Session's (cli.run_resume), for a journal whose session crashed."""
     def show(p: Progress) -> None:
         say(progress_line(p))
 
     with stop_on_signals() as stop:
         session = Session(settings, inputs, progress=None if quiet else show, stop=stop,
-                          on_started=lambda s: _started(s, quiet), reconciler=LiveReconciler())
+                          on_started=lambda s: _started(s, quiet), reconciler=LiveReconciler(), resume=resume)
         try:
             return session.run()
         except JournalInUse as exc:
@@ -416,16 +418,21 @@ def _started(session: Session, quiet: bool) -> None:
 @click.option("--close-out", "close_out", default="2s", show_default=True,
               help="At a clean end the engine pulls every order; wait this long at most for the venue to "
                    "close them before logging out (above 0, at most 60s).")
+@click.option("--resume", is_flag=True,
+              help="The --journal holds a session that crashed: recover it first (replay, reconcile with the "
+                   "HOST:PORT venue it traded on, resolve) and, once reconciled, trade on in the same journal.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON, without progress lines.")
 def command(venue_text, itch_port, rerequest_port, md_bind, md_sources, md_rcvbuf, duration, journal_dir, config_path, limits_path,
             venue_config_path, profile, ptp_uds, ptp_lab, ptp_free_running, ptp4l_log, phc2sys_log, phc_device,
-            seed, busy_poll, warm_interval, close_out, control_path, as_json) -> None:
+            seed, busy_poll, warm_interval, close_out, control_path, resume, as_json) -> None:
     """Trade on a venue for a while, journaling ahead, with the clock monitored.
 
     The gateway trades only on a compliant clock: without --ptp-uds or the PTP lab the monitor
     finds no ptp4l and the engine does not quote (the summary says why).
 
     Example: mmaudit run --duration 30s --journal ./journal --ptp-lab
+
+    After a crash: mmaudit run --resume --journal ./journal --venue HOST:PORT ...
 
     \b
     Exit status: 0 a clean session (an operator's kill included); 3 it ended
@@ -443,6 +450,9 @@ def command(venue_text, itch_port, rerequest_port, md_bind, md_sources, md_rcvbu
         inputs = load_inputs(config_path, limits_path, venue_config_path, profile)
     except SessionError as exc:
         raise click.ClickException(str(exc)) from None
+    if resume and (journal_dir is None or venue.kind != "external"):
+        raise click.UsageError("--resume goes on in the crashed session's --journal, on the venue it traded "
+                               "with: --venue HOST:PORT (an embedded or process venue died with it)")
     started = time.monotonic()
     with temporary_journal(journal_dir) as journal_dir:
         if control_path is None:
@@ -454,7 +464,8 @@ def command(venue_text, itch_port, rerequest_port, md_bind, md_sources, md_rcvbu
                                        control_path=None if control_path == "none" else control_path)
         except SessionError as exc:
             raise click.ClickException(str(exc)) from None
-        summary = run_session(settings, inputs, quiet=as_json)
+        summary = run_session(settings, inputs, quiet=as_json,
+                              resume=resumer(journal_dir, venue, say) if resume else None)
     if as_json:
         say(json.dumps(summary.as_dict(), indent=2, sort_keys=True, default=str))
     else:

@@ -73,6 +73,7 @@ MAX_SESSION_S = 23 * 3600.0
 MAX_WARMUP_S = 900.0                 # a clock that has not locked in 15 min will not in time
 MAX_CLOSE_OUT_S = 60.0               # the close-out's wait for the venue's answers, at most
 END_NOTE = "session-end"             # the METRICS note of the end-of-run summary journaled
+RESUME_NOTE = "session-resume"       # the METRICS note where a resumed session goes on (Session.resume)
 _CONTROL_HINT = "; give another --control path, or --control none for no control socket"
 _LATCHED = ("HALTED", "REDUCING")     # trading states a fault latches
 _KILLED = CheckId.KILLED.label         # an operator's kill latches too: not a problem
@@ -634,15 +635,16 @@ def _refuse_used(path: str) -> None:
         held = (f"session {int(starts['session_id'].max())}" if len(starts)
                 else "records of no named session")
         raise JournalInUse(f"journal {path} already holds {held} ({records} records): a new session "
-                           f"needs a new --journal; to go on from this one, run `mmaudit recover "
-                           f"--journal {path}` (it replays the journal and reconciles with the venue)")
+                           f"needs a new --journal; to go on trading in this one, run `mmaudit run --resume "
+                           f"--journal {path} --venue HOST:PORT ...` (it replays the journal and reconciles "
+                           f"with the venue first; `mmaudit recover` does only that)")
 
 
-def _check_readable(path: str) -> None:
+def _check_readable(path: str, resumed: bool = False) -> None:
     """The journal at path, read after the writer's open repaired it: the read checks every record,
     so damage the open trusted past (a sealed segment believed from its summary) is refused here,
     before this session appends records no reader would reach; a record the open let through is
-    refused as a used journal (JournalInUse)."""
+    refused as a used journal (JournalInUse), unless the session is `resumed` in it."""
     try:
         with Reader(path) as reader:
             stop = reader.stopped
@@ -651,7 +653,7 @@ def _check_readable(path: str) -> None:
         raise JournalUnavailable(f"cannot read journal {path}: {exc}") from None
     if stop is not None:
         raise JournalDamaged(damage_behind_summary(path, stop, "a read of the journal", "run again"))
-    if records:
+    if records and not resumed:
         _refuse_used(path)
 
 
@@ -715,6 +717,18 @@ def positions_by_name(engine: Engine, names: dict[int, str]) -> dict[str, int]:
     return {names[i]: pos[i] for i in sorted(names) if i in quoted or pos[i]}
 
 
+@dataclass(frozen=True)
+class Resumed:
+    """What a recovery of the journal's crashed session hands a session that trades on in it
+    (`mmaudit run --resume`): the replayed and reconciled engine, the session id of the journal's
+    last SESSION_START (its SESSION_STOP names it), and the UTC offset the journal last recorded."""
+
+    engine: Engine
+    session_id: int
+    utc_offset_s: int | None
+    utc_leap: int = 0
+
+
 class Session:
     """Build, run and tear down one session. `run()` returns a SessionSummary.
 
@@ -723,16 +737,22 @@ class Session:
     `stop` (a threading.Event) ends the session early and cleanly (Ctrl-C in the CLI);
     `progress` is called about once per progress_interval_s from a helper thread; `reconciler`
     carries out an operator's "reconcile" (recovery.midsession.LiveReconciler: mm_core may not
-    import recovery, so the caller hands it in; without one the command is refused).
+    import recovery, so the caller hands it in; without one the command is refused). `resume`
+    trades on in a journal whose session crashed: called once the clock and venue are up, it
+    recovers that session (replay, reconciliation) and returns the engine to go on with, or raises
+    SessionError when trading may not resume; no SESSION_START is written, the session's own
+    SESSION_STOP ends it.
     """
 
     def __init__(self, settings: SessionSettings, inputs: SessionInputs | None = None,
                  progress: Callable[[Progress], None] | None = None,
                  stop: threading.Event | None = None,
                  on_started: Callable[["Session"], None] | None = None,
-                 reconciler: Callable | None = None) -> None:
+                 reconciler: Callable | None = None,
+                 resume: Callable[["SessionInputs"], Resumed] | None = None) -> None:
         self.settings = settings
         self.reconciler = reconciler
+        self.resume = resume
         self.inputs = inputs or load_inputs()
         self.profile = self.inputs.limits.clock_profile
         self.progress = progress
@@ -772,15 +792,20 @@ class Session:
         self._started = time.monotonic()
         with contextlib.ExitStack() as stack:
             _refuse_stale_build()
-            _refuse_used(s.journal_dir)
-            session_id = 1
+            if self.resume is None:
+                _refuse_used(s.journal_dir)
+            session_id, resumed = 1, None
             # the clock and the venue before the journal: a start that fails there leaves nothing
             self.monitor, source, note = _start_clock(s.clock, stack)
             self.clock_source, self.clock_note = source, note
             warm_at_start = _wait_for_clock(self.monitor, self.profile, s.clock.warmup, self.stop)
             self._refuse_interrupted()
             venue_spec, self.venue = _start_venue(s.venue, self.inputs, s, stack)
-            self.engine = self.inputs.build_engine()
+            if self.resume is not None:
+                resumed = self.resume(self.inputs)     # the journal is closed again when it returns
+                self.engine, session_id = resumed.engine, resumed.session_id
+            else:
+                self.engine = self.inputs.build_engine()
             # what the open makes is removed again if no record is written (a refused login, a
             # control path in use, Ctrl-C): the runner's sockets need the journal
             made = _journal_made(s.journal_dir)
@@ -788,13 +813,15 @@ class Session:
                 stack.callback(_unmake_unused, made, s.journal_dir)
             journal = _open_journal(s.journal_dir, s.durability)
             stack.callback(journal.close)
-            _check_readable(s.journal_dir)
+            _check_readable(s.journal_dir, resumed=resumed is not None)
             user = self.inputs.venue_config.users[0] if venue_spec.kind != "external" else None
             self.runner = Runner(self.engine, journal, RunnerSettings(
                 host=venue_spec.host, itch_port=venue_spec.itch_port, ouch_port=venue_spec.ouch_port,
                 rerequest_port=venue_spec.rerequest_port, md_bind=venue_spec.md_bind,
                 md_sources=venue_spec.md_sources, clock_profile=self.profile,
                 busy_poll=s.busy_poll, close_out_ns=max(1, round(s.close_out_s * 1e9)), md_rcvbuf=s.md_rcvbuf,
+                **({} if resumed is None else {"fresh_session": False, "utc_offset_s": resumed.utc_offset_s,
+                                               "utc_leap": resumed.utc_leap}),
                 **({} if s.warm_interval_ns is None else {"warm_interval_ns": s.warm_interval_ns}),
                 **({"username": user.username, "password": user.password} if user else {})), self.monitor,
                 reconciler=self.reconciler)
@@ -810,7 +837,8 @@ class Session:
             except RunnerError as exc:
                 raise VenueUnavailable(str(exc)) from None
             self._refuse_interrupted()
-            first_seq = self._journal_start(journal, session_id, source, note)
+            first_seq = (self._journal_start(journal, session_id, source, note) if resumed is None
+                         else self._journal_resume(journal, session_id, source, note))
             # from here on every exit writes the session's closing records, a failure to start
             # the monitor, the progress thread or the caller's on_started included
             try:
@@ -886,6 +914,16 @@ class Session:
             "inputs": self.inputs.sources, "md_socket": self.runner.md_drops.facts()}),
             ts_ns=now, ts_source=int(TsSource.USER))
         return first
+
+    def _journal_resume(self, journal: Journal, session_id: int, source: str, note: str) -> int:
+        """A METRICS "session-resume" note where a resumed session goes on (recovery's records
+        before it), in place of SESSION_START: the session, its clock evidence and inputs."""
+        now = time.clock_gettime_ns(time.CLOCK_REALTIME)
+        return journal.append(RecordType.METRICS, pack_json({
+            "note": RESUME_NOTE, "session_id": session_id, "clock_profile": self.profile,
+            "clock_source": source, "clock_evidence": note, "venue": self.venue,
+            "inputs": self.inputs.sources, "config_sha256": self.inputs.config_sha256().hex(),
+            "md_socket": self.runner.md_drops.facts()}), ts_ns=now, ts_source=int(TsSource.USER))
 
     def _journal_stop(self, journal: Journal, session_id: int) -> None:
         """The engine's end-of-run summary (a METRICS "session-end" document: the figures the

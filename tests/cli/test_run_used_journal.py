@@ -1,6 +1,6 @@
 """`mmaudit run` on a journal that already holds a session is refused (exit 2) before anything is
-written, pointing to `mmaudit recover`; a replay meeting a second session refuses it (SecondSession)
-rather than feed two sessions through one engine."""
+written, pointing to `mmaudit run --resume`; a replay meeting a second session refuses it
+(SecondSession) rather than feed two sessions through one engine."""
 from __future__ import annotations
 
 import pytest
@@ -26,7 +26,7 @@ def test_a_second_run_into_one_journal_is_refused_before_writing(tmp_path):
     second = CliRunner().invoke(cli, ["run", "--duration", "1s", "--journal", journal, "--no-ptp-lab",
                                       "--control", "none"])
     assert second.exit_code == 2, second.output
-    assert "already holds session 1" in second.output and "mmaudit recover" in second.output
+    assert "already holds session 1" in second.output and "mmaudit run --resume" in second.output
     assert files_digest(journal) == before
     with Reader(journal) as r:
         assert len(r) == records

@@ -1,0 +1,65 @@
+"""`mmaudit run --resume`: trade on in a journal whose session crashed, once recovery says so.
+
+Owns the step between the two: recovery.recover with the run's own inputs and its venue (the
+journal replayed, the venue's view reconciled, every difference resolved or trading left HALTED),
+and what the session is handed to go on with (mm_core.session.Resumed). A recovery that does not
+reconcile stops the run before it trades (its RECON records say why); one that reconciles with a
+latch the operator must lift (a kill, a throttle) goes on HALTED until `mmaudit operator enable`.
+Must not trade or journal itself: recovery and the session do.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from journal import JournalError, Reader, RecordType
+from journal.catalogue import pack_json
+from mm_core.session import RESUME_NOTE, Resumed, SessionConfigError, SessionInputs, VenueSpec
+from recovery.errors import RecoveryError
+from recovery.recover import RecoverySettings, recover
+
+__all__ = ["resumer"]
+
+_RESUME_MARK = pack_json({"note": RESUME_NOTE})[1:-1]     # as the note's canonical JSON holds it
+
+
+def resumer(journal: str, venue: VenueSpec, say: Callable[[str], None]) -> Callable[[SessionInputs], Resumed]:
+    """What Session(resume=...) calls: the recovery of the journal's crashed session on `venue`
+    (its SoupBinTCP address), with progress lines through `say`."""
+    def resume(inputs: SessionInputs) -> Resumed:
+        session_id, resumed_before = _last_session(journal)
+        settings = RecoverySettings(
+            journal=journal, config=inputs.engine_config, symbols=inputs.symbols,
+            limits_text=inputs.limits_text, venue=(venue.host, venue.ouch_port),
+            fresh_session=not resumed_before)
+        try:
+            result = recover(settings, progress=lambda stage, text: say(f"[recover {stage}] {text}"))
+        except RecoveryError as exc:
+            raise SessionConfigError(f"recovery of {journal} failed: {exc}") from None
+        if not result.reconciled:
+            raise SessionConfigError(f"recovery of {journal} did not reconcile with the venue: "
+                                     f"{'; '.join(result.reasons) or 'no reason given'}; trading stays "
+                                     f"{result.trading_state} and nothing is traded (mmaudit recover shows the details)")
+        state = result.trading_state
+        held = "" if state != "HALTED" else (
+            f" until an operator enables it (mmaudit operator enable): latched by "
+            f"{', '.join(result.engine.risk.latch_reasons) or 'the restart'}")
+        say(f"recovered: {result.replay.events} events replayed, reconciled with the venue; the session "
+            f"goes on, trading {state}{held}")
+        return Resumed(result.engine, session_id, result.utc_offset_s, result.utc_leap)
+    return resume
+
+
+def _last_session(journal: str) -> tuple[int, bool]:
+    """The session id of the journal's last SESSION_START, and whether a run already went on in
+    it after a recovery (a "session-resume" note after it: the crashed runner was then not a fresh
+    session's, which replay must know). SessionConfigError without a SESSION_START."""
+    try:
+        with Reader(journal) as reader:
+            starts = reader.read_fixed(RecordType.SESSION_START)
+            if not len(starts):
+                raise SessionConfigError(f"{journal} holds no SESSION_START: no session to resume")
+            seq = int(starts["seq"][-1])
+            _, blob, _ = reader.read_blobs(RecordType.METRICS, first_seq=seq)
+    except JournalError as exc:
+        raise SessionConfigError(f"cannot read the journal {journal}: {exc}") from None
+    return int(starts["session_id"][-1]), _RESUME_MARK in blob

@@ -1,0 +1,80 @@
+"""`mmaudit run --resume`: a run SIGKILLed while it traded on a venue that outlives it is
+recovered from its journal (replay, reconciliation with that venue) and trades on in the same
+journal: no second SESSION_START, a "session-resume" note after recovery's records, orders after
+it, and the session's own SESSION_STOP (its session id) at the end. A resumed run SIGKILLed in turn
+is resumed again (its recovery knows the crashed runner was a resumed one), and the whole journal
+replays as it was decided. --resume needs the journal and a HOST:PORT venue (usage error otherwise)."""
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import cli
+from journal import Reader, RecordType
+from journal.errors import NotAJournal
+from journal.catalogue import unpack
+from mm_core.session import RESUME_NOTE, lab_available, load_inputs
+from mm_core.venue.config import load_config
+from mm_core.venue.server import Venue
+from recovery.replay import replay_journal
+from tests.cli.runproc import running
+from tests.mm_core.test_runner import free_udp_port
+
+LAB = lab_available()
+
+
+def test_resume_needs_the_journal_and_a_venue_that_outlived_the_session(tmp_path):
+    for args in (["--journal", str(tmp_path / "j")], ["--venue", "127.0.0.1:1", "--rerequest-port", "2"]):
+        result = CliRunner().invoke(cli, ["run", "--resume", "--no-ptp-lab", *args])
+        assert result.exit_code == 2 and "--resume goes on in the crashed session's --journal" in result.output
+    assert not (tmp_path / "j").exists()
+
+
+def _orders(path: str) -> int:
+    """ORDER_SENT records in the journal (0 while it is not made yet)."""
+    try:
+        with Reader(path) as reader:
+            return len(reader.read_fixed(RecordType.ORDER_SENT)) if reader.last_seq else 0
+    except NotAJournal:
+        return 0
+
+
+@pytest.mark.skipif(bool(LAB), reason=f"PTP lab unavailable: {LAB}")
+def test_a_sigkilled_run_is_recovered_and_trades_on_in_its_journal(tmp_path):
+    path = str(tmp_path / "journal")
+    config = load_config().with_venue(itch_port=free_udp_port(), duration=300.0, heartbeat_timeout=60.0,
+                                      log_dir=str(tmp_path / "venue"))
+    with Venue(config) as venue:
+        args = ["--venue", f"127.0.0.1:{venue.ports.ouch}", "--itch-port", str(config.venue.itch_port),
+                "--rerequest-port", str(venue.ports.rerequest), "--journal", path, "--ptp-lab", "--control", "none"]
+        crashed = 0
+        for resume in ([], ["--resume"]):               # the run, then a resumed run, SIGKILLed
+            with running(["--duration", "120s", *resume, *args]) as run:
+                deadline = time.monotonic() + 90
+                while time.monotonic() < deadline and run.proc.poll() is None and _orders(path) < crashed + 4:
+                    time.sleep(0.2)
+                assert _orders(path) >= crashed + 4, run.stderr()
+                run.proc.send_signal(signal.SIGKILL)
+                run.proc.wait(10)
+            crashed = _orders(path)
+        result = CliRunner().invoke(cli, ["run", "--resume", *args, "--duration", "4s"])
+    assert result.exit_code == 0, result.output
+    assert "reconciled with the venue; the session goes on, trading ACTIVE" in result.output
+    with Reader(path) as reader:
+        records = [(r.seq, r.rtype, r.payload) for r in reader.records()]
+    starts = [p for _, t, p in records if t == RecordType.SESSION_START]
+    stops = [p for _, t, p in records if t == RecordType.SESSION_STOP]
+    assert len(starts) == 1 and len(stops) == 1
+    assert unpack(RecordType.SESSION_STOP, stops[0])["session_id"] == unpack(RecordType.SESSION_START, starts[0])["session_id"]
+    notes = [seq for seq, t, p in records if t == RecordType.METRICS and json.loads(p).get("note") == RESUME_NOTE]
+    recons = [seq for seq, t, _ in records if t == RecordType.RECON]
+    assert len(notes) == 2 and recons and max(recons) < notes[-1]   # recovery's records, then it goes on
+    assert any(notes[0] < seq < notes[1] for seq in recons)          # the second recovery's
+    assert sum(1 for seq, t, _ in records if t == RecordType.ORDER_SENT and seq > notes[-1]) > 0
+    assert _orders(path) > crashed
+    again = replay_journal(path, load_inputs().build_engine())
+    assert again.deterministic, again.divergences[:3]
