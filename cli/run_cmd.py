@@ -349,6 +349,11 @@ def run_session(settings: SessionSettings, inputs, quiet: bool, resume=None) -> 
             raise click.ClickException(str(exc)) from None
 
 
+def _progress_err(quiet: bool):
+    """Progress lines to stderr (as `mmaudit recover` prints them), none with --json."""
+    return (lambda text: None) if quiet else (lambda text: click.echo(text, err=True))
+
+
 class JournalInUseError(click.ClickException):
     """A journal that already holds a session: refused as a usage error (exit 2), nothing written."""
 
@@ -465,7 +470,7 @@ def command(venue_text, itch_port, rerequest_port, md_bind, md_sources, md_rcvbu
         except SessionError as exc:
             raise click.ClickException(str(exc)) from None
         summary = run_session(settings, inputs, quiet=as_json,
-                              resume=resumer(journal_dir, venue, say) if resume else None)
+                              resume=resumer(journal_dir, venue, _progress_err(as_json)) if resume else None)
     if as_json:
         say(json.dumps(summary.as_dict(), indent=2, sort_keys=True, default=str))
     else:
