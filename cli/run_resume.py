@@ -26,7 +26,7 @@ def resumer(journal: str, venue: VenueSpec, say: Callable[[str], None]) -> Calla
     """What Session(resume=...) calls: the recovery of the journal's crashed session on `venue`
     (its SoupBinTCP address), with progress lines through `say`."""
     def resume(inputs: SessionInputs) -> Resumed:
-        session_id, resumed_before = _last_session(journal)
+        session_id, start_seq, resumed_before = _last_session(journal)
         settings = RecoverySettings(
             journal=journal, config=inputs.engine_config, symbols=inputs.symbols,
             limits_text=inputs.limits_text, venue=(venue.host, venue.ouch_port),
@@ -45,12 +45,12 @@ def resumer(journal: str, venue: VenueSpec, say: Callable[[str], None]) -> Calla
             f"{', '.join(result.engine.risk.latch_reasons) or 'the restart'}")
         say(f"recovered: {result.replay.events} events replayed, reconciled with the venue; the session "
             f"goes on, trading {state}{held}")
-        return Resumed(result.engine, session_id, result.utc_offset_s, result.utc_leap)
+        return Resumed(result.engine, session_id, result.utc_offset_s, result.utc_leap, start_seq)
     return resume
 
 
-def _last_session(journal: str) -> tuple[int, bool]:
-    """The session id of the journal's last SESSION_START, and whether a run already went on in
+def _last_session(journal: str) -> tuple[int, int, bool]:
+    """The session id and sequence of the journal's last SESSION_START, and whether a run already went on in
     it after a recovery (a "session-resume" note after it: the crashed runner was then not a fresh
     session's, which replay must know). SessionConfigError without a SESSION_START."""
     try:
@@ -62,4 +62,4 @@ def _last_session(journal: str) -> tuple[int, bool]:
             _, blob, _ = reader.read_blobs(RecordType.METRICS, first_seq=seq)
     except JournalError as exc:
         raise SessionConfigError(f"cannot read the journal {journal}: {exc}") from None
-    return int(starts["session_id"][-1]), _RESUME_MARK in blob
+    return int(starts["session_id"][-1]), seq, _RESUME_MARK in blob

@@ -727,6 +727,7 @@ class Resumed:
     session_id: int
     utc_offset_s: int | None
     utc_leap: int = 0
+    start_seq: int = 0               # that SESSION_START's sequence (the summary reads commands from it)
 
 
 class Session:
@@ -765,6 +766,7 @@ class Session:
         self.clock_source = self.clock_note = ""
         self._started = 0.0
         self.end_metrics: dict | None = None    # the engine summary journaled at the end (printed)
+        self._commands_from: int | None = None   # resumed: where the session's operator commands start
 
     # -- progress ----------------------------------------------------------------------------
     def snapshot(self) -> Progress:
@@ -804,6 +806,7 @@ class Session:
             if self.resume is not None:
                 resumed = self.resume(self.inputs)     # the journal is closed again when it returns
                 self.engine, session_id = resumed.engine, resumed.session_id
+                self._commands_from = resumed.start_seq or None
             else:
                 self.engine = self.inputs.build_engine()
             # what the open makes is removed again if no record is written (a refused login, a
@@ -946,7 +949,7 @@ class Session:
 
     def _summary(self, session_id, first_seq, report, source, note, sample, compliant, warm) -> SessionSummary:
         engine = self.engine
-        facts = read_session(self.settings.journal_dir, first_seq, self.profile)
+        facts = read_session(self.settings.journal_dir, first_seq, self.profile, self._commands_from)
         names = {s.id: s.name for s in self.inputs.symbols.symbols}
         verdict = sample.verdicts.get(self.profile)
         reasons = tuple(str(r) for r in verdict.reasons) if verdict is not None else ("no verdict",)

@@ -33,13 +33,18 @@ class SessionFacts:
     operator_halt: OperatorHalt | None
 
 
-def read_session(path: str, first_seq: int, profile: str) -> SessionFacts:
-    """The facts of the session whose records start at `first_seq` in the journal at `path`."""
+def read_session(path: str, first_seq: int, profile: str, commands_from: int | None = None) -> SessionFacts:
+    """The facts of the session whose records start at `first_seq` in the journal at `path`;
+    `commands_from`: where its operator commands start, when earlier (a resumed session: its
+    SESSION_START, so a kill made before the crash and still in force is named)."""
     bit = 1 << PROFILES[profile].bit
     counts: dict[str, int] = {}
-    compliant, halt = False, None
-    undo = None          # (the halt before, the refusal's prefix) while the last command may be refused
+    compliant = False
+    halts = _Halts()
     with Reader(path) as reader:
+        if commands_from is not None and commands_from < first_seq:
+            for rec in reader.records(commands_from, first_seq - 1, rtypes=_COMMANDS):
+                halts.see(rec)
         last = first_seq - 1
         for rec in reader.records(first_seq=first_seq):
             rtype = rec.rtype
@@ -48,17 +53,32 @@ def read_session(path: str, first_seq: int, profile: str) -> SessionFacts:
             last = rec.seq
             if rtype == RecordType.CLOCK_SAMPLE and not compliant:
                 compliant = bool(int(unpack(RecordType.CLOCK_SAMPLE, rec.payload)["compliant_mask"]) & bit)
-            elif rtype == RecordType.OPERATOR_CMD:
-                doc = unpack_json(rec.payload)
-                undo = (halt, f"{doc.get('command')} by {doc.get('actor')}:")
-                halt = _halt_after(halt, doc, rec.ts_ns)
-            elif rtype == RecordType.METRICS and undo is not None and _refused(rec.payload, undo[1]):
-                halt, undo = undo[0], None
+            elif rtype in _COMMANDS:
+                halts.see(rec)
         segments = reader.segments()
         journal = {"path": path, "first_seq": first_seq, "last_seq": last, "records": last - first_seq + 1,
                    "by_type": dict(sorted(counts.items())), "segments": len(segments),
                    "segment_bytes": sum(s["size"] for s in segments), "journal_id": str(reader.journal_id)}
-    return SessionFacts(journal, compliant, halt)
+    return SessionFacts(journal, compliant, halts.halt)
+
+
+_COMMANDS = (RecordType.OPERATOR_CMD, RecordType.METRICS)     # commands, and the engine's refusals
+
+
+class _Halts:
+    """The operator's kill in force as the OPERATOR_CMD records and the engine's refusals go by."""
+
+    def __init__(self) -> None:
+        self.halt: OperatorHalt | None = None
+        self.undo = None     # (the halt before, the refusal's prefix) while the last command may be refused
+
+    def see(self, rec) -> None:
+        if rec.rtype == RecordType.OPERATOR_CMD:
+            doc = unpack_json(rec.payload)
+            self.undo = (self.halt, f"{doc.get('command')} by {doc.get('actor')}:")
+            self.halt = _halt_after(self.halt, doc, rec.ts_ns)
+        elif self.undo is not None and _refused(rec.payload, self.undo[1]):
+            self.halt, self.undo = self.undo[0], None
 
 
 def _refused(payload: bytes, prefix: str) -> bool:

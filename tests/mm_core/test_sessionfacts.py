@@ -77,3 +77,14 @@ def test_an_enable_the_engine_refused_leaves_the_operator_kill_in_force(tmp_path
         command(now + 3, "enable", "bob")
         assert engine.risk.state is TradingState.HALTED
     assert read_session(path, 1, "eu-hft").operator_halt == OperatorHalt("alice", "kill by alice", now + 1)
+
+
+def test_a_resumed_session_names_a_kill_made_before_the_crash(tmp_path):
+    path = str(tmp_path / "journal")
+    with Journal(path) as journal:
+        _command(journal, 10, "kill", "alice")           # the crashed part of the session
+        _sample(journal, 20, 0b001)                      # the resumed part starts here (seq 2)
+    assert read_session(path, 2, "eu-hft").operator_halt is None
+    facts = read_session(path, 2, "eu-hft", commands_from=1)
+    assert facts.operator_halt == OperatorHalt("alice", "kill by alice", 10)
+    assert facts.journal["by_type"] == {"CLOCK_SAMPLE": 1}      # counts are the resumed part's only
