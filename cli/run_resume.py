@@ -38,7 +38,8 @@ def resumer(journal: str, venue: VenueSpec, say: Callable[[str], None]) -> Calla
         if not result.reconciled:
             raise SessionConfigError(f"recovery of {journal} did not reconcile with the venue: "
                                      f"{'; '.join(result.reasons) or 'no reason given'}; trading stays "
-                                     f"{result.trading_state} and nothing is traded (mmaudit recover shows the details)")
+                                     f"{result.trading_state} and nothing is traded "
+                                     "(mmaudit recover shows the details)")
         state = result.trading_state
         held = "" if state != "HALTED" else (
             f" until an operator enables it (mmaudit operator enable): latched by "

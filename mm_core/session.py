@@ -401,8 +401,9 @@ class SessionSummary:
 
     def problems(self) -> list[str]:
         """Why the session did not end cleanly, one line each (none: it did): the venue lost, a
-        latch with faults, or by a limit's breach, in force when trading ended, journal failures, orders left open, the
-        clock never compliant (the gateway let no order out: the session failed its purpose)."""
+        latch with faults, or by a limit's breach, in force when trading ended, journal failures,
+        orders left open, the clock never compliant (the gateway let no order out: the session
+        failed its purpose)."""
         r, out = self.runner, []
         if r.venue_lost:
             out.append(f"venue lost ({r.stop_reason})")

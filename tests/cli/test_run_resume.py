@@ -69,7 +69,8 @@ def test_a_sigkilled_run_is_recovered_and_trades_on_in_its_journal(tmp_path):
     starts = [p for _, t, p in records if t == RecordType.SESSION_START]
     stops = [p for _, t, p in records if t == RecordType.SESSION_STOP]
     assert len(starts) == 1 and len(stops) == 1
-    assert unpack(RecordType.SESSION_STOP, stops[0])["session_id"] == unpack(RecordType.SESSION_START, starts[0])["session_id"]
+    started = unpack(RecordType.SESSION_START, starts[0])["session_id"]
+    assert unpack(RecordType.SESSION_STOP, stops[0])["session_id"] == started
     notes = [seq for seq, t, p in records if t == RecordType.METRICS and json.loads(p).get("note") == RESUME_NOTE]
     recons = [seq for seq, t, _ in records if t == RecordType.RECON]
     assert len(notes) == 2 and recons and max(recons) < notes[-1]   # recovery's records, then it goes on
