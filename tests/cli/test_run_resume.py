@@ -3,23 +3,28 @@ recovered from its journal (replay, reconciliation with that venue) and trades o
 journal: no second SESSION_START, a "session-resume" note after recovery's records, orders after
 it, and the session's own SESSION_STOP (its session id) at the end. A resumed run SIGKILLed in turn
 is resumed again (its recovery knows the crashed runner was a resumed one), and the whole journal
-replays as it was decided. --resume needs the journal and a HOST:PORT venue (usage error otherwise)."""
+replays as it was decided. --resume needs the journal and a HOST:PORT venue (usage error otherwise);
+a journal with no session, or a recovery that fails or does not reconcile, stops the run before
+it trades."""
 from __future__ import annotations
 
 import json
 import signal
+import socket
 import time
 
 import pytest
 from click.testing import CliRunner
 
 from cli.main import cli
-from journal import Reader, RecordType
+from cli.run_resume import resumer
+from journal import Journal, Reader, RecordType
 from journal.errors import NotAJournal
 from journal.catalogue import unpack
-from mm_core.session import RESUME_NOTE, lab_available, load_inputs
+from mm_core.session import RESUME_NOTE, SessionConfigError, VenueSpec, lab_available, load_inputs
 from mm_core.venue.config import load_config
 from mm_core.venue.server import Venue
+from recovery.codecheck import session_start
 from recovery.replay import replay_journal
 from tests.cli.runproc import running
 from tests.mm_core.test_runner import free_udp_port
@@ -79,3 +84,21 @@ def test_a_sigkilled_run_is_recovered_and_trades_on_in_its_journal(tmp_path):
     assert _orders(path) > crashed
     again = replay_journal(path, load_inputs().build_engine())
     assert again.deterministic, again.divergences[:3]
+
+
+def test_no_session_to_resume_or_a_venue_that_cannot_reconcile_stops_the_run_before_it_trades(tmp_path):
+    inputs = load_inputs()
+    with socket.socket() as probe:                     # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        venue = VenueSpec("external", "127.0.0.1", probe.getsockname()[1], free_udp_port(), free_udp_port())
+    said: list[str] = []
+    path = str(tmp_path / "journal")
+    with Journal(path) as journal:
+        journal.append(RecordType.METRICS, b'{"note":"x"}')
+    with pytest.raises(SessionConfigError, match="holds no SESSION_START: no session to resume"):
+        resumer(path, venue, said.append)(inputs)
+    with Journal(path) as journal:
+        journal.append(RecordType.SESSION_START, session_start(engine=inputs.build_engine(), now_ns=time.time_ns()))
+    with pytest.raises(SessionConfigError, match=f"^recovery of {path} "):
+        resumer(path, venue, said.append)(inputs)
+    assert not any(line.startswith("recovered:") for line in said)
