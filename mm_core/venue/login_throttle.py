@@ -6,6 +6,11 @@ within `window` seconds. A connection that logs in never counts as a failure.
 Owns the bookkeeping only: time comes in as monotonic seconds, the caller says how many of an
 address's connections are waiting for a login, closes what is refused and logs what this says
 to log. Must not know about sockets or SoupBinTCP.
+
+The state is bounded: at most `max_addresses` addresses are tracked at once. When a flood from
+more addresses than that fills the table, a new address's failures are counted (untracked) but
+not held against it until entries expire: memory stays bounded, and the per-address bound on
+connections waiting for a login still holds for every address.
 """
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ import collections
 from dataclasses import dataclass, field
 
 REPORT_INTERVAL = 1.0      # s: at most one log line of refusals per address (the rest counted)
+MAX_ADDRESSES = 65_536     # addresses tracked at once (~0.5 KiB each at most)
 
 
 @dataclass(slots=True)
@@ -35,13 +41,29 @@ class Refusal:
 class LoginThrottle:
     """The bounds of one venue; state per source address, forgotten once it expires."""
 
-    def __init__(self, max_pending: int, failures: int, window: float, cooloff: float) -> None:
+    def __init__(self, max_pending: int, failures: int, window: float, cooloff: float,
+                 max_addresses: int = MAX_ADDRESSES) -> None:
         self.max_pending = max_pending
         self.failures = failures
         self.window = window
         self.cooloff = cooloff
+        self.max_addresses = max_addresses
         self.refused = 0                 # connections refused so far (every address)
+        self.untracked = 0               # failures and refusals of addresses the full table left out
+        self._untracked_unreported = 0
+        self._untracked_reported_at = float("-inf")
         self._addresses: dict[str, _Address] = {}
+
+    def _state(self, address: str) -> _Address | None:
+        """The address's state, made when the table has room; None (counted) when it is full."""
+        state = self._addresses.get(address)
+        if state is None:
+            if len(self._addresses) >= self.max_addresses:
+                self.untracked += 1
+                self._untracked_unreported += 1
+                return None
+            state = self._addresses[address] = _Address()
+        return state
 
     def admit(self, address: str, pending: int, now: float) -> Refusal | None:
         """None when a new connection from `address` (which has `pending` connections not
@@ -54,8 +76,10 @@ class LoginThrottle:
             why = f"{pending} connections from it are not logged in yet (at most {self.max_pending})"
         else:
             return None
-        state = state or self._addresses.setdefault(address, _Address())
         self.refused += 1
+        state = state or self._state(address)
+        if state is None:
+            return Refusal(why, 0)       # named in the untracked count's line (untracked_report)
         state.unreported += 1
         if now - state.reported_at < REPORT_INTERVAL:
             return Refusal(why, 0)
@@ -64,7 +88,9 @@ class LoginThrottle:
 
     def failed(self, address: str, now: float) -> bool:
         """A connection from `address` ended without a login; True when that starts a cool-off."""
-        state = self._addresses.setdefault(address, _Address())
+        state = self._state(address)
+        if state is None:
+            return False
         state.failures.append(now)
         self._expire(state, now)
         if len(state.failures) < self.failures or now < state.cooloff_until:
@@ -86,6 +112,14 @@ class LoginThrottle:
             elif quiet and not state.failures and now >= state.cooloff_until:
                 del self._addresses[address]
         return held
+
+    def untracked_report(self, now: float, final: bool = False) -> int:
+        """Failures and refusals of untracked addresses to log now (at most once a second, or
+        all of them when `final`); 0: none, or a line went out less than a second ago."""
+        if not self._untracked_unreported or (not final and now - self._untracked_reported_at < REPORT_INTERVAL):
+            return 0
+        count, self._untracked_unreported, self._untracked_reported_at = self._untracked_unreported, 0, now
+        return count
 
     def unreported(self) -> dict[str, int]:
         """Refusals not logged yet, by address (at the end of the session); cleared."""

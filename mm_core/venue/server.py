@@ -460,7 +460,15 @@ class Venue:
                     self._close_sockets()       # whatever failed above
                     for address, count in self.throttle.unreported().items():
                         self._log_refused(address, count)
+                    self._log_untracked(self.throttle.untracked_report(time.monotonic(), final=True))
                     self._stopped.set()
+
+    def _log_untracked(self, count: int) -> None:
+        if count:
+            log.warning("%d failed logins or refusals from addresses the login throttle could not track "
+                        "(%d addresses tracked at most: a flood from many addresses); their connections "
+                        "are still bounded per address while they wait for a login", count,
+                        self.throttle.max_addresses)
 
     def _write_failed(self, exc: SessionLogError) -> None:
         log.error("%s: the venue stops", exc)
@@ -553,6 +561,7 @@ class Venue:
                 conn.out += soupbintcp.encode(soupbintcp.ServerHeartbeat())
         for address, count in self.throttle.prune(now).items():
             self._log_refused(address, count)
+        self._log_untracked(self.throttle.untracked_report(now))
         if now - self._last_itch_tx >= settings.heartbeat_interval:
             self.publisher.heartbeat()
             self._last_itch_tx = now

@@ -152,3 +152,22 @@ def test_connections_the_venue_closes_when_it_stops_are_not_failed_logins(make_v
         assert answer(sock) == b""
     assert not venue.throttle._addresses
     assert not any("without a login" in r.getMessage() for r in caplog.records)
+
+
+def test_a_flood_from_more_addresses_than_it_tracks_is_counted_and_memory_stays_bounded():
+    throttle = LoginThrottle(max_pending=1, failures=2, window=10.0, cooloff=5.0, max_addresses=3)
+    for i in range(10):                                       # ten addresses fail once each
+        assert not throttle.failed(f"127.0.1.{i}", 0.0)
+    assert len(throttle._addresses) == 3 and throttle.untracked == 7
+    assert throttle.failed("127.0.1.0", 1.0)                  # a tracked one is still throttled
+    assert throttle.admit("127.0.1.0", 0, 1.5).why.startswith("cooling off")
+    untracked = throttle.admit("127.0.1.9", 1, 1.5)           # untracked: the pending bound still holds
+    assert untracked.why.startswith("1 connections from it") and untracked.report == 0
+    assert throttle.admit("127.0.1.9", 0, 1.5) is None
+    assert throttle.untracked == 8 and throttle.refused == 2
+    assert throttle.untracked_report(1.6) == 8 and throttle.untracked_report(1.7) == 0   # once a second
+    assert not throttle.failed("127.0.1.8", 2.0) and throttle.untracked_report(2.0) == 0
+    assert throttle.untracked_report(2.0, final=True) == 1    # the run's end names the rest
+    throttle.prune(20.0)                                      # the window and cool-off passed: room again
+    assert not throttle._addresses
+    assert not throttle.failed("127.0.1.9", 20.0) and "127.0.1.9" in throttle._addresses
