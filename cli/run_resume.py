@@ -12,25 +12,23 @@ from __future__ import annotations
 from typing import Callable
 
 from journal import JournalError, Reader, RecordType
-from journal.catalogue import pack_json
-from mm_core.session import RESUME_NOTE, Resumed, SessionConfigError, SessionInputs, VenueSpec
+from mm_core.session import Resumed, SessionConfigError, SessionInputs, VenueSpec
 from recovery.errors import RecoveryError
 from recovery.recover import RecoverySettings, recover
 
 __all__ = ["resumer"]
-
-_RESUME_MARK = pack_json({"note": RESUME_NOTE})[1:-1]     # as the note's canonical JSON holds it
 
 
 def resumer(journal: str, venue: VenueSpec, say: Callable[[str], None]) -> Callable[[SessionInputs], Resumed]:
     """What Session(resume=...) calls: the recovery of the journal's crashed session on `venue`
     (its SoupBinTCP address), with progress lines through `say`."""
     def resume(inputs: SessionInputs) -> Resumed:
-        session_id, start_seq, resumed_before = _last_session(journal)
+        session_id, start_seq = _last_session(journal)
+        # fresh_session left at its default: every run journals whether it started fresh (its
+        # "run-start" input), which replay reads; the setting only serves journals from before that
         settings = RecoverySettings(
             journal=journal, config=inputs.engine_config, symbols=inputs.symbols,
-            limits_text=inputs.limits_text, venue=(venue.host, venue.ouch_port),
-            fresh_session=not resumed_before)
+            limits_text=inputs.limits_text, venue=(venue.host, venue.ouch_port))
         try:
             result = recover(settings, progress=lambda stage, text: say(f"[recover {stage}] {text}"))
         except RecoveryError as exc:
@@ -50,17 +48,14 @@ def resumer(journal: str, venue: VenueSpec, say: Callable[[str], None]) -> Calla
     return resume
 
 
-def _last_session(journal: str) -> tuple[int, int, bool]:
-    """The session id and sequence of the journal's last SESSION_START, and whether a run already went on in
-    it after a recovery (a "session-resume" note after it: the crashed runner was then not a fresh
-    session's, which replay must know). SessionConfigError without a SESSION_START."""
+def _last_session(journal: str) -> tuple[int, int]:
+    """The session id and sequence of the journal's last SESSION_START; SessionConfigError
+    without one."""
     try:
         with Reader(journal) as reader:
             starts = reader.read_fixed(RecordType.SESSION_START)
-            if not len(starts):
-                raise SessionConfigError(f"{journal} holds no SESSION_START: no session to resume")
-            seq = int(starts["seq"][-1])
-            _, blob, _ = reader.read_blobs(RecordType.METRICS, first_seq=seq)
     except JournalError as exc:
         raise SessionConfigError(f"cannot read the journal {journal}: {exc}") from None
-    return int(starts["session_id"][-1]), seq, _RESUME_MARK in blob
+    if not len(starts):
+        raise SessionConfigError(f"{journal} holds no SESSION_START: no session to resume")
+    return int(starts["session_id"][-1]), int(starts["seq"][-1])

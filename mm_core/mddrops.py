@@ -26,7 +26,6 @@ class MdDrops:
         self.asked = asked     # the receive buffer the settings asked for, bytes
         self.kernel_bytes = sock.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
         self.seen = 0          # the count as last taken
-        self.total = 0         # drops counted this run
         self.held = 0          # drops counted since the last alert, not in one
         self._gate = AlertGate()
 
@@ -50,10 +49,10 @@ class MdDrops:
         self.seen = count
         return n
 
-    def alert(self, n: int, now_ns: int, tail: bool = False) -> str | None:
-        """n more drops counted; the alert's text to journal, or None while the last alert is under
-        a second old (n is held for the next). `tail`: the run's last look, which names any held."""
-        self.total += n
+    def alert(self, n: int, total: int, now_ns: int, tail: bool = False) -> str | None:
+        """n more drops counted (`total` this run, with them); the alert's text to journal, or None
+        while the last alert is under a second old (n is held for the next). `tail`: the run's
+        last look, which names any held."""
         if not tail and self._gate.admit("md-kernel-drops", now_ns) is None:
             self.held += n
             return None
@@ -63,4 +62,4 @@ class MdDrops:
         held, self.held = self.held, 0
         earlier = f"; {held} more before earlier reads, held back (one alert a second)" if held else ""
         return (f"{n} market-data datagrams dropped by the kernel {where}{earlier} (receive buffer "
-                f"full: {self.kernel_bytes} bytes as the kernel counts them); {self.total} this run")
+                f"full: {self.kernel_bytes} bytes as the kernel counts them); {total} this run")

@@ -908,7 +908,7 @@ class Runner:
         alert (MdDrops.alert: at most one a second, the run's end naming any held back)."""
         self.report.md_kernel_drops += n
         now = _realtime()
-        text = self.md_drops.alert(n, now, tail)
+        text = self.md_drops.alert(n, self.report.md_kernel_drops, now, tail)
         if text is not None:
             self._note_alert("md-kernel-drops", text, now)
 

@@ -1,11 +1,11 @@
-"""`mmaudit run --resume`: a run SIGKILLed while it traded on a venue that outlives it is
-recovered from its journal (replay, reconciliation with that venue) and trades on in the same
-journal: no second SESSION_START, a "session-resume" note after recovery's records, orders after
-it, and the session's own SESSION_STOP (its session id) at the end. A resumed run SIGKILLed in turn
-is resumed again (its recovery knows the crashed runner was a resumed one), and the whole journal
+"""`mmaudit run --resume`: a run SIGKILLed while it traded on a venue that outlives it is recovered
+from its journal (replay, reconciliation with that venue) and trades on in the same journal: no
+second SESSION_START, a "session-resume" note after recovery's records, orders after it, and the
+session's own SESSION_STOP (its session id) at the end. A resumed run SIGKILLed in turn is resumed
+again (each run journals whether it started fresh, which replay reads), and the whole journal
 replays as it was decided. --resume needs the journal and a HOST:PORT venue (usage error otherwise);
-a journal with no session, or a recovery that fails or does not reconcile, stops the run before
-it trades."""
+a journal with no session, or a recovery that fails or does not reconcile, stops the run before it
+trades."""
 from __future__ import annotations
 
 import json
@@ -77,9 +77,10 @@ def test_a_sigkilled_run_is_recovered_and_trades_on_in_its_journal(tmp_path):
     started = unpack(RecordType.SESSION_START, starts[0])["session_id"]
     assert unpack(RecordType.SESSION_STOP, stops[0])["session_id"] == started
     notes = [seq for seq, t, p in records if t == RecordType.METRICS and json.loads(p).get("note") == RESUME_NOTE]
-    recons = [seq for seq, t, _ in records if t == RecordType.RECON]
-    assert len(notes) == 2 and recons and max(recons) < notes[-1]   # recovery's records, then it goes on
-    assert any(notes[0] < seq < notes[1] for seq in recons)          # the second recovery's
+    recons = [(seq, json.loads(p).get("kind")) for seq, t, p in records if t == RecordType.RECON]
+    assert len(notes) == 2, notes
+    for after, note in zip([0, notes[0]], notes):        # each recovery's records, then the session goes on
+        assert any(after < seq < note and kind == "outcome" for seq, kind in recons), (notes, recons)
     assert sum(1 for seq, t, _ in records if t == RecordType.ORDER_SENT and seq > notes[-1]) > 0
     assert _orders(path) > crashed
     again = replay_journal(path, load_inputs().build_engine())
