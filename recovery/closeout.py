@@ -28,7 +28,6 @@ RECON_CLOSE_OUT = "close-out-release"   # RECON: the evidence for the release th
 CLEAN_STOPS = frozenset({"duration", "stopped"})    # Runner's stop reasons of a clean end
 _KILLED, _UNRECONCILED = CheckId.KILLED.label, CheckId.UNRECONCILED.label
 _OP, _STATE, _STOP = int(RecordType.OPERATOR_CMD), int(RecordType.STATE_CHANGE), int(RecordType.SESSION_STOP)
-_START = int(RecordType.SESSION_START)
 # a run's own inputs: after the stop they mean a run went on from this journal
 _RUN_INPUTS = frozenset(map(int, (RecordType.SESSION_START, RecordType.MD_PACKET, RecordType.CLOCK_SAMPLE,
                                   RecordType.TIMER)))
@@ -81,7 +80,10 @@ def find_close_out(path: str, engine: Engine) -> CloseOut | None:
     if risk.state is not TradingState.HALTED or _KILLED not in risk.latch_reasons:
         return None
     with Reader(path) as reader:
-        start, tail = _from_last_kill(reader)
+        tail = _from_last_kill(reader)
+        # the session the kill fell in: the last SESSION_START before it (one C scan of the
+        # record headers, not a walk back through the records)
+        starts = reader.read_fixed(RecordType.SESSION_START, last_seq=tail[0].seq) if tail else ()
     if not tail:
         return CloseOut(0, "", "", why_not="the journal holds no kill of everything")
     kill = unpack_json(tail[0].payload)
@@ -90,38 +92,35 @@ def find_close_out(path: str, engine: Engine) -> CloseOut | None:
         found.why_not = (f"it is not the session's close-out (origin {kill.get('origin') or 'the engine'}): "
                          "an operator's kill is the operator's to lift")
         return found
-    found.why_not = _walk(found, tail[1:]) or _same_session(found, start) or _engine_holds(engine)
+    found.why_not = _walk(found, tail[1:]) or _same_session(found, starts) or _engine_holds(engine)
     return found
 
 
-def _same_session(found: CloseOut, start) -> str:
-    """Why the SESSION_STOP found is not the stop of the session the kill fell in, or ""."""
-    if start is None:
+def _same_session(found: CloseOut, starts) -> str:
+    """Why the SESSION_STOP found is not the stop of the session the kill fell in (the last of
+    `starts`, the SESSION_STARTs before the kill), or ""."""
+    if not len(starts):
         return "no SESSION_START comes before the kill: the session it ended is unknown"
-    started = int(unpack(RecordType.SESSION_START, start.payload)["session_id"])
+    started, seq = int(starts["session_id"][-1]), int(starts["seq"][-1])
     if started != found.session_id:
         return (f"the SESSION_STOP at seq {found.stop_seq} is of session {found.session_id}, not of "
-                f"session {started} (started at seq {start.seq}) that the kill ended")
+                f"session {started} (started at seq {seq}) that the kill ended")
     return ""
 
 
-def _from_last_kill(reader: Reader) -> tuple[object, list]:
-    """The journal's last OPERATOR_CMD kill of everything and the records of _TYPES after it, and
-    the SESSION_START of the session it fell in (None when none is before it), read from the end,
-    wider each time they are not both there; (None, []) when the journal has no such kill."""
+def _from_last_kill(reader: Reader) -> list:
+    """The records of _TYPES from the journal's last OPERATOR_CMD kill of everything on (read from
+    the end, wider each time it is not there); [] when the journal has none."""
     last, first_of_all = reader.last_seq, reader.first_seq
     span = _SCAN
     while True:
         first = max(first_of_all, last - span + 1)
         records = list(reader.records(first, last, rtypes=_TYPES))
-        kill = next((i for i in range(len(records) - 1, -1, -1)
-                     if records[i].rtype == _OP and _is_kill_all(unpack_json(records[i].payload))), None)
-        start = None if kill is None else next(
-            (records[i] for i in range(kill - 1, -1, -1) if records[i].rtype == _START), None)
+        for i in range(len(records) - 1, -1, -1):
+            if records[i].rtype == _OP and _is_kill_all(unpack_json(records[i].payload)):
+                return records[i:]
         if first <= first_of_all:
-            return (None, []) if kill is None else (start, records[kill:])
-        if start is not None:
-            return start, records[kill:]
+            return []
         span *= 8
 
 
