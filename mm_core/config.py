@@ -92,8 +92,9 @@ _ENGINE_RULES = (
     ("prune_after_ns", _not_negative, ">= 0"),
     ("requote_rest_ns", _not_negative, ">= 0"),
     ("ack_timeout_ns", _positive, "> 0"),
-    # quote sizes are whole lots: under one lot the engine would never quote
-    ("quote_size", lambda v, c: v >= c.skew.lot, "at least one lot (skew.lot)"),
+    # quote sizes are whole lots: under one lot the engine would never quote; over OUCH's u32
+    # shares field no quote could be encoded
+    ("quote_size", lambda v, c: c.skew.lot <= v <= _U32_MAX, f"at least one lot (skew.lot), at most {_U32_MAX}"),
     ("position_limit", lambda v, c: v >= c.skew.lot, "at least one lot (skew.lot)"),
     ("size_skew", lambda v, _: 0.0 <= v <= 1.0, "within [0, 1]"),
     ("withdraw_at", _weight, "within (0, 1]"),

@@ -89,7 +89,6 @@ _STAMP = "l" if struct.calcsize("l") == 8 else "q"
 _run_offsets = lib.fsig_run_offsets
 _priced_c = lib.fsig_priced
 HOLD_BOTH = 2                   # hedge_hold of an instrument two pairs hedge in opposite ways
-_MAX_SHARES = 0xFFFFFFFF        # OUCH 4.2's shares field is u32: no order of ours is larger
 _RUN_MAX_SEQUENCE = 1 << 62     # a run's sequence stays far below the C path's int64 limit
 _NO_DEADLINE = (1 << 63) - 1    # fsig_on_packets' stop_after when the clock has none (inf)
 _DAY_NS = 86_400 * 1_000_000_000
@@ -1882,9 +1881,9 @@ class Engine:
     def _hedge_size(self, symbol_id: int, h: int, buying: bool, price: int, qty: int,
                     actions: list[Action]) -> int:
         """The shares of the hedger's IOC in `h` to send now: cut to what the gateway takes (its
-        size, value and position limits, safe mode's cut; in REDUCING only what reduces |position|)
-        and to what OUCH can carry. Asking for more would be denied on every decision and never
-        hedge; the shortfall goes out next, as a partial fill's does. 0: none can go now (the
+        size, value and position limits, safe mode's cut; in REDUCING only what reduces |position|).
+        Asking for more would be denied on every decision and never hedge; the shortfall goes out
+        next, as a partial fill's does. 0: none can go now (the
         hedger's decision is done): a back-off runs (after a denial, or pacing a cut hedge's
         slices: no pulls of our quotes for an IOC that cannot go yet), or, the pair's hold cleared,
         the gateway's limits leave no room (alerted) or REDUCING keeps a hedge that grows the
@@ -1905,14 +1904,8 @@ class Engine:
                     f"{self.specs[symbol_id].name}) not sent: the gateway's order size, value or position "
                     f"limits leave no room; retried as they allow"), actions)
             return 0
-        if qty > room:
-            qty = room
-        if qty > _MAX_SHARES:           # limits past what OUCH's u32 shares field holds
-            self._alert_gated("hedge-size", (
-                f"hedge of {qty} {self.specs[h].name} (hedging {self.specs[symbol_id].name}) is past "
-                f"OUCH's {_MAX_SHARES} shares: cut to {_MAX_SHARES}"), actions)
-            qty = _MAX_SHARES
-        return qty
+        # the room is at most the limits' max_order_qty, which they keep within OUCH's u32 shares
+        return qty if qty <= room else room
 
     def _long_hedge(self, symbol_id: int, h: int, price: int, qty: int, actions: list[Action]) -> int:
         """The shares of a sell hedge in `h` to send under the Rule 201 price test. At or below the

@@ -3,10 +3,11 @@
 Owns: the online hedge ratio per pair (EWMA regression of the symbol's returns on the hedge's),
 the hedge position built so far, the in-flight hedge order and the sustain timer. It decides
 (side, qty, limit price) of an IOC that crosses the spread; the engine sends it through the risk
-gateway and OMS. Handles partial fills (the shortfall is sent again) and ratio drift (rebalanced
-only when the target is more than a band away from what is hedged: hysteresis, so a price
-wobble across a lot boundary does not trade back and forth across the spread); an unwind (target
-0) goes out whatever is left, as the band only damps rebalances. Must not know about wire formats
+gateway and OMS. Handles partial fills and gateway cuts (the shortfall is sent again, however small, until
+what is hedged reaches the goal it was sent for) and ratio drift (a new goal only when the target
+is more than a band away from the goal worked towards: hysteresis, so a price wobble across a lot
+boundary does not trade back and forth across the spread); an unwind (target 0) goes out whatever
+is left, as the band only damps rebalances. Must not know about wire formats
 or clocks.
 """
 from __future__ import annotations
@@ -72,7 +73,7 @@ class HedgeOrder:
 
 class _Pair:
     __slots__ = ("symbol_id", "hedge_id", "beta", "last_s", "last_h", "hedged", "in_flight",
-                 "over_since", "active")
+                 "over_since", "active", "goal")
 
     def __init__(self, symbol_id: int, hedge_id: int, p: HedgeParams) -> None:
         self.symbol_id = symbol_id
@@ -82,6 +83,7 @@ class _Pair:
         self.last_h = 0.0
         self.hedged = 0           # shares of hedge_id bought (+) / sold (−) by our hedges
         self.in_flight = 0        # signed shares of the working hedge IOC, 0 when none
+        self.goal = 0             # the hedge position the last IOC was sent to reach
         self.over_since = -1
         self.active = False
 
@@ -153,11 +155,17 @@ class Hedger:
         want = self.target(symbol_id, position, s_price, h_price)
         if want == 0 and pair.hedged == 0:
             pair.active = False
+            pair.goal = 0
             return None
+        if want and abs(want - pair.goal) <= p.band:
+            # the band is hysteresis around the goal last worked towards, not around what is
+            # hedged: a target wobbling inside it keeps that goal, and what a partial fill or a
+            # gateway cut left short of it still goes out. An unwind is never left inside the
+            # band: shares kept as a hedge with nothing to hedge would keep the pair active and
+            # out of the instrument's quoting inventory
+            want = pair.goal
         delta = want - pair.hedged
-        if want and abs(delta) <= p.band:
-            # an unwind is never left inside the band: shares kept as a hedge with nothing to
-            # hedge would keep the pair active and out of the instrument's quoting inventory
+        if delta == 0:
             return None
         if delta > 0:
             if not h_ask:
@@ -174,6 +182,7 @@ class Hedger:
                 price = tick_below(price)
             side, qty = Side.SELL, -delta
         pair.in_flight = delta
+        pair.goal = want
         return HedgeOrder(symbol_id, pair.hedge_id, side, qty, price)
 
     def on_fill(self, symbol_id: int, side: Side, qty: int) -> None:
@@ -190,5 +199,5 @@ class Hedger:
         return self.pairs[symbol_id].hedged
 
     def state_items(self):
-        return [(s, p.hedged, p.in_flight, p.over_since, p.active, p.beta.sxy, p.beta.sxx, p.beta.n,
+        return [(s, p.hedged, p.in_flight, p.over_since, p.active, p.goal, p.beta.sxy, p.beta.sxx, p.beta.n,
                  p.last_s, p.last_h) for s, p in self.pairs.items()]

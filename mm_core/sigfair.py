@@ -153,20 +153,20 @@ class KernelPair(_Pair):
         self._k, self._s = kernel, symbol_id
         self.symbol_id, self.hedge_id = symbol_id, hedge_id
         self.beta = KernelBeta(kernel, "hedge", symbol_id, p.beta_alpha, p.beta_prior)
-        self.hedged = self.in_flight = 0
+        self.hedged = self.in_flight = self.goal = 0
         self.over_since = -1
         self.active = False
 
     def __reduce__(self):
         return (_pair, (self._k, self.symbol_id, self.hedge_id, self.beta.alpha, self.beta.prior,
-                        self.hedged, self.in_flight, self.over_since, self.active))
+                        self.hedged, self.in_flight, self.over_since, self.active, self.goal))
 
 
-def _pair(kernel, symbol_id, hedge_id, alpha, prior, hedged, in_flight, over_since, active) -> KernelPair:
+def _pair(kernel, symbol_id, hedge_id, alpha, prior, hedged, in_flight, over_since, active, goal) -> KernelPair:
     # only the regression's alpha and prior are read: any prior the config allowed is within MAX_BETA
     pair = KernelPair(kernel, symbol_id, hedge_id,
                       HedgeParams(beta_alpha=alpha, beta_prior=prior, max_beta=MAX_BETA))
-    pair.hedged, pair.in_flight, pair.over_since, pair.active = hedged, in_flight, over_since, active
+    pair.hedged, pair.in_flight, pair.over_since, pair.active, pair.goal = hedged, in_flight, over_since, active, goal
     return pair
 
 

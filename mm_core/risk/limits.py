@@ -277,7 +277,10 @@ class _Reader:
             inherited = None if base is None else getattr(base, key)
             if key == "max_order_value" and inherited is not None:
                 inherited //= PRICE4
-            values[key] = self.integer(f"{path}.{key}", 1, default=inherited)
+            # an order larger than OUCH's u32 shares field could not be encoded: refused here,
+            # not raised by the encoder on the order path
+            values[key] = self.integer(f"{path}.{key}", 1, _U32 if key == "max_order_qty" else None,
+                                       default=inherited)
         values["max_order_value"] *= PRICE4
         return SymbolLimits(**values)
 

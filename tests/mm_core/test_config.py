@@ -58,6 +58,7 @@ def test_micro_price_table_from_config_reaches_fair_value():
 @pytest.mark.parametrize("text, field", [
     ("[engine]\nquote_size = 0\n", "quote_size"),
     ("[engine]\nquote_size = 50\n", "quote_size"),                 # under one lot: never quotes
+    ("[engine]\nquote_size = 4294967300\n", "quote_size"),         # past OUCH's u32 shares
     ("[engine]\nposition_limit = 0\n", "position_limit"),
     ("[engine]\nsize_skew = 1.5\n", "size_skew"),
     ("[engine]\nwithdraw_at = 0.0\n", "withdraw_at"),

@@ -51,6 +51,26 @@ def test_sustained_position_sends_a_crossing_ioc_then_handles_a_partial():
     assert h.hedged(2) == -500 and decide(h, 1_200, 130 * MS) is None
 
 
+def test_a_partial_fill_short_of_the_goal_by_less_than_the_band_is_finished():
+    """The IOC for 500 fills 450: the 50 short (under the 100-share band) go out next, and the
+    goal stays put while the target wobbles inside the band around it."""
+    h = Hedger({2: 1}, P)
+    decide(h, 1_200, 0)
+    order = decide(h, 1_200, 100 * MS)
+    assert (order.side, order.qty) == (Side.SELL, 500)
+    h.on_fill(2, Side.SELL, 450)
+    h.on_done(2)
+    assert h.target(2, 1_300, 500_000.0, 1_000_000.0) == -600
+    rest = decide(h, 1_300, 120 * MS)                # target −600: inside the band of the goal −500
+    assert (rest.side, rest.qty, rest.price) == (Side.SELL, 50, 999_800)
+    h.on_fill(2, Side.SELL, 50)
+    h.on_done(2)
+    assert h.hedged(2) == -500 and h.pairs[2].goal == -500
+    assert decide(h, 1_300, 130 * MS) is None        # at the goal, and −600 is inside its band
+    more = decide(h, 1_500, 140 * MS)                # target −700: a new goal
+    assert (more.side, more.qty) == (Side.SELL, 200) and h.pairs[2].goal == -700
+
+
 def test_a_brief_excursion_is_left_to_the_skew():
     h = Hedger({2: 1}, P)
     assert decide(h, 1_200, 0) is None

@@ -56,6 +56,7 @@ def _without(path: str) -> str:
     (limits_text(colar={"fair_bps": 1}), "colar.fair_bps"),
     (limits_text(symbols={"x": {"max_order_qty": 1}}), "symbols.x"),
     (limits_text(symbols={"3": {"max_order_qty": 0}}), "symbols.3.max_order_qty"),
+    (limits_text(symbols={"3": {"max_order_qty": 2**32}}), "symbols.3.max_order_qty"),   # past OUCH's u32
     (limits_text(symbols={"3": {"max_qty": 1}}), "symbols.3.max_qty"),
     ("version = [", "<document>"),
     (limits_text(rates=5), "rates"),
