@@ -39,9 +39,10 @@ def resumer(journal: str, venue: VenueSpec, say: Callable[[str], None]) -> Calla
                                      f"{result.trading_state} and nothing is traded "
                                      "(mmaudit recover shows the details)")
         state = result.trading_state
+        latch = "; ".join(f"{label}: {why}" if why else label
+                          for label, why in result.engine.risk.latch_details.items())
         held = "" if state != "HALTED" else (
-            f" until an operator enables it (mmaudit operator enable): latched by "
-            f"{', '.join(result.engine.risk.latch_reasons) or 'the restart'}")
+            f" until an operator enables it (mmaudit operator enable): latched by {latch or 'the restart'}")
         say(f"recovered: {result.replay.events} events replayed, reconciled with the venue; the session "
             f"goes on, trading {state}{held}")
         return Resumed(result.engine, session_id, result.utc_offset_s, result.utc_leap, start_seq)

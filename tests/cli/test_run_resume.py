@@ -103,3 +103,67 @@ def test_no_session_to_resume_or_a_venue_that_cannot_reconcile_stops_the_run_bef
     with pytest.raises(SessionConfigError, match=f"^recovery of {path} "):
         resumer(path, venue, said.append)(inputs)
     assert not any(line.startswith("recovered:") for line in said)
+
+
+def _enters_after(path: str, seq: int) -> int:
+    """ORDER_SENT records of new orders ('O') after journal sequence `seq`."""
+    with Reader(path) as reader:
+        sent = reader.read_fixed(RecordType.ORDER_SENT)
+    return int(((sent["seq"] > seq) & (sent["msg_type"] == ord("O"))).sum())
+
+
+def _resume_note(path: str) -> int:
+    """The sequence of the journal's last session-resume note (0: none yet)."""
+    with Reader(path) as reader:
+        notes = [r.seq for r in reader.records(rtypes=[RecordType.METRICS])
+                 if json.loads(r.payload).get("note") == RESUME_NOTE]
+    return notes[-1] if notes else 0
+
+
+def _operator(path: str, command: str) -> None:
+    result = CliRunner().invoke(cli, ["operator", command, "--journal", path, "--actor", "ops",
+                                      "--reason", f"resume test {command}"])
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.skipif(bool(LAB), reason=f"PTP lab unavailable: {LAB}")
+def test_an_operators_kill_in_force_at_the_crash_holds_the_resumed_run_until_enabled(tmp_path):
+    """The operator kills the session through its control socket, then it is SIGKILLed: the
+    resumed run reconciles, says it goes on HALTED until an operator enables it, sends no new order
+    while the kill holds (its control socket answers, the dead run's socket file notwithstanding),
+    and trades again after `mmaudit operator enable`."""
+    path = str(tmp_path / "journal")
+    config = load_config().with_venue(itch_port=free_udp_port(), duration=300.0, heartbeat_timeout=60.0,
+                                      log_dir=str(tmp_path / "venue"))
+    with Venue(config) as venue:
+        args = ["--venue", f"127.0.0.1:{venue.ports.ouch}", "--itch-port", str(config.venue.itch_port),
+                "--rerequest-port", str(venue.ports.rerequest), "--journal", path, "--ptp-lab"]
+        with running(["--duration", "120s", *args]) as run:
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline and run.proc.poll() is None and _orders(path) < 4:
+                time.sleep(0.2)
+            assert _orders(path) >= 4, run.stderr()
+            _operator(path, "kill")
+            run.proc.send_signal(signal.SIGKILL)
+            run.proc.wait(10)
+        with running(["--resume", "--duration", "60s", *args]) as resumed:
+            deadline = time.monotonic() + 90           # recovery's progress goes to stderr
+            while time.monotonic() < deadline and resumed.proc.poll() is None and \
+                    "recovered:" not in resumed.stderr():
+                time.sleep(0.2)
+            said = resumed.stderr()
+            assert "trading HALTED until an operator enables it" in said, said
+            assert "latched by killed: " in said and "resume test kill" in said, said
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and resumed.proc.poll() is None and not _resume_note(path):
+                time.sleep(0.2)
+            note = _resume_note(path)
+            assert note, resumed.stderr()
+            time.sleep(2.0)                              # quotes would be out by now were it trading
+            assert _enters_after(path, note) == 0
+            _operator(path, "enable")
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and resumed.proc.poll() is None and not _enters_after(path, note):
+                time.sleep(0.2)
+            assert _enters_after(path, note) > 0, resumed.stderr()
+            assert resumed.interrupt() == 0, resumed.out + resumed.err
