@@ -552,7 +552,7 @@ int fsig_fv_init(fsig *g, const fsig_fv_params *p, const int64_t *ticks, const i
         g->iv[FSIG_I_LEADER][s] = leader[s];
         g->iv[FSIG_I_HEDGE][s] = hedge[s];
         g->iv[FSIG_I_EST_PREV_STATE][s] = -1;
-        g->d[FSIG_D_VOL_PRIOR_VAR][s] = prior_sigma[s] * prior_sigma[s];
+        g->d[FSIG_D_VOL_PRIOR_VAR][s] = g->d[FSIG_D_VOL_VAR][s] = prior_sigma[s] * prior_sigma[s];
         /* vol_q as the engine builds it: int(log2(variance_per_s + 1.0) * 8) */
         g->iv[FSIG_I_VOL_Q][s] = (int64_t)(log2(fsig_variance_per_s(g, (uint32_t)s) + 1.0) * 8);
     }
@@ -754,10 +754,7 @@ int fsig_fv_finish(fsig *g, double *fair) {
 }
 
 double fsig_variance_per_s(const fsig *g, uint32_t s) {
-    double dt = g->d[FSIG_D_VOL_DT][s];
-    if (g->iv[FSIG_I_VOL_N][s] < 10 || dt <= 0)
-        return g->d[FSIG_D_VOL_PRIOR_VAR][s];
-    return g->d[FSIG_D_VOL_M2][s] / dt;
+    return g->d[FSIG_D_VOL_VAR][s];
 }
 
 int fsig_vol_update(fsig *g, uint32_t s, double mid, int64_t now_ns) {
@@ -766,11 +763,13 @@ int fsig_vol_update(fsig *g, uint32_t s, double mid, int64_t now_ns) {
     if (mid == *last_mid)
         return 0;
     if (*last_mid > 0) {
-        double a = g->fp.vol_alpha, d = mid - *last_mid;
+        /* VolEstimator.update's operations in its order (bit-identical) */
+        double d = mid - *last_mid;
         int64_t gap = now_ns - *last_ns;
-        double *m2 = &g->d[FSIG_D_VOL_M2][s], *dt = &g->d[FSIG_D_VOL_DT][s];
-        *m2 += a * (d * d - *m2);
-        *dt += a * ((double)(gap > 1 ? gap : 1) / 1e9 - *dt);
+        double dt = (double)(gap > 1 ? gap : 1) / 1e9;
+        double k = -expm1(-dt * g->fp.vol_rate);
+        double *var = &g->d[FSIG_D_VOL_VAR][s];
+        *var += k * (d * d / dt - *var);
         g->iv[FSIG_I_VOL_N][s] += 1;
     }
     *last_mid = mid;

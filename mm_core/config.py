@@ -76,7 +76,7 @@ _ENGINE_RULES = (
     ("session_prefix", _alpha_rule(8, alnum=True), "1-8 ASCII letters or digits (it starts every order token)"),
     ("firm", _alpha_rule(4), "1-4 printable ASCII characters without leading or trailing spaces "
                             "(the OUCH Firm field)"),
-    ("vol_alpha", *_EWMA),
+    ("vol_halflife_ns", _positive, "> 0 (the volatility estimate's half-life, ns)"),
     ("min_depth_ticks", _not_negative, ">= 0"),
     ("adverse_rate_weight", _not_negative, ">= 0"),
     ("toxicity_weight", _not_negative, ">= 0"),
@@ -154,7 +154,7 @@ class EngineConfig:
     position_limit: int = 2_000
     size_skew: float = 0.5
     withdraw_at: float = 0.8
-    vol_alpha: float = 0.05
+    vol_halflife_ns: int = 5_000_000_000  # the realized-volatility EWMA's half-life in time
     min_depth_ticks: float = 0.5          # each side at least this far from fair value
     max_depth_bps: int = 100              # each side at most this far from fair value (and inside
                                           # the risk gateway's fair-value collar)
@@ -185,6 +185,11 @@ class EngineConfig:
         section): what would otherwise fail at the first book or order, or quietly never quote."""
         _check_rules(self, _ENGINE_RULES)
 
+    @property
+    def vol_rate(self) -> float:
+        """The volatility EWMA's decay per second (ln 2 / the half-life): VolEstimator's rate."""
+        return math.log(2.0) / (self.vol_halflife_ns / 1e9)
+
     @classmethod
     def from_toml(cls, text: str) -> "EngineConfig":
         try:
@@ -207,6 +212,11 @@ class EngineConfig:
         return _build(cls, {**engine, **sub}, "engine")
 
 
+# fields an earlier config format had, and what took their place
+_REPLACED = {"engine.vol_alpha": "replaced by vol_halflife_ns (the volatility estimate is an EWMA in time, "
+                                 "not per move)"}
+
+
 def _build(kind: type, values: Any, section: str) -> Any:
     if not isinstance(values, dict):
         raise ConfigError(f"{section}: must be a table")
@@ -216,7 +226,7 @@ def _build(kind: type, values: Any, section: str) -> Any:
     out = {}
     for key, value in values.items():
         if key not in names:
-            raise ConfigError(f"{section}.{key}: unknown field")
+            raise ConfigError(f"{section}.{key}: {_REPLACED.get(f'{section}.{key}', 'unknown field')}")
         default = getattr(defaults, key)
         if dataclasses.is_dataclass(default):
             out[key] = value

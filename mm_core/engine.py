@@ -343,10 +343,10 @@ class Engine:
         self.followers: list[list[int]] = [[] for _ in range(n)]
         for p in symbols.pairs:
             self.followers[p.a].append(p.b)
-        vols = [VolEstimator(cfg.vol_alpha, s.prior_sigma if s else 0.0) for s in self.specs]
+        vols = [VolEstimator(cfg.vol_rate, s.prior_sigma if s else 0.0) for s in self.specs]
         if compiled:
             setup = fv_setup(n, fv, ref_ticks, pairs, [s.prior_sigma if s else 0.0 for s in self.specs],
-                             pairs, cfg.vol_alpha, cfg.hedge, self.followers)
+                             pairs, cfg.vol_rate, cfg.hedge, self.followers)
             self.sig = SignalKernel(n, cfg.guard, fv.flow_alpha, setup)
             self.fv = KernelFairValue(self.sig, n, **fv_args)
         else:
@@ -354,7 +354,7 @@ class Engine:
             self.fv = FairValueModel(n, flow_alpha=fv.flow_alpha, **fv_args)
         # a symbol and the followers to reprice with it, in order, without repeats
         self.with_followers = [list(dict.fromkeys([s] + self.followers[s])) for s in range(n)]
-        self.vol = [KernelVol(self.sig, s, cfg.vol_alpha) for s in range(n)] if compiled else vols
+        self.vol = [KernelVol(self.sig, s, cfg.vol_rate) for s in range(n)] if compiled else vols
         # volatility quantised to 1/8 octave for the quote memo; recomputed only when the mid moves
         self.vol_q = [int(_log2(v.variance_per_s + 1.0) * 8) for v in self.vol]
         self.inventory = InventoryTracker(n)
@@ -2470,7 +2470,7 @@ class Engine:
             self.alert_gate.state_items(),
             [s.id for s in self.options_due], self.clock_pulled,
             self.book.state_items(), self.fv.state_digest(),
-            [(v.m2, v.dt, v.last_mid, v.last_ns, v.n) for v in self.vol],
+            [(v.var_s, v.last_mid, v.last_ns, v.n) for v in self.vol],
             self.inventory.position, [g.state_items() for g in self.guards],
             self.hedger.state_items(), sorted(self.hedge_tokens.items()), self.hedge_hold, self.pair_hold,
             self.oms.state_items(),

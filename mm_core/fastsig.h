@@ -205,7 +205,7 @@ typedef struct fsig_fv_params {
     double lead_alpha, lead_prior;
     int64_t lead_min_samples;   /* the lead uses lead_prior until its beta has this many samples */
     int64_t calibrate_every;    /* observations between calibrations; 0: no estimator */
-    double vol_alpha;           /* VolEstimator alpha */
+    double vol_rate;            /* VolEstimator's decay per second: ln 2 / its half-life */
     double hedge_alpha, hedge_prior;    /* the hedger's EwmaBeta */
 } fsig_fv_params;
 
@@ -213,7 +213,7 @@ typedef struct fsig_fv_params {
 enum fsig_darray {
     FSIG_D_MIDS, FSIG_D_MICRO, FSIG_D_FAIR,                 /* [n] */
     FSIG_D_LEAD_REF, FSIG_D_LEAD_SXY, FSIG_D_LEAD_SXX,      /* [n], used for followers */
-    FSIG_D_VOL_M2, FSIG_D_VOL_DT, FSIG_D_VOL_LAST_MID, FSIG_D_VOL_PRIOR_VAR,    /* [n] */
+    FSIG_D_VOL_VAR, FSIG_D_VOL_LAST_MID, FSIG_D_VOL_PRIOR_VAR,    /* [n] */
     FSIG_D_HEDGE_SXY, FSIG_D_HEDGE_SXX, FSIG_D_HEDGE_LAST_S, FSIG_D_HEDGE_LAST_H,  /* [n] */
     FSIG_D_TABLES,              /* [n * n_spread * n_imb] G* row by row, per symbol */
     FSIG_D_EST_Q, FSIG_D_EST_R1, FSIG_D_EST_R2,             /* [n*ns*ns], [n*ns*4], [n*ns*ns] */

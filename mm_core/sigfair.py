@@ -120,16 +120,15 @@ class KernelVol(VolEstimator):
 
     __slots__ = ("_k", "_s")
 
-    def __init__(self, kernel: SignalKernel, symbol_id: int, alpha: float) -> None:
+    def __init__(self, kernel: SignalKernel, symbol_id: int, rate: float) -> None:
         self._k, self._s = kernel, symbol_id
-        self.alpha = alpha
+        self.rate = rate
         self.prior_var_s = kernel.darray(lib.FSIG_D_VOL_PRIOR_VAR)[symbol_id]
 
     def __reduce__(self):
-        return (KernelVol, (self._k, self._s, self.alpha))
+        return (KernelVol, (self._k, self._s, self.rate))
 
-    m2 = _Slot(lib.FSIG_D_VOL_M2)
-    dt = _Slot(lib.FSIG_D_VOL_DT)
+    var_s = _Slot(lib.FSIG_D_VOL_VAR)
     last_mid = _Slot(lib.FSIG_D_VOL_LAST_MID)
     last_ns = _Slot(lib.FSIG_I_VOL_LAST_NS, ints=True)
     n = _Slot(lib.FSIG_I_VOL_N, ints=True)
@@ -295,14 +294,14 @@ class KernelFairValue(FairValueModel):
 
 
 def fv_setup(n: int, fv, ticks: list[int], leaders: dict[int, int], prior_sigma: list[float],
-             hedges: dict[int, int], vol_alpha: float, hedge: HedgeParams,
+             hedges: dict[int, int], vol_rate: float, hedge: HedgeParams,
              followers: list[list[int]] | None = None) -> dict:
     """The fsig_fv_init arguments from the engine's config (fv: config.FairValueParams), and the
     follower lists the packet call reprices with each symbol (the engine's order)."""
     return dict(n_imb=fv.n_imb, n_spread=fv.n_spread, base=("micro", "mid", "weighted").index(fv.base),
                 w_imbalance=fv.w_imbalance, w_flow=fv.w_flow, lead_alpha=fv.lead_alpha,
                 lead_prior=fv.lead_prior, lead_min_samples=fv.lead_min_samples,
-                calibrate_every=fv.calibrate_every, vol_alpha=vol_alpha,
+                calibrate_every=fv.calibrate_every, vol_rate=vol_rate,
                 hedge_alpha=hedge.beta_alpha, hedge_prior=hedge.beta_prior, ticks=list(ticks),
                 leader=[leaders.get(s, -1) for s in range(n)], prior_sigma=list(prior_sigma),
                 hedge=[hedges.get(s, -1) for s in range(n)],

@@ -1,4 +1,4 @@
-"""Spread: realized volatility (EWMA), widening for adverse selection and toxicity, tick rounding.
+"""Spread: realized volatility (an EWMA in time), widening for adverse selection and toxicity, tick rounding.
 
 Owns: the per-symbol volatility estimate and the step from model depths (float price4 distances
 from fair value, as the inventory model produced them) to sendable integer bid/ask prices that are
@@ -21,30 +21,37 @@ class SpreadError(ValueError):
 
 
 class VolEstimator:
-    """Realized volatility of the mid in price4 per sqrt(second), EWMA of squared moves over time."""
+    """Realized volatility of the mid in price4 per sqrt(second): an EWMA in calendar time of the
+    squared mid moves per second, starting from the prior.
 
-    __slots__ = ("alpha", "prior_var_s", "m2", "dt", "last_mid", "last_ns", "n")
+    Each move d after dt seconds takes the estimate a share k = 1 − e^(−rate·dt) of the way to
+    d²/dt, rate = ln 2 / half-life. For a short dt, k·d²/dt tends to rate·d²: a burst of moves adds
+    the variance it realized and no more (an EWMA per move of d² over one of dt took a burst's
+    pace for the market's and multiplied the estimate by it). A long quiet spell before a move
+    lets the estimate fall towards what that spell realized."""
 
-    def __init__(self, alpha: float, prior_sigma: float) -> None:
-        if not 0.0 < alpha <= 1.0 or prior_sigma < 0:
-            raise SpreadError(f"bad volatility parameters alpha={alpha} prior={prior_sigma}")
-        self.alpha = alpha
+    __slots__ = ("rate", "prior_var_s", "var_s", "last_mid", "last_ns", "n")
+
+    def __init__(self, rate: float, prior_sigma: float) -> None:
+        if not 0.0 < rate < math.inf or not 0.0 <= prior_sigma < math.inf:
+            raise SpreadError(f"bad volatility parameters rate={rate} prior={prior_sigma}")
+        self.rate = rate       # per second: ln 2 / the half-life
         self.prior_var_s = prior_sigma * prior_sigma
-        self.m2 = 0.0          # EWMA of squared mid changes (price4^2)
-        self.dt = 0.0          # EWMA of seconds between mid changes
+        self.var_s = self.prior_var_s       # price4² per second
         self.last_mid = 0.0
         self.last_ns = 0
-        self.n = 0
+        self.n = 0             # moves taken
 
     def update(self, mid: float, now_ns: int) -> bool:
         """Take the mid at now_ns; True when it moved (only then can variance_per_s change)."""
         if mid == self.last_mid:
             return False
         if self.last_mid > 0:
-            a = self.alpha
             d = mid - self.last_mid
-            self.m2 += a * (d * d - self.m2)
-            self.dt += a * (max(now_ns - self.last_ns, 1) / NS_PER_S - self.dt)
+            dt = max(now_ns - self.last_ns, 1) / NS_PER_S
+            # the same operations in the same order as fsig_vol_update (bit-identical)
+            k = -math.expm1(-dt * self.rate)
+            self.var_s += k * (d * d / dt - self.var_s)
             self.n += 1
         self.last_mid = mid
         self.last_ns = now_ns
@@ -52,10 +59,8 @@ class VolEstimator:
 
     @property
     def variance_per_s(self) -> float:
-        """sigma² in price4² per second; the prior until ten moves were seen."""
-        if self.n < 10 or self.dt <= 0:
-            return self.prior_var_s
-        return self.m2 / self.dt
+        """sigma² in price4² per second."""
+        return self.var_s
 
     @property
     def sigma(self) -> float:

@@ -63,7 +63,7 @@ def test_micro_price_table_from_config_reaches_fair_value():
     ("[engine]\nsize_skew = 1.5\n", "size_skew"),
     ("[engine]\nwithdraw_at = 0.0\n", "withdraw_at"),
     ("[engine]\nwithdraw_at = 1.2\n", "withdraw_at"),
-    ("[engine]\nvol_alpha = 0.0\n", "vol_alpha"),
+    ("[engine]\nvol_halflife_ns = -1\n", "vol_halflife_ns"),
     ("[engine]\nack_timeout_ns = -1\n", "ack_timeout_ns"),
     ("[engine]\nack_timeout_ns = 0\n", "ack_timeout_ns"),
     ("[engine]\nprune_after_ns = -1\n", "prune_after_ns"),

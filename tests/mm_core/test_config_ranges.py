@@ -24,8 +24,8 @@ from tests.mm_core.wire import SYMBOLS, SYMBOLS_TEXT, gateway
     ('[engine]\nsession_prefix = ""\n', "engine.session_prefix: must be 1-8 ASCII letters or digits"),
     ('[engine]\nsession_prefix = "A-B"\n', "engine.session_prefix"),
     # rates, weights, periods
-    ("[engine]\nvol_alpha = 0.0\n", r"engine.vol_alpha: must be within \(0, 1\]"),
-    ("[engine]\nvol_alpha = 1.5\n", "engine.vol_alpha"),
+    ("[engine]\nvol_halflife_ns = 0\n", r"engine.vol_halflife_ns: must be > 0"),
+    ("[engine]\nvol_halflife_ns = 1.5\n", "engine.vol_halflife_ns"),
     ("[engine]\nmin_depth_ticks = -5.0\n", "engine.min_depth_ticks: must be >= 0"),
     ("[engine]\nadverse_rate_weight = -1.0\n", "engine.adverse_rate_weight"),
     ("[engine]\ntoxicity_weight = -0.1\n", "engine.toxicity_weight"),
@@ -79,7 +79,7 @@ def test_a_value_the_engine_cannot_use_is_a_config_error_naming_it(text, message
 
 @pytest.mark.parametrize("text", [
     "[engine]\nalgo_id = 0\ndesk_id = 4294967295\ntrader_id = 7\nclient_id = 0\n",
-    '[engine]\nfirm = "AB"\nsession_prefix = "Q1"\nvol_alpha = 1.0\nmin_depth_ticks = 0.0\n',
+    '[engine]\nfirm = "AB"\nsession_prefix = "Q1"\nvol_halflife_ns = 1\nmin_depth_ticks = 0.0\n',
     "[engine]\nmarkout_horizons_ns = [1000]\nadverse_horizon = 0\ndeny_backoff_ns = 0\n",
     '[fair_value]\nbase = "weighted"\nn_imb = 16\nn_spread = 16\ncalibrate_every = 0\nw_flow = 0.0\n',
     "[guard]\nfill_spike_count = 1\ncooldown_ns = 0\nmarkout_threshold = 0.0\n[hedge]\nmin_samples = 0\n",

@@ -171,7 +171,7 @@ def test_a_short_book_with_only_our_ask_near_does_not_ratchet_our_quotes_away():
 
 def flicker(engine, venue, feed, symbol, near, far, now, times=40):
     """The only near offer is taken and put back every millisecond: the mid jumps between the
-    near and the far offer, and the volatility EWMA (squared moves over tiny intervals) explodes."""
+    near and the far offer, and the volatility estimate takes the large variance that realizes."""
     acts = []
     ref = near.order_ref
     for _ in range(times):
@@ -194,7 +194,8 @@ def test_a_volatility_burst_widens_but_stays_inside_the_collar():
     calm = {o.intent.side: o.intent.price for o in orders(acts)}
     burst, now = flicker(engine, venue, feed, BOLT, near, far, now)
     vol = engine.vol[BOLT]
-    assert vol.sigma > 100 * vol.prior_var_s ** 0.5                # the estimator overreacts
+    # 80 moves of 3,475 price4 in 80 ms: far past the cap on quoting volatility (10x the prior)
+    assert vol.sigma > 50 * vol.prior_var_s ** 0.5
     assert not [d for d in denials(burst) if d["check_id"] in (int(CheckId.COLLAR_FAIR),
                                                                   int(CheckId.COLLAR_REFERENCE))]
     fair = engine.fv.fair[BOLT]
@@ -215,7 +216,7 @@ def test_the_depth_cap_never_exceeds_a_tight_gateway_collar():
     near, far = feed.add(BOLT, "S", 500, 505_050), feed.add(BOLT, "S", 500, 505_900)
     now = 2 * S
     run(engine, venue, md(feed.packet(*book, near, far), now), now)
-    burst, now = flicker(engine, venue, feed, BOLT, near, far, now)
+    burst, now = flicker(engine, venue, feed, BOLT, near, far, now, times=250)
     assert engine.vol[BOLT].sigma > 20 * engine.vol[BOLT].prior_var_s ** 0.5
     assert not [d for d in denials(burst) if d["check_id"] == int(CheckId.COLLAR_FAIR)]
     fair = engine.fv.fair[BOLT]

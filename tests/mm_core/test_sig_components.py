@@ -203,18 +203,18 @@ def test_a_long_stream_calibrates_the_same_table(n_imb, lots):
 
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 2_000_000_000)), max_size=80),
-       st.sampled_from([0.05, 0.5, 1.0]), st.sampled_from([0.0, 3.5]))
-def test_volatility_equals_the_reference(moves, alpha, prior):
+       st.sampled_from([0.0693, 0.1386, 1e-9, 50.0]), st.sampled_from([0.0, 3.5]))
+def test_volatility_equals_the_reference(moves, rate, prior):
     params = FairValueParams(calibrate_every=0)
-    kernel = SignalKernel(1, GuardParams(), 0.1, fv_setup(1, params, [1], {}, [prior], {}, alpha, HedgeParams()))
-    ref, ker = VolEstimator(alpha, prior), KernelVol(kernel, 0, alpha)
+    kernel = SignalKernel(1, GuardParams(), 0.1, fv_setup(1, params, [1], {}, [prior], {}, rate, HedgeParams()))
+    ref, ker = VolEstimator(rate, prior), KernelVol(kernel, 0, rate)
     now = 0
     for half_ticks, dt in moves:
         now += dt
         mid = 1000 + half_ticks * 0.5
         assert ker.update(mid, now) == ref.update(mid, now)
         assert ker.variance_per_s == ref.variance_per_s and ker.sigma == ref.sigma
-    assert (ker.m2, ker.dt, ker.last_mid, ker.last_ns, ker.n) == (ref.m2, ref.dt, ref.last_mid, ref.last_ns, ref.n)
+    assert (ker.var_s, ker.last_mid, ker.last_ns, ker.n) == (ref.var_s, ref.last_mid, ref.last_ns, ref.n)
 
 
 @settings(max_examples=100, deadline=None)
