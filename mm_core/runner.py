@@ -377,6 +377,13 @@ def market_data_socket(settings: RunnerSettings, venue_ip: str = "") -> socket.s
     return md
 
 
+def open_market_data(settings: RunnerSettings, venue_ip: str = "") -> TimestampedUdpSocket:
+    """market_data_socket with the kernel's stamping on: what the runner reads market data from.
+    A caller that starts the venue itself opens it first (Runner's md_socket), so that stamps are
+    on for the datagrams the venue sends before the runner connects."""
+    return TimestampedUdpSocket(market_data_socket(settings, venue_ip), settings.hardware_timestamps)
+
+
 def md_sources(settings: RunnerSettings, venue_ip: str = "") -> frozenset[str]:
     """The addresses the venue's market data (and its re-request replies) may come from:
     settings.md_sources, or the venue's host (`venue_ip`: its address as the runner resolved it;
@@ -394,7 +401,9 @@ class Runner:
     """One engine session against one venue; `run(duration_s)` returns a RunnerReport."""
 
     def __init__(self, engine: Engine, journal, settings: RunnerSettings, clock: Clock, *,
-                 reconciler: "Callable[[Runner, OperatorCommand], object] | None" = None) -> None:
+                 reconciler: "Callable[[Runner, OperatorCommand], object] | None" = None,
+                 md_socket: TimestampedUdpSocket | None = None) -> None:
+        self._md_early = md_socket
         if settings.clock_profile not in PROFILES:
             raise RunnerError(f"unknown clock profile {settings.clock_profile!r}")
         for name, least in (("rx_timeout_ns", 1), ("send_timeout_ns", 0), ("warm_interval_ns", 0),
@@ -509,7 +518,9 @@ class Runner:
     def _open_md(self, venue_ip: str) -> None:
         """The market-data socket (market_data_socket), the kernel's drops on it counted."""
         s = self.settings
-        self._md = TimestampedUdpSocket(market_data_socket(s, venue_ip), s.hardware_timestamps)
+        # one opened before the venue started (open_market_data, bound to settings.itch_port) holds
+        # what the venue sent since: its start of day is read, not re-requested
+        self._md, self._md_early = self._md_early or open_market_data(s, venue_ip), None
         self._md.count_drops()
         self.md_drops = MdDrops(self._md, s.md_rcvbuf)
         self.report.md_rcvbuf = self.md_drops.kernel_bytes

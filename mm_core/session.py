@@ -44,7 +44,7 @@ from mm_core.engine import Engine, EngineError
 from mm_core.oms import OmsError, check_token_room
 from mm_core.ownedtmp import owned_tempdir
 from mm_core.risk import EXAMPLE_TOML, CheckId, Limits, LimitsError, RiskError, RiskGateway
-from mm_core.runner import Runner, RunnerError, RunnerReport, RunnerSettings, stage_latencies
+from mm_core.runner import Runner, RunnerError, RunnerReport, RunnerSettings, open_market_data, stage_latencies
 from mm_core.sessionfacts import OperatorHalt, read_session
 from mm_core.sessiontag import TAG_WIDTH
 from mm_core.tagclaim import claim_tag
@@ -768,6 +768,7 @@ class Session:
         self._started = 0.0
         self.end_metrics: dict | None = None    # the engine summary journaled at the end (printed)
         self._commands_from: int | None = None   # resumed: where the session's operator commands start
+        self._md_early = None                     # the market-data socket opened before the venue
 
     # -- progress ----------------------------------------------------------------------------
     def snapshot(self) -> Progress:
@@ -803,7 +804,7 @@ class Session:
             self.clock_source, self.clock_note = source, note
             warm_at_start = _wait_for_clock(self.monitor, self.profile, s.clock.warmup, self.stop)
             self._refuse_interrupted()
-            venue_spec, self.venue = _start_venue(s.venue, self.inputs, s, stack)
+            venue_spec, self.venue = _start_venue(self._md_first(s, stack), self.inputs, s, stack)
             if self.resume is not None:
                 resumed = self.resume(self.inputs)     # the journal is closed again when it returns
                 self.engine, session_id = resumed.engine, resumed.session_id
@@ -828,7 +829,7 @@ class Session:
                                                "utc_leap": resumed.utc_leap}),
                 **({} if s.warm_interval_ns is None else {"warm_interval_ns": s.warm_interval_ns}),
                 **({"username": user.username, "password": user.password} if user else {})), self.monitor,
-                reconciler=self.reconciler)
+                reconciler=self.reconciler, md_socket=self._md_early)
             # the control socket before the session's first record: a path another session
             # answers on stops this one before it writes anything (commands sent meanwhile wait
             # in the runner's queue until it runs)
@@ -873,6 +874,23 @@ class Session:
         """A stop (Ctrl-C) during start-up ends it before the session's first record."""
         if self.stop.is_set():
             raise SessionInterrupted("interrupted before trading: no session was journaled")
+
+    def _md_first(self, s: "SessionSettings", stack: contextlib.ExitStack) -> VenueSpec:
+        """The venue to start, its market data on a socket opened now (kept for the runner) when
+        this session starts the venue: the venue's start of day then waits there for the runner,
+        stamped by the kernel as it arrives, instead of being sent before anything listens and
+        re-requested as a gap at every session's start. An external venue is already running."""
+        spec = s.venue
+        if spec.kind == "external":
+            return spec
+        try:
+            md = open_market_data(RunnerSettings(host=spec.host, itch_port=spec.itch_port, md_bind=spec.md_bind,
+                                                 md_rcvbuf=s.md_rcvbuf))
+        except RunnerError as exc:
+            raise VenueUnavailable(str(exc)) from None
+        stack.callback(md.close)
+        self._md_early = md
+        return dataclasses.replace(spec, itch_port=md.sock.getsockname()[1])
 
     def _start_control(self, stack: contextlib.ExitStack) -> ControlServer | None:
         """The operator's control socket, when the settings ask for one (`mmaudit operator`)."""
