@@ -356,7 +356,11 @@ def market_data_socket(settings: RunnerSettings, venue_ip: str = "") -> socket.s
     address = md_bind_address(settings, venue_ip)
     md = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
-        md.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if settings.itch_port:
+            # a named port may be shared on purpose (a multicast group, a restart); port 0 asks the
+            # kernel for one of this socket's own, which it may hand out while another socket
+            # with SO_REUSEADDR holds it: that socket would then take this session's datagrams
+            md.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         # sized before the bind: no datagram is queued under the kernel's default
         size_receive_buffer(md, settings.md_rcvbuf)
         md.bind((address, settings.itch_port))

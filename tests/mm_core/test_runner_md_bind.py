@@ -3,9 +3,12 @@ address for a remote venue, a chosen address or multicast group with --md-bind; 
 cannot be made is a one-line RunnerError (a CLI error), and no journal is left behind."""
 from __future__ import annotations
 
+import socket
+
 import pytest
 from click.testing import CliRunner
 
+from audit.rxbuffer import MIN_RCVBUF
 from cli.main import cli
 from mm_core.runner import RunnerError, RunnerSettings, market_data_socket, md_bind_address
 from tests.mm_core.test_runner import free_udp_port
@@ -53,3 +56,25 @@ def test_the_cli_says_so_in_one_line_and_writes_no_record(tmp_path):
     assert not journal.exists()         # what the journal's open made is gone again
     bad = CliRunner().invoke(cli, ["run", "--md-bind", "nowhere", "--journal", str(tmp_path / "j2")])
     assert bad.exit_code == 1 and "--md-bind 'nowhere': expected an IPv4 address" in bad.output
+
+
+def test_a_socket_asked_for_any_port_never_shares_one_another_socket_holds():
+    """Port 0 (a session that starts its own venue opens its market-data socket so) gets a port of
+    its own: the kernel hands a port already held by another SO_REUSEADDR socket to one that asks
+    with SO_REUSEADDR too, and that other socket would then take the session's datagrams."""
+    held, ours = [], []
+    try:
+        for _ in range(2_000):            # other sessions' (or processes') market-data sockets
+            other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            held.append(other)
+            other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            other.bind(("127.0.0.1", 0))
+        taken = {s.getsockname()[1] for s in held}
+        for _ in range(300):
+            ours.append(market_data_socket(RunnerSettings(host="127.0.0.1", itch_port=0, md_rcvbuf=MIN_RCVBUF)))
+        shared = [s.getsockname()[1] for s in ours if s.getsockname()[1] in taken]
+        assert not shared
+        assert len({s.getsockname()[1] for s in ours}) == len(ours)
+    finally:
+        for s in held + ours:
+            s.close()
