@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from mm_core.engine import HOLD_BOTH
+from mm_core.engine_hedging import HOLD_BOTH
 from mm_core.events import ClockSample, Timer
 from mm_core.oms import OrderState
 from mm_core.types import OrderKind, Purpose, Side
