@@ -42,7 +42,8 @@ from mm_core.config import EngineConfig
 from mm_core.engine import Engine, feed_batched
 from mm_core.events import ClockSample, JournalHealth, MarketData, SendOrder, Timer, VenueMessage
 from mm_core.protocol import itch, moldudp64, ouch, soupbintcp
-from mm_core.runner import Runner, RunnerSettings, stage_latencies
+from mm_core.runner import Runner
+from mm_core.runnertypes import RunnerSettings, stage_latencies
 from mm_core.session import free_udp_port
 from mm_core.types import Purpose
 from mm_core.venue.config import load_config

@@ -2,7 +2,7 @@
 (mm_core/quotepricer.py over mm_core/fastquote.h), on the calls a seeded session really makes.
 
 The session is the recovery benchmark's (tests/recovery/journaling.write_long_session, seed 11,
-journaled, its engine inputs read back with mm_core.runner.engine_events). The calls are recorded
+journaled, its engine inputs read back with mm_core.runnerrecords.engine_events). The calls are recorded
 while a fresh engine on the reference signal classes (compiled=False, where every memo miss
 goes through _price_quote; the compiled kernel prices its misses in C itself) replays it: the
 engine's own arguments and the scalars it reads. Competitors, in one process run, on the same
@@ -25,7 +25,7 @@ from journal import Reader
 from mm_core._fastmd_cffi import ffi, lib
 from mm_core.engine import Engine
 from mm_core.quotepricer import QuotePricer, engine_price_quote, price_reference
-from mm_core.runner import engine_events
+from mm_core.runnerrecords import engine_events
 from tests.recovery.journaling import fresh_engine, write_long_session
 
 

@@ -31,7 +31,7 @@ import time
 from journal import JournalError, Reader, RecordType
 from journal.catalogue import PAYLOAD_DTYPES
 from mm_core.engine import feed_batched
-from mm_core.runner import engine_events
+from mm_core.runnerrecords import engine_events
 from recovery.blocks import BLOCK_RECORDS
 from recovery.recover import recover
 from recovery.replay import replay_journal

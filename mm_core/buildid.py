@@ -28,7 +28,7 @@ _PERSON = b"mmaudit-code-2"  # the layout of the digest (changing it changes eve
 # for an installed copy: both hold these same files, the wheel ships them as package data):
 #   mm_core/**/*.py, *.c, *.h   the engine and everything under it (book, pricing, guard, hedger,
 #                               OMS, the risk gateway, config defaults, the codecs, the C kernels)
-#                               and its shells (runner.engine_events maps records back to events)
+#                               and its shells (runnerrecords.engine_events maps records back to events)
 #   journal/catalogue.py        the record layouts replay decodes
 #   recovery/replay.py, reconcile.py, blocks.py
 #                               how a journal is fed back (RECON resolutions are re-applied)

@@ -44,7 +44,9 @@ from mm_core.engine import Engine, EngineError
 from mm_core.oms import OmsError, check_token_room
 from mm_core.ownedtmp import owned_tempdir
 from mm_core.risk import EXAMPLE_TOML, CheckId, Limits, LimitsError, RiskError, RiskGateway
-from mm_core.runner import Runner, RunnerError, RunnerReport, RunnerSettings, open_market_data, stage_latencies
+from mm_core.mdsocket import open_market_data
+from mm_core.runner import Runner
+from mm_core.runnertypes import RunnerError, RunnerReport, RunnerSettings, stage_latencies
 from mm_core.sessionfacts import OperatorHalt, read_session
 from mm_core.sessiontag import TAG_WIDTH
 from mm_core.tagclaim import claim_tag
@@ -235,7 +237,7 @@ class VenueSpec:
     itch_port: int = 0               # 0: a free port (embedded/process); external: where it publishes
     rerequest_port: int = 0
     md_bind: str = ""                # local address (or multicast group) of the market data; "" see
-                                     # mm_core.runner.md_bind_address
+                                     # mm_core.mdsocket.md_bind_address
     md_sources: tuple[str, ...] = ()  # addresses the market data comes from; () = the venue's host
 
     @classmethod
@@ -377,7 +379,7 @@ class SessionSummary:
     inputs: dict[str, str]
     not_trading_reason: str = ""     # set when no order left: why, in one line
     # per stage of the market-data packets that sent orders: {"n", "p50_us", "p99_us"}
-    # (mm_core.runner.stage_latencies: RX stamp -> read -> journaled -> decided -> sent)
+    # (mm_core.runnertypes.stage_latencies: RX stamp -> read -> journaled -> decided -> sent)
     latency: dict = dataclasses.field(default_factory=dict)
     # symbol id (as the engine document's keys are text) -> name, for the rows that name symbols
     symbol_names: dict[str, str] = dataclasses.field(default_factory=dict)

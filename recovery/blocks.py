@@ -16,7 +16,7 @@ from journal import Reader, Record
 from journal.catalogue import RecordType, TsSource
 from mm_core.engine import PacketRun, ffi
 from mm_core.events import MarketData
-from mm_core.runner import market_data_event
+from mm_core.runnerrecords import market_data_event
 
 __all__ = ["BLOCK_RECORDS", "Blocks", "ListedRecords", "listed_run"]
 
@@ -41,7 +41,7 @@ class _Block:
         self.ts = stamps.tolist()
         self.sources = sources.tolist()
         # where each run of batchable packets ends: every record that is not an MD_PACKET, or is
-        # PHC-stamped (fed one by one: runner.engine_time), in order
+        # PHC-stamped (fed one by one: runnerrecords.engine_time), in order
         self.stops = np.flatnonzero((rtypes != _MD) | (sources == _PHC)).tolist()
         self.states = headers["clock_state"].tolist()
         self.offs = offsets.tolist()

@@ -2,7 +2,7 @@
 venue sequence numbers seen, and proves the engine decides today what it decided live.
 
 Owns the walk over records in sequence order: inputs become engine events exactly as the runner fed
-them (mm_core.runner.engine_events owns that mapping), RECON records re-apply what recovery did, and
+them (mm_core.runnerrecords.engine_events owns that mapping), RECON records re-apply what recovery did, and
 every order the engine produces must match the next ORDER_SENT record (else: a determinism failure).
 Given a recovery.codecheck.CodeCheck, each SESSION_START is checked against the running code as the
 walk meets it (a session of other code stops the replay, or when accepted ends its snapshots). A
@@ -27,7 +27,7 @@ from mm_core.engine import PacketRun
 from mm_core.buildid import UNKNOWN
 from mm_core.events import MarketData, Reconciled, SendOrder
 from mm_core.oms import OmsError
-from mm_core.runner import TAI_MINUS_UTC_S, engine_events
+from mm_core.runnerrecords import TAI_MINUS_UTC_S, engine_events
 from recovery.blocks import Blocks, ListedRecords, listed_run
 from recovery.codecheck import CodeCheck, SessionCode, session_code
 from recovery.errors import BadRecoveryRecord, JournalUnavailable, SecondSession
@@ -52,7 +52,7 @@ _SESSION_START = int(RecordType.SESSION_START)   # compared per record: a plain 
 _ORDER_SENT, _RECON, _CLOCK_SAMPLE = int(RecordType.ORDER_SENT), int(RecordType.RECON), int(RecordType.CLOCK_SAMPLE)
 _VENUE_MSG, _VENUE_MSG_LONG = int(RecordType.VENUE_MSG), int(RecordType.VENUE_MSG_LONG)
 _MD_PACKET = int(RecordType.MD_PACKET)
-_PHC = int(TsSource.HW_PHC)      # TAI-stamped packets are not batched (runner.engine_time)
+_PHC = int(TsSource.HW_PHC)      # TAI-stamped packets are not batched (runnerrecords.engine_time)
 _MAX_DIVERGENCES = 100
 _RUN_MAX = 4096                  # MD_PACKET records gathered into one batch at most
 

@@ -34,7 +34,7 @@ from audit.phc import LEAP59, LEAP61
 from journal.catalogue import RecordType
 from journal.errors import JournalError
 from mm_core.buildid import UNKNOWN
-from mm_core.runner import TAI_MINUS_UTC_S
+from mm_core.runnerrecords import TAI_MINUS_UTC_S
 from recovery.codecheck import SessionCode, running_fingerprint
 from recovery.errors import RecoveryError
 

@@ -28,7 +28,8 @@ from mm_core.oms import TERMINAL
 from mm_core.protocol import soupbintcp
 from mm_core.risk import Limits, RiskGateway
 from mm_core.risk.limits import EXAMPLE_TOML
-from mm_core.runner import Runner, RunnerSettings
+from mm_core.runner import Runner
+from mm_core.runnertypes import RunnerSettings
 from mm_core.venue.config import DEFAULT_PATH
 from recovery.codecheck import session_start
 

@@ -32,7 +32,8 @@ from mm_core.protocol import ouch
 from mm_core.risk import CheckId, Limits, RiskGateway, TradingState
 from mm_core.risk.faults import LATCH_POLICY, RELEASED_ON_CLEAR, Latch
 from mm_core.risk.limits import EXAMPLE_TOML
-from mm_core.runner import Runner, RunnerSettings
+from mm_core.runner import Runner
+from mm_core.runnertypes import RunnerSettings
 from mm_core.venue.config import DEFAULT_PATH, load_config
 from mm_core.venue.server import Venue
 from journal.scratch import scratch_dir

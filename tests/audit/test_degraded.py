@@ -16,7 +16,7 @@ from audit.health import UNBOUNDED, HealthConfig, HealthTracker, judge, PROFILES
 from audit.monitor import ClockMonitor
 from audit.prometheus import exposition
 from journal.catalogue import ClockState, RecordType, TsSource, unpack
-from mm_core.runner import engine_events
+from mm_core.runnerrecords import engine_events
 from tests.audit.test_health import S, obs
 
 DELAY = 2_100                 # GOOD's mean path delay, ns

@@ -17,7 +17,8 @@ from audit.pmc import PmcClient, parse_pmc_output, snapshot_from_responses
 from audit.sampler import PmcSampler
 from cli.clock_cmd import command
 from journal.catalogue import ClockState, RecordType, unpack, unpack_json
-from mm_core.runner import Runner, RunnerSettings
+from mm_core.runner import Runner
+from mm_core.runnertypes import RunnerSettings
 from tests.audit.test_health import GOOD, obs
 from tests.audit.test_monitor import ScriptedSampler
 from tests.audit.test_pmc_parse import REAL

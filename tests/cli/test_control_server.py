@@ -19,7 +19,8 @@ from journal import Journal
 from mm_core.control import MAX_CLIENTS, ControlError, ControlServer, send
 from mm_core.engine import Engine
 from mm_core.events import OperatorCommand
-from mm_core.runner import Runner, RunnerError, RunnerSettings
+from mm_core.runner import Runner
+from mm_core.runnertypes import RunnerError, RunnerSettings
 from tests.cli.test_operator import SYMBOLS
 from tests.mm_core.wire import SYMBOLS as ENGINE_SYMBOLS, gateway
 from tests.recovery.session import CONFIG, LockedClock

@@ -5,7 +5,7 @@ row when nothing went wrong."""
 from types import SimpleNamespace
 
 from cli.run_cmd import error_counts
-from mm_core.runner import RunnerReport
+from mm_core.runnertypes import RunnerReport
 
 
 def summary(runner: RunnerReport, **counts) -> SimpleNamespace:

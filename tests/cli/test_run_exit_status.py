@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from cli.run_cmd import EXIT_FAILED, EXIT_ORDERS_OPEN, close_out_text, command as run, exit_status, trading_state_text
 from mm_core.events import OperatorCommand
 from mm_core.risk import TradingState
-from mm_core.runner import RunnerReport
+from mm_core.runnertypes import RunnerReport
 from mm_core.session import (
     ClockReport, ClockSpec, Session, SessionSettings, SessionSummary, VenueSpec, lab_available, load_inputs,
 )

@@ -15,7 +15,7 @@ from cli.params import byte_size
 from cli.run_cmd import command as run, error_counts, md_socket_text
 from journal import Reader
 from journal.catalogue import RecordType, unpack_json
-from mm_core.runner import RunnerReport
+from mm_core.runnertypes import RunnerReport
 from mm_core.session import lab_available
 
 LAB = lab_available()

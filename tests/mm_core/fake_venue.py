@@ -12,7 +12,8 @@ from journal.catalogue import RecordType, unpack, unpack_json
 from mm_core.config import EngineConfig
 from mm_core.engine import Engine
 from mm_core.protocol import soupbintcp
-from mm_core.runner import Runner, RunnerSettings
+from mm_core.runner import Runner
+from mm_core.runnertypes import RunnerSettings
 from tests.mm_core.test_runner import LockedClock, free_udp_port
 from tests.mm_core.wire import SYMBOLS, gateway
 

@@ -9,7 +9,7 @@ import pytest
 from mm_core.armedpulls import ArmedPulls
 from mm_core.fastbook import ffi
 from mm_core.events import SendOrder
-from mm_core.runner import order_sent_payload
+from mm_core.runnerrecords import order_sent_payload
 from mm_core.types import OrderKind, Side, make_intent
 from tests.mm_core.test_guard_lane import TOUCHY, Sink, engine_for, key, quoted
 from tests.mm_core.wire import ACME, S, simulate

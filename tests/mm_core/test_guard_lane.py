@@ -14,7 +14,7 @@ from mm_core.events import ClockSample, JournalHealth, SendOrder, Timer, VenueMe
 from mm_core.guard import GuardParams
 from mm_core.oms import OrderState
 from mm_core.protocol import ouch, soupbintcp
-from mm_core.runner import order_sent_payload
+from mm_core.runnerrecords import order_sent_payload
 from mm_core.types import OrderKind, Purpose, Side, make_intent
 from recovery.replay import replay_journal
 from tests.mm_core.wire import (

@@ -21,9 +21,9 @@ from mm_core.events import SYSTEM_ACTORS, OperatorCommand, SendOrder
 from mm_core.protocol import ouch, soupbintcp
 from mm_core.risk import TradingState
 from mm_core.types import OrderKind, Side, make_intent
-# a module, not the name: bench/engine_bench imports this file with an older mm_core too
-from mm_core import runner as runner_module
-from mm_core.runner import Runner, RunnerError, RunnerSettings, engine_events
+from mm_core.runner import Runner
+from mm_core.runnerrecords import engine_events, order_sent_payload
+from mm_core.runnertypes import RunnerError, RunnerSettings
 from mm_core.venue.config import load_config
 from mm_core.venue.server import Venue
 from recovery.drills.risk import _wait as wait
@@ -165,12 +165,12 @@ def test_the_order_sent_payload_is_packs(session):
                         algo_id=1, desk_id=2, trader_id=3, client_id=4, risk_verdict=1,
                         trading_state=action.trading_state, limits_version=7, tskey=int(rec["tskey"]),
                         raw=packet)
-        assert runner_module.order_sent_payload(action, int(rec["tskey"])) == expected
+        assert order_sent_payload(action, int(rec["tskey"])) == expected
         checked += 1
     assert checked == len(recs)
     too_long = SendOrder(intent, packet + bytes(RAW_ORDER_MAX), SimpleNamespace(limits_version=7), 1)
     with pytest.raises(CatalogueError):
-        runner_module.order_sent_payload(too_long, 0)
+        order_sent_payload(too_long, 0)
 
 
 def journaled_orders(path):

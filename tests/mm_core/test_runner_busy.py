@@ -10,7 +10,7 @@ import socket
 from audit.capture import TimestampedUdpSocket
 from journal import Journal, Reader
 from journal.catalogue import RecordType
-from mm_core.runner import md_sources
+from mm_core.mdsocket import md_sources
 from tests.mm_core.test_runner_txkeys import connected_runner
 
 

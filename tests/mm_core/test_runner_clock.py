@@ -14,7 +14,9 @@ from journal import Journal, Reader
 from journal.catalogue import ClockState, RecordType, TsSource, unpack
 from mm_core.config import EngineConfig
 from mm_core.engine import Engine
-from mm_core.runner import Runner, RunnerSettings, engine_events
+from mm_core.runner import Runner
+from mm_core.runnerrecords import engine_events
+from mm_core.runnertypes import RunnerSettings
 from mm_core.venue.config import load_config
 from mm_core.venue.server import Venue
 from tests.audit.test_health import GOOD

@@ -11,7 +11,8 @@ from journal import Journal, Reader
 from journal.catalogue import RecordType, unpack, unpack_json
 from mm_core.config import EngineConfig
 from mm_core.engine import Engine
-from mm_core.runner import Runner, RunnerSettings
+from mm_core.runner import Runner
+from mm_core.runnertypes import RunnerSettings
 from mm_core.venue.config import load_config
 from mm_core.venue.server import Venue
 from tests.mm_core.test_runner import LockedClock, free_udp_port, journaled_ahead_and_replayed

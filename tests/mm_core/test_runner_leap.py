@@ -12,7 +12,9 @@ import pytest
 from journal import Record
 from journal.catalogue import RecordType, TsSource, pack, unpack
 from mm_core.events import MarketData
-from mm_core.runner import Runner, RunnerError, RunnerSettings, engine_events
+from mm_core.runner import Runner
+from mm_core.runnerrecords import engine_events
+from mm_core.runnertypes import RunnerError, RunnerSettings
 from reports.timebase import to_utc
 from tests.mm_core.fake_venue import new_engine
 from tests.mm_core.test_runner import LockedClock

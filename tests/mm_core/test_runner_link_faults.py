@@ -21,7 +21,9 @@ from journal import Journal, Reader
 from journal.catalogue import RecordType, raw_bytes, unpack, unpack_json, venue_fields
 from mm_core.events import RequestRetransmit, SendOrder
 from mm_core.protocol import moldudp64, ouch, soupbintcp
-from mm_core.runner import Runner, RunnerError, RunnerSettings, engine_events
+from mm_core.runner import Runner
+from mm_core.runnerrecords import engine_events
+from mm_core.runnertypes import RunnerError, RunnerSettings
 from mm_core.session import _VenueProcess
 from mm_core.types import OrderKind, Side, make_intent
 from tests.mm_core.fake_venue import ACCEPTED, alerts, linked_runner, new_engine, run_against, serve

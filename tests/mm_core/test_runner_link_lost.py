@@ -13,7 +13,8 @@ import pytest
 from journal import Journal, Reader
 from journal.catalogue import RecordType, unpack, unpack_json
 from mm_core.protocol import ouch, soupbintcp
-from mm_core.runner import Runner, RunnerSettings
+from mm_core.runner import Runner
+from mm_core.runnertypes import RunnerSettings
 from recovery.replay import replay_journal
 from tests.mm_core.fake_venue import ACCEPTED, new_engine, reset, run_against, serve
 from tests.mm_core.test_runner import LockedClock

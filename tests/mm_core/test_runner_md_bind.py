@@ -10,7 +10,8 @@ from click.testing import CliRunner
 
 from audit.rxbuffer import MIN_RCVBUF
 from cli.main import cli
-from mm_core.runner import RunnerError, RunnerSettings, market_data_socket, md_bind_address
+from mm_core.mdsocket import market_data_socket, md_bind_address
+from mm_core.runnertypes import RunnerError, RunnerSettings
 from tests.mm_core.test_runner import free_udp_port
 
 

@@ -14,7 +14,9 @@ from audit.capture import TimestampedUdpSocket
 from journal import Journal, Reader
 from journal.catalogue import RecordType
 from mm_core.protocol import moldudp64
-from mm_core.runner import Runner, RunnerError, RunnerSettings, market_data_socket, md_sources
+from mm_core.mdsocket import market_data_socket, md_sources
+from mm_core.runner import Runner
+from mm_core.runnertypes import RunnerError, RunnerSettings
 from tests.mm_core.test_runner import LockedClock, free_udp_port
 from tests.mm_core.wire import make_engine
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from journal import Journal, Record
 from journal.catalogue import RecordType, TsSource, pack
 from mm_core.events import MarketData, SendOrder, VenueMessage
-from mm_core.runner import TAI_MINUS_UTC_S, engine_events, engine_time
+from mm_core.runnerrecords import TAI_MINUS_UTC_S, engine_events, engine_time
 from recovery.replay import replay_journal
 from tests.recovery.journaling import RunnerLike, fresh_engine, session_events
 
@@ -86,7 +86,8 @@ def test_a_grandmaster_on_the_arb_timescale_has_its_phc_taken_as_is():
 
 def test_the_runner_takes_the_offset_by_the_same_rule(tmp_path):
     from journal.catalogue import unpack
-    from mm_core.runner import Runner, RunnerSettings
+    from mm_core.runner import Runner
+    from mm_core.runnertypes import RunnerSettings
     from tests.mm_core.fake_venue import new_engine
     from tests.mm_core.test_runner import LockedClock
     from tests.mm_core.test_runner_venue_link import ListJournal

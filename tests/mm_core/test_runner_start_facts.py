@@ -12,7 +12,9 @@ import time
 from journal import Journal, Reader, Record
 from journal.catalogue import RecordType, TsSource, pack, raw_bytes, unpack, unpack_json
 from mm_core.events import SendOrder
-from mm_core.runner import Runner, RunnerSettings, engine_events
+from mm_core.runner import Runner
+from mm_core.runnerrecords import engine_events
+from mm_core.runnertypes import RunnerSettings
 from tests.mm_core.fake_venue import ACCEPTED, new_engine, serve
 from tests.mm_core.test_runner import LockedClock, free_udp_port
 from tests.mm_core.wire import ACME, BOLT, Feed, two_sided

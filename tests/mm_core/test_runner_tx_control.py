@@ -10,7 +10,8 @@ import time
 
 from journal.catalogue import RecordType
 from mm_core.protocol import soupbintcp
-from mm_core.runner import Runner, RunnerSettings
+from mm_core.runner import Runner
+from mm_core.runnertypes import RunnerSettings
 from tests.mm_core.fake_venue import ACCEPTED, new_engine, run_against, serve
 from tests.mm_core.test_runner import LockedClock, free_udp_port
 from tests.mm_core.test_runner_venue_link import ListJournal

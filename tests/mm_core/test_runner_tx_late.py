@@ -13,7 +13,8 @@ from audit.capture import TimestampedTcpSocket
 from audit.txtrack import TxStatus
 from cli.run_cmd import orders_sent_text
 from journal.catalogue import RecordType, TsSource, unpack
-from mm_core.runner import Runner, RunnerSettings
+from mm_core.runner import Runner
+from mm_core.runnertypes import RunnerSettings
 from tests.audit.test_txtrack_late import drain
 from tests.mm_core.fake_venue import new_engine
 from tests.mm_core.test_runner import LockedClock

@@ -13,7 +13,8 @@ from journal import DiskFull
 from journal.catalogue import RecordType, unpack
 from mm_core.events import SendOrder
 from mm_core.protocol import ouch, soupbintcp
-from mm_core.runner import Runner, RunnerSettings
+from mm_core.runner import Runner
+from mm_core.runnertypes import RunnerSettings
 from mm_core.types import OrderKind, Side, make_intent
 from tests.mm_core.fake_venue import new_engine
 from tests.mm_core.test_runner import LockedClock

@@ -372,7 +372,7 @@ def _replays_exactly(engine, records) -> None:
     from journal.catalogue import raw_bytes
     from mm_core.config import EngineConfig
     from mm_core.engine import Engine
-    from mm_core.runner import engine_events
+    from mm_core.runnerrecords import engine_events
     from tests.mm_core.wire import SYMBOLS, gateway
 
     fresh = Engine(EngineConfig(), SYMBOLS, gateway())
@@ -434,7 +434,7 @@ def test_a_pull_built_unlike_its_journaled_plan_fails_closed(tmp_path):
     """Should a built pull ever differ from the ORDER_SENT the armed path journaled and sent, the
     journal no longer says what went out: the runner treats it as a journal failure (alert, and
     the engine told the journal is unhealthy once the event is done), it does not trade on."""
-    from mm_core.runner import order_sent_payload
+    from mm_core.runnerrecords import order_sent_payload
     with Journal(tmp_path / "j") as journal:
         runner, peer = connected_runner(journal)
         action = PULLS[0]
@@ -459,7 +459,7 @@ def test_the_upkeep_probe_fill_is_never_the_lanes(tmp_path):
     refuses it (0 shares) even when an armed quote bore its token, and lets a real fill of that
     quote through to its append (here refused by a closed journal)."""
     from mm_core.fastbook import lib
-    from mm_core.runner import _PROBE_FILL
+    from mm_core.runner_orders import _PROBE_FILL
     closed = Journal(tmp_path / "closed")
     fn, writer = closed.c_reserve_append()
     closed.close()

@@ -15,7 +15,9 @@ from audit.txtrack import TxStatus
 from journal.catalogue import RecordType, TsSource, unpack, venue_fields, venue_payload
 from mm_core.events import SendOrder
 from mm_core.protocol import ouch, soupbintcp
-from mm_core.runner import Runner, RunnerError, RunnerSettings, engine_events
+from mm_core.runner import Runner
+from mm_core.runnerrecords import engine_events
+from mm_core.runnertypes import RunnerError, RunnerSettings
 from mm_core.types import OrderKind, Side, make_intent
 from tests.mm_core.fake_venue import ACCEPTED, alerts, new_engine, reset, run_against, serve, venue_msgs
 from tests.mm_core.test_runner import LockedClock

@@ -23,7 +23,9 @@ from mm_core.engine import Engine
 from mm_core.events import OperatorCommand, SendOrder
 from mm_core.risk import TradingState
 from mm_core.protocol import itch
-from mm_core.runner import Runner, RunnerError, RunnerSettings, engine_events
+from mm_core.runner import Runner
+from mm_core.runnerrecords import engine_events
+from mm_core.runnertypes import RunnerError, RunnerSettings
 from mm_core.warmer import Warmer
 from tests.mm_core.fake_venue import new_engine
 from tests.mm_core.test_runner import LockedClock

@@ -14,7 +14,8 @@ from journal import Journal
 from journal.catalogue import ClockState, RecordType, TsSource
 from mm_core.config import EngineConfig
 from mm_core.engine import Engine
-from mm_core.runner import Runner, RunnerSettings
+from mm_core.runner import Runner
+from mm_core.runnertypes import RunnerSettings
 from recovery.codecheck import session_start
 from recovery.recover import RecoverySettings
 from tests.mm_core.wire import LIMITS_TEXT, SYMBOLS, gateway

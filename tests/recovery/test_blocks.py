@@ -12,7 +12,7 @@ from journal import Journal, Reader, Record
 from journal.catalogue import PAYLOAD_DTYPES, RecordType, TsSource
 from mm_core.engine import ffi
 from mm_core.events import MarketData
-from mm_core.runner import market_data_event
+from mm_core.runnerrecords import market_data_event
 from recovery.blocks import Blocks
 from recovery.replay import replay, replay_journal
 from tests.journal.jhelpers import flip_byte, record_offsets, segment_files, write_journal

@@ -18,7 +18,8 @@ from journal.catalogue import TsSource, session_stop, unpack, unpack_json
 from mm_core.engine import Engine
 from mm_core.events import OperatorCommand
 from mm_core.risk import TradingState
-from mm_core.runner import Runner, RunnerSettings
+from mm_core.runner import Runner
+from mm_core.runnertypes import RunnerSettings
 from recovery.closeout import RECON_CLOSE_OUT
 from recovery.codecheck import session_start
 from recovery.recover import recover

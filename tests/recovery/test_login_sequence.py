@@ -75,7 +75,8 @@ def test_the_runners_relogin_refuses_a_venue_that_starts_elsewhere(tmp_path):
     received; a venue that starts earlier gets nothing fed: the frames are kept in an alert, the
     engine latched, the connection dropped, and a typed error that a re-login does not retry."""
     from mm_core.engine import Engine
-    from mm_core.runner import Runner, RunnerSettings, VenueSequenceError
+    from mm_core.runner import Runner
+    from mm_core.runnertypes import RunnerSettings, VenueSequenceError
     from journal import Journal
     from journal.catalogue import unpack_json
     from tests.mm_core.wire import SYMBOLS, gateway

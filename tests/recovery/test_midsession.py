@@ -11,7 +11,8 @@ from mm_core.engine import Engine
 from mm_core.events import OperatorCommand
 from mm_core.protocol import ouch
 from mm_core.risk import TradingState
-from mm_core.runner import Runner, RunnerSettings
+from mm_core.runner import Runner
+from mm_core.runnertypes import RunnerSettings
 from mm_core.venue.config import load_config
 from mm_core.venue.server import Venue
 from recovery.drills.risk import _wait as wait

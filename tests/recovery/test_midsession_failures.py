@@ -15,7 +15,8 @@ from mm_core.control import ControlServer, send
 from mm_core.engine import Engine
 from mm_core.events import OperatorCommand
 from mm_core.risk import TradingState
-from mm_core.runner import Runner, RunnerError, RunnerSettings
+from mm_core.runner import Runner
+from mm_core.runnertypes import RunnerError, RunnerSettings
 from mm_core.venue.config import load_config
 from mm_core.venue.server import Venue
 from recovery.drills.risk import _wait as wait

@@ -405,7 +405,7 @@ def test_a_resume_from_a_snapshot_keeps_the_utc_offset_the_journal_announced(tmp
     state than the full replay (and the live engine). The sample's leap flag goes with it."""
     from mm_core.events import ClockSample, MarketData
     from journal.catalogue import TsSource
-    from mm_core.runner import TAI_MINUS_UTC_S, engine_time
+    from mm_core.runnerrecords import TAI_MINUS_UTC_S, engine_time
     from tests.recovery.journaling import RunnerLike
     path, snaps = str(tmp_path / "j"), tmp_path / "snaps"
     tai = 36 * 1_000_000_000

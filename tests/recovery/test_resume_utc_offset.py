@@ -14,7 +14,8 @@ from journal import Journal, Reader, RecordType
 from journal.catalogue import TsSource, unpack_json
 from mm_core.engine import Engine
 from mm_core.events import MarketData
-from mm_core.runner import Runner, RunnerError, RunnerSettings
+from mm_core.runner import Runner
+from mm_core.runnertypes import RunnerError, RunnerSettings
 from mm_core.venue.config import load_config
 from mm_core.venue.server import Venue
 from recovery.codecheck import session_start
