@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mm_core.risk import CheckId, RiskError, TradingState
-from mm_core.risk.gateway import REPRICE_NS
+from mm_core.risk.gateway_shared import REPRICE_NS
 from mm_core.types import Side
 from tests.risk.conftest import FAIR, MS, T0, limits_text, make_gateway, order
 

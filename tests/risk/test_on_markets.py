@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from mm_core.risk.gateway import _Group, _Symbol
+from mm_core.risk.gateway_state import _Group, _Symbol
 from mm_core.types import Side
 from tests.risk.conftest import FAIR, MS, T0, make_gateway
 from tests.risk.test_feeds import _options

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from mm_core.risk import CheckId, Limits, LimitsError, RiskGateway
-from mm_core.risk import gateway as gateway_module
+from mm_core.risk import gateway_book
 from mm_core.risk.gateway import RiskGateway as _Gateway
 from mm_core.risk.greekbatch import GroupPricer
 from tests.risk.conftest import FAIR, MS, T0, healthy, limits_text, order
@@ -122,7 +122,7 @@ def failing_revaluation(monkeypatch) -> None:
         raise OverflowError("math range error")
 
     monkeypatch.setattr(GroupPricer, "revalue", lambda self, spot, now_ns: None)
-    monkeypatch.setattr(gateway_module, "unit_risk", overflow)
+    monkeypatch.setattr(gateway_book, "unit_risk", overflow)
 
 
 @MODES
