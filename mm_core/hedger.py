@@ -3,11 +3,11 @@
 Owns: the online hedge ratio per pair (EWMA regression of the symbol's returns on the hedge's),
 the hedge position built so far, the in-flight hedge order and the sustain timer. It decides
 (side, qty, limit price) of an IOC that crosses the spread; the engine sends it through the risk
-gateway and OMS. Handles partial fills and gateway cuts (the shortfall is sent again, however small, until
-what is hedged reaches the goal it was sent for) and ratio drift (a new goal only when the target
-is more than a band away from the goal worked towards: hysteresis, so a price wobble across a lot
-boundary does not trade back and forth across the spread); an unwind (target 0) goes out whatever
-is left, as the band only damps rebalances. Must not know about wire formats
+gateway and OMS. Handles partial fills and gateway cuts (the shortfall is sent again, however
+small, until what is hedged reaches the goal it was sent for) and ratio drift (a new goal only
+when the target is more than a band away from the goal worked towards: hysteresis, so a price
+wobble across a lot boundary does not trade back and forth across the spread); an unwind (target
+0) goes out whatever is left, as the band only damps rebalances. Must not know about wire formats
 or clocks.
 """
 from __future__ import annotations
