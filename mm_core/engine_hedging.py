@@ -13,6 +13,10 @@ from mm_core.types import Purpose, make_intent
 
 _HEDGE_VALUE = Purpose.HEDGE.value
 HOLD_BOTH = 2                   # hedge_hold of an instrument two pairs hedge in opposite ways
+# pair_hold of a pair whose hedge waits for our quotes on its own side of the hedge instrument to
+# go (they hold position room the gateway would give it): both sides of the instrument held
+# (hedge_hold HOLD_BOTH) until the hedge is done, so a pulled quote does not come back meanwhile
+HOLD_ROOM = 3
 
 
 class EngineHedging:
@@ -26,7 +30,8 @@ class EngineHedging:
         """Set the hedge hold of one pair (hedged symbol, hedge instrument h), and the hold on h
         that its pairs make together (and its C mirror): +1 a buy hedge is worked (our asks in h
         wait), -1 a sell hedge (our bids), HOLD_BOTH both, by two pairs hedging opposite ways or
-        by a sell hedge waiting for the pull of our long-marked asks (_long_hedge)."""
+        by a sell hedge waiting for the pull of our long-marked asks (_long_hedge), or by a hedge
+        waiting for our quotes that hold its position room to go (HOLD_ROOM, _make_room)."""
         if self.pair_hold[symbol_id] == hold:
             return
         self.pair_hold[symbol_id] = hold
@@ -34,7 +39,7 @@ class EngineHedging:
         for t in self.hedge_of[h]:
             held = self.pair_hold[t]
             buy |= held > 0
-            sell |= held < 0 or held == HOLD_BOTH
+            sell |= held < 0 or held >= HOLD_BOTH
         combined = HOLD_BOTH if buy and sell else 1 if buy else -1 if sell else 0
         if self.hedge_hold[h] != combined:
             self.hedge_hold[h] = combined
@@ -74,7 +79,7 @@ class EngineHedging:
                 order.tif != ouch.TIF_IOC and (order.price <= limit if buying else order.price >= limit)
         # While a hedge is worked, the side of the hedge instrument it trades against is not
         # quoted: buying it back there would undo the hedge, and that quote is what it would hit.
-        self._hold(symbol_id, h, 1 if buying else -1)
+        self._hold(symbol_id, h, HOLD_ROOM if self.pair_hold[symbol_id] == HOLD_ROOM else 1 if buying else -1)
         if any(crossed(o) for o in self.oms.live.values()):
             # the IOC would execute against our own quote (a wash trade): pull those quotes first;
             # the hedge goes out once they are gone
@@ -102,9 +107,10 @@ class EngineHedging:
         Asking for more would be denied on every decision and never hedge; the shortfall goes out
         next, as a partial fill's does. 0: none can go now (the
         hedger's decision is done): a back-off runs (after a denial, or pacing a cut hedge's
-        slices: no pulls of our quotes for an IOC that cannot go yet), or, the pair's hold cleared,
-        the gateway's limits leave no room (alerted) or REDUCING keeps a hedge that grows the
-        position waiting."""
+        slices: no pulls of our quotes for an IOC that cannot go yet), our quotes that hold the
+        position room it lacks are being pulled (_make_room), or, the pair's hold cleared, the
+        gateway's limits leave no room (alerted) or REDUCING keeps a hedge that grows the position
+        waiting."""
         if self.denied_until.get((h, int(_BUY if buying else _SELL), _HEDGE_VALUE), -1) > self.now:
             self.hedger.on_done(symbol_id)      # the hold as it is: cleared with the denial, kept
             return 0                            # between a cut hedge's slices
@@ -112,6 +118,10 @@ class EngineHedging:
         room = self.risk.order_room(h, buying, price)
         if reducing and room > 0:
             room = min(room, self._reduce_room(h, buying, None))
+        elif room < qty and self._make_room(symbol_id, h, buying, price, room, actions):
+            if room <= 0:
+                self.hedger.on_done(symbol_id)
+            return room                 # what fits now; the rest once the pulls are confirmed
         if room <= 0:
             self.hedger.on_done(symbol_id)
             self._hold(symbol_id, h, 0)
@@ -123,6 +133,25 @@ class EngineHedging:
             return 0
         # the room is at most the limits' max_order_qty, which they keep within OUCH's u32 shares
         return qty if qty <= room else room
+
+    def _make_room(self, symbol_id: int, h: int, buying: bool, price: int, room: int,
+                   actions: list[Action]) -> bool:
+        """Whether our quotes on the hedge's side of `h` hold position room the gateway would give
+        the hedge without them (the hedge reduces risk, the quotes can wait): then those not
+        pulled yet are, and both sides of `h` are held for the pair (HOLD_ROOM) until its hedge is
+        done. Quotes whose cancel is under way count as freeing room (the hedge waits for them)."""
+        side = _BUY if buying else _SELL
+        freed = 0
+        for order in self.oms.live.values():
+            if order.symbol_id == h and order.side == side and order.purpose is _QUOTE and \
+                    order.tif != ouch.TIF_IOC:
+                freed += order.leaves
+        if not freed or self.risk.order_room(h, buying, price, freed) <= room:
+            return False
+        for order in self._pullable(_QUOTE, lambda o: o.side == side and o.tif != ouch.TIF_IOC, h):
+            self._cancel(order, order.purpose, actions)
+        self._hold(symbol_id, h, HOLD_ROOM)
+        return True
 
     def _long_hedge(self, symbol_id: int, h: int, price: int, qty: int, actions: list[Action]) -> int:
         """The shares of a sell hedge in `h` to send under the Rule 201 price test. At or below the

@@ -260,11 +260,12 @@ class RiskGateway(GatewayChecks, GatewayInputs, GatewayControls, GatewayBook):
         sym = self._symbols.get(symbol_id)
         return 0 if sym is None else sym.position
 
-    def order_room(self, symbol_id: int, is_buy: bool, price: int) -> int:
+    def order_room(self, symbol_id: int, is_buy: bool, price: int, freed: int = 0) -> int:
         """The most shares one new order on this side at `price` may carry and pass check()'s
         size (safe mode's cut included), value and position checks now, every working order on
-        the side counted as check() counts them; 0 when none would. Read-only: what the engine
-        cuts an order it sizes itself (a hedge) to, rather than be denied asking for more."""
+        the side counted as check() counts them, less `freed` shares of them (orders the caller
+        would cancel first); 0 when none would. Read-only: what the engine cuts an order it sizes
+        itself (a hedge) to, rather than be denied asking for more."""
         sym = self._symbols.get(symbol_id)
         if sym is None or price <= 0:
             return 0
@@ -272,7 +273,7 @@ class RiskGateway(GatewayChecks, GatewayInputs, GatewayControls, GatewayBook):
         room = slim.max_order_qty
         if self._state is _SAFE:
             room = int(room * self._limits.safe_size_multiplier)
-        room = min(room, int(slim.max_order_value // (price * sym.multiplier)), slim.max_position - (
+        room = min(room, int(slim.max_order_value // (price * sym.multiplier)), slim.max_position + freed - (
             sym.position + sym.open_buy if is_buy else sym.open_sell - sym.position))
         return room if room > 0 else 0
 

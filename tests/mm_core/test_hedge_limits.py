@@ -1,14 +1,16 @@
 """A hedge sized past the gateway's limits: the engine cuts each hedge IOC to what the gateway
 takes (RiskGateway.order_room), the rest going out next; a hedge the gateway denies anyway leaves
 no hold on our quotes in the hedge instrument; no order size outside OUCH's u32 reaches the
-encoder. The compiled engine and the Python reference agree throughout (Lockstep)."""
+encoder; our own quotes that hold position room a hedge needs are pulled for it. The compiled
+engine and the Python reference agree throughout (Lockstep)."""
 import dataclasses
 
 from journal.catalogue import RecordType, unpack
 from mm_core.config import PairSpec
 from mm_core.events import ClockSample, JournalNote, Timer
+from mm_core.engine_hedging import HOLD_BOTH, HOLD_ROOM
 from mm_core.hedger import HedgeParams
-from mm_core.types import Purpose, Side
+from mm_core.types import OrderKind, Purpose, Side
 from tests.mm_core import test_sig_engine, wire
 from tests.mm_core.test_engine import QUIET_GUARD, drive_long_in_bolt
 from tests.mm_core.test_hedge_hold_pairs import _settled
@@ -79,25 +81,50 @@ def test_a_hedge_past_max_order_qty_goes_out_in_ioc_the_gateway_takes(monkeypatc
     assert lock.kernel.state_hash() == lock.reference.state_hash()
 
 
-def test_a_hedge_the_limits_leave_no_room_for_is_not_asked_for_and_holds_nothing(monkeypatch):
-    """ACME's position limit 300, our 200-share ACME ask working: a sell hedge has room for 100
-    (300 − 200), then, short 100, for none. It is cut, then not asked for at all: no denial, no
-    hold on our ACME bids, and an alert says why the rest is not hedged."""
+def _no_room_alerts(actions) -> list:
+    return [a for a in actions if "hedge-no-room" in getattr(a, "summary", "")]
+
+
+def test_our_quotes_that_hold_a_hedges_room_are_pulled_and_the_rest_is_not_asked_for(monkeypatch):
+    """ACME's position limit 300, our 200-share ACME ask working: a 500-share sell hedge would
+    have room for only 100 (300 − 200) while the ask works. The ask is pulled instead (the hedge
+    reduces risk, the quote can wait) with both ACME sides held for the pair (HOLD_ROOM), and the
+    hedge goes out with the whole 300 the limit allows once the pull is confirmed. The rest, which
+    no quote of ours holds room for, is not asked for at all: no denial, the hold cleared (our ACME
+    bids quote again), and an alert says why it is not hedged. Before, the IOC was cut to 100 and
+    the ask kept the other 200 of the room for good."""
     limits = LIMITS_TEXT + "\n[symbols.1]\nmax_position = 300\n"
     lock, venue = _lockstep(monkeypatch, limits), Venue()
     now = _long_in_bolt(lock, venue)
-    hedge, now = _first_hedge(lock, venue, now)
-    assert [(h.side, h.qty) for h in hedge] == [(Side.SELL, 100)]
-    now += MS
-    acts = _settled(lock, venue, venue.fill(hedge[0].token, 100, now))
-    for _ in range(3):
+    assert venue.resting("ACME", "S")
+    pulled = False
+    for _ in range(10):
         now += 200 * MS
-        acts += _tick(lock, venue, now)
-    assert not _hedges(acts) and not _denials(acts)
-    assert any("hedge-no-room" in getattr(a, "summary", "") for a in acts)
+        acts = _tick(lock, venue, now)
+        assert not _denials(acts) and not _no_room_alerts(acts)
+        if _hedges(acts):
+            break
+        cancels = [o.intent for o in orders(acts) if o.intent.kind is OrderKind.CANCEL]
+        if any(c.symbol_id == ACME and c.side is Side.SELL for c in cancels):
+            pulled = True
+            for engine in (lock.kernel, lock.reference):
+                assert engine.pair_hold[BOLT] == HOLD_ROOM and engine.hedge_hold[ACME] == HOLD_BOTH
+    hedge = _hedges(acts)
+    assert pulled and [(h.symbol_id, h.side, h.qty) for h in hedge] == [(ACME, Side.SELL, 300)]
+    # both ACME sides held meanwhile: only the IOC is at the venue
+    assert venue.resting("ACME", "S") == [hedge[0].token] and not venue.resting("ACME", "B")
+    now += MS
+    _settled(lock, venue, venue.fill(hedge[0].token, 300, now))
+    now += 200 * MS
+    acts = _tick(lock, venue, now) + _tick(lock, venue, now + 200 * MS)
+    assert _no_room_alerts(acts) and not _hedges(acts)
+    # the gateway is not asked for the rest; it does deny the ask our quoting prices again once
+    # the hold is cleared (the quote is not sized to the gateway's position room: a hedge is)
+    denied = [unpack(RecordType.RISK_DECISION, d.payload) for d in _denials(acts)]
+    assert all(int(d["symbol_id"]) == ACME and int(d["side"]) == ord("S") and int(d["qty"]) == 200 for d in denied)
     for engine in (lock.kernel, lock.reference):
-        assert engine.hedger.hedged(BOLT) == -100 and engine.hedge_hold[ACME] == 0
-    assert venue.resting("ACME", "B")
+        assert engine.hedger.hedged(BOLT) == -300 and engine.pair_hold[BOLT] == 0 and engine.hedge_hold[ACME] == 0
+    assert venue.resting("ACME", "B")           # the hold cleared: our ACME bids quote again
     assert lock.kernel.state_hash() == lock.reference.state_hash()
 
 
