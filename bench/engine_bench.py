@@ -44,7 +44,7 @@ from mm_core.events import ClockSample, JournalHealth, MarketData, SendOrder, Ti
 from mm_core.protocol import itch, moldudp64, ouch, soupbintcp
 from mm_core.runner import Runner
 from mm_core.runnertypes import RunnerSettings, stage_latencies
-from mm_core.session import free_udp_port
+from mm_core.sessionsetup import free_udp_port
 from mm_core.types import Purpose
 from mm_core.venue.config import load_config
 from mm_core.venue.server import Venue

@@ -15,7 +15,14 @@ import click
 import pyarrow.parquet as pq
 
 from journal import JournalError, verify
-from mm_core.session import ClockSpec, SessionError, SessionSettings, VenueSpec, lab_available, load_inputs
+from mm_core.sessionconfig import (
+    ClockSpec,
+    SessionError,
+    SessionSettings,
+    VenueSpec,
+    lab_available,
+    load_inputs,
+)
 from reports.errors import ReportError
 from reports.refdata import load as load_refdata
 from reports.run import KINDS, run as run_reports

@@ -30,9 +30,18 @@ from cli.params import byte_size, phc_device as checked_phc
 from cli.run_resume import resumer
 from audit.rxbuffer import MAX_RCVBUF, MIN_RCVBUF
 from journal import JournalError, Reader
-from mm_core.session import (
-    MAX_CLOSE_OUT_S, MAX_SESSION_S, ClockSpec, JournalInUse, Progress, Session, SessionError, SessionSettings, SessionSummary,
-    VenueSpec, load_inputs,
+from mm_core.session import Session
+from mm_core.sessionconfig import (
+    ClockSpec,
+    JournalInUse,
+    MAX_CLOSE_OUT_S,
+    MAX_SESSION_S,
+    Progress,
+    SessionError,
+    SessionSettings,
+    SessionSummary,
+    VenueSpec,
+    load_inputs,
 )
 from mm_core.venue.errors import ConfigError as VenueConfigError
 from recovery.midsession import LiveReconciler

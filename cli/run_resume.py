@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Callable
 
 from journal import JournalError, Reader, RecordType
-from mm_core.session import Resumed, SessionConfigError, SessionInputs, VenueSpec
+from mm_core.session import Resumed
+from mm_core.sessionconfig import SessionConfigError, SessionInputs, VenueSpec
 from recovery.errors import RecoveryError
 from recovery.recover import RecoverySettings, recover
 

@@ -14,7 +14,8 @@ from audit.pmc import PtpSnapshot
 from audit.sampler import PmcSampler
 from cli.clock_cmd import command as clock_command
 from cli.run_cmd import command as run_command
-from mm_core.session import ClockSpec, _start_clock
+from mm_core.sessionconfig import ClockSpec
+from mm_core.sessionsetup import _start_clock
 from tests.audit.test_nic import HARDWARE
 
 PROVIDER = HARDWARE.replace("enp1s0", "eth1").replace(

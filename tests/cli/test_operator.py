@@ -15,7 +15,7 @@ from cli.operator_cmd import command as operator
 from journal import Reader, RecordType
 from journal.catalogue import unpack, unpack_json
 from mm_core.control import ControlError, ControlServer, parse_request, send
-from mm_core.session import lab_available
+from mm_core.sessionconfig import lab_available
 from tests.cli.runproc import running
 
 SYMBOLS = {"ACME": 1, "BOLT": 2}

@@ -15,7 +15,8 @@ from cli.run_cmd import command as run
 from journal import Reader
 from journal.catalogue import RecordType, unpack, unpack_json
 from mm_core.protocol import ouch
-from mm_core.session import ClockSpec, Session, SessionSettings, VenueSpec, lab_available, load_inputs
+from mm_core.session import Session
+from mm_core.sessionconfig import ClockSpec, SessionSettings, VenueSpec, lab_available, load_inputs
 from mm_core.venue.session_log import read_session_log
 
 LAB = lab_available()

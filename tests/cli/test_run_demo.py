@@ -20,7 +20,7 @@ from cli.run_cmd import command as run, money
 from journal import Journal, Reader, RecordType, verify
 from journal.catalogue import unpack, unpack_json
 from audit.ptplab import lab_namespaces
-from mm_core.session import lab_available
+from mm_core.sessionconfig import lab_available
 from tests.journal.jhelpers import SMALL_SEGMENT, flip_byte, record_offsets, segment_files
 from tests.cli.runproc import running
 from tests.recovery.journaling import session_events, write_session
@@ -238,7 +238,7 @@ def test_demo_without_root_says_so_and_does_not_trade(tmp_path):
 def test_run_against_a_venue_given_as_host_port(tmp_path):
     """The runner logs in to a venue this session did not start, and its market data arrives on
     the port named with --itch-port."""
-    from mm_core.session import free_udp_port
+    from mm_core.sessionsetup import free_udp_port
     from mm_core.venue.config import load_config
     from mm_core.venue.server import Venue
     itch = free_udp_port()
@@ -266,7 +266,7 @@ def test_profile_override_lives_in_the_limits_document(tmp_path):
     """The gateway, the runner and a later replay all read the limits' clock_profile, so --profile
     rewrites it there (and the journaled limits document says so)."""
     from mm_core.risk import EXAMPLE_TOML
-    from mm_core.session import load_inputs, with_clock_profile
+    from mm_core.sessionconfig import load_inputs, with_clock_profile
     inputs = load_inputs(profile="us-cat")
     assert inputs.limits.clock_profile == "us-cat" and 'clock_profile = "us-cat"' in inputs.limits_text
     assert inputs.limits_text.count("clock_profile") == EXAMPLE_TOML.count("clock_profile")

@@ -9,7 +9,8 @@ import pytest
 
 from journal import Reader
 from journal.catalogue import RecordType, unpack
-from mm_core.session import ClockSpec, Session, SessionSettings, load_inputs
+from mm_core.session import Session
+from mm_core.sessionconfig import ClockSpec, SessionSettings, load_inputs
 from tests.cli.runproc import ROOT
 
 

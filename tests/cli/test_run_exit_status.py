@@ -17,8 +17,15 @@ from cli.run_cmd import EXIT_FAILED, EXIT_ORDERS_OPEN, close_out_text, command a
 from mm_core.events import OperatorCommand
 from mm_core.risk import TradingState
 from mm_core.runnertypes import RunnerReport
-from mm_core.session import (
-    ClockReport, ClockSpec, Session, SessionSettings, SessionSummary, VenueSpec, lab_available, load_inputs,
+from mm_core.session import Session
+from mm_core.sessionconfig import (
+    ClockReport,
+    ClockSpec,
+    SessionSettings,
+    SessionSummary,
+    VenueSpec,
+    lab_available,
+    load_inputs,
 )
 from mm_core.sessionfacts import OperatorHalt
 from mm_core.types import Side

@@ -20,7 +20,7 @@ import termios
 import time
 
 from audit.ptplab import lab_namespaces
-from mm_core.session import lab_available
+from mm_core.sessionconfig import lab_available
 from journal import Reader, RecordType, verify
 from journal.catalogue import unpack
 from tests.cli.runproc import running

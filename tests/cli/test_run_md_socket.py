@@ -16,7 +16,7 @@ from cli.run_cmd import command as run, error_counts, md_socket_text
 from journal import Reader
 from journal.catalogue import RecordType, unpack_json
 from mm_core.runnertypes import RunnerReport
-from mm_core.session import lab_available
+from mm_core.sessionconfig import lab_available
 
 LAB = lab_available()
 needs_lab = pytest.mark.skipif(bool(LAB), reason=f"PTP lab unavailable: {LAB}")

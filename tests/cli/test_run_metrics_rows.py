@@ -6,7 +6,7 @@ from journal.catalogue import Side
 from cli.metrics_rows import horizon_text, metrics_rows
 from cli.run_cmd import progress_line
 from mm_core.metrics import Metrics
-from mm_core.session import Progress
+from mm_core.sessionconfig import Progress
 
 NAMES = {"1": "ACME", "2": "BOLT", "3": "CHIP"}
 

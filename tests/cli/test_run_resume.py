@@ -22,7 +22,8 @@ from cli.run_resume import resumer
 from journal import Journal, Reader, RecordType
 from journal.errors import NotAJournal
 from journal.catalogue import unpack
-from mm_core.session import RESUME_NOTE, SessionConfigError, VenueSpec, lab_available, load_inputs
+from mm_core.session import RESUME_NOTE
+from mm_core.sessionconfig import SessionConfigError, VenueSpec, lab_available, load_inputs
 from mm_core.venue.config import load_config
 from mm_core.venue.server import Venue
 from recovery.codecheck import session_start

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from cli.run_cmd import command as run
 from journal import Reader
 from journal.catalogue import ClockState, RecordType, unpack, unpack_json
-from mm_core.session import lab_available
+from mm_core.sessionconfig import lab_available
 
 LAB = lab_available()
 

@@ -1,5 +1,5 @@
 """The [[options]] of the symbols file reach the risk gateway in a real session: an engine built
-from files by mm_core.session.load_inputs (as `mmaudit run` and `make demo` build it) declares
+from files by mm_core.sessionconfig.load_inputs (as `mmaudit run` and `make demo` build it) declares
 every option to its gateway, so Greeks and scenario limits bind on the underlying's orders."""
 import pytest
 
@@ -8,7 +8,7 @@ from mm_core.config import ConfigError, symbols_from_toml
 from mm_core.events import ClockSample, JournalHealth, JournalNote, SendOrder, Timer
 from mm_core.risk import EXAMPLE_TOML
 from mm_core.risk.checks import CheckId
-from mm_core.session import load_inputs
+from mm_core.sessionconfig import load_inputs
 from mm_core.types import OrderIntent, OrderKind, Side
 from tests.mm_core.wire import ACME, MS, S, SYMBOLS_TEXT, Feed, md, two_sided
 

@@ -24,7 +24,7 @@ from mm_core.protocol import moldudp64, ouch, soupbintcp
 from mm_core.runner import Runner
 from mm_core.runnerrecords import engine_events
 from mm_core.runnertypes import RunnerError, RunnerSettings
-from mm_core.session import _VenueProcess
+from mm_core.sessionsetup import _VenueProcess
 from mm_core.types import OrderKind, Side, make_intent
 from tests.mm_core.fake_venue import ACCEPTED, alerts, linked_runner, new_engine, run_against, serve
 from tests.mm_core.test_runner import LockedClock, free_udp_port

@@ -70,7 +70,7 @@ def test_the_cli_names_the_sources_and_refuses_a_bad_one(tmp_path):
     from click.testing import CliRunner
 
     from cli.main import cli
-    from mm_core.session import VenueSpec
+    from mm_core.sessionconfig import VenueSpec
     spec = VenueSpec.parse("10.1.2.3:4000", None, 4001, "", ("10.9.9.9", "10.9.9.8"))
     assert spec.md_sources == ("10.9.9.9", "10.9.9.8")       # what Session hands RunnerSettings
     assert VenueSpec.parse("embedded", md_sources=("127.0.0.1",)).md_sources == ("127.0.0.1",)

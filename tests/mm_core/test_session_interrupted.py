@@ -4,7 +4,8 @@ import threading
 
 import pytest
 
-from mm_core.session import ClockSpec, Session, SessionInterrupted, SessionSettings, load_inputs
+from mm_core.session import Session
+from mm_core.sessionconfig import ClockSpec, SessionInterrupted, SessionSettings, load_inputs
 
 
 def test_a_stop_during_start_up_journals_no_session(tmp_path):

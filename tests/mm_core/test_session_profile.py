@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from cli.run_cmd import command as run
 from mm_core.risk import EXAMPLE_TOML
-from mm_core.session import SessionConfigError, load_inputs, with_clock_profile
+from mm_core.sessionconfig import SessionConfigError, load_inputs, with_clock_profile
 
 TOP = 'clock_profile = "eu-hft"\n'
 assert TOP in EXAMPLE_TOML

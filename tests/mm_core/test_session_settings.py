@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from mm_core.session import MAX_SESSION_S, MAX_WARMUP_S, ClockSpec, SessionConfigError, SessionSettings
+from mm_core.sessionconfig import ClockSpec, MAX_SESSION_S, MAX_WARMUP_S, SessionConfigError, SessionSettings
 from mm_core.venue.process import MAX_DURATION_S
 
 

@@ -104,7 +104,7 @@ def test_a_tag_goes_between_prefix_and_counter_before_the_first_token_only():
 
 
 def test_a_prefix_leaving_too_short_a_counter_is_refused_before_the_session(tmp_path):
-    from mm_core.session import SessionConfigError, load_inputs
+    from mm_core.sessionconfig import SessionConfigError, load_inputs
     ok, long = tmp_path / "ok.toml", tmp_path / "long.toml"
     ok.write_text('[engine]\nsession_prefix = "MMX"\n')
     long.write_text('[engine]\nsession_prefix = "MMXY"\n')

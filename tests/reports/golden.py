@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from mm_core.session import ClockSpec, ClockUnavailable, Session, SessionSettings, lab_available, load_inputs
+from mm_core.session import Session
+from mm_core.sessionconfig import ClockSpec, ClockUnavailable, SessionSettings, lab_available, load_inputs
 from tests.reports.oracle import Totals, journal_totals
 
 GOLDEN_SECONDS = 5.0

@@ -7,7 +7,7 @@ import json
 
 from audit.ptplab import CLOCK_SOURCE
 from journal.catalogue import RecordType
-from mm_core.session import LAB_NOTE
+from mm_core.sessionsetup import LAB_NOTE
 from reports import clock
 from reports.output import read_metadata
 from reports.run import run

@@ -18,7 +18,7 @@ from journal import Reader
 from journal.catalogue import RecordType, raw_bytes, token_tag, unpack, unpack_json
 from mm_core.events import SendOrder
 from mm_core.runnerrecords import engine_events
-from mm_core.session import load_inputs
+from mm_core.sessionconfig import load_inputs
 from reports.output import read_metadata
 from reports.run import KINDS, run
 from tests.reports.golden import golden  # noqa: F401  (the session-scoped fixture)

@@ -73,7 +73,7 @@ def test_bundled_reference_data_describes_the_embedded_venue_and_the_engine():
     """What `mmaudit demo` / `mmaudit run` trade: every venue listing by id and name, with a
     fictitious, check-digit-valid ISIN and an option CFI for options; the engine's default parties."""
     from mm_core.config import EngineConfig
-    from mm_core.session import load_inputs
+    from mm_core.sessionconfig import load_inputs
     from reports.identifiers import cfi_problem, isin_problem
     ref = refdata.load()
     venue = load_inputs().venue_config
