@@ -16,8 +16,9 @@ Errors: reports.errors.ReportError > RefDataError, JournalRangeError, OutputExis
         UnknownReportError.
 Layout: OUT/<kind>/<table>/trade_date=YYYY-MM-DD/part-NNNNN.parquet, OUT/<kind>/rejects/,
         OUT/<kind>/_manifest.json, OUT/rts22/auth016/trade_date=.../auth016.xml,
-        OUT/cat/submission/<submitter>_<CRD>_<YYYYMMDD>_<IMID><JOURNAL12>_OrderEvents_<NNNNNN>.json
-        (+ .meta.json; JOURNAL12: the journal id's first 12 hex digits, upper case).
+        OUT/cat/submission/<submitter>_<IMID>_<YYYYMMDD>_<IMID><JOURNAL12>_OrderEvents_<NNNNNN>.json
+        (+ .meta.json; JOURNAL12: the journal id's first 12 hex digits, upper case; submitter:
+        firm.toml cat_submitter_id, else the CRD).
 Every kind but controls is built chunk by chunk (journal ranges of events.CHUNK_SEQS sequences),
 so memory is bounded by the chunk, not the journal; text exports are appended as they are made.
 May import journal (and audit); never mm_core.

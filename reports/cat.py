@@ -31,7 +31,12 @@ whose ORDER_SENT was lost, that the venue acted on (redecided.py: its row at the
 lists it). A Cancel a recovery found unanswered and sent again never reached the venue
 (resent_cancels): no MECR, rejected with that reason. firmROEID and the file group carry the journal's
 id, so two journals of one day never share one. tradingSession comes from the OUCH time in force
-and the event's Eastern time (TRADING_SESSIONS).
+and the event's Eastern time (TRADING_SESSIONS). A route event's destination is its venue's CAT
+Exchange ID (mics.toml cat_destination: destinationType E) or the CRD:IMID of the broker-dealer or
+ATS it is (cat_member: F), never the MIC; a route to a venue with neither is rejected
+(_no_destination). CATReporterIMID is the firm's IMID alone (as the file name carries it), senderIMID
+its whole CRD:IMID (CAT JSON schema 4.1.0 r15: "CAT Reporter IMID", at most 7 characters, and
+"Industry Member ID").
 
 Owns the event mapping, CAT text formats (Eastern-Time timestamps `YYYYMMDD HHMMSS.CCCNNNNNN`,
 dates as YYYYMMDD), the CAT trading day (the US Eastern date, with DST: what `--date` selects and
@@ -64,8 +69,9 @@ from reports.validate import REJECTS_SCHEMA, declare_required, mask_check, passe
 
 KIND = "cat"
 # 6: MEMR, MECR, routeRejectedFlag, priorOrderKeyDate; 7: not-sent orders, journal id in firmROEID,
-# tradingSession from the time in force
-SCHEMA_VERSION = "cat-4.0.0-r18-subset-7"
+# tradingSession from the time in force; 8: CAT Exchange ID / Industry Member destinations (E, F),
+# pre/post-market sessions, CATReporterIMID the IMID alone, firmROEID up to 64 characters
+SCHEMA_VERSION = "cat-4.0.0-r18-subset-8"
 CAT_TYPES = ["MENO", "MEOR", "MEOM", "MEOC", "MEOT", "MEMR", "MECR"]
 SIDES = {ord("B"): "B", ord("S"): "SL", ord("T"): "SS", ord("E"): "SX"}
 USER_REQUESTED = ord("U")        # OUCH Canceled reason: the firm's Cancel (or Replace) asked for it
@@ -153,13 +159,18 @@ NOTES = ("MEOT is reported only for an execution on a venue that does not report
          "MEOC at the recovery's resolution, initiator F, its whole quantity cancelled and none left; the route "
          "events of such an order (it never reached the venue) are rejected, not reported. The requests the "
          "firm sent are its route events (MEMR per Replace or Modify, MECR per Cancel, "
-         "Tech Specs 4.0.0-r18 Route Modified / Route Cancelled), whose required fields beyond the route's keys, "
-         "terms and destination could not be confirmed. Order Modification Request (MEOMR) and Order Cancel "
+         "Tech Specs 4.0.0-r18 Route Modified / Route Cancelled), which do not yet carry every field the "
+         "CAT JSON schema 4.1.0 r15 marks Required (e.g. affiliateFlag, isoInd, multiLegInd, and MECR's "
+         "cancelQty: an MECR here carries leavesQty, the size the Cancel asks to leave). Order Modification Request (MEOMR) and Order Cancel "
          "Request (MEOCR) events, for a request the venue had not answered while the order was still open when "
          "the journal or range ends, are not built. tradingSession is ALL for an order of OUCH time in force "
-         "99999 (system hours: every session the venue has; CAT FAQ D32) and REG for one of 99998 (market hours) "
-         "or an IOC or timed order whose whole life lies in 09:30-16:00 ET; one trading only in a pre- or "
-         "post-market session is rejected, those sessions' codes unconfirmed.")
+         "99999 (system hours: every session the venue has; CAT FAQ D32) and REG for one of 99998 (market hours); "
+         "an IOC or timed order is named by the sessions its life touches (from its send time to the end of its "
+         "time in force; CAT JSON schema 4.1.0 r15 code set): PRE in 04:00-09:30 ET, REG in 09:30-16:00, POST "
+         "in 16:00-20:00, PREREG or REGPOST across one boundary, ALL from pre- through post-market; one alive "
+         "outside 04:00-20:00 ET (US equity venues' extended hours) is rejected. A route's destination is the "
+         "venue's CAT Exchange ID (destinationType E) or the CRD:IMID of the broker-dealer or ATS it is (F), "
+         "from mics.toml; a route to a venue with neither is rejected, never sent with the MIC.")
 # OUCH capacity of the Enter Order -> CAT capacity (Agency, Principal, Riskless principal); any
 # other (e.g. 'O' other) has no CAT code: the trade is rejected for it rather than guessed.
 CAPACITIES = {ord("A"): "A", ord("P"): "P", ord("R"): "R"}
@@ -167,9 +178,13 @@ CAPACITIES = {ord("A"): "A", ord("P"): "P", ord("R"): "R"}
 # most, about what the bench journal's chunks take to build while that scan runs.
 SESSION_AHEAD = 8
 # firmROEID: the Eastern date, the first hex digits of the journal id (48 random bits), the sequence
-# and the event type; the field holds 40 characters, which a sequence below 10^13 keeps to.
+# and the event type. CAT's field is Text (64) (JSON schema 4.1.0 r15); a journal sequence is a
+# 64-bit number, at most 20 digits, so every firmROEID fits (47 characters at most) and none is
+# checked row by row.
 ROEID_JOURNAL_HEX = 12
-ROEID_MAX_SEQ = 10 ** 13
+ROEID_MAX_LEN = 64
+ROEID_LONGEST = len("YYYYMMDD_") + ROEID_JOURNAL_HEX + len("_") + len(str(2**64 - 1)) + len("_MEOT")
+assert ROEID_LONGEST <= ROEID_MAX_LEN
 SIDE_DETAILS = pa.struct([("orderKeyDate", pa.string()), ("orderID", pa.string()), ("side", pa.string())])
 
 
@@ -298,13 +313,14 @@ class Unsessioned:
     head: list                  # the checks before the required fields'
     tail: list                  # and after them
     orphan: np.ndarray          # rows rejected before their fields are checked (ORPHAN_TRADE)
+    explained: dict             # field -> rows rejected already for lacking it, with why (no_session, ...)
 
     def with_session(self, venue_session: str | None) -> tuple[pa.Table, list]:
         """The chunk's table and checks, the same as build_table's with `venue_session`."""
         n = len(self.types)
         table = self.table.add_column(self.at, "session", ac.codes(np.zeros(n, np.int8), [venue_session or ""],
                                                                    self.route & bool(venue_session)))
-        return table, self.head + required_checks(table, self.types, self.orphan) + self.tail
+        return table, self.head + required_checks(table, self.types, self.orphan, self.explained) + self.tail
 
 
 def build_unsessioned(ev: events.OrderEvents, ref: RefData, rejections: dict | None = None,
@@ -358,6 +374,9 @@ def build_unsessioned(ev: events.OrderEvents, ref: RefData, rejections: dict | N
         side_code[modified & (c["wire_side"] == byte)] = i
     price = np.where(is_trade, c["exec_price"], np.where(modified, c["order_price"], c["price"]))
     session = _trading_sessions(c["tif"], local)
+    if adopted.any():           # an adopted order's time in force was in its lost ORDER_SENT
+        session[adopted] = -1
+    destination, destination_type, unrouted = _destinations(ref, inst_idx, is_route)
     token = ac.token_strings(c["token_key"], ~is_trade)
     seq_text = numtext.integer_text(c["seq"])
     day_bytes = np.ascontiguousarray(stamps[:, :8])      # the Eastern date: the timestamp's first 8
@@ -369,7 +388,7 @@ def build_unsessioned(ev: events.OrderEvents, ref: RefData, rejections: dict | N
         # unique across the firm's journals of a day: the journal's id (its random salt) in it
         "firmROEID": numtext.join_text([day] + ([journal_id[:ROEID_JOURNAL_HEX]] if journal_id else [])
                                        + [seq_text, _type_text(t)], "_"),
-        "CATReporterIMID": ac.codes(np.zeros(n, np.int8), [ref.firm.cat_imid]),
+        "CATReporterIMID": ac.codes(np.zeros(n, np.int8), [ref.firm.cat_reporter_imid]),
         # a re-route's order is the one whose route it changes: the replaced order, and its key date
         "orderKeyDate": _order_key_column(key_date, is_trade, reroute, prior_key),
         "orderID": pc.if_else(pa.array(reroute), ac.token_strings(c["prior_token_key"]), token)
@@ -391,9 +410,8 @@ def build_unsessioned(ev: events.OrderEvents, ref: RefData, rejections: dict | N
         "accountHolderType": ac.codes(np.where(own, 0, 1), ["P", "I"], is_new),
         "representativeInd": ac.codes(np.zeros(n, np.int8), ["N"], is_new),
         "senderIMID": ac.codes(np.zeros(n, np.int8), [ref.firm.cat_imid], is_route),
-        "destination": numtext.pick_text(np.where(is_route, inst_idx, -1),
-                                         tuple(i.mic for i in ref.sorted_values("instruments"))),
-        "destinationType": ac.codes(np.zeros(n, np.int8), ["E"], is_route),
+        "destination": destination,
+        "destinationType": destination_type,
         "routedOrderID": _where(is_route, token),
         "priorRoutedOrderID": ac.token_strings(c["prior_token_key"], reroute),
         "dupROIDCond": ac.masked(np.ones(n, bool), routes["same_id"]),
@@ -415,9 +433,12 @@ def build_unsessioned(ev: events.OrderEvents, ref: RefData, rejections: dict | N
     checks = common.event_checks(table.append_column("isin", inst_cols["isin"])
                                  .append_column("segment_mic", inst_cols["segment_mic"]),
                                  ev, ref, inst_idx, algo_idx, client_idx)
+    # rows rejected here for lacking these fields, with why: not again as merely lacking them
+    no_session = with_terms & (session < 0) & ev.utc.valid & ~adopted
+    explained = {"tradingSession": no_session, "destination": unrouted, "destinationType": unrouted}
     head = checks + [common.order_side_check(ev, with_terms | is_trade),
-                     mask_check("tradingSession", with_terms & (session < 0) & ev.utc.valid, UNKNOWN_SESSION),
-                     mask_check("firmROEID", c["seq"] >= ROEID_MAX_SEQ, "firmROEID would exceed 40 characters")]
+                     mask_check("tradingSession", no_session, NO_SESSION),
+                     mask_check("destination", unrouted, lambda rows: _no_destination(ref, types, inst_idx, rows))]
     # an execution of an order no journaled ORDER_SENT created: rejected for that alone (not for
     # MEOT fields: whether a MEOT is owed at all depends on its venue, unknown without the order)
     orphan = is_trade & (c["creator"] < 0)
@@ -441,7 +462,8 @@ def build_unsessioned(ev: events.OrderEvents, ref: RefData, rejections: dict | N
     tail.append(mask_check("routedOrderID", routes["lost"], lambda rows: [
         f"no MECR: the venue never received this Cancel (a recovery found it unanswered and sent it again, "
         f"journal sequence {s})" for s in resent.seq[resent.find(c["token_key"][rows])]]))
-    return Unsessioned(table=table, at=at, route=is_route, types=types, head=head, tail=tail, orphan=orphan)
+    return Unsessioned(table=table, at=at, route=is_route, types=types, head=head, tail=tail, orphan=orphan,
+                       explained=explained)
 
 
 def _lost_modify_reasons(c, rows: np.ndarray, recon_seqs: np.ndarray) -> list[str]:
@@ -472,30 +494,80 @@ def _closed_at_resolution(ev: events.OrderEvents, closing: np.ndarray,
                               samples=ev.samples)
 
 
-# tradingSession: CAT FAQ D32 confirms the codes REG and ALL ("the order can trade in any available
-# session at the venue where it is sent"; an order limited to some sessions names them). The codes
-# for the pre- and post-market sessions (PRE, POST, ...) could not be confirmed against the Tech
-# Specs' code set, so none is used: an order whose session is one of those is rejected, not guessed.
-TRADING_SESSIONS = ["ALL", "REG"]
+# tradingSession, from the CAT JSON schema's code set (4.1.0 r15: FOR, PRE, PREREG, REG, REGPOST,
+# POST, PREPOST, ALL) and CAT FAQ D32 (ALL: "the order can trade in any available session at the
+# venue where it is sent"; an order limited to some sessions names them). OUCH 4.2 time in force
+# 99999 (system hours) is ALL and 99998 (market hours) REG; an IOC or timed order is named by the
+# sessions its life touches, from the row's time (the firm's send time) to that plus its time in
+# force: PRE, REG or POST alone, PREREG or REGPOST across one boundary, ALL from pre- through
+# post-market. Not used: PREPOST (pre- and post-market but not the regular session between them,
+# which an order alive without a break cannot skip) and FOR (a foreign market's session: the venues
+# here are US ones). An order alive outside the extended hours has no session to trade in: rejected.
+TRADING_SESSIONS = ["ALL", "REG", "PRE", "PREREG", "REGPOST", "POST"]
 SYSTEM_HOURS, MARKET_HOURS = 99999, 99998       # OUCH 4.2 TIF: every session / the regular market only
-REGULAR_OPEN_S, REGULAR_CLOSE_S = 9 * 3600 + 30 * 60, 16 * 3600     # 09:30-16:00 Eastern Time
-UNKNOWN_SESSION = ("tradingSession: the order (IOC or timed, OUCH TIF below 99998) lives outside the regular "
-                   "session (09:30-16:00 ET), and the CAT code of the pre- or post-market session it trades in "
-                   "could not be confirmed (FAQ D32 confirms REG and ALL only); no value is guessed")
+# US equity venues' sessions in Eastern Time: the regular one and the extended hours around it
+# (Nasdaq's pre-market from 04:00 and post-market until 20:00, for one)
+PRE_OPEN_S, REGULAR_OPEN_S = 4 * 3600, 9 * 3600 + 30 * 60
+REGULAR_CLOSE_S, POST_CLOSE_S = 16 * 3600, 20 * 3600
+_SESSION_BOUNDS_NS = np.array([PRE_OPEN_S, REGULAR_OPEN_S, REGULAR_CLOSE_S, POST_CLOSE_S], np.int64) \
+    * timetext.NS_PER_S
+# An instant's session is the number of bounds at or before it: 0 before 04:00, 1 pre-market,
+# 2 regular, 3 post-market, 4 from 20:00. (first instant's, last instant's) -> TRADING_SESSIONS
+# index, -1 where none fits (outside the extended hours; or impossible: a life runs forward)
+_SPANS = np.full((5, 5), -1, np.int8)
+_SPANS[1, 1:4] = [TRADING_SESSIONS.index(name) for name in ("PRE", "PREREG", "ALL")]
+_SPANS[2, 2:4] = [TRADING_SESSIONS.index(name) for name in ("REG", "REGPOST")]
+_SPANS[3, 3] = TRADING_SESSIONS.index("POST")
+NO_SESSION = ("tradingSession: the order (IOC or timed, OUCH time in force below 99998) lives, at least in part, "
+              "outside 04:00-20:00 ET, the extended hours of US equity venues (pre-market, regular and "
+              "post-market sessions): there is no session of the venue it can trade in, so no CAT "
+              "tradingSession fits it; none is guessed")
 
 
 def _trading_sessions(tif: np.ndarray, local_ns: np.ndarray) -> np.ndarray:
-    """TRADING_SESSIONS index per row, -1 where unknown: ALL for OUCH system hours (99999: the
-    venue's every session), REG for market hours (99998) and for an IOC or timed order whose whole
-    life (from the row's Eastern time, `local_ns`: timetext.eastern_local_ns) lies in the regular
-    session."""
-    second = np.floor_divide(local_ns, timetext.NS_PER_S) % 86_400     # what the timestamp's HHMMSS reads
+    """TRADING_SESSIONS index per row, -1 where none fits: ALL for OUCH system hours (99999: the
+    venue's every session), REG for market hours (99998), and for an IOC or timed order the span of
+    sessions its life touches, from the row's Eastern time (`local_ns`: timetext.eastern_local_ns)
+    until its time in force (seconds) runs out; -1 for one alive outside 04:00-20:00 ET."""
     tif = np.asarray(tif, np.int64)
-    regular = (second >= REGULAR_OPEN_S) & (second < REGULAR_CLOSE_S) & (second + tif <= REGULAR_CLOSE_S)
-    out = np.where(regular, 1, -1).astype(np.int8)
-    out[tif == MARKET_HOURS] = 1
-    out[tif == SYSTEM_HOURS] = 0
+    first = np.mod(local_ns, timetext.NS_PER_DAY)           # the time of day its timestamp shows
+    last = tif * timetext.NS_PER_S                          # its last nanosecond alive (an IOC: its first)
+    last -= 1
+    np.maximum(last, 0, out=last)
+    last += first
+    span = np.zeros(len(tif), np.int8)                      # first's session * 5 + last's
+    for bound in _SESSION_BOUNDS_NS:                        # compares, not a search: a third of the time
+        span += (first >= bound).view(np.int8) * np.int8(5)
+        span += (last >= bound).view(np.int8)
+    out = _SPANS.ravel().take(span)
+    out[tif == MARKET_HOURS] = TRADING_SESSIONS.index("REG")
+    out[tif == SYSTEM_HOURS] = TRADING_SESSIONS.index("ALL")
     return out
+
+
+DESTINATION_TYPES = ["E", "F"]      # CAT Exchange ID / Industry Member ID (RefData.cat_route)
+
+
+def _destinations(ref: RefData, inst_idx: np.ndarray, is_route: np.ndarray
+                  ) -> tuple[pa.Array, pa.Array, np.ndarray]:
+    """destination and destinationType of the route rows `is_route`, from their instrument's venue
+    (RefData.cat_route), null elsewhere; and the route rows whose venue gives none (rejected:
+    _no_destination; an unknown instrument is rejected for itself)."""
+    routes = [ref.cat_route(i.mic) for i in ref.sorted_values("instruments")]
+    known = np.array([r is not None for r in routes] + [False], bool)[inst_idx]       # -1: the trailing False
+    kind = np.array([DESTINATION_TYPES.index(r[1]) if r else 0 for r in routes] + [0], np.int8)[inst_idx]
+    at = np.where(is_route & known, inst_idx, -1)
+    return (numtext.pick_text(at, tuple(r[0] if r else None for r in routes)),
+            ac.codes(kind, DESTINATION_TYPES, at >= 0), is_route & (inst_idx >= 0) & ~known)
+
+
+def _no_destination(ref: RefData, types: np.ndarray, inst_idx: np.ndarray, rows: np.ndarray) -> list[str]:
+    """Why each route row of `rows` has no destination: its venue's MIC and what mics.toml lacks."""
+    inst = ref.sorted_values("instruments")
+    return [f"no {CAT_TYPES[t]}: the venue of {inst[i].symbol} (MIC {inst[i].mic}) has neither cat_destination "
+            f"(its CAT Exchange ID, destinationType E) nor cat_member (the CRD:IMID of a broker-dealer or ATS, "
+            f"destinationType F) in mics.toml; CAT's destination is not the MIC and none is guessed"
+            for t, i in zip(types[rows].tolist(), inst_idx[rows].tolist())]
 
 
 def _trade_columns(c, is_trade: np.ndarray, event_ts: pa.Array, key_date: pa.Array,
@@ -673,12 +745,16 @@ def _requiring() -> dict[str, np.ndarray]:
 _REQUIRING = _requiring()
 
 
-def required_checks(table: pa.Table, types: np.ndarray, skip: np.ndarray | None = None) -> list:
+def required_checks(table: pa.Table, types: np.ndarray, skip: np.ndarray | None = None,
+                    skip_fields: dict[str, np.ndarray] | None = None) -> list:
     """One check per field: rows of an event type that requires it and lack it are rejected (but
-    rows `skip`, rejected for a reason that comes first)."""
+    rows `skip`, rejected for a reason that comes first, and for a field of `skip_fields` its rows,
+    rejected already for why they lack it)."""
     checks = []
     of_type = None
     skip_bits = np.packbits(skip, bitorder="little") if skip is not None and skip.any() else None
+    field_bits = {name: np.packbits(rows, bitorder="little") for name, rows in (skip_fields or {}).items()
+                  if rows.any()}
     for name, by_type in _REQUIRING.items():
         column = table.column(name)
         if column.null_count:
@@ -688,6 +764,8 @@ def required_checks(table: pa.Table, types: np.ndarray, skip: np.ndarray | None 
             needed = np.bitwise_or.reduce(of_type[by_type], axis=0)
             if skip_bits is not None:
                 needed &= ~skip_bits
+            if name in field_bits:
+                needed &= ~field_bits[name]
             valid = column.chunks[0].buffers()[0] if column.num_chunks == 1 else None
             if valid is not None and column.chunks[0].offset == 0:
                 valid_bits = np.frombuffer(valid, np.uint8, count=len(needed))
@@ -721,7 +799,7 @@ def stream(src: JournalSlice, ref: RefData, sink, text: bool = True) -> ReportOu
     """CAT events chunk by chunk (bounded memory): each chunk's kept rows go to
     `sink.add("order_events", t)` and, unless `text` is False (Parquet only), as JSON lines to the
     submission files of their date."""
-    files = cat_json.SubmissionFiles(ref.firm.cat_imid, notes=NOTES, journal_id=src.journal_id) if text else None
+    files = cat_json.SubmissionFiles(ref.firm, notes=NOTES, journal_id=src.journal_id) if text else None
     rejects = []
     waiting: list[Unsessioned] = []      # chunks built while the venue session scan runs
 

@@ -5,14 +5,20 @@ under OUT/cat/submission/.
 Owns the line format (assembled column-wise with Arrow string kernels, fields absent where null,
 numbers unquoted, booleans true/false, timeInForce as a name/value object) and the file naming and
 rollover. Deterministic: the file generation date is the events' Eastern-Time date, never the
-wall clock. Unconfirmed against the CAT IM Technical Specifications (marked [M] in the reference
-notes; their sections on file submission could not be read): the exact file-name pattern, the
-metadata file's fields, the per-file record limit, the JSON shape of timeInForce, and compression
-(CAT takes bz2; files here are uncompressed JSON). Public CAT tooling (a validator written against
-Tech Specs 4.1.0 r15, not the spec itself) writes timeInForce as {"DAY":YYYYMMDD} as here, but names
-its sample file SUBMITTER_IMID_DATE_GROUP_OrderEvents_000001.json, where this module puts the CRD
-second and, as the group, the IMID and the journal id's first 12 hex digits (two journals of one
-trading day never share a file name): a lead to check, not a confirmation either way.
+wall clock. The name is <CATSubmitterID>_<CATReporterIMID>_<YYYYMMDD>_<Group>_OrderEvents_<NNNNNN>:
+Tech Specs 4.0.0-r18 (orchimate.org) says of every event's CATReporterIMID "If populated, must equal
+the CATReporterIMID in the filename", and real submitters' files are named so (e.g.
+93005_SGAS_20250324_SGASOFIDESSA_OrderEvents_000001.csv.bz2): the IMID alone, as the CAT JSON
+schema for Tech Specs 4.1.0 r15 (03.18.26-IM-4.1.0-r15.json) types CATReporterIMID (at most 7
+characters; senderIMID is the whole CRD:IMID). The group is the IMID and the journal id's first 12
+hex digits (two journals of one trading day never share a file name). The submitter is firm.toml's
+`cat_submitter_id` (an id CAT assigns the Reporting Agent); without one the firm's CRD is assumed,
+and each metadata file says which. The same schema confirms timeInForce's shape: DAY a Date (an
+8-digit number), IOC a Boolean. Unconfirmed (the spec's file-submission sections could not be
+read): the metadata file's fields (ours below; one implementation writes type META,
+fileGenerationDate, submitter, fileVersion, files [fileName, recordCount, compressedHash],
+reporter, doneForDay), the per-file record limit, and whether bz2 compression is mandatory (files
+here are uncompressed JSON).
 """
 from __future__ import annotations
 
@@ -23,13 +29,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from reports import arrowcols as ac
+from reports.refdata import Firm
 
 DIRECTORY = "submission"
 FILE_KIND = "OrderEvents"
 MAX_EVENTS_PER_FILE = 1_000_000
 TEXT_ROWS = 65_536          # rows turned into JSON text at a time
-SPEC = "CAT IM Technical Specifications 4.0.0-r18"
+SPEC = ("CAT IM Technical Specifications 4.0.0-r18; CAT JSON schema 4.1.0 r15 (03.18.26) for the file name's "
+        "reporter, firmROEID, timeInForce, tradingSession and destination")
 JOURNAL_HEX = 12            # hex digits of the journal id in the file group
+SUBMITTER_GIVEN = "firm.toml cat_submitter_id"
+SUBMITTER_ASSUMED = ("the firm's CRD, assumed: firm.toml has no cat_submitter_id (CAT assigns the submitter "
+                     "its own id; set it when it differs)")
 # Parquet columns that go to the JSON, in this order, with their JSON type.
 STRINGS = ("actionType", "firmROEID", "CATReporterIMID", "orderKeyDate", "orderID", "priorOrderKeyDate", "priorOrderID", "tradeKeyDate",
            "tradeID", "symbol", "eventTimestamp", "deptType", "side", "orderType", "tradingSession",
@@ -178,29 +189,24 @@ def lines(table: pa.Table) -> pa.Array:
     return text.take(pa.array(inverse))
 
 
-def split_imid(cat_imid: str) -> tuple[str, str]:
-    """'CRD:IMID' -> (CRD, IMID)."""
-    crd, _, imid = cat_imid.partition(":")
-    return crd, imid or crd
-
-
 class SubmissionFiles:
     """Appends each chunk's lines to the file of their Eastern-Time event date, rolling over to
     the next file number every MAX_EVENTS_PER_FILE events; `finish` writes the metadata files."""
 
-    def __init__(self, cat_imid: str, max_events: int | None = None, notes: str | None = None,
+    def __init__(self, firm: Firm, max_events: int | None = None, notes: str | None = None,
                  journal_id: str = ""):
-        self.crd, self.imid = split_imid(cat_imid)
+        self.crd, self.imid = firm.cat_crd, firm.cat_reporter_imid
         # the file group: the IMID and the journal's id (its first hex digits, as in firmROEID), so
         # that two journals of one trading day (two sessions, two engines) never share a file name
         self.group = self.imid + journal_id[:JOURNAL_HEX].upper()
-        self.submitter = self.crd            # the firm submits its own events
+        self.submitter = firm.cat_submitter
+        self.submitter_assumed = not firm.cat_submitter_id
         self.max_events = max_events or MAX_EVENTS_PER_FILE
         self.notes = notes                   # what the events leave out, said in each metadata file
         self.counts: dict[int, list[int]] = {}     # YYYYMMDD -> events in file 1, 2, ...
 
     def name(self, date: int, number: int) -> str:
-        return f"{self.submitter}_{self.crd}_{date}_{self.group}_{FILE_KIND}_{number:06d}"
+        return f"{self.submitter}_{self.imid}_{date}_{self.group}_{FILE_KIND}_{number:06d}"
 
     def add(self, table: pa.Table, sink) -> None:
         if table.num_rows == 0:
@@ -231,7 +237,9 @@ class SubmissionFiles:
         for date, counts in sorted(self.counts.items()):
             for number, count in enumerate(counts, start=1):
                 name = self.name(date, number)
+                # reporterIMID: the file name's second field and every event's CATReporterIMID
                 meta = {"fileName": f"{name}.json", "fileKind": FILE_KIND, "submitter": self.submitter,
+                        "submitterSource": SUBMITTER_ASSUMED if self.submitter_assumed else SUBMITTER_GIVEN,
                         "reporterCRD": self.crd, "reporterIMID": self.imid, "fileGroup": self.group,
                         "fileGenerationDate": date,
                         "fileNumber": number, "recordCount": count, "compression": "none", "format": "json",

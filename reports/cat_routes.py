@@ -11,9 +11,11 @@ route modification request is rejected by the destination venue, the Route Modif
 reported with a routeRejectedFlag of true", and likewise a Route Cancelled event for a rejected
 cancellation; a route the venue rejects carries routeRejectedFlag (MEORS text). A route event is
 the firm's: it is reported when the request is sent, whatever the venue then does (the venue
-reports what it received under the same routedOrderID). Not confirmed (their field tables could
-not be read whole): which fields beyond these MEMR and MECR require; MECR here carries the route's
-keys and destination, and leavesQty (the size the Cancel asks to leave), no cancelQty.
+reports what it received under the same routedOrderID). The CAT JSON schema for Tech Specs 4.1.0
+r15 marks more fields of MEMR and MECR Required than these carry (affiliateFlag, isoInd,
+multiLegInd; MECR's cancelQty, where an MECR here carries leavesQty, the size the Cancel asks to
+leave): not yet checked field by field. The destination and destinationType are the venue's
+(RefData.cat_route: a CAT Exchange ID, E, or an Industry Member's CRD:IMID, F).
 
 Owns the venue rejections a route event needs (OUCH Rejected J of a token, Cancel Reject I of an
 order) and the route columns; cat.py lays out the rows.

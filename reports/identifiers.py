@@ -1,4 +1,5 @@
-"""Validation of the identifiers regulators check: LEI, ISIN, MIC, CFI, currency and country codes.
+"""Validation of the identifiers regulators check: LEI, ISIN, MIC, CFI, currency and country codes,
+and CAT's member, exchange and submitter ids.
 
 Owns the check-digit arithmetic (ISO 17442 / ISO 7064 MOD 97-10, ISO 6166 Luhn) and the formats.
 Each check returns None when valid or a short reason string, so report builders can put the reason
@@ -18,6 +19,20 @@ _OPTION_CFI = ((1, "CPM", "group: call, put, other"), (2, "AEBM", "exercise styl
                (3, "BSDTCIOFWNM", "underlying"), (4, "PCNE", "delivery"), (5, "SN", "standardised or not"))
 _CURRENCY_FORMAT = re.compile(r"[A-Z]{3}")
 _COUNTRY_FORMAT = re.compile(r"[A-Z]{2}")
+# CAT IM Technical Specifications 4.1.0 r15, JSON schema (03.18.26-IM-4.1.0-r15.json): an "Industry
+# Member ID" is CRD:IMID, e.g. "123:ABCD", at most 16 characters; a "CAT Reporter IMID" (the IMID
+# alone) at most 7. The CRD is a FINRA Central Registration Depository number (digits).
+_CAT_MEMBER_FORMAT = re.compile(r"([0-9]{1,8}):([0-9A-Z]{1,7})")
+CAT_MEMBER_MAX = 16
+# The schema's "Exchange ID" allowed values: a route's destination when destinationType is E.
+CAT_EXCHANGE_IDS = frozenset((
+    "AMER", "AMEROP", "ARCA", "ARCAOP", "BOX", "BSTX", "BX", "BYX", "BZX", "BZXOP", "C2", "CBOE", "CHX",
+    "EDGA", "EDGX", "EDGXOP", "EMLD", "GEMX", "IEX", "ISE", "LTSE", "MEMX", "MEMXOP", "MIAMI", "MRX",
+    "NOBO", "NOM", "NSDQ", "NSX", "NYSE", "PEARL", "PEARLEQ", "PHLX", "PSX", "SPHR", "24X", "TXSE"))
+# CAT Submitter ID: "a unique ID assigned by CAT to the CAT Reporting Agent" (Tech Specs data types);
+# its format is not given, so only what the file name needs: it is that name's first field, which
+# underscores separate.
+_CAT_SUBMITTER_FORMAT = re.compile(r"[0-9A-Za-z]{1,16}")
 
 
 def _alnum_to_digits(text: str) -> str:
@@ -104,3 +119,29 @@ def country_problem(value: str | None) -> str | None:
     if value is None or not _COUNTRY_FORMAT.fullmatch(value):
         return f"country {value!r} is not an ISO 3166 alpha-2 code"
     return None
+
+
+def cat_member_problem(value: str | None) -> str | None:
+    """None if `value` is a CAT Industry Member ID, CRD:IMID (digits, a colon, 1-7 uppercase
+    alphanumerics; at most 16 characters in all), else the reason."""
+    if not isinstance(value, str) or not value:
+        return "CAT Industry Member ID missing"
+    if not _CAT_MEMBER_FORMAT.fullmatch(value) or len(value) > CAT_MEMBER_MAX:
+        return (f"CAT Industry Member ID {value!r} is not CRD:IMID (the CRD's digits, a colon, an IMID of "
+                f"1-7 uppercase letters or digits, e.g. \"123:ABCD\")")
+    return None
+
+
+def cat_exchange_problem(value: str | None) -> str | None:
+    """None if `value` is one of CAT's Exchange IDs (CAT_EXCHANGE_IDS), else the reason."""
+    if isinstance(value, str) and value in CAT_EXCHANGE_IDS:
+        return None
+    return (f"{value!r} is not a CAT Exchange ID (one of {', '.join(sorted(CAT_EXCHANGE_IDS))}; "
+            f"a MIC is not one)")
+
+
+def cat_submitter_problem(value: str | None) -> str | None:
+    """None if `value` can be a CAT Submitter ID in a file name (1-16 letters or digits)."""
+    if isinstance(value, str) and _CAT_SUBMITTER_FORMAT.fullmatch(value):
+        return None
+    return f"CAT Submitter ID {value!r} is not 1-16 letters or digits (it is a field of the file name)"

@@ -1,5 +1,6 @@
 """Reference data for reports: the firm, instruments (ISIN, CFI, MIC, currency, tick table), the
-algo/desk/trader/client registry and a MIC registry, loaded from TOML files in one directory.
+algo/desk/trader/client registry and a MIC registry (with each venue's CAT route destination),
+loaded from TOML files in one directory.
 
 Owns parsing and validating those files (typed RefDataError naming file and key) and the numpy
 lookup arrays report builders use to join by id without Python loops. Knows nothing of journals.
@@ -14,7 +15,8 @@ import numpy as np
 
 from reports.errors import RefDataError
 from reports.identifiers import (
-    cfi_problem, country_problem, currency_problem, isin_problem, lei_problem, mic_problem,
+    cat_exchange_problem, cat_member_problem, cat_submitter_problem, cfi_problem, country_problem,
+    currency_problem, isin_problem, lei_problem, mic_problem,
 )
 
 DEFAULT_DIR = pathlib.Path(__file__).resolve().parent / "refdata"
@@ -29,8 +31,26 @@ class Firm:
     investment_firm: bool
     submitting_lei: str
     competent_authority: str
-    cat_imid: str
+    cat_imid: str                   # CRD:IMID (validated: identifiers.cat_member_problem)
     trading_capacity: str
+    cat_submitter_id: str = ""      # CAT's id of the firm as submitter; "" when firm.toml has none
+
+    @property
+    def cat_crd(self) -> str:
+        return self.cat_imid.partition(":")[0]
+
+    @property
+    def cat_reporter_imid(self) -> str:
+        """The IMID alone: CAT's "CAT Reporter IMID" (events' CATReporterIMID, the file name's second
+        field), where senderIMID takes the whole CRD:IMID."""
+        return self.cat_imid.partition(":")[2]
+
+    @property
+    def cat_submitter(self) -> str:
+        """The CAT Submitter ID of the file names: `cat_submitter_id`, else the firm's CRD, an
+        assumption (CAT assigns the submitter its own id; a firm submitting for itself may or may
+        not have it equal its CRD): the metadata files say which."""
+        return self.cat_submitter_id or self.cat_crd
 
 
 @dataclass(frozen=True)
@@ -74,6 +94,18 @@ class RefData:
     @property
     def active_mics(self) -> frozenset[str]:
         return frozenset(m for m, e in self.mics.items() if e.get("status") == "ACTIVE")
+
+    def cat_route(self, mic: str) -> tuple[str, str] | None:
+        """(destination, destinationType) of a CAT route event to the venue `mic`: its
+        `cat_destination` (a CAT Exchange ID) with E, or its `cat_member` (a broker-dealer's or an
+        ATS's CRD:IMID) with F; None when mics.toml gives neither (CAT's destination is never the
+        MIC, and is not guessed)."""
+        entry = self.mics.get(mic, {})
+        if "cat_destination" in entry:
+            return entry["cat_destination"], "E"
+        if "cat_member" in entry:
+            return entry["cat_member"], "F"
+        return None
 
     def instrument_index(self, symbol_ids: np.ndarray) -> np.ndarray:
         """Row index into `instrument_table()` for each symbol id; -1 where the id is unknown."""
@@ -173,7 +205,8 @@ def _check(problem: str | None, where: str) -> None:
         raise RefDataError(f"{where}: {problem}")
 
 
-_MIC_KEYS = frozenset(("mic", "operating_mic", "country", "status", "name", "cat_reporter"))
+_MIC_KEYS = frozenset(("mic", "operating_mic", "country", "status", "name", "cat_reporter", "cat_destination",
+                       "cat_member"))
 
 
 def _mic_keys_problem(entry: dict) -> str | None:
@@ -187,6 +220,16 @@ def _mic_keys_problem(entry: dict) -> str | None:
         return f"unknown key(s) {unknown}; known: {sorted(_MIC_KEYS)}"
     if "cat_reporter" in entry and not isinstance(entry["cat_reporter"], bool):
         return f"'cat_reporter' must be true or false, got {entry['cat_reporter']!r}"
+    # a CAT route goes to an exchange or to an Industry Member, never both
+    if "cat_destination" in entry and "cat_member" in entry:
+        return ("give 'cat_destination' (a CAT Exchange ID: an exchange) or 'cat_member' (CRD:IMID: a "
+                "broker-dealer or ATS), not both")
+    if "cat_destination" in entry:
+        problem = cat_exchange_problem(entry["cat_destination"])
+        return f"'cat_destination': {problem}" if problem else None
+    if "cat_member" in entry:
+        problem = cat_member_problem(entry["cat_member"])
+        return f"'cat_member': {problem}" if problem else None
     return None
 
 
@@ -202,7 +245,11 @@ def _load_firm(doc: dict, where: str) -> Firm:
         competent_authority=_need(t, "competent_authority", where),
         cat_imid=_need(t, "cat_imid", where),
         trading_capacity=t.get("trading_capacity", "DEAL"),
+        cat_submitter_id=_need(t, "cat_submitter_id", where) if "cat_submitter_id" in t else "",
     )
+    _check(cat_member_problem(firm.cat_imid), f"{where} [firm].cat_imid")
+    if "cat_submitter_id" in t:
+        _check(cat_submitter_problem(firm.cat_submitter_id), f"{where} [firm].cat_submitter_id")
     _check(lei_problem(firm.lei), f"{where} [firm].lei")
     _check(lei_problem(firm.submitting_lei), f"{where} [firm].submitting_lei")
     _check(country_problem(firm.branch_country), f"{where} [firm].branch_country")

@@ -26,10 +26,10 @@ def _rows(out, kind: str, table: str, columns: list[str]) -> list[dict]:
     return read(out, kind, table).select(columns).to_pylist()
 
 
-def _day() -> tuple[DayBuilder, int, int]:
+def _day(start_hms: tuple = (14, 30, 0)) -> tuple[DayBuilder, int, int]:
     """An order whose Replace was lost (adopted as a replacement) and a short sale the venue held
     that recovery adopted to cancel; each executed after its RECON record. Their RECON sequences."""
-    b = DayBuilder()
+    b = DayBuilder(start_hms=start_hms)
     b.session_start(); b.clock_sample()
     b.enter("E1", 1, "B", 1_499_900, 300); b.advance(10_000); b.accept("E1")
     replaced = _recovery(b, AdoptPending("R1", 1, "B", 1_500_000, 300, orig_token="E1"),
@@ -72,6 +72,16 @@ def test_adopted_orders_are_reported_from_their_recon_record_also_in_a_range_aft
             [("f57_investment_decision_within_firm", True)] * 2
     schema = pa.parquet.read_schema(next((tmp_path / "all" / "orders" / "order_events").rglob("*.parquet")))
     assert schema.field("algo_id").nullable and not schema.field("side").nullable
+
+
+def test_cat_rejects_an_adopted_orders_events_for_their_lost_origin_alone(tmp_path):
+    """Its time in force was in the lost ORDER_SENT too: no tradingSession is made of it, so at
+    21:00 ET (outside any session an IOC could have) its MEOM is not also rejected as sessionless."""
+    b, _, _ = _day(start_hms=(2, 0, 0))                 # 21:00 ET the evening before (EST)
+    run(["cat"], b.write(tmp_path / "j"), tmp_path / "o", refdata_dir=FIXTURE_REFDATA)
+    rejects = read(tmp_path / "o", "cat", "rejects").to_pylist()
+    assert [r["reason"][:8] for r in rejects] == ["no MEOM:", "no MECR:", "no MEOC:"]
+    assert {r["field"] for r in rejects} == {"orderKeyDate"}
 
 
 def test_a_journaled_order_sent_stays_the_origin_and_events_before_an_adoption_have_none(tmp_path):

@@ -41,7 +41,7 @@ def test_cat_date_selects_and_names_by_the_eastern_day(tmp_path, day, stamps, wa
     assert all(r["eventTimestamp"].startswith(ymd) and r["firmROEID"].startswith(ymd) for r in rows)
     files = sorted(p.name for p in (tmp_path / "o" / "cat" / cat_json.DIRECTORY).iterdir())
     group = cat_group(journal)
-    assert files == [f"123456_123456_{ymd}_{group}_OrderEvents_000001.json",
-                     f"123456_123456_{ymd}_{group}_OrderEvents_000001.meta.json"]
+    assert files == [f"123456_MMAU_{ymd}_{group}_OrderEvents_000001.json",
+                     f"123456_MMAU_{ymd}_{group}_OrderEvents_000001.meta.json"]
     meta = json.loads((tmp_path / "o" / "cat" / cat_json.DIRECTORY / files[1]).read_text())
     assert meta["recordCount"] == len(rows) and meta["fileGenerationDate"] == int(ymd)

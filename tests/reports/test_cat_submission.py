@@ -1,8 +1,11 @@
 """CAT JSON submission files: one event per line with CAT field names, CAT file naming and a
 metadata file, the same events as the Parquet, required fields enforced, identical on rerun."""
 import json
+import re
+import shutil
 
 import pyarrow.compute as pc
+import pytest
 
 from reports import cat_json
 from reports.cat import CAT_TYPES, COMMON_REQUIRED, REQUIRED
@@ -18,7 +21,7 @@ def _submission(out):
 def test_json_lines_match_the_parquet_rows(all_reports, day_journal):
     files = _submission(all_reports)
     data = [f for f in files if not f.name.endswith(".meta.json")]
-    assert [f.name for f in data] == [f"123456_123456_20260302_{cat_group(day_journal)}_OrderEvents_000001.json"]
+    assert [f.name for f in data] == [f"123456_MMAU_20260302_{cat_group(day_journal)}_OrderEvents_000001.json"]
     events = [json.loads(line) for line in data[0].read_text().splitlines()]
     rows = read(all_reports, "cat", "order_events").to_pylist()
     assert len(events) == len(rows)
@@ -33,9 +36,66 @@ def test_json_lines_match_the_parquet_rows(all_reports, day_journal):
     meno = next(e for e in events if e["type"] == "MENO" and e["orderID"] == "Q1")
     assert meno["timeInForce"] == {"DAY": 20260302} and meno["quantity"] == 300 and meno["manualFlag"] is False
     assert "priorOrderID" not in meno                       # null fields are left out of the line
+    # CAT JSON schema 4.1.0 r15: timeInForce DAY a Date (8-digit number), IOC a Boolean
+    ioc = next(e for e in events if e["type"] == "MENO" and e["orderID"] == "Q4")
+    assert ioc["timeInForce"] == {"IOC": True}
+    # "YYYYMMDD HHMMSS.CCCNNNNNN", as a public CAT validator's pattern takes it
+    validator = re.compile(r"^\d{8}[\s|T]\d{6}(.\d{3}(\d{6}){0,1}){0,1}$")
+    assert all(re.fullmatch(r"\d{8} \d{6}\.\d{9}", e["eventTimestamp"]) and validator.match(e["eventTimestamp"])
+               for e in events)
     meta = json.loads(next(f for f in files if f.name.endswith(".meta.json")).read_text())
     assert meta["recordCount"] == len(events) and meta["fileName"] == data[0].name
     assert meta["fileGenerationDate"] == 20260302 and meta["reporterIMID"] == "MMAU"
+
+
+def test_the_reporter_imid_is_the_file_names_second_field_and_every_events(all_reports):
+    """Tech Specs 4.0.0-r18: an event's CATReporterIMID "must equal the CATReporterIMID in the
+    filename"; the IMID alone (CAT JSON schema: at most 7 characters), where senderIMID is CRD:IMID.
+    Without cat_submitter_id the submitter is the CRD, and the metadata says it is assumed."""
+    files = _submission(all_reports)
+    data = next(f for f in files if not f.name.endswith(".meta.json"))
+    submitter, reporter, date, *_ = data.name.split("_")
+    assert (submitter, reporter, date) == ("123456", "MMAU", "20260302")
+    events = [json.loads(line) for line in data.read_text().splitlines()]
+    assert {e["CATReporterIMID"] for e in events} == {reporter}
+    assert {e["senderIMID"] for e in events if "senderIMID" in e} == {"123456:MMAU"}
+    rows = read(all_reports, "cat", "order_events")
+    assert set(rows.column("CATReporterIMID").cast("string").to_pylist()) == {"MMAU"}
+    meta = json.loads(next(f for f in files if f.name.endswith(".meta.json")).read_text())
+    assert (meta["submitter"], meta["reporterIMID"], meta["reporterCRD"]) == ("123456", reporter, "123456")
+    assert meta["submitterSource"] == cat_json.SUBMITTER_ASSUMED and "assumed" in meta["submitterSource"]
+
+
+def _firm_with(tmp_path, line):
+    ref = tmp_path / "ref"
+    shutil.copytree(FIXTURE_REFDATA, ref)
+    text = (ref / "firm.toml").read_text()
+    (ref / "firm.toml").write_text(text.replace("[firm]\n", f"[firm]\n{line}\n", 1))
+    return ref
+
+
+def test_a_configured_cat_submitter_id_leads_the_file_names(day_journal, tmp_path):
+    ref = _firm_with(tmp_path, 'cat_submitter_id = "93005"')
+    run(["cat"], day_journal, tmp_path / "o", refdata_dir=ref)
+    files = _submission(tmp_path / "o")
+    assert files and all(f.name.startswith(f"93005_MMAU_20260302_{cat_group(day_journal)}_OrderEvents_")
+                         for f in files)
+    meta = json.loads(next(f for f in files if f.name.endswith(".meta.json")).read_text())
+    assert (meta["submitter"], meta["submitterSource"], meta["reporterCRD"]) == \
+        ("93005", cat_json.SUBMITTER_GIVEN, "123456")
+
+
+@pytest.mark.parametrize("line, message", [
+    ('cat_submitter_id = "93_005"', "[firm].cat_submitter_id"),     # the file name's field separator
+    ('cat_submitter_id = ""', "[firm].cat_submitter_id"),
+    ("cat_submitter_id = 93005", "'cat_submitter_id' must be str"),
+])
+def test_a_bad_cat_submitter_id_is_a_typed_error(tmp_path, line, message):
+    from reports import refdata
+    from reports.errors import RefDataError
+    with pytest.raises(RefDataError) as info:
+        refdata.load(_firm_with(tmp_path, line))
+    assert "firm.toml" in str(info.value) and message in str(info.value)
 
 
 def test_submission_files_roll_over_and_are_identical_on_rerun(day_journal, tmp_path, monkeypatch):

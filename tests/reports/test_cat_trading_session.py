@@ -1,65 +1,129 @@
 """CAT tradingSession from the OUCH time in force and the event's Eastern time: ALL for system hours
-(99999), REG for market hours (99998) and for an IOC or timed order living inside 09:30-16:00 ET;
-an order trading only in a pre- or post-market session is rejected (its code unconfirmed), never
-labelled REG."""
-from reports import cat
+(99999), REG for market hours (99998), and for an IOC or timed order the sessions its life touches
+(CAT JSON schema 4.1.0 r15 codes): PRE (04:00-09:30 ET), REG (09:30-16:00), POST (16:00-20:00),
+PREREG, REGPOST, and ALL from pre- through post-market; an order alive outside 04:00-20:00 ET is
+rejected, never labelled."""
+import datetime as dt
+import json
+
+import pytest
+
+from reports import cat, cat_json
 from reports.run import run
 from tests.reports.conftest import read
 from tests.reports.journal_builder import FIXTURE_REFDATA, DayBuilder
 
+# (Eastern time of the Enter, and its nanoseconds; OUCH time in force; tradingSession, None:
+# rejected). 2026-03-02 is EST (UTC-5).
+CASES = [
+    ((3, 59, 59), 0, 0, None),                 # an IOC before the pre-market opens
+    ((4, 0, 0), 0, 0, "PRE"),
+    ((5, 0, 0), 0, 99998, "REG"),              # market hours: waits for the regular session
+    ((7, 0, 0), 0, 600, "PRE"),
+    ((8, 0, 0), 0, 43_200, "ALL"),             # until 20:00: pre-market through post-market
+    ((9, 25, 0), 0, 600, "PREREG"),            # 09:25-09:35
+    ((9, 29, 59), 0, 1, "PRE"),                # gone at 09:30:00 exactly
+    ((9, 29, 59), 1_000, 1, "PREREG"),         # alive until 09:30:00.000001
+    ((10, 0, 0), 0, 0, "REG"),
+    ((10, 0, 1), 0, 60, "REG"),
+    ((15, 55, 0), 0, 600, "REGPOST"),          # 15:55-16:05
+    ((15, 59, 59), 0, 1, "REG"),               # gone at 16:00:00 exactly
+    ((15, 59, 59), 500_000_000, 1, "REGPOST"),
+    ((16, 30, 0), 0, 0, "POST"),
+    ((19, 55, 0), 0, 300, "POST"),             # gone at 20:00:00 exactly
+    ((19, 59, 0), 0, 120, None),               # alive until 20:01
+    ((20, 30, 0), 0, 0, None),                 # after the post-market closed
+    ((20, 30, 1), 0, 99999, "ALL"),            # system hours: every session the venue has
+]
 
-def test_trading_session_follows_the_time_in_force_and_the_eastern_time(tmp_path):
-    b = DayBuilder(start_hms=(15, 0, 0))             # 10:00 ET (EST, UTC-5)
-    b.session_start(); b.clock_sample()
-    b.enter("SYS", 1, "B", 1_499_900, 100, tif=99999)
-    b.advance(10_000); b.enter("MKT", 1, "B", 1_499_900, 100, tif=99998)
-    b.advance(10_000); b.enter("IOC", 1, "B", 1_499_900, 100, tif=0)
-    b.advance(10_000); b.enter("T60", 1, "B", 1_499_900, 100, tif=60)
-    b.advance(5 * 3600 * 10**9 + 55 * 60 * 10**9)    # 15:55 ET
-    b.clock_sample()
-    b.enter("T600", 1, "B", 1_499_900, 100, tif=600)     # lives past 16:00
-    b.advance(10_000); b.enter("LATE_SYS", 1, "B", 1_499_900, 100, tif=99999)
-    b.advance(3 * 3600 * 10**9 + 4 * 60 * 10**9 + 59 * 10**9)   # 18:59:59 ET
-    b.clock_sample()
-    b.enter("EVE", 1, "B", 1_499_900, 100, tif=0)         # an IOC in the post-market session
+
+def _day(cases) -> DayBuilder:
+    b = DayBuilder(start_hms=(0, 0, 0))
+    b.session_start()
+    for i, ((h, m, s), ns, tif, _) in enumerate(cases):
+        when = dt.datetime(2026, 3, 2, tzinfo=dt.timezone.utc) + dt.timedelta(hours=h + 5, minutes=m, seconds=s)
+        b.now = int(when.timestamp()) * 10**9 - 10**6
+        b.clock_sample()
+        b.now += 10**6 + ns
+        b.enter(f"S{i}", 1, "B", 1_499_900, 100, tif=tif)
+    return b
+
+
+def test_trading_session_is_the_span_of_sessions_the_order_lives_in(tmp_path):
+    b = _day(CASES)
     run(["cat"], b.write(tmp_path / "j"), tmp_path / "o", refdata_dir=FIXTURE_REFDATA)
     rows = read(tmp_path / "o", "cat", "order_events").to_pylist()
-    got = {r["orderID"]: r["tradingSession"] for r in rows if r["type"] == "MENO"}
-    assert got == {"SYS": "ALL", "MKT": "REG", "IOC": "REG", "T60": "REG", "LATE_SYS": "ALL"}
-    assert {r["tradingSession"] for r in rows if r["type"] == "MEOR"} == {"ALL", "REG"}
+    wanted = {f"S{i}": name for i, (*_, name) in enumerate(CASES) if name}
+    for kind in ("MENO", "MEOR"):
+        assert {r["orderID"]: r["tradingSession"] for r in rows if r["type"] == kind} == wanted, kind
+    files = sorted((tmp_path / "o" / "cat" / cat_json.DIRECTORY).glob("*_OrderEvents_*[0-9].json"))
+    lines = [json.loads(x) for f in files for x in f.read_text().splitlines()]
+    assert {e["orderID"]: e["tradingSession"] for e in lines if e["type"] == "MENO"} == wanted
     rejects = read(tmp_path / "o", "cat", "rejects").to_pylist()
-    rejected = {r["seq"] for r in rejects}
-    assert len(rejected) == 2                             # T600 and EVE (MENO and MEOR each), nothing else
-    assert {r["seq"] for r in rejects if r["reason"] == cat.UNKNOWN_SESSION} == rejected
+    sent = {r["orderID"]: r["seq"] for r in rows if r["type"] == "MENO"}
+    assert len(rejects) == 2 * 3                          # the three orders, MENO and MEOR each
+    assert all(r["field"] == "tradingSession" and r["reason"] == cat.NO_SESSION for r in rejects)
+    assert not {r["seq"] for r in rejects} & set(sent.values())
+    assert "04:00-20:00 ET" in cat.NO_SESSION and "extended hours" in cat.NO_SESSION
+
+
+def test_the_extended_hours_are_four_to_eight_eastern():
+    assert (cat.PRE_OPEN_S, cat.REGULAR_OPEN_S, cat.REGULAR_CLOSE_S, cat.POST_CLOSE_S) == \
+        (4 * 3600, 9 * 3600 + 1800, 16 * 3600, 20 * 3600)
+    assert set(cat.TRADING_SESSIONS) == {"ALL", "REG", "PRE", "PREREG", "REGPOST", "POST"}   # no PREPOST, FOR
+
+
+_SPANS = {("PRE", "PRE"): "PRE", ("PRE", "REG"): "PREREG", ("PRE", "POST"): "ALL", ("REG", "REG"): "REG",
+          ("REG", "POST"): "REGPOST", ("POST", "POST"): "POST"}
+
+
+def _session_at(ns_of_day: int) -> str | None:
+    hour = 3600 * 10**9
+    if 4 * hour <= ns_of_day < 9 * hour + hour // 2:
+        return "PRE"
+    if 9 * hour + hour // 2 <= ns_of_day < 16 * hour:
+        return "REG"
+    if 16 * hour <= ns_of_day < 20 * hour:
+        return "POST"
+    return None
 
 
 def sessions_from_stamp_digits(tif, stamps):
-    """tradingSession as read from the HHMMSS digits of the CAT timestamp text itself."""
+    """tradingSession as read from the CAT timestamp text itself (HHMMSS and its nine fraction
+    digits), row by row: the session of the order's first instant and of its last."""
     import numpy as np
-    digits = stamps[:, 9:15].astype(np.int64) - ord("0")
-    second = (digits[:, 0] * 10 + digits[:, 1]) * 3600 + (digits[:, 2] * 10 + digits[:, 3]) * 60 \
-        + digits[:, 4] * 10 + digits[:, 5]
-    tif = np.asarray(tif, np.int64)
-    regular = (second >= cat.REGULAR_OPEN_S) & (second < cat.REGULAR_CLOSE_S) & (second + tif <= cat.REGULAR_CLOSE_S)
-    out = np.where(regular, 1, -1).astype(np.int8)
-    out[tif == cat.MARKET_HOURS] = 1
-    out[tif == cat.SYSTEM_HOURS] = 0
-    return out
+    out = []
+    for row, force in zip(stamps, np.asarray(tif, np.int64).tolist()):
+        text = bytes(row).decode()
+        start = ((int(text[9:11]) * 60 + int(text[11:13])) * 60 + int(text[13:15])) * 10**9 + int(text[16:25])
+        if force in (cat.SYSTEM_HOURS, cat.MARKET_HOURS):
+            name = "ALL" if force == cat.SYSTEM_HOURS else "REG"
+        else:
+            first = _session_at(start)
+            last = first if force == 0 else _session_at(start + force * 10**9 - 1)
+            name = _SPANS.get((first, last))
+        out.append(cat.TRADING_SESSIONS.index(name) if name else -1)
+    return np.array(out, np.int8)
 
 
-def test_the_session_second_is_the_one_the_timestamp_text_shows():
-    """Taken from the Eastern time as a number, the second of the day is the one the row's CAT
-    timestamp prints (before 1970 and across DST changes too), at the session bounds included."""
+@pytest.mark.parametrize("seed", [7, 8])
+def test_the_session_is_the_one_the_timestamp_text_shows(seed):
+    """Taken from the Eastern time as a number, the sessions are those the row's CAT timestamp
+    prints (before 1970 and across DST changes too), at every session bound, to the nanosecond."""
     import numpy as np
     from reports import orderjoin, timetext
-    rng = np.random.default_rng(7)
+    rng = np.random.default_rng(seed)
     day = 86_400 * 10**9
-    bounds = np.array([cat.REGULAR_OPEN_S, cat.REGULAR_CLOSE_S], np.int64) * 10**9
+    bounds = np.array([cat.PRE_OPEN_S, cat.REGULAR_OPEN_S, cat.REGULAR_CLOSE_S, cat.POST_CLOSE_S], np.int64) * 10**9
+    near = (bounds[:, None] + np.array([-10**9, -1, 0, 1, 10**9 // 2, 10**9])).ravel()
     utc = np.concatenate([
         1_772_461_800 * 10**9 + rng.integers(-400 * day, 400 * day, 5_000),
         rng.integers(-(2**61), 2**61, 500),
-        (1_772_409_600 * 10**9 + 5 * 3600 * 10**9 + bounds[:, None] + np.arange(-2, 3) * 10**9 // 2).ravel()])
-    tif = rng.choice([0, 1, 60, 600, 23_400, cat.MARKET_HOURS, cat.SYSTEM_HOURS], len(utc))
+        1_772_409_600 * 10**9 + 5 * 3600 * 10**9 + near,                  # 2026-03-02 (EST)
+        1_782_864_000 * 10**9 + 4 * 3600 * 10**9 + near])                 # 2026-07-01 (EDT)
+    tif = rng.choice([0, 1, 2, 60, 600, 3600, 23_400, 43_200, 57_600, cat.MARKET_HOURS, cat.SYSTEM_HOURS],
+                     len(utc))
     local = timetext.eastern_local_ns(utc)
-    assert np.array_equal(cat._trading_sessions(tif, local),
-                          sessions_from_stamp_digits(tif, orderjoin.cat_timestamps(local)))
+    got = cat._trading_sessions(tif, local)
+    assert np.array_equal(got, sessions_from_stamp_digits(tif, orderjoin.cat_timestamps(local)))
+    assert {cat.TRADING_SESSIONS[i] for i in got[got >= 0]} == set(cat.TRADING_SESSIONS) and (got < 0).any()

@@ -50,6 +50,8 @@ def _edit(path, old, new):
     ("mics.toml", 'name = "NYSE ARCA"', 'name = "NYSE ARCA"\ncat_exchange = false', "no longer read"),
     ("mics.toml", 'name = "NYSE ARCA"', 'name = "NYSE ARCA"\ncat_reportr = false', "unknown key"),
     ("mics.toml", 'name = "NYSE ARCA"', 'name = "NYSE ARCA"\ncat_reporter = "no"', "true or false"),
+    ("firm.toml", 'cat_imid = "123456:MMAU"', 'cat_imid = "MMAU"', "not CRD:IMID"),
+    ("firm.toml", 'cat_imid = "123456:MMAU"', 'cat_imid = "123456:mmau"', "not CRD:IMID"),
 ])
 def test_bad_reference_data_is_a_typed_error_naming_file_and_problem(refdir, file, old, new, message):
     _edit(refdir / file, old, new)
