@@ -36,7 +36,12 @@ Exchange ID (mics.toml cat_destination: destinationType E) or the CRD:IMID of th
 ATS it is (cat_member: F), never the MIC; a route to a venue with neither is rejected
 (_no_destination). CATReporterIMID is the firm's IMID alone (as the file name carries it), senderIMID
 its whole CRD:IMID (CAT JSON schema 4.1.0 r15: "CAT Reporter IMID", at most 7 characters, and
-"Industry Member ID").
+"Industry Member ID"). The schema's other Required fields come from the firm's facts (electronic,
+unsolicited, never negotiated, single-leg orders; its own account, or a client's facts as
+parties.toml states them), the venue's (affiliateFlag: an exchange is no affiliate, a broker-dealer
+or ATS is what mics.toml cat_affiliate says), the OUCH Enter's or Replace's intermarket sweep byte
+(isoInd) and the Cancel's place in its order's life (MECR cancelQty); where one is not known the
+row is rejected with why (NOTES).
 
 Owns the event mapping, CAT text formats (Eastern-Time timestamps `YYYYMMDD HHMMSS.CCCNNNNNN`,
 dates as YYYYMMDD), the CAT trading day (the US Eastern date, with DST: what `--date` selects and
@@ -70,29 +75,37 @@ from reports.validate import REJECTS_SCHEMA, declare_required, mask_check, passe
 KIND = "cat"
 # 6: MEMR, MECR, routeRejectedFlag, priorOrderKeyDate; 7: not-sent orders, journal id in firmROEID,
 # tradingSession from the time in force; 8: CAT Exchange ID / Industry Member destinations (E, F),
-# pre/post-market sessions, CATReporterIMID the IMID alone, firmROEID up to 64 characters
-SCHEMA_VERSION = "cat-4.0.0-r18-subset-8"
+# pre/post-market sessions, CATReporterIMID the IMID alone, firmROEID up to 64 characters;
+# 9: the JSON schema 4.1.0 r15's Required solicitationFlag, custDspIntrFlag, affiliateFlag,
+# negotiatedTradeFlag, isoInd, multiLegInd and MECR cancelQty; no electronicDupFlag on MEMR, MECR,
+# MEOC nor leavesQty on MECR (not fields of them)
+SCHEMA_VERSION = "cat-4.0.0-r18-subset-9"
 CAT_TYPES = ["MENO", "MEOR", "MEOM", "MEOC", "MEOT", "MEMR", "MECR"]
 SIDES = {ord("B"): "B", ord("S"): "SL", ord("T"): "SS", ord("E"): "SX"}
 USER_REQUESTED = ord("U")        # OUCH Canceled reason: the firm's Cancel (or Replace) asked for it
 
 # Fields every event carries, then the fields each event type requires (CAT IM Technical
-# Specifications 4.0.0-r18 as summarised in the reference notes; conditional fields the firm
-# never populates, e.g. handlingInstructions, are left out). A row missing one is rejected.
+# Specifications 4.0.0-r18 as summarised in the reference notes, and the Required fields of the CAT
+# JSON schema 4.1.0 r15 the events carry; conditional fields the firm never populates, e.g.
+# handlingInstructions, are left out). A row missing one is rejected. Required in the schema and not
+# carried yet: dupROIDCond on MEOR and on a Replace's MEMR, leavesQty on MEOM (see NOTES).
 COMMON_REQUIRED = ("type", "actionType", "firmROEID", "CATReporterIMID", "symbol", "eventTimestamp", "manualFlag")
 ORDER_KEY = ("orderKeyDate", "orderID")       # order events; a trade names its orders in side details
 TERMS = ("side", "price", "quantity", "orderType", "timeInForce", "tradingSession")
-ROUTE = ("senderIMID", "destination", "destinationType", "routedOrderID", "session")
+ROUTE = ("senderIMID", "destination", "destinationType", "routedOrderID", "session", "multiLegInd")
+SENT_ROUTE = TERMS + ROUTE + ("affiliateFlag", "isoInd")      # MEOR, MEMR (MECR carries neither)
 REQUIRED = {
-    "MENO": ORDER_KEY + ("deptType",) + TERMS + ("firmDesignatedID", "accountHolderType", "representativeInd"),
-    "MEOR": ORDER_KEY + TERMS + ROUTE,
-    "MEMR": ORDER_KEY + TERMS + ROUTE,        # beyond these, MEMR's and MECR's required fields are unconfirmed
-    "MECR": ORDER_KEY + ROUTE,
-    "MEOM": ORDER_KEY + TERMS + ("initiator",),
+    "MENO": ORDER_KEY + ("electronicDupFlag", "deptType", "solicitationFlag") + TERMS
+    + ("custDspIntrFlag", "firmDesignatedID", "accountHolderType", "affiliateFlag", "negotiatedTradeFlag",
+       "representativeInd"),
+    "MEOR": ORDER_KEY + ("electronicDupFlag",) + SENT_ROUTE,
+    "MEMR": ORDER_KEY + SENT_ROUTE,
+    "MECR": ORDER_KEY + ("cancelQty",) + ROUTE,
+    "MEOM": ORDER_KEY + ("electronicDupFlag", "initiator") + TERMS + ("isoInd", "custDspIntrFlag", "representativeInd"),
     "MEOC": ORDER_KEY + ("cancelQty", "leavesQty", "initiator"),
     # Trade event: the required fields of the spec's MEOT layout; buyDetails / sellDetails are
     # required for the side of the firm's order (the only side the journal knows)
-    "MEOT": ("tradeKeyDate", "tradeID", "cancelFlag", "quantity", "price", "capacity"),
+    "MEOT": ("tradeKeyDate", "tradeID", "cancelFlag", "quantity", "price", "capacity", "multiLegInd"),
 }
 # MEOT fields the spec requires that the journal cannot give, each with the reason every MEOT is
 # rejected for it (the field is never filled with a guess): a MEOT therefore never reaches the
@@ -101,8 +114,9 @@ UNKNOWN_MEOT = {
     "tapeTradeID": "MEOT needs the tapeTradeID of its TRF/ORF/ADF trade report or a reportingExceptionCode "
                    "(Tech Specs 4.0.0-r18 Trade event: Trade events must match a TRF/ORF/ADF report; the "
                    "exception codes are P, F, N and C); the journal holds neither",
-    "sideDetailsInd": "MEOT requires sideDetailsInd, whose code set (Tech Specs 4.0.0-r18 "
-                      "sideDetailsIndCodeSet) could not be confirmed; no value is guessed",
+    "sideDetailsInd": "MEOT requires sideDetailsInd, whose codes the CAT JSON schema 4.1.0 r15 lists (BUY, SELL, "
+                      "NA) without their meaning (Tech Specs 4.0.0-r18 sideDetailsIndCodeSet could not be read): "
+                      "which one a trade reported with one side's details takes is unconfirmed; no value is guessed",
 }
 # Why an execution of an order the journal never saw created is rejected (e.g. one a recovery
 # adopted from the venue, AdoptPending: its RECON record holds the terms, not the order's parties).
@@ -131,46 +145,56 @@ REDECIDED_CANCEL = _send_time_lost("Route Cancelled", "Cancel")
 NOT_NULL = ("seq",) + COMMON_REQUIRED + ("trade_date",)
 # The MEOT fields the journal cannot know: never invented, left out, and said so in the Parquet
 # metadata (cat.notes) and each submission file's metadata.
-NOTES = ("MEOT is reported only for an execution on a venue that does not report to CAT (mics.toml "
-         "cat_reporter = false): CAT FAQ E15, executions of orders routed to another CAT Reporter (an exchange or "
-         "an Industry Member) need no Trade event or Order Fulfillment from the routing firm unless the venue is "
-         "a foreign one that does not report to CAT; Tech Specs 4.0.0-r18 Trade event, a Trade event is used "
-         "when the Industry Member acts as the executing broker and reports the trade for public dissemination. "
-         "Such a MEOT is rejected, not written: tapeTradeID (the TRF/ORF/ADF trade report's ID) and "
-         "reportingExceptionCode (P, F, N or C) are not in the journal, and sideDetailsInd's code set could not "
-         "be confirmed, so no value is given. marketCenterID is left out; only the firm's side of the trade "
-         "is built (buyDetails or sellDetails): the contra side's order is the venue's and anonymous to the "
-         "firm. cancelFlag is false and cancelTimestamp absent on every MEOT, and a Broken Trade of the venue "
-         "(OUCH B), whenever it comes, changes nothing CAT wants from the firm: no COR or DEL of the MEOT in a "
-         "later file. Tech Specs 4.0.0-r18 cancelFlagCodeSet: true only for a trade cancelled because the "
-         "TRF/ADF/ORF rejected it, a trade executed in a foreign market and cancelled, or a cancelled "
-         "customer/client fulfillment; CAT FAQ E25: a trade reported to and accepted by the TRF/ORF/ADF and "
-         "linked to its Trade event keeps cancelFlag false even when cancelled or busted in the trade-reporting "
-         "data (true also for reportingExceptionCode C, which is not used here). A TRF/ORF/ADF rejection is not "
-         "in the journal. Side details, checked against the CAT IM "
-         "Technical Specifications 4.0.0-r18 (orchimate.org) as far as it could be read: buyDetails / "
-         "sellDetails are required for the side of the subject order (Table 51 Trade Side Details) and are built "
-         "as a one-element repeating group of orderKeyDate (required with orderID), orderID and side (required), "
-         "as the spec's other side-detail group (clientDetails, Table 53) is laid out; Table 51's own field list "
-         "could not be read. sideDetailsInd is a MEOT field (between marketCenterID and buyDetails, as public CAT "
-         "tooling lays MEOT out), but its code set could not be read: no value is given and the MEOT is "
-         "rejected for it. MEOM and MEOC are what the venue did (its Replaced, Order Modified, and Canceled with "
-         "reason U), and the firm's own closing of an order a crash recovery found the venue never received: a "
-         "MEOC at the recovery's resolution, initiator F, its whole quantity cancelled and none left; the route "
-         "events of such an order (it never reached the venue) are rejected, not reported. The requests the "
-         "firm sent are its route events (MEMR per Replace or Modify, MECR per Cancel, "
-         "Tech Specs 4.0.0-r18 Route Modified / Route Cancelled), which do not yet carry every field the "
-         "CAT JSON schema 4.1.0 r15 marks Required (e.g. affiliateFlag, isoInd, multiLegInd, and MECR's "
-         "cancelQty: an MECR here carries leavesQty, the size the Cancel asks to leave). Order Modification Request (MEOMR) and Order Cancel "
-         "Request (MEOCR) events, for a request the venue had not answered while the order was still open when "
-         "the journal or range ends, are not built. tradingSession is ALL for an order of OUCH time in force "
-         "99999 (system hours: every session the venue has; CAT FAQ D32) and REG for one of 99998 (market hours); "
-         "an IOC or timed order is named by the sessions its life touches (from its send time to the end of its "
-         "time in force; CAT JSON schema 4.1.0 r15 code set): PRE in 04:00-09:30 ET, REG in 09:30-16:00, POST "
-         "in 16:00-20:00, PREREG or REGPOST across one boundary, ALL from pre- through post-market; one alive "
-         "outside 04:00-20:00 ET (US equity venues' extended hours) is rejected. A route's destination is the "
-         "venue's CAT Exchange ID (destinationType E) or the CRD:IMID of the broker-dealer or ATS it is (F), "
-         "from mics.toml; a route to a venue with neither is rejected, never sent with the MIC.")
+NOTES = ("MEOT is reported only for an execution on a venue that does not report to CAT (mics.toml cat_reporter = "
+         "false): CAT FAQ E15, executions of orders routed to another CAT Reporter (an exchange or an Industry Member) "
+         "need no Trade event or Order Fulfillment from the routing firm unless the venue is a foreign one that does "
+         "not report to CAT; Tech Specs 4.0.0-r18 Trade event, a Trade event is used when the Industry Member acts as "
+         "the executing broker and reports the trade for public dissemination. Such a MEOT is rejected, not written: "
+         "tapeTradeID (the TRF/ORF/ADF trade report's ID) and reportingExceptionCode (P, F, N or C) are not in the "
+         "journal, and which of sideDetailsInd's codes (BUY, SELL, NA) applies could not be confirmed, so no value is "
+         "given. marketCenterID is left out; only the firm's side of the trade is built (buyDetails or sellDetails): "
+         "the contra side's order is the venue's and anonymous to the firm. cancelFlag is false and cancelTimestamp "
+         "absent on every MEOT, and a Broken Trade of the venue (OUCH B), whenever it comes, changes nothing CAT wants "
+         "from the firm: no COR or DEL of the MEOT in a later file. Tech Specs 4.0.0-r18 cancelFlagCodeSet: true only "
+         "for a trade cancelled because the TRF/ADF/ORF rejected it, a trade executed in a foreign market and "
+         "cancelled, or a cancelled customer/client fulfillment; CAT FAQ E25: a trade reported to and accepted by the "
+         "TRF/ORF/ADF and linked to its Trade event keeps cancelFlag false even when cancelled or busted in the "
+         "trade-reporting data (true also for reportingExceptionCode C, which is not used here). A TRF/ORF/ADF "
+         "rejection is not in the journal. Side details, checked against the CAT IM Technical Specifications 4.0.0-r18 "
+         "(orchimate.org) as far as it could be read: buyDetails / sellDetails are required for the side of the "
+         "subject order (Table 51 Trade Side Details) and are built as a one-element repeating group of orderKeyDate "
+         "(required with orderID), orderID and side (required), as the spec's other side-detail group (clientDetails, "
+         "Table 53) is laid out; Table 51's own field list could not be read. sideDetailsInd is a MEOT field (between "
+         "marketCenterID and buyDetails in the CAT JSON schema 4.1.0 r15), whose codes BUY, SELL and NA the schema "
+         "lists without their meaning: no value is given and the MEOT is rejected for it. MEOM and MEOC are what the "
+         "venue did (its Replaced, Order Modified, and Canceled with reason U), and the firm's own closing of an order "
+         "a crash recovery found the venue never received: a MEOC at the recovery's resolution, initiator F, its whole "
+         "quantity cancelled and none left; the route events of such an order (it never reached the venue) are "
+         "rejected, not reported. The requests the firm sent are its route events (MEMR per Replace or Modify, MECR "
+         "per Cancel, Tech Specs 4.0.0-r18 Route Modified / Route Cancelled). Fields the CAT JSON schema 4.1.0 r15 "
+         "marks Required, from the firm's facts: the firm's orders are electronic (electronicDupFlag false, on MENO, "
+         "MEOR and MEOM only: the schema has it on no other of these events), its own decisions (solicitationFlag "
+         "false) and never negotiated (negotiatedTradeFlag false); an order for the firm's own account has no customer "
+         "(custDspIntrFlag false) and is no affiliate's (MENO affiliateFlag false), one for a client what parties.toml "
+         "says of it (cat_affiliate, cat_display_instruction; without them its MENO and MEOM are rejected). A route's "
+         "affiliateFlag is false to an exchange and, to a broker-dealer or ATS, mics.toml's cat_affiliate (a route to "
+         "one that does not say is rejected). isoInd (MEOR, MEMR, MEOM) is NA for an order whose OUCH Enter or Replace "
+         "says not intermarket sweep eligible ('N', what the engine always sends); an ISO ('Y') is rejected, ISOD and "
+         "ISOI not told apart. multiLegInd is false (single-leg equity orders). An MECR's cancelQty is the open "
+         "quantity when the Cancel was sent (venue-confirmed) less the size it asks to leave; where that open quantity "
+         "is unknown (order not yet accepted, a truncated message, a venue Order Modified before it, which the "
+         "remaining quantity does not follow) the MECR is rejected; it carries no leavesQty (not an MECR field). "
+         "Required and not carried yet: dupROIDCond on MEOR and on a Replace's MEMR (only a Modify's, which keeps its "
+         "routedOrderID, has it) and MEOM's leavesQty. Order Modification Request (MEOMR) and Order Cancel Request "
+         "(MEOCR) events, for a request the venue had not answered while the order was still open when the journal or "
+         "range ends, are not built. tradingSession is ALL for an order of OUCH time in force 99999 (system hours: "
+         "every session the venue has; CAT FAQ D32) and REG for one of 99998 (market hours); an IOC or timed order is "
+         "named by the sessions its life touches (from its send time to the end of its time in force; CAT JSON schema "
+         "4.1.0 r15 code set): PRE in 04:00-09:30 ET, REG in 09:30-16:00, POST in 16:00-20:00, PREREG or REGPOST "
+         "across one boundary, ALL from pre- through post-market; one alive outside 04:00-20:00 ET (US equity venues' "
+         "extended hours) is rejected. A route's destination is the venue's CAT Exchange ID (destinationType E) or the "
+         "CRD:IMID of the broker-dealer or ATS it is (F), from mics.toml; a route to a venue with neither is rejected, "
+         "never sent with the MIC.")
 # OUCH capacity of the Enter Order -> CAT capacity (Agency, Principal, Riskless principal); any
 # other (e.g. 'O' other) has no CAT code: the trade is rejected for it rather than guessed.
 CAPACITIES = {ord("A"): "A", ord("P"): "P", ord("R"): "R"}
@@ -285,7 +309,7 @@ _COLUMNS = ("seq", "ts_ns", "ts_source", "event", "token_key", "prior_token_key"
             "algo_id", "client_id", "desk_id", "tif", "order_wire_side", "creator_seq", "creator_ts_ns",
             "creator_ts_source", "price", "qty", "exec_price", "exec_qty", "leaves", "match", "stock", "order_stock",
             "origin", "msg_type", "msg_len", "order_qty", "order_capacity", "order_price", "wire_side",
-            "decrement", "reason", "prior_creator", "order_adopted")
+            "decrement", "reason", "prior_creator", "order_adopted", "order_iso", "modified_before")
 
 
 def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None,
@@ -377,6 +401,19 @@ def build_unsessioned(ev: events.OrderEvents, ref: RefData, rejections: dict | N
     if adopted.any():           # an adopted order's time in force was in its lost ORDER_SENT
         session[adopted] = -1
     destination, destination_type, unrouted = _destinations(ref, inst_idx, is_route)
+    sent_route = is_route & ~routes["cancelled"]          # MEOR, MEMR: those with affiliateFlag, isoInd
+    affiliate, affiliate_known, affiliate_unsaid = _route_affiliates(ref, inst_idx, sent_route & ~unrouted)
+    # the account's: the firm's own is no affiliate and gives no display instruction; a client's, as
+    # parties.toml states them (an order of a client that does not is rejected: _account_unsaid)
+    account_affiliate, account_display, account_unsaid = _account_facts(ref, client_idx, is_new, is_mod)
+    account_unsaid &= ~adopted
+    iso = c["order_iso"]
+    iso_rows = sent_route | is_mod                        # MEOR, MEMR, MEOM
+    iso_unsaid = iso_rows & (iso != ISO_NOT_ELIGIBLE) & (iso != 0) & ~adopted
+    cancel_qty, cancel_unknown = _route_cancel_qty(c, routes["cancelled"])
+    # a venue Canceled after its Order Modified: what remains is not followed (_route_cancel_qty)
+    leaves_unfollowed = is_cancel & c["modified_before"] & (c["leaves"] >= 0)
+    cancel_unsaid = cancel_unknown & ~(adopted | redecided | routes["lost"] | unsent_route | (c["creator"] < 0))
     token = ac.token_strings(c["token_key"], ~is_trade)
     seq_text = numtext.integer_text(c["seq"])
     day_bytes = np.ascontiguousarray(stamps[:, :8])      # the Eastern date: the timestamp's first 8
@@ -398,17 +435,25 @@ def build_unsessioned(ev: events.OrderEvents, ref: RefData, rejections: dict | N
         "symbol": inst_cols["symbol"],
         "eventTimestamp": event_ts,
         "manualFlag": pa.array(np.zeros(n, bool)),
-        "electronicDupFlag": ac.masked(np.zeros(n, bool), ~is_trade),     # not a field of MEOT
+        # electronic orders, none a duplicate of a manual one; a field of MENO, MEOR and MEOM only
+        "electronicDupFlag": ac.masked(np.zeros(n, bool), is_new | is_mod | (t == CAT_TYPES.index("MEOR"))),
         "deptType": ac.codes(np.zeros(n, np.int8), ["T"], is_new),
+        "solicitationFlag": ac.masked(np.zeros(n, bool), is_new),         # the firm's own decision
         "side": ac.codes(side_code, side_names + ["?"], with_terms & (side_code < len(SIDES))),
         "price": common.price_text(price, with_terms | is_trade),
         "quantity": ac.masked(np.where(is_trade, c["exec_qty"], c["qty"]), with_terms | is_trade),
         "orderType": ac.codes(np.zeros(n, np.int8), ["LMT"], with_terms),
         "timeInForce": _time_in_force(c["tif"] == 0, day_bytes, ev.utc.valid, with_terms),
         "tradingSession": ac.codes(session, TRADING_SESSIONS, with_terms & (session >= 0)),
+        "custDspIntrFlag": ac.masked(account_display[0], (is_new | is_mod) & account_display[1]),
         "firmDesignatedID": _firm_designated_ids(ref, c["desk_id"], client_idx, own, is_new),
         "accountHolderType": ac.codes(np.where(own, 0, 1), ["P", "I"], is_new),
-        "representativeInd": ac.codes(np.zeros(n, np.int8), ["N"], is_new),
+        # MENO: the account's; MEOR, MEMR: the destination's
+        "affiliateFlag": ac.masked(np.where(is_new, account_affiliate[0], affiliate),
+                                   (is_new & account_affiliate[1]) | affiliate_known),
+        "negotiatedTradeFlag": ac.masked(np.zeros(n, bool), is_new),      # electronic, never negotiated
+        "representativeInd": ac.codes(np.zeros(n, np.int8), ["N"], is_new | is_mod),
+        "isoInd": ac.codes(np.zeros(n, np.int8), ISO_CODES, iso_rows & (iso == ISO_NOT_ELIGIBLE)),
         "senderIMID": ac.codes(np.zeros(n, np.int8), [ref.firm.cat_imid], is_route),
         "destination": destination,
         "destinationType": destination_type,
@@ -416,11 +461,13 @@ def build_unsessioned(ev: events.OrderEvents, ref: RefData, rejections: dict | N
         "priorRoutedOrderID": ac.token_strings(c["prior_token_key"], reroute),
         "dupROIDCond": ac.masked(np.ones(n, bool), routes["same_id"]),
         "routeRejectedFlag": ac.masked(routes["rejected"], is_route),
+        "multiLegInd": ac.masked(np.zeros(n, bool), is_route | is_trade),  # single-leg equity orders
         "session": None,                  # Unsessioned.with_session: the range's venue session
-        # the venue's Canceled: the shares it took off, and what remains open after it
-        "cancelQty": ac.masked(c["decrement"], is_cancel),
-        "leavesQty": ac.masked(np.where(is_cancel, c["leaves"], c["qty"]),
-                               (is_cancel & (c["leaves"] >= 0)) | routes["cancelled"]),
+        # MEOC, the venue's Canceled: the shares it took off, and what remains open after it; MECR,
+        # the firm's Cancel: the shares it asks the venue to take off (no leavesQty: not a field of it)
+        "cancelQty": ac.masked(np.where(is_cancel, c["decrement"], cancel_qty),
+                               is_cancel | (routes["cancelled"] & ~cancel_unknown)),
+        "leavesQty": ac.masked(c["leaves"], is_cancel & (c["leaves"] >= 0) & ~leaves_unfollowed),
         "initiator": ac.codes(np.zeros(n, np.int8), ["F"], is_cancel | is_mod),
         "tradeID": numtext.integer_text(c["match"].astype(np.uint64, copy=False), is_trade),
         **_trade_columns(c, is_trade, event_ts, key_date, side_code),
@@ -435,10 +482,20 @@ def build_unsessioned(ev: events.OrderEvents, ref: RefData, rejections: dict | N
                                  ev, ref, inst_idx, algo_idx, client_idx)
     # rows rejected here for lacking these fields, with why: not again as merely lacking them
     no_session = with_terms & (session < 0) & ev.utc.valid & ~adopted
-    explained = {"tradingSession": no_session, "destination": unrouted, "destinationType": unrouted}
+    explained = {"tradingSession": no_session, "destination": unrouted, "destinationType": unrouted,
+                 "affiliateFlag": unrouted | affiliate_unsaid | (account_unsaid & is_new),
+                 "custDspIntrFlag": account_unsaid, "isoInd": iso_unsaid, "cancelQty": cancel_unknown,
+                 "leavesQty": leaves_unfollowed}
     head = checks + [common.order_side_check(ev, with_terms | is_trade),
                      mask_check("tradingSession", no_session, NO_SESSION),
-                     mask_check("destination", unrouted, lambda rows: _no_destination(ref, types, inst_idx, rows))]
+                     mask_check("destination", unrouted, lambda rows: _no_destination(ref, types, inst_idx, rows)),
+                     mask_check("affiliateFlag", affiliate_unsaid,
+                                lambda rows: _no_affiliate(ref, types, inst_idx, rows)),
+                     mask_check("custDspIntrFlag", account_unsaid,
+                                lambda rows: _account_unsaid(ref, types, client_idx, rows)),
+                     mask_check("isoInd", iso_unsaid, lambda rows: _iso_reasons(types[rows], iso[rows])),
+                     mask_check("cancelQty", cancel_unsaid, lambda rows: _cancel_unknown(c, rows)),
+                     mask_check("leavesQty", leaves_unfollowed & ~adopted, MODIFIED_LEAVES)]
     # an execution of an order no journaled ORDER_SENT created: rejected for that alone (not for
     # MEOT fields: whether a MEOT is owed at all depends on its venue, unknown without the order)
     orphan = is_trade & (c["creator"] < 0)
@@ -559,6 +616,114 @@ def _destinations(ref: RefData, inst_idx: np.ndarray, is_route: np.ndarray
     at = np.where(is_route & known, inst_idx, -1)
     return (numtext.pick_text(at, tuple(r[0] if r else None for r in routes)),
             ac.codes(kind, DESTINATION_TYPES, at >= 0), is_route & (inst_idx >= 0) & ~known)
+
+
+def _route_affiliates(ref: RefData, inst_idx: np.ndarray, rows: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """affiliateFlag of the route rows `rows` (with a destination), from their venue
+    (RefData.cat_affiliate: false for an exchange, mics.toml cat_affiliate for a broker-dealer or
+    ATS): the values, the rows that have one, and the rows whose venue does not say (rejected:
+    _no_affiliate)."""
+    said = [ref.cat_affiliate(i.mic) for i in ref.sorted_values("instruments")]
+    value = np.array([bool(a) for a in said] + [False], bool)[inst_idx]        # -1: the trailing entry
+    known = np.array([a is not None for a in said] + [False], bool)[inst_idx]
+    return value & rows, rows & known, rows & (inst_idx >= 0) & ~known
+
+
+def _no_affiliate(ref: RefData, types: np.ndarray, inst_idx: np.ndarray, rows: np.ndarray) -> list[str]:
+    """Why each route row of `rows` has no affiliateFlag: its venue is an Industry Member whose
+    mics.toml row does not say whether it is the firm's affiliate."""
+    inst = ref.sorted_values("instruments")
+    return [f"no {CAT_TYPES[t]}: the venue of {inst[i].symbol} (MIC {inst[i].mic}) is a broker-dealer or ATS "
+            f"(cat_member {ref.mics[inst[i].mic]['cat_member']}) whose mics.toml row does not say cat_affiliate = "
+            f"true or false: CAT's affiliateFlag (whether the destination is the firm's affiliate) is the firm's "
+            f"to say, and none is guessed" for t, i in zip(types[rows].tolist(), inst_idx[rows].tolist())]
+
+
+def _account_facts(ref: RefData, client_idx: np.ndarray, is_new: np.ndarray, is_mod: np.ndarray):
+    """The account's affiliateFlag (MENO) and custDspIntrFlag (MENO, MEOM), each as (values, rows
+    that have one), from parties.toml (RefData.Party: false for the firm's own account, a client's as
+    stated); and the MENO and MEOM rows of a known client that lacks one (rejected: _account_unsaid)."""
+    clients = ref.sorted_values("clients")
+
+    def fact(name: str) -> tuple[np.ndarray, np.ndarray]:
+        said = [getattr(p, name) for p in clients]
+        return (np.array([bool(v) for v in said] + [False], bool)[client_idx],
+                np.array([v is not None for v in said] + [False], bool)[client_idx])
+    affiliate, display = fact("cat_affiliate"), fact("cat_display_instruction")
+    unsaid = (client_idx >= 0) & ((is_new & ~(affiliate[1] & display[1])) | (is_mod & ~display[1]))
+    return affiliate, display, unsaid
+
+
+# a client's CAT facts in parties.toml: (key, the CAT field, what it says)
+_CLIENT_FACTS = (("cat_affiliate", "affiliateFlag", "whether the account is the firm's affiliate"),
+                 ("cat_display_instruction", "custDspIntrFlag",
+                  "whether the customer instructs that its orders not be displayed, Reg NMS Rule 604"))
+
+
+def _account_unsaid(ref: RefData, types: np.ndarray, client_idx: np.ndarray, rows: np.ndarray) -> list[str]:
+    """Why each MENO or MEOM of `rows`, an order for a client whose CAT facts parties.toml does not
+    state, is rejected."""
+    clients = ref.sorted_values("clients")
+    out = []
+    for t, k in zip(types[rows].tolist(), client_idx[rows].tolist()):
+        code, client = CAT_TYPES[t], clients[k]
+        missing = [f"{key} ({field}: {what})" for key, field, what in _CLIENT_FACTS
+                   if getattr(client, key) is None and (code == "MENO" or field == "custDspIntrFlag")]
+        out.append(f"no {code}: the order is for client {client.id} ({client.kind} {client.code}), not the firm's "
+                   f"own account, and parties.toml does not say {' or '.join(missing)} of it; not guessed")
+    return out
+
+
+# isoInd (CAT JSON schema 4.1.0 r15 choices: ISOD, ISOI, NA) from the OUCH Enter's or Replace's
+# intermarket sweep eligibility byte (a Modify keeps its order's): 'N' is no ISO, NA. For 'Y' the
+# schema gives no meaning for ISOD and ISOI that says which an ISO the firm routes is: rejected, not
+# guessed. The engine sends 'N' on every Enter and Replace (mm_core/orderwire.py).
+ISO_NOT_ELIGIBLE, ISO_ELIGIBLE = ord("N"), ord("Y")
+ISO_CODES = ["NA"]
+ISO_UNCONFIRMED = ("isoInd: the order was sent as an intermarket sweep order (OUCH intermarket sweep eligibility "
+                   "'Y'); of the CAT JSON schema 4.1.0 r15 codes for one, ISOD and ISOI, which applies could not "
+                   "be confirmed from the specification, and none is guessed")
+
+
+def _iso_reasons(types: np.ndarray, iso: np.ndarray) -> list[str]:
+    """Why each of these rows (type, OUCH intermarket sweep byte) has no isoInd."""
+    return [ISO_UNCONFIRMED if b == ISO_ELIGIBLE else
+            f"{CAT_TYPES[t]} isoInd: the order's OUCH intermarket sweep eligibility byte {bytes([b])!r} is neither "
+            f"'Y' nor 'N', so no isoInd fits it" for t, b in zip(types.tolist(), iso.tolist())]
+
+
+def _route_cancel_qty(c, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """cancelQty of the MECR rows `rows`: what the firm's Cancel takes off, the order's open quantity
+    when it was sent (the venue-confirmed remaining quantity at the Cancel's journal place: the
+    quantity the firm knew of and asked about) less the size it asks to leave (OUCH Cancel's
+    intended shares, journaled as the ORDER_SENT's qty; 0 for a full cancel). And the rows where
+    that is unknown: the venue had not accepted the order yet, a truncated message left its
+    quantity unknown, the venue modified the order before (`leaves` does not follow an Order
+    Modified), or the Cancel asks to leave more than is open (rejected: _cancel_unknown)."""
+    open_qty, leave = c["leaves"], c["qty"]
+    known = rows & (open_qty >= 0) & (leave <= open_qty) & ~c["modified_before"]
+    return np.where(known, open_qty - leave, 0), rows & ~known
+
+
+MODIFIED_LEAVES = ("no MEOC: the venue modified the order before this Canceled (Order Modified, which restates its "
+                   "open shares), and the remaining quantity does not follow that, so what is left open after it "
+                   "(CAT leavesQty) is not known exactly; none is guessed")
+
+
+def _cancel_unknown(c, rows: np.ndarray) -> list[str]:
+    """Why each MECR of `rows` has no cancelQty."""
+    why = {events.LEAVES_PENDING: "the venue had not accepted the order when the Cancel was sent",
+           events.LEAVES_UNKNOWN: "a venue message of the order the journal holds truncated left its open quantity "
+                                  "unknown"}
+    out = []
+    for open_qty, leave, modified in zip(c["leaves"][rows].tolist(), c["qty"][rows].tolist(),
+                                         c["modified_before"][rows].tolist()):
+        cause = why.get(open_qty) or ("the venue modified the order before the Cancel (Order Modified), and its open "
+                                      "quantity after that is not followed" if modified else
+                                      f"the Cancel asks to leave {leave} shares of an order with {open_qty} open")
+        out.append(f"no MECR: {cause}, so what the Cancel takes off (CAT cancelQty) is not known, and none is guessed")
+    return out
 
 
 def _no_destination(ref: RefData, types: np.ndarray, inst_idx: np.ndarray, rows: np.ndarray) -> list[str]:

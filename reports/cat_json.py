@@ -36,7 +36,7 @@ FILE_KIND = "OrderEvents"
 MAX_EVENTS_PER_FILE = 1_000_000
 TEXT_ROWS = 65_536          # rows turned into JSON text at a time
 SPEC = ("CAT IM Technical Specifications 4.0.0-r18; CAT JSON schema 4.1.0 r15 (03.18.26) for the file name's "
-        "reporter, firmROEID, timeInForce, tradingSession and destination")
+        "reporter, firmROEID, timeInForce, tradingSession, destination and each event type's Required fields")
 JOURNAL_HEX = 12            # hex digits of the journal id in the file group
 SUBMITTER_GIVEN = "firm.toml cat_submitter_id"
 SUBMITTER_ASSUMED = ("the firm's CRD, assumed: firm.toml has no cat_submitter_id (CAT assigns the submitter "
@@ -44,18 +44,21 @@ SUBMITTER_ASSUMED = ("the firm's CRD, assumed: firm.toml has no cat_submitter_id
 # Parquet columns that go to the JSON, in this order, with their JSON type.
 STRINGS = ("actionType", "firmROEID", "CATReporterIMID", "orderKeyDate", "orderID", "priorOrderKeyDate", "priorOrderID", "tradeKeyDate",
            "tradeID", "symbol", "eventTimestamp", "deptType", "side", "orderType", "tradingSession",
-           "firmDesignatedID", "accountHolderType", "representativeInd", "senderIMID", "destination",
+           "firmDesignatedID", "accountHolderType", "representativeInd", "isoInd", "senderIMID", "destination",
            "destinationType", "routedOrderID", "priorRoutedOrderID", "session", "initiator", "capacity", "sideDetailsInd",
            "cancelTimestamp")
 NUMBERS = ("price", "quantity", "cancelQty", "leavesQty")
-BOOLEANS = ("manualFlag", "electronicDupFlag", "cancelFlag", "dupROIDCond", "routeRejectedFlag")
+BOOLEANS = ("manualFlag", "electronicDupFlag", "solicitationFlag", "custDspIntrFlag", "affiliateFlag",
+            "negotiatedTradeFlag", "cancelFlag", "dupROIDCond", "routeRejectedFlag", "multiLegInd")
 DETAILS = ("buyDetails", "sellDetails")       # Trade Side Details: an array of one {orderKeyDate, orderID, side}
 ORDER = ("actionType", "firmROEID", "CATReporterIMID", "orderKeyDate", "orderID", "priorOrderKeyDate", "priorOrderID", "tradeKeyDate",
          "tradeID", "symbol", "eventTimestamp", "manualFlag", "electronicDupFlag", "cancelFlag", "cancelTimestamp",
-         "deptType", "side",
-         "price", "quantity", "orderType", "timeInForce", "tradingSession", "firmDesignatedID", "accountHolderType",
-         "representativeInd", "senderIMID", "destination", "destinationType", "routedOrderID", "priorRoutedOrderID",
-         "dupROIDCond", "routeRejectedFlag", "session", "cancelQty", "leavesQty", "initiator", "capacity", "sideDetailsInd", "buyDetails", "sellDetails")
+         "deptType", "solicitationFlag", "side",
+         "price", "quantity", "orderType", "timeInForce", "tradingSession", "custDspIntrFlag", "firmDesignatedID",
+         "accountHolderType", "affiliateFlag", "negotiatedTradeFlag", "representativeInd", "isoInd", "senderIMID",
+         "destination", "destinationType", "routedOrderID", "priorRoutedOrderID",
+         "dupROIDCond", "routeRejectedFlag", "session", "multiLegInd", "cancelQty", "leavesQty", "initiator",
+         "capacity", "sideDetailsInd", "buyDetails", "sellDetails")
 
 
 # JSON (RFC 8259) escapes in a string: the backslash first, then the quote and the control

@@ -11,11 +11,10 @@ route modification request is rejected by the destination venue, the Route Modif
 reported with a routeRejectedFlag of true", and likewise a Route Cancelled event for a rejected
 cancellation; a route the venue rejects carries routeRejectedFlag (MEORS text). A route event is
 the firm's: it is reported when the request is sent, whatever the venue then does (the venue
-reports what it received under the same routedOrderID). The CAT JSON schema for Tech Specs 4.1.0
-r15 marks more fields of MEMR and MECR Required than these carry (affiliateFlag, isoInd,
-multiLegInd; MECR's cancelQty, where an MECR here carries leavesQty, the size the Cancel asks to
-leave): not yet checked field by field. The destination and destinationType are the venue's
-(RefData.cat_route: a CAT Exchange ID, E, or an Industry Member's CRD:IMID, F).
+reports what it received under the same routedOrderID). The destination and destinationType are
+the venue's (RefData.cat_route: a CAT Exchange ID, E, or an Industry Member's CRD:IMID, F); the
+other fields the CAT JSON schema for Tech Specs 4.1.0 r15 marks Required of MEOR, MEMR and MECR
+(affiliateFlag, isoInd, multiLegInd, MECR's cancelQty) are cat.py's.
 
 Owns the venue rejections a route event needs (OUCH Rejected J of a token, Cancel Reject I of an
 order) and the route columns; cat.py lays out the rows.

@@ -294,7 +294,7 @@ _HEADS = {
 }
 _HEADER_FIELDS = ("seq", "ts_ns", "ts_source", "clock_state")
 _CREATES = (ord("O"), ord("U"))     # OUCH Enter Order and Replace Order create an order token
-_ENTER_FIELDS = ["side", "stock", "capacity"]     # inbound OUCH fields an order keeps (Creators)
+_ENTER_FIELDS = ["side", "stock", "capacity", "iso"]     # inbound OUCH fields an order keeps (Creators)
 CARRIES_SIDE = np.zeros(256, bool)               # inbound OUCH types with a side byte (O, M)
 CARRIES_SIDE[list(ouch.INBOUND_FIELDS["side"])] = True
 
@@ -433,7 +433,7 @@ def _decode(src: JournalSlice, join_orders: bool, samples: "np.ndarray | SampleH
     created.update({name: getattr(head, name)[all_sent_at[creates]] for name in _HEADER_FIELDS})
     return _Decoded(OrderEvents(cols=cols, utc=utc, samples=samples),
                     Creators.columns(created, all_wire_side[creates], scols["stock"][creates],
-                                     scols["capacity"][creates]), adopted)
+                                     scols["capacity"][creates], scols["iso"][creates]), adopted)
 
 
 # The compiled decode (one C pass per chunk, orderjoin.merge_events) for the joined stream of
@@ -450,18 +450,29 @@ def _decode_fused(head, sent_at: np.ndarray, sent: np.ndarray, venue_at: np.ndar
     """_decode of every event with the join, its columns and the chunk's creators (straight into
     the book's columns) written by one compiled pass."""
     merged = {}
+    creates = np.isin(sent["msg_type"], _CREATES)
 
     def fill(rows: dict[str, np.ndarray]) -> None:     # the creators straight into the book
+        iso, modified = rows.pop("ouch_iso"), rows.pop("modified")     # the kernel writes the others
         merged.update(orderjoin.merge_events(
             sent, sent_at, venue, venue_at, _SENT_LUT, _VENUE_LUT, SOUP_SEQUENCED, OUCH_SYSTEM_EVENT,
             created=rows, creates=_CREATES, head={name: getattr(head, name) for name in _HEADER_FIELDS
                                                   if name in Creators.FIELDS}, raw_caps=_RAW_CAPS))
-    book.add_rows(int(np.isin(sent["msg_type"], _CREATES).sum()), fill)
+        iso[...] = _sent_isos(sent)[creates]
+        modified[...] = False
+    book.add_rows(int(creates.sum()), fill)
     cols: dict[str, np.ndarray] = {name: getattr(head, name).take(merged["at"]) for name in _HEADER_FIELDS}
     for name in _MERGED_ORDER:
         cols[name] = merged[name]
     utc = to_utc(cols["seq"], cols["ts_ns"], cols["ts_source"], samples)
     return _Decoded(OrderEvents(cols=cols, utc=utc, samples=samples))
+
+
+def _sent_isos(sent: np.ndarray) -> np.ndarray:
+    """The OUCH intermarket sweep eligibility byte of each ORDER_SENT (Enter and Replace carry one;
+    0 for other types and where the journal holds the message short of it)."""
+    held = ouch.held_bytes(sent["raw"], sent["raw_len"], RAW_ORDER_MAX)
+    return ouchcols.decode(sent["raw"], sent["msg_type"], ouch.INBOUND_FIELDS, names=["iso"], held=held)["iso"]
 
 
 def _join(decoded: _Decoded, book: "Creators", leaves: bool = True, gather_joined: bool = True) -> OrderEvents:
@@ -500,7 +511,26 @@ def _join(decoded: _Decoded, book: "Creators", leaves: bool = True, gather_joine
         n_unknown = int(unknown_code.max()) + 1
     cols["leaves"] = orderjoin.leaves(group, leaves_events(cols), cols["qty"], cols["exec_qty"], cols["decrement"],
                                       LEAVES_CODES, book.leaves_sum, book.leaves_started, n_unknown)
+    cols["modified_before"] = modified_before(cols["event"], creator, book.modified)
     return ev
+
+
+def modified_before(event: np.ndarray, creator: np.ndarray, modified: np.ndarray) -> np.ndarray:
+    """Whether the venue's Order Modified of each event's order came before the event: in an earlier
+    chunk (`modified`, the book's flag per order, updated here) or earlier in this one. `leaves`
+    does not follow an Order Modified (it restates the order's open shares): a report that needs
+    the open quantity exactly after one finds it unknown here, not wrong."""
+    known = creator >= 0
+    out = np.zeros(len(creator), bool)
+    out[known] = modified[creator[known]]
+    mods = np.flatnonzero((event == EV["ORDER_MODIFIED"]) & known)
+    if len(mods):                 # rare: each order's first Order Modified in this chunk, after it
+        orders, first = np.unique(creator[mods], return_index=True)
+        at = np.clip(np.searchsorted(orders, creator), 0, len(orders) - 1)
+        hit = known & (orders[at] == creator)
+        out[hit] |= np.flatnonzero(hit) > mods[first][at[hit]]
+        modified[orders] = True
+    return out
 
 
 def prior_creators(cols, book: "Creators") -> np.ndarray:
@@ -519,7 +549,7 @@ def prior_creators(cols, book: "Creators") -> np.ndarray:
 # column, dtype, None: the column's own); 0 where no ORDER_SENT created the event's token.
 JOINED = {**{name: (name, None) for name in ORDER_FIELDS},
           "side": ("side", np.uint8), "order_wire_side": ("wire_side", np.uint8), "order_stock": ("stock", None),
-          "order_capacity": ("ouch_capacity", np.uint8),
+          "order_capacity": ("ouch_capacity", np.uint8), "order_iso": ("ouch_iso", np.uint8),
           "creator_seq": ("seq", np.int64), "creator_ts_ns": ("ts_ns", np.int64),
           "creator_ts_source": ("ts_source", np.int64), "order_qty": ("qty", np.int64),
           "order_price": ("price", np.int64)}
@@ -631,6 +661,11 @@ class Creators:
               "token_key": np.dtype("S14"), "parent_key": np.dtype("S14"), "wire_side": np.dtype(np.uint8),
               "stock": np.dtype("S8"), "ouch_capacity": np.dtype(np.uint8), "leaves_sum": np.dtype(np.int64),
               "leaves_started": np.dtype(np.int64)}
+    # the OUCH intermarket sweep byte of the Enter or Replace (CAT isoInd), 0 where unknown (a
+    # Replace carries its own, so nothing is inherited), and whether the venue modified the order so
+    # far (modified_before). Written beside the compiled pass that writes DTYPES (_decode_fused),
+    # which knows only those.
+    EXTRA = {"ouch_iso": np.dtype(np.uint8), "modified": np.dtype(bool)}
 
     def __init__(self, reserve: int = 0):
         self.reserve = reserve
@@ -654,6 +689,10 @@ class Creators:
     def leaves_started(self) -> np.ndarray:     # venue A/U messages per order so far
         return self._store["leaves_started"][:self.n]
 
+    @property
+    def modified(self) -> np.ndarray:           # whether the venue modified the order so far
+        return self._store["modified"][:self.n]
+
     def _reserve(self, m: int, dtypes: dict[str, np.dtype]) -> dict[str, np.ndarray]:
         """Room for `m` more rows of columns `dtypes`: the rows past self.n, to be written."""
         need = self.n + m
@@ -671,16 +710,18 @@ class Creators:
 
     @classmethod
     def columns(cls, sent: np.ndarray, wire_side: np.ndarray, stock: np.ndarray,
-                capacity: np.ndarray) -> dict[str, np.ndarray]:
+                capacity: np.ndarray, iso: np.ndarray) -> dict[str, np.ndarray]:
         """Creators columns of Enter/Replace ORDER_SENT rows (records or a dict of their columns,
-        header fields included) whose OUCH side, stock and capacity (b"" / 0 for a Replace) are
-        already decoded."""
+        header fields included) whose OUCH side, stock and capacity (b"" / 0 for a Replace) and
+        intermarket sweep byte are already decoded."""
         new = {name: sent[name] for name in cls.FIELDS}
         new["token_key"] = _join_key(sent["token"])
         new["parent_key"] = _join_key(sent["orig_token"])
         new["wire_side"] = wire_side.astype(np.uint8)
         new["stock"] = stock.astype("S8")
         new["ouch_capacity"] = capacity.astype(np.uint8)
+        new["ouch_iso"] = iso.astype(np.uint8)
+        new["modified"] = np.zeros(len(sent["seq"]), bool)
         new["leaves_sum"] = np.zeros(len(sent["seq"]), np.int64)
         new["leaves_started"] = np.zeros(len(sent["seq"]), np.int64)
         return new
@@ -691,7 +732,7 @@ class Creators:
         enter = ouchcols.decode(sent["raw"], sent["msg_type"], ouch.INBOUND_FIELDS, names=_ENTER_FIELDS,
                                 held=ouch.held_bytes(sent["raw"], sent["raw_len"], RAW_ORDER_MAX))
         self.add_columns(self.columns(sent, wire_sides(enter["side"], sent["msg_type"], sent["side"]),
-                                      enter["stock"], enter["capacity"]))
+                                      enter["stock"], enter["capacity"], enter["iso"]))
 
     def add_columns(self, new: dict[str, np.ndarray]) -> None:
         """Add the orders of `new` (Creators.columns)."""
@@ -705,7 +746,8 @@ class Creators:
         ({name: the m rows past the current ones}, written straight into the book's columns)."""
         known = bool(self._store)
         first_new = len(self)
-        fill(self._reserve(m, dtypes or self.DTYPES))     # called even for none: it may do more
+        # called even for none: it may do more
+        fill(self._reserve(m, dtypes or {**self.DTYPES, **self.EXTRA}))
         if m == 0 and known:
             return
         self.n += m

@@ -76,6 +76,11 @@ class Party:
     kind: str = ""                  # clients: OWN / LEI / NATIONAL_ID; traders: country in `country`
     country: str = ""
     liquidity_provision: bool = False
+    # a client's CAT facts, as the firm states them (None: not stated; the firm's own account: false):
+    # whether it is the firm's affiliate (affiliateFlag), whether it instructs that its orders not
+    # be displayed (Reg NMS Rule 604: custDspIntrFlag)
+    cat_affiliate: bool | None = None
+    cat_display_instruction: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,15 @@ class RefData:
         if "cat_member" in entry:
             return entry["cat_member"], "F"
         return None
+
+    def cat_affiliate(self, mic: str) -> bool | None:
+        """CAT affiliateFlag of a route to the venue `mic`: false for an exchange (`cat_destination`),
+        the firm's `cat_affiliate` for a broker-dealer or ATS (`cat_member`: whether it is the firm's
+        affiliate is the firm's to say), None where mics.toml does not say (never guessed)."""
+        entry = self.mics.get(mic, {})
+        if "cat_destination" in entry:
+            return False
+        return entry.get("cat_affiliate") if "cat_member" in entry else None
 
     def instrument_index(self, symbol_ids: np.ndarray) -> np.ndarray:
         """Row index into `instrument_table()` for each symbol id; -1 where the id is unknown."""
@@ -206,7 +220,7 @@ def _check(problem: str | None, where: str) -> None:
 
 
 _MIC_KEYS = frozenset(("mic", "operating_mic", "country", "status", "name", "cat_reporter", "cat_destination",
-                       "cat_member"))
+                       "cat_member", "cat_affiliate"))
 
 
 def _mic_keys_problem(entry: dict) -> str | None:
@@ -224,6 +238,12 @@ def _mic_keys_problem(entry: dict) -> str | None:
     if "cat_destination" in entry and "cat_member" in entry:
         return ("give 'cat_destination' (a CAT Exchange ID: an exchange) or 'cat_member' (CRD:IMID: a "
                 "broker-dealer or ATS), not both")
+    # whether a broker-dealer or ATS is the firm's affiliate (CAT affiliateFlag of routes to it)
+    if "cat_affiliate" in entry:
+        if "cat_member" not in entry:
+            return "'cat_affiliate' is for a 'cat_member' venue (a route to an exchange is not to an affiliate)"
+        if not isinstance(entry["cat_affiliate"], bool):
+            return f"'cat_affiliate' must be true or false, got {entry['cat_affiliate']!r}"
     if "cat_destination" in entry:
         problem = cat_exchange_problem(entry["cat_destination"])
         return f"'cat_destination': {problem}" if problem else None
@@ -297,6 +317,19 @@ def _load_instruments(doc: dict, where: str, mics: frozenset[str]):
     return instruments, tables
 
 
+_CLIENT_CAT_KEYS = ("cat_affiliate", "cat_display_instruction")
+
+
+def _client_cat_problem(t: dict) -> str | None:
+    """A client's CAT facts are true or false, and a customer's only (the firm's own account has none)."""
+    for key in _CLIENT_CAT_KEYS:
+        if key in t and t.get("kind") == "OWN":
+            return f"{key!r} is for a client, not the firm's own account (kind OWN)"
+        if key in t and not isinstance(t[key], bool):
+            return f"{key!r} must be true or false, got {t[key]!r}"
+    return None
+
+
 def _load_parties(doc: dict, where: str, kind: str) -> dict[int, Party]:
     out: dict[int, Party] = {}
     for n, t in enumerate(_rows(doc, kind, where)):
@@ -311,10 +344,14 @@ def _load_parties(doc: dict, where: str, kind: str) -> dict[int, Party]:
                 raise RefDataError(f"{at}: kind must be OWN, LEI or NATIONAL_ID")
             if client_kind == "LEI":
                 _check(lei_problem(code), at)
+            _check(_client_cat_problem(t), at)
         if pid in out:
             raise RefDataError(f"{at}: duplicate id {pid}")
+        own = client_kind == "OWN"       # the firm's own account: no affiliate, no customer instruction
         out[pid] = Party(id=pid, code=code, kind=client_kind, country=t.get("country", ""),
-                         liquidity_provision=bool(t.get("liquidity_provision", False)))
+                         liquidity_provision=bool(t.get("liquidity_provision", False)),
+                         cat_affiliate=False if own else t.get("cat_affiliate"),
+                         cat_display_instruction=False if own else t.get("cat_display_instruction"))
     return out
 
 

@@ -99,21 +99,23 @@ class DayBuilder:
             limits_version=1, tskey=len(self.records), raw=raw))
 
     def enter(self, token: str, symbol_id: int, side: str, price: int, qty: int, tif: int = 99999,
-              algo: int = 1, desk: int = 1, trader: int = 1, client: int = 0, stock: str | None = None) -> None:
-        """`stock` overrides the OUCH stock the symbol id maps to (to script a mismatch)."""
+              algo: int = 1, desk: int = 1, trader: int = 1, client: int = 0, stock: str | None = None,
+              iso: str = "N") -> None:
+        """`stock` overrides the OUCH stock the symbol id maps to (to script a mismatch); `iso`: the
+        OUCH intermarket sweep eligibility (the engine always sends N)."""
         stock = stock or SYMBOLS.get(symbol_id, "ZZZZ")
         msg = ouch.EnterOrder(token=token, side=side, shares=qty, stock=stock,
                               price=price, time_in_force=tif, firm="MMAU", display="Y", capacity="P",
-                              intermarket_sweep="N", minimum_quantity=0, cross_type="N", customer_type="R")
+                              intermarket_sweep=iso, minimum_quantity=0, cross_type="N", customer_type="R")
         self.ledger.orders[token] = dict(symbol_id=symbol_id, side=side, price=price, qty=qty, tif=tif,
                                          algo=algo, desk=desk, trader=trader, client=client, stock=stock)
         self.ledger.counts["SENT_NEW"] += 1
         self._sent(msg, token, "", side, symbol_id, price, qty, tif, algo, desk, trader, client)
 
-    def replace(self, old: str, new: str, price: int, qty: int) -> None:
+    def replace(self, old: str, new: str, price: int, qty: int, iso: str = "N") -> None:
         o = self.ledger.orders[old]
         msg = ouch.ReplaceOrder(existing_token=old, replacement_token=new, shares=qty, price=price,
-                                time_in_force=o["tif"], display="Y", intermarket_sweep="N", minimum_quantity=0)
+                                time_in_force=o["tif"], display="Y", intermarket_sweep=iso, minimum_quantity=0)
         self.ledger.orders[new] = dict(o, price=price, qty=qty)
         self.ledger.counts["SENT_REPLACE"] += 1
         self._sent(msg, new, old, o["side"], o["symbol_id"], price, qty, o["tif"], o["algo"], o["desk"],

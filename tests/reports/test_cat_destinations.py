@@ -62,7 +62,7 @@ def test_an_exchange_is_named_by_its_cat_exchange_id_not_its_mic(tmp_path):
 
 
 def test_a_broker_dealer_or_ats_is_named_by_its_crd_and_imid_with_type_f(tmp_path):
-    ref = _refdata(tmp_path, 'cat_member = "7654:ABCD"')
+    ref = _refdata(tmp_path, 'cat_member = "7654:ABCD"\ncat_affiliate = false')
     result, rows, lines, _ = _cat(tmp_path, ref)
     assert result.rejected == 0
     wanted = [("MEOR", "A1", "7654:ABCD", "F"), ("MEMR", "A1", "7654:ABCD", "F"), ("MECR", "A2", "7654:ABCD", "F"),

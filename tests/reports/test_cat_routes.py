@@ -43,7 +43,7 @@ def test_a_venue_reject_flags_the_route_and_a_cancel_reject_the_route_cancel(tmp
              if r["type"] in ("MEOR", "MECR")]
     assert flags == [("MEOR", "C1", False), ("MECR", "C1", True), ("MEOR", "J1", True)]
     mecr = [r for r in rows if r["type"] == "MECR"][0]
-    assert (mecr["leavesQty"], mecr["cancelQty"], mecr["orderID"]) == (0, None, "C1")
+    assert (mecr["leavesQty"], mecr["cancelQty"], mecr["orderID"]) == (None, 200, "C1")   # all 200 open
     assert [line.get("routeRejectedFlag") for line in lines if line["type"] in ("MEOR", "MECR")] == [False, True, True]
 
 
@@ -111,8 +111,8 @@ def test_a_cancel_reject_flags_only_the_cancel_it_answers(tmp_path):
     b.advance(10_000); b.cancel("A1")                      # a third, honoured
     b.advance(10_000); b.canceled("A1", 200)
     result, rows, lines = _cat(b, tmp_path)
-    mecr = [(r["seq"], r["leavesQty"], r["routeRejectedFlag"]) for r in rows if r["type"] == "MECR"]
-    assert mecr == [(5, 200, False), (7, 0, True), (9, 0, False)]
+    mecr = [(r["seq"], r["cancelQty"], r["routeRejectedFlag"]) for r in rows if r["type"] == "MECR"]
+    assert mecr == [(5, 300, False), (7, 200, True), (9, 200, False)]     # 500 open less 200 left; then all
     assert [x["routeRejectedFlag"] for x in lines if x["type"] == "MECR"] == [False, True, False]
 
 

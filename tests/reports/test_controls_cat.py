@@ -208,7 +208,9 @@ def test_cat_partial_cancel_is_meoc_with_leaves(tmp_path):
 
 def test_cat_cancel_before_the_order_was_accepted_cancels_its_whole_quantity(tmp_path):
     """A cancel sent while the order is pending new (no Accepted yet): the MEOC is the venue's
-    Canceled once it came, with its whole quantity; a reduce the venue never answered is no MEOC."""
+    Canceled once it came, with its whole quantity; a reduce the venue never answered is no MEOC.
+    The Cancels' MECRs are rejected: what they took off (cancelQty) depends on an open quantity the
+    venue had not confirmed when they were sent."""
     from reports.run import run
     from tests.reports.journal_builder import DayBuilder
     b = DayBuilder()
@@ -223,17 +225,20 @@ def test_cat_cancel_before_the_order_was_accepted_cancels_its_whole_quantity(tmp
     result = run(["cat"], b.write(tmp_path / "j"), tmp_path / "o", refdata_dir=FIXTURE_REFDATA)
     rows = [r for r in read(tmp_path / "o", "cat", "order_events").to_pylist() if r["type"] == "MEOC"]
     assert [(r["orderID"], r["cancelQty"], r["leavesQty"]) for r in rows] == [("N1", 500, 0)]
-    assert result.rejected == 0
+    rejects = read(tmp_path / "o", "cat", "rejects").to_pylist()
+    assert [(r["field"], "had not accepted the order" in r["reason"]) for r in rejects] == [("cancelQty", True)] * 2
+    assert result.rejected == 2
 
 
 def test_cat_notes_record_what_of_the_meot_side_details_the_spec_confirmed_and_what_not(day_journal, tmp_path):
     """The MEOT side-details shape as checked against the CAT IM Technical Specifications: what was
     confirmed (required for the subject order's side, its fields) and what could not be
-    (Table 51's own field list, sideDetailsInd's code set), in the Parquet and submission notes."""
+    (Table 51's own field list, what sideDetailsInd's codes mean), in the Parquet and submission notes."""
     _cat_with_arca_off_cat(day_journal, tmp_path)
     notes, (_, metas) = _notes(tmp_path / "o"), _submission_lines(tmp_path / "o")
     for said in ("4.0.0-r18", "Table 51", "required for the side of the subject order",
                  "orderKeyDate (required with orderID)",
                  "Table 51's own field list could not be read", "sideDetailsInd is a MEOT field",
-                 "its code set could not be read: no value is given and the MEOT is rejected for it"):
+                 "BUY, SELL and NA the schema lists without their meaning: no value is given and the MEOT is "
+                 "rejected for it"):
         assert said in notes and all(said in m["notes"] for m in metas), said

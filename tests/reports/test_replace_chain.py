@@ -40,7 +40,7 @@ def _book(script, cuts: list[int], fused: bool, monkeypatch) -> Creators:
     edges = [0] + sorted(set(c for c in cuts if 0 < c < len(script))) + [len(script)]
     for a, b in zip(edges[:-1], edges[1:]):
         book.add_columns(Creators.columns({k: v[a:b] for k, v in sent.items()}, wire[a:b], stock[a:b],
-                                          capacity[a:b]))
+                                          capacity[a:b], np.full(b - a, ord("N"), np.uint8)))
     monkeypatch.undo()
     return book
 
