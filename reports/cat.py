@@ -181,8 +181,9 @@ NOTES = ("MEOT is reported only for an execution on a venue that does not report
          "one that does not say is rejected). isoInd (MEOR, MEMR, MEOM) is NA for an order whose OUCH Enter or Replace "
          "says not intermarket sweep eligible ('N', what the engine always sends); an ISO ('Y') is rejected, ISOD and "
          "ISOI not told apart. multiLegInd is false (single-leg equity orders). An MECR's cancelQty is the open "
-         "quantity when the Cancel was sent (venue-confirmed) less the size it asks to leave; where that open quantity "
-         "is unknown (order not yet accepted, a truncated message, a venue Order Modified before it, which the "
+         "quantity when the Cancel was sent (venue-confirmed; for an order not yet accepted, the quantity the firm "
+         "sent) less the size it asks to leave; where that open quantity is unknown (a truncated message, a venue "
+         "Order Modified before it, which the "
          "remaining quantity does not follow) the MECR is rejected; it carries no leavesQty (not an MECR field). "
          "Required and not carried yet: dupROIDCond on MEOR and on a Replace's MEMR (only a Modify's, which keeps its "
          "routedOrderID, has it) and MEOM's leavesQty. Order Modification Request (MEOMR) and Order Cancel Request "
@@ -698,10 +699,12 @@ def _route_cancel_qty(c, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     when it was sent (the venue-confirmed remaining quantity at the Cancel's journal place: the
     quantity the firm knew of and asked about) less the size it asks to leave (OUCH Cancel's
     intended shares, journaled as the ORDER_SENT's qty; 0 for a full cancel). And the rows where
-    that is unknown: the venue had not accepted the order yet, a truncated message left its
-    quantity unknown, the venue modified the order before (`leaves` does not follow an Order
-    Modified), or the Cancel asks to leave more than is open (rejected: _cancel_unknown)."""
-    open_qty, leave = c["leaves"], c["qty"]
+    that is unknown: a truncated message left its quantity unknown, the venue modified the order
+    before (`leaves` does not follow an Order Modified), or the Cancel asks to leave more than is
+    open (rejected: _cancel_unknown). An order the venue had not accepted yet (pending new) is open
+    for the whole quantity the firm sent: nothing of it could have executed as far as the firm knew
+    when it asked (the MEOC, the venue's Canceled, says what the venue actually took off)."""
+    open_qty, leave = np.where(c["leaves"] == events.LEAVES_PENDING, c["order_qty"], c["leaves"]), c["qty"]
     known = rows & (open_qty >= 0) & (leave <= open_qty) & ~c["modified_before"]
     return np.where(known, open_qty - leave, 0), rows & ~known
 
@@ -713,11 +716,12 @@ MODIFIED_LEAVES = ("no MEOC: the venue modified the order before this Canceled (
 
 def _cancel_unknown(c, rows: np.ndarray) -> list[str]:
     """Why each MECR of `rows` has no cancelQty."""
-    why = {events.LEAVES_PENDING: "the venue had not accepted the order when the Cancel was sent",
-           events.LEAVES_UNKNOWN: "a venue message of the order the journal holds truncated left its open quantity "
+    why = {events.LEAVES_UNKNOWN: "a venue message of the order the journal holds truncated left its open quantity "
                                   "unknown"}
     out = []
-    for open_qty, leave, modified in zip(c["leaves"][rows].tolist(), c["qty"][rows].tolist(),
+    pending = c["leaves"][rows] == events.LEAVES_PENDING
+    opened = np.where(pending, c["order_qty"][rows], c["leaves"][rows])
+    for open_qty, leave, modified in zip(opened.tolist(), c["qty"][rows].tolist(),
                                          c["modified_before"][rows].tolist()):
         cause = why.get(open_qty) or ("the venue modified the order before the Cancel (Order Modified), and its open "
                                       "quantity after that is not followed" if modified else
