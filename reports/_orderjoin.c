@@ -30,7 +30,8 @@ static inline int same_token(const uint8_t *a, const uint8_t *b)
 
 #define PREFETCH_BLOCK 32     /* slots fetched ahead: a large index is a cache miss per insert */
 
-void oj_index_insert(int32_t *slots, uint64_t mask, const uint8_t *keys, int64_t first, int64_t end)
+void oj_index_insert(int32_t *slots, uint64_t mask, const uint8_t *keys, int64_t first, int64_t end,
+                     int32_t *replaced)
 {
     uint64_t hashes[PREFETCH_BLOCK];
     for (int64_t block = first; block < end; block += PREFETCH_BLOCK) {
@@ -46,6 +47,8 @@ void oj_index_insert(int32_t *slots, uint64_t mask, const uint8_t *keys, int64_t
                 int32_t e = slots[s];
                 if (e < 0 || same_token(keys + (size_t)e * OJ_TOKEN_BYTES, k)) {
                     slots[s] = (int32_t)i;           /* new token, or a reused one: the latest entry wins */
+                    if (replaced)
+                        replaced[i - first] = e;
                     break;
                 }
             }
@@ -112,10 +115,13 @@ void oj_leaves(int64_t n, const int64_t *group, const int8_t *event, const int64
         int64_t *sum = g < nbook ? &book_sum[g] : &local_sum[g - nbook];
         int64_t *started = g < nbook ? &book_started[g] : &local_started[g - nbook];
         /* unsigned: wraps like numpy's int64 arithmetic instead of being undefined */
-        *sum = (int64_t)((uint64_t)*sum + (uint64_t)start - (uint64_t)reduce);
+        if (e == codes->modified)            /* restates the open shares: no running total before */
+            *sum = qty[i];
+        else
+            *sum = (int64_t)((uint64_t)*sum + (uint64_t)start - (uint64_t)reduce);
         if (e == codes->unknown)
             *started = -1;                   /* a quantity never known: unknown from now on */
-        else if (start > 0 && *started >= 0)
+        else if ((start > 0 || e == codes->modified) && *started >= 0)
             (*started)++;
         out[i] = *started > 0 ? *sum : *started < 0 ? -2 : -1;
     }

@@ -78,8 +78,9 @@ KIND = "cat"
 # pre/post-market sessions, CATReporterIMID the IMID alone, firmROEID up to 64 characters;
 # 9: the JSON schema 4.1.0 r15's Required solicitationFlag, custDspIntrFlag, affiliateFlag,
 # negotiatedTradeFlag, isoInd, multiLegInd and MECR cancelQty; no electronicDupFlag on MEMR, MECR,
-# MEOC nor leavesQty on MECR (not fields of them)
-SCHEMA_VERSION = "cat-4.0.0-r18-subset-9"
+# MEOC nor leavesQty on MECR (not fields of them); 10: dupROIDCond on MEOR and a Replace's MEMR, MEOM
+# leavesQty, and the remaining quantity after a venue's Order Modified (MECR cancelQty, MEOC leavesQty)
+SCHEMA_VERSION = "cat-4.0.0-r18-subset-10"
 CAT_TYPES = ["MENO", "MEOR", "MEOM", "MEOC", "MEOT", "MEMR", "MECR"]
 SIDES = {ord("B"): "B", ord("S"): "SL", ord("T"): "SS", ord("E"): "SX"}
 USER_REQUESTED = ord("U")        # OUCH Canceled reason: the firm's Cancel (or Replace) asked for it
@@ -87,13 +88,12 @@ USER_REQUESTED = ord("U")        # OUCH Canceled reason: the firm's Cancel (or R
 # Fields every event carries, then the fields each event type requires (CAT IM Technical
 # Specifications 4.0.0-r18 as summarised in the reference notes, and the Required fields of the CAT
 # JSON schema 4.1.0 r15 the events carry; conditional fields the firm never populates, e.g.
-# handlingInstructions, are left out). A row missing one is rejected. Required in the schema and not
-# carried yet: dupROIDCond on MEOR and on a Replace's MEMR, leavesQty on MEOM (see NOTES).
+# handlingInstructions, are left out). A row missing one is rejected.
 COMMON_REQUIRED = ("type", "actionType", "firmROEID", "CATReporterIMID", "symbol", "eventTimestamp", "manualFlag")
 ORDER_KEY = ("orderKeyDate", "orderID")       # order events; a trade names its orders in side details
 TERMS = ("side", "price", "quantity", "orderType", "timeInForce", "tradingSession")
 ROUTE = ("senderIMID", "destination", "destinationType", "routedOrderID", "session", "multiLegInd")
-SENT_ROUTE = TERMS + ROUTE + ("affiliateFlag", "isoInd")      # MEOR, MEMR (MECR carries neither)
+SENT_ROUTE = TERMS + ROUTE + ("affiliateFlag", "isoInd", "dupROIDCond")      # MEOR, MEMR (not MECR)
 REQUIRED = {
     "MENO": ORDER_KEY + ("electronicDupFlag", "deptType", "solicitationFlag") + TERMS
     + ("custDspIntrFlag", "firmDesignatedID", "accountHolderType", "affiliateFlag", "negotiatedTradeFlag",
@@ -101,7 +101,8 @@ REQUIRED = {
     "MEOR": ORDER_KEY + ("electronicDupFlag",) + SENT_ROUTE,
     "MEMR": ORDER_KEY + SENT_ROUTE,
     "MECR": ORDER_KEY + ("cancelQty",) + ROUTE,
-    "MEOM": ORDER_KEY + ("electronicDupFlag", "initiator") + TERMS + ("isoInd", "custDspIntrFlag", "representativeInd"),
+    "MEOM": ORDER_KEY + ("electronicDupFlag", "initiator") + TERMS + ("leavesQty", "isoInd", "custDspIntrFlag",
+                                                                        "representativeInd"),
     "MEOC": ORDER_KEY + ("cancelQty", "leavesQty", "initiator"),
     # Trade event: the required fields of the spec's MEOT layout; buyDetails / sellDetails are
     # required for the side of the firm's order (the only side the journal knows)
@@ -182,11 +183,13 @@ NOTES = ("MEOT is reported only for an execution on a venue that does not report
          "says not intermarket sweep eligible ('N', what the engine always sends); an ISO ('Y') is rejected, ISOD and "
          "ISOI not told apart. multiLegInd is false (single-leg equity orders). An MECR's cancelQty is the open "
          "quantity when the Cancel was sent (venue-confirmed; for an order not yet accepted, the quantity the firm "
-         "sent) less the size it asks to leave; where that open quantity is unknown (a truncated message, a venue "
-         "Order Modified before it, which the "
-         "remaining quantity does not follow) the MECR is rejected; it carries no leavesQty (not an MECR field). "
-         "Required and not carried yet: dupROIDCond on MEOR and on a Replace's MEMR (only a Modify's, which keeps its "
-         "routedOrderID, has it) and MEOM's leavesQty. Order Modification Request (MEOMR) and Order Cancel Request "
+         "sent) less the size it asks to leave; the open quantity follows the venue's executions, cancels and "
+         "Order Modified (which restates the open shares); where it is unknown (a truncated message) the MECR is "
+         "rejected; it carries no leavesQty (not an MECR field). MEOM and MEOC leavesQty: what the venue leaves open "
+         "after its Replaced, Order Modified or Canceled. dupROIDCond: true on a Modify's MEMR (the routedOrderID is "
+         "kept) and on an MEOR or a Replace's MEMR whose token an earlier order of the journal was routed with the "
+         "same Eastern day (the journal holds one venue session: the same destination); false otherwise. "
+         "Order Modification Request (MEOMR) and Order Cancel Request "
          "(MEOCR) events, for a request the venue had not answered while the order was still open when the journal or "
          "range ends, are not built. tradingSession is ALL for an order of OUCH time in force 99999 (system hours: "
          "every session the venue has; CAT FAQ D32) and REG for one of 99998 (market hours); an IOC or timed order is "
@@ -310,7 +313,7 @@ _COLUMNS = ("seq", "ts_ns", "ts_source", "event", "token_key", "prior_token_key"
             "algo_id", "client_id", "desk_id", "tif", "order_wire_side", "creator_seq", "creator_ts_ns",
             "creator_ts_source", "price", "qty", "exec_price", "exec_qty", "leaves", "match", "stock", "order_stock",
             "origin", "msg_type", "msg_len", "order_qty", "order_capacity", "order_price", "wire_side",
-            "decrement", "reason", "prior_creator", "order_adopted", "order_iso", "modified_before")
+            "decrement", "reason", "prior_creator", "order_adopted", "order_iso", "order_earlier_token")
 
 
 def build_table(ev: events.OrderEvents, ref: RefData, venue_session: str | None,
@@ -412,8 +415,9 @@ def build_unsessioned(ev: events.OrderEvents, ref: RefData, rejections: dict | N
     iso_rows = sent_route | is_mod                        # MEOR, MEMR, MEOM
     iso_unsaid = iso_rows & (iso != ISO_NOT_ELIGIBLE) & (iso != 0) & ~adopted
     cancel_qty, cancel_unknown = _route_cancel_qty(c, routes["cancelled"])
-    # a venue Canceled after its Order Modified: what remains is not followed (_route_cancel_qty)
-    leaves_unfollowed = is_cancel & c["modified_before"] & (c["leaves"] >= 0)
+    # MEOR and a Replace's MEMR: whether the route's new routedOrderID was routed before that day
+    dup_roid, dup_unknown = _duplicate_routed_ids(ev, sent_route & ~routes["same_id"], local)
+    dup_unknown &= ~(adopted | unsent_route)
     cancel_unsaid = cancel_unknown & ~(adopted | redecided | routes["lost"] | unsent_route | (c["creator"] < 0))
     token = ac.token_strings(c["token_key"], ~is_trade)
     seq_text = numtext.integer_text(c["seq"])
@@ -460,15 +464,16 @@ def build_unsessioned(ev: events.OrderEvents, ref: RefData, rejections: dict | N
         "destinationType": destination_type,
         "routedOrderID": _where(is_route, token),
         "priorRoutedOrderID": ac.token_strings(c["prior_token_key"], reroute),
-        "dupROIDCond": ac.masked(np.ones(n, bool), routes["same_id"]),
+        "dupROIDCond": ac.masked(dup_roid | routes["same_id"], sent_route & ~dup_unknown),
         "routeRejectedFlag": ac.masked(routes["rejected"], is_route),
         "multiLegInd": ac.masked(np.zeros(n, bool), is_route | is_trade),  # single-leg equity orders
         "session": None,                  # Unsessioned.with_session: the range's venue session
-        # MEOC, the venue's Canceled: the shares it took off, and what remains open after it; MECR,
-        # the firm's Cancel: the shares it asks the venue to take off (no leavesQty: not a field of it)
+        # MEOC, the venue's Canceled: the shares it took off, and what remains open after it (so
+        # MEOM, after the venue's Replaced or Order Modified); MECR, the firm's Cancel: the shares it
+        # asks the venue to take off (no leavesQty: not a field of it)
         "cancelQty": ac.masked(np.where(is_cancel, c["decrement"], cancel_qty),
                                is_cancel | (routes["cancelled"] & ~cancel_unknown)),
-        "leavesQty": ac.masked(c["leaves"], is_cancel & (c["leaves"] >= 0) & ~leaves_unfollowed),
+        "leavesQty": ac.masked(c["leaves"], (is_cancel | is_mod) & (c["leaves"] >= 0)),
         "initiator": ac.codes(np.zeros(n, np.int8), ["F"], is_cancel | is_mod),
         "tradeID": numtext.integer_text(c["match"].astype(np.uint64, copy=False), is_trade),
         **_trade_columns(c, is_trade, event_ts, key_date, side_code),
@@ -486,7 +491,7 @@ def build_unsessioned(ev: events.OrderEvents, ref: RefData, rejections: dict | N
     explained = {"tradingSession": no_session, "destination": unrouted, "destinationType": unrouted,
                  "affiliateFlag": unrouted | affiliate_unsaid | (account_unsaid & is_new),
                  "custDspIntrFlag": account_unsaid, "isoInd": iso_unsaid, "cancelQty": cancel_unknown,
-                 "leavesQty": leaves_unfollowed}
+                 "dupROIDCond": dup_unknown}
     head = checks + [common.order_side_check(ev, with_terms | is_trade),
                      mask_check("tradingSession", no_session, NO_SESSION),
                      mask_check("destination", unrouted, lambda rows: _no_destination(ref, types, inst_idx, rows)),
@@ -496,7 +501,7 @@ def build_unsessioned(ev: events.OrderEvents, ref: RefData, rejections: dict | N
                                 lambda rows: _account_unsaid(ref, types, client_idx, rows)),
                      mask_check("isoInd", iso_unsaid, lambda rows: _iso_reasons(types[rows], iso[rows])),
                      mask_check("cancelQty", cancel_unsaid, lambda rows: _cancel_unknown(c, rows)),
-                     mask_check("leavesQty", leaves_unfollowed & ~adopted, MODIFIED_LEAVES)]
+                     mask_check("dupROIDCond", dup_unknown, DUP_UNKNOWN)]
     # an execution of an order no journaled ORDER_SENT created: rejected for that alone (not for
     # MEOT fields: whether a MEOT is owed at all depends on its venue, unknown without the order)
     orphan = is_trade & (c["creator"] < 0)
@@ -699,19 +704,44 @@ def _route_cancel_qty(c, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     when it was sent (the venue-confirmed remaining quantity at the Cancel's journal place: the
     quantity the firm knew of and asked about) less the size it asks to leave (OUCH Cancel's
     intended shares, journaled as the ORDER_SENT's qty; 0 for a full cancel). And the rows where
-    that is unknown: a truncated message left its quantity unknown, the venue modified the order
-    before (`leaves` does not follow an Order Modified), or the Cancel asks to leave more than is
-    open (rejected: _cancel_unknown). An order the venue had not accepted yet (pending new) is open
+    that is unknown: a truncated message left its quantity unknown, or the Cancel asks to leave
+    more than is open (rejected: _cancel_unknown). An order the venue had not accepted yet (pending new) is open
     for the whole quantity the firm sent: nothing of it could have executed as far as the firm knew
     when it asked (the MEOC, the venue's Canceled, says what the venue actually took off)."""
     open_qty, leave = np.where(c["leaves"] == events.LEAVES_PENDING, c["order_qty"], c["leaves"]), c["qty"]
-    known = rows & (open_qty >= 0) & (leave <= open_qty) & ~c["modified_before"]
+    known = rows & (open_qty >= 0) & (leave <= open_qty)
     return np.where(known, open_qty - leave, 0), rows & ~known
 
 
-MODIFIED_LEAVES = ("no MEOC: the venue modified the order before this Canceled (Order Modified, which restates its "
-                   "open shares), and the remaining quantity does not follow that, so what is left open after it "
-                   "(CAT leavesQty) is not known exactly; none is guessed")
+def _duplicate_routed_ids(ev: events.OrderEvents, rows: np.ndarray, local: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """dupROIDCond of the route rows `rows` whose routedOrderID is the order's new token (MEOR, a
+    Replace's MEMR): true where an earlier order of the journal had the same token on the same
+    Eastern day (`local`: each row's Eastern time; a token reused on a later day is no duplicate).
+    The journal holds one venue session, so the destination is the same. And the rows where that is
+    not known: the earlier order's time has no UTC (rejected: DUP_UNKNOWN)."""
+    c, book = ev.cols, ev.cols.book
+    dup, unknown = np.zeros(len(rows), bool), np.zeros(len(rows), bool)
+    earlier = np.where(rows, c["order_earlier_token"], -1)
+    # a row's creator is the latest order with its token: where a later one reused it, the row's
+    # own ORDER_SENT is an earlier book row (found by its sequence: rare, a few rows)
+    for row in np.flatnonzero(rows & (c["creator_seq"] != c["seq"]) & (c["creator"] >= 0)):
+        own = np.flatnonzero(book["seq"] == c["seq"][row])
+        earlier[row] = book["earlier_token"][own[0]] if len(own) else -1
+    at = np.flatnonzero(earlier >= 0)
+    if len(at) == 0:
+        return dup, unknown
+    earlier = earlier[at]
+    then = to_utc(book["seq"][earlier], book["ts_ns"][earlier].astype(np.int64), book["ts_source"][earlier],
+                  ev.samples)
+    day = np.floor_divide(local[at], timetext.NS_PER_DAY)
+    earlier_day = np.floor_divide(timetext.eastern_local_ns(then.utc_ns), timetext.NS_PER_DAY)
+    dup[at] = then.valid & (earlier_day == day)
+    unknown[at] = ~then.valid | ~ev.utc.valid[at]
+    return dup, unknown
+
+
+DUP_UNKNOWN = ("no dupROIDCond: an earlier order of the journal had this routedOrderID, and its time (or this "
+               "route's) has no UTC, so whether it was routed the same day is not known; none is guessed")
 
 
 def _cancel_unknown(c, rows: np.ndarray) -> list[str]:
@@ -721,11 +751,8 @@ def _cancel_unknown(c, rows: np.ndarray) -> list[str]:
     out = []
     pending = c["leaves"][rows] == events.LEAVES_PENDING
     opened = np.where(pending, c["order_qty"][rows], c["leaves"][rows])
-    for open_qty, leave, modified in zip(opened.tolist(), c["qty"][rows].tolist(),
-                                         c["modified_before"][rows].tolist()):
-        cause = why.get(open_qty) or ("the venue modified the order before the Cancel (Order Modified), and its open "
-                                      "quantity after that is not followed" if modified else
-                                      f"the Cancel asks to leave {leave} shares of an order with {open_qty} open")
+    for open_qty, leave in zip(opened.tolist(), c["qty"][rows].tolist()):
+        cause = why.get(open_qty) or f"the Cancel asks to leave {leave} shares of an order with {open_qty} open"
         out.append(f"no MECR: {cause}, so what the Cancel takes off (CAT cancelQty) is not known, and none is guessed")
     return out
 

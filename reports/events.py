@@ -453,13 +453,12 @@ def _decode_fused(head, sent_at: np.ndarray, sent: np.ndarray, venue_at: np.ndar
     creates = np.isin(sent["msg_type"], _CREATES)
 
     def fill(rows: dict[str, np.ndarray]) -> None:     # the creators straight into the book
-        iso, modified = rows.pop("ouch_iso"), rows.pop("modified")     # the kernel writes the others
+        iso = rows.pop("ouch_iso")               # the kernel writes the others
         merged.update(orderjoin.merge_events(
             sent, sent_at, venue, venue_at, _SENT_LUT, _VENUE_LUT, SOUP_SEQUENCED, OUCH_SYSTEM_EVENT,
             created=rows, creates=_CREATES, head={name: getattr(head, name) for name in _HEADER_FIELDS
                                                   if name in Creators.FIELDS}, raw_caps=_RAW_CAPS))
         iso[...] = _sent_isos(sent)[creates]
-        modified[...] = False
     book.add_rows(int(creates.sum()), fill)
     cols: dict[str, np.ndarray] = {name: getattr(head, name).take(merged["at"]) for name in _HEADER_FIELDS}
     for name in _MERGED_ORDER:
@@ -511,26 +510,7 @@ def _join(decoded: _Decoded, book: "Creators", leaves: bool = True, gather_joine
         n_unknown = int(unknown_code.max()) + 1
     cols["leaves"] = orderjoin.leaves(group, leaves_events(cols), cols["qty"], cols["exec_qty"], cols["decrement"],
                                       LEAVES_CODES, book.leaves_sum, book.leaves_started, n_unknown)
-    cols["modified_before"] = modified_before(cols["event"], creator, book.modified)
     return ev
-
-
-def modified_before(event: np.ndarray, creator: np.ndarray, modified: np.ndarray) -> np.ndarray:
-    """Whether the venue's Order Modified of each event's order came before the event: in an earlier
-    chunk (`modified`, the book's flag per order, updated here) or earlier in this one. `leaves`
-    does not follow an Order Modified (it restates the order's open shares): a report that needs
-    the open quantity exactly after one finds it unknown here, not wrong."""
-    known = creator >= 0
-    out = np.zeros(len(creator), bool)
-    out[known] = modified[creator[known]]
-    mods = np.flatnonzero((event == EV["ORDER_MODIFIED"]) & known)
-    if len(mods):                 # rare: each order's first Order Modified in this chunk, after it
-        orders, first = np.unique(creator[mods], return_index=True)
-        at = np.clip(np.searchsorted(orders, creator), 0, len(orders) - 1)
-        hit = known & (orders[at] == creator)
-        out[hit] |= np.flatnonzero(hit) > mods[first][at[hit]]
-        modified[orders] = True
-    return out
 
 
 def prior_creators(cols, book: "Creators") -> np.ndarray:
@@ -552,7 +532,7 @@ JOINED = {**{name: (name, None) for name in ORDER_FIELDS},
           "order_capacity": ("ouch_capacity", np.uint8), "order_iso": ("ouch_iso", np.uint8),
           "creator_seq": ("seq", np.int64), "creator_ts_ns": ("ts_ns", np.int64),
           "creator_ts_source": ("ts_source", np.int64), "order_qty": ("qty", np.int64),
-          "order_price": ("price", np.int64)}
+          "order_price": ("price", np.int64), "order_earlier_token": ("earlier_token", None)}
 
 
 class JoinedCols(dict):
@@ -614,7 +594,8 @@ LEAVES_PENDING, LEAVES_UNKNOWN = -1, -2
 # The event codes the remaining-quantity kernel tells apart (orderjoin.h oj_event_codes); `unknown`:
 # a message of one of the others cut short in the journal (leaves_events), whose quantity is unknown.
 UNKNOWN_QTY = -1
-LEAVES_CODES = {"accepted": EV["ACCEPTED"], "replaced": EV["REPLACED"], "executed": EV["EXECUTED"],
+LEAVES_CODES = {"accepted": EV["ACCEPTED"], "replaced": EV["REPLACED"], "modified": EV["ORDER_MODIFIED"],
+                "executed": EV["EXECUTED"],
                 "executed_ref": EV["EXECUTED_WITH_REF_PRICE"], "canceled": EV["CANCELED"],
                 "aiq_canceled": EV["AIQ_CANCELED"], "unknown": UNKNOWN_QTY}
 _QTY_EVENTS = [code for name, code in LEAVES_CODES.items() if name != "unknown"]
@@ -622,7 +603,7 @@ _QTY_EVENTS = [code for name, code in LEAVES_CODES.items() if name != "unknown"]
 
 def leaves_events(cols) -> np.ndarray:
     """The event codes the remaining quantities are computed from: each event's own, but
-    UNKNOWN_QTY for a quantity message (Accepted, Replaced, executions, cancels) the journal holds
+    UNKNOWN_QTY for a quantity message (Accepted, Replaced, Order Modified, executions, cancels) the journal holds
     truncated, so that its order's remaining quantity is unknown from then on, not computed from
     a quantity it does not hold."""
     short = short_messages(cols)
@@ -662,10 +643,12 @@ class Creators:
               "stock": np.dtype("S8"), "ouch_capacity": np.dtype(np.uint8), "leaves_sum": np.dtype(np.int64),
               "leaves_started": np.dtype(np.int64)}
     # the OUCH intermarket sweep byte of the Enter or Replace (CAT isoInd), 0 where unknown (a
-    # Replace carries its own, so nothing is inherited), and whether the venue modified the order so
-    # far (modified_before). Written beside the compiled pass that writes DTYPES (_decode_fused),
-    # which knows only those.
-    EXTRA = {"ouch_iso": np.dtype(np.uint8), "modified": np.dtype(bool)}
+    # Replace carries its own, so nothing is inherited). Written beside the compiled pass that
+    # writes DTYPES (_decode_fused), which knows only those.
+    EXTRA = {"ouch_iso": np.dtype(np.uint8)}
+    # what the token index tells as it takes each order in: the latest earlier order with its
+    # token, or -1 (a token reused: CAT dupROIDCond)
+    INDEXED = {"earlier_token": np.dtype(np.int64)}
 
     def __init__(self, reserve: int = 0):
         self.reserve = reserve
@@ -682,16 +665,12 @@ class Creators:
         return {k: v[:self.n] for k, v in self._store.items()}
 
     @property
-    def leaves_sum(self) -> np.ndarray:         # Σ(start - reductions) per order so far
+    def leaves_sum(self) -> np.ndarray:         # Σ(start - reductions) per order so far, from its last M
         return self._store["leaves_sum"][:self.n]
 
     @property
-    def leaves_started(self) -> np.ndarray:     # venue A/U messages per order so far
+    def leaves_started(self) -> np.ndarray:     # venue A/U/M messages per order so far
         return self._store["leaves_started"][:self.n]
-
-    @property
-    def modified(self) -> np.ndarray:           # whether the venue modified the order so far
-        return self._store["modified"][:self.n]
 
     def _reserve(self, m: int, dtypes: dict[str, np.dtype]) -> dict[str, np.ndarray]:
         """Room for `m` more rows of columns `dtypes`: the rows past self.n, to be written."""
@@ -721,7 +700,6 @@ class Creators:
         new["stock"] = stock.astype("S8")
         new["ouch_capacity"] = capacity.astype(np.uint8)
         new["ouch_iso"] = iso.astype(np.uint8)
-        new["modified"] = np.zeros(len(sent["seq"]), bool)
         new["leaves_sum"] = np.zeros(len(sent["seq"]), np.int64)
         new["leaves_started"] = np.zeros(len(sent["seq"]), np.int64)
         return new
@@ -742,16 +720,18 @@ class Creators:
         self.add_rows(len(new["seq"]), copy, {k: v.dtype for k, v in new.items()})
 
     def add_rows(self, m: int, fill, dtypes: dict[str, np.dtype] | None = None) -> None:
-        """Add `m` orders: fill(rows) writes every column of `dtypes` (default DTYPES) into `rows`
-        ({name: the m rows past the current ones}, written straight into the book's columns)."""
+        """Add `m` orders: fill(rows) writes every column of `dtypes` (default DTYPES and EXTRA)
+        into `rows` ({name: the m rows past the current ones}, written straight into the book's
+        columns); the INDEXED columns are written here."""
         known = bool(self._store)
         first_new = len(self)
-        # called even for none: it may do more
-        fill(self._reserve(m, dtypes or {**self.DTYPES, **self.EXTRA}))
+        rows = self._reserve(m, {**(dtypes or {**self.DTYPES, **self.EXTRA}), **self.INDEXED})
+        indexed = {name: rows.pop(name) for name in self.INDEXED}
+        fill(rows)                      # called even for none: it may do more
         if m == 0 and known:
             return
         self.n += m
-        self.index.extend(self._store["token_key"][:self.n], first_new)
+        indexed["earlier_token"][...] = self.index.extend(self._store["token_key"][:self.n], first_new)
         self._inherit_from_enter(first_new)
 
     def adopt(self, adopted: dict[str, np.ndarray]) -> None:
@@ -871,9 +851,19 @@ class TokenIndex:
         self.order = np.argsort(hashes, kind="stable")
         self.sorted_hash = hashes[self.order]
 
-    def extend(self, keys: np.ndarray, first_new: int) -> None:
+    def extend(self, keys: np.ndarray, first_new: int) -> np.ndarray:
         """`keys` (all entries; those from `first_new` on are new) now indexed: the new hashes are
-        sorted and merged in after equal older ones, so the latest entry stays last."""
+        sorted and merged in after equal older ones, so the latest entry stays last. Returns, for
+        each new entry, the latest earlier entry with its token, or -1 (a dictionary: reference only)."""
+        latest: dict[bytes, int] = {k: i for i, k in enumerate(keys[:first_new].tolist())}
+        earlier = np.empty(len(keys) - first_new, np.int64)
+        for i, k in enumerate(keys[first_new:].tolist()):
+            earlier[i] = latest.get(k, -1)
+            latest[k] = first_new + i
+        self._merge(keys, first_new)
+        return earlier
+
+    def _merge(self, keys: np.ndarray, first_new: int) -> None:
         self.keys = keys
         hashes = _token_hash(keys[first_new:])
         order = np.argsort(hashes, kind="stable")
@@ -926,8 +916,9 @@ def leaves_reference(cols: dict[str, np.ndarray], group: np.ndarray, book: Creat
     in numpy: the reference orderjoin.leaves (what the join uses, one C pass) is tested against.
 
     Starts from the quantity the venue accepted (A) or restated (U) and subtracts executions and
-    cancel decrements, per order, in journal order: one sort and one cumsum, continuing from the
-    running totals `book` carries from earlier chunks (and updating them)."""
+    cancel decrements, per order, in journal order; an Order Modified (M) sets it to the open shares
+    it restates. One sort and one cumsum, continuing from the running totals `book` carries from
+    earlier chunks (and updating them)."""
     ev = cols["event"]
     if len(ev) == 0:
         return np.zeros(0, np.int64)
@@ -936,14 +927,17 @@ def leaves_reference(cols: dict[str, np.ndarray], group: np.ndarray, book: Creat
     reduce = np.where((ev == EV["EXECUTED"]) | (ev == EV["EXECUTED_WITH_REF_PRICE"]), cols["exec_qty"], 0) \
         + np.where((ev == EV["CANCELED"]) | (ev == EV["AIQ_CANCELED"]), cols["decrement"], 0)
     order = np.argsort(group, kind="stable")             # rows are in journal order already
-    delta = (start - reduce)[order]
+    modified = (ev == EV["ORDER_MODIFIED"])[order]
+    delta = np.where(modified, 0, (start - reduce)[order])
     codes = group[order]
     running = np.cumsum(delta)
     group_start = np.r_[True, codes[1:] != codes[:-1]]
     base = np.maximum.accumulate(np.where(group_start, np.arange(len(codes)), 0))
-    within = running - (running[base] - delta[base])
-    started_flag = start[order] > 0
-    started = np.cumsum(started_flag)                     # A/U messages so far, over all groups
+    # the running total restarts at each group's first row (from the book's) and at each Order
+    # Modified (from its qty): the latest such row at or before each row
+    restart = np.maximum.accumulate(np.where(group_start | modified, np.arange(len(codes)), 0))
+    started_flag = (start[order] > 0) | modified
+    started = np.cumsum(started_flag)                     # A/U/M messages so far, over all groups
     started_within = started - (started[base] - started_flag[base])
     if n_unknown:       # orders no ORDER_SENT created start from nothing (codes past the book)
         in_book = codes < len(book)
@@ -952,7 +946,8 @@ def leaves_reference(cols: dict[str, np.ndarray], group: np.ndarray, book: Creat
         prior_started[in_book] = book.leaves_started[codes[in_book]]
     else:               # gather from the running totals, without copying them whole per chunk
         prior_sum, prior_started = book.leaves_sum[codes], book.leaves_started[codes]
-    total = prior_sum + within
+    restarted_at = np.where(modified, cols["qty"][order], prior_sum + delta)[restart]
+    total = restarted_at + (running - running[restart])
     unknown_so_far = np.cumsum(unknown[order])
     lost = (prior_started < 0) | (unknown_so_far - (unknown_so_far[base] - unknown[order][base]) > 0)
     total_started = np.where(lost, -1, prior_started + started_within)

@@ -4,16 +4,18 @@
  * oj_index_*: an open-addressing hash index (linear probing) over 14-byte order tokens that
  * live in a caller-owned array (entry i = bytes keys[14*i .. 14*i+13]); the slots array, of a
  * power-of-two size, holds entry numbers (int32: below 2^31) or -1 (empty). Inserting entry i over an equal token
- * replaces the older entry, so a lookup finds the latest entry of a reused token.
+ * replaces the older entry, so a lookup finds the latest entry of a reused token; oj_index_insert
+ * writes the entry each one replaced (-1: none) to replaced[i - first] (NULL: not wanted).
  * oj_index_lookup2 gives the entry equal to each query, or -1; it probes a small index of the
  * latest entries first (those from some entry on; it stays in cache, and most queries are for
  * orders created shortly before) and the index of every entry only for the queries it misses:
  * the answer is the same as the full index's.
  *
  * oj_leaves: remaining quantity of each event's order after the event, in journal order:
- * an Accepted/Replaced event restates the order's quantity (adds qty), an execution subtracts
- * exec_qty and a cancel subtracts decrement; -1 until the venue has accepted the order once
- * (qty > 0). An event of code `unknown` (a quantity message cut short in the journal) makes the
+ * an Accepted/Replaced event restates the order's quantity (adds qty), an Order Modified sets
+ * the remaining quantity to its qty (the open shares it restates), an execution subtracts
+ * exec_qty and a cancel subtracts decrement; -1 until the venue has accepted (qty > 0) or
+ * modified the order once. An event of code `unknown` (a quantity message cut short in the journal) makes the
  * order's remaining quantity unknown for good: its started count becomes -1 and stays so, and
  * its events give -2. Group g < nbook: an order of the running book (its totals carried in book_sum and
  * book_started across calls); g >= nbook: an order no ORDER_SENT created, local to this call
@@ -76,12 +78,13 @@
 #define OJ_STOCK_BYTES 8
 #define OJ_MAX_FIELDS 32
 
-void oj_index_insert(int32_t *slots, uint64_t mask, const uint8_t *keys, int64_t first, int64_t end);
+void oj_index_insert(int32_t *slots, uint64_t mask, const uint8_t *keys, int64_t first, int64_t end,
+                     int32_t *replaced);
 void oj_index_lookup2(const int32_t *recent, uint64_t recent_mask, const int32_t *slots, uint64_t mask,
                       const uint8_t *keys, const uint8_t *queries, int64_t n, int64_t *out);
 
 typedef struct {
-    int8_t accepted, replaced, executed, executed_ref, canceled, aiq_canceled, unknown;
+    int8_t accepted, replaced, modified, executed, executed_ref, canceled, aiq_canceled, unknown;
 } oj_event_codes;
 
 void oj_leaves(int64_t n, const int64_t *group, const int8_t *event, const int64_t *qty,

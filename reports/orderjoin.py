@@ -44,27 +44,33 @@ class TokenTable:
         self.recent = np.full(1, -1, np.int32)
         self.extend(keys, 0)
 
-    def extend(self, keys: np.ndarray, first_new: int) -> None:
+    def extend(self, keys: np.ndarray, first_new: int) -> np.ndarray:
+        """Index the entries of `keys` from `first_new` on; for each, the latest earlier entry with
+        its token (a reused token), or -1."""
         self.keys = _tokens(keys)
         n = len(self.keys)
         if n > MAX_ENTRIES:
             raise KernelInputError(f"an order index holds at most {MAX_ENTRIES} tokens")
         self.recent = self._index(first_new, n, 1)
         if 2 * n > len(self.slots):         # grow, and insert every entry again, in order
-            self.slots = self._index(0, n, len(self.slots))
-        else:
-            self._insert(self.slots, first_new, n)
+            replaced = np.empty(n, np.int32)
+            self.slots = self._index(0, n, len(self.slots), replaced)
+            return replaced[first_new:].astype(np.int64)
+        replaced = np.empty(n - first_new, np.int32)
+        self._insert(self.slots, first_new, n, replaced)
+        return replaced.astype(np.int64)
 
-    def _index(self, first: int, end: int, size: int) -> np.ndarray:
+    def _index(self, first: int, end: int, size: int, replaced: np.ndarray | None = None) -> np.ndarray:
         while 2 * (end - first) > size:
             size *= 2
         slots = np.full(size, -1, np.int32)
-        self._insert(slots, first, end)
+        self._insert(slots, first, end, replaced)
         return slots
 
-    def _insert(self, slots: np.ndarray, first: int, end: int) -> None:
+    def _insert(self, slots: np.ndarray, first: int, end: int, replaced: np.ndarray | None = None) -> None:
         if end > first:
-            lib.oj_index_insert(_ptr("int32_t *", slots), len(slots) - 1, _ptr("uint8_t *", self.keys), first, end)
+            lib.oj_index_insert(_ptr("int32_t *", slots), len(slots) - 1, _ptr("uint8_t *", self.keys), first, end,
+                                ffi.NULL if replaced is None else _ptr("int32_t *", replaced))
 
     def lookup(self, queries: np.ndarray) -> np.ndarray:
         queries = _tokens(queries)
@@ -111,7 +117,8 @@ def leaves(group: np.ndarray, event: np.ndarray, qty: np.ndarray, exec_qty: np.n
     truncated quantity message, code `unknown`, made it unknown), orders
     `group` < len(book_sum) continuing from and updating `book_sum`/`book_started` (int64, in
     place), the n_unknown groups past them starting from nothing. `codes`: the event codes of
-    ACCEPTED, REPLACED, EXECUTED, EXECUTED_WITH_REF_PRICE, CANCELED and AIQ_CANCELED."""
+    ACCEPTED, REPLACED, ORDER_MODIFIED (sets the remaining quantity to its qty), EXECUTED,
+    EXECUTED_WITH_REF_PRICE, CANCELED and AIQ_CANCELED."""
     n = len(group)
     out = np.empty(n, np.int64)
     if n == 0:

@@ -15,7 +15,7 @@ from tests.reports.journal_builder import FIXTURE_REFDATA, accepted_order
 from tests.reports.test_controls_cat import _built_meot, _cat_with_arca_off_cat, _submission_lines
 
 FLAGS = ("electronicDupFlag", "solicitationFlag", "custDspIntrFlag", "affiliateFlag", "negotiatedTradeFlag",
-         "representativeInd", "isoInd", "multiLegInd", "cancelQty", "leavesQty")
+         "representativeInd", "isoInd", "multiLegInd", "cancelQty", "leavesQty", "dupROIDCond")
 
 
 def _cat(b, tmp_path, ref=FIXTURE_REFDATA):
@@ -49,13 +49,23 @@ def _fields(rows):
 
 MENO = ("MENO", {"electronicDupFlag": False, "solicitationFlag": False, "custDspIntrFlag": False,
                  "affiliateFlag": False, "negotiatedTradeFlag": False, "representativeInd": "N"})
-MEOR = ("MEOR", {"electronicDupFlag": False, "affiliateFlag": False, "isoInd": "NA", "multiLegInd": False})
-MEMR = ("MEMR", {"affiliateFlag": False, "isoInd": "NA", "multiLegInd": False})
-MEOM = ("MEOM", {"electronicDupFlag": False, "custDspIntrFlag": False, "representativeInd": "N", "isoInd": "NA"})
-WANTED = [MENO, MEOR, MEMR, MEOM,                            # R1, its Replace and the venue's Replaced
+MEOR = ("MEOR", {"electronicDupFlag": False, "affiliateFlag": False, "isoInd": "NA", "multiLegInd": False,
+                 "dupROIDCond": False})
+
+
+def _memr(same_routed_id: bool):            # a Modify keeps the routedOrderID, a Replace gets a new one
+    return "MEMR", {"affiliateFlag": False, "isoInd": "NA", "multiLegInd": False, "dupROIDCond": same_routed_id}
+
+
+def _meom(leaves: int):                     # what the venue leaves open after its Replaced / Order Modified
+    return "MEOM", {"electronicDupFlag": False, "custDspIntrFlag": False, "representativeInd": "N", "isoInd": "NA",
+                    "leavesQty": leaves}
+
+
+WANTED = [MENO, MEOR, _memr(False), _meom(400),              # R1, its Replace and the venue's Replaced
           ("MECR", {"multiLegInd": False, "cancelQty": 300}),    # 400 less 100 filled: 300 open, all cancelled
           ("MEOC", {"cancelQty": 300, "leavesQty": 0}),
-          MENO, MEOR, MEMR, MEOM]                            # M1, its Modify and the venue's Order Modified
+          MENO, MEOR, _memr(True), _meom(200)]               # M1, its Modify and the venue's Order Modified
 
 
 def test_each_event_type_carries_its_required_fields_from_the_firms_facts(tmp_path):
@@ -117,27 +127,44 @@ def test_an_mecr_whose_open_quantity_is_not_known_is_rejected_not_guessed(tmp_pa
     assert [e["type"] for e in lines] == ["MENO", "MEOR", "MENO", "MEOR", "MECR"]
 
 
-def test_an_mecr_and_meoc_after_the_venue_modified_the_order_are_rejected(tmp_path, monkeypatch):
-    """The remaining quantity does not follow a venue's Order Modified (it restates the open shares):
-    a Cancel after one, in the same chunk of the journal or a later one, has no cancelQty known, and
-    the venue's Canceled no leavesQty (it was 100 here: 300 accepted less 200 cancelled, not 0)."""
+def test_an_mecr_and_meoc_after_the_venue_modified_the_order_follow_its_open_shares(tmp_path, monkeypatch):
+    """The remaining quantity follows a venue's Order Modified (it restates the open shares): 300
+    accepted, 50 executed, modified to 200 open, then cancelled whole: the MECR takes off 200 and
+    the MEOC leaves 0 (not 50, what 300 less the executed 50 and the cancelled 200 would give), in
+    one chunk of the journal or with the Modified and the Cancel apart."""
     from reports import events
     b = accepted_order("M1", 1, "S", 1_500_000, 300)
+    b.advance(10_000); b.execute("M1", 50)
     b.advance(10_000); b.modify("M1", "T", 200)
     b.advance(10_000); b.modified("M1", "T", 200)
     b.advance(10_000); b.cancel("M1")
     b.advance(10_000); b.canceled("M1", 200)
     journal = b.write(tmp_path / "j")
-    for chunk in (None, 3):
+    for chunk in (None, 4):
         if chunk:
-            monkeypatch.setattr(events, "CHUNK_SEQS", chunk)      # the Modified and the Cancel apart
+            monkeypatch.setattr(events, "CHUNK_SEQS", chunk)
         out = tmp_path / str(chunk)
         result = run(["cat"], journal, out, refdata_dir=FIXTURE_REFDATA)
-        rejects = read(out, "cat", "rejects").to_pylist()
-        assert [(r["field"], r["seq"]) for r in rejects] == [("cancelQty", 7), ("leavesQty", 8)]
-        assert "modified the order before the Cancel" in rejects[0]["reason"] and result.rejected == 2
-        assert "Order Modified" in rejects[1]["reason"] and "none is guessed" in rejects[1]["reason"]
-        assert not {"MECR", "MEOC"} & {e["type"] for e in _submission_lines(out)[0]}
+        assert result.rejected == 0
+        lines = _submission_lines(out)[0]
+        assert [(e["type"], e.get("cancelQty"), e.get("leavesQty")) for e in lines if e["type"] in
+                ("MEOM", "MECR", "MEOC")] == [("MEOM", None, 200), ("MECR", 200, None), ("MEOC", 200, 0)]
+
+
+def test_a_routed_order_id_used_before_the_same_day_is_a_duplicate_and_not_the_next_day(tmp_path):
+    """dupROIDCond of an MEOR (and a Replace's MEMR) is true when an earlier order of the journal was
+    routed with the same token on the same Eastern day; a token reused on a later day is none."""
+    b = accepted_order("D1", 1, "B", 1_500_000, 100)
+    b.advance(10_000); b.cancel("D1")
+    b.advance(10_000); b.canceled("D1", 100)
+    b.advance(10_000); b.enter("D1", 1, "B", 1_500_000, 100)           # the same token again that day
+    b.advance(10_000); b.accept("D1")
+    b.advance(10_000); b.replace("D1", "D2", 1_499_900, 100)
+    b.advance(86_400 * 10**9); b.enter("D1", 1, "B", 1_500_000, 100)   # and the next day
+    result, rows, lines, _ = _cat(b, tmp_path)
+    for events in (rows, lines):
+        assert [(e["type"], e["routedOrderID"], e["dupROIDCond"]) for e in events if e["type"] in ("MEOR", "MEMR")] \
+            == [("MEOR", "D1", False), ("MEOR", "D1", True), ("MEMR", "D2", False), ("MEOR", "D1", False)]
 
 
 def test_an_intermarket_sweep_order_gets_no_iso_code_guessed(tmp_path):

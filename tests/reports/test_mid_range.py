@@ -41,3 +41,27 @@ def test_orders_entered_before_the_range_keep_their_remaining_quantity(tmp_path,
     meoc = [(r["cancelQty"], r["leavesQty"]) for r in cat_part if r["type"] == "MEOC"]
     assert meoc == [(150, 100), (100, 0)]
     assert cat_part == cat_whole
+
+
+@pytest.mark.parametrize("chunk", [None, 2])
+def test_an_order_the_venue_modified_before_the_range_keeps_the_open_shares_it_restated(tmp_path, monkeypatch,
+                                                                                         chunk):
+    """An Order Modified restates the order's open shares: 500 accepted, 100 executed, modified to
+    300 open; the 300 then executed fill the order (FILL, nothing left), where subtracting from the
+    accepted 500 would leave 100 open (PARF). Over the whole journal and over a range after the
+    Order Modified alike."""
+    from reports import events
+    if chunk:
+        monkeypatch.setattr(events, "CHUNK_SEQS", chunk)
+    b = accepted_order("M1", 1, "B", 1_500_000, 500)   # seq 3 entered, 4 accepted
+    b.advance(10_000); b.execute("M1", 100)         # 5
+    b.advance(10_000); b.modify("M1", "B", 300)     # 6
+    b.advance(10_000); b.modified("M1", "B", 300)   # 7
+    b.advance(10_000); b.execute("M1", 300)         # 8
+    journal = b.write(tmp_path / "j")
+    run(["orders"], journal, tmp_path / "whole", refdata_dir=FIXTURE_REFDATA)
+    run(["orders"], journal, tmp_path / "part", selection=Selection(first_seq=8), refdata_dir=FIXTURE_REFDATA)
+    whole = read(tmp_path / "whole", "orders", "order_events").to_pylist()
+    assert [(r["seq"], r["leaves_qty"], r["rts24_event"]) for r in whole if r["seq"] >= 5] == \
+        [(5, 400, "PARF"), (6, None, None), (7, 300, "REME"), (8, 0, "FILL")]
+    assert read(tmp_path / "part", "orders", "order_events").to_pylist() == [r for r in whole if r["seq"] >= 8]

@@ -23,8 +23,8 @@ def test_token_table_equals_the_numpy_index_chunk_by_chunk(tokens, cuts, queries
     table, reference = TokenTable(keys[:0]), TokenIndex(keys[:0])
     done = 0
     for end in sorted({min(c, len(keys)) for c in cuts} | {len(keys)}):
-        table.extend(keys[:end], done)
-        reference.extend(keys[:end], done)
+        # and for each new entry, the latest earlier one with its token (a reused token)
+        assert table.extend(keys[:end], done).tolist() == reference.extend(keys[:end], done).tolist()
         done = end
         assert table.lookup(q).tolist() == reference.lookup(q).tolist()
         assert table.lookup(keys[:end]).tolist() == reference.lookup(keys[:end]).tolist()
@@ -37,12 +37,12 @@ def test_token_table_grows_past_its_first_size_and_keeps_the_latest_of_a_reused_
     assert len(table.slots) >= 2 * len(keys)
     assert table.lookup(keys[::997]).tolist() == list(range(0, 20_000, 997))
     again = np.concatenate([keys, keys[5:6]])
-    table.extend(again, len(keys))
+    assert table.extend(again, len(keys)).tolist() == [5]
     assert table.lookup(keys[5:7]).tolist() == [20_000, 6]
     assert table.lookup(np.array([b"NOPE"], "S14")).tolist() == [-1]
 
 
-_EVENTS = [EV[n] for n in ("SENT_NEW", "ACCEPTED", "REPLACED", "EXECUTED", "EXECUTED_WITH_REF_PRICE",
+_EVENTS = [EV[n] for n in ("SENT_NEW", "ACCEPTED", "REPLACED", "ORDER_MODIFIED", "EXECUTED", "EXECUTED_WITH_REF_PRICE",
                            "CANCELED", "AIQ_CANCELED", "SENT_CANCEL", "REJECTED")] + [events.UNKNOWN_QTY]
 
 
@@ -84,6 +84,23 @@ def test_compiled_leaves_equal_the_numpy_reference_over_chunks(seed, n_book, n_e
         assert got.tolist() == want.tolist()
         assert c_book.leaves_sum.tolist() == ref_book.leaves_sum.tolist()
         assert c_book.leaves_started.tolist() == ref_book.leaves_started.tolist()
+
+
+def test_an_order_modified_sets_the_remaining_quantity_to_the_open_shares_it_restates():
+    """Accepted 300, 50 executed, modified to 200 open, 20 executed, the rest cancelled; another
+    order modified before any Accepted the journal holds: its shares are known from then on."""
+    names = ["ACCEPTED", "EXECUTED", "ORDER_MODIFIED", "EXECUTED", "CANCELED", "ORDER_MODIFIED", "EXECUTED"]
+    cols = {"event": np.array([EV[n] for n in names], np.int8), "qty": np.array([300, 0, 200, 0, 0, 90, 0]),
+            "exec_qty": np.array([0, 50, 0, 20, 0, 0, 10]), "decrement": np.array([0, 0, 0, 0, 180, 0, 0])}
+    group = np.array([0, 0, 0, 0, 0, 1, 1])
+    for compiled in (True, False):
+        book = _Book(2, np.random.default_rng(0))
+        book.leaves_sum[:], book.leaves_started[:] = 0, 0
+        got = (orderjoin.leaves(group, cols["event"], cols["qty"], cols["exec_qty"], cols["decrement"],
+                                LEAVES_CODES, book.leaves_sum, book.leaves_started, 0) if compiled
+               else leaves_reference(cols, group, book, 0))
+        assert got.tolist() == [300, 250, 200, 180, 0, 90, 80]
+        assert book.leaves_sum.tolist() == [0, 80]
 
 
 def test_compiled_leaves_refuse_group_codes_outside_the_book():
