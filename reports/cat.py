@@ -198,7 +198,9 @@ NOTES = ("MEOT is reported only for an execution on a venue that does not report
          "across one boundary, ALL from pre- through post-market; one alive outside 04:00-20:00 ET (US equity venues' "
          "extended hours) is rejected. A route's destination is the venue's CAT Exchange ID (destinationType E) or the "
          "CRD:IMID of the broker-dealer or ATS it is (F), from mics.toml; a route to a venue with neither is rejected, "
-         "never sent with the MIC.")
+         "never sent with the MIC. firmDesignatedID (MENO) is PROP- and the desk's code for the firm's own account, a "
+         "client's code otherwise (parties.toml); one longer than the schema's Text (40) gets its MENO rejected, not "
+         "truncated.")
 # OUCH capacity of the Enter Order -> CAT capacity (Agency, Principal, Riskless principal); any
 # other (e.g. 'O' other) has no CAT code: the trade is rejected for it rather than guessed.
 CAPACITIES = {ord("A"): "A", ord("P"): "P", ord("R"): "R"}
@@ -213,6 +215,9 @@ ROEID_JOURNAL_HEX = 12
 ROEID_MAX_LEN = 64
 ROEID_LONGEST = len("YYYYMMDD_") + ROEID_JOURNAL_HEX + len("_") + len(str(2**64 - 1)) + len("_MEOT")
 assert ROEID_LONGEST <= ROEID_MAX_LEN
+# firmDesignatedID is Text (40) there: PROP- and a desk's code, or a client's code, from
+# parties.toml, whose codes have no set length; a MENO whose one is longer is rejected, not truncated.
+FDID_MAX = 40
 SIDE_DETAILS = pa.struct([("orderKeyDate", pa.string()), ("orderID", pa.string()), ("side", pa.string())])
 
 
@@ -419,6 +424,8 @@ def build_unsessioned(ev: events.OrderEvents, ref: RefData, rejections: dict | N
     dup_roid, dup_unknown = _duplicate_routed_ids(ev, sent_route & ~routes["same_id"], local)
     dup_unknown &= ~(adopted | unsent_route)
     cancel_unsaid = cancel_unknown & ~(adopted | redecided | routes["lost"] | unsent_route | (c["creator"] < 0))
+    fdid, fdid_long = _firm_designated_ids(ref, c["desk_id"], client_idx, own, is_new)
+    fdid_long &= ~adopted
     token = ac.token_strings(c["token_key"], ~is_trade)
     seq_text = numtext.integer_text(c["seq"])
     day_bytes = np.ascontiguousarray(stamps[:, :8])      # the Eastern date: the timestamp's first 8
@@ -451,7 +458,7 @@ def build_unsessioned(ev: events.OrderEvents, ref: RefData, rejections: dict | N
         "timeInForce": _time_in_force(c["tif"] == 0, day_bytes, ev.utc.valid, with_terms),
         "tradingSession": ac.codes(session, TRADING_SESSIONS, with_terms & (session >= 0)),
         "custDspIntrFlag": ac.masked(account_display[0], (is_new | is_mod) & account_display[1]),
-        "firmDesignatedID": _firm_designated_ids(ref, c["desk_id"], client_idx, own, is_new),
+        "firmDesignatedID": fdid,
         "accountHolderType": ac.codes(np.where(own, 0, 1), ["P", "I"], is_new),
         # MENO: the account's; MEOR, MEMR: the destination's
         "affiliateFlag": ac.masked(np.where(is_new, account_affiliate[0], affiliate),
@@ -499,6 +506,7 @@ def build_unsessioned(ev: events.OrderEvents, ref: RefData, rejections: dict | N
                                 lambda rows: _no_affiliate(ref, types, inst_idx, rows)),
                      mask_check("custDspIntrFlag", account_unsaid,
                                 lambda rows: _account_unsaid(ref, types, client_idx, rows)),
+                     mask_check("firmDesignatedID", fdid_long, lambda rows: _fdid_too_long(fdid, rows)),
                      mask_check("isoInd", iso_unsaid, lambda rows: _iso_reasons(types[rows], iso[rows])),
                      mask_check("cancelQty", cancel_unsaid, lambda rows: _cancel_unknown(c, rows)),
                      mask_check("dupROIDCond", dup_unknown, DUP_UNKNOWN)]
@@ -835,15 +843,24 @@ def _many(words: np.ndarray, rows: np.ndarray) -> bool:
 
 
 def _firm_designated_ids(ref: RefData, desk_ids: np.ndarray, client_idx: np.ndarray, own: np.ndarray,
-                         rows: np.ndarray) -> pa.Array:
+                         rows: np.ndarray) -> tuple[pa.Array, np.ndarray]:
     """firmDesignatedID of `rows` (MENO): PROP- and the desk's code for the firm's own account,
-    else the client's code; null where that code is unknown or empty, and on other rows."""
+    else the client's code; null where that code is unknown or empty, and on other rows. With it,
+    the rows whose one is longer than FDID_MAX (rejected: _fdid_too_long)."""
     desks, clients = ref.sorted_values("desks"), ref.sorted_values("clients")
     desk_idx = ref.party_index("desks", desk_ids)
     idx = np.where(own, desk_idx, np.where(client_idx >= 0, len(desks) + client_idx, -1))
     idx[~rows] = -1
-    return numtext.pick_text(idx, tuple("PROP-" + d.code if d.code else None for d in desks)
-                             + tuple(p.code or None for p in clients))
+    texts = tuple("PROP-" + d.code if d.code else None for d in desks) + tuple(p.code or None for p in clients)
+    too_long = np.array([t is not None and len(t) > FDID_MAX for t in texts] + [False])     # [-1]: none
+    return numtext.pick_text(idx, texts), too_long[idx]
+
+
+def _fdid_too_long(fdid: pa.Array, rows: np.ndarray) -> list[str]:
+    """Why the MENO of each of `rows` is rejected: its firmDesignatedID is longer than CAT takes."""
+    return [f"no MENO: its firmDesignatedID {v!r} has {len(v)} characters, more than the {FDID_MAX} of the CAT "
+            f"JSON schema 4.1.0 r15 (Text (40)); it is not truncated (the firm's own account's is PROP- and the "
+            f"desk's code, a client's its code, in parties.toml)" for v in fdid.take(pa.array(rows)).to_pylist()]
 
 
 def _where(mask: np.ndarray, values: pa.Array) -> pa.Array:

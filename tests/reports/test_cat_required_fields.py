@@ -300,3 +300,35 @@ def test_a_meot_is_single_leg(day_journal, tmp_path):
     import pyarrow as pa
     line = cat_json.lines(pa.Table.from_pylist(rows))[0].as_py()
     assert '"multiLegInd":false' in line
+
+
+DESK = 'code = "EQMM"'
+
+
+@pytest.mark.parametrize("desk_code, kept", [("D" * 35, True), ("D" * 36, False)])
+def test_a_firm_designated_id_longer_than_cat_takes_is_rejected_not_truncated(tmp_path, desk_code, kept):
+    """firmDesignatedID is Text (40) in the CAT JSON schema 4.1.0 r15: PROP- and a desk code of 35
+    characters is reported whole; one of 36 gets its MENO rejected with why, the rest of the order's
+    events kept."""
+    ref = _refdata(tmp_path, {"parties.toml": (DESK, f'code = "{desk_code}"')})
+    result, rows, lines, rejects = _cat(_day(), tmp_path, ref)
+    fdid = "PROP-" + desk_code
+    for events in (rows, lines):
+        assert [e["type"] for e in events] == [t for t, _ in WANTED if kept or t != "MENO"]
+        assert [e["firmDesignatedID"] for e in events if e["type"] == "MENO"] == [fdid, fdid] * kept
+    assert result.rejected == 2 * (not kept)
+    assert [(r["field"], r["reason"][:8]) for r in rejects] == [("firmDesignatedID", "no MENO:")] * 2 * (not kept)
+    assert all(f"{fdid!r} has 41 characters" in r["reason"] and "Text (40)" in r["reason"] for r in rejects)
+
+
+def test_a_client_whose_code_is_longer_than_cat_takes_gets_no_meno(tmp_path):
+    """A client's firmDesignatedID is its code (a NATIONAL_ID has no set length): over 40
+    characters its MENO is rejected, its routes kept."""
+    lei = 'code = "5493001KJTIIGC8Y1R12"\nkind = "LEI"'
+    ref = _refdata(tmp_path, {"parties.toml": (lei, f'code = "{"X" * 41}"\nkind = "NATIONAL_ID"')})
+    result, rows, lines, rejects = _cat(_client_day(), tmp_path, ref)
+    for events in (rows, lines):
+        assert [(e["type"], e["orderID"]) for e in events] == \
+            [("MENO", "F1"), ("MEOR", "F1"), ("MEOR", "C1"), ("MEMR", "C1"), ("MEOM", "C2")]
+    assert [(r["field"], r["seq"]) for r in rejects] == [("firmDesignatedID", 5)]
+    assert result.rejected == 1
