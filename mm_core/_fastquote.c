@@ -262,11 +262,28 @@ int fq_quote_sizes(int64_t position, int64_t limit, int64_t base, int64_t lot, d
     return FQ_OK;
 }
 
+/* inventory.within_position_cap on sizes fq_quote_sizes gave (whole lots, at least 0). */
+int fq_cap_sizes(int64_t position, int64_t cap, int64_t lot, int64_t *bid, int64_t *ask)
+{
+    if (lot <= 0)
+        return FQ_INVENTORY;
+    if (!in_range(position) || !in_range(cap) || !in_range(lot))
+        return FQ_RANGE;
+    int64_t bid_room = cap - position, ask_room = cap + position;
+    bid_room = bid_room > 0 ? bid_room / lot * lot : 0;
+    ask_room = ask_room > 0 ? ask_room / lot * lot : 0;
+    if (bid_room < *bid)
+        *bid = bid_room;
+    if (ask_room < *ask)
+        *ask = ask_room;
+    return FQ_OK;
+}
+
 int fq_price(const fq_config *c, double fair, int half_penny, double variance_per_s,
              double prior_var_s, int64_t position, int64_t held, double toxicity,
              double recent_markout, double adverse_rate, double spread_multiplier,
-             double size_multiplier, int64_t collar_fair_bps, int reducing, int bid_blocked,
-             int ask_blocked, int64_t best_bid, int64_t best_ask, fq_quote *out)
+             double size_multiplier, int64_t collar_fair_bps, int64_t max_position, int reducing,
+             int bid_blocked, int ask_blocked, int64_t best_bid, int64_t best_ask, fq_quote *out)
 {
     int rc;
     int64_t fair_i;
@@ -333,9 +350,13 @@ int fq_price(const fq_config *c, double fair, int half_penny, double variance_pe
         out->bid_px = out->bid_qty = out->ask_px = out->ask_qty = 0;
         return FQ_OK;
     }
+    /* the tighter of our limit and the gateway's, then its cap on the raw position */
+    int64_t limit = max_position < c->position_limit ? max_position : c->position_limit;
     int64_t bid_qty, ask_qty;
-    if ((rc = fq_quote_sizes(net, c->position_limit, base, c->lot, c->size_skew, c->withdraw_at,
-                             &bid_qty, &ask_qty)))
+    if ((rc = fq_quote_sizes(net, limit, base, c->lot, c->size_skew, c->withdraw_at, &bid_qty,
+                             &ask_qty)))
+        return rc;
+    if ((rc = fq_cap_sizes(position, max_position, c->lot, &bid_qty, &ask_qty)))
         return rc;
     if (reducing) {     /* the reducing side only, at most |position| (price_reference) */
         if (position >= 0)

@@ -1,7 +1,8 @@
-"""The engine's quoting: a symbol's two quotes priced (fastquote.h, or the Python reference),
-each side worked toward them (enter, replace, modify or cancel) with the gateway's room and
-denials respected, every order through the risk gateway and into the OMS, and Reg SHO's
-marks (long or short) on sells. Part of Engine (mm_core.engine); sans-io like it.
+"""The engine's quoting: a symbol's two quotes priced (fastquote.h, or the Python reference)
+and sized within the gateway's position limit, each side worked toward them (enter, replace,
+modify or cancel) with the gateway's room and denials respected, every order through the risk
+gateway and into the OMS, and Reg SHO's marks (long or short) on sells. Part of Engine
+(mm_core.engine); sans-io like it.
 """
 from __future__ import annotations
 
@@ -237,8 +238,7 @@ class EngineQuoting:
                 # side) without the position to cover it: pull it; it comes back marked short
                 self._cancel(order, Purpose.QUOTE, actions)
                 return
-            if not denied and self.risk.state is _REDUCING and \
-                    qty > self._reduce_room(symbol_id, side == _BUY, None):
+            if not denied and not self._replacement_fits(symbol_id, side == _BUY, qty):
                 # the gateway counts the original with its replacement until the venue answers
                 # (the original may fill first, then the replacement rests in full): no room for
                 # both, so pull it; the quote comes back, sized to the room, once it is gone
@@ -251,6 +251,13 @@ class EngineQuoting:
                 # the move away was refused (or is backing off): the old price is now better
                 # for whoever trades against it than we want to give, so it must not rest on
                 self._cancel(order, Purpose.QUOTE, actions)
+
+    def _replacement_fits(self, symbol_id: int, buy: bool, qty: int) -> bool:
+        """Whether a replace of our quote on this side to `qty` shares passes the gateway's
+        position limit (and in REDUCING its reduce-only check) with the original still counted."""
+        if qty > self.risk.position_room(symbol_id, buy):
+            return False
+        return self.risk.state is not _REDUCING or qty <= self._reduce_room(symbol_id, buy, None)
 
     def _can_wait(self, order: Order, side: Side, price: int, qty: int) -> bool:
         """A step of one tick toward the market, or more size at the same price, waits until the

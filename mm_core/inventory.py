@@ -3,7 +3,8 @@
 Owns: signed positions per symbol id (shares) and the inventory models — Avellaneda–Stoikov
 reservation price or the Guéant–Lehalle–Fernandez-Tapia closed form — that turn (position,
 volatility) into bid/ask depths around fair value, plus size skew and one-side withdrawal near
-the limit. Must not know about orders, books or wire formats. Depths are float price4 distances.
+the limit, and the cut of quote sizes to a hard position cap. Must not know about orders, books
+or wire formats. Depths are float price4 distances.
 """
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from dataclasses import dataclass
 
 from journal.catalogue import Side
 
-__all__ = ["InventoryError", "InventoryTracker", "SkewParams", "as_depths", "glft_depths", "quote_sizes"]
+__all__ = ["InventoryError", "InventoryTracker", "SkewParams", "as_depths", "glft_depths", "quote_sizes",
+           "within_position_cap"]
 
 
 class InventoryError(ValueError):
@@ -105,3 +107,17 @@ def quote_sizes(position: int, limit: int, base: int, lot: int, size_skew: float
     bid = max(0, min(bid, limit - position))
     ask = max(0, min(ask, limit + position))
     return (bid // lot) * lot, (ask // lot) * lot
+
+
+def within_position_cap(position: int, cap: int, lot: int, bid: int, ask: int) -> tuple[int, int]:
+    """(bid shares, ask shares) cut to whole lots a full fill of which keeps |position| <= cap.
+
+    The risk gateway's max_position counts the whole position, shares held as hedges for other
+    symbols included, where quote_sizes sees only the quoting inventory: a quote that fits one
+    may not fit the other.
+    """
+    if lot <= 0:
+        raise InventoryError("lot must be > 0")
+    bid_room = max(cap - position, 0) // lot * lot
+    ask_room = max(cap + position, 0) // lot * lot
+    return min(bid, bid_room), min(ask, ask_room)

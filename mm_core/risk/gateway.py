@@ -273,9 +273,23 @@ class RiskGateway(GatewayChecks, GatewayInputs, GatewayControls, GatewayBook):
         room = slim.max_order_qty
         if self._state is _SAFE:
             room = int(room * self._limits.safe_size_multiplier)
-        room = min(room, int(slim.max_order_value // (price * sym.multiplier)), slim.max_position + freed - (
-            sym.position + sym.open_buy if is_buy else sym.open_sell - sym.position))
+        room = min(room, int(slim.max_order_value // (price * sym.multiplier)),
+                   self.position_room(symbol_id, is_buy, freed))
         return room if room > 0 else 0
+
+    def position_room(self, symbol_id: int, is_buy: bool, freed: int = 0) -> int:
+        """The most shares one new order on this side may carry and pass check()'s position
+        limit now: max_position less the position and every working order on the side as check()
+        counts them (a replace's original included until the venue answers), plus `freed` shares
+        of them; 0 or less when none would (0 for a symbol the gateway does not know). Read-only."""
+        sym = self._symbols.get(symbol_id)
+        if sym is None:
+            return 0
+        try:
+            cap = sym.limits.max_position
+        except Exception:   # fail closed: a defect in the limits leaves no room (check() latches on it)
+            return 0
+        return cap + freed - (sym.position + sym.open_buy if is_buy else sym.open_sell - sym.position)
 
     def locates_used(self, symbol_id: int) -> int:
         """Shares of the symbol sold short by fills on the trading day held (their locates used)."""

@@ -615,6 +615,8 @@ class _Fault:
     deafens: bool = False                      # the engine hears no market data while it lasts: injected last
     poisons: bool = False                      # leaves state behind: the next row gets a fresh system
     also: tuple[CheckId, ...] = ()             # other checks whose denials show it took effect
+    sized_within: bool = False                 # the engine sizes its orders within this limit, so
+                                               # it shows by being in force, not by a denial
 
     @property
     def latches(self) -> bool:
@@ -781,8 +783,9 @@ SINGLE_FAULTS: tuple[_Fault, ...] = (
            _limits(**{"rates.window_ms": 600_000, "rates.max_submits": 1, "rates.max_modifies": 1}),
            _restore_limits, CheckId.MSG_RATE_MODIFY, forbidden=_beyond_one(ouch.Accepted, ouch.Replaced),
            also=(CheckId.MSG_RATE_SUBMIT,)),
-    _Fault("position", "defaults.max_position = 1", _limits(**{"defaults.max_position": 1}),
-           _restore_limits, CheckId.POSITION_LIMIT, forbidden=_increases_position),
+    _Fault("position", "defaults.max_position = 1 (quotes are sized within it: none is left)",
+           _limits(**{"defaults.max_position": 1}), _restore_limits, CheckId.POSITION_LIMIT,
+           forbidden=_increases_position, sized_within=True),
     _Fault("restricted-symbol", "the quoted symbols restricted",
            _limits(**{"account.restricted": _QUOTED}), _restore_limits, CheckId.RESTRICTED_SYMBOL),
     _Fault("max-open-orders", "account.max_open_orders = 1, quotes pulled by a short feed gap",
@@ -869,8 +872,9 @@ def _run_row(system: _System, faults: list[_Fault], hold_s: float) -> DrillRow:
             if f.label is not None and not _wait(lambda f=f: f.label not in gw.faults, WAIT_S):
                 notes.append(f"{f.name} still active after clearing")
         # with an input fault active the engine presents no order, so a limit or defect beside it
-        # is shown by being in force (its window) rather than by a denial
-        produced = [bool(windows[f.name].spans) if f.label or silenced else
+        # is shown by being in force (its window) rather than by a denial; so is a limit the
+        # engine sizes its orders within (the venue's log still shows whether one breached it)
+        produced = [bool(windows[f.name].spans) if f.label or silenced or f.sized_within else
                     bool({f.check, *f.also} & gw.denials) for f in order]
         row.produced = all(produced)
         if not row.produced:

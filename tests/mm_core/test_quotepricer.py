@@ -17,7 +17,9 @@ from hypothesis import strategies as st
 from mm_core._fastmd_cffi import ffi, lib
 from mm_core.config import EngineConfig
 from mm_core.engine import Engine
-from mm_core.inventory import InventoryError, SkewParams, as_depths, glft_depths, quote_sizes
+from mm_core.inventory import (
+    InventoryError, SkewParams, as_depths, glft_depths, quote_sizes, within_position_cap,
+)
 from mm_core.quotepricer import (
     QuotePricer, depth_cap, engine_price_quote, pack_config, price_reference, quote_inputs,
 )
@@ -118,23 +120,29 @@ def situations(draw) -> dict:
         adverse_rate=draw(st.floats(0.0, 1.0)),
         spread_multiplier=draw(st.sampled_from([1.0, 2.0, 1.5])),
         size_multiplier=draw(st.sampled_from([1.0, 0.5, 0.0, 0.33])),
-        collar_fair_bps=draw(st.integers(0, 2_000)), reducing=draw(st.booleans()),
+        collar_fair_bps=draw(st.integers(0, 2_000)),
+        max_position=draw(st.one_of(st.integers(1, 100_000), st.integers(1, 2**60),
+                                    st.sampled_from([1, 99, 100, 2**53 - 1, 2**53, 2**62]))),
+        reducing=draw(st.booleans()),
         bid_blocked=draw(st.booleans()), ask_blocked=draw(st.booleans()),
         best_bid=best_bid, best_ask=best_ask)
 
 
 ORDER = ("fair", "half_penny", "variance_per_s", "prior_var_s", "position", "held", "toxicity",
          "recent_markout", "adverse_rate", "spread_multiplier", "size_multiplier",
-         "collar_fair_bps", "reducing", "bid_blocked", "ask_blocked", "best_bid", "best_ask")
+         "collar_fair_bps", "max_position", "reducing", "bid_blocked", "ask_blocked", "best_bid",
+         "best_ask")
 
 
 def fake_engine(cfg: EngineConfig, s: dict):
     """An object with exactly what Engine._price_quote reads, holding the situation `s`."""
+    symbol_limits = SimpleNamespace(max_position=s["max_position"])
     eng = SimpleNamespace(
         cfg=cfg, now=5,
         risk=SimpleNamespace(spread_multiplier=s["spread_multiplier"],
                              size_multiplier=s["size_multiplier"],
-                             limits=SimpleNamespace(collar_fair_bps=s["collar_fair_bps"])),
+                             limits=SimpleNamespace(collar_fair_bps=s["collar_fair_bps"],
+                                                    for_symbol=lambda sym: symbol_limits)),
         ticks=[TickTable(s["half_penny"])],
         vol=[SimpleNamespace(variance_per_s=s["variance_per_s"], prior_var_s=s["prior_var_s"])],
         inventory=SimpleNamespace(position=[s["position"]]),
@@ -250,6 +258,18 @@ def test_quote_sizes(position, limit, base, lot, size_skew, withdraw_at):
         assert (bid[0], ask[0]) == outcome[1]
 
 
+@SETTINGS
+@given(st.one_of(st.integers(-5_000, 5_000), st.integers(-10**9, 10**9), st.integers(-2**60, 2**60)),
+       st.one_of(st.integers(-10, 100_000), st.integers(-2**60, 2**60)),
+       st.sampled_from([1, 7, 50, 100, 0, -1]), st.integers(0, 10_000), st.integers(0, 10_000))
+def test_cap_sizes(position, cap, lot, bid, ask):
+    b, a = ffi.new("int64_t *", bid), ffi.new("int64_t *", ask)
+    rc = lib.fq_cap_sizes(position, cap, lot, b, a)
+    outcome = python_outcome(within_position_cap, position, cap, lot, bid, ask)
+    if assert_rc_matches(rc, outcome):
+        assert (b[0], a[0]) == outcome[1]
+
+
 # ------------------------------------------------------------------------ the whole function
 
 @SETTINGS
@@ -291,14 +311,17 @@ def test_errors_and_big_integers_come_out_as_in_python():
     pricer = QuotePricer(cfg)
     base = dict(fair=1_000_050.0, half_penny=False, variance_per_s=400.0, prior_var_s=300.0,
                 position=300, held=0, toxicity=0.2, recent_markout=-3.0, adverse_rate=0.1,
-                spread_multiplier=1.0, size_multiplier=1.0, collar_fair_bps=100, reducing=False,
-                bid_blocked=False, ask_blocked=False, best_bid=1_000_000, best_ask=1_000_100)
+                spread_multiplier=1.0, size_multiplier=1.0, collar_fair_bps=100, max_position=20_000,
+                reducing=False, bid_blocked=False, ask_blocked=False, best_bid=1_000_000,
+                best_ask=1_000_100)
     assert pricer.price(*[base[n] for n in ORDER]) == (999_900, 100, 1_000_200, 200)
     for fair, exc in ((math.inf, OverflowError), (math.nan, ValueError)):
         with pytest.raises(exc):
             pricer.price(*[fair if n == "fair" else base[n] for n in ORDER])
     huge = [2**70 if n == "position" else base[n] for n in ORDER]
     assert pricer.price(*huge) == price_reference(cfg, *huge)
+    uncapped = [2**70 if n == "max_position" else base[n] for n in ORDER]
+    assert pricer.price(*uncapped) == price_reference(cfg, *uncapped) == (999_900, 100, 1_000_200, 200)
     assert pickle.loads(pickle.dumps(pricer)).price(*[base[n] for n in ORDER]) == pricer.price(
         *[base[n] for n in ORDER])
 
