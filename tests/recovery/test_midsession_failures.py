@@ -236,8 +236,17 @@ def test_a_reconcile_whose_relogin_meets_another_sequence_feeds_nothing_and_ends
     resume it."""
     seen = {}
 
+    def lose_track(runner):
+        # moved on the runner's own thread, at the re-login: from the test's thread the += would
+        # race the runner's count of each venue message it reads, and could be lost
+        login = runner.login_order_entry
+
+        def login_three_ahead():
+            runner.soup_seq += 3
+            login()
+        runner.login_order_entry = login_three_ahead
+
     def body(venue, runner, engine, control):
-        runner.soup_seq += 3
         seen["answer"] = send(control, {"command": "reconcile", "actor": "ops", "reason": "check"}, 30)
         seen["state"] = engine.risk.state
         seen["fed_after"] = engine.venue_seq
@@ -245,7 +254,7 @@ def test_a_reconcile_whose_relogin_meets_another_sequence_feeds_nothing_and_ends
         seen["fed_later"] = engine.venue_seq
         seen["resting"] = venue.live_orders(USER)
 
-    engine, path, runner, errors = live(tmp_path, body)
+    engine, path, runner, errors = live(tmp_path, body, patch=lose_track)
     answer = seen["answer"]
     assert answer["ok"] is False and answer["reconciliation"]["reconciled"] is False, answer
     assert any("sequence" in r for r in answer["reconciliation"]["reasons"]), answer
