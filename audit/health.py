@@ -248,12 +248,22 @@ class HealthTracker:
         elif not fresh:
             if age is None:
                 reasons.append(Reason("sync_age", obs.error or "no Sync ingress time"))
+            elif age < 0:
+                reasons.append(Reason("sync_age", f"the last Sync was stamped {_us(-age)} after the "
+                                                  "clock's time now: the clock moved back since"))
             else:
                 reasons.append(Reason("sync_age", f"last Sync {age / 1e9:.3f} s ago > "
                                                   f"{cfg.max_sync_age_ns / 1e9:.3f} s"))
         if not reasons:
             return self._track(obs, age, reasons)
+        jumped = self._jump_seen_untracked(obs, age)
         self._forget()
+        if jumped is not None:
+            # the bound of the last lock held before the jump, not after it: no holdover from it
+            self._locked_bound = None
+            return self._sample(obs, ClockState.FREERUN, UNBOUNDED, age if age is not None and age >= 0 else None,
+                                tuple(reasons) + (jumped, Reason(
+                                    "state", "a jump is owed: no bound until the clock has re-settled")))
         return self._holdover_or_freerun(obs, tuple(reasons))
 
     # A plain client (ptp4l's servo steers the clock) after an offset jump. ptp4l itself is no
@@ -290,6 +300,29 @@ class HealthTracker:
             return False
         return self._jumped() or (self._last_offset is not None and abs(
             snap.master_offset_ns - self._last_offset) > self.config.max_offset_step_ns)
+
+    def _jump_seen_untracked(self, obs: Observation, age: int | None) -> Reason | None:
+        """A plain client's sample that cannot be tracked (stale or future Sync, port not
+        following) may still show that the clock jumped: ptp4l logged an |offset| far from the
+        last sample's, or the Sync was stamped after the clock's time now (the clock moved back
+        at least that far). Such a jump is owed like a measured one, and the reason returned;
+        None when none is seen. (Before, the sample was a holdover from the pre-jump bound, the
+        log lines showing the jump were spent on it, and the next sample came back LOCKED.)"""
+        if self.config.free_running:      # a verifier is judged by pmc's offsets alone
+            return None
+        limit, seen = self.config.max_offset_step_ns, []
+        if obs.servo_excursion_ns is not None:
+            ref = self._last_offset if self._last_offset is not None else \
+                obs.snapshot.master_offset_ns
+            seen.append((obs.servo_excursion_ns - abs(ref),
+                         f"ptp4l logged |offset| {_us(obs.servo_excursion_ns)} since the last sample"))
+        if age is not None and age < 0:
+            seen.append((-age, f"the clock moved back at least {_us(-age)} since the last Sync"))
+        step, text = max(seen, default=(0, ""))
+        if step <= limit:
+            return None
+        self._jump = max(self._jump or 0, step)
+        return Reason("offset", f"{text} (> {_us(limit)}): a jump, in a sample that cannot be tracked")
 
     def _forget(self) -> None:
         """The run of samples is broken (no data, not following, stale Sync, new GM): offsets are

@@ -199,3 +199,36 @@ def test_a_logged_s0_or_s1_is_not_settled():
     u = {"port_state": "UNCALIBRATED"}
     assert tr.update(logged(0, -800, None, **u)).state == ClockState.LOCKED
     assert tr.update(logged(1, -700, 1_000_000, unlocked=True, **u)).state == ClockState.LOCKED
+
+
+def test_a_jump_seen_in_a_sample_that_cannot_be_tracked_is_owed_not_a_holdover():
+    """The sample that first sees the jump may be untracked: its Sync was stamped after the
+    clock's time now (the clock moved back since; in the PTP lab a virtual clock ahead of the
+    machine's), or it is stale. ptp4l's log still shows the 2 ms. Before, that sample was a
+    holdover from the pre-jump 5 us bound, the log lines were spent on it, and the next sample
+    (the servo had stepped the clock back) was LOCKED: the jump was never owed (a CI run)."""
+    tr = plain(holdover_drift_ppb=10_000)
+    tr.update(logged(0, 3_000, 3_500))
+    s = tr.update(logged(1, 2_000_889, 2_000_889, age_ns=-1_800_000))
+    assert (s.state, s.error_bound_ns, s.compliant_mask) == (ClockState.FREERUN, UNBOUNDED, 0)
+    assert s.last_sync_age_ns == -1
+    assert any("stamped 1800.000 us after the clock's time now" in r.text for r in s.state_reasons)
+    assert any("ptp4l logged |offset| 2000.889 us" in r.text for r in s.state_reasons)
+    got = run(tr, [logged(2, 3_967, 4_000), logged(3, 2_000, 2_500), logged(4, 1_000, 1_500)])
+    owed = 2_000_889 - 3_000
+    assert got == [
+        (ClockState.DEGRADED, 3_967 + owed + PATH + ACC),            # settled 1/3, the jump owed
+        (ClockState.DEGRADED, 2_000 + owed + PATH + ACC),            # 2/3
+        (ClockState.LOCKED, 1_000 + LOCKED_TERMS),                   # 3/3
+    ]
+    # no log followed: a Sync stamped 1.8 ms ahead shows the clock moved back that far at least
+    tr = plain()
+    tr.update(slave(0, 3_000))
+    s = tr.update(slave(1, 2_000_889, age_ns=-1_800_000))
+    assert s.state == ClockState.FREERUN
+    assert tr.update(slave(2, 3_967)).error_bound_ns == 3_967 + 1_800_000 + PATH + ACC
+    # a stale Sync with nothing new logged is still a holdover; a small move logged too
+    tr = plain(holdover_drift_ppb=10_000)
+    tr.update(logged(0, 3_000, 3_500, age_ns=0))
+    assert tr.update(logged(3, 3_000, 20_000, age_ns=3 * 10**9)).state == ClockState.HOLDOVER
+    assert tr.update(logged(4, 3_000, None, age_ns=-30_000)).state == ClockState.HOLDOVER
