@@ -729,12 +729,8 @@ def _duplicate_routed_ids(ev: events.OrderEvents, rows: np.ndarray, local: np.nd
     not known: the earlier order's time has no UTC (rejected: DUP_UNKNOWN)."""
     c, book = ev.cols, ev.cols.book
     dup, unknown = np.zeros(len(rows), bool), np.zeros(len(rows), bool)
+    # each route row is its order's ORDER_SENT, joined to itself (events.held_then)
     earlier = np.where(rows, c["order_earlier_token"], -1)
-    # a row's creator is the latest order with its token: where a later one reused it, the row's
-    # own ORDER_SENT is an earlier book row (found by its sequence: rare, a few rows)
-    for row in np.flatnonzero(rows & (c["creator_seq"] != c["seq"]) & (c["creator"] >= 0)):
-        own = np.flatnonzero(book["seq"] == c["seq"][row])
-        earlier[row] = book["earlier_token"][own[0]] if len(own) else -1
     at = np.flatnonzero(earlier >= 0)
     if len(at) == 0:
         return dup, unknown

@@ -485,7 +485,7 @@ def _join(decoded: _Decoded, book: "Creators", leaves: bool = True, gather_joine
     if decoded.adopted is not None:
         book.adopt(decoded.adopted)
     keys_events = ev.cols["token_key"]
-    creator = book.index.lookup(keys_events)
+    creator = held_then(book, keys_events, ev.cols["seq"], book.index.lookup(keys_events))
     adopted = book.adopted(creator)
     if adopted.any():        # an adopted origin is the order's from its RECON record on, not before
         early = adopted & (ev.cols["seq"] < book.cols["seq"][np.where(adopted, creator, 0)])
@@ -521,8 +521,34 @@ def prior_creators(cols, book: "Creators") -> np.ndarray:
     out = np.full(len(cols["event"]), -1, np.int64)
     rows = np.flatnonzero((cols["event"] == EV["REPLACED"]) | (cols["event"] == EV["SENT_REPLACE"]))
     if len(rows):
-        out[rows] = book.index.lookup(cols["prior_token_key"][rows])
+        keys = cols["prior_token_key"][rows]
+        out[rows] = held_then(book, keys, cols["seq"][rows], book.index.lookup(keys))
     return out
+
+
+def held_then(book: "Creators", keys: np.ndarray, seqs: np.ndarray, latest: np.ndarray) -> np.ndarray:
+    """`latest` (the index's answer: the book row of the latest ORDER_SENT with each key, or -1)
+    made the row of the order that held the key at each event's journal sequence: where a later
+    order reused the token, the latest one before the event (-1 if none). A token is reused only
+    across days or where a venue allowed it, so the index's answer almost always stands."""
+    made_at = book.cols["seq"]
+    late = np.flatnonzero(made_at[np.maximum(latest, 0)] > seqs)
+    late = late[latest[late] >= 0]
+    if len(late):
+        latest = latest.copy()
+        latest[late] = latest_made_before(book.cols["token_key"], made_at, keys[late], seqs[late])
+    return latest
+
+
+def latest_made_before(keys: np.ndarray, made_at: np.ndarray, queries: np.ndarray,
+                       seqs: np.ndarray) -> np.ndarray:
+    """For each query, the index of the entry of `keys` equal to it made last at or before seqs[i]
+    (by `made_at`, which need not ascend: adopted orders join the book after their chunk's; an
+    ORDER_SENT's own row is made at its sequence), or -1."""
+    held = np.flatnonzero(np.isin(keys, queries))
+    by_seq = held[np.argsort(made_at[held], kind="stable")]
+    pos = latest_before(keys[by_seq], queries, np.searchsorted(made_at[by_seq], seqs, side="right"))
+    return np.where(pos >= 0, by_seq[np.maximum(pos, 0)], -1)
 
 
 # Columns copied onto each event from the ORDER_SENT that created its order: name -> (Creators
