@@ -279,11 +279,35 @@ int fq_cap_sizes(int64_t position, int64_t cap, int64_t lot, int64_t *bid, int64
     return FQ_OK;
 }
 
+/* inventory.within_order_caps: *qty cut to whole lots of one order at px within max_qty shares
+ * and max_value (price4 x shares); 0 at px <= 0. The value cap is max_value / px, never
+ * qty * px, which could overflow. */
+int fq_order_caps(int64_t px, int64_t max_qty, int64_t max_value, int64_t lot, int64_t *qty)
+{
+    if (lot <= 0)
+        return FQ_INVENTORY;
+    if (!in_range(px) || !in_range(max_qty) || !in_range(max_value) || !in_range(lot))
+        return FQ_RANGE;
+    if (px <= 0) {
+        *qty = 0;
+        return FQ_OK;
+    }
+    /* max_value < 0 truncates toward 0 where Python floors, but both leave a cap of 0 below */
+    int64_t cap = max_value / px;
+    if (max_qty < cap)
+        cap = max_qty;
+    cap = cap > 0 ? cap / lot * lot : 0;
+    if (cap < *qty)
+        *qty = cap;
+    return FQ_OK;
+}
+
 int fq_price(const fq_config *c, double fair, int half_penny, double variance_per_s,
              double prior_var_s, int64_t position, int64_t held, double toxicity,
              double recent_markout, double adverse_rate, double spread_multiplier,
-             double size_multiplier, int64_t collar_fair_bps, int64_t max_position, int reducing,
-             int bid_blocked, int ask_blocked, int64_t best_bid, int64_t best_ask, fq_quote *out)
+             double size_multiplier, int64_t collar_fair_bps, int64_t max_position,
+             int64_t max_order_qty, int64_t max_order_value, int reducing, int bid_blocked,
+             int ask_blocked, int64_t best_bid, int64_t best_ask, fq_quote *out)
 {
     int rc;
     int64_t fair_i;
@@ -357,6 +381,10 @@ int fq_price(const fq_config *c, double fair, int half_penny, double variance_pe
                              &ask_qty)))
         return rc;
     if ((rc = fq_cap_sizes(position, max_position, c->lot, &bid_qty, &ask_qty)))
+        return rc;
+    /* each side one order the gateway's size and value checks take at its price */
+    if ((rc = fq_order_caps(bid_px, max_order_qty, max_order_value, c->lot, &bid_qty))
+        || (rc = fq_order_caps(ask_px, max_order_qty, max_order_value, c->lot, &ask_qty)))
         return rc;
     if (reducing) {     /* the reducing side only, at most |position| (price_reference) */
         if (position >= 0)

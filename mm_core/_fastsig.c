@@ -980,7 +980,8 @@ static int price_miss(const fsig *g, const fsig_react *r, uint32_t s, const int6
     int rc = fq_price(r->qc, g->d[FSIG_D_FAIR][s], r->half_penny[s], fsig_variance_per_s(g, s),
                       g->d[FSIG_D_VOL_PRIOR_VAR][s], key[4], key[5], fsig_toxicity(g, s),
                       r->markout[s], r->adverse[s], r->spread_mult, r->size_mult, r->collar_bps,
-                      r->max_position[s], key[3] == r->reducing_state,
+                      r->max_position[s], r->max_order_qty[s], r->max_order_value[s],
+                      key[3] == r->reducing_state,
                       (int)key[7], (int)key[8], key[1], key[2], &out);
     if (rc)
         return rc;

@@ -1,8 +1,8 @@
 """The engine's quoting: a symbol's two quotes priced (fastquote.h, or the Python reference)
-and sized within the gateway's position limit, each side worked toward them (enter, replace,
-modify or cancel) with the gateway's room and denials respected, every order through the risk
-gateway and into the OMS, and Reg SHO's marks (long or short) on sells. Part of Engine
-(mm_core.engine); sans-io like it.
+and sized within the gateway's position limit and its size and value limits on one order, each
+side worked toward them (enter, replace, modify or cancel) with the gateway's room and denials
+respected, every order through the risk gateway and into the OMS, and Reg SHO's marks (long or
+short) on sells. Part of Engine (mm_core.engine); sans-io like it.
 """
 from __future__ import annotations
 

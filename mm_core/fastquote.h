@@ -14,15 +14,18 @@
  *   fq_floor_div        CPython's float // (Objects/floatobject.c _float_div_mod, floor part)
  *   fq_quote_sizes      inventory.quote_sizes
  *   fq_cap_sizes        inventory.within_position_cap
+ *   fq_order_caps       inventory.within_order_caps
  *   fq_price            Engine._price_quote: tick at int(fair); the volatility cap
  *                       min(var, prior·r·r) when prior > 0; σ² in ticks²; q = (pos − held)/lot;
  *                       the model depths; their half-spread widened (the skew kept); each side
  *                       at least min_depth_ticks; Engine._depth_cap;
  *                       quote_prices; base = int(quote_size·size_mult) // lot · lot (0 → all zero);
  *                       quote_sizes against min(position_limit, max_position), then cut to
- *                       max_position on the raw position (cap_sizes); REDUCING keeps only
- *                       the side toward flat (on the raw position, hedges not subtracted); a
- *                       guard-blocked side gets size 0.
+ *                       max_position on the raw position (cap_sizes), then each side to one
+ *                       order the gateway's size and value checks take at its price
+ *                       (order_caps: max_order_qty, max_order_value / price, whole lots);
+ *                       REDUCING keeps only the side toward flat (on the raw position, hedges
+ *                       not subtracted); a guard-blocked side gets size 0.
  *
  * Float rules: every float is computed with the same operations in the same order as the
  * Python (a·b·c is (a·b)·c; min(a, b) is `b < a ? b : a`, max(a, b) is `b > a ? b : a`, as
@@ -92,17 +95,20 @@ double fq_floor_div(double vx, double wx);
 int fq_quote_sizes(int64_t position, int64_t limit, int64_t base, int64_t lot, double size_skew,
                    double withdraw_at, int64_t *bid, int64_t *ask);
 int fq_cap_sizes(int64_t position, int64_t cap, int64_t lot, int64_t *bid, int64_t *ask);
+int fq_order_caps(int64_t px, int64_t max_qty, int64_t max_value, int64_t lot, int64_t *qty);
 /* Engine._price_quote. Arguments as the engine reads them: fair value; the symbol's tick table
  * has the $0.005 tier; VolEstimator.variance_per_s and .prior_var_s; the inventory position and
  * the shares held as hedges for other symbols; guard toxicity; the symbol's recent markout and
  * adverse rate; the gateway's spread and size multipliers and collar_fair_bps; the symbol's
- * max_position in the gateway's limits; state is REDUCING; the guard blocks the bid / ask side
- * now; the market's best bid and ask. */
+ * max_position in the gateway's limits; the most shares and value (price4 x shares, over the
+ * multiplier) one order in it may carry (RiskGateway.order_caps, safe mode's cut included);
+ * state is REDUCING; the guard blocks the bid / ask side now; the market's best bid and ask. */
 int fq_price(const fq_config *c, double fair, int half_penny, double variance_per_s,
              double prior_var_s, int64_t position, int64_t held, double toxicity,
              double recent_markout, double adverse_rate, double spread_multiplier,
-             double size_multiplier, int64_t collar_fair_bps, int64_t max_position, int reducing,
-             int bid_blocked, int ask_blocked, int64_t best_bid, int64_t best_ask, fq_quote *out);
+             double size_multiplier, int64_t collar_fair_bps, int64_t max_position,
+             int64_t max_order_qty, int64_t max_order_value, int reducing, int bid_blocked,
+             int ask_blocked, int64_t best_bid, int64_t best_ask, fq_quote *out);
 
 #ifdef __cplusplus
 }

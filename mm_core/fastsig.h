@@ -364,7 +364,7 @@ int fsig_on_packets(fsig *g, fmd_book *b, const uint8_t *buf, const uint64_t *of
  * Stage 3: on a memo miss fsig_react_from prices the quote itself (fq_price on the same inputs
  * engine_price_quote reads: fsig's fair value, variance and prior, toxicity and cool-downs; the
  * mirrors' position, held shares, recent markout, adverse rate, multipliers, collar and the
- * symbol's max_position), stores
+ * symbol's max_position and order caps), stores
  * key and quote in r->memo and the symbol in r->memo_new (the caller copies those memos into
  * Engine.quote_memo before running any Python), then decides the requote as on a hit.
  * When no feed is due fsig_on_packet / fsig_reprice_touched run fsig_react_from(0) themselves
@@ -424,6 +424,8 @@ typedef struct fsig_react {
     int64_t collar_bps;         /* limits_version when either changed */
     int64_t *max_position;      /* [n] limits.for_symbol(s).max_position, written with them (at
                                  * most 2^53: beyond, fq_price returns FQ_RANGE and Python prices) */
+    int64_t *max_order_qty;     /* [n] gateway.order_caps(s): shares (safe mode's cut included) */
+    int64_t *max_order_value;   /* [n] and value, written with them (each at most 2^53, as above) */
     /* out */
     uint32_t n_feed;
     uint32_t *feed;             /* [n] indices into p->touched */

@@ -3,8 +3,9 @@
 Owns: signed positions per symbol id (shares) and the inventory models — Avellaneda–Stoikov
 reservation price or the Guéant–Lehalle–Fernandez-Tapia closed form — that turn (position,
 volatility) into bid/ask depths around fair value, plus size skew and one-side withdrawal near
-the limit, and the cut of quote sizes to a hard position cap. Must not know about orders, books
-or wire formats. Depths are float price4 distances.
+the limit, and the cut of quote sizes to a hard position cap and to a cap on one order's
+shares and value. Must not know about orders, books or wire formats. Depths are float price4
+distances.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from journal.catalogue import Side
 
 __all__ = ["InventoryError", "InventoryTracker", "SkewParams", "as_depths", "glft_depths", "quote_sizes",
-           "within_position_cap"]
+           "within_order_caps", "within_position_cap"]
 
 
 class InventoryError(ValueError):
@@ -121,3 +122,15 @@ def within_position_cap(position: int, cap: int, lot: int, bid: int, ask: int) -
     bid_room = max(cap - position, 0) // lot * lot
     ask_room = max(cap + position, 0) // lot * lot
     return min(bid, bid_room), min(ask, ask_room)
+
+
+def within_order_caps(qty: int, price: int, max_qty: int, max_value: int, lot: int) -> int:
+    """`qty` shares cut to whole lots of one order at `price` (price4) that is at most `max_qty`
+    shares and whose qty x price is at most `max_value` (price4 x shares); 0 at a price of 0 or
+    less (no order to size)."""
+    if lot <= 0:
+        raise InventoryError("lot must be > 0")
+    if price <= 0:
+        return 0
+    cap = min(max_qty, max_value // price)
+    return min(qty, max(cap, 0) // lot * lot)

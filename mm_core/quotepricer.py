@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from mm_core._fastmd_cffi import ffi, lib
 from mm_core.config import EngineConfig
-from mm_core.inventory import as_depths, glft_depths, quote_sizes, within_position_cap
+from mm_core.inventory import (as_depths, glft_depths, quote_sizes, within_order_caps,
+                               within_position_cap)
 from mm_core.risk import TradingState
 from mm_core.spread import quote_prices, widen
 from mm_core.ticks import TickTable
@@ -48,9 +49,11 @@ def price_reference(cfg: EngineConfig, fair: float, half_penny: bool, variance_p
                     prior_var_s: float, position: int, held: int, toxicity: float,
                     recent_markout: float, adverse_rate: float, spread_multiplier: float,
                     size_multiplier: float, collar_fair_bps: int, max_position: int,
-                    reducing: bool, bid_blocked: bool, ask_blocked: bool, best_bid: int,
-                    best_ask: int) -> tuple[int, int, int, int]:
-    """Engine._price_quote on plain values, step for step (the Python fq_price must equal)."""
+                    max_order_qty: int, max_order_value: int, reducing: bool, bid_blocked: bool,
+                    ask_blocked: bool, best_bid: int, best_ask: int) -> tuple[int, int, int, int]:
+    """Engine._price_quote on plain values, step for step (the Python fq_price must equal).
+    max_order_qty and max_order_value are RiskGateway.order_caps (the value over the symbol's
+    multiplier, price4 x shares)."""
     skew = cfg.skew
     ticks = _TICKS[bool(half_penny)]
     tick = ticks.tick_at(int(fair))
@@ -88,6 +91,9 @@ def price_reference(cfg: EngineConfig, fair: float, half_penny: bool, variance_p
     limit = min(cfg.position_limit, max_position)
     bid_qty, ask_qty = quote_sizes(net, limit, base, skew.lot, cfg.size_skew, cfg.withdraw_at)
     bid_qty, ask_qty = within_position_cap(position, max_position, skew.lot, bid_qty, ask_qty)
+    # each side one order the gateway's size and value checks take at its price (order_caps)
+    bid_qty = within_order_caps(bid_qty, bid_px, max_order_qty, max_order_value, skew.lot)
+    ask_qty = within_order_caps(ask_qty, ask_px, max_order_qty, max_order_value, skew.lot)
     if reducing:
         # only the side that reduces |position| quotes, and never more than |position| (a full
         # fill must not flip the sign: the gateway's reduce-only check denies anything larger)
@@ -129,15 +135,17 @@ class QuotePricer:
     def price(self, fair: float, half_penny: bool, variance_per_s: float, prior_var_s: float,
               position: int, held: int, toxicity: float, recent_markout: float,
               adverse_rate: float, spread_multiplier: float, size_multiplier: float,
-              collar_fair_bps: int, max_position: int, reducing: bool, bid_blocked: bool,
-              ask_blocked: bool, best_bid: int, best_ask: int) -> tuple[int, int, int, int]:
+              collar_fair_bps: int, max_position: int, max_order_qty: int, max_order_value: int,
+              reducing: bool, bid_blocked: bool, ask_blocked: bool, best_bid: int,
+              best_ask: int) -> tuple[int, int, int, int]:
         """(bid price, bid size, ask price, ask size), equal to price_reference's answer."""
         out = self._out
         try:
             rc = self._price(self._c, fair, half_penny, variance_per_s, prior_var_s, position,
                              held, toxicity, recent_markout, adverse_rate, spread_multiplier,
-                             size_multiplier, collar_fair_bps, max_position, reducing, bid_blocked,
-                             ask_blocked, best_bid, best_ask, out)
+                             size_multiplier, collar_fair_bps, max_position, max_order_qty,
+                             max_order_value, reducing, bid_blocked, ask_blocked, best_bid,
+                             best_ask, out)
         except OverflowError:           # an integer argument beyond int64_t
             rc = lib.FQ_RANGE
         if rc:
@@ -145,8 +153,8 @@ class QuotePricer:
             return price_reference(self.cfg, fair, half_penny, variance_per_s, prior_var_s,
                                    position, held, toxicity, recent_markout, adverse_rate,
                                    spread_multiplier, size_multiplier, collar_fair_bps,
-                                   max_position, reducing, bid_blocked, ask_blocked, best_bid,
-                                   best_ask)
+                                   max_position, max_order_qty, max_order_value, reducing,
+                                   bid_blocked, ask_blocked, best_bid, best_ask)
         return out.bid_px, out.bid_qty, out.ask_px, out.ask_qty
 
 
@@ -162,7 +170,8 @@ def quote_inputs(engine, symbol_id: int, fair: float, state: TradingState, guard
             engine.inventory.position[symbol_id], engine._hedge_held(symbol_id), guard.toxicity(),
             m.recent_markout[symbol_id], m.adverse_rate(symbol_id), risk.spread_multiplier,
             risk.size_multiplier, risk.limits.collar_fair_bps,
-            risk.limits.for_symbol(symbol_id).max_position, state is _REDUCING,
+            risk.limits.for_symbol(symbol_id).max_position, *risk.order_caps(symbol_id),
+            state is _REDUCING,
             guard.side_blocked(True, now), guard.side_blocked(False, now), best_bid, best_ask)
 
 

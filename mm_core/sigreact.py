@@ -5,7 +5,8 @@ Owns the fsig_react struct and its arrays: the configuration the per-packet reac
 (positions, hedge holds, halted symbols, the quote sides backing off after a denial, the risk
 feed last told, the quote memo, our working quotes, the hedger's pairs, the adverse-horizon
 markout count and due time, and what a memo miss prices with: each symbol's recent markout and
-adverse rate, the gateway's multipliers, collar and each symbol's max_position). `values()`
+adverse rate, the gateway's multipliers, collar and each symbol's max_position and order
+caps). `values()`
 computes every mirror from the engine's Python state in one place: `pull()` writes them all
 (setup and restore) and `stale()` names the ones that differ (the lockstep tests call it after
 every event). Between those, each owner writes its mirror where its value changes
@@ -31,7 +32,7 @@ _FLOATS = ("markout", "adverse")
 _NO_WORK = [0] * lib.FSIG_W_N
 _M_N, _W_N = lib.FSIG_M_N, lib.FSIG_W_N       # plain ints for the per-call code
 _FLOG_CAP = 1024        # risk feeds a run of packets may defer before it stops for Python
-_BEYOND_C = 2**53       # a max_position fq_price does not take (FQ_RANGE): Python prices the quote
+_BEYOND_C = 2**53       # a limit fq_price does not take (FQ_RANGE): Python prices the quote
 
 
 def _flat(lists: list[list[int]]) -> tuple[list[int], list[int]]:
@@ -105,7 +106,9 @@ class ReactMirror:
             hedge_id[s] = pair.hedge_id
         arr("hedge_id", "int64_t", hedge_id)
         arr("half_penny", "uint8_t", [int(t.half_penny) for t in engine.ticks])
-        self.max_position = arr("max_position", "int64_t", n)     # set_risk writes it
+        self.max_position = arr("max_position", "int64_t", n)     # set_risk writes these
+        self.max_order_qty = arr("max_order_qty", "int64_t", n)
+        self.max_order_value = arr("max_order_value", "int64_t", n)
         r.qc = engine.quote_pricer.config if self.price_misses else ffi.NULL
         r.reducing_state = int(TradingState.REDUCING)
         r.refresh_ns = engine.risk_refresh_ns
@@ -178,9 +181,9 @@ class ReactMirror:
         return [name for name, words in self.values(engine).items() if self._current(name) != words]
 
     def set_risk(self, risk) -> None:
-        """The gateway's state, limits version, multipliers, collar and position caps (read per
-        packet: the engine calls this when the state or the limits version moved, and after its
-        own work)."""
+        """The gateway's state, limits version, multipliers, collar, position caps and order
+        caps (read per packet: the engine calls this when the state or the limits version moved,
+        and after its own work; the order caps follow from those two for the stocks quoted)."""
         r = self.r
         r.risk_state = risk.state
         r.limits_version = risk.limits_version
@@ -188,8 +191,11 @@ class ReactMirror:
         r.size_mult = risk.size_multiplier
         limits = risk.limits
         r.collar_bps = limits.collar_fair_bps
-        self.max_position[0:self.n] = [min(limits.for_symbol(s).max_position, _BEYOND_C)
-                                       for s in range(self.n)]
+        n = self.n
+        self.max_position[0:n] = [min(limits.for_symbol(s).max_position, _BEYOND_C) for s in range(n)]
+        caps = [risk.order_caps(s) for s in range(n)]
+        self.max_order_qty[0:n] = [min(qty, _BEYOND_C) for qty, _ in caps]
+        self.max_order_value[0:n] = [min(value, _BEYOND_C) for _, value in caps]
 
     def memos_from_c(self, quote_memo: list, states) -> None:
         """The memos fsig_react_from priced into Engine.quote_memo, as _quote would store them."""

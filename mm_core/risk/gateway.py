@@ -266,16 +266,27 @@ class RiskGateway(GatewayChecks, GatewayInputs, GatewayControls, GatewayBook):
         the side counted as check() counts them, less `freed` shares of them (orders the caller
         would cancel first); 0 when none would. Read-only: what the engine cuts an order it sizes
         itself (a hedge) to, rather than be denied asking for more."""
-        sym = self._symbols.get(symbol_id)
-        if sym is None or price <= 0:
+        if price <= 0 or symbol_id not in self._symbols:
             return 0
-        slim = sym.limits
-        room = slim.max_order_qty
-        if self._state is _SAFE:
-            room = int(room * self._limits.safe_size_multiplier)
-        room = min(room, int(slim.max_order_value // (price * sym.multiplier)),
-                   self.position_room(symbol_id, is_buy, freed))
+        max_qty, max_value = self.order_caps(symbol_id)
+        room = min(max_qty, max_value // price, self.position_room(symbol_id, is_buy, freed))
         return room if room > 0 else 0
+
+    def order_caps(self, symbol_id: int) -> tuple[int, int]:
+        """(shares, value): what check()'s size and value checks take of one new order in the
+        symbol now. Shares: its max_order_qty, cut by safe mode's multiplier in SAFE_MODE as
+        check() cuts it. Value: its max_order_value over its multiplier (price4 x shares), so an
+        order passes the value check exactly when qty x price is at most it (floor division by
+        positive integers nests: V // (price * m) == V // m // price). Read from the limits in
+        force (check() keeps the symbol's copy of them), at a multiplier of 1 for a symbol the
+        gateway has not seen. Read-only: what the engine sizes its quotes within, and
+        order_room its hedges."""
+        sym = self._symbols.get(symbol_id)
+        slim = self._limits.for_symbol(symbol_id)
+        max_qty = slim.max_order_qty
+        if self._state is _SAFE:
+            max_qty = int(max_qty * self._limits.safe_size_multiplier)
+        return max_qty, slim.max_order_value // (1 if sym is None else sym.multiplier)
 
     def position_room(self, symbol_id: int, is_buy: bool, freed: int = 0) -> int:
         """The most shares one new order on this side may carry and pass check()'s position

@@ -166,6 +166,7 @@ class GatewayChecks:
                 if denial is not None:
                     return denial
 
+            # (order_caps gives the engine these two limits as these checks apply them)
             slim = sym.limits
             max_qty = slim.max_order_qty
             if state is _SAFE:

@@ -240,14 +240,16 @@ def test_unanswered_orders_become_outcome_unknown_and_fail_closed():
 
 def test_denials_are_journaled_not_raised():
     limits = gateway().limits
-    tight = LIMITS_TEXT.replace("max_order_qty = 5000", "max_order_qty = 100")
+    # ACME restricted (a limit the engine does not size its quotes within, as it does the order
+    # size, value and position limits): both quotes are denied
+    tight = LIMITS_TEXT.replace("restricted = []", f"restricted = [{ACME}]")
     engine, venue, feed = make_engine(limits=tight), Venue(), Feed()
     msgs, _ = two_sided(feed, ACME, 999_900, 1_000_100)
     acts = engine.on_event(md(feed.packet(*msgs), 2 * S))
     assert not orders(acts)
     denials = [unpack(RecordType.RISK_DECISION, n.payload) for n in notes(acts, RecordType.RISK_DECISION)]
     assert len(denials) == 2
-    assert all(d["allowed"] == 0 and d["check_id"] == 18 and d["value"] == 200 and d["limit"] == 100
+    assert all(d["allowed"] == 0 and d["check_id"] == 11 and d["value"] == ACME and d["limit"] == 0
                for d in denials)
     assert limits.version == 1
     # backoff: the same denial is not retried on every packet, and a side backing off takes no

@@ -45,7 +45,8 @@ def _priced(position: int, held: int, max_position: int) -> tuple[int, int]:
     args = dict(fair=1_000_000.0, half_penny=False, variance_per_s=1e4, prior_var_s=0.0,
                 position=position, held=held, toxicity=0.0, recent_markout=0.0, adverse_rate=0.0,
                 spread_multiplier=1.0, size_multiplier=1.0, collar_fair_bps=200,
-                max_position=max_position, reducing=False, bid_blocked=False, ask_blocked=False,
+                max_position=max_position, max_order_qty=5_000, max_order_value=5_000_000_000,
+                reducing=False, bid_blocked=False, ask_blocked=False,
                 best_bid=999_900, best_ask=1_000_100)
     cfg = EngineConfig()                # quote_size 200, position_limit 2,000, lot 100
     quote = price_reference(cfg, **args)

@@ -18,7 +18,8 @@ from mm_core._fastmd_cffi import ffi, lib
 from mm_core.config import EngineConfig
 from mm_core.engine import Engine
 from mm_core.inventory import (
-    InventoryError, SkewParams, as_depths, glft_depths, quote_sizes, within_position_cap,
+    InventoryError, SkewParams, as_depths, glft_depths, quote_sizes, within_order_caps,
+    within_position_cap,
 )
 from mm_core.quotepricer import (
     QuotePricer, depth_cap, engine_price_quote, pack_config, price_reference, quote_inputs,
@@ -123,6 +124,13 @@ def situations(draw) -> dict:
         collar_fair_bps=draw(st.integers(0, 2_000)),
         max_position=draw(st.one_of(st.integers(1, 100_000), st.integers(1, 2**60),
                                     st.sampled_from([1, 99, 100, 2**53 - 1, 2**53, 2**62]))),
+        # RiskGateway.order_caps: shares (0 in safe mode below one share) and value over the
+        # multiplier, price4 x shares: a few lots at the quote's price, any size, big integers
+        max_order_qty=draw(st.one_of(st.integers(0, 1_000), st.integers(1, 2**60),
+                                     st.sampled_from([0, 1, 99, 100, 250, 2**53 - 1, 2**53, 2**62]))),
+        max_order_value=draw(st.one_of(st.integers(0, 6_000).map(lambda shares: shares * int(fair)),
+                                       st.integers(0, 10**10), st.integers(1, 2**62),
+                                       st.sampled_from([0, 1, 2**53 - 1, 2**53, 2**63 - 1]))),
         reducing=draw(st.booleans()),
         bid_blocked=draw(st.booleans()), ask_blocked=draw(st.booleans()),
         best_bid=best_bid, best_ask=best_ask)
@@ -130,8 +138,8 @@ def situations(draw) -> dict:
 
 ORDER = ("fair", "half_penny", "variance_per_s", "prior_var_s", "position", "held", "toxicity",
          "recent_markout", "adverse_rate", "spread_multiplier", "size_multiplier",
-         "collar_fair_bps", "max_position", "reducing", "bid_blocked", "ask_blocked", "best_bid",
-         "best_ask")
+         "collar_fair_bps", "max_position", "max_order_qty", "max_order_value", "reducing",
+         "bid_blocked", "ask_blocked", "best_bid", "best_ask")
 
 
 def fake_engine(cfg: EngineConfig, s: dict):
@@ -141,6 +149,7 @@ def fake_engine(cfg: EngineConfig, s: dict):
         cfg=cfg, now=5,
         risk=SimpleNamespace(spread_multiplier=s["spread_multiplier"],
                              size_multiplier=s["size_multiplier"],
+                             order_caps=lambda sym: (s["max_order_qty"], s["max_order_value"]),
                              limits=SimpleNamespace(collar_fair_bps=s["collar_fair_bps"],
                                                     for_symbol=lambda sym: symbol_limits)),
         ticks=[TickTable(s["half_penny"])],
@@ -270,6 +279,19 @@ def test_cap_sizes(position, cap, lot, bid, ask):
         assert (b[0], a[0]) == outcome[1]
 
 
+@SETTINGS
+@given(st.integers(0, 10_000), st.one_of(int_prices, st.integers(-2**60, 2**60)),
+       st.one_of(st.integers(-10, 1_000), st.integers(-2**60, 2**60)),
+       st.one_of(st.integers(-10, 10**10), st.integers(-2**62, 2**62)),
+       st.sampled_from([1, 7, 50, 100, 0, -1]))
+def test_order_caps(qty, px, max_qty, max_value, lot):
+    q = ffi.new("int64_t *", qty)
+    rc = lib.fq_order_caps(px, max_qty, max_value, lot, q)
+    outcome = python_outcome(within_order_caps, qty, px, max_qty, max_value, lot)
+    if assert_rc_matches(rc, outcome):
+        assert q[0] == outcome[1]
+
+
 # ------------------------------------------------------------------------ the whole function
 
 @SETTINGS
@@ -312,6 +334,7 @@ def test_errors_and_big_integers_come_out_as_in_python():
     base = dict(fair=1_000_050.0, half_penny=False, variance_per_s=400.0, prior_var_s=300.0,
                 position=300, held=0, toxicity=0.2, recent_markout=-3.0, adverse_rate=0.1,
                 spread_multiplier=1.0, size_multiplier=1.0, collar_fair_bps=100, max_position=20_000,
+                max_order_qty=5_000, max_order_value=5_000_000_000,
                 reducing=False, bid_blocked=False, ask_blocked=False, best_bid=1_000_000,
                 best_ask=1_000_100)
     assert pricer.price(*[base[n] for n in ORDER]) == (999_900, 100, 1_000_200, 200)
@@ -320,8 +343,9 @@ def test_errors_and_big_integers_come_out_as_in_python():
             pricer.price(*[fair if n == "fair" else base[n] for n in ORDER])
     huge = [2**70 if n == "position" else base[n] for n in ORDER]
     assert pricer.price(*huge) == price_reference(cfg, *huge)
-    uncapped = [2**70 if n == "max_position" else base[n] for n in ORDER]
-    assert pricer.price(*uncapped) == price_reference(cfg, *uncapped) == (999_900, 100, 1_000_200, 200)
+    for name in ("max_position", "max_order_qty", "max_order_value"):
+        uncapped = [2**70 if n == name else base[n] for n in ORDER]
+        assert pricer.price(*uncapped) == price_reference(cfg, *uncapped) == (999_900, 100, 1_000_200, 200)
     assert pickle.loads(pickle.dumps(pricer)).price(*[base[n] for n in ORDER]) == pricer.price(
         *[base[n] for n in ORDER])
 

@@ -94,7 +94,8 @@ def test_the_pricer_caps_the_reducing_side_at_the_position_in_c_and_python():
     cfg = EngineConfig()
     args = dict(fair=1_000_000.0, half_penny=False, variance_per_s=1e4, prior_var_s=0.0, held=0,
                 toxicity=0.0, recent_markout=0.0, adverse_rate=0.0, spread_multiplier=1.0,
-                size_multiplier=1.0, collar_fair_bps=100, max_position=20_000, reducing=True,
+                size_multiplier=1.0, collar_fair_bps=100, max_position=20_000, max_order_qty=5_000,
+                max_order_value=5_000_000_000, reducing=True,
                 bid_blocked=False, ask_blocked=False, best_bid=999_900, best_ask=1_000_100)
     pricer = QuotePricer(cfg)
     for position, bid_qty, ask_qty in ((-100, 100, 0), (-30, 30, 0), (70, 0, 70), (0, 0, 0),

@@ -97,7 +97,9 @@ def operate(rng: random.Random, engines: Lockstep, venue: Venue, now: int, seen:
         run(engines, venue, OperatorCommand(now, cmd, "ops", "drill"), now)
     elif r < 0.02:
         seen["limits"] += 1
-        engines.replace_limits(seen["limits"] + 1, rng.choice((150, 200, 300)), rng.choice((2000, 5000)))
+        # max_order_qty 100: below the quote size, so both sides are sized down to it (to no
+        # quote in safe mode, which halves it), priced in the C reaction's memo misses too
+        engines.replace_limits(seen["limits"] + 1, rng.choice((150, 200, 300)), rng.choice((100, 5000)))
 
 
 def drive(seed: int, steps: int, config: EngineConfig, engines, operator: bool = False) -> dict:

@@ -13,7 +13,8 @@ TICK = 50
 VAR = (0.80 * 505_000 / (252 * 6.5 * 3600) ** 0.5) ** 2
 CALM = dict(fair=FAIR, half_penny=True, variance_per_s=VAR, prior_var_s=VAR, position=0, held=0,
             toxicity=0.0, recent_markout=0.0, adverse_rate=0.0, spread_multiplier=1.0,
-            size_multiplier=1.0, collar_fair_bps=200, max_position=20_000, reducing=False,
+            size_multiplier=1.0, collar_fair_bps=200, max_position=20_000, max_order_qty=5_000,
+            max_order_value=5_000_000_000, reducing=False,
             bid_blocked=False, ask_blocked=False, best_bid=500_000,
             best_ask=510_000)                                        # post-only does not bind
 WIDENED = [dict(toxicity=1.0), dict(toxicity=1.0, adverse_rate=1.0), dict(spread_multiplier=2.0),

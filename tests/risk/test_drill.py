@@ -72,8 +72,8 @@ def test_rows_follow_the_latch_policy(matrix):
     # a full disk: the pull went out (cancels in the journal's reserve) and nothing else did
     disk = rows["disk-full"]
     assert disk.cancels_at_venue > 0 and disk.quotes_left == 0 and disk.orders_at_venue == 0
-    # a limit breach denies (a position one is never presented: quotes are sized within it) but
-    # never latches
+    # a limit breach denies (a position or order-value one is never presented: quotes are sized
+    # within them) but never latches
     for name in ("price-collar", "order-value", "message-rate", "position", "restricted-symbol",
                  "max-open-orders"):
         assert rows[name].quotes_left == -1
