@@ -532,8 +532,9 @@ def held_then(book: "Creators", keys: np.ndarray, seqs: np.ndarray, latest: np.n
     order reused the token, the latest one before the event (-1 if none). A token is reused only
     across days or where a venue allowed it, so the index's answer almost always stands."""
     made_at = book.cols["seq"]
-    late = np.flatnonzero(made_at[np.maximum(latest, 0)] > seqs)
-    late = late[latest[late] >= 0]
+    if len(made_at) == 0:            # no ORDER_SENT yet: every answer is -1 already
+        return latest
+    late = np.flatnonzero((latest >= 0) & (made_at[np.maximum(latest, 0)] > seqs))
     if len(late):
         latest = latest.copy()
         latest[late] = latest_made_before(book.cols["token_key"], made_at, keys[late], seqs[late])

@@ -38,3 +38,17 @@ def test_each_event_joins_the_order_that_held_its_token_then(tmp_path, monkeypat
         ("MENO", "B", "150.0000", 100, None), ("MEOR", "B", "150.0000", 100, None),
         ("MECR", None, None, None, 60), ("MEOC", None, None, None, 60),
         ("MENO", "SL", "151.0000", 300, None), ("MEOR", "SL", "151.0000", 300, None)]
+
+
+def test_a_journal_with_no_order_sent_at_all_rejects_the_venue_message_not_the_report(tmp_path):
+    """No ORDER_SENT anywhere (the book of orders is empty): a venue message about a token the
+    firm never sent is a rejected row with its reason, as beside other orders (an empty book once
+    made the join index past its end)."""
+    from tests.reports.journal_builder import DayBuilder
+    b = DayBuilder()
+    b.clock_sample()
+    b.ledger.orders["ZZ"] = dict(symbol_id=1, side="B", price=1, qty=1, tif=0, algo=1, desk=1, trader=1, client=0)
+    b.execute("ZZ", 5, 1_500_000)
+    result = run(["orders", "cat"], b.write(tmp_path / "j"), tmp_path / "o", refdata_dir=FIXTURE_REFDATA)
+    rejects = read(tmp_path / "o", "orders", "rejects").to_pylist()
+    assert result.rejected >= 1 and any("no ORDER_SENT" in r["reason"] for r in rejects)
