@@ -13,6 +13,7 @@ from mm_core.engine_shared import (
 from mm_core.events import Action, SendOrder
 from mm_core.fastbook import lib
 from mm_core.guard import SymbolGuard
+from mm_core.inventory import within_order_caps
 from mm_core.oms import Order, TERMINAL
 from mm_core.ownquotes import OwnQuotes
 from mm_core.protocol import ouch
@@ -54,6 +55,10 @@ class EngineQuoting:
             nbb = self._nbb(symbol_id)
             if nbb and ask_px <= nbb:
                 ask_px = self.ticks[symbol_id].tick_above(nbb)
+                # sized for the lower price: one order at the higher one may pass the gateway's
+                # value cap no more (a side not one lot fits is not quoted)
+                ask_qty = within_order_caps(ask_qty, ask_px, *self.risk.order_caps(symbol_id),
+                                            self.cfg.skew.lot)
         oms = self.oms
         orders, working = oms.orders, oms.working
         bid_key, ask_key = self.quote_slots[symbol_id]

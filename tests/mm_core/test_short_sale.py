@@ -11,6 +11,7 @@ from mm_core.config import EngineConfig
 from mm_core.engine import Engine
 from mm_core.events import ClockSample, JournalHealth, JournalNote, Timer, VenueMessage
 from mm_core.guard import GuardParams
+from mm_core.inventory import within_order_caps
 from mm_core.mdpath import MarketDataPath
 from mm_core.oms import OrderState
 from mm_core.orderwire import OrderWire
@@ -18,7 +19,8 @@ from mm_core.protocol import itch, ouch, soupbintcp
 from mm_core.types import OrderKind, Purpose, Side
 from recovery.reconcile import AdoptPending, apply
 from tests.mm_core.wire import (
-    ACME, BOLT, MS, NAMES, S, SYMBOLS, Feed, Venue, gateway, md, orders, run, settle, two_sided,
+    ACME, BOLT, LIMITS_TEXT, MS, NAMES, S, SYMBOLS, Feed, Venue, gateway, md, orders, run, settle,
+    two_sided,
 )
 
 QUIET_GUARD = GuardParams(fill_spike_count=1000, aggression_min_volume=10**9, vpin_bucket_volume=10**9)
@@ -37,16 +39,16 @@ def reg_sho(symbol_id: int, action: str) -> itch.RegShoRestriction:
     return itch.RegShoRestriction(symbol_id, 0, 0, NAMES[symbol_id], action)
 
 
-def engine_on(compiled: bool = True, config: EngineConfig | None = None) -> Engine:
-    engine = Engine(config or EngineConfig(guard=QUIET_GUARD), SYMBOLS, gateway(), compiled=compiled)
+def engine_on(compiled: bool = True, config: EngineConfig | None = None, limits: str = LIMITS_TEXT) -> Engine:
+    engine = Engine(config or EngineConfig(guard=QUIET_GUARD), SYMBOLS, gateway(limits), compiled=compiled)
     engine.on_event(JournalHealth(S, True))
     engine.on_event(ClockSample(S, True))
     engine.on_event(Timer(S))
     return engine
 
 
-def quoted(compiled: bool = True, config: EngineConfig | None = None):
-    engine, venue, feed = engine_on(compiled, config), Venue(), Feed()
+def quoted(compiled: bool = True, config: EngineConfig | None = None, limits: str = LIMITS_TEXT):
+    engine, venue, feed = engine_on(compiled, config, limits), Venue(), Feed()
     msgs, refs = two_sided(feed, ACME, 999_900, 1_000_100)
     acts = run(engine, venue, md(feed.packet(*msgs), 2 * S), 2 * S)
     return engine, venue, feed, refs, acts
@@ -211,6 +213,31 @@ def test_under_the_restriction_the_short_ask_rests_above_the_best_bid(compiled):
     engine._requote(ACME, acts)
     moved = [o for o in orders(acts) if o.intent.side is Side.SELL and o.intent.kind is not OrderKind.CANCEL]
     assert [o.intent.price for o in moved] == [engine.ticks[ACME].tick_above(nbb)]
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_an_ask_the_rule_moves_up_is_cut_again_to_the_value_cap(compiled):
+    """max_order_value $99,995: 1,000 shares at the best bid $99.99 fit ($99,990), 1,000 a tick
+    above ($100,000) do not. An ask sized at the bid and moved above it by the rule goes out cut
+    to the lots that fit at its new price, not denied by the gateway's value check."""
+    limits = LIMITS_TEXT + f"\n[symbols.{ACME}]\nmax_order_value = 99995\nmax_order_qty = 5000\n"
+    engine, venue, feed, refs, _ = quoted(compiled, limits=limits)
+    run(engine, venue, md(feed.packet(reg_sho(ACME, "1")), 3 * S), 3 * S)
+    nbb = engine._nbb(ACME)
+    lot = engine.cfg.skew.lot
+    caps = engine.risk.order_caps(ACME)
+    sized = within_order_caps(10**6, nbb, *caps, lot)
+    above = engine.ticks[ACME].tick_above(nbb)
+    want = within_order_caps(sized, above, *caps, lot)
+    assert 0 < want < sized, (nbb, sized, want)          # the case holds: the move crosses a lot
+    bid, bq, _, _ = engine._quote(ACME)
+    engine._quote = lambda s: (bid, bq, nbb, sized)
+    denials = engine.counts["denials"]
+    acts = []
+    engine._requote(ACME, acts)
+    moved = [o for o in orders(acts) if o.intent.side is Side.SELL and o.intent.kind is not OrderKind.CANCEL]
+    assert [(o.intent.price, o.intent.qty) for o in moved] == [(above, want)]
+    assert engine.counts["denials"] == denials
 
 
 def test_under_the_restriction_a_short_hedge_sell_is_not_sent_and_a_long_one_is():
