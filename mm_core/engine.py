@@ -44,7 +44,7 @@ from mm_core.quotepricer import QuotePricer
 from mm_core.risk import RiskError
 from mm_core.sigfair import KernelFairValue, KernelHedger, KernelVol, fv_setup
 from mm_core.sigkernel import SignalKernel
-from mm_core.sigreact import ReactMirror
+from mm_core.sigreact import RISK_CAPS, ReactMirror
 from mm_core.spread import VolEstimator
 from mm_core.ticks import TickTable
 from mm_core.trades import TradeTape
@@ -433,6 +433,9 @@ class Engine(EnginePackets, EngineFeed, EngineGuard, EngineQuoting, EngineHedgin
         oms = self.oms
         if "work" in stale and (oms.transitions, oms.counter) != self._work_version:
             stale.remove("work")        # rewritten before C reads it (the OMS moved)
+        if self._risk_moved():
+            # the caps follow the gateway's state and limits: rewritten before C reads them
+            stale = [name for name in stale if name not in RISK_CAPS]
         return stale
 
     def state_hash(self) -> str:

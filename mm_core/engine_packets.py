@@ -420,9 +420,13 @@ class EnginePackets:
     def _risk_if_moved(self) -> None:
         """_risk_to_react when the gateway's state or limits version moved: the multipliers and
         the collar it also writes follow from those two (new limits always have a higher version)."""
-        risk = self.risk
-        if risk.state is not self._risk_seen or risk.limits_version != self._react_c.limits_version:
+        if self._risk_moved():
             self._risk_to_react()
+
+    def _risk_moved(self) -> bool:
+        """The gateway's state or limits version is not what the reaction's mirror last took."""
+        risk = self.risk
+        return risk.state is not self._risk_seen or risk.limits_version != self._react_c.limits_version
 
     def _risk_to_react(self) -> None:
         """The gateway's state, limits version, multipliers and collar into the reaction's mirror."""

@@ -20,7 +20,7 @@ from mm_core.risk import TradingState
 from mm_core.sigmature import MarkoutQueues
 from mm_core.types import Purpose, Side
 
-__all__ = ["ReactMirror", "memo_words", "work_words"]
+__all__ = ["RISK_CAPS", "ReactMirror", "memo_words", "work_words"]
 
 _ANSWERED = (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED)
 _ACCEPTED, _PARTIAL = _ANSWERED
@@ -28,6 +28,7 @@ _SIDES = (Side.BUY, Side.SELL)
 _QUOTE_VALUE = Purpose.QUOTE.value
 _MIRRORS = ("position", "hold", "halted", "sent", "memo", "work", "pair", "blocked", "denied")
 _SCALARS = ("markout_n", "next_due_ns")
+RISK_CAPS = ("max_position", "max_order_qty", "max_order_value")     # set_risk's mirrors
 _FLOATS = ("markout", "adverse")
 _NO_WORK = [0] * lib.FSIG_W_N
 _M_N, _W_N = lib.FSIG_M_N, lib.FSIG_W_N       # plain ints for the per-call code
@@ -42,6 +43,15 @@ def _flat(lists: list[list[int]]) -> tuple[list[int], list[int]]:
         flat.extend(items)
         off.append(len(flat))
     return flat, off
+
+
+def _risk_caps(risk, n: int) -> dict[str, list[int]]:
+    """The gateway's position and order caps per symbol as the C reaction reads them (a limit
+    past _BEYOND_C is written as it, which fq_price refuses: Python prices that quote)."""
+    caps = [risk.order_caps(s) for s in range(n)]
+    positions = [min(risk.limits.for_symbol(s).max_position, _BEYOND_C) for s in range(n)]
+    return dict(zip(RISK_CAPS, (positions, [min(qty, _BEYOND_C) for qty, _ in caps],
+                                [min(value, _BEYOND_C) for _, value in caps])))
 
 
 def _blocked(m, n: int) -> list[int]:
@@ -157,6 +167,7 @@ class ReactMirror:
             "denied": _denied(engine),
             "markout": list(m.recent_markout),
             "adverse": [m.adverse_rate(s) for s in range(engine.n)],
+            **_risk_caps(engine.risk, engine.n),
         }
 
     def _current(self, name: str) -> list[int]:
@@ -191,11 +202,8 @@ class ReactMirror:
         r.size_mult = risk.size_multiplier
         limits = risk.limits
         r.collar_bps = limits.collar_fair_bps
-        n = self.n
-        self.max_position[0:n] = [min(limits.for_symbol(s).max_position, _BEYOND_C) for s in range(n)]
-        caps = [risk.order_caps(s) for s in range(n)]
-        self.max_order_qty[0:n] = [min(qty, _BEYOND_C) for qty, _ in caps]
-        self.max_order_value[0:n] = [min(value, _BEYOND_C) for _, value in caps]
+        for name, words in _risk_caps(risk, self.n).items():
+            getattr(self, name)[0:self.n] = words
 
     def memos_from_c(self, quote_memo: list, states) -> None:
         """The memos fsig_react_from priced into Engine.quote_memo, as _quote would store them."""

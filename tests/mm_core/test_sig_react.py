@@ -149,3 +149,22 @@ def test_the_c_requote_decision_is_the_engines(bid, ask, want_bid, want_ask, hol
         work[2 * s * w:(2 * s + 2) * w] = saved
         engine._rx.denied[2 * s:2 * s + 2] = saved_denied
     assert bool(acts) == bool(calls), (quote, hold, calls)
+
+
+def test_the_risk_cap_mirrors_are_checked_unless_the_gateway_moved_since_they_were_written():
+    """The C reaction's position and order caps are compared with the gateway's like every other
+    mirror: a wrong cap is named by mirrors_stale, except while the gateway's state has moved
+    since set_risk wrote them (the engine rewrites them before C reads them next)."""
+    _, _, engine = simulate(1, 200)
+    assert engine.mirrors_stale() == []
+    rx = engine._rx
+    for name in ("max_position", "max_order_qty", "max_order_value"):
+        mirror = getattr(rx, name)
+        kept = mirror[ACME]
+        mirror[ACME] = kept + 1
+        assert engine.mirrors_stale() == [name]
+        seen, engine._risk_seen = engine._risk_seen, None    # as after a state change not yet taken
+        assert engine.mirrors_stale() == []
+        engine._risk_seen = seen
+        mirror[ACME] = kept
+    assert engine.mirrors_stale() == []
