@@ -238,6 +238,10 @@ def _mic_keys_problem(entry: dict) -> str | None:
     if "cat_destination" in entry and "cat_member" in entry:
         return ("give 'cat_destination' (a CAT Exchange ID: an exchange) or 'cat_member' (CRD:IMID: a "
                 "broker-dealer or ATS), not both")
+    # every exchange (a CAT Exchange ID) reports its own events to CAT: the two contradict
+    if "cat_destination" in entry and entry.get("cat_reporter") is False:
+        return ("'cat_destination' names a CAT exchange, and every exchange reports to CAT itself: "
+                "drop cat_reporter = false, or give the venue as a 'cat_member' if it is not an exchange")
     # whether a broker-dealer or ATS is the firm's affiliate (CAT affiliateFlag of routes to it)
     if "cat_affiliate" in entry:
         if "cat_member" not in entry:

@@ -92,6 +92,7 @@ def test_a_route_to_a_venue_without_a_cat_destination_is_rejected_naming_the_mic
     ('cat_member = "7654:ABCDEFGH"', "not CRD:IMID"),                     # an IMID has at most 7
     ('cat_member = "76A:ABCD"', "not CRD:IMID"),
     ('cat_destination = "NSDQ"\ncat_member = "7654:ABCD"', "not both"),
+    ('cat_destination = "NSDQ"\ncat_reporter = false', "every exchange reports to CAT itself"),
 ])
 def test_bad_cat_destinations_are_a_typed_error_naming_the_file(tmp_path, line, message):
     ref = _refdata(tmp_path, line)

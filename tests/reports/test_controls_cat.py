@@ -59,6 +59,8 @@ def _cat_with_arca_marked(day_journal, tmp_path, mark, selection=None):
     ref = tmp_path / "ref"
     shutil.copytree(FIXTURE_REFDATA, ref)
     text = (ref / "mics.toml").read_text()
+    if "cat_member" in mark:        # a broker-dealer or ATS, not the exchange the fixture makes it
+        text = text.replace('cat_destination = "ARCA"\n', "")
     (ref / "mics.toml").write_text(text.replace('name = "NYSE ARCA"', f'name = "NYSE ARCA"\n{mark}'))
     result = run(["cat"], day_journal, tmp_path / "o", selection or Selection(), refdata_dir=ref)
     from reports.validate import REJECTS_SCHEMA
@@ -68,8 +70,11 @@ def _cat_with_arca_marked(day_journal, tmp_path, mark, selection=None):
 
 
 def _cat_with_arca_off_cat(day_journal, tmp_path, selection=None):
-    """The day's CAT report with NYSE ARCA taken as a venue that does not report to CAT."""
-    return _cat_with_arca_marked(day_journal, tmp_path, "cat_reporter = false", selection)
+    """The day's CAT report with NYSE ARCA taken as a venue that does not report to CAT (so not an
+    exchange: an Industry Member the routes name by CRD:IMID)."""
+    return _cat_with_arca_marked(day_journal, tmp_path,
+                                 'cat_reporter = false\ncat_member = "104031:ARCB"\ncat_affiliate = false',
+                                 selection)
 
 
 def _built_meot(journal, ref_dir, selection=None):
