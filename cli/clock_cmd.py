@@ -11,6 +11,7 @@ import click
 
 from audit.errors import AuditError, HwTimestampingUnsupported
 from audit.health import PROFILES, HealthConfig, HealthTracker
+from audit.metrics_http import MetricsServer, parse_listen
 from audit.monitor import ClockMonitor
 from audit.nic import ethtool_timestamping, get_hw_timestamping
 from audit.pmc import DEFAULT_UDS, PmcClient, PmcSession
@@ -122,23 +123,45 @@ def check(ctx, profile_name, samples, interval, as_json, **health) -> None:
 @click.option("--interval", type=click.FloatRange(0, 3600), default=1.0, show_default=True,
               help="Seconds between samples.")
 @click.option("--prometheus", is_flag=True, help="Print Prometheus text exposition instead of lines.")
+@click.option("--listen", default=None, metavar="[HOST:]PORT",
+              help="Also serve the latest sample's Prometheus text at http://HOST:PORT/metrics while "
+                   "watching (host 127.0.0.1 when left out); 503 before the first sample and once "
+                   "the samples stop.")
 @_health_options
 @click.pass_context
-def watch(ctx, count, interval, prometheus, **health) -> None:
+def watch(ctx, count, interval, prometheus, listen, **health) -> None:
     """Live view of clock health, one line per sample, bounded by --count.
 
     Example: mmaudit clock watch --count 5 --interval 1
     """
+    server = _metrics_server(ctx, listen, interval, health["pmc_timeout"]) if listen else None
     monitor = _monitor(ctx, **health)
     for i in range(count):
         if i:
             time.sleep(interval)
         sample = monitor.sample_once()
+        text = monitor.prometheus() if server is not None or prometheus else ""
+        if server is not None:
+            server.publish(text)
         if prometheus:
-            click.echo(monitor.prometheus())
+            click.echo(text)
         else:
             flags = " ".join(f"{name}={'ok' if v.compliant else 'FAIL'}" for name, v in sample.verdicts.items())
             click.echo(f"{_summary(sample)} {flags}")
+
+
+def _metrics_server(ctx: click.Context, listen: str, interval: float, pmc_timeout: float) -> MetricsServer:
+    """The scrape endpoint of `watch --listen`, closed with the command; its address on stderr."""
+    try:
+        host, port = parse_listen(listen)
+        # stale once two samples in a row are overdue (each takes at most the pmc timeout)
+        server = MetricsServer(host, port, stale_after_s=2 * (interval + pmc_timeout) + 1)
+    except AuditError as exc:
+        raise click.BadParameter(str(exc), param_hint="--listen") from None
+    ctx.call_on_close(server.close)
+    bound_host, bound_port = server.address
+    click.echo(f"serving clock metrics at http://{bound_host}:{bound_port}/metrics", err=True)
+    return server
 
 
 @command.command("nic")
