@@ -361,6 +361,11 @@ int frk_drift_load(frk *w, int64_t symbol_id, int is_buy, int which, const int64
 }
 
 size_t frk_dup_len(const frk *w) { return w->n_dups; }
+
+int64_t frk_dup_last(const frk *w, int64_t symbol_id, int is_buy, int64_t price, int64_t qty) {
+    size_t slot, at = dup_find(w, symbol_id, is_buy != 0, price, qty, &slot);
+    return at < w->n_dups ? w->dups[at].last : INT64_MIN;
+}
 int64_t frk_dup_purge_at(const frk *w) { return w->purge_at; }
 
 void frk_dup_copy(const frk *w, int64_t *out) {

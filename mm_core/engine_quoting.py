@@ -220,7 +220,11 @@ class EngineQuoting:
     def _work_side(self, symbol_id: int, side: Side, order: Order | None, price: int, qty: int,
                    actions: list[Action]) -> None:
         if order is None:
-            if qty > 0 and price > 0 and not self._quote_denied(symbol_id, side):
+            # an enter of the very order entered within the gateway's duplicate window (a quote
+            # pulled and back at its old price and size) would only be denied and back the side
+            # off: it waits instead, and goes out at the first event past the window
+            if qty > 0 and price > 0 and not self._quote_denied(symbol_id, side) and \
+                    self.risk.duplicate_until(symbol_id, side == _BUY, price, qty) <= self.now:
                 self._submit(make_intent(_ENTER, self.oms.new_token(), symbol_id, side, price, qty,
                                          self.ids), actions)
             return

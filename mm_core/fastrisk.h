@@ -82,6 +82,9 @@ size_t frk_drift_len(const frk *w, int64_t symbol_id, int is_buy, int which);
 void frk_drift_copy(const frk *w, int64_t symbol_id, int is_buy, int which, int64_t *out);
 int frk_drift_load(frk *w, int64_t symbol_id, int is_buy, int which, const int64_t *pairs, size_t n);
 size_t frk_dup_len(const frk *w);
+/* The last time an ENTER of this key was recorded in the duplicate table, INT64_MIN when none is
+ * (read-only: what the table would compare a new ENTER of the key with). */
+int64_t frk_dup_last(const frk *w, int64_t symbol_id, int is_buy, int64_t price, int64_t qty);
 int64_t frk_dup_purge_at(const frk *w);
 void frk_dup_copy(const frk *w, int64_t *out);
 int frk_dup_load(frk *w, const int64_t *rows, size_t n, int64_t purge_at);

@@ -302,6 +302,18 @@ class RiskGateway(GatewayChecks, GatewayInputs, GatewayControls, GatewayBook):
             return 0
         return cap + freed - (sym.position + sym.open_buy if is_buy else sym.open_sell - sym.position)
 
+    def duplicate_until(self, symbol_id: int, is_buy: bool, price: int, qty: int) -> int:
+        """The event time from which check()'s duplicate check takes an ENTER of this symbol,
+        side, price and size again (the last such ENTER allowed plus the window); -1 when it
+        takes one now whatever the time (none recorded, or the check off). Read-only: what the
+        engine waits out instead of sending an enter only to have it denied."""
+        window = self._limits.duplicate_window_ns
+        if not window:
+            return -1
+        key = (symbol_id, is_buy, price, qty)
+        last = self._dup_last.get(key) if self._win is None else windows.duplicate_last(self._win, key)
+        return -1 if last is None else last + window
+
     def locates_used(self, symbol_id: int) -> int:
         """Shares of the symbol sold short by fills on the trading day held (their locates used)."""
         return self._regsho.locates_used(symbol_id)

@@ -13,9 +13,10 @@ from collections import deque
 
 from mm_core._fastmd_cffi import ffi, lib
 
-__all__ = ["new", "set_limits", "load", "export", "gateway_windows"]
+__all__ = ["new", "set_limits", "load", "export", "gateway_windows", "duplicate_last"]
 
 _LIMIT = 1 << 61        # fastrisk.h FRK_LIMIT: values beyond it stay on the Python windows
+_NONE = -(1 << 63)      # frk_dup_last's INT64_MIN: no such key
 
 
 def _fits(values) -> bool:
@@ -24,6 +25,15 @@ def _fits(values) -> bool:
         if type(v) is not int and type(v) is not bool or not -_LIMIT <= v <= _LIMIT:
             return False
     return True
+
+
+def duplicate_last(win, key: tuple) -> int | None:
+    """When the C duplicate table last recorded an ENTER of `key` (symbol, is_buy, price, qty),
+    None when it holds no such key (a key outside the C's range cannot be in it). Read-only."""
+    if not _fits(key):
+        return None
+    last = lib.frk_dup_last(win, *key)
+    return None if last == _NONE else last
 
 
 def set_limits(win, lim) -> bool:

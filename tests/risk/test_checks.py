@@ -134,7 +134,11 @@ def test_repeated_execution_throttle_latches_until_operator():
 def test_duplicate_order_window():
     gw = make_gateway(duplicate={"window_ms": 50})
     first = order()
+    key = (first.symbol_id, True, first.price, first.qty)
+    assert gw.duplicate_until(*key) == -1                       # nothing recorded yet
     assert_allowed(gw.check(first, T0))
+    assert gw.duplicate_until(*key) == T0 + 50 * MS              # when the same enter passes again
+    assert gw.duplicate_until(first.symbol_id, False, first.price, first.qty) == -1
     assert_denied(gw.check(order(), T0 + 50 * MS - 1), CheckId.DUPLICATE_ORDER, 50 * MS - 1, 50 * MS)
     again = order()
     assert_allowed(gw.check(again, T0 + 50 * MS))

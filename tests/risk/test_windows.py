@@ -121,8 +121,14 @@ def lockstep(ops) -> None:
             second = kind is OrderKind.REPLACE and intent.orig_token in ref._replaced_by
             in_place = before is not None and intent.token not in ref._replacing and \
                 before[0].symbol_id == symbol_id and before[1] is (side is Side.BUY)
+            key = (symbol_id, side is Side.BUY, intent.price, qty)
+            until = ref.duplicate_until(*key)
+            assert fast.duplicate_until(*key) == until
             got, want = fast.check(intent, now, mark), ref.check(intent, now, mark)
             assert got == want
+            if kind is OrderKind.ENTER:     # the prediction the engine waits on is the check's answer
+                assert not (want.allowed and until > now) and \
+                    (want.check is not CheckId.DUPLICATE_ORDER or until > now), (until, now, want)
             if want.allowed and intent.token not in tokens:
                 tokens.append(intent.token)
             assert not (second and want.allowed), intent     # its original is counted in the first
