@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import ipaddress
 import json
 import os
 import pathlib
@@ -182,14 +183,17 @@ def joined_group(spec: VenueSpec, venue: VenueSettings) -> VenueSpec:
     """A venue this session starts whose config names a multicast group (itch_group): its market
     data is received on that group, joined on its itch_interface unless --md-interface says
     otherwise. An --md-bind elsewhere would receive none of it: refused. An external venue's
-    group is its --md-bind."""
-    group = venue.itch_group
-    if spec.kind == "external" or not group:
-        return spec
-    if spec.md_bind and spec.md_bind != group:
-        raise SessionConfigError(f"--md-bind {spec.md_bind}: the venue this session starts publishes its "
-                                 f"market data to the multicast group {group} (its config's itch_group)")
-    return dataclasses.replace(spec, md_bind=group, md_interface=spec.md_interface or venue.itch_interface)
+    group is its --md-bind. An --md-interface with no group to join would be ignored: refused."""
+    group = venue.itch_group if spec.kind != "external" else ""
+    if group:
+        if spec.md_bind and spec.md_bind != group:
+            raise SessionConfigError(f"--md-bind {spec.md_bind}: the venue this session starts publishes its "
+                                     f"market data to the multicast group {group} (its config's itch_group)")
+        spec = dataclasses.replace(spec, md_bind=group, md_interface=spec.md_interface or venue.itch_interface)
+    if spec.md_interface and not ipaddress.IPv4Address(spec.md_bind or "0.0.0.0").is_multicast:
+        raise SessionConfigError(f"--md-interface {spec.md_interface}: names the interface a multicast group is "
+                                 "joined on; give the group (--md-bind, or the venue config's itch_group)")
+    return spec
 
 
 def _start_clock(spec: ClockSpec, stack: contextlib.ExitStack) -> tuple[ClockMonitor, str, str]:

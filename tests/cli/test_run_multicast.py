@@ -45,6 +45,9 @@ def test_a_venue_started_here_is_received_on_its_group_and_an_md_bind_elsewhere_
     assert not journal.exists()
     bad = CliRunner().invoke(run, ["--md-interface", "eth0", "--journal", str(journal)])
     assert bad.exit_code == 1 and "--md-interface 'eth0': expected an IPv4 address" in bad.output
+    alone = CliRunner().invoke(run, ["--md-interface", "127.0.0.1", "--journal", str(journal)])
+    assert alone.exit_code == 1 and "--md-interface 127.0.0.1: names the interface a multicast group" in alone.output
+    assert not journal.exists()
 
 
 @pytest.mark.netns
