@@ -31,6 +31,7 @@ from cli.run_resume import resumer
 from audit.rxbuffer import MAX_RCVBUF, MIN_RCVBUF
 from journal import JournalError, Reader
 from mm_core.session import Session
+from mm_core.sessionsetup import joined_group
 from mm_core.sessionconfig import (
     ClockSpec,
     JournalInUse,
@@ -393,7 +394,10 @@ def _started(session: Session, quiet: bool) -> None:
 @click.option("--rerequest-port", type=click.IntRange(1, 65535), default=None,
               help="The venue's MoldUDP64 re-request port (needed with HOST:PORT).")
 @click.option("--md-bind", default="", help="Local IPv4 address that receives the venue's MoldUDP64 (a multicast "
-              "group is joined; default: loopback for a venue here, else every local address).")
+              "group is joined; default: loopback for a venue here, its itch_group when its config names one, "
+              "else every local address).")
+@click.option("--md-interface", default="", help="Local IPv4 address of the interface a multicast --md-bind is "
+              "joined on (default: the kernel's choice; for a venue started here with an itch_group, its itch_interface).")
 @click.option("--md-source", "md_sources", multiple=True,
               help="IPv4 address the venue's market data (and re-request replies) come from; repeat for "
                    "several (default: the venue's host). Datagrams from anywhere else are refused.")
@@ -436,7 +440,7 @@ def _started(session: Session, quiet: bool) -> None:
               help="The --journal holds a session that crashed: recover it first (replay, reconcile with the "
                    "HOST:PORT venue it traded on, resolve) and, once reconciled, trade on in the same journal.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON, without progress lines.")
-def command(venue_text, itch_port, rerequest_port, md_bind, md_sources, md_rcvbuf, duration, journal_dir, config_path, limits_path,
+def command(venue_text, itch_port, rerequest_port, md_bind, md_interface, md_sources, md_rcvbuf, duration, journal_dir, config_path, limits_path,
             venue_config_path, profile, ptp_uds, ptp_lab, ptp_free_running, ptp4l_log, phc2sys_log, phc_device,
             seed, busy_poll, warm_interval, close_out, control_path, resume, as_json) -> None:
     """Trade on a venue for a while, journaling ahead, with the clock monitored.
@@ -459,9 +463,10 @@ def command(venue_text, itch_port, rerequest_port, md_bind, md_sources, md_rcvbu
     md_rcvbuf = byte_size(md_rcvbuf, "--md-rcvbuf", MIN_RCVBUF, MAX_RCVBUF)
     warm_interval_ns = None if warm_interval is None else interval_ns(warm_interval)
     try:
-        venue = VenueSpec.parse(venue_text, itch_port, rerequest_port, md_bind, md_sources)
+        venue = VenueSpec.parse(venue_text, itch_port, rerequest_port, md_bind, md_sources, md_interface)
         clock = clock_spec(ptp_uds, ptp_lab, venue.kind, ptp_free_running, ptp4l_log, phc2sys_log, phc_device)
         inputs = load_inputs(config_path, limits_path, venue_config_path, profile)
+        venue = joined_group(venue, inputs.venue_config.venue)
     except SessionError as exc:
         raise click.ClickException(str(exc)) from None
     if resume and (journal_dir is None or venue.kind != "external"):

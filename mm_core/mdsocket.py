@@ -12,6 +12,8 @@ from audit.rxbuffer import RxBufferError, size_receive_buffer
 from mm_core.runner_shared import _oserror
 from mm_core.runnertypes import RunnerError, RunnerSettings
 
+_IP_MULTICAST_ALL = getattr(socket, "IP_MULTICAST_ALL", 49)     # Linux's; Python 3.12 names it
+
 __all__ = ["resolve_ipv4", "md_bind_address", "market_data_socket", "open_market_data", "md_sources"]
 
 
@@ -53,15 +55,28 @@ def market_data_socket(settings: RunnerSettings, venue_ip: str = "") -> socket.s
             md.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         # sized before the bind: no datagram is queued under the kernel's default
         size_receive_buffer(md, settings.md_rcvbuf)
-        md.bind((address, settings.itch_port))
         try:
             multicast = ipaddress.ip_address(address).is_multicast
         except ValueError:
             multicast = False
+        # a group is received on every local address, not bound as the address: re-requests go
+        # out from this socket and their answers come back unicast, which a socket bound to the
+        # group could neither send from nor receive
+        md.bind(("0.0.0.0" if multicast else address, settings.itch_port))
         if multicast:
-            md.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
-                          socket.inet_aton(address) + socket.inet_aton(settings.md_interface))
+            # only the group joined here, not every group other sockets joined on this port
+            md.setsockopt(socket.IPPROTO_IP, _IP_MULTICAST_ALL, 0)
+            try:
+                md.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+                              socket.inet_aton(address) + socket.inet_aton(settings.md_interface))
+            except OSError as exc:
+                raise RunnerError(f"cannot join the multicast group {address} on the interface "
+                                  f"{settings.md_interface}: {_oserror(exc)} (--md-interface names "
+                                  "a local address of the interface to join on)") from None
         md.setblocking(False)
+    except RunnerError:
+        md.close()
+        raise
     except (OSError, RxBufferError, ValueError) as exc:
         md.close()
         if not isinstance(exc, OSError):

@@ -31,7 +31,7 @@ from mm_core.sessionconfig import (
 from mm_core.sessionfacts import read_session
 from mm_core.sessionsetup import (
     _check_readable, _code_digest, _code_version, _journal_made, _open_journal, _refuse_stale_build,
-    _refuse_used, _start_clock, _start_venue, _unmake_unused, _wait_for_clock,
+    _refuse_used, _start_clock, _start_venue, _unmake_unused, _wait_for_clock, joined_group,
 )
 from mm_core.tagclaim import claim_tag
 
@@ -158,6 +158,7 @@ class Session():
             self.runner = Runner(self.engine, journal, RunnerSettings(
                 host=venue_spec.host, itch_port=venue_spec.itch_port, ouch_port=venue_spec.ouch_port,
                 rerequest_port=venue_spec.rerequest_port, md_bind=venue_spec.md_bind,
+                md_interface=venue_spec.md_interface or "0.0.0.0",
                 md_sources=venue_spec.md_sources, clock_profile=self.profile,
                 busy_poll=s.busy_poll, close_out_ns=max(1, round(s.close_out_s * 1e9)), md_rcvbuf=s.md_rcvbuf,
                 **({} if resumed is None else {"fresh_session": False, "utc_offset_s": resumed.utc_offset_s,
@@ -214,12 +215,14 @@ class Session():
         """The venue to start, its market data on a socket opened now (kept for the runner) when
         this session starts the venue: the venue's start of day then waits there for the runner,
         stamped by the kernel as it arrives, instead of being sent before anything listens and
-        re-requested as a gap at every session's start. An external venue is already running."""
-        spec = s.venue
+        re-requested as a gap at every session's start (on the venue config's multicast group
+        when it names one: joined_group). An external venue is already running."""
+        spec = joined_group(s.venue, self.inputs.venue_config.venue)
         if spec.kind == "external":
             return spec
         try:
             md = open_market_data(RunnerSettings(host=spec.host, itch_port=spec.itch_port, md_bind=spec.md_bind,
+                                                 md_interface=spec.md_interface or "0.0.0.0",
                                                  md_rcvbuf=s.md_rcvbuf))
         except RunnerError as exc:
             raise VenueUnavailable(str(exc)) from None

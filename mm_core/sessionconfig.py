@@ -198,25 +198,30 @@ class VenueSpec:
     md_bind: str = ""                # local address (or multicast group) of the market data; "" see
                                      # mm_core.mdsocket.md_bind_address
     md_sources: tuple[str, ...] = ()  # addresses the market data comes from; () = the venue's host
+    md_interface: str = ""           # local address a multicast md_bind is joined on; "" = the
+                                     # kernel's choice (a venue started here: its itch_interface)
 
     @classmethod
     def parse(cls, text: str, itch_port: int | None = None, rerequest_port: int | None = None,
-              md_bind: str = "", md_sources: tuple[str, ...] = ()) -> "VenueSpec":
+              md_bind: str = "", md_sources: tuple[str, ...] = (), md_interface: str = "") -> "VenueSpec":
         """"embedded", "process" or "HOST:PORT" (the venue's SoupBinTCP port)."""
-        for option, address in [("--md-bind", md_bind)] * bool(md_bind) + [("--md-source", a) for a in md_sources]:
+        given = [("--md-bind", md_bind), ("--md-interface", md_interface)]
+        for option, address in [g for g in given if g[1]] + [("--md-source", a) for a in md_sources]:
             try:
                 ipaddress.IPv4Address(address)
             except ValueError:
                 raise SessionConfigError(f"{option} {address!r}: expected an IPv4 address") from None
         if text in ("embedded", "process"):
-            return cls(text, itch_port=itch_port or 0, md_bind=md_bind, md_sources=tuple(md_sources))
+            return cls(text, itch_port=itch_port or 0, md_bind=md_bind, md_sources=tuple(md_sources),
+                       md_interface=md_interface)
         host, sep, port = text.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise SessionConfigError(f"venue {text!r}: expected embedded, process or HOST:PORT")
         if not rerequest_port:
             raise SessionConfigError(f"venue {text}: give the venue's MoldUDP64 re-request port "
                                      "(--rerequest-port) so market data gaps can be filled")
-        return cls("external", host, int(port), itch_port or 31001, rerequest_port, md_bind, tuple(md_sources))
+        return cls("external", host, int(port), itch_port or 31001, rerequest_port, md_bind, tuple(md_sources),
+                   md_interface)
 
 
 @dataclass(frozen=True)

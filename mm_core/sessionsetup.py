@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import ipaddress
 import json
 import os
 import pathlib
@@ -35,10 +36,11 @@ from mm_core.sessionconfig import (
     ClockSpec, ClockUnavailable, JournalDamaged, JournalInUse, JournalUnavailable, PROJECT_ROOT,
     SessionConfigError, SessionInputs, SessionSettings, VenueSpec, VenueUnavailable, lab_available,
 )
+from mm_core.venue.config import VenueSettings
 from mm_core.venue.errors import VenueError
 from mm_core.venue.server import Venue
 
-__all__ = ["LAB_NOTE", "free_udp_port"]
+__all__ = ["LAB_NOTE", "free_udp_port", "joined_group"]
 
 LAB_NOTE = ("clock evidence comes from a loopback PTP lab: a ptp4l grandmaster and client in two "
             "network namespaces of this host, software timestamping; the grandmaster is this "
@@ -170,9 +172,28 @@ def _start_venue(spec: VenueSpec, inputs: SessionInputs, settings: SessionSettin
         doc["pid"] = proc.proc.pid
         if not settings.venue_log_dir:
             doc.pop("log_dir", None)
+    # a group's packets, and the answers to re-requests, come from the venue's itch_interface
+    sources = spec.md_sources or ((doc["itch_source"],) if doc["itch_group"] else ())
     resolved = VenueSpec(spec.kind, doc["host"], doc["ouch_port"], doc["itch_port"], doc["rerequest_port"],
-                         spec.md_bind, spec.md_sources)
+                         spec.md_bind, sources, spec.md_interface)
     return resolved, {"kind": spec.kind, **doc}
+
+
+def joined_group(spec: VenueSpec, venue: VenueSettings) -> VenueSpec:
+    """A venue this session starts whose config names a multicast group (itch_group): its market
+    data is received on that group, joined on its itch_interface unless --md-interface says
+    otherwise. An --md-bind elsewhere would receive none of it: refused. An external venue's
+    group is its --md-bind. An --md-interface with no group to join would be ignored: refused."""
+    group = venue.itch_group if spec.kind != "external" else ""
+    if group:
+        if spec.md_bind and spec.md_bind != group:
+            raise SessionConfigError(f"--md-bind {spec.md_bind}: the venue this session starts publishes its "
+                                     f"market data to the multicast group {group} (its config's itch_group)")
+        spec = dataclasses.replace(spec, md_bind=group, md_interface=spec.md_interface or venue.itch_interface)
+    if spec.md_interface and not ipaddress.IPv4Address(spec.md_bind or "0.0.0.0").is_multicast:
+        raise SessionConfigError(f"--md-interface {spec.md_interface}: names the interface a multicast group is "
+                                 "joined on; give the group (--md-bind, or the venue config's itch_group)")
+    return spec
 
 
 def _start_clock(spec: ClockSpec, stack: contextlib.ExitStack) -> tuple[ClockMonitor, str, str]:

@@ -6,7 +6,10 @@ The trading engine reads the same [[symbols]], [[pairs]] and [[options]] tables.
 
 Format (see default.toml, shipped in this package, for every key with its default):
   [venue]      session (<=10 letters and digits, "" = generated), seed, host (must be 127.0.0.1), ouch_port,
-               itch_port (MoldUDP64 destination), rerequest_port, heartbeat_interval,
+               itch_port (MoldUDP64 destination), itch_group (an IPv4 multicast group the
+               MoldUDP64 packets go to instead of host:itch_port; "" = unicast), itch_interface
+               (the local IPv4 address they leave from: IP_MULTICAST_IF and their source
+               address), itch_ttl (0..255, default 1: the link only), rerequest_port, heartbeat_interval,
                heartbeat_timeout, login_timeout, log_dir, fsync_interval, history, duration,
                max_messages, max_shares; seconds are floats, ports 0..65535 (0 = any free port);
                per source address (login_throttle.py; clients on one address share them):
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import ipaddress
 import math
 import pathlib
 import re
@@ -55,6 +59,9 @@ class VenueSettings:
     host: str
     ouch_port: int
     itch_port: int
+    itch_group: str
+    itch_interface: str
+    itch_ttl: int
     rerequest_port: int
     heartbeat_interval: float
     heartbeat_timeout: float
@@ -207,6 +214,29 @@ def _loopback(v: Any) -> str:
     return "" if v == "127.0.0.1" else "must be 127.0.0.1 (the venue binds loopback only)"
 
 
+def _group(v: Any) -> str:
+    """"" (unicast to host:itch_port) or an IPv4 multicast group."""
+    if v == "":
+        return ""
+    try:
+        multicast = isinstance(v, str) and ipaddress.IPv4Address(v).is_multicast
+    except ValueError:
+        multicast = False
+    return "" if multicast else f'must be "" (unicast) or an IPv4 multicast address (224.0.0.0/4), not {v!r}'
+
+
+def _interface(v: Any) -> str:
+    """A local unicast IPv4 address: the group's packets leave from it and carry it as their
+    source, which subscribers filter on (0.0.0.0 would leave both to the kernel's route)."""
+    try:
+        address = ipaddress.IPv4Address(v) if isinstance(v, str) else None
+    except ValueError:
+        address = None
+    if address is None or address.is_multicast or address.is_unspecified:
+        return f"must be the IPv4 address of a local interface (e.g. 127.0.0.1), not {v!r}"
+    return ""
+
+
 def _right(v: Any) -> str:
     return "" if v in ("C", "P") else 'must be "C" or "P"'
 
@@ -220,7 +250,8 @@ PORT = _int(0, 65535)
 SECONDS = _num(0, MAX_DURATION_S, open_lo=True)
 _VENUE_CHECKS = {
     "session": _name(10, 0), "seed": _int(0), "host": _loopback, "ouch_port": PORT,
-    "itch_port": _int(1, 65535), "rerequest_port": PORT,
+    "itch_port": _int(1, 65535), "itch_group": _group, "itch_interface": _interface,
+    "itch_ttl": _int(0, 255), "rerequest_port": PORT,
     "heartbeat_interval": SECONDS, "heartbeat_timeout": SECONDS,
     "login_timeout": SECONDS, "max_pending_logins": _int(1),
     "login_failures": _int(1), "login_failure_window": SECONDS,

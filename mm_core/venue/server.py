@@ -1,4 +1,5 @@
-"""The venue's I/O shell: OUCH over SoupBinTCP (TCP), ITCH over MoldUDP64 (UDP), on 127.0.0.1.
+"""The venue's I/O shell: OUCH over SoupBinTCP (TCP), ITCH over MoldUDP64 (UDP), on 127.0.0.1
+(market data to a multicast group instead when the config names one, from its itch_interface).
 
 Owns the sockets, the single-threaded selectors loop (run in one background thread), SoupBinTCP
 session state (login, due within login_timeout of connecting, with per-address bounds on
@@ -82,7 +83,7 @@ def _readable_token(raw: bytes) -> str:
 
 @dataclass(frozen=True, slots=True)
 class VenuePorts:
-    """Where to reach a running venue (all on 127.0.0.1)."""
+    """Where to reach a running venue (its ports on 127.0.0.1; its market data maybe on a group)."""
 
     host: str
     ouch: int           # SoupBinTCP/OUCH TCP port
@@ -92,12 +93,15 @@ class VenuePorts:
     log_dir: str
     itch_session: str   # MoldUDP64 session: the SoupBinTCP one, or a new name after a restart
     session_date: str   # YYYY-MM-DD (New York): ITCH/OUCH stamps count from its midnight
+    itch_group: str = ""       # the multicast group it publishes to on `itch`; "" = unicast to host
+    itch_source: str = ""      # the source address of its MoldUDP64 packets (re-request answers too)
 
     def as_dict(self) -> dict:
         return {"host": self.host, "ouch_port": self.ouch, "itch_port": self.itch,
                 "rerequest_port": self.rerequest, "session": self.session,
                 "log_dir": self.log_dir, "itch_session": self.itch_session,
-                "session_date": self.session_date}
+                "session_date": self.session_date, "itch_group": self.itch_group,
+                "itch_source": self.itch_source}
 
 
 class _Conn:
@@ -232,13 +236,19 @@ class Venue:
             self._open_sockets(host)
         except OSError as exc:
             raise VenueStateError(f"cannot bind the venue's ports on {host}: {exc}") from exc
+        try:
+            self._udp_out = self._downstream_socket()
+        except OSError as exc:
+            raise VenueStateError(f"cannot publish market data to {settings.itch_group or host}:"
+                                  f"{settings.itch_port}: {exc}") from exc
         earlier = {n: store for n, store in self.mold_stores.items() if n != self.itch_session}
-        self.publisher = MoldPublisher(self.itch_session, (host, settings.itch_port),
+        self.publisher = MoldPublisher(self.itch_session, (settings.itch_group or host, settings.itch_port),
                                        self._udp_send, settings.history,
                                        store=self.mold_stores[self.itch_session], earlier=earlier)
         self.ports = VenuePorts(host, self._listener.getsockname()[1], settings.itch_port,
                                 self._rerequest.getsockname()[1], self.session, str(log_dir),
-                                self.itch_session, self.session_date.isoformat())
+                                self.itch_session, self.session_date.isoformat(), settings.itch_group,
+                                self._udp_out.getsockname()[0])
         self._start_of_day(previous)
 
     def _carry_over(self, session_dir: Path, previous: dict[str, list[bytes]],
@@ -294,7 +304,6 @@ class Venue:
         self._listener.bind((host, settings.ouch_port))
         self._listener.listen(16)
         self._listener.setblocking(False)
-        self._udp_out = self._udp_socket(host, 0, settings.itch_port)
         self._rerequest = self._udp_socket(host, settings.rerequest_port, settings.itch_port)
         self._rerequest.setblocking(False)
         self._wake_r, self._wake_w = socket.socketpair()
@@ -326,6 +335,20 @@ class Venue:
         finally:
             for sock in refused:
                 sock.close()
+
+    def _downstream_socket(self) -> socket.socket:
+        """The socket every MoldUDP64 packet leaves from: the live stream (to the group, or to
+        host:itch_port) and the unicast answers to re-requests. With a group it is bound to
+        itch_interface, so its packets carry that source address, and sends there with the TTL;
+        loop on, so a subscriber on this host receives them too."""
+        settings = self.config.venue
+        if not settings.itch_group:
+            return self._udp_socket(settings.host, 0, settings.itch_port)
+        sock = self._udp_socket(settings.itch_interface, 0, settings.itch_port)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(settings.itch_interface))
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, settings.itch_ttl)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
+        return sock
 
     def _close_sockets(self) -> None:
         """Close the sockets, the selector and every log (idempotent; a log that cannot be

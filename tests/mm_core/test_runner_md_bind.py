@@ -1,5 +1,6 @@
 """Where the runner receives market data: the venue's host only when it is loopback, every local
-address for a remote venue, a chosen address or multicast group with --md-bind; a socket that
+address for a remote venue, a chosen address or multicast group with --md-bind (joined on
+--md-interface); a socket that
 cannot be made is a one-line RunnerError (a CLI error), and no journal is left behind."""
 from __future__ import annotations
 
@@ -42,9 +43,18 @@ def test_a_multicast_group_is_joined():
             pytest.skip(f"this host has no multicast-capable interface: {exc}")
         raise
     try:
-        assert sock.getsockname() == ("239.255.77.1", settings.itch_port)
+        # bound to every local address, the group joined: the unicast answers to the re-requests
+        # sent from this socket come back to it (tests/venue/test_multicast.py shows them)
+        assert sock.getsockname() == ("0.0.0.0", settings.itch_port)
     finally:
         sock.close()
+
+
+def test_a_group_that_cannot_be_joined_on_the_interface_says_so():
+    settings = RunnerSettings(md_bind="239.255.77.1", md_interface="10.255.1.2", itch_port=free_udp_port())
+    with pytest.raises(RunnerError, match=r"cannot join the multicast group 239\.255\.77\.1 on the "
+                                          r"interface 10\.255\.1\.2: ENODEV .*--md-interface"):
+        market_data_socket(settings)
 
 
 def test_the_cli_says_so_in_one_line_and_writes_no_record(tmp_path):
