@@ -223,8 +223,10 @@ class EngineQuoting:
             # an enter of the very order entered within the gateway's duplicate window (a quote
             # pulled and back at its old price and size) would only be denied and back the side
             # off: it waits instead, and goes out at the first event past the window
-            if qty > 0 and price > 0 and not self._quote_denied(symbol_id, side) and \
-                    self.risk.duplicate_until(symbol_id, side == _BUY, price, qty) <= self.now:
+            if qty > 0 and price > 0 and not self._quote_denied(symbol_id, side):
+                qty = self._within_room(symbol_id, side == _BUY, qty)
+                if qty <= 0 or self.risk.duplicate_until(symbol_id, side == _BUY, price, qty) > self.now:
+                    return
                 self._submit(make_intent(_ENTER, self.oms.new_token(), symbol_id, side, price, qty,
                                          self.ids), actions)
             return
@@ -260,6 +262,16 @@ class EngineQuoting:
                 # the move away was refused (or is backing off): the old price is now better
                 # for whoever trades against it than we want to give, so it must not rest on
                 self._cancel(order, Purpose.QUOTE, actions)
+
+    def _within_room(self, symbol_id: int, buy: bool, qty: int) -> int:
+        """A fresh quote's shares cut, in whole lots, to the gateway's live position room on its
+        side: the quote was sized to the static limit on the position alone, and another working
+        order there (a hedge IOC in flight, an order a recovery adopted) would get it denied."""
+        room = self.risk.position_room(symbol_id, buy)
+        if qty <= room:
+            return qty
+        lot = self.cfg.skew.lot
+        return room // lot * lot if room > 0 else 0
 
     def _replacement_fits(self, symbol_id: int, buy: bool, qty: int) -> bool:
         """Whether a replace of our quote on this side to `qty` shares passes the gateway's

@@ -1,14 +1,15 @@
 """Our quotes are sized to the risk gateway's position limit: a symbol's quotes skew and withdraw
 against the tighter of the engine's position_limit and the limits file's max_position, are cut
-to max_position on the whole position (hedges held included), and a replace the gateway would
-deny (its original still counted) is a pull and a fresh quote instead. The gateway never denies
+to max_position on the whole position (hedges held included), a fresh enter is cut to the live
+room other working orders leave, and a replace the gateway would deny (its original still
+counted) is a pull and a fresh quote instead. The gateway never denies
 a quote for POSITION_LIMIT where it used to, again and again. The C pricer, the Python reference
 and the compiled and reference engines (Lockstep) agree throughout."""
 import pytest
 
 from journal.catalogue import RecordType, unpack
 from mm_core.config import EngineConfig
-from mm_core.events import ClockSample, JournalNote
+from mm_core.events import ClockSample, JournalNote, Timer
 from mm_core.inventory import InventoryError, within_position_cap
 from mm_core.quotepricer import QuotePricer, price_reference
 from mm_core.types import OrderKind, Side
@@ -147,4 +148,27 @@ def test_a_lowered_cap_sizes_the_resting_quotes_down_in_place(quoted):
     assert not _denials(acts)
     assert sorted((o.intent.kind, o.intent.side, o.intent.price, o.intent.qty) for o in orders(acts)) == [
         (OrderKind.MODIFY, Side.BUY, 999_800, 100), (OrderKind.MODIFY, Side.SELL, 1_000_200, 100)]
+    assert lock.kernel.state_hash() == lock.reference.state_hash()
+
+
+def test_a_fresh_quote_is_cut_to_the_room_another_working_order_leaves(quoted):
+    """Another working buy of 100 in ACME (an order a recovery adopted, say) beside our bid of 200
+    fills the cap of 300. Our bid fills: long 200, the bid the position alone leaves room for is
+    100 (as in the test above), but the other order takes that room: no bid, where the gateway
+    denied one (POSITION_LIMIT 200 + 100 + 100 > 300) and the side backed off."""
+    from mm_core.types import make_intent
+    lock, venue, _, _, now = quoted
+    for engine in (lock.kernel, lock.reference):
+        other = make_intent(OrderKind.ENTER, "OTHER1", ACME, Side.BUY, 999_000, 100, engine.ids)
+        assert engine.risk.check(other, now + MS, "B").allowed
+        assert engine.risk.position_room(ACME, True) == 0
+    acts = _fill_bid(lock, venue, now + 50 * MS)
+    assert not _denials(acts) and not venue.resting("ACME", "B")
+    for engine in (lock.kernel, lock.reference):
+        assert engine.inventory.position[ACME] == 200 and engine.counts["denials"] == 0
+    # the other order goes: the room is back, and so is the bid, at 100
+    for engine in (lock.kernel, lock.reference):
+        engine.risk.on_order_done("OTHER1", now + 60 * MS)
+    acts = _settled(lock, venue, Timer(now + 70 * MS))
+    assert not _denials(acts) and _resting(venue, "B") == [(999_600, 100)]
     assert lock.kernel.state_hash() == lock.reference.state_hash()

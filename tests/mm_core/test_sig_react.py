@@ -120,12 +120,17 @@ def test_the_c_requote_decision_is_the_engines(bid, ask, want_bid, want_ask, hol
     # order submitted or cancelled is an action
     engine_type = type(engine)
     until = {slot: t for slot, t in zip((bid_key, ask_key), denied) if t}
-    probe = SimpleNamespace(oms=oms, quote_slots=engine.quote_slots, hedge_hold={s: hold}, risk=engine.risk,
+    # the gateway's duplicate window and live position room are read in Python only, after C sent
+    # the symbol there: they can only make Python do less (an enter waits or is cut), never more,
+    # so they are left open here and the two decisions must agree exactly
+    risk = SimpleNamespace(state=engine.risk.state, duplicate_until=lambda *key: -1,
+                           position_room=lambda symbol_id, buy, freed=0: 10 ** 9)
+    probe = SimpleNamespace(oms=oms, quote_slots=engine.quote_slots, hedge_hold={s: hold}, risk=risk,
                             _quote=lambda symbol_id: quote, now=_NOW, cfg=engine.cfg,
                             ticks=engine.ticks, ids=engine.ids, denied_until=until, ssr=[False] * engine.n,
                             _long_sells=lambda symbol_id, qty, skip="": (True, []))
     for name in ("_requote_side", "_work_side", "_can_wait", "_quote_denied", "_reach",
-                 "_replacement_fits"):
+                 "_replacement_fits", "_within_room"):
         setattr(probe, name, functools.partial(getattr(engine_type, name), probe))
     # Engine._submit refuses a side backing off (denied_until) before anything else
     probe._submit = lambda intent, actions: (until.get((s, int(intent.side), "quote"), -1) <= _NOW
