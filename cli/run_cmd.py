@@ -131,9 +131,12 @@ def orders_sent_text(r) -> str:
 
 
 def trading_state_text(s: SessionSummary) -> str:
-    """The state trading ended in, with the faults and any limit breach holding it."""
+    """The state trading ended in, with the faults and any limit breach holding it, and that the
+    close-out's kill halted it after (as the last progress line shows), when it did."""
+    halted_after = s.runner.close_out_ran and s.trading_state != "HALTED"
     return (s.trading_state + (f" (faults: {', '.join(s.faults)})" if s.faults else "")
-            + (f" (latched: {'; '.join(s.breaches())})" if s.breaches() else ""))
+            + (f" (latched: {'; '.join(s.breaches())})" if s.breaches() else "")
+            + (" when trading ended; the close-out's kill then halted it" if halted_after else ""))
 
 
 def summary_rows(s: SessionSummary) -> list[tuple[str, str]]:

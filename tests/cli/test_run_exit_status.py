@@ -115,8 +115,12 @@ def test_an_operators_kill_without_fault_is_clean_and_the_outcome_names_who_and_
     halt = OperatorHalt("alice", "desk call", 1_795_000_000_123_000_000)
     assert exit_status(summary_of(r, "HALTED", halt=halt)) == (
         0, "clean (exit 0): trading halted by an operator's kill, by alice at 2026-11-18 11:06:40 UTC (desk call)")
-    # lifted before the end (ACTIVE again): a plain clean end
-    assert exit_status(summary_of(RunnerReport(closing_state="ACTIVE", close_out_ran=True))) == (0, "clean (exit 0)")
+    # lifted before the end (ACTIVE again): a plain clean end, whose close-out kill then halted it
+    active = summary_of(RunnerReport(closing_state="ACTIVE", close_out_ran=True), "ACTIVE")
+    assert exit_status(active) == (0, "clean (exit 0)")
+    assert trading_state_text(active) == "ACTIVE when trading ended; the close-out's kill then halted it"
+    # no close-out ran (the order entry had ended): the state alone
+    assert trading_state_text(summary_of(RunnerReport(closing_state="ACTIVE"), "ACTIVE")) == "ACTIVE"
 
 
 def test_a_latch_by_a_limit_breach_fails_the_session_and_says_why():
