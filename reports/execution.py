@@ -1,20 +1,25 @@
 """Rule 605-style execution quality of the firm's own orders, and Rule 612 (sub-penny) and Rule
 610 (locking / crossing) checks of the firm's own quotes.
 
-Owns the spread arithmetic (exact, in doubled price4 so half-ticks stay integers), the order-type
-and size categories, and the check tables. The quote comes from nbbo.py (rebuilt from journaled
-ITCH), streamed chunk by chunk with the summary accumulated.
+Owns the spread arithmetic (exact, in doubled price4 so half-ticks stay integers), the fills and
+summary tables and the check tables; the Rule 605 categories (size, round lot, order type, time-to-
+execution bucket) are reports/rule605.py's, which says what each rests on. The quote comes from
+nbbo.py (rebuilt from journaled ITCH), streamed chunk by chunk with the summary accumulated.
 
-Against the reference notes (regulation.md 3.3, amended Rule 605, Release 34-99679): verified in
-summary there and followed here - size categories by notional value and odd-lot / round-lot status,
+Verified (citations in rule605.py): size categories by notional value and fractional / odd-lot /
+round-lot status (Release 34-99679, 89 FR 26428), and the round lot tiered by price (100 / 40 / 10 / 1
+shares at $250 / $1,000 / $10,000). Followed from the reference notes' summary (regulation.md 3.3):
 the order-type categories marketable limit, marketable IOC, beyond-the-midpoint limit and the
 non-marketable limits (inside, at, outside the quote), times in ms or finer (ns here), share-weighted
 average time to execution, realized spreads at several horizons, and percentage effective spreads.
-Not confirmed there ([M]) and so module constants to adjust: the notional edges (SIZE_EDGES), the
-round-lot size (ROUND_LOT: 100, whereas the amended round-lot definition is tiered by price), the
-realized-spread horizons, and the new time-to-execution buckets, which are not produced (the
-fills carry time_to_execution_ns, from which any bucket edges can be derived). Fractional orders
-cannot occur (OUCH shares are integers); market and stop orders are not sent by the engine.
+An approximation, said in every file's metadata and the manifest (rule605_notes): the round lot's tier
+is decided by the order's own limit price, not the rule's average closing price over the Evaluation
+Period, which the journal does not hold. Not confirmed and so adjustable constants: the notional edges
+(rule605.SIZE_EDGES), the realized-spread horizons (REALIZED_HORIZONS_S), and the amended time-to-
+execution buckets, for which the pre-amendment rule's buckets stand in (rule605.TTE_EDGES_NS); the
+summary gives each size x type cell's shares per bucket and their percentages of its timed shares,
+and the shares whose time is unknown. Fractional orders cannot occur (OUCH shares are integers);
+market and stop orders are not sent by the engine.
 An execution the venue breaks later (OUCH Broken Trade, in the range or journaled after it up to
 breaks.HORIZON_NS past its end) stays in the fills table, marked `broken`, and is left out of the
 summary; quote_coverage counts them and says how far past the range Broken Trades were read. One the
@@ -39,6 +44,8 @@ import pyarrow as pa
 from reports import arrowcols as ac
 from reports import breaks as breaks_
 from reports import common, events, nbbo, numtext
+from reports import rule605
+from reports.rule605 import SIZE_NAMES, TTE_NAMES, TYPE_NAMES
 from reports.events import EV
 from reports.output import ReportOutput, TableCollector
 from reports.refdata import RefData
@@ -47,39 +54,13 @@ from reports.timebase import to_utc
 from reports.validate import REJECTS_SCHEMA, mask_check, split
 
 KIND = "execution-quality"
-SCHEMA_VERSION = "execution-quality-4"      # 3: the corrected column; 4: order_origin, origin_recon_seq
+# 3: the corrected column; 4: order_origin, origin_recon_seq; 5: the rule605.py categories (size names with
+# FRACTIONAL, tiered round lot), fills' round_lot and time_to_execution_bucket, the summary's buckets
+SCHEMA_VERSION = "execution-quality-5"
 NS = 1_000_000_000
-REALIZED_HORIZONS_S = (1, 15, 60)
+REALIZED_HORIZONS_S = (1, 15, 60)       # unconfirmed (see the module docstring)
 PRICE4_UNITS = 1e-4           # price4 integer -> units, as Arrow turns a decimal(_, 4) into a double
-ROUND_LOT = 100
-# Notional edges in price4·shares (dollars × 10_000) for round-lot orders: <$20k, <$50k, <$200k, rest.
-SIZE_EDGES = (20_000 * 10_000, 50_000 * 10_000, 200_000 * 10_000)
-SIZE_NAMES = ["ODD_LOT", "RL_LT_20K", "RL_20K_50K", "RL_50K_200K", "RL_GE_200K"]
-TYPE_NAMES = ["MARKETABLE_LIMIT", "MARKETABLE_IOC", "BEYOND_MIDPOINT_LIMIT", "INSIDE_QUOTE_LIMIT",
-              "AT_QUOTE_LIMIT", "OUTSIDE_QUOTE_LIMIT", "NO_QUOTE"]
 R610_NAMES = ["OK", "LOCKS", "CROSSES", "NO_QUOTE"]
-
-
-def order_type_category(is_buy, price, bid, ask, ioc, found) -> np.ndarray:
-    mid_x2 = bid + ask
-    two_sided = found & (bid > 0) & (ask > 0)
-    marketable = two_sided & np.where(is_buy, price >= ask, price <= bid)
-    beyond_mid = two_sided & ~marketable & np.where(is_buy, 2 * price > mid_x2, 2 * price < mid_x2)
-    at_quote = two_sided & np.where(is_buy, price == bid, price == ask)
-    inside = two_sided & ~marketable & ~beyond_mid & ~at_quote & np.where(is_buy, price > bid, price < ask)
-    cat = np.full(len(price), 5, np.int8)
-    cat[inside] = 3
-    cat[at_quote] = 4
-    cat[beyond_mid] = 2
-    cat[marketable] = np.where(ioc[marketable], 1, 0)
-    cat[~two_sided] = 6
-    return cat
-
-
-def size_category(qty: np.ndarray, price: np.ndarray) -> np.ndarray:
-    notional = qty.astype(np.int64, copy=False) * price
-    cat = 1 + np.searchsorted(np.array(SIZE_EDGES), notional, side="right")
-    return np.where(qty < ROUND_LOT, 0, cat).astype(np.int8, copy=False)
 
 
 def _symbols(ref: RefData) -> dict[str, int]:
@@ -154,17 +135,20 @@ def _fills(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeline, tim
         cols[f"realized_spread_{h}s"] = ac.decimal(realized, 4, valid=okh)
         measures.append((realized * PRICE4_UNITS, okh))
         past_market_data.append(fx.utc.valid & ~known)
-    kind = order_type_category(is_buy, order_price, bid0, ask0, c["tif"] == 0, found0)
-    size = size_category(c["order_qty"], order_price)
+    kind = rule605.order_type_category(is_buy, order_price, bid0, ask0, c["tif"] == 0, found0)
+    size = rule605.size_category(c["order_qty"], order_price)
+    tte = rule605.tte_bucket(measures[0][0], measures[0][1])
     cols["order_type_category"] = ac.codes(kind, TYPE_NAMES)
     cols["size_category"] = ac.codes(size, SIZE_NAMES)
+    cols["round_lot"] = pa.array(rule605.round_lot(order_price))     # tier by the order's price (approximation)
+    cols["time_to_execution_bucket"] = ac.codes(tte, TTE_NAMES, valid=tte != rule605.TTE_UNKNOWN)
     cols["quote_source"] = ac.codes(np.zeros(len(fx), np.int8), ["ITCH_MD_PACKET"])
     cols["order_origin"] = ac.codes(adopted.astype(np.int8), ORIGINS)
     cols["origin_recon_seq"] = ac.masked(c["creator_seq"].astype(np.uint64, copy=False), adopted)
     cols["broken"] = pa.array(broken)       # taken back by the venue: not in the statistics
     cols["corrected"] = pa.array(corrected)  # exec_qty / exec_price as the venue corrected them
     cols["trade_date"] = common.trade_date_column(fx.utc.utc_ns, fx.utc.valid)
-    return pa.table(cols), {"size": size, "kind": kind, "qty": qty, "measures": measures,
+    return pa.table(cols), {"size": size, "kind": kind, "qty": qty, "tte": tte, "measures": measures,
                             "broken": broken, "past_market_data": past_market_data}
 
 
@@ -182,17 +166,20 @@ class Summary:
         cells = len(SIZE_NAMES) * len(TYPE_NAMES)
         self.executions = np.zeros(cells, np.int64)
         self.shares = np.zeros(cells, np.int64)
+        self.tte_shares = np.zeros((len(TTE_NAMES) + 1, cells), np.int64)   # per bucket, the last: unknown
         self.weighted = np.zeros((len(self.MEASURES), cells))
         self.weight = np.zeros((len(self.MEASURES), cells))
 
-    def add(self, size: np.ndarray, kind: np.ndarray, qty: np.ndarray, measures: list, keep: np.ndarray) -> None:
-        """The kept fills (`keep`) of a chunk: their size and order-type categories, shares, and per
-        measure (values in the summary's units before SCALE, known-or-not), as _fills made them.
+    def add(self, size: np.ndarray, kind: np.ndarray, qty: np.ndarray, tte: np.ndarray, measures: list,
+            keep: np.ndarray) -> None:
+        """The kept fills (`keep`) of a chunk: their size and order-type categories, shares, time-to-
+        execution bucket, and per measure (values in the summary's units before SCALE, known-or-not),
+        as _fills made them.
         Values are those the fills table holds: a decimal column's float is value4 * 1e-4, as
         Arrow's decimal-to-double cast computes it (the test checks the two agree bit for bit)."""
         if not keep.all():
             rows = np.flatnonzero(keep)
-            size, kind, qty = size[rows], kind[rows], qty[rows]
+            size, kind, qty, tte = size[rows], kind[rows], qty[rows], tte[rows]
             measures = [(value[rows], ok[rows]) for value, ok in measures]
         if len(qty) == 0:
             return
@@ -200,6 +187,8 @@ class Summary:
         cells = len(self.executions)
         self.executions += np.bincount(cell, minlength=cells)
         self.shares += np.bincount(cell, weights=qty, minlength=cells).astype(np.int64)
+        self.tte_shares += np.bincount(tte.astype(np.int64) * cells + cell, weights=qty,
+                                       minlength=self.tte_shares.size).reshape(self.tte_shares.shape).astype(np.int64)
         for i, (value, ok) in enumerate(measures):
             value = np.where(ok, value, 0).astype(np.float64, copy=False)
             self.weighted[i] += np.bincount(cell, weights=value * qty * ok, minlength=cells)
@@ -217,6 +206,15 @@ class Summary:
             w = self.weight[i][rows]
             avg = np.divide(self.weighted[i][rows], np.where(w > 0, w, 1)) / self.SCALE[i]
             out[name] = pa.array(avg, mask=w == 0)
+        # shares executed per time-to-execution bucket, and each bucket's percentage of the shares
+        # whose time is known (null where none is)
+        timed = self.tte_shares[:-1, rows].sum(axis=0)
+        for b, name in enumerate(TTE_NAMES):
+            out[f"shares_tte_{name}"] = pa.array(self.tte_shares[b, rows])
+        for b, name in enumerate(TTE_NAMES):
+            pct = 100.0 * self.tte_shares[b, rows] / np.where(timed > 0, timed, 1)
+            out[f"pct_shares_tte_{name}"] = pa.array(pct, mask=timed == 0)
+        out["shares_tte_unknown"] = pa.array(self.tte_shares[-1, rows])
         return pa.table(out)
 
 
@@ -255,6 +253,7 @@ def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
     # the quote up to the longest realized-spread horizon past the range's end, read past it
     # from the journal as far as needed; where the journal's market data stops short of a fill's
     # horizon, that realized spread is left out and counted, never taken from an older quote
+    sink.annotate({"rule605_notes": rule605.NOTES})      # before the first table: every file says it
     timed = nbbo.timeline_through(src, _symbols(ref), events.clock_samples(src), max(REALIZED_HORIZONS_S) * NS)
     quotes = timed.timeline
     past_market_data = np.zeros(len(REALIZED_HORIZONS_S), np.int64)

@@ -75,7 +75,7 @@ def _summary_from_fills_table(fills):
 
 def test_summary_sums_are_those_of_the_fills_table_bit_for_bit(all_reports):
     import numpy as np
-    from reports.execution import SIZE_NAMES, TYPE_NAMES, Summary
+    from reports.execution import SIZE_NAMES, TTE_NAMES, TYPE_NAMES, Summary
     fills = read(all_reports, "execution-quality", "fills").sort_by("seq")
     executions, weighted, weight = _summary_from_fills_table(fills)
     expected = Summary()
@@ -83,6 +83,13 @@ def test_summary_sums_are_those_of_the_fills_table_bit_for_bit(all_reports):
     expected.shares = np.bincount(np.array([SIZE_NAMES.index(s) * len(TYPE_NAMES) + TYPE_NAMES.index(k) for s, k in zip(
         fills["size_category"].to_pylist(), fills["order_type_category"].to_pylist())], np.int64),
         weights=fills["exec_qty"].to_numpy(), minlength=len(executions)).astype(np.int64)
+    # shares per time-to-execution bucket, from the fills' bucket column (null: the unknown row)
+    for row in fills.select(["size_category", "order_type_category", "time_to_execution_bucket",
+                             "exec_qty"]).to_pylist():
+        bucket = len(TTE_NAMES) if row["time_to_execution_bucket"] is None else \
+            TTE_NAMES.index(row["time_to_execution_bucket"])
+        cell = SIZE_NAMES.index(row["size_category"]) * len(TYPE_NAMES) + TYPE_NAMES.index(row["order_type_category"])
+        expected.tte_shares[bucket, cell] += row["exec_qty"]
     got = read(all_reports, "execution-quality", "summary")
     assert got.to_pylist() == expected.table().to_pylist()
     assert weight.sum() > 0 and any(v is not None for v in got["avg_realized_spread_1s"].to_pylist())
