@@ -159,6 +159,8 @@ def summary_rows(s: SessionSummary) -> list[tuple[str, str]]:
     ]
     if s.runner.md_rcvbuf:
         rows.append(("market-data socket", md_socket_text(s.runner)))
+    if s.engine.get("counts", {}).get("md_gap_packets"):
+        rows.append(("packets past gaps", gap_packets_text(s.engine["counts"])))
     if s.runner.closing_state:
         rows.append(("close-out", close_out_text(s.runner)))
     if s.runner.warm_steps:
@@ -183,6 +185,14 @@ def md_socket_text(r) -> str:
             f"{r.md_kernel_drops} datagrams dropped by the kernel")
 
 
+def gap_packets_text(counts: dict) -> str:
+    """The row of the packets that came past a market-data gap: kept and applied once the gap was
+    filled, dropped over the buffer's caps (re-requested), discarded (another packet brought them)."""
+    return (f"{counts.get('md_gap_kept', 0)} kept, {counts.get('md_gap_applied', 0)} applied once the gap "
+            f"was filled, {counts.get('md_gap_dropped', 0)} dropped (buffer full, re-requested), "
+            f"{counts.get('md_gap_discarded', 0)} discarded (their messages came in another packet)")
+
+
 def close_out_text(r) -> str:
     """The close-out row: the pulls at the end of trading, the orders still open, the logout; or
     that none ran (the order entry had ended under the run) and what the OMS still held."""
@@ -202,7 +212,8 @@ def close_out_text(r) -> str:
 
 # the engine's counts of what went wrong, as the errors row names them
 _ENGINE_ERRORS = (("protocol_errors", "protocol errors"), ("book_errors", "book errors"),
-                  ("gaps", "market-data gaps"), ("md_gap_packets", "packets past a gap (re-requested)"),
+                  ("gaps", "market-data gaps"), ("md_gap_packets", "packets past a gap"),
+                  ("md_gap_dropped", "packets past a gap not kept (buffer full, re-requested)"),
                   ("md_session_changes", "market-data session changes"),
                   ("md_foreign", "other sessions' packets"), ("md_skipped", "unknown messages skipped"),
                   ("md_unrecoverable", "market data unrecoverable"),

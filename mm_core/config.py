@@ -13,6 +13,7 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
+from mm_core.gapbuffer import DEFAULT_MAX_BYTES, DEFAULT_MAX_PACKETS
 from mm_core.guard import GuardParams
 from mm_core.hedger import HedgeParams
 from mm_core.inventory import SkewParams
@@ -83,6 +84,10 @@ _ENGINE_RULES = (
     ("rerequest_timeout_ns", _positive, "> 0 (0 would re-request a gap at every event)"),
     ("rerequest_max_count", lambda v, _: type(v) is int and 1 <= v <= 0xFFFE,
      "an integer 1..65534 (MoldUDP64's message count; 65535 means end of session)"),
+    ("gap_buffer_packets", lambda v, _: type(v) is int and v >= 0,
+     "an integer >= 0 (packets kept past a market-data gap; 0 keeps none)"),
+    ("gap_buffer_bytes", lambda v, _: type(v) is int and v >= 0,
+     "an integer >= 0 (bytes of packets kept past a market-data gap; 0 keeps none)"),
     ("risk_refresh_ns", _positive, "> 0"),
     ("metrics_interval_ns", _positive, "> 0"),
     ("markout_horizons_ns", _ascending, "one or more positive horizons, strictly ascending"),
@@ -169,6 +174,11 @@ class EngineConfig:
     # venue's 2,000), so a full answer that leaves the gap open is followed by the next request at
     # once, not after rerequest_timeout with the quotes pulled
     rerequest_max_count: int = 2000
+    # packets that come past a gap are kept (this many, of at most this many bytes together) and
+    # applied once the gap before them is filled; the re-request asks only for what is missing.
+    # One past either cap is dropped (counted, alerted) and asked for again
+    gap_buffer_packets: int = DEFAULT_MAX_PACKETS
+    gap_buffer_bytes: int = DEFAULT_MAX_BYTES
     risk_refresh_ns: int = 100_000_000    # re-send an unchanged fair value to the gateway this often
     metrics_interval_ns: int = 1_000_000_000
     markout_horizons_ns: tuple[int, ...] = (100_000_000, 1_000_000_000, 5_000_000_000)

@@ -33,6 +33,7 @@ from mm_core.events import (
 )
 from mm_core.fairvalue import FairValueModel
 from mm_core.fastbook import ffi, lib
+from mm_core.gapbuffer import GapBuffer
 from mm_core.guard import SymbolGuard
 from mm_core.hedger import Hedger
 from mm_core.inventory import InventoryTracker
@@ -123,6 +124,8 @@ class Engine(EnginePackets, EngineFeed, EngineGuard, EngineQuoting, EngineHedgin
         self.stale = False
         self.gap_requested_ns = -1
         self.gap_requested_to = 0       # one past the last re-request's range: its answer is in then
+        # packets that came past the gap, applied once the messages before them are in
+        self.gap_kept = GapBuffer(cfg.gap_buffer_packets, cfg.gap_buffer_bytes)
         self.md_heard_ns = -1           # the last market-data packet (heartbeats too); -1: none yet
         # the last market-data message that could not be read and how many times it came so
         # (sequence, times): twice means its re-request brought the same bytes back
@@ -216,7 +219,8 @@ class Engine(EnginePackets, EngineFeed, EngineGuard, EngineQuoting, EngineHedgin
                        "cancels_sent": 0, "denials": 0, "fills": 0, "halts": 0, "md_session_changes": 0,
                        "venue_rejects": 0, "md_skipped": 0, "md_foreign": 0, "md_ends": 0,
                        "md_unrecoverable": 0, "md_duplicates": 0, "alerts_held": 0,
-                       "md_gap_packets": 0}
+                       "md_gap_packets": 0, "md_gap_kept": 0, "md_gap_applied": 0, "md_gap_dropped": 0,
+                       "md_gap_discarded": 0}
         # The I/O shell's early sink for the guard's pulls (None in replay): called with the pull
         # cancels the moment the guard trips, so they are journaled and sent before the rest of the
         # event's work (reprice, requote, hedge; on our own fill, before the fill is even decoded
@@ -305,6 +309,7 @@ class Engine(EnginePackets, EngineFeed, EngineGuard, EngineQuoting, EngineHedgin
         # from before feed silence was watched: restores, then fails its header's state hash
         state.setdefault("md_heard_ns", -1)
         state.setdefault("gap_requested_to", 0)
+        state.setdefault("gap_kept", GapBuffer())        # from before packets past a gap were kept
         state.setdefault("options_due", [])
         state.setdefault("clock_pulled", False)
         state.setdefault("ssr", [False] * state["n"])
@@ -313,7 +318,7 @@ class Engine(EnginePackets, EngineFeed, EngineGuard, EngineQuoting, EngineHedgin
         state["counts"].setdefault("md_session_changes", 0)
         state["counts"].setdefault("venue_rejects", 0)
         for name in ("md_skipped", "md_foreign", "md_ends", "md_unrecoverable", "md_duplicates", "alerts_held",
-                     "md_gap_packets"):
+                     "md_gap_packets", "md_gap_kept", "md_gap_applied", "md_gap_dropped", "md_gap_discarded"):
             state["counts"].setdefault(name, 0)
         state.setdefault("alert_gate", AlertGate())
         state.setdefault("md_unreadable", (-1, 0))
@@ -442,7 +447,8 @@ class Engine(EnginePackets, EngineFeed, EngineGuard, EngineQuoting, EngineHedgin
         """SHA-256 over every piece of decision state, in a fixed order (no hash() or set order)."""
         t = self.tracker
         parts = (
-            self.now, self.stale, self.gap_requested_ns, self.gap_requested_to, self.md_heard_ns,
+            self.now, self.stale, self.gap_requested_ns, self.gap_requested_to, self.gap_kept.state_items(),
+            self.md_heard_ns,
             t.next_expected, t.highest_announced,
             t.end_of_session, self.md.candidate, self.md_unreadable, self.md_unreadable_packet,
             self.alert_gate.state_items(),

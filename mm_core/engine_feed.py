@@ -1,7 +1,8 @@
-"""The engine's view of the feed's health and what follows from it: gaps re-requested, a stale
-book (quotes pulled), a MoldUDP64 session that changed or ended, a message that cannot be read,
-a feed gone silent, Broken Trade reversals, and a symbol's fair value repriced and fed to the
-risk gateway. Part of Engine (mm_core.engine); sans-io like it.
+"""The engine's view of the feed's health and what follows from it: gaps re-requested (the
+packets past one kept in mm_core.gapbuffer, applied once it is filled), a stale book (quotes
+pulled), a MoldUDP64 session that changed or ended, a message that cannot be read, a feed gone
+silent, Broken Trade reversals, and a symbol's fair value repriced and fed to the risk gateway.
+Part of Engine (mm_core.engine); sans-io like it.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import hashlib
 from mm_core.engine_shared import _NULL, _SENT_N, _log2
 from mm_core.events import Action, RequestRetransmit
 from mm_core.fastbook import lib
+from mm_core.gapbuffer import DUPLICATE, KEPT
 from mm_core.protocol import SessionMismatch, moldudp64
 from mm_core.trades import TAPE_MAX
 from mm_core.types import Purpose
@@ -66,6 +68,7 @@ class EngineFeed:
         if not self.stale:
             self._go_stale(f"market-data session changed ({exc})", actions)
         self.md.new_session()
+        self.counts["md_gap_discarded"] += self.gap_kept.clear()    # the old session's
         return True
 
     def _md_end_of_session(self, actions: list[Action]) -> None:
@@ -151,12 +154,40 @@ class EngineFeed:
         now = self.now
         if not answered and self.gap_requested_ns >= 0 and now - self.gap_requested_ns < self.cfg.rerequest_timeout_ns:
             return
-        request = self.tracker.request(self.cfg.rerequest_max_count)
+        tracker = self.tracker
+        # only what is missing: up to the first packet kept past the gap, not through it
+        request = tracker.request(self.cfg.rerequest_max_count, self.gap_kept.after(tracker.next_expected))
         if request is None:
             return
         self.gap_requested_ns = now
         self.gap_requested_to = request.sequence + request.count
         actions.append(RequestRetransmit(moldudp64.encode_request(request), request.sequence, request.count))
+
+    def _keep_past_gap(self, gap: moldudp64.Gap, packet: bytes, actions: list[Action]) -> None:
+        """A packet that came past the gap: kept, to be applied once the messages before it are
+        in. One past the buffer's caps is dropped (counted, alerted) and asked for again with the
+        gap; one whose messages a kept packet already carries is counted as discarded."""
+        header = moldudp64.decode_header(packet)
+        if header.is_heartbeat or header.is_end_of_session:
+            return                      # no message to keep (what it announced, the tracker has)
+        kept, counts = self.gap_kept, self.counts
+        end = gap.received + header.count
+        verdict = kept.keep(gap.received, end, packet)
+        if verdict == KEPT:
+            counts["md_gap_kept"] += 1
+        elif verdict == DUPLICATE:
+            counts["md_gap_discarded"] += 1
+        else:
+            counts["md_gap_dropped"] += 1
+            self._alert_gated("md-gap-buffer-full", f"messages {gap.received}..{end - 1} past the gap at "
+                              f"{gap.expected} not kept ({len(kept)} packets, {kept.bytes} bytes kept; caps "
+                              f"{kept.max_packets} packets, {kept.max_bytes} bytes): re-requested", actions)
+
+    def _drop_kept_behind(self) -> None:
+        """Forget the kept packets whose messages all came in another packet first (counted)."""
+        discarded = self.gap_kept.drop_behind(self.tracker.next_expected)
+        if discarded:
+            self.counts["md_gap_discarded"] += discarded
 
     def _reprice(self, symbol_id: int) -> None:
         """Fair value and volatility after the book changed; tell the risk gateway."""

@@ -95,53 +95,70 @@ class EnginePackets:
 
     def _on_packet_python(self, ev: MarketData, actions: list[Action], heard_before: int) -> list[Action]:
         """_on_market_data's reference path (after the markouts due matured into `actions`):
-        decode, sequence, book, guard, reprice and react in Python."""
+        decode, sequence, book, guard, reprice and react in Python; then each packet kept past a
+        gap that is next now (this one filled the gap before it) the same way, in sequence order."""
+        self.counts["md_packets"] += 1
+        packet = ev.packet
+        tracker, kept = self.tracker, self.gap_kept
+        while True:
+            self._packet_python(packet, actions, heard_before)
+            if not kept:
+                return actions
+            self._drop_kept_behind()
+            if not kept.due(tracker.next_expected):
+                return actions
+            packet = kept.pop()
+            self.counts["md_gap_applied"] += 1
+
+    def _packet_python(self, packet: bytes, actions: list[Action], heard_before: int) -> None:
+        """One packet through the reference path, live or kept past a gap (a kept one came with
+        no framing fault and in the session followed: it reaches the book or the gap branch)."""
         now = self.now
         tracker = self.tracker
-        self.counts["md_packets"] += 1
         ended, in_gap = tracker.end_of_session, tracker.in_gap
         try:
             try:
-                update = self.md.on_packet(ev.packet, not self.compiled)
+                update = self.md.on_packet(packet, not self.compiled)
             except SessionMismatch as exc:
                 if exc.received in self.md.ended_sessions:
                     raise                       # a late packet of a session we left: not followed back
-                if not self._md_session_changed(exc, ev.packet, heard_before, actions):
+                if not self._md_session_changed(exc, packet, heard_before, actions):
                     self.md_heard_ns = heard_before     # not our session's: shows it neither alive
-                    return actions
-                update = self.md.on_packet(ev.packet, not self.compiled)   # the new session's first
+                    return
+                update = self.md.on_packet(packet, not self.compiled)   # the new session's first
         except ProtocolError as exc:
             self.md_heard_ns = heard_before     # a packet we cannot read shows no feed alive
             self.counts["protocol_errors"] += 1
             actions.append(self._alert("md-protocol-error", str(exc)))
-            return actions
+            return
         if tracker.end_of_session and not ended:
             self._md_end_of_session(actions)
         if update is None:
             # a heartbeat announcing no message we lack: the feed is alive and the books whole (a
             # duplicate packet announces nothing new, so it proves neither); never after the end
             if self.stale and not tracker.in_gap and not tracker.end_of_session and \
-                    moldudp64.decode_header(ev.packet).is_heartbeat:
+                    moldudp64.decode_header(packet).is_heartbeat:
                 self._book_current(actions)
                 self._feed_risk_all(priced_only=True)
                 self._react(list(self.quoted), actions)
-            return actions
+            return
         if type(update) is _GAP:
-            # a gap is counted once, when it opens; every packet that comes past it (not applied,
-            # re-requested with the gap) is counted apart
+            # a gap is counted once, when it opens; every packet that comes past it apart (kept
+            # to apply once the gap is filled, or dropped over the buffer's caps and re-requested)
             self.counts["md_gap_packets"] += 1
             if not in_gap:
                 self.counts["gaps"] += 1
             if not self.stale:
                 self._go_stale(f"gap: expected {update.expected} got {update.received}", actions)
+            self._keep_past_gap(update, packet, actions)
             self._request_gap(actions)
-            return actions
+            return
         if update.skipped:
             self.counts["md_skipped"] += len(update.skipped)
             for text in update.skipped:
                 self._alert_gated("md-unknown-message", text, actions)
         if update.malformed is not None:
-            self._md_message_unreadable(*update.malformed, ev.packet, actions)
+            self._md_message_unreadable(*update.malformed, packet, actions)
         self.counts["md_messages"] += update.n_messages
         if update.errors:
             self.counts["book_errors"] += len(update.errors)
@@ -171,10 +188,15 @@ class EnginePackets:
             recovered = True
         else:
             recovered = False
-            if tracker.in_gap and self.gap_requested_ns >= 0 and tracker.next_expected >= self.gap_requested_to:
-                # the re-request was answered in full and a gap is left (the packets that came
-                # while it was out were past the gap, not applied): the rest is asked for at
-                # once, not after rerequest_timeout with the quotes pulled meanwhile
+            kept = self.gap_kept
+            if kept:
+                self._drop_kept_behind()
+            if tracker.in_gap and self.gap_requested_ns >= 0 and tracker.next_expected >= self.gap_requested_to \
+                    and not kept.due(tracker.next_expected):
+                # the re-request was answered in full and, with the packets kept past the gap
+                # applied, a gap is left (another one further on, or packets past it not kept):
+                # the rest is asked for at once, not after rerequest_timeout with the quotes
+                # pulled meanwhile
                 self._request_gap(actions, answered=True)
         # The guard runs first: pulls go out ahead of every other signal's reaction.
         for symbol_id in printed:
@@ -196,7 +218,6 @@ class EnginePackets:
         for s in restricted:            # quotes and hedges decided again under the new price test
             if s not in touched:
                 self._react_one(s, actions)
-        return actions
 
     def _on_reg_sho(self, changes: list[tuple[int, bool]], actions: list[Action]) -> list[int]:
         """ITCH Reg SHO messages: the symbols whose Rule 201 restriction changed (journaled); the

@@ -33,7 +33,7 @@ moldudp64
     SequenceTracker(next_expected=1, session=None)          strict in-order delivery
         .on_packet(packet) / .on_header(header) -> SequenceVerdict(first_sequence, duplicates,
         new, gap: Gap(expected, received) | None, end_of_session); verdict.select(messages)
-        .request(max_count=0xFFFE) -> RequestPacket | None   .skip_to(sequence)
+        .request(max_count=0xFFFE, before=None) -> RequestPacket | None   .skip_to(sequence)
         .next_expected   .in_gap   .highest_announced   .end_of_session
 
 soupbintcp

@@ -337,12 +337,15 @@ class SequenceTracker:
         self.next_expected = expected + new
         return SequenceVerdict(expected, duplicates, new, None, end)
 
-    def request(self, max_count: int = MAX_MESSAGE_COUNT) -> RequestPacket | None:
-        """The re-request for the current gap, or None when nothing is missing."""
+    def request(self, max_count: int = MAX_MESSAGE_COUNT, before: int | None = None) -> RequestPacket | None:
+        """The re-request for the current gap, or None when nothing is missing. `before`: the
+        messages from there on are held already (packets kept past the gap): ask only up to it."""
         if self.session is None or not self.in_gap:
             return None
-        count = min(self.highest_announced - self.next_expected, max_count)
-        return RequestPacket(self.session, self.next_expected, count)
+        end = self.highest_announced if before is None else min(before, self.highest_announced)
+        if end <= self.next_expected:
+            return None
+        return RequestPacket(self.session, self.next_expected, min(end - self.next_expected, max_count))
 
     def stop_at(self, sequence: int) -> None:
         """The message at `sequence`, taken as new by the last on_header, could not be read: it

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.params import byte_size
-from cli.run_cmd import command as run, error_counts, md_socket_text
+from cli.run_cmd import command as run, error_counts, gap_packets_text, md_socket_text
 from journal import Reader
 from journal.catalogue import RecordType, unpack_json
 from mm_core.runnertypes import RunnerReport
@@ -46,9 +46,15 @@ def test_the_summary_shows_the_buffer_the_drops_and_a_gap_apart_from_its_packets
     report = RunnerReport(md_rcvbuf=8 << 20, md_kernel_drops=3)
     assert md_socket_text(report) == ("receive buffer 8,388,608 bytes as the kernel counts them; "
                                       "3 datagrams dropped by the kernel")
-    row = error_counts(SimpleNamespace(runner=report, engine={"counts": {"gaps": 1, "md_gap_packets": 26}}))
+    row = error_counts(SimpleNamespace(runner=report, engine={"counts": {"gaps": 1, "md_gap_packets": 26,
+                                                                         "md_gap_kept": 24, "md_gap_dropped": 2}}))
+    # the packets past a gap are kept now (not re-requested): only those the buffer had no room for are
     assert row == ("market data dropped by the kernel (receive buffer full) 3, market-data gaps 1, "
-                   "packets past a gap (re-requested) 26")
+                   "packets past a gap 26, packets past a gap not kept (buffer full, re-requested) 2")
+    assert gap_packets_text({"md_gap_packets": 26, "md_gap_kept": 24, "md_gap_applied": 23, "md_gap_dropped": 2,
+                             "md_gap_discarded": 1}) == (
+        "24 kept, 23 applied once the gap was filled, 2 dropped (buffer full, re-requested), "
+        "1 discarded (their messages came in another packet)")
 
 
 @needs_lab

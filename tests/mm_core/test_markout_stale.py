@@ -42,7 +42,9 @@ def _markout_in_gap(compiled: bool, timer: bool = False) -> Engine:
     run(engine, venue, md(_gap(feed, refs), t0 + 30 * MS), t0 + 30 * MS)
     assert engine.stale
     t = t0 + 150 * MS                   # past the 100 ms horizon, the book still stale
-    run(engine, venue, Timer(t) if timer else md(feed.resend(7, 8), t), t)
+    # a partial answer (7..13: 14 still missing), so the book stays stale after it too (the whole
+    # answer, 7..14, now closes the gap: 15, which came past it, is kept and applied after it)
+    run(engine, venue, Timer(t) if timer else md(feed.resend(7, 7), t), t)
     return engine
 
 

@@ -183,6 +183,11 @@ def test_gap_is_reported_held_and_filled_by_a_request() -> None:
     assert tracker.in_gap and tracker.next_expected == 3
     assert tracker.request() == mold.RequestPacket("S", 3, 5)     # up to the highest announced (7)
     assert tracker.request(max_count=2) == mold.RequestPacket("S", 3, 2)
+    # 6 and 7 held already (kept past the gap): only 3..5 asked for, still capped
+    assert tracker.request(before=6) == mold.RequestPacket("S", 3, 3)
+    assert tracker.request(max_count=2, before=6) == mold.RequestPacket("S", 3, 2)
+    assert tracker.request(before=99) == mold.RequestPacket("S", 3, 5)   # never past the highest
+    assert tracker.request(before=3) is None                             # nothing before it missing
     assert tracker.on_packet(pkt(3, 5)).new == 5
     assert not tracker.in_gap and tracker.request() is None and tracker.next_expected == 8
 
