@@ -292,13 +292,16 @@ class RiskGateway(GatewayChecks, GatewayInputs, GatewayControls, GatewayBook):
         """The most shares one new order on this side may carry and pass check()'s position
         limit now: max_position less the position and every working order on the side as check()
         counts them (a replace's original included until the venue answers), plus `freed` shares
-        of them; 0 or less when none would (0 for a symbol the gateway does not know). Read-only."""
+        of them; 0 or less when none would (0 for a symbol the gateway does not know). Read from
+        the limits in force, as order_caps: a defect in the symbol's copy check() reads is left
+        for check() to meet and latch on (the engine sizes its quotes by this, so a room of 0
+        there would keep every order from reaching it). Read-only."""
         sym = self._symbols.get(symbol_id)
         if sym is None:
             return 0
         try:
-            cap = sym.limits.max_position
-        except Exception:   # fail closed: a defect in the limits leaves no room (check() latches on it)
+            cap = self._limits.for_symbol(symbol_id).max_position
+        except Exception:   # fail closed: a defect in the limits in force leaves no room
             return 0
         return cap + freed - (sym.position + sym.open_buy if is_buy else sym.open_sell - sym.position)
 
