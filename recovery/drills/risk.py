@@ -699,6 +699,18 @@ class _VenueView:
             self._take(token, msg.executed_shares)
         elif isinstance(msg, (ouch.Canceled, ouch.AiqCanceled)):
             self._take(msg.token.strip(), msg.decrement_shares)
+        elif isinstance(msg, ouch.OrderModified):
+            # a size-down in place: the shares it restates are what is open now (left as they
+            # were, a later cancel of the rest would leave the difference open for ever)
+            token = msg.token.strip()
+            if token in self.open:
+                if msg.shares > 0:
+                    self.open[token] = msg.shares
+                else:
+                    self.open.pop(token)
+            order = self.orders.get(token)
+            if order is not None:
+                self.orders[token] = (order[0], order[1], msg.shares)
 
     def _take(self, token: str, shares: int) -> None:
         left = self.open.get(token, 0) - shares

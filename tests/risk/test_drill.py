@@ -212,6 +212,11 @@ def test_the_open_order_cap_is_judged_by_orders_open_at_the_venue():
     overlapping = [accepted("B1"), accepted("B2"), accepted("B3"), ouch.Canceled(1, "B1", 100, "U"),
                    accepted("B4")]
     assert judge(overlapping) == ["B3", "B4"]      # B2 is the lenient one
+    # a size-down in place (OUCH Order Modified restates the shares open), then the cancel of the
+    # rest: nothing is left open (a risk drill once failed here on a view that kept 100 open)
+    modified = [accepted("C1"), ouch.OrderModified(1, "C1", "B", 40), ouch.Canceled(1, "C1", 40, "U"),
+                accepted("C2"), ouch.Canceled(1, "C2", 100, "U"), accepted("C3")]
+    assert judge(modified) == []
 
 
 def test_the_drills_clock_tap_passes_the_monitors_sample_history_through():
