@@ -244,6 +244,13 @@ class EngineQuoting:
             if self._can_wait(order, side, price, qty):
                 return
             denied = self._quote_denied(symbol_id, side)
+            if not denied and order.price == price:
+                # more size at the same price: only what the gateway has room for beside the
+                # original, in whole lots; none, and the quote rests as it is (a pull here would
+                # be entered again at the size it had, and pulled again, while the room stays taken)
+                qty = self._replacement_room(symbol_id, side == _BUY, qty)
+                if qty <= order.leaves:
+                    return
             if not denied and order.mark == "S" and not self._long_sells(symbol_id, qty)[0]:
                 # the replacement would keep the original's long marking (OUCH Replace keeps the
                 # side) without the position to cover it: pull it; it comes back marked short
@@ -279,6 +286,15 @@ class EngineQuoting:
         if qty > self.risk.position_room(symbol_id, buy):
             return False
         return self.risk.state is not _REDUCING or qty <= self._reduce_room(symbol_id, buy, None)
+
+    def _replacement_room(self, symbol_id: int, buy: bool, qty: int) -> int:
+        """`qty` cut to what a replace on this side passes with its original still counted: the
+        position room in whole lots (_within_room), and in REDUCING the reduce-only room too."""
+        qty = self._within_room(symbol_id, buy, qty)
+        if self.risk.state is _REDUCING:
+            room = self._reduce_room(symbol_id, buy, None)
+            qty = qty if qty <= room else room
+        return qty
 
     def _can_wait(self, order: Order, side: Side, price: int, qty: int) -> bool:
         """A step of one tick toward the market, or more size at the same price, waits until the

@@ -1,8 +1,9 @@
 """Our quotes are sized to the risk gateway's position limit: a symbol's quotes skew and withdraw
 against the tighter of the engine's position_limit and the limits file's max_position, are cut
 to max_position on the whole position (hedges held included), a fresh enter is cut to the live
-room other working orders leave, and a replace the gateway would deny (its original still
-counted) is a pull and a fresh quote instead. The gateway never denies
+room other working orders leave, more size at a resting quote's price is cut to the room a
+replace has beside its original (none: the quote rests as it is), and a move the gateway would
+deny (its original still counted) is a pull and a fresh quote instead. The gateway never denies
 a quote for POSITION_LIMIT where it used to, again and again. The C pricer, the Python reference
 and the compiled and reference engines (Lockstep) agree throughout."""
 import pytest
@@ -171,4 +172,36 @@ def test_a_fresh_quote_is_cut_to_the_room_another_working_order_leaves(quoted):
         engine.risk.on_order_done("OTHER1", now + 60 * MS)
     acts = _settled(lock, venue, Timer(now + 70 * MS))
     assert not _denials(acts) and _resting(venue, "B") == [(999_600, 100)]
+    assert lock.kernel.state_hash() == lock.reference.state_hash()
+
+
+def test_more_size_the_room_cannot_take_leaves_the_quote_resting(quoted):
+    """The venue takes our bid away; while the bid waits out the duplicate window, another working
+    buy of 200 (an adopted order, say) takes most of the cap: the bid comes back cut to the room,
+    100. Once it has rested, the engine wants 200 at the same price: a replace counts the original
+    beside it, and there is no room for more. The bid rests as it is, where it was pulled and
+    entered again at 100 each time it had rested (the room stayed taken); once the other order is
+    gone it grows to 200 in one replace."""
+    from mm_core.types import make_intent
+    lock, venue, _, _, now = quoted
+    [bid] = venue.resting("ACME", "B")
+    price = venue.orders[bid]["price"]
+    acts = _settled(lock, venue, venue.cancel_rest(bid, now + MS))
+    for engine in (lock.kernel, lock.reference):
+        other = make_intent(OrderKind.ENTER, "OTHER1", ACME, Side.BUY, 999_000, 200, engine.ids)
+        assert engine.risk.check(other, now + 2 * MS, "B").allowed
+    acts += _settled(lock, venue, Timer(now + 60 * MS))
+    assert _resting(venue, "B") == [(price, 100)]
+    rest = lock.kernel.cfg.requote_rest_ns
+    for k in range(1, 6):           # five rest periods: the bid stays, nothing sent on its side
+        more = _settled(lock, venue, Timer(now + 60 * MS + k * rest + MS))
+        assert not [o for o in orders(more) if o.intent.side == Side.BUY], k
+        acts += more
+    assert not _denials(acts) and _resting(venue, "B") == [(price, 100)]
+    for engine in (lock.kernel, lock.reference):
+        engine.risk.on_order_done("OTHER1", now + 60 * MS + 6 * rest)
+    acts = _settled(lock, venue, Timer(now + 60 * MS + 6 * rest + MS))
+    grown = [(o.intent.kind, o.intent.qty) for o in orders(acts) if o.intent.side == Side.BUY]
+    assert grown == [(OrderKind.REPLACE, 200)] and _resting(venue, "B") == [(price, 200)]
+    assert not _denials(acts)
     assert lock.kernel.state_hash() == lock.reference.state_hash()

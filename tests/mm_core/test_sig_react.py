@@ -130,7 +130,7 @@ def test_the_c_requote_decision_is_the_engines(bid, ask, want_bid, want_ask, hol
                             ticks=engine.ticks, ids=engine.ids, denied_until=until, ssr=[False] * engine.n,
                             _long_sells=lambda symbol_id, qty, skip="": (True, []))
     for name in ("_requote_side", "_work_side", "_can_wait", "_quote_denied", "_reach",
-                 "_replacement_fits", "_within_room"):
+                 "_replacement_fits", "_replacement_room", "_within_room"):
         setattr(probe, name, functools.partial(getattr(engine_type, name), probe))
     # Engine._submit refuses a side backing off (denied_until) before anything else
     probe._submit = lambda intent, actions: (until.get((s, int(intent.side), "quote"), -1) <= _NOW
