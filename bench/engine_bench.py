@@ -39,6 +39,7 @@ from mm_core.book import Book
 from mm_core.fastbook import FastBook
 from mm_core.mdpath import MarketDataPath, apply_messages
 from mm_core.config import EngineConfig
+from mm_core.cpuplan import rest_elsewhere
 from mm_core.engine import Engine, feed_batched
 from mm_core.events import ClockSample, JournalHealth, MarketData, SendOrder, Timer, VenueMessage
 from mm_core.protocol import itch, moldudp64, ouch, soupbintcp
@@ -60,6 +61,9 @@ TARGET_P50_US = 5.0
 TARGET_P99_US = 25.0
 TARGET_W2W_P50_US, TARGET_W2W_P99_US = 30.0, 100.0
 TARGET_GUARD_P50_US = 5.0
+_PINNED = "busy-poll, venue process, loop alone on a CPU (--cpu)"
+_ALLOWED_CPUS = sorted(os.sched_getaffinity(0))
+_TRADING_CPU = _ALLOWED_CPUS[-1] if len(_ALLOWED_CPUS) > 1 else None    # the last, as an operator would pick
 _SERVER = soupbintcp.Direction.FROM_SERVER
 
 
@@ -360,12 +364,21 @@ class _VenueProcess:
                 self.proc.wait()
 
 
-def _wire_session(seconds: float, busy_poll: bool, workdir: str, venue_process: bool
+def _wire_session(seconds: float, busy_poll: bool, workdir: str, venue_process: bool, cpu: int | None = None
                   ) -> tuple[dict[str, list[int]], dict]:
     """A real session: the runner against the embedded venue on loopback, journal on disk; the
-    venue on a thread of this process or in its own process."""
+    venue on a thread of this process or in its own process; with `cpu`, the runner's loop alone
+    on that CPU and the venue process, the journal's helper and every other thread off it
+    (`mmaudit run --cpu`)."""
+    with rest_elsewhere(cpu):
+        return _wire_session_on(seconds, busy_poll, workdir, venue_process, cpu)
+
+
+def _wire_session_on(seconds: float, busy_poll: bool, workdir: str, venue_process: bool, cpu: int | None
+                     ) -> tuple[dict[str, list[int]], dict]:
     port = free_udp_port()
-    tag = ("busy" if busy_poll else "wait") + ("-proc" if venue_process else "-thread")
+    tag = ("busy" if busy_poll else "wait") + ("-proc" if venue_process else "-thread") + \
+        ("" if cpu is None else f"-cpu{cpu}")
     log_dir = os.path.join(workdir, f"venue-{tag}")
     path = os.path.join(workdir, f"journal-{tag}")
     engine = Engine(EngineConfig(quoted=("ACME", "BOLT")), SYMBOLS, gateway())
@@ -373,7 +386,7 @@ def _wire_session(seconds: float, busy_poll: bool, workdir: str, venue_process: 
         venue = _VenueProcess(port, seconds + 30.0, log_dir)
         try:
             settings = RunnerSettings(itch_port=port, ouch_port=venue.ouch, rerequest_port=venue.rerequest,
-                                      busy_poll=busy_poll)
+                                      busy_poll=busy_poll, trading_cpu=cpu)
             with Journal(path) as journal:
                 runner = Runner(engine, journal, settings, LockedClock())
                 report = runner.run(seconds)
@@ -385,7 +398,7 @@ def _wire_session(seconds: float, busy_poll: bool, workdir: str, venue_process: 
         with Venue(config) as thread_venue:
             ports = thread_venue.ports
             settings = RunnerSettings(itch_port=port, ouch_port=ports.ouch, rerequest_port=ports.rerequest,
-                                      busy_poll=busy_poll)
+                                      busy_poll=busy_poll, trading_cpu=cpu)
             with Journal(path) as journal:
                 runner = Runner(engine, journal, settings, LockedClock())
                 report = runner.run(seconds)
@@ -396,8 +409,10 @@ def _wire_session(seconds: float, busy_poll: bool, workdir: str, venue_process: 
                        "tx_stamped": report.tx_stamped, "tx_missing": report.tx_missing}
 
 
-_WIRE_MODES = {"busy-poll, venue process": (True, True), "epoll wait, venue process": (False, True),
-               "busy-poll, venue thread": (True, False)}
+# mode -> (busy-poll, venue in its own process, the loop alone on a CPU of its own: --cpu)
+_WIRE_MODES = {"busy-poll, venue process": (True, True, False), "epoll wait, venue process": (False, True, False),
+               "busy-poll, venue thread": (True, False, False),
+               _PINNED: (True, True, True)}
 
 _STAGES = {"rx->read": "RX stamp -> packet read by the runner",
            "read->journaled": "packet read -> MD_PACKET journaled",
@@ -737,6 +752,13 @@ def _wire_lines(wire: dict, seconds: float, floor: dict[str, list[int]] | None) 
     if busy and thread:
         lines += ["", f"Venue thread vs venue process (busy-poll): p50 {_pct(thread, .5) / _pct(busy, .5):.2f}x, "
                   f"p99 {_pct(thread, .99) / _pct(busy, .99):.2f}x the time."]
+    pinned = wire[_PINNED][0]["w2w"] if _PINNED in wire else []
+    if busy and pinned:
+        lines += ["", f"Loop alone on CPU {_TRADING_CPU} (`--cpu`) vs anywhere (busy-poll, venue process): p50 "
+                  f"{_pct(pinned, .5) / _pct(busy, .5):.2f}x, p99 {_pct(pinned, .99) / _pct(busy, .99):.2f}x the time "
+                  "(the venue process, the journal's helper and every other thread on the other CPUs)."]
+    elif _PINNED not in wire:
+        lines += ["", "No row with the loop on a CPU of its own: this process may run on one CPU only."]
     return lines
 
 
@@ -839,7 +861,8 @@ def main(quick: bool) -> str:
         guard = _guard_latency(events, toxic, rounds, workdir)
         guard_built = _guard_latency(events, toxic, rounds, workdir, armed=False)
         wire_s = 3.0 if quick else 8.0
-        wire = {mode: _wire_session(wire_s, busy, workdir, proc) for mode, (busy, proc) in _WIRE_MODES.items()}
+        wire = {mode: _wire_session(wire_s, busy, workdir, proc, _TRADING_CPU if pin else None)
+                for mode, (busy, proc, pin) in _WIRE_MODES.items() if _TRADING_CPU is not None or not pin}
         floor = kernel_floor.kernel_floor(500 if quick else 2000)
     ops = _book_ops(events)
     storage: dict[str, float] = {}

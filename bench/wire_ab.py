@@ -7,9 +7,11 @@ tree's venue too); the tree order flips every round so machine load hits all ali
 session: the p50 of wire-to-wire and of each stage (RX -> read, read -> journaled, the engine,
 decision -> sent; ORDER_SENT stamp -> TX stamp), the p99 of wire-to-wire; then per tree the median
 over sessions of each p50 and the pooled wire-to-wire p50 / p99. Timings on a shared machine are
-noisy: run several rounds.
+noisy: run several rounds. A tree named with `@N` runs its sessions with the loop alone on CPU N
+(`mmaudit run --cpu N`), so one tree can be compared with itself pinned and not.
 
     python3 bench/wire_ab.py --trees /work/main /work/wt-x [--rounds 4] [--seconds 8]
+    python3 bench/wire_ab.py --trees /work/main /work/main@1
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ import json, sys, tempfile
 import mm_core
 from bench.engine_bench import _wire_session
 with tempfile.TemporaryDirectory() as d:
-    lat, rep = _wire_session(float(sys.argv[1]), True, d, True)
+    lat, rep = _wire_session(float(sys.argv[1]), True, d, True, *([int(sys.argv[2])] if sys.argv[2] else []))
 print(json.dumps({"lat": lat, "rep": rep, "mm_core": mm_core.__file__}))
 """
 KEYS = ("w2w", "rx->read", "read->journaled", "journaled->decided", "decided->sent", "append+send")
@@ -43,12 +45,13 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--seconds", type=float, default=8.0)
     args = ap.parse_args()
-    trees = [os.path.abspath(t) for t in args.trees]
+    trees = [os.path.abspath(path) + at + cpu for path, at, cpu in (t.partition("@") for t in args.trees)]
     res: dict[str, list[dict]] = {t: [] for t in trees}
     for r in range(args.rounds):
         for tree in trees if r % 2 == 0 else trees[::-1]:
-            doc = run_child(_CHILD, tree, str(args.seconds))
-            if not doc["mm_core"].startswith(tree):
+            path, _, cpu = tree.partition("@")
+            doc = run_child(_CHILD, path, str(args.seconds), cpu)
+            if not doc["mm_core"].startswith(path):
                 raise SystemExit(f"{tree}: imported {doc['mm_core']}")
             res[tree].append(doc)
             lat = doc["lat"]

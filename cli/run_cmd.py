@@ -30,6 +30,7 @@ from cli.params import byte_size, phc_device as checked_phc
 from cli.run_resume import resumer
 from audit.rxbuffer import MAX_RCVBUF, MIN_RCVBUF
 from journal import JournalError, Reader
+from mm_core.cpuplan import CpuPlanError, check_cpu
 from mm_core.session import Session
 from mm_core.sessionsetup import joined_group
 from mm_core.sessionconfig import (
@@ -163,6 +164,9 @@ def summary_rows(s: SessionSummary) -> list[tuple[str, str]]:
         rows.append(("packets past gaps", gap_packets_text(s.engine["counts"])))
     if s.runner.closing_state:
         rows.append(("close-out", close_out_text(s.runner)))
+    if s.runner.trading_cpus:
+        rows.append(("trading CPU", f"the trading loop alone on CPU {','.join(map(str, s.runner.trading_cpus))} "
+                                    "(--cpu); everything else the session started on the others"))
     if s.runner.warm_steps:
         rows.append(("idle warming", f"{s.runner.warm_steps} shadow engine events (--warm-interval)"))
     if s.latency:
@@ -441,6 +445,10 @@ def _started(session: Session, quiet: bool) -> None:
                    "(default: found with ethtool -T).")
 @click.option("--seed", type=int, default=None, help="Seed of the embedded venue's background flow.")
 @click.option("--busy-poll", is_flag=True, help="Spin instead of sleeping between events (uses one core).")
+@click.option("--cpu", "trading_cpu", type=click.IntRange(0, None), default=None, metavar="N",
+              help="Run the trading loop alone on CPU N (busy-poll's spinning included), and everything else "
+                   "the session starts (venue, clock lab, clock monitor, the journal's helper thread) on the other "
+                   "CPUs this process may use. N must be one of those, and another must remain.")
 @click.option("--warm-interval", default=None,
               help="With --busy-poll: step a shadow engine this often while idle, so a packet finds the "
                    "order path in the CPU caches, e.g. 250us (the default), 1ms; 0 turns it off.")
@@ -456,7 +464,7 @@ def _started(session: Session, quiet: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON, without progress lines.")
 def command(venue_text, itch_port, rerequest_port, md_bind, md_interface, md_sources, md_rcvbuf, duration, journal_dir, config_path, limits_path,
             venue_config_path, profile, ptp_uds, ptp_lab, ptp_free_running, ptp4l_log, phc2sys_log, phc_device,
-            seed, busy_poll, warm_interval, close_out, control_path, resume, as_json) -> None:
+            seed, busy_poll, trading_cpu, warm_interval, close_out, control_path, resume, as_json) -> None:
     """Trade on a venue for a while, journaling ahead, with the clock monitored.
 
     The gateway trades only on a compliant clock: without --ptp-uds or the PTP lab the monitor
@@ -476,6 +484,11 @@ def command(venue_text, itch_port, rerequest_port, md_bind, md_interface, md_sou
     close_out_s = close_out_seconds(close_out)
     md_rcvbuf = byte_size(md_rcvbuf, "--md-rcvbuf", MIN_RCVBUF, MAX_RCVBUF)
     warm_interval_ns = None if warm_interval is None else interval_ns(warm_interval)
+    if trading_cpu is not None:
+        try:
+            check_cpu(trading_cpu)
+        except CpuPlanError as exc:
+            raise click.BadParameter(str(exc), param_hint="--cpu") from None
     try:
         venue = VenueSpec.parse(venue_text, itch_port, rerequest_port, md_bind, md_sources, md_interface)
         clock = clock_spec(ptp_uds, ptp_lab, venue.kind, ptp_free_running, ptp4l_log, phc2sys_log, phc_device)
@@ -493,7 +506,7 @@ def command(venue_text, itch_port, rerequest_port, md_bind, md_interface, md_sou
         try:
             settings = SessionSettings(journal_dir, duration_s, venue, clock, seed=seed, busy_poll=busy_poll,
                                        warm_interval_ns=warm_interval_ns, close_out_s=close_out_s,
-                                       md_rcvbuf=md_rcvbuf,
+                                       md_rcvbuf=md_rcvbuf, trading_cpu=trading_cpu,
                                        control_path=None if control_path == "none" else control_path)
         except SessionError as exc:
             raise click.ClickException(str(exc)) from None

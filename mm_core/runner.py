@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import queue
 import select
 import socket
@@ -33,6 +34,7 @@ from audit.txtrack import PendingTxTracker
 from journal.catalogue import ClockState, RecordType, TsSource, pack_json, venue_payload
 from journal.errors import JournalError
 from mm_core.armedpulls import ArmedPulls
+from mm_core.cpuplan import pinned
 from mm_core.engine import Engine
 from mm_core.events import JournalHealth, OperatorCommand, Reconciled, SESSION_ACTOR, VenueMessage
 from mm_core.fastbook import ffi as _ffi
@@ -193,7 +195,11 @@ class Runner(RunnerLinks, RunnerInputs, RunnerOperator, RunnerJournal, RunnerOrd
         first, unless connect() was called already). However it ends, operator commands still
         queued are answered as not carried out."""
         try:
-            return self._run(duration_s, stop)
+            # busy-poll spins on this thread: alone on its CPU (trading_cpu), its caches stay its own
+            with pinned(self.settings.trading_cpu):
+                if self.settings.trading_cpu is not None:
+                    self.report.trading_cpus = tuple(sorted(os.sched_getaffinity(0)))
+                return self._run(duration_s, stop)
         finally:
             self._end_operators()
 

@@ -76,6 +76,7 @@ class RunnerSettings:
     # the journal's last too (Recovery.utc_leap)
     utc_leap: int = 0
     busy_poll: bool = False          # spin (in C) on the sockets: lower wake-up latency, one core
+    trading_cpu: int | None = None   # the CPU run() pins its thread to (mm_core.cpuplan); None: any
     heartbeat_ns: int = 1_000_000_000  # SoupBinTCP client heartbeat after this much send silence
     rx_timeout_ns: int = 15_000_000_000  # order entry dead after this long with nothing received
                                          # (SoupBinTCP's 15 s; the venue heartbeats every second)
@@ -113,6 +114,8 @@ class RunnerReport:
     md_kernel_drops: int = 0         # market-data datagrams the kernel dropped (receive buffer full)
     md_rcvbuf: int = 0               # that socket's receive buffer as the kernel counts it (2x usable)
     warm_steps: int = 0              # idle-time shadow events (mm_core.warmer; busy-poll only)
+    trading_cpus: tuple[int, ...] = ()   # the CPUs the loop's thread was let run on, read back once
+                                         # pinned (RunnerSettings.trading_cpu); () not pinned
     sends_failed: int = 0            # journaled orders the socket refused (TX_TS status SEND_FAILED)
     venue_lost: bool = False         # the order entry ended under us: closed, reset, framing error,
                                      # silent past rx_timeout, a send past send_timeout (not after

@@ -20,6 +20,7 @@ from audit.monitor import ClockMonitor
 from journal import Journal, JournalError
 from journal.catalogue import RecordType, TsSource, pack, pack_json, session_stop
 from mm_core.control import ControlError, ControlServer
+from mm_core.cpuplan import rest_elsewhere
 from mm_core.engine import Engine
 from mm_core.mdsocket import open_market_data
 from mm_core.runner import Runner
@@ -130,6 +131,9 @@ class Session():
         s = self.settings
         self._started = time.monotonic()
         with contextlib.ExitStack() as stack:
+            # first: every thread and process the session starts (the clock lab, the venue, the
+            # journal's helper, the monitor) stays off the trading loop's CPU, if it has one
+            stack.enter_context(rest_elsewhere(s.trading_cpu))
             _refuse_stale_build()
             if self.resume is None:
                 _refuse_used(s.journal_dir)
@@ -160,7 +164,7 @@ class Session():
                 rerequest_port=venue_spec.rerequest_port, md_bind=venue_spec.md_bind,
                 md_interface=venue_spec.md_interface or "0.0.0.0",
                 md_sources=venue_spec.md_sources, clock_profile=self.profile,
-                busy_poll=s.busy_poll, close_out_ns=max(1, round(s.close_out_s * 1e9)), md_rcvbuf=s.md_rcvbuf,
+                busy_poll=s.busy_poll, trading_cpu=s.trading_cpu, close_out_ns=max(1, round(s.close_out_s * 1e9)), md_rcvbuf=s.md_rcvbuf,
                 **({} if resumed is None else {"fresh_session": False, "utc_offset_s": resumed.utc_offset_s,
                                                "utc_leap": resumed.utc_leap}),
                 **({} if s.warm_interval_ns is None else {"warm_interval_ns": s.warm_interval_ns}),

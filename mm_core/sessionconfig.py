@@ -20,6 +20,7 @@ from audit.pmc import DEFAULT_UDS
 from audit.rxbuffer import DEFAULT_RCVBUF, MAX_RCVBUF, MIN_RCVBUF
 from mm_core.config import ConfigError, EngineConfig, Symbols, symbols_from_toml
 from mm_core.control import ControlError, check_path
+from mm_core.cpuplan import CpuPlanError, check_cpu
 from mm_core.engine import Engine, EngineError
 from mm_core.oms import OmsError, check_token_room
 from mm_core.risk import CheckId, EXAMPLE_TOML, Limits, LimitsError, RiskError, RiskGateway
@@ -274,8 +275,14 @@ class SessionSettings:
     close_out_s: float = 2.0         # at a clean end, wait this long at most for the venue to close
                                      # the orders the engine pulls (RunnerSettings.close_out_ns)
     md_rcvbuf: int = DEFAULT_RCVBUF  # the market-data socket's receive buffer (RunnerSettings.md_rcvbuf)
+    trading_cpu: int | None = None   # the trading loop alone on this CPU, the rest off it (mm_core.cpuplan)
 
     def __post_init__(self) -> None:
+        if self.trading_cpu is not None:
+            try:
+                check_cpu(self.trading_cpu)
+            except CpuPlanError as exc:
+                raise SessionConfigError(str(exc)) from None
         if not 0 < self.duration_s <= MAX_SESSION_S:      # NaN and infinity fail too
             raise SessionConfigError(f"duration must be positive and at most {MAX_SESSION_S:g} s "
                                      f"({MAX_SESSION_S / 3600:g} h), not {self.duration_s}")
