@@ -1,6 +1,7 @@
-"""Pieces every regulatory report shares: clock context and UTC columns of order events, the
-instrument and party joins against reference data, RTS-style text formats, and the checks that
-send rows without a UTC time, instrument or responsible algo to rejects.
+"""Pieces every regulatory report shares: clock context and UTC columns of order events (with the
+venue's own time for the venue messages a crash recovery journaled, and the column naming which
+time a row has), the instrument and party joins against reference data, RTS-style text formats,
+and the checks that send rows without a UTC time, instrument or responsible algo to rejects.
 
 Owns no report layout of its own; builders pick the columns they need.
 """
@@ -11,10 +12,10 @@ import datetime as dt
 import numpy as np
 import pyarrow as pa
 
-from reports import arrowcols as ac, numtext, timetext
-from reports.events import OrderEvents, short_message_reasons, short_messages
+from reports import arrowcols as ac, numtext, ouch, timetext, venuetime
+from reports.events import EV, OrderEvents, short_message_reasons, short_messages
 from reports.refdata import RefData
-from reports.timebase import BASIS_NAMES, CLOCK_STATE_NAMES, TS_SOURCE_NAMES
+from reports.timebase import BASIS_NAMES, CLOCK_STATE_NAMES, TS_SOURCE_NAMES, UtcTimes
 from reports.validate import Check, mask_check, value_check
 from reports.identifiers import isin_problem, mic_problem, cfi_problem, currency_problem
 
@@ -45,6 +46,45 @@ def select_trade_date(ev: OrderEvents, trade_date: dt.date | None) -> OrderEvent
     day = (trade_date - dt.date(1970, 1, 1)).days
     keep = ~ev.utc.valid | (ev.utc.utc_ns // NS_PER_DAY == day)
     return ev.take(np.flatnonzero(keep))
+
+
+FROM_VENUE = "time_from_venue"        # event column: the row's time is the venue's own (with_venue_times)
+_TS_AT, _TS_WIDTH, _ = ouch.OUTBOUND_FIELDS["venue_ts"][ord("E")]     # the same place in every outbound type
+_VENUE_TS_END = _TS_AT + _TS_WIDTH
+_EXECUTIONS = (EV["EXECUTED"], EV["EXECUTED_WITH_REF_PRICE"])
+
+
+def with_venue_times(ev: OrderEvents, windows: np.ndarray) -> OrderEvents:
+    """`ev` with the venue messages a crash recovery journaled (venuetime: inside a recovery
+    window, stamped USER by the recovery's clock) timed by the venue's own OUCH timestamp (its
+    execution time for an Executed, its time of the event for any other answer) instead of the
+    recovery's receipt, seconds or hours later, and FROM_VENUE marking them. The record's own
+    timestamp stays in ev.cols["ts_ns"] (ts_source USER: already UTC). A message cut before its
+    timestamp keeps the record's time (and is rejected as truncated). The trade date and --date
+    follow the venue's time. `windows`: venuetime.recovery_windows, read once per run."""
+    c = ev.cols
+    recovered = venuetime.journaled_by_recovery(c["seq"], c["ts_source"], windows) & (c["origin"] == 1)
+    if "msg_len" in c:
+        recovered &= c["msg_len"] >= _VENUE_TS_END
+    c[FROM_VENUE] = recovered
+    if recovered.any():
+        u = ev.utc
+        ev.utc = UtcTimes(venuetime.execution_times(u.utc_ns, recovered & u.valid, c["venue_ts"]), u.valid,
+                          u.basis, u.utc_offset_s, u.sample_index)
+    return ev
+
+
+def time_source(ev: OrderEvents, sources: list[str] = venuetime.SOURCES) -> pa.Array:
+    """Where each row's time comes from, as codes of `sources` (venuetime.SOURCES or EVENT_SOURCES):
+    the journal record's, or the venue's timestamp (with_venue_times): of an execution, or, where
+    `sources` names it, of another venue event."""
+    from_venue = ev.cols.get(FROM_VENUE)
+    if from_venue is None:
+        return ac.codes(np.zeros(len(ev), np.int8), sources)
+    code = from_venue.astype(np.int8)
+    if len(sources) > 2:
+        code[from_venue & ~np.isin(ev.cols["event"], _EXECUTIONS)] = 2
+    return ac.codes(code, sources)
 
 
 def trade_date_column(utc_ns: np.ndarray, valid: np.ndarray) -> pa.Array:

@@ -33,6 +33,15 @@ receipt time (the firm's send time) was lost with that ORDER_SENT and is bounded
 venue's acceptance: order_time_utc, time to execution, the quote at the order and so the effective
 spreads are null, its order-type category (which needs that quote) is the no-quote one, and the
 summary averages each measure over the shares whose value is known, as for any fill without it.
+A fill a crash recovery journaled (at the recovery's clock, seconds or hours after the venue
+executed it: venuetime) is timed by the venue's execution timestamp (exec_time_source names which
+time a fill has): its time to execution, its bucket, its trade date and the quotes at execution
+and at each realized-spread horizon are those of that time. The quote at execution is then looked up
+by UTC time in the journal's market data (nbbo.TimedQuotes), not by journal sequence (the record
+was written after the restart); while the engine was down the market data it missed was not
+journaled (nbbo.downtime_gaps), so a quote in that gap is unknown, left null and counted in
+quote_coverage (recovered_fills_without_quote_at_exec; realized spreads: *_past_market_data), never
+taken from the last quote before the crash. Said in rule605_notes.
 """
 from __future__ import annotations
 
@@ -44,7 +53,7 @@ import pyarrow as pa
 from reports import arrowcols as ac
 from reports import breaks as breaks_
 from reports import common, events, nbbo, numtext
-from reports import rule605
+from reports import rule605, venuetime
 from reports.rule605 import SIZE_NAMES, TTE_NAMES, TYPE_NAMES
 from reports.events import EV
 from reports.output import ReportOutput, TableCollector
@@ -55,8 +64,9 @@ from reports.validate import REJECTS_SCHEMA, mask_check, split
 
 KIND = "execution-quality"
 # 3: the corrected column; 4: order_origin, origin_recon_seq; 5: the rule605.py categories (size names with
-# FRACTIONAL, tiered round lot), fills' round_lot and time_to_execution_bucket, the summary's buckets
-SCHEMA_VERSION = "execution-quality-5"
+# FRACTIONAL, tiered round lot), fills' round_lot and time_to_execution_bucket, the summary's buckets; 6:
+# exec_time_source (a fill a recovery journaled at its venue time), quote_coverage's recovered_fills_*
+SCHEMA_VERSION = "execution-quality-6"
 NS = 1_000_000_000
 REALIZED_HORIZONS_S = (1, 15, 60)       # unconfirmed (see the module docstring)
 PRICE4_UNITS = 1e-4           # price4 integer -> units, as Arrow turns a decimal(_, 4) into a double
@@ -71,7 +81,8 @@ ORIGINS = ["ORDER_SENT", "RECOVERY_ADOPTED"]     # what the fill's order origin 
 FILLS = (EV["EXECUTED"], EV["EXECUTED_WITH_REF_PRICE"])             # the firm's executions
 QUOTED = (EV["SENT_NEW"], EV["SENT_REPLACE"])          # the firm's quotes, checked against 612/610
 _FILL_COLUMNS = ("seq", "token_key", "match", "symbol_id", "side", "exec_qty", "exec_price", "creator_seq",
-                 "creator_ts_ns", "creator_ts_source", "order_price", "order_qty", "tif", "order_adopted")
+                 "creator_ts_ns", "creator_ts_source", "order_price", "order_qty", "tif", "order_adopted",
+                 common.FROM_VENUE)
 _QUOTE_COLUMNS = ("seq", "token_key", "symbol_id", "side", "price")
 
 
@@ -97,6 +108,15 @@ def _fills(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeline, tim
     bid0, ask0, found0 = quotes.at_seq(sym, c["creator_seq"])
     found0 &= ~adopted
     bid1, ask1, found1 = quotes.at_seq(sym, c["seq"])
+    # a fill a recovery journaled (seconds or hours later): the quote at the venue's execution
+    # time, where the journal's market data holds it (not while the engine was down)
+    recovered = np.flatnonzero(c[common.FROM_VENUE])
+    exec_quote_unknown = np.zeros(len(fx), bool)
+    if len(recovered):
+        b, a, f, known = timed.at_time(sym[recovered], fx.utc.utc_ns[recovered])
+        known &= fx.utc.valid[recovered]
+        bid1[recovered], ask1[recovered], found1[recovered] = b, a, f & known
+        exec_quote_unknown[recovered] = ~known
     order_utc = to_utc(c["creator_seq"], c["creator_ts_ns"], c["creator_ts_source"], ev.samples)
     order_utc = dataclasses.replace(order_utc, valid=order_utc.valid & ~adopted)
     sign = np.where(is_buy, 1, -1)
@@ -116,6 +136,8 @@ def _fills(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeline, tim
         "exec_price": ac.decimal(px, 4),
         "order_time_utc": ac.timestamp_utc(order_utc.utc_ns, order_utc.valid),
         "exec_time_utc": ac.timestamp_utc(fx.utc.utc_ns, fx.utc.valid),
+        # the record's time, or the venue's execution timestamp of a fill a recovery journaled later
+        "exec_time_source": common.time_source(fx),
         "time_to_execution_ns": pa.array(fx.utc.utc_ns - order_utc.utc_ns, mask=~(fx.utc.valid & order_utc.valid)),
         "nbb_at_order": ac.decimal(bid0, 4, valid=found0 & (bid0 > 0)),
         "nbo_at_order": ac.decimal(ask0, 4, valid=found0 & (ask0 > 0)),
@@ -129,6 +151,7 @@ def _fills(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeline, tim
     past_market_data = []
     for h in REALIZED_HORIZONS_S:
         # the quote in force at the horizon, only where the journal's market data reaches it
+        # (and holds it: not in an engine downtime before a crash recovery)
         bh, ah, fh, known = timed.at_time(sym, fx.utc.utc_ns + h * NS)
         okh = fh & known & (bh > 0) & (ah > 0) & fx.utc.valid
         realized = sign * (2 * px - (bh + ah))
@@ -149,7 +172,8 @@ def _fills(ev: events.OrderEvents, ref: RefData, quotes: nbbo.QuoteTimeline, tim
     cols["corrected"] = pa.array(corrected)  # exec_qty / exec_price as the venue corrected them
     cols["trade_date"] = common.trade_date_column(fx.utc.utc_ns, fx.utc.valid)
     return pa.table(cols), {"size": size, "kind": kind, "qty": qty, "tte": tte, "measures": measures,
-                            "broken": broken, "past_market_data": past_market_data}
+                            "broken": broken, "past_market_data": past_market_data,
+                            "recovered": c[common.FROM_VENUE], "exec_quote_unknown": exec_quote_unknown}
 
 
 class Summary:
@@ -254,23 +278,28 @@ def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
     # from the journal as far as needed; where the journal's market data stops short of a fill's
     # horizon, that realized spread is left out and counted, never taken from an older quote
     sink.annotate({"rule605_notes": rule605.NOTES})      # before the first table: every file says it
-    timed = nbbo.timeline_through(src, _symbols(ref), events.clock_samples(src), max(REALIZED_HORIZONS_S) * NS)
+    # crash recoveries: the fills they journaled are timed by the venue (common.with_venue_times),
+    # and the market data the engine missed while down is a gap in the quotes (nbbo.downtime_gaps)
+    windows = venuetime.recovery_windows(src.reader, int(src.reader.last_seq))
+    timed = nbbo.timeline_through(src, _symbols(ref), events.clock_samples(src), max(REALIZED_HORIZONS_S) * NS,
+                                  windows)
     quotes = timed.timeline
     past_market_data = np.zeros(len(REALIZED_HORIZONS_S), np.int64)
     # the venue's Broken Trades in the range and past it up to the horizon, known before any fill
     # is written (a header pass): an execution broken after the range end is broken all the same
     breaks = breaks_.read(src)
     summary = Summary()
-    no_quote_fills = no_quote_orders = broken_fills_kept = 0
+    no_quote_fills = no_quote_orders = broken_fills_kept = recovered_fills = recovered_unquoted = 0
     rejected = []
     # just the fills and the quotes sent (no remaining quantities used): the other events are
     # dropped before their OUCH decode
     for chunk in events.collect_chunks(src, leaves=False, only=FILLS + QUOTED):
-        ev = common.select_trade_date(chunk, src.selection.trade_date)
+        ev = common.select_trade_date(common.with_venue_times(chunk, windows), src.selection.trade_date)
         del chunk
         r612, r610 = _quote_checks(ev, ref, quotes)
         fills, accumulate = _fills(ev, ref, quotes, timed, breaks)
         broken, unknown_horizon = accumulate.pop("broken"), accumulate.pop("past_market_data")
+        recovered, unquoted = accumulate.pop("recovered"), accumulate.pop("exec_quote_unknown")
         # a truncated OUCH message decoded no field past the bytes held: rejected, as in every report
         short = events.short_messages(ev.cols)
         event_codes = ev.cols["event"]
@@ -298,6 +327,8 @@ def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
                 summary.add(**accumulate, keep=kept_rows & ~broken)
                 broken_fills_kept += int((kept_rows & broken).sum())
                 past_market_data += [int((kept_rows & beyond).sum()) for beyond in unknown_horizon]
+                recovered_fills += int((kept_rows & recovered).sum())
+                recovered_unquoted += int((kept_rows & unquoted).sum())
                 no_quote_fills += kept.column("nbb_at_order").null_count
             elif name == "rule610":
                 no_quote_orders += int((kept.column("status").combine_chunks().indices.to_numpy()
@@ -308,10 +339,12 @@ def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
         "measure": ["quote_updates_from_itch", "fills_without_bid_at_order", "orders_without_quote_at_send",
                     "broken_executions_excluded", "broken_trades_read_through_seq", "broken_trades_horizon_s",
                     "broken_trades_horizon_reached"]
-        + [f"realized_spread_{h}s_past_market_data" for h in REALIZED_HORIZONS_S],
+        + [f"realized_spread_{h}s_past_market_data" for h in REALIZED_HORIZONS_S]
+        + ["recovered_fills_at_venue_time", "recovered_fills_without_quote_at_exec"],
         "count": pa.array([int((quotes.seq <= src.last_seq).sum()), no_quote_fills, no_quote_orders,
                            broken_fills_kept, breaks.through_seq, breaks_.HORIZON_NS // NS,
-                           int(breaks.horizon_reached)] + past_market_data.tolist(), pa.int64()),
+                           int(breaks.horizon_reached)] + past_market_data.tolist()
+                          + [recovered_fills, recovered_unquoted], pa.int64()),
     })
     rejects = pa.concat_tables(rejected) if rejected else REJECTS_SCHEMA.empty_table()
     return ReportOutput(kind=KIND, schema_version=SCHEMA_VERSION,

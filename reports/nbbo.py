@@ -266,28 +266,73 @@ def build_timeline(src: JournalSlice, symbol_ids: dict[str, int], last_seq: int 
                          headers["ts_source"][q_pkt].astype(np.uint8), q_sym.astype(np.int64), bid, ask, *through)
 
 
+_NO_GAPS = np.zeros((0, 2), np.int64)
+
+
 @dataclass(frozen=True)
 class TimedQuotes:
     """A quote timeline with its quotes' UTC times and the UTC time up to which the journal's
     market data is known (`known_until_ns`, -1 when it holds none): a quote asked for at a
-    later time is not known, whatever the last quote was."""
+    later time is not known, whatever the last quote was. Nor is one inside a `gap`: the UTC
+    times (exclusive) between the last MD_PACKET journaled before a crash recovery and the first
+    one after it, while the engine was down and the market data it missed went unjournaled."""
 
     timeline: QuoteTimeline
     quote_utc_ns: np.ndarray
     known_until_ns: int
+    gaps: np.ndarray                    # (from, to) UTC ns, one row per crash recovery
 
     def at_time(self, symbol_id: np.ndarray, utc_ns: np.ndarray):
         """(bid, ask, found, known) at each UTC time: found as QuoteTimeline.at_time, `known`
-        where the market data reaches that time."""
+        where the market data reaches that time and is not in a gap."""
         bid, ask, found = self.timeline.at_time(symbol_id, utc_ns, self.quote_utc_ns)
-        return bid, ask, found, utc_ns <= self.known_until_ns
+        known = utc_ns <= self.known_until_ns
+        for start, end in self.gaps.tolist():       # a loop over crash recoveries, not rows
+            known &= ~((utc_ns > start) & (utc_ns < end))
+        return bid, ask, found, known
 
 
-def timeline_through(src: JournalSlice, symbol_ids: dict[str, int], samples: np.ndarray, after_ns: int) -> TimedQuotes:
+_SCAN_SEQS = 4096           # journal sequences scanned at a time for the MD_PACKET next to a recovery
+
+
+def _packet_next_to(reader, seq: int, forward: bool, last: int):
+    """(seq, ts_ns, ts_source) of the MD_PACKET nearest `seq` after it (`forward`, up to `last`)
+    or before it; None where there is none."""
+    while 1 <= seq <= last:
+        lo, hi = (seq, min(seq + _SCAN_SEQS - 1, last)) if forward else (max(seq - _SCAN_SEQS + 1, 1), seq)
+        cols = reader.scan(lo, hi, fields=("seq", "rtype", "ts_ns", "ts_source"))
+        md = np.flatnonzero(cols.rtype == RecordType.MD_PACKET)
+        if len(md):
+            i = md[0] if forward else md[-1]
+            return int(cols.seq[i]), int(cols.ts_ns[i]), int(cols.ts_source[i])
+        seq = hi + 1 if forward else lo - 1
+    return None
+
+
+def downtime_gaps(src: JournalSlice, recoveries: np.ndarray, through_seq: int, samples: np.ndarray) -> np.ndarray:
+    """(from, to) UTC ns of the journal's market data around each crash recovery (`recoveries`:
+    venuetime.recovery_windows) that begins before `through_seq` (the newest packet read): the
+    last MD_PACKET before it (none: the journal's start) and the first after it. A recovery after
+    the newest packet needs none: known_until_ns stops short of it already."""
+    def utc(packet, otherwise: int) -> int:          # its UTC time; `otherwise` where there is none
+        if packet is None:
+            return otherwise
+        t = to_utc(*(np.array([v], np.int64) for v in packet), samples)
+        return int(t.utc_ns[0]) if t.valid[0] else otherwise
+    lowest, highest = np.iinfo(np.int64).min, np.iinfo(np.int64).max
+    rows = [(utc(_packet_next_to(src.reader, begin - 1, False, through_seq), lowest),
+             utc(_packet_next_to(src.reader, begin + 1, True, through_seq), highest))
+            for begin in (recoveries[:, 0].tolist() if len(recoveries) else ()) if begin < through_seq]
+    return np.array(rows, np.int64).reshape(-1, 2)
+
+
+def timeline_through(src: JournalSlice, symbol_ids: dict[str, int], samples: np.ndarray, after_ns: int,
+                     recoveries: np.ndarray = _NO_GAPS) -> TimedQuotes:
     """The quotes up to `after_ns` past the UTC time of the range's last record (e.g. the longest
     realized-spread horizon): MD_PACKETs are read past the range end up to the first one at or
     after that time, or the journal's end. `samples`: the CLOCK_SAMPLEs up to the range end
-    (sorted by seq), extended here by those read past it, for the UTC times."""
+    (sorted by seq), extended here by those read past it, for the UTC times. `recoveries`
+    (venuetime.recovery_windows) give the gaps in the market data (downtime_gaps)."""
     through = src.last_seq
     for b, cols, utc, until, samples in read_ahead(src, samples, after_ns, ("seq", "rtype", "ts_ns", "ts_source")):
         md = np.flatnonzero((cols.rtype == RecordType.MD_PACKET) & utc.valid & (utc.utc_ns >= until))
@@ -299,7 +344,7 @@ def timeline_through(src: JournalSlice, symbol_ids: dict[str, int], samples: np.
     last_packet = to_utc(np.array([timeline.through_seq]), np.array([timeline.through_ts_ns]),
                          np.array([timeline.through_ts_source]), samples)
     known = int(last_packet.utc_ns[0]) if timeline.through_seq and last_packet.valid[0] else -1
-    return TimedQuotes(timeline, quote_utc, known)
+    return TimedQuotes(timeline, quote_utc, known, downtime_gaps(src, recoveries, timeline.through_seq, samples))
 
 
 def _symbol_at(set_msg, set_loc, set_sym, q_loc, q_msg, scale) -> np.ndarray:

@@ -30,6 +30,11 @@ rows keep their journaled origin. A Cancel replay decided again whose ORDER_SENT
 that the venue acted on (reports/redecided.py), has a firm's SENT_CANCEL row of its own at the RECON
 record listing it (that record's sequence and time: its own send time was lost), recovery_status
 ADOPTED with that sequence, its intended size null; the venue's answer keeps its code (CAME).
+
+A venue answer a crash recovery journaled (venuetime: its clock, seconds or hours after the venue
+acted) is timed by the venue's own OUCH timestamp: event_time_utc and the trade date are the
+venue's time of that execution, acceptance, cancel, etc., and event_time_source names it
+(venuetime.EVENT_SOURCES); the receipt stays in ts_recorded_ns (ts_source USER: UTC already).
 """
 from __future__ import annotations
 
@@ -39,7 +44,7 @@ import numpy as np
 import pyarrow as pa
 
 from reports import arrowcols as ac
-from reports import common, events, recovery_marks, resent_cancels
+from reports import common, events, recovery_marks, resent_cancels, venuetime
 from reports.events import EV
 from reports.output import ReportOutput, TableCollector
 from reports.redecided import JournalOrder, RedecidedCancels
@@ -48,7 +53,8 @@ from reports.source import JournalSlice
 from reports.validate import REJECTS_SCHEMA, declare_required, split
 
 KIND = "orders"
-SCHEMA_VERSION = "orders-3"        # 2: recovery_status, recovery_seq; 3: ADOPTED (parties nullable)
+# 2: recovery_status, recovery_seq; 3: ADOPTED (parties nullable); 4: event_time_source
+SCHEMA_VERSION = "orders-4"
 RECOVERY_STATUSES = ["NOT_SENT", "ADOPTED"]
 
 RTS24_CODES = ["NEWO", "REME", "CAME", "PARF", "FILL", "EXPI", "CAMO"]
@@ -64,7 +70,8 @@ _EXPIRY_REASONS = (ord("I"), ord("T"))
 # columns carry no definition levels in Parquet: an orders run of a journal without one costs no more.
 NOT_NULL = ("seq", "event_type", "origin", "order_id", "symbol_id", "symbol", "isin", "cfi", "segment_mic",
             "currency", "side", "order_type", "trading_capacity", "executing_entity_lei", "event_time_utc",
-            "ts_recorded_ns", "ts_source", "utc_basis", "utc_offset_s", "clock_state", "trade_date")
+            "event_time_source", "ts_recorded_ns", "ts_source", "utc_basis", "utc_offset_s", "clock_state",
+            "trade_date")
 ORDER_TERMS = ("validity_period", "liquidity_provision", "algo_id", "desk_id", "trader_id", "client_id")
 
 
@@ -200,6 +207,8 @@ def base_table(ev: events.OrderEvents, ref: RefData, marks: recovery_marks.Recov
         "trading_state": pa.array(c["trading_state"].astype(np.uint8, copy=False), mask=~firm),
         "limits_version": pa.array(c["limits_version"].astype(np.uint32, copy=False), mask=~firm),
         **common.clock_columns(ev),
+        # the record's time, or the venue's OUCH timestamp of an answer a recovery journaled later
+        "event_time_source": common.time_source(ev, venuetime.EVENT_SOURCES),
         "recovery_status": ac.codes(status, RECOVERY_STATUSES, marked),
         "recovery_seq": ac.masked(resolved_at.astype(np.uint64, copy=False), marked),
         "trade_date": common.trade_date_column(ev.utc.utc_ns, ev.utc.valid),
@@ -215,6 +224,7 @@ def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
     with ThreadPoolExecutor(max_workers=1) as aside:      # the RECON records, beside the first decode
         marks = aside.submit(recovery_marks.read, src.reader)
         redecided = in_order = None
+        windows = venuetime.recovery_windows(src.reader, src.last_seq)
 
         def add(kept: pa.Table | None) -> None:
             if kept is not None:
@@ -225,7 +235,7 @@ def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
                 # a re-decided Cancel's row is made with its answer: journal order holds rows back
                 in_order = JournalOrder(redecided.answered_ahead(src))
             upto = int(chunk.cols["seq"][-1]) if len(chunk) else None
-            chunk = redecided.add_rows(chunk)
+            chunk = common.with_venue_times(redecided.add_rows(chunk), windows)
             ev = common.select_trade_date(chunk, src.selection.trade_date)
             table, checks = base_table(ev, ref, marks.result(),
                                        resent_cancels.lost_seqs(src, ev.cols, marks.result().resent_cancel))

@@ -152,10 +152,9 @@ def build_table(ev: events.OrderEvents, ref: RefData, journal_id: str) -> tuple[
         cols[COLUMNS[num]] = values.get(num, pa.nulls(n, pa.bool_() if num in BOOLEAN_FIELDS else pa.string()))
     cols["trade_date"] = common.trade_date_column(ev.utc.utc_ns, ev.utc.valid)
     # where field 28 comes from: the record's own time, or (a recovery journaled the message
-    # later, at its own clock) the venue's execution timestamp (with_venue_times)
-    from_venue = c.get(FROM_VENUE)
-    cols[TIME_SOURCE] = ac.codes(np.zeros(n, np.int8) if from_venue is None else from_venue.astype(np.int8),
-                                 venuetime.SOURCES)
+    # later, at its own clock) the venue's execution timestamp (common.with_venue_times): RTS 22
+    # field 28 is "the date and time when the transaction was executed" (Annex I Table 2)
+    cols[TIME_SOURCE] = common.time_source(ev)
     cols["order_origin"] = ac.codes(adopted.astype(np.int8), ORIGINS)
     cols["order_origin_recon_seq"] = ac.masked(c["creator_seq"].astype(np.uint64, copy=False), adopted)
     table = pa.table(cols)
@@ -208,23 +207,7 @@ def _party_problem(value: str | None, active: frozenset[str]) -> str | None:
 
 
 TIME_SOURCE = "f28_trading_date_time_source"     # not an RTS 22 field: where field 28 comes from
-FROM_VENUE = "time_from_venue"                  # event column: field 28 is the venue's own time
-
-
-def with_venue_times(ev: events.OrderEvents, windows: np.ndarray) -> events.OrderEvents:
-    """`ev` with the venue messages a crash recovery journaled (venuetime: inside a recovery
-    window, stamped USER by the recovery's clock) timed by the venue's own OUCH timestamp (its
-    execution time for an Executed) instead of the recovery's, and FROM_VENUE marking them: RTS 22
-    field 28 is "the date and time when the transaction was executed" (Annex I Table 2), which a
-    recovery's receipt time seconds or hours later is not. The trade date and --date follow it."""
-    c = ev.cols
-    recovered = venuetime.journaled_by_recovery(c["seq"], c["ts_source"], windows) & (c["origin"] == 1)
-    c[FROM_VENUE] = recovered
-    if recovered.any():
-        u = ev.utc
-        ev.utc = UtcTimes(venuetime.execution_times(u.utc_ns, recovered & u.valid, c["venue_ts"]), u.valid,
-                          u.basis, u.utc_offset_s, u.sample_index)
-    return ev
+FROM_VENUE = common.FROM_VENUE                  # event column: field 28 is the venue's own time
 
 
 EXECUTIONS = (EV["EXECUTED"], EV["EXECUTED_WITH_REF_PRICE"])     # the events RTS 22 reports
@@ -381,7 +364,7 @@ def stream(src: JournalSlice, ref: RefData, sink, text: bool = True) -> ReportOu
     sides.seed(src)
     for chunk in events.collect_chunks(src, only=EXECUTIONS + CHANGES + side_in_force.MODIFIED, leaves=False):
         chunk = sides.apply(chunk)
-        ev = common.select_trade_date(with_venue_times(chunk, windows), src.selection.trade_date)
+        ev = common.select_trade_date(common.with_venue_times(chunk, windows), src.selection.trade_date)
         del chunk
         changed = np.isin(ev.cols["event"], CHANGES)
         if changed.any():        # kept aside: their cancellations follow the range's new reports

@@ -1,14 +1,15 @@
-"""Execution times for the venue messages a recovery journaled: which VENUE_MSG records a crash
+"""Venue times for the venue messages a recovery journaled: which VENUE_MSG records a crash
 recovery wrote (between its RECON "begin" and "outcome" records, stamped with the recovery's own
-clock, ts_source USER), and the venue's own execution time of each (the OUCH timestamp, counted in
-nanoseconds from midnight America/New_York of the venue session's date, as the venue stamps it:
-mm_core/venue/sessiontime.py).
+clock, ts_source USER), and the venue's own time of each (the OUCH timestamp: an execution's time
+for an Executed, the event's for another answer; counted in nanoseconds from midnight
+America/New_York of the venue session's date, as the venue stamps it: mm_core/venue/sessiontime.py).
 
 A recovery journals the venue messages it missed while the engine was down at the time it
 receives them (seconds, or after midnight a day, after the trade): that time is the recovery's,
-not the execution's. RTS 22 field 28 (trading date time) and the trade date of such an execution
-are the venue's execution time instead, with its source named (SOURCES). Owns the recovery
-windows and the conversion; not the reports' columns.
+not the execution's. RTS 22 field 28 (trading date time), the orders report's event time, Rule
+605's execution time and the trade date of such a message are the venue's time instead, with its
+source named (SOURCES, EVENT_SOURCES; reports/common.py with_venue_times applies it to order
+events). Owns the recovery windows, the source codes and the conversion; not the reports' columns.
 """
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ RECON_BEGIN, RECON_OUTCOME = "begin", "outcome"     # recovery/replay.py RECON k
 # Where each row's trading time comes from: the journal record's own (the firm's clock at receipt),
 # or the venue's OUCH execution timestamp (a recovery journaled the record later).
 SOURCES = ["JOURNAL_RECORD", "VENUE_EXECUTION_TIMESTAMP"]
+# The same for any venue answer (the orders report): another answer's OUCH timestamp (Accepted,
+# Canceled, Replaced, ...) is the venue's time of that event, not an execution time.
+EVENT_SOURCES = SOURCES + ["VENUE_EVENT_TIMESTAMP"]
 
 
 def recovery_windows(reader, last_seq: int) -> np.ndarray:

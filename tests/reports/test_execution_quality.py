@@ -49,7 +49,9 @@ def test_rule_612_and_610_checks(all_reports, day):
                         "broken_trades_horizon_reached": 0,
                         # Q7 (IVV, 1.5 s in) and then every fill: past the journal's market data
                         "realized_spread_1s_past_market_data": 1, "realized_spread_15s_past_market_data": 5,
-                        "realized_spread_60s_past_market_data": 5}
+                        "realized_spread_60s_past_market_data": 5,
+                        # no crash recovery in the day: no fill timed by the venue
+                        "recovered_fills_at_venue_time": 0, "recovered_fills_without_quote_at_exec": 0}
 
 
 def _summary_from_fills_table(fills):

@@ -35,7 +35,7 @@ def test_files_are_hive_partitioned_zstd_with_journal_metadata(all_reports, day_
     assert meta["journal_first_seq"] == "1" and meta["journal_last_seq"] == str(src.reader.last_seq)
     assert len(meta["chain_hash"]) == 64 and int(meta["chain_hash_seq"]) == src.reader.last_seq + 1
     assert meta["chain_hash_covers_through_seq"] == str(src.reader.last_seq)
-    assert meta["schema_version"] == "orders-3" and meta["generator"] == GENERATOR
+    assert meta["schema_version"] == "orders-4" and meta["generator"] == GENERATOR
     assert meta["report"] == "orders" and meta["table"] == "order_events"
     assert meta["trade_date"] == "2026-03-02"
     first_row_seq = pq.read_table(files[0])["seq"][0].as_py()

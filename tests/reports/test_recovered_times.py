@@ -16,19 +16,26 @@ from tests.reports.journal_builder import FIXTURE_REFDATA, DayBuilder
 NS = 1_000_000_000
 
 
-def _recovered_fill(day: dt.date, hms: tuple, delay_ns: int) -> DayBuilder:
+def _recovered_fill(day: dt.date, hms: tuple, delay_ns: int, before=None, after=None) -> DayBuilder:
     """An order accepted, a live fill of 100, the engine killed; a fill of 200 at the venue
     0.4 s later that a recovery journals `delay_ns` after it (its clock, ts_source USER), between
-    its RECON begin and outcome; then the live session again with a fill of its own."""
+    its RECON begin and outcome; then the live session again with a fill of its own. `before(b)`
+    journals what comes before the order is sent, `after(b)` what the live engine journals after
+    the venue's fill (its Executed then lost, e.g. with a torn tail) and before the delay."""
     b = DayBuilder(day=day, start_hms=hms)
     b.session_start()
     b.clock_sample()
+    if before is not None:
+        before(b)
     b.enter("K1", 1, "B", 1_500_000, 500)
     b.advance(10_000); b.accept("K1")
     b.advance(10_000); b.execute("K1", 100)
     b.advance(400_000_000)                          # killed; the venue fills while the engine is down
     executed_at, stamp = b.now, b._venue_ts()
+    if after is not None:
+        after(b)
     b.advance(delay_ns)
+    b.recovered_at = b.now
     b.json_record(RecordType.RECON, {"kind": "begin", "reconciled": False, "requested_sequence": 4})
     b.match += 1
     b._venue(ouch.Executed(timestamp=stamp, token="K1", executed_shares=200, execution_price=1_500_000,
