@@ -43,6 +43,17 @@ or ATS is what mics.toml cat_affiliate says), the OUCH Enter's or Replace's inte
 (isoInd) and the Cancel's place in its order's life (MECR cancelQty); where one is not known the
 row is rejected with why (NOTES).
 
+A venue answer a crash recovery journaled (reports/venuetime.py: at the recovery's clock, seconds,
+hours or a day after the venue acted) is timed by the venue's own OUCH timestamp of that event
+(common.with_venue_times): the eventTimestamp of the MEOM (its Replaced, Order Modified), MEOC (its
+Canceled) and MEOT (its Executed, and so tradeKeyDate), and with it the Eastern date of such a row
+(trade_date, --date, firmROEID, the submission file, DAY= in timeInForce) and its tradingSession.
+The firm's own actions keep the journal's time: MENO and MEOR (the Enter sent), MEMR and MECR (the
+Replace, Modify, Cancel sent: routeRejectedFlag only flags them, it times nothing), the MEOC closing
+an order a recovery found never sent (at its resolution), and every orderKeyDate. event_time_source
+(beside seq and trade_date, not a CAT field) says which time a row has. CAT's rule for an event the
+firm learned of late is not in the reference notes: an assumption, said in NOTES.
+
 Owns the event mapping, CAT text formats (Eastern-Time timestamps `YYYYMMDD HHMMSS.CCCNNNNNN`,
 dates as YYYYMMDD), the CAT trading day (the US Eastern date, with DST: what `--date` selects and
 the trade_date partition, firmROEID and file names carry), the MEOT trade details the journal
@@ -64,6 +75,7 @@ import pyarrow.compute as pc
 from journal.catalogue import RecordType
 from reports import arrowcols as ac
 from reports import cat_json, cat_routes, common, events, numtext, orderjoin, recovery_marks, resent_cancels, timetext
+from reports import venuetime
 from reports.events import EV
 from reports.output import ReportOutput, TableCollector
 from reports.redecided import RedecidedCancels
@@ -79,8 +91,10 @@ KIND = "cat"
 # 9: the JSON schema 4.1.0 r15's Required solicitationFlag, custDspIntrFlag, affiliateFlag,
 # negotiatedTradeFlag, isoInd, multiLegInd and MECR cancelQty; no electronicDupFlag on MEMR, MECR,
 # MEOC nor leavesQty on MECR (not fields of them); 10: dupROIDCond on MEOR and a Replace's MEMR, MEOM
-# leavesQty, and the remaining quantity after a venue's Order Modified (MECR cancelQty, MEOC leavesQty)
-SCHEMA_VERSION = "cat-4.0.0-r18-subset-10"
+# leavesQty, and the remaining quantity after a venue's Order Modified (MECR cancelQty, MEOC leavesQty);
+# 11: a venue answer a crash recovery journaled at the venue's OUCH time (MEOM, MEOC, MEOT eventTimestamp,
+# trade date), event_time_source
+SCHEMA_VERSION = "cat-4.0.0-r18-subset-11"
 CAT_TYPES = ["MENO", "MEOR", "MEOM", "MEOC", "MEOT", "MEMR", "MECR"]
 SIDES = {ord("B"): "B", ord("S"): "SL", ord("T"): "SS", ord("E"): "SX"}
 USER_REQUESTED = ord("U")        # OUCH Canceled reason: the firm's Cancel (or Replace) asked for it
@@ -143,7 +157,7 @@ ADOPTED_MODIFY = _send_time_lost("Route Modified", "Modify")
 REDECIDED_CANCEL = _send_time_lost("Route Cancelled", "Cancel")
 # Never null in a kept row: the fields every event requires (rows lacking one are rejected), the
 # sequence and the trade date (null only without a UTC time, which is rejected too).
-NOT_NULL = ("seq",) + COMMON_REQUIRED + ("trade_date",)
+NOT_NULL = ("seq",) + COMMON_REQUIRED + ("event_time_source", "trade_date")
 # The MEOT fields the journal cannot know: never invented, left out, and said so in the Parquet
 # metadata (cat.notes) and each submission file's metadata.
 NOTES = ("MEOT is reported only for an execution on a venue that does not report to CAT (mics.toml cat_reporter = "
@@ -200,7 +214,12 @@ NOTES = ("MEOT is reported only for an execution on a venue that does not report
          "CRD:IMID of the broker-dealer or ATS it is (F), from mics.toml; a route to a venue with neither is rejected, "
          "never sent with the MIC. firmDesignatedID (MENO) is PROP- and the desk's code for the firm's own account, a "
          "client's code otherwise (parties.toml); one longer than the schema's Text (40) gets its MENO rejected, not "
-         "truncated.")
+         "truncated. A venue answer a crash recovery journaled late (at the recovery's clock, after the venue acted) "
+         "is timed by the venue's OUCH timestamp of that event: the eventTimestamp and Eastern date (trade_date, file "
+         "date) of its MEOM (Replaced, Order Modified), MEOC (Canceled) or MEOT (Executed, and tradeKeyDate), "
+         "event_time_source VENUE_EVENT_TIMESTAMP or VENUE_EXECUTION_TIMESTAMP; the firm's own events (MENO, MEOR, "
+         "MEMR, MECR: its send times; orderKeyDate) keep the journal's time. An assumption: CAT's rule for an event "
+         "the firm learned of only later is not confirmed in the specification as read (no citation).")
 # OUCH capacity of the Enter Order -> CAT capacity (Agency, Principal, Riskless principal); any
 # other (e.g. 'O' other) has no CAT code: the trade is rejected for it rather than guessed.
 CAPACITIES = {ord("A"): "A", ord("P"): "P", ord("R"): "R"}
@@ -234,6 +253,13 @@ def _first_types() -> np.ndarray:
     while the order stayed open ("in-flight", no confirmation time) would be an Order Modification
     Request / Order Cancel Request event, which this report does not build (NOTES): an OUCH venue
     answers every request on a live order, so one arises only where the journal ends first."""
+    # Whose time each type has (stream applies common.with_venue_times to the venue's messages): MEOM,
+    # MEOC and MEOT are the venue's events (its Replaced / Order Modified, Canceled, Executed), so a
+    # recovered one is at the venue's OUCH time of the event; MENO, MEOR, MEMR and MECR are the firm's
+    # actions, at its send time (its ORDER_SENT), whatever the venue answered and whenever the firm
+    # heard. A MENO / MEOR of an adopted order, or the MEMR of an adopted Modify, sits on a venue
+    # message but is rejected with no eventTimestamp (the firm's time was lost): only its date
+    # follows the venue's (an upper bound of the firm's, tighter than the recovery's clock).
     first = np.full(len(events.EVENT_NAMES), -1, np.int8)
     first[EV["SENT_NEW"]] = 0                                          # MENO, then MEOR (1)
     first[[EV["REPLACED"], EV["ORDER_MODIFIED"]]] = 2
@@ -364,7 +390,7 @@ def build_unsessioned(ev: events.OrderEvents, ref: RefData, rejections: dict | N
     not_sent = marks.not_sent if marks is not None else recovery_marks.no_marks()
     rows, types, closing = _rows_for(ev, ref, not_sent, day, marks)
     redecided = ev.cols.get("redecided")          # redecided.py: a Cancel whose ORDER_SENT was lost
-    ev = ev.take(rows, _COLUMNS)
+    ev = ev.take(rows, _COLUMNS + ((common.FROM_VENUE,) if common.FROM_VENUE in ev.cols else ()))
     redecided = redecided[rows] if redecided is not None else np.zeros(len(rows), bool)
     if closing.any():
         ev = _closed_at_resolution(ev, closing, not_sent)
@@ -484,6 +510,9 @@ def build_unsessioned(ev: events.OrderEvents, ref: RefData, rejections: dict | N
         "initiator": ac.codes(np.zeros(n, np.int8), ["F"], is_cancel | is_mod),
         "tradeID": numtext.integer_text(c["match"].astype(np.uint64, copy=False), is_trade),
         **_trade_columns(c, is_trade, event_ts, key_date, side_code),
+        # not a CAT field: the journal record's time, or the venue's OUCH timestamp of an answer a
+        # crash recovery journaled later (MEOM, MEOC, MEOT: with_venue_times)
+        "event_time_source": common.time_source(ev, venuetime.EVENT_SOURCES),
         "trade_date": ac.masked(np.floor_divide(local, timetext.NS_PER_DAY).astype(np.int32), ev.utc.valid,
                                 pa.date32()),                       # the Eastern trading day
     }
@@ -1041,12 +1070,15 @@ def stream(src: JournalSlice, ref: RefData, sink, text: bool = True) -> ReportOu
 
     def emit(ev: events.OrderEvents, rejections: dict) -> None:
         if src.selection.trade_date is None:       # (with a date, added before it selects)
-            ev = with_redecided(ev)
+            ev = common.with_venue_times(with_redecided(ev), windows)
         lost = resent_cancels.lost_seqs(src, ev.cols, marks.result().resent_cancel)
         waiting.append(build_unsessioned(ev, ref, rejections, marks.result(), src.journal_id,
                                          _day_number(src.selection.trade_date), lost))
         release(wait=len(waiting) > SESSION_AHEAD)
 
+    # the crash recoveries' windows: the venue answers they journaled are timed by the venue
+    # (common.with_venue_times, after a re-decided Cancel's row is added: that row is the firm's)
+    windows = venuetime.recovery_windows(src.reader, src.last_seq)
     # A chunk is built once the next one is decoded: its route rows' rejections (routeRejectedFlag)
     # are those of its own chunk and the next (at least LOOKAHEAD_SEQS past each row), taken from
     # the decoded events, and those LOOKAHEAD_SEQS past the range's end, read beside the first
@@ -1063,8 +1095,8 @@ def stream(src: JournalSlice, ref: RefData, sink, text: bool = True) -> ReportOu
             # the marks (a scan of the whole journal for RECON records) only wait for a date's
             # selection; otherwise the first chunk is built while the scan runs
             trade_date = src.selection.trade_date
-            if trade_date:
-                chunk = with_redecided(chunk)
+            if trade_date:          # the venue's times first: they decide a recovered answer's day
+                chunk = common.with_venue_times(with_redecided(chunk), windows)
             ev = select_eastern_date(chunk, trade_date, marks.result().not_sent if trade_date else None)
             del chunk
             if held is not None:

@@ -7,7 +7,8 @@ America/New_York of the venue session's date, as the venue stamps it: mm_core/ve
 A recovery journals the venue messages it missed while the engine was down at the time it
 receives them (seconds, or after midnight a day, after the trade): that time is the recovery's,
 not the execution's. RTS 22 field 28 (trading date time), the orders report's event time, Rule
-605's execution time and the trade date of such a message are the venue's time instead, with its
+605's execution time, CAT's MEOM / MEOC / MEOT eventTimestamp and the trade date of such a message
+are the venue's time instead, with its
 source named (SOURCES, EVENT_SOURCES; reports/common.py with_venue_times applies it to order
 events). Owns the recovery windows, the source codes and the conversion; not the reports' columns.
 """
