@@ -7,11 +7,14 @@ import json
 import pytest
 
 from journal.catalogue import ClockState, RecordType, unpack
+from mm_core.config import EngineConfig
+from mm_core.engine import Engine
+from mm_core.runnerrecords import engine_events
 from mm_core.session import positions_by_name
 from mm_core.sessionmetrics import SessionMetrics
 from tests.cli.test_run_metrics_listen import check_families, parse, value
 from tests.mm_core.test_runner_clock import StallingSampler, run_with_monitor
-from tests.mm_core.wire import SYMBOLS
+from tests.mm_core.wire import SYMBOLS, gateway
 
 NAMES = {s.id: s.name for s in SYMBOLS.symbols}
 
@@ -40,6 +43,14 @@ def test_the_text_is_refreshed_once_a_clock_step_not_per_packet(published):
         check_families(*parse(text))
     orders = [value(parse(t)[2], "mmaudit_orders_sent_total") for t in texts]
     assert orders == sorted(orders) and 0 < orders[-1] <= report.orders_sent
+
+
+def test_refreshing_the_text_leaves_the_engine_as_a_replay_finds_it(published):
+    _, _, engine, records = published
+    fresh = Engine(EngineConfig(quoted=("ACME", "BOLT")), SYMBOLS, gateway())
+    for event in engine_events(records):
+        fresh.on_event(event)
+    assert fresh.state_hash() == engine.state_hash()
 
 
 def test_the_clock_shown_is_the_one_journaled_a_stall_included(published):
