@@ -1,7 +1,8 @@
 """Prometheus text exposition (format 0.0.4) of a clock-health sample.
 
 Owns metric names, help texts and the state -> number mapping (HOLDOVER is its own value, never
-folded into FREERUN). Must not know how samples are produced.
+folded into FREERUN), and the writing of one metric family (HELP, TYPE, escaped labels) that other
+expositions (mm_core.sessionmetrics) share. Must not know how samples are produced.
 """
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from audit.health import ClockSample
 from journal.catalogue import ClockState
 
 PREFIX = "mmaudit_clock"
+
+
+__all__ = ["PREFIX", "exposition", "family"]
 
 
 def _labels(labels: dict[str, str]) -> str:
@@ -22,16 +26,22 @@ def _escape(value: str) -> str:
     return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
+def family(name: str, kind: str, help_text: str, series, labels: dict[str, str] | None = None) -> list[str]:
+    """One metric family's lines: HELP, TYPE (`kind`: gauge or counter) and a sample per
+    (extra labels, value) of `series`, each with `labels` and its extras, values escaped."""
+    labels = labels or {}
+    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+    lines.extend(f"{name}{_labels({**labels, **extra})} {value}" for extra, value in series)
+    return lines
+
+
 def exposition(sample: ClockSample, labels: dict[str, str] | None = None) -> str:
     """Gauges for one sample. `labels` (e.g. {'uds': '/var/run/ptp4l'}) go on every series."""
     labels = dict(labels or {})
     lines: list[str] = []
 
     def gauge(name: str, help_text: str, series: list[tuple[dict[str, str], float | int]]) -> None:
-        lines.append(f"# HELP {PREFIX}_{name} {help_text}")
-        lines.append(f"# TYPE {PREFIX}_{name} gauge")
-        for extra, value in series:
-            lines.append(f"{PREFIX}_{name}{_labels({**labels, **extra})} {value}")
+        lines.extend(family(f"{PREFIX}_{name}", "gauge", help_text, series, labels))
 
     gauge("offset_ns", "Measured offset from the grandmaster (ptp4l master_offset), ns.",
           [({}, sample.offset_ns)])

@@ -134,7 +134,9 @@ def watch(ctx, count, interval, prometheus, listen, **health) -> None:
 
     Example: mmaudit clock watch --count 5 --interval 1
     """
-    server = _metrics_server(ctx, listen, interval, health["pmc_timeout"]) if listen else None
+    # stale once two samples in a row are overdue (each takes at most the pmc timeout)
+    server = (metrics_server(ctx, listen, "--listen", 2 * (interval + health["pmc_timeout"]) + 1, "clock metrics")
+              if listen else None)
     monitor = _monitor(ctx, **health)
     for i in range(count):
         if i:
@@ -150,17 +152,19 @@ def watch(ctx, count, interval, prometheus, listen, **health) -> None:
             click.echo(f"{_summary(sample)} {flags}")
 
 
-def _metrics_server(ctx: click.Context, listen: str, interval: float, pmc_timeout: float) -> MetricsServer:
-    """The scrape endpoint of `watch --listen`, closed with the command; its address on stderr."""
+def metrics_server(ctx: click.Context, listen: str, option: str, stale_after_s: float, served: str,
+                   **names) -> MetricsServer:
+    """A scrape endpoint (`watch --listen`, `run --metrics-listen`), closed with the command
+    (however it ends); its address on stderr. A bad address or one in use is a usage error
+    naming `option`. `names`: MetricsServer's what/who, for its 503 answers."""
     try:
-        host, port = parse_listen(listen)
-        # stale once two samples in a row are overdue (each takes at most the pmc timeout)
-        server = MetricsServer(host, port, stale_after_s=2 * (interval + pmc_timeout) + 1)
+        host, port = parse_listen(listen, option)
+        server = MetricsServer(host, port, stale_after_s=stale_after_s, **names)
     except AuditError as exc:
-        raise click.BadParameter(str(exc), param_hint="--listen") from None
+        raise click.BadParameter(str(exc), param_hint=option) from None
     ctx.call_on_close(server.close)
     bound_host, bound_port = server.address
-    click.echo(f"serving clock metrics at http://{bound_host}:{bound_port}/metrics", err=True)
+    click.echo(f"serving {served} at http://{bound_host}:{bound_port}/metrics", err=True)
     return server
 
 

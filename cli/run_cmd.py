@@ -23,7 +23,7 @@ import time
 import click
 
 from audit.health import PROFILES
-from cli.clock_cmd import LOG_OPTIONS
+from cli.clock_cmd import LOG_OPTIONS, metrics_server
 from cli.metrics_rows import metrics_rows, money
 from cli.operator_cmd import CONTROL_NAME
 from cli.params import byte_size, phc_device as checked_phc
@@ -99,6 +99,10 @@ def progress_line(p: Progress) -> str:
 _STAGE_NAMES = {"rx->read": "RX stamp to read", "read->journaled": "journal",
                 "journaled->decided": "decide", "decided->sent": "orders journaled and sent"}
 
+
+# --metrics-listen answers 503 once the trading loop's once-a-second refresh is this late: a few
+# periods, so a slow turn (a journal flush, a close-out) does not flap it, a wedged loop does
+METRICS_STALE_S = 5.0
 
 EXIT_FAILED = 3          # the session ended failed: venue lost, latched with faults or by a limit's
                          # breach, journal failures, the clock never compliant
@@ -360,15 +364,17 @@ def say(text: str = "") -> None:
             os.close(sink)
 
 
-def run_session(settings: SessionSettings, inputs, quiet: bool, resume=None) -> SessionSummary:
+def run_session(settings: SessionSettings, inputs, quiet: bool, resume=None, metrics=None) -> SessionSummary:
     """Run with a progress line per second (unless quiet); SessionError -> ClickException.
-    `resume`: Session's (cli.run_resume), for a journal whose session crashed."""
+    `resume`: Session's (cli.run_resume), for a journal whose session crashed; `metrics`:
+    Session's, the sink of its Prometheus text (a MetricsServer's publish)."""
     def show(p: Progress) -> None:
         say(progress_line(p))
 
     with stop_on_signals() as stop:
         session = Session(settings, inputs, progress=None if quiet else show, stop=stop,
-                          on_started=lambda s: _started(s, quiet), reconciler=LiveReconciler(), resume=resume)
+                          on_started=lambda s: _started(s, quiet), reconciler=LiveReconciler(), resume=resume,
+                          metrics=metrics)
         try:
             return session.run()
         except JournalInUse as exc:
@@ -461,10 +467,16 @@ def _started(session: Session, quiet: bool) -> None:
 @click.option("--resume", is_flag=True,
               help="The --journal holds a session that crashed: recover it first (replay, reconcile with the "
                    "HOST:PORT venue it traded on, resolve) and, once reconciled, trade on in the same journal.")
+@click.option("--metrics-listen", default=None, metavar="[HOST:]PORT",
+              help="Serve the session's Prometheus text at http://HOST:PORT/metrics while it runs (host "
+                   "127.0.0.1 when left out; port 0: the kernel picks one, printed on stderr): trading state, "
+                   "positions, P&L, orders, fills, denials, market-data gaps, journal records and the clock's "
+                   "health, refreshed once a second; 503 before the first refresh and once they stop.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON, without progress lines.")
-def command(venue_text, itch_port, rerequest_port, md_bind, md_interface, md_sources, md_rcvbuf, duration, journal_dir, config_path, limits_path,
+@click.pass_context
+def command(ctx, venue_text, itch_port, rerequest_port, md_bind, md_interface, md_sources, md_rcvbuf, duration, journal_dir, config_path, limits_path,
             venue_config_path, profile, ptp_uds, ptp_lab, ptp_free_running, ptp4l_log, phc2sys_log, phc_device,
-            seed, busy_poll, trading_cpu, warm_interval, close_out, control_path, resume, as_json) -> None:
+            seed, busy_poll, trading_cpu, warm_interval, close_out, control_path, resume, metrics_listen, as_json) -> None:
     """Trade on a venue for a while, journaling ahead, with the clock monitored.
 
     The gateway trades only on a compliant clock: without --ptp-uds or the PTP lab the monitor
@@ -499,6 +511,10 @@ def command(venue_text, itch_port, rerequest_port, md_bind, md_interface, md_sou
     if resume and (journal_dir is None or venue.kind != "external"):
         raise click.UsageError("--resume goes on in the crashed session's --journal, on the venue it traded "
                                "with: --venue HOST:PORT (an embedded or process venue died with it)")
+    # the endpoint before the journal: an address in use leaves nothing behind
+    server = (metrics_server(ctx, metrics_listen, "--metrics-listen", METRICS_STALE_S, "session metrics",
+                             what="refresh of the session's metrics", who="the trading loop")
+              if metrics_listen is not None else None)
     started = time.monotonic()
     with temporary_journal(journal_dir) as journal_dir:
         if control_path is None:
@@ -511,7 +527,8 @@ def command(venue_text, itch_port, rerequest_port, md_bind, md_interface, md_sou
         except SessionError as exc:
             raise click.ClickException(str(exc)) from None
         summary = run_session(settings, inputs, quiet=as_json,
-                              resume=resumer(journal_dir, venue, _progress_err(as_json)) if resume else None)
+                              resume=resumer(journal_dir, venue, _progress_err(as_json)) if resume else None,
+                              metrics=None if server is None else server.publish)
     if as_json:
         say(json.dumps(summary.as_dict(), indent=2, sort_keys=True, default=str))
     else:

@@ -171,6 +171,11 @@ class Runner(RunnerLinks, RunnerInputs, RunnerOperator, RunnerJournal, RunnerOrd
         # where re-requests go: the venue's host as resolved once by connect()
         self._rerequest_to: tuple = (settings.host, settings.rerequest_port)
         self._venue_ip = ""                      # the venue's host, resolved once (_venue_address)
+        # the scrape endpoint's refresh (mmaudit run --metrics-listen: mm_core.sessionmetrics),
+        # called after each clock step, never per packet; None: nothing is published. It reads
+        # clock_shown: the last journaled clock sample, (the monitor's sample, its record)
+        self.publish_metrics: Callable[[], None] | None = None
+        self.clock_shown: tuple | None = None
 
     @property
     def utc_offset_s(self) -> int:

@@ -234,11 +234,26 @@ class RunnerInputs:
             record, state = self._clock_payload(sample)
             if not trusted:
                 record["compliant_mask"] = 0
-            self._clock_record(record, sample.realtime_ns, state)
+            if self._clock_record(record, sample.realtime_ns, state):
+                self.clock_shown = (sample, record)
         if not new and not ok and self._clock_told is not False:
             record, _ = self._clock_payload(newest)
             record["state"], record["error_bound_ns"], record["compliant_mask"] = int(ClockState.UNKNOWN), -1, 0
-            self._clock_record(record, _realtime(), ClockState.UNKNOWN)
+            if self._clock_record(record, _realtime(), ClockState.UNKNOWN):
+                self.clock_shown = (newest, record)
+        if self.publish_metrics is not None:
+            self._publish_metrics()
+
+    def _publish_metrics(self) -> None:
+        """The scrape endpoint's text refreshed, once a clock step (never per packet). A refresh
+        that fails is turned off for the rest of the run, said in one alert: the endpoint then
+        goes stale (503) while trading goes on, as it does without one."""
+        try:
+            self.publish_metrics()
+        except Exception as exc:         # a display's fault must never stop trading
+            self.publish_metrics = None
+            self._note_alert("metrics-publish-failed", f"the scrape endpoint is no longer refreshed: "
+                             f"{type(exc).__name__}: {exc}"[:200], _realtime())
 
     def _clock_payload(self, sample):
         """A sample's CLOCK_SAMPLE record and state. One that does not fit the layout (a value no
@@ -253,9 +268,10 @@ class RunnerInputs:
                            last_sync_age_ns=-1, gm_clock_accuracy=0xFE)
             return unpack(RecordType.CLOCK_SAMPLE, payload).copy(), ClockState.UNKNOWN
 
-    def _clock_record(self, record, ts_ns: int, state: ClockState) -> None:
+    def _clock_record(self, record, ts_ns: int, state: ClockState) -> bool:
         """One CLOCK_SAMPLE: journaled, then given to the engine; later records carry its state,
-        the engine's answer to it included (a clock fault pulls the quotes: those cancels)."""
+        the engine's answer to it included (a clock fault pulls the quotes: those cancels).
+        False when the journal refused it."""
         compliant = bool(int(record["compliant_mask"]) & self._clock_bit)
         before, self._clock_state = self._clock_state, int(state)
         if self._input(RecordType.CLOCK_SAMPLE, record.tobytes(), ts_ns, TsSource.USER,
@@ -265,5 +281,6 @@ class RunnerInputs:
             if sets:
                 self._utc_offset_s = int(offset)
                 self._utc_leap = int(phc_leap(record))
-        else:
-            self._clock_state = before     # the journal refused the sample: its state is not in force
+            return True
+        self._clock_state = before     # the journal refused the sample: its state is not in force
+        return False

@@ -117,6 +117,7 @@ class RunnerOrders:
         alert and the decision's other actions go on: the engine asks again on its timer."""
         try:
             self._md.sock.sendto(action.packet, self._rerequest_to)
+            self.report.md_rerequests += 1
         except OSError as exc:
             self._note_alert("rerequest-failed", f"re-request of {action.count} packet(s) from {action.sequence} "
                              f"to {self._rerequest_to[0]}:{self._rerequest_to[1]} not sent: {_oserror(exc)}", now)

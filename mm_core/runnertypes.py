@@ -113,6 +113,7 @@ class RunnerReport:
     md_foreign: int = 0              # datagrams on the market-data port from other addresses: not read
     md_kernel_drops: int = 0         # market-data datagrams the kernel dropped (receive buffer full)
     md_rcvbuf: int = 0               # that socket's receive buffer as the kernel counts it (2x usable)
+    md_rerequests: int = 0           # MoldUDP64 re-requests sent for market-data gaps
     warm_steps: int = 0              # idle-time shadow events (mm_core.warmer; busy-poll only)
     trading_cpus: tuple[int, ...] = ()   # the CPUs the loop's thread was let run on, read back once
                                          # pinned (RunnerSettings.trading_cpu); () not pinned

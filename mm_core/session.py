@@ -30,6 +30,7 @@ from mm_core.sessionconfig import (
     SessionSummary, VenueSpec, VenueUnavailable, _CONTROL_HINT, load_inputs,
 )
 from mm_core.sessionfacts import read_session
+from mm_core.sessionmetrics import SessionMetrics
 from mm_core.sessionsetup import (
     _check_readable, _code_digest, _code_version, _journal_made, _open_journal, _refuse_stale_build,
     _refuse_used, _start_clock, _start_venue, _unmake_unused, _wait_for_clock, joined_group,
@@ -79,7 +80,9 @@ class Session():
     trades on in a journal whose session crashed: called once the clock and venue are up, it
     recovers that session (replay, reconciliation) and returns the engine to go on with, or raises
     SessionError when trading may not resume; no SESSION_START is written, the session's own
-    SESSION_STOP ends it.
+    SESSION_STOP ends it. `metrics` gets the session's Prometheus text (mm_core.sessionmetrics)
+    from the runner's thread once a clock period while it trades (`run --metrics-listen`: the
+    caller's MetricsServer.publish, which the caller opens and closes).
     """
 
     def __init__(self, settings: SessionSettings, inputs: SessionInputs | None = None,
@@ -87,7 +90,8 @@ class Session():
                  stop: threading.Event | None = None,
                  on_started: Callable[["Session"], None] | None = None,
                  reconciler: Callable | None = None,
-                 resume: Callable[["SessionInputs"], Resumed] | None = None) -> None:
+                 resume: Callable[["SessionInputs"], Resumed] | None = None,
+                 metrics: Callable[[str], None] | None = None) -> None:
         self.settings = settings
         self.reconciler = reconciler
         self.resume = resume
@@ -96,6 +100,7 @@ class Session():
         self.progress = progress
         self.stop = stop or threading.Event()
         self.on_started = on_started
+        self.metrics = metrics
         self.engine: Engine | None = None
         self.runner: Runner | None = None
         self.monitor: ClockMonitor | None = None
@@ -184,6 +189,8 @@ class Session():
             self._refuse_interrupted()
             first_seq = (self._journal_start(journal, session_id, source, note) if resumed is None
                          else self._journal_resume(journal, session_id, source, note))
+            if self.metrics is not None:
+                self.runner.publish_metrics = self._session_metrics(journal, first_seq)
             # from here on every exit writes the session's closing records, a failure to start
             # the monitor, the progress thread or the caller's on_started included
             try:
@@ -209,6 +216,12 @@ class Session():
             end_compliant = self.monitor.compliant(self.profile)
         return self._summary(session_id, first_seq, report, source, note, end_sample, end_compliant,
                              warm_at_start)
+
+    def _session_metrics(self, journal: Journal, first_seq: int) -> SessionMetrics:
+        """What the runner refreshes the `metrics` sink with: the session's Prometheus text."""
+        engine, names = self.engine, {s.id: s.name for s in self.inputs.symbols.symbols}
+        return SessionMetrics(engine, self.runner, journal, first_seq, lambda: positions_by_name(engine, names),
+                              self.metrics, getattr(self.monitor, "labels", None))
 
     def _refuse_interrupted(self) -> None:
         """A stop (Ctrl-C) during start-up ends it before the session's first record."""

@@ -42,7 +42,8 @@ class StallingSampler:
         return Observation(replace(GOOD, ingress_time_ns=real - 100_000_000), mono, real, 100_000_000)
 
 
-def run_with_monitor(tmp_path, sampler, seconds: float, rate_hz: float, stale_after_s: float):
+def run_with_monitor(tmp_path, sampler, seconds: float, rate_hz: float, stale_after_s: float, prepare=None):
+    """`prepare(runner, journal)`, when given, before the run."""
     port = free_udp_port()
     config = load_config().with_venue(itch_port=port, duration=30.0, log_dir=str(tmp_path / "venue"),
                                       heartbeat_timeout=5.0)
@@ -58,7 +59,10 @@ def run_with_monitor(tmp_path, sampler, seconds: float, rate_hz: float, stale_af
             settings = RunnerSettings(itch_port=port, ouch_port=ports.ouch, rerequest_port=ports.rerequest)
             engine = Engine(EngineConfig(quoted=("ACME", "BOLT")), SYMBOLS, gateway())
             with Journal(str(tmp_path / "journal")) as journal:
-                report = Runner(engine, journal, settings, monitor).run(seconds)
+                runner = Runner(engine, journal, settings, monitor)
+                if prepare is not None:
+                    prepare(runner, journal)
+                report = runner.run(seconds)
     finally:
         sampler.release.set()
         monitor.stop()
