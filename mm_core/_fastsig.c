@@ -1020,6 +1020,66 @@ int fsig_requote_may_act(const fsig *g, const fmd_book *b, fsig_react *r, uint32
     return fsig_requote_acts(r, s, q[0], q[1], q[2], q[3], now_ns);
 }
 
+/* Whether Engine._hedge of pair t (hedged in h, trading and h not halted) would send or change
+ * anything. 0 for a pair at rest: a hedge in flight (decide waits for it, the hold stays), or,
+ * the hold on h clear, an idle pair with no sustain timer to reset, a position past the trigger
+ * whose sustain timer runs or ran out on a goal of 0 lots with nothing hedged (decide makes the
+ * pair active and ends it again), or an active pair whose goal (Hedger.target, the band's
+ * hysteresis) is already hedged or lacks a mid (decide waits). The same double operations in the same order
+ * as the Python, built with -ffp-contract=off, give the same goal; a value Python's int() would
+ * not take is left to Python. */
+static int hedge_acts(const fsig *g, const fsig_react *r, uint32_t t, int64_t h, int64_t now_ns) {
+    const int64_t *pair = &r->pair[(size_t)t * FSIG_P_N];
+    if (pair[FSIG_P_IN_FLIGHT])
+        return 0;
+    if (r->hold[h] != 0)
+        return 1;                       /* _hedge may clear its pair's part of it (not mirrored) */
+    int64_t pos = r->position[t], apos = pos < 0 ? -pos : pos, since = pair[FSIG_P_OVER_SINCE];
+    int64_t active = pair[FSIG_P_ACTIVE];
+    if (apos < r->trigger) {
+        if (since != -1)
+            return 1;                   /* idle() or decide resets the sustain timer */
+        if (!active)
+            return 0;                   /* idle */
+    } else if (since == -1) {
+        return 1;                       /* decide starts the sustain timer */
+    } else if (!active && now_ns - since < r->hedge_hold_ns) {
+        return 0;                       /* the sustain timer runs */
+    }
+    /* active, or made active by decide (the timer ran out) */
+    double s_price = g->d[FSIG_D_MIDS][t], h_price = g->d[FSIG_D_MIDS][h];
+    if (s_price <= 0 || h_price <= 0)
+        return !active;                 /* decide waits for both mids, the pair made active */
+    if (isnan(s_price) || isnan(h_price))
+        return 1;
+    int64_t want = 0;
+    if (apos > r->hedge_keep) {
+        int64_t excess = pos - (pos > 0 ? r->hedge_keep : -r->hedge_keep);
+        double prior = r->hedge_prior, max_beta = r->hedge_max_beta;
+        double beta = g->iv[FSIG_I_HEDGE_N][t] >= r->hedge_min_samples
+                      ? beta_of(g->d[FSIG_D_HEDGE_SXY][t], g->d[FSIG_D_HEDGE_SXX][t], prior) : prior;
+        if (!(-max_beta <= beta && beta <= max_beta))
+            beta = beta > 0 ? max_beta : beta < 0 ? -max_beta : 0.0;
+        double ratio = beta * s_price / h_price;
+        double raw = -ratio * (double)excess;
+        double lots = fabs(raw) / (double)r->hedge_lot + 0.5;
+        if (!(lots < 0x1p53))
+            return 1;
+        want = (int64_t)lots * r->hedge_lot;
+        if (!(raw > 0))
+            want = -want;
+    }
+    if (want == 0 && pair[FSIG_P_HEDGED] == 0)
+        return active || pair[FSIG_P_GOAL] != 0;   /* decide ends the pair's activity (again:
+                                                   the timer ran out, the goal rounds to 0) */
+    if (!active)
+        return 1;                       /* decide makes the pair active */
+    int64_t goal = pair[FSIG_P_GOAL];
+    if (want != 0 && (want > goal ? want - goal : goal - want) <= r->hedge_band)
+        want = goal;
+    return want != pair[FSIG_P_HEDGED];
+}
+
 /* Whether Engine._requote(s) then Engine._hedge of s's hedge targets may act or change state. */
 static int symbol_acts(const fsig *g, const fmd_book *b, fsig_react *r, uint32_t s, int64_t now_ns) {
     /* REDUCING: Engine._reduce_room sizes the quote by our other working orders, not mirrored */
@@ -1028,15 +1088,13 @@ static int symbol_acts(const fsig *g, const fmd_book *b, fsig_react *r, uint32_t
     for (uint32_t k = r->targets_off[s]; k < r->targets_off[s + 1]; k++) {
         uint32_t t = r->targets[k];
         int64_t h = r->hedge_id[t];
-        if (r->hold[h] != 0)
-            return 1;                   /* _hedge may clear its pair's part of it (not mirrored) */
-        if (r->risk_state == r->halted_state || r->halted[h])
+        if (r->risk_state == r->halted_state || r->halted[h]) {
+            if (r->hold[h] != 0)
+                return 1;               /* _hedge may clear its pair's part of it (not mirrored) */
             continue;                   /* _hedge waits: trading halted, or the instrument */
-        const int64_t *pair = &r->pair[(size_t)t * FSIG_P_N];
-        int64_t pos = r->position[t];
-        if (pair[FSIG_P_ACTIVE] || pair[FSIG_P_IN_FLIGHT] || (pos < 0 ? -pos : pos) >= r->trigger ||
-            pair[FSIG_P_OVER_SINCE] != -1)
-            return 1;                   /* not idle, or idle() resets the sustain timer */
+        }
+        if (hedge_acts(g, r, t, h, now_ns))
+            return 1;
     }
     return 0;
 }

@@ -359,8 +359,12 @@ int fsig_on_packets(fsig *g, fmd_book *b, const uint8_t *buf, const uint64_t *of
  *                   a replace not held back by Engine._can_wait, and not an enter, modify or
  *                   replace that Engine._quote_denied refuses, unless a refused replace then
  *                   pulls a quote the move was away from), or when
- *                   Engine._hedge of one of its hedge targets would change anything (the hedger
- *                   not idle, its sustain timer running, or the hold on the hedge instrument set).
+ *                   Engine._hedge of one of its hedge targets would change anything (the hold on
+ *                   the hedge instrument set with no hedge in flight, the sustain timer to start,
+ *                   reset or run out, a hedge to go out, or the pair to end: only a pair at rest
+ *                   is quiet: a hedge in flight, idle, its sustain timer running, or active with
+ *                   Hedger.decide's goal, from the position, both mids and the regression's
+ *                   ratio as Hedger.target computes them, already hedged).
  * Stage 3: on a memo miss fsig_react_from prices the quote itself (fq_price on the same inputs
  * engine_price_quote reads: fsig's fair value, variance and prior, toxicity and cool-downs; the
  * mirrors' position, held shares, recent markout, adverse rate, multipliers, collar and the
@@ -377,7 +381,8 @@ enum fsig_react_const {
     FSIG_W_PRESENT = 0, FSIG_W_PRICE = 1, FSIG_W_LEAVES = 2, FSIG_W_ANSWERED = 3, FSIG_W_SENT = 4,
     FSIG_W_N = 5,
     FSIG_M_VALID = 0, FSIG_M_KEY = 1, FSIG_M_NKEY = 12, FSIG_M_QUOTE = 13, FSIG_M_N = 17,
-    FSIG_P_ACTIVE = 0, FSIG_P_IN_FLIGHT = 1, FSIG_P_OVER_SINCE = 2, FSIG_P_HEDGED = 3, FSIG_P_N = 4,
+    FSIG_P_ACTIVE = 0, FSIG_P_IN_FLIGHT = 1, FSIG_P_OVER_SINCE = 2, FSIG_P_HEDGED = 3, FSIG_P_GOAL = 4,
+    FSIG_P_N = 5,
     FSIG_S_PRICE4 = 0, FSIG_S_STALE = 1, FSIG_S_NS = 2, FSIG_S_N = 3,
     FSIG_QUIET = 8,             /* nothing of the reaction can act */
     FSIG_REACT = 9,             /* react->work_at (or react->markouts) needs the caller */
@@ -397,6 +402,13 @@ typedef struct fsig_react {
     int64_t refresh_ns;         /* EngineConfig.risk_refresh_ns */
     int64_t rest_ns;            /* EngineConfig.requote_rest_ns (Engine._can_wait) */
     int64_t trigger;            /* HedgeParams.trigger */
+    int64_t hedge_keep;         /* HedgeParams.keep, lot, band and min_samples (Hedger.target's */
+    int64_t hedge_lot;          /* goal and the band's hysteresis, for a pair held at its goal) */
+    int64_t hedge_band;
+    int64_t hedge_min_samples;
+    int64_t hedge_hold_ns;      /* HedgeParams.hold_ns: the sustain timer */
+    double hedge_prior;         /* HedgeParams.beta_prior and max_beta (Hedger.ratio) */
+    double hedge_max_beta;
     int64_t halted_state;       /* int(TradingState.HALTED) */
     /* mirrors of Python-owned values */
     int64_t *position;          /* [n] InventoryTracker.position */

@@ -181,7 +181,7 @@ class KernelHedger(Hedger):
         self.pairs = {s: KernelPair(kernel, s, h, params) for s, h in sorted(pairs.items())}
 
     # the engine's fsig_react pair mirror (sigreact.ReactMirror.pair), written after every change
-    # of a pair's hedged / in_flight / over_since / active; None: no mirror
+    # of a pair's hedged / in_flight / over_since / active / goal; None: no mirror
     mirror = None
 
     def __getstate__(self) -> dict:
@@ -194,7 +194,7 @@ class KernelHedger(Hedger):
         if m is not None:
             p = self.pairs[symbol_id]
             b = symbol_id * _PAIR_N
-            m[b:b + _PAIR_N] = [int(p.active), p.in_flight, p.over_since, p.hedged]
+            m[b:b + _PAIR_N] = [int(p.active), p.in_flight, p.over_since, p.hedged, p.goal]
 
     def observe(self, symbol_id: int, s_mid: float, h_mid: float) -> None:
         if symbol_id in self.pairs:

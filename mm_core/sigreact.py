@@ -31,6 +31,7 @@ _SCALARS = ("markout_n", "next_due_ns")
 RISK_CAPS = ("max_position", "max_order_qty", "max_order_value")     # set_risk's mirrors
 _FLOATS = ("markout", "adverse")
 _NO_WORK = [0] * lib.FSIG_W_N
+_NO_PAIR = [0] * lib.FSIG_P_N
 _M_N, _W_N = lib.FSIG_M_N, lib.FSIG_W_N       # plain ints for the per-call code
 _FLOG_CAP = 1024        # risk feeds a run of packets may defer before it stops for Python
 _BEYOND_C = 2**53       # a limit fq_price does not take (FQ_RANGE): Python prices the quote
@@ -123,7 +124,10 @@ class ReactMirror:
         r.reducing_state = int(TradingState.REDUCING)
         r.refresh_ns = engine.risk_refresh_ns
         r.rest_ns = engine.cfg.requote_rest_ns
-        r.trigger = engine.hedger.p.trigger
+        hp = engine.hedger.p
+        r.trigger, r.hedge_keep, r.hedge_lot, r.hedge_band = hp.trigger, hp.keep, hp.lot, hp.band
+        r.hedge_min_samples, r.hedge_prior, r.hedge_max_beta = hp.min_samples, hp.beta_prior, hp.max_beta
+        r.hedge_hold_ns = hp.hold_ns
         r.halted_state = int(TradingState.HALTED)
         sizes = {"position": n, "hold": n, "halted": n, "sent": n * lib.FSIG_S_N,
                  "memo": n * lib.FSIG_M_N, "work": n * 2 * lib.FSIG_W_N, "pair": n * lib.FSIG_P_N,
@@ -152,7 +156,7 @@ class ReactMirror:
         pairs = []
         for s in range(engine.n):
             p = hedger.pairs.get(s)
-            pairs.extend([0, 0, 0, 0] if p is None else [int(p.active), p.in_flight, p.over_since, p.hedged])
+            pairs.extend(_NO_PAIR if p is None else [int(p.active), p.in_flight, p.over_since, p.hedged, p.goal])
         return {
             "position": list(engine.inventory.position),
             "hold": list(engine.hedge_hold),
