@@ -9,6 +9,7 @@ the engine halts trading and journals it. Must not know about sockets, clocks or
 from __future__ import annotations
 
 import enum
+import heapq
 import string
 from typing import Callable
 
@@ -257,7 +258,6 @@ def _accept(order: Order) -> Trigger:
     return Trigger.ACCEPT
 
 
-_NEVER = 1 << 62                 # later than any session time
 _TOKEN_ALPHABET = string.digits + string.ascii_uppercase
 TOKEN_LENGTH = 14                # OUCH 4.2 Order Token
 MIN_COUNTER_WIDTH = 6            # 36**6 - 1 = 2,176,782,335 orders in one session at least
@@ -299,10 +299,11 @@ class Oms:
     counter filling the token's 14 characters. Sessions of one day on one prefix have distinct tags,
     so their tokens are disjoint; a session without a tag (a journal from before tags) has none."""
 
-    # a lower bound of the last transition time of every terminal order kept (a terminal order never
-    # moves again): prune() has nothing to forget before it is keep_ns old. A class default so an
-    # OMS pickled before it existed scans at its first prune.
-    terminal_since_ns: int = -_NEVER
+    # (last transition time, token) of each transition into a terminal state, a min-heap: prune()
+    # forgets orders in time order instead of scanning them all on every timer (an entry whose
+    # order moved again since is passed over: that move pushed its own). None in an OMS pickled
+    # before it existed: prune() builds it from the orders kept.
+    _expiry: list[tuple[int, str]] | None = None
     tag: str = ""                 # the session's token tag ("" until start_session, or untagged)
 
     def __init__(self, session_prefix: str, encode_cancel: Callable[[str], bytes], *,
@@ -557,8 +558,8 @@ class Oms:
         order.last_ns = now_ns
         self.transitions += 1
         if order.fsm.state in TERMINAL:
-            if now_ns < self.terminal_since_ns:
-                self.terminal_since_ns = now_ns
+            if self._expiry is not None:
+                heapq.heappush(self._expiry, (now_ns, order.token))
             del self.live[order.token]
             key = (order.symbol_id, int(order.side), order.purpose.value)
             if self.working.get(key) == order.token:
@@ -590,20 +591,21 @@ class Oms:
     def prune(self, now_ns: int, keep_ns: int) -> int:
         """Forget orders terminal for longer than keep_ns (a late venue message for one of them
         would be an unknown token, which the engine treats as impossible); returns how many.
-        Scans the orders only once the oldest terminal one may have expired (terminal_since_ns)."""
-        if now_ns - self.terminal_since_ns <= keep_ns:
-            return 0
-        dead, oldest = [], _NEVER
-        for t, o in self.orders.items():
-            if o.fsm.state in TERMINAL:
-                if now_ns - o.last_ns > keep_ns:
-                    dead.append(t)
-                elif o.last_ns < oldest:
-                    oldest = o.last_ns
-        for t in dead:
-            del self.orders[t]
-        self.terminal_since_ns = oldest
-        return len(dead)
+        Takes them from the expiry heap oldest first, so a timer with nothing to forget costs one
+        comparison however many orders are kept."""
+        heap = self._expiry
+        if heap is None:
+            heap = self._expiry = [(o.last_ns, t) for t, o in self.orders.items() if o.fsm.state in TERMINAL]
+            heapq.heapify(heap)
+        orders, forgotten = self.orders, 0
+        while heap and now_ns - heap[0][0] > keep_ns:
+            token = heapq.heappop(heap)[1]
+            order = orders.get(token)
+            # gone already, or moved since (a fill after a cancel): that move has its own entry
+            if order is not None and order.fsm.state in TERMINAL and now_ns - order.last_ns > keep_ns:
+                del orders[token]
+                forgotten += 1
+        return forgotten
 
     def state_items(self):
         # the times decide later too: ack timeouts (last_ns), the requote rest (sent_ns)

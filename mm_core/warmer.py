@@ -28,7 +28,7 @@ _SESSION = "WARM000001"
 _FROM_CLIENT = soupbintcp.Direction.FROM_CLIENT
 _REFS = 1_000                # the script's first ITCH order reference
 # the shadow forgets its terminal orders after this much synthetic time: its OMS stays at ~100
-# orders, so the timer's prune scan is short (with the real engine's 60 s it would hold thousands)
+# orders, a small working set (with the real engine's 60 s it would hold thousands)
 _PRUNE_NS = 2_000 * _MS
 
 

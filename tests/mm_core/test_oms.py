@@ -293,7 +293,7 @@ def _prune_reference(o: Oms, now_ns: int, keep_ns: int) -> set[str]:
 
 
 def test_prune_forgets_exactly_what_a_full_scan_finds():
-    """prune skips its scan until the oldest terminal order may have expired: over random
+    """prune takes orders from its expiry heap instead of scanning them all: over random
     sessions (times that may step back, prunes at random moments, an OMS pickled mid-way) it
     forgets the same orders as scanning every order each time."""
     import pickle
