@@ -44,7 +44,7 @@ or ATS is what mics.toml cat_affiliate says), the OUCH Enter's or Replace's inte
 row is rejected with why (NOTES).
 
 A venue answer a crash recovery journaled (reports/venuetime.py: at the recovery's clock, seconds,
-hours or a day after the venue acted) is timed by the venue's own OUCH timestamp of that event
+hours or a day after the venue acted), or a login's replay brought (made before that login), is timed by the venue's own OUCH timestamp of that event
 (common.with_venue_times): the eventTimestamp of the MEOM (its Replaced, Order Modified), MEOC (its
 Canceled) and MEOT (its Executed, and so tradeKeyDate), and with it the Eastern date of such a row
 (trade_date, --date, firmROEID, the submission file, DAY= in timeInForce) and its tradingSession.
@@ -214,8 +214,8 @@ NOTES = ("MEOT is reported only for an execution on a venue that does not report
          "CRD:IMID of the broker-dealer or ATS it is (F), from mics.toml; a route to a venue with neither is rejected, "
          "never sent with the MIC. firmDesignatedID (MENO) is PROP- and the desk's code for the firm's own account, a "
          "client's code otherwise (parties.toml); one longer than the schema's Text (40) gets its MENO rejected, not "
-         "truncated. A venue answer a crash recovery journaled late (at the recovery's clock, after the venue acted) "
-         "is timed by the venue's OUCH timestamp of that event: the eventTimestamp and Eastern date (trade_date, file "
+         "truncated. A venue answer a crash recovery journaled late (at the recovery's clock, after the venue acted), "
+         "or a login's replay brought (made before that login was received), is timed by the venue's OUCH timestamp of that event: the eventTimestamp and Eastern date (trade_date, file "
          "date) of its MEOM (Replaced, Order Modified), MEOC (Canceled) or MEOT (Executed, and tradeKeyDate), "
          "event_time_source VENUE_EVENT_TIMESTAMP or VENUE_EXECUTION_TIMESTAMP; the firm's own events (MENO, MEOR, "
          "MEMR, MECR: its send times; orderKeyDate) keep the journal's time. An assumption: CAT's rule for an event "
@@ -1070,15 +1070,15 @@ def stream(src: JournalSlice, ref: RefData, sink, text: bool = True) -> ReportOu
 
     def emit(ev: events.OrderEvents, rejections: dict) -> None:
         if src.selection.trade_date is None:       # (with a date, added before it selects)
-            ev = common.with_venue_times(with_redecided(ev), windows)
+            ev = common.with_venue_times(with_redecided(ev), timing)
         lost = resent_cancels.lost_seqs(src, ev.cols, marks.result().resent_cancel)
         waiting.append(build_unsessioned(ev, ref, rejections, marks.result(), src.journal_id,
                                          _day_number(src.selection.trade_date), lost))
         release(wait=len(waiting) > SESSION_AHEAD)
 
-    # the crash recoveries' windows: the venue answers they journaled are timed by the venue
+    # crash recoveries and login replays: the venue answers they journaled are timed by the venue
     # (common.with_venue_times, after a re-decided Cancel's row is added: that row is the firm's)
-    windows = venuetime.recovery_windows(src.reader, src.last_seq)
+    timing = venuetime.venue_timing(src.reader, src.last_seq)
     # A chunk is built once the next one is decoded: its route rows' rejections (routeRejectedFlag)
     # are those of its own chunk and the next (at least LOOKAHEAD_SEQS past each row), taken from
     # the decoded events, and those LOOKAHEAD_SEQS past the range's end, read beside the first
@@ -1096,7 +1096,7 @@ def stream(src: JournalSlice, ref: RefData, sink, text: bool = True) -> ReportOu
             # selection; otherwise the first chunk is built while the scan runs
             trade_date = src.selection.trade_date
             if trade_date:          # the venue's times first: they decide a recovered answer's day
-                chunk = common.with_venue_times(with_redecided(chunk), windows)
+                chunk = common.with_venue_times(with_redecided(chunk), timing)
             ev = select_eastern_date(chunk, trade_date, marks.result().not_sent if trade_date else None)
             del chunk
             if held is not None:

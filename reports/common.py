@@ -54,21 +54,27 @@ _VENUE_TS_END = _TS_AT + _TS_WIDTH
 _EXECUTIONS = (EV["EXECUTED"], EV["EXECUTED_WITH_REF_PRICE"])
 
 
-def with_venue_times(ev: OrderEvents, windows: np.ndarray) -> OrderEvents:
-    """`ev` with the venue messages a crash recovery journaled (venuetime: inside a recovery
-    window, stamped USER by the recovery's clock) timed by the venue's own OUCH timestamp (its
-    execution time for an Executed, its time of the event for any other answer) instead of the
-    recovery's receipt, seconds or hours later, and FROM_VENUE marking them. The record's own
-    timestamp stays in ev.cols["ts_ns"] (ts_source USER: already UTC). A message cut before its
-    timestamp keeps the record's time (and is rejected as truncated). The trade date and --date
-    follow the venue's time. `windows`: venuetime.recovery_windows, read once per run."""
+def with_venue_times(ev: OrderEvents, timing: venuetime.VenueTiming) -> OrderEvents:
+    """`ev` with the venue messages journaled after the events, timed by the venue's own OUCH
+    timestamp (its execution time for an Executed, its time of the event for any other answer)
+    instead of their receipt, seconds or hours later, and FROM_VENUE marking them: those a crash
+    recovery journaled (venuetime: inside a recovery window, stamped USER by the recovery's clock)
+    and those a login's replay brought (venuetime.replayed: made before the LoginAccepted before
+    them was received). The record's own timestamp stays in ev.cols["ts_ns"]. A message cut
+    before its timestamp keeps the record's time (and is rejected as truncated). The trade date
+    and --date follow the venue's time. `timing`: venuetime.venue_timing, read once per run."""
     c = ev.cols
-    recovered = venuetime.journaled_by_recovery(c["seq"], c["ts_source"], windows) & (c["origin"] == 1)
+    venue = c["origin"] == 1
     if "msg_len" in c:
-        recovered &= c["msg_len"] >= _VENUE_TS_END
+        venue &= c["msg_len"] >= _VENUE_TS_END
+    u = ev.utc
+    recovered = np.zeros(len(venue), bool)
+    rows = np.flatnonzero(venue)
+    if len(rows):
+        recovered[rows] = venuetime.venue_timed(c["seq"][rows], c["ts_ns"][rows], c["ts_source"][rows],
+                                                u.utc_ns[rows], u.valid[rows], c["venue_ts"][rows], timing)
     c[FROM_VENUE] = recovered
     if recovered.any():
-        u = ev.utc
         ev.utc = UtcTimes(venuetime.execution_times(u.utc_ns, recovered & u.valid, c["venue_ts"]), u.valid,
                           u.basis, u.utc_offset_s, u.sample_index)
     return ev

@@ -22,12 +22,12 @@ _TYPES = b"EGFKB"            # executions, then the changes made to them
 
 
 def chains(src: JournalSlice, match: np.ndarray, token_key: np.ndarray, seq: np.ndarray,
-           windows: np.ndarray) -> dict:
+           timing: venuetime.VenueTiming) -> dict:
     """For changes (their match numbers, order token keys and sequences, in journal order): `found`
     (a report of that execution precedes the change), `first` (it was not broken before), `seq`
     (the sequence of the report taken back: the execution's, or the last correction's), the
     execution's trading time (`utc_ns`, `valid`, `from_venue`: the venue's own time for a message a
-    recovery journaled, see venuetime), and what a correction restates (`qty`, `price`: for F its
+    recovery journaled or a login's replay brought, see venuetime), and what a correction restates (`qty`, `price`: for F its
     own, for K the report's shares at its new price). One read of the journal's executions and
     changes of these match numbers, then a loop over them (changes are rare), not over rows."""
     n = len(seq)
@@ -42,7 +42,8 @@ def chains(src: JournalSlice, match: np.ndarray, token_key: np.ndarray, seq: np.
         return out
     rows = np.flatnonzero(np.isin(got["match"], match))
     utc = to_utc(got["seq"][rows], got["ts_ns"][rows], got["ts_source"][rows], events.clock_samples(src))
-    recovered = utc.valid & venuetime.journaled_by_recovery(got["seq"][rows], got["ts_source"][rows], windows)
+    recovered = utc.valid & venuetime.venue_timed(got["seq"][rows], got["ts_ns"][rows], got["ts_source"][rows],
+                                                  utc.utc_ns, utc.valid, got["venue_ts"][rows], timing)
     times = venuetime.execution_times(utc.utc_ns, recovered, got["venue_ts"][rows])
     wanted = {int(s): i for i, s in enumerate(np.asarray(seq).tolist())}
     state: dict[tuple, dict] = {}       # (token, match) -> the report in force

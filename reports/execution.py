@@ -278,11 +278,12 @@ def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
     # from the journal as far as needed; where the journal's market data stops short of a fill's
     # horizon, that realized spread is left out and counted, never taken from an older quote
     sink.annotate({"rule605_notes": rule605.NOTES})      # before the first table: every file says it
-    # crash recoveries: the fills they journaled are timed by the venue (common.with_venue_times),
-    # and the market data the engine missed while down is a gap in the quotes (nbbo.downtime_gaps)
-    windows = venuetime.recovery_windows(src.reader, int(src.reader.last_seq))
+    # crash recoveries and login replays: the fills they journaled are timed by the venue
+    # (common.with_venue_times); the market data the engine missed while down (a crash, not an
+    # order entry lost: the feed goes on) is a gap in the quotes (nbbo.downtime_gaps)
+    timing = venuetime.venue_timing(src.reader, int(src.reader.last_seq))
     timed = nbbo.timeline_through(src, _symbols(ref), events.clock_samples(src), max(REALIZED_HORIZONS_S) * NS,
-                                  windows)
+                                  timing.windows)
     quotes = timed.timeline
     past_market_data = np.zeros(len(REALIZED_HORIZONS_S), np.int64)
     # the venue's Broken Trades in the range and past it up to the horizon, known before any fill
@@ -294,7 +295,7 @@ def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
     # just the fills and the quotes sent (no remaining quantities used): the other events are
     # dropped before their OUCH decode
     for chunk in events.collect_chunks(src, leaves=False, only=FILLS + QUOTED):
-        ev = common.select_trade_date(common.with_venue_times(chunk, windows), src.selection.trade_date)
+        ev = common.select_trade_date(common.with_venue_times(chunk, timing), src.selection.trade_date)
         del chunk
         r612, r610 = _quote_checks(ev, ref, quotes)
         fills, accumulate = _fills(ev, ref, quotes, timed, breaks)

@@ -32,7 +32,7 @@ record listing it (that record's sequence and time: its own send time was lost),
 ADOPTED with that sequence, its intended size null; the venue's answer keeps its code (CAME).
 
 A venue answer a crash recovery journaled (venuetime: its clock, seconds or hours after the venue
-acted) is timed by the venue's own OUCH timestamp: event_time_utc and the trade date are the
+acted), or a login's replay brought (made before that login was received), is timed by the venue's own OUCH timestamp: event_time_utc and the trade date are the
 venue's time of that execution, acceptance, cancel, etc., and event_time_source names it
 (venuetime.EVENT_SOURCES); the receipt stays in ts_recorded_ns (ts_source USER: UTC already).
 """
@@ -224,7 +224,7 @@ def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
     with ThreadPoolExecutor(max_workers=1) as aside:      # the RECON records, beside the first decode
         marks = aside.submit(recovery_marks.read, src.reader)
         redecided = in_order = None
-        windows = venuetime.recovery_windows(src.reader, src.last_seq)
+        timing = venuetime.venue_timing(src.reader, src.last_seq)
 
         def add(kept: pa.Table | None) -> None:
             if kept is not None:
@@ -235,7 +235,7 @@ def stream(src: JournalSlice, ref: RefData, sink) -> ReportOutput:
                 # a re-decided Cancel's row is made with its answer: journal order holds rows back
                 in_order = JournalOrder(redecided.answered_ahead(src))
             upto = int(chunk.cols["seq"][-1]) if len(chunk) else None
-            chunk = common.with_venue_times(redecided.add_rows(chunk), windows)
+            chunk = common.with_venue_times(redecided.add_rows(chunk), timing)
             ev = common.select_trade_date(chunk, src.selection.trade_date)
             table, checks = base_table(ev, ref, marks.result(),
                                        resent_cancels.lost_seqs(src, ev.cols, marks.result().resent_cancel))

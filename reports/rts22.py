@@ -4,8 +4,8 @@ with the original TRN; rejected when that execution's NEWT was, as nothing was r
 Trade or Price Correction (OUCH F, K) cancels the report in force and restates the corrected
 transaction (corrections.py); all 65 Annex I Table 2 fields as columns (null where not
 applicable) in the text formats RTS 22 sets, and the ISO 20022 auth.016.001.01 XML export of the
-same rows. Field 28 of an execution a crash recovery journaled is the venue's own execution time
-(venuetime.py), and a column beside the fields (f28_trading_date_time_source) says which it is.
+same rows. Field 28 of an execution a crash recovery journaled (or a login's replay brought) is the
+venue's own execution time (venuetime.py), and a column beside the fields (f28_trading_date_time_source) says which it is.
 
 An execution of an order a crash recovery adopted from the venue (its ORDER_SENT lost with a torn
 journal tail: reports/adoptions.py) is built like any other: TVTIC, quantity, price and field 28
@@ -347,7 +347,7 @@ def stream(src: JournalSlice, ref: RefData, sink, text: bool = True) -> ReportOu
     xml = auth016.Exporter(COLUMNS.__getitem__, ref, src, expected=latest_executions(src)) if text else None
     breaks = []
     newt_rejects = []             # the execution reports rejected: their breaks cancel nothing
-    windows = venuetime.recovery_windows(src.reader, src.last_seq)
+    timing = venuetime.venue_timing(src.reader, src.last_seq)
 
     def publish(table, checks, new: bool = True) -> None:
         emit(*split(table, KIND, "transactions", checks), new)
@@ -364,7 +364,7 @@ def stream(src: JournalSlice, ref: RefData, sink, text: bool = True) -> ReportOu
     sides.seed(src)
     for chunk in events.collect_chunks(src, only=EXECUTIONS + CHANGES + side_in_force.MODIFIED, leaves=False):
         chunk = sides.apply(chunk)
-        ev = common.select_trade_date(common.with_venue_times(chunk, windows), src.selection.trade_date)
+        ev = common.select_trade_date(common.with_venue_times(chunk, timing), src.selection.trade_date)
         del chunk
         changed = np.isin(ev.cols["event"], CHANGES)
         if changed.any():        # kept aside: their cancellations follow the range's new reports
@@ -373,7 +373,7 @@ def stream(src: JournalSlice, ref: RefData, sink, text: bool = True) -> ReportOu
         publish(*build_table(ev, ref, src.journal_id))
     if breaks:                   # one look-up pass from the journal start: changes are rare
         ex = corrections.chains(src, *(np.concatenate([p.cols[k] for p in breaks]) for k in ("match", "token_key", "seq")),
-                                windows=windows)
+                                timing=timing)
         parts, at = [], 0
         for part in breaks:
             parts.append((part, {k: v[at:at + len(part)] for k, v in ex.items()}))

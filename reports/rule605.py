@@ -22,8 +22,8 @@ Verified:
 An approximation, said in the report's metadata (NOTES):
 - The journal holds no average closing price, so the tier is decided by the order's own limit
   price (ROUND_LOT_PRICE = "order_price"), the same price the notional uses.
-Said in NOTES too (reports/execution.py does it): a fill a crash recovery journaled is timed by the
-venue's execution timestamp, and a quote while the engine was down is unknown, not the last one.
+Said in NOTES too (reports/execution.py does it): a fill a crash recovery journaled, or a login's
+replay brought, is timed by the venue's execution timestamp, and a quote while the engine was down is unknown, not the last one.
 
 Not confirmed (kept as adjustable constants, never invented):
 - The notional edges for round lots (SIZE_EDGES: <$20k, $20k-<$50k, $50k-<$200k, >=$200k), whether
@@ -66,7 +66,8 @@ NOTES = ("Rule 605 categories (reports/rule605.py). Round lot: tiered by price (
          "notional edges ($20k, $50k, $200k of the order's limit price times its shares), the realized-spread "
          "horizons, and the time-to-execution buckets, which are the pre-amendment rule's (0-10 s, 10-30 s, 30-60 s, "
          "60 s-5 min, 5-30 min, then 30 min or later) because the amended edges could not be confirmed. Fractional "
-         "orders cannot occur (OUCH shares are integers). A fill a crash recovery journaled after a restart is timed by "
+         "orders cannot occur (OUCH shares are integers). A fill a crash recovery journaled after a restart, or a "
+         "login's replay brought after the order entry was lost (made before that login), is timed by "
          "the venue's execution timestamp (exec_time_source VENUE_EXECUTION_TIMESTAMP), not the recovery's receipt: "
          "its time to execution, bucket and quote at execution are those of that time, the quote from the journal's "
          "market data, which holds none for the time the engine was down: a quote then is left null and counted, "

@@ -147,6 +147,13 @@ class DayBuilder:
                                              packet_type=ord("S"), msg_type=body[0], raw=raw),
                   source=source, ts=ts)
 
+    def login_accepted(self, sequence: int, source: TsSource = TsSource.HW_PHC) -> None:
+        """The venue's LoginAccepted, journaled as the runner does (packet type A, no OUCH type)."""
+        raw = soupbintcp.encode(soupbintcp.LoginAccepted(session="S1", sequence=sequence))
+        ts = self.now + TAI_MINUS_UTC * NS if source == TsSource.HW_PHC else self.now
+        self._add(RecordType.VENUE_MSG, pack(RecordType.VENUE_MSG, soup_seq=0, packet_type=ord("A"),
+                                             msg_type=0, raw=raw), source=source, ts=ts)
+
     def accept(self, token: str, source: TsSource = TsSource.HW_PHC) -> None:
         o = self.ledger.orders[token]
         self.order_ref += 1
