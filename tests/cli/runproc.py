@@ -18,11 +18,11 @@ _RUN = "from cli.run_cmd import command; command()"
 _EOF = None
 
 
-def _stop_signals_as_from_a_terminal() -> None:
+def stop_signals_as_from_a_terminal() -> None:
     """In the child: the stop signals' default dispositions. A test runner started as a shell's
-    background job (`make test &`) ignores SIGINT and SIGQUIT, its children inherit that, and
-    `mmaudit run` keeps signals its parent ignored (as `nohup` wants), so the Ctrl-C these tests
-    send would never arrive (test_run_hangup sets them ignored itself where that is the point)."""
+    background job (`make test &`) ignores SIGINT and SIGQUIT, one under `nohup` SIGHUP; its
+    children inherit that, and `mmaudit run` keeps signals its parent ignored (as `nohup` wants),
+    so the Ctrl-C or hang-up these tests send would never arrive (test_run_hangup sets them ignored itself where that is the point)."""
     for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
 
@@ -31,7 +31,7 @@ class RunProcess:
     def __init__(self, args: list[str]) -> None:
         self.proc = subprocess.Popen([sys.executable, "-c", _RUN, *args], cwd=ROOT, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True,
-                                     preexec_fn=_stop_signals_as_from_a_terminal)
+                                     preexec_fn=stop_signals_as_from_a_terminal)
         self.out = self.err = ""
         self._lines: queue.Queue = queue.Queue()
         self._err: list[str] = []

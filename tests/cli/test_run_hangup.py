@@ -23,7 +23,7 @@ from audit.ptplab import lab_namespaces
 from mm_core.sessionconfig import lab_available
 from journal import Reader, RecordType, verify
 from journal.catalogue import unpack
-from tests.cli.runproc import running
+from tests.cli.runproc import running, stop_signals_as_from_a_terminal
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 _RUN = "from cli.run_cmd import command; command()"
@@ -74,7 +74,9 @@ def _stop_record(journal) -> dict:
 
 
 def _controlling_terminal() -> None:
-    """In the child: a session of its own, with stdin (the pty's slave) as controlling terminal."""
+    """In the child: a session of its own, with stdin (the pty's slave) as controlling terminal,
+    and the stop signals' default dispositions (whatever the test runner inherited)."""
+    stop_signals_as_from_a_terminal()
     os.setsid()
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
@@ -143,6 +145,7 @@ def test_sighup_with_the_terminal_still_there_and_sigquit_stop_cleanly(tmp_path)
 def _run_and_signal(args: list[str], until: str, send, **popen) -> tuple[int, str, int]:
     """`mmaudit run args` (stdout and stderr together), send(proc) once a line matches the regular
     expression `until` from its start; its exit status, output and process id."""
+    popen.setdefault("preexec_fn", stop_signals_as_from_a_terminal)   # a test runner under nohup too
     proc = subprocess.Popen([sys.executable, "-c", _RUN, *args], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, **popen)
     try:
