@@ -1382,12 +1382,16 @@ int fsig_load(fsig *g, const uint8_t *buf, size_t len) {
     return io.err;
 }
 
-/* fsig_on_packets: a packet's due feeds into the log and the sent mirror, then its reaction
- * (FSIG_QUIET or FSIG_REACT); FSIG_FEED, nothing changed, when the log has no room. */
-static int defer_feeds(const fsig *g, const fmd_book *b, fsig_packet *p) {
+/* A packet's due feeds into the log and the sent mirror, then its reaction (FSIG_QUIET or
+ * FSIG_REACT); FSIG_FEED, nothing changed, when the log has no room or a fair value is not
+ * finite (on_market would take it as a stale book: a fault, which the reaction reads). */
+int fsig_defer_feeds(const fsig *g, const fmd_book *b, fsig_packet *p) {
     fsig_react *r = p->react;
     if (r->n_feed > r->flog_cap - r->n_flog)
         return FSIG_FEED;
+    for (uint32_t k = 0; k < r->n_feed; k++)
+        if (!isfinite(p->fairs[r->feed[k]]))
+            return FSIG_FEED;
     for (uint32_t k = 0; k < r->n_feed; k++) {
         uint32_t i = r->feed[k], s = p->touched[i];
         double fair = p->fairs[i];
@@ -1529,7 +1533,7 @@ int fsig_on_packets(fsig *g, fmd_book *b, const uint8_t *buf, const uint64_t *of
         rc = fsig_on_packet(g, b, buf + off[i], (size_t)(off[i + 1] - off[i]), session,
                             next_expected, p);
         if (rc == FSIG_FEED && !p->summary->n_errors && p->react->flog_cap)
-            rc = defer_feeds(g, b, p);
+            rc = fsig_defer_feeds(g, b, p);
         if (rc != FSIG_QUIET || p->summary->n_errors)
             break;
         next_expected += p->summary->n_messages;

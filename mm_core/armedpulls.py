@@ -47,8 +47,7 @@ class ArmedPulls:
         """Re-plan when the engine re-armed or the gateway's verdict on a cancel changed
         (`payload_of`: the runner's ORDER_SENT payload of a SendOrder and a stamp key)."""
         version, armed = engine.armed_version, engine.armed
-        risk = engine.risk
-        verdict = (int(risk.state), risk.limits_version)
+        verdict = engine.risk_verdict()
         if version == self.version and verdict == self.verdict:
             return
         plans, sample = {}, []

@@ -52,6 +52,7 @@ from mm_core.trades import TradeTape
 from mm_core.types import OrderIntent, OrderKind, Purpose
 
 __all__ = ["Engine", "EngineError", "PacketRun", "feed_batched"]
+_SETTLED_ON_READ = frozenset(("risk", "risk_sent"))    # Engine.__getattr__
 
 
 def feed_batched(engine: "Engine", events: list) -> None:
@@ -92,7 +93,7 @@ class Engine(EnginePackets, EngineFeed, EngineGuard, EngineQuoting, EngineHedgin
         self.cfg = cfg = config
         self.quote_pricer = QuotePricer(cfg)   # _price_quote in C (fastquote.h)
         self.symbols = symbols
-        self.risk = risk_gateway
+        self.risk = self._gw = risk_gateway     # _gw: see __getattr__
         # the symbols file's options, declared to the gateway at the first event: their expiry
         # counts from the session's start (as the venue's does), which only the first event tells;
         # what the gateway would refuse then (a scenario grid past zero too) is refused now
@@ -200,6 +201,7 @@ class Engine(EnginePackets, EngineFeed, EngineGuard, EngineQuoting, EngineHedgin
         self.metrics = Metrics(n, cfg.markout_horizons_ns, cfg.adverse_horizon)
         self.mid2 = [0] * n
         self.risk_sent: list[tuple[int, bool, int]] = [(0, False, 0)] * n   # (fair, stale, ns) last told
+        self._sent = self.risk_sent
         self.quote_memo: list[tuple | None] = [None] * n           # last quote inputs and result
         self.halted_symbols = [False] * n       # not trading: venue_halted, or a scoped kill covers it
         self.venue_halted = [False] * n         # ITCH trading action: not trading
@@ -277,16 +279,29 @@ class Engine(EnginePackets, EngineFeed, EngineGuard, EngineQuoting, EngineHedgin
             self._run_done, self._run_messages = ffi.new("uint32_t *"), ffi.new("uint64_t *")
             self._pkt_own_version = None        # the own-quote table is rebuilt on first use
             self._work_version = None           # and the work mirror (_work_mirror)
-            # each slot's reference price, for the gateway's feed log (_feeds_from_c)
+            # each slot's reference price, for the gateway's feed log (_settle_feeds)
             self._references = [spec.reference_price if spec else 0 for spec in self.specs]
             rx = self._rx = ReactMirror(self)
             pkt.react = self._react_c = rx.r
             self._risk_to_react()
             self.hedger.mirror = rx.pair
 
+    def __getattr__(self, name: str):
+        """Only for names the instance lacks: `risk` and `risk_sent` while a packet's risk feeds
+        wait in the C log (fsig_defer_feeds, _packet_applied takes both out of the instance dict).
+        The first read of either, by the engine or anyone holding it, tells the gateway those
+        feeds first (_settle_feeds), so no reader ever sees the gateway without them. The quiet
+        packet path reads only what no feed moves (state, limits version, clock deadline, events)
+        through _gw and so leaves them waiting: the runner's idle upkeep settles them (prepare)."""
+        if name in _SETTLED_ON_READ and "_gw" in self.__dict__:
+            self._settle_feeds()
+            return self.__dict__[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def __getstate__(self) -> dict:
+        self._settle_feeds()
         state = dict(self.__dict__)
-        del state["_bh"], state["_top"]
+        del state["_bh"], state["_top"], state["_gw"], state["_sent"]
         if self.sig is not None:
             for name in ("mid2", "vol_q", "_sh", "_fair_out", "_lane_trip", "_priced_out", "_pkt", "_pkt_keep",
                          "_pkt_own_version", "_work_version", "_rx", "_react_c", "_summary", "_risk_seen",
@@ -332,6 +347,7 @@ class Engine(EnginePackets, EngineFeed, EngineGuard, EngineQuoting, EngineHedgin
         if state.get("quote_pricer") is None:
             state["quote_pricer"] = QuotePricer(state["cfg"])
         self.__dict__.update(state)
+        self._gw, self._sent = self.risk, self.risk_sent
         self.urgent = self.urgent_armed = None
         self._armed, self._armed_version, self._lane_probe = {}, None, None
         self.urgent_lane = self.urgent_lane_booked = None
@@ -349,7 +365,7 @@ class Engine(EnginePackets, EngineFeed, EngineGuard, EngineQuoting, EngineHedgin
         aged = None
         if now > self.now:
             self.now = now          # time never runs backwards inside the engine
-            if now > self.risk.clock_stale_at and type(event) is not Timer:   # a timer: in its order
+            if now > self._gw.clock_stale_at and type(event) is not Timer:   # a timer: in its order
                 aged = self._clock_aged()
         if self.options_due:
             self._declare_options()

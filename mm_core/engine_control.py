@@ -245,7 +245,7 @@ class EngineControl:
 
     def _drain_risk(self, actions: list[Action]) -> None:
         """Journal the gateway's state changes; a latch pulls what may no longer rest."""
-        changes = self.risk.drain_events()
+        changes = self._gw.drain_events()     # no feed moves it: leaves deferred feeds waiting
         if not changes:
             return
         for c in changes:

@@ -84,18 +84,28 @@ class EngineGuard:
     """Engine's quote guard pulls and the own-fill lane (a mixin of Engine: its state is Engine's)."""
 
     def prepare(self) -> None:
-        """Idle-time upkeep for the shell to call between events: the own-quote table and the
-        work mirror the next packet's C call reads, rebuilt now if the OMS moved since. A cache
+        """Idle-time upkeep for the shell to call between events: the risk feeds quiet packets
+        left waiting told to the gateway (_settle_feeds, as any read of it would), then the
+        own-quote table and the work mirror the next packet's C call reads, rebuilt now if the
+        OMS moved since. A cache
         of the OMS, so no decision and no state hash depends on whether or when it runs. Then the
         guard's pulls armed (_arm: the pullable quotes per symbol, for the shell's plan and the
         armed sink; a toxic event comes once in thousands, and this keeps its walk warm too) and a
         cancel intent built and dropped; they read state and change none."""
+        self._settle_feeds()            # the feeds a quiet packet left in the C log, told now
         if self._rx is not None and not self.stale:
             self._own_table()
         self._arm()
         if self._lane_probe is not None:
             self._warm_lane()
         make_intent(_CANCEL, "", 0, _BUY, 0, 0, self.ids, purpose=_GUARD_CANCEL)
+
+    def risk_verdict(self) -> tuple[int, int]:
+        """The gateway's (state, limits version), what an armed plan was made under: read without
+        telling it the feeds a quiet packet left waiting (no feed moves either), so the guard's
+        pull path never waits for them."""
+        gw = self._gw
+        return int(gw.state), gw.limits_version
 
     def _arm(self) -> None:
         """The pullable quotes of every symbol, in the OMS's order, as _pullable(_QUOTE, match, s)
@@ -294,7 +304,7 @@ class EngineGuard:
         all); FLANE_REFUSED: the journal refused the frame (the engine must not hear it)."""
         oms = self.oms
         if (not self._lane_ok or self.urgent is None or self.options_due
-                or (now > self.now and now > self.risk.clock_stale_at)
+                or (now > self.now and now > self._gw.clock_stale_at)
                 or self._armed_version != (oms.transitions, oms.counter)):
             return _LANE_NOT
         rc = _lane_input_c(self._sh, self._lane_c, sink, raw, len(raw), max(now, self.now), self._lane_trip,

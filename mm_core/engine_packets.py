@@ -23,6 +23,7 @@ _SIG_CALIBRATE = lib.FSIG_CALIBRATE
 _SIG_QUIET, _SIG_REACT, _SIG_FEED = lib.FSIG_QUIET, lib.FSIG_REACT, lib.FSIG_FEED
 _SIG_MATURED_TRIPPED = lib.FSIG_MATURED_TRIPPED
 _react_from_c = lib.fsig_react_from
+_defer_feeds_c = lib.fsig_defer_feeds
 _S_PRICE4, _S_NS = lib.FSIG_S_PRICE4, lib.FSIG_S_NS
 _on_packets_c = lib.fsig_on_packets
 _pack_stamps = struct.pack
@@ -297,6 +298,20 @@ class EnginePackets:
         while rc == _SIG_CALIBRATE:
             self.fv.estimators[pkt.touched[pkt.next]].calibrate()
             rc = _reprice_touched_c(self._sh, self._bh, pkt)
+        if rc == _SIG_FEED and not summary.n_errors:
+            # the feeds due into the C log, told to the gateway when anything next reads it
+            # (Engine.__getattr__): a packet whose only work is those feeds ends here
+            rc = _defer_feeds_c(self._sh, self._bh, pkt)
+            if rc != _SIG_FEED:
+                react.n_fed = 0         # a packet that fed is not counted quiet, as below
+                d = self.__dict__
+                if "risk" in d:
+                    del d["risk"], d["risk_sent"]
+                if react.n_memo:
+                    self._rx.memos_from_c(self.quote_memo, _STATE_OF)
+                if rc == _SIG_QUIET:
+                    return actions
+                self._settle_feeds()    # the reaction's Python work reads the gateway
         n_touched = pkt.n_touched
         touched = unpack(pkt.touched, n_touched)
         if rc == _SIG_FEED:             # the feeds due, in order; then what of the reaction may act
@@ -348,7 +363,7 @@ class EnginePackets:
         rx.markouts.markouts_for(metrics)   # the C matures the markouts due in the run itself
         done, messages, end = self._run_done, self._run_messages, len(events)
         # the C call stops before the packet past the clock's deadline: on_event judges the clock
-        stale_at = self.risk.clock_stale_at
+        stale_at = self._gw.clock_stale_at
         rc = _on_packets_c(self._sh, self._bh, run.buf, run.off, run.ts, start, end, md.session_raw,
                            expected, self.now, stale_at if stale_at < _NO_DEADLINE else _NO_DEADLINE,
                            self._pkt, done, messages)
@@ -358,7 +373,7 @@ class EnginePackets:
             rx.markouts.from_c(metrics)
             rx.seen_metrics(metrics)
         if react.n_flog:                # the feeds C deferred, before anything else runs
-            self._feeds_from_c(react)
+            self._settle_feeds()
         if taken:                       # the quiet ones: on_event's and the packet path's counts
             counts = self.counts
             counts["events"] += taken
@@ -423,20 +438,25 @@ class EnginePackets:
         self._drain_risk(actions)
         return 1, actions
 
-    def _feeds_from_c(self, react) -> None:
-        """The risk feeds fsig_on_packets deferred, in order, each at its packet's time: what
-        _feed_risk does for them (the book is not stale here; C already wrote the sent mirror)."""
-        n = react.n_flog
-        react.n_flog = 0
+    def _settle_feeds(self) -> None:
+        """The risk feeds C deferred (fsig_on_packets, fsig_defer_feeds), in order, each at its
+        packet's time: what _feed_risk does for them (the book was not stale; C already wrote the
+        sent mirror). `risk` and `risk_sent` are back in the instance dict after it."""
+        d = self.__dict__
+        d["risk"], d["risk_sent"] = gw, sent = self._gw, self._sent
         rx = self._rx
+        if rx is None or not rx.r.n_flog:
+            return
+        react = rx.r
+        n, react.n_flog = react.n_flog, 0
         syms, fairs, times = rx.flog
         # each symbol's last feed is the one risk_sent keeps: the sent mirror, which C wrote
         # feed by feed as _feed_risk would (int(fair + 0.5), not stale, the packet's time)
-        sent, mirror = self.risk_sent, rx.sent
+        mirror = rx.sent
         for s in dict.fromkeys(unpack(syms, n)):
             b = s * _SENT_N
             sent[s] = (mirror[b + _S_PRICE4], False, mirror[b + _S_NS])
-        self.risk.on_feed_log(n, syms, fairs, times, self._references)
+        gw.on_feed_log(n, syms, fairs, times, self._references)
 
     def _risk_if_moved(self) -> None:
         """_risk_to_react when the gateway's state or limits version moved: the multipliers and
@@ -446,7 +466,7 @@ class EnginePackets:
 
     def _risk_moved(self) -> bool:
         """The gateway's state or limits version is not what the reaction's mirror last took."""
-        risk = self.risk
+        risk = self._gw
         return risk.state is not self._risk_seen or risk.limits_version != self._react_c.limits_version
 
     def _risk_to_react(self) -> None:

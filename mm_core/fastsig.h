@@ -338,6 +338,14 @@ int fsig_on_packets(fsig *g, fmd_book *b, const uint8_t *buf, const uint64_t *of
                     uint64_t next_expected, int64_t now, int64_t stop_after, fsig_packet *p,
                     uint32_t *done, uint64_t *messages);
 
+/* One packet's deferral, as fsig_on_packets defers (the live path, Engine._packet_applied):
+ * after fsig_on_packet or fsig_reprice_touched returned FSIG_FEED (no book errors), the due
+ * feeds into the log and react->sent, then fsig_react_from(0): FSIG_QUIET (react->n_fed counts
+ * it) or FSIG_REACT; FSIG_FEED with nothing changed when the log has no room for them or a fair
+ * value is not finite (the gateway would take it as a stale book). The caller applies the log
+ * before anything reads the gateway. */
+int fsig_defer_feeds(const fsig *g, const fmd_book *b, fsig_packet *p);
+
 /* ---- stage 2: the reaction's no-action case (Engine._react, after the reprice) ----
  * With p->react set, fsig_on_packet and fsig_reprice_touched, once every touched symbol is
  * repriced, decide what of the reaction may act, reading C mirrors of the Python-owned inputs:

@@ -195,8 +195,7 @@ class RunnerOrders:
         if self._append_send is None or self._oe is None or self._oe_end or not self.journal_ok or self._unreported:
             return _ffi.NULL
         armed, engine = self._armed, self.engine
-        risk = engine.risk
-        if armed.version != engine.armed_version or armed.verdict != (int(risk.state), risk.limits_version):
+        if armed.version != engine.armed_version or armed.verdict != engine.risk_verdict():
             return _ffi.NULL
         sink = armed.sink
         sink.fd, sink.tcp_bytes, sink.clock_state = self._oe.sock.fileno(), self.tcp_bytes & 0xFFFFFFFF, self._clock_state
@@ -216,8 +215,7 @@ class RunnerOrders:
         if self._append_send is None or self._oe is None or self._oe_end or not self.journal_ok or self._unreported:
             return None
         engine = self.engine
-        risk = engine.risk
-        return self._armed.out(orders, self.tcp_bytes, engine.armed_version, (int(risk.state), risk.limits_version))
+        return self._armed.out(orders, self.tcp_bytes, engine.armed_version, engine.risk_verdict())
 
     def _orders_sent(self, actions: list, key: int, data: bytes, cancels: bool, seqs: list[int],
                      status: int, err: int) -> None:

@@ -136,7 +136,7 @@ class ReactMirror:
             setattr(self, name, arr(name, "int64_t", sizes[name]))
         arr("feed", "uint32_t", n)
         arr("memo_new", "uint32_t", n)
-        # fsig_on_packets' deferred feeds (replay's batch path; Engine._feeds_from_c applies them)
+        # fsig_on_packets' deferred feeds (replay's batch path; Engine._settle_feeds applies them)
         r.flog_cap = _FLOG_CAP
         self.flog = (arr("flog_sym", "uint32_t", _FLOG_CAP), arr("flog_fair", "double", _FLOG_CAP),
                      arr("flog_ns", "int64_t", _FLOG_CAP))

@@ -103,7 +103,7 @@ def test_packet_runs_equal_on_event_one_by_one(jitter, flog_cap, monkeypatch):
     """Engine.on_packet_run against on_event on the same inputs, with receive times that may run
     backwards by up to `jitter` ns (the engine's clock never does): the same actions for each
     event and the same engine at the end. The risk feeds a run defers (fsig_on_packets' log,
-    applied by Engine._feeds_from_c) are deferred for real, also with a log that fills after one
+    applied by Engine._settle_feeds) are deferred for real, also with a log that fills after one
     feed (flog_cap 1) or is off (0)."""
     import random
 
@@ -120,15 +120,16 @@ def test_packet_runs_equal_on_event_one_by_one(jitter, flog_cap, monkeypatch):
     if flog_cap is not None:
         runs._rx.r.flog_cap = flog_cap
     deferred: list[int] = []
-    original = Engine._feeds_from_c
+    original = Engine._settle_feeds
     matured: list[int] = []             # markouts the runs matured in C (fsig_mature)
     mature_back = runs._rx.markouts.from_c
     monkeypatch.setattr(runs._rx.markouts, "from_c", lambda m: matured.append(1) or mature_back(m))
 
-    def logged(self, react):
-        deferred.append(react.n_flog)
-        original(self, react)
-    monkeypatch.setattr(Engine, "_feeds_from_c", logged)
+    def logged(self):
+        if self is runs and self._rx.r.n_flog:
+            deferred.append(self._rx.r.n_flog)
+        original(self)
+    monkeypatch.setattr(Engine, "_settle_feeds", logged)
     for engine in (one, runs):
         engine.on_event(JournalHealth(events[0].now_ns, True))
         engine.on_event(Reconciled(events[0].now_ns, True))
