@@ -52,7 +52,27 @@ from mm_core.trades import TradeTape
 from mm_core.types import OrderIntent, OrderKind, Purpose
 
 __all__ = ["Engine", "EngineError", "PacketRun", "feed_batched"]
-_SETTLED_ON_READ = frozenset(("risk", "risk_sent"))    # Engine.__getattr__
+
+
+class _SettledOnRead:
+    """Engine.risk and Engine.risk_sent while a packet's risk feeds wait in the C log
+    (fsig_defer_feeds; Engine._packet_applied then takes both names out of the instance dict).
+    The first read of either, by the engine or anyone holding it, tells the gateway those feeds
+    first (Engine._settle_feeds, which puts both back), so no reader ever sees the gateway
+    without them. A non-data descriptor: while the instance dict holds the name, a read never
+    gets here, and the engine's other attributes keep the interpreter's fast lookups (a class
+    __getattr__ would slow every one)."""
+
+    __slots__ = ("name",)
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name = name
+
+    def __get__(self, engine, owner=None):
+        if engine is None:
+            return self
+        engine._settle_feeds()
+        return engine.__dict__[self.name]
 
 
 def feed_batched(engine: "Engine", events: list) -> None:
@@ -86,6 +106,12 @@ class Engine(EnginePackets, EngineFeed, EngineGuard, EngineQuoting, EngineHedgin
     # (mm_core.sigreact; not pickled, rebuilt from the Python state on load); None: reference
     _rx: ReactMirror | None = None
     quiet_packets = 0                   # compiled: packets whose whole reaction ended in C
+    # the gateway and its feeds' last values: read through _SettledOnRead when the instance dict
+    # lacks them (feeds waiting in the C log); the quiet packet path reads only what no feed
+    # moves (state, limits version, clock deadline, events) through _gw, leaving them waiting
+    # for the runner's idle upkeep (prepare)
+    risk = _SettledOnRead()
+    risk_sent = _SettledOnRead()
 
     def __init__(self, config: EngineConfig, symbols: Symbols, risk_gateway, *, compiled: bool = True) -> None:
         if risk_gateway is None:
@@ -93,7 +119,7 @@ class Engine(EnginePackets, EngineFeed, EngineGuard, EngineQuoting, EngineHedgin
         self.cfg = cfg = config
         self.quote_pricer = QuotePricer(cfg)   # _price_quote in C (fastquote.h)
         self.symbols = symbols
-        self.risk = self._gw = risk_gateway     # _gw: see __getattr__
+        self.risk = self._gw = risk_gateway     # _gw: see _SettledOnRead
         # the symbols file's options, declared to the gateway at the first event: their expiry
         # counts from the session's start (as the venue's does), which only the first event tells;
         # what the gateway would refuse then (a scenario grid past zero too) is refused now
@@ -285,18 +311,6 @@ class Engine(EnginePackets, EngineFeed, EngineGuard, EngineQuoting, EngineHedgin
             pkt.react = self._react_c = rx.r
             self._risk_to_react()
             self.hedger.mirror = rx.pair
-
-    def __getattr__(self, name: str):
-        """Only for names the instance lacks: `risk` and `risk_sent` while a packet's risk feeds
-        wait in the C log (fsig_defer_feeds, _packet_applied takes both out of the instance dict).
-        The first read of either, by the engine or anyone holding it, tells the gateway those
-        feeds first (_settle_feeds), so no reader ever sees the gateway without them. The quiet
-        packet path reads only what no feed moves (state, limits version, clock deadline, events)
-        through _gw and so leaves them waiting: the runner's idle upkeep settles them (prepare)."""
-        if name in _SETTLED_ON_READ and "_gw" in self.__dict__:
-            self._settle_feeds()
-            return self.__dict__[name]
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __getstate__(self) -> dict:
         self._settle_feeds()

@@ -24,6 +24,7 @@ _SIG_QUIET, _SIG_REACT, _SIG_FEED = lib.FSIG_QUIET, lib.FSIG_REACT, lib.FSIG_FEE
 _SIG_MATURED_TRIPPED = lib.FSIG_MATURED_TRIPPED
 _react_from_c = lib.fsig_react_from
 _defer_feeds_c = lib.fsig_defer_feeds
+_mature_c = lib.fsig_mature
 _S_PRICE4, _S_NS = lib.FSIG_S_PRICE4, lib.FSIG_S_NS
 _on_packets_c = lib.fsig_on_packets
 _pack_stamps = struct.pack
@@ -87,12 +88,32 @@ class EnginePackets:
             # markouts due by now are marked before this packet moves the mids: the book held
             # the pre-packet mid from the last packet until now, the exact mid at their horizons
             early = []
-            self._mature_markouts(early)
+            if self._rx is None or self.stale or not self._mature_in_c(early):
+                self._mature_markouts(early)
         if self.sig is not None and not self.stale:
             actions = self._on_packet_compiled(ev)
             if actions is not None:
                 return early + actions if early else actions
         return self._on_packet_python(ev, early or [], heard_before)
+
+    def _mature_in_c(self, actions: list[Action]) -> bool:
+        """_mature_markouts before a packet in one C call (fsig_mature, as replay's runs mature
+        them) on mm_core.sigmature's copy of Metrics' queues, its pulls into `actions`; False,
+        nothing changed, where the C hands them back (none loaded, a markout waiting for a mid)."""
+        rx, metrics = self._rx, self.metrics
+        rx.markouts.markouts_for(metrics)
+        rc = _mature_c(self._sh, self._react_c, self.now, self._pkt)
+        if rc == _SIG_FALLBACK:
+            return False
+        if self._react_c.mk_matured:    # into Metrics before any Python reads it
+            rx.markouts.from_c(metrics)
+            rx.seen_metrics(metrics)
+        if rc == _SIG_TRIPPED:          # the guards' pulls, in the order they were evaluated
+            pkt = self._pkt
+            trips = pkt.trips
+            for i in range(pkt.n_trips):
+                self._pull_on_trip(trip_of(trips[i]), actions)
+        return True
 
     def _on_packet_python(self, ev: MarketData, actions: list[Action], heard_before: int) -> list[Action]:
         """_on_market_data's reference path (after the markouts due matured into `actions`):
@@ -300,7 +321,7 @@ class EnginePackets:
             rc = _reprice_touched_c(self._sh, self._bh, pkt)
         if rc == _SIG_FEED and not summary.n_errors:
             # the feeds due into the C log, told to the gateway when anything next reads it
-            # (Engine.__getattr__): a packet whose only work is those feeds ends here
+            # (Engine.risk, _SettledOnRead): a packet whose only work is those feeds ends here
             rc = _defer_feeds_c(self._sh, self._bh, pkt)
             if rc != _SIG_FEED:
                 react.n_fed = 0         # a packet that fed is not counted quiet, as below

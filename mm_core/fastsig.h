@@ -330,8 +330,8 @@ void fsig_run_offsets(uint64_t *off, uint32_t n);
  * Engine._feed_risk would, then fsig_react_from(0) decides the reaction. Deferring is sound
  * because the gateway's answer to a feed of a book that is not stale (on_market: prices, bands,
  * P&L marks, fault bit cleared) moves nothing the reaction reads (state, limits version,
- * multipliers, collar) and emits no state change; the caller applies the log before any Python
- * runs. FSIG_QUIET goes on (react->n_fed counts it), FSIG_REACT stops as above (that packet's
+ * multipliers, collar) and emits no state change; the caller applies the log before anything
+ * reads the gateway's marks (Engine._settle_feeds). FSIG_QUIET goes on (react->n_fed counts it), FSIG_REACT stops as above (that packet's
  * feeds are in the log). */
 int fsig_on_packets(fsig *g, fmd_book *b, const uint8_t *buf, const uint64_t *off,
                     const int64_t *ts, uint32_t from, uint32_t count, const uint8_t *session,

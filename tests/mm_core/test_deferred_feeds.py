@@ -1,6 +1,6 @@
 """A market-data packet whose only work is telling the risk gateway fair values leaves those feeds
 in the C log (fsig_defer_feeds) and returns; the gateway hears them when anything next reads it
-(Engine.__getattr__ on `risk` / `risk_sent`), in idle upkeep (prepare) or before a snapshot. An
+(Engine.risk and Engine.risk_sent, read through _SettledOnRead), in idle upkeep (prepare) or before a snapshot. An
 engine that never defers (flog_cap 0) is the reference: every decision and, wherever the state
 is read, every piece of it must match."""
 from __future__ import annotations
