@@ -124,13 +124,14 @@ def _no_setup() -> None:
     return None
 
 
-def _quiet_share(events) -> tuple[int, int, int]:
-    """Packets whose whole reaction ended in C, packets the C packet path applied, and quote
-    memo misses the C reaction priced itself (stage 3)."""
+def _quiet_share(events) -> tuple[int, int, int, int]:
+    """Packets whose whole reaction ended in C, packets the C packet path applied, quote memo
+    misses the C reaction priced itself (stage 3) and packets whose only work, risk feeds, the C
+    call logged for the gateway (fsig_defer_feeds)."""
     engine = make_engine()
     for ev in events:
         engine.on_event(ev)
-    return engine.quiet_packets, engine.md.fast_packets, engine._rx.priced
+    return engine.quiet_packets, engine.md.fast_packets, engine._rx.priced, engine.fed_in_c
 
 
 def _engine(events, factory=make_engine) -> Engine:
@@ -851,7 +852,7 @@ def main(quick: bool) -> str:
             best[name] = min(best[name], _timed(setup, fn, events))
     replay_hash = _engine(events).state_hash()
     batch_hash = _engine_batch(events).state_hash()
-    quiet, fast, priced = _quiet_share(events)
+    quiet, fast, priced, fed = _quiet_share(events)
     reference_hash = _engine_reference(events).state_hash()
     lat = _latencies(events, max(1, rounds // 2))
     lat.update(_cold_latencies(events, 0.0005))
@@ -910,7 +911,11 @@ def main(quick: bool) -> str:
         "",
         f"Stage 2 (the reaction's no-action case in C, fsig_react_from): {quiet:,} of the {fast:,} "
         f"packets the C packet path applied ({quiet / max(fast, 1):.0%}) ended in that one C call, with no "
-        "risk feed, markout, requote or hedge work in Python.",
+        "risk feed, markout, requote or hedge work in Python; another "
+        f"{fed:,} ({fed / max(fast, 1):.0%}), whose only work was risk feeds, ended in the same call, the "
+        "feeds logged for the gateway to take when it is next read (fsig_defer_feeds; the runner's idle "
+        "upkeep or the next packet that runs Python). Together "
+        f"{(quiet + fed) / max(fast, 1):.0%}.",
         "",
         f"Stage 3 (memo misses priced in the C reaction with fq_price): {priced:,} quote memo misses "
         "were priced and stored without returning to Python.",

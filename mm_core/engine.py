@@ -106,6 +106,7 @@ class Engine(EnginePackets, EngineFeed, EngineGuard, EngineQuoting, EngineHedgin
     # (mm_core.sigreact; not pickled, rebuilt from the Python state on load); None: reference
     _rx: ReactMirror | None = None
     quiet_packets = 0                   # compiled: packets whose whole reaction ended in C
+    fed_in_c = 0                        # compiled: live packets whose only work, risk feeds, C logged
     # the gateway and its feeds' last values: read through _SettledOnRead when the instance dict
     # lacks them (feeds waiting in the C log); the quiet packet path reads only what no feed
     # moves (state, limits version, clock deadline, events) through _gw, leaving them waiting

@@ -331,6 +331,7 @@ class EnginePackets:
                 if react.n_memo:
                     self._rx.memos_from_c(self.quote_memo, _STATE_OF)
                 if rc == _SIG_QUIET:
+                    self.fed_in_c += 1
                     return actions
                 self._settle_feeds()    # the reaction's Python work reads the gateway
         n_touched = pkt.n_touched

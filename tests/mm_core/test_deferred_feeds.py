@@ -52,6 +52,7 @@ def test_deferred_feeds_decide_and_end_as_feeds_told_at_once(session_events):
     assert _view(lazy) == _view(eager)
     # the deferral was real: many events ended with feeds waiting, several packets' at once
     assert waited > len(session_events) // 20 and longest > 3
+    assert lazy.fed_in_c > len(session_events) // 40 and eager.fed_in_c == 0
     assert eager._rx.r.n_flog == 0
 
 
