@@ -88,7 +88,8 @@ class EnginePackets:
             # markouts due by now are marked before this packet moves the mids: the book held
             # the pre-packet mid from the last packet until now, the exact mid at their horizons
             early = []
-            if self._rx is None or self.stale or not self._mature_in_c(early):
+            # a markout waiting for a mid (Metrics.blocked) is Python's: fsig_mature would refuse it
+            if self._rx is None or self.stale or self.metrics.blocked or not self._mature_in_c(early):
                 self._mature_markouts(early)
         if self.sig is not None and not self.stale:
             actions = self._on_packet_compiled(ev)
