@@ -13,7 +13,8 @@ journal notes, the summary and the state hash.
 from __future__ import annotations
 
 import hashlib
-from itertools import compress, groupby
+from itertools import compress, repeat
+from operator import is_
 from typing import Callable
 
 from journal.catalogue import RecordType, pack, pack_json
@@ -78,21 +79,34 @@ class _SettledOnRead:
 def feed_batched(engine: "Engine", events: list) -> None:
     """Every event through `engine` as replay's batch path takes them: each run of two or more
     consecutive MarketData events as a PacketRun through Engine.on_packet_run, the rest through
-    on_event (the actions are dropped: for benchmarks and tests of the engine alone)."""
+    on_event (the actions are dropped: for benchmarks and tests of the engine alone). Every
+    packet goes into one buffer first, and each run is a view of its stretch of it, as recovery's
+    runs are views of the journal block they lie in."""
     on_event, on_run = engine.on_event, engine.on_packet_run
-    for kind, group in groupby(events, type):
-        if kind is not MarketData:
-            for ev in group:
-                on_event(ev)
-            continue
-        run = list(group)
-        size = len(run)
+    # one byte per event, 1 for a MarketData: the runs are found with bytes.find, in C
+    is_md = bytes(map(is_, map(type, events), repeat(MarketData)))
+    packets = list(compress(events, is_md))
+    whole = PacketRun(packets) if packets else None
+    pos, md_at, end = 0, 0, len(events)
+    while pos < end:
+        first = is_md.find(1, pos)
+        if first < 0:
+            first = end
+        for ev in events[pos:first]:
+            on_event(ev)
+        if first == end:
+            return
+        pos = is_md.find(0, first)
+        if pos < 0:
+            pos = end
+        size = pos - first
         if size < 2:
-            on_event(run[0])
-            continue
-        run, k = PacketRun(run), 0
-        while k < size:
-            k += on_run(run, k)[0]
+            on_event(events[first])
+        else:
+            run, k = whole.view(md_at, size), 0
+            while k < size:
+                k += on_run(run, k)[0]
+        md_at += size
 
 
 class Engine(EnginePackets, EngineFeed, EngineGuard, EngineQuoting, EngineHedging, EngineVenue, EngineControl):

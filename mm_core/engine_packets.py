@@ -58,6 +58,11 @@ class PacketRun:
         _run_offsets(off, len(packets))
         self.ts = ffi.from_buffer("int64_t[]", stamps)
 
+    def view(self, first: int, size: int) -> "PacketRun":
+        """The run of this run's packets first .. first + size - 1, over the same memory."""
+        return PacketRun.over(self.events[first:first + size], self.buf, self.off + first,
+                              self.ts + first, self._keep)
+
     @classmethod
     def over(cls, events, buf, off, ts, keep) -> "PacketRun":
         """A run over packets already in one buffer: packet i is buf[off[i]:off[i+1]], received
