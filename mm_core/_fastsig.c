@@ -1410,22 +1410,41 @@ int fsig_defer_feeds(const fsig *g, const fmd_book *b, fsig_packet *p) {
     return rc;
 }
 
+/* Metrics.on_time's `late` into *late: now at or past a markout's last chance for a mid (a tenth,
+ * 1 / grace_div, of its horizon past it). 0 when the time does not fit (the caller hands it back). */
+static int late_at(int64_t fill_ns, int64_t horizon, int64_t grace_div, int64_t now_ns, int *late) {
+    int64_t span, last_chance;
+    if (horizon <= 0 || __builtin_add_overflow(horizon, horizon / grace_div, &span) ||
+        __builtin_add_overflow(fill_ns, span, &last_chance))
+        return 0;
+    *late = now_ns >= last_chance;
+    return 1;
+}
+
 /* fsig_mature's first pass: whether every markout due by now can mature in C (see fastsig.h),
  * with the sums it would leave in sums (OUT, [3 * FSIG_MK_MAX_H]) and the next due time (OUT). */
 static int mature_check(const fsig *g, const fsig_react *r, int64_t now_ns, int64_t *sums,
                         int64_t *next_due) {
     const int64_t *mid2 = g->iv[FSIG_I_MID2];
-    if (r->mk_h > FSIG_MK_MAX_H || r->mk_adverse >= r->mk_h)
+    if (r->mk_h > FSIG_MK_MAX_H || r->mk_adverse >= r->mk_h || r->mk_grace_div <= 0)
         return 0;
-    for (uint32_t s = 0; s < g->n; s++)
-        if (r->blocked[s])
-            return 0;
     *next_due = r->mk_never;
     for (uint32_t h = 0; h < r->mk_h; h++) {
         int64_t *sum = &sums[3 * h];
         memcpy(sum, &r->mk_sum[3 * h], 3 * sizeof *sum);
         const int64_t horizon = r->mk_horizon[h];
-        for (uint32_t j = r->mk_head[h]; j < r->mk_len[h]; j++) {
+        uint32_t j = r->mk_head[h];
+        const uint32_t waiting_end = j + r->mk_wait[h];
+        if (waiting_end < j || waiting_end > r->mk_len[h])
+            return 0;
+        for (; j < waiting_end; j++) {      /* they keep waiting only with no mid, in time */
+            const int64_t *e = &r->mk_q[((size_t)r->mk_qoff[h] + j) * FSIG_MK_W];
+            int late;
+            if (e[1] < 0 || e[1] >= (int64_t)g->n || !late_at(e[0], horizon, r->mk_grace_div, now_ns, &late) ||
+                late || mid2[e[1]] > 0)
+                return 0;
+        }
+        for (; j < r->mk_len[h]; j++) {
             const int64_t *e = &r->mk_q[((size_t)r->mk_qoff[h] + j) * FSIG_MK_W];
             int64_t due, m2, d, mark;
             if (__builtin_add_overflow(e[0], horizon, &due))
@@ -1438,8 +1457,12 @@ static int mature_check(const fsig *g, const fsig_react *r, int64_t now_ns, int6
             if (e[1] < 0 || e[1] >= (int64_t)g->n || e[4] == 0)
                 return 0;                   /* no such symbol, or on_time's division by zero */
             m2 = mid2[e[1]];
-            if (m2 <= 0)                    /* it would wait for a mid (Metrics.blocked) */
-                return 0;
+            if (m2 <= 0) {                  /* it starts waiting for a mid, unless too late */
+                int late;
+                if (!late_at(e[0], horizon, r->mk_grace_div, now_ns, &late) || late)
+                    return 0;
+                continue;
+            }
             if (__builtin_mul_overflow(e[3], 2, &d) || __builtin_sub_overflow(m2, d, &d) ||
                 __builtin_mul_overflow(e[2], d, &mark) || __builtin_mul_overflow(mark, e[4], &mark) ||
                 __builtin_add_overflow(sum[0], mark, &sum[0]) ||
@@ -1460,12 +1483,18 @@ int fsig_mature(fsig *g, fsig_react *r, int64_t now_ns, fsig_packet *p) {
     uint32_t n_tripped = 0, *tripped = r->feed;     /* scratch: the symbols to evaluate, in order */
     for (uint32_t h = 0; h < r->mk_h; h++) {
         const int64_t horizon = r->mk_horizon[h];
-        uint32_t j = r->mk_head[h];
+        const uint32_t head = r->mk_head[h], waiting = r->mk_wait[h];
+        uint32_t j = head + waiting, waits = waiting;
         for (; j < r->mk_len[h]; j++) {
             const int64_t *e = &r->mk_q[((size_t)r->mk_qoff[h] + j) * FSIG_MK_W];
             if (e[0] + horizon > now_ns)
                 break;
             const uint32_t s = (uint32_t)e[1];
+            if (mid2[s] <= 0) {             /* it waits for a mid (mature_check: in time) */
+                waits++;
+                r->blocked[s] = 1;
+                continue;
+            }
             const int64_t sign = e[2], qty = e[4];
             const int64_t mark_x2 = sign * (mid2[s] - 2 * e[3]) * qty;
             const double per_share = (double)mark_x2 / (2.0 * (double)qty);
@@ -1485,7 +1514,21 @@ int fsig_mature(fsig *g, fsig_react *r, int64_t now_ns, fsig_packet *p) {
             if (k == n_tripped)
                 tripped[n_tripped++] = s;
         }
-        r->mk_head[h] = j;
+        /* the waiting ones (no mid: those that waited, then the new) back at the front, in
+         * fill order, right before the first entry not due: the matured ones drop out */
+        uint32_t front = j;
+        if (waits) {
+            int64_t *q = &r->mk_q[(size_t)r->mk_qoff[h] * FSIG_MK_W];
+            for (uint32_t i = j; i-- > head;) {
+                const int64_t *e = &q[(size_t)i * FSIG_MK_W];
+                if (mid2[e[1]] > 0)
+                    continue;
+                if (--front != i)
+                    memmove(&q[(size_t)front * FSIG_MK_W], e, FSIG_MK_W * sizeof *e);
+            }
+        }
+        r->mk_head[h] = front;
+        r->mk_wait[h] = waits;
     }
     memcpy(r->mk_sum, sums, 3 * r->mk_h * sizeof *sums);
     r->markout_n = sums[3 * adverse + 1];

@@ -93,8 +93,7 @@ class EnginePackets:
             # markouts due by now are marked before this packet moves the mids: the book held
             # the pre-packet mid from the last packet until now, the exact mid at their horizons
             early = []
-            # a markout waiting for a mid (Metrics.blocked) is Python's: fsig_mature would refuse it
-            if self._rx is None or self.stale or self.metrics.blocked or not self._mature_in_c(early):
+            if self._rx is None or self.stale or not self._mature_in_c(early):
                 self._mature_markouts(early)
         if self.sig is not None and not self.stale:
             actions = self._on_packet_compiled(ev)
@@ -105,7 +104,8 @@ class EnginePackets:
     def _mature_in_c(self, actions: list[Action]) -> bool:
         """_mature_markouts before a packet in one C call (fsig_mature, as replay's runs mature
         them) on mm_core.sigmature's copy of Metrics' queues, its pulls into `actions`; False,
-        nothing changed, where the C hands them back (none loaded, a markout waiting for a mid)."""
+        nothing changed, where the C hands them back (none loaded, a waiting markout's wait
+        ending, a markout past its last chance for a mid)."""
         rx, metrics = self._rx, self.metrics
         rx.markouts.markouts_for(metrics)
         rc = _mature_c(self._sh, self._react_c, self.now, self._pkt)

@@ -465,7 +465,11 @@ typedef struct fsig_react {
      * due markout for Python as before). Entry j of horizon h is the 5 words (fill_ns, symbol,
      * sign, price, qty) at mk_q[(mk_qoff[h] + j) * FSIG_MK_W], for mk_head[h] <= j < mk_len[h];
      * fsig_mature moves mk_head[h] past the ones it matures (the caller pops as many from
-     * Metrics.pending[h] and rebases). What Metrics.on_time updates is mirrored beside: */
+     * Metrics.pending[h] and rebases). The first mk_wait[h] entries from mk_head[h] wait for a
+     * mid (Metrics.waiting[h]); fsig_mature leaves the waiting ones, with any due one that
+     * starts waiting (flagged in blocked), at the front in fill order, as on_time puts them
+     * back, and sets mk_wait[h] to their count. What Metrics.on_time updates is mirrored
+     * beside: */
     uint32_t mk_h;              /* len(Metrics.horizons) (at most FSIG_MK_MAX_H) */
     uint32_t mk_adverse;        /* Metrics.adverse_horizon */
     double mk_alpha;            /* Metrics.markout_alpha */
@@ -481,6 +485,8 @@ typedef struct fsig_react {
     int64_t *mk_marked_by;      /* [n] Metrics.marked_by (recent_markout is the markout mirror) */
     int64_t *mk_adverse_by;     /* [n] Metrics.adverse_by */
     uint32_t mk_matured;        /* out: fsig_mature calls that matured (ran on_time), since reset */
+    uint32_t *mk_wait;          /* [FSIG_MK_MAX_H] Metrics.waiting */
+    int64_t mk_grace_div;       /* metrics._GRACE_DIV: a waiting one's last chance is horizon / it past due */
 } fsig_react;
 
 enum fsig_mk_const { FSIG_MK_W = 5, FSIG_MK_MAX_H = 8 };
@@ -489,8 +495,10 @@ enum fsig_mk_const { FSIG_MK_W = 5, FSIG_MK_MAX_H = 8 };
  * with the kernel's mids, then SymbolGuard.on_markout of each one at the adverse horizon and
  * SymbolGuard.evaluate of their symbols, in first-matured order), the react mirrors written as
  * ReactMirror.set_metrics would. FSIG_OK (nothing tripped), FSIG_TRIPPED (the trips in p->trips:
- * the caller pulls) or FSIG_FALLBACK, nothing changed: no queues loaded, a symbol in Metrics.blocked,
- * a due markout with no mid (it would wait), a bad entry or a sum past int64_t (Python does it).
+ * the caller pulls) or FSIG_FALLBACK, nothing changed: no queues loaded, a markout with no mid
+ * past its last chance or a waiting one whose mid is back (on_time would count it unmarked or
+ * mark it), a bad entry or a sum past int64_t (Python does it). A due markout with no mid, in
+ * time, waits (and one that waited waits on) at the front of its queue, as on_time leaves it.
  * r->feed is its scratch (the symbols to evaluate). fsig_on_packets calls it at a packet due for
  * markouts. */
 int fsig_mature(fsig *g, fsig_react *r, int64_t now_ns, fsig_packet *p);

@@ -233,6 +233,11 @@ class Metrics:
                         break
                 else:
                     return []
+            elif not stale and not self._wait_ends(now_ns, mids2):
+                # the timer's call with nothing due and every waiting one waiting on: the loop
+                # below would put them all back as they are (no change: the compiled reaction's
+                # copy of the queues stays current)
+                return []
         self.changes += 1
         matured = []
         next_due = _NEVER
@@ -283,6 +288,18 @@ class Metrics:
         self.next_due_ns = next_due
         self.blocked = blocked
         return matured
+
+    def _wait_ends(self, now_ns: int, mids2) -> bool:
+        """Whether on_time at now_ns would end a waiting markout's wait: its mid is back or its
+        last chance has passed (the book not stale)."""
+        for h, q in enumerate(self.pending):
+            horizon = self.horizons[h]
+            last_chance = horizon + horizon // _GRACE_DIV
+            for i in range(self.waiting[h]):
+                fill_ns, symbol_id = q[i][0], q[i][1]
+                if now_ns >= fill_ns + last_chance or mids2[symbol_id] > 0:
+                    return True
+        return False
 
     def sample_position(self, positions: list[int]) -> None:
         self.abs_pos_sum += sum(map(abs, positions))

@@ -238,8 +238,11 @@ class ReactMirror:
                 written.append(b)
 
     def seen_metrics(self, m) -> None:
-        """The markout mirrors are m's as they stand (fsig_mature wrote them, as set_metrics would)."""
+        """The markout mirrors are m's as they stand (fsig_mature wrote them, as set_metrics would,
+        blocked flags of markouts that started waiting included)."""
         self._metrics_seen = (m, m.markout_n[m.adverse_horizon])
+        if self._blocked_set or m.blocked:
+            self._blocked_set = set(m.blocked)
 
     def set_metrics(self, m, matured=None) -> None:
         """The markout inputs after Metrics.on_fill / on_time (`matured`: what that on_time

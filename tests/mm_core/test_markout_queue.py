@@ -80,3 +80,41 @@ def test_markouts_due_while_the_book_is_stale_are_unmarked_and_not_returned():
     m.on_hedge_fill(1, Side.BUY, 100, 10_100, 20_000, stale=True)
     assert m.hedge_cost_x2 == 0 and m.hedge_marked_qty == 0 and m.stale_fill_qty == [100, 100]
     assert m.on_time(3_000, [0, 19_000]) == [(1, False, 0, 600.0)]   # current again: marked
+
+
+def _metrics_view(m: Metrics) -> tuple:
+    return (m.state_items(), m.next_due_ns, m.blocked)
+
+
+def test_the_timer_leaves_waiting_markouts_as_the_whole_pass_would():
+    """on_time(expire=True) with nothing due returns at once while every waiting markout waits
+    on (no mid, its last chance ahead): exactly what the whole pass over the queues leaves (run
+    here by moving next_due_ns back to now, which makes nothing else due), on random fills, mids
+    and times, with and without a stale book."""
+    import copy
+    import random
+    rng = random.Random(5)
+    m = Metrics(3, (1_000, 10_000, 50_000), adverse_horizon=1)
+    mids = [20_000, 20_000, 20_000]
+    now = early = 0
+    for step in range(3_000):
+        now += rng.choice((1, 30, 90, 400, 2_000))
+        if rng.random() < 0.3:
+            s = rng.randrange(3)
+            m.on_fill(s, rng.choice((Side.BUY, Side.SELL)), rng.randrange(1, 300), 10_000 + rng.randrange(-40, 40),
+                      mids[s], now)
+        if rng.random() < 0.1:
+            s = rng.randrange(3)
+            mids[s] = 0 if rng.random() < 0.5 else 20_000 + 2 * rng.randrange(-30, 30)
+        stale = rng.random() < 0.05
+        if now < m.next_due_ns and m.blocked:
+            whole = copy.deepcopy(m)
+            whole.next_due_ns = now
+            want = whole.on_time(now, mids, stale, expire=True)
+            changes = m.changes
+            assert m.on_time(now, mids, stale, expire=True) == want
+            assert _metrics_view(m) == _metrics_view(whole)
+            early += m.changes == changes
+        else:
+            m.on_time(now, mids, stale, expire=rng.random() < 0.5)
+    assert early > 50 and m.markout_n[1] > 100 and sum(m.markout_unmarked) > 10

@@ -1,8 +1,10 @@
 """fsig_mature (the markouts a run of packets matures in C, mm_core/sigmature.py) against
 Engine._mature_markouts (Metrics.on_time at the kernel's mids, then the guards' on_markout and
 evaluate, then the pulls): the same Metrics, guards, mirrors, trips and pulls on generated fills,
-mids and times; nothing changed when it hands the markouts back (a due markout with no mid, one
-already waiting, a sum past int64_t); and the queues kept current across Python's own changes."""
+mids and times, also while markouts of a symbol with no mid wait at the front of the queues;
+nothing changed when it hands the markouts back (a due markout with no mid, a waiting one whose
+mid is back or whose last chance passed, a sum past int64_t); and the queues kept current across
+Python's own changes."""
 import functools
 import io
 import pickle
@@ -72,7 +74,7 @@ def test_c_maturing_leaves_what_python_maturing_leaves(seed):
     rng = random.Random(seed)
     ref, got = pickle.loads(_session()), pickle.loads(_session())
     assert _view(ref) == _view(got)
-    rcs = []
+    rcs, matured_past_waiting, started_waiting = [], 0, 0
     now = ref.now
     base = {s: ref.mid2[s] for s in SYMBOLS}
     for _ in range(300):
@@ -89,10 +91,15 @@ def test_c_maturing_leaves_what_python_maturing_leaves(seed):
         want: list = []
         ref._mature_markouts(want)
         have: list = []
+        waiting = list(got.metrics.waiting)
         rcs.append(_mature_in_c(got, have))
         assert [repr(a) for a in have] == [repr(a) for a in want]
         assert _view(got) == _view(ref)
+        in_c = rcs[-1] != _FALLBACK
+        matured_past_waiting += in_c and any(waiting)
+        started_waiting += in_c and sum(got.metrics.waiting) > sum(waiting)
     assert rcs.count(_OK) + rcs.count(_TRIPPED) > 10 and rcs.count(_FALLBACK) > 0
+    assert matured_past_waiting > 0 and started_waiting > 0
     assert got.metrics.markout_n[got.metrics.adverse_horizon] > 20
 
 
@@ -113,23 +120,62 @@ def test_adverse_markouts_trip_the_guard_in_c_as_in_python():
     assert _view(got) == _view(ref)
 
 
-@pytest.mark.parametrize("case", ["no-mid", "waiting", "overflow", "disabled"])
+def _bolt_waiting(engine) -> int:
+    """A fill of BOLT whose first-horizon markout waits for a mid (BOLT has none when it is due),
+    then a fill of CHIP due at that horizon 1 ns later; returns the time of BOLT's fill."""
+    m, now = engine.metrics, engine.now
+    m.on_fill(BOLT, Side.BUY, 100, 252_000, engine.mid2[BOLT], now)
+    engine.mid2[BOLT] = 0
+    engine.now = now + m.horizons[0]
+    engine._mature_markouts([])
+    assert m.blocked == [BOLT] and m.waiting[0] == 1
+    m.on_fill(CHIP, Side.BUY, 100, 252_000, engine.mid2[CHIP], now + 1)
+    return now
+
+
+def test_c_matures_behind_a_markout_waiting_for_a_mid_as_python_does():
+    """CHIP's markouts mature in C while BOLT's waits at the front of its queue (no mid, its last
+    chance not passed), and BOLT's goes on waiting there, as on_time leaves it."""
+    ref, got = pickle.loads(_session()), pickle.loads(_session())
+    filled = _bolt_waiting(ref)
+    assert _bolt_waiting(got) == filled
+    h = ref.metrics.horizons[0]
+    ref.now = got.now = filled + 1 + h + h // 20           # CHIP's due, BOLT's last chance ahead
+    want: list = []
+    ref._mature_markouts(want)
+    have: list = []
+    assert _mature_in_c(got, have) != _FALLBACK
+    assert [repr(a) for a in have] == [repr(a) for a in want]
+    assert _view(got) == _view(ref)
+    m = got.metrics
+    assert m.blocked == [BOLT] and m.waiting[0] == 1 and m.pending[0][0][1] == BOLT
+    assert all(entry[1] != CHIP for entry in m.pending[0])
+
+
+@pytest.mark.parametrize("case", ["no-mid", "mid-back", "last-chance", "overflow", "disabled"])
 def test_what_c_cannot_mature_is_handed_back_unchanged(case):
     got = pickle.loads(_session())
     m, rx = got.metrics, got._rx
-    now = got.now
-    m.on_fill(BOLT, Side.BUY, 100, 252_000, got.mid2[BOLT], now)
+    at = got.now + 10 * S
+    if case in ("mid-back", "last-chance"):
+        filled = _bolt_waiting(got)
+        h = m.horizons[0]
+        if case == "mid-back":              # before its last chance: on_time would mark it now
+            got.mid2[BOLT] = got.mid2[ACME]
+            at = filled + 1 + h + h // 20
+        else:                               # a tenth of its horizon past it: counted unmarked
+            at = filled + h + h // 10
+    else:
+        m.on_fill(BOLT, Side.BUY, 100, 252_000, got.mid2[BOLT], got.now)
     if case == "no-mid":
         got.mid2[BOLT] = 0
-    elif case == "waiting":
-        m.blocked = [ACME]
     elif case == "overflow":
         m.markout_x2[0] = (1 << 63) - 1 - 5
-    else:
+    elif case == "disabled":
         rx.markouts.enabled = False
     rx.markouts.markouts_for(m)
     before = _view(got)
-    assert lib.fsig_mature(got._sh, rx.r, now + 10 * S, got._pkt) == _FALLBACK
+    assert lib.fsig_mature(got._sh, rx.r, at, got._pkt) == _FALLBACK
     assert _view(got) == before and rx.r.mk_matured == 0
 
 
