@@ -93,7 +93,9 @@ class EnginePackets:
             # markouts due by now are marked before this packet moves the mids: the book held
             # the pre-packet mid from the last packet until now, the exact mid at their horizons
             early = []
-            if self._rx is None or self.stale or not self._mature_in_c(early):
+            # with a markout waiting for a mid, Python's on_time costs less than bringing the C
+            # copy of the queues up to date and back (alternated latency A/B: p99 18.4 vs 20.2 us)
+            if self._rx is None or self.stale or self.metrics.blocked or not self._mature_in_c(early):
                 self._mature_markouts(early)
         if self.sig is not None and not self.stale:
             actions = self._on_packet_compiled(ev)
