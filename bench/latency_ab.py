@@ -58,6 +58,8 @@ def main() -> None:
     ap.add_argument("--upkeep", default="prepare", choices=["prepare", "none"])
     ap.add_argument("--workdir", default="/tmp/replay-ab")
     args = ap.parse_args()
+    if args.rounds < 1:
+        ap.error("--rounds must be at least 1")
     os.makedirs(args.workdir, exist_ok=True)
     data = _prepare("engine", args.a, args.workdir)
     res = {"A": [], "B": []}

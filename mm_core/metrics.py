@@ -289,6 +289,16 @@ class Metrics:
         self.blocked = blocked
         return matured
 
+    def blocked_of_waiting(self) -> list[int]:
+        """The symbols of the markouts waiting for a mid (the first `waiting[h]` of each queue), in
+        the order on_time lists them in `blocked`: by horizon, then in fill order, each once."""
+        blocked: list[int] = []
+        for h, q in enumerate(self.pending):
+            for i in range(self.waiting[h]):
+                if q[i][1] not in blocked:
+                    blocked.append(q[i][1])
+        return blocked
+
     def _wait_ends(self, now_ns: int, mids2) -> bool:
         """Whether on_time at now_ns would end a waiting markout's wait: its mid is back or its
         last chance has passed (the book not stale)."""

@@ -175,11 +175,7 @@ class MarkoutQueues:
             qlen[h] -= k
             head[h] = 0
         if moved:
-            blocked = m.blocked = []
-            for h, q in enumerate(m.pending):
-                for i in range(waits[h]):
-                    if q[i][1] not in blocked:
-                        blocked.append(q[i][1])
+            m.blocked = m.blocked_of_waiting()
         sums = ffi.unpack(r.mk_sum, 3 * r.mk_h)
         marked = sums[3 * m.adverse_horizon + 1] != m.markout_n[m.adverse_horizon]
         m.markout_x2[:], m.markout_n[:], m.markout_qty[:] = sums[0::3], sums[1::3], sums[2::3]

@@ -117,4 +117,5 @@ def test_the_timer_leaves_waiting_markouts_as_the_whole_pass_would():
             early += m.changes == changes
         else:
             m.on_time(now, mids, stale, expire=rng.random() < 0.5)
+        assert m.blocked == m.blocked_of_waiting()      # what MarkoutQueues.from_c derives
     assert early > 50 and m.markout_n[1] > 100 and sum(m.markout_unmarked) > 10
