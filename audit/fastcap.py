@@ -63,6 +63,11 @@ class SpinReader:
         self._fds = (r.fd, *fds)
 
     @property
+    def read_ns(self) -> int:
+        """CLOCK_REALTIME ns right after the last datagram's recvmsg returned (0 before any)."""
+        return self._r.user_ns
+
+    @property
     def counts(self) -> tuple[int, int]:
         """(recvmsg calls, poll calls) made so far."""
         return self._r.reads, self._r.polls

@@ -428,15 +428,21 @@ def _wire_latencies(records) -> dict[str, list[int]]:
     counts at its LATE stamp (journaled as a second TX_TS): those are the slowest, so leaving them
     out would flatter the tail. Returns ns lists: wire-to-wire, RX -> ORDER_SENT stamp (decode,
     decide, encode), ORDER_SENT stamp -> TX (journal append + send), each also for cancels only;
-    "late" holds the wire-to-wire of the LATE ones among them, "missing" one 0 per send never stamped."""
+    "late" holds the wire-to-wire of the LATE ones among them, "missing" one 0 per send never stamped,
+    "md gap" the time between consecutive market-data packets' RX stamps."""
     last_input = None                 # (rtype, rx ts, ts source)
     sent: dict[int, tuple] = {}       # ORDER_SENT seq -> (md rx ns, order stamp ns, is cancel)
     out: dict[str, list[int]] = {"w2w": [], "rx->decided": [], "append+send": [], "w2w cancels": [],
-                                 "late": [], "missing": []}
+                                 "late": [], "missing": [], "md gap": []}
+    md_rx = 0                         # the last kernel-stamped MD_PACKET's RX stamp
     for rec in records:
         rtype = rec.rtype
         if rtype in (RecordType.MD_PACKET, RecordType.VENUE_MSG, RecordType.TIMER, RecordType.CLOCK_SAMPLE):
             last_input = (rtype, rec.ts_ns, rec.ts_source)
+            if rtype == RecordType.MD_PACKET and rec.ts_source == TsSource.SW_KERNEL:
+                if md_rx:
+                    out["md gap"].append(rec.ts_ns - md_rx)
+                md_rx = rec.ts_ns
         elif rtype == RecordType.ORDER_SENT:
             if last_input is not None and last_input[0] == RecordType.MD_PACKET and \
                     last_input[2] == TsSource.SW_KERNEL:
@@ -704,7 +710,18 @@ def _row(name: str, v: list[int], extra: str = "") -> str:
             f"{_pct(v, 1.0):.1f} |{extra}")
 
 
-def _wire_lines(wire: dict, seconds: float, floor: dict[str, list[int]] | None) -> list[str]:
+_WARM_FLOOR_GAP_US = 200      # the kernel floor with its path warm: packets this far apart
+
+
+def _session_gap_us(gaps: list[int]) -> int:
+    """The live session's median market-data packet gap in us (200 us .. 50 ms; 10 ms when the
+    session stamped fewer than two packets)."""
+    if not gaps:
+        return 10_000
+    return min(50_000, max(_WARM_FLOOR_GAP_US, int(statistics.median(gaps) / 1000)))
+
+
+def _wire_lines(wire: dict, seconds: float, floors: dict[str, dict[str, list[int]] | None]) -> list[str]:
     lines = [
         "",
         "## Wire-to-wire on loopback (kernel RX stamp of the ITCH datagram -> kernel TX stamp of the OUCH message)",
@@ -733,12 +750,25 @@ def _wire_lines(wire: dict, seconds: float, floor: dict[str, list[int]] | None) 
         lines.append(f"| {mode} | (session) | {rep['orders']:,} sent | inputs {rep['inputs']:,} | "
                      f"TX stamped {rep['tx_stamped']:,} | TX missing {rep['tx_missing']:,} | "
                      f"in wire-to-wire at a LATE stamp {len(lat['late']):,} | never stamped {len(lat['missing']):,} |")
-    for key, label in (("rx->read", "RX stamp -> read by a C spinner"), ("send->tx", "send() -> TX stamp")):
-        if floor is not None and floor[key]:
-            lines.append(f"| kernel floor (no engine) | {label} | " + _row("", floor[key], " - |")[4:])
-    lines += ["", kernel_floor.summary(floor) + ": a C program on loopback, software stamps, 200 us "
-              "between packets (bench/kernel_floor.py); what the kernel and this machine's scheduling "
-              "cost before any of the runner's work, so the rows above read against it."]
+    for name, floor in floors.items():
+        for key, label in (("rx->read", "RX stamp -> read by a C spinner"),
+                           ("rx->sendto-returned", "RX stamp -> the sender's sendto() returned"),
+                           ("send->tx", "send() -> TX stamp")):
+            if floor is not None and floor.get(key):
+                lines.append(f"| {name} | {label} | " + _row("", floor[key], " - |")[4:])
+    if any(floor is None for floor in floors.values()):
+        lines += ["", "Kernel floor rows missing: no C compiler."]
+    lines += ["", "The kernel floor rows have no engine in them (bench/kernel_floor.py, loopback, software "
+              "stamps): what the kernel and this machine's scheduling cost before any of the runner's "
+              "work, so the rows above read against them. A C program sends datagrams to a C spinner "
+              "(and 48-byte TCP sends for the TX stamp) 200 us apart, then at the busy-poll session's "
+              "own median packet gap, where the kernel's network path meets caches that lost it since "
+              "the last packet: the runner's 'journal append + send -> TX stamp' stands on that gap's "
+              "send() -> TX stamp. The last rows send from a Python process, as the venue does, to "
+              "the runner's own C spin (audit.fastcap.SpinReader). On loopback the receive side (IP, "
+              "UDP, the socket's queue) runs inside the sender's sendto() after the RX stamp, so "
+              "'RX stamp -> the sender's sendto() returned' is the sending process's kernel work that "
+              "'RX stamp -> packet read by the runner' includes, not the runner's wait."]
     busy, wait = wire["busy-poll, venue process"][0]["w2w"], wire["epoll wait, venue process"][0]["w2w"]
     thread = wire["busy-poll, venue thread"][0]["w2w"]
     if busy and wait:
@@ -864,7 +894,14 @@ def main(quick: bool) -> str:
         wire_s = 3.0 if quick else 8.0
         wire = {mode: _wire_session(wire_s, busy, workdir, proc, _TRADING_CPU if pin else None)
                 for mode, (busy, proc, pin) in _WIRE_MODES.items() if _TRADING_CPU is not None or not pin}
-        floor = kernel_floor.kernel_floor(500 if quick else 2000)
+        # again at the live session's own packet gap, where the kernel's path runs cold too
+        cold_gap = _session_gap_us(wire["busy-poll, venue process"][0]["md gap"])
+        floors = {f"kernel floor, C sender, {_WARM_FLOOR_GAP_US:,} us apart":
+                      kernel_floor.kernel_floor(500 if quick else 2000, _WARM_FLOOR_GAP_US),
+                  f"kernel floor, C sender, {cold_gap:,} us apart (the session's gap)":
+                      kernel_floor.kernel_floor(100 if quick else 300, cold_gap),
+                  f"kernel floor, Python sender (the venue's kind), {cold_gap:,} us apart":
+                      kernel_floor.python_sender(100 if quick else 300, cold_gap)}
     ops = _book_ops(events)
     storage: dict[str, float] = {}
     for _ in range(rounds):
@@ -948,7 +985,7 @@ def main(quick: bool) -> str:
                   f"out, all types pooled): p50 {_pct(every, .5):.1f} / p99 {_pct(every, .99):.1f} us, "
                   f"target {'met' if met else 'NOT met'} on that reading ({len(every):,} events); the rows "
                   "above give each type's own figures, and the target is judged there too."]
-    lines += _wire_lines(wire, wire_s, floor) + _guard_lines(guard, len(toxic), rounds, guard_built)
+    lines += _wire_lines(wire, wire_s, floors) + _guard_lines(guard, len(toxic), rounds, guard_built)
     lines += [
         "",
         "## Book storage (the same order-level operations, best bid and ask read after each)",

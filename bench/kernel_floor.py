@@ -5,7 +5,11 @@ A small C program (built here from C_PROGRAM with the system compiler, as bench/
 builds its own) measures, on loopback with software kernel stamps:
   udp: a child process sends datagrams `gap_us` apart; the parent spins on recvmsg(MSG_DONTWAIT)
        and prints, per datagram, RX stamp -> read (CLOCK_REALTIME right after recvmsg returned),
-       as the runner's "RX stamp -> packet read" stage measures it;
+       as the runner's "RX stamp -> packet read" stage measures it. After each, the child sends a
+       second datagram with its own clock around that sendto, so the parent also prints RX stamp ->
+       the sender's sendto returned: on loopback the receive side (IP, UDP, the socket's queue)
+       runs inside the sender's syscall after the stamp, so that share of "RX stamp -> read" is
+       the sending process's kernel work, not the reader's wait;
   tcp: the parent sends 48-byte messages (an OUCH order's size) on a TCP_NODELAY connection to a
        child that drains them, and prints send() entered -> its TX stamp (OPT_ID, OPT_TSONLY),
        the kernel's part of the runner's "journal append + send -> TX stamp".
@@ -20,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 C_PROGRAM = r"""
 #define _GNU_SOURCE
@@ -77,22 +82,37 @@ static int udp(int n, int gap_us)
         int s = socket(AF_INET, SOCK_DGRAM, 0);
         for (int i = 0; i < n; i++) {
             char buf[128] = {0};
+            int64_t clocks[2];
             sleep_us(gap_us);
+            clocks[0] = realtime();
+            sendto(s, buf, sizeof buf, 0, (struct sockaddr *)&a, sizeof a);
+            clocks[1] = realtime();
+            buf[0] = 'T';                  /* the sender's clock around that sendto */
+            memcpy(buf + 8, clocks, sizeof clocks);
             sendto(s, buf, sizeof buf, 0, (struct sockaddr *)&a, sizeof a);
         }
         _exit(0);
     }
-    int64_t deadline = realtime() + (int64_t)n * gap_us * 4000 + 5000000000LL;
-    for (int got = 0; got < n && realtime() < deadline;) {
+    int64_t deadline = realtime() + (int64_t)n * gap_us * 4000 + 5000000000LL, rx = 0;
+    for (int got = 0; got < 2 * n && realtime() < deadline;) {
         char buf[256], ctl[256];
         struct iovec v = {buf, sizeof buf};
         struct msghdr m = {.msg_iov = &v, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof ctl};
         if (recvmsg(r, &m, MSG_DONTWAIT) < 0)
             continue;
-        int64_t now = realtime(), rx = stamp_of(&m);
-        if (rx)
-            printf("rx->read %lld\n", (long long)(now - rx));
+        int64_t now = realtime();
         got++;
+        if (buf[0] != 'T') {               /* the timed datagram */
+            rx = stamp_of(&m);
+            if (rx)
+                printf("rx->read %lld\n", (long long)(now - rx));
+            continue;
+        }
+        int64_t clocks[2];
+        memcpy(clocks, buf + 8, sizeof clocks);
+        if (rx)
+            printf("rx->sendto-returned %lld\n", (long long)(clocks[1] - rx));
+        rx = 0;
     }
     waitpid(child, NULL, 0);
     return 0;
@@ -153,7 +173,8 @@ int main(int argc, char **argv)
 }
 """
 
-ROW = "kernel floor on this machine: RX stamp -> read by a C spinner, send() -> TX stamp"
+ROW = ("kernel floor on this machine: RX stamp -> read by a C spinner, RX stamp -> the sender's "
+       "sendto() returned, send() -> TX stamp")
 
 
 def build(workdir: pathlib.Path) -> pathlib.Path | None:
@@ -168,13 +189,15 @@ def build(workdir: pathlib.Path) -> pathlib.Path | None:
 
 
 def kernel_floor(n: int = 2000, gap_us: int = 200) -> dict[str, list[int]] | None:
-    """ns samples: {"rx->read": [...], "send->tx": [...]} from n datagrams and n sends, gap_us
-    apart (the venue's packets come further apart than this); None without a C compiler."""
+    """ns samples: {"rx->read": [...], "rx->sendto-returned": [...], "send->tx": [...]} from n
+    datagrams and n sends, gap_us apart; None without a C compiler. The gap matters: this VM's
+    caches lose the kernel's network path within milliseconds, so packets far apart (as a live
+    session's are) meet it cold."""
     with tempfile.TemporaryDirectory(prefix="kernel-floor-") as d:
         exe = build(pathlib.Path(d))
         if exe is None:
             return None
-        out: dict[str, list[int]] = {"rx->read": [], "send->tx": []}
+        out: dict[str, list[int]] = {"rx->read": [], "rx->sendto-returned": [], "send->tx": []}
         for mode in ("udp", "tcp"):
             run = subprocess.run([str(exe), mode, str(n), str(gap_us)], check=True, capture_output=True,
                                  text=True, timeout=60 + n * gap_us * 4e-6)
@@ -184,20 +207,70 @@ def kernel_floor(n: int = 2000, gap_us: int = 200) -> dict[str, list[int]] | Non
     return out
 
 
+_PY_SENDER = """
+import socket, struct, sys, time
+n, gap, port = int(sys.argv[1]), int(sys.argv[2]) / 1e6, int(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+clock, rt = time.clock_gettime_ns, time.CLOCK_REALTIME
+for _ in range(n):
+    time.sleep(gap)
+    before = clock(rt)
+    s.sendto(bytes(128), ("127.0.0.1", port))
+    after = clock(rt)
+    s.sendto(b"T" + struct.pack("<qq", before, after), ("127.0.0.1", port))
+"""
+
+
+def python_sender(n: int = 300, gap_us: int = 10_000) -> dict[str, list[int]]:
+    """As the C program's udp mode, with the venue's kind of sender (a Python process's plain
+    sendto) and the runner's busy-poll read (audit.fastcap.SpinReader, its C spin): ns samples
+    {"rx->read": [...], "rx->sendto-returned": [...]}."""
+    import struct
+
+    from audit.capture import TimestampedUdpSocket
+    from audit.fastcap import SpinReader
+    rx = TimestampedUdpSocket.bound()
+    try:
+        spin = SpinReader(rx)
+        sender = subprocess.Popen([sys.executable, "-c", _PY_SENDER, str(n), str(gap_us),
+                                   str(rx.sock.getsockname()[1])])
+        out: dict[str, list[int]] = {"rx->read": [], "rx->sendto-returned": []}
+        stamp = 0
+        deadline = time.monotonic_ns() + n * gap_us * 4000 + 10_000_000_000
+        got = 0
+        while got < 2 * n and time.monotonic_ns() < deadline:
+            packet = spin.wait(min(deadline, time.monotonic_ns() + 10_000_000))
+            if packet is None:
+                continue
+            got += 1
+            data, _, ts, _ = packet
+            if data[:1] != b"T":
+                stamp = ts
+                out["rx->read"].append(spin.read_ns - ts)
+            elif stamp:
+                out["rx->sendto-returned"].append(struct.unpack("<qq", data[1:17])[1] - stamp)
+                stamp = 0
+        sender.wait(timeout=10)
+        return out
+    finally:
+        rx.close()
+
+
 def _pct(values: list[int], q: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(q * len(values)))] / 1000.0
 
 
-def summary(floor: dict[str, list[int]] | None) -> str:
-    """One line: the floor's p50 / p99 of each, in us."""
+def summary(floor: dict[str, list[int]] | None, gap_us: int | None = None) -> str:
+    """One line: the floor's p50 / p99 of each, in us (`gap_us`: the gap it was measured at)."""
+    row = ROW if gap_us is None else f"{ROW}, {gap_us:,} us apart"
     if floor is None:
-        return f"{ROW}: not measured (no C compiler)"
+        return f"{row}: not measured (no C compiler)"
     parts = [f"{name} p50 {_pct(v, .5):.1f} / p99 {_pct(v, .99):.1f} us (n={len(v):,})"
              for name, v in floor.items() if v]
-    return f"{ROW}: " + "; ".join(parts)
+    return f"{row}: " + "; ".join(parts)
 
 
 if __name__ == "__main__":
     args = [int(a) for a in sys.argv[1:3]]
-    print(summary(kernel_floor(*args)))
+    print(summary(kernel_floor(*args), args[1] if len(args) > 1 else 200))
