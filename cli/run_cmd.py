@@ -172,7 +172,9 @@ def summary_rows(s: SessionSummary) -> list[tuple[str, str]]:
         rows.append(("trading CPU", f"the trading loop alone on CPU {','.join(map(str, s.runner.trading_cpus))} "
                                     "(--cpu); everything else the session started on the others"))
     if s.runner.warm_steps:
-        rows.append(("idle warming", f"{s.runner.warm_steps} shadow engine events (--warm-interval)"))
+        rows.append(("idle warming", f"{s.runner.warm_steps} shadow engine events, "
+                                     f"{s.runner.tx_warm_sends} bytes through the kernel's send path "
+                                     "(--warm-interval)"))
     if s.latency:
         n = max(v["n"] for v in s.latency.values())
         rows.append(("latency p50/p99 µs", ", ".join(
@@ -457,7 +459,9 @@ def _started(session: Session, quiet: bool) -> None:
                    "CPUs this process may use. N must be one of those, and another must remain.")
 @click.option("--warm-interval", default=None,
               help="With --busy-poll: step a shadow engine this often while idle, so a packet finds the "
-                   "order path in the CPU caches, e.g. 250us (the default), 1ms; 0 turns it off.")
+                   "order path in the CPU caches, and send one byte over a private loopback connection, "
+                   "so an order's send() finds the kernel's send path there too; e.g. 250us (the "
+                   "default), 1ms; 0 turns both off.")
 @click.option("--control", "control_path", default=None,
               help="The operator's control socket for `mmaudit operator` (default: control.sock in the journal "
                    "directory; 'none' for none).")

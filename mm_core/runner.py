@@ -50,6 +50,7 @@ from mm_core.runnerrecords import TAI_MINUS_UTC_S, _RUN_START
 from mm_core.runnertypes import (
     Clock, OperatorReceipt, PacketStages, RunnerError, RunnerReport, RunnerSettings,
 )
+from mm_core.txwarm import TxPathWarmer, TxWarmError
 from mm_core.warmer import Warmer
 
 __all__ = ["Runner", "SESSION_END"]
@@ -130,6 +131,7 @@ class Runner(RunnerLinks, RunnerInputs, RunnerOperator, RunnerJournal, RunnerOrd
         self._ops_lock = threading.Lock()
         self._ops_closed = False         # the run ended: nothing more is taken
         self._thread: int | None = None
+        self._tx_warm: TxPathWarmer | None = None   # the send path's idle-time warmer (in run())
         self._wake: tuple[socket.socket, socket.socket] | None = None
         self._stages: collections.deque[PacketStages] = collections.deque(maxlen=settings.stage_samples)
         # the clock: samples journaled so far (a count, or the newest's times for a clock without
@@ -240,6 +242,8 @@ class Runner(RunnerLinks, RunnerInputs, RunnerOperator, RunnerJournal, RunnerOrd
         self._on_clock(t)
         next_clock = t + s.clock_period_ns
         upkeep = self.upkeep
+        # while idle the kernel's send path is warmed too, on a loopback connection of its own
+        self._tx_warm = self._tx_warmer() if warm is not None else None
         try:
             while mono() < deadline and not (stop is not None and stop.is_set()) and not self._oe_end:
                 due = min(next_timer, next_clock, deadline)
@@ -286,11 +290,16 @@ class Runner(RunnerLinks, RunnerInputs, RunnerOperator, RunnerJournal, RunnerOrd
                     warm.step()         # one shadow event, ~30 us (rebuilding a stuck one ~7 ms, rare)
                     next_warm = t + s.warm_interval_ns
                     self.report.warm_steps += 1
+                    if self._tx_warm is not None:
+                        self._warm_tx_path()
                 self._heartbeat_if_idle(t)
             return self._ended(stop)
         finally:
             self._thread = None
             poller.close()
+            if self._tx_warm is not None:
+                self._tx_warm.close()
+                self._tx_warm = None
             self._drain_tx(mono() + s.tx_timeout_ns)
             self._md_tail_drops()
             self.close()
@@ -320,6 +329,24 @@ class Runner(RunnerLinks, RunnerInputs, RunnerOperator, RunnerJournal, RunnerOrd
     def _warm_failed(self, cause: str) -> None:
         """The shadow engine failed: warming is off for the rest of the run, said in one alert."""
         self._note_alert("warmer-failed", f"idle-time warming off for this run: {cause}", _realtime())
+
+    def _tx_warmer(self) -> TxPathWarmer | None:
+        """The send path's warmer, or None (said in one alert) when its connection cannot be made."""
+        try:
+            return TxPathWarmer()
+        except TxWarmError as exc:
+            self._note_alert("tx-warm-failed", f"send-path warming off for this run: {exc}", _realtime())
+            return None
+
+    def _warm_tx_path(self) -> None:
+        """One byte through the kernel's send path; a failure ends it for the run, in one alert."""
+        warmer = self._tx_warm
+        try:
+            warmer.step()
+        except TxWarmError as exc:
+            self._tx_warm = None
+            self._note_alert("tx-warm-failed", f"send-path warming off for this run: {exc}", _realtime())
+        self.report.tx_warm_sends = warmer.sent
 
     def _start_facts(self, now: int) -> None:
         """What every run starts from: the journal takes records and, for a fresh session, nothing

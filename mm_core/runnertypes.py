@@ -86,7 +86,8 @@ class RunnerSettings:
     operator_queue: int = 64           # operator commands waiting for the runner's thread, at most
     stage_samples: int = 4096          # market-data packets that sent orders, stage times kept (newest)
     # busy-poll: step a shadow engine through the order path this often while nothing is read, so
-    # a packet finds that code in the caches (mm_core.warmer); 0 = off. Not in epoll-wait mode.
+    # a packet finds that code in the caches (mm_core.warmer), and send a byte through the kernel's
+    # send path on a private loopback connection (mm_core.txwarm); 0 = off. Not in epoll-wait mode.
     warm_interval_ns: int = 250_000
     # a clean end (duration, stop): the engine pulls every order (a journaled kill by "session"),
     # the venue's answers are read, journaled and fed until none of ours is open or this long
@@ -115,6 +116,7 @@ class RunnerReport:
     md_rcvbuf: int = 0               # that socket's receive buffer as the kernel counts it (2x usable)
     md_rerequests: int = 0           # MoldUDP64 re-requests sent for market-data gaps
     warm_steps: int = 0              # idle-time shadow events (mm_core.warmer; busy-poll only)
+    tx_warm_sends: int = 0           # idle-time bytes through the kernel's send path (mm_core.txwarm)
     trading_cpus: tuple[int, ...] = ()   # the CPUs the loop's thread was let run on, read back once
                                          # pinned (RunnerSettings.trading_cpu); () not pinned
     sends_failed: int = 0            # journaled orders the socket refused (TX_TS status SEND_FAILED)
