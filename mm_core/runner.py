@@ -290,6 +290,7 @@ class Runner(RunnerLinks, RunnerInputs, RunnerOperator, RunnerJournal, RunnerOrd
                     warm.step()         # one shadow event, ~30 us (rebuilding a stuck one ~7 ms, rare)
                     next_warm = t + s.warm_interval_ns
                     self.report.warm_steps += 1
+                    self.warm_order_path()
                     if self._tx_warm is not None:
                         self._warm_tx_path()
                 self._heartbeat_if_idle(t)

@@ -1,12 +1,15 @@
 """The kernel send path's idle-time warmer (mm_core.txwarm): its own loopback connection, one byte
 per step and nothing left to pile up, a typed error and its sockets closed when it fails, and the
-busy-poll runner stepping it with the shadow engine (and ending it, in one alert, when it fails)."""
+busy-poll runner stepping it with the shadow engine (and ending it, in one alert, when it fails);
+with each step the runner's order planning runs on its stand-in pull, sending and journaling
+nothing."""
 import dataclasses
 import socket
 
 import pytest
 
 import mm_core.runner as runner_module
+import mm_core.runner_orders as runner_orders
 from journal import Journal, Reader
 from journal.catalogue import RecordType, unpack_json
 from mm_core.txwarm import TxPathWarmer, TxWarmError
@@ -53,11 +56,16 @@ def _idle_run(tmp_path, name: str, **settings):
     with Journal(tmp_path / name) as journal:
         runner, peer, _ = md_runner(journal, True)
         runner.settings = dataclasses.replace(runner.settings, **settings)
+        sent_before = runner.tcp_bytes
         report = runner.run(0.3)
         peer.close()
     assert runner._tx_warm is None       # closed with the run
     with Reader(str(tmp_path / name)) as reader:
-        docs = [unpack_json(r.payload) for r in reader.records() if r.rtype == RecordType.METRICS]
+        records = list(reader.records())
+    # idle: the warm steps sent and journaled no order (the run's login and heartbeats aside)
+    assert report.orders_sent == 0 and not any(r.rtype == RecordType.ORDER_SENT for r in records)
+    assert runner.tcp_bytes - sent_before < 100
+    docs = [unpack_json(r.payload) for r in records if r.rtype == RecordType.METRICS]
     return report, [d for d in docs if "alert" in d]
 
 
@@ -92,3 +100,22 @@ def test_no_connection_to_warm_with_is_one_alert_and_the_run_goes_on(tmp_path, m
     report, alerts = _idle_run(tmp_path, "unmade")
     assert report.stop_reason == "duration" and report.warm_steps > 100 and report.tx_warm_sends == 0
     assert [a["alert"] for a in alerts] == ["tx-warm-failed"] and "refused" in alerts[0]["detail"]
+
+
+def test_each_warm_step_runs_the_order_planning_on_the_stand_in_pull(tmp_path, monkeypatch):
+    planned = []
+    plan = runner_module.Runner._orders_plan
+
+    def counted(self, actions, oe):
+        planned.append(actions)
+        return plan(self, actions, oe)
+
+    monkeypatch.setattr(runner_module.Runner, "_orders_plan", counted)
+    report, alerts = _idle_run(tmp_path, "planned")
+    # one per warm step (upkeep plans it too, after the run's first wake-ups; the close-out's
+    # decisions go through the planning as well)
+    warm = [a for a in planned if a is runner_orders._WARM_PULL]
+    assert report.warm_steps > 100 and len(warm) >= report.warm_steps and not alerts
+    planned.clear()
+    report, _ = _idle_run(tmp_path, "unplanned", warm_interval_ns=0)
+    assert len([a for a in planned if a is runner_orders._WARM_PULL]) < 10    # upkeep's alone
