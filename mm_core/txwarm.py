@@ -36,7 +36,10 @@ class TxPathWarmer:
             listener.listen(1)
             listener.settimeout(1.0)     # loopback accepts at once: never waits long
             self._out = socket.create_connection(listener.getsockname(), timeout=1.0)
-            self._in, _ = listener.accept()
+            self._in, peer = listener.accept()
+            if peer != self._out.getsockname():
+                # another local process connected first: never send to a stranger
+                raise OSError(f"the listener's first connection came from {peer[0]}:{peer[1]}, not ours")
             self._out.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._out.setblocking(False)
             self._in.setblocking(False)

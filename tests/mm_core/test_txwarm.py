@@ -33,6 +33,21 @@ def test_each_step_sends_one_byte_on_its_own_loopback_connection_and_drains_it()
     assert warmer._out is None and warmer._in is None and out.fileno() < 0 and into.fileno() < 0
 
 
+def test_a_stranger_connecting_first_is_refused(monkeypatch):
+    strangers = []
+    connect = socket.create_connection
+
+    def stranger_first(address, timeout=None):
+        strangers.append(connect(address))        # another local process, a moment earlier
+        return connect(address, timeout=timeout)
+
+    monkeypatch.setattr(socket, "create_connection", stranger_first)
+    with pytest.raises(TxWarmError, match="not ours"):
+        TxPathWarmer()
+    assert strangers and strangers[0].recv(1) == b""   # closed unread: nothing was sent to it
+    strangers[0].close()
+
+
 def test_a_step_after_close_is_a_typed_error():
     warmer = TxPathWarmer()
     warmer.close()
