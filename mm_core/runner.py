@@ -336,7 +336,7 @@ class Runner(RunnerLinks, RunnerInputs, RunnerOperator, RunnerJournal, RunnerOrd
         try:
             return TxPathWarmer()
         except TxWarmError as exc:
-            self._note_alert("tx-warm-failed", f"send-path warming off for this run: {exc}", _realtime())
+            self._tx_warm_failed(exc)
             return None
 
     def _warm_tx_path(self) -> None:
@@ -346,8 +346,11 @@ class Runner(RunnerLinks, RunnerInputs, RunnerOperator, RunnerJournal, RunnerOrd
             warmer.step()
         except TxWarmError as exc:
             self._tx_warm = None
-            self._note_alert("tx-warm-failed", f"send-path warming off for this run: {exc}", _realtime())
+            self._tx_warm_failed(exc)
         self.report.tx_warm_sends = warmer.sent
+
+    def _tx_warm_failed(self, exc: TxWarmError) -> None:
+        self._note_alert("tx-warm-failed", f"send-path warming off for this run: {exc}", _realtime())
 
     def _start_facts(self, now: int) -> None:
         """What every run starts from: the journal takes records and, for a fresh session, nothing

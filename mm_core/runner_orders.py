@@ -271,7 +271,7 @@ class RunnerOrders:
                 self._armed_out(armed.sample)     # the armed path's Python, warm when a trip comes
                 # and the frame read's to the C lane (it fills the sink, the lane refuses the probe)
                 self._fill_first(_PROBE_FILL, 0, 0, _USER)
-            self._orders_plan(_WARM_PULL, self._oe)
+            self.warm_order_path()
 
     def warm_order_path(self) -> None:
         """Between upkeeps, while the loop idles: the Python that plans a decision's orders (their
