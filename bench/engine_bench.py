@@ -804,7 +804,7 @@ def _guard_lines(guard: dict, n_toxic: int, rounds: int, built: dict) -> list[st
         "event meets its recorded state, and every input is journaled before the engine hears "
         "it, as the runner does. Each row starts with the toxic frame in hand, before its "
         "write-ahead append (timed); the socket read and framing before that are not in it (on "
-        "loopback the kernel's RX stamp to a C read is the kernel floor's row, ~3-4 us here). The runner's idle upkeep (Runner.upkeep, after every event as in "
+        "loopback the kernel's RX stamp to a C read is in the kernel floor's rows). The runner's idle upkeep (Runner.upkeep, after every event as in "
         "its loop) arms the pulls: the engine lists the quotes a trip could pull (Engine.prepare) "
         "and the runner packs each one's cancel record and bytes (mm_core.armedpulls). On our own "
         "fill the runner's frame read (Runner._fill_first, as its order-entry read runs it on an "

@@ -230,6 +230,7 @@ def python_sender(n: int = 300, gap_us: int = 10_000) -> dict[str, list[int]]:
     from audit.capture import TimestampedUdpSocket
     from audit.fastcap import SpinReader
     rx = TimestampedUdpSocket.bound()
+    sender = None
     try:
         spin = SpinReader(rx)
         sender = subprocess.Popen([sys.executable, "-c", _PY_SENDER, str(n), str(gap_us),
@@ -253,6 +254,9 @@ def python_sender(n: int = 300, gap_us: int = 10_000) -> dict[str, list[int]]:
         sender.wait(timeout=10)
         return out
     finally:
+        if sender is not None and sender.poll() is None:   # an error or the deadline: never left behind
+            sender.kill()
+            sender.wait()
         rx.close()
 
 
