@@ -5,6 +5,7 @@ with each step the runner's order planning runs on its stand-in pull, sending an
 nothing."""
 import dataclasses
 import socket
+import struct
 
 import pytest
 
@@ -58,7 +59,7 @@ def test_a_step_after_close_is_a_typed_error():
 def test_a_broken_connection_is_a_typed_error_and_closes_both_ends():
     warmer = TxPathWarmer()
     out = warmer._out
-    warmer._in.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    warmer._in.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     warmer._in.close()                   # the peer resets the connection
     with pytest.raises(TxWarmError, match="failed"):
         for _ in range(10):              # the reset is seen by the first send or the next
