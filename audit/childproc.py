@@ -1,12 +1,18 @@
 """Child processes that die with their owner: the argv prefix that makes the kernel signal a
 child when the thread that started it dies (a SIGKILLed `mmaudit run` must not leave its PTP lab
-or its venue process running), and whether the owner a leftover names is still alive."""
+or its venue process running), whether the owner a leftover names is still alive, and starting a
+child in a session of its own that a job signal sent while it starts cannot kill."""
 from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
 
-__all__ = ["die_with_owner", "pid_alive"]
+__all__ = ["JOB_SIGNALS", "die_with_owner", "pid_alive", "start_in_own_session"]
+
+# What a terminal or a shell sends to a whole job (hang-up, Ctrl-C, Ctrl-\)
+JOB_SIGNALS = frozenset({signal.SIGHUP, signal.SIGINT, signal.SIGQUIT})
 
 
 def pid_alive(pid: int) -> bool:
@@ -27,3 +33,20 @@ def die_with_owner(signal_name: str) -> list[str]:
     until its own bounds end it). A Popen preexec_fn calling prctl would do the same but runs
     Python between fork and exec, which is unsafe with other threads."""
     return ["setpriv", "--pdeathsig", signal_name] if shutil.which("setpriv") else []
+
+
+def start_in_own_session(argv: list[str], **popen) -> subprocess.Popen:
+    """Popen(argv, start_new_session=True, **popen), shielded from the job's signals while it
+    starts. A session of its own keeps a terminal's hang-up or Ctrl-C, sent to the whole job, for
+    the owner to act on; but CPython's child unblocks signals before it calls setsid(), so a job
+    signal sent in between is delivered there with the default action and kills the child before
+    it runs (a hang-up during a pmc query then reads as a failed clock sample). Holding the job's
+    signals blocked in this thread while it forks closes that gap: the child starts with them
+    blocked (inherited across exec), so one that reached it before setsid() stays pending and
+    undelivered; it is stopped with SIGTERM or SIGKILL, which stay deliverable. The owner gets a
+    signal held here as soon as the mask is restored (or at once, in another thread)."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, JOB_SIGNALS)
+    try:
+        return subprocess.Popen(argv, start_new_session=True, **popen)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)

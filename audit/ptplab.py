@@ -22,7 +22,7 @@ import subprocess
 import tempfile
 import time
 
-from audit.childproc import die_with_owner, pid_alive
+from audit.childproc import die_with_owner, pid_alive, start_in_own_session
 
 _counter = itertools.count()
 _DIR_PREFIX = "mmaudit-ptp-"
@@ -163,9 +163,9 @@ class PtpLab:
         # a session of its own: a terminal's Ctrl-C or hang-up, which a shell sends to the whole
         # job, is the owner's to act on (the clock stays monitored until its session ends)
         with_env = ["env", *(f"{k}={v}" for k, v in env.items())] if env else []
-        proc = subprocess.Popen([*_PDEATHSIG, "ip", "netns", "exec", ns, *with_env, "ptp4l", "-f", str(cfg),
-                                 "-i", iface, "-S", "-2", "-m", "-q"], stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = start_in_own_session([*_PDEATHSIG, "ip", "netns", "exec", ns, *with_env, "ptp4l", "-f", str(cfg),
+                                     "-i", iface, "-S", "-2", "-m", "-q"], stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL)
         self.procs[role] = proc
         self._wait_socket(uds, proc)
         return proc

@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 
-from audit.childproc import die_with_owner
+from audit.childproc import die_with_owner, start_in_own_session
 from audit.health import HealthConfig, HealthTracker
 from audit.monitor import ClockMonitor
 from audit.pmc import PmcClient
@@ -95,8 +95,8 @@ class _VenueProcess:
             # SIGKILL when the session dies (SIGKILLed too): a venue whose client died mid-session is
             # a crashed venue, which its restart handles (its clean stop on SIGTERM could write to
             # the dead session's pipe and hang)
-            self.proc = subprocess.Popen([*die_with_owner("KILL"), *argv], stdout=subprocess.PIPE, stderr=log,
-                                         stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+            self.proc = start_in_own_session([*die_with_owner("KILL"), *argv], stdout=subprocess.PIPE, stderr=log,
+                                             stdin=subprocess.DEVNULL, env=env)
         self.ports = self._ready()
 
     def _ready(self) -> dict:
