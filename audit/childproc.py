@@ -9,7 +9,7 @@ import shutil
 import signal
 import subprocess
 
-__all__ = ["JOB_SIGNALS", "die_with_owner", "pid_alive", "start_in_own_session"]
+__all__ = ["JOB_SIGNALS", "die_with_owner", "pid_alive", "run_in_own_session", "start_in_own_session"]
 
 # What a terminal or a shell sends to a whole job (hang-up, Ctrl-C, Ctrl-\)
 JOB_SIGNALS = frozenset({signal.SIGHUP, signal.SIGINT, signal.SIGQUIT})
@@ -50,3 +50,17 @@ def start_in_own_session(argv: list[str], **popen) -> subprocess.Popen:
         return subprocess.Popen(argv, start_new_session=True, **popen)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
+def run_in_own_session(argv: list[str], timeout_s: float, **popen) -> subprocess.CompletedProcess:
+    """subprocess.run(argv, capture_output=True, timeout=timeout_s, **popen), started as
+    start_in_own_session starts it: a child still running after timeout_s is killed and
+    subprocess.TimeoutExpired raised."""
+    with start_in_own_session(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)

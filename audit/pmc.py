@@ -16,7 +16,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 
-from audit.childproc import start_in_own_session
+from audit.childproc import run_in_own_session, start_in_own_session
 from audit.errors import ParseError, ToolMissing, ToolTimeout
 
 DEFAULT_UDS = "/var/run/ptp4l"
@@ -247,36 +247,30 @@ class PmcClient:
         self.binary = binary
         self._optional = list(OPTIONAL_DATASETS)   # dropped once pmc says 'bad command'
 
-    def _run(self, datasets: tuple[str, ...]) -> tuple[int, str, str]:
-        """pmc's exit status, stdout and stderr."""
+    def _run(self, datasets: tuple[str, ...]) -> subprocess.CompletedProcess:
         path = shutil.which(self.binary)
         if path is None:
             raise ToolMissing(f"{self.binary} is not installed (Debian package linuxptp)")
         argv = [path, "-u", "-b", "0", "-d", str(self.domain), "-s", self.uds,
                 *(f"GET {name}" for name in datasets)]
-        # pmc prints what ptp4l sent (interface names, ...): bytes that are not UTF-8 become
-        # U+FFFD, never an exception out of the sampler. A session of its own: a terminal's
-        # Ctrl-C or hang-up, sent to the whole job, must not fail the sample the stop takes
-        with start_in_own_session(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                  errors="replace", stdin=subprocess.DEVNULL) as proc:
-            try:
-                out, err = proc.communicate(timeout=self.timeout_s)
-            except subprocess.TimeoutExpired as exc:
-                proc.kill()
-                proc.communicate()
-                raise ToolTimeout(f"pmc on {self.uds} did not finish within {self.timeout_s} s") from exc
-        return proc.returncode, out, err
+        try:
+            # pmc prints what ptp4l sent (interface names, ...): bytes that are not UTF-8 become
+            # U+FFFD, never an exception out of the sampler. A session of its own: a terminal's
+            # Ctrl-C or hang-up, sent to the whole job, must not fail the sample the stop takes
+            return run_in_own_session(argv, self.timeout_s, text=True, errors="replace", stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired as exc:
+            raise ToolTimeout(f"pmc on {self.uds} did not finish within {self.timeout_s} s") from exc
 
     def query(self) -> PtpSnapshot:
         """All core datasets (plus the optional ones this pmc knows) in one pmc run."""
         asked = CORE_DATASETS + tuple(self._optional)
-        status, out, err = self._run(asked)
+        proc = self._run(asked)
         for name in list(self._optional):
-            if f"bad command: GET {name}" in err:
+            if f"bad command: GET {name}" in proc.stderr:
                 self._optional.remove(name)
-        if status != 0:
-            raise ParseError(f"pmc exited {status}: {err.strip()[:200]}")
-        return snapshot_from_responses(parse_pmc_output(out, asked), CORE_DATASETS)
+        if proc.returncode != 0:
+            raise ParseError(f"pmc exited {proc.returncode}: {proc.stderr.strip()[:200]}")
+        return snapshot_from_responses(parse_pmc_output(proc.stdout, asked), CORE_DATASETS)
 
 
 class PmcSession:

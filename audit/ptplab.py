@@ -22,7 +22,7 @@ import subprocess
 import tempfile
 import time
 
-from audit.childproc import die_with_owner, pid_alive, start_in_own_session
+from audit.childproc import die_with_owner, pid_alive, run_in_own_session, start_in_own_session
 
 _counter = itertools.count()
 _DIR_PREFIX = "mmaudit-ptp-"
@@ -219,7 +219,8 @@ class PtpLab:
         argv = ["pmc", "-u", "-b", "0", "-s", uds, command]
         if ns is not None:
             argv = [*_PDEATHSIG, "ip", "netns", "exec", ns, *argv]
-        return subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout
+        # a session of its own, as ptp4l's: a hang-up while the lab starts is the owner's to act on
+        return run_in_own_session(argv, 10, text=True, stdin=subprocess.DEVNULL).stdout
 
     def log_text(self, role: str | None = None) -> str:
         roles = [role] if role else ["gm", "client"]

@@ -1,7 +1,8 @@
 """audit.childproc.start_in_own_session: a child started in a session of its own is not killed by
 a job signal (a terminal's hang-up, sent to the whole process group) that arrives while it starts,
 and the owner still gets that signal. The job here is a real process group of its own, hung up
-over and over by a real killer process while the owner starts real children."""
+over and over by a real killer process while the owner starts real children. run_in_own_session
+captures as subprocess.run does and kills a child that outlives its timeout."""
 from __future__ import annotations
 
 import json
@@ -9,8 +10,11 @@ import pathlib
 import signal
 import subprocess
 import sys
+import time
 
-from audit.childproc import JOB_SIGNALS, start_in_own_session
+import pytest
+
+from audit.childproc import JOB_SIGNALS, run_in_own_session, start_in_own_session
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -92,3 +96,12 @@ def test_the_child_holds_the_job_signals_and_still_stops_on_sigterm():
         if child.poll() is None:
             child.kill()
             child.wait(5)
+
+
+def test_run_in_own_session_gives_what_subprocess_run_gives_and_kills_at_its_timeout():
+    done = run_in_own_session(["sh", "-c", "echo out; echo err >&2; exit 3"], 10, text=True)
+    assert (done.returncode, done.stdout, done.stderr) == (3, "out\n", "err\n")
+    started = time.monotonic()
+    with pytest.raises(subprocess.TimeoutExpired):
+        run_in_own_session(["sh", "-c", "echo $$; exec sleep 30"], 0.5, text=True)
+    assert time.monotonic() - started < 10                 # killed at its timeout, not waited for

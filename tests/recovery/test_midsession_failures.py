@@ -158,12 +158,18 @@ def test_a_kill_whose_cancels_cannot_be_sent_is_answered_as_failed(tmp_path):
     seen = {}
 
     def body(venue, runner, engine, control):
-        real = runner._oe.send
+        real, carry_out, taken = runner._oe.send, runner._operator_now, []
 
-        def broken(data):                               # the connection breaks under the cancels
-            if data[3:4] == b"X":                        # SoupBinTCP 'U' frame of an OUCH Cancel
+        def operator_now(command, receipt):
+            taken.append(command.command)
+            carry_out(command, receipt)
+
+        def broken(data):                               # the connection breaks under the kill's cancels
+            if taken and data[3:4] == b"X":              # SoupBinTCP 'U' frame of an OUCH Cancel
                 raise BrokenPipeError(32, "Broken pipe")
             return real(data)
+        # only once the runner carries the kill out: a guard pull before it must not end the run
+        runner._operator_now = operator_now
         runner._oe.send = broken
         seen["answer"] = send(control, {"command": "kill", "actor": "ops", "reason": "runaway"}, 30)
         seen["live"] = len(venue.live_orders(USER))
