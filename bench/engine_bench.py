@@ -561,7 +561,8 @@ def _guard_latency(events, toxic: list[int], rounds: int, workdir: str,
     (what the cancel waited for before the early sink). Every event's input is journaled before
     the engine hears it, as the runner does (untimed for the events not measured). Every other event is replayed untimed so
     each toxic event meets the state it met in the recorded session, each followed by the
-    runner's idle upkeep as its loop runs it after a wake-up (`upkeep` False: none, as before).
+    runner's idle upkeep as its loop runs it after a wake-up (`upkeep` False: none, as before),
+    with the runner's own hooks on the engine between timed events, as live.
     `armed` (the runner's way): pulls of quotes upkeep planned go out from that plan before the
     engine builds them: on our own fill from the runner's frame read (Runner._fill_first, what
     its order-entry read runs on an OUCH Executed frame: one C call, flane_fire_input, journals
@@ -624,7 +625,16 @@ def _guard_latency(events, toxic: list[int], rounds: int, workdir: str,
                 entered_ns, key = sink.send_entered_ns, sink.key
                 booked(pulls)
                 marks.extend((readied[-1], clock(), key, entered_ns))
-            engine.urgent = engine.urgent_armed = engine.urgent_lane = None
+            def hooks(urgent, urgent_armed, lane, lane_booked) -> None:
+                engine.urgent, engine.urgent_armed = urgent, urgent_armed
+                engine.urgent_lane, engine.urgent_lane_booked = lane, lane_booked
+            # between the timed events the engine has the runner's own hooks, as it has live, so
+            # upkeep's probe fill reaches the C lane as the runner's does (with none, upkeep
+            # stopped short of it and every timed fill met that call cold); timed ones get the
+            # measuring wrappers
+            untimed = ((runner._act_urgent, runner._fire_armed, lane_ready, runner._lane_booked) if armed
+                       else (runner._act_urgent, None, None, None))
+            hooks(*untimed)
             # the frame read readies the sink through the runner (set once: setting an instance
             # attribute per event would undo the interpreter's attribute caches of the runner)
             runner._lane_ready = lane_ready
@@ -642,9 +652,7 @@ def _guard_latency(events, toxic: list[int], rounds: int, workdir: str,
                         continue
                     marks.clear()
                     entered.clear()
-                    engine.urgent = sink
-                    engine.urgent_armed = armed_sink if armed else None
-                    engine.urgent_lane, engine.urgent_lane_booked = (lane_ready, lane_booked) if armed else (None, None)
+                    hooks(sink, armed_sink, lane_ready, lane_booked) if armed else hooks(sink, None, None, None)
                     frame_read = armed and type(ev) is VenueMessage
                     if frame_read:
                         runner.soup_seq += 1
@@ -655,7 +663,7 @@ def _guard_latency(events, toxic: list[int], rounds: int, workdir: str,
                         actions = engine.on_event(ev)
                         runner._act(actions, 0)
                     t3 = clock()
-                    engine.urgent = engine.urgent_armed = engine.urgent_lane = None
+                    hooks(*untimed)
                     if not marks:
                         raise RuntimeError(f"event {i} no longer trips the guard early: the replay diverged")
                     out["in-process"].append(marks[0] - t0)
