@@ -11,8 +11,9 @@ import subprocess
 
 __all__ = ["JOB_SIGNALS", "die_with_owner", "pid_alive", "run_in_own_session", "start_in_own_session"]
 
-# What a terminal or a shell sends to a whole job (hang-up, Ctrl-C, Ctrl-\)
-JOB_SIGNALS = frozenset({signal.SIGHUP, signal.SIGINT, signal.SIGQUIT})
+# What a terminal or a shell sends to a whole job: hang-up, Ctrl-C, Ctrl-\ and Ctrl-Z (a child
+# stopped before its setsid() would miss the job's SIGCONT and stay stopped)
+JOB_SIGNALS = frozenset({signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP})
 
 
 def pid_alive(pid: int) -> bool:
