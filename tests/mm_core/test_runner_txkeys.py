@@ -51,11 +51,11 @@ def enter(token: str) -> SendOrder:
                                                          "P", "N", 0, "N", "R"))
 
 
-def connected_runner(journal):
+def connected_runner(journal, engine=None):
     lsn = socket.socket()
     lsn.bind(("127.0.0.1", 0))
     lsn.listen(1)
-    runner = Runner(new_engine(), journal, RunnerSettings(), LockedClock())
+    runner = Runner(engine or new_engine(), journal, RunnerSettings(), LockedClock())
     runner._oe = TimestampedTcpSocket.connect(lsn.getsockname())
     peer, _ = lsn.accept()
     lsn.close()

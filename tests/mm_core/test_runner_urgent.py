@@ -474,3 +474,31 @@ def test_the_upkeep_probe_fill_is_never_the_lanes(tmp_path):
     fill = _PROBE_FILL[:26] + (100).to_bytes(4, "big") + _PROBE_FILL[30:]
     assert fire(_ffi.NULL, armed, sink, fill, 43, 0, _ffi.NULL, 1, 0, 0) == lib.FLANE_REFUSED
     assert sink.input_seq < 0
+
+
+def test_upkeep_runs_its_probe_fill_through_the_c_lane_while_quotes_are_armed(tmp_path, monkeypatch):
+    """What upkeep's probe is for: the frame read's path all the way to flane_fire_input, so a real
+    fill finds that call warm. It gets there with the hooks the runner sets on its engine; with
+    them cleared it stops in Engine.lane_first, short of the call (a harness that clears them
+    between the fills it times, as the engine bench's guard rows once did, times that call cold)."""
+    import mm_core.engine_guard as engine_guard
+    from tests.mm_core.wire import make_engine, simulate
+
+    events, _, _ = simulate(1, 2_000)
+    reached = {}
+    for hooks in ("the runner's", "cleared"):
+        with Journal(tmp_path / hooks.replace("'", "")) as journal:
+            engine = make_engine()
+            runner, peer = connected_runner(journal, engine)
+            if hooks == "cleared":
+                engine.urgent = engine.urgent_armed = engine.urgent_lane = None
+            calls = []
+            real = engine_guard._lane_input_c
+            monkeypatch.setattr(engine_guard, "_lane_input_c", lambda *a: calls.append(1) or real(*a))
+            for ev in events:
+                engine.on_event(ev)          # its orders go nowhere; a guard trip's pulls go out
+                runner.upkeep()
+            reached[hooks] = len(calls)
+            peer.close()
+            runner.close()
+    assert reached["the runner's"] > 100 and reached["cleared"] == 0, reached
