@@ -61,7 +61,12 @@ class NamespaceUnavailable(Exception):
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=10, check=check)
+    # a session of its own, as ptp4l's: a second Ctrl-C while the lab is torn down must not kill
+    # the `ip netns delete` that removes it
+    done = run_in_own_session(["ip", *args], 10, text=True, stdin=subprocess.DEVNULL)
+    if check:
+        done.check_returncode()
+    return done
 
 
 def owner_pid(name: str) -> int | None:
