@@ -55,13 +55,12 @@ def start_in_own_session(argv: list[str], **popen) -> subprocess.Popen:
 
 def run_in_own_session(argv: list[str], timeout_s: float, **popen) -> subprocess.CompletedProcess:
     """subprocess.run(argv, capture_output=True, timeout=timeout_s, **popen), started as
-    start_in_own_session starts it: a child still running after timeout_s is killed and
-    subprocess.TimeoutExpired raised."""
+    start_in_own_session starts it: as there, a child still running after timeout_s (then
+    subprocess.TimeoutExpired) or when the wait is interrupted is killed and the exception raised."""
     with start_in_own_session(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen) as proc:
         try:
             out, err = proc.communicate(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
+        except BaseException:        # never left running; leaving the block reaps it
             proc.kill()
-            proc.communicate()
             raise
     return subprocess.CompletedProcess(argv, proc.returncode, out, err)

@@ -652,7 +652,10 @@ def _guard_latency(events, toxic: list[int], rounds: int, workdir: str,
                         continue
                     marks.clear()
                     entered.clear()
-                    hooks(sink, armed_sink, lane_ready, lane_booked) if armed else hooks(sink, None, None, None)
+                    if armed:
+                        hooks(sink, armed_sink, lane_ready, lane_booked)
+                    else:
+                        hooks(sink, None, None, None)
                     frame_read = armed and type(ev) is VenueMessage
                     if frame_read:
                         runner.soup_seq += 1

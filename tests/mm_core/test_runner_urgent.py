@@ -485,7 +485,7 @@ def test_upkeep_runs_its_probe_fill_through_the_c_lane_while_quotes_are_armed(tm
     from tests.mm_core.wire import make_engine, simulate
 
     events, _, _ = simulate(1, 2_000)
-    reached = {}
+    real, reached = engine_guard._lane_input_c, {}
     for hooks in ("the runner's", "cleared"):
         with Journal(tmp_path / hooks.replace("'", "")) as journal:
             engine = make_engine()
@@ -493,7 +493,6 @@ def test_upkeep_runs_its_probe_fill_through_the_c_lane_while_quotes_are_armed(tm
             if hooks == "cleared":
                 engine.urgent = engine.urgent_armed = engine.urgent_lane = None
             calls = []
-            real = engine_guard._lane_input_c
             monkeypatch.setattr(engine_guard, "_lane_input_c", lambda *a: calls.append(1) or real(*a))
             for ev in events:
                 engine.on_event(ev)          # its orders go nowhere; a guard trip's pulls go out
