@@ -20,6 +20,7 @@ import struct
 import subprocess
 from dataclasses import dataclass, field
 
+from audit.childproc import run_in_own_session
 from audit.errors import (
     HwTimestampingUnsupported, ParseError, TimestampingError, ToolMissing, ToolTimeout,
 )
@@ -161,7 +162,8 @@ def ethtool_timestamping(interface: str, timeout_s: float = 5.0, ethtool: str = 
     if path is None:
         raise ToolMissing(f"{ethtool} is not installed (Debian package ethtool)")
     try:
-        proc = subprocess.run([path, "-T", interface], capture_output=True, text=True, timeout=timeout_s)
+        # a session of its own: a hang-up or Ctrl-C sent to the job must not kill it as it starts
+        proc = run_in_own_session([path, "-T", interface], timeout_s, text=True, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired as exc:
         raise ToolTimeout(f"ethtool -T {interface} did not answer within {timeout_s} s") from exc
     if proc.returncode != 0:

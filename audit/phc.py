@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from audit.childproc import run_in_own_session
 from audit.errors import ParseError, PhcError, ToolMissing, ToolTimeout
 from journal.catalogue import ClockState
 
@@ -260,8 +261,8 @@ def phc_ctl(device: str, *commands: str, timeout_s: float = 5.0, binary: str = "
     if path is None:
         raise ToolMissing(f"{binary} is not installed (Debian package linuxptp)")
     try:
-        proc = subprocess.run([path, device, *commands], capture_output=True, text=True,
-                              timeout=timeout_s)
+        # a session of its own: a hang-up or Ctrl-C sent to the job must not kill it as it starts
+        proc = run_in_own_session([path, device, *commands], timeout_s, text=True, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired as exc:
         raise ToolTimeout(f"phc_ctl {device} did not answer within {timeout_s} s") from exc
     text = proc.stdout + proc.stderr

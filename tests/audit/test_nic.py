@@ -4,6 +4,7 @@ import pytest
 from audit.errors import HwTimestampingUnsupported, ParseError, TimestampingError
 from audit.nic import HwRxFilter, HwStampConfig, HwTxType, enable_hw_timestamping, ethtool_timestamping, \
     get_hw_timestamping, parse_ethtool_t
+from tests.audit.standin import write_session_checking_tool
 
 SOFTWARE_ONLY = """\
 Time stamping parameters for veth0:
@@ -81,6 +82,13 @@ def test_real_ethtool_on_loopback():
     caps = ethtool_timestamping("lo")
     assert caps.interface == "lo" and "software-receive" in caps.capabilities
     assert not caps.hardware_capable
+
+
+def test_ethtool_runs_in_a_session_of_its_own_holding_the_job_signals(tmp_path):
+    # a hang-up or Ctrl-C sent to the job while it starts must not kill it (audit.childproc)
+    fake = write_session_checking_tool(tmp_path / "ethtool", SOFTWARE_ONLY)
+    caps = ethtool_timestamping("veth0", ethtool=fake)
+    assert caps.interface == "veth0" and not caps.hardware_capable
 
 
 def test_real_ethtool_on_missing_interface():

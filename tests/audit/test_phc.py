@@ -7,6 +7,7 @@ import pytest
 
 from audit.errors import ParseError, PhcError
 from audit.phc import PhcClock, clockid_to_fd, fd_to_clockid, parse_phc_ctl, phc_ctl, tai_to_utc_ns
+from tests.audit.standin import write_session_checking_tool
 
 S = 1_000_000_000
 DAY = 86_400 * S
@@ -83,6 +84,12 @@ def test_parse_phc_ctl_garbage():
 def test_phc_ctl_on_an_interface_without_phc_is_a_typed_error():
     with pytest.raises(PhcError, match="does not have a PHC"):
         phc_ctl("lo", "cmp")
+
+
+def test_phc_ctl_runs_in_a_session_of_its_own_holding_the_job_signals(tmp_path):
+    # a hang-up or Ctrl-C sent to the job while it starts must not kill it (audit.childproc)
+    fake = write_session_checking_tool(tmp_path / "phc_ctl", "phc_ctl[1.0]: offset from CLOCK_REALTIME is -42ns\n")
+    assert phc_ctl("/dev/ptp0", "cmp", binary=fake) == {"offset_ns": -42}
 
 
 def test_phc_ctl_refuses_commands_that_adjust_the_clock():
