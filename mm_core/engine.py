@@ -270,6 +270,15 @@ class Engine(EnginePackets, EngineFeed, EngineGuard, EngineQuoting, EngineHedgin
         # and booked: _fill_lane). The pulls are the event's first orders either way,
         # so the orders a replay produces, in order, are the ones the live session sent.
         self.urgent: Callable[[list[Action]], None] | None = None
+        # The same sink for the first order a decision sends (_submit), while on_event runs: it
+        # leaves before the rest of the event's work (the other side's requote, the other symbols,
+        # the gateway's state changes) when nothing else of the event is waiting to be journaled
+        # (_made: the actions this event built and queued so far), so the journal holds the
+        # event's outputs in the order a replay produces them. The decision's later orders leave
+        # together after on_event, as before. None between events and in replay.
+        self._early: Callable[[list[Action]], None] | None = None
+        self._made = 0
+        self._holding: list[SendOrder] | None = None     # a requote's early orders (_requote)
         # The shell's armed sink (None in replay): the guard's pulls as orders, journaled and
         # sent from what the shell planned while idle (pull_plan) before _cancel_order builds
         # them; it returns the call that books the built pulls, or None (nothing done: they go to
@@ -336,7 +345,7 @@ class Engine(EnginePackets, EngineFeed, EngineGuard, EngineQuoting, EngineHedgin
                          "_pkt_own_version", "_work_version", "_rx", "_react_c", "_summary", "_risk_seen",
                          "_references", "_run_done", "_run_messages", "_lane_c"):
                 state.pop(name, None)
-        state["urgent"] = None          # the shell's sink belongs to the process, not the state
+        state["urgent"] = state["_early"] = state["_holding"] = None    # the shell's, not the state
         state["urgent_armed"] = None
         state["_armed"], state["_armed_version"], state["_lane_probe"] = {}, None, None   # a cache of the OMS
         state["urgent_lane"] = state["urgent_lane_booked"] = None
@@ -377,7 +386,8 @@ class Engine(EnginePackets, EngineFeed, EngineGuard, EngineQuoting, EngineHedgin
             state["quote_pricer"] = QuotePricer(state["cfg"])
         self.__dict__.update(state)
         self._gw, self._sent = self.risk, self.risk_sent
-        self.urgent = self.urgent_armed = None
+        self.urgent = self.urgent_armed = self._early = self._holding = None
+        self._made = 0
         self._armed, self._armed_version, self._lane_probe = {}, None, None
         self.urgent_lane = self.urgent_lane_booked = None
         self._armed_flat, self._lane_ok, self._lane_first = [], False, None
@@ -392,18 +402,23 @@ class Engine(EnginePackets, EngineFeed, EngineGuard, EngineQuoting, EngineHedgin
             raise EngineError(f"not an engine event: {type(event).__name__}")
         now = event.now_ns
         aged = None
-        if now > self.now:
-            self.now = now          # time never runs backwards inside the engine
-            if now > self._gw.clock_stale_at and type(event) is not Timer:   # a timer: in its order
-                aged = self._clock_aged()
-        if self.options_due:
-            self._declare_options()
-        self.counts["events"] += 1
-        actions = handler(event)
-        if aged:
-            aged += actions
-            actions = aged
-        self._drain_risk(actions)
+        self._made = 0
+        self._early = self.urgent
+        try:
+            if now > self.now:
+                self.now = now          # time never runs backwards inside the engine
+                if now > self._gw.clock_stale_at and type(event) is not Timer:   # a timer: in its order
+                    aged = self._clock_aged()
+            if self.options_due:
+                self._declare_options()
+            self.counts["events"] += 1
+            actions = handler(event)
+            if aged:
+                aged += actions
+                actions = aged
+            self._drain_risk(actions)
+        finally:
+            self._early = None
         return actions
 
     # ================================================================= encoding and notes
@@ -425,6 +440,7 @@ class Engine(EnginePackets, EngineFeed, EngineGuard, EngineQuoting, EngineHedgin
         return self.wire.cancel(token, 0)
 
     def _decision_note(self, intent: OrderIntent, d) -> JournalNote:
+        self._made += 1
         payload = pack(RecordType.RISK_DECISION, token=intent.token.encode(), symbol_id=intent.symbol_id,
                        side=int(intent.side), msg_type=ord(intent.kind.value), allowed=int(d.allowed),
                        check_id=int(d.check), trading_state=int(d.state),
@@ -434,12 +450,14 @@ class Engine(EnginePackets, EngineFeed, EngineGuard, EngineQuoting, EngineHedgin
                            f"{'allowed' if d.allowed else 'denied'} {d.check_name}: {d.detail}")
 
     def _kill_note(self, kill, cancelled: int) -> JournalNote:
+        self._made += 1
         payload = pack(RecordType.KILL, scope=int(kill.scope), scope_id=kill.scope_id,
                        orders_cancelled=cancelled, requested_by=_fit(kill.requested_by, 16),
                        reason=_fit(kill.reason, 64))
         return JournalNote(RecordType.KILL, payload, f"kill {kill.scope.name} by {kill.requested_by}")
 
     def _alert(self, kind: str, detail: str) -> JournalNote:
+        self._made += 1
         return JournalNote(RecordType.METRICS, pack_json({"alert": kind, "detail": detail,
                                                           "now_ns": self.now}), f"{kind}: {detail}")
 

@@ -46,6 +46,7 @@ class EngineControl:
         if now >= self.next_metrics_ns:
             self.metrics.sample_position(self.inventory.position)
             if self.next_metrics_ns >= 0:
+                self._made += 1
                 actions.append(JournalNote(RecordType.METRICS, pack_json(self.summary()), "metrics"))
             self.next_metrics_ns = now + self.cfg.metrics_interval_ns
         self.oms.prune(now, self.cfg.prune_after_ns)
@@ -249,6 +250,7 @@ class EngineControl:
         if not changes:
             return
         for c in changes:
+            self._made += 1
             actions.append(JournalNote(RecordType.STATE_CHANGE, pack(
                 RecordType.STATE_CHANGE, from_state=int(c.from_state), to_state=int(c.to_state),
                 reason_code=c.reason_code, actor=_fit(c.actor, 16), reason=_fit(c.reason, 64)),

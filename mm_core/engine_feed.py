@@ -161,6 +161,7 @@ class EngineFeed:
             return
         self.gap_requested_ns = now
         self.gap_requested_to = request.sequence + request.count
+        self._made += 1
         actions.append(RequestRetransmit(moldudp64.encode_request(request), request.sequence, request.count))
 
     def _keep_past_gap(self, gap: moldudp64.Gap, packet: bytes, actions: list[Action]) -> None:

@@ -42,6 +42,23 @@ class EngineQuoting:
     """Engine's quoting and order submission (a mixin of Engine: its state is Engine's)."""
 
     def _requote(self, symbol_id: int, actions: list[Action]) -> None:
+        """Work both sides of the symbol's quote toward what it should be now. When its first
+        order would be the event's first output, the early sink gets the requote's orders
+        together at its end (a bid and an ask moved at once leave in one send, the later not
+        waiting behind the earlier's)."""
+        if self._early is None or self._made:
+            self._requote_sides(symbol_id, actions)
+            return
+        held = self._holding = []
+        try:
+            self._requote_sides(symbol_id, actions)
+        finally:
+            self._holding = None
+            if held:            # every one of them ahead of anything else the event made
+                early, self._early = self._early, None
+                early(held)
+
+    def _requote_sides(self, symbol_id: int, actions: list[Action]) -> None:
         bid_px, bid_qty, ask_px, ask_qty = self._quote(symbol_id)
         hold = self.hedge_hold[symbol_id]
         if hold:                        # a hedge here waits for this side of our quotes to go
@@ -353,15 +370,32 @@ class EngineQuoting:
             actions.append(self._decision_note(intent, decision))
         for order in at_risk:           # long-marked sells this one would leave uncovered: out first
             self._cancel(order, order.purpose, actions)
+        self._emit(_send_order(intent, packet, decision, int(decision.state)), actions)
         order = self.oms.on_sent(intent, now)
         if intent.kind is _ENTER:
             order.mark = mark
-        actions.append(_send_order(intent, packet, decision, int(decision.state)))
         self.counts["orders_sent"] += 1
         if intent.purpose is _QUOTE:
             # a modify sizes down shares already quoted: the fill rate counts them once
             self.metrics.on_quote_sent(intent.side, 0 if intent.kind is _MODIFY else intent.qty)
         return True
+
+    def _emit(self, action: SendOrder, actions: list[Action]) -> None:
+        """An order the gateway allowed out: the event's first output goes to the shell's early
+        sink now (Engine._early: journaled and sent inside on_event), before the OMS books it
+        (as the guard's pulls; the sink reads nothing the booking changes), any other into
+        `actions`."""
+        early = self._early
+        if early is not None and not self._made:
+            held = self._holding
+            if held is not None:        # a requote's: they leave together at its end
+                held.append(action)
+                return
+            self._early = None
+            early([action])
+        else:
+            self._made += 1
+            actions.append(action)
 
     def _long_sells(self, symbol_id: int, qty: int, skip: str = "") -> tuple[bool, list[Order]]:
         """(covered, pullable): whether our position covers `qty` more shares sold on top of the
@@ -441,6 +475,6 @@ class EngineQuoting:
     def _cancel(self, order: Order, purpose: Purpose, actions: list[Action]) -> None:
         """Cancel the rest of an order with the bytes encoded when it was accepted."""
         action = self._cancel_order(order, purpose)
+        self._emit(action, actions)
         self.oms.on_sent(action.intent, self.now)
-        actions.append(action)
         self.counts["cancels_sent"] += 1

@@ -470,5 +470,6 @@ class Runner(RunnerLinks, RunnerInputs, RunnerOperator, RunnerJournal, RunnerOrd
 
     def packet_stages(self) -> list[PacketStages]:
         """The newest market-data packets that sent orders, with their stage times (oldest first);
-        a guard pull the early sink sent inside on_event counts in the decision stage."""
+        what the early sink sent inside on_event (a decision's first order, the guard's pulls)
+        counts in the decision stage."""
         return list(self._stages)

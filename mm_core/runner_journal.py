@@ -62,10 +62,10 @@ class RunnerJournal:
         if not read_ns:
             self._input_fed(event, ts_ns, user, tap)
             return True
+        sent = report.orders_sent      # before: a decision's first order leaves inside on_event
         journaled_ns = _realtime()
         actions = self.engine.on_event(event)
         decided_ns = _realtime()
-        sent = report.orders_sent
         self._act(actions, ts_ns if user else decided_ns)
         if report.orders_sent != sent:
             self._stages.append(PacketStages(ts_ns, int(source), read_ns, journaled_ns, decided_ns,

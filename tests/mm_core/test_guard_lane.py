@@ -18,7 +18,7 @@ from mm_core.runnerrecords import order_sent_payload
 from mm_core.types import OrderKind, Purpose, Side, make_intent
 from recovery.replay import replay_journal
 from tests.mm_core.wire import (
-    ACME, MS, S, SYMBOLS, Feed, Venue, gateway, md, orders, run, simulate, two_sided,
+    ACME, MS, S, SYMBOLS, Feed, Venue, gateway, md, run, simulate, two_sided,
 )
 from tests.recovery.journaling import RunnerLike
 
@@ -83,14 +83,19 @@ def quoted(config: EngineConfig = SPIKE1, **kw) -> tuple[Engine, Venue, dict]:
 
 
 class Sink:
-    """The early sink, noting what the engine had booked when the pulls arrived."""
+    """The early sink, noting what the engine had booked when the guard's pulls arrived (`calls`),
+    and keeping the events' first orders it gets too (`firsts`: test_early_order)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.calls: list[tuple[list, int, int]] = []
+        self.firsts: list = []
         engine.urgent = self
 
     def __call__(self, pulls) -> None:
+        if pulls[0].intent.purpose is not Purpose.GUARD_CANCEL:
+            self.firsts.extend(pulls)
+            return
         self.calls.append((list(pulls), self.engine.counts["fills"], self.engine.inventory.position[ACME]))
 
 
@@ -153,7 +158,7 @@ def test_a_fill_that_ends_a_quote_being_replaced_pulls_neither_it_nor_its_replac
         assert engine.counts["guard_trips"] == 1 and engine.counts["halts"] == 0
 
 
-def test_a_fill_that_does_not_trip_is_heard_once_and_sends_nothing_early():
+def test_a_fill_that_does_not_trip_is_heard_once_and_pulls_nothing_early():
     engine, sink, _ = both(lambda venue, t: venue.fill(t[Side.SELL], 10, 3 * S), EngineConfig())
     assert sink.calls == [] and engine.counts["guard_trips"] == 0
     assert engine.guards[ACME].state_items()[10] == [[], [3 * S]]

@@ -116,7 +116,7 @@ def test_the_c_requote_decision_is_the_engines(bid, ask, want_bid, want_ask, hol
             oms.working[key] = token
     quote = (want_bid[0], want_bid[1], want_ask[0], want_ask[1])
     calls = []
-    # the engine's own _requote and _work_side (with _can_wait) with their inputs replaced: an
+    # the engine's own _requote_sides and _work_side (with _can_wait) with their inputs replaced: an
     # order submitted or cancelled is an action
     engine_type = type(engine)
     until = {slot: t for slot, t in zip((bid_key, ask_key), denied) if t}
@@ -136,7 +136,7 @@ def test_the_c_requote_decision_is_the_engines(bid, ask, want_bid, want_ask, hol
     probe._submit = lambda intent, actions: (until.get((s, int(intent.side), "quote"), -1) <= _NOW
                                              and (calls.append(intent) or True))
     probe._cancel = lambda order, purpose, actions: calls.append(order)
-    engine_type._requote(probe, s, [])
+    engine_type._requote_sides(probe, s, [])
     work = engine._rx.work
     w = lib.FSIG_W_N
     saved = list(work[2 * s * w:(2 * s + 2) * w])
