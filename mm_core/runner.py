@@ -117,6 +117,9 @@ class Runner(RunnerLinks, RunnerInputs, RunnerOperator, RunnerJournal, RunnerOrd
         self._acting = 0                 # > 0 while an event's actions are being carried out
         self._unreported = False
         self._unsent: list[str] = []
+        # what the early sink got while no order could leave (_act_urgent): carried out first
+        # with the event's other actions, so a lost order entry is said once per decision
+        self._urgent_held: list = []
         self._space_lost = False         # refused for space: retry_space() may bring it back
         self._fatal = False              # refused for another reason: nothing brings it back
         self._cause = ""

@@ -67,6 +67,8 @@ class RunnerOrders:
         goes alone, so a refused one never shifts the stamp key another was journaled with; one
         refused inside a planned send is replaced by a SoupBinTCP Debug packet of its length
         (venues ignore those; its bytes are journaled in an alert), so the others keep their key."""
+        if self._urgent_held:           # the early sink's, which could not leave: first
+            actions, self._urgent_held = self._urgent_held + list(actions), []
         self._acting += 1
         try:
             # the common decision, orders only (a requote's replaces, a pull's cancels): journaled
@@ -123,8 +125,13 @@ class RunnerOrders:
                              f"to {self._rerequest_to[0]}:{self._rerequest_to[1]} not sent: {_oserror(exc)}", now)
 
     def _act_urgent(self, actions: list) -> None:
-        """The guard's pulls, journaled and sent while the engine is still inside on_event. A
-        refusal by the journal is told to the engine after the event (never re-entering it)."""
+        """The early sink: the guard's pulls, or a decision's first orders, journaled and sent
+        while the engine is still inside on_event. A refusal by the journal is told to the engine
+        after the event (never re-entering it). With no order entry to send on, they wait for
+        _act, which carries them out ahead of the event's other actions, in one go."""
+        if self._oe is None or self._oe_eos or self._oe_end:
+            self._urgent_held += actions
+            return
         self._acting += 1
         try:
             if not self._orders_fast(actions):
