@@ -417,8 +417,8 @@ _WIRE_MODES = {"busy-poll, venue process": (True, True, False), "epoll wait, ven
 
 _STAGES = {"rx->read": "RX stamp -> packet read by the runner",
            "read->journaled": "packet read -> MD_PACKET journaled",
-           "journaled->decided": "journaled -> engine's decision returned (on_event)",
-           "decided->sent": "decision -> its orders journaled and sent (all of them)"}
+           "journaled->decided": "journaled -> engine's decision returned (on_event; its first orders sent inside)",
+           "decided->sent": "decision -> its other orders journaled and sent"}
 
 
 def _wire_latencies(records) -> dict[str, list[int]]:
@@ -790,7 +790,10 @@ def _wire_lines(wire: dict, seconds: float, floors: dict[str, dict[str, list[int
                   "(orders from timers or venue answers have no market-data RX stamp). The four "
                   "stage rows split each such packet (not each order) by the runner's own clock "
                   "reads (Runner.packet_stages): waiting to be read, journaling the packet, the "
-                  "engine, then journaling and sending every order it decided."]
+                  "engine, then journaling and sending the orders it decided. A decision's first "
+                  "orders (a requote's together) are journaled and sent from inside the engine "
+                  "(its early sink), so the engine row holds their send; on loopback that send also "
+                  "runs the venue's receive side and wakes its process, after the TX stamp."]
     if busy and thread:
         lines += ["", f"Venue thread vs venue process (busy-poll): p50 {_pct(thread, .5) / _pct(busy, .5):.2f}x, "
                   f"p99 {_pct(thread, .99) / _pct(busy, .99):.2f}x the time."]

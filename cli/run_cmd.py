@@ -97,7 +97,7 @@ def progress_line(p: Progress) -> str:
 
 
 _STAGE_NAMES = {"rx->read": "RX stamp to read", "read->journaled": "journal",
-                "journaled->decided": "decide", "decided->sent": "orders journaled and sent"}
+                "journaled->decided": "decide (first orders sent inside)", "decided->sent": "other orders journaled and sent"}
 
 
 # --metrics-listen answers 503 once the trading loop's once-a-second refresh is this late: a few

@@ -143,7 +143,8 @@ class RunnerReport:
 class PacketStages:
     """Where the time went for one market-data packet that sent orders (CLOCK_REALTIME ns): the
     RX stamp (kernel or hardware when `source` says so), the packet read by the runner, its record
-    journaled, the engine's decision returned, and every order of it journaled and sent."""
+    journaled, the engine's decision returned (its first orders, which the early sink journaled
+    and sent inside on_event, included), and every other order of it journaled and sent."""
 
     rx_ns: int
     source: int

@@ -143,7 +143,8 @@ def test_demo_end_to_end_writes_what_it_says(tmp_path):
         assert re.search(rf"orders sent\s+{len(sent)} ", text)
         # where the time went for the packets that sent orders, stage by stage
         assert re.search(r"latency p50/p99 µs\s+RX stamp to read [\d.]+/[\d.]+, journal [\d.]+/[\d.]+, "
-                         r"decide [\d.]+/[\d.]+, orders journaled and sent [\d.]+/[\d.]+ \(\d+ market-data", text)
+                         r"decide \(first orders sent inside\) [\d.]+/[\d.]+, other orders journaled and sent "
+                         r"[\d.]+/[\d.]+ \(\d+ market-data", text)
 
 
 def test_bad_arguments_give_one_clear_line(tmp_path):
