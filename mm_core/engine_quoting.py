@@ -38,14 +38,23 @@ def _needs_work(order: Order, price: int, qty: int) -> bool:
     return qty <= 0 or price <= 0 or order.price != price or order.leaves != qty
 
 
+def _side_may_act(orders: dict, token: str | None, price: int, qty: int) -> bool:
+    """Whether _requote_side could send anything for this side: an enter where none rests, or
+    work on the resting quote (_needs_work)."""
+    if token is None:
+        return qty > 0 and price > 0
+    return _needs_work(orders[token], price, qty)
+
+
 class EngineQuoting:
     """Engine's quoting and order submission (a mixin of Engine: its state is Engine's)."""
 
     def _requote(self, symbol_id: int, actions: list[Action]) -> None:
         """Work both sides of the symbol's quote toward what it should be now. When its first
-        order would be the event's first output, the early sink gets the requote's orders
-        together at its end (a bid and an ask moved at once leave in one send, the later not
-        waiting behind the earlier's)."""
+        order would be the event's first output and both sides may act, the early sink gets the
+        requote's orders together at its end (a bid and an ask moved at once leave in one send,
+        the later not waiting behind the earlier's); when one side at most may act, its order
+        goes to the sink as soon as it is built (_emit)."""
         if self._early is None or self._made:
             self._requote_sides(symbol_id, actions)
             return
@@ -87,6 +96,9 @@ class EngineQuoting:
                 bid_qty = min(bid_qty, self._reduce_room(symbol_id, True, bid))
             if ask_qty:
                 ask_qty = min(ask_qty, self._reduce_room(symbol_id, False, ask))
+        if self._holding is not None and not (_side_may_act(orders, bid, bid_px, bid_qty)
+                                              and _side_may_act(orders, ask, ask_px, ask_qty)):
+            self._holding = None    # one side at most acts: its order need not wait for the other's
         # Self-trade prevention: a side that would reach our own opposite quote works after that
         # quote moved away, and waits (next event) if it could not move yet (or the venue has not
         # confirmed the move: the gateway counts the original's price until it does).

@@ -128,7 +128,7 @@ def test_the_c_requote_decision_is_the_engines(bid, ask, want_bid, want_ask, hol
     probe = SimpleNamespace(oms=oms, quote_slots=engine.quote_slots, hedge_hold={s: hold}, risk=risk,
                             _quote=lambda symbol_id: quote, now=_NOW, cfg=engine.cfg,
                             ticks=engine.ticks, ids=engine.ids, denied_until=until, ssr=[False] * engine.n,
-                            _long_sells=lambda symbol_id, qty, skip="": (True, []))
+                            _long_sells=lambda symbol_id, qty, skip="": (True, []), _holding=None)
     for name in ("_requote_side", "_work_side", "_can_wait", "_quote_denied", "_reach",
                  "_replacement_fits", "_replacement_room", "_within_room"):
         setattr(probe, name, functools.partial(getattr(engine_type, name), probe))
