@@ -270,12 +270,13 @@ class Engine(EnginePackets, EngineFeed, EngineGuard, EngineQuoting, EngineHedgin
         # and booked: _fill_lane). The pulls are the event's first orders either way,
         # so the orders a replay produces, in order, are the ones the live session sent.
         self.urgent: Callable[[list[Action]], None] | None = None
-        # The same sink for the first order a decision sends (_submit), while on_event runs: it
-        # leaves before the rest of the event's work (the other side's requote, the other symbols,
-        # the gateway's state changes) when nothing else of the event is waiting to be journaled
-        # (_made: the actions this event built and queued so far), so the journal holds the
-        # event's outputs in the order a replay produces them. The decision's later orders leave
-        # together after on_event, as before. None between events and in replay.
+        # The same sink, while on_event runs (_early), for the event's first order (_submit,
+        # _cancel: _emit; a requote whose two sides both move, both of them at its end): it leaves
+        # before the rest of the event's work (the OMS booking, the other symbols, the gateway's
+        # state changes) when nothing else of the event is waiting to be journaled (_made: the
+        # actions this event built and queued so far), so the journal holds the event's outputs in
+        # the order a replay produces them. The later orders leave together after on_event, as
+        # before. None between events and in replay (urgent None: no order ever goes early).
         self._early: Callable[[list[Action]], None] | None = None
         self._made = 0
         self._holding: list[SendOrder] | None = None     # a requote's early orders (_requote)
